@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# HTTP benchmark of switchboard's Streamable HTTP transport.
+#
+#   bench/http_echo.sh [--quick]
+#
+# 1. Throughput and latency of a modern (2026-07-28) tools/call of the
+#    built-in `echo` tool (bench/mcp_echo.lua) at 1, 16, 64 and 256
+#    connections, each beside a BASELINE measured in the same run: the same
+#    load on the cheapest response the server gives (GET of an unknown path,
+#    a 404), so the ratio shows what the MCP layer costs on this machine.
+# 2. Memory per idle keep-alive connection: the server's VmRSS before and
+#    after opening 1000 idle connections (bench/idle_conns.c), once with
+#    connections that sent nothing and once after one request each.
+#
+# Runs are 10 s each (--quick: 2 s, for smoke testing). wrk and the server
+# share this machine's cores, so figures are lower bounds on a bigger box.
+# Exits non-zero if the server doesn't start, any echo response isn't 2xx,
+# or connections fail; a figure that misses its bar is reported, not fatal.
+#
+# Environment: SWITCHBOARD_BIN (default build/switchboard, built in Release
+# if missing), SB_BENCH_IDLE_CONNS (default 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10
+for arg in "$@"; do
+  case $arg in
+  --quick) duration=2 ;;
+  -h | --help)
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "http_echo: unknown argument $arg (try --help)" >&2
+    exit 2
+    ;;
+  esac
+done
+
+bin=${SWITCHBOARD_BIN:-build/switchboard}
+idle_n=${SB_BENCH_IDLE_CONNS:-1000}
+conns_list=(1 16 64 256)
+bar_rps=40000      # req/s at 256 connections
+bar_idle_kib=20    # KiB per idle connection
+
+# The request bench/mcp_echo.lua sends, for the curl sanity check.
+echo_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+echo_headers=(-H 'Content-Type: application/json'
+  -H 'Accept: application/json, text/event-stream'
+  -H 'MCP-Protocol-Version: 2026-07-28'
+  -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
+
+die() {
+  echo "http_echo: FAIL: $*" >&2
+  exit 1
+}
+
+for tool in wrk curl cc; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup.sh)"
+done
+
+# ---- build ----------------------------------------------------------------
+if [[ ! -x $bin ]]; then
+  [[ $bin == build/switchboard ]] || die "SWITCHBOARD_BIN=$bin is not executable"
+  # Only choose the build type for a fresh build dir; an existing one is
+  # shared with scripts/test.sh and keeps its own.
+  type_flag=()
+  [[ -f build/CMakeCache.txt ]] || type_flag=(-DCMAKE_BUILD_TYPE=Release)
+  echo "http_echo: building $bin" >&2
+  cmake -S . -B build "${type_flag[@]}" >/dev/null
+  cmake --build build -j2 --target switchboard >/dev/null
+fi
+build_type=unknown
+if [[ -f $(dirname "$bin")/CMakeCache.txt ]]; then
+  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$bin")/CMakeCache.txt")
+fi
+
+work=$(mktemp -d)
+server_pid=""
+idle_pid=""
+
+stop_server() {
+  [[ -n $server_pid ]] || return 0
+  kill "$server_pid" 2>/dev/null || true
+  # wait for it to exit, with a deadline, then insist
+  for _ in $(seq 1 100); do
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -9 "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+cleanup() {
+  [[ -n $idle_pid ]] && kill "$idle_pid" 2>/dev/null
+  stop_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Start a fresh server on a free port; sets server_pid and port. Waits for
+# the "listening on http://HOST:PORT/mcp" line with a deadline.
+start_server() {
+  local log=$work/server.$RANDOM.log
+  : >"$log"
+  "$bin" serve --listen 127.0.0.1:0 2>"$log" >/dev/null </dev/null &
+  server_pid=$!
+  port=""
+  local deadline=$((SECONDS + 15))
+  while ((SECONDS < deadline)); do
+    port=$(sed -n 's#.*listening on http://[^ ]*:\([0-9][0-9]*\)/mcp.*#\1#p' "$log" | head -n1)
+    [[ -n $port ]] && return 0
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      server_pid=""
+      die "server exited before listening; its log:
+$(cat "$log")"
+    fi
+    sleep 0.05
+  done
+  die "no 'listening on http://HOST:PORT/mcp' line within 15 s; log:
+$(cat "$log")"
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
+fd_count() { find "/proc/$server_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+# wrk latency like "812.00us", "1.20ms", "2.01s" -> milliseconds
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000;
+    else if (u == "m") n *= 60000;
+    printf "%.2f", n }'
+}
+
+# run_wrk NAME CONNS URL [LUA] -> sets rps p50 p99 requests non2xx sockerr
+run_wrk() {
+  local name=$1 c=$2 url=$3 lua=${4:-}
+  local threads=2
+  ((c < threads)) && threads=$c
+  local out=$work/wrk.$name.$c.txt
+  local args=(-t"$threads" -c"$c" -d"${duration}s" --latency)
+  [[ -n $lua ]] && args+=(-s "$lua")
+  wrk "${args[@]}" "$url" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  requests=$(awk '/requests in/ {print $1}' "$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+  non2xx=${non2xx:-0}
+  sockerr=$(sed -n 's/.*Socket errors: //p' "$out")
+  [[ -n $rps && -n $requests ]] || die "could not parse wrk output: $(cat "$out")"
+}
+
+# ---- throughput -------------------------------------------------------------
+start_server
+url=http://127.0.0.1:$port/mcp
+base_url=http://127.0.0.1:$port/bench-404
+
+# Sanity: one echo and one 404, by hand, before any load.
+code=$(curl -sS -o "$work/echo.out" -w '%{http_code}' -X POST "${echo_headers[@]}" \
+  --data "$echo_body" "$url") || die "curl to $url failed"
+[[ $code == 200 ]] || die "echo answered HTTP $code: $(head -c 500 "$work/echo.out")"
+grep -q '"result"' "$work/echo.out" && grep -q '"text": *"hello"' "$work/echo.out" ||
+  die "echo response lacks the echoed text: $(head -c 500 "$work/echo.out")"
+code=$(curl -sS -o /dev/null -w '%{http_code}' "$base_url") || die "curl to $base_url failed"
+[[ $code == 404 ]] || die "GET of an unknown path answered HTTP $code, expected 404"
+
+echo "switchboard HTTP bench: $(nproc) cores shared by wrk and the server;" \
+  "${duration}s per run; binary $bin (build type $build_type)"
+echo "echo = POST /mcp tools/call echo (2026-07-28); baseline = GET unknown path (404)"
+echo
+printf '%6s | %10s %8s %8s | %10s %8s %8s | %8s\n' \
+  conns "echo rq/s" "p50 ms" "p99 ms" "404 rq/s" "p50 ms" "p99 ms" "echo/404"
+printf -- '-------+------------------------------+------------------------------+---------\n'
+failures=()
+rps_at_256=""
+for c in "${conns_list[@]}"; do
+  run_wrk echo "$c" "$url" bench/mcp_echo.lua
+  e_rps=$rps e_p50=$p50 e_p99=$p99
+  if ((requests == 0)); then failures+=("echo at $c connections: no responses"); fi
+  if ((non2xx > 0)); then
+    failures+=("echo at $c connections: $non2xx of $requests responses were not 2xx")
+  fi
+  [[ -n $sockerr ]] && failures+=("echo at $c connections: socket errors: $sockerr")
+  ((c == 256)) && rps_at_256=$e_rps
+
+  run_wrk baseline "$c" "$base_url"
+  if ((non2xx != requests)); then
+    failures+=("baseline at $c connections: only $non2xx of $requests were 404s")
+  fi
+  ratio=$(awk -v a="$e_rps" -v b="$rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+  printf '%6d | %10s %8s %8s | %10s %8s %8s | %8s\n' \
+    "$c" "$e_rps" "$e_p50" "$e_p99" "$rps" "$p50" "$p99" "$ratio"
+done
+echo
+if [[ -n $rps_at_256 ]]; then
+  verdict="meets the bar"
+  ((rps_at_256 >= bar_rps)) || verdict="BELOW the bar"
+  echo "echo at 256 connections: $rps_at_256 req/s (bar >= $bar_rps): $verdict"
+fi
+stop_server
+
+# ---- memory per idle connection -------------------------------------------
+cc -O2 -o "$work/idle_conns" bench/idle_conns.c || die "could not build bench/idle_conns.c"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# measure_idle MODE LABEL: fresh server, one warm-up request, then idle_n
+# connections; prints one line of figures.
+measure_idle() {
+  local mode=$1 label=$2
+  start_server
+  local rss0 fds0 rss1 fds1 line deadline
+  fds0=$(fd_count)
+  curl -sS -o /dev/null -X POST "${echo_headers[@]}" --data "$echo_body" \
+    "http://127.0.0.1:$port/mcp" || die "warm-up request failed"
+  # The server closes the warm-up connection on its own schedule; wait for
+  # that so the fd baseline doesn't count it.
+  deadline=$((SECONDS + 10))
+  while (($(fd_count) > fds0)); do
+    ((SECONDS < deadline)) || die "server kept the warm-up connection open"
+    sleep 0.05
+  done
+  rss0=$(rss_kib)
+  coproc IDLE { exec "$work/idle_conns" 127.0.0.1 "$port" "$idle_n" "$mode"; }
+  idle_pid=$IDLE_PID
+  local idle_out=${IDLE[0]} idle_in=${IDLE[1]}
+  read -r -t 60 line <&"$idle_out" || die "idle_conns ($mode) did not get ready"
+  [[ $line == "ready $idle_n" ]] || die "idle_conns ($mode): $line of $idle_n"
+  # Connect-only sockets may still sit in the accept queue: wait until the
+  # server really holds them (its fd count), with a deadline.
+  deadline=$((SECONDS + 30))
+  while (($(fd_count) < fds0 + idle_n)); do
+    ((SECONDS < deadline)) || die "server holds only $(($(fd_count) - fds0)) of $idle_n connections"
+    sleep 0.05
+  done
+  rss1=$(rss_kib)
+  fds1=$(fd_count)
+  exec {idle_in}>&-
+  read -r -t 30 line <&"$idle_out" || line="still-open ?"
+  wait "$idle_pid" || die "idle_conns ($mode) reported failed connections"
+  idle_pid=""
+  [[ $line == "still-open $idle_n" ]] ||
+    failures+=("idle ($mode): server closed connections while idle ($line of $idle_n)")
+  local per
+  per=$(awk -v a="$rss0" -v b="$rss1" -v n="$idle_n" 'BEGIN { printf "%.2f", (b - a) / n }')
+  local verdict="meets the bar"
+  awk -v p="$per" -v bar="$bar_idle_kib" 'BEGIN { exit !(p <= bar) }' || verdict="BELOW the bar"
+  printf '%-22s RSS %7d -> %7d KiB (+%d KiB, fds +%d): %6s KiB/conn (bar <= %d): %s\n' \
+    "$label" "$rss0" "$rss1" $((rss1 - rss0)) $((fds1 - fds0)) "$per" "$bar_idle_kib" "$verdict"
+  stop_server
+}
+
+echo
+echo "memory per idle keep-alive connection ($idle_n connections, fresh server each):"
+measure_idle none "connect only"
+measure_idle get "after one request"
+
+if ((${#failures[@]})); then
+  echo
+  for f in "${failures[@]}"; do echo "http_echo: FAIL: $f" >&2; done
+  exit 1
+fi

@@ -1,0 +1,395 @@
+/* main.c: the switchboard command.
+ *
+ * Subcommands: `serve` runs the MCP server on stdio or Streamable HTTP;
+ * `check` validates a config file and prints the settings it results in.
+ * Precedence is flag > config file > built-in default.
+ *
+ * Exit status is part of the interface (scripts and supervisors read it):
+ * 0 clean stop, 1 runtime failure (e.g. the address cannot be bound),
+ * 2 usage or config error. Shutdown on SIGINT/SIGTERM is graceful: the
+ * transports stop, the server is freed and the loop is run until every
+ * handle has closed, so sanitizer builds see no leaks.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "core/core.h"
+#include "mcp/mcp.h"
+#include "net/net.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Give stuck handles this long after a stop before we stop waiting. */
+#define SHUTDOWN_GRACE_MS 5000
+
+static const char main_help[] =
+    "switchboard " SB_VERSION " - an MCP orchestration server\n"
+    "\n"
+    "Usage:\n"
+    "  switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
+    "  switchboard check --config FILE\n"
+    "  switchboard help [COMMAND]\n"
+    "  switchboard --version\n"
+    "  switchboard --help\n"
+    "\n"
+    "Commands:\n"
+    "  serve     serve MCP over stdio or Streamable HTTP\n"
+    "  check     validate a config file and print the resulting settings\n"
+    "  help      show help for switchboard or for one command\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help       show this help and exit\n"
+    "  -V, --version    print the version and exit\n"
+    "\n"
+    "Run 'switchboard serve --help' for the server's options.\n";
+
+static const char serve_help[] =
+    "Usage: switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
+    "\n"
+    "Serve the Model Context Protocol (revision 2026-07-28, and 2025-11-25\n"
+    "back to 2024-11-05 for legacy clients) on this process's stdin/stdout\n"
+    "or over Streamable HTTP at http://HOST:PORT/mcp.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE          read settings from the YAML file FILE\n"
+    "                         (every key: examples/switchboard.yaml)\n"
+    "  --stdio                serve on stdin/stdout; logs go to stderr;\n"
+    "                         stops when stdin closes\n"
+    "  --listen HOST:PORT     serve Streamable HTTP; overrides server.listen.\n"
+    "                         HOST is an IPv4 address or localhost;\n"
+    "                         port 0 picks a free port\n"
+    "  --log-level LEVEL      debug, info, notice, warning or error;\n"
+    "                         overrides server.log_level (default info)\n"
+    "  -h, --help             show this help and exit\n"
+    "\n"
+    "Without --stdio or --listen, server.listen from the config is used.\n"
+    "Options also accept the --option=VALUE form.\n"
+    "SIGINT or SIGTERM stops the server gracefully.\n"
+    "\n"
+    "Exit status: 0 clean stop, 1 runtime failure (e.g. the address cannot\n"
+    "be bound), 2 usage or config error.\n";
+
+static const char check_help[] =
+    "Usage: switchboard check --config FILE\n"
+    "\n"
+    "Validate the YAML config FILE and print the settings it results in\n"
+    "(defaults included) as YAML. Exit status 0 if valid, 2 if not.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE          the config file to check\n"
+    "  -h, --help             show this help and exit\n";
+
+static const char *const level_names[] = {"debug", "info", "notice",
+                                          "warning", "error"};
+
+static int usage_error(const char *cmd, const char *fmt, const char *what) {
+  fprintf(stderr, "switchboard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\nTry 'switchboard%s%s --help'.\n", cmd ? " " : "",
+          cmd ? cmd : "");
+  return EXIT_USAGE;
+}
+
+/* Match option `name` taking a value, as "--name VALUE" or "--name=VALUE".
+ * Returns 1 (matched, *value set, *i advanced), 0 (not this option) or
+ * -1 (value missing). */
+static int take_value(int argc, char **argv, int *i, const char *name,
+                      const char **value) {
+  const char *arg = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(arg, name, n) != 0) return 0;
+  if (arg[n] == '=') {
+    *value = arg + n + 1;
+    return 1;
+  }
+  if (arg[n] != '\0') return 0;
+  if (*i + 1 >= argc) return -1;
+  *value = argv[++*i];
+  return 1;
+}
+
+static int is_help(const char *arg) {
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+typedef struct serve_args {
+  const char *config_path;
+  const char *log_level;
+  const char *listen;
+  int stdio;
+  int help;
+} serve_args;
+
+/* Parse the options of serve/check. Returns 0 or EXIT_USAGE (reported). */
+static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
+                      serve_args *a) {
+  static const char *const valued[] = {"--config", "--log-level", "--listen"};
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i];
+    if (is_help(arg)) {
+      a->help = 1;
+      return 0;
+    }
+    if (allow_serve && strcmp(arg, "--stdio") == 0) {
+      a->stdio = 1;
+      continue;
+    }
+    int matched = 0;
+    for (size_t k = 0; k < (allow_serve ? 3u : 1u); k++) {
+      const char *value = NULL;
+      int rc = take_value(argc, argv, &i, valued[k], &value);
+      if (rc == 0) continue;
+      if (rc < 0) return usage_error(cmd, "option %s needs a value", valued[k]);
+      if (k == 0) a->config_path = value;
+      if (k == 1) a->log_level = value;
+      if (k == 2) a->listen = value;
+      matched = 1;
+      break;
+    }
+    if (matched) continue;
+    if (arg[0] == '-') return usage_error(cmd, "unknown option '%s'", arg);
+    return usage_error(cmd, "unexpected argument '%s'", arg);
+  }
+  return 0;
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+typedef struct serve_state {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t shutdown_guard;
+  int stop_signal; /* signal that stopped us, 0 if none */
+} serve_state;
+
+static void on_stdio_eof(void *ud) {
+  serve_state *st = ud;
+  SB_INFO("cli", "stdin closed; stopping");
+  uv_stop(&st->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  serve_state *st = h->data;
+  if (!st->stop_signal)
+    SB_INFO("cli", "received %s; stopping",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
+  st->stop_signal = signum;
+  uv_stop(&st->loop);
+}
+
+static void count_handle(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h) && uv_has_ref(h)) ++*(int *)arg;
+}
+
+/* A module kept a handle open after being stopped: don't hang the process
+ * on it; say so (it is a bug) and let main return. */
+static void on_shutdown_timeout(uv_timer_t *t) {
+  int open = 0;
+  uv_walk(t->loop, count_handle, &open);
+  SB_WARN("cli", "%d handle(s) still open %d ms after stop; exiting anyway",
+          open, SHUTDOWN_GRACE_MS);
+  uv_stop(t->loop);
+}
+
+static int cmd_serve(int argc, char **argv) {
+  serve_args a = {0};
+  sb_config cfg;
+  sb_error err = {0};
+  int rc = parse_args("serve", argc, argv, 1, &a);
+  if (rc != 0) return rc;
+  if (a.help) {
+    fputs(serve_help, stdout);
+    return EXIT_OK;
+  }
+  if (a.stdio && a.listen)
+    return usage_error("serve", "%s", "--stdio and --listen cannot be combined");
+
+  sb_config_defaults(&cfg);
+  if (a.config_path && sb_config_load(&cfg, a.config_path, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_config_free(&cfg);
+    return EXIT_USAGE;
+  }
+  int level = cfg.log_level;
+  if (a.log_level) {
+    level = sb_log_level_parse(a.log_level);
+    if (level < 0) {
+      sb_config_free(&cfg);
+      return usage_error("serve",
+                         "--log-level: expected one of debug, info, notice, "
+                         "warning, error, got '%s'",
+                         a.log_level);
+    }
+    cfg.log_level = level;
+  }
+  sb_log_set_level((sb_log_level)level);
+  if (a.listen && sb_config_set_listen(&cfg, a.listen, &err) != 0) {
+    sb_config_free(&cfg);
+    return usage_error("serve", "--%s", err.msg);
+  }
+  if (!a.stdio && !a.listen && cfg.listen_port == 0) {
+    sb_config_free(&cfg);
+    return usage_error("serve", "%s",
+                       "nothing to serve on: give --stdio, --listen "
+                       "HOST:PORT, or server.listen in the --config file");
+  }
+
+  /* Writes to a vanished peer must fail with EPIPE, not kill us. */
+  signal(SIGPIPE, SIG_IGN);
+
+  serve_state st;
+  memset(&st, 0, sizeof st);
+  int exit_code = EXIT_RUNTIME;
+  sb_mcp_server *srv = NULL;
+  sb_stdio_server *stdio_srv = NULL;
+  sb_http_server *http_srv = NULL;
+  int uvrc = uv_loop_init(&st.loop);
+  if (uvrc != 0) {
+    fprintf(stderr, "switchboard: cannot create the event loop: %s\n",
+            uv_strerror(uvrc));
+    sb_config_free(&cfg);
+    return EXIT_RUNTIME;
+  }
+  uv_signal_init(&st.loop, &st.sigint);
+  uv_signal_init(&st.loop, &st.sigterm);
+  st.sigint.data = st.sigterm.data = &st;
+  uv_signal_start(&st.sigint, on_signal, SIGINT);
+  uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+
+  sb_mcp_server_options opts = {.config = &cfg, .loop = &st.loop};
+  srv = sb_mcp_server_new(&opts);
+  if (!srv) {
+    fprintf(stderr, "switchboard: cannot create the MCP server\n");
+    goto shutdown;
+  }
+  if (a.stdio) {
+    stdio_srv = sb_stdio_server_start(&st.loop, srv, on_stdio_eof, &st, &err);
+    if (!stdio_srv) {
+      fprintf(stderr, "switchboard: stdio: %s\n", err.msg);
+      goto shutdown;
+    }
+    SB_DEBUG("cli", "switchboard %s started on stdio", SB_VERSION);
+  } else {
+    http_srv = sb_http_server_start(&st.loop, srv, &cfg, &err);
+    if (!http_srv) {
+      fprintf(stderr, "switchboard: cannot listen on %s:%d: %s\n",
+              cfg.listen_host, cfg.listen_port, err.msg);
+      goto shutdown;
+    }
+  }
+  uv_run(&st.loop, UV_RUN_DEFAULT);
+  exit_code = EXIT_OK;
+
+shutdown:
+  if (stdio_srv) sb_stdio_server_stop(stdio_srv);
+  if (http_srv) sb_http_server_stop(http_srv);
+  if (srv) sb_mcp_server_free(srv);
+  uv_close((uv_handle_t *)&st.sigint, NULL);
+  uv_close((uv_handle_t *)&st.sigterm, NULL);
+  /* The guard is unreferenced, so it does not keep the loop alive: the run
+   * below ends as soon as everything else has closed. */
+  uv_timer_init(&st.loop, &st.shutdown_guard);
+  uv_timer_start(&st.shutdown_guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS,
+                 0);
+  uv_unref((uv_handle_t *)&st.shutdown_guard);
+  uv_run(&st.loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&st.shutdown_guard, NULL);
+  uv_run(&st.loop, UV_RUN_NOWAIT);
+  uvrc = uv_loop_close(&st.loop);
+  if (uvrc != 0)
+    SB_WARN("cli", "event loop not closed cleanly: %s", uv_strerror(uvrc));
+  sb_config_free(&cfg);
+  return exit_code;
+}
+
+/* ---- check -------------------------------------------------------------- */
+
+/* Print cfg as a YAML config that loads back to the same settings. */
+static void print_config(FILE *out, const sb_config *cfg) {
+  fprintf(out, "server:\n");
+  if (cfg->listen_port)
+    fprintf(out, "  listen: %s:%d\n", cfg->listen_host, cfg->listen_port);
+  else
+    fprintf(out, "  # listen: not set (use --stdio or --listen)\n");
+  fprintf(out, "  allowed_origins: [");
+  for (size_t i = 0; i < cfg->allowed_origins_len; i++)
+    fprintf(out, "%s\"%s\"", i ? ", " : "", cfg->allowed_origins[i]);
+  fprintf(out, "]\n");
+  int level = cfg->log_level >= 0 && cfg->log_level < 5 ? cfg->log_level : 1;
+  fprintf(out, "  log_level: %s\n", level_names[level]);
+  fprintf(out, "limits:\n");
+  fprintf(out, "  max_message_bytes: %zu\n", cfg->max_message_bytes);
+  fprintf(out, "  max_json_depth: %d\n", cfg->max_json_depth);
+  fprintf(out, "  max_connections: %d\n", cfg->max_connections);
+  fprintf(out, "  connection_memory_bytes: %zu\n",
+          cfg->connection_memory_bytes);
+  fprintf(out, "  connection_timeout_s: %d\n", cfg->connection_timeout_s);
+  fprintf(out, "  page_size: %d\n", cfg->page_size);
+  fprintf(out, "sessions:\n");
+  fprintf(out, "  idle_timeout_s: %d\n", cfg->session_idle_timeout_s);
+  fprintf(out, "  replay_events: %d\n", cfg->replay_events);
+  fprintf(out, "cache:\n");
+  fprintf(out, "  ttl_ms: %ld\n", cfg->cache_ttl_ms);
+}
+
+static int cmd_check(int argc, char **argv) {
+  serve_args a = {0};
+  sb_config cfg;
+  sb_error err = {0};
+  int rc = parse_args("check", argc, argv, 0, &a);
+  if (rc != 0) return rc;
+  if (a.help) {
+    fputs(check_help, stdout);
+    return EXIT_OK;
+  }
+  if (!a.config_path)
+    return usage_error("check", "%s", "missing --config FILE");
+  sb_config_defaults(&cfg);
+  if (sb_config_load(&cfg, a.config_path, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_config_free(&cfg);
+    return EXIT_USAGE;
+  }
+  fprintf(stdout, "# %s: ok\n", a.config_path);
+  print_config(stdout, &cfg);
+  sb_config_free(&cfg);
+  return EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  sb_core_init();
+  if (argc < 2) {
+    fputs(main_help, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (is_help(cmd)) {
+    fputs(main_help, stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    printf("switchboard %s\n", SB_VERSION);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "help") == 0) {
+    if (argc > 3) return usage_error("help", "unexpected argument '%s'", argv[3]);
+    if (argc == 2) {
+      fputs(main_help, stdout);
+    } else if (strcmp(argv[2], "serve") == 0) {
+      fputs(serve_help, stdout);
+    } else if (strcmp(argv[2], "check") == 0) {
+      fputs(check_help, stdout);
+    } else if (strcmp(argv[2], "help") == 0) {
+      fputs(main_help, stdout);
+    } else {
+      return usage_error("help", "unknown command '%s'", argv[2]);
+    }
+    return EXIT_OK;
+  }
+  if (cmd[0] == '-') return usage_error(NULL, "unknown option '%s'", cmd);
+  return usage_error(NULL, "unknown command '%s'", cmd);
+}

@@ -1,0 +1,724 @@
+/* config.c: switchboard's YAML configuration file.
+ *
+ * The file is read with libyaml's event API and checked against a small
+ * schema table (sections of typed keys), so every diagnostic can name the
+ * file, the line and the key path the user wrote. Events rather than
+ * libyaml's document API because we want to refuse aliases outright (a
+ * config file has no use for them and they are the classic way to make a
+ * tiny YAML file expensive) and because the first error ends the parse.
+ *
+ * Loading is all-or-nothing: the file is applied to a private copy of the
+ * config, which replaces the caller's only when the whole file is valid, so
+ * a bad file (or an allocation failure) leaves the caller's config as it
+ * was.
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+/* Larger than any hand-written config; small enough that a mistaken path
+ * (a log file, a device) fails fast instead of being parsed. */
+#define SB_CONFIG_MAX_FILE_BYTES (1024 * 1024)
+
+/* The default host is static so sb_config_defaults cannot fail; free()
+ * recognises it by address. */
+static char default_listen_host[] = "127.0.0.1";
+
+void sb_config_defaults(sb_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->listen_host = default_listen_host;
+  cfg->listen_port = 0;
+  cfg->allowed_origins = NULL;
+  cfg->allowed_origins_len = 0;
+  cfg->log_level = SB_LOG_INFO;
+  cfg->max_message_bytes = 4 * 1024 * 1024;
+  cfg->max_json_depth = 64;
+  cfg->max_connections = 10000;
+  cfg->connection_memory_bytes = 16384;
+  cfg->connection_timeout_s = 300;
+  cfg->page_size = 50;
+  cfg->session_idle_timeout_s = 1800;
+  cfg->replay_events = 256;
+  cfg->cache_ttl_ms = 60000;
+}
+
+/* Free what cfg owns without touching the other fields. */
+static void release_owned(sb_config *cfg) {
+  if (cfg->listen_host != default_listen_host) sb_free(cfg->listen_host);
+  cfg->listen_host = NULL;
+  for (size_t i = 0; i < cfg->allowed_origins_len; i++)
+    sb_free(cfg->allowed_origins[i]);
+  sb_free(cfg->allowed_origins);
+  cfg->allowed_origins = NULL;
+  cfg->allowed_origins_len = 0;
+}
+
+void sb_config_free(sb_config *cfg) {
+  if (!cfg) return;
+  release_owned(cfg);
+  /* Back to defaults so a second free, or a use after free, is harmless. */
+  sb_config_defaults(cfg);
+}
+
+/* Deep copy of src into dst (dst's previous contents are ignored). */
+static int config_clone(sb_config *dst, const sb_config *src) {
+  *dst = *src;
+  dst->allowed_origins = NULL;
+  dst->allowed_origins_len = 0;
+  if (src->listen_host && src->listen_host != default_listen_host) {
+    dst->listen_host = sb_strdup(src->listen_host);
+    if (!dst->listen_host) goto fail;
+  }
+  if (src->allowed_origins_len) {
+    dst->allowed_origins =
+        sb_calloc(src->allowed_origins_len, sizeof *dst->allowed_origins);
+    if (!dst->allowed_origins) goto fail;
+    for (size_t i = 0; i < src->allowed_origins_len; i++) {
+      dst->allowed_origins[i] = sb_strdup(src->allowed_origins[i]);
+      if (!dst->allowed_origins[i]) goto fail;
+      dst->allowed_origins_len = i + 1;
+    }
+  }
+  return 0;
+fail:
+  release_owned(dst);
+  return SB_ENOMEM;
+}
+
+/* ---- host:port ---------------------------------------------------------- */
+
+/* Quote a user-supplied string for an error message: escaped, truncated. */
+static void quote_value(char *out, size_t cap, const char *s, size_t len) {
+  size_t o = 0;
+  const size_t max_shown = 60;
+  if (cap < 8) {
+    if (cap) out[0] = '\0';
+    return;
+  }
+  out[o++] = '"';
+  for (size_t i = 0; i < len && o + 6 < cap; i++) {
+    if (i == max_shown) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o++] = '"';
+  out[o] = '\0';
+}
+
+/* Parse an unsigned decimal with no sign, spaces or leading junk. */
+static int parse_decimal(const char *s, size_t len, long long *out) {
+  if (len == 0) return -1;
+  long long v = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    if (v > (LLONG_MAX - 9) / 10) return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+/* Split and check "host:port". On success *host is a new string (caller
+ * frees with sb_free). On failure msg describes the bad part. */
+static int parse_listen(const char *hostport, int min_port, char **host,
+                        int *port, char *msg, size_t msgcap) {
+  char shown[96];
+  size_t len = strlen(hostport);
+  quote_value(shown, sizeof shown, hostport, len);
+  const char *colon = strrchr(hostport, ':');
+  if (!colon) {
+    snprintf(msg, msgcap, "expected HOST:PORT (e.g. 127.0.0.1:8080), got %s",
+             shown);
+    return SB_EINVAL;
+  }
+  size_t host_len = (size_t)(colon - hostport);
+  const char *port_s = colon + 1;
+  size_t port_len = len - host_len - 1;
+  char host_shown[96], port_shown[96];
+  quote_value(host_shown, sizeof host_shown, hostport, host_len);
+  quote_value(port_shown, sizeof port_shown, port_s, port_len);
+  if (host_len == 0) {
+    snprintf(msg, msgcap, "missing host in %s (expected HOST:PORT)", shown);
+    return SB_EINVAL;
+  }
+  char host_buf[64];
+  struct in_addr addr;
+  const char *canon = NULL;
+  if (host_len < sizeof host_buf) {
+    memcpy(host_buf, hostport, host_len);
+    host_buf[host_len] = '\0';
+    if (strcmp(host_buf, "localhost") == 0)
+      canon = "127.0.0.1"; /* the HTTP transport binds numeric addresses */
+    else if (inet_pton(AF_INET, host_buf, &addr) == 1)
+      canon = host_buf;
+  }
+  if (!canon) {
+    snprintf(msg, msgcap,
+             "bad host %s in %s (expected an IPv4 address or localhost)",
+             host_shown, shown);
+    return SB_EINVAL;
+  }
+  long long p;
+  if (parse_decimal(port_s, port_len, &p) != 0 || p < min_port || p > 65535) {
+    snprintf(msg, msgcap, "bad port %s in %s (expected %d..65535)", port_shown,
+             shown, min_port);
+    return SB_EINVAL;
+  }
+  *host = sb_strdup(canon);
+  if (!*host) {
+    snprintf(msg, msgcap, "out of memory");
+    return SB_ENOMEM;
+  }
+  *port = (int)p;
+  return 0;
+}
+
+int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err) {
+  char msg[400];
+  char *host = NULL;
+  int port = 0;
+  if (!hostport) return sb_error_set(err, SB_EINVAL, "listen: missing address");
+  int rc = parse_listen(hostport, 0, &host, &port, msg, sizeof msg);
+  if (rc != 0) return sb_error_set(err, rc, "listen: %s", msg);
+  if (cfg->listen_host != default_listen_host) sb_free(cfg->listen_host);
+  cfg->listen_host = host;
+  cfg->listen_port = port;
+  return 0;
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+typedef enum key_kind {
+  KEY_SECTION,
+  KEY_INT,    /* int field */
+  KEY_SIZE,   /* size_t field */
+  KEY_LONG,   /* long field */
+  KEY_LISTEN, /* listen_host + listen_port */
+  KEY_ORIGINS,
+  KEY_LOG_LEVEL,
+} key_kind;
+
+typedef struct key_spec {
+  const char *name;
+  key_kind kind;
+  size_t offset; /* into sb_config, for numbers */
+  long long min, max;
+  const struct key_spec *children; /* KEY_SECTION, NULL-name terminated */
+} key_spec;
+
+#define NUM(n, k, field, lo, hi) {n, k, offsetof(sb_config, field), lo, hi, NULL}
+
+static const key_spec server_keys[] = {
+    {"listen", KEY_LISTEN, 0, 0, 0, NULL},
+    {"allowed_origins", KEY_ORIGINS, 0, 0, 0, NULL},
+    {"log_level", KEY_LOG_LEVEL, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec limits_keys[] = {
+    NUM("max_message_bytes", KEY_SIZE, max_message_bytes, 1024, 268435456),
+    NUM("max_json_depth", KEY_INT, max_json_depth, 8, 2048),
+    NUM("max_connections", KEY_INT, max_connections, 1, 1000000),
+    NUM("connection_memory_bytes", KEY_SIZE, connection_memory_bytes, 4096,
+        16777216),
+    NUM("connection_timeout_s", KEY_INT, connection_timeout_s, 1, 86400),
+    NUM("page_size", KEY_INT, page_size, 1, 1000),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec sessions_keys[] = {
+    NUM("idle_timeout_s", KEY_INT, session_idle_timeout_s, 1, 604800),
+    NUM("replay_events", KEY_INT, replay_events, 0, 100000),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec cache_keys[] = {
+    NUM("ttl_ms", KEY_LONG, cache_ttl_ms, 0, 86400000),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec top_keys[] = {
+    {"server", KEY_SECTION, 0, 0, 0, server_keys},
+    {"limits", KEY_SECTION, 0, 0, 0, limits_keys},
+    {"sessions", KEY_SECTION, 0, 0, 0, sessions_keys},
+    {"cache", KEY_SECTION, 0, 0, 0, cache_keys},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+/* Every table has fewer keys than this; used to remember first lines. */
+#define MAX_SECTION_KEYS 8
+
+/* ---- parser ------------------------------------------------------------- */
+
+typedef struct parse_ctx {
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  int have_ev;
+  const char *name;
+  const char *input;
+  size_t input_len;
+  sb_config *cfg; /* the private copy being filled */
+  sb_error *err;
+} parse_ctx;
+
+static size_t ev_line(const parse_ctx *p) {
+  return p->ev.start_mark.line + 1;
+}
+
+/* Error at the current event's line, with the key path when there is one. */
+static int fail_at(parse_ctx *p, size_t line, const char *path, int code,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail_at(parse_ctx *p, size_t line, const char *path, int code,
+                   const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (path && *path)
+    return sb_error_set(p->err, code, "%s:%zu: %s: %s", p->name, line, path,
+                        msg);
+  return sb_error_set(p->err, code, "%s:%zu: %s", p->name, line, msg);
+}
+
+/* Line of a byte offset, for reader errors that carry no mark. */
+static size_t line_of_offset(const parse_ctx *p, size_t offset) {
+  size_t line = 1;
+  if (offset > p->input_len) offset = p->input_len;
+  for (size_t i = 0; i < offset; i++)
+    if (p->input[i] == '\n') line++;
+  return line;
+}
+
+static int syntax_error(parse_ctx *p) {
+  yaml_parser_t *y = &p->parser;
+  const char *problem = y->problem ? y->problem : "malformed YAML";
+  if (y->error == YAML_MEMORY_ERROR)
+    return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+  if (y->error == YAML_READER_ERROR)
+    return sb_error_set(p->err, SB_EINVAL, "%s:%zu: invalid YAML: %s", p->name,
+                        line_of_offset(p, y->problem_offset), problem);
+  size_t line = y->problem_mark.line + 1;
+  if (y->context)
+    return sb_error_set(p->err, SB_EINVAL,
+                        "%s:%zu: invalid YAML: %s (%s on line %zu)", p->name,
+                        line, problem, y->context, y->context_mark.line + 1);
+  return sb_error_set(p->err, SB_EINVAL, "%s:%zu: invalid YAML: %s", p->name,
+                      line, problem);
+}
+
+/* Advance to the next event (p->ev). */
+static int next_event(parse_ctx *p) {
+  if (p->have_ev) yaml_event_delete(&p->ev);
+  p->have_ev = 0;
+  if (!yaml_parser_parse(&p->parser, &p->ev)) return syntax_error(p);
+  p->have_ev = 1;
+  return 0;
+}
+
+static const char *ev_scalar(const parse_ctx *p) {
+  return (const char *)p->ev.data.scalar.value;
+}
+
+/* A plain empty/~/null scalar: YAML's null, e.g. "limits:" with no body. */
+static int ev_is_null(const parse_ctx *p) {
+  if (p->ev.type != YAML_SCALAR_EVENT) return 0;
+  if (p->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+  const char *v = ev_scalar(p);
+  return !*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+         strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* What the current event is, for "got ..." in messages. */
+static void describe_event(const parse_ctx *p, char *out, size_t cap) {
+  switch (p->ev.type) {
+  case YAML_SEQUENCE_START_EVENT: snprintf(out, cap, "a list"); break;
+  case YAML_MAPPING_START_EVENT: snprintf(out, cap, "a mapping"); break;
+  case YAML_ALIAS_EVENT: snprintf(out, cap, "an alias"); break;
+  case YAML_SCALAR_EVENT:
+    if (ev_is_null(p))
+      snprintf(out, cap, "an empty value");
+    else
+      quote_value(out, cap, ev_scalar(p), p->ev.data.scalar.length);
+    break;
+  default: snprintf(out, cap, "something else"); break;
+  }
+}
+
+static int fail_alias(parse_ctx *p, const char *path) {
+  return fail_at(p, ev_line(p), path, SB_EINVAL,
+                 "YAML aliases (*%s) are not supported in the config",
+                 (const char *)p->ev.data.alias.anchor);
+}
+
+static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
+
+static int parse_number(parse_ctx *p, const key_spec *k, const char *path) {
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  long long v = 0;
+  int ok = 0;
+  if (p->ev.type == YAML_SCALAR_EVENT) {
+    const char *s = ev_scalar(p);
+    size_t len = p->ev.data.scalar.length;
+    int neg = 0;
+    if (len && (s[0] == '-' || s[0] == '+')) {
+      neg = s[0] == '-';
+      s++;
+      len--;
+    }
+    if (parse_decimal(s, len, &v) == 0) {
+      if (neg) v = -v;
+      ok = v >= k->min && v <= k->max;
+    }
+  }
+  if (!ok) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected an integer between %lld and %lld, got %s", k->min,
+                   k->max, got);
+  }
+  char *field = (char *)p->cfg + k->offset;
+  switch (k->kind) {
+  case KEY_INT: *(int *)(void *)field = (int)v; break;
+  case KEY_SIZE: *(size_t *)(void *)field = (size_t)v; break;
+  case KEY_LONG: *(long *)(void *)field = (long)v; break;
+  default: break;
+  }
+  return 0;
+}
+
+static int parse_log_level(parse_ctx *p, const char *path) {
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  int level = -1;
+  if (p->ev.type == YAML_SCALAR_EVENT) level = sb_log_level_parse(ev_scalar(p));
+  if (level < 0) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected one of debug, info, notice, warning, error, "
+                   "got %s",
+                   got);
+  }
+  p->cfg->log_level = level;
+  return 0;
+}
+
+static int parse_listen_value(parse_ctx *p, const char *path) {
+  char got[96], msg[400];
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (p->ev.type != YAML_SCALAR_EVENT || ev_is_null(p)) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected HOST:PORT (e.g. 127.0.0.1:8080), got %s", got);
+  }
+  if (strlen(ev_scalar(p)) != p->ev.data.scalar.length)
+    return fail_at(p, ev_line(p), path, SB_EINVAL, "contains a NUL byte");
+  char *host = NULL;
+  int port = 0;
+  /* Port 0 in the file would be indistinguishable from "not configured";
+   * a free port is what --listen HOST:0 is for. */
+  int rc = parse_listen(ev_scalar(p), 1, &host, &port, msg, sizeof msg);
+  if (rc == SB_ENOMEM)
+    return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+  if (rc != 0) return fail_at(p, ev_line(p), path, rc, "%s", msg);
+  if (p->cfg->listen_host != default_listen_host) sb_free(p->cfg->listen_host);
+  p->cfg->listen_host = host;
+  p->cfg->listen_port = port;
+  return 0;
+}
+
+/* An origin as browsers send it: scheme://host[:port], nothing after. */
+static int origin_valid(const char *s, size_t len) {
+  const char *rest;
+  if (strlen(s) != len) return 0;
+  if (strncmp(s, "http://", 7) == 0)
+    rest = s + 7;
+  else if (strncmp(s, "https://", 8) == 0)
+    rest = s + 8;
+  else
+    return 0;
+  if (!*rest) return 0;
+  for (const char *c = rest; *c; c++) {
+    unsigned char ch = (unsigned char)*c;
+    if (ch <= 0x20 || ch == 0x7f || ch == '/' || ch == '?' || ch == '#' ||
+        ch == '@' || ch == '\\' || ch == '"' || ch == ',' || ch == '{' ||
+        ch == '}')
+      return 0;
+  }
+  return 1;
+}
+
+/* Replace the origin list with items (taken). */
+static void set_origins(sb_config *cfg, char **items, size_t n) {
+  for (size_t i = 0; i < cfg->allowed_origins_len; i++)
+    sb_free(cfg->allowed_origins[i]);
+  sb_free(cfg->allowed_origins);
+  cfg->allowed_origins = items;
+  cfg->allowed_origins_len = n;
+}
+
+static int parse_origins(parse_ctx *p, const char *path) {
+  char got[96], item_path[192];
+  char **items = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (ev_is_null(p)) { /* "allowed_origins:" = empty list */
+    set_origins(p->cfg, NULL, 0);
+    return 0;
+  }
+  if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected a list of origins (e.g. [http://localhost:3000]), "
+                   "got %s",
+                   got);
+  }
+  /* Collect into a new array, then replace the old list in one step: a list
+   * in the file replaces the default, it does not extend it. */
+  for (;;) {
+    if ((rc = next_event(p)) != 0) goto fail_items;
+    if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    snprintf(item_path, sizeof item_path, "%s[%zu]", path, n);
+    if (p->ev.type == YAML_ALIAS_EVENT) {
+      rc = fail_alias(p, item_path);
+      goto fail_items;
+    }
+    if (p->ev.type != YAML_SCALAR_EVENT ||
+        !origin_valid(ev_scalar(p), p->ev.data.scalar.length)) {
+      describe_event(p, got, sizeof got);
+      rc = fail_at(p, ev_line(p), item_path, SB_EINVAL,
+                   "expected an origin like http://localhost:3000 "
+                   "(scheme://host[:port], no path), got %s",
+                   got);
+      goto fail_items;
+    }
+    if (n == cap) {
+      size_t ncap = cap ? cap * 2 : 4;
+      char **grown = sb_realloc(items, ncap * sizeof *items);
+      if (!grown) goto oom_items;
+      items = grown;
+      cap = ncap;
+    }
+    items[n] = sb_strdup(ev_scalar(p));
+    if (!items[n]) goto oom_items;
+    n++;
+  }
+  set_origins(p->cfg, items, n);
+  return 0;
+
+oom_items:
+  rc = sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+fail_items:
+  for (size_t i = 0; i < n; i++) sb_free(items[i]);
+  sb_free(items);
+  return rc;
+}
+
+static int parse_section(parse_ctx *p, const key_spec *k, const char *path) {
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (ev_is_null(p)) return 0; /* "limits:" with nothing under it */
+  if (p->ev.type != YAML_MAPPING_START_EVENT) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected a mapping of keys, got %s", got);
+  }
+  return parse_mapping(p, k->children, path);
+}
+
+static void known_keys(const key_spec *keys, char *out, size_t cap) {
+  size_t o = 0;
+  out[0] = '\0';
+  for (const key_spec *k = keys; k->name && o < cap; k++)
+    o += (size_t)snprintf(out + o, cap - o, "%s%s", k == keys ? "" : ", ",
+                          k->name);
+}
+
+/* Called with the MAPPING_START event current; consumes up to MAPPING_END. */
+static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
+  size_t first_line[MAX_SECTION_KEYS] = {0};
+  char key_path[128], shown[96], known[160];
+  int rc;
+  for (;;) {
+    if ((rc = next_event(p)) != 0) return rc;
+    if (p->ev.type == YAML_MAPPING_END_EVENT) return 0;
+    if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+    if (p->ev.type != YAML_SCALAR_EVENT) {
+      describe_event(p, shown, sizeof shown);
+      return fail_at(p, ev_line(p), path, SB_EINVAL,
+                     "keys must be plain names, got %s", shown);
+    }
+    const char *name = ev_scalar(p);
+    size_t line = ev_line(p);
+    const key_spec *k = keys;
+    size_t idx = 0;
+    if (strlen(name) == p->ev.data.scalar.length)
+      for (; k->name && strcmp(k->name, name) != 0; k++) idx++;
+    else
+      for (; k->name; k++) idx++; /* a NUL inside a key never matches */
+    if (!k->name) {
+      quote_value(shown, sizeof shown, name, p->ev.data.scalar.length);
+      /* Show the key bare when it is printable, quoted otherwise. */
+      size_t shown_len = strlen(shown);
+      int plain = shown_len == p->ev.data.scalar.length + 2 &&
+                  p->ev.data.scalar.length > 0 && !strchr(name, '"');
+      if (plain) {
+        memmove(shown, shown + 1, shown_len - 2);
+        shown[shown_len - 2] = '\0';
+      }
+      snprintf(key_path, sizeof key_path, "%s%s%s", path, *path ? "." : "",
+               shown);
+      known_keys(keys, known, sizeof known);
+      return fail_at(p, line, key_path, SB_EINVAL, "unknown key (known: %s)",
+                     known);
+    }
+    snprintf(key_path, sizeof key_path, "%s%s%s", path, *path ? "." : "",
+             k->name);
+    if (first_line[idx])
+      return fail_at(p, line, key_path, SB_EINVAL,
+                     "duplicate key (first set on line %zu)", first_line[idx]);
+    first_line[idx] = line;
+    if ((rc = next_event(p)) != 0) return rc;
+    switch (k->kind) {
+    case KEY_SECTION: rc = parse_section(p, k, key_path); break;
+    case KEY_INT:
+    case KEY_SIZE:
+    case KEY_LONG: rc = parse_number(p, k, key_path); break;
+    case KEY_LISTEN: rc = parse_listen_value(p, key_path); break;
+    case KEY_ORIGINS: rc = parse_origins(p, key_path); break;
+    case KEY_LOG_LEVEL: rc = parse_log_level(p, key_path); break;
+    }
+    if (rc != 0) return rc;
+  }
+}
+
+static int parse_stream(parse_ctx *p) {
+  char got[96];
+  int rc;
+  if ((rc = next_event(p)) != 0) return rc; /* STREAM_START */
+  if ((rc = next_event(p)) != 0) return rc;
+  if (p->ev.type == YAML_STREAM_END_EVENT) return 0; /* empty or comments */
+  /* DOCUMENT_START, then the root node */
+  if ((rc = next_event(p)) != 0) return rc;
+  if (p->ev.type == YAML_MAPPING_START_EVENT) {
+    if ((rc = parse_mapping(p, top_keys, "")) != 0) return rc;
+  } else if (!ev_is_null(p)) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), NULL, SB_EINVAL,
+                   "the top level must be a mapping with sections server, "
+                   "limits, sessions, cache; got %s",
+                   got);
+  }
+  if ((rc = next_event(p)) != 0) return rc; /* DOCUMENT_END */
+  if ((rc = next_event(p)) != 0) return rc;
+  if (p->ev.type != YAML_STREAM_END_EVENT)
+    return fail_at(p, ev_line(p), NULL, SB_EINVAL,
+                   "a second YAML document; the config must be one document");
+  return 0;
+}
+
+int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
+                          const char *name, sb_error *err) {
+  parse_ctx p;
+  sb_config tmp;
+  int rc;
+  memset(&p, 0, sizeof p);
+  if (!name) name = "<config>";
+  if (len > SB_CONFIG_MAX_FILE_BYTES)
+    return sb_error_set(err, SB_ETOOBIG,
+                        "%s: the config is %zu bytes, more than the %d byte "
+                        "(1 MiB) limit",
+                        name, len, SB_CONFIG_MAX_FILE_BYTES);
+  if (config_clone(&tmp, cfg) != 0)
+    return sb_error_set(err, SB_ENOMEM, "%s: out of memory", name);
+  if (!yaml_parser_initialize(&p.parser)) {
+    release_owned(&tmp);
+    return sb_error_set(err, SB_ENOMEM, "%s: out of memory", name);
+  }
+  yaml_parser_set_input_string(&p.parser, (const unsigned char *)(yaml ? yaml : ""),
+                               yaml ? len : 0);
+  p.name = name;
+  p.input = yaml ? yaml : "";
+  p.input_len = yaml ? len : 0;
+  p.cfg = &tmp;
+  p.err = err;
+  rc = parse_stream(&p);
+  if (p.have_ev) yaml_event_delete(&p.ev);
+  yaml_parser_delete(&p.parser);
+  if (rc != 0) {
+    release_owned(&tmp);
+    return rc;
+  }
+  release_owned(cfg);
+  *cfg = tmp;
+  return 0;
+}
+
+int sb_config_load(sb_config *cfg, const char *path, sb_error *err) {
+  int rc = 0;
+  int fd = -1;
+  char *data = NULL;
+  size_t len = 0;
+  struct stat st;
+  if (!path) return sb_error_set(err, SB_EINVAL, "config: missing file name");
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    rc = sb_error_set(err, errno == ENOENT ? SB_ENOENT : SB_EIO,
+                      "%s: cannot open: %s", path, strerror(errno));
+    goto cleanup;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    rc = sb_error_set(err, SB_EIO, "%s: not a regular file", path);
+    goto cleanup;
+  }
+  /* Read up to one byte past the limit so growth after fstat is caught. */
+  data = sb_malloc(SB_CONFIG_MAX_FILE_BYTES + 1);
+  if (!data) {
+    rc = sb_error_set(err, SB_ENOMEM, "%s: out of memory", path);
+    goto cleanup;
+  }
+  for (;;) {
+    ssize_t n = read(fd, data + len, SB_CONFIG_MAX_FILE_BYTES + 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      rc = sb_error_set(err, SB_EIO, "%s: cannot read: %s", path,
+                        strerror(errno));
+      goto cleanup;
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+    if (len > SB_CONFIG_MAX_FILE_BYTES) {
+      rc = sb_error_set(err, SB_ETOOBIG,
+                        "%s: the file is larger than the 1 MiB limit for a "
+                        "config file",
+                        path);
+      goto cleanup;
+    }
+  }
+  rc = sb_config_load_string(cfg, data, len, path, err);
+cleanup:
+  if (fd >= 0) close(fd);
+  sb_free(data);
+  return rc;
+}

@@ -1,0 +1,76 @@
+/* config: switchboard's YAML configuration file.
+ *
+ * sb_config_defaults fills every field; sb_config_load overlays a file.
+ * Unknown keys, wrong types and out-of-range values are errors naming the
+ * key path and its line, e.g. "config.yaml:7: limits.page_size: expected an
+ * integer between 1 and 1000, got \"many\"".
+ *
+ * The file looks like (every key optional; ranges are inclusive):
+ *
+ *   server:
+ *     listen: 127.0.0.1:8080        # host:port for Streamable HTTP; host is
+ *                                   # an IPv4 literal or localhost, port
+ *                                   # 1..65535 (0 = free port: --listen only)
+ *     allowed_origins: [http://localhost:3000]  # scheme://host[:port]
+ *     log_level: info               # debug|info|notice|warning|error
+ *   limits:
+ *     max_message_bytes: 4194304    # one JSON-RPC message / HTTP body;
+ *                                   # 1024..268435456
+ *     max_json_depth: 64            # 8..2048
+ *     max_connections: 10000        # 1..1000000
+ *     connection_memory_bytes: 16384  # 4096..16777216
+ *     connection_timeout_s: 300     # idle HTTP connections are closed;
+ *                                   # 1..86400
+ *     page_size: 50                 # items per list page; 1..1000
+ *   sessions:
+ *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
+ *     replay_events: 256            # SSE events kept for Last-Event-ID;
+ *                                   # 0..100000 (0 = no resumption)
+ *   cache:
+ *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
+ *
+ * Files larger than 1 MiB, YAML aliases and multiple documents are refused.
+ * A load either applies the whole file or leaves cfg unchanged.
+ */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/core.h"
+
+typedef struct sb_config {
+  /* server */
+  char *listen_host; /* "127.0.0.1" by default */
+  int listen_port;   /* 0 = not configured */
+  char **allowed_origins;
+  size_t allowed_origins_len;
+  int log_level; /* sb_log_level */
+  /* limits */
+  size_t max_message_bytes;
+  int max_json_depth;
+  int max_connections;
+  size_t connection_memory_bytes;
+  int connection_timeout_s;
+  int page_size;
+  /* sessions */
+  int session_idle_timeout_s;
+  int replay_events;
+  /* cache */
+  long cache_ttl_ms;
+} sb_config;
+
+/* Fill every field with its default. */
+void sb_config_defaults(sb_config *cfg);
+/* Overlay the YAML file at path onto cfg (call sb_config_defaults first).
+ * Returns 0 or a negative SB_E* code with err naming file, line and key. */
+int sb_config_load(sb_config *cfg, const char *path, sb_error *err);
+/* Same, from a string; `name` is used in error messages. */
+int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
+                          const char *name, sb_error *err);
+/* Parse "host:port" into cfg's listen fields. */
+int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err);
+/* Release what the config owns (not cfg itself). */
+void sb_config_free(sb_config *cfg);
+
+#endif

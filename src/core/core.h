@@ -1,0 +1,119 @@
+/* core: the pieces every other module stands on.
+ *
+ * One allocator wrapper (so tests can inject failures and benchmarks can
+ * count bytes), logging to stderr, monotonic and wall clocks, a growable
+ * byte buffer, error values with a message fit for a user, and random ids
+ * from libsodium's CSPRNG.
+ *
+ * Conventions used across switchboard: functions return 0 or a negative
+ * SB_E* code, or a pointer that is NULL on failure, and fill an optional
+ * sb_error. Library code never prints and never exits.
+ */
+#ifndef SB_CORE_H
+#define SB_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- error codes ------------------------------------------------------ */
+enum {
+  SB_OK = 0,
+  SB_ENOMEM = -1,    /* allocation failed */
+  SB_EINVAL = -2,    /* bad argument or malformed input */
+  SB_ENOENT = -3,    /* no such thing (or not visible to this caller) */
+  SB_EIO = -4,       /* I/O or system call failure */
+  SB_ETOOBIG = -5,   /* input larger than a configured limit */
+  SB_ECONFLICT = -6, /* stale version, duplicate id */
+  SB_ETIMEDOUT = -7, /* a deadline passed */
+  SB_ECANCELED = -8, /* cancelled by the caller */
+  SB_EPROTO = -9,    /* the peer broke the protocol */
+  SB_ESTATE = -10,   /* operation not valid in the current state */
+};
+
+/* Short name of an SB_E* code, e.g. "ENOMEM". Static string. */
+const char *sb_strerror(int code);
+
+/* An error message fit for a user. Stack-allocated by the caller. */
+typedef struct sb_error {
+  int code;
+  char msg[512];
+} sb_error;
+
+/* Fill err (if not NULL) and return code, so callers can write
+ * `return sb_error_set(err, SB_EINVAL, "bad %s", what);`. */
+int sb_error_set(sb_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- allocation ------------------------------------------------------- */
+void *sb_malloc(size_t n);
+void *sb_calloc(size_t count, size_t n);
+void *sb_realloc(void *p, size_t n);
+void sb_free(void *p);
+char *sb_strdup(const char *s);            /* caller frees with sb_free */
+char *sb_strndup(const char *s, size_t n); /* caller frees with sb_free */
+char *sb_asprintf(const char *fmt, ...)    /* caller frees with sb_free */
+    __attribute__((format(printf, 1, 2)));
+
+/* Test hook: make the n-th allocation from now fail (0 disables). */
+void sb_alloc_fail_after(long n);
+/* Bytes currently allocated through the wrapper (approximate, for benches). */
+size_t sb_alloc_live_bytes(void);
+
+/* Route jansson's allocations through sb_malloc/sb_free. Call once. */
+void sb_core_init(void);
+
+/* ---- logging ---------------------------------------------------------- */
+typedef enum sb_log_level {
+  SB_LOG_DEBUG = 0,
+  SB_LOG_INFO,
+  SB_LOG_NOTICE,
+  SB_LOG_WARNING,
+  SB_LOG_ERROR,
+} sb_log_level;
+
+void sb_log_set_level(sb_log_level level);
+sb_log_level sb_log_get_level(void);
+/* Parse "debug"|"info"|"notice"|"warning"|"error"; -1 if unknown. */
+int sb_log_level_parse(const char *name);
+void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define SB_DEBUG(mod, ...) sb_log(SB_LOG_DEBUG, mod, __VA_ARGS__)
+#define SB_INFO(mod, ...) sb_log(SB_LOG_INFO, mod, __VA_ARGS__)
+#define SB_WARN(mod, ...) sb_log(SB_LOG_WARNING, mod, __VA_ARGS__)
+#define SB_ERROR(mod, ...) sb_log(SB_LOG_ERROR, mod, __VA_ARGS__)
+
+/* ---- time ------------------------------------------------------------- */
+uint64_t sb_now_ms(void);      /* monotonic milliseconds */
+uint64_t sb_wall_ms(void);     /* milliseconds since the Unix epoch */
+
+/* ---- byte buffer ------------------------------------------------------ */
+typedef struct sb_buf {
+  char *data; /* always NUL-terminated when len > 0 or after any append */
+  size_t len;
+  size_t cap;
+} sb_buf;
+
+#define SB_BUF_INIT {NULL, 0, 0}
+int sb_buf_reserve(sb_buf *b, size_t extra);
+int sb_buf_append(sb_buf *b, const void *data, size_t n);
+int sb_buf_append_str(sb_buf *b, const char *s);
+int sb_buf_printf(sb_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sb_buf_consume(sb_buf *b, size_t n); /* drop n bytes from the front */
+void sb_buf_reset(sb_buf *b);             /* len = 0, keep memory */
+void sb_buf_free(sb_buf *b);
+
+/* ---- random ids ------------------------------------------------------- */
+/* Fill out with 2*nbytes lowercase hex chars + NUL from the CSPRNG.
+ * out must hold 2*nbytes+1 bytes. */
+void sb_random_hex(char *out, size_t nbytes);
+
+/* ---- base64 ----------------------------------------------------------- */
+/* Standard base64 (with padding). Return malloc'd NUL-terminated strings or
+ * buffers, caller frees with sb_free; NULL on bad input or ENOMEM. */
+char *sb_base64_encode(const void *data, size_t n);
+unsigned char *sb_base64_decode(const char *s, size_t slen, size_t *out_len);
+
+#endif

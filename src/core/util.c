@@ -1,0 +1,184 @@
+/* util.c: errors, logging, clocks, byte buffers, random ids and base64:
+ * the small helpers every module uses. */
+#include "core/core.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- errors ----------------------------------------------------------- */
+const char *sb_strerror(int code) {
+  switch (code) {
+  case SB_OK: return "OK";
+  case SB_ENOMEM: return "ENOMEM";
+  case SB_EINVAL: return "EINVAL";
+  case SB_ENOENT: return "ENOENT";
+  case SB_EIO: return "EIO";
+  case SB_ETOOBIG: return "ETOOBIG";
+  case SB_ECONFLICT: return "ECONFLICT";
+  case SB_ETIMEDOUT: return "ETIMEDOUT";
+  case SB_ECANCELED: return "ECANCELED";
+  case SB_EPROTO: return "EPROTO";
+  case SB_ESTATE: return "ESTATE";
+  default: return "EUNKNOWN";
+  }
+}
+
+int sb_error_set(sb_error *err, int code, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+static sb_log_level current_level = SB_LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "notice", "warning",
+                                          "error"};
+
+void sb_log_set_level(sb_log_level level) { current_level = level; }
+sb_log_level sb_log_get_level(void) { return current_level; }
+
+int sb_log_level_parse(const char *name) {
+  if (!name) return -1; /* e.g. a config key present with no value */
+  for (int i = 0; i < 5; i++)
+    if (strcmp(name, level_names[i]) == 0) return i;
+  return -1;
+}
+
+void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
+  if (level < current_level) return;
+  char ts[32];
+  struct timespec now;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &now);
+  gmtime_r(&now.tv_sec, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  char line[2048];
+  int n = snprintf(line, sizeof line, "%s.%03ldZ %-7s %s: ", ts,
+                   now.tv_nsec / 1000000L, level_names[level], module);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n >= 0 && (size_t)n < sizeof line)
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+  va_end(ap);
+  /* One fputs per line so concurrent writers don't interleave mid-line. */
+  fprintf(stderr, "%s\n", line);
+}
+
+/* ---- time ------------------------------------------------------------- */
+uint64_t sb_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t sb_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- byte buffer ------------------------------------------------------ */
+int sb_buf_reserve(sb_buf *b, size_t extra) {
+  /* len + extra + 1 must not wrap, or a huge request would look satisfied. */
+  if (extra > SIZE_MAX - b->len - 1) return SB_ENOMEM;
+  if (b->len + extra + 1 <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra + 1) {
+    if (cap > SIZE_MAX / 2) return SB_ENOMEM;
+    cap *= 2;
+  }
+  char *d = sb_realloc(b->data, cap);
+  if (!d) return SB_ENOMEM;
+  b->data = d;
+  b->cap = cap;
+  return 0;
+}
+
+int sb_buf_append(sb_buf *b, const void *data, size_t n) {
+  if (sb_buf_reserve(b, n) != 0) return SB_ENOMEM;
+  if (n) memcpy(b->data + b->len, data, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int sb_buf_append_str(sb_buf *b, const char *s) {
+  return sb_buf_append(b, s, strlen(s));
+}
+
+int sb_buf_printf(sb_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return SB_EINVAL;
+  if (sb_buf_reserve(b, (size_t)n) != 0) return SB_ENOMEM;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+void sb_buf_consume(sb_buf *b, size_t n) {
+  if (n >= b->len) {
+    sb_buf_reset(b);
+    return;
+  }
+  memmove(b->data, b->data + n, b->len - n);
+  b->len -= n;
+  b->data[b->len] = '\0';
+}
+
+void sb_buf_reset(sb_buf *b) {
+  b->len = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+void sb_buf_free(sb_buf *b) {
+  sb_free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ---- random ids ------------------------------------------------------- */
+void sb_random_hex(char *out, size_t nbytes) {
+  unsigned char raw[64];
+  if (nbytes > sizeof raw) nbytes = sizeof raw;
+  randombytes_buf(raw, nbytes);
+  sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+}
+
+/* ---- base64 ----------------------------------------------------------- */
+char *sb_base64_encode(const void *data, size_t n) {
+  size_t len = sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+  char *out = sb_malloc(len);
+  if (!out) return NULL;
+  sodium_bin2base64(out, len, data, n, sodium_base64_VARIANT_ORIGINAL);
+  return out;
+}
+
+unsigned char *sb_base64_decode(const char *s, size_t slen, size_t *out_len) {
+  size_t cap = slen / 4 * 3 + 3;
+  unsigned char *out = sb_malloc(cap + 1);
+  if (!out) return NULL;
+  size_t n = 0;
+  const char *end = NULL;
+  if (sodium_base642bin(out, cap, s, slen, NULL, &n, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != s + slen) {
+    sb_free(out);
+    return NULL;
+  }
+  out[n] = '\0';
+  if (out_len) *out_len = n;
+  return out;
+}

@@ -1,0 +1,186 @@
+/* mcp: the Model Context Protocol, server side, dual-era.
+ *
+ * A transport (net/) parses bytes into JSON and hands each message to
+ * sb_mcp_server_dispatch together with two things it owns:
+ *
+ *   - an sb_mcp_out: where messages that belong to this request go
+ *     (progress, log messages, the final response). For stdio it is stdout;
+ *     for a Streamable HTTP POST it is that POST's response (JSON or SSE).
+ *   - an sb_mcp_session, or NULL: legacy (initialize-based) protocol state.
+ *     stdio has one per process; HTTP has one per Mcp-Session-Id. Modern
+ *     (2026-07-28) requests carry everything in _meta and need none.
+ *
+ * Each request becomes an sb_mcp_call. A handler answers it now or later
+ * with sb_mcp_call_reply / sb_mcp_call_fail, and may emit progress and log
+ * messages in between. When the transport's output goes away (client closed
+ * the stream) it calls sb_mcp_out_detach, which cancels every call still
+ * writing there; notifications/cancelled does the same for one call.
+ *
+ * The era is chosen per request (see versioning.mdx of 2026-07-28):
+ * `initialize` selects legacy semantics for the session; a request whose
+ * params._meta carries io.modelcontextprotocol/protocolVersion is served
+ * statelessly under the modern revision.
+ */
+#ifndef SB_MCP_H
+#define SB_MCP_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/core.h"
+#include "rpc/rpc.h"
+
+#define SB_MCP_MODERN_VERSION "2026-07-28"
+#define SB_MCP_META_PROTOCOL_VERSION "io.modelcontextprotocol/protocolVersion"
+#define SB_MCP_META_CLIENT_INFO "io.modelcontextprotocol/clientInfo"
+#define SB_MCP_META_CLIENT_CAPS "io.modelcontextprotocol/clientCapabilities"
+#define SB_MCP_META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+#define SB_MCP_META_SUBSCRIPTION_ID "io.modelcontextprotocol/subscriptionId"
+#define SB_MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+
+typedef struct sb_mcp_server sb_mcp_server;
+typedef struct sb_mcp_session sb_mcp_session;
+typedef struct sb_mcp_call sb_mcp_call;
+typedef struct sb_mcp_out sb_mcp_out;
+
+/* ---- protocol versions ------------------------------------------------ */
+
+/* All versions served, newest first, NULL-terminated. */
+extern const char *const sb_mcp_supported_versions[];
+/* 1 if version is one we serve. */
+int sb_mcp_version_supported(const char *version);
+/* 1 if version is a modern (per-request _meta) revision. */
+int sb_mcp_version_is_modern(const char *version);
+/* 1 if the revision allows JSON-RPC batches (only 2025-03-26). */
+int sb_mcp_version_allows_batch(const char *version);
+/* JSON array of supported versions (new reference). */
+json_t *sb_mcp_supported_versions_json(void);
+
+/* ---- transport output ------------------------------------------------- */
+
+/* Filled in by the transport; the mcp module only calls `write` and keeps
+ * its own bookkeeping in the private fields. */
+struct sb_mcp_out {
+  /* Deliver one JSON-RPC message (borrowed). `final` is 1 on the response
+   * that ends the request this out was created for (HTTP POST); stdio
+   * ignores it. Returns 0, or a negative SB_E* code if the peer is gone. */
+  int (*write)(sb_mcp_out *out, json_t *msg, int final);
+  void *data; /* transport's own pointer */
+  /* private to mcp/ */
+  sb_mcp_call *calls_; /* in-flight calls writing here */
+};
+
+/* The transport's output is going away: cancel every call still writing to
+ * it (handlers get their cancel callback; nothing more is written). */
+void sb_mcp_out_detach(sb_mcp_out *out);
+
+/* ---- server ----------------------------------------------------------- */
+
+typedef struct sb_mcp_server_options {
+  const sb_config *config; /* borrowed; must outlive the server */
+  uv_loop_t *loop;         /* timers for built-in tools */
+  const char *name;        /* serverInfo.name, default "switchboard" */
+  const char *instructions;
+} sb_mcp_server_options;
+
+sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);
+/* Cancels every in-flight call, ends listen subscriptions gracefully. */
+void sb_mcp_server_free(sb_mcp_server *srv);
+const sb_config *sb_mcp_server_config(sb_mcp_server *srv);
+
+/* Dispatch one parsed message (object or batch array, borrowed). Responses
+ * and notifications go to `out`. `session` may be NULL (HTTP without a
+ * session: only modern requests and legacy initialize are accepted). */
+void sb_mcp_server_dispatch(sb_mcp_server *srv, sb_mcp_session *session,
+                            sb_mcp_out *out, json_t *msg);
+
+/* Parse raw bytes with the configured limits and dispatch; a parse error is
+ * answered on `out` with id null. */
+void sb_mcp_server_dispatch_bytes(sb_mcp_server *srv, sb_mcp_session *session,
+                                  sb_mcp_out *out, const char *data,
+                                  size_t len);
+
+/* Broadcast change notifications to legacy sessions and modern
+ * subscriptions/listen streams that asked for them. kind is "tools",
+ * "resources" or "prompts". */
+void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind);
+void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri);
+
+/* ---- era classification (used by transports for HTTP rules) ----------- */
+
+typedef enum sb_mcp_era {
+  SB_MCP_ERA_NONE = 0, /* no _meta version and not initialize */
+  SB_MCP_ERA_LEGACY,   /* initialize, or a request in a legacy session */
+  SB_MCP_ERA_MODERN,   /* _meta carries a protocol version */
+} sb_mcp_era;
+
+/* Era of one message object by its own content: MODERN if params._meta has
+ * a protocolVersion, LEGACY for initialize, NONE otherwise. *version (may
+ * be NULL) is set to the _meta version string (borrowed) if present. */
+sb_mcp_era sb_mcp_message_era(json_t *msg, const char **version);
+
+/* Streamable HTTP header rules of 2026-07-28 for one modern request:
+ * MCP-Protocol-Version must equal _meta's version, Mcp-Method the method,
+ * Mcp-Name params.name/params.uri (base64 sentinel decoded). NULL means the
+ * header was absent. Returns 0 or SB_RPC_HEADER_MISMATCH with err naming the
+ * header. */
+int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
+                              const char *mcp_method, const char *mcp_name,
+                              sb_error *err);
+
+/* HTTP status for the final message of a modern POST: 200 for results;
+ * for errors 400 (parse, invalid request, missing _meta fields, header
+ * mismatch, missing capability, unsupported version), 404 (method not
+ * found), else 200 (e.g. an unknown tool is a -32602 answered with 200). */
+int sb_mcp_http_status(json_t *final_msg);
+
+/* ---- sessions (legacy era) -------------------------------------------- */
+
+/* A new, uninitialised session. notify_out receives server-initiated
+ * messages not tied to a request (list_changed, resources/updated, log
+ * messages); it may be NULL and set later. The session id is minted from
+ * the CSPRNG. Caller frees with sb_mcp_session_free. */
+sb_mcp_session *sb_mcp_session_new(sb_mcp_server *srv, sb_mcp_out *notify_out);
+/* Cancels the session's calls and forgets its subscriptions. */
+void sb_mcp_session_free(sb_mcp_session *s);
+const char *sb_mcp_session_id(const sb_mcp_session *s);
+/* 1 once initialize succeeded. */
+int sb_mcp_session_initialized(const sb_mcp_session *s);
+/* Negotiated legacy version, or NULL before initialize. */
+const char *sb_mcp_session_version(const sb_mcp_session *s);
+void sb_mcp_session_set_notify_out(sb_mcp_session *s, sb_mcp_out *out);
+
+/* ---- calls (for tool/resource/prompt handlers) ------------------------ */
+
+json_t *sb_mcp_call_params(const sb_mcp_call *call); /* borrowed object */
+json_t *sb_mcp_call_id(const sb_mcp_call *call);     /* borrowed */
+const char *sb_mcp_call_method(const sb_mcp_call *call);
+int sb_mcp_call_is_modern(const sb_mcp_call *call);
+const char *sb_mcp_call_version(const sb_mcp_call *call);
+/* Client capabilities in force for this call (borrowed, never NULL). */
+json_t *sb_mcp_call_client_caps(const sb_mcp_call *call);
+sb_mcp_server *sb_mcp_call_server(const sb_mcp_call *call);
+uv_loop_t *sb_mcp_call_loop(const sb_mcp_call *call);
+
+/* notifications/progress if the request carried a progressToken; total < 0
+ * and message NULL omit those fields. */
+void sb_mcp_call_progress(sb_mcp_call *call, double progress, double total,
+                          const char *message);
+/* notifications/message if level passes the call's log level (modern
+ * _meta logLevel, or the session's logging/setLevel). data is stolen. */
+void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
+                     const char *logger, json_t *data);
+
+/* Finish the call. `result` is stolen; resultType (modern) is added here.
+ * The call is freed: the handler must not touch it afterwards. */
+void sb_mcp_call_reply(sb_mcp_call *call, json_t *result);
+void sb_mcp_call_fail(sb_mcp_call *call, int code, const char *message,
+                      json_t *data);
+
+/* Called once if the call is cancelled (notifications/cancelled, client
+ * gone, server shutdown). After the callback returns the call is freed. */
+typedef void (*sb_mcp_cancel_cb)(sb_mcp_call *call, void *ud);
+void sb_mcp_call_on_cancel(sb_mcp_call *call, sb_mcp_cancel_cb cb, void *ud);
+
+#endif

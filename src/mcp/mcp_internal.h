@@ -1,0 +1,137 @@
+/* mcp_internal.h: what the files of src/mcp/ share and nobody else sees.
+ *
+ * server.c owns sessions, calls, dispatch and the lifecycle of both eras;
+ * builtin.c owns the built-in tools, resources and prompts; version.c the
+ * protocol versions and HTTP header rules; state.c the MAC-protected
+ * requestState of multi round-trip requests.
+ */
+#ifndef SB_MCP_INTERNAL_H
+#define SB_MCP_INTERNAL_H
+
+#include <sodium.h>
+
+#include "mcp/mcp.h"
+
+/* MCP log levels (RFC 5424 order); -1 means "send nothing". */
+enum {
+  MCP_LOG_NONE = -1,
+  MCP_LOG_DEBUG = 0,
+  MCP_LOG_INFO,
+  MCP_LOG_NOTICE,
+  MCP_LOG_WARNING,
+  MCP_LOG_ERROR,
+  MCP_LOG_CRITICAL,
+  MCP_LOG_ALERT,
+  MCP_LOG_EMERGENCY,
+};
+int mcp_log_level_parse(const char *name);
+const char *mcp_log_level_name(int level);
+
+/* A server->client request waiting for the legacy client's response. */
+typedef void (*mcp_response_cb)(sb_mcp_call *call, json_t *result,
+                                json_t *error, void *ud);
+typedef struct mcp_pending {
+  struct mcp_pending *next;
+  json_int_t id;
+  sb_mcp_call *call;
+  mcp_response_cb cb;
+  void *ud;
+} mcp_pending;
+
+struct sb_mcp_session {
+  sb_mcp_server *srv;
+  sb_mcp_session *next, *prev; /* server's session list */
+  char id[33];
+  int initialized;     /* initialize answered */
+  char version[16];    /* negotiated legacy version */
+  json_t *client_caps; /* from initialize */
+  json_t *client_info;
+  int log_level;       /* logging/setLevel, MCP_LOG_NONE until set */
+  json_t *subscriptions; /* object used as a set of resource URIs */
+  sb_mcp_out *notify_out;
+  sb_mcp_call *calls; /* in-flight calls of this session */
+  mcp_pending *pending;
+  json_int_t next_request_id;
+};
+
+struct sb_mcp_call {
+  sb_mcp_server *srv;
+  sb_mcp_session *session; /* NULL for sessionless modern HTTP */
+  sb_mcp_out *out;
+  json_t *id;     /* own reference */
+  json_t *params; /* own reference, never NULL */
+  char *method;
+  int modern;
+  char version[16];
+  json_t *caps; /* own reference, never NULL */
+  int log_level;
+  json_t *progress_token; /* own reference or NULL */
+  sb_mcp_cancel_cb cancel_cb;
+  void *cancel_ud;
+  sb_mcp_call *out_next, *out_prev;
+  sb_mcp_call *sess_next, *sess_prev;
+  /* subscriptions/listen (modern): the filter agreed, and list links */
+  json_t *listen_filter;
+  sb_mcp_call *listen_next, *listen_prev;
+  /* batch bookkeeping (2025-03-26): the batch this call belongs to */
+  struct mcp_batch *batch;
+};
+
+typedef struct mcp_builtin mcp_builtin;
+
+struct sb_mcp_server {
+  const sb_config *cfg;
+  uv_loop_t *loop;
+  char *name;
+  char *instructions;
+  uint64_t started_ms;
+  sb_mcp_session *sessions;
+  sb_mcp_call *listeners;
+  unsigned char state_key[crypto_auth_KEYBYTES];
+  mcp_builtin *builtin;
+};
+
+/* ---- builtin.c ---------------------------------------------------------
+ * Each handler answers the call (now or later) and returns nothing. */
+mcp_builtin *mcp_builtin_new(sb_mcp_server *srv);
+void mcp_builtin_free(mcp_builtin *b);
+json_t *mcp_builtin_capabilities(void); /* new reference */
+void mcp_builtin_tools_list(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_tools_call(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_resources_list(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_templates_list(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_resources_read(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_prompts_list(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_prompts_get(sb_mcp_server *srv, sb_mcp_call *call);
+void mcp_builtin_complete(sb_mcp_server *srv, sb_mcp_call *call);
+/* 1 if uri names a resource that exists now. */
+int mcp_builtin_resource_exists(sb_mcp_server *srv, const char *uri);
+
+/* ---- server.c helpers for handlers ------------------------------------ */
+/* Add ttlMs/cacheScope (modern only) to a cacheable result. */
+void mcp_cache_hints(sb_mcp_call *call, json_t *result, long ttl_ms,
+                     const char *scope);
+/* Resource-not-found in the call's era: -32602 modern, -32002 legacy. */
+void mcp_fail_resource_not_found(sb_mcp_call *call, const char *uri);
+/* Slice [offset, offset+page) of items for a paginated list, with
+ * nextCursor; fails the call on a bad cursor and returns NULL. `items` is
+ * borrowed; returns a new result object holding `key`. */
+json_t *mcp_paginate(sb_mcp_call *call, json_t *items, const char *key);
+/* Send a server->client request (legacy era) on the call's output and get
+ * the client's answer through cb. Returns 0 or a negative code. */
+int mcp_call_request_client(sb_mcp_call *call, const char *method,
+                            json_t *params, mcp_response_cb cb, void *ud);
+/* 1 if the client declared capability `name` for this call. */
+int mcp_call_has_capability(const sb_mcp_call *call, const char *name);
+
+/* ---- state.c: MRTR requestState --------------------------------------- */
+/* Seal `payload` (borrowed) bound to method+name with a TTL; new string,
+ * free with sb_free. */
+char *mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
+                     json_t *payload, uint64_t ttl_ms);
+/* Verify and open; NULL (with err) if tampered, expired or bound to another
+ * method/name. Returns a new reference to the payload. */
+json_t *mcp_state_open(sb_mcp_server *srv, const char *state,
+                       const char *method, const char *name, sb_error *err);
+
+#endif

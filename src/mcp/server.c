@@ -1,0 +1,902 @@
+/* server.c: MCP server sessions, calls and dispatch for both eras.
+ *
+ * Every inbound request becomes an sb_mcp_call linked into two lists: its
+ * output's (so a transport that loses its client cancels exactly the calls
+ * writing there) and its session's (so notifications/cancelled can find it
+ * by id). A call is freed when it is answered or cancelled, never both.
+ *
+ * The era is decided per message: _meta.protocolVersion means modern and
+ * stateless; otherwise the session must have been opened with initialize.
+ * Modern subscriptions/listen calls stay open in srv->listeners and are
+ * the only way modern clients get change notifications; legacy sessions
+ * get them on their notify_out when subscribed (resources) or always
+ * (list_changed).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "mcp/mcp_internal.h"
+
+#define MODULE "mcp"
+
+/* ---- list helpers ------------------------------------------------------ */
+
+static void out_link(sb_mcp_out *out, sb_mcp_call *c) {
+  c->out_prev = NULL;
+  c->out_next = out->calls_;
+  if (out->calls_) out->calls_->out_prev = c;
+  out->calls_ = c;
+}
+
+static void out_unlink(sb_mcp_call *c) {
+  if (!c->out) return;
+  if (c->out_prev) c->out_prev->out_next = c->out_next;
+  else c->out->calls_ = c->out_next;
+  if (c->out_next) c->out_next->out_prev = c->out_prev;
+  c->out_next = c->out_prev = NULL;
+}
+
+static void session_link(sb_mcp_session *s, sb_mcp_call *c) {
+  c->sess_prev = NULL;
+  c->sess_next = s->calls;
+  if (s->calls) s->calls->sess_prev = c;
+  s->calls = c;
+}
+
+static void session_unlink(sb_mcp_call *c) {
+  if (!c->session) return;
+  if (c->sess_prev) c->sess_prev->sess_next = c->sess_next;
+  else c->session->calls = c->sess_next;
+  if (c->sess_next) c->sess_next->sess_prev = c->sess_prev;
+  c->sess_next = c->sess_prev = NULL;
+}
+
+static void listener_unlink(sb_mcp_call *c) {
+  if (!c->listen_filter) return;
+  if (c->listen_prev) c->listen_prev->listen_next = c->listen_next;
+  else c->srv->listeners = c->listen_next;
+  if (c->listen_next) c->listen_next->listen_prev = c->listen_prev;
+  c->listen_next = c->listen_prev = NULL;
+}
+
+/* ---- batches (2025-03-26 only) ----------------------------------------
+ * The batch owns a private output that collects the final responses of its
+ * member calls and writes them as one array when the last one is done.
+ * Non-final messages (progress) pass straight through. The batch itself is
+ * a pseudo-call on the real output, so a lost client cancels it too. */
+typedef struct mcp_batch {
+  sb_mcp_out out;
+  sb_mcp_call *holder; /* pseudo-call linked into the parent output */
+  json_t *responses;
+  int pending;
+  int started; /* all members dispatched */
+} mcp_batch;
+
+static void call_free(sb_mcp_call *c);
+static void batch_maybe_finish(mcp_batch *b);
+
+static int batch_write(sb_mcp_out *out, json_t *msg, int final) {
+  mcp_batch *b = out->data;
+  if (!final || !json_object_get(msg, "id")) {
+    sb_mcp_out *parent = b->holder->out;
+    return parent ? parent->write(parent, msg, 0) : SB_ECANCELED;
+  }
+  json_array_append(b->responses, msg);
+  return 0;
+}
+
+static void batch_maybe_finish(mcp_batch *b) {
+  if (!b->started || b->pending > 0) return;
+  sb_mcp_call *holder = b->holder;
+  sb_mcp_out *parent = holder->out;
+  out_unlink(holder);
+  session_unlink(holder);
+  holder->cancel_cb = NULL;
+  if (parent && json_array_size(b->responses) > 0)
+    parent->write(parent, b->responses, 1);
+  json_decref(b->responses);
+  call_free(holder);
+  sb_free(b);
+}
+
+static void batch_cancel(sb_mcp_call *holder, void *ud) {
+  mcp_batch *b = ud;
+  b->started = 0; /* members' cancellation must not finish the batch */
+  sb_mcp_out_detach(&b->out);
+  json_decref(b->responses);
+  sb_free(b);
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+static void call_free(sb_mcp_call *c) {
+  json_decref(c->id);
+  json_decref(c->params);
+  json_decref(c->caps);
+  json_decref(c->progress_token);
+  json_decref(c->listen_filter);
+  sb_free(c->method);
+  sb_free(c);
+}
+
+/* Drop any server->client requests still waiting on this call. */
+static void drop_pending_of(sb_mcp_call *c) {
+  if (!c->session) return;
+  mcp_pending **pp = &c->session->pending;
+  while (*pp) {
+    if ((*pp)->call == c) {
+      mcp_pending *dead = *pp;
+      *pp = dead->next;
+      sb_free(dead);
+    } else {
+      pp = &(*pp)->next;
+    }
+  }
+}
+
+/* Detach the call from every list; after this nothing can reach it. */
+static void call_unlink_all(sb_mcp_call *c) {
+  out_unlink(c);
+  session_unlink(c);
+  listener_unlink(c);
+  drop_pending_of(c);
+}
+
+/* A batch member is done (answered or cancelled). */
+static void batch_member_done(mcp_batch *b) {
+  if (!b) return;
+  b->pending--;
+  batch_maybe_finish(b);
+}
+
+static void call_cancel(sb_mcp_call *c) {
+  mcp_batch *batch = c->batch;
+  call_unlink_all(c);
+  c->out = NULL;
+  if (c->cancel_cb) c->cancel_cb(c, c->cancel_ud);
+  call_free(c);
+  batch_member_done(batch);
+}
+
+/* Write the final message and free the call. The call is unlinked first,
+ * so the transport may release its output inside write(). */
+static void call_finish(sb_mcp_call *c, json_t *msg) {
+  sb_mcp_out *out = c->out;
+  mcp_batch *batch = c->batch;
+  call_unlink_all(c);
+  if (out && msg) out->write(out, msg, 1);
+  json_decref(msg);
+  call_free(c);
+  batch_member_done(batch);
+}
+
+json_t *sb_mcp_call_params(const sb_mcp_call *c) { return c->params; }
+json_t *sb_mcp_call_id(const sb_mcp_call *c) { return c->id; }
+const char *sb_mcp_call_method(const sb_mcp_call *c) { return c->method; }
+int sb_mcp_call_is_modern(const sb_mcp_call *c) { return c->modern; }
+const char *sb_mcp_call_version(const sb_mcp_call *c) { return c->version; }
+json_t *sb_mcp_call_client_caps(const sb_mcp_call *c) { return c->caps; }
+sb_mcp_server *sb_mcp_call_server(const sb_mcp_call *c) { return c->srv; }
+uv_loop_t *sb_mcp_call_loop(const sb_mcp_call *c) { return c->srv->loop; }
+
+void sb_mcp_call_on_cancel(sb_mcp_call *c, sb_mcp_cancel_cb cb, void *ud) {
+  c->cancel_cb = cb;
+  c->cancel_ud = ud;
+}
+
+int mcp_call_has_capability(const sb_mcp_call *c, const char *name) {
+  return json_object_get(c->caps, name) != NULL;
+}
+
+static void call_send(sb_mcp_call *c, json_t *msg) {
+  if (c->out && msg) c->out->write(c->out, msg, 0);
+  json_decref(msg);
+}
+
+void sb_mcp_call_progress(sb_mcp_call *c, double progress, double total,
+                          const char *message) {
+  if (!c->progress_token) return;
+  json_t *p = json_pack("{sOsf}", "progressToken", c->progress_token,
+                        "progress", progress);
+  if (!p) return;
+  if (total >= 0) json_object_set_new(p, "total", json_real(total));
+  if (message) json_object_set_new(p, "message", json_string(message));
+  call_send(c, sb_rpc_notification_new("notifications/progress", p));
+}
+
+void sb_mcp_call_log(sb_mcp_call *c, sb_log_level level, const char *logger,
+                     json_t *data) {
+  int lvl = (int)level; /* sb_log_level debug..error match MCP's first five */
+  if (c->log_level == MCP_LOG_NONE || lvl < c->log_level) {
+    json_decref(data);
+    return;
+  }
+  json_t *p = json_pack("{ssso}", "level", mcp_log_level_name(lvl), "data",
+                        data ? data : json_null());
+  if (p && logger) json_object_set_new(p, "logger", json_string(logger));
+  call_send(c, sb_rpc_notification_new("notifications/message", p));
+}
+
+static json_t *server_info(sb_mcp_server *srv) {
+  return json_pack("{ssss}", "name", srv->name, "version", SB_VERSION);
+}
+
+void sb_mcp_call_reply(sb_mcp_call *c, json_t *result) {
+  if (!result) {
+    sb_mcp_call_fail(c, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  if (c->modern) {
+    if (!json_object_get(result, "resultType"))
+      json_object_set_new(result, "resultType", json_string("complete"));
+    json_t *meta = json_object_get(result, "_meta");
+    if (!meta) {
+      meta = json_object();
+      json_object_set_new(result, "_meta", meta);
+    }
+    json_object_set_new(meta, SB_MCP_META_SERVER_INFO, server_info(c->srv));
+  }
+  call_finish(c, sb_rpc_result_new(c->id, result));
+}
+
+void sb_mcp_call_fail(sb_mcp_call *c, int code, const char *message,
+                      json_t *data) {
+  call_finish(c, sb_rpc_error_new(c->id, code, message, data));
+}
+
+void mcp_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "Resource not found: %s", uri);
+  sb_mcp_call_fail(c,
+                   c->modern ? SB_RPC_INVALID_PARAMS
+                             : SB_RPC_RESOURCE_NOT_FOUND_LEGACY,
+                   msg, json_pack("{ss}", "uri", uri));
+}
+
+void mcp_cache_hints(sb_mcp_call *c, json_t *result, long ttl_ms,
+                     const char *scope) {
+  if (!c->modern) return;
+  /* MRTR retries depend on inputs outside the cache key: never cacheable. */
+  if (json_object_get(c->params, "inputResponses") ||
+      json_object_get(c->params, "requestState"))
+    return;
+  json_object_set_new(result, "ttlMs", json_integer(ttl_ms < 0 ? 0 : ttl_ms));
+  json_object_set_new(result, "cacheScope", json_string(scope));
+}
+
+/* Cursors are opaque to clients; ours is base64 of "o:<offset>". */
+json_t *mcp_paginate(sb_mcp_call *c, json_t *items, const char *key) {
+  size_t offset = 0, total = json_array_size(items);
+  size_t page = (size_t)c->srv->cfg->page_size;
+  json_t *cursor = json_object_get(c->params, "cursor");
+  if (cursor && !json_is_null(cursor)) {
+    const char *s = json_string_value(cursor);
+    unsigned char *raw = s ? sb_base64_decode(s, strlen(s), NULL) : NULL;
+    char *end = NULL;
+    unsigned long long v = 0;
+    int ok = raw && strncmp((char *)raw, "o:", 2) == 0;
+    if (ok) v = strtoull((char *)raw + 2, &end, 10);
+    ok = ok && end && *end == '\0' && end != (char *)raw + 2 && v <= total;
+    sb_free(raw);
+    if (!ok) {
+      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "Invalid cursor",
+                       json_pack("{ss}", "param", "cursor"));
+      return NULL;
+    }
+    offset = (size_t)v;
+  }
+  json_t *slice = json_array();
+  for (size_t i = offset; i < total && i < offset + page; i++)
+    json_array_append(slice, json_array_get(items, i));
+  json_t *result = json_pack("{so}", key, slice);
+  if (offset + page < total) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "o:%zu", offset + page);
+    char *enc = sb_base64_encode(buf, strlen(buf));
+    json_object_set_new(result, "nextCursor", json_string(enc));
+    sb_free(enc);
+  }
+  return result;
+}
+
+int mcp_call_request_client(sb_mcp_call *c, const char *method,
+                            json_t *params, mcp_response_cb cb, void *ud) {
+  if (!c->session || !c->out) {
+    json_decref(params);
+    return SB_ESTATE;
+  }
+  mcp_pending *p = sb_calloc(1, sizeof *p);
+  if (!p) {
+    json_decref(params);
+    return SB_ENOMEM;
+  }
+  p->id = ++c->session->next_request_id;
+  p->call = c;
+  p->cb = cb;
+  p->ud = ud;
+  p->next = c->session->pending;
+  c->session->pending = p;
+  json_t *id = json_integer(p->id);
+  call_send(c, sb_rpc_request_new(id, method, params));
+  json_decref(id);
+  return 0;
+}
+
+/* A response from a legacy client to one of our requests. */
+static void handle_client_response(sb_mcp_session *s, sb_rpc_msg *m) {
+  if (!s || !json_is_integer(m->id)) return;
+  json_int_t id = json_integer_value(m->id);
+  for (mcp_pending **pp = &s->pending; *pp; pp = &(*pp)->next) {
+    if ((*pp)->id != id) continue;
+    mcp_pending *p = *pp;
+    *pp = p->next;
+    mcp_response_cb cb = p->cb;
+    sb_mcp_call *call = p->call;
+    void *ud = p->ud;
+    sb_free(p);
+    cb(call, m->result, m->error, ud);
+    return;
+  }
+  SB_DEBUG(MODULE, "response to unknown request id %lld ignored",
+           (long long)id);
+}
+
+/* ---- out -------------------------------------------------------------- */
+
+void sb_mcp_out_detach(sb_mcp_out *out) {
+  while (out->calls_) call_cancel(out->calls_);
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+sb_mcp_session *sb_mcp_session_new(sb_mcp_server *srv, sb_mcp_out *notify_out) {
+  sb_mcp_session *s = sb_calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->srv = srv;
+  s->notify_out = notify_out;
+  s->log_level = MCP_LOG_NONE;
+  s->subscriptions = json_object();
+  if (!s->subscriptions) {
+    sb_free(s);
+    return NULL;
+  }
+  sb_random_hex(s->id, 16);
+  s->next = srv->sessions;
+  if (srv->sessions) srv->sessions->prev = s;
+  srv->sessions = s;
+  return s;
+}
+
+void sb_mcp_session_free(sb_mcp_session *s) {
+  if (!s) return;
+  while (s->calls) call_cancel(s->calls);
+  while (s->pending) {
+    mcp_pending *p = s->pending;
+    s->pending = p->next;
+    sb_free(p);
+  }
+  if (s->prev) s->prev->next = s->next;
+  else s->srv->sessions = s->next;
+  if (s->next) s->next->prev = s->prev;
+  json_decref(s->subscriptions);
+  json_decref(s->client_caps);
+  json_decref(s->client_info);
+  sb_free(s);
+}
+
+const char *sb_mcp_session_id(const sb_mcp_session *s) { return s->id; }
+int sb_mcp_session_initialized(const sb_mcp_session *s) {
+  return s->initialized;
+}
+const char *sb_mcp_session_version(const sb_mcp_session *s) {
+  return s->initialized ? s->version : NULL;
+}
+void sb_mcp_session_set_notify_out(sb_mcp_session *s, sb_mcp_out *out) {
+  s->notify_out = out;
+}
+
+static void session_notify(sb_mcp_session *s, json_t *msg) {
+  if (s->initialized && s->notify_out) s->notify_out->write(s->notify_out, msg, 0);
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
+  sb_mcp_server *srv = sb_calloc(1, sizeof *srv);
+  if (!srv) return NULL;
+  srv->cfg = opts->config;
+  srv->loop = opts->loop;
+  srv->name = sb_strdup(opts->name ? opts->name : "switchboard");
+  srv->instructions = sb_strdup(
+      opts->instructions
+          ? opts->instructions
+          : "switchboard orchestrates dealership agents (sales, service, "
+            "parts, finance, general) over MCP.");
+  srv->started_ms = sb_now_ms();
+  crypto_auth_keygen(srv->state_key);
+  srv->builtin = mcp_builtin_new(srv);
+  if (!srv->name || !srv->instructions || !srv->builtin) {
+    sb_mcp_server_free(srv);
+    return NULL;
+  }
+  return srv;
+}
+
+void sb_mcp_server_free(sb_mcp_server *srv) {
+  if (!srv) return;
+  /* End modern subscriptions gracefully: a complete result closes them. */
+  while (srv->listeners) {
+    sb_mcp_call *c = srv->listeners;
+    json_t *r = json_object();
+    json_object_set_new(r, "_meta", json_pack("{sO}", SB_MCP_META_SUBSCRIPTION_ID, c->id));
+    sb_mcp_call_reply(c, r);
+  }
+  while (srv->sessions) sb_mcp_session_free(srv->sessions);
+  mcp_builtin_free(srv->builtin);
+  sb_free(srv->name);
+  sb_free(srv->instructions);
+  sodium_memzero(srv->state_key, sizeof srv->state_key);
+  sb_free(srv);
+}
+
+const sb_config *sb_mcp_server_config(sb_mcp_server *srv) { return srv->cfg; }
+
+/* Send a notification to modern listeners whose filter says yes. */
+static void broadcast_listeners(sb_mcp_server *srv, const char *filter_key,
+                                const char *uri, const char *method,
+                                json_t *params) {
+  for (sb_mcp_call *c = srv->listeners, *next; c; c = next) {
+    next = c->listen_next;
+    json_t *f = c->listen_filter;
+    int wants;
+    if (uri) {
+      wants = 0;
+      size_t i;
+      json_t *v;
+      json_array_foreach(json_object_get(f, "resourceSubscriptions"), i, v)
+        if (strcmp(json_string_value(v), uri) == 0) wants = 1;
+    } else {
+      wants = json_is_true(json_object_get(f, filter_key));
+    }
+    if (!wants) continue;
+    json_t *p = json_deep_copy(params);
+    json_object_set_new(p, "_meta",
+                        json_pack("{sO}", SB_MCP_META_SUBSCRIPTION_ID, c->id));
+    call_send(c, sb_rpc_notification_new(method, p));
+  }
+}
+
+void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind) {
+  char method[64], key[32];
+  snprintf(method, sizeof method, "notifications/%s/list_changed", kind);
+  snprintf(key, sizeof key, "%sListChanged", kind);
+  json_t *params = json_object();
+  broadcast_listeners(srv, key, NULL, method, params);
+  json_t *msg = sb_rpc_notification_new(method, NULL);
+  for (sb_mcp_session *s = srv->sessions; s; s = s->next) session_notify(s, msg);
+  json_decref(msg);
+  json_decref(params);
+}
+
+void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri) {
+  json_t *params = json_pack("{ss}", "uri", uri);
+  broadcast_listeners(srv, NULL, uri, "notifications/resources/updated",
+                      params);
+  json_t *msg = sb_rpc_notification_new("notifications/resources/updated",
+                                        json_deep_copy(params));
+  for (sb_mcp_session *s = srv->sessions; s; s = s->next)
+    if (json_object_get(s->subscriptions, uri)) session_notify(s, msg);
+  json_decref(msg);
+  json_decref(params);
+}
+
+/* ---- method handlers --------------------------------------------------- */
+
+static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
+  json_t *r = json_pack("{sososs}", "supportedVersions",
+                        sb_mcp_supported_versions_json(), "capabilities",
+                        mcp_builtin_capabilities(), "instructions",
+                        srv->instructions);
+  mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
+  sb_mcp_call_reply(c, r);
+}
+
+static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
+  sb_mcp_session *s = c->session;
+  json_t *p = c->params;
+  const char *requested = json_string_value(json_object_get(p, "protocolVersion"));
+  json_t *caps = json_object_get(p, "capabilities");
+  json_t *info = json_object_get(p, "clientInfo");
+  if (!s) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_REQUEST,
+                     "initialize needs a session-capable transport", NULL);
+    return;
+  }
+  if (s->initialized) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_REQUEST,
+                     "initialize: this session is already initialized", NULL);
+    return;
+  }
+  if (!requested) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.protocolVersion: required string",
+                     json_pack("{ss}", "param", "protocolVersion"));
+    return;
+  }
+  if (caps && !json_is_object(caps)) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.capabilities: must be an object",
+                     json_pack("{ss}", "param", "capabilities"));
+    return;
+  }
+  if (info && !json_is_object(info)) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.clientInfo: must be an object",
+                     json_pack("{ss}", "param", "clientInfo"));
+    return;
+  }
+  /* Legacy negotiation: echo a supported legacy version, else offer our
+   * latest legacy one and let the client decide. */
+  const char *v = sb_mcp_version_supported(requested) &&
+                          !sb_mcp_version_is_modern(requested)
+                      ? requested
+                      : "2025-11-25";
+  snprintf(s->version, sizeof s->version, "%s", v);
+  s->client_caps = caps ? json_incref(caps) : json_object();
+  s->client_info = info ? json_incref(info) : NULL;
+  s->initialized = 1;
+  json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
+                        "capabilities", mcp_builtin_capabilities(),
+                        "serverInfo", server_info(srv), "instructions",
+                        srv->instructions);
+  SB_INFO(MODULE, "session %.8s initialized with %s (client %s)", s->id,
+          s->version,
+          json_string_value(json_object_get(info, "name")) ?: "unnamed");
+  sb_mcp_call_reply(c, r);
+}
+
+static void handle_set_level(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *name = json_string_value(json_object_get(c->params, "level"));
+  int level = mcp_log_level_parse(name);
+  if (level < 0) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.level: must be one of debug, info, notice, "
+                     "warning, error, critical, alert, emergency",
+                     json_pack("{ss}", "param", "level"));
+    return;
+  }
+  c->session->log_level = level;
+  sb_mcp_call_reply(c, json_object());
+}
+
+static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
+  const char *uri = json_string_value(json_object_get(c->params, "uri"));
+  if (!uri) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.uri: required string",
+                     json_pack("{ss}", "param", "uri"));
+    return;
+  }
+  if (on) json_object_set_new(c->session->subscriptions, uri, json_true());
+  else json_object_del(c->session->subscriptions, uri);
+  sb_mcp_call_reply(c, json_object());
+}
+
+static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
+  json_t *want = json_object_get(c->params, "notifications");
+  if (want && !json_is_object(want)) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.notifications: must be an object",
+                     json_pack("{ss}", "param", "notifications"));
+    return;
+  }
+  json_t *agreed = json_object();
+  static const char *const flags[] = {"toolsListChanged", "promptsListChanged",
+                                      "resourcesListChanged"};
+  for (int i = 0; i < 3; i++) {
+    json_t *v = json_object_get(want, flags[i]);
+    if (v && !json_is_boolean(v)) {
+      json_decref(agreed);
+      char msg[128];
+      snprintf(msg, sizeof msg, "params.notifications.%s: must be a boolean",
+               flags[i]);
+      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg, NULL);
+      return;
+    }
+    if (json_is_true(v)) json_object_set_new(agreed, flags[i], json_true());
+  }
+  json_t *uris = json_object_get(want, "resourceSubscriptions");
+  if (uris) {
+    size_t i;
+    json_t *u;
+    int ok = json_is_array(uris);
+    json_array_foreach(uris, i, u) if (!json_is_string(u)) ok = 0;
+    if (!ok) {
+      json_decref(agreed);
+      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                       "params.notifications.resourceSubscriptions: must be "
+                       "an array of URI strings",
+                       NULL);
+      return;
+    }
+    json_object_set(agreed, "resourceSubscriptions", uris);
+  }
+  c->listen_filter = agreed;
+  c->listen_prev = NULL;
+  c->listen_next = srv->listeners;
+  if (srv->listeners) srv->listeners->listen_prev = c;
+  srv->listeners = c;
+  json_t *ack = json_pack("{s{sO}sO}", "_meta", SB_MCP_META_SUBSCRIPTION_ID,
+                          c->id, "notifications", agreed);
+  call_send(c, sb_rpc_notification_new(
+                   "notifications/subscriptions/acknowledged", ack));
+  /* The call stays open until the client cancels or the server ends it. */
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+typedef void (*method_fn)(sb_mcp_server *, sb_mcp_call *);
+enum { ERA_MODERN = 1, ERA_LEGACY = 2, ERA_BOTH = 3 };
+
+static void handle_ping(sb_mcp_server *srv, sb_mcp_call *c) {
+  sb_mcp_call_reply(c, json_object());
+}
+static void handle_sub_on(sb_mcp_server *srv, sb_mcp_call *c) {
+  handle_subscribe(srv, c, 1);
+}
+static void handle_sub_off(sb_mcp_server *srv, sb_mcp_call *c) {
+  handle_subscribe(srv, c, 0);
+}
+
+static const struct {
+  const char *method;
+  int eras;
+  method_fn fn;
+} methods[] = {
+    {"server/discover", ERA_MODERN, handle_discover},
+    {"subscriptions/listen", ERA_MODERN, handle_listen},
+    {"initialize", ERA_LEGACY, handle_initialize},
+    {"ping", ERA_LEGACY, handle_ping},
+    {"logging/setLevel", ERA_LEGACY, handle_set_level},
+    {"resources/subscribe", ERA_LEGACY, handle_sub_on},
+    {"resources/unsubscribe", ERA_LEGACY, handle_sub_off},
+    {"tools/list", ERA_BOTH, mcp_builtin_tools_list},
+    {"tools/call", ERA_BOTH, mcp_builtin_tools_call},
+    {"resources/list", ERA_BOTH, mcp_builtin_resources_list},
+    {"resources/templates/list", ERA_BOTH, mcp_builtin_templates_list},
+    {"resources/read", ERA_BOTH, mcp_builtin_resources_read},
+    {"prompts/list", ERA_BOTH, mcp_builtin_prompts_list},
+    {"prompts/get", ERA_BOTH, mcp_builtin_prompts_get},
+    {"completion/complete", ERA_BOTH, mcp_builtin_complete},
+};
+
+static void reply_error(sb_mcp_out *out, json_t *id, int code,
+                        const char *message, json_t *data) {
+  json_t *msg = sb_rpc_error_new(id, code, message, data);
+  if (msg && out) out->write(out, msg, 1);
+  json_decref(msg);
+}
+
+/* Validate the modern _meta envelope; on failure answer and return -1. */
+static int check_modern_meta(sb_mcp_out *out, sb_rpc_msg *m, json_t *meta,
+                             const char **version) {
+  json_t *v = json_object_get(meta, SB_MCP_META_PROTOCOL_VERSION);
+  if (!json_is_string(v)) {
+    reply_error(out, m->id, SB_RPC_INVALID_PARAMS,
+                "params._meta[\"" SB_MCP_META_PROTOCOL_VERSION
+                "\"]: must be a string",
+                json_pack("{ss}", "metaField", SB_MCP_META_PROTOCOL_VERSION));
+    return -1;
+  }
+  *version = json_string_value(v);
+  if (!sb_mcp_version_supported(*version) ||
+      !sb_mcp_version_is_modern(*version)) {
+    /* A legacy version in a modern envelope is as unsupported as an
+     * unknown one: legacy versions are only spoken after initialize. */
+    json_t *supported = json_array();
+    for (int i = 0; sb_mcp_supported_versions[i]; i++)
+      if (sb_mcp_version_is_modern(sb_mcp_supported_versions[i]))
+        json_array_append_new(supported,
+                              json_string(sb_mcp_supported_versions[i]));
+    reply_error(out, m->id, SB_RPC_UNSUPPORTED_PROTOCOL_VERSION,
+                "Unsupported protocol version",
+                json_pack("{soss}", "supported", supported, "requested",
+                          *version));
+    return -1;
+  }
+  json_t *caps = json_object_get(meta, SB_MCP_META_CLIENT_CAPS);
+  if (!json_is_object(caps)) {
+    reply_error(out, m->id, SB_RPC_INVALID_PARAMS,
+                "params._meta[\"" SB_MCP_META_CLIENT_CAPS
+                "\"]: required object is missing or not an object",
+                json_pack("{ss}", "metaField", SB_MCP_META_CLIENT_CAPS));
+    return -1;
+  }
+  json_t *info = json_object_get(meta, SB_MCP_META_CLIENT_INFO);
+  if (info && !json_is_object(info)) {
+    reply_error(out, m->id, SB_RPC_INVALID_PARAMS,
+                "params._meta[\"" SB_MCP_META_CLIENT_INFO
+                "\"]: must be an object",
+                json_pack("{ss}", "metaField", SB_MCP_META_CLIENT_INFO));
+    return -1;
+  }
+  json_t *lvl = json_object_get(meta, SB_MCP_META_LOG_LEVEL);
+  if (lvl && mcp_log_level_parse(json_string_value(lvl)) < 0) {
+    reply_error(out, m->id, SB_RPC_INVALID_PARAMS,
+                "params._meta[\"" SB_MCP_META_LOG_LEVEL
+                "\"]: must be a log level (debug ... emergency)",
+                json_pack("{ss}", "metaField", SB_MCP_META_LOG_LEVEL));
+    return -1;
+  }
+  return 0;
+}
+
+static void cancel_by_id(sb_mcp_session *s, sb_mcp_out *out, json_t *params) {
+  json_t *rid = json_object_get(params, "requestId");
+  if (!sb_rpc_id_valid(rid)) return;
+  /* Calls of a session (stdio, legacy HTTP) or of this very output. */
+  sb_mcp_call *c = s ? s->calls : out->calls_;
+  for (; c; c = s ? c->sess_next : c->out_next) {
+    if (json_equal(c->id, rid)) {
+      SB_DEBUG(MODULE, "request cancelled by the client");
+      call_cancel(c);
+      return;
+    }
+  }
+}
+
+static void dispatch_notification(sb_mcp_server *srv, sb_mcp_session *s,
+                                  sb_mcp_out *out, sb_rpc_msg *m) {
+  if (strcmp(m->method, "notifications/cancelled") == 0)
+    cancel_by_id(s, out, m->params);
+  /* notifications/initialized, roots/list_changed and unknown ones need no
+   * answer: JSON-RPC forbids answering notifications. */
+}
+
+static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
+                         sb_mcp_out *out, json_t *msg, mcp_batch *batch) {
+  sb_rpc_msg m;
+  sb_error err = {0};
+  if (sb_rpc_classify(msg, &m, &err) != 0) {
+    reply_error(out, m.id, err.code, err.msg, NULL);
+    return;
+  }
+  if (m.kind == SB_RPC_RESPONSE) {
+    handle_client_response(s, &m);
+    return;
+  }
+  if (m.kind == SB_RPC_NOTIFICATION) {
+    dispatch_notification(srv, s, out, &m);
+    return;
+  }
+
+  json_t *meta = json_object_get(m.params, "_meta");
+  const char *modern_version = NULL;
+  int modern = json_object_get(meta, SB_MCP_META_PROTOCOL_VERSION) != NULL;
+  if (modern && check_modern_meta(out, &m, meta, &modern_version) != 0) return;
+
+  size_t i, n = sizeof methods / sizeof methods[0];
+  for (i = 0; i < n; i++)
+    if (strcmp(methods[i].method, m.method) == 0) break;
+
+  if (!modern) {
+    int is_init = strcmp(m.method, "initialize") == 0;
+    if (!is_init && (!s || !s->initialized)) {
+      reply_error(out, m.id, SB_RPC_INVALID_REQUEST,
+                  "Bad Request: the server is not initialized; send "
+                  "initialize first (legacy), or carry _meta[\"" SB_MCP_META_PROTOCOL_VERSION
+                  "\"] (2026-07-28)",
+                  NULL);
+      return;
+    }
+  }
+  if (i == n || !(methods[i].eras & (modern ? ERA_MODERN : ERA_LEGACY))) {
+    char text[320];
+    snprintf(text, sizeof text, "Method not found: %.200s%s", m.method,
+             i < n ? (modern ? " (legacy only; not in 2026-07-28)"
+                             : " (modern only; needs _meta protocolVersion)")
+                   : "");
+    reply_error(out, m.id, SB_RPC_METHOD_NOT_FOUND, text,
+                json_pack("{ss}", "method", m.method));
+    return;
+  }
+
+  sb_mcp_call *c = sb_calloc(1, sizeof *c);
+  if (!c) {
+    reply_error(out, m.id, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  c->srv = srv;
+  c->session = s;
+  c->out = out;
+  c->id = json_incref(m.id);
+  c->params = m.params ? json_incref(m.params) : json_object();
+  c->method = sb_strdup(m.method);
+  c->modern = modern;
+  if (modern) {
+    snprintf(c->version, sizeof c->version, "%s", modern_version);
+    c->caps = json_incref(json_object_get(meta, SB_MCP_META_CLIENT_CAPS));
+    json_t *lvl = json_object_get(meta, SB_MCP_META_LOG_LEVEL);
+    c->log_level = lvl ? mcp_log_level_parse(json_string_value(lvl))
+                       : MCP_LOG_NONE;
+  } else {
+    snprintf(c->version, sizeof c->version, "%s",
+             s && s->initialized ? s->version : "");
+    c->caps = s && s->client_caps ? json_incref(s->client_caps) : json_object();
+    c->log_level = s ? s->log_level : MCP_LOG_NONE;
+  }
+  json_t *token = json_object_get(meta, "progressToken");
+  if (sb_rpc_id_valid(token)) c->progress_token = json_incref(token);
+  if (!c->params || !c->method || !c->caps) {
+    call_free(c);
+    reply_error(out, m.id, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  if (batch) {
+    c->batch = batch;
+    batch->pending++;
+  }
+  out_link(out, c);
+  if (s) session_link(s, c);
+  methods[i].fn(srv, c); /* c may be freed from here on */
+}
+
+void sb_mcp_server_dispatch(sb_mcp_server *srv, sb_mcp_session *session,
+                            sb_mcp_out *out, json_t *msg) {
+  if (!json_is_array(msg)) {
+    dispatch_one(srv, session, out, msg, NULL);
+    return;
+  }
+  const char *v = session && session->initialized ? session->version : NULL;
+  if (!sb_mcp_version_allows_batch(v)) {
+    reply_error(out, NULL, SB_RPC_INVALID_REQUEST,
+                v ? "JSON-RPC batches are not allowed in this protocol "
+                    "revision (only 2025-03-26 has them)"
+                  : "JSON-RPC batches are only allowed in a session that "
+                    "negotiated protocol revision 2025-03-26",
+                NULL);
+    return;
+  }
+  if (json_array_size(msg) == 0) {
+    reply_error(out, NULL, SB_RPC_INVALID_REQUEST, "empty batch", NULL);
+    return;
+  }
+  mcp_batch *b = sb_calloc(1, sizeof *b);
+  sb_mcp_call *holder = sb_calloc(1, sizeof *holder);
+  if (!b || !holder || !(b->responses = json_array())) {
+    sb_free(b);
+    sb_free(holder);
+    reply_error(out, NULL, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  b->out.write = batch_write;
+  b->out.data = b;
+  b->holder = holder;
+  holder->srv = srv;
+  holder->out = out;
+  holder->params = json_object();
+  holder->caps = json_object();
+  holder->method = sb_strdup("(batch)");
+  sb_mcp_call_on_cancel(holder, batch_cancel, b);
+  out_link(out, holder);
+  size_t i;
+  json_t *item;
+  /* Members answered synchronously (and errors for malformed ones) land in
+   * b->responses at once; the rest complete later through call_finish. */
+  json_array_foreach(msg, i, item) dispatch_one(srv, session, &b->out, item, b);
+  b->started = 1;
+  batch_maybe_finish(b);
+}
+
+void sb_mcp_server_dispatch_bytes(sb_mcp_server *srv, sb_mcp_session *session,
+                                  sb_mcp_out *out, const char *data,
+                                  size_t len) {
+  sb_rpc_limits limits = {srv->cfg->max_message_bytes, srv->cfg->max_json_depth};
+  json_t *msg = NULL;
+  sb_error err = {0};
+  if (sb_rpc_parse(data, len, &limits, &msg, &err) != 0) {
+    reply_error(out, NULL, err.code, err.msg, NULL);
+    return;
+  }
+  sb_mcp_server_dispatch(srv, session, out, msg);
+  json_decref(msg);
+}

@@ -1,0 +1,966 @@
+/* http.c: the Streamable HTTP transport — libmicrohttpd driven by libuv.
+ *
+ * MHD runs with its own epoll set and no thread. Its epoll fd is watched by
+ * a uv_poll and MHD_run is called when it is readable and when the timeout
+ * MHD_get_timeout names expires, so every callback below runs on the loop
+ * thread and nothing needs a lock.
+ *
+ * One POST is one sb_mcp_out. The mcp module may write to it inside
+ * sb_mcp_server_dispatch (most requests) or later from a loop callback (slow
+ * tools, subscriptions/listen). If the first message is the final response
+ * it goes out as application/json; if something else comes first and the
+ * client accepts text/event-stream, the response becomes an SSE stream and
+ * the final message ends it. While a request waits, its MHD connection is
+ * suspended; MHD does not notice a client that goes away from a suspended
+ * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile and
+ * a disconnect detaches the out (which cancels the call).
+ *
+ * Origin policy: when server.allowed_origins is configured, an Origin header
+ * must equal one of its entries exactly. When it is empty, only loopback
+ * origins are accepted: http(s)://localhost, 127.0.0.1 or [::1], any port.
+ * Requests without an Origin header (non-browser clients) are accepted.
+ *
+ * Legacy sessions, the GET stream and Last-Event-ID replay live in
+ * http_session.c.
+ */
+#include "net/http_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define MOD "http"
+#define MCP_PATH "/mcp"
+#define SSE_BLOCK 4096
+#define SSE_MAX_PENDING (8u * 1024u * 1024u) /* slow reader cap per stream */
+#define KEEPALIVE_MS 15000
+#define TICK_MS 5000
+#define POOL_MAX 512
+#define POOL_BUF_MAX (64u * 1024u)
+#define SESSION_NOT_FOUND (-32001)
+
+static void kick(sb_http_server *s);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *header(http_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static int is_loopback_origin(const char *o) {
+  if (strncmp(o, "http://", 7) == 0) o += 7;
+  else if (strncmp(o, "https://", 8) == 0) o += 8;
+  else return 0;
+  static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
+  for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+    size_t n = strlen(hosts[i]);
+    if (strncasecmp(o, hosts[i], n) != 0) continue;
+    const char *p = o + n;
+    if (*p == '\0') return 1;
+    if (*p != ':' || !p[1]) return 0;
+    for (p++; *p; p++)
+      if (*p < '0' || *p > '9') return 0;
+    return 1;
+  }
+  return 0;
+}
+
+static int origin_allowed(const sb_config *cfg, const char *origin) {
+  if (cfg->allowed_origins_len == 0) return is_loopback_origin(origin);
+  for (size_t i = 0; i < cfg->allowed_origins_len; i++)
+    if (strcmp(cfg->allowed_origins[i], origin) == 0) return 1;
+  return 0;
+}
+
+static int accept_allows_sse(const char *accept) {
+  if (!accept) return 1;
+  return strcasestr(accept, "text/event-stream") || strstr(accept, "*/*") ||
+         strcasestr(accept, "text/*");
+}
+
+/* An id worth echoing in an error: the message's own, if valid. */
+static json_t *msg_id(json_t *msg) {
+  json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+  return sb_rpc_id_valid(id) ? id : NULL;
+}
+
+static int is_request(json_t *m) {
+  return json_is_object(m) && json_object_get(m, "method") &&
+         json_object_get(m, "id");
+}
+
+static int has_request(json_t *msg) {
+  if (!json_is_array(msg)) return is_request(msg);
+  size_t i;
+  json_t *m;
+  json_array_foreach(msg, i, m) if (is_request(m)) return 1;
+  return 0;
+}
+
+/* HTTP status for a final message. Transport-level rejections (unparsable
+ * or malformed JSON-RPC) are 400 in both eras; the modern revision maps
+ * its own error codes (sb_mcp_http_status); legacy errors ride a 200. */
+static unsigned status_for(http_req *r, json_t *msg) {
+  json_t *e = json_is_object(msg) ? json_object_get(msg, "error") : NULL;
+  if (!json_is_object(e)) return MHD_HTTP_OK;
+  if (r->modern) return (unsigned)sb_mcp_http_status(msg);
+  int code = (int)json_integer_value(json_object_get(e, "code"));
+  if (code == SB_RPC_PARSE_ERROR || code == SB_RPC_INVALID_REQUEST)
+    return MHD_HTTP_BAD_REQUEST;
+  return MHD_HTTP_OK;
+}
+
+/* ---- suspend / resume / disconnect watch ------------------------------ */
+
+static void kick_cb(uv_timer_t *t);
+
+static void on_peer_gone(http_req *r);
+
+static void on_watch(uv_poll_t *h, int status, int events) {
+  http_req *r = h->data;
+  uv_poll_stop(h);
+  r->watching = 0;
+  /* A readable event alone (pipelined bytes) is not a disconnect. */
+  if (status == 0 && !(events & UV_DISCONNECT) && !http_req_peer_closed(r))
+    return;
+  on_peer_gone(r);
+}
+
+static void watch_start(http_req *r) {
+  if (!r->watch_inited) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || uv_poll_init_socket(r->srv->loop, &r->watch, ci->connect_fd))
+      return; /* no watch: a disconnect is noticed at the next write */
+    r->watch.data = r;
+    r->watch_inited = 1;
+  }
+  if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
+}
+
+static void req_suspend(http_req *r) {
+  if (r->suspended) return;
+  MHD_suspend_connection(r->conn);
+  r->suspended = 1;
+  watch_start(r);
+}
+
+void http_req_resume(http_req *r) {
+  if (!r->suspended) return;
+  if (r->watching) {
+    uv_poll_stop(&r->watch);
+    r->watching = 0;
+  }
+  r->suspended = 0;
+  MHD_resume_connection(r->conn);
+  kick(r->srv);
+}
+
+int http_req_peer_closed(http_req *r) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci) return 1;
+  char c;
+  ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return 1;
+  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static void req_detach_out(http_req *r) {
+  if (r->dispatched && !r->final_seen && !r->detached && !r->is_get) {
+    r->detached = 1;
+    sb_mcp_out_detach(&r->out);
+  }
+}
+
+/* Queue a response: legal inside the access handler and at any time on a
+ * suspended connection, which is then resumed to send it. */
+static void req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
+  if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+    SB_DEBUG(MOD, "queueing a %u response failed", status);
+  http_req_resume(r);
+}
+
+/* The client went away (or must be cut off). */
+static void on_peer_gone(http_req *r) {
+  if (r->gone) return;
+  r->gone = 1;
+  req_detach_out(r);
+  if (r->is_get) http_session_detach_req(r);
+  if (r->state == REQ_WAITING) {
+    r->state = REQ_RESPONDED;
+    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+  } else {
+    http_req_resume(r); /* the reader ends the stream with an error */
+  }
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+/* Send `body` (ours, freed with sb_free by MHD) as application/json. */
+static int respond_body(http_req *r, unsigned status, char *body, size_t len,
+                        const char *session_id) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer_with_free_callback(len, body, sb_free);
+  if (!resp) {
+    sb_free(body);
+    return SB_ENOMEM;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "application/json");
+  if (session_id) MHD_add_response_header(resp, "Mcp-Session-Id", session_id);
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
+  r->state = REQ_RESPONDED;
+  req_queue(r, status, resp);
+  MHD_destroy_response(resp);
+  return 0;
+}
+
+static int respond_msg(http_req *r, unsigned status, json_t *msg,
+                       const char *session_id) {
+  size_t len = 0;
+  char *body = sb_rpc_dump(msg, &len);
+  if (!body) {
+    r->state = REQ_RESPONDED;
+    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    return SB_ENOMEM;
+  }
+  return respond_body(r, status, body, len, session_id);
+}
+
+/* Answer with a JSON-RPC error (id borrowed, data stolen). */
+static void respond_error(http_req *r, unsigned status, json_t *id, int code,
+                          const char *message, json_t *data) {
+  json_t *e = sb_rpc_error_new(id, code, message, data);
+  if (!e) {
+    r->state = REQ_RESPONDED;
+    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    return;
+  }
+  respond_msg(r, status, e, NULL);
+  json_decref(e);
+}
+
+static void respond_static(http_req *r, unsigned status,
+                           struct MHD_Response *resp) {
+  r->state = REQ_RESPONDED;
+  req_queue(r, status, resp);
+}
+
+/* ---- SSE -------------------------------------------------------------- */
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  http_req *r = cls;
+  (void)pos;
+  if (r->gone) return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t avail = r->sse.len - r->sse_off;
+  if (avail) {
+    size_t n = avail < max ? avail : max;
+    memcpy(buf, r->sse.data + r->sse_off, n);
+    r->sse_off += n;
+    if (r->sse_off == r->sse.len) {
+      sb_buf_reset(&r->sse);
+      r->sse_off = 0;
+    }
+    return (ssize_t)n;
+  }
+  if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
+  /* Nothing to send: park the connection until a write wakes it. */
+  req_suspend(r);
+  return 0;
+}
+
+int http_req_start_sse(http_req *r, unsigned status) {
+  struct MHD_Response *resp = MHD_create_response_from_callback(
+      MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_reader, r, NULL);
+  if (!resp) return SB_ENOMEM;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          "text/event-stream");
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+  if (r->session && !r->is_get) r->stream_id = ++r->session->next_stream;
+  r->state = REQ_SSE;
+  r->last_write_ms = sb_now_ms();
+  req_queue(r, status, resp);
+  MHD_destroy_response(resp);
+  return 0;
+}
+
+int http_req_sse_append(http_req *r, const char *data, size_t len) {
+  if (r->gone || r->state != REQ_SSE) return SB_EIO;
+  if (r->sse.len - r->sse_off + len > SSE_MAX_PENDING) {
+    SB_WARN(MOD, "SSE client is not reading; closing its stream");
+    on_peer_gone(r);
+    return SB_EIO;
+  }
+  if (r->sse_off > 0 && r->sse_off >= r->sse.len / 2) {
+    sb_buf_consume(&r->sse, r->sse_off);
+    r->sse_off = 0;
+  }
+  if (sb_buf_append(&r->sse, data, len) != 0) return SB_ENOMEM;
+  r->last_write_ms = sb_now_ms();
+  http_req_resume(r);
+  return 0;
+}
+
+/* "data: <json>\n\n" for streams that are not resumable (modern, or no
+ * session). */
+static int sse_plain_event(http_req *r, json_t *msg) {
+  size_t len = 0;
+  char *json = sb_rpc_dump(msg, &len);
+  if (!json) return SB_ENOMEM;
+  int rc = SB_ENOMEM;
+  sb_buf ev = SB_BUF_INIT;
+  if (sb_buf_reserve(&ev, len + 9) == 0) {
+    sb_buf_append(&ev, "data: ", 6);
+    sb_buf_append(&ev, json, len);
+    sb_buf_append(&ev, "\n\n", 2);
+    rc = http_req_sse_append(r, ev.data, ev.len);
+  }
+  sb_buf_free(&ev);
+  sb_free(json);
+  return rc;
+}
+
+static int sse_event(http_req *r, json_t *msg) {
+  if (r->session) return http_session_stream_event(r->session, r, msg);
+  return sse_plain_event(r, msg);
+}
+
+void http_req_abort(http_req *r, unsigned status, json_t *error) {
+  req_detach_out(r);
+  switch (r->state) {
+  case REQ_WAITING:
+    if (error) respond_msg(r, status, error, NULL);
+    else respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    break;
+  case REQ_SSE:
+    r->sse_end = 1;
+    http_req_resume(r);
+    break;
+  default: break;
+  }
+  json_decref(error);
+}
+
+/* ---- the out every POST owns ------------------------------------------ */
+
+static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {
+  http_req *r = out->data;
+  if (r->gone || r->detached) return SB_EIO;
+  if (r->final_seen || r->state == REQ_RESPONDED) return SB_ESTATE;
+  if (final) r->final_seen = 1;
+  if (r->state == REQ_SSE) {
+    int rc = sse_event(r, msg);
+    if (final) {
+      r->sse_end = 1;
+      http_req_resume(r);
+    }
+    return rc;
+  }
+  if (final) {
+    const char *sid = NULL;
+    if (r->new_session && json_is_object(msg) &&
+        json_object_get(msg, "result")) {
+      /* initialize succeeded: the session becomes addressable. */
+      http_session_insert(r->new_session);
+      sid = sb_mcp_session_id(r->new_session->mcp);
+      r->new_session = NULL;
+    }
+    return respond_msg(r, status_for(r, msg), msg, sid);
+  }
+  /* A message before the final one: switch to SSE if the client can take
+   * it; otherwise progress and log messages are dropped. */
+  if (!r->accept_sse) return 0;
+  int rc = http_req_start_sse(r, MHD_HTTP_OK);
+  if (rc != 0) return rc;
+  return sse_event(r, msg);
+}
+
+/* ---- request pool ----------------------------------------------------- */
+
+static http_req *req_new(sb_http_server *s, struct MHD_Connection *c) {
+  http_req *r = s->free_reqs;
+  sb_buf body = SB_BUF_INIT, sse = SB_BUF_INIT;
+  if (r) {
+    s->free_reqs = r->all_next;
+    s->free_count--;
+    body = r->body;
+    sse = r->sse;
+    sb_buf_reset(&body);
+    sb_buf_reset(&sse);
+  } else if (!(r = sb_malloc(sizeof *r))) {
+    return NULL;
+  }
+  memset(r, 0, sizeof *r);
+  r->body = body;
+  r->sse = sse;
+  r->srv = s;
+  r->conn = c;
+  r->out.write = req_out_write;
+  r->out.data = r;
+  r->all_next = s->reqs;
+  if (s->reqs) s->reqs->all_prev = r;
+  s->reqs = r;
+  return r;
+}
+
+static void req_free_closed(uv_handle_t *h) {
+  http_req *r = h->data;
+  sb_buf_free(&r->body);
+  sb_buf_free(&r->sse);
+  sb_free(r);
+}
+
+static void req_release(http_req *r) {
+  sb_http_server *s = r->srv;
+  if (r->all_prev) r->all_prev->all_next = r->all_next;
+  else s->reqs = r->all_next;
+  if (r->all_next) r->all_next->all_prev = r->all_prev;
+  json_decref(r->msg);
+  json_decref(r->early_error);
+  r->msg = r->early_error = NULL;
+  if (r->watch_inited) {
+    /* The handle must be closed before its memory goes. */
+    uv_close((uv_handle_t *)&r->watch, req_free_closed);
+    return;
+  }
+  if (s->free_count < POOL_MAX && !s->stopping &&
+      r->body.cap <= POOL_BUF_MAX && r->sse.cap <= POOL_BUF_MAX) {
+    r->all_next = s->free_reqs;
+    s->free_reqs = r;
+    s->free_count++;
+    return;
+  }
+  sb_buf_free(&r->body);
+  sb_buf_free(&r->sse);
+  sb_free(r);
+}
+
+/* ---- request handling ------------------------------------------------- */
+
+static void set_early(http_req *r, unsigned status, int code, json_t *id,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void set_early(http_req *r, unsigned status, int code, json_t *id,
+                      const char *fmt, ...) {
+  if (r->early_error) return;
+  char text[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  r->early_error = sb_rpc_error_new(id, code, text, NULL);
+  r->early_status = status;
+  sb_buf_free(&r->body); /* whatever arrives from now on is discarded */
+}
+
+/* First call: headers are in. Decide what can be decided already. */
+static int req_begin(http_req *r, const char *url, const char *method) {
+  const sb_config *cfg = r->srv->cfg;
+  const char *origin = header(r, "Origin");
+  if (origin && !origin_allowed(cfg, origin)) {
+    set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
+              "Origin '%.200s' is not allowed", origin);
+  } else if (strcmp(url, MCP_PATH) != 0) {
+    set_early(r, MHD_HTTP_NOT_FOUND, SB_RPC_INVALID_REQUEST, NULL,
+              "no MCP endpoint at %.200s (use " MCP_PATH ")", url);
+  } else if (strcmp(method, "POST") && strcmp(method, "GET") &&
+             strcmp(method, "DELETE")) {
+    set_early(r, MHD_HTTP_METHOD_NOT_ALLOWED, SB_RPC_INVALID_REQUEST, NULL,
+              "method %.32s is not allowed on " MCP_PATH, method);
+  }
+  r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
+  const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && !r->early_error) {
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (n > cfg->max_message_bytes) {
+      set_early(r, MHD_HTTP_CONTENT_TOO_LARGE, SB_RPC_INVALID_REQUEST, NULL,
+                "message of %llu bytes exceeds the limit of %zu bytes "
+                "(limits.max_message_bytes)",
+                n, cfg->max_message_bytes);
+      /* Drain modest excess so the client reads our answer; cut off a
+       * body too big to be worth reading (MHD then closes). */
+      if (n / 4 > cfg->max_message_bytes + (1u << 20)) return 1;
+    }
+  }
+  return 0;
+}
+
+static void parse_body(http_req *r, const char *data, size_t len) {
+  const sb_config *cfg = r->srv->cfg;
+  sb_rpc_limits lim = {cfg->max_message_bytes, cfg->max_json_depth};
+  sb_error err = {0};
+  int rc = sb_rpc_parse(data, len, &lim, &r->msg, &err);
+  if (rc != 0) set_early(r, MHD_HTTP_BAD_REQUEST, rc, NULL, "%s", err.msg);
+}
+
+static void req_body(http_req *r, const char *data, size_t n) {
+  if (r->early_error || r->msg) return;
+  size_t max = r->srv->cfg->max_message_bytes;
+  if (r->body.len + n > max) {
+    set_early(r, MHD_HTTP_CONTENT_TOO_LARGE, SB_RPC_INVALID_REQUEST, NULL,
+              "message exceeds the limit of %zu bytes "
+              "(limits.max_message_bytes)",
+              max);
+    return;
+  }
+  /* The common case: the whole body in one piece, parsed in place. */
+  const char *cl = r->body.len ? NULL
+                               : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl && strtoull(cl, NULL, 10) == n) {
+    parse_body(r, data, n);
+    return;
+  }
+  if (sb_buf_append(&r->body, data, n) != 0)
+    set_early(r, MHD_HTTP_INTERNAL_SERVER_ERROR, SB_RPC_INTERNAL_ERROR, NULL,
+              "out of memory reading the request body");
+}
+
+/* MCP-Protocol-Version on a legacy request: absent means 2025-03-26. */
+static int legacy_version_ok(http_req *r, const char *pv) {
+  if (!pv || sb_mcp_version_supported(pv)) return 1;
+  json_t *data = json_object();
+  json_object_set_new(data, "supported", sb_mcp_supported_versions_json());
+  json_object_set_new(data, "requested", json_string(pv));
+  respond_error(r, MHD_HTTP_BAD_REQUEST, msg_id(r->msg),
+                SB_RPC_UNSUPPORTED_PROTOCOL_VERSION,
+                "Unsupported protocol version (MCP-Protocol-Version header)",
+                data);
+  return 0;
+}
+
+static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
+  sb_http_server *s = r->srv;
+  if (hs) http_session_attach(hs, r);
+  r->state = REQ_WAITING;
+  r->dispatched = 1;
+  sb_mcp_server_dispatch(s->mcp, ms, &r->out, r->msg);
+  if (r->new_session && r->final_seen) {
+    /* initialize was answered with an error: no session after all. */
+    http_session_destroy(r->new_session);
+    r->new_session = NULL;
+  }
+  if (r->state != REQ_WAITING) return;
+  if (!has_request(r->msg)) {
+    /* Notifications and responses are accepted with no body. */
+    respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
+    return;
+  }
+  req_suspend(r);
+}
+
+static void do_post(http_req *r) {
+  sb_http_server *s = r->srv;
+  json_t *msg = r->msg;
+  const char *sid = header(r, "Mcp-Session-Id");
+  const char *pv = header(r, "MCP-Protocol-Version");
+  const char *ver = NULL;
+  sb_mcp_era era =
+      json_is_object(msg) ? sb_mcp_message_era(msg, &ver) : SB_MCP_ERA_NONE;
+
+  if (era == SB_MCP_ERA_MODERN) {
+    /* Stateless: Mcp-Session-Id is ignored, the headers must mirror the
+     * body. */
+    r->modern = 1;
+    sb_error err = {0};
+    if (sb_mcp_check_http_headers(msg, pv, header(r, "Mcp-Method"),
+                                  header(r, "Mcp-Name"), &err) != 0) {
+      respond_error(r, MHD_HTTP_BAD_REQUEST, msg_id(msg),
+                    SB_RPC_HEADER_MISMATCH, err.msg, NULL);
+      return;
+    }
+    dispatch(r, NULL, NULL);
+    return;
+  }
+  if (sid) {
+    http_session *hs = http_session_find(s, sid);
+    if (!hs) {
+      respond_error(r, MHD_HTTP_NOT_FOUND, msg_id(msg), SESSION_NOT_FOUND,
+                    "Session not found (expired or deleted): send initialize "
+                    "again without Mcp-Session-Id",
+                    NULL);
+      return;
+    }
+    if (!legacy_version_ok(r, pv)) return;
+    dispatch(r, hs, hs->mcp);
+    return;
+  }
+  if (era == SB_MCP_ERA_LEGACY) { /* initialize: a new session */
+    if (!legacy_version_ok(r, pv)) return;
+    http_session *hs = http_session_new(s);
+    if (!hs) {
+      respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, msg_id(msg),
+                    SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+      return;
+    }
+    r->new_session = hs;
+    dispatch(r, NULL, hs->mcp);
+    return;
+  }
+  /* No era of its own and no session: malformed messages (and requests
+   * that claim a modern version in the header only) get the mcp module's
+   * own error; a well-formed legacy message needs its session. */
+  sb_rpc_msg cm;
+  int malformed = json_is_object(msg) ? sb_rpc_classify(msg, &cm, NULL) != 0
+                                      : json_array_size(msg) == 0;
+  if (malformed || (pv && sb_mcp_version_is_modern(pv))) {
+    r->modern = pv && sb_mcp_version_is_modern(pv);
+    dispatch(r, NULL, NULL);
+    return;
+  }
+  respond_error(r, MHD_HTTP_BAD_REQUEST, msg_id(msg), SB_RPC_INVALID_REQUEST,
+                "Mcp-Session-Id header is required: send initialize first "
+                "(or use protocol version " SB_MCP_MODERN_VERSION
+                " with _meta)",
+                NULL);
+}
+
+static void do_get(http_req *r) {
+  sb_http_server *s = r->srv;
+  const char *sid = header(r, "Mcp-Session-Id");
+  if (!sid) {
+    /* 2026-07-28 has no GET stream; legacy clients always name their
+     * session. */
+    r->state = REQ_RESPONDED;
+    req_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, s->resp_no_get);
+    return;
+  }
+  http_session *hs = http_session_find(s, sid);
+  if (!hs) {
+    respond_error(r, MHD_HTTP_NOT_FOUND, NULL, SESSION_NOT_FOUND,
+                  "Session not found (expired or deleted)", NULL);
+    return;
+  }
+  if (!legacy_version_ok(r, header(r, "MCP-Protocol-Version"))) return;
+  json_t *error = NULL;
+  r->is_get = 1;
+  unsigned status =
+      http_session_open_get(hs, r, header(r, "Last-Event-ID"), &error);
+  if (status != MHD_HTTP_OK) {
+    r->is_get = 0;
+    if (error) {
+      respond_msg(r, status, error, NULL);
+      json_decref(error);
+    } else {
+      respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, s->resp_gone);
+    }
+  }
+}
+
+static void do_delete(http_req *r) {
+  sb_http_server *s = r->srv;
+  const char *sid = header(r, "Mcp-Session-Id");
+  if (!sid) {
+    respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, SB_RPC_INVALID_REQUEST,
+                  "Mcp-Session-Id header is required to end a session", NULL);
+    return;
+  }
+  http_session *hs = http_session_find(s, sid);
+  if (!hs) {
+    respond_error(r, MHD_HTTP_NOT_FOUND, NULL, SESSION_NOT_FOUND,
+                  "Session not found (expired or deleted)", NULL);
+    return;
+  }
+  http_session_destroy(hs);
+  respond_static(r, MHD_HTTP_NO_CONTENT, s->resp_accepted);
+}
+
+static void req_finish(http_req *r, const char *method) {
+  if (!r->early_error && !r->msg && strcmp(method, "POST") == 0)
+    parse_body(r, r->body.data ? r->body.data : "", r->body.len);
+  if (r->body.cap > POOL_BUF_MAX) sb_buf_free(&r->body);
+  else sb_buf_reset(&r->body);
+  if (r->early_error) {
+    respond_msg(r, r->early_status, r->early_error, NULL);
+    return;
+  }
+  if (strcmp(method, "POST") == 0) do_post(r);
+  else if (strcmp(method, "GET") == 0) do_get(r);
+  else do_delete(r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls) {
+  sb_http_server *s = cls;
+  http_req *r = *req_cls;
+  (void)version;
+  if (!r) {
+    if (s->stopping || !(r = req_new(s, conn))) return MHD_NO;
+    *req_cls = r;
+    if (req_begin(r, url, method)) {
+      r->in_handler = 1;
+      respond_msg(r, r->early_status, r->early_error, NULL);
+      r->in_handler = 0;
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    req_body(r, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (r->state != REQ_READING) return MHD_YES;
+  r->in_handler = 1;
+  req_finish(r, method);
+  r->in_handler = 0;
+  return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **req_cls, enum MHD_RequestTerminationCode toe) {
+  http_req *r = *req_cls;
+  (void)cls;
+  (void)conn;
+  if (!r) return;
+  *req_cls = NULL;
+  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) r->gone = 1;
+  if (r->watching) {
+    uv_poll_stop(&r->watch);
+    r->watching = 0;
+  }
+  req_detach_out(r);
+  if (r->new_session) {
+    http_session_destroy(r->new_session);
+    r->new_session = NULL;
+  }
+  http_session_detach_req(r);
+  req_release(r);
+}
+
+/* ---- loop glue -------------------------------------------------------- */
+
+static void run_mhd(sb_http_server *s) {
+  if (!s->daemon) return;
+  MHD_run(s->daemon);
+  MHD_UNSIGNED_LONG_LONG to = 0;
+  if (MHD_get_timeout(s->daemon, &to) == MHD_YES) {
+    if (to > 60000) to = 60000;
+    uv_timer_start(&s->mhd_timer, kick_cb, to, 0);
+  } else {
+    uv_timer_stop(&s->mhd_timer);
+  }
+}
+
+static void kick_cb(uv_timer_t *t) { run_mhd(t->data); }
+
+static void kick(sb_http_server *s) {
+  if (!s->stopping) uv_timer_start(&s->mhd_timer, kick_cb, 0, 0);
+}
+
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  run_mhd(h->data);
+}
+
+static void on_tick(uv_timer_t *t) {
+  sb_http_server *s = t->data;
+  uint64_t now = sb_now_ms();
+  for (http_req *r = s->reqs, *next; r; r = next) {
+    next = r->all_next;
+    if (r->state == REQ_SSE && !r->gone && !r->sse_end &&
+        now - r->last_write_ms >= KEEPALIVE_MS)
+      http_req_sse_append(r, ":\n\n", 3);
+  }
+  http_sessions_expire(s, now);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+  SB_DEBUG(MOD, "microhttpd: %s", line);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  sb_http_server *s = h->data;
+  if (--s->handles_open == 0) sb_free(s);
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss,
+                   int *v6) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+  if (!host || !*host || strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    *v6 = 0;
+    return 0;
+  }
+  char h6[64];
+  size_t hl = strlen(host);
+  if (host[0] == '[' && hl < sizeof h6 && host[hl - 1] == ']') {
+    memcpy(h6, host + 1, hl - 2);
+    h6[hl - 2] = '\0';
+    host = h6;
+  }
+  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    *v6 = 1;
+    return 0;
+  }
+  /* A host name: resolved once at start-up (blocking is fine here). */
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *ai = NULL;
+  if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai) return SB_ENOENT;
+  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+  *v6 = ai->ai_family == AF_INET6;
+  if (*v6) in6->sin6_port = htons((uint16_t)port);
+  else in4->sin_port = htons((uint16_t)port);
+  freeaddrinfo(ai);
+  return 0;
+}
+
+static struct MHD_Response *static_response(const char *body, int close) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (!r) return NULL;
+  if (*body)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json");
+  if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  return r;
+}
+
+static void free_statics(sb_http_server *s) {
+  struct MHD_Response **all[] = {&s->resp_accepted, &s->resp_gone,
+                                 &s->resp_no_get};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    if (*all[i]) {
+      MHD_destroy_response(*all[i]);
+      *all[i] = NULL;
+    }
+}
+
+sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
+                                     const sb_config *cfg, sb_error *err) {
+  sb_http_server *s = sb_calloc(1, sizeof *s);
+  if (!s) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->loop = loop;
+  s->mcp = srv;
+  s->cfg = cfg;
+  struct sockaddr_storage ss;
+  int v6 = 0;
+  const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
+  if (resolve(host, cfg->listen_port, &ss, &v6) != 0) {
+    sb_error_set(err, SB_EINVAL, "cannot resolve listen host '%s'", host);
+    goto fail;
+  }
+  s->resp_accepted = static_response("", 0);
+  s->resp_gone = static_response("", 1);
+  s->resp_no_get = static_response(
+      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,"
+      "\"message\":\"GET needs an Mcp-Session-Id (legacy sessions only; "
+      "2026-07-28 has no GET stream)\"}}",
+      0);
+  if (!s->resp_accepted || !s->resp_gone || !s->resp_no_get ||
+      http_sessions_init(s) != 0) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  MHD_add_response_header(s->resp_no_get, MHD_HTTP_HEADER_ALLOW,
+                          "POST, GET, DELETE");
+  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+  errno = 0;
+  s->daemon = MHD_start_daemon(
+      flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+  if (!s->daemon) {
+    sb_error_set(err, SB_EIO, "cannot listen on %s:%d: %s", host,
+                 cfg->listen_port, errno ? strerror(errno) : "microhttpd failed");
+    goto fail;
+  }
+  const union MHD_DaemonInfo *pi =
+      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  const union MHD_DaemonInfo *ei =
+      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  if (!pi || !ei) {
+    sb_error_set(err, SB_EIO, "microhttpd gave no port or epoll fd");
+    goto fail;
+  }
+  s->port = pi->port;
+  if (uv_poll_init(loop, &s->epoll_watch, ei->epoll_fd) != 0) {
+    sb_error_set(err, SB_EIO, "cannot watch microhttpd's epoll fd");
+    goto fail;
+  }
+  s->epoll_watch.data = s;
+  uv_timer_init(loop, &s->mhd_timer);
+  uv_timer_init(loop, &s->tick);
+  s->mhd_timer.data = s->tick.data = s;
+  s->handles_open = 3;
+  uv_poll_start(&s->epoll_watch, UV_READABLE, on_epoll);
+  uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+  kick(s);
+  if (v6) SB_INFO(MOD, "listening on http://[%s]:%d" MCP_PATH, host, s->port);
+  else SB_INFO(MOD, "listening on http://%s:%d" MCP_PATH, host, s->port);
+  return s;
+fail:
+  if (s->daemon) MHD_stop_daemon(s->daemon);
+  http_sessions_free_all(s);
+  free_statics(s);
+  sb_free(s);
+  return NULL;
+}
+
+int sb_http_server_port(const sb_http_server *s) { return s ? s->port : -1; }
+
+void sb_http_server_stop(sb_http_server *s) {
+  if (!s) return;
+  /* Sessions first: their requests are detached and ended. */
+  http_sessions_free_all(s);
+  for (http_req *r = s->reqs, *next; r; r = next) {
+    next = r->all_next;
+    req_detach_out(r);
+    if (r->state == REQ_WAITING) {
+      r->state = REQ_RESPONDED;
+      req_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, s->resp_gone);
+    }
+    r->gone = 1;
+    http_req_resume(r);
+  }
+  s->stopping = 1;
+  /* Let MHD take the resumed connections back before it is stopped. */
+  MHD_run(s->daemon);
+  uv_close((uv_handle_t *)&s->epoll_watch, on_handle_closed);
+  MHD_stop_daemon(s->daemon); /* completion callbacks free the requests */
+  s->daemon = NULL;
+  uv_close((uv_handle_t *)&s->mhd_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&s->tick, on_handle_closed);
+  free_statics(s);
+  while (s->free_reqs) {
+    http_req *r = s->free_reqs;
+    s->free_reqs = r->all_next;
+    sb_buf_free(&r->body);
+    sb_buf_free(&r->sse);
+    sb_free(r);
+  }
+  sb_free(s->buckets);
+  s->buckets = NULL;
+}

@@ -1,0 +1,142 @@
+/* http_internal.h: private types shared by http.c (daemon, loop glue,
+ * request handling) and http_session.c (legacy session table, SSE replay
+ * ring, GET streams). Nothing here is part of net's public face.
+ */
+#ifndef SB_NET_HTTP_INTERNAL_H
+#define SB_NET_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/net.h"
+
+typedef struct http_req http_req;
+typedef struct http_session http_session;
+
+/* Where one request stands. */
+typedef enum http_req_state {
+  REQ_READING = 0, /* headers and body still arriving */
+  REQ_WAITING,     /* dispatched; suspended until the first message */
+  REQ_RESPONDED,   /* a complete (non-streaming) response is queued */
+  REQ_SSE,         /* an SSE response is queued and streaming */
+} http_req_state;
+
+/* One HTTP request (MHD's per-request closure). Pooled: idle keep-alive
+ * connections hold none, so their cost is MHD's own pool only. */
+struct http_req {
+  sb_http_server *srv;
+  struct MHD_Connection *conn;
+  sb_mcp_out out; /* out.data == this */
+  http_req_state state;
+  http_session *session;      /* legacy session this request runs in */
+  http_session *new_session;  /* owned while its initialize is pending */
+  http_req *sess_prev, *sess_next; /* in session->reqs */
+  http_req *all_prev, *all_next;   /* in srv->reqs */
+  /* request body */
+  sb_buf body;
+  json_t *msg;           /* parsed body (owned) */
+  json_t *early_error;   /* error response decided before dispatch */
+  unsigned early_status; /* its HTTP status */
+  /* SSE output not yet taken by MHD */
+  sb_buf sse;
+  size_t sse_off;
+  uint64_t last_write_ms;
+  uint32_t stream_id; /* legacy SSE stream number (0 = the GET stream) */
+  unsigned in_handler : 1;  /* inside the access handler (may queue) */
+  unsigned suspended : 1;   /* MHD connection suspended by us */
+  unsigned gone : 1;        /* peer gone or stream torn down */
+  unsigned final_seen : 1;  /* the final message was written */
+  unsigned sse_end : 1;     /* end the SSE stream once drained */
+  unsigned accept_sse : 1;  /* client's Accept allows text/event-stream */
+  unsigned modern : 1;      /* request served under 2026-07-28 rules */
+  unsigned is_get : 1;      /* a legacy GET (notification) stream */
+  unsigned detached : 1;    /* sb_mcp_out_detach done */
+  unsigned dispatched : 1;  /* out was handed to sb_mcp_server_dispatch */
+  unsigned watching : 1;    /* disconnect watch active */
+  unsigned watch_inited : 1;
+  uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
+};
+
+typedef struct http_event {
+  uint64_t seq;
+  uint32_t stream;
+  uint32_t len;
+  char *text; /* the whole SSE event, "id: ..\ndata: ..\n\n" */
+} http_event;
+
+/* A legacy (initialize-based) session. */
+struct http_session {
+  sb_http_server *srv;
+  sb_mcp_session *mcp;
+  sb_mcp_out notify; /* the session's notify_out: ring + live GET */
+  http_session *hnext;
+  http_req *reqs; /* requests attached to the session */
+  http_req *get;  /* live GET stream, or NULL */
+  uint64_t seq;        /* last event sequence number minted */
+  uint64_t delivered0; /* stream-0 events up to here were handed out */
+  uint32_t next_stream;
+  http_event *ring;
+  size_t ring_head, ring_len;
+  uint64_t last_used_ms;
+  int in_table;
+};
+
+struct sb_http_server {
+  uv_loop_t *loop;
+  sb_mcp_server *mcp;
+  const sb_config *cfg;
+  struct MHD_Daemon *daemon;
+  int port;
+  uv_poll_t epoll_watch; /* MHD's epoll fd */
+  uv_timer_t mhd_timer;  /* MHD_get_timeout, and kicks after resume */
+  uv_timer_t tick;       /* keep-alives and session expiry */
+  int handles_open;
+  int stopping;
+  http_req *reqs;      /* every live request */
+  http_req *free_reqs; /* pool */
+  size_t free_count;
+  /* session table */
+  http_session **buckets;
+  size_t nbuckets, nsessions;
+  /* prebuilt responses */
+  struct MHD_Response *resp_accepted; /* 202, no body */
+  struct MHD_Response *resp_gone;     /* peer gone: close */
+  struct MHD_Response *resp_no_get;   /* 405 for GET without a session */
+};
+
+/* ---- http.c, used by http_session.c ---------------------------------- */
+void http_req_resume(http_req *r);
+/* Append raw bytes to a streaming request, waking its reader. */
+int http_req_sse_append(http_req *r, const char *data, size_t len);
+/* Make r's response an SSE stream (queue it). Returns 0 or SB_E*. */
+int http_req_start_sse(http_req *r, unsigned status);
+/* Tear a request down: detach its out, end its stream or answer it with
+ * `error` (stolen, may be NULL) and `status`. */
+void http_req_abort(http_req *r, unsigned status, json_t *error);
+/* 1 if the peer of a suspended connection has certainly gone. */
+int http_req_peer_closed(http_req *r);
+
+/* ---- http_session.c --------------------------------------------------- */
+int http_sessions_init(sb_http_server *s);
+/* Destroy every session (server stop). */
+void http_sessions_free_all(sb_http_server *s);
+/* A new session, not yet in the table. */
+http_session *http_session_new(sb_http_server *s);
+void http_session_insert(http_session *hs);
+http_session *http_session_find(sb_http_server *s, const char *id);
+/* Remove from the table (if in it), end its requests, free it. */
+void http_session_destroy(http_session *hs);
+void http_session_attach(http_session *hs, http_req *r);
+void http_session_detach_req(http_req *r);
+/* Format msg as an SSE event on stream r->stream_id, record it in the
+ * ring and append it to r. */
+int http_session_stream_event(http_session *hs, http_req *r, json_t *msg);
+/* Serve GET: last_event_id may be NULL. Returns an HTTP status (200 when
+ * the stream was started) and fills *error (new reference) otherwise. */
+unsigned http_session_open_get(http_session *hs, http_req *r,
+                               const char *last_event_id, json_t **error);
+/* Free sessions idle longer than the configured timeout. */
+void http_sessions_expire(sb_http_server *s, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,317 @@
+/* http_session.c: legacy (2025-03-26 .. 2025-11-25) Streamable HTTP
+ * sessions: the Mcp-Session-Id table, the GET notification stream and SSE
+ * resumption.
+ *
+ * Every SSE event written for a session gets an id "<stream>-<seq>": seq
+ * counts up across the whole session (so ids are unique in it), stream
+ * names where the event went — 0 for the GET stream, 1.. for each POST
+ * that turned into an SSE response. The last limits.replay_events events
+ * are kept in a ring; a GET with Last-Event-ID "<stream>-<seq>" gets that
+ * stream's later events replayed. For stream 0 it then stays open as the
+ * session's live GET stream; for a POST stream (whose call was cancelled
+ * when its connection dropped) the replay ends the response.
+ *
+ * The session's notify_out is owned here and always valid: messages not
+ * tied to a request (list_changed, resources/updated, ...) go into the ring
+ * and, when a GET stream is connected, onto it. A GET without Last-Event-ID
+ * receives what was never handed to any GET stream.
+ */
+#include "net/http_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_NOT_FOUND (-32001)
+#define MIN_BUCKETS 64
+
+static size_t hash_id(const char *id) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *id; id++) h = (h ^ (unsigned char)*id) * 1099511628211ull;
+  return (size_t)h;
+}
+
+static const char *sid(const http_session *hs) {
+  return sb_mcp_session_id(hs->mcp);
+}
+
+int http_sessions_init(sb_http_server *s) {
+  s->nbuckets = MIN_BUCKETS;
+  s->nsessions = 0;
+  s->buckets = sb_calloc(s->nbuckets, sizeof *s->buckets);
+  return s->buckets ? 0 : SB_ENOMEM;
+}
+
+static void grow(sb_http_server *s) {
+  size_t n = s->nbuckets * 2;
+  http_session **b = sb_calloc(n, sizeof *b);
+  if (!b) return; /* longer chains, still correct */
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    for (http_session *hs = s->buckets[i], *next; hs; hs = next) {
+      next = hs->hnext;
+      size_t j = hash_id(sid(hs)) & (n - 1);
+      hs->hnext = b[j];
+      b[j] = hs;
+    }
+  }
+  sb_free(s->buckets);
+  s->buckets = b;
+  s->nbuckets = n;
+}
+
+/* ---- events and the ring ---------------------------------------------- */
+
+/* "id: <stream>-<seq>\ndata: <json>\n\n"; caller frees with sb_free. */
+static char *format_event(uint32_t stream, uint64_t seq, json_t *msg,
+                          size_t *len) {
+  size_t jl = 0;
+  char *json = sb_rpc_dump(msg, &jl);
+  if (!json) return NULL;
+  sb_buf b = SB_BUF_INIT;
+  if (sb_buf_reserve(&b, jl + 48) != 0 ||
+      sb_buf_printf(&b, "id: %u-%llu\ndata: ", (unsigned)stream,
+                    (unsigned long long)seq) != 0 ||
+      sb_buf_append(&b, json, jl) != 0 || sb_buf_append(&b, "\n\n", 2) != 0) {
+    sb_buf_free(&b);
+    sb_free(json);
+    return NULL;
+  }
+  sb_free(json);
+  *len = b.len;
+  return b.data;
+}
+
+/* Keep an event for replay; takes ownership of text. */
+static void ring_push(http_session *hs, uint64_t seq, uint32_t stream,
+                      char *text, size_t len) {
+  int cap = hs->srv->cfg->replay_events;
+  if (cap <= 0) {
+    sb_free(text);
+    return;
+  }
+  if (!hs->ring && !(hs->ring = sb_calloc((size_t)cap, sizeof *hs->ring))) {
+    sb_free(text);
+    return;
+  }
+  if (hs->ring_len == (size_t)cap) { /* drop the oldest */
+    sb_free(hs->ring[hs->ring_head].text);
+    hs->ring_head = (hs->ring_head + 1) % (size_t)cap;
+    hs->ring_len--;
+  }
+  http_event *ev = &hs->ring[(hs->ring_head + hs->ring_len) % (size_t)cap];
+  ev->seq = seq;
+  ev->stream = stream;
+  ev->len = (uint32_t)len;
+  ev->text = text;
+  hs->ring_len++;
+}
+
+static size_t replay(http_session *hs, http_req *r, uint32_t stream,
+                     uint64_t after) {
+  size_t n = 0, cap = (size_t)hs->srv->cfg->replay_events;
+  for (size_t i = 0; i < hs->ring_len; i++) {
+    http_event *ev = &hs->ring[(hs->ring_head + i) % cap];
+    if (ev->stream != stream || ev->seq <= after) continue;
+    if (http_req_sse_append(r, ev->text, ev->len) != 0) break;
+    n++;
+  }
+  return n;
+}
+
+int http_session_stream_event(http_session *hs, http_req *r, json_t *msg) {
+  size_t len = 0;
+  uint64_t seq = ++hs->seq;
+  char *text = format_event(r->stream_id, seq, msg, &len);
+  if (!text) return SB_ENOMEM;
+  int rc = http_req_sse_append(r, text, len);
+  ring_push(hs, seq, r->stream_id, text, len);
+  return rc;
+}
+
+/* The session's notify_out. Never fails for a missing stream: the event
+ * waits in the ring. */
+static int notify_write(sb_mcp_out *out, json_t *msg, int final) {
+  http_session *hs = out->data;
+  (void)final;
+  size_t len = 0;
+  uint64_t seq = ++hs->seq;
+  char *text = format_event(0, seq, msg, &len);
+  if (!text) return SB_ENOMEM;
+  if (hs->get && !hs->get->gone &&
+      http_req_sse_append(hs->get, text, len) == 0)
+    hs->delivered0 = seq;
+  ring_push(hs, seq, 0, text, len);
+  return 0;
+}
+
+/* ---- the table -------------------------------------------------------- */
+
+http_session *http_session_new(sb_http_server *s) {
+  http_session *hs = sb_calloc(1, sizeof *hs);
+  if (!hs) return NULL;
+  hs->srv = s;
+  hs->notify.write = notify_write;
+  hs->notify.data = hs;
+  hs->last_used_ms = sb_now_ms();
+  hs->mcp = sb_mcp_session_new(s->mcp, &hs->notify);
+  if (!hs->mcp) {
+    sb_free(hs);
+    return NULL;
+  }
+  return hs;
+}
+
+void http_session_insert(http_session *hs) {
+  sb_http_server *s = hs->srv;
+  if (hs->in_table) return;
+  if (s->nsessions >= s->nbuckets) grow(s);
+  size_t i = hash_id(sid(hs)) & (s->nbuckets - 1);
+  hs->hnext = s->buckets[i];
+  s->buckets[i] = hs;
+  hs->in_table = 1;
+  s->nsessions++;
+  hs->last_used_ms = sb_now_ms();
+}
+
+http_session *http_session_find(sb_http_server *s, const char *id) {
+  if (!s->buckets) return NULL;
+  size_t i = hash_id(id) & (s->nbuckets - 1);
+  for (http_session *hs = s->buckets[i]; hs; hs = hs->hnext)
+    if (strcmp(sid(hs), id) == 0) return hs;
+  return NULL;
+}
+
+void http_session_attach(http_session *hs, http_req *r) {
+  if (r->session == hs) return;
+  http_session_detach_req(r);
+  r->session = hs;
+  r->sess_prev = NULL;
+  r->sess_next = hs->reqs;
+  if (hs->reqs) hs->reqs->sess_prev = r;
+  hs->reqs = r;
+  hs->last_used_ms = sb_now_ms();
+}
+
+void http_session_detach_req(http_req *r) {
+  http_session *hs = r->session;
+  if (!hs) return;
+  if (r->sess_prev) r->sess_prev->sess_next = r->sess_next;
+  else hs->reqs = r->sess_next;
+  if (r->sess_next) r->sess_next->sess_prev = r->sess_prev;
+  r->sess_prev = r->sess_next = NULL;
+  if (hs->get == r) hs->get = NULL;
+  r->session = NULL;
+  hs->last_used_ms = sb_now_ms();
+}
+
+void http_session_destroy(http_session *hs) {
+  sb_http_server *s = hs->srv;
+  if (hs->in_table) {
+    http_session **pp = &s->buckets[hash_id(sid(hs)) & (s->nbuckets - 1)];
+    while (*pp && *pp != hs) pp = &(*pp)->hnext;
+    if (*pp) *pp = hs->hnext;
+    hs->in_table = 0;
+    s->nsessions--;
+  }
+  /* End what still runs in the session before the session goes. */
+  while (hs->reqs) {
+    http_req *r = hs->reqs;
+    http_session_detach_req(r);
+    json_t *id = json_is_object(r->msg) ? json_object_get(r->msg, "id") : NULL;
+    http_req_abort(r, MHD_HTTP_NOT_FOUND,
+                   sb_rpc_error_new(sb_rpc_id_valid(id) ? id : NULL,
+                                    SESSION_NOT_FOUND,
+                                    "Session ended (deleted or expired)",
+                                    NULL));
+  }
+  sb_mcp_session_free(hs->mcp);
+  size_t cap = (size_t)s->cfg->replay_events;
+  for (size_t i = 0; i < hs->ring_len; i++)
+    sb_free(hs->ring[(hs->ring_head + i) % cap].text);
+  sb_free(hs->ring);
+  sb_free(hs);
+}
+
+void http_sessions_free_all(sb_http_server *s) {
+  if (!s->buckets) return;
+  for (size_t i = 0; i < s->nbuckets; i++)
+    while (s->buckets[i]) http_session_destroy(s->buckets[i]);
+}
+
+void http_sessions_expire(sb_http_server *s, uint64_t now_ms) {
+  int idle_s = s->cfg->session_idle_timeout_s;
+  if (idle_s <= 0 || !s->buckets) return;
+  uint64_t idle = (uint64_t)idle_s * 1000u;
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    for (http_session *hs = s->buckets[i], *next; hs; hs = next) {
+      next = hs->hnext;
+      if (!hs->reqs && now_ms - hs->last_used_ms > idle) {
+        SB_INFO("http", "session %s expired after %d s idle", sid(hs), idle_s);
+        http_session_destroy(hs);
+      }
+    }
+  }
+}
+
+/* ---- GET -------------------------------------------------------------- */
+
+static json_t *get_error(int code, const char *message) {
+  return sb_rpc_error_new(NULL, code, message, NULL);
+}
+
+unsigned http_session_open_get(http_session *hs, http_req *r,
+                               const char *last_event_id, json_t **error) {
+  uint32_t stream = 0;
+  uint64_t after = 0;
+  int have_last = 0;
+  *error = NULL;
+  if (last_event_id && *last_event_id) {
+    char *end = NULL, *end2 = NULL;
+    unsigned long st = strtoul(last_event_id, &end, 10);
+    unsigned long long sq = 0;
+    if (end != last_event_id && *end == '-')
+      sq = strtoull(end + 1, &end2, 10);
+    if (end == last_event_id || *end != '-' || !end2 || end2 == end + 1 ||
+        *end2 || st > UINT32_MAX) {
+      *error = get_error(SB_RPC_INVALID_REQUEST,
+                         "Last-Event-ID: not an event id of this session");
+      return MHD_HTTP_BAD_REQUEST;
+    }
+    stream = (uint32_t)st;
+    after = sq;
+    have_last = 1;
+  }
+  if (stream == 0 && hs->get && hs->get != r) {
+    http_req *old = hs->get;
+    if (!http_req_peer_closed(old)) {
+      *error = get_error(SB_RPC_INVALID_REQUEST,
+                         "this session already has a GET stream open");
+      return MHD_HTTP_CONFLICT;
+    }
+    /* The old stream's client is gone; we just had not noticed yet. */
+    http_session_detach_req(old);
+    http_req_abort(old, 0, NULL);
+  }
+  if (http_req_start_sse(r, MHD_HTTP_OK) != 0) {
+    *error = get_error(SB_RPC_INTERNAL_ERROR, "out of memory");
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+  }
+  http_session_attach(hs, r);
+  if (stream != 0) {
+    /* Resuming a POST's stream: what it missed, then the end. */
+    replay(hs, r, stream, after);
+    r->sse_end = 1;
+    return MHD_HTTP_OK;
+  }
+  hs->get = r;
+  size_t n = replay(hs, r, 0, have_last ? after : hs->delivered0);
+  if (n == 0) {
+    /* Prime the client with a cursor so it can resume even if nothing
+     * arrives before the connection drops. */
+    char prime[48];
+    int pl = snprintf(prime, sizeof prime, "id: 0-%llu\ndata: \n\n",
+                      (unsigned long long)hs->seq);
+    http_req_sse_append(r, prime, (size_t)pl);
+  }
+  hs->delivered0 = hs->seq;
+  return MHD_HTTP_OK;
+}

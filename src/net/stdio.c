@@ -1,0 +1,253 @@
+/* stdio.c: MCP over this process's stdin and stdout.
+ *
+ * Messages are newline-delimited JSON. Reads are framed across partial
+ * reads; a line longer than the configured message limit is answered with
+ * an error once and skipped up to its newline, so one bad message never
+ * desynchronises the stream. stdout carries only protocol messages (logs go
+ * to stderr) and is written asynchronously so a slow client never blocks
+ * the loop.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "net/net.h"
+
+#define MODULE "stdio"
+
+struct sb_stdio_server {
+  uv_loop_t *loop;
+  sb_mcp_server *srv;
+  sb_mcp_session *session;
+  sb_mcp_out out;
+  uv_pipe_t in_pipe;
+  uv_tty_t in_tty;
+  uv_stream_t *in;
+  uv_pipe_t out_pipe;
+  uv_tty_t out_tty;
+  uv_stream_t *stdout_stream;
+  int stdout_is_file; /* regular file: plain blocking writes never stall */
+  sb_buf line;
+  int discarding; /* skipping the rest of an oversized line */
+  int closed_handles;
+  int stopping;
+  void (*on_eof)(void *);
+  void *ud;
+};
+
+typedef struct write_req {
+  uv_write_t req;
+  char *data;
+} write_req;
+
+static void on_written(uv_write_t *req, int status) {
+  write_req *w = (write_req *)req;
+  if (status < 0) SB_WARN(MODULE, "stdout write failed: %s", uv_strerror(status));
+  sb_free(w->data);
+  sb_free(w);
+}
+
+static int stdio_write(sb_mcp_out *out, json_t *msg, int final) {
+  sb_stdio_server *s = out->data;
+  if (!s->stdout_stream && !s->stdout_is_file) return SB_ECANCELED;
+  size_t len = 0;
+  char *text = sb_rpc_dump(msg, &len);
+  if (!text) return SB_ENOMEM;
+  char *line = sb_realloc(text, len + 1);
+  if (!line) {
+    sb_free(text);
+    return SB_ENOMEM;
+  }
+  line[len] = '\n';
+  if (s->stdout_is_file) {
+    size_t off = 0;
+    while (off < len + 1) {
+      ssize_t n = write(STDOUT_FILENO, line + off, len + 1 - off);
+      if (n < 0) break;
+      off += (size_t)n;
+    }
+    sb_free(line);
+    return off == len + 1 ? 0 : SB_EIO;
+  }
+  write_req *w = sb_calloc(1, sizeof *w);
+  if (!w) {
+    sb_free(line);
+    return SB_ENOMEM;
+  }
+  w->data = line;
+  uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
+  int rc = uv_write(&w->req, s->stdout_stream, &buf, 1, on_written);
+  if (rc < 0) {
+    sb_free(line);
+    sb_free(w);
+    return SB_EIO;
+  }
+  return 0;
+}
+
+static void process_line(sb_stdio_server *s, const char *data, size_t len) {
+  while (len && (data[len - 1] == '\r' || data[len - 1] == ' ')) len--;
+  if (len == 0) return;
+  sb_mcp_server_dispatch_bytes(s->srv, s->session, &s->out, data, len);
+}
+
+static void reject_oversized(sb_stdio_server *s) {
+  size_t limit = sb_mcp_server_config(s->srv)->max_message_bytes;
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "message exceeds the limit of %zu bytes; skipped up to its newline",
+           limit);
+  json_t *err = sb_rpc_error_new(NULL, SB_RPC_INVALID_REQUEST, msg, NULL);
+  stdio_write(&s->out, err, 1);
+  json_decref(err);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  sb_stdio_server *s = h->data;
+  if (sb_buf_reserve(&s->line, 65536) != 0) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(s->line.data + s->line.len,
+                     (unsigned)(s->line.cap - s->line.len - 1));
+}
+
+static void stop_input(sb_stdio_server *s);
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  sb_stdio_server *s = stream->data;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      SB_WARN(MODULE, "stdin read failed: %s", uv_strerror((int)nread));
+    stop_input(s);
+    return;
+  }
+  size_t limit = sb_mcp_server_config(s->srv)->max_message_bytes;
+  size_t scanned = s->line.len;
+  s->line.len += (size_t)nread;
+  s->line.data[s->line.len] = '\0';
+  size_t start = 0;
+  for (size_t i = scanned; i < s->line.len; i++) {
+    if (s->line.data[i] != '\n') continue;
+    if (s->discarding) s->discarding = 0;
+    else process_line(s, s->line.data + start, i - start);
+    if (s->stopping) return;
+    start = i + 1;
+  }
+  sb_buf_consume(&s->line, start);
+  if (s->line.len > limit) {
+    if (!s->discarding) reject_oversized(s);
+    s->discarding = 1;
+    sb_buf_reset(&s->line);
+  }
+}
+
+static void handle_closed(uv_handle_t *h) {
+  sb_stdio_server *s = h->data;
+  if (++s->closed_handles == 2) {
+    sb_buf_free(&s->line);
+    sb_free(s);
+  }
+}
+
+static void on_stdout_drained(uv_shutdown_t *req, int status) {
+  uv_close((uv_handle_t *)req->handle, handle_closed);
+  sb_free(req);
+}
+
+static void stop_input(sb_stdio_server *s) {
+  if (s->stopping) return;
+  s->stopping = 1;
+  uv_read_stop(s->in);
+  sb_mcp_out_detach(&s->out);
+  if (s->on_eof) s->on_eof(s->ud);
+}
+
+static int open_stream(uv_loop_t *loop, int fd, int readable, uv_pipe_t *pipe,
+                       uv_tty_t *tty, uv_stream_t **out, sb_error *err) {
+  uv_handle_type t = uv_guess_handle(fd);
+  int rc;
+  if (t == UV_TTY) {
+    rc = uv_tty_init(loop, tty, fd, readable);
+    *out = (uv_stream_t *)tty;
+  } else if (t == UV_NAMED_PIPE) {
+    rc = uv_pipe_init(loop, pipe, 0);
+    if (rc == 0) rc = uv_pipe_open(pipe, fd);
+    *out = (uv_stream_t *)pipe;
+  } else {
+    return sb_error_set(err, SB_EINVAL,
+                        "fd %d must be a pipe, socket or terminal for MCP "
+                        "over stdio",
+                        fd);
+  }
+  if (rc < 0)
+    return sb_error_set(err, SB_EIO, "cannot open fd %d: %s", fd,
+                        uv_strerror(rc));
+  return 0;
+}
+
+sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
+                                       void (*on_eof)(void *ud), void *ud,
+                                       sb_error *err) {
+  sb_stdio_server *s = sb_calloc(1, sizeof *s);
+  if (!s) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->loop = loop;
+  s->srv = srv;
+  s->on_eof = on_eof;
+  s->ud = ud;
+  s->out.write = stdio_write;
+  s->out.data = s;
+  if (open_stream(loop, STDIN_FILENO, 1, &s->in_pipe, &s->in_tty, &s->in,
+                  err) != 0) {
+    sb_free(s);
+    return NULL;
+  }
+  if (uv_guess_handle(STDOUT_FILENO) == UV_FILE) {
+    s->stdout_is_file = 1;
+    s->closed_handles = 1; /* no stdout handle to close */
+  } else if (open_stream(loop, STDOUT_FILENO, 0, &s->out_pipe, &s->out_tty,
+                         &s->stdout_stream, err) != 0) {
+    s->in->data = s;
+    s->closed_handles = 1;
+    uv_close((uv_handle_t *)s->in, handle_closed);
+    return NULL;
+  }
+  s->in->data = s;
+  if (s->stdout_stream) s->stdout_stream->data = s;
+  s->session = sb_mcp_session_new(srv, &s->out);
+  if (!s->session) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    uv_close((uv_handle_t *)s->in, handle_closed);
+    if (s->stdout_stream)
+      uv_close((uv_handle_t *)s->stdout_stream, handle_closed);
+    return NULL;
+  }
+  uv_read_start(s->in, alloc_cb, read_cb);
+  SB_INFO(MODULE, "serving MCP on stdin/stdout");
+  return s;
+}
+
+void sb_stdio_server_stop(sb_stdio_server *s) {
+  if (!s) return;
+  if (!s->stopping) {
+    s->stopping = 1;
+    uv_read_stop(s->in);
+  }
+  sb_mcp_out_detach(&s->out);
+  sb_mcp_session_free(s->session);
+  s->session = NULL;
+  uv_close((uv_handle_t *)s->in, handle_closed);
+  /* Let queued stdout writes drain before closing (a plain uv_close would
+   * cancel them and lose answers already produced). */
+  s->stdout_is_file = 0;
+  uv_stream_t *out = s->stdout_stream;
+  s->stdout_stream = NULL;
+  if (!out) return;
+  uv_shutdown_t *req = sb_calloc(1, sizeof *req);
+  if (!req || uv_shutdown(req, out, on_stdout_drained) < 0) {
+    sb_free(req);
+    uv_close((uv_handle_t *)out, handle_closed);
+  }
+}

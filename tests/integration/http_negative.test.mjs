@@ -1,0 +1,299 @@
+// Streamable HTTP transport, bad input: every malformed or refused request
+// gets the HTTP status and JSON-RPC error the spec asks for, and the server
+// keeps serving a good modern tools/call afterwards. Plain fetch/http, no
+// SDK, so the exact bytes and headers are under test.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
+
+const LIMIT = 1024; // limits.max_message_bytes in the temp config
+const META = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+function modernHeaders(method, name, version = MODERN_VERSION) {
+  const h = { 'MCP-Protocol-Version': version, 'Mcp-Method': method };
+  if (name !== undefined) h['Mcp-Name'] = name;
+  return h;
+}
+
+function echoCall(id, text, meta = META) {
+  return { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text }, _meta: meta } };
+}
+
+describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
+  let server;
+  let dir;
+  let url;
+  let nextId = 1000;
+
+  async function send(method, body, headers = {}) {
+    const init = {
+      method,
+      headers: { accept: 'application/json, text/event-stream', ...headers },
+    };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      init.headers['content-type'] = 'application/json';
+    }
+    const res = await withDeadline(fetch(url, init), DEADLINE_MS, `${method} ${url}`);
+    const text = await withDeadline(res.text(), DEADLINE_MS, 'response body');
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+  const post = (body, headers) => send('POST', body, headers);
+
+  function assertError(r, status, code, what) {
+    const show = `${what}: HTTP ${r.status} ${r.text}`;
+    assert.equal(r.status, status, show);
+    assert.match(r.headers.get('content-type') || '', /application\/json/, show);
+    assert.equal(r.json?.jsonrpc, '2.0', show);
+    assert.equal(r.json?.error?.code, code, show);
+    assert.equal(typeof r.json.error.message, 'string', show);
+    assert.ok(r.json.error.message.length > 0, show);
+    assert.equal(r.json.result, undefined, show);
+  }
+
+  /** The server still answers a good modern tools/call echo. */
+  async function echoStillWorks() {
+    const id = nextId++;
+    const text = `still ok ${id}`;
+    const r = await post(echoCall(id, text), modernHeaders('tools/call', 'echo'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.id, id);
+    assert.equal(r.json.result?.structuredContent?.text, text, r.text);
+  }
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'sb-http-neg-'));
+    const cfg = path.join(dir, 'switchboard.yaml');
+    writeFileSync(cfg, `limits:\n  max_message_bytes: ${LIMIT}\n`);
+    server = await startHttpServer({ extraArgs: ['--config', cfg] });
+    url = server.url;
+  });
+
+  after(async () => {
+    if (server) {
+      const { code, signal } = await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+      // A clean stop closes every connection and session (ASan builds
+      // would report leaks as a non-zero exit here).
+      assert.equal(signal, null, server.stderr);
+      assert.equal(code, 0, server.stderr);
+    }
+  });
+
+  it('answers a good modern tools/call with application/json', async () => {
+    await echoStillWorks();
+  });
+
+  it('malformed JSON: 400 with -32700 and id null', async () => {
+    const r = await post('{"jsonrpc":"2.0","id":1,"method":', modernHeaders('tools/call', 'echo'));
+    assertError(r, 400, -32700, 'malformed JSON');
+    assert.equal(r.json.id, null);
+    await echoStillWorks();
+  });
+
+  it('empty body: 400 with -32700', async () => {
+    const r = await post('', modernHeaders('tools/call', 'echo'));
+    assertError(r, 400, -32700, 'empty body');
+    await echoStillWorks();
+  });
+
+  it('wrong jsonrpc value: 400 with -32600', async () => {
+    const msg = { ...echoCall(7, 'x'), jsonrpc: '1.0' };
+    const r = await post(msg, modernHeaders('tools/call', 'echo'));
+    assertError(r, 400, -32600, 'jsonrpc 1.0');
+    assert.match(r.json.error.message, /jsonrpc/);
+    // Without _meta (no era of its own) the answer is the same.
+    const r2 = await post({ jsonrpc: '1.0', id: 8, method: 'tools/list' });
+    assertError(r2, 400, -32600, 'jsonrpc 1.0 without _meta');
+    await echoStillWorks();
+  });
+
+  it('missing method: 400 with -32600', async () => {
+    const r = await post({ jsonrpc: '2.0', id: 9, params: {} });
+    assertError(r, 400, -32600, 'missing method');
+    assert.match(r.json.error.message, /method/);
+    await echoStillWorks();
+  });
+
+  it('a top-level JSON value that is not a message: 400 with -32600', async () => {
+    const r = await post('"just a string"');
+    assertError(r, 400, -32600, 'string body');
+    await echoStillWorks();
+  });
+
+  it(`oversized body (Content-Length over ${LIMIT}): 413 naming the limit`, async () => {
+    const big = echoCall(10, 'x'.repeat(LIMIT * 2));
+    const r = await post(big, modernHeaders('tools/call', 'echo'));
+    assertError(r, 413, -32600, 'oversized body');
+    assert.match(r.json.error.message, new RegExp(String(LIMIT)));
+    assert.match(r.json.error.message, /max_message_bytes/);
+    await echoStillWorks();
+  });
+
+  it('oversized chunked body (no Content-Length): 413', async () => {
+    const u = new URL(url);
+    const { status, body } = await withDeadline(new Promise((resolve, reject) => {
+      const req = http.request({
+        host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
+        headers: { 'content-type': 'application/json', ...modernHeaders('tools/call', 'echo') },
+      }, (res) => {
+        let data = '';
+        res.setEncoding('utf8').on('data', (d) => { data += d; }).on('end', () => resolve({ status: res.statusCode, body: data }));
+      });
+      req.on('error', reject);
+      const text = JSON.stringify(echoCall(11, 'y'.repeat(LIMIT * 3)));
+      // Several chunks so the limit is crossed part-way through.
+      for (let i = 0; i < text.length; i += 500) req.write(text.slice(i, i + 500));
+      req.end();
+    }), DEADLINE_MS, 'chunked upload');
+    assert.equal(status, 413, body);
+    assert.equal(JSON.parse(body).error.code, -32600);
+    await echoStillWorks();
+  });
+
+  it('a body just under the limit is accepted', async () => {
+    const base = JSON.stringify(echoCall(12, '')).length;
+    const text = 'z'.repeat(LIMIT - base - 1);
+    const r = await post(echoCall(12, text), modernHeaders('tools/call', 'echo'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.result.structuredContent.text, text);
+  });
+
+  it('unsupported protocol version: 400 with -32022 listing the supported ones', async () => {
+    const meta = { ...META, 'io.modelcontextprotocol/protocolVersion': '1999-01-01' };
+    const r = await post(echoCall(13, 'x', meta), modernHeaders('tools/call', 'echo', '1999-01-01'));
+    assertError(r, 400, -32022, 'unsupported _meta version');
+    const supported = r.json.error.data?.supported;
+    assert.ok(Array.isArray(supported), r.text);
+    assert.ok(supported.includes(MODERN_VERSION), r.text);
+    assert.ok(!supported.includes('1999-01-01'), r.text);
+
+    // A legacy client announcing an unknown MCP-Protocol-Version header.
+    const init = { jsonrpc: '2.0', id: 14, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
+    const r2 = await post(init, { 'MCP-Protocol-Version': '1999-01-01' });
+    assertError(r2, 400, -32022, 'unsupported MCP-Protocol-Version header');
+    assert.ok(r2.json.error.data?.supported?.includes('2025-11-25'), r2.text);
+    assert.equal(r2.headers.get('mcp-session-id'), null, 'no session for a refused initialize');
+    await echoStillWorks();
+  });
+
+  it('unknown session id: 404 (POST, GET and DELETE)', async () => {
+    const h = { 'Mcp-Session-Id': 'deadbeefdeadbeefdeadbeefdeadbeef', 'MCP-Protocol-Version': '2025-11-25' };
+    const r = await post({ jsonrpc: '2.0', id: 15, method: 'tools/list' }, h);
+    assertError(r, 404, -32001, 'unknown session POST');
+    assert.equal(r.json.id, 15);
+    const g = await send('GET', undefined, { ...h, accept: 'text/event-stream' });
+    assert.equal(g.status, 404, g.text);
+    const d = await send('DELETE', undefined, h);
+    assert.equal(d.status, 404, d.text);
+    await echoStillWorks();
+  });
+
+  it('disallowed Origin: 403 with a JSON-RPC error without id; loopback origins pass', async () => {
+    const r = await post(echoCall(16, 'x'), { ...modernHeaders('tools/call', 'echo'), Origin: 'http://evil.example' });
+    assertError(r, 403, -32600, 'evil origin');
+    assert.equal(r.json.id, null);
+    assert.match(r.json.error.message, /evil\.example/);
+    const r2 = await post(echoCall(17, 'x'), { ...modernHeaders('tools/call', 'echo'), Origin: 'http://localhost.evil.example' });
+    assert.equal(r2.status, 403, r2.text);
+    // With no allowed_origins configured, loopback origins are accepted.
+    for (const origin of ['http://localhost:5173', 'http://127.0.0.1', 'https://[::1]:8443']) {
+      const ok = await post(echoCall(18, origin), { ...modernHeaders('tools/call', 'echo'), Origin: origin });
+      assert.equal(ok.status, 200, `${origin}: ${ok.text}`);
+      assert.equal(ok.json.result.structuredContent.text, origin);
+    }
+    await echoStillWorks();
+  });
+
+  it('mismatched or missing Mcp-Method / Mcp-Name / MCP-Protocol-Version: 400 with -32020', async () => {
+    const wrongMethod = await post(echoCall(19, 'x'), modernHeaders('tools/list', 'echo'));
+    assertError(wrongMethod, 400, -32020, 'Mcp-Method mismatch');
+    assert.equal(wrongMethod.json.id, 19);
+    assert.match(wrongMethod.json.error.message, /Mcp-Method/i);
+
+    const wrongName = await post(echoCall(20, 'x'), modernHeaders('tools/call', 'fail'));
+    assertError(wrongName, 400, -32020, 'Mcp-Name mismatch');
+
+    const noName = await post(echoCall(21, 'x'), modernHeaders('tools/call', undefined));
+    assertError(noName, 400, -32020, 'Mcp-Name missing');
+
+    const noVersion = await post(echoCall(22, 'x'), { 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' });
+    assertError(noVersion, 400, -32020, 'MCP-Protocol-Version missing');
+
+    const b64 = Buffer.from('echo').toString('base64');
+    const encoded = await post(echoCall(23, 'b64'), modernHeaders('tools/call', `=?base64?${b64}?=`));
+    assert.equal(encoded.status, 200, `base64 Mcp-Name: ${encoded.text}`);
+    await echoStillWorks();
+  });
+
+  it('a legacy request before initialize: 400 saying a session is required', async () => {
+    const r = await post({ jsonrpc: '2.0', id: 24, method: 'tools/list', params: {} }, { 'MCP-Protocol-Version': '2025-11-25' });
+    assertError(r, 400, -32600, 'legacy request without session');
+    assert.match(r.json.error.message, /Mcp-Session-Id|initialize/);
+    const g = await send('GET', undefined, { accept: 'text/event-stream' });
+    assert.equal(g.status, 405, `GET without a session: ${g.text}`);
+    await echoStillWorks();
+  });
+
+  it('wrong path is 404, other methods 405 with Allow', async () => {
+    const res = await withDeadline(fetch(new URL('/other', url), { method: 'POST', body: '{}' }), DEADLINE_MS, 'POST /other');
+    assert.equal(res.status, 404);
+    await res.text();
+    const put = await send('PUT', '{}');
+    assert.equal(put.status, 405, put.text);
+    assert.match(put.headers.get('allow') || '', /POST/);
+    await echoStillWorks();
+  });
+
+  it('a modern notification is accepted with 202 and no body', async () => {
+    const r = await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1, _meta: META } },
+      { ...modernHeaders('notifications/cancelled') });
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.text, '');
+    await echoStillWorks();
+  });
+
+  it('an unknown method is 404 with -32601 (modern)', async () => {
+    const r = await post({ jsonrpc: '2.0', id: 25, method: 'no/such', params: { _meta: META } }, modernHeaders('no/such'));
+    assertError(r, 404, -32601, 'unknown method');
+    await echoStillWorks();
+  });
+
+  it('a client that drops its SSE stream mid-call does not disturb the server', async () => {
+    const ac = new AbortController();
+    const body = {
+      jsonrpc: '2.0', id: 26, method: 'tools/call',
+      params: { name: 'slow_count', arguments: { steps: 1000, interval_ms: 20 }, _meta: { ...META, progressToken: 'p26' } },
+    };
+    const res = await withDeadline(fetch(url, {
+      method: 'POST', signal: ac.signal, body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...modernHeaders('tools/call', 'slow_count') },
+    }), DEADLINE_MS, 'slow_count POST');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /text\/event-stream/);
+    assert.equal(res.headers.get('x-accel-buffering'), 'no');
+    const reader = res.body.getReader();
+    let seen = '';
+    while (!seen.includes('notifications/progress')) {
+      const { value, done } = await withDeadline(reader.read(), DEADLINE_MS, 'first progress event');
+      assert.ok(!done, 'stream ended before any progress');
+      seen += Buffer.from(value).toString('utf8');
+    }
+    assert.match(seen, /^data: /m);
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    // Many quick requests right after: the aborted call's writes must not
+    // land anywhere (or crash the server).
+    for (let i = 0; i < 20; i++) await echoStillWorks();
+  });
+});

@@ -1,0 +1,430 @@
+/* test_config.c: the YAML config loader and sb_config_set_listen.
+ *
+ * Error tests assert the whole message, because the file:line: key.path
+ * prefix is the contract users (and the CLI tests) rely on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "core/core.h"
+
+/* Load a YAML string named "config.yaml" onto fresh defaults. */
+static int load(sb_config *cfg, const char *yaml, sb_error *err) {
+  sb_config_defaults(cfg);
+  memset(err, 0, sizeof *err);
+  return sb_config_load_string(cfg, yaml, strlen(yaml), "config.yaml", err);
+}
+
+/* Expect the load to fail with exactly `msg`, and leave defaults intact. */
+static void expect_error(const char *yaml, const char *msg) {
+  sb_config cfg;
+  sb_error err;
+  int rc = load(&cfg, yaml, &err);
+  assert_int_equal(rc, SB_EINVAL);
+  assert_int_equal(err.code, SB_EINVAL);
+  assert_string_equal(err.msg, msg);
+  /* all-or-nothing: earlier valid keys in the file were not applied */
+  assert_int_equal(cfg.page_size, 50);
+  assert_int_equal(cfg.listen_port, 0);
+  assert_string_equal(cfg.listen_host, "127.0.0.1");
+  assert_int_equal(cfg.allowed_origins_len, 0);
+  sb_config_free(&cfg);
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_config_defaults(&cfg);
+  assert_string_equal(cfg.listen_host, "127.0.0.1");
+  assert_int_equal(cfg.listen_port, 0);
+  assert_null(cfg.allowed_origins);
+  assert_int_equal(cfg.allowed_origins_len, 0);
+  assert_int_equal(cfg.log_level, SB_LOG_INFO);
+  assert_int_equal(cfg.max_message_bytes, 4 * 1024 * 1024);
+  assert_int_equal(cfg.max_json_depth, 64);
+  assert_int_equal(cfg.max_connections, 10000);
+  assert_int_equal(cfg.connection_memory_bytes, 16384);
+  assert_int_equal(cfg.connection_timeout_s, 300);
+  assert_int_equal(cfg.page_size, 50);
+  assert_int_equal(cfg.session_idle_timeout_s, 1800);
+  assert_int_equal(cfg.replay_events, 256);
+  assert_int_equal(cfg.cache_ttl_ms, 60000);
+  sb_config_free(&cfg);
+  sb_config_free(&cfg); /* free is idempotent */
+}
+
+static const char full_yaml[] =
+    "# every key\n"
+    "server:\n"
+    "  listen: 0.0.0.0:8080\n"
+    "  allowed_origins:\n"
+    "    - http://localhost:3000\n"
+    "    - https://app.example.com\n"
+    "  log_level: debug\n"
+    "limits:\n"
+    "  max_message_bytes: 1048576\n"
+    "  max_json_depth: 32\n"
+    "  max_connections: 500\n"
+    "  connection_memory_bytes: 65536\n"
+    "  connection_timeout_s: 60\n"
+    "  page_size: 10\n"
+    "sessions:\n"
+    "  idle_timeout_s: 600\n"
+    "  replay_events: 0\n"
+    "cache:\n"
+    "  ttl_ms: 1500\n";
+
+static void test_full_file(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  assert_int_equal(load(&cfg, full_yaml, &err), 0);
+  assert_string_equal(cfg.listen_host, "0.0.0.0");
+  assert_int_equal(cfg.listen_port, 8080);
+  assert_int_equal(cfg.allowed_origins_len, 2);
+  assert_string_equal(cfg.allowed_origins[0], "http://localhost:3000");
+  assert_string_equal(cfg.allowed_origins[1], "https://app.example.com");
+  assert_int_equal(cfg.log_level, SB_LOG_DEBUG);
+  assert_int_equal(cfg.max_message_bytes, 1048576);
+  assert_int_equal(cfg.max_json_depth, 32);
+  assert_int_equal(cfg.max_connections, 500);
+  assert_int_equal(cfg.connection_memory_bytes, 65536);
+  assert_int_equal(cfg.connection_timeout_s, 60);
+  assert_int_equal(cfg.page_size, 10);
+  assert_int_equal(cfg.session_idle_timeout_s, 600);
+  assert_int_equal(cfg.replay_events, 0);
+  assert_int_equal(cfg.cache_ttl_ms, 1500);
+
+  /* A second file overlays only what it names; its list replaces ours. */
+  const char *more = "server: {allowed_origins: [http://127.0.0.1:9]}\n"
+                     "limits: {page_size: 7}\n";
+  assert_int_equal(
+      sb_config_load_string(&cfg, more, strlen(more), "b.yaml", &err), 0);
+  assert_int_equal(cfg.page_size, 7);
+  assert_int_equal(cfg.max_json_depth, 32);
+  assert_int_equal(cfg.listen_port, 8080);
+  assert_int_equal(cfg.allowed_origins_len, 1);
+  assert_string_equal(cfg.allowed_origins[0], "http://127.0.0.1:9");
+  sb_config_free(&cfg);
+  assert_int_equal(cfg.listen_port, 0);
+  assert_null(cfg.allowed_origins);
+}
+
+static void test_empty_and_null(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  const char *ok[] = {"", "# only a comment\n", "---\n", "---\n...\n",
+                      "server:\nlimits:\n", "server: {}\nlimits: ~\n",
+                      "server:\n  allowed_origins:\n", "\n\n   \n"};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    assert_int_equal(load(&cfg, ok[i], &err), 0);
+    assert_int_equal(cfg.page_size, 50);
+    assert_int_equal(cfg.allowed_origins_len, 0);
+    sb_config_free(&cfg);
+  }
+  /* an empty allowed_origins clears a list set earlier */
+  assert_int_equal(load(&cfg, "server: {allowed_origins: [http://a]}", &err),
+                   0);
+  assert_int_equal(cfg.allowed_origins_len, 1);
+  assert_int_equal(sb_config_load_string(&cfg, "server: {allowed_origins: []}",
+                                         29, "x", &err),
+                   0);
+  assert_int_equal(cfg.allowed_origins_len, 0);
+  sb_config_free(&cfg);
+}
+
+static void test_value_errors(void **state) {
+  (void)state;
+  expect_error("server:\n  log_level: info\n\nlimits:\n  max_json_depth: 10\n"
+               "\n  page_size: many\n",
+               "config.yaml:7: limits.page_size: expected an integer between "
+               "1 and 1000, got \"many\"");
+  expect_error("limits:\n  page_size: 1001\n",
+               "config.yaml:2: limits.page_size: expected an integer between "
+               "1 and 1000, got \"1001\"");
+  expect_error("limits:\n  page_size: 0\n",
+               "config.yaml:2: limits.page_size: expected an integer between "
+               "1 and 1000, got \"0\"");
+  expect_error("limits:\n  max_connections: -5\n",
+               "config.yaml:2: limits.max_connections: expected an integer "
+               "between 1 and 1000000, got \"-5\"");
+  expect_error("limits:\n  max_message_bytes: 99999999999999999999999\n",
+               "config.yaml:2: limits.max_message_bytes: expected an integer "
+               "between 1024 and 268435456, got \"99999999999999999999999\"");
+  expect_error("limits:\n  max_json_depth: 1.5\n",
+               "config.yaml:2: limits.max_json_depth: expected an integer "
+               "between 8 and 2048, got \"1.5\"");
+  expect_error("sessions:\n  idle_timeout_s:\n",
+               "config.yaml:2: sessions.idle_timeout_s: expected an integer "
+               "between 1 and 604800, got an empty value");
+  expect_error("cache:\n  ttl_ms: [1]\n",
+               "config.yaml:2: cache.ttl_ms: expected an integer between 0 "
+               "and 86400000, got a list");
+  expect_error("server:\n  log_level: loud\n",
+               "config.yaml:2: server.log_level: expected one of debug, info, "
+               "notice, warning, error, got \"loud\"");
+  expect_error("server:\n  listen: 127.0.0.1\n",
+               "config.yaml:2: server.listen: expected HOST:PORT (e.g. "
+               "127.0.0.1:8080), got \"127.0.0.1\"");
+  expect_error("server:\n  listen: 127.0.0.1:0\n",
+               "config.yaml:2: server.listen: bad port \"0\" in "
+               "\"127.0.0.1:0\" (expected 1..65535)");
+  expect_error("server:\n  listen: example.com:80\n",
+               "config.yaml:2: server.listen: bad host \"example.com\" in "
+               "\"example.com:80\" (expected an IPv4 address or localhost)");
+  expect_error("server:\n  allowed_origins:\n    - http://ok\n"
+               "    - http://localhost:3000/\n",
+               "config.yaml:4: server.allowed_origins[1]: expected an origin "
+               "like http://localhost:3000 (scheme://host[:port], no path), "
+               "got \"http://localhost:3000/\"");
+  expect_error("server:\n  allowed_origins: http://localhost\n",
+               "config.yaml:2: server.allowed_origins: expected a list of "
+               "origins (e.g. [http://localhost:3000]), got "
+               "\"http://localhost\"");
+  /* long and control-character values are escaped and cut */
+  expect_error("limits:\n  page_size: \"a\\tb\\\"c\"\n",
+               "config.yaml:2: limits.page_size: expected an integer between "
+               "1 and 1000, got \"a\\x09b\\\"c\"");
+  expect_error("limits:\n  page_size: "
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxyyy"
+               "\n",
+               "config.yaml:2: limits.page_size: expected an integer between "
+               "1 and 1000, got "
+               "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx."
+               "..\"");
+}
+
+static void test_structure_errors(void **state) {
+  (void)state;
+  expect_error("server:\n  log_level: info\n  lisen: 1.2.3.4:5\n",
+               "config.yaml:3: server.lisen: unknown key (known: listen, "
+               "allowed_origins, log_level)");
+  expect_error("servers:\n  listen: 1.2.3.4:5\n",
+               "config.yaml:1: servers: unknown key (known: server, limits, "
+               "sessions, cache)");
+  expect_error("limits:\n  page_size: 5\n  ? [a]\n  : b\n",
+               "config.yaml:3: limits: keys must be plain names, got a list");
+  expect_error("server:\n  - listen\n",
+               "config.yaml:2: server: expected a mapping of keys, got a list");
+  expect_error("limits: 5\n",
+               "config.yaml:1: limits: expected a mapping of keys, got \"5\"");
+  expect_error("limits:\n  page_size: 5\n  max_json_depth: 9\n"
+               "  page_size: 6\n",
+               "config.yaml:4: limits.page_size: duplicate key (first set on "
+               "line 2)");
+  expect_error("limits: {page_size: 5}\nserver: {}\nlimits: {}\n",
+               "config.yaml:3: limits: duplicate key (first set on line 1)");
+  expect_error("- server\n- limits\n",
+               "config.yaml:1: the top level must be a mapping with sections "
+               "server, limits, sessions, cache; got a list");
+  expect_error("hello\n",
+               "config.yaml:1: the top level must be a mapping with sections "
+               "server, limits, sessions, cache; got \"hello\"");
+  expect_error("limits: {page_size: 5}\n---\nlimits: {page_size: 6}\n",
+               "config.yaml:2: a second YAML document; the config must be "
+               "one document");
+  expect_error("limits: &l {page_size: 5}\nsessions: *l\n",
+               "config.yaml:2: sessions: YAML aliases (*l) are not supported "
+               "in the config");
+}
+
+static void test_syntax_errors(void **state) {
+  (void)state;
+  expect_error("limits:\n  page_size: 5: 6\n",
+               "config.yaml:2: invalid YAML: mapping values are not allowed "
+               "in this context");
+  expect_error("limits:\n  page_size: 5\n bad_indent: 1\n",
+               "config.yaml:3: invalid YAML: did not find expected key "
+               "(while parsing a block mapping on line 1)");
+  expect_error("server:\n  allowed_origins: [http://a, http://b\n",
+               "config.yaml:3: invalid YAML: did not find expected ',' or ']' "
+               "(while parsing a flow sequence on line 2)");
+  /* invalid UTF-8 on line 3 */
+  expect_error("limits:\n  page_size: 5\n  x: \xff\xfe\n",
+               "config.yaml:3: invalid YAML: invalid leading UTF-8 octet");
+  /* a NUL byte is a syntax error, not a string terminator */
+  sb_config cfg;
+  sb_error err;
+  sb_config_defaults(&cfg);
+  const char nul[] = "limits:\n  page_size: 5\0\n";
+  assert_int_equal(
+      sb_config_load_string(&cfg, nul, sizeof nul - 1, "config.yaml", &err),
+      SB_EINVAL);
+  assert_non_null(strstr(err.msg, "config.yaml:2: invalid YAML: "));
+  assert_int_equal(cfg.page_size, 50);
+  sb_config_free(&cfg);
+}
+
+static void test_size_limit(void **state) {
+  (void)state;
+  size_t n = 1024 * 1024 + 1;
+  char *big = malloc(n);
+  assert_non_null(big);
+  memset(big, '#', n);
+  sb_config cfg;
+  sb_error err = {0};
+  sb_config_defaults(&cfg);
+  assert_int_equal(sb_config_load_string(&cfg, big, n, "big.yaml", &err),
+                   SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "big.yaml: "));
+  assert_non_null(strstr(err.msg, "1 MiB"));
+  /* exactly at the limit is fine (all comment) */
+  big[n - 2] = '\n';
+  assert_int_equal(sb_config_load_string(&cfg, big, n - 1, "big.yaml", &err),
+                   0);
+
+  /* the same limit through a real file */
+  char path[] = "/tmp/sb-test-config-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, big, n), (ssize_t)n);
+  close(fd);
+  assert_int_equal(sb_config_load(&cfg, path, &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, path));
+  assert_non_null(strstr(err.msg, "larger than the 1 MiB limit"));
+  unlink(path);
+  free(big);
+  sb_config_free(&cfg);
+}
+
+static void test_load_file(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err = {0};
+  sb_config_defaults(&cfg);
+  assert_int_equal(sb_config_load(&cfg, "/nonexistent/sb.yaml", &err),
+                   SB_ENOENT);
+  assert_string_equal(err.msg,
+                      "/nonexistent/sb.yaml: cannot open: No such file or "
+                      "directory");
+  assert_int_equal(sb_config_load(&cfg, "/tmp", &err), SB_EIO);
+  assert_string_equal(err.msg, "/tmp: not a regular file");
+
+  char path[] = "/tmp/sb-test-config-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char *yaml = "limits:\n  page_size: 3\n  max_json_depth: x\n";
+  assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+  close(fd);
+  assert_int_equal(sb_config_load(&cfg, path, &err), SB_EINVAL);
+  char want[256];
+  snprintf(want, sizeof want,
+           "%s:3: limits.max_json_depth: expected an integer between 8 and "
+           "2048, got \"x\"",
+           path);
+  assert_string_equal(err.msg, want);
+  assert_int_equal(cfg.page_size, 50);
+
+  fd = open(path, O_WRONLY | O_TRUNC);
+  assert_true(fd >= 0);
+  yaml = "limits:\n  page_size: 3\n";
+  assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+  close(fd);
+  assert_int_equal(sb_config_load(&cfg, path, &err), 0);
+  assert_int_equal(cfg.page_size, 3);
+  unlink(path);
+  sb_config_free(&cfg);
+}
+
+static void test_set_listen(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err = {0};
+  sb_config_defaults(&cfg);
+  assert_int_equal(sb_config_set_listen(&cfg, "127.0.0.1:0", &err), 0);
+  assert_string_equal(cfg.listen_host, "127.0.0.1");
+  assert_int_equal(cfg.listen_port, 0);
+  assert_int_equal(sb_config_set_listen(&cfg, "0.0.0.0:65535", &err), 0);
+  assert_string_equal(cfg.listen_host, "0.0.0.0");
+  assert_int_equal(cfg.listen_port, 65535);
+  assert_int_equal(sb_config_set_listen(&cfg, "localhost:8080", &err), 0);
+  assert_string_equal(cfg.listen_host, "127.0.0.1");
+  assert_int_equal(cfg.listen_port, 8080);
+
+  static const struct {
+    const char *in, *msg;
+  } bad[] = {
+      {"8080", "listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got "
+               "\"8080\""},
+      {":8080", "listen: missing host in \":8080\" (expected HOST:PORT)"},
+      {"127.0.0.1:", "listen: bad port \"\" in \"127.0.0.1:\" (expected "
+                     "0..65535)"},
+      {"127.0.0.1:65536", "listen: bad port \"65536\" in \"127.0.0.1:65536\" "
+                          "(expected 0..65535)"},
+      {"127.0.0.1:-1", "listen: bad port \"-1\" in \"127.0.0.1:-1\" "
+                       "(expected 0..65535)"},
+      {"127.0.0.1:80x", "listen: bad port \"80x\" in \"127.0.0.1:80x\" "
+                        "(expected 0..65535)"},
+      {"256.0.0.1:80", "listen: bad host \"256.0.0.1\" in \"256.0.0.1:80\" "
+                       "(expected an IPv4 address or localhost)"},
+      {"::1:80", "listen: bad host \"::1\" in \"::1:80\" (expected an IPv4 "
+                 "address or localhost)"},
+      {"", "listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got \"\""},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    memset(&err, 0, sizeof err);
+    assert_int_equal(sb_config_set_listen(&cfg, bad[i].in, &err), SB_EINVAL);
+    assert_string_equal(err.msg, bad[i].msg);
+    /* a failed set leaves the previous address */
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+  }
+  sb_config_free(&cfg);
+}
+
+/* Every allocation in a load may fail: each failure must report ENOMEM,
+ * leak nothing and leave the config as it was. */
+static void test_alloc_failures(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  sb_config_defaults(&cfg);
+  assert_int_equal(sb_config_set_listen(&cfg, "127.0.0.1:1", &err), 0);
+  size_t base = sb_alloc_live_bytes();
+  int failures = 0;
+  for (long n = 1; n < 1000; n++) {
+    sb_alloc_fail_after(n);
+    int rc = sb_config_load_string(&cfg, full_yaml, strlen(full_yaml),
+                                   "config.yaml", &err);
+    sb_alloc_fail_after(0);
+    if (rc == 0) break;
+    failures++;
+    assert_int_equal(rc, SB_ENOMEM);
+    assert_string_equal(err.msg, "config.yaml: out of memory");
+    assert_int_equal(sb_alloc_live_bytes(), base);
+    assert_int_equal(cfg.listen_port, 1);
+    assert_int_equal(cfg.allowed_origins_len, 0);
+  }
+  assert_true(failures >= 3); /* host clone, origins array, two strings */
+  assert_int_equal(cfg.listen_port, 8080);
+  sb_config_free(&cfg);
+  assert_int_equal(sb_alloc_live_bytes(), 0);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_full_file),
+      cmocka_unit_test(test_empty_and_null),
+      cmocka_unit_test(test_value_errors),
+      cmocka_unit_test(test_structure_errors),
+      cmocka_unit_test(test_syntax_errors),
+      cmocka_unit_test(test_size_limit),
+      cmocka_unit_test(test_load_file),
+      cmocka_unit_test(test_set_listen),
+      cmocka_unit_test(test_alloc_failures),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,392 @@
+/* test_core.c: the core helpers (src/core/alloc.c, src/core/util.c): byte
+ * buffers, base64, random ids, injected allocation failures, errors and log
+ * level names. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "core/core.h"
+
+/* ---- sb_buf ---------------------------------------------------------- */
+
+static void buf_append_grows_and_terminates(void **state) {
+  (void)state;
+  sb_buf b = SB_BUF_INIT;
+  assert_int_equal(sb_buf_append(&b, "abc", 3), 0);
+  assert_int_equal(b.len, 3);
+  assert_string_equal(b.data, "abc");
+  assert_true(b.cap > b.len);
+  /* binary data with an embedded NUL keeps its length */
+  assert_int_equal(sb_buf_append(&b, "d\0e", 3), 0);
+  assert_int_equal(b.len, 6);
+  assert_memory_equal(b.data, "abcd\0e", 7);
+  /* grow well past the first capacity */
+  char chunk[1000];
+  memset(chunk, 'x', sizeof chunk);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(sb_buf_append(&b, chunk, sizeof chunk), 0);
+  assert_int_equal(b.len, 6 + 10 * sizeof chunk);
+  assert_int_equal(b.data[b.len], '\0');
+  assert_int_equal(b.data[b.len - 1], 'x');
+  assert_memory_equal(b.data, "abcd\0e", 6);
+  /* an empty append still leaves a terminated string */
+  sb_buf e = SB_BUF_INIT;
+  assert_int_equal(sb_buf_append(&e, "", 0), 0);
+  assert_non_null(e.data);
+  assert_string_equal(e.data, "");
+  sb_buf_free(&e);
+  sb_buf_free(&b);
+  assert_null(b.data);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(b.cap, 0);
+}
+
+static void buf_append_str_and_printf(void **state) {
+  (void)state;
+  sb_buf b = SB_BUF_INIT;
+  assert_int_equal(sb_buf_append_str(&b, "id="), 0);
+  assert_int_equal(sb_buf_printf(&b, "%d/%s/%05.1f", 42, "x", 3.25), 0);
+  assert_string_equal(b.data, "id=42/x/003.2");
+  assert_int_equal(b.len, strlen("id=42/x/003.2"));
+  /* a long printf forces a reallocation in the middle */
+  char big[3000];
+  memset(big, 'y', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  assert_int_equal(sb_buf_printf(&b, "<%s>", big), 0);
+  assert_int_equal(b.len, 13 + 2 + 2999);
+  assert_int_equal(b.data[13], '<');
+  assert_int_equal(b.data[b.len - 1], '>');
+  assert_int_equal(b.data[b.len], '\0');
+  sb_buf_free(&b);
+}
+
+static void buf_consume(void **state) {
+  (void)state;
+  sb_buf b = SB_BUF_INIT;
+  assert_int_equal(sb_buf_append_str(&b, "line1\nline2\n"), 0);
+  sb_buf_consume(&b, 6);
+  assert_int_equal(b.len, 6);
+  assert_string_equal(b.data, "line2\n");
+  sb_buf_consume(&b, 0);
+  assert_string_equal(b.data, "line2\n");
+  /* consuming more than there is empties the buffer */
+  sb_buf_consume(&b, 100);
+  assert_int_equal(b.len, 0);
+  assert_string_equal(b.data, "");
+  /* and it is usable afterwards */
+  assert_int_equal(sb_buf_append_str(&b, "z"), 0);
+  assert_string_equal(b.data, "z");
+  sb_buf_free(&b);
+}
+
+static void buf_reset_keeps_memory(void **state) {
+  (void)state;
+  sb_buf b = SB_BUF_INIT;
+  sb_buf_reset(&b); /* on an empty buffer: no crash, nothing allocated */
+  assert_null(b.data);
+  assert_int_equal(sb_buf_append_str(&b, "hello"), 0);
+  char *mem = b.data;
+  size_t cap = b.cap;
+  sb_buf_reset(&b);
+  assert_int_equal(b.len, 0);
+  assert_ptr_equal(b.data, mem);
+  assert_int_equal(b.cap, cap);
+  assert_string_equal(b.data, "");
+  assert_int_equal(sb_buf_append_str(&b, "hi"), 0);
+  assert_ptr_equal(b.data, mem);
+  assert_string_equal(b.data, "hi");
+  sb_buf_free(&b);
+}
+
+static void buf_reports_enomem_and_stays_valid(void **state) {
+  (void)state;
+  sb_buf b = SB_BUF_INIT;
+  assert_int_equal(sb_buf_append_str(&b, "keep"), 0);
+  char big[600];
+  memset(big, 'q', sizeof big);
+  sb_alloc_fail_after(1);
+  assert_int_equal(sb_buf_append(&b, big, sizeof big), SB_ENOMEM);
+  sb_alloc_fail_after(0);
+  assert_int_equal(b.len, 4);
+  assert_string_equal(b.data, "keep");
+  sb_alloc_fail_after(1);
+  assert_int_equal(sb_buf_printf(&b, "%600s", "p"), SB_ENOMEM);
+  sb_alloc_fail_after(0);
+  assert_string_equal(b.data, "keep");
+  /* a reservation whose size would wrap around is refused, not granted */
+  assert_int_equal(sb_buf_reserve(&b, SIZE_MAX), SB_ENOMEM);
+  assert_int_equal(sb_buf_reserve(&b, SIZE_MAX - 2), SB_ENOMEM);
+  assert_string_equal(b.data, "keep");
+  sb_buf_free(&b);
+}
+
+/* ---- base64 ------------------------------------------------------------ */
+
+static void base64_known_vectors(void **state) {
+  (void)state;
+  /* RFC 4648 section 10 */
+  const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+  const char *enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+  for (size_t i = 0; i < 7; i++) {
+    char *e = sb_base64_encode(plain[i], strlen(plain[i]));
+    assert_non_null(e);
+    assert_string_equal(e, enc[i]);
+    size_t n = 99;
+    unsigned char *d = sb_base64_decode(e, strlen(e), &n);
+    assert_non_null(d);
+    assert_int_equal(n, strlen(plain[i]));
+    assert_memory_equal(d, plain[i], n);
+    assert_int_equal(d[n], '\0');
+    sb_free(d);
+    sb_free(e);
+  }
+}
+
+static void base64_round_trip_binary(void **state) {
+  (void)state;
+  unsigned char bytes[256];
+  for (int i = 0; i < 256; i++)
+    bytes[i] = (unsigned char)(255 - i);
+  for (size_t len = 0; len <= sizeof bytes; len += 37) {
+    char *e = sb_base64_encode(bytes, len);
+    assert_non_null(e);
+    assert_int_equal(strlen(e), (len + 2) / 3 * 4);
+    size_t n = 0;
+    unsigned char *d = sb_base64_decode(e, strlen(e), &n);
+    assert_non_null(d);
+    assert_int_equal(n, len);
+    assert_memory_equal(d, bytes, len);
+    sb_free(d);
+    sb_free(e);
+  }
+}
+
+static void base64_bad_input(void **state) {
+  (void)state;
+  const char *bad[] = {"Zm9v!",  "Zm9",    "Zg=",  "Z===",  "Zm 9v",
+                       "Zm9v\n", "Zm9v-_", "====", "Zg==Zg"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    size_t n = 12345;
+    unsigned char *d = sb_base64_decode(bad[i], strlen(bad[i]), &n);
+    if (d) fail_msg("\"%s\" decoded but is not valid base64", bad[i]);
+  }
+  /* slen bounds the input: trailing garbage past slen is ignored */
+  size_t n = 0;
+  unsigned char *d = sb_base64_decode("Zm9v!!!", 4, &n);
+  assert_non_null(d);
+  assert_int_equal(n, 3);
+  assert_memory_equal(d, "foo", 3);
+  sb_free(d);
+}
+
+/* ---- random ids -------------------------------------------------------- */
+
+static void random_hex_shape_and_uniqueness(void **state) {
+  (void)state;
+  enum { N = 200 };
+  static char ids[N][33];
+  for (int i = 0; i < N; i++) {
+    memset(ids[i], '#', sizeof ids[i]);
+    sb_random_hex(ids[i], 16);
+    assert_int_equal(strlen(ids[i]), 32);
+    for (int j = 0; j < 32; j++) {
+      char c = ids[i][j];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+        fail_msg("id %s has non-hex char '%c'", ids[i], c);
+    }
+    for (int k = 0; k < i; k++)
+      assert_string_not_equal(ids[i], ids[k]);
+  }
+  /* other lengths: 2*n chars exactly, NUL right after */
+  char small[3];
+  memset(small, '#', sizeof small);
+  sb_random_hex(small, 1);
+  assert_int_equal(strlen(small), 2);
+  char id8[17];
+  sb_random_hex(id8, 8);
+  assert_int_equal(strlen(id8), 16);
+}
+
+/* ---- allocation ------------------------------------------------------- */
+
+static void alloc_fail_after_hits_nth(void **state) {
+  (void)state;
+  sb_alloc_fail_after(3);
+  void *a = sb_malloc(8);
+  void *b = sb_malloc(8);
+  void *c = sb_malloc(8); /* the third one fails */
+  void *d = sb_malloc(8); /* and the wrapper recovers by itself */
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_null(c);
+  assert_non_null(d);
+  sb_free(a);
+  sb_free(b);
+  sb_free(d);
+
+  /* calloc, realloc and strdup go through the same counter */
+  sb_alloc_fail_after(1);
+  assert_null(sb_calloc(4, 4));
+  char *s = sb_strdup("abc");
+  assert_non_null(s);
+  sb_alloc_fail_after(1);
+  assert_null(sb_realloc(s, 1000));
+  assert_string_equal(s, "abc"); /* the old block survives a failed realloc */
+  sb_alloc_fail_after(1);
+  assert_null(sb_strdup("x"));
+  sb_alloc_fail_after(1);
+  assert_null(sb_asprintf("%d", 1));
+  sb_free(s);
+  s = sb_asprintf("%s-%d", "n", 7);
+  assert_string_equal(s, "n-7");
+  sb_free(s);
+}
+
+static void alloc_fail_after_zero_disables(void **state) {
+  (void)state;
+  sb_alloc_fail_after(5);
+  sb_alloc_fail_after(0);
+  for (int i = 0; i < 10; i++) {
+    void *p = sb_malloc(1);
+    assert_non_null(p);
+    sb_free(p);
+  }
+}
+
+static void alloc_fail_reaches_jansson(void **state) {
+  (void)state;
+  /* sb_core_init routes jansson through the wrapper, so injected failures
+   * reach JSON code too. */
+  sb_alloc_fail_after(1);
+  json_t *o = json_object();
+  assert_null(o);
+  o = json_object();
+  assert_non_null(o);
+  json_decref(o);
+}
+
+static void alloc_live_bytes_tracks(void **state) {
+  (void)state;
+  size_t before = sb_alloc_live_bytes();
+  char *p = sb_malloc(1000);
+  assert_non_null(p);
+  assert_int_equal(sb_alloc_live_bytes(), before + 1000);
+  p = sb_realloc(p, 3000);
+  assert_non_null(p);
+  assert_int_equal(sb_alloc_live_bytes(), before + 3000);
+  sb_free(p);
+  assert_int_equal(sb_alloc_live_bytes(), before);
+  sb_free(NULL);
+  assert_int_equal(sb_alloc_live_bytes(), before);
+}
+
+static void alloc_overflow_refused(void **state) {
+  (void)state;
+  assert_null(sb_calloc(SIZE_MAX / 2, 4));
+  assert_null(sb_malloc(SIZE_MAX));
+  assert_null(sb_malloc(SIZE_MAX - 8));
+  char *p = sb_malloc(4);
+  assert_non_null(p);
+  assert_null(sb_realloc(p, SIZE_MAX - 4));
+  sb_free(p);
+  char *z = sb_strndup("abcdef", 3);
+  assert_string_equal(z, "abc");
+  sb_free(z);
+  assert_null(sb_strdup(NULL));
+}
+
+/* ---- errors and logging ---------------------------------------------- */
+
+static void error_set_formats_and_returns_code(void **state) {
+  (void)state;
+  sb_error err = {0};
+  int rc = sb_error_set(&err, SB_EINVAL, "params.%s: expected %s", "name",
+                        "a string");
+  assert_int_equal(rc, SB_EINVAL);
+  assert_int_equal(err.code, SB_EINVAL);
+  assert_string_equal(err.msg, "params.name: expected a string");
+  /* NULL err is allowed and still returns the code */
+  assert_int_equal(sb_error_set(NULL, SB_ENOENT, "x"), SB_ENOENT);
+  /* a message longer than the buffer is truncated, still terminated */
+  char longer[1000];
+  memset(longer, 'm', sizeof longer - 1);
+  longer[sizeof longer - 1] = '\0';
+  sb_error_set(&err, SB_ETOOBIG, "%s", longer);
+  assert_int_equal(strlen(err.msg), sizeof err.msg - 1);
+  assert_int_equal(err.code, SB_ETOOBIG);
+}
+
+static void strerror_names(void **state) {
+  (void)state;
+  assert_string_equal(sb_strerror(SB_OK), "OK");
+  assert_string_equal(sb_strerror(SB_ENOMEM), "ENOMEM");
+  assert_string_equal(sb_strerror(SB_ESTATE), "ESTATE");
+  assert_string_equal(sb_strerror(SB_ETIMEDOUT), "ETIMEDOUT");
+  assert_string_equal(sb_strerror(-999), "EUNKNOWN");
+}
+
+static void log_level_parse(void **state) {
+  (void)state;
+  assert_int_equal(sb_log_level_parse("debug"), SB_LOG_DEBUG);
+  assert_int_equal(sb_log_level_parse("info"), SB_LOG_INFO);
+  assert_int_equal(sb_log_level_parse("notice"), SB_LOG_NOTICE);
+  assert_int_equal(sb_log_level_parse("warning"), SB_LOG_WARNING);
+  assert_int_equal(sb_log_level_parse("error"), SB_LOG_ERROR);
+  assert_int_equal(sb_log_level_parse("warn"), -1);
+  assert_int_equal(sb_log_level_parse(""), -1);
+  assert_int_equal(sb_log_level_parse("INFO"), -1);
+  assert_int_equal(sb_log_level_parse("critical"), -1);
+  assert_int_equal(sb_log_level_parse(NULL), -1);
+}
+
+static void log_level_set_get(void **state) {
+  (void)state;
+  sb_log_level old = sb_log_get_level();
+  sb_log_set_level(SB_LOG_ERROR);
+  assert_int_equal(sb_log_get_level(), SB_LOG_ERROR);
+  SB_DEBUG("test", "filtered out %d", 1); /* below the level: no output */
+  sb_log_set_level(old);
+  assert_int_equal(sb_log_get_level(), old);
+}
+
+static void clocks_move_forward(void **state) {
+  (void)state;
+  uint64_t m1 = sb_now_ms(), w = sb_wall_ms();
+  uint64_t m2 = sb_now_ms();
+  assert_true(m2 >= m1);
+  /* after 2020-01-01 and before 2100 */
+  assert_true(w > 1577836800000ull);
+  assert_true(w < 4102444800000ull);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(buf_append_grows_and_terminates),
+      cmocka_unit_test(buf_append_str_and_printf),
+      cmocka_unit_test(buf_consume),
+      cmocka_unit_test(buf_reset_keeps_memory),
+      cmocka_unit_test(buf_reports_enomem_and_stays_valid),
+      cmocka_unit_test(base64_known_vectors),
+      cmocka_unit_test(base64_round_trip_binary),
+      cmocka_unit_test(base64_bad_input),
+      cmocka_unit_test(random_hex_shape_and_uniqueness),
+      cmocka_unit_test(alloc_fail_after_hits_nth),
+      cmocka_unit_test(alloc_fail_after_zero_disables),
+      cmocka_unit_test(alloc_fail_reaches_jansson),
+      cmocka_unit_test(alloc_live_bytes_tracks),
+      cmocka_unit_test(alloc_overflow_refused),
+      cmocka_unit_test(error_set_formats_and_returns_code),
+      cmocka_unit_test(strerror_names),
+      cmocka_unit_test(log_level_parse),
+      cmocka_unit_test(log_level_set_get),
+      cmocka_unit_test(clocks_move_forward),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,604 @@
+/* Unit tests for src/mcp/: request handling of both eras, driven through
+ * sb_mcp_server_dispatch with an output that records every message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "mcp/mcp.h"
+
+typedef struct capture {
+  sb_mcp_out out;
+  json_t *msgs; /* every message written, in order */
+  int finals;
+} capture;
+
+static int capture_write(sb_mcp_out *out, json_t *msg, int final) {
+  capture *c = out->data;
+  json_array_append(c->msgs, msg);
+  c->finals += final;
+  return 0;
+}
+
+static void capture_init(capture *c) {
+  memset(c, 0, sizeof *c);
+  c->out.write = capture_write;
+  c->out.data = c;
+  c->msgs = json_array();
+}
+
+static void capture_clear(capture *c) { json_array_clear(c->msgs); }
+
+typedef struct fixture {
+  sb_config cfg;
+  uv_loop_t loop;
+  sb_mcp_server *srv;
+  capture cap;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  sb_config_defaults(&f->cfg);
+  uv_loop_init(&f->loop);
+  sb_mcp_server_options opts = {.config = &f->cfg, .loop = &f->loop};
+  f->srv = sb_mcp_server_new(&opts);
+  capture_init(&f->cap);
+  *state = f;
+  return f->srv ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  sb_mcp_out_detach(&f->cap.out);
+  sb_mcp_server_free(f->srv);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* close timers */
+  uv_loop_close(&f->loop);
+  json_decref(f->cap.msgs);
+  sb_config_free(&f->cfg);
+  free(f);
+  return 0;
+}
+
+#define MODERN_META                                                            \
+  "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","     \
+  "\"io.modelcontextprotocol/clientCapabilities\":{}}"
+#define MODERN_META_ELICIT                                                     \
+  "\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\","     \
+  "\"io.modelcontextprotocol/clientCapabilities\":{\"elicitation\":{}}}"
+
+/* Dispatch one JSON text; return the last message written (borrowed). */
+static json_t *send_on(fixture *f, sb_mcp_session *s, const char *text) {
+  json_error_t e;
+  json_t *msg = json_loads(text, 0, &e);
+  assert_non_null(msg);
+  capture_clear(&f->cap);
+  sb_mcp_server_dispatch(f->srv, s, &f->cap.out, msg);
+  json_decref(msg);
+  size_t n = json_array_size(f->cap.msgs);
+  return n ? json_array_get(f->cap.msgs, n - 1) : NULL;
+}
+
+static json_t *send_msg(fixture *f, const char *text) {
+  return send_on(f, NULL, text);
+}
+
+static int error_code(json_t *msg) {
+  return (int)json_integer_value(
+      json_object_get(json_object_get(msg, "error"), "code"));
+}
+
+static const char *error_message(json_t *msg) {
+  return json_string_value(
+      json_object_get(json_object_get(msg, "error"), "message"));
+}
+
+static json_t *result(json_t *msg) { return json_object_get(msg, "result"); }
+
+static const char *first_text(json_t *msg) {
+  return json_string_value(json_object_get(
+      json_array_get(json_object_get(result(msg), "content"), 0), "text"));
+}
+
+static sb_mcp_session *legacy_session(fixture *f, const char *version) {
+  sb_mcp_session *s = sb_mcp_session_new(f->srv, &f->cap.out);
+  char req[512];
+  snprintf(req, sizeof req,
+           "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\","
+           "\"params\":{\"protocolVersion\":\"%s\",\"capabilities\":"
+           "{\"elicitation\":{}},\"clientInfo\":{\"name\":\"t\",\"version\":"
+           "\"1\"}}}",
+           version);
+  json_t *r = send_on(f, s, req);
+  assert_non_null(result(r));
+  return s;
+}
+
+/* ---- modern envelope --------------------------------------------------- */
+
+static void test_discover(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                      "\"server/discover\",\"params\":{" MODERN_META "}}");
+  json_t *res = result(r);
+  assert_non_null(res);
+  assert_string_equal(json_string_value(json_object_get(res, "resultType")),
+                      "complete");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(res, "supportedVersions"), 0)),
+      "2026-07-28");
+  assert_true(json_is_integer(json_object_get(res, "ttlMs")));
+  assert_string_equal(json_string_value(json_object_get(res, "cacheScope")),
+                      "public");
+  assert_non_null(json_object_get(json_object_get(res, "capabilities"), "tools"));
+  assert_int_equal(sb_mcp_http_status(r), 200);
+}
+
+static void test_modern_missing_caps(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
+                      "\"params\":{\"_meta\":{\"io.modelcontextprotocol/"
+                      "protocolVersion\":\"2026-07-28\"}}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "clientCapabilities"));
+  assert_int_equal(sb_mcp_http_status(r), 400);
+}
+
+static void test_modern_unsupported_version(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
+                      "\"params\":{\"_meta\":{\"io.modelcontextprotocol/"
+                      "protocolVersion\":\"1900-01-01\",\"io.modelcontext"
+                      "protocol/clientCapabilities\":{}}}}");
+  assert_int_equal(error_code(r), SB_RPC_UNSUPPORTED_PROTOCOL_VERSION);
+  json_t *data = json_object_get(json_object_get(r, "error"), "data");
+  assert_string_equal(json_string_value(json_object_get(data, "requested")),
+                      "1900-01-01");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(data, "supported"), 0)),
+      "2026-07-28");
+  assert_int_equal(sb_mcp_http_status(r), 400);
+}
+
+static void test_modern_legacy_only_method(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\","
+                      "\"params\":{" MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_METHOD_NOT_FOUND);
+  assert_int_equal(sb_mcp_http_status(r), 404);
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"no/such\","
+              "\"params\":{" MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_METHOD_NOT_FOUND);
+  assert_non_null(strstr(error_message(r), "no/such"));
+}
+
+static void test_invalid_messages(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_non_null(strstr(error_message(r), "jsonrpc"));
+  assert_int_equal(json_integer_value(json_object_get(r, "id")), 1);
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_non_null(strstr(error_message(r), "null"));
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":3}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_non_null(strstr(error_message(r), "method"));
+}
+
+/* ---- legacy lifecycle -------------------------------------------------- */
+
+static void test_legacy_before_initialize(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = sb_mcp_session_new(f->srv, &f->cap.out);
+  json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                            "\"tools/list\"}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_non_null(strstr(error_message(r), "initialize"));
+  assert_false(sb_mcp_session_initialized(s));
+  sb_mcp_session_free(s);
+}
+
+static void test_legacy_negotiation(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = legacy_session(f, "2025-06-18");
+  assert_string_equal(sb_mcp_session_version(s), "2025-06-18");
+  json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+                            "\"initialize\",\"params\":{\"protocolVersion\":"
+                            "\"2025-06-18\"}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  sb_mcp_session_free(s);
+
+  s = legacy_session(f, "1999-01-01"); /* unknown: we offer our latest */
+  assert_string_equal(sb_mcp_session_version(s), "2025-11-25");
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}");
+  assert_non_null(result(r));
+  /* Legacy results carry no resultType. */
+  assert_null(json_object_get(result(r), "resultType"));
+  sb_mcp_session_free(s);
+}
+
+static void test_legacy_initialize_bad_params(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = sb_mcp_session_new(f->srv, &f->cap.out);
+  json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                            "\"initialize\",\"params\":{}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "protocolVersion"));
+  assert_false(sb_mcp_session_initialized(s));
+  sb_mcp_session_free(s);
+}
+
+/* ---- tools --------------------------------------------------------------- */
+
+static void test_tools_list_order_and_pages(void **state) {
+  fixture *f = *state;
+  f->cfg.page_size = 4;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
+                      "\"params\":{" MODERN_META "}}");
+  json_t *tools = json_object_get(result(r), "tools");
+  assert_int_equal(json_array_size(tools), 4);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 0), "name")),
+                      "switchboard_info");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 1), "name")),
+                      "echo");
+  const char *cursor =
+      json_string_value(json_object_get(result(r), "nextCursor"));
+  assert_non_null(cursor);
+  char req[512];
+  snprintf(req, sizeof req,
+           "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\","
+           "\"params\":{\"cursor\":\"%s\"," MODERN_META "}}",
+           cursor);
+  r = send_msg(f, req);
+  tools = json_object_get(result(r), "tools");
+  assert_int_equal(json_array_size(tools), 2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 1), "name")),
+                      "ask_user");
+  assert_null(json_object_get(result(r), "nextCursor"));
+
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\","
+              "\"params\":{\"cursor\":\"bm9wZQ==\"," MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_string_equal(error_message(r), "Invalid cursor");
+}
+
+static void test_tools_call(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                      "\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":"
+                      "\"vin 1HGCM\"}," MODERN_META "}}");
+  assert_string_equal(first_text(r), "vin 1HGCM");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(result(r), "structuredContent"), "text")),
+                      "vin 1HGCM");
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"echo\",\"arguments\":{}," MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "'text'"));
+  assert_int_equal(sb_mcp_http_status(r), 200);
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"nope\"," MODERN_META "}}");
+  assert_string_equal(error_message(r), "Unknown tool: nope");
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"fail\"," MODERN_META "}}");
+  assert_true(json_is_true(json_object_get(result(r), "isError")));
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"switchboard_info\"," MODERN_META "}}");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(result(r), "structuredContent"), "name")),
+                      "switchboard");
+}
+
+static void test_slow_count_progress_and_log(void **state) {
+  fixture *f = *state;
+  send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
+          "{\"name\":\"slow_count\",\"arguments\":{\"steps\":3,\"interval_ms\":"
+          "1},\"_meta\":{\"progressToken\":\"tok\",\"io.modelcontextprotocol/"
+          "protocolVersion\":\"2026-07-28\",\"io.modelcontextprotocol/"
+          "clientCapabilities\":{},\"io.modelcontextprotocol/logLevel\":"
+          "\"info\"}}}");
+  assert_int_equal(json_array_size(f->cap.msgs), 0); /* answered later */
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  /* 3 x (progress, log) then the result */
+  assert_int_equal(json_array_size(f->cap.msgs), 7);
+  json_t *p = json_array_get(f->cap.msgs, 2);
+  assert_string_equal(json_string_value(json_object_get(p, "method")),
+                      "notifications/progress");
+  assert_int_equal((int)json_number_value(json_object_get(json_object_get(p, "params"), "progress")), 2);
+  assert_int_equal((int)json_number_value(json_object_get(json_object_get(p, "params"), "total")), 3);
+  json_t *log = json_array_get(f->cap.msgs, 1);
+  assert_string_equal(json_string_value(json_object_get(log, "method")),
+                      "notifications/message");
+  json_t *last = json_array_get(f->cap.msgs, 6);
+  assert_string_equal(first_text(last), "counted to 3");
+  assert_int_equal(f->cap.finals, 1);
+}
+
+static void test_cancel_by_notification(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":\"slow\",\"method\":\"tools/call\","
+                "\"params\":{\"name\":\"slow_count\",\"arguments\":{\"steps\":"
+                "1000,\"interval_ms\":1000}}}");
+  send_on(f, s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
+                "\"params\":{\"requestId\":\"slow\",\"reason\":\"user\"}}");
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* returns: no timer left running */
+  assert_int_equal(json_array_size(f->cap.msgs), 0);
+  json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":"
+                            "\"tools/call\",\"params\":{\"name\":\"echo\","
+                            "\"arguments\":{\"text\":\"still here\"}}}");
+  assert_string_equal(first_text(r), "still here");
+  sb_mcp_session_free(s);
+}
+
+static void test_cancel_by_detach(void **state) {
+  fixture *f = *state;
+  capture other;
+  capture_init(&other);
+  json_t *msg = json_loads(
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+      "{\"name\":\"slow_count\",\"arguments\":{\"interval_ms\":60000}," MODERN_META "}}",
+      0, NULL);
+  sb_mcp_server_dispatch(f->srv, NULL, &other.out, msg);
+  json_decref(msg);
+  assert_non_null(other.out.calls_);
+  sb_mcp_out_detach(&other.out);
+  assert_null(other.out.calls_);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(json_array_size(other.msgs), 0);
+  json_decref(other.msgs);
+}
+
+/* ---- multi round-trip ---------------------------------------------------- */
+
+static void test_mrtr_round_trip(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                      "\"params\":{\"name\":\"ask_user\"," MODERN_META_ELICIT "}}");
+  json_t *res = result(r);
+  assert_string_equal(json_string_value(json_object_get(res, "resultType")),
+                      "input_required");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(
+                          json_object_get(res, "inputRequests"), "answer"), "method")),
+                      "elicitation/create");
+  assert_null(json_object_get(res, "ttlMs"));
+  char *state_str = sb_strdup(json_string_value(json_object_get(res, "requestState")));
+  assert_non_null(state_str);
+
+  char req[2048];
+  snprintf(req, sizeof req,
+           "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+           "{\"name\":\"ask_user\",\"requestState\":\"%s\",\"inputResponses\":"
+           "{\"answer\":{\"action\":\"accept\",\"content\":{\"answer\":\"red "
+           "truck\"}}}," MODERN_META_ELICIT "}}",
+           state_str);
+  r = send_msg(f, req);
+  assert_string_equal(first_text(r), "you said: red truck");
+
+  /* Flip one character of the MAC: refused. */
+  size_t n = strlen(state_str);
+  state_str[n - 3] = state_str[n - 3] == 'A' ? 'B' : 'A';
+  snprintf(req, sizeof req,
+           "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":"
+           "{\"name\":\"ask_user\",\"requestState\":\"%s\",\"inputResponses\":"
+           "{\"answer\":{\"action\":\"accept\",\"content\":{\"answer\":\"x\"}}},"
+           MODERN_META_ELICIT "}}",
+           state_str);
+  r = send_msg(f, req);
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "requestState"));
+  sb_free(state_str);
+
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
+              "\"params\":{\"name\":\"ask_user\"," MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_MISSING_CLIENT_CAPABILITY);
+}
+
+static void test_legacy_elicitation(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  json_t *req = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
+                              "\"tools/call\",\"params\":{\"name\":"
+                              "\"ask_user\"}}");
+  assert_string_equal(json_string_value(json_object_get(req, "method")),
+                      "elicitation/create");
+  json_int_t id = json_integer_value(json_object_get(req, "id"));
+  char resp[256];
+  snprintf(resp, sizeof resp,
+           "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"action\":"
+           "\"accept\",\"content\":{\"answer\":\"blue\"}}}",
+           (long long)id);
+  json_t *r = send_on(f, s, resp);
+  assert_int_equal(json_integer_value(json_object_get(r, "id")), 5);
+  assert_string_equal(first_text(r), "you said: blue");
+  sb_mcp_session_free(s);
+}
+
+/* ---- resources, subscriptions, prompts ----------------------------------- */
+
+static void test_resources_and_subscriptions(void **state) {
+  fixture *f = *state;
+  capture notes;
+  capture_init(&notes);
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  sb_mcp_session_set_notify_out(s, &notes.out);
+  json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                            "\"resources/subscribe\",\"params\":{\"uri\":"
+                            "\"switchboard://notes/ro\"}}");
+  assert_non_null(result(r));
+
+  /* A modern listener on another output. */
+  capture listen;
+  capture_init(&listen);
+  json_t *lmsg = json_loads(
+      "{\"jsonrpc\":\"2.0\",\"id\":\"L\",\"method\":\"subscriptions/listen\","
+      "\"params\":{\"notifications\":{\"resourceSubscriptions\":["
+      "\"switchboard://notes/ro\"],\"toolsListChanged\":true}," MODERN_META "}}",
+      0, NULL);
+  sb_mcp_server_dispatch(f->srv, NULL, &listen.out, lmsg);
+  json_decref(lmsg);
+  json_t *ack = json_array_get(listen.msgs, 0);
+  assert_string_equal(json_string_value(json_object_get(ack, "method")),
+                      "notifications/subscriptions/acknowledged");
+  assert_int_equal(listen.finals, 0);
+
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\","
+                    "\"params\":{\"name\":\"note_write\",\"arguments\":{"
+                    "\"name\":\"ro\",\"text\":\"oil change due\"}}}");
+  assert_non_null(result(r));
+  /* legacy: updated + list_changed on the session's notify_out */
+  assert_int_equal(json_array_size(notes.msgs), 2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(notes.msgs, 0), "method")),
+                      "notifications/resources/updated");
+  /* modern: only updated (resourcesListChanged not requested) */
+  assert_int_equal(json_array_size(listen.msgs), 2);
+  json_t *upd = json_array_get(listen.msgs, 1);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_object_get(upd, "params"), "_meta"),
+                          "io.modelcontextprotocol/subscriptionId")),
+                      "L");
+
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":"
+                    "\"resources/read\",\"params\":{\"uri\":"
+                    "\"switchboard://notes/ro\"}}");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(
+                          json_object_get(result(r), "contents"), 0), "text")),
+                      "oil change due");
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":"
+                    "\"resources/read\",\"params\":{\"uri\":"
+                    "\"switchboard://notes/none\"}}");
+  assert_int_equal(error_code(r), SB_RPC_RESOURCE_NOT_FOUND_LEGACY);
+
+  /* Server shutdown ends the listen stream with a complete result. */
+  sb_mcp_session_free(s);
+  sb_mcp_server_free(f->srv);
+  f->srv = NULL;
+  assert_int_equal(listen.finals, 1);
+  json_t *end = json_array_get(listen.msgs, json_array_size(listen.msgs) - 1);
+  assert_string_equal(json_string_value(json_object_get(result(end), "resultType")),
+                      "complete");
+  json_decref(notes.msgs);
+  json_decref(listen.msgs);
+  sb_mcp_server_options opts = {.config = &f->cfg, .loop = &f->loop};
+  f->srv = sb_mcp_server_new(&opts);
+}
+
+static void test_prompts_and_completion(void **state) {
+  fixture *f = *state;
+  json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\","
+                      "\"params\":{\"name\":\"greeting\",\"arguments\":{"
+                      "\"name\":\"Dana\"}," MODERN_META "}}");
+  json_t *m = json_array_get(json_object_get(result(r), "messages"), 0);
+  assert_non_null(strstr(json_string_value(json_object_get(
+                             json_object_get(m, "content"), "text")), "Dana"));
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"prompts/get\","
+              "\"params\":{\"name\":\"greeting\"," MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "'name'"));
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"completion/complete\","
+              "\"params\":{\"ref\":{\"type\":\"ref/prompt\",\"name\":"
+              "\"greeting\"},\"argument\":{\"name\":\"name\",\"value\":\"a\"},"
+              MODERN_META "}}");
+  json_t *values = json_object_get(json_object_get(result(r), "completion"), "values");
+  assert_int_equal(json_array_size(values), 2);
+  assert_string_equal(json_string_value(json_array_get(values, 0)), "Alice");
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+static void test_batches(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *old = legacy_session(f, "2025-03-26");
+  json_t *r = send_on(f, old, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+                              "\"ping\"},{\"jsonrpc\":\"2.0\",\"method\":"
+                              "\"notifications/initialized\"},{\"jsonrpc\":"
+                              "\"2.0\",\"id\":2,\"method\":\"nope\"}]");
+  assert_true(json_is_array(r));
+  assert_int_equal(json_array_size(r), 2);
+  assert_int_equal(error_code(json_array_get(r, 1)), SB_RPC_METHOD_NOT_FOUND);
+  r = send_on(f, old, "[]");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  sb_mcp_session_free(old);
+
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  r = send_on(f, s, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_non_null(strstr(error_message(r), "2025-03-26"));
+  sb_mcp_session_free(s);
+}
+
+static void test_async_batch(void **state) {
+  fixture *f = *state;
+  sb_mcp_session *s = legacy_session(f, "2025-03-26");
+  send_on(f, s, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\","
+                "\"params\":{\"name\":\"slow_count\",\"arguments\":{\"steps\":"
+                "1,\"interval_ms\":1}}},{\"jsonrpc\":\"2.0\",\"id\":2,"
+                "\"method\":\"ping\"}]");
+  assert_int_equal(json_array_size(f->cap.msgs), 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  json_t *r = json_array_get(f->cap.msgs, json_array_size(f->cap.msgs) - 1);
+  assert_true(json_is_array(r));
+  assert_int_equal(json_array_size(r), 2);
+  sb_mcp_session_free(s);
+}
+
+/* ---- HTTP header rules --------------------------------------------------- */
+
+static void test_http_headers(void **state) {
+  (void)state;
+  json_t *msg = json_loads(
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+      "{\"name\":\"echo\"," MODERN_META "}}",
+      0, NULL);
+  sb_error err = {0};
+  assert_int_equal(sb_mcp_check_http_headers(msg, "2026-07-28", "tools/call",
+                                             "echo", &err),
+                   0);
+  assert_int_equal(sb_mcp_check_http_headers(msg, "2026-07-28", "tools/list",
+                                             "echo", &err),
+                   SB_RPC_HEADER_MISMATCH);
+  assert_non_null(strstr(err.msg, "Mcp-Method"));
+  assert_int_equal(sb_mcp_check_http_headers(msg, "2026-07-28", "tools/call",
+                                             NULL, &err),
+                   SB_RPC_HEADER_MISMATCH);
+  assert_non_null(strstr(err.msg, "Mcp-Name"));
+  assert_int_equal(sb_mcp_check_http_headers(msg, "2025-11-25", "tools/call",
+                                             "echo", &err),
+                   SB_RPC_HEADER_MISMATCH);
+  assert_non_null(strstr(err.msg, "MCP-Protocol-Version"));
+  /* "echo" in the base64 sentinel form */
+  assert_int_equal(sb_mcp_check_http_headers(msg, "2026-07-28", "tools/call",
+                                             "=?base64?ZWNobw==?=", &err),
+                   0);
+  json_decref(msg);
+}
+
+int main(void) {
+  sb_core_init();
+  sb_log_set_level(SB_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modern_missing_caps, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modern_unsupported_version, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modern_legacy_only_method, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_invalid_messages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_before_initialize, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_negotiation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_initialize_bad_params, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tools_list_order_and_pages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tools_call, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_count_progress_and_log, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_by_notification, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_by_detach, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_async_batch, setup, teardown),
+      cmocka_unit_test(test_http_headers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
