@@ -162,8 +162,9 @@ base_url=http://127.0.0.1:$port/bench-404
 code=$(curl -sS -o "$work/echo.out" -w '%{http_code}' -X POST "${echo_headers[@]}" \
   --data "$echo_body" "$url") || die "curl to $url failed"
 [[ $code == 200 ]] || die "echo answered HTTP $code: $(head -c 500 "$work/echo.out")"
-grep -q '"result"' "$work/echo.out" && grep -q '"text": *"hello"' "$work/echo.out" ||
-  die "echo response lacks the echoed text: $(head -c 500 "$work/echo.out")"
+if ! grep -q '"result"' "$work/echo.out" || ! grep -q '"text": *"hello"' "$work/echo.out"; then
+  die "echo response lacks a result with the echoed text: $(head -c 500 "$work/echo.out")"
+fi
 code=$(curl -sS -o /dev/null -w '%{http_code}' "$base_url") || die "curl to $base_url failed"
 [[ $code == 404 ]] || die "GET of an unknown path answered HTTP $code, expected 404"
 

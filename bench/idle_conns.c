@@ -131,9 +131,8 @@ int main(int argc, char **argv) {
       conn *c = &conns[i];
       if (c->fd < 0 || (established[i] && c->done)) continue;
       pfds[k].fd = c->fd;
-      pfds[k].events = !established[i] || c->sent < sizeof request - 1
-                           ? POLLOUT
-                           : POLLIN;
+      pfds[k].events =
+          !established[i] || c->sent < sizeof request - 1 ? POLLOUT : POLLIN;
       pfds[k].revents = 0;
       k++;
     }
@@ -170,8 +169,10 @@ int main(int argc, char **argv) {
       if (c->sent < sizeof request - 1) {
         ssize_t w = send(c->fd, request + c->sent, sizeof request - 1 - c->sent,
                          MSG_NOSIGNAL);
-        if (w > 0) c->sent += (size_t)w;
-        else if (w < 0 && errno != EAGAIN) goto conn_failed;
+        if (w > 0)
+          c->sent += (size_t)w;
+        else if (w < 0 && errno != EAGAIN)
+          goto conn_failed;
         continue;
       }
       ssize_t r = recv(c->fd, c->resp + c->got, RESP_CAP - c->got, 0);

@@ -34,7 +34,11 @@ if ((node_major < 20)); then
   exit 1
 fi
 
-# The test tooling: official MCP SDKs and reference servers, pinned.
-if [[ ! -d node_modules ]] || ! cmp -s package-lock.json node_modules/.package-lock.json; then
+# The test tooling: official MCP SDKs and reference servers, pinned. npm ci
+# only when the lock file changed since the last install (its hash is kept
+# beside node_modules), so concurrent test runs never see it half-installed.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -d node_modules ]] || [[ $(cat node_modules/.switchboard-lock-hash 2>/dev/null) != "$lock_hash" ]]; then
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.switchboard-lock-hash
 fi

@@ -58,8 +58,8 @@ static const char serve_help[] =
     "  --stdio                serve on stdin/stdout; logs go to stderr;\n"
     "                         stops when stdin closes\n"
     "  --listen HOST:PORT     serve Streamable HTTP; overrides server.listen.\n"
-    "                         HOST is an IPv4 address or localhost;\n"
-    "                         port 0 picks a free port\n"
+    "                         HOST is an IPv4 address, [IPv6 address]\n"
+    "                         or localhost; port 0 picks a free port\n"
     "  --log-level LEVEL      debug, info, notice, warning or error;\n"
     "                         overrides server.log_level (default info)\n"
     "  -h, --help             show this help and exit\n"
@@ -81,8 +81,8 @@ static const char check_help[] =
     "  --config FILE          the config file to check\n"
     "  -h, --help             show this help and exit\n";
 
-static const char *const level_names[] = {"debug", "info", "notice",
-                                          "warning", "error"};
+static const char *const level_names[] = {"debug", "info", "notice", "warning",
+                                          "error"};
 
 static int usage_error(const char *cmd, const char *fmt, const char *what) {
   fprintf(stderr, "switchboard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
@@ -204,7 +204,8 @@ static int cmd_serve(int argc, char **argv) {
     return EXIT_OK;
   }
   if (a.stdio && a.listen)
-    return usage_error("serve", "%s", "--stdio and --listen cannot be combined");
+    return usage_error("serve", "%s",
+                       "--stdio and --listen cannot be combined");
 
   sb_config_defaults(&cfg);
   if (a.config_path && sb_config_load(&cfg, a.config_path, &err) != 0) {
@@ -274,8 +275,8 @@ static int cmd_serve(int argc, char **argv) {
   } else {
     http_srv = sb_http_server_start(&st.loop, srv, &cfg, &err);
     if (!http_srv) {
-      fprintf(stderr, "switchboard: cannot listen on %s:%d: %s\n",
-              cfg.listen_host, cfg.listen_port, err.msg);
+      /* net's message names the address */
+      fprintf(stderr, "switchboard: %s\n", err.msg);
       goto shutdown;
     }
   }
@@ -291,8 +292,7 @@ shutdown:
   /* The guard is unreferenced, so it does not keep the loop alive: the run
    * below ends as soon as everything else has closed. */
   uv_timer_init(&st.loop, &st.shutdown_guard);
-  uv_timer_start(&st.shutdown_guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS,
-                 0);
+  uv_timer_start(&st.shutdown_guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&st.shutdown_guard);
   uv_run(&st.loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&st.shutdown_guard, NULL);
@@ -309,7 +309,9 @@ shutdown:
 /* Print cfg as a YAML config that loads back to the same settings. */
 static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "server:\n");
-  if (cfg->listen_port)
+  if (cfg->listen_port && strchr(cfg->listen_host, ':'))
+    fprintf(out, "  listen: \"[%s]:%d\"\n", cfg->listen_host, cfg->listen_port);
+  else if (cfg->listen_port)
     fprintf(out, "  listen: %s:%d\n", cfg->listen_host, cfg->listen_port);
   else
     fprintf(out, "  # listen: not set (use --stdio or --listen)\n");
@@ -376,7 +378,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0) {
-    if (argc > 3) return usage_error("help", "unexpected argument '%s'", argv[3]);
+    if (argc > 3)
+      return usage_error("help", "unexpected argument '%s'", argv[3]);
     if (argc == 2) {
       fputs(main_help, stdout);
     } else if (strcmp(argv[2], "serve") == 0) {

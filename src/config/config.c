@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -161,19 +162,26 @@ static int parse_listen(const char *hostport, int min_port, char **host,
     return SB_EINVAL;
   }
   char host_buf[64];
-  struct in_addr addr;
+  struct in6_addr addr;
   const char *canon = NULL;
   if (host_len < sizeof host_buf) {
     memcpy(host_buf, hostport, host_len);
     host_buf[host_len] = '\0';
-    if (strcmp(host_buf, "localhost") == 0)
+    if (strcmp(host_buf, "localhost") == 0) {
       canon = "127.0.0.1"; /* the HTTP transport binds numeric addresses */
-    else if (inet_pton(AF_INET, host_buf, &addr) == 1)
+    } else if (inet_pton(AF_INET, host_buf, &addr) == 1) {
       canon = host_buf;
+    } else if (host_len > 2 && host_buf[0] == '[' &&
+               host_buf[host_len - 1] == ']') {
+      /* [v6]:port; stored without the brackets, as inet_pton wants it */
+      host_buf[host_len - 1] = '\0';
+      if (inet_pton(AF_INET6, host_buf + 1, &addr) == 1) canon = host_buf + 1;
+    }
   }
   if (!canon) {
     snprintf(msg, msgcap,
-             "bad host %s in %s (expected an IPv4 address or localhost)",
+             "bad host %s in %s (expected an IPv4 address, [IPv6 address] "
+             "or localhost)",
              host_shown, shown);
     return SB_EINVAL;
   }
@@ -225,7 +233,8 @@ typedef struct key_spec {
   const struct key_spec *children; /* KEY_SECTION, NULL-name terminated */
 } key_spec;
 
-#define NUM(n, k, field, lo, hi) {n, k, offsetof(sb_config, field), lo, hi, NULL}
+#define NUM(n, k, field, lo, hi)                                               \
+  { n, k, offsetof(sb_config, field), lo, hi, NULL }
 
 static const key_spec server_keys[] = {
     {"listen", KEY_LISTEN, 0, 0, 0, NULL},
@@ -280,9 +289,7 @@ typedef struct parse_ctx {
   sb_error *err;
 } parse_ctx;
 
-static size_t ev_line(const parse_ctx *p) {
-  return p->ev.start_mark.line + 1;
-}
+static size_t ev_line(const parse_ctx *p) { return p->ev.start_mark.line + 1; }
 
 /* Error at the current event's line, with the key path when there is one. */
 static int fail_at(parse_ctx *p, size_t line, const char *path, int code,
@@ -451,9 +458,9 @@ static int parse_listen_value(parse_ctx *p, const char *path) {
 static int origin_valid(const char *s, size_t len) {
   const char *rest;
   if (strlen(s) != len) return 0;
-  if (strncmp(s, "http://", 7) == 0)
+  if (strncasecmp(s, "http://", 7) == 0)
     rest = s + 7;
-  else if (strncmp(s, "https://", 8) == 0)
+  else if (strncasecmp(s, "https://", 8) == 0)
     rest = s + 8;
   else
     return 0;
@@ -522,6 +529,10 @@ static int parse_origins(parse_ctx *p, const char *path) {
     }
     items[n] = sb_strdup(ev_scalar(p));
     if (!items[n]) goto oom_items;
+    /* Browsers send scheme and host in lowercase and the HTTP transport
+     * compares exactly, so "http://LocalHost:3000" must still match. */
+    for (char *c = items[n]; *c; c++)
+      if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
     n++;
   }
   set_origins(p->cfg, items, n);
@@ -530,7 +541,8 @@ static int parse_origins(parse_ctx *p, const char *path) {
 oom_items:
   rc = sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
 fail_items:
-  for (size_t i = 0; i < n; i++) sb_free(items[i]);
+  for (size_t i = 0; i < n; i++)
+    sb_free(items[i]);
   sb_free(items);
   return rc;
 }
@@ -574,9 +586,11 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     const key_spec *k = keys;
     size_t idx = 0;
     if (strlen(name) == p->ev.data.scalar.length)
-      for (; k->name && strcmp(k->name, name) != 0; k++) idx++;
+      for (; k->name && strcmp(k->name, name) != 0; k++)
+        idx++;
     else
-      for (; k->name; k++) idx++; /* a NUL inside a key never matches */
+      for (; k->name; k++)
+        idx++; /* a NUL inside a key never matches */
     if (!k->name) {
       quote_value(shown, sizeof shown, name, p->ev.data.scalar.length);
       /* Show the key bare when it is printable, quoted otherwise. */
@@ -656,8 +670,8 @@ int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
     release_owned(&tmp);
     return sb_error_set(err, SB_ENOMEM, "%s: out of memory", name);
   }
-  yaml_parser_set_input_string(&p.parser, (const unsigned char *)(yaml ? yaml : ""),
-                               yaml ? len : 0);
+  yaml_parser_set_input_string(
+      &p.parser, (const unsigned char *)(yaml ? yaml : ""), yaml ? len : 0);
   p.name = name;
   p.input = yaml ? yaml : "";
   p.input_len = yaml ? len : 0;

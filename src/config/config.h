@@ -9,9 +9,11 @@
  *
  *   server:
  *     listen: 127.0.0.1:8080        # host:port for Streamable HTTP; host is
- *                                   # an IPv4 literal or localhost, port
- *                                   # 1..65535 (0 = free port: --listen only)
- *     allowed_origins: [http://localhost:3000]  # scheme://host[:port]
+ *                                   # an IPv4 literal, [IPv6] or localhost
+ *                                   # (stored as 127.0.0.1), port 1..65535
+ *                                   # (0 = free port: --listen only)
+ *     allowed_origins: [http://localhost:3000]  # scheme://host[:port],
+ *                                   # stored lowercased
  *     log_level: info               # debug|info|notice|warning|error
  *   limits:
  *     max_message_bytes: 4194304    # one JSON-RPC message / HTTP body;

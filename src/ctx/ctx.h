@@ -96,8 +96,8 @@ int sb_ctx_json_equal(const json_t *a, const json_t *b);
 /* Apply a merge patch: object members merge recursively, null removes a
  * member, anything else (arrays included) replaces. Cannot fail except for
  * SB_ENOMEM. *out is a new reference. */
-int sb_ctx_merge_apply(const json_t *target, const json_t *patch,
-                       json_t **out, sb_error *err);
+int sb_ctx_merge_apply(const json_t *target, const json_t *patch, json_t **out,
+                       sb_error *err);
 
 /* ---- diff (diff.c) ---------------------------------------------------- */
 
@@ -105,10 +105,12 @@ int sb_ctx_merge_apply(const json_t *target, const json_t *patch,
  * *out) is json_equal to `to`. *out is a new array ([] when equal).
  *
  * Compact where contexts change: objects are diffed member by member, so a
- * leaf deep in a big tree costs one "replace"; arrays are diffed after
- * trimming their common prefix and suffix, so appending k messages costs k
- * "add /.../-" ops and inserting or deleting one element costs one op.
- * Arbitrary reorderings fall back to element-by-element diffs (no LCS). */
+ * leaf deep in a big tree costs one "replace"; arrays are diffed with their
+ * common prefix and suffix trimmed and Myers' shortest edit script on the
+ * rest, so appending k messages costs k "add /.../-" ops and a window that
+ * drops its oldest message and gains a new one costs two. Arrays needing
+ * more than 64 inserts/deletes fall back to element-by-element diffs
+ * (still correct, just longer). */
 int sb_ctx_diff(const json_t *from, const json_t *to, json_t **out,
                 sb_error *err);
 
@@ -138,7 +140,7 @@ int sb_ctx_path_validate(const char *path, sb_error *err);
 
 /* Check a list of paths (a JSON array of strings), e.g. an agent
  * definition's contextRequirements, without any data. Errors name the
- * element: `paths[3] "user..id": empty segment at offset 5`. */
+ * element: `paths[3]: invalid path "user..id": empty segment at offset 5`. */
 int sb_ctx_paths_validate(const json_t *paths, sb_error *err);
 
 /* Project `data` (an object with the four sections) onto `paths` (a JSON

@@ -37,8 +37,8 @@ static json_t *merge(json_t *target, const json_t *patch) {
   return target;
 }
 
-int sb_ctx_merge_apply(const json_t *target, const json_t *patch,
-                       json_t **out, sb_error *err) {
+int sb_ctx_merge_apply(const json_t *target, const json_t *patch, json_t **out,
+                       sb_error *err) {
   *out = NULL;
   if (!patch) return sb_error_set(err, SB_EINVAL, "merge patch: no patch");
   json_t *work = NULL;

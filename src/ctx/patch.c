@@ -138,8 +138,8 @@ static int existing_index(const json_t *a, const sb_ctx_ptr_token *tok,
     return op_fail(e, SB_EINVAL, "\"%.*s\" is not an array index",
                    (int)(tok->len < QUOTE_MAX ? tok->len : QUOTE_MAX), tok->s);
   if (*idx >= json_array_size(a))
-    return op_fail(e, SB_ENOENT, "index %zu out of range (array has %zu)",
-                   *idx, json_array_size(a));
+    return op_fail(e, SB_ENOENT, "index %zu out of range (array has %zu)", *idx,
+                   json_array_size(a));
   return 0;
 }
 
@@ -166,7 +166,8 @@ static int do_add(json_t **root, const sb_ctx_ptr *p, const char *path,
   }
   size_t idx = 0;
   int rc = sb_ctx_ptr_index(last, &idx);
-  if (rc == 1) idx = json_array_size(parent);
+  if (rc == 1)
+    idx = json_array_size(parent);
   else if (rc != 0) {
     op_fail(e, SB_EINVAL, "\"%.*s\" is not an array index",
             (int)(last->len < QUOTE_MAX ? last->len : QUOTE_MAX), last->s);
@@ -271,8 +272,8 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
     rc = op_fail(e, perr.code, "%s", perr.msg);
     goto done;
   }
-  int needs_value = !strcmp(name, "add") || !strcmp(name, "replace") ||
-                    !strcmp(name, "test");
+  int needs_value =
+      !strcmp(name, "add") || !strcmp(name, "replace") || !strcmp(name, "test");
   int needs_from = !strcmp(name, "move") || !strcmp(name, "copy");
   json_t *value = json_object_get(op, "value");
   if (needs_value && !value) {
@@ -309,20 +310,21 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
     rc = do_remove(*root, &p, path, NULL, e);
   } else if (!strcmp(name, "test")) {
     json_t *cur = walk(*root, &p, p.ntokens);
-    if (!cur) rc = op_fail(e, SB_ENOENT, "path does not exist");
+    if (!cur)
+      rc = op_fail(e, SB_ENOENT, "path does not exist");
     else if (!sb_ctx_json_equal(cur, value))
       rc = op_fail(e, SB_ECONFLICT, "test failed: value differs");
-    else rc = 0;
+    else
+      rc = 0;
   } else if (!strcmp(name, "move")) {
     if (!walk(*root, &from, from.ntokens)) {
       rc = op_fail(e, SB_ENOENT, "from %.*s does not exist",
                    (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX),
                    from_text);
     } else if (is_proper_prefix(&from, &p)) {
-      rc = op_fail(e, SB_EINVAL,
-                   "cannot move %.*s into one of its own children",
-                   (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX),
-                   from_text);
+      rc = op_fail(
+          e, SB_EINVAL, "cannot move %.*s into one of its own children",
+          (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX), from_text);
     } else if (same_pointer(&from, &p)) {
       rc = 0; /* moving a value onto itself changes nothing */
     } else {
@@ -337,8 +339,10 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
       rc = op_fail(e, SB_ENOENT, "from %.*s does not exist",
                    (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX),
                    from_text);
-    else if (!copy) rc = op_fail(e, SB_ENOMEM, "out of memory copying value");
-    else rc = do_add(root, &p, path, copy, e);
+    else if (!copy)
+      rc = op_fail(e, SB_ENOMEM, "out of memory copying value");
+    else
+      rc = do_add(root, &p, path, copy, e);
   } else {
     rc = op_fail(e, SB_EINVAL,
                  "unknown op (expected add, remove, replace, move, copy or "

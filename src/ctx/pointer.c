@@ -24,7 +24,8 @@ int sb_ctx_ptr_parse(const char *text, size_t len, sb_ctx_ptr *out,
                         (int)(len < QUOTE_MAX ? len : QUOTE_MAX), text);
   size_t ntokens = 0;
   for (size_t i = 0; i < len; i++) {
-    if (text[i] == '/') ntokens++;
+    if (text[i] == '/')
+      ntokens++;
     else if (text[i] == '~' &&
              (i + 1 >= len || (text[i + 1] != '0' && text[i + 1] != '1')))
       return sb_error_set(err, SB_EINVAL,
@@ -100,8 +101,8 @@ int sb_ctx_ptr_get(const json_t *doc, const char *ptr, json_t **out,
   }
   sb_ctx_ptr_free(&p);
   if (!cur)
-    return sb_error_set(err, SB_ENOENT, "%.*s: path does not exist",
-                        QUOTE_MAX, ptr);
+    return sb_error_set(err, SB_ENOENT, "%.*s: path does not exist", QUOTE_MAX,
+                        ptr);
   *out = cur;
   return 0;
 }

@@ -155,11 +155,9 @@ static int valid_note_name(const char *s) {
 
 /* ---- tools ------------------------------------------------------------- */
 
-void mcp_builtin_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *r = mcp_paginate(c, srv->builtin->tools, "tools");
-  if (!r) return;
-  mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
-  sb_mcp_call_reply(c, r);
+static void list_tools(void *ud, sb_mcp_call *c, json_t *out) {
+  mcp_builtin *b = ud;
+  json_array_extend(out, b->tools);
 }
 
 static void tool_info(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
@@ -331,7 +329,7 @@ static void ask_user_legacy_answer(sb_mcp_call *c, json_t *result,
 static void tool_ask_user(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
   const char *q = json_string_value(json_object_get(args, "question"));
   if (!q) q = "What is your answer?";
-  if (!mcp_call_has_capability(c, "elicitation")) {
+  if (!sb_mcp_call_has_capability(c, "elicitation")) {
     if (c->modern) {
       sb_mcp_call_fail(c, SB_RPC_MISSING_CLIENT_CAPABILITY,
                        "Server requires the elicitation capability for this "
@@ -392,36 +390,21 @@ static const struct {
     {"note_write", tool_note_write}, {"ask_user", tool_ask_user},
 };
 
-void mcp_builtin_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *name = json_string_value(json_object_get(c->params, "name"));
-  json_t *args = json_object_get(c->params, "arguments");
-  if (!name) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.name: required string",
-                     json_pack("{ss}", "param", "name"));
-    return;
-  }
-  if (args && !json_is_object(args)) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.arguments: must be an object",
-                     json_pack("{ss}", "param", "arguments"));
-    return;
-  }
+static int call_tool(void *ud, sb_mcp_call *c, const char *name,
+                     json_t *args) {
   for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++) {
     if (strcmp(tools[i].name, name) == 0) {
-      tools[i].fn(srv, c, args);
-      return;
+      tools[i].fn(c->srv, c, args);
+      return 1;
     }
   }
-  char msg[256];
-  snprintf(msg, sizeof msg, "Unknown tool: %.200s", name);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "tool", name));
+  return 0;
 }
 
 /* ---- resources --------------------------------------------------------- */
 
-void mcp_builtin_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *items = json_array();
+static void list_resources(void *ud, sb_mcp_call *c, json_t *items) {
+  sb_mcp_server *srv = c->srv;
   json_array_append_new(
       items, json_pack("{ssssssss}", "uri", INFO_URI, "name", "info",
                        "mimeType", "application/json", "description",
@@ -447,34 +430,22 @@ void mcp_builtin_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
     sb_free(uri);
   }
   sb_free(names);
-  json_t *r = mcp_paginate(c, items, "resources");
-  json_decref(items);
-  if (!r) return;
-  mcp_cache_hints(c, r, 0, "public");
-  sb_mcp_call_reply(c, r);
 }
 
-void mcp_builtin_templates_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *r = mcp_paginate(c, srv->builtin->templates, "resourceTemplates");
-  if (!r) return;
-  mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
-  sb_mcp_call_reply(c, r);
+static void list_templates(void *ud, sb_mcp_call *c, json_t *out) {
+  mcp_builtin *b = ud;
+  json_array_extend(out, b->templates);
 }
 
-int mcp_builtin_resource_exists(sb_mcp_server *srv, const char *uri) {
+static int resource_exists(sb_mcp_server *srv, const char *uri) {
   if (strcmp(uri, INFO_URI) == 0) return 1;
   size_t pl = strlen(NOTE_URI_PREFIX);
   return strncmp(uri, NOTE_URI_PREFIX, pl) == 0 &&
          json_object_get(srv->builtin->notes, uri + pl) != NULL;
 }
 
-void mcp_builtin_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *uri = json_string_value(json_object_get(c->params, "uri"));
-  if (!uri) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.uri: required string",
-                     json_pack("{ss}", "param", "uri"));
-    return;
-  }
+static int read_resource(void *ud, sb_mcp_call *c, const char *uri) {
+  sb_mcp_server *srv = c->srv;
   json_t *r = NULL;
   if (strcmp(uri, INFO_URI) == 0) {
     json_t *info = json_pack("{sssssoss}", "name", srv->name, "version",
@@ -486,51 +457,39 @@ void mcp_builtin_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
     r = json_pack("{s[{ssssss}]}", "contents", "uri", uri, "mimeType",
                   "application/json", "text", text);
     sb_free(text);
-    mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
-  } else if (mcp_builtin_resource_exists(srv, uri)) {
-    json_t *text =
-        json_object_get(srv->builtin->notes, uri + strlen(NOTE_URI_PREFIX));
-    r = json_pack("{s[{sssssO}]}", "contents", "uri", uri, "mimeType",
-                  "text/plain", "text", text);
-    mcp_cache_hints(c, r, 0, "public");
-  } else {
-    mcp_fail_resource_not_found(c, uri);
-    return;
+    sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
+    return 1;
   }
-  sb_mcp_call_reply(c, r);
+  if (strncmp(uri, NOTE_URI_PREFIX, strlen(NOTE_URI_PREFIX)) != 0) return 0;
+  if (!resource_exists(srv, uri)) {
+    sb_mcp_call_fail_resource_not_found(c, uri);
+    return 1;
+  }
+  json_t *text =
+      json_object_get(srv->builtin->notes, uri + strlen(NOTE_URI_PREFIX));
+  r = json_pack("{s[{sssssO}]}", "contents", "uri", uri, "mimeType",
+                "text/plain", "text", text);
+  sb_mcp_call_reply_cacheable(c, r, 0, "public");
+  return 1;
 }
 
 /* ---- prompts and completion ------------------------------------------- */
 
-void mcp_builtin_prompts_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *r = mcp_paginate(c, srv->builtin->prompts, "prompts");
-  if (!r) return;
-  mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
-  sb_mcp_call_reply(c, r);
+static void list_prompts(void *ud, sb_mcp_call *c, json_t *out) {
+  mcp_builtin *b = ud;
+  json_array_extend(out, b->prompts);
 }
 
-void mcp_builtin_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *name = json_string_value(json_object_get(c->params, "name"));
-  json_t *args = json_object_get(c->params, "arguments");
-  if (!name) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.name: required string",
-                     json_pack("{ss}", "param", "name"));
-    return;
-  }
-  if (strcmp(name, "greeting") != 0) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "Unknown prompt: %.200s", name);
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                     json_pack("{ss}", "prompt", name));
-    return;
-  }
+static int get_prompt(void *ud, sb_mcp_call *c, const char *name,
+                      json_t *args) {
+  if (strcmp(name, "greeting") != 0) return 0;
   const char *who = json_string_value(json_object_get(args, "name"));
   if (!who) {
     sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
                      "Invalid arguments for prompt greeting: missing required "
                      "argument 'name'",
                      json_pack("{ss}", "prompt", name));
-    return;
+    return 1;
   }
   char *text = sb_asprintf("Please greet %s warmly on behalf of the "
                            "dealership and ask how we can help today.",
@@ -540,6 +499,7 @@ void mcp_builtin_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
                    "messages", "role", "user", "content", "type", "text",
                    "text", text));
   sb_free(text);
+  return 1;
 }
 
 static int has_prefix_ci(const char *s, const char *prefix) {
@@ -549,19 +509,11 @@ static int has_prefix_ci(const char *s, const char *prefix) {
   return 1;
 }
 
-void mcp_builtin_complete(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *ref = json_object_get(c->params, "ref");
-  json_t *arg = json_object_get(c->params, "argument");
+static int complete(void *ud, sb_mcp_call *c, json_t *ref, json_t *arg) {
+  sb_mcp_server *srv = c->srv;
   const char *type = json_string_value(json_object_get(ref, "type"));
   const char *arg_name = json_string_value(json_object_get(arg, "name"));
   const char *value = json_string_value(json_object_get(arg, "value"));
-  if (!type || !arg_name || !value) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params: completion needs ref.type, argument.name and "
-                     "argument.value",
-                     NULL);
-    return;
-  }
   json_t *values = json_array();
   if (strcmp(type, "ref/prompt") == 0 &&
       strcmp(json_string_value(json_object_get(ref, "name")) ?: "",
@@ -581,13 +533,22 @@ void mcp_builtin_complete(sb_mcp_server *srv, sb_mcp_call *c) {
         json_array_append_new(values, json_string(key));
   } else {
     json_decref(values);
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.ref: no completion for this prompt or resource "
-                     "argument",
-                     NULL);
-    return;
+    return 0;
   }
   size_t n = json_array_size(values);
   sb_mcp_call_reply(c, json_pack("{s{sosisb}}", "completion", "values", values,
                                  "total", (int)n, "hasMore", 0));
+  return 1;
 }
+
+const sb_mcp_provider mcp_builtin_provider = {
+    .name = "builtin",
+    .list_tools = list_tools,
+    .call_tool = call_tool,
+    .list_resources = list_resources,
+    .list_templates = list_templates,
+    .read_resource = read_resource,
+    .list_prompts = list_prompts,
+    .get_prompt = get_prompt,
+    .complete = complete,
+};

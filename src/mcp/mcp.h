@@ -64,9 +64,15 @@ json_t *sb_mcp_supported_versions_json(void);
 struct sb_mcp_out {
   /* Deliver one JSON-RPC message (borrowed). `final` is 1 on the response
    * that ends the request this out was created for (HTTP POST); stdio
-   * ignores it. Returns 0, or a negative SB_E* code if the peer is gone. */
+   * ignores it. Returns 0, or a negative SB_E* code if the peer is gone.
+   * A call is unlinked from its out before its final message is written,
+   * so the transport may release the out inside write(final=1). */
   int (*write)(sb_mcp_out *out, json_t *msg, int final);
   void *data; /* transport's own pointer */
+  /* The authenticated caller's tenant (borrowed, must outlive the out's
+   * calls); NULL means the configured default tenant. Never taken from a
+   * request body. */
+  const char *tenant;
   /* private to mcp/ */
   sb_mcp_call *calls_; /* in-flight calls writing here */
 };
@@ -106,6 +112,36 @@ void sb_mcp_server_dispatch_bytes(sb_mcp_server *srv, sb_mcp_session *session,
  * "resources" or "prompts". */
 void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind);
 void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri);
+/* The same, but only to subscribers of `tenant` (tenant-owned resources
+ * such as contexts: other tenants must not even learn the URI exists). */
+void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
+                                        const char *uri);
+
+/* ---- providers: where tools, resources and prompts come from ----------
+ * The server lists and routes to providers in the order they were added;
+ * the built-in set is always first. Every callback is optional. List
+ * callbacks append items (new references) to the array they are given; the
+ * server paginates the concatenation. Routing callbacks return 1 when the
+ * name/URI is theirs — they then answer the call, now or later — and 0 to
+ * let the next provider try. */
+typedef struct sb_mcp_provider {
+  const char *name; /* for logs */
+  void *ud;
+  void (*list_tools)(void *ud, sb_mcp_call *call, json_t *tools);
+  int (*call_tool)(void *ud, sb_mcp_call *call, const char *name,
+                   json_t *arguments);
+  void (*list_resources)(void *ud, sb_mcp_call *call, json_t *resources);
+  void (*list_templates)(void *ud, sb_mcp_call *call, json_t *templates);
+  int (*read_resource)(void *ud, sb_mcp_call *call, const char *uri);
+  void (*list_prompts)(void *ud, sb_mcp_call *call, json_t *prompts);
+  int (*get_prompt)(void *ud, sb_mcp_call *call, const char *name,
+                    json_t *arguments);
+  /* completion/complete: ref and argument as in the request */
+  int (*complete)(void *ud, sb_mcp_call *call, json_t *ref, json_t *argument);
+} sb_mcp_provider;
+
+/* Add a provider (copied). Returns 0 or SB_ENOMEM. */
+int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p);
 
 /* ---- era classification (used by transports for HTTP rules) ----------- */
 
@@ -162,6 +198,10 @@ const char *sb_mcp_call_version(const sb_mcp_call *call);
 json_t *sb_mcp_call_client_caps(const sb_mcp_call *call);
 sb_mcp_server *sb_mcp_call_server(const sb_mcp_call *call);
 uv_loop_t *sb_mcp_call_loop(const sb_mcp_call *call);
+/* The caller's tenant: the transport's, else the configured default. */
+const char *sb_mcp_call_tenant(const sb_mcp_call *call);
+/* 1 if the client declared capability `name` (e.g. "elicitation"). */
+int sb_mcp_call_has_capability(const sb_mcp_call *call, const char *name);
 
 /* notifications/progress if the request carried a progressToken; total < 0
  * and message NULL omit those fields. */
@@ -177,6 +217,15 @@ void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
 void sb_mcp_call_reply(sb_mcp_call *call, json_t *result);
 void sb_mcp_call_fail(sb_mcp_call *call, int code, const char *message,
                       json_t *data);
+
+/* Reply with a cacheable result: modern clients get ttlMs and cacheScope
+ * ("public" or "private"), legacy ones nothing extra. result is stolen. */
+void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
+                                 long ttl_ms, const char *scope);
+/* Answer a tool call with one text content block (isError if is_error). */
+void sb_mcp_call_reply_text(sb_mcp_call *call, const char *text, int is_error);
+/* Resource not found, in the call's era: -32602 (modern) or -32002. */
+void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
 
 /* Called once if the call is cancelled (notifications/cancelled, client
  * gone, server shutdown). After the callback returns the call is freed. */

@@ -52,6 +52,7 @@ struct sb_mcp_session {
   sb_mcp_call *calls; /* in-flight calls of this session */
   mcp_pending *pending;
   json_int_t next_request_id;
+  char *tenant; /* the tenant of the transport that initialized it */
 };
 
 struct sb_mcp_call {
@@ -87,42 +88,23 @@ struct sb_mcp_server {
   uint64_t started_ms;
   sb_mcp_session *sessions;
   sb_mcp_call *listeners;
+  sb_mcp_provider *providers;
+  size_t providers_len;
   unsigned char state_key[crypto_auth_KEYBYTES];
   mcp_builtin *builtin;
 };
 
-/* ---- builtin.c ---------------------------------------------------------
- * Each handler answers the call (now or later) and returns nothing. */
+/* ---- builtin.c: the built-in provider (ud = the mcp_builtin) ---------- */
 mcp_builtin *mcp_builtin_new(sb_mcp_server *srv);
 void mcp_builtin_free(mcp_builtin *b);
 json_t *mcp_builtin_capabilities(void); /* new reference */
-void mcp_builtin_tools_list(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_tools_call(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_resources_list(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_templates_list(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_resources_read(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_prompts_list(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_prompts_get(sb_mcp_server *srv, sb_mcp_call *call);
-void mcp_builtin_complete(sb_mcp_server *srv, sb_mcp_call *call);
-/* 1 if uri names a resource that exists now. */
-int mcp_builtin_resource_exists(sb_mcp_server *srv, const char *uri);
+extern const sb_mcp_provider mcp_builtin_provider;
 
 /* ---- server.c helpers for handlers ------------------------------------ */
-/* Add ttlMs/cacheScope (modern only) to a cacheable result. */
-void mcp_cache_hints(sb_mcp_call *call, json_t *result, long ttl_ms,
-                     const char *scope);
-/* Resource-not-found in the call's era: -32602 modern, -32002 legacy. */
-void mcp_fail_resource_not_found(sb_mcp_call *call, const char *uri);
-/* Slice [offset, offset+page) of items for a paginated list, with
- * nextCursor; fails the call on a bad cursor and returns NULL. `items` is
- * borrowed; returns a new result object holding `key`. */
-json_t *mcp_paginate(sb_mcp_call *call, json_t *items, const char *key);
 /* Send a server->client request (legacy era) on the call's output and get
  * the client's answer through cb. Returns 0 or a negative code. */
 int mcp_call_request_client(sb_mcp_call *call, const char *method,
                             json_t *params, mcp_response_cb cb, void *ud);
-/* 1 if the client declared capability `name` for this call. */
-int mcp_call_has_capability(const sb_mcp_call *call, const char *name);
 
 /* ---- state.c: MRTR requestState --------------------------------------- */
 /* Seal `payload` (borrowed) bound to method+name with a TTL; new string,

@@ -13,6 +13,7 @@
  * (list_changed).
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "mcp/mcp_internal.h"
@@ -184,8 +185,16 @@ void sb_mcp_call_on_cancel(sb_mcp_call *c, sb_mcp_cancel_cb cb, void *ud) {
   c->cancel_ud = ud;
 }
 
-int mcp_call_has_capability(const sb_mcp_call *c, const char *name) {
+int sb_mcp_call_has_capability(const sb_mcp_call *c, const char *name) {
   return json_object_get(c->caps, name) != NULL;
+}
+
+#define DEFAULT_TENANT "default"
+
+const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
+  if (c->out && c->out->tenant) return c->out->tenant;
+  if (c->session && c->session->tenant) return c->session->tenant;
+  return DEFAULT_TENANT;
 }
 
 static void call_send(sb_mcp_call *c, json_t *msg) {
@@ -244,7 +253,13 @@ void sb_mcp_call_fail(sb_mcp_call *c, int code, const char *message,
   call_finish(c, sb_rpc_error_new(c->id, code, message, data));
 }
 
-void mcp_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
+void sb_mcp_call_reply_text(sb_mcp_call *c, const char *text, int is_error) {
+  json_t *r = json_pack("{s[{ssss}]}", "content", "type", "text", "text", text);
+  if (r && is_error) json_object_set_new(r, "isError", json_true());
+  sb_mcp_call_reply(c, r);
+}
+
+void sb_mcp_call_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
   char msg[512];
   snprintf(msg, sizeof msg, "Resource not found: %s", uri);
   sb_mcp_call_fail(c,
@@ -253,8 +268,8 @@ void mcp_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
                    msg, json_pack("{ss}", "uri", uri));
 }
 
-void mcp_cache_hints(sb_mcp_call *c, json_t *result, long ttl_ms,
-                     const char *scope) {
+static void cache_hints(sb_mcp_call *c, json_t *result, long ttl_ms,
+                        const char *scope) {
   if (!c->modern) return;
   /* MRTR retries depend on inputs outside the cache key: never cacheable. */
   if (json_object_get(c->params, "inputResponses") ||
@@ -264,8 +279,14 @@ void mcp_cache_hints(sb_mcp_call *c, json_t *result, long ttl_ms,
   json_object_set_new(result, "cacheScope", json_string(scope));
 }
 
+void sb_mcp_call_reply_cacheable(sb_mcp_call *c, json_t *result, long ttl_ms,
+                                 const char *scope) {
+  if (result) cache_hints(c, result, ttl_ms, scope);
+  sb_mcp_call_reply(c, result);
+}
+
 /* Cursors are opaque to clients; ours is base64 of "o:<offset>". */
-json_t *mcp_paginate(sb_mcp_call *c, json_t *items, const char *key) {
+static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
   size_t offset = 0, total = json_array_size(items);
   size_t page = (size_t)c->srv->cfg->page_size;
   json_t *cursor = json_object_get(c->params, "cursor");
@@ -381,6 +402,7 @@ void sb_mcp_session_free(sb_mcp_session *s) {
   json_decref(s->subscriptions);
   json_decref(s->client_caps);
   json_decref(s->client_info);
+  sb_free(s->tenant);
   sb_free(s);
 }
 
@@ -415,6 +437,14 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   srv->started_ms = sb_now_ms();
   crypto_auth_keygen(srv->state_key);
   srv->builtin = mcp_builtin_new(srv);
+  if (srv->builtin) {
+    sb_mcp_provider p = mcp_builtin_provider;
+    p.ud = srv->builtin;
+    if (sb_mcp_server_add_provider(srv, &p) != 0) {
+      mcp_builtin_free(srv->builtin);
+      srv->builtin = NULL;
+    }
+  }
   if (!srv->name || !srv->instructions || !srv->builtin) {
     sb_mcp_server_free(srv);
     return NULL;
@@ -433,6 +463,7 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
   }
   while (srv->sessions) sb_mcp_session_free(srv->sessions);
   mcp_builtin_free(srv->builtin);
+  sb_free(srv->providers);
   sb_free(srv->name);
   sb_free(srv->instructions);
   sodium_memzero(srv->state_key, sizeof srv->state_key);
@@ -441,12 +472,14 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
 
 const sb_config *sb_mcp_server_config(sb_mcp_server *srv) { return srv->cfg; }
 
-/* Send a notification to modern listeners whose filter says yes. */
-static void broadcast_listeners(sb_mcp_server *srv, const char *filter_key,
-                                const char *uri, const char *method,
-                                json_t *params) {
+/* Send a notification to modern listeners whose filter says yes (and, if
+ * tenant is set, only to that tenant's). */
+static void broadcast_listeners(sb_mcp_server *srv, const char *tenant,
+                                const char *filter_key, const char *uri,
+                                const char *method, json_t *params) {
   for (sb_mcp_call *c = srv->listeners, *next; c; c = next) {
     next = c->listen_next;
+    if (tenant && strcmp(sb_mcp_call_tenant(c), tenant) != 0) continue;
     json_t *f = c->listen_filter;
     int wants;
     if (uri) {
@@ -471,23 +504,58 @@ void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind) {
   snprintf(method, sizeof method, "notifications/%s/list_changed", kind);
   snprintf(key, sizeof key, "%sListChanged", kind);
   json_t *params = json_object();
-  broadcast_listeners(srv, key, NULL, method, params);
+  broadcast_listeners(srv, NULL, key, NULL, method, params);
   json_t *msg = sb_rpc_notification_new(method, NULL);
   for (sb_mcp_session *s = srv->sessions; s; s = s->next) session_notify(s, msg);
   json_decref(msg);
   json_decref(params);
 }
 
-void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri) {
+void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
+                                        const char *uri) {
   json_t *params = json_pack("{ss}", "uri", uri);
-  broadcast_listeners(srv, NULL, uri, "notifications/resources/updated",
+  broadcast_listeners(srv, tenant, NULL, uri, "notifications/resources/updated",
                       params);
   json_t *msg = sb_rpc_notification_new("notifications/resources/updated",
                                         json_deep_copy(params));
-  for (sb_mcp_session *s = srv->sessions; s; s = s->next)
+  for (sb_mcp_session *s = srv->sessions; s; s = s->next) {
+    if (tenant && strcmp(s->tenant ? s->tenant : DEFAULT_TENANT, tenant) != 0)
+      continue;
     if (json_object_get(s->subscriptions, uri)) session_notify(s, msg);
+  }
   json_decref(msg);
   json_decref(params);
+}
+
+void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri) {
+  sb_mcp_server_resource_updated_for(srv, NULL, uri);
+}
+
+/* ---- providers --------------------------------------------------------- */
+
+int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p) {
+  sb_mcp_provider *a = sb_realloc(srv->providers,
+                                  (srv->providers_len + 1) * sizeof *a);
+  if (!a) return SB_ENOMEM;
+  srv->providers = a;
+  a[srv->providers_len++] = *p;
+  return 0;
+}
+
+typedef void (*list_fn)(void *, sb_mcp_call *, json_t *);
+
+/* Concatenate one list from every provider, paginate it, and reply. */
+static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
+                       long ttl_ms, const char *scope) {
+  sb_mcp_server *srv = c->srv;
+  json_t *items = json_array();
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    list_fn fn = *(list_fn *)((char *)&srv->providers[i] + fn_offset);
+    if (fn) fn(srv->providers[i].ud, c, items);
+  }
+  json_t *r = paginate(c, items, key);
+  json_decref(items);
+  if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);
 }
 
 /* ---- method handlers --------------------------------------------------- */
@@ -497,8 +565,7 @@ static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
                         sb_mcp_supported_versions_json(), "capabilities",
                         mcp_builtin_capabilities(), "instructions",
                         srv->instructions);
-  mcp_cache_hints(c, r, srv->cfg->cache_ttl_ms, "public");
-  sb_mcp_call_reply(c, r);
+  sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
 }
 
 static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -544,6 +611,8 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   snprintf(s->version, sizeof s->version, "%s", v);
   s->client_caps = caps ? json_incref(caps) : json_object();
   s->client_info = info ? json_incref(info) : NULL;
+  sb_free(s->tenant);
+  s->tenant = sb_strdup(sb_mcp_call_tenant(c));
   s->initialized = 1;
   json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
                         "capabilities", mcp_builtin_capabilities(),
@@ -647,6 +716,105 @@ static void handle_sub_off(sb_mcp_server *srv, sb_mcp_call *c) {
   handle_subscribe(srv, c, 0);
 }
 
+/* The name (or URI) a routed request is about; fails the call if absent. */
+static const char *required_string(sb_mcp_call *c, const char *key) {
+  const char *v = json_string_value(json_object_get(c->params, key));
+  if (!v) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "params.%s: required string", key);
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                     json_pack("{ss}", "param", key));
+  }
+  return v;
+}
+
+static void handle_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {
+  reply_list(c, offsetof(sb_mcp_provider, list_tools), "tools",
+             srv->cfg->cache_ttl_ms, "public");
+}
+
+static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *name = required_string(c, "name");
+  if (!name) return;
+  json_t *args = json_object_get(c->params, "arguments");
+  if (args && !json_is_object(args)) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.arguments: must be an object",
+                     json_pack("{ss}", "param", "arguments"));
+    return;
+  }
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    sb_mcp_provider *p = &srv->providers[i];
+    if (p->call_tool && p->call_tool(p->ud, c, name, args)) return;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg, "Unknown tool: %.200s", name);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{ss}", "tool", name));
+}
+
+static void handle_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
+  /* Resource lists can hold a tenant's own resources: private, no TTL. */
+  reply_list(c, offsetof(sb_mcp_provider, list_resources), "resources", 0,
+             "private");
+}
+
+static void handle_templates_list(sb_mcp_server *srv, sb_mcp_call *c) {
+  reply_list(c, offsetof(sb_mcp_provider, list_templates),
+             "resourceTemplates", srv->cfg->cache_ttl_ms, "public");
+}
+
+static void handle_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *uri = required_string(c, "uri");
+  if (!uri) return;
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    sb_mcp_provider *p = &srv->providers[i];
+    if (p->read_resource && p->read_resource(p->ud, c, uri)) return;
+  }
+  sb_mcp_call_fail_resource_not_found(c, uri);
+}
+
+static void handle_prompts_list(sb_mcp_server *srv, sb_mcp_call *c) {
+  reply_list(c, offsetof(sb_mcp_provider, list_prompts), "prompts",
+             srv->cfg->cache_ttl_ms, "public");
+}
+
+static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *name = required_string(c, "name");
+  if (!name) return;
+  json_t *args = json_object_get(c->params, "arguments");
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    sb_mcp_provider *p = &srv->providers[i];
+    if (p->get_prompt && p->get_prompt(p->ud, c, name, args)) return;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg, "Unknown prompt: %.200s", name);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{ss}", "prompt", name));
+}
+
+static void handle_complete(sb_mcp_server *srv, sb_mcp_call *c) {
+  json_t *ref = json_object_get(c->params, "ref");
+  json_t *arg = json_object_get(c->params, "argument");
+  if (!json_is_string(json_object_get(ref, "type")) ||
+      !json_is_string(json_object_get(arg, "name")) ||
+      !json_is_string(json_object_get(arg, "value"))) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params: completion needs ref.type, argument.name and "
+                     "argument.value",
+                     NULL);
+    return;
+  }
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    sb_mcp_provider *p = &srv->providers[i];
+    if (p->complete && p->complete(p->ud, c, ref, arg)) return;
+  }
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                   "params.ref: no completion for this prompt or resource "
+                   "argument",
+                   NULL);
+}
+
 static const struct {
   const char *method;
   int eras;
@@ -659,14 +827,14 @@ static const struct {
     {"logging/setLevel", ERA_LEGACY, handle_set_level},
     {"resources/subscribe", ERA_LEGACY, handle_sub_on},
     {"resources/unsubscribe", ERA_LEGACY, handle_sub_off},
-    {"tools/list", ERA_BOTH, mcp_builtin_tools_list},
-    {"tools/call", ERA_BOTH, mcp_builtin_tools_call},
-    {"resources/list", ERA_BOTH, mcp_builtin_resources_list},
-    {"resources/templates/list", ERA_BOTH, mcp_builtin_templates_list},
-    {"resources/read", ERA_BOTH, mcp_builtin_resources_read},
-    {"prompts/list", ERA_BOTH, mcp_builtin_prompts_list},
-    {"prompts/get", ERA_BOTH, mcp_builtin_prompts_get},
-    {"completion/complete", ERA_BOTH, mcp_builtin_complete},
+    {"tools/list", ERA_BOTH, handle_tools_list},
+    {"tools/call", ERA_BOTH, handle_tools_call},
+    {"resources/list", ERA_BOTH, handle_resources_list},
+    {"resources/templates/list", ERA_BOTH, handle_templates_list},
+    {"resources/read", ERA_BOTH, handle_resources_read},
+    {"prompts/list", ERA_BOTH, handle_prompts_list},
+    {"prompts/get", ERA_BOTH, handle_prompts_get},
+    {"completion/complete", ERA_BOTH, handle_complete},
 };
 
 static void reply_error(sb_mcp_out *out, json_t *id, int code,

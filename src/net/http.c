@@ -1,9 +1,7 @@
-/* http.c: the Streamable HTTP transport — libmicrohttpd driven by libuv.
+/* http.c: the Streamable HTTP transport's request handling.
  *
- * MHD runs with its own epoll set and no thread. Its epoll fd is watched by
- * a uv_poll and MHD_run is called when it is readable and when the timeout
- * MHD_get_timeout names expires, so every callback below runs on the loop
- * thread and nothing needs a lock.
+ * Every callback here runs on the loop thread (http_server.c drives MHD
+ * from the libuv loop), so nothing needs a lock.
  *
  * One POST is one sb_mcp_out. The mcp module may write to it inside
  * sb_mcp_server_dispatch (most requests) or later from a loop callback (slow
@@ -25,10 +23,7 @@
  */
 #include "net/http_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,13 +35,9 @@
 #define MCP_PATH "/mcp"
 #define SSE_BLOCK 4096
 #define SSE_MAX_PENDING (8u * 1024u * 1024u) /* slow reader cap per stream */
-#define KEEPALIVE_MS 15000
-#define TICK_MS 5000
 #define POOL_MAX 512
 #define POOL_BUF_MAX (64u * 1024u)
 #define SESSION_NOT_FOUND (-32001)
-
-static void kick(sb_http_server *s);
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -55,9 +46,12 @@ static const char *header(http_req *r, const char *name) {
 }
 
 static int is_loopback_origin(const char *o) {
-  if (strncmp(o, "http://", 7) == 0) o += 7;
-  else if (strncmp(o, "https://", 8) == 0) o += 8;
-  else return 0;
+  if (strncmp(o, "http://", 7) == 0)
+    o += 7;
+  else if (strncmp(o, "https://", 8) == 0)
+    o += 8;
+  else
+    return 0;
   static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
   for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
     size_t n = strlen(hosts[i]);
@@ -119,17 +113,16 @@ static unsigned status_for(http_req *r, json_t *msg) {
 
 /* ---- suspend / resume / disconnect watch ------------------------------ */
 
-static void kick_cb(uv_timer_t *t);
-
 static void on_peer_gone(http_req *r);
 
 static void on_watch(uv_poll_t *h, int status, int events) {
   http_req *r = h->data;
-  uv_poll_stop(h);
-  r->watching = 0;
-  /* A readable event alone (pipelined bytes) is not a disconnect. */
+  /* Only EPOLLRDHUP/HUP/ERR were asked for; confirm before giving up on a
+   * connection, and keep watching if the peer is in fact still there. */
   if (status == 0 && !(events & UV_DISCONNECT) && !http_req_peer_closed(r))
     return;
+  uv_poll_stop(h);
+  r->watching = 0;
   on_peer_gone(r);
 }
 
@@ -160,7 +153,7 @@ void http_req_resume(http_req *r) {
   }
   r->suspended = 0;
   MHD_resume_connection(r->conn);
-  kick(r->srv);
+  http_kick(r->srv);
 }
 
 int http_req_peer_closed(http_req *r) {
@@ -192,6 +185,10 @@ static void req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
 static void on_peer_gone(http_req *r) {
   if (r->gone) return;
   r->gone = 1;
+  SB_DEBUG(MOD, "client went away%s",
+           r->dispatched && !r->final_seen && !r->is_get
+               ? "; cancelling its call"
+               : "");
   req_detach_out(r);
   if (r->is_get) http_session_detach_req(r);
   if (r->state == REQ_WAITING) {
@@ -339,8 +336,10 @@ void http_req_abort(http_req *r, unsigned status, json_t *error) {
   req_detach_out(r);
   switch (r->state) {
   case REQ_WAITING:
-    if (error) respond_msg(r, status, error, NULL);
-    else respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    if (error)
+      respond_msg(r, status, error, NULL);
+    else
+      respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
     break;
   case REQ_SSE:
     r->sse_end = 1;
@@ -422,8 +421,10 @@ static void req_free_closed(uv_handle_t *h) {
 
 static void req_release(http_req *r) {
   sb_http_server *s = r->srv;
-  if (r->all_prev) r->all_prev->all_next = r->all_next;
-  else s->reqs = r->all_next;
+  if (r->all_prev)
+    r->all_prev->all_next = r->all_next;
+  else
+    s->reqs = r->all_next;
   if (r->all_next) r->all_next->all_prev = r->all_prev;
   json_decref(r->msg);
   json_decref(r->early_error);
@@ -433,8 +434,8 @@ static void req_release(http_req *r) {
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
     return;
   }
-  if (s->free_count < POOL_MAX && !s->stopping &&
-      r->body.cap <= POOL_BUF_MAX && r->sse.cap <= POOL_BUF_MAX) {
+  if (s->free_count < POOL_MAX && !s->stopping && r->body.cap <= POOL_BUF_MAX &&
+      r->sse.cap <= POOL_BUF_MAX) {
     r->all_next = s->free_reqs;
     s->free_reqs = r;
     s->free_count++;
@@ -448,7 +449,8 @@ static void req_release(http_req *r) {
 /* ---- request handling ------------------------------------------------- */
 
 static void set_early(http_req *r, unsigned status, int code, json_t *id,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static void set_early(http_req *r, unsigned status, int code, json_t *id,
                       const char *fmt, ...) {
   if (r->early_error) return;
@@ -513,8 +515,8 @@ static void req_body(http_req *r, const char *data, size_t n) {
     return;
   }
   /* The common case: the whole body in one piece, parsed in place. */
-  const char *cl = r->body.len ? NULL
-                               : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *cl =
+      r->body.len ? NULL : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) == n) {
     parse_body(r, data, n);
     return;
@@ -676,21 +678,26 @@ static void do_delete(http_req *r) {
 static void req_finish(http_req *r, const char *method) {
   if (!r->early_error && !r->msg && strcmp(method, "POST") == 0)
     parse_body(r, r->body.data ? r->body.data : "", r->body.len);
-  if (r->body.cap > POOL_BUF_MAX) sb_buf_free(&r->body);
-  else sb_buf_reset(&r->body);
+  if (r->body.cap > POOL_BUF_MAX)
+    sb_buf_free(&r->body);
+  else
+    sb_buf_reset(&r->body);
   if (r->early_error) {
     respond_msg(r, r->early_status, r->early_error, NULL);
     return;
   }
-  if (strcmp(method, "POST") == 0) do_post(r);
-  else if (strcmp(method, "GET") == 0) do_get(r);
-  else do_delete(r);
+  if (strcmp(method, "POST") == 0)
+    do_post(r);
+  else if (strcmp(method, "GET") == 0)
+    do_get(r);
+  else
+    do_delete(r);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **req_cls) {
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **req_cls) {
   sb_http_server *s = cls;
   http_req *r = *req_cls;
   (void)version;
@@ -716,8 +723,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **req_cls, enum MHD_RequestTerminationCode toe) {
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe) {
   http_req *r = *req_cls;
   (void)cls;
   (void)conn;
@@ -737,223 +744,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   req_release(r);
 }
 
-/* ---- loop glue -------------------------------------------------------- */
-
-static void run_mhd(sb_http_server *s) {
-  if (!s->daemon) return;
-  MHD_run(s->daemon);
-  MHD_UNSIGNED_LONG_LONG to = 0;
-  if (MHD_get_timeout(s->daemon, &to) == MHD_YES) {
-    if (to > 60000) to = 60000;
-    uv_timer_start(&s->mhd_timer, kick_cb, to, 0);
-  } else {
-    uv_timer_stop(&s->mhd_timer);
+void http_req_shutdown(http_req *r) {
+  req_detach_out(r);
+  if (r->state == REQ_WAITING) {
+    r->state = REQ_RESPONDED;
+    req_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, r->srv->resp_gone);
   }
+  r->gone = 1;
+  http_req_resume(r);
 }
 
-static void kick_cb(uv_timer_t *t) { run_mhd(t->data); }
-
-static void kick(sb_http_server *s) {
-  if (!s->stopping) uv_timer_start(&s->mhd_timer, kick_cb, 0, 0);
-}
-
-static void on_epoll(uv_poll_t *h, int status, int events) {
-  (void)status;
-  (void)events;
-  run_mhd(h->data);
-}
-
-static void on_tick(uv_timer_t *t) {
-  sb_http_server *s = t->data;
-  uint64_t now = sb_now_ms();
-  for (http_req *r = s->reqs, *next; r; r = next) {
-    next = r->all_next;
-    if (r->state == REQ_SSE && !r->gone && !r->sse_end &&
-        now - r->last_write_ms >= KEEPALIVE_MS)
-      http_req_sse_append(r, ":\n\n", 3);
-  }
-  http_sessions_expire(s, now);
-}
-
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
-  (void)cls;
-  char line[512];
-  vsnprintf(line, sizeof line, fmt, ap);
-  size_t n = strlen(line);
-  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-  SB_DEBUG(MOD, "microhttpd: %s", line);
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  sb_http_server *s = h->data;
-  if (--s->handles_open == 0) sb_free(s);
-}
-
-/* ---- public API ------------------------------------------------------- */
-
-static int resolve(const char *host, int port, struct sockaddr_storage *ss,
-                   int *v6) {
-  memset(ss, 0, sizeof *ss);
-  struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-  if (!host || !*host || strcmp(host, "localhost") == 0) host = "127.0.0.1";
-  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    *v6 = 0;
-    return 0;
-  }
-  char h6[64];
-  size_t hl = strlen(host);
-  if (host[0] == '[' && hl < sizeof h6 && host[hl - 1] == ']') {
-    memcpy(h6, host + 1, hl - 2);
-    h6[hl - 2] = '\0';
-    host = h6;
-  }
-  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    *v6 = 1;
-    return 0;
-  }
-  /* A host name: resolved once at start-up (blocking is fine here). */
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *ai = NULL;
-  if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai) return SB_ENOENT;
-  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-  *v6 = ai->ai_family == AF_INET6;
-  if (*v6) in6->sin6_port = htons((uint16_t)port);
-  else in4->sin_port = htons((uint16_t)port);
-  freeaddrinfo(ai);
-  return 0;
-}
-
-static struct MHD_Response *static_response(const char *body, int close) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-  if (!r) return NULL;
-  if (*body)
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
-  if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-  return r;
-}
-
-static void free_statics(sb_http_server *s) {
-  struct MHD_Response **all[] = {&s->resp_accepted, &s->resp_gone,
-                                 &s->resp_no_get};
-  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-    if (*all[i]) {
-      MHD_destroy_response(*all[i]);
-      *all[i] = NULL;
-    }
-}
-
-sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
-                                     const sb_config *cfg, sb_error *err) {
-  sb_http_server *s = sb_calloc(1, sizeof *s);
-  if (!s) {
-    sb_error_set(err, SB_ENOMEM, "out of memory");
-    return NULL;
-  }
-  s->loop = loop;
-  s->mcp = srv;
-  s->cfg = cfg;
-  struct sockaddr_storage ss;
-  int v6 = 0;
-  const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
-  if (resolve(host, cfg->listen_port, &ss, &v6) != 0) {
-    sb_error_set(err, SB_EINVAL, "cannot resolve listen host '%s'", host);
-    goto fail;
-  }
-  s->resp_accepted = static_response("", 0);
-  s->resp_gone = static_response("", 1);
-  s->resp_no_get = static_response(
-      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,"
-      "\"message\":\"GET needs an Mcp-Session-Id (legacy sessions only; "
-      "2026-07-28 has no GET stream)\"}}",
-      0);
-  if (!s->resp_accepted || !s->resp_gone || !s->resp_no_get ||
-      http_sessions_init(s) != 0) {
-    sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto fail;
-  }
-  MHD_add_response_header(s->resp_no_get, MHD_HTTP_HEADER_ALLOW,
-                          "POST, GET, DELETE");
-  unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-  errno = 0;
-  s->daemon = MHD_start_daemon(
-      flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_bytes,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
-  if (!s->daemon) {
-    sb_error_set(err, SB_EIO, "cannot listen on %s:%d: %s", host,
-                 cfg->listen_port, errno ? strerror(errno) : "microhttpd failed");
-    goto fail;
-  }
-  const union MHD_DaemonInfo *pi =
-      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  const union MHD_DaemonInfo *ei =
-      MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-  if (!pi || !ei) {
-    sb_error_set(err, SB_EIO, "microhttpd gave no port or epoll fd");
-    goto fail;
-  }
-  s->port = pi->port;
-  if (uv_poll_init(loop, &s->epoll_watch, ei->epoll_fd) != 0) {
-    sb_error_set(err, SB_EIO, "cannot watch microhttpd's epoll fd");
-    goto fail;
-  }
-  s->epoll_watch.data = s;
-  uv_timer_init(loop, &s->mhd_timer);
-  uv_timer_init(loop, &s->tick);
-  s->mhd_timer.data = s->tick.data = s;
-  s->handles_open = 3;
-  uv_poll_start(&s->epoll_watch, UV_READABLE, on_epoll);
-  uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
-  kick(s);
-  if (v6) SB_INFO(MOD, "listening on http://[%s]:%d" MCP_PATH, host, s->port);
-  else SB_INFO(MOD, "listening on http://%s:%d" MCP_PATH, host, s->port);
-  return s;
-fail:
-  if (s->daemon) MHD_stop_daemon(s->daemon);
-  http_sessions_free_all(s);
-  free_statics(s);
-  sb_free(s);
-  return NULL;
-}
-
-int sb_http_server_port(const sb_http_server *s) { return s ? s->port : -1; }
-
-void sb_http_server_stop(sb_http_server *s) {
-  if (!s) return;
-  /* Sessions first: their requests are detached and ended. */
-  http_sessions_free_all(s);
-  for (http_req *r = s->reqs, *next; r; r = next) {
-    next = r->all_next;
-    req_detach_out(r);
-    if (r->state == REQ_WAITING) {
-      r->state = REQ_RESPONDED;
-      req_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, s->resp_gone);
-    }
-    r->gone = 1;
-    http_req_resume(r);
-  }
-  s->stopping = 1;
-  /* Let MHD take the resumed connections back before it is stopped. */
-  MHD_run(s->daemon);
-  uv_close((uv_handle_t *)&s->epoll_watch, on_handle_closed);
-  MHD_stop_daemon(s->daemon); /* completion callbacks free the requests */
-  s->daemon = NULL;
-  uv_close((uv_handle_t *)&s->mhd_timer, on_handle_closed);
-  uv_close((uv_handle_t *)&s->tick, on_handle_closed);
-  free_statics(s);
+void http_req_pool_free(sb_http_server *s) {
   while (s->free_reqs) {
     http_req *r = s->free_reqs;
     s->free_reqs = r->all_next;
@@ -961,6 +762,4 @@ void sb_http_server_stop(sb_http_server *s) {
     sb_buf_free(&r->sse);
     sb_free(r);
   }
-  sb_free(s->buckets);
-  s->buckets = NULL;
 }

@@ -29,8 +29,8 @@ struct http_req {
   struct MHD_Connection *conn;
   sb_mcp_out out; /* out.data == this */
   http_req_state state;
-  http_session *session;      /* legacy session this request runs in */
-  http_session *new_session;  /* owned while its initialize is pending */
+  http_session *session;           /* legacy session this request runs in */
+  http_session *new_session;       /* owned while its initialize is pending */
   http_req *sess_prev, *sess_next; /* in session->reqs */
   http_req *all_prev, *all_next;   /* in srv->reqs */
   /* request body */
@@ -42,18 +42,18 @@ struct http_req {
   sb_buf sse;
   size_t sse_off;
   uint64_t last_write_ms;
-  uint32_t stream_id; /* legacy SSE stream number (0 = the GET stream) */
-  unsigned in_handler : 1;  /* inside the access handler (may queue) */
-  unsigned suspended : 1;   /* MHD connection suspended by us */
-  unsigned gone : 1;        /* peer gone or stream torn down */
-  unsigned final_seen : 1;  /* the final message was written */
-  unsigned sse_end : 1;     /* end the SSE stream once drained */
-  unsigned accept_sse : 1;  /* client's Accept allows text/event-stream */
-  unsigned modern : 1;      /* request served under 2026-07-28 rules */
-  unsigned is_get : 1;      /* a legacy GET (notification) stream */
-  unsigned detached : 1;    /* sb_mcp_out_detach done */
-  unsigned dispatched : 1;  /* out was handed to sb_mcp_server_dispatch */
-  unsigned watching : 1;    /* disconnect watch active */
+  uint32_t stream_id;      /* legacy SSE stream number (0 = the GET stream) */
+  unsigned in_handler : 1; /* inside the access handler (may queue) */
+  unsigned suspended : 1;  /* MHD connection suspended by us */
+  unsigned gone : 1;       /* peer gone or stream torn down */
+  unsigned final_seen : 1; /* the final message was written */
+  unsigned sse_end : 1;    /* end the SSE stream once drained */
+  unsigned accept_sse : 1; /* client's Accept allows text/event-stream */
+  unsigned modern : 1;     /* request served under 2026-07-28 rules */
+  unsigned is_get : 1;     /* a legacy GET (notification) stream */
+  unsigned detached : 1;   /* sb_mcp_out_detach done */
+  unsigned dispatched : 1; /* out was handed to sb_mcp_server_dispatch */
+  unsigned watching : 1;   /* disconnect watch active */
   unsigned watch_inited : 1;
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
 };
@@ -71,8 +71,8 @@ struct http_session {
   sb_mcp_session *mcp;
   sb_mcp_out notify; /* the session's notify_out: ring + live GET */
   http_session *hnext;
-  http_req *reqs; /* requests attached to the session */
-  http_req *get;  /* live GET stream, or NULL */
+  http_req *reqs;      /* requests attached to the session */
+  http_req *get;       /* live GET stream, or NULL */
   uint64_t seq;        /* last event sequence number minted */
   uint64_t delivered0; /* stream-0 events up to here were handed out */
   uint32_t next_stream;
@@ -93,6 +93,8 @@ struct sb_http_server {
   uv_timer_t tick;       /* keep-alives and session expiry */
   int handles_open;
   int stopping;
+  int in_run;          /* inside MHD_run */
+  int kick_pending;    /* run MHD again right after this run */
   http_req *reqs;      /* every live request */
   http_req *free_reqs; /* pool */
   size_t free_count;
@@ -105,7 +107,20 @@ struct sb_http_server {
   struct MHD_Response *resp_no_get;   /* 405 for GET without a session */
 };
 
-/* ---- http.c, used by http_session.c ---------------------------------- */
+/* ---- http_server.c ---------------------------------------------------- */
+/* Run MHD soon (after a resume). */
+void http_kick(sb_http_server *s);
+
+/* ---- http.c ----------------------------------------------------------- */
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
+                                const char *url, const char *method,
+                                const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **req_cls);
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                       enum MHD_RequestTerminationCode toe);
+/* Server stop: cancel r's call and let MHD close its connection. */
+void http_req_shutdown(http_req *r);
+void http_req_pool_free(sb_http_server *s);
 void http_req_resume(http_req *r);
 /* Append raw bytes to a streaming request, waking its reader. */
 int http_req_sse_append(http_req *r, const char *data, size_t len);

@@ -26,7 +26,8 @@
 
 static size_t hash_id(const char *id) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (; *id; id++) h = (h ^ (unsigned char)*id) * 1099511628211ull;
+  for (; *id; id++)
+    h = (h ^ (unsigned char)*id) * 1099511628211ull;
   return (size_t)h;
 }
 
@@ -131,13 +132,12 @@ int http_session_stream_event(http_session *hs, http_req *r, json_t *msg) {
  * waits in the ring. */
 static int notify_write(sb_mcp_out *out, json_t *msg, int final) {
   http_session *hs = out->data;
-  (void)final;
+  (void) final;
   size_t len = 0;
   uint64_t seq = ++hs->seq;
   char *text = format_event(0, seq, msg, &len);
   if (!text) return SB_ENOMEM;
-  if (hs->get && !hs->get->gone &&
-      http_req_sse_append(hs->get, text, len) == 0)
+  if (hs->get && !hs->get->gone && http_req_sse_append(hs->get, text, len) == 0)
     hs->delivered0 = seq;
   ring_push(hs, seq, 0, text, len);
   return 0;
@@ -162,7 +162,7 @@ http_session *http_session_new(sb_http_server *s) {
 
 void http_session_insert(http_session *hs) {
   sb_http_server *s = hs->srv;
-  if (hs->in_table) return;
+  if (hs->in_table || !s->buckets) return; /* stopped: no new sessions */
   if (s->nsessions >= s->nbuckets) grow(s);
   size_t i = hash_id(sid(hs)) & (s->nbuckets - 1);
   hs->hnext = s->buckets[i];
@@ -194,8 +194,10 @@ void http_session_attach(http_session *hs, http_req *r) {
 void http_session_detach_req(http_req *r) {
   http_session *hs = r->session;
   if (!hs) return;
-  if (r->sess_prev) r->sess_prev->sess_next = r->sess_next;
-  else hs->reqs = r->sess_next;
+  if (r->sess_prev)
+    r->sess_prev->sess_next = r->sess_next;
+  else
+    hs->reqs = r->sess_next;
   if (r->sess_next) r->sess_next->sess_prev = r->sess_prev;
   r->sess_prev = r->sess_next = NULL;
   if (hs->get == r) hs->get = NULL;
@@ -207,7 +209,8 @@ void http_session_destroy(http_session *hs) {
   sb_http_server *s = hs->srv;
   if (hs->in_table) {
     http_session **pp = &s->buckets[hash_id(sid(hs)) & (s->nbuckets - 1)];
-    while (*pp && *pp != hs) pp = &(*pp)->hnext;
+    while (*pp && *pp != hs)
+      pp = &(*pp)->hnext;
     if (*pp) *pp = hs->hnext;
     hs->in_table = 0;
     s->nsessions--;
@@ -217,11 +220,10 @@ void http_session_destroy(http_session *hs) {
     http_req *r = hs->reqs;
     http_session_detach_req(r);
     json_t *id = json_is_object(r->msg) ? json_object_get(r->msg, "id") : NULL;
-    http_req_abort(r, MHD_HTTP_NOT_FOUND,
-                   sb_rpc_error_new(sb_rpc_id_valid(id) ? id : NULL,
-                                    SESSION_NOT_FOUND,
-                                    "Session ended (deleted or expired)",
-                                    NULL));
+    http_req_abort(
+        r, MHD_HTTP_NOT_FOUND,
+        sb_rpc_error_new(sb_rpc_id_valid(id) ? id : NULL, SESSION_NOT_FOUND,
+                         "Session ended (deleted or expired)", NULL));
   }
   sb_mcp_session_free(hs->mcp);
   size_t cap = (size_t)s->cfg->replay_events;
@@ -234,7 +236,11 @@ void http_session_destroy(http_session *hs) {
 void http_sessions_free_all(sb_http_server *s) {
   if (!s->buckets) return;
   for (size_t i = 0; i < s->nbuckets; i++)
-    while (s->buckets[i]) http_session_destroy(s->buckets[i]);
+    while (s->buckets[i])
+      http_session_destroy(s->buckets[i]);
+  sb_free(s->buckets);
+  s->buckets = NULL;
+  s->nbuckets = 0;
 }
 
 void http_sessions_expire(sb_http_server *s, uint64_t now_ms) {
@@ -268,8 +274,7 @@ unsigned http_session_open_get(http_session *hs, http_req *r,
     char *end = NULL, *end2 = NULL;
     unsigned long st = strtoul(last_event_id, &end, 10);
     unsigned long long sq = 0;
-    if (end != last_event_id && *end == '-')
-      sq = strtoull(end + 1, &end2, 10);
+    if (end != last_event_id && *end == '-') sq = strtoull(end + 1, &end2, 10);
     if (end == last_event_id || *end != '-' || !end2 || end2 == end + 1 ||
         *end2 || st > UINT32_MAX) {
       *error = get_error(SB_RPC_INVALID_REQUEST,

@@ -26,9 +26,11 @@ struct sb_stdio_server {
   uv_tty_t out_tty;
   uv_stream_t *stdout_stream;
   int stdout_is_file; /* regular file: plain blocking writes never stall */
+  uv_fs_t file_req; /* stdin is a regular file: chunked reads */
+  int file_reading;
   sb_buf line;
   int discarding; /* skipping the rest of an oversized line */
-  int closed_handles;
+  int refs;       /* open handles + pending reads + the owner */
   int stopping;
   void (*on_eof)(void *);
   void *ud;
@@ -101,29 +103,14 @@ static void reject_oversized(sb_stdio_server *s) {
   json_decref(err);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  sb_stdio_server *s = h->data;
-  if (sb_buf_reserve(&s->line, 65536) != 0) {
-    *buf = uv_buf_init(NULL, 0);
-    return;
-  }
-  *buf = uv_buf_init(s->line.data + s->line.len,
-                     (unsigned)(s->line.cap - s->line.len - 1));
-}
-
 static void stop_input(sb_stdio_server *s);
 
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  sb_stdio_server *s = stream->data;
-  if (nread < 0) {
-    if (nread != UV_EOF)
-      SB_WARN(MODULE, "stdin read failed: %s", uv_strerror((int)nread));
-    stop_input(s);
-    return;
-  }
+/* Frame what was just appended to s->line: dispatch each complete line,
+ * keep the partial tail, and police the length of the line in progress. */
+static void feed(sb_stdio_server *s, size_t nread) {
   size_t limit = sb_mcp_server_config(s->srv)->max_message_bytes;
   size_t scanned = s->line.len;
-  s->line.len += (size_t)nread;
+  s->line.len += nread;
   s->line.data[s->line.len] = '\0';
   size_t start = 0;
   for (size_t i = scanned; i < s->line.len; i++) {
@@ -141,13 +128,83 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-static void handle_closed(uv_handle_t *h) {
+/* At EOF a last line without its newline is still a message. */
+static void feed_eof(sb_stdio_server *s) {
+  if (!s->discarding && s->line.len > 0)
+    process_line(s, s->line.data, s->line.len);
+  sb_buf_reset(&s->line);
+}
+
+static void release(sb_stdio_server *s) {
+  if (--s->refs > 0) return;
+  sb_buf_free(&s->line);
+  sb_free(s);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   sb_stdio_server *s = h->data;
-  if (++s->closed_handles == 2) {
-    sb_buf_free(&s->line);
-    sb_free(s);
+  if (sb_buf_reserve(&s->line, 65536) != 0) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(s->line.data + s->line.len,
+                     (unsigned)(s->line.cap - s->line.len - 1));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  sb_stdio_server *s = stream->data;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      SB_WARN(MODULE, "stdin read failed: %s", uv_strerror((int)nread));
+    else
+      feed_eof(s);
+    stop_input(s);
+    return;
+  }
+  feed(s, (size_t)nread);
+}
+
+/* stdin redirected from a regular file: read it through the loop's thread
+ * pool, one chunk at a time. */
+static void file_read_next(sb_stdio_server *s);
+
+static void file_read_cb(uv_fs_t *req) {
+  sb_stdio_server *s = req->data;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  s->file_reading = 0;
+  if (!s->stopping) {
+    if (n > 0) {
+      feed(s, (size_t)n);
+      file_read_next(s);
+    } else {
+      if (n < 0) SB_WARN(MODULE, "stdin read failed: %s", uv_strerror((int)n));
+      else feed_eof(s);
+      stop_input(s);
+    }
+  }
+  release(s);
+}
+
+static void file_read_next(sb_stdio_server *s) {
+  if (s->stopping || sb_buf_reserve(&s->line, 65536) != 0) {
+    if (!s->stopping) stop_input(s);
+    return;
+  }
+  uv_buf_t buf = uv_buf_init(s->line.data + s->line.len,
+                             (unsigned)(s->line.cap - s->line.len - 1));
+  s->file_req.data = s;
+  s->refs++;
+  s->file_reading = 1;
+  if (uv_fs_read(s->loop, &s->file_req, STDIN_FILENO, &buf, 1, -1,
+                 file_read_cb) < 0) {
+    s->file_reading = 0;
+    s->refs--;
+    stop_input(s);
   }
 }
+
+static void handle_closed(uv_handle_t *h) { release(h->data); }
 
 static void on_stdout_drained(uv_shutdown_t *req, int status) {
   uv_close((uv_handle_t *)req->handle, handle_closed);
@@ -157,15 +214,18 @@ static void on_stdout_drained(uv_shutdown_t *req, int status) {
 static void stop_input(sb_stdio_server *s) {
   if (s->stopping) return;
   s->stopping = 1;
-  uv_read_stop(s->in);
+  if (s->in) uv_read_stop(s->in);
   sb_mcp_out_detach(&s->out);
   if (s->on_eof) s->on_eof(s->ud);
 }
 
+/* Open fd as a libuv stream; *out stays NULL for a regular file. */
 static int open_stream(uv_loop_t *loop, int fd, int readable, uv_pipe_t *pipe,
                        uv_tty_t *tty, uv_stream_t **out, sb_error *err) {
   uv_handle_type t = uv_guess_handle(fd);
   int rc;
+  *out = NULL;
+  if (t == UV_FILE) return 0;
   if (t == UV_TTY) {
     rc = uv_tty_init(loop, tty, fd, readable);
     *out = (uv_stream_t *)tty;
@@ -175,14 +235,34 @@ static int open_stream(uv_loop_t *loop, int fd, int readable, uv_pipe_t *pipe,
     *out = (uv_stream_t *)pipe;
   } else {
     return sb_error_set(err, SB_EINVAL,
-                        "fd %d must be a pipe, socket or terminal for MCP "
-                        "over stdio",
+                        "fd %d must be a pipe, socket, terminal or file for "
+                        "MCP over stdio",
                         fd);
   }
-  if (rc < 0)
+  if (rc < 0) {
+    *out = NULL;
     return sb_error_set(err, SB_EIO, "cannot open fd %d: %s", fd,
                         uv_strerror(rc));
+  }
   return 0;
+}
+
+static void close_streams(sb_stdio_server *s) {
+  if (s->in) {
+    uv_close((uv_handle_t *)s->in, handle_closed);
+    s->in = NULL;
+  }
+  uv_stream_t *out = s->stdout_stream;
+  s->stdout_stream = NULL;
+  s->stdout_is_file = 0;
+  if (!out) return;
+  /* Let queued stdout writes drain before closing (a plain uv_close would
+   * cancel them and lose answers already produced). */
+  uv_shutdown_t *req = sb_calloc(1, sizeof *req);
+  if (!req || uv_shutdown(req, out, on_stdout_drained) < 0) {
+    sb_free(req);
+    uv_close((uv_handle_t *)out, handle_closed);
+  }
 }
 
 sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
@@ -199,55 +279,47 @@ sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   s->ud = ud;
   s->out.write = stdio_write;
   s->out.data = s;
+  s->refs = 1; /* dropped by sb_stdio_server_stop */
   if (open_stream(loop, STDIN_FILENO, 1, &s->in_pipe, &s->in_tty, &s->in,
-                  err) != 0) {
-    sb_free(s);
-    return NULL;
-  }
-  if (uv_guess_handle(STDOUT_FILENO) == UV_FILE) {
-    s->stdout_is_file = 1;
-    s->closed_handles = 1; /* no stdout handle to close */
-  } else if (open_stream(loop, STDOUT_FILENO, 0, &s->out_pipe, &s->out_tty,
-                         &s->stdout_stream, err) != 0) {
+                  err) != 0 ||
+      open_stream(loop, STDOUT_FILENO, 0, &s->out_pipe, &s->out_tty,
+                  &s->stdout_stream, err) != 0)
+    goto fail;
+  if (s->in) {
     s->in->data = s;
-    s->closed_handles = 1;
-    uv_close((uv_handle_t *)s->in, handle_closed);
-    return NULL;
+    s->refs++;
   }
-  s->in->data = s;
-  if (s->stdout_stream) s->stdout_stream->data = s;
+  if (s->stdout_stream) {
+    s->stdout_stream->data = s;
+    s->refs++;
+  } else {
+    s->stdout_is_file = 1;
+  }
   s->session = sb_mcp_session_new(srv, &s->out);
   if (!s->session) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
-    uv_close((uv_handle_t *)s->in, handle_closed);
-    if (s->stdout_stream)
-      uv_close((uv_handle_t *)s->stdout_stream, handle_closed);
-    return NULL;
+    goto fail;
   }
-  uv_read_start(s->in, alloc_cb, read_cb);
+  if (s->in) uv_read_start(s->in, alloc_cb, read_cb);
+  else file_read_next(s);
   SB_INFO(MODULE, "serving MCP on stdin/stdout");
   return s;
+fail:
+  close_streams(s);
+  release(s);
+  return NULL;
 }
 
 void sb_stdio_server_stop(sb_stdio_server *s) {
   if (!s) return;
   if (!s->stopping) {
     s->stopping = 1;
-    uv_read_stop(s->in);
+    if (s->in) uv_read_stop(s->in);
   }
+  if (s->file_reading) uv_cancel((uv_req_t *)&s->file_req);
   sb_mcp_out_detach(&s->out);
   sb_mcp_session_free(s->session);
   s->session = NULL;
-  uv_close((uv_handle_t *)s->in, handle_closed);
-  /* Let queued stdout writes drain before closing (a plain uv_close would
-   * cancel them and lose answers already produced). */
-  s->stdout_is_file = 0;
-  uv_stream_t *out = s->stdout_stream;
-  s->stdout_stream = NULL;
-  if (!out) return;
-  uv_shutdown_t *req = sb_calloc(1, sizeof *req);
-  if (!req || uv_shutdown(req, out, on_stdout_drained) < 0) {
-    sb_free(req);
-    uv_close((uv_handle_t *)out, handle_closed);
-  }
+  close_streams(s);
+  release(s);
 }

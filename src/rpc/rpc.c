@@ -177,7 +177,8 @@ json_t *sb_rpc_error_new(json_t *id, int code, const char *message,
   json_t *m = envelope(id);
   json_t *e = json_object();
   if (!m || !e) goto fail;
-  if (!id && json_object_set_new(m, "id", json_null()) != 0) goto fail;
+  /* An id that could not be read is left out: MCP's schema makes it
+   * optional, not nullable, and the SDKs reject "id": null. */
   if (!message) message = sb_rpc_code_name(code);
   if (json_object_set_new(e, "code", json_integer(code)) != 0 ||
       json_object_set_new(e, "message", json_string(message)) != 0)

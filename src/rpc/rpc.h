@@ -73,7 +73,7 @@ int sb_rpc_classify(json_t *msg, sb_rpc_msg *out, sb_error *err);
 int sb_rpc_id_valid(const json_t *id);
 
 /* Builders. Each returns a new reference (NULL on ENOMEM). `id` is borrowed
- * (NULL gives "id": null in errors); `result`, `params` and `data` are
+ * (NULL leaves "id" out of an error: MCP makes it optional, never null); `result`, `params` and `data` are
  * stolen (may be NULL). */
 json_t *sb_rpc_result_new(json_t *id, json_t *result);
 json_t *sb_rpc_error_new(json_t *id, int code, const char *message,

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   sb_config cfg;
   sb_error err;
   sb_config_defaults(&cfg);
-  int rc = sb_config_load_string(&cfg, (const char *)data, size, "fuzz.yaml",
-                                 &err);
+  int rc =
+      sb_config_load_string(&cfg, (const char *)data, size, "fuzz.yaml", &err);
   if (rc == 0) {
     /* What the rest of switchboard relies on after a successful load. */
     if (!cfg.listen_host || cfg.listen_port < 0 || cfg.listen_port > 65535 ||

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
 
 const LIMIT = 1024; // limits.max_message_bytes in the temp config
+const IDLE_S = 1; // sessions.idle_timeout_s in the temp config
 const META = {
   'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
   'io.modelcontextprotocol/clientCapabilities': {},
@@ -61,6 +62,11 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     assert.equal(r.json.result, undefined, show);
   }
 
+  /** An error that cannot name a request carries no id (or a null one). */
+  function assertNoId(r) {
+    assert.ok(r.json.id === undefined || r.json.id === null, `no id expected: ${r.text}`);
+  }
+
   /** The server still answers a good modern tools/call echo. */
   async function echoStillWorks() {
     const id = nextId++;
@@ -74,8 +80,8 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'sb-http-neg-'));
     const cfg = path.join(dir, 'switchboard.yaml');
-    writeFileSync(cfg, `limits:\n  max_message_bytes: ${LIMIT}\n`);
-    server = await startHttpServer({ extraArgs: ['--config', cfg] });
+    writeFileSync(cfg, `limits:\n  max_message_bytes: ${LIMIT}\nsessions:\n  idle_timeout_s: ${IDLE_S}\n`);
+    server = await startHttpServer({ extraArgs: ['--config', cfg, '--log-level', 'debug'] });
     url = server.url;
   });
 
@@ -94,10 +100,10 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
-  it('malformed JSON: 400 with -32700 and id null', async () => {
+  it('malformed JSON: 400 with -32700 and no id', async () => {
     const r = await post('{"jsonrpc":"2.0","id":1,"method":', modernHeaders('tools/call', 'echo'));
     assertError(r, 400, -32700, 'malformed JSON');
-    assert.equal(r.json.id, null);
+    assertNoId(r);
     await echoStillWorks();
   });
 
@@ -202,7 +208,7 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
   it('disallowed Origin: 403 with a JSON-RPC error without id; loopback origins pass', async () => {
     const r = await post(echoCall(16, 'x'), { ...modernHeaders('tools/call', 'echo'), Origin: 'http://evil.example' });
     assertError(r, 403, -32600, 'evil origin');
-    assert.equal(r.json.id, null);
+    assertNoId(r);
     assert.match(r.json.error.message, /evil\.example/);
     const r2 = await post(echoCall(17, 'x'), { ...modernHeaders('tools/call', 'echo'), Origin: 'http://localhost.evil.example' });
     assert.equal(r2.status, 403, r2.text);
@@ -245,6 +251,27 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
+  it('an idle legacy session expires: its id then gets 404', async () => {
+    const init = { jsonrpc: '2.0', id: 30, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'idle', version: '1' } } };
+    const r = await post(init);
+    assert.equal(r.status, 200, r.text);
+    const sid = r.headers.get('mcp-session-id');
+    assert.ok(sid, 'initialize returned Mcp-Session-Id');
+    const h = { 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' };
+    const live = await post({ jsonrpc: '2.0', id: 31, method: 'ping' }, h);
+    assert.equal(live.status, 200, live.text);
+    // Wait (with a deadline) for the server to report the expiry; polling
+    // the session itself would keep it alive.
+    const t0 = Date.now();
+    await withDeadline((async () => {
+      while (!server.stderr.includes(`session ${sid} expired`)) await new Promise((res) => setTimeout(res, 50));
+    })(), IDLE_S * 1000 + DEADLINE_MS, 'the session expiry log line');
+    assert.ok(Date.now() - t0 >= IDLE_S * 1000 - 100, 'not expired before its idle timeout');
+    const gone = await post({ jsonrpc: '2.0', id: 32, method: 'ping' }, h);
+    assertError(gone, 404, -32001, 'expired session');
+    await echoStillWorks();
+  });
+
   it('wrong path is 404, other methods 405 with Allow', async () => {
     const res = await withDeadline(fetch(new URL('/other', url), { method: 'POST', body: '{}' }), DEADLINE_MS, 'POST /other');
     assert.equal(res.status, 404);
@@ -269,7 +296,7 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
-  it('a client that drops its SSE stream mid-call does not disturb the server', async () => {
+  it('a client that drops its SSE stream mid-call gets the call cancelled, and the server carries on', async () => {
     const ac = new AbortController();
     const body = {
       jsonrpc: '2.0', id: 26, method: 'tools/call',
@@ -290,8 +317,14 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
       seen += Buffer.from(value).toString('utf8');
     }
     assert.match(seen, /^data: /m);
+    const cancelsBefore = server.stderr.split('cancelling its call').length;
     ac.abort();
     await reader.cancel().catch(() => {});
+    // Closing the response stream is the modern cancellation signal: the
+    // transport notices while the call is still running and cancels it.
+    await withDeadline((async () => {
+      while (server.stderr.split('cancelling its call').length <= cancelsBefore) await new Promise((res) => setTimeout(res, 20));
+    })(), DEADLINE_MS, 'the server to cancel the dropped call');
     // Many quick requests right after: the aborted call's writes must not
     // land anywhere (or crash the server).
     for (let i = 0; i < 20; i++) await echoStillWorks();

@@ -3,6 +3,7 @@
  * Error tests assert the whole message, because the file:line: key.path
  * prefix is the contract users (and the CLI tests) rely on.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -63,26 +63,25 @@ static void test_defaults(void **state) {
   sb_config_free(&cfg); /* free is idempotent */
 }
 
-static const char full_yaml[] =
-    "# every key\n"
-    "server:\n"
-    "  listen: 0.0.0.0:8080\n"
-    "  allowed_origins:\n"
-    "    - http://localhost:3000\n"
-    "    - https://app.example.com\n"
-    "  log_level: debug\n"
-    "limits:\n"
-    "  max_message_bytes: 1048576\n"
-    "  max_json_depth: 32\n"
-    "  max_connections: 500\n"
-    "  connection_memory_bytes: 65536\n"
-    "  connection_timeout_s: 60\n"
-    "  page_size: 10\n"
-    "sessions:\n"
-    "  idle_timeout_s: 600\n"
-    "  replay_events: 0\n"
-    "cache:\n"
-    "  ttl_ms: 1500\n";
+static const char full_yaml[] = "# every key\n"
+                                "server:\n"
+                                "  listen: 0.0.0.0:8080\n"
+                                "  allowed_origins:\n"
+                                "    - http://localhost:3000\n"
+                                "    - https://App.Example.COM\n"
+                                "  log_level: debug\n"
+                                "limits:\n"
+                                "  max_message_bytes: 1048576\n"
+                                "  max_json_depth: 32\n"
+                                "  max_connections: 500\n"
+                                "  connection_memory_bytes: 65536\n"
+                                "  connection_timeout_s: 60\n"
+                                "  page_size: 10\n"
+                                "sessions:\n"
+                                "  idle_timeout_s: 600\n"
+                                "  replay_events: 0\n"
+                                "cache:\n"
+                                "  ttl_ms: 1500\n";
 
 static void test_full_file(void **state) {
   (void)state;
@@ -93,6 +92,7 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.listen_port, 8080);
   assert_int_equal(cfg.allowed_origins_len, 2);
   assert_string_equal(cfg.allowed_origins[0], "http://localhost:3000");
+  /* stored lowercased: browsers send it that way */
   assert_string_equal(cfg.allowed_origins[1], "https://app.example.com");
   assert_int_equal(cfg.log_level, SB_LOG_DEBUG);
   assert_int_equal(cfg.max_message_bytes, 1048576);
@@ -124,9 +124,14 @@ static void test_empty_and_null(void **state) {
   (void)state;
   sb_config cfg;
   sb_error err;
-  const char *ok[] = {"", "# only a comment\n", "---\n", "---\n...\n",
-                      "server:\nlimits:\n", "server: {}\nlimits: ~\n",
-                      "server:\n  allowed_origins:\n", "\n\n   \n"};
+  const char *ok[] = {"",
+                      "# only a comment\n",
+                      "---\n",
+                      "---\n...\n",
+                      "server:\nlimits:\n",
+                      "server: {}\nlimits: ~\n",
+                      "server:\n  allowed_origins:\n",
+                      "\n\n   \n"};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     assert_int_equal(load(&cfg, ok[i], &err), 0);
     assert_int_equal(cfg.page_size, 50);
@@ -182,7 +187,8 @@ static void test_value_errors(void **state) {
                "\"127.0.0.1:0\" (expected 1..65535)");
   expect_error("server:\n  listen: example.com:80\n",
                "config.yaml:2: server.listen: bad host \"example.com\" in "
-               "\"example.com:80\" (expected an IPv4 address or localhost)");
+               "\"example.com:80\" (expected an IPv4 address, [IPv6 address] "
+               "or localhost)");
   expect_error("server:\n  allowed_origins:\n    - http://ok\n"
                "    - http://localhost:3000/\n",
                "config.yaml:4: server.allowed_origins[1]: expected an origin "
@@ -348,6 +354,9 @@ static void test_set_listen(void **state) {
   assert_int_equal(sb_config_set_listen(&cfg, "0.0.0.0:65535", &err), 0);
   assert_string_equal(cfg.listen_host, "0.0.0.0");
   assert_int_equal(cfg.listen_port, 65535);
+  assert_int_equal(sb_config_set_listen(&cfg, "[::1]:443", &err), 0);
+  assert_string_equal(cfg.listen_host, "::1");
+  assert_int_equal(cfg.listen_port, 443);
   assert_int_equal(sb_config_set_listen(&cfg, "localhost:8080", &err), 0);
   assert_string_equal(cfg.listen_host, "127.0.0.1");
   assert_int_equal(cfg.listen_port, 8080);
@@ -366,10 +375,13 @@ static void test_set_listen(void **state) {
                        "(expected 0..65535)"},
       {"127.0.0.1:80x", "listen: bad port \"80x\" in \"127.0.0.1:80x\" "
                         "(expected 0..65535)"},
-      {"256.0.0.1:80", "listen: bad host \"256.0.0.1\" in \"256.0.0.1:80\" "
-                       "(expected an IPv4 address or localhost)"},
+      {"256.0.0.1:80",
+       "listen: bad host \"256.0.0.1\" in \"256.0.0.1:80\" "
+       "(expected an IPv4 address, [IPv6 address] or localhost)"},
       {"::1:80", "listen: bad host \"::1\" in \"::1:80\" (expected an IPv4 "
-                 "address or localhost)"},
+                 "address, [IPv6 address] or localhost)"},
+      {"[zz]:80", "listen: bad host \"[zz]\" in \"[zz]:80\" (expected an "
+                  "IPv4 address, [IPv6 address] or localhost)"},
       {"", "listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got \"\""},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -523,8 +523,9 @@ static void build_error(void **state) {
               "\"message\":\"Method not found: foo\"}}");
   json_decref(id);
   /* NULL id gives "id": null; NULL message gives the code's name */
+  /* an unreadable id is left out, never null (MCP: optional, not nullable) */
   assert_dump(sb_rpc_error_new(NULL, SB_RPC_PARSE_ERROR, NULL, NULL),
-              "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
+              "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,"
               "\"message\":\"Parse error\"}}");
 }
 

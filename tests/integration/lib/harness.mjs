@@ -14,6 +14,13 @@ export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
 
 /** Default deadline for anything we wait on. Generous: CI machines are slow. */
 export const DEADLINE_MS = Number(process.env.SB_TEST_DEADLINE_MS || 10000);
+/**
+ * Deadline for a message the server should push promptly because of an
+ * event on another request (a notification caused by note_write, the
+ * legacy ask_user result after the client's elicitation answer). Loopback
+ * delivery takes milliseconds; seconds mean a stream was not woken.
+ */
+export const PROMPT_MS = Number(process.env.SB_TEST_PROMPT_MS || 1000);
 
 export function switchboardBin() {
   const bin = process.env.SWITCHBOARD_BIN;
@@ -91,7 +98,7 @@ export function tapTransport(transport) {
   const log = new EventLog('wire');
   const send = transport.send.bind(transport);
   transport.send = (msg, opts) => {
-    for (const m of Array.isArray(msg) ? msg : [msg]) log.push({ dir: 'out', msg: structuredClone(m) });
+    for (const m of Array.isArray(msg) ? msg : [msg]) log.push({ dir: 'out', t: Date.now(), msg: structuredClone(m) });
     return send(msg, opts);
   };
   let handler = transport.onmessage;
@@ -99,7 +106,7 @@ export function tapTransport(transport) {
     configurable: true,
     enumerable: true,
     get: () => handler && ((m, extra) => {
-      log.push({ dir: 'in', msg: structuredClone(m) });
+      log.push({ dir: 'in', t: Date.now(), msg: structuredClone(m) });
       return handler(m, extra);
     }),
     set: (fn) => { handler = fn; },
@@ -115,7 +122,7 @@ export function recordingFetch() {
   const log = new EventLog('http');
   const fetchImpl = async (url, init = {}) => {
     const headers = Object.fromEntries(new Headers(init.headers || {}).entries());
-    const entry = { method: init.method || 'GET', url: String(url), headers, body: typeof init.body === 'string' ? init.body : undefined };
+    const entry = { t: Date.now(), method: init.method || 'GET', url: String(url), headers, body: typeof init.body === 'string' ? init.body : undefined };
     let res;
     try {
       res = await fetch(url, init);
@@ -125,6 +132,7 @@ export function recordingFetch() {
       throw e;
     }
     entry.status = res.status;
+    entry.tResponse = Date.now();
     entry.responseHeaders = Object.fromEntries(res.headers.entries());
     log.push(entry);
     return res;

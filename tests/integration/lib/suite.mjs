@@ -10,6 +10,7 @@ import {
   LEGACY_VERSIONS,
   META_PROTOCOL_VERSION,
   MODERN_VERSION,
+  PROMPT_MS,
   TOOL_ORDER,
   TOOLS_WITH_OUTPUT_SCHEMA,
   outgoingRequests,
@@ -289,10 +290,10 @@ export function defineSdkSuite({ era, transport }) {
       assert.notEqual(w.isError, true, textOf(w.content));
       const upd = await ctx.notifications.waitFor(
         (n) => n.method === 'notifications/resources/updated' && n.params.uri === uri,
-        { from, what: `notifications/resources/updated for ${uri}` });
+        { from, timeoutMs: PROMPT_MS, what: `notifications/resources/updated for ${uri} (within ${PROMPT_MS} ms of note_write)` });
       assert.equal(upd.params.uri, uri);
       await ctx.notifications.waitFor((n) => n.method === 'notifications/resources/list_changed',
-        { from, what: 'notifications/resources/list_changed for the new note' });
+        { from, timeoutMs: PROMPT_MS, what: 'notifications/resources/list_changed for the new note' });
 
       // An unsubscribed note must not produce an update; the next update for
       // x arrives after it would have, so its absence is observable.
@@ -300,7 +301,7 @@ export function defineSdkSuite({ era, transport }) {
       await ctx.callTool({ name: 'note_write', arguments: { name: 'y', text: 'other' } });
       await ctx.callTool({ name: 'note_write', arguments: { name: 'x', text: 'second' } });
       await ctx.notifications.waitFor((n) => n.method === 'notifications/resources/updated' && n.params.uri === uri,
-        { from: from2, what: `second update for ${uri}` });
+        { from: from2, timeoutMs: PROMPT_MS, what: `second update for ${uri}` });
       assert.ok(!ctx.notifications.since(from2).some((n) => n.method === 'notifications/resources/updated' && n.params.uri === noteUri('y')),
         'no update for a note nobody subscribed to');
 
@@ -340,7 +341,9 @@ export function defineSdkSuite({ era, transport }) {
     it('drives ask_user through the client elicitation handler', step(async () => {
       const from = ctx.wire.items.length;
       ctx.elicitAnswer = `answer-${era}-${transport}`;
-      const r = await ctx.callTool({ name: 'ask_user', arguments: { question: 'What is the answer?' } }, { timeout: DEADLINE_MS });
+      const r = await withDeadline(
+        ctx.callTool({ name: 'ask_user', arguments: { question: 'What is the answer?' } }, { timeout: DEADLINE_MS }),
+        PROMPT_MS, `ask_user to complete within ${PROMPT_MS} ms (the answer is immediate)`);
       assert.notEqual(r.isError, true, textOf(r.content));
       assert.match(textOf(r.content), new RegExp(`you said: ${ctx.elicitAnswer}`));
       const asked = ctx.elicitations.items.at(-1);

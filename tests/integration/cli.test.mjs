@@ -1,0 +1,303 @@
+// cli.test.mjs: the switchboard command line: help and version output,
+// usage and config errors (exit 2), runtime failures (exit 1), serving on
+// stdio with a config file, and graceful shutdown on SIGTERM.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = process.env.SWITCHBOARD_BIN;
+assert.ok(BIN, 'SWITCHBOARD_BIN must point at the switchboard binary');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const EXAMPLE = join(ROOT, 'examples', 'switchboard.yaml');
+
+const dir = mkdtempSync(join(tmpdir(), 'sb-cli-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+let fileNo = 0;
+function writeConfig(text) {
+  const path = join(dir, `config-${++fileNo}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+// Run the binary to completion (killed and failed after `timeoutMs`).
+function run(args, { input, timeoutMs = 15000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`switchboard ${args.join(' ')} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+// Start `serve --listen ...` and resolve once it logs its address.
+function startHttp(args, timeoutMs = 15000) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise((res) => child.on('close', (code, signal) => res({ code, signal, stderr })));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no "listening on" line within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /listening on http:\/\/([\d.]+):(\d+)\/mcp/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, host: m[1], port: Number(m[2]), exited, stderr: () => stderr });
+      }
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before listening; stderr: ${stderr}`));
+    });
+  });
+}
+
+function withDeadline(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+const DISCOVER = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'server/discover',
+  params: {
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
+  },
+};
+
+test('--help lists every subcommand and option, exit 0', async () => {
+  for (const args of [['--help'], ['-h'], ['help']]) {
+    const r = await run(args);
+    assert.equal(r.code, 0, args.join(' '));
+    for (const word of ['serve', 'check', 'help', '--version', '--help', '--stdio', '--listen'])
+      assert.ok(r.stdout.includes(word), `${args.join(' ')} mentions ${word}`);
+    assert.equal(r.stderr, '');
+  }
+});
+
+test('no arguments prints usage on stderr, exit 2', async () => {
+  const r = await run([]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Usage:/);
+  assert.equal(r.stdout, '');
+});
+
+test('--version prints "switchboard X.Y.Z", exit 0', async () => {
+  for (const args of [['--version'], ['-V']]) {
+    const r = await run(args);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^switchboard \d+\.\d+\.\d+\n$/);
+  }
+});
+
+test('serve --help lists every serve option, exit 0', async () => {
+  for (const args of [['serve', '--help'], ['help', 'serve'], ['serve', '--stdio', '-h']]) {
+    const r = await run(args);
+    assert.equal(r.code, 0, args.join(' '));
+    for (const opt of ['--config FILE', '--stdio', '--listen HOST:PORT', '--log-level LEVEL', '--help'])
+      assert.ok(r.stdout.includes(opt), `${args.join(' ')} lists ${opt}`);
+  }
+  const r = await run(['check', '--help']);
+  assert.equal(r.code, 0);
+  assert.ok(r.stdout.includes('--config FILE'));
+});
+
+test('unknown options, commands and missing values: exit 2 naming them', async () => {
+  const cases = [
+    [['serve', '--stdio', '--bogus'], /--bogus/],
+    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['launch'], /unknown command 'launch'/],
+    [['help', 'launch'], /unknown command 'launch'/],
+    [['serve', '--config'], /option --config needs a value/],
+    [['serve', '--stdio', '--log-level'], /option --log-level needs a value/],
+    [['serve', '--listen'], /option --listen needs a value/],
+    [['serve', '--stdio', 'extra'], /unexpected argument 'extra'/],
+    [['serve', '--stdio', '--log-level', 'loud'], /--log-level: .*got 'loud'/],
+    [['serve', '--listen', '127.0.0.1:99999'], /--listen: bad port "99999"/],
+    [['serve', '--listen', 'example.com:80'], /--listen: bad host "example.com"/],
+    [['serve', '--stdio', '--listen', '127.0.0.1:0'], /cannot be combined/],
+    [['serve'], /nothing to serve on/],
+    [['check'], /missing --config FILE/],
+    [['check', '--stdio'], /unknown option '--stdio'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: exit code (stderr: ${r.stderr})`);
+    assert.match(r.stderr, re, args.join(' '));
+    assert.equal(r.stdout, '', `${args.join(' ')}: nothing on stdout`);
+  }
+});
+
+test('config errors: exit 2 with file:line: key.path', async () => {
+  const unknownKey = writeConfig('server:\n  log_level: info\n  lisen: 127.0.0.1:8080\n');
+  let r = await run(['serve', '--config', unknownKey, '--stdio']);
+  assert.equal(r.code, 2);
+  assert.ok(
+    r.stderr.includes(`${unknownKey}:3: server.lisen: unknown key (known: listen, allowed_origins, log_level)`),
+    r.stderr,
+  );
+
+  const badValue = writeConfig('limits:\n  max_json_depth: 16\n\n  page_size: many\n');
+  r = await run(['serve', `--config=${badValue}`, '--listen', '127.0.0.1:0']);
+  assert.equal(r.code, 2);
+  assert.ok(
+    r.stderr.includes(`${badValue}:4: limits.page_size: expected an integer between 1 and 1000, got "many"`),
+    r.stderr,
+  );
+
+  const syntax = writeConfig('limits:\n  page_size: 5\n bad: 1\n');
+  r = await run(['serve', '--config', syntax, '--stdio']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`${syntax.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: invalid YAML`));
+
+  const missing = join(dir, 'does-not-exist.yaml');
+  r = await run(['serve', '--config', missing, '--stdio']);
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.includes(`${missing}: cannot open`), r.stderr);
+
+  r = await run(['check', '--config', badValue]);
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.includes(`${badValue}:4: limits.page_size`));
+});
+
+test('check prints the effective settings, which load back unchanged', async () => {
+  const r = await run(['check', '--config', EXAMPLE]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^ {2}listen: 127\.0\.0\.1:8080$/m);
+  assert.match(r.stdout, /^ {2}page_size: 50$/m);
+  const again = writeConfig(r.stdout);
+  const r2 = await run(['check', '--config', again]);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(r2.stdout.replace(/^#.*\n/, ''), r.stdout.replace(/^#.*\n/, ''));
+
+  // IPv6 listen addresses and origins survive the round trip too.
+  const v6 = writeConfig('server:\n  listen: "[::1]:9000"\n  allowed_origins: [HTTP://LocalHost:3000]\n');
+  const r3 = await run(['check', '--config', v6]);
+  assert.equal(r3.code, 0, r3.stderr);
+  assert.match(r3.stdout, /^ {2}listen: "\[::1\]:9000"$/m);
+  assert.match(r3.stdout, /^ {2}allowed_origins: \["http:\/\/localhost:3000"\]$/m);
+  const r4 = await run(['check', '--config', writeConfig(r3.stdout)]);
+  assert.equal(r4.code, 0, r4.stderr);
+  assert.equal(r4.stdout.replace(/^#.*\n/, ''), r3.stdout.replace(/^#.*\n/, ''));
+});
+
+test('serve --stdio with a config answers server/discover and exits 0 on EOF', async () => {
+  // cache.ttl_ms shows up as ttlMs in the discover result: proof the file was applied.
+  const cfg = writeConfig('server:\n  log_level: warning\ncache:\n  ttl_ms: 4321\n');
+  const r = await run(['serve', '--config', cfg, '--stdio'], { input: JSON.stringify(DISCOVER) + '\n' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.signal, null);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, r.stdout);
+  const msg = JSON.parse(lines[0]);
+  assert.equal(msg.id, 1);
+  assert.ok(msg.result, JSON.stringify(msg));
+  assert.ok(msg.result.supportedVersions.includes('2026-07-28'));
+  assert.equal(msg.result.ttlMs, 4321);
+  // log_level: warning silences the info lines on stderr
+  assert.doesNotMatch(r.stderr, / info /);
+});
+
+test('--log-level overrides the config file', async () => {
+  const cfg = writeConfig('server:\n  log_level: error\n');
+  const quiet = await run(['serve', '--config', cfg, '--stdio']);
+  assert.equal(quiet.code, 0);
+  assert.doesNotMatch(quiet.stderr, / info /);
+  const loud = await run(['serve', '--config', cfg, '--stdio', '--log-level=info']);
+  assert.equal(loud.code, 0);
+  assert.match(loud.stderr, / info /);
+});
+
+test('SIGTERM on serve --listen 127.0.0.1:0 stops it with exit 0', async () => {
+  const srv = await startHttp(['serve', '--listen', '127.0.0.1:0']);
+  assert.equal(srv.host, '127.0.0.1');
+  assert.ok(srv.port > 0);
+  // It really serves: a modern request over HTTP gets an answer.
+  const res = await withDeadline(
+    fetch(`http://127.0.0.1:${srv.port}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'server/discover',
+      },
+      body: JSON.stringify(DISCOVER),
+    }),
+    10000,
+    'POST server/discover',
+  );
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  srv.child.kill('SIGTERM');
+  const done = await withDeadline(srv.exited, 10000, 'exit after SIGTERM');
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(done.signal, null);
+});
+
+test('SIGINT stops serve --stdio with exit 0 while stdin stays open', async () => {
+  const child = spawn(BIN, ['serve', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  const exited = new Promise((res) => child.on('close', (code, signal) => res({ code, signal })));
+  child.stderr.on('data', (d) => (stderr += d));
+  // Wait until it answers, so the signal handlers are surely installed.
+  const answered = new Promise((res) =>
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('\n')) res();
+    }),
+  );
+  child.stdin.write(JSON.stringify(DISCOVER) + '\n');
+  await withDeadline(answered, 10000, 'discover over stdio');
+  child.kill('SIGINT');
+  const done = await withDeadline(exited, 10000, 'exit after SIGINT');
+  assert.equal(done.code, 0, stderr);
+  assert.equal(done.signal, null);
+  child.stdin.destroy();
+});
+
+test('server.listen from the config is used; a taken port exits 1', async () => {
+  const first = await startHttp(['serve', '--listen', '127.0.0.1:0']);
+  try {
+    // The same port again, from the config file: cannot bind -> exit 1.
+    const cfg = writeConfig(`server:\n  listen: 127.0.0.1:${first.port}\n`);
+    const r = await run(['serve', '--config', cfg]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stderr.includes(String(first.port)), r.stderr);
+    // --listen overrides the taken address from the config.
+    const second = await startHttp(['serve', '--config', cfg, '--listen', '127.0.0.1:0']);
+    assert.notEqual(second.port, first.port);
+    second.child.kill('SIGTERM');
+    assert.equal((await withDeadline(second.exited, 10000, 'second exit')).code, 0);
+  } finally {
+    first.child.kill('SIGTERM');
+    const done = await withDeadline(first.exited, 10000, 'first exit');
+    assert.equal(done.code, 0);
+  }
+});

@@ -1,0 +1,364 @@
+/* test_ctx_project.c: selective projection and path syntax
+ * (src/ctx/project.c).
+ *
+ * The fixture is a small dealership context: ten messages m0..m9, fifteen
+ * vehicles v0..v14, so every slice result can be written out literally.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "ctx/ctx.h"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static json_t *J(const char *text) {
+  char buf[4096];
+  size_t n = strlen(text);
+  assert_true(n < sizeof buf);
+  for (size_t i = 0; i <= n; i++)
+    buf[i] = text[i] == '\'' ? '"' : text[i];
+  json_error_t jerr;
+  json_t *v = json_loads(buf, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+  if (!v) fail_msg("bad test JSON %s: %s", buf, jerr.text);
+  return v;
+}
+
+static void assert_json_eq(const json_t *got, const json_t *want) {
+  if (json_equal(got, want)) return;
+  char *g = json_dumps(got, JSON_ENCODE_ANY | JSON_SORT_KEYS);
+  char *w = json_dumps(want, JSON_ENCODE_ANY | JSON_SORT_KEYS);
+  print_error("got  %s\nwant %s\n", g ? g : "NULL", w ? w : "NULL");
+  sb_free(g);
+  sb_free(w);
+  fail();
+}
+
+static json_t *fixture(void) {
+  json_t *msgs = json_array(), *vehicles = json_array();
+  for (int i = 0; i < 10; i++)
+    json_array_append_new(
+        msgs, json_pack("{s:s, s:s+}", "role", i % 2 ? "assistant" : "user",
+                        "content", "m", (char[]){(char)('0' + i), 0}));
+  for (int i = 0; i < 15; i++)
+    json_array_append_new(vehicles, json_pack("{s:i}", "v", i));
+  return json_pack(
+      "{s:{s:o, s:s, s:{s:s}, s:s, s:s},"
+      " s:{s:s, s:{s:s, s:i}, s:[]},"
+      " s:{s:s, s:{s:s}, s:{s:s}},"
+      " s:{s:{s:o, s:i}, s:{s:b}}}",
+      "conversation", "messages", msgs, "intent", "buy", "entities", "model",
+      "civic", "sentiment", "neutral", "language", "en", "workflow",
+      "currentStep", "quote", "variables", "vin", "1HGCM82633A004352", "budget",
+      30000, "completedSteps", "user", "id", "u1", "preferences", "contact",
+      "email", "profile", "name", "Ada", "business", "inventory", "vehicles",
+      vehicles, "count", 15, "policies", "financing", 1);
+}
+
+/* The selection of messages (or vehicles) with these indexes, as the
+ * output array should hold them. */
+static json_t *msgs_at(const int *idx, size_t n) {
+  json_t *all = fixture(), *out = json_array();
+  json_t *msgs =
+      json_object_get(json_object_get(all, "conversation"), "messages");
+  for (size_t i = 0; i < n; i++)
+    json_array_append(out, json_array_get(msgs, (size_t)idx[i]));
+  json_decref(all);
+  return out;
+}
+
+/* Project the fixture onto `paths` (JSON text) and compare with want;
+ * want_missing may be NULL for "[]". */
+static void project_ok(const char *paths, json_t *want,
+                       const char *want_missing) {
+  json_t *data = fixture(), *before = fixture(), *p = J(paths);
+  json_t *out = NULL, *missing = NULL;
+  sb_error err = {0};
+  if (sb_ctx_project(data, p, &out, &missing, &err) != 0)
+    fail_msg("project %s: %s", paths, err.msg);
+  assert_json_eq(out, want);
+  json_t *wm = J(want_missing ? want_missing : "[]");
+  assert_json_eq(missing, wm);
+  assert_json_eq(data, before);
+  json_decref(wm);
+  json_decref(out);
+  json_decref(missing);
+  json_decref(data);
+  json_decref(before);
+  json_decref(p);
+  json_decref(want);
+}
+
+/* {"conversation": {"messages": [...]}} for message indexes. */
+static json_t *conv_msgs(const int *idx, size_t n) {
+  return json_pack("{s:{s:o}}", "conversation", "messages", msgs_at(idx, n));
+}
+
+#define CONV(...)                                                              \
+  conv_msgs((const int[]){__VA_ARGS__},                                        \
+            sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
+
+/* ---- projection ------------------------------------------------------- */
+
+static void test_project_slices_and_indexes(void **state) {
+  (void)state;
+  project_ok("['conversation.messages[-5:]']", CONV(5, 6, 7, 8, 9), NULL);
+  project_ok("['conversation.messages[0]']", CONV(0), NULL);
+  project_ok("['conversation.messages[-1]']", CONV(9), NULL);
+  project_ok("['conversation.messages[2:4]']", CONV(2, 3), NULL);
+  project_ok("['conversation.messages[:2]']", CONV(0, 1), NULL);
+  project_ok("['conversation.messages[8:]']", CONV(8, 9), NULL);
+  project_ok("['conversation.messages[-3:-1]']", CONV(7, 8), NULL);
+  /* slices clamp like Python's; an empty slice is not "missing" */
+  project_ok("['conversation.messages[-50:2]']", CONV(0, 1), NULL);
+  project_ok("['conversation.messages[5:2]']",
+             J("{'conversation': {'messages': []}}"), NULL);
+  project_ok("['conversation.messages[20:]']",
+             J("{'conversation': {'messages': []}}"), NULL);
+  /* the spec's vehicles example: the last ten of fifteen */
+  json_t *want = J("{'business': {'inventory': {'vehicles': [{'v': 5}, "
+                   "{'v': 6}, {'v': 7}, {'v': 8}, {'v': 9}, {'v': 10}, "
+                   "{'v': 11}, {'v': 12}, {'v': 13}, {'v': 14}]}}}");
+  project_ok("['business.inventory.vehicles[-10:]']", want, NULL);
+}
+
+static void test_project_keeps_nesting_and_merges(void **state) {
+  (void)state;
+  json_t *want = CONV(5, 6, 7, 8, 9);
+  json_object_set_new(want, "workflow",
+                      J("{'variables': {'vin': '1HGCM82633A004352'}}"));
+  project_ok("['conversation.messages[-5:]', 'workflow.variables.vin']", want,
+             NULL);
+  /* overlapping selections: one array, source order, no duplicates */
+  project_ok("['conversation.messages[-3:]', 'conversation.messages[0]', "
+             "'conversation.messages[8]', 'conversation.messages[7:9]']",
+             CONV(0, 7, 8, 9), NULL);
+  /* a parent path includes the whole subtree, in either order */
+  json_t *conv = fixture();
+  want =
+      json_pack("{s:O}", "conversation", json_object_get(conv, "conversation"));
+  project_ok("['conversation.messages[0]', 'conversation', "
+             "'conversation.intent']",
+             want, NULL);
+  /* inside elements: fields merge per element */
+  project_ok("['conversation.messages[-1].content', "
+             "'conversation.messages[-1].role', "
+             "'conversation.messages[0].role']",
+             J("{'conversation': {'messages': [{'role': 'user'}, "
+               "{'role': 'assistant', 'content': 'm9'}]}}"),
+             NULL);
+  /* whole sections and objects */
+  want =
+      json_pack("{s:O, s:{s:O}}", "user", json_object_get(conv, "user"),
+                "business", "policies",
+                json_object_get(json_object_get(conv, "business"), "policies"));
+  project_ok("['user', 'business.policies', 'user.preferences']", want, NULL);
+  json_decref(conv);
+  /* nothing asked, nothing given */
+  project_ok("[]", J("{}"), NULL);
+}
+
+static void test_project_missing(void **state) {
+  (void)state;
+  project_ok("['user.preferences.color', 'workflow.variables.vin', "
+             "'business.inventory.vehicles[99]', 'conversation.intent.x', "
+             "'conversation.messages.x', 'user.id[0]', "
+             "'workflow.completedSteps[0]']",
+             J("{'workflow': {'variables': {'vin': '1HGCM82633A004352'}}}"),
+             "['user.preferences.color', 'business.inventory.vehicles[99]', "
+             "'conversation.intent.x', 'conversation.messages.x', "
+             "'user.id[0]', 'workflow.completedSteps[0]']");
+  /* elements of a slice that lack the rest are skipped, not missing */
+  project_ok("['conversation.messages[-2:].agentId']",
+             J("{'conversation': {'messages': []}}"), NULL);
+  /* a section absent from the data */
+  json_t *data = J("{'conversation': {}}"), *paths = J("['user.id']");
+  json_t *out = NULL, *missing = NULL;
+  assert_int_equal(sb_ctx_project(data, paths, &out, &missing, NULL), 0);
+  json_t *want_out = J("{}"), *want_missing = J("['user.id']");
+  assert_json_eq(out, want_out);
+  assert_json_eq(missing, want_missing);
+  json_decref(out);
+  json_decref(missing);
+  /* missing is optional */
+  assert_int_equal(sb_ctx_project(data, paths, &out, NULL, NULL), 0);
+  assert_json_eq(out, want_out);
+  json_decref(out);
+  json_decref(want_out);
+  json_decref(want_missing);
+  json_decref(data);
+  json_decref(paths);
+}
+
+static void test_project_output_is_independent(void **state) {
+  (void)state;
+  json_t *data = fixture(), *before = fixture();
+  json_t *paths = J("['conversation.messages[0]', 'user.preferences']");
+  json_t *out = NULL;
+  assert_int_equal(sb_ctx_project(data, paths, &out, NULL, NULL), 0);
+  json_object_set_new(
+      json_array_get(
+          json_object_get(json_object_get(out, "conversation"), "messages"), 0),
+      "content", json_string("changed"));
+  json_object_clear(
+      json_object_get(json_object_get(out, "user"), "preferences"));
+  assert_json_eq(data, before);
+  json_decref(out);
+  json_decref(data);
+  json_decref(before);
+  json_decref(paths);
+}
+
+/* ---- path syntax ------------------------------------------------------ */
+
+static void test_path_syntax(void **state) {
+  (void)state;
+  static const char *const good[] = {
+      "conversation",
+      "conversation.messages",
+      "conversation.messages[-5:]",
+      "conversation.messages[0]",
+      "conversation.messages[2:4]",
+      "conversation.messages[:]",
+      "conversation.messages[-1].content",
+      "business.inventory.vehicles[-10:]",
+      "workflow.variables.vin",
+      "user.preferences",
+      "workflow.variables.matrix[0][1]",
+      "user.profile.e-mail addr",
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    sb_error err = {0};
+    if (sb_ctx_path_validate(good[i], &err) != 0)
+      fail_msg("%s refused: %s", good[i], err.msg);
+  }
+  static const struct {
+    const char *path;
+    const char *why;
+  } bad[] = {
+      {"", "invalid path \"\": empty path"},
+      {"conversation..messages",
+       "invalid path \"conversation..messages\": empty segment at offset 13"},
+      {".conversation", "empty segment at offset 0"},
+      {"conversation.", "empty segment at offset 13"},
+      {"conversation.messages[", "unclosed '[' at offset 21"},
+      {"conversation.messages[0", "unclosed '[' at offset 21"},
+      {"conversation.messages[a]", "expected an integer or slice"},
+      {"conversation.messages[]", "expected an integer or slice"},
+      {"conversation.messages[1:x]", "unexpected 'x' at offset 24"},
+      {"conversation.messages[::2]", "unexpected ':'"},
+      {"conversation.messages[01]", "leading zero"},
+      {"conversation.messages[-0]", "leading zero"},
+      {"conversation.messages[-]", "'-' without digits"},
+      {"conversation.messages[ 1]", "expected an integer or slice"},
+      {"conversation.messages[1]x", "unexpected 'x' at offset 24"},
+      {"conversation.messages]", "unexpected ']' at offset 21"},
+      {"conversation.messages[9999999999999999]", "too large"},
+      {"orders.items",
+       "invalid path \"orders.items\": unknown section \"orders\" (expected "
+       "conversation, workflow, user or business)"},
+      {"data.conversation", "unknown section \"data\""},
+      {"[0]", "empty segment at offset 0"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    sb_error err = {0};
+    int rc = sb_ctx_path_validate(bad[i].path, &err);
+    if (rc != SB_EINVAL) fail_msg("%s accepted", bad[i].path);
+    if (!strstr(err.msg, bad[i].why))
+      fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].path, err.msg, bad[i].why);
+  }
+}
+
+static void test_paths_validate_and_project_errors(void **state) {
+  (void)state;
+  sb_error err = {0};
+  json_t *paths = J("['conversation.messages', 'user..id']");
+  assert_int_equal(sb_ctx_paths_validate(paths, &err), SB_EINVAL);
+  assert_string_equal(err.msg, "paths[1]: invalid path \"user..id\": empty "
+                               "segment at offset 5");
+  json_t *data = fixture(), *out = (json_t *)1, *missing = (json_t *)1;
+  /* a malformed path fails the whole projection */
+  assert_int_equal(sb_ctx_project(data, paths, &out, &missing, &err),
+                   SB_EINVAL);
+  assert_null(out);
+  assert_null(missing);
+  assert_non_null(strstr(err.msg, "paths[1]"));
+  json_decref(paths);
+
+  paths = J("['conversation', 3]");
+  assert_int_equal(sb_ctx_paths_validate(paths, &err), SB_EINVAL);
+  assert_string_equal(err.msg, "paths[1]: expected a string");
+  json_decref(paths);
+
+  paths = J("{'a': 1}");
+  assert_int_equal(sb_ctx_paths_validate(paths, &err), SB_EINVAL);
+  assert_int_equal(sb_ctx_project(data, paths, &out, NULL, &err), SB_EINVAL);
+  json_decref(paths);
+
+  paths = J("['conversation']");
+  json_t *not_object = J("[1]");
+  assert_int_equal(sb_ctx_project(not_object, paths, &out, NULL, &err),
+                   SB_EINVAL);
+  assert_string_equal(err.msg, "data: expected an object");
+  json_decref(not_object);
+  json_decref(paths);
+
+  paths = J("[]");
+  assert_int_equal(sb_ctx_paths_validate(paths, &err), 0);
+  json_decref(paths);
+  json_decref(data);
+}
+
+static void test_project_allocation_failures(void **state) {
+  (void)state;
+  json_t *data = fixture();
+  json_t *paths = J("['conversation.messages[-3:]', 'conversation.messages[0]',"
+                    " 'workflow.variables.vin', 'user', 'user.nope']");
+  json_t *want = NULL, *want_missing = NULL;
+  assert_int_equal(sb_ctx_project(data, paths, &want, &want_missing, NULL), 0);
+  int failures = 0;
+  for (long n = 1; n < 300; n++) {
+    size_t live = sb_alloc_live_bytes();
+    json_t *out = NULL, *missing = NULL;
+    sb_alloc_fail_after(n);
+    int rc = sb_ctx_project(data, paths, &out, &missing, NULL);
+    sb_alloc_fail_after(0);
+    if (rc == 0) {
+      assert_json_eq(out, want);
+      assert_json_eq(missing, want_missing);
+    } else {
+      failures++;
+      assert_int_equal(rc, SB_ENOMEM);
+      assert_null(out);
+      assert_null(missing);
+    }
+    json_decref(out);
+    json_decref(missing);
+    assert_int_equal(sb_alloc_live_bytes(), live);
+  }
+  assert_true(failures > 10);
+  json_decref(want);
+  json_decref(want_missing);
+  json_decref(data);
+  json_decref(paths);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_project_slices_and_indexes),
+      cmocka_unit_test(test_project_keeps_nesting_and_merges),
+      cmocka_unit_test(test_project_missing),
+      cmocka_unit_test(test_project_output_is_independent),
+      cmocka_unit_test(test_path_syntax),
+      cmocka_unit_test(test_paths_validate_and_project_errors),
+      cmocka_unit_test(test_project_allocation_failures),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
