@@ -14,12 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/app.h"
+#include "cli/cli.h"
 #include "config/config.h"
 #include "core/core.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 /* Give stuck handles this long after a stop before we stop waiting. */
 #define SHUTDOWN_GRACE_MS 5000
@@ -30,6 +31,7 @@ static const char main_help[] =
     "Usage:\n"
     "  switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
     "  switchboard check --config FILE\n"
+    "  switchboard context (get|history|diff) ID ... [options]\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"
     "  switchboard --help\n"
@@ -37,6 +39,7 @@ static const char main_help[] =
     "Commands:\n"
     "  serve     serve MCP over stdio or Streamable HTTP\n"
     "  check     validate a config file and print the resulting settings\n"
+    "  context   read a context, its history or a diff from the store\n"
     "  help      show help for switchboard or for one command\n"
     "\n"
     "Options:\n"
@@ -62,6 +65,10 @@ static const char serve_help[] =
     "                         or localhost; port 0 picks a free port\n"
     "  --log-level LEVEL      debug, info, notice, warning or error;\n"
     "                         overrides server.log_level (default info)\n"
+    "  --store PATH           the SQLite file for contexts; overrides\n"
+    "                         store.path (default data/switchboard.db)\n"
+    "  --tenant ID            the tenant of callers without credentials\n"
+    "                         (stdio); overrides auth.default_tenant\n"
     "  -h, --help             show this help and exit\n"
     "\n"
     "Without --stdio or --listen, server.listen from the config is used.\n"
@@ -84,7 +91,7 @@ static const char check_help[] =
 static const char *const level_names[] = {"debug", "info", "notice", "warning",
                                           "error"};
 
-static int usage_error(const char *cmd, const char *fmt, const char *what) {
+int sb_cli_usage_error(const char *cmd, const char *fmt, const char *what) {
   fprintf(stderr, "switchboard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
   fprintf(stderr, fmt, what);
   fprintf(stderr, "\nTry 'switchboard%s%s --help'.\n", cmd ? " " : "",
@@ -95,7 +102,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *what) {
 /* Match option `name` taking a value, as "--name VALUE" or "--name=VALUE".
  * Returns 1 (matched, *value set, *i advanced), 0 (not this option) or
  * -1 (value missing). */
-static int take_value(int argc, char **argv, int *i, const char *name,
+int sb_cli_take_value(int argc, char **argv, int *i, const char *name,
                       const char **value) {
   const char *arg = argv[*i];
   size_t n = strlen(name);
@@ -110,7 +117,7 @@ static int take_value(int argc, char **argv, int *i, const char *name,
   return 1;
 }
 
-static int is_help(const char *arg) {
+int sb_cli_is_help(const char *arg) {
   return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
@@ -118,6 +125,8 @@ typedef struct serve_args {
   const char *config_path;
   const char *log_level;
   const char *listen;
+  const char *store;
+  const char *tenant;
   int stdio;
   int help;
 } serve_args;
@@ -125,10 +134,11 @@ typedef struct serve_args {
 /* Parse the options of serve/check. Returns 0 or EXIT_USAGE (reported). */
 static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
                       serve_args *a) {
-  static const char *const valued[] = {"--config", "--log-level", "--listen"};
+  static const char *const valued[] = {"--config", "--log-level", "--listen",
+                                       "--store", "--tenant"};
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
-    if (is_help(arg)) {
+    if (sb_cli_is_help(arg)) {
       a->help = 1;
       return 0;
     }
@@ -137,20 +147,22 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       continue;
     }
     int matched = 0;
-    for (size_t k = 0; k < (allow_serve ? 3u : 1u); k++) {
+    for (size_t k = 0; k < (allow_serve ? 5u : 1u); k++) {
       const char *value = NULL;
-      int rc = take_value(argc, argv, &i, valued[k], &value);
+      int rc = sb_cli_take_value(argc, argv, &i, valued[k], &value);
       if (rc == 0) continue;
-      if (rc < 0) return usage_error(cmd, "option %s needs a value", valued[k]);
+      if (rc < 0) return sb_cli_usage_error(cmd, "option %s needs a value", valued[k]);
       if (k == 0) a->config_path = value;
       if (k == 1) a->log_level = value;
       if (k == 2) a->listen = value;
+      if (k == 3) a->store = value;
+      if (k == 4) a->tenant = value;
       matched = 1;
       break;
     }
     if (matched) continue;
-    if (arg[0] == '-') return usage_error(cmd, "unknown option '%s'", arg);
-    return usage_error(cmd, "unexpected argument '%s'", arg);
+    if (arg[0] == '-') return sb_cli_usage_error(cmd, "unknown option '%s'", arg);
+    return sb_cli_usage_error(cmd, "unexpected argument '%s'", arg);
   }
   return 0;
 }
@@ -204,7 +216,7 @@ static int cmd_serve(int argc, char **argv) {
     return EXIT_OK;
   }
   if (a.stdio && a.listen)
-    return usage_error("serve", "%s",
+    return sb_cli_usage_error("serve", "%s",
                        "--stdio and --listen cannot be combined");
 
   sb_config_defaults(&cfg);
@@ -218,7 +230,7 @@ static int cmd_serve(int argc, char **argv) {
     level = sb_log_level_parse(a.log_level);
     if (level < 0) {
       sb_config_free(&cfg);
-      return usage_error("serve",
+      return sb_cli_usage_error("serve",
                          "--log-level: expected one of debug, info, notice, "
                          "warning, error, got '%s'",
                          a.log_level);
@@ -228,11 +240,16 @@ static int cmd_serve(int argc, char **argv) {
   sb_log_set_level((sb_log_level)level);
   if (a.listen && sb_config_set_listen(&cfg, a.listen, &err) != 0) {
     sb_config_free(&cfg);
-    return usage_error("serve", "--%s", err.msg);
+    return sb_cli_usage_error("serve", "--%s", err.msg);
+  }
+  if ((a.store && sb_config_set_store_path(&cfg, a.store, &err) != 0) ||
+      (a.tenant && sb_config_set_default_tenant(&cfg, a.tenant, &err) != 0)) {
+    sb_config_free(&cfg);
+    return sb_cli_usage_error("serve", "--%s", err.msg);
   }
   if (!a.stdio && !a.listen && cfg.listen_port == 0) {
     sb_config_free(&cfg);
-    return usage_error("serve", "%s",
+    return sb_cli_usage_error("serve", "%s",
                        "nothing to serve on: give --stdio, --listen "
                        "HOST:PORT, or server.listen in the --config file");
   }
@@ -243,9 +260,7 @@ static int cmd_serve(int argc, char **argv) {
   serve_state st;
   memset(&st, 0, sizeof st);
   int exit_code = EXIT_RUNTIME;
-  sb_mcp_server *srv = NULL;
-  sb_stdio_server *stdio_srv = NULL;
-  sb_http_server *http_srv = NULL;
+  sb_app *app = NULL;
   int uvrc = uv_loop_init(&st.loop);
   if (uvrc != 0) {
     fprintf(stderr, "switchboard: cannot create the event loop: %s\n",
@@ -259,34 +274,22 @@ static int cmd_serve(int argc, char **argv) {
   uv_signal_start(&st.sigint, on_signal, SIGINT);
   uv_signal_start(&st.sigterm, on_signal, SIGTERM);
 
-  sb_mcp_server_options opts = {.config = &cfg, .loop = &st.loop};
-  srv = sb_mcp_server_new(&opts);
-  if (!srv) {
-    fprintf(stderr, "switchboard: cannot create the MCP server\n");
+  sb_app_options opts = {.config = &cfg,
+                         .loop = &st.loop,
+                         .stdio = a.stdio,
+                         .on_stdio_eof = on_stdio_eof,
+                         .ud = &st};
+  app = sb_app_start(&opts, &err);
+  if (!app) {
+    /* the message names what failed (address, store path, ...) */
+    fprintf(stderr, "switchboard: %s\n", err.msg);
     goto shutdown;
-  }
-  if (a.stdio) {
-    stdio_srv = sb_stdio_server_start(&st.loop, srv, on_stdio_eof, &st, &err);
-    if (!stdio_srv) {
-      fprintf(stderr, "switchboard: stdio: %s\n", err.msg);
-      goto shutdown;
-    }
-    SB_DEBUG("cli", "switchboard %s started on stdio", SB_VERSION);
-  } else {
-    http_srv = sb_http_server_start(&st.loop, srv, &cfg, &err);
-    if (!http_srv) {
-      /* net's message names the address */
-      fprintf(stderr, "switchboard: %s\n", err.msg);
-      goto shutdown;
-    }
   }
   uv_run(&st.loop, UV_RUN_DEFAULT);
   exit_code = EXIT_OK;
 
 shutdown:
-  if (stdio_srv) sb_stdio_server_stop(stdio_srv);
-  if (http_srv) sb_http_server_stop(http_srv);
-  if (srv) sb_mcp_server_free(srv);
+  sb_app_stop(app);
   uv_close((uv_handle_t *)&st.sigint, NULL);
   uv_close((uv_handle_t *)&st.sigterm, NULL);
   /* The guard is unreferenced, so it does not keep the loop alive: the run
@@ -334,6 +337,17 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  replay_events: %d\n", cfg->replay_events);
   fprintf(out, "cache:\n");
   fprintf(out, "  ttl_ms: %ld\n", cfg->cache_ttl_ms);
+  fprintf(out, "store:\n");
+  fprintf(out, "  path: \"%s\"\n", cfg->store_path);
+  fprintf(out, "contexts:\n");
+  fprintf(out, "  default_ttl_s: %ld\n", cfg->ctx_default_ttl_s);
+  fprintf(out, "  snapshot_every: %d\n", cfg->ctx_snapshot_every);
+  fprintf(out, "  sweep_interval_s: %d\n", cfg->ctx_sweep_interval_s);
+  fprintf(out, "auth:\n");
+  fprintf(out, "  default_tenant: %s\n", cfg->default_tenant);
+  /* tokens are secrets: shown as a count, never printed */
+  fprintf(out, "  # tenants: %zu configured (tokens not shown)\n",
+          cfg->tenants_len);
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -347,7 +361,7 @@ static int cmd_check(int argc, char **argv) {
     return EXIT_OK;
   }
   if (!a.config_path)
-    return usage_error("check", "%s", "missing --config FILE");
+    return sb_cli_usage_error("check", "%s", "missing --config FILE");
   sb_config_defaults(&cfg);
   if (sb_config_load(&cfg, a.config_path, &err) != 0) {
     fprintf(stderr, "switchboard: %s\n", err.msg);
@@ -367,7 +381,7 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
-  if (is_help(cmd)) {
+  if (sb_cli_is_help(cmd)) {
     fputs(main_help, stdout);
     return EXIT_OK;
   }
@@ -377,22 +391,25 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "context") == 0) return sb_cli_context(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0) {
     if (argc > 3)
-      return usage_error("help", "unexpected argument '%s'", argv[3]);
+      return sb_cli_usage_error("help", "unexpected argument '%s'", argv[3]);
     if (argc == 2) {
       fputs(main_help, stdout);
     } else if (strcmp(argv[2], "serve") == 0) {
       fputs(serve_help, stdout);
     } else if (strcmp(argv[2], "check") == 0) {
       fputs(check_help, stdout);
+    } else if (strcmp(argv[2], "context") == 0) {
+      fputs(sb_cli_context_help, stdout);
     } else if (strcmp(argv[2], "help") == 0) {
       fputs(main_help, stdout);
     } else {
-      return usage_error("help", "unknown command '%s'", argv[2]);
+      return sb_cli_usage_error("help", "unknown command '%s'", argv[2]);
     }
     return EXIT_OK;
   }
-  if (cmd[0] == '-') return usage_error(NULL, "unknown option '%s'", cmd);
-  return usage_error(NULL, "unknown command '%s'", cmd);
+  if (cmd[0] == '-') return sb_cli_usage_error(NULL, "unknown option '%s'", cmd);
+  return sb_cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

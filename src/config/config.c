@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <yaml.h>
 
 /* Larger than any hand-written config; small enough that a mistaken path
@@ -32,6 +33,8 @@
 /* The default host is static so sb_config_defaults cannot fail; free()
  * recognises it by address. */
 static char default_listen_host[] = "127.0.0.1";
+static char default_store_path[] = "data/switchboard.db";
+static char default_tenant_id[] = "default";
 
 void sb_config_defaults(sb_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -49,12 +52,38 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
   cfg->cache_ttl_ms = 60000;
+  cfg->store_path = default_store_path;
+  cfg->ctx_default_ttl_s = 7L * 24 * 3600;
+  cfg->ctx_snapshot_every = 32;
+  cfg->ctx_sweep_interval_s = 60;
+  cfg->default_tenant = default_tenant_id;
+}
+
+static int is_static_default(const char *s) {
+  return s == default_listen_host || s == default_store_path ||
+         s == default_tenant_id;
+}
+
+static void free_tenants(sb_config_tenant *t, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    sb_free(t[i].id);
+    if (t[i].token) sodium_memzero(t[i].token, strlen(t[i].token));
+    sb_free(t[i].token);
+  }
+  sb_free(t);
 }
 
 /* Free what cfg owns without touching the other fields. */
 static void release_owned(sb_config *cfg) {
-  if (cfg->listen_host != default_listen_host) sb_free(cfg->listen_host);
+  if (!is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
   cfg->listen_host = NULL;
+  if (!is_static_default(cfg->store_path)) sb_free(cfg->store_path);
+  cfg->store_path = NULL;
+  if (!is_static_default(cfg->default_tenant)) sb_free(cfg->default_tenant);
+  cfg->default_tenant = NULL;
+  free_tenants(cfg->tenants, cfg->tenants_len);
+  cfg->tenants = NULL;
+  cfg->tenants_len = 0;
   for (size_t i = 0; i < cfg->allowed_origins_len; i++)
     sb_free(cfg->allowed_origins[i]);
   sb_free(cfg->allowed_origins);
@@ -74,9 +103,31 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   *dst = *src;
   dst->allowed_origins = NULL;
   dst->allowed_origins_len = 0;
-  if (src->listen_host && src->listen_host != default_listen_host) {
-    dst->listen_host = sb_strdup(src->listen_host);
-    if (!dst->listen_host) goto fail;
+  dst->tenants = NULL;
+  dst->tenants_len = 0;
+  /* Owned strings are copied; until then dst points at the statics so a
+   * failure part-way frees only what was copied. */
+  dst->listen_host = default_listen_host;
+  dst->store_path = default_store_path;
+  dst->default_tenant = default_tenant_id;
+  if (src->listen_host && !is_static_default(src->listen_host) &&
+      !(dst->listen_host = sb_strdup(src->listen_host)))
+    goto fail;
+  if (src->store_path && !is_static_default(src->store_path) &&
+      !(dst->store_path = sb_strdup(src->store_path)))
+    goto fail;
+  if (src->default_tenant && !is_static_default(src->default_tenant) &&
+      !(dst->default_tenant = sb_strdup(src->default_tenant)))
+    goto fail;
+  if (src->tenants_len) {
+    dst->tenants = sb_calloc(src->tenants_len, sizeof *dst->tenants);
+    if (!dst->tenants) goto fail;
+    for (size_t i = 0; i < src->tenants_len; i++) {
+      dst->tenants_len = i + 1;
+      dst->tenants[i].id = sb_strdup(src->tenants[i].id);
+      dst->tenants[i].token = sb_strdup(src->tenants[i].token);
+      if (!dst->tenants[i].id || !dst->tenants[i].token) goto fail;
+    }
   }
   if (src->allowed_origins_len) {
     dst->allowed_origins =
@@ -207,10 +258,34 @@ int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err) {
   if (!hostport) return sb_error_set(err, SB_EINVAL, "listen: missing address");
   int rc = parse_listen(hostport, 0, &host, &port, msg, sizeof msg);
   if (rc != 0) return sb_error_set(err, rc, "listen: %s", msg);
-  if (cfg->listen_host != default_listen_host) sb_free(cfg->listen_host);
+  if (!is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
   cfg->listen_host = host;
   cfg->listen_port = port;
   return 0;
+}
+
+static int replace_string(char **field, const char *v, sb_error *err) {
+  char *copy = sb_strdup(v);
+  if (!copy) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  if (!is_static_default(*field)) sb_free(*field);
+  *field = copy;
+  return 0;
+}
+
+int sb_config_set_store_path(sb_config *cfg, const char *path, sb_error *err) {
+  if (!path || !*path)
+    return sb_error_set(err, SB_EINVAL, "store: expected a file path");
+  return replace_string(&cfg->store_path, path, err);
+}
+
+int sb_config_set_default_tenant(sb_config *cfg, const char *tenant,
+                                 sb_error *err) {
+  if (!sb_config_tenant_id_valid(tenant))
+    return sb_error_set(err, SB_EINVAL,
+                        "tenant: expected 1-64 of A-Z a-z 0-9 . _ -, got "
+                        "'%.80s'",
+                        tenant ? tenant : "");
+  return replace_string(&cfg->default_tenant, tenant, err);
 }
 
 /* ---- schema ------------------------------------------------------------- */
@@ -223,6 +298,9 @@ typedef enum key_kind {
   KEY_LISTEN, /* listen_host + listen_port */
   KEY_ORIGINS,
   KEY_LOG_LEVEL,
+  KEY_PATH,    /* char * field: a file path */
+  KEY_TENANT,  /* char * field: a tenant id */
+  KEY_TENANTS, /* tenants list */
 } key_kind;
 
 typedef struct key_spec {
@@ -265,11 +343,32 @@ static const key_spec cache_keys[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+static const key_spec store_keys[] = {
+    NUM("path", KEY_PATH, store_path, 0, 0),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec contexts_keys[] = {
+    NUM("default_ttl_s", KEY_LONG, ctx_default_ttl_s, 1, 31536000),
+    NUM("snapshot_every", KEY_INT, ctx_snapshot_every, 1, 10000),
+    NUM("sweep_interval_s", KEY_INT, ctx_sweep_interval_s, 1, 86400),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec auth_keys[] = {
+    NUM("default_tenant", KEY_TENANT, default_tenant, 0, 0),
+    {"tenants", KEY_TENANTS, 0, 0, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 static const key_spec top_keys[] = {
     {"server", KEY_SECTION, 0, 0, 0, server_keys},
     {"limits", KEY_SECTION, 0, 0, 0, limits_keys},
     {"sessions", KEY_SECTION, 0, 0, 0, sessions_keys},
     {"cache", KEY_SECTION, 0, 0, 0, cache_keys},
+    {"store", KEY_SECTION, 0, 0, 0, store_keys},
+    {"contexts", KEY_SECTION, 0, 0, 0, contexts_keys},
+    {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -448,7 +547,7 @@ static int parse_listen_value(parse_ctx *p, const char *path) {
   if (rc == SB_ENOMEM)
     return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
   if (rc != 0) return fail_at(p, ev_line(p), path, rc, "%s", msg);
-  if (p->cfg->listen_host != default_listen_host) sb_free(p->cfg->listen_host);
+  if (!is_static_default(p->cfg->listen_host)) sb_free(p->cfg->listen_host);
   p->cfg->listen_host = host;
   p->cfg->listen_port = port;
   return 0;
@@ -547,6 +646,167 @@ fail_items:
   return rc;
 }
 
+int sb_config_tenant_id_valid(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+const char *sb_config_tenant_for_token(const sb_config *cfg,
+                                       const char *token) {
+  if (cfg->tenants_len == 0) return cfg->default_tenant;
+  if (!token) return NULL;
+  size_t n = strlen(token);
+  const char *found = NULL;
+  /* Compare against every entry so timing does not reveal which matched. */
+  for (size_t i = 0; i < cfg->tenants_len; i++) {
+    const char *t = cfg->tenants[i].token;
+    if (strlen(t) == n && sodium_memcmp(t, token, n) == 0 && !found)
+      found = cfg->tenants[i].id;
+  }
+  return found;
+}
+
+/* A plain scalar string value; *out is a new copy. */
+static int scalar_string(parse_ctx *p, const char *path, const char *what,
+                         char **out) {
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (p->ev.type != YAML_SCALAR_EVENT || ev_is_null(p) ||
+      p->ev.data.scalar.length == 0 ||
+      strlen(ev_scalar(p)) != p->ev.data.scalar.length) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL, "expected %s, got %s", what,
+                   got);
+  }
+  *out = sb_strdup(ev_scalar(p));
+  if (!*out) return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+  return 0;
+}
+
+static int parse_string_field(parse_ctx *p, const key_spec *k,
+                              const char *path) {
+  char *v = NULL;
+  int rc = scalar_string(p, path,
+                         k->kind == KEY_TENANT
+                             ? "a tenant id (1-64 of A-Z a-z 0-9 . _ -)"
+                             : "a file path",
+                         &v);
+  if (rc != 0) return rc;
+  if (k->kind == KEY_TENANT && !sb_config_tenant_id_valid(v)) {
+    char got[96];
+    describe_event(p, got, sizeof got);
+    sb_free(v);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected a tenant id (1-64 of A-Z a-z 0-9 . _ -), got %s",
+                   got);
+  }
+  char **field = (char **)(void *)((char *)p->cfg + k->offset);
+  if (!is_static_default(*field)) sb_free(*field);
+  *field = v;
+  return 0;
+}
+
+/* auth.tenants: a list of {id, token}; ids and tokens must be unique and
+ * tokens at least 16 characters (they are the only credential). */
+static int parse_tenants(parse_ctx *p, const char *path) {
+  char got[96], item[160], key_path[200];
+  sb_config_tenant *items = NULL;
+  size_t n = 0;
+  int rc = 0;
+  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (ev_is_null(p)) {
+    free_tenants(p->cfg->tenants, p->cfg->tenants_len);
+    p->cfg->tenants = NULL;
+    p->cfg->tenants_len = 0;
+    return 0;
+  }
+  if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
+    describe_event(p, got, sizeof got);
+    return fail_at(p, ev_line(p), path, SB_EINVAL,
+                   "expected a list of {id, token}, got %s", got);
+  }
+  for (;;) {
+    if ((rc = next_event(p)) != 0) goto fail;
+    if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    snprintf(item, sizeof item, "%s[%zu]", path, n);
+    if (p->ev.type != YAML_MAPPING_START_EVENT) {
+      describe_event(p, got, sizeof got);
+      rc = fail_at(p, ev_line(p), item, SB_EINVAL,
+                   "expected a mapping with id and token, got %s", got);
+      goto fail;
+    }
+    size_t item_line = ev_line(p);
+    sb_config_tenant *grown = sb_realloc(items, (n + 1) * sizeof *items);
+    if (!grown) {
+      rc = sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+      goto fail;
+    }
+    items = grown;
+    sb_config_tenant *t = &items[n++];
+    memset(t, 0, sizeof *t);
+    for (;;) {
+      if ((rc = next_event(p)) != 0) goto fail;
+      if (p->ev.type == YAML_MAPPING_END_EVENT) break;
+      const char *key = p->ev.type == YAML_SCALAR_EVENT ? ev_scalar(p) : "";
+      char **slot = strcmp(key, "id") == 0      ? &t->id
+                    : strcmp(key, "token") == 0 ? &t->token
+                                                : NULL;
+      snprintf(key_path, sizeof key_path, "%s.%.32s", item, key);
+      if (!slot) {
+        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
+                     "unknown key (known: id, token)");
+        goto fail;
+      }
+      if (*slot) {
+        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL, "duplicate key");
+        goto fail;
+      }
+      if ((rc = next_event(p)) != 0) goto fail;
+      if ((rc = scalar_string(p, key_path,
+                              slot == &t->id ? "a tenant id" : "a token",
+                              slot)) != 0)
+        goto fail;
+      if (slot == &t->id && !sb_config_tenant_id_valid(t->id)) {
+        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
+                     "expected a tenant id (1-64 of A-Z a-z 0-9 . _ -)");
+        goto fail;
+      }
+      if (slot == &t->token && strlen(t->token) < 16) {
+        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
+                     "a token must be at least 16 characters");
+        goto fail;
+      }
+    }
+    if (!t->id || !t->token) {
+      rc = fail_at(p, item_line, item, SB_EINVAL, "needs both id and token");
+      goto fail;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+      if (strcmp(items[i].id, t->id) == 0 ||
+          strcmp(items[i].token, t->token) == 0) {
+        rc = fail_at(p, item_line, item, SB_EINVAL,
+                     "%s repeats an earlier tenant's",
+                     strcmp(items[i].id, t->id) == 0 ? "id" : "token");
+        goto fail;
+      }
+    }
+  }
+  free_tenants(p->cfg->tenants, p->cfg->tenants_len);
+  p->cfg->tenants = items;
+  p->cfg->tenants_len = n;
+  return 0;
+fail:
+  free_tenants(items, n);
+  return rc;
+}
+
 static int parse_section(parse_ctx *p, const key_spec *k, const char *path) {
   char got[96];
   if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
@@ -622,6 +882,9 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_LISTEN: rc = parse_listen_value(p, key_path); break;
     case KEY_ORIGINS: rc = parse_origins(p, key_path); break;
     case KEY_LOG_LEVEL: rc = parse_log_level(p, key_path); break;
+    case KEY_PATH:
+    case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
+    case KEY_TENANTS: rc = parse_tenants(p, key_path); break;
     }
     if (rc != 0) return rc;
   }
@@ -641,7 +904,7 @@ static int parse_stream(parse_ctx *p) {
     describe_event(p, got, sizeof got);
     return fail_at(p, ev_line(p), NULL, SB_EINVAL,
                    "the top level must be a mapping with sections server, "
-                   "limits, sessions, cache; got %s",
+                   "limits, sessions, cache, store, contexts, auth; got %s",
                    got);
   }
   if ((rc = next_event(p)) != 0) return rc; /* DOCUMENT_END */

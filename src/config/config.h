@@ -60,7 +60,30 @@ typedef struct sb_config {
   int replay_events;
   /* cache */
   long cache_ttl_ms;
+  /* store */
+  char *store_path;
+  /* contexts */
+  long ctx_default_ttl_s;
+  int ctx_snapshot_every;
+  int ctx_sweep_interval_s;
+  /* auth */
+  char *default_tenant;
+  struct sb_config_tenant *tenants;
+  size_t tenants_len;
 } sb_config;
+
+/* A tenant and the bearer token its callers present. */
+typedef struct sb_config_tenant {
+  char *id;
+  char *token;
+} sb_config_tenant;
+
+/* The tenant whose token this is (constant-time compare), or NULL. With no
+ * tenants configured every caller is the default tenant. */
+const char *sb_config_tenant_for_token(const sb_config *cfg, const char *token);
+
+/* 1 if s is a valid tenant id: 1-64 of [A-Za-z0-9._-]. */
+int sb_config_tenant_id_valid(const char *s);
 
 /* Fill every field with its default. */
 void sb_config_defaults(sb_config *cfg);
@@ -72,6 +95,10 @@ int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
                           const char *name, sb_error *err);
 /* Parse "host:port" into cfg's listen fields. */
 int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err);
+/* Command-line overrides: store.path and auth.default_tenant. */
+int sb_config_set_store_path(sb_config *cfg, const char *path, sb_error *err);
+int sb_config_set_default_tenant(sb_config *cfg, const char *tenant,
+                                 sb_error *err);
 /* Release what the config owns (not cfg itself). */
 void sb_config_free(sb_config *cfg);
 

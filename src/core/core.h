@@ -88,6 +88,13 @@ void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
 uint64_t sb_now_ms(void);      /* monotonic milliseconds */
 uint64_t sb_wall_ms(void);     /* milliseconds since the Unix epoch */
 
+/* RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-25T09:17:41.123Z;
+ * out must hold 32 bytes. */
+void sb_time_format(int64_t ms, char out[32]);
+/* Parse an RFC 3339 date-time (any offset, optional fraction) into ms since
+ * the epoch. 0 or SB_EINVAL. */
+int sb_time_parse(const char *s, int64_t *ms);
+
 /* ---- byte buffer ------------------------------------------------------ */
 typedef struct sb_buf {
   char *data; /* always NUL-terminated when len > 0 or after any append */
@@ -109,6 +116,10 @@ void sb_buf_free(sb_buf *b);
 /* Fill out with 2*nbytes lowercase hex chars + NUL from the CSPRNG.
  * out must hold 2*nbytes+1 bytes. */
 void sb_random_hex(char *out, size_t nbytes);
+
+/* A time-ordered UUID (version 7: 48-bit ms timestamp + 74 random bits) as
+ * 36 chars + NUL. Ids minted this way keep index locality in the stores. */
+void sb_uuid_v7(char out[37]);
 
 /* ---- base64 ----------------------------------------------------------- */
 /* Standard base64 (with padding). Return malloc'd NUL-terminated strings or

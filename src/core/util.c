@@ -182,3 +182,90 @@ unsigned char *sb_base64_decode(const char *s, size_t slen, size_t *out_len) {
   if (out_len) *out_len = n;
   return out;
 }
+
+/* ---- timestamps and time-ordered ids ---------------------------------- */
+void sb_time_format(int64_t ms, char out[32]) {
+  time_t secs = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static int parse_digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if ((*p)[i] < '0' || (*p)[i] > '9') return -1;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  *out = v;
+  return 0;
+}
+
+int sb_time_parse(const char *s, int64_t *ms) {
+  int Y, M, D, h, m, sec, frac_ms = 0;
+  const char *p = s;
+  if (!s || parse_digits(&p, 4, &Y) || *p++ != '-' || parse_digits(&p, 2, &M) ||
+      *p++ != '-' || parse_digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+    return SB_EINVAL;
+  p++;
+  if (parse_digits(&p, 2, &h) || *p++ != ':' || parse_digits(&p, 2, &m) ||
+      *p++ != ':' || parse_digits(&p, 2, &sec))
+    return SB_EINVAL;
+  if (*p == '.') {
+    p++;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') {
+      if (digits < 3) frac_ms = frac_ms * 10 + (*p - '0');
+      digits++;
+      p++;
+    }
+    if (digits == 0) return SB_EINVAL;
+    for (; digits < 3; digits++) frac_ms *= 10;
+  }
+  int offset_min = 0;
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    int sign = *p++ == '-' ? -1 : 1, oh, om;
+    if (parse_digits(&p, 2, &oh) || *p++ != ':' || parse_digits(&p, 2, &om) ||
+        oh > 23 || om > 59)
+      return SB_EINVAL;
+    offset_min = sign * (oh * 60 + om);
+  } else {
+    return SB_EINVAL;
+  }
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+  if (*p || M < 1 || M > 12 || D < 1 ||
+      D > mdays[M - 1] + (M == 2 && leap) || h > 23 || m > 59 || sec > 60)
+    return SB_EINVAL;
+  /* days from civil (proleptic Gregorian), after H. Hinnant */
+  int y = Y - (M <= 2);
+  int era = (y >= 0 ? y : y - 399) / 400;
+  int yoe = y - era * 400;
+  int doy = (153 * (M + (M > 2 ? -3 : 9)) + 2) / 5 + D - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = (int64_t)era * 146097 + doe - 719468;
+  *ms = ((days * 86400 + h * 3600 + m * 60 + (sec > 59 ? 59 : sec)) -
+         (int64_t)offset_min * 60) * 1000 + frac_ms;
+  return 0;
+}
+
+void sb_uuid_v7(char out[37]) {
+  unsigned char b[16];
+  uint64_t ms = sb_wall_ms();
+  for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+  randombytes_buf(b + 6, 10);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  static const char hex[] = "0123456789abcdef";
+  char *o = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+    *o++ = hex[b[i] >> 4];
+    *o++ = hex[b[i] & 15];
+  }
+  *o = '\0';
+}

@@ -202,7 +202,78 @@ json_t *sb_ctx_fill_defaults(const json_t *doc);
 int sb_ctx_datetime_valid(const char *s);
 
 /* ======================================================================
- * Versioned context manager (to be added by the lead).
+ * Versioned context manager (manager.c)
+ *
+ * Contexts live in the store (store/); the manager gives them meaning:
+ * every write is validated, makes version N+1 recorded as the RFC 6902
+ * diff from N (with a full snapshot every `snapshot_every` versions), and
+ * must name the version it read (a stale one gets SB_ECONFLICT and the
+ * current version, never a lost update). The tenant always comes from the
+ * caller's authentication, never from the document: a tenantId in a
+ * request body that differs from the caller's is refused, and another
+ * tenant's id answers exactly like one that does not exist (SB_ENOENT).
+ * Server-owned fields (id, tenantId, version, timestamp) and the ids the
+ * store indexes (workflowId, sessionId) cannot be changed by an update.
  * ====================================================================== */
+
+typedef struct sb_store sb_store;
+typedef struct sb_ctx_manager sb_ctx_manager;
+
+typedef struct sb_ctx_manager_options {
+  sb_store *store;        /* borrowed; must outlive the manager */
+  int snapshot_every;     /* full snapshot every N versions; default 32 */
+  int64_t default_ttl_ms; /* expiresAt = now + this when a create has none;
+                             default 7 days */
+} sb_ctx_manager_options;
+
+sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);
+void sb_ctx_manager_free(sb_ctx_manager *m);
+
+/* Called after every new version is durable (create is version 1). */
+typedef void (*sb_ctx_change_cb)(void *ud, const char *tenant, const char *id,
+                                 int64_t version);
+void sb_ctx_manager_on_change(sb_ctx_manager *m, sb_ctx_change_cb cb, void *ud);
+
+/* Create a context from `input` (borrowed; any subset of an MCPContext:
+ * workflowId, sessionId, data, metadata). The manager mints id (UUIDv7),
+ * sets tenantId, version 1, timestamp, and expiresAt if absent. *out is a
+ * new reference to the stored document. */
+int sb_ctx_create(sb_ctx_manager *m, const char *tenant, const json_t *input,
+                  json_t **out, sb_error *err);
+
+/* Read version `version` (0 = the head). New reference in *out. */
+int sb_ctx_get(sb_ctx_manager *m, const char *tenant, const char *id,
+               int64_t version, json_t **out, sb_error *err);
+
+/* The selective context an agent with these requirement paths receives:
+ * {"id","version","data": projection,"missing":[paths absent]}. */
+int sb_ctx_get_projected(sb_ctx_manager *m, const char *tenant,
+                         const char *id, const json_t *paths, json_t **out,
+                         sb_error *err);
+
+typedef enum sb_ctx_patch_kind {
+  SB_CTX_MERGE_PATCH = 1, /* RFC 7386 */
+  SB_CTX_JSON_PATCH,      /* RFC 6902 */
+} sb_ctx_patch_kind;
+
+/* Apply `patch` to version expected_version, store version+1. On
+ * SB_ECONFLICT *current_version (may be NULL) holds the head's version. */
+int sb_ctx_update(sb_ctx_manager *m, const char *tenant, const char *id,
+                  int64_t expected_version, sb_ctx_patch_kind kind,
+                  const json_t *patch, json_t **out, int64_t *current_version,
+                  sb_error *err);
+
+/* History newest first: [{"version","timestamp","patch"}...], at most
+ * limit entries below `before` (0 = from the head). */
+int sb_ctx_history(sb_ctx_manager *m, const char *tenant, const char *id,
+                   int64_t before, size_t limit, json_t **out, sb_error *err);
+
+/* RFC 6902 patch from version `from` to version `to` (either order). */
+int sb_ctx_diff_versions(sb_ctx_manager *m, const char *tenant,
+                         const char *id, int64_t from, int64_t to,
+                         json_t **out, sb_error *err);
+
+/* Delete contexts that have expired; returns how many, or a negative code. */
+int sb_ctx_sweep(sb_ctx_manager *m, sb_error *err);
 
 #endif

@@ -138,6 +138,8 @@ typedef struct sb_mcp_provider {
                     json_t *arguments);
   /* completion/complete: ref and argument as in the request */
   int (*complete)(void *ud, sb_mcp_call *call, json_t *ref, json_t *argument);
+  /* Release ud when the server is freed (after every call has ended). */
+  void (*destroy)(void *ud);
 } sb_mcp_provider;
 
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */

@@ -462,6 +462,8 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
     sb_mcp_call_reply(c, r);
   }
   while (srv->sessions) sb_mcp_session_free(srv->sessions);
+  for (size_t i = 0; i < srv->providers_len; i++)
+    if (srv->providers[i].destroy) srv->providers[i].destroy(srv->providers[i].ud);
   mcp_builtin_free(srv->builtin);
   sb_free(srv->providers);
   sb_free(srv->name);

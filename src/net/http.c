@@ -41,8 +41,21 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static const char *header(http_req *r, const char *name) {
+const char *http_req_header(http_req *r, const char *name) {
   return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *header(http_req *r, const char *name) {
+  return http_req_header(r, name);
+}
+
+/* The token of an "Authorization: Bearer <token>" header, or NULL. */
+static const char *bearer_token(http_req *r) {
+  const char *a = header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+  a += 7;
+  while (*a == ' ') a++;
+  return *a ? a : NULL;
 }
 
 static int is_loopback_origin(const char *o) {
@@ -175,10 +188,14 @@ static void req_detach_out(http_req *r) {
 
 /* Queue a response: legal inside the access handler and at any time on a
  * suspended connection, which is then resumed to send it. */
-static void req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
+void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
   if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
     SB_DEBUG(MOD, "queueing a %u response failed", status);
   http_req_resume(r);
+}
+
+static void req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
+  http_req_queue(r, status, resp);
 }
 
 /* The client went away (or must be cut off). */
@@ -215,6 +232,8 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
   if (session_id) MHD_add_response_header(resp, "Mcp-Session-Id", session_id);
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
+  if (status == MHD_HTTP_UNAUTHORIZED)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
   r->state = REQ_RESPONDED;
   req_queue(r, status, resp);
   MHD_destroy_response(resp);
@@ -429,6 +448,8 @@ static void req_release(http_req *r) {
   json_decref(r->msg);
   json_decref(r->early_error);
   r->msg = r->early_error = NULL;
+  sb_free(r->url);
+  r->url = NULL;
   if (r->watch_inited) {
     /* The handle must be closed before its memory goes. */
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
@@ -468,9 +489,21 @@ static void set_early(http_req *r, unsigned status, int code, json_t *id,
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_config *cfg = r->srv->cfg;
   const char *origin = header(r, "Origin");
+  r->method = method;
+  /* The tenant comes from the caller's credentials, never from a body. */
+  r->out.tenant = sb_config_tenant_for_token(cfg, bearer_token(r));
+  if (strcmp(url, MCP_PATH) != 0) r->route = http_route_match(r->srv, url);
+  if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
   if (origin && !origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
+  } else if (!r->out.tenant) {
+    set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
+              "%s bearer token: send Authorization: Bearer <token> of a "
+              "configured tenant",
+              bearer_token(r) ? "unknown" : "missing");
+  } else if (r->route) {
+    /* a REST route: any method, body read below */
   } else if (strcmp(url, MCP_PATH) != 0) {
     set_early(r, MHD_HTTP_NOT_FOUND, SB_RPC_INVALID_REQUEST, NULL,
               "no MCP endpoint at %.200s (use " MCP_PATH ")", url);
@@ -515,8 +548,9 @@ static void req_body(http_req *r, const char *data, size_t n) {
     return;
   }
   /* The common case: the whole body in one piece, parsed in place. */
-  const char *cl =
-      r->body.len ? NULL : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const char *cl = r->body.len || r->route
+                       ? NULL
+                       : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) == n) {
     parse_body(r, data, n);
     return;
@@ -559,6 +593,14 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
   req_suspend(r);
 }
 
+/* The session with this id, if it belongs to the caller's tenant: another
+ * tenant's session is as unknown as a session that never existed. */
+static http_session *session_of_caller(http_req *r, const char *sid) {
+  http_session *hs = http_session_find(r->srv, sid);
+  if (hs && hs->tenant && strcmp(hs->tenant, r->out.tenant) != 0) return NULL;
+  return hs;
+}
+
 static void do_post(http_req *r) {
   sb_http_server *s = r->srv;
   json_t *msg = r->msg;
@@ -583,7 +625,7 @@ static void do_post(http_req *r) {
     return;
   }
   if (sid) {
-    http_session *hs = http_session_find(s, sid);
+    http_session *hs = session_of_caller(r, sid);
     if (!hs) {
       respond_error(r, MHD_HTTP_NOT_FOUND, msg_id(msg), SESSION_NOT_FOUND,
                     "Session not found (expired or deleted): send initialize "
@@ -603,6 +645,7 @@ static void do_post(http_req *r) {
                     SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
       return;
     }
+    hs->tenant = r->out.tenant;
     r->new_session = hs;
     dispatch(r, NULL, hs->mcp);
     return;
@@ -635,7 +678,7 @@ static void do_get(http_req *r) {
     req_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, s->resp_no_get);
     return;
   }
-  http_session *hs = http_session_find(s, sid);
+  http_session *hs = session_of_caller(r, sid);
   if (!hs) {
     respond_error(r, MHD_HTTP_NOT_FOUND, NULL, SESSION_NOT_FOUND,
                   "Session not found (expired or deleted)", NULL);
@@ -665,7 +708,7 @@ static void do_delete(http_req *r) {
                   "Mcp-Session-Id header is required to end a session", NULL);
     return;
   }
-  http_session *hs = http_session_find(s, sid);
+  http_session *hs = session_of_caller(r, sid);
   if (!hs) {
     respond_error(r, MHD_HTTP_NOT_FOUND, NULL, SESSION_NOT_FOUND,
                   "Session not found (expired or deleted)", NULL);
@@ -676,6 +719,10 @@ static void do_delete(http_req *r) {
 }
 
 static void req_finish(http_req *r, const char *method) {
+  if (r->route && !r->early_error) {
+    http_route_run(r, method);
+    return;
+  }
   if (!r->early_error && !r->msg && strcmp(method, "POST") == 0)
     parse_body(r, r->body.data ? r->body.data : "", r->body.len);
   if (r->body.cap > POOL_BUF_MAX)

@@ -43,6 +43,9 @@ struct http_req {
   size_t sse_off;
   uint64_t last_write_ms;
   uint32_t stream_id;      /* legacy SSE stream number (0 = the GET stream) */
+  int route;               /* index+1 of the REST route serving it, or 0 */
+  char *url;               /* request path (routes only; owned) */
+  const char *method;      /* MHD's string, valid for the request */
   unsigned in_handler : 1; /* inside the access handler (may queue) */
   unsigned suspended : 1;  /* MHD connection suspended by us */
   unsigned gone : 1;       /* peer gone or stream torn down */
@@ -80,7 +83,14 @@ struct http_session {
   size_t ring_head, ring_len;
   uint64_t last_used_ms;
   int in_table;
+  const char *tenant; /* the tenant that initialized it (config-owned) */
 };
+
+typedef struct http_route {
+  char *prefix;
+  sb_http_handler fn;
+  void *ud;
+} http_route;
 
 struct sb_http_server {
   uv_loop_t *loop;
@@ -101,6 +111,9 @@ struct sb_http_server {
   /* session table */
   http_session **buckets;
   size_t nbuckets, nsessions;
+  /* REST routes (http_route.c) */
+  http_route *routes;
+  size_t routes_len;
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -131,6 +144,19 @@ int http_req_start_sse(http_req *r, unsigned status);
 void http_req_abort(http_req *r, unsigned status, json_t *error);
 /* 1 if the peer of a suspended connection has certainly gone. */
 int http_req_peer_closed(http_req *r);
+
+/* Queue a response on r: legal in the access handler and on a suspended
+ * connection (which is resumed). */
+void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp);
+/* The value of request header `name`, or NULL. */
+const char *http_req_header(http_req *r, const char *name);
+
+/* ---- http_route.c ----------------------------------------------------- */
+/* index+1 of the route whose prefix matches url, or 0. */
+int http_route_match(sb_http_server *s, const char *url);
+/* Hand a complete request to its route's handler. */
+void http_route_run(http_req *r, const char *method);
+void http_routes_free(sb_http_server *s);
 
 /* ---- http_session.c --------------------------------------------------- */
 int http_sessions_init(sb_http_server *s);

@@ -237,6 +237,7 @@ fail:
   if (s->daemon) MHD_stop_daemon(s->daemon);
   http_sessions_free_all(s);
   free_statics(s);
+  http_routes_free(s);
   sb_free(s);
   return NULL;
 }
@@ -261,4 +262,5 @@ void sb_http_server_stop(sb_http_server *s) {
   uv_close((uv_handle_t *)&s->tick, on_handle_closed);
   free_statics(s);
   http_req_pool_free(s);
+  http_routes_free(s);
 }

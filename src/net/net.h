@@ -39,4 +39,29 @@ int sb_http_server_port(const sb_http_server *s);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
+/* ---- REST routes beside /mcp -------------------------------------------
+ * A handler gets the whole request (headers, body up to the message limit,
+ * the authenticated tenant) and answers it before returning. Origin and
+ * bearer-token checks have already passed. */
+typedef struct http_req sb_http_request;
+typedef void (*sb_http_handler)(void *ud, sb_http_request *req);
+
+/* Serve every path starting with `prefix` (e.g. "/v1/contexts"). */
+int sb_http_server_route(sb_http_server *s, const char *prefix,
+                         sb_http_handler fn, void *ud);
+
+const char *sb_http_request_method(const sb_http_request *req);
+const char *sb_http_request_path(const sb_http_request *req);
+/* A query-string argument, or NULL. */
+const char *sb_http_request_query(sb_http_request *req, const char *key);
+const char *sb_http_request_header(sb_http_request *req, const char *name);
+const char *sb_http_request_body(const sb_http_request *req, size_t *len);
+/* The caller's tenant, from its bearer token (config auth.tenants). */
+const char *sb_http_request_tenant(const sb_http_request *req);
+
+/* Answer: status, content type (NULL = application/json), body (copied),
+ * extra headers as a NULL-terminated name, value, name, value... list. */
+int sb_http_respond(sb_http_request *req, int status, const char *content_type,
+                    const char *body, size_t len, const char *const *headers);
+
 #endif

@@ -144,28 +144,40 @@ static int make_parent_dirs(const char *path, sb_error *err) {
   return rc ? SB_EIO : 0;
 }
 
-static int migrate(sqlite_store *s, sb_error *err) {
+static int schema_at(sqlite_store *s, int *at, sb_error *err) {
   sqlite3_stmt *st;
-  int at = 0;
   if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
     return db_error(s, err, "reading schema version");
-  if (sqlite3_step(st) == SQLITE_ROW) at = sqlite3_column_int(st, 0);
+  *at = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
   sqlite3_finalize(st);
-  if (at > MIGRATION_COUNT)
-    return sb_error_set(err, SB_EINVAL,
-                        "store: the database schema is version %d, newer than "
-                        "this switchboard knows (%d); upgrade switchboard",
-                        at, MIGRATION_COUNT);
-  for (int i = at; i < MIGRATION_COUNT; i++) {
-    char pragma[64];
-    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", i + 1);
-    if (exec(s, "BEGIN IMMEDIATE", err) || exec(s, migrations[i], err) ||
-        exec(s, pragma, err) || exec(s, "COMMIT", err)) {
-      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-      return SB_EIO;
-    }
-  }
   return 0;
+}
+
+/* Each migration runs in its own write transaction and re-reads the
+ * schema version inside it, so processes opening a new file at the same
+ * moment apply every migration exactly once. */
+static int migrate(sqlite_store *s, sb_error *err) {
+  for (;;) {
+    int at = 0;
+    if (exec(s, "BEGIN IMMEDIATE", err)) return SB_EIO;
+    if (schema_at(s, &at, err)) goto fail;
+    if (at > MIGRATION_COUNT) {
+      sb_error_set(err, SB_EINVAL,
+                   "store: the database schema is version %d, newer than "
+                   "this switchboard knows (%d); upgrade switchboard",
+                   at, MIGRATION_COUNT);
+      goto fail;
+    }
+    if (at == MIGRATION_COUNT) return exec(s, "COMMIT", err) ? SB_EIO : 0;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", at + 1);
+    if (exec(s, migrations[at], err) || exec(s, pragma, err) ||
+        exec(s, "COMMIT", err))
+      goto fail;
+  }
+fail:
+  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  return err && err->code ? err->code : SB_EIO;
 }
 
 static void sqlite_close(sb_store *base) {

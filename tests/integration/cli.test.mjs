@@ -26,7 +26,7 @@ function writeConfig(text) {
 // Run the binary to completion (killed and failed after `timeoutMs`).
 function run(args, { input, timeoutMs = 15000 } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: dir });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -48,7 +48,7 @@ function run(args, { input, timeoutMs = 15000 } = {}) {
 // Start `serve --listen ...` and resolve once it logs its address.
 function startHttp(args, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
     let stderr = '';
     const exited = new Promise((res) => child.on('close', (code, signal) => res({ code, signal, stderr })));
     const timer = setTimeout(() => {
@@ -261,7 +261,7 @@ test('SIGTERM on serve --listen 127.0.0.1:0 stops it with exit 0', async () => {
 });
 
 test('SIGINT stops serve --stdio with exit 0 while stdin stays open', async () => {
-  const child = spawn(BIN, ['serve', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(BIN, ['serve', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'], cwd: dir });
   let stderr = '';
   let stdout = '';
   const exited = new Promise((res) => child.on('close', (code, signal) => res({ code, signal })));

@@ -81,7 +81,19 @@ static const char full_yaml[] = "# every key\n"
                                 "  idle_timeout_s: 600\n"
                                 "  replay_events: 0\n"
                                 "cache:\n"
-                                "  ttl_ms: 1500\n";
+                                "  ttl_ms: 1500\n"
+                                "store:\n"
+                                "  path: /var/lib/sb/ctx.db\n"
+                                "contexts:\n"
+                                "  default_ttl_s: 3600\n"
+                                "  snapshot_every: 8\n"
+                                "  sweep_interval_s: 5\n"
+                                "auth:\n"
+                                "  default_tenant: dealer-x\n"
+                                "  tenants:\n"
+                                "    - id: dealer-a\n"
+                                "      token: aaaaaaaaaaaaaaaa-1\n"
+                                "    - {id: dealer-b, token: bbbbbbbbbbbbbbbb-2}\n";
 
 static void test_full_file(void **state) {
   (void)state;
@@ -104,6 +116,16 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.session_idle_timeout_s, 600);
   assert_int_equal(cfg.replay_events, 0);
   assert_int_equal(cfg.cache_ttl_ms, 1500);
+  assert_string_equal(cfg.store_path, "/var/lib/sb/ctx.db");
+  assert_int_equal(cfg.ctx_default_ttl_s, 3600);
+  assert_int_equal(cfg.ctx_snapshot_every, 8);
+  assert_int_equal(cfg.ctx_sweep_interval_s, 5);
+  assert_string_equal(cfg.default_tenant, "dealer-x");
+  assert_int_equal(cfg.tenants_len, 2);
+  assert_string_equal(sb_config_tenant_for_token(&cfg, "bbbbbbbbbbbbbbbb-2"),
+                      "dealer-b");
+  assert_null(sb_config_tenant_for_token(&cfg, "bbbbbbbbbbbbbbbb-3"));
+  assert_null(sb_config_tenant_for_token(&cfg, NULL));
 
   /* A second file overlays only what it names; its list replaces ours. */
   const char *more = "server: {allowed_origins: [http://127.0.0.1:9]}\n"
@@ -218,7 +240,7 @@ static void test_structure_errors(void **state) {
                "allowed_origins, log_level)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: servers: unknown key (known: server, limits, "
-               "sessions, cache)");
+               "sessions, cache, store, contexts, auth)");
   expect_error("limits:\n  page_size: 5\n  ? [a]\n  : b\n",
                "config.yaml:3: limits: keys must be plain names, got a list");
   expect_error("server:\n  - listen\n",
@@ -233,10 +255,10 @@ static void test_structure_errors(void **state) {
                "config.yaml:3: limits: duplicate key (first set on line 1)");
   expect_error("- server\n- limits\n",
                "config.yaml:1: the top level must be a mapping with sections "
-               "server, limits, sessions, cache; got a list");
+               "server, limits, sessions, cache, store, contexts, auth; got a list");
   expect_error("hello\n",
                "config.yaml:1: the top level must be a mapping with sections "
-               "server, limits, sessions, cache; got \"hello\"");
+               "server, limits, sessions, cache, store, contexts, auth; got \"hello\"");
   expect_error("limits: {page_size: 5}\n---\nlimits: {page_size: 6}\n",
                "config.yaml:2: a second YAML document; the config must be "
                "one document");
@@ -395,6 +417,36 @@ static void test_set_listen(void **state) {
   sb_config_free(&cfg);
 }
 
+static void test_auth_errors(void **state) {
+  (void)state;
+  expect_error("auth:\n  tenants:\n    - id: a\n      token: short\n",
+               "config.yaml:4: auth.tenants[0].token: a token must be at "
+               "least 16 characters");
+  expect_error("auth:\n  tenants:\n    - id: a\n",
+               "config.yaml:3: auth.tenants[0]: needs both id and token");
+  expect_error("auth:\n  tenants:\n    - {id: a, token: 0123456789abcdef}\n"
+               "    - {id: a, token: 0123456789abcdeX}\n",
+               "config.yaml:4: auth.tenants[1]: id repeats an earlier "
+               "tenant's");
+  expect_error("auth:\n  tenants:\n    - {id: a, secret: x}\n",
+               "config.yaml:3: auth.tenants[0].secret: unknown key (known: "
+               "id, token)");
+  expect_error("auth:\n  default_tenant: \"a b\"\n",
+               "config.yaml:2: auth.default_tenant: expected a tenant id (1-64 "
+               "of A-Z a-z 0-9 . _ -), got \"a b\"");
+  expect_error("contexts:\n  snapshot_every: 0\n",
+               "config.yaml:2: contexts.snapshot_every: expected an integer "
+               "between 1 and 10000, got \"0\"");
+  expect_error("store:\n  path: [a]\n",
+               "config.yaml:2: store.path: expected a file path, got a "
+               "list");
+  /* with no tenants configured, every caller is the default tenant */
+  sb_config cfg;
+  sb_config_defaults(&cfg);
+  assert_string_equal(sb_config_tenant_for_token(&cfg, NULL), "default");
+  sb_config_free(&cfg);
+}
+
 /* Every allocation in a load may fail: each failure must report ENOMEM,
  * leak nothing and leave the config as it was. */
 static void test_alloc_failures(void **state) {
@@ -437,6 +489,7 @@ int main(void) {
       cmocka_unit_test(test_load_file),
       cmocka_unit_test(test_set_listen),
       cmocka_unit_test(test_alloc_failures),
+      cmocka_unit_test(test_auth_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,10 +3,20 @@
 // with deadlines (never fixed sleeps).
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A fresh SQLite file for one server, so tests never share state. */
+export function tempStorePath() {
+  return join(mkdtempSync(join(tmpdir(), 'sb-test-')), 'switchboard.db');
+}
 
 export const MODERN_VERSION = '2026-07-28';
 export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
-export const TOOL_ORDER = ['switchboard_info', 'echo', 'slow_count', 'fail', 'note_write', 'ask_user'];
+// The built-ins first, then the context tools (providers in registration order).
+export const TOOL_ORDER = ['switchboard_info', 'echo', 'slow_count', 'fail', 'note_write', 'ask_user',
+  'context_create', 'context_get', 'context_update', 'context_history', 'context_diff'];
 // Tools that /tmp/builtins.md says carry an outputSchema.
 export const TOOLS_WITH_OUTPUT_SCHEMA = ['switchboard_info', 'echo'];
 export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
@@ -159,7 +169,8 @@ export function responseTo(wire, id) {
  */
 export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS } = {}) {
   const bin = switchboardBin();
-  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0', ...extraArgs], {
+  const store = extraArgs.includes('--store') ? [] : ['--store', tempStorePath()];
+  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0', ...store, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -209,7 +220,8 @@ export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS 
  * show it on failure.
  */
 export function stdioServerParams(extraArgs = []) {
-  return { command: switchboardBin(), args: ['serve', '--stdio', ...extraArgs], stderr: 'pipe' };
+  const store = extraArgs.includes('--store') ? [] : ['--store', tempStorePath()];
+  return { command: switchboardBin(), args: ['serve', '--stdio', ...store, ...extraArgs], stderr: 'pipe' };
 }
 
 /**

@@ -1,0 +1,88 @@
+/* app.c: start and stop a switchboard: store, context manager, MCP server
+ * with its providers, transports, and the expiry sweep. */
+#include "app/app_internal.h"
+
+#define MODULE "app"
+
+static void on_sweep(uv_timer_t *t) {
+  sb_app *app = t->data;
+  sb_error err = {0};
+  int n = sb_ctx_sweep(app->ctx, &err);
+  if (n < 0) SB_WARN(MODULE, "sweeping expired contexts: %s", err.msg);
+  else if (n > 0) SB_INFO(MODULE, "swept %d expired context(s)", n);
+}
+
+sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
+  const sb_config *cfg = o->config;
+  sb_app *app = sb_calloc(1, sizeof *app);
+  if (!app) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  app->cfg = cfg;
+  app->loop = o->loop;
+  sb_store_options so = {.path = cfg->store_path};
+  if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
+  sb_ctx_manager_options mo = {
+      .store = app->store,
+      .snapshot_every = cfg->ctx_snapshot_every,
+      .default_ttl_ms = (int64_t)cfg->ctx_default_ttl_s * 1000};
+  if (!(app->ctx = sb_ctx_manager_new(&mo))) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  sb_mcp_server_options mopts = {.config = cfg, .loop = o->loop};
+  if (!(app->mcp = sb_mcp_server_new(&mopts))) {
+    sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
+    goto fail;
+  }
+  sb_ctx_manager_on_change(app->ctx, app_ctx_changed, app);
+  if (app_ctx_tools_register(app) != 0) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  uv_timer_init(o->loop, &app->sweep);
+  app->sweep.data = app;
+  uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
+  uv_timer_start(&app->sweep, on_sweep, every, every);
+  uv_unref((uv_handle_t *)&app->sweep); /* never the only reason to run */
+  app->sweep_started = 1;
+
+  if (o->stdio) {
+    app->stdio = sb_stdio_server_start(o->loop, app->mcp, o->on_stdio_eof,
+                                       o->ud, err);
+    if (!app->stdio) goto fail;
+  } else {
+    app->http = sb_http_server_start(o->loop, app->mcp, cfg, err);
+    if (!app->http) goto fail;
+    if (app_rest_register(app) != 0) {
+      sb_error_set(err, SB_ENOMEM, "out of memory");
+      goto fail;
+    }
+  }
+  SB_INFO(MODULE, "contexts in %s (tenant without credentials: %s)",
+          cfg->store_path, cfg->tenants_len ? "none, tokens required"
+                                            : cfg->default_tenant);
+  return app;
+fail:
+  sb_app_stop(app);
+  return NULL;
+}
+
+static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
+
+void sb_app_stop(sb_app *app) {
+  if (!app) return;
+  /* Transports first: their calls are cancelled while the server lives. */
+  if (app->stdio) sb_stdio_server_stop(app->stdio);
+  if (app->http) sb_http_server_stop(app->http);
+  if (app->mcp) sb_mcp_server_free(app->mcp);
+  sb_ctx_manager_free(app->ctx);
+  sb_store_close(app->store);
+  if (app->sweep_started) {
+    uv_timer_stop(&app->sweep);
+    uv_close((uv_handle_t *)&app->sweep, free_on_close);
+  } else {
+    sb_free(app);
+  }
+}

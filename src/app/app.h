@@ -1,0 +1,34 @@
+/* app: a running switchboard, assembled from the modules.
+ *
+ * main() parses the command line and the config; sb_app_start opens the
+ * store, the context manager and the MCP server with every provider, and
+ * starts the transports the config asks for; sb_app_stop takes it all down
+ * in the reverse order. The app also owns the glue that exposes modules
+ * over the protocols: the context tools and resources (MCP) and the REST
+ * API under /v1.
+ */
+#ifndef SB_APP_H
+#define SB_APP_H
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/core.h"
+
+typedef struct sb_app sb_app;
+
+typedef struct sb_app_options {
+  const sb_config *config; /* borrowed; must outlive the app */
+  uv_loop_t *loop;
+  int stdio;                    /* serve MCP on stdin/stdout */
+  void (*on_stdio_eof)(void *); /* stdin closed */
+  void *ud;
+} sb_app_options;
+
+/* Start everything; NULL with err (naming what failed) otherwise. */
+sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
+/* Stop transports, cancel calls, close the store. Handles close on the
+ * next loop run. */
+void sb_app_stop(sb_app *app);
+
+#endif

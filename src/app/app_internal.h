@@ -1,0 +1,32 @@
+/* app_internal.h: what the files of src/app/ share. */
+#ifndef SB_APP_INTERNAL_H
+#define SB_APP_INTERNAL_H
+
+#include "app/app.h"
+#include "ctx/ctx.h"
+#include "mcp/mcp.h"
+#include "net/net.h"
+#include "store/store.h"
+
+struct sb_app {
+  const sb_config *cfg;
+  uv_loop_t *loop;
+  sb_store *store;
+  sb_ctx_manager *ctx;
+  sb_mcp_server *mcp;
+  sb_stdio_server *stdio;
+  sb_http_server *http;
+  uv_timer_t sweep; /* deletes expired contexts */
+  int sweep_started;
+};
+
+/* ctx_tools.c: the context_* tools and context:// resources. */
+int app_ctx_tools_register(sb_app *app);
+/* Called by the manager after every new version. */
+void app_ctx_changed(void *ud, const char *tenant, const char *id,
+                     int64_t version);
+
+/* rest.c: /v1/contexts. */
+int app_rest_register(sb_app *app);
+
+#endif

@@ -1,0 +1,273 @@
+/* rest.c: the contexts REST API under /v1/contexts.
+ *
+ *   POST  /v1/contexts                 create (201, Location, ETag)
+ *   GET   /v1/contexts/{id}            read; ?version=N, ?requirements=a,b
+ *   PATCH /v1/contexts/{id}            update; If-Match: "N" required;
+ *                                      application/merge-patch+json or
+ *                                      application/json-patch+json
+ *   GET   /v1/contexts/{id}/history    ?before=N&limit=M
+ *   GET   /v1/contexts/{id}/diff       ?from=N&to=M
+ *
+ * The ETag of a context is its version, quoted. A stale If-Match is a 409
+ * carrying the current version (and its ETag); a missing one is a 428. The
+ * tenant is the bearer token's; another tenant's id is a 404 exactly like
+ * an id that does not exist. Errors are {"error":{"code","message"}}.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "app/app_internal.h"
+
+#define PREFIX "/v1/contexts"
+
+static void respond_json(sb_http_request *req, int status, json_t *body,
+                         const char *const *headers) {
+  char *text = json_dumps(body, JSON_COMPACT);
+  if (text) sb_http_respond(req, status, NULL, text, strlen(text), headers);
+  else sb_http_respond(req, 500, NULL, "{}", 2, NULL);
+  sb_free(text);
+  json_decref(body);
+}
+
+static void respond_error(sb_http_request *req, int status, const char *code,
+                          const char *message, int64_t current) {
+  json_t *e = json_pack("{s{ssss}}", "error", "code", code, "message", message);
+  char etag[32];
+  const char *headers[3] = {NULL, NULL, NULL};
+  if (current > 0) {
+    json_object_set_new(json_object_get(e, "error"), "currentVersion",
+                        json_integer(current));
+    snprintf(etag, sizeof etag, "\"%lld\"", (long long)current);
+    headers[0] = "ETag";
+    headers[1] = etag;
+  }
+  respond_json(req, status, e, headers);
+}
+
+static void respond_store_error(sb_http_request *req, const sb_error *err,
+                                int64_t current) {
+  switch (err->code) {
+  case SB_ENOENT: respond_error(req, 404, "not_found", err->msg, 0); break;
+  case SB_ECONFLICT:
+    respond_error(req, 409, "conflict", err->msg, current);
+    break;
+  case SB_EINVAL: respond_error(req, 422, "invalid", err->msg, 0); break;
+  case SB_ETIMEDOUT: respond_error(req, 503, "busy", err->msg, 0); break;
+  default: respond_error(req, 500, "internal", err->msg, 0); break;
+  }
+}
+
+/* Respond with a context document and its version as ETag. */
+static void respond_context(sb_http_request *req, int status, json_t *doc,
+                            const char *location) {
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%lld\"",
+           (long long)json_integer_value(json_object_get(doc, "version")));
+  const char *headers[] = {"ETag", etag, location ? "Location" : NULL,
+                           location, NULL};
+  respond_json(req, status, doc, headers);
+}
+
+static json_t *parse_body(sb_http_request *req, const char *what) {
+  size_t len = 0;
+  const char *body = sb_http_request_body(req, &len);
+  json_error_t jerr;
+  json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!v) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s: invalid JSON at line %d column %d: %s",
+             what, jerr.line, jerr.column, jerr.text);
+    respond_error(req, 400, "bad_json", msg, 0);
+  }
+  return v;
+}
+
+/* A positive integer query argument; 0 if absent, -1 if malformed. */
+static int64_t query_int(sb_http_request *req, const char *key) {
+  const char *v = sb_http_request_query(req, key);
+  if (!v) return 0;
+  char *end = NULL;
+  long long n = strtoll(v, &end, 10);
+  return (end && *end == '\0' && end != v && n >= 1) ? n : -1;
+}
+
+/* If-Match: "N" (or N, or W/"N") -> N; 0 if absent, -1 if malformed. */
+static int64_t if_match_version(sb_http_request *req) {
+  const char *v = sb_http_request_header(req, "If-Match");
+  if (!v) return 0;
+  if (strncmp(v, "W/", 2) == 0) v += 2;
+  if (*v == '"') v++;
+  char *end = NULL;
+  long long n = strtoll(v, &end, 10);
+  if (!end || end == v || n < 1) return -1;
+  if (*end == '"') end++;
+  return *end == '\0' ? n : -1;
+}
+
+static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
+  json_t *input = parse_body(req, "body");
+  if (!input) return;
+  sb_error err = {0};
+  json_t *out = NULL;
+  int rc = sb_ctx_create(app->ctx, tenant, input, &out, &err);
+  json_decref(input);
+  if (rc != 0) return respond_store_error(req, &err, 0);
+  char location[128];
+  snprintf(location, sizeof location, PREFIX "/%s",
+           json_string_value(json_object_get(out, "id")));
+  respond_context(req, 201, out, location);
+}
+
+static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
+                   const char *id) {
+  int64_t version = query_int(req, "version");
+  const char *requirements = sb_http_request_query(req, "requirements");
+  if (version < 0)
+    return respond_error(req, 400, "bad_request",
+                         "version: expected an integer >= 1", 0);
+  sb_error err = {0};
+  json_t *out = NULL;
+  if (requirements) {
+    json_t *paths = json_array();
+    char *copy = sb_strdup(requirements), *save = NULL;
+    for (char *p = copy ? strtok_r(copy, ",", &save) : NULL; p;
+         p = strtok_r(NULL, ",", &save))
+      json_array_append_new(paths, json_string(p));
+    sb_free(copy);
+    int rc = sb_ctx_get_projected(app->ctx, tenant, id, paths, &out, &err);
+    json_decref(paths);
+    if (rc != 0)
+      return rc == SB_EINVAL ? respond_error(req, 400, "bad_request", err.msg, 0)
+                             : respond_store_error(req, &err, 0);
+    return respond_context(req, 200, out, NULL);
+  }
+  if (sb_ctx_get(app->ctx, tenant, id, version, &out, &err) != 0)
+    return respond_store_error(req, &err, 0);
+  const char *inm = sb_http_request_header(req, "If-None-Match");
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%lld\"",
+           (long long)json_integer_value(json_object_get(out, "version")));
+  if (inm && strcmp(inm, etag) == 0) {
+    json_decref(out);
+    const char *headers[] = {"ETag", etag, NULL};
+    sb_http_respond(req, 304, NULL, "", 0, headers);
+    return;
+  }
+  respond_context(req, 200, out, NULL);
+}
+
+static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
+                     const char *id) {
+  const char *ctype = sb_http_request_header(req, "Content-Type");
+  sb_ctx_patch_kind kind;
+  if (ctype && strncasecmp(ctype, "application/json-patch+json", 27) == 0)
+    kind = SB_CTX_JSON_PATCH;
+  else if (ctype && strncasecmp(ctype, "application/merge-patch+json", 28) == 0)
+    kind = SB_CTX_MERGE_PATCH;
+  else
+    return respond_error(req, 415, "unsupported_media_type",
+                         "Content-Type must be application/merge-patch+json "
+                         "or application/json-patch+json",
+                         0);
+  int64_t expected = if_match_version(req);
+  if (expected == 0)
+    return respond_error(req, 428, "precondition_required",
+                         "If-Match: \"<version you read>\" is required", 0);
+  if (expected < 0)
+    return respond_error(req, 400, "bad_request",
+                         "If-Match: expected a quoted version like \"3\"", 0);
+  json_t *patch = parse_body(req, "patch");
+  if (!patch) return;
+  sb_error err = {0};
+  json_t *out = NULL;
+  int64_t current = 0;
+  int rc = sb_ctx_update(app->ctx, tenant, id, expected, kind, patch, &out,
+                         &current, &err);
+  json_decref(patch);
+  if (rc != 0) {
+    /* A patch that cannot apply (RFC 5789: the document is unchanged) */
+    if (rc == SB_ENOENT && strncmp(err.msg, "patch[", 6) == 0)
+      return respond_error(req, 422, "invalid", err.msg, 0);
+    return respond_store_error(req, &err, current);
+  }
+  respond_context(req, 200, out, NULL);
+}
+
+static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
+                       const char *id) {
+  int64_t before = query_int(req, "before"), limit = query_int(req, "limit");
+  if (before < 0 || limit < 0 || limit > 1000)
+    return respond_error(req, 400, "bad_request",
+                         "before and limit must be integers >= 1 (limit at "
+                         "most 1000)",
+                         0);
+  sb_error err = {0};
+  json_t *out = NULL;
+  if (sb_ctx_history(app->ctx, tenant, id, before, limit ? (size_t)limit : 50,
+                     &out, &err) != 0)
+    return respond_store_error(req, &err, 0);
+  respond_json(req, 200, json_pack("{ssso}", "id", id, "versions", out), NULL);
+}
+
+static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
+                    const char *id) {
+  int64_t from = query_int(req, "from"), to = query_int(req, "to");
+  if (from <= 0 || to <= 0)
+    return respond_error(req, 400, "bad_request",
+                         "from and to are required versions >= 1", 0);
+  sb_error err = {0};
+  json_t *out = NULL;
+  if (sb_ctx_diff_versions(app->ctx, tenant, id, from, to, &out, &err) != 0)
+    return respond_store_error(req, &err, 0);
+  respond_json(req, 200,
+               json_pack("{sssIsIso}", "id", id, "from", (json_int_t)from, "to",
+                         (json_int_t)to, "patch", out),
+               NULL);
+}
+
+static void not_allowed(sb_http_request *req, const char *allow) {
+  const char *headers[] = {"Allow", allow, NULL};
+  char msg[128];
+  snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)",
+           sb_http_request_method(req), allow);
+  json_t *e = json_pack("{s{ssss}}", "error", "code", "method_not_allowed",
+                        "message", msg);
+  respond_json(req, 405, e, headers);
+}
+
+static void handle(void *ud, sb_http_request *req) {
+  sb_app *app = ud;
+  const char *method = sb_http_request_method(req);
+  const char *path = sb_http_request_path(req) + strlen(PREFIX);
+  const char *tenant = sb_http_request_tenant(req);
+  if (*path == '\0' || strcmp(path, "/") == 0) {
+    if (strcmp(method, "POST") == 0) return do_create(app, req, tenant);
+    return not_allowed(req, "POST");
+  }
+  /* /{id}[/history|/diff] */
+  const char *id_start = path + 1;
+  const char *slash = strchr(id_start, '/');
+  size_t id_len = slash ? (size_t)(slash - id_start) : strlen(id_start);
+  if (id_len == 0 || id_len > 128)
+    return respond_error(req, 404, "not_found", "context not found", 0);
+  char id[129];
+  memcpy(id, id_start, id_len);
+  id[id_len] = '\0';
+  const char *sub = slash ? slash : "";
+  if (*sub == '\0') {
+    if (strcmp(method, "GET") == 0) return do_get(app, req, tenant, id);
+    if (strcmp(method, "PATCH") == 0) return do_patch(app, req, tenant, id);
+    return not_allowed(req, "GET, PATCH");
+  }
+  if (strcmp(sub, "/history") == 0 || strcmp(sub, "/diff") == 0) {
+    if (strcmp(method, "GET") != 0) return not_allowed(req, "GET");
+    return sub[1] == 'h' ? do_history(app, req, tenant, id)
+                         : do_diff(app, req, tenant, id);
+  }
+  respond_error(req, 404, "not_found", "no such resource", 0);
+}
+
+int app_rest_register(sb_app *app) {
+  return sb_http_server_route(app->http, PREFIX, handle, app);
+}

@@ -1,0 +1,172 @@
+/* context_cmd.c: `switchboard context get|history|diff`, reading contexts
+ * straight from the store a server writes (SQLite in WAL mode lets a
+ * reader run beside the server). Output is JSON on stdout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "ctx/ctx.h"
+#include "store/store.h"
+
+const char sb_cli_context_help[] =
+    "Usage:\n"
+    "  switchboard context get ID [--version N] [--requirements P1,P2,...]\n"
+    "  switchboard context history ID [--before N] [--limit N]\n"
+    "  switchboard context diff ID FROM TO\n"
+    "\n"
+    "Read a context (or a past version, or the projection an agent with\n"
+    "those requirement paths receives), its version history, or the JSON\n"
+    "Patch between two versions. Prints JSON on stdout.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE     read store.path and auth.default_tenant from FILE\n"
+    "  --store PATH      the SQLite file (overrides store.path)\n"
+    "  --tenant ID       whose context (overrides auth.default_tenant)\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Exit status: 0 found, 1 not found or store error, 2 usage error.\n";
+
+typedef struct ctx_args {
+  const char *config, *store, *tenant, *version, *requirements, *before,
+      *limit;
+  const char *positional[4];
+  int npositional;
+} ctx_args;
+
+static int parse(int argc, char **argv, ctx_args *a) {
+  static const char *const names[] = {"--config",  "--store",
+                                      "--tenant",  "--version",
+                                      "--requirements", "--before",
+                                      "--limit"};
+  const char **slots[] = {&a->config,  &a->store,        &a->tenant,
+                          &a->version, &a->requirements, &a->before,
+                          &a->limit};
+  for (int i = 0; i < argc; i++) {
+    int matched = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
+      if (rc < 0)
+        return sb_cli_usage_error("context", "option %s needs a value",
+                                  names[k]);
+      if (rc > 0) {
+        matched = 1;
+        break;
+      }
+    }
+    if (matched) continue;
+    if (argv[i][0] == '-')
+      return sb_cli_usage_error("context", "unknown option '%s'", argv[i]);
+    if (a->npositional == 4)
+      return sb_cli_usage_error("context", "unexpected argument '%s'", argv[i]);
+    a->positional[a->npositional++] = argv[i];
+  }
+  return 0;
+}
+
+/* A positive integer argument, or -1 with a usage error printed. */
+static long long number(const char *what, const char *v) {
+  char *end = NULL;
+  long long n = v ? strtoll(v, &end, 10) : 0;
+  if (!v || !end || *end || end == v || n < 1) {
+    sb_cli_usage_error("context", "%s: expected an integer >= 1", what);
+    return -1;
+  }
+  return n;
+}
+
+static int print_json(json_t *v) {
+  char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(v);
+  if (!text) return EXIT_RUNTIME;
+  puts(text);
+  sb_free(text);
+  return EXIT_OK;
+}
+
+int sb_cli_context(int argc, char **argv) {
+  ctx_args a = {0};
+  for (int i = 0; i < argc; i++)
+    if (sb_cli_is_help(argv[i])) {
+      fputs(sb_cli_context_help, stdout);
+      return EXIT_OK;
+    }
+  if (parse(argc, argv, &a) != 0) return EXIT_USAGE;
+  if (a.npositional < 2)
+    return sb_cli_usage_error("context", "%s",
+                              "expected get|history|diff and a context ID");
+  const char *verb = a.positional[0], *id = a.positional[1];
+  int is_get = strcmp(verb, "get") == 0, is_hist = strcmp(verb, "history") == 0,
+      is_diff = strcmp(verb, "diff") == 0;
+  if (!is_get && !is_hist && !is_diff)
+    return sb_cli_usage_error("context", "unknown subcommand '%s'", verb);
+  if (a.npositional != (is_diff ? 4 : 2))
+    return sb_cli_usage_error("context", "%s",
+                              is_diff ? "diff needs ID FROM TO"
+                                      : "expected exactly one context ID");
+
+  sb_config cfg;
+  sb_error err = {0};
+  sb_config_defaults(&cfg);
+  int rc = EXIT_USAGE;
+  if ((a.config && sb_config_load(&cfg, a.config, &err) != 0) ||
+      (a.store && sb_config_set_store_path(&cfg, a.store, &err) != 0) ||
+      (a.tenant && sb_config_set_default_tenant(&cfg, a.tenant, &err) != 0)) {
+    fprintf(stderr, "switchboard context: %s\n", err.msg);
+    goto done;
+  }
+  long long version = a.version ? number("--version", a.version) : 0;
+  long long before = a.before ? number("--before", a.before) : 0;
+  long long limit = a.limit ? number("--limit", a.limit) : 50;
+  long long from = is_diff ? number("FROM", a.positional[2]) : 0;
+  long long to = is_diff ? number("TO", a.positional[3]) : 0;
+  if (version < 0 || before < 0 || limit < 0 || from < 0 || to < 0) goto done;
+
+  sb_store_options so = {.path = cfg.store_path};
+  sb_store *store = sb_store_open_sqlite(&so, &err);
+  if (!store) {
+    fprintf(stderr, "switchboard context: %s\n", err.msg);
+    rc = EXIT_RUNTIME;
+    goto done;
+  }
+  sb_ctx_manager_options mo = {.store = store,
+                               .snapshot_every = cfg.ctx_snapshot_every};
+  sb_ctx_manager *m = sb_ctx_manager_new(&mo);
+  json_t *out = NULL;
+  int r;
+  if (is_get && a.requirements) {
+    json_t *paths = json_array();
+    char *copy = sb_strdup(a.requirements), *save = NULL;
+    for (char *p = copy ? strtok_r(copy, ",", &save) : NULL; p;
+         p = strtok_r(NULL, ",", &save))
+      json_array_append_new(paths, json_string(p));
+    sb_free(copy);
+    r = m ? sb_ctx_get_projected(m, cfg.default_tenant, id, paths, &out, &err)
+          : SB_ENOMEM;
+    json_decref(paths);
+  } else if (is_get) {
+    r = m ? sb_ctx_get(m, cfg.default_tenant, id, version, &out, &err)
+          : SB_ENOMEM;
+  } else if (is_hist) {
+    r = m ? sb_ctx_history(m, cfg.default_tenant, id, before, (size_t)limit,
+                           &out, &err)
+          : SB_ENOMEM;
+  } else {
+    r = m ? sb_ctx_diff_versions(m, cfg.default_tenant, id, from, to, &out,
+                                 &err)
+          : SB_ENOMEM;
+  }
+  sb_ctx_manager_free(m);
+  sb_store_close(store);
+  if (r != 0) {
+    fprintf(stderr, "switchboard context: %s\n",
+            r == SB_ENOMEM ? "out of memory" : err.msg);
+    rc = r == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    goto done;
+  }
+  rc = print_json(out);
+done:
+  sb_config_free(&cfg);
+  return rc;
+}

@@ -1,0 +1,86 @@
+/* http_route.c: plain HTTP routes served beside /mcp (the REST API).
+ *
+ * A route owns every path under its prefix. By the time its handler runs,
+ * http.c has checked the Origin and the bearer token, resolved the tenant,
+ * and read the body under the same size limit as MCP messages; the handler
+ * answers with sb_http_respond before returning.
+ */
+#include <string.h>
+
+#include "net/http_internal.h"
+
+int sb_http_server_route(sb_http_server *s, const char *prefix,
+                         sb_http_handler fn, void *ud) {
+  http_route *routes =
+      sb_realloc(s->routes, (s->routes_len + 1) * sizeof *routes);
+  if (!routes) return SB_ENOMEM;
+  s->routes = routes;
+  char *copy = sb_strdup(prefix);
+  if (!copy) return SB_ENOMEM;
+  routes[s->routes_len++] = (http_route){copy, fn, ud};
+  return 0;
+}
+
+void http_routes_free(sb_http_server *s) {
+  for (size_t i = 0; i < s->routes_len; i++) sb_free(s->routes[i].prefix);
+  sb_free(s->routes);
+  s->routes = NULL;
+  s->routes_len = 0;
+}
+
+int http_route_match(sb_http_server *s, const char *url) {
+  for (size_t i = 0; i < s->routes_len; i++) {
+    size_t n = strlen(s->routes[i].prefix);
+    /* "/v1/contexts" serves itself and "/v1/contexts/...", not
+     * "/v1/contextsX". */
+    if (strncmp(url, s->routes[i].prefix, n) == 0 &&
+        (url[n] == '\0' || url[n] == '/'))
+      return (int)i + 1;
+  }
+  return 0;
+}
+
+void http_route_run(http_req *r, const char *method) {
+  http_route *route = &r->srv->routes[r->route - 1];
+  r->method = method;
+  route->fn(route->ud, r);
+  if (r->state == REQ_READING) /* the handler forgot to answer */
+    sb_http_respond(r, 500, NULL,
+                    "{\"error\":\"internal error: no response\"}", 38, NULL);
+}
+
+const char *sb_http_request_method(const sb_http_request *r) {
+  return r->method;
+}
+const char *sb_http_request_path(const sb_http_request *r) { return r->url; }
+const char *sb_http_request_tenant(const sb_http_request *r) {
+  return r->out.tenant;
+}
+
+const char *sb_http_request_query(sb_http_request *r, const char *key) {
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *sb_http_request_header(sb_http_request *r, const char *name) {
+  return http_req_header(r, name);
+}
+
+const char *sb_http_request_body(const sb_http_request *r, size_t *len) {
+  if (len) *len = r->body.len;
+  return r->body.data ? r->body.data : "";
+}
+
+int sb_http_respond(sb_http_request *r, int status, const char *content_type,
+                    const char *body, size_t len, const char *const *headers) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      len, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!resp) return SB_ENOMEM;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          content_type ? content_type : "application/json");
+  for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+    MHD_add_response_header(resp, headers[i], headers[i + 1]);
+  r->state = REQ_RESPONDED;
+  http_req_queue(r, (unsigned)status, resp);
+  MHD_destroy_response(resp);
+  return 0;
+}

@@ -1,0 +1,319 @@
+/* Unit tests for src/ctx/manager.c: versioned, tenant-isolated contexts on
+ * the SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx/ctx.h"
+#include "store/store.h"
+
+typedef struct fixture {
+  char dir[64];
+  sb_store *store;
+  sb_ctx_manager *m;
+  int changes;
+  int64_t last_version;
+} fixture;
+
+static void on_change(void *ud, const char *tenant, const char *id,
+                      int64_t version) {
+  fixture *f = ud;
+  f->changes++;
+  f->last_version = version;
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/sb-ctx-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  char path[128];
+  snprintf(path, sizeof path, "%s/sb.db", f->dir);
+  sb_error err = {0};
+  sb_store_options so = {.path = path};
+  f->store = sb_store_open_sqlite(&so, &err);
+  sb_ctx_manager_options mo = {.store = f->store, .snapshot_every = 4};
+  f->m = sb_ctx_manager_new(&mo);
+  sb_ctx_manager_on_change(f->m, on_change, f);
+  *state = f;
+  return f->store && f->m ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  sb_ctx_manager_free(f->m);
+  sb_store_close(f->store);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+  int rc = system(cmd);
+  free(f);
+  return rc == 0 ? 0 : -1;
+}
+
+static json_t *parse(const char *text) {
+  json_error_t e;
+  json_t *v = json_loads(text, 0, &e);
+  if (!v) fail_msg("bad test JSON: %s", e.text);
+  return v;
+}
+
+static json_t *create(fixture *f, const char *tenant, const char *input) {
+  json_t *in = parse(input), *out = NULL;
+  sb_error err = {0};
+  int rc = sb_ctx_create(f->m, tenant, in, &out, &err);
+  json_decref(in);
+  if (rc != 0) fail_msg("create: %s", err.msg);
+  return out;
+}
+
+static const char *id_of(json_t *doc) {
+  return json_string_value(json_object_get(doc, "id"));
+}
+
+static void test_create_defaults(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "dealer-a",
+                     "{\"workflowId\":\"wf-1\",\"sessionId\":\"s-1\",\"data\":"
+                     "{\"conversation\":{\"intent\":\"test_drive\"}}}");
+  assert_int_equal(strlen(id_of(c)), 36);
+  assert_int_equal(id_of(c)[14], '7'); /* UUIDv7 */
+  assert_string_equal(json_string_value(json_object_get(c, "tenantId")), "dealer-a");
+  assert_int_equal(json_integer_value(json_object_get(c, "version")), 1);
+  json_t *conv = json_object_get(json_object_get(c, "data"), "conversation");
+  assert_string_equal(json_string_value(json_object_get(conv, "sentiment")), "neutral");
+  assert_true(json_is_array(json_object_get(conv, "messages")));
+  assert_non_null(json_object_get(json_object_get(c, "metadata"), "expiresAt"));
+  assert_int_equal(f->changes, 1);
+  json_decref(c);
+}
+
+static void test_create_rejects(void **state) {
+  fixture *f = *state;
+  sb_error err = {0};
+  json_t *out = NULL;
+  json_t *in = parse("{\"tenantId\":\"dealer-b\"}");
+  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "tenantId"));
+  json_decref(in);
+  in = parse("{\"data\":{\"conversation\":{\"sentiment\":\"angry\"}}}");
+  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "data.conversation.sentiment"));
+  json_decref(in);
+  in = parse("{\"id\":\"mine\"}");
+  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "id:"));
+  json_decref(in);
+  assert_int_equal(f->changes, 0);
+}
+
+static void test_update_and_conflict(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  char *id = sb_strdup(id_of(c));
+  json_decref(c);
+  sb_error err = {0};
+  json_t *out = NULL;
+  int64_t cur = 0;
+  json_t *merge = parse("{\"data\":{\"conversation\":{\"intent\":\"trade_in\"}}}");
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
+                                 &out, &cur, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
+  json_decref(out);
+  /* a stale writer gets a conflict carrying the current version */
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
+                                 &out, &cur, &err), SB_ECONFLICT);
+  assert_int_equal(cur, 2);
+  json_decref(merge);
+
+  json_t *patch = parse("[{\"op\":\"add\",\"path\":\"/data/conversation/"
+                        "messages/-\",\"value\":{\"role\":\"user\",\"content\":"
+                        "\"Is the F-150 still available?\"}}]");
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 2, SB_CTX_JSON_PATCH, patch,
+                                 &out, &cur, &err), 0);
+  json_decref(out);
+  json_decref(patch);
+
+  /* an invalid result is refused, naming the path, and changes nothing */
+  patch = parse("[{\"op\":\"replace\",\"path\":\"/data/conversation/"
+                "sentiment\",\"value\":\"furious\"}]");
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_JSON_PATCH, patch,
+                                 &out, &cur, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "data.conversation.sentiment"));
+  json_decref(patch);
+  /* server-owned / indexed fields are immutable */
+  patch = parse("{\"tenantId\":\"other\"}");
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_MERGE_PATCH, patch,
+                                 &out, &cur, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "tenantId"));
+  json_decref(patch);
+  /* a failing patch op names itself */
+  patch = parse("[{\"op\":\"remove\",\"path\":\"/data/nope\"}]");
+  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_JSON_PATCH, patch,
+                                 &out, &cur, &err), SB_ENOENT);
+  assert_non_null(strstr(err.msg, "patch[0]"));
+  json_decref(patch);
+
+  json_t *head = NULL;
+  assert_int_equal(sb_ctx_get(f->m, "t", id, 0, &head, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(head, "version")), 3);
+  json_decref(head);
+  sb_free(id);
+}
+
+static void test_versions_history_diff(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  char *id = sb_strdup(id_of(c));
+  json_t *versions[21] = {0};
+  versions[1] = c;
+  sb_error err = {0};
+  for (int v = 1; v < 20; v++) {
+    char text[256];
+    snprintf(text, sizeof text,
+             "[{\"op\":\"add\",\"path\":\"/data/conversation/messages/-\","
+             "\"value\":{\"role\":\"user\",\"content\":\"message %d\"}},"
+             "{\"op\":\"replace\",\"path\":\"/data/workflow/currentStep\","
+             "\"value\":\"step-%d\"}]",
+             v, v);
+    json_t *p = parse(text);
+    assert_int_equal(sb_ctx_update(f->m, "t", id, v, SB_CTX_JSON_PATCH, p,
+                                   &versions[v + 1], NULL, &err), 0);
+    json_decref(p);
+  }
+  /* every past version reads back exactly (snapshots every 4 versions) */
+  for (int v = 1; v <= 20; v++) {
+    json_t *got = NULL;
+    assert_int_equal(sb_ctx_get(f->m, "t", id, v, &got, &err), 0);
+    assert_true(json_equal(got, versions[v]));
+    json_decref(got);
+  }
+  json_t *h = NULL;
+  assert_int_equal(sb_ctx_history(f->m, "t", id, 0, 5, &h, &err), 0);
+  assert_int_equal(json_array_size(h), 5);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 0), "version")), 20);
+  /* a message append is stored as an add to the end, not a rewrite */
+  json_t *patch = json_object_get(json_array_get(h, 0), "patch");
+  int saw_append = 0;
+  size_t i;
+  json_t *op;
+  json_array_foreach(patch, i, op) {
+    if (strcmp(json_string_value(json_object_get(op, "path")),
+               "/data/conversation/messages/-") == 0)
+      saw_append = 1;
+  }
+  assert_true(saw_append);
+  json_decref(h);
+
+  json_t *d = NULL;
+  assert_int_equal(sb_ctx_diff_versions(f->m, "t", id, 3, 7, &d, &err), 0);
+  json_t *rebuilt = NULL;
+  assert_int_equal(sb_ctx_patch_apply(versions[3], d, &rebuilt, &err), 0);
+  assert_true(json_equal(rebuilt, versions[7]));
+  json_decref(rebuilt);
+  json_decref(d);
+  assert_int_equal(sb_ctx_get(f->m, "t", id, 21, &d, &err), SB_ENOENT);
+  for (int v = 1; v <= 20; v++) json_decref(versions[v]);
+  sb_free(id);
+}
+
+static void test_tenant_isolation(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "dealer-a", "{}");
+  const char *id = id_of(c);
+  sb_error err_other = {0}, err_missing = {0};
+  json_t *out = NULL;
+  int rc_other = sb_ctx_get(f->m, "dealer-b", id, 0, &out, &err_other);
+  int rc_missing = sb_ctx_get(f->m, "dealer-b", "0190a0a0-0000-7000-8000-000000000000",
+                              0, &out, &err_missing);
+  assert_int_equal(rc_other, SB_ENOENT);
+  assert_int_equal(rc_missing, SB_ENOENT);
+  json_t *p = parse("{\"data\":{}}");
+  int64_t cur = -1;
+  assert_int_equal(sb_ctx_update(f->m, "dealer-b", id, 1, SB_CTX_MERGE_PATCH,
+                                 p, &out, &cur, &err_other), SB_ENOENT);
+  json_decref(p);
+  assert_int_equal(sb_ctx_history(f->m, "dealer-b", id, 0, 10, &out, &err_other),
+                   SB_ENOENT);
+  assert_int_equal(sb_ctx_get(f->m, "dealer-b", id, 1, &out, &err_other), SB_ENOENT);
+  json_decref(c);
+}
+
+static void test_projection(void **state) {
+  fixture *f = *state;
+  json_t *c = create(
+      f, "t",
+      "{\"data\":{\"conversation\":{\"messages\":[{\"role\":\"user\",\"content\":"
+      "\"a\"},{\"role\":\"user\",\"content\":\"b\"},{\"role\":\"user\","
+      "\"content\":\"c\"}]},\"workflow\":{\"variables\":{\"vin\":"
+      "\"1FTFW1E50PFA00001\",\"budget\":40000}}}}");
+  sb_error err = {0};
+  json_t *paths = parse("[\"conversation.messages[-2:]\",\"workflow.variables.vin\","
+                        "\"user.preferences.color\"]");
+  json_t *out = NULL;
+  assert_int_equal(sb_ctx_get_projected(f->m, "t", id_of(c), paths, &out, &err), 0);
+  json_t *data = json_object_get(out, "data");
+  json_t *msgs = json_object_get(json_object_get(data, "conversation"), "messages");
+  assert_int_equal(json_array_size(msgs), 2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), "b");
+  json_t *vars = json_object_get(json_object_get(data, "workflow"), "variables");
+  assert_non_null(json_object_get(vars, "vin"));
+  assert_null(json_object_get(vars, "budget"));
+  assert_string_equal(json_string_value(json_array_get(json_object_get(out, "missing"), 0)),
+                      "user.preferences.color");
+  json_decref(out);
+  json_decref(paths);
+  paths = parse("[\"conversation.messages[x]\"]");
+  assert_int_equal(sb_ctx_get_projected(f->m, "t", id_of(c), paths, &out, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "conversation.messages[x]"));
+  json_decref(paths);
+  json_decref(c);
+}
+
+static void test_expiry(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{\"metadata\":{\"expiresAt\":\"2001-01-01T00:00:00Z\"}}");
+  sb_error err = {0};
+  json_t *out = NULL;
+  assert_int_equal(sb_ctx_get(f->m, "t", id_of(c), 0, &out, &err), SB_ENOENT);
+  json_t *live = create(f, "t", "{}");
+  assert_int_equal(sb_ctx_sweep(f->m, &err), 1);
+  assert_int_equal(sb_ctx_get(f->m, "t", id_of(live), 0, &out, &err), 0);
+  json_decref(out);
+  json_decref(live);
+  json_decref(c);
+}
+
+static void test_time_helpers(void **state) {
+  (void)state;
+  int64_t ms = 0;
+  assert_int_equal(sb_time_parse("2026-11-25T09:17:41.123Z", &ms), 0);
+  char buf[32];
+  sb_time_format(ms, buf);
+  assert_string_equal(buf, "2026-11-25T09:17:41.123Z");
+  int64_t ms2 = 0;
+  assert_int_equal(sb_time_parse("2026-11-25T10:17:41.123+01:00", &ms2), 0);
+  assert_int_equal(ms, ms2);
+  assert_int_equal(sb_time_parse("2026-02-30T00:00:00Z", &ms), SB_EINVAL);
+  assert_int_equal(sb_time_parse("2026-11-25", &ms), SB_EINVAL);
+  assert_int_equal(sb_time_parse("1970-01-01T00:00:01Z", &ms), 0);
+  assert_int_equal(ms, 1000);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_create_defaults, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_create_rejects, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_update_and_conflict, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_versions_history_diff, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+      cmocka_unit_test(test_time_helpers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
