@@ -234,4 +234,109 @@ void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
 typedef void (*sb_mcp_cancel_cb)(sb_mcp_call *call, void *ud);
 void sb_mcp_call_on_cancel(sb_mcp_call *call, sb_mcp_cancel_cb cb, void *ud);
 
+/* ======================================================================
+ * Client side: switchboard talking to an agent (client.c)
+ *
+ * The client does the protocol over any transport that can send a message
+ * and hand back what arrives (net/'s channels, wired up by the caller):
+ * era detection (server/discover for modern agents, initialize and version
+ * negotiation for legacy ones), request ids and correlation, a deadline on
+ * every request (on expiry notifications/cancelled goes to the agent and
+ * the caller gets an error), progress routed by token, and the agent's
+ * own requests (sampling, elicitation, roots from legacy agents) handed to
+ * the caller to answer.
+ * ====================================================================== */
+
+typedef struct sb_mcp_client sb_mcp_client;
+typedef struct sb_mcp_request sb_mcp_request;
+
+typedef struct sb_mcp_client_transport {
+  /* Send one message (borrowed); 0 or a negative code. Required. */
+  int (*send)(void *t, json_t *msg);
+  /* Stop waiting for request `id` at the transport level (HTTP: abort the
+   * POST). May be NULL. */
+  void (*cancel)(void *t, json_t *id);
+  /* A header for later requests (HTTP: MCP-Protocol-Version). May be NULL. */
+  int (*set_header)(void *t, const char *name, const char *value);
+  void *t;
+} sb_mcp_client_transport;
+
+typedef enum sb_mcp_client_era_pref {
+  SB_MCP_CLIENT_AUTO = 0, /* probe with server/discover, fall back */
+  SB_MCP_CLIENT_MODERN,
+  SB_MCP_CLIENT_LEGACY,
+} sb_mcp_client_era_pref;
+
+typedef struct sb_mcp_client_events {
+  /* A notification from the agent that no request claimed (list_changed,
+   * resources/updated, log messages). Borrowed params. */
+  void (*on_notification)(void *ud, const char *method, json_t *params);
+  /* A request from the agent (legacy: sampling/createMessage,
+   * elicitation/create, roots/list). `related` is the in-flight request it
+   * most likely belongs to (NULL if none); answer with
+   * sb_mcp_client_respond. If NULL, such requests get a -32601 error. */
+  void (*on_agent_request)(void *ud, json_t *id, const char *method,
+                           json_t *params, sb_mcp_request *related);
+  void *ud;
+} sb_mcp_client_events;
+
+typedef struct sb_mcp_client_options {
+  uv_loop_t *loop;
+  const char *name; /* the agent's id, for logs and error messages */
+  sb_mcp_client_transport transport;
+  sb_mcp_client_events events;
+  sb_mcp_client_era_pref era;
+  json_t *capabilities; /* client capabilities we declare (borrowed) */
+  uint64_t probe_timeout_ms; /* server/discover on an unknown agent */
+} sb_mcp_client_options;
+
+sb_mcp_client *sb_mcp_client_new(const sb_mcp_client_options *o);
+/* Fails every pending request with "client closed"; frees. */
+void sb_mcp_client_free(sb_mcp_client *c);
+
+/* Feed what the transport received (borrowed). */
+void sb_mcp_client_receive(sb_mcp_client *c, json_t *msg);
+/* The transport is down: pending requests fail with `detail`, the client
+ * must connect again before new requests. */
+void sb_mcp_client_transport_lost(sb_mcp_client *c, const char *detail);
+
+/* Answer of a request (exactly one of result/error is non-NULL; both
+ * borrowed). `error` is a JSON-RPC error object, from the agent or made
+ * here (timeout, cancelled, transport lost), always naming the agent. */
+typedef void (*sb_mcp_response_cb)(void *ud, json_t *result, json_t *error);
+typedef void (*sb_mcp_progress_cb)(void *ud, json_t *params);
+
+/* Detect the era and open the conversation (discover / initialize +
+ * notifications/initialized). cb gets the discover or initialize result. */
+int sb_mcp_client_connect(sb_mcp_client *c, uint64_t timeout_ms,
+                          sb_mcp_response_cb cb, void *ud);
+int sb_mcp_client_connected(const sb_mcp_client *c);
+int sb_mcp_client_is_modern(const sb_mcp_client *c);
+/* The negotiated (legacy) or chosen (modern) protocol version. */
+const char *sb_mcp_client_version(const sb_mcp_client *c);
+/* The agent's capabilities and serverInfo (borrowed, may be NULL). */
+json_t *sb_mcp_client_server_capabilities(const sb_mcp_client *c);
+json_t *sb_mcp_client_server_info(const sb_mcp_client *c);
+
+/* Send a request; params is stolen (may be NULL). Modern agents get the
+ * _meta envelope added; with a progress callback a progressToken is set.
+ * timeout_ms 0 = no deadline (don't). Returns the request, valid until
+ * its callback has run; NULL when the callback already ran (an answer or
+ * a failure arrived before this returned). */
+sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
+                                      json_t *params, uint64_t timeout_ms,
+                                      sb_mcp_progress_cb progress,
+                                      sb_mcp_response_cb cb, void *ud);
+/* Cancel: notifications/cancelled to the agent, transport abort, and the
+ * callback gets a "cancelled" error (now, before this returns). */
+void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason);
+/* 1 once the agent has seen the request (it was sent successfully). */
+int sb_mcp_request_sent(const sb_mcp_request *r);
+
+/* Send a notification; params stolen. */
+int sb_mcp_client_notify(sb_mcp_client *c, const char *method, json_t *params);
+/* Answer an agent's request (on_agent_request); result/error stolen. */
+int sb_mcp_client_respond(sb_mcp_client *c, json_t *id, json_t *result,
+                          json_t *error);
+
 #endif

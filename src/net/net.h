@@ -64,4 +64,68 @@ const char *sb_http_request_tenant(const sb_http_request *req);
 int sb_http_respond(sb_http_request *req, int status, const char *content_type,
                     const char *body, size_t len, const char *const *headers);
 
+/* ---- channels to agents (switchboard as the client) ---------------------
+ * A channel carries JSON-RPC messages to one agent and back, whatever the
+ * transport: a child process speaking newline-delimited JSON on its stdio,
+ * or a Streamable HTTP endpoint. The MCP client (mcp/) sits on top and does
+ * the protocol; the channel only moves messages and reports when it is
+ * down. Every callback runs on the loop thread. */
+typedef struct sb_channel sb_channel;
+
+typedef struct sb_channel_events {
+  /* One message (object or batch array) from the agent; borrowed. */
+  void (*on_message)(void *ud, json_t *msg);
+  /* The channel is down for good (process exited, stream failed past
+   * retry); no more callbacks follow. `detail` names the reason, e.g.
+   * "exited with status 1" or "connect: Connection refused". */
+  void (*on_closed)(void *ud, const char *detail);
+  void *ud;
+} sb_channel_events;
+
+/* Send one message (borrowed). For HTTP, a request's response (or an
+ * error response synthesised from a transport failure, with the request's
+ * id) comes back through on_message. 0 or a negative SB_E* code. */
+int sb_channel_send(sb_channel *ch, json_t *msg, sb_error *err);
+/* Stop waiting for the answer to request `id` (HTTP: abort its POST, which
+ * the agent sees as cancellation; stdio: nothing to do). */
+void sb_channel_cancel(sb_channel *ch, json_t *id);
+/* Close and free; no callback runs after this returns. */
+void sb_channel_close(sb_channel *ch);
+/* Header sent with every later HTTP request (e.g. MCP-Protocol-Version);
+ * value NULL removes it. No-op for stdio. */
+int sb_channel_set_header(sb_channel *ch, const char *name, const char *value);
+/* Mcp-Session-Id the agent assigned (HTTP, legacy), or NULL. */
+const char *sb_channel_session_id(const sb_channel *ch);
+/* HTTP legacy: open the GET stream for agent-initiated messages (resumed
+ * with Last-Event-ID when it drops). 0, or SB_ESTATE for stdio. */
+int sb_channel_open_stream(sb_channel *ch, sb_error *err);
+/* Process id of a stdio agent (0 for HTTP), for logs and tests. */
+int sb_channel_pid(const sb_channel *ch);
+
+typedef struct sb_child_options {
+  const char *command;      /* looked up in PATH if it has no slash */
+  const char *const *args;  /* NULL-terminated, without argv[0]; may be NULL */
+  const char *const *env;   /* "NAME=value", NULL-terminated; added to ours */
+  const char *cwd;          /* NULL = ours */
+  const char *name;         /* for logs: the agent's stderr is logged as
+                               "agent <name>: ..." */
+  size_t max_message_bytes; /* a longer line closes the channel */
+} sb_child_options;
+
+/* Spawn an agent process and talk to it over its stdin/stdout. */
+sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
+                             const sb_channel_events *ev, sb_error *err);
+
+typedef struct sb_http_channel_options {
+  const char *url;            /* the agent's MCP endpoint */
+  const char *const *headers; /* "Name: value", NULL-terminated */
+  const char *name;           /* for logs */
+  size_t max_message_bytes;   /* larger responses fail the request */
+  long connect_timeout_ms;    /* default 5000 */
+} sb_http_channel_options;
+
+/* A Streamable HTTP channel (libcurl multi driven by the loop). */
+sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
+                            const sb_channel_events *ev, sb_error *err);
+
 #endif

@@ -1,0 +1,548 @@
+/* client.c: the MCP client switchboard uses to talk to its agents.
+ *
+ * Transport-agnostic: the caller gives a send function and feeds back what
+ * arrives. Every request gets a fresh integer id, a uv timer for its
+ * deadline and, with a progress callback, a progress token; its callback
+ * runs exactly once — with the agent's answer, or with an error made here
+ * (timeout, cancelled, transport lost) that names the agent.
+ *
+ * Era detection follows 2026-07-28 "Backward Compatibility": probe with
+ * server/discover; a DiscoverResult offering our modern version, or an
+ * UnsupportedProtocolVersionError, means a modern agent; any other answer
+ * (method not found, a transport error, silence until the probe deadline)
+ * means legacy, and we initialize.
+ */
+#include <string.h>
+
+#include "mcp/mcp_internal.h"
+
+#define MODULE "mcp-client"
+#define LEGACY_VERSION "2025-11-25"
+#define DEFAULT_PROBE_MS 3000
+
+typedef enum client_state {
+  CLIENT_IDLE = 0,
+  CLIENT_PROBING,
+  CLIENT_INITIALIZING,
+  CLIENT_READY,
+} client_state;
+
+struct sb_mcp_request {
+  sb_mcp_client *client;
+  sb_mcp_request *next, *prev;
+  json_int_t id;
+  char *method;
+  json_t *progress_token; /* own reference or NULL */
+  sb_mcp_progress_cb progress;
+  sb_mcp_response_cb cb;
+  void *ud;
+  uv_timer_t *timer; /* heap: closed asynchronously */
+  uint64_t timeout_ms;
+  int sent;
+};
+
+struct sb_mcp_client {
+  uv_loop_t *loop;
+  char *name;
+  sb_mcp_client_transport tr;
+  sb_mcp_client_events ev;
+  sb_mcp_client_era_pref era_pref;
+  json_t *capabilities;
+  uint64_t probe_timeout_ms;
+  client_state state;
+  int modern;
+  char version[16];
+  json_t *server_caps;
+  json_t *server_info;
+  json_int_t next_id;
+  sb_mcp_request *pending;
+  /* connect in progress */
+  sb_mcp_response_cb connect_cb;
+  void *connect_ud;
+  uint64_t connect_timeout_ms;
+};
+
+/* ---- errors made here ---------------------------------------------------- */
+
+static json_t *local_error(sb_mcp_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *local_error(sb_mcp_client *c, int code, const char *fmt, ...) {
+  char detail[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  char *msg = sb_asprintf("agent %s: %s", c->name, detail);
+  json_t *e = json_pack("{siss?s{ss}}", "code", code, "message", msg, "data",
+                        "agent", c->name);
+  sb_free(msg);
+  return e;
+}
+
+/* ---- request bookkeeping -------------------------------------------------- */
+
+static void timer_closed(uv_handle_t *h) { sb_free(h); }
+
+static void request_unlink(sb_mcp_request *r) {
+  sb_mcp_client *c = r->client;
+  if (r->prev) r->prev->next = r->next;
+  else if (c->pending == r) c->pending = r->next;
+  if (r->next) r->next->prev = r->prev;
+  r->next = r->prev = NULL;
+}
+
+static void request_free(sb_mcp_request *r) {
+  if (r->timer) {
+    uv_timer_stop(r->timer);
+    uv_close((uv_handle_t *)r->timer, timer_closed);
+  }
+  json_decref(r->progress_token);
+  sb_free(r->method);
+  sb_free(r);
+}
+
+/* Run the callback once and free the request. */
+static void request_finish(sb_mcp_request *r, json_t *result, json_t *error) {
+  request_unlink(r);
+  sb_mcp_response_cb cb = r->cb;
+  void *ud = r->ud;
+  request_free(r);
+  if (cb) cb(ud, result, error);
+}
+
+static sb_mcp_request *find_request(sb_mcp_client *c, json_int_t id) {
+  for (sb_mcp_request *r = c->pending; r; r = r->next)
+    if (r->id == id) return r;
+  return NULL;
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* The modern per-request envelope. */
+static void add_meta(sb_mcp_client *c, json_t *params) {
+  json_t *meta = json_object_get(params, "_meta");
+  if (!meta) {
+    meta = json_object();
+    json_object_set_new(params, "_meta", meta);
+  }
+  json_object_set_new(meta, SB_MCP_META_PROTOCOL_VERSION,
+                      json_string(c->version));
+  json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->capabilities);
+  json_object_set_new(meta, SB_MCP_META_CLIENT_INFO,
+                      json_pack("{ssss}", "name", "switchboard", "version",
+                                SB_VERSION));
+}
+
+static void on_request_timeout(uv_timer_t *t) {
+  sb_mcp_request *r = t->data;
+  sb_mcp_client *c = r->client;
+  SB_WARN(MODULE, "agent %s: %s timed out after %llu ms", c->name, r->method,
+          (unsigned long long)r->timeout_ms);
+  json_t *id = json_integer(r->id);
+  if (r->sent) {
+    /* Tell the agent to stop; it must not answer any more. */
+    sb_mcp_client_notify(c, "notifications/cancelled",
+                         json_pack("{sOss}", "requestId", id, "reason",
+                                   "deadline exceeded"));
+    if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
+  }
+  json_decref(id);
+  json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                          "%s timed out after %llu ms", r->method,
+                          (unsigned long long)r->timeout_ms);
+  json_object_set_new(json_object_get(e, "data"), "timeout", json_true());
+  request_finish(r, NULL, e);
+  json_decref(e);
+}
+
+static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
+                                    json_t *params, uint64_t timeout_ms,
+                                    sb_mcp_progress_cb progress,
+                                    sb_mcp_response_cb cb, void *ud,
+                                    int envelope) {
+  sb_mcp_request *r = sb_calloc(1, sizeof *r);
+  if (!params) params = json_object();
+  if (!r || !params || !(r->method = sb_strdup(method))) {
+    sb_free(r);
+    json_decref(params);
+    return NULL;
+  }
+  r->client = c;
+  r->id = ++c->next_id;
+  r->cb = cb;
+  r->ud = ud;
+  r->progress = progress;
+  r->timeout_ms = timeout_ms;
+  if (envelope && c->modern) add_meta(c, params);
+  if (progress) {
+    char token[48];
+    snprintf(token, sizeof token, "sb-%s-%lld", c->name, (long long)r->id);
+    r->progress_token = json_string(token);
+    json_t *meta = json_object_get(params, "_meta");
+    if (!meta) {
+      meta = json_object();
+      json_object_set_new(params, "_meta", meta);
+    }
+    json_object_set(meta, "progressToken", r->progress_token);
+  }
+  r->next = c->pending;
+  if (c->pending) c->pending->prev = r;
+  c->pending = r;
+  if (timeout_ms) {
+    r->timer = sb_malloc(sizeof *r->timer);
+    if (r->timer) {
+      uv_timer_init(c->loop, r->timer);
+      r->timer->data = r;
+      uv_timer_start(r->timer, on_request_timeout, timeout_ms, 0);
+    }
+  }
+  json_int_t rid = r->id;
+  json_t *id = json_integer(rid);
+  json_t *msg = sb_rpc_request_new(id, method, params);
+  json_decref(id);
+  /* The answer may arrive inside send() (an in-process agent) and free r:
+   * mark it sent first, and look it up again afterwards. */
+  r->sent = 1;
+  int rc = msg ? c->tr.send(c->tr.t, msg) : SB_ENOMEM;
+  json_decref(msg);
+  r = find_request(c, rid);
+  if (rc != 0 && r) {
+    r->sent = 0;
+    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                            "cannot send %s: %s", method, sb_strerror(rc));
+    /* The caller learns through the callback, once, like any failure. */
+    request_finish(r, NULL, e);
+    json_decref(e);
+    return NULL;
+  }
+  return r;
+}
+
+sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
+                                      json_t *params, uint64_t timeout_ms,
+                                      sb_mcp_progress_cb progress,
+                                      sb_mcp_response_cb cb, void *ud) {
+  if (c->state != CLIENT_READY) {
+    json_decref(params);
+    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                            "not connected (cannot send %s)", method);
+    if (cb) cb(ud, NULL, e);
+    json_decref(e);
+    return NULL;
+  }
+  return send_request(c, method, params, timeout_ms, progress, cb, ud, 1);
+}
+
+int sb_mcp_request_sent(const sb_mcp_request *r) { return r->sent; }
+
+void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason) {
+  sb_mcp_client *c = r->client;
+  json_t *id = json_integer(r->id);
+  if (r->sent) {
+    sb_mcp_client_notify(c, "notifications/cancelled",
+                         json_pack("{sOss}", "requestId", id, "reason",
+                                   reason ? reason : "cancelled"));
+    if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
+  }
+  json_decref(id);
+  json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR, "%s cancelled (%s)",
+                          r->method, reason ? reason : "by the caller");
+  json_object_set_new(json_object_get(e, "data"), "cancelled", json_true());
+  request_finish(r, NULL, e);
+  json_decref(e);
+}
+
+int sb_mcp_client_notify(sb_mcp_client *c, const char *method,
+                         json_t *params) {
+  if (params && c->modern) add_meta(c, params);
+  json_t *msg = sb_rpc_notification_new(method, params);
+  int rc = msg ? c->tr.send(c->tr.t, msg) : SB_ENOMEM;
+  json_decref(msg);
+  return rc;
+}
+
+int sb_mcp_client_respond(sb_mcp_client *c, json_t *id, json_t *result,
+                          json_t *error) {
+  json_t *msg;
+  if (error) {
+    msg = sb_rpc_error_new(
+        id, (int)json_integer_value(json_object_get(error, "code")),
+        json_string_value(json_object_get(error, "message")),
+        json_incref(json_object_get(error, "data")));
+    json_decref(error);
+    json_decref(result);
+  } else {
+    msg = sb_rpc_result_new(id, result ? result : json_object());
+  }
+  int rc = msg ? c->tr.send(c->tr.t, msg) : SB_ENOMEM;
+  json_decref(msg);
+  return rc;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+sb_mcp_client *sb_mcp_client_new(const sb_mcp_client_options *o) {
+  sb_mcp_client *c = sb_calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->loop = o->loop;
+  c->name = sb_strdup(o->name ? o->name : "agent");
+  c->tr = o->transport;
+  c->ev = o->events;
+  c->era_pref = o->era;
+  c->capabilities = o->capabilities ? json_deep_copy(o->capabilities)
+                                    : json_object();
+  c->probe_timeout_ms = o->probe_timeout_ms ? o->probe_timeout_ms
+                                            : DEFAULT_PROBE_MS;
+  if (!c->name || !c->capabilities) {
+    sb_mcp_client_free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void fail_all(sb_mcp_client *c, const char *detail) {
+  while (c->pending) {
+    sb_mcp_request *r = c->pending;
+    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR, "%s", detail);
+    json_object_set_new(json_object_get(e, "data"), "transport", json_true());
+    request_finish(r, NULL, e);
+    json_decref(e);
+  }
+}
+
+void sb_mcp_client_free(sb_mcp_client *c) {
+  if (!c) return;
+  c->connect_cb = NULL;
+  fail_all(c, "client closed");
+  json_decref(c->capabilities);
+  json_decref(c->server_caps);
+  json_decref(c->server_info);
+  sb_free(c->name);
+  sb_free(c);
+}
+
+void sb_mcp_client_transport_lost(sb_mcp_client *c, const char *detail) {
+  c->state = CLIENT_IDLE;
+  fail_all(c, detail ? detail : "transport lost");
+}
+
+int sb_mcp_client_connected(const sb_mcp_client *c) {
+  return c->state == CLIENT_READY;
+}
+int sb_mcp_client_is_modern(const sb_mcp_client *c) { return c->modern; }
+const char *sb_mcp_client_version(const sb_mcp_client *c) {
+  return c->state == CLIENT_READY ? c->version : NULL;
+}
+json_t *sb_mcp_client_server_capabilities(const sb_mcp_client *c) {
+  return c->server_caps;
+}
+json_t *sb_mcp_client_server_info(const sb_mcp_client *c) {
+  return c->server_info;
+}
+
+static void connect_done(sb_mcp_client *c, json_t *result, json_t *error) {
+  sb_mcp_response_cb cb = c->connect_cb;
+  void *ud = c->connect_ud;
+  c->connect_cb = NULL;
+  if (cb) cb(ud, result, error);
+}
+
+static void on_initialized(void *ud, json_t *result, json_t *error) {
+  sb_mcp_client *c = ud;
+  if (error) {
+    c->state = CLIENT_IDLE;
+    connect_done(c, NULL, error);
+    return;
+  }
+  const char *v = json_string_value(json_object_get(result, "protocolVersion"));
+  if (!v || !sb_mcp_version_supported(v) || sb_mcp_version_is_modern(v)) {
+    c->state = CLIENT_IDLE;
+    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                            "initialize answered with unsupported protocol "
+                            "version %s",
+                            v ? v : "(none)");
+    connect_done(c, NULL, e);
+    json_decref(e);
+    return;
+  }
+  snprintf(c->version, sizeof c->version, "%s", v);
+  json_decref(c->server_caps);
+  json_decref(c->server_info);
+  c->server_caps = json_incref(json_object_get(result, "capabilities"));
+  c->server_info = json_incref(json_object_get(result, "serverInfo"));
+  c->modern = 0;
+  c->state = CLIENT_READY;
+  if (c->tr.set_header) c->tr.set_header(c->tr.t, "MCP-Protocol-Version", v);
+  sb_mcp_client_notify(c, "notifications/initialized", NULL);
+  SB_INFO(MODULE, "agent %s: legacy MCP %s", c->name, v);
+  connect_done(c, result, NULL);
+}
+
+static void start_initialize(sb_mcp_client *c) {
+  c->state = CLIENT_INITIALIZING;
+  c->modern = 0;
+  /* The probe's modern header must not reach a legacy initialize. */
+  if (c->tr.set_header) c->tr.set_header(c->tr.t, "MCP-Protocol-Version", NULL);
+  json_t *p = json_pack("{sssOs{ssss}}", "protocolVersion", LEGACY_VERSION,
+                        "capabilities", c->capabilities, "clientInfo", "name",
+                        "switchboard", "version", SB_VERSION);
+  send_request(c, "initialize", p, c->connect_timeout_ms, NULL,
+               on_initialized, c, 0);
+}
+
+static int offers_modern(json_t *versions) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(versions, i, v) if (json_is_string(v) &&
+                                         strcmp(json_string_value(v),
+                                                SB_MCP_MODERN_VERSION) == 0)
+      return 1;
+  return 0;
+}
+
+static int offers_legacy(json_t *versions) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(versions, i, v) {
+    const char *s = json_string_value(v);
+    if (s && sb_mcp_version_supported(s) && !sb_mcp_version_is_modern(s))
+      return 1;
+  }
+  return 0;
+}
+
+static void on_discovered(void *ud, json_t *result, json_t *error) {
+  sb_mcp_client *c = ud;
+  json_t *supported =
+      result ? json_object_get(result, "supportedVersions")
+             : json_object_get(json_object_get(error, "data"), "supported");
+  int modern_error = error && json_integer_value(json_object_get(
+                                  error, "code")) ==
+                                  SB_RPC_UNSUPPORTED_PROTOCOL_VERSION;
+  if (result && offers_modern(supported)) {
+    snprintf(c->version, sizeof c->version, "%s", SB_MCP_MODERN_VERSION);
+    json_decref(c->server_caps);
+    json_decref(c->server_info);
+    c->server_caps = json_incref(json_object_get(result, "capabilities"));
+    c->server_info = json_incref(json_object_get(
+        json_object_get(result, "_meta"), SB_MCP_META_SERVER_INFO));
+    c->modern = 1;
+    c->state = CLIENT_READY;
+    SB_INFO(MODULE, "agent %s: modern MCP %s", c->name, c->version);
+    connect_done(c, result, NULL);
+    return;
+  }
+  /* A modern answer without our modern version: only a legacy version we
+   * share can still work; an unrecognised answer means a legacy agent. */
+  int recognised = result || modern_error;
+  if (c->era_pref == SB_MCP_CLIENT_MODERN ||
+      (recognised && !offers_legacy(supported))) {
+    c->state = CLIENT_IDLE;
+    json_t *e = local_error(c, SB_RPC_UNSUPPORTED_PROTOCOL_VERSION,
+                            "speaks no protocol version switchboard supports");
+    connect_done(c, NULL, e);
+    json_decref(e);
+    return;
+  }
+  SB_DEBUG(MODULE, "agent %s: not modern; falling back to initialize", c->name);
+  start_initialize(c);
+}
+
+int sb_mcp_client_connect(sb_mcp_client *c, uint64_t timeout_ms,
+                          sb_mcp_response_cb cb, void *ud) {
+  if (c->state == CLIENT_PROBING || c->state == CLIENT_INITIALIZING)
+    return SB_ESTATE;
+  c->connect_cb = cb;
+  c->connect_ud = ud;
+  c->connect_timeout_ms = timeout_ms;
+  if (c->era_pref == SB_MCP_CLIENT_LEGACY) {
+    start_initialize(c);
+    return 0;
+  }
+  c->state = CLIENT_PROBING;
+  c->modern = 1; /* the probe carries the modern envelope */
+  snprintf(c->version, sizeof c->version, "%s", SB_MCP_MODERN_VERSION);
+  if (c->tr.set_header)
+    c->tr.set_header(c->tr.t, "MCP-Protocol-Version", SB_MCP_MODERN_VERSION);
+  uint64_t probe = c->probe_timeout_ms < timeout_ms || !timeout_ms
+                       ? c->probe_timeout_ms
+                       : timeout_ms;
+  send_request(c, "server/discover", json_object(), probe, NULL, on_discovered,
+               c, 1);
+  return 0;
+}
+
+/* ---- receiving ------------------------------------------------------------------ */
+
+static void handle_progress(sb_mcp_client *c, json_t *params) {
+  json_t *token = json_object_get(params, "progressToken");
+  for (sb_mcp_request *r = c->pending; r; r = r->next) {
+    if (r->progress_token && json_equal(r->progress_token, token)) {
+      if (r->progress) r->progress(r->ud, params);
+      return;
+    }
+  }
+}
+
+/* The in-flight request an agent's own request most likely belongs to:
+ * the newest tools/call, prompts/get or resources/read. */
+static sb_mcp_request *related_request(sb_mcp_client *c) {
+  for (sb_mcp_request *r = c->pending; r; r = r->next)
+    if (strcmp(r->method, "tools/call") == 0 ||
+        strcmp(r->method, "prompts/get") == 0 ||
+        strcmp(r->method, "resources/read") == 0)
+      return r;
+  return NULL;
+}
+
+static void receive_one(sb_mcp_client *c, json_t *msg) {
+  sb_rpc_msg m;
+  sb_error err = {0};
+  if (sb_rpc_classify(msg, &m, &err) != 0) {
+    SB_WARN(MODULE, "agent %s sent an invalid message: %s", c->name, err.msg);
+    return;
+  }
+  if (m.kind == SB_RPC_RESPONSE) {
+    sb_mcp_request *r =
+        json_is_integer(m.id) ? find_request(c, json_integer_value(m.id)) : NULL;
+    if (!r) {
+      SB_DEBUG(MODULE, "agent %s: response to no pending request", c->name);
+      return;
+    }
+    request_finish(r, m.result, m.error);
+    return;
+  }
+  if (m.kind == SB_RPC_NOTIFICATION) {
+    if (strcmp(m.method, "notifications/progress") == 0) {
+      handle_progress(c, m.params);
+      return;
+    }
+    if (c->ev.on_notification)
+      c->ev.on_notification(c->ev.ud, m.method, m.params);
+    return;
+  }
+  /* A request from the agent. */
+  if (strcmp(m.method, "ping") == 0) {
+    sb_mcp_client_respond(c, m.id, json_object(), NULL);
+    return;
+  }
+  if (!c->ev.on_agent_request) {
+    sb_mcp_client_respond(
+        c, m.id, NULL,
+        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND, "message",
+                  "switchboard does not take this request from agents"));
+    return;
+  }
+  c->ev.on_agent_request(c->ev.ud, m.id, m.method, m.params,
+                         related_request(c));
+}
+
+void sb_mcp_client_receive(sb_mcp_client *c, json_t *msg) {
+  if (json_is_array(msg)) {
+    size_t i;
+    json_t *item;
+    json_array_foreach(msg, i, item) receive_one(c, item);
+    return;
+  }
+  receive_one(c, msg);
+}

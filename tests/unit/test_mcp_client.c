@@ -1,0 +1,355 @@
+/* Unit tests for src/mcp/client.c. The client talks to switchboard's own
+ * MCP server in-process (a loopback transport), and to a scripted fake
+ * legacy agent for the era fallback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "mcp/mcp.h"
+
+/* ---- loopback: client -> server -> client -------------------------------- */
+
+typedef struct loopback {
+  sb_config cfg;
+  uv_loop_t loop;
+  sb_mcp_server *srv;
+  sb_mcp_session *session;
+  sb_mcp_out out; /* server -> client */
+  sb_mcp_client *client;
+  json_t *sent;   /* every message the client sent */
+  json_t *notes;  /* notifications the client did not claim */
+  json_t *agent_requests;
+  /* answers */
+  json_t *result, *error, *progress;
+  int answered;
+} loopback;
+
+static int lb_out_write(sb_mcp_out *out, json_t *msg, int final) {
+  loopback *lb = out->data;
+  sb_mcp_client_receive(lb->client, msg);
+  return 0;
+}
+
+static int lb_send(void *t, json_t *msg) {
+  loopback *lb = t;
+  json_array_append(lb->sent, msg);
+  sb_mcp_server_dispatch(lb->srv, lb->session, &lb->out, msg);
+  return 0;
+}
+
+static void lb_note(void *ud, const char *method, json_t *params) {
+  loopback *lb = ud;
+  json_array_append_new(lb->notes, json_string(method));
+}
+
+static void lb_agent_request(void *ud, json_t *id, const char *method,
+                             json_t *params, sb_mcp_request *related) {
+  loopback *lb = ud;
+  json_array_append_new(lb->agent_requests, json_string(method));
+  assert_non_null(related);
+  sb_mcp_client_respond(lb->client, id,
+                        json_pack("{sss{ss}}", "action", "accept", "content",
+                                  "answer", "green"),
+                        NULL);
+}
+
+static void on_answer(void *ud, json_t *result, json_t *error) {
+  loopback *lb = ud;
+  json_decref(lb->result);
+  json_decref(lb->error);
+  lb->result = json_incref(result);
+  lb->error = json_incref(error);
+  lb->answered++;
+}
+
+static void on_progress(void *ud, json_t *params) {
+  loopback *lb = ud;
+  json_array_append(lb->progress, params);
+}
+
+static int setup_era(void **state, sb_mcp_client_era_pref era) {
+  loopback *lb = calloc(1, sizeof *lb);
+  sb_config_defaults(&lb->cfg);
+  uv_loop_init(&lb->loop);
+  sb_mcp_server_options so = {.config = &lb->cfg, .loop = &lb->loop};
+  lb->srv = sb_mcp_server_new(&so);
+  lb->out.write = lb_out_write;
+  lb->out.data = lb;
+  lb->session = sb_mcp_session_new(lb->srv, &lb->out);
+  lb->sent = json_array();
+  lb->notes = json_array();
+  lb->agent_requests = json_array();
+  lb->progress = json_array();
+  json_t *caps = json_pack("{s{}}", "elicitation");
+  sb_mcp_client_options co = {
+      .loop = &lb->loop,
+      .name = "loop",
+      .transport = {.send = lb_send, .t = lb},
+      .events = {.on_notification = lb_note,
+                 .on_agent_request = lb_agent_request,
+                 .ud = lb},
+      .era = era,
+      .capabilities = caps};
+  lb->client = sb_mcp_client_new(&co);
+  json_decref(caps);
+  *state = lb;
+  return lb->client ? 0 : -1;
+}
+
+static int setup_auto(void **state) { return setup_era(state, SB_MCP_CLIENT_AUTO); }
+static int setup_legacy(void **state) { return setup_era(state, SB_MCP_CLIENT_LEGACY); }
+
+static int teardown(void **state) {
+  loopback *lb = *state;
+  sb_mcp_client_free(lb->client);
+  sb_mcp_out_detach(&lb->out);
+  sb_mcp_session_free(lb->session);
+  sb_mcp_server_free(lb->srv);
+  uv_run(&lb->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&lb->loop);
+  json_decref(lb->sent);
+  json_decref(lb->notes);
+  json_decref(lb->agent_requests);
+  json_decref(lb->progress);
+  json_decref(lb->result);
+  json_decref(lb->error);
+  sb_config_free(&lb->cfg);
+  free(lb);
+  return 0;
+}
+
+static void connect_ok(loopback *lb) {
+  assert_int_equal(sb_mcp_client_connect(lb->client, 1000, on_answer, lb), 0);
+  uv_run(&lb->loop, UV_RUN_NOWAIT);
+  assert_int_equal(lb->answered, 1);
+  assert_null(lb->error);
+  assert_true(sb_mcp_client_connected(lb->client));
+  lb->answered = 0;
+}
+
+static const char *text_of(json_t *result) {
+  return json_string_value(json_object_get(
+      json_array_get(json_object_get(result, "content"), 0), "text"));
+}
+
+static void test_connect_modern(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  assert_true(sb_mcp_client_is_modern(lb->client));
+  assert_string_equal(sb_mcp_client_version(lb->client), "2026-07-28");
+  assert_non_null(json_object_get(sb_mcp_client_server_capabilities(lb->client), "tools"));
+  assert_string_equal(json_string_value(json_object_get(
+                          sb_mcp_client_server_info(lb->client), "name")),
+                      "switchboard");
+  /* no initialize was ever sent */
+  size_t i;
+  json_t *m;
+  json_array_foreach(lb->sent, i, m)
+      assert_string_not_equal(json_string_value(json_object_get(m, "method")),
+                              "initialize");
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{ss}}", "name", "echo", "arguments",
+                                  "text", "hi"),
+                        1000, NULL, on_answer, lb);
+  assert_int_equal(lb->answered, 1);
+  assert_string_equal(text_of(lb->result), "hi");
+  assert_string_equal(json_string_value(json_object_get(lb->result, "resultType")),
+                      "complete");
+}
+
+static void test_connect_legacy(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  assert_false(sb_mcp_client_is_modern(lb->client));
+  assert_string_equal(sb_mcp_client_version(lb->client), "2025-11-25");
+  /* initialize, then notifications/initialized */
+  assert_string_equal(json_string_value(json_object_get(json_array_get(lb->sent, 0), "method")),
+                      "initialize");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(lb->sent, 1), "method")),
+                      "notifications/initialized");
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{ss}}", "name", "echo", "arguments",
+                                  "text", "legacy"),
+                        1000, NULL, on_answer, lb);
+  assert_string_equal(text_of(lb->result), "legacy");
+  assert_null(json_object_get(lb->result, "resultType"));
+}
+
+static void test_progress(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{sisi}}", "name", "slow_count",
+                                  "arguments", "steps", 3, "interval_ms", 1),
+                        5000, on_progress, on_answer, lb);
+  assert_int_equal(lb->answered, 0);
+  uv_run(&lb->loop, UV_RUN_DEFAULT);
+  assert_int_equal(lb->answered, 1);
+  assert_int_equal(json_array_size(lb->progress), 3);
+  assert_string_equal(text_of(lb->result), "counted to 3");
+}
+
+static void test_timeout_cancels(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{sisi}}", "name", "slow_count",
+                                  "arguments", "steps", 2, "interval_ms",
+                                  60000),
+                        20, NULL, on_answer, lb);
+  uv_run(&lb->loop, UV_RUN_DEFAULT); /* ends: the agent's timer was cancelled */
+  assert_int_equal(lb->answered, 1);
+  assert_non_null(lb->error);
+  assert_true(json_is_true(json_object_get(json_object_get(lb->error, "data"), "timeout")));
+  assert_non_null(strstr(json_string_value(json_object_get(lb->error, "message")),
+                         "agent loop"));
+  /* the agent was told */
+  json_t *last = json_array_get(lb->sent, json_array_size(lb->sent) - 1);
+  assert_string_equal(json_string_value(json_object_get(last, "method")),
+                      "notifications/cancelled");
+}
+
+static void test_explicit_cancel(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  sb_mcp_request *r = sb_mcp_client_request(
+      lb->client, "tools/call",
+      json_pack("{sss{si}}", "name", "slow_count", "arguments", "interval_ms",
+                60000),
+      0, NULL, on_answer, lb);
+  assert_non_null(r);
+  assert_true(sb_mcp_request_sent(r));
+  sb_mcp_request_cancel(r, "user closed the chat");
+  assert_int_equal(lb->answered, 1);
+  assert_true(json_is_true(json_object_get(json_object_get(lb->error, "data"), "cancelled")));
+  uv_run(&lb->loop, UV_RUN_DEFAULT);
+  assert_int_equal(lb->answered, 1); /* no late answer */
+}
+
+static void test_agent_request(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb); /* legacy: the server asks us with elicitation/create */
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{ss}", "name", "ask_user"), 1000, NULL,
+                        on_answer, lb);
+  assert_int_equal(json_array_size(lb->agent_requests), 1);
+  assert_string_equal(json_string_value(json_array_get(lb->agent_requests, 0)),
+                      "elicitation/create");
+  assert_string_equal(text_of(lb->result), "you said: green");
+}
+
+static void test_notifications(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  sb_mcp_client_request(lb->client, "resources/subscribe",
+                        json_pack("{ss}", "uri", "switchboard://notes/n1"),
+                        1000, NULL, on_answer, lb);
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{ssss}}", "name", "note_write",
+                                  "arguments", "name", "n1", "text", "x"),
+                        1000, NULL, on_answer, lb);
+  assert_int_equal(json_array_size(lb->notes), 2);
+  assert_string_equal(json_string_value(json_array_get(lb->notes, 0)),
+                      "notifications/resources/updated");
+}
+
+static void test_transport_lost(void **state) {
+  loopback *lb = *state;
+  connect_ok(lb);
+  sb_mcp_client_request(lb->client, "tools/call",
+                        json_pack("{sss{si}}", "name", "slow_count",
+                                  "arguments", "interval_ms", 60000),
+                        0, NULL, on_answer, lb);
+  sb_mcp_client_transport_lost(lb->client, "exited with status 1");
+  assert_int_equal(lb->answered, 1);
+  assert_non_null(strstr(json_string_value(json_object_get(lb->error, "message")),
+                         "exited with status 1"));
+  assert_false(sb_mcp_client_connected(lb->client));
+  lb->answered = 0;
+  /* not connected: the request fails at once, through the callback */
+  assert_null(sb_mcp_client_request(lb->client, "tools/list", NULL, 100, NULL,
+                                    on_answer, lb));
+  assert_int_equal(lb->answered, 1);
+  sb_mcp_out_detach(&lb->out); /* the server's pending slow_count */
+}
+
+/* ---- a scripted legacy agent that has never heard of server/discover ----- */
+
+typedef struct fake {
+  sb_mcp_client *client;
+  json_t *sent;
+  int answered;
+  json_t *error;
+} fake;
+
+static int fake_send(void *t, json_t *msg) {
+  fake *f = t;
+  json_array_append(f->sent, msg);
+  const char *method = json_string_value(json_object_get(msg, "method"));
+  json_t *id = json_object_get(msg, "id");
+  if (!id) return 0;
+  json_t *reply;
+  if (strcmp(method, "server/discover") == 0)
+    reply = sb_rpc_error_new(id, SB_RPC_METHOD_NOT_FOUND, "Method not found", NULL);
+  else if (strcmp(method, "initialize") == 0)
+    reply = sb_rpc_result_new(
+        id, json_pack("{sss{}s{ssss}}", "protocolVersion", "2025-06-18",
+                      "capabilities", "serverInfo", "name", "old-agent",
+                      "version", "1.0"));
+  else
+    reply = sb_rpc_error_new(id, SB_RPC_METHOD_NOT_FOUND, "nope", NULL);
+  sb_mcp_client_receive(f->client, reply);
+  json_decref(reply);
+  return 0;
+}
+
+static void fake_answer(void *ud, json_t *result, json_t *error) {
+  fake *f = ud;
+  f->answered++;
+  f->error = json_incref(error);
+}
+
+static void test_fallback_to_initialize(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  fake f = {0};
+  f.sent = json_array();
+  sb_mcp_client_options co = {.loop = &loop,
+                              .name = "old",
+                              .transport = {.send = fake_send, .t = &f}};
+  f.client = sb_mcp_client_new(&co);
+  sb_mcp_client_connect(f.client, 1000, fake_answer, &f);
+  assert_int_equal(f.answered, 1);
+  assert_null(f.error);
+  assert_false(sb_mcp_client_is_modern(f.client));
+  assert_string_equal(sb_mcp_client_version(f.client), "2025-06-18");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(f.sent, 1), "method")),
+                      "initialize");
+  sb_mcp_client_free(f.client);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  json_decref(f.sent);
+}
+
+int main(void) {
+  sb_core_init();
+  sb_log_set_level(SB_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_connect_modern, setup_auto, teardown),
+      cmocka_unit_test_setup_teardown(test_connect_legacy, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_progress, setup_auto, teardown),
+      cmocka_unit_test_setup_teardown(test_progress, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_auto, teardown),
+      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_explicit_cancel, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_agent_request, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_notifications, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_transport_lost, setup_auto, teardown),
+      cmocka_unit_test(test_fallback_to_initialize),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
