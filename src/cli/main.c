@@ -348,6 +348,12 @@ static void print_config(FILE *out, const sb_config *cfg) {
   /* tokens are secrets: shown as a count, never printed */
   fprintf(out, "  # tenants: %zu configured (tokens not shown)\n",
           cfg->tenants_len);
+  if (cfg->agents) {
+    /* JSON is YAML's flow style: this loads back unchanged. */
+    char *agents = json_dumps(cfg->agents, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    fprintf(out, "agents: %s\n", agents ? agents : "[]");
+    sb_free(agents);
+  }
 }
 
 static int cmd_check(int argc, char **argv) {

@@ -12,7 +12,7 @@
  * a bad file (or an allocation failure) leaves the caller's config as it
  * was.
  */
-#include "config/config.h"
+#include "config/config_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,31 +59,27 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->default_tenant = default_tenant_id;
 }
 
-static int is_static_default(const char *s) {
+int cfg_is_static_default(const char *s) {
   return s == default_listen_host || s == default_store_path ||
          s == default_tenant_id;
 }
 
-static void free_tenants(sb_config_tenant *t, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    sb_free(t[i].id);
-    if (t[i].token) sodium_memzero(t[i].token, strlen(t[i].token));
-    sb_free(t[i].token);
-  }
-  sb_free(t);
-}
 
 /* Free what cfg owns without touching the other fields. */
 static void release_owned(sb_config *cfg) {
-  if (!is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
+  if (!cfg_is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
   cfg->listen_host = NULL;
-  if (!is_static_default(cfg->store_path)) sb_free(cfg->store_path);
+  if (!cfg_is_static_default(cfg->store_path)) sb_free(cfg->store_path);
   cfg->store_path = NULL;
-  if (!is_static_default(cfg->default_tenant)) sb_free(cfg->default_tenant);
+  if (!cfg_is_static_default(cfg->default_tenant)) sb_free(cfg->default_tenant);
   cfg->default_tenant = NULL;
-  free_tenants(cfg->tenants, cfg->tenants_len);
+  cfg_free_tenants(cfg->tenants, cfg->tenants_len);
   cfg->tenants = NULL;
   cfg->tenants_len = 0;
+  json_decref(cfg->agents);
+  cfg->agents = NULL;
+  sb_free(cfg->agent_lines);
+  cfg->agent_lines = NULL;
   for (size_t i = 0; i < cfg->allowed_origins_len; i++)
     sb_free(cfg->allowed_origins[i]);
   sb_free(cfg->allowed_origins);
@@ -105,20 +101,29 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->allowed_origins_len = 0;
   dst->tenants = NULL;
   dst->tenants_len = 0;
+  dst->agents = NULL;
+  dst->agent_lines = NULL;
   /* Owned strings are copied; until then dst points at the statics so a
    * failure part-way frees only what was copied. */
   dst->listen_host = default_listen_host;
   dst->store_path = default_store_path;
   dst->default_tenant = default_tenant_id;
-  if (src->listen_host && !is_static_default(src->listen_host) &&
+  if (src->listen_host && !cfg_is_static_default(src->listen_host) &&
       !(dst->listen_host = sb_strdup(src->listen_host)))
     goto fail;
-  if (src->store_path && !is_static_default(src->store_path) &&
+  if (src->store_path && !cfg_is_static_default(src->store_path) &&
       !(dst->store_path = sb_strdup(src->store_path)))
     goto fail;
-  if (src->default_tenant && !is_static_default(src->default_tenant) &&
+  if (src->default_tenant && !cfg_is_static_default(src->default_tenant) &&
       !(dst->default_tenant = sb_strdup(src->default_tenant)))
     goto fail;
+  if (src->agents) {
+    size_t n = json_array_size(src->agents);
+    dst->agents = json_deep_copy(src->agents);
+    dst->agent_lines = sb_calloc(n ? n : 1, sizeof *dst->agent_lines);
+    if (!dst->agents || !dst->agent_lines) goto fail;
+    if (n) memcpy(dst->agent_lines, src->agent_lines, n * sizeof *dst->agent_lines);
+  }
   if (src->tenants_len) {
     dst->tenants = sb_calloc(src->tenants_len, sizeof *dst->tenants);
     if (!dst->tenants) goto fail;
@@ -258,7 +263,7 @@ int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err) {
   if (!hostport) return sb_error_set(err, SB_EINVAL, "listen: missing address");
   int rc = parse_listen(hostport, 0, &host, &port, msg, sizeof msg);
   if (rc != 0) return sb_error_set(err, rc, "listen: %s", msg);
-  if (!is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
+  if (!cfg_is_static_default(cfg->listen_host)) sb_free(cfg->listen_host);
   cfg->listen_host = host;
   cfg->listen_port = port;
   return 0;
@@ -267,7 +272,7 @@ int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err) {
 static int replace_string(char **field, const char *v, sb_error *err) {
   char *copy = sb_strdup(v);
   if (!copy) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  if (!is_static_default(*field)) sb_free(*field);
+  if (!cfg_is_static_default(*field)) sb_free(*field);
   *field = copy;
   return 0;
 }
@@ -301,6 +306,7 @@ typedef enum key_kind {
   KEY_PATH,    /* char * field: a file path */
   KEY_TENANT,  /* char * field: a tenant id */
   KEY_TENANTS, /* tenants list */
+  KEY_AGENTS,  /* agents list, kept as JSON */
 } key_kind;
 
 typedef struct key_spec {
@@ -369,6 +375,7 @@ static const key_spec top_keys[] = {
     {"store", KEY_SECTION, 0, 0, 0, store_keys},
     {"contexts", KEY_SECTION, 0, 0, 0, contexts_keys},
     {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
+    {"agents", KEY_AGENTS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -377,23 +384,13 @@ static const key_spec top_keys[] = {
 
 /* ---- parser ------------------------------------------------------------- */
 
-typedef struct parse_ctx {
-  yaml_parser_t parser;
-  yaml_event_t ev;
-  int have_ev;
-  const char *name;
-  const char *input;
-  size_t input_len;
-  sb_config *cfg; /* the private copy being filled */
-  sb_error *err;
-} parse_ctx;
 
-static size_t ev_line(const parse_ctx *p) { return p->ev.start_mark.line + 1; }
+size_t cfg_ev_line(const parse_ctx *p) { return p->ev.start_mark.line + 1; }
 
 /* Error at the current event's line, with the key path when there is one. */
-static int fail_at(parse_ctx *p, size_t line, const char *path, int code,
+int cfg_fail_at(parse_ctx *p, size_t line, const char *path, int code,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(parse_ctx *p, size_t line, const char *path, int code,
+int cfg_fail_at(parse_ctx *p, size_t line, const char *path, int code,
                    const char *fmt, ...) {
   char msg[400];
   va_list ap;
@@ -433,7 +430,7 @@ static int syntax_error(parse_ctx *p) {
 }
 
 /* Advance to the next event (p->ev). */
-static int next_event(parse_ctx *p) {
+int cfg_next_event(parse_ctx *p) {
   if (p->have_ev) yaml_event_delete(&p->ev);
   p->have_ev = 0;
   if (!yaml_parser_parse(&p->parser, &p->ev)) return syntax_error(p);
@@ -441,37 +438,37 @@ static int next_event(parse_ctx *p) {
   return 0;
 }
 
-static const char *ev_scalar(const parse_ctx *p) {
+const char *cfg_ev_scalar(const parse_ctx *p) {
   return (const char *)p->ev.data.scalar.value;
 }
 
 /* A plain empty/~/null scalar: YAML's null, e.g. "limits:" with no body. */
-static int ev_is_null(const parse_ctx *p) {
+int cfg_ev_is_null(const parse_ctx *p) {
   if (p->ev.type != YAML_SCALAR_EVENT) return 0;
   if (p->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-  const char *v = ev_scalar(p);
+  const char *v = cfg_ev_scalar(p);
   return !*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
          strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
 /* What the current event is, for "got ..." in messages. */
-static void describe_event(const parse_ctx *p, char *out, size_t cap) {
+void cfg_describe_event(const parse_ctx *p, char *out, size_t cap) {
   switch (p->ev.type) {
   case YAML_SEQUENCE_START_EVENT: snprintf(out, cap, "a list"); break;
   case YAML_MAPPING_START_EVENT: snprintf(out, cap, "a mapping"); break;
   case YAML_ALIAS_EVENT: snprintf(out, cap, "an alias"); break;
   case YAML_SCALAR_EVENT:
-    if (ev_is_null(p))
+    if (cfg_ev_is_null(p))
       snprintf(out, cap, "an empty value");
     else
-      quote_value(out, cap, ev_scalar(p), p->ev.data.scalar.length);
+      quote_value(out, cap, cfg_ev_scalar(p), p->ev.data.scalar.length);
     break;
   default: snprintf(out, cap, "something else"); break;
   }
 }
 
-static int fail_alias(parse_ctx *p, const char *path) {
-  return fail_at(p, ev_line(p), path, SB_EINVAL,
+int cfg_fail_alias(parse_ctx *p, const char *path) {
+  return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                  "YAML aliases (*%s) are not supported in the config",
                  (const char *)p->ev.data.alias.anchor);
 }
@@ -480,11 +477,11 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
 
 static int parse_number(parse_ctx *p, const key_spec *k, const char *path) {
   char got[96];
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
   long long v = 0;
   int ok = 0;
   if (p->ev.type == YAML_SCALAR_EVENT) {
-    const char *s = ev_scalar(p);
+    const char *s = cfg_ev_scalar(p);
     size_t len = p->ev.data.scalar.length;
     int neg = 0;
     if (len && (s[0] == '-' || s[0] == '+')) {
@@ -498,8 +495,8 @@ static int parse_number(parse_ctx *p, const key_spec *k, const char *path) {
     }
   }
   if (!ok) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected an integer between %lld and %lld, got %s", k->min,
                    k->max, got);
   }
@@ -515,12 +512,12 @@ static int parse_number(parse_ctx *p, const key_spec *k, const char *path) {
 
 static int parse_log_level(parse_ctx *p, const char *path) {
   char got[96];
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
   int level = -1;
-  if (p->ev.type == YAML_SCALAR_EVENT) level = sb_log_level_parse(ev_scalar(p));
+  if (p->ev.type == YAML_SCALAR_EVENT) level = sb_log_level_parse(cfg_ev_scalar(p));
   if (level < 0) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected one of debug, info, notice, warning, error, "
                    "got %s",
                    got);
@@ -531,23 +528,23 @@ static int parse_log_level(parse_ctx *p, const char *path) {
 
 static int parse_listen_value(parse_ctx *p, const char *path) {
   char got[96], msg[400];
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
-  if (p->ev.type != YAML_SCALAR_EVENT || ev_is_null(p)) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  if (p->ev.type != YAML_SCALAR_EVENT || cfg_ev_is_null(p)) {
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected HOST:PORT (e.g. 127.0.0.1:8080), got %s", got);
   }
-  if (strlen(ev_scalar(p)) != p->ev.data.scalar.length)
-    return fail_at(p, ev_line(p), path, SB_EINVAL, "contains a NUL byte");
+  if (strlen(cfg_ev_scalar(p)) != p->ev.data.scalar.length)
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL, "contains a NUL byte");
   char *host = NULL;
   int port = 0;
   /* Port 0 in the file would be indistinguishable from "not configured";
    * a free port is what --listen HOST:0 is for. */
-  int rc = parse_listen(ev_scalar(p), 1, &host, &port, msg, sizeof msg);
+  int rc = parse_listen(cfg_ev_scalar(p), 1, &host, &port, msg, sizeof msg);
   if (rc == SB_ENOMEM)
     return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
-  if (rc != 0) return fail_at(p, ev_line(p), path, rc, "%s", msg);
-  if (!is_static_default(p->cfg->listen_host)) sb_free(p->cfg->listen_host);
+  if (rc != 0) return cfg_fail_at(p, cfg_ev_line(p), path, rc, "%s", msg);
+  if (!cfg_is_static_default(p->cfg->listen_host)) sb_free(p->cfg->listen_host);
   p->cfg->listen_host = host;
   p->cfg->listen_port = port;
   return 0;
@@ -588,14 +585,14 @@ static int parse_origins(parse_ctx *p, const char *path) {
   char **items = NULL;
   size_t n = 0, cap = 0;
   int rc;
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
-  if (ev_is_null(p)) { /* "allowed_origins:" = empty list */
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  if (cfg_ev_is_null(p)) { /* "allowed_origins:" = empty list */
     set_origins(p->cfg, NULL, 0);
     return 0;
   }
   if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected a list of origins (e.g. [http://localhost:3000]), "
                    "got %s",
                    got);
@@ -603,17 +600,17 @@ static int parse_origins(parse_ctx *p, const char *path) {
   /* Collect into a new array, then replace the old list in one step: a list
    * in the file replaces the default, it does not extend it. */
   for (;;) {
-    if ((rc = next_event(p)) != 0) goto fail_items;
+    if ((rc = cfg_next_event(p)) != 0) goto fail_items;
     if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
     snprintf(item_path, sizeof item_path, "%s[%zu]", path, n);
     if (p->ev.type == YAML_ALIAS_EVENT) {
-      rc = fail_alias(p, item_path);
+      rc = cfg_fail_alias(p, item_path);
       goto fail_items;
     }
     if (p->ev.type != YAML_SCALAR_EVENT ||
-        !origin_valid(ev_scalar(p), p->ev.data.scalar.length)) {
-      describe_event(p, got, sizeof got);
-      rc = fail_at(p, ev_line(p), item_path, SB_EINVAL,
+        !origin_valid(cfg_ev_scalar(p), p->ev.data.scalar.length)) {
+      cfg_describe_event(p, got, sizeof got);
+      rc = cfg_fail_at(p, cfg_ev_line(p), item_path, SB_EINVAL,
                    "expected an origin like http://localhost:3000 "
                    "(scheme://host[:port], no path), got %s",
                    got);
@@ -626,7 +623,7 @@ static int parse_origins(parse_ctx *p, const char *path) {
       items = grown;
       cap = ncap;
     }
-    items[n] = sb_strdup(ev_scalar(p));
+    items[n] = sb_strdup(cfg_ev_scalar(p));
     if (!items[n]) goto oom_items;
     /* Browsers send scheme and host in lowercase and the HTTP transport
      * compares exactly, so "http://LocalHost:3000" must still match. */
@@ -646,54 +643,10 @@ fail_items:
   return rc;
 }
 
-int sb_config_tenant_id_valid(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 64) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
-const char *sb_config_tenant_for_token(const sb_config *cfg,
-                                       const char *token) {
-  if (cfg->tenants_len == 0) return cfg->default_tenant;
-  if (!token) return NULL;
-  size_t n = strlen(token);
-  const char *found = NULL;
-  /* Compare against every entry so timing does not reveal which matched. */
-  for (size_t i = 0; i < cfg->tenants_len; i++) {
-    const char *t = cfg->tenants[i].token;
-    if (strlen(t) == n && sodium_memcmp(t, token, n) == 0 && !found)
-      found = cfg->tenants[i].id;
-  }
-  return found;
-}
-
-/* A plain scalar string value; *out is a new copy. */
-static int scalar_string(parse_ctx *p, const char *path, const char *what,
-                         char **out) {
-  char got[96];
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
-  if (p->ev.type != YAML_SCALAR_EVENT || ev_is_null(p) ||
-      p->ev.data.scalar.length == 0 ||
-      strlen(ev_scalar(p)) != p->ev.data.scalar.length) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL, "expected %s, got %s", what,
-                   got);
-  }
-  *out = sb_strdup(ev_scalar(p));
-  if (!*out) return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
-  return 0;
-}
-
 static int parse_string_field(parse_ctx *p, const key_spec *k,
                               const char *path) {
   char *v = NULL;
-  int rc = scalar_string(p, path,
+  int rc = cfg_scalar_string(p, path,
                          k->kind == KEY_TENANT
                              ? "a tenant id (1-64 of A-Z a-z 0-9 . _ -)"
                              : "a file path",
@@ -701,119 +654,76 @@ static int parse_string_field(parse_ctx *p, const key_spec *k,
   if (rc != 0) return rc;
   if (k->kind == KEY_TENANT && !sb_config_tenant_id_valid(v)) {
     char got[96];
-    describe_event(p, got, sizeof got);
+    cfg_describe_event(p, got, sizeof got);
     sb_free(v);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected a tenant id (1-64 of A-Z a-z 0-9 . _ -), got %s",
                    got);
   }
   char **field = (char **)(void *)((char *)p->cfg + k->offset);
-  if (!is_static_default(*field)) sb_free(*field);
+  if (!cfg_is_static_default(*field)) sb_free(*field);
   *field = v;
   return 0;
 }
 
-/* auth.tenants: a list of {id, token}; ids and tokens must be unique and
- * tokens at least 16 characters (they are the only credential). */
-static int parse_tenants(parse_ctx *p, const char *path) {
-  char got[96], item[160], key_path[200];
-  sb_config_tenant *items = NULL;
-  size_t n = 0;
+/* agents: a list of mappings kept as JSON; registry/ gives them meaning. */
+static int parse_agents(parse_ctx *p, const char *path) {
+  char got[96], item[192];
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  json_t *list = json_array();
+  size_t *lines = NULL, n = 0;
   int rc = 0;
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
-  if (ev_is_null(p)) {
-    free_tenants(p->cfg->tenants, p->cfg->tenants_len);
-    p->cfg->tenants = NULL;
-    p->cfg->tenants_len = 0;
-    return 0;
-  }
-  if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
-                   "expected a list of {id, token}, got %s", got);
-  }
-  for (;;) {
-    if ((rc = next_event(p)) != 0) goto fail;
-    if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
-    snprintf(item, sizeof item, "%s[%zu]", path, n);
-    if (p->ev.type != YAML_MAPPING_START_EVENT) {
-      describe_event(p, got, sizeof got);
-      rc = fail_at(p, ev_line(p), item, SB_EINVAL,
-                   "expected a mapping with id and token, got %s", got);
-      goto fail;
+  if (!list) return sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
+  if (!cfg_ev_is_null(p)) {
+    if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
+      cfg_describe_event(p, got, sizeof got);
+      json_decref(list);
+      return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
+                         "expected a list of agent definitions, got %s", got);
     }
-    size_t item_line = ev_line(p);
-    sb_config_tenant *grown = sb_realloc(items, (n + 1) * sizeof *items);
-    if (!grown) {
-      rc = sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
-      goto fail;
-    }
-    items = grown;
-    sb_config_tenant *t = &items[n++];
-    memset(t, 0, sizeof *t);
     for (;;) {
-      if ((rc = next_event(p)) != 0) goto fail;
-      if (p->ev.type == YAML_MAPPING_END_EVENT) break;
-      const char *key = p->ev.type == YAML_SCALAR_EVENT ? ev_scalar(p) : "";
-      char **slot = strcmp(key, "id") == 0      ? &t->id
-                    : strcmp(key, "token") == 0 ? &t->token
-                                                : NULL;
-      snprintf(key_path, sizeof key_path, "%s.%.32s", item, key);
-      if (!slot) {
-        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
-                     "unknown key (known: id, token)");
+      if ((rc = cfg_next_event(p)) != 0) goto fail;
+      if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
+      snprintf(item, sizeof item, "%s[%zu]", path, n);
+      size_t line = cfg_ev_line(p);
+      if (p->ev.type != YAML_MAPPING_START_EVENT) {
+        cfg_describe_event(p, got, sizeof got);
+        rc = cfg_fail_at(p, line, item, SB_EINVAL,
+                         "expected an agent definition (a mapping), got %s",
+                         got);
         goto fail;
       }
-      if (*slot) {
-        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL, "duplicate key");
+      json_t *v = NULL;
+      if ((rc = cfg_parse_json(p, item, &v)) != 0) goto fail;
+      size_t *grown = sb_realloc(lines, (n + 1) * sizeof *lines);
+      if (!grown) {
+        json_decref(v);
+        rc = sb_error_set(p->err, SB_ENOMEM, "%s: out of memory", p->name);
         goto fail;
       }
-      if ((rc = next_event(p)) != 0) goto fail;
-      if ((rc = scalar_string(p, key_path,
-                              slot == &t->id ? "a tenant id" : "a token",
-                              slot)) != 0)
-        goto fail;
-      if (slot == &t->id && !sb_config_tenant_id_valid(t->id)) {
-        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
-                     "expected a tenant id (1-64 of A-Z a-z 0-9 . _ -)");
-        goto fail;
-      }
-      if (slot == &t->token && strlen(t->token) < 16) {
-        rc = fail_at(p, ev_line(p), key_path, SB_EINVAL,
-                     "a token must be at least 16 characters");
-        goto fail;
-      }
-    }
-    if (!t->id || !t->token) {
-      rc = fail_at(p, item_line, item, SB_EINVAL, "needs both id and token");
-      goto fail;
-    }
-    for (size_t i = 0; i + 1 < n; i++) {
-      if (strcmp(items[i].id, t->id) == 0 ||
-          strcmp(items[i].token, t->token) == 0) {
-        rc = fail_at(p, item_line, item, SB_EINVAL,
-                     "%s repeats an earlier tenant's",
-                     strcmp(items[i].id, t->id) == 0 ? "id" : "token");
-        goto fail;
-      }
+      lines = grown;
+      lines[n++] = line;
+      json_array_append_new(list, v);
     }
   }
-  free_tenants(p->cfg->tenants, p->cfg->tenants_len);
-  p->cfg->tenants = items;
-  p->cfg->tenants_len = n;
+  json_decref(p->cfg->agents);
+  sb_free(p->cfg->agent_lines);
+  p->cfg->agents = list;
+  p->cfg->agent_lines = lines;
   return 0;
 fail:
-  free_tenants(items, n);
+  json_decref(list);
+  sb_free(lines);
   return rc;
 }
 
 static int parse_section(parse_ctx *p, const key_spec *k, const char *path) {
   char got[96];
-  if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
-  if (ev_is_null(p)) return 0; /* "limits:" with nothing under it */
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  if (cfg_ev_is_null(p)) return 0; /* "limits:" with nothing under it */
   if (p->ev.type != YAML_MAPPING_START_EVENT) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), path, SB_EINVAL,
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                    "expected a mapping of keys, got %s", got);
   }
   return parse_mapping(p, k->children, path);
@@ -833,16 +743,16 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
   char key_path[128], shown[96], known[160];
   int rc;
   for (;;) {
-    if ((rc = next_event(p)) != 0) return rc;
+    if ((rc = cfg_next_event(p)) != 0) return rc;
     if (p->ev.type == YAML_MAPPING_END_EVENT) return 0;
-    if (p->ev.type == YAML_ALIAS_EVENT) return fail_alias(p, path);
+    if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
     if (p->ev.type != YAML_SCALAR_EVENT) {
-      describe_event(p, shown, sizeof shown);
-      return fail_at(p, ev_line(p), path, SB_EINVAL,
+      cfg_describe_event(p, shown, sizeof shown);
+      return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                      "keys must be plain names, got %s", shown);
     }
-    const char *name = ev_scalar(p);
-    size_t line = ev_line(p);
+    const char *name = cfg_ev_scalar(p);
+    size_t line = cfg_ev_line(p);
     const key_spec *k = keys;
     size_t idx = 0;
     if (strlen(name) == p->ev.data.scalar.length)
@@ -864,16 +774,16 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
       snprintf(key_path, sizeof key_path, "%s%s%s", path, *path ? "." : "",
                shown);
       known_keys(keys, known, sizeof known);
-      return fail_at(p, line, key_path, SB_EINVAL, "unknown key (known: %s)",
+      return cfg_fail_at(p, line, key_path, SB_EINVAL, "unknown key (known: %s)",
                      known);
     }
     snprintf(key_path, sizeof key_path, "%s%s%s", path, *path ? "." : "",
              k->name);
     if (first_line[idx])
-      return fail_at(p, line, key_path, SB_EINVAL,
+      return cfg_fail_at(p, line, key_path, SB_EINVAL,
                      "duplicate key (first set on line %zu)", first_line[idx]);
     first_line[idx] = line;
-    if ((rc = next_event(p)) != 0) return rc;
+    if ((rc = cfg_next_event(p)) != 0) return rc;
     switch (k->kind) {
     case KEY_SECTION: rc = parse_section(p, k, key_path); break;
     case KEY_INT:
@@ -884,7 +794,8 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_LOG_LEVEL: rc = parse_log_level(p, key_path); break;
     case KEY_PATH:
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
-    case KEY_TENANTS: rc = parse_tenants(p, key_path); break;
+    case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;
+    case KEY_AGENTS: rc = parse_agents(p, key_path); break;
     }
     if (rc != 0) return rc;
   }
@@ -893,24 +804,24 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
 static int parse_stream(parse_ctx *p) {
   char got[96];
   int rc;
-  if ((rc = next_event(p)) != 0) return rc; /* STREAM_START */
-  if ((rc = next_event(p)) != 0) return rc;
+  if ((rc = cfg_next_event(p)) != 0) return rc; /* STREAM_START */
+  if ((rc = cfg_next_event(p)) != 0) return rc;
   if (p->ev.type == YAML_STREAM_END_EVENT) return 0; /* empty or comments */
   /* DOCUMENT_START, then the root node */
-  if ((rc = next_event(p)) != 0) return rc;
+  if ((rc = cfg_next_event(p)) != 0) return rc;
   if (p->ev.type == YAML_MAPPING_START_EVENT) {
     if ((rc = parse_mapping(p, top_keys, "")) != 0) return rc;
-  } else if (!ev_is_null(p)) {
-    describe_event(p, got, sizeof got);
-    return fail_at(p, ev_line(p), NULL, SB_EINVAL,
+  } else if (!cfg_ev_is_null(p)) {
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), NULL, SB_EINVAL,
                    "the top level must be a mapping with sections server, "
                    "limits, sessions, cache, store, contexts, auth; got %s",
                    got);
   }
-  if ((rc = next_event(p)) != 0) return rc; /* DOCUMENT_END */
-  if ((rc = next_event(p)) != 0) return rc;
+  if ((rc = cfg_next_event(p)) != 0) return rc; /* DOCUMENT_END */
+  if ((rc = cfg_next_event(p)) != 0) return rc;
   if (p->ev.type != YAML_STREAM_END_EVENT)
-    return fail_at(p, ev_line(p), NULL, SB_EINVAL,
+    return cfg_fail_at(p, cfg_ev_line(p), NULL, SB_EINVAL,
                    "a second YAML document; the config must be one document");
   return 0;
 }

@@ -37,6 +37,7 @@
 #ifndef SB_CONFIG_H
 #define SB_CONFIG_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "core/core.h"
@@ -70,6 +71,10 @@ typedef struct sb_config {
   char *default_tenant;
   struct sb_config_tenant *tenants;
   size_t tenants_len;
+  /* agents: the list as JSON (AgentDefinitions; registry/ validates them),
+   * with the file line of each item for error messages. */
+  json_t *agents;
+  size_t *agent_lines;
 } sb_config;
 
 /* A tenant and the bearer token its callers present. */

@@ -240,7 +240,7 @@ static void test_structure_errors(void **state) {
                "allowed_origins, log_level)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: servers: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, auth)");
+               "sessions, cache, store, contexts, auth, agents)");
   expect_error("limits:\n  page_size: 5\n  ? [a]\n  : b\n",
                "config.yaml:3: limits: keys must be plain names, got a list");
   expect_error("server:\n  - listen\n",
@@ -447,6 +447,45 @@ static void test_auth_errors(void **state) {
   sb_config_free(&cfg);
 }
 
+static void test_agents_section(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  const char *yaml = "agents:\n"
+                     "  - id: sales\n"
+                     "    capabilities: [quote, \"test drive\"]\n"
+                     "    temperature: 0.3\n"
+                     "    maxTokens: 512\n"
+                     "    enabled: true\n"
+                     "    note: \"42\"\n"
+                     "  - id: service\n"
+                     "    transport: {type: stdio, args: [a, b]}\n";
+  assert_int_equal(load(&cfg, yaml, &err), 0);
+  assert_int_equal(json_array_size(cfg.agents), 2);
+  assert_int_equal(cfg.agent_lines[0], 2);
+  assert_int_equal(cfg.agent_lines[1], 8);
+  json_t *a = json_array_get(cfg.agents, 0);
+  assert_true(json_is_real(json_object_get(a, "temperature")));
+  assert_int_equal(json_integer_value(json_object_get(a, "maxTokens")), 512);
+  assert_true(json_is_true(json_object_get(a, "enabled")));
+  assert_true(json_is_string(json_object_get(a, "note"))); /* quoted stays a string */
+  assert_string_equal(json_string_value(json_array_get(json_object_get(a, "capabilities"), 1)),
+                      "test drive");
+  sb_config copy; /* a second load deep-copies agents (all-or-nothing) */
+  sb_config_defaults(&copy);
+  assert_int_equal(sb_config_load_string(&copy, yaml, strlen(yaml), "x.yaml", &err), 0);
+  sb_config_free(&copy);
+  sb_config_free(&cfg);
+  expect_error("agents: {id: x}\n",
+               "config.yaml:1: agents: expected a list of agent definitions, "
+               "got a mapping");
+  expect_error("agents:\n  - sales\n",
+               "config.yaml:2: agents[0]: expected an agent definition (a "
+               "mapping), got \"sales\"");
+  expect_error("agents:\n  - id: a\n    id: b\n",
+               "config.yaml:3: agents[0].id: duplicate key");
+}
+
 /* Every allocation in a load may fail: each failure must report ENOMEM,
  * leak nothing and leave the config as it was. */
 static void test_alloc_failures(void **state) {
@@ -490,6 +529,7 @@ int main(void) {
       cmocka_unit_test(test_set_listen),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_auth_errors),
+      cmocka_unit_test(test_agents_section),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,48 @@
+/* config_internal.h: the YAML parser's state and helpers, shared by the
+ * files of src/config/ (config.c: the schema and the parser; tenants.c:
+ * auth.tenants; yaml_json.c: free-form sections kept as JSON). */
+#ifndef SB_CONFIG_INTERNAL_H
+#define SB_CONFIG_INTERNAL_H
+
+#include <jansson.h>
+#include <yaml.h>
+
+#include "config/config.h"
+
+typedef struct parse_ctx {
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  int have_ev;
+  const char *name;
+  const char *input;
+  size_t input_len;
+  sb_config *cfg; /* the private copy being filled */
+  sb_error *err;
+} parse_ctx;
+
+/* 1 for the static default strings (never freed). */
+int cfg_is_static_default(const char *s);
+void cfg_free_tenants(sb_config_tenant *t, size_t n);
+/* Line (1-based) of the current event. */
+size_t cfg_ev_line(const parse_ctx *p);
+/* Fill p->err with "name:line: path: message"; returns code. */
+int cfg_fail_at(parse_ctx *p, size_t line, const char *path, int code,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int cfg_next_event(parse_ctx *p);
+const char *cfg_ev_scalar(const parse_ctx *p);
+int cfg_ev_is_null(const parse_ctx *p);
+void cfg_describe_event(const parse_ctx *p, char *out, size_t cap);
+int cfg_fail_alias(parse_ctx *p, const char *path);
+/* A plain scalar string value; *out is a new copy. */
+int cfg_scalar_string(parse_ctx *p, const char *path, const char *what,
+                      char **out);
+
+/* tenants.c */
+int cfg_parse_tenants(parse_ctx *p, const char *path);
+
+/* yaml_json.c: the current node (scalar, sequence or mapping) as JSON,
+ * consuming it; *out is a new reference. Scalars follow the YAML core
+ * schema (plain true/false/null/integers/floats), quoted ones are strings. */
+int cfg_parse_json(parse_ctx *p, const char *path, json_t **out);
+
+#endif
