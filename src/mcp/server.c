@@ -189,12 +189,16 @@ int sb_mcp_call_has_capability(const sb_mcp_call *c, const char *name) {
   return json_object_get(c->caps, name) != NULL;
 }
 
-#define DEFAULT_TENANT "default"
+/* Callers without credentials (stdio) belong to the configured default. */
+static const char *default_tenant(const sb_mcp_server *srv) {
+  return srv->cfg && srv->cfg->default_tenant ? srv->cfg->default_tenant
+                                              : "default";
+}
 
 const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
   if (c->out && c->out->tenant) return c->out->tenant;
   if (c->session && c->session->tenant) return c->session->tenant;
-  return DEFAULT_TENANT;
+  return default_tenant(c->srv);
 }
 
 static void call_send(sb_mcp_call *c, json_t *msg) {
@@ -521,7 +525,7 @@ void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
   json_t *msg = sb_rpc_notification_new("notifications/resources/updated",
                                         json_deep_copy(params));
   for (sb_mcp_session *s = srv->sessions; s; s = s->next) {
-    if (tenant && strcmp(s->tenant ? s->tenant : DEFAULT_TENANT, tenant) != 0)
+    if (tenant && strcmp(s->tenant ? s->tenant : default_tenant(srv), tenant) != 0)
       continue;
     if (json_object_get(s->subscriptions, uri)) session_notify(s, msg);
   }

@@ -718,6 +718,26 @@ static void do_delete(http_req *r) {
   respond_static(r, MHD_HTTP_NO_CONTENT, s->resp_accepted);
 }
 
+/* An error decided before dispatch: JSON-RPC shaped on /mcp, the REST
+ * shape {"error":{"code","message"}} on REST routes. */
+static void respond_early(http_req *r) {
+  if (!r->route) {
+    respond_msg(r, r->early_status, r->early_error, NULL);
+    return;
+  }
+  const char *msg = json_string_value(
+      json_object_get(json_object_get(r->early_error, "error"), "message"));
+  const char *code = r->early_status == MHD_HTTP_UNAUTHORIZED ? "unauthorized"
+                     : r->early_status == MHD_HTTP_FORBIDDEN  ? "forbidden"
+                     : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE
+                         ? "too_large"
+                         : "bad_request";
+  json_t *body = json_pack("{s{ssss}}", "error", "code", code, "message",
+                           msg ? msg : code);
+  respond_msg(r, r->early_status, body, NULL);
+  json_decref(body);
+}
+
 static void req_finish(http_req *r, const char *method) {
   if (r->route && !r->early_error) {
     http_route_run(r, method);
@@ -730,7 +750,7 @@ static void req_finish(http_req *r, const char *method) {
   else
     sb_buf_reset(&r->body);
   if (r->early_error) {
-    respond_msg(r, r->early_status, r->early_error, NULL);
+    respond_early(r);
     return;
   }
   if (strcmp(method, "POST") == 0)
@@ -753,7 +773,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
     *req_cls = r;
     if (req_begin(r, url, method)) {
       r->in_handler = 1;
-      respond_msg(r, r->early_status, r->early_error, NULL);
+      respond_early(r);
       r->in_handler = 0;
     }
     return MHD_YES;

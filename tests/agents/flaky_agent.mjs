@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// flaky_agent.mjs: a real MCP agent (the official 1.x SDK server, stdio)
+// whose tools misbehave on demand, for switchboard's failure-recovery
+// tests: it can hang, be slow, crash mid-call, answer with garbage, or
+// fail. Its name and capabilities come from the command line:
+//   node flaky_agent.mjs NAME
+// Every tool answers with the agent's NAME so tests see who served a call.
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+
+const name = process.argv[2] || 'flaky';
+const server = new McpServer({ name, version: '1.0.0' });
+const text = (t) => ({ content: [{ type: 'text', text: t }] });
+let calls = 0;
+
+server.tool('whoami', 'Says which agent answered', {}, async () => {
+  calls++;
+  return text(`${name} (call ${calls})`);
+});
+server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(0) },
+  async ({ ms }, extra) => {
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      extra.signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('cancelled')); });
+    });
+    return text(`${name} slept ${ms} ms`);
+  });
+server.tool('hang', 'Never answers', {}, () => new Promise(() => {}));
+server.tool('crash', 'Exits the process in the middle of the call', {}, async () => {
+  process.stderr.write(`${name}: crashing on purpose\n`);
+  process.exit(3);
+});
+server.tool('garbage', 'Writes a line that is not JSON, then answers', {}, async () => {
+  process.stdout.write('this is not json\n');
+  return text(`${name} after garbage`);
+});
+server.tool('fail', 'Returns a tool error', {}, async () => ({ ...text(`${name} failed`), isError: true }));
+
+await server.connect(new StdioServerTransport());
+process.stderr.write(`${name}: ready\n`);
