@@ -41,6 +41,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  if (!(app->agents = app_agents_start(app, err))) goto fail;
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
@@ -76,6 +77,7 @@ void sb_app_stop(sb_app *app) {
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
+  app_agents_stop(app->agents);
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);
   sb_store_close(app->store);

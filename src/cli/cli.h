@@ -16,4 +16,8 @@ int sb_cli_is_help(const char *arg);
 extern const char sb_cli_context_help[];
 int sb_cli_context(int argc, char **argv);
 
+/* switchboard agents ... (agents_cmd.c) */
+extern const char sb_cli_agents_help[];
+int sb_cli_agents(int argc, char **argv);
+
 #endif

@@ -32,6 +32,7 @@ static const char main_help[] =
     "  switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
     "  switchboard check --config FILE\n"
     "  switchboard context (get|history|diff) ID ... [options]\n"
+    "  switchboard agents (list | explain CAPABILITY) --config FILE\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"
     "  switchboard --help\n"
@@ -40,6 +41,7 @@ static const char main_help[] =
     "  serve     serve MCP over stdio or Streamable HTTP\n"
     "  check     validate a config file and print the resulting settings\n"
     "  context   read a context, its history or a diff from the store\n"
+    "  agents    list the configured agents, or rank them for a capability\n"
     "  help      show help for switchboard or for one command\n"
     "\n"
     "Options:\n"
@@ -301,6 +303,7 @@ shutdown:
   uv_close((uv_handle_t *)&st.shutdown_guard, NULL);
   uv_run(&st.loop, UV_RUN_NOWAIT);
   uvrc = uv_loop_close(&st.loop);
+
   if (uvrc != 0)
     SB_WARN("cli", "event loop not closed cleanly: %s", uv_strerror(uvrc));
   sb_config_free(&cfg);
@@ -398,6 +401,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "context") == 0) return sb_cli_context(argc - 2, argv + 2);
+  if (strcmp(cmd, "agents") == 0) return sb_cli_agents(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0) {
     if (argc > 3)
       return sb_cli_usage_error("help", "unexpected argument '%s'", argv[3]);
@@ -409,6 +413,8 @@ int main(int argc, char **argv) {
       fputs(check_help, stdout);
     } else if (strcmp(argv[2], "context") == 0) {
       fputs(sb_cli_context_help, stdout);
+    } else if (strcmp(argv[2], "agents") == 0) {
+      fputs(sb_cli_agents_help, stdout);
     } else if (strcmp(argv[2], "help") == 0) {
       fputs(main_help, stdout);
     } else {

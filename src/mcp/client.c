@@ -210,6 +210,8 @@ static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
     r->sent = 0;
     json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
                             "cannot send %s: %s", method, sb_strerror(rc));
+    json_object_set_new(json_object_get(e, "data"), "transport", json_true());
+    json_object_set_new(json_object_get(e, "data"), "delivered", json_false());
     /* The caller learns through the callback, once, like any failure. */
     request_finish(r, NULL, e);
     json_decref(e);
@@ -305,6 +307,10 @@ static void fail_all(sb_mcp_client *c, const char *detail) {
     sb_mcp_request *r = c->pending;
     json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR, "%s", detail);
     json_object_set_new(json_object_get(e, "data"), "transport", json_true());
+    /* Whether the agent may have started on it: retrying is only safe
+     * when it did not (or the tool is idempotent). */
+    json_object_set_new(json_object_get(e, "data"), "delivered",
+                        json_boolean(r->sent));
     request_finish(r, NULL, e);
     json_decref(e);
   }

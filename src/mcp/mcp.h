@@ -140,6 +140,10 @@ typedef struct sb_mcp_provider {
   int (*complete)(void *ud, sb_mcp_call *call, json_t *ref, json_t *argument);
   /* Release ud when the server is freed (after every call has ended). */
   void (*destroy)(void *ud);
+  /* Its lists change at run time (agents connecting, crashing): list
+   * results then carry ttlMs 0, so modern clients re-fetch instead of
+   * caching for cache.ttl_ms. */
+  int volatile_lists;
 } sb_mcp_provider;
 
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */
@@ -219,6 +223,16 @@ void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
 void sb_mcp_call_reply(sb_mcp_call *call, json_t *result);
 void sb_mcp_call_fail(sb_mcp_call *call, int code, const char *message,
                       json_t *data);
+
+/* Ask the client that made this call a question of its own (legacy
+ * clients only: sampling/createMessage, elicitation/create, roots/list);
+ * cb gets its answer (result or error, borrowed). params stolen. 0, or
+ * SB_ESTATE when the client is modern or the call has no session. */
+typedef void (*sb_mcp_client_answer_cb)(sb_mcp_call *call, json_t *result,
+                                        json_t *error, void *ud);
+int sb_mcp_call_ask_client(sb_mcp_call *call, const char *method,
+                           json_t *params, sb_mcp_client_answer_cb cb,
+                           void *ud);
 
 /* Reply with a cacheable result: modern clients get ttlMs and cacheScope
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */

@@ -347,6 +347,16 @@ int mcp_call_request_client(sb_mcp_call *c, const char *method,
   return 0;
 }
 
+int sb_mcp_call_ask_client(sb_mcp_call *c, const char *method,
+                           json_t *params, sb_mcp_client_answer_cb cb,
+                           void *ud) {
+  if (c->modern) {
+    json_decref(params);
+    return SB_ESTATE;
+  }
+  return mcp_call_request_client(c, method, params, cb, ud);
+}
+
 /* A response from a legacy client to one of our requests. */
 static void handle_client_response(sb_mcp_session *s, sb_rpc_msg *m) {
   if (!s || !json_is_integer(m->id)) return;
@@ -734,9 +744,17 @@ static const char *required_string(sb_mcp_call *c, const char *key) {
   return v;
 }
 
+/* The TTL of list results: none while some provider's lists may change
+ * at any moment. */
+static long list_ttl(sb_mcp_server *srv) {
+  for (size_t i = 0; i < srv->providers_len; i++)
+    if (srv->providers[i].volatile_lists) return 0;
+  return srv->cfg->cache_ttl_ms;
+}
+
 static void handle_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  reply_list(c, offsetof(sb_mcp_provider, list_tools), "tools",
-             srv->cfg->cache_ttl_ms, "public");
+  reply_list(c, offsetof(sb_mcp_provider, list_tools), "tools", list_ttl(srv),
+             "public");
 }
 
 static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -767,7 +785,7 @@ static void handle_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
 
 static void handle_templates_list(sb_mcp_server *srv, sb_mcp_call *c) {
   reply_list(c, offsetof(sb_mcp_provider, list_templates),
-             "resourceTemplates", srv->cfg->cache_ttl_ms, "public");
+             "resourceTemplates", list_ttl(srv), "public");
 }
 
 static void handle_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -782,7 +800,7 @@ static void handle_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
 
 static void handle_prompts_list(sb_mcp_server *srv, sb_mcp_call *c) {
   reply_list(c, offsetof(sb_mcp_provider, list_prompts), "prompts",
-             srv->cfg->cache_ttl_ms, "public");
+             list_ttl(srv), "public");
 }
 
 static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {

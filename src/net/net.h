@@ -76,8 +76,9 @@ typedef struct sb_channel_events {
   /* One message (object or batch array) from the agent; borrowed. */
   void (*on_message)(void *ud, json_t *msg);
   /* The channel is down for good (process exited, stream failed past
-   * retry); no more callbacks follow. `detail` names the reason, e.g.
-   * "exited with status 1" or "connect: Connection refused". */
+   * retry); no more callbacks follow, and the owner still calls
+   * sb_channel_close to free it (allowed inside this callback). `detail`
+   * names the reason, e.g. "exited with status 1". */
   void (*on_closed)(void *ud, const char *detail);
   void *ud;
 } sb_channel_events;

@@ -1,0 +1,689 @@
+/* agents.c: switchboard's agents, connected and served.
+ *
+ * Each AgentDefinition gets a channel (stdio child or Streamable HTTP) and
+ * an MCP client on it. Once connected, the agent's tools are listed and
+ * served to switchboard's own clients as `agentId__tool`; a list_changed
+ * from the agent re-lists them and is passed on.
+ *
+ * A call to `agent__tool` goes through the registry: the breaker and the
+ * concurrency limit may refuse it, in which case (or when the agent fails
+ * it) the next-best agent that shares a capability and serves the same
+ * tool is tried. Every attempt has the agent's deadline; a timeout sends
+ * notifications/cancelled to the agent. A failed attempt is retried (with
+ * exponential backoff and jitter) only when the call never reached the
+ * agent or the tool is listed in idempotentTools. Whatever happens, the
+ * caller gets one answer that names the agent and the reason.
+ *
+ * A channel that closes (crash, exit) is reopened with backoff; health is
+ * checked with ping (legacy) or server/discover (modern) every
+ * HEALTH_EVERY_MS.
+ */
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app_internal.h"
+#include "registry/registry.h"
+
+#define MODULE "agents"
+#define SEP "__"
+#define CONNECT_TIMEOUT_MS 15000
+#define HEALTH_EVERY_MS 15000
+#define HEALTH_TIMEOUT_MS 5000
+#define RESTART_BASE_MS 200
+#define RESTART_CAP_MS 30000
+#define RETRY_BASE_MS 50
+#define RETRY_CAP_MS 2000
+
+typedef struct agent agent;
+
+typedef struct attempt attempt;
+
+struct sb_app_agents {
+  sb_app *app;
+  sb_registry *reg;
+  agent **list;
+  size_t len;
+  attempt *attempts; /* calls in progress (for relays) */
+  int stopping;
+};
+
+struct agent {
+  sb_app_agents *owner;
+  sb_agent_def *def; /* own reference */
+  sb_channel *ch;
+  sb_mcp_client *client;
+  json_t *tools;   /* the agent's own tool list, or NULL before listing */
+  json_t *listing; /* pages gathered by a tools/list in progress */
+  uv_timer_t restart_timer;
+  uv_timer_t health_timer;
+  unsigned restarts;
+  int closing;
+};
+
+static double random01(void) { return (double)randombytes_uniform(1u << 30) / (1u << 30); }
+
+/* ---- connection lifecycle ----------------------------------------------- */
+
+static void agent_connect(agent *a);
+
+static void list_tools_page(agent *a, const char *cursor);
+
+/* tools/list, every page, then announce the change to our clients. */
+static void on_listed(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  if (error) {
+    SB_WARN(MODULE, "agent %s: tools/list failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+    json_decref(a->listing);
+    a->listing = NULL;
+    return;
+  }
+  json_t *page = json_object_get(result, "tools");
+  if (json_is_array(page)) json_array_extend(a->listing, page);
+  const char *cursor = json_string_value(json_object_get(result, "nextCursor"));
+  if (cursor && json_array_size(a->listing) < 10000) {
+    list_tools_page(a, cursor);
+    return;
+  }
+  json_decref(a->tools);
+  a->tools = a->listing;
+  a->listing = NULL;
+  SB_INFO(MODULE, "agent %s: %zu tool(s)", a->def->id, json_array_size(a->tools));
+  sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
+}
+
+static void list_tools_page(agent *a, const char *cursor) {
+  json_t *params = cursor ? json_pack("{ss}", "cursor", cursor) : NULL;
+  sb_mcp_client_request(a->client, "tools/list", params, HEALTH_TIMEOUT_MS,
+                        NULL, on_listed, a);
+}
+
+static void list_tools(agent *a) {
+  if (a->listing) return; /* one listing at a time */
+  a->listing = json_array();
+  list_tools_page(a, NULL);
+}
+
+static void schedule_restart(agent *a);
+
+static void on_connected(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  if (error) {
+    SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+    sb_registry_set_health(a->owner->reg, a->def->id, 0);
+    if (a->owner->stopping) return;
+    sb_channel *ch = a->ch;
+    a->ch = NULL;
+    if (ch) sb_channel_close(ch);
+    schedule_restart(a);
+    return;
+  }
+  a->restarts = 0;
+  sb_registry_set_health(a->owner->reg, a->def->id, 1);
+  list_tools(a);
+}
+
+static void on_channel_message(void *ud, json_t *msg) {
+  agent *a = ud;
+  if (a->client) sb_mcp_client_receive(a->client, msg);
+}
+
+static void restart_tick(uv_timer_t *t) { agent_connect(t->data); }
+
+static void schedule_restart(agent *a) {
+  if (a->closing || a->owner->stopping) return;
+  uint64_t delay = sb_backoff_delay_ms(a->restarts++, RESTART_BASE_MS,
+                                       RESTART_CAP_MS, random01());
+  if (delay < RESTART_BASE_MS / 2) delay = RESTART_BASE_MS / 2;
+  SB_INFO(MODULE, "agent %s: reconnecting in %llu ms", a->def->id,
+          (unsigned long long)delay);
+  uv_timer_start(&a->restart_timer, restart_tick, delay, 0);
+}
+
+static void on_channel_closed(void *ud, const char *detail) {
+  agent *a = ud;
+  SB_WARN(MODULE, "agent %s: %s", a->def->id, detail);
+  sb_channel *dead = a->ch;
+  a->ch = NULL;
+  sb_channel_close(dead); /* frees it once its handles are closed */
+  sb_registry_set_health(a->owner->reg, a->def->id, 0);
+  if (a->client) {
+    char why[256];
+    snprintf(why, sizeof why, "channel closed: %s", detail);
+    sb_mcp_client_transport_lost(a->client, why);
+  }
+  if (a->tools) {
+    json_decref(a->tools);
+    a->tools = NULL;
+    sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
+  }
+  schedule_restart(a);
+}
+
+static int tr_send(void *t, json_t *msg) {
+  agent *a = t;
+  if (!a->ch) return SB_EIO;
+  return sb_channel_send(a->ch, msg, NULL);
+}
+
+static void tr_cancel(void *t, json_t *id) {
+  agent *a = t;
+  if (a->ch) sb_channel_cancel(a->ch, id);
+}
+
+static int tr_set_header(void *t, const char *name, const char *value) {
+  agent *a = t;
+  return a->ch ? sb_channel_set_header(a->ch, name, value) : 0;
+}
+
+static void on_agent_notification(void *ud, const char *method,
+                                  json_t *params) {
+  agent *a = ud;
+  if (strcmp(method, "notifications/tools/list_changed") == 0) {
+    list_tools(a);
+  } else if (strcmp(method, "notifications/message") == 0) {
+    json_t *data = json_object_get(params, "data");
+    char *text = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT);
+    SB_INFO(MODULE, "agent %s log: %s", a->def->id,
+            text ? text : json_string_value(data) ? json_string_value(data) : "");
+    sb_free(text);
+  }
+}
+
+/* A legacy agent asks something (sampling, elicitation, roots) while
+ * serving a call: pass it to the client that made the call. */
+typedef struct relay {
+  agent *a;
+  json_t *agent_req_id;
+} relay;
+
+static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
+                             void *ud) {
+  relay *r = ud;
+  if (r->a->client)
+    sb_mcp_client_respond(r->a->client, r->agent_req_id, json_incref(result),
+                          json_incref(error));
+  json_decref(r->agent_req_id);
+  sb_free(r);
+}
+
+static sb_mcp_call *call_of_request(agent *a, sb_mcp_request *req);
+
+static void on_agent_request(void *ud, json_t *id, const char *method,
+                             json_t *params, sb_mcp_request *related) {
+  agent *a = ud;
+  sb_mcp_call *call = related ? call_of_request(a, related) : NULL;
+  relay *r = call ? sb_calloc(1, sizeof *r) : NULL;
+  if (r) {
+    r->a = a;
+    r->agent_req_id = json_incref(id);
+    if (sb_mcp_call_ask_client(call, method, json_incref(params),
+                               on_client_answer, r) == 0)
+      return;
+    json_decref(r->agent_req_id);
+    sb_free(r);
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "switchboard cannot pass %s to the client that made this call "
+           "(%s)",
+           method, call ? "it speaks 2026-07-28" : "no call in progress");
+  sb_mcp_client_respond(a->client, id, NULL,
+                        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
+                                  "message", msg));
+}
+
+static void agent_connect(agent *a) {
+  sb_app_agents *o = a->owner;
+  sb_error err = {0};
+  sb_channel_events ev = {on_channel_message, on_channel_closed, a};
+  const sb_agent_transport *t = &a->def->transport;
+  if (t->type == SB_AGENT_TRANSPORT_STDIO) {
+    const char **args = sb_calloc(t->args.len + 1, sizeof *args);
+    char **env = sb_calloc(t->env.len + 1, sizeof *env);
+    for (size_t i = 0; args && i < t->args.len; i++) args[i] = t->args.items[i];
+    for (size_t i = 0; env && i < t->env.len; i++)
+      env[i] = sb_asprintf("%s=%s", t->env.items[i].name, t->env.items[i].value);
+    sb_child_options co = {.command = t->command,
+                           .args = args,
+                           .env = (const char *const *)env,
+                           .cwd = t->cwd,
+                           .name = a->def->id,
+                           .max_message_bytes = o->app->cfg->max_message_bytes};
+    a->ch = args && env ? sb_channel_spawn(o->app->loop, &co, &ev, &err) : NULL;
+    for (size_t i = 0; env && i < t->env.len; i++) sb_free(env[i]);
+    sb_free(env);
+    sb_free(args);
+  } else {
+    char **headers = sb_calloc(t->headers.len + 1, sizeof *headers);
+    for (size_t i = 0; headers && i < t->headers.len; i++)
+      headers[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
+                               t->headers.items[i].value);
+    sb_http_channel_options ho = {
+        .url = t->url,
+        .headers = (const char *const *)headers,
+        .name = a->def->id,
+        .max_message_bytes = o->app->cfg->max_message_bytes};
+    a->ch = headers ? sb_channel_http(o->app->loop, &ho, &ev, &err) : NULL;
+    for (size_t i = 0; headers && i < t->headers.len; i++) sb_free(headers[i]);
+    sb_free(headers);
+  }
+  if (!a->ch) {
+    SB_WARN(MODULE, "agent %s: %s", a->def->id, err.msg[0] ? err.msg : "cannot open");
+    schedule_restart(a);
+    return;
+  }
+  if (!a->client) {
+    json_t *caps = json_pack("{s{}s{}s{}}", "sampling", "elicitation", "roots");
+    sb_mcp_client_options co = {
+        .loop = o->app->loop,
+        .name = a->def->id,
+        .transport = {tr_send, tr_cancel, tr_set_header, a},
+        .events = {on_agent_notification, on_agent_request, a},
+        .capabilities = caps};
+    a->client = sb_mcp_client_new(&co);
+    json_decref(caps);
+  }
+  if (a->client) sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a);
+}
+
+static void on_health(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  sb_registry_set_health(a->owner->reg, a->def->id, error == NULL);
+}
+
+static void health_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  if (!a->client || !sb_mcp_client_connected(a->client)) return;
+  sb_mcp_client_request(a->client,
+                        sb_mcp_client_is_modern(a->client) ? "server/discover"
+                                                           : "ping",
+                        NULL, HEALTH_TIMEOUT_MS, NULL, on_health, a);
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+struct attempt {
+  sb_app_agents *owner;
+  sb_mcp_call *call;   /* the caller's; NULL once answered or cancelled */
+  char *tool;          /* the agent-side tool name */
+  json_t *arguments;   /* own reference */
+  char **tried;        /* agent ids tried, for fallback */
+  size_t ntried;
+  agent *current;
+  sb_mcp_request *req;
+  sb_registry_call ticket;
+  uint64_t started_ms;
+  unsigned retries;
+  uv_timer_t *retry_timer;
+  attempt *next; /* owner's list of calls in progress */
+};
+
+static sb_mcp_call *call_of_request(agent *a, sb_mcp_request *req) {
+  for (attempt *t = a->owner->attempts; t; t = t->next)
+    if (t->current == a && t->req == req) return t->call;
+  return NULL;
+}
+
+static agent *find_agent(sb_app_agents *o, const char *id) {
+  for (size_t i = 0; i < o->len; i++)
+    if (strcmp(o->list[i]->def->id, id) == 0) return o->list[i];
+  return NULL;
+}
+
+static int serves_tool(agent *a, const char *tool) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(a->tools, i, t) {
+    const char *n = json_string_value(json_object_get(t, "name"));
+    if (n && strcmp(n, tool) == 0) return 1;
+  }
+  return 0;
+}
+
+static int was_tried(attempt *t, const char *id) {
+  for (size_t i = 0; i < t->ntried; i++)
+    if (strcmp(t->tried[i], id) == 0) return 1;
+  return 0;
+}
+
+static void attempt_free(attempt *t) {
+  for (attempt **pp = &t->owner->attempts; *pp; pp = &(*pp)->next)
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  for (size_t i = 0; i < t->ntried; i++) sb_free(t->tried[i]);
+  sb_free(t->tried);
+  sb_free(t->tool);
+  json_decref(t->arguments);
+  if (t->retry_timer) uv_close((uv_handle_t *)t->retry_timer, (uv_close_cb)sb_free);
+  sb_free(t);
+}
+
+static void attempt_fail(attempt *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void attempt_fail(attempt *t, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (t->call) sb_mcp_call_reply_text(t->call, msg, 1);
+  t->call = NULL;
+  attempt_free(t);
+}
+
+/* The next agent to try: the first one (by the registry's ranking for a
+ * capability the original agent has) that serves this tool, is connected
+ * and has not been tried. */
+static agent *next_agent(attempt *t, const sb_agent_def *origin) {
+  sb_app_agents *o = t->owner;
+  sb_registry_candidate cands[32];
+  for (size_t c = 0; c < origin->capabilities.len; c++) {
+    int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
+                             sb_now_ms(), cands, 32, NULL);
+    for (int i = 0; i < n && i < 32; i++) {
+      agent *a = find_agent(o, cands[i].def->id);
+      if (a && !was_tried(t, a->def->id) && cands[i].available && a->client &&
+          sb_mcp_client_connected(a->client) && serves_tool(a, t->tool))
+        return a;
+    }
+  }
+  return NULL;
+}
+
+static void try_agent(attempt *t, agent *a);
+
+static void on_progress(void *ud, json_t *params) {
+  attempt *t = ud;
+  if (!t->call) return;
+  json_t *p = json_object_get(params, "progress");
+  json_t *total = json_object_get(params, "total");
+  sb_mcp_call_progress(t->call, json_number_value(p),
+                       total ? json_number_value(total) : -1,
+                       json_string_value(json_object_get(params, "message")));
+}
+
+static void retry_now(uv_timer_t *timer) {
+  attempt *t = timer->data;
+  agent *a = t->current;
+  if (!t->call) return;
+  try_agent(t, a);
+}
+
+/* The agent answered (or the attempt failed locally). */
+static void on_answer(void *ud, json_t *result, json_t *error) {
+  attempt *t = ud;
+  agent *a = t->current;
+  sb_app_agents *o = t->owner;
+  uint64_t now = sb_now_ms();
+  t->req = NULL;
+  json_t *data = json_object_get(error, "data");
+  int local = error && json_object_get(data, "agent") != NULL;
+  int cancelled = local && json_is_true(json_object_get(data, "cancelled"));
+  int timed_out = local && json_is_true(json_object_get(data, "timeout"));
+  int transport = local && json_is_true(json_object_get(data, "transport"));
+  /* The agent's own errors (bad arguments...) are answers, not failures. */
+  int failed = local && !cancelled;
+  sb_registry_call_end(o->reg, a->def->id, &t->ticket, !failed,
+                       now - t->started_ms, now);
+  if (cancelled || !t->call) {
+    attempt_free(t);
+    return;
+  }
+  if (o->stopping) {
+    attempt_fail(t, "agent %s: switchboard is stopping", a->def->id);
+    return;
+  }
+  if (!failed) {
+    if (result) {
+      json_t *r = json_deep_copy(result);
+      if (!sb_mcp_call_is_modern(t->call)) json_object_del(r, "resultType");
+      const char *rt = json_string_value(json_object_get(r, "resultType"));
+      if (rt && strcmp(rt, "complete") != 0) {
+        json_decref(r);
+        attempt_fail(t, "agent %s: answered with resultType %s, which "
+                        "switchboard does not relay yet", a->def->id, rt);
+        return;
+      }
+      sb_mcp_call_reply(t->call, r);
+    } else {
+      sb_mcp_call_fail(t->call,
+                       (int)json_integer_value(json_object_get(error, "code")),
+                       json_string_value(json_object_get(error, "message")),
+                       json_incref(json_object_get(error, "data")));
+    }
+    t->call = NULL;
+    attempt_free(t);
+    return;
+  }
+  const char *why = json_string_value(json_object_get(error, "message"));
+  /* Safe to run again: the tool is idempotent, or the agent never saw it. */
+  int delivered = !transport || timed_out ||
+                  !json_is_false(json_object_get(data, "delivered"));
+  int safe = sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
+  if (safe && t->retries < (unsigned)a->def->limits.retries &&
+      sb_mcp_client_connected(a->client)) {
+    uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
+                                         RETRY_CAP_MS, random01());
+    SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
+            t->tool, (unsigned long long)delay, why);
+    if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
+      uv_timer_init(o->app->loop, t->retry_timer);
+      t->retry_timer->data = t;
+    }
+    if (t->retry_timer) {
+      uv_timer_start(t->retry_timer, retry_now, delay, 0);
+      return;
+    }
+  }
+  agent *next = safe ? next_agent(t, a->def) : NULL;
+  if (next) {
+    SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
+            next->def->id);
+    try_agent(t, next);
+    return;
+  }
+  attempt_fail(t, "%s", why ? why : "the agent failed");
+}
+
+static void on_caller_cancel(sb_mcp_call *call, void *ud) {
+  attempt *t = ud;
+  t->call = NULL;
+  if (t->req) sb_mcp_request_cancel(t->req, "the client cancelled");
+  else attempt_free(t); /* waiting for a retry timer */
+}
+
+static void try_agent(attempt *t, agent *a) {
+  sb_app_agents *o = t->owner;
+  if (!was_tried(t, a->def->id)) {
+    char **grown = sb_realloc(t->tried, (t->ntried + 1) * sizeof *grown);
+    if (grown) {
+      t->tried = grown;
+      t->tried[t->ntried++] = sb_strdup(a->def->id);
+    }
+  }
+  t->current = a;
+  sb_registry_refusal why = SB_REFUSE_NONE;
+  if (!a->client || !sb_mcp_client_connected(a->client) ||
+      sb_registry_call_begin(o->reg, a->def->id, sb_now_ms(), &t->ticket,
+                             &why) != 0) {
+    const char *reason = why != SB_REFUSE_NONE ? sb_registry_refusal_name(why)
+                                               : "not connected";
+    agent *next = next_agent(t, a->def);
+    if (next) {
+      SB_INFO(MODULE, "agent %s unavailable (%s); falling back to %s",
+              a->def->id, reason, next->def->id);
+      try_agent(t, next);
+      return;
+    }
+    attempt_fail(t, "agent %s: unavailable (%s)", a->def->id, reason);
+    return;
+  }
+  t->started_ms = sb_now_ms();
+  json_t *params = json_pack("{ssso}", "name", t->tool, "arguments",
+                             t->arguments ? json_incref(t->arguments)
+                                          : json_object());
+  t->req = sb_mcp_client_request(a->client, "tools/call", params,
+                                 (uint64_t)a->def->limits.timeout_ms,
+                                 on_progress, on_answer, t);
+}
+
+/* ---- the provider --------------------------------------------------------- */
+
+static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
+  sb_app_agents *o = ud;
+  for (size_t i = 0; i < o->len; i++) {
+    agent *a = o->list[i];
+    size_t k;
+    json_t *tool;
+    json_array_foreach(a->tools, k, tool) {
+      const char *n = json_string_value(json_object_get(tool, "name"));
+      if (!n) continue;
+      json_t *copy = json_deep_copy(tool);
+      char *name = sb_asprintf("%s" SEP "%s", a->def->id, n);
+      json_object_set_new(copy, "name", json_string(name));
+      sb_free(name);
+      json_array_append_new(out, copy);
+    }
+  }
+}
+
+static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
+                           json_t *args) {
+  sb_app_agents *o = ud;
+  const char *sep = strstr(name, SEP);
+  if (!sep) return 0;
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  agent *a = find_agent(o, id);
+  if (!a) return 0;
+  const char *tool = sep + strlen(SEP);
+  if (a->tools && !serves_tool(a, tool)) return 0;
+  attempt *t = sb_calloc(1, sizeof *t);
+  if (!t || !(t->tool = sb_strdup(tool))) {
+    sb_free(t);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return 1;
+  }
+  t->owner = o;
+  t->call = call;
+  t->arguments = json_incref(args);
+  t->next = o->attempts;
+  o->attempts = t;
+  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
+  try_agent(t, a);
+  return 1;
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+sb_app_agents *app_agents_start(sb_app *app, sb_error *err) {
+  sb_app_agents *o = sb_calloc(1, sizeof *o);
+  if (!o) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  o->app = app;
+  sb_registry_options ro = {0};
+  o->reg = sb_registry_new(&ro);
+  size_t n = json_array_size(app->cfg->agents);
+  o->list = sb_calloc(n ? n : 1, sizeof *o->list);
+  if (!o->reg || !o->list) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < n; i++) {
+    sb_agent_def *def = NULL;
+    sb_error derr = {0};
+    if (sb_agent_def_parse(json_array_get(app->cfg->agents, i), &def, &derr) !=
+        0) {
+      sb_error_set(err, SB_EINVAL, "config line %zu: agents[%zu].%s",
+                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
+                   derr.msg);
+      goto fail;
+    }
+    if (sb_registry_register_take(o->reg, sb_agent_def_ref(def), 0, &derr) != 0) {
+      sb_agent_def_free(def);
+      sb_error_set(err, SB_EINVAL, "config line %zu: agents[%zu]: %s",
+                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
+                   derr.msg);
+      goto fail;
+    }
+    agent *a = sb_calloc(1, sizeof *a);
+    if (!a) {
+      sb_agent_def_free(def);
+      sb_error_set(err, SB_ENOMEM, "out of memory");
+      goto fail;
+    }
+    a->owner = o;
+    a->def = def;
+    uv_timer_init(app->loop, &a->restart_timer);
+    uv_timer_init(app->loop, &a->health_timer);
+    a->restart_timer.data = a->health_timer.data = a;
+    o->list[o->len++] = a;
+  }
+  sb_mcp_provider p = {.name = "agents",
+                       .ud = o,
+                       .list_tools = list_agent_tools,
+                       .call_tool = call_agent_tool,
+                       .volatile_lists = o->len > 0};
+  if (sb_mcp_server_add_provider(app->mcp, &p) != 0) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < o->len; i++) {
+    agent *a = o->list[i];
+    agent_connect(a);
+    uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
+                   HEALTH_EVERY_MS);
+  }
+  if (o->len) SB_INFO(MODULE, "%zu agent(s) configured", o->len);
+  return o;
+fail:
+  app_agents_stop(o);
+  return NULL;
+}
+
+static void agent_closed(uv_handle_t *h) {
+  agent *a = h->data;
+  if (--a->closing == 0) {
+    sb_agent_def_free(a->def);
+    sb_free(a);
+  }
+}
+
+static void agent_close_timers(agent *a) {
+  a->closing = 2;
+  uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->health_timer, agent_closed);
+}
+
+void app_agents_stop(sb_app_agents *o) {
+  if (!o) return;
+  o->stopping = 1;
+  for (size_t i = 0; i < o->len; i++) {
+    agent *a = o->list[i];
+    sb_channel *ch = a->ch;
+    a->ch = NULL;
+    if (ch) sb_channel_close(ch);
+    sb_mcp_client_free(a->client); /* fails its pending requests */
+    a->client = NULL;
+    json_decref(a->tools);
+    json_decref(a->listing);
+    a->tools = a->listing = NULL;
+    agent_close_timers(a);
+  }
+  sb_free(o->list);
+  sb_registry_free(o->reg);
+  sb_free(o);
+}
+
+sb_registry *app_agents_registry(sb_app_agents *o) { return o ? o->reg : NULL; }

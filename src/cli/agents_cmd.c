@@ -1,0 +1,140 @@
+/* agents_cmd.c: `switchboard agents list|explain`, from the config.
+ *
+ * explain ranks the configured agents for a capability the way the
+ * running server's getOptimalAgent does (registry/ scoring), against a
+ * stored context when --context is given. A fresh registry has no load or
+ * failures, so the ranking shows coverage and the static parts; the
+ * running server's admin API shows live load. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "ctx/ctx.h"
+#include "registry/registry.h"
+#include "store/store.h"
+
+const char sb_cli_agents_help[] =
+    "Usage:\n"
+    "  switchboard agents list --config FILE\n"
+    "  switchboard agents explain CAPABILITY --config FILE [--context ID]\n"
+    "\n"
+    "list prints the configured AgentDefinitions (validated) as JSON.\n"
+    "explain prints each agent with CAPABILITY, best first, with its score\n"
+    "and the parts of it (coverage of its contextRequirements by the\n"
+    "context, health, spare capacity, latency).\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE     the config with the agents: section\n"
+    "  --context ID      score coverage against this stored context\n"
+    "  --store PATH      the SQLite file (overrides store.path)\n"
+    "  --tenant ID       whose context (overrides auth.default_tenant)\n"
+    "  -h, --help        show this help and exit\n";
+
+static int load_registry(const sb_config *cfg, const char *path,
+                         sb_registry **out) {
+  sb_registry_options ro = {0};
+  sb_registry *reg = sb_registry_new(&ro);
+  if (!reg) return EXIT_RUNTIME;
+  for (size_t i = 0; i < json_array_size(cfg->agents); i++) {
+    sb_agent_def *def = NULL;
+    sb_error err = {0};
+    if (sb_agent_def_parse(json_array_get(cfg->agents, i), &def, &err) != 0 ||
+        sb_registry_register_take(reg, def, 0, &err) != 0) {
+      fprintf(stderr, "switchboard agents: %s:%zu: agents[%zu].%s\n", path,
+              cfg->agent_lines ? cfg->agent_lines[i] : 0, i, err.msg);
+      sb_registry_free(reg);
+      return EXIT_USAGE;
+    }
+  }
+  *out = reg;
+  return EXIT_OK;
+}
+
+int sb_cli_agents(int argc, char **argv) {
+  const char *config = NULL, *context = NULL, *store = NULL, *tenant = NULL;
+  const char *pos[2] = {NULL, NULL};
+  int npos = 0;
+  for (int i = 0; i < argc; i++) {
+    if (sb_cli_is_help(argv[i])) {
+      fputs(sb_cli_agents_help, stdout);
+      return EXIT_OK;
+    }
+    const char *names[] = {"--config", "--context", "--store", "--tenant"};
+    const char **slots[] = {&config, &context, &store, &tenant};
+    int matched = 0;
+    for (int k = 0; k < 4 && !matched; k++) {
+      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
+      if (rc < 0)
+        return sb_cli_usage_error("agents", "option %s needs a value", names[k]);
+      matched = rc > 0;
+    }
+    if (matched) continue;
+    if (argv[i][0] == '-')
+      return sb_cli_usage_error("agents", "unknown option '%s'", argv[i]);
+    if (npos == 2)
+      return sb_cli_usage_error("agents", "unexpected argument '%s'", argv[i]);
+    pos[npos++] = argv[i];
+  }
+  int is_list = npos == 1 && strcmp(pos[0], "list") == 0;
+  int is_explain = npos == 2 && strcmp(pos[0], "explain") == 0;
+  if (!is_list && !is_explain)
+    return sb_cli_usage_error("agents", "%s",
+                              "expected 'list' or 'explain CAPABILITY'");
+  if (!config) return sb_cli_usage_error("agents", "%s", "missing --config FILE");
+
+  sb_config cfg;
+  sb_error err = {0};
+  sb_config_defaults(&cfg);
+  sb_registry *reg = NULL;
+  json_t *out = NULL, *data = NULL;
+  int rc = EXIT_USAGE;
+  if (sb_config_load(&cfg, config, &err) != 0 ||
+      (store && sb_config_set_store_path(&cfg, store, &err) != 0) ||
+      (tenant && sb_config_set_default_tenant(&cfg, tenant, &err) != 0)) {
+    fprintf(stderr, "switchboard agents: %s\n", err.msg);
+    goto done;
+  }
+  if ((rc = load_registry(&cfg, config, &reg)) != EXIT_OK) goto done;
+  if (is_list) {
+    out = json_array();
+    for (size_t i = 0; i < sb_registry_count(reg); i++)
+      json_array_append_new(out, sb_agent_def_to_json(sb_registry_at(reg, i)));
+  } else {
+    if (context) {
+      sb_store_options so = {.path = cfg.store_path};
+      sb_store *st = sb_store_open_sqlite(&so, &err);
+      sb_ctx_manager_options mo = {.store = st};
+      sb_ctx_manager *m = st ? sb_ctx_manager_new(&mo) : NULL;
+      json_t *doc = NULL;
+      int r = m ? sb_ctx_get(m, cfg.default_tenant, context, 0, &doc, &err)
+                : SB_EIO;
+      sb_ctx_manager_free(m);
+      sb_store_close(st);
+      if (r != 0) {
+        fprintf(stderr, "switchboard agents: %s\n", err.msg);
+        rc = EXIT_RUNTIME;
+        goto done;
+      }
+      data = json_incref(json_object_get(doc, "data"));
+      json_decref(doc);
+    }
+    if (sb_registry_explain(reg, pos[1], data, sb_now_ms(), &out, &err) != 0) {
+      fprintf(stderr, "switchboard agents: %s\n", err.msg);
+      rc = EXIT_RUNTIME;
+      goto done;
+    }
+  }
+  char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                   JSON_REAL_PRECISION(6));
+  if (text) puts(text);
+  sb_free(text);
+  rc = EXIT_OK;
+done:
+  json_decref(out);
+  json_decref(data);
+  sb_registry_free(reg);
+  sb_config_free(&cfg);
+  return rc;
+}

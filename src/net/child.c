@@ -1,0 +1,549 @@
+/* child.c: channels to stdio agents, i.e. child processes that speak
+ * newline-delimited JSON-RPC on their stdin/stdout.
+ *
+ * One uv_process_t and three pipes per agent. Stdout is framed by newline
+ * across partial reads; a line longer than max_message_bytes, or too many
+ * lines that are not JSON, mean the agent is broken: we report the channel
+ * down and kill it, so one bad agent never harms the others. Stderr lines
+ * are the agent's log and go to ours, rate-limited. Writes are queued by
+ * libuv but bounded: an agent that stops reading stdin is disconnected
+ * rather than making us buffer without limit.
+ *
+ * Lifetime: the child runs in its own process group (so wrappers such as
+ * `npx` take their children with them) and is reaped by the exit callback,
+ * which is where a dead agent is noticed. sb_channel_close closes stdin,
+ * sends SIGTERM and, after a short grace, SIGKILL; the struct is freed when
+ * the process has been reaped and every handle has closed, which is always
+ * after sb_channel_close returns, and no callback reaches the owner after
+ * that. The process must ignore SIGPIPE (switchboard's main does), since a
+ * write to an agent that died is an ordinary event here.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/channel_internal.h"
+#include "rpc/rpc.h"
+
+#define MOD "agent"
+
+extern char **environ;
+
+enum {
+  KILL_GRACE_MS = 1500,   /* SIGTERM -> SIGKILL */
+  EXIT_DRAIN_MS = 250,    /* after exit, wait this long for stdout EOF */
+  MAX_GARBAGE_LINES = 16, /* non-JSON stdout lines before we give up */
+  GARBAGE_LOG_LINES = 3,  /* of which we log the first few */
+  STDERR_LINE_MAX = 2048, /* longer stderr lines are logged truncated */
+  STDERR_BURST = 20,      /* stderr lines logged per window */
+  STDERR_WINDOW_MS = 1000,
+  READ_CHUNK = 65536,
+  MIN_WRITE_QUEUE = 1 << 20, /* bytes queued for stdin before we give up */
+};
+
+typedef struct child_channel {
+  sb_channel base;
+  uv_loop_t *loop;
+  uv_process_t proc;
+  uv_pipe_t to_child;   /* the agent's stdin */
+  uv_pipe_t from_child; /* its stdout */
+  uv_pipe_t err_pipe;   /* its stderr */
+  uv_timer_t kill_timer;
+  uv_timer_t report_timer;
+  int handles_open;
+  int pid;
+  size_t max_bytes;
+  size_t max_queued;
+
+  sb_buf out_line;    /* stdout framing */
+  size_t out_scanned; /* bytes of out_line already searched for '\n' */
+  int out_eof;
+  unsigned garbage_lines;
+
+  sb_buf err_line;    /* stderr framing */
+  int err_truncating; /* skipping the tail of an over-long stderr line */
+  uint64_t log_window_start;
+  unsigned log_in_window;
+  unsigned log_dropped;
+
+  int exited;
+  char exit_detail[64];
+  char *fail_detail; /* why we gave up on the agent (owned), or NULL */
+  int fail_weak;     /* fail_detail yields to the exit status if known */
+  int killing;       /* SIGTERM sent */
+  int tearing_down;  /* handles are being closed */
+} child_channel;
+
+typedef struct child_write {
+  uv_write_t req;
+  char *data;
+} child_write;
+
+static void teardown(child_channel *c);
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  child_channel *c = h->data;
+  if (--c->handles_open > 0) return;
+  sb_buf_free(&c->out_line);
+  sb_buf_free(&c->err_line);
+  sb_free(c->fail_detail);
+  sb_channel_base_free(&c->base);
+  sb_free(c);
+}
+
+static void close_handle(child_channel *c, uv_handle_t *h) {
+  if (h->data == c && !uv_is_closing(h)) uv_close(h, on_handle_closed);
+}
+
+/* Close every handle; the struct goes with the last close callback. Only
+ * called once the process has been reaped (or never started). */
+static void teardown(child_channel *c) {
+  if (c->tearing_down) return;
+  c->tearing_down = 1;
+  close_handle(c, (uv_handle_t *)&c->proc);
+  close_handle(c, (uv_handle_t *)&c->to_child);
+  close_handle(c, (uv_handle_t *)&c->from_child);
+  close_handle(c, (uv_handle_t *)&c->err_pipe);
+  close_handle(c, (uv_handle_t *)&c->kill_timer);
+  close_handle(c, (uv_handle_t *)&c->report_timer);
+}
+
+static void signal_child(child_channel *c, int signum) {
+  if (c->exited || c->pid <= 0) return;
+  /* The whole group first (wrappers and their children), then the child
+   * itself in case it left the group. */
+  if (kill(-c->pid, signum) != 0) uv_process_kill(&c->proc, signum);
+}
+
+static void on_kill_timer(uv_timer_t *t) {
+  child_channel *c = t->data;
+  if (c->exited) return;
+  SB_WARN(MOD, "agent %s (pid %d) ignored SIGTERM; sending SIGKILL",
+          c->base.name, c->pid);
+  signal_child(c, SIGKILL);
+}
+
+static void start_kill(child_channel *c) {
+  if (c->killing || c->exited) return;
+  c->killing = 1;
+  signal_child(c, SIGTERM);
+  uv_timer_start(&c->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
+}
+
+/* ---- reporting the channel down ----------------------------------------- */
+
+static void report_now(child_channel *c) {
+  uv_timer_stop(&c->report_timer);
+  const char *detail = c->fail_detail;
+  if (!detail || (c->fail_weak && c->exited)) detail = c->exit_detail;
+  sb_channel_report_closed(&c->base, detail);
+}
+
+static void on_report_timer(uv_timer_t *t) { report_now(t->data); }
+
+/* Give up on the agent: stop reading it, kill it, and tell the owner on
+ * the next loop turn (never from inside sb_channel_send). A weak reason
+ * (a failed write) gives way to the exit status when the agent turns out
+ * to have died, which is the more useful thing to read in a log. */
+static void fail(child_channel *c, int weak, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(child_channel *c, int weak, const char *fmt, ...) {
+  if (c->fail_detail || !sb_channel_live(&c->base)) return;
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  c->fail_detail = sb_strdup(msg);
+  c->fail_weak = weak;
+  if (!weak) SB_WARN(MOD, "agent %s: %s; disconnecting", c->base.name, msg);
+  uv_read_stop((uv_stream_t *)&c->from_child);
+  start_kill(c);
+  /* A weak reason waits a moment for the exit status to replace it. */
+  uv_timer_start(&c->report_timer, on_report_timer, weak ? EXIT_DRAIN_MS : 0,
+                 0);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal) {
+  child_channel *c = p->data;
+  c->exited = 1;
+  uv_timer_stop(&c->kill_timer);
+  if (term_signal)
+    snprintf(c->exit_detail, sizeof c->exit_detail, "killed by signal %d",
+             term_signal);
+  else
+    snprintf(c->exit_detail, sizeof c->exit_detail, "exited with status %lld",
+             (long long)status);
+  if (c->base.closed) {
+    teardown(c);
+    return;
+  }
+  SB_INFO(MOD, "agent %s (pid %d) %s", c->base.name, c->pid, c->exit_detail);
+  if (c->fail_detail) {
+    /* We gave up on it first. A strong reason is already on its way; a
+     * weak one is replaced by the exit status right now. */
+    if (c->fail_weak) report_now(c);
+    return;
+  }
+  /* Deliver what the agent wrote before it died: wait briefly for stdout
+   * EOF (a grandchild may hold the pipe open, hence the bound). */
+  if (c->out_eof)
+    report_now(c);
+  else
+    uv_timer_start(&c->report_timer, on_report_timer, EXIT_DRAIN_MS, 0);
+}
+
+/* ---- stdout: messages ---------------------------------------------------- */
+
+static void process_line(child_channel *c, const char *data, size_t len) {
+  while (len && (data[len - 1] == '\r' || data[len - 1] == ' ' ||
+                 data[len - 1] == '\t'))
+    len--;
+  if (len == 0) return;
+  sb_rpc_limits limits = {.max_bytes = c->max_bytes};
+  json_t *msg = NULL;
+  sb_error err = {0};
+  if (sb_rpc_parse(data, len, &limits, &msg, &err) != 0) {
+    c->garbage_lines++;
+    if (c->garbage_lines <= GARBAGE_LOG_LINES)
+      SB_WARN(MOD,
+              "agent %s: ignoring a stdout line that is not JSON-RPC "
+              "(%zu bytes): %s",
+              c->base.name, len, err.msg);
+    if (c->garbage_lines >= MAX_GARBAGE_LINES)
+      fail(c, 0, "wrote %u lines on stdout that are not JSON-RPC",
+           c->garbage_lines);
+    return;
+  }
+  sb_channel_deliver(&c->base, msg);
+  json_decref(msg);
+}
+
+static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  child_channel *c = h->data;
+  if (sb_buf_reserve(&c->out_line, READ_CHUNK) != 0) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(c->out_line.data + c->out_line.len,
+                     (unsigned)(c->out_line.cap - c->out_line.len - 1));
+}
+
+static void on_stdout_eof(child_channel *c) {
+  c->out_eof = 1;
+  uv_read_stop((uv_stream_t *)&c->from_child);
+  /* A last line without its newline is still a message. */
+  if (c->out_line.len && !c->fail_detail) {
+    sb_buf line = c->out_line;
+    c->out_line = (sb_buf)SB_BUF_INIT;
+    process_line(c, line.data, line.len);
+    sb_buf_free(&line);
+  }
+  if (c->exited && !c->fail_detail && sb_channel_live(&c->base)) report_now(c);
+}
+
+static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  child_channel *c = s->data;
+  if (nread == UV_EOF) {
+    on_stdout_eof(c);
+    return;
+  }
+  if (nread == UV_ENOBUFS) {
+    fail(c, 0, "out of memory reading its stdout");
+    return;
+  }
+  if (nread < 0) {
+    SB_WARN(MOD, "agent %s: reading stdout: %s", c->base.name,
+            uv_strerror((int)nread));
+    on_stdout_eof(c);
+    return;
+  }
+  if (nread == 0) return;
+  c->out_line.len += (size_t)nread;
+  c->out_line.data[c->out_line.len] = '\0';
+  size_t start = 0;
+  for (;;) {
+    char *nl = memchr(c->out_line.data + c->out_scanned, '\n',
+                      c->out_line.len - c->out_scanned);
+    if (!nl) break;
+    size_t end = (size_t)(nl - c->out_line.data);
+    process_line(c, c->out_line.data + start, end - start);
+    /* The owner may have closed the channel, or we gave up on the agent:
+     * either way the rest of the buffer is nobody's business. */
+    if (!sb_channel_live(&c->base) || c->fail_detail) {
+      sb_buf_reset(&c->out_line);
+      c->out_scanned = 0;
+      return;
+    }
+    start = end + 1;
+    c->out_scanned = start;
+  }
+  sb_buf_consume(&c->out_line, start);
+  c->out_scanned = c->out_line.len;
+  if (c->out_line.len > c->max_bytes) {
+    sb_buf_reset(&c->out_line);
+    c->out_scanned = 0;
+    fail(c, 0, "wrote a line longer than the limit of %zu bytes", c->max_bytes);
+  }
+}
+
+/* ---- stderr: the agent's log -------------------------------------------- */
+
+static void log_stderr_line(child_channel *c, const char *data, size_t len,
+                            int truncated) {
+  while (len && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+    len--;
+  uint64_t now = sb_now_ms();
+  if (now - c->log_window_start >= STDERR_WINDOW_MS) {
+    if (c->log_dropped)
+      SB_WARN(MOD, "agent %s: %u stderr lines not logged (rate limit)",
+              c->base.name, c->log_dropped);
+    c->log_window_start = now;
+    c->log_in_window = 0;
+    c->log_dropped = 0;
+  }
+  if (c->log_in_window >= STDERR_BURST) {
+    c->log_dropped++;
+    return;
+  }
+  c->log_in_window++;
+  SB_INFO(MOD, "agent %s: %.*s%s", c->base.name, (int)len, data,
+          truncated ? " [truncated]" : "");
+}
+
+static void err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  child_channel *c = h->data;
+  if (sb_buf_reserve(&c->err_line, 4096) != 0) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init(c->err_line.data + c->err_line.len,
+                     (unsigned)(c->err_line.cap - c->err_line.len - 1));
+}
+
+static void err_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  child_channel *c = s->data;
+  if (nread < 0) {
+    uv_read_stop(s);
+    if (c->err_line.len && !c->err_truncating)
+      log_stderr_line(c, c->err_line.data, c->err_line.len, 0);
+    if (c->log_dropped)
+      SB_WARN(MOD, "agent %s: %u stderr lines not logged (rate limit)",
+              c->base.name, c->log_dropped);
+    c->log_dropped = 0;
+    sb_buf_free(&c->err_line);
+    return;
+  }
+  c->err_line.len += (size_t)nread;
+  if (c->err_line.data) c->err_line.data[c->err_line.len] = '\0';
+  size_t start = 0;
+  char *nl;
+  while (start < c->err_line.len &&
+         (nl = memchr(c->err_line.data + start, '\n',
+                      c->err_line.len - start)) != NULL) {
+    size_t end = (size_t)(nl - c->err_line.data);
+    if (c->err_truncating)
+      c->err_truncating = 0;
+    else
+      log_stderr_line(c, c->err_line.data + start, end - start, 0);
+    start = end + 1;
+  }
+  sb_buf_consume(&c->err_line, start);
+  if (c->err_line.len > STDERR_LINE_MAX) {
+    if (!c->err_truncating)
+      log_stderr_line(c, c->err_line.data, STDERR_LINE_MAX, 1);
+    c->err_truncating = 1;
+    sb_buf_reset(&c->err_line);
+  }
+}
+
+/* ---- stdin: sending ------------------------------------------------------ */
+
+static void on_written(uv_write_t *req, int status) {
+  child_write *w = (child_write *)req;
+  child_channel *c = req->handle->data;
+  sb_free(w->data);
+  sb_free(w);
+  if (status < 0 && status != UV_ECANCELED)
+    fail(c, 1, "writing to its stdin failed: %s", uv_strerror(status));
+}
+
+static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
+  child_channel *c = (child_channel *)ch;
+  if (c->fail_detail || c->exited)
+    return sb_error_set(err, SB_ESTATE, "agent %s is not running", ch->name);
+  size_t len = 0;
+  char *text = sb_rpc_dump(msg, &len);
+  if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->to_child);
+  if (queued + len + 1 > c->max_queued) {
+    sb_free(text);
+    fail(c, 0, "stopped reading its stdin (%zu bytes waiting)", queued);
+    return sb_error_set(err, SB_EIO,
+                        "agent %s stopped reading its stdin (%zu bytes "
+                        "waiting); disconnecting",
+                        ch->name, queued);
+  }
+  char *line = sb_realloc(text, len + 1);
+  child_write *w = line ? sb_malloc(sizeof *w) : NULL;
+  if (!w) {
+    sb_free(line ? line : text);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  line[len] = '\n';
+  w->data = line;
+  uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
+  int rc = uv_write(&w->req, (uv_stream_t *)&c->to_child, &buf, 1, on_written);
+  if (rc < 0) {
+    sb_free(line);
+    sb_free(w);
+    fail(c, 1, "writing to its stdin failed: %s", uv_strerror(rc));
+    return sb_error_set(err, SB_EIO, "agent %s: write: %s", ch->name,
+                        uv_strerror(rc));
+  }
+  return 0;
+}
+
+static void child_close(sb_channel *ch) {
+  child_channel *c = (child_channel *)ch;
+  uv_read_stop((uv_stream_t *)&c->from_child);
+  uv_timer_stop(&c->report_timer);
+  /* EOF on stdin is the polite request to stop; SIGTERM the firm one. */
+  close_handle(c, (uv_handle_t *)&c->to_child);
+  if (c->exited || c->pid <= 0) {
+    teardown(c);
+    return;
+  }
+  start_kill(c);
+}
+
+static int child_pid(const sb_channel *ch) {
+  return ((const child_channel *)ch)->pid;
+}
+
+static const sb_channel_ops child_ops = {
+    .send = child_send,
+    .close = child_close,
+    .pid = child_pid,
+};
+
+/* ---- spawning -------------------------------------------------------------
+ */
+
+/* Our environment plus opts->env, where the agent's settings replace ours
+ * of the same name. The array is ours, the strings are borrowed. */
+static char **merged_env(const char *const *extra) {
+  size_t n_ours = 0, n_extra = 0;
+  while (environ && environ[n_ours])
+    n_ours++;
+  while (extra && extra[n_extra])
+    n_extra++;
+  char **env = sb_calloc(n_ours + n_extra + 1, sizeof *env);
+  if (!env) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n_extra; i++)
+    env[k++] = (char *)extra[i];
+  for (size_t i = 0; i < n_ours; i++) {
+    /* Drop our own setting of a name the agent's env overrides. */
+    const char *eq = strchr(environ[i], '=');
+    size_t name_len = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    int overridden = 0;
+    for (size_t j = 0; j < n_extra && !overridden; j++)
+      overridden = strncmp(extra[j], environ[i], name_len) == 0 &&
+                   extra[j][name_len] == '=';
+    if (!overridden) env[k++] = environ[i];
+  }
+  return env;
+}
+
+sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
+                             const sb_channel_events *ev, sb_error *err) {
+  if (!loop || !opts || !opts->command || !*opts->command) {
+    sb_error_set(err, SB_EINVAL, "an agent needs a command");
+    return NULL;
+  }
+  child_channel *c = sb_calloc(1, sizeof *c);
+  if (!c) goto nomem;
+  if (sb_channel_base_init(&c->base, &child_ops, ev,
+                           opts->name ? opts->name : opts->command) != 0) {
+    sb_free(c);
+    goto nomem;
+  }
+  c->loop = loop;
+  c->max_bytes = opts->max_message_bytes ? opts->max_message_bytes
+                                         : SB_RPC_DEFAULT_MAX_BYTES;
+  c->max_queued = 4 * c->max_bytes;
+  if (c->max_queued < MIN_WRITE_QUEUE) c->max_queued = MIN_WRITE_QUEUE;
+
+  /* From here on every handle is initialised, so failure paths can simply
+   * tear down and let the close callbacks free the struct. */
+  uv_pipe_init(loop, &c->to_child, 0);
+  uv_pipe_init(loop, &c->from_child, 0);
+  uv_pipe_init(loop, &c->err_pipe, 0);
+  uv_timer_init(loop, &c->kill_timer);
+  uv_timer_init(loop, &c->report_timer);
+  c->to_child.data = c->from_child.data = c->err_pipe.data = c;
+  c->kill_timer.data = c->report_timer.data = c;
+  c->handles_open = 5;
+
+  size_t nargs = 0;
+  while (opts->args && opts->args[nargs])
+    nargs++;
+  char **argv = sb_calloc(nargs + 2, sizeof *argv);
+  char **env = merged_env(opts->env);
+  if (!argv || !env) {
+    sb_free(argv);
+    sb_free(env);
+    c->base.closed = 1;
+    teardown(c);
+    goto nomem;
+  }
+  argv[0] = (char *)opts->command;
+  for (size_t i = 0; i < nargs; i++)
+    argv[i + 1] = (char *)opts->args[i];
+
+  uv_stdio_container_t stdio[3] = {
+      {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
+       .data.stream = (uv_stream_t *)&c->to_child},
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
+       .data.stream = (uv_stream_t *)&c->from_child},
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
+       .data.stream = (uv_stream_t *)&c->err_pipe},
+  };
+  uv_process_options_t po = {
+      .exit_cb = on_exit_cb,
+      .file = opts->command,
+      .args = argv,
+      .env = env,
+      .cwd = opts->cwd,
+      .flags = UV_PROCESS_DETACHED, /* own process group, see kill */
+      .stdio_count = 3,
+      .stdio = stdio,
+  };
+  int rc = uv_spawn(loop, &c->proc, &po);
+  c->proc.data = c;
+  sb_free(argv);
+  sb_free(env);
+  c->handles_open++; /* the process handle must be closed even on failure */
+  if (rc < 0) {
+    sb_error_set(err, SB_EIO, "agent %s: cannot start %s: %s", c->base.name,
+                 opts->command, uv_strerror(rc));
+    c->base.closed = 1;
+    teardown(c);
+    return NULL;
+  }
+  c->pid = c->proc.pid;
+  c->log_window_start = sb_now_ms();
+  uv_read_start((uv_stream_t *)&c->from_child, out_alloc, out_read);
+  uv_read_start((uv_stream_t *)&c->err_pipe, err_alloc, err_read);
+  SB_DEBUG(MOD, "agent %s started (pid %d)", c->base.name, c->pid);
+  return &c->base;
+
+nomem:
+  sb_error_set(err, SB_ENOMEM, "out of memory");
+  return NULL;
+}
