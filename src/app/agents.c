@@ -60,6 +60,8 @@ struct agent {
   uv_timer_t health_timer;
   unsigned restarts;
   int closing;
+  int from_config; /* defined in the config file (reload may remove it) */
+  int removed;     /* shut down: no more retries on it */
 };
 
 static double random01(void) { return (double)randombytes_uniform(1u << 30) / (1u << 30); }
@@ -410,9 +412,8 @@ static void on_progress(void *ud, json_t *params) {
 
 static void retry_now(uv_timer_t *timer) {
   attempt *t = timer->data;
-  agent *a = t->current;
   if (!t->call) return;
-  try_agent(t, a);
+  try_agent(t, t->current);
 }
 
 /* The agent answered (or the attempt failed locally). */
@@ -466,8 +467,8 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   int delivered = !transport || timed_out ||
                   !json_is_false(json_object_get(data, "delivered"));
   int safe = sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
-  if (safe && t->retries < (unsigned)a->def->limits.retries &&
-      sb_mcp_client_connected(a->client)) {
+  if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
+      a->client && sb_mcp_client_connected(a->client)) {
     uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
                                          RETRY_CAP_MS, random01());
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
@@ -535,8 +536,131 @@ static void try_agent(attempt *t, agent *a) {
 
 /* ---- the provider --------------------------------------------------------- */
 
+static const char *const admin_tools_json =
+    "["
+    "{\"name\":\"agents_list\",\"title\":\"List agents\","
+    "\"description\":\"The registered agents: definition, connection, era, "
+    "health, breaker, load and latency.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{}},"
+    "\"annotations\":{\"readOnlyHint\":true}},"
+    "{\"name\":\"agents_register\",\"title\":\"Register an agent\","
+    "\"description\":\"Register an AgentDefinition (id, name, type, "
+    "capabilities, models, contextRequirements, outputFormat, maxTokens, "
+    "temperature, transport, limits, idempotentTools) and connect to it.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"definition\":{\"type\":\"object\"},\"replace\":{\"type\":"
+    "\"boolean\"}},\"required\":[\"definition\"]}},"
+    "{\"name\":\"agents_remove\",\"title\":\"Remove an agent\","
+    "\"description\":\"Disconnect and forget an agent.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"id\":{"
+    "\"type\":\"string\"}},\"required\":[\"id\"]}},"
+    "{\"name\":\"agents_explain\",\"title\":\"Explain agent choice\","
+    "\"description\":\"Rank the agents with a capability (getOptimalAgent),"
+    " optionally against a context, with each score and its parts.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"capability\":{\"type\":\"string\"},\"contextId\":{\"type\":"
+    "\"string\"}},\"required\":[\"capability\"]},"
+    "\"annotations\":{\"readOnlyHint\":true}}"
+    "]";
+
+static void reply_structured(sb_mcp_call *call, json_t *obj, int is_error) {
+  char *text = json_dumps(obj, JSON_COMPACT);
+  json_t *r = json_pack("{s[{ssss}]so}", "content", "type", "text", "text",
+                        text ? text : "", "structuredContent", obj);
+  if (r && is_error) json_object_set_new(r, "isError", json_true());
+  sb_free(text);
+  sb_mcp_call_reply(call, r);
+}
+
+static void reply_admin_error(sb_mcp_call *call, const sb_error *err) {
+  reply_structured(call,
+                   json_pack("{ssss}", "error",
+                             err->code == SB_ENOENT      ? "not_found"
+                             : err->code == SB_ECONFLICT ? "conflict"
+                                                         : "invalid",
+                             "message", err->msg),
+                   1);
+}
+
+static int call_admin_tool(sb_app_agents *o, sb_mcp_call *call,
+                           const char *name, json_t *args) {
+  sb_error err = {0};
+  int changes = strcmp(name, "agents_register") == 0 ||
+                strcmp(name, "agents_remove") == 0;
+  if (changes && !sb_config_is_admin(o->app->cfg, sb_mcp_call_tenant(call))) {
+    /* Agents are processes and endpoints shared by every tenant. */
+    sb_error_set(&err, SB_EINVAL,
+                 "%s: tenant %s is not an administrator (auth.admin_tenants)",
+                 name, sb_mcp_call_tenant(call));
+    reply_structured(call, json_pack("{ssss}", "error", "forbidden",
+                                     "message", err.msg),
+                     1);
+    return 1;
+  }
+  if (strcmp(name, "agents_list") == 0) {
+    reply_structured(call, json_pack("{so}", "agents", app_agents_list_json(o)),
+                     0);
+  } else if (strcmp(name, "agents_register") == 0) {
+    json_t *def = json_object_get(args, "definition");
+    if (!json_is_object(def)) {
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                       "Invalid arguments for tool agents_register: "
+                       "'definition' must be an AgentDefinition object",
+                       NULL);
+    } else if (app_agents_add(o, def, json_is_true(json_object_get(args, "replace")),
+                              0, &err) != 0) {
+      reply_admin_error(call, &err);
+    } else {
+      reply_structured(call, json_pack("{sO}", "registered",
+                                       json_object_get(def, "id")),
+                       0);
+    }
+  } else if (strcmp(name, "agents_remove") == 0) {
+    const char *id = json_string_value(json_object_get(args, "id"));
+    if (!id)
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                       "Invalid arguments for tool agents_remove: 'id' is "
+                       "required",
+                       NULL);
+    else if (app_agents_remove(o, id, &err) != 0)
+      reply_admin_error(call, &err);
+    else
+      reply_structured(call, json_pack("{ss}", "removed", id), 0);
+  } else if (strcmp(name, "agents_explain") == 0) {
+    const char *cap = json_string_value(json_object_get(args, "capability"));
+    const char *ctx_id = json_string_value(json_object_get(args, "contextId"));
+    json_t *doc = NULL, *ranking = NULL;
+    if (!cap) {
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                       "Invalid arguments for tool agents_explain: "
+                       "'capability' is required",
+                       NULL);
+      return 1;
+    }
+    if (ctx_id && sb_ctx_get(o->app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
+                             &doc, &err) != 0) {
+      reply_admin_error(call, &err);
+      return 1;
+    }
+    if (sb_registry_explain(o->reg, cap, json_object_get(doc, "data"),
+                            sb_now_ms(), &ranking, &err) != 0)
+      reply_admin_error(call, &err);
+    else
+      reply_structured(call, json_pack("{ssso}", "capability", cap, "ranking",
+                                       ranking),
+                       0);
+    json_decref(doc);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
 static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   sb_app_agents *o = ud;
+  json_t *admin = json_loads(admin_tools_json, 0, NULL);
+  json_array_extend(out, admin);
+  json_decref(admin);
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;
@@ -557,7 +681,7 @@ static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
                            json_t *args) {
   sb_app_agents *o = ud;
   const char *sep = strstr(name, SEP);
-  if (!sep) return 0;
+  if (!sep) return call_admin_tool(o, call, name, args);
   char id[65];
   size_t n = (size_t)(sep - name);
   if (n == 0 || n >= sizeof id) return 0;
@@ -585,6 +709,177 @@ static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/* ---- membership: config, admin API, reload ----------------------------- */
+
+static void agent_close_timers(agent *a);
+
+/* A new agent for def (taken), appended to the pool, started. */
+static agent *agent_add(sb_app_agents *o, sb_agent_def *def, int from_config) {
+  agent **grown = sb_realloc(o->list, (o->len + 1) * sizeof *grown);
+  agent *a = grown ? sb_calloc(1, sizeof *a) : NULL;
+  if (grown) o->list = grown;
+  if (!a) {
+    sb_agent_def_free(def);
+    return NULL;
+  }
+  a->owner = o;
+  a->def = def;
+  a->from_config = from_config;
+  uv_timer_init(o->app->loop, &a->restart_timer);
+  uv_timer_init(o->app->loop, &a->health_timer);
+  a->restart_timer.data = a->health_timer.data = a;
+  o->list[o->len++] = a;
+  agent_connect(a);
+  uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
+                 HEALTH_EVERY_MS);
+  return a;
+}
+
+/* Calls waiting to retry on a that is going away: answer them now. */
+static void abandon_attempts_of(agent *a) {
+  for (attempt *t = a->owner->attempts, *next; t; t = next) {
+    next = t->next;
+    if (t->current == a && !t->req)
+      attempt_fail(t, "agent %s: removed while the call waited to retry",
+                   a->def->id);
+  }
+}
+
+/* Disconnect and forget a; its memory goes when its timers have closed. */
+static void agent_shutdown(agent *a) {
+  a->removed = 1;
+  sb_channel *ch = a->ch;
+  a->ch = NULL;
+  if (ch) sb_channel_close(ch);
+  sb_mcp_client *client = a->client;
+  a->client = NULL;
+  sb_mcp_client_free(client); /* fails its pending requests */
+  abandon_attempts_of(a);
+  json_decref(a->tools);
+  json_decref(a->listing);
+  a->tools = a->listing = NULL;
+  agent_close_timers(a);
+}
+
+static void agent_remove_at(sb_app_agents *o, size_t i) {
+  agent *a = o->list[i];
+  memmove(&o->list[i], &o->list[i + 1], (o->len - i - 1) * sizeof *o->list);
+  o->len--;
+  char *id = sb_strdup(a->def->id);
+  agent_shutdown(a);
+  if (id) sb_registry_remove(o->reg, id);
+  sb_free(id);
+}
+
+int app_agents_add(sb_app_agents *o, const json_t *json, int replace,
+                   int from_config, sb_error *err) {
+  sb_agent_def *def = NULL;
+  int rc = sb_agent_def_parse(json, &def, err);
+  if (rc != 0) return rc;
+  agent *old = find_agent(o, def->id);
+  if (old && !replace) {
+    rc = sb_error_set(err, SB_ECONFLICT, "agent %s is already registered",
+                      def->id);
+    sb_agent_def_free(def);
+    return rc;
+  }
+  if (old) {
+    for (size_t i = 0; i < o->len; i++)
+      if (o->list[i] == old) agent_remove_at(o, i);
+  }
+  if ((rc = sb_registry_register_take(o->reg, sb_agent_def_ref(def), 0, err)) !=
+      0) {
+    sb_agent_def_free(def);
+    return rc;
+  }
+  if (!agent_add(o, def, from_config)) {
+    sb_registry_remove(o->reg, json_string_value(json_object_get(json, "id")));
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  SB_INFO(MODULE, "agent %s %s", json_string_value(json_object_get(json, "id")),
+          old ? "replaced" : "registered");
+  sb_mcp_server_list_changed(o->app->mcp, "tools");
+  return 0;
+}
+
+int app_agents_remove(sb_app_agents *o, const char *id, sb_error *err) {
+  for (size_t i = 0; i < o->len; i++) {
+    if (strcmp(o->list[i]->def->id, id) == 0) {
+      agent_remove_at(o, i);
+      SB_INFO(MODULE, "agent %s removed", id);
+      sb_mcp_server_list_changed(o->app->mcp, "tools");
+      return 0;
+    }
+  }
+  return sb_error_set(err, SB_ENOENT, "no agent %s", id);
+}
+
+json_t *app_agents_list_json(sb_app_agents *o) {
+  json_t *list = json_array();
+  for (size_t i = 0; list && i < o->len; i++) {
+    agent *a = o->list[i];
+    int up = a->client && sb_mcp_client_connected(a->client);
+    json_t *item = json_pack(
+        "{sosbsbss?ss?sisO?}", "definition", sb_agent_def_to_json(a->def),
+        "connected", up, "fromConfig", a->from_config, "era",
+        up ? (sb_mcp_client_is_modern(a->client) ? "modern" : "legacy") : NULL,
+        "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,
+        "tools", (int)json_array_size(a->tools), "serverInfo",
+        up ? sb_mcp_client_server_info(a->client) : NULL);
+    json_t *state = sb_registry_state_json(o->reg, a->def->id, sb_now_ms());
+    if (item && state) json_object_set_new(item, "state", state);
+    else json_decref(state);
+    json_array_append_new(list, item);
+  }
+  return list;
+}
+
+int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err) {
+  /* Validate every definition first: a bad file changes nothing. */
+  size_t n = json_array_size(cfg->agents);
+  for (size_t i = 0; i < n; i++) {
+    sb_agent_def *def = NULL;
+    sb_error derr = {0};
+    if (sb_agent_def_parse(json_array_get(cfg->agents, i), &def, &derr) != 0)
+      return sb_error_set(err, SB_EINVAL, "line %zu: agents[%zu].%s",
+                          cfg->agent_lines ? cfg->agent_lines[i] : 0, i,
+                          derr.msg);
+    sb_agent_def_free(def);
+  }
+  /* Config agents gone from the file are removed; API-registered ones stay. */
+  for (size_t i = o->len; i-- > 0;) {
+    agent *a = o->list[i];
+    int kept = 0;
+    for (size_t k = 0; k < n && !kept; k++)
+      kept = strcmp(json_string_value(json_object_get(
+                        json_array_get(cfg->agents, k), "id")) ?: "",
+                    a->def->id) == 0;
+    if (a->from_config && !kept) {
+      SB_INFO(MODULE, "agent %s removed (no longer in the config)", a->def->id);
+      agent_remove_at(o, i);
+    }
+  }
+  /* New or changed definitions; unchanged agents keep their connection. */
+  for (size_t i = 0; i < n; i++) {
+    json_t *j = json_array_get(cfg->agents, i);
+    agent *a = find_agent(o, json_string_value(json_object_get(j, "id")));
+    sb_agent_def *def = NULL;
+    sb_agent_def_parse(j, &def, NULL);
+    json_t *now = def ? sb_agent_def_to_json(def) : NULL;
+    json_t *was = a ? sb_agent_def_to_json(a->def) : NULL;
+    int same = a && now && was && json_equal(now, was);
+    json_decref(now);
+    json_decref(was);
+    sb_agent_def_free(def);
+    if (same) continue;
+    sb_error aerr = {0};
+    if (app_agents_add(o, j, 1, 1, &aerr) != 0)
+      SB_WARN(MODULE, "reload: %s", aerr.msg);
+  }
+  sb_mcp_server_list_changed(o->app->mcp, "tools");
+  return 0;
+}
+
 sb_app_agents *app_agents_start(sb_app *app, sb_error *err) {
   sb_app_agents *o = sb_calloc(1, sizeof *o);
   if (!o) {
@@ -594,56 +889,26 @@ sb_app_agents *app_agents_start(sb_app *app, sb_error *err) {
   o->app = app;
   sb_registry_options ro = {0};
   o->reg = sb_registry_new(&ro);
-  size_t n = json_array_size(app->cfg->agents);
-  o->list = sb_calloc(n ? n : 1, sizeof *o->list);
-  if (!o->reg || !o->list) {
-    sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto fail;
-  }
-  for (size_t i = 0; i < n; i++) {
-    sb_agent_def *def = NULL;
-    sb_error derr = {0};
-    if (sb_agent_def_parse(json_array_get(app->cfg->agents, i), &def, &derr) !=
-        0) {
-      sb_error_set(err, SB_EINVAL, "config line %zu: agents[%zu].%s",
-                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
-                   derr.msg);
-      goto fail;
-    }
-    if (sb_registry_register_take(o->reg, sb_agent_def_ref(def), 0, &derr) != 0) {
-      sb_agent_def_free(def);
-      sb_error_set(err, SB_EINVAL, "config line %zu: agents[%zu]: %s",
-                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
-                   derr.msg);
-      goto fail;
-    }
-    agent *a = sb_calloc(1, sizeof *a);
-    if (!a) {
-      sb_agent_def_free(def);
-      sb_error_set(err, SB_ENOMEM, "out of memory");
-      goto fail;
-    }
-    a->owner = o;
-    a->def = def;
-    uv_timer_init(app->loop, &a->restart_timer);
-    uv_timer_init(app->loop, &a->health_timer);
-    a->restart_timer.data = a->health_timer.data = a;
-    o->list[o->len++] = a;
-  }
   sb_mcp_provider p = {.name = "agents",
                        .ud = o,
                        .list_tools = list_agent_tools,
                        .call_tool = call_agent_tool,
-                       .volatile_lists = o->len > 0};
-  if (sb_mcp_server_add_provider(app->mcp, &p) != 0) {
+                       .volatile_lists = 1};
+  if (!o->reg || sb_mcp_server_add_provider(app->mcp, &p) != 0) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
-  for (size_t i = 0; i < o->len; i++) {
-    agent *a = o->list[i];
-    agent_connect(a);
-    uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
-                   HEALTH_EVERY_MS);
+  size_t n = json_array_size(app->cfg->agents);
+  for (size_t i = 0; i < n; i++) {
+    sb_error derr = {0};
+    if (app_agents_add(o, json_array_get(app->cfg->agents, i), 0, 1, &derr) !=
+        0) {
+      sb_error_set(err, derr.code ? derr.code : SB_EINVAL,
+                   "config line %zu: agents[%zu]: %s",
+                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
+                   derr.msg);
+      goto fail;
+    }
   }
   if (o->len) SB_INFO(MODULE, "%zu agent(s) configured", o->len);
   return o;
@@ -669,18 +934,7 @@ static void agent_close_timers(agent *a) {
 void app_agents_stop(sb_app_agents *o) {
   if (!o) return;
   o->stopping = 1;
-  for (size_t i = 0; i < o->len; i++) {
-    agent *a = o->list[i];
-    sb_channel *ch = a->ch;
-    a->ch = NULL;
-    if (ch) sb_channel_close(ch);
-    sb_mcp_client_free(a->client); /* fails its pending requests */
-    a->client = NULL;
-    json_decref(a->tools);
-    json_decref(a->listing);
-    a->tools = a->listing = NULL;
-    agent_close_timers(a);
-  }
+  for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
   sb_free(o->list);
   sb_registry_free(o->reg);
   sb_free(o);

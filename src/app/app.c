@@ -56,7 +56,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   } else {
     app->http = sb_http_server_start(o->loop, app->mcp, cfg, err);
     if (!app->http) goto fail;
-    if (app_rest_register(app) != 0) {
+    if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0) {
       sb_error_set(err, SB_ENOMEM, "out of memory");
       goto fail;
     }
@@ -68,6 +68,15 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
 fail:
   sb_app_stop(app);
   return NULL;
+}
+
+int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
+  int rc = app_agents_reload(app->agents, fresh, err);
+  if (rc == 0)
+    SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
+                    "settings take effect at the next start",
+            json_array_size(fresh->agents));
+  return rc;
 }
 
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }

@@ -27,6 +27,12 @@ typedef struct sb_app_options {
 
 /* Start everything; NULL with err (naming what failed) otherwise. */
 sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
+/* SIGHUP: apply what can change without a restart from a freshly loaded
+ * config (borrowed, only during the call): the agents (added, replaced,
+ * removed; unchanged ones keep their connections; sessions are untouched).
+ * Other settings need a restart; they are reported, not applied. */
+int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err);
+
 /* Stop transports, cancel calls, close the store. Handles close on the
  * next loop run. */
 void sb_app_stop(sb_app *app);

@@ -34,8 +34,26 @@ void app_ctx_changed(void *ud, const char *tenant, const char *id,
 sb_app_agents *app_agents_start(sb_app *app, sb_error *err);
 void app_agents_stop(sb_app_agents *agents);
 sb_registry *app_agents_registry(sb_app_agents *agents);
+/* Register a definition (JSON, validated here); replace an existing id
+ * only when asked. from_config marks agents a reload may remove. */
+int app_agents_add(sb_app_agents *o, const json_t *def, int replace,
+                   int from_config, sb_error *err);
+int app_agents_remove(sb_app_agents *o, const char *id, sb_error *err);
+/* [{definition, connected, era, protocolVersion, tools, state}...] */
+json_t *app_agents_list_json(sb_app_agents *o);
+/* Apply a new config's agents: add new, replace changed, remove those
+ * the file no longer lists; unchanged agents keep their connection. */
+int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err);
 
-/* rest.c: /v1/contexts. */
+/* rest.c: /v1/contexts, and the JSON responses every REST route uses:
+ * body stolen; errors are {"error":{"code","message"}}. */
 int app_rest_register(sb_app *app);
+void app_rest_json(sb_http_request *req, int status, json_t *body,
+                   const char *const *headers);
+void app_rest_error(sb_http_request *req, int status, const char *code,
+                    const char *message);
+
+/* rest_agents.c: /v1/agents (admin). */
+int app_rest_agents_register(sb_app *app);
 
 #endif

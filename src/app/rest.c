@@ -21,8 +21,8 @@
 
 #define PREFIX "/v1/contexts"
 
-static void respond_json(sb_http_request *req, int status, json_t *body,
-                         const char *const *headers) {
+void app_rest_json(sb_http_request *req, int status, json_t *body,
+                   const char *const *headers) {
   char *text = json_dumps(body, JSON_COMPACT);
   if (text) sb_http_respond(req, status, NULL, text, strlen(text), headers);
   else sb_http_respond(req, 500, NULL, "{}", 2, NULL);
@@ -42,7 +42,12 @@ static void respond_error(sb_http_request *req, int status, const char *code,
     headers[0] = "ETag";
     headers[1] = etag;
   }
-  respond_json(req, status, e, headers);
+  app_rest_json(req, status, e, headers);
+}
+
+void app_rest_error(sb_http_request *req, int status, const char *code,
+                    const char *message) {
+  respond_error(req, status, code, message, 0);
 }
 
 static void respond_store_error(sb_http_request *req, const sb_error *err,
@@ -66,7 +71,7 @@ static void respond_context(sb_http_request *req, int status, json_t *doc,
            (long long)json_integer_value(json_object_get(doc, "version")));
   const char *headers[] = {"ETag", etag, location ? "Location" : NULL,
                            location, NULL};
-  respond_json(req, status, doc, headers);
+  app_rest_json(req, status, doc, headers);
 }
 
 static json_t *parse_body(sb_http_request *req, const char *what) {
@@ -207,7 +212,7 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
   if (sb_ctx_history(app->ctx, tenant, id, before, limit ? (size_t)limit : 50,
                      &out, &err) != 0)
     return respond_store_error(req, &err, 0);
-  respond_json(req, 200, json_pack("{ssso}", "id", id, "versions", out), NULL);
+  app_rest_json(req, 200, json_pack("{ssso}", "id", id, "versions", out), NULL);
 }
 
 static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
@@ -220,7 +225,7 @@ static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
   json_t *out = NULL;
   if (sb_ctx_diff_versions(app->ctx, tenant, id, from, to, &out, &err) != 0)
     return respond_store_error(req, &err, 0);
-  respond_json(req, 200,
+  app_rest_json(req, 200,
                json_pack("{sssIsIso}", "id", id, "from", (json_int_t)from, "to",
                          (json_int_t)to, "patch", out),
                NULL);
@@ -233,7 +238,7 @@ static void not_allowed(sb_http_request *req, const char *allow) {
            sb_http_request_method(req), allow);
   json_t *e = json_pack("{s{ssss}}", "error", "code", "method_not_allowed",
                         "message", msg);
-  respond_json(req, 405, e, headers);
+  app_rest_json(req, 405, e, headers);
 }
 
 static void handle(void *ud, sb_http_request *req) {

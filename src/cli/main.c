@@ -75,7 +75,8 @@ static const char serve_help[] =
     "\n"
     "Without --stdio or --listen, server.listen from the config is used.\n"
     "Options also accept the --option=VALUE form.\n"
-    "SIGINT or SIGTERM stops the server gracefully.\n"
+    "SIGINT or SIGTERM stops the server gracefully. SIGHUP reloads the\n"
+    "--config file's agents without dropping sessions.\n"
     "\n"
     "Exit status: 0 clean stop, 1 runtime failure (e.g. the address cannot\n"
     "be bound), 2 usage or config error.\n";
@@ -173,7 +174,9 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
 
 typedef struct serve_state {
   uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
+  sb_app *app;
+  const char *config_path;
   uv_timer_t shutdown_guard;
   int stop_signal; /* signal that stopped us, 0 if none */
 } serve_state;
@@ -191,6 +194,22 @@ static void on_signal(uv_signal_t *h, int signum) {
             signum == SIGINT ? "SIGINT" : "SIGTERM");
   st->stop_signal = signum;
   uv_stop(&st->loop);
+}
+
+/* SIGHUP: reload the config file; a bad file changes nothing. */
+static void on_sighup(uv_signal_t *h, int signum) {
+  serve_state *st = h->data;
+  if (!st->config_path || !st->app) {
+    SB_WARN("cli", "SIGHUP: no --config file to reload");
+    return;
+  }
+  sb_config fresh;
+  sb_error err = {0};
+  sb_config_defaults(&fresh);
+  if (sb_config_load(&fresh, st->config_path, &err) != 0 ||
+      sb_app_reload(st->app, &fresh, &err) != 0)
+    SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
+  sb_config_free(&fresh);
 }
 
 static void count_handle(uv_handle_t *h, void *arg) {
@@ -275,13 +294,17 @@ static int cmd_serve(int argc, char **argv) {
   st.sigint.data = st.sigterm.data = &st;
   uv_signal_start(&st.sigint, on_signal, SIGINT);
   uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+  uv_signal_init(&st.loop, &st.sighup);
+  st.sighup.data = &st;
+  st.config_path = a.config_path;
+  uv_signal_start(&st.sighup, on_sighup, SIGHUP);
 
   sb_app_options opts = {.config = &cfg,
                          .loop = &st.loop,
                          .stdio = a.stdio,
                          .on_stdio_eof = on_stdio_eof,
                          .ud = &st};
-  app = sb_app_start(&opts, &err);
+  app = st.app = sb_app_start(&opts, &err);
   if (!app) {
     /* the message names what failed (address, store path, ...) */
     fprintf(stderr, "switchboard: %s\n", err.msg);
@@ -292,8 +315,10 @@ static int cmd_serve(int argc, char **argv) {
 
 shutdown:
   sb_app_stop(app);
+  st.app = NULL;
   uv_close((uv_handle_t *)&st.sigint, NULL);
   uv_close((uv_handle_t *)&st.sigterm, NULL);
+  uv_close((uv_handle_t *)&st.sighup, NULL);
   /* The guard is unreferenced, so it does not keep the loop alive: the run
    * below ends as soon as everything else has closed. */
   uv_timer_init(&st.loop, &st.shutdown_guard);

@@ -80,6 +80,9 @@ static void release_owned(sb_config *cfg) {
   cfg->agents = NULL;
   sb_free(cfg->agent_lines);
   cfg->agent_lines = NULL;
+  cfg_free_strings(cfg->admin_tenants, cfg->admin_tenants_len);
+  cfg->admin_tenants = NULL;
+  cfg->admin_tenants_len = 0;
   for (size_t i = 0; i < cfg->allowed_origins_len; i++)
     sb_free(cfg->allowed_origins[i]);
   sb_free(cfg->allowed_origins);
@@ -103,6 +106,16 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->tenants_len = 0;
   dst->agents = NULL;
   dst->agent_lines = NULL;
+  dst->admin_tenants = NULL;
+  dst->admin_tenants_len = 0;
+  if (src->admin_tenants_len) {
+    dst->admin_tenants = sb_calloc(src->admin_tenants_len, sizeof(char *));
+    if (!dst->admin_tenants) goto fail;
+    for (size_t i = 0; i < src->admin_tenants_len; i++) {
+      dst->admin_tenants_len = i + 1;
+      if (!(dst->admin_tenants[i] = sb_strdup(src->admin_tenants[i]))) goto fail;
+    }
+  }
   /* Owned strings are copied; until then dst points at the statics so a
    * failure part-way frees only what was copied. */
   dst->listen_host = default_listen_host;
@@ -307,6 +320,7 @@ typedef enum key_kind {
   KEY_TENANT,  /* char * field: a tenant id */
   KEY_TENANTS, /* tenants list */
   KEY_AGENTS,  /* agents list, kept as JSON */
+  KEY_ADMINS,  /* admin tenant ids */
 } key_kind;
 
 typedef struct key_spec {
@@ -364,6 +378,7 @@ static const key_spec contexts_keys[] = {
 static const key_spec auth_keys[] = {
     NUM("default_tenant", KEY_TENANT, default_tenant, 0, 0),
     {"tenants", KEY_TENANTS, 0, 0, 0, NULL},
+    {"admin_tenants", KEY_ADMINS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -796,6 +811,7 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
     case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;
     case KEY_AGENTS: rc = parse_agents(p, key_path); break;
+    case KEY_ADMINS: rc = cfg_parse_admins(p, key_path); break;
     }
     if (rc != 0) return rc;
   }

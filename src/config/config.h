@@ -71,6 +71,8 @@ typedef struct sb_config {
   char *default_tenant;
   struct sb_config_tenant *tenants;
   size_t tenants_len;
+  char **admin_tenants; /* may register/remove agents */
+  size_t admin_tenants_len;
   /* agents: the list as JSON (AgentDefinitions; registry/ validates them),
    * with the file line of each item for error messages. */
   json_t *agents;
@@ -86,6 +88,11 @@ typedef struct sb_config_tenant {
 /* The tenant whose token this is (constant-time compare), or NULL. With no
  * tenants configured every caller is the default tenant. */
 const char *sb_config_tenant_for_token(const sb_config *cfg, const char *token);
+
+/* 1 if tenant may administer switchboard (register and remove agents):
+ * it is listed in auth.admin_tenants, or no tenants are configured at all
+ * (a single-tenant, local setup). */
+int sb_config_is_admin(const sb_config *cfg, const char *tenant);
 
 /* 1 if s is a valid tenant id: 1-64 of [A-Za-z0-9._-]. */
 int sb_config_tenant_id_valid(const char *s);

@@ -39,6 +39,8 @@ int cfg_scalar_string(parse_ctx *p, const char *path, const char *what,
 
 /* tenants.c */
 int cfg_parse_tenants(parse_ctx *p, const char *path);
+int cfg_parse_admins(parse_ctx *p, const char *path);
+void cfg_free_strings(char **v, size_t n);
 
 /* yaml_json.c: the current node (scalar, sequence or mapping) as JSON,
  * consuming it; *out is a new reference. Scalars follow the YAML core

@@ -153,3 +153,58 @@ fail:
   return rc;
 }
 
+
+void cfg_free_strings(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) sb_free(v[i]);
+  sb_free(v);
+}
+
+int sb_config_is_admin(const sb_config *cfg, const char *tenant) {
+  if (cfg->tenants_len == 0) return 1;
+  for (size_t i = 0; tenant && i < cfg->admin_tenants_len; i++)
+    if (strcmp(cfg->admin_tenants[i], tenant) == 0) return 1;
+  return 0;
+}
+
+/* auth.admin_tenants: a list of tenant ids. */
+int cfg_parse_admins(parse_ctx *p, const char *path) {
+  char got[96], item[160];
+  char **items = NULL;
+  size_t n = 0;
+  int rc = 0;
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  if (!cfg_ev_is_null(p)) {
+    if (p->ev.type != YAML_SEQUENCE_START_EVENT) {
+      cfg_describe_event(p, got, sizeof got);
+      return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
+                         "expected a list of tenant ids, got %s", got);
+    }
+    for (;;) {
+      if ((rc = cfg_next_event(p)) != 0) goto fail;
+      if (p->ev.type == YAML_SEQUENCE_END_EVENT) break;
+      snprintf(item, sizeof item, "%s[%zu]", path, n);
+      char *v = NULL;
+      if ((rc = cfg_scalar_string(p, item, "a tenant id", &v)) != 0) goto fail;
+      char **grown = sb_realloc(items, (n + 1) * sizeof *items);
+      if (!grown || !sb_config_tenant_id_valid(v)) {
+        sb_free(v);
+        rc = grown ? cfg_fail_at(p, cfg_ev_line(p), item, SB_EINVAL,
+                                 "expected a tenant id (1-64 of A-Z a-z 0-9 "
+                                 ". _ -)")
+                   : sb_error_set(p->err, SB_ENOMEM, "%s: out of memory",
+                                  p->name);
+        if (grown) items = grown;
+        goto fail;
+      }
+      items = grown;
+      items[n++] = v;
+    }
+  }
+  cfg_free_strings(p->cfg->admin_tenants, p->cfg->admin_tenants_len);
+  p->cfg->admin_tenants = items;
+  p->cfg->admin_tenants_len = n;
+  return 0;
+fail:
+  cfg_free_strings(items, n);
+  return rc;
+}

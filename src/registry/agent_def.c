@@ -109,7 +109,7 @@ static int read_str(fpath *p, const json_t *v, int nonempty, const char **out) {
 }
 
 static int dup_str(fpath *p, const json_t *v, int nonempty, char **out) {
-  const char *s;
+  const char *s = NULL;
   int rc = read_str(p, v, nonempty, &s);
   if (rc != 0) return rc;
   if (!(*out = sb_strdup(s))) return oom(p);
