@@ -56,6 +56,8 @@ struct agent {
   sb_mcp_client *client;
   json_t *tools;   /* the agent's own tool list, or NULL before listing */
   json_t *listing; /* pages gathered by a tools/list in progress */
+  uint64_t tools_fresh_until; /* ttlMs of a modern agent's list; 0 = until
+                                 list_changed (legacy agents) */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
   unsigned restarts;
@@ -84,14 +86,26 @@ static void on_listed(void *ud, json_t *result, json_t *error) {
   }
   json_t *page = json_object_get(result, "tools");
   if (json_is_array(page)) json_array_extend(a->listing, page);
+  /* A modern agent says how long its list stays fresh (ttlMs); the
+   * shortest page's TTL counts. */
+  json_t *ttl = json_object_get(result, "ttlMs");
+  if (json_is_integer(ttl)) {
+    uint64_t until = sb_now_ms() + (uint64_t)(json_integer_value(ttl) > 0
+                                                  ? json_integer_value(ttl)
+                                                  : 0);
+    if (!a->tools_fresh_until || until < a->tools_fresh_until)
+      a->tools_fresh_until = until;
+  }
   const char *cursor = json_string_value(json_object_get(result, "nextCursor"));
   if (cursor && json_array_size(a->listing) < 10000) {
     list_tools_page(a, cursor);
     return;
   }
+  int changed = !a->tools || !json_equal(a->tools, a->listing);
   json_decref(a->tools);
   a->tools = a->listing;
   a->listing = NULL;
+  if (!changed) return; /* a refresh that found nothing new */
   SB_INFO(MODULE, "agent %s: %zu tool(s)", a->def->id, json_array_size(a->tools));
   sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
 }
@@ -103,7 +117,8 @@ static void list_tools_page(agent *a, const char *cursor) {
 }
 
 static void list_tools(agent *a) {
-  if (a->listing) return; /* one listing at a time */
+  if (a->listing || !a->client) return; /* one listing at a time */
+  a->tools_fresh_until = 0;
   a->listing = json_array();
   list_tools_page(a, NULL);
 }
@@ -661,8 +676,13 @@ static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   json_t *admin = json_loads(admin_tools_json, 0, NULL);
   json_array_extend(out, admin);
   json_decref(admin);
+  uint64_t now = sb_now_ms();
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
+    /* Past its ttlMs: serve what we have and fetch it again (a
+     * list_changed follows if it changed). */
+    if (a->tools && a->tools_fresh_until && now >= a->tools_fresh_until)
+      list_tools(a);
     size_t k;
     json_t *tool;
     json_array_foreach(a->tools, k, tool) {
