@@ -618,10 +618,9 @@ static int call_admin_tool(sb_app_agents *o, sb_mcp_call *call,
   } else if (strcmp(name, "agents_register") == 0) {
     json_t *def = json_object_get(args, "definition");
     if (!json_is_object(def)) {
-      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                       "Invalid arguments for tool agents_register: "
-                       "'definition' must be an AgentDefinition object",
-                       NULL);
+      sb_mcp_call_fail_invalid_args(call, name,
+                                    "'definition' must be an AgentDefinition "
+                                    "object");
     } else if (app_agents_add(o, def, json_is_true(json_object_get(args, "replace")),
                               0, &err) != 0) {
       reply_admin_error(call, &err);
@@ -633,10 +632,7 @@ static int call_admin_tool(sb_app_agents *o, sb_mcp_call *call,
   } else if (strcmp(name, "agents_remove") == 0) {
     const char *id = json_string_value(json_object_get(args, "id"));
     if (!id)
-      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                       "Invalid arguments for tool agents_remove: 'id' is "
-                       "required",
-                       NULL);
+      sb_mcp_call_fail_invalid_args(call, name, "'id' is required");
     else if (app_agents_remove(o, id, &err) != 0)
       reply_admin_error(call, &err);
     else
@@ -646,10 +642,7 @@ static int call_admin_tool(sb_app_agents *o, sb_mcp_call *call,
     const char *ctx_id = json_string_value(json_object_get(args, "contextId"));
     json_t *doc = NULL, *ranking = NULL;
     if (!cap) {
-      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                       "Invalid arguments for tool agents_explain: "
-                       "'capability' is required",
-                       NULL);
+      sb_mcp_call_fail_invalid_args(call, name, "'capability' is required");
       return 1;
     }
     if (ctx_id && sb_ctx_get(o->app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,

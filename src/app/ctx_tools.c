@@ -104,13 +104,6 @@ static void reply_object(sb_mcp_call *call, json_t *obj) {
   sb_mcp_call_reply(call, r);
 }
 
-static void invalid_args(sb_mcp_call *call, const char *tool,
-                         const char *what) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "Invalid arguments for tool %s: %s", tool, what);
-  sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "tool", tool));
-}
 
 /* Optional integer >= 1; 0 when absent, -1 when invalid. */
 static int64_t version_arg(json_t *args, const char *key) {
@@ -138,15 +131,15 @@ static void tool_get(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   const char *id = json_string_value(json_object_get(args, "id"));
   int64_t version = version_arg(args, "version");
   json_t *req = json_object_get(args, "requirements");
-  if (!id) return invalid_args(call, "context_get", "missing required property 'id'");
+  if (!id) return sb_mcp_call_fail_invalid_args(call, "context_get", "missing required property 'id'");
   if (version < 0)
-    return invalid_args(call, "context_get",
+    return sb_mcp_call_fail_invalid_args(call, "context_get",
                         "property 'version' must be an integer >= 1");
   if (req && !json_is_array(req))
-    return invalid_args(call, "context_get",
+    return sb_mcp_call_fail_invalid_args(call, "context_get",
                         "property 'requirements' must be an array of paths");
   if (req && version > 0)
-    return invalid_args(call, "context_get",
+    return sb_mcp_call_fail_invalid_args(call, "context_get",
                         "requirements project the head; omit version");
   sb_error err = {0};
   json_t *out = NULL;
@@ -162,16 +155,16 @@ static void tool_update(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   int64_t expected = version_arg(args, "expectedVersion");
   json_t *merge = json_object_get(args, "mergePatch");
   json_t *patch = json_object_get(args, "patch");
-  if (!id) return invalid_args(call, "context_update", "missing required property 'id'");
+  if (!id) return sb_mcp_call_fail_invalid_args(call, "context_update", "missing required property 'id'");
   if (expected <= 0)
-    return invalid_args(call, "context_update",
+    return sb_mcp_call_fail_invalid_args(call, "context_update",
                         "property 'expectedVersion' (the version you read) "
                         "is required, an integer >= 1");
   if (!merge == !patch)
-    return invalid_args(call, "context_update",
+    return sb_mcp_call_fail_invalid_args(call, "context_update",
                         "give exactly one of 'mergePatch' and 'patch'");
   if (patch && !json_is_array(patch))
-    return invalid_args(call, "context_update",
+    return sb_mcp_call_fail_invalid_args(call, "context_update",
                         "property 'patch' must be a JSON Patch array");
   sb_error err = {0};
   json_t *out = NULL;
@@ -187,11 +180,11 @@ static void tool_history(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   const char *id = json_string_value(json_object_get(args, "id"));
   json_t *before = json_object_get(args, "before");
   json_t *limit = json_object_get(args, "limit");
-  if (!id) return invalid_args(call, "context_history", "missing required property 'id'");
+  if (!id) return sb_mcp_call_fail_invalid_args(call, "context_history", "missing required property 'id'");
   if ((before && !json_is_integer(before)) ||
       (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
                  json_integer_value(limit) > 1000)))
-    return invalid_args(call, "context_history",
+    return sb_mcp_call_fail_invalid_args(call, "context_history",
                         "'before' must be an integer and 'limit' 1..1000");
   sb_error err = {0};
   json_t *out = NULL;
@@ -207,7 +200,7 @@ static void tool_diff(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   const char *id = json_string_value(json_object_get(args, "id"));
   int64_t from = version_arg(args, "from"), to = version_arg(args, "to");
   if (!id || from <= 0 || to <= 0)
-    return invalid_args(call, "context_diff",
+    return sb_mcp_call_fail_invalid_args(call, "context_diff",
                         "'id', 'from' and 'to' (versions >= 1) are required");
   sb_error err = {0};
   json_t *out = NULL;

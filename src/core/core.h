@@ -112,6 +112,21 @@ void sb_buf_consume(sb_buf *b, size_t n); /* drop n bytes from the front */
 void sb_buf_reset(sb_buf *b);             /* len = 0, keep memory */
 void sb_buf_free(sb_buf *b);
 
+/* ---- JSON paths for error messages ------------------------------------ */
+/* The path of the value being checked, e.g. "data.workflow.errors[2]",
+ * kept in a fixed buffer: documents we validate are shallow, and an
+ * over-long user key is cut in the message, not trusted. */
+typedef struct sb_jpath {
+  char buf[300];
+  size_t len;
+} sb_jpath;
+
+/* Append ".key" (or "key" at the start) / "[i]"; return a mark for pop. */
+size_t sb_jpath_key(sb_jpath *p, const char *key);
+size_t sb_jpath_index(sb_jpath *p, size_t i);
+/* Back to the mark returned by the matching push. */
+void sb_jpath_pop(sb_jpath *p, size_t mark);
+
 /* ---- random ids ------------------------------------------------------- */
 /* Fill out with 2*nbytes lowercase hex chars + NUL from the CSPRNG.
  * out must hold 2*nbytes+1 bytes. */

@@ -149,6 +149,29 @@ void sb_buf_free(sb_buf *b) {
   b->len = b->cap = 0;
 }
 
+/* ---- JSON paths ------------------------------------------------------- */
+size_t sb_jpath_key(sb_jpath *p, const char *key) {
+  size_t mark = p->len;
+  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%.80s",
+                   p->len ? "." : "", key);
+  if (n > 0) p->len += (size_t)n;
+  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
+  return mark;
+}
+
+size_t sb_jpath_index(sb_jpath *p, size_t i) {
+  size_t mark = p->len;
+  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", i);
+  if (n > 0) p->len += (size_t)n;
+  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
+  return mark;
+}
+
+void sb_jpath_pop(sb_jpath *p, size_t mark) {
+  p->len = mark;
+  p->buf[mark] = '\0';
+}
+
 /* ---- random ids ------------------------------------------------------- */
 void sb_random_hex(char *out, size_t nbytes) {
   unsigned char raw[64];

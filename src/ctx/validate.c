@@ -179,34 +179,7 @@ int sb_ctx_datetime_valid(const char *s) {
 
 /* ---- validation ------------------------------------------------------- */
 
-/* The dotted path of the value being checked, kept in a fixed buffer:
- * our model is shallow, and an over-long user key is cut, not trusted. */
-typedef struct vpath {
-  char buf[300];
-  size_t len;
-} vpath;
-
-static size_t vpath_push_key(vpath *p, const char *key) {
-  size_t saved = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%.80s",
-                   p->len ? "." : "", key);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
-  return saved;
-}
-
-static size_t vpath_push_index(vpath *p, size_t i) {
-  size_t saved = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", i);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
-  return saved;
-}
-
-static void vpath_pop(vpath *p, size_t saved) {
-  p->len = saved;
-  p->buf[saved] = '\0';
-}
+typedef sb_jpath vpath; /* see core.h */
 
 static int invalid(sb_error *err, const vpath *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -285,13 +258,13 @@ static int check_field(const json_t *v, const field *f, vpath *p,
       return invalid(err, p, "expected an array (got %s)", type_name(v));
     for (size_t i = 0; i < json_array_size(v); i++) {
       const json_t *item = json_array_get(v, i);
-      size_t saved = vpath_push_index(p, i);
+      size_t saved = sb_jpath_index(p, i);
       int rc = 0;
       if (f->type == F_ARRAY)
         rc = check_object(item, f->sub, p, err);
       else if (!json_is_string(item))
         rc = invalid(err, p, "expected a string (got %s)", type_name(item));
-      vpath_pop(p, saved);
+      sb_jpath_pop(p, saved);
       if (rc != 0) return rc;
     }
     return 0;
@@ -315,13 +288,13 @@ static int check_object(const json_t *v, const schema *s, vpath *p,
   for (size_t i = 0; i < s->nfields; i++) {
     const field *f = &s->fields[i];
     json_t *member = json_object_get(v, f->name);
-    size_t saved = vpath_push_key(p, f->name);
+    size_t saved = sb_jpath_key(p, f->name);
     int rc = 0;
     if (member)
       rc = check_field(member, f, p, err);
     else if (f->required)
       rc = invalid(err, p, "missing required field");
-    vpath_pop(p, saved);
+    sb_jpath_pop(p, saved);
     if (rc != 0) return rc;
   }
   if (s->open) return 0;
@@ -330,9 +303,9 @@ static int check_object(const json_t *v, const schema *s, vpath *p,
   json_t *member;
   json_object_keylen_foreach((json_t *)v, key, key_len, member) {
     if (find_field(s, key, key_len)) continue;
-    size_t saved = vpath_push_key(p, key);
+    size_t saved = sb_jpath_key(p, key);
     invalid(err, p, "unknown field");
-    vpath_pop(p, saved);
+    sb_jpath_pop(p, saved);
     return SB_EINVAL;
   }
   return 0;
@@ -346,7 +319,7 @@ int sb_ctx_validate(const json_t *doc, sb_error *err) {
 
 int sb_ctx_validate_data(const json_t *data, sb_error *err) {
   vpath p = {.len = 0};
-  vpath_push_key(&p, "data");
+  sb_jpath_key(&p, "data");
   return check_object(data, &data_schema, &p, err);
 }
 

@@ -120,13 +120,6 @@ static json_t *text_content(const char *text) {
   return json_pack("[{ssss}]", "type", "text", "text", text);
 }
 
-static void fail_invalid_args(sb_mcp_call *c, const char *tool,
-                              const char *what) {
-  char msg[512];
-  snprintf(msg, sizeof msg, "Invalid arguments for tool %s: %s", tool, what);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "tool", tool));
-}
 
 /* Optional integer argument in [lo, hi]; -1 on a bad value. */
 static int int_arg(json_t *args, const char *key, long lo, long hi, long def,
@@ -174,7 +167,7 @@ static void tool_info(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
 static void tool_echo(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
   json_t *text = json_object_get(args, "text");
   if (!json_is_string(text)) {
-    fail_invalid_args(c, "echo",
+    sb_mcp_call_fail_invalid_args(c, "echo",
                       text ? "property 'text' must be a string"
                            : "missing required property 'text'");
     return;
@@ -226,12 +219,12 @@ static void slow_cancel(sb_mcp_call *call, void *ud) {
 static void tool_slow_count(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
   long steps, interval;
   if (int_arg(args, "steps", 1, 1000, 5, &steps) != 0) {
-    fail_invalid_args(c, "slow_count",
+    sb_mcp_call_fail_invalid_args(c, "slow_count",
                       "property 'steps' must be an integer from 1 to 1000");
     return;
   }
   if (int_arg(args, "interval_ms", 1, 60000, 100, &interval) != 0) {
-    fail_invalid_args(c, "slow_count",
+    sb_mcp_call_fail_invalid_args(c, "slow_count",
                       "property 'interval_ms' must be an integer from 1 to "
                       "60000");
     return;
@@ -253,12 +246,12 @@ static void tool_note_write(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
   const char *name = json_string_value(json_object_get(args, "name"));
   json_t *text = json_object_get(args, "text");
   if (!valid_note_name(name)) {
-    fail_invalid_args(c, "note_write",
+    sb_mcp_call_fail_invalid_args(c, "note_write",
                       "property 'name' must match ^[a-z0-9_-]{1,64}$");
     return;
   }
   if (!json_is_string(text) || json_string_length(text) > MAX_NOTE_BYTES) {
-    fail_invalid_args(c, "note_write",
+    sb_mcp_call_fail_invalid_args(c, "note_write",
                       "property 'text' must be a string of at most 65536 "
                       "bytes");
     return;

@@ -240,6 +240,9 @@ void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
                                  long ttl_ms, const char *scope);
 /* Answer a tool call with one text content block (isError if is_error). */
 void sb_mcp_call_reply_text(sb_mcp_call *call, const char *text, int is_error);
+/* -32602 "Invalid arguments for tool TOOL: WHAT" (the 2026-07-28 shape). */
+void sb_mcp_call_fail_invalid_args(sb_mcp_call *call, const char *tool,
+                                   const char *what);
 /* Resource not found, in the call's era: -32602 (modern) or -32002. */
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
 

@@ -263,6 +263,14 @@ void sb_mcp_call_reply_text(sb_mcp_call *c, const char *text, int is_error) {
   sb_mcp_call_reply(c, r);
 }
 
+void sb_mcp_call_fail_invalid_args(sb_mcp_call *c, const char *tool,
+                                   const char *what) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "Invalid arguments for tool %.100s: %s", tool, what);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{ss}", "tool", tool));
+}
+
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
   char msg[512];
   snprintf(msg, sizeof msg, "Resource not found: %s", uri);

@@ -13,6 +13,23 @@
 
 typedef struct http_req http_req;
 typedef struct http_session http_session;
+typedef struct http_stream http_stream;
+
+/* The output of a legacy session POST that carries requests. It is its own
+ * allocation, not part of the http_req, because the call must outlive the
+ * connection: when the client drops the POST's SSE stream the call keeps
+ * running (2025-11-25: a disconnect is not a cancellation) and the record
+ * moves to its session's orphan list; what the call writes then goes to
+ * the session's ring under the stream's id and, when the client resumes
+ * with GET + Last-Event-ID, onto that GET. */
+struct http_stream {
+  sb_mcp_out out;         /* out.data == this; the calls write here */
+  http_session *session;  /* set once orphaned */
+  http_req *req;          /* the POST while it is connected, else NULL */
+  http_req *resume;       /* the GET continuing an orphaned stream, or NULL */
+  http_stream *next;      /* in session->orphans, oldest first */
+  uint32_t id;            /* SSE stream number of its events */
+};
 
 /* Where one request stands. */
 typedef enum http_req_state {
@@ -27,7 +44,9 @@ typedef enum http_req_state {
 struct http_req {
   sb_http_server *srv;
   struct MHD_Connection *conn;
-  sb_mcp_out out; /* out.data == this */
+  sb_mcp_out out; /* out.data == this; used unless `stream` is set */
+  http_stream *stream;  /* legacy session POST with requests: its output */
+  http_stream *resumes; /* GET: the orphaned stream it continues */
   http_req_state state;
   http_session *session;           /* legacy session this request runs in */
   http_session *new_session;       /* owned while its initialize is pending */
@@ -81,6 +100,8 @@ struct http_session {
   uint32_t next_stream;
   http_event *ring;
   size_t ring_head, ring_len;
+  http_stream *orphans; /* calls whose POST stream dropped, oldest first */
+  size_t norphans;
   uint64_t last_used_ms;
   int in_table;
   const char *tenant; /* the tenant that initialized it (config-owned) */
@@ -144,6 +165,9 @@ int http_req_start_sse(http_req *r, unsigned status);
 void http_req_abort(http_req *r, unsigned status, json_t *error);
 /* 1 if the peer of a suspended connection has certainly gone. */
 int http_req_peer_closed(http_req *r);
+/* The client is gone (or has abandoned the connection): for a legacy
+ * session POST stream this orphans the call, otherwise it cancels it. */
+void http_req_lost(http_req *r);
 
 /* Queue a response on r: legal in the access handler and on a suspended
  * connection (which is resumed). */
@@ -173,6 +197,13 @@ void http_session_detach_req(http_req *r);
 /* Format msg as an SSE event on stream r->stream_id, record it in the
  * ring and append it to r. */
 int http_session_stream_event(http_session *hs, http_req *r, json_t *msg);
+/* Take over st (whose POST r just lost its client) as an orphan of hs. */
+void http_session_orphan(http_session *hs, http_stream *st);
+/* Cancel the calls still writing to st and free it. */
+void http_stream_cancel(http_stream *st);
+/* Free the orphans of hs whose calls are gone (cancelled by the client),
+ * ending their resumed streams. */
+void http_session_sweep_orphans(http_session *hs);
 /* Serve GET: last_event_id may be NULL. Returns an HTTP status (200 when
  * the stream was started) and fills *error (new reference) otherwise. */
 unsigned http_session_open_get(http_session *hs, http_req *r,

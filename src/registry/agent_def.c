@@ -21,32 +21,17 @@
 /* Path of the field being parsed. Fixed size: definitions are shallow, and
  * an over-long user key is cut in the message rather than trusted. */
 typedef struct fpath {
-  char buf[256];
-  size_t len;
+  sb_jpath path; /* core.h: cut, not trusted, when over-long */
   sb_error *err;
 } fpath;
 
 static size_t push_key(fpath *p, const char *key) {
-  size_t saved = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%.64s",
-                   p->len ? "." : "", key);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
-  return saved;
+  return sb_jpath_key(&p->path, key);
 }
-
 static size_t push_index(fpath *p, size_t i) {
-  size_t saved = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", i);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
-  return saved;
+  return sb_jpath_index(&p->path, i);
 }
-
-static void pop(fpath *p, size_t saved) {
-  p->len = saved;
-  p->buf[saved] = '\0';
-}
+static void pop(fpath *p, size_t saved) { sb_jpath_pop(&p->path, saved); }
 
 static int bad(fpath *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -57,7 +42,7 @@ static int bad(fpath *p, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  return sb_error_set(p->err, SB_EINVAL, "%s: %s", p->len ? p->buf : "agent",
+  return sb_error_set(p->err, SB_EINVAL, "%s: %s", p->path.len ? p->path.buf : "agent",
                       why);
 }
 
@@ -335,7 +320,7 @@ static int parse_requirements(fpath *p, const json_t *v, sb_agent_def *d) {
     /* sb_ctx_paths_validate words it as "paths[i]: ..."; name our field */
     const char *rest = strncmp(one.msg, "paths", 5) ? one.msg : one.msg + 5;
     if (rc == SB_ENOMEM) return oom(p);
-    return sb_error_set(p->err, rc, "%s%s%s", p->buf,
+    return sb_error_set(p->err, rc, "%s%s%s", p->path.buf,
                         rest == one.msg ? ": " : "", rest);
   }
   rc = read_strings(p, v, 1, 1, &d->context_requirements);
@@ -491,8 +476,8 @@ static const char top_key_list[] =
   } while (0)
 
 int sb_agent_def_parse(const json_t *json, sb_agent_def **out, sb_error *err) {
-  fpath p = {.len = 0, .err = err};
-  p.buf[0] = '\0';
+  fpath p = {.path = {.len = 0}, .err = err};
+  p.path.buf[0] = '\0';
   int rc = SB_ENOMEM;
   *out = NULL;
   if (!json_is_object(json))

@@ -15,21 +15,11 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "test_json.h"
 #include "ctx/ctx.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static json_t *J(const char *text) {
-  char buf[4096];
-  size_t n = strlen(text);
-  assert_true(n < sizeof buf);
-  for (size_t i = 0; i <= n; i++)
-    buf[i] = text[i] == '\'' ? '"' : text[i];
-  json_error_t jerr;
-  json_t *v = json_loads(buf, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-  if (!v) fail_msg("bad test JSON %s: %s", buf, jerr.text);
-  return v;
-}
 
 static char *dump(const json_t *v) {
   return json_dumps(v, JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_COMPACT);

@@ -14,31 +14,12 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "test_json.h"
 #include "ctx/ctx.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static json_t *J(const char *text) {
-  char buf[4096];
-  size_t n = strlen(text);
-  assert_true(n < sizeof buf);
-  for (size_t i = 0; i <= n; i++)
-    buf[i] = text[i] == '\'' ? '"' : text[i];
-  json_error_t jerr;
-  json_t *v = json_loads(buf, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-  if (!v) fail_msg("bad test JSON %s: %s", buf, jerr.text);
-  return v;
-}
 
-static void assert_json_eq(const json_t *got, const json_t *want) {
-  if (json_equal(got, want)) return;
-  char *g = json_dumps(got, JSON_ENCODE_ANY | JSON_SORT_KEYS);
-  char *w = json_dumps(want, JSON_ENCODE_ANY | JSON_SORT_KEYS);
-  print_error("got  %s\nwant %s\n", g ? g : "NULL", w ? w : "NULL");
-  sb_free(g);
-  sb_free(w);
-  fail();
-}
 
 static json_t *fixture(void) {
   json_t *msgs = json_array(), *vehicles = json_array();
