@@ -229,10 +229,16 @@ static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
 
 static sb_mcp_call *call_of_request(agent *a, sb_mcp_request *req);
 
+static int park_request(agent *a, sb_mcp_request *req, json_t *id,
+                        const char *method, json_t *params);
+
 static void on_agent_request(void *ud, json_t *id, const char *method,
                              json_t *params, sb_mcp_request *related) {
   agent *a = ud;
   sb_mcp_call *call = related ? call_of_request(a, related) : NULL;
+  if (call && sb_mcp_call_is_modern(call) &&
+      park_request(a, related, id, method, params) == 0)
+    return;
   relay *r = call ? sb_calloc(1, sizeof *r) : NULL;
   if (r) {
     r->a = a;
@@ -247,7 +253,10 @@ static void on_agent_request(void *ud, json_t *id, const char *method,
   snprintf(msg, sizeof msg,
            "switchboard cannot pass %s to the client that made this call "
            "(%s)",
-           method, call ? "it speaks 2026-07-28" : "no call in progress");
+           method,
+           call ? "it did not declare the capability, or one question is "
+                  "already waiting"
+                : "no call in progress");
   sb_mcp_client_respond(a->client, id, NULL,
                         json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
                                   "message", msg));
@@ -337,12 +346,37 @@ struct attempt {
   unsigned retries;
   uv_timer_t *retry_timer;
   attempt *next; /* owner's list of calls in progress */
+  /* multi round-trip (era translation, see "input across eras") */
+  char *public_name;  /* agent__tool, what the caller called */
+  json_t *extra;      /* inputResponses/requestState sent with the call */
+  unsigned rounds;    /* input_required rounds relayed to a legacy caller */
+  json_t *answers;    /* inputResponses being gathered from that caller */
+  size_t asked;       /* questions still unanswered */
+  int parked;         /* a legacy agent's question went to a modern caller
+                         as input_required; waiting for the retry */
+  char token[33];     /* identifies the parked attempt in requestState */
+  json_t *parked_id;  /* the agent's request id to answer */
+  json_t *final_result, *final_error; /* the agent answered while parked */
+  int ticket_open;    /* a registry call is begun and not yet ended */
+  int asking;         /* inside ask_legacy_caller's loop */
+  int retry_due;      /* every answer came in during that loop */
 };
 
 static sb_mcp_call *call_of_request(agent *a, sb_mcp_request *req) {
   for (attempt *t = a->owner->attempts; t; t = t->next)
     if (t->current == a && t->req == req) return t->call;
   return NULL;
+}
+
+static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
+                                  json_t *params);
+
+static int park_request(agent *a, sb_mcp_request *req, json_t *id,
+                        const char *method, json_t *params) {
+  for (attempt *t = a->owner->attempts; t; t = t->next)
+    if (t->current == a && t->req == req && t->call)
+      return park_for_modern_caller(t, id, method, params);
+  return SB_ENOENT;
 }
 
 static agent *find_agent(sb_app_agents *o, const char *id) {
@@ -376,7 +410,13 @@ static void attempt_free(attempt *t) {
   for (size_t i = 0; i < t->ntried; i++) sb_free(t->tried[i]);
   sb_free(t->tried);
   sb_free(t->tool);
+  sb_free(t->public_name);
   json_decref(t->arguments);
+  json_decref(t->extra);
+  json_decref(t->answers);
+  json_decref(t->parked_id);
+  json_decref(t->final_result);
+  json_decref(t->final_error);
   if (t->retry_timer) uv_close((uv_handle_t *)t->retry_timer, (uv_close_cb)sb_free);
   sb_free(t);
 }
@@ -431,6 +471,143 @@ static void retry_now(uv_timer_t *timer) {
   try_agent(t, t->current);
 }
 
+/* ---- input across eras ---------------------------------------------------
+ * A modern agent asks for input with an input_required result; a legacy
+ * agent sends its own request (sampling, elicitation, roots) while the call
+ * runs. The caller may speak the other era:
+ *   modern agent, modern caller: input_required passes through unchanged
+ *     and the caller's retry (inputResponses, requestState) goes back to
+ *     the agent as it is;
+ *   modern agent, legacy caller: each input request is asked of the caller
+ *     as a real request; with every answer in, the call is retried at the
+ *     agent with inputResponses and the agent's requestState (at most
+ *     MAX_ROUNDS times);
+ *   legacy agent, modern caller: the agent's request becomes an
+ *     input_required result with a sealed requestState naming the parked
+ *     call; the caller's retry carries the answer, which goes to the agent,
+ *     and the agent's final answer goes to the retry;
+ *   legacy agent, legacy caller: the request is relayed as a request.
+ */
+#define MAX_ROUNDS 8
+#define PARK_STATE_TTL_MS (10 * 60 * 1000)
+#define PARK_KEY "agent_request"
+
+static void retry_with_answers(attempt *t) {
+  json_t *extra = json_pack("{sO}", "inputResponses", t->answers);
+  json_t *state = t->extra ? json_object_get(t->extra, "requestState") : NULL;
+  if (state) json_object_set(extra, "requestState", state);
+  json_decref(t->extra);
+  t->extra = extra;
+  json_decref(t->answers);
+  t->answers = NULL;
+  try_agent(t, t->current);
+}
+
+typedef struct question {
+  attempt *t;
+  char *key;
+} question;
+
+static void on_caller_answer(sb_mcp_call *call, json_t *result, json_t *error,
+                             void *ud) {
+  question *q = ud;
+  attempt *t = q->t;
+  if (error) {
+    const char *m = json_string_value(json_object_get(error, "message"));
+    char *key = q->key;
+    sb_free(q);
+    attempt_fail(t, "agent %s: the client did not answer %s: %s",
+                 t->current->def->id, key, m ? m : "error");
+    sb_free(key);
+    return;
+  }
+  json_object_set(t->answers, q->key, result ? result : json_null());
+  sb_free(q->key);
+  sb_free(q);
+  if (--t->asked > 0) return;
+  if (t->asking) t->retry_due = 1; /* ask_legacy_caller retries after */
+  else retry_with_answers(t);
+}
+
+static void ask_legacy_caller(attempt *t, json_t *result) {
+  agent *a = t->current;
+  json_t *requests = json_object_get(result, "inputRequests");
+  json_t *state = json_object_get(result, "requestState");
+  if (++t->rounds > MAX_ROUNDS) {
+    attempt_fail(t, "agent %s: still asking for input after %d rounds",
+                 a->def->id, MAX_ROUNDS);
+    return;
+  }
+  json_decref(t->extra);
+  t->extra = state ? json_pack("{sO}", "requestState", state) : NULL;
+  json_decref(t->answers);
+  t->answers = json_object();
+  t->asked = json_object_size(requests);
+  if (t->asked == 0) { /* nothing to ask: retry with the state alone */
+    retry_with_answers(t);
+    return;
+  }
+  /* An answer may arrive inside ask (in-process clients): the retry waits
+   * until the loop is done with `requests`. */
+  const char *key;
+  json_t *req;
+  t->asking = 1;
+  t->retry_due = 0;
+  json_object_foreach(requests, key, req) {
+    question *q = sb_calloc(1, sizeof *q);
+    if (q) q->t = t;
+    const char *method = json_string_value(json_object_get(req, "method"));
+    if (!q || !method || !(q->key = sb_strdup(key)) ||
+        sb_mcp_call_ask_client(t->call, method,
+                               json_incref(json_object_get(req, "params")),
+                               on_caller_answer, q) != 0) {
+      if (q) sb_free(q->key);
+      sb_free(q);
+      t->asking = 0;
+      attempt_fail(t, "agent %s: needs %s from the client, which cannot "
+                      "answer it",
+                   a->def->id, method ? method : "input");
+      return;
+    }
+  }
+  t->asking = 0;
+  if (t->retry_due) retry_with_answers(t);
+}
+
+/* The capability a client must declare to answer an agent's request. */
+static const char *capability_for(const char *method) {
+  if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
+  if (strcmp(method, "elicitation/create") == 0) return "elicitation";
+  if (strcmp(method, "roots/list") == 0) return "roots";
+  return NULL;
+}
+
+/* A legacy agent's request for a modern caller: answer the caller with
+ * input_required and park the attempt until its retry. 0 if parked. */
+static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
+                                  json_t *params) {
+  sb_mcp_server *srv = t->owner->app->mcp;
+  const char *cap = capability_for(method);
+  if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
+    return SB_ESTATE;
+  sb_random_hex(t->token, 16);
+  json_t *payload = json_pack("{ss}", "t", t->token);
+  char *sealed = sb_mcp_state_seal(srv, "tools/call", t->public_name, payload,
+                                   PARK_STATE_TTL_MS);
+  json_decref(payload);
+  if (!sealed) return SB_ENOMEM;
+  json_t *r = json_pack("{sss{s{sssO}}ss}", "resultType", "input_required",
+                        "inputRequests", PARK_KEY, "method", method, "params",
+                        params ? params : json_null(), "requestState", sealed);
+  sb_free(sealed);
+  t->parked = 1;
+  t->parked_id = json_incref(id);
+  sb_mcp_call *call = t->call;
+  t->call = NULL;
+  sb_mcp_call_reply(call, r);
+  return 0;
+}
+
 /* The agent answered (or the attempt failed locally). */
 static void on_answer(void *ud, json_t *result, json_t *error) {
   attempt *t = ud;
@@ -445,8 +622,17 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   int transport = local && json_is_true(json_object_get(data, "transport"));
   /* The agent's own errors (bad arguments...) are answers, not failures. */
   int failed = local && !cancelled;
-  sb_registry_call_end(o->reg, a->def->id, &t->ticket, !failed,
-                       now - t->started_ms, now);
+  if (t->ticket_open) {
+    t->ticket_open = 0;
+    sb_registry_call_end(o->reg, a->def->id, &t->ticket, !failed,
+                         now - t->started_ms, now);
+  }
+  if (!t->call && t->parked && !cancelled) {
+    /* The caller is between rounds: keep the answer for its retry. */
+    t->final_result = json_incref(result);
+    t->final_error = json_incref(error);
+    return;
+  }
   if (cancelled || !t->call) {
     attempt_free(t);
     return;
@@ -457,15 +643,22 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   }
   if (!failed) {
     if (result) {
-      json_t *r = json_deep_copy(result);
-      if (!sb_mcp_call_is_modern(t->call)) json_object_del(r, "resultType");
-      const char *rt = json_string_value(json_object_get(r, "resultType"));
-      if (rt && strcmp(rt, "complete") != 0) {
-        json_decref(r);
-        attempt_fail(t, "agent %s: answered with resultType %s, which "
-                        "switchboard does not relay yet", a->def->id, rt);
+      const char *rt = json_string_value(json_object_get(result, "resultType"));
+      if (rt && strcmp(rt, "input_required") == 0 &&
+          !sb_mcp_call_is_modern(t->call)) {
+        ask_legacy_caller(t, result);
         return;
       }
+      if (rt && strcmp(rt, "complete") != 0 &&
+          strcmp(rt, "input_required") != 0) {
+        attempt_fail(t, "agent %s: answered with unknown resultType %s",
+                     a->def->id, rt);
+        return;
+      }
+      /* complete, or input_required for a modern caller (passed through:
+       * its retry comes back here with inputResponses and requestState). */
+      json_t *r = json_deep_copy(result);
+      if (!sb_mcp_call_is_modern(t->call)) json_object_del(r, "resultType");
       sb_mcp_call_reply(t->call, r);
     } else {
       sb_mcp_call_fail(t->call,
@@ -541,9 +734,11 @@ static void try_agent(attempt *t, agent *a) {
     return;
   }
   t->started_ms = sb_now_ms();
+  t->ticket_open = 1;
   json_t *params = json_pack("{ssso}", "name", t->tool, "arguments",
                              t->arguments ? json_incref(t->arguments)
                                           : json_object());
+  if (params && t->extra) json_object_update(params, t->extra);
   t->req = sb_mcp_client_request(a->client, "tools/call", params,
                                  (uint64_t)a->def->limits.timeout_ms,
                                  on_progress, on_answer, t);
@@ -690,6 +885,53 @@ static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   }
 }
 
+/* A modern caller's retry carrying our sealed requestState: answer the
+ * parked agent request and let the retry wait for the agent. Returns 1 if
+ * the state was ours (the call is then handled), 0 to treat it as the
+ * agent's own state. */
+static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *name,
+                         const char *state, json_t *responses) {
+  sb_error err = {0};
+  json_t *payload = sb_mcp_state_open(o->app->mcp, state, "tools/call", name, &err);
+  if (!payload) return 0;
+  const char *token = json_string_value(json_object_get(payload, "t"));
+  attempt *t = o->attempts;
+  for (; t; t = t->next)
+    if (t->parked && token && strcmp(t->token, token) == 0) break;
+  json_decref(payload);
+  if (!t) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "requestState: the agent call it belongs to has ended "
+                     "(answered, timed out or cancelled); call the tool again",
+                     NULL);
+    return 1;
+  }
+  json_t *answer = json_object_get(responses, PARK_KEY);
+  if (!answer) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "inputResponses: missing the answer to "
+                     "\"" PARK_KEY "\"",
+                     NULL);
+    return 1;
+  }
+  t->parked = 0;
+  t->call = call;
+  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
+  if (t->current->client)
+    sb_mcp_client_respond(t->current->client, t->parked_id,
+                          json_incref(answer), NULL);
+  json_decref(t->parked_id);
+  t->parked_id = NULL;
+  if (t->final_result || t->final_error) {
+    json_t *r = t->final_result, *e = t->final_error;
+    t->final_result = t->final_error = NULL;
+    on_answer(t, r, e);
+    json_decref(r);
+    json_decref(e);
+  }
+  return 1;
+}
+
 static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
                            json_t *args) {
   sb_app_agents *o = ud;
@@ -704,8 +946,21 @@ static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
   if (!a) return 0;
   const char *tool = sep + strlen(SEP);
   if (a->tools && !serves_tool(a, tool)) return 0;
+  /* Parked calls whose caller never came back go once their state could
+   * no longer be presented. */
+  uint64_t now = sb_now_ms();
+  for (attempt *p = o->attempts, *next; p; p = next) {
+    next = p->next;
+    if (p->parked && !p->req && now - p->started_ms > PARK_STATE_TTL_MS)
+      attempt_free(p);
+  }
+  json_t *params = sb_mcp_call_params(call);
+  const char *state = json_string_value(json_object_get(params, "requestState"));
+  json_t *responses = json_object_get(params, "inputResponses");
+  if (state && resume_parked(o, call, name, state, responses)) return 1;
   attempt *t = sb_calloc(1, sizeof *t);
-  if (!t || !(t->tool = sb_strdup(tool))) {
+  if (!t || !(t->tool = sb_strdup(tool)) || !(t->public_name = sb_strdup(name))) {
+    if (t) sb_free(t->tool);
     sb_free(t);
     sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
     return 1;
@@ -713,6 +968,12 @@ static int call_agent_tool(void *ud, sb_mcp_call *call, const char *name,
   t->owner = o;
   t->call = call;
   t->arguments = json_incref(args);
+  /* A modern caller's retry of an agent's input_required: pass it on. */
+  if (state || responses) {
+    t->extra = json_object();
+    if (state) json_object_set_new(t->extra, "requestState", json_string(state));
+    if (responses) json_object_set(t->extra, "inputResponses", responses);
+  }
   t->next = o->attempts;
   o->attempts = t;
   sb_mcp_call_on_cancel(call, on_caller_cancel, t);

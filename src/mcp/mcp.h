@@ -246,6 +246,15 @@ void sb_mcp_call_fail_invalid_args(sb_mcp_call *call, const char *tool,
 /* Resource not found, in the call's era: -32602 (modern) or -32002. */
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
 
+/* requestState for multi round-trip requests: `payload` (borrowed) sealed
+ * with a per-process key and bound to method + name with a TTL (new
+ * string, free with sb_free); opening refuses a tampered, expired or
+ * misbound state (NULL with err) and returns a new reference. */
+char *sb_mcp_state_seal(sb_mcp_server *srv, const char *method,
+                        const char *name, json_t *payload, uint64_t ttl_ms);
+json_t *sb_mcp_state_open(sb_mcp_server *srv, const char *state,
+                          const char *method, const char *name, sb_error *err);
+
 /* Called once if the call is cancelled (notifications/cancelled, client
  * gone, server shutdown). After the callback returns the call is freed. */
 typedef void (*sb_mcp_cancel_cb)(sb_mcp_call *call, void *ud);

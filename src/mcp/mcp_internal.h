@@ -106,14 +106,4 @@ extern const sb_mcp_provider mcp_builtin_provider;
 int mcp_call_request_client(sb_mcp_call *call, const char *method,
                             json_t *params, mcp_response_cb cb, void *ud);
 
-/* ---- state.c: MRTR requestState --------------------------------------- */
-/* Seal `payload` (borrowed) bound to method+name with a TTL; new string,
- * free with sb_free. */
-char *mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
-                     json_t *payload, uint64_t ttl_ms);
-/* Verify and open; NULL (with err) if tampered, expired or bound to another
- * method/name. Returns a new reference to the payload. */
-json_t *mcp_state_open(sb_mcp_server *srv, const char *state,
-                       const char *method, const char *name, sb_error *err);
-
 #endif

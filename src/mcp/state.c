@@ -10,7 +10,7 @@
 
 #include "mcp/mcp_internal.h"
 
-char *mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
+char *sb_mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
                      json_t *payload, uint64_t ttl_ms) {
   json_t *env = json_pack("{sssssIsO}", "m", method, "n", name, "exp",
                           (json_int_t)(sb_wall_ms() + ttl_ms), "d", payload);
@@ -29,7 +29,7 @@ char *mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
   return out;
 }
 
-json_t *mcp_state_open(sb_mcp_server *srv, const char *state,
+json_t *sb_mcp_state_open(sb_mcp_server *srv, const char *state,
                        const char *method, const char *name, sb_error *err) {
   const char *dot = state ? strchr(state, '.') : NULL;
   if (!dot) {

@@ -1,0 +1,126 @@
+// agents_mrtr.test.mjs: an agent's request for input reaches the client
+// that made the call, in that client's era:
+//   legacy agent (server-everything) + modern client: its sampling request
+//     becomes an input_required result; the v2 SDK answers it with its
+//     sampling handler and retries; the agent gets the answer;
+//   modern agent (a second switchboard's ask_user) + legacy client: its
+//     input_required becomes a real elicitation/create to the v1 client;
+//   modern agent + modern client: input_required passes through.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttp } from '@modelcontextprotocol/client';
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
+import { agentDef, everythingStdio, pollUntil, writeConfig } from '../agents/agents_lib.mjs';
+
+const INFO = { name: 'switchboard-mrtr-tests', version: '0.1.0' };
+
+async function modernClient(url, { sampling, elicit } = {}) {
+  const caps = {};
+  if (sampling) caps.sampling = {};
+  if (elicit) caps.elicitation = { form: {} };
+  const client = new ModernClient(INFO, { capabilities: caps, versionNegotiation: { mode: { pin: MODERN_VERSION } } });
+  const seen = [];
+  if (sampling) client.setRequestHandler('sampling/createMessage', async (req) => { seen.push(req); return sampling(req); });
+  if (elicit) client.setRequestHandler('elicitation/create', async (req) => { seen.push(req); return elicit(req); });
+  await withDeadline(client.connect(new ModernHttp(new URL(url))), DEADLINE_MS, 'v2 connect');
+  return { client, seen };
+}
+
+async function legacyClient(url, elicit) {
+  const client = new LegacyClient(INFO, { capabilities: { elicitation: {} } });
+  const seen = [];
+  client.setRequestHandler(ElicitRequestSchema, async (req) => { seen.push(req); return elicit(req); });
+  const transport = new LegacyHttp(new URL(url));
+  await withDeadline(client.connect(transport), DEADLINE_MS, 'v1 connect');
+  return { client, seen, transport };
+}
+
+async function waitForTool(client, name) {
+  await pollUntil(async () => {
+    const { tools } = await client.listTools();
+    return tools.some((t) => t.name === name) ? true : { ok: false, message: tools.map((t) => t.name).join(',') };
+  }, { what: `${name} listed` });
+}
+
+describe('input requests across eras', () => {
+  let back;
+  let front;
+
+  before(async () => {
+    back = await startHttpServer(); // a modern agent with ask_user
+    front = await startHttpServer({
+      extraArgs: ['--config', writeConfig([
+        everythingStdio('everything'),
+        agentDef('back', { transport: { type: 'http', url: back.url } }),
+      ])],
+    });
+  });
+
+  after(async () => {
+    for (const s of [front, back]) {
+      const done = await s.stop();
+      assert.equal(done.code, 0, s.stderr.slice(-2000));
+    }
+  });
+
+  it('legacy agent sampling -> modern client: input_required answered by the SDK', async () => {
+    const { client, seen } = await modernClient(front.url, {
+      sampling: async () => ({ role: 'assistant', content: { type: 'text', text: 'the 2026 F-150 is in stock' }, model: 'test-model', stopReason: 'endTurn' }),
+    });
+    try {
+      await waitForTool(client, 'everything__trigger-sampling-request');
+      const res = await withDeadline(client.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'Is the F-150 in stock?', maxTokens: 50 } }),
+        DEADLINE_MS, 'sampling round trip');
+      assert.notEqual(res.isError, true, JSON.stringify(res));
+      assert.equal(seen.length, 1, 'the client sampling handler ran once');
+      assert.match(JSON.stringify(res.content), /the 2026 F-150 is in stock/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('modern agent input_required -> legacy client: asked as elicitation/create', async () => {
+    const { client, seen, transport } = await legacyClient(front.url, async () => ({ action: 'accept', content: { answer: 'tuesday at 9' } }));
+    try {
+      await waitForTool(client, 'back__ask_user');
+      const res = await withDeadline(client.callTool({ name: 'back__ask_user', arguments: { question: 'When can you bring the car in?' } }, CallToolResultSchema),
+        DEADLINE_MS, 'elicitation round trip');
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0].params.message, 'When can you bring the car in?');
+      assert.equal(textOf(res.content), 'you said: tuesday at 9');
+      assert.equal(res.resultType, undefined, 'no resultType for a legacy client');
+    } finally {
+      if (transport.sessionId) await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it('modern agent input_required -> modern client: passed through and retried', async () => {
+    const { client, seen } = await modernClient(front.url, { elicit: async () => ({ action: 'accept', content: { answer: 'blue' } }) });
+    try {
+      await waitForTool(client, 'back__ask_user');
+      const res = await withDeadline(client.callTool({ name: 'back__ask_user', arguments: {} }), DEADLINE_MS, 'pass-through round trip');
+      assert.equal(seen.length, 1);
+      assert.equal(textOf(res.content), 'you said: blue');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a tampered switchboard requestState is refused', async () => {
+    const res = await fetch(front.url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'back__ask_user' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'back__ask_user', arguments: {}, requestState: 'Zm9v.YmFy', inputResponses: { answer: { action: 'accept', content: { answer: 'x' } } }, _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } } }),
+    });
+    const body = await res.json();
+    // not ours, so it goes to the agent as its own state, which refuses it
+    assert.equal(body.error?.code, -32602, JSON.stringify(body));
+    assert.match(body.error.message, /requestState/);
+  });
+});
