@@ -80,6 +80,8 @@ struct sb_mcp_out {
 /* The transport's output is going away: cancel every call still writing to
  * it (handlers get their cancel callback; nothing more is written). */
 void sb_mcp_out_detach(sb_mcp_out *out);
+/* 1 while some call still writes to out (not answered, not cancelled). */
+int sb_mcp_out_busy(const sb_mcp_out *out);
 
 /* ---- server ----------------------------------------------------------- */
 

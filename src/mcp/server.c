@@ -386,6 +386,8 @@ static void handle_client_response(sb_mcp_session *s, sb_rpc_msg *m) {
 
 /* ---- out -------------------------------------------------------------- */
 
+int sb_mcp_out_busy(const sb_mcp_out *out) { return out->calls_ != NULL; }
+
 void sb_mcp_out_detach(sb_mcp_out *out) {
   while (out->calls_) call_cancel(out->calls_);
 }

@@ -10,8 +10,13 @@
  * client accepts text/event-stream, the response becomes an SSE stream and
  * the final message ends it. While a request waits, its MHD connection is
  * suspended; MHD does not notice a client that goes away from a suspended
- * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile and
- * a disconnect detaches the out (which cancels the call).
+ * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
+ * A disconnect detaches the out (which cancels the call), except for a
+ * legacy session POST whose response is already an SSE stream: under
+ * 2025-11-25 a dropped stream is not a cancellation, so its http_stream
+ * (the out, allocated apart from the request) is handed to the session,
+ * the call runs on and the client may resume with GET + Last-Event-ID
+ * (http_session.c). Modern requests keep "closing the stream cancels".
  *
  * Origin policy: when server.allowed_origins is configured, an Origin header
  * must equal one of its entries exactly. When it is empty, only loopback
@@ -179,11 +184,41 @@ int http_req_peer_closed(http_req *r) {
   return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
+/* Cancel whatever still writes to r's output. */
 static void req_detach_out(http_req *r) {
+  http_stream *st = r->stream;
+  if (st) {
+    r->stream = NULL;
+    st->req = NULL;
+    r->detached = 1;
+    http_stream_cancel(st);
+    return;
+  }
   if (r->dispatched && !r->final_seen && !r->detached && !r->is_get) {
     r->detached = 1;
     sb_mcp_out_detach(&r->out);
   }
+}
+
+/* A legacy session POST streaming SSE whose final message is still to
+ * come: losing its client leaves the call running (see the top). */
+static int req_can_orphan(http_req *r) {
+  return r->stream && r->session && r->state == REQ_SSE && !r->final_seen &&
+         !r->detached && !r->srv->stopping;
+}
+
+/* r lost its client: orphan its call if it may run on, else cancel it. */
+static void req_lose_out(http_req *r) {
+  if (!req_can_orphan(r)) {
+    req_detach_out(r);
+    return;
+  }
+  http_stream *st = r->stream;
+  r->stream = NULL;
+  r->detached = 1;
+  st->req = NULL;
+  st->id = r->stream_id;
+  http_session_orphan(r->session, st);
 }
 
 /* Queue a response: legal inside the access handler and at any time on a
@@ -203,10 +238,11 @@ static void on_peer_gone(http_req *r) {
   if (r->gone) return;
   r->gone = 1;
   SB_DEBUG(MOD, "client went away%s",
-           r->dispatched && !r->final_seen && !r->is_get
+           req_can_orphan(r) ? "; its call runs on, resumable"
+           : r->dispatched && !r->final_seen && !r->is_get
                ? "; cancelling its call"
                : "");
-  req_detach_out(r);
+  req_lose_out(r);
   if (r->is_get) http_session_detach_req(r);
   if (r->state == REQ_WAITING) {
     r->state = REQ_RESPONDED;
@@ -215,6 +251,8 @@ static void on_peer_gone(http_req *r) {
     http_req_resume(r); /* the reader ends the stream with an error */
   }
 }
+
+void http_req_lost(http_req *r) { on_peer_gone(r); }
 
 /* ---- responses -------------------------------------------------------- */
 
@@ -371,8 +409,7 @@ void http_req_abort(http_req *r, unsigned status, json_t *error) {
 
 /* ---- the out every POST owns ------------------------------------------ */
 
-static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {
-  http_req *r = out->data;
+static int req_write(http_req *r, json_t *msg, int final) {
   if (r->gone || r->detached) return SB_EIO;
   if (r->final_seen || r->state == REQ_RESPONDED) return SB_ESTATE;
   if (final) r->final_seen = 1;
@@ -401,6 +438,17 @@ static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {
   int rc = http_req_start_sse(r, MHD_HTTP_OK);
   if (rc != 0) return rc;
   return sse_event(r, msg);
+}
+
+static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {
+  return req_write(out->data, msg, final);
+}
+
+/* A session POST's output: its connection, or the session once orphaned. */
+static int stream_write(sb_mcp_out *out, json_t *msg, int final) {
+  http_stream *st = out->data;
+  if (st->req) return req_write(st->req, msg, final);
+  return http_stream_orphan_write(st, msg, final);
 }
 
 /* ---- request pool ----------------------------------------------------- */
@@ -575,10 +623,29 @@ static int legacy_version_ok(http_req *r, const char *pv) {
 
 static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
   sb_http_server *s = r->srv;
-  if (hs) http_session_attach(hs, r);
+  if (hs) {
+    http_session_attach(hs, r);
+    if (has_request(r->msg)) {
+      /* The output may have to outlive this connection. */
+      http_stream *st = sb_calloc(1, sizeof *st);
+      if (!st) {
+        respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, msg_id(r->msg),
+                      SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+        return;
+      }
+      st->out.write = stream_write;
+      st->out.data = st;
+      st->out.tenant = r->out.tenant;
+      st->req = r;
+      r->stream = st;
+    }
+  }
   r->state = REQ_WAITING;
   r->dispatched = 1;
-  sb_mcp_server_dispatch(s->mcp, ms, &r->out, r->msg);
+  sb_mcp_server_dispatch(s->mcp, ms, r->stream ? &r->stream->out : &r->out,
+                         r->msg);
+  /* notifications/cancelled may have ended an orphaned call. */
+  if (hs) http_session_sweep_orphans(hs);
   if (r->new_session && r->final_seen) {
     /* initialize was answered with an error: no session after all. */
     http_session_destroy(r->new_session);
@@ -797,10 +864,13 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)conn;
   if (!r) return;
   *req_cls = NULL;
-  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) r->gone = 1;
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;
+  }
+  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+    r->gone = 1;
+    req_lose_out(r);
   }
   req_detach_out(r);
   if (r->new_session) {

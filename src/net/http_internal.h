@@ -199,6 +199,8 @@ void http_session_detach_req(http_req *r);
 int http_session_stream_event(http_session *hs, http_req *r, json_t *msg);
 /* Take over st (whose POST r just lost its client) as an orphan of hs. */
 void http_session_orphan(http_session *hs, http_stream *st);
+/* write() of an orphaned stream: ring, and the resuming GET if any. */
+int http_stream_orphan_write(http_stream *st, json_t *msg, int final);
 /* Cancel the calls still writing to st and free it. */
 void http_stream_cancel(http_stream *st);
 /* Free the orphans of hs whose calls are gone (cancelled by the client),

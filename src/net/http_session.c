@@ -8,8 +8,15 @@
  * that turned into an SSE response. The last limits.replay_events events
  * are kept in a ring; a GET with Last-Event-ID "<stream>-<seq>" gets that
  * stream's later events replayed. For stream 0 it then stays open as the
- * session's live GET stream; for a POST stream (whose call was cancelled
- * when its connection dropped) the replay ends the response.
+ * session's live GET stream. For a POST stream it continues that stream:
+ * a call whose POST connection dropped keeps running as an orphan of the
+ * session (2025-11-25: disconnect is not cancellation), its later events go
+ * to the ring and to the resuming GET, and its final response ends the GET.
+ * If the call has finished (or was cancelled) the replay alone is sent.
+ * Orphans are cancelled when the session ends, and at most MAX_ORPHANS are
+ * kept per session (the oldest is cancelled) so a client cannot pile up
+ * work by hanging up on it; notifications/cancelled still reaches them
+ * because their calls stay linked to the mcp session.
  *
  * The session's notify_out is owned here and always valid: messages not
  * tied to a request (list_changed, resources/updated, ...) go into the ring
@@ -23,6 +30,7 @@
 
 #define SESSION_NOT_FOUND (-32001)
 #define MIN_BUCKETS 64
+#define MAX_ORPHANS 16
 
 static size_t hash_id(const char *id) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -143,6 +151,110 @@ static int notify_write(sb_mcp_out *out, json_t *msg, int final) {
   return 0;
 }
 
+/* ---- orphaned POST streams --------------------------------------------- */
+
+/* End the GET continuing st (its response is complete). */
+static void end_resume(http_stream *st) {
+  http_req *g = st->resume;
+  if (!g) return;
+  st->resume = NULL;
+  g->resumes = NULL;
+  g->sse_end = 1;
+  http_req_resume(g);
+}
+
+static void orphan_unlink(http_stream *st) {
+  http_session *hs = st->session;
+  if (!hs) return;
+  for (http_stream **pp = &hs->orphans; *pp; pp = &(*pp)->next) {
+    if (*pp == st) {
+      *pp = st->next;
+      hs->norphans--;
+      break;
+    }
+  }
+  st->next = NULL;
+  st->session = NULL;
+}
+
+void http_stream_cancel(http_stream *st) {
+  end_resume(st);
+  orphan_unlink(st);
+  sb_mcp_out_detach(&st->out);
+  sb_free(st);
+}
+
+/* Whether a call still writes to st (not answered, not cancelled). */
+static int stream_busy(const http_stream *st) { return sb_mcp_out_busy(&st->out); }
+
+void http_session_sweep_orphans(http_session *hs) {
+  for (http_stream **pp = &hs->orphans; *pp;) {
+    http_stream *st = *pp;
+    if (stream_busy(st)) {
+      pp = &st->next;
+      continue;
+    }
+    *pp = st->next;
+    hs->norphans--;
+    st->session = NULL;
+    st->next = NULL;
+    end_resume(st);
+    sb_free(st);
+  }
+}
+
+void http_session_orphan(http_session *hs, http_stream *st) {
+  http_session_sweep_orphans(hs);
+  if (!stream_busy(st)) { /* its call was cancelled already */
+    sb_free(st);
+    return;
+  }
+  st->session = hs;
+  st->next = NULL;
+  http_stream **pp = &hs->orphans;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = st;
+  hs->norphans++;
+  while (hs->norphans > MAX_ORPHANS) {
+    SB_WARN("http",
+            "session %s: more than %d calls left running by dropped "
+            "streams; cancelling the oldest",
+            sid(hs), MAX_ORPHANS);
+    http_stream_cancel(hs->orphans);
+  }
+}
+
+int http_stream_orphan_write(http_stream *st, json_t *msg, int final) {
+  http_session *hs = st->session;
+  if (!hs) return SB_EIO;
+  size_t len = 0;
+  uint64_t seq = ++hs->seq;
+  char *text = format_event(st->id, seq, msg, &len);
+  int rc = text ? 0 : SB_ENOMEM;
+  if (text) {
+    if (st->resume) http_req_sse_append(st->resume, text, len);
+    ring_push(hs, seq, st->id, text, len);
+  }
+  hs->last_used_ms = sb_now_ms();
+  if (final) {
+    end_resume(st);
+    /* The call was unlinked before its final write; a batch's members
+     * are all done by then. Anything else left is swept later. */
+    if (!stream_busy(st)) {
+      orphan_unlink(st);
+      sb_free(st);
+    }
+  }
+  return rc;
+}
+
+static http_stream *find_orphan(http_session *hs, uint32_t id) {
+  for (http_stream *st = hs->orphans; st; st = st->next)
+    if (st->id == id) return st;
+  return NULL;
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 http_session *http_session_new(sb_http_server *s) {
@@ -201,6 +313,10 @@ void http_session_detach_req(http_req *r) {
   if (r->sess_next) r->sess_next->sess_prev = r->sess_prev;
   r->sess_prev = r->sess_next = NULL;
   if (hs->get == r) hs->get = NULL;
+  if (r->resumes) {
+    r->resumes->resume = NULL;
+    r->resumes = NULL;
+  }
   r->session = NULL;
   hs->last_used_ms = sb_now_ms();
 }
@@ -225,6 +341,8 @@ void http_session_destroy(http_session *hs) {
         sb_rpc_error_new(sb_rpc_id_valid(id) ? id : NULL, SESSION_NOT_FOUND,
                          "Session ended (deleted or expired)", NULL));
   }
+  while (hs->orphans)
+    http_stream_cancel(hs->orphans);
   sb_mcp_session_free(hs->mcp);
   size_t cap = (size_t)s->cfg->replay_events;
   for (size_t i = 0; i < hs->ring_len; i++)
@@ -285,6 +403,18 @@ unsigned http_session_open_get(http_session *hs, http_req *r,
     after = sq;
     have_last = 1;
   }
+  if (stream != 0) {
+    http_session_sweep_orphans(hs);
+    /* A POST still holding the stream: the client resuming it has given
+     * up on that connection, perhaps before we noticed it drop. */
+    for (http_req *p = hs->reqs; p; p = p->sess_next) {
+      if (p != r && !p->is_get && p->stream && p->state == REQ_SSE &&
+          p->stream_id == stream) {
+        http_req_lost(p);
+        break;
+      }
+    }
+  }
   if (stream == 0 && hs->get && hs->get != r) {
     http_req *old = hs->get;
     if (!http_req_peer_closed(old)) {
@@ -302,9 +432,17 @@ unsigned http_session_open_get(http_session *hs, http_req *r,
   }
   http_session_attach(hs, r);
   if (stream != 0) {
-    /* Resuming a POST's stream: what it missed, then the end. */
+    /* Resuming a POST's stream: what it missed, then the rest of it live
+     * if its call still runs, else the end. */
     replay(hs, r, stream, after);
-    r->sse_end = 1;
+    http_stream *st = find_orphan(hs, stream);
+    if (!st) {
+      r->sse_end = 1;
+      return MHD_HTTP_OK;
+    }
+    end_resume(st); /* a newer resumption replaces an older one */
+    st->resume = r;
+    r->resumes = st;
     return MHD_HTTP_OK;
   }
   hs->get = r;

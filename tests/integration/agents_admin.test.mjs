@@ -38,8 +38,9 @@ describe('agents admin and reload', () => {
     dealer = restClient(base, TENANTS.a.token);
     await pollUntil(async () => {
       const r = await ops.call('GET', '/v1/agents');
-      return r.json?.agents?.[0]?.connected ? r : { ok: false, message: r.text };
-    }, { what: 'agent a connected' });
+      const a = r.json?.agents?.[0];
+      return a?.connected && a.tools > 0 ? r : { ok: false, message: r.text };
+    }, { what: 'agent a connected and its tools listed' });
   });
 
   after(async () => {

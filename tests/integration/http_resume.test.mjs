@@ -96,14 +96,14 @@ describe('Streamable HTTP: legacy GET stream and Last-Event-ID resumption', { ti
     return { msg, headers: res.headers };
   }
 
-  async function notify(sessionId, method) {
+  async function notify(sessionId, method, params) {
     const res = await withDeadline(fetch(url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json', accept: 'application/json, text/event-stream',
         'MCP-Protocol-Version': LEGACY, 'Mcp-Session-Id': sessionId,
       },
-      body: JSON.stringify({ jsonrpc: '2.0', method }),
+      body: JSON.stringify({ jsonrpc: '2.0', method, ...(params ? { params } : {}) }),
     }), DEADLINE_MS, method);
     assert.equal(res.status, 202, await res.text());
   }
@@ -301,5 +301,139 @@ describe('Streamable HTTP: legacy GET stream and Last-Event-ID resumption', { ti
     }
     assert.deepEqual(rest.map((e) => e.id), [events[2].id, events[3].id]);
     assert.equal(rest[1].msg.id, id);
+  });
+
+  /** POST tools/call slow_count with a progress token; returns once the
+   * response has turned into an SSE stream. */
+  async function startSlowCount(sid, steps, intervalMs) {
+    const id = nextId++;
+    const ac = new AbortController();
+    const res = await withDeadline(fetch(url, {
+      method: 'POST',
+      signal: ac.signal,
+      headers: {
+        'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'MCP-Protocol-Version': LEGACY, 'Mcp-Session-Id': sid,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0', id, method: 'tools/call',
+        params: { name: 'slow_count', arguments: { steps, interval_ms: intervalMs }, _meta: { progressToken: `pt-${id}` } },
+      }),
+    }), DEADLINE_MS, 'slow_count');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') || '', /text\/event-stream/);
+    return { id, sse: new SseReader(res, ac) };
+  }
+
+  /** Every event until the stream ends. */
+  async function drain(reader, what) {
+    const out = [];
+    for (;;) {
+      const ev = await reader.next(what);
+      if (!ev) return out;
+      out.push(ev);
+    }
+  }
+
+  it('a dropped legacy POST stream does not cancel the call: GET with Last-Event-ID continues it to the result', async () => {
+    const sid = await openSession();
+    const { id, sse } = await startSlowCount(sid, 5, 100);
+    const first = await sse.next('first progress');
+    assert.equal(first.msg.method, 'notifications/progress', describeEv(first));
+    assert.equal(first.msg.params.progress, 1);
+    assert.equal(first.msg.params.progressToken, `pt-${id}`);
+    const [stream, seq1] = parseId(first.id);
+    assert.ok(stream > 0, 'POST streams are numbered from 1');
+    await sse.abort();
+
+    const resumed = await openGet(sid, first.id);
+    const rest = await drain(resumed, 'resumed POST stream');
+    const desc = rest.map(describeEv).join(', ');
+    assert.equal(rest.length, 5, desc);
+    // Progress 2..5 exactly once each, in order, then the final result.
+    assert.deepEqual(rest.slice(0, 4).map((e) => e.msg.method), Array(4).fill('notifications/progress'), desc);
+    assert.deepEqual(rest.slice(0, 4).map((e) => e.msg.params.progress), [2, 3, 4, 5], desc);
+    const final = rest[4].msg;
+    assert.equal(final.id, id, desc);
+    assert.equal(final.result?.content?.[0]?.text, 'counted to 5', JSON.stringify(final));
+    // All on the POST's stream, ids strictly ascending after the resume point.
+    let prev = seq1;
+    for (const ev of rest) {
+      const [s, q] = parseId(ev.id);
+      assert.equal(s, stream, desc);
+      assert.ok(q > prev, `ids ascend: ${desc}`);
+      prev = q;
+    }
+
+    // The stream is complete now: resuming it again only replays.
+    const again = await openGet(sid, rest[2].id);
+    const tail = await drain(again, 'second resumption');
+    assert.deepEqual(tail.map((e) => e.id), [rest[3].id, rest[4].id]);
+
+    // The session is still fine.
+    const list = await rpc(sid, 'tools/list', {});
+    assert.ok(Array.isArray(list.msg.result?.tools));
+  });
+
+  it('notifications/cancelled still cancels a call whose POST stream was dropped', async () => {
+    const sid = await openSession();
+    // Long enough that a call that is not cancelled would finish on the
+    // resumed stream well after the cancellation.
+    const { id, sse } = await startSlowCount(sid, 30, 100);
+    const first = await sse.next('first progress');
+    assert.equal(first.msg.params?.progress, 1, describeEv(first));
+    await sse.abort();
+
+    await notify(sid, 'notifications/cancelled', { requestId: id, reason: 'test' });
+
+    // Resuming the stream replays whatever progress came before the
+    // cancellation and then ends: no further events, no result.
+    const resumed = await openGet(sid, first.id);
+    const rest = await drain(resumed, 'resumed stream of a cancelled call');
+    const desc = rest.map(describeEv).join(', ');
+    assert.equal(resumed.ended, true);
+    assert.ok(rest.length < 29, desc);
+    for (const ev of rest) {
+      assert.equal(ev.msg.method, 'notifications/progress', desc);
+      assert.notEqual(ev.msg.id, id, desc);
+    }
+    // Nothing was written after the resumption ended: a second resume from
+    // the last replayed event (or the first) finds nothing more.
+    const last = rest.length ? rest.at(-1).id : first.id;
+    const again = await openGet(sid, last);
+    assert.deepEqual(await drain(again, 'nothing after a cancelled call'), []);
+  });
+
+  it('keeps at most 16 dropped calls per session, cancelling the oldest (the rest run until the server stops)', async () => {
+    const sid = await openSession();
+    const firsts = [];
+    for (let i = 0; i < 17; i++) {
+      const { id, sse } = await startSlowCount(sid, 1000, 50);
+      const first = await sse.next(`first progress of call ${i + 1}`);
+      assert.equal(first.msg.params?.progress, 1, describeEv(first));
+      await sse.abort();
+      // Resuming makes sure the server has orphaned this call before the
+      // next one (so "oldest" is well defined) and shows it still runs.
+      const live = await openGet(sid, first.id);
+      const ev = await live.next(`live progress of call ${i + 1}`);
+      assert.equal(ev.msg.method, 'notifications/progress', describeEv(ev));
+      assert.ok(ev.msg.params.progress > 1, describeEv(ev));
+      await live.abort();
+      firsts.push({ id, first });
+    }
+    // The 17th orphan pushed the 1st out: its stream only replays, then ends.
+    const oldest = await openGet(sid, firsts[0].first.id);
+    const rest = await drain(oldest, 'resumed stream of the cancelled oldest call');
+    assert.ok(rest.every((e) => e.msg.method === 'notifications/progress' && e.msg.id !== firsts[0].id),
+      rest.map(describeEv).join(', '));
+    // The 2nd is still running: its resumed stream stays open with new progress.
+    const second = await openGet(sid, firsts[1].first.id);
+    let ev;
+    do {
+      ev = await second.next('progress of the second call');
+      assert.ok(ev, 'the second call is still running');
+    } while (parseId(ev.id)[1] <= parseId(rest.at(-1)?.id ?? firsts[0].first.id)[1]);
+    assert.equal(ev.msg.method, 'notifications/progress', describeEv(ev));
+    await second.abort();
   });
 });
