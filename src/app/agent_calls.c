@@ -1,0 +1,491 @@
+/* agent_calls.c: calls to agents' tools.
+ *
+ * A call to `agent__tool` goes through the registry: the breaker and the
+ * concurrency limit may refuse it, in which case (or when the agent fails
+ * it) the next-best agent that shares a capability and serves the same
+ * tool is tried. Every attempt has the agent's deadline; a timeout sends
+ * notifications/cancelled to the agent. A failed attempt is retried (with
+ * exponential backoff and jitter) only when the call never reached the
+ * agent or the tool is listed in idempotentTools. Whatever happens, the
+ * caller gets one answer that names the agent and the reason.
+ */
+#include "app/agents_internal.h"
+
+#define MODULE "agents"
+
+/* ---- calls ------------------------------------------------------------- */
+
+
+
+sb_mcp_call *agents_call_of_request(agent *a, sb_mcp_request *req) {
+  for (attempt *t = a->owner->attempts; t; t = t->next)
+    if (t->current == a && t->req == req) return t->call;
+  return NULL;
+}
+
+static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
+                                  json_t *params);
+
+int agents_park_request(agent *a, sb_mcp_request *req, json_t *id,
+                        const char *method, json_t *params) {
+  for (attempt *t = a->owner->attempts; t; t = t->next)
+    if (t->current == a && t->req == req && t->call)
+      return park_for_modern_caller(t, id, method, params);
+  return SB_ENOENT;
+}
+
+static int was_tried(attempt *t, const char *id) {
+  for (size_t i = 0; i < t->ntried; i++)
+    if (strcmp(t->tried[i], id) == 0) return 1;
+  return 0;
+}
+
+static void attempt_free(attempt *t) {
+  for (attempt **pp = &t->owner->attempts; *pp; pp = &(*pp)->next)
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  for (size_t i = 0; i < t->ntried; i++) sb_free(t->tried[i]);
+  sb_free(t->tried);
+  sb_free(t->tool);
+  sb_free(t->public_name);
+  json_decref(t->arguments);
+  json_decref(t->extra);
+  json_decref(t->answers);
+  json_decref(t->parked_id);
+  json_decref(t->final_result);
+  json_decref(t->final_error);
+  if (t->retry_timer) uv_close((uv_handle_t *)t->retry_timer, (uv_close_cb)sb_free);
+  sb_free(t);
+}
+
+static void attempt_fail(attempt *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void attempt_fail(attempt *t, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (t->call) sb_mcp_call_reply_text(t->call, msg, 1);
+  t->call = NULL;
+  attempt_free(t);
+}
+
+/* The next agent to try: the first one (by the registry's ranking for a
+ * capability the original agent has) that serves this tool, is connected
+ * and has not been tried. */
+static agent *next_agent(attempt *t, const sb_agent_def *origin) {
+  sb_app_agents *o = t->owner;
+  sb_registry_candidate cands[32];
+  for (size_t c = 0; c < origin->capabilities.len; c++) {
+    int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
+                             sb_now_ms(), cands, 32, NULL);
+    for (int i = 0; i < n && i < 32; i++) {
+      agent *a = agents_find(o, cands[i].def->id);
+      if (a && !was_tried(t, a->def->id) && cands[i].available && a->client &&
+          sb_mcp_client_connected(a->client) && agents_serves_tool(a, t->tool))
+        return a;
+    }
+  }
+  return NULL;
+}
+
+static void try_agent(attempt *t, agent *a);
+
+static void on_progress(void *ud, json_t *params) {
+  attempt *t = ud;
+  if (!t->call) return;
+  json_t *p = json_object_get(params, "progress");
+  json_t *total = json_object_get(params, "total");
+  sb_mcp_call_progress(t->call, json_number_value(p),
+                       total ? json_number_value(total) : -1,
+                       json_string_value(json_object_get(params, "message")));
+}
+
+static void retry_now(uv_timer_t *timer) {
+  attempt *t = timer->data;
+  if (!t->call) return;
+  try_agent(t, t->current);
+}
+
+/* ---- input across eras ---------------------------------------------------
+ * A modern agent asks for input with an input_required result; a legacy
+ * agent sends its own request (sampling, elicitation, roots) while the call
+ * runs. The caller may speak the other era:
+ *   modern agent, modern caller: input_required passes through unchanged
+ *     and the caller's retry (inputResponses, requestState) goes back to
+ *     the agent as it is;
+ *   modern agent, legacy caller: each input request is asked of the caller
+ *     as a real request; with every answer in, the call is retried at the
+ *     agent with inputResponses and the agent's requestState (at most
+ *     MAX_ROUNDS times);
+ *   legacy agent, modern caller: the agent's request becomes an
+ *     input_required result with a sealed requestState naming the parked
+ *     call; the caller's retry carries the answer, which goes to the agent,
+ *     and the agent's final answer goes to the retry;
+ *   legacy agent, legacy caller: the request is relayed as a request.
+ */
+#define MAX_ROUNDS 8
+#define PARK_STATE_TTL_MS (10 * 60 * 1000)
+#define PARK_KEY "agent_request"
+
+static void retry_with_answers(attempt *t) {
+  json_t *extra = json_pack("{sO}", "inputResponses", t->answers);
+  json_t *state = t->extra ? json_object_get(t->extra, "requestState") : NULL;
+  if (state) json_object_set(extra, "requestState", state);
+  json_decref(t->extra);
+  t->extra = extra;
+  json_decref(t->answers);
+  t->answers = NULL;
+  try_agent(t, t->current);
+}
+
+typedef struct question {
+  attempt *t;
+  char *key;
+} question;
+
+static void on_caller_answer(sb_mcp_call *call, json_t *result, json_t *error,
+                             void *ud) {
+  question *q = ud;
+  attempt *t = q->t;
+  if (error) {
+    const char *m = json_string_value(json_object_get(error, "message"));
+    char *key = q->key;
+    sb_free(q);
+    attempt_fail(t, "agent %s: the client did not answer %s: %s",
+                 t->current->def->id, key, m ? m : "error");
+    sb_free(key);
+    return;
+  }
+  json_object_set(t->answers, q->key, result ? result : json_null());
+  sb_free(q->key);
+  sb_free(q);
+  if (--t->asked > 0) return;
+  if (t->asking) t->retry_due = 1; /* ask_legacy_caller retries after */
+  else retry_with_answers(t);
+}
+
+static void ask_legacy_caller(attempt *t, json_t *result) {
+  agent *a = t->current;
+  json_t *requests = json_object_get(result, "inputRequests");
+  json_t *state = json_object_get(result, "requestState");
+  if (++t->rounds > MAX_ROUNDS) {
+    attempt_fail(t, "agent %s: still asking for input after %d rounds",
+                 a->def->id, MAX_ROUNDS);
+    return;
+  }
+  json_decref(t->extra);
+  t->extra = state ? json_pack("{sO}", "requestState", state) : NULL;
+  json_decref(t->answers);
+  t->answers = json_object();
+  t->asked = json_object_size(requests);
+  if (t->asked == 0) { /* nothing to ask: retry with the state alone */
+    retry_with_answers(t);
+    return;
+  }
+  /* An answer may arrive inside ask (in-process clients): the retry waits
+   * until the loop is done with `requests`. */
+  const char *key;
+  json_t *req;
+  t->asking = 1;
+  t->retry_due = 0;
+  json_object_foreach(requests, key, req) {
+    question *q = sb_calloc(1, sizeof *q);
+    if (q) q->t = t;
+    const char *method = json_string_value(json_object_get(req, "method"));
+    if (!q || !method || !(q->key = sb_strdup(key)) ||
+        sb_mcp_call_ask_client(t->call, method,
+                               json_incref(json_object_get(req, "params")),
+                               on_caller_answer, q) != 0) {
+      if (q) sb_free(q->key);
+      sb_free(q);
+      t->asking = 0;
+      attempt_fail(t, "agent %s: needs %s from the client, which cannot "
+                      "answer it",
+                   a->def->id, method ? method : "input");
+      return;
+    }
+  }
+  t->asking = 0;
+  if (t->retry_due) retry_with_answers(t);
+}
+
+/* The capability a client must declare to answer an agent's request. */
+static const char *capability_for(const char *method) {
+  if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
+  if (strcmp(method, "elicitation/create") == 0) return "elicitation";
+  if (strcmp(method, "roots/list") == 0) return "roots";
+  return NULL;
+}
+
+/* A legacy agent's request for a modern caller: answer the caller with
+ * input_required and park the attempt until its retry. 0 if parked. */
+static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
+                                  json_t *params) {
+  sb_mcp_server *srv = t->owner->app->mcp;
+  const char *cap = capability_for(method);
+  if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
+    return SB_ESTATE;
+  sb_random_hex(t->token, 16);
+  json_t *payload = json_pack("{ss}", "t", t->token);
+  char *sealed = sb_mcp_state_seal(srv, "tools/call", t->public_name, payload,
+                                   PARK_STATE_TTL_MS);
+  json_decref(payload);
+  if (!sealed) return SB_ENOMEM;
+  json_t *r = json_pack("{sss{s{sssO}}ss}", "resultType", "input_required",
+                        "inputRequests", PARK_KEY, "method", method, "params",
+                        params ? params : json_null(), "requestState", sealed);
+  sb_free(sealed);
+  t->parked = 1;
+  t->parked_id = json_incref(id);
+  sb_mcp_call *call = t->call;
+  t->call = NULL;
+  sb_mcp_call_reply(call, r);
+  return 0;
+}
+
+/* The agent answered (or the attempt failed locally). */
+static void on_answer(void *ud, json_t *result, json_t *error) {
+  attempt *t = ud;
+  agent *a = t->current;
+  sb_app_agents *o = t->owner;
+  uint64_t now = sb_now_ms();
+  t->req = NULL;
+  json_t *data = json_object_get(error, "data");
+  int local = error && json_object_get(data, "agent") != NULL;
+  int cancelled = local && json_is_true(json_object_get(data, "cancelled"));
+  int timed_out = local && json_is_true(json_object_get(data, "timeout"));
+  int transport = local && json_is_true(json_object_get(data, "transport"));
+  /* The agent's own errors (bad arguments...) are answers, not failures. */
+  int failed = local && !cancelled;
+  if (t->ticket_open) {
+    t->ticket_open = 0;
+    sb_registry_call_end(o->reg, a->def->id, &t->ticket, !failed,
+                         now - t->started_ms, now);
+  }
+  if (!t->call && t->parked && !cancelled) {
+    /* The caller is between rounds: keep the answer for its retry. */
+    t->final_result = json_incref(result);
+    t->final_error = json_incref(error);
+    return;
+  }
+  if (cancelled || !t->call) {
+    attempt_free(t);
+    return;
+  }
+  if (o->stopping) {
+    attempt_fail(t, "agent %s: switchboard is stopping", a->def->id);
+    return;
+  }
+  if (!failed) {
+    if (result) {
+      const char *rt = json_string_value(json_object_get(result, "resultType"));
+      if (rt && strcmp(rt, "input_required") == 0 &&
+          !sb_mcp_call_is_modern(t->call)) {
+        ask_legacy_caller(t, result);
+        return;
+      }
+      if (rt && strcmp(rt, "complete") != 0 &&
+          strcmp(rt, "input_required") != 0) {
+        attempt_fail(t, "agent %s: answered with unknown resultType %s",
+                     a->def->id, rt);
+        return;
+      }
+      /* complete, or input_required for a modern caller (passed through:
+       * its retry comes back here with inputResponses and requestState). */
+      json_t *r = json_deep_copy(result);
+      if (!sb_mcp_call_is_modern(t->call)) json_object_del(r, "resultType");
+      sb_mcp_call_reply(t->call, r);
+    } else {
+      sb_mcp_call_fail(t->call,
+                       (int)json_integer_value(json_object_get(error, "code")),
+                       json_string_value(json_object_get(error, "message")),
+                       json_incref(json_object_get(error, "data")));
+    }
+    t->call = NULL;
+    attempt_free(t);
+    return;
+  }
+  const char *why = json_string_value(json_object_get(error, "message"));
+  /* Safe to run again: the tool is idempotent, or the agent never saw it. */
+  int delivered = !transport || timed_out ||
+                  !json_is_false(json_object_get(data, "delivered"));
+  int safe = sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
+  if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
+      a->client && sb_mcp_client_connected(a->client)) {
+    uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
+                                         RETRY_CAP_MS, agents_random01());
+    SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
+            t->tool, (unsigned long long)delay, why);
+    if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
+      uv_timer_init(o->app->loop, t->retry_timer);
+      t->retry_timer->data = t;
+    }
+    if (t->retry_timer) {
+      uv_timer_start(t->retry_timer, retry_now, delay, 0);
+      return;
+    }
+  }
+  agent *next = safe ? next_agent(t, a->def) : NULL;
+  if (next) {
+    SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
+            next->def->id);
+    try_agent(t, next);
+    return;
+  }
+  attempt_fail(t, "%s", why ? why : "the agent failed");
+}
+
+static void on_caller_cancel(sb_mcp_call *call, void *ud) {
+  attempt *t = ud;
+  t->call = NULL;
+  if (t->req) sb_mcp_request_cancel(t->req, "the client cancelled");
+  else attempt_free(t); /* waiting for a retry timer */
+}
+
+static void try_agent(attempt *t, agent *a) {
+  sb_app_agents *o = t->owner;
+  if (!was_tried(t, a->def->id)) {
+    char **grown = sb_realloc(t->tried, (t->ntried + 1) * sizeof *grown);
+    if (grown) {
+      t->tried = grown;
+      t->tried[t->ntried++] = sb_strdup(a->def->id);
+    }
+  }
+  t->current = a;
+  sb_registry_refusal why = SB_REFUSE_NONE;
+  if (!a->client || !sb_mcp_client_connected(a->client) ||
+      sb_registry_call_begin(o->reg, a->def->id, sb_now_ms(), &t->ticket,
+                             &why) != 0) {
+    const char *reason = why != SB_REFUSE_NONE ? sb_registry_refusal_name(why)
+                                               : "not connected";
+    agent *next = next_agent(t, a->def);
+    if (next) {
+      SB_INFO(MODULE, "agent %s unavailable (%s); falling back to %s",
+              a->def->id, reason, next->def->id);
+      try_agent(t, next);
+      return;
+    }
+    attempt_fail(t, "agent %s: unavailable (%s)", a->def->id, reason);
+    return;
+  }
+  t->started_ms = sb_now_ms();
+  t->ticket_open = 1;
+  json_t *params = json_pack("{ssso}", "name", t->tool, "arguments",
+                             t->arguments ? json_incref(t->arguments)
+                                          : json_object());
+  if (params && t->extra) json_object_update(params, t->extra);
+  t->req = sb_mcp_client_request(a->client, "tools/call", params,
+                                 (uint64_t)a->def->limits.timeout_ms,
+                                 on_progress, on_answer, t);
+}
+
+/* Calls waiting to retry on a that is going away: answer them now. */
+void agents_abandon_attempts(agent *a) {
+  for (attempt *t = a->owner->attempts, *next; t; t = next) {
+    next = t->next;
+    if (t->current == a && !t->req)
+      attempt_fail(t, "agent %s: removed while the call waited to retry",
+                   a->def->id);
+  }
+}
+
+
+/* A modern caller's retry carrying our sealed requestState: answer the
+ * parked agent request and let the retry wait for the agent. Returns 1 if
+ * the state was ours (the call is then handled), 0 to treat it as the
+ * agent's own state. */
+static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *name,
+                         const char *state, json_t *responses) {
+  sb_error err = {0};
+  json_t *payload = sb_mcp_state_open(o->app->mcp, state, "tools/call", name, &err);
+  if (!payload) return 0;
+  const char *token = json_string_value(json_object_get(payload, "t"));
+  attempt *t = o->attempts;
+  for (; t; t = t->next)
+    if (t->parked && token && strcmp(t->token, token) == 0) break;
+  json_decref(payload);
+  if (!t) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "requestState: the agent call it belongs to has ended "
+                     "(answered, timed out or cancelled); call the tool again",
+                     NULL);
+    return 1;
+  }
+  json_t *answer = json_object_get(responses, PARK_KEY);
+  if (!answer) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "inputResponses: missing the answer to "
+                     "\"" PARK_KEY "\"",
+                     NULL);
+    return 1;
+  }
+  t->parked = 0;
+  t->call = call;
+  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
+  if (t->current->client)
+    sb_mcp_client_respond(t->current->client, t->parked_id,
+                          json_incref(answer), NULL);
+  json_decref(t->parked_id);
+  t->parked_id = NULL;
+  if (t->final_result || t->final_error) {
+    json_t *r = t->final_result, *e = t->final_error;
+    t->final_result = t->final_error = NULL;
+    on_answer(t, r, e);
+    json_decref(r);
+    json_decref(e);
+  }
+  return 1;
+}
+
+int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                           json_t *args) {
+  sb_app_agents *o = ud;
+  const char *sep = strstr(name, SEP);
+  if (!sep) return agents_admin_call(o, call, name, args);
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  agent *a = agents_find(o, id);
+  if (!a) return 0;
+  const char *tool = sep + strlen(SEP);
+  if (a->tools && !agents_serves_tool(a, tool)) return 0;
+  /* Parked calls whose caller never came back go once their state could
+   * no longer be presented. */
+  uint64_t now = sb_now_ms();
+  for (attempt *p = o->attempts, *next; p; p = next) {
+    next = p->next;
+    if (p->parked && !p->req && now - p->started_ms > PARK_STATE_TTL_MS)
+      attempt_free(p);
+  }
+  json_t *params = sb_mcp_call_params(call);
+  const char *state = json_string_value(json_object_get(params, "requestState"));
+  json_t *responses = json_object_get(params, "inputResponses");
+  if (state && resume_parked(o, call, name, state, responses)) return 1;
+  attempt *t = sb_calloc(1, sizeof *t);
+  if (!t || !(t->tool = sb_strdup(tool)) || !(t->public_name = sb_strdup(name))) {
+    if (t) sb_free(t->tool);
+    sb_free(t);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return 1;
+  }
+  t->owner = o;
+  t->call = call;
+  t->arguments = json_incref(args);
+  /* A modern caller's retry of an agent's input_required: pass it on. */
+  if (state || responses) {
+    t->extra = json_object();
+    if (state) json_object_set_new(t->extra, "requestState", json_string(state));
+    if (responses) json_object_set(t->extra, "inputResponses", responses);
+  }
+  t->next = o->attempts;
+  o->attempts = t;
+  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
+  try_agent(t, a);
+  return 1;
+}
