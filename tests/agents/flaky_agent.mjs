@@ -27,6 +27,12 @@ server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(
     return text(`${name} slept ${ms} ms`);
   });
 server.tool('hang', 'Never answers', {}, () => new Promise(() => {}));
+let hangOnceCalls = 0;
+server.tool('hang_once', 'Never answers its first call; answers the next ones', {}, async () => {
+  hangOnceCalls++;
+  if (hangOnceCalls === 1) return new Promise(() => {});
+  return text(`${name} answered try ${hangOnceCalls}`);
+});
 server.tool('crash', 'Exits the process in the middle of the call', {}, async () => {
   process.stderr.write(`${name}: crashing on purpose\n`);
   process.exit(3);
@@ -36,6 +42,14 @@ server.tool('garbage', 'Writes a line that is not JSON, then answers', {}, async
   return text(`${name} after garbage`);
 });
 server.tool('fail', 'Returns a tool error', {}, async () => ({ ...text(`${name} failed`), isError: true }));
+let grown = false;
+server.tool('grow', 'Adds a tool named extra (the SDK then sends tools/list_changed)', {}, async () => {
+  if (!grown) {
+    grown = true;
+    server.tool('extra', 'Appeared at run time', {}, async () => text(`${name} extra`));
+  }
+  return text(`${name} grew`);
+});
 
 await server.connect(new StdioServerTransport());
 process.stderr.write(`${name}: ready\n`);
