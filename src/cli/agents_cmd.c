@@ -5,6 +5,7 @@
  * stored context when --context is given. A fresh registry has no load or
  * failures, so the ranking shows coverage and the static parts; the
  * running server's admin API shows live load. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,12 @@ const char sb_cli_agents_help[] =
     "Usage:\n"
     "  switchboard agents list --config FILE\n"
     "  switchboard agents explain CAPABILITY --config FILE [--context ID]\n"
+    "  switchboard agents show ID --config FILE\n"
     "\n"
     "list prints the configured AgentDefinitions (validated) as JSON.\n"
+    "show connects to one agent as the server would and prints its era,\n"
+    "negotiated version, capabilities, counts of tools, resources and\n"
+    "prompts, and what switchboard translates for it.\n"
     "explain prints each agent with CAPABILITY, best first, with its score\n"
     "and the parts of it (coverage of its contextRequirements by the\n"
     "context, health, spare capacity, latency).\n"
@@ -79,9 +84,11 @@ int sb_cli_agents(int argc, char **argv) {
   }
   int is_list = npos == 1 && strcmp(pos[0], "list") == 0;
   int is_explain = npos == 2 && strcmp(pos[0], "explain") == 0;
-  if (!is_list && !is_explain)
+  int is_show = npos == 2 && strcmp(pos[0], "show") == 0;
+  if (!is_list && !is_explain && !is_show)
     return sb_cli_usage_error("agents", "%s",
-                              "expected 'list' or 'explain CAPABILITY'");
+                              "expected 'list', 'explain CAPABILITY' or "
+                              "'show ID'");
   if (!config) return sb_cli_usage_error("agents", "%s", "missing --config FILE");
 
   sb_config cfg;
@@ -97,6 +104,11 @@ int sb_cli_agents(int argc, char **argv) {
     goto done;
   }
   if ((rc = load_registry(&cfg, config, &reg)) != EXIT_OK) goto done;
+  if (is_show) {
+    signal(SIGPIPE, SIG_IGN);
+    rc = sb_cli_agents_show(&cfg, pos[1]);
+    goto done;
+  }
   if (is_list) {
     out = json_array();
     for (size_t i = 0; i < sb_registry_count(reg); i++)

@@ -19,5 +19,8 @@ int sb_cli_context(int argc, char **argv);
 /* switchboard agents ... (agents_cmd.c) */
 extern const char sb_cli_agents_help[];
 int sb_cli_agents(int argc, char **argv);
+/* agents show ID: connect to one configured agent and report (agents_show.c) */
+struct sb_config;
+int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
 
 #endif

@@ -32,7 +32,7 @@ static const char main_help[] =
     "  switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
     "  switchboard check --config FILE\n"
     "  switchboard context (get|history|diff) ID ... [options]\n"
-    "  switchboard agents (list | explain CAPABILITY) --config FILE\n"
+    "  switchboard agents (list | explain CAPABILITY | show ID) --config FILE\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"
     "  switchboard --help\n"

@@ -1,0 +1,220 @@
+/* agents_show.c: `switchboard agents show ID --config FILE` connects to one
+ * configured agent the way the server does (its channel, the MCP client,
+ * era detection) and prints what it found: era, negotiated version,
+ * capabilities, server info, how many tools, resources and prompts, and
+ * what switchboard translates for an agent of that era. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "mcp/mcp.h"
+#include "net/net.h"
+#include "registry/registry.h"
+
+#define SHOW_TIMEOUT_MS 15000
+
+typedef struct show {
+  uv_loop_t loop;
+  uv_timer_t deadline;
+  sb_channel *ch;
+  sb_mcp_client *client;
+  json_t *report;
+  const char *error;
+  char error_buf[512];
+  int pending; /* list requests in flight */
+  int done;
+} show;
+
+static void finish(show *s) {
+  s->done = 1;
+  uv_stop(&s->loop);
+}
+
+static void on_message(void *ud, json_t *msg) {
+  show *s = ud;
+  if (s->client) sb_mcp_client_receive(s->client, msg);
+}
+
+static void on_closed(void *ud, const char *detail) {
+  show *s = ud;
+  snprintf(s->error_buf, sizeof s->error_buf, "the agent's channel closed: %s",
+           detail);
+  s->error = s->error_buf;
+  if (s->client) sb_mcp_client_transport_lost(s->client, detail);
+  sb_channel *ch = s->ch;
+  s->ch = NULL;
+  sb_channel_close(ch);
+  finish(s);
+}
+
+static int tr_send(void *t, json_t *msg) {
+  show *s = t;
+  return s->ch ? sb_channel_send(s->ch, msg, NULL) : SB_EIO;
+}
+
+static int tr_set_header(void *t, const char *name, const char *value) {
+  show *s = t;
+  return s->ch ? sb_channel_set_header(s->ch, name, value) : 0;
+}
+
+typedef struct list_ctx {
+  show *s;
+  const char *key; /* "tools", "resources", "prompts" */
+} list_ctx;
+
+static void on_list(void *ud, json_t *result, json_t *error) {
+  list_ctx *l = ud;
+  show *s = l->s;
+  json_t *items = json_object_get(result, l->key);
+  json_object_set_new(s->report, l->key,
+                      error ? json_pack("{sO}", "error",
+                                        json_object_get(error, "message"))
+                            : json_integer((json_int_t)json_array_size(items)));
+  if (--s->pending == 0) finish(s);
+}
+
+static json_t *bridge_notes(int modern) {
+  if (modern)
+    return json_pack(
+        "[ssss]",
+        "served statelessly: every request carries the 2026-07-28 _meta",
+        "resultType removed for legacy clients",
+        "input_required passed through to modern clients; asked of legacy "
+        "clients as elicitation/sampling/roots requests and retried with "
+        "inputResponses",
+        "tool list refreshed when its ttlMs passes");
+  return json_pack(
+      "[ssss]", "one initialize session, reopened with backoff if it dies",
+      "resultType added for modern clients",
+      "sampling/elicitation/roots requests relayed to legacy clients; "
+      "turned into input_required (sealed requestState) for modern ones",
+      "tools/list_changed from the agent re-lists and is passed on");
+}
+
+static void on_connected(void *ud, json_t *result, json_t *error) {
+  show *s = ud;
+  if (error) {
+    snprintf(s->error_buf, sizeof s->error_buf, "%s",
+             json_string_value(json_object_get(error, "message")) ?: "failed");
+    s->error = s->error_buf;
+    finish(s);
+    return;
+  }
+  int modern = sb_mcp_client_is_modern(s->client);
+  json_object_set_new(s->report, "era", json_string(modern ? "modern" : "legacy"));
+  json_object_set_new(s->report, "protocolVersion",
+                      json_string(sb_mcp_client_version(s->client)));
+  json_t *info = sb_mcp_client_server_info(s->client);
+  json_t *caps = sb_mcp_client_server_capabilities(s->client);
+  json_object_set_new(s->report, "serverInfo", info ? json_incref(info) : json_null());
+  json_object_set_new(s->report, "capabilities", caps ? json_incref(caps) : json_object());
+  json_object_set_new(s->report, "bridge", bridge_notes(modern));
+  static const char *const lists[][2] = {{"tools/list", "tools"},
+                                         {"resources/list", "resources"},
+                                         {"prompts/list", "prompts"}};
+  static list_ctx ctxs[3];
+  for (int i = 0; i < 3; i++) {
+    const char *cap = lists[i][1];
+    if (!json_object_get(caps, cap)) continue;
+    ctxs[i] = (list_ctx){s, cap};
+    s->pending++;
+    sb_mcp_client_request(s->client, lists[i][0], NULL, SHOW_TIMEOUT_MS, NULL,
+                          on_list, &ctxs[i]);
+  }
+  if (s->pending == 0) finish(s);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  show *s = t->data;
+  s->error = "no answer from the agent within 15 s";
+  finish(s);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int sb_cli_agents_show(const sb_config *cfg, const char *id) {
+  sb_agent_def *def = NULL;
+  sb_error err = {0};
+  for (size_t i = 0; i < json_array_size(cfg->agents); i++) {
+    json_t *j = json_array_get(cfg->agents, i);
+    if (strcmp(json_string_value(json_object_get(j, "id")) ?: "", id) == 0 &&
+        sb_agent_def_parse(j, &def, &err) != 0) {
+      fprintf(stderr, "switchboard agents: agents[%zu].%s\n", i, err.msg);
+      return EXIT_USAGE;
+    }
+  }
+  if (!def) {
+    fprintf(stderr, "switchboard agents: no agent %s in the config\n", id);
+    return EXIT_USAGE;
+  }
+  show s;
+  memset(&s, 0, sizeof s);
+  uv_loop_init(&s.loop);
+  s.report = json_pack("{ss}", "id", id);
+  sb_channel_events ev = {on_message, on_closed, &s};
+  const sb_agent_transport *t = &def->transport;
+  const char *args[64] = {0};
+  char *env[64] = {0}, *headers[64] = {0};
+  if (t->type == SB_AGENT_TRANSPORT_STDIO) {
+    for (size_t i = 0; i < t->args.len && i < 63; i++) args[i] = t->args.items[i];
+    for (size_t i = 0; i < t->env.len && i < 63; i++)
+      env[i] = sb_asprintf("%s=%s", t->env.items[i].name, t->env.items[i].value);
+    sb_child_options co = {.command = t->command, .args = args,
+                           .env = (const char *const *)env, .cwd = t->cwd,
+                           .name = id, .max_message_bytes = cfg->max_message_bytes};
+    s.ch = sb_channel_spawn(&s.loop, &co, &ev, &err);
+  } else {
+    for (size_t i = 0; i < t->headers.len && i < 63; i++)
+      headers[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
+                               t->headers.items[i].value);
+    sb_http_channel_options ho = {.url = t->url,
+                                  .headers = (const char *const *)headers,
+                                  .name = id,
+                                  .max_message_bytes = cfg->max_message_bytes};
+    s.ch = sb_channel_http(&s.loop, &ho, &ev, &err);
+  }
+  for (int i = 0; i < 64; i++) {
+    sb_free(env[i]);
+    sb_free(headers[i]);
+  }
+  int rc = EXIT_RUNTIME;
+  if (!s.ch) {
+    fprintf(stderr, "switchboard agents: %s: %s\n", id, err.msg);
+    goto done;
+  }
+  json_t *caps = json_pack("{s{}s{}s{}}", "sampling", "elicitation", "roots");
+  sb_mcp_client_options co = {.loop = &s.loop,
+                              .name = id,
+                              .transport = {tr_send, NULL, tr_set_header, &s},
+                              .capabilities = caps};
+  s.client = sb_mcp_client_new(&co);
+  json_decref(caps);
+  uv_timer_init(&s.loop, &s.deadline);
+  s.deadline.data = &s;
+  uv_timer_start(&s.deadline, on_deadline, SHOW_TIMEOUT_MS, 0);
+  sb_mcp_client_connect(s.client, SHOW_TIMEOUT_MS, on_connected, &s);
+  if (!s.done) uv_run(&s.loop, UV_RUN_DEFAULT);
+  if (s.error) {
+    fprintf(stderr, "switchboard agents: %s: %s\n", id, s.error);
+  } else {
+    char *text = json_dumps(s.report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) puts(text);
+    sb_free(text);
+    rc = EXIT_OK;
+  }
+done:
+  sb_mcp_client_free(s.client);
+  if (s.ch) sb_channel_close(s.ch);
+  uv_timer_stop(&s.deadline);
+  /* Let the channel reap its process, then close what is left. */
+  uv_run(&s.loop, UV_RUN_DEFAULT);
+  uv_walk(&s.loop, close_walk, NULL);
+  uv_run(&s.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s.loop);
+  json_decref(s.report);
+  sb_agent_def_free(def);
+  return rc;
+}

@@ -1,0 +1,72 @@
+// cli_agents.test.mjs: `switchboard agents list|explain|show` against real
+// agents: a legacy SDK agent over stdio and a modern one (switchboard)
+// over Streamable HTTP.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startHttpServer } from './lib/harness.mjs';
+import { runCli } from './lib/contexts_common.mjs';
+import { agentDef, flakyAgent, writeConfig } from '../agents/agents_lib.mjs';
+
+describe('switchboard agents (CLI)', () => {
+  let modern;
+  let cfg;
+
+  before(async () => {
+    modern = await startHttpServer();
+    cfg = writeConfig([
+      flakyAgent('legacy-a', 'LA', { capabilities: ['quote'] }),
+      agentDef('modern-b', { capabilities: ['quote'], transport: { type: 'http', url: modern.url } }),
+    ]);
+  });
+
+  after(async () => {
+    const done = await modern.stop();
+    assert.equal(done.code, 0);
+  });
+
+  it('list prints the validated definitions', async () => {
+    const r = await runCli(['agents', 'list', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout);
+    assert.deepEqual(list.map((d) => d.id), ['legacy-a', 'modern-b']);
+    assert.deepEqual(list[0].limits, { maxConcurrent: 4, timeoutMs: 30000, retries: 2 });
+  });
+
+  it('explain ranks the agents with a capability, with the parts of each score', async () => {
+    const r = await runCli(['agents', 'explain', 'quote', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const ranking = JSON.parse(r.stdout);
+    assert.deepEqual(ranking.map((c) => c.rank), [1, 2]);
+    for (const c of ranking) assert.ok(c.parts && typeof c.score === 'number');
+    const none = JSON.parse((await runCli(['agents', 'explain', 'nothing', '--config', cfg])).stdout);
+    assert.deepEqual(none, []);
+  });
+
+  it('show reports a legacy agent\'s era, version and tools', async () => {
+    const r = await runCli(['agents', 'show', 'legacy-a', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.era, 'legacy');
+    assert.equal(s.protocolVersion, '2025-11-25');
+    assert.equal(s.serverInfo.name, 'LA');
+    assert.ok(s.tools >= 6);
+    assert.ok(s.bridge.length > 0);
+  });
+
+  it('show reports a modern agent over HTTP', async () => {
+    const r = await runCli(['agents', 'show', 'modern-b', '--config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.era, 'modern');
+    assert.equal(s.protocolVersion, '2026-07-28');
+    assert.equal(s.serverInfo.name, 'switchboard');
+    assert.ok(s.tools >= 6 && s.resources >= 1 && s.prompts >= 1, r.stdout);
+  });
+
+  it('an unknown agent is a usage error', async () => {
+    const r = await runCli(['agents', 'show', 'nobody', '--config', cfg]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no agent nobody in the config/);
+  });
+});
