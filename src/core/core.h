@@ -112,7 +112,12 @@ void sb_buf_consume(sb_buf *b, size_t n); /* drop n bytes from the front */
 void sb_buf_reset(sb_buf *b);             /* len = 0, keep memory */
 void sb_buf_free(sb_buf *b);
 
-/* ---- JSON paths for error messages ------------------------------------ */
+/* ---- JSON in error messages ------------------------------------------ */
+struct json_t;
+/* "an object", "an array", "a string", "an integer", "a number",
+ * "a boolean" or "null": what a user sent, for "expected X, got Y". */
+const char *sb_json_type_name(const struct json_t *v);
+
 /* The path of the value being checked, e.g. "data.workflow.errors[2]",
  * kept in a fixed buffer: documents we validate are shallow, and an
  * over-long user key is cut in the message, not trusted. */

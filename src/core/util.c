@@ -2,6 +2,7 @@
  * the small helpers every module uses. */
 #include "core/core.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -147,6 +148,20 @@ void sb_buf_free(sb_buf *b) {
   sb_free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+}
+
+/* ---- JSON in error messages ------------------------------------------ */
+const char *sb_json_type_name(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER: return "an integer";
+  case JSON_REAL: return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
+  default: return "null";
+  }
 }
 
 /* ---- JSON paths ------------------------------------------------------- */

@@ -194,18 +194,6 @@ static int invalid(sb_error *err, const vpath *p, const char *fmt, ...) {
                       why);
 }
 
-static const char *type_name(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: return "an object";
-  case JSON_ARRAY: return "an array";
-  case JSON_STRING: return "a string";
-  case JSON_INTEGER: return "an integer";
-  case JSON_REAL: return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE: return "a boolean";
-  default: return "null";
-  }
-}
 
 static int check_object(const json_t *v, const schema *s, vpath *p,
                         sb_error *err);
@@ -216,14 +204,14 @@ static int check_field(const json_t *v, const field *f, vpath *p,
   case F_STRING:
   case F_NONEMPTY_STRING:
     if (!json_is_string(v))
-      return invalid(err, p, "expected a string (got %s)", type_name(v));
+      return invalid(err, p, "expected a string (got %s)", sb_json_type_name(v));
     if (f->type == F_NONEMPTY_STRING && json_string_length(v) == 0)
       return invalid(err, p, "must not be empty");
     return 0;
   case F_DATETIME:
     if (!json_is_string(v))
       return invalid(err, p, "expected an RFC 3339 date-time string (got %s)",
-                     type_name(v));
+                     sb_json_type_name(v));
     if (strlen(json_string_value(v)) != json_string_length(v) ||
         !sb_ctx_datetime_valid(json_string_value(v)))
       return invalid(err, p, "expected an RFC 3339 date-time (got \"%.60s\")",
@@ -231,7 +219,7 @@ static int check_field(const json_t *v, const field *f, vpath *p,
     return 0;
   case F_VERSION:
     if (!json_is_integer(v))
-      return invalid(err, p, "expected an integer (got %s)", type_name(v));
+      return invalid(err, p, "expected an integer (got %s)", sb_json_type_name(v));
     if (json_integer_value(v) < 1)
       return invalid(err, p, "must be >= 1 (got %lld)",
                      (long long)json_integer_value(v));
@@ -246,16 +234,16 @@ static int check_field(const json_t *v, const field *f, vpath *p,
                      f->choice_list, json_string_value(v));
     }
     return invalid(err, p, "must be one of %s (got %s)", f->choice_list,
-                   type_name(v));
+                   sb_json_type_name(v));
   case F_OBJECT:
     if (!json_is_object(v))
-      return invalid(err, p, "expected an object (got %s)", type_name(v));
+      return invalid(err, p, "expected an object (got %s)", sb_json_type_name(v));
     return 0;
   case F_SECTION: return check_object(v, f->sub, p, err);
   case F_STRING_ARRAY:
   case F_ARRAY:
     if (!json_is_array(v))
-      return invalid(err, p, "expected an array (got %s)", type_name(v));
+      return invalid(err, p, "expected an array (got %s)", sb_json_type_name(v));
     for (size_t i = 0; i < json_array_size(v); i++) {
       const json_t *item = json_array_get(v, i);
       size_t saved = sb_jpath_index(p, i);
@@ -263,7 +251,7 @@ static int check_field(const json_t *v, const field *f, vpath *p,
       if (f->type == F_ARRAY)
         rc = check_object(item, f->sub, p, err);
       else if (!json_is_string(item))
-        rc = invalid(err, p, "expected a string (got %s)", type_name(item));
+        rc = invalid(err, p, "expected a string (got %s)", sb_json_type_name(item));
       sb_jpath_pop(p, saved);
       if (rc != 0) return rc;
     }
@@ -284,7 +272,7 @@ static const field *find_field(const schema *s, const char *key,
 static int check_object(const json_t *v, const schema *s, vpath *p,
                         sb_error *err) {
   if (!json_is_object(v))
-    return invalid(err, p, "expected an object (got %s)", type_name(v));
+    return invalid(err, p, "expected an object (got %s)", sb_json_type_name(v));
   for (size_t i = 0; i < s->nfields; i++) {
     const field *f = &s->fields[i];
     json_t *member = json_object_get(v, f->name);

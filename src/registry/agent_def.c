@@ -50,18 +50,6 @@ static int oom(fpath *p) {
   return sb_error_set(p->err, SB_ENOMEM, "agent definition: out of memory");
 }
 
-static const char *type_name(const json_t *v) {
-  switch (json_typeof(v)) {
-  case JSON_OBJECT: return "an object";
-  case JSON_ARRAY: return "an array";
-  case JSON_STRING: return "a string";
-  case JSON_INTEGER: return "an integer";
-  case JSON_REAL: return "a number";
-  case JSON_TRUE:
-  case JSON_FALSE: return "a boolean";
-  default: return "null";
-  }
-}
 
 /* ---- enums ------------------------------------------------------------ */
 
@@ -113,7 +101,7 @@ static int read_enum(fpath *p, const json_t *v, const char *const *choices,
     return bad(p, "must be one of %s (got \"%.64s\")", choice_list,
                json_string_value(v));
   }
-  return bad(p, "must be one of %s (got %s)", choice_list, type_name(v));
+  return bad(p, "must be one of %s (got %s)", choice_list, sb_json_type_name(v));
 }
 
 static int read_int(fpath *p, const json_t *v, int64_t lo, int64_t hi,
