@@ -52,6 +52,9 @@ void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers);
 void app_rest_error(sb_http_request *req, int status, const char *code,
                     const char *message);
+/* The request body as JSON (new reference), or NULL after answering 400
+ * bad_json naming `what`, the line and the column. */
+json_t *app_rest_body(sb_http_request *req, const char *what);
 
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);

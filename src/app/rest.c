@@ -74,7 +74,7 @@ static void respond_context(sb_http_request *req, int status, json_t *doc,
   app_rest_json(req, status, doc, headers);
 }
 
-static json_t *parse_body(sb_http_request *req, const char *what) {
+json_t *app_rest_body(sb_http_request *req, const char *what) {
   size_t len = 0;
   const char *body = sb_http_request_body(req, &len);
   json_error_t jerr;
@@ -111,7 +111,7 @@ static int64_t if_match_version(sb_http_request *req) {
 }
 
 static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
-  json_t *input = parse_body(req, "body");
+  json_t *input = app_rest_body(req, "body");
   if (!input) return;
   sb_error err = {0};
   json_t *out = NULL;
@@ -182,7 +182,7 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
   if (expected < 0)
     return respond_error(req, 400, "bad_request",
                          "If-Match: expected a quoted version like \"3\"", 0);
-  json_t *patch = parse_body(req, "patch");
+  json_t *patch = app_rest_body(req, "patch");
   if (!patch) return;
   sb_error err = {0};
   json_t *out = NULL;

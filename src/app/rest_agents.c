@@ -31,18 +31,13 @@ static void respond_failure(sb_http_request *req, const sb_error *err) {
                  err->msg);
 }
 
+/* The body as an AgentDefinition object, or NULL after a 400. */
 static json_t *body_json(sb_http_request *req) {
-  size_t len = 0;
-  const char *body = sb_http_request_body(req, &len);
-  json_error_t jerr;
-  json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!v || !json_is_object(v)) {
-    char msg[300];
-    snprintf(msg, sizeof msg,
-             "body: expected an AgentDefinition object (%s at line %d)",
-             v ? "not an object" : jerr.text, jerr.line);
+  json_t *v = app_rest_body(req, "body");
+  if (v && !json_is_object(v)) {
     json_decref(v);
-    app_rest_error(req, 400, "bad_json", msg);
+    app_rest_error(req, 400, "bad_json",
+                   "body: expected an AgentDefinition object");
     return NULL;
   }
   return v;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "test_loop.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -140,31 +141,6 @@ static void rec_free(recorder *r) {
   json_decref(r->order);
 }
 
-static void on_deadline(uv_timer_t *t) { *(int *)t->data = 1; }
-
-/* Run the loop until cond(ud) or ms pass; returns cond(ud). */
-static int run_until_ex(uv_loop_t *loop, int (*cond)(void *), void *ud,
-                        uint64_t ms, int unref) {
-  uv_timer_t deadline;
-  int expired = 0;
-  uv_timer_init(loop, &deadline);
-  deadline.data = &expired;
-  uv_timer_start(&deadline, on_deadline, ms, 0);
-  /* Waiting for the loop to go idle: the deadline itself must not count. */
-  if (unref) uv_unref((uv_handle_t *)&deadline);
-  while (!cond(ud) && !expired)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&deadline, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return cond(ud);
-}
-
-static int run_until(uv_loop_t *loop, int (*cond)(void *), void *ud,
-                     uint64_t ms) {
-  return run_until_ex(loop, cond, ud, ms, 0);
-}
-
-static int loop_idle(void *ud) { return !uv_loop_alive(ud); }
 static int is_closed(void *ud) { return ((recorder *)ud)->closed; }
 static size_t want_msgs;
 static int has_msgs(void *ud) {

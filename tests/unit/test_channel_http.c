@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "test_loop.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,32 +27,7 @@
 #include "net/net.h"
 #include "rpc/rpc.h"
 
-/* ---- loop helpers ---------------------------------------------------------
- */
-
-static void on_deadline(uv_timer_t *t) { *(int *)t->data = 1; }
-
-static int run_until_ex(uv_loop_t *loop, int (*cond)(void *), void *ud,
-                        uint64_t ms, int unref) {
-  uv_timer_t deadline;
-  int expired = 0;
-  uv_timer_init(loop, &deadline);
-  deadline.data = &expired;
-  uv_timer_start(&deadline, on_deadline, ms, 0);
-  if (unref) uv_unref((uv_handle_t *)&deadline);
-  while (!cond(ud) && !expired)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&deadline, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return cond(ud);
-}
-
-static int run_until(uv_loop_t *loop, int (*cond)(void *), void *ud,
-                     uint64_t ms) {
-  return run_until_ex(loop, cond, ud, ms, 0);
-}
-
-static int loop_idle(void *ud) { return !uv_loop_alive(ud); }
+/* Loop helpers (run_until, loop_idle) are in test_loop.h. */
 
 static void finish_loop(uv_loop_t *loop) {
   assert_true(run_until_ex(loop, loop_idle, loop, 5000, 1));
