@@ -100,7 +100,21 @@ void mcp_builtin_free(mcp_builtin *b);
 json_t *mcp_builtin_capabilities(void); /* new reference */
 extern const sb_mcp_provider mcp_builtin_provider;
 
+/* ---- methods.c: one handler per request method ------------------------- */
+enum { MCP_ERA_MODERN = 1, MCP_ERA_LEGACY = 2, MCP_ERA_BOTH = 3 };
+typedef struct mcp_method_def {
+  const char *method;
+  int eras; /* MCP_ERA_* bits: where the method exists */
+  void (*fn)(sb_mcp_server *srv, sb_mcp_call *c);
+} mcp_method_def;
+/* The handler of a method name, or NULL. */
+const mcp_method_def *mcp_method_find(const char *name);
+
 /* ---- server.c helpers for handlers ------------------------------------ */
+/* Write a message (stolen) on the call's output, not ending the call. */
+void mcp_call_send(sb_mcp_call *c, json_t *msg);
+/* {name, version} of this server (new reference). */
+json_t *mcp_server_info(sb_mcp_server *srv);
 /* Send a server->client request (legacy era) on the call's output and get
  * the client's answer through cb. Returns 0 or a negative code. */
 int mcp_call_request_client(sb_mcp_call *call, const char *method,

@@ -201,7 +201,7 @@ const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
   return default_tenant(c->srv);
 }
 
-static void call_send(sb_mcp_call *c, json_t *msg) {
+void mcp_call_send(sb_mcp_call *c, json_t *msg) {
   if (c->out && msg) c->out->write(c->out, msg, 0);
   json_decref(msg);
 }
@@ -214,7 +214,7 @@ void sb_mcp_call_progress(sb_mcp_call *c, double progress, double total,
   if (!p) return;
   if (total >= 0) json_object_set_new(p, "total", json_real(total));
   if (message) json_object_set_new(p, "message", json_string(message));
-  call_send(c, sb_rpc_notification_new("notifications/progress", p));
+  mcp_call_send(c, sb_rpc_notification_new("notifications/progress", p));
 }
 
 void sb_mcp_call_log(sb_mcp_call *c, sb_log_level level, const char *logger,
@@ -227,10 +227,10 @@ void sb_mcp_call_log(sb_mcp_call *c, sb_log_level level, const char *logger,
   json_t *p = json_pack("{ssso}", "level", mcp_log_level_name(lvl), "data",
                         data ? data : json_null());
   if (p && logger) json_object_set_new(p, "logger", json_string(logger));
-  call_send(c, sb_rpc_notification_new("notifications/message", p));
+  mcp_call_send(c, sb_rpc_notification_new("notifications/message", p));
 }
 
-static json_t *server_info(sb_mcp_server *srv) {
+json_t *mcp_server_info(sb_mcp_server *srv) {
   return json_pack("{ssss}", "name", srv->name, "version", SB_VERSION);
 }
 
@@ -247,7 +247,7 @@ void sb_mcp_call_reply(sb_mcp_call *c, json_t *result) {
       meta = json_object();
       json_object_set_new(result, "_meta", meta);
     }
-    json_object_set_new(meta, SB_MCP_META_SERVER_INFO, server_info(c->srv));
+    json_object_set_new(meta, SB_MCP_META_SERVER_INFO, mcp_server_info(c->srv));
   }
   call_finish(c, sb_rpc_result_new(c->id, result));
 }
@@ -297,40 +297,6 @@ void sb_mcp_call_reply_cacheable(sb_mcp_call *c, json_t *result, long ttl_ms,
   sb_mcp_call_reply(c, result);
 }
 
-/* Cursors are opaque to clients; ours is base64 of "o:<offset>". */
-static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
-  size_t offset = 0, total = json_array_size(items);
-  size_t page = (size_t)c->srv->cfg->page_size;
-  json_t *cursor = json_object_get(c->params, "cursor");
-  if (cursor && !json_is_null(cursor)) {
-    const char *s = json_string_value(cursor);
-    unsigned char *raw = s ? sb_base64_decode(s, strlen(s), NULL) : NULL;
-    char *end = NULL;
-    unsigned long long v = 0;
-    int ok = raw && strncmp((char *)raw, "o:", 2) == 0;
-    if (ok) v = strtoull((char *)raw + 2, &end, 10);
-    ok = ok && end && *end == '\0' && end != (char *)raw + 2 && v <= total;
-    sb_free(raw);
-    if (!ok) {
-      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "Invalid cursor",
-                       json_pack("{ss}", "param", "cursor"));
-      return NULL;
-    }
-    offset = (size_t)v;
-  }
-  json_t *slice = json_array();
-  for (size_t i = offset; i < total && i < offset + page; i++)
-    json_array_append(slice, json_array_get(items, i));
-  json_t *result = json_pack("{so}", key, slice);
-  if (offset + page < total) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "o:%zu", offset + page);
-    char *enc = sb_base64_encode(buf, strlen(buf));
-    json_object_set_new(result, "nextCursor", json_string(enc));
-    sb_free(enc);
-  }
-  return result;
-}
 
 int mcp_call_request_client(sb_mcp_call *c, const char *method,
                             json_t *params, mcp_response_cb cb, void *ud) {
@@ -350,7 +316,7 @@ int mcp_call_request_client(sb_mcp_call *c, const char *method,
   p->next = c->session->pending;
   c->session->pending = p;
   json_t *id = json_integer(p->id);
-  call_send(c, sb_rpc_request_new(id, method, params));
+  mcp_call_send(c, sb_rpc_request_new(id, method, params));
   json_decref(id);
   return 0;
 }
@@ -521,7 +487,7 @@ static void broadcast_listeners(sb_mcp_server *srv, const char *tenant,
     json_t *p = json_deep_copy(params);
     json_object_set_new(p, "_meta",
                         json_pack("{sO}", SB_MCP_META_SUBSCRIPTION_ID, c->id));
-    call_send(c, sb_rpc_notification_new(method, p));
+    mcp_call_send(c, sb_rpc_notification_new(method, p));
   }
 }
 
@@ -567,309 +533,6 @@ int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p) {
   a[srv->providers_len++] = *p;
   return 0;
 }
-
-typedef void (*list_fn)(void *, sb_mcp_call *, json_t *);
-
-/* Concatenate one list from every provider, paginate it, and reply. */
-static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
-                       long ttl_ms, const char *scope) {
-  sb_mcp_server *srv = c->srv;
-  json_t *items = json_array();
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    list_fn fn = *(list_fn *)((char *)&srv->providers[i] + fn_offset);
-    if (fn) fn(srv->providers[i].ud, c, items);
-  }
-  json_t *r = paginate(c, items, key);
-  json_decref(items);
-  if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);
-}
-
-/* ---- method handlers --------------------------------------------------- */
-
-static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *r = json_pack("{sososs}", "supportedVersions",
-                        sb_mcp_supported_versions_json(), "capabilities",
-                        mcp_builtin_capabilities(), "instructions",
-                        srv->instructions);
-  sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
-}
-
-static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
-  sb_mcp_session *s = c->session;
-  json_t *p = c->params;
-  const char *requested = json_string_value(json_object_get(p, "protocolVersion"));
-  json_t *caps = json_object_get(p, "capabilities");
-  json_t *info = json_object_get(p, "clientInfo");
-  if (!s) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_REQUEST,
-                     "initialize needs a session-capable transport", NULL);
-    return;
-  }
-  if (s->initialized) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_REQUEST,
-                     "initialize: this session is already initialized", NULL);
-    return;
-  }
-  if (!requested) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.protocolVersion: required string",
-                     json_pack("{ss}", "param", "protocolVersion"));
-    return;
-  }
-  if (caps && !json_is_object(caps)) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.capabilities: must be an object",
-                     json_pack("{ss}", "param", "capabilities"));
-    return;
-  }
-  if (info && !json_is_object(info)) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.clientInfo: must be an object",
-                     json_pack("{ss}", "param", "clientInfo"));
-    return;
-  }
-  /* Legacy negotiation: echo a supported legacy version, else offer our
-   * latest legacy one and let the client decide. */
-  const char *v = sb_mcp_version_supported(requested) &&
-                          !sb_mcp_version_is_modern(requested)
-                      ? requested
-                      : "2025-11-25";
-  snprintf(s->version, sizeof s->version, "%s", v);
-  s->client_caps = caps ? json_incref(caps) : json_object();
-  s->client_info = info ? json_incref(info) : NULL;
-  sb_free(s->tenant);
-  s->tenant = sb_strdup(sb_mcp_call_tenant(c));
-  s->initialized = 1;
-  json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
-                        "capabilities", mcp_builtin_capabilities(),
-                        "serverInfo", server_info(srv), "instructions",
-                        srv->instructions);
-  SB_INFO(MODULE, "session %.8s initialized with %s (client %s)", s->id,
-          s->version,
-          json_string_value(json_object_get(info, "name")) ?: "unnamed");
-  sb_mcp_call_reply(c, r);
-}
-
-static void handle_set_level(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *name = json_string_value(json_object_get(c->params, "level"));
-  int level = mcp_log_level_parse(name);
-  if (level < 0) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.level: must be one of debug, info, notice, "
-                     "warning, error, critical, alert, emergency",
-                     json_pack("{ss}", "param", "level"));
-    return;
-  }
-  c->session->log_level = level;
-  sb_mcp_call_reply(c, json_object());
-}
-
-static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
-  const char *uri = json_string_value(json_object_get(c->params, "uri"));
-  if (!uri) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.uri: required string",
-                     json_pack("{ss}", "param", "uri"));
-    return;
-  }
-  if (on) json_object_set_new(c->session->subscriptions, uri, json_true());
-  else json_object_del(c->session->subscriptions, uri);
-  sb_mcp_call_reply(c, json_object());
-}
-
-static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *want = json_object_get(c->params, "notifications");
-  if (want && !json_is_object(want)) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.notifications: must be an object",
-                     json_pack("{ss}", "param", "notifications"));
-    return;
-  }
-  json_t *agreed = json_object();
-  static const char *const flags[] = {"toolsListChanged", "promptsListChanged",
-                                      "resourcesListChanged"};
-  for (int i = 0; i < 3; i++) {
-    json_t *v = json_object_get(want, flags[i]);
-    if (v && !json_is_boolean(v)) {
-      json_decref(agreed);
-      char msg[128];
-      snprintf(msg, sizeof msg, "params.notifications.%s: must be a boolean",
-               flags[i]);
-      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg, NULL);
-      return;
-    }
-    if (json_is_true(v)) json_object_set_new(agreed, flags[i], json_true());
-  }
-  json_t *uris = json_object_get(want, "resourceSubscriptions");
-  if (uris) {
-    size_t i;
-    json_t *u;
-    int ok = json_is_array(uris);
-    json_array_foreach(uris, i, u) if (!json_is_string(u)) ok = 0;
-    if (!ok) {
-      json_decref(agreed);
-      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                       "params.notifications.resourceSubscriptions: must be "
-                       "an array of URI strings",
-                       NULL);
-      return;
-    }
-    json_object_set(agreed, "resourceSubscriptions", uris);
-  }
-  c->listen_filter = agreed;
-  c->listen_prev = NULL;
-  c->listen_next = srv->listeners;
-  if (srv->listeners) srv->listeners->listen_prev = c;
-  srv->listeners = c;
-  json_t *ack = json_pack("{s{sO}sO}", "_meta", SB_MCP_META_SUBSCRIPTION_ID,
-                          c->id, "notifications", agreed);
-  call_send(c, sb_rpc_notification_new(
-                   "notifications/subscriptions/acknowledged", ack));
-  /* The call stays open until the client cancels or the server ends it. */
-}
-
-/* ---- dispatch ---------------------------------------------------------- */
-
-typedef void (*method_fn)(sb_mcp_server *, sb_mcp_call *);
-enum { ERA_MODERN = 1, ERA_LEGACY = 2, ERA_BOTH = 3 };
-
-static void handle_ping(sb_mcp_server *srv, sb_mcp_call *c) {
-  sb_mcp_call_reply(c, json_object());
-}
-static void handle_sub_on(sb_mcp_server *srv, sb_mcp_call *c) {
-  handle_subscribe(srv, c, 1);
-}
-static void handle_sub_off(sb_mcp_server *srv, sb_mcp_call *c) {
-  handle_subscribe(srv, c, 0);
-}
-
-/* The name (or URI) a routed request is about; fails the call if absent. */
-static const char *required_string(sb_mcp_call *c, const char *key) {
-  const char *v = json_string_value(json_object_get(c->params, key));
-  if (!v) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "params.%s: required string", key);
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                     json_pack("{ss}", "param", key));
-  }
-  return v;
-}
-
-/* The TTL of list results: none while some provider's lists may change
- * at any moment. */
-static long list_ttl(sb_mcp_server *srv) {
-  for (size_t i = 0; i < srv->providers_len; i++)
-    if (srv->providers[i].volatile_lists) return 0;
-  return srv->cfg->cache_ttl_ms;
-}
-
-static void handle_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  reply_list(c, offsetof(sb_mcp_provider, list_tools), "tools", list_ttl(srv),
-             "public");
-}
-
-static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *name = required_string(c, "name");
-  if (!name) return;
-  json_t *args = json_object_get(c->params, "arguments");
-  if (args && !json_is_object(args)) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params.arguments: must be an object",
-                     json_pack("{ss}", "param", "arguments"));
-    return;
-  }
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->call_tool && p->call_tool(p->ud, c, name, args)) return;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "Unknown tool: %.200s", name);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "tool", name));
-}
-
-static void handle_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  /* Resource lists can hold a tenant's own resources: private, no TTL. */
-  reply_list(c, offsetof(sb_mcp_provider, list_resources), "resources", 0,
-             "private");
-}
-
-static void handle_templates_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  reply_list(c, offsetof(sb_mcp_provider, list_templates),
-             "resourceTemplates", list_ttl(srv), "public");
-}
-
-static void handle_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *uri = required_string(c, "uri");
-  if (!uri) return;
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->read_resource && p->read_resource(p->ud, c, uri)) return;
-  }
-  sb_mcp_call_fail_resource_not_found(c, uri);
-}
-
-static void handle_prompts_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  reply_list(c, offsetof(sb_mcp_provider, list_prompts), "prompts",
-             list_ttl(srv), "public");
-}
-
-static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
-  const char *name = required_string(c, "name");
-  if (!name) return;
-  json_t *args = json_object_get(c->params, "arguments");
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->get_prompt && p->get_prompt(p->ud, c, name, args)) return;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "Unknown prompt: %.200s", name);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "prompt", name));
-}
-
-static void handle_complete(sb_mcp_server *srv, sb_mcp_call *c) {
-  json_t *ref = json_object_get(c->params, "ref");
-  json_t *arg = json_object_get(c->params, "argument");
-  if (!json_is_string(json_object_get(ref, "type")) ||
-      !json_is_string(json_object_get(arg, "name")) ||
-      !json_is_string(json_object_get(arg, "value"))) {
-    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                     "params: completion needs ref.type, argument.name and "
-                     "argument.value",
-                     NULL);
-    return;
-  }
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->complete && p->complete(p->ud, c, ref, arg)) return;
-  }
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
-                   "params.ref: no completion for this prompt or resource "
-                   "argument",
-                   NULL);
-}
-
-static const struct {
-  const char *method;
-  int eras;
-  method_fn fn;
-} methods[] = {
-    {"server/discover", ERA_MODERN, handle_discover},
-    {"subscriptions/listen", ERA_MODERN, handle_listen},
-    {"initialize", ERA_LEGACY, handle_initialize},
-    {"ping", ERA_LEGACY, handle_ping},
-    {"logging/setLevel", ERA_LEGACY, handle_set_level},
-    {"resources/subscribe", ERA_LEGACY, handle_sub_on},
-    {"resources/unsubscribe", ERA_LEGACY, handle_sub_off},
-    {"tools/list", ERA_BOTH, handle_tools_list},
-    {"tools/call", ERA_BOTH, handle_tools_call},
-    {"resources/list", ERA_BOTH, handle_resources_list},
-    {"resources/templates/list", ERA_BOTH, handle_templates_list},
-    {"resources/read", ERA_BOTH, handle_resources_read},
-    {"prompts/list", ERA_BOTH, handle_prompts_list},
-    {"prompts/get", ERA_BOTH, handle_prompts_get},
-    {"completion/complete", ERA_BOTH, handle_complete},
-};
 
 static void reply_error(sb_mcp_out *out, json_t *id, int code,
                         const char *message, json_t *data) {
@@ -976,9 +639,7 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   int modern = json_object_get(meta, SB_MCP_META_PROTOCOL_VERSION) != NULL;
   if (modern && check_modern_meta(out, &m, meta, &modern_version) != 0) return;
 
-  size_t i, n = sizeof methods / sizeof methods[0];
-  for (i = 0; i < n; i++)
-    if (strcmp(methods[i].method, m.method) == 0) break;
+  const mcp_method_def *method = mcp_method_find(m.method);
 
   if (!modern) {
     int is_init = strcmp(m.method, "initialize") == 0;
@@ -991,10 +652,10 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
       return;
     }
   }
-  if (i == n || !(methods[i].eras & (modern ? ERA_MODERN : ERA_LEGACY))) {
+  if (!method || !(method->eras & (modern ? MCP_ERA_MODERN : MCP_ERA_LEGACY))) {
     char text[320];
     snprintf(text, sizeof text, "Method not found: %.200s%s", m.method,
-             i < n ? (modern ? " (legacy only; not in 2026-07-28)"
+             method ? (modern ? " (legacy only; not in 2026-07-28)"
                              : " (modern only; needs _meta protocolVersion)")
                    : "");
     reply_error(out, m.id, SB_RPC_METHOD_NOT_FOUND, text,
@@ -1039,7 +700,7 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   }
   out_link(out, c);
   if (s) session_link(s, c);
-  methods[i].fn(srv, c); /* c may be freed from here on */
+  method->fn(srv, c); /* c may be freed from here on */
 }
 
 void sb_mcp_server_dispatch(sb_mcp_server *srv, sb_mcp_session *session,
