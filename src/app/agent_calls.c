@@ -50,6 +50,7 @@ static void attempt_free(attempt *t) {
   sb_free(t->tried);
   sb_free(t->tool);
   sb_free(t->public_name);
+  json_decref(t->params);
   json_decref(t->arguments);
   json_decref(t->extra);
   json_decref(t->answers);
@@ -68,7 +69,14 @@ static void attempt_fail(attempt *t, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (t->call) sb_mcp_call_reply_text(t->call, msg, 1);
+  /* A tool's failure is a tool result the model can read; other methods
+   * have no such result and get a JSON-RPC error. */
+  if (t->call && strcmp(t->method, "tools/call") == 0)
+    sb_mcp_call_reply_text(t->call, msg, 1);
+  else if (t->call)
+    sb_mcp_call_fail(t->call, SB_RPC_INTERNAL_ERROR, msg,
+                     t->current ? json_pack("{ss}", "agent", t->current->def->id)
+                                : NULL);
   t->call = NULL;
   attempt_free(t);
 }
@@ -78,6 +86,7 @@ static void attempt_fail(attempt *t, const char *fmt, ...) {
  * and has not been tried. */
 static agent *next_agent(attempt *t, const sb_agent_def *origin) {
   sb_app_agents *o = t->owner;
+  if (t->no_fallback) return NULL;
   sb_registry_candidate cands[32];
   for (size_t c = 0; c < origin->capabilities.len; c++) {
     int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
@@ -130,6 +139,9 @@ static void retry_now(uv_timer_t *timer) {
 #define MAX_ROUNDS 8
 #define PARK_STATE_TTL_MS (10 * 60 * 1000)
 #define PARK_KEY "agent_request"
+/* Marks our own requestState, so a forged or altered one is refused rather
+ * than passed to the agent as if it were the agent's. */
+#define PARK_PREFIX "sb-park:"
 
 static void retry_with_answers(attempt *t) {
   json_t *extra = json_pack("{sO}", "inputResponses", t->answers);
@@ -225,26 +237,67 @@ static const char *capability_for(const char *method) {
  * input_required and park the attempt until its retry. 0 if parked. */
 static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
                                   json_t *params) {
-  sb_mcp_server *srv = t->owner->app->mcp;
+  sb_mcp_server *srv = sb_mcp_call_server(t->call);
   const char *cap = capability_for(method);
   if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
     return SB_ESTATE;
   sb_random_hex(t->token, 16);
   json_t *payload = json_pack("{ss}", "t", t->token);
-  char *sealed = sb_mcp_state_seal(srv, "tools/call", t->public_name, payload,
+  char *sealed = sb_mcp_state_seal(srv, t->method, t->public_name, payload,
                                    PARK_STATE_TTL_MS);
   json_decref(payload);
   if (!sealed) return SB_ENOMEM;
+  char *marked = sb_asprintf(PARK_PREFIX "%s", sealed);
+  sb_free(sealed);
+  if (!marked) return SB_ENOMEM;
   json_t *r = json_pack("{sss{s{sssO}}ss}", "resultType", "input_required",
                         "inputRequests", PARK_KEY, "method", method, "params",
-                        params ? params : json_null(), "requestState", sealed);
-  sb_free(sealed);
+                        params ? params : json_null(), "requestState", marked);
+  sb_free(marked);
   t->parked = 1;
   t->parked_id = json_incref(id);
   sb_mcp_call *call = t->call;
   t->call = NULL;
   sb_mcp_call_reply(call, r);
   return 0;
+}
+
+/* The agent's result, in the caller's era: resultType only for modern
+ * callers; a resource read from an agent that gave no cache hints gets
+ * the agent's cacheTtlMs (0 unless configured) as a private result. */
+static void reply_result(attempt *t, json_t *result) {
+  json_t *r = json_deep_copy(result);
+  json_t *meta = json_object_get(r, "_meta");
+  if (meta) json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
+  if (!sb_mcp_call_is_modern(t->call)) {
+    json_object_del(r, "resultType");
+    json_object_del(r, "ttlMs");
+    json_object_del(r, "cacheScope");
+  } else if (strcmp(t->method, "resources/read") == 0 &&
+             !json_object_get(r, "ttlMs")) {
+    sb_mcp_call_reply_cacheable(t->call, r, t->current->def->limits.cache_ttl_ms,
+                                "private");
+    return;
+  }
+  if (meta && json_object_size(meta) == 0) json_object_del(r, "_meta");
+  sb_mcp_call_reply(t->call, r);
+}
+
+/* The agent's error, in the caller's era: a missing resource is -32002 in
+ * the legacy revisions and -32602 in 2026-07-28. */
+static void fail_mapped(attempt *t, json_t *error) {
+  int code = (int)json_integer_value(json_object_get(error, "code"));
+  if (strcmp(t->method, "resources/read") == 0) {
+    int modern = sb_mcp_call_is_modern(t->call);
+    if (modern && code == SB_RPC_RESOURCE_NOT_FOUND_LEGACY)
+      code = SB_RPC_INVALID_PARAMS;
+    else if (!modern && code == SB_RPC_INVALID_PARAMS &&
+             t->current->client && sb_mcp_client_is_modern(t->current->client))
+      code = SB_RPC_RESOURCE_NOT_FOUND_LEGACY;
+  }
+  sb_mcp_call_fail(t->call, code,
+                   json_string_value(json_object_get(error, "message")),
+                   json_incref(json_object_get(error, "data")));
 }
 
 /* The agent answered (or the attempt failed locally). */
@@ -296,14 +349,9 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
       }
       /* complete, or input_required for a modern caller (passed through:
        * its retry comes back here with inputResponses and requestState). */
-      json_t *r = json_deep_copy(result);
-      if (!sb_mcp_call_is_modern(t->call)) json_object_del(r, "resultType");
-      sb_mcp_call_reply(t->call, r);
+      reply_result(t, result);
     } else {
-      sb_mcp_call_fail(t->call,
-                       (int)json_integer_value(json_object_get(error, "code")),
-                       json_string_value(json_object_get(error, "message")),
-                       json_incref(json_object_get(error, "data")));
+      fail_mapped(t, error);
     }
     t->call = NULL;
     attempt_free(t);
@@ -313,7 +361,9 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   /* Safe to run again: the tool is idempotent, or the agent never saw it. */
   int delivered = !transport || timed_out ||
                   !json_is_false(json_object_get(data, "delivered"));
-  int safe = sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
+  /* Reads (resources, prompts, completions) change nothing: always safe. */
+  int safe = strcmp(t->method, "tools/call") != 0 ||
+             sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
   if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
       a->client && sb_mcp_client_connected(a->client)) {
     uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
@@ -346,6 +396,29 @@ static void on_caller_cancel(sb_mcp_call *call, void *ud) {
   else attempt_free(t); /* waiting for a retry timer */
 }
 
+/* The request's params for agent a: the caller's (without its _meta),
+ * the agent's own name for the tool or prompt, the retry's inputs, and
+ * for a modern agent the caller's log level and capabilities (so it asks
+ * only for input this caller can give). */
+static json_t *agent_params(attempt *t, agent *a) {
+  json_t *params = t->params ? json_deep_copy(t->params) : json_object();
+  if (!params) return NULL;
+  if (t->tool) json_object_set_new(params, "name", json_string(t->tool));
+  if (strcmp(t->method, "tools/call") == 0 && !json_object_get(params, "arguments"))
+    json_object_set(params, "arguments",
+                    t->arguments ? t->arguments : json_object());
+  if (t->extra) json_object_update(params, t->extra);
+  if (t->call && a->client && sb_mcp_client_is_modern(a->client)) {
+    json_t *meta = json_object();
+    const char *lvl = sb_mcp_call_log_level(t->call);
+    if (lvl) json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(lvl));
+    json_object_set(meta, SB_MCP_META_CLIENT_CAPS,
+                    sb_mcp_call_client_caps(t->call));
+    json_object_set_new(params, "_meta", meta);
+  }
+  return params;
+}
+
 static void try_agent(attempt *t, agent *a) {
   sb_app_agents *o = t->owner;
   if (!was_tried(t, a->def->id)) {
@@ -374,13 +447,11 @@ static void try_agent(attempt *t, agent *a) {
   }
   t->started_ms = sb_now_ms();
   t->ticket_open = 1;
-  json_t *params = json_pack("{ssso}", "name", t->tool, "arguments",
-                             t->arguments ? json_incref(t->arguments)
-                                          : json_object());
-  if (params && t->extra) json_object_update(params, t->extra);
-  t->req = sb_mcp_client_request(a->client, "tools/call", params,
-                                 (uint64_t)a->def->limits.timeout_ms,
-                                 on_progress, on_answer, t);
+  json_t *params = agent_params(t, a);
+  t->req = sb_mcp_client_request(
+      a->client, t->method, params, (uint64_t)a->def->limits.timeout_ms,
+      t->call && sb_mcp_call_progress_token(t->call) ? on_progress : NULL,
+      on_answer, t);
 }
 
 /* Calls waiting to retry on a that is going away: answer them now. */
@@ -394,15 +465,24 @@ void agents_abandon_attempts(agent *a) {
 }
 
 
-/* A modern caller's retry carrying our sealed requestState: answer the
- * parked agent request and let the retry wait for the agent. Returns 1 if
- * the state was ours (the call is then handled), 0 to treat it as the
- * agent's own state. */
-static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *name,
-                         const char *state, json_t *responses) {
+/* A modern caller's retry carrying our requestState (PARK_PREFIX + a
+ * sealed token): answer the parked agent request and let the retry wait
+ * for the agent. Returns 1 if the state was ours (the call is then
+ * handled: resumed, or refused when tampered, expired or bound to another
+ * request), 0 when it is the agent's own state, passed on unread. */
+static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *method,
+                         const char *name, const char *state,
+                         json_t *responses) {
+  if (strncmp(state, PARK_PREFIX, strlen(PARK_PREFIX)) != 0) return 0;
   sb_error err = {0};
-  json_t *payload = sb_mcp_state_open(o->app->mcp, state, "tools/call", name, &err);
-  if (!payload) return 0;
+  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call),
+                                      state + strlen(PARK_PREFIX), method, name,
+                                      &err);
+  if (!payload) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
+                     json_pack("{ss}", "param", "requestState"));
+    return 1;
+  }
   const char *token = json_string_value(json_object_get(payload, "t"));
   attempt *t = o->attempts;
   for (; t; t = t->next)
@@ -411,7 +491,7 @@ static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *name,
   if (!t) {
     sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
                      "requestState: the agent call it belongs to has ended "
-                     "(answered, timed out or cancelled); call the tool again",
+                     "(answered, timed out or cancelled); call again",
                      NULL);
     return 1;
   }
@@ -441,20 +521,13 @@ static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *name,
   return 1;
 }
 
-int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
-                           json_t *args) {
-  sb_app_agents *o = ud;
-  const char *sep = strstr(name, SEP);
-  if (!sep) return agents_admin_call(o, call, name, args);
-  char id[65];
-  size_t n = (size_t)(sep - name);
-  if (n == 0 || n >= sizeof id) return 0;
-  memcpy(id, name, n);
-  id[n] = '\0';
-  agent *a = agents_find(o, id);
-  if (!a) return 0;
-  const char *tool = sep + strlen(SEP);
-  if (a->tools && !agents_serves_tool(a, tool)) return 0;
+/* Start a call at agent a: `tool` is the agent-side tool or prompt name
+ * (NULL for resources/read, completion/complete), public_name what the
+ * caller named (binds our requestState). Answers the call, now or later. */
+static void attempt_start(sb_app_agents *o, agent *a, sb_mcp_call *call,
+                          const char *tool, const char *public_name,
+                          int no_fallback) {
+  const char *method = sb_mcp_call_method(call);
   /* Parked calls whose caller never came back go once their state could
    * no longer be presented. */
   uint64_t now = sb_now_ms();
@@ -466,17 +539,32 @@ int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
   json_t *params = sb_mcp_call_params(call);
   const char *state = json_string_value(json_object_get(params, "requestState"));
   json_t *responses = json_object_get(params, "inputResponses");
-  if (state && resume_parked(o, call, name, state, responses)) return 1;
+  if (state && resume_parked(o, call, method, public_name, state, responses))
+    return;
   attempt *t = sb_calloc(1, sizeof *t);
-  if (!t || !(t->tool = sb_strdup(tool)) || !(t->public_name = sb_strdup(name))) {
-    if (t) sb_free(t->tool);
+  if (!t || (tool && !(t->tool = sb_strdup(tool))) ||
+      !(t->public_name = sb_strdup(public_name)) ||
+      !(t->params = json_deep_copy(params))) {
+    if (t) {
+      sb_free(t->tool);
+      sb_free(t->public_name);
+    }
     sb_free(t);
     sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
-    return 1;
+    return;
   }
+  /* What the caller's envelope says is re-said for the agent. */
+  json_object_del(t->params, "_meta");
+  json_object_del(t->params, "requestState");
+  json_object_del(t->params, "inputResponses");
   t->owner = o;
   t->call = call;
-  t->arguments = json_incref(args);
+  t->method = strcmp(method, "tools/call") == 0        ? "tools/call"
+              : strcmp(method, "prompts/get") == 0     ? "prompts/get"
+              : strcmp(method, "resources/read") == 0  ? "resources/read"
+                                                       : "completion/complete";
+  t->no_fallback = no_fallback;
+  t->arguments = json_incref(json_object_get(params, "arguments"));
   /* A modern caller's retry of an agent's input_required: pass it on. */
   if (state || responses) {
     t->extra = json_object();
@@ -487,5 +575,50 @@ int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
   o->attempts = t;
   sb_mcp_call_on_cancel(call, on_caller_cancel, t);
   try_agent(t, a);
+}
+
+void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
+                    const char *name) {
+  const char *public_name = name;
+  json_t *params = sb_mcp_call_params(call);
+  if (!public_name)
+    public_name = json_string_value(json_object_get(params, "uri"));
+  if (!public_name)
+    public_name = json_string_value(json_object_get(
+        json_object_get(params, "ref"), "uri"));
+  if (!public_name)
+    public_name = json_string_value(json_object_get(
+        json_object_get(params, "ref"), "name"));
+  attempt_start(o, a, call, name, public_name ? public_name : "", 1);
+}
+
+/* A log message from the agent goes to the calls it is serving (each
+ * filtered by that caller's level); with none in flight, to the legacy
+ * sessions of its per-agent endpoint that asked for logs. */
+void agents_forward_log(agent *a, json_t *params) {
+  int sent = 0;
+  for (attempt *t = a->owner->attempts; t; t = t->next) {
+    if (t->current != a || !t->call || !t->req) continue;
+    sb_mcp_call_forward_log(t->call, params);
+    sent = 1;
+  }
+  if (!sent) app_mounts_log(a->owner->app, a->def->id, params);
+}
+
+int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                     json_t *args) {
+  sb_app_agents *o = ud;
+  const char *sep = strstr(name, SEP);
+  if (!sep) return agents_admin_call(o, call, name, args);
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  agent *a = agents_find(o, id);
+  if (!a) return 0;
+  const char *tool = sep + strlen(SEP);
+  if (a->lists[LIST_TOOLS].items && !agents_serves_tool(a, tool)) return 0;
+  attempt_start(o, a, call, tool, name, 0);
   return 1;
 }

@@ -25,10 +25,20 @@ agent *agents_find(sb_app_agents *o, const char *id) {
   return NULL;
 }
 
+const agent_list_kind agents_list_kinds[LIST_KINDS] = {
+    {"tools/list", "tools", "tools", "tools"},
+    {"resources/list", "resources", "resources", "resources"},
+    {"resources/templates/list", "resourceTemplates", "resources", "resources"},
+    {"prompts/list", "prompts", "prompts", "prompts"},
+};
+
+agent *agents_at(sb_app_agents *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
+size_t agents_count(sb_app_agents *o) { return o->len; }
+
 int agents_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
-  json_array_foreach(a->tools, i, t) {
+  json_array_foreach(a->lists[LIST_TOOLS].items, i, t) {
     const char *n = json_string_value(json_object_get(t, "name"));
     if (n && strcmp(n, tool) == 0) return 1;
   }
@@ -40,20 +50,30 @@ int agents_serves_tool(agent *a, const char *tool) {
 
 static void agent_connect(agent *a);
 
-static void list_tools_page(agent *a, const char *cursor);
+static void list_page(agent_list *l, const char *cursor);
 
-/* tools/list, every page, then announce the change to our clients. */
+/* The change reaches our clients: the main endpoint serves agents' tools
+ * (agent__tool), the per-agent and virtual servers everything. */
+static void announce(agent *a, const char *kind) {
+  if (strcmp(kind, "tools") == 0)
+    sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
+  app_mounts_list_changed(a->owner->app, a->def->id, kind);
+}
+
+/* One kind's list, every page, then announce the change. */
 static void on_listed(void *ud, json_t *result, json_t *error) {
-  agent *a = ud;
+  agent_list *l = ud;
+  agent *a = l->a;
+  const agent_list_kind *k = &agents_list_kinds[l->kind];
   if (error) {
-    SB_WARN(MODULE, "agent %s: tools/list failed: %s", a->def->id,
+    SB_WARN(MODULE, "agent %s: %s failed: %s", a->def->id, k->method,
             json_string_value(json_object_get(error, "message")));
-    json_decref(a->listing);
-    a->listing = NULL;
+    json_decref(l->listing);
+    l->listing = NULL;
     return;
   }
-  json_t *page = json_object_get(result, "tools");
-  if (json_is_array(page)) json_array_extend(a->listing, page);
+  json_t *page = json_object_get(result, k->key);
+  if (json_is_array(page)) json_array_extend(l->listing, page);
   /* A modern agent says how long its list stays fresh (ttlMs); the
    * shortest page's TTL counts. */
   json_t *ttl = json_object_get(result, "ttlMs");
@@ -61,34 +81,145 @@ static void on_listed(void *ud, json_t *result, json_t *error) {
     uint64_t until = sb_now_ms() + (uint64_t)(json_integer_value(ttl) > 0
                                                   ? json_integer_value(ttl)
                                                   : 0);
-    if (!a->tools_fresh_until || until < a->tools_fresh_until)
-      a->tools_fresh_until = until;
+    if (!l->fresh_until || until < l->fresh_until) l->fresh_until = until;
   }
   const char *cursor = json_string_value(json_object_get(result, "nextCursor"));
-  if (cursor && json_array_size(a->listing) < 10000) {
-    list_tools_page(a, cursor);
+  if (cursor && json_array_size(l->listing) < 10000) {
+    list_page(l, cursor);
     return;
   }
-  int changed = !a->tools || !json_equal(a->tools, a->listing);
-  json_decref(a->tools);
-  a->tools = a->listing;
-  a->listing = NULL;
+  int changed = !l->items || !json_equal(l->items, l->listing);
+  json_decref(l->items);
+  l->items = l->listing;
+  l->listing = NULL;
   if (!changed) return; /* a refresh that found nothing new */
-  SB_INFO(MODULE, "agent %s: %zu tool(s)", a->def->id, json_array_size(a->tools));
-  sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
+  SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
+          k->key);
+  announce(a, k->kind);
 }
 
-static void list_tools_page(agent *a, const char *cursor) {
+static void list_page(agent_list *l, const char *cursor) {
   json_t *params = cursor ? json_pack("{ss}", "cursor", cursor) : NULL;
-  sb_mcp_client_request(a->client, "tools/list", params, HEALTH_TIMEOUT_MS,
-                        NULL, on_listed, a);
+  sb_mcp_client_request(l->a->client, agents_list_kinds[l->kind].method,
+                        params, HEALTH_TIMEOUT_MS, NULL, on_listed, l);
 }
 
-static void list_tools(agent *a) {
-  if (a->listing || !a->client) return; /* one listing at a time */
-  a->tools_fresh_until = 0;
-  a->listing = json_array();
-  list_tools_page(a, NULL);
+/* List one kind again, if the agent offers it. */
+static void relist(agent *a, int kind) {
+  agent_list *l = &a->lists[kind];
+  if (l->listing || !a->client) return; /* one listing at a time */
+  json_t *caps = sb_mcp_client_server_capabilities(a->client);
+  if (!json_object_get(caps, agents_list_kinds[kind].capability)) return;
+  l->fresh_until = 0;
+  l->listing = json_array();
+  list_page(l, NULL);
+}
+
+json_t *agents_list_items(agent *a, int kind) {
+  agent_list *l = &a->lists[kind];
+  /* Past its ttlMs: serve what we have and fetch it again (a list_changed
+   * follows if it changed). */
+  if (l->items && l->fresh_until && sb_now_ms() >= l->fresh_until)
+    relist(a, kind);
+  return l->items;
+}
+
+/* Forget the lists (agent gone or disconnected) and tell our clients. */
+static void drop_lists(agent *a, int announce_it) {
+  for (int k = 0; k < LIST_KINDS; k++) {
+    agent_list *l = &a->lists[k];
+    int had = l->items != NULL;
+    json_decref(l->items);
+    json_decref(l->listing);
+    l->items = l->listing = NULL;
+    if (had && announce_it && (k != LIST_TEMPLATES || !a->lists[LIST_RESOURCES].items))
+      announce(a, agents_list_kinds[k].kind);
+  }
+}
+
+/* ---- resource subscriptions at the agent ---------------------------------
+ * Our clients subscribe at our endpoints; the agent sees one subscription
+ * per URI however many of ours there are: resources/subscribe for legacy
+ * agents, and for modern ones one subscriptions/listen naming every URI
+ * (re-opened when the set changes) that also brings list_changed. */
+
+static void on_listen_end(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  a->listen = NULL;
+  if (error && !json_is_true(json_object_get(json_object_get(error, "data"),
+                                             "cancelled")))
+    SB_INFO(MODULE, "agent %s: subscriptions/listen ended: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+}
+
+static void open_listen(agent *a) {
+  if (!a->client || !sb_mcp_client_connected(a->client) ||
+      !sb_mcp_client_is_modern(a->client))
+    return;
+  sb_mcp_request *old = a->listen;
+  a->listen = NULL;
+  if (old) sb_mcp_request_cancel(old, "subscriptions changed");
+  json_t *uris = json_array();
+  const char *uri;
+  json_t *n;
+  json_object_foreach(a->subs, uri, n) json_array_append_new(uris, json_string(uri));
+  json_t *params = json_pack("{s{sbsbsbso}}", "notifications", "toolsListChanged",
+                             1, "resourcesListChanged", 1, "promptsListChanged",
+                             1, "resourceSubscriptions", uris);
+  a->listen = sb_mcp_client_request(a->client, "subscriptions/listen", params,
+                                    0, NULL, on_listen_end, a);
+}
+
+static void on_subscribe_answer(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  if (error)
+    SB_WARN(MODULE, "agent %s: resources/subscribe failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+}
+
+static void legacy_subscribe(agent *a, const char *uri, int on) {
+  if (!a->client || !sb_mcp_client_connected(a->client)) return;
+  json_t *caps = sb_mcp_client_server_capabilities(a->client);
+  if (!json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe")))
+    return;
+  sb_mcp_client_request(a->client, on ? "resources/subscribe" : "resources/unsubscribe",
+                        json_pack("{ss}", "uri", uri), HEALTH_TIMEOUT_MS, NULL,
+                        on_subscribe_answer, a);
+}
+
+void agents_subscribe(agent *a, const char *uri, int on) {
+  json_int_t n = json_integer_value(json_object_get(a->subs, uri));
+  if (on) {
+    json_object_set_new(a->subs, uri, json_integer(n + 1));
+    if (n > 0) return;
+  } else {
+    if (n <= 0) return;
+    if (n > 1) {
+      json_object_set_new(a->subs, uri, json_integer(n - 1));
+      return;
+    }
+    json_object_del(a->subs, uri);
+  }
+  if (a->client && sb_mcp_client_is_modern(a->client)) open_listen(a);
+  else legacy_subscribe(a, uri, on);
+}
+
+/* After (re)connecting: what our clients subscribed to, at the agent. */
+static void resubscribe(agent *a) {
+  if (sb_mcp_client_is_modern(a->client)) {
+    open_listen(a);
+    return;
+  }
+  const char *uri;
+  json_t *n;
+  json_object_foreach(a->subs, uri, n) legacy_subscribe(a, uri, 1);
+  /* Legacy agents send log messages only after logging/setLevel; we ask
+   * for everything and filter per client (each client's _meta logLevel or
+   * logging/setLevel), so one pooled session serves them all. */
+  if (json_object_get(sb_mcp_client_server_capabilities(a->client), "logging"))
+    sb_mcp_client_request(a->client, "logging/setLevel",
+                          json_pack("{ss}", "level", "debug"), HEALTH_TIMEOUT_MS,
+                          NULL, on_subscribe_answer, a);
 }
 
 static void schedule_restart(agent *a);
@@ -108,7 +239,8 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
   }
   a->restarts = 0;
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
-  list_tools(a);
+  for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
+  resubscribe(a);
 }
 
 static void on_channel_message(void *ud, json_t *msg) {
@@ -140,11 +272,7 @@ static void on_channel_closed(void *ud, const char *detail) {
     snprintf(why, sizeof why, "channel closed: %s", detail);
     sb_mcp_client_transport_lost(a->client, why);
   }
-  if (a->tools) {
-    json_decref(a->tools);
-    a->tools = NULL;
-    sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
-  }
+  drop_lists(a, 1);
   schedule_restart(a);
 }
 
@@ -168,13 +296,22 @@ static void on_agent_notification(void *ud, const char *method,
                                   json_t *params) {
   agent *a = ud;
   if (strcmp(method, "notifications/tools/list_changed") == 0) {
-    list_tools(a);
+    relist(a, LIST_TOOLS);
+  } else if (strcmp(method, "notifications/resources/list_changed") == 0) {
+    relist(a, LIST_RESOURCES);
+    relist(a, LIST_TEMPLATES);
+  } else if (strcmp(method, "notifications/prompts/list_changed") == 0) {
+    relist(a, LIST_PROMPTS);
+  } else if (strcmp(method, "notifications/resources/updated") == 0) {
+    const char *uri = json_string_value(json_object_get(params, "uri"));
+    if (uri) app_mounts_resource_updated(a->owner->app, a->def->id, uri);
   } else if (strcmp(method, "notifications/message") == 0) {
     json_t *data = json_object_get(params, "data");
     char *text = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT);
-    SB_INFO(MODULE, "agent %s log: %s", a->def->id,
-            text ? text : json_string_value(data) ? json_string_value(data) : "");
+    SB_DEBUG(MODULE, "agent %s log: %s", a->def->id,
+             text ? text : json_string_value(data) ? json_string_value(data) : "");
     sb_free(text);
+    agents_forward_log(a, params);
   }
 }
 
@@ -299,16 +436,11 @@ static void health_tick(uv_timer_t *t) {
 static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   sb_app_agents *o = ud;
   agents_admin_list(out);
-  uint64_t now = sb_now_ms();
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
-    /* Past its ttlMs: serve what we have and fetch it again (a
-     * list_changed follows if it changed). */
-    if (a->tools && a->tools_fresh_until && now >= a->tools_fresh_until)
-      list_tools(a);
     size_t k;
     json_t *tool;
-    json_array_foreach(a->tools, k, tool) {
+    json_array_foreach(agents_list_items(a, LIST_TOOLS), k, tool) {
       const char *n = json_string_value(json_object_get(tool, "name"));
       if (!n) continue;
       json_t *copy = json_deep_copy(tool);
@@ -339,6 +471,11 @@ static agent *agent_add(sb_app_agents *o, sb_agent_def *def, int from_config) {
   a->owner = o;
   a->def = def;
   a->from_config = from_config;
+  a->subs = json_object();
+  for (int k = 0; k < LIST_KINDS; k++) {
+    a->lists[k].a = a;
+    a->lists[k].kind = k;
+  }
   uv_timer_init(o->app->loop, &a->restart_timer);
   uv_timer_init(o->app->loop, &a->health_timer);
   a->restart_timer.data = a->health_timer.data = a;
@@ -359,9 +496,9 @@ static void agent_shutdown(agent *a) {
   a->client = NULL;
   sb_mcp_client_free(client); /* fails its pending requests */
   agents_abandon_attempts(a);
-  json_decref(a->tools);
-  json_decref(a->listing);
-  a->tools = a->listing = NULL;
+  drop_lists(a, 0);
+  json_decref(a->subs);
+  a->subs = NULL;
   agent_close_timers(a);
 }
 
@@ -428,7 +565,7 @@ json_t *app_agents_list_json(sb_app_agents *o) {
         "connected", up, "fromConfig", a->from_config, "era",
         up ? (sb_mcp_client_is_modern(a->client) ? "modern" : "legacy") : NULL,
         "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,
-        "tools", (int)json_array_size(a->tools), "serverInfo",
+        "tools", (int)json_array_size(a->lists[LIST_TOOLS].items), "serverInfo",
         up ? sb_mcp_client_server_info(a->client) : NULL);
     json_t *state = sb_registry_state_json(o->reg, a->def->id, sb_now_ms());
     if (item && state) json_object_set_new(item, "state", state);

@@ -26,6 +26,26 @@
 
 typedef struct agent agent;
 
+/* What an agent serves, cached per kind: listed once connected, again on
+ * the agent's list_changed or when a modern agent's ttlMs runs out. */
+enum { LIST_TOOLS = 0, LIST_RESOURCES, LIST_TEMPLATES, LIST_PROMPTS, LIST_KINDS };
+typedef struct agent_list_kind {
+  const char *method;     /* tools/list ... */
+  const char *key;        /* the result's array: tools, resourceTemplates... */
+  const char *capability; /* the server capability that offers it */
+  const char *kind;       /* list_changed kind: tools, resources, prompts */
+} agent_list_kind;
+extern const agent_list_kind agents_list_kinds[LIST_KINDS];
+
+typedef struct agent_list {
+  agent *a;
+  int kind;
+  json_t *items;   /* the agent's own list, or NULL before listing */
+  json_t *listing; /* pages gathered by a listing in progress */
+  uint64_t fresh_until; /* ttlMs of a modern agent's list; 0 = until
+                           list_changed */
+} agent_list;
+
 typedef struct attempt attempt;
 
 struct sb_app_agents {
@@ -42,10 +62,9 @@ struct agent {
   sb_agent_def *def; /* own reference */
   sb_channel *ch;
   sb_mcp_client *client;
-  json_t *tools;   /* the agent's own tool list, or NULL before listing */
-  json_t *listing; /* pages gathered by a tools/list in progress */
-  uint64_t tools_fresh_until; /* ttlMs of a modern agent's list; 0 = until
-                                 list_changed (legacy agents) */
+  agent_list lists[LIST_KINDS];
+  json_t *subs;         /* resource URI -> number of our subscribers */
+  sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
   unsigned restarts;
@@ -69,6 +88,11 @@ struct attempt {
   uv_timer_t *retry_timer;
   attempt *next; /* owner's list of calls in progress */
   /* multi round-trip (era translation, see "input across eras") */
+  const char *method; /* tools/call, resources/read, prompts/get,
+                         completion/complete (static string) */
+  json_t *params;     /* the caller's params for the agent, without _meta
+                         (name replaced by the agent's own) */
+  int no_fallback;    /* per-agent endpoint: this agent or nothing */
   char *public_name;  /* agent__tool, what the caller called */
   json_t *extra;      /* inputResponses/requestState sent with the call */
   unsigned rounds;    /* input_required rounds relayed to a legacy caller */
@@ -88,8 +112,24 @@ struct attempt {
 double agents_random01(void);
 agent *agents_find(sb_app_agents *o, const char *id);
 int agents_serves_tool(agent *a, const char *tool);
+/* The agent's cached list of a kind (borrowed; NULL before listing). A
+ * list past its ttlMs is served and fetched again. */
+json_t *agents_list_items(agent *a, int kind);
+/* A client of ours (un)subscribed to one of a's resources. */
+void agents_subscribe(agent *a, const char *uri, int on);
+/* Every agent, for the mounts (borrowed). */
+agent *agents_at(sb_app_agents *o, size_t i);
+size_t agents_count(sb_app_agents *o);
 
 /* agent_calls.c */
+/* Forward the caller's request to agent a (per-agent and virtual servers):
+ * same deadline, breaker and retry rules as agent__tool calls, no
+ * fallback to other agents. `name` is the agent-side tool or prompt name
+ * (NULL for resources/read and completion/complete). Answers the call. */
+void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
+                    const char *name);
+/* An agent's notifications/message (borrowed) to the clients it concerns. */
+void agents_forward_log(agent *a, json_t *params);
 /* The provider's call_tool: agent__tool calls and the admin tools. */
 int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args);

@@ -42,6 +42,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     goto fail;
   }
   if (!(app->agents = app_agents_start(app, err))) goto fail;
+  if (app_mounts_start(app, err) != 0) goto fail;
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
@@ -50,12 +51,19 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   app->sweep_started = 1;
 
   if (o->stdio) {
-    app->stdio = sb_stdio_server_start(o->loop, app->mcp, o->on_stdio_eof,
-                                       o->ud, err);
+    sb_mcp_server *srv = app->mcp;
+    if (o->stdio_agent && !(srv = app_mount_agent(app, o->stdio_agent))) {
+      sb_error_set(err, SB_ENOENT, "--agent %s: no agent with that id in the "
+                   "config", o->stdio_agent);
+      goto fail;
+    }
+    app->stdio = sb_stdio_server_start(o->loop, srv, o->on_stdio_eof, o->ud,
+                                       err);
     if (!app->stdio) goto fail;
   } else {
     app->http = sb_http_server_start(o->loop, app->mcp, cfg, err);
     if (!app->http) goto fail;
+    sb_http_server_mount(app->http, app_mount_resolve, app);
     if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0) {
       sb_error_set(err, SB_ENOMEM, "out of memory");
       goto fail;
@@ -86,6 +94,7 @@ void sb_app_stop(sb_app *app) {
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
+  app_mounts_stop(app); /* cancels their calls while the agents live */
   app_agents_stop(app->agents);
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);

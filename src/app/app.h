@@ -21,6 +21,8 @@ typedef struct sb_app_options {
   const sb_config *config; /* borrowed; must outlive the app */
   uv_loop_t *loop;
   int stdio;                    /* serve MCP on stdin/stdout */
+  const char *stdio_agent;      /* ...as that one agent's server (its own
+                                   names), not switchboard's */
   void (*on_stdio_eof)(void *); /* stdin closed */
   void *ud;
 } sb_app_options;

@@ -10,6 +10,7 @@
 
 typedef struct sb_app_agents sb_app_agents;
 typedef struct sb_registry sb_registry;
+typedef struct app_mounts app_mounts;
 
 struct sb_app {
   const sb_config *cfg;
@@ -20,6 +21,7 @@ struct sb_app {
   sb_stdio_server *stdio;
   sb_http_server *http;
   sb_app_agents *agents;
+  app_mounts *mounts; /* per-agent and virtual servers */
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
 };
@@ -44,6 +46,22 @@ json_t *app_agents_list_json(sb_app_agents *o);
 /* Apply a new config's agents: add new, replace changed, remove those
  * the file no longer lists; unchanged agents keep their connection. */
 int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err);
+
+/* mounts.c: per-agent endpoints and virtual servers (config `servers:`). */
+int app_mounts_start(sb_app *app, sb_error *err);
+void app_mounts_stop(sb_app *app);
+/* The MCP server of one agent (made on first use; NULL: no such agent),
+ * or of a virtual server (NULL: none by that name). */
+sb_mcp_server *app_mount_agent(sb_app *app, const char *id);
+sb_mcp_server *app_mount_server(sb_app *app, const char *name);
+/* /agents/{id}/mcp and /servers/{name}/mcp for the HTTP server. */
+sb_mcp_server *app_mount_resolve(void *ud, const char *path);
+/* What an agent did, to the mounts that show it. */
+void app_mounts_list_changed(sb_app *app, const char *agent_id,
+                             const char *kind);
+void app_mounts_resource_updated(sb_app *app, const char *agent_id,
+                                 const char *uri);
+void app_mounts_log(sb_app *app, const char *agent_id, json_t *params);
 
 /* rest.c: /v1/contexts, and the JSON responses every REST route uses:
  * body stolen; errors are {"error":{"code","message"}}. */

@@ -55,7 +55,9 @@ static const char serve_help[] =
     "\n"
     "Serve the Model Context Protocol (revision 2026-07-28, and 2025-11-25\n"
     "back to 2024-11-05 for legacy clients) on this process's stdin/stdout\n"
-    "or over Streamable HTTP at http://HOST:PORT/mcp.\n"
+    "or over Streamable HTTP at http://HOST:PORT/mcp. Each agent is also\n"
+    "served on its own at /agents/ID/mcp, and each virtual server of the\n"
+    "config's servers: list at /servers/NAME/mcp.\n"
     "\n"
     "Options:\n"
     "  --config FILE          read settings from the YAML file FILE\n"
@@ -71,6 +73,9 @@ static const char serve_help[] =
     "                         store.path (default data/switchboard.db)\n"
     "  --tenant ID            the tenant of callers without credentials\n"
     "                         (stdio); overrides auth.default_tenant\n"
+    "  --agent ID             with --stdio: serve agent ID's own tools,\n"
+    "                         resources, prompts and completions under\n"
+    "                         their own names (HTTP: /agents/ID/mcp)\n"
     "  -h, --help             show this help and exit\n"
     "\n"
     "Without --stdio or --listen, server.listen from the config is used.\n"
@@ -130,6 +135,7 @@ typedef struct serve_args {
   const char *listen;
   const char *store;
   const char *tenant;
+  const char *agent;
   int stdio;
   int help;
 } serve_args;
@@ -138,7 +144,7 @@ typedef struct serve_args {
 static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
                       serve_args *a) {
   static const char *const valued[] = {"--config", "--log-level", "--listen",
-                                       "--store", "--tenant"};
+                                       "--store", "--tenant", "--agent"};
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
     if (sb_cli_is_help(arg)) {
@@ -150,7 +156,7 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       continue;
     }
     int matched = 0;
-    for (size_t k = 0; k < (allow_serve ? 5u : 1u); k++) {
+    for (size_t k = 0; k < (allow_serve ? 6u : 1u); k++) {
       const char *value = NULL;
       int rc = sb_cli_take_value(argc, argv, &i, valued[k], &value);
       if (rc == 0) continue;
@@ -160,6 +166,7 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       if (k == 2) a->listen = value;
       if (k == 3) a->store = value;
       if (k == 4) a->tenant = value;
+      if (k == 5) a->agent = value;
       matched = 1;
       break;
     }
@@ -239,6 +246,13 @@ static int cmd_serve(int argc, char **argv) {
   if (a.stdio && a.listen)
     return sb_cli_usage_error("serve", "%s",
                        "--stdio and --listen cannot be combined");
+  if (a.agent && !a.stdio)
+    return sb_cli_usage_error("serve", "%s",
+                              "--agent needs --stdio (over HTTP every agent "
+                              "is at /agents/ID/mcp)");
+  if (a.agent && !a.config_path)
+    return sb_cli_usage_error("serve", "--agent %s needs --config FILE that "
+                              "defines the agent", a.agent);
 
   sb_config_defaults(&cfg);
   if (a.config_path && sb_config_load(&cfg, a.config_path, &err) != 0) {
@@ -302,6 +316,7 @@ static int cmd_serve(int argc, char **argv) {
   sb_app_options opts = {.config = &cfg,
                          .loop = &st.loop,
                          .stdio = a.stdio,
+                         .stdio_agent = a.agent,
                          .on_stdio_eof = on_stdio_eof,
                          .ud = &st};
   app = st.app = sb_app_start(&opts, &err);

@@ -80,6 +80,10 @@ static void release_owned(sb_config *cfg) {
   cfg->agents = NULL;
   sb_free(cfg->agent_lines);
   cfg->agent_lines = NULL;
+  json_decref(cfg->servers);
+  cfg->servers = NULL;
+  sb_free(cfg->server_lines);
+  cfg->server_lines = NULL;
   cfg_free_strings(cfg->admin_tenants, cfg->admin_tenants_len);
   cfg->admin_tenants = NULL;
   cfg->admin_tenants_len = 0;
@@ -106,6 +110,8 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->tenants_len = 0;
   dst->agents = NULL;
   dst->agent_lines = NULL;
+  dst->servers = NULL;
+  dst->server_lines = NULL;
   dst->admin_tenants = NULL;
   dst->admin_tenants_len = 0;
   if (src->admin_tenants_len) {
@@ -136,6 +142,13 @@ static int config_clone(sb_config *dst, const sb_config *src) {
     dst->agent_lines = sb_calloc(n ? n : 1, sizeof *dst->agent_lines);
     if (!dst->agents || !dst->agent_lines) goto fail;
     if (n) memcpy(dst->agent_lines, src->agent_lines, n * sizeof *dst->agent_lines);
+  }
+  if (src->servers) {
+    size_t n = json_array_size(src->servers);
+    dst->servers = json_deep_copy(src->servers);
+    dst->server_lines = sb_calloc(n ? n : 1, sizeof *dst->server_lines);
+    if (!dst->servers || !dst->server_lines) goto fail;
+    if (n) memcpy(dst->server_lines, src->server_lines, n * sizeof *dst->server_lines);
   }
   if (src->tenants_len) {
     dst->tenants = sb_calloc(src->tenants_len, sizeof *dst->tenants);
@@ -320,6 +333,7 @@ typedef enum key_kind {
   KEY_TENANT,  /* char * field: a tenant id */
   KEY_TENANTS, /* tenants list */
   KEY_AGENTS,  /* agents list, kept as JSON */
+  KEY_SERVERS, /* servers list (virtual servers), kept as JSON */
   KEY_ADMINS,  /* admin tenant ids */
 } key_kind;
 
@@ -391,6 +405,7 @@ static const key_spec top_keys[] = {
     {"contexts", KEY_SECTION, 0, 0, 0, contexts_keys},
     {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
     {"agents", KEY_AGENTS, 0, 0, 0, NULL},
+    {"servers", KEY_SERVERS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -681,8 +696,10 @@ static int parse_string_field(parse_ctx *p, const key_spec *k,
   return 0;
 }
 
-/* agents: a list of mappings kept as JSON; registry/ gives them meaning. */
-static int parse_agents(parse_ctx *p, const char *path) {
+/* agents and servers: lists of mappings kept as JSON (registry/ and app/
+ * give them meaning), each item with its line for error messages. */
+static int parse_json_list(parse_ctx *p, const char *path, const char *what,
+                           json_t **out_list, size_t **out_lines) {
   char got[96], item[192];
   if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
   json_t *list = json_array();
@@ -694,7 +711,7 @@ static int parse_agents(parse_ctx *p, const char *path) {
       cfg_describe_event(p, got, sizeof got);
       json_decref(list);
       return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
-                         "expected a list of agent definitions, got %s", got);
+                         "expected a list of %ss, got %s", what, got);
     }
     for (;;) {
       if ((rc = cfg_next_event(p)) != 0) goto fail;
@@ -704,8 +721,8 @@ static int parse_agents(parse_ctx *p, const char *path) {
       if (p->ev.type != YAML_MAPPING_START_EVENT) {
         cfg_describe_event(p, got, sizeof got);
         rc = cfg_fail_at(p, line, item, SB_EINVAL,
-                         "expected an agent definition (a mapping), got %s",
-                         got);
+                         "expected %s %s (a mapping), got %s",
+                         what[0] == 'a' ? "an" : "a", what, got);
         goto fail;
       }
       json_t *v = NULL;
@@ -721,10 +738,10 @@ static int parse_agents(parse_ctx *p, const char *path) {
       json_array_append_new(list, v);
     }
   }
-  json_decref(p->cfg->agents);
-  sb_free(p->cfg->agent_lines);
-  p->cfg->agents = list;
-  p->cfg->agent_lines = lines;
+  json_decref(*out_list);
+  sb_free(*out_lines);
+  *out_list = list;
+  *out_lines = lines;
   return 0;
 fail:
   json_decref(list);
@@ -810,7 +827,14 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_PATH:
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
     case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;
-    case KEY_AGENTS: rc = parse_agents(p, key_path); break;
+    case KEY_AGENTS:
+      rc = parse_json_list(p, key_path, "agent definition", &p->cfg->agents,
+                           &p->cfg->agent_lines);
+      break;
+    case KEY_SERVERS:
+      rc = parse_json_list(p, key_path, "virtual server", &p->cfg->servers,
+                           &p->cfg->server_lines);
+      break;
     case KEY_ADMINS: rc = cfg_parse_admins(p, key_path); break;
     }
     if (rc != 0) return rc;

@@ -77,6 +77,9 @@ typedef struct sb_config {
    * with the file line of each item for error messages. */
   json_t *agents;
   size_t *agent_lines;
+  /* servers: virtual servers (app/ validates them), lines likewise. */
+  json_t *servers;
+  size_t *server_lines;
 } sb_config;
 
 /* A tenant and the bearer token its callers present. */

@@ -127,7 +127,9 @@ static void add_meta(sb_mcp_client *c, json_t *params) {
   }
   json_object_set_new(meta, SB_MCP_META_PROTOCOL_VERSION,
                       json_string(c->version));
-  json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->capabilities);
+  /* The caller may pass its own client's capabilities through. */
+  if (!json_object_get(meta, SB_MCP_META_CLIENT_CAPS))
+    json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->capabilities);
   json_object_set_new(meta, SB_MCP_META_CLIENT_INFO,
                       json_pack("{ssss}", "name", "switchboard", "version",
                                 SB_VERSION));

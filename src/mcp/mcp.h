@@ -90,6 +90,13 @@ typedef struct sb_mcp_server_options {
   uv_loop_t *loop;         /* timers for built-in tools */
   const char *name;        /* serverInfo.name, default "switchboard" */
   const char *instructions;
+  /* A server of providers only: no built-in tools, resources, prompts
+   * (the per-agent and virtual servers). */
+  int no_builtins;
+  /* The capabilities announced by server/discover and initialize (new
+   * reference), asked each time; NULL = the built-in set. */
+  json_t *(*capabilities)(void *ud);
+  void *capabilities_ud;
 } sb_mcp_server_options;
 
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);
@@ -118,6 +125,11 @@ void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri);
  * such as contexts: other tenants must not even learn the URI exists). */
 void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
                                         const char *uri);
+/* A log message from elsewhere (an agent's notifications/message params,
+ * borrowed: level, logger, data) to every legacy session whose
+ * logging/setLevel lets it through. Modern clients get log messages only
+ * inside their requests: see sb_mcp_call_forward_log. */
+void sb_mcp_server_forward_log(sb_mcp_server *srv, json_t *params);
 
 /* ---- providers: where tools, resources and prompts come from ----------
  * The server lists and routes to providers in the order they were added;
@@ -140,6 +152,10 @@ typedef struct sb_mcp_provider {
                     json_t *arguments);
   /* completion/complete: ref and argument as in the request */
   int (*complete)(void *ud, sb_mcp_call *call, json_t *ref, json_t *argument);
+  /* A client subscribed to `uri` (on = 1: legacy resources/subscribe, or a
+   * modern subscriptions/listen naming it) or no longer is (on = 0:
+   * unsubscribe, session or listen gone). Called once per subscriber. */
+  void (*subscribe)(void *ud, const char *uri, int on);
   /* Release ud when the server is freed (after every call has ended). */
   void (*destroy)(void *ud);
   /* Its lists change at run time (agents connecting, crashing): list
@@ -219,6 +235,15 @@ void sb_mcp_call_progress(sb_mcp_call *call, double progress, double total,
  * _meta logLevel, or the session's logging/setLevel). data is stolen. */
 void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
                      const char *logger, json_t *data);
+
+/* The same for a notifications/message params object from an agent
+ * (borrowed): sent if its level passes the call's. */
+void sb_mcp_call_forward_log(sb_mcp_call *call, json_t *params);
+/* The call's log level name ("debug".."emergency"), NULL when the client
+ * asked for none. */
+const char *sb_mcp_call_log_level(const sb_mcp_call *call);
+/* The client's progressToken, or NULL (borrowed). */
+json_t *sb_mcp_call_progress_token(const sb_mcp_call *call);
 
 /* Finish the call. `result` is stolen; resultType (modern) is added here.
  * The call is freed: the handler must not touch it afterwards. */

@@ -91,7 +91,9 @@ struct sb_mcp_server {
   sb_mcp_provider *providers;
   size_t providers_len;
   unsigned char state_key[crypto_auth_KEYBYTES];
-  mcp_builtin *builtin;
+  mcp_builtin *builtin; /* NULL for a server of providers only */
+  json_t *(*capabilities)(void *ud);
+  void *capabilities_ud;
 };
 
 /* ---- builtin.c: the built-in provider (ud = the mcp_builtin) ---------- */
@@ -113,6 +115,10 @@ const mcp_method_def *mcp_method_find(const char *name);
 /* ---- server.c helpers for handlers ------------------------------------ */
 /* Write a message (stolen) on the call's output, not ending the call. */
 void mcp_call_send(sb_mcp_call *c, json_t *msg);
+/* Tell the providers a client (un)subscribed to uri. */
+void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on);
+/* The capabilities this server announces (new reference). */
+json_t *mcp_server_capabilities(sb_mcp_server *srv);
 /* {name, version} of this server (new reference). */
 json_t *mcp_server_info(sb_mcp_server *srv);
 /* Send a server->client request (legacy era) on the call's output and get

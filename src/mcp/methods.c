@@ -70,7 +70,7 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
 static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
   json_t *r = json_pack("{sososs}", "supportedVersions",
                         sb_mcp_supported_versions_json(), "capabilities",
-                        mcp_builtin_capabilities(), "instructions",
+                        mcp_server_capabilities(srv), "instructions",
                         srv->instructions);
   sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
 }
@@ -122,7 +122,7 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   s->tenant = sb_strdup(sb_mcp_call_tenant(c));
   s->initialized = 1;
   json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
-                        "capabilities", mcp_builtin_capabilities(),
+                        "capabilities", mcp_server_capabilities(srv),
                         "serverInfo", mcp_server_info(srv), "instructions",
                         srv->instructions);
   SB_INFO(MODULE, "session %.8s initialized with %s (client %s)", s->id,
@@ -152,8 +152,14 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
                      json_pack("{ss}", "param", "uri"));
     return;
   }
-  if (on) json_object_set_new(c->session->subscriptions, uri, json_true());
-  else json_object_del(c->session->subscriptions, uri);
+  int had = json_object_get(c->session->subscriptions, uri) != NULL;
+  if (on && !had) {
+    json_object_set_new(c->session->subscriptions, uri, json_true());
+    mcp_subscribe(srv, uri, 1);
+  } else if (!on && had) {
+    mcp_subscribe(srv, uri, 0);
+    json_object_del(c->session->subscriptions, uri);
+  }
   sb_mcp_call_reply(c, json_object());
 }
 
@@ -197,6 +203,9 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
     json_object_set(agreed, "resourceSubscriptions", uris);
   }
   c->listen_filter = agreed;
+  size_t k;
+  json_t *u;
+  json_array_foreach(uris, k, u) mcp_subscribe(srv, json_string_value(u), 1);
   c->listen_prev = NULL;
   c->listen_next = srv->listeners;
   if (srv->listeners) srv->listeners->listen_prev = c;

@@ -54,6 +54,10 @@ static void session_unlink(sb_mcp_call *c) {
 
 static void listener_unlink(sb_mcp_call *c) {
   if (!c->listen_filter) return;
+  size_t i;
+  json_t *u;
+  json_array_foreach(json_object_get(c->listen_filter, "resourceSubscriptions"),
+                     i, u) mcp_subscribe(c->srv, json_string_value(u), 0);
   if (c->listen_prev) c->listen_prev->listen_next = c->listen_next;
   else c->srv->listeners = c->listen_next;
   if (c->listen_next) c->listen_next->listen_prev = c->listen_prev;
@@ -230,6 +234,26 @@ void sb_mcp_call_log(sb_mcp_call *c, sb_log_level level, const char *logger,
   mcp_call_send(c, sb_rpc_notification_new("notifications/message", p));
 }
 
+void sb_mcp_call_forward_log(sb_mcp_call *c, json_t *params) {
+  int lvl = mcp_log_level_parse(json_string_value(json_object_get(params, "level")));
+  if (lvl < 0 || c->log_level == MCP_LOG_NONE || lvl < c->log_level) return;
+  mcp_call_send(c, sb_rpc_notification_new("notifications/message",
+                                           json_deep_copy(params)));
+}
+
+const char *sb_mcp_call_log_level(const sb_mcp_call *c) {
+  return c->log_level == MCP_LOG_NONE ? NULL : mcp_log_level_name(c->log_level);
+}
+
+json_t *sb_mcp_call_progress_token(const sb_mcp_call *c) {
+  return c->progress_token;
+}
+
+json_t *mcp_server_capabilities(sb_mcp_server *srv) {
+  return srv->capabilities ? srv->capabilities(srv->capabilities_ud)
+                           : mcp_builtin_capabilities();
+}
+
 json_t *mcp_server_info(sb_mcp_server *srv) {
   return json_pack("{ssss}", "name", srv->name, "version", SB_VERSION);
 }
@@ -386,6 +410,9 @@ void sb_mcp_session_free(sb_mcp_session *s) {
     s->pending = p->next;
     sb_free(p);
   }
+  const char *uri;
+  json_t *v;
+  json_object_foreach(s->subscriptions, uri, v) mcp_subscribe(s->srv, uri, 0);
   if (s->prev) s->prev->next = s->next;
   else s->srv->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -426,7 +453,9 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
             "parts, finance, general) over MCP.");
   srv->started_ms = sb_now_ms();
   crypto_auth_keygen(srv->state_key);
-  srv->builtin = mcp_builtin_new(srv);
+  srv->capabilities = opts->capabilities;
+  srv->capabilities_ud = opts->capabilities_ud;
+  srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;
     p.ud = srv->builtin;
@@ -435,7 +464,8 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
       srv->builtin = NULL;
     }
   }
-  if (!srv->name || !srv->instructions || !srv->builtin) {
+  if (!srv->name || !srv->instructions ||
+      (!srv->builtin && !opts->no_builtins)) {
     sb_mcp_server_free(srv);
     return NULL;
   }
@@ -517,6 +547,25 @@ void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
   }
   json_decref(msg);
   json_decref(params);
+}
+
+void sb_mcp_server_forward_log(sb_mcp_server *srv, json_t *params) {
+  int lvl = mcp_log_level_parse(json_string_value(json_object_get(params, "level")));
+  if (lvl < 0) return;
+  json_t *msg = NULL;
+  for (sb_mcp_session *s = srv->sessions; s; s = s->next) {
+    if (s->log_level == MCP_LOG_NONE || lvl < s->log_level) continue;
+    if (!msg) msg = sb_rpc_notification_new("notifications/message",
+                                            json_deep_copy(params));
+    session_notify(s, msg);
+  }
+  json_decref(msg);
+}
+
+void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on) {
+  for (size_t i = 0; uri && i < srv->providers_len; i++)
+    if (srv->providers[i].subscribe)
+      srv->providers[i].subscribe(srv->providers[i].ud, uri, on);
 }
 
 void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri) {

@@ -540,7 +540,9 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   r->method = method;
   /* The tenant comes from the caller's credentials, never from a body. */
   r->out.tenant = sb_config_tenant_for_token(cfg, bearer_token(r));
-  if (strcmp(url, MCP_PATH) != 0) r->route = http_route_match(r->srv, url);
+  if (strcmp(url, MCP_PATH) == 0) r->mcp = r->srv->mcp;
+  else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
+  if (!r->mcp) r->route = http_route_match(r->srv, url);
   if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
   if (origin && !origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
@@ -552,13 +554,16 @@ static int req_begin(http_req *r, const char *url, const char *method) {
               bearer_token(r) ? "unknown" : "missing");
   } else if (r->route) {
     /* a REST route: any method, body read below */
-  } else if (strcmp(url, MCP_PATH) != 0) {
+  } else if (!r->mcp) {
     set_early(r, MHD_HTTP_NOT_FOUND, SB_RPC_INVALID_REQUEST, NULL,
-              "no MCP endpoint at %.200s (use " MCP_PATH ")", url);
+              "no MCP endpoint at %.200s (use " MCP_PATH
+              ", /agents/{id}/mcp for a registered agent or "
+              "/servers/{name}/mcp for a configured virtual server)",
+              url);
   } else if (strcmp(method, "POST") && strcmp(method, "GET") &&
              strcmp(method, "DELETE")) {
     set_early(r, MHD_HTTP_METHOD_NOT_ALLOWED, SB_RPC_INVALID_REQUEST, NULL,
-              "method %.32s is not allowed on " MCP_PATH, method);
+              "method %.32s is not allowed on %.200s", method, url);
   }
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
   const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -642,7 +647,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
   }
   r->state = REQ_WAITING;
   r->dispatched = 1;
-  sb_mcp_server_dispatch(s->mcp, ms, r->stream ? &r->stream->out : &r->out,
+  sb_mcp_server_dispatch(r->mcp, ms, r->stream ? &r->stream->out : &r->out,
                          r->msg);
   /* notifications/cancelled may have ended an orphaned call. */
   if (hs) http_session_sweep_orphans(hs);
@@ -665,6 +670,8 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
 static http_session *session_of_caller(http_req *r, const char *sid) {
   http_session *hs = http_session_find(r->srv, sid);
   if (hs && hs->tenant && strcmp(hs->tenant, r->out.tenant) != 0) return NULL;
+  /* A session belongs to the endpoint that opened it. */
+  if (hs && hs->server != r->mcp) return NULL;
   return hs;
 }
 
@@ -706,7 +713,7 @@ static void do_post(http_req *r) {
   }
   if (era == SB_MCP_ERA_LEGACY) { /* initialize: a new session */
     if (!legacy_version_ok(r, pv)) return;
-    http_session *hs = http_session_new(s);
+    http_session *hs = http_session_new(s, r->mcp);
     if (!hs) {
       respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, msg_id(msg),
                     SB_RPC_INTERNAL_ERROR, "out of memory", NULL);

@@ -45,6 +45,7 @@ struct http_req {
   sb_http_server *srv;
   struct MHD_Connection *conn;
   sb_mcp_out out; /* out.data == this; used unless `stream` is set */
+  sb_mcp_server *mcp;   /* the MCP server the path addresses (NULL: REST) */
   http_stream *stream;  /* legacy session POST with requests: its output */
   http_stream *resumes; /* GET: the orphaned stream it continues */
   http_req_state state;
@@ -91,6 +92,7 @@ typedef struct http_event {
 struct http_session {
   sb_http_server *srv;
   sb_mcp_session *mcp;
+  sb_mcp_server *server; /* the endpoint it was opened on */
   sb_mcp_out notify; /* the session's notify_out: ring + live GET */
   http_session *hnext;
   http_req *reqs;      /* requests attached to the session */
@@ -115,7 +117,10 @@ typedef struct http_route {
 
 struct sb_http_server {
   uv_loop_t *loop;
-  sb_mcp_server *mcp;
+  sb_mcp_server *mcp; /* /mcp */
+  /* further MCP endpoints by path (sb_http_server_mount), or NULL */
+  sb_mcp_server *(*mount)(void *ud, const char *path);
+  void *mount_ud;
   const sb_config *cfg;
   struct MHD_Daemon *daemon;
   int port;
@@ -187,7 +192,7 @@ int http_sessions_init(sb_http_server *s);
 /* Destroy every session (server stop). */
 void http_sessions_free_all(sb_http_server *s);
 /* A new session, not yet in the table. */
-http_session *http_session_new(sb_http_server *s);
+http_session *http_session_new(sb_http_server *s, sb_mcp_server *server);
 void http_session_insert(http_session *hs);
 http_session *http_session_find(sb_http_server *s, const char *id);
 /* Remove from the table (if in it), end its requests, free it. */

@@ -264,3 +264,10 @@ void sb_http_server_stop(sb_http_server *s) {
   http_req_pool_free(s);
   http_routes_free(s);
 }
+
+void sb_http_server_mount(sb_http_server *s,
+                          sb_mcp_server *(*resolver)(void *ud, const char *path),
+                          void *ud) {
+  s->mount = resolver;
+  s->mount_ud = ud;
+}

@@ -257,14 +257,15 @@ static http_stream *find_orphan(http_session *hs, uint32_t id) {
 
 /* ---- the table -------------------------------------------------------- */
 
-http_session *http_session_new(sb_http_server *s) {
+http_session *http_session_new(sb_http_server *s, sb_mcp_server *server) {
   http_session *hs = sb_calloc(1, sizeof *hs);
   if (!hs) return NULL;
   hs->srv = s;
   hs->notify.write = notify_write;
   hs->notify.data = hs;
   hs->last_used_ms = sb_now_ms();
-  hs->mcp = sb_mcp_session_new(s->mcp, &hs->notify);
+  hs->server = server;
+  hs->mcp = sb_mcp_session_new(server, &hs->notify);
   if (!hs->mcp) {
     sb_free(hs);
     return NULL;

@@ -39,6 +39,13 @@ int sb_http_server_port(const sb_http_server *s);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
+/* Further MCP endpoints: for a path other than /mcp, `resolver` names the
+ * MCP server that serves it (NULL: none). Sessions stay with the endpoint
+  * that opened them. */
+void sb_http_server_mount(sb_http_server *s,
+                          sb_mcp_server *(*resolver)(void *ud, const char *path),
+                          void *ud);
+
 /* ---- REST routes beside /mcp -------------------------------------------
  * A handler gets the whole request (headers, body up to the message limit,
  * the authenticated tenant) and answers it before returning. Origin and

@@ -405,17 +405,19 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
 
 static int parse_limits(fpath *p, const json_t *v, sb_agent_limits *l) {
   static const char *const known[] = {"maxConcurrent", "timeoutMs", "retries",
-                                      NULL};
+                                      "cacheTtlMs", NULL};
   if (!json_is_object(v)) return bad(p, "expected an object");
-  int rc = check_keys(p, v, known, "maxConcurrent, timeoutMs, retries");
+  int rc = check_keys(p, v, known,
+                      "maxConcurrent, timeoutMs, retries, cacheTtlMs");
   if (rc != 0) return rc;
   struct {
     const char *key;
     int64_t lo, hi;
   } spec[] = {{"maxConcurrent", 1, 1024},
               {"timeoutMs", 1, 86400000},
-              {"retries", 0, 10}};
-  for (size_t i = 0; i < 3; i++) {
+              {"retries", 0, 10},
+              {"cacheTtlMs", 0, 86400000}};
+  for (size_t i = 0; i < 4; i++) {
     json_t *f = json_object_get(v, spec[i].key);
     if (!f) continue;
     int64_t n = 0;
@@ -426,6 +428,7 @@ static int parse_limits(fpath *p, const json_t *v, sb_agent_limits *l) {
     if (i == 0) l->max_concurrent = (int)n;
     if (i == 1) l->timeout_ms = n;
     if (i == 2) l->retries = (int)n;
+    if (i == 3) l->cache_ttl_ms = n;
   }
   return 0;
 }
@@ -616,7 +619,7 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
    * from any helper (ENOMEM) fails the whole pack without leaking. */
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:o, s:{s:s, s:o}, s:o, s:s, s:I, s:f, s:o, "
-      "s:{s:i, s:I, s:i}, s:o}",
+      "s:{s:i, s:I, s:i, s:I}, s:o}",
       "id", d->id, "name", d->name, "type", sb_agent_type_name(d->type),
       "capabilities", strings_json(&d->capabilities), "models", "primary",
       d->model_primary, "fallback", strings_json(&d->model_fallback),
@@ -625,7 +628,8 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
       (json_int_t)d->max_tokens, "temperature", d->temperature, "transport",
       transport_json(&d->transport), "limits", "maxConcurrent",
       d->limits.max_concurrent, "timeoutMs", (json_int_t)d->limits.timeout_ms,
-      "retries", d->limits.retries, "idempotentTools",
+      "retries", d->limits.retries, "cacheTtlMs",
+      (json_int_t)d->limits.cache_ttl_ms, "idempotentTools",
       strings_json(&d->idempotent_tools));
   return o;
 }

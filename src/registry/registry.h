@@ -38,7 +38,11 @@
  *                                       no CR/LF in values
  *     "limits": {"maxConcurrent": 4,    optional; 1..1024
  *                "timeoutMs": 30000,    optional; 1..86400000
- *                "retries": 2},         optional; 0..10
+ *                "retries": 2,          optional; 0..10
+ *                "cacheTtlMs": 0},      optional; 0..86400000: the ttlMs
+ *                                       modern clients get on resources
+ *                                       read through us when the agent
+ *                                       gives none (0: re-read each time)
  *     "idempotentTools": ["lookup"] }   optional, default []; tools safe to
  *                                       retry after they reached the agent
  *
@@ -172,6 +176,7 @@ typedef struct sb_agent_limits {
   int max_concurrent; /* default 4 */
   int64_t timeout_ms; /* default 30000 */
   int retries;        /* default 2 */
+  int64_t cache_ttl_ms; /* default 0 */
 } sb_agent_limits;
 
 /* A parsed, validated definition. Fields are public and read-only: build

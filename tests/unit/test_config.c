@@ -238,9 +238,15 @@ static void test_structure_errors(void **state) {
   expect_error("server:\n  log_level: info\n  lisen: 1.2.3.4:5\n",
                "config.yaml:3: server.lisen: unknown key (known: listen, "
                "allowed_origins, log_level)");
+  expect_error("serverz:\n  listen: 1.2.3.4:5\n",
+               "config.yaml:1: serverz: unknown key (known: server, limits, "
+               "sessions, cache, store, contexts, auth, agents, servers)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
-               "config.yaml:1: servers: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, auth, agents)");
+               "config.yaml:2: servers: expected a list of virtual servers, "
+               "got a mapping");
+  expect_error("servers:\n  - desk\n",
+               "config.yaml:2: servers[0]: expected a virtual server (a "
+               "mapping), got \"desk\"");
   expect_error("limits:\n  page_size: 5\n  ? [a]\n  : b\n",
                "config.yaml:3: limits: keys must be plain names, got a list");
   expect_error("server:\n  - listen\n",

@@ -205,7 +205,8 @@ static void test_roundtrip(void **state) {
         " 'temperature': 2.0,"
         " 'transport': {'type': 'http', 'url': 'https://svc.example:8443/mcp',"
         "   'headers': {'Authorization': 'Bearer t', 'X-Tenant_1': 'a'}},"
-        " 'limits': {'maxConcurrent': 4, 'timeoutMs': 30000, 'retries': 2},"
+        " 'limits': {'maxConcurrent': 4, 'timeoutMs': 30000, 'retries': 2,"
+        "   'cacheTtlMs': 0},"
         " 'idempotentTools': []}");
   assert_json_eq(j, want);
   json_decref(j);
@@ -445,7 +446,10 @@ static void test_invalid_limits_tools(void **state) {
           "limits.retries: expected an integer between 0 and 10 (got -1)");
   invalid("{'limits': {'max': 1}}",
           "limits.max: unknown field (known: maxConcurrent, timeoutMs, "
-          "retries)");
+          "retries, cacheTtlMs)");
+  invalid("{'limits': {'cacheTtlMs': -5}}",
+          "limits.cacheTtlMs: expected an integer between 0 and 86400000 "
+          "(got -5)");
   invalid("{'idempotentTools': 'lookup'}",
           "idempotentTools: expected an array");
   invalid("{'idempotentTools': ['a', '']}",
