@@ -41,8 +41,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
-  if (!(app->agents = app_agents_start(app, err))) goto fail;
+  /* Virtual servers first: a bad `servers:` entry stops the start before
+   * any agent process is spawned. */
   if (app_mounts_start(app, err) != 0) goto fail;
+  if (!(app->agents = app_agents_start(app, err))) goto fail;
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;

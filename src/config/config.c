@@ -410,7 +410,9 @@ static const key_spec top_keys[] = {
 };
 
 /* Every table has fewer keys than this; used to remember first lines. */
-#define MAX_SECTION_KEYS 8
+#define MAX_SECTION_KEYS 12
+_Static_assert(sizeof top_keys / sizeof top_keys[0] - 1 <= MAX_SECTION_KEYS,
+               "MAX_SECTION_KEYS is smaller than the top-level key table");
 
 /* ---- parser ------------------------------------------------------------- */
 

@@ -1,0 +1,287 @@
+// agent_endpoints.test.mjs: one agent, or a chosen subset of several, as an
+// MCP server of its own.
+//   /agents/{id}/mcp       every tool, resource, template, prompt of an agent
+//                          under its own names, both eras;
+//   /servers/{name}/mcp    the config's virtual servers: only what they include;
+//   serve --stdio --agent  the same on stdio.
+// And what a gateway must not get wrong there: unknown endpoints, sessions
+// that belong to another endpoint, a tampered requestState, a legacy agent
+// that dies mid-session, bad `servers:` config.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, stdioServerParams, switchboardBin, textOf, withDeadline } from './lib/harness.mjs';
+import { callWithin, connect, everythingStdio, flakyAgent, pollUntil, waitForTools, withStderr } from '../agents/agents_lib.mjs';
+
+const META = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+  'io.modelcontextprotocol/clientCapabilities': { sampling: {} },
+};
+
+/** A config with agents and virtual servers (JSON is YAML flow style). */
+function writeConfigWith(agents, servers = []) {
+  const file = join(mkdtempSync(join(tmpdir(), 'sb-mounts-')), 'switchboard.yaml');
+  let text = 'cache:\n  ttl_ms: 0\nagents:\n' + agents.map((a) => `  - ${JSON.stringify(a)}\n`).join('');
+  if (servers.length) text += 'servers:\n' + servers.map((s) => `  - ${JSON.stringify(s)}\n`).join('');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** One modern JSON-RPC request by plain fetch, headers as 2026-07-28 wants. */
+async function modernPost(url, id, method, params, name) {
+  const headers = {
+    accept: 'application/json, text/event-stream',
+    'content-type': 'application/json',
+    'MCP-Protocol-Version': MODERN_VERSION,
+    'Mcp-Method': method,
+  };
+  if (name !== undefined) headers['Mcp-Name'] = name;
+  const res = await withDeadline(fetch(url, {
+    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: META } }),
+  }), DEADLINE_MS, `${method} ${url}`);
+  const text = await withDeadline(res.text(), DEADLINE_MS, 'response body');
+  // An SSE answer carries the response as the last data: line.
+  const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
+  return { status: res.status, json: body ? JSON.parse(body) : undefined, text };
+}
+
+const SERVERS = [
+  {
+    name: 'front-desk',
+    description: 'What the front desk may use',
+    include: [
+      { agent: 'everything', tools: ['echo', 'get-sum'], resources: ['demo://resource/static/'], prompts: ['simple-prompt'] },
+      { agent: 'flaky', tools: ['whoami'], resources: [], prompts: [] },
+    ],
+  },
+];
+
+describe('per-agent endpoints and virtual servers', { timeout: 120000 }, () => {
+  let server;
+  let base;
+  const at = (path) => `${base}${path}`;
+
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfigWith([everythingStdio('everything'), flakyAgent('flaky', 'F')], SERVERS)],
+    });
+    base = server.url.replace(/\/mcp$/, '');
+  });
+
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  for (const era of ['modern', 'legacy']) {
+    it(`${era} client: the agent's own names, everything it serves`, async () => {
+      const main = await connect(era, server.url);
+      const own = await connect(era, at('/agents/everything/mcp'));
+      try {
+        const prefixed = (await waitForTools(main, ['everything__echo']))
+          .map((t) => t.name).filter((n) => n.startsWith('everything__')).map((n) => n.slice('everything__'.length));
+        const tools = (await waitForTools(own, ['echo'])).map((t) => t.name);
+        assert.deepEqual(tools, prefixed, 'the same tools, unprefixed, in the agent\'s order');
+        const echo = await callWithin(own, { name: 'echo', arguments: { message: 'F-150 in stock?' } });
+        assert.equal(textOf(echo.content), 'Echo: F-150 in stock?');
+
+        const { resources } = await own.client.listResources();
+        assert.ok(resources.length > 0 && resources.every((r) => r.uri.startsWith('demo://')), JSON.stringify(resources));
+        const read = await own.client.readResource({ uri: resources[0].uri });
+        assert.equal(read.contents[0].uri, resources[0].uri);
+        const { resourceTemplates } = await own.client.listResourceTemplates();
+        assert.ok(resourceTemplates.some((t) => t.uriTemplate.includes('{resourceId}')), JSON.stringify(resourceTemplates));
+        const { prompts } = await own.client.listPrompts();
+        assert.ok(prompts.some((p) => p.name === 'simple-prompt'), JSON.stringify(prompts));
+        const got = await own.client.getPrompt({ name: 'args-prompt', arguments: { city: 'Austin' } });
+        assert.match(JSON.stringify(got.messages), /Austin/);
+        await assert.rejects(own.client.readResource({ uri: 'demo://resource/none' }), (e) => {
+          assert.equal(e.code, -32602, `${era}: ${e.message}`);
+          return true;
+        });
+        // The agent's own unknown-tool answer, not ours.
+        const unknown = await own.callTool({ name: 'everything__echo', arguments: {} }).catch((e) => e);
+        assert.ok(unknown instanceof Error ? /everything__echo/.test(unknown.message) : unknown.isError, JSON.stringify(unknown));
+      } finally {
+        await own.close();
+        await main.close();
+      }
+    });
+  }
+
+  it('serverInfo and capabilities are the agent\'s, named for its endpoint', async () => {
+    const r = await modernPost(at('/agents/everything/mcp'), 1, 'server/discover', {});
+    assert.equal(r.status, 200, r.text);
+    const caps = r.json.result.capabilities;
+    assert.ok(caps.tools && caps.resources && caps.prompts, JSON.stringify(caps));
+    assert.equal(caps.tools.listChanged, true);
+    assert.equal(r.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'switchboard/agents/everything');
+  });
+
+  it('unknown agents and servers are 404 with a JSON-RPC error naming the path', async () => {
+    for (const path of ['/agents/nobody/mcp', '/servers/nothing/mcp', '/agents//mcp', '/agents/everything/mcp/extra']) {
+      const r = await modernPost(at(path), 7, 'tools/list', {});
+      assert.equal(r.status, 404, `${path}: ${r.text}`);
+      assert.equal(r.json.error.code, -32600, r.text);
+      assert.ok(r.json.error.message.includes(path), r.json.error.message);
+    }
+  });
+
+  it('a legacy session belongs to the endpoint that opened it', async () => {
+    const own = await connect('legacy', at('/agents/everything/mcp'));
+    try {
+      const sid = own.transport.sessionId;
+      assert.ok(sid);
+      for (const url of [server.url, at('/agents/flaky/mcp')]) {
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }),
+        });
+        assert.equal(res.status, 404, `${url} accepted another endpoint's session`);
+        await res.text();
+      }
+      // ...and still works where it was opened.
+      assert.ok((await own.client.listTools()).tools.length > 0);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a tampered requestState is refused; the genuine one completes the call', async () => {
+    const url = at('/agents/everything/mcp');
+    const params = { name: 'trigger-sampling-request', arguments: { prompt: 'Which trims?', maxTokens: 20 } };
+    const first = await modernPost(url, 10, 'tools/call', params, params.name);
+    assert.equal(first.json.result?.resultType, 'input_required', first.text);
+    const state = first.json.result.requestState;
+    const [key] = Object.keys(first.json.result.inputRequests);
+    assert.equal(first.json.result.inputRequests[key].method, 'sampling/createMessage');
+    const answer = { role: 'assistant', content: { type: 'text', text: 'XLT and Lariat' }, model: 'm', stopReason: 'endTurn' };
+    const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+    for (const forged of [flip(state, 12), flip(state, state.length - 3), `${state}x`, 'sb-park:nonsense']) {
+      const r = await modernPost(url, 11, 'tools/call', { ...params, requestState: forged, inputResponses: { [key]: answer } }, params.name);
+      assert.equal(r.json.error?.code, -32602, `forged state accepted: ${r.text}`);
+      assert.match(r.json.error.message, /requestState/);
+    }
+    // Bound to its tool: the same state on another tool is refused too.
+    const other = await modernPost(url, 12, 'tools/call', { name: 'echo', arguments: { message: 'x' }, requestState: state, inputResponses: { [key]: answer } }, 'echo');
+    assert.equal(other.json.error?.code, -32602, other.text);
+    const done = await modernPost(url, 13, 'tools/call', { ...params, requestState: state, inputResponses: { [key]: answer } }, params.name);
+    assert.equal(done.json.result?.resultType, 'complete', done.text);
+    assert.match(JSON.stringify(done.json.result.content), /XLT and Lariat/);
+  });
+
+  it('a legacy agent that dies mid-session is reconnected; the client keeps its session', async () => {
+    const own = await connect('legacy', at('/agents/flaky/mcp'));
+    try {
+      await waitForTools(own, ['crash', 'whoami']);
+      const sid = own.transport.sessionId;
+      const crashed = await callWithin(own, { name: 'crash', arguments: {} });
+      assert.equal(crashed.isError, true, JSON.stringify(crashed));
+      assert.match(textOf(crashed.content), /flaky/);
+      const res = await pollUntil(async () => {
+        const r = await callWithin(own, { name: 'whoami', arguments: {} });
+        return r.isError ? { ok: false, message: textOf(r.content) } : r;
+      }, { what: 'whoami after the restart' });
+      assert.match(textOf(res.content), /F/);
+      assert.equal(own.transport.sessionId, sid, 'same session throughout');
+    } finally {
+      await own.close();
+    }
+  });
+
+  for (const era of ['modern', 'legacy']) {
+    it(`${era} client: a virtual server shows only what it includes`, async () => {
+      const desk = await connect(era, at('/servers/front-desk/mcp'));
+      try {
+        const tools = (await waitForTools(desk, ['echo', 'get-sum', 'whoami'])).map((t) => t.name);
+        assert.deepEqual(tools, ['echo', 'get-sum', 'whoami']);
+        const who = await callWithin(desk, { name: 'whoami', arguments: {} });
+        assert.match(textOf(who.content), /F/);
+        const sum = await callWithin(desk, { name: 'get-sum', arguments: { a: 2, b: 3 } });
+        assert.match(textOf(sum.content), /5/);
+        const hidden = await desk.callTool({ name: 'get-env', arguments: {} }).catch((e) => e);
+        assert.ok(hidden instanceof Error, `get-env is not included: ${JSON.stringify(hidden)}`);
+        assert.match(hidden.message, /Unknown tool: get-env/);
+        const { resources } = await desk.client.listResources();
+        assert.ok(resources.length > 0, 'static resources included');
+        assert.ok(resources.every((r) => r.uri.startsWith('demo://resource/static/')), JSON.stringify(resources.map((r) => r.uri)));
+        const read = await desk.client.readResource({ uri: resources[0].uri });
+        assert.equal(read.contents[0].uri, resources[0].uri);
+        await assert.rejects(desk.client.readResource({ uri: 'demo://resource/dynamic/text/1' }), /not found/i);
+        const { prompts } = await desk.client.listPrompts();
+        assert.deepEqual(prompts.map((p) => p.name), ['simple-prompt']);
+        await assert.rejects(desk.client.getPrompt({ name: 'args-prompt', arguments: { city: 'x' } }), /Unknown prompt/);
+      } finally {
+        await desk.close();
+      }
+    });
+  }
+});
+
+describe('serve --stdio --agent', { timeout: 60000 }, () => {
+  it('serves one agent on stdio under its own names', async () => {
+    const params = stdioServerParams(['--config', writeConfigWith([everythingStdio('everything')]), '--agent', 'everything']);
+    const transport = new StdioClientTransport(params);
+    const client = new LegacyClient({ name: 'stdio-agent-test', version: '0' }, { capabilities: {} });
+    await withDeadline(client.connect(transport), DEADLINE_MS, 'stdio connect');
+    try {
+      const tools = await pollUntil(async () => {
+        const { tools: t } = await client.listTools();
+        return t.some((x) => x.name === 'echo') ? t : { ok: false, message: t.map((x) => x.name).join(',') };
+      }, { what: 'echo listed' });
+      assert.ok(!tools.some((t) => t.name.includes('__')), 'no prefixes, no switchboard tools');
+      const r = await withDeadline(client.callTool({ name: 'echo', arguments: { message: 'stdio' } }, CallToolResultSchema), DEADLINE_MS, 'echo');
+      assert.equal(textOf(r.content), 'Echo: stdio');
+    } finally {
+      await client.close();
+    }
+  });
+
+  function run(args) {
+    return new Promise((resolve) => {
+      const p = spawn(switchboardBin(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+      p.stdin.end();
+      p.once('exit', (code) => resolve({ code, stderr }));
+    });
+  }
+
+  it('refuses what cannot work, naming why', async () => {
+    const cfg = writeConfigWith([everythingStdio('everything')]);
+    let r = await withDeadline(run(['serve', '--listen', '127.0.0.1:0', '--config', cfg, '--agent', 'everything']), DEADLINE_MS, 'exit');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--agent needs --stdio/);
+    r = await withDeadline(run(['serve', '--stdio', '--agent', 'everything']), DEADLINE_MS, 'exit');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /needs --config/);
+    r = await withDeadline(run(['serve', '--stdio', '--config', cfg, '--agent', 'nobody']), DEADLINE_MS, 'exit');
+    assert.notEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /--agent nobody: no agent with that id/);
+  });
+
+  it('a bad servers: entry stops the start with the line and the path', async () => {
+    const cases = [
+      [{ name: 'desk', include: [{ agent: 'everything', tool: ['echo'] }] }, /line 6: servers\[0\]\.include\[0\]\.tool: unknown field \(known: agent, tools, resources, prompts\)/],
+      [{ name: 'bad name!', include: [{ agent: 'everything' }] }, /servers\[0\]\.name: required: 1 to 64 letters/],
+      [{ name: 'desk', include: [] }, /servers\[0\]\.include: required: a non-empty list/],
+      [{ name: 'desk', include: [{ agent: 'everything', tools: 'echo' }] }, /servers\[0\]\.include\[0\]\.tools: expected a list of strings, got a string/],
+      [{ name: 'desk', include: [{ tools: ['echo'] }] }, /servers\[0\]\.include\[0\]\.agent: required/],
+    ];
+    for (const [bad, want] of cases) {
+      const cfg = writeConfigWith([everythingStdio('everything')], [bad]);
+      const r = await withDeadline(run(['serve', '--stdio', '--config', cfg]), DEADLINE_MS, 'exit');
+      assert.notEqual(r.code, 0, `${JSON.stringify(bad)} accepted`);
+      assert.match(r.stderr, want, withStderr({ stderr: r.stderr }, JSON.stringify(bad)));
+    }
+  });
+});
