@@ -210,6 +210,9 @@ static void resubscribe(agent *a) {
     open_listen(a);
     return;
   }
+  /* A legacy HTTP agent sends what is not an answer (resources/updated,
+   * list_changed, log messages) on its GET stream (no-op for stdio). */
+  if (a->ch) sb_channel_open_stream(a->ch, NULL);
   const char *uri;
   json_t *n;
   json_object_foreach(a->subs, uri, n) legacy_subscribe(a, uri, 1);

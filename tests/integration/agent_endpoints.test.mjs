@@ -16,9 +16,11 @@ import { join } from 'node:path';
 
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolResultSchema, LoggingMessageNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 
-import { DEADLINE_MS, MODERN_VERSION, startHttpServer, stdioServerParams, switchboardBin, textOf, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, EventLog, MODERN_VERSION, startHttpServer, stdioServerParams, switchboardBin, textOf, withDeadline } from './lib/harness.mjs';
 import { callWithin, connect, everythingStdio, flakyAgent, pollUntil, waitForTools, withStderr } from '../agents/agents_lib.mjs';
 
 const META = {
@@ -283,5 +285,94 @@ describe('serve --stdio --agent', { timeout: 60000 }, () => {
       assert.notEqual(r.code, 0, `${JSON.stringify(bad)} accepted`);
       assert.match(r.stderr, want, withStderr({ stderr: r.stderr }, JSON.stringify(bad)));
     }
+  });
+});
+
+describe('a modern agent behind its own endpoint (switchboard behind switchboard)', { timeout: 60000 }, () => {
+  let back;
+  let front;
+  let url;
+
+  before(async () => {
+    back = await startHttpServer();
+    front = await startHttpServer({
+      extraArgs: ['--config', writeConfigWith([{ ...flakyAgent('back', 'B'), capabilities: ['general'], transport: { type: 'http', url: back.url } }])],
+    });
+    url = front.url.replace(/\/mcp$/, '/agents/back/mcp');
+  });
+
+  after(async () => {
+    for (const s of [front, back]) {
+      const done = await s.stop();
+      assert.equal(done.code, 0, s.stderr.slice(-2000));
+    }
+  });
+
+  it('legacy client: resources/subscribe becomes the agent\'s subscriptions/listen; updates come back', async () => {
+    const ctx = await connect('legacy', url);
+    const updates = new EventLog('resources/updated');
+    const lists = new EventLog('resources/list_changed');
+    ctx.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => updates.push(n.params.uri));
+    ctx.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => lists.push('changed'));
+    try {
+      await waitForTools(ctx, ['note_write']);
+      await ctx.client.subscribeResource({ uri: 'switchboard://notes/trade-in' });
+      // The subscription reaches the agent on its own stream: poll the
+      // write until an update arrives (the listen may still be opening).
+      await pollUntil(async () => {
+        const r = await callWithin(ctx, { name: 'note_write', arguments: { name: 'trade-in', text: '2019 Civic' } });
+        assert.notEqual(r.isError, true, textOf(r.content));
+        return updates.items.includes('switchboard://notes/trade-in');
+      }, { what: 'resources/updated through the bridge', everyMs: 200 });
+      await lists.waitFor(() => true, { what: 'resources/list_changed for the new note' });
+      const read = await ctx.client.readResource({ uri: 'switchboard://notes/trade-in' });
+      assert.equal(read.contents[0].text, '2019 Civic');
+      await ctx.client.unsubscribeResource({ uri: 'switchboard://notes/trade-in' });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('legacy client: logging/setLevel is honoured for a modern agent\'s log messages', async () => {
+    const ctx = await connect('legacy', url);
+    const logs = new EventLog('notifications/message');
+    ctx.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => logs.push(n.params));
+    try {
+      await waitForTools(ctx, ['slow_count']);
+      await callWithin(ctx, { name: 'slow_count', arguments: { steps: 2, interval_ms: 10 } });
+      assert.equal(logs.items.length, 0, 'nothing before logging/setLevel');
+      await ctx.client.setLoggingLevel('info');
+      await callWithin(ctx, { name: 'slow_count', arguments: { steps: 2, interval_ms: 10 } });
+      await logs.waitFor((p) => p.data === 'step 2 of 2', { what: 'the agent\'s log lines' });
+      assert.ok(logs.items.every((p) => p.level === 'info' && p.logger === 'slow_count'), JSON.stringify(logs.items));
+      await ctx.client.setLoggingLevel('error');
+      const before = logs.items.length;
+      await callWithin(ctx, { name: 'slow_count', arguments: { steps: 2, interval_ms: 10 } });
+      assert.equal(logs.items.length, before, 'info lines are filtered at level error');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('modern client: _meta logLevel gets the agent\'s log lines in the request\'s stream', async () => {
+    const post = async (level) => {
+      const meta = { ...META };
+      if (level) meta['io.modelcontextprotocol/logLevel'] = level;
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', 'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'slow_count' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'slow_count', arguments: { steps: 2, interval_ms: 10 }, _meta: { ...meta, progressToken: 'p1' } } }),
+      });
+      const text = await res.text();
+      return text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+    };
+    let msgs = await post('info');
+    const logs = msgs.filter((m) => m.method === 'notifications/message').map((m) => m.params.data);
+    assert.deepEqual(logs, ['step 1 of 2', 'step 2 of 2'], JSON.stringify(msgs));
+    const progress = msgs.filter((m) => m.method === 'notifications/progress');
+    assert.deepEqual(progress.map((m) => [m.params.progressToken, m.params.progress]), [['p1', 1], ['p1', 2]]);
+    assert.equal(msgs.at(-1).result.resultType, 'complete');
+    msgs = await post(undefined);
+    assert.equal(msgs.filter((m) => m.method === 'notifications/message').length, 0, 'no logLevel, no log lines');
   });
 });
