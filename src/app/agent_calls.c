@@ -226,7 +226,7 @@ static void ask_legacy_caller(attempt *t, json_t *result) {
 }
 
 /* The capability a client must declare to answer an agent's request. */
-static const char *capability_for(const char *method) {
+const char *agents_capability_for(const char *method) {
   if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
   if (strcmp(method, "elicitation/create") == 0) return "elicitation";
   if (strcmp(method, "roots/list") == 0) return "roots";
@@ -238,7 +238,7 @@ static const char *capability_for(const char *method) {
 static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
                                   json_t *params) {
   sb_mcp_server *srv = sb_mcp_call_server(t->call);
-  const char *cap = capability_for(method);
+  const char *cap = agents_capability_for(method);
   if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
     return SB_ESTATE;
   sb_random_hex(t->token, 16);

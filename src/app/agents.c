@@ -343,6 +343,20 @@ static void on_agent_request(void *ud, json_t *id, const char *method,
   if (call && sb_mcp_call_is_modern(call) &&
       agents_park_request(a, related, id, method, params) == 0)
     return;
+  /* Our pooled session declared every capability we can relay; this
+   * caller may not have it. */
+  const char *cap = agents_capability_for(method);
+  if (call && cap && !sb_mcp_call_has_capability(call, cap)) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "the client that made this call did not declare the %s "
+             "capability, so switchboard cannot pass it %s",
+             cap, method);
+    sb_mcp_client_respond(a->client, id, NULL,
+                          json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
+                                    "message", msg));
+    return;
+  }
   relay *r = call ? sb_calloc(1, sizeof *r) : NULL;
   if (r) {
     r->a = a;
@@ -515,6 +529,13 @@ static void agent_remove_at(sb_app_agents *o, size_t i) {
   sb_free(id);
 }
 
+/* An agent came or went: every list that may show it changed. */
+static void announce_membership(sb_app_agents *o, const char *id) {
+  sb_mcp_server_list_changed(o->app->mcp, "tools");
+  static const char *const kinds[] = {"tools", "resources", "prompts"};
+  for (int k = 0; id && k < 3; k++) app_mounts_list_changed(o->app, id, kinds[k]);
+}
+
 int app_agents_add(sb_app_agents *o, const json_t *json, int replace,
                    int from_config, sb_error *err) {
   sb_agent_def *def = NULL;
@@ -542,7 +563,7 @@ int app_agents_add(sb_app_agents *o, const json_t *json, int replace,
   }
   SB_INFO(MODULE, "agent %s %s", json_string_value(json_object_get(json, "id")),
           old ? "replaced" : "registered");
-  sb_mcp_server_list_changed(o->app->mcp, "tools");
+  announce_membership(o, json_string_value(json_object_get(json, "id")));
   return 0;
 }
 
@@ -551,7 +572,7 @@ int app_agents_remove(sb_app_agents *o, const char *id, sb_error *err) {
     if (strcmp(o->list[i]->def->id, id) == 0) {
       agent_remove_at(o, i);
       SB_INFO(MODULE, "agent %s removed", id);
-      sb_mcp_server_list_changed(o->app->mcp, "tools");
+      announce_membership(o, id);
       return 0;
     }
   }

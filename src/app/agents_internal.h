@@ -139,6 +139,9 @@ sb_mcp_call *agents_call_of_request(agent *a, sb_mcp_request *req);
  * the caller with input_required. 0 if parked. */
 int agents_park_request(agent *a, sb_mcp_request *req, json_t *id,
                         const char *method, json_t *params);
+/* The client capability needed to answer an agent's request (sampling,
+ * elicitation, roots), or NULL for any other method. */
+const char *agents_capability_for(const char *method);
 /* Calls waiting to retry on a (going away) are answered now. */
 void agents_abandon_attempts(agent *a);
 
