@@ -77,19 +77,35 @@ static void on_list(void *ud, json_t *result, json_t *error) {
 static json_t *bridge_notes(int modern) {
   if (modern)
     return json_pack(
-        "[ssss]",
-        "served statelessly: every request carries the 2026-07-28 _meta",
-        "resultType removed for legacy clients",
+        "[sssssss]",
+        "served statelessly: every request carries the 2026-07-28 _meta, "
+        "with the caller's clientCapabilities and logLevel",
+        "legacy clients: initialize and sessions answered by switchboard; "
+        "resultType and ttlMs/cacheScope removed",
         "input_required passed through to modern clients; asked of legacy "
         "clients as elicitation/sampling/roots requests and retried with "
         "inputResponses",
-        "tool list refreshed when its ttlMs passes");
+        "resources/subscribe and list_changed of our clients: one "
+        "subscriptions/listen at the agent, re-opened when the set changes",
+        "logging/setLevel of legacy clients sent as _meta logLevel per request",
+        "resource not found: the agent's -32602 becomes -32002 for legacy "
+        "clients",
+        "lists cached and refreshed when their ttlMs passes or on list_changed");
   return json_pack(
-      "[ssss]", "one initialize session, reopened with backoff if it dies",
-      "resultType added for modern clients",
+      "[sssssss]", "one initialize session, pooled for every caller, reopened "
+      "with backoff if it dies",
+      "modern clients: server/discover answered by switchboard; resultType "
+      "added, ttlMs/cacheScope supplied on resource reads (limits.cacheTtlMs, "
+      "default 0)",
       "sampling/elicitation/roots requests relayed to legacy clients; "
       "turned into input_required (sealed requestState) for modern ones",
-      "tools/list_changed from the agent re-lists and is passed on");
+      "subscriptions/listen of modern clients: resources/subscribe at the "
+      "agent; its GET stream read for updates (HTTP)",
+      "logging/setLevel debug at the agent; each client gets the lines its "
+      "_meta logLevel or logging/setLevel lets through",
+      "resource not found: the agent's -32002 becomes -32602 for modern "
+      "clients",
+      "list_changed from the agent re-lists and is passed on");
 }
 
 static void on_connected(void *ud, json_t *result, json_t *error) {

@@ -137,6 +137,30 @@ describe('per-agent endpoints and virtual servers', { timeout: 120000 }, () => {
     }
   });
 
+  it('bad input on an agent endpoint is answered like on /mcp, and the endpoint keeps serving', async () => {
+    const url = at('/agents/everything/mcp');
+    const raw = async (method, body, headers = {}) => {
+      const res = await fetch(url, { method, headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', ...headers }, body });
+      const text = await res.text();
+      return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
+    };
+    let r = await raw('POST', '{"jsonrpc":"2.0","id":1,"method":');
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, -32700, r.text);
+    r = await raw('PUT', '{}');
+    assert.equal(r.status, 405, r.text);
+    assert.match(r.json.error.message, /PUT is not allowed on \/agents\/everything\/mcp/);
+    r = await raw('POST', JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }));
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /Mcp-Session-Id header is required/);
+    r = await raw('POST', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: META } }),
+      { 'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'get-sum' });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, -32020, r.text);
+    const ok = await modernPost(url, 4, 'tools/call', { name: 'echo', arguments: { message: 'still here' } }, 'echo');
+    assert.equal(ok.json.result.content[0].text, 'Echo: still here', ok.text);
+  });
+
   it('a legacy session belongs to the endpoint that opened it', async () => {
     const own = await connect('legacy', at('/agents/everything/mcp'));
     try {
