@@ -594,15 +594,28 @@ void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
 
 /* A log message from the agent goes to the calls it is serving (each
  * filtered by that caller's level); with none in flight, to the legacy
- * sessions of its per-agent endpoint that asked for logs. */
+ * sessions of its per-agent endpoint that asked for logs. A line not tied
+ * to a request cannot be attributed to a tenant, so when tenants are
+ * configured it goes only where every recipient is the same tenant. */
 void agents_forward_log(agent *a, json_t *params) {
-  int sent = 0;
+  const char *tenant = NULL;
+  int mixed = 0, any = 0;
   for (attempt *t = a->owner->attempts; t; t = t->next) {
     if (t->current != a || !t->call || !t->req) continue;
-    sb_mcp_call_forward_log(t->call, params);
-    sent = 1;
+    const char *who = sb_mcp_call_tenant(t->call);
+    if (tenant && strcmp(tenant, who) != 0) mixed = 1;
+    tenant = who;
+    any = 1;
   }
-  if (!sent) app_mounts_log(a->owner->app, a->def->id, params);
+  if (mixed) return;
+  if (!any) {
+    if (a->owner->app->cfg->tenants_len == 0)
+      app_mounts_log(a->owner->app, a->def->id, params);
+    return;
+  }
+  for (attempt *t = a->owner->attempts; t; t = t->next)
+    if (t->current == a && t->call && t->req)
+      sb_mcp_call_forward_log(t->call, params);
 }
 
 int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,

@@ -126,15 +126,18 @@ json_t *agents_list_items(agent *a, int kind) {
 
 /* Forget the lists (agent gone or disconnected) and tell our clients. */
 static void drop_lists(agent *a, int announce_it) {
+  int had[LIST_KINDS];
   for (int k = 0; k < LIST_KINDS; k++) {
     agent_list *l = &a->lists[k];
-    int had = l->items != NULL;
+    had[k] = l->items != NULL;
     json_decref(l->items);
     json_decref(l->listing);
     l->items = l->listing = NULL;
-    if (had && announce_it && (k != LIST_TEMPLATES || !a->lists[LIST_RESOURCES].items))
-      announce(a, agents_list_kinds[k].kind);
   }
+  if (!announce_it) return;
+  if (had[LIST_TOOLS]) announce(a, "tools");
+  if (had[LIST_RESOURCES] || had[LIST_TEMPLATES]) announce(a, "resources");
+  if (had[LIST_PROMPTS]) announce(a, "prompts");
 }
 
 /* ---- resource subscriptions at the agent ---------------------------------
