@@ -68,11 +68,16 @@ static int uri_in(json_t *prefixes, const char *uri) {
   return 0;
 }
 
+/* The field that names an item of `kind`. */
+static const char *item_key(int kind) {
+  return kind == LIST_RESOURCES ? "uri"
+         : kind == LIST_TEMPLATES ? "uriTemplate"
+                                  : "name";
+}
+
 /* Whether include inc lets an item of `kind` through. */
 static int included(const include *inc, int kind, json_t *item) {
-  const char *key = kind == LIST_RESOURCES   ? "uri"
-                    : kind == LIST_TEMPLATES ? "uriTemplate"
-                                             : "name";
+  const char *key = item_key(kind);
   const char *v = json_string_value(json_object_get(item, key));
   if (!v) return 0;
   if (kind == LIST_TOOLS) return name_in(inc->tools, v);
@@ -105,9 +110,7 @@ static int already(json_t *out, const char *key, const char *v) {
 }
 
 static void list_kind(mount *m, int kind, json_t *out) {
-  const char *key = kind == LIST_RESOURCES   ? "uri"
-                    : kind == LIST_TEMPLATES ? "uriTemplate"
-                                             : "name";
+  const char *key = item_key(kind);
   for (size_t n = 0; n < mount_width(m); n++) {
     const include *inc;
     agent *a = mount_agent(m, n, &inc);
@@ -127,7 +130,7 @@ static void list_kind(mount *m, int kind, json_t *out) {
 /* The agent of the mount that serves `v` as an item of `kind` (a name, or
  * for resources a URI listed or matching a template's fixed prefix). */
 static agent *owner_of(mount *m, int kind, const char *v) {
-  const char *key = kind == LIST_PROMPTS ? "name" : kind == LIST_TOOLS ? "name" : "uri";
+  const char *key = item_key(kind);
   for (size_t n = 0; n < mount_width(m); n++) {
     const include *inc;
     agent *a = mount_agent(m, n, &inc);

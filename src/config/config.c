@@ -101,6 +101,18 @@ void sb_config_free(sb_config *cfg) {
   sb_config_defaults(cfg);
 }
 
+/* A list kept as JSON and the line of each item (agents:, servers:). */
+static int clone_json_list(const json_t *list, const size_t *lines,
+                           json_t **out_list, size_t **out_lines) {
+  if (!list) return 0;
+  size_t n = json_array_size(list);
+  *out_list = json_deep_copy(list);
+  *out_lines = sb_calloc(n ? n : 1, sizeof **out_lines);
+  if (!*out_list || !*out_lines) return SB_ENOMEM;
+  if (n) memcpy(*out_lines, lines, n * sizeof **out_lines);
+  return 0;
+}
+
 /* Deep copy of src into dst (dst's previous contents are ignored). */
 static int config_clone(sb_config *dst, const sb_config *src) {
   *dst = *src;
@@ -136,20 +148,11 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   if (src->default_tenant && !cfg_is_static_default(src->default_tenant) &&
       !(dst->default_tenant = sb_strdup(src->default_tenant)))
     goto fail;
-  if (src->agents) {
-    size_t n = json_array_size(src->agents);
-    dst->agents = json_deep_copy(src->agents);
-    dst->agent_lines = sb_calloc(n ? n : 1, sizeof *dst->agent_lines);
-    if (!dst->agents || !dst->agent_lines) goto fail;
-    if (n) memcpy(dst->agent_lines, src->agent_lines, n * sizeof *dst->agent_lines);
-  }
-  if (src->servers) {
-    size_t n = json_array_size(src->servers);
-    dst->servers = json_deep_copy(src->servers);
-    dst->server_lines = sb_calloc(n ? n : 1, sizeof *dst->server_lines);
-    if (!dst->servers || !dst->server_lines) goto fail;
-    if (n) memcpy(dst->server_lines, src->server_lines, n * sizeof *dst->server_lines);
-  }
+  if (clone_json_list(src->agents, src->agent_lines, &dst->agents,
+                      &dst->agent_lines) != 0 ||
+      clone_json_list(src->servers, src->server_lines, &dst->servers,
+                      &dst->server_lines) != 0)
+    goto fail;
   if (src->tenants_len) {
     dst->tenants = sb_calloc(src->tenants_len, sizeof *dst->tenants);
     if (!dst->tenants) goto fail;

@@ -128,26 +128,34 @@ export function withStderr(server, msg) {
   return `${msg}\n--- switchboard stderr (tail):\n${server.stderr.slice(-3000)}`;
 }
 
-/** Start server-everything over Streamable HTTP on 127.0.0.1 (port picked by the OS). */
-export async function startEverythingHttp() {
-  const proc = spawn(process.execPath, [EVERYTHING_HTTP], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Start an agent script that serves Streamable HTTP on 127.0.0.1 with a
+ * port picked by the OS and says "<banner> listening on 127.0.0.1:PORT" on
+ * stderr (everything_http.mjs, reference_agent.mjs).
+ */
+export async function startHttpAgent(script, banner, label) {
+  const proc = spawn(process.execPath, [script], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const listening = new RegExp(`${banner} listening on 127\\.0\\.0\\.1:(\\d+)`);
   const port = await withDeadline(new Promise((resolve, reject) => {
     proc.stderr.setEncoding('utf8').on('data', (d) => {
       stderr += d;
-      const m = /everything-http listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      const m = listening.exec(stderr);
       if (m) resolve(Number(m[1]));
     });
-    exited.then(() => reject(new Error(`server-everything exited early: ${stderr}`)));
-  }), DEADLINE_MS, 'server-everything to listen').catch((e) => { proc.kill('SIGKILL'); throw e; });
+    exited.then(() => reject(new Error(`${label} exited early: ${stderr}`)));
+  }), DEADLINE_MS, `${label} to listen`).catch((e) => { proc.kill('SIGKILL'); throw e; });
   assert.ok(port > 0);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     get stderr() { return stderr; },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await withDeadline(exited, DEADLINE_MS, 'server-everything to exit').catch(() => proc.kill('SIGKILL'));
+      await withDeadline(exited, DEADLINE_MS, `${label} to exit`).catch(() => proc.kill('SIGKILL'));
     },
   };
 }
+
+/** Start server-everything over Streamable HTTP on 127.0.0.1. */
+export const startEverythingHttp = () => startHttpAgent(EVERYTHING_HTTP, 'everything-http', 'server-everything');

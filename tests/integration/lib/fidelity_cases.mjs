@@ -28,7 +28,6 @@
 //     through it).
 // Nothing else is normalised. Request ids never reach these results.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +40,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, EventLog, PROMPT_MS, withDeadline } from './harness.mjs';
+import { startHttpAgent } from '../../agents/agents_lib.mjs';
 
 /**
  * Deadline for a notification the agent pushes at once because of a call we
@@ -59,28 +59,8 @@ export const LOG_LEVEL_META = 'io.modelcontextprotocol/logLevel';
 /** What the client's sampling handler answers, on every path. */
 export const SAMPLING_ANSWER = { role: 'assistant', content: { type: 'text', text: 'The 2026 F-150 is in stock.' }, model: 'test-model', stopReason: 'endTurn' };
 
-/** Start the reference agent over Streamable HTTP on 127.0.0.1 (port picked by the OS). */
-export async function startReferenceHttp() {
-  const proc = spawn(process.execPath, [REFERENCE_AGENT], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const port = await withDeadline(new Promise((resolve, reject) => {
-    proc.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr += d;
-      const m = /reference-agent listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-      if (m) resolve(Number(m[1]));
-    });
-    exited.then(() => reject(new Error(`reference agent exited early: ${stderr}`)));
-  }), DEADLINE_MS, 'reference agent to listen').catch((e) => { proc.kill('SIGKILL'); throw e; });
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    get stderr() { return stderr; },
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await withDeadline(exited, DEADLINE_MS, 'reference agent to exit').catch(() => proc.kill('SIGKILL'));
-    },
-  };
-}
+/** Start the reference agent over Streamable HTTP on 127.0.0.1. */
+export const startReferenceHttp = () => startHttpAgent(REFERENCE_AGENT, 'reference-agent', 'reference agent');
 
 /**
  * Connect one official SDK client. era 'modern' is the v2 client with
