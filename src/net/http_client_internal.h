@@ -1,0 +1,106 @@
+/* http_client_internal.h: private types shared by http_client.c (the HTTP
+ * agent channel: its ops, the GET stream, the curl <-> libuv glue) and
+ * http_transfer.c (one transfer: easy-handle set-up, the response
+ * callbacks, finishing a POST, the answers owed and the delivery queue).
+ * Both sides work on the same http_channel and transfer structs, so they
+ * are defined once here. Nothing here is part of net's public face.
+ */
+#ifndef SB_NET_HTTP_CLIENT_INTERNAL_H
+#define SB_NET_HTTP_CLIENT_INTERNAL_H
+
+#include <curl/curl.h>
+
+#include "net/channel_internal.h"
+#include "net/sse.h"
+
+typedef enum body_kind {
+  BODY_UNKNOWN,
+  BODY_JSON,
+  BODY_SSE,
+  BODY_OTHER
+} body_kind;
+
+typedef struct http_channel http_channel;
+typedef struct sock_watch sock_watch; /* http_client.c */
+
+typedef struct transfer {
+  http_channel *ch;
+  CURL *easy;
+  struct curl_slist *headers;
+  char *body;          /* the POST body; curl reads it in place */
+  int is_stream;       /* the GET stream rather than a POST */
+  json_t *pending_ids; /* request ids still owed an answer (array) */
+  int sent_session;    /* the request carried Mcp-Session-Id */
+  body_kind kind;
+  sb_buf body_buf;
+  sb_sse_parser sse;
+  unsigned events; /* SSE events delivered */
+  char *failure;   /* why we aborted the transfer ourselves, or NULL */
+  char errbuf[CURL_ERROR_SIZE];
+  struct transfer *prev, *next;
+} transfer;
+
+typedef struct queued_msg {
+  json_t *msg;
+  transfer *from; /* NULL once the transfer is gone */
+  struct queued_msg *next;
+} queued_msg;
+
+typedef struct header_kv {
+  char *name;
+  char *value;
+} header_kv;
+
+struct http_channel {
+  sb_channel base;
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t curl_timer;
+  uv_timer_t retry_timer;
+  int handles_open;
+  int torn_down;
+  int busy; /* depth of after_curl on the stack */
+
+  char *url;
+  size_t max_bytes;
+  long connect_timeout_ms;
+  struct curl_slist *opt_headers; /* from the options, verbatim */
+  header_kv *extra;               /* sb_channel_set_header */
+  size_t n_extra;
+  char *session_id;
+
+  transfer *transfers;
+  sock_watch *watches;
+  queued_msg *queue_head, *queue_tail;
+
+  /* The GET stream (legacy agent-initiated messages). */
+  int stream_wanted;
+  transfer *stream;
+  unsigned stream_failures;
+  char *last_event_id;
+  long retry_ms;
+  char *down_detail; /* on_closed to report from after_curl */
+};
+
+/* ---- http_transfer.c --------------------------------------------------- */
+/* Append "name: value" to list ("name;" when value is empty, which curl
+ * sends as an empty header). 0 or SB_ENOMEM. */
+int hc_add_header(struct curl_slist **list, const char *name,
+                  const char *value);
+/* Drop queued messages from `from` (all of them when from is NULL). */
+void hc_purge_queue(http_channel *ch, transfer *from);
+/* Unlink t from ch and free it (the caller has removed its easy handle
+ * from the multi, or never added it). */
+void hc_free_transfer(http_channel *ch, transfer *t);
+/* A transfer with the easy-handle set-up and the headers every request
+ * carries (options, sb_channel_set_header, Mcp-Session-Id); not started. */
+transfer *hc_new_transfer(http_channel *ch, int is_stream);
+/* Add t to the multi and to ch->transfers. 0 or SB_EIO. */
+int hc_start_transfer(http_channel *ch, transfer *t);
+/* What went wrong below HTTP, in words, into out[n]. */
+void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
+                        size_t n);
+/* A POST is done: queue its answer, or an error for each id still owed. */
+void hc_finish_post(http_channel *ch, transfer *t, CURLcode res);
+
+#endif

@@ -1,0 +1,461 @@
+/* http_transfer.c: one HTTP request to an agent. http_client.c owns the
+ * channel (its ops, the GET stream, the curl <-> libuv glue); this file owns
+ * what happens to a single transfer.
+ *
+ * A transfer is one curl easy handle: a POST carrying one sent message, or
+ * the GET stream. Here it is set up with the headers every request carries,
+ * its response is read (a JSON body, or SSE events parsed by sse_parser.c,
+ * and the Mcp-Session-Id header), and a finished POST is turned into what
+ * the owner receives: the agent's answer, or a JSON-RPC error carrying the
+ * id of every request still owed one, synthesised when the agent did not
+ * send it.
+ *
+ * The response callbacks run inside curl, which must not be re-entered, so
+ * they never deliver: parsed messages go onto the channel's delivery queue,
+ * which after_curl() in http_client.c empties once curl has returned.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "net/http_client_internal.h"
+#include "rpc/rpc.h"
+
+#define MOD "agent-http"
+
+enum {
+  ERROR_BODY_MAX = 1024, /* non-JSON error bodies kept for messages */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+int hc_add_header(struct curl_slist **list, const char *name,
+                  const char *value) {
+  /* curl drops "Name:" with an empty value; "Name;" sends it empty. */
+  char *line =
+      *value ? sb_asprintf("%s: %s", name, value) : sb_asprintf("%s;", name);
+  if (!line) return SB_ENOMEM;
+  struct curl_slist *l = curl_slist_append(*list, line);
+  sb_free(line);
+  if (!l) return SB_ENOMEM;
+  *list = l;
+  return 0;
+}
+
+static int content_type_is(const char *ct, const char *want) {
+  if (!ct) return 0;
+  while (*ct == ' ')
+    ct++;
+  return strncasecmp(ct, want, strlen(want)) == 0;
+}
+
+/* ---- the delivery queue ----------------------------------------------- */
+
+static int enqueue(http_channel *ch, transfer *from, json_t *msg) {
+  queued_msg *q = sb_malloc(sizeof *q);
+  if (!q) {
+    json_decref(msg);
+    return SB_ENOMEM;
+  }
+  q->msg = msg;
+  q->from = from;
+  q->next = NULL;
+  if (ch->queue_tail)
+    ch->queue_tail->next = q;
+  else
+    ch->queue_head = q;
+  ch->queue_tail = q;
+  return 0;
+}
+
+/* Drop queued messages from `from` (all of them when from is NULL). */
+void hc_purge_queue(http_channel *ch, transfer *from) {
+  queued_msg **pp = &ch->queue_head;
+  ch->queue_tail = NULL;
+  while (*pp) {
+    queued_msg *q = *pp;
+    if (!from || q->from == from) {
+      *pp = q->next;
+      json_decref(q->msg);
+      sb_free(q);
+    } else {
+      ch->queue_tail = q;
+      pp = &q->next;
+    }
+  }
+}
+
+/* ---- answers owed ---------------------------------------------------------
+ */
+
+/* Take the id of each response in msg off the transfer's owed list. */
+static void mark_answered(transfer *t, json_t *msg) {
+  if (!t->pending_ids) return;
+  if (json_is_array(msg)) {
+    for (size_t i = 0; i < json_array_size(msg); i++)
+      mark_answered(t, json_array_get(msg, i));
+    return;
+  }
+  if (!json_is_object(msg) || json_object_get(msg, "method")) return;
+  json_t *id = json_object_get(msg, "id");
+  if (!id) return;
+  for (size_t i = 0; i < json_array_size(t->pending_ids); i++) {
+    if (json_equal(json_array_get(t->pending_ids, i), id)) {
+      json_array_remove(t->pending_ids, i);
+      return;
+    }
+  }
+}
+
+/* Queue an error response for every id the transfer still owes. */
+static void synthesise(http_channel *ch, transfer *t, long status,
+                       int session_expired, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void synthesise(http_channel *ch, transfer *t, long status,
+                       int session_expired, const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  size_t owed = t->pending_ids ? json_array_size(t->pending_ids) : 0;
+  if (owed == 0) {
+    SB_WARN(MOD, "agent %s: %s", ch->base.name, why);
+    return;
+  }
+  SB_DEBUG(MOD, "agent %s: failing %zu request(s): %s", ch->base.name, owed,
+           why);
+  char *message = sb_asprintf("agent %s: %s", ch->base.name, why);
+  for (size_t i = 0; i < owed; i++) {
+    json_t *data = json_pack("{ss}", "agent", ch->base.name);
+    if (data && status > 0)
+      json_object_set_new(data, "httpStatus", json_integer(status));
+    if (data && session_expired)
+      json_object_set_new(data, "sessionExpired", json_true());
+    json_t *err =
+        sb_rpc_error_new(json_array_get(t->pending_ids, i),
+                         SB_RPC_INTERNAL_ERROR, message ? message : why, data);
+    if (err) enqueue(ch, NULL, err);
+  }
+  json_array_clear(t->pending_ids);
+  sb_free(message);
+}
+
+/* ---- transfers ------------------------------------------------------------
+ */
+
+void hc_free_transfer(http_channel *ch, transfer *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else if (ch->transfers == t)
+    ch->transfers = t->next;
+  if (t->next) t->next->prev = t->prev;
+  if (ch->stream == t) ch->stream = NULL;
+  for (queued_msg *q = ch->queue_head; q; q = q->next)
+    if (q->from == t) q->from = NULL;
+  if (t->easy) curl_easy_cleanup(t->easy);
+  curl_slist_free_all(t->headers);
+  sb_free(t->body);
+  json_decref(t->pending_ids);
+  sb_buf_free(&t->body_buf);
+  sb_sse_free(&t->sse);
+  sb_free(t->failure);
+  sb_free(t);
+}
+
+static void set_failure(transfer *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_failure(transfer *t, const char *fmt, ...) {
+  if (t->failure) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  t->failure = sb_strdup(buf);
+}
+
+/* One SSE event: a message for the owner (queued; see the file comment). */
+static int on_sse_event(void *ud, const sb_sse_event *ev) {
+  transfer *t = ud;
+  http_channel *ch = t->ch;
+  if (ev->id && t->is_stream) {
+    char *id = sb_strdup(ev->id);
+    if (id) {
+      sb_free(ch->last_event_id);
+      ch->last_event_id = id;
+    }
+  }
+  /* Priming events (an id and empty data) carry no message. */
+  size_t n = ev->data_len;
+  const char *d = ev->data;
+  while (n && (*d == ' ' || *d == '\n' || *d == '\r' || *d == '\t'))
+    d++, n--;
+  if (n == 0 || strcmp(ev->type, "message") != 0) return 0;
+  sb_rpc_limits limits = {.max_bytes = ch->max_bytes};
+  json_t *msg = NULL;
+  sb_error err = {0};
+  if (sb_rpc_parse(ev->data, ev->data_len, &limits, &msg, &err) != 0) {
+    if (t->is_stream) { /* one bad event must not end the stream */
+      SB_WARN(MOD,
+              "agent %s: ignoring a malformed event on the GET stream: "
+              "%s",
+              ch->base.name, err.msg);
+      return 0;
+    }
+    set_failure(t, "malformed JSON in an SSE event: %s", err.msg);
+    return SB_EPROTO;
+  }
+  mark_answered(t, msg);
+  t->events++;
+  return enqueue(ch, t, msg);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
+  transfer *t = ud;
+  http_channel *ch = t->ch;
+  size_t len = size * nmemb;
+  if (t->kind == BODY_UNKNOWN) {
+    long status = 0;
+    char *ct = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (status >= 200 && status < 300 &&
+        content_type_is(ct, "text/event-stream")) {
+      t->kind = BODY_SSE;
+      sb_sse_init(&t->sse, ch->max_bytes, on_sse_event, t);
+      if (t->is_stream && ch->last_event_id)
+        sb_sse_set_last_id(&t->sse, ch->last_event_id);
+    } else if (content_type_is(ct, "application/json") && !t->is_stream) {
+      t->kind = BODY_JSON;
+    } else {
+      t->kind = BODY_OTHER;
+    }
+  }
+  switch (t->kind) {
+  case BODY_SSE: {
+    int rc = sb_sse_feed(&t->sse, data, len);
+    if (rc == SB_ETOOBIG)
+      set_failure(t, "an SSE event is larger than the limit of %zu bytes",
+                  ch->max_bytes);
+    else if (rc == SB_ENOMEM)
+      set_failure(t, "out of memory reading an SSE stream");
+    if (rc != 0) return 0; /* abort the transfer */
+    break;
+  }
+  case BODY_JSON:
+    if (t->body_buf.len + len > ch->max_bytes) {
+      set_failure(t, "response larger than the limit of %zu bytes",
+                  ch->max_bytes);
+      return 0;
+    }
+    if (sb_buf_append(&t->body_buf, data, len) != 0) {
+      set_failure(t, "out of memory reading the response");
+      return 0;
+    }
+    break;
+  default: /* keep the start, for the error message */
+    if (t->body_buf.len < ERROR_BODY_MAX) {
+      size_t keep = ERROR_BODY_MAX - t->body_buf.len;
+      if (sb_buf_append(&t->body_buf, data, len < keep ? len : keep) != 0)
+        return 0;
+    }
+    break;
+  }
+  return len;
+}
+
+/* Response headers: capture Mcp-Session-Id from any response. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
+  transfer *t = ud;
+  http_channel *ch = t->ch;
+  size_t len = size * nmemb;
+  static const char name[] = "mcp-session-id:";
+  if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
+    const char *v = data + sizeof name - 1;
+    const char *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+      v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                       end[-1] == '\t'))
+      end--;
+    int visible = end > v;
+    for (const char *p = v; p < end && visible; p++)
+      visible = *p >= 0x21 && *p <= 0x7e;
+    if (!visible) {
+      SB_WARN(MOD,
+              "agent %s: ignoring an Mcp-Session-Id that is not visible "
+              "ASCII",
+              ch->base.name);
+    } else if (!ch->session_id || strlen(ch->session_id) != (size_t)(end - v) ||
+               memcmp(ch->session_id, v, (size_t)(end - v)) != 0) {
+      char *sid = sb_strndup(v, (size_t)(end - v));
+      if (sid) {
+        sb_free(ch->session_id);
+        ch->session_id = sid;
+      }
+    }
+  }
+  return len;
+}
+
+/* Common easy-handle set-up and the headers every request carries. */
+transfer *hc_new_transfer(http_channel *ch, int is_stream) {
+  transfer *t = sb_calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->ch = ch;
+  t->is_stream = is_stream;
+  t->easy = curl_easy_init();
+  if (!t->easy) goto fail;
+  for (struct curl_slist *h = ch->opt_headers; h; h = h->next) {
+    struct curl_slist *l = curl_slist_append(t->headers, h->data);
+    if (!l) goto fail;
+    t->headers = l;
+  }
+  for (size_t i = 0; i < ch->n_extra; i++)
+    if (hc_add_header(&t->headers, ch->extra[i].name, ch->extra[i].value) != 0)
+      goto fail;
+  if (ch->session_id) {
+    if (hc_add_header(&t->headers, "Mcp-Session-Id", ch->session_id) != 0)
+      goto fail;
+    t->sent_session = 1;
+  }
+  CURL *e = t->easy;
+  curl_easy_setopt(e, CURLOPT_URL, ch->url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ch->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  return t;
+fail:
+  if (t->easy) curl_easy_cleanup(t->easy);
+  curl_slist_free_all(t->headers);
+  sb_free(t);
+  return NULL;
+}
+
+int hc_start_transfer(http_channel *ch, transfer *t) {
+  curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+  if (curl_multi_add_handle(ch->multi, t->easy) != CURLM_OK) return SB_EIO;
+  t->next = ch->transfers;
+  if (t->next) t->next->prev = t;
+  ch->transfers = t;
+  return 0;
+}
+
+/* ---- finishing a POST ------------------------------------------------------
+ */
+
+/* What went wrong below HTTP, in words: "connect to URL: Connection
+ * refused" rather than only curl's generic text. */
+void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
+                        size_t n) {
+  long os_errno = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+  if (res == CURLE_COULDNT_CONNECT && os_errno)
+    snprintf(out, n, "connect to %s: %s", ch->url, strerror((int)os_errno));
+  else if (res == CURLE_OPERATION_TIMEDOUT)
+    snprintf(out, n, "%s: %s", ch->url,
+             t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+  else
+    snprintf(out, n, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+}
+
+static void finish_json_body(http_channel *ch, transfer *t, long status) {
+  sb_rpc_limits limits = {.max_bytes = ch->max_bytes};
+  json_t *msg = NULL;
+  sb_error err = {0};
+  if (sb_rpc_parse(t->body_buf.data ? t->body_buf.data : "", t->body_buf.len,
+                   &limits, &msg, &err) != 0) {
+    if (status >= 400)
+      synthesise(ch, t, status, 0, "HTTP %ld with a body that is not JSON-RPC",
+                 status);
+    else
+      synthesise(ch, t, status, 0, "malformed JSON response: %s", err.msg);
+    return;
+  }
+  int is_error = json_is_array(msg) ||
+                 (json_is_object(msg) && json_object_get(msg, "error"));
+  if (status >= 400 && !is_error) {
+    json_decref(msg);
+    synthesise(ch, t, status, 0, "HTTP %ld", status);
+    return;
+  }
+  /* An error without an id (the agent could not read ours) still answers
+   * the one request this POST carried. */
+  json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+  if (json_is_object(msg) && (!id || json_is_null(id)) &&
+      json_object_get(msg, "error") && json_array_size(t->pending_ids) == 1)
+    json_object_set(msg, "id", json_array_get(t->pending_ids, 0));
+  mark_answered(t, msg);
+  if (status >= 400 && json_array_size(t->pending_ids) == 0 &&
+      !json_object_get(msg, "id")) {
+    /* A failed notification: nobody waits for it. */
+    SB_WARN(MOD, "agent %s refused a notification (HTTP %ld)", ch->base.name,
+            status);
+    json_decref(msg);
+    return;
+  }
+  enqueue(ch, t, msg);
+}
+
+void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
+  long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (t->failure) {
+    synthesise(ch, t, status, 0, "%s", t->failure);
+  } else if (status == 404 && t->sent_session) {
+    /* The session this request named is gone: forget it, and say so in a
+     * way the MCP client can act on (initialize again). */
+    sb_free(ch->session_id);
+    ch->session_id = NULL;
+    synthesise(ch, t, status, 1, "session expired (HTTP 404)");
+  } else if (res != CURLE_OK && t->kind == BODY_SSE && t->pending_ids &&
+             json_array_size(t->pending_ids) == 0) {
+    /* The stream broke after it had answered everything: nothing lost. */
+  } else if (res != CURLE_OK) {
+    char why[400];
+    hc_transport_error(ch, t, res, why, sizeof why);
+    synthesise(ch, t, status, 0, "%s", why);
+  } else if (t->kind == BODY_SSE) {
+    if (json_array_size(t->pending_ids))
+      synthesise(ch, t, status, 0, "the SSE stream ended before the response");
+  } else if (t->kind == BODY_JSON) {
+    finish_json_body(ch, t, status);
+  } else if (status >= 200 && status < 300 && t->kind == BODY_UNKNOWN) {
+    /* 202/204 (or an empty 200): nothing to deliver. */
+    if (json_array_size(t->pending_ids))
+      synthesise(ch, t, status, 0, "HTTP %ld with no response body", status);
+  } else if (status >= 200 && status < 300) {
+    synthesise(ch, t, status, 0,
+               "unexpected Content-Type in an HTTP %ld "
+               "response",
+               status);
+  } else if (t->kind == BODY_OTHER && t->body_buf.len) {
+    /* Some servers send JSON-RPC errors without the right Content-Type;
+     * a real error object still beats a synthesised one. */
+    json_t *msg = json_loadb(t->body_buf.data, t->body_buf.len, 0, NULL);
+    int usable = json_is_object(msg) && json_object_get(msg, "error");
+    json_decref(msg);
+    if (usable) {
+      t->kind = BODY_JSON;
+      finish_json_body(ch, t, status);
+    } else {
+      synthesise(ch, t, status, 0, "HTTP %ld: %.*s", status,
+                 (int)(t->body_buf.len > 200 ? 200 : t->body_buf.len),
+                 t->body_buf.data);
+    }
+  } else {
+    synthesise(ch, t, status, 0, "HTTP %ld", status);
+  }
+  /* Anything still owed (an answer that named other ids) fails too. */
+  if (json_array_size(t->pending_ids))
+    synthesise(ch, t, status, 0, "the response did not answer this request");
+}
