@@ -116,7 +116,18 @@ static void on_progress(void *ud, json_t *params) {
 static void retry_now(uv_timer_t *timer) {
   attempt *t = timer->data;
   if (!t->call) return;
+  t->awaiting_connect = 0; /* the wait for a reconnect, if any, is over */
   try_agent(t, t->current);
+}
+
+void agents_resume_waiting(agent *a) {
+  for (attempt *t = a->owner->attempts, *next; t; t = next) {
+    next = t->next;
+    if (t->current != a || !t->awaiting_connect) continue;
+    t->awaiting_connect = 0;
+    if (t->retry_timer) uv_timer_stop(t->retry_timer);
+    if (t->call) try_agent(t, a);
+  }
 }
 
 /* ---- input across eras ---------------------------------------------------
@@ -312,6 +323,8 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   int cancelled = local && json_is_true(json_object_get(data, "cancelled"));
   int timed_out = local && json_is_true(json_object_get(data, "timeout"));
   int transport = local && json_is_true(json_object_get(data, "transport"));
+  /* The agent ended our session before reading this request. */
+  int session_lost = local && json_is_true(json_object_get(data, "sessionExpired"));
   /* The agent's own errors (bad arguments...) are answers, not failures. */
   int failed = local && !cancelled;
   if (t->ticket_open) {
@@ -359,13 +372,14 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   }
   const char *why = json_string_value(json_object_get(error, "message"));
   /* Safe to run again: the tool is idempotent, or the agent never saw it. */
-  int delivered = !transport || timed_out ||
-                  !json_is_false(json_object_get(data, "delivered"));
+  int delivered = !session_lost &&
+                  (!transport || timed_out ||
+                   !json_is_false(json_object_get(data, "delivered")));
   /* Reads (resources, prompts, completions) change nothing: always safe. */
   int safe = strcmp(t->method, "tools/call") != 0 ||
              sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
   if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
-      a->client && sb_mcp_client_connected(a->client)) {
+      a->client && (session_lost || sb_mcp_client_connected(a->client))) {
     uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
                                          RETRY_CAP_MS, agents_random01());
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
@@ -429,6 +443,22 @@ static void try_agent(attempt *t, agent *a) {
     }
   }
   t->current = a;
+  /* A retry that finds its agent reconnecting (its session ended, it
+   * crashed) waits for it, once, at most the agent's timeout. */
+  if ((!a->client || !sb_mcp_client_connected(a->client)) && t->retries > 0 &&
+      !a->removed && !t->waited_connect && !o->stopping) {
+    if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
+      uv_timer_init(o->app->loop, t->retry_timer);
+      t->retry_timer->data = t;
+    }
+    if (t->retry_timer) {
+      t->waited_connect = 1;
+      t->awaiting_connect = 1;
+      uv_timer_start(t->retry_timer, retry_now,
+                     (uint64_t)a->def->limits.timeout_ms, 0);
+      return;
+    }
+  }
   sb_registry_refusal why = SB_REFUSE_NONE;
   if (!a->client || !sb_mcp_client_connected(a->client) ||
       sb_registry_call_begin(o->reg, a->def->id, sb_now_ms(), &t->ticket,

@@ -245,6 +245,7 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
   }
   a->restarts = 0;
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
+  agents_resume_waiting(a);
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
   resubscribe(a);
 }
@@ -383,6 +384,22 @@ static void on_agent_request(void *ud, json_t *id, const char *method,
                                   "message", msg));
 }
 
+/* The agent ended our legacy session (it restarted, or expired it): the
+ * spec's answer is a new initialize. Off the client's receive path, close
+ * the channel as if it had died; the restart opens a new one. */
+static void session_lost_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  a->session_lost = 0;
+  if (a->ch) on_channel_closed(a, "the agent ended our session; opening a new one");
+}
+
+static void on_session_expired(void *ud) {
+  agent *a = ud;
+  if (a->session_lost || !a->ch) return;
+  a->session_lost = 1;
+  uv_timer_start(&a->restart_timer, session_lost_tick, 0, 0);
+}
+
 static void agent_connect(agent *a) {
   sb_app_agents *o = a->owner;
   sb_error err = {0};
@@ -429,7 +446,8 @@ static void agent_connect(agent *a) {
         .loop = o->app->loop,
         .name = a->def->id,
         .transport = {tr_send, tr_cancel, tr_set_header, a},
-        .events = {on_agent_notification, on_agent_request, a},
+        .events = {on_agent_notification, on_agent_request,
+                   on_session_expired, a},
         .capabilities = caps};
     a->client = sb_mcp_client_new(&co);
     json_decref(caps);

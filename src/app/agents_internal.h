@@ -71,6 +71,7 @@ struct agent {
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */
   int removed;     /* shut down: no more retries on it */
+  int session_lost; /* the agent ended our session: reopening soon */
 };
 
 struct attempt {
@@ -106,6 +107,8 @@ struct attempt {
   int ticket_open;    /* a registry call is begun and not yet ended */
   int asking;         /* inside ask_legacy_caller's loop */
   int retry_due;      /* every answer came in during that loop */
+  int awaiting_connect; /* a retry waits for the agent to reconnect */
+  int waited_connect;   /* ...and has waited once already */
 };
 
 /* agents.c */
@@ -142,6 +145,8 @@ int agents_park_request(agent *a, sb_mcp_request *req, json_t *id,
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
 const char *agents_capability_for(const char *method);
+/* a has (re)connected: retries that waited for it go now. */
+void agents_resume_waiting(agent *a);
 /* Calls waiting to retry on a (going away) are answered now. */
 void agents_abandon_attempts(agent *a);
 

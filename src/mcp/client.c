@@ -517,7 +517,10 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
       SB_DEBUG(MODULE, "agent %s: response to no pending request", c->name);
       return;
     }
+    int expired = json_is_true(json_object_get(
+        json_object_get(m.error, "data"), "sessionExpired"));
     request_finish(r, m.result, m.error);
+    if (expired && c->ev.on_session_expired) c->ev.on_session_expired(c->ev.ud);
     return;
   }
   if (m.kind == SB_RPC_NOTIFICATION) {

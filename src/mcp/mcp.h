@@ -330,6 +330,10 @@ typedef struct sb_mcp_client_events {
    * sb_mcp_client_respond. If NULL, such requests get a -32601 error. */
   void (*on_agent_request)(void *ud, json_t *id, const char *method,
                            json_t *params, sb_mcp_request *related);
+  /* The agent ended our legacy session (a request was answered with
+   * data.sessionExpired, e.g. HTTP 404 on Mcp-Session-Id): the owner opens
+   * a new one. Called after that request's callback; may be NULL. */
+  void (*on_session_expired)(void *ud);
   void *ud;
 } sb_mcp_client_events;
 

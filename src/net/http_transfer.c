@@ -406,17 +406,30 @@ static void finish_json_body(http_channel *ch, transfer *t, long status) {
   enqueue(ch, t, msg);
 }
 
+/* 1 if the error body of t talks about a session id ("No valid session
+ * ID provided", "Invalid session"): how some servers say 404. */
+static int names_session(const transfer *t) {
+  const char *p = t->body_buf.data;
+  size_t n = t->body_buf.len;
+  for (size_t i = 0; p && i + 7 <= n; i++)
+    if (strncasecmp(p + i, "session", 7) == 0) return 1;
+  return 0;
+}
+
 void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (t->failure) {
     synthesise(ch, t, status, 0, "%s", t->failure);
-  } else if (status == 404 && t->sent_session) {
+  } else if (t->sent_session &&
+             (status == 404 || (status == 400 && names_session(t)))) {
     /* The session this request named is gone: forget it, and say so in a
-     * way the MCP client can act on (initialize again). */
+     * way the MCP client can act on (initialize again). 404 is what the
+     * spec says; servers built on the SDK's example code answer 400 "No
+     * valid session ID provided" instead, and are treated alike. */
     sb_free(ch->session_id);
     ch->session_id = NULL;
-    synthesise(ch, t, status, 1, "session expired (HTTP 404)");
+    synthesise(ch, t, status, 1, "session expired (HTTP %ld)", status);
   } else if (res != CURLE_OK && t->kind == BODY_SSE && t->pending_ids &&
              json_array_size(t->pending_ids) == 0) {
     /* The stream broke after it had answered everything: nothing lost. */

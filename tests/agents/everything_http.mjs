@@ -13,6 +13,13 @@ const listen = http.Server.prototype.listen;
 http.Server.prototype.listen = function patchedListen(port, ...rest) {
   // express calls listen(port, callback): insert the host.
   const cb = typeof rest[rest.length - 1] === 'function' ? rest.pop() : undefined;
+  // One line per request, so tests can count handshakes and learn the
+  // session id: "everything-http POST session=<id|none> version=<v|none>".
+  this.prependListener('request', (req) => {
+    const sid = req.headers['mcp-session-id'] || 'none';
+    const ver = req.headers['mcp-protocol-version'] || 'none';
+    process.stderr.write(`everything-http ${req.method} session=${sid} version=${ver}\n`);
+  });
   this.once('listening', () => {
     const a = this.address();
     process.stderr.write(`everything-http listening on ${a.address}:${a.port}\n`);

@@ -21,7 +21,9 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, EventLog, MODERN_VERSION, startHttpServer, stdioServerParams, switchboardBin, textOf, withDeadline } from './lib/harness.mjs';
-import { callWithin, connect, everythingStdio, flakyAgent, pollUntil, waitForTools, withStderr } from '../agents/agents_lib.mjs';
+import {
+  agentDef, callWithin, connect, everythingStdio, flakyAgent, pollUntil, startEverythingHttp, waitForTools, withStderr,
+} from '../agents/agents_lib.mjs';
 
 const META = {
   'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
@@ -398,5 +400,61 @@ describe('a modern agent behind its own endpoint (switchboard behind switchboard
     assert.equal(msgs.at(-1).result.resultType, 'complete');
     msgs = await post(undefined);
     assert.equal(msgs.filter((m) => m.method === 'notifications/message').length, 0, 'no logLevel, no log lines');
+  });
+});
+
+describe('a legacy HTTP agent: one pooled session, re-opened when the agent ends it', { timeout: 60000 }, () => {
+  let agent;
+  let sb;
+
+  before(async () => {
+    agent = await startEverythingHttp();
+    sb = await startHttpServer({ extraArgs: ['--config', writeConfigWith([agentDef('e', { transport: { type: 'http', url: agent.url } })])] });
+  });
+
+  after(async () => {
+    const done = await sb.stop();
+    await agent.stop();
+    assert.equal(done.code, 0, sb.stderr.slice(-2000));
+  });
+
+  // everything_http.mjs logs every request it gets: an initialize is a POST
+  // with no session and no MCP-Protocol-Version header (the server/discover
+  // probe carries 2026-07-28).
+  const initializes = () => agent.stderr.split('\n').filter((l) => /^everything-http POST session=none version=none$/.test(l)).length;
+  const sessionId = () => /everything-http POST session=([0-9a-f-]{36})/.exec(agent.stderr)?.[1];
+
+  it('many calls from clients of both eras share one initialize', async () => {
+    const legacy = await connect('legacy', sb.url.replace(/\/mcp$/, '/agents/e/mcp'));
+    const modern = await connect('modern', sb.url.replace(/\/mcp$/, '/agents/e/mcp'));
+    try {
+      await waitForTools(legacy, ['echo']);
+      for (let i = 0; i < 3; i++) {
+        for (const ctx of [legacy, modern]) {
+          const r = await callWithin(ctx, { name: 'echo', arguments: { message: `call ${i}` } });
+          assert.equal(textOf(r.content), `Echo: call ${i}`);
+        }
+      }
+      assert.equal(initializes(), 1, agent.stderr);
+    } finally {
+      await legacy.close();
+      await modern.close();
+    }
+  });
+
+  it('the agent ends the session: the next call opens a new one and succeeds', async () => {
+    const ctx = await connect('legacy', sb.url.replace(/\/mcp$/, '/agents/e/mcp'));
+    try {
+      await waitForTools(ctx, ['echo']);
+      const sid = sessionId();
+      assert.ok(sid, agent.stderr);
+      const del = await fetch(agent.url, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
+      assert.equal(del.status, 200);
+      const r = await callWithin(ctx, { name: 'echo', arguments: { message: 'after the restart' } });
+      assert.equal(textOf(r.content), 'Echo: after the restart', withStderr(sb, JSON.stringify(r)));
+      assert.equal(initializes(), 2, agent.stderr);
+    } finally {
+      await ctx.close();
+    }
   });
 });

@@ -840,6 +840,11 @@ static void cancel_aborts_slow_request(void **state) {
 
 /* Sessions: assigned on the first answer, sent back, and a 404 for a
  * request that carried one means it expired. */
+/* How the server says a session is gone: the spec's 404, or the 400 of
+ * servers built on the SDK's example code; or a 400 about something else. */
+static int gone_status = 404;
+static const char *gone_message = "Session not found";
+
 static void session_handler(fake_conn *c, const char *method, const char *head,
                             json_t *body) {
   char v[128], buf[512];
@@ -847,9 +852,9 @@ static void session_handler(fake_conn *c, const char *method, const char *head,
   if (*head_value(head, "Mcp-Session-Id", v, sizeof v)) {
     snprintf(buf, sizeof buf,
              "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{"
-             "\"code\":-32001,\"message\":\"Session not found\"}}",
-             id);
-    conn_respond(c, 404, "application/json", NULL, buf);
+             "\"code\":-32000,\"message\":\"%s\"}}",
+             id, gone_message);
+    conn_respond(c, gone_status, "application/json", NULL, buf);
   } else {
     snprintf(buf, sizeof buf, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{}}",
              id);
@@ -893,6 +898,50 @@ static void expired_session_reported(void **state) {
   json_decref(id2);
   json_decref(id3);
   json_decref(r.msgs);
+}
+
+/* Servers built on the SDK's example answer 400 "No valid session ID
+ * provided": also an expired session. A 400 about anything else is the
+ * server's answer, not a lost session. */
+static void expired_session_400(void **state) {
+  (void)state;
+  for (int about_session = 1; about_session >= 0; about_session--) {
+    gone_status = 400;
+    gone_message = about_session ? "Bad Request: No valid session ID provided"
+                                 : "Invalid params: name";
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fake_server s;
+    fake_start(&loop, &s, session_handler);
+    recorder r;
+    sb_channel *ch = open_channel(&loop, &r, url_of(&s), 0);
+    send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}");
+    json_t *id1 = json_integer(1), *id2 = json_integer(2);
+    assert_non_null(json_object_get(wait_answer(&loop, &r, id1), "result"));
+    send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+    json_t *a = wait_answer(&loop, &r, id2);
+    json_t *data = json_object_get(json_object_get(a, "error"), "data");
+    if (about_session) {
+      expect_synth(a, "session expired (HTTP 400)");
+      assert_true(json_is_true(json_object_get(data, "sessionExpired")));
+      assert_null(sb_channel_session_id(ch));
+    } else {
+      /* the server's own error, passed on as it is */
+      assert_string_equal(json_string_value(json_object_get(
+                              json_object_get(a, "error"), "message")),
+                          "Invalid params: name");
+      assert_null(json_object_get(data, "sessionExpired"));
+      assert_string_equal(sb_channel_session_id(ch), "sess-1");
+    }
+    sb_channel_close(ch);
+    fake_stop(&s);
+    finish_loop(&loop);
+    json_decref(id1);
+    json_decref(id2);
+    json_decref(r.msgs);
+  }
+  gone_status = 404;
+  gone_message = "Session not found";
 }
 
 /* GET stream: the first one delivers an event then drops; the second must
@@ -1005,6 +1054,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(sse_response_and_connection_reuse),
       cmocka_unit_test(cancel_aborts_slow_request),
       cmocka_unit_test(expired_session_reported),
+      cmocka_unit_test(expired_session_400),
       cmocka_unit_test(get_stream_resumes_then_stops_on_405),
       cmocka_unit_test(close_from_callback),
       cmocka_unit_test(bad_options_rejected),
