@@ -174,6 +174,11 @@ static void on_caller_answer(sb_mcp_call *call, json_t *result, json_t *error,
                              void *ud) {
   question *q = ud;
   attempt *t = q->t;
+  if (!call) { /* the call ended first: t may be gone */
+    sb_free(q->key);
+    sb_free(q);
+    return;
+  }
   if (error) {
     const char *m = json_string_value(json_object_get(error, "message"));
     char *key = q->key;

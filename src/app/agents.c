@@ -15,6 +15,17 @@
 
 #define MODULE "agents"
 
+/* A legacy agent's request (sampling, elicitation, roots) passed to the
+ * legacy client whose call it serves, until the client answers. */
+struct relay {
+  agent *a;
+  json_t *agent_req_id;
+  sb_mcp_call *call; /* the caller asked */
+  int cancelled;     /* the agent withdrew its request */
+  relay *next;       /* a->relays */
+};
+
+
 double agents_random01(void) {
   return (double)randombytes_uniform(1u << 30) / (1u << 30);
 }
@@ -312,6 +323,17 @@ static void on_agent_notification(void *ud, const char *method,
   } else if (strcmp(method, "notifications/resources/updated") == 0) {
     const char *uri = json_string_value(json_object_get(params, "uri"));
     if (uri) app_mounts_resource_updated(a->owner->app, a->def->id, uri);
+  } else if (strcmp(method, "notifications/cancelled") == 0) {
+    /* The agent withdraws a request it relayed to a legacy client: the
+     * client is told the same. */
+    json_t *rid = json_object_get(params, "requestId");
+    for (relay *r = a->relays; r; r = r->next) {
+      if (!json_equal(r->agent_req_id, rid)) continue;
+      r->cancelled = 1;
+      sb_mcp_call_cancel_ask(r->call, r,
+                             json_string_value(json_object_get(params, "reason")));
+      break; /* r is freed */
+    }
   } else if (strcmp(method, "notifications/message") == 0) {
     json_t *data = json_object_get(params, "data");
     char *text = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT);
@@ -324,17 +346,26 @@ static void on_agent_notification(void *ud, const char *method,
 
 /* A legacy agent asks something (sampling, elicitation, roots) while
  * serving a call: pass it to the client that made the call. */
-typedef struct relay {
-  agent *a;
-  json_t *agent_req_id;
-} relay;
-
 static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
                              void *ud) {
   relay *r = ud;
-  if (r->a->client)
+  for (relay **pp = r->a ? &r->a->relays : NULL; pp && *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  if (r->cancelled || !r->a || !r->a->client) {
+    /* withdrawn by the agent, or the agent is gone: nobody to answer */
+  } else if (!call) { /* the call ended before the client answered */
+    sb_mcp_client_respond(
+        r->a->client, r->agent_req_id, NULL,
+        json_pack("{siss}", "code", SB_RPC_INTERNAL_ERROR, "message",
+                  "the call this request belongs to ended before the client "
+                  "answered"));
+  } else {
     sb_mcp_client_respond(r->a->client, r->agent_req_id, json_incref(result),
                           json_incref(error));
+  }
   json_decref(r->agent_req_id);
   sb_free(r);
 }
@@ -365,9 +396,13 @@ static void on_agent_request(void *ud, json_t *id, const char *method,
   if (r) {
     r->a = a;
     r->agent_req_id = json_incref(id);
+    r->call = call;
+    r->next = a->relays;
+    a->relays = r;
     if (sb_mcp_call_ask_client(call, method, json_incref(params),
                                on_client_answer, r) == 0)
       return;
+    a->relays = r->next;
     json_decref(r->agent_req_id);
     sb_free(r);
   }
@@ -534,6 +569,9 @@ static void agent_shutdown(agent *a) {
   a->client = NULL;
   sb_mcp_client_free(client); /* fails its pending requests */
   agents_abandon_attempts(a);
+  /* Its requests still with clients: their answers go nowhere now. */
+  for (relay *r = a->relays; r; r = r->next) r->a = NULL;
+  a->relays = NULL;
   drop_lists(a, 0);
   json_decref(a->subs);
   a->subs = NULL;

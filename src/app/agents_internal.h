@@ -47,6 +47,7 @@ typedef struct agent_list {
 } agent_list;
 
 typedef struct attempt attempt;
+typedef struct relay relay; /* an agent's request passed to a legacy caller */
 
 struct sb_app_agents {
   sb_app *app;
@@ -65,6 +66,7 @@ struct agent {
   agent_list lists[LIST_KINDS];
   json_t *subs;         /* resource URI -> number of our subscribers */
   sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
+  relay *relays;          /* its requests waiting for a legacy caller */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
   unsigned restarts;

@@ -308,6 +308,7 @@ static json_t *answer_result(json_t *elicit_result) {
 
 static void ask_user_legacy_answer(sb_mcp_call *c, json_t *result,
                                    json_t *error, void *ud) {
+  if (!c) return; /* the call ended first; nothing to release */
   if (error) {
     const char *m = json_string_value(json_object_get(error, "message"));
     char *text = sb_asprintf("elicitation failed: %s", m ? m : "error");

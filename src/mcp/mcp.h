@@ -253,13 +253,20 @@ void sb_mcp_call_fail(sb_mcp_call *call, int code, const char *message,
 
 /* Ask the client that made this call a question of its own (legacy
  * clients only: sampling/createMessage, elicitation/create, roots/list);
- * cb gets its answer (result or error, borrowed). params stolen. 0, or
+ * cb gets its answer (result or error, borrowed). If the call ends first
+ * (answered, cancelled, session gone), cb runs once with call, result and
+ * error all NULL: release ud, touch nothing else. params stolen. 0, or
  * SB_ESTATE when the client is modern or the call has no session. */
 typedef void (*sb_mcp_client_answer_cb)(sb_mcp_call *call, json_t *result,
                                         json_t *error, void *ud);
 int sb_mcp_call_ask_client(sb_mcp_call *call, const char *method,
                            json_t *params, sb_mcp_client_answer_cb cb,
                            void *ud);
+
+/* Withdraw a question asked with sb_mcp_call_ask_client(call, ..., ud):
+ * notifications/cancelled (with reason, may be NULL) goes to the client,
+ * and cb runs as for an ended call (all NULL) to release ud. */
+void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
 
 /* Reply with a cacheable result: modern clients get ttlMs and cacheScope
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */

@@ -132,6 +132,7 @@ static void drop_pending_of(sb_mcp_call *c) {
     if ((*pp)->call == c) {
       mcp_pending *dead = *pp;
       *pp = dead->next;
+      dead->cb(NULL, NULL, NULL, dead->ud); /* abandoned: release ud */
       sb_free(dead);
     } else {
       pp = &(*pp)->next;
@@ -355,6 +356,21 @@ int sb_mcp_call_ask_client(sb_mcp_call *c, const char *method,
   return mcp_call_request_client(c, method, params, cb, ud);
 }
 
+void sb_mcp_call_cancel_ask(sb_mcp_call *c, void *ud, const char *reason) {
+  if (!c->session) return;
+  for (mcp_pending **pp = &c->session->pending; *pp; pp = &(*pp)->next) {
+    mcp_pending *p = *pp;
+    if (p->call != c || p->ud != ud) continue;
+    *pp = p->next;
+    json_t *params = json_pack("{sI}", "requestId", p->id);
+    if (params && reason) json_object_set_new(params, "reason", json_string(reason));
+    mcp_call_send(c, sb_rpc_notification_new("notifications/cancelled", params));
+    p->cb(NULL, NULL, NULL, p->ud);
+    sb_free(p);
+    return;
+  }
+}
+
 /* A response from a legacy client to one of our requests. */
 static void handle_client_response(sb_mcp_session *s, sb_rpc_msg *m) {
   if (!s || !json_is_integer(m->id)) return;
@@ -408,6 +424,7 @@ void sb_mcp_session_free(sb_mcp_session *s) {
   while (s->pending) {
     mcp_pending *p = s->pending;
     s->pending = p->next;
+    p->cb(NULL, NULL, NULL, p->ud); /* abandoned: release ud */
     sb_free(p);
   }
   const char *uri;

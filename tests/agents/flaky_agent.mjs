@@ -42,6 +42,24 @@ server.tool('garbage', 'Writes a line that is not JSON, then answers', {}, async
   return text(`${name} after garbage`);
 });
 server.tool('fail', 'Returns a tool error', {}, async () => ({ ...text(`${name} failed`), isError: true }));
+server.tool('ask_then_withdraw', 'Asks the client for sampling, then withdraws the request (notifications/cancelled)', {},
+  async () => {
+    const ac = new AbortController();
+    const asked = server.server.createMessage(
+      { messages: [{ role: 'user', content: { type: 'text', text: 'never mind' } }], maxTokens: 5 },
+      { signal: ac.signal });
+    setImmediate(() => ac.abort('changed my mind'));
+    try {
+      await asked;
+      return text(`${name}: the client answered anyway`);
+    } catch {
+      return text(`${name} withdrew its question`);
+    }
+  });
+server.tool('ask', 'Asks the client for sampling and returns the answer text', {}, async () => {
+  const r = await server.server.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 });
+  return text(`${name} heard: ${r.content?.text}`);
+});
 let grown = false;
 server.tool('grow', 'Adds a tool named extra (the SDK then sends tools/list_changed)', {}, async () => {
   if (!grown) {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
-  CallToolResultSchema, LoggingMessageNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema,
+  CallToolResultSchema, CreateMessageRequestSchema, LoggingMessageNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, EventLog, MODERN_VERSION, startHttpServer, stdioServerParams, switchboardBin, textOf, withDeadline } from './lib/harness.mjs';
@@ -453,6 +453,63 @@ describe('a legacy HTTP agent: one pooled session, re-opened when the agent ends
       const r = await callWithin(ctx, { name: 'echo', arguments: { message: 'after the restart' } });
       assert.equal(textOf(r.content), 'Echo: after the restart', withStderr(sb, JSON.stringify(r)));
       assert.equal(initializes(), 2, agent.stderr);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+describe('an agent\'s question to a legacy client, withdrawn or outlived', { timeout: 60000 }, () => {
+  let sb;
+
+  before(async () => {
+    sb = await startHttpServer({ extraArgs: ['--config', writeConfigWith([flakyAgent('flaky', 'F')])] });
+  });
+
+  after(async () => {
+    const done = await sb.stop();
+    assert.equal(done.code, 0, sb.stderr.slice(-2000));
+  });
+
+  // A v1 client whose sampling handler never answers; it records the
+  // request and whether the SDK aborted it (notifications/cancelled).
+  async function withSilentSampler() {
+    const ctx = await connect('legacy', sb.url.replace(/\/mcp$/, '/agents/flaky/mcp'), { sampling: () => new Promise(() => {}) });
+    const aborted = new EventLog('aborted sampling requests');
+    ctx.client.setRequestHandler(CreateMessageRequestSchema, (req, extra) => {
+      ctx.samplings.push(req);
+      extra.signal.addEventListener('abort', () => aborted.push(extra.requestId));
+      return new Promise(() => {});
+    });
+    return { ctx, aborted };
+  }
+
+  it('the agent withdraws its sampling request: the client is told, the call ends', async () => {
+    const { ctx, aborted } = await withSilentSampler();
+    try {
+      await waitForTools(ctx, ['ask_then_withdraw']);
+      const r = await callWithin(ctx, { name: 'ask_then_withdraw', arguments: {} });
+      assert.equal(textOf(r.content), 'F withdrew its question');
+      await ctx.samplings.waitFor(() => true, { what: 'the sampling request' });
+      await aborted.waitFor(() => true, { what: 'notifications/cancelled for it' });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('the client cancels its call while the agent\'s question waits: the agent gets an error, nothing leaks', async () => {
+    const { ctx } = await withSilentSampler();
+    try {
+      await waitForTools(ctx, ['ask']);
+      const ac = new AbortController();
+      const pending = ctx.callTool({ name: 'ask', arguments: {} }, { signal: ac.signal });
+      await ctx.samplings.waitFor(() => true, { what: 'the sampling request' });
+      ac.abort('the customer left');
+      await assert.rejects(withDeadline(pending, DEADLINE_MS, 'the cancelled call'));
+      // The agent keeps serving (and switchboard exits cleanly, leak-checked
+      // under the sanitizer build).
+      const who = await callWithin(ctx, { name: 'whoami', arguments: {} });
+      assert.match(textOf(who.content), /^F /);
     } finally {
       await ctx.close();
     }
