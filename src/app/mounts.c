@@ -127,8 +127,9 @@ static void list_kind(mount *m, int kind, json_t *out) {
   }
 }
 
-/* The agent of the mount that serves `v` as an item of `kind` (a name, or
- * for resources a URI listed or matching a template's fixed prefix). */
+/* The agent of the mount that serves `v` as an item of `kind` (a name, a
+ * template's uriTemplate, or for resources a URI listed or matching a
+ * template's fixed prefix). */
 static agent *owner_of(mount *m, int kind, const char *v) {
   const char *key = item_key(kind);
   for (size_t n = 0; n < mount_width(m); n++) {
@@ -210,21 +211,8 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   const char *uri = json_string_value(json_object_get(ref, "uri"));
   agent *a = NULL;
   if (type && strcmp(type, "ref/prompt") == 0) a = route(m, LIST_PROMPTS, name);
-  else if (type && strcmp(type, "ref/resource") == 0) {
-    /* The ref names a template: find the agent listing it. */
-    const include *inc;
-    if (m->is_agent) a = mount_agent(m, 0, &inc);
-    for (size_t n = 0; !a && uri && n < mount_width(m); n++) {
-      agent *c = mount_agent(m, n, &inc);
-      size_t i;
-      json_t *t;
-      json_array_foreach(c ? agents_list_items(c, LIST_TEMPLATES) : NULL, i, t) {
-        const char *w = json_string_value(json_object_get(t, "uriTemplate"));
-        if (w && strcmp(w, uri) == 0 && (!inc || included(inc, LIST_TEMPLATES, t)))
-          a = c;
-      }
-    }
-  }
+  /* A resource ref names a template: the agent listing it. */
+  else if (type && strcmp(type, "ref/resource") == 0) a = route(m, LIST_TEMPLATES, uri);
   if (!a) return 0;
   agents_forward((m->app)->agents, a, call, NULL);
   return 1;

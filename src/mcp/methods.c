@@ -255,6 +255,23 @@ static void handle_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {
              "public");
 }
 
+typedef int (*named_fn)(void *, sb_mcp_call *, const char *, json_t *);
+
+/* Hand a request for a named tool or prompt to the first provider that
+ * claims the name; "Unknown tool: NAME" (or prompt) if none does. */
+static void route_named(sb_mcp_call *c, size_t fn_offset, const char *what,
+                        const char *name, json_t *args) {
+  sb_mcp_server *srv = c->srv;
+  for (size_t i = 0; i < srv->providers_len; i++) {
+    named_fn fn = *(named_fn *)((char *)&srv->providers[i] + fn_offset);
+    if (fn && fn(srv->providers[i].ud, c, name, args)) return;
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg, "Unknown %s: %.200s", what, name);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{ss}", what, name));
+}
+
 static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
   const char *name = required_string(c, "name");
   if (!name) return;
@@ -265,14 +282,7 @@ static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "arguments"));
     return;
   }
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->call_tool && p->call_tool(p->ud, c, name, args)) return;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "Unknown tool: %.200s", name);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "tool", name));
+  route_named(c, offsetof(sb_mcp_provider, call_tool), "tool", name, args);
 }
 
 static void handle_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -305,14 +315,7 @@ static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
   const char *name = required_string(c, "name");
   if (!name) return;
   json_t *args = json_object_get(c->params, "arguments");
-  for (size_t i = 0; i < srv->providers_len; i++) {
-    sb_mcp_provider *p = &srv->providers[i];
-    if (p->get_prompt && p->get_prompt(p->ud, c, name, args)) return;
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg, "Unknown prompt: %.200s", name);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{ss}", "prompt", name));
+  route_named(c, offsetof(sb_mcp_provider, get_prompt), "prompt", name, args);
 }
 
 static void handle_complete(sb_mcp_server *srv, sb_mcp_call *c) {
