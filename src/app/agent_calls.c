@@ -51,7 +51,6 @@ static void attempt_free(attempt *t) {
   sb_free(t->tool);
   sb_free(t->public_name);
   json_decref(t->params);
-  json_decref(t->arguments);
   json_decref(t->extra);
   json_decref(t->answers);
   json_decref(t->parked_id);
@@ -424,8 +423,7 @@ static json_t *agent_params(attempt *t, agent *a) {
   if (!params) return NULL;
   if (t->tool) json_object_set_new(params, "name", json_string(t->tool));
   if (strcmp(t->method, "tools/call") == 0 && !json_object_get(params, "arguments"))
-    json_object_set(params, "arguments",
-                    t->arguments ? t->arguments : json_object());
+    json_object_set_new(params, "arguments", json_object());
   if (t->extra) json_object_update(params, t->extra);
   if (t->call && a->client && sb_mcp_client_is_modern(a->client)) {
     json_t *meta = json_object();
@@ -599,7 +597,6 @@ static void attempt_start(sb_app_agents *o, agent *a, sb_mcp_call *call,
               : strcmp(method, "resources/read") == 0  ? "resources/read"
                                                        : "completion/complete";
   t->no_fallback = no_fallback;
-  t->arguments = json_incref(json_object_get(params, "arguments"));
   /* A modern caller's retry of an agent's input_required: pass it on. */
   if (state || responses) {
     t->extra = json_object();

@@ -80,7 +80,6 @@ struct attempt {
   sb_app_agents *owner;
   sb_mcp_call *call;   /* the caller's; NULL once answered or cancelled */
   char *tool;          /* the agent-side tool name */
-  json_t *arguments;   /* own reference */
   char **tried;        /* agent ids tried, for fallback */
   size_t ntried;
   agent *current;

@@ -163,6 +163,18 @@ describe('per-agent endpoints and virtual servers', { timeout: 120000 }, () => {
     assert.equal(ok.json.result.content[0].text, 'Echo: still here', ok.text);
   });
 
+  it('a tools/call without arguments reaches the agent with empty arguments', async () => {
+    await pollUntil(async () => {
+      const l = await modernPost(at('/agents/flaky/mcp'), 20, 'tools/list', {});
+      return (l.json.result?.tools || []).some((t) => t.name === 'whoami');
+    }, { what: 'the flaky agent connected' });
+    for (const [url, name] of [[at('/agents/flaky/mcp'), 'whoami'], [server.url, 'flaky__whoami']]) {
+      const r = await modernPost(url, 21, 'tools/call', { name }, name);
+      assert.equal(r.json.result?.isError, undefined, r.text);
+      assert.match(r.json.result.content[0].text, /^F \(call \d+\)$/, r.text);
+    }
+  });
+
   it('a legacy session belongs to the endpoint that opened it', async () => {
     const own = await connect('legacy', at('/agents/everything/mcp'));
     try {
