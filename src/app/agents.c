@@ -155,7 +155,20 @@ static void drop_lists(agent *a, int announce_it) {
  * Our clients subscribe at our endpoints; the agent sees one subscription
  * per URI however many of ours there are: resources/subscribe for legacy
  * agents, and for modern ones one subscriptions/listen naming every URI
- * (re-opened when the set changes) that also brings list_changed. */
+ * (re-opened when the set changes) that also brings list_changed. A
+ * client's own acknowledgement waits (sb_mcp_sub_wait) until the agent has
+ * answered the subscribe, or acknowledged the listen that names the URI,
+ * so no update is lost in between. */
+
+/* Release the acknowledgements waiting for the agent's listen. */
+static void release_listen_waits(agent *a) {
+  sb_mcp_sub_wait **w = a->listen_waits;
+  size_t n = a->nlisten_waits;
+  a->listen_waits = NULL;
+  a->nlisten_waits = 0;
+  for (size_t i = 0; i < n; i++) sb_mcp_sub_wait_done(w[i]);
+  sb_free(w);
+}
 
 static void on_listen_end(void *ud, json_t *result, json_t *error) {
   agent *a = ud;
@@ -164,15 +177,30 @@ static void on_listen_end(void *ud, json_t *result, json_t *error) {
                                              "cancelled")))
     SB_INFO(MODULE, "agent %s: subscriptions/listen ended: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
+  /* Replaced by a new listen: its waits go on waiting for that one. */
+  if (!a->relistening) release_listen_waits(a);
 }
 
-static void open_listen(agent *a) {
+/* Hold a client's acknowledgement until the current listen's own. */
+static void wait_for_listen(agent *a, sb_mcp_sub_wait *wait) {
+  sb_mcp_sub_wait **grown =
+      wait ? sb_realloc(a->listen_waits, (a->nlisten_waits + 1) * sizeof *grown)
+           : NULL;
+  if (!grown) return;
+  a->listen_waits = grown;
+  a->listen_waits[a->nlisten_waits++] = sb_mcp_sub_wait_hold(wait);
+}
+
+static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
   if (!a->client || !sb_mcp_client_connected(a->client) ||
       !sb_mcp_client_is_modern(a->client))
     return;
+  wait_for_listen(a, wait);
   sb_mcp_request *old = a->listen;
   a->listen = NULL;
+  a->relistening = 1;
   if (old) sb_mcp_request_cancel(old, "subscriptions changed");
+  a->relistening = 0;
   json_t *uris = json_array();
   const char *uri;
   json_t *n;
@@ -184,28 +212,55 @@ static void open_listen(agent *a) {
                                     0, NULL, on_listen_end, a);
 }
 
-static void on_subscribe_answer(void *ud, json_t *result, json_t *error) {
-  agent *a = ud;
-  if (error)
-    SB_WARN(MODULE, "agent %s: resources/subscribe failed: %s", a->def->id,
-            json_string_value(json_object_get(error, "message")));
+/* The agent acknowledged a listen: if it is our current one, the
+ * subscriptions it names are in effect. */
+static void on_listen_acknowledged(agent *a, json_t *params) {
+  json_t *sid = json_object_get(json_object_get(params, "_meta"),
+                                SB_MCP_META_SUBSCRIPTION_ID);
+  if (a->listen && json_is_integer(sid) &&
+      json_integer_value(sid) == sb_mcp_request_id(a->listen))
+    release_listen_waits(a);
 }
 
-static void legacy_subscribe(agent *a, const char *uri, int on) {
+typedef struct sub_request {
+  agent *a;
+  sb_mcp_sub_wait *wait;
+} sub_request;
+
+static void on_subscribe_answer(void *ud, json_t *result, json_t *error) {
+  sub_request *r = ud;
+  if (error)
+    SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s",
+            r->a->def->id, json_string_value(json_object_get(error, "message")));
+  sb_mcp_sub_wait_done(r->wait);
+  sb_free(r);
+}
+
+static void legacy_subscribe(agent *a, const char *uri, int on,
+                             sb_mcp_sub_wait *wait) {
   if (!a->client || !sb_mcp_client_connected(a->client)) return;
   json_t *caps = sb_mcp_client_server_capabilities(a->client);
   if (!json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe")))
     return;
+  sub_request *r = sb_calloc(1, sizeof *r);
+  if (!r) return;
+  r->a = a;
+  r->wait = sb_mcp_sub_wait_hold(wait);
   sb_mcp_client_request(a->client, on ? "resources/subscribe" : "resources/unsubscribe",
                         json_pack("{ss}", "uri", uri), HEALTH_TIMEOUT_MS, NULL,
-                        on_subscribe_answer, a);
+                        on_subscribe_answer, r);
 }
 
-void agents_subscribe(agent *a, const char *uri, int on) {
+void agents_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait) {
   json_int_t n = json_integer_value(json_object_get(a->subs, uri));
   if (on) {
     json_object_set_new(a->subs, uri, json_integer(n + 1));
-    if (n > 0) return;
+    if (n > 0) {
+      /* Already asked of the agent; a modern agent may not have
+       * acknowledged yet. */
+      if (a->listen && a->nlisten_waits) wait_for_listen(a, wait);
+      return;
+    }
   } else {
     if (n <= 0) return;
     if (n > 1) {
@@ -214,14 +269,21 @@ void agents_subscribe(agent *a, const char *uri, int on) {
     }
     json_object_del(a->subs, uri);
   }
-  if (a->client && sb_mcp_client_is_modern(a->client)) open_listen(a);
-  else legacy_subscribe(a, uri, on);
+  if (a->client && sb_mcp_client_is_modern(a->client)) open_listen(a, wait);
+  else legacy_subscribe(a, uri, on, wait);
+}
+
+static void on_set_level_answer(void *ud, json_t *result, json_t *error) {
+  agent *a = ud;
+  if (error)
+    SB_WARN(MODULE, "agent %s: logging/setLevel failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
 }
 
 /* After (re)connecting: what our clients subscribed to, at the agent. */
 static void resubscribe(agent *a) {
   if (sb_mcp_client_is_modern(a->client)) {
-    open_listen(a);
+    open_listen(a, NULL);
     return;
   }
   /* A legacy HTTP agent sends what is not an answer (resources/updated,
@@ -229,14 +291,14 @@ static void resubscribe(agent *a) {
   if (a->ch) sb_channel_open_stream(a->ch, NULL);
   const char *uri;
   json_t *n;
-  json_object_foreach(a->subs, uri, n) legacy_subscribe(a, uri, 1);
+  json_object_foreach(a->subs, uri, n) legacy_subscribe(a, uri, 1, NULL);
   /* Legacy agents send log messages only after logging/setLevel; we ask
    * for everything and filter per client (each client's _meta logLevel or
    * logging/setLevel), so one pooled session serves them all. */
   if (json_object_get(sb_mcp_client_server_capabilities(a->client), "logging"))
     sb_mcp_client_request(a->client, "logging/setLevel",
                           json_pack("{ss}", "level", "debug"), HEALTH_TIMEOUT_MS,
-                          NULL, on_subscribe_answer, a);
+                          NULL, on_set_level_answer, a);
 }
 
 static void schedule_restart(agent *a);
@@ -320,6 +382,8 @@ static void on_agent_notification(void *ud, const char *method,
     relist(a, LIST_TEMPLATES);
   } else if (strcmp(method, "notifications/prompts/list_changed") == 0) {
     relist(a, LIST_PROMPTS);
+  } else if (strcmp(method, "notifications/subscriptions/acknowledged") == 0) {
+    on_listen_acknowledged(a, params);
   } else if (strcmp(method, "notifications/resources/updated") == 0) {
     const char *uri = json_string_value(json_object_get(params, "uri"));
     if (uri) app_mounts_resource_updated(a->owner->app, a->def->id, uri);
@@ -420,12 +484,19 @@ static void on_agent_request(void *ud, json_t *id, const char *method,
 }
 
 /* The agent ended our legacy session (it restarted, or expired it): the
- * spec's answer is a new initialize. Off the client's receive path, close
- * the channel as if it had died; the restart opens a new one. */
+ * spec's answer is a new initialize, on the same channel, so requests still
+ * in flight get their own answers (each "session expired": never
+ * processed, retried once we are connected again). Off the client's
+ * receive path; nothing to do when the client is connected again, and a
+ * handshake already under way makes connect refuse. */
 static void session_lost_tick(uv_timer_t *t) {
   agent *a = t->data;
   a->session_lost = 0;
-  if (a->ch) on_channel_closed(a, "the agent ended our session; opening a new one");
+  if (!a->ch || !a->client || sb_mcp_client_connected(a->client)) return;
+  if (sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a) == 0) {
+    SB_INFO(MODULE, "agent %s ended our session; opening a new one", a->def->id);
+    sb_registry_set_health(a->owner->reg, a->def->id, 0);
+  }
 }
 
 static void on_session_expired(void *ud) {
@@ -569,6 +640,7 @@ static void agent_shutdown(agent *a) {
   a->client = NULL;
   sb_mcp_client_free(client); /* fails its pending requests */
   agents_abandon_attempts(a);
+  release_listen_waits(a); /* nothing more will come from it */
   /* Its requests still with clients: their answers go nowhere now. */
   for (relay *r = a->relays; r; r = r->next) r->a = NULL;
   a->relays = NULL;

@@ -66,6 +66,9 @@ struct agent {
   agent_list lists[LIST_KINDS];
   json_t *subs;         /* resource URI -> number of our subscribers */
   sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
+  sb_mcp_sub_wait **listen_waits; /* clients' acknowledgements waiting */
+  size_t nlisten_waits;           /* for that listen's own */
+  int relistening;        /* replacing the listen: keep its waits */
   relay *relays;          /* its requests waiting for a legacy caller */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
@@ -120,7 +123,7 @@ int agents_serves_tool(agent *a, const char *tool);
  * list past its ttlMs is served and fetched again. */
 json_t *agents_list_items(agent *a, int kind);
 /* A client of ours (un)subscribed to one of a's resources. */
-void agents_subscribe(agent *a, const char *uri, int on);
+void agents_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
 /* Every agent, for the mounts (borrowed). */
 agent *agents_at(sb_app_agents *o, size_t i);
 size_t agents_count(sb_app_agents *o);

@@ -218,10 +218,10 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   return 1;
 }
 
-static void p_subscribe(void *ud, const char *uri, int on) {
+static void p_subscribe(void *ud, const char *uri, int on, sb_mcp_sub_wait *wait) {
   mount *m = ud;
   agent *a = route(m, LIST_RESOURCES, uri);
-  if (a) agents_subscribe(a, uri, on);
+  if (a) agents_subscribe(a, uri, on, wait);
 }
 
 /* What the mount announces: the agent's own capabilities (a virtual

@@ -237,6 +237,8 @@ sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
   return send_request(c, method, params, timeout_ms, progress, cb, ud, 1);
 }
 
+json_int_t sb_mcp_request_id(const sb_mcp_request *r) { return r->id; }
+
 int sb_mcp_request_sent(const sb_mcp_request *r) { return r->sent; }
 
 void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason) {
@@ -517,8 +519,11 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
       SB_DEBUG(MODULE, "agent %s: response to no pending request", c->name);
       return;
     }
+    /* The agent ended our session: not connected from now on, so nothing
+     * (a retry in this very callback) goes out before a new initialize. */
     int expired = json_is_true(json_object_get(
-        json_object_get(m.error, "data"), "sessionExpired"));
+        json_object_get(m.error, "data"), "newSessionNeeded"));
+    if (expired && c->state == CLIENT_READY) c->state = CLIENT_IDLE;
     request_finish(r, m.result, m.error);
     if (expired && c->ev.on_session_expired) c->ev.on_session_expired(c->ev.ud);
     return;

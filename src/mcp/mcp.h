@@ -43,6 +43,7 @@ typedef struct sb_mcp_server sb_mcp_server;
 typedef struct sb_mcp_session sb_mcp_session;
 typedef struct sb_mcp_call sb_mcp_call;
 typedef struct sb_mcp_out sb_mcp_out;
+typedef struct sb_mcp_sub_wait sb_mcp_sub_wait;
 
 /* ---- protocol versions ------------------------------------------------ */
 
@@ -154,8 +155,12 @@ typedef struct sb_mcp_provider {
   int (*complete)(void *ud, sb_mcp_call *call, json_t *ref, json_t *argument);
   /* A client subscribed to `uri` (on = 1: legacy resources/subscribe, or a
    * modern subscriptions/listen naming it) or no longer is (on = 0:
-   * unsubscribe, session or listen gone). Called once per subscriber. */
-  void (*subscribe)(void *ud, const char *uri, int on);
+   * unsubscribe, session or listen gone). Called once per subscriber.
+   * With on = 1, `wait` holds the client's acknowledgement: a provider
+   * whose subscription takes effect later (at an agent) takes a hold with
+   * sb_mcp_sub_wait_hold and releases it with sb_mcp_sub_wait_done once
+   * updates will flow, so none is missed after the client was told yes. */
+  void (*subscribe)(void *ud, const char *uri, int on, sb_mcp_sub_wait *wait);
   /* Release ud when the server is freed (after every call has ended). */
   void (*destroy)(void *ud);
   /* Its lists change at run time (agents connecting, crashing): list
@@ -163,6 +168,14 @@ typedef struct sb_mcp_provider {
    * caching for cache.ttl_ms. */
   int volatile_lists;
 } sb_mcp_provider;
+
+/* Hold a client's subscription acknowledgement (w may be NULL: nothing to
+ * hold; returned as given), and release one hold: the answer to
+ * resources/subscribe, or a listen's notifications/subscriptions/
+ * acknowledged, goes out when the last hold is released (never, if the
+ * client has gone meanwhile). */
+sb_mcp_sub_wait *sb_mcp_sub_wait_hold(sb_mcp_sub_wait *w);
+void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w);
 
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */
 int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p);
@@ -338,8 +351,10 @@ typedef struct sb_mcp_client_events {
   void (*on_agent_request)(void *ud, json_t *id, const char *method,
                            json_t *params, sb_mcp_request *related);
   /* The agent ended our legacy session (a request was answered with
-   * data.sessionExpired, e.g. HTTP 404 on Mcp-Session-Id): the owner opens
-   * a new one. Called after that request's callback; may be NULL. */
+   * data.newSessionNeeded, e.g. HTTP 404 on Mcp-Session-Id): the client
+   * is no longer connected and the owner opens a new session
+   * (sb_mcp_client_connect). Called after that request's callback; may be
+   * NULL. */
   void (*on_session_expired)(void *ud);
   void *ud;
 } sb_mcp_client_events;
@@ -394,6 +409,8 @@ sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
 /* Cancel: notifications/cancelled to the agent, transport abort, and the
  * callback gets a "cancelled" error (now, before this returns). */
 void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason);
+/* The JSON-RPC id the request went out with. */
+json_int_t sb_mcp_request_id(const sb_mcp_request *r);
 /* 1 once the agent has seen the request (it was sent successfully). */
 int sb_mcp_request_sent(const sb_mcp_request *r);
 

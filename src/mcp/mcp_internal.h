@@ -74,6 +74,8 @@ struct sb_mcp_call {
   /* subscriptions/listen (modern): the filter agreed, and list links */
   json_t *listen_filter;
   sb_mcp_call *listen_next, *listen_prev;
+  int listen_linked; /* in srv->listeners (after its acknowledgement) */
+  sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
   struct mcp_batch *batch;
 };
@@ -115,8 +117,16 @@ const mcp_method_def *mcp_method_find(const char *name);
 /* ---- server.c helpers for handlers ------------------------------------ */
 /* Write a message (stolen) on the call's output, not ending the call. */
 void mcp_call_send(sb_mcp_call *c, json_t *msg);
-/* Tell the providers a client (un)subscribed to uri. */
-void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on);
+/* Tell the providers a client (un)subscribed to uri (wait: see
+ * sb_mcp_provider.subscribe; NULL for on = 0). */
+void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on,
+                   sb_mcp_sub_wait *wait);
+/* A wait for call c's acknowledgement, holding once (release that hold
+ * with sb_mcp_sub_wait_done after asking the providers): fire(c) runs when
+ * the last hold goes, unless c has ended. NULL when out of memory. */
+sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c));
+/* Link a listen call into srv->listeners: it gets notifications now. */
+void mcp_listener_link(sb_mcp_call *c);
 /* The capabilities this server announces (new reference). */
 json_t *mcp_server_capabilities(sb_mcp_server *srv);
 /* {name, version} of this server (new reference). */

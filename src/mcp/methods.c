@@ -145,6 +145,8 @@ static void handle_set_level(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_call_reply(c, json_object());
 }
 
+static void reply_empty(sb_mcp_call *c) { sb_mcp_call_reply(c, json_object()); }
+
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {
@@ -155,12 +157,28 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   int had = json_object_get(c->session->subscriptions, uri) != NULL;
   if (on && !had) {
     json_object_set_new(c->session->subscriptions, uri, json_true());
-    mcp_subscribe(srv, uri, 1);
+    /* answered once the providers have it in effect */
+    sb_mcp_sub_wait *w = mcp_sub_wait_new(c, reply_empty);
+    mcp_subscribe(srv, uri, 1, w);
+    if (w) {
+      sb_mcp_sub_wait_done(w);
+      return;
+    }
   } else if (!on && had) {
-    mcp_subscribe(srv, uri, 0);
+    mcp_subscribe(srv, uri, 0, NULL);
     json_object_del(c->session->subscriptions, uri);
   }
-  sb_mcp_call_reply(c, json_object());
+  reply_empty(c);
+}
+
+/* notifications/subscriptions/acknowledged, the first message of a listen
+ * stream; from then on the stream gets what its filter asks for. */
+static void listen_acknowledge(sb_mcp_call *c) {
+  json_t *ack = json_pack("{s{sO}sO}", "_meta", SB_MCP_META_SUBSCRIPTION_ID,
+                          c->id, "notifications", c->listen_filter);
+  mcp_call_send(c, sb_rpc_notification_new(
+                   "notifications/subscriptions/acknowledged", ack));
+  mcp_listener_link(c);
 }
 
 static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -203,18 +221,14 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
     json_object_set(agreed, "resourceSubscriptions", uris);
   }
   c->listen_filter = agreed;
+  /* Acknowledged once the providers have the subscriptions in effect. The
+   * call stays open until the client cancels or the server ends it. */
+  sb_mcp_sub_wait *w = mcp_sub_wait_new(c, listen_acknowledge);
   size_t k;
   json_t *u;
-  json_array_foreach(uris, k, u) mcp_subscribe(srv, json_string_value(u), 1);
-  c->listen_prev = NULL;
-  c->listen_next = srv->listeners;
-  if (srv->listeners) srv->listeners->listen_prev = c;
-  srv->listeners = c;
-  json_t *ack = json_pack("{s{sO}sO}", "_meta", SB_MCP_META_SUBSCRIPTION_ID,
-                          c->id, "notifications", agreed);
-  mcp_call_send(c, sb_rpc_notification_new(
-                   "notifications/subscriptions/acknowledged", ack));
-  /* The call stays open until the client cancels or the server ends it. */
+  json_array_foreach(uris, k, u) mcp_subscribe(srv, json_string_value(u), 1, w);
+  if (w) sb_mcp_sub_wait_done(w);
+  else listen_acknowledge(c);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */

@@ -52,16 +52,60 @@ static void session_unlink(sb_mcp_call *c) {
   c->sess_next = c->sess_prev = NULL;
 }
 
+void mcp_listener_link(sb_mcp_call *c) {
+  sb_mcp_server *srv = c->srv;
+  c->listen_prev = NULL;
+  c->listen_next = srv->listeners;
+  if (srv->listeners) srv->listeners->listen_prev = c;
+  srv->listeners = c;
+  c->listen_linked = 1;
+}
+
 static void listener_unlink(sb_mcp_call *c) {
   if (!c->listen_filter) return;
   size_t i;
   json_t *u;
   json_array_foreach(json_object_get(c->listen_filter, "resourceSubscriptions"),
-                     i, u) mcp_subscribe(c->srv, json_string_value(u), 0);
+                     i, u) mcp_subscribe(c->srv, json_string_value(u), 0, NULL);
+  if (!c->listen_linked) return; /* still waiting for its acknowledgement */
   if (c->listen_prev) c->listen_prev->listen_next = c->listen_next;
   else c->srv->listeners = c->listen_next;
   if (c->listen_next) c->listen_next->listen_prev = c->listen_prev;
   c->listen_next = c->listen_prev = NULL;
+  c->listen_linked = 0;
+}
+
+/* ---- subscription acknowledgements ---------------------------------------- */
+
+struct sb_mcp_sub_wait {
+  sb_mcp_call *call; /* NULL once the call has ended */
+  int holds;
+  void (*fire)(sb_mcp_call *c);
+};
+
+sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c)) {
+  sb_mcp_sub_wait *w = sb_calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->call = c;
+  w->holds = 1;
+  w->fire = fire;
+  c->sub_wait = w;
+  return w;
+}
+
+sb_mcp_sub_wait *sb_mcp_sub_wait_hold(sb_mcp_sub_wait *w) {
+  if (w) w->holds++;
+  return w;
+}
+
+void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w) {
+  if (!w || --w->holds > 0) return;
+  sb_mcp_call *c = w->call;
+  void (*fire)(sb_mcp_call *) = w->fire;
+  sb_free(w);
+  if (!c) return;
+  c->sub_wait = NULL;
+  fire(c); /* may answer, and so free, the call */
 }
 
 /* ---- batches (2025-03-26 only) ----------------------------------------
@@ -142,6 +186,10 @@ static void drop_pending_of(sb_mcp_call *c) {
 
 /* Detach the call from every list; after this nothing can reach it. */
 static void call_unlink_all(sb_mcp_call *c) {
+  if (c->sub_wait) { /* its acknowledgement is no longer owed */
+    c->sub_wait->call = NULL;
+    c->sub_wait = NULL;
+  }
   out_unlink(c);
   session_unlink(c);
   listener_unlink(c);
@@ -429,7 +477,7 @@ void sb_mcp_session_free(sb_mcp_session *s) {
   }
   const char *uri;
   json_t *v;
-  json_object_foreach(s->subscriptions, uri, v) mcp_subscribe(s->srv, uri, 0);
+  json_object_foreach(s->subscriptions, uri, v) mcp_subscribe(s->srv, uri, 0, NULL);
   if (s->prev) s->prev->next = s->next;
   else s->srv->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -579,10 +627,11 @@ void sb_mcp_server_forward_log(sb_mcp_server *srv, json_t *params) {
   json_decref(msg);
 }
 
-void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on) {
+void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on,
+                   sb_mcp_sub_wait *wait) {
   for (size_t i = 0; uri && i < srv->providers_len; i++)
     if (srv->providers[i].subscribe)
-      srv->providers[i].subscribe(srv->providers[i].ud, uri, on);
+      srv->providers[i].subscribe(srv->providers[i].ud, uri, on, wait);
 }
 
 void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri) {

@@ -30,7 +30,7 @@ typedef struct transfer {
   char *body;          /* the POST body; curl reads it in place */
   int is_stream;       /* the GET stream rather than a POST */
   json_t *pending_ids; /* request ids still owed an answer (array) */
-  int sent_session;    /* the request carried Mcp-Session-Id */
+  char *sent_session;  /* the Mcp-Session-Id it carried, or NULL */
   body_kind kind;
   sb_buf body_buf;
   sb_sse_parser sse;

@@ -108,7 +108,12 @@ static void mark_answered(transfer *t, json_t *msg) {
   }
 }
 
-/* Queue an error response for every id the transfer still owes. */
+/* Queue an error response for every id the transfer still owes.
+ * session_expired: 0, or SESSION_GONE (the session the request carried has
+ * ended, so the agent never processed it: data.sessionExpired), or
+ * SESSION_GONE_CURRENT (...and it was the channel's current session:
+ * data.newSessionNeeded too, the owner must initialize again). */
+enum { SESSION_GONE = 1, SESSION_GONE_CURRENT = 2 };
 static void synthesise(http_channel *ch, transfer *t, long status,
                        int session_expired, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -133,6 +138,8 @@ static void synthesise(http_channel *ch, transfer *t, long status,
       json_object_set_new(data, "httpStatus", json_integer(status));
     if (data && session_expired)
       json_object_set_new(data, "sessionExpired", json_true());
+    if (data && session_expired == SESSION_GONE_CURRENT)
+      json_object_set_new(data, "newSessionNeeded", json_true());
     json_t *err =
         sb_rpc_error_new(json_array_get(t->pending_ids, i),
                          SB_RPC_INTERNAL_ERROR, message ? message : why, data);
@@ -161,6 +168,7 @@ void hc_free_transfer(http_channel *ch, transfer *t) {
   sb_buf_free(&t->body_buf);
   sb_sse_free(&t->sse);
   sb_free(t->failure);
+  sb_free(t->sent_session);
   sb_free(t);
 }
 
@@ -317,9 +325,9 @@ transfer *hc_new_transfer(http_channel *ch, int is_stream) {
     if (hc_add_header(&t->headers, ch->extra[i].name, ch->extra[i].value) != 0)
       goto fail;
   if (ch->session_id) {
-    if (hc_add_header(&t->headers, "Mcp-Session-Id", ch->session_id) != 0)
+    if (hc_add_header(&t->headers, "Mcp-Session-Id", ch->session_id) != 0 ||
+        !(t->sent_session = sb_strdup(ch->session_id)))
       goto fail;
-    t->sent_session = 1;
   }
   CURL *e = t->easy;
   curl_easy_setopt(e, CURLOPT_URL, ch->url);
@@ -427,9 +435,15 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
      * way the MCP client can act on (initialize again). 404 is what the
      * spec says; servers built on the SDK's example code answer 400 "No
      * valid session ID provided" instead, and are treated alike. */
-    sb_free(ch->session_id);
-    ch->session_id = NULL;
-    synthesise(ch, t, status, 1, "session expired (HTTP %ld)", status);
+    /* Forget it only if it is still ours: an answer that comes late for a
+     * session already given up (or replaced) must not drop the new one. */
+    int current = ch->session_id && strcmp(ch->session_id, t->sent_session) == 0;
+    if (current) {
+      sb_free(ch->session_id);
+      ch->session_id = NULL;
+    }
+    synthesise(ch, t, status, current ? SESSION_GONE_CURRENT : SESSION_GONE,
+               "session expired (HTTP %ld)", status);
   } else if (res != CURLE_OK && t->kind == BODY_SSE && t->pending_ids &&
              json_array_size(t->pending_ids) == 0) {
     /* The stream broke after it had answered everything: nothing lost. */

@@ -354,14 +354,12 @@ describe('a modern agent behind its own endpoint (switchboard behind switchboard
     ctx.client.setNotificationHandler(ResourceListChangedNotificationSchema, () => lists.push('changed'));
     try {
       await waitForTools(ctx, ['note_write']);
+      // Answered only once the agent has acknowledged the listen naming
+      // the URI: the very next write is seen.
       await ctx.client.subscribeResource({ uri: 'switchboard://notes/trade-in' });
-      // The subscription reaches the agent on its own stream: poll the
-      // write until an update arrives (the listen may still be opening).
-      await pollUntil(async () => {
-        const r = await callWithin(ctx, { name: 'note_write', arguments: { name: 'trade-in', text: '2019 Civic' } });
-        assert.notEqual(r.isError, true, textOf(r.content));
-        return updates.items.includes('switchboard://notes/trade-in');
-      }, { what: 'resources/updated through the bridge', everyMs: 200 });
+      const r = await callWithin(ctx, { name: 'note_write', arguments: { name: 'trade-in', text: '2019 Civic' } });
+      assert.notEqual(r.isError, true, textOf(r.content));
+      await updates.waitFor((u) => u === 'switchboard://notes/trade-in', { what: 'resources/updated through the bridge' });
       await lists.waitFor(() => true, { what: 'resources/list_changed for the new note' });
       const read = await ctx.client.readResource({ uri: 'switchboard://notes/trade-in' });
       assert.equal(read.contents[0].text, '2019 Civic');

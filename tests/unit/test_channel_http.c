@@ -875,13 +875,25 @@ static void expired_session_reported(void **state) {
   json_t *id1 = json_integer(1), *id2 = json_integer(2), *id3 = json_integer(3);
   assert_non_null(json_object_get(wait_answer(&loop, &r, id1), "result"));
   assert_string_equal(sb_channel_session_id(ch), "sess-1");
+  /* two requests in flight on the session when it ends */
   send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+  send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\"}");
+  json_t *id4 = json_integer(4);
   json_t *a = wait_answer(&loop, &r, id2);
+  json_t *b = wait_answer(&loop, &r, id4);
   expect_synth(a, "session expired");
+  expect_synth(b, "session expired");
   json_t *data = json_object_get(json_object_get(a, "error"), "data");
+  json_t *data_b = json_object_get(json_object_get(b, "error"), "data");
+  /* both were never processed; only the first to tell asks for a new one */
   assert_true(json_is_true(json_object_get(data, "sessionExpired")));
+  assert_true(json_is_true(json_object_get(data_b, "sessionExpired")));
+  assert_int_equal(json_is_true(json_object_get(data, "newSessionNeeded")) +
+                       json_is_true(json_object_get(data_b, "newSessionNeeded")),
+                   1);
   assert_int_equal(json_integer_value(json_object_get(data, "httpStatus")),
                    404);
+  json_decref(id4);
   /* forgotten, so a new initialize goes out without it */
   assert_null(sb_channel_session_id(ch));
   send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\"}");
@@ -890,6 +902,8 @@ static void expired_session_reported(void **state) {
   assert_string_equal(head_value(s.heads[1], "Mcp-Session-Id", v, sizeof v),
                       "sess-1");
   assert_string_equal(head_value(s.heads[2], "Mcp-Session-Id", v, sizeof v),
+                      "sess-1");
+  assert_string_equal(head_value(s.heads[3], "Mcp-Session-Id", v, sizeof v),
                       "");
   sb_channel_close(ch);
   fake_stop(&s);
@@ -924,6 +938,7 @@ static void expired_session_400(void **state) {
     if (about_session) {
       expect_synth(a, "session expired (HTTP 400)");
       assert_true(json_is_true(json_object_get(data, "sessionExpired")));
+      assert_true(json_is_true(json_object_get(data, "newSessionNeeded")));
       assert_null(sb_channel_session_id(ch));
     } else {
       /* the server's own error, passed on as it is */
