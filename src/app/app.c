@@ -12,6 +12,36 @@ static void on_sweep(uv_timer_t *t) {
   else if (n > 0) SB_INFO(MODULE, "swept %d expired context(s)", n);
 }
 
+static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
+  sb_mcp_limits l = {.max_message_bytes = cfg->max_message_bytes,
+                     .max_json_depth = cfg->max_json_depth,
+                     .page_size = cfg->page_size,
+                     .cache_ttl_ms = cfg->cache_ttl_ms};
+  return l;
+}
+
+/* The HTTP server's authenticate option: the tenant of a bearer token. */
+static const char *authenticate(void *ud, const char *token) {
+  return sb_config_tenant_for_token(ud, token);
+}
+
+/* The config's agents; an invalid one names its line. */
+static int add_config_agents(sb_app *app, sb_error *err) {
+  const sb_config *cfg = app->cfg;
+  size_t n = json_array_size(cfg->agents);
+  for (size_t i = 0; i < n; i++) {
+    sb_error derr = {0};
+    if (sb_gateway_add(app->gateway, json_array_get(cfg->agents, i), 0, 1,
+                       &derr) != 0)
+      return sb_error_set(err, derr.code ? derr.code : SB_EINVAL,
+                          "config line %zu: agents[%zu]: %s",
+                          cfg->agent_lines ? cfg->agent_lines[i] : 0, i,
+                          derr.msg);
+  }
+  if (n) SB_INFO(MODULE, "%zu agent(s) configured", n);
+  return 0;
+}
+
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
   sb_app *app = sb_calloc(1, sizeof *app);
@@ -31,7 +61,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
-  sb_mcp_server_options mopts = {.config = cfg, .loop = o->loop};
+  sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
+                                 .default_tenant = cfg->default_tenant,
+                                 .loop = o->loop};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
     goto fail;
@@ -41,10 +73,25 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  sb_gateway_options gopts = {.loop = o->loop,
+                              .mcp = app->mcp,
+                              .mcp_limits = app_mcp_limits(cfg),
+                              .default_tenant = cfg->default_tenant,
+                              .max_message_bytes = cfg->max_message_bytes,
+                              .tenants_configured = cfg->tenants_len > 0,
+                              .ctx = app->ctx};
+  /* The admin tools list before the agents' own (agent__tool). */
+  if (app_agent_tools_register(app) != 0) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  if (!(app->gateway = sb_gateway_new(&gopts, err))) goto fail;
   /* Virtual servers first: a bad `servers:` entry stops the start before
    * any agent process is spawned. */
-  if (app_mounts_start(app, err) != 0) goto fail;
-  if (!(app->agents = app_agents_start(app, err))) goto fail;
+  if (sb_gateway_add_servers(app->gateway, cfg->servers, cfg->server_lines,
+                             err) != 0 ||
+      add_config_agents(app, err) != 0)
+    goto fail;
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
@@ -54,7 +101,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
 
   if (o->stdio) {
     sb_mcp_server *srv = app->mcp;
-    if (o->stdio_agent && !(srv = app_mount_agent(app, o->stdio_agent))) {
+    if (o->stdio_agent &&
+        !(srv = sb_gateway_agent_server(app->gateway, o->stdio_agent))) {
       sb_error_set(err, SB_ENOENT, "--agent %s: no agent with that id in the "
                    "config", o->stdio_agent);
       goto fail;
@@ -63,9 +111,23 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                        err);
     if (!app->stdio) goto fail;
   } else {
-    app->http = sb_http_server_start(o->loop, app->mcp, cfg, err);
+    sb_http_server_options hopts = {
+        .listen_host = cfg->listen_host,
+        .listen_port = cfg->listen_port,
+        .allowed_origins = cfg->allowed_origins,
+        .allowed_origins_len = cfg->allowed_origins_len,
+        .max_message_bytes = cfg->max_message_bytes,
+        .max_json_depth = cfg->max_json_depth,
+        .max_connections = cfg->max_connections,
+        .connection_memory_bytes = cfg->connection_memory_bytes,
+        .connection_timeout_s = cfg->connection_timeout_s,
+        .session_idle_timeout_s = cfg->session_idle_timeout_s,
+        .replay_events = cfg->replay_events,
+        .authenticate = authenticate,
+        .auth_ud = (void *)cfg};
+    app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
-    sb_http_server_mount(app->http, app_mount_resolve, app);
+    sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
     if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0) {
       sb_error_set(err, SB_ENOMEM, "out of memory");
       goto fail;
@@ -81,7 +143,8 @@ fail:
 }
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
-  int rc = app_agents_reload(app->agents, fresh, err);
+  int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
+                             err);
   if (rc == 0)
     SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
                     "settings take effect at the next start",
@@ -96,8 +159,7 @@ void sb_app_stop(sb_app *app) {
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
-  app_mounts_stop(app); /* cancels their calls while the agents live */
-  app_agents_stop(app->agents);
+  sb_gateway_free(app->gateway);
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);
   sb_store_close(app->store);

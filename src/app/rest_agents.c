@@ -53,7 +53,7 @@ static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
   json_t *doc = NULL, *ranking = NULL;
   if (ctx_id && sb_ctx_get(app->ctx, tenant, ctx_id, 0, &doc, &err) != 0)
     return respond_failure(req, &err);
-  int rc = sb_registry_explain(app_agents_registry(app->agents), cap,
+  int rc = sb_registry_explain(sb_gateway_registry(app->gateway), cap,
                                json_object_get(doc, "data"), sb_now_ms(),
                                &ranking, &err);
   json_decref(doc);
@@ -77,18 +77,18 @@ static void handle(void *ud, sb_http_request *req) {
   if (*path == '\0' || strcmp(path, "/") == 0) {
     if (reading)
       return app_rest_json(req, 200, json_pack("{so}", "agents",
-                                               app_agents_list_json(app->agents)),
+                                               sb_gateway_list_json(app->gateway)),
                            NULL);
     if (strcmp(method, "POST") != 0)
       return app_rest_error(req, 405, "method_not_allowed",
                             "use GET or POST on /v1/agents");
     json_t *def = body_json(req);
     if (!def) return;
-    int rc = app_agents_add(app->agents, def, 0, 0, &err);
+    int rc = sb_gateway_add(app->gateway, def, 0, 0, &err);
     json_decref(def);
     if (rc != 0) return respond_failure(req, &err);
     return app_rest_json(req, 201, json_pack("{so}", "agents",
-                                             app_agents_list_json(app->agents)),
+                                             sb_gateway_list_json(app->gateway)),
                          NULL);
   }
   if (strcmp(path, "/explain") == 0) {
@@ -100,7 +100,7 @@ static void handle(void *ud, sb_http_request *req) {
   if (strchr(id, '/'))
     return app_rest_error(req, 404, "not_found", "no such resource");
   if (strcmp(method, "DELETE") == 0) {
-    if (app_agents_remove(app->agents, id, &err) != 0)
+    if (sb_gateway_remove(app->gateway, id, &err) != 0)
       return respond_failure(req, &err);
     return (void)sb_http_respond(req, 204, NULL, "", 0, NULL);
   }
@@ -113,13 +113,13 @@ static void handle(void *ud, sb_http_request *req) {
       return app_rest_error(req, 422, "invalid",
                             "id: must equal the id in the path");
     }
-    int rc = app_agents_add(app->agents, def, 1, 0, &err);
+    int rc = sb_gateway_add(app->gateway, def, 1, 0, &err);
     json_decref(def);
     if (rc != 0) return respond_failure(req, &err);
     return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);
   }
   if (reading) {
-    json_t *all = app_agents_list_json(app->agents);
+    json_t *all = sb_gateway_list_json(app->gateway);
     size_t i;
     json_t *item;
     json_array_foreach(all, i, item) {

@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "config/config.h"
+#include "gateway/gateway.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 #include "registry/registry.h"
@@ -46,16 +47,6 @@ static void on_closed(void *ud, const char *detail) {
   s->ch = NULL;
   sb_channel_close(ch);
   finish(s);
-}
-
-static int tr_send(void *t, json_t *msg) {
-  show *s = t;
-  return s->ch ? sb_channel_send(s->ch, msg, NULL) : SB_EIO;
-}
-
-static int tr_set_header(void *t, const char *name, const char *value) {
-  show *s = t;
-  return s->ch ? sb_channel_set_header(s->ch, name, value) : 0;
 }
 
 typedef struct list_ctx {
@@ -170,44 +161,15 @@ int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   memset(&s, 0, sizeof s);
   uv_loop_init(&s.loop);
   s.report = json_pack("{ss}", "id", id);
-  sb_channel_events ev = {on_message, on_closed, &s};
-  const sb_agent_transport *t = &def->transport;
-  const char *args[64] = {0};
-  char *env[64] = {0}, *headers[64] = {0};
-  if (t->type == SB_AGENT_TRANSPORT_STDIO) {
-    for (size_t i = 0; i < t->args.len && i < 63; i++) args[i] = t->args.items[i];
-    for (size_t i = 0; i < t->env.len && i < 63; i++)
-      env[i] = sb_asprintf("%s=%s", t->env.items[i].name, t->env.items[i].value);
-    sb_child_options co = {.command = t->command, .args = args,
-                           .env = (const char *const *)env, .cwd = t->cwd,
-                           .name = id, .max_message_bytes = cfg->max_message_bytes};
-    s.ch = sb_channel_spawn(&s.loop, &co, &ev, &err);
-  } else {
-    for (size_t i = 0; i < t->headers.len && i < 63; i++)
-      headers[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
-                               t->headers.items[i].value);
-    sb_http_channel_options ho = {.url = t->url,
-                                  .headers = (const char *const *)headers,
-                                  .name = id,
-                                  .max_message_bytes = cfg->max_message_bytes};
-    s.ch = sb_channel_http(&s.loop, &ho, &ev, &err);
-  }
-  for (int i = 0; i < 64; i++) {
-    sb_free(env[i]);
-    sb_free(headers[i]);
-  }
+  sb_gateway_link_options lo = {.loop = &s.loop,
+                                .def = def,
+                                .max_message_bytes = cfg->max_message_bytes,
+                                .channel = {on_message, on_closed, &s}};
   int rc = EXIT_RUNTIME;
-  if (!s.ch) {
+  if (sb_gateway_link_open(&lo, &s.ch, &s.client, &err) != 0) {
     fprintf(stderr, "switchboard agents: %s: %s\n", id, err.msg);
     goto done;
   }
-  json_t *caps = json_pack("{s{}s{}s{}}", "sampling", "elicitation", "roots");
-  sb_mcp_client_options co = {.loop = &s.loop,
-                              .name = id,
-                              .transport = {tr_send, NULL, tr_set_header, &s},
-                              .capabilities = caps};
-  s.client = sb_mcp_client_new(&co);
-  json_decref(caps);
   uv_timer_init(&s.loop, &s.deadline);
   s.deadline.data = &s;
   uv_timer_start(&s.deadline, on_deadline, SHOW_TIMEOUT_MS, 0);

@@ -81,6 +81,11 @@ char *sb_strndup(const char *s, size_t n) {
 
 char *sb_strdup(const char *s) { return s ? sb_strndup(s, strlen(s)) : NULL; }
 
+void sb_strv_free(char **v) {
+  for (size_t i = 0; v && v[i]; i++) sb_free(v[i]);
+  sb_free(v);
+}
+
 char *sb_asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

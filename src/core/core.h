@@ -51,6 +51,8 @@ void *sb_calloc(size_t count, size_t n);
 void *sb_realloc(void *p, size_t n);
 void sb_free(void *p);
 char *sb_strdup(const char *s);            /* caller frees with sb_free */
+/* Free a NULL-terminated array of strings and the array (v may be NULL). */
+void sb_strv_free(char **v);
 char *sb_strndup(const char *s, size_t n); /* caller frees with sb_free */
 char *sb_asprintf(const char *fmt, ...)    /* caller frees with sb_free */
     __attribute__((format(printf, 1, 2)));

@@ -451,7 +451,7 @@ static int read_resource(void *ud, sb_mcp_call *c, const char *uri) {
     r = json_pack("{s[{ssssss}]}", "contents", "uri", uri, "mimeType",
                   "application/json", "text", text);
     sb_free(text);
-    sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
+    sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
     return 1;
   }
   if (strncmp(uri, NOTE_URI_PREFIX, strlen(NOTE_URI_PREFIX)) != 0) return 0;

@@ -27,7 +27,6 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "config/config.h"
 #include "core/core.h"
 #include "rpc/rpc.h"
 
@@ -86,8 +85,22 @@ int sb_mcp_out_busy(const sb_mcp_out *out);
 
 /* ---- server ----------------------------------------------------------- */
 
+/* What a server accepts and how it pages and caches; 0 (or NULL) in a
+ * field means its default. */
+typedef struct sb_mcp_limits {
+  size_t max_message_bytes; /* one JSON-RPC message; default 4 MiB */
+  int max_json_depth;       /* nesting refused before a tree is built;
+                               default 64 */
+  int page_size;            /* items per list page; default 50 */
+  long cache_ttl_ms;        /* ttlMs on cacheable results (used as given:
+                               0 is "do not cache") */
+} sb_mcp_limits;
+
 typedef struct sb_mcp_server_options {
-  const sb_config *config; /* borrowed; must outlive the server */
+  sb_mcp_limits limits;
+  /* The tenant of callers that present no credentials (stdio); copied;
+   * NULL = "default". */
+  const char *default_tenant;
   uv_loop_t *loop;         /* timers for built-in tools */
   const char *name;        /* serverInfo.name, default "switchboard" */
   const char *instructions;
@@ -103,7 +116,8 @@ typedef struct sb_mcp_server_options {
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);
 /* Cancels every in-flight call, ends listen subscriptions gracefully. */
 void sb_mcp_server_free(sb_mcp_server *srv);
-const sb_config *sb_mcp_server_config(sb_mcp_server *srv);
+/* The limits in force (defaults filled in). */
+const sb_mcp_limits *sb_mcp_server_limits(const sb_mcp_server *srv);
 
 /* Dispatch one parsed message (object or batch array, borrowed). Responses
  * and notifications go to `out`. `session` may be NULL (HTTP without a

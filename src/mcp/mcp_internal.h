@@ -83,7 +83,8 @@ struct sb_mcp_call {
 typedef struct mcp_builtin mcp_builtin;
 
 struct sb_mcp_server {
-  const sb_config *cfg;
+  sb_mcp_limits limits; /* the options' limits, defaults filled in */
+  char *default_tenant;
   uv_loop_t *loop;
   char *name;
   char *instructions;

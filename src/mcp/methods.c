@@ -17,7 +17,7 @@
 /* Cursors are opaque to clients; ours is base64 of "o:<offset>". */
 static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
   size_t offset = 0, total = json_array_size(items);
-  size_t page = (size_t)c->srv->cfg->page_size;
+  size_t page = (size_t)c->srv->limits.page_size;
   json_t *cursor = json_object_get(c->params, "cursor");
   if (cursor && !json_is_null(cursor)) {
     const char *s = json_string_value(cursor);
@@ -72,7 +72,7 @@ static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
                         sb_mcp_supported_versions_json(), "capabilities",
                         mcp_server_capabilities(srv), "instructions",
                         srv->instructions);
-  sb_mcp_call_reply_cacheable(c, r, srv->cfg->cache_ttl_ms, "public");
+  sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
 }
 
 static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
@@ -261,7 +261,7 @@ static const char *required_string(sb_mcp_call *c, const char *key) {
 static long list_ttl(sb_mcp_server *srv) {
   for (size_t i = 0; i < srv->providers_len; i++)
     if (srv->providers[i].volatile_lists) return 0;
-  return srv->cfg->cache_ttl_ms;
+  return srv->limits.cache_ttl_ms;
 }
 
 static void handle_tools_list(sb_mcp_server *srv, sb_mcp_call *c) {

@@ -244,8 +244,7 @@ int sb_mcp_call_has_capability(const sb_mcp_call *c, const char *name) {
 
 /* Callers without credentials (stdio) belong to the configured default. */
 static const char *default_tenant(const sb_mcp_server *srv) {
-  return srv->cfg && srv->cfg->default_tenant ? srv->cfg->default_tenant
-                                              : "default";
+  return srv->default_tenant;
 }
 
 const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
@@ -508,7 +507,12 @@ static void session_notify(sb_mcp_session *s, json_t *msg) {
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   sb_mcp_server *srv = sb_calloc(1, sizeof *srv);
   if (!srv) return NULL;
-  srv->cfg = opts->config;
+  srv->limits = opts->limits;
+  if (!srv->limits.max_message_bytes) srv->limits.max_message_bytes = 4u << 20;
+  if (!srv->limits.max_json_depth) srv->limits.max_json_depth = 64;
+  if (!srv->limits.page_size) srv->limits.page_size = 50;
+  srv->default_tenant =
+      sb_strdup(opts->default_tenant ? opts->default_tenant : "default");
   srv->loop = opts->loop;
   srv->name = sb_strdup(opts->name ? opts->name : "switchboard");
   srv->instructions = sb_strdup(
@@ -529,7 +533,7 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
       srv->builtin = NULL;
     }
   }
-  if (!srv->name || !srv->instructions ||
+  if (!srv->name || !srv->instructions || !srv->default_tenant ||
       (!srv->builtin && !opts->no_builtins)) {
     sb_mcp_server_free(srv);
     return NULL;
@@ -553,11 +557,14 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
   sb_free(srv->providers);
   sb_free(srv->name);
   sb_free(srv->instructions);
+  sb_free(srv->default_tenant);
   sodium_memzero(srv->state_key, sizeof srv->state_key);
   sb_free(srv);
 }
 
-const sb_config *sb_mcp_server_config(sb_mcp_server *srv) { return srv->cfg; }
+const sb_mcp_limits *sb_mcp_server_limits(const sb_mcp_server *srv) {
+  return &srv->limits;
+}
 
 /* Send a notification to modern listeners whose filter says yes (and, if
  * tenant is set, only to that tenant's). */
@@ -868,7 +875,7 @@ void sb_mcp_server_dispatch(sb_mcp_server *srv, sb_mcp_session *session,
 void sb_mcp_server_dispatch_bytes(sb_mcp_server *srv, sb_mcp_session *session,
                                   sb_mcp_out *out, const char *data,
                                   size_t len) {
-  sb_rpc_limits limits = {srv->cfg->max_message_bytes, srv->cfg->max_json_depth};
+  sb_rpc_limits limits = {srv->limits.max_message_bytes, srv->limits.max_json_depth};
   json_t *msg = NULL;
   sb_error err = {0};
   if (sb_rpc_parse(data, len, &limits, &msg, &err) != 0) {

@@ -84,7 +84,7 @@ static int is_loopback_origin(const char *o) {
   return 0;
 }
 
-static int origin_allowed(const sb_config *cfg, const char *origin) {
+static int origin_allowed(const sb_http_server_options *cfg, const char *origin) {
   if (cfg->allowed_origins_len == 0) return is_loopback_origin(origin);
   for (size_t i = 0; i < cfg->allowed_origins_len; i++)
     if (strcmp(cfg->allowed_origins[i], origin) == 0) return 1;
@@ -535,11 +535,13 @@ static void set_early(http_req *r, unsigned status, int code, json_t *id,
 
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
-  const sb_config *cfg = r->srv->cfg;
+  const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
   r->method = method;
   /* The tenant comes from the caller's credentials, never from a body. */
-  r->out.tenant = sb_config_tenant_for_token(cfg, bearer_token(r));
+  r->out.tenant = cfg->authenticate
+                      ? cfg->authenticate(cfg->auth_ud, bearer_token(r))
+                      : "default";
   if (strcmp(url, MCP_PATH) == 0) r->mcp = r->srv->mcp;
   else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
   if (!r->mcp) r->route = http_route_match(r->srv, url);
@@ -583,7 +585,7 @@ static int req_begin(http_req *r, const char *url, const char *method) {
 }
 
 static void parse_body(http_req *r, const char *data, size_t len) {
-  const sb_config *cfg = r->srv->cfg;
+  const sb_http_server_options *cfg = &r->srv->cfg;
   sb_rpc_limits lim = {cfg->max_message_bytes, cfg->max_json_depth};
   sb_error err = {0};
   int rc = sb_rpc_parse(data, len, &lim, &r->msg, &err);
@@ -592,7 +594,7 @@ static void parse_body(http_req *r, const char *data, size_t len) {
 
 static void req_body(http_req *r, const char *data, size_t n) {
   if (r->early_error || r->msg) return;
-  size_t max = r->srv->cfg->max_message_bytes;
+  size_t max = r->srv->cfg.max_message_bytes;
   if (r->body.len + n > max) {
     set_early(r, MHD_HTTP_CONTENT_TOO_LARGE, SB_RPC_INVALID_REQUEST, NULL,
               "message exceeds the limit of %zu bytes "

@@ -121,7 +121,7 @@ struct sb_http_server {
   /* further MCP endpoints by path (sb_http_server_mount), or NULL */
   sb_mcp_server *(*mount)(void *ud, const char *path);
   void *mount_ud;
-  const sb_config *cfg;
+  sb_http_server_options cfg; /* copied at start */
   struct MHD_Daemon *daemon;
   int port;
   uv_poll_t epoll_watch; /* MHD's epoll fd */

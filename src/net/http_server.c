@@ -154,7 +154,8 @@ static void free_statics(sb_http_server *s) {
 }
 
 sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
-                                     const sb_config *cfg, sb_error *err) {
+                                     const sb_http_server_options *cfg,
+                                     sb_error *err) {
   sb_http_server *s = sb_calloc(1, sizeof *s);
   if (!s) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -162,7 +163,7 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   }
   s->loop = loop;
   s->mcp = srv;
-  s->cfg = cfg;
+  s->cfg = *cfg;
   struct sockaddr_storage ss;
   int v6 = 0;
   const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";

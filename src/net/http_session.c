@@ -92,7 +92,7 @@ static char *format_event(uint32_t stream, uint64_t seq, json_t *msg,
 /* Keep an event for replay; takes ownership of text. */
 static void ring_push(http_session *hs, uint64_t seq, uint32_t stream,
                       char *text, size_t len) {
-  int cap = hs->srv->cfg->replay_events;
+  int cap = hs->srv->cfg.replay_events;
   if (cap <= 0) {
     sb_free(text);
     return;
@@ -116,7 +116,7 @@ static void ring_push(http_session *hs, uint64_t seq, uint32_t stream,
 
 static size_t replay(http_session *hs, http_req *r, uint32_t stream,
                      uint64_t after) {
-  size_t n = 0, cap = (size_t)hs->srv->cfg->replay_events;
+  size_t n = 0, cap = (size_t)hs->srv->cfg.replay_events;
   for (size_t i = 0; i < hs->ring_len; i++) {
     http_event *ev = &hs->ring[(hs->ring_head + i) % cap];
     if (ev->stream != stream || ev->seq <= after) continue;
@@ -345,7 +345,7 @@ void http_session_destroy(http_session *hs) {
   while (hs->orphans)
     http_stream_cancel(hs->orphans);
   sb_mcp_session_free(hs->mcp);
-  size_t cap = (size_t)s->cfg->replay_events;
+  size_t cap = (size_t)s->cfg.replay_events;
   for (size_t i = 0; i < hs->ring_len; i++)
     sb_free(hs->ring[(hs->ring_head + i) % cap].text);
   sb_free(hs->ring);
@@ -363,7 +363,7 @@ void http_sessions_free_all(sb_http_server *s) {
 }
 
 void http_sessions_expire(sb_http_server *s, uint64_t now_ms) {
-  int idle_s = s->cfg->session_idle_timeout_s;
+  int idle_s = s->cfg.session_idle_timeout_s;
   if (idle_s <= 0 || !s->buckets) return;
   uint64_t idle = (uint64_t)idle_s * 1000u;
   for (size_t i = 0; i < s->nbuckets; i++) {

@@ -15,7 +15,6 @@
 
 #include <uv.h>
 
-#include "config/config.h"
 #include "core/core.h"
 #include "mcp/mcp.h"
 
@@ -31,9 +30,30 @@ void sb_stdio_server_stop(sb_stdio_server *s);
 
 typedef struct sb_http_server sb_http_server;
 
-/* Listen on cfg->listen_host:cfg->listen_port (port 0 picks a free one). */
+typedef struct sb_http_server_options {
+  const char *listen_host; /* IP literal; NULL = 127.0.0.1 */
+  int listen_port;         /* 0 picks a free one */
+  /* Origins allowed besides none at all (scheme://host[:port], lowercase);
+   * empty = loopback origins only. Borrowed: must outlive the server. */
+  char *const *allowed_origins;
+  size_t allowed_origins_len;
+  size_t max_message_bytes;       /* one body; larger ones get 413 */
+  int max_json_depth;             /* refused before parsing deeper */
+  int max_connections;            /* MHD's connection limit */
+  size_t connection_memory_bytes; /* MHD's per-connection pool */
+  int connection_timeout_s;       /* idle connections are closed */
+  int session_idle_timeout_s;     /* legacy sessions expire */
+  int replay_events;              /* SSE events kept for Last-Event-ID */
+  /* The caller's tenant for its bearer token (NULL when it sent none), or
+   * NULL to refuse it with 401. NULL callback: every caller is "default". */
+  const char *(*authenticate)(void *ud, const char *bearer_token);
+  void *auth_ud;
+} sb_http_server_options;
+
+/* Listen on opts->listen_host:listen_port (copied; strings borrowed). */
 sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
-                                     const sb_config *cfg, sb_error *err);
+                                     const sb_http_server_options *opts,
+                                     sb_error *err);
 /* The port actually bound. */
 int sb_http_server_port(const sb_http_server *s);
 /* Close every connection and the listening socket. */
@@ -63,7 +83,7 @@ const char *sb_http_request_path(const sb_http_request *req);
 const char *sb_http_request_query(sb_http_request *req, const char *key);
 const char *sb_http_request_header(sb_http_request *req, const char *name);
 const char *sb_http_request_body(const sb_http_request *req, size_t *len);
-/* The caller's tenant, from its bearer token (config auth.tenants). */
+/* The caller's tenant, from its bearer token (the authenticate option). */
 const char *sb_http_request_tenant(const sb_http_request *req);
 
 /* Answer: status, content type (NULL = application/json), body (copied),

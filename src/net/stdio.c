@@ -93,7 +93,7 @@ static void process_line(sb_stdio_server *s, const char *data, size_t len) {
 }
 
 static void reject_oversized(sb_stdio_server *s) {
-  size_t limit = sb_mcp_server_config(s->srv)->max_message_bytes;
+  size_t limit = sb_mcp_server_limits(s->srv)->max_message_bytes;
   char msg[160];
   snprintf(msg, sizeof msg,
            "message exceeds the limit of %zu bytes; skipped up to its newline",
@@ -108,7 +108,7 @@ static void stop_input(sb_stdio_server *s);
 /* Frame what was just appended to s->line: dispatch each complete line,
  * keep the partial tail, and police the length of the line in progress. */
 static void feed(sb_stdio_server *s, size_t nread) {
-  size_t limit = sb_mcp_server_config(s->srv)->max_message_bytes;
+  size_t limit = sb_mcp_server_limits(s->srv)->max_message_bytes;
   size_t scanned = s->line.len;
   s->line.len += nread;
   s->line.data[s->line.len] = '\0';

@@ -13,7 +13,6 @@
 /* ---- loopback: client -> server -> client -------------------------------- */
 
 typedef struct loopback {
-  sb_config cfg;
   uv_loop_t loop;
   sb_mcp_server *srv;
   sb_mcp_session *session;
@@ -72,9 +71,9 @@ static void on_progress(void *ud, json_t *params) {
 
 static int setup_era(void **state, sb_mcp_client_era_pref era) {
   loopback *lb = calloc(1, sizeof *lb);
-  sb_config_defaults(&lb->cfg);
   uv_loop_init(&lb->loop);
-  sb_mcp_server_options so = {.config = &lb->cfg, .loop = &lb->loop};
+  sb_mcp_server_options so = {.limits = {.cache_ttl_ms = 60000},
+                              .loop = &lb->loop};
   lb->srv = sb_mcp_server_new(&so);
   lb->out.write = lb_out_write;
   lb->out.data = lb;
@@ -116,7 +115,6 @@ static int teardown(void **state) {
   json_decref(lb->progress);
   json_decref(lb->result);
   json_decref(lb->error);
-  sb_config_free(&lb->cfg);
   free(lb);
   return 0;
 }

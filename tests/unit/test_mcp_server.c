@@ -32,7 +32,7 @@ static void capture_init(capture *c) {
 static void capture_clear(capture *c) { json_array_clear(c->msgs); }
 
 typedef struct fixture {
-  sb_config cfg;
+  sb_mcp_limits cfg;
   uv_loop_t loop;
   sb_mcp_server *srv;
   capture cap;
@@ -40,9 +40,9 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  sb_config_defaults(&f->cfg);
+  f->cfg.cache_ttl_ms = 60000;
   uv_loop_init(&f->loop);
-  sb_mcp_server_options opts = {.config = &f->cfg, .loop = &f->loop};
+  sb_mcp_server_options opts = {.limits = f->cfg, .loop = &f->loop};
   f->srv = sb_mcp_server_new(&opts);
   capture_init(&f->cap);
   *state = f;
@@ -56,7 +56,6 @@ static int teardown(void **state) {
   uv_run(&f->loop, UV_RUN_DEFAULT); /* close timers */
   uv_loop_close(&f->loop);
   json_decref(f->cap.msgs);
-  sb_config_free(&f->cfg);
   free(f);
   return 0;
 }
@@ -234,7 +233,10 @@ static void test_legacy_initialize_bad_params(void **state) {
 
 static void test_tools_list_order_and_pages(void **state) {
   fixture *f = *state;
-  f->cfg.page_size = 4;
+  f->cfg.page_size = 4; /* a server with pages of 4 */
+  sb_mcp_server_free(f->srv);
+  sb_mcp_server_options opts = {.limits = f->cfg, .loop = &f->loop};
+  f->srv = sb_mcp_server_new(&opts);
   json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
                       "\"params\":{" MODERN_META "}}");
   json_t *tools = json_object_get(result(r), "tools");
@@ -481,7 +483,7 @@ static void test_resources_and_subscriptions(void **state) {
                       "complete");
   json_decref(notes.msgs);
   json_decref(listen.msgs);
-  sb_mcp_server_options opts = {.config = &f->cfg, .loop = &f->loop};
+  sb_mcp_server_options opts = {.limits = f->cfg, .loop = &f->loop};
   f->srv = sb_mcp_server_new(&opts);
 }
 

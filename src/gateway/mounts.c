@@ -11,17 +11,17 @@
  *     list: the chosen tools, resources and prompts of several agents.
  *
  * Both eras are served whatever the agent speaks (mcp/ does the client's
- * era, agent_calls.c translates what crosses). Requests go through the
+ * era, calls.c translates what crosses). Requests go through the
  * same pipeline as agent__tool calls (deadline, breaker, retries where
  * safe) without falling back to other agents: a client that names an agent
- * gets that agent. Lists come from the agents' caches (agents.c), so a
+ * gets that agent. Lists come from the agents' caches (pool.c), so a
  * list request never waits for an agent; list_changed, resources/updated
  * and log messages from an agent reach the mounts that show it.
  *
  * A virtual server's item names are the agents' own; when two included
  * agents use the same name, the earlier include wins.
  */
-#include "app/agents_internal.h"
+#include "gateway/gateway_internal.h"
 
 #define MODULE "mounts"
 #define NAME_MAX_LEN 64
@@ -34,7 +34,7 @@ typedef struct include {
 } include;
 
 typedef struct mount {
-  sb_app *app;
+  sb_gateway *gw;
   char *name; /* the agent id, or the virtual server's name */
   int is_agent;
   include *includes; /* virtual servers */
@@ -42,10 +42,6 @@ typedef struct mount {
   sb_mcp_server *srv;
 } mount;
 
-struct app_mounts {
-  mount **list;
-  size_t len;
-};
 
 /* ---- what a mount shows ------------------------------------------------- */
 
@@ -88,12 +84,12 @@ static int included(const include *inc, int kind, json_t *item) {
 /* The n-th agent of the mount (with its include, NULL for a per-agent
  * mount), or NULL past the end or when that agent is not registered. */
 static agent *mount_agent(mount *m, size_t n, const include **inc) {
-  sb_app_agents *o = (m->app)->agents;
+  sb_gateway *o = m->gw;
   *inc = NULL;
-  if (m->is_agent) return n == 0 ? agents_find(o, m->name) : NULL;
+  if (m->is_agent) return n == 0 ? gw_agent_find(o, m->name) : NULL;
   if (n >= m->nincludes) return NULL;
   *inc = &m->includes[n];
-  return agents_find(o, m->includes[n].agent);
+  return gw_agent_find(o, m->includes[n].agent);
 }
 
 static size_t mount_width(mount *m) { return m->is_agent ? 1 : m->nincludes; }
@@ -117,7 +113,7 @@ static void list_kind(mount *m, int kind, json_t *out) {
     if (!a) continue;
     size_t i;
     json_t *item;
-    json_array_foreach(agents_list_items(a, kind), i, item) {
+    json_array_foreach(gw_agent_list_items(a, kind), i, item) {
       const char *v = json_string_value(json_object_get(item, key));
       if (!v || (inc && !included(inc, kind, item)) ||
           (!m->is_agent && already(out, key, v)))
@@ -138,13 +134,13 @@ static agent *owner_of(mount *m, int kind, const char *v) {
     if (!a) continue;
     size_t i;
     json_t *item;
-    json_array_foreach(agents_list_items(a, kind), i, item) {
+    json_array_foreach(gw_agent_list_items(a, kind), i, item) {
       const char *w = json_string_value(json_object_get(item, key));
       if (w && strcmp(w, v) == 0 && (!inc || included(inc, kind, item))) return a;
     }
     if (kind != LIST_RESOURCES) continue;
     if (inc && !uri_in(inc->resources, v)) continue;
-    json_array_foreach(agents_list_items(a, LIST_TEMPLATES), i, item) {
+    json_array_foreach(gw_agent_list_items(a, LIST_TEMPLATES), i, item) {
       const char *t = json_string_value(json_object_get(item, "uriTemplate"));
       const char *brace = t ? strchr(t, '{') : NULL;
       size_t fixed = brace ? (size_t)(brace - t) : (t ? strlen(t) : 0);
@@ -183,7 +179,7 @@ static int p_call_tool(void *ud, sb_mcp_call *call, const char *name,
   mount *m = ud;
   agent *a = route(m, LIST_TOOLS, name);
   if (!a) return 0;
-  agents_forward((m->app)->agents, a, call, name);
+  gw_forward(m->gw, a, call, name);
   return 1;
 }
 
@@ -191,7 +187,7 @@ static int p_read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   mount *m = ud;
   agent *a = route(m, LIST_RESOURCES, uri);
   if (!a) return 0;
-  agents_forward((m->app)->agents, a, call, NULL);
+  gw_forward(m->gw, a, call, NULL);
   return 1;
 }
 
@@ -200,7 +196,7 @@ static int p_get_prompt(void *ud, sb_mcp_call *call, const char *name,
   mount *m = ud;
   agent *a = route(m, LIST_PROMPTS, name);
   if (!a) return 0;
-  agents_forward((m->app)->agents, a, call, name);
+  gw_forward(m->gw, a, call, name);
   return 1;
 }
 
@@ -214,14 +210,14 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   /* A resource ref names a template: the agent listing it. */
   else if (type && strcmp(type, "ref/resource") == 0) a = route(m, LIST_TEMPLATES, uri);
   if (!a) return 0;
-  agents_forward((m->app)->agents, a, call, NULL);
+  gw_forward(m->gw, a, call, NULL);
   return 1;
 }
 
 static void p_subscribe(void *ud, const char *uri, int on, sb_mcp_sub_wait *wait) {
   mount *m = ud;
   agent *a = route(m, LIST_RESOURCES, uri);
-  if (a) agents_subscribe(a, uri, on, wait);
+  if (a) gw_agent_subscribe(a, uri, on, wait);
 }
 
 /* What the mount announces: the agent's own capabilities (a virtual
@@ -280,14 +276,14 @@ static void mount_free(mount *m) {
   sb_free(m);
 }
 
-static mount *mount_new(sb_app *app, const char *name, int is_agent,
+static mount *mount_new(sb_gateway *gw, const char *name, int is_agent,
                         const char *description) {
   mount *m = sb_calloc(1, sizeof *m);
   if (!m || !(m->name = sb_strdup(name))) {
     sb_free(m);
     return NULL;
   }
-  m->app = app;
+  m->gw = gw;
   m->is_agent = is_agent;
   char *server_name = sb_asprintf("switchboard/%s/%s",
                                   is_agent ? "agents" : "servers", name);
@@ -297,8 +293,9 @@ static mount *mount_new(sb_app *app, const char *name, int is_agent,
                                          : "Virtual server %s, through "
                                            "switchboard.",
                                 name);
-  sb_mcp_server_options so = {.config = app->cfg,
-                              .loop = app->loop,
+  sb_mcp_server_options so = {.limits = gw->opts.mcp_limits,
+                              .default_tenant = gw->default_tenant,
+                              .loop = gw->opts.loop,
                               .name = server_name,
                               .instructions = description ? description
                                                           : instructions,
@@ -327,7 +324,7 @@ static mount *mount_new(sb_app *app, const char *name, int is_agent,
   return m;
 }
 
-static int mounts_append(app_mounts *ms, mount *m) {
+static int mounts_append(gw_mounts *ms, mount *m) {
   mount **grown = sb_realloc(ms->list, (ms->len + 1) * sizeof *grown);
   if (!grown) return SB_ENOMEM;
   ms->list = grown;
@@ -335,19 +332,19 @@ static int mounts_append(app_mounts *ms, mount *m) {
   return 0;
 }
 
-static mount *find_mount(app_mounts *ms, const char *name, int is_agent) {
+static mount *find_mount(gw_mounts *ms, const char *name, int is_agent) {
   for (size_t i = 0; ms && i < ms->len; i++)
     if (ms->list[i]->is_agent == is_agent && strcmp(ms->list[i]->name, name) == 0)
       return ms->list[i];
   return NULL;
 }
 
-sb_mcp_server *app_mount_agent(sb_app *app, const char *id) {
-  mount *m = find_mount(app->mounts, id, 1);
+sb_mcp_server *sb_gateway_agent_server(sb_gateway *gw, const char *id) {
+  mount *m = find_mount(gw->mounts, id, 1);
   if (m) return m->srv;
-  if (!agents_find((app)->agents, id)) return NULL;
-  if (!(m = mount_new(app, id, 1, NULL))) return NULL;
-  if (mounts_append(app->mounts, m) != 0) {
+  if (!gw_agent_find(gw, id)) return NULL;
+  if (!(m = mount_new(gw, id, 1, NULL))) return NULL;
+  if (mounts_append(gw->mounts, m) != 0) {
     mount_free(m);
     return NULL;
   }
@@ -355,15 +352,15 @@ sb_mcp_server *app_mount_agent(sb_app *app, const char *id) {
   return m->srv;
 }
 
-sb_mcp_server *app_mount_server(sb_app *app, const char *name) {
-  mount *m = find_mount(app->mounts, name, 0);
+sb_mcp_server *sb_gateway_virtual_server(sb_gateway *gw, const char *name) {
+  mount *m = find_mount(gw->mounts, name, 0);
   return m ? m->srv : NULL;
 }
 
 /* Every mount showing agent id. */
-#define FOR_MOUNTS_OF(app, id, m)                                            \
-  for (size_t i_ = 0; (app)->mounts && i_ < (app)->mounts->len; i_++)        \
-    if (((m) = (app)->mounts->list[i_]) && mount_shows((m), (id)))
+#define FOR_MOUNTS_OF(gw, id, m)                                            \
+  for (size_t i_ = 0; (gw)->mounts && i_ < (gw)->mounts->len; i_++)        \
+    if (((m) = (gw)->mounts->list[i_]) && mount_shows((m), (id)))
 
 static int mount_shows(mount *m, const char *id) {
   if (m->is_agent) return strcmp(m->name, id) == 0;
@@ -372,22 +369,22 @@ static int mount_shows(mount *m, const char *id) {
   return 0;
 }
 
-void app_mounts_list_changed(sb_app *app, const char *agent_id,
+void gw_mounts_list_changed(sb_gateway *gw, const char *agent_id,
                              const char *kind) {
   mount *m;
-  FOR_MOUNTS_OF(app, agent_id, m) sb_mcp_server_list_changed(m->srv, kind);
+  FOR_MOUNTS_OF(gw, agent_id, m) sb_mcp_server_list_changed(m->srv, kind);
 }
 
-void app_mounts_resource_updated(sb_app *app, const char *agent_id,
+void gw_mounts_resource_updated(sb_gateway *gw, const char *agent_id,
                                  const char *uri) {
   mount *m;
-  FOR_MOUNTS_OF(app, agent_id, m) sb_mcp_server_resource_updated(m->srv, uri);
+  FOR_MOUNTS_OF(gw, agent_id, m) sb_mcp_server_resource_updated(m->srv, uri);
 }
 
-void app_mounts_log(sb_app *app, const char *agent_id, json_t *params) {
+void gw_mounts_log(sb_gateway *gw, const char *agent_id, json_t *params) {
   mount *m;
   /* Only the agent's own endpoint: its clients chose that agent. */
-  FOR_MOUNTS_OF(app, agent_id, m)
+  FOR_MOUNTS_OF(gw, agent_id, m)
   if (m->is_agent) sb_mcp_server_forward_log(m->srv, params);
 }
 
@@ -454,7 +451,7 @@ static int parse_include(json_t *v, const char *path, include *inc,
 }
 
 /* One `servers:` item into a mount (NULL with err naming the path). */
-static mount *parse_server(sb_app *app, json_t *v, const char *path,
+static mount *parse_server(sb_gateway *gw, json_t *v, const char *path,
                            sb_error *err) {
   if (!json_is_object(v)) {
     sb_error_set(err, SB_EINVAL, "%s: expected a mapping", path);
@@ -477,7 +474,7 @@ static mount *parse_server(sb_app *app, json_t *v, const char *path,
                  path, NAME_MAX_LEN);
     return NULL;
   }
-  if (find_mount(app->mounts, name, 0)) {
+  if (find_mount(gw->mounts, name, 0)) {
     sb_error_set(err, SB_EINVAL, "%s.name: %s is already a virtual server",
                  path, name);
     return NULL;
@@ -495,7 +492,7 @@ static mount *parse_server(sb_app *app, json_t *v, const char *path,
                  path);
     return NULL;
   }
-  mount *m = mount_new(app, name, 0, json_string_value(desc));
+  mount *m = mount_new(gw, name, 0, json_string_value(desc));
   if (!m || !(m->includes = sb_calloc(json_array_size(incs), sizeof *m->includes))) {
     mount_free(m);
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -515,21 +512,19 @@ static mount *parse_server(sb_app *app, json_t *v, const char *path,
   return m;
 }
 
-int app_mounts_start(sb_app *app, sb_error *err) {
-  if (!(app->mounts = sb_calloc(1, sizeof *app->mounts)))
-    return sb_error_set(err, SB_ENOMEM, "out of memory");
+int sb_gateway_add_servers(sb_gateway *gw, const json_t *servers,
+                           const size_t *lines, sb_error *err) {
   size_t i;
   json_t *v;
-  json_array_foreach(app->cfg->servers, i, v) {
+  json_array_foreach(servers, i, v) {
     char path[48];
     snprintf(path, sizeof path, "servers[%zu]", i);
     sb_error perr = {0};
-    mount *m = parse_server(app, v, path, &perr);
-    if (!m || mounts_append(app->mounts, m) != 0) {
+    mount *m = parse_server(gw, v, path, &perr);
+    if (!m || mounts_append(gw->mounts, m) != 0) {
       mount_free(m);
       return sb_error_set(err, perr.code ? perr.code : SB_ENOMEM,
-                          "config line %zu: %s",
-                          app->cfg->server_lines ? app->cfg->server_lines[i] : 0,
+                          "config line %zu: %s", lines ? lines[i] : 0,
                           perr.msg[0] ? perr.msg : "out of memory");
     }
     SB_INFO(MODULE, "virtual server %s (%zu agent(s))", m->name, m->nincludes);
@@ -537,19 +532,19 @@ int app_mounts_start(sb_app *app, sb_error *err) {
   return 0;
 }
 
-void app_mounts_stop(sb_app *app) {
-  app_mounts *ms = app->mounts;
+void gw_mounts_stop(sb_gateway *gw) {
+  gw_mounts *ms = gw->mounts;
   if (!ms) return;
   for (size_t i = 0; i < ms->len; i++) mount_free(ms->list[i]);
   sb_free(ms->list);
   sb_free(ms);
-  app->mounts = NULL;
+  gw->mounts = NULL;
 }
 
 /* ---- HTTP: /agents/{id}/mcp and /servers/{name}/mcp ---------------------- */
 
-sb_mcp_server *app_mount_resolve(void *ud, const char *path) {
-  sb_app *app = ud;
+sb_mcp_server *sb_gateway_mount_resolve(void *ud, const char *path) {
+  sb_gateway *gw = ud;
   int is_agent = strncmp(path, "/agents/", 8) == 0;
   if (!is_agent && strncmp(path, "/servers/", 9) != 0) return NULL;
   const char *name = path + (is_agent ? 8 : 9);
@@ -560,5 +555,5 @@ sb_mcp_server *app_mount_resolve(void *ud, const char *path) {
   if (n == 0 || n > NAME_MAX_LEN) return NULL;
   memcpy(buf, name, n);
   buf[n] = '\0';
-  return is_agent ? app_mount_agent(app, buf) : app_mount_server(app, buf);
+  return is_agent ? sb_gateway_agent_server(gw, buf) : sb_gateway_virtual_server(gw, buf);
 }

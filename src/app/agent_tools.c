@@ -1,7 +1,11 @@
-/* agents_admin.c: the agents admin tools over MCP: agents_list,
+/* agent_tools.c: the agents admin tools over MCP: agents_list,
  * agents_register, agents_remove (administrator tenants only) and
- * agents_explain (getOptimalAgent's ranking). */
-#include "app/agents_internal.h"
+ * agents_explain (getOptimalAgent's ranking), on the gateway's admin
+ * operations. */
+#include <string.h>
+
+#include "app/app_internal.h"
+#include "registry/registry.h"
 
 static const char *const admin_tools_json =
     "["
@@ -49,12 +53,13 @@ static void reply_admin_error(sb_mcp_call *call, const sb_error *err) {
                    1);
 }
 
-int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
-                           const char *name, json_t *args) {
+static int call_tool(void *ud, sb_mcp_call *call, const char *name,
+                     json_t *args) {
+  sb_app *app = ud;
   sb_error err = {0};
   int changes = strcmp(name, "agents_register") == 0 ||
                 strcmp(name, "agents_remove") == 0;
-  if (changes && !sb_config_is_admin(o->app->cfg, sb_mcp_call_tenant(call))) {
+  if (changes && !sb_config_is_admin(app->cfg, sb_mcp_call_tenant(call))) {
     /* Agents are processes and endpoints shared by every tenant. */
     sb_error_set(&err, SB_EINVAL,
                  "%s: tenant %s is not an administrator (auth.admin_tenants)",
@@ -65,7 +70,7 @@ int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
     return 1;
   }
   if (strcmp(name, "agents_list") == 0) {
-    reply_structured(call, json_pack("{so}", "agents", app_agents_list_json(o)),
+    reply_structured(call, json_pack("{so}", "agents", sb_gateway_list_json(app->gateway)),
                      0);
   } else if (strcmp(name, "agents_register") == 0) {
     json_t *def = json_object_get(args, "definition");
@@ -73,7 +78,7 @@ int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
       sb_mcp_call_fail_invalid_args(call, name,
                                     "'definition' must be an AgentDefinition "
                                     "object");
-    } else if (app_agents_add(o, def, json_is_true(json_object_get(args, "replace")),
+    } else if (sb_gateway_add(app->gateway, def, json_is_true(json_object_get(args, "replace")),
                               0, &err) != 0) {
       reply_admin_error(call, &err);
     } else {
@@ -85,7 +90,7 @@ int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
     const char *id = json_string_value(json_object_get(args, "id"));
     if (!id)
       sb_mcp_call_fail_invalid_args(call, name, "'id' is required");
-    else if (app_agents_remove(o, id, &err) != 0)
+    else if (sb_gateway_remove(app->gateway, id, &err) != 0)
       reply_admin_error(call, &err);
     else
       reply_structured(call, json_pack("{ss}", "removed", id), 0);
@@ -97,12 +102,12 @@ int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
       sb_mcp_call_fail_invalid_args(call, name, "'capability' is required");
       return 1;
     }
-    if (ctx_id && sb_ctx_get(o->app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
+    if (ctx_id && sb_ctx_get(app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
                              &doc, &err) != 0) {
       reply_admin_error(call, &err);
       return 1;
     }
-    if (sb_registry_explain(o->reg, cap, json_object_get(doc, "data"),
+    if (sb_registry_explain(sb_gateway_registry(app->gateway), cap, json_object_get(doc, "data"),
                             sb_now_ms(), &ranking, &err) != 0)
       reply_admin_error(call, &err);
     else
@@ -116,8 +121,16 @@ int agents_admin_call(sb_app_agents *o, sb_mcp_call *call,
   return 1;
 }
 
-void agents_admin_list(json_t *out) {
+static void list_tools(void *ud, sb_mcp_call *call, json_t *out) {
   json_t *admin = json_loads(admin_tools_json, 0, NULL);
   json_array_extend(out, admin);
   json_decref(admin);
+}
+
+int app_agent_tools_register(sb_app *app) {
+  sb_mcp_provider p = {.name = "agent admin",
+                       .ud = app,
+                       .list_tools = list_tools,
+                       .call_tool = call_tool};
+  return sb_mcp_server_add_provider(app->mcp, &p);
 }

@@ -1,4 +1,4 @@
-/* agents.c: switchboard's agents, connected and served.
+/* pool.c: switchboard's agents, connected and served.
  *
  * Each AgentDefinition gets a channel (stdio child or Streamable HTTP) and
  * an MCP client on it. Once connected, the agent's tools are listed and
@@ -8,10 +8,10 @@
  * Agents come from the config, the admin API and SIGHUP reloads. A channel
  * that closes (crash, exit) is reopened with backoff; health is checked
  * with ping (legacy) or server/discover (modern) every HEALTH_EVERY_MS.
- * Calls to the agents' tools are agent_calls.c's; the admin tools
- * agents_admin.c's.
+ * Calls to the agents are calls.c's; per-agent endpoints and virtual
+ * servers mounts.c's; how a channel and client are opened link.c's.
  */
-#include "app/agents_internal.h"
+#include "gateway/gateway_internal.h"
 
 #define MODULE "agents"
 
@@ -26,27 +26,27 @@ struct relay {
 };
 
 
-double agents_random01(void) {
+double gw_random01(void) {
   return (double)randombytes_uniform(1u << 30) / (1u << 30);
 }
 
-agent *agents_find(sb_app_agents *o, const char *id) {
+agent *gw_agent_find(sb_gateway *o, const char *id) {
   for (size_t i = 0; i < o->len; i++)
     if (strcmp(o->list[i]->def->id, id) == 0) return o->list[i];
   return NULL;
 }
 
-const agent_list_kind agents_list_kinds[LIST_KINDS] = {
+const agent_list_kind gw_list_kinds[LIST_KINDS] = {
     {"tools/list", "tools", "tools", "tools"},
     {"resources/list", "resources", "resources", "resources"},
     {"resources/templates/list", "resourceTemplates", "resources", "resources"},
     {"prompts/list", "prompts", "prompts", "prompts"},
 };
 
-agent *agents_at(sb_app_agents *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
-size_t agents_count(sb_app_agents *o) { return o->len; }
+agent *gw_agent_at(sb_gateway *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
+size_t gw_agent_count(sb_gateway *o) { return o->len; }
 
-int agents_serves_tool(agent *a, const char *tool) {
+int gw_agent_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
   json_array_foreach(a->lists[LIST_TOOLS].items, i, t) {
@@ -67,15 +67,15 @@ static void list_page(agent_list *l, const char *cursor);
  * (agent__tool), the per-agent and virtual servers everything. */
 static void announce(agent *a, const char *kind) {
   if (strcmp(kind, "tools") == 0)
-    sb_mcp_server_list_changed(a->owner->app->mcp, "tools");
-  app_mounts_list_changed(a->owner->app, a->def->id, kind);
+    sb_mcp_server_list_changed(a->owner->opts.mcp, "tools");
+  gw_mounts_list_changed(a->owner, a->def->id, kind);
 }
 
 /* One kind's list, every page, then announce the change. */
 static void on_listed(void *ud, json_t *result, json_t *error) {
   agent_list *l = ud;
   agent *a = l->a;
-  const agent_list_kind *k = &agents_list_kinds[l->kind];
+  const agent_list_kind *k = &gw_list_kinds[l->kind];
   if (error) {
     SB_WARN(MODULE, "agent %s: %s failed: %s", a->def->id, k->method,
             json_string_value(json_object_get(error, "message")));
@@ -111,7 +111,7 @@ static void on_listed(void *ud, json_t *result, json_t *error) {
 
 static void list_page(agent_list *l, const char *cursor) {
   json_t *params = cursor ? json_pack("{ss}", "cursor", cursor) : NULL;
-  sb_mcp_client_request(l->a->client, agents_list_kinds[l->kind].method,
+  sb_mcp_client_request(l->a->client, gw_list_kinds[l->kind].method,
                         params, HEALTH_TIMEOUT_MS, NULL, on_listed, l);
 }
 
@@ -120,13 +120,13 @@ static void relist(agent *a, int kind) {
   agent_list *l = &a->lists[kind];
   if (l->listing || !a->client) return; /* one listing at a time */
   json_t *caps = sb_mcp_client_server_capabilities(a->client);
-  if (!json_object_get(caps, agents_list_kinds[kind].capability)) return;
+  if (!json_object_get(caps, gw_list_kinds[kind].capability)) return;
   l->fresh_until = 0;
   l->listing = json_array();
   list_page(l, NULL);
 }
 
-json_t *agents_list_items(agent *a, int kind) {
+json_t *gw_agent_list_items(agent *a, int kind) {
   agent_list *l = &a->lists[kind];
   /* Past its ttlMs: serve what we have and fetch it again (a list_changed
    * follows if it changed). */
@@ -251,7 +251,7 @@ static void legacy_subscribe(agent *a, const char *uri, int on,
                         on_subscribe_answer, r);
 }
 
-void agents_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait) {
+void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait) {
   json_int_t n = json_integer_value(json_object_get(a->subs, uri));
   if (on) {
     json_object_set_new(a->subs, uri, json_integer(n + 1));
@@ -318,7 +318,7 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
   }
   a->restarts = 0;
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
-  agents_resume_waiting(a);
+  gw_resume_waiting(a);
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
   resubscribe(a);
 }
@@ -333,7 +333,7 @@ static void restart_tick(uv_timer_t *t) { agent_connect(t->data); }
 static void schedule_restart(agent *a) {
   if (a->closing || a->owner->stopping) return;
   uint64_t delay = sb_backoff_delay_ms(a->restarts++, RESTART_BASE_MS,
-                                       RESTART_CAP_MS, agents_random01());
+                                       RESTART_CAP_MS, gw_random01());
   if (delay < RESTART_BASE_MS / 2) delay = RESTART_BASE_MS / 2;
   SB_INFO(MODULE, "agent %s: reconnecting in %llu ms", a->def->id,
           (unsigned long long)delay);
@@ -356,22 +356,6 @@ static void on_channel_closed(void *ud, const char *detail) {
   schedule_restart(a);
 }
 
-static int tr_send(void *t, json_t *msg) {
-  agent *a = t;
-  if (!a->ch) return SB_EIO;
-  return sb_channel_send(a->ch, msg, NULL);
-}
-
-static void tr_cancel(void *t, json_t *id) {
-  agent *a = t;
-  if (a->ch) sb_channel_cancel(a->ch, id);
-}
-
-static int tr_set_header(void *t, const char *name, const char *value) {
-  agent *a = t;
-  return a->ch ? sb_channel_set_header(a->ch, name, value) : 0;
-}
-
 static void on_agent_notification(void *ud, const char *method,
                                   json_t *params) {
   agent *a = ud;
@@ -386,7 +370,7 @@ static void on_agent_notification(void *ud, const char *method,
     on_listen_acknowledged(a, params);
   } else if (strcmp(method, "notifications/resources/updated") == 0) {
     const char *uri = json_string_value(json_object_get(params, "uri"));
-    if (uri) app_mounts_resource_updated(a->owner->app, a->def->id, uri);
+    if (uri) gw_mounts_resource_updated(a->owner, a->def->id, uri);
   } else if (strcmp(method, "notifications/cancelled") == 0) {
     /* The agent withdraws a request it relayed to a legacy client: the
      * client is told the same. */
@@ -404,7 +388,7 @@ static void on_agent_notification(void *ud, const char *method,
     SB_DEBUG(MODULE, "agent %s log: %s", a->def->id,
              text ? text : json_string_value(data) ? json_string_value(data) : "");
     sb_free(text);
-    agents_forward_log(a, params);
+    gw_forward_log(a, params);
   }
 }
 
@@ -438,13 +422,13 @@ static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
 static void on_agent_request(void *ud, json_t *id, const char *method,
                              json_t *params, sb_mcp_request *related) {
   agent *a = ud;
-  sb_mcp_call *call = related ? agents_call_of_request(a, related) : NULL;
+  sb_mcp_call *call = related ? gw_call_of_request(a, related) : NULL;
   if (call && sb_mcp_call_is_modern(call) &&
-      agents_park_request(a, related, id, method, params) == 0)
+      gw_park_request(a, related, id, method, params) == 0)
     return;
   /* Our pooled session declared every capability we can relay; this
    * caller may not have it. */
-  const char *cap = agents_capability_for(method);
+  const char *cap = gw_capability_for(method);
   if (call && cap && !sb_mcp_call_has_capability(call, cap)) {
     char msg[256];
     snprintf(msg, sizeof msg,
@@ -507,58 +491,21 @@ static void on_session_expired(void *ud) {
 }
 
 static void agent_connect(agent *a) {
-  sb_app_agents *o = a->owner;
+  sb_gateway *o = a->owner;
   sb_error err = {0};
-  sb_channel_events ev = {on_channel_message, on_channel_closed, a};
-  const sb_agent_transport *t = &a->def->transport;
-  if (t->type == SB_AGENT_TRANSPORT_STDIO) {
-    const char **args = sb_calloc(t->args.len + 1, sizeof *args);
-    char **env = sb_calloc(t->env.len + 1, sizeof *env);
-    for (size_t i = 0; args && i < t->args.len; i++) args[i] = t->args.items[i];
-    for (size_t i = 0; env && i < t->env.len; i++)
-      env[i] = sb_asprintf("%s=%s", t->env.items[i].name, t->env.items[i].value);
-    sb_child_options co = {.command = t->command,
-                           .args = args,
-                           .env = (const char *const *)env,
-                           .cwd = t->cwd,
-                           .name = a->def->id,
-                           .max_message_bytes = o->app->cfg->max_message_bytes};
-    a->ch = args && env ? sb_channel_spawn(o->app->loop, &co, &ev, &err) : NULL;
-    for (size_t i = 0; env && i < t->env.len; i++) sb_free(env[i]);
-    sb_free(env);
-    sb_free(args);
-  } else {
-    char **headers = sb_calloc(t->headers.len + 1, sizeof *headers);
-    for (size_t i = 0; headers && i < t->headers.len; i++)
-      headers[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
-                               t->headers.items[i].value);
-    sb_http_channel_options ho = {
-        .url = t->url,
-        .headers = (const char *const *)headers,
-        .name = a->def->id,
-        .max_message_bytes = o->app->cfg->max_message_bytes};
-    a->ch = headers ? sb_channel_http(o->app->loop, &ho, &ev, &err) : NULL;
-    for (size_t i = 0; headers && i < t->headers.len; i++) sb_free(headers[i]);
-    sb_free(headers);
-  }
-  if (!a->ch) {
+  sb_gateway_link_options lo = {
+      .loop = o->opts.loop,
+      .def = a->def,
+      .max_message_bytes = o->opts.max_message_bytes,
+      .channel = {on_channel_message, on_channel_closed, a},
+      .client = {on_agent_notification, on_agent_request, on_session_expired,
+                 a}};
+  if (sb_gateway_link_open(&lo, &a->ch, &a->client, &err) != 0) {
     SB_WARN(MODULE, "agent %s: %s", a->def->id, err.msg[0] ? err.msg : "cannot open");
     schedule_restart(a);
     return;
   }
-  if (!a->client) {
-    json_t *caps = json_pack("{s{}s{}s{}}", "sampling", "elicitation", "roots");
-    sb_mcp_client_options co = {
-        .loop = o->app->loop,
-        .name = a->def->id,
-        .transport = {tr_send, tr_cancel, tr_set_header, a},
-        .events = {on_agent_notification, on_agent_request,
-                   on_session_expired, a},
-        .capabilities = caps};
-    a->client = sb_mcp_client_new(&co);
-    json_decref(caps);
-  }
-  if (a->client) sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a);
+  sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a);
 }
 
 static void on_health(void *ud, json_t *result, json_t *error) {
@@ -578,13 +525,12 @@ static void health_tick(uv_timer_t *t) {
 /* ---- the provider -------------------------------------------------------- */
 
 static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  sb_app_agents *o = ud;
-  agents_admin_list(out);
+  sb_gateway *o = ud;
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;
     json_t *tool;
-    json_array_foreach(agents_list_items(a, LIST_TOOLS), k, tool) {
+    json_array_foreach(gw_agent_list_items(a, LIST_TOOLS), k, tool) {
       const char *n = json_string_value(json_object_get(tool, "name"));
       if (!n) continue;
       json_t *copy = json_deep_copy(tool);
@@ -604,7 +550,7 @@ static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
 static void agent_close_timers(agent *a);
 
 /* A new agent for def (taken), appended to the pool, started. */
-static agent *agent_add(sb_app_agents *o, sb_agent_def *def, int from_config) {
+static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   agent **grown = sb_realloc(o->list, (o->len + 1) * sizeof *grown);
   agent *a = grown ? sb_calloc(1, sizeof *a) : NULL;
   if (grown) o->list = grown;
@@ -620,8 +566,8 @@ static agent *agent_add(sb_app_agents *o, sb_agent_def *def, int from_config) {
     a->lists[k].a = a;
     a->lists[k].kind = k;
   }
-  uv_timer_init(o->app->loop, &a->restart_timer);
-  uv_timer_init(o->app->loop, &a->health_timer);
+  uv_timer_init(o->opts.loop, &a->restart_timer);
+  uv_timer_init(o->opts.loop, &a->health_timer);
   a->restart_timer.data = a->health_timer.data = a;
   o->list[o->len++] = a;
   agent_connect(a);
@@ -639,7 +585,7 @@ static void agent_shutdown(agent *a) {
   sb_mcp_client *client = a->client;
   a->client = NULL;
   sb_mcp_client_free(client); /* fails its pending requests */
-  agents_abandon_attempts(a);
+  gw_abandon_attempts(a);
   release_listen_waits(a); /* nothing more will come from it */
   /* Its requests still with clients: their answers go nowhere now. */
   for (relay *r = a->relays; r; r = r->next) r->a = NULL;
@@ -650,7 +596,7 @@ static void agent_shutdown(agent *a) {
   agent_close_timers(a);
 }
 
-static void agent_remove_at(sb_app_agents *o, size_t i) {
+static void agent_remove_at(sb_gateway *o, size_t i) {
   agent *a = o->list[i];
   memmove(&o->list[i], &o->list[i + 1], (o->len - i - 1) * sizeof *o->list);
   o->len--;
@@ -661,18 +607,18 @@ static void agent_remove_at(sb_app_agents *o, size_t i) {
 }
 
 /* An agent came or went: every list that may show it changed. */
-static void announce_membership(sb_app_agents *o, const char *id) {
-  sb_mcp_server_list_changed(o->app->mcp, "tools");
+static void announce_membership(sb_gateway *o, const char *id) {
+  sb_mcp_server_list_changed(o->opts.mcp, "tools");
   static const char *const kinds[] = {"tools", "resources", "prompts"};
-  for (int k = 0; id && k < 3; k++) app_mounts_list_changed(o->app, id, kinds[k]);
+  for (int k = 0; id && k < 3; k++) gw_mounts_list_changed(o, id, kinds[k]);
 }
 
-int app_agents_add(sb_app_agents *o, const json_t *json, int replace,
+int sb_gateway_add(sb_gateway *o, const json_t *json, int replace,
                    int from_config, sb_error *err) {
   sb_agent_def *def = NULL;
   int rc = sb_agent_def_parse(json, &def, err);
   if (rc != 0) return rc;
-  agent *old = agents_find(o, def->id);
+  agent *old = gw_agent_find(o, def->id);
   if (old && !replace) {
     rc = sb_error_set(err, SB_ECONFLICT, "agent %s is already registered",
                       def->id);
@@ -698,7 +644,7 @@ int app_agents_add(sb_app_agents *o, const json_t *json, int replace,
   return 0;
 }
 
-int app_agents_remove(sb_app_agents *o, const char *id, sb_error *err) {
+int sb_gateway_remove(sb_gateway *o, const char *id, sb_error *err) {
   for (size_t i = 0; i < o->len; i++) {
     if (strcmp(o->list[i]->def->id, id) == 0) {
       agent_remove_at(o, i);
@@ -710,7 +656,7 @@ int app_agents_remove(sb_app_agents *o, const char *id, sb_error *err) {
   return sb_error_set(err, SB_ENOENT, "no agent %s", id);
 }
 
-json_t *app_agents_list_json(sb_app_agents *o) {
+json_t *sb_gateway_list_json(sb_gateway *o) {
   json_t *list = json_array();
   for (size_t i = 0; list && i < o->len; i++) {
     agent *a = o->list[i];
@@ -730,16 +676,16 @@ json_t *app_agents_list_json(sb_app_agents *o) {
   return list;
 }
 
-int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err) {
+int sb_gateway_reload(sb_gateway *o, const json_t *defs, const size_t *lines,
+                      sb_error *err) {
   /* Validate every definition first: a bad file changes nothing. */
-  size_t n = json_array_size(cfg->agents);
+  size_t n = json_array_size(defs);
   for (size_t i = 0; i < n; i++) {
     sb_agent_def *def = NULL;
     sb_error derr = {0};
-    if (sb_agent_def_parse(json_array_get(cfg->agents, i), &def, &derr) != 0)
+    if (sb_agent_def_parse(json_array_get(defs, i), &def, &derr) != 0)
       return sb_error_set(err, SB_EINVAL, "line %zu: agents[%zu].%s",
-                          cfg->agent_lines ? cfg->agent_lines[i] : 0, i,
-                          derr.msg);
+                          lines ? lines[i] : 0, i, derr.msg);
     sb_agent_def_free(def);
   }
   /* Config agents gone from the file are removed; API-registered ones stay. */
@@ -748,7 +694,7 @@ int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err) {
     int kept = 0;
     for (size_t k = 0; k < n && !kept; k++)
       kept = strcmp(json_string_value(json_object_get(
-                        json_array_get(cfg->agents, k), "id")) ?: "",
+                        json_array_get(defs, k), "id")) ?: "",
                     a->def->id) == 0;
     if (a->from_config && !kept) {
       SB_INFO(MODULE, "agent %s removed (no longer in the config)", a->def->id);
@@ -757,8 +703,8 @@ int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err) {
   }
   /* New or changed definitions; unchanged agents keep their connection. */
   for (size_t i = 0; i < n; i++) {
-    json_t *j = json_array_get(cfg->agents, i);
-    agent *a = agents_find(o, json_string_value(json_object_get(j, "id")));
+    json_t *j = json_array_get(defs, i);
+    agent *a = gw_agent_find(o, json_string_value(json_object_get(j, "id")));
     sb_agent_def *def = NULL;
     sb_agent_def_parse(j, &def, NULL);
     json_t *now = def ? sb_agent_def_to_json(def) : NULL;
@@ -769,48 +715,39 @@ int app_agents_reload(sb_app_agents *o, const sb_config *cfg, sb_error *err) {
     sb_agent_def_free(def);
     if (same) continue;
     sb_error aerr = {0};
-    if (app_agents_add(o, j, 1, 1, &aerr) != 0)
+    if (sb_gateway_add(o, j, 1, 1, &aerr) != 0)
       SB_WARN(MODULE, "reload: %s", aerr.msg);
   }
-  sb_mcp_server_list_changed(o->app->mcp, "tools");
+  sb_mcp_server_list_changed(o->opts.mcp, "tools");
   return 0;
 }
 
-sb_app_agents *app_agents_start(sb_app *app, sb_error *err) {
-  sb_app_agents *o = sb_calloc(1, sizeof *o);
+sb_gateway *sb_gateway_new(const sb_gateway_options *opts, sb_error *err) {
+  sb_gateway *o = sb_calloc(1, sizeof *o);
   if (!o) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     return NULL;
   }
-  o->app = app;
+  o->opts = *opts;
+  o->opts.default_tenant = NULL;
+  if (!o->opts.max_message_bytes) o->opts.max_message_bytes = 4u << 20;
   sb_registry_options ro = {0};
   o->reg = sb_registry_new(&ro);
+  o->default_tenant =
+      sb_strdup(opts->default_tenant ? opts->default_tenant : "default");
+  o->mounts = sb_calloc(1, sizeof *o->mounts);
   sb_mcp_provider p = {.name = "agents",
                        .ud = o,
                        .list_tools = list_agent_tools,
-                       .call_tool = agents_call_tool,
+                       .call_tool = gw_call_tool,
                        .volatile_lists = 1};
-  if (!o->reg || sb_mcp_server_add_provider(app->mcp, &p) != 0) {
+  if (!o->reg || !o->default_tenant || !o->mounts ||
+      (o->opts.mcp && sb_mcp_server_add_provider(o->opts.mcp, &p) != 0)) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto fail;
+    sb_gateway_free(o);
+    return NULL;
   }
-  size_t n = json_array_size(app->cfg->agents);
-  for (size_t i = 0; i < n; i++) {
-    sb_error derr = {0};
-    if (app_agents_add(o, json_array_get(app->cfg->agents, i), 0, 1, &derr) !=
-        0) {
-      sb_error_set(err, derr.code ? derr.code : SB_EINVAL,
-                   "config line %zu: agents[%zu]: %s",
-                   app->cfg->agent_lines ? app->cfg->agent_lines[i] : 0, i,
-                   derr.msg);
-      goto fail;
-    }
-  }
-  if (o->len) SB_INFO(MODULE, "%zu agent(s) configured", o->len);
   return o;
-fail:
-  app_agents_stop(o);
-  return NULL;
 }
 
 static void agent_closed(uv_handle_t *h) {
@@ -827,13 +764,15 @@ static void agent_close_timers(agent *a) {
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
 }
 
-void app_agents_stop(sb_app_agents *o) {
+void sb_gateway_free(sb_gateway *o) {
   if (!o) return;
+  gw_mounts_stop(o); /* cancels their calls while the agents live */
   o->stopping = 1;
   for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
   sb_free(o->list);
   sb_registry_free(o->reg);
+  sb_free(o->default_tenant);
   sb_free(o);
 }
 
-sb_registry *app_agents_registry(sb_app_agents *o) { return o ? o->reg : NULL; }
+sb_registry *sb_gateway_registry(sb_gateway *o) { return o ? o->reg : NULL; }

@@ -1,4 +1,4 @@
-/* agent_calls.c: calls to agents' tools.
+/* calls.c: calls to agents.
  *
  * A call to `agent__tool` goes through the registry: the breaker and the
  * concurrency limit may refuse it, in which case (or when the agent fails
@@ -9,7 +9,7 @@
  * agent or the tool is listed in idempotentTools. Whatever happens, the
  * caller gets one answer that names the agent and the reason.
  */
-#include "app/agents_internal.h"
+#include "gateway/gateway_internal.h"
 
 #define MODULE "agents"
 
@@ -17,7 +17,7 @@
 
 
 
-sb_mcp_call *agents_call_of_request(agent *a, sb_mcp_request *req) {
+sb_mcp_call *gw_call_of_request(agent *a, sb_mcp_request *req) {
   for (attempt *t = a->owner->attempts; t; t = t->next)
     if (t->current == a && t->req == req) return t->call;
   return NULL;
@@ -26,7 +26,7 @@ sb_mcp_call *agents_call_of_request(agent *a, sb_mcp_request *req) {
 static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
                                   json_t *params);
 
-int agents_park_request(agent *a, sb_mcp_request *req, json_t *id,
+int gw_park_request(agent *a, sb_mcp_request *req, json_t *id,
                         const char *method, json_t *params) {
   for (attempt *t = a->owner->attempts; t; t = t->next)
     if (t->current == a && t->req == req && t->call)
@@ -84,16 +84,16 @@ static void attempt_fail(attempt *t, const char *fmt, ...) {
  * capability the original agent has) that serves this tool, is connected
  * and has not been tried. */
 static agent *next_agent(attempt *t, const sb_agent_def *origin) {
-  sb_app_agents *o = t->owner;
+  sb_gateway *o = t->owner;
   if (t->no_fallback) return NULL;
   sb_registry_candidate cands[32];
   for (size_t c = 0; c < origin->capabilities.len; c++) {
     int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
                              sb_now_ms(), cands, 32, NULL);
     for (int i = 0; i < n && i < 32; i++) {
-      agent *a = agents_find(o, cands[i].def->id);
+      agent *a = gw_agent_find(o, cands[i].def->id);
       if (a && !was_tried(t, a->def->id) && cands[i].available && a->client &&
-          sb_mcp_client_connected(a->client) && agents_serves_tool(a, t->tool))
+          sb_mcp_client_connected(a->client) && gw_agent_serves_tool(a, t->tool))
         return a;
     }
   }
@@ -119,7 +119,7 @@ static void retry_now(uv_timer_t *timer) {
   try_agent(t, t->current);
 }
 
-void agents_resume_waiting(agent *a) {
+void gw_resume_waiting(agent *a) {
   for (attempt *t = a->owner->attempts, *next; t; t = next) {
     next = t->next;
     if (t->current != a || !t->awaiting_connect) continue;
@@ -241,7 +241,7 @@ static void ask_legacy_caller(attempt *t, json_t *result) {
 }
 
 /* The capability a client must declare to answer an agent's request. */
-const char *agents_capability_for(const char *method) {
+const char *gw_capability_for(const char *method) {
   if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
   if (strcmp(method, "elicitation/create") == 0) return "elicitation";
   if (strcmp(method, "roots/list") == 0) return "roots";
@@ -253,7 +253,7 @@ const char *agents_capability_for(const char *method) {
 static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
                                   json_t *params) {
   sb_mcp_server *srv = sb_mcp_call_server(t->call);
-  const char *cap = agents_capability_for(method);
+  const char *cap = gw_capability_for(method);
   if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
     return SB_ESTATE;
   sb_random_hex(t->token, 16);
@@ -319,7 +319,7 @@ static void fail_mapped(attempt *t, json_t *error) {
 static void on_answer(void *ud, json_t *result, json_t *error) {
   attempt *t = ud;
   agent *a = t->current;
-  sb_app_agents *o = t->owner;
+  sb_gateway *o = t->owner;
   uint64_t now = sb_now_ms();
   t->req = NULL;
   json_t *data = json_object_get(error, "data");
@@ -385,11 +385,11 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
   if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
       a->client && (session_lost || sb_mcp_client_connected(a->client))) {
     uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
-                                         RETRY_CAP_MS, agents_random01());
+                                         RETRY_CAP_MS, gw_random01());
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
             t->tool, (unsigned long long)delay, why);
     if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
-      uv_timer_init(o->app->loop, t->retry_timer);
+      uv_timer_init(o->opts.loop, t->retry_timer);
       t->retry_timer->data = t;
     }
     if (t->retry_timer) {
@@ -437,7 +437,7 @@ static json_t *agent_params(attempt *t, agent *a) {
 }
 
 static void try_agent(attempt *t, agent *a) {
-  sb_app_agents *o = t->owner;
+  sb_gateway *o = t->owner;
   if (!was_tried(t, a->def->id)) {
     char **grown = sb_realloc(t->tried, (t->ntried + 1) * sizeof *grown);
     if (grown) {
@@ -451,7 +451,7 @@ static void try_agent(attempt *t, agent *a) {
   if ((!a->client || !sb_mcp_client_connected(a->client)) && t->retries > 0 &&
       !a->removed && !t->waited_connect && !o->stopping) {
     if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
-      uv_timer_init(o->app->loop, t->retry_timer);
+      uv_timer_init(o->opts.loop, t->retry_timer);
       t->retry_timer->data = t;
     }
     if (t->retry_timer) {
@@ -488,7 +488,7 @@ static void try_agent(attempt *t, agent *a) {
 }
 
 /* Calls waiting to retry on a that is going away: answer them now. */
-void agents_abandon_attempts(agent *a) {
+void gw_abandon_attempts(agent *a) {
   for (attempt *t = a->owner->attempts, *next; t; t = next) {
     next = t->next;
     if (t->current == a && !t->req)
@@ -503,7 +503,7 @@ void agents_abandon_attempts(agent *a) {
  * for the agent. Returns 1 if the state was ours (the call is then
  * handled: resumed, or refused when tampered, expired or bound to another
  * request), 0 when it is the agent's own state, passed on unread. */
-static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *method,
+static int resume_parked(sb_gateway *o, sb_mcp_call *call, const char *method,
                          const char *name, const char *state,
                          json_t *responses) {
   if (strncmp(state, PARK_PREFIX, strlen(PARK_PREFIX)) != 0) return 0;
@@ -557,7 +557,7 @@ static int resume_parked(sb_app_agents *o, sb_mcp_call *call, const char *method
 /* Start a call at agent a: `tool` is the agent-side tool or prompt name
  * (NULL for resources/read, completion/complete), public_name what the
  * caller named (binds our requestState). Answers the call, now or later. */
-static void attempt_start(sb_app_agents *o, agent *a, sb_mcp_call *call,
+static void attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
                           const char *tool, const char *public_name,
                           int no_fallback) {
   const char *method = sb_mcp_call_method(call);
@@ -609,7 +609,7 @@ static void attempt_start(sb_app_agents *o, agent *a, sb_mcp_call *call,
   try_agent(t, a);
 }
 
-void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
+void gw_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
                     const char *name) {
   const char *public_name = name;
   json_t *params = sb_mcp_call_params(call);
@@ -629,7 +629,7 @@ void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
  * sessions of its per-agent endpoint that asked for logs. A line not tied
  * to a request cannot be attributed to a tenant, so when tenants are
  * configured it goes only where every recipient is the same tenant. */
-void agents_forward_log(agent *a, json_t *params) {
+void gw_forward_log(agent *a, json_t *params) {
   const char *tenant = NULL;
   int mixed = 0, any = 0;
   for (attempt *t = a->owner->attempts; t; t = t->next) {
@@ -641,8 +641,8 @@ void agents_forward_log(agent *a, json_t *params) {
   }
   if (mixed) return;
   if (!any) {
-    if (a->owner->app->cfg->tenants_len == 0)
-      app_mounts_log(a->owner->app, a->def->id, params);
+    if (!a->owner->opts.tenants_configured)
+      gw_mounts_log(a->owner, a->def->id, params);
     return;
   }
   for (attempt *t = a->owner->attempts; t; t = t->next)
@@ -650,20 +650,20 @@ void agents_forward_log(agent *a, json_t *params) {
       sb_mcp_call_forward_log(t->call, params);
 }
 
-int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
+int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
-  sb_app_agents *o = ud;
+  sb_gateway *o = ud;
   const char *sep = strstr(name, SEP);
-  if (!sep) return agents_admin_call(o, call, name, args);
+  if (!sep) return 0;
   char id[65];
   size_t n = (size_t)(sep - name);
   if (n == 0 || n >= sizeof id) return 0;
   memcpy(id, name, n);
   id[n] = '\0';
-  agent *a = agents_find(o, id);
+  agent *a = gw_agent_find(o, id);
   if (!a) return 0;
   const char *tool = sep + strlen(SEP);
-  if (a->lists[LIST_TOOLS].items && !agents_serves_tool(a, tool)) return 0;
+  if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
   attempt_start(o, a, call, tool, name, 0);
   return 1;
 }

@@ -1,17 +1,21 @@
-/* agents_internal.h: what the files of the agent pool share.
+/* gateway_internal.h: what the files of the gateway share.
  *
- * agents.c owns the pool (membership, connections, health, the tool list
- * it serves); agent_calls.c the calls (routing, retries, fallback, input
- * across eras); agents_admin.c the admin tools. */
-#ifndef SB_APP_AGENTS_INTERNAL_H
-#define SB_APP_AGENTS_INTERNAL_H
+ * pool.c owns the pool (membership, connections, health, the tool list
+ * it serves as agent__tool); calls.c the calls (routing, retries,
+ * fallback, input across eras); mounts.c the per-agent endpoints and
+ * virtual servers; link.c how one agent's channel and client are opened. */
+#ifndef SB_GATEWAY_INTERNAL_H
+#define SB_GATEWAY_INTERNAL_H
 
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/app_internal.h"
+#include "ctx/ctx.h"
+#include "gateway/gateway.h"
+#include "mcp/mcp.h"
+#include "net/net.h"
 #include "registry/registry.h"
 
 
@@ -35,7 +39,7 @@ typedef struct agent_list_kind {
   const char *capability; /* the server capability that offers it */
   const char *kind;       /* list_changed kind: tools, resources, prompts */
 } agent_list_kind;
-extern const agent_list_kind agents_list_kinds[LIST_KINDS];
+extern const agent_list_kind gw_list_kinds[LIST_KINDS];
 
 typedef struct agent_list {
   agent *a;
@@ -49,9 +53,17 @@ typedef struct agent_list {
 typedef struct attempt attempt;
 typedef struct relay relay; /* an agent's request passed to a legacy caller */
 
-struct sb_app_agents {
-  sb_app *app;
+typedef struct mount mount;
+typedef struct gw_mounts {
+  mount **list;
+  size_t len;
+} gw_mounts;
+
+struct sb_gateway {
+  sb_gateway_options opts; /* strings not kept: see default_tenant */
+  char *default_tenant;
   sb_registry *reg;
+  gw_mounts *mounts; /* per-agent and virtual servers */
   agent **list;
   size_t len;
   attempt *attempts; /* calls in progress (for relays) */
@@ -59,7 +71,7 @@ struct sb_app_agents {
 };
 
 struct agent {
-  sb_app_agents *owner;
+  sb_gateway *owner;
   sb_agent_def *def; /* own reference */
   sb_channel *ch;
   sb_mcp_client *client;
@@ -80,7 +92,7 @@ struct agent {
 };
 
 struct attempt {
-  sb_app_agents *owner;
+  sb_gateway *owner;
   sb_mcp_call *call;   /* the caller's; NULL once answered or cancelled */
   char *tool;          /* the agent-side tool name */
   char **tried;        /* agent ids tried, for fallback */
@@ -116,48 +128,52 @@ struct attempt {
 };
 
 /* agents.c */
-double agents_random01(void);
-agent *agents_find(sb_app_agents *o, const char *id);
-int agents_serves_tool(agent *a, const char *tool);
+double gw_random01(void);
+agent *gw_agent_find(sb_gateway *o, const char *id);
+int gw_agent_serves_tool(agent *a, const char *tool);
 /* The agent's cached list of a kind (borrowed; NULL before listing). A
  * list past its ttlMs is served and fetched again. */
-json_t *agents_list_items(agent *a, int kind);
+json_t *gw_agent_list_items(agent *a, int kind);
 /* A client of ours (un)subscribed to one of a's resources. */
-void agents_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
+void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
 /* Every agent, for the mounts (borrowed). */
-agent *agents_at(sb_app_agents *o, size_t i);
-size_t agents_count(sb_app_agents *o);
+agent *gw_agent_at(sb_gateway *o, size_t i);
+size_t gw_agent_count(sb_gateway *o);
 
 /* agent_calls.c */
 /* Forward the caller's request to agent a (per-agent and virtual servers):
  * same deadline, breaker and retry rules as agent__tool calls, no
  * fallback to other agents. `name` is the agent-side tool or prompt name
  * (NULL for resources/read and completion/complete). Answers the call. */
-void agents_forward(sb_app_agents *o, agent *a, sb_mcp_call *call,
+void gw_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
                     const char *name);
 /* An agent's notifications/message (borrowed) to the clients it concerns. */
-void agents_forward_log(agent *a, json_t *params);
+void gw_forward_log(agent *a, json_t *params);
 /* The provider's call_tool: agent__tool calls and the admin tools. */
-int agents_call_tool(void *ud, sb_mcp_call *call, const char *name,
+int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args);
 /* The caller of request req (NULL if none or answered). */
-sb_mcp_call *agents_call_of_request(agent *a, sb_mcp_request *req);
+sb_mcp_call *gw_call_of_request(agent *a, sb_mcp_request *req);
 /* A legacy agent's request for a modern caller: park the call and answer
  * the caller with input_required. 0 if parked. */
-int agents_park_request(agent *a, sb_mcp_request *req, json_t *id,
+int gw_park_request(agent *a, sb_mcp_request *req, json_t *id,
                         const char *method, json_t *params);
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
-const char *agents_capability_for(const char *method);
+const char *gw_capability_for(const char *method);
 /* a has (re)connected: retries that waited for it go now. */
-void agents_resume_waiting(agent *a);
+void gw_resume_waiting(agent *a);
 /* Calls waiting to retry on a (going away) are answered now. */
-void agents_abandon_attempts(agent *a);
+void gw_abandon_attempts(agent *a);
 
-/* agents_admin.c */
-void agents_admin_list(json_t *out);
-/* 1 if name is an admin tool (the call is then answered). */
-int agents_admin_call(sb_app_agents *o, sb_mcp_call *call, const char *name,
-                      json_t *args);
+/* mounts.c */
+/* What an agent did, to the mounts that show it. */
+void gw_mounts_list_changed(sb_gateway *gw, const char *agent_id,
+                            const char *kind);
+void gw_mounts_resource_updated(sb_gateway *gw, const char *agent_id,
+                                const char *uri);
+void gw_mounts_log(sb_gateway *gw, const char *agent_id, json_t *params);
+/* Free every mount (their calls are cancelled). */
+void gw_mounts_stop(sb_gateway *gw);
 
 #endif

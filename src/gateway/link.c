@@ -1,0 +1,103 @@
+/* link.c: one agent's channel and MCP client, opened from its
+ * AgentDefinition.
+ *
+ * The pool and `switchboard agents show` both reach agents this way, so a
+ * definition means the same thing to both: every argument, environment
+ * variable and header is passed, however many there are. The client's
+ * transport reads the channel slot it was given at each send, which lets
+ * the pool replace a crashed channel under a client that lives on.
+ */
+#include "gateway/gateway_internal.h"
+
+static int link_send(void *t, json_t *msg) {
+  sb_channel *ch = *(sb_channel **)t;
+  return ch ? sb_channel_send(ch, msg, NULL) : SB_EIO;
+}
+
+static void link_cancel(void *t, json_t *id) {
+  sb_channel *ch = *(sb_channel **)t;
+  if (ch) sb_channel_cancel(ch, id);
+}
+
+static int link_set_header(void *t, const char *name, const char *value) {
+  sb_channel *ch = *(sb_channel **)t;
+  return ch ? sb_channel_set_header(ch, name, value) : 0;
+}
+
+/* "NAME=value" strings for a child's environment; NULL on ENOMEM. */
+static char **env_strings(const sb_agent_transport *t) {
+  char **env = sb_calloc(t->env.len + 1, sizeof *env);
+  for (size_t i = 0; env && i < t->env.len; i++)
+    if (!(env[i] = sb_asprintf("%s=%s", t->env.items[i].name,
+                               t->env.items[i].value))) {
+      sb_strv_free(env);
+      return NULL;
+    }
+  return env;
+}
+
+/* "Name: value" strings for HTTP requests; NULL on ENOMEM. */
+static char **header_strings(const sb_agent_transport *t) {
+  char **h = sb_calloc(t->headers.len + 1, sizeof *h);
+  for (size_t i = 0; h && i < t->headers.len; i++)
+    if (!(h[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
+                             t->headers.items[i].value))) {
+      sb_strv_free(h);
+      return NULL;
+    }
+  return h;
+}
+
+static sb_channel *open_channel(const sb_gateway_link_options *o,
+                                sb_error *err) {
+  const sb_agent_transport *t = &o->def->transport;
+  sb_channel *ch = NULL;
+  if (t->type == SB_AGENT_TRANSPORT_STDIO) {
+    const char **args = sb_calloc(t->args.len + 1, sizeof *args);
+    char **env = env_strings(t);
+    for (size_t i = 0; args && i < t->args.len; i++) args[i] = t->args.items[i];
+    sb_child_options co = {.command = t->command,
+                           .args = args,
+                           .env = (const char *const *)env,
+                           .cwd = t->cwd,
+                           .name = o->def->id,
+                           .max_message_bytes = o->max_message_bytes};
+    if (args && env) ch = sb_channel_spawn(o->loop, &co, &o->channel, err);
+    else sb_error_set(err, SB_ENOMEM, "out of memory");
+    sb_strv_free(env);
+    sb_free(args);
+  } else {
+    char **headers = header_strings(t);
+    sb_http_channel_options ho = {.url = t->url,
+                                  .headers = (const char *const *)headers,
+                                  .name = o->def->id,
+                                  .max_message_bytes = o->max_message_bytes};
+    if (headers) ch = sb_channel_http(o->loop, &ho, &o->channel, err);
+    else sb_error_set(err, SB_ENOMEM, "out of memory");
+    sb_strv_free(headers);
+  }
+  return ch;
+}
+
+int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
+                         sb_mcp_client **client, sb_error *err) {
+  sb_channel *fresh = open_channel(o, err);
+  if (!fresh) return err && err->code ? err->code : SB_EIO;
+  if (!*client) {
+    json_t *caps = json_pack("{s{}s{}s{}}", "sampling", "elicitation", "roots");
+    sb_mcp_client_options co = {
+        .loop = o->loop,
+        .name = o->def->id,
+        .transport = {link_send, link_cancel, link_set_header, ch},
+        .events = o->client,
+        .capabilities = caps};
+    *client = caps ? sb_mcp_client_new(&co) : NULL;
+    json_decref(caps);
+    if (!*client) {
+      sb_channel_close(fresh);
+      return sb_error_set(err, SB_ENOMEM, "out of memory");
+    }
+  }
+  *ch = fresh;
+  return 0;
+}
