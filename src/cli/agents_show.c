@@ -37,6 +37,12 @@ static void on_message(void *ud, json_t *msg) {
   if (s->client) sb_mcp_client_receive(s->client, msg);
 }
 
+static void on_request_failed(void *ud, json_t *id, sb_channel_failure kind,
+                              const char *detail) {
+  show *s = ud;
+  sb_gateway_link_failed(s->client, id, kind, detail);
+}
+
 static void on_closed(void *ud, const char *detail) {
   show *s = ud;
   snprintf(s->error_buf, sizeof s->error_buf, "the agent's channel closed: %s",
@@ -54,7 +60,8 @@ typedef struct list_ctx {
   const char *key; /* "tools", "resources", "prompts" */
 } list_ctx;
 
-static void on_list(void *ud, json_t *result, json_t *error) {
+static void on_list(void *ud, sb_mcp_outcome outcome, json_t *result,
+                    json_t *error) {
   list_ctx *l = ud;
   show *s = l->s;
   json_t *items = json_object_get(result, l->key);
@@ -99,7 +106,8 @@ static json_t *bridge_notes(int modern) {
       "list_changed from the agent re-lists and is passed on");
 }
 
-static void on_connected(void *ud, json_t *result, json_t *error) {
+static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
+                         json_t *error) {
   show *s = ud;
   if (error) {
     snprintf(s->error_buf, sizeof s->error_buf, "%s",
@@ -164,7 +172,8 @@ int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   sb_gateway_link_options lo = {.loop = &s.loop,
                                 .def = def,
                                 .max_message_bytes = cfg->max_message_bytes,
-                                .channel = {on_message, on_closed, &s}};
+                                .channel = {on_message, on_closed, &s,
+                                            on_request_failed}};
   int rc = EXIT_RUNTIME;
   if (sb_gateway_link_open(&lo, &s.ch, &s.client, &err) != 0) {
     fprintf(stderr, "switchboard agents: %s: %s\n", id, err.msg);

@@ -13,6 +13,74 @@
 
 #define MODULE "agents"
 
+/* ---- outcomes and what follows from them --------------------------------- */
+
+sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o) {
+  switch (o) {
+  case SB_MCP_ANSWERED: return SB_GATEWAY_ANSWERED;
+  case SB_MCP_UNSENT: return SB_GATEWAY_UNSENT;
+  case SB_MCP_LOST: return SB_GATEWAY_LOST;
+  case SB_MCP_TIMED_OUT: return SB_GATEWAY_TIMED_OUT;
+  case SB_MCP_CANCELLED: return SB_GATEWAY_CANCELLED;
+  case SB_MCP_SESSION_EXPIRED: return SB_GATEWAY_SESSION_EXPIRED;
+  }
+  return SB_GATEWAY_LOST;
+}
+
+const char *sb_gateway_outcome_name(sb_gateway_outcome o) {
+  switch (o) {
+  case SB_GATEWAY_ANSWERED: return "answered";
+  case SB_GATEWAY_UNSENT: return "unsent";
+  case SB_GATEWAY_LOST: return "lost after delivery";
+  case SB_GATEWAY_TIMED_OUT: return "timed out";
+  case SB_GATEWAY_CANCELLED: return "cancelled";
+  case SB_GATEWAY_SESSION_EXPIRED: return "session expired";
+  case SB_GATEWAY_BREAKER_OPEN: return "breaker open";
+  case SB_GATEWAY_AT_CAPACITY: return "at capacity";
+  case SB_GATEWAY_NOT_CONNECTED: return "not connected";
+  case SB_GATEWAY_NO_AGENT: return "no agent";
+  case SB_GATEWAY_INPUT_REFUSED: return "input refused";
+  case SB_GATEWAY_STOPPING: return "stopping";
+  case SB_GATEWAY_INVALID: return "invalid";
+  }
+  return "unknown";
+}
+
+sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable) {
+  sb_gateway_decision d = {0, 0, 0};
+  switch (o) {
+  case SB_GATEWAY_UNSENT:
+    /* Never reached the agent: safe to send again, there or elsewhere. */
+    d.breaker_failure = 1;
+    d.retry = d.fallback = 1;
+    break;
+  case SB_GATEWAY_SESSION_EXPIRED:
+    /* The agent is up; only its session ended, before it read this. */
+    d.retry = d.fallback = 1;
+    break;
+  case SB_GATEWAY_LOST:
+  case SB_GATEWAY_TIMED_OUT:
+    /* The agent may have acted: again only if that is harmless. */
+    d.breaker_failure = 1;
+    d.retry = d.fallback = repeatable;
+    break;
+  case SB_GATEWAY_BREAKER_OPEN:
+  case SB_GATEWAY_AT_CAPACITY:
+  case SB_GATEWAY_NOT_CONNECTED:
+    /* Refused before sending: another agent may take it. */
+    d.fallback = 1;
+    break;
+  case SB_GATEWAY_ANSWERED:  /* the agent's answer, even its own error */
+  case SB_GATEWAY_CANCELLED: /* the caller gave up */
+  case SB_GATEWAY_NO_AGENT:
+  case SB_GATEWAY_INPUT_REFUSED:
+  case SB_GATEWAY_STOPPING:
+  case SB_GATEWAY_INVALID:
+    break;
+  }
+  return d;
+}
+
 /* ---- calls ------------------------------------------------------------- */
 
 
@@ -315,31 +383,32 @@ static void fail_mapped(attempt *t, json_t *error) {
                    json_incref(json_object_get(error, "data")));
 }
 
-/* The agent answered (or the attempt failed locally). */
-static void on_answer(void *ud, json_t *result, json_t *error) {
+/* The agent answered, or the attempt ended here: the outcome says which. */
+static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
+                      json_t *error) {
   attempt *t = ud;
   agent *a = t->current;
   sb_gateway *o = t->owner;
   uint64_t now = sb_now_ms();
   t->req = NULL;
-  json_t *data = json_object_get(error, "data");
-  int local = error && json_object_get(data, "agent") != NULL;
-  int cancelled = local && json_is_true(json_object_get(data, "cancelled"));
-  int timed_out = local && json_is_true(json_object_get(data, "timeout"));
-  int transport = local && json_is_true(json_object_get(data, "transport"));
-  /* The agent ended our session before reading this request. */
-  int session_lost = local && json_is_true(json_object_get(data, "sessionExpired"));
-  /* The agent's own errors (bad arguments...) are answers, not failures. */
-  int failed = local && !cancelled;
+  sb_gateway_outcome outcome = gw_outcome_of(mcp_outcome);
+  int cancelled = outcome == SB_GATEWAY_CANCELLED;
+  int session_lost = outcome == SB_GATEWAY_SESSION_EXPIRED;
+  int failed = outcome != SB_GATEWAY_ANSWERED && !cancelled;
+  /* Reads (resources, prompts, completions) change nothing: always safe. */
+  int repeatable = strcmp(t->method, "tools/call") != 0 ||
+                   sb_agent_def_tool_idempotent(a->def, t->tool);
+  sb_gateway_decision d = sb_gateway_decide(outcome, repeatable);
   if (t->ticket_open) {
     t->ticket_open = 0;
-    sb_registry_call_end(o->reg, a->def->id, &t->ticket, !failed,
+    sb_registry_call_end(o->reg, a->def->id, &t->ticket, !d.breaker_failure,
                          now - t->started_ms, now);
   }
   if (!t->call && t->parked && !cancelled) {
     /* The caller is between rounds: keep the answer for its retry. */
     t->final_result = json_incref(result);
     t->final_error = json_incref(error);
+    t->final_outcome = mcp_outcome;
     return;
   }
   if (cancelled || !t->call) {
@@ -375,14 +444,7 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
     return;
   }
   const char *why = json_string_value(json_object_get(error, "message"));
-  /* Safe to run again: the tool is idempotent, or the agent never saw it. */
-  int delivered = !session_lost &&
-                  (!transport || timed_out ||
-                   !json_is_false(json_object_get(data, "delivered")));
-  /* Reads (resources, prompts, completions) change nothing: always safe. */
-  int safe = strcmp(t->method, "tools/call") != 0 ||
-             sb_agent_def_tool_idempotent(a->def, t->tool) || !delivered;
-  if (safe && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
+  if (d.retry && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
       a->client && (session_lost || sb_mcp_client_connected(a->client))) {
     uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
                                          RETRY_CAP_MS, gw_random01());
@@ -397,7 +459,7 @@ static void on_answer(void *ud, json_t *result, json_t *error) {
       return;
     }
   }
-  agent *next = safe ? next_agent(t, a->def) : NULL;
+  agent *next = d.fallback ? next_agent(t, a->def) : NULL;
   if (next) {
     SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
             next->def->id);
@@ -547,7 +609,7 @@ static int resume_parked(sb_gateway *o, sb_mcp_call *call, const char *method,
   if (t->final_result || t->final_error) {
     json_t *r = t->final_result, *e = t->final_error;
     t->final_result = t->final_error = NULL;
-    on_answer(t, r, e);
+    on_answer(t, t->final_outcome, r, e);
     json_decref(r);
     json_decref(e);
   }

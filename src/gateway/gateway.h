@@ -54,6 +54,43 @@ sb_gateway *sb_gateway_new(const sb_gateway_options *opts, sb_error *err);
 void sb_gateway_free(sb_gateway *gw);
 sb_registry *sb_gateway_registry(sb_gateway *gw);
 
+/* ---- how a call ended ------------------------------------------------- */
+
+typedef enum sb_gateway_outcome {
+  SB_GATEWAY_ANSWERED = 0,    /* the agent answered: a result, or its own
+                                 error (never a failure of ours, whatever
+                                 its data says) */
+  SB_GATEWAY_UNSENT,          /* never reached the agent */
+  SB_GATEWAY_LOST,            /* sent, then lost with the transport */
+  SB_GATEWAY_TIMED_OUT,       /* no answer by the deadline */
+  SB_GATEWAY_CANCELLED,       /* the caller cancelled */
+  SB_GATEWAY_SESSION_EXPIRED, /* the agent's session ended before it read
+                                 the request */
+  SB_GATEWAY_BREAKER_OPEN,    /* refused: the agent's breaker is open */
+  SB_GATEWAY_AT_CAPACITY,     /* refused: maxConcurrent calls in flight */
+  SB_GATEWAY_NOT_CONNECTED,   /* the agent did not connect in time */
+  SB_GATEWAY_NO_AGENT,        /* no such agent, or none with the capability
+                                 that serves the tool */
+  SB_GATEWAY_INPUT_REFUSED,   /* the agent asked for input the caller
+                                 could not give */
+  SB_GATEWAY_STOPPING,        /* switchboard is shutting down */
+  SB_GATEWAY_INVALID,         /* the call itself is wrong (bad context id,
+                                 bad arguments): nothing was sent */
+} sb_gateway_outcome;
+
+const char *sb_gateway_outcome_name(sb_gateway_outcome o);
+
+/* What an attempt's outcome allows: count it against the agent's breaker,
+ * send it again to the same agent (after backoff, within its retry
+ * budget), or try the next agent of the ranking. `repeatable`: the
+ * request changes nothing (a read) or the tool is idempotent. Pure. */
+typedef struct sb_gateway_decision {
+  int breaker_failure;
+  int retry;
+  int fallback;
+} sb_gateway_decision;
+sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable);
+
 /* ---- the agents (admin operations) ------------------------------------ */
 
 /* Register an AgentDefinition (JSON, borrowed, validated here) and connect
@@ -106,5 +143,8 @@ typedef struct sb_gateway_link_options {
 } sb_gateway_link_options;
 int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
                          sb_mcp_client **client, sb_error *err);
+/* A channel's on_request_failed, passed on to the client as an outcome. */
+void sb_gateway_link_failed(sb_mcp_client *client, json_t *id,
+                            sb_channel_failure kind, const char *detail);
 
 #endif

@@ -120,6 +120,7 @@ struct attempt {
   char token[33];     /* identifies the parked attempt in requestState */
   json_t *parked_id;  /* the agent's request id to answer */
   json_t *final_result, *final_error; /* the agent answered while parked */
+  sb_mcp_outcome final_outcome;
   int ticket_open;    /* a registry call is begun and not yet ended */
   int asking;         /* inside ask_legacy_caller's loop */
   int retry_due;      /* every answer came in during that loop */
@@ -140,7 +141,8 @@ void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait
 agent *gw_agent_at(sb_gateway *o, size_t i);
 size_t gw_agent_count(sb_gateway *o);
 
-/* agent_calls.c */
+/* calls.c */
+sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);
 /* Forward the caller's request to agent a (per-agent and virtual servers):
  * same deadline, breaker and retry rules as agent__tool calls, no
  * fallback to other agents. `name` is the agent-side tool or prompt name

@@ -101,3 +101,13 @@ int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
   *ch = fresh;
   return 0;
 }
+
+void sb_gateway_link_failed(sb_mcp_client *client, json_t *id,
+                            sb_channel_failure kind, const char *detail) {
+  if (!client) return;
+  sb_mcp_outcome outcome = kind == SB_CHANNEL_UNSENT ? SB_MCP_UNSENT
+                           : kind == SB_CHANNEL_LOST ? SB_MCP_LOST
+                                                     : SB_MCP_SESSION_EXPIRED;
+  sb_mcp_client_request_failed(client, id, outcome,
+                               kind == SB_CHANNEL_SESSION_ENDED, detail);
+}

@@ -72,7 +72,8 @@ static void announce(agent *a, const char *kind) {
 }
 
 /* One kind's list, every page, then announce the change. */
-static void on_listed(void *ud, json_t *result, json_t *error) {
+static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
+                      json_t *error) {
   agent_list *l = ud;
   agent *a = l->a;
   const agent_list_kind *k = &gw_list_kinds[l->kind];
@@ -170,11 +171,11 @@ static void release_listen_waits(agent *a) {
   sb_free(w);
 }
 
-static void on_listen_end(void *ud, json_t *result, json_t *error) {
+static void on_listen_end(void *ud, sb_mcp_outcome outcome, json_t *result,
+                          json_t *error) {
   agent *a = ud;
   a->listen = NULL;
-  if (error && !json_is_true(json_object_get(json_object_get(error, "data"),
-                                             "cancelled")))
+  if (error && outcome != SB_MCP_CANCELLED)
     SB_INFO(MODULE, "agent %s: subscriptions/listen ended: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
   /* Replaced by a new listen: its waits go on waiting for that one. */
@@ -227,7 +228,8 @@ typedef struct sub_request {
   sb_mcp_sub_wait *wait;
 } sub_request;
 
-static void on_subscribe_answer(void *ud, json_t *result, json_t *error) {
+static void on_subscribe_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
+                                json_t *error) {
   sub_request *r = ud;
   if (error)
     SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s",
@@ -273,7 +275,8 @@ void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait
   else legacy_subscribe(a, uri, on, wait);
 }
 
-static void on_set_level_answer(void *ud, json_t *result, json_t *error) {
+static void on_set_level_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
+                                json_t *error) {
   agent *a = ud;
   if (error)
     SB_WARN(MODULE, "agent %s: logging/setLevel failed: %s", a->def->id,
@@ -303,7 +306,8 @@ static void resubscribe(agent *a) {
 
 static void schedule_restart(agent *a);
 
-static void on_connected(void *ud, json_t *result, json_t *error) {
+static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
+                         json_t *error) {
   agent *a = ud;
   if (error) {
     SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
@@ -326,6 +330,13 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
 static void on_channel_message(void *ud, json_t *msg) {
   agent *a = ud;
   if (a->client) sb_mcp_client_receive(a->client, msg);
+}
+
+static void on_channel_request_failed(void *ud, json_t *id,
+                                      sb_channel_failure kind,
+                                      const char *detail) {
+  agent *a = ud;
+  sb_gateway_link_failed(a->client, id, kind, detail);
 }
 
 static void restart_tick(uv_timer_t *t) { agent_connect(t->data); }
@@ -497,7 +508,8 @@ static void agent_connect(agent *a) {
       .loop = o->opts.loop,
       .def = a->def,
       .max_message_bytes = o->opts.max_message_bytes,
-      .channel = {on_channel_message, on_channel_closed, a},
+      .channel = {on_channel_message, on_channel_closed, a,
+                  on_channel_request_failed},
       .client = {on_agent_notification, on_agent_request, on_session_expired,
                  a}};
   if (sb_gateway_link_open(&lo, &a->ch, &a->client, &err) != 0) {
@@ -508,7 +520,8 @@ static void agent_connect(agent *a) {
   sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a);
 }
 
-static void on_health(void *ud, json_t *result, json_t *error) {
+static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
+                      json_t *error) {
   agent *a = ud;
   sb_registry_set_health(a->owner->reg, a->def->id, error == NULL);
 }

@@ -3,8 +3,11 @@
  * Transport-agnostic: the caller gives a send function and feeds back what
  * arrives. Every request gets a fresh integer id, a uv timer for its
  * deadline and, with a progress callback, a progress token; its callback
- * runs exactly once — with the agent's answer, or with an error made here
- * (timeout, cancelled, transport lost) that names the agent.
+ * runs exactly once — with the agent's answer, or with an outcome decided
+ * here (timed out, cancelled, unsent, lost, session expired) and an error
+ * that names the agent. Nothing in an error's data is read back: a remote
+ * agent (itself perhaps a switchboard) cannot make its answer look like
+ * one of our own failures.
  *
  * Era detection follows 2026-07-28 "Backward Compatibility": probe with
  * server/discover; a DiscoverResult offering our modern version, or an
@@ -73,10 +76,21 @@ static json_t *local_error(sb_mcp_client *c, int code, const char *fmt, ...) {
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
   char *msg = sb_asprintf("agent %s: %s", c->name, detail);
-  json_t *e = json_pack("{siss?s{ss}}", "code", code, "message", msg, "data",
-                        "agent", c->name);
+  json_t *e = json_pack("{siss?}", "code", code, "message", msg);
   sb_free(msg);
   return e;
+}
+
+const char *sb_mcp_outcome_name(sb_mcp_outcome o) {
+  switch (o) {
+  case SB_MCP_ANSWERED: return "answered";
+  case SB_MCP_UNSENT: return "unsent";
+  case SB_MCP_LOST: return "lost";
+  case SB_MCP_TIMED_OUT: return "timed out";
+  case SB_MCP_CANCELLED: return "cancelled";
+  case SB_MCP_SESSION_EXPIRED: return "session expired";
+  }
+  return "unknown";
 }
 
 /* ---- request bookkeeping -------------------------------------------------- */
@@ -102,12 +116,29 @@ static void request_free(sb_mcp_request *r) {
 }
 
 /* Run the callback once and free the request. */
-static void request_finish(sb_mcp_request *r, json_t *result, json_t *error) {
+static void request_finish(sb_mcp_request *r, sb_mcp_outcome outcome,
+                           json_t *result, json_t *error) {
   request_unlink(r);
   sb_mcp_response_cb cb = r->cb;
   void *ud = r->ud;
   request_free(r);
-  if (cb) cb(ud, result, error);
+  if (cb) cb(ud, outcome, result, error);
+}
+
+/* Finish r with an error made here. */
+static void request_fail(sb_mcp_request *r, sb_mcp_outcome outcome,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void request_fail(sb_mcp_request *r, sb_mcp_outcome outcome,
+                         const char *fmt, ...) {
+  char detail[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  json_t *e = local_error(r->client, SB_RPC_INTERNAL_ERROR, "%s", detail);
+  request_finish(r, outcome, NULL, e);
+  json_decref(e);
 }
 
 static sb_mcp_request *find_request(sb_mcp_client *c, json_int_t id) {
@@ -149,12 +180,8 @@ static void on_request_timeout(uv_timer_t *t) {
     if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
   }
   json_decref(id);
-  json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
-                          "%s timed out after %llu ms", r->method,
-                          (unsigned long long)r->timeout_ms);
-  json_object_set_new(json_object_get(e, "data"), "timeout", json_true());
-  request_finish(r, NULL, e);
-  json_decref(e);
+  request_fail(r, SB_MCP_TIMED_OUT, "%s timed out after %llu ms", r->method,
+               (unsigned long long)r->timeout_ms);
 }
 
 static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
@@ -210,13 +237,9 @@ static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
   r = find_request(c, rid);
   if (rc != 0 && r) {
     r->sent = 0;
-    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
-                            "cannot send %s: %s", method, sb_strerror(rc));
-    json_object_set_new(json_object_get(e, "data"), "transport", json_true());
-    json_object_set_new(json_object_get(e, "data"), "delivered", json_false());
     /* The caller learns through the callback, once, like any failure. */
-    request_finish(r, NULL, e);
-    json_decref(e);
+    request_fail(r, SB_MCP_UNSENT, "cannot send %s: %s", method,
+                 sb_strerror(rc));
     return NULL;
   }
   return r;
@@ -230,7 +253,7 @@ sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
     json_decref(params);
     json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
                             "not connected (cannot send %s)", method);
-    if (cb) cb(ud, NULL, e);
+    if (cb) cb(ud, SB_MCP_UNSENT, NULL, e);
     json_decref(e);
     return NULL;
   }
@@ -251,11 +274,8 @@ void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason) {
     if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
   }
   json_decref(id);
-  json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR, "%s cancelled (%s)",
-                          r->method, reason ? reason : "by the caller");
-  json_object_set_new(json_object_get(e, "data"), "cancelled", json_true());
-  request_finish(r, NULL, e);
-  json_decref(e);
+  request_fail(r, SB_MCP_CANCELLED, "%s cancelled (%s)", r->method,
+               reason ? reason : "by the caller");
 }
 
 int sb_mcp_client_notify(sb_mcp_client *c, const char *method,
@@ -309,14 +329,9 @@ sb_mcp_client *sb_mcp_client_new(const sb_mcp_client_options *o) {
 static void fail_all(sb_mcp_client *c, const char *detail) {
   while (c->pending) {
     sb_mcp_request *r = c->pending;
-    json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR, "%s", detail);
-    json_object_set_new(json_object_get(e, "data"), "transport", json_true());
     /* Whether the agent may have started on it: retrying is only safe
      * when it did not (or the tool is idempotent). */
-    json_object_set_new(json_object_get(e, "data"), "delivered",
-                        json_boolean(r->sent));
-    request_finish(r, NULL, e);
-    json_decref(e);
+    request_fail(r, r->sent ? SB_MCP_LOST : SB_MCP_UNSENT, "%s", detail);
   }
 }
 
@@ -329,6 +344,19 @@ void sb_mcp_client_free(sb_mcp_client *c) {
   json_decref(c->server_info);
   sb_free(c->name);
   sb_free(c);
+}
+
+void sb_mcp_client_request_failed(sb_mcp_client *c, json_t *id,
+                                  sb_mcp_outcome outcome, int session_ended,
+                                  const char *detail) {
+  sb_mcp_request *r =
+      json_is_integer(id) ? find_request(c, json_integer_value(id)) : NULL;
+  /* Not connected from now on, so nothing (a retry in this very callback)
+   * goes out before a new initialize. */
+  if (session_ended && c->state == CLIENT_READY) c->state = CLIENT_IDLE;
+  if (r) request_fail(r, outcome, "%s", detail ? detail : "request failed");
+  if (session_ended && c->ev.on_session_expired)
+    c->ev.on_session_expired(c->ev.ud);
 }
 
 void sb_mcp_client_transport_lost(sb_mcp_client *c, const char *detail) {
@@ -350,18 +378,20 @@ json_t *sb_mcp_client_server_info(const sb_mcp_client *c) {
   return c->server_info;
 }
 
-static void connect_done(sb_mcp_client *c, json_t *result, json_t *error) {
+static void connect_done(sb_mcp_client *c, sb_mcp_outcome outcome,
+                         json_t *result, json_t *error) {
   sb_mcp_response_cb cb = c->connect_cb;
   void *ud = c->connect_ud;
   c->connect_cb = NULL;
-  if (cb) cb(ud, result, error);
+  if (cb) cb(ud, outcome, result, error);
 }
 
-static void on_initialized(void *ud, json_t *result, json_t *error) {
+static void on_initialized(void *ud, sb_mcp_outcome outcome, json_t *result,
+                           json_t *error) {
   sb_mcp_client *c = ud;
   if (error) {
     c->state = CLIENT_IDLE;
-    connect_done(c, NULL, error);
+    connect_done(c, outcome, NULL, error);
     return;
   }
   const char *v = json_string_value(json_object_get(result, "protocolVersion"));
@@ -371,7 +401,7 @@ static void on_initialized(void *ud, json_t *result, json_t *error) {
                             "initialize answered with unsupported protocol "
                             "version %s",
                             v ? v : "(none)");
-    connect_done(c, NULL, e);
+    connect_done(c, SB_MCP_ANSWERED, NULL, e);
     json_decref(e);
     return;
   }
@@ -385,7 +415,7 @@ static void on_initialized(void *ud, json_t *result, json_t *error) {
   if (c->tr.set_header) c->tr.set_header(c->tr.t, "MCP-Protocol-Version", v);
   sb_mcp_client_notify(c, "notifications/initialized", NULL);
   SB_INFO(MODULE, "agent %s: legacy MCP %s", c->name, v);
-  connect_done(c, result, NULL);
+  connect_done(c, SB_MCP_ANSWERED, result, NULL);
 }
 
 static void start_initialize(sb_mcp_client *c) {
@@ -421,7 +451,8 @@ static int offers_legacy(json_t *versions) {
   return 0;
 }
 
-static void on_discovered(void *ud, json_t *result, json_t *error) {
+static void on_discovered(void *ud, sb_mcp_outcome outcome, json_t *result,
+                          json_t *error) {
   sb_mcp_client *c = ud;
   json_t *supported =
       result ? json_object_get(result, "supportedVersions")
@@ -439,18 +470,18 @@ static void on_discovered(void *ud, json_t *result, json_t *error) {
     c->modern = 1;
     c->state = CLIENT_READY;
     SB_INFO(MODULE, "agent %s: modern MCP %s", c->name, c->version);
-    connect_done(c, result, NULL);
+    connect_done(c, SB_MCP_ANSWERED, result, NULL);
     return;
   }
   /* A modern answer without our modern version: only a legacy version we
    * share can still work; an unrecognised answer means a legacy agent. */
-  int recognised = result || modern_error;
+  int recognised = outcome == SB_MCP_ANSWERED && (result || modern_error);
   if (c->era_pref == SB_MCP_CLIENT_MODERN ||
       (recognised && !offers_legacy(supported))) {
     c->state = CLIENT_IDLE;
     json_t *e = local_error(c, SB_RPC_UNSUPPORTED_PROTOCOL_VERSION,
                             "speaks no protocol version switchboard supports");
-    connect_done(c, NULL, e);
+    connect_done(c, outcome, NULL, e);
     json_decref(e);
     return;
   }
@@ -519,13 +550,7 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
       SB_DEBUG(MODULE, "agent %s: response to no pending request", c->name);
       return;
     }
-    /* The agent ended our session: not connected from now on, so nothing
-     * (a retry in this very callback) goes out before a new initialize. */
-    int expired = json_is_true(json_object_get(
-        json_object_get(m.error, "data"), "newSessionNeeded"));
-    if (expired && c->state == CLIENT_READY) c->state = CLIENT_IDLE;
-    request_finish(r, m.result, m.error);
-    if (expired && c->ev.on_session_expired) c->ev.on_session_expired(c->ev.ud);
+    request_finish(r, SB_MCP_ANSWERED, m.result, m.error);
     return;
   }
   if (m.kind == SB_RPC_NOTIFICATION) {

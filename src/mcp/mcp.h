@@ -337,6 +337,26 @@ void sb_mcp_call_on_cancel(sb_mcp_call *call, sb_mcp_cancel_cb cb, void *ud);
 typedef struct sb_mcp_client sb_mcp_client;
 typedef struct sb_mcp_request sb_mcp_request;
 
+/* How a request ended. Only SB_MCP_ANSWERED comes from the agent; every
+ * other outcome is decided here, so a remote party cannot forge it. */
+typedef enum sb_mcp_outcome {
+  SB_MCP_ANSWERED = 0,    /* the agent answered: a result, or its own error */
+  SB_MCP_UNSENT,          /* it never reached the agent (not connected, the
+                             send failed, no connection could be made) */
+  SB_MCP_LOST,            /* it went out; the answer was lost with the
+                             transport (the agent may have acted on it) */
+  SB_MCP_TIMED_OUT,       /* no answer by the deadline; cancelled at the
+                             agent */
+  SB_MCP_CANCELLED,       /* cancelled by our caller */
+  SB_MCP_SESSION_EXPIRED, /* the agent's session had ended before it read
+                             the request: never processed */
+} sb_mcp_outcome;
+
+/* "answered", "unsent", "lost", "timed out", "cancelled",
+ * "session expired". */
+const char *sb_mcp_outcome_name(sb_mcp_outcome o);
+
+
 typedef struct sb_mcp_client_transport {
   /* Send one message (borrowed); 0 or a negative code. Required. */
   int (*send)(void *t, json_t *msg);
@@ -364,9 +384,9 @@ typedef struct sb_mcp_client_events {
    * sb_mcp_client_respond. If NULL, such requests get a -32601 error. */
   void (*on_agent_request)(void *ud, json_t *id, const char *method,
                            json_t *params, sb_mcp_request *related);
-  /* The agent ended our legacy session (a request was answered with
-   * data.newSessionNeeded, e.g. HTTP 404 on Mcp-Session-Id): the client
-   * is no longer connected and the owner opens a new session
+  /* The agent ended our legacy session (sb_mcp_client_request_failed with
+   * session_ended, e.g. HTTP 404 on Mcp-Session-Id): the client is no
+   * longer connected and the owner opens a new session
    * (sb_mcp_client_connect). Called after that request's callback; may be
    * NULL. */
   void (*on_session_expired)(void *ud);
@@ -389,14 +409,23 @@ void sb_mcp_client_free(sb_mcp_client *c);
 
 /* Feed what the transport received (borrowed). */
 void sb_mcp_client_receive(sb_mcp_client *c, json_t *msg);
-/* The transport is down: pending requests fail with `detail`, the client
- * must connect again before new requests. */
+/* The transport says request `id` (borrowed) will get no answer:
+ * `outcome` is UNSENT, LOST or SESSION_EXPIRED. With session_ended the
+ * agent ended our (legacy) session: the client is not connected from now
+ * on, and on_session_expired runs after the request's callback. */
+void sb_mcp_client_request_failed(sb_mcp_client *c, json_t *id,
+                                  sb_mcp_outcome outcome, int session_ended,
+                                  const char *detail);
+/* The transport is down: pending requests fail with `detail` (LOST if
+ * they were sent, else UNSENT); the client must connect again. */
 void sb_mcp_client_transport_lost(sb_mcp_client *c, const char *detail);
 
-/* Answer of a request (exactly one of result/error is non-NULL; both
- * borrowed). `error` is a JSON-RPC error object, from the agent or made
- * here (timeout, cancelled, transport lost), always naming the agent. */
-typedef void (*sb_mcp_response_cb)(void *ud, json_t *result, json_t *error);
+/* Answer of a request: exactly one of result/error is non-NULL (both
+ * borrowed). With SB_MCP_ANSWERED they are the agent's; otherwise error
+ * is made here, a JSON-RPC error object whose message names the agent and
+ * the reason, with no data. */
+typedef void (*sb_mcp_response_cb)(void *ud, sb_mcp_outcome outcome,
+                                   json_t *result, json_t *error);
 typedef void (*sb_mcp_progress_cb)(void *ud, json_t *params);
 
 /* Detect the era and open the conversation (discover / initialize +
@@ -421,7 +450,7 @@ sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
                                       sb_mcp_progress_cb progress,
                                       sb_mcp_response_cb cb, void *ud);
 /* Cancel: notifications/cancelled to the agent, transport abort, and the
- * callback gets a "cancelled" error (now, before this returns). */
+ * callback gets SB_MCP_CANCELLED (now, before this returns). */
 void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason);
 /* The JSON-RPC id the request went out with. */
 json_int_t sb_mcp_request_id(const sb_mcp_request *r);

@@ -28,6 +28,15 @@ void sb_channel_deliver(sb_channel *ch, json_t *msg) {
     ch->ev.on_message(ch->ev.ud, msg);
 }
 
+void sb_channel_deliver_failure(sb_channel *ch, json_t *id,
+                                sb_channel_failure kind, const char *detail) {
+  if (!sb_channel_live(ch)) return;
+  if (ch->ev.on_request_failed)
+    ch->ev.on_request_failed(ch->ev.ud, id, kind, detail);
+  else
+    SB_WARN("agent", "agent %s: a request failed: %s", ch->name, detail);
+}
+
 void sb_channel_report_closed(sb_channel *ch, const char *detail) {
   if (!sb_channel_live(ch)) return;
   ch->down = 1;

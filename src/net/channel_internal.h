@@ -38,6 +38,9 @@ void sb_channel_base_free(sb_channel *ch);
 int sb_channel_live(const sb_channel *ch);
 /* Hand one message (borrowed) to the owner, unless closed or down. */
 void sb_channel_deliver(sb_channel *ch, json_t *msg);
+/* Report that request id (borrowed) failed, unless closed or down. */
+void sb_channel_deliver_failure(sb_channel *ch, json_t *id,
+                                sb_channel_failure kind, const char *detail);
 /* Report the channel down for good, once; later calls do nothing. */
 void sb_channel_report_closed(sb_channel *ch, const char *detail);
 

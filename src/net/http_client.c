@@ -315,8 +315,12 @@ static void after_curl(http_channel *ch) {
     queued_msg *q = ch->queue_head;
     ch->queue_head = q->next;
     if (!ch->queue_head) ch->queue_tail = NULL;
-    sb_channel_deliver(&ch->base, q->msg);
+    if (q->failure)
+      sb_channel_deliver_failure(&ch->base, q->msg, q->failure, q->detail);
+    else
+      sb_channel_deliver(&ch->base, q->msg);
     json_decref(q->msg);
+    sb_free(q->detail);
     sb_free(q);
   }
   if (ch->down_detail && !ch->base.closed) {

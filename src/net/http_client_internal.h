@@ -41,7 +41,9 @@ typedef struct transfer {
 } transfer;
 
 typedef struct queued_msg {
-  json_t *msg;
+  json_t *msg;          /* a message, or with `failure` the failed id */
+  sb_channel_failure failure; /* 0 for a message */
+  char *detail;         /* the failure's, owned */
   transfer *from; /* NULL once the transfer is gone */
   struct queued_msg *next;
 } queued_msg;

@@ -53,7 +53,7 @@ static int content_type_is(const char *ct, const char *want) {
 /* ---- the delivery queue ----------------------------------------------- */
 
 static int enqueue(http_channel *ch, transfer *from, json_t *msg) {
-  queued_msg *q = sb_malloc(sizeof *q);
+  queued_msg *q = sb_calloc(1, sizeof *q);
   if (!q) {
     json_decref(msg);
     return SB_ENOMEM;
@@ -78,6 +78,7 @@ void hc_purge_queue(http_channel *ch, transfer *from) {
     if (!from || q->from == from) {
       *pp = q->next;
       json_decref(q->msg);
+      sb_free(q->detail);
       sb_free(q);
     } else {
       ch->queue_tail = q;
@@ -108,17 +109,13 @@ static void mark_answered(transfer *t, json_t *msg) {
   }
 }
 
-/* Queue an error response for every id the transfer still owes.
- * session_expired: 0, or SESSION_GONE (the session the request carried has
- * ended, so the agent never processed it: data.sessionExpired), or
- * SESSION_GONE_CURRENT (...and it was the channel's current session:
- * data.newSessionNeeded too, the owner must initialize again). */
-enum { SESSION_GONE = 1, SESSION_GONE_CURRENT = 2 };
-static void synthesise(http_channel *ch, transfer *t, long status,
-                       int session_expired, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void synthesise(http_channel *ch, transfer *t, long status,
-                       int session_expired, const char *fmt, ...) {
+/* Queue a failure for every id the transfer still owes: `kind` says
+ * whether the agent may have seen the request (see sb_channel_failure). */
+static void synthesise(http_channel *ch, transfer *t, sb_channel_failure kind,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void synthesise(http_channel *ch, transfer *t, sb_channel_failure kind,
+                       const char *fmt, ...) {
   char why[512];
   va_list ap;
   va_start(ap, fmt);
@@ -131,22 +128,17 @@ static void synthesise(http_channel *ch, transfer *t, long status,
   }
   SB_DEBUG(MOD, "agent %s: failing %zu request(s): %s", ch->base.name, owed,
            why);
-  char *message = sb_asprintf("agent %s: %s", ch->base.name, why);
   for (size_t i = 0; i < owed; i++) {
-    json_t *data = json_pack("{ss}", "agent", ch->base.name);
-    if (data && status > 0)
-      json_object_set_new(data, "httpStatus", json_integer(status));
-    if (data && session_expired)
-      json_object_set_new(data, "sessionExpired", json_true());
-    if (data && session_expired == SESSION_GONE_CURRENT)
-      json_object_set_new(data, "newSessionNeeded", json_true());
-    json_t *err =
-        sb_rpc_error_new(json_array_get(t->pending_ids, i),
-                         SB_RPC_INTERNAL_ERROR, message ? message : why, data);
-    if (err) enqueue(ch, NULL, err);
+    json_t *id = json_incref(json_array_get(t->pending_ids, i));
+    char *detail = sb_strdup(why);
+    if (!detail || enqueue(ch, NULL, id) != 0) {
+      sb_free(detail);
+      continue;
+    }
+    ch->queue_tail->failure = kind;
+    ch->queue_tail->detail = detail;
   }
   json_array_clear(t->pending_ids);
-  sb_free(message);
 }
 
 /* ---- transfers ------------------------------------------------------------
@@ -383,17 +375,17 @@ static void finish_json_body(http_channel *ch, transfer *t, long status) {
   if (sb_rpc_parse(t->body_buf.data ? t->body_buf.data : "", t->body_buf.len,
                    &limits, &msg, &err) != 0) {
     if (status >= 400)
-      synthesise(ch, t, status, 0, "HTTP %ld with a body that is not JSON-RPC",
+      synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld with a body that is not JSON-RPC",
                  status);
     else
-      synthesise(ch, t, status, 0, "malformed JSON response: %s", err.msg);
+      synthesise(ch, t, SB_CHANNEL_LOST, "malformed JSON response: %s", err.msg);
     return;
   }
   int is_error = json_is_array(msg) ||
                  (json_is_object(msg) && json_object_get(msg, "error"));
   if (status >= 400 && !is_error) {
     json_decref(msg);
-    synthesise(ch, t, status, 0, "HTTP %ld", status);
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
     return;
   }
   /* An error without an id (the agent could not read ours) still answers
@@ -428,7 +420,7 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (t->failure) {
-    synthesise(ch, t, status, 0, "%s", t->failure);
+    synthesise(ch, t, SB_CHANNEL_LOST, "%s", t->failure);
   } else if (t->sent_session &&
              (status == 404 || (status == 400 && names_session(t)))) {
     /* The session this request named is gone: forget it, and say so in a
@@ -442,7 +434,8 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
       sb_free(ch->session_id);
       ch->session_id = NULL;
     }
-    synthesise(ch, t, status, current ? SESSION_GONE_CURRENT : SESSION_GONE,
+    synthesise(ch, t,
+               current ? SB_CHANNEL_SESSION_ENDED : SB_CHANNEL_SESSION_GONE,
                "session expired (HTTP %ld)", status);
   } else if (res != CURLE_OK && t->kind == BODY_SSE && t->pending_ids &&
              json_array_size(t->pending_ids) == 0) {
@@ -450,18 +443,22 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
   } else if (res != CURLE_OK) {
     char why[400];
     hc_transport_error(ch, t, res, why, sizeof why);
-    synthesise(ch, t, status, 0, "%s", why);
+    /* No connection was made: the request never left. */
+    int unsent = res == CURLE_COULDNT_CONNECT ||
+                 res == CURLE_COULDNT_RESOLVE_HOST ||
+                 res == CURLE_COULDNT_RESOLVE_PROXY;
+    synthesise(ch, t, unsent ? SB_CHANNEL_UNSENT : SB_CHANNEL_LOST, "%s", why);
   } else if (t->kind == BODY_SSE) {
     if (json_array_size(t->pending_ids))
-      synthesise(ch, t, status, 0, "the SSE stream ended before the response");
+      synthesise(ch, t, SB_CHANNEL_LOST, "the SSE stream ended before the response");
   } else if (t->kind == BODY_JSON) {
     finish_json_body(ch, t, status);
   } else if (status >= 200 && status < 300 && t->kind == BODY_UNKNOWN) {
     /* 202/204 (or an empty 200): nothing to deliver. */
     if (json_array_size(t->pending_ids))
-      synthesise(ch, t, status, 0, "HTTP %ld with no response body", status);
+      synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld with no response body", status);
   } else if (status >= 200 && status < 300) {
-    synthesise(ch, t, status, 0,
+    synthesise(ch, t, SB_CHANNEL_LOST,
                "unexpected Content-Type in an HTTP %ld "
                "response",
                status);
@@ -475,14 +472,14 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
       t->kind = BODY_JSON;
       finish_json_body(ch, t, status);
     } else {
-      synthesise(ch, t, status, 0, "HTTP %ld: %.*s", status,
+      synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld: %.*s", status,
                  (int)(t->body_buf.len > 200 ? 200 : t->body_buf.len),
                  t->body_buf.data);
     }
   } else {
-    synthesise(ch, t, status, 0, "HTTP %ld", status);
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
   }
   /* Anything still owed (an answer that named other ids) fails too. */
   if (json_array_size(t->pending_ids))
-    synthesise(ch, t, status, 0, "the response did not answer this request");
+    synthesise(ch, t, SB_CHANNEL_LOST, "the response did not answer this request");
 }

@@ -99,6 +99,17 @@ int sb_http_respond(sb_http_request *req, int status, const char *content_type,
  * down. Every callback runs on the loop thread. */
 typedef struct sb_channel sb_channel;
 
+/* How a request the channel carried ended without an answer from the
+ * agent (HTTP; a stdio channel only ever reports itself closed). */
+typedef enum sb_channel_failure {
+  SB_CHANNEL_UNSENT = 1,    /* it never reached the agent (no connection) */
+  SB_CHANNEL_LOST,          /* it went out; no usable answer came back */
+  SB_CHANNEL_SESSION_GONE,  /* the session it named had ended, so the
+                               agent never processed it */
+  SB_CHANNEL_SESSION_ENDED, /* ...and that was the channel's current
+                               session: the owner must initialize again */
+} sb_channel_failure;
+
 typedef struct sb_channel_events {
   /* One message (object or batch array) from the agent; borrowed. */
   void (*on_message)(void *ud, json_t *msg);
@@ -108,11 +119,16 @@ typedef struct sb_channel_events {
    * names the reason, e.g. "exited with status 1". */
   void (*on_closed)(void *ud, const char *detail);
   void *ud;
+  /* Request `id` (borrowed) will get no answer from the agent, and why;
+   * `detail` is for people ("connect to http://...: refused", "HTTP 502").
+   * Delivered in order with on_message. NULL: such failures are logged. */
+  void (*on_request_failed)(void *ud, json_t *id, sb_channel_failure kind,
+                            const char *detail);
 } sb_channel_events;
 
-/* Send one message (borrowed). For HTTP, a request's response (or an
- * error response synthesised from a transport failure, with the request's
- * id) comes back through on_message. 0 or a negative SB_E* code. */
+/* Send one message (borrowed). For HTTP, a request's response comes back
+ * through on_message, or its failure through on_request_failed. 0 or a
+ * negative SB_E* code. */
 int sb_channel_send(sb_channel *ch, json_t *msg, sb_error *err);
 /* Stop waiting for the answer to request `id` (HTTP: abort its POST, which
  * the agent sees as cancellation; stdio: nothing to do). */

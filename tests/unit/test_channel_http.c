@@ -48,6 +48,15 @@ static void rec_message(void *ud, json_t *msg) {
   json_array_append(r->msgs, msg);
 }
 
+/* A failure is recorded as {"id", "failure": kind, "detail"}. */
+static void rec_failed(void *ud, json_t *id, sb_channel_failure kind,
+                       const char *detail) {
+  recorder *r = ud;
+  assert_int_equal(r->closed, 0);
+  json_array_append_new(r->msgs, json_pack("{sOsiss}", "id", id, "failure",
+                                           (int)kind, "detail", detail));
+}
+
 static void rec_closed(void *ud, const char *detail) {
   recorder *r = ud;
   r->closed = 1;
@@ -94,7 +103,7 @@ static sb_channel *open_channel(uv_loop_t *loop, recorder *r, const char *url,
                                .name = "tester",
                                .max_message_bytes = max_bytes,
                                .connect_timeout_ms = 2000};
-  sb_channel_events ev = {rec_message, rec_closed, r};
+  sb_channel_events ev = {rec_message, rec_closed, r, rec_failed};
   sb_error err = {0};
   sb_channel *ch = sb_channel_http(loop, &o, &ev, &err);
   if (!ch) fail_msg("sb_channel_http: %s", err.msg);
@@ -102,21 +111,19 @@ static sb_channel *open_channel(uv_loop_t *loop, recorder *r, const char *url,
   return ch;
 }
 
-/* The synthesised -32603 error for `id`, checked, with its message. */
-static const char *expect_synth(json_t *ans, const char *needle) {
-  json_t *e = json_object_get(ans, "error");
-  if (!e) fail_msg("expected an error, got %s", json_dumps(ans, 0));
-  assert_int_equal(json_integer_value(json_object_get(e, "code")), -32603);
-  const char *msg = json_string_value(json_object_get(e, "message"));
+/* The failure reported for a request (not an answer), checked: its kind
+ * (0 = any), and its detail containing needle. Returns the kind. */
+static int expect_failure(json_t *ans, int kind, const char *needle) {
+  json_t *f = json_object_get(ans, "failure");
+  if (!f) fail_msg("expected a failure, got %s", json_dumps(ans, 0));
+  if (kind) assert_int_equal(json_integer_value(f), kind);
+  const char *msg = json_string_value(json_object_get(ans, "detail"));
   assert_non_null(msg);
-  assert_non_null(strstr(msg, "agent tester"));
   if (needle && !strstr(msg, needle))
-    fail_msg("error message \"%s\" lacks \"%s\"", msg, needle);
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(e, "data"), "agent")),
-      "tester");
-  return msg;
+    fail_msg("failure detail \"%s\" lacks \"%s\"", msg, needle);
+  return (int)json_integer_value(f);
 }
+#define expect_synth(ans, needle) expect_failure((ans), SB_CHANNEL_LOST, (needle))
 
 /* ---- a tiny scripted HTTP/1.1 server ---------------------------------------
  */
@@ -600,7 +607,8 @@ static void connection_refused_synthesises_error(void **state) {
   send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"tools/list\"}");
   json_t *id = json_string("a");
   json_t *a = wait_answer(&loop, &r, id);
-  expect_synth(a, "Connection refused");
+  /* nothing was sent: a request that may go elsewhere */
+  expect_failure(a, SB_CHANNEL_UNSENT, "Connection refused");
   assert_int_equal(r.closed, 0); /* one failed request is not a dead channel */
   sb_channel_close(ch);
   finish_loop(&loop);
@@ -881,18 +889,15 @@ static void expired_session_reported(void **state) {
   json_t *id4 = json_integer(4);
   json_t *a = wait_answer(&loop, &r, id2);
   json_t *b = wait_answer(&loop, &r, id4);
-  expect_synth(a, "session expired");
-  expect_synth(b, "session expired");
-  json_t *data = json_object_get(json_object_get(a, "error"), "data");
-  json_t *data_b = json_object_get(json_object_get(b, "error"), "data");
   /* both were never processed; only the first to tell asks for a new one */
-  assert_true(json_is_true(json_object_get(data, "sessionExpired")));
-  assert_true(json_is_true(json_object_get(data_b, "sessionExpired")));
-  assert_int_equal(json_is_true(json_object_get(data, "newSessionNeeded")) +
-                       json_is_true(json_object_get(data_b, "newSessionNeeded")),
+  int ka = expect_failure(a, 0, "session expired (HTTP 404)");
+  int kb = expect_failure(b, 0, "session expired (HTTP 404)");
+  assert_int_equal((ka == SB_CHANNEL_SESSION_ENDED) +
+                       (kb == SB_CHANNEL_SESSION_ENDED),
                    1);
-  assert_int_equal(json_integer_value(json_object_get(data, "httpStatus")),
-                   404);
+  assert_int_equal((ka == SB_CHANNEL_SESSION_GONE) +
+                       (kb == SB_CHANNEL_SESSION_GONE),
+                   1);
   json_decref(id4);
   /* forgotten, so a new initialize goes out without it */
   assert_null(sb_channel_session_id(ch));
@@ -934,18 +939,15 @@ static void expired_session_400(void **state) {
     assert_non_null(json_object_get(wait_answer(&loop, &r, id1), "result"));
     send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
     json_t *a = wait_answer(&loop, &r, id2);
-    json_t *data = json_object_get(json_object_get(a, "error"), "data");
     if (about_session) {
-      expect_synth(a, "session expired (HTTP 400)");
-      assert_true(json_is_true(json_object_get(data, "sessionExpired")));
-      assert_true(json_is_true(json_object_get(data, "newSessionNeeded")));
+      expect_failure(a, SB_CHANNEL_SESSION_ENDED, "session expired (HTTP 400)");
       assert_null(sb_channel_session_id(ch));
     } else {
       /* the server's own error, passed on as it is */
       assert_string_equal(json_string_value(json_object_get(
                               json_object_get(a, "error"), "message")),
                           "Invalid params: name");
-      assert_null(json_object_get(data, "sessionExpired"));
+      assert_null(json_object_get(a, "failure"));
       assert_string_equal(sb_channel_session_id(ch), "sess-1");
     }
     sb_channel_close(ch);
@@ -1029,7 +1031,7 @@ static void close_from_callback(void **state) {
   int calls = 0;
   void *slots[2] = {NULL, &calls};
   sb_http_channel_options o = {.url = url_of(&s), .name = "tester"};
-  sb_channel_events ev = {close_in_callback, no_closed, slots};
+  sb_channel_events ev = {close_in_callback, no_closed, slots, NULL};
   sb_channel *ch = sb_channel_http(&loop, &o, &ev, NULL);
   assert_non_null(ch);
   slots[0] = ch;

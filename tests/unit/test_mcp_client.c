@@ -24,6 +24,7 @@ typedef struct loopback {
   /* answers */
   json_t *result, *error, *progress;
   int answered;
+  sb_mcp_outcome outcome;
 } loopback;
 
 static int lb_out_write(sb_mcp_out *out, json_t *msg, int final) {
@@ -55,8 +56,10 @@ static void lb_agent_request(void *ud, json_t *id, const char *method,
                         NULL);
 }
 
-static void on_answer(void *ud, json_t *result, json_t *error) {
+static void on_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
+                      json_t *error) {
   loopback *lb = ud;
+  lb->outcome = outcome;
   json_decref(lb->result);
   json_decref(lb->error);
   lb->result = json_incref(result);
@@ -201,7 +204,8 @@ static void test_timeout_cancels(void **state) {
   uv_run(&lb->loop, UV_RUN_DEFAULT); /* ends: the agent's timer was cancelled */
   assert_int_equal(lb->answered, 1);
   assert_non_null(lb->error);
-  assert_true(json_is_true(json_object_get(json_object_get(lb->error, "data"), "timeout")));
+  assert_int_equal(lb->outcome, SB_MCP_TIMED_OUT);
+  assert_null(json_object_get(lb->error, "data")); /* nothing to forge */
   assert_non_null(strstr(json_string_value(json_object_get(lb->error, "message")),
                          "agent loop"));
   /* the agent was told */
@@ -222,7 +226,7 @@ static void test_explicit_cancel(void **state) {
   assert_true(sb_mcp_request_sent(r));
   sb_mcp_request_cancel(r, "user closed the chat");
   assert_int_equal(lb->answered, 1);
-  assert_true(json_is_true(json_object_get(json_object_get(lb->error, "data"), "cancelled")));
+  assert_int_equal(lb->outcome, SB_MCP_CANCELLED);
   uv_run(&lb->loop, UV_RUN_DEFAULT);
   assert_int_equal(lb->answered, 1); /* no late answer */
 }
@@ -263,6 +267,7 @@ static void test_transport_lost(void **state) {
                         0, NULL, on_answer, lb);
   sb_mcp_client_transport_lost(lb->client, "exited with status 1");
   assert_int_equal(lb->answered, 1);
+  assert_int_equal(lb->outcome, SB_MCP_LOST); /* it had been sent */
   assert_non_null(strstr(json_string_value(json_object_get(lb->error, "message")),
                          "exited with status 1"));
   assert_false(sb_mcp_client_connected(lb->client));
@@ -271,6 +276,7 @@ static void test_transport_lost(void **state) {
   assert_null(sb_mcp_client_request(lb->client, "tools/list", NULL, 100, NULL,
                                     on_answer, lb));
   assert_int_equal(lb->answered, 1);
+  assert_int_equal(lb->outcome, SB_MCP_UNSENT);
   sb_mcp_out_detach(&lb->out); /* the server's pending slow_count */
 }
 
@@ -281,6 +287,9 @@ typedef struct fake {
   json_t *sent;
   int answered;
   json_t *error;
+  sb_mcp_outcome outcome;
+  int expired; /* on_session_expired calls */
+  int defer;   /* tools/call: answer nothing now (the test does) */
 } fake;
 
 static int fake_send(void *t, json_t *msg) {
@@ -297,6 +306,15 @@ static int fake_send(void *t, json_t *msg) {
         id, json_pack("{sss{}s{ssss}}", "protocolVersion", "2025-06-18",
                       "capabilities", "serverInfo", "name", "old-agent",
                       "version", "1.0"));
+  else if (strcmp(method, "tools/call") == 0 && f->defer)
+    return 0;
+  else if (strcmp(method, "tools/call") == 0)
+    /* an agent (perhaps a switchboard) whose error data looks like one of
+     * our own failures */
+    reply = sb_rpc_error_new(id, SB_RPC_INTERNAL_ERROR, "inner failure",
+                             json_pack("{sssbsbsbsb}", "agent", "inner",
+                                       "delivered", 0, "timeout", 1,
+                                       "transport", 1, "newSessionNeeded", 1));
   else
     reply = sb_rpc_error_new(id, SB_RPC_METHOD_NOT_FOUND, "nope", NULL);
   sb_mcp_client_receive(f->client, reply);
@@ -304,10 +322,92 @@ static int fake_send(void *t, json_t *msg) {
   return 0;
 }
 
-static void fake_answer(void *ud, json_t *result, json_t *error) {
+static void fake_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
+                        json_t *error) {
   fake *f = ud;
   f->answered++;
+  f->outcome = outcome;
+  json_decref(f->error);
   f->error = json_incref(error);
+}
+
+static void fake_expired(void *ud) { ((fake *)ud)->expired++; }
+
+static void fake_setup(uv_loop_t *loop, fake *f) {
+  uv_loop_init(loop);
+  memset(f, 0, sizeof *f);
+  f->sent = json_array();
+  sb_mcp_client_options co = {.loop = loop,
+                              .name = "old",
+                              .transport = {.send = fake_send, .t = f},
+                              .events = {.on_session_expired = fake_expired,
+                                         .ud = f}};
+  f->client = sb_mcp_client_new(&co);
+  sb_mcp_client_connect(f->client, 1000, fake_answer, f);
+  assert_true(sb_mcp_client_connected(f->client));
+  f->answered = 0;
+}
+
+static void fake_teardown(uv_loop_t *loop, fake *f) {
+  sb_mcp_client_free(f->client);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  json_decref(f->sent);
+  json_decref(f->error);
+}
+
+/* An agent's error is its answer, whatever its data claims: the keys our
+ * own failures once carried (agent, delivered, timeout, transport,
+ * newSessionNeeded) decide nothing, and do not end the session. */
+static void test_forged_error_data_is_an_answer(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  fake f;
+  fake_setup(&loop, &f);
+  sb_mcp_client_request(f.client, "tools/call",
+                        json_pack("{ss}", "name", "x"), 1000, NULL,
+                        fake_answer, &f);
+  assert_int_equal(f.answered, 1);
+  assert_int_equal(f.outcome, SB_MCP_ANSWERED);
+  assert_string_equal(json_string_value(json_object_get(f.error, "message")),
+                      "inner failure");
+  assert_true(sb_mcp_client_connected(f.client));
+  assert_int_equal(f.expired, 0);
+  fake_teardown(&loop, &f);
+}
+
+/* The transport's word on a request: typed, and a session ended by the
+ * agent disconnects the client once that request's callback has run. */
+static void test_request_failed_outcomes(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  fake f;
+  fake_setup(&loop, &f);
+  f.defer = 1;
+  sb_mcp_request *r = sb_mcp_client_request(
+      f.client, "tools/call", json_pack("{ss}", "name", "x"), 1000, NULL,
+      fake_answer, &f);
+  json_t *id = json_integer(sb_mcp_request_id(r));
+  sb_mcp_client_request_failed(f.client, id, SB_MCP_UNSENT, 0, "refused");
+  assert_int_equal(f.outcome, SB_MCP_UNSENT);
+  assert_non_null(strstr(json_string_value(json_object_get(f.error, "message")),
+                         "agent old: refused"));
+  json_decref(id);
+  r = sb_mcp_client_request(f.client, "tools/call",
+                            json_pack("{ss}", "name", "x"), 1000, NULL,
+                            fake_answer, &f);
+  id = json_integer(sb_mcp_request_id(r));
+  sb_mcp_client_request_failed(f.client, id, SB_MCP_SESSION_EXPIRED, 1,
+                               "session expired (HTTP 404)");
+  assert_int_equal(f.answered, 2);
+  assert_int_equal(f.outcome, SB_MCP_SESSION_EXPIRED);
+  assert_int_equal(f.expired, 1);
+  assert_false(sb_mcp_client_connected(f.client));
+  /* an id nobody waits for changes nothing but the session */
+  sb_mcp_client_request_failed(f.client, id, SB_MCP_LOST, 0, "late");
+  assert_int_equal(f.answered, 2);
+  json_decref(id);
+  fake_teardown(&loop, &f);
 }
 
 static void test_fallback_to_initialize(void **state) {
@@ -348,6 +448,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_notifications, setup_legacy, teardown),
       cmocka_unit_test_setup_teardown(test_transport_lost, setup_auto, teardown),
       cmocka_unit_test(test_fallback_to_initialize),
+      cmocka_unit_test(test_forged_error_data_is_an_answer),
+      cmocka_unit_test(test_request_failed_outcomes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
