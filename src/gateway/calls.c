@@ -124,6 +124,7 @@ static void attempt_free(attempt *t) {
   json_decref(t->parked_id);
   json_decref(t->final_result);
   json_decref(t->final_error);
+  gw_route_free(t->route);
   if (t->retry_timer) uv_close((uv_handle_t *)t->retry_timer, (uv_close_cb)sb_free);
   sb_free(t);
 }
@@ -154,6 +155,16 @@ static void attempt_fail(attempt *t, const char *fmt, ...) {
 static agent *next_agent(attempt *t, const sb_agent_def *origin) {
   sb_gateway *o = t->owner;
   if (t->no_fallback) return NULL;
+  if (t->route) { /* agents_call: the ranking made with the context */
+    for (size_t i = 0; i < t->route->n; i++) {
+      agent *a = gw_agent_find(o, t->route->ids[i]);
+      if (a && !was_tried(t, a->def->id) && a->client &&
+          sb_mcp_client_connected(a->client) &&
+          gw_agent_serves_tool(a, t->tool))
+        return a;
+    }
+    return NULL;
+  }
   sb_registry_candidate cands[32];
   for (size_t c = 0; c < origin->capabilities.len; c++) {
     int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
@@ -352,6 +363,11 @@ static void reply_result(attempt *t, json_t *result) {
   json_t *r = json_deep_copy(result);
   json_t *meta = json_object_get(r, "_meta");
   if (meta) json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
+  if (t->route && json_is_object(r)) {
+    json_t *routing = gw_route_answered(t->owner, t->route, t->current->def->id);
+    if (!meta) json_object_set_new(r, "_meta", meta = json_object());
+    if (routing) json_object_set_new(meta, SB_GATEWAY_META_ROUTING, routing);
+  }
   if (!sb_mcp_call_is_modern(t->call)) {
     json_object_del(r, "resultType");
     json_object_del(r, "ttlMs");
@@ -487,14 +503,27 @@ static json_t *agent_params(attempt *t, agent *a) {
   if (strcmp(t->method, "tools/call") == 0 && !json_object_get(params, "arguments"))
     json_object_set_new(params, "arguments", json_object());
   if (t->extra) json_object_update(params, t->extra);
+  json_t *meta = json_object();
   if (t->call && a->client && sb_mcp_client_is_modern(a->client)) {
-    json_t *meta = json_object();
     const char *lvl = sb_mcp_call_log_level(t->call);
     if (lvl) json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(lvl));
     json_object_set(meta, SB_MCP_META_CLIENT_CAPS,
                     sb_mcp_call_client_caps(t->call));
-    json_object_set_new(params, "_meta", meta);
   }
+  if (t->route && t->route->doc) {
+    /* The agent sees the paths it requires, nothing else. */
+    json_t *data = NULL, *missing = NULL;
+    if (sb_ctx_project(json_object_get(t->route->doc, "data"),
+                       a->def->requirements_json, &data, &missing,
+                       NULL) == 0)
+      json_object_set_new(
+          meta, SB_GATEWAY_META_CONTEXT,
+          json_pack("{sOsOsoso}", "id", json_object_get(t->route->doc, "id"),
+                    "version", json_object_get(t->route->doc, "version"),
+                    "data", data, "missing", missing));
+  }
+  if (json_object_size(meta)) json_object_set_new(params, "_meta", meta);
+  else json_decref(meta);
   return params;
 }
 
@@ -508,10 +537,21 @@ static void try_agent(attempt *t, agent *a) {
     }
   }
   t->current = a;
-  /* A retry that finds its agent reconnecting (its session ended, it
-   * crashed) waits for it, once, at most the agent's timeout. */
-  if ((!a->client || !sb_mcp_client_connected(a->client)) && t->retries > 0 &&
-      !a->removed && !t->waited_connect && !o->stopping) {
+  /* An agent not connected yet (just registered, just started) or
+   * reconnecting (its session ended, it crashed) is waited for, once, at
+   * most its timeout, unless a first try can go to a connected agent of
+   * the ranking instead. */
+  int up = a->client && sb_mcp_client_connected(a->client);
+  if (!up && t->retries == 0 && !t->waited_connect) {
+    agent *next = next_agent(t, a->def);
+    if (next) {
+      SB_INFO(MODULE, "agent %s not connected; trying %s", a->def->id,
+              next->def->id);
+      try_agent(t, next);
+      return;
+    }
+  }
+  if (!up && !a->removed && !t->waited_connect && !o->stopping) {
     if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
       uv_timer_init(o->opts.loop, t->retry_timer);
       t->retry_timer->data = t;
@@ -619,9 +659,9 @@ static int resume_parked(sb_gateway *o, sb_mcp_call *call, const char *method,
 /* Start a call at agent a: `tool` is the agent-side tool or prompt name
  * (NULL for resources/read, completion/complete), public_name what the
  * caller named (binds our requestState). Answers the call, now or later. */
-static void attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
+void gw_attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
                           const char *tool, const char *public_name,
-                          int no_fallback) {
+                          int no_fallback, gw_route *route) {
   const char *method = sb_mcp_call_method(call);
   /* Parked calls whose caller never came back go once their state could
    * no longer be presented. */
@@ -634,20 +674,30 @@ static void attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
   json_t *params = sb_mcp_call_params(call);
   const char *state = json_string_value(json_object_get(params, "requestState"));
   json_t *responses = json_object_get(params, "inputResponses");
-  if (state && resume_parked(o, call, method, public_name, state, responses))
+  if (state && resume_parked(o, call, method, public_name, state, responses)) {
+    gw_route_free(route);
     return;
+  }
   attempt *t = sb_calloc(1, sizeof *t);
-  if (!t || (tool && !(t->tool = sb_strdup(tool))) ||
-      !(t->public_name = sb_strdup(public_name)) ||
-      !(t->params = json_deep_copy(params))) {
+  /* A routed call's params for the agent are the tool's arguments. */
+  json_t *own = route ? json_pack("{sO}", "arguments",
+                                  route->arguments ? route->arguments
+                                                   : json_object())
+                      : json_deep_copy(params);
+  if (!t || !own || (tool && !(t->tool = sb_strdup(tool))) ||
+      !(t->public_name = sb_strdup(public_name))) {
     if (t) {
       sb_free(t->tool);
       sb_free(t->public_name);
     }
     sb_free(t);
+    json_decref(own);
+    gw_route_free(route);
     sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
     return;
   }
+  t->params = own;
+  t->route = route;
   /* What the caller's envelope says is re-said for the agent. */
   json_object_del(t->params, "_meta");
   json_object_del(t->params, "requestState");
@@ -683,7 +733,7 @@ void gw_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
   if (!public_name)
     public_name = json_string_value(json_object_get(
         json_object_get(params, "ref"), "name"));
-  attempt_start(o, a, call, name, public_name ? public_name : "", 1);
+  gw_attempt_start(o, a, call, name, public_name ? public_name : "", 1, NULL);
 }
 
 /* A log message from the agent goes to the calls it is serving (each
@@ -715,6 +765,7 @@ void gw_forward_log(agent *a, json_t *params) {
 int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_gateway *o = ud;
+  if (strcmp(name, GW_ROUTED_TOOL) == 0) return gw_call_routed(o, call, args);
   const char *sep = strstr(name, SEP);
   if (!sep) return 0;
   char id[65];
@@ -726,6 +777,6 @@ int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
   if (!a) return 0;
   const char *tool = sep + strlen(SEP);
   if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
-  attempt_start(o, a, call, tool, name, 0);
+  gw_attempt_start(o, a, call, tool, name, 0, NULL);
   return 1;
 }

@@ -28,6 +28,14 @@
 #include "registry/registry.h"
 
 typedef struct sb_gateway sb_gateway;
+
+/* The _meta keys of a routed call (agents_call): the agent receives the
+ * projection of the context its contextRequirements name under
+ * SB_GATEWAY_META_CONTEXT, {"id", "version", "data", "missing"}; the
+ * caller's result carries SB_GATEWAY_META_ROUTING, {"agent", "capability",
+ * "rank", "score", "parts", "coverage", "contextId", "contextVersion"}. */
+#define SB_GATEWAY_META_CONTEXT "switchboard/context"
+#define SB_GATEWAY_META_ROUTING "switchboard/routing"
 typedef struct sb_ctx_manager sb_ctx_manager;
 
 typedef struct sb_gateway_options {

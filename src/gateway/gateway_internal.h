@@ -51,6 +51,18 @@ typedef struct agent_list {
 } agent_list;
 
 typedef struct attempt attempt;
+
+/* agents_call: how a call was routed (route.c). */
+#define GW_ROUTED_TOOL "agents_call"
+typedef struct gw_route {
+  char *tenant;
+  char *capability;  /* NULL when the caller named the agent */
+  json_t *arguments; /* the tool's arguments (own reference) or NULL */
+  json_t *doc;       /* the context as read, or NULL without one */
+  char **ids;        /* the ranking, best first */
+  size_t n;
+  json_t *parts;     /* agent id -> {rank, score, parts, coverage} */
+} gw_route;
 typedef struct relay relay; /* an agent's request passed to a legacy caller */
 
 typedef struct mount mount;
@@ -119,6 +131,7 @@ struct attempt {
                          as input_required; waiting for the retry */
   char token[33];     /* identifies the parked attempt in requestState */
   json_t *parked_id;  /* the agent's request id to answer */
+  gw_route *route;    /* agents_call, or NULL */
   json_t *final_result, *final_error; /* the agent answered while parked */
   sb_mcp_outcome final_outcome;
   int ticket_open;    /* a registry call is begun and not yet ended */
@@ -143,6 +156,24 @@ size_t gw_agent_count(sb_gateway *o);
 
 /* calls.c */
 sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);
+/* Start a call at a (the first agent of a route, or the one named):
+ * `tool` the agent-side name, public_name what the caller named. Takes
+ * route (may be NULL). Answers the call, now or later. */
+void gw_attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
+                      const char *tool, const char *public_name,
+                      int no_fallback, gw_route *route);
+
+/* route.c */
+void gw_route_free(gw_route *r);
+/* agents_call (the tool's arguments, borrowed): validate, read the
+ * context, rank, start. 1: the call is answered, now or later. */
+int gw_call_routed(sb_gateway *o, sb_mcp_call *call, json_t *args);
+/* The agents_call tool's definition, appended to tools. */
+void gw_route_list_tool(json_t *tools);
+/* The agent answered a routed call: record it in the context's
+ * metadata.agents (a new version, unless it is there already) and return
+ * the routing report for the result's _meta (new reference). */
+json_t *gw_route_answered(sb_gateway *o, gw_route *r, const char *agent_id);
 /* Forward the caller's request to agent a (per-agent and virtual servers):
  * same deadline, breaker and retry rules as agent__tool calls, no
  * fallback to other agents. `name` is the agent-side tool or prompt name

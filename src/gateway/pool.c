@@ -539,6 +539,7 @@ static void health_tick(uv_timer_t *t) {
 
 static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   sb_gateway *o = ud;
+  gw_route_list_tool(out);
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;

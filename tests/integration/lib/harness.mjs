@@ -18,7 +18,7 @@ export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-
 // (providers in registration order); agents' own tools would follow.
 export const TOOL_ORDER = ['switchboard_info', 'echo', 'slow_count', 'fail', 'note_write', 'ask_user',
   'context_create', 'context_get', 'context_update', 'context_history', 'context_diff',
-  'agents_list', 'agents_register', 'agents_remove', 'agents_explain'];
+  'agents_list', 'agents_register', 'agents_remove', 'agents_explain', 'agents_call'];
 // Tools that /tmp/builtins.md says carry an outputSchema.
 export const TOOLS_WITH_OUTPUT_SCHEMA = ['switchboard_info', 'echo'];
 export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
