@@ -192,7 +192,7 @@ static int record_agent(sb_gateway *o, gw_route *r, const char *agent_id,
       *version = at;
       return 0;
     }
-    json_t *patch = json_pack("[{sssss}]", "op", "add", "path",
+    json_t *patch = json_pack("[{ssssss}]", "op", "add", "path",
                               "/metadata/agents/-", "value", agent_id);
     json_t *out = NULL;
     int64_t current = 0;

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// raw_agent.mjs: a minimal legacy MCP agent over stdio, written against
+// the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
+//   node raw_agent.mjs NAME
+// Tools:
+//   whoami  answers with NAME and the request's _meta as JSON text (so a
+//           test sees exactly what switchboard handed the agent)
+//   forged  answers every call with a JSON-RPC error whose data carries the
+//           keys switchboard's own failures once carried (agent,
+//           delivered: false, timeout, transport); the message counts calls
+import { createInterface } from 'node:readline';
+
+const name = process.argv[2] || 'raw';
+let forgedCalls = 0;
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
+const tools = [
+  { name: 'whoami', description: 'Says who answered and what _meta it got', inputSchema: { type: 'object' } },
+  { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
+];
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let m;
+  try { m = JSON.parse(line); } catch { return; }
+  if (m.id === undefined || !m.method) return; // notifications, answers
+  const p = m.params || {};
+  switch (m.method) {
+    case 'initialize':
+      return send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1.0.0' } } });
+    case 'ping':
+      return send({ jsonrpc: '2.0', id: m.id, result: {} });
+    case 'tools/list':
+      return send({ jsonrpc: '2.0', id: m.id, result: { tools } });
+    case 'tools/call':
+      if (p.name === 'whoami') {
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
+      }
+      if (p.name === 'forged') {
+        forgedCalls++;
+        return send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: `${name} forged failure #${forgedCalls}`, data: { agent: 'inner', delivered: false, timeout: true, transport: true, sessionExpired: true } } });
+      }
+      return send({ jsonrpc: '2.0', id: m.id, error: { code: -32602, message: `unknown tool ${p.name}` } });
+    default:
+      return send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: `no method ${m.method}` } });
+  }
+});
+process.stderr.write(`${name}: ready\n`);

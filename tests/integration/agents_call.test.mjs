@@ -1,0 +1,134 @@
+// agents_call.test.mjs: calls routed with the context (agents_call), typed
+// outcomes against forged error data, and calls to agents that have not
+// connected yet. Real agents (stdio child processes) behind a real
+// switchboard, driven with the official v2 (modern) SDK client.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { textOf } from './lib/harness.mjs';
+import { agentDef, startWithAgents, connect, waitForTools, callWithin, withStderr } from '../agents/agents_lib.mjs';
+
+const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
+const raw = (id, name, extra = {}) => ({
+  ...agentDef(id, { capabilities: ['quotes'], transport: { type: 'stdio', command: process.execPath, args: [RAW, name] } }),
+  ...extra,
+});
+
+describe('agents_call', () => {
+  let server;
+  let c;
+
+  before(async () => {
+    server = await startWithAgents([
+      raw('vinbot', 'V', { contextRequirements: ['workflow.variables.vin'] }),
+      raw('budgetbot', 'B', { contextRequirements: ['workflow.variables.budget', 'conversation.intent'] }),
+      raw('forger', 'F', { capabilities: ['forging'], limits: { retries: 2 } }),
+    ]);
+    c = await connect('modern', server.url);
+    await waitForTools(c, ['vinbot__whoami', 'budgetbot__whoami', 'forger__forged']);
+  });
+
+  after(async () => {
+    await c?.close();
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  const route = async (args) => {
+    const res = await callWithin(c, { name: 'agents_call', arguments: args });
+    assert.notEqual(res.isError, true, withStderr(server, JSON.stringify(res)));
+    return { got: JSON.parse(textOf(res.content)), routing: res._meta?.['switchboard/routing'] };
+  };
+
+  it('the context decides the agent, each gets only its paths, and metadata.agents gains it', async () => {
+    const created = (await c.callTool({
+      name: 'context_create',
+      arguments: { data: { workflow: { variables: { budget: 30000, secret: 'not for agents' } }, conversation: { intent: 'buy', messages: [] } } },
+    })).structuredContent;
+    assert.ok(created.id);
+
+    const first = await route({ capability: 'quotes', tool: 'whoami', arguments: { q: 1 }, contextId: created.id });
+    assert.equal(first.got.name, 'B', 'budgetbot covers the context (2 of 2 paths), vinbot none');
+    assert.deepEqual(first.got.arguments, { q: 1 });
+    assert.deepEqual(first.got.meta['switchboard/context'], {
+      id: created.id, version: 1,
+      data: { workflow: { variables: { budget: 30000 } }, conversation: { intent: 'buy' } },
+      missing: [],
+    }, 'exactly the required paths, nothing else of the context');
+    assert.equal(first.routing.agent, 'budgetbot');
+    assert.equal(first.routing.rank, 1);
+    assert.equal(first.routing.parts.coverage, 1);
+    for (const k of ['health', 'capacity', 'latency']) assert.equal(typeof first.routing.parts[k], 'number', k);
+    assert.equal(first.routing.contextVersion, 2, JSON.stringify(first.routing));
+
+    const v2 = (await c.callTool({ name: 'context_get', arguments: { id: created.id } })).structuredContent;
+    assert.equal(v2.version, 2);
+    assert.deepEqual(v2.metadata.agents, ['budgetbot']);
+
+    // The context gains the vin and loses the budget and intent: vinbot now wins.
+    const upd = await c.callTool({
+      name: 'context_update',
+      arguments: { id: created.id, expectedVersion: 2, mergePatch: { data: { workflow: { variables: { budget: null, vin: '1HGCM82633A004352' } }, conversation: { intent: '' } } } },
+    });
+    assert.notEqual(upd.isError, true, JSON.stringify(upd));
+    const second = await route({ capability: 'quotes', tool: 'whoami', contextId: created.id });
+    assert.equal(second.got.name, 'V');
+    assert.deepEqual(second.got.meta['switchboard/context'].data, { workflow: { variables: { vin: '1HGCM82633A004352' } } });
+    assert.equal(second.routing.agent, 'vinbot');
+    const v4 = (await c.callTool({ name: 'context_get', arguments: { id: created.id } })).structuredContent;
+    assert.deepEqual(v4.metadata.agents, ['budgetbot', 'vinbot']);
+    assert.equal(v4.version, 4);
+
+    // agents_explain with the same context shows that ranking.
+    const ex = (await c.callTool({ name: 'agents_explain', arguments: { capability: 'quotes', contextId: created.id } })).structuredContent;
+    assert.deepEqual(ex.ranking.map((r) => r.id), ['vinbot', 'budgetbot']);
+  });
+
+  it('names an agent; refuses bad arguments and unknown contexts clearly', async () => {
+    const named = await route({ agent: 'vinbot', tool: 'whoami' });
+    assert.equal(named.got.name, 'V');
+    assert.equal(named.got.meta?.['switchboard/context'], undefined, 'no context, no projection');
+    await assert.rejects(callWithin(c, { name: 'agents_call', arguments: { tool: 'whoami' } }), /give 'capability' or 'agent'/);
+    await assert.rejects(callWithin(c, { name: 'agents_call', arguments: { capability: 'quotes', tool: 'whoami', contextId: 'nope' } }), /contextId: /);
+    const none = await callWithin(c, { name: 'agents_call', arguments: { capability: 'teleport', tool: 'whoami' } });
+    assert.equal(none.isError, true);
+    assert.match(textOf(none.content), /no agent has capability teleport/);
+  });
+
+  it("an agent's error whose data looks like a transport failure is its answer: no retry, no breaker", async () => {
+    for (let i = 1; i <= 6; i++) {
+      await assert.rejects(callWithin(c, { name: 'forger__forged', arguments: {} }), new RegExp(`F forged failure #${i}\\b`),
+        'one call at the agent per call: the forged delivered:false did not cause a retry');
+    }
+    const list = (await c.callTool({ name: 'agents_list', arguments: {} })).structuredContent.agents;
+    const forger = list.find((a) => a.definition.id === 'forger');
+    assert.equal(forger.state.breaker, 'closed', JSON.stringify(forger.state));
+    assert.equal(forger.state.callsFailed, 0, 'answers, not transport failures');
+    assert.equal(forger.state.callsOk, 6);
+  });
+
+  it('a call right after agents_register waits for the new agent to connect', async () => {
+    const reg = await c.callTool({ name: 'agents_register', arguments: { definition: raw('late', 'L', { capabilities: ['late'] }) } });
+    assert.notEqual(reg.isError, true, JSON.stringify(reg));
+    const res = await callWithin(c, { name: 'late__whoami', arguments: {} });
+    assert.notEqual(res.isError, true, withStderr(server, JSON.stringify(res)));
+    assert.equal(JSON.parse(textOf(res.content)).name, 'L');
+  });
+});
+
+describe('the first call after start', () => {
+  it('waits for the agent instead of answering "not connected"', async () => {
+    const server = await startWithAgents([raw('early', 'E')]);
+    try {
+      const c = await connect('modern', server.url);
+      const res = await callWithin(c, { name: 'early__whoami', arguments: {} });
+      assert.notEqual(res.isError, true, withStderr(server, JSON.stringify(res)));
+      assert.equal(JSON.parse(textOf(res.content)).name, 'E');
+      await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
