@@ -448,7 +448,7 @@ int sb_registry_rank(sb_registry *reg, const char *capability,
   size_t n;
   int rc = rank_all(reg, capability, data, now_ms, &all, &n, err);
   if (rc != 0) return rc;
-  if (out) memcpy(out, all, (n < max ? n : max) * sizeof *out);
+  if (out && n && max) memcpy(out, all, (n < max ? n : max) * sizeof *out);
   sb_free(all);
   return (int)n;
 }
