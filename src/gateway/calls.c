@@ -1,17 +1,91 @@
-/* calls.c: calls to agents.
+/* calls.c: the gateway's calls to agents (sb_gateway_call_*).
  *
- * A call to `agent__tool` goes through the registry: the breaker and the
- * concurrency limit may refuse it, in which case (or when the agent fails
- * it) the next-best agent that shares a capability and serves the same
- * tool is tried. Every attempt has the agent's deadline; a timeout sends
- * notifications/cancelled to the agent. A failed attempt is retried (with
- * exponential backoff and jitter) only when the call never reached the
- * agent or the tool is listed in idempotentTools. Whatever happens, the
- * caller gets one answer that names the agent and the reason.
+ * A call names an agent, or a capability whose agents the registry ranks
+ * (with the context, if there is one: route.c). Each attempt goes through
+ * the registry's breaker and concurrency limit and has the agent's
+ * deadline (a timeout cancels at the agent). How an attempt ended is a C
+ * value, and sb_gateway_decide turns it into what may follow: the breaker
+ * hears of transport failures only; a request that never reached the agent
+ * is sent again (with backoff and jitter) or to the next agent of the
+ * ranking; one the agent may have acted on only when the tool is
+ * idempotent. An agent that is not connected yet is waited for, once, up
+ * to its timeout. Whatever happens, on_done runs once.
+ *
+ * The caller is a set of callbacks, not an MCP request: the MCP paths
+ * (mcp_calls.c) are one caller, the workflow engine another. An agent's
+ * requests for input reach the caller as sb_gateway_input values, in
+ * either era: a legacy agent's own request (sampling, elicitation, roots)
+ * sent while it serves the call, or a modern agent's input_required
+ * result, whose questions are asked one by one and whose answers go back
+ * with the agent's requestState (at most MAX_ROUNDS rounds), unless the
+ * caller takes input_required as its result (pass_input_required).
+ *
+ * A call's state is one enum (call_state); the transitions are in
+ * try_agent, on_answer, the timers and finish.
  */
 #include "gateway/gateway_internal.h"
 
 #define MODULE "agents"
+#define MAX_ROUNDS 8
+
+typedef enum call_state {
+  CALL_STARTING = 0,  /* choosing the agent */
+  CALL_WAIT_CONNECT,  /* the agent is not connected: waiting, once */
+  CALL_BACKOFF,       /* a retry waits for its delay */
+  CALL_IN_FLIGHT,     /* a request is at the agent */
+  CALL_ASKING,        /* input_required: the caller's answers are awaited */
+  CALL_DONE,          /* on_done has run */
+} call_state;
+
+typedef enum input_kind {
+  INPUT_AGENT_REQUEST = 1, /* a legacy-style request from the agent */
+  INPUT_REQUIRED,          /* one question of an input_required result */
+} input_kind;
+
+struct sb_gateway_input {
+  sb_gateway_call *call;
+  input_kind kind;
+  json_t *agent_req_id; /* INPUT_AGENT_REQUEST: the agent's request id */
+  agent *a;             /* ...and the agent that asked */
+  char *key;            /* INPUT_REQUIRED: its key in inputRequests */
+  char *method;
+  json_t *params;
+  sb_gateway_input *next; /* call->inputs */
+};
+
+struct sb_gateway_call {
+  sb_gateway *owner;
+  call_state state;
+  sb_gateway_call_options o; /* strings and JSON below are our own */
+  char *tool;      /* agent-side name, or NULL */
+  char *tenant;
+  char *log_level;
+  json_t *client_caps;
+  json_t *params;  /* the request's params, without name and _meta */
+  json_t *extra;   /* inputResponses / requestState for the next try */
+  gw_route *route; /* the ranking (by capability), or NULL */
+  char **tried;    /* agent ids tried */
+  size_t ntried;
+  agent *current;
+  sb_mcp_request *req;
+  sb_registry_call ticket;
+  int ticket_open;
+  uint64_t started_ms;
+  uint64_t deadline_at; /* 0 = none */
+  unsigned retries;
+  int waited_connect;
+  uv_timer_t *timer;    /* backoff and connect waits */
+  uv_timer_t *deadline; /* the whole call's */
+  /* input_required rounds */
+  unsigned rounds;
+  json_t *answers;      /* inputResponses being gathered */
+  size_t asked;         /* questions still unanswered */
+  int asking_loop;      /* inside ask_questions's loop */
+  int retry_due;        /* every answer came in during that loop */
+  sb_gateway_input *inputs;
+  int in_start;          /* inside sb_gateway_call_start */
+  sb_gateway_call *next; /* owner->calls */
+};
 
 /* ---- outcomes and what follows from them --------------------------------- */
 
@@ -81,245 +155,58 @@ sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable) {
   return d;
 }
 
-/* ---- calls ------------------------------------------------------------- */
-
-
-
-sb_mcp_call *gw_call_of_request(agent *a, sb_mcp_request *req) {
-  for (attempt *t = a->owner->attempts; t; t = t->next)
-    if (t->current == a && t->req == req) return t->call;
-  return NULL;
-}
-
-static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
-                                  json_t *params);
-
-int gw_park_request(agent *a, sb_mcp_request *req, json_t *id,
-                        const char *method, json_t *params) {
-  for (attempt *t = a->owner->attempts; t; t = t->next)
-    if (t->current == a && t->req == req && t->call)
-      return park_for_modern_caller(t, id, method, params);
-  return SB_ENOENT;
-}
-
-static int was_tried(attempt *t, const char *id) {
-  for (size_t i = 0; i < t->ntried; i++)
-    if (strcmp(t->tried[i], id) == 0) return 1;
-  return 0;
-}
-
-static void attempt_free(attempt *t) {
-  for (attempt **pp = &t->owner->attempts; *pp; pp = &(*pp)->next)
-    if (*pp == t) {
-      *pp = t->next;
-      break;
-    }
-  for (size_t i = 0; i < t->ntried; i++) sb_free(t->tried[i]);
-  sb_free(t->tried);
-  sb_free(t->tool);
-  sb_free(t->public_name);
-  json_decref(t->params);
-  json_decref(t->extra);
-  json_decref(t->answers);
-  json_decref(t->parked_id);
-  json_decref(t->final_result);
-  json_decref(t->final_error);
-  gw_route_free(t->route);
-  if (t->retry_timer) uv_close((uv_handle_t *)t->retry_timer, (uv_close_cb)sb_free);
-  sb_free(t);
-}
-
-static void attempt_fail(attempt *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void attempt_fail(attempt *t, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  /* A tool's failure is a tool result the model can read; other methods
-   * have no such result and get a JSON-RPC error. */
-  if (t->call && strcmp(t->method, "tools/call") == 0)
-    sb_mcp_call_reply_text(t->call, msg, 1);
-  else if (t->call)
-    sb_mcp_call_fail(t->call, SB_RPC_INTERNAL_ERROR, msg,
-                     t->current ? json_pack("{ss}", "agent", t->current->def->id)
-                                : NULL);
-  t->call = NULL;
-  attempt_free(t);
-}
-
-/* The next agent to try: the first one (by the registry's ranking for a
- * capability the original agent has) that serves this tool, is connected
- * and has not been tried. */
-static agent *next_agent(attempt *t, const sb_agent_def *origin) {
-  sb_gateway *o = t->owner;
-  if (t->no_fallback) return NULL;
-  if (t->route) { /* agents_call: the ranking made with the context */
-    for (size_t i = 0; i < t->route->n; i++) {
-      agent *a = gw_agent_find(o, t->route->ids[i]);
-      if (a && !was_tried(t, a->def->id) && a->client &&
-          sb_mcp_client_connected(a->client) &&
-          gw_agent_serves_tool(a, t->tool))
-        return a;
-    }
-    return NULL;
-  }
-  sb_registry_candidate cands[32];
-  for (size_t c = 0; c < origin->capabilities.len; c++) {
-    int n = sb_registry_rank(o->reg, origin->capabilities.items[c], NULL,
-                             sb_now_ms(), cands, 32, NULL);
-    for (int i = 0; i < n && i < 32; i++) {
-      agent *a = gw_agent_find(o, cands[i].def->id);
-      if (a && !was_tried(t, a->def->id) && cands[i].available && a->client &&
-          sb_mcp_client_connected(a->client) && gw_agent_serves_tool(a, t->tool))
-        return a;
-    }
-  }
-  return NULL;
-}
-
-static void try_agent(attempt *t, agent *a);
-
-static void on_progress(void *ud, json_t *params) {
-  attempt *t = ud;
-  if (!t->call) return;
-  json_t *p = json_object_get(params, "progress");
-  json_t *total = json_object_get(params, "total");
-  sb_mcp_call_progress(t->call, json_number_value(p),
-                       total ? json_number_value(total) : -1,
-                       json_string_value(json_object_get(params, "message")));
-}
-
-static void retry_now(uv_timer_t *timer) {
-  attempt *t = timer->data;
-  if (!t->call) return;
-  t->awaiting_connect = 0; /* the wait for a reconnect, if any, is over */
-  try_agent(t, t->current);
-}
-
-void gw_resume_waiting(agent *a) {
-  for (attempt *t = a->owner->attempts, *next; t; t = next) {
-    next = t->next;
-    if (t->current != a || !t->awaiting_connect) continue;
-    t->awaiting_connect = 0;
-    if (t->retry_timer) uv_timer_stop(t->retry_timer);
-    if (t->call) try_agent(t, a);
+static sb_gateway_outcome refusal_outcome(sb_registry_refusal why) {
+  switch (why) {
+  case SB_REFUSE_BREAKER_OPEN: return SB_GATEWAY_BREAKER_OPEN;
+  case SB_REFUSE_AT_CAPACITY: return SB_GATEWAY_AT_CAPACITY;
+  default: return SB_GATEWAY_NOT_CONNECTED;
   }
 }
 
-/* ---- input across eras ---------------------------------------------------
- * A modern agent asks for input with an input_required result; a legacy
- * agent sends its own request (sampling, elicitation, roots) while the call
- * runs. The caller may speak the other era:
- *   modern agent, modern caller: input_required passes through unchanged
- *     and the caller's retry (inputResponses, requestState) goes back to
- *     the agent as it is;
- *   modern agent, legacy caller: each input request is asked of the caller
- *     as a real request; with every answer in, the call is retried at the
- *     agent with inputResponses and the agent's requestState (at most
- *     MAX_ROUNDS times);
- *   legacy agent, modern caller: the agent's request becomes an
- *     input_required result with a sealed requestState naming the parked
- *     call; the caller's retry carries the answer, which goes to the agent,
- *     and the agent's final answer goes to the retry;
- *   legacy agent, legacy caller: the request is relayed as a request.
- */
-#define MAX_ROUNDS 8
-#define PARK_STATE_TTL_MS (10 * 60 * 1000)
-#define PARK_KEY "agent_request"
-/* Marks our own requestState, so a forged or altered one is refused rather
- * than passed to the agent as if it were the agent's. */
-#define PARK_PREFIX "sb-park:"
+/* ---- inputs ---------------------------------------------------------------- */
 
-static void retry_with_answers(attempt *t) {
-  json_t *extra = json_pack("{sO}", "inputResponses", t->answers);
-  json_t *state = t->extra ? json_object_get(t->extra, "requestState") : NULL;
-  if (state) json_object_set(extra, "requestState", state);
-  json_decref(t->extra);
-  t->extra = extra;
-  json_decref(t->answers);
-  t->answers = NULL;
-  try_agent(t, t->current);
-}
-
-typedef struct question {
-  attempt *t;
-  char *key;
-} question;
-
-static void on_caller_answer(sb_mcp_call *call, json_t *result, json_t *error,
-                             void *ud) {
-  question *q = ud;
-  attempt *t = q->t;
-  if (!call) { /* the call ended first: t may be gone */
-    sb_free(q->key);
-    sb_free(q);
-    return;
-  }
-  if (error) {
-    const char *m = json_string_value(json_object_get(error, "message"));
-    char *key = q->key;
-    sb_free(q);
-    attempt_fail(t, "agent %s: the client did not answer %s: %s",
-                 t->current->def->id, key, m ? m : "error");
-    sb_free(key);
-    return;
-  }
-  json_object_set(t->answers, q->key, result ? result : json_null());
-  sb_free(q->key);
-  sb_free(q);
-  if (--t->asked > 0) return;
-  if (t->asking) t->retry_due = 1; /* ask_legacy_caller retries after */
-  else retry_with_answers(t);
-}
-
-static void ask_legacy_caller(attempt *t, json_t *result) {
-  agent *a = t->current;
-  json_t *requests = json_object_get(result, "inputRequests");
-  json_t *state = json_object_get(result, "requestState");
-  if (++t->rounds > MAX_ROUNDS) {
-    attempt_fail(t, "agent %s: still asking for input after %d rounds",
-                 a->def->id, MAX_ROUNDS);
-    return;
-  }
-  json_decref(t->extra);
-  t->extra = state ? json_pack("{sO}", "requestState", state) : NULL;
-  json_decref(t->answers);
-  t->answers = json_object();
-  t->asked = json_object_size(requests);
-  if (t->asked == 0) { /* nothing to ask: retry with the state alone */
-    retry_with_answers(t);
-    return;
-  }
-  /* An answer may arrive inside ask (in-process clients): the retry waits
-   * until the loop is done with `requests`. */
-  const char *key;
-  json_t *req;
-  t->asking = 1;
-  t->retry_due = 0;
-  json_object_foreach(requests, key, req) {
-    question *q = sb_calloc(1, sizeof *q);
-    if (q) q->t = t;
-    const char *method = json_string_value(json_object_get(req, "method"));
-    if (!q || !method || !(q->key = sb_strdup(key)) ||
-        sb_mcp_call_ask_client(t->call, method,
-                               json_incref(json_object_get(req, "params")),
-                               on_caller_answer, q) != 0) {
-      if (q) sb_free(q->key);
-      sb_free(q);
-      t->asking = 0;
-      attempt_fail(t, "agent %s: needs %s from the client, which cannot "
-                      "answer it",
-                   a->def->id, method ? method : "input");
+static void input_unlink(sb_gateway_input *in) {
+  for (sb_gateway_input **pp = &in->call->inputs; *pp; pp = &(*pp)->next)
+    if (*pp == in) {
+      *pp = in->next;
       return;
     }
-  }
-  t->asking = 0;
-  if (t->retry_due) retry_with_answers(t);
 }
 
-/* The capability a client must declare to answer an agent's request. */
+static void input_free(sb_gateway_input *in) {
+  json_decref(in->agent_req_id);
+  json_decref(in->params);
+  sb_free(in->key);
+  sb_free(in->method);
+  sb_free(in);
+}
+
+/* Drop the call's questions of the agent-request kind (all when every is
+ * set): the request they belonged to ended. The agent is told nothing
+ * more; the caller forgets them. */
+static void drop_inputs(sb_gateway_call *c, int every) {
+  for (sb_gateway_input **pp = &c->inputs; *pp;) {
+    sb_gateway_input *in = *pp;
+    if (!every && in->kind != INPUT_AGENT_REQUEST) {
+      pp = &in->next;
+      continue;
+    }
+    *pp = in->next;
+    if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+    input_free(in);
+  }
+}
+
+const char *sb_gateway_input_method(const sb_gateway_input *in) {
+  return in->method;
+}
+json_t *sb_gateway_input_params(const sb_gateway_input *in) {
+  return in->params;
+}
+const char *sb_gateway_input_capability(const sb_gateway_input *in) {
+  return gw_capability_for(in->method);
+}
+
 const char *gw_capability_for(const char *method) {
   if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
   if (strcmp(method, "elicitation/create") == 0) return "elicitation";
@@ -327,426 +214,588 @@ const char *gw_capability_for(const char *method) {
   return NULL;
 }
 
-/* A legacy agent's request for a modern caller: answer the caller with
- * input_required and park the attempt until its retry. 0 if parked. */
-static int park_for_modern_caller(attempt *t, json_t *id, const char *method,
-                                  json_t *params) {
-  sb_mcp_server *srv = sb_mcp_call_server(t->call);
-  const char *cap = gw_capability_for(method);
-  if (!cap || !sb_mcp_call_has_capability(t->call, cap) || t->parked)
-    return SB_ESTATE;
-  sb_random_hex(t->token, 16);
-  json_t *payload = json_pack("{ss}", "t", t->token);
-  char *sealed = sb_mcp_state_seal(srv, t->method, t->public_name, payload,
-                                   PARK_STATE_TTL_MS);
-  json_decref(payload);
-  if (!sealed) return SB_ENOMEM;
-  char *marked = sb_asprintf(PARK_PREFIX "%s", sealed);
-  sb_free(sealed);
-  if (!marked) return SB_ENOMEM;
-  json_t *r = json_pack("{sss{s{sssO}}ss}", "resultType", "input_required",
-                        "inputRequests", PARK_KEY, "method", method, "params",
-                        params ? params : json_null(), "requestState", marked);
-  sb_free(marked);
-  t->parked = 1;
-  t->parked_id = json_incref(id);
-  sb_mcp_call *call = t->call;
-  t->call = NULL;
-  sb_mcp_call_reply(call, r);
+/* ---- bookkeeping ------------------------------------------------------------ */
+
+static void timer_free(uv_timer_t *t) {
+  if (t) uv_close((uv_handle_t *)t, (uv_close_cb)sb_free);
+}
+
+static void call_free(sb_gateway_call *c) {
+  for (sb_gateway_call **pp = &c->owner->calls; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  for (size_t i = 0; i < c->ntried; i++) sb_free(c->tried[i]);
+  sb_free(c->tried);
+  sb_free(c->tool);
+  sb_free(c->tenant);
+  sb_free(c->log_level);
+  json_decref(c->client_caps);
+  json_decref(c->params);
+  json_decref(c->extra);
+  json_decref(c->answers);
+  gw_route_free(c->route);
+  timer_free(c->timer);
+  timer_free(c->deadline);
+  sb_free(c);
+}
+
+static const char *agent_id_of(const sb_gateway_call *c) {
+  return c->current ? c->current->def->id : NULL;
+}
+
+/* End the call: on_done once, then free. Open questions are withdrawn
+ * first (an agent still waiting for an answer gets an error). */
+static void finish(sb_gateway_call *c, sb_gateway_result *r) {
+  if (c->state == CALL_DONE) return;
+  c->state = CALL_DONE;
+  for (sb_gateway_input *in = c->inputs; in; in = in->next)
+    if (in->kind == INPUT_AGENT_REQUEST && in->a && in->a->client)
+      sb_mcp_client_respond(
+          in->a->client, in->agent_req_id, NULL,
+          json_pack("{siss}", "code", SB_RPC_INTERNAL_ERROR, "message",
+                    "the call this request belongs to ended before the "
+                    "client answered"));
+  drop_inputs(c, 1);
+  if (c->req) { /* cancelled or stopped mid-flight */
+    sb_mcp_request *req = c->req;
+    c->req = NULL;
+    sb_mcp_request_cancel(req, r->message ? r->message : "call ended");
+  }
+  if (c->ticket_open) {
+    c->ticket_open = 0;
+    uint64_t now = sb_now_ms();
+    sb_registry_call_end(c->owner->reg, c->current->def->id, &c->ticket, 1,
+                         now - c->started_ms, now);
+  }
+  r->agent = agent_id_of(c);
+  r->agent_modern = c->current && c->current->client &&
+                    sb_mcp_client_is_modern(c->current->client);
+  c->o.on_done(c->o.ud, r);
+  if (!c->in_start) call_free(c); /* else sb_gateway_call_start frees it */
+}
+
+static void fail(sb_gateway_call *c, sb_gateway_outcome outcome,
+                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(sb_gateway_call *c, sb_gateway_outcome outcome,
+                 const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sb_gateway_result r = {.outcome = outcome, .message = msg};
+  finish(c, &r);
+}
+
+static int was_tried(sb_gateway_call *c, const char *id) {
+  for (size_t i = 0; i < c->ntried; i++)
+    if (strcmp(c->tried[i], id) == 0) return 1;
   return 0;
 }
 
-/* The agent's result, in the caller's era: resultType only for modern
- * callers; a resource read from an agent that gave no cache hints gets
- * the agent's cacheTtlMs (0 unless configured) as a private result. */
-static void reply_result(attempt *t, json_t *result) {
-  json_t *r = json_deep_copy(result);
-  json_t *meta = json_object_get(r, "_meta");
-  if (meta) json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
-  if (t->route && json_is_object(r)) {
-    json_t *routing = gw_route_answered(t->owner, t->route, t->current->def->id);
-    if (!meta) json_object_set_new(r, "_meta", meta = json_object());
-    if (routing) json_object_set_new(meta, SB_GATEWAY_META_ROUTING, routing);
+/* The next agent to try: by the route's ranking, or for a call that named
+ * an agent, by the registry's ranking for a capability that agent has;
+ * one that serves the tool, is connected and has not been tried. */
+static agent *next_agent(sb_gateway_call *c, const sb_agent_def *origin) {
+  sb_gateway *o = c->owner;
+  if (c->o.no_fallback) return NULL;
+  if (c->route) {
+    for (size_t i = 0; i < c->route->n; i++) {
+      agent *a = gw_agent_find(o, c->route->ids[i]);
+      if (a && !was_tried(c, a->def->id) && a->client &&
+          sb_mcp_client_connected(a->client) &&
+          (!c->tool || gw_agent_serves_tool(a, c->tool)))
+        return a;
+    }
+    return NULL;
   }
-  if (!sb_mcp_call_is_modern(t->call)) {
-    json_object_del(r, "resultType");
-    json_object_del(r, "ttlMs");
-    json_object_del(r, "cacheScope");
-  } else if (strcmp(t->method, "resources/read") == 0 &&
-             !json_object_get(r, "ttlMs")) {
-    sb_mcp_call_reply_cacheable(t->call, r, t->current->def->limits.cache_ttl_ms,
-                                "private");
-    return;
+  sb_registry_candidate cands[32];
+  for (size_t k = 0; k < origin->capabilities.len; k++) {
+    int n = sb_registry_rank(o->reg, origin->capabilities.items[k], NULL,
+                             sb_now_ms(), cands, 32, NULL);
+    for (int i = 0; i < n && i < 32; i++) {
+      agent *a = gw_agent_find(o, cands[i].def->id);
+      if (a && !was_tried(c, a->def->id) && cands[i].available && a->client &&
+          sb_mcp_client_connected(a->client) &&
+          (!c->tool || gw_agent_serves_tool(a, c->tool)))
+        return a;
+    }
   }
-  if (meta && json_object_size(meta) == 0) json_object_del(r, "_meta");
-  sb_mcp_call_reply(t->call, r);
+  return NULL;
 }
 
-/* The agent's error, in the caller's era: a missing resource is -32002 in
- * the legacy revisions and -32602 in 2026-07-28. */
-static void fail_mapped(attempt *t, json_t *error) {
-  int code = (int)json_integer_value(json_object_get(error, "code"));
-  if (strcmp(t->method, "resources/read") == 0) {
-    int modern = sb_mcp_call_is_modern(t->call);
-    if (modern && code == SB_RPC_RESOURCE_NOT_FOUND_LEGACY)
-      code = SB_RPC_INVALID_PARAMS;
-    else if (!modern && code == SB_RPC_INVALID_PARAMS &&
-             t->current->client && sb_mcp_client_is_modern(t->current->client))
-      code = SB_RPC_RESOURCE_NOT_FOUND_LEGACY;
-  }
-  sb_mcp_call_fail(t->call, code,
-                   json_string_value(json_object_get(error, "message")),
-                   json_incref(json_object_get(error, "data")));
+static void try_agent(sb_gateway_call *c, agent *a);
+
+static int timer_ready(sb_gateway_call *c, uv_timer_t **slot) {
+  if (*slot) return 1;
+  if (!(*slot = sb_malloc(sizeof **slot))) return 0;
+  uv_timer_init(c->owner->opts.loop, *slot);
+  (*slot)->data = c;
+  return 1;
 }
 
-/* The agent answered, or the attempt ended here: the outcome says which. */
+static void on_timer(uv_timer_t *timer) {
+  sb_gateway_call *c = timer->data;
+  if (c->state != CALL_BACKOFF && c->state != CALL_WAIT_CONNECT) return;
+  try_agent(c, c->current);
+}
+
+static void on_deadline(uv_timer_t *timer) {
+  sb_gateway_call *c = timer->data;
+  fail(c, SB_GATEWAY_TIMED_OUT, "agent %s: the call's deadline of %llu ms "
+       "passed", agent_id_of(c) ? agent_id_of(c) : "(none)",
+       (unsigned long long)c->o.deadline_ms);
+}
+
+void gw_resume_waiting(agent *a) {
+  for (sb_gateway_call *c = a->owner->calls, *next; c; c = next) {
+    next = c->next;
+    if (c->current != a || c->state != CALL_WAIT_CONNECT) continue;
+    uv_timer_stop(c->timer);
+    try_agent(c, a);
+  }
+}
+
+void gw_abandon_attempts(agent *a) {
+  for (sb_gateway_call *c = a->owner->calls, *next; c; c = next) {
+    next = c->next;
+    if (c->current == a && !c->req && c->state != CALL_DONE)
+      fail(c, SB_GATEWAY_NOT_CONNECTED,
+           "agent %s: removed while the call waited to retry", a->def->id);
+  }
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
 static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
-                      json_t *error) {
-  attempt *t = ud;
-  agent *a = t->current;
-  sb_gateway *o = t->owner;
-  uint64_t now = sb_now_ms();
-  t->req = NULL;
-  sb_gateway_outcome outcome = gw_outcome_of(mcp_outcome);
-  int cancelled = outcome == SB_GATEWAY_CANCELLED;
-  int session_lost = outcome == SB_GATEWAY_SESSION_EXPIRED;
-  int failed = outcome != SB_GATEWAY_ANSWERED && !cancelled;
-  /* Reads (resources, prompts, completions) change nothing: always safe. */
-  int repeatable = strcmp(t->method, "tools/call") != 0 ||
-                   sb_agent_def_tool_idempotent(a->def, t->tool);
-  sb_gateway_decision d = sb_gateway_decide(outcome, repeatable);
-  if (t->ticket_open) {
-    t->ticket_open = 0;
-    sb_registry_call_end(o->reg, a->def->id, &t->ticket, !d.breaker_failure,
-                         now - t->started_ms, now);
-  }
-  if (!t->call && t->parked && !cancelled) {
-    /* The caller is between rounds: keep the answer for its retry. */
-    t->final_result = json_incref(result);
-    t->final_error = json_incref(error);
-    t->final_outcome = mcp_outcome;
-    return;
-  }
-  if (cancelled || !t->call) {
-    attempt_free(t);
-    return;
-  }
-  if (o->stopping) {
-    attempt_fail(t, "agent %s: switchboard is stopping", a->def->id);
-    return;
-  }
-  if (!failed) {
-    if (result) {
-      const char *rt = json_string_value(json_object_get(result, "resultType"));
-      if (rt && strcmp(rt, "input_required") == 0 &&
-          !sb_mcp_call_is_modern(t->call)) {
-        ask_legacy_caller(t, result);
-        return;
-      }
-      if (rt && strcmp(rt, "complete") != 0 &&
-          strcmp(rt, "input_required") != 0) {
-        attempt_fail(t, "agent %s: answered with unknown resultType %s",
-                     a->def->id, rt);
-        return;
-      }
-      /* complete, or input_required for a modern caller (passed through:
-       * its retry comes back here with inputResponses and requestState). */
-      reply_result(t, result);
-    } else {
-      fail_mapped(t, error);
-    }
-    t->call = NULL;
-    attempt_free(t);
-    return;
-  }
-  const char *why = json_string_value(json_object_get(error, "message"));
-  if (d.retry && !a->removed && t->retries < (unsigned)a->def->limits.retries &&
-      a->client && (session_lost || sb_mcp_client_connected(a->client))) {
-    uint64_t delay = sb_backoff_delay_ms(t->retries++, RETRY_BASE_MS,
-                                         RETRY_CAP_MS, gw_random01());
-    SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
-            t->tool, (unsigned long long)delay, why);
-    if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
-      uv_timer_init(o->opts.loop, t->retry_timer);
-      t->retry_timer->data = t;
-    }
-    if (t->retry_timer) {
-      uv_timer_start(t->retry_timer, retry_now, delay, 0);
-      return;
-    }
-  }
-  agent *next = d.fallback ? next_agent(t, a->def) : NULL;
-  if (next) {
-    SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
-            next->def->id);
-    try_agent(t, next);
-    return;
-  }
-  attempt_fail(t, "%s", why ? why : "the agent failed");
+                      json_t *error);
+
+static void on_agent_progress(void *ud, json_t *params) {
+  sb_gateway_call *c = ud;
+  if (c->o.on_progress) c->o.on_progress(c->o.ud, params);
 }
 
-static void on_caller_cancel(sb_mcp_call *call, void *ud) {
-  attempt *t = ud;
-  t->call = NULL;
-  if (t->req) sb_mcp_request_cancel(t->req, "the client cancelled");
-  else attempt_free(t); /* waiting for a retry timer */
-}
-
-/* The request's params for agent a: the caller's (without its _meta),
- * the agent's own name for the tool or prompt, the retry's inputs, and
- * for a modern agent the caller's log level and capabilities (so it asks
- * only for input this caller can give). */
-static json_t *agent_params(attempt *t, agent *a) {
-  json_t *params = t->params ? json_deep_copy(t->params) : json_object();
+/* The request's params for agent a: the caller's, the agent's own name
+ * for the tool or prompt, the retry's inputs, and in _meta for a modern
+ * agent the caller's log level and capabilities (so it asks only for
+ * input this caller can give), and for a routed call the projection of
+ * the context the agent requires. */
+static json_t *agent_params(sb_gateway_call *c, agent *a) {
+  json_t *params = c->params ? json_deep_copy(c->params) : json_object();
   if (!params) return NULL;
-  if (t->tool) json_object_set_new(params, "name", json_string(t->tool));
-  if (strcmp(t->method, "tools/call") == 0 && !json_object_get(params, "arguments"))
+  if (c->tool) json_object_set_new(params, "name", json_string(c->tool));
+  if (strcmp(c->o.method, "tools/call") == 0 &&
+      !json_object_get(params, "arguments"))
     json_object_set_new(params, "arguments", json_object());
-  if (t->extra) json_object_update(params, t->extra);
+  if (c->extra) json_object_update(params, c->extra);
   json_t *meta = json_object();
-  if (t->call && a->client && sb_mcp_client_is_modern(a->client)) {
-    const char *lvl = sb_mcp_call_log_level(t->call);
-    if (lvl) json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(lvl));
-    json_object_set(meta, SB_MCP_META_CLIENT_CAPS,
-                    sb_mcp_call_client_caps(t->call));
+  if (a->client && sb_mcp_client_is_modern(a->client)) {
+    if (c->log_level)
+      json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(c->log_level));
+    if (c->client_caps)
+      json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->client_caps);
   }
-  if (t->route && t->route->doc) {
-    /* The agent sees the paths it requires, nothing else. */
-    json_t *data = NULL, *missing = NULL;
-    if (sb_ctx_project(json_object_get(t->route->doc, "data"),
-                       a->def->requirements_json, &data, &missing,
-                       NULL) == 0)
-      json_object_set_new(
-          meta, SB_GATEWAY_META_CONTEXT,
-          json_pack("{sOsOsoso}", "id", json_object_get(t->route->doc, "id"),
-                    "version", json_object_get(t->route->doc, "version"),
-                    "data", data, "missing", missing));
-  }
+  json_t *projection = c->route ? gw_route_projection(c->route, a) : NULL;
+  if (projection) json_object_set_new(meta, SB_GATEWAY_META_CONTEXT, projection);
   if (json_object_size(meta)) json_object_set_new(params, "_meta", meta);
   else json_decref(meta);
   return params;
 }
 
-static void try_agent(attempt *t, agent *a) {
-  sb_gateway *o = t->owner;
-  if (!was_tried(t, a->def->id)) {
-    char **grown = sb_realloc(t->tried, (t->ntried + 1) * sizeof *grown);
+static uint64_t attempt_timeout(sb_gateway_call *c, agent *a) {
+  uint64_t t = (uint64_t)a->def->limits.timeout_ms;
+  if (c->deadline_at) {
+    uint64_t now = sb_now_ms();
+    uint64_t left = c->deadline_at > now ? c->deadline_at - now : 1;
+    if (left < t) t = left;
+  }
+  return t;
+}
+
+static void try_agent(sb_gateway_call *c, agent *a) {
+  sb_gateway *o = c->owner;
+  if (o->stopping) {
+    fail(c, SB_GATEWAY_STOPPING, "agent %s: switchboard is stopping",
+         a->def->id);
+    return;
+  }
+  if (!was_tried(c, a->def->id)) {
+    char **grown = sb_realloc(c->tried, (c->ntried + 1) * sizeof *grown);
     if (grown) {
-      t->tried = grown;
-      t->tried[t->ntried++] = sb_strdup(a->def->id);
+      c->tried = grown;
+      c->tried[c->ntried++] = sb_strdup(a->def->id);
     }
   }
-  t->current = a;
+  c->current = a;
+  c->state = CALL_STARTING;
   /* An agent not connected yet (just registered, just started) or
    * reconnecting (its session ended, it crashed) is waited for, once, at
    * most its timeout, unless a first try can go to a connected agent of
    * the ranking instead. */
   int up = a->client && sb_mcp_client_connected(a->client);
-  if (!up && t->retries == 0 && !t->waited_connect) {
-    agent *next = next_agent(t, a->def);
+  if (!up && c->retries == 0 && !c->waited_connect) {
+    agent *next = next_agent(c, a->def);
     if (next) {
       SB_INFO(MODULE, "agent %s not connected; trying %s", a->def->id,
               next->def->id);
-      try_agent(t, next);
+      try_agent(c, next);
       return;
     }
   }
-  if (!up && !a->removed && !t->waited_connect && !o->stopping) {
-    if (!t->retry_timer && (t->retry_timer = sb_malloc(sizeof *t->retry_timer))) {
-      uv_timer_init(o->opts.loop, t->retry_timer);
-      t->retry_timer->data = t;
-    }
-    if (t->retry_timer) {
-      t->waited_connect = 1;
-      t->awaiting_connect = 1;
-      uv_timer_start(t->retry_timer, retry_now,
-                     (uint64_t)a->def->limits.timeout_ms, 0);
-      return;
-    }
+  if (!up && !a->removed && !c->waited_connect && timer_ready(c, &c->timer)) {
+    c->waited_connect = 1;
+    c->state = CALL_WAIT_CONNECT;
+    uv_timer_start(c->timer, on_timer, attempt_timeout(c, a), 0);
+    return;
   }
   sb_registry_refusal why = SB_REFUSE_NONE;
-  if (!a->client || !sb_mcp_client_connected(a->client) ||
-      sb_registry_call_begin(o->reg, a->def->id, sb_now_ms(), &t->ticket,
-                             &why) != 0) {
-    const char *reason = why != SB_REFUSE_NONE ? sb_registry_refusal_name(why)
-                                               : "not connected";
-    agent *next = next_agent(t, a->def);
+  if (!up || sb_registry_call_begin(o->reg, a->def->id, sb_now_ms(),
+                                    &c->ticket, &why) != 0) {
+    sb_gateway_outcome refused = up ? refusal_outcome(why)
+                                    : SB_GATEWAY_NOT_CONNECTED;
+    agent *next = sb_gateway_decide(refused, 0).fallback ? next_agent(c, a->def)
+                                                         : NULL;
     if (next) {
       SB_INFO(MODULE, "agent %s unavailable (%s); falling back to %s",
-              a->def->id, reason, next->def->id);
-      try_agent(t, next);
+              a->def->id, sb_gateway_outcome_name(refused), next->def->id);
+      try_agent(c, next);
       return;
     }
-    attempt_fail(t, "agent %s: unavailable (%s)", a->def->id, reason);
+    fail(c, refused, "agent %s: unavailable (%s)", a->def->id,
+         sb_gateway_outcome_name(refused));
     return;
   }
-  t->started_ms = sb_now_ms();
-  t->ticket_open = 1;
-  json_t *params = agent_params(t, a);
-  t->req = sb_mcp_client_request(
-      a->client, t->method, params, (uint64_t)a->def->limits.timeout_ms,
-      t->call && sb_mcp_call_progress_token(t->call) ? on_progress : NULL,
-      on_answer, t);
+  c->started_ms = sb_now_ms();
+  c->ticket_open = 1;
+  c->state = CALL_IN_FLIGHT;
+  c->req = sb_mcp_client_request(a->client, c->o.method, agent_params(c, a),
+                                 attempt_timeout(c, a),
+                                 c->o.on_progress ? on_agent_progress : NULL,
+                                 on_answer, c);
 }
 
-/* Calls waiting to retry on a that is going away: answer them now. */
-void gw_abandon_attempts(agent *a) {
-  for (attempt *t = a->owner->attempts, *next; t; t = next) {
-    next = t->next;
-    if (t->current == a && !t->req)
-      attempt_fail(t, "agent %s: removed while the call waited to retry",
-                   a->def->id);
-  }
+/* ---- input_required from a modern agent ----------------------------------- */
+
+static void retry_with_answers(sb_gateway_call *c) {
+  json_t *extra = json_pack("{sO}", "inputResponses", c->answers);
+  json_t *state = c->extra ? json_object_get(c->extra, "requestState") : NULL;
+  if (state) json_object_set(extra, "requestState", state);
+  json_decref(c->extra);
+  c->extra = extra;
+  json_decref(c->answers);
+  c->answers = NULL;
+  try_agent(c, c->current);
 }
 
-
-/* A modern caller's retry carrying our requestState (PARK_PREFIX + a
- * sealed token): answer the parked agent request and let the retry wait
- * for the agent. Returns 1 if the state was ours (the call is then
- * handled: resumed, or refused when tampered, expired or bound to another
- * request), 0 when it is the agent's own state, passed on unread. */
-static int resume_parked(sb_gateway *o, sb_mcp_call *call, const char *method,
-                         const char *name, const char *state,
-                         json_t *responses) {
-  if (strncmp(state, PARK_PREFIX, strlen(PARK_PREFIX)) != 0) return 0;
-  sb_error err = {0};
-  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call),
-                                      state + strlen(PARK_PREFIX), method, name,
-                                      &err);
-  if (!payload) {
-    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
-                     json_pack("{ss}", "param", "requestState"));
-    return 1;
-  }
-  const char *token = json_string_value(json_object_get(payload, "t"));
-  attempt *t = o->attempts;
-  for (; t; t = t->next)
-    if (t->parked && token && strcmp(t->token, token) == 0) break;
-  json_decref(payload);
-  if (!t) {
-    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                     "requestState: the agent call it belongs to has ended "
-                     "(answered, timed out or cancelled); call again",
-                     NULL);
-    return 1;
-  }
-  json_t *answer = json_object_get(responses, PARK_KEY);
-  if (!answer) {
-    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                     "inputResponses: missing the answer to "
-                     "\"" PARK_KEY "\"",
-                     NULL);
-    return 1;
-  }
-  t->parked = 0;
-  t->call = call;
-  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
-  if (t->current->client)
-    sb_mcp_client_respond(t->current->client, t->parked_id,
-                          json_incref(answer), NULL);
-  json_decref(t->parked_id);
-  t->parked_id = NULL;
-  if (t->final_result || t->final_error) {
-    json_t *r = t->final_result, *e = t->final_error;
-    t->final_result = t->final_error = NULL;
-    on_answer(t, t->final_outcome, r, e);
-    json_decref(r);
-    json_decref(e);
-  }
-  return 1;
-}
-
-/* Start a call at agent a: `tool` is the agent-side tool or prompt name
- * (NULL for resources/read, completion/complete), public_name what the
- * caller named (binds our requestState). Answers the call, now or later. */
-void gw_attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
-                          const char *tool, const char *public_name,
-                          int no_fallback, gw_route *route) {
-  const char *method = sb_mcp_call_method(call);
-  /* Parked calls whose caller never came back go once their state could
-   * no longer be presented. */
-  uint64_t now = sb_now_ms();
-  for (attempt *p = o->attempts, *next; p; p = next) {
-    next = p->next;
-    if (p->parked && !p->req && now - p->started_ms > PARK_STATE_TTL_MS)
-      attempt_free(p);
-  }
-  json_t *params = sb_mcp_call_params(call);
-  const char *state = json_string_value(json_object_get(params, "requestState"));
-  json_t *responses = json_object_get(params, "inputResponses");
-  if (state && resume_parked(o, call, method, public_name, state, responses)) {
-    gw_route_free(route);
+/* Ask the caller each question of an input_required result; once all are
+ * answered the call goes back to the agent with them. */
+static void ask_questions(sb_gateway_call *c, json_t *result) {
+  agent *a = c->current;
+  json_t *requests = json_object_get(result, "inputRequests");
+  json_t *state = json_object_get(result, "requestState");
+  if (++c->rounds > MAX_ROUNDS) {
+    fail(c, SB_GATEWAY_INPUT_REFUSED,
+         "agent %s: still asking for input after %d rounds", a->def->id,
+         MAX_ROUNDS);
     return;
   }
-  attempt *t = sb_calloc(1, sizeof *t);
-  /* A routed call's params for the agent are the tool's arguments. */
-  json_t *own = route ? json_pack("{sO}", "arguments",
-                                  route->arguments ? route->arguments
-                                                   : json_object())
-                      : json_deep_copy(params);
-  if (!t || !own || (tool && !(t->tool = sb_strdup(tool))) ||
-      !(t->public_name = sb_strdup(public_name))) {
-    if (t) {
-      sb_free(t->tool);
-      sb_free(t->public_name);
+  json_decref(c->extra);
+  c->extra = state ? json_pack("{sO}", "requestState", state) : NULL;
+  json_decref(c->answers);
+  c->answers = json_object();
+  c->asked = json_object_size(requests);
+  c->state = CALL_ASKING;
+  if (c->asked == 0) { /* nothing to ask: retry with the state alone */
+    retry_with_answers(c);
+    return;
+  }
+  /* An answer may arrive inside on_input (in-process callers): the retry
+   * waits until the loop is done with `requests`. */
+  const char *key;
+  json_t *q;
+  c->asking_loop = 1;
+  c->retry_due = 0;
+  json_object_foreach(requests, key, q) {
+    const char *method = json_string_value(json_object_get(q, "method"));
+    sb_gateway_input *in = sb_calloc(1, sizeof *in);
+    if (in) {
+      in->call = c;
+      in->kind = INPUT_REQUIRED;
+      in->key = sb_strdup(key);
+      in->method = sb_strdup(method ? method : "");
+      in->params = json_incref(json_object_get(q, "params"));
+      in->next = c->inputs;
+      c->inputs = in;
     }
-    sb_free(t);
-    json_decref(own);
-    gw_route_free(route);
-    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
-    return;
+    if (!in || !in->key || !in->method || !method || !c->o.on_input ||
+        c->o.on_input(c->o.ud, in) != 0) {
+      if (in) {
+        input_unlink(in);
+        input_free(in);
+      }
+      c->asking_loop = 0;
+      fail(c, SB_GATEWAY_INPUT_REFUSED,
+           "agent %s: needs %s from the client, which cannot answer it",
+           a->def->id, method ? method : "input");
+      return;
+    }
+    if (c->state == CALL_DONE) return; /* answered with a failure inside */
   }
-  t->params = own;
-  t->route = route;
-  /* What the caller's envelope says is re-said for the agent. */
-  json_object_del(t->params, "_meta");
-  json_object_del(t->params, "requestState");
-  json_object_del(t->params, "inputResponses");
-  t->owner = o;
-  t->call = call;
-  t->method = strcmp(method, "tools/call") == 0        ? "tools/call"
-              : strcmp(method, "prompts/get") == 0     ? "prompts/get"
-              : strcmp(method, "resources/read") == 0  ? "resources/read"
-                                                       : "completion/complete";
-  t->no_fallback = no_fallback;
-  /* A modern caller's retry of an agent's input_required: pass it on. */
-  if (state || responses) {
-    t->extra = json_object();
-    if (state) json_object_set_new(t->extra, "requestState", json_string(state));
-    if (responses) json_object_set(t->extra, "inputResponses", responses);
-  }
-  t->next = o->attempts;
-  o->attempts = t;
-  sb_mcp_call_on_cancel(call, on_caller_cancel, t);
-  try_agent(t, a);
+  c->asking_loop = 0;
+  if (c->retry_due) retry_with_answers(c);
 }
 
-void gw_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
-                    const char *name) {
-  const char *public_name = name;
-  json_t *params = sb_mcp_call_params(call);
-  if (!public_name)
-    public_name = json_string_value(json_object_get(params, "uri"));
-  if (!public_name)
-    public_name = json_string_value(json_object_get(
-        json_object_get(params, "ref"), "uri"));
-  if (!public_name)
-    public_name = json_string_value(json_object_get(
-        json_object_get(params, "ref"), "name"));
-  gw_attempt_start(o, a, call, name, public_name ? public_name : "", 1, NULL);
+void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
+                             json_t *error) {
+  sb_gateway_call *c = in->call;
+  input_unlink(in);
+  if (in->kind == INPUT_AGENT_REQUEST) {
+    if (in->a && in->a->client)
+      sb_mcp_client_respond(in->a->client, in->agent_req_id, result, error);
+    else {
+      json_decref(result);
+      json_decref(error);
+    }
+    input_free(in);
+    return;
+  }
+  if (error) {
+    const char *m = json_string_value(json_object_get(error, "message"));
+    char msg[400];
+    snprintf(msg, sizeof msg, "agent %s: the client did not answer %s: %s",
+             agent_id_of(c), in->key, m ? m : "error");
+    json_decref(error);
+    json_decref(result);
+    input_free(in);
+    sb_gateway_result r = {.outcome = SB_GATEWAY_INPUT_REFUSED, .message = msg};
+    finish(c, &r);
+    return;
+  }
+  json_object_set_new(c->answers, in->key, result ? result : json_null());
+  input_free(in);
+  if (--c->asked > 0) return;
+  if (c->asking_loop) c->retry_due = 1; /* ask_questions retries after */
+  else retry_with_answers(c);
+}
+
+/* ---- a legacy agent's own requests ------------------------------------------ */
+
+void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
+                         const char *method, json_t *params) {
+  sb_gateway_call *c = NULL;
+  for (sb_gateway_call *t = a->owner->calls; t && !c; t = t->next)
+    if (t->current == a && t->req && t->req == related) c = t;
+  sb_gateway_input *in = c && c->o.on_input ? sb_calloc(1, sizeof *in) : NULL;
+  if (in) {
+    in->call = c;
+    in->kind = INPUT_AGENT_REQUEST;
+    in->a = a;
+    in->agent_req_id = json_incref(id);
+    in->method = sb_strdup(method);
+    in->params = json_incref(params);
+    in->next = c->inputs;
+    c->inputs = in;
+    if (in->method && c->o.on_input(c->o.ud, in) == 0) return;
+    input_unlink(in);
+    input_free(in);
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "switchboard cannot pass %s to the caller of this call (%s)", method,
+           !c ? "no call in progress"
+              : "it did not declare the capability, or has nobody to ask");
+  sb_mcp_client_respond(a->client, id, NULL,
+                        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
+                                  "message", msg));
+}
+
+void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next) {
+    for (sb_gateway_input *in = c->inputs; in; in = in->next) {
+      if (in->kind != INPUT_AGENT_REQUEST || in->a != a ||
+          !json_equal(in->agent_req_id, agent_req_id))
+        continue;
+      input_unlink(in);
+      if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+      input_free(in);
+      return;
+    }
+  }
+}
+
+void gw_inputs_agent_gone(agent *a) {
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next)
+    for (sb_gateway_input *in = c->inputs; in; in = in->next)
+      if (in->a == a) in->a = NULL;
+}
+
+/* ---- answers ------------------------------------------------------------------- */
+
+/* The agent answered, or the attempt ended here: the outcome says which. */
+static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
+                      json_t *error) {
+  sb_gateway_call *c = ud;
+  agent *a = c->current;
+  sb_gateway *o = c->owner;
+  uint64_t now = sb_now_ms();
+  c->req = NULL;
+  /* Questions the agent asked during this request die with it. */
+  drop_inputs(c, 0);
+  sb_gateway_outcome outcome = gw_outcome_of(mcp_outcome);
+  int repeatable = strcmp(c->o.method, "tools/call") != 0 ||
+                   sb_agent_def_tool_idempotent(a->def, c->tool);
+  sb_gateway_decision d = sb_gateway_decide(outcome, repeatable);
+  if (c->ticket_open) {
+    c->ticket_open = 0;
+    sb_registry_call_end(o->reg, a->def->id, &c->ticket, !d.breaker_failure,
+                         now - c->started_ms, now);
+  }
+  if (c->state == CALL_DONE) return; /* finish() cancelled this request */
+  if (outcome == SB_GATEWAY_CANCELLED) {
+    fail(c, outcome, "agent %s: cancelled", a->def->id);
+    return;
+  }
+  if (o->stopping) {
+    fail(c, SB_GATEWAY_STOPPING, "agent %s: switchboard is stopping",
+         a->def->id);
+    return;
+  }
+  if (outcome == SB_GATEWAY_ANSWERED) {
+    const char *rt = json_string_value(json_object_get(result, "resultType"));
+    if (rt && strcmp(rt, "input_required") == 0 && !c->o.pass_input_required) {
+      ask_questions(c, result);
+      return;
+    }
+    if (rt && strcmp(rt, "complete") != 0 && strcmp(rt, "input_required") != 0) {
+      fail(c, SB_GATEWAY_INVALID, "agent %s: answered with unknown resultType %s",
+           a->def->id, rt);
+      return;
+    }
+    sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
+                           .result = result,
+                           .error = error};
+    json_t *routing = NULL;
+    if (result && c->route)
+      r.routing = routing = gw_route_answered(o, c->route, a->def->id);
+    finish(c, &r);
+    json_decref(routing);
+    return;
+  }
+  const char *why = json_string_value(json_object_get(error, "message"));
+  if (d.retry && !a->removed && c->retries < (unsigned)a->def->limits.retries &&
+      a->client &&
+      (outcome == SB_GATEWAY_SESSION_EXPIRED ||
+       sb_mcp_client_connected(a->client)) &&
+      timer_ready(c, &c->timer)) {
+    uint64_t delay = sb_backoff_delay_ms(c->retries++, RETRY_BASE_MS,
+                                         RETRY_CAP_MS, gw_random01());
+    SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
+            c->tool ? c->tool : c->o.method, (unsigned long long)delay, why);
+    c->state = CALL_BACKOFF;
+    uv_timer_start(c->timer, on_timer, delay, 0);
+    return;
+  }
+  agent *next = d.fallback ? next_agent(c, a->def) : NULL;
+  if (next) {
+    SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
+            next->def->id);
+    try_agent(c, next);
+    return;
+  }
+  fail(c, outcome, "%s", why ? why : "the agent failed");
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
+                          sb_gateway_call **out, sb_error *err) {
+  *out = NULL;
+  static const char *const methods[] = {"tools/call", "prompts/get",
+                                       "resources/read", "completion/complete"};
+  const char *method = NULL;
+  for (size_t i = 0; opts->method && i < 4; i++)
+    if (strcmp(opts->method, methods[i]) == 0) method = methods[i];
+  if (!opts->on_done || !method || !opts->agent == !opts->capability)
+    return sb_error_set(err, SB_EINVAL,
+                        "a call needs on_done, a method (tools/call, "
+                        "prompts/get, resources/read or completion/complete),"
+                        " and an agent or a capability (not both)");
+  agent *first = NULL;
+  if (opts->agent && !(first = gw_agent_find(o, opts->agent)))
+    return sb_error_set(err, SB_ENOENT, "no agent %s", opts->agent);
+  if (o->stopping)
+    return sb_error_set(err, SB_ESTATE, "switchboard is stopping");
+  sb_gateway_call *c = sb_calloc(1, sizeof *c);
+  if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  c->owner = o;
+  c->o = *opts;
+  c->o.method = method; /* ours: static */
+  int oom = (opts->name && !(c->tool = sb_strdup(opts->name))) ||
+            (opts->tenant && !(c->tenant = sb_strdup(opts->tenant))) ||
+            (opts->log_level && !(c->log_level = sb_strdup(opts->log_level))) ||
+            (opts->client_caps && !(c->client_caps = json_deep_copy(opts->client_caps))) ||
+            (opts->params && !(c->params = json_deep_copy(opts->params))) ||
+            (opts->input_extra && !(c->extra = json_deep_copy(opts->input_extra)));
+  /* The options' strings are the caller's: only our copies are kept. */
+  c->o.agent = c->o.capability = c->o.context_id = c->o.tenant = NULL;
+  c->o.name = c->o.log_level = NULL;
+  c->o.params = c->o.client_caps = c->o.input_extra = NULL;
+  c->next = o->calls;
+  o->calls = c;
+  if (oom) {
+    call_free(c);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  if ((opts->capability || opts->context_id) &&
+      !(c->route = gw_route_new(o, opts, first, err))) {
+    call_free(c);
+    return err && err->code ? err->code : SB_EINVAL;
+  }
+  if (!first) first = gw_agent_find(o, c->route->ids[0]);
+  if (!first) {
+    call_free(c);
+    return sb_error_set(err, SB_ENOENT, "no agent for capability %s",
+                        opts->capability);
+  }
+  if (opts->deadline_ms && timer_ready(c, &c->deadline)) {
+    c->deadline_at = sb_now_ms() + opts->deadline_ms;
+    uv_timer_start(c->deadline, on_deadline, opts->deadline_ms, 0);
+  }
+  /* The first try may end the call at once (every agent refusing): then
+   * on_done has run and the caller gets no handle. */
+  c->in_start = 1;
+  try_agent(c, first);
+  c->in_start = 0;
+  if (c->state == CALL_DONE) {
+    call_free(c);
+    return 0;
+  }
+  *out = c;
+  return 0;
+}
+
+void sb_gateway_call_cancel(sb_gateway_call *c, const char *reason) {
+  char msg[300];
+  snprintf(msg, sizeof msg, "agent %s: cancelled (%s)",
+           agent_id_of(c) ? agent_id_of(c) : "(none)",
+           reason ? reason : "by the caller");
+  sb_gateway_result r = {.outcome = SB_GATEWAY_CANCELLED, .message = msg};
+  finish(c, &r);
 }
 
 /* A log message from the agent goes to the calls it is serving (each
- * filtered by that caller's level); with none in flight, to the legacy
- * sessions of its per-agent endpoint that asked for logs. A line not tied
- * to a request cannot be attributed to a tenant, so when tenants are
- * configured it goes only where every recipient is the same tenant. */
+ * filtered by that caller); with none in flight, to the legacy sessions of
+ * its per-agent endpoint that asked for logs. A line not tied to a request
+ * cannot be attributed to a tenant, so when tenants are configured it goes
+ * only where every recipient is the same tenant. */
 void gw_forward_log(agent *a, json_t *params) {
   const char *tenant = NULL;
   int mixed = 0, any = 0;
-  for (attempt *t = a->owner->attempts; t; t = t->next) {
-    if (t->current != a || !t->call || !t->req) continue;
-    const char *who = sb_mcp_call_tenant(t->call);
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next) {
+    if (c->current != a || !c->req) continue;
+    const char *who = c->tenant ? c->tenant : "";
     if (tenant && strcmp(tenant, who) != 0) mixed = 1;
     tenant = who;
     any = 1;
@@ -757,26 +806,13 @@ void gw_forward_log(agent *a, json_t *params) {
       gw_mounts_log(a->owner, a->def->id, params);
     return;
   }
-  for (attempt *t = a->owner->attempts; t; t = t->next)
-    if (t->current == a && t->call && t->req)
-      sb_mcp_call_forward_log(t->call, params);
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next)
+    if (c->current == a && c->req && c->o.on_log) c->o.on_log(c->o.ud, params);
 }
 
-int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
-                     json_t *args) {
-  sb_gateway *o = ud;
-  if (strcmp(name, GW_ROUTED_TOOL) == 0) return gw_call_routed(o, call, args);
-  const char *sep = strstr(name, SEP);
-  if (!sep) return 0;
-  char id[65];
-  size_t n = (size_t)(sep - name);
-  if (n == 0 || n >= sizeof id) return 0;
-  memcpy(id, name, n);
-  id[n] = '\0';
-  agent *a = gw_agent_find(o, id);
-  if (!a) return 0;
-  const char *tool = sep + strlen(SEP);
-  if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
-  gw_attempt_start(o, a, call, tool, name, 0, NULL);
-  return 1;
+void gw_calls_stop(sb_gateway *o) {
+  while (o->calls) {
+    sb_gateway_call *c = o->calls;
+    fail(c, SB_GATEWAY_STOPPING, "switchboard is stopping");
+  }
 }

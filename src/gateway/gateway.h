@@ -99,6 +99,95 @@ typedef struct sb_gateway_decision {
 } sb_gateway_decision;
 sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable);
 
+/* ---- the call API ----------------------------------------------------- */
+
+typedef struct sb_gateway_call sb_gateway_call;
+typedef struct sb_gateway_input sb_gateway_input;
+
+/* How a call ended, for on_done. Everything is borrowed for the callback's
+ * duration only. */
+typedef struct sb_gateway_result {
+  sb_gateway_outcome outcome;
+  json_t *result;      /* ANSWERED with a result: the agent's */
+  json_t *error;       /* ANSWERED with an error: the agent's JSON-RPC error
+                          object (its data is the agent's, never read) */
+  const char *message; /* any other outcome: what went wrong, for people,
+                          naming the agent */
+  const char *agent;   /* the agent that answered, or was tried last (NULL
+                          if none was) */
+  int agent_modern;    /* that agent speaks 2026-07-28 */
+  json_t *routing;     /* a call by capability or with a context, answered:
+                          {agent, capability, rank, score, parts, coverage,
+                          contextId, contextVersion} */
+} sb_gateway_result;
+
+typedef struct sb_gateway_call_options {
+  /* The target: an agent id, or a capability whose agents the registry
+   * ranks (with the context, when context_id is given). */
+  const char *agent;
+  const char *capability;
+  const char *context_id; /* optional: ranks, and each agent gets its
+                             projection in _meta SB_GATEWAY_META_CONTEXT */
+  const char *tenant;     /* the caller's; required with context_id */
+  /* The request: tools/call, prompts/get, resources/read or
+   * completion/complete; `name` is the agent-side tool or prompt name
+   * (NULL for the others); params (borrowed, copied) the rest of the
+   * params: arguments, uri, ref... */
+  const char *method;
+  const char *name;
+  json_t *params;
+  uint64_t deadline_ms;  /* the whole call, from now; 0 = each attempt has
+                            only its agent's timeoutMs */
+  int no_fallback;       /* this agent or nothing (a named agent) */
+  const char *log_level; /* the caller's, for modern agents; may be NULL */
+  json_t *client_caps;   /* the caller's capabilities, for modern agents
+                            (borrowed, copied); NULL = none */
+  /* A modern agent's input_required ends the call as its result: the
+   * caller (a modern client) answers and retries with input_extra. Else
+   * each input request goes to on_input and the gateway retries. */
+  int pass_input_required;
+  json_t *input_extra; /* {inputResponses, requestState} for the first try
+                          (borrowed, copied); NULL = none */
+  /* Callbacks, on the loop; on_done is required and runs exactly once,
+   * after which the call is gone. The others may be NULL. */
+  void (*on_progress)(void *ud, json_t *params); /* notifications/progress */
+  void (*on_log)(void *ud, json_t *params);      /* notifications/message */
+  /* The agent asks for input (sampling/createMessage, elicitation/create,
+   * roots/list): answer with sb_gateway_input_answer, now or later.
+   * Return non-zero when nobody can answer: the agent is told, or the call
+   * ends with SB_GATEWAY_INPUT_REFUSED. NULL callback: always refused. */
+  int (*on_input)(void *ud, sb_gateway_input *in);
+  /* The agent withdrew a question it asked (or the request it belonged to
+   * ended): forget `in`, do not answer it. */
+  void (*on_input_withdrawn)(void *ud, sb_gateway_input *in);
+  void (*on_done)(void *ud, const sb_gateway_result *r);
+  void *ud;
+} sb_gateway_call_options;
+
+/* Start a call. 0: started; on_done will run, or has already run (an
+ * agent that refused at once) and *out is then NULL, else the call, valid
+ * until on_done. A negative code with err (nothing was sent, on_done
+ * never runs) when the options are invalid (SB_EINVAL: also a context id
+ * that cannot be read), or the agent or every agent with the capability
+ * is unknown (SB_ENOENT). */
+int sb_gateway_call_start(sb_gateway *gw, const sb_gateway_call_options *o,
+                          sb_gateway_call **out, sb_error *err);
+/* Cancel: the agent is told (notifications/cancelled), on_done runs now
+ * with SB_GATEWAY_CANCELLED. */
+void sb_gateway_call_cancel(sb_gateway_call *c, const char *reason);
+
+/* An agent's question: method and params (borrowed, valid until answered
+ * or withdrawn). */
+const char *sb_gateway_input_method(const sb_gateway_input *in);
+json_t *sb_gateway_input_params(const sb_gateway_input *in);
+/* The caller's answer: a result or a JSON-RPC error object (stolen).
+ * Exactly once per question; `in` is gone afterwards. */
+void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
+                             json_t *error);
+/* The client capability needed to answer it: "sampling", "elicitation",
+ * "roots", or NULL. */
+const char *sb_gateway_input_capability(const sb_gateway_input *in);
+
 /* ---- the agents (admin operations) ------------------------------------ */
 
 /* Register an AgentDefinition (JSON, borrowed, validated here) and connect

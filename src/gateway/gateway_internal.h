@@ -50,20 +50,18 @@ typedef struct agent_list {
                            list_changed */
 } agent_list;
 
-typedef struct attempt attempt;
-
-/* agents_call: how a call was routed (route.c). */
+/* The MCP tool for calls routed with the context (mcp_calls.c). */
 #define GW_ROUTED_TOOL "agents_call"
+
+/* How a call by capability, or with a context, is routed (route.c). */
 typedef struct gw_route {
   char *tenant;
-  char *capability;  /* NULL when the caller named the agent */
-  json_t *arguments; /* the tool's arguments (own reference) or NULL */
-  json_t *doc;       /* the context as read, or NULL without one */
-  char **ids;        /* the ranking, best first */
+  char *capability; /* NULL when the caller named the agent */
+  json_t *doc;      /* the context as read, or NULL without one */
+  char **ids;       /* the ranking, best first */
   size_t n;
-  json_t *parts;     /* agent id -> {rank, score, parts, coverage} */
+  json_t *parts;    /* agent id -> {rank, score, parts, coverage} */
 } gw_route;
-typedef struct relay relay; /* an agent's request passed to a legacy caller */
 
 typedef struct mount mount;
 typedef struct gw_mounts {
@@ -78,7 +76,8 @@ struct sb_gateway {
   gw_mounts *mounts; /* per-agent and virtual servers */
   agent **list;
   size_t len;
-  attempt *attempts; /* calls in progress (for relays) */
+  sb_gateway_call *calls; /* calls in progress */
+  struct gw_mcp_call *mcp_calls; /* MCP requests they serve (mcp_calls.c) */
   int stopping;
 };
 
@@ -93,7 +92,6 @@ struct agent {
   sb_mcp_sub_wait **listen_waits; /* clients' acknowledgements waiting */
   size_t nlisten_waits;           /* for that listen's own */
   int relistening;        /* replacing the listen: keep its waits */
-  relay *relays;          /* its requests waiting for a legacy caller */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
   unsigned restarts;
@@ -103,45 +101,7 @@ struct agent {
   int session_lost; /* the agent ended our session: reopening soon */
 };
 
-struct attempt {
-  sb_gateway *owner;
-  sb_mcp_call *call;   /* the caller's; NULL once answered or cancelled */
-  char *tool;          /* the agent-side tool name */
-  char **tried;        /* agent ids tried, for fallback */
-  size_t ntried;
-  agent *current;
-  sb_mcp_request *req;
-  sb_registry_call ticket;
-  uint64_t started_ms;
-  unsigned retries;
-  uv_timer_t *retry_timer;
-  attempt *next; /* owner's list of calls in progress */
-  /* multi round-trip (era translation, see "input across eras") */
-  const char *method; /* tools/call, resources/read, prompts/get,
-                         completion/complete (static string) */
-  json_t *params;     /* the caller's params for the agent, without _meta
-                         (name replaced by the agent's own) */
-  int no_fallback;    /* per-agent endpoint: this agent or nothing */
-  char *public_name;  /* agent__tool, what the caller called */
-  json_t *extra;      /* inputResponses/requestState sent with the call */
-  unsigned rounds;    /* input_required rounds relayed to a legacy caller */
-  json_t *answers;    /* inputResponses being gathered from that caller */
-  size_t asked;       /* questions still unanswered */
-  int parked;         /* a legacy agent's question went to a modern caller
-                         as input_required; waiting for the retry */
-  char token[33];     /* identifies the parked attempt in requestState */
-  json_t *parked_id;  /* the agent's request id to answer */
-  gw_route *route;    /* agents_call, or NULL */
-  json_t *final_result, *final_error; /* the agent answered while parked */
-  sb_mcp_outcome final_outcome;
-  int ticket_open;    /* a registry call is begun and not yet ended */
-  int asking;         /* inside ask_legacy_caller's loop */
-  int retry_due;      /* every answer came in during that loop */
-  int awaiting_connect; /* a retry waits for the agent to reconnect */
-  int waited_connect;   /* ...and has waited once already */
-};
-
-/* agents.c */
+/* pool.c */
 double gw_random01(void);
 agent *gw_agent_find(sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
@@ -156,48 +116,55 @@ size_t gw_agent_count(sb_gateway *o);
 
 /* calls.c */
 sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);
-/* Start a call at a (the first agent of a route, or the one named):
- * `tool` the agent-side name, public_name what the caller named. Takes
- * route (may be NULL). Answers the call, now or later. */
-void gw_attempt_start(sb_gateway *o, agent *a, sb_mcp_call *call,
-                      const char *tool, const char *public_name,
-                      int no_fallback, gw_route *route);
-
-/* route.c */
-void gw_route_free(gw_route *r);
-/* agents_call (the tool's arguments, borrowed): validate, read the
- * context, rank, start. 1: the call is answered, now or later. */
-int gw_call_routed(sb_gateway *o, sb_mcp_call *call, json_t *args);
-/* The agents_call tool's definition, appended to tools. */
-void gw_route_list_tool(json_t *tools);
-/* The agent answered a routed call: record it in the context's
- * metadata.agents (a new version, unless it is there already) and return
- * the routing report for the result's _meta (new reference). */
-json_t *gw_route_answered(sb_gateway *o, gw_route *r, const char *agent_id);
-/* Forward the caller's request to agent a (per-agent and virtual servers):
- * same deadline, breaker and retry rules as agent__tool calls, no
- * fallback to other agents. `name` is the agent-side tool or prompt name
- * (NULL for resources/read and completion/complete). Answers the call. */
-void gw_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
-                    const char *name);
-/* An agent's notifications/message (borrowed) to the clients it concerns. */
-void gw_forward_log(agent *a, json_t *params);
-/* The provider's call_tool: agent__tool calls and the admin tools. */
-int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
-                     json_t *args);
-/* The caller of request req (NULL if none or answered). */
-sb_mcp_call *gw_call_of_request(agent *a, sb_mcp_request *req);
-/* A legacy agent's request for a modern caller: park the call and answer
- * the caller with input_required. 0 if parked. */
-int gw_park_request(agent *a, sb_mcp_request *req, json_t *id,
-                        const char *method, json_t *params);
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
 const char *gw_capability_for(const char *method);
-/* a has (re)connected: retries that waited for it go now. */
+/* A legacy-style request from agent a (answer it with
+ * sb_mcp_client_respond) during request `related`: to that call's caller,
+ * or refused. */
+void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
+                         const char *method, json_t *params);
+/* The agent withdrew its request agent_req_id (notifications/cancelled). */
+void gw_input_withdrawn(agent *a, json_t *agent_req_id);
+/* a is going away: answers to its requests go nowhere. */
+void gw_inputs_agent_gone(agent *a);
+/* a has (re)connected: calls that waited for it go now. */
 void gw_resume_waiting(agent *a);
-/* Calls waiting to retry on a (going away) are answered now. */
+/* Calls waiting to retry on a (going away) end now. */
 void gw_abandon_attempts(agent *a);
+/* An agent's notifications/message (borrowed) to the calls it concerns. */
+void gw_forward_log(agent *a, json_t *params);
+/* Every call ends with SB_GATEWAY_STOPPING. */
+void gw_calls_stop(sb_gateway *o);
+
+/* route.c */
+/* The route of a call by capability or with a context: reads the context
+ * (tenant's), ranks the capability's agents that serve the tool (or takes
+ * `named`). NULL with err: SB_EINVAL/SB_ENOENT (bad context id, no agent). */
+gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
+                       agent *named, sb_error *err);
+void gw_route_free(gw_route *r);
+/* The _meta SB_GATEWAY_META_CONTEXT value for agent a (new reference), or
+ * NULL without a context. */
+json_t *gw_route_projection(gw_route *r, agent *a);
+/* The agent answered: record it in the context's metadata.agents (a new
+ * version, unless it is there already) and return the routing report
+ * (new reference). */
+json_t *gw_route_answered(sb_gateway *o, gw_route *r, const char *agent_id);
+
+/* mcp_calls.c: MCP requests served by gateway calls. */
+/* The provider's call_tool on /mcp: agent__tool and agents_call. */
+int gw_mcp_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                     json_t *args);
+/* The provider's list_tools on /mcp (agents_call and every agent__tool
+ * come from pool.c; this adds agents_call). */
+void gw_mcp_list_routed_tool(json_t *tools);
+/* A mount's request for agent a: `name` is the agent-side tool or prompt
+ * name (NULL for resources/read and completion/complete). */
+void gw_mcp_forward(sb_gateway *o, agent *a, sb_mcp_call *call,
+                    const char *name);
+/* Free what parked MCP requests still hold. */
+void gw_mcp_calls_stop(sb_gateway *o);
 
 /* mounts.c */
 /* What an agent did, to the mounts that show it. */

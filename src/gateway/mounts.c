@@ -179,7 +179,7 @@ static int p_call_tool(void *ud, sb_mcp_call *call, const char *name,
   mount *m = ud;
   agent *a = route(m, LIST_TOOLS, name);
   if (!a) return 0;
-  gw_forward(m->gw, a, call, name);
+  gw_mcp_forward(m->gw, a, call, name);
   return 1;
 }
 
@@ -187,7 +187,7 @@ static int p_read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   mount *m = ud;
   agent *a = route(m, LIST_RESOURCES, uri);
   if (!a) return 0;
-  gw_forward(m->gw, a, call, NULL);
+  gw_mcp_forward(m->gw, a, call, NULL);
   return 1;
 }
 
@@ -196,7 +196,7 @@ static int p_get_prompt(void *ud, sb_mcp_call *call, const char *name,
   mount *m = ud;
   agent *a = route(m, LIST_PROMPTS, name);
   if (!a) return 0;
-  gw_forward(m->gw, a, call, name);
+  gw_mcp_forward(m->gw, a, call, name);
   return 1;
 }
 
@@ -210,7 +210,7 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   /* A resource ref names a template: the agent listing it. */
   else if (type && strcmp(type, "ref/resource") == 0) a = route(m, LIST_TEMPLATES, uri);
   if (!a) return 0;
-  gw_forward(m->gw, a, call, NULL);
+  gw_mcp_forward(m->gw, a, call, NULL);
   return 1;
 }
 

@@ -15,17 +15,6 @@
 
 #define MODULE "agents"
 
-/* A legacy agent's request (sampling, elicitation, roots) passed to the
- * legacy client whose call it serves, until the client answers. */
-struct relay {
-  agent *a;
-  json_t *agent_req_id;
-  sb_mcp_call *call; /* the caller asked */
-  int cancelled;     /* the agent withdrew its request */
-  relay *next;       /* a->relays */
-};
-
-
 double gw_random01(void) {
   return (double)randombytes_uniform(1u << 30) / (1u << 30);
 }
@@ -383,16 +372,9 @@ static void on_agent_notification(void *ud, const char *method,
     const char *uri = json_string_value(json_object_get(params, "uri"));
     if (uri) gw_mounts_resource_updated(a->owner, a->def->id, uri);
   } else if (strcmp(method, "notifications/cancelled") == 0) {
-    /* The agent withdraws a request it relayed to a legacy client: the
-     * client is told the same. */
-    json_t *rid = json_object_get(params, "requestId");
-    for (relay *r = a->relays; r; r = r->next) {
-      if (!json_equal(r->agent_req_id, rid)) continue;
-      r->cancelled = 1;
-      sb_mcp_call_cancel_ask(r->call, r,
-                             json_string_value(json_object_get(params, "reason")));
-      break; /* r is freed */
-    }
+    /* The agent withdraws a request it passed to a caller: the caller
+     * is told the same. */
+    gw_input_withdrawn(a, json_object_get(params, "requestId"));
   } else if (strcmp(method, "notifications/message") == 0) {
     json_t *data = json_object_get(params, "data");
     char *text = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT);
@@ -403,79 +385,11 @@ static void on_agent_notification(void *ud, const char *method,
   }
 }
 
-/* A legacy agent asks something (sampling, elicitation, roots) while
- * serving a call: pass it to the client that made the call. */
-static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
-                             void *ud) {
-  relay *r = ud;
-  for (relay **pp = r->a ? &r->a->relays : NULL; pp && *pp; pp = &(*pp)->next)
-    if (*pp == r) {
-      *pp = r->next;
-      break;
-    }
-  if (r->cancelled || !r->a || !r->a->client) {
-    /* withdrawn by the agent, or the agent is gone: nobody to answer */
-  } else if (!call) { /* the call ended before the client answered */
-    sb_mcp_client_respond(
-        r->a->client, r->agent_req_id, NULL,
-        json_pack("{siss}", "code", SB_RPC_INTERNAL_ERROR, "message",
-                  "the call this request belongs to ended before the client "
-                  "answered"));
-  } else {
-    sb_mcp_client_respond(r->a->client, r->agent_req_id, json_incref(result),
-                          json_incref(error));
-  }
-  json_decref(r->agent_req_id);
-  sb_free(r);
-}
-
-
+/* The agent asks something (sampling, elicitation, roots) while serving
+ * a call: the call's caller is asked. */
 static void on_agent_request(void *ud, json_t *id, const char *method,
                              json_t *params, sb_mcp_request *related) {
-  agent *a = ud;
-  sb_mcp_call *call = related ? gw_call_of_request(a, related) : NULL;
-  if (call && sb_mcp_call_is_modern(call) &&
-      gw_park_request(a, related, id, method, params) == 0)
-    return;
-  /* Our pooled session declared every capability we can relay; this
-   * caller may not have it. */
-  const char *cap = gw_capability_for(method);
-  if (call && cap && !sb_mcp_call_has_capability(call, cap)) {
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "the client that made this call did not declare the %s "
-             "capability, so switchboard cannot pass it %s",
-             cap, method);
-    sb_mcp_client_respond(a->client, id, NULL,
-                          json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
-                                    "message", msg));
-    return;
-  }
-  relay *r = call ? sb_calloc(1, sizeof *r) : NULL;
-  if (r) {
-    r->a = a;
-    r->agent_req_id = json_incref(id);
-    r->call = call;
-    r->next = a->relays;
-    a->relays = r;
-    if (sb_mcp_call_ask_client(call, method, json_incref(params),
-                               on_client_answer, r) == 0)
-      return;
-    a->relays = r->next;
-    json_decref(r->agent_req_id);
-    sb_free(r);
-  }
-  char msg[256];
-  snprintf(msg, sizeof msg,
-           "switchboard cannot pass %s to the client that made this call "
-           "(%s)",
-           method,
-           call ? "it did not declare the capability, or one question is "
-                  "already waiting"
-                : "no call in progress");
-  sb_mcp_client_respond(a->client, id, NULL,
-                        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
-                                  "message", msg));
+  gw_input_from_agent(ud, related, id, method, params);
 }
 
 /* The agent ended our legacy session (it restarted, or expired it): the
@@ -539,7 +453,7 @@ static void health_tick(uv_timer_t *t) {
 
 static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
   sb_gateway *o = ud;
-  gw_route_list_tool(out);
+  gw_mcp_list_routed_tool(out);
   for (size_t i = 0; i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;
@@ -601,9 +515,8 @@ static void agent_shutdown(agent *a) {
   sb_mcp_client_free(client); /* fails its pending requests */
   gw_abandon_attempts(a);
   release_listen_waits(a); /* nothing more will come from it */
-  /* Its requests still with clients: their answers go nowhere now. */
-  for (relay *r = a->relays; r; r = r->next) r->a = NULL;
-  a->relays = NULL;
+  /* Its requests still with callers: their answers go nowhere now. */
+  gw_inputs_agent_gone(a);
   drop_lists(a, 0);
   json_decref(a->subs);
   a->subs = NULL;
@@ -753,7 +666,7 @@ sb_gateway *sb_gateway_new(const sb_gateway_options *opts, sb_error *err) {
   sb_mcp_provider p = {.name = "agents",
                        .ud = o,
                        .list_tools = list_agent_tools,
-                       .call_tool = gw_call_tool,
+                       .call_tool = gw_mcp_call_tool,
                        .volatile_lists = 1};
   if (!o->reg || !o->default_tenant || !o->mounts ||
       (o->opts.mcp && sb_mcp_server_add_provider(o->opts.mcp, &p) != 0)) {
@@ -782,6 +695,8 @@ void sb_gateway_free(sb_gateway *o) {
   if (!o) return;
   gw_mounts_stop(o); /* cancels their calls while the agents live */
   o->stopping = 1;
+  gw_calls_stop(o);
+  gw_mcp_calls_stop(o);
   for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
   sb_free(o->list);
   sb_registry_free(o->reg);

@@ -1,7 +1,7 @@
 /* route.c: agents_call, a call routed with the context.
  *
- * getOptimalAgent made live: the caller names a capability (or an agent),
- * a tool, its arguments and optionally a context. The registry ranks the
+ * getOptimalAgent made live: a call names a capability (or an agent), a
+ * tool, its arguments and optionally a context. The registry ranks the
  * agents with that capability against the context's data (how much of
  * each agent's contextRequirements it covers, then health, spare capacity
  * and latency); the call goes to the best agent that serves the tool and
@@ -17,28 +17,10 @@
 #define MAX_CANDIDATES 64
 #define RECORD_TRIES 4
 
-static const char *const routed_tool_json =
-    "{\"name\":\"" GW_ROUTED_TOOL "\",\"title\":\"Call the best agent\","
-    "\"description\":\"Call a tool on the agent best placed for a "
-    "capability given a context (getOptimalAgent: coverage of the agent's "
-    "contextRequirements, health, spare capacity, latency), falling back "
-    "along the same ranking. The agent receives only the projection of the "
-    "context it requires, and is recorded in the context's metadata.agents."
-    " Name `agent` instead of `capability` to call one agent.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-    "\"capability\":{\"type\":\"string\"},\"agent\":{\"type\":\"string\"},"
-    "\"tool\":{\"type\":\"string\"},\"arguments\":{\"type\":\"object\"},"
-    "\"contextId\":{\"type\":\"string\"}},\"required\":[\"tool\"]}}";
-
-void gw_route_list_tool(json_t *tools) {
-  json_array_append_new(tools, json_loads(routed_tool_json, 0, NULL));
-}
-
 void gw_route_free(gw_route *r) {
   if (!r) return;
   sb_free(r->tenant);
   sb_free(r->capability);
-  json_decref(r->arguments);
   json_decref(r->doc);
   for (size_t i = 0; i < r->n; i++) sb_free(r->ids[i]);
   sb_free(r->ids);
@@ -80,7 +62,8 @@ static int rank(sb_gateway *o, gw_route *r, const char *tool, sb_error *err) {
   if (total < 0) return total;
   for (int i = 0; i < total && i < MAX_CANDIDATES; i++) {
     agent *a = gw_agent_find(o, cands[i].def->id);
-    if (!a || (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)))
+    if (!a || (tool && a->lists[LIST_TOOLS].items &&
+               !gw_agent_serves_tool(a, tool)))
       continue;
     if (route_add(r, a->def->id, candidate_json(&cands[i], (size_t)i + 1)) != 0)
       return sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -90,7 +73,7 @@ static int rank(sb_gateway *o, gw_route *r, const char *tool, sb_error *err) {
                         total == 0 ? "no agent has capability %s"
                                    : "no agent with capability %s serves "
                                      "tool %s",
-                        r->capability, tool);
+                        r->capability, tool ? tool : "(none)");
   return 0;
 }
 
@@ -108,66 +91,48 @@ static int named(sb_gateway *o, gw_route *r, agent *a) {
   return route_add(r, a->def->id, parts);
 }
 
-int gw_call_routed(sb_gateway *o, sb_mcp_call *call, json_t *args) {
-  const char *tool = json_string_value(json_object_get(args, "tool"));
-  json_t *cap = json_object_get(args, "capability");
-  json_t *who = json_object_get(args, "agent");
-  json_t *arguments = json_object_get(args, "arguments");
-  json_t *ctx_id = json_object_get(args, "contextId");
-  const char *bad = !tool                          ? "'tool' is required"
-                    : !cap == !who                 ? "give 'capability' or "
-                                                     "'agent', not both"
-                    : cap && !json_is_string(cap)  ? "'capability' must be a "
-                                                     "string"
-                    : who && !json_is_string(who)  ? "'agent' must be a string"
-                    : arguments && !json_is_object(arguments)
-                        ? "'arguments' must be an object"
-                    : ctx_id && !json_is_string(ctx_id)
-                        ? "'contextId' must be a string"
-                    : ctx_id && !o->opts.ctx ? "contexts are not available here"
-                                             : NULL;
-  if (bad) {
-    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, bad);
-    return 1;
+gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
+                       agent *first, sb_error *err) {
+  if (opts->context_id && (!o->opts.ctx || !opts->tenant)) {
+    sb_error_set(err, SB_EINVAL, "contextId: contexts are not available here");
+    return NULL;
   }
-  sb_error err = {0};
   gw_route *r = sb_calloc(1, sizeof *r);
-  if (!r || !(r->tenant = sb_strdup(sb_mcp_call_tenant(call))) ||
-      !(r->parts = json_object()) ||
-      (cap && !(r->capability = sb_strdup(json_string_value(cap))))) {
+  if (!r || !(r->parts = json_object()) ||
+      (opts->tenant && !(r->tenant = sb_strdup(opts->tenant))) ||
+      (opts->capability && !(r->capability = sb_strdup(opts->capability)))) {
     gw_route_free(r);
-    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
-    return 1;
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
   }
-  r->arguments = json_incref(arguments);
-  if (ctx_id && sb_ctx_get(o->opts.ctx, r->tenant, json_string_value(ctx_id),
-                           0, &r->doc, &err) != 0) {
+  sb_error cerr = {0};
+  if (opts->context_id &&
+      sb_ctx_get(o->opts.ctx, r->tenant, opts->context_id, 0, &r->doc,
+                 &cerr) != 0) {
     /* Another tenant's id reads exactly like a missing one. */
-    char what[sizeof err.msg + 16];
-    snprintf(what, sizeof what, "contextId: %s", err.msg);
+    sb_error_set(err, SB_EINVAL, "contextId: %s", cerr.msg);
     gw_route_free(r);
-    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, what);
-    return 1;
+    return NULL;
   }
-  agent *first = NULL;
-  if (who) {
-    first = gw_agent_find(o, json_string_value(who));
-    if (!first) {
-      sb_error_set(&err, SB_ENOENT, "no agent %s", json_string_value(who));
-    } else if (named(o, r, first) != 0) {
-      sb_error_set(&err, SB_ENOMEM, "out of memory");
-      first = NULL;
-    }
-  } else if (rank(o, r, tool, &err) == 0) {
-    first = gw_agent_find(o, r->ids[0]);
-  }
-  if (!first) {
-    sb_mcp_call_reply_text(call, err.msg, 1);
+  int rc = first ? named(o, r, first)
+                 : rank(o, r, opts->name, err);
+  if (rc != 0) {
+    if (first) sb_error_set(err, SB_ENOMEM, "out of memory");
     gw_route_free(r);
-    return 1;
+    return NULL;
   }
-  gw_attempt_start(o, first, call, tool, GW_ROUTED_TOOL, who != NULL, r);
-  return 1;
+  return r;
+}
+
+json_t *gw_route_projection(gw_route *r, agent *a) {
+  if (!r->doc) return NULL;
+  json_t *data = NULL, *missing = NULL;
+  if (sb_ctx_project(json_object_get(r->doc, "data"), a->def->requirements_json,
+                     &data, &missing, NULL) != 0)
+    return NULL;
+  return json_pack("{sOsOsoso}", "id", json_object_get(r->doc, "id"),
+                   "version", json_object_get(r->doc, "version"), "data", data,
+                   "missing", missing);
 }
 
 /* Append agent_id to the context's metadata.agents unless it is there;

@@ -1,0 +1,492 @@
+/* mcp_calls.c: MCP requests served by gateway calls.
+ *
+ * The MCP paths are callers of the call API like any other: agent__tool
+ * and agents_call on /mcp, and every request a per-agent endpoint or a
+ * virtual server forwards (mounts.c). This file turns one sb_mcp_call into
+ * sb_gateway_call options, and the call's end back into an answer in the
+ * caller's era: resultType only for modern callers, cache hints on
+ * resource reads, a missing resource as -32002 (legacy) or -32602
+ * (modern), a tool's failure as a tool result the model can read.
+ *
+ * Input across eras, the caller's side:
+ *   - a legacy caller is asked as a real request (sb_mcp_call_ask_client),
+ *     whatever era the agent speaks: a legacy agent's own request, or each
+ *     question of a modern agent's input_required (the gateway retries the
+ *     agent with the answers);
+ *   - a modern caller gets a modern agent's input_required as it is and
+ *     retries itself (pass_input_required); a legacy agent's request
+ *     becomes an input_required result whose requestState is ours, sealed
+ *     and bound to the method and name, naming the parked request; the
+ *     caller's retry carries the answer, which goes to the agent, and the
+ *     agent's final answer goes to that retry.
+ */
+#include "gateway/gateway_internal.h"
+
+#define MODULE "agents"
+#define PARK_STATE_TTL_MS (10 * 60 * 1000)
+#define PARK_KEY "agent_request"
+/* Marks our own requestState, so a forged or altered one is refused rather
+ * than passed to the agent as if it were the agent's. */
+#define PARK_PREFIX "sb-park:"
+
+static const char *const routed_tool_json =
+    "{\"name\":\"" GW_ROUTED_TOOL "\",\"title\":\"Call the best agent\","
+    "\"description\":\"Call a tool on the agent best placed for a "
+    "capability given a context (getOptimalAgent: coverage of the agent's "
+    "contextRequirements, health, spare capacity, latency), falling back "
+    "along the same ranking. The agent receives only the projection of the "
+    "context it requires, and is recorded in the context's metadata.agents."
+    " Name `agent` instead of `capability` to call one agent.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"capability\":{\"type\":\"string\"},\"agent\":{\"type\":\"string\"},"
+    "\"tool\":{\"type\":\"string\"},\"arguments\":{\"type\":\"object\"},"
+    "\"contextId\":{\"type\":\"string\"}},\"required\":[\"tool\"]}}";
+
+typedef struct gw_mcp_call {
+  sb_gateway *gw;
+  sb_mcp_call *call;    /* the MCP request; NULL while parked or once gone */
+  sb_gateway_call *gc;  /* NULL once it has ended */
+  const char *method;   /* static string */
+  char *public_name;    /* what the caller named: binds our requestState */
+  /* parked: a legacy agent's question went to a modern caller */
+  int parked;
+  sb_gateway_input *parked_in; /* to answer with the retry; NULL if gone */
+  char token[33];
+  uint64_t parked_at;
+  /* the call ended while parked: kept for the retry */
+  int has_final;
+  sb_gateway_outcome final_outcome;
+  json_t *final_result, *final_error, *final_routing;
+  char *final_message, *final_agent;
+  int final_agent_modern;
+  struct gw_mcp_call *next; /* gw->mcp_calls */
+} gw_mcp_call;
+
+static void mc_free(gw_mcp_call *mc) {
+  for (gw_mcp_call **pp = &mc->gw->mcp_calls; *pp; pp = &(*pp)->next)
+    if (*pp == mc) {
+      *pp = mc->next;
+      break;
+    }
+  sb_free(mc->public_name);
+  json_decref(mc->final_result);
+  json_decref(mc->final_error);
+  json_decref(mc->final_routing);
+  sb_free(mc->final_message);
+  sb_free(mc->final_agent);
+  sb_free(mc);
+}
+
+/* ---- the answer, in the caller's era --------------------------------------- */
+
+static void reply_result(gw_mcp_call *mc, const sb_gateway_result *res) {
+  sb_mcp_call *call = mc->call;
+  json_t *r = json_deep_copy(res->result);
+  json_t *meta = json_object_get(r, "_meta");
+  if (meta) json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
+  if (res->routing && json_is_object(r)) {
+    if (!meta) json_object_set_new(r, "_meta", meta = json_object());
+    json_object_set(meta, SB_GATEWAY_META_ROUTING, res->routing);
+  }
+  if (!sb_mcp_call_is_modern(call)) {
+    json_object_del(r, "resultType");
+    json_object_del(r, "ttlMs");
+    json_object_del(r, "cacheScope");
+  } else if (strcmp(mc->method, "resources/read") == 0 &&
+             !json_object_get(r, "ttlMs")) {
+    /* A resource read from an agent that gave no cache hints: the agent's
+     * cacheTtlMs (0 unless configured), private. */
+    agent *a = res->agent ? gw_agent_find(mc->gw, res->agent) : NULL;
+    sb_mcp_call_reply_cacheable(call, r, a ? a->def->limits.cache_ttl_ms : 0,
+                                "private");
+    return;
+  }
+  if (meta && json_object_size(meta) == 0) json_object_del(r, "_meta");
+  sb_mcp_call_reply(call, r);
+}
+
+/* The agent's error: a missing resource is -32002 in the legacy revisions
+ * and -32602 in 2026-07-28. */
+static void reply_agent_error(gw_mcp_call *mc, const sb_gateway_result *res) {
+  json_t *error = res->error;
+  int code = (int)json_integer_value(json_object_get(error, "code"));
+  if (strcmp(mc->method, "resources/read") == 0) {
+    int modern = sb_mcp_call_is_modern(mc->call);
+    if (modern && code == SB_RPC_RESOURCE_NOT_FOUND_LEGACY)
+      code = SB_RPC_INVALID_PARAMS;
+    else if (!modern && code == SB_RPC_INVALID_PARAMS && res->agent_modern)
+      code = SB_RPC_RESOURCE_NOT_FOUND_LEGACY;
+  }
+  sb_mcp_call_fail(mc->call, code,
+                   json_string_value(json_object_get(error, "message")),
+                   json_incref(json_object_get(error, "data")));
+}
+
+static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
+  if (res->outcome == SB_GATEWAY_ANSWERED && res->result)
+    reply_result(mc, res);
+  else if (res->outcome == SB_GATEWAY_ANSWERED)
+    reply_agent_error(mc, res);
+  else if (strcmp(mc->method, "tools/call") == 0)
+    /* A tool's failure is a tool result the model can read. */
+    sb_mcp_call_reply_text(mc->call, res->message, 1);
+  else
+    sb_mcp_call_fail(mc->call, SB_RPC_INTERNAL_ERROR, res->message,
+                     res->agent ? json_pack("{ss}", "agent", res->agent) : NULL);
+  mc->call = NULL;
+}
+
+static void on_done(void *ud, const sb_gateway_result *res) {
+  gw_mcp_call *mc = ud;
+  mc->gc = NULL;
+  if (mc->call) {
+    reply(mc, res);
+    mc_free(mc);
+    return;
+  }
+  if (!mc->parked) { /* the caller is gone */
+    mc_free(mc);
+    return;
+  }
+  /* The caller is between rounds: keep the end for its retry. */
+  mc->parked_in = NULL;
+  mc->has_final = 1;
+  mc->final_outcome = res->outcome;
+  mc->final_result = json_incref(res->result);
+  mc->final_error = json_incref(res->error);
+  mc->final_routing = json_incref(res->routing);
+  mc->final_message = res->message ? sb_strdup(res->message) : NULL;
+  mc->final_agent = res->agent ? sb_strdup(res->agent) : NULL;
+  mc->final_agent_modern = res->agent_modern;
+}
+
+static void reply_final(gw_mcp_call *mc) {
+  sb_gateway_result res = {.outcome = mc->final_outcome,
+                           .result = mc->final_result,
+                           .error = mc->final_error,
+                           .message = mc->final_message
+                                          ? mc->final_message
+                                          : "the agent call ended",
+                           .agent = mc->final_agent,
+                           .agent_modern = mc->final_agent_modern,
+                           .routing = mc->final_routing};
+  reply(mc, &res);
+  mc_free(mc);
+}
+
+/* ---- progress, logs, cancellation ------------------------------------------ */
+
+static void on_progress(void *ud, json_t *params) {
+  gw_mcp_call *mc = ud;
+  if (!mc->call) return;
+  json_t *p = json_object_get(params, "progress");
+  json_t *total = json_object_get(params, "total");
+  sb_mcp_call_progress(mc->call, json_number_value(p),
+                       total ? json_number_value(total) : -1,
+                       json_string_value(json_object_get(params, "message")));
+}
+
+static void on_log(void *ud, json_t *params) {
+  gw_mcp_call *mc = ud;
+  if (mc->call) sb_mcp_call_forward_log(mc->call, params);
+}
+
+static void on_caller_cancel(sb_mcp_call *call, void *ud) {
+  gw_mcp_call *mc = ud;
+  mc->call = NULL; /* being freed: nothing more is written to it */
+  if (mc->gc) sb_gateway_call_cancel(mc->gc, "the client cancelled");
+  else mc_free(mc);
+}
+
+/* ---- input --------------------------------------------------------------------- */
+
+static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
+                             void *ud) {
+  /* The call ended first (answered, cancelled, session gone): the question
+   * went with it. */
+  if (!call) return;
+  sb_gateway_input_answer(ud, json_incref(result), json_incref(error));
+}
+
+/* A legacy agent's question for a modern caller: answer the caller with
+ * input_required and park until its retry. 0 if parked. */
+static int park(gw_mcp_call *mc, sb_gateway_input *in) {
+  sb_mcp_call *call = mc->call;
+  sb_mcp_server *srv = sb_mcp_call_server(call);
+  sb_random_hex(mc->token, 16);
+  json_t *payload = json_pack("{ss}", "t", mc->token);
+  char *sealed = sb_mcp_state_seal(srv, mc->method, mc->public_name, payload,
+                                   PARK_STATE_TTL_MS);
+  json_decref(payload);
+  char *marked = sealed ? sb_asprintf(PARK_PREFIX "%s", sealed) : NULL;
+  sb_free(sealed);
+  if (!marked) return SB_ENOMEM;
+  json_t *params = sb_gateway_input_params(in);
+  json_t *r = json_pack("{sss{s{sssO}}ss}", "resultType", "input_required",
+                        "inputRequests", PARK_KEY, "method",
+                        sb_gateway_input_method(in), "params",
+                        params ? params : json_null(), "requestState", marked);
+  sb_free(marked);
+  mc->parked = 1;
+  mc->parked_in = in;
+  mc->parked_at = sb_now_ms();
+  mc->call = NULL;
+  sb_mcp_call_reply(call, r);
+  return 0;
+}
+
+static int on_input(void *ud, sb_gateway_input *in) {
+  gw_mcp_call *mc = ud;
+  if (!mc->call) return SB_ESTATE; /* parked already: one question at a time */
+  const char *cap = sb_gateway_input_capability(in);
+  if (cap && !sb_mcp_call_has_capability(mc->call, cap)) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "the client that made this call did not declare the %s "
+             "capability, so switchboard cannot pass it %s",
+             cap, sb_gateway_input_method(in));
+    sb_gateway_input_answer(in, NULL,
+                            json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
+                                      "message", msg));
+    return 0;
+  }
+  if (!cap) return SB_EINVAL;
+  if (sb_mcp_call_is_modern(mc->call)) return park(mc, in);
+  return sb_mcp_call_ask_client(mc->call, sb_gateway_input_method(in),
+                                json_incref(sb_gateway_input_params(in)),
+                                on_client_answer, in);
+}
+
+static void on_input_withdrawn(void *ud, sb_gateway_input *in) {
+  gw_mcp_call *mc = ud;
+  if (mc->parked_in == in) mc->parked_in = NULL;
+  else if (mc->call) sb_mcp_call_cancel_ask(mc->call, in, "withdrawn by the agent");
+}
+
+/* A modern caller's retry carrying our requestState (PARK_PREFIX + a
+ * sealed token): answer the parked agent request and let the retry wait
+ * for the agent. Returns 1 if the state was ours (the call is then
+ * handled: resumed, or refused when tampered, expired or bound to another
+ * request), 0 when it is the agent's own state, passed on unread. */
+static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
+                         const char *name, const char *state,
+                         json_t *responses) {
+  if (strncmp(state, PARK_PREFIX, strlen(PARK_PREFIX)) != 0) return 0;
+  sb_error err = {0};
+  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call),
+                                      state + strlen(PARK_PREFIX), method, name,
+                                      &err);
+  if (!payload) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
+                     json_pack("{ss}", "param", "requestState"));
+    return 1;
+  }
+  const char *token = json_string_value(json_object_get(payload, "t"));
+  gw_mcp_call *mc = gw->mcp_calls;
+  for (; mc; mc = mc->next)
+    if (mc->parked && token && strcmp(mc->token, token) == 0) break;
+  json_decref(payload);
+  if (!mc || (!mc->parked_in && !mc->has_final)) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "requestState: the agent call it belongs to has ended "
+                     "(answered, timed out or cancelled); call again",
+                     NULL);
+    return 1;
+  }
+  json_t *answer = json_object_get(responses, PARK_KEY);
+  if (!answer) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "inputResponses: missing the answer to "
+                     "\"" PARK_KEY "\"",
+                     NULL);
+    return 1;
+  }
+  mc->parked = 0;
+  mc->call = call;
+  if (mc->has_final) {
+    reply_final(mc);
+    return 1;
+  }
+  sb_mcp_call_on_cancel(call, on_caller_cancel, mc);
+  sb_gateway_input *in = mc->parked_in;
+  mc->parked_in = NULL;
+  sb_gateway_input_answer(in, json_incref(answer), NULL);
+  return 1;
+}
+
+/* ---- starting ------------------------------------------------------------------ */
+
+/* Parked requests whose caller never came back go once their state could
+ * no longer be presented. */
+static void sweep_parked(sb_gateway *gw) {
+  uint64_t now = sb_now_ms();
+  for (gw_mcp_call *mc = gw->mcp_calls, *next; mc; mc = next) {
+    next = mc->next;
+    if (mc->parked && !mc->gc && now - mc->parked_at > PARK_STATE_TTL_MS)
+      mc_free(mc);
+  }
+}
+
+static const char *static_method(const char *m) {
+  return strcmp(m, "tools/call") == 0       ? "tools/call"
+         : strcmp(m, "prompts/get") == 0    ? "prompts/get"
+         : strcmp(m, "resources/read") == 0 ? "resources/read"
+                                            : "completion/complete";
+}
+
+/* Serve `call` with a gateway call: o is filled with the target; the rest
+ * comes from the MCP request. `params` (borrowed) replaces the request's
+ * own params when not NULL (agents_call). Answers the call, now or later. */
+static void start(sb_gateway *gw, sb_mcp_call *call,
+                  sb_gateway_call_options *o, const char *public_name,
+                  json_t *params) {
+  const char *method = sb_mcp_call_method(call);
+  sweep_parked(gw);
+  json_t *own = sb_mcp_call_params(call);
+  const char *state = json_string_value(json_object_get(own, "requestState"));
+  json_t *responses = json_object_get(own, "inputResponses");
+  if (state && resume_parked(gw, call, method, public_name, state, responses))
+    return;
+  gw_mcp_call *mc = sb_calloc(1, sizeof *mc);
+  json_t *p = params ? json_incref(params) : json_deep_copy(own);
+  json_t *extra = (state || responses) ? json_object() : NULL;
+  if (!mc || !p || ((state || responses) && !extra) ||
+      !(mc->public_name = sb_strdup(public_name))) {
+    if (mc) sb_free(mc->public_name);
+    sb_free(mc);
+    json_decref(p);
+    json_decref(extra);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  if (!params) {
+    /* What the caller's envelope says is re-said for the agent. */
+    json_object_del(p, "_meta");
+    json_object_del(p, "name");
+    json_object_del(p, "requestState");
+    json_object_del(p, "inputResponses");
+  }
+  /* A modern caller's retry of an agent's input_required: pass it on. */
+  if (state) json_object_set_new(extra, "requestState", json_string(state));
+  if (responses) json_object_set(extra, "inputResponses", responses);
+  mc->gw = gw;
+  mc->call = call;
+  mc->method = static_method(method);
+  mc->next = gw->mcp_calls;
+  gw->mcp_calls = mc;
+  o->tenant = sb_mcp_call_tenant(call);
+  o->method = mc->method;
+  o->params = p;
+  o->log_level = sb_mcp_call_log_level(call);
+  o->client_caps = sb_mcp_call_client_caps(call);
+  o->pass_input_required = sb_mcp_call_is_modern(call);
+  o->input_extra = extra;
+  o->on_progress = sb_mcp_call_progress_token(call) ? on_progress : NULL;
+  o->on_log = on_log;
+  o->on_input = on_input;
+  o->on_input_withdrawn = on_input_withdrawn;
+  o->on_done = on_done;
+  o->ud = mc;
+  sb_gateway_call *gc = NULL;
+  sb_error err = {0};
+  int rc = sb_gateway_call_start(gw, o, &gc, &err);
+  json_decref(p);
+  json_decref(extra);
+  if (rc != 0) {
+    mc->call = NULL;
+    mc_free(mc);
+    if (strcmp(method, "tools/call") != 0)
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg, NULL);
+    else if (rc == SB_EINVAL)
+      sb_mcp_call_fail_invalid_args(call, public_name, err.msg);
+    else
+      sb_mcp_call_reply_text(call, err.msg, 1);
+    return;
+  }
+  if (!gc) return; /* ended already: answered, and mc is gone */
+  mc->gc = gc;
+  if (mc->call) sb_mcp_call_on_cancel(call, on_caller_cancel, mc);
+}
+
+void gw_mcp_forward(sb_gateway *gw, agent *a, sb_mcp_call *call,
+                    const char *name) {
+  const char *public_name = name;
+  json_t *params = sb_mcp_call_params(call);
+  if (!public_name)
+    public_name = json_string_value(json_object_get(params, "uri"));
+  if (!public_name)
+    public_name = json_string_value(json_object_get(
+        json_object_get(params, "ref"), "uri"));
+  if (!public_name)
+    public_name = json_string_value(json_object_get(
+        json_object_get(params, "ref"), "name"));
+  sb_gateway_call_options o = {.agent = a->def->id, .name = name,
+                               .no_fallback = 1};
+  start(gw, call, &o, public_name ? public_name : "", NULL);
+}
+
+/* agents_call: {capability | agent, tool, arguments, contextId}. */
+static int call_routed(sb_gateway *gw, sb_mcp_call *call, json_t *args) {
+  const char *tool = json_string_value(json_object_get(args, "tool"));
+  json_t *cap = json_object_get(args, "capability");
+  json_t *who = json_object_get(args, "agent");
+  json_t *arguments = json_object_get(args, "arguments");
+  json_t *ctx_id = json_object_get(args, "contextId");
+  const char *bad = !tool                         ? "'tool' is required"
+                    : !cap == !who                ? "give 'capability' or "
+                                                    "'agent', not both"
+                    : cap && !json_is_string(cap) ? "'capability' must be a "
+                                                    "string"
+                    : who && !json_is_string(who) ? "'agent' must be a string"
+                    : arguments && !json_is_object(arguments)
+                        ? "'arguments' must be an object"
+                    : ctx_id && !json_is_string(ctx_id)
+                        ? "'contextId' must be a string"
+                        : NULL;
+  if (bad) {
+    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, bad);
+    return 1;
+  }
+  json_t *params = json_pack("{so}", "arguments",
+                             arguments ? json_incref(arguments) : json_object());
+  sb_gateway_call_options o = {.agent = json_string_value(who),
+                               .capability = json_string_value(cap),
+                               .context_id = json_string_value(ctx_id),
+                               .name = tool,
+                               .no_fallback = who != NULL};
+  if (!params) {
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return 1;
+  }
+  start(gw, call, &o, GW_ROUTED_TOOL, params);
+  json_decref(params);
+  return 1;
+}
+
+void gw_mcp_list_routed_tool(json_t *tools) {
+  json_array_append_new(tools, json_loads(routed_tool_json, 0, NULL));
+}
+
+int gw_mcp_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                     json_t *args) {
+  sb_gateway *gw = ud;
+  if (strcmp(name, GW_ROUTED_TOOL) == 0) return call_routed(gw, call, args);
+  const char *sep = strstr(name, SEP);
+  if (!sep) return 0;
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  agent *a = gw_agent_find(gw, id);
+  if (!a) return 0;
+  const char *tool = sep + strlen(SEP);
+  if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
+  sb_gateway_call_options o = {.agent = a->def->id, .name = tool};
+  start(gw, call, &o, name, NULL);
+  return 1;
+}
+
+void gw_mcp_calls_stop(sb_gateway *gw) {
+  while (gw->mcp_calls) mc_free(gw->mcp_calls);
+}
