@@ -766,11 +766,15 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   if (!modern) {
     int is_init = strcmp(m.method, "initialize") == 0;
     if (!is_init && (!s || !s->initialized)) {
-      reply_error(out, m.id, SB_RPC_INVALID_REQUEST,
+      /* Without an initialized session, only 2026-07-28 accepts a request,
+       * and there one missing its required _meta is malformed: -32602
+       * (basic/index.mdx), on stdio as on HTTP, where it is a 400. A legacy
+       * client learns from the message that it must initialize. */
+      reply_error(out, m.id, SB_RPC_INVALID_PARAMS,
                   "Bad Request: the server is not initialized; send "
                   "initialize first (legacy), or carry _meta[\"" SB_MCP_META_PROTOCOL_VERSION
                   "\"] (2026-07-28)",
-                  NULL);
+                  json_pack("{ss}", "metaField", SB_MCP_META_PROTOCOL_VERSION));
       return;
     }
   }
