@@ -89,6 +89,7 @@ struct agent {
   int from_config; /* defined in the config file (reload may remove it) */
   int removed;     /* shut down: no more retries on it */
   int session_lost; /* the agent ended our session: reopening soon */
+  char down_reason[256]; /* why it is not connected (the last failure) */
 };
 
 struct attempt {
@@ -136,6 +137,9 @@ int gw_agent_serves_tool(agent *a, const char *tool);
 json_t *gw_agent_list_items(agent *a, int kind);
 /* A client of ours (un)subscribed to one of a's resources. */
 void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
+/* Whether a is connected; if not, *why (borrowed, never NULL) says why,
+ * as far as we know: the last connect failure or channel loss. */
+int gw_agent_up(agent *a, const char **why);
 /* Every agent, for the mounts (borrowed). */
 agent *gw_agent_at(sb_gateway *o, size_t i);
 size_t gw_agent_count(sb_gateway *o);

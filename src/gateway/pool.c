@@ -46,6 +46,21 @@ const agent_list_kind gw_list_kinds[LIST_KINDS] = {
 agent *gw_agent_at(sb_gateway *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
 size_t gw_agent_count(sb_gateway *o) { return o->len; }
 
+int gw_agent_up(agent *a, const char **why) {
+  if (a->client && sb_mcp_client_connected(a->client)) return 1;
+  *why = a->down_reason[0] ? a->down_reason : "not connected yet";
+  return 0;
+}
+
+/* Remember why a is down, for those who ask of it (gw_agent_up). */
+static void set_down_reason(agent *a, const char *what, const char *detail) {
+  /* A long reason is cut short: it is for people to read. */
+  if (snprintf(a->down_reason, sizeof a->down_reason, "%s%s%s", what,
+               detail && *detail ? ": " : "",
+               detail ? detail : "") >= (int)sizeof a->down_reason)
+    strcpy(a->down_reason + sizeof a->down_reason - 4, "...");
+}
+
 int gw_agent_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
@@ -308,6 +323,8 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
   if (error) {
     SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
+    set_down_reason(a, "connect failed",
+                    json_string_value(json_object_get(error, "message")));
     sb_registry_set_health(a->owner->reg, a->def->id, 0);
     if (a->owner->stopping) return;
     sb_channel *ch = a->ch;
@@ -317,6 +334,7 @@ static void on_connected(void *ud, json_t *result, json_t *error) {
     return;
   }
   a->restarts = 0;
+  a->down_reason[0] = '\0';
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
   gw_resume_waiting(a);
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
@@ -343,6 +361,7 @@ static void schedule_restart(agent *a) {
 static void on_channel_closed(void *ud, const char *detail) {
   agent *a = ud;
   SB_WARN(MODULE, "agent %s: %s", a->def->id, detail);
+  set_down_reason(a, "channel closed", detail);
   sb_channel *dead = a->ch;
   a->ch = NULL;
   sb_channel_close(dead); /* frees it once its handles are closed */
@@ -479,6 +498,7 @@ static void session_lost_tick(uv_timer_t *t) {
   if (!a->ch || !a->client || sb_mcp_client_connected(a->client)) return;
   if (sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a) == 0) {
     SB_INFO(MODULE, "agent %s ended our session; opening a new one", a->def->id);
+    set_down_reason(a, "the agent ended our session; opening a new one", NULL);
     sb_registry_set_health(a->owner->reg, a->def->id, 0);
   }
 }
@@ -502,6 +522,7 @@ static void agent_connect(agent *a) {
                  a}};
   if (sb_gateway_link_open(&lo, &a->ch, &a->client, &err) != 0) {
     SB_WARN(MODULE, "agent %s: %s", a->def->id, err.msg[0] ? err.msg : "cannot open");
+    set_down_reason(a, "cannot open", err.msg);
     schedule_restart(a);
     return;
   }

@@ -299,6 +299,13 @@ void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */
 void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
                                  long ttl_ms, const char *scope);
+/* From a provider's list function (list_tools, list_resources...): the
+ * list cannot be served as it is (an agent behind it is down), so the
+ * request fails with this error instead of answering a partial or empty
+ * list. Takes effect once every provider has run; the first error wins.
+ * `data` is stolen (may be NULL). The call stays valid. */
+void sb_mcp_call_fail_list(sb_mcp_call *call, int code, const char *message,
+                           json_t *data);
 /* Answer a tool call with one text content block (isError if is_error). */
 void sb_mcp_call_reply_text(sb_mcp_call *call, const char *text, int is_error);
 /* -32602 "Invalid arguments for tool TOOL: WHAT" (the 2026-07-28 shape). */

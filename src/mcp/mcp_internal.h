@@ -76,6 +76,8 @@ struct sb_mcp_call {
   sb_mcp_call *listen_next, *listen_prev;
   int listen_linked; /* in srv->listeners (after its acknowledgement) */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
+  json_t *list_error; /* a list request a provider could not serve: the
+                         error (without id) to answer with; own reference */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
   struct mcp_batch *batch;
 };

@@ -60,6 +60,15 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
     list_fn fn = *(list_fn *)((char *)&srv->providers[i] + fn_offset);
     if (fn) fn(srv->providers[i].ud, c, items);
   }
+  if (c->list_error) { /* a provider cannot serve its part */
+    json_decref(items);
+    json_t *e = c->list_error;
+    json_t *data = json_object_get(e, "data");
+    sb_mcp_call_fail(c, (int)json_integer_value(json_object_get(e, "code")),
+                     json_string_value(json_object_get(e, "message")),
+                     json_incref(data));
+    return;
+  }
   json_t *r = paginate(c, items, key);
   json_decref(items);
   if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);

@@ -164,6 +164,7 @@ static void call_free(sb_mcp_call *c) {
   json_decref(c->caps);
   json_decref(c->progress_token);
   json_decref(c->listen_filter);
+  json_decref(c->list_error);
   sb_free(c->method);
   sb_free(c);
 }
@@ -333,6 +334,17 @@ void sb_mcp_call_reply_text(sb_mcp_call *c, const char *text, int is_error) {
   json_t *r = json_pack("{s[{ssss}]}", "content", "type", "text", "text", text);
   if (r && is_error) json_object_set_new(r, "isError", json_true());
   sb_mcp_call_reply(c, r);
+}
+
+void sb_mcp_call_fail_list(sb_mcp_call *c, int code, const char *message,
+                           json_t *data) {
+  if (c->list_error) {
+    json_decref(data);
+    return;
+  }
+  c->list_error = json_pack("{siss}", "code", code, "message", message);
+  if (c->list_error && data) json_object_set_new(c->list_error, "data", data);
+  else json_decref(data);
 }
 
 void sb_mcp_call_fail_invalid_args(sb_mcp_call *c, const char *tool,
