@@ -29,6 +29,14 @@
 #define RETRY_CAP_MS 2000
 
 typedef struct agent agent;
+typedef struct sub_request sub_request; /* a legacy agent's (un)subscribe */
+
+/* A client's subscription acknowledgement held until the agent has the
+ * subscription, or until its deadline (the agent's timeoutMs). */
+typedef struct listen_wait {
+  sb_mcp_sub_wait *wait;
+  uint64_t deadline_ms;
+} listen_wait;
 
 /* What an agent serves, cached per kind: listed once connected, again on
  * the agent's list_changed or when a modern agent's ttlMs runs out. */
@@ -78,9 +86,12 @@ struct agent {
   agent_list lists[LIST_KINDS];
   json_t *subs;         /* resource URI -> number of our subscribers */
   sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
-  sb_mcp_sub_wait **listen_waits; /* clients' acknowledgements waiting */
-  size_t nlisten_waits;           /* for that listen's own */
+  int listen_acked;       /* ...and the agent has acknowledged it */
+  listen_wait *listen_waits; /* clients' acknowledgements waiting */
+  size_t nlisten_waits;      /* for that listen's own */
+  uv_timer_t listen_timer;   /* the earliest of their deadlines */
   int relistening;        /* replacing the listen: keep its waits */
+  sub_request *sub_requests; /* legacy agent: (un)subscribes in flight */
   relay *relays;          /* its requests waiting for a legacy caller */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;

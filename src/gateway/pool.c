@@ -175,35 +175,103 @@ static void drop_lists(agent *a, int announce_it) {
  * answered the subscribe, or acknowledged the listen that names the URI,
  * so no update is lost in between. */
 
-/* Release the acknowledgements waiting for the agent's listen. */
-static void release_listen_waits(agent *a) {
-  sb_mcp_sub_wait **w = a->listen_waits;
+/* The listen timer runs to the earliest deadline among the waits. */
+static void listen_timeout_tick(uv_timer_t *t);
+static void arm_listen_timer(agent *a) {
+  if (a->nlisten_waits == 0) {
+    uv_timer_stop(&a->listen_timer);
+    return;
+  }
+  uint64_t first = a->listen_waits[0].deadline_ms;
+  for (size_t i = 1; i < a->nlisten_waits; i++)
+    if (a->listen_waits[i].deadline_ms < first) first = a->listen_waits[i].deadline_ms;
+  uint64_t now = sb_now_ms();
+  uv_timer_start(&a->listen_timer, listen_timeout_tick, first > now ? first - now : 0,
+                 0);
+}
+
+/* Release the acknowledgements waiting for the agent's listen: as given
+ * when message is NULL, else as failed with it (code -32603, data naming
+ * the agent). */
+static void end_listen_waits(agent *a, const char *message) {
+  listen_wait *w = a->listen_waits;
   size_t n = a->nlisten_waits;
   a->listen_waits = NULL;
   a->nlisten_waits = 0;
-  for (size_t i = 0; i < n; i++) sb_mcp_sub_wait_done(w[i]);
+  uv_timer_stop(&a->listen_timer);
+  /* Failing one may unsubscribe and so re-open the listen: the list is
+   * ours alone by now. */
+  for (size_t i = 0; i < n; i++) {
+    if (message)
+      sb_mcp_sub_wait_fail(w[i].wait, SB_RPC_INTERNAL_ERROR, message,
+                           json_pack("{ss}", "agent", a->def->id));
+    else
+      sb_mcp_sub_wait_done(w[i].wait);
+  }
   sb_free(w);
+}
+
+static void release_listen_waits(agent *a) { end_listen_waits(a, NULL); }
+
+/* The agent did not acknowledge in time: those clients are told so. Their
+ * requests fail, which takes their URIs off our listen again (no
+ * subscription is left that nobody was told about). */
+static void listen_timeout_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  uint64_t now = sb_now_ms();
+  listen_wait *late = sb_calloc(a->nlisten_waits ? a->nlisten_waits : 1, sizeof *late);
+  size_t nlate = 0, kept = 0;
+  for (size_t i = 0; i < a->nlisten_waits; i++) {
+    if (late && a->listen_waits[i].deadline_ms <= now) late[nlate++] = a->listen_waits[i];
+    else a->listen_waits[kept++] = a->listen_waits[i];
+  }
+  a->nlisten_waits = kept;
+  arm_listen_timer(a);
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "agent %s did not acknowledge the subscription (its "
+           "subscriptions/listen) within %u ms",
+           a->def->id, (unsigned)a->def->limits.timeout_ms);
+  if (nlate) SB_WARN(MODULE, "%s; %zu client(s) told so", msg, nlate);
+  for (size_t i = 0; i < nlate; i++)
+    sb_mcp_sub_wait_fail(late[i].wait, SB_RPC_INTERNAL_ERROR, msg,
+                         json_pack("{sssi}", "agent", a->def->id, "timeoutMs",
+                                   (int)a->def->limits.timeout_ms));
+  sb_free(late);
 }
 
 static void on_listen_end(void *ud, json_t *result, json_t *error) {
   agent *a = ud;
   a->listen = NULL;
-  if (error && !json_is_true(json_object_get(json_object_get(error, "data"),
-                                             "cancelled")))
+  a->listen_acked = 0;
+  int cancelled = json_is_true(json_object_get(json_object_get(error, "data"),
+                                               "cancelled"));
+  if (error && !cancelled)
     SB_INFO(MODULE, "agent %s: subscriptions/listen ended: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
   /* Replaced by a new listen: its waits go on waiting for that one. */
-  if (!a->relistening) release_listen_waits(a);
+  if (a->relistening) return;
+  if (error && !cancelled) {
+    char msg[384];
+    snprintf(msg, sizeof msg, "agent %s refused or ended the subscription: %s",
+             a->def->id, json_string_value(json_object_get(error, "message")) ?: "");
+    end_listen_waits(a, msg);
+  } else {
+    release_listen_waits(a);
+  }
 }
 
-/* Hold a client's acknowledgement until the current listen's own. */
+/* Hold a client's acknowledgement until the current listen's own, or the
+ * agent's timeout. */
 static void wait_for_listen(agent *a, sb_mcp_sub_wait *wait) {
-  sb_mcp_sub_wait **grown =
+  listen_wait *grown =
       wait ? sb_realloc(a->listen_waits, (a->nlisten_waits + 1) * sizeof *grown)
            : NULL;
   if (!grown) return;
   a->listen_waits = grown;
-  a->listen_waits[a->nlisten_waits++] = sb_mcp_sub_wait_hold(wait);
+  a->listen_waits[a->nlisten_waits++] = (listen_wait){
+      sb_mcp_sub_wait_hold(wait), sb_now_ms() + a->def->limits.timeout_ms};
+  arm_listen_timer(a);
 }
 
 static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
@@ -216,6 +284,7 @@ static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
   a->relistening = 1;
   if (old) sb_mcp_request_cancel(old, "subscriptions changed");
   a->relistening = 0;
+  a->listen_acked = 0;
   json_t *uris = json_array();
   const char *uri;
   json_t *n;
@@ -233,21 +302,58 @@ static void on_listen_acknowledged(agent *a, json_t *params) {
   json_t *sid = json_object_get(json_object_get(params, "_meta"),
                                 SB_MCP_META_SUBSCRIPTION_ID);
   if (a->listen && json_is_integer(sid) &&
-      json_integer_value(sid) == sb_mcp_request_id(a->listen))
+      json_integer_value(sid) == sb_mcp_request_id(a->listen)) {
+    a->listen_acked = 1;
     release_listen_waits(a);
+  }
 }
 
-typedef struct sub_request {
+/* A legacy agent's resources/(un)subscribe in flight, with the clients'
+ * acknowledgements waiting for its answer (a later subscriber to the same
+ * URI waits for it too). */
+struct sub_request {
   agent *a;
-  sb_mcp_sub_wait *wait;
-} sub_request;
+  char *uri;
+  int on;
+  sb_mcp_sub_wait **waits;
+  size_t nwaits;
+  sub_request *next; /* a->sub_requests */
+};
+
+static void sub_request_hold(sub_request *r, sb_mcp_sub_wait *wait) {
+  sb_mcp_sub_wait **grown =
+      wait ? sb_realloc(r->waits, (r->nwaits + 1) * sizeof *grown) : NULL;
+  if (!grown) return;
+  r->waits = grown;
+  r->waits[r->nwaits++] = sb_mcp_sub_wait_hold(wait);
+}
 
 static void on_subscribe_answer(void *ud, json_t *result, json_t *error) {
   sub_request *r = ud;
-  if (error)
-    SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s",
-            r->a->def->id, json_string_value(json_object_get(error, "message")));
-  sb_mcp_sub_wait_done(r->wait);
+  agent *a = r->a;
+  for (sub_request **pp = &a->sub_requests; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  char msg[384] = "";
+  if (error) {
+    SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+    snprintf(msg, sizeof msg, "agent %s: resources/subscribe %s: %s",
+             a->def->id, r->uri,
+             json_string_value(json_object_get(error, "message")) ?: "failed");
+  }
+  /* Refused, timed out or lost: not in effect, and the clients say so. */
+  for (size_t i = 0; i < r->nwaits; i++) {
+    if (error && r->on)
+      sb_mcp_sub_wait_fail(r->waits[i], SB_RPC_INTERNAL_ERROR, msg,
+                           json_pack("{ss}", "agent", a->def->id));
+    else
+      sb_mcp_sub_wait_done(r->waits[i]);
+  }
+  sb_free(r->waits);
+  sb_free(r->uri);
   sb_free(r);
 }
 
@@ -258,11 +364,18 @@ static void legacy_subscribe(agent *a, const char *uri, int on,
   if (!json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe")))
     return;
   sub_request *r = sb_calloc(1, sizeof *r);
-  if (!r) return;
+  if (!r || !(r->uri = sb_strdup(uri))) {
+    sb_free(r);
+    return;
+  }
   r->a = a;
-  r->wait = sb_mcp_sub_wait_hold(wait);
+  r->on = on;
+  sub_request_hold(r, wait);
+  r->next = a->sub_requests;
+  a->sub_requests = r;
   sb_mcp_client_request(a->client, on ? "resources/subscribe" : "resources/unsubscribe",
-                        json_pack("{ss}", "uri", uri), HEALTH_TIMEOUT_MS, NULL,
+                        json_pack("{ss}", "uri", uri),
+                        (uint64_t)a->def->limits.timeout_ms, NULL,
                         on_subscribe_answer, r);
 }
 
@@ -271,9 +384,13 @@ void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait
   if (on) {
     json_object_set_new(a->subs, uri, json_integer(n + 1));
     if (n > 0) {
-      /* Already asked of the agent; a modern agent may not have
-       * acknowledged yet. */
-      if (a->listen && a->nlisten_waits) wait_for_listen(a, wait);
+      /* Already asked of the agent; it may not have answered yet. */
+      if (a->listen && !a->listen_acked) wait_for_listen(a, wait);
+      for (sub_request *r = a->sub_requests; r; r = r->next)
+        if (r->on && strcmp(r->uri, uri) == 0) {
+          sub_request_hold(r, wait);
+          break;
+        }
       return;
     }
   } else {
@@ -589,7 +706,8 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   }
   uv_timer_init(o->opts.loop, &a->restart_timer);
   uv_timer_init(o->opts.loop, &a->health_timer);
-  a->restart_timer.data = a->health_timer.data = a;
+  uv_timer_init(o->opts.loop, &a->listen_timer);
+  a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
   o->list[o->len++] = a;
   agent_connect(a);
   uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
@@ -780,9 +898,10 @@ static void agent_closed(uv_handle_t *h) {
 }
 
 static void agent_close_timers(agent *a) {
-  a->closing = 2;
+  a->closing = 3;
   uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->listen_timer, agent_closed);
 }
 
 void sb_gateway_free(sb_gateway *o) {

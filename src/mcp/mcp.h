@@ -190,6 +190,14 @@ typedef struct sb_mcp_provider {
  * client has gone meanwhile). */
 sb_mcp_sub_wait *sb_mcp_sub_wait_hold(sb_mcp_sub_wait *w);
 void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w);
+/* Release one hold as failed: the subscription is not in effect at this
+ * provider (an agent refused it, or did not acknowledge it in time). When
+ * the last hold goes the client's request is answered with this error
+ * (the first failure's; data stolen, may be NULL) and its subscriptions
+ * are dropped again at every provider: resources/subscribe is undone, a
+ * listen ends. */
+void sb_mcp_sub_wait_fail(sb_mcp_sub_wait *w, int code, const char *message,
+                          json_t *data);
 
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */
 int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p);

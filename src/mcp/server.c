@@ -81,14 +81,18 @@ struct sb_mcp_sub_wait {
   sb_mcp_call *call; /* NULL once the call has ended */
   int holds;
   void (*fire)(sb_mcp_call *c);
+  void (*failed)(sb_mcp_call *c, json_t *error);
+  json_t *error; /* {code, message, data}: a provider could not subscribe */
 };
 
-sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c)) {
+sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c),
+                                  void (*failed)(sb_mcp_call *c, json_t *error)) {
   sb_mcp_sub_wait *w = sb_calloc(1, sizeof *w);
   if (!w) return NULL;
   w->call = c;
   w->holds = 1;
   w->fire = fire;
+  w->failed = failed;
   c->sub_wait = w;
   return w;
 }
@@ -102,10 +106,24 @@ void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w) {
   if (!w || --w->holds > 0) return;
   sb_mcp_call *c = w->call;
   void (*fire)(sb_mcp_call *) = w->fire;
+  void (*failed)(sb_mcp_call *, json_t *) = w->failed;
+  json_t *error = w->error;
   sb_free(w);
-  if (!c) return;
-  c->sub_wait = NULL;
-  fire(c); /* may answer, and so free, the call */
+  if (c) c->sub_wait = NULL;
+  if (c && error) failed(c, error); /* answers, and so frees, the call */
+  else if (c) fire(c);              /* may answer, and so free, the call */
+  json_decref(error);
+}
+
+void sb_mcp_sub_wait_fail(sb_mcp_sub_wait *w, int code, const char *message,
+                          json_t *data) {
+  if (w && !w->error)
+    w->error = json_pack("{siss}", "code", code, "message", message);
+  if (w && w->error && data && !json_object_get(w->error, "data"))
+    json_object_set_new(w->error, "data", data);
+  else
+    json_decref(data);
+  sb_mcp_sub_wait_done(w);
 }
 
 /* ---- batches (2025-03-26 only) ----------------------------------------
