@@ -653,17 +653,9 @@ void gw_forward_log(agent *a, json_t *params) {
 int gw_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_gateway *o = ud;
-  const char *sep = strstr(name, SEP);
-  if (!sep) return 0;
-  char id[65];
-  size_t n = (size_t)(sep - name);
-  if (n == 0 || n >= sizeof id) return 0;
-  memcpy(id, name, n);
-  id[n] = '\0';
-  agent *a = gw_agent_find(o, id);
-  if (!a) return 0;
-  const char *tool = sep + strlen(SEP);
-  if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
+  agent *a = NULL;
+  const char *tool = NULL;
+  if (!gw_resolve_tool(o, name, &a, &tool)) return 0;
   attempt_start(o, a, call, tool, name, 0);
   return 1;
 }

@@ -76,6 +76,10 @@ struct sb_gateway {
   size_t len;
   attempt *attempts; /* calls in progress (for relays) */
   int stopping;
+  /* Public tool names (names.c): name -> {agent, tool}, and per agent
+   * id -> {tool -> name}. NULL: rebuilt on next use (a tool list changed). */
+  json_t *tool_names;
+  json_t *tool_names_by_agent;
 };
 
 struct agent {
@@ -151,6 +155,11 @@ void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait
 /* Whether a is connected; if not, *why (borrowed, never NULL) says why,
  * as far as we know: the last connect failure or channel loss. */
 int gw_agent_up(agent *a, const char **why);
+/* The agent and agent-side tool a public tool name (agentId__tool, or its
+ * shortened form) stands for: 1 with *a and *tool set (*tool borrowed,
+ * valid until the agent's tools change), 0 if none. */
+int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
+                    const char **tool);
 /* Every agent, for the mounts (borrowed). */
 agent *gw_agent_at(sb_gateway *o, size_t i);
 size_t gw_agent_count(sb_gateway *o);

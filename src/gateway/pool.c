@@ -2,8 +2,9 @@
  *
  * Each AgentDefinition gets a channel (stdio child or Streamable HTTP) and
  * an MCP client on it. Once connected, the agent's tools are listed and
- * served to switchboard's own clients as `agentId__tool`; a list_changed
- * from the agent re-lists them and is passed on.
+ * served to switchboard's own clients as `agentId__tool` (shortened when
+ * too long or oddly spelled: names.c); a list_changed from the agent
+ * re-lists them and is passed on.
  *
  * Agents come from the config, the admin API and SIGHUP reloads. A channel
  * that closes (crash, exit) is reopened with backoff; health is checked
@@ -78,11 +79,20 @@ static void agent_connect(agent *a);
 
 static void list_page(agent_list *l, const char *cursor);
 
+/* The public tool names are made again on next use. */
+static void names_invalidate(sb_gateway *o) {
+  json_decref(o->tool_names);
+  json_decref(o->tool_names_by_agent);
+  o->tool_names = o->tool_names_by_agent = NULL;
+}
+
 /* The change reaches our clients: the main endpoint serves agents' tools
  * (agent__tool), the per-agent and virtual servers everything. */
 static void announce(agent *a, const char *kind) {
-  if (strcmp(kind, "tools") == 0)
+  if (strcmp(kind, "tools") == 0) {
+    names_invalidate(a->owner);
     sb_mcp_server_list_changed(a->owner->opts.mcp, "tools");
+  }
   gw_mounts_list_changed(a->owner, a->def->id, kind);
 }
 
@@ -153,6 +163,7 @@ json_t *gw_agent_list_items(agent *a, int kind) {
 /* Forget the lists (agent gone or disconnected) and tell our clients. */
 static void drop_lists(agent *a, int announce_it) {
   int had[LIST_KINDS];
+  names_invalidate(a->owner);
   for (int k = 0; k < LIST_KINDS; k++) {
     agent_list *l = &a->lists[k];
     had[k] = l->items != NULL;
@@ -662,19 +673,85 @@ static void health_tick(uv_timer_t *t) {
 
 /* ---- the provider -------------------------------------------------------- */
 
-static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  sb_gateway *o = ud;
-  for (size_t i = 0; i < o->len; i++) {
+/* Make the public names of every agent's listed tools, if a list changed
+ * since they were last made. 0, or SB_ENOMEM. */
+static int names_build(sb_gateway *o) {
+  if (o->tool_names) return 0;
+  json_t *pairs = json_array();
+  for (size_t i = 0; pairs && i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;
     json_t *tool;
-    json_array_foreach(gw_agent_list_items(a, LIST_TOOLS), k, tool) {
+    json_array_foreach(a->lists[LIST_TOOLS].items, k, tool) {
       const char *n = json_string_value(json_object_get(tool, "name"));
-      if (!n) continue;
+      if (n) json_array_append_new(pairs, json_pack("[ss]", a->def->id, n));
+    }
+  }
+  json_t *names = pairs ? sb_gateway_tool_names(pairs, o->opts.max_tool_name)
+                        : NULL;
+  json_decref(pairs);
+  json_t *by_agent = names ? json_object() : NULL;
+  const char *name;
+  json_t *v;
+  json_object_foreach(names, name, v) {
+    const char *id = json_string_value(json_object_get(v, "agent"));
+    json_t *tools = json_object_get(by_agent, id);
+    if (!tools) json_object_set_new(by_agent, id, tools = json_object());
+    json_object_set_new(tools, json_string_value(json_object_get(v, "tool")),
+                        json_string(name));
+  }
+  if (!by_agent) {
+    json_decref(names);
+    return SB_ENOMEM;
+  }
+  o->tool_names = names;
+  o->tool_names_by_agent = by_agent;
+  return 0;
+}
+
+json_t *sb_gateway_tool_names_current(sb_gateway *o) {
+  return names_build(o) == 0 ? o->tool_names : NULL;
+}
+
+int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
+                    const char **tool) {
+  json_t *v = names_build(o) == 0 ? json_object_get(o->tool_names, name) : NULL;
+  if (v) {
+    *a = gw_agent_find(o, json_string_value(json_object_get(v, "agent")));
+    *tool = json_string_value(json_object_get(v, "tool"));
+    return *a && *tool;
+  }
+  /* Not listed (yet): agentId__tool of an agent that has not listed its
+   * tools goes to it as it is; the agent says if there is no such tool. */
+  const char *sep = strstr(name, SEP);
+  if (!sep) return 0;
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  *a = gw_agent_find(o, id);
+  if (!*a || (*a)->lists[LIST_TOOLS].items) return 0;
+  *tool = sep + strlen(SEP);
+  return 1;
+}
+
+static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
+  sb_gateway *o = ud;
+  /* A list past its ttlMs is fetched again (and the names made anew). */
+  for (size_t i = 0; i < o->len; i++) gw_agent_list_items(o->list[i], LIST_TOOLS);
+  if (names_build(o) != 0) return;
+  for (size_t i = 0; i < o->len; i++) {
+    agent *a = o->list[i];
+    json_t *names = json_object_get(o->tool_names_by_agent, a->def->id);
+    size_t k;
+    json_t *tool;
+    json_array_foreach(a->lists[LIST_TOOLS].items, k, tool) {
+      const char *n = json_string_value(json_object_get(tool, "name"));
+      json_t *public_name = n ? json_object_get(names, n) : NULL;
+      if (!public_name) continue;
       json_t *copy = json_deep_copy(tool);
-      char *name = sb_asprintf("%s" SEP "%s", a->def->id, n);
-      json_object_set_new(copy, "name", json_string(name));
-      sb_free(name);
+      json_object_set(copy, "name", public_name);
       json_array_append_new(out, copy);
     }
   }
@@ -747,6 +824,7 @@ static void agent_remove_at(sb_gateway *o, size_t i) {
 
 /* An agent came or went: every list that may show it changed. */
 static void announce_membership(sb_gateway *o, const char *id) {
+  names_invalidate(o);
   sb_mcp_server_list_changed(o->opts.mcp, "tools");
   static const char *const kinds[] = {"tools", "resources", "prompts"};
   for (int k = 0; id && k < 3; k++) gw_mounts_list_changed(o, id, kinds[k]);
@@ -911,6 +989,7 @@ void sb_gateway_free(sb_gateway *o) {
   for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
   sb_free(o->list);
   sb_registry_free(o->reg);
+  names_invalidate(o);
   sb_free(o->default_tenant);
   sb_free(o);
 }
