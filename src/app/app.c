@@ -79,7 +79,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .default_tenant = cfg->default_tenant,
                               .max_message_bytes = cfg->max_message_bytes,
                               .tenants_configured = cfg->tenants_len > 0,
-                              .ctx = app->ctx};
+                              .ctx = app->ctx,
+                              .max_tool_name = (size_t)cfg->max_tool_name};
   /* The admin tools list before the agents' own (agent__tool). */
   if (app_agent_tools_register(app) != 0) {
     sb_error_set(err, SB_ENOMEM, "out of memory");

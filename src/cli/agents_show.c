@@ -1,8 +1,10 @@
 /* agents_show.c: `switchboard agents show ID --config FILE` connects to one
  * configured agent the way the server does (its channel, the MCP client,
  * era detection) and prints what it found: era, negotiated version,
- * capabilities, server info, how many tools, resources and prompts, and
- * what switchboard translates for an agent of that era. */
+ * capabilities, server info, how many tools, resources and prompts, the
+ * names its tools get on /mcp (toolNames: public name -> the agent's own;
+ * shortened past limits.max_tool_name), and what switchboard translates
+ * for an agent of that era. */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +27,8 @@ typedef struct show {
   char error_buf[512];
   int pending; /* list requests in flight */
   int done;
+  const char *id;
+  size_t max_tool_name;
 } show;
 
 static void finish(show *s) {
@@ -69,6 +73,27 @@ static void on_list(void *ud, sb_mcp_outcome outcome, json_t *result,
                       error ? json_pack("{sO}", "error",
                                         json_object_get(error, "message"))
                             : json_integer((json_int_t)json_array_size(items)));
+  if (!error && strcmp(l->key, "tools") == 0) {
+    /* As /mcp names them (among this agent's tools; with other agents a
+     * name collision, which the hash makes all but impossible, could move
+     * one). */
+    json_t *pairs = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(items, i, t) {
+      const char *n = json_string_value(json_object_get(t, "name"));
+      if (n) json_array_append_new(pairs, json_pack("[ss]", s->id, n));
+    }
+    json_t *names = sb_gateway_tool_names(pairs, s->max_tool_name);
+    json_decref(pairs);
+    json_t *shown = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach(names, name, v)
+        json_object_set(shown, name, json_object_get(v, "tool"));
+    json_decref(names);
+    json_object_set_new(s->report, "toolNames", shown);
+  }
   if (--s->pending == 0) finish(s);
 }
 
@@ -169,6 +194,8 @@ int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   memset(&s, 0, sizeof s);
   uv_loop_init(&s.loop);
   s.report = json_pack("{ss}", "id", id);
+  s.id = id;
+  s.max_tool_name = (size_t)cfg->max_tool_name;
   sb_gateway_link_options lo = {.loop = &s.loop,
                                 .def = def,
                                 .max_message_bytes = cfg->max_message_bytes,

@@ -375,6 +375,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
           cfg->connection_memory_bytes);
   fprintf(out, "  connection_timeout_s: %d\n", cfg->connection_timeout_s);
   fprintf(out, "  page_size: %d\n", cfg->page_size);
+  fprintf(out, "  max_tool_name: %d\n", cfg->max_tool_name);
   fprintf(out, "sessions:\n");
   fprintf(out, "  idle_timeout_s: %d\n", cfg->session_idle_timeout_s);
   fprintf(out, "  replay_events: %d\n", cfg->replay_events);

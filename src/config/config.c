@@ -49,6 +49,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->connection_memory_bytes = 16384;
   cfg->connection_timeout_s = 300;
   cfg->page_size = 50;
+  cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
   cfg->cache_ttl_ms = 60000;
@@ -366,6 +367,8 @@ static const key_spec limits_keys[] = {
         16777216),
     NUM("connection_timeout_s", KEY_INT, connection_timeout_s, 1, 86400),
     NUM("page_size", KEY_INT, page_size, 1, 1000),
+    /* The low end leaves room for a cut name and its hash (gateway/names.c). */
+    NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

@@ -24,6 +24,8 @@
  *     connection_timeout_s: 300     # idle HTTP connections are closed;
  *                                   # 1..86400
  *     page_size: 50                 # items per list page; 1..1000
+ *     max_tool_name: 64             # longest agentId__tool name served;
+ *                                   # longer ones are shortened; 16..1024
  *   sessions:
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
  *     replay_events: 256            # SSE events kept for Last-Event-ID;
@@ -56,6 +58,7 @@ typedef struct sb_config {
   size_t connection_memory_bytes;
   int connection_timeout_s;
   int page_size;
+  int max_tool_name; /* agentId__tool names longer are shortened */
   /* sessions */
   int session_idle_timeout_s;
   int replay_events;

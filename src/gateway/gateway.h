@@ -38,6 +38,10 @@ typedef struct sb_gateway sb_gateway;
 #define SB_GATEWAY_META_ROUTING "switchboard/routing"
 typedef struct sb_ctx_manager sb_ctx_manager;
 
+/* Public tool names (agentId__tool): the default and least length limit. */
+#define SB_GATEWAY_TOOL_NAME_MAX 64
+#define SB_GATEWAY_TOOL_NAME_MIN 16
+
 typedef struct sb_gateway_options {
   uv_loop_t *loop;
   /* The main MCP server (/mcp): the gateway adds its provider of
@@ -54,6 +58,10 @@ typedef struct sb_gateway_options {
   /* Contexts, for routing with a context and handing projections. May be
    * NULL: calls naming a context then fail with SB_EINVAL. Borrowed. */
   sb_ctx_manager *ctx;
+  /* The longest public tool name (agentId__tool) on the main endpoint;
+   * longer ones are shortened (sb_gateway_tool_names). 0: the default,
+   * SB_GATEWAY_TOOL_NAME_MAX. */
+  size_t max_tool_name;
 } sb_gateway_options;
 
 /* A running gateway with no agents yet. NULL with err on failure. */
@@ -207,6 +215,19 @@ json_t *sb_gateway_list_json(sb_gateway *gw);
  * their connections. */
 int sb_gateway_reload(sb_gateway *gw, const json_t *defs, const size_t *lines,
                       sb_error *err);
+
+/* The public names of agents' tools: `tools` is [[agent id, tool name]...]
+ * (borrowed), in listing order. Returns an object (new reference; NULL on
+ * ENOMEM) mapping each public name, in the same order, to {"agent",
+ * "tool"}. agentId__tool is kept when it has at most max_len characters
+ * (0: SB_GATEWAY_TOOL_NAME_MAX), all of A-Za-z0-9_-. ; otherwise it is
+ * shortened, deterministically and collision-free: its other characters
+ * become '_', it is cut, and "_" and 10 hex digits of a hash of the agent
+ * id and tool name are appended (see names.c). */
+json_t *sb_gateway_tool_names(const json_t *tools, size_t max_len);
+/* The current mapping on the main endpoint, as above (borrowed; valid
+ * until an agent's tools change). */
+json_t *sb_gateway_tool_names_current(sb_gateway *gw);
 
 /* ---- per-agent endpoints and virtual servers --------------------------- */
 

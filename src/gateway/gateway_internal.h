@@ -29,6 +29,14 @@
 #define RETRY_CAP_MS 2000
 
 typedef struct agent agent;
+typedef struct sub_request sub_request; /* a legacy agent's (un)subscribe */
+
+/* A client's subscription acknowledgement held until the agent has the
+ * subscription, or until its deadline (the agent's timeoutMs). */
+typedef struct listen_wait {
+  sb_mcp_sub_wait *wait;
+  uint64_t deadline_ms;
+} listen_wait;
 
 /* What an agent serves, cached per kind: listed once connected, again on
  * the agent's list_changed or when a modern agent's ttlMs runs out. */
@@ -79,6 +87,10 @@ struct sb_gateway {
   sb_gateway_call *calls; /* calls in progress */
   struct gw_mcp_call *mcp_calls; /* MCP requests they serve (mcp_calls.c) */
   int stopping;
+  /* Public tool names (names.c): name -> {agent, tool}, and per agent
+   * id -> {tool -> name}. NULL: rebuilt on next use (a tool list changed). */
+  json_t *tool_names;
+  json_t *tool_names_by_agent;
 };
 
 struct agent {
@@ -89,9 +101,12 @@ struct agent {
   agent_list lists[LIST_KINDS];
   json_t *subs;         /* resource URI -> number of our subscribers */
   sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
-  sb_mcp_sub_wait **listen_waits; /* clients' acknowledgements waiting */
-  size_t nlisten_waits;           /* for that listen's own */
+  int listen_acked;       /* ...and the agent has acknowledged it */
+  listen_wait *listen_waits; /* clients' acknowledgements waiting */
+  size_t nlisten_waits;      /* for that listen's own */
+  uv_timer_t listen_timer;   /* the earliest of their deadlines */
   int relistening;        /* replacing the listen: keep its waits */
+  sub_request *sub_requests; /* legacy agent: (un)subscribes in flight */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
   unsigned restarts;
@@ -99,6 +114,7 @@ struct agent {
   int from_config; /* defined in the config file (reload may remove it) */
   int removed;     /* shut down: no more retries on it */
   int session_lost; /* the agent ended our session: reopening soon */
+  char down_reason[256]; /* why it is not connected (the last failure) */
 };
 
 /* pool.c */
@@ -110,6 +126,14 @@ int gw_agent_serves_tool(agent *a, const char *tool);
 json_t *gw_agent_list_items(agent *a, int kind);
 /* A client of ours (un)subscribed to one of a's resources. */
 void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
+/* Whether a is connected; if not, *why (borrowed, never NULL) says why,
+ * as far as we know: the last connect failure or channel loss. */
+int gw_agent_up(agent *a, const char **why);
+/* The agent and agent-side tool a public tool name (agentId__tool, or its
+ * shortened form) stands for: 1 with *a and *tool set (*tool borrowed,
+ * valid until the agent's tools change), 0 if none. */
+int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
+                    const char **tool);
 /* Every agent, for the mounts (borrowed). */
 agent *gw_agent_at(sb_gateway *o, size_t i);
 size_t gw_agent_count(sb_gateway *o);

@@ -471,17 +471,9 @@ int gw_mcp_call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_gateway *gw = ud;
   if (strcmp(name, GW_ROUTED_TOOL) == 0) return call_routed(gw, call, args);
-  const char *sep = strstr(name, SEP);
-  if (!sep) return 0;
-  char id[65];
-  size_t n = (size_t)(sep - name);
-  if (n == 0 || n >= sizeof id) return 0;
-  memcpy(id, name, n);
-  id[n] = '\0';
-  agent *a = gw_agent_find(gw, id);
-  if (!a) return 0;
-  const char *tool = sep + strlen(SEP);
-  if (a->lists[LIST_TOOLS].items && !gw_agent_serves_tool(a, tool)) return 0;
+  agent *a = NULL;
+  const char *tool = NULL;
+  if (!gw_resolve_tool(gw, name, &a, &tool)) return 0;
   sb_gateway_call_options o = {.agent = a->def->id, .name = tool};
   start(gw, call, &o, name, NULL);
   return 1;

@@ -20,6 +20,11 @@
  *
  * A virtual server's item names are the agents' own; when two included
  * agents use the same name, the earlier include wins.
+ *
+ * An agent that is down (and has nothing cached) is not an empty list: a
+ * per-agent mount answers list requests with an error naming the agent and
+ * why. A virtual server lists what its live agents serve, and fails the
+ * same way only when none of them is up.
  */
 #include "gateway/gateway_internal.h"
 
@@ -105,15 +110,57 @@ static int already(json_t *out, const char *key, const char *v) {
   return 0;
 }
 
-static void list_kind(mount *m, int kind, json_t *out) {
+/* Fail the list request: no agent of the mount can serve it. `down` is
+ * [{agent, reason}...] (stolen). */
+static void fail_list_down(mount *m, sb_mcp_call *call, int kind, json_t *down) {
+  char msg[512];
+  size_t len = 0;
+  if (m->is_agent)
+    len = (size_t)snprintf(msg, sizeof msg, "agent %s is down, so its %s cannot "
+                           "be listed: ", m->name, gw_list_kinds[kind].key);
+  else
+    len = (size_t)snprintf(msg, sizeof msg, "every agent of virtual server %s "
+                           "is down, so its %s cannot be listed: ", m->name,
+                           gw_list_kinds[kind].key);
+  size_t i;
+  json_t *d;
+  json_array_foreach(down, i, d) {
+    if (len >= sizeof msg) break;
+    len += (size_t)snprintf(
+        msg + len, sizeof msg - len, m->is_agent ? "%s%s" : "%sagent %s (%s)",
+        i ? "; " : "",
+        m->is_agent ? json_string_value(json_object_get(d, "reason"))
+                    : json_string_value(json_object_get(d, "agent")),
+        json_string_value(json_object_get(d, "reason")));
+  }
+  json_t *data = m->is_agent ? json_deep_copy(json_array_get(down, 0))
+                             : json_pack("{so}", "agents", json_incref(down));
+  json_decref(down);
+  sb_mcp_call_fail_list(call, SB_RPC_INTERNAL_ERROR, msg, data);
+}
+
+static void list_kind(mount *m, sb_mcp_call *call, int kind, json_t *out) {
   const char *key = item_key(kind);
+  json_t *down = json_array();
+  size_t live = 0;
   for (size_t n = 0; n < mount_width(m); n++) {
     const include *inc;
     agent *a = mount_agent(m, n, &inc);
-    if (!a) continue;
+    json_t *items = a ? gw_agent_list_items(a, kind) : NULL;
+    const char *why = "not registered";
+    /* What it served before a brief loss (a session re-opened) still is. */
+    if (!a || (!items && !gw_agent_up(a, &why))) {
+      json_array_append_new(down, json_pack("{ssss}", "agent",
+                                            a ? a->def->id
+                                              : m->is_agent ? m->name
+                                                            : m->includes[n].agent,
+                                            "reason", why));
+      continue;
+    }
+    live++;
     size_t i;
     json_t *item;
-    json_array_foreach(gw_agent_list_items(a, kind), i, item) {
+    json_array_foreach(items, i, item) {
       const char *v = json_string_value(json_object_get(item, key));
       if (!v || (inc && !included(inc, kind, item)) ||
           (!m->is_agent && already(out, key, v)))
@@ -121,6 +168,8 @@ static void list_kind(mount *m, int kind, json_t *out) {
       json_array_append(out, item);
     }
   }
+  if (!live && json_array_size(down)) fail_list_down(m, call, kind, down);
+  else json_decref(down);
 }
 
 /* The agent of the mount that serves `v` as an item of `kind` (a name, a
@@ -153,16 +202,16 @@ static agent *owner_of(mount *m, int kind, const char *v) {
 /* ---- the provider -------------------------------------------------------- */
 
 static void p_list_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  list_kind(ud, LIST_TOOLS, out);
+  list_kind(ud, call, LIST_TOOLS, out);
 }
 static void p_list_resources(void *ud, sb_mcp_call *call, json_t *out) {
-  list_kind(ud, LIST_RESOURCES, out);
+  list_kind(ud, call, LIST_RESOURCES, out);
 }
 static void p_list_templates(void *ud, sb_mcp_call *call, json_t *out) {
-  list_kind(ud, LIST_TEMPLATES, out);
+  list_kind(ud, call, LIST_TEMPLATES, out);
 }
 static void p_list_prompts(void *ud, sb_mcp_call *call, json_t *out) {
-  list_kind(ud, LIST_PROMPTS, out);
+  list_kind(ud, call, LIST_PROMPTS, out);
 }
 
 /* A per-agent mount forwards whatever it is asked, even before the agent

@@ -2,8 +2,9 @@
  *
  * Each AgentDefinition gets a channel (stdio child or Streamable HTTP) and
  * an MCP client on it. Once connected, the agent's tools are listed and
- * served to switchboard's own clients as `agentId__tool`; a list_changed
- * from the agent re-lists them and is passed on.
+ * served to switchboard's own clients as `agentId__tool` (shortened when
+ * too long or oddly spelled: names.c); a list_changed from the agent
+ * re-lists them and is passed on.
  *
  * Agents come from the config, the admin API and SIGHUP reloads. A channel
  * that closes (crash, exit) is reopened with backoff; health is checked
@@ -35,6 +36,21 @@ const agent_list_kind gw_list_kinds[LIST_KINDS] = {
 agent *gw_agent_at(sb_gateway *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
 size_t gw_agent_count(sb_gateway *o) { return o->len; }
 
+int gw_agent_up(agent *a, const char **why) {
+  if (a->client && sb_mcp_client_connected(a->client)) return 1;
+  *why = a->down_reason[0] ? a->down_reason : "not connected yet";
+  return 0;
+}
+
+/* Remember why a is down, for those who ask of it (gw_agent_up). */
+static void set_down_reason(agent *a, const char *what, const char *detail) {
+  /* A long reason is cut short: it is for people to read. */
+  if (snprintf(a->down_reason, sizeof a->down_reason, "%s%s%s", what,
+               detail && *detail ? ": " : "",
+               detail ? detail : "") >= (int)sizeof a->down_reason)
+    strcpy(a->down_reason + sizeof a->down_reason - 4, "...");
+}
+
 int gw_agent_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
@@ -52,11 +68,20 @@ static void agent_connect(agent *a);
 
 static void list_page(agent_list *l, const char *cursor);
 
+/* The public tool names are made again on next use. */
+static void names_invalidate(sb_gateway *o) {
+  json_decref(o->tool_names);
+  json_decref(o->tool_names_by_agent);
+  o->tool_names = o->tool_names_by_agent = NULL;
+}
+
 /* The change reaches our clients: the main endpoint serves agents' tools
  * (agent__tool), the per-agent and virtual servers everything. */
 static void announce(agent *a, const char *kind) {
-  if (strcmp(kind, "tools") == 0)
+  if (strcmp(kind, "tools") == 0) {
+    names_invalidate(a->owner);
     sb_mcp_server_list_changed(a->owner->opts.mcp, "tools");
+  }
   gw_mounts_list_changed(a->owner, a->def->id, kind);
 }
 
@@ -128,6 +153,7 @@ json_t *gw_agent_list_items(agent *a, int kind) {
 /* Forget the lists (agent gone or disconnected) and tell our clients. */
 static void drop_lists(agent *a, int announce_it) {
   int had[LIST_KINDS];
+  names_invalidate(a->owner);
   for (int k = 0; k < LIST_KINDS; k++) {
     agent_list *l = &a->lists[k];
     had[k] = l->items != NULL;
@@ -150,35 +176,103 @@ static void drop_lists(agent *a, int announce_it) {
  * answered the subscribe, or acknowledged the listen that names the URI,
  * so no update is lost in between. */
 
-/* Release the acknowledgements waiting for the agent's listen. */
-static void release_listen_waits(agent *a) {
-  sb_mcp_sub_wait **w = a->listen_waits;
+/* The listen timer runs to the earliest deadline among the waits. */
+static void listen_timeout_tick(uv_timer_t *t);
+static void arm_listen_timer(agent *a) {
+  if (a->nlisten_waits == 0) {
+    uv_timer_stop(&a->listen_timer);
+    return;
+  }
+  uint64_t first = a->listen_waits[0].deadline_ms;
+  for (size_t i = 1; i < a->nlisten_waits; i++)
+    if (a->listen_waits[i].deadline_ms < first) first = a->listen_waits[i].deadline_ms;
+  uint64_t now = sb_now_ms();
+  uv_timer_start(&a->listen_timer, listen_timeout_tick, first > now ? first - now : 0,
+                 0);
+}
+
+/* Release the acknowledgements waiting for the agent's listen: as given
+ * when message is NULL, else as failed with it (code -32603, data naming
+ * the agent). */
+static void end_listen_waits(agent *a, const char *message) {
+  listen_wait *w = a->listen_waits;
   size_t n = a->nlisten_waits;
   a->listen_waits = NULL;
   a->nlisten_waits = 0;
-  for (size_t i = 0; i < n; i++) sb_mcp_sub_wait_done(w[i]);
+  uv_timer_stop(&a->listen_timer);
+  /* Failing one may unsubscribe and so re-open the listen: the list is
+   * ours alone by now. */
+  for (size_t i = 0; i < n; i++) {
+    if (message)
+      sb_mcp_sub_wait_fail(w[i].wait, SB_RPC_INTERNAL_ERROR, message,
+                           json_pack("{ss}", "agent", a->def->id));
+    else
+      sb_mcp_sub_wait_done(w[i].wait);
+  }
   sb_free(w);
+}
+
+static void release_listen_waits(agent *a) { end_listen_waits(a, NULL); }
+
+/* The agent did not acknowledge in time: those clients are told so. Their
+ * requests fail, which takes their URIs off our listen again (no
+ * subscription is left that nobody was told about). */
+static void listen_timeout_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  uint64_t now = sb_now_ms();
+  listen_wait *late = sb_calloc(a->nlisten_waits ? a->nlisten_waits : 1, sizeof *late);
+  size_t nlate = 0, kept = 0;
+  for (size_t i = 0; i < a->nlisten_waits; i++) {
+    if (late && a->listen_waits[i].deadline_ms <= now) late[nlate++] = a->listen_waits[i];
+    else a->listen_waits[kept++] = a->listen_waits[i];
+  }
+  a->nlisten_waits = kept;
+  arm_listen_timer(a);
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "agent %s did not acknowledge the subscription (its "
+           "subscriptions/listen) within %u ms",
+           a->def->id, (unsigned)a->def->limits.timeout_ms);
+  if (nlate) SB_WARN(MODULE, "%s; %zu client(s) told so", msg, nlate);
+  for (size_t i = 0; i < nlate; i++)
+    sb_mcp_sub_wait_fail(late[i].wait, SB_RPC_INTERNAL_ERROR, msg,
+                         json_pack("{sssi}", "agent", a->def->id, "timeoutMs",
+                                   (int)a->def->limits.timeout_ms));
+  sb_free(late);
 }
 
 static void on_listen_end(void *ud, sb_mcp_outcome outcome, json_t *result,
                           json_t *error) {
   agent *a = ud;
   a->listen = NULL;
-  if (error && outcome != SB_MCP_CANCELLED)
+  a->listen_acked = 0;
+  int cancelled = outcome == SB_MCP_CANCELLED;
+  if (error && !cancelled)
     SB_INFO(MODULE, "agent %s: subscriptions/listen ended: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
   /* Replaced by a new listen: its waits go on waiting for that one. */
-  if (!a->relistening) release_listen_waits(a);
+  if (a->relistening) return;
+  if (error && !cancelled) {
+    char msg[384];
+    snprintf(msg, sizeof msg, "agent %s refused or ended the subscription: %s",
+             a->def->id, json_string_value(json_object_get(error, "message")) ?: "");
+    end_listen_waits(a, msg);
+  } else {
+    release_listen_waits(a);
+  }
 }
 
-/* Hold a client's acknowledgement until the current listen's own. */
+/* Hold a client's acknowledgement until the current listen's own, or the
+ * agent's timeout. */
 static void wait_for_listen(agent *a, sb_mcp_sub_wait *wait) {
-  sb_mcp_sub_wait **grown =
+  listen_wait *grown =
       wait ? sb_realloc(a->listen_waits, (a->nlisten_waits + 1) * sizeof *grown)
            : NULL;
   if (!grown) return;
   a->listen_waits = grown;
-  a->listen_waits[a->nlisten_waits++] = sb_mcp_sub_wait_hold(wait);
+  a->listen_waits[a->nlisten_waits++] = (listen_wait){
+      sb_mcp_sub_wait_hold(wait), sb_now_ms() + a->def->limits.timeout_ms};
+  arm_listen_timer(a);
 }
 
 static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
@@ -191,6 +285,7 @@ static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
   a->relistening = 1;
   if (old) sb_mcp_request_cancel(old, "subscriptions changed");
   a->relistening = 0;
+  a->listen_acked = 0;
   json_t *uris = json_array();
   const char *uri;
   json_t *n;
@@ -208,22 +303,59 @@ static void on_listen_acknowledged(agent *a, json_t *params) {
   json_t *sid = json_object_get(json_object_get(params, "_meta"),
                                 SB_MCP_META_SUBSCRIPTION_ID);
   if (a->listen && json_is_integer(sid) &&
-      json_integer_value(sid) == sb_mcp_request_id(a->listen))
+      json_integer_value(sid) == sb_mcp_request_id(a->listen)) {
+    a->listen_acked = 1;
     release_listen_waits(a);
+  }
 }
 
-typedef struct sub_request {
+/* A legacy agent's resources/(un)subscribe in flight, with the clients'
+ * acknowledgements waiting for its answer (a later subscriber to the same
+ * URI waits for it too). */
+struct sub_request {
   agent *a;
-  sb_mcp_sub_wait *wait;
-} sub_request;
+  char *uri;
+  int on;
+  sb_mcp_sub_wait **waits;
+  size_t nwaits;
+  sub_request *next; /* a->sub_requests */
+};
+
+static void sub_request_hold(sub_request *r, sb_mcp_sub_wait *wait) {
+  sb_mcp_sub_wait **grown =
+      wait ? sb_realloc(r->waits, (r->nwaits + 1) * sizeof *grown) : NULL;
+  if (!grown) return;
+  r->waits = grown;
+  r->waits[r->nwaits++] = sb_mcp_sub_wait_hold(wait);
+}
 
 static void on_subscribe_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
                                 json_t *error) {
   sub_request *r = ud;
-  if (error)
-    SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s",
-            r->a->def->id, json_string_value(json_object_get(error, "message")));
-  sb_mcp_sub_wait_done(r->wait);
+  agent *a = r->a;
+  for (sub_request **pp = &a->sub_requests; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  char msg[384] = "";
+  if (error) {
+    SB_WARN(MODULE, "agent %s: resources/(un)subscribe failed: %s", a->def->id,
+            json_string_value(json_object_get(error, "message")));
+    snprintf(msg, sizeof msg, "agent %s: resources/subscribe %s: %s",
+             a->def->id, r->uri,
+             json_string_value(json_object_get(error, "message")) ?: "failed");
+  }
+  /* Refused, timed out or lost: not in effect, and the clients say so. */
+  for (size_t i = 0; i < r->nwaits; i++) {
+    if (error && r->on)
+      sb_mcp_sub_wait_fail(r->waits[i], SB_RPC_INTERNAL_ERROR, msg,
+                           json_pack("{ss}", "agent", a->def->id));
+    else
+      sb_mcp_sub_wait_done(r->waits[i]);
+  }
+  sb_free(r->waits);
+  sb_free(r->uri);
   sb_free(r);
 }
 
@@ -234,11 +366,18 @@ static void legacy_subscribe(agent *a, const char *uri, int on,
   if (!json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe")))
     return;
   sub_request *r = sb_calloc(1, sizeof *r);
-  if (!r) return;
+  if (!r || !(r->uri = sb_strdup(uri))) {
+    sb_free(r);
+    return;
+  }
   r->a = a;
-  r->wait = sb_mcp_sub_wait_hold(wait);
+  r->on = on;
+  sub_request_hold(r, wait);
+  r->next = a->sub_requests;
+  a->sub_requests = r;
   sb_mcp_client_request(a->client, on ? "resources/subscribe" : "resources/unsubscribe",
-                        json_pack("{ss}", "uri", uri), HEALTH_TIMEOUT_MS, NULL,
+                        json_pack("{ss}", "uri", uri),
+                        (uint64_t)a->def->limits.timeout_ms, NULL,
                         on_subscribe_answer, r);
 }
 
@@ -247,9 +386,13 @@ void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait
   if (on) {
     json_object_set_new(a->subs, uri, json_integer(n + 1));
     if (n > 0) {
-      /* Already asked of the agent; a modern agent may not have
-       * acknowledged yet. */
-      if (a->listen && a->nlisten_waits) wait_for_listen(a, wait);
+      /* Already asked of the agent; it may not have answered yet. */
+      if (a->listen && !a->listen_acked) wait_for_listen(a, wait);
+      for (sub_request *r = a->sub_requests; r; r = r->next)
+        if (r->on && strcmp(r->uri, uri) == 0) {
+          sub_request_hold(r, wait);
+          break;
+        }
       return;
     }
   } else {
@@ -301,6 +444,8 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
   if (error) {
     SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
+    set_down_reason(a, "connect failed",
+                    json_string_value(json_object_get(error, "message")));
     sb_registry_set_health(a->owner->reg, a->def->id, 0);
     if (a->owner->stopping) return;
     sb_channel *ch = a->ch;
@@ -310,6 +455,7 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
     return;
   }
   a->restarts = 0;
+  a->down_reason[0] = '\0';
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
   gw_resume_waiting(a);
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
@@ -343,6 +489,7 @@ static void schedule_restart(agent *a) {
 static void on_channel_closed(void *ud, const char *detail) {
   agent *a = ud;
   SB_WARN(MODULE, "agent %s: %s", a->def->id, detail);
+  set_down_reason(a, "channel closed", detail);
   sb_channel *dead = a->ch;
   a->ch = NULL;
   sb_channel_close(dead); /* frees it once its handles are closed */
@@ -404,6 +551,7 @@ static void session_lost_tick(uv_timer_t *t) {
   if (!a->ch || !a->client || sb_mcp_client_connected(a->client)) return;
   if (sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a) == 0) {
     SB_INFO(MODULE, "agent %s ended our session; opening a new one", a->def->id);
+    set_down_reason(a, "the agent ended our session; opening a new one", NULL);
     sb_registry_set_health(a->owner->reg, a->def->id, 0);
   }
 }
@@ -428,6 +576,7 @@ static void agent_connect(agent *a) {
                  a}};
   if (sb_gateway_link_open(&lo, &a->ch, &a->client, &err) != 0) {
     SB_WARN(MODULE, "agent %s: %s", a->def->id, err.msg[0] ? err.msg : "cannot open");
+    set_down_reason(a, "cannot open", err.msg);
     schedule_restart(a);
     return;
   }
@@ -451,20 +600,86 @@ static void health_tick(uv_timer_t *t) {
 
 /* ---- the provider -------------------------------------------------------- */
 
-static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  sb_gateway *o = ud;
-  gw_mcp_list_routed_tool(out);
-  for (size_t i = 0; i < o->len; i++) {
+/* Make the public names of every agent's listed tools, if a list changed
+ * since they were last made. 0, or SB_ENOMEM. */
+static int names_build(sb_gateway *o) {
+  if (o->tool_names) return 0;
+  json_t *pairs = json_array();
+  for (size_t i = 0; pairs && i < o->len; i++) {
     agent *a = o->list[i];
     size_t k;
     json_t *tool;
-    json_array_foreach(gw_agent_list_items(a, LIST_TOOLS), k, tool) {
+    json_array_foreach(a->lists[LIST_TOOLS].items, k, tool) {
       const char *n = json_string_value(json_object_get(tool, "name"));
-      if (!n) continue;
+      if (n) json_array_append_new(pairs, json_pack("[ss]", a->def->id, n));
+    }
+  }
+  json_t *names = pairs ? sb_gateway_tool_names(pairs, o->opts.max_tool_name)
+                        : NULL;
+  json_decref(pairs);
+  json_t *by_agent = names ? json_object() : NULL;
+  const char *name;
+  json_t *v;
+  json_object_foreach(names, name, v) {
+    const char *id = json_string_value(json_object_get(v, "agent"));
+    json_t *tools = json_object_get(by_agent, id);
+    if (!tools) json_object_set_new(by_agent, id, tools = json_object());
+    json_object_set_new(tools, json_string_value(json_object_get(v, "tool")),
+                        json_string(name));
+  }
+  if (!by_agent) {
+    json_decref(names);
+    return SB_ENOMEM;
+  }
+  o->tool_names = names;
+  o->tool_names_by_agent = by_agent;
+  return 0;
+}
+
+json_t *sb_gateway_tool_names_current(sb_gateway *o) {
+  return names_build(o) == 0 ? o->tool_names : NULL;
+}
+
+int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
+                    const char **tool) {
+  json_t *v = names_build(o) == 0 ? json_object_get(o->tool_names, name) : NULL;
+  if (v) {
+    *a = gw_agent_find(o, json_string_value(json_object_get(v, "agent")));
+    *tool = json_string_value(json_object_get(v, "tool"));
+    return *a && *tool;
+  }
+  /* Not listed (yet): agentId__tool of an agent that has not listed its
+   * tools goes to it as it is; the agent says if there is no such tool. */
+  const char *sep = strstr(name, SEP);
+  if (!sep) return 0;
+  char id[65];
+  size_t n = (size_t)(sep - name);
+  if (n == 0 || n >= sizeof id) return 0;
+  memcpy(id, name, n);
+  id[n] = '\0';
+  *a = gw_agent_find(o, id);
+  if (!*a || (*a)->lists[LIST_TOOLS].items) return 0;
+  *tool = sep + strlen(SEP);
+  return 1;
+}
+
+static void list_agent_tools(void *ud, sb_mcp_call *call, json_t *out) {
+  sb_gateway *o = ud;
+  gw_mcp_list_routed_tool(out);
+  /* A list past its ttlMs is fetched again (and the names made anew). */
+  for (size_t i = 0; i < o->len; i++) gw_agent_list_items(o->list[i], LIST_TOOLS);
+  if (names_build(o) != 0) return;
+  for (size_t i = 0; i < o->len; i++) {
+    agent *a = o->list[i];
+    json_t *names = json_object_get(o->tool_names_by_agent, a->def->id);
+    size_t k;
+    json_t *tool;
+    json_array_foreach(a->lists[LIST_TOOLS].items, k, tool) {
+      const char *n = json_string_value(json_object_get(tool, "name"));
+      json_t *public_name = n ? json_object_get(names, n) : NULL;
+      if (!public_name) continue;
       json_t *copy = json_deep_copy(tool);
-      char *name = sb_asprintf("%s" SEP "%s", a->def->id, n);
-      json_object_set_new(copy, "name", json_string(name));
-      sb_free(name);
+      json_object_set(copy, "name", public_name);
       json_array_append_new(out, copy);
     }
   }
@@ -496,7 +711,8 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   }
   uv_timer_init(o->opts.loop, &a->restart_timer);
   uv_timer_init(o->opts.loop, &a->health_timer);
-  a->restart_timer.data = a->health_timer.data = a;
+  uv_timer_init(o->opts.loop, &a->listen_timer);
+  a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
   o->list[o->len++] = a;
   agent_connect(a);
   uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
@@ -535,6 +751,7 @@ static void agent_remove_at(sb_gateway *o, size_t i) {
 
 /* An agent came or went: every list that may show it changed. */
 static void announce_membership(sb_gateway *o, const char *id) {
+  names_invalidate(o);
   sb_mcp_server_list_changed(o->opts.mcp, "tools");
   static const char *const kinds[] = {"tools", "resources", "prompts"};
   for (int k = 0; id && k < 3; k++) gw_mounts_list_changed(o, id, kinds[k]);
@@ -686,9 +903,10 @@ static void agent_closed(uv_handle_t *h) {
 }
 
 static void agent_close_timers(agent *a) {
-  a->closing = 2;
+  a->closing = 3;
   uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->listen_timer, agent_closed);
 }
 
 void sb_gateway_free(sb_gateway *o) {
@@ -700,6 +918,7 @@ void sb_gateway_free(sb_gateway *o) {
   for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
   sb_free(o->list);
   sb_registry_free(o->reg);
+  names_invalidate(o);
   sb_free(o->default_tenant);
   sb_free(o);
 }

@@ -190,6 +190,14 @@ typedef struct sb_mcp_provider {
  * client has gone meanwhile). */
 sb_mcp_sub_wait *sb_mcp_sub_wait_hold(sb_mcp_sub_wait *w);
 void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w);
+/* Release one hold as failed: the subscription is not in effect at this
+ * provider (an agent refused it, or did not acknowledge it in time). When
+ * the last hold goes the client's request is answered with this error
+ * (the first failure's; data stolen, may be NULL) and its subscriptions
+ * are dropped again at every provider: resources/subscribe is undone, a
+ * listen ends. */
+void sb_mcp_sub_wait_fail(sb_mcp_sub_wait *w, int code, const char *message,
+                          json_t *data);
 
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */
 int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p);
@@ -299,6 +307,13 @@ void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */
 void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
                                  long ttl_ms, const char *scope);
+/* From a provider's list function (list_tools, list_resources...): the
+ * list cannot be served as it is (an agent behind it is down), so the
+ * request fails with this error instead of answering a partial or empty
+ * list. Takes effect once every provider has run; the first error wins.
+ * `data` is stolen (may be NULL). The call stays valid. */
+void sb_mcp_call_fail_list(sb_mcp_call *call, int code, const char *message,
+                           json_t *data);
 /* Answer a tool call with one text content block (isError if is_error). */
 void sb_mcp_call_reply_text(sb_mcp_call *call, const char *text, int is_error);
 /* -32602 "Invalid arguments for tool TOOL: WHAT" (the 2026-07-28 shape). */

@@ -76,6 +76,8 @@ struct sb_mcp_call {
   sb_mcp_call *listen_next, *listen_prev;
   int listen_linked; /* in srv->listeners (after its acknowledgement) */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
+  json_t *list_error; /* a list request a provider could not serve: the
+                         error (without id) to answer with; own reference */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
   struct mcp_batch *batch;
 };
@@ -124,8 +126,11 @@ void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on,
                    sb_mcp_sub_wait *wait);
 /* A wait for call c's acknowledgement, holding once (release that hold
  * with sb_mcp_sub_wait_done after asking the providers): fire(c) runs when
- * the last hold goes, unless c has ended. NULL when out of memory. */
-sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c));
+ * the last hold goes, unless c has ended; failed(c, error) instead when a
+ * provider failed its hold (error {code, message, data?}, borrowed): it
+ * must answer c. NULL when out of memory. */
+sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c),
+                                  void (*failed)(sb_mcp_call *c, json_t *error));
 /* Link a listen call into srv->listeners: it gets notifications now. */
 void mcp_listener_link(sb_mcp_call *c);
 /* The capabilities this server announces (new reference). */

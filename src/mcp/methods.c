@@ -60,6 +60,15 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
     list_fn fn = *(list_fn *)((char *)&srv->providers[i] + fn_offset);
     if (fn) fn(srv->providers[i].ud, c, items);
   }
+  if (c->list_error) { /* a provider cannot serve its part */
+    json_decref(items);
+    json_t *e = c->list_error;
+    json_t *data = json_object_get(e, "data");
+    sb_mcp_call_fail(c, (int)json_integer_value(json_object_get(e, "code")),
+                     json_string_value(json_object_get(e, "message")),
+                     json_incref(data));
+    return;
+  }
   json_t *r = paginate(c, items, key);
   json_decref(items);
   if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);
@@ -147,6 +156,26 @@ static void handle_set_level(sb_mcp_server *srv, sb_mcp_call *c) {
 
 static void reply_empty(sb_mcp_call *c) { sb_mcp_call_reply(c, json_object()); }
 
+/* A subscription a provider could not put in effect: answer with its error. */
+static void fail_with(sb_mcp_call *c, json_t *error) {
+  json_t *data = json_object_get(error, "data");
+  sb_mcp_call_fail(c, (int)json_integer_value(json_object_get(error, "code")),
+                   json_string_value(json_object_get(error, "message")),
+                   json_incref(data));
+}
+
+/* resources/subscribe failed at a provider: the session is not subscribed
+ * after all, and the providers that did subscribe let go again. */
+static void subscribe_failed(sb_mcp_call *c, json_t *error) {
+  const char *uri = json_string_value(json_object_get(c->params, "uri"));
+  if (uri && c->session &&
+      json_object_get(c->session->subscriptions, uri)) {
+    json_object_del(c->session->subscriptions, uri);
+    mcp_subscribe(c->srv, uri, 0, NULL);
+  }
+  fail_with(c, error);
+}
+
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {
@@ -158,7 +187,7 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   if (on && !had) {
     json_object_set_new(c->session->subscriptions, uri, json_true());
     /* answered once the providers have it in effect */
-    sb_mcp_sub_wait *w = mcp_sub_wait_new(c, reply_empty);
+    sb_mcp_sub_wait *w = mcp_sub_wait_new(c, reply_empty, subscribe_failed);
     mcp_subscribe(srv, uri, 1, w);
     if (w) {
       sb_mcp_sub_wait_done(w);
@@ -223,7 +252,8 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
   c->listen_filter = agreed;
   /* Acknowledged once the providers have the subscriptions in effect. The
    * call stays open until the client cancels or the server ends it. */
-  sb_mcp_sub_wait *w = mcp_sub_wait_new(c, listen_acknowledge);
+  /* A failed one ends: its subscriptions go with it (listener_unlink). */
+  sb_mcp_sub_wait *w = mcp_sub_wait_new(c, listen_acknowledge, fail_with);
   size_t k;
   json_t *u;
   json_array_foreach(uris, k, u) mcp_subscribe(srv, json_string_value(u), 1, w);

@@ -81,14 +81,18 @@ struct sb_mcp_sub_wait {
   sb_mcp_call *call; /* NULL once the call has ended */
   int holds;
   void (*fire)(sb_mcp_call *c);
+  void (*failed)(sb_mcp_call *c, json_t *error);
+  json_t *error; /* {code, message, data}: a provider could not subscribe */
 };
 
-sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c)) {
+sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c),
+                                  void (*failed)(sb_mcp_call *c, json_t *error)) {
   sb_mcp_sub_wait *w = sb_calloc(1, sizeof *w);
   if (!w) return NULL;
   w->call = c;
   w->holds = 1;
   w->fire = fire;
+  w->failed = failed;
   c->sub_wait = w;
   return w;
 }
@@ -102,10 +106,24 @@ void sb_mcp_sub_wait_done(sb_mcp_sub_wait *w) {
   if (!w || --w->holds > 0) return;
   sb_mcp_call *c = w->call;
   void (*fire)(sb_mcp_call *) = w->fire;
+  void (*failed)(sb_mcp_call *, json_t *) = w->failed;
+  json_t *error = w->error;
   sb_free(w);
-  if (!c) return;
-  c->sub_wait = NULL;
-  fire(c); /* may answer, and so free, the call */
+  if (c) c->sub_wait = NULL;
+  if (c && error) failed(c, error); /* answers, and so frees, the call */
+  else if (c) fire(c);              /* may answer, and so free, the call */
+  json_decref(error);
+}
+
+void sb_mcp_sub_wait_fail(sb_mcp_sub_wait *w, int code, const char *message,
+                          json_t *data) {
+  if (w && !w->error)
+    w->error = json_pack("{siss}", "code", code, "message", message);
+  if (w && w->error && data && !json_object_get(w->error, "data"))
+    json_object_set_new(w->error, "data", data);
+  else
+    json_decref(data);
+  sb_mcp_sub_wait_done(w);
 }
 
 /* ---- batches (2025-03-26 only) ----------------------------------------
@@ -164,6 +182,7 @@ static void call_free(sb_mcp_call *c) {
   json_decref(c->caps);
   json_decref(c->progress_token);
   json_decref(c->listen_filter);
+  json_decref(c->list_error);
   sb_free(c->method);
   sb_free(c);
 }
@@ -333,6 +352,17 @@ void sb_mcp_call_reply_text(sb_mcp_call *c, const char *text, int is_error) {
   json_t *r = json_pack("{s[{ssss}]}", "content", "type", "text", "text", text);
   if (r && is_error) json_object_set_new(r, "isError", json_true());
   sb_mcp_call_reply(c, r);
+}
+
+void sb_mcp_call_fail_list(sb_mcp_call *c, int code, const char *message,
+                           json_t *data) {
+  if (c->list_error) {
+    json_decref(data);
+    return;
+  }
+  c->list_error = json_pack("{siss}", "code", code, "message", message);
+  if (c->list_error && data) json_object_set_new(c->list_error, "data", data);
+  else json_decref(data);
 }
 
 void sb_mcp_call_fail_invalid_args(sb_mcp_call *c, const char *tool,
@@ -766,11 +796,15 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   if (!modern) {
     int is_init = strcmp(m.method, "initialize") == 0;
     if (!is_init && (!s || !s->initialized)) {
-      reply_error(out, m.id, SB_RPC_INVALID_REQUEST,
+      /* Without an initialized session, only 2026-07-28 accepts a request,
+       * and there one missing its required _meta is malformed: -32602
+       * (basic/index.mdx), on stdio as on HTTP, where it is a 400. A legacy
+       * client learns from the message that it must initialize. */
+      reply_error(out, m.id, SB_RPC_INVALID_PARAMS,
                   "Bad Request: the server is not initialized; send "
                   "initialize first (legacy), or carry _meta[\"" SB_MCP_META_PROTOCOL_VERSION
                   "\"] (2026-07-28)",
-                  NULL);
+                  json_pack("{ss}", "metaField", SB_MCP_META_PROTOCOL_VERSION));
       return;
     }
   }

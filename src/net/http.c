@@ -737,11 +737,14 @@ static void do_post(http_req *r) {
     dispatch(r, NULL, NULL);
     return;
   }
-  respond_error(r, MHD_HTTP_BAD_REQUEST, msg_id(msg), SB_RPC_INVALID_REQUEST,
+  /* Session-less, it can only be a 2026-07-28 request, and one without
+   * _meta's protocolVersion is malformed: -32602 with 400, as
+   * basic/index.mdx requires; the message names the legacy way too. */
+  respond_error(r, MHD_HTTP_BAD_REQUEST, msg_id(msg), SB_RPC_INVALID_PARAMS,
                 "Mcp-Session-Id header is required: send initialize first "
                 "(or use protocol version " SB_MCP_MODERN_VERSION
                 " with _meta)",
-                NULL);
+                json_pack("{ss}", "metaField", SB_MCP_META_PROTOCOL_VERSION));
 }
 
 static void do_get(http_req *r) {

@@ -525,3 +525,61 @@ describe('an agent\'s question to a legacy client, withdrawn or outlived', { tim
     }
   });
 });
+
+describe('an agent that is down is not an empty list', { timeout: 60000 }, () => {
+  let server;
+  let base;
+  const at = (path) => `${base}${path}`;
+  // An agent that exits as soon as it starts: never connected, always down.
+  const ghost = agentDef('ghost', { transport: { type: 'stdio', command: process.execPath, args: ['-e', 'process.exit(3)'] } });
+
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfigWith([everythingStdio('everything'), ghost], [
+        { name: 'mixed', include: [{ agent: 'ghost' }, { agent: 'everything', tools: ['echo'] }] },
+        { name: 'haunted', include: [{ agent: 'ghost' }] },
+      ])],
+    });
+    base = server.url.replace(/\/mcp$/, '');
+  });
+
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('/agents/{id}/mcp: tools/list, resources/list and prompts/list fail naming the agent and why', async () => {
+    for (const [id, method] of [[1, 'tools/list'], [2, 'resources/list'], [3, 'prompts/list'], [4, 'resources/templates/list']]) {
+      const r = await modernPost(at('/agents/ghost/mcp'), id, method, {});
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.error?.code, -32603, `${method}: ${r.text}`);
+      assert.match(r.json.error.message, /agent ghost is down/, r.text);
+      assert.equal(r.json.error.data.agent, 'ghost', r.text);
+      assert.ok(r.json.error.data.reason && r.json.error.message.includes(r.json.error.data.reason), r.text);
+    }
+    // Once it has failed at least once, the reason says how.
+    await pollUntil(async () => {
+      const r = await modernPost(at('/agents/ghost/mcp'), 5, 'tools/list', {});
+      return /exit|closed|failed/.test(r.json.error?.data?.reason ?? '') ? r : { ok: false, message: r.text };
+    }, { what: 'the reason the ghost agent is down' });
+    // A legacy client is told the same.
+    const legacy = await connect('legacy', at('/agents/ghost/mcp'));
+    try {
+      await assert.rejects(legacy.client.listTools(), (e) => /agent ghost is down/.test(e.message));
+    } finally {
+      await legacy.close();
+    }
+  });
+
+  it('a virtual server lists its live agents, and fails only when all of them are down', async () => {
+    const tools = await pollUntil(async () => {
+      const r = await modernPost(at('/servers/mixed/mcp'), 6, 'tools/list', {});
+      return r.json.result?.tools?.length ? r.json.result.tools : { ok: false, message: r.text };
+    }, { what: 'the live agent\'s tools on the mixed server' });
+    assert.deepEqual(tools.map((t) => t.name), ['echo']);
+    const r = await modernPost(at('/servers/haunted/mcp'), 7, 'tools/list', {});
+    assert.equal(r.json.error?.code, -32603, r.text);
+    assert.match(r.json.error.message, /every agent of virtual server haunted is down, so its tools cannot be listed: agent ghost \(/, r.text);
+    assert.deepEqual(r.json.error.data.agents.map((a) => a.agent), ['ghost'], r.text);
+  });
+});

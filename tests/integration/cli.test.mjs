@@ -223,6 +223,24 @@ test('serve --stdio with a config answers server/discover and exits 0 on EOF', a
   assert.doesNotMatch(r.stderr, / info /);
 });
 
+test('serve --stdio: a request before initialize without _meta protocolVersion is -32602 naming both ways in', async () => {
+  // Before initialize, only 2026-07-28 applies, and a request missing its
+  // required _meta is malformed there: -32602 (basic/index.mdx), as on HTTP.
+  const input = [
+    { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+    { jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: { other: 1 } } },
+  ].map((m) => JSON.stringify(m) + '\n').join('');
+  const r = await run(['serve', '--stdio'], { input });
+  assert.equal(r.code, 0, r.stderr);
+  const msgs = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(msgs.map((m) => m.id), [1, 2], r.stdout);
+  for (const m of msgs) {
+    assert.equal(m.error?.code, -32602, JSON.stringify(m));
+    assert.match(m.error.message, /initialize/);
+    assert.match(m.error.message, /io\.modelcontextprotocol\/protocolVersion/);
+  }
+});
+
 test('--log-level overrides the config file', async () => {
   const cfg = writeConfig('server:\n  log_level: error\n');
   const quiet = await run(['serve', '--config', cfg, '--stdio']);

@@ -242,10 +242,22 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
-  it('a legacy request before initialize: 400 saying a session is required', async () => {
-    const r = await post({ jsonrpc: '2.0', id: 24, method: 'tools/list', params: {} }, { 'MCP-Protocol-Version': '2025-11-25' });
-    assertError(r, 400, -32600, 'legacy request without session');
-    assert.match(r.json.error.message, /Mcp-Session-Id|initialize/);
+  it('a request without a session or _meta protocolVersion: 400 with -32602 naming both ways in', async () => {
+    // Session-less, only 2026-07-28 applies, and there a request missing a
+    // required _meta field MUST be -32602 with 400 (basic/index.mdx).
+    const cases = [
+      ['legacy header, no _meta', { jsonrpc: '2.0', id: 24, method: 'tools/list', params: {} }, { 'MCP-Protocol-Version': '2025-11-25' }],
+      ['no header, no params', { jsonrpc: '2.0', id: 240, method: 'tools/list' }, {}],
+      ['_meta without protocolVersion', { jsonrpc: '2.0', id: 241, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/clientCapabilities': {} } } }, {}],
+      ['modern header, no _meta', { jsonrpc: '2.0', id: 242, method: 'tools/list', params: {} }, modernHeaders('tools/list')],
+    ];
+    for (const [what, msg, headers] of cases) {
+      const r = await post(msg, headers);
+      assertError(r, 400, -32602, what);
+      assert.equal(r.json.id, msg.id, what);
+      assert.match(r.json.error.message, /initialize/, what);
+      assert.match(r.json.error.message, /_meta/, what);
+    }
     const g = await send('GET', undefined, { accept: 'text/event-stream' });
     assert.equal(g.status, 405, `GET without a session: ${g.text}`);
     await echoStillWorks();

@@ -56,6 +56,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.connection_memory_bytes, 16384);
   assert_int_equal(cfg.connection_timeout_s, 300);
   assert_int_equal(cfg.page_size, 50);
+  assert_int_equal(cfg.max_tool_name, 64);
   assert_int_equal(cfg.session_idle_timeout_s, 1800);
   assert_int_equal(cfg.replay_events, 256);
   assert_int_equal(cfg.cache_ttl_ms, 60000);
@@ -77,6 +78,7 @@ static const char full_yaml[] = "# every key\n"
                                 "  connection_memory_bytes: 65536\n"
                                 "  connection_timeout_s: 60\n"
                                 "  page_size: 10\n"
+                                "  max_tool_name: 48\n"
                                 "sessions:\n"
                                 "  idle_timeout_s: 600\n"
                                 "  replay_events: 0\n"
@@ -113,6 +115,7 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.connection_memory_bytes, 65536);
   assert_int_equal(cfg.connection_timeout_s, 60);
   assert_int_equal(cfg.page_size, 10);
+  assert_int_equal(cfg.max_tool_name, 48);
   assert_int_equal(cfg.session_idle_timeout_s, 600);
   assert_int_equal(cfg.replay_events, 0);
   assert_int_equal(cfg.cache_ttl_ms, 1500);
@@ -177,6 +180,12 @@ static void test_value_errors(void **state) {
                "\n  page_size: many\n",
                "config.yaml:7: limits.page_size: expected an integer between "
                "1 and 1000, got \"many\"");
+  expect_error("limits:\n  max_tool_name: 15\n",
+               "config.yaml:2: limits.max_tool_name: expected an integer "
+               "between 16 and 1024, got \"15\"");
+  expect_error("limits:\n  max_tool_name: 1025\n",
+               "config.yaml:2: limits.max_tool_name: expected an integer "
+               "between 16 and 1024, got \"1025\"");
   expect_error("limits:\n  page_size: 1001\n",
                "config.yaml:2: limits.page_size: expected an integer between "
                "1 and 1000, got \"1001\"");

@@ -191,9 +191,18 @@ static void test_invalid_messages(void **state) {
 static void test_legacy_before_initialize(void **state) {
   fixture *f = *state;
   sb_mcp_session *s = sb_mcp_session_new(f->srv, &f->cap.out);
+  /* Uninitialized (as on stdio), a request without _meta's protocolVersion
+   * can only be a malformed 2026-07-28 one: -32602, the message naming
+   * both ways in. */
   json_t *r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
                             "\"tools/list\"}");
-  assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "initialize"));
+  assert_non_null(strstr(error_message(r), SB_MCP_META_PROTOCOL_VERSION));
+  assert_int_equal(sb_mcp_http_status(r), 400);
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+                    "\"tools/list\",\"params\":{\"_meta\":{\"x\":1}}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_non_null(strstr(error_message(r), "initialize"));
   assert_false(sb_mcp_session_initialized(s));
   sb_mcp_session_free(s);

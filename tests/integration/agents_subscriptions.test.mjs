@@ -1,0 +1,123 @@
+// agents_subscriptions.test.mjs: a client's subscription that switchboard
+// forwards to an agent is answered within the agent's timeoutMs, whatever
+// the agent does. A modern agent that never acknowledges its
+// subscriptions/listen (tests/agents/deaf_agent.mjs) must not leave the
+// client's resources/subscribe or subscriptions/listen hanging, nor a
+// second subscriber that joined while the first was still waiting; and the
+// URI must not stay subscribed at the agent once every client was told no.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
+import { agentDef, connect, pollUntil, writeConfig } from '../agents/agents_lib.mjs';
+
+const DEAF = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'deaf_agent.mjs');
+const TIMEOUT_MS = 600; // the agent's limits.timeoutMs
+const URI = 'deaf://quiet';
+
+describe('a modern agent that never acknowledges its subscriptions/listen', { timeout: 60000 }, () => {
+  let server;
+  let url;
+
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('deaf', {
+        limits: { timeoutMs: TIMEOUT_MS },
+        transport: { type: 'stdio', command: process.execPath, args: [DEAF] },
+      })])],
+    });
+    url = server.url.replace(/\/mcp$/, '/agents/deaf/mcp');
+    // Connected once its resources are listed on its endpoint.
+    const ctx = await connect('legacy', url);
+    try {
+      await pollUntil(async () => (await ctx.client.listResources()).resources.length > 0, { what: 'the deaf agent\'s resources' });
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  // The last listen the agent saw names no URI: nothing is left subscribed.
+  const listens = () => server.stderr.split('\n').filter((l) => l.includes('deaf: listen'));
+  const nothingLeft = () => pollUntil(() => /deaf: listen\s*$/.test(listens().at(-1) ?? '') || { ok: false, message: listens().at(-1) },
+    { what: 'a listen naming no URI' });
+
+  function assertNotAcknowledged(e, started) {
+    assert.match(e.message, /agent deaf did not acknowledge the subscription .*within 600 ms/, e.message);
+    const took = Date.now() - started;
+    assert.ok(took >= TIMEOUT_MS - 100 && took < TIMEOUT_MS + 5000, `answered after ${took} ms`);
+    return true;
+  }
+
+  it('legacy resources/subscribe: an error naming the agent after its timeout; then nothing is left subscribed', async () => {
+    const ctx = await connect('legacy', url);
+    try {
+      const started = Date.now();
+      await withDeadline(assert.rejects(ctx.client.subscribeResource({ uri: URI }), (e) => assertNotAcknowledged(e, started)),
+        DEADLINE_MS, 'resources/subscribe answered');
+      await nothingLeft();
+      // Not subscribed: a second try waits (and fails) again rather than
+      // being told yes by leftover state.
+      const again = Date.now();
+      await withDeadline(assert.rejects(ctx.client.subscribeResource({ uri: URI }), (e) => assertNotAcknowledged(e, again)),
+        DEADLINE_MS, 'the second resources/subscribe answered');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a second subscriber that joined while the first waited is answered too', async () => {
+    const first = await connect('legacy', url);
+    const second = await connect('legacy', url);
+    try {
+      const started = Date.now();
+      const one = first.client.subscribeResource({ uri: URI });
+      await pollUntil(() => listens().at(-1)?.includes(URI), { what: 'the listen naming the URI' });
+      const two = second.client.subscribeResource({ uri: URI });
+      const results = await withDeadline(Promise.allSettled([one, two]), DEADLINE_MS, 'both subscribers answered');
+      for (const r of results) {
+        assert.equal(r.status, 'rejected', JSON.stringify(r));
+        assertNotAcknowledged(r.reason, started);
+      }
+      await nothingLeft();
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('modern subscriptions/listen: ended with an error naming the agent, not left open', async () => {
+    const started = Date.now();
+    const res = await withDeadline(fetch(url, {
+      method: 'POST',
+      headers: {
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        'MCP-Protocol-Version': MODERN_VERSION,
+        'Mcp-Method': 'subscriptions/listen',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0', id: 9, method: 'subscriptions/listen',
+        params: {
+          notifications: { resourceSubscriptions: [URI] },
+          _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
+        },
+      }),
+    }), DEADLINE_MS, 'subscriptions/listen response');
+    const text = await withDeadline(res.text(), DEADLINE_MS, 'subscriptions/listen ended');
+    const msgs = text.startsWith('{') ? [JSON.parse(text)]
+      : text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+    assert.ok(!msgs.some((m) => m.method === 'notifications/subscriptions/acknowledged'), text);
+    const final = msgs.find((m) => m.id === 9);
+    assert.ok(final?.error, text);
+    assert.equal(final.error.data?.agent, 'deaf', text);
+    assertNotAcknowledged(final.error, started);
+    await nothingLeft();
+  });
+});
