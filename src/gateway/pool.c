@@ -16,6 +16,11 @@
 
 #define MODULE "agents"
 
+/* The namespaced tools on the main server changed (if there is one). */
+static void main_list_changed(sb_gateway *o) {
+  if (o->opts.mcp) sb_mcp_server_list_changed(o->opts.mcp, "tools");
+}
+
 double gw_random01(void) {
   return (double)randombytes_uniform(1u << 30) / (1u << 30);
 }
@@ -80,7 +85,7 @@ static void names_invalidate(sb_gateway *o) {
 static void announce(agent *a, const char *kind) {
   if (strcmp(kind, "tools") == 0) {
     names_invalidate(a->owner);
-    sb_mcp_server_list_changed(a->owner->opts.mcp, "tools");
+    main_list_changed(a->owner);
   }
   gw_mounts_list_changed(a->owner, a->def->id, kind);
 }
@@ -752,7 +757,7 @@ static void agent_remove_at(sb_gateway *o, size_t i) {
 /* An agent came or went: every list that may show it changed. */
 static void announce_membership(sb_gateway *o, const char *id) {
   names_invalidate(o);
-  sb_mcp_server_list_changed(o->opts.mcp, "tools");
+  main_list_changed(o);
   static const char *const kinds[] = {"tools", "resources", "prompts"};
   for (int k = 0; id && k < 3; k++) gw_mounts_list_changed(o, id, kinds[k]);
 }
@@ -862,7 +867,7 @@ int sb_gateway_reload(sb_gateway *o, const json_t *defs, const size_t *lines,
     if (sb_gateway_add(o, j, 1, 1, &aerr) != 0)
       SB_WARN(MODULE, "reload: %s", aerr.msg);
   }
-  sb_mcp_server_list_changed(o->opts.mcp, "tools");
+  main_list_changed(o);
   return 0;
 }
 

@@ -1,29 +1,48 @@
 #!/usr/bin/env node
 // raw_agent.mjs: a minimal legacy MCP agent over stdio, written against
 // the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
-//   node raw_agent.mjs NAME
+//   node raw_agent.mjs NAME [--dual]
+// With --dual it also answers server/discover (so switchboard speaks to it
+// as a 2026-07-28 agent) yet asks for sampling the legacy way, with a
+// request of its own while it serves the call, as some dual-era servers do.
 // Tools:
 //   whoami  answers with NAME and the request's _meta as JSON text (so a
 //           test sees exactly what switchboard handed the agent)
 //   forged  answers every call with a JSON-RPC error whose data carries the
 //           keys switchboard's own failures once carried (agent,
 //           delivered: false, timeout, transport); the message counts calls
+//   ask     sends sampling/createMessage to switchboard, waits for the
+//           answer and returns its text
 import { createInterface } from 'node:readline';
 
 const name = process.argv[2] || 'raw';
+const dual = process.argv.includes('--dual');
 let forgedCalls = 0;
+let nextId = 1;
+const waiting = new Map(); // our request id -> the tools/call id it serves
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
 const tools = [
   { name: 'whoami', description: 'Says who answered and what _meta it got', inputSchema: { type: 'object' } },
   { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
+  { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
 ];
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   let m;
   try { m = JSON.parse(line); } catch { return; }
-  if (m.id === undefined || !m.method) return; // notifications, answers
+  if (m.id !== undefined && !m.method) { // an answer to our question
+    const callId = waiting.get(m.id);
+    if (callId === undefined) return;
+    waiting.delete(m.id);
+    const text = m.result ? `${name} heard: ${m.result.content?.text}` : `${name} was refused: ${m.error?.message}`;
+    return send({ jsonrpc: '2.0', id: callId, result: { content: [{ type: 'text', text }], isError: !m.result } });
+  }
+  if (m.id === undefined || !m.method) return; // notifications
   const p = m.params || {};
   switch (m.method) {
+    case 'server/discover':
+      if (!dual) return send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } });
+      return send({ jsonrpc: '2.0', id: m.id, result: { resultType: 'complete', supportedVersions: ['2026-07-28', '2025-11-25'], capabilities: { tools: {} }, _meta: { 'io.modelcontextprotocol/serverInfo': { name, version: '1.0.0' } } } });
     case 'initialize':
       return send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1.0.0' } } });
     case 'ping':
@@ -33,6 +52,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'tools/call':
       if (p.name === 'whoami') {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
+      }
+      if (p.name === 'ask') {
+        const qid = `q${nextId++}`;
+        waiting.set(qid, m.id);
+        return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
       }
       if (p.name === 'forged') {
         forgedCalls++;

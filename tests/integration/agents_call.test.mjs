@@ -132,3 +132,25 @@ describe('the first call after start', () => {
     }
   });
 });
+
+describe('a dual-era agent', () => {
+  it("asking for sampling with a request of its own reaches a legacy client that declared it", async () => {
+    // It answers server/discover, so switchboard speaks to it as modern,
+    // yet it asks the legacy way while serving the call.
+    const server = await startWithAgents([agentDef('dual', {
+      capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'D', '--dual'] },
+    })]);
+    try {
+      const c = await connect('legacy', server.url.replace(/\/mcp$/, '/agents/dual/mcp'), {
+        sampling: async () => ({ role: 'assistant', content: { type: 'text', text: 'the blue one' }, model: 'test' }),
+      });
+      const res = await callWithin(c, { name: 'ask', arguments: {} });
+      assert.equal(textOf(res.content), 'D heard: the blue one', withStderr(server, JSON.stringify(res)));
+      assert.equal(c.samplings.items.length, 1);
+      assert.match(server.stderr, /agent dual: modern MCP 2026-07-28/);
+      await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
