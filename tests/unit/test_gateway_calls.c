@@ -199,12 +199,18 @@ static void test_input_refused(void **state) {
 /* The whole call's deadline ends it while the question is open. */
 static void test_deadline(void **state) {
   fixture *f = *state;
-  start(f, "alpha", NULL, "ask", 300, 0);
+  /* connected first, so the deadline runs while the question is open */
+  start(f, "alpha", NULL, "whoami", 0, 0);
   wait_for(f, &f->done);
-  assert_int_equal(f->asked, 1);
+  f->done = 0;
+  start(f, "alpha", NULL, "ask", 1500, 0);
+  wait_for(f, &f->asked);
+  assert_int_equal(f->done, 0);
+  assert_non_null(f->pending);
+  wait_for(f, &f->done);
   assert_int_equal(f->outcome, SB_GATEWAY_TIMED_OUT);
   assert_null(f->pending); /* withdrawn from the caller */
-  assert_non_null(strstr(f->text, "deadline of 300 ms"));
+  assert_non_null(strstr(f->text, "deadline of 1500 ms"));
 }
 
 static void test_cancel(void **state) {
