@@ -383,7 +383,9 @@ static void on_agent_progress(void *ud, json_t *params) {
  * input this caller can give), and for a routed call the projection of
  * the context the agent requires. */
 static json_t *agent_params(sb_gateway_call *c, agent *a) {
-  json_t *params = c->params ? json_deep_copy(c->params) : json_object();
+  /* A shallow copy: the caller's members (the arguments) go as they are,
+   * without a copy per try; only our own members change. */
+  json_t *params = c->params ? json_copy(c->params) : json_object();
   if (!params) return NULL;
   if (c->tool) json_object_set_new(params, "name", json_string(c->tool));
   if (strcmp(c->o.method, "tools/call") == 0 &&
@@ -735,9 +737,9 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
   int oom = (opts->name && !(c->tool = sb_strdup(opts->name))) ||
             (opts->tenant && !(c->tenant = sb_strdup(opts->tenant))) ||
             (opts->log_level && !(c->log_level = sb_strdup(opts->log_level))) ||
-            (opts->client_caps && !(c->client_caps = json_deep_copy(opts->client_caps))) ||
-            (opts->params && !(c->params = json_deep_copy(opts->params))) ||
-            (opts->input_extra && !(c->extra = json_deep_copy(opts->input_extra)));
+            (opts->client_caps && !(c->client_caps = json_incref(opts->client_caps))) ||
+            (opts->params && !(c->params = json_copy(opts->params))) ||
+            (opts->input_extra && !(c->extra = json_copy(opts->input_extra)));
   /* The options' strings are the caller's: only our copies are kept. */
   c->o.agent = c->o.capability = c->o.context_id = c->o.tenant = NULL;
   c->o.name = c->o.log_level = NULL;

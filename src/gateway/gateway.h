@@ -139,8 +139,9 @@ typedef struct sb_gateway_call_options {
   const char *tenant;     /* the caller's; required with context_id */
   /* The request: tools/call, prompts/get, resources/read or
    * completion/complete; `name` is the agent-side tool or prompt name
-   * (NULL for the others); params (borrowed, copied) the rest of the
-   * params: arguments, uri, ref... */
+   * (NULL for the others); params the rest of the params: arguments, uri,
+   * ref... (the object is copied, its members are referenced: do not
+   * modify them while the call runs). */
   const char *method;
   const char *name;
   json_t *params;
@@ -149,13 +150,13 @@ typedef struct sb_gateway_call_options {
   int no_fallback;       /* this agent or nothing (a named agent) */
   const char *log_level; /* the caller's, for modern agents; may be NULL */
   json_t *client_caps;   /* the caller's capabilities, for modern agents
-                            (borrowed, copied); NULL = none */
+                            (referenced: do not modify); NULL = none */
   /* A modern agent's input_required ends the call as its result: the
    * caller (a modern client) answers and retries with input_extra. Else
    * each input request goes to on_input and the gateway retries. */
   int pass_input_required;
   json_t *input_extra; /* {inputResponses, requestState} for the first try
-                          (borrowed, copied); NULL = none */
+                          (as params); NULL = none */
   /* Callbacks, on the loop; on_done is required and runs exactly once,
    * after which the call is gone. The others may be NULL. */
   void (*on_progress)(void *ud, json_t *params); /* notifications/progress */

@@ -81,9 +81,15 @@ static void mc_free(gw_mcp_call *mc) {
 
 static void reply_result(gw_mcp_call *mc, const sb_gateway_result *res) {
   sb_mcp_call *call = mc->call;
-  json_t *r = json_deep_copy(res->result);
+  /* Only the top level and _meta change: the content is passed on as it
+   * came, not copied. */
+  json_t *r = json_copy(res->result);
   json_t *meta = json_object_get(r, "_meta");
-  if (meta) json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
+  if (meta) {
+    meta = json_copy(meta);
+    json_object_set_new(r, "_meta", meta);
+    json_object_del(meta, SB_MCP_META_SERVER_INFO); /* ours goes in */
+  }
   if (res->routing && json_is_object(r)) {
     if (!meta) json_object_set_new(r, "_meta", meta = json_object());
     json_object_set(meta, SB_GATEWAY_META_ROUTING, res->routing);
@@ -348,7 +354,7 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   if (state && resume_parked(gw, call, method, public_name, state, responses))
     return;
   gw_mcp_call *mc = sb_calloc(1, sizeof *mc);
-  json_t *p = params ? json_incref(params) : json_deep_copy(own);
+  json_t *p = params ? json_incref(params) : json_copy(own);
   json_t *extra = (state || responses) ? json_object() : NULL;
   if (!mc || !p || ((state || responses) && !extra) ||
       !(mc->public_name = sb_strdup(public_name))) {
