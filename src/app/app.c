@@ -28,7 +28,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   }
   app->cfg = cfg;
   app->loop = o->loop;
-  sb_store_options so = {.path = cfg->store_path, .loop = o->loop};
+  sb_store_options so = {.path = cfg->store_path,
+                         .loop = o->loop,
+                         .max_pending = cfg->store_max_pending,
+                         .readers = cfg->store_readers};
   if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {
       .store = app->store,
