@@ -8,14 +8,20 @@
  * Every writer is a chain of operations on the bench's loop: when one
  * completes, the writer starts its next, until the phase's time is up. A
  * latency is from the call to its callback; an update includes its read of
- * the head. Each writer updates contexts of its own, so updates measure
- * throughput, not conflicts.
+ * the head unless the manager has it cached ("update": the manager wrote
+ * the previous version; "update+read": a manager without its head cache,
+ * as when the previous version came from another node). Each writer keeps
+ * updating 8 contexts of its own (its conversations, spread over the
+ * store), so updates measure throughput, not conflicts. "loop us" is the CPU
+ * time the loop thread spent per operation (JSON work, submitting, callbacks):
+ * what an operation costs the thread that also serves every connection.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/core.h"
@@ -37,6 +43,14 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds the calling thread (the loop's) has used. */
+static double thread_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -128,7 +142,22 @@ static raw_result raw_sqlite(const char *dir, double seconds, size_t doc_len) {
 
 /* ---- writers on the loop ----------------------------------------------- */
 
-typedef enum phase_kind { PHASE_CREATE, PHASE_UPDATE } phase_kind;
+typedef enum phase_kind {
+  PHASE_CREATE,
+  PHASE_UPDATE,      /* the manager has the head from its last write */
+  PHASE_UPDATE_READ, /* a manager without a head cache reads it first */
+  PHASE__COUNT
+} phase_kind;
+
+static const char *const phase_names[PHASE__COUNT] = {
+    [PHASE_CREATE] = "create",
+    [PHASE_UPDATE] = "update",
+    [PHASE_UPDATE_READ] = "update+read",
+};
+
+/* Contexts each writer keeps working on in an update phase (its
+ * conversations); they are spread over the whole store. */
+#define PER_WRITER 8
 
 typedef struct bench bench;
 
@@ -141,7 +170,7 @@ typedef struct writer {
 } writer;
 
 struct bench {
-  sb_ctx_manager *m;
+  sb_ctx_manager *m, *m_uncached;
   phase_kind kind;
   double deadline;
   int live;
@@ -193,10 +222,12 @@ static void writer_next(writer *w) {
   if (b->kind == PHASE_CREATE) {
     rc = sb_ctx_create_async(b->m, TENANT, b->create_input, on_done, w, &err);
   } else {
-    /* this writer's contexts: index, index + W, index + 2W, ... */
-    size_t per = b->nids / (size_t)b->nwriters;
-    size_t i =
-        ((size_t)w->index + (w->next % per) * (size_t)b->nwriters) % b->nids;
+    /* this writer's contexts: PER_WRITER of them, spread over the store */
+    size_t nw = (size_t)b->nwriters;
+    size_t per = b->nids / nw < PER_WRITER ? b->nids / nw : PER_WRITER;
+    size_t spread = b->nids / (nw * per);
+    if (per == 0) die("fewer contexts than writers", NULL);
+    size_t i = (((size_t)w->index + (w->next % per) * nw) * spread) % b->nids;
     w->next = w->next % per + 1;
     w->ctx = i;
     char text[96];
@@ -204,7 +235,8 @@ static void writer_next(writer *w) {
              "{\"data\":{\"workflow\":{\"currentStep\":\"step-%lld\"}}}",
              (long long)b->versions[i]);
     json_t *patch = json_loads(text, 0, NULL);
-    rc = sb_ctx_update_async(b->m, TENANT, b->ids[i], b->versions[i],
+    rc = sb_ctx_update_async(b->kind == PHASE_UPDATE ? b->m : b->m_uncached,
+                             TENANT, b->ids[i], b->versions[i],
                              SB_CTX_MERGE_PATCH, patch, on_done, w, &err);
     json_decref(patch);
   }
@@ -213,7 +245,7 @@ static void writer_next(writer *w) {
 }
 
 typedef struct phase_result {
-  double ops_s, p50_ms, p99_ms, batch;
+  double ops_s, p50_ms, p99_ms, batch, loop_us;
   long failures;
 } phase_result;
 
@@ -226,7 +258,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
   b->failures = 0;
   sb_store_stats s0, s1;
   sb_store_get_stats(st, &s0);
-  double t0 = now_s();
+  double t0 = now_s(), cpu0 = thread_cpu_s();
   b->deadline = t0 + seconds;
   for (int i = 0; i < writers; i++) {
     b->writers[i] = (writer){.b = b, .index = i};
@@ -234,7 +266,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
   }
   while (b->live > 0)
     uv_run(&loop, UV_RUN_ONCE);
-  double dt = now_s() - t0;
+  double dt = now_s() - t0, cpu = thread_cpu_s() - cpu0;
   sb_store_get_stats(st, &s1);
   qsort(b->lat.v, b->lat.n, sizeof(double), cmp_double);
   phase_result r = {.ops_s = (double)(b->lat.n - (size_t)b->failures) / dt,
@@ -244,6 +276,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
                                  ? (double)(s1.writes - s0.writes) /
                                        (double)(s1.batches - s0.batches)
                                  : 0,
+                    .loop_us = b->lat.n ? cpu * 1e6 / (double)b->lat.n : 0,
                     .failures = b->failures};
   return r;
 }
@@ -381,6 +414,8 @@ int main(int argc, char **argv) {
   if (!st) die("opening the store", &err);
   sb_ctx_manager_options mo = {.store = st};
   bench b = {.m = sb_ctx_manager_new(&mo)};
+  sb_ctx_manager_options cold = {.store = st, .head_cache = -1};
+  b.m_uncached = sb_ctx_manager_new(&cold);
   b.create_input = json_loads(INPUT, 0, NULL);
 
   /* warm up: the first contexts, and the files at their working size */
@@ -400,16 +435,16 @@ int main(int argc, char **argv) {
          raw.rows_s);
 
   printf("== context manager on the store (group commit) ==\n");
-  printf("%-8s %8s %11s %9s %9s %9s %11s %9s\n", "op", "writers", "ops/s",
-         "p50 ms", "p99 ms", "batch", "x 1-row", "/ceiling");
+  printf("%-11s %5s %11s %9s %9s %9s %11s %9s %8s\n", "op", "wrtrs", "ops/s",
+         "p50 ms", "p99 ms", "batch", "x 1-row", "/ceiling", "loop us");
   phase_result upd64 = {0};
   for (int k = 0; k < nw; k++) {
-    for (int kind = PHASE_CREATE; kind <= PHASE_UPDATE; kind++) {
+    for (int kind = 0; kind < PHASE__COUNT; kind++) {
       phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
-      printf("%-8s %8d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%%%s\n",
-             kind == PHASE_CREATE ? "create" : "update", writers[k], r.ops_s,
-             r.p50_ms, r.p99_ms, r.batch, r.ops_s / raw.commits_s,
-             100.0 * r.ops_s / raw.rows_s, r.failures ? "  FAILURES" : "");
+      printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f%s\n",
+             phase_names[kind], writers[k], r.ops_s, r.p50_ms, r.p99_ms,
+             r.batch, r.ops_s / raw.commits_s, 100.0 * r.ops_s / raw.rows_s,
+             r.loop_us, r.failures ? "  FAILURES" : "");
       if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
     }
   }
@@ -432,14 +467,17 @@ int main(int argc, char **argv) {
     b.nids = 0;
     bulk_load(&b, path, tmpl, population);
     json_decref(tmpl);
+    printf("-- %zu bulk-loaded contexts in the store --\n", population);
     for (int k = 0; k < nw; k++) {
-      phase_result r = run_phase(&b, st, PHASE_UPDATE, writers[k], seconds);
-      printf("%-8s %8d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%%%s   "
-             "(among %zu contexts)\n",
-             "update", writers[k], r.ops_s, r.p50_ms, r.p99_ms, r.batch,
-             r.ops_s / raw.commits_s, 100.0 * r.ops_s / raw.rows_s,
-             r.failures ? "  FAILURES" : "", population);
-      if (writers[k] == 64) upd64 = r;
+      for (int kind = PHASE_UPDATE; kind < PHASE__COUNT; kind++) {
+        phase_result r =
+            run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
+        printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f%s\n",
+               phase_names[kind], writers[k], r.ops_s, r.p50_ms, r.p99_ms,
+               r.batch, r.ops_s / raw.commits_s, 100.0 * r.ops_s / raw.rows_s,
+               r.loop_us, r.failures ? "  FAILURES" : "");
+        if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
+      }
     }
   }
   if (upd64.ops_s > 0)
@@ -448,6 +486,7 @@ int main(int argc, char **argv) {
 
   json_decref(b.create_input);
   sb_ctx_manager_free(b.m);
+  sb_ctx_manager_free(b.m_uncached);
   sb_store_close(st);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);

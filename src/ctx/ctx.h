@@ -228,7 +228,8 @@ int sb_ctx_datetime_valid(const char *s);
  *
  * JSON arguments are borrowed for the call only, except where noted. The
  * callback gets an sb_ctx_result it borrows: `res->doc` lives until the
- * callback returns (json_incref it to keep it). A write's callback runs
+ * callback returns (json_incref it to keep it). It may be shared with the
+ * manager's cache of heads: never modify it (json_deep_copy to change it). A write's callback runs
  * after the write is durable, and a read started after it sees the write.
  * SB_EBUSY can also arrive in the callback (the queue filled between two
  * steps of one operation): callers answer it as "busy, retry later".
@@ -242,6 +243,8 @@ typedef struct sb_ctx_manager_options {
   int snapshot_every;     /* full snapshot every N versions; default 32 */
   int64_t default_ttl_ms; /* expiresAt = now + this when a create has none;
                              default 7 days */
+  int head_cache;         /* heads kept so an update of the version last
+                             seen skips reading it; default 4096, -1 none */
 } sb_ctx_manager_options;
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);

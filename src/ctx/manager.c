@@ -22,6 +22,7 @@
 #define DEFAULT_TTL_MS (7LL * 24 * 3600 * 1000)
 #define SWEEP_BATCH 500
 #define SWEEP_MAX 100000
+#define DEFAULT_HEAD_CACHE 4096
 
 struct sb_ctx_manager {
   sb_store *store;
@@ -30,6 +31,13 @@ struct sb_ctx_manager {
   sb_ctx_change_cb on_change;
   void *on_change_ud;
   int refs; /* the owner's, plus one per operation under way */
+  /* The newest head this manager has seen of recently used contexts,
+   * "tenant\x1fid" -> document (shared, never modified). An update whose
+   * expectedVersion matches starts from it instead of reading the store;
+   * the store's compare-and-set still decides, so a head changed behind
+   * our back (another process or node) still ends in a conflict. */
+  json_t *heads;
+  size_t heads_max;
 };
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
@@ -41,11 +49,20 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
   m->default_ttl_ms =
       o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
   m->refs = 1;
+  m->heads_max = o->head_cache > 0    ? (size_t)o->head_cache
+                 : o->head_cache == 0 ? DEFAULT_HEAD_CACHE
+                                      : 0;
+  if (m->heads_max && !(m->heads = json_object())) {
+    sb_free(m);
+    return NULL;
+  }
   return m;
 }
 
 static void manager_unref(sb_ctx_manager *m) {
-  if (--m->refs == 0) sb_free(m);
+  if (--m->refs > 0) return;
+  json_decref(m->heads);
+  sb_free(m);
 }
 
 void sb_ctx_manager_free(sb_ctx_manager *m) {
@@ -96,6 +113,46 @@ static int check_id(const char *id, sb_error *err) {
   /* A malformed id cannot exist: answer like any unknown id. */
   if (!valid_id(id)) return sb_error_set(err, SB_ENOENT, "context not found");
   return 0;
+}
+
+/* ---- the head cache -------------------------------------------------- */
+
+static int head_key(const char *tenant, const char *id, char *out, size_t n) {
+  int len = snprintf(out, n, "%s\x1f%s", tenant, id);
+  return len > 0 && (size_t)len < n;
+}
+
+/* The cached head of (tenant, id) if it is at `version`; borrowed. */
+static json_t *head_cached(sb_ctx_manager *m, const char *tenant,
+                           const char *id, int64_t version) {
+  char key[512];
+  if (!m->heads || !head_key(tenant, id, key, sizeof key)) return NULL;
+  json_t *doc = json_object_get(m->heads, key);
+  return doc && json_integer_value(json_object_get(doc, "version")) == version
+             ? doc
+             : NULL;
+}
+
+/* Remember doc (a reference is kept) unless a newer head is known. */
+static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
+                          json_t *doc) {
+  char key[512];
+  if (!m->heads || !head_key(tenant, id, key, sizeof key)) return;
+  json_t *old = json_object_get(m->heads, key);
+  json_int_t v = json_integer_value(json_object_get(doc, "version"));
+  if (old && json_integer_value(json_object_get(old, "version")) > v) return;
+  if (!old && json_object_size(m->heads) >= m->heads_max) {
+    /* Full: forget the oldest entry (jansson keeps insertion order). */
+    void *it = json_object_iter(m->heads);
+    if (it) json_object_del(m->heads, json_object_iter_key(it));
+  }
+  json_object_set(m->heads, key, doc);
+}
+
+static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {
+  char key[512];
+  if (m->heads && head_key(tenant, id, key, sizeof key))
+    json_object_del(m->heads, key);
 }
 
 /* ---- operations ------------------------------------------------------ */
@@ -247,6 +304,7 @@ static void on_doc_read(void *ud, sb_store_result *res) {
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
                                   : load(res->record.doc, &err);
   if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
+  if (!res->versions.len) head_remember(op->m, op->tenant, op->id, doc);
   after_read(op, doc);
 }
 
@@ -266,9 +324,13 @@ static int read_doc(mg_op *op, int64_t n, sb_error *err) {
 static void on_written(void *ud, sb_store_result *res) {
   mg_op *op = ud;
   if (res->rc != 0) {
+    /* The head is not what we thought (or not there): forget it. */
+    if (res->rc == SB_ECONFLICT || res->rc == SB_ENOENT)
+      head_forget(op->m, op->tenant, op->id);
     finish(op, res->rc, &res->err, NULL, res->version, 0);
     return;
   }
+  head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
   finish(op, 0, NULL, op->doc, res->version, 0);
 }
@@ -289,42 +351,44 @@ static int check_immutable(const json_t *old, const json_t *next,
 }
 
 /* The head is in; make version expected+1 from it and submit it. */
-static void update_from_head(mg_op *op, json_t *head) {
+/* Make version expected+1 from `head` (borrowed) and submit it. 0 when
+ * the append is queued; otherwise the failure, with *current set to the
+ * head's version on SB_ECONFLICT. */
+static int submit_next(mg_op *op, json_t *head, sb_error *err,
+                       int64_t *current) {
   sb_ctx_manager *m = op->m;
-  sb_error err = {0};
   json_t *next = NULL, *diff = NULL;
   char *text = NULL, *diff_text = NULL;
   int64_t expected = op->version;
   int64_t head_version = version_of(head);
   int rc;
   if (head_version != expected) {
-    sb_error_set(&err, SB_ECONFLICT,
-                 "context %s is at version %lld, not %lld: read it again "
-                 "and reapply your change",
-                 op->id, (long long)head_version, (long long)expected);
-    json_decref(head);
-    return finish(op, SB_ECONFLICT, &err, NULL, head_version, 0);
+    *current = head_version;
+    return sb_error_set(err, SB_ECONFLICT,
+                        "context %s is at version %lld, not %lld: read it "
+                        "again and reapply your change",
+                        op->id, (long long)head_version, (long long)expected);
   }
   rc = op->patch_kind == SB_CTX_JSON_PATCH
-           ? sb_ctx_patch_apply(head, op->arg, &next, &err)
-           : sb_ctx_merge_apply(head, op->arg, &next, &err);
+           ? sb_ctx_patch_apply(head, op->arg, &next, err)
+           : sb_ctx_merge_apply(head, op->arg, &next, err);
   if (rc != 0) goto done;
   if (!json_is_object(next)) {
-    rc = sb_error_set(&err, SB_EINVAL, "the patch must leave an object");
+    rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
     goto done;
   }
-  if ((rc = check_immutable(head, next, &err)) != 0) goto done;
+  if ((rc = check_immutable(head, next, err)) != 0) goto done;
   char ts[32];
   int64_t now = (int64_t)sb_wall_ms();
   sb_time_format(now, ts);
   json_object_set_new(next, "version", json_integer(expected + 1));
   json_object_set_new(next, "timestamp", json_string(ts));
-  if ((rc = sb_ctx_validate(next, &err)) != 0) goto done;
-  if ((rc = sb_ctx_diff(head, next, &diff, &err)) != 0) goto done;
+  if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
+  if ((rc = sb_ctx_diff(head, next, &diff, err)) != 0) goto done;
   text = dump(next);
   diff_text = json_dumps(diff, JSON_COMPACT);
   if (!text || !diff_text) {
-    rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;
   }
   sb_store_append_args a = {.tenant = op->tenant,
@@ -337,7 +401,7 @@ static void update_from_head(mg_op *op, json_t *head) {
                             .now_ms = now};
   rc = sb_store_append(m->store, &a, on_written, op);
   if (rc != 0) {
-    rc = refused(rc, &err);
+    rc = refused(rc, err);
     goto done;
   }
   op->step = MG_STEP_WRITE;
@@ -348,8 +412,16 @@ done:
   sb_free(diff_text);
   json_decref(diff);
   json_decref(next);
+  return rc;
+}
+
+/* The head is in (`head` is taken): make the next version from it. */
+static void update_from_head(mg_op *op, json_t *head) {
+  sb_error err = {0};
+  int64_t current = 0;
+  int rc = submit_next(op, head, &err, &current);
   json_decref(head);
-  if (rc != 0) op_fail(op, rc, &err);
+  if (rc != 0) finish(op, rc, &err, NULL, current, 0);
 }
 
 static void project_head(mg_op *op, json_t *doc) {
@@ -521,6 +593,15 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
   op->version = expected_version;
   op->patch_kind = kind;
   op->arg = json_incref(patch);
+  /* The head we saw last is the one the caller read: skip reading it. If
+   * the patch does not apply to it, take the usual path, so that every
+   * failure is answered through the callback. */
+  json_t *head = head_cached(m, tenant, id, expected_version);
+  if (head) {
+    sb_error ignored = {0};
+    int64_t current = 0;
+    if (submit_next(op, head, &ignored, &current) == 0) return 0;
+  }
   int rc = read_doc(op, 0, err);
   if (rc != 0) op_free(op);
   return rc;

@@ -454,6 +454,50 @@ static void test_racing_updates(void **state) {
   json_decref(c);
 }
 
+/* A head changed behind this manager's back (another manager on the same
+ * store, as another node would) is not trusted from its cache: the stale
+ * update is a conflict with the real head, and the next one succeeds. */
+static void test_cached_head_stale(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  const char *id = id_of(c);
+  sb_ctx_manager_options mo = {.store = f->store};
+  sb_ctx_manager *other = sb_ctx_manager_new(&mo);
+  sb_error err = {0};
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"b\"}}}");
+  waiter w = {0};
+  assert_int_equal(sb_ctx_update_async(other, "t", id, 1, SB_CTX_MERGE_PATCH,
+                                       p, on_done, &w, &err),
+                   0);
+  json_t *out = NULL;
+  assert_int_equal(await(f, 0, &w, &out, NULL, &err), 0);
+  json_decref(out);
+  int64_t cur = 0;
+  /* f->m saw version 1 (it created it); the store is at 2 */
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   SB_ECONFLICT);
+  assert_int_equal(cur, 2);
+  assert_int_equal(w_update(f, "t", id, 2, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 3);
+  json_decref(out);
+  /* and from the cache again: version 3 was this manager's own write */
+  assert_int_equal(w_update(f, "t", id, 3, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 4);
+  json_decref(out);
+  json_t *head = NULL;
+  assert_int_equal(w_get(f, "t", id, 0, &head, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(head, "version")), 4);
+  json_decref(head);
+  json_decref(p);
+  sb_ctx_manager_free(other);
+  json_decref(c);
+}
+
 /* Freeing the manager with an operation under way: it still calls back. */
 static void test_free_in_flight(void **state) {
   fixture *f = *state;
@@ -500,6 +544,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_racing_updates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cached_head_stale, setup,
+                                      teardown),
       cmocka_unit_test(test_time_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
