@@ -453,6 +453,7 @@ int main(int argc, char **argv) {
   if (population > 0) {
     /* the document the manager would make of INPUT */
     tmpl = json_loads(INPUT, 0, NULL);
+    json_object_set_new(tmpl, "id", json_string("bulk-000000000"));
     json_object_set_new(tmpl, "tenantId", json_string(TENANT));
     json_object_set_new(tmpl, "version", json_integer(1));
     json_object_set_new(tmpl, "timestamp",
