@@ -13,7 +13,10 @@
 # 2. Over REST (wrk): creates (POST /v1/contexts) and updates (PATCH with
 #    If-Match, each connection its own context) at 1, 8 and 64 connections.
 # 3. The built-in echo (modern tools/call, 16 connections) alone, then under
-#    the 64-connection REST update load running at the same time.
+#    a saturating REST write load running at the same time: 8 connections
+#    (SB_BENCH_LOAD_CONNS), each PATCHing as fast as it is answered — the
+#    load of the issue that measured echo falling from 40,235 to 2,664
+#    req/s before the store left the loop.
 #
 # Phases are 3 s each (--quick: 1 s). wrk, the bench and the server share
 # this machine's cores, so figures are lower bounds on a bigger box.
@@ -29,7 +32,7 @@ while (($#)); do
   --quick) duration=1 ;;
   --population) population=$2; shift ;;
   -h | --help)
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -147,11 +150,12 @@ done
 
 # ---- 3. echo alone and under write load --------------------------------------
 echo
-echo "== built-in echo (16 connections) alone and under 64 REST writers =="
+load=${SB_BENCH_LOAD_CONNS:-8}
+echo "== built-in echo (16 connections) alone and under $load REST writers =="
 run_wrk echo-alone 2 16 "$base/mcp" bench/mcp_echo.lua
 alone_rps=$rps alone_p99=$p99
-make_ids 64
-wrk -t64 -c64 -d"$((duration + 2))s" -s bench/ctx_update.lua "$base/" \
+make_ids "$load"
+wrk -t"$load" -c"$load" -d"$((duration + 2))s" -s bench/ctx_update.lua "$base/" \
   >"$work/wrk.load.txt" 2>&1 &
 load_pid=$!
 sleep 1 # the write load is running before echo is measured
