@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ctx/ctx.h"
-#include "loop_wait.h"
+#include "test_loop.h"
 #include "store/store.h"
 
 #define DEADLINE_MS 20000
@@ -53,7 +53,7 @@ static int teardown(void **state) {
   fixture *f = *state;
   sb_ctx_manager_free(f->m);
   sb_store_close(f->store);
-  loop_finish(&f->loop);
+  assert_int_equal(loop_finish(&f->loop), 0);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
   int rc = system(cmd);
@@ -86,7 +86,7 @@ static int await(fixture *f, int submitted, waiter *w, json_t **out,
                  int64_t *cur, sb_error *err) {
   if (out) *out = NULL;
   if (submitted != 0) return submitted; /* err filled by the call */
-  loop_wait(&f->loop, &w->done, DEADLINE_MS);
+  assert_true(run_until(&f->loop, flag_set, &w->done, DEADLINE_MS));
   if (w->rc != 0 && err) *err = w->err;
   if (cur && w->rc == SB_ECONFLICT) *cur = w->version;
   if (out) *out = w->doc;

@@ -5,13 +5,14 @@
  * writes, 64 concurrent writers on one loop, and crash safety (64 writers
  * killed with SIGKILL mid-batch, several times). The same meaning is meant
  * to hold for any backend. */
-/* clang-format off: cmocka.h needs these first */
+/* cmocka.h needs these first */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-/* clang-format on */
+// clang-format on
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "loop_wait.h"
 #include "store/store.h"
+#include "test_loop.h"
 
 #define DEADLINE_MS 20000
 
@@ -60,7 +61,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   sb_store_close(f->st);
-  loop_finish(&f->loop);
+  assert_int_equal(loop_finish(&f->loop), 0);
   char cmd[160];
   snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
   if (system(cmd) != 0) return -1;
@@ -95,7 +96,7 @@ static void on_outcome(void *ud, sb_store_result *res) {
 /* Wait for o (submitted with rc `submitted`); the operation's outcome. */
 static int await(uv_loop_t *loop, int submitted, outcome *o) {
   if (submitted != 0) return submitted;
-  loop_wait(loop, &o->done, DEADLINE_MS);
+  assert_true(run_until(loop, flag_set, &o->done, DEADLINE_MS));
   return o->rc;
 }
 
@@ -318,7 +319,7 @@ static void test_cas_inside_a_batch(void **state) {
     assert_int_equal(o[i].done, 0);
   sb_store_hold_writes(f->st, 0);
   for (int i = 0; i < 4; i++)
-    loop_wait(&f->loop, &o[i].done, DEADLINE_MS);
+    assert_true(run_until(&f->loop, flag_set, &o[i].done, DEADLINE_MS));
   sb_store_get_stats(f->st, &after);
   assert_int_equal(after.batches - before.batches, 1);
   assert_int_equal(after.writes - before.writes, 4);
@@ -371,7 +372,7 @@ static void test_failing_write_beside_succeeding(void **state) {
   assert_int_equal(sb_store_create(f->st, "t", &fresh, on_outcome, &o[4]), 0);
   sb_store_hold_writes(f->st, 0);
   for (int i = 0; i < 5; i++)
-    loop_wait(&f->loop, &o[i].done, DEADLINE_MS);
+    assert_true(run_until(&f->loop, flag_set, &o[i].done, DEADLINE_MS));
   sb_store_get_stats(f->st, &after);
   assert_int_equal(after.batches - before.batches, 1);
   assert_int_equal(o[0].rc, SB_ECONFLICT);
@@ -416,7 +417,7 @@ static void test_back_pressure(void **state) {
   assert_int_equal(s.pending, 4);
   sb_store_hold_writes(f->st, 0);
   for (int i = 0; i < 4; i++) {
-    loop_wait(&f->loop, &o[i].done, DEADLINE_MS);
+    assert_true(run_until(&f->loop, flag_set, &o[i].done, DEADLINE_MS));
     assert_int_equal(o[i].rc, 0);
   }
   assert_int_equal(extra.done, 0); /* refused means no callback, ever */
@@ -492,11 +493,11 @@ static void test_read_own_writes(void **state) {
                               .now_ms = 5};
     assert_int_equal(sb_store_append(f->st, &a, on_outcome, &noise[i]), 0);
   }
-  loop_wait(&f->loop, &r.done, DEADLINE_MS);
+  assert_true(run_until(&f->loop, flag_set, &r.done, DEADLINE_MS));
   assert_int_equal(r.failures, 0);
   assert_int_equal(r.next, 202);
   for (int i = 0; i < 50; i++) {
-    loop_wait(&f->loop, &noise[i].done, DEADLINE_MS);
+    assert_true(run_until(&f->loop, flag_set, &noise[i].done, DEADLINE_MS));
     assert_int_equal(noise[i].rc, 0);
   }
 }
@@ -580,7 +581,7 @@ static void test_concurrent_writers(void **state) {
     racers[i] = (racer){.race = &ra};
     racer_next(&racers[i]);
   }
-  loop_wait(&f->loop, &ra.done, DEADLINE_MS);
+  assert_true(run_until(&f->loop, flag_set, &ra.done, DEADLINE_MS));
   assert_int_equal(ra.errors, 0);
   assert_int_equal(ra.total + ra.conflicts, RACERS * RACE_TRIES);
   assert_true(ra.total > 0);
@@ -603,7 +604,7 @@ static void test_open_errors(void **state) {
   assert_non_null(strstr(err.msg, "/proc/no"));
   sb_store_options no_loop = {.path = "/tmp/never.db"};
   assert_null(sb_store_open_sqlite(&no_loop, &err));
-  loop_finish(&loop);
+  assert_int_equal(loop_finish(&loop), 0);
 }
 
 int main(void) {

@@ -6,13 +6,14 @@
  * head that agrees with its newest version row (an unacknowledged write is
  * wholly present or wholly absent), versions 1..head exactly once each,
  * and pass PRAGMA integrity_check. */
-/* clang-format off: cmocka.h needs these first */
+/* cmocka.h needs these first */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-/* clang-format on */
+// clang-format on
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -21,8 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "loop_wait.h"
 #include "store/store.h"
+#include "test_loop.h"
 
 #define DEADLINE_MS 20000
 enum { WRITERS = 64, ROUNDS = 3, ACKS_PER_ROUND = 400 };
@@ -143,7 +144,7 @@ static void check_store(const char *path, const int32_t *acked) {
     snprintf(id, sizeof id, "c%02d", i);
     outcome head = {0}, hist = {0}, chain = {0};
     assert_int_equal(sb_store_get(st, "t", id, 0, on_outcome, &head), 0);
-    loop_wait(&loop, &head.done, DEADLINE_MS);
+    assert_true(run_until(&loop, flag_set, &head.done, DEADLINE_MS));
     if (acked[i] == 0 && head.rc == SB_ENOENT) continue; /* never created */
     assert_int_equal(head.rc, 0);
     int64_t v = head.record.version;
@@ -152,7 +153,7 @@ static void check_store(const char *path, const int32_t *acked) {
     /* the head row agrees with its own version row: no half-applied write */
     assert_int_equal(
         sb_store_version_chain(st, "t", id, v, 0, on_outcome, &chain), 0);
-    loop_wait(&loop, &chain.done, DEADLINE_MS);
+    assert_true(run_until(&loop, flag_set, &chain.done, DEADLINE_MS));
     assert_int_equal(chain.rc, 0);
     assert_int_equal(chain.versions.len, 1); /* a snapshot at every version */
     doc_of(i, v, want, sizeof want);
@@ -161,7 +162,7 @@ static void check_store(const char *path, const int32_t *acked) {
     /* versions 1..head, each exactly once, each the write that made it */
     assert_int_equal(
         sb_store_history(st, "t", id, 0, 1000000, 0, on_outcome, &hist), 0);
-    loop_wait(&loop, &hist.done, DEADLINE_MS);
+    assert_true(run_until(&loop, flag_set, &hist.done, DEADLINE_MS));
     assert_int_equal(hist.rc, 0);
     assert_int_equal(hist.versions.len, (size_t)v);
     for (size_t k = 0; k < hist.versions.len; k++)
@@ -171,7 +172,7 @@ static void check_store(const char *path, const int32_t *acked) {
     outcome_clear(&chain);
   }
   sb_store_close(st);
-  loop_finish(&loop);
+  assert_int_equal(loop_finish(&loop), 0);
 
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
