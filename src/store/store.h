@@ -61,10 +61,11 @@ typedef struct sb_store_options {
  * failure. Must be called on the loop's thread. */
 sb_store *sb_store_open_sqlite(const sb_store_options *opts, sb_error *err);
 
-/* Stop the store, on the loop thread: operations already queued still run
- * (queued writes are committed), their callbacks run inside this call, and
- * the threads are joined. The store's loop handle closes through the loop:
- * run the loop once more before uv_loop_close. */
+/* Stop the store, on the loop thread (not from inside one of its own
+ * callbacks): operations already queued still run (queued writes are
+ * committed), their callbacks run inside this call, and the threads are
+ * joined. The store's loop handle closes through the loop: run the loop
+ * once more before uv_loop_close. */
 void sb_store_close(sb_store *st);
 
 /* Schema version the code migrates to. */
