@@ -44,6 +44,74 @@ static const char *const REQUIREMENTS =
 
 /* ---- a pass-through VFS that can skip (and counts) fsync ----------------- */
 
+/* ---- the manager, one operation at a time ------------------------------
+ * The bench measures each operation end to end: start it, run the bench's
+ * own loop until its callback answers. */
+
+static uv_loop_t bench_loop;
+
+typedef struct bench_wait {
+  int done, rc;
+  sb_error err;
+  json_t *doc;
+} bench_wait;
+
+static void bench_done(void *ud, const sb_ctx_result *res) {
+  bench_wait *w = ud;
+  w->done = 1;
+  w->rc = res->rc;
+  w->err = res->err;
+  w->doc = json_incref(res->doc);
+}
+
+static int bench_await(int submitted, bench_wait *w, json_t **out,
+                       sb_error *err) {
+  *out = NULL;
+  if (submitted != 0) return submitted;
+  while (!w->done) uv_run(&bench_loop, UV_RUN_ONCE);
+  if (w->rc != 0) {
+    if (err) *err = w->err;
+    json_decref(w->doc);
+    return w->rc;
+  }
+  *out = w->doc;
+  return 0;
+}
+
+static int b_create(sb_ctx_manager *m, const char *tenant, json_t *input,
+                    json_t **out, sb_error *err) {
+  bench_wait w = {0};
+  return bench_await(sb_ctx_create_async(m, tenant, input, bench_done, &w, err),
+                     &w, out, err);
+}
+
+static int b_get(sb_ctx_manager *m, const char *tenant, const char *id,
+                 int64_t version, json_t **out, sb_error *err) {
+  bench_wait w = {0};
+  return bench_await(sb_ctx_get_async(m, tenant, id, version, bench_done, &w,
+                                      err),
+                     &w, out, err);
+}
+
+static int b_get_projected(sb_ctx_manager *m, const char *tenant,
+                           const char *id, const json_t *paths, json_t **out,
+                           sb_error *err) {
+  bench_wait w = {0};
+  return bench_await(sb_ctx_get_projected_async(m, tenant, id, paths,
+                                                bench_done, &w, err),
+                     &w, out, err);
+}
+
+static int b_update(sb_ctx_manager *m, const char *tenant, const char *id,
+                    int64_t expected, sb_ctx_patch_kind kind, json_t *patch,
+                    json_t **out, int64_t *current, sb_error *err) {
+  (void)current;
+  bench_wait w = {0};
+  return bench_await(sb_ctx_update_async(m, tenant, id, expected, kind, patch,
+                                         bench_done, &w, err),
+                     &w, out, err);
+}
+
 static sqlite3_vfs *base_vfs;
 static sqlite3_vfs shim_vfs;
 static atomic_int syncs_enabled = 1;
@@ -211,7 +279,7 @@ typedef struct population {
 
 static void open_manager(population *p) {
   sb_error err = {0};
-  sb_store_options so = {.path = p->path};
+  sb_store_options so = {.path = p->path, .loop = &bench_loop};
   p->store = sb_store_open_sqlite(&so, &err);
   if (!p->store) die("opening the store", &err);
   sb_ctx_manager_options mo = {.store = p->store,
@@ -236,7 +304,7 @@ static void populate_manager(population *p, fx_rng *rng) {
   size_t total = p->n * VERSIONS, done = 0;
   for (size_t i = 0; i < p->n; i++) {
     json_t *input = fx_population_input(rng, i), *out = NULL;
-    if (sb_ctx_create(p->mgr, TENANT, input, &out, &err) != 0)
+    if (b_create(p->mgr, TENANT, input, &out, &err) != 0)
       die("sb_ctx_create", &err);
     snprintf(p->ids[i], sizeof p->ids[i], "%s",
              json_string_value(json_object_get(out, "id")));
@@ -249,7 +317,7 @@ static void populate_manager(population *p, fx_rng *rng) {
     for (size_t i = 0; i < p->n; i++) {
       json_t *patch = fx_population_patch(rng, v, (int64_t)sb_wall_ms());
       json_t *out = NULL;
-      if (sb_ctx_update(p->mgr, TENANT, p->ids[i], v - 1, SB_CTX_JSON_PATCH,
+      if (b_update(p->mgr, TENANT, p->ids[i], v - 1, SB_CTX_JSON_PATCH,
                         patch, &out, NULL, &err) != 0)
         die("sb_ctx_update", &err);
       p->version[i] = v;
@@ -504,12 +572,12 @@ static void verify_sample(population *p, fx_rng *rng) {
   for (int k = 0; k < 5; k++) {
     const char *id = p->ids[fx_below(rng, (uint32_t)p->n)];
     json_t *head = NULL, *old = NULL;
-    if (sb_ctx_get(p->mgr, TENANT, id, 0, &head, &err) != 0)
+    if (b_get(p->mgr, TENANT, id, 0, &head, &err) != 0)
       die("verify: reading a bulk-loaded head", &err);
     if (sb_ctx_validate(head, &err) != 0)
       die("verify: a bulk-loaded head does not validate", &err);
     for (int v = 1; v <= VERSIONS; v++) {
-      if (sb_ctx_get(p->mgr, TENANT, id, v, &old, &err) != 0)
+      if (b_get(p->mgr, TENANT, id, v, &old, &err) != 0)
         die("verify: replaying a bulk-loaded version", &err);
       if (v == VERSIONS && !json_equal(old, head))
         die("verify: replayed head differs from the stored head", NULL);
@@ -576,16 +644,16 @@ static void run_op(population *p, op_kind kind, sqlite3_stmt *raw,
       }
       sqlite3_reset(raw);
       break;
-    case OP_GET: rc = sb_ctx_get(p->mgr, TENANT, id, 0, &out, &err); break;
-    case OP_GET_PAST: rc = sb_ctx_get(p->mgr, TENANT, id, past, &out, &err); break;
+    case OP_GET: rc = b_get(p->mgr, TENANT, id, 0, &out, &err); break;
+    case OP_GET_PAST: rc = b_get(p->mgr, TENANT, id, past, &out, &err); break;
     case OP_PROJECTED:
-      rc = sb_ctx_get_projected(p->mgr, TENANT, id, paths, &out, &err);
+      rc = b_get_projected(p->mgr, TENANT, id, paths, &out, &err);
       break;
     case OP_UPDATE:
-      rc = sb_ctx_update(p->mgr, TENANT, id, p->version[i], SB_CTX_MERGE_PATCH,
+      rc = b_update(p->mgr, TENANT, id, p->version[i], SB_CTX_MERGE_PATCH,
                          input, &out, NULL, &err);
       break;
-    case OP_CREATE: rc = sb_ctx_create(p->mgr, TENANT, input, &out, &err); break;
+    case OP_CREATE: rc = b_create(p->mgr, TENANT, input, &out, &err); break;
     default: break;
     }
     double dt = now_s() - t0;
@@ -681,7 +749,7 @@ static void projection_report(population *p, fx_rng *rng) {
   sb_error err = {0};
   json_t *input = fx_dealership_input(rng, 200, 500, (int64_t)sb_wall_ms());
   json_t *doc = NULL;
-  if (sb_ctx_create(p->mgr, TENANT, input, &doc, &err) != 0)
+  if (b_create(p->mgr, TENANT, input, &doc, &err) != 0)
     die("creating the dealership context", &err);
   json_decref(input);
   const char *id = json_string_value(json_object_get(doc, "id"));
@@ -713,13 +781,13 @@ static void projection_report(population *p, fx_rng *rng) {
     for (int r = 0; r < REPS; r++) {
       double t0 = now_s();
       json_t *whole = NULL;
-      if (sb_ctx_get(p->mgr, TENANT, id, 0, &whole, &err) != 0)
+      if (b_get(p->mgr, TENANT, id, 0, &whole, &err) != 0)
         die("get of the dealership context", &err);
       get_lat[r] = now_s() - t0;
       json_decref(whole);
       json_decref(out);
       t0 = now_s();
-      if (sb_ctx_get_projected(p->mgr, TENANT, id, paths, &out, &err) != 0)
+      if (b_get_projected(p->mgr, TENANT, id, paths, &out, &err) != 0)
         die("projected get of the dealership context", &err);
       proj_lat[r] = now_s() - t0;
     }
@@ -763,10 +831,11 @@ static void populate(population *p, fx_rng *rng, size_t manager_max,
                      size_t nscripts) {
   sb_error err = {0};
   /* Create the schema through the store itself. */
-  sb_store_options so = {.path = p->path};
+  sb_store_options so = {.path = p->path, .loop = &bench_loop};
   sb_store *st = sb_store_open_sqlite(&so, &err);
   if (!st) die("creating the store", &err);
   sb_store_close(st);
+  uv_run(&bench_loop, UV_RUN_NOWAIT); /* its loop handle closes */
   double t0 = now_s();
   if (p->n <= manager_max) {
     open_manager(p);
@@ -780,6 +849,7 @@ static void populate(population *p, fx_rng *rng, size_t manager_max,
 
 int main(int argc, char **argv) {
   sb_core_init();
+  uv_loop_init(&bench_loop);
   const char *dir = NULL, *sizes = "10000,1000000";
   size_t reads = 5000, writes = 2000, manager_max = 10000, nscripts = 1000;
   int durable_load = 0;

@@ -2,6 +2,9 @@
 # Sets up, builds and runs every test (unit, integration, negative).
 #   scripts/test.sh            the normal build in build/
 #   scripts/test.sh --sanitize the ASan+UBSan build in build-asan/
+#   scripts/test.sh --tsan     the ThreadSanitizer build in build-tsan/: the
+#                              tests of the threaded modules only (store,
+#                              context manager), which is where threads are
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,6 +16,17 @@ if [[ ${1:-} == --sanitize ]]; then
   flags+=(-DSB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+if [[ ${1:-} == --tsan ]]; then
+  build=build-tsan
+  flags+=(-DSB_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang)
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  tsan_tests=(test_store test_store_crash test_ctx_manager)
+  cmake -S . -B "$build" "${flags[@]}" >/dev/null
+  cmake --build "$build" -j2 --target "${tsan_tests[@]}"
+  ctest --test-dir "$build" --output-on-failure -j2 \
+    -R "^unit/($(IFS='|'; echo "${tsan_tests[*]}"))\$"
+  exit 0
 fi
 cmake -S . -B "$build" "${flags[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"

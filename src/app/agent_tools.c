@@ -53,6 +53,67 @@ static void reply_admin_error(sb_mcp_call *call, const sb_error *err) {
                    1);
 }
 
+/* agents_explain: the ranking, over the data of a context when one is
+ * named (read asynchronously: the call waits for the store). */
+typedef struct explain_op {
+  sb_app *app;
+  sb_mcp_call *call; /* NULL once cancelled */
+  char *cap;
+} explain_op;
+
+static void explain_answer(sb_app *app, sb_mcp_call *call,
+                           const char *cap, json_t *data) {
+  sb_error err = {0};
+  json_t *ranking = NULL;
+  if (sb_registry_explain(sb_gateway_registry(app->gateway), cap, data,
+                          sb_now_ms(), &ranking, &err) != 0)
+    reply_admin_error(call, &err);
+  else
+    reply_structured(call, json_pack("{ssso}", "capability", cap, "ranking",
+                                     ranking),
+                     0);
+}
+
+static void explain_cancelled(sb_mcp_call *call, void *ud) {
+  ((explain_op *)ud)->call = NULL;
+}
+
+static void explain_read(void *ud, const sb_ctx_result *res) {
+  explain_op *op = ud;
+  if (op->call) {
+    sb_mcp_call_on_cancel(op->call, NULL, NULL);
+    if (res->rc == SB_EBUSY)
+      sb_mcp_call_fail(op->call, SB_RPC_SERVER_BUSY, res->err.msg, NULL);
+    else if (res->rc != 0) reply_admin_error(op->call, &res->err);
+    else explain_answer(op->app, op->call, op->cap,
+                        json_object_get(res->doc, "data"));
+  }
+  sb_free(op->cap);
+  sb_free(op);
+}
+
+static void explain_start(sb_app *app, sb_mcp_call *call,
+                          const char *cap, const char *ctx_id) {
+  if (!ctx_id) return explain_answer(app, call, cap, NULL);
+  sb_error err = {0};
+  explain_op *op = sb_calloc(1, sizeof *op);
+  if (op && !(op->cap = sb_strdup(cap))) {
+    sb_free(op);
+    op = NULL;
+  }
+  if (!op) return sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory",
+                                   NULL);
+  op->app = app;
+  op->call = call;
+  if (sb_ctx_get_async(app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
+                       explain_read, op, &err) != 0) {
+    sb_free(op->cap);
+    sb_free(op);
+    return reply_admin_error(call, &err);
+  }
+  sb_mcp_call_on_cancel(call, explain_cancelled, op);
+}
+
 static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_app *app = ud;
@@ -97,24 +158,11 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   } else if (strcmp(name, "agents_explain") == 0) {
     const char *cap = json_string_value(json_object_get(args, "capability"));
     const char *ctx_id = json_string_value(json_object_get(args, "contextId"));
-    json_t *doc = NULL, *ranking = NULL;
     if (!cap) {
       sb_mcp_call_fail_invalid_args(call, name, "'capability' is required");
       return 1;
     }
-    if (ctx_id && sb_ctx_get(app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
-                             &doc, &err) != 0) {
-      reply_admin_error(call, &err);
-      return 1;
-    }
-    if (sb_registry_explain(sb_gateway_registry(app->gateway), cap, json_object_get(doc, "data"),
-                            sb_now_ms(), &ranking, &err) != 0)
-      reply_admin_error(call, &err);
-    else
-      reply_structured(call, json_pack("{ssso}", "capability", cap, "ranking",
-                                       ranking),
-                       0);
-    json_decref(doc);
+    explain_start(app, call, cap, ctx_id);
   } else {
     return 0;
   }

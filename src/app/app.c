@@ -4,12 +4,19 @@
 
 #define MODULE "app"
 
+static void on_swept(void *ud, const sb_ctx_result *res) {
+  if (res->rc != 0)
+    SB_WARN(MODULE, "sweeping expired contexts: %s", res->err.msg);
+  else if (res->count > 0)
+    SB_INFO(MODULE, "swept %d expired context(s)", res->count);
+}
+
 static void on_sweep(uv_timer_t *t) {
   sb_app *app = t->data;
   sb_error err = {0};
-  int n = sb_ctx_sweep(app->ctx, &err);
-  if (n < 0) SB_WARN(MODULE, "sweeping expired contexts: %s", err.msg);
-  else if (n > 0) SB_INFO(MODULE, "swept %d expired context(s)", n);
+  /* A busy store skips this round; the next tick tries again. */
+  if (sb_ctx_sweep_async(app->ctx, on_swept, NULL, &err) != 0)
+    SB_WARN(MODULE, "sweeping expired contexts: %s", err.msg);
 }
 
 static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
@@ -51,7 +58,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   }
   app->cfg = cfg;
   app->loop = o->loop;
-  sb_store_options so = {.path = cfg->store_path};
+  sb_store_options so = {.path = cfg->store_path,
+                         .loop = o->loop,
+                         .max_pending = cfg->store_max_pending,
+                         .readers = cfg->store_readers};
   if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {
       .store = app->store,

@@ -83,9 +83,14 @@ static const char *error_name(int code) {
   }
 }
 
-/* A failure the caller can act on, as a tool error result. */
+/* A failure the caller can act on, as a tool error result. A full store
+ * queue is not the model's to act on: it is a JSON-RPC error the client
+ * retries. */
 static void reply_failure(sb_mcp_call *call, const sb_error *err,
                           int64_t current_version) {
+  if (err->code == SB_EBUSY)
+    return sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, err->msg,
+                            json_pack("{si}", "retryAfterMs", 1000));
   json_t *sc = json_pack("{ssss}", "error", error_name(err->code), "message",
                          err->msg);
   if (current_version > 0)
@@ -113,18 +118,116 @@ static int64_t version_arg(json_t *args, const char *key) {
   return json_integer_value(v);
 }
 
-static void tool_create(ctx_tools *t, sb_mcp_call *call, json_t *args) {
-  sb_error err = {0};
-  json_t *out = NULL;
-  json_t *input = args ? args : json_object();
-  int rc = sb_ctx_create(t->app->ctx, sb_mcp_call_tenant(call), input, &out,
-                         &err);
-  if (!args) json_decref(input);
-  if (rc != 0) {
-    reply_failure(call, &err, 0);
+/* ---- one manager operation per call -----------------------------------
+ * The call waits while the manager works; tool_done answers it. If the
+ * call is cancelled first, the result is dropped. */
+
+typedef enum tool_kind {
+  TOOL_OBJECT,   /* create, get, update: the document as it is */
+  TOOL_HISTORY,  /* {"id","versions"} */
+  TOOL_DIFF,     /* {"id","from","to","patch"} */
+  TOOL_RESOURCE, /* resources/read of context://... */
+} tool_kind;
+
+typedef struct tool_op {
+  sb_mcp_call *call; /* NULL once cancelled */
+  tool_kind kind;
+  int64_t from, to; /* diff; resource: to = the version read (0 = head) */
+  char *id;
+  char *uri; /* resource */
+} tool_op;
+
+static void tool_cancelled(sb_mcp_call *call, void *ud) {
+  ((tool_op *)ud)->call = NULL;
+}
+
+static void tool_op_free(tool_op *op) {
+  sb_free(op->id);
+  sb_free(op->uri);
+  sb_free(op);
+}
+
+/* The op for a call, or NULL after failing the call. */
+static tool_op *tool_op_new(sb_mcp_call *call, tool_kind kind, const char *id,
+                            const char *uri) {
+  tool_op *op = sb_calloc(1, sizeof *op);
+  if (op) {
+    op->id = id ? sb_strdup(id) : NULL;
+    op->uri = uri ? sb_strdup(uri) : NULL;
+  }
+  if (!op || (id && !op->id) || (uri && !op->uri)) {
+    if (op) tool_op_free(op);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return NULL;
+  }
+  op->call = call;
+  op->kind = kind;
+  return op;
+}
+
+/* After submitting: wait for tool_done, or answer a refusal now. */
+static void tool_started(tool_op *op, int rc, const sb_error *err) {
+  if (rc == 0) {
+    sb_mcp_call_on_cancel(op->call, tool_cancelled, op);
     return;
   }
-  reply_object(call, out);
+  if (op->kind == TOOL_RESOURCE && rc != SB_EBUSY)
+    sb_mcp_call_fail_resource_not_found(op->call, op->uri);
+  else
+    reply_failure(op->call, err, 0);
+  tool_op_free(op);
+}
+
+static void answer_resource(tool_op *op, json_t *doc) {
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_t *r = json_pack("{s[{ssssss}]}", "contents", "uri", op->uri,
+                        "mimeType", "application/json", "text",
+                        text ? text : "{}");
+  sb_free(text);
+  /* A past version never changes; the head may change at any moment. The
+   * content is the tenant's own: private. */
+  sb_mcp_call_reply_cacheable(op->call, r, op->to ? 3600000 : 0, "private");
+}
+
+static void tool_done(void *ud, const sb_ctx_result *res) {
+  tool_op *op = ud;
+  sb_mcp_call *call = op->call;
+  if (!call) goto done; /* cancelled */
+  sb_mcp_call_on_cancel(call, NULL, NULL);
+  if (res->rc != 0) {
+    if (op->kind == TOOL_RESOURCE && res->rc != SB_EBUSY)
+      sb_mcp_call_fail_resource_not_found(call, op->uri);
+    else
+      reply_failure(call, &res->err,
+                    res->rc == SB_ECONFLICT ? res->version : 0);
+    goto done;
+  }
+  switch (op->kind) {
+  case TOOL_OBJECT: reply_object(call, json_incref(res->doc)); break;
+  case TOOL_HISTORY:
+    reply_object(call, json_pack("{sssO}", "id", op->id, "versions",
+                                 res->doc));
+    break;
+  case TOOL_DIFF:
+    reply_object(call, json_pack("{sssIsIsO}", "id", op->id, "from",
+                                 (json_int_t)op->from, "to",
+                                 (json_int_t)op->to, "patch", res->doc));
+    break;
+  case TOOL_RESOURCE: answer_resource(op, res->doc); break;
+  }
+done:
+  tool_op_free(op);
+}
+
+static void tool_create(ctx_tools *t, sb_mcp_call *call, json_t *args) {
+  tool_op *op = tool_op_new(call, TOOL_OBJECT, NULL, NULL);
+  if (!op) return;
+  sb_error err = {0};
+  json_t *input = args ? args : json_object();
+  int rc = sb_ctx_create_async(t->app->ctx, sb_mcp_call_tenant(call), input,
+                               tool_done, op, &err);
+  if (!args) json_decref(input);
+  tool_started(op, rc, &err);
 }
 
 static void tool_get(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -141,13 +244,15 @@ static void tool_get(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   if (req && version > 0)
     return sb_mcp_call_fail_invalid_args(call, "context_get",
                         "requirements project the head; omit version");
+  tool_op *op = tool_op_new(call, TOOL_OBJECT, id, NULL);
+  if (!op) return;
   sb_error err = {0};
-  json_t *out = NULL;
   const char *tenant = sb_mcp_call_tenant(call);
-  int rc = req ? sb_ctx_get_projected(t->app->ctx, tenant, id, req, &out, &err)
-               : sb_ctx_get(t->app->ctx, tenant, id, version, &out, &err);
-  if (rc != 0) return reply_failure(call, &err, 0);
-  reply_object(call, out);
+  int rc = req ? sb_ctx_get_projected_async(t->app->ctx, tenant, id, req,
+                                            tool_done, op, &err)
+               : sb_ctx_get_async(t->app->ctx, tenant, id, version, tool_done,
+                                  op, &err);
+  tool_started(op, rc, &err);
 }
 
 static void tool_update(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -166,14 +271,15 @@ static void tool_update(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   if (patch && !json_is_array(patch))
     return sb_mcp_call_fail_invalid_args(call, "context_update",
                         "property 'patch' must be a JSON Patch array");
+  tool_op *op = tool_op_new(call, TOOL_OBJECT, id, NULL);
+  if (!op) return;
   sb_error err = {0};
-  json_t *out = NULL;
-  int64_t current = 0;
-  int rc = sb_ctx_update(t->app->ctx, sb_mcp_call_tenant(call), id, expected,
-                         patch ? SB_CTX_JSON_PATCH : SB_CTX_MERGE_PATCH,
-                         patch ? patch : merge, &out, &current, &err);
-  if (rc != 0) return reply_failure(call, &err, rc == SB_ECONFLICT ? current : 0);
-  reply_object(call, out);
+  /* The manager holds its own reference to the patch (part of args). */
+  int rc = sb_ctx_update_async(t->app->ctx, sb_mcp_call_tenant(call), id,
+                               expected,
+                               patch ? SB_CTX_JSON_PATCH : SB_CTX_MERGE_PATCH,
+                               patch ? patch : merge, tool_done, op, &err);
+  tool_started(op, rc, &err);
 }
 
 static void tool_history(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -186,14 +292,14 @@ static void tool_history(ctx_tools *t, sb_mcp_call *call, json_t *args) {
                  json_integer_value(limit) > 1000)))
     return sb_mcp_call_fail_invalid_args(call, "context_history",
                         "'before' must be an integer and 'limit' 1..1000");
+  tool_op *op = tool_op_new(call, TOOL_HISTORY, id, NULL);
+  if (!op) return;
   sb_error err = {0};
-  json_t *out = NULL;
-  int rc = sb_ctx_history(t->app->ctx, sb_mcp_call_tenant(call), id,
-                          before ? json_integer_value(before) : 0,
-                          limit ? (size_t)json_integer_value(limit) : 50, &out,
-                          &err);
-  if (rc != 0) return reply_failure(call, &err, 0);
-  reply_object(call, json_pack("{ssso}", "id", id, "versions", out));
+  int rc = sb_ctx_history_async(
+      t->app->ctx, sb_mcp_call_tenant(call), id,
+      before ? json_integer_value(before) : 0,
+      limit ? (size_t)json_integer_value(limit) : 50, tool_done, op, &err);
+  tool_started(op, rc, &err);
 }
 
 static void tool_diff(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -202,13 +308,14 @@ static void tool_diff(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   if (!id || from <= 0 || to <= 0)
     return sb_mcp_call_fail_invalid_args(call, "context_diff",
                         "'id', 'from' and 'to' (versions >= 1) are required");
+  tool_op *op = tool_op_new(call, TOOL_DIFF, id, NULL);
+  if (!op) return;
+  op->from = from;
+  op->to = to;
   sb_error err = {0};
-  json_t *out = NULL;
-  int rc = sb_ctx_diff_versions(t->app->ctx, sb_mcp_call_tenant(call), id,
-                                from, to, &out, &err);
-  if (rc != 0) return reply_failure(call, &err, 0);
-  reply_object(call, json_pack("{sssIsIso}", "id", id, "from", (json_int_t)from,
-                               "to", (json_int_t)to, "patch", out));
+  int rc = sb_ctx_diff_versions_async(t->app->ctx, sb_mcp_call_tenant(call),
+                                      id, from, to, tool_done, op, &err);
+  tool_started(op, rc, &err);
 }
 
 static const struct {
@@ -261,23 +368,18 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   if (strncmp(uri, URI_PREFIX, strlen(URI_PREFIX)) != 0) return 0;
   int64_t version = 0;
   char *id = parse_uri(uri, &version);
-  json_t *doc = NULL;
-  sb_error err = {0};
-  if (!id || sb_ctx_get(t->app->ctx, sb_mcp_call_tenant(call), id, version,
-                        &doc, &err) != 0) {
-    sb_free(id);
+  if (!id) {
     sb_mcp_call_fail_resource_not_found(call, uri);
     return 1;
   }
+  tool_op *op = tool_op_new(call, TOOL_RESOURCE, id, uri);
   sb_free(id);
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
-  json_t *r = json_pack("{s[{ssssss}]}", "contents", "uri", uri, "mimeType",
-                        "application/json", "text", text ? text : "{}");
-  sb_free(text);
-  /* A past version never changes; the head may change at any moment. The
-   * content is the tenant's own: private. */
-  sb_mcp_call_reply_cacheable(call, r, version ? 3600000 : 0, "private");
+  if (!op) return 1;
+  op->to = version;
+  sb_error err = {0};
+  int rc = sb_ctx_get_async(t->app->ctx, sb_mcp_call_tenant(call), op->id,
+                            version, tool_done, op, &err);
+  tool_started(op, rc, &err);
   return 1;
 }
 

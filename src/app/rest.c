@@ -58,6 +58,15 @@ static void respond_store_error(sb_http_request *req, const sb_error *err,
     respond_error(req, 409, "conflict", err->msg, current);
     break;
   case SB_EINVAL: respond_error(req, 422, "invalid", err->msg, 0); break;
+  case SB_EBUSY: {
+    /* Back-pressure: the store's queue is full. */
+    const char *headers[] = {"Retry-After", "1", NULL};
+    app_rest_json(req, 503,
+                  json_pack("{s{ssss}}", "error", "code", "busy", "message",
+                            err->msg),
+                  headers);
+    break;
+  }
   case SB_ETIMEDOUT: respond_error(req, 503, "busy", err->msg, 0); break;
   default: respond_error(req, 500, "internal", err->msg, 0); break;
   }
@@ -110,18 +119,121 @@ static int64_t if_match_version(sb_http_request *req) {
   return *end == '\0' ? n : -1;
 }
 
+/* ---- operations on the context manager --------------------------------
+ * Each handler validates what it can, defers the answer, and starts one
+ * asynchronous manager operation; rest_done answers when it completes. If
+ * the client leaves first, the request is forgotten and the result
+ * dropped. */
+
+typedef enum rest_kind {
+  REST_CREATE,
+  REST_GET,
+  REST_GET_PROJECTED,
+  REST_PATCH,
+  REST_HISTORY,
+  REST_DIFF,
+} rest_kind;
+
+typedef struct rest_op {
+  sb_http_request *req; /* NULL once the request is gone */
+  rest_kind kind;
+  int64_t from, to;
+  char id[129];
+} rest_op;
+
+static void rest_gone(void *ud) { ((rest_op *)ud)->req = NULL; }
+
+static rest_op *rest_op_new(sb_http_request *req, rest_kind kind,
+                            const char *id) {
+  rest_op *op = sb_calloc(1, sizeof *op);
+  if (!op) {
+    respond_error(req, 500, "internal", "out of memory", 0);
+    return NULL;
+  }
+  op->req = req;
+  op->kind = kind;
+  if (id) snprintf(op->id, sizeof op->id, "%s", id);
+  sb_http_request_defer(req, rest_gone, op);
+  return op;
+}
+
+/* The operation did not start: answer now. */
+static void rest_op_refused(rest_op *op, int rc, const sb_error *err) {
+  sb_http_request *req = op->req;
+  rest_kind kind = op->kind;
+  sb_free(op);
+  if (rc == SB_EINVAL && kind == REST_GET_PROJECTED)
+    return respond_error(req, 400, "bad_request", err->msg, 0);
+  respond_store_error(req, err, 0);
+}
+
+static void answer_get(sb_http_request *req, json_t *doc) {
+  const char *inm = sb_http_request_header(req, "If-None-Match");
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%lld\"",
+           (long long)json_integer_value(json_object_get(doc, "version")));
+  if (inm && strcmp(inm, etag) == 0) {
+    const char *headers[] = {"ETag", etag, NULL};
+    sb_http_respond(req, 304, NULL, "", 0, headers);
+    return;
+  }
+  respond_context(req, 200, json_incref(doc), NULL);
+}
+
+static void rest_done(void *ud, const sb_ctx_result *res) {
+  rest_op *op = ud;
+  sb_http_request *req = op->req;
+  if (!req) goto done; /* the client left */
+  if (res->rc != 0) {
+    /* A patch that cannot apply (RFC 5789: the document is unchanged) */
+    if (op->kind == REST_PATCH && res->rc == SB_ENOENT &&
+        strncmp(res->err.msg, "patch[", 6) == 0)
+      respond_error(req, 422, "invalid", res->err.msg, 0);
+    else
+      respond_store_error(req, &res->err,
+                          res->rc == SB_ECONFLICT ? res->version : 0);
+    goto done;
+  }
+  switch (op->kind) {
+  case REST_CREATE: {
+    char location[128];
+    snprintf(location, sizeof location, PREFIX "/%s",
+             json_string_value(json_object_get(res->doc, "id")));
+    respond_context(req, 201, json_incref(res->doc), location);
+    break;
+  }
+  case REST_GET: answer_get(req, res->doc); break;
+  case REST_GET_PROJECTED:
+  case REST_PATCH:
+    respond_context(req, 200, json_incref(res->doc), NULL);
+    break;
+  case REST_HISTORY:
+    app_rest_json(req, 200,
+                  json_pack("{sssO}", "id", op->id, "versions", res->doc),
+                  NULL);
+    break;
+  case REST_DIFF:
+    app_rest_json(req, 200,
+                  json_pack("{sssIsIsO}", "id", op->id, "from",
+                            (json_int_t)op->from, "to", (json_int_t)op->to,
+                            "patch", res->doc),
+                  NULL);
+    break;
+  }
+done:
+  sb_free(op);
+}
+
 static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
   json_t *input = app_rest_body(req, "body");
   if (!input) return;
+  rest_op *op = rest_op_new(req, REST_CREATE, NULL);
   sb_error err = {0};
-  json_t *out = NULL;
-  int rc = sb_ctx_create(app->ctx, tenant, input, &out, &err);
+  int rc = op ? sb_ctx_create_async(app->ctx, tenant, input, rest_done, op,
+                                    &err)
+              : 0;
   json_decref(input);
-  if (rc != 0) return respond_store_error(req, &err, 0);
-  char location[128];
-  snprintf(location, sizeof location, PREFIX "/%s",
-           json_string_value(json_object_get(out, "id")));
-  respond_context(req, 201, out, location);
+  if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
 static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
@@ -132,7 +244,10 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
     return respond_error(req, 400, "bad_request",
                          "version: expected an integer >= 1", 0);
   sb_error err = {0};
-  json_t *out = NULL;
+  int rc;
+  rest_op *op = rest_op_new(req, requirements ? REST_GET_PROJECTED : REST_GET,
+                            id);
+  if (!op) return;
   if (requirements) {
     json_t *paths = json_array();
     char *copy = sb_strdup(requirements), *save = NULL;
@@ -140,26 +255,13 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
          p = strtok_r(NULL, ",", &save))
       json_array_append_new(paths, json_string(p));
     sb_free(copy);
-    int rc = sb_ctx_get_projected(app->ctx, tenant, id, paths, &out, &err);
+    rc = sb_ctx_get_projected_async(app->ctx, tenant, id, paths, rest_done, op,
+                                    &err);
     json_decref(paths);
-    if (rc != 0)
-      return rc == SB_EINVAL ? respond_error(req, 400, "bad_request", err.msg, 0)
-                             : respond_store_error(req, &err, 0);
-    return respond_context(req, 200, out, NULL);
+  } else {
+    rc = sb_ctx_get_async(app->ctx, tenant, id, version, rest_done, op, &err);
   }
-  if (sb_ctx_get(app->ctx, tenant, id, version, &out, &err) != 0)
-    return respond_store_error(req, &err, 0);
-  const char *inm = sb_http_request_header(req, "If-None-Match");
-  char etag[32];
-  snprintf(etag, sizeof etag, "\"%lld\"",
-           (long long)json_integer_value(json_object_get(out, "version")));
-  if (inm && strcmp(inm, etag) == 0) {
-    json_decref(out);
-    const char *headers[] = {"ETag", etag, NULL};
-    sb_http_respond(req, 304, NULL, "", 0, headers);
-    return;
-  }
-  respond_context(req, 200, out, NULL);
+  if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
 static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
@@ -184,19 +286,14 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                          "If-Match: expected a quoted version like \"3\"", 0);
   json_t *patch = app_rest_body(req, "patch");
   if (!patch) return;
+  rest_op *op = rest_op_new(req, REST_PATCH, id);
   sb_error err = {0};
-  json_t *out = NULL;
-  int64_t current = 0;
-  int rc = sb_ctx_update(app->ctx, tenant, id, expected, kind, patch, &out,
-                         &current, &err);
+  /* The manager keeps its own reference to the patch. */
+  int rc = op ? sb_ctx_update_async(app->ctx, tenant, id, expected, kind,
+                                    patch, rest_done, op, &err)
+              : 0;
   json_decref(patch);
-  if (rc != 0) {
-    /* A patch that cannot apply (RFC 5789: the document is unchanged) */
-    if (rc == SB_ENOENT && strncmp(err.msg, "patch[", 6) == 0)
-      return respond_error(req, 422, "invalid", err.msg, 0);
-    return respond_store_error(req, &err, current);
-  }
-  respond_context(req, 200, out, NULL);
+  if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
 static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
@@ -207,12 +304,13 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
                          "before and limit must be integers >= 1 (limit at "
                          "most 1000)",
                          0);
+  rest_op *op = rest_op_new(req, REST_HISTORY, id);
+  if (!op) return;
   sb_error err = {0};
-  json_t *out = NULL;
-  if (sb_ctx_history(app->ctx, tenant, id, before, limit ? (size_t)limit : 50,
-                     &out, &err) != 0)
-    return respond_store_error(req, &err, 0);
-  app_rest_json(req, 200, json_pack("{ssso}", "id", id, "versions", out), NULL);
+  int rc = sb_ctx_history_async(app->ctx, tenant, id, before,
+                                limit ? (size_t)limit : 50, rest_done, op,
+                                &err);
+  if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
 static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
@@ -221,14 +319,14 @@ static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
   if (from <= 0 || to <= 0)
     return respond_error(req, 400, "bad_request",
                          "from and to are required versions >= 1", 0);
+  rest_op *op = rest_op_new(req, REST_DIFF, id);
+  if (!op) return;
+  op->from = from;
+  op->to = to;
   sb_error err = {0};
-  json_t *out = NULL;
-  if (sb_ctx_diff_versions(app->ctx, tenant, id, from, to, &out, &err) != 0)
-    return respond_store_error(req, &err, 0);
-  app_rest_json(req, 200,
-               json_pack("{sssIsIso}", "id", id, "from", (json_int_t)from, "to",
-                         (json_int_t)to, "patch", out),
-               NULL);
+  int rc = sb_ctx_diff_versions_async(app->ctx, tenant, id, from, to,
+                                      rest_done, op, &err);
+  if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
 static void not_allowed(sb_http_request *req, const char *allow) {

@@ -19,6 +19,13 @@
 #define PREFIX "/v1/agents"
 
 static void respond_failure(sb_http_request *req, const sb_error *err) {
+  if (err->code == SB_EBUSY) {
+    const char *headers[] = {"Retry-After", "1", NULL};
+    return app_rest_json(req, 503,
+                         json_pack("{s{ssss}}", "error", "code", "busy",
+                                   "message", err->msg),
+                         headers);
+  }
   int status = err->code == SB_ENOENT      ? 404
                : err->code == SB_ECONFLICT ? 409
                : err->code == SB_ENOMEM    ? 500
@@ -43,24 +50,60 @@ static json_t *body_json(sb_http_request *req) {
   return v;
 }
 
+/* explain with a context: its data is read asynchronously. */
+typedef struct explain_op {
+  sb_app *app;
+  sb_http_request *req; /* NULL once the request is gone */
+  char *cap;
+} explain_op;
+
+static void explain_answer(sb_app *app, sb_http_request *req, const char *cap,
+                           json_t *data) {
+  sb_error err = {0};
+  json_t *ranking = NULL;
+  int rc = sb_registry_explain(sb_gateway_registry(app->gateway), cap, data,
+                               sb_now_ms(), &ranking, &err);
+  if (rc != 0) return respond_failure(req, &err);
+  app_rest_json(req, 200, json_pack("{ssso}", "capability", cap, "ranking",
+                                    ranking),
+                NULL);
+}
+
+static void explain_gone(void *ud) { ((explain_op *)ud)->req = NULL; }
+
+static void explain_read(void *ud, const sb_ctx_result *res) {
+  explain_op *op = ud;
+  if (op->req) {
+    if (res->rc != 0) respond_failure(op->req, &res->err);
+    else explain_answer(op->app, op->req, op->cap,
+                        json_object_get(res->doc, "data"));
+  }
+  sb_free(op->cap);
+  sb_free(op);
+}
+
 static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
   const char *cap = sb_http_request_query(req, "capability");
   const char *ctx_id = sb_http_request_query(req, "context");
   if (!cap)
     return app_rest_error(req, 400, "bad_request",
                           "capability: required query argument");
+  if (!ctx_id) return explain_answer(app, req, cap, NULL);
   sb_error err = {0};
-  json_t *doc = NULL, *ranking = NULL;
-  if (ctx_id && sb_ctx_get(app->ctx, tenant, ctx_id, 0, &doc, &err) != 0)
-    return respond_failure(req, &err);
-  int rc = sb_registry_explain(sb_gateway_registry(app->gateway), cap,
-                               json_object_get(doc, "data"), sb_now_ms(),
-                               &ranking, &err);
-  json_decref(doc);
-  if (rc != 0) return respond_failure(req, &err);
-  app_rest_json(req, 200, json_pack("{ssso}", "capability", cap, "ranking",
-                                    ranking),
-                NULL);
+  explain_op *op = sb_calloc(1, sizeof *op);
+  if (op && !(op->cap = sb_strdup(cap))) {
+    sb_free(op);
+    op = NULL;
+  }
+  if (!op) return app_rest_error(req, 500, "internal", "out of memory");
+  op->app = app;
+  op->req = req;
+  sb_http_request_defer(req, explain_gone, op);
+  if (sb_ctx_get_async(app->ctx, tenant, ctx_id, 0, explain_read, op, &err)) {
+    sb_free(op->cap);
+    sb_free(op);
+    respond_failure(req, &err);
+  }
 }
 
 static void handle(void *ud, sb_http_request *req) {

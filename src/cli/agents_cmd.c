@@ -115,15 +115,16 @@ int sb_cli_agents(int argc, char **argv) {
       json_array_append_new(out, sb_agent_def_to_json(sb_registry_at(reg, i)));
   } else {
     if (context) {
-      sb_store_options so = {.path = cfg.store_path};
-      sb_store *st = sb_store_open_sqlite(&so, &err);
-      sb_ctx_manager_options mo = {.store = st};
-      sb_ctx_manager *m = st ? sb_ctx_manager_new(&mo) : NULL;
+      sb_cli_ctx c;
       json_t *doc = NULL;
-      int r = m ? sb_ctx_get(m, cfg.default_tenant, context, 0, &doc, &err)
-                : SB_EIO;
-      sb_ctx_manager_free(m);
-      sb_store_close(st);
+      int r = sb_cli_ctx_open(&c, &cfg, &err);
+      if (r == 0) {
+        r = sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, cfg.default_tenant,
+                                                 context, 0, sb_cli_ctx_done,
+                                                 &c, &err),
+                            &doc, &err);
+        sb_cli_ctx_close(&c);
+      }
       if (r != 0) {
         fprintf(stderr, "switchboard agents: %s\n", err.msg);
         rc = EXIT_RUNTIME;

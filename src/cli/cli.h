@@ -2,6 +2,11 @@
 #ifndef SB_CLI_H
 #define SB_CLI_H
 
+#include <uv.h>
+
+#include "ctx/ctx.h"
+#include "store/store.h"
+
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 /* Print "switchboard CMD: <fmt with what>" and a --help hint; EXIT_USAGE. */
@@ -12,6 +17,27 @@ int sb_cli_take_value(int argc, char **argv, int *i, const char *name,
                       const char **value);
 int sb_cli_is_help(const char *arg);
 
+/* One-shot context reads on a loop of the command's own (ctx_wait.c):
+ *   sb_cli_ctx c; sb_cli_ctx_open(&c, cfg, &err);
+ *   rc = sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, ..., sb_cli_ctx_done, &c,
+ *                                             &err), &out, &err);
+ *   sb_cli_ctx_close(&c);
+ * *out is a new reference. */
+struct sb_config;
+typedef struct sb_cli_ctx {
+  uv_loop_t loop;
+  int loop_inited;
+  sb_store *store;
+  sb_ctx_manager *m;
+  int done, rc, count;
+  sb_error err;
+  json_t *out;
+} sb_cli_ctx;
+int sb_cli_ctx_open(sb_cli_ctx *c, const struct sb_config *cfg, sb_error *err);
+void sb_cli_ctx_done(void *ud, const sb_ctx_result *res);
+int sb_cli_ctx_wait(sb_cli_ctx *c, int submitted, json_t **out, sb_error *err);
+void sb_cli_ctx_close(sb_cli_ctx *c);
+
 /* switchboard context ... (context_cmd.c) */
 extern const char sb_cli_context_help[];
 int sb_cli_context(int argc, char **argv);
@@ -20,7 +46,6 @@ int sb_cli_context(int argc, char **argv);
 extern const char sb_cli_agents_help[];
 int sb_cli_agents(int argc, char **argv);
 /* agents show ID: connect to one configured agent and report (agents_show.c) */
-struct sb_config;
 int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
 
 #endif

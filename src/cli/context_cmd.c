@@ -123,16 +123,12 @@ int sb_cli_context(int argc, char **argv) {
   long long to = is_diff ? number("TO", a.positional[3]) : 0;
   if (version < 0 || before < 0 || limit < 0 || from < 0 || to < 0) goto done;
 
-  sb_store_options so = {.path = cfg.store_path};
-  sb_store *store = sb_store_open_sqlite(&so, &err);
-  if (!store) {
+  sb_cli_ctx c;
+  if (sb_cli_ctx_open(&c, &cfg, &err) != 0) {
     fprintf(stderr, "switchboard context: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto done;
   }
-  sb_ctx_manager_options mo = {.store = store,
-                               .snapshot_every = cfg.ctx_snapshot_every};
-  sb_ctx_manager *m = sb_ctx_manager_new(&mo);
   json_t *out = NULL;
   int r;
   if (is_get && a.requirements) {
@@ -142,23 +138,28 @@ int sb_cli_context(int argc, char **argv) {
          p = strtok_r(NULL, ",", &save))
       json_array_append_new(paths, json_string(p));
     sb_free(copy);
-    r = m ? sb_ctx_get_projected(m, cfg.default_tenant, id, paths, &out, &err)
-          : SB_ENOMEM;
+    r = sb_cli_ctx_wait(&c, sb_ctx_get_projected_async(
+                                c.m, cfg.default_tenant, id, paths,
+                                sb_cli_ctx_done, &c, &err),
+                        &out, &err);
     json_decref(paths);
   } else if (is_get) {
-    r = m ? sb_ctx_get(m, cfg.default_tenant, id, version, &out, &err)
-          : SB_ENOMEM;
+    r = sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, cfg.default_tenant, id,
+                                             version, sb_cli_ctx_done, &c,
+                                             &err),
+                        &out, &err);
   } else if (is_hist) {
-    r = m ? sb_ctx_history(m, cfg.default_tenant, id, before, (size_t)limit,
-                           &out, &err)
-          : SB_ENOMEM;
+    r = sb_cli_ctx_wait(&c, sb_ctx_history_async(c.m, cfg.default_tenant, id,
+                                                 before, (size_t)limit,
+                                                 sb_cli_ctx_done, &c, &err),
+                        &out, &err);
   } else {
-    r = m ? sb_ctx_diff_versions(m, cfg.default_tenant, id, from, to, &out,
-                                 &err)
-          : SB_ENOMEM;
+    r = sb_cli_ctx_wait(&c, sb_ctx_diff_versions_async(
+                                c.m, cfg.default_tenant, id, from, to,
+                                sb_cli_ctx_done, &c, &err),
+                        &out, &err);
   }
-  sb_ctx_manager_free(m);
-  sb_store_close(store);
+  sb_cli_ctx_close(&c);
   if (r != 0) {
     fprintf(stderr, "switchboard context: %s\n",
             r == SB_ENOMEM ? "out of memory" : err.msg);

@@ -54,6 +54,8 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->replay_events = 256;
   cfg->cache_ttl_ms = 60000;
   cfg->store_path = default_store_path;
+  cfg->store_max_pending = 4096;
+  cfg->store_readers = 2;
   cfg->ctx_default_ttl_s = 7L * 24 * 3600;
   cfg->ctx_snapshot_every = 32;
   cfg->ctx_sweep_interval_s = 60;
@@ -385,6 +387,8 @@ static const key_spec cache_keys[] = {
 
 static const key_spec store_keys[] = {
     NUM("path", KEY_PATH, store_path, 0, 0),
+    NUM("max_pending", KEY_INT, store_max_pending, 1, 1000000),
+    NUM("readers", KEY_INT, store_readers, 1, 16),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

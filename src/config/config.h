@@ -66,6 +66,8 @@ typedef struct sb_config {
   long cache_ttl_ms;
   /* store */
   char *store_path;
+  int store_max_pending; /* operations in flight before "store busy" */
+  int store_readers;     /* reader threads */
   /* contexts */
   long ctx_default_ttl_s;
   int ctx_snapshot_every;

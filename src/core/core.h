@@ -29,6 +29,7 @@ enum {
   SB_ECANCELED = -8, /* cancelled by the caller */
   SB_EPROTO = -9,    /* the peer broke the protocol */
   SB_ESTATE = -10,   /* operation not valid in the current state */
+  SB_EBUSY = -11,    /* a queue is full: retry later (back-pressure) */
 };
 
 /* Short name of an SB_E* code, e.g. "ENOMEM". Static string. */

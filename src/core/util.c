@@ -23,6 +23,7 @@ const char *sb_strerror(int code) {
   case SB_ECANCELED: return "ECANCELED";
   case SB_EPROTO: return "EPROTO";
   case SB_ESTATE: return "ESTATE";
+  case SB_EBUSY: return "EBUSY";
   default: return "EUNKNOWN";
   }
 }

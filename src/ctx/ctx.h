@@ -214,6 +214,25 @@ int sb_ctx_datetime_valid(const char *s);
  * tenant's id answers exactly like one that does not exist (SB_ENOENT).
  * Server-owned fields (id, tenantId, version, timestamp) and the ids the
  * store indexes (workflowId, sessionId) cannot be changed by an update.
+ *
+ * Asynchronous, like the store under it: the loop never waits on disk.
+ * Every operation below is called on the store's loop thread and takes a
+ * completion callback and its `ud`:
+ *
+ *   - it returns 0 when the operation is under way: `cb` then runs exactly
+ *     once, later, on the loop thread (never inside the call);
+ *   - it returns a negative SB_E* code, with `err` filled, when it could
+ *     not start: bad arguments found up front (SB_EINVAL, SB_ENOENT for a
+ *     malformed id), the store's queue full (SB_EBUSY), SB_ENOMEM. `cb`
+ *     then never runs.
+ *
+ * JSON arguments are borrowed for the call only, except where noted. The
+ * callback gets an sb_ctx_result it borrows: `res->doc` lives until the
+ * callback returns (json_incref it to keep it). It may be shared with the
+ * manager's cache of heads: never modify it (json_deep_copy to change it). A write's callback runs
+ * after the write is durable, and a read started after it sees the write.
+ * SB_EBUSY can also arrive in the callback (the queue filled between two
+ * steps of one operation): callers answer it as "busy, retry later".
  * ====================================================================== */
 
 typedef struct sb_store sb_store;
@@ -224,56 +243,85 @@ typedef struct sb_ctx_manager_options {
   int snapshot_every;     /* full snapshot every N versions; default 32 */
   int64_t default_ttl_ms; /* expiresAt = now + this when a create has none;
                              default 7 days */
+  int head_cache;         /* heads kept so an update of the version last
+                             seen skips reading it; default 4096, -1 none */
 } sb_ctx_manager_options;
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);
+/* Free the manager. Operations still under way keep what they need and
+ * call back as usual; close the store first if none may run any more. */
 void sb_ctx_manager_free(sb_ctx_manager *m);
 
-/* Called after every new version is durable (create is version 1). */
+/* Called after every new version is durable (create is version 1), on the
+ * loop thread, just before the writer's own callback. */
 typedef void (*sb_ctx_change_cb)(void *ud, const char *tenant, const char *id,
                                  int64_t version);
 void sb_ctx_manager_on_change(sb_ctx_manager *m, sb_ctx_change_cb cb, void *ud);
 
-/* Create a context from `input` (borrowed; any subset of an MCPContext:
- * workflowId, sessionId, data, metadata). The manager mints id (UUIDv7),
- * sets tenantId, version 1, timestamp, and expiresAt if absent. *out is a
- * new reference to the stored document. */
-int sb_ctx_create(sb_ctx_manager *m, const char *tenant, const json_t *input,
-                  json_t **out, sb_error *err);
+/* How an operation ended. Borrowed by the callback. */
+typedef struct sb_ctx_result {
+  int rc;        /* 0, or SB_ENOENT, SB_ECONFLICT, SB_EINVAL, SB_EBUSY,
+                    SB_EIO, SB_ETIMEDOUT, SB_ENOMEM */
+  sb_error err;  /* the message when rc != 0 */
+  json_t *doc;   /* on success: what the operation returns (see each);
+                    NULL on failure. Borrowed: incref to keep. */
+  int64_t version; /* the context's version the result is about: the
+                      document's; on SB_ECONFLICT the current head's */
+  int count;     /* sweep: contexts deleted */
+} sb_ctx_result;
 
-/* Read version `version` (0 = the head). New reference in *out. */
-int sb_ctx_get(sb_ctx_manager *m, const char *tenant, const char *id,
-               int64_t version, json_t **out, sb_error *err);
+typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);
 
-/* The selective context an agent with these requirement paths receives:
- * {"id","version","data": projection,"missing":[paths absent]}. */
-int sb_ctx_get_projected(sb_ctx_manager *m, const char *tenant,
-                         const char *id, const json_t *paths, json_t **out,
-                         sb_error *err);
+/* Create a context from `input` (any subset of an MCPContext: workflowId,
+ * sessionId, data, metadata). The manager mints id (UUIDv7), sets
+ * tenantId, version 1, timestamp, and expiresAt if absent; the input is
+ * validated before this returns. res->doc: the stored document. */
+int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
+                        const json_t *input, sb_ctx_cb cb, void *ud,
+                        sb_error *err);
+
+/* Read version `version` (0 = the head). res->doc: the document. */
+int sb_ctx_get_async(sb_ctx_manager *m, const char *tenant, const char *id,
+                     int64_t version, sb_ctx_cb cb, void *ud, sb_error *err);
+
+/* The selective context an agent with these requirement `paths` (checked
+ * before this returns) receives: res->doc is {"id","version","data":
+ * projection,"missing":[paths absent]}. */
+int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
+                               const char *id, const json_t *paths,
+                               sb_ctx_cb cb, void *ud, sb_error *err);
 
 typedef enum sb_ctx_patch_kind {
   SB_CTX_MERGE_PATCH = 1, /* RFC 7386 */
   SB_CTX_JSON_PATCH,      /* RFC 6902 */
 } sb_ctx_patch_kind;
 
-/* Apply `patch` to version expected_version, store version+1. On
- * SB_ECONFLICT *current_version (may be NULL) holds the head's version. */
-int sb_ctx_update(sb_ctx_manager *m, const char *tenant, const char *id,
-                  int64_t expected_version, sb_ctx_patch_kind kind,
-                  const json_t *patch, json_t **out, int64_t *current_version,
-                  sb_error *err);
+/* Apply `patch` to version expected_version and store version+1.
+ * `patch` is KEPT (a reference is held until the callback): do not modify
+ * it meanwhile. res->doc: the new document. On SB_ECONFLICT res->version
+ * is the head's version. */
+int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
+                        int64_t expected_version, sb_ctx_patch_kind kind,
+                        json_t *patch, sb_ctx_cb cb, void *ud, sb_error *err);
 
-/* History newest first: [{"version","timestamp","patch"}...], at most
- * limit entries below `before` (0 = from the head). */
-int sb_ctx_history(sb_ctx_manager *m, const char *tenant, const char *id,
-                   int64_t before, size_t limit, json_t **out, sb_error *err);
+/* History newest first, res->doc = [{"version","timestamp","patch"}...]: at
+ * most limit (0 = 50) entries below `before` (0 = from the head). */
+int sb_ctx_history_async(sb_ctx_manager *m, const char *tenant,
+                         const char *id, int64_t before, size_t limit,
+                         sb_ctx_cb cb, void *ud, sb_error *err);
 
-/* RFC 6902 patch from version `from` to version `to` (either order). */
-int sb_ctx_diff_versions(sb_ctx_manager *m, const char *tenant,
-                         const char *id, int64_t from, int64_t to,
-                         json_t **out, sb_error *err);
+/* res->doc: the RFC 6902 patch from version `from` to version `to` (either
+ * order). */
+int sb_ctx_diff_versions_async(sb_ctx_manager *m, const char *tenant,
+                               const char *id, int64_t from, int64_t to,
+                               sb_ctx_cb cb, void *ud, sb_error *err);
 
-/* Delete contexts that have expired; returns how many, or a negative code. */
-int sb_ctx_sweep(sb_ctx_manager *m, sb_error *err);
+/* Delete contexts that have expired, in bounded batches; res->count says
+ * how many. */
+int sb_ctx_sweep_async(sb_ctx_manager *m, sb_ctx_cb cb, void *ud,
+                       sb_error *err);
+
+/* A short message for SB_EBUSY, shared by REST and MCP answers. */
+#define SB_CTX_BUSY_MESSAGE "the context store is busy; retry shortly"
 
 #endif

@@ -3,9 +3,15 @@
  * A write is: read the head, apply the caller's patch, put the server-owned
  * fields back, validate the whole document, diff it against the head, and
  * append it as the next version only if the head has not moved (the store
- * checks that in the same transaction). Reading an old version starts from
- * the newest snapshot at or below it and replays at most snapshot_every-1
- * patches, so any version is cheap to read.
+ * checks that inside its write transaction). Reading an old version starts
+ * from the newest snapshot at or below it and replays at most
+ * snapshot_every-1 patches, so any version is cheap to read.
+ *
+ * Every operation is an mg_op moving through explicit steps: store
+ * requests go out, their callbacks come back on the loop, and the JSON work
+ * between them (parse, patch, validate, diff, project) runs on the loop.
+ * The op holds a reference on the manager, so freeing the manager while
+ * operations are under way is safe.
  */
 #include <string.h>
 
@@ -14,6 +20,9 @@
 
 #define DEFAULT_SNAPSHOT_EVERY 32
 #define DEFAULT_TTL_MS (7LL * 24 * 3600 * 1000)
+#define SWEEP_BATCH 500
+#define SWEEP_MAX 100000
+#define DEFAULT_HEAD_CACHE 4096
 
 struct sb_ctx_manager {
   sb_store *store;
@@ -21,29 +30,51 @@ struct sb_ctx_manager {
   int64_t default_ttl_ms;
   sb_ctx_change_cb on_change;
   void *on_change_ud;
+  int refs; /* the owner's, plus one per operation under way */
+  /* The newest head this manager has seen of recently used contexts,
+   * "tenant\x1fid" -> document (shared, never modified). An update whose
+   * expectedVersion matches starts from it instead of reading the store;
+   * the store's compare-and-set still decides, so a head changed behind
+   * our back (another process or node) still ends in a conflict. */
+  json_t *heads;
+  size_t heads_max;
 };
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
   sb_ctx_manager *m = sb_calloc(1, sizeof *m);
   if (!m) return NULL;
   m->store = o->store;
-  m->snapshot_every = o->snapshot_every > 0 ? o->snapshot_every
-                                            : DEFAULT_SNAPSHOT_EVERY;
-  m->default_ttl_ms = o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
+  m->snapshot_every =
+      o->snapshot_every > 0 ? o->snapshot_every : DEFAULT_SNAPSHOT_EVERY;
+  m->default_ttl_ms =
+      o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
+  m->refs = 1;
+  m->heads_max = o->head_cache > 0    ? (size_t)o->head_cache
+                 : o->head_cache == 0 ? DEFAULT_HEAD_CACHE
+                                      : 0;
+  if (m->heads_max && !(m->heads = json_object())) {
+    sb_free(m);
+    return NULL;
+  }
   return m;
 }
 
-void sb_ctx_manager_free(sb_ctx_manager *m) { sb_free(m); }
+static void manager_unref(sb_ctx_manager *m) {
+  if (--m->refs > 0) return;
+  json_decref(m->heads);
+  sb_free(m);
+}
+
+void sb_ctx_manager_free(sb_ctx_manager *m) {
+  if (!m) return;
+  m->on_change = NULL;
+  manager_unref(m);
+}
 
 void sb_ctx_manager_on_change(sb_ctx_manager *m, sb_ctx_change_cb cb,
                               void *ud) {
   m->on_change = cb;
   m->on_change_ud = ud;
-}
-
-static void changed(sb_ctx_manager *m, const char *tenant, const char *id,
-                    int64_t version) {
-  if (m->on_change) m->on_change(m->on_change_ud, tenant, id, version);
 }
 
 static char *dump(const json_t *doc) {
@@ -84,9 +115,369 @@ static int check_id(const char *id, sb_error *err) {
   return 0;
 }
 
-int sb_ctx_create(sb_ctx_manager *m, const char *tenant, const json_t *input,
-                  json_t **out, sb_error *err) {
-  *out = NULL;
+/* ---- the head cache -------------------------------------------------- */
+
+static int head_key(const char *tenant, const char *id, char *out, size_t n) {
+  int len = snprintf(out, n, "%s\x1f%s", tenant, id);
+  return len > 0 && (size_t)len < n;
+}
+
+/* The cached head of (tenant, id) if it is at `version`; borrowed. */
+static json_t *head_cached(sb_ctx_manager *m, const char *tenant,
+                           const char *id, int64_t version) {
+  char key[512];
+  if (!m->heads || !head_key(tenant, id, key, sizeof key)) return NULL;
+  json_t *doc = json_object_get(m->heads, key);
+  return doc && json_integer_value(json_object_get(doc, "version")) == version
+             ? doc
+             : NULL;
+}
+
+/* Remember doc (a reference is kept) unless a newer head is known. */
+static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
+                          json_t *doc) {
+  char key[512];
+  if (!m->heads || !head_key(tenant, id, key, sizeof key)) return;
+  json_t *old = json_object_get(m->heads, key);
+  json_int_t v = json_integer_value(json_object_get(doc, "version"));
+  if (old && json_integer_value(json_object_get(old, "version")) > v) return;
+  if (!old && json_object_size(m->heads) >= m->heads_max) {
+    /* Full: forget the oldest entry (jansson keeps insertion order). */
+    void *it = json_object_iter(m->heads);
+    if (it) json_object_del(m->heads, json_object_iter_key(it));
+  }
+  json_object_set(m->heads, key, doc);
+}
+
+static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {
+  char key[512];
+  if (m->heads && head_key(tenant, id, key, sizeof key))
+    json_object_del(m->heads, key);
+}
+
+/* ---- operations ------------------------------------------------------ */
+
+typedef enum mg_kind {
+  MG_CREATE,
+  MG_GET,
+  MG_PROJECT,
+  MG_UPDATE,
+  MG_HISTORY,
+  MG_DIFF,
+  MG_SWEEP,
+} mg_kind;
+
+/* Where an operation is; each store callback moves it on. */
+typedef enum mg_step {
+  MG_STEP_READ,  /* reading a document (the head or a past version) */
+  MG_STEP_READ2, /* diff: reading its second version */
+  MG_STEP_WRITE, /* create/update: the write is in the store's queue */
+  MG_STEP_LIST,  /* history: reading version rows */
+  MG_STEP_SWEEP, /* sweeping a batch */
+} mg_step;
+
+typedef struct mg_op {
+  sb_ctx_manager *m;
+  mg_kind kind;
+  mg_step step;
+  sb_ctx_cb cb;
+  void *ud;
+  char *tenant, *id;
+  int64_t version;  /* the version read (0 = head); update: expected */
+  int64_t version2; /* diff: the second version */
+  sb_ctx_patch_kind patch_kind;
+  json_t *arg;  /* update: the patch; project: the paths (refs held) */
+  json_t *doc;  /* the document read, or the one written */
+  json_t *doc2; /* diff: the second document */
+  int total;    /* sweep: deleted so far */
+} mg_op;
+
+static mg_op *op_new(sb_ctx_manager *m, mg_kind kind, const char *tenant,
+                     const char *id, sb_ctx_cb cb, void *ud, sb_error *err) {
+  mg_op *op = sb_calloc(1, sizeof *op);
+  if (op) {
+    op->tenant = sb_strdup(tenant ? tenant : "");
+    op->id = id ? sb_strdup(id) : NULL;
+  }
+  if (!op || !op->tenant || (id && !op->id)) {
+    if (op) {
+      sb_free(op->tenant);
+      sb_free(op->id);
+      sb_free(op);
+    }
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  op->m = m;
+  m->refs++;
+  op->kind = kind;
+  op->cb = cb;
+  op->ud = ud;
+  return op;
+}
+
+static void op_free(mg_op *op) {
+  json_decref(op->arg);
+  json_decref(op->doc);
+  json_decref(op->doc2);
+  sb_free(op->tenant);
+  sb_free(op->id);
+  manager_unref(op->m);
+  sb_free(op);
+}
+
+/* The message of a submission the store refused. */
+static int refused(int rc, sb_error *err) {
+  switch (rc) {
+  case SB_EBUSY: return sb_error_set(err, SB_EBUSY, SB_CTX_BUSY_MESSAGE);
+  case SB_ENOMEM: return sb_error_set(err, SB_ENOMEM, "out of memory");
+  case SB_ESTATE: return sb_error_set(err, rc, "the context store is closed");
+  default: return sb_error_set(err, rc, "context: a tenant is required");
+  }
+}
+
+/* Finish: call back with `doc` (borrowed, may be NULL) and free the op. */
+static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
+                   int64_t version, int count) {
+  sb_ctx_result res = {.rc = rc, .version = version, .count = count};
+  if (rc != 0) {
+    if (err && err->code)
+      res.err = *err;
+    else
+      sb_error_set(&res.err, rc, "context operation failed (%s)",
+                   sb_strerror(rc));
+    res.err.code = rc;
+  } else {
+    res.doc = doc;
+  }
+  op->cb(op->ud, &res);
+  op_free(op);
+}
+
+static void op_fail(mg_op *op, int rc, const sb_error *err) {
+  finish(op, rc, err, NULL, 0, 0);
+}
+
+static void changed(mg_op *op, int64_t version) {
+  sb_ctx_manager *m = op->m;
+  if (m->on_change) m->on_change(m->on_change_ud, op->tenant, op->id, version);
+}
+
+static int64_t version_of(const json_t *doc) {
+  return json_integer_value(json_object_get(doc, "version"));
+}
+
+/* ---- reading a document ---------------------------------------------- */
+
+static void after_read(mg_op *op, json_t *doc);
+
+/* Rebuild version n from its chain: snapshot, then patches in order. New
+ * reference, or NULL with err. */
+static json_t *rebuild(const char *id, const sb_store_versions *chain,
+                       sb_error *err) {
+  json_t *doc = load(
+      chain->len && chain->items[0].snapshot ? chain->items[0].snapshot : "",
+      err);
+  for (size_t i = 1; doc && i < chain->len; i++) {
+    json_error_t jerr;
+    json_t *patch = json_loads(
+        chain->items[i].patch ? chain->items[i].patch : "", 0, &jerr);
+    json_t *next = NULL;
+    if (!patch || sb_ctx_patch_apply(doc, patch, &next, err) != 0) {
+      sb_error_set(err, SB_EIO, "store: version %lld of %s does not replay",
+                   (long long)chain->items[i].version, id);
+      json_decref(doc);
+      doc = NULL;
+    } else {
+      json_decref(doc);
+      doc = next;
+    }
+    json_decref(patch);
+  }
+  return doc;
+}
+
+static void on_doc_read(void *ud, sb_store_result *res) {
+  mg_op *op = ud;
+  if (res->rc != 0) return op_fail(op, res->rc, &res->err);
+  sb_error err = {0};
+  json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
+                                  : load(res->record.doc, &err);
+  if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
+  if (!res->versions.len) head_remember(op->m, op->tenant, op->id, doc);
+  after_read(op, doc);
+}
+
+/* Read version n (0 = head) of op's context; after_read gets it. */
+static int read_doc(mg_op *op, int64_t n, sb_error *err) {
+  sb_ctx_manager *m = op->m;
+  int64_t now = (int64_t)sb_wall_ms();
+  int rc =
+      n > 0 ? sb_store_version_chain(m->store, op->tenant, op->id, n, now,
+                                     on_doc_read, op)
+            : sb_store_get(m->store, op->tenant, op->id, now, on_doc_read, op);
+  return rc ? refused(rc, err) : 0;
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+static void on_written(void *ud, sb_store_result *res) {
+  mg_op *op = ud;
+  if (res->rc != 0) {
+    /* The head is not what we thought (or not there): forget it. */
+    if (res->rc == SB_ECONFLICT || res->rc == SB_ENOENT)
+      head_forget(op->m, op->tenant, op->id);
+    finish(op, res->rc, &res->err, NULL, res->version, 0);
+    return;
+  }
+  head_remember(op->m, op->tenant, op->id, op->doc);
+  changed(op, res->version);
+  finish(op, 0, NULL, op->doc, res->version, 0);
+}
+
+/* Fields an update may not change: compare old and new. */
+static int check_immutable(const json_t *old, const json_t *next,
+                           sb_error *err) {
+  static const char *const fixed[] = {"id", "tenantId", "workflowId",
+                                      "sessionId"};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *a = json_object_get(old, fixed[i]);
+    json_t *b = json_object_get(next, fixed[i]);
+    if (!b || !json_equal(a, b))
+      return sb_error_set(err, SB_EINVAL, "%s: cannot be changed by an update",
+                          fixed[i]);
+  }
+  return 0;
+}
+
+/* The head is in; make version expected+1 from it and submit it. */
+/* Make version expected+1 from `head` (borrowed) and submit it. 0 when
+ * the append is queued; otherwise the failure, with *current set to the
+ * head's version on SB_ECONFLICT. */
+static int submit_next(mg_op *op, json_t *head, sb_error *err,
+                       int64_t *current) {
+  sb_ctx_manager *m = op->m;
+  json_t *next = NULL, *diff = NULL;
+  char *text = NULL, *diff_text = NULL;
+  int64_t expected = op->version;
+  int64_t head_version = version_of(head);
+  int rc;
+  if (head_version != expected) {
+    *current = head_version;
+    return sb_error_set(err, SB_ECONFLICT,
+                        "context %s is at version %lld, not %lld: read it "
+                        "again and reapply your change",
+                        op->id, (long long)head_version, (long long)expected);
+  }
+  rc = op->patch_kind == SB_CTX_JSON_PATCH
+           ? sb_ctx_patch_apply(head, op->arg, &next, err)
+           : sb_ctx_merge_apply(head, op->arg, &next, err);
+  if (rc != 0) goto done;
+  if (!json_is_object(next)) {
+    rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
+    goto done;
+  }
+  if ((rc = check_immutable(head, next, err)) != 0) goto done;
+  char ts[32];
+  int64_t now = (int64_t)sb_wall_ms();
+  sb_time_format(now, ts);
+  json_object_set_new(next, "version", json_integer(expected + 1));
+  json_object_set_new(next, "timestamp", json_string(ts));
+  if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
+  if ((rc = sb_ctx_diff(head, next, &diff, err)) != 0) goto done;
+  text = dump(next);
+  diff_text = json_dumps(diff, JSON_COMPACT);
+  if (!text || !diff_text) {
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto done;
+  }
+  sb_store_append_args a = {.tenant = op->tenant,
+                            .id = op->id,
+                            .expected_version = expected,
+                            .new_doc = text,
+                            .patch = diff_text,
+                            .snapshot = (expected + 1) % m->snapshot_every == 0,
+                            .expires_ms = expiry_of(next),
+                            .now_ms = now};
+  rc = sb_store_append(m->store, &a, on_written, op);
+  if (rc != 0) {
+    rc = refused(rc, err);
+    goto done;
+  }
+  op->step = MG_STEP_WRITE;
+  op->doc = next;
+  next = NULL;
+done:
+  sb_free(text);
+  sb_free(diff_text);
+  json_decref(diff);
+  json_decref(next);
+  return rc;
+}
+
+/* The head is in (`head` is taken): make the next version from it. */
+static void update_from_head(mg_op *op, json_t *head) {
+  sb_error err = {0};
+  int64_t current = 0;
+  int rc = submit_next(op, head, &err, &current);
+  json_decref(head);
+  if (rc != 0) finish(op, rc, &err, NULL, current, 0);
+}
+
+static void project_head(mg_op *op, json_t *doc) {
+  sb_error err = {0};
+  json_t *proj = NULL, *missing = NULL;
+  int rc = sb_ctx_project(json_object_get(doc, "data"), op->arg, &proj,
+                          &missing, &err);
+  if (rc != 0) {
+    json_decref(doc);
+    return op_fail(op, rc, &err);
+  }
+  json_t *out = json_pack("{sOsOsoso}", "id", json_object_get(doc, "id"),
+                          "version", json_object_get(doc, "version"), "data",
+                          proj, "missing", missing);
+  int64_t v = version_of(doc);
+  json_decref(doc);
+  if (!out)
+    return op_fail(op, sb_error_set(&err, SB_ENOMEM, "out of memory"), &err);
+  finish(op, 0, NULL, out, v, 0);
+  json_decref(out);
+}
+
+static void after_read(mg_op *op, json_t *doc) {
+  sb_error err = {0};
+  switch (op->kind) {
+  case MG_GET:
+    op->doc = doc;
+    return finish(op, 0, NULL, doc, version_of(doc), 0);
+  case MG_PROJECT: return project_head(op, doc);
+  case MG_UPDATE: return update_from_head(op, doc);
+  case MG_DIFF:
+    if (op->step == MG_STEP_READ) {
+      op->doc = doc;
+      op->step = MG_STEP_READ2;
+      int rc = read_doc(op, op->version2, &err);
+      if (rc != 0) op_fail(op, rc, &err);
+      return;
+    }
+    op->doc2 = doc;
+    json_t *patch = NULL;
+    int rc = sb_ctx_diff(op->doc, op->doc2, &patch, &err);
+    if (rc != 0) return op_fail(op, rc, &err);
+    finish(op, 0, NULL, patch, version_of(op->doc2), 0);
+    json_decref(patch);
+    return;
+  default:
+    json_decref(doc);
+    op_fail(op, sb_error_set(&err, SB_EINVAL, "context: bad operation"), &err);
+  }
+}
+
+/* ---- the public operations ------------------------------------------- */
+
+int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
+                        const json_t *input, sb_ctx_cb cb, void *ud,
+                        sb_error *err) {
   if (input && !json_is_object(input))
     return sb_error_set(err, SB_EINVAL, "context: expected an object");
   static const char *const server_owned[] = {"id", "version", "timestamp"};
@@ -118,218 +509,180 @@ int sb_ctx_create(sb_ctx_manager *m, const char *tenant, const json_t *input,
     sb_time_format(now + m->default_ttl_ms, exp);
     json_object_set_new(meta, "expiresAt", json_string(exp));
   }
+  char *text = NULL;
+  mg_op *op = NULL;
   int rc = sb_ctx_validate(doc, err);
-  if (rc != 0) goto done;
-  char *text = dump(doc);
-  if (!text) {
+  if (rc != 0) goto fail;
+  if (!(text = dump(doc))) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto done;
+    goto fail;
   }
-  sb_store_record r = {
-      .id = id,
-      .workflow_id = (char *)json_string_value(json_object_get(doc, "workflowId")),
-      .session_id = (char *)json_string_value(json_object_get(doc, "sessionId")),
-      .created_ms = now,
-      .expires_ms = expiry_of(doc),
-      .doc = text};
-  rc = sb_store_create(m->store, tenant, &r, err);
+  if (!(op = op_new(m, MG_CREATE, tenant, id, cb, ud, err))) {
+    rc = SB_ENOMEM;
+    goto fail;
+  }
+  sb_store_record r = {.id = id,
+                       .workflow_id = (char *)json_string_value(
+                           json_object_get(doc, "workflowId")),
+                       .session_id = (char *)json_string_value(
+                           json_object_get(doc, "sessionId")),
+                       .created_ms = now,
+                       .expires_ms = expiry_of(doc),
+                       .doc = text};
+  rc = sb_store_create(m->store, tenant, &r, on_written, op);
+  if (rc != 0) {
+    rc = refused(rc, err);
+    goto fail;
+  }
+  op->step = MG_STEP_WRITE;
+  op->doc = doc;
   sb_free(text);
-  if (rc == 0) {
-    *out = json_incref(doc);
-    changed(m, tenant, id, 1);
+  return 0;
+fail:
+  if (op) {
+    op->cb = NULL;
+    op_free(op);
   }
-done:
+  sb_free(text);
   json_decref(doc);
   return rc;
 }
 
-/* Rebuild version n from its chain: snapshot, then patches in order. */
-static int rebuild(sb_ctx_manager *m, const char *tenant, const char *id,
-                   int64_t n, json_t **out, sb_error *err) {
-  sb_store_versions chain;
-  int rc = sb_store_version_chain(m->store, tenant, id, n,
-                                  (int64_t)sb_wall_ms(), &chain, err);
-  if (rc != 0) return rc;
-  json_t *doc = load(chain.items[0].snapshot ? chain.items[0].snapshot : "",
-                     err);
-  for (size_t i = 1; doc && i < chain.len; i++) {
-    json_error_t jerr;
-    json_t *patch = json_loads(chain.items[i].patch ? chain.items[i].patch : "",
-                               0, &jerr);
-    json_t *next = NULL;
-    if (!patch || sb_ctx_patch_apply(doc, patch, &next, err) != 0) {
-      sb_error_set(err, SB_EIO, "store: version %lld of %s does not replay",
-                   (long long)chain.items[i].version, id);
-      json_decref(doc);
-      doc = NULL;
-    } else {
-      json_decref(doc);
-      doc = next;
-    }
-    json_decref(patch);
-  }
-  sb_store_versions_clear(&chain);
-  if (!doc) return err && err->code ? err->code : SB_EIO;
-  *out = doc;
-  return 0;
-}
-
-int sb_ctx_get(sb_ctx_manager *m, const char *tenant, const char *id,
-               int64_t version, json_t **out, sb_error *err) {
-  *out = NULL;
+int sb_ctx_get_async(sb_ctx_manager *m, const char *tenant, const char *id,
+                     int64_t version, sb_ctx_cb cb, void *ud, sb_error *err) {
   if (check_id(id, err)) return SB_ENOENT;
   if (version < 0)
     return sb_error_set(err, SB_EINVAL, "version: must be 1 or more");
-  if (version > 0) return rebuild(m, tenant, id, version, out, err);
-  sb_store_record r;
-  int rc = sb_store_get(m->store, tenant, id, (int64_t)sb_wall_ms(), &r, err);
-  if (rc != 0) return rc;
-  *out = load(r.doc, err);
-  sb_store_record_clear(&r);
-  return *out ? 0 : SB_EIO;
-}
-
-int sb_ctx_get_projected(sb_ctx_manager *m, const char *tenant,
-                         const char *id, const json_t *paths, json_t **out,
-                         sb_error *err) {
-  *out = NULL;
-  int rc = sb_ctx_paths_validate(paths, err);
-  if (rc != 0) return rc;
-  json_t *doc = NULL, *proj = NULL, *missing = NULL;
-  rc = sb_ctx_get(m, tenant, id, 0, &doc, err);
-  if (rc != 0) return rc;
-  rc = sb_ctx_project(json_object_get(doc, "data"), paths, &proj, &missing, err);
-  if (rc == 0)
-    *out = json_pack("{sOsOsoso}", "id", json_object_get(doc, "id"), "version",
-                     json_object_get(doc, "version"), "data", proj, "missing",
-                     missing);
-  json_decref(doc);
+  mg_op *op = op_new(m, MG_GET, tenant, id, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  op->version = version;
+  int rc = read_doc(op, version, err);
+  if (rc != 0) op_free(op);
   return rc;
 }
 
-/* Fields an update may not change: compare old and new. */
-static int check_immutable(const json_t *old, const json_t *next,
-                           sb_error *err) {
-  static const char *const fixed[] = {"id", "tenantId", "workflowId",
-                                      "sessionId"};
-  for (size_t i = 0; i < 4; i++) {
-    json_t *a = json_object_get(old, fixed[i]);
-    json_t *b = json_object_get(next, fixed[i]);
-    if (!b || !json_equal(a, b))
-      return sb_error_set(err, SB_EINVAL, "%s: cannot be changed by an update",
-                          fixed[i]);
+int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
+                               const char *id, const json_t *paths,
+                               sb_ctx_cb cb, void *ud, sb_error *err) {
+  int rc = sb_ctx_paths_validate(paths, err);
+  if (rc != 0) return rc;
+  if (check_id(id, err)) return SB_ENOENT;
+  mg_op *op = op_new(m, MG_PROJECT, tenant, id, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  /* A copy: the caller's array may change before the head comes back. */
+  if (!(op->arg = json_deep_copy(paths))) {
+    op_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
-  return 0;
+  rc = read_doc(op, 0, err);
+  if (rc != 0) op_free(op);
+  return rc;
 }
 
-int sb_ctx_update(sb_ctx_manager *m, const char *tenant, const char *id,
-                  int64_t expected_version, sb_ctx_patch_kind kind,
-                  const json_t *patch, json_t **out, int64_t *current_version,
-                  sb_error *err) {
-  *out = NULL;
+int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
+                        int64_t expected_version, sb_ctx_patch_kind kind,
+                        json_t *patch, sb_ctx_cb cb, void *ud, sb_error *err) {
   if (check_id(id, err)) return SB_ENOENT;
   if (expected_version < 1)
     return sb_error_set(err, SB_EINVAL,
                         "expectedVersion: required, the version you read "
                         "(1 or more)");
-  json_t *head = NULL, *next = NULL, *diff = NULL;
-  char *text = NULL, *diff_text = NULL;
-  int rc = sb_ctx_get(m, tenant, id, 0, &head, err);
-  if (rc != 0) return rc;
-  int64_t head_version = json_integer_value(json_object_get(head, "version"));
-  if (head_version != expected_version) {
-    if (current_version) *current_version = head_version;
-    rc = sb_error_set(err, SB_ECONFLICT,
-                      "context %s is at version %lld, not %lld: read it again "
-                      "and reapply your change",
-                      id, (long long)head_version, (long long)expected_version);
-    goto done;
+  if (!patch) return sb_error_set(err, SB_EINVAL, "patch: required");
+  mg_op *op = op_new(m, MG_UPDATE, tenant, id, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  op->version = expected_version;
+  op->patch_kind = kind;
+  op->arg = json_incref(patch);
+  /* The head we saw last is the one the caller read: skip reading it. If
+   * the patch does not apply to it, take the usual path, so that every
+   * failure is answered through the callback. */
+  json_t *head = head_cached(m, tenant, id, expected_version);
+  if (head) {
+    sb_error ignored = {0};
+    int64_t current = 0;
+    if (submit_next(op, head, &ignored, &current) == 0) return 0;
   }
-  rc = kind == SB_CTX_JSON_PATCH ? sb_ctx_patch_apply(head, patch, &next, err)
-                                 : sb_ctx_merge_apply(head, patch, &next, err);
-  if (rc != 0) goto done;
-  if (!json_is_object(next)) {
-    rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
-    goto done;
-  }
-  if ((rc = check_immutable(head, next, err)) != 0) goto done;
-  char ts[32];
-  int64_t now = (int64_t)sb_wall_ms();
-  sb_time_format(now, ts);
-  json_object_set_new(next, "version", json_integer(expected_version + 1));
-  json_object_set_new(next, "timestamp", json_string(ts));
-  if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
-  if ((rc = sb_ctx_diff(head, next, &diff, err)) != 0) goto done;
-  text = dump(next);
-  diff_text = json_dumps(diff, JSON_COMPACT);
-  if (!text || !diff_text) {
-    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto done;
-  }
-  int snapshot = (expected_version + 1) % m->snapshot_every == 0;
-  rc = sb_store_append(m->store, tenant, id, expected_version, text, diff_text,
-                       snapshot ? text : NULL, expiry_of(next), now,
-                       current_version, err);
-  if (rc == 0) {
-    *out = json_incref(next);
-    changed(m, tenant, id, expected_version + 1);
-  }
-done:
-  sb_free(text);
-  sb_free(diff_text);
-  json_decref(diff);
-  json_decref(next);
-  json_decref(head);
+  int rc = read_doc(op, 0, err);
+  if (rc != 0) op_free(op);
   return rc;
 }
 
-int sb_ctx_history(sb_ctx_manager *m, const char *tenant, const char *id,
-                   int64_t before, size_t limit, json_t **out, sb_error *err) {
-  *out = NULL;
-  if (check_id(id, err)) return SB_ENOENT;
-  sb_store_versions v;
-  int rc = sb_store_history(m->store, tenant, id, before, limit ? limit : 50,
-                            (int64_t)sb_wall_ms(), &v, err);
-  if (rc != 0) return rc;
+static void on_history(void *ud, sb_store_result *res) {
+  mg_op *op = ud;
+  if (res->rc != 0) return op_fail(op, res->rc, &res->err);
+  sb_error err = {0};
   json_t *list = json_array();
-  for (size_t i = 0; list && i < v.len; i++) {
+  for (size_t i = 0; list && i < res->versions.len; i++) {
+    const sb_store_version *v = &res->versions.items[i];
     char ts[32];
-    sb_time_format(v.items[i].created_ms, ts);
-    json_t *patch = v.items[i].patch ? json_loads(v.items[i].patch, 0, NULL)
-                                     : json_null();
-    json_array_append_new(list, json_pack("{sIssso}", "version",
-                                          (json_int_t)v.items[i].version,
-                                          "timestamp", ts, "patch",
-                                          patch ? patch : json_null()));
+    sb_time_format(v->created_ms, ts);
+    json_t *patch = v->patch ? json_loads(v->patch, 0, NULL) : json_null();
+    json_array_append_new(
+        list, json_pack("{sIssso}", "version", (json_int_t)v->version,
+                        "timestamp", ts, "patch", patch ? patch : json_null()));
   }
-  sb_store_versions_clear(&v);
-  if (!list) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  *out = list;
+  if (!list)
+    return op_fail(op, sb_error_set(&err, SB_ENOMEM, "out of memory"), &err);
+  finish(op, 0, NULL, list, res->version, 0);
+  json_decref(list);
+}
+
+int sb_ctx_history_async(sb_ctx_manager *m, const char *tenant, const char *id,
+                         int64_t before, size_t limit, sb_ctx_cb cb, void *ud,
+                         sb_error *err) {
+  if (check_id(id, err)) return SB_ENOENT;
+  mg_op *op = op_new(m, MG_HISTORY, tenant, id, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  op->step = MG_STEP_LIST;
+  int rc = sb_store_history(m->store, tenant, id, before, limit ? limit : 50,
+                            (int64_t)sb_wall_ms(), on_history, op);
+  if (rc != 0) {
+    op_free(op);
+    return refused(rc, err);
+  }
   return 0;
 }
 
-int sb_ctx_diff_versions(sb_ctx_manager *m, const char *tenant,
-                         const char *id, int64_t from, int64_t to,
-                         json_t **out, sb_error *err) {
-  *out = NULL;
+int sb_ctx_diff_versions_async(sb_ctx_manager *m, const char *tenant,
+                               const char *id, int64_t from, int64_t to,
+                               sb_ctx_cb cb, void *ud, sb_error *err) {
   if (from < 1 || to < 1)
     return sb_error_set(err, SB_EINVAL, "versions: must be 1 or more");
-  json_t *a = NULL, *b = NULL;
-  int rc = sb_ctx_get(m, tenant, id, from, &a, err);
-  if (rc == 0) rc = sb_ctx_get(m, tenant, id, to, &b, err);
-  if (rc == 0) rc = sb_ctx_diff(a, b, out, err);
-  json_decref(a);
-  json_decref(b);
+  if (check_id(id, err)) return SB_ENOENT;
+  mg_op *op = op_new(m, MG_DIFF, tenant, id, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  op->version = from;
+  op->version2 = to;
+  int rc = read_doc(op, from, err);
+  if (rc != 0) op_free(op);
   return rc;
 }
 
-int sb_ctx_sweep(sb_ctx_manager *m, sb_error *err) {
-  int total = 0, n;
-  /* Bounded batches keep each transaction (and the loop) short. */
-  do {
-    n = sb_store_sweep_expired(m->store, (int64_t)sb_wall_ms(), 500, err);
-    if (n < 0) return n;
-    total += n;
-  } while (n == 500 && total < 100000);
-  return total;
+static void on_swept(void *ud, sb_store_result *res) {
+  mg_op *op = ud;
+  if (res->rc != 0) return op_fail(op, res->rc, &res->err);
+  op->total += (int)res->count;
+  /* Bounded batches keep each write short; go on while they come full. */
+  if (res->count == SWEEP_BATCH && op->total < SWEEP_MAX) {
+    int rc = sb_store_sweep_expired(op->m->store, (int64_t)sb_wall_ms(),
+                                    SWEEP_BATCH, on_swept, op);
+    if (rc == 0) return;
+    sb_error err = {0};
+    return op_fail(op, refused(rc, &err), &err);
+  }
+  finish(op, 0, NULL, NULL, 0, op->total);
+}
+
+int sb_ctx_sweep_async(sb_ctx_manager *m, sb_ctx_cb cb, void *ud,
+                       sb_error *err) {
+  mg_op *op = op_new(m, MG_SWEEP, NULL, NULL, cb, ud, err);
+  if (!op) return SB_ENOMEM;
+  op->step = MG_STEP_SWEEP;
+  int rc = sb_store_sweep_expired(m->store, (int64_t)sb_wall_ms(), SWEEP_BATCH,
+                                  on_swept, op);
+  if (rc != 0) {
+    op_free(op);
+    return refused(rc, err);
+  }
+  return 0;
 }

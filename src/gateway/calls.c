@@ -30,10 +30,12 @@
 
 typedef enum call_state {
   CALL_STARTING = 0,  /* choosing the agent */
+  CALL_READING,       /* reading the context it is routed with */
   CALL_WAIT_CONNECT,  /* the agent is not connected: waiting, once */
   CALL_BACKOFF,       /* a retry waits for its delay */
   CALL_IN_FLIGHT,     /* a request is at the agent */
   CALL_ASKING,        /* input_required: the caller's answers are awaited */
+  CALL_RECORDING,     /* answered; the agent goes into metadata.agents */
   CALL_DONE,          /* on_done has run */
 } call_state;
 
@@ -84,6 +86,10 @@ struct sb_gateway_call {
   int retry_due;        /* every answer came in during that loop */
   sb_gateway_input *inputs;
   int in_start;          /* inside sb_gateway_call_start */
+  int store_op;          /* a context read or write is under way: it
+                            frees the call if the call ended meanwhile */
+  char *named;           /* the agent named, while the context is read */
+  json_t *kept_result, *kept_error; /* the answer, while recording */
   sb_gateway_call *next; /* owner->calls */
 };
 
@@ -116,6 +122,7 @@ const char *sb_gateway_outcome_name(sb_gateway_outcome o) {
   case SB_GATEWAY_INPUT_REFUSED: return "input refused";
   case SB_GATEWAY_STOPPING: return "stopping";
   case SB_GATEWAY_INVALID: return "invalid";
+  case SB_GATEWAY_BUSY: return "busy";
   }
   return "unknown";
 }
@@ -150,6 +157,7 @@ sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable) {
   case SB_GATEWAY_INPUT_REFUSED:
   case SB_GATEWAY_STOPPING:
   case SB_GATEWAY_INVALID:
+  case SB_GATEWAY_BUSY:
     break;
   }
   return d;
@@ -235,6 +243,9 @@ static void call_free(sb_gateway_call *c) {
   json_decref(c->params);
   json_decref(c->extra);
   json_decref(c->answers);
+  sb_free(c->named);
+  json_decref(c->kept_result);
+  json_decref(c->kept_error);
   gw_route_free(c->route);
   timer_free(c->timer);
   timer_free(c->deadline);
@@ -273,7 +284,8 @@ static void finish(sb_gateway_call *c, sb_gateway_result *r) {
   r->agent_modern = c->current && c->current->client &&
                     sb_mcp_client_is_modern(c->current->client);
   c->o.on_done(c->o.ud, r);
-  if (!c->in_start) call_free(c); /* else sb_gateway_call_start frees it */
+  /* else sb_gateway_call_start, or the store's callback, frees it */
+  if (!c->in_start && !c->store_op) call_free(c);
 }
 
 static void fail(sb_gateway_call *c, sb_gateway_outcome outcome,
@@ -635,6 +647,71 @@ void gw_inputs_agent_gone(agent *a) {
 
 /* ---- answers ------------------------------------------------------------------- */
 
+/* ---- the context: read before routing, written after the answer ------------ */
+
+/* The agent's answer is final: the call ends once the agent is recorded in
+ * the context's metadata.agents (or recording failed: the answer still
+ * goes out, with recordError in the routing report). */
+static void recorded(void *ud, int64_t version, const sb_error *err) {
+  sb_gateway_call *c = ud;
+  c->store_op = 0;
+  if (c->state == CALL_DONE) { /* cancelled meanwhile */
+    call_free(c);
+    return;
+  }
+  if (err)
+    SB_WARN(MODULE, "agent %s answered, but recording it in context %s "
+                    "failed: %s",
+            agent_id_of(c), c->route->context_id, err->msg);
+  json_t *routing = gw_route_report(c->route, agent_id_of(c), version,
+                                    err ? err->msg : NULL);
+  sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
+                         .result = c->kept_result,
+                         .error = c->kept_error,
+                         .routing = routing};
+  finish(c, &r);
+  json_decref(routing);
+}
+
+static void record(sb_gateway_call *c, json_t *result, json_t *error) {
+  c->kept_result = json_incref(result);
+  c->kept_error = json_incref(error);
+  c->state = CALL_RECORDING;
+  c->store_op = 1;
+  sb_error err = {0};
+  if (gw_route_record(c->owner, c->route, agent_id_of(c), recorded, c,
+                      &err) != 0)
+    recorded(c, 0, &err);
+}
+
+/* The context the call is routed with has been read: rank, then go. */
+static void context_read(void *ud, const sb_ctx_result *res) {
+  sb_gateway_call *c = ud;
+  c->store_op = 0;
+  if (c->state == CALL_DONE) { /* cancelled or timed out meanwhile */
+    call_free(c);
+    return;
+  }
+  if (res->rc != 0) {
+    /* Another tenant's id reads exactly like a missing one. */
+    fail(c, res->rc == SB_EBUSY ? SB_GATEWAY_BUSY : SB_GATEWAY_INVALID,
+         "contextId: %s", res->err.msg);
+    return;
+  }
+  c->route->doc = json_incref(res->doc);
+  agent *named = c->named ? gw_agent_find(c->owner, c->named) : NULL;
+  if (c->named && !named) {
+    fail(c, SB_GATEWAY_NO_AGENT, "no agent %s", c->named);
+    return;
+  }
+  sb_error err = {0};
+  if (gw_route_rank(c->owner, c->route, named, c->tool, &err) != 0) {
+    fail(c, SB_GATEWAY_NO_AGENT, "%s", err.msg);
+    return;
+  }
+  try_agent(c, named ? named : gw_agent_find(c->owner, c->route->ids[0]));
+}
+
 /* The agent answered, or the attempt ended here: the outcome says which. */
 static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                       json_t *error) {
@@ -675,12 +752,16 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
            a->def->id, rt);
       return;
     }
+    if (result && c->route && c->route->context_id) {
+      record(c, result, error);
+      return;
+    }
     sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
                            .result = result,
                            .error = error};
     json_t *routing = NULL;
     if (result && c->route)
-      r.routing = routing = gw_route_answered(o, c->route, a->def->id);
+      r.routing = routing = gw_route_report(c->route, a->def->id, 0, NULL);
     finish(c, &r);
     json_decref(routing);
     return;
@@ -751,20 +832,38 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
   if ((opts->capability || opts->context_id) &&
-      !(c->route = gw_route_new(o, opts, first, err))) {
+      !(c->route = gw_route_new(o, opts, err))) {
     call_free(c);
     return err && err->code ? err->code : SB_EINVAL;
-  }
-  if (!first) first = gw_agent_find(o, c->route->ids[0]);
-  if (!first) {
-    call_free(c);
-    return sb_error_set(err, SB_ENOENT, "no agent for capability %s",
-                        opts->capability);
   }
   if (opts->deadline_ms && timer_ready(c, &c->deadline)) {
     c->deadline_at = sb_now_ms() + opts->deadline_ms;
     uv_timer_start(c->deadline, on_deadline, opts->deadline_ms, 0);
   }
+  if (opts->context_id) {
+    /* Ranked once the context is read (off the loop, by the store). */
+    if (first && !(c->named = sb_strdup(first->def->id))) {
+      call_free(c);
+      return sb_error_set(err, SB_ENOMEM, "out of memory");
+    }
+    sb_error cerr = {0};
+    int rc = sb_ctx_get_async(o->opts.ctx, c->tenant, opts->context_id, 0,
+                              context_read, c, &cerr);
+    if (rc != 0) {
+      call_free(c);
+      return sb_error_set(err, rc == SB_EBUSY ? SB_EBUSY : SB_EINVAL,
+                          "contextId: %s", cerr.msg);
+    }
+    c->state = CALL_READING;
+    c->store_op = 1;
+    *out = c;
+    return 0;
+  }
+  if (c->route && gw_route_rank(o, c->route, first, c->tool, err) != 0) {
+    call_free(c);
+    return err && err->code ? err->code : SB_ENOENT;
+  }
+  if (!first) first = gw_agent_find(o, c->route->ids[0]);
   /* The first try may end the call at once (every agent refusing): then
    * on_done has run and the caller gets no handle. */
   c->in_start = 1;

@@ -92,6 +92,7 @@ typedef enum sb_gateway_outcome {
   SB_GATEWAY_STOPPING,        /* switchboard is shutting down */
   SB_GATEWAY_INVALID,         /* the call itself is wrong (bad context id,
                                  bad arguments): nothing was sent */
+  SB_GATEWAY_BUSY,            /* the context store is busy: retry later */
 } sb_gateway_outcome;
 
 const char *sb_gateway_outcome_name(sb_gateway_outcome o);
@@ -176,9 +177,11 @@ typedef struct sb_gateway_call_options {
 /* Start a call. 0: started; on_done will run, or has already run (an
  * agent that refused at once) and *out is then NULL, else the call, valid
  * until on_done. A negative code with err (nothing was sent, on_done
- * never runs) when the options are invalid (SB_EINVAL: also a context id
- * that cannot be read), or the agent or every agent with the capability
- * is unknown (SB_ENOENT). */
+ * never runs) when the options are invalid (SB_EINVAL: also a malformed
+ * context id), the agent or every agent with the capability is unknown
+ * (SB_ENOENT), or the context store is busy (SB_EBUSY). A context is read
+ * asynchronously: a missing one ends the call with SB_GATEWAY_INVALID,
+ * and the routing waits for it. */
 int sb_gateway_call_start(sb_gateway *gw, const sb_gateway_call_options *o,
                           sb_gateway_call **out, sb_error *err);
 /* Cancel: the agent is told (notifications/cancelled), on_done runs now

@@ -65,7 +65,9 @@ typedef struct agent_list {
 typedef struct gw_route {
   char *tenant;
   char *capability; /* NULL when the caller named the agent */
-  json_t *doc;      /* the context as read, or NULL without one */
+  char *context_id; /* NULL without a context */
+  json_t *doc;      /* the context as read (shared with the manager's
+                       cache: never modified), or NULL */
   char **ids;       /* the ranking, best first */
   size_t n;
   json_t *parts;    /* agent id -> {rank, score, parts, coverage} */
@@ -162,19 +164,29 @@ void gw_forward_log(agent *a, json_t *params);
 void gw_calls_stop(sb_gateway *o);
 
 /* route.c */
-/* The route of a call by capability or with a context: reads the context
- * (tenant's), ranks the capability's agents that serve the tool (or takes
- * `named`). NULL with err: SB_EINVAL/SB_ENOENT (bad context id, no agent). */
+/* The route of a call by capability or with a context, not ranked yet.
+ * NULL with err: SB_EINVAL (contexts unavailable), SB_ENOMEM. */
 gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
-                       agent *named, sb_error *err);
+                       sb_error *err);
 void gw_route_free(gw_route *r);
+/* Rank with r->doc (read by the caller, or NULL): the capability's agents
+ * that serve `tool`, or the one named. SB_ENOENT when there are none. */
+int gw_route_rank(sb_gateway *o, gw_route *r, agent *named_agent,
+                  const char *tool, sb_error *err);
 /* The _meta SB_GATEWAY_META_CONTEXT value for agent a (new reference), or
  * NULL without a context. */
 json_t *gw_route_projection(gw_route *r, agent *a);
-/* The agent answered: record it in the context's metadata.agents (a new
- * version, unless it is there already) and return the routing report
- * (new reference). */
-json_t *gw_route_answered(sb_gateway *o, gw_route *r, const char *agent_id);
+/* Record agent_id in the context's metadata.agents (a new version, unless
+ * it is there already); cb gets the version that holds it, or err. 0 if
+ * under way (cb runs later, once), else a negative code with err. */
+typedef void (*gw_route_recorded_cb)(void *ud, int64_t version,
+                                     const sb_error *err);
+int gw_route_record(sb_gateway *o, gw_route *r, const char *agent_id,
+                    gw_route_recorded_cb cb, void *ud, sb_error *err);
+/* The routing report for the caller (new reference): {agent, capability,
+ * rank, score, parts, coverage, contextId, contextVersion, recordError}. */
+json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,
+                        const char *record_error);
 
 /* mcp_calls.c: MCP requests served by gateway calls. */
 /* The provider's call_tool on /mcp: agent__tool and agents_call. */

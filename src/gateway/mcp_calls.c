@@ -133,6 +133,12 @@ static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
     reply_result(mc, res);
   else if (res->outcome == SB_GATEWAY_ANSWERED)
     reply_agent_error(mc, res);
+  else if (res->outcome == SB_GATEWAY_INVALID &&
+           strcmp(mc->method, "tools/call") == 0)
+    /* the call's own arguments (a context id that reads as missing) */
+    sb_mcp_call_fail_invalid_args(mc->call, mc->public_name, res->message);
+  else if (res->outcome == SB_GATEWAY_BUSY)
+    sb_mcp_call_fail(mc->call, SB_RPC_SERVER_BUSY, res->message, NULL);
   else if (strcmp(mc->method, "tools/call") == 0)
     /* A tool's failure is a tool result the model can read. */
     sb_mcp_call_reply_text(mc->call, res->message, 1);
@@ -401,7 +407,9 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   if (rc != 0) {
     mc->call = NULL;
     mc_free(mc);
-    if (strcmp(method, "tools/call") != 0)
+    if (rc == SB_EBUSY)
+      sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, err.msg, NULL);
+    else if (strcmp(method, "tools/call") != 0)
       sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg, NULL);
     else if (rc == SB_EINVAL)
       sb_mcp_call_fail_invalid_args(call, public_name, err.msg);

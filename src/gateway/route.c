@@ -21,6 +21,7 @@ void gw_route_free(gw_route *r) {
   if (!r) return;
   sb_free(r->tenant);
   sb_free(r->capability);
+  sb_free(r->context_id);
   json_decref(r->doc);
   for (size_t i = 0; i < r->n; i++) sb_free(r->ids[i]);
   sb_free(r->ids);
@@ -92,7 +93,7 @@ static int named(sb_gateway *o, gw_route *r, agent *a) {
 }
 
 gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
-                       agent *first, sb_error *err) {
+                       sb_error *err) {
   if (opts->context_id && (!o->opts.ctx || !opts->tenant)) {
     sb_error_set(err, SB_EINVAL, "contextId: contexts are not available here");
     return NULL;
@@ -100,28 +101,21 @@ gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
   gw_route *r = sb_calloc(1, sizeof *r);
   if (!r || !(r->parts = json_object()) ||
       (opts->tenant && !(r->tenant = sb_strdup(opts->tenant))) ||
-      (opts->capability && !(r->capability = sb_strdup(opts->capability)))) {
+      (opts->capability && !(r->capability = sb_strdup(opts->capability))) ||
+      (opts->context_id && !(r->context_id = sb_strdup(opts->context_id)))) {
     gw_route_free(r);
     sb_error_set(err, SB_ENOMEM, "out of memory");
     return NULL;
   }
-  sb_error cerr = {0};
-  if (opts->context_id &&
-      sb_ctx_get(o->opts.ctx, r->tenant, opts->context_id, 0, &r->doc,
-                 &cerr) != 0) {
-    /* Another tenant's id reads exactly like a missing one. */
-    sb_error_set(err, SB_EINVAL, "contextId: %s", cerr.msg);
-    gw_route_free(r);
-    return NULL;
-  }
-  int rc = first ? named(o, r, first)
-                 : rank(o, r, opts->name, err);
-  if (rc != 0) {
-    if (first) sb_error_set(err, SB_ENOMEM, "out of memory");
-    gw_route_free(r);
-    return NULL;
-  }
   return r;
+}
+
+int gw_route_rank(sb_gateway *o, gw_route *r, agent *named_agent,
+                  const char *tool, sb_error *err) {
+  if (!named_agent) return rank(o, r, tool, err);
+  if (named(o, r, named_agent) != 0)
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  return 0;
 }
 
 json_t *gw_route_projection(gw_route *r, agent *a) {
@@ -135,63 +129,103 @@ json_t *gw_route_projection(gw_route *r, agent *a) {
                    "missing", missing);
 }
 
-/* Append agent_id to the context's metadata.agents unless it is there;
- * the version that holds it in *version. Retries a write that lost a race
- * with another writer. */
-static int record_agent(sb_gateway *o, gw_route *r, const char *agent_id,
-                        int64_t *version, sb_error *err) {
-  const char *id = json_string_value(json_object_get(r->doc, "id"));
-  for (int i = 0; i < RECORD_TRIES; i++) {
-    json_t *head = NULL;
-    int rc = sb_ctx_get(o->opts.ctx, r->tenant, id, 0, &head, err);
-    if (rc != 0) return rc;
-    json_t *agents = json_object_get(json_object_get(head, "metadata"), "agents");
-    int64_t at = json_integer_value(json_object_get(head, "version"));
-    size_t k;
-    json_t *v;
-    int present = 0;
-    json_array_foreach(agents, k, v) present |=
-        json_is_string(v) && strcmp(json_string_value(v), agent_id) == 0;
-    json_decref(head);
-    if (present) {
-      *version = at;
-      return 0;
-    }
-    json_t *patch = json_pack("[{ssssss}]", "op", "add", "path",
-                              "/metadata/agents/-", "value", agent_id);
-    json_t *out = NULL;
-    int64_t current = 0;
-    rc = sb_ctx_update(o->opts.ctx, r->tenant, id, at, SB_CTX_JSON_PATCH, patch,
-                       &out, &current, err);
-    json_decref(patch);
-    if (rc == 0) *version = json_integer_value(json_object_get(out, "version"));
-    json_decref(out);
-    if (rc != SB_ECONFLICT) return rc;
-  }
-  return sb_error_set(err, SB_ECONFLICT,
-                      "the context kept changing while recording the agent");
+/* ---- recording the agent in metadata.agents ------------------------------
+ * Read the head; if the agent is not in metadata.agents yet, append it
+ * with a JSON Patch at that version; a write that lost a race with another
+ * writer reads again (at most RECORD_TRIES times). */
+
+typedef struct record_op {
+  sb_gateway *o;
+  gw_route *r;
+  char *agent_id;
+  int tries;
+  gw_route_recorded_cb cb;
+  void *ud;
+} record_op;
+
+static void record_done(record_op *op, int64_t version, const sb_error *err) {
+  op->cb(op->ud, version, err);
+  sb_free(op->agent_id);
+  sb_free(op);
 }
 
-json_t *gw_route_answered(sb_gateway *o, gw_route *r, const char *agent_id) {
+static void record_read(void *ud, const sb_ctx_result *res);
+
+static void record_written(void *ud, const sb_ctx_result *res) {
+  record_op *op = ud;
+  if (res->rc == SB_ECONFLICT && ++op->tries < RECORD_TRIES) {
+    sb_error err = {0};
+    if (sb_ctx_get_async(op->o->opts.ctx, op->r->tenant, op->r->context_id, 0,
+                         record_read, op, &err) != 0)
+      record_done(op, 0, &err);
+    return;
+  }
+  record_done(op, res->rc == 0 ? res->version : 0,
+              res->rc == 0 ? NULL : &res->err);
+}
+
+static void record_read(void *ud, const sb_ctx_result *res) {
+  record_op *op = ud;
+  if (res->rc != 0) {
+    record_done(op, 0, &res->err);
+    return;
+  }
+  json_t *agents = json_object_get(json_object_get(res->doc, "metadata"),
+                                   "agents");
+  size_t k;
+  json_t *v;
+  json_array_foreach(agents, k, v) {
+    if (json_is_string(v) && strcmp(json_string_value(v), op->agent_id) == 0) {
+      record_done(op, res->version, NULL);
+      return;
+    }
+  }
+  json_t *patch = json_pack("[{ssssss}]", "op", "add", "path",
+                            "/metadata/agents/-", "value", op->agent_id);
+  sb_error err = {0};
+  int rc = patch ? sb_ctx_update_async(op->o->opts.ctx, op->r->tenant,
+                                       op->r->context_id, res->version,
+                                       SB_CTX_JSON_PATCH, patch, record_written,
+                                       op, &err)
+                 : sb_error_set(&err, SB_ENOMEM, "out of memory");
+  json_decref(patch);
+  if (rc != 0) record_done(op, 0, &err);
+}
+
+int gw_route_record(sb_gateway *o, gw_route *r, const char *agent_id,
+                    gw_route_recorded_cb cb, void *ud, sb_error *err) {
+  record_op *op = sb_calloc(1, sizeof *op);
+  if (!op || !(op->agent_id = sb_strdup(agent_id))) {
+    sb_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  op->o = o;
+  op->r = r;
+  op->cb = cb;
+  op->ud = ud;
+  int rc = sb_ctx_get_async(o->opts.ctx, r->tenant, r->context_id, 0,
+                            record_read, op, err);
+  if (rc != 0) {
+    sb_free(op->agent_id);
+    sb_free(op);
+  }
+  return rc;
+}
+
+json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,
+                        const char *record_error) {
   json_t *report = json_pack("{ss}", "agent", agent_id);
   if (!report) return NULL;
   if (r->capability)
     json_object_set_new(report, "capability", json_string(r->capability));
   json_t *parts = json_object_get(r->parts, agent_id);
   if (parts) json_object_update(report, parts);
-  if (r->doc) {
-    int64_t version = 0;
-    sb_error err = {0};
-    json_object_set(report, "contextId", json_object_get(r->doc, "id"));
-    if (record_agent(o, r, agent_id, &version, &err) == 0) {
+  if (r->context_id) {
+    json_object_set_new(report, "contextId", json_string(r->context_id));
+    if (version > 0)
       json_object_set_new(report, "contextVersion", json_integer(version));
-    } else {
-      SB_WARN(MODULE, "agent %s answered, but recording it in context %s "
-                      "failed: %s",
-              agent_id, json_string_value(json_object_get(r->doc, "id")),
-              err.msg);
-      json_object_set_new(report, "recordError", json_string(err.msg));
-    }
+    if (record_error)
+      json_object_set_new(report, "recordError", json_string(record_error));
   }
   return report;
 }

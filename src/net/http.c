@@ -156,7 +156,7 @@ static void watch_start(http_req *r) {
   if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
 }
 
-static void req_suspend(http_req *r) {
+void http_req_suspend(http_req *r) {
   if (r->suspended) return;
   MHD_suspend_connection(r->conn);
   r->suspended = 1;
@@ -186,6 +186,7 @@ int http_req_peer_closed(http_req *r) {
 
 /* Cancel whatever still writes to r's output. */
 static void req_detach_out(http_req *r) {
+  http_route_gone(r);
   http_stream *st = r->stream;
   if (st) {
     r->stream = NULL;
@@ -328,7 +329,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
   /* Nothing to send: park the connection until a write wakes it. */
-  req_suspend(r);
+  http_req_suspend(r);
   return 0;
 }
 
@@ -664,7 +665,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
     respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
     return;
   }
-  req_suspend(r);
+  http_req_suspend(r);
 }
 
 /* The session with this id, if it belongs to the caller's tenant: another

@@ -66,6 +66,8 @@ struct http_req {
   int route;               /* index+1 of the REST route serving it, or 0 */
   char *url;               /* request path (routes only; owned) */
   const char *method;      /* MHD's string, valid for the request */
+  sb_http_gone_cb route_gone; /* a deferred REST answer's owner */
+  void *route_gone_ud;
   unsigned in_handler : 1; /* inside the access handler (may queue) */
   unsigned suspended : 1;  /* MHD connection suspended by us */
   unsigned gone : 1;       /* peer gone or stream torn down */
@@ -76,6 +78,7 @@ struct http_req {
   unsigned is_get : 1;     /* a legacy GET (notification) stream */
   unsigned detached : 1;   /* sb_mcp_out_detach done */
   unsigned dispatched : 1; /* out was handed to sb_mcp_server_dispatch */
+  unsigned deferred : 1;   /* a REST handler will answer later */
   unsigned watching : 1;   /* disconnect watch active */
   unsigned watch_inited : 1;
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
@@ -185,6 +188,10 @@ const char *http_req_header(http_req *r, const char *name);
 int http_route_match(sb_http_server *s, const char *url);
 /* Hand a complete request to its route's handler. */
 void http_route_run(http_req *r, const char *method);
+/* The request ends unanswered: tell a deferred handler (once). */
+void http_route_gone(http_req *r);
+/* http.c: park a waiting request (and watch for its client leaving). */
+void http_req_suspend(http_req *r);
 void http_routes_free(sb_http_server *s);
 
 /* ---- http_session.c --------------------------------------------------- */

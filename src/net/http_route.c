@@ -44,9 +44,29 @@ void http_route_run(http_req *r, const char *method) {
   http_route *route = &r->srv->routes[r->route - 1];
   r->method = method;
   route->fn(route->ud, r);
-  if (r->state == REQ_READING) /* the handler forgot to answer */
-    sb_http_respond(r, 500, NULL,
-                    "{\"error\":\"internal error: no response\"}", 38, NULL);
+  if (r->state != REQ_READING) return;
+  if (r->deferred) {
+    r->state = REQ_WAITING;
+    http_req_suspend(r);
+    return;
+  }
+  /* the handler forgot to answer */
+  sb_http_respond(r, 500, NULL, "{\"error\":\"internal error: no response\"}",
+                  38, NULL);
+}
+
+void sb_http_request_defer(sb_http_request *r, sb_http_gone_cb on_gone,
+                           void *ud) {
+  r->deferred = 1;
+  r->route_gone = on_gone;
+  r->route_gone_ud = ud;
+}
+
+void http_route_gone(http_req *r) {
+  sb_http_gone_cb cb = r->route_gone;
+  if (!cb) return;
+  r->route_gone = NULL;
+  cb(r->route_gone_ud);
 }
 
 const char *sb_http_request_method(const sb_http_request *r) {
@@ -72,6 +92,7 @@ const char *sb_http_request_body(const sb_http_request *r, size_t *len) {
 
 int sb_http_respond(sb_http_request *r, int status, const char *content_type,
                     const char *body, size_t len, const char *const *headers) {
+  r->route_gone = NULL; /* answering: the handler waits no more */
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!resp) return SB_ENOMEM;

@@ -68,10 +68,19 @@ void sb_http_server_mount(sb_http_server *s,
 
 /* ---- REST routes beside /mcp -------------------------------------------
  * A handler gets the whole request (headers, body up to the message limit,
- * the authenticated tenant) and answers it before returning. Origin and
- * bearer-token checks have already passed. */
+ * the authenticated tenant) and answers it before returning, or defers the
+ * answer (sb_http_request_defer) and answers later from a loop callback.
+ * Origin and bearer-token checks have already passed. */
 typedef struct http_req sb_http_request;
 typedef void (*sb_http_handler)(void *ud, sb_http_request *req);
+
+/* Answer later: the handler returns without answering and calls
+ * sb_http_respond later, on the loop thread. If the request ends first
+ * (the client goes away, the server stops), on_gone(ud) runs once and the
+ * request must not be touched again. Answering cancels on_gone. */
+typedef void (*sb_http_gone_cb)(void *ud);
+void sb_http_request_defer(sb_http_request *req, sb_http_gone_cb on_gone,
+                           void *ud);
 
 /* Serve every path starting with `prefix` (e.g. "/v1/contexts"). */
 int sb_http_server_route(sb_http_server *s, const char *prefix,

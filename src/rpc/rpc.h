@@ -30,6 +30,8 @@ enum {
   SB_RPC_HEADER_MISMATCH = -32020,
   SB_RPC_MISSING_CLIENT_CAPABILITY = -32021,
   SB_RPC_UNSUPPORTED_PROTOCOL_VERSION = -32022,
+  /* switchboard: a queue is full (the context store); retry later. */
+  SB_RPC_SERVER_BUSY = -32050,
 };
 
 #define SB_RPC_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)

@@ -1,18 +1,20 @@
-/* sqlite.c: the embedded store backend (the default).
+/* sqlite.c: one SQLite connection and the operations that run on it.
  *
- * One SQLite file in WAL mode with synchronous=FULL: a commit is on disk
- * before sb_store_* returns, so whatever the caller acknowledges survives a
- * crash or a kill. Statements are prepared once and reused. Schema changes
- * are numbered migrations applied in order at open, tracked in
- * PRAGMA user_version.
+ * The file is in WAL mode with synchronous=FULL: a commit is on disk
+ * before it returns, so whatever is acknowledged after it survives a crash
+ * or a kill. Statements are prepared once per connection and reused.
+ * Schema changes are numbered migrations applied in order when the
+ * writer's connection opens, tracked in PRAGMA user_version.
  *
- * One connection, used from one thread (the event loop). The statements
- * are short (primary-key lookups and single-row writes), which is what the
- * loop can afford; a second process (tests, the CLI) may open the same file,
- * and writers wait for each other up to busy_timeout_ms.
+ * A connection belongs to one thread at a time (sqlite_threads.c runs the
+ * writer and the readers). Writes never begin or commit on their own: the
+ * writer hands a batch of them to st_conn_write_batch, which runs them in
+ * one transaction, each inside a savepoint, so one that fails is rolled
+ * back alone while its neighbours commit. A second process (tests, the
+ * CLI) may open the same file; writers wait for each other up to
+ * busy_timeout_ms.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +31,9 @@ enum {
   STMT_CHAIN,
   STMT_HISTORY,
   STMT_COUNT,
+  STMT_SAVEPOINT,
+  STMT_RELEASE,
+  STMT_ROLLBACK_TO,
   STMT__COUNT
 };
 
@@ -62,6 +67,9 @@ static const char *const stmt_sql[STMT__COUNT] = {
         "tenant_id=? AND context_id=? AND version<? ORDER BY version DESC "
         "LIMIT ?",
     [STMT_COUNT] = "SELECT count(*) FROM contexts WHERE tenant_id=?",
+    [STMT_SAVEPOINT] = "SAVEPOINT w",
+    [STMT_RELEASE] = "RELEASE w",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO w",
 };
 
 /* Migrations, applied in order; user_version = how many have run. */
@@ -69,7 +77,8 @@ static const char *const migrations[] = {
     /* 1: contexts and their version history */
     "CREATE TABLE contexts("
     " tenant_id TEXT NOT NULL, id TEXT NOT NULL,"
-    " workflow_id TEXT NOT NULL DEFAULT '', session_id TEXT NOT NULL DEFAULT '',"
+    " workflow_id TEXT NOT NULL DEFAULT '', session_id TEXT NOT NULL DEFAULT "
+    "'',"
     " version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
     " doc TEXT NOT NULL, PRIMARY KEY(tenant_id, id)) WITHOUT ROWID;"
@@ -82,29 +91,37 @@ static const char *const migrations[] = {
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
-typedef struct sqlite_store {
-  sb_store base;
+struct st_conn {
   sqlite3 *db;
   sqlite3_stmt *stmt[STMT__COUNT];
-} sqlite_store;
+};
 
-static int db_error(sqlite_store *s, sb_error *err, const char *what) {
-  int code = sqlite3_errcode(s->db);
-  int rc = (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? SB_ETIMEDOUT : SB_EIO;
-  return sb_error_set(err, rc, "store: %s: %s", what, sqlite3_errmsg(s->db));
+static int db_error(st_conn *c, sb_error *err, const char *what) {
+  int code = sqlite3_errcode(c->db);
+  int rc =
+      (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? SB_ETIMEDOUT : SB_EIO;
+  return sb_error_set(err, rc, "store: %s: %s", what, sqlite3_errmsg(c->db));
 }
 
-static sqlite3_stmt *stmt(sqlite_store *s, int which) {
-  sqlite3_stmt *st = s->stmt[which];
+static sqlite3_stmt *stmt(st_conn *c, int which) {
+  sqlite3_stmt *st = c->stmt[which];
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   return st;
 }
 
-static int exec(sqlite_store *s, const char *sql, sb_error *err) {
+/* Step a statement without results; 0 or the SQLite code. */
+static int run(st_conn *c, int which) {
+  sqlite3_stmt *st = stmt(c, which);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : rc;
+}
+
+static int exec(st_conn *c, const char *sql, sb_error *err) {
   char *msg = NULL;
-  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    sb_error_set(err, SB_EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    sb_error_set(err, SB_EIO, "store: %s", msg ? msg : sqlite3_errmsg(c->db));
     sqlite3_free(msg);
     return SB_EIO;
   }
@@ -118,8 +135,10 @@ static char *column_dup(sqlite3_stmt *st, int col) {
 }
 
 static void bind_text(sqlite3_stmt *st, int col, const char *v) {
-  if (v) sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
-  else sqlite3_bind_null(st, col);
+  if (v)
+    sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, col);
 }
 
 /* mkdir -p of the directory part of path. */
@@ -137,17 +156,19 @@ static int make_parent_dirs(const char *path, sb_error *err) {
       *p = '/';
     }
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) rc = -1;
-    if (rc) sb_error_set(err, SB_EIO, "store: cannot create directory %s: %s",
-                         dir, strerror(errno));
+    if (rc)
+      sb_error_set(err, SB_EIO, "store: cannot create directory %s: %s", dir,
+                   strerror(errno));
   }
   sb_free(dir);
   return rc ? SB_EIO : 0;
 }
 
-static int schema_at(sqlite_store *s, int *at, sb_error *err) {
+static int schema_at(st_conn *c, int *at, sb_error *err) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-    return db_error(s, err, "reading schema version");
+  if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) !=
+      SQLITE_OK)
+    return db_error(c, err, "reading schema version");
   *at = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
   sqlite3_finalize(st);
   return 0;
@@ -156,11 +177,11 @@ static int schema_at(sqlite_store *s, int *at, sb_error *err) {
 /* Each migration runs in its own write transaction and re-reads the
  * schema version inside it, so processes opening a new file at the same
  * moment apply every migration exactly once. */
-static int migrate(sqlite_store *s, sb_error *err) {
+static int migrate(st_conn *c, sb_error *err) {
   for (;;) {
     int at = 0;
-    if (exec(s, "BEGIN IMMEDIATE", err)) return SB_EIO;
-    if (schema_at(s, &at, err)) goto fail;
+    if (exec(c, "BEGIN IMMEDIATE", err)) return SB_EIO;
+    if (schema_at(c, &at, err)) goto fail;
     if (at > MIGRATION_COUNT) {
       sb_error_set(err, SB_EINVAL,
                    "store: the database schema is version %d, newer than "
@@ -168,85 +189,81 @@ static int migrate(sqlite_store *s, sb_error *err) {
                    at, MIGRATION_COUNT);
       goto fail;
     }
-    if (at == MIGRATION_COUNT) return exec(s, "COMMIT", err) ? SB_EIO : 0;
+    if (at == MIGRATION_COUNT) return exec(c, "COMMIT", err) ? SB_EIO : 0;
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d;", at + 1);
-    if (exec(s, migrations[at], err) || exec(s, pragma, err) ||
-        exec(s, "COMMIT", err))
+    if (exec(c, migrations[at], err) || exec(c, pragma, err) ||
+        exec(c, "COMMIT", err))
       goto fail;
   }
 fail:
-  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
   return err && err->code ? err->code : SB_EIO;
 }
 
-static void sqlite_close(sb_store *base) {
-  sqlite_store *s = (sqlite_store *)base;
-  for (int i = 0; i < STMT__COUNT; i++) sqlite3_finalize(s->stmt[i]);
-  sqlite3_close(s->db);
-  sb_free(s);
+void st_conn_close(st_conn *c) {
+  if (!c) return;
+  for (int i = 0; i < STMT__COUNT; i++)
+    sqlite3_finalize(c->stmt[i]);
+  sqlite3_close(c->db);
+  sb_free(c);
 }
 
-static int sqlite_schema_version(sb_store *base) { return MIGRATION_COUNT; }
+int st_conn_schema_version(void) { return MIGRATION_COUNT; }
 
-static int sqlite_create(sb_store *base, const char *tenant,
-                         const sb_store_record *r, sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
-  if (exec(s, "BEGIN IMMEDIATE", err)) return SB_EIO;
-  sqlite3_stmt *st = stmt(s, STMT_CREATE);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, r->id);
-  bind_text(st, 3, r->workflow_id ? r->workflow_id : "");
-  bind_text(st, 4, r->session_id ? r->session_id : "");
-  sqlite3_bind_int64(st, 5, r->created_ms);
-  sqlite3_bind_int64(st, 6, r->created_ms);
-  sqlite3_bind_int64(st, 7, r->expires_ms);
-  bind_text(st, 8, r->doc);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_DONE) {
-    int conflict = sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY;
-    int out = conflict ? sb_error_set(err, SB_ECONFLICT,
-                                      "context %s already exists", r->id)
-                       : db_error(s, err, "creating a context");
-    sqlite3_reset(st);
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return out;
+st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
+                      sb_error *err) {
+  st_conn *c = sb_calloc(1, sizeof *c);
+  if (!c) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
   }
-  st = stmt(s, STMT_VERSION_INSERT);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, r->id);
-  sqlite3_bind_int64(st, 3, 1);
-  sqlite3_bind_int64(st, 4, r->created_ms);
-  sqlite3_bind_null(st, 5);
-  bind_text(st, 6, r->doc);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    int out = db_error(s, err, "recording version 1");
-    sqlite3_reset(st);
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return out;
+  if (migrate_first && make_parent_dirs(path, err) != 0) goto fail;
+  /* NOMUTEX: each connection is used by one thread at a time. */
+  if (sqlite3_open_v2(path, &c->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    sb_error_set(err, SB_EIO, "store: cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    goto fail;
   }
-  sqlite3_reset(st);
-  if (exec(s, "COMMIT", err)) {
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return SB_EIO;
+  sqlite3_busy_timeout(c->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
+  if (exec(c,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+           "PRAGMA foreign_keys=ON;",
+           err) != 0)
+    goto fail;
+  if (migrate_first && migrate(c, err) != 0) goto fail;
+  for (int i = 0; i < STMT__COUNT; i++) {
+    if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &c->stmt[i], NULL) != SQLITE_OK) {
+      db_error(c, err, "preparing statements");
+      goto fail;
+    }
   }
-  return 0;
+  return c;
+fail:
+  st_conn_close(c);
+  return NULL;
 }
 
-static int sqlite_get(sb_store *base, const char *tenant, const char *id,
-                      int64_t now_ms, sb_store_record *out, sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
-  sqlite3_stmt *st = stmt(s, STMT_GET);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
-  sqlite3_bind_int64(st, 3, now_ms);
+/* ---- reads ----------------------------------------------------------- */
+
+static int read_get(st_conn *c, st_req *q) {
+  sb_store_record *out = &q->res.record;
+  sb_error *err = &q->res.err;
+  sqlite3_stmt *st = stmt(c, STMT_GET);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  sqlite3_bind_int64(st, 3, q->now_ms);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_DONE) {
     sqlite3_reset(st);
-    return sb_error_set(err, SB_ENOENT, "context %s not found", id);
+    return sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
   }
   if (rc != SQLITE_ROW) {
-    int e = db_error(s, err, "reading a context");
+    int e = db_error(c, err, "reading a context");
     sqlite3_reset(st);
     return e;
   }
@@ -263,74 +280,20 @@ static int sqlite_get(sb_store *base, const char *tenant, const char *id,
     sb_store_record_clear(out);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
+  q->res.version = out->version;
   return 0;
 }
 
 /* Head version of an unexpired context, 0 if there is none. */
-static int64_t head_version(sqlite_store *s, const char *tenant,
-                            const char *id, int64_t now_ms) {
-  sqlite3_stmt *st = stmt(s, STMT_HEAD_VERSION);
+static int64_t head_version(st_conn *c, const char *tenant, const char *id,
+                            int64_t now_ms) {
+  sqlite3_stmt *st = stmt(c, STMT_HEAD_VERSION);
   bind_text(st, 1, tenant);
   bind_text(st, 2, id);
   sqlite3_bind_int64(st, 3, now_ms);
   int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   return v;
-}
-
-static int sqlite_append(sb_store *base, const char *tenant, const char *id,
-                         int64_t expected, const char *new_doc,
-                         const char *patch, const char *snapshot,
-                         int64_t expires_ms, int64_t now_ms,
-                         int64_t *current_version, sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
-  int rc = 0;
-  if (exec(s, "BEGIN IMMEDIATE", err)) return SB_EIO;
-  sqlite3_stmt *st = stmt(s, STMT_APPEND_HEAD);
-  bind_text(st, 1, new_doc);
-  sqlite3_bind_int64(st, 2, now_ms);
-  sqlite3_bind_int64(st, 3, expires_ms);
-  bind_text(st, 4, tenant);
-  bind_text(st, 5, id);
-  sqlite3_bind_int64(st, 6, expected);
-  sqlite3_bind_int64(st, 7, now_ms);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    rc = db_error(s, err, "updating a context");
-    sqlite3_reset(st);
-    goto rollback;
-  }
-  sqlite3_reset(st);
-  if (sqlite3_changes(s->db) == 0) {
-    int64_t head = head_version(s, tenant, id, now_ms);
-    if (current_version) *current_version = head;
-    rc = head ? sb_error_set(err, SB_ECONFLICT,
-                             "context %s is at version %lld, not %lld",
-                             id, (long long)head, (long long)expected)
-              : sb_error_set(err, SB_ENOENT, "context %s not found", id);
-    goto rollback;
-  }
-  st = stmt(s, STMT_VERSION_INSERT);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
-  sqlite3_bind_int64(st, 3, expected + 1);
-  sqlite3_bind_int64(st, 4, now_ms);
-  bind_text(st, 5, patch);
-  bind_text(st, 6, snapshot);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    rc = db_error(s, err, "recording a version");
-    sqlite3_reset(st);
-    goto rollback;
-  }
-  sqlite3_reset(st);
-  if (exec(s, "COMMIT", err)) {
-    rc = SB_EIO;
-    goto rollback;
-  }
-  if (current_version) *current_version = expected + 1;
-  return 0;
-rollback:
-  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-  return rc;
 }
 
 static int push_version(sb_store_versions *out, sqlite3_stmt *st,
@@ -347,37 +310,38 @@ static int push_version(sb_store_versions *out, sqlite3_stmt *st,
   return 0;
 }
 
-static int sqlite_version_chain(sb_store *base, const char *tenant,
-                                const char *id, int64_t n, int64_t now_ms,
-                                sb_store_versions *out, sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
+static int read_chain(st_conn *c, st_req *q) {
+  sb_store_versions *out = &q->res.versions;
+  sb_error *err = &q->res.err;
+  int64_t n = q->version;
   int rc = 0;
   /* One read transaction: the head check and the rows agree. */
-  if (exec(s, "BEGIN", err)) return SB_EIO;
-  int64_t head = head_version(s, tenant, id, now_ms);
+  if (exec(c, "BEGIN", err)) return SB_EIO;
+  int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
   if (!head) {
-    rc = sb_error_set(err, SB_ENOENT, "context %s not found", id);
+    rc = sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
     goto done;
   }
   if (n < 1 || n > head) {
     rc = sb_error_set(err, SB_ENOENT,
-                      "context %s has versions 1 to %lld, not %lld", id,
+                      "context %s has versions 1 to %lld, not %lld", q->id,
                       (long long)head, (long long)n);
     goto done;
   }
-  sqlite3_stmt *st = stmt(s, STMT_SNAPSHOT_AT_OR_BELOW);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
+  sqlite3_stmt *st = stmt(c, STMT_SNAPSHOT_AT_OR_BELOW);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, n);
-  int64_t from = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  int64_t from =
+      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
   if (from < 1) {
-    rc = sb_error_set(err, SB_EIO, "store: context %s has no snapshot", id);
+    rc = sb_error_set(err, SB_EIO, "store: context %s has no snapshot", q->id);
     goto done;
   }
-  st = stmt(s, STMT_CHAIN);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
+  st = stmt(c, STMT_CHAIN);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, from);
   sqlite3_bind_int64(st, 4, n);
   int step;
@@ -387,30 +351,32 @@ static int sqlite_version_chain(sb_store *base, const char *tenant,
       break;
     }
   }
-  if (!rc && step != SQLITE_DONE) rc = db_error(s, err, "reading versions");
+  if (!rc && step != SQLITE_DONE) rc = db_error(c, err, "reading versions");
   sqlite3_reset(st);
 done:
-  sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-  if (rc) sb_store_versions_clear(out);
+  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+  if (rc)
+    sb_store_versions_clear(out);
+  else
+    q->res.version = head;
   return rc;
 }
 
-static int sqlite_history(sb_store *base, const char *tenant, const char *id,
-                          int64_t before, size_t limit, int64_t now_ms,
-                          sb_store_versions *out, sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
+static int read_history(st_conn *c, st_req *q) {
+  sb_store_versions *out = &q->res.versions;
+  sb_error *err = &q->res.err;
   int rc = 0;
-  if (exec(s, "BEGIN", err)) return SB_EIO;
-  int64_t head = head_version(s, tenant, id, now_ms);
+  if (exec(c, "BEGIN", err)) return SB_EIO;
+  int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
   if (!head) {
-    rc = sb_error_set(err, SB_ENOENT, "context %s not found", id);
+    rc = sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
     goto done;
   }
-  sqlite3_stmt *st = stmt(s, STMT_HISTORY);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
-  sqlite3_bind_int64(st, 3, before > 0 ? before : head + 1);
-  sqlite3_bind_int64(st, 4, (sqlite3_int64)limit);
+  sqlite3_stmt *st = stmt(c, STMT_HISTORY);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  sqlite3_bind_int64(st, 3, q->version > 0 ? q->version : head + 1);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)q->limit);
   int step;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     if (push_version(out, st, 0) != 0) {
@@ -418,95 +384,198 @@ static int sqlite_history(sb_store *base, const char *tenant, const char *id,
       break;
     }
   }
-  if (!rc && step != SQLITE_DONE) rc = db_error(s, err, "reading history");
+  if (!rc && step != SQLITE_DONE) rc = db_error(c, err, "reading history");
   sqlite3_reset(st);
 done:
-  sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-  if (rc) sb_store_versions_clear(out);
+  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+  if (rc)
+    sb_store_versions_clear(out);
+  else
+    q->res.version = head;
   return rc;
 }
 
-static int sqlite_sweep(sb_store *base, int64_t now_ms, int max,
-                        sb_error *err) {
-  sqlite_store *s = (sqlite_store *)base;
+static int read_count(st_conn *c, st_req *q) {
+  sqlite3_stmt *st = stmt(c, STMT_COUNT);
+  bind_text(st, 1, q->tenant);
+  int step = sqlite3_step(st);
+  int rc = 0;
+  if (step == SQLITE_ROW)
+    q->res.count = sqlite3_column_int64(st, 0);
+  else
+    rc = db_error(c, &q->res.err, "counting contexts");
+  sqlite3_reset(st);
+  return rc;
+}
+
+void st_conn_read(st_conn *c, st_req *q) {
+  int rc;
+  switch (q->op) {
+  case ST_OP_GET: rc = read_get(c, q); break;
+  case ST_OP_CHAIN: rc = read_chain(c, q); break;
+  case ST_OP_HISTORY: rc = read_history(c, q); break;
+  case ST_OP_COUNT: rc = read_count(c, q); break;
+  default:
+    rc = sb_error_set(&q->res.err, SB_EINVAL, "store: not a read");
+    break;
+  }
+  q->res.rc = rc;
+}
+
+/* ---- writes (inside the writer's transaction) ------------------------ */
+
+static int write_create(st_conn *c, st_req *q) {
+  sb_error *err = &q->res.err;
+  sqlite3_stmt *st = stmt(c, STMT_CREATE);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  bind_text(st, 3, q->workflow_id);
+  bind_text(st, 4, q->session_id);
+  sqlite3_bind_int64(st, 5, q->created_ms);
+  sqlite3_bind_int64(st, 6, q->created_ms);
+  sqlite3_bind_int64(st, 7, q->expires_ms);
+  bind_text(st, 8, q->doc);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    int conflict =
+        sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY;
+    int out = conflict ? sb_error_set(err, SB_ECONFLICT,
+                                      "context %s already exists", q->id)
+                       : db_error(c, err, "creating a context");
+    sqlite3_reset(st);
+    return out;
+  }
+  sqlite3_reset(st);
+  st = stmt(c, STMT_VERSION_INSERT);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  sqlite3_bind_int64(st, 3, 1);
+  sqlite3_bind_int64(st, 4, q->created_ms);
+  sqlite3_bind_null(st, 5);
+  bind_text(st, 6, q->doc);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    int out = db_error(c, err, "recording version 1");
+    sqlite3_reset(st);
+    return out;
+  }
+  sqlite3_reset(st);
+  q->res.version = 1;
+  return 0;
+}
+
+static int write_append(st_conn *c, st_req *q) {
+  sb_error *err = &q->res.err;
+  int64_t expected = q->version;
+  sqlite3_stmt *st = stmt(c, STMT_APPEND_HEAD);
+  bind_text(st, 1, q->doc);
+  sqlite3_bind_int64(st, 2, q->now_ms);
+  sqlite3_bind_int64(st, 3, q->expires_ms);
+  bind_text(st, 4, q->tenant);
+  bind_text(st, 5, q->id);
+  sqlite3_bind_int64(st, 6, expected);
+  sqlite3_bind_int64(st, 7, q->now_ms);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    int out = db_error(c, err, "updating a context");
+    sqlite3_reset(st);
+    return out;
+  }
+  sqlite3_reset(st);
+  if (sqlite3_changes(c->db) == 0) {
+    /* The compare-and-set failed: this write alone, with the head as it
+     * stands inside the batch (earlier writes of the batch included). */
+    int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
+    q->res.version = head;
+    return head ? sb_error_set(err, SB_ECONFLICT,
+                               "context %s is at version %lld, not %lld", q->id,
+                               (long long)head, (long long)expected)
+                : sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
+  }
+  st = stmt(c, STMT_VERSION_INSERT);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  sqlite3_bind_int64(st, 3, expected + 1);
+  sqlite3_bind_int64(st, 4, q->now_ms);
+  bind_text(st, 5, q->patch);
+  bind_text(st, 6, q->snapshot ? q->doc : NULL);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    int out = db_error(c, err, "recording a version");
+    sqlite3_reset(st);
+    return out;
+  }
+  sqlite3_reset(st);
+  q->res.version = expected + 1;
+  return 0;
+}
+
+static int write_sweep(st_conn *c, st_req *q) {
   char sql[512];
   snprintf(sql, sizeof sql,
-           "BEGIN IMMEDIATE;"
            "CREATE TEMP TABLE IF NOT EXISTS sweep(tenant_id, id);"
            "DELETE FROM temp.sweep;"
            "INSERT INTO temp.sweep SELECT tenant_id,id FROM contexts WHERE "
-           "expires_ms>0 AND expires_ms<=%lld LIMIT %d;"
+           "expires_ms>0 AND expires_ms<=%lld LIMIT %lld;"
            "DELETE FROM context_versions WHERE (tenant_id,context_id) IN "
            "(SELECT tenant_id,id FROM temp.sweep);"
            "DELETE FROM contexts WHERE (tenant_id,id) IN "
            "(SELECT tenant_id,id FROM temp.sweep);",
-           (long long)now_ms, max > 0 ? max : 1000);
-  if (exec(s, sql, err)) {
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return SB_EIO;
-  }
-  int deleted = sqlite3_changes(s->db);
-  if (exec(s, "COMMIT", err)) {
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return SB_EIO;
-  }
-  return deleted;
+           (long long)q->now_ms, (long long)q->limit);
+  if (exec(c, sql, &q->res.err)) return SB_EIO;
+  q->res.count = sqlite3_changes(c->db);
+  return 0;
 }
 
-static int64_t sqlite_count(sb_store *base, const char *tenant) {
-  sqlite_store *s = (sqlite_store *)base;
-  sqlite3_stmt *st = stmt(s, STMT_COUNT);
-  bind_text(st, 1, tenant);
-  int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
-  return n;
+static int write_one(st_conn *c, st_req *q) {
+  switch (q->op) {
+  case ST_OP_CREATE: return write_create(c, q);
+  case ST_OP_APPEND: return write_append(c, q);
+  case ST_OP_SWEEP: return write_sweep(c, q);
+  default: return sb_error_set(&q->res.err, SB_EINVAL, "store: not a write");
+  }
 }
 
-static const sb_store_ops sqlite_ops = {
-    .name = "sqlite",
-    .close = sqlite_close,
-    .schema_version = sqlite_schema_version,
-    .create = sqlite_create,
-    .get = sqlite_get,
-    .append = sqlite_append,
-    .version_chain = sqlite_version_chain,
-    .history = sqlite_history,
-    .sweep_expired = sqlite_sweep,
-    .count = sqlite_count,
-};
+/* Fail every request from `from` up to (not including) `to` that had
+ * succeeded: the transaction holding them is gone. */
+static void fail_done(st_req *from, st_req *to, const char *why) {
+  for (st_req *q = from; q != to; q = q->next) {
+    if (q->res.rc != 0) continue;
+    q->res.count = 0;
+    q->res.rc = sb_error_set(&q->res.err, SB_EIO,
+                             "store: the write was not committed: %s", why);
+  }
+}
 
-sb_store *sb_store_open_sqlite(const sb_store_options *opts, sb_error *err) {
-  sqlite_store *s = sb_calloc(1, sizeof *s);
-  if (!s) {
-    sb_error_set(err, SB_ENOMEM, "out of memory");
-    return NULL;
+int st_conn_write_batch(st_conn *c, st_req *batch) {
+  sb_error err = {0};
+  st_req *first = batch; /* first member of the open transaction */
+  if (exec(c, "BEGIN IMMEDIATE", &err)) {
+    for (st_req *q = batch; q; q = q->next)
+      q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
+    return 0;
   }
-  s->base.ops = &sqlite_ops;
-  if (make_parent_dirs(opts->path, err) != 0) goto fail;
-  if (sqlite3_open_v2(opts->path, &s->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                          SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK) {
-    sb_error_set(err, SB_EIO, "store: cannot open %s: %s", opts->path,
-                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
-    goto fail;
-  }
-  sqlite3_busy_timeout(s->db, opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms
-                                                        : 5000);
-  if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-              "PRAGMA foreign_keys=ON;",
-           err) != 0)
-    goto fail;
-  if (migrate(s, err) != 0) goto fail;
-  for (int i = 0; i < STMT__COUNT; i++) {
-    if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &s->stmt[i], NULL) != SQLITE_OK) {
-      db_error(s, err, "preparing statements");
-      goto fail;
+  for (st_req *q = batch; q; q = q->next) {
+    if (run(c, STMT_SAVEPOINT) != 0) {
+      q->res.rc = db_error(c, &q->res.err, "starting a write");
+    } else {
+      q->res.rc = write_one(c, q);
+      if (q->res.rc != 0) run(c, STMT_ROLLBACK_TO);
+      run(c, STMT_RELEASE);
+    }
+    if (sqlite3_get_autocommit(c->db)) {
+      /* An I/O error or a full disk rolled back the whole transaction:
+       * nothing before this write survives. Start again for the rest. */
+      fail_done(first, q->next, sqlite3_errmsg(c->db));
+      first = q->next;
+      if (first && exec(c, "BEGIN IMMEDIATE", &err)) {
+        for (st_req *r = first; r; r = r->next)
+          r->res.rc = sb_error_set(&r->res.err, SB_EIO, "%s", err.msg);
+        return 0;
+      }
     }
   }
-  return &s->base;
-fail:
-  sqlite_close(&s->base);
-  return NULL;
+  if (!first) return 0;
+  if (exec(c, "COMMIT", &err)) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    fail_done(first, NULL, err.msg);
+    return 0;
+  }
+  return 1;
 }

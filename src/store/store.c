@@ -1,68 +1,252 @@
-/* store.c: the backend-neutral face of the store. Calls go through the
- * backend's vtable; arguments every backend would check are checked here
- * once (a tenant is always required). */
+/* store.c: the backend-neutral face of the store.
+ *
+ * Owns what every backend shares: the tenant check, the copy of a call's
+ * arguments into one request allocation, the bound on pending requests
+ * (back-pressure instead of unbounded memory), and the way results come
+ * back to the loop — a locked list of completed requests and a uv_async
+ * that wakes the loop to run their callbacks. Backends only run requests.
+ */
 #include "store/store_internal.h"
 
 #include <string.h>
 
-static int need_tenant(const char *tenant, sb_error *err) {
-  if (!tenant || !*tenant)
-    return sb_error_set(err, SB_EINVAL, "store: a tenant is required");
+#define DEFAULT_MAX_PENDING 4096
+
+/* ---- completion: any thread -> the loop ------------------------------ */
+
+static void run_callbacks(sb_store *st) {
+  uv_mutex_lock(&st->done_lock);
+  st_req *r = st->done_head;
+  st->done_head = st->done_tail = NULL;
+  uv_mutex_unlock(&st->done_lock);
+  while (r) {
+    st_req *next = r->next;
+    st->pending--;
+    r->cb(r->ud, &r->res);
+    sb_store_record_clear(&r->res.record);
+    sb_store_versions_clear(&r->res.versions);
+    sb_free(r);
+    r = next;
+  }
+  /* Pending requests keep the loop running; an idle store does not. */
+  if (st->pending == 0 && st->wake) uv_unref((uv_handle_t *)st->wake);
+}
+
+static void on_wake(uv_async_t *h) { run_callbacks(h->data); }
+
+static void free_wake(uv_handle_t *h) { sb_free(h); }
+
+void st_complete(sb_store *st, st_req *req) {
+  req->next = NULL;
+  uv_mutex_lock(&st->done_lock);
+  if (st->done_tail)
+    st->done_tail->next = req;
+  else
+    st->done_head = req;
+  st->done_tail = req;
+  uv_mutex_unlock(&st->done_lock);
+  uv_async_send(st->wake);
+}
+
+int st_base_init(sb_store *st, const sb_store_options *o, sb_error *err) {
+  if (!o->loop)
+    return sb_error_set(err, SB_EINVAL, "store: a loop is required");
+  st->loop = o->loop;
+  st->max_pending = o->max_pending > 0 ? o->max_pending : DEFAULT_MAX_PENDING;
+  st->wake = sb_calloc(1, sizeof *st->wake);
+  if (!st->wake) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  if (uv_mutex_init(&st->done_lock) != 0) {
+    sb_free(st->wake);
+    st->wake = NULL;
+    return sb_error_set(err, SB_ENOMEM, "store: cannot create a lock");
+  }
+  if (uv_async_init(o->loop, st->wake, on_wake) != 0) {
+    uv_mutex_destroy(&st->done_lock);
+    sb_free(st->wake);
+    st->wake = NULL;
+    return sb_error_set(err, SB_ENOMEM, "store: cannot create a loop handle");
+  }
+  st->wake->data = st;
+  /* Idle stores do not keep the loop alive; pending requests do (below). */
+  uv_unref((uv_handle_t *)st->wake);
   return 0;
 }
 
-void sb_store_close(sb_store *st) {
-  if (st) st->ops->close(st);
+void st_base_fail(sb_store *st) {
+  if (!st->wake) return;
+  uv_close((uv_handle_t *)st->wake, free_wake);
+  uv_mutex_destroy(&st->done_lock);
+  st->wake = NULL;
 }
 
-int sb_store_schema_version(sb_store *st) { return st->ops->schema_version(st); }
+void sb_store_close(sb_store *st) {
+  if (!st) return;
+  st->closing = 1;
+  st->ops->stop(st);
+  /* Every request is back: their callbacks run now, and any request a
+   * callback submits is refused (closing). */
+  run_callbacks(st);
+  st_base_fail(st);
+  st->ops->destroy(st);
+}
 
-int sb_store_create(sb_store *st, const char *tenant, const sb_store_record *r,
-                    sb_error *err) {
-  if (need_tenant(tenant, err)) return SB_EINVAL;
-  return st->ops->create(st, tenant, r, err);
+int sb_store_schema_version(sb_store *st) {
+  return st->ops->schema_version(st);
+}
+
+void sb_store_get_stats(sb_store *st, sb_store_stats *out) {
+  out->batches = atomic_load(&st->batches);
+  out->writes = atomic_load(&st->writes);
+  out->pending = st->pending;
+}
+
+void sb_store_hold_writes(sb_store *st, int hold) {
+  st->ops->hold_writes(st, hold);
+}
+
+/* ---- submission ------------------------------------------------------ */
+
+/* Strings of one request, copied after the struct. */
+typedef struct req_strings {
+  const char *tenant, *id, *workflow_id, *session_id, *doc, *patch;
+} req_strings;
+
+static size_t len0(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *put(char **at, const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  memcpy(*at, s, n);
+  const char *copy = *at;
+  *at += n;
+  return copy;
+}
+
+/* A request for op with copies of s, or NULL (rc says why). */
+static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
+                       sb_store_cb cb, void *ud, int *rc) {
+  if (!s->tenant || !*s->tenant || st->closing) {
+    *rc = st->closing ? SB_ESTATE : SB_EINVAL;
+    return NULL;
+  }
+  if (st->pending >= st->max_pending) {
+    *rc = SB_EBUSY;
+    return NULL;
+  }
+  size_t extra = len0(s->tenant) + len0(s->id) + len0(s->workflow_id) +
+                 len0(s->session_id) + len0(s->doc) + len0(s->patch);
+  st_req *r = sb_calloc(1, sizeof *r + extra);
+  if (!r) {
+    *rc = SB_ENOMEM;
+    return NULL;
+  }
+  char *at = (char *)(r + 1);
+  r->tenant = put(&at, s->tenant);
+  r->id = put(&at, s->id);
+  r->workflow_id = put(&at, s->workflow_id);
+  r->session_id = put(&at, s->session_id);
+  r->doc = put(&at, s->doc);
+  r->patch = put(&at, s->patch);
+  r->op = op;
+  r->cb = cb;
+  r->ud = ud;
+  *rc = 0;
+  return r;
+}
+
+static int submit(sb_store *st, st_req *r) {
+  if (st->pending++ == 0) uv_ref((uv_handle_t *)st->wake);
+  st->ops->submit(st, r);
+  return 0;
+}
+
+int sb_store_create(sb_store *st, const char *tenant,
+                    const sb_store_record *rec, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {tenant,
+                   rec->id,
+                   rec->workflow_id ? rec->workflow_id : "",
+                   rec->session_id ? rec->session_id : "",
+                   rec->doc,
+                   NULL};
+  if (!rec->id || !rec->doc) return SB_EINVAL;
+  st_req *r = req_new(st, ST_OP_CREATE, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->created_ms = rec->created_ms;
+  r->expires_ms = rec->expires_ms;
+  return submit(st, r);
 }
 
 int sb_store_get(sb_store *st, const char *tenant, const char *id,
-                 int64_t now_ms, sb_store_record *out, sb_error *err) {
-  memset(out, 0, sizeof *out);
-  if (need_tenant(tenant, err)) return SB_EINVAL;
-  return st->ops->get(st, tenant, id, now_ms, out, err);
+                 int64_t now_ms, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .id = id ? id : ""};
+  st_req *r = req_new(st, ST_OP_GET, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  return submit(st, r);
 }
 
-int sb_store_append(sb_store *st, const char *tenant, const char *id,
-                    int64_t expected_version, const char *new_doc,
-                    const char *patch, const char *snapshot,
-                    int64_t expires_ms, int64_t now_ms,
-                    int64_t *current_version, sb_error *err) {
-  if (need_tenant(tenant, err)) return SB_EINVAL;
-  return st->ops->append(st, tenant, id, expected_version, new_doc, patch,
-                         snapshot, expires_ms, now_ms, current_version, err);
+int sb_store_append(sb_store *st, const sb_store_append_args *a, sb_store_cb cb,
+                    void *ud) {
+  int rc;
+  if (!a->new_doc) return SB_EINVAL;
+  req_strings s = {.tenant = a->tenant,
+                   .id = a->id ? a->id : "",
+                   .doc = a->new_doc,
+                   .patch = a->patch};
+  st_req *r = req_new(st, ST_OP_APPEND, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->version = a->expected_version;
+  r->snapshot = a->snapshot;
+  r->expires_ms = a->expires_ms;
+  r->now_ms = a->now_ms;
+  return submit(st, r);
 }
 
 int sb_store_version_chain(sb_store *st, const char *tenant, const char *id,
-                           int64_t n, int64_t now_ms, sb_store_versions *out,
-                           sb_error *err) {
-  memset(out, 0, sizeof *out);
-  if (need_tenant(tenant, err)) return SB_EINVAL;
-  return st->ops->version_chain(st, tenant, id, n, now_ms, out, err);
+                           int64_t n, int64_t now_ms, sb_store_cb cb,
+                           void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .id = id ? id : ""};
+  st_req *r = req_new(st, ST_OP_CHAIN, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->version = n;
+  r->now_ms = now_ms;
+  return submit(st, r);
 }
 
 int sb_store_history(sb_store *st, const char *tenant, const char *id,
                      int64_t before, size_t limit, int64_t now_ms,
-                     sb_store_versions *out, sb_error *err) {
-  memset(out, 0, sizeof *out);
-  if (need_tenant(tenant, err)) return SB_EINVAL;
-  return st->ops->history(st, tenant, id, before, limit, now_ms, out, err);
+                     sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .id = id ? id : ""};
+  st_req *r = req_new(st, ST_OP_HISTORY, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->version = before;
+  r->limit = (int64_t)limit;
+  r->now_ms = now_ms;
+  return submit(st, r);
 }
 
 int sb_store_sweep_expired(sb_store *st, int64_t now_ms, int max,
-                           sb_error *err) {
-  return st->ops->sweep_expired(st, now_ms, max, err);
+                           sb_store_cb cb, void *ud) {
+  int rc;
+  /* A sweep crosses tenants; the request still needs a non-empty one. */
+  req_strings s = {.tenant = "*"};
+  st_req *r = req_new(st, ST_OP_SWEEP, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  r->limit = max > 0 ? max : 1000;
+  return submit(st, r);
 }
 
-int64_t sb_store_count(sb_store *st, const char *tenant) {
-  return tenant ? st->ops->count(st, tenant) : 0;
+int sb_store_count(sb_store *st, const char *tenant, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant};
+  st_req *r = req_new(st, ST_OP_COUNT, &s, cb, ud, &rc);
+  if (!r) return rc;
+  return submit(st, r);
 }
 
 void sb_store_record_clear(sb_store_record *r) {

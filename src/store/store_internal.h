@@ -1,35 +1,102 @@
-/* store_internal.h: the backend vtable behind sb_store. Each backend
- * (sqlite.c now, pg.c later) fills one of these; store.c dispatches. */
+/* store_internal.h: what store.c shares with the backends.
+ *
+ * store.c turns each public call into an st_req (one allocation holding
+ * the request, copies of its strings and its result), counts it against
+ * max_pending, and hands it to the backend's submit. The backend runs it
+ * wherever it likes (SQLite: its threads) and hands it back with
+ * st_complete, from any thread; store.c then calls the callback on the
+ * loop thread and frees the request.
+ */
 #ifndef SB_STORE_INTERNAL_H
 #define SB_STORE_INTERNAL_H
 
+#include <sqlite3.h>
+#include <stdatomic.h>
+
 #include "store/store.h"
+
+typedef enum st_op {
+  ST_OP_CREATE = 1,
+  ST_OP_GET,
+  ST_OP_APPEND,
+  ST_OP_CHAIN,
+  ST_OP_HISTORY,
+  ST_OP_SWEEP,
+  ST_OP_COUNT,
+} st_op;
+
+/* Creates, appends and sweeps change the database; the rest only read. */
+static inline int st_op_writes(st_op op) {
+  return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP;
+}
+
+typedef struct st_req {
+  struct st_req *next; /* in whichever queue holds it */
+  st_op op;
+  sb_store_cb cb;
+  void *ud;
+  /* Inputs: the strings point into this allocation (NULL when absent). */
+  const char *tenant, *id, *workflow_id, *session_id, *doc, *patch;
+  int64_t version;    /* append: expected; chain: n; history: before */
+  int64_t limit;      /* history: limit; sweep: max */
+  int64_t created_ms; /* create */
+  int64_t expires_ms; /* create, append */
+  int64_t now_ms;
+  int snapshot; /* append: keep doc as a snapshot too */
+  sb_store_result res;
+} st_req;
 
 typedef struct sb_store_ops {
   const char *name;
-  void (*close)(sb_store *st);
+  /* Take the request (on the loop thread); hand it back with st_complete,
+   * never from inside this call's caller stack on the loop thread. */
+  void (*submit)(sb_store *st, st_req *req);
+  void (*hold_writes)(sb_store *st, int hold);
+  /* Run everything queued, then stop and join the backend's threads. */
+  void (*stop)(sb_store *st);
+  /* Free the backend (after stop, once every request is back). */
+  void (*destroy)(sb_store *st);
   int (*schema_version)(sb_store *st);
-  int (*create)(sb_store *st, const char *tenant, const sb_store_record *r,
-                sb_error *err);
-  int (*get)(sb_store *st, const char *tenant, const char *id, int64_t now_ms,
-             sb_store_record *out, sb_error *err);
-  int (*append)(sb_store *st, const char *tenant, const char *id,
-                int64_t expected_version, const char *new_doc,
-                const char *patch, const char *snapshot, int64_t expires_ms,
-                int64_t now_ms, int64_t *current_version, sb_error *err);
-  int (*version_chain)(sb_store *st, const char *tenant, const char *id,
-                       int64_t n, int64_t now_ms, sb_store_versions *out,
-                       sb_error *err);
-  int (*history)(sb_store *st, const char *tenant, const char *id,
-                 int64_t before, size_t limit, int64_t now_ms,
-                 sb_store_versions *out, sb_error *err);
-  int (*sweep_expired)(sb_store *st, int64_t now_ms, int max, sb_error *err);
-  int64_t (*count)(sb_store *st, const char *tenant);
 } sb_store_ops;
 
 /* Every backend's struct starts with this. */
 struct sb_store {
   const sb_store_ops *ops;
+  uv_loop_t *loop;
+  uv_async_t *wake; /* allocated apart: freed by its close callback */
+  uv_mutex_t done_lock;
+  st_req *done_head, *done_tail; /* completed, waiting for the loop */
+  int pending; /* loop thread only: submitted, not called back */
+  int max_pending;
+  int closing;
+  atomic_uint_least64_t batches, writes; /* counted by the writer */
 };
+
+/* Set up the loop side (wake handle, lock); 0 or SB_E*. */
+int st_base_init(sb_store *st, const sb_store_options *o, sb_error *err);
+/* Undo st_base_init when the backend failed to open. */
+void st_base_fail(sb_store *st);
+/* A request is done (any thread): queue its callback for the loop. */
+void st_complete(sb_store *st, st_req *req);
+
+/* ---- sqlite.c: one connection and what runs on it ------------------- */
+
+typedef struct st_conn st_conn;
+
+/* Open a connection in WAL mode with synchronous=FULL; `migrate` runs the
+ * schema migrations first (the writer's connection, opened before the
+ * readers'). NULL with err. */
+st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate,
+                      sb_error *err);
+void st_conn_close(st_conn *c);
+int st_conn_schema_version(void);
+
+/* Run a read (get, chain, history, count) on c, filling req->res. */
+void st_conn_read(st_conn *c, st_req *req);
+
+/* Run a batch of writes (linked by next) as one transaction: each in its
+ * own savepoint, then one COMMIT. Fills each req->res; returns 1 if the
+ * commit happened, 0 if it failed (every member then carries the error). */
+int st_conn_write_batch(st_conn *c, st_req *batch);
 
 #endif

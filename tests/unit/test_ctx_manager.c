@@ -1,5 +1,6 @@
 /* Unit tests for src/ctx/manager.c: versioned, tenant-isolated contexts on
- * the SQLite store. */
+ * the SQLite store, through the asynchronous manager API (each operation
+ * is started, then the loop runs until its callback has answered). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,10 +11,15 @@
 #include <string.h>
 
 #include "ctx/ctx.h"
+#include "test_loop.h"
 #include "store/store.h"
+
+#define DEADLINE_MS 20000
 
 typedef struct fixture {
   char dir[64];
+  char path[128];
+  uv_loop_t loop;
   sb_store *store;
   sb_ctx_manager *m;
   int changes;
@@ -31,10 +37,10 @@ static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   snprintf(f->dir, sizeof f->dir, "/tmp/sb-ctx-XXXXXX");
   if (!mkdtemp(f->dir)) return -1;
-  char path[128];
-  snprintf(path, sizeof path, "%s/sb.db", f->dir);
+  snprintf(f->path, sizeof f->path, "%s/sb.db", f->dir);
+  uv_loop_init(&f->loop);
   sb_error err = {0};
-  sb_store_options so = {.path = path};
+  sb_store_options so = {.path = f->path, .loop = &f->loop};
   f->store = sb_store_open_sqlite(&so, &err);
   sb_ctx_manager_options mo = {.store = f->store, .snapshot_every = 4};
   f->m = sb_ctx_manager_new(&mo);
@@ -47,11 +53,100 @@ static int teardown(void **state) {
   fixture *f = *state;
   sb_ctx_manager_free(f->m);
   sb_store_close(f->store);
+  assert_int_equal(loop_finish(&f->loop), 0);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
   int rc = system(cmd);
   free(f);
   return rc == 0 ? 0 : -1;
+}
+
+/* ---- one operation at a time ----------------------------------------- */
+
+typedef struct waiter {
+  int done, rc, count;
+  sb_error err;
+  json_t *doc;
+  int64_t version;
+} waiter;
+
+static void on_done(void *ud, const sb_ctx_result *res) {
+  waiter *w = ud;
+  w->done = 1;
+  w->rc = res->rc;
+  w->err = res->err;
+  w->doc = json_incref(res->doc);
+  w->version = res->version;
+  w->count = res->count;
+}
+
+/* Wait for w (started with `submitted`): rc, *out (new ref), *cur, *err,
+ * as the synchronous calls of old answered. */
+static int await(fixture *f, int submitted, waiter *w, json_t **out,
+                 int64_t *cur, sb_error *err) {
+  if (out) *out = NULL;
+  if (submitted != 0) return submitted; /* err filled by the call */
+  assert_true(run_until(&f->loop, flag_set, &w->done, DEADLINE_MS));
+  if (w->rc != 0 && err) *err = w->err;
+  if (cur && w->rc == SB_ECONFLICT) *cur = w->version;
+  if (out) *out = w->doc;
+  else json_decref(w->doc);
+  return w->rc;
+}
+
+static int w_create(fixture *f, const char *tenant, json_t *in, json_t **out,
+                    sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_create_async(f->m, tenant, in, on_done, &w, err), &w,
+               out, NULL, err);
+}
+
+static int w_get(fixture *f, const char *tenant, const char *id, int64_t v,
+                 json_t **out, sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_get_async(f->m, tenant, id, v, on_done, &w, err), &w,
+               out, NULL, err);
+}
+
+static int w_get_projected(fixture *f, const char *tenant, const char *id,
+                           json_t *paths, json_t **out, sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_get_projected_async(f->m, tenant, id, paths, on_done,
+                                             &w, err),
+               &w, out, NULL, err);
+}
+
+static int w_update(fixture *f, const char *tenant, const char *id,
+                    int64_t expected, sb_ctx_patch_kind kind, json_t *patch,
+                    json_t **out, int64_t *cur, sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_update_async(f->m, tenant, id, expected, kind, patch,
+                                      on_done, &w, err),
+               &w, out, cur, err);
+}
+
+static int w_history(fixture *f, const char *tenant, const char *id,
+                     int64_t before, size_t limit, json_t **out,
+                     sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_history_async(f->m, tenant, id, before, limit,
+                                       on_done, &w, err),
+               &w, out, NULL, err);
+}
+
+static int w_diff(fixture *f, const char *tenant, const char *id, int64_t from,
+                  int64_t to, json_t **out, sb_error *err) {
+  waiter w = {0};
+  return await(f, sb_ctx_diff_versions_async(f->m, tenant, id, from, to,
+                                             on_done, &w, err),
+               &w, out, NULL, err);
+}
+
+static int w_sweep(fixture *f, sb_error *err) {
+  waiter w = {0};
+  int rc = await(f, sb_ctx_sweep_async(f->m, on_done, &w, err), &w, NULL, NULL,
+                 err);
+  return rc ? rc : w.count;
 }
 
 static json_t *parse(const char *text) {
@@ -64,7 +159,7 @@ static json_t *parse(const char *text) {
 static json_t *create(fixture *f, const char *tenant, const char *input) {
   json_t *in = parse(input), *out = NULL;
   sb_error err = {0};
-  int rc = sb_ctx_create(f->m, tenant, in, &out, &err);
+  int rc = w_create(f, tenant, in, &out, &err);
   json_decref(in);
   if (rc != 0) fail_msg("create: %s", err.msg);
   return out;
@@ -96,15 +191,15 @@ static void test_create_rejects(void **state) {
   sb_error err = {0};
   json_t *out = NULL;
   json_t *in = parse("{\"tenantId\":\"dealer-b\"}");
-  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_int_equal(w_create(f, "dealer-a", in, &out, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "tenantId"));
   json_decref(in);
   in = parse("{\"data\":{\"conversation\":{\"sentiment\":\"angry\"}}}");
-  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_int_equal(w_create(f, "dealer-a", in, &out, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "data.conversation.sentiment"));
   json_decref(in);
   in = parse("{\"id\":\"mine\"}");
-  assert_int_equal(sb_ctx_create(f->m, "dealer-a", in, &out, &err), SB_EINVAL);
+  assert_int_equal(w_create(f, "dealer-a", in, &out, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "id:"));
   json_decref(in);
   assert_int_equal(f->changes, 0);
@@ -119,12 +214,12 @@ static void test_update_and_conflict(void **state) {
   json_t *out = NULL;
   int64_t cur = 0;
   json_t *merge = parse("{\"data\":{\"conversation\":{\"intent\":\"trade_in\"}}}");
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
                                  &out, &cur, &err), 0);
   assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
   json_decref(out);
   /* a stale writer gets a conflict carrying the current version */
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, merge,
                                  &out, &cur, &err), SB_ECONFLICT);
   assert_int_equal(cur, 2);
   json_decref(merge);
@@ -132,7 +227,7 @@ static void test_update_and_conflict(void **state) {
   json_t *patch = parse("[{\"op\":\"add\",\"path\":\"/data/conversation/"
                         "messages/-\",\"value\":{\"role\":\"user\",\"content\":"
                         "\"Is the F-150 still available?\"}}]");
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 2, SB_CTX_JSON_PATCH, patch,
+  assert_int_equal(w_update(f, "t", id, 2, SB_CTX_JSON_PATCH, patch,
                                  &out, &cur, &err), 0);
   json_decref(out);
   json_decref(patch);
@@ -140,25 +235,25 @@ static void test_update_and_conflict(void **state) {
   /* an invalid result is refused, naming the path, and changes nothing */
   patch = parse("[{\"op\":\"replace\",\"path\":\"/data/conversation/"
                 "sentiment\",\"value\":\"furious\"}]");
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_JSON_PATCH, patch,
+  assert_int_equal(w_update(f, "t", id, 3, SB_CTX_JSON_PATCH, patch,
                                  &out, &cur, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "data.conversation.sentiment"));
   json_decref(patch);
   /* server-owned / indexed fields are immutable */
   patch = parse("{\"tenantId\":\"other\"}");
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_MERGE_PATCH, patch,
+  assert_int_equal(w_update(f, "t", id, 3, SB_CTX_MERGE_PATCH, patch,
                                  &out, &cur, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "tenantId"));
   json_decref(patch);
   /* a failing patch op names itself */
   patch = parse("[{\"op\":\"remove\",\"path\":\"/data/nope\"}]");
-  assert_int_equal(sb_ctx_update(f->m, "t", id, 3, SB_CTX_JSON_PATCH, patch,
+  assert_int_equal(w_update(f, "t", id, 3, SB_CTX_JSON_PATCH, patch,
                                  &out, &cur, &err), SB_ENOENT);
   assert_non_null(strstr(err.msg, "patch[0]"));
   json_decref(patch);
 
   json_t *head = NULL;
-  assert_int_equal(sb_ctx_get(f->m, "t", id, 0, &head, &err), 0);
+  assert_int_equal(w_get(f, "t", id, 0, &head, &err), 0);
   assert_int_equal(json_integer_value(json_object_get(head, "version")), 3);
   json_decref(head);
   sb_free(id);
@@ -180,19 +275,19 @@ static void test_versions_history_diff(void **state) {
              "\"value\":\"step-%d\"}]",
              v, v);
     json_t *p = parse(text);
-    assert_int_equal(sb_ctx_update(f->m, "t", id, v, SB_CTX_JSON_PATCH, p,
+    assert_int_equal(w_update(f, "t", id, v, SB_CTX_JSON_PATCH, p,
                                    &versions[v + 1], NULL, &err), 0);
     json_decref(p);
   }
   /* every past version reads back exactly (snapshots every 4 versions) */
   for (int v = 1; v <= 20; v++) {
     json_t *got = NULL;
-    assert_int_equal(sb_ctx_get(f->m, "t", id, v, &got, &err), 0);
+    assert_int_equal(w_get(f, "t", id, v, &got, &err), 0);
     assert_true(json_equal(got, versions[v]));
     json_decref(got);
   }
   json_t *h = NULL;
-  assert_int_equal(sb_ctx_history(f->m, "t", id, 0, 5, &h, &err), 0);
+  assert_int_equal(w_history(f, "t", id, 0, 5, &h, &err), 0);
   assert_int_equal(json_array_size(h), 5);
   assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 0), "version")), 20);
   /* a message append is stored as an add to the end, not a rewrite */
@@ -209,13 +304,13 @@ static void test_versions_history_diff(void **state) {
   json_decref(h);
 
   json_t *d = NULL;
-  assert_int_equal(sb_ctx_diff_versions(f->m, "t", id, 3, 7, &d, &err), 0);
+  assert_int_equal(w_diff(f, "t", id, 3, 7, &d, &err), 0);
   json_t *rebuilt = NULL;
   assert_int_equal(sb_ctx_patch_apply(versions[3], d, &rebuilt, &err), 0);
   assert_true(json_equal(rebuilt, versions[7]));
   json_decref(rebuilt);
   json_decref(d);
-  assert_int_equal(sb_ctx_get(f->m, "t", id, 21, &d, &err), SB_ENOENT);
+  assert_int_equal(w_get(f, "t", id, 21, &d, &err), SB_ENOENT);
   for (int v = 1; v <= 20; v++) json_decref(versions[v]);
   sb_free(id);
 }
@@ -226,19 +321,19 @@ static void test_tenant_isolation(void **state) {
   const char *id = id_of(c);
   sb_error err_other = {0}, err_missing = {0};
   json_t *out = NULL;
-  int rc_other = sb_ctx_get(f->m, "dealer-b", id, 0, &out, &err_other);
-  int rc_missing = sb_ctx_get(f->m, "dealer-b", "0190a0a0-0000-7000-8000-000000000000",
+  int rc_other = w_get(f, "dealer-b", id, 0, &out, &err_other);
+  int rc_missing = w_get(f, "dealer-b", "0190a0a0-0000-7000-8000-000000000000",
                               0, &out, &err_missing);
   assert_int_equal(rc_other, SB_ENOENT);
   assert_int_equal(rc_missing, SB_ENOENT);
   json_t *p = parse("{\"data\":{}}");
   int64_t cur = -1;
-  assert_int_equal(sb_ctx_update(f->m, "dealer-b", id, 1, SB_CTX_MERGE_PATCH,
+  assert_int_equal(w_update(f, "dealer-b", id, 1, SB_CTX_MERGE_PATCH,
                                  p, &out, &cur, &err_other), SB_ENOENT);
   json_decref(p);
-  assert_int_equal(sb_ctx_history(f->m, "dealer-b", id, 0, 10, &out, &err_other),
+  assert_int_equal(w_history(f, "dealer-b", id, 0, 10, &out, &err_other),
                    SB_ENOENT);
-  assert_int_equal(sb_ctx_get(f->m, "dealer-b", id, 1, &out, &err_other), SB_ENOENT);
+  assert_int_equal(w_get(f, "dealer-b", id, 1, &out, &err_other), SB_ENOENT);
   json_decref(c);
 }
 
@@ -254,7 +349,7 @@ static void test_projection(void **state) {
   json_t *paths = parse("[\"conversation.messages[-2:]\",\"workflow.variables.vin\","
                         "\"user.preferences.color\"]");
   json_t *out = NULL;
-  assert_int_equal(sb_ctx_get_projected(f->m, "t", id_of(c), paths, &out, &err), 0);
+  assert_int_equal(w_get_projected(f, "t", id_of(c), paths, &out, &err), 0);
   json_t *data = json_object_get(out, "data");
   json_t *msgs = json_object_get(json_object_get(data, "conversation"), "messages");
   assert_int_equal(json_array_size(msgs), 2);
@@ -267,7 +362,7 @@ static void test_projection(void **state) {
   json_decref(out);
   json_decref(paths);
   paths = parse("[\"conversation.messages[x]\"]");
-  assert_int_equal(sb_ctx_get_projected(f->m, "t", id_of(c), paths, &out, &err), SB_EINVAL);
+  assert_int_equal(w_get_projected(f, "t", id_of(c), paths, &out, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "conversation.messages[x]"));
   json_decref(paths);
   json_decref(c);
@@ -278,12 +373,145 @@ static void test_expiry(void **state) {
   json_t *c = create(f, "t", "{\"metadata\":{\"expiresAt\":\"2001-01-01T00:00:00Z\"}}");
   sb_error err = {0};
   json_t *out = NULL;
-  assert_int_equal(sb_ctx_get(f->m, "t", id_of(c), 0, &out, &err), SB_ENOENT);
+  assert_int_equal(w_get(f, "t", id_of(c), 0, &out, &err), SB_ENOENT);
   json_t *live = create(f, "t", "{}");
-  assert_int_equal(sb_ctx_sweep(f->m, &err), 1);
-  assert_int_equal(sb_ctx_get(f->m, "t", id_of(live), 0, &out, &err), 0);
+  assert_int_equal(w_sweep(f, &err), 1);
+  assert_int_equal(w_get(f, "t", id_of(live), 0, &out, &err), 0);
   json_decref(out);
   json_decref(live);
+  json_decref(c);
+}
+
+/* A full store queue refuses new operations up front with SB_EBUSY and
+ * the shared message; once the queue drains they are accepted again. */
+static void test_busy(void **state) {
+  fixture *f = *state;
+  sb_ctx_manager_free(f->m);
+  sb_store_close(f->store);
+  sb_error err = {0};
+  sb_store_options so = {.path = f->path, .loop = &f->loop, .max_pending = 2};
+  f->store = sb_store_open_sqlite(&so, &err);
+  assert_non_null(f->store);
+  sb_ctx_manager_options mo = {.store = f->store};
+  f->m = sb_ctx_manager_new(&mo);
+  sb_store_hold_writes(f->store, 1);
+  json_t *in = parse("{}");
+  waiter a = {0}, b = {0}, c = {0};
+  assert_int_equal(sb_ctx_create_async(f->m, "t", in, on_done, &a, &err), 0);
+  assert_int_equal(sb_ctx_create_async(f->m, "t", in, on_done, &b, &err), 0);
+  assert_int_equal(sb_ctx_create_async(f->m, "t", in, on_done, &c, &err),
+                   SB_EBUSY);
+  assert_string_equal(err.msg, SB_CTX_BUSY_MESSAGE);
+  assert_int_equal(sb_ctx_get_async(f->m, "t", "some-id", 0, on_done, &c, &err),
+                   SB_EBUSY);
+  sb_store_hold_writes(f->store, 0);
+  json_t *out = NULL;
+  assert_int_equal(await(f, 0, &a, &out, NULL, &err), 0);
+  json_decref(out);
+  assert_int_equal(await(f, 0, &b, &out, NULL, &err), 0);
+  json_decref(out);
+  assert_int_equal(c.done, 0);
+  assert_int_equal(w_create(f, "t", in, &out, &err), 0);
+  json_decref(out);
+  json_decref(in);
+}
+
+/* Many updates from one version at once: exactly one wins, the others get
+ * a conflict naming the version it made. */
+static void test_racing_updates(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  enum { N = 16 };
+  waiter w[N];
+  memset(w, 0, sizeof w);
+  sb_error err = {0};
+  for (int i = 0; i < N; i++) {
+    char text[96];
+    snprintf(text, sizeof text, "{\"data\":{\"workflow\":{\"currentStep\":"
+             "\"s%d\"}}}", i);
+    json_t *p = parse(text);
+    assert_int_equal(sb_ctx_update_async(f->m, "t", id_of(c), 1,
+                                         SB_CTX_MERGE_PATCH, p, on_done, &w[i],
+                                         &err),
+                     0);
+    json_decref(p); /* the manager holds its own reference */
+  }
+  int won = 0;
+  for (int i = 0; i < N; i++) {
+    json_t *out = NULL;
+    int64_t cur = 0;
+    int rc = await(f, 0, &w[i], &out, &cur, &err);
+    if (rc == 0) {
+      won++;
+      assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
+    } else {
+      assert_int_equal(rc, SB_ECONFLICT);
+      assert_int_equal(cur, 2);
+    }
+    json_decref(out);
+  }
+  assert_int_equal(won, 1);
+  json_decref(c);
+}
+
+/* A head changed behind this manager's back (another manager on the same
+ * store, as another node would) is not trusted from its cache: the stale
+ * update is a conflict with the real head, and the next one succeeds. */
+static void test_cached_head_stale(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  const char *id = id_of(c);
+  sb_ctx_manager_options mo = {.store = f->store};
+  sb_ctx_manager *other = sb_ctx_manager_new(&mo);
+  sb_error err = {0};
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"b\"}}}");
+  waiter w = {0};
+  assert_int_equal(sb_ctx_update_async(other, "t", id, 1, SB_CTX_MERGE_PATCH,
+                                       p, on_done, &w, &err),
+                   0);
+  json_t *out = NULL;
+  assert_int_equal(await(f, 0, &w, &out, NULL, &err), 0);
+  json_decref(out);
+  int64_t cur = 0;
+  /* f->m saw version 1 (it created it); the store is at 2 */
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   SB_ECONFLICT);
+  assert_int_equal(cur, 2);
+  assert_int_equal(w_update(f, "t", id, 2, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 3);
+  json_decref(out);
+  /* and from the cache again: version 3 was this manager's own write */
+  assert_int_equal(w_update(f, "t", id, 3, SB_CTX_MERGE_PATCH, p, &out, &cur,
+                            &err),
+                   0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 4);
+  json_decref(out);
+  json_t *head = NULL;
+  assert_int_equal(w_get(f, "t", id, 0, &head, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(head, "version")), 4);
+  json_decref(head);
+  json_decref(p);
+  sb_ctx_manager_free(other);
+  json_decref(c);
+}
+
+/* Freeing the manager with an operation under way: it still calls back. */
+static void test_free_in_flight(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  waiter w = {0};
+  sb_error err = {0};
+  assert_int_equal(sb_ctx_get_async(f->m, "t", id_of(c), 0, on_done, &w, &err),
+                   0);
+  sb_ctx_manager_free(f->m);
+  f->m = NULL;
+  json_t *out = NULL;
+  assert_int_equal(await(f, 0, &w, &out, NULL, &err), 0);
+  assert_true(json_equal(out, c));
+  json_decref(out);
   json_decref(c);
 }
 
@@ -313,6 +541,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_racing_updates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cached_head_stale, setup,
+                                      teardown),
       cmocka_unit_test(test_time_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

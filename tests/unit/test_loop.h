@@ -32,4 +32,14 @@ static inline int run_until(uv_loop_t *loop, int (*cond)(void *), void *ud,
 
 static inline int loop_idle(void *ud) { return !uv_loop_alive(ud); }
 
+/* Conditions for run_until: an int flag set by a callback. */
+static inline int flag_set(void *ud) { return *(const int *)ud != 0; }
+
+/* Let handles closed by the code under test (e.g. a closed store's) finish
+ * closing, then close the loop; 0 when nothing was left open. */
+static inline int loop_finish(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  return uv_loop_close(loop);
+}
+
 #endif

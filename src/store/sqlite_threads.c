@@ -1,0 +1,230 @@
+/* sqlite_threads.c: the SQLite backend's threads — one writer with group
+ * commit, and a small pool of readers.
+ *
+ * The loop thread only queues requests. The writer sleeps until writes are
+ * queued, takes every write queued at that moment, and commits them as one
+ * transaction (st_conn_write_batch: a savepoint each, one COMMIT, one
+ * fsync); while it commits, new writes pile up for the next batch, so the
+ * batch grows with the load and a lone write still commits at once. Only
+ * after the commit are the batch's requests handed back (st_complete), so
+ * nothing is acknowledged before it is durable. Readers each own a WAL
+ * connection and take one read at a time; a read queued after a write's
+ * callback begins after that write's commit and so sees it.
+ *
+ * One lock guards both queues and the stop flag; each kind of thread
+ * waits on its own condition variable.
+ */
+#include "store/store_internal.h"
+
+#include <string.h>
+
+#define DEFAULT_READERS 2
+#define MAX_READERS 16
+
+typedef struct st_queue {
+  st_req *head, *tail;
+} st_queue;
+
+typedef struct sqlite_store sqlite_store;
+
+typedef struct st_reader {
+  sqlite_store *s;
+  st_conn *conn;
+  uv_thread_t thread;
+  int started;
+} st_reader;
+
+struct sqlite_store {
+  sb_store base;
+  uv_mutex_t lock;
+  uv_cond_t writes_cond, reads_cond;
+  st_queue writes, reads; /* guarded by lock */
+  int stopping;           /* guarded by lock */
+  int hold;               /* guarded by lock (test hook) */
+  st_conn *writer_conn;
+  uv_thread_t writer;
+  int writer_started;
+  st_reader readers[MAX_READERS];
+  int nreaders;
+  int sync_inited;
+};
+
+static void queue_push(st_queue *q, st_req *r) {
+  r->next = NULL;
+  if (q->tail)
+    q->tail->next = r;
+  else
+    q->head = r;
+  q->tail = r;
+}
+
+/* ---- the writer ------------------------------------------------------ */
+
+static void writer_main(void *arg) {
+  sqlite_store *s = arg;
+  for (;;) {
+    uv_mutex_lock(&s->lock);
+    while (!s->stopping && (!s->writes.head || s->hold))
+      uv_cond_wait(&s->writes_cond, &s->lock);
+    st_req *batch = s->writes.head;
+    s->writes.head = s->writes.tail = NULL;
+    uv_mutex_unlock(&s->lock);
+    if (!batch) break; /* stopping, and nothing left to write */
+    uint64_t n = 0;
+    for (st_req *q = batch; q; q = q->next)
+      n++;
+    if (st_conn_write_batch(s->writer_conn, batch)) {
+      atomic_fetch_add(&s->base.batches, 1);
+      atomic_fetch_add(&s->base.writes, n);
+    }
+    while (batch) {
+      st_req *next = batch->next;
+      st_complete(&s->base, batch);
+      batch = next;
+    }
+  }
+}
+
+/* ---- the readers ----------------------------------------------------- */
+
+static void reader_main(void *arg) {
+  st_reader *rd = arg;
+  sqlite_store *s = rd->s;
+  for (;;) {
+    uv_mutex_lock(&s->lock);
+    while (!s->stopping && !s->reads.head)
+      uv_cond_wait(&s->reads_cond, &s->lock);
+    st_req *r = s->reads.head;
+    if (r) {
+      s->reads.head = r->next;
+      if (!s->reads.head) s->reads.tail = NULL;
+    }
+    uv_mutex_unlock(&s->lock);
+    if (!r) break; /* stopping, and nothing left to read */
+    st_conn_read(rd->conn, r);
+    st_complete(&s->base, r);
+  }
+}
+
+/* ---- the backend ----------------------------------------------------- */
+
+static void sq_submit(sb_store *base, st_req *r) {
+  sqlite_store *s = (sqlite_store *)base;
+  int writes = st_op_writes(r->op);
+  uv_mutex_lock(&s->lock);
+  queue_push(writes ? &s->writes : &s->reads, r);
+  uv_cond_signal(writes ? &s->writes_cond : &s->reads_cond);
+  uv_mutex_unlock(&s->lock);
+}
+
+static void sq_hold_writes(sb_store *base, int hold) {
+  sqlite_store *s = (sqlite_store *)base;
+  uv_mutex_lock(&s->lock);
+  s->hold = hold;
+  uv_cond_signal(&s->writes_cond);
+  uv_mutex_unlock(&s->lock);
+}
+
+static void sq_stop(sb_store *base) {
+  sqlite_store *s = (sqlite_store *)base;
+  if (!s->sync_inited) return;
+  uv_mutex_lock(&s->lock);
+  s->stopping = 1;
+  s->hold = 0;
+  uv_cond_broadcast(&s->writes_cond);
+  uv_cond_broadcast(&s->reads_cond);
+  uv_mutex_unlock(&s->lock);
+  if (s->writer_started) uv_thread_join(&s->writer);
+  s->writer_started = 0;
+  for (int i = 0; i < s->nreaders; i++) {
+    if (s->readers[i].started) uv_thread_join(&s->readers[i].thread);
+    s->readers[i].started = 0;
+  }
+}
+
+static void sq_destroy(sb_store *base) {
+  sqlite_store *s = (sqlite_store *)base;
+  for (int i = 0; i < s->nreaders; i++)
+    st_conn_close(s->readers[i].conn);
+  st_conn_close(s->writer_conn);
+  if (s->sync_inited) {
+    uv_cond_destroy(&s->writes_cond);
+    uv_cond_destroy(&s->reads_cond);
+    uv_mutex_destroy(&s->lock);
+  }
+  sb_free(s);
+}
+
+static int sq_schema_version(sb_store *base) {
+  return st_conn_schema_version();
+}
+
+static const sb_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .submit = sq_submit,
+    .hold_writes = sq_hold_writes,
+    .stop = sq_stop,
+    .destroy = sq_destroy,
+    .schema_version = sq_schema_version,
+};
+
+static int init_sync(sqlite_store *s, sb_error *err) {
+  if (uv_mutex_init(&s->lock) != 0) goto fail;
+  if (uv_cond_init(&s->writes_cond) != 0) {
+    uv_mutex_destroy(&s->lock);
+    goto fail;
+  }
+  if (uv_cond_init(&s->reads_cond) != 0) {
+    uv_cond_destroy(&s->writes_cond);
+    uv_mutex_destroy(&s->lock);
+    goto fail;
+  }
+  s->sync_inited = 1;
+  return 0;
+fail:
+  return sb_error_set(err, SB_ENOMEM, "store: cannot create a lock");
+}
+
+sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
+  if (!sqlite3_threadsafe()) {
+    sb_error_set(err, SB_EINVAL,
+                 "store: this SQLite is built without "
+                 "thread support");
+    return NULL;
+  }
+  sqlite_store *s = sb_calloc(1, sizeof *s);
+  if (!s) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->base.ops = &sqlite_ops;
+  if (init_sync(s, err) != 0) goto fail;
+  /* The writer's connection first: it creates the file and migrates, so
+   * the readers find the schema. */
+  s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
+  if (!s->writer_conn) goto fail;
+  int want = o->readers > 0 ? o->readers : DEFAULT_READERS;
+  if (want > MAX_READERS) want = MAX_READERS;
+  for (; s->nreaders < want; s->nreaders++) {
+    st_reader *rd = &s->readers[s->nreaders];
+    rd->s = s;
+    if (!(rd->conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err)))
+      goto fail;
+  }
+  if (st_base_init(&s->base, o, err) != 0) goto fail;
+  if (uv_thread_create(&s->writer, writer_main, s) != 0) goto fail_threads;
+  s->writer_started = 1;
+  for (int i = 0; i < s->nreaders; i++) {
+    if (uv_thread_create(&s->readers[i].thread, reader_main, &s->readers[i]))
+      goto fail_threads;
+    s->readers[i].started = 1;
+  }
+  return &s->base;
+fail_threads:
+  sb_error_set(err, SB_ENOMEM, "store: cannot start its threads");
+  sq_stop(&s->base);
+  st_base_fail(&s->base);
+fail:
+  sq_destroy(&s->base);
+  return NULL;
+}

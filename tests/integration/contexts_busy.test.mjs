@@ -1,0 +1,103 @@
+// Back-pressure of the context store, end to end: with store.max_pending: 1
+// a burst of concurrent creates finds the queue full. REST answers those
+// with 503, Retry-After and {"error":{"code":"busy"}}; MCP with JSON-RPC
+// error -32050. Every create that was acknowledged is stored; the refused
+// ones left nothing behind, and the server serves normally afterwards.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
+import { TENANTS, restClient, writeTenantConfig } from './lib/contexts_common.mjs';
+
+const BURST = 64;
+const MAX_BURSTS = 20;
+
+async function busyServer() {
+  const server = await startHttpServer({
+    extraArgs: ['--config', writeTenantConfig('store:\n  max_pending: 1\n')],
+  });
+  server.base = server.url.replace(/\/mcp$/, '');
+  return server;
+}
+
+test('REST: a full store queue is a 503 busy with Retry-After; acknowledged creates are all stored', async () => {
+  const server = await busyServer();
+  try {
+    const a = restClient(server.base, TENANTS.a.token);
+    let busy = null;
+    const ids = [];
+    // Bursts until one create is refused; each burst is concurrent.
+    for (let burst = 0; !busy && burst < MAX_BURSTS; burst++) {
+      const rs = await withDeadline(Promise.all(Array.from({ length: BURST }, () => a.create({}))),
+        DEADLINE_MS, 'a burst of creates');
+      for (const r of rs) {
+        if (r.status === 201) ids.push(r.json.id);
+        else if (r.status === 503) busy = r;
+        else assert.fail(`unexpected ${r.status}: ${r.text}`);
+      }
+    }
+    assert.ok(busy, `no create was refused in ${MAX_BURSTS} bursts of ${BURST}`);
+    assert.equal(busy.headers['retry-after'], '1');
+    assert.equal(busy.json.error.code, 'busy');
+    assert.match(busy.json.error.message, /busy/);
+    // One at a time, nothing is refused: every acknowledged create reads back.
+    for (const id of ids) {
+      const g = await a.get(id);
+      assert.equal(g.status, 200, `acknowledged context ${id}: ${g.text}`);
+    }
+    const after = await a.create({});
+    assert.equal(after.status, 201, after.text);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('MCP: a full store queue is JSON-RPC error -32050 on tools/call', async () => {
+  const server = await busyServer();
+  try {
+    const call = async (id) => {
+      const res = await fetch(server.url, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${TENANTS.a.token}`,
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          'MCP-Protocol-Version': MODERN_VERSION,
+          'Mcp-Method': 'tools/call',
+          'Mcp-Name': 'context_create',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0', id, method: 'tools/call',
+          params: {
+            name: 'context_create', arguments: {},
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+              'io.modelcontextprotocol/clientCapabilities': {},
+            },
+          },
+        }),
+      });
+      return { status: res.status, json: await res.json() };
+    };
+    let busy = null;
+    let created = 0;
+    for (let burst = 0; !busy && burst < MAX_BURSTS; burst++) {
+      const rs = await withDeadline(Promise.all(Array.from({ length: BURST }, (_, i) => call(i + 1))),
+        DEADLINE_MS, 'a burst of tools/call');
+      for (const r of rs) {
+        assert.equal(r.status, 200);
+        if (r.json.error) busy = r.json.error;
+        else {
+          assert.ok(r.json.result.structuredContent.id, JSON.stringify(r.json));
+          created++;
+        }
+      }
+    }
+    assert.ok(busy, `no tools/call was refused in ${MAX_BURSTS} bursts of ${BURST}`);
+    assert.equal(busy.code, -32050);
+    assert.match(busy.message, /busy/);
+    assert.ok(created > 0);
+  } finally {
+    await server.stop();
+  }
+});
