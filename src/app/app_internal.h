@@ -43,6 +43,9 @@ void app_rest_error(sb_http_request *req, int status, const char *code,
  * bad_json naming `what`, the line and the column. */
 json_t *app_rest_body(sb_http_request *req, const char *what);
 
+/* rest_calls.c: POST /v1/agents/call (any tenant). */
+void app_rest_agent_call(sb_app *app, sb_http_request *req);
+
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);
 

@@ -7,6 +7,8 @@
  *   DELETE /v1/agents/{id}                remove (204)
  *   GET    /v1/agents/explain?capability=C[&context=ID]
  *                                         getOptimalAgent's ranking
+ *   POST   /v1/agents/call                a tool call routed with the
+ *                                         context (rest_calls.c)
  *
  * Changes need an administrator tenant (auth.admin_tenants); reading is
  * open to every authenticated caller.
@@ -112,6 +114,8 @@ static void handle(void *ud, sb_http_request *req) {
   const char *path = sb_http_request_path(req) + strlen(PREFIX);
   const char *tenant = sb_http_request_tenant(req);
   int reading = strcmp(method, "GET") == 0;
+  /* Calling agents is every tenant's; changing them is the admins'. */
+  if (strcmp(path, "/call") == 0) return app_rest_agent_call(app, req);
   if (!reading && !sb_config_is_admin(app->cfg, tenant))
     return app_rest_error(req, 403, "forbidden",
                           "changing agents needs an administrator tenant "

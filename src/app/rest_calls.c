@@ -1,0 +1,148 @@
+/* rest_calls.c: POST /v1/agents/call, a tool call routed with the context
+ * over REST (the agents_call tool's twin).
+ *
+ * Body: {"capability" | "agent", "tool", "arguments", "contextId",
+ * "timeoutMs"}. The answer waits for the agent (the request is deferred):
+ *
+ *   200 {"agent", "result", "routing"}        the agent's result
+ *   502 {"error": {"code": "agent_error", "message", "agentError"}}
+ *                                              the agent's own error
+ *   404 no_agent / 422 invalid (a context id that reads as missing too)
+ *   503 busy (Retry-After) / unavailable, 504 timeout
+ *
+ * A REST caller has nobody to ask: an agent's request for input
+ * (sampling, elicitation, roots) is refused with a clear error, which the
+ * agent answers as it sees fit. */
+#include <string.h>
+
+#include "app/app_internal.h"
+
+typedef struct rest_call {
+  sb_http_request *req; /* NULL once the client has gone */
+  sb_gateway_call *gc;  /* NULL once it has ended */
+} rest_call;
+
+static void respond_outcome(sb_http_request *req, const sb_gateway_result *r) {
+  if (r->outcome == SB_GATEWAY_ANSWERED && r->result) {
+    json_t *body = json_pack("{sssOsO?}", "agent", r->agent ? r->agent : "",
+                             "result", r->result, "routing", r->routing);
+    return app_rest_json(req, 200, body, NULL);
+  }
+  if (r->outcome == SB_GATEWAY_ANSWERED) {
+    const char *m = json_string_value(json_object_get(r->error, "message"));
+    return app_rest_json(
+        req, 502,
+        json_pack("{s{sssssO}}", "error", "code", "agent_error", "message",
+                  m ? m : "the agent answered with an error", "agentError",
+                  r->error),
+        NULL);
+  }
+  int status;
+  const char *code;
+  switch (r->outcome) {
+  case SB_GATEWAY_NO_AGENT: status = 404, code = "no_agent"; break;
+  case SB_GATEWAY_INVALID: status = 422, code = "invalid"; break;
+  case SB_GATEWAY_INPUT_REFUSED: status = 422, code = "input_refused"; break;
+  case SB_GATEWAY_TIMED_OUT: status = 504, code = "timeout"; break;
+  case SB_GATEWAY_BUSY:
+  case SB_GATEWAY_STOPPING: {
+    const char *headers[] = {"Retry-After", "1", NULL};
+    return app_rest_json(req, 503,
+                         json_pack("{s{ssss}}", "error", "code", "busy",
+                                   "message", r->message),
+                         headers);
+  }
+  default: status = 503, code = "unavailable"; break;
+  }
+  app_rest_json(req, status,
+                json_pack("{s{ssssssss?}}", "error", "code", code, "message",
+                          r->message, "outcome",
+                          sb_gateway_outcome_name(r->outcome), "agent",
+                          r->agent),
+                NULL);
+}
+
+static void on_done(void *ud, const sb_gateway_result *r) {
+  rest_call *rc = ud;
+  rc->gc = NULL;
+  if (rc->req) respond_outcome(rc->req, r);
+  sb_free(rc);
+}
+
+static void on_gone(void *ud) {
+  rest_call *rc = ud;
+  rc->req = NULL;
+  if (rc->gc) sb_gateway_call_cancel(rc->gc, "the HTTP client went away");
+}
+
+void app_rest_agent_call(sb_app *app, sb_http_request *req) {
+  if (strcmp(sb_http_request_method(req), "POST") != 0)
+    return app_rest_error(req, 405, "method_not_allowed",
+                          "use POST on /v1/agents/call");
+  json_t *body = app_rest_body(req, "body");
+  if (!body) return;
+  const char *tool = json_string_value(json_object_get(body, "tool"));
+  json_t *cap = json_object_get(body, "capability");
+  json_t *who = json_object_get(body, "agent");
+  json_t *args = json_object_get(body, "arguments");
+  json_t *ctx_id = json_object_get(body, "contextId");
+  json_t *timeout = json_object_get(body, "timeoutMs");
+  const char *bad =
+      !json_is_object(body)                     ? "body: expected an object"
+      : !tool                                   ? "tool: required string"
+      : !cap == !who                            ? "give capability or agent, "
+                                                  "not both"
+      : cap && !json_is_string(cap)             ? "capability: expected a string"
+      : who && !json_is_string(who)             ? "agent: expected a string"
+      : args && !json_is_object(args)           ? "arguments: expected an object"
+      : ctx_id && !json_is_string(ctx_id)       ? "contextId: expected a string"
+      : timeout && (!json_is_integer(timeout) || json_integer_value(timeout) < 1 ||
+                    json_integer_value(timeout) > 3600000)
+          ? "timeoutMs: expected an integer between 1 and 3600000"
+          : NULL;
+  if (bad) {
+    json_decref(body);
+    return app_rest_error(req, 400, "bad_request", bad);
+  }
+  rest_call *rc = sb_calloc(1, sizeof *rc);
+  json_t *params = json_pack("{so}", "arguments",
+                             args ? json_incref(args) : json_object());
+  if (!rc || !params) {
+    sb_free(rc);
+    json_decref(params);
+    json_decref(body);
+    return app_rest_error(req, 500, "internal", "out of memory");
+  }
+  rc->req = req;
+  sb_gateway_call_options o = {
+      .agent = json_string_value(who),
+      .capability = json_string_value(cap),
+      .context_id = json_string_value(ctx_id),
+      .tenant = sb_http_request_tenant(req),
+      .method = "tools/call",
+      .name = tool,
+      .params = params,
+      .deadline_ms = timeout ? (uint64_t)json_integer_value(timeout) : 0,
+      .no_fallback = who != NULL,
+      .on_done = on_done,
+      .ud = rc};
+  sb_http_request_defer(req, on_gone, rc);
+  sb_error err = {0};
+  sb_gateway_call *gc = NULL;
+  int rv = sb_gateway_call_start(app->gateway, &o, &gc, &err);
+  json_decref(params);
+  json_decref(body);
+  if (rv != 0) {
+    sb_free(rc);
+    if (rv == SB_EBUSY) {
+      const char *headers[] = {"Retry-After", "1", NULL};
+      return app_rest_json(req, 503,
+                           json_pack("{s{ssss}}", "error", "code", "busy",
+                                     "message", err.msg),
+                           headers);
+    }
+    return app_rest_error(req, rv == SB_ENOENT ? 404 : 422,
+                          rv == SB_ENOENT ? "no_agent" : "invalid", err.msg);
+  }
+  if (gc) rc->gc = gc; /* else answered already, and rc is gone */
+}
