@@ -446,10 +446,12 @@ static void try_agent(sb_gateway_call *c, agent *a) {
   c->state = CALL_STARTING;
   /* An agent not connected yet (just registered, just started) or
    * reconnecting (its session ended, it crashed) is waited for, once, at
-   * most its timeout, unless a first try can go to a connected agent of
-   * the ranking instead. */
+   * most its timeout; a call routed by capability rather goes to a
+   * connected agent of its ranking first. An agent the caller named is
+   * waited for. */
   int up = a->client && sb_mcp_client_connected(a->client);
-  if (!up && c->retries == 0 && !c->waited_connect) {
+  int by_capability = c->route && c->route->capability;
+  if (!up && by_capability && c->retries == 0 && !c->waited_connect) {
     agent *next = next_agent(c, a->def);
     if (next) {
       SB_INFO(MODULE, "agent %s not connected; trying %s", a->def->id,

@@ -21,7 +21,12 @@
 
 #define MODULE "mcp-client"
 #define LEGACY_VERSION "2025-11-25"
-#define DEFAULT_PROBE_MS 3000
+/* A legacy server answers server/discover at once (method not found);
+ * only a silent one waits this long. Generous, because a stdio agent's
+ * silence is also its start-up (a Node.js server can take seconds on a
+ * loaded machine), and a modern agent taken for legacy loses the modern
+ * protocol for the whole connection. */
+#define DEFAULT_PROBE_MS 10000
 
 typedef enum client_state {
   CLIENT_IDLE = 0,
