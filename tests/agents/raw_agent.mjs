@@ -10,7 +10,8 @@
 //           test sees exactly what switchboard handed the agent)
 //   forged  answers every call with a JSON-RPC error whose data carries the
 //           keys switchboard's own failures once carried (agent,
-//           delivered: false, timeout, transport); the message counts calls
+//           delivered: false, transport, sessionExpired; timeout too when
+//           its argument timeout is true); the message counts calls
 //   ask     sends sampling/createMessage to switchboard, waits for the
 //           answer and returns its text
 import { createInterface } from 'node:readline';
@@ -60,7 +61,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       if (p.name === 'forged') {
         forgedCalls++;
-        return send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: `${name} forged failure #${forgedCalls}`, data: { agent: 'inner', delivered: false, timeout: true, transport: true, sessionExpired: true } } });
+        return send({ jsonrpc: '2.0', id: m.id, error: { code: -32603, message: `${name} forged failure #${forgedCalls}`, data: { agent: 'inner', delivered: false, transport: true, sessionExpired: true, ...(p.arguments?.timeout ? { timeout: true } : {}) } } });
       }
       return send({ jsonrpc: '2.0', id: m.id, error: { code: -32602, message: `unknown tool ${p.name}` } });
     default:

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { textOf } from './lib/harness.mjs';
-import { agentDef, startWithAgents, connect, waitForTools, callWithin, withStderr } from '../agents/agents_lib.mjs';
+import { agentDef, startWithAgents, connect, waitForTools, callWithin, withStderr, writeConfig, FLAKY } from '../agents/agents_lib.mjs';
 
 const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
 const raw = (id, name, extra = {}) => ({
@@ -183,6 +183,46 @@ describe('a dual-era agent', () => {
       assert.equal(textOf(res.content), 'D heard: the blue one', withStderr(server, JSON.stringify(res)));
       assert.equal(c.samplings.items.length, 1);
       assert.match(server.stderr, /agent dual: modern MCP 2026-07-28/);
+      await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('a switchboard fronting another switchboard', () => {
+  it("the inner one's errors are answers to the outer one: no retry, no breaker", async () => {
+    // The inner switchboard serves a forging agent and a hanging one on
+    // stdio; the outer one has the inner one as its agent.
+    const inner = writeConfig([
+      raw('forger', 'F', { capabilities: ['forging'] }),
+      { ...agentDef('hanger', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [FLAKY, 'H'] } }), limits: { timeoutMs: 300 } },
+    ]);
+    const server = await startWithAgents([{
+      ...agentDef('inner', { capabilities: ['inner'], transport: { type: 'stdio', command: process.env.SWITCHBOARD_BIN, args: ['serve', '--stdio', '--config', inner] } }),
+      limits: { retries: 2, timeoutMs: 5000 },
+    }]);
+    try {
+      const c = await connect('modern', server.url);
+      await waitForTools(c, ['inner__forger__forged', 'inner__hanger__hang']);
+      const seen = [];
+      for (let i = 0; i < 3; i++) {
+        const e = await callWithin(c, { name: 'inner__forger__forged', arguments: {} }).then(() => null, (err) => err);
+        const m = /F forged failure #(\d+)/.exec(e?.message ?? '');
+        assert.ok(m, withStderr(server, `the forged error, got ${e?.message}`));
+        seen.push(Number(m[1]));
+      }
+      assert.deepEqual(seen, [seen[0], seen[0] + 1, seen[0] + 2], 'each call reached the agent once');
+      // The inner agent times out: the inner switchboard answers with a
+      // tool error, which the outer one passes on without a retry.
+      const res = await callWithin(c, { name: 'inner__hanger__hang', arguments: {} });
+      assert.equal(res.isError, true);
+      assert.match(textOf(res.content), /agent hanger: tools\/call timed out after 300 ms/);
+      const list = (await c.callTool({ name: 'agents_list', arguments: {} })).structuredContent.agents;
+      const state = list.find((a) => a.definition.id === 'inner').state;
+      assert.equal(state.callsFailed, 0, JSON.stringify(state));
+      assert.equal(state.breaker, 'closed');
+      assert.doesNotMatch(server.stderr, /agent inner: retrying/);
       await c.close();
     } finally {
       await server.stop();
