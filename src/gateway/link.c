@@ -24,28 +24,17 @@ static int link_set_header(void *t, const char *name, const char *value) {
   return ch ? sb_channel_set_header(ch, name, value) : 0;
 }
 
-/* "NAME=value" strings for a child's environment; NULL on ENOMEM. */
-static char **env_strings(const sb_agent_transport *t) {
-  char **env = sb_calloc(t->env.len + 1, sizeof *env);
-  for (size_t i = 0; env && i < t->env.len; i++)
-    if (!(env[i] = sb_asprintf("%s=%s", t->env.items[i].name,
-                               t->env.items[i].value))) {
-      sb_strv_free(env);
+/* "NAME=value" (environment) or "Name: value" (headers) strings,
+ * NULL-terminated; NULL on ENOMEM. Free with sb_strv_free. */
+static char **pair_strings(const sb_agent_pairs *p, const char *between) {
+  char **v = sb_calloc(p->len + 1, sizeof *v);
+  for (size_t i = 0; v && i < p->len; i++)
+    if (!(v[i] = sb_asprintf("%s%s%s", p->items[i].name, between,
+                             p->items[i].value))) {
+      sb_strv_free(v);
       return NULL;
     }
-  return env;
-}
-
-/* "Name: value" strings for HTTP requests; NULL on ENOMEM. */
-static char **header_strings(const sb_agent_transport *t) {
-  char **h = sb_calloc(t->headers.len + 1, sizeof *h);
-  for (size_t i = 0; h && i < t->headers.len; i++)
-    if (!(h[i] = sb_asprintf("%s: %s", t->headers.items[i].name,
-                             t->headers.items[i].value))) {
-      sb_strv_free(h);
-      return NULL;
-    }
-  return h;
+  return v;
 }
 
 static sb_channel *open_channel(const sb_gateway_link_options *o,
@@ -54,7 +43,7 @@ static sb_channel *open_channel(const sb_gateway_link_options *o,
   sb_channel *ch = NULL;
   if (t->type == SB_AGENT_TRANSPORT_STDIO) {
     const char **args = sb_calloc(t->args.len + 1, sizeof *args);
-    char **env = env_strings(t);
+    char **env = pair_strings(&t->env, "=");
     for (size_t i = 0; args && i < t->args.len; i++) args[i] = t->args.items[i];
     sb_child_options co = {.command = t->command,
                            .args = args,
@@ -67,7 +56,7 @@ static sb_channel *open_channel(const sb_gateway_link_options *o,
     sb_strv_free(env);
     sb_free(args);
   } else {
-    char **headers = header_strings(t);
+    char **headers = pair_strings(&t->headers, ": ");
     sb_http_channel_options ho = {.url = t->url,
                                   .headers = (const char *const *)headers,
                                   .name = o->def->id,

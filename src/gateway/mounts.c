@@ -223,13 +223,18 @@ static agent *route(mount *m, int kind, const char *v) {
   return v ? owner_of(m, kind, v) : NULL;
 }
 
-static int p_call_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args) {
-  mount *m = ud;
-  agent *a = route(m, LIST_TOOLS, name);
+/* A tool or prompt by name: to the agent that serves it, if any. */
+static int forward_named(mount *m, int kind, sb_mcp_call *call,
+                         const char *name) {
+  agent *a = route(m, kind, name);
   if (!a) return 0;
   gw_mcp_forward(m->gw, a, call, name);
   return 1;
+}
+
+static int p_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                       json_t *args) {
+  return forward_named(ud, LIST_TOOLS, call, name);
 }
 
 static int p_read_resource(void *ud, sb_mcp_call *call, const char *uri) {
@@ -242,11 +247,7 @@ static int p_read_resource(void *ud, sb_mcp_call *call, const char *uri) {
 
 static int p_get_prompt(void *ud, sb_mcp_call *call, const char *name,
                         json_t *args) {
-  mount *m = ud;
-  agent *a = route(m, LIST_PROMPTS, name);
-  if (!a) return 0;
-  gw_mcp_forward(m->gw, a, call, name);
-  return 1;
+  return forward_named(ud, LIST_PROMPTS, call, name);
 }
 
 static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "gateway/gateway.h"
+#include "test_loop.h"
 
 #define AGENT_SCRIPT SB_SOURCE_DIR "/tests/agents/raw_agent.mjs"
 
@@ -65,19 +66,10 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void on_deadline(uv_timer_t *t) { *(int *)t->data = 1; }
-
 /* Run the loop until *flag or 10 s pass. */
 static void wait_for(fixture *f, int *flag) {
-  uv_timer_t t;
-  int expired = 0;
-  uv_timer_init(&f->loop, &t);
-  t.data = &expired;
-  uv_timer_start(&t, on_deadline, 10000, 0);
-  while (!*flag && !expired) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  if (!*flag) fail_msg("nothing happened within 10 s");
+  if (!run_until(&f->loop, flag_set, flag, 10000))
+    fail_msg("nothing happened within 10 s");
 }
 
 static void on_done(void *ud, const sb_gateway_result *r) {
