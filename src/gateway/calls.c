@@ -85,7 +85,9 @@ struct sb_gateway_call {
   int asking_loop;      /* inside ask_questions's loop */
   int retry_due;        /* every answer came in during that loop */
   sb_gateway_input *inputs;
-  int in_start;          /* inside sb_gateway_call_start */
+  int holds;             /* code that touches the call after a callback
+                            that may end it: finish() leaves freeing to
+                            whoever drops the last hold */
   int store_op;          /* a context read or write is under way: it
                             frees the call if the call ended meanwhile */
   char *named;           /* the agent named, while the context is read */
@@ -285,7 +287,7 @@ static void finish(sb_gateway_call *c, sb_gateway_result *r) {
                     sb_mcp_client_is_modern(c->current->client);
   c->o.on_done(c->o.ud, r);
   /* else sb_gateway_call_start, or the store's callback, frees it */
-  if (!c->in_start && !c->store_op) call_free(c);
+  if (!c->holds && !c->store_op) call_free(c);
 }
 
 static void fail(sb_gateway_call *c, sb_gateway_outcome outcome,
@@ -545,8 +547,18 @@ static void ask_questions(sb_gateway_call *c, json_t *result) {
       in->next = c->inputs;
       c->inputs = in;
     }
-    if (!in || !in->key || !in->method || !method || !c->o.on_input ||
-        c->o.on_input(c->o.ud, in) != 0) {
+    /* The caller may answer inside on_input, even with an error that
+     * ends the call: hold it until the loop is done with it. */
+    c->holds++;
+    int refused = !in || !in->key || !in->method || !method ||
+                  !c->o.on_input || c->o.on_input(c->o.ud, in) != 0;
+    c->holds--;
+    if (c->state == CALL_DONE) { /* ended inside (finish() dropped every
+                                    question, this one too): free it now */
+      call_free(c);
+      return;
+    }
+    if (refused) {
       if (in) {
         input_unlink(in);
         input_free(in);
@@ -557,7 +569,6 @@ static void ask_questions(sb_gateway_call *c, json_t *result) {
            a->def->id, method ? method : "input");
       return;
     }
-    if (c->state == CALL_DONE) return; /* answered with a failure inside */
   }
   c->asking_loop = 0;
   if (c->retry_due) retry_with_answers(c);
@@ -868,9 +879,9 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
   if (!first) first = gw_agent_find(o, c->route->ids[0]);
   /* The first try may end the call at once (every agent refusing): then
    * on_done has run and the caller gets no handle. */
-  c->in_start = 1;
+  c->holds++;
   try_agent(c, first);
-  c->in_start = 0;
+  c->holds--;
   if (c->state == CALL_DONE) {
     call_free(c);
     return 0;

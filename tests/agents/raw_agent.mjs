@@ -14,6 +14,9 @@
 //           its argument timeout is true); the message counts calls
 //   ask     sends sampling/createMessage to switchboard, waits for the
 //           answer and returns its text
+//   ask_mrtr  the 2026-07-28 way: answers input_required with one sampling
+//           question and requestState "s1"; the retry carrying the answer
+//           (inputResponses.q) gets its text back
 import { createInterface } from 'node:readline';
 
 const name = process.argv[2] || 'raw';
@@ -26,6 +29,7 @@ const tools = [
   { name: 'whoami', description: 'Says who answered and what _meta it got', inputSchema: { type: 'object' } },
   { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
   { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
+  { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
 ];
 
 createInterface({ input: process.stdin }).on('line', (line) => {
@@ -53,6 +57,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'tools/call':
       if (p.name === 'whoami') {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
+      }
+      if (p.name === 'ask_mrtr') {
+        const answer = p.inputResponses?.q;
+        if (answer && p.requestState === 's1')
+          return send({ jsonrpc: '2.0', id: m.id, result: { resultType: 'complete', content: [{ type: 'text', text: `${name} heard: ${answer.content?.text}` }] } });
+        return send({ jsonrpc: '2.0', id: m.id, result: { resultType: 'input_required', inputRequests: { q: { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } } }, requestState: 's1' } });
       }
       if (p.name === 'ask') {
         const qid = `q${nextId++}`;

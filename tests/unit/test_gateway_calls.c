@@ -26,6 +26,7 @@ typedef struct fixture {
   int is_error;
   json_t *routing;
   sb_gateway_input *pending; /* a question left unanswered */
+  int answer_error;          /* answer questions with an error */
   const char *answer;        /* answer questions with this text (NULL: keep) */
   int refuse;                /* refuse questions */
   int asked;
@@ -46,9 +47,14 @@ static int setup(void **state) {
   sb_error err = {0};
   f->gw = sb_gateway_new(&o, &err);
   if (!f->gw) return -1;
-  const char *agents[][3] = {{"alpha", "A", "quotes"}, {"beta", "B", "other"}};
-  for (int i = 0; i < 2; i++) {
+  const char *agents[][3] = {
+      {"alpha", "A", "quotes"}, {"beta", "B", "other"}, {"dual", "D", "other"}};
+  for (int i = 0; i < 3; i++) {
     json_t *def = agent_json(agents[i][0], agents[i][1], agents[i][2]);
+    if (i == 2) /* speaks 2026-07-28 too */
+      json_array_append_new(json_object_get(json_object_get(def, "transport"),
+                                            "args"),
+                            json_string("--dual"));
     if (sb_gateway_add(f->gw, def, 0, 0, &err) != 0) fail_msg("%s", err.msg);
     json_decref(def);
   }
@@ -94,6 +100,12 @@ static int on_input(void *ud, sb_gateway_input *in) {
   assert_string_equal(sb_gateway_input_method(in), "sampling/createMessage");
   assert_string_equal(sb_gateway_input_capability(in), "sampling");
   if (f->refuse) return SB_EINVAL;
+  if (f->answer_error) {
+    sb_gateway_input_answer(in, NULL,
+                            json_pack("{siss}", "code", -1, "message",
+                                      "the user declined"));
+    return 0;
+  }
   if (!f->answer) {
     f->pending = in;
     return 0;
@@ -176,6 +188,26 @@ static void test_input_answered(void **state) {
   assert_string_equal(f->text, "A heard: the blue one");
 }
 
+/* A modern agent's input_required: each question is asked of the caller,
+ * and the agent is called again with the answers and its requestState.
+ * An error answer given inside on_input ends the call at once. */
+static void test_input_required(void **state) {
+  fixture *f = *state;
+  f->answer = "the red one";
+  start(f, "dual", NULL, "ask_mrtr", 0, 0);
+  wait_for(f, &f->done);
+  assert_int_equal(f->asked, 1);
+  assert_int_equal(f->outcome, SB_GATEWAY_ANSWERED);
+  assert_string_equal(f->text, "D heard: the red one");
+  f->done = 0;
+  f->answer = NULL;
+  f->answer_error = 1;
+  start(f, "dual", NULL, "ask_mrtr", 0, 0);
+  wait_for(f, &f->done);
+  assert_int_equal(f->outcome, SB_GATEWAY_INPUT_REFUSED);
+  assert_non_null(strstr(f->text, "the user declined"));
+}
+
 /* A caller with nobody to ask refuses: the agent hears a clear error. */
 static void test_input_refused(void **state) {
   fixture *f = *state;
@@ -243,6 +275,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_input_answered, setup, teardown),
       cmocka_unit_test_setup_teardown(test_input_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_input_required, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_forged_error_is_an_answer, setup,
