@@ -7,10 +7,11 @@
  * down and kill it, so one bad agent never harms the others. Stderr lines
  * are the agent's log and go to ours, rate-limited. Writes are queued by
  * libuv but bounded: an agent that stops reading stdin is disconnected
- * rather than making us buffer without limit. Messages sent during one
- * loop turn are gathered and written together just before the loop waits
- * again (a uv_prepare): under load one write(2), and one wake-up of the
- * agent, carries many requests instead of one each.
+ * rather than making us buffer without limit. The first message of a
+ * loop turn is written at once, so the agent starts on it while we carry
+ * on; the rest of that turn's messages are gathered and written together
+ * just before the loop waits again (a uv_prepare): under load one
+ * write(2), and one wake-up of the agent, carries many requests.
  *
  * Lifetime: the child runs in its own process group (so wrappers such as
  * `npx` take their children with them) and is reaped by the exit callback,
@@ -446,16 +447,32 @@ static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
                         "waiting); disconnecting",
                         ch->name, queued);
   }
-  int rc = sb_buf_reserve(&c->gathered, len + 1);
-  if (rc == 0) {
-    memcpy(c->gathered.data + c->gathered.len, text, len);
-    c->gathered.data[c->gathered.len + len] = '\n';
-    c->gathered.len += len + 1;
+  size_t done = 0; /* bytes of text + "\n" already in the pipe */
+  if (!uv_is_active((uv_handle_t *)&c->flush)) {
+    /* The turn's first message: straight to the agent (uv_try_write
+     * refuses while libuv still queues earlier bytes, keeping the order). */
+    uv_buf_t bufs[2] = {uv_buf_init(text, (unsigned)len),
+                        uv_buf_init("\n", 1)};
+    int n = uv_try_write((uv_stream_t *)&c->to_child, bufs, 2);
+    if (n < 0 && n != UV_EAGAIN) {
+      sb_free(text);
+      fail(c, 1, "writing to its stdin failed: %s", uv_strerror(n));
+      return sb_error_set(err, SB_EIO, "agent %s: write: %s", ch->name,
+                          uv_strerror(n));
+    }
+    if (n > 0) done = (size_t)n;
+    uv_prepare_start(&c->flush, on_flush); /* gathers the turn's others */
+  }
+  int rc = 0;
+  if (done < len + 1 && (rc = sb_buf_reserve(&c->gathered, len + 1 - done)) == 0) {
+    if (done < len) {
+      memcpy(c->gathered.data + c->gathered.len, text + done, len - done);
+      c->gathered.len += len - done;
+    }
+    c->gathered.data[c->gathered.len++] = '\n';
   }
   sb_free(text);
   if (rc != 0) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  if (!uv_is_active((uv_handle_t *)&c->flush))
-    uv_prepare_start(&c->flush, on_flush);
   return 0;
 }
 
