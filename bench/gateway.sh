@@ -27,9 +27,9 @@
 # Node peer; at 1 connection the agent hop adds <= 25 us p50.
 #
 # --quick: 2 s runs (smoke test); default 10 s. --perf: afterwards, profile
-# switchboard with `perf record -g` during an extra 256-connection sb-mcp
-# run and write bench/results/gateway-<date>-perf.txt (perf's overhead
-# never touches the measured runs).
+# switchboard with `perf record --call-graph dwarf` during an extra
+# 256-connection sb-mcp run and write bench/results/gateway-<date>-perf.txt
+# (perf's overhead never touches the measured runs).
 #
 # wrk, the proxies, the agents and switchboard share this machine's cores,
 # so figures are lower bounds on a bigger box; the load average before and
@@ -255,6 +255,7 @@ printf '%-20s %6s | %9s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
 printf -- '---------------------------+------------------------------\n'
 declare -A R P50 P99 P50US P99US
 failures=()
+notes=()
 for c in "${conns_list[@]}"; do
   for n in "${names[@]}"; do
     calls_before=""
@@ -266,7 +267,15 @@ for c in "${conns_list[@]}"; do
     check_echo "$n"
     ((requests > 0)) || failures+=("$n at $c connections: no responses")
     ((non2xx == 0)) || failures+=("$n at $c connections: $non2xx of $requests responses were not 2xx")
-    [[ -z $sockerr ]] || failures+=("$n at $c connections: socket errors: $sockerr")
+    if [[ -n $sockerr ]]; then
+      # a Node peer timing out under load is a figure of its own, not a
+      # broken run; for switchboard it is a failure
+      if [[ -n ${t_node[$n]:-} ]]; then
+        notes+=("$n at $c connections: socket errors: $sockerr")
+      else
+        failures+=("$n at $c connections: socket errors: $sockerr")
+      fi
+    fi
     if [[ -n $calls_before ]]; then
       read -r ok0 failed0 <<<"$calls_before"
       read -r ok1 failed1 <<<"$(agent_calls)"
@@ -316,6 +325,7 @@ echo "bar: 256 connections, sb-mcp >= ${bar_ratio}x best Node peer: ${ratio256}x
 echo "     (sb-legacy: ${ratio256_legacy}x: $bar1_legacy)"
 echo "bar: 1 connection, agent hop <= ${bar_hop_us} us p50: ${hop_us} us: $bar2"
 echo "load average before: $load_before, after: $load_after"
+for f in "${notes[@]}"; do echo "note: $f"; done
 
 # ---- results files --------------------------------------------------------
 mkdir -p bench/results
@@ -373,7 +383,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   printf '    "ratioAt256": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256" "$bar1"
   printf '    "ratioAt256Legacy": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256_legacy" "$bar1_legacy"
   printf '    "agentHopP50Us": {"bar": "<= %d", "value": %d, "verdict": "%s"}\n  },\n' "$bar_hop_us" "$hop_us" "$bar2"
-  printf '  "failures": %d\n}\n' "${#failures[@]}"
+  printf '  "notes": %d,\n  "failures": %d\n}\n' "${#notes[@]}" "${#failures[@]}"
 } >"$out_json"
 {
   echo "# Gateway benchmark, $started"
@@ -410,6 +420,11 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   echo "| 256 connections: sb-mcp >= ${bar_ratio}x the best Node peer | ${ratio256}x | $bar1 |"
   echo "| 256 connections: sb-legacy >= ${bar_ratio}x the best Node peer | ${ratio256_legacy}x | $bar1_legacy |"
   echo "| 1 connection: agent hop <= ${bar_hop_us} µs p50 | ${hop_us} µs | $bar2 |"
+  if ((${#notes[@]})); then
+    echo
+    echo "Notes:"
+    for f in "${notes[@]}"; do echo "- $f"; done
+  fi
   if ((${#failures[@]})); then
     echo
     echo "Failures:"
@@ -422,19 +437,26 @@ echo "wrote $out_json and $out_md"
 if ((perf)); then
   out_perf=bench/results/gateway-$stamp-perf.txt
   export GW_TOOL=echo__echo GW_SESSION=""
-  perf record -q -g -F 1999 -p "$sb_pid" -o "$work/perf.data" -- sleep "$duration" \
+  perf record -q --call-graph dwarf,16384 -F 499 -p "$sb_pid" -o "$work/perf.data" -- sleep "$duration" \
     >"$work/perf.log" 2>&1 &
   perf_pid=$!
   run_wrk perf-sb-mcp 256 "$sb/mcp" "$lua"
   wait "$perf_pid" || bench_die "perf record failed: $(cat "$work/perf.log")"
   {
-    echo "# perf record -g -F 1999 of switchboard during sb-mcp at 256 connections"
-    echo "# (${duration}s, $rps req/s under perf); self time by symbol, then with callers"
+    echo "# perf record --call-graph dwarf -F 499 of switchboard during sb-mcp at 256 connections"
+    echo "# (${duration}s, $rps req/s under perf)"
+    echo "# 1. self time by symbol"
     perf report -i "$work/perf.data" --stdio --no-children --sort symbol,dso \
       --percent-limit 0.5 -g none 2>/dev/null | grep -v '^$'
     echo
+    echo "# 2. inclusive time (self + callees) by symbol"
     perf report -i "$work/perf.data" --stdio --children --sort symbol \
-      --percent-limit 2 -g caller,0.5,callee --max-stack 12 2>/dev/null | grep -v '^$' | head -n 400
+      --percent-limit 1.5 -g none 2>/dev/null | grep -v '^$'
+    echo
+    echo "# 3. the hottest symbols with their callers"
+    perf report -i "$work/perf.data" --stdio --no-children --sort symbol \
+      --percent-limit 1.5 -g caller,0.5,callee,function,percent --max-stack 12 \
+      2>/dev/null | grep -v '^$' | head -n 400
   } >"$out_perf"
   echo "wrote $out_perf"
 fi
