@@ -21,14 +21,14 @@
 # the agent's failed-call counter must not move. Prints req/s, p50, p99, the
 # ratio of switchboard to the best Node peer, and the agent hop (sb-mcp p50
 # minus sb-builtin p50 at 1 connection), and writes
-# bench/results/gateway-<UTC date>.json and .md.
+# bench/results/gateway-<UTC start, YYYY-MM-DDTHHMMZ>.json and .md.
 #
 # Bars (reported, not fatal): at 256 connections switchboard >= 10x the best
 # Node peer; at 1 connection the agent hop adds <= 25 us p50.
 #
 # --quick: 2 s runs (smoke test); default 10 s. --perf: afterwards, profile
 # switchboard with `perf record --call-graph dwarf` during an extra
-# 256-connection sb-mcp run and write bench/results/gateway-<date>-perf.txt
+# 256-connection sb-mcp run and write bench/results/gateway-<start>-perf.txt
 # (perf's overhead never touches the measured runs).
 #
 # wrk, the proxies, the agents and switchboard share this machine's cores,
@@ -329,7 +329,7 @@ for f in "${notes[@]}"; do echo "note: $f"; done
 
 # ---- results files --------------------------------------------------------
 mkdir -p bench/results
-stamp=$(date -u +%Y-%m-%d)
+stamp=$(date -u +%Y-%m-%dT%H%MZ -d "$started")
 ((duration == 10)) || stamp=$stamp-quick
 out_json=bench/results/gateway-$stamp.json
 out_md=bench/results/gateway-$stamp.md
