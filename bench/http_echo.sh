@@ -50,45 +50,28 @@ echo_headers=(-H 'Content-Type: application/json'
   -H 'MCP-Protocol-Version: 2026-07-28'
   -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
 
-die() {
-  echo "http_echo: FAIL: $*" >&2
-  exit 1
-}
-
-for tool in wrk curl cc; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup.sh)"
-done
+bench_name=http_echo
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+die() { bench_die "$@"; }
+bench_need wrk curl cc
 
 # ---- build ----------------------------------------------------------------
 if [[ ! -x $bin ]]; then
   [[ $bin == build/switchboard ]] || die "SWITCHBOARD_BIN=$bin is not executable"
-  # Only choose the build type for a fresh build dir; an existing one is
-  # shared with scripts/test.sh and keeps its own.
-  type_flag=()
-  [[ -f build/CMakeCache.txt ]] || type_flag=(-DCMAKE_BUILD_TYPE=Release)
+  # Only a fresh build dir gets Release; an existing one is shared with
+  # scripts/test.sh and keeps its own type.
   echo "http_echo: building $bin" >&2
-  cmake -S . -B build "${type_flag[@]}" >/dev/null
-  cmake --build build -j2 --target switchboard >/dev/null
+  bench_build build switchboard
 fi
-build_type=unknown
-if [[ -f $(dirname "$bin")/CMakeCache.txt ]]; then
-  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$bin")/CMakeCache.txt")
-fi
+build_type=$(bench_build_type "$(dirname "$bin")")
 
 work=$(mktemp -d)
 server_pid=""
 idle_pid=""
 
 stop_server() {
-  [[ -n $server_pid ]] || return 0
-  kill "$server_pid" 2>/dev/null || true
-  # wait for it to exit, with a deadline, then insist
-  for _ in $(seq 1 100); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -9 "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
+  bench_stop "$server_pid"
   server_pid=""
 }
 
@@ -124,34 +107,6 @@ $(cat "$log")"
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
 fd_count() { find "/proc/$server_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-
-# wrk latency like "812.00us", "1.20ms", "2.01s" -> milliseconds
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    if (u == "us") n /= 1000; else if (u == "s") n *= 1000;
-    else if (u == "m") n *= 60000;
-    printf "%.2f", n }'
-}
-
-# run_wrk NAME CONNS URL [LUA] -> sets rps p50 p99 requests non2xx sockerr
-run_wrk() {
-  local name=$1 c=$2 url=$3 lua=${4:-}
-  local threads=2
-  ((c < threads)) && threads=$c
-  local out=$work/wrk.$name.$c.txt
-  local args=(-t"$threads" -c"$c" -d"${duration}s" --latency)
-  [[ -n $lua ]] && args+=(-s "$lua")
-  wrk "${args[@]}" "$url" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  requests=$(awk '/requests in/ {print $1}' "$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
-  non2xx=${non2xx:-0}
-  sockerr=$(sed -n 's/.*Socket errors: //p' "$out")
-  [[ -n $rps && -n $requests ]] || die "could not parse wrk output: $(cat "$out")"
-}
 
 # ---- throughput -------------------------------------------------------------
 start_server

@@ -38,6 +38,7 @@ typedef enum client_state {
 struct sb_mcp_request {
   sb_mcp_client *client;
   sb_mcp_request *next, *prev;
+  sb_mcp_request *id_next; /* in client->by_id[id & (nbuckets - 1)] */
   json_int_t id;
   char *method;
   json_t *progress_token; /* own reference or NULL */
@@ -64,6 +65,11 @@ struct sb_mcp_client {
   json_t *server_info;
   json_int_t next_id;
   sb_mcp_request *pending;
+  /* pending by id, so an answer finds its request in O(1) however many
+   * are in flight; ids are sequential, so `id & (nbuckets - 1)` spreads
+   * them evenly. NULL (out of memory) means: search the list. */
+  sb_mcp_request **by_id;
+  size_t nbuckets, npending;
   /* connect in progress */
   sb_mcp_response_cb connect_cb;
   void *connect_ud;
@@ -102,8 +108,55 @@ const char *sb_mcp_outcome_name(sb_mcp_outcome o) {
 
 static void timer_closed(uv_handle_t *h) { sb_free(h); }
 
+static size_t id_bucket(const sb_mcp_client *c, json_int_t id) {
+  return (size_t)id & (c->nbuckets - 1);
+}
+
+/* Double the id index once it holds more requests than buckets (from 64);
+ * if that fails the old one stays, with longer chains. */
+static void index_grow(sb_mcp_client *c) {
+  size_t n = c->nbuckets ? c->nbuckets * 2 : 64;
+  sb_mcp_request **b = sb_calloc(n, sizeof *b);
+  if (!b) return;
+  sb_free(c->by_id);
+  c->by_id = b;
+  c->nbuckets = n;
+  for (sb_mcp_request *r = c->pending; r; r = r->next) {
+    size_t i = id_bucket(c, r->id);
+    r->id_next = b[i];
+    b[i] = r;
+  }
+}
+
+/* Put r (already on the pending list) in the id index. */
+static void index_add(sb_mcp_client *c, sb_mcp_request *r) {
+  c->npending++;
+  if (c->npending > c->nbuckets) {
+    index_grow(c); /* indexes r too: it is on the list */
+    if (c->by_id && c->nbuckets >= c->npending) return;
+  }
+  if (!c->by_id) return;
+  size_t i = id_bucket(c, r->id);
+  r->id_next = c->by_id[i];
+  c->by_id[i] = r;
+}
+
+static void index_remove(sb_mcp_client *c, sb_mcp_request *r) {
+  c->npending--;
+  if (!c->by_id) return;
+  for (sb_mcp_request **pp = &c->by_id[id_bucket(c, r->id)]; *pp;
+       pp = &(*pp)->id_next)
+    if (*pp == r) {
+      *pp = r->id_next;
+      break;
+    }
+  r->id_next = NULL;
+}
+
 static void request_unlink(sb_mcp_request *r) {
   sb_mcp_client *c = r->client;
+  if (!r->next && !r->prev && c->pending != r) return; /* not pending */
+  index_remove(c, r);
   if (r->prev) r->prev->next = r->next;
   else if (c->pending == r) c->pending = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -147,6 +200,11 @@ static void request_fail(sb_mcp_request *r, sb_mcp_outcome outcome,
 }
 
 static sb_mcp_request *find_request(sb_mcp_client *c, json_int_t id) {
+  if (c->by_id) {
+    for (sb_mcp_request *r = c->by_id[id_bucket(c, id)]; r; r = r->id_next)
+      if (r->id == id) return r;
+    return NULL;
+  }
   for (sb_mcp_request *r = c->pending; r; r = r->next)
     if (r->id == id) return r;
   return NULL;
@@ -222,6 +280,7 @@ static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
   r->next = c->pending;
   if (c->pending) c->pending->prev = r;
   c->pending = r;
+  index_add(c, r);
   if (timeout_ms) {
     r->timer = sb_malloc(sizeof *r->timer);
     if (r->timer) {
@@ -347,6 +406,7 @@ void sb_mcp_client_free(sb_mcp_client *c) {
   json_decref(c->capabilities);
   json_decref(c->server_caps);
   json_decref(c->server_info);
+  sb_free(c->by_id);
   sb_free(c->name);
   sb_free(c);
 }

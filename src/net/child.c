@@ -7,7 +7,11 @@
  * down and kill it, so one bad agent never harms the others. Stderr lines
  * are the agent's log and go to ours, rate-limited. Writes are queued by
  * libuv but bounded: an agent that stops reading stdin is disconnected
- * rather than making us buffer without limit.
+ * rather than making us buffer without limit. The first message of a
+ * loop turn is written at once, so the agent starts on it while we carry
+ * on; the rest of that turn's messages are gathered and written together
+ * just before the loop waits again (a uv_prepare): under load one
+ * write(2), and one wake-up of the agent, carries many requests.
  *
  * Lifetime: the child runs in its own process group (so wrappers such as
  * `npx` take their children with them) and is reaped by the exit callback,
@@ -52,6 +56,8 @@ typedef struct child_channel {
   uv_pipe_t err_pipe;   /* its stderr */
   uv_timer_t kill_timer;
   uv_timer_t report_timer;
+  uv_prepare_t flush;  /* writes `gathered` before the loop waits */
+  sb_buf gathered;     /* lines sent this loop turn, not yet written */
   int handles_open;
   int pid;
   size_t max_bytes;
@@ -90,6 +96,7 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--c->handles_open > 0) return;
   sb_buf_free(&c->out_line);
   sb_buf_free(&c->err_line);
+  sb_buf_free(&c->gathered);
   sb_free(c->fail_detail);
   sb_channel_base_free(&c->base);
   sb_free(c);
@@ -110,6 +117,7 @@ static void teardown(child_channel *c) {
   close_handle(c, (uv_handle_t *)&c->err_pipe);
   close_handle(c, (uv_handle_t *)&c->kill_timer);
   close_handle(c, (uv_handle_t *)&c->report_timer);
+  close_handle(c, (uv_handle_t *)&c->flush);
 }
 
 static void signal_child(child_channel *c, int signum) {
@@ -372,6 +380,56 @@ static void on_written(uv_write_t *req, int status) {
     fail(c, 1, "writing to its stdin failed: %s", uv_strerror(status));
 }
 
+/* Above this a drained gathering buffer is given back rather than kept. */
+#define GATHER_KEEP_MAX (256u * 1024u)
+
+/* Write what this loop turn gathered: straight into the pipe when it has
+ * room (the usual case, no copy), the rest through libuv's queue. */
+static void on_flush(uv_prepare_t *p) {
+  child_channel *c = p->data;
+  uv_prepare_stop(p);
+  sb_buf *g = &c->gathered;
+  if (!g->len) return;
+  if (c->fail_detail || c->exited || c->base.closed) {
+    sb_buf_reset(g);
+    return;
+  }
+  uv_stream_t *in = (uv_stream_t *)&c->to_child;
+  uv_buf_t buf = uv_buf_init(g->data, (unsigned)g->len);
+  int n = uv_try_write(in, &buf, 1);
+  if (n < 0 && n != UV_EAGAIN) {
+    sb_buf_reset(g);
+    fail(c, 1, "writing to its stdin failed: %s", uv_strerror(n));
+    return;
+  }
+  size_t done = n > 0 ? (size_t)n : 0;
+  if (done < g->len) {
+    child_write *w = sb_malloc(sizeof *w);
+    char *rest = w ? sb_malloc(g->len - done) : NULL;
+    if (!rest) {
+      sb_free(w);
+      sb_buf_reset(g);
+      fail(c, 0, "out of memory writing to its stdin");
+      return;
+    }
+    memcpy(rest, g->data + done, g->len - done);
+    w->data = rest;
+    buf = uv_buf_init(rest, (unsigned)(g->len - done));
+    int rc = uv_write(&w->req, in, &buf, 1, on_written);
+    if (rc < 0) {
+      sb_free(rest);
+      sb_free(w);
+      sb_buf_reset(g);
+      fail(c, 1, "writing to its stdin failed: %s", uv_strerror(rc));
+      return;
+    }
+  }
+  if (g->cap > GATHER_KEEP_MAX)
+    sb_buf_free(g);
+  else
+    sb_buf_reset(g);
+}
+
 static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
   child_channel *c = (child_channel *)ch;
   if (c->fail_detail || c->exited)
@@ -379,7 +437,8 @@ static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
   size_t len = 0;
   char *text = sb_rpc_dump(msg, &len);
   if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->to_child);
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->to_child) +
+                  c->gathered.len;
   if (queued + len + 1 > c->max_queued) {
     sb_free(text);
     fail(c, 0, "stopped reading its stdin (%zu bytes waiting)", queued);
@@ -388,23 +447,32 @@ static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
                         "waiting); disconnecting",
                         ch->name, queued);
   }
-  char *line = sb_realloc(text, len + 1);
-  child_write *w = line ? sb_malloc(sizeof *w) : NULL;
-  if (!w) {
-    sb_free(line ? line : text);
-    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  size_t done = 0; /* bytes of text + "\n" already in the pipe */
+  if (!uv_is_active((uv_handle_t *)&c->flush)) {
+    /* The turn's first message: straight to the agent (uv_try_write
+     * refuses while libuv still queues earlier bytes, keeping the order). */
+    uv_buf_t bufs[2] = {uv_buf_init(text, (unsigned)len),
+                        uv_buf_init("\n", 1)};
+    int n = uv_try_write((uv_stream_t *)&c->to_child, bufs, 2);
+    if (n < 0 && n != UV_EAGAIN) {
+      sb_free(text);
+      fail(c, 1, "writing to its stdin failed: %s", uv_strerror(n));
+      return sb_error_set(err, SB_EIO, "agent %s: write: %s", ch->name,
+                          uv_strerror(n));
+    }
+    if (n > 0) done = (size_t)n;
+    uv_prepare_start(&c->flush, on_flush); /* gathers the turn's others */
   }
-  line[len] = '\n';
-  w->data = line;
-  uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
-  int rc = uv_write(&w->req, (uv_stream_t *)&c->to_child, &buf, 1, on_written);
-  if (rc < 0) {
-    sb_free(line);
-    sb_free(w);
-    fail(c, 1, "writing to its stdin failed: %s", uv_strerror(rc));
-    return sb_error_set(err, SB_EIO, "agent %s: write: %s", ch->name,
-                        uv_strerror(rc));
+  int rc = 0;
+  if (done < len + 1 && (rc = sb_buf_reserve(&c->gathered, len + 1 - done)) == 0) {
+    if (done < len) {
+      memcpy(c->gathered.data + c->gathered.len, text + done, len - done);
+      c->gathered.len += len - done;
+    }
+    c->gathered.data[c->gathered.len++] = '\n';
   }
+  sb_free(text);
+  if (rc != 0) return sb_error_set(err, SB_ENOMEM, "out of memory");
   return 0;
 }
 
@@ -486,9 +554,10 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
   uv_pipe_init(loop, &c->err_pipe, 0);
   uv_timer_init(loop, &c->kill_timer);
   uv_timer_init(loop, &c->report_timer);
+  uv_prepare_init(loop, &c->flush);
   c->to_child.data = c->from_child.data = c->err_pipe.data = c;
-  c->kill_timer.data = c->report_timer.data = c;
-  c->handles_open = 5;
+  c->kill_timer.data = c->report_timer.data = c->flush.data = c;
+  c->handles_open = 6;
 
   size_t nargs = 0;
   while (opts->args && opts->args[nargs])

@@ -11,6 +11,14 @@
  * the final message ends it. While a request waits, its MHD connection is
  * suspended; MHD does not notice a client that goes away from a suspended
  * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
+ * The watch costs four epoll_ctl calls (start, stop, and its handle's
+ * close), more than a fast tool call itself, so a request waiting for its
+ * answer gets it only once it has waited HTTP_WATCH_DELAY_MS: such
+ * requests queue in suspension order and one server timer starts the
+ * watches that fall due. A client that left earlier is noticed then
+ * (EPOLLRDHUP is level-triggered), or sooner when its answer is written.
+ * An SSE stream parked between events is watched at once, as MHD does not
+ * notice a peer that left a stream it keeps writing to.
  * A disconnect detaches the out (which cancels the call), except for a
  * legacy session POST whose response is already an SSE stream: under
  * 2025-11-25 a dropped stream is not a cancellation, so its http_stream
@@ -156,15 +164,72 @@ static void watch_start(http_req *r) {
   if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
 }
 
-void http_req_suspend(http_req *r) {
+/* ---- the watch queue: suspended requests whose watch is not due yet ---- */
+
+static void due_unlink(http_req *r) {
+  if (!r->watch_due) return;
+  sb_http_server *s = r->srv;
+  if (r->due_prev)
+    r->due_prev->due_next = r->due_next;
+  else
+    s->due_head = r->due_next;
+  if (r->due_next)
+    r->due_next->due_prev = r->due_prev;
+  else
+    s->due_tail = r->due_prev;
+  r->due_prev = r->due_next = NULL;
+  r->watch_due = 0;
+}
+
+/* Queue r (just suspended) for its watch; the loop's clock only grows, so
+ * appending keeps the queue in due order. */
+static void due_push(http_req *r) {
+  sb_http_server *s = r->srv;
+  r->suspended_ms = uv_now(s->loop);
+  r->watch_due = 1;
+  r->due_next = NULL;
+  r->due_prev = s->due_tail;
+  if (s->due_tail)
+    s->due_tail->due_next = r;
+  else
+    s->due_head = r;
+  s->due_tail = r;
+  if (!uv_is_active((uv_handle_t *)&s->watch_timer))
+    uv_timer_start(&s->watch_timer, http_watch_due, HTTP_WATCH_DELAY_MS, 0);
+}
+
+void http_watch_due(uv_timer_t *t) {
+  sb_http_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  while (s->due_head && now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
+    http_req *r = s->due_head;
+    due_unlink(r);
+    watch_start(r);
+  }
+  if (s->due_head && !s->stopping)
+    uv_timer_start(&s->watch_timer, http_watch_due,
+                   s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
+}
+
+/* Suspend r's connection. A request waiting for its answer gets its watch
+ * late (due_push); an SSE stream between two events gets it at once: MHD
+ * itself does not notice a peer that left a stream it keeps writing to. */
+static void req_suspend(http_req *r, int watch_now) {
   if (r->suspended) return;
   MHD_suspend_connection(r->conn);
   r->suspended = 1;
-  watch_start(r);
+  if (watch_now || r->srv->stopping)
+    watch_start(r);
+  else
+    due_push(r);
 }
+
+/* A request that waits for its answer (a deferred REST route). */
+void http_req_suspend(http_req *r) { req_suspend(r, 0); }
 
 void http_req_resume(http_req *r) {
   if (!r->suspended) return;
+  due_unlink(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;
@@ -329,7 +394,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
   /* Nothing to send: park the connection until a write wakes it. */
-  http_req_suspend(r);
+  req_suspend(r, 1);
   return 0;
 }
 
@@ -499,6 +564,7 @@ static void req_release(http_req *r) {
   r->msg = r->early_error = NULL;
   sb_free(r->url);
   r->url = NULL;
+  due_unlink(r);
   if (r->watch_inited) {
     /* The handle must be closed before its memory goes. */
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
@@ -665,7 +731,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
     respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
     return;
   }
-  http_req_suspend(r);
+  req_suspend(r, 0);
 }
 
 /* The session with this id, if it belongs to the caller's tenant: another
@@ -877,6 +943,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)conn;
   if (!r) return;
   *req_cls = NULL;
+  due_unlink(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;

@@ -81,7 +81,11 @@ struct http_req {
   unsigned deferred : 1;   /* a REST handler will answer later */
   unsigned watching : 1;   /* disconnect watch active */
   unsigned watch_inited : 1;
+  unsigned watch_due : 1;  /* suspended, in srv's watch queue */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
+  /* srv's watch queue, oldest suspension first (see http.c) */
+  http_req *due_prev, *due_next;
+  uint64_t suspended_ms;
 };
 
 typedef struct http_event {
@@ -130,6 +134,8 @@ struct sb_http_server {
   uv_poll_t epoll_watch; /* MHD's epoll fd */
   uv_timer_t mhd_timer;  /* MHD_get_timeout, and kicks after resume */
   uv_timer_t tick;       /* keep-alives and session expiry */
+  uv_timer_t watch_timer; /* starts the disconnect watch of long waits */
+  http_req *due_head, *due_tail; /* suspended, watch not started yet */
   int handles_open;
   int stopping;
   int in_run;          /* inside MHD_run */
@@ -149,6 +155,9 @@ struct sb_http_server {
   struct MHD_Response *resp_no_get;   /* 405 for GET without a session */
 };
 
+/* A suspended request gets its disconnect watch after this long (http.c). */
+#define HTTP_WATCH_DELAY_MS 100
+
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */
 void http_kick(sb_http_server *s);
@@ -164,6 +173,9 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 void http_req_shutdown(http_req *r);
 void http_req_pool_free(sb_http_server *s);
 void http_req_resume(http_req *r);
+/* The watch timer fired: start the disconnect watch of every request
+ * suspended for HTTP_WATCH_DELAY_MS or longer. */
+void http_watch_due(uv_timer_t *t);
 /* Append raw bytes to a streaming request, waking its reader. */
 int http_req_sse_append(http_req *r, const char *data, size_t len);
 /* Make r's response an SSE stream (queue it). Returns 0 or SB_E*. */

@@ -219,8 +219,9 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   s->epoll_watch.data = s;
   uv_timer_init(loop, &s->mhd_timer);
   uv_timer_init(loop, &s->tick);
-  s->mhd_timer.data = s->tick.data = s;
-  s->handles_open = 3;
+  uv_timer_init(loop, &s->watch_timer);
+  s->mhd_timer.data = s->tick.data = s->watch_timer.data = s;
+  s->handles_open = 4;
   uv_poll_start(&s->epoll_watch, UV_READABLE, on_epoll);
   /* Tick often enough to expire sessions near their idle timeout. */
   uint64_t tick = TICK_MS;
@@ -261,6 +262,7 @@ void sb_http_server_stop(sb_http_server *s) {
   s->daemon = NULL;
   uv_close((uv_handle_t *)&s->mhd_timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->tick, on_handle_closed);
+  uv_close((uv_handle_t *)&s->watch_timer, on_handle_closed);
   free_statics(s);
   http_req_pool_free(s);
   http_routes_free(s);

@@ -433,6 +433,101 @@ static void test_fallback_to_initialize(void **state) {
   json_decref(f.sent);
 }
 
+
+/* ---- many requests in flight, answered in any order ------------------------ */
+
+typedef struct holder {
+  sb_mcp_client *client;
+  json_t *held; /* tools/call requests not answered yet */
+  int got[300]; /* got[i]: times request i's callback ran */
+  int wrong;    /* callbacks that got another request's answer */
+} holder;
+
+typedef struct held_call {
+  holder *h;
+  int i;
+} held_call;
+
+static int holder_send(void *t, json_t *msg) {
+  holder *h = t;
+  const char *method = json_string_value(json_object_get(msg, "method"));
+  json_t *id = json_object_get(msg, "id");
+  if (!id) return 0;
+  if (strcmp(method, "tools/call") == 0) {
+    json_array_append(h->held, msg);
+    return 0;
+  }
+  json_t *reply =
+      strcmp(method, "initialize") == 0
+          ? sb_rpc_result_new(id, json_pack("{sss{}s{ssss}}", "protocolVersion",
+                                            "2025-11-25", "capabilities",
+                                            "serverInfo", "name", "holder",
+                                            "version", "1"))
+          : sb_rpc_error_new(id, SB_RPC_METHOD_NOT_FOUND, "nope", NULL);
+  sb_mcp_client_receive(h->client, reply);
+  json_decref(reply);
+  return 0;
+}
+
+static void held_answer(void *ud, sb_mcp_outcome outcome, json_t *result,
+                        json_t *error) {
+  held_call *c = ud;
+  c->h->got[c->i]++;
+  json_int_t echoed = json_integer_value(json_object_get(result, "i"));
+  if (error || echoed != c->i) c->h->wrong++;
+}
+
+static void test_many_pending_out_of_order(void **state) {
+  (void)state;
+  enum { N = 300 };
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  holder h = {0};
+  static held_call calls[N];
+  h.held = json_array();
+  sb_mcp_client_options co = {.loop = &loop,
+                              .name = "holder",
+                              .era = SB_MCP_CLIENT_LEGACY,
+                              .transport = {.send = holder_send, .t = &h}};
+  h.client = sb_mcp_client_new(&co);
+  fake connect = {0};
+  sb_mcp_client_connect(h.client, 1000, fake_answer, &connect);
+  assert_int_equal(connect.answered, 1);
+  assert_null(connect.error);
+  assert_true(sb_mcp_client_connected(h.client));
+  /* more than the id index starts with (64), so it grows twice */
+  for (int i = 0; i < N; i++) {
+    calls[i] = (held_call){&h, i};
+    assert_non_null(sb_mcp_client_request(
+        h.client, "tools/call", json_pack("{ss}", "name", "slow"), 5000, NULL,
+        held_answer, &calls[i]));
+  }
+  assert_int_equal(json_array_size(h.held), N);
+  /* answer the odd ones newest first, then the even ones oldest first */
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < N; k++) {
+      int i = pass == 0 ? N - 1 - k : k;
+      if ((i % 2) != (pass == 0)) continue;
+      json_t *id = json_object_get(json_array_get(h.held, (size_t)i), "id");
+      json_t *reply = sb_rpc_result_new(id, json_pack("{si}", "i", i));
+      sb_mcp_client_receive(h.client, reply);
+      json_decref(reply);
+    }
+  }
+  /* an answer to nothing pending is dropped */
+  json_t *stray = json_integer(123456);
+  json_t *reply = sb_rpc_result_new(stray, json_object());
+  sb_mcp_client_receive(h.client, reply);
+  json_decref(reply);
+  json_decref(stray);
+  for (int i = 0; i < N; i++) assert_int_equal(h.got[i], 1);
+  assert_int_equal(h.wrong, 0);
+  sb_mcp_client_free(h.client);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  json_decref(h.held);
+}
+
 int main(void) {
   sb_core_init();
   sb_log_set_level(SB_LOG_ERROR);
@@ -450,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_fallback_to_initialize),
       cmocka_unit_test(test_forged_error_data_is_an_answer),
       cmocka_unit_test(test_request_failed_outcomes),
+      cmocka_unit_test(test_many_pending_out_of_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
