@@ -90,6 +90,8 @@ void sb_store_close(sb_store *st) {
   st->ops->destroy(st);
 }
 
+uv_loop_t *sb_store_loop(const sb_store *st) { return st->loop; }
+
 int sb_store_schema_version(sb_store *st) {
   return st->ops->schema_version(st);
 }

@@ -68,6 +68,9 @@ sb_store *sb_store_open_sqlite(const sb_store_options *opts, sb_error *err);
  * once more before uv_loop_close. */
 void sb_store_close(sb_store *st);
 
+/* The loop the store calls back on (for work that belongs beside it). */
+uv_loop_t *sb_store_loop(const sb_store *st);
+
 /* Schema version the code migrates to. */
 int sb_store_schema_version(sb_store *st);
 
