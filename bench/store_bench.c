@@ -14,7 +14,9 @@
  * updating 8 contexts of its own (its conversations, spread over the
  * store), so updates measure throughput, not conflicts. "loop us" is the CPU
  * time the loop thread spent per operation (JSON work, submitting, callbacks):
- * what an operation costs the thread that also serves every connection.
+ * what an operation costs the thread that also serves every connection;
+ * "writer us" the store's writer thread's CPU per write (SQL and commit,
+ * fsync waits excluded): 1e6 / it bounds the writes one writer can do.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -245,7 +247,7 @@ static void writer_next(writer *w) {
 }
 
 typedef struct phase_result {
-  double ops_s, p50_ms, p99_ms, batch, loop_us;
+  double ops_s, p50_ms, p99_ms, batch, loop_us, writer_us;
   long failures;
 } phase_result;
 
@@ -269,16 +271,28 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
   double dt = now_s() - t0, cpu = thread_cpu_s() - cpu0;
   sb_store_get_stats(st, &s1);
   qsort(b->lat.v, b->lat.n, sizeof(double), cmp_double);
-  phase_result r = {.ops_s = (double)(b->lat.n - (size_t)b->failures) / dt,
-                    .p50_ms = pct(&b->lat, 0.50) * 1e3,
-                    .p99_ms = pct(&b->lat, 0.99) * 1e3,
-                    .batch = s1.batches > s0.batches
-                                 ? (double)(s1.writes - s0.writes) /
-                                       (double)(s1.batches - s0.batches)
-                                 : 0,
-                    .loop_us = b->lat.n ? cpu * 1e6 / (double)b->lat.n : 0,
-                    .failures = b->failures};
+  phase_result r = {
+      .ops_s = (double)(b->lat.n - (size_t)b->failures) / dt,
+      .p50_ms = pct(&b->lat, 0.50) * 1e3,
+      .p99_ms = pct(&b->lat, 0.99) * 1e3,
+      .batch = s1.batches > s0.batches ? (double)(s1.writes - s0.writes) /
+                                             (double)(s1.batches - s0.batches)
+                                       : 0,
+      .loop_us = b->lat.n ? cpu * 1e6 / (double)b->lat.n : 0,
+      .writer_us = s1.writes > s0.writes
+                       ? (double)(s1.writer_cpu_us - s0.writer_cpu_us) /
+                             (double)(s1.writes - s0.writes)
+                       : 0,
+      .failures = b->failures};
   return r;
+}
+
+static void print_phase(const char *name, int writers, const phase_result *r,
+                        const raw_result *raw) {
+  printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f %9.0f%s\n",
+         name, writers, r->ops_s, r->p50_ms, r->p99_ms, r->batch,
+         r->ops_s / raw->commits_s, 100.0 * r->ops_s / raw->rows_s, r->loop_us,
+         r->writer_us, r->failures ? "  FAILURES" : "");
 }
 
 /* ---- a large population, bulk-loaded ------------------------------------ */
@@ -435,16 +449,14 @@ int main(int argc, char **argv) {
          raw.rows_s);
 
   printf("== context manager on the store (group commit) ==\n");
-  printf("%-11s %5s %11s %9s %9s %9s %11s %9s %8s\n", "op", "wrtrs", "ops/s",
-         "p50 ms", "p99 ms", "batch", "x 1-row", "/ceiling", "loop us");
+  printf("%-11s %5s %11s %9s %9s %9s %11s %9s %8s %9s\n", "op", "wrtrs",
+         "ops/s", "p50 ms", "p99 ms", "batch", "x 1-row", "/ceiling", "loop us",
+         "writer us");
   phase_result upd64 = {0};
   for (int k = 0; k < nw; k++) {
     for (int kind = 0; kind < PHASE__COUNT; kind++) {
       phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
-      printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f%s\n",
-             phase_names[kind], writers[k], r.ops_s, r.p50_ms, r.p99_ms,
-             r.batch, r.ops_s / raw.commits_s, 100.0 * r.ops_s / raw.rows_s,
-             r.loop_us, r.failures ? "  FAILURES" : "");
+      print_phase(phase_names[kind], writers[k], &r, &raw);
       if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
     }
   }
@@ -473,10 +485,7 @@ int main(int argc, char **argv) {
       for (int kind = PHASE_UPDATE; kind < PHASE__COUNT; kind++) {
         phase_result r =
             run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
-        printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f%s\n",
-               phase_names[kind], writers[k], r.ops_s, r.p50_ms, r.p99_ms,
-               r.batch, r.ops_s / raw.commits_s, 100.0 * r.ops_s / raw.rows_s,
-               r.loop_us, r.failures ? "  FAILURES" : "");
+        print_phase(phase_names[kind], writers[k], &r, &raw);
         if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
       }
     }

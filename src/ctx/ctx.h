@@ -215,7 +215,9 @@ int sb_ctx_datetime_valid(const char *s);
  * Server-owned fields (id, tenantId, version, timestamp) and the ids the
  * store indexes (workflowId, sessionId) cannot be changed by an update.
  *
- * Asynchronous, like the store under it: the loop never waits on disk.
+ * Asynchronous, like the store under it: the loop never waits on disk,
+ * and an update's JSON work (apply, validate, diff, serialise) runs on the
+ * libuv thread pool of the store's loop.
  * Every operation below is called on the store's loop thread and takes a
  * completion callback and its `ud`:
  *
@@ -249,7 +251,8 @@ typedef struct sb_ctx_manager_options {
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);
 /* Free the manager. Operations still under way keep what they need and
- * call back as usual; close the store first if none may run any more. */
+ * call back as usual (an update between its steps ends with SB_ESTATE,
+ * since the store may be gone); close the store first if none may run. */
 void sb_ctx_manager_free(sb_ctx_manager *m);
 
 /* Called after every new version is durable (create is version 1), on the

@@ -9,8 +9,10 @@
  *
  * Every operation is an mg_op moving through explicit steps: store
  * requests go out, their callbacks come back on the loop, and the JSON work
- * between them (parse, patch, validate, diff, project) runs on the loop.
- * The op holds a reference on the manager, so freeing the manager while
+ * between them runs on the loop — except an update's, the heaviest (parse
+ * the head, apply, validate, diff, serialise), which runs on the libuv
+ * thread pool so the loop only hands it over and submits the result. The
+ * op holds a reference on the manager, so freeing the manager while
  * operations are under way is safe.
  */
 #include <string.h>
@@ -30,7 +32,8 @@ struct sb_ctx_manager {
   int64_t default_ttl_ms;
   sb_ctx_change_cb on_change;
   void *on_change_ud;
-  int refs; /* the owner's, plus one per operation under way */
+  int refs;   /* the owner's, plus one per operation under way */
+  int closed; /* freed by its owner: the store may be gone */
   /* The newest head this manager has seen of recently used contexts,
    * "tenant\x1fid" -> document (shared, never modified). An update whose
    * expectedVersion matches starts from it instead of reading the store;
@@ -68,6 +71,7 @@ static void manager_unref(sb_ctx_manager *m) {
 void sb_ctx_manager_free(sb_ctx_manager *m) {
   if (!m) return;
   m->on_change = NULL;
+  m->closed = 1;
   manager_unref(m);
 }
 
@@ -171,10 +175,28 @@ typedef enum mg_kind {
 typedef enum mg_step {
   MG_STEP_READ,  /* reading a document (the head or a past version) */
   MG_STEP_READ2, /* diff: reading its second version */
+  MG_STEP_MAKE,  /* update: the next version is made on the thread pool */
   MG_STEP_WRITE, /* create/update: the write is in the store's queue */
   MG_STEP_LIST,  /* history: reading version rows */
   MG_STEP_SWEEP, /* sweeping a batch */
 } mg_step;
+
+/* An update's next version, made on the thread pool from the head. The
+ * worker touches only this, the op's patch and its id (none of which the
+ * loop changes meanwhile); the loop takes the results back. */
+typedef struct mg_next {
+  json_t *head;       /* in: a reference held, or NULL and... */
+  char *head_text;    /* in: ...the head as the store returned it */
+  int from_cache;     /* in: head came from the cache, not the store */
+  int snapshot_every; /* in */
+  int rc;             /* out: 0 or the failure, with err */
+  sb_error err;
+  int64_t current; /* out: the head's version on SB_ECONFLICT */
+  json_t *next;    /* out: the new document */
+  char *text, *diff_text;
+  int64_t now, expires;
+  int snapshot;
+} mg_next;
 
 typedef struct mg_op {
   sb_ctx_manager *m;
@@ -186,10 +208,12 @@ typedef struct mg_op {
   int64_t version;  /* the version read (0 = head); update: expected */
   int64_t version2; /* diff: the second version */
   sb_ctx_patch_kind patch_kind;
-  json_t *arg;  /* update: the patch; project: the paths (refs held) */
-  json_t *doc;  /* the document read, or the one written */
-  json_t *doc2; /* diff: the second document */
-  int total;    /* sweep: deleted so far */
+  json_t *arg;    /* update: the patch; project: the paths (refs held) */
+  json_t *doc;    /* the document read, or the one written */
+  json_t *doc2;   /* diff: the second document */
+  int total;      /* sweep: deleted so far */
+  uv_work_t work; /* update: making the next version */
+  mg_next nx;
 } mg_op;
 
 static mg_op *op_new(sb_ctx_manager *m, mg_kind kind, const char *tenant,
@@ -216,7 +240,17 @@ static mg_op *op_new(sb_ctx_manager *m, mg_kind kind, const char *tenant,
   return op;
 }
 
+static void next_clear(mg_next *nx) {
+  json_decref(nx->head);
+  sb_free(nx->head_text);
+  json_decref(nx->next);
+  sb_free(nx->text);
+  sb_free(nx->diff_text);
+  memset(nx, 0, sizeof *nx);
+}
+
 static void op_free(mg_op *op) {
+  next_clear(&op->nx);
   json_decref(op->arg);
   json_decref(op->doc);
   json_decref(op->doc2);
@@ -270,6 +304,7 @@ static int64_t version_of(const json_t *doc) {
 /* ---- reading a document ---------------------------------------------- */
 
 static void after_read(mg_op *op, json_t *doc);
+static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache);
 
 /* Rebuild version n from its chain: snapshot, then patches in order. New
  * reference, or NULL with err. */
@@ -301,6 +336,15 @@ static void on_doc_read(void *ud, sb_store_result *res) {
   mg_op *op = ud;
   if (res->rc != 0) return op_fail(op, res->rc, &res->err);
   sb_error err = {0};
+  if (op->kind == MG_UPDATE && !res->versions.len) {
+    /* The head is parsed on the thread pool with the rest of the work. */
+    char *text = res->record.doc;
+    res->record.doc = NULL;
+    if (start_next(op, NULL, text, 0) != 0)
+      op_fail(op, SB_ENOMEM,
+              &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
+    return;
+  }
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
                                   : load(res->record.doc, &err);
   if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
@@ -351,23 +395,28 @@ static int check_immutable(const json_t *old, const json_t *next,
 }
 
 /* The head is in; make version expected+1 from it and submit it. */
-/* Make version expected+1 from `head` (borrowed) and submit it. 0 when
- * the append is queued; otherwise the failure, with *current set to the
- * head's version on SB_ECONFLICT. */
-static int submit_next(mg_op *op, json_t *head, sb_error *err,
-                       int64_t *current) {
-  sb_ctx_manager *m = op->m;
+/* On the thread pool: version expected+1 from nx->head, as the texts the
+ * store keeps. Pure JSON work: no store, no manager state. */
+static void make_next(uv_work_t *w) {
+  mg_op *op = w->data;
+  mg_next *nx = &op->nx;
+  sb_error *err = &nx->err;
   json_t *next = NULL, *diff = NULL;
-  char *text = NULL, *diff_text = NULL;
   int64_t expected = op->version;
-  int64_t head_version = version_of(head);
   int rc;
+  if (!nx->head && !(nx->head = load(nx->head_text, err))) {
+    nx->rc = err->code;
+    return;
+  }
+  json_t *head = nx->head;
+  int64_t head_version = version_of(head);
   if (head_version != expected) {
-    *current = head_version;
-    return sb_error_set(err, SB_ECONFLICT,
-                        "context %s is at version %lld, not %lld: read it "
-                        "again and reapply your change",
-                        op->id, (long long)head_version, (long long)expected);
+    nx->current = head_version;
+    nx->rc = sb_error_set(err, SB_ECONFLICT,
+                          "context %s is at version %lld, not %lld: read it "
+                          "again and reapply your change",
+                          op->id, (long long)head_version, (long long)expected);
+    return;
   }
   rc = op->patch_kind == SB_CTX_JSON_PATCH
            ? sb_ctx_patch_apply(head, op->arg, &next, err)
@@ -379,49 +428,97 @@ static int submit_next(mg_op *op, json_t *head, sb_error *err,
   }
   if ((rc = check_immutable(head, next, err)) != 0) goto done;
   char ts[32];
-  int64_t now = (int64_t)sb_wall_ms();
-  sb_time_format(now, ts);
+  nx->now = (int64_t)sb_wall_ms();
+  sb_time_format(nx->now, ts);
   json_object_set_new(next, "version", json_integer(expected + 1));
   json_object_set_new(next, "timestamp", json_string(ts));
   if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
   if ((rc = sb_ctx_diff(head, next, &diff, err)) != 0) goto done;
-  text = dump(next);
-  diff_text = json_dumps(diff, JSON_COMPACT);
-  if (!text || !diff_text) {
+  nx->text = dump(next);
+  nx->diff_text = json_dumps(diff, JSON_COMPACT);
+  if (!nx->text || !nx->diff_text) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;
   }
-  sb_store_append_args a = {.tenant = op->tenant,
-                            .id = op->id,
-                            .expected_version = expected,
-                            .new_doc = text,
-                            .patch = diff_text,
-                            .snapshot = (expected + 1) % m->snapshot_every == 0,
-                            .expires_ms = expiry_of(next),
-                            .now_ms = now};
-  rc = sb_store_append(m->store, &a, on_written, op);
-  if (rc != 0) {
-    rc = refused(rc, err);
-    goto done;
-  }
-  op->step = MG_STEP_WRITE;
-  op->doc = next;
+  nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
+  nx->expires = expiry_of(next);
+  nx->next = next;
   next = NULL;
 done:
-  sb_free(text);
-  sb_free(diff_text);
   json_decref(diff);
   json_decref(next);
-  return rc;
+  nx->rc = rc;
+}
+
+/* Back on the loop: submit the version made, or answer why not. */
+static void made_next(uv_work_t *w, int status) {
+  mg_op *op = w->data;
+  mg_next *nx = &op->nx;
+  sb_ctx_manager *m = op->m;
+  sb_error err = {0};
+  int rc = nx->rc;
+  if (status != 0 || m->closed) {
+    /* The owner let go of the manager: its store may be gone. */
+    next_clear(nx);
+    return op_fail(op, SB_ESTATE,
+                   &(sb_error){SB_ESTATE, "the context store is closed"});
+  }
+  if (rc != 0 && nx->from_cache) {
+    /* The cached head did not do: read the head from the store. */
+    next_clear(nx);
+    head_forget(m, op->tenant, op->id);
+    op->step = MG_STEP_READ;
+    if ((rc = read_doc(op, 0, &err)) != 0) op_fail(op, rc, &err);
+    return;
+  }
+  if (rc != 0) {
+    err = nx->err;
+    int64_t current = nx->current;
+    next_clear(nx);
+    return finish(op, rc, &err, NULL, current, 0);
+  }
+  sb_store_append_args a = {.tenant = op->tenant,
+                            .id = op->id,
+                            .expected_version = op->version,
+                            .new_doc = nx->text,
+                            .patch = nx->diff_text,
+                            .snapshot = nx->snapshot,
+                            .expires_ms = nx->expires,
+                            .now_ms = nx->now};
+  rc = sb_store_append(m->store, &a, on_written, op);
+  if (rc == 0) {
+    op->step = MG_STEP_WRITE;
+    op->doc = nx->next;
+    nx->next = NULL;
+  }
+  next_clear(nx);
+  if (rc != 0) op_fail(op, refused(rc, &err), &err);
+}
+
+/* Make the next version from `head`, or from `head_text` when head is
+ * NULL (either taken), on the thread pool. 0, or a negative code (both
+ * released, nothing queued). */
+static int start_next(mg_op *op, json_t *head, char *head_text,
+                      int from_cache) {
+  op->nx = (mg_next){.head = head,
+                     .head_text = head_text,
+                     .from_cache = from_cache,
+                     .snapshot_every = op->m->snapshot_every};
+  op->work.data = op;
+  op->step = MG_STEP_MAKE;
+  if (uv_queue_work(sb_store_loop(op->m->store), &op->work, make_next,
+                    made_next) != 0) {
+    next_clear(&op->nx);
+    return SB_ENOMEM;
+  }
+  return 0;
 }
 
 /* The head is in (`head` is taken): make the next version from it. */
 static void update_from_head(mg_op *op, json_t *head) {
-  sb_error err = {0};
-  int64_t current = 0;
-  int rc = submit_next(op, head, &err, &current);
-  json_decref(head);
-  if (rc != 0) finish(op, rc, &err, NULL, current, 0);
+  if (start_next(op, head, NULL, 0) != 0)
+    op_fail(op, SB_ENOMEM,
+            &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
 }
 
 static void project_head(mg_op *op, json_t *doc) {
@@ -594,14 +691,10 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
   op->patch_kind = kind;
   op->arg = json_incref(patch);
   /* The head we saw last is the one the caller read: skip reading it. If
-   * the patch does not apply to it, take the usual path, so that every
-   * failure is answered through the callback. */
+   * the patch does not apply to it, made_next reads the head from the
+   * store and tries again, so every failure is the store's head's. */
   json_t *head = head_cached(m, tenant, id, expected_version);
-  if (head) {
-    sb_error ignored = {0};
-    int64_t current = 0;
-    if (submit_next(op, head, &ignored, &current) == 0) return 0;
-  }
+  if (head && start_next(op, json_incref(head), NULL, 1) == 0) return 0;
   int rc = read_doc(op, 0, err);
   if (rc != 0) op_free(op);
   return rc;

@@ -92,7 +92,7 @@ struct sb_gateway_call {
                             frees the call if the call ended meanwhile */
   char *named;           /* the agent named, while the context is read */
   json_t *kept_result, *kept_error; /* the answer, while recording */
-  sb_gateway_call *next; /* owner->calls */
+  sb_gateway_call *next, *prev; /* owner->calls */
 };
 
 /* ---- outcomes and what follows from them --------------------------------- */
@@ -231,11 +231,9 @@ static void timer_free(uv_timer_t *t) {
 }
 
 static void call_free(sb_gateway_call *c) {
-  for (sb_gateway_call **pp = &c->owner->calls; *pp; pp = &(*pp)->next)
-    if (*pp == c) {
-      *pp = c->next;
-      break;
-    }
+  if (c->prev) c->prev->next = c->next;
+  else if (c->owner->calls == c) c->owner->calls = c->next;
+  if (c->next) c->next->prev = c->prev;
   for (size_t i = 0; i < c->ntried; i++) sb_free(c->tried[i]);
   sb_free(c->tried);
   sb_free(c->tool);
@@ -839,6 +837,7 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
   c->o.name = c->o.log_level = NULL;
   c->o.params = c->o.client_caps = c->o.input_extra = NULL;
   c->next = o->calls;
+  if (o->calls) o->calls->prev = c;
   o->calls = c;
   if (oom) {
     call_free(c);

@@ -59,15 +59,33 @@ typedef struct gw_mcp_call {
   json_t *final_result, *final_error, *final_routing;
   char *final_message, *final_agent;
   int final_agent_modern;
-  struct gw_mcp_call *next; /* gw->mcp_calls */
+  /* gw->mcp_calls: only parked requests (and those that ended parked),
+   * which a retry finds by token; the others are reached through their
+   * gateway call alone. */
+  int listed;
+  struct gw_mcp_call *next, *prev;
 } gw_mcp_call;
 
+static void mc_list(gw_mcp_call *mc) {
+  sb_gateway *gw = mc->gw;
+  mc->listed = 1;
+  mc->prev = NULL;
+  mc->next = gw->mcp_calls;
+  if (gw->mcp_calls) gw->mcp_calls->prev = mc;
+  gw->mcp_calls = mc;
+}
+
+static void mc_unlist(gw_mcp_call *mc) {
+  if (!mc->listed) return;
+  mc->listed = 0;
+  if (mc->prev) mc->prev->next = mc->next;
+  else mc->gw->mcp_calls = mc->next;
+  if (mc->next) mc->next->prev = mc->prev;
+  mc->next = mc->prev = NULL;
+}
+
 static void mc_free(gw_mcp_call *mc) {
-  for (gw_mcp_call **pp = &mc->gw->mcp_calls; *pp; pp = &(*pp)->next)
-    if (*pp == mc) {
-      *pp = mc->next;
-      break;
-    }
+  mc_unlist(mc);
   sb_free(mc->public_name);
   json_decref(mc->final_result);
   json_decref(mc->final_error);
@@ -242,6 +260,7 @@ static int park(gw_mcp_call *mc, sb_gateway_input *in) {
   mc->parked = 1;
   mc->parked_in = in;
   mc->parked_at = sb_now_ms();
+  mc_list(mc);
   mc->call = NULL;
   sb_mcp_call_reply(call, r);
   return 0;
@@ -315,6 +334,7 @@ static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
   }
   mc->parked = 0;
   mc->call = call;
+  mc_unlist(mc);
   if (mc->has_final) {
     reply_final(mc);
     return 1;
@@ -384,8 +404,6 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   mc->gw = gw;
   mc->call = call;
   mc->method = static_method(method);
-  mc->next = gw->mcp_calls;
-  gw->mcp_calls = mc;
   o->tenant = sb_mcp_call_tenant(call);
   o->method = mc->method;
   o->params = p;

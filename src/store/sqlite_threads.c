@@ -17,6 +17,7 @@
 #include "store/store_internal.h"
 
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_READERS 2
 #define MAX_READERS 16
@@ -60,6 +61,13 @@ static void queue_push(st_queue *q, st_req *r) {
 
 /* ---- the writer ------------------------------------------------------ */
 
+/* CPU time of the calling thread, microseconds (for the stats). */
+static uint64_t thread_cpu_us(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void writer_main(void *arg) {
   sqlite_store *s = arg;
   for (;;) {
@@ -77,6 +85,7 @@ static void writer_main(void *arg) {
       atomic_fetch_add(&s->base.batches, 1);
       atomic_fetch_add(&s->base.writes, n);
     }
+    atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
     while (batch) {
       st_req *next = batch->next;
       st_complete(&s->base, batch);

@@ -90,6 +90,8 @@ void sb_store_close(sb_store *st) {
   st->ops->destroy(st);
 }
 
+uv_loop_t *sb_store_loop(const sb_store *st) { return st->loop; }
+
 int sb_store_schema_version(sb_store *st) {
   return st->ops->schema_version(st);
 }
@@ -97,6 +99,7 @@ int sb_store_schema_version(sb_store *st) {
 void sb_store_get_stats(sb_store *st, sb_store_stats *out) {
   out->batches = atomic_load(&st->batches);
   out->writes = atomic_load(&st->writes);
+  out->writer_cpu_us = atomic_load(&st->writer_cpu_us);
   out->pending = st->pending;
 }
 

@@ -68,6 +68,9 @@ sb_store *sb_store_open_sqlite(const sb_store_options *opts, sb_error *err);
  * once more before uv_loop_close. */
 void sb_store_close(sb_store *st);
 
+/* The loop the store calls back on (for work that belongs beside it). */
+uv_loop_t *sb_store_loop(const sb_store *st);
+
 /* Schema version the code migrates to. */
 int sb_store_schema_version(sb_store *st);
 
@@ -169,9 +172,10 @@ int sb_store_count(sb_store *st, const char *tenant, sb_store_cb cb, void *ud);
 
 /* Counters for tests and benchmarks (read on the loop thread). */
 typedef struct sb_store_stats {
-  uint64_t batches; /* write transactions committed */
-  uint64_t writes;  /* writes run inside them */
-  int pending;      /* submitted, not yet called back */
+  uint64_t batches;       /* write transactions committed */
+  uint64_t writes;        /* writes run inside them */
+  uint64_t writer_cpu_us; /* CPU time the writer thread has used */
+  int pending;            /* submitted, not yet called back */
 } sb_store_stats;
 void sb_store_get_stats(sb_store *st, sb_store_stats *out);
 

@@ -70,6 +70,7 @@ struct sb_store {
   int max_pending;
   int closing;
   atomic_uint_least64_t batches, writes; /* counted by the writer */
+  atomic_uint_least64_t writer_cpu_us;
 };
 
 /* Set up the loop side (wake handle, lock); 0 or SB_E*. */

@@ -515,6 +515,32 @@ static void test_free_in_flight(void **state) {
   json_decref(c);
 }
 
+/* An update whose next version is being made on the thread pool when its
+ * manager is freed ends with SB_ESTATE and writes nothing. */
+static void test_free_with_update_on_pool(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t", "{}");
+  char *id = sb_strdup(id_of(c));
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"x\"}}}");
+  waiter w = {0};
+  sb_error err = {0};
+  /* the manager has version 1 cached: the work goes straight to the pool */
+  assert_int_equal(sb_ctx_update_async(f->m, "t", id, 1, SB_CTX_MERGE_PATCH, p,
+                                       on_done, &w, &err),
+                   0);
+  json_decref(p);
+  sb_ctx_manager_free(f->m);
+  sb_ctx_manager_options mo = {.store = f->store};
+  f->m = sb_ctx_manager_new(&mo);
+  assert_int_equal(await(f, 0, &w, NULL, NULL, &err), SB_ESTATE);
+  json_t *head = NULL;
+  assert_int_equal(w_get(f, "t", id, 0, &head, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(head, "version")), 1);
+  json_decref(head);
+  sb_free(id);
+  json_decref(c);
+}
+
 static void test_time_helpers(void **state) {
   (void)state;
   int64_t ms = 0;
@@ -545,6 +571,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_racing_updates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cached_head_stale, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_free_with_update_on_pool, setup,
                                       teardown),
       cmocka_unit_test(test_time_helpers),
   };
