@@ -777,6 +777,12 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     json_decref(routing);
     return;
   }
+  if (c->deadline_at && sb_now_ms() + 10 >= c->deadline_at) {
+    /* The call's time is up (the attempt's timeout was cut to it): no
+     * retry, no fallback, and the caller hears it was the deadline. */
+    on_deadline(c->deadline);
+    return;
+  }
   const char *why = json_string_value(json_object_get(error, "message"));
   if (d.retry && !a->removed && c->retries < (unsigned)a->def->limits.retries &&
       a->client &&
