@@ -88,6 +88,31 @@ static const char *const migrations[] = {
     " version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " patch TEXT, snapshot TEXT,"
     " PRIMARY KEY(tenant_id, context_id, version)) WITHOUT ROWID;",
+    /* 2: the same tables with rowids. A WITHOUT ROWID table keeps each
+     * row inside the key's b-tree, which suits rows far smaller than a
+     * page; documents of a kilobyte and more spill into overflow pages
+     * there, and every update rewrote them in the index itself. */
+    "CREATE TABLE contexts2("
+    " tenant_id TEXT NOT NULL, id TEXT NOT NULL,"
+    " workflow_id TEXT NOT NULL DEFAULT '', session_id TEXT NOT NULL DEFAULT "
+    "'',"
+    " version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " doc TEXT NOT NULL, UNIQUE(tenant_id, id));"
+    "INSERT INTO contexts2 SELECT tenant_id,id,workflow_id,session_id,"
+    "version,created_ms,updated_ms,expires_ms,doc FROM contexts;"
+    "DROP TABLE contexts;"
+    "ALTER TABLE contexts2 RENAME TO contexts;"
+    "CREATE INDEX contexts_expiry ON contexts(expires_ms) WHERE expires_ms>0;"
+    "CREATE TABLE context_versions2("
+    " tenant_id TEXT NOT NULL, context_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " patch TEXT, snapshot TEXT,"
+    " UNIQUE(tenant_id, context_id, version));"
+    "INSERT INTO context_versions2 SELECT tenant_id,context_id,version,"
+    "created_ms,patch,snapshot FROM context_versions;"
+    "DROP TABLE context_versions;"
+    "ALTER TABLE context_versions2 RENAME TO context_versions;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -436,8 +461,9 @@ static int write_create(st_conn *c, st_req *q) {
   sqlite3_bind_int64(st, 7, q->expires_ms);
   bind_text(st, 8, q->doc);
   if (sqlite3_step(st) != SQLITE_DONE) {
-    int conflict =
-        sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_PRIMARYKEY;
+    int xerr = sqlite3_extended_errcode(c->db);
+    int conflict = xerr == SQLITE_CONSTRAINT_PRIMARYKEY ||
+                   xerr == SQLITE_CONSTRAINT_UNIQUE;
     int out = conflict ? sb_error_set(err, SB_ECONFLICT,
                                       "context %s already exists", q->id)
                        : db_error(c, err, "creating a context");

@@ -594,6 +594,53 @@ static void test_concurrent_writers(void **state) {
   outcome_clear(&h);
 }
 
+/* A file made by schema version 1 (contexts in WITHOUT ROWID tables) is
+ * migrated on open, its contexts and versions intact. */
+static void test_migrates_schema_1(void **state) {
+  fixture *f = *state;
+  sb_store_close(f->st);
+  f->st = NULL;
+  assert_int_equal(loop_finish(&f->loop), 0);
+  uv_loop_init(&f->loop);
+  char old[160];
+  snprintf(old, sizeof old, "%s/v1.db", f->dir);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
+  const char *v1 =
+      "CREATE TABLE contexts(tenant_id TEXT NOT NULL, id TEXT NOT NULL,"
+      " workflow_id TEXT NOT NULL DEFAULT '', session_id TEXT NOT NULL "
+      "DEFAULT '', version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+      " updated_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
+      " doc TEXT NOT NULL, PRIMARY KEY(tenant_id, id)) WITHOUT ROWID;"
+      "CREATE INDEX contexts_expiry ON contexts(expires_ms) WHERE "
+      "expires_ms>0;"
+      "CREATE TABLE context_versions(tenant_id TEXT NOT NULL, context_id "
+      "TEXT NOT NULL, version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+      " patch TEXT, snapshot TEXT, PRIMARY KEY(tenant_id, context_id, "
+      "version)) WITHOUT ROWID;"
+      "INSERT INTO contexts VALUES('t1','old','wf','s',2,1000,2000,0,"
+      "'{\"a\":2}');"
+      "INSERT INTO context_versions VALUES('t1','old',1,1000,NULL,"
+      "'{\"a\":1}');"
+      "INSERT INTO context_versions VALUES('t1','old',2,2000,"
+      "'[{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]',NULL);"
+      "PRAGMA user_version=1;";
+  assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  f->st = open_store(&f->loop, old);
+  outcome o;
+  assert_int_equal(get(f, "t1", "old", 3000, &o), 0);
+  assert_int_equal(o.record.version, 2);
+  assert_string_equal(o.record.doc, "{\"a\":2}");
+  outcome_clear(&o);
+  /* it goes on: a new version, and a duplicate id still conflicts */
+  assert_int_equal(append(f, "t1", "old", 2, "{\"a\":3}", "[]", 0, 4000, &o),
+                   0);
+  assert_int_equal(o.version, 3);
+  assert_int_equal(do_create(f, "t1", "old", "{}", 0), SB_ECONFLICT);
+  assert_int_equal(sb_store_schema_version(f->st), 2);
+}
+
 static void test_open_errors(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -620,6 +667,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_back_pressure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_own_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
       cmocka_unit_test(test_open_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
