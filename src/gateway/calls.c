@@ -91,6 +91,7 @@ struct sb_gateway_call {
   int store_op;          /* a context read or write is under way: it
                             frees the call if the call ended meanwhile */
   char *named;           /* the agent named, while the context is read */
+  int record_tries;      /* metadata.agents writes that lost a race */
   json_t *kept_result, *kept_error; /* the answer, while recording */
   sb_gateway_call *next, *prev; /* owner->calls */
 };
@@ -232,7 +233,7 @@ static void timer_free(uv_timer_t *t) {
 
 static void call_free(sb_gateway_call *c) {
   if (c->prev) c->prev->next = c->next;
-  else if (c->owner->calls == c) c->owner->calls = c->next;
+  else if (c->owner && c->owner->calls == c) c->owner->calls = c->next;
   if (c->next) c->next->prev = c->prev;
   for (size_t i = 0; i < c->ntried; i++) sb_free(c->tried[i]);
   sb_free(c->tried);
@@ -662,14 +663,14 @@ void gw_inputs_agent_gone(agent *a) {
 
 /* The agent's answer is final: the call ends once the agent is recorded in
  * the context's metadata.agents (or recording failed: the answer still
- * goes out, with recordError in the routing report). */
-static void recorded(void *ud, int64_t version, const sb_error *err) {
-  sb_gateway_call *c = ud;
-  c->store_op = 0;
-  if (c->state == CALL_DONE) { /* cancelled meanwhile */
-    call_free(c);
-    return;
-  }
+ * goes out, with recordError in the routing report). Recording reads the
+ * head and, unless the agent is there already, appends it with a JSON
+ * Patch at that version; a write that lost a race reads again, at most
+ * RECORD_TRIES times. Each step is issued only while the call lives, so
+ * nothing reaches the store (or the gateway) once it has ended. */
+#define RECORD_TRIES 4
+
+static void recorded(sb_gateway_call *c, int64_t version, const sb_error *err) {
   if (err)
     SB_WARN(MODULE, "agent %s answered, but recording it in context %s "
                     "failed: %s",
@@ -684,25 +685,75 @@ static void recorded(void *ud, int64_t version, const sb_error *err) {
   json_decref(routing);
 }
 
+/* A store callback for a call that may have ended meanwhile: 1 (and the
+ * call is freed) if it has. */
+static int store_back(sb_gateway_call *c) {
+  c->store_op = 0;
+  if (c->state != CALL_DONE) return 0;
+  call_free(c);
+  return 1;
+}
+
+static void record_read(void *ud, const sb_ctx_result *res);
+
+static void record_start_read(sb_gateway_call *c) {
+  sb_error err = {0};
+  c->store_op = 1;
+  if (sb_ctx_get_async(c->owner->opts.ctx, c->tenant, c->route->context_id, 0,
+                       record_read, c, &err) != 0) {
+    c->store_op = 0;
+    recorded(c, 0, &err);
+  }
+}
+
+static void record_written(void *ud, const sb_ctx_result *res) {
+  sb_gateway_call *c = ud;
+  if (store_back(c)) return;
+  if (res->rc == SB_ECONFLICT && ++c->record_tries < RECORD_TRIES) {
+    record_start_read(c);
+    return;
+  }
+  recorded(c, res->rc == 0 ? res->version : 0, res->rc == 0 ? NULL : &res->err);
+}
+
+static void record_read(void *ud, const sb_ctx_result *res) {
+  sb_gateway_call *c = ud;
+  if (store_back(c)) return;
+  if (res->rc != 0) {
+    recorded(c, 0, &res->err);
+    return;
+  }
+  if (gw_route_lists_agent(res->doc, agent_id_of(c))) {
+    recorded(c, res->version, NULL);
+    return;
+  }
+  json_t *patch = json_pack("[{ssssss}]", "op", "add", "path",
+                            "/metadata/agents/-", "value", agent_id_of(c));
+  sb_error err = {0};
+  c->store_op = 1;
+  int rc = patch ? sb_ctx_update_async(c->owner->opts.ctx, c->tenant,
+                                       c->route->context_id, res->version,
+                                       SB_CTX_JSON_PATCH, patch, record_written,
+                                       c, &err)
+                 : sb_error_set(&err, SB_ENOMEM, "out of memory");
+  json_decref(patch);
+  if (rc != 0) {
+    c->store_op = 0;
+    recorded(c, 0, &err);
+  }
+}
+
 static void record(sb_gateway_call *c, json_t *result, json_t *error) {
   c->kept_result = json_incref(result);
   c->kept_error = json_incref(error);
   c->state = CALL_RECORDING;
-  c->store_op = 1;
-  sb_error err = {0};
-  if (gw_route_record(c->owner, c->route, agent_id_of(c), recorded, c,
-                      &err) != 0)
-    recorded(c, 0, &err);
+  record_start_read(c);
 }
 
 /* The context the call is routed with has been read: rank, then go. */
 static void context_read(void *ud, const sb_ctx_result *res) {
   sb_gateway_call *c = ud;
-  c->store_op = 0;
-  if (c->state == CALL_DONE) { /* cancelled or timed out meanwhile */
-    call_free(c);
-    return;
-  }
+  if (store_back(c)) return; /* cancelled or timed out meanwhile */
   if (res->rc != 0) {
     /* Another tenant's id reads exactly like a missing one. */
     fail(c, res->rc == SB_EBUSY ? SB_GATEWAY_BUSY : SB_GATEWAY_INVALID,
@@ -933,5 +984,13 @@ void gw_calls_stop(sb_gateway *o) {
   while (o->calls) {
     sb_gateway_call *c = o->calls;
     fail(c, SB_GATEWAY_STOPPING, "switchboard is stopping");
+    if (o->calls == c) {
+      /* A store operation is under way: its callback frees the call,
+       * maybe after the gateway is gone, so the call leaves it now. */
+      o->calls = c->next;
+      if (c->next) c->next->prev = NULL;
+      c->next = c->prev = NULL;
+      c->owner = NULL;
+    }
   }
 }

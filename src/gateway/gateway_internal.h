@@ -176,13 +176,8 @@ int gw_route_rank(sb_gateway *o, gw_route *r, agent *named_agent,
 /* The _meta SB_GATEWAY_META_CONTEXT value for agent a (new reference), or
  * NULL without a context. */
 json_t *gw_route_projection(gw_route *r, agent *a);
-/* Record agent_id in the context's metadata.agents (a new version, unless
- * it is there already); cb gets the version that holds it, or err. 0 if
- * under way (cb runs later, once), else a negative code with err. */
-typedef void (*gw_route_recorded_cb)(void *ud, int64_t version,
-                                     const sb_error *err);
-int gw_route_record(sb_gateway *o, gw_route *r, const char *agent_id,
-                    gw_route_recorded_cb cb, void *ud, sb_error *err);
+/* 1 if the context document lists agent_id in metadata.agents. */
+int gw_route_lists_agent(const json_t *doc, const char *agent_id);
 /* The routing report for the caller (new reference): {agent, capability,
  * rank, score, parts, coverage, contextId, contextVersion, recordError}. */
 json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,

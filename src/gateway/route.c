@@ -15,7 +15,6 @@
 
 #define MODULE "agents"
 #define MAX_CANDIDATES 64
-#define RECORD_TRIES 4
 
 void gw_route_free(gw_route *r) {
   if (!r) return;
@@ -129,87 +128,15 @@ json_t *gw_route_projection(gw_route *r, agent *a) {
                    "missing", missing);
 }
 
-/* ---- recording the agent in metadata.agents ------------------------------
- * Read the head; if the agent is not in metadata.agents yet, append it
- * with a JSON Patch at that version; a write that lost a race with another
- * writer reads again (at most RECORD_TRIES times). */
-
-typedef struct record_op {
-  sb_gateway *o;
-  gw_route *r;
-  char *agent_id;
-  int tries;
-  gw_route_recorded_cb cb;
-  void *ud;
-} record_op;
-
-static void record_done(record_op *op, int64_t version, const sb_error *err) {
-  op->cb(op->ud, version, err);
-  sb_free(op->agent_id);
-  sb_free(op);
-}
-
-static void record_read(void *ud, const sb_ctx_result *res);
-
-static void record_written(void *ud, const sb_ctx_result *res) {
-  record_op *op = ud;
-  if (res->rc == SB_ECONFLICT && ++op->tries < RECORD_TRIES) {
-    sb_error err = {0};
-    if (sb_ctx_get_async(op->o->opts.ctx, op->r->tenant, op->r->context_id, 0,
-                         record_read, op, &err) != 0)
-      record_done(op, 0, &err);
-    return;
-  }
-  record_done(op, res->rc == 0 ? res->version : 0,
-              res->rc == 0 ? NULL : &res->err);
-}
-
-static void record_read(void *ud, const sb_ctx_result *res) {
-  record_op *op = ud;
-  if (res->rc != 0) {
-    record_done(op, 0, &res->err);
-    return;
-  }
-  json_t *agents = json_object_get(json_object_get(res->doc, "metadata"),
-                                   "agents");
+int gw_route_lists_agent(const json_t *doc, const char *agent_id) {
+  json_t *agents = json_object_get(json_object_get(doc, "metadata"), "agents");
   size_t k;
   json_t *v;
   json_array_foreach(agents, k, v) {
-    if (json_is_string(v) && strcmp(json_string_value(v), op->agent_id) == 0) {
-      record_done(op, res->version, NULL);
-      return;
-    }
+    if (json_is_string(v) && strcmp(json_string_value(v), agent_id) == 0)
+      return 1;
   }
-  json_t *patch = json_pack("[{ssssss}]", "op", "add", "path",
-                            "/metadata/agents/-", "value", op->agent_id);
-  sb_error err = {0};
-  int rc = patch ? sb_ctx_update_async(op->o->opts.ctx, op->r->tenant,
-                                       op->r->context_id, res->version,
-                                       SB_CTX_JSON_PATCH, patch, record_written,
-                                       op, &err)
-                 : sb_error_set(&err, SB_ENOMEM, "out of memory");
-  json_decref(patch);
-  if (rc != 0) record_done(op, 0, &err);
-}
-
-int gw_route_record(sb_gateway *o, gw_route *r, const char *agent_id,
-                    gw_route_recorded_cb cb, void *ud, sb_error *err) {
-  record_op *op = sb_calloc(1, sizeof *op);
-  if (!op || !(op->agent_id = sb_strdup(agent_id))) {
-    sb_free(op);
-    return sb_error_set(err, SB_ENOMEM, "out of memory");
-  }
-  op->o = o;
-  op->r = r;
-  op->cb = cb;
-  op->ud = ud;
-  int rc = sb_ctx_get_async(o->opts.ctx, r->tenant, r->context_id, 0,
-                            record_read, op, err);
-  if (rc != 0) {
-    sb_free(op->agent_id);
-    sb_free(op);
-  }
-  return rc;
+  return 0;
 }
 
 json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,

@@ -74,7 +74,7 @@ static int teardown(void **state) {
   fixture *f = *state;
   sb_gateway_free(f->gw);
   sb_ctx_manager_free(f->ctx);
-  sb_store_close(f->store);
+  if (f->store) sb_store_close(f->store);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   uv_loop_close(&f->loop);
   json_decref(f->doc);
@@ -203,11 +203,43 @@ static void test_the_context_decides(void **state) {
   assert_int_equal(f->outcome, SB_GATEWAY_INVALID);
 }
 
+/* The gateway stops while a routed call waits for its context: the call
+ * ends (STOPPING) and the store's late answer frees it without touching
+ * the gateway, the manager or the store's closed queue. */
+static void test_stop_while_reading(void **state) {
+  fixture *f = *state;
+  sb_error err = {0};
+  json_t *input = json_pack("{s{}}", "data");
+  assert_int_equal(sb_ctx_create_async(f->ctx, "t1", input, on_ctx, f, &err), 0);
+  json_decref(input);
+  wait_done(f);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(f->doc, "id")));
+  json_t *params = json_pack("{s{}}", "arguments");
+  sb_gateway_call_options o = {.capability = "quotes", .context_id = id,
+                               .tenant = "t1", .method = "tools/call",
+                               .name = "whoami", .params = params,
+                               .on_done = on_call_done, .ud = f};
+  sb_gateway_call *c = NULL;
+  assert_int_equal(sb_gateway_call_start(f->gw, &o, &c, &err), 0);
+  json_decref(params);
+  assert_non_null(c);
+  sb_gateway_free(f->gw); /* before the read comes back */
+  f->gw = NULL;
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->outcome, SB_GATEWAY_STOPPING);
+  sb_ctx_manager_free(f->ctx);
+  f->ctx = NULL;
+  sb_store_close(f->store); /* runs the read's callback */
+  f->store = NULL;
+}
+
 int main(void) {
   sb_core_init();
   sb_log_set_level(getenv("SB_TEST_LOG") ? SB_LOG_DEBUG : SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_the_context_decides, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stop_while_reading, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
