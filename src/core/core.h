@@ -91,6 +91,12 @@ void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
 uint64_t sb_now_ms(void);      /* monotonic milliseconds */
 uint64_t sb_wall_ms(void);     /* milliseconds since the Unix epoch */
 
+/* Lower the calling thread's CPU priority (once per thread; Linux: nice
+ * 10 for this thread alone): the store's threads and thread-pool work
+ * yield to the event loop, so a burst of writes slows writes before it
+ * slows every connection. No-op where threads cannot be reniced. */
+void sb_thread_background(void);
+
 /* RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-25T09:17:41.123Z;
  * out must hold 32 bytes. */
 void sb_time_format(int64_t ms, char out[32]);

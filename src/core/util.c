@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#endif
 
 /* ---- errors ----------------------------------------------------------- */
 const char *sb_strerror(int code) {
@@ -307,4 +312,16 @@ void sb_uuid_v7(char out[37]) {
     *o++ = hex[b[i] & 15];
   }
   *o = '\0';
+}
+
+void sb_thread_background(void) {
+#if defined(__linux__)
+  static _Thread_local int done;
+  if (done) return;
+  done = 1;
+  /* On Linux a thread id names one thread for setpriority. Failure
+   * (a sandbox refusing it) only means the thread keeps its priority. */
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+    return;
+#endif
 }

@@ -398,6 +398,7 @@ static int check_immutable(const json_t *old, const json_t *next,
 /* On the thread pool: version expected+1 from nx->head, as the texts the
  * store keeps. Pure JSON work: no store, no manager state. */
 static void make_next(uv_work_t *w) {
+  sb_thread_background(); /* a libuv pool thread: once, at its first job */
   mg_op *op = w->data;
   mg_next *nx = &op->nx;
   sb_error *err = &nx->err;

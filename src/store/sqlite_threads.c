@@ -69,6 +69,7 @@ static uint64_t thread_cpu_us(void) {
 }
 
 static void writer_main(void *arg) {
+  sb_thread_background();
   sqlite_store *s = arg;
   for (;;) {
     uv_mutex_lock(&s->lock);
@@ -97,6 +98,7 @@ static void writer_main(void *arg) {
 /* ---- the readers ----------------------------------------------------- */
 
 static void reader_main(void *arg) {
+  sb_thread_background();
   st_reader *rd = arg;
   sqlite_store *s = rd->s;
   for (;;) {
