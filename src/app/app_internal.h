@@ -39,6 +39,8 @@ void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers);
 void app_rest_error(sb_http_request *req, int status, const char *code,
                     const char *message);
+/* 503 busy with Retry-After: 1 (back-pressure; retry shortly). */
+void app_rest_busy(sb_http_request *req, const char *message);
 /* The request body as JSON (new reference), or NULL after answering 400
  * bad_json naming `what`, the line and the column. */
 json_t *app_rest_body(sb_http_request *req, const char *what);

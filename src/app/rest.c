@@ -50,6 +50,14 @@ void app_rest_error(sb_http_request *req, int status, const char *code,
   respond_error(req, status, code, message, 0);
 }
 
+void app_rest_busy(sb_http_request *req, const char *message) {
+  const char *headers[] = {"Retry-After", "1", NULL};
+  app_rest_json(req, 503,
+                json_pack("{s{ssss}}", "error", "code", "busy", "message",
+                          message),
+                headers);
+}
+
 static void respond_store_error(sb_http_request *req, const sb_error *err,
                                 int64_t current) {
   switch (err->code) {
@@ -58,15 +66,7 @@ static void respond_store_error(sb_http_request *req, const sb_error *err,
     respond_error(req, 409, "conflict", err->msg, current);
     break;
   case SB_EINVAL: respond_error(req, 422, "invalid", err->msg, 0); break;
-  case SB_EBUSY: {
-    /* Back-pressure: the store's queue is full. */
-    const char *headers[] = {"Retry-After", "1", NULL};
-    app_rest_json(req, 503,
-                  json_pack("{s{ssss}}", "error", "code", "busy", "message",
-                            err->msg),
-                  headers);
-    break;
-  }
+  case SB_EBUSY: app_rest_busy(req, err->msg); break;
   case SB_ETIMEDOUT: respond_error(req, 503, "busy", err->msg, 0); break;
   default: respond_error(req, 500, "internal", err->msg, 0); break;
   }

@@ -21,13 +21,7 @@
 #define PREFIX "/v1/agents"
 
 static void respond_failure(sb_http_request *req, const sb_error *err) {
-  if (err->code == SB_EBUSY) {
-    const char *headers[] = {"Retry-After", "1", NULL};
-    return app_rest_json(req, 503,
-                         json_pack("{s{ssss}}", "error", "code", "busy",
-                                   "message", err->msg),
-                         headers);
-  }
+  if (err->code == SB_EBUSY) return app_rest_busy(req, err->msg);
   int status = err->code == SB_ENOENT      ? 404
                : err->code == SB_ECONFLICT ? 409
                : err->code == SB_ENOMEM    ? 500

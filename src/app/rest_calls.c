@@ -45,13 +45,7 @@ static void respond_outcome(sb_http_request *req, const sb_gateway_result *r) {
   case SB_GATEWAY_INPUT_REFUSED: status = 422, code = "input_refused"; break;
   case SB_GATEWAY_TIMED_OUT: status = 504, code = "timeout"; break;
   case SB_GATEWAY_BUSY:
-  case SB_GATEWAY_STOPPING: {
-    const char *headers[] = {"Retry-After", "1", NULL};
-    return app_rest_json(req, 503,
-                         json_pack("{s{ssss}}", "error", "code", "busy",
-                                   "message", r->message),
-                         headers);
-  }
+  case SB_GATEWAY_STOPPING: return app_rest_busy(req, r->message);
   default: status = 503, code = "unavailable"; break;
   }
   app_rest_json(req, status,
@@ -134,13 +128,7 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req) {
   json_decref(body);
   if (rv != 0) {
     sb_free(rc);
-    if (rv == SB_EBUSY) {
-      const char *headers[] = {"Retry-After", "1", NULL};
-      return app_rest_json(req, 503,
-                           json_pack("{s{ssss}}", "error", "code", "busy",
-                                     "message", err.msg),
-                           headers);
-    }
+    if (rv == SB_EBUSY) return app_rest_busy(req, err.msg);
     return app_rest_error(req, rv == SB_ENOENT ? 404 : 422,
                           rv == SB_ENOENT ? "no_agent" : "invalid", err.msg);
   }
