@@ -75,53 +75,36 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req) {
                           "use POST on /v1/agents/call");
   json_t *body = app_rest_body(req, "body");
   if (!body) return;
-  const char *tool = json_string_value(json_object_get(body, "tool"));
-  json_t *cap = json_object_get(body, "capability");
-  json_t *who = json_object_get(body, "agent");
-  json_t *args = json_object_get(body, "arguments");
-  json_t *ctx_id = json_object_get(body, "contextId");
   json_t *timeout = json_object_get(body, "timeoutMs");
-  const char *bad =
-      !json_is_object(body)                     ? "body: expected an object"
-      : !tool                                   ? "tool: required string"
-      : !cap == !who                            ? "give capability or agent, "
-                                                  "not both"
-      : cap && !json_is_string(cap)             ? "capability: expected a string"
-      : who && !json_is_string(who)             ? "agent: expected a string"
-      : args && !json_is_object(args)           ? "arguments: expected an object"
-      : ctx_id && !json_is_string(ctx_id)       ? "contextId: expected a string"
-      : timeout && (!json_is_integer(timeout) || json_integer_value(timeout) < 1 ||
-                    json_integer_value(timeout) > 3600000)
-          ? "timeoutMs: expected an integer between 1 and 3600000"
-          : NULL;
+  sb_gateway_call_options o = {0};
+  json_t *params = NULL;
+  sb_error err = {0};
+  int bad = sb_gateway_routed_args(body, &o, &params, &err);
+  if (bad == 0 && timeout &&
+      (!json_is_integer(timeout) || json_integer_value(timeout) < 1 ||
+       json_integer_value(timeout) > 3600000))
+    bad = sb_error_set(&err, SB_EINVAL,
+                       "'timeoutMs' must be an integer between 1 and 3600000");
   if (bad) {
+    json_decref(params);
     json_decref(body);
-    return app_rest_error(req, 400, "bad_request", bad);
+    return app_rest_error(req, bad == SB_EINVAL ? 400 : 500,
+                          bad == SB_EINVAL ? "bad_request" : "internal",
+                          err.msg);
   }
   rest_call *rc = sb_calloc(1, sizeof *rc);
-  json_t *params = json_pack("{so}", "arguments",
-                             args ? json_incref(args) : json_object());
-  if (!rc || !params) {
-    sb_free(rc);
+  if (!rc) {
     json_decref(params);
     json_decref(body);
     return app_rest_error(req, 500, "internal", "out of memory");
   }
   rc->req = req;
-  sb_gateway_call_options o = {
-      .agent = json_string_value(who),
-      .capability = json_string_value(cap),
-      .context_id = json_string_value(ctx_id),
-      .tenant = sb_http_request_tenant(req),
-      .method = "tools/call",
-      .name = tool,
-      .params = params,
-      .deadline_ms = timeout ? (uint64_t)json_integer_value(timeout) : 0,
-      .no_fallback = who != NULL,
-      .on_done = on_done,
-      .ud = rc};
+  o.tenant = sb_http_request_tenant(req);
+  o.params = params;
+  o.deadline_ms = timeout ? (uint64_t)json_integer_value(timeout) : 0;
+  o.on_done = on_done;
+  o.ud = rc;
   sb_http_request_defer(req, on_gone, rc);
-  sb_error err = {0};
   sb_gateway_call *gc = NULL;
   int rv = sb_gateway_call_start(app->gateway, &o, &gc, &err);
   json_decref(params);

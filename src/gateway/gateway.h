@@ -188,6 +188,15 @@ int sb_gateway_call_start(sb_gateway *gw, const sb_gateway_call_options *o,
  * with SB_GATEWAY_CANCELLED. */
 void sb_gateway_call_cancel(sb_gateway_call *c, const char *reason);
 
+/* The arguments of a routed tool call, {"capability" | "agent", "tool",
+ * "arguments", "contextId"} (the agents_call tool, POST /v1/agents/call),
+ * checked and set in *o: agent or capability, context_id, method
+ * tools/call, name, no_fallback for a named agent (strings borrowed from
+ * args). *params is a new {"arguments": ...} for o->params. SB_EINVAL with
+ * err naming the argument at fault; SB_ENOMEM. */
+int sb_gateway_routed_args(const json_t *args, sb_gateway_call_options *o,
+                           json_t **params, sb_error *err);
+
 /* An agent's question: method and params (borrowed, valid until answered
  * or withdrawn). */
 const char *sb_gateway_input_method(const sb_gateway_input *in);

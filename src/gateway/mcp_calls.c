@@ -459,38 +459,16 @@ void gw_mcp_forward(sb_gateway *gw, agent *a, sb_mcp_call *call,
 
 /* agents_call: {capability | agent, tool, arguments, contextId}. */
 static int call_routed(sb_gateway *gw, sb_mcp_call *call, json_t *args) {
-  const char *tool = json_string_value(json_object_get(args, "tool"));
-  json_t *cap = json_object_get(args, "capability");
-  json_t *who = json_object_get(args, "agent");
-  json_t *arguments = json_object_get(args, "arguments");
-  json_t *ctx_id = json_object_get(args, "contextId");
-  const char *bad = !tool                         ? "'tool' is required"
-                    : !cap == !who                ? "give 'capability' or "
-                                                    "'agent', not both"
-                    : cap && !json_is_string(cap) ? "'capability' must be a "
-                                                    "string"
-                    : who && !json_is_string(who) ? "'agent' must be a string"
-                    : arguments && !json_is_object(arguments)
-                        ? "'arguments' must be an object"
-                    : ctx_id && !json_is_string(ctx_id)
-                        ? "'contextId' must be a string"
-                        : NULL;
-  if (bad) {
-    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, bad);
-    return 1;
-  }
-  json_t *params = json_pack("{so}", "arguments",
-                             arguments ? json_incref(arguments) : json_object());
-  sb_gateway_call_options o = {.agent = json_string_value(who),
-                               .capability = json_string_value(cap),
-                               .context_id = json_string_value(ctx_id),
-                               .name = tool,
-                               .no_fallback = who != NULL};
-  if (!params) {
-    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
-    return 1;
-  }
-  start(gw, call, &o, GW_ROUTED_TOOL, params);
+  sb_gateway_call_options o = {0};
+  json_t *params = NULL;
+  sb_error err = {0};
+  int rc = sb_gateway_routed_args(args, &o, &params, &err);
+  if (rc == SB_EINVAL)
+    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, err.msg);
+  else if (rc != 0)
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, err.msg, NULL);
+  else
+    start(gw, call, &o, GW_ROUTED_TOOL, params);
   json_decref(params);
   return 1;
 }

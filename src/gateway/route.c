@@ -91,6 +91,40 @@ static int named(sb_gateway *o, gw_route *r, agent *a) {
   return route_add(r, a->def->id, parts);
 }
 
+int sb_gateway_routed_args(const json_t *args, sb_gateway_call_options *o,
+                           json_t **params, sb_error *err) {
+  *params = NULL;
+  const char *tool = json_string_value(json_object_get(args, "tool"));
+  json_t *cap = json_object_get(args, "capability");
+  json_t *who = json_object_get(args, "agent");
+  json_t *arguments = json_object_get(args, "arguments");
+  json_t *ctx_id = json_object_get(args, "contextId");
+  const char *bad = !json_is_object(args)         ? "expected an object"
+                    : !tool                       ? "'tool' is required"
+                    : !cap == !who                ? "give 'capability' or "
+                                                    "'agent', not both"
+                    : cap && !json_is_string(cap) ? "'capability' must be a "
+                                                    "string"
+                    : who && !json_is_string(who) ? "'agent' must be a string"
+                    : arguments && !json_is_object(arguments)
+                        ? "'arguments' must be an object"
+                    : ctx_id && !json_is_string(ctx_id)
+                        ? "'contextId' must be a string"
+                        : NULL;
+  if (bad) return sb_error_set(err, SB_EINVAL, "%s", bad);
+  *params = json_pack("{so}", "arguments",
+                      arguments ? json_incref((json_t *)arguments)
+                                : json_object());
+  if (!*params) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  o->agent = json_string_value(who);
+  o->capability = json_string_value(cap);
+  o->context_id = json_string_value(ctx_id);
+  o->method = "tools/call";
+  o->name = tool;
+  o->no_fallback = who != NULL;
+  return 0;
+}
+
 gw_route *gw_route_new(sb_gateway *o, const sb_gateway_call_options *opts,
                        sb_error *err) {
   if (opts->context_id && (!o->opts.ctx || !opts->tenant)) {

@@ -105,7 +105,7 @@ describe('agents_call', () => {
     assert.equal((await post('{"tool": ')).status, 400);
     const both = await post({ capability: 'quotes', agent: 'vinbot', tool: 'whoami' });
     assert.equal(both.status, 400);
-    assert.match(both.body.error.message, /capability or agent/);
+    assert.match(both.body.error.message, /give 'capability' or 'agent', not both/);
     assert.equal((await post({ capability: 'teleport', tool: 'whoami' })).status, 404);
     const missing = await post({ capability: 'quotes', tool: 'whoami', contextId: '0193aaaa-0000-7000-8000-000000000000' });
     assert.equal(missing.status, 422, JSON.stringify(missing.body));
