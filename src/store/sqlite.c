@@ -449,8 +449,28 @@ void st_conn_read(st_conn *c, st_req *q) {
 
 /* ---- writes (inside the writer's transaction) ------------------------ */
 
+/* The version row of q's context: its patch from the version before (NULL
+ * for version 1) and, every snapshot_every versions, the whole document. */
+static int insert_version(st_conn *c, st_req *q, int64_t version,
+                          int64_t created_ms, const char *patch,
+                          const char *snapshot) {
+  sqlite3_stmt *st = stmt(c, STMT_VERSION_INSERT);
+  bind_text(st, 1, q->tenant);
+  bind_text(st, 2, q->id);
+  sqlite3_bind_int64(st, 3, version);
+  sqlite3_bind_int64(st, 4, created_ms);
+  bind_text(st, 5, patch);
+  bind_text(st, 6, snapshot);
+  int rc = sqlite3_step(st) == SQLITE_DONE
+               ? 0
+               : db_error(c, &q->res.err, "recording a version");
+  sqlite3_reset(st);
+  return rc;
+}
+
 static int write_create(st_conn *c, st_req *q) {
   sb_error *err = &q->res.err;
+  int rc;
   sqlite3_stmt *st = stmt(c, STMT_CREATE);
   bind_text(st, 1, q->tenant);
   bind_text(st, 2, q->id);
@@ -471,19 +491,8 @@ static int write_create(st_conn *c, st_req *q) {
     return out;
   }
   sqlite3_reset(st);
-  st = stmt(c, STMT_VERSION_INSERT);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
-  sqlite3_bind_int64(st, 3, 1);
-  sqlite3_bind_int64(st, 4, q->created_ms);
-  sqlite3_bind_null(st, 5);
-  bind_text(st, 6, q->doc);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    int out = db_error(c, err, "recording version 1");
-    sqlite3_reset(st);
-    return out;
-  }
-  sqlite3_reset(st);
+  if ((rc = insert_version(c, q, 1, q->created_ms, NULL, q->doc)) != 0)
+    return rc;
   q->res.version = 1;
   return 0;
 }
@@ -515,19 +524,9 @@ static int write_append(st_conn *c, st_req *q) {
                                (long long)head, (long long)expected)
                 : sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
   }
-  st = stmt(c, STMT_VERSION_INSERT);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
-  sqlite3_bind_int64(st, 3, expected + 1);
-  sqlite3_bind_int64(st, 4, q->now_ms);
-  bind_text(st, 5, q->patch);
-  bind_text(st, 6, q->snapshot ? q->doc : NULL);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    int out = db_error(c, err, "recording a version");
-    sqlite3_reset(st);
-    return out;
-  }
-  sqlite3_reset(st);
+  int rc = insert_version(c, q, expected + 1, q->now_ms, q->patch,
+                          q->snapshot ? q->doc : NULL);
+  if (rc != 0) return rc;
   q->res.version = expected + 1;
   return 0;
 }
