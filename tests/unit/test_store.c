@@ -23,6 +23,7 @@
 
 #include "store/store.h"
 #include "test_loop.h"
+#include "test_store_outcome.h"
 
 #define DEADLINE_MS 20000
 
@@ -71,28 +72,6 @@ static int teardown(void **state) {
 
 /* ---- one operation at a time: submit, then wait for its callback ------ */
 
-typedef struct outcome {
-  int done;
-  int rc;
-  sb_error err;
-  int64_t version, count;
-  sb_store_record record;
-  sb_store_versions versions;
-} outcome;
-
-static void on_outcome(void *ud, sb_store_result *res) {
-  outcome *o = ud;
-  o->done = 1;
-  o->rc = res->rc;
-  o->err = res->err;
-  o->version = res->version;
-  o->count = res->count;
-  o->record = res->record; /* taken */
-  memset(&res->record, 0, sizeof res->record);
-  o->versions = res->versions; /* taken */
-  memset(&res->versions, 0, sizeof res->versions);
-}
-
 /* Wait for o (submitted with rc `submitted`); the operation's outcome. */
 static int await(uv_loop_t *loop, int submitted, outcome *o) {
   if (submitted != 0) return submitted;
@@ -100,11 +79,6 @@ static int await(uv_loop_t *loop, int submitted, outcome *o) {
   return o->rc;
 }
 
-static void outcome_clear(outcome *o) {
-  sb_store_record_clear(&o->record);
-  sb_store_versions_clear(&o->versions);
-  memset(o, 0, sizeof *o);
-}
 
 static int do_create(fixture *f, const char *tenant, const char *id,
                      const char *doc, int64_t expires) {

@@ -24,6 +24,7 @@
 
 #include "store/store.h"
 #include "test_loop.h"
+#include "test_store_outcome.h"
 
 #define DEADLINE_MS 20000
 enum { WRITERS = 64, ROUNDS = 3, ACKS_PER_ROUND = 400 };
@@ -106,30 +107,6 @@ static void child_main(const char *path, int fd) {
 }
 
 /* ---- the parent: kill, reopen, check ---------------------------------- */
-
-typedef struct outcome {
-  int done, rc;
-  sb_error err;
-  sb_store_record record;
-  sb_store_versions versions;
-} outcome;
-
-static void on_outcome(void *ud, sb_store_result *res) {
-  outcome *o = ud;
-  o->done = 1;
-  o->rc = res->rc;
-  o->err = res->err;
-  o->record = res->record;
-  memset(&res->record, 0, sizeof res->record);
-  o->versions = res->versions;
-  memset(&res->versions, 0, sizeof res->versions);
-}
-
-static void outcome_clear(outcome *o) {
-  sb_store_record_clear(&o->record);
-  sb_store_versions_clear(&o->versions);
-  memset(o, 0, sizeof *o);
-}
 
 /* Every writer's context against what was acknowledged. */
 static void check_store(const char *path, const int32_t *acked) {
