@@ -136,9 +136,6 @@ int gw_agent_up(agent *a, const char **why);
  * valid until the agent's tools change), 0 if none. */
 int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
                     const char **tool);
-/* Every agent, for the mounts (borrowed). */
-agent *gw_agent_at(sb_gateway *o, size_t i);
-size_t gw_agent_count(sb_gateway *o);
 
 /* calls.c */
 sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);

@@ -38,8 +38,6 @@ const agent_list_kind gw_list_kinds[LIST_KINDS] = {
     {"prompts/list", "prompts", "prompts", "prompts"},
 };
 
-agent *gw_agent_at(sb_gateway *o, size_t i) { return i < o->len ? o->list[i] : NULL; }
-size_t gw_agent_count(sb_gateway *o) { return o->len; }
 
 int gw_agent_up(agent *a, const char **why) {
   if (a->client && sb_mcp_client_connected(a->client)) return 1;
