@@ -1,0 +1,216 @@
+/* flow: workflows — definitions written by hand in YAML, and durable runs
+ * of them that hand the context from agent to agent.
+ *
+ * A workflow is a list of steps. A run executes them one at a time (or
+ * several at once inside a `parallel` step) against one context: each
+ * step that completes writes a new version of that context, the run's own
+ * state and the events it caused in one store transaction, so a crash of
+ * switchboard resumes the run from the last completed step.
+ *
+ * ---- the definition format (one workflow per YAML document) -----------
+ *
+ *   name: lead-to-test-drive        # [A-Za-z0-9._-]{1,64}, unique
+ *   description: Inquiry to booked test drive
+ *   max_steps: 100                  # steps a run may execute (a cycle
+ *                                   # guard); default 100, 1..100000
+ *   steps:
+ *     - id: intake                  # [A-Za-z0-9_-]{1,64}, unique in the
+ *                                   # workflow (nested steps included)
+ *       call:                       # call a tool of an agent
+ *         capability: intake.classify   # routed with the run's context,
+ *         # agent: general              # ...or one agent by id (not both)
+ *         tool: classify_inquiry
+ *         arguments:                # literals, and "$path" values taken
+ *           text: $conversation.messages[-1].content   # from the context
+ *           channel: web
+ *       save: conversation.entities # where the result goes; default
+ *                                   # workflow.outputs.<step id>
+ *       timeout: 20s                # each try; units ms s m h d
+ *       retry: { attempts: 3, backoff: 500ms }  # tries in all; backoff
+ *                                   # doubles per try, capped at 30s
+ *       on_failure: human-review    # step to go to once retries are spent
+ *       next: route                 # default: the step that follows
+ *     - id: route
+ *       branch:                     # first case whose `if` holds
+ *         - if: { path: workflow.outputs.intake.intent, equals: buy }
+ *           goto: offer
+ *         - if: { any: [ { path: conversation.intent, in: [service, parts] },
+ *                        { path: workflow.variables.vin, exists: true } ] }
+ *           goto: service
+ *         - else: general           # no case holds and no else: `next`
+ *     - id: offer
+ *       parallel:                   # run these at once; join when all end
+ *         - id: search
+ *           call: { capability: sales.inventory, tool: search_inventory }
+ *         - id: quote
+ *           call: { capability: finance.quote, tool: payment_quote }
+ *     - id: confirm
+ *       ask:                        # a person answers (the run waits)
+ *         message: Which slot suits you?
+ *         schema: { type: object, properties: { slot: { type: string } } }
+ *         timeout: 1h
+ *       save: workflow.variables.slot
+ *     - id: announce
+ *       emit: { type: lead.qualified, data: { vin: $workflow.variables.vin } }
+ *     - id: approval
+ *       wait:                       # until an event of this type whose
+ *         event: finance.approved   # data matches `where` (each key equal)
+ *         where: { contextId: $context.id }
+ *         timeout: 10m
+ *     - id: done
+ *       end: completed              # or: end: failed (with message:)
+ *
+ * A step has exactly one of call, branch, parallel, ask, emit, wait, end.
+ * Conditions: { path, equals | not_equals | in | exists | gt | gte | lt |
+ * lte | contains: value }, { all: [...] }, { any: [...] }, { not: cond }.
+ * A "$path" value reads the context's data with the projection syntax
+ * (ctx.h), or $context.id, $context.version, $run.id, $run.workflow;
+ * "$$..." is a literal string starting with "$". A path that matches
+ * nothing gives null.
+ * ====================================================================== */
+#ifndef SB_FLOW_H
+#define SB_FLOW_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* ---- definitions (def.c, cond.c) ------------------------------------- */
+
+typedef enum sb_flow_step_kind {
+  SB_FLOW_CALL = 1,
+  SB_FLOW_BRANCH,
+  SB_FLOW_PARALLEL,
+  SB_FLOW_ASK,
+  SB_FLOW_EMIT,
+  SB_FLOW_WAIT,
+  SB_FLOW_END,
+} sb_flow_step_kind;
+
+const char *sb_flow_step_kind_name(sb_flow_step_kind k);
+
+typedef enum sb_flow_cond_op {
+  SB_FLOW_COND_ALL = 1,
+  SB_FLOW_COND_ANY,
+  SB_FLOW_COND_NOT,
+  SB_FLOW_COND_EQUALS,
+  SB_FLOW_COND_NOT_EQUALS,
+  SB_FLOW_COND_IN,
+  SB_FLOW_COND_EXISTS,
+  SB_FLOW_COND_GT,
+  SB_FLOW_COND_GTE,
+  SB_FLOW_COND_LT,
+  SB_FLOW_COND_LTE,
+  SB_FLOW_COND_CONTAINS,
+} sb_flow_cond_op;
+
+typedef struct sb_flow_cond {
+  sb_flow_cond_op op;
+  char *path;                 /* comparisons: "$"-less path, as for $path */
+  json_t *value;              /* comparisons: the operand (may hold $path) */
+  struct sb_flow_cond *items; /* all, any: the list; not: one item */
+  size_t nitems;
+} sb_flow_cond;
+
+typedef struct sb_flow_case {
+  sb_flow_cond cond;
+  int target; /* step index */
+} sb_flow_case;
+
+#define SB_FLOW_NONE (-1) /* no step: the workflow ends (completed) */
+
+typedef struct sb_flow_step {
+  char *id;
+  size_t line; /* in the file, for messages */
+  sb_flow_step_kind kind;
+  int parent; /* index of the parallel step holding it, or SB_FLOW_NONE */
+  /* call */
+  char *agent, *capability, *tool;
+  json_t *arguments; /* object template, never NULL for a call */
+  /* ask */
+  char *message;
+  json_t *schema; /* elicitation requestedSchema, or NULL */
+  /* emit (event_data a template, may be NULL) and wait (where) */
+  char *event_type;
+  json_t *event_data;
+  json_t *where;
+  /* branch */
+  sb_flow_case *cases;
+  size_t ncases;
+  int otherwise; /* step index, or SB_FLOW_NONE: fall to next */
+  /* parallel: indices of its nested steps */
+  int *branches;
+  size_t nbranches;
+  /* end */
+  int end_failed;   /* end: failed */
+  char *end_message;
+  /* common */
+  char *save;           /* path the result is saved at (default set by the
+                           loader: workflow.outputs.<id>); NULL for steps
+                           with no result (branch, parallel, emit, end) */
+  uint64_t timeout_ms;  /* 0: none (a call still has its agent's) */
+  int retry_attempts;   /* tries in all, >= 1 */
+  uint64_t retry_backoff_ms;
+  int on_failure;       /* step index or SB_FLOW_NONE */
+  int next;             /* step index or SB_FLOW_NONE (ends the run) */
+} sb_flow_step;
+
+typedef struct sb_flow_def {
+  char *name;
+  char *description;
+  char *file;     /* where it was read, for messages */
+  int max_steps;
+  sb_flow_step *steps; /* top-level steps first, in file order, then the
+                          nested steps of parallel steps */
+  size_t nsteps;
+  json_t *source; /* the definition as JSON (kept in each run) */
+} sb_flow_def;
+
+/* Build a definition from its JSON (a YAML document read with lines:
+ * `lines` maps a JSON Pointer into `src` to its 1-based line, may be NULL)
+ * and check everything: unknown keys, types, ids, references (next, goto,
+ * else, on_failure name existing top-level steps), durations, paths,
+ * conditions. Errors read "FILE:LINE: step "ID": what is wrong", naming
+ * the key. *out is NULL on failure. */
+int sb_flow_def_from_json(const json_t *src, const json_t *lines,
+                          const char *file, sb_flow_def **out, sb_error *err);
+void sb_flow_def_free(sb_flow_def *d);
+/* Index of a step by id, or SB_FLOW_NONE. */
+int sb_flow_def_step(const sb_flow_def *d, const char *id);
+
+/* A set of definitions by name, loaded from the config (inline
+ * definitions and files/directories of *.yaml). */
+typedef struct sb_flow_defs {
+  sb_flow_def **items;
+  size_t len;
+} sb_flow_defs;
+
+/* Load `list` (the config's `workflows:` JSON: each item an inline
+ * definition or a string naming a .yaml file or a directory of them,
+ * relative to base_dir) into *out. Duplicate names are errors. */
+int sb_flow_defs_load(const json_t *list, const json_t *lines,
+                      const char *config_file, const char *base_dir,
+                      sb_flow_defs *out, sb_error *err);
+void sb_flow_defs_clear(sb_flow_defs *defs);
+const sb_flow_def *sb_flow_defs_find(const sb_flow_defs *defs,
+                                     const char *name);
+
+/* What a "$path" may read besides the context's data. */
+typedef struct sb_flow_scope {
+  const json_t *context; /* the whole context document (data inside) */
+  const char *run_id;
+  const char *workflow;
+} sb_flow_scope;
+
+/* A template with every "$path" string replaced by its value (a new
+ * reference; a path matching nothing gives null). NULL on ENOMEM. */
+json_t *sb_flow_template(const json_t *tmpl, const sb_flow_scope *scope);
+/* 1 if the condition holds, 0 if not. */
+int sb_flow_cond_eval(const sb_flow_cond *c, const sb_flow_scope *scope);
+
+/* "90s" -> 90000; units ms s m h d; SB_EINVAL otherwise. */
+int sb_flow_duration_parse(const char *s, uint64_t *ms);
+
+#endif
