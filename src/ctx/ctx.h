@@ -271,6 +271,7 @@ typedef struct sb_ctx_result {
   int64_t version; /* the context's version the result is about: the
                       document's; on SB_ECONFLICT the current head's */
   int count;     /* sweep: contexts deleted */
+  int64_t run_rev; /* a write whose extras held a run: the run's new rev */
 } sb_ctx_result;
 
 typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);
@@ -282,6 +283,11 @@ typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);
 int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
                         const json_t *input, sb_ctx_cb cb, void *ud,
                         sb_error *err);
+
+/* Every new version is reported by an event written in the same store
+ * transaction: its type, with data {"contextId", "version"}. */
+#define SB_CTX_EVENT_CREATED "context.created"
+#define SB_CTX_EVENT_UPDATED "context.updated"
 
 /* Read version `version` (0 = the head). res->doc: the document. */
 int sb_ctx_get_async(sb_ctx_manager *m, const char *tenant, const char *id,
@@ -306,6 +312,20 @@ typedef enum sb_ctx_patch_kind {
 int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
                         int64_t expected_version, sb_ctx_patch_kind kind,
                         json_t *patch, sb_ctx_cb cb, void *ud, sb_error *err);
+
+/* The same create and update, carrying `extras` (store.h: a workflow
+ * run's row, more events) into the store transaction of the new version:
+ * all of it is written, or none. Borrowed until the callback runs. A
+ * stale run rev fails the whole write with SB_ECONFLICT. */
+typedef struct sb_store_extras sb_store_extras;
+int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
+                           const json_t *input, const sb_store_extras *extras,
+                           sb_ctx_cb cb, void *ud, sb_error *err);
+int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
+                           const char *id, int64_t expected_version,
+                           sb_ctx_patch_kind kind, json_t *patch,
+                           const sb_store_extras *extras, sb_ctx_cb cb,
+                           void *ud, sb_error *err);
 
 /* History newest first, res->doc = [{"version","timestamp","patch"}...]: at
  * most limit (0 = 50) entries below `before` (0 = from the head). */

@@ -212,6 +212,9 @@ typedef struct mg_op {
   json_t *doc;    /* the document read, or the one written */
   json_t *doc2;   /* diff: the second document */
   int total;      /* sweep: deleted so far */
+  int64_t run_rev; /* a write with a run: its new rev */
+  const sb_store_extras *extras; /* create, update: the caller's (borrowed
+                                    until the callback) */
   uv_work_t work; /* update: making the next version */
   mg_next nx;
 } mg_op;
@@ -273,7 +276,8 @@ static int refused(int rc, sb_error *err) {
 /* Finish: call back with `doc` (borrowed, may be NULL) and free the op. */
 static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
                    int64_t version, int count) {
-  sb_ctx_result res = {.rc = rc, .version = version, .count = count};
+  sb_ctx_result res = {
+      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev};
   if (rc != 0) {
     if (err && err->code)
       res.err = *err;
@@ -376,7 +380,34 @@ static void on_written(void *ud, sb_store_result *res) {
   }
   head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
+  op->run_rev = res->run_rev;
   finish(op, 0, NULL, op->doc, res->version, 0);
+}
+
+/* The caller's extras and the event that reports this new version
+ * (context.created or context.updated), as one set for the store: it
+ * copies them at submission, so the arrays live only through the call. */
+typedef struct mg_extras {
+  sb_store_extras x;
+  sb_store_event *events;
+  char data[160];
+} mg_extras;
+
+static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
+  const sb_store_extras *given = op->extras;
+  size_t n = (given ? given->nevents : 0) + 1;
+  memset(out, 0, sizeof *out);
+  if (!(out->events = sb_calloc(n, sizeof *out->events))) return SB_ENOMEM;
+  snprintf(out->data, sizeof out->data, "{\"contextId\":\"%s\",\"version\":%lld}",
+           op->id, (long long)version);
+  out->events[0] = (sb_store_event){
+      .type = version == 1 ? SB_CTX_EVENT_CREATED : SB_CTX_EVENT_UPDATED,
+      .data = out->data};
+  for (size_t i = 1; i < n; i++) out->events[i] = given->events[i - 1];
+  out->x.run = given ? given->run : NULL;
+  out->x.events = out->events;
+  out->x.nevents = n;
+  return 0;
 }
 
 /* Fields an update may not change: compare old and new. */
@@ -478,6 +509,11 @@ static void made_next(uv_work_t *w, int status) {
     next_clear(nx);
     return finish(op, rc, &err, NULL, current, 0);
   }
+  mg_extras x;
+  if (extras_make(op, op->version + 1, &x) != 0) {
+    next_clear(nx);
+    return op_fail(op, SB_ENOMEM, &(sb_error){SB_ENOMEM, "out of memory"});
+  }
   sb_store_append_args a = {.tenant = op->tenant,
                             .id = op->id,
                             .expected_version = op->version,
@@ -485,8 +521,10 @@ static void made_next(uv_work_t *w, int status) {
                             .patch = nx->diff_text,
                             .snapshot = nx->snapshot,
                             .expires_ms = nx->expires,
-                            .now_ms = nx->now};
+                            .now_ms = nx->now,
+                            .extras = &x.x};
   rc = sb_store_append(m->store, &a, on_written, op);
+  sb_free(x.events);
   if (rc == 0) {
     op->step = MG_STEP_WRITE;
     op->doc = nx->next;
@@ -576,6 +614,12 @@ static void after_read(mg_op *op, json_t *doc) {
 int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
                         const json_t *input, sb_ctx_cb cb, void *ud,
                         sb_error *err) {
+  return sb_ctx_create_ex_async(m, tenant, input, NULL, cb, ud, err);
+}
+
+int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
+                           const json_t *input, const sb_store_extras *extras,
+                           sb_ctx_cb cb, void *ud, sb_error *err) {
   if (input && !json_is_object(input))
     return sb_error_set(err, SB_EINVAL, "context: expected an object");
   static const char *const server_owned[] = {"id", "version", "timestamp"};
@@ -627,7 +671,14 @@ int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
                        .created_ms = now,
                        .expires_ms = expiry_of(doc),
                        .doc = text};
-  rc = sb_store_create(m->store, tenant, &r, on_written, op);
+  op->extras = extras;
+  mg_extras x;
+  if (extras_make(op, 1, &x) != 0) {
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
+  rc = sb_store_create(m->store, tenant, &r, &x.x, on_written, op);
+  sb_free(x.events);
   if (rc != 0) {
     rc = refused(rc, err);
     goto fail;
@@ -680,6 +731,15 @@ int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
 int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
                         int64_t expected_version, sb_ctx_patch_kind kind,
                         json_t *patch, sb_ctx_cb cb, void *ud, sb_error *err) {
+  return sb_ctx_update_ex_async(m, tenant, id, expected_version, kind, patch,
+                                NULL, cb, ud, err);
+}
+
+int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
+                           const char *id, int64_t expected_version,
+                           sb_ctx_patch_kind kind, json_t *patch,
+                           const sb_store_extras *extras, sb_ctx_cb cb,
+                           void *ud, sb_error *err) {
   if (check_id(id, err)) return SB_ENOENT;
   if (expected_version < 1)
     return sb_error_set(err, SB_EINVAL,
@@ -689,6 +749,7 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
   mg_op *op = op_new(m, MG_UPDATE, tenant, id, cb, ud, err);
   if (!op) return SB_ENOMEM;
   op->version = expected_version;
+  op->extras = extras;
   op->patch_kind = kind;
   op->arg = json_incref(patch);
   /* The head we saw last is the one the caller read: skip reading it. If

@@ -21,21 +21,6 @@
 
 #include "store/store_internal.h"
 
-enum {
-  STMT_CREATE,
-  STMT_VERSION_INSERT,
-  STMT_GET,
-  STMT_HEAD_VERSION,
-  STMT_APPEND_HEAD,
-  STMT_SNAPSHOT_AT_OR_BELOW,
-  STMT_CHAIN,
-  STMT_HISTORY,
-  STMT_COUNT,
-  STMT_SAVEPOINT,
-  STMT_RELEASE,
-  STMT_ROLLBACK_TO,
-  STMT__COUNT
-};
 
 static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_CREATE] =
@@ -70,6 +55,37 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT w",
     [STMT_RELEASE] = "RELEASE w",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO w",
+    [STMT_RUN_INSERT] =
+        "INSERT INTO runs(tenant_id,id,workflow,context_id,status,rev,"
+        "created_ms,updated_ms,doc) VALUES(?,?,?,?,?,1,?,?,?)",
+    [STMT_RUN_UPDATE] =
+        "UPDATE runs SET workflow=?,context_id=?,status=?,doc=?,rev=rev+1,"
+        "updated_ms=? WHERE tenant_id=? AND id=? AND rev=?",
+    [STMT_RUN_REV] = "SELECT rev FROM runs WHERE tenant_id=? AND id=?",
+    [STMT_RUN_GET] =
+        "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
+        "updated_ms FROM runs WHERE tenant_id=? AND id=?",
+    [STMT_RUN_LIST] =
+        "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
+        "updated_ms FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
+        "status=?2) AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?4",
+    [STMT_RUNS_ACTIVE] =
+        "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
+        "updated_ms FROM runs WHERE status IN ('running','waiting') "
+        "ORDER BY id",
+    [STMT_EVENT_SEQ] =
+        "INSERT INTO event_seqs(tenant_id,last) VALUES(?,1) ON CONFLICT("
+        "tenant_id) DO UPDATE SET last=last+1 RETURNING last",
+    [STMT_EVENT_INSERT] =
+        "INSERT INTO events(tenant_id,seq,type,run_id,created_ms,data) "
+        "VALUES(?,?,?,?,?,?)",
+    [STMT_EVENTS_READ] =
+        "SELECT seq,created_ms,type,run_id,data FROM events WHERE "
+        "tenant_id=?1 AND seq>?2 AND (?3 IS NULL OR run_id=?3) ORDER BY seq "
+        "LIMIT ?4",
+    [STMT_EVENTS_TRIM] =
+        "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
+        "created_ms<? LIMIT ?)",
 };
 
 /* Migrations, applied in order; user_version = how many have run. */
@@ -113,6 +129,24 @@ static const char *const migrations[] = {
     "created_ms,patch,snapshot FROM context_versions;"
     "DROP TABLE context_versions;"
     "ALTER TABLE context_versions2 RENAME TO context_versions;",
+    /* 3: workflow runs, and each tenant's ordered event log */
+    "CREATE TABLE runs("
+    " tenant_id TEXT NOT NULL, id TEXT NOT NULL, workflow TEXT NOT NULL,"
+    " context_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,"
+    " rev INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, doc TEXT NOT NULL,"
+    " UNIQUE(tenant_id, id));"
+    "CREATE INDEX runs_active ON runs(status) WHERE status IN "
+    "('running','waiting');"
+    "CREATE TABLE events("
+    " tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,"
+    " run_id TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,"
+    " data TEXT NOT NULL, UNIQUE(tenant_id, seq));"
+    "CREATE INDEX events_age ON events(created_ms);"
+    "CREATE INDEX events_run ON events(tenant_id, run_id, seq) WHERE "
+    "run_id<>'';"
+    "CREATE TABLE event_seqs(tenant_id TEXT PRIMARY KEY,"
+    " last INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -121,23 +155,26 @@ struct st_conn {
   sqlite3_stmt *stmt[STMT__COUNT];
 };
 
-static int db_error(st_conn *c, sb_error *err, const char *what) {
+int st_db_error(st_conn *c, sb_error *err, const char *what) {
   int code = sqlite3_errcode(c->db);
   int rc =
       (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? SB_ETIMEDOUT : SB_EIO;
   return sb_error_set(err, rc, "store: %s: %s", what, sqlite3_errmsg(c->db));
 }
 
-static sqlite3_stmt *stmt(st_conn *c, int which) {
+sqlite3_stmt *st_conn_stmt(st_conn *c, int which) {
   sqlite3_stmt *st = c->stmt[which];
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
   return st;
 }
 
+sqlite3 *st_conn_db(st_conn *c) { return c->db; }
+
+
 /* Step a statement without results; 0 or the SQLite code. */
 static int run(st_conn *c, int which) {
-  sqlite3_stmt *st = stmt(c, which);
+  sqlite3_stmt *st = st_conn_stmt(c, which);
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : rc;
@@ -153,13 +190,13 @@ static int exec(st_conn *c, const char *sql, sb_error *err) {
   return 0;
 }
 
-static char *column_dup(sqlite3_stmt *st, int col) {
+char *st_column_dup(sqlite3_stmt *st, int col) {
   const unsigned char *t = sqlite3_column_text(st, col);
   return t ? sb_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, col))
            : NULL;
 }
 
-static void bind_text(sqlite3_stmt *st, int col, const char *v) {
+void st_bind_text(sqlite3_stmt *st, int col, const char *v) {
   if (v)
     sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
   else
@@ -193,7 +230,7 @@ static int schema_at(st_conn *c, int *at, sb_error *err) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) !=
       SQLITE_OK)
-    return db_error(c, err, "reading schema version");
+    return st_db_error(c, err, "reading schema version");
   *at = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
   sqlite3_finalize(st);
   return 0;
@@ -263,7 +300,7 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
   for (int i = 0; i < STMT__COUNT; i++) {
     if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &c->stmt[i], NULL) != SQLITE_OK) {
-      db_error(c, err, "preparing statements");
+      st_db_error(c, err, "preparing statements");
       goto fail;
     }
   }
@@ -278,9 +315,9 @@ fail:
 static int read_get(st_conn *c, st_req *q) {
   sb_store_record *out = &q->res.record;
   sb_error *err = &q->res.err;
-  sqlite3_stmt *st = stmt(c, STMT_GET);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_GET);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, q->now_ms);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_DONE) {
@@ -288,18 +325,18 @@ static int read_get(st_conn *c, st_req *q) {
     return sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
   }
   if (rc != SQLITE_ROW) {
-    int e = db_error(c, err, "reading a context");
+    int e = st_db_error(c, err, "reading a context");
     sqlite3_reset(st);
     return e;
   }
-  out->id = column_dup(st, 0);
-  out->workflow_id = column_dup(st, 1);
-  out->session_id = column_dup(st, 2);
+  out->id = st_column_dup(st, 0);
+  out->workflow_id = st_column_dup(st, 1);
+  out->session_id = st_column_dup(st, 2);
   out->version = sqlite3_column_int64(st, 3);
   out->created_ms = sqlite3_column_int64(st, 4);
   out->updated_ms = sqlite3_column_int64(st, 5);
   out->expires_ms = sqlite3_column_int64(st, 6);
-  out->doc = column_dup(st, 7);
+  out->doc = st_column_dup(st, 7);
   sqlite3_reset(st);
   if (!out->id || !out->doc) {
     sb_store_record_clear(out);
@@ -312,9 +349,9 @@ static int read_get(st_conn *c, st_req *q) {
 /* Head version of an unexpired context, 0 if there is none. */
 static int64_t head_version(st_conn *c, const char *tenant, const char *id,
                             int64_t now_ms) {
-  sqlite3_stmt *st = stmt(c, STMT_HEAD_VERSION);
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_HEAD_VERSION);
+  st_bind_text(st, 1, tenant);
+  st_bind_text(st, 2, id);
   sqlite3_bind_int64(st, 3, now_ms);
   int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_reset(st);
@@ -330,8 +367,8 @@ static int push_version(sb_store_versions *out, sqlite3_stmt *st,
   sb_store_version *v = &items[out->len++];
   v->version = sqlite3_column_int64(st, 0);
   v->created_ms = sqlite3_column_int64(st, 1);
-  v->patch = column_dup(st, 2);
-  v->snapshot = with_snapshot ? column_dup(st, 3) : NULL;
+  v->patch = st_column_dup(st, 2);
+  v->snapshot = with_snapshot ? st_column_dup(st, 3) : NULL;
   return 0;
 }
 
@@ -353,9 +390,9 @@ static int read_chain(st_conn *c, st_req *q) {
                       (long long)head, (long long)n);
     goto done;
   }
-  sqlite3_stmt *st = stmt(c, STMT_SNAPSHOT_AT_OR_BELOW);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_SNAPSHOT_AT_OR_BELOW);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, n);
   int64_t from =
       sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
@@ -364,9 +401,9 @@ static int read_chain(st_conn *c, st_req *q) {
     rc = sb_error_set(err, SB_EIO, "store: context %s has no snapshot", q->id);
     goto done;
   }
-  st = stmt(c, STMT_CHAIN);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
+  st = st_conn_stmt(c, STMT_CHAIN);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, from);
   sqlite3_bind_int64(st, 4, n);
   int step;
@@ -376,7 +413,7 @@ static int read_chain(st_conn *c, st_req *q) {
       break;
     }
   }
-  if (!rc && step != SQLITE_DONE) rc = db_error(c, err, "reading versions");
+  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, err, "reading versions");
   sqlite3_reset(st);
 done:
   sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
@@ -397,9 +434,9 @@ static int read_history(st_conn *c, st_req *q) {
     rc = sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
     goto done;
   }
-  sqlite3_stmt *st = stmt(c, STMT_HISTORY);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_HISTORY);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, q->version > 0 ? q->version : head + 1);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)q->limit);
   int step;
@@ -409,7 +446,7 @@ static int read_history(st_conn *c, st_req *q) {
       break;
     }
   }
-  if (!rc && step != SQLITE_DONE) rc = db_error(c, err, "reading history");
+  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, err, "reading history");
   sqlite3_reset(st);
 done:
   sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
@@ -421,14 +458,14 @@ done:
 }
 
 static int read_count(st_conn *c, st_req *q) {
-  sqlite3_stmt *st = stmt(c, STMT_COUNT);
-  bind_text(st, 1, q->tenant);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_COUNT);
+  st_bind_text(st, 1, q->tenant);
   int step = sqlite3_step(st);
   int rc = 0;
   if (step == SQLITE_ROW)
     q->res.count = sqlite3_column_int64(st, 0);
   else
-    rc = db_error(c, &q->res.err, "counting contexts");
+    rc = st_db_error(c, &q->res.err, "counting contexts");
   sqlite3_reset(st);
   return rc;
 }
@@ -440,6 +477,10 @@ void st_conn_read(st_conn *c, st_req *q) {
   case ST_OP_CHAIN: rc = read_chain(c, q); break;
   case ST_OP_HISTORY: rc = read_history(c, q); break;
   case ST_OP_COUNT: rc = read_count(c, q); break;
+  case ST_OP_RUN_GET:
+  case ST_OP_RUN_LIST:
+  case ST_OP_RUNS_ACTIVE: rc = st_read_runs(c, q); break;
+  case ST_OP_EVENTS_READ: rc = st_read_events(c, q); break;
   default:
     rc = sb_error_set(&q->res.err, SB_EINVAL, "store: not a read");
     break;
@@ -454,16 +495,16 @@ void st_conn_read(st_conn *c, st_req *q) {
 static int insert_version(st_conn *c, st_req *q, int64_t version,
                           int64_t created_ms, const char *patch,
                           const char *snapshot) {
-  sqlite3_stmt *st = stmt(c, STMT_VERSION_INSERT);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_VERSION_INSERT);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, version);
   sqlite3_bind_int64(st, 4, created_ms);
-  bind_text(st, 5, patch);
-  bind_text(st, 6, snapshot);
+  st_bind_text(st, 5, patch);
+  st_bind_text(st, 6, snapshot);
   int rc = sqlite3_step(st) == SQLITE_DONE
                ? 0
-               : db_error(c, &q->res.err, "recording a version");
+               : st_db_error(c, &q->res.err, "recording a version");
   sqlite3_reset(st);
   return rc;
 }
@@ -471,22 +512,22 @@ static int insert_version(st_conn *c, st_req *q, int64_t version,
 static int write_create(st_conn *c, st_req *q) {
   sb_error *err = &q->res.err;
   int rc;
-  sqlite3_stmt *st = stmt(c, STMT_CREATE);
-  bind_text(st, 1, q->tenant);
-  bind_text(st, 2, q->id);
-  bind_text(st, 3, q->workflow_id);
-  bind_text(st, 4, q->session_id);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_CREATE);
+  st_bind_text(st, 1, q->tenant);
+  st_bind_text(st, 2, q->id);
+  st_bind_text(st, 3, q->workflow_id);
+  st_bind_text(st, 4, q->session_id);
   sqlite3_bind_int64(st, 5, q->created_ms);
   sqlite3_bind_int64(st, 6, q->created_ms);
   sqlite3_bind_int64(st, 7, q->expires_ms);
-  bind_text(st, 8, q->doc);
+  st_bind_text(st, 8, q->doc);
   if (sqlite3_step(st) != SQLITE_DONE) {
     int xerr = sqlite3_extended_errcode(c->db);
     int conflict = xerr == SQLITE_CONSTRAINT_PRIMARYKEY ||
                    xerr == SQLITE_CONSTRAINT_UNIQUE;
     int out = conflict ? sb_error_set(err, SB_ECONFLICT,
                                       "context %s already exists", q->id)
-                       : db_error(c, err, "creating a context");
+                       : st_db_error(c, err, "creating a context");
     sqlite3_reset(st);
     return out;
   }
@@ -494,22 +535,22 @@ static int write_create(st_conn *c, st_req *q) {
   if ((rc = insert_version(c, q, 1, q->created_ms, NULL, q->doc)) != 0)
     return rc;
   q->res.version = 1;
-  return 0;
+  return st_write_extras(c, q);
 }
 
 static int write_append(st_conn *c, st_req *q) {
   sb_error *err = &q->res.err;
   int64_t expected = q->version;
-  sqlite3_stmt *st = stmt(c, STMT_APPEND_HEAD);
-  bind_text(st, 1, q->doc);
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_APPEND_HEAD);
+  st_bind_text(st, 1, q->doc);
   sqlite3_bind_int64(st, 2, q->now_ms);
   sqlite3_bind_int64(st, 3, q->expires_ms);
-  bind_text(st, 4, q->tenant);
-  bind_text(st, 5, q->id);
+  st_bind_text(st, 4, q->tenant);
+  st_bind_text(st, 5, q->id);
   sqlite3_bind_int64(st, 6, expected);
   sqlite3_bind_int64(st, 7, q->now_ms);
   if (sqlite3_step(st) != SQLITE_DONE) {
-    int out = db_error(c, err, "updating a context");
+    int out = st_db_error(c, err, "updating a context");
     sqlite3_reset(st);
     return out;
   }
@@ -528,7 +569,7 @@ static int write_append(st_conn *c, st_req *q) {
                           q->snapshot ? q->doc : NULL);
   if (rc != 0) return rc;
   q->res.version = expected + 1;
-  return 0;
+  return st_write_extras(c, q);
 }
 
 static int write_sweep(st_conn *c, st_req *q) {
@@ -553,6 +594,8 @@ static int write_one(st_conn *c, st_req *q) {
   case ST_OP_CREATE: return write_create(c, q);
   case ST_OP_APPEND: return write_append(c, q);
   case ST_OP_SWEEP: return write_sweep(c, q);
+  case ST_OP_WRITE: return st_write_extras(c, q);
+  case ST_OP_EVENTS_TRIM: return st_write_events_trim(c, q);
   default: return sb_error_set(&q->res.err, SB_EINVAL, "store: not a write");
   }
 }
@@ -563,6 +606,7 @@ static void fail_done(st_req *from, st_req *to, const char *why) {
   for (st_req *q = from; q != to; q = q->next) {
     if (q->res.rc != 0) continue;
     q->res.count = 0;
+    sb_store_event_rows_clear(&q->res.events);
     q->res.rc = sb_error_set(&q->res.err, SB_EIO,
                              "store: the write was not committed: %s", why);
   }
@@ -578,10 +622,13 @@ int st_conn_write_batch(st_conn *c, st_req *batch) {
   }
   for (st_req *q = batch; q; q = q->next) {
     if (run(c, STMT_SAVEPOINT) != 0) {
-      q->res.rc = db_error(c, &q->res.err, "starting a write");
+      q->res.rc = st_db_error(c, &q->res.err, "starting a write");
     } else {
       q->res.rc = write_one(c, q);
-      if (q->res.rc != 0) run(c, STMT_ROLLBACK_TO);
+      if (q->res.rc != 0) {
+        run(c, STMT_ROLLBACK_TO);
+        sb_store_event_rows_clear(&q->res.events); /* none were written */
+      }
       run(c, STMT_RELEASE);
     }
     if (sqlite3_get_autocommit(c->db)) {

@@ -22,9 +22,14 @@ static void run_callbacks(sb_store *st) {
   while (r) {
     st_req *next = r->next;
     st->pending--;
+    if (r->res.rc == 0 && r->res.events.len && st_op_writes(r->op) &&
+        st->on_events)
+      st->on_events(st->on_events_ud, r->tenant, &r->res.events);
     r->cb(r->ud, &r->res);
     sb_store_record_clear(&r->res.record);
     sb_store_versions_clear(&r->res.versions);
+    sb_store_event_rows_clear(&r->res.events);
+    sb_store_runs_clear(&r->res.runs);
     sb_free(r);
     r = next;
   }
@@ -103,6 +108,11 @@ void sb_store_get_stats(sb_store *st, sb_store_stats *out) {
   out->pending = st->pending;
 }
 
+void sb_store_on_events(sb_store *st, sb_store_events_cb cb, void *ud) {
+  st->on_events = cb;
+  st->on_events_ud = ud;
+}
+
 void sb_store_hold_writes(sb_store *st, int hold) {
   st->ops->hold_writes(st, hold);
 }
@@ -111,7 +121,7 @@ void sb_store_hold_writes(sb_store *st, int hold) {
 
 /* Strings of one request, copied after the struct. */
 typedef struct req_strings {
-  const char *tenant, *id, *workflow_id, *session_id, *doc, *patch;
+  const char *tenant, *id, *workflow_id, *session_id, *doc, *patch, *filter;
 } req_strings;
 
 static size_t len0(const char *s) { return s ? strlen(s) + 1 : 0; }
@@ -125,10 +135,59 @@ static const char *put(char **at, const char *s) {
   return copy;
 }
 
-/* A request for op with copies of s, or NULL (rc says why). */
-static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
-                       sb_store_cb cb, void *ud, int *rc) {
-  if (!s->tenant || !*s->tenant || st->closing) {
+static size_t extras_size(const sb_store_extras *x) {
+  if (!x) return 0;
+  size_t n = x->nevents * sizeof(sb_store_event);
+  if (x->run)
+    n += len0(x->run->id) + len0(x->run->workflow) +
+         len0(x->run->context_id) + len0(x->run->status) + len0(x->run->doc);
+  for (size_t i = 0; i < x->nevents; i++)
+    n += len0(x->events[i].type) + len0(x->events[i].run_id) +
+         len0(x->events[i].data);
+  return n;
+}
+
+static int extras_valid(const sb_store_extras *x) {
+  if (!x) return 1;
+  if (x->run && (!x->run->id || !x->run->workflow || !x->run->status ||
+                 !x->run->doc || x->run->expected_rev < 0))
+    return 0;
+  if (x->nevents && !x->events) return 0;
+  for (size_t i = 0; i < x->nevents; i++)
+    if (!x->events[i].type || !x->events[i].data) return 0;
+  return 1;
+}
+
+/* Copy the extras into the request, at `at` (the events array first: it
+ * is aligned, right after the struct). */
+static void extras_put(st_req *r, char *at, const sb_store_extras *x) {
+  if (!x) return;
+  if (x->nevents) {
+    r->events = (sb_store_event *)(void *)at;
+    r->nevents = x->nevents;
+    at += x->nevents * sizeof(sb_store_event);
+    for (size_t i = 0; i < x->nevents; i++) {
+      r->events[i].type = put(&at, x->events[i].type);
+      r->events[i].run_id = put(&at, x->events[i].run_id);
+      r->events[i].data = put(&at, x->events[i].data);
+    }
+  }
+  if (x->run) {
+    r->has_run = 1;
+    r->run.id = put(&at, x->run->id);
+    r->run.workflow = put(&at, x->run->workflow);
+    r->run.context_id = put(&at, x->run->context_id);
+    r->run.status = put(&at, x->run->status);
+    r->run.doc = put(&at, x->run->doc);
+    r->run.expected_rev = x->run->expected_rev;
+  }
+}
+
+/* A request for op with copies of s and x, or NULL (rc says why). */
+static st_req *req_new_ex(sb_store *st, st_op op, const req_strings *s,
+                          const sb_store_extras *x, sb_store_cb cb, void *ud,
+                          int *rc) {
+  if (!s->tenant || !*s->tenant || st->closing || !extras_valid(x)) {
     *rc = st->closing ? SB_ESTATE : SB_EINVAL;
     return NULL;
   }
@@ -136,25 +195,35 @@ static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
     *rc = SB_EBUSY;
     return NULL;
   }
-  size_t extra = len0(s->tenant) + len0(s->id) + len0(s->workflow_id) +
-                 len0(s->session_id) + len0(s->doc) + len0(s->patch);
+  size_t xs = extras_size(x);
+  size_t extra = xs + len0(s->tenant) + len0(s->id) + len0(s->workflow_id) +
+                 len0(s->session_id) + len0(s->doc) + len0(s->patch) +
+                 len0(s->filter);
   st_req *r = sb_calloc(1, sizeof *r + extra);
   if (!r) {
     *rc = SB_ENOMEM;
     return NULL;
   }
   char *at = (char *)(r + 1);
+  extras_put(r, at, x);
+  at += xs;
   r->tenant = put(&at, s->tenant);
   r->id = put(&at, s->id);
   r->workflow_id = put(&at, s->workflow_id);
   r->session_id = put(&at, s->session_id);
   r->doc = put(&at, s->doc);
   r->patch = put(&at, s->patch);
+  r->filter = put(&at, s->filter);
   r->op = op;
   r->cb = cb;
   r->ud = ud;
   *rc = 0;
   return r;
+}
+
+static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
+                       sb_store_cb cb, void *ud, int *rc) {
+  return req_new_ex(st, op, s, NULL, cb, ud, rc);
 }
 
 static int submit(sb_store *st, st_req *r) {
@@ -164,18 +233,21 @@ static int submit(sb_store *st, st_req *r) {
 }
 
 int sb_store_create(sb_store *st, const char *tenant,
-                    const sb_store_record *rec, sb_store_cb cb, void *ud) {
+                    const sb_store_record *rec, const sb_store_extras *extras,
+                    sb_store_cb cb, void *ud) {
   int rc;
   req_strings s = {tenant,
                    rec->id,
                    rec->workflow_id ? rec->workflow_id : "",
                    rec->session_id ? rec->session_id : "",
                    rec->doc,
+                   NULL,
                    NULL};
   if (!rec->id || !rec->doc) return SB_EINVAL;
-  st_req *r = req_new(st, ST_OP_CREATE, &s, cb, ud, &rc);
+  st_req *r = req_new_ex(st, ST_OP_CREATE, &s, extras, cb, ud, &rc);
   if (!r) return rc;
   r->created_ms = rec->created_ms;
+  r->now_ms = rec->created_ms;
   r->expires_ms = rec->expires_ms;
   return submit(st, r);
 }
@@ -198,7 +270,7 @@ int sb_store_append(sb_store *st, const sb_store_append_args *a, sb_store_cb cb,
                    .id = a->id ? a->id : "",
                    .doc = a->new_doc,
                    .patch = a->patch};
-  st_req *r = req_new(st, ST_OP_APPEND, &s, cb, ud, &rc);
+  st_req *r = req_new_ex(st, ST_OP_APPEND, &s, a->extras, cb, ud, &rc);
   if (!r) return rc;
   r->version = a->expected_version;
   r->snapshot = a->snapshot;
@@ -250,6 +322,95 @@ int sb_store_count(sb_store *st, const char *tenant, sb_store_cb cb, void *ud) {
   st_req *r = req_new(st, ST_OP_COUNT, &s, cb, ud, &rc);
   if (!r) return rc;
   return submit(st, r);
+}
+
+int sb_store_write(sb_store *st, const char *tenant,
+                   const sb_store_extras *extras, int64_t now_ms,
+                   sb_store_cb cb, void *ud) {
+  int rc;
+  if (!extras || (!extras->run && !extras->nevents)) return SB_EINVAL;
+  req_strings s = {.tenant = tenant};
+  st_req *r = req_new_ex(st, ST_OP_WRITE, &s, extras, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  return submit(st, r);
+}
+
+int sb_store_run_get(sb_store *st, const char *tenant, const char *id,
+                     sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .id = id ? id : ""};
+  st_req *r = req_new(st, ST_OP_RUN_GET, &s, cb, ud, &rc);
+  if (!r) return rc;
+  return submit(st, r);
+}
+
+int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
+                      const char *before, size_t limit, sb_store_cb cb,
+                      void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .id = before, .filter = status};
+  st_req *r = req_new(st, ST_OP_RUN_LIST, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->limit = limit > 0 && limit <= 1000 ? (int64_t)limit : 50;
+  return submit(st, r);
+}
+
+int sb_store_runs_active(sb_store *st, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = "*"}; /* crosses tenants */
+  st_req *r = req_new(st, ST_OP_RUNS_ACTIVE, &s, cb, ud, &rc);
+  if (!r) return rc;
+  return submit(st, r);
+}
+
+int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
+                         const char *run_id, size_t limit, sb_store_cb cb,
+                         void *ud) {
+  int rc;
+  req_strings s = {.tenant = tenant, .filter = run_id};
+  st_req *r = req_new(st, ST_OP_EVENTS_READ, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->version = since;
+  r->limit = limit > 0 && limit <= 10000 ? (int64_t)limit : 500;
+  return submit(st, r);
+}
+
+int sb_store_events_trim(sb_store *st, int64_t before_ms, int max,
+                         sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = "*"};
+  st_req *r = req_new(st, ST_OP_EVENTS_TRIM, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = before_ms;
+  r->limit = max > 0 ? max : 10000;
+  return submit(st, r);
+}
+
+void sb_store_event_rows_clear(sb_store_event_rows *e) {
+  for (size_t i = 0; i < e->len; i++) {
+    sb_free(e->items[i].type);
+    sb_free(e->items[i].run_id);
+    sb_free(e->items[i].data);
+  }
+  sb_free(e->items);
+  e->items = NULL;
+  e->len = 0;
+}
+
+void sb_store_runs_clear(sb_store_runs *r) {
+  for (size_t i = 0; i < r->len; i++) {
+    sb_store_run_record *x = &r->items[i];
+    sb_free(x->tenant);
+    sb_free(x->id);
+    sb_free(x->workflow);
+    sb_free(x->context_id);
+    sb_free(x->status);
+    sb_free(x->doc);
+  }
+  sb_free(r->items);
+  r->items = NULL;
+  r->len = 0;
 }
 
 void sb_store_record_clear(sb_store_record *r) {

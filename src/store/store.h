@@ -104,6 +104,72 @@ typedef struct sb_store_versions {
 
 void sb_store_versions_clear(sb_store_versions *v);
 
+/* ---- runs and events (what a write may carry besides a context) ------ */
+
+/* An event to append to its tenant's log: the store gives it the next
+ * sequence number of that tenant (1, 2, 3... with no gap and no reuse,
+ * even after old events are trimmed). Strings borrowed for the call. */
+typedef struct sb_store_event {
+  const char *type;
+  const char *run_id; /* may be NULL */
+  const char *data;   /* JSON text */
+} sb_store_event;
+
+/* A workflow run's row: new (expected_rev 0: SB_ECONFLICT if the id
+ * exists) or replacing the row at expected_rev (SB_ECONFLICT with the
+ * current rev in res->run_rev if it moved on; SB_ENOENT if absent). */
+typedef struct sb_store_run {
+  const char *id;
+  const char *workflow;
+  const char *context_id; /* may be NULL */
+  const char *status;     /* running, waiting, completed, failed, cancelled */
+  const char *doc;        /* the run's state, JSON text */
+  int64_t expected_rev;
+} sb_store_run;
+
+/* What a write carries besides its context change, in the same
+ * transaction (and savepoint): all of it commits, or none of it. */
+typedef struct sb_store_extras {
+  const sb_store_run *run; /* NULL: none */
+  const sb_store_event *events;
+  size_t nevents;
+} sb_store_extras;
+
+/* A stored event. */
+typedef struct sb_store_event_row {
+  int64_t seq;
+  int64_t created_ms;
+  char *type;
+  char *run_id; /* "" when none */
+  char *data;
+} sb_store_event_row;
+
+typedef struct sb_store_event_rows {
+  sb_store_event_row *items;
+  size_t len;
+} sb_store_event_rows;
+
+/* A stored run. */
+typedef struct sb_store_run_record {
+  char *tenant;
+  char *id;
+  char *workflow;
+  char *context_id;
+  char *status;
+  char *doc;
+  int64_t rev;
+  int64_t created_ms;
+  int64_t updated_ms;
+} sb_store_run_record;
+
+typedef struct sb_store_runs {
+  sb_store_run_record *items;
+  size_t len;
+} sb_store_runs;
+
+void sb_store_event_rows_clear(sb_store_event_rows *e);
+void sb_store_runs_clear(sb_store_runs *r);
+
 /* What a completed operation produced. Owned by the store and freed after
  * the callback returns; the callback may take `record` or `versions` by
  * copying the struct and zeroing the original. */
@@ -115,6 +181,11 @@ typedef struct sb_store_result {
   int64_t count;              /* sweep: contexts deleted; count: contexts */
   sb_store_record record;     /* get */
   sb_store_versions versions; /* version_chain, history */
+  int64_t run_rev;            /* a write with a run: its new rev; on
+                                 SB_ECONFLICT the current one */
+  sb_store_event_rows events; /* a write's events as committed (with their
+                                 seq), or the events read */
+  sb_store_runs runs;         /* run_get (one), run_list, runs_active */
 } sb_store_result;
 
 /* Runs once per queued operation, on the loop thread. */
@@ -124,7 +195,7 @@ typedef void (*sb_store_cb)(void *ud, sb_store_result *res);
  * SB_ECONFLICT if the id exists for this tenant (even expired but not yet
  * swept). */
 int sb_store_create(sb_store *st, const char *tenant, const sb_store_record *r,
-                    sb_store_cb cb, void *ud);
+                    const sb_store_extras *extras, sb_store_cb cb, void *ud);
 
 /* Read the head into res->record. SB_ENOENT if absent, of another tenant,
  * or expired at now_ms. */
@@ -143,6 +214,7 @@ typedef struct sb_store_append_args {
   int snapshot;        /* 1: also keep new_doc as this version's snapshot */
   int64_t expires_ms;  /* 0 = never */
   int64_t now_ms;
+  const sb_store_extras *extras; /* NULL: none */
 } sb_store_append_args;
 
 int sb_store_append(sb_store *st, const sb_store_append_args *a, sb_store_cb cb,
@@ -169,6 +241,42 @@ int sb_store_sweep_expired(sb_store *st, int64_t now_ms, int max,
 /* Number of contexts of a tenant (including expired, unswept ones), in
  * res->count. */
 int sb_store_count(sb_store *st, const char *tenant, sb_store_cb cb, void *ud);
+
+/* A run's row and events, or events alone, with no context change. */
+int sb_store_write(sb_store *st, const char *tenant,
+                   const sb_store_extras *extras, int64_t now_ms,
+                   sb_store_cb cb, void *ud);
+
+/* One run into res->runs (SB_ENOENT if absent or another tenant's). */
+int sb_store_run_get(sb_store *st, const char *tenant, const char *id,
+                     sb_store_cb cb, void *ud);
+
+/* A tenant's runs, newest first: at most `limit` with ids below `before`
+ * (NULL: from the newest), with this status (NULL: any). */
+int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
+                      const char *before, size_t limit, sb_store_cb cb,
+                      void *ud);
+
+/* Every tenant's runs still running or waiting (to resume at start). */
+int sb_store_runs_active(sb_store *st, sb_store_cb cb, void *ud);
+
+/* A tenant's events after seq `since`, in order, at most `limit`; of one
+ * run only when run_id is not NULL. */
+int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
+                         const char *run_id, size_t limit, sb_store_cb cb,
+                         void *ud);
+
+/* Delete events created before before_ms, at most `max` (res->count).
+ * Sequence numbers are never reused. */
+int sb_store_events_trim(sb_store *st, int64_t before_ms, int max,
+                         sb_store_cb cb, void *ud);
+
+/* Called on the loop thread for every committed write that carried
+ * events, just before that write's own callback: the whole bus of
+ * switchboard hangs here, whoever wrote. */
+typedef void (*sb_store_events_cb)(void *ud, const char *tenant,
+                                   const sb_store_event_rows *rows);
+void sb_store_on_events(sb_store *st, sb_store_events_cb cb, void *ud);
 
 /* Counters for tests and benchmarks (read on the loop thread). */
 typedef struct sb_store_stats {

@@ -23,11 +23,18 @@ typedef enum st_op {
   ST_OP_HISTORY,
   ST_OP_SWEEP,
   ST_OP_COUNT,
+  ST_OP_WRITE,       /* a run and/or events alone */
+  ST_OP_RUN_GET,
+  ST_OP_RUN_LIST,
+  ST_OP_RUNS_ACTIVE,
+  ST_OP_EVENTS_READ,
+  ST_OP_EVENTS_TRIM,
 } st_op;
 
-/* Creates, appends and sweeps change the database; the rest only read. */
+/* These change the database; the rest only read. */
 static inline int st_op_writes(st_op op) {
-  return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP;
+  return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP ||
+         op == ST_OP_WRITE || op == ST_OP_EVENTS_TRIM;
 }
 
 typedef struct st_req {
@@ -43,6 +50,12 @@ typedef struct st_req {
   int64_t expires_ms; /* create, append */
   int64_t now_ms;
   int snapshot; /* append: keep doc as a snapshot too */
+  /* Extras (create, append, write), copied like the strings above. */
+  int has_run;
+  sb_store_run run;
+  sb_store_event *events;
+  size_t nevents;
+  const char *filter; /* run_list: status; events_read: run id */
   sb_store_result res;
 } st_req;
 
@@ -71,6 +84,8 @@ struct sb_store {
   int closing;
   atomic_uint_least64_t batches, writes; /* counted by the writer */
   atomic_uint_least64_t writer_cpu_us;
+  sb_store_events_cb on_events; /* loop thread */
+  void *on_events_ud;
 };
 
 /* Set up the loop side (wake handle, lock); 0 or SB_E*. */
@@ -91,6 +106,48 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate,
                       sb_error *err);
 void st_conn_close(st_conn *c);
 int st_conn_schema_version(void);
+
+/* The statements every connection prepares (their SQL is in sqlite.c). */
+enum {
+  STMT_CREATE,
+  STMT_VERSION_INSERT,
+  STMT_GET,
+  STMT_HEAD_VERSION,
+  STMT_APPEND_HEAD,
+  STMT_SNAPSHOT_AT_OR_BELOW,
+  STMT_CHAIN,
+  STMT_HISTORY,
+  STMT_COUNT,
+  STMT_SAVEPOINT,
+  STMT_RELEASE,
+  STMT_ROLLBACK_TO,
+  STMT_RUN_INSERT,
+  STMT_RUN_UPDATE,
+  STMT_RUN_REV,
+  STMT_RUN_GET,
+  STMT_RUN_LIST,
+  STMT_RUNS_ACTIVE,
+  STMT_EVENT_SEQ,
+  STMT_EVENT_INSERT,
+  STMT_EVENTS_READ,
+  STMT_EVENTS_TRIM,
+  STMT__COUNT
+};
+
+/* The connection's prepared statement `which`, reset;
+ * and small helpers its users share. */
+sqlite3_stmt *st_conn_stmt(st_conn *c, int which);
+sqlite3 *st_conn_db(st_conn *c);
+int st_db_error(st_conn *c, sb_error *err, const char *what);
+void st_bind_text(sqlite3_stmt *st, int col, const char *v);
+char *st_column_dup(sqlite3_stmt *st, int col);
+
+/* sqlite_runs.c: the extras of a write (run row, events), and the reads
+ * and writes of runs and events. */
+int st_write_extras(st_conn *c, st_req *q);
+int st_write_events_trim(st_conn *c, st_req *q);
+int st_read_runs(st_conn *c, st_req *q);
+int st_read_events(st_conn *c, st_req *q);
 
 /* Run a read (get, chain, history, count) on c, filling req->res. */
 void st_conn_read(st_conn *c, st_req *req);

@@ -90,7 +90,7 @@ static int do_create(fixture *f, const char *tenant, const char *id,
                        .doc = (char *)doc};
   outcome o = {0};
   int rc =
-      await(&f->loop, sb_store_create(f->st, tenant, &r, on_outcome, &o), &o);
+      await(&f->loop, sb_store_create(f->st, tenant, &r, NULL, on_outcome, &o), &o);
   outcome_clear(&o);
   return rc;
 }
@@ -338,12 +338,12 @@ static void test_failing_write_beside_succeeding(void **state) {
                                .new_doc = "{\"o\":2}",
                                .patch = "[]",
                                .now_ms = 2};
-  assert_int_equal(sb_store_create(f->st, "t", &dup, on_outcome, &o[0]), 0);
-  assert_int_equal(sb_store_create(f->st, "t", &fresh, on_outcome, &o[1]), 0);
+  assert_int_equal(sb_store_create(f->st, "t", &dup, NULL, on_outcome, &o[0]), 0);
+  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[1]), 0);
   assert_int_equal(sb_store_append(f->st, &missing, on_outcome, &o[2]), 0);
   assert_int_equal(sb_store_append(f->st, &good, on_outcome, &o[3]), 0);
   /* the same new id again inside the batch: the first one wins */
-  assert_int_equal(sb_store_create(f->st, "t", &fresh, on_outcome, &o[4]), 0);
+  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[4]), 0);
   sb_store_hold_writes(f->st, 0);
   for (int i = 0; i < 5; i++)
     assert_true(run_until(&f->loop, flag_set, &o[i].done, DEADLINE_MS));
@@ -379,10 +379,10 @@ static void test_back_pressure(void **state) {
   for (int i = 0; i < 4; i++) {
     snprintf(id, sizeof id, "c%d", i);
     sb_store_record r = {.id = id, .created_ms = 1, .doc = "{}"};
-    assert_int_equal(sb_store_create(f->st, "t", &r, on_outcome, &o[i]), 0);
+    assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &o[i]), 0);
   }
   sb_store_record r = {.id = "c4", .created_ms = 1, .doc = "{}"};
-  assert_int_equal(sb_store_create(f->st, "t", &r, on_outcome, &extra),
+  assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &extra),
                    SB_EBUSY);
   assert_int_equal(sb_store_get(f->st, "t", "c0", 1, on_outcome, &extra),
                    SB_EBUSY);
@@ -396,7 +396,7 @@ static void test_back_pressure(void **state) {
   }
   assert_int_equal(extra.done, 0); /* refused means no callback, ever */
   assert_int_equal(await(&f->loop,
-                         sb_store_create(f->st, "t", &r, on_outcome, &extra),
+                         sb_store_create(f->st, "t", &r, NULL, on_outcome, &extra),
                          &extra),
                    0);
   assert_int_equal(count(f, "t"), 5);
@@ -612,7 +612,7 @@ static void test_migrates_schema_1(void **state) {
                    0);
   assert_int_equal(o.version, 3);
   assert_int_equal(do_create(f, "t1", "old", "{}", 0), SB_ECONFLICT);
-  assert_int_equal(sb_store_schema_version(f->st), 2);
+  assert_int_equal(sb_store_schema_version(f->st), 3);
 }
 
 static void test_open_errors(void **state) {

@@ -86,7 +86,7 @@ static void child_head(void *ud, sb_store_result *res) {
   doc_of(w->i, 1, doc, sizeof doc);
   sb_store_record r = {.id = w->id, .created_ms = 1, .doc = doc};
   w->head = 0; /* the create acknowledges version 1 */
-  if (sb_store_create(w->st, "t", &r, child_acked, w) != 0) _exit(7);
+  if (sb_store_create(w->st, "t", &r, NULL, child_acked, w) != 0) _exit(7);
 }
 
 static void child_main(const char *path, int fd) {

@@ -1,0 +1,220 @@
+/* sqlite_runs.c: workflow runs and the per-tenant event log in SQLite.
+ *
+ * A write's extras run inside that write's savepoint, after its context
+ * change: the run's row (insert, or compare-and-set on its rev) and its
+ * events, each numbered from the tenant's counter in event_seqs. The
+ * counter, not max(seq), hands out numbers, so trimming old events never
+ * makes a number come back. Since one writer commits at a time, numbers
+ * are assigned in commit order: a reader that saw seq N has seen every
+ * event below it.
+ */
+#include <string.h>
+
+#include "store/store_internal.h"
+
+static int step_done(st_conn *c, sqlite3_stmt *st, sb_error *err,
+                     const char *what) {
+  int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : st_db_error(c, err, what);
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int64_t run_rev(st_conn *c, const char *tenant, const char *id) {
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_RUN_REV);
+  st_bind_text(st, 1, tenant);
+  st_bind_text(st, 2, id);
+  int64_t rev = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rev;
+}
+
+static int write_run(st_conn *c, st_req *q) {
+  const sb_store_run *r = &q->run;
+  sb_error *err = &q->res.err;
+  sqlite3_stmt *st;
+  if (r->expected_rev == 0) {
+    st = st_conn_stmt(c, STMT_RUN_INSERT);
+    st_bind_text(st, 1, q->tenant);
+    st_bind_text(st, 2, r->id);
+    st_bind_text(st, 3, r->workflow);
+    st_bind_text(st, 4, r->context_id ? r->context_id : "");
+    st_bind_text(st, 5, r->status);
+    sqlite3_bind_int64(st, 6, q->now_ms);
+    sqlite3_bind_int64(st, 7, q->now_ms);
+    st_bind_text(st, 8, r->doc);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      int x = sqlite3_extended_errcode(st_conn_db(c));
+      int rc = x == SQLITE_CONSTRAINT_UNIQUE
+                   ? sb_error_set(err, SB_ECONFLICT, "run %s already exists",
+                                  r->id)
+                   : st_db_error(c, err, "creating a run");
+      sqlite3_reset(st);
+      return rc;
+    }
+    sqlite3_reset(st);
+    q->res.run_rev = 1;
+    return 0;
+  }
+  st = st_conn_stmt(c, STMT_RUN_UPDATE);
+  st_bind_text(st, 1, r->workflow);
+  st_bind_text(st, 2, r->context_id ? r->context_id : "");
+  st_bind_text(st, 3, r->status);
+  st_bind_text(st, 4, r->doc);
+  sqlite3_bind_int64(st, 5, q->now_ms);
+  st_bind_text(st, 6, q->tenant);
+  st_bind_text(st, 7, r->id);
+  sqlite3_bind_int64(st, 8, r->expected_rev);
+  int rc = step_done(c, st, err, "updating a run");
+  if (rc) return rc;
+  if (sqlite3_changes(st_conn_db(c)) == 0) {
+    int64_t rev = run_rev(c, q->tenant, r->id);
+    q->res.run_rev = rev;
+    return rev ? sb_error_set(err, SB_ECONFLICT, "run %s is at rev %lld, not %lld",
+                              r->id, (long long)rev, (long long)r->expected_rev)
+               : sb_error_set(err, SB_ENOENT, "run %s not found", r->id);
+  }
+  q->res.run_rev = r->expected_rev + 1;
+  return 0;
+}
+
+static int write_event(st_conn *c, st_req *q, const sb_store_event *e) {
+  sb_error *err = &q->res.err;
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENT_SEQ);
+  st_bind_text(st, 1, q->tenant);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    int rc = st_db_error(c, err, "numbering an event");
+    sqlite3_reset(st);
+    return rc;
+  }
+  int64_t seq = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  st = st_conn_stmt(c, STMT_EVENT_INSERT);
+  st_bind_text(st, 1, q->tenant);
+  sqlite3_bind_int64(st, 2, seq);
+  st_bind_text(st, 3, e->type);
+  st_bind_text(st, 4, e->run_id ? e->run_id : "");
+  sqlite3_bind_int64(st, 5, q->now_ms);
+  st_bind_text(st, 6, e->data);
+  int rc = step_done(c, st, err, "recording an event");
+  if (rc) return rc;
+  sb_store_event_rows *out = &q->res.events;
+  sb_store_event_row *row = &out->items[out->len];
+  row->seq = seq;
+  row->created_ms = q->now_ms;
+  row->type = sb_strdup(e->type);
+  row->run_id = sb_strdup(e->run_id ? e->run_id : "");
+  row->data = sb_strdup(e->data);
+  out->len++;
+  if (!row->type || !row->run_id || !row->data)
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  return 0;
+}
+
+int st_write_extras(st_conn *c, st_req *q) {
+  int rc;
+  if (q->has_run && (rc = write_run(c, q)) != 0) return rc;
+  if (q->nevents == 0) return 0;
+  q->res.events.items = sb_calloc(q->nevents, sizeof *q->res.events.items);
+  if (!q->res.events.items)
+    return sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+  for (size_t i = 0; i < q->nevents; i++)
+    if ((rc = write_event(c, q, &q->events[i])) != 0) return rc;
+  return 0;
+}
+
+int st_write_events_trim(st_conn *c, st_req *q) {
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENTS_TRIM);
+  sqlite3_bind_int64(st, 1, q->now_ms);
+  sqlite3_bind_int64(st, 2, q->limit);
+  int rc = step_done(c, st, &q->res.err, "trimming events");
+  if (!rc) q->res.count = sqlite3_changes(st_conn_db(c));
+  return rc;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
+  sb_store_run_record *items =
+      sb_realloc(out->items, (out->len + 1) * sizeof *out->items);
+  if (!items) return SB_ENOMEM;
+  out->items = items;
+  sb_store_run_record *r = &items[out->len++];
+  memset(r, 0, sizeof *r);
+  r->tenant = st_column_dup(st, 0);
+  r->id = st_column_dup(st, 1);
+  r->workflow = st_column_dup(st, 2);
+  r->context_id = st_column_dup(st, 3);
+  r->status = st_column_dup(st, 4);
+  r->doc = st_column_dup(st, 5);
+  r->rev = sqlite3_column_int64(st, 6);
+  r->created_ms = sqlite3_column_int64(st, 7);
+  r->updated_ms = sqlite3_column_int64(st, 8);
+  if (!r->tenant || !r->id || !r->workflow || !r->context_id || !r->status ||
+      !r->doc)
+    return SB_ENOMEM;
+  return 0;
+}
+
+int st_read_runs(st_conn *c, st_req *q) {
+  sqlite3_stmt *st;
+  if (q->op == ST_OP_RUN_GET) {
+    st = st_conn_stmt(c, STMT_RUN_GET);
+    st_bind_text(st, 1, q->tenant);
+    st_bind_text(st, 2, q->id);
+  } else if (q->op == ST_OP_RUN_LIST) {
+    st = st_conn_stmt(c, STMT_RUN_LIST);
+    st_bind_text(st, 1, q->tenant);
+    st_bind_text(st, 2, q->filter);
+    st_bind_text(st, 3, q->id && *q->id ? q->id : NULL);
+    sqlite3_bind_int64(st, 4, q->limit);
+  } else {
+    st = st_conn_stmt(c, STMT_RUNS_ACTIVE);
+  }
+  int step, rc = 0;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (push_run(&q->res.runs, st) != 0) {
+      rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+      break;
+    }
+  }
+  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, &q->res.err, "reading runs");
+  sqlite3_reset(st);
+  if (!rc && q->op == ST_OP_RUN_GET && q->res.runs.len == 0)
+    rc = sb_error_set(&q->res.err, SB_ENOENT, "run %s not found", q->id);
+  if (rc) sb_store_runs_clear(&q->res.runs);
+  return rc;
+}
+
+int st_read_events(st_conn *c, st_req *q) {
+  sb_store_event_rows *out = &q->res.events;
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENTS_READ);
+  st_bind_text(st, 1, q->tenant);
+  sqlite3_bind_int64(st, 2, q->version);
+  st_bind_text(st, 3, q->filter);
+  sqlite3_bind_int64(st, 4, q->limit);
+  int step, rc = 0;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    sb_store_event_row *items =
+        sb_realloc(out->items, (out->len + 1) * sizeof *out->items);
+    if (!items) {
+      rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+      break;
+    }
+    out->items = items;
+    sb_store_event_row *e = &items[out->len++];
+    e->seq = sqlite3_column_int64(st, 0);
+    e->created_ms = sqlite3_column_int64(st, 1);
+    e->type = st_column_dup(st, 2);
+    e->run_id = st_column_dup(st, 3);
+    e->data = st_column_dup(st, 4);
+    if (!e->type || !e->run_id || !e->data) {
+      rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+      break;
+    }
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc = st_db_error(c, &q->res.err, "reading events");
+  sqlite3_reset(st);
+  if (rc) sb_store_event_rows_clear(out);
+  return rc;
+}

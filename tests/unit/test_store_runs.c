@@ -1,0 +1,296 @@
+/* Unit tests for the runs and the event log of src/store/: a run's row
+ * and its events written with a context version in one transaction (all
+ * or nothing), compare-and-set on a run's rev, per-tenant sequence numbers
+ * with no gap and no reuse (a rolled-back write consumes none; trimming
+ * never brings one back), reading events since a number and of one run,
+ * the listing of runs, and the loop-side hook that sees every committed
+ * event before the writer's own callback. */
+/* cmocka.h needs these first */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+// clang-format on
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "test_loop.h"
+#include "test_store_outcome.h"
+
+#define DEADLINE_MS 20000
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+  uv_loop_t loop;
+  sb_store *st;
+  /* what the events hook saw, in order: "tenant:seq:type" */
+  char seen[64][64];
+  int nseen;
+} fixture;
+
+
+static void on_events(void *ud, const char *tenant,
+                      const sb_store_event_rows *rows) {
+  fixture *f = ud;
+  for (size_t i = 0; i < rows->len && f->nseen < 64; i++)
+    snprintf(f->seen[f->nseen++], sizeof f->seen[0], "%s:%lld:%s", tenant,
+             (long long)rows->items[i].seq, rows->items[i].type);
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/sb-runs-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->path, sizeof f->path, "%s/sb.db", f->dir);
+  uv_loop_init(&f->loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = f->path, .loop = &f->loop};
+  f->st = sb_store_open_sqlite(&o, &err);
+  if (!f->st) fail_msg("open: %s", err.msg);
+  sb_store_on_events(f->st, on_events, f);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  sb_store_close(f->st);
+  assert_int_equal(loop_finish(&f->loop), 0);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+  if (system(cmd) != 0) return -1;
+  free(f);
+  return 0;
+}
+
+static int await(fixture *f, int submitted, outcome *o) {
+  if (submitted != 0) return submitted;
+  assert_true(run_until(&f->loop, flag_set, &o->done, DEADLINE_MS));
+  return o->rc;
+}
+
+static int write_run(fixture *f, const char *tenant, const char *id,
+                     const char *status, int64_t rev, const char *event,
+                     outcome *o) {
+  memset(o, 0, sizeof *o);
+  sb_store_run run = {.id = id, .workflow = "wf", .context_id = "c1",
+                      .status = status, .doc = "{\"step\":1}",
+                      .expected_rev = rev};
+  sb_store_event ev = {.type = event, .run_id = id, .data = "{}"};
+  sb_store_extras x = {.run = &run, .events = &ev, .nevents = event ? 1 : 0};
+  return await(f, sb_store_write(f->st, tenant, &x, 1000, on_outcome, o), o);
+}
+
+static int read_events(fixture *f, const char *tenant, int64_t since,
+                       const char *run, outcome *o) {
+  memset(o, 0, sizeof *o);
+  return await(f,
+               sb_store_events_read(f->st, tenant, since, run, 100, on_outcome,
+                                    o),
+               o);
+}
+
+static void test_run_rows_and_rev(void **state) {
+  fixture *f = *state;
+  outcome o;
+  assert_int_equal(write_run(f, "t", "r1", "running", 0, "run.started", &o), 0);
+  assert_int_equal(o.run_rev, 1);
+  assert_int_equal(o.events.len, 1);
+  assert_int_equal(o.events.items[0].seq, 1);
+  outcome_clear(&o);
+  /* a second insert of the same id conflicts, and its event is not kept */
+  assert_int_equal(write_run(f, "t", "r1", "running", 0, "run.started", &o),
+                   SB_ECONFLICT);
+  outcome_clear(&o);
+  assert_int_equal(write_run(f, "t", "r1", "waiting", 1, "run.waiting", &o), 0);
+  assert_int_equal(o.run_rev, 2);
+  assert_int_equal(o.events.items[0].seq, 2); /* no gap from the conflict */
+  outcome_clear(&o);
+  /* stale rev: conflict with the current rev, nothing written */
+  assert_int_equal(write_run(f, "t", "r1", "failed", 1, "run.failed", &o),
+                   SB_ECONFLICT);
+  assert_int_equal(o.run_rev, 2);
+  outcome_clear(&o);
+  assert_int_equal(write_run(f, "t", "nope", "failed", 3, NULL, &o), SB_ENOENT);
+  outcome_clear(&o);
+  /* the row as written, and not visible to another tenant */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f, sb_store_run_get(f->st, "t", "r1", on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.runs.len, 1);
+  assert_string_equal(o.runs.items[0].status, "waiting");
+  assert_string_equal(o.runs.items[0].workflow, "wf");
+  assert_string_equal(o.runs.items[0].context_id, "c1");
+  assert_int_equal(o.runs.items[0].rev, 2);
+  outcome_clear(&o);
+  assert_int_equal(await(f, sb_store_run_get(f->st, "u", "r1", on_outcome, &o),
+                         &o),
+                   SB_ENOENT);
+  outcome_clear(&o);
+  /* the hook saw exactly the committed events, in order */
+  assert_int_equal(f->nseen, 2);
+  assert_string_equal(f->seen[0], "t:1:run.started");
+  assert_string_equal(f->seen[1], "t:2:run.waiting");
+}
+
+static void test_context_and_run_in_one_transaction(void **state) {
+  fixture *f = *state;
+  outcome o = {0};
+  sb_store_run run = {.id = "r1", .workflow = "wf", .status = "running",
+                      .doc = "{}", .expected_rev = 0};
+  sb_store_event ev = {.type = "step.completed", .run_id = "r1", .data = "{}"};
+  sb_store_extras x = {.run = &run, .events = &ev, .nevents = 1};
+  sb_store_record rec = {.id = "c1", .created_ms = 1000, .doc = "{\"v\":1}"};
+  assert_int_equal(await(f, sb_store_create(f->st, "t", &rec, &x, on_outcome,
+                                            &o),
+                         &o),
+                   0);
+  assert_int_equal(o.version, 1);
+  assert_int_equal(o.run_rev, 1);
+  outcome_clear(&o);
+  /* an append whose run rev is stale fails whole: no version 2 */
+  run.expected_rev = 7;
+  sb_store_append_args a = {.tenant = "t", .id = "c1", .expected_version = 1,
+                            .new_doc = "{\"v\":2}", .patch = "[]",
+                            .now_ms = 2000, .extras = &x};
+  assert_int_equal(await(f, sb_store_append(f->st, &a, on_outcome, &o), &o),
+                   SB_ECONFLICT);
+  outcome_clear(&o);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f, sb_store_get(f->st, "t", "c1", 2000, on_outcome,
+                                         &o),
+                         &o),
+                   0);
+  assert_int_equal(o.record.version, 1);
+  outcome_clear(&o);
+  /* with the right rev, both move together */
+  run.expected_rev = 1;
+  assert_int_equal(await(f, sb_store_append(f->st, &a, on_outcome, &o), &o), 0);
+  assert_int_equal(o.version, 2);
+  assert_int_equal(o.run_rev, 2);
+  outcome_clear(&o);
+  assert_int_equal(read_events(f, "t", 0, NULL, &o), 0);
+  assert_int_equal(o.events.len, 2);
+  assert_int_equal(o.events.items[1].seq, 2);
+  assert_string_equal(o.events.items[1].type, "step.completed");
+  assert_string_equal(o.events.items[1].run_id, "r1");
+  outcome_clear(&o);
+}
+
+static void test_sequences_per_tenant(void **state) {
+  fixture *f = *state;
+  outcome o;
+  /* held writes run as one batch: a failing one in the middle takes no
+   * number, so its neighbours' numbers stay contiguous */
+  sb_store_hold_writes(f->st, 1);
+  outcome w[4] = {{0}};
+  sb_store_event ev[2] = {{.type = "a.one", .data = "{}"},
+                          {.type = "a.two", .run_id = "r9", .data = "{\"k\":1}"}};
+  sb_store_extras two = {.events = ev, .nevents = 2};
+  sb_store_run bad = {.id = "zz", .workflow = "wf", .status = "running",
+                      .doc = "{}", .expected_rev = 5};
+  sb_store_extras failing = {.run = &bad, .events = ev, .nevents = 1};
+  assert_int_equal(sb_store_write(f->st, "t", &two, 1, on_outcome, &w[0]), 0);
+  assert_int_equal(sb_store_write(f->st, "t", &failing, 1, on_outcome, &w[1]), 0);
+  assert_int_equal(sb_store_write(f->st, "u", &two, 1, on_outcome, &w[2]), 0);
+  assert_int_equal(sb_store_write(f->st, "t", &two, 1, on_outcome, &w[3]), 0);
+  sb_store_hold_writes(f->st, 0);
+  assert_true(run_until(&f->loop, flag_set, &w[3].done, DEADLINE_MS));
+  assert_int_equal(w[0].rc, 0);
+  assert_int_equal(w[1].rc, SB_ENOENT);
+  assert_int_equal(w[1].events.len, 0);
+  assert_int_equal(w[2].events.items[0].seq, 1); /* u's own numbering */
+  assert_int_equal(w[3].events.items[0].seq, 3);
+  assert_int_equal(w[3].events.items[1].seq, 4);
+  for (int i = 0; i < 4; i++) outcome_clear(&w[i]);
+  /* since, and one run's */
+  assert_int_equal(read_events(f, "t", 2, NULL, &o), 0);
+  assert_int_equal(o.events.len, 2);
+  assert_int_equal(o.events.items[0].seq, 3);
+  outcome_clear(&o);
+  assert_int_equal(read_events(f, "t", 0, "r9", &o), 0);
+  assert_int_equal(o.events.len, 2);
+  assert_string_equal(o.events.items[0].data, "{\"k\":1}");
+  outcome_clear(&o);
+  /* trimming everything never brings a number back */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f, sb_store_events_trim(f->st, 10, 0, on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.count, 6);
+  outcome_clear(&o);
+  assert_int_equal(sb_store_write(f->st, "t", &two, 20, on_outcome, &o), 0);
+  assert_true(run_until(&f->loop, flag_set, &o.done, DEADLINE_MS));
+  assert_int_equal(o.events.items[0].seq, 5);
+  outcome_clear(&o);
+}
+
+static void test_run_listing(void **state) {
+  fixture *f = *state;
+  outcome o;
+  const char *ids[] = {"r1", "r2", "r3", "r4"};
+  const char *status[] = {"running", "completed", "waiting", "failed"};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(write_run(f, "t", ids[i], status[i], 0, NULL, &o), 0);
+    outcome_clear(&o);
+  }
+  assert_int_equal(write_run(f, "u", "r5", "running", 0, NULL, &o), 0);
+  outcome_clear(&o);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f, sb_store_run_list(f->st, "t", NULL, NULL, 2,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.runs.len, 2);
+  assert_string_equal(o.runs.items[0].id, "r4"); /* newest id first */
+  assert_string_equal(o.runs.items[1].id, "r3");
+  outcome_clear(&o);
+  assert_int_equal(await(f, sb_store_run_list(f->st, "t", NULL, "r3", 10,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.runs.len, 2);
+  assert_string_equal(o.runs.items[0].id, "r2");
+  outcome_clear(&o);
+  assert_int_equal(await(f, sb_store_run_list(f->st, "t", "running", NULL, 10,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.runs.len, 1);
+  assert_string_equal(o.runs.items[0].id, "r1");
+  outcome_clear(&o);
+  /* active runs of every tenant */
+  assert_int_equal(await(f, sb_store_runs_active(f->st, on_outcome, &o), &o), 0);
+  assert_int_equal(o.runs.len, 3);
+  int tenants_u = 0;
+  for (size_t i = 0; i < o.runs.len; i++)
+    tenants_u += strcmp(o.runs.items[i].tenant, "u") == 0;
+  assert_int_equal(tenants_u, 1);
+  outcome_clear(&o);
+  /* a write with nothing in it, and an event without data, are refused */
+  sb_store_extras none = {0};
+  assert_int_equal(sb_store_write(f->st, "t", &none, 1, on_outcome, &o),
+                   SB_EINVAL);
+  sb_store_event nodata = {.type = "x.y"};
+  sb_store_extras bad = {.events = &nodata, .nevents = 1};
+  assert_int_equal(sb_store_write(f->st, "t", &bad, 1, on_outcome, &o),
+                   SB_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_run_rows_and_rev, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_context_and_run_in_one_transaction,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
