@@ -272,6 +272,8 @@ typedef struct sb_ctx_result {
                       document's; on SB_ECONFLICT the current head's */
   int count;     /* sweep: contexts deleted */
   int64_t run_rev; /* a write whose extras held a run: the run's new rev */
+  int64_t last_seq; /* a write: the tenant's seq of the last event it wrote
+                       (its own context event or the caller's) */
 } sb_ctx_result;
 
 typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);

@@ -212,7 +212,8 @@ typedef struct mg_op {
   json_t *doc;    /* the document read, or the one written */
   json_t *doc2;   /* diff: the second document */
   int total;      /* sweep: deleted so far */
-  int64_t run_rev; /* a write with a run: its new rev */
+  int64_t run_rev;  /* a write with a run: its new rev */
+  int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
   uv_work_t work; /* update: making the next version */
@@ -277,7 +278,8 @@ static int refused(int rc, sb_error *err) {
 static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
                    int64_t version, int count) {
   sb_ctx_result res = {
-      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev};
+      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev,
+      .last_seq = op->last_seq};
   if (rc != 0) {
     if (err && err->code)
       res.err = *err;
@@ -381,6 +383,7 @@ static void on_written(void *ud, sb_store_result *res) {
   head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
   op->run_rev = res->run_rev;
+  op->last_seq = res->events.len ? res->events.items[res->events.len - 1].seq : 0;
   finish(op, 0, NULL, op->doc, res->version, 0);
 }
 

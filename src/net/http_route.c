@@ -105,3 +105,21 @@ int sb_http_respond(sb_http_request *r, int status, const char *content_type,
   MHD_destroy_response(resp);
   return 0;
 }
+
+int sb_http_stream_start(sb_http_request *r) {
+  if (!r->deferred || r->gone || r->state == REQ_RESPONDED ||
+      r->state == REQ_SSE)
+    return SB_ESTATE;
+  return http_req_start_sse(r, 200);
+}
+
+int sb_http_stream_send(sb_http_request *r, const char *text, size_t len) {
+  return http_req_sse_append(r, text, len);
+}
+
+void sb_http_stream_end(sb_http_request *r) {
+  r->route_gone = NULL; /* the handler lets go */
+  if (r->gone || r->state != REQ_SSE) return;
+  r->sse_end = 1;
+  http_req_resume(r);
+}

@@ -100,6 +100,18 @@ const char *sb_http_request_tenant(const sb_http_request *req);
 int sb_http_respond(sb_http_request *req, int status, const char *content_type,
                     const char *body, size_t len, const char *const *headers);
 
+/* Answer a deferred request with an open Server-Sent Events stream (200,
+ * text/event-stream, heartbeats while idle). The request's on_gone still
+ * tells when the client leaves or the server stops; after it, or after
+ * sb_http_stream_end, the request must not be touched again. */
+int sb_http_stream_start(sb_http_request *req);
+/* Send SSE text (whole events: "id: 1\nevent: x\ndata: {...}\n\n").
+ * SB_EIO when the client is gone or stopped reading (the stream is then
+ * ended; on_gone runs). */
+int sb_http_stream_send(sb_http_request *req, const char *text, size_t len);
+/* End the stream once what was sent is out. */
+void sb_http_stream_end(sb_http_request *req);
+
 /* ---- channels to agents (switchboard as the client) ---------------------
  * A channel carries JSON-RPC messages to one agent and back, whatever the
  * transport: a child process speaking newline-delimited JSON on its stdio,

@@ -1,0 +1,416 @@
+/* events.c: the bus over the store's per-tenant event log.
+ *
+ * The store calls on_committed for every write that carried events, on
+ * the loop, in commit order. Each subscription keeps the last seq it has
+ * seen of its tenant: an event right after it is delivered at once; one
+ * further on means something was missed (written by another process, or
+ * before the subscription caught up), and the subscription reads the log
+ * from its last seq instead, until it is level again. A subscription is
+ * never called while it reads, so what it sees is always in order.
+ */
+#include <string.h>
+
+#include "events/events.h"
+
+#define MODULE "events"
+#define READ_PAGE 500
+#define DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
+#define DEFAULT_TRIM_EVERY_MS 60000
+#define TRIM_BATCH 10000
+
+static const char *const type_names[SB_EVENT__COUNT] = {
+    [SB_EVENT_CUSTOM] = NULL,
+    [SB_EVENT_CONTEXT_CREATED] = "context.created",
+    [SB_EVENT_CONTEXT_UPDATED] = "context.updated",
+    [SB_EVENT_RUN_STARTED] = "run.started",
+    [SB_EVENT_STEP_STARTED] = "step.started",
+    [SB_EVENT_STEP_COMPLETED] = "step.completed",
+    [SB_EVENT_STEP_FAILED] = "step.failed",
+    [SB_EVENT_AGENT_HANDOFF] = "agent.handoff",
+    [SB_EVENT_AGENT_FAILED] = "agent.failed",
+    [SB_EVENT_BREAKER_OPENED] = "breaker.opened",
+    [SB_EVENT_BREAKER_CLOSED] = "breaker.closed",
+    [SB_EVENT_RUN_WAITING] = "run.waiting",
+    [SB_EVENT_RUN_RESUMED] = "run.resumed",
+    [SB_EVENT_RUN_COMPLETED] = "run.completed",
+    [SB_EVENT_RUN_FAILED] = "run.failed",
+    [SB_EVENT_RUN_CANCELLED] = "run.cancelled",
+};
+
+const char *sb_event_type_name(sb_event_type t) {
+  return (unsigned)t < SB_EVENT__COUNT ? type_names[t] : NULL;
+}
+
+sb_event_type sb_event_type_of(const char *name) {
+  for (int t = 1; name && t < SB_EVENT__COUNT; t++)
+    if (strcmp(type_names[t], name) == 0) return (sb_event_type)t;
+  return SB_EVENT_CUSTOM;
+}
+
+int sb_event_type_publishable(const char *name) {
+  if (!name) return 0;
+  size_t n = strlen(name), dots = 0;
+  if (n < 3 || n > 128 || name[0] == '.' || name[n - 1] == '.') return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (c == '.') dots++;
+    else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+               c == '-'))
+      return 0;
+  }
+  return dots > 0 && sb_event_type_of(name) == SB_EVENT_CUSTOM;
+}
+
+/* ---- the bus and its subscriptions ---------------------------------- */
+
+struct sb_events_sub {
+  sb_events *ev;
+  sb_events_sub *next, *prev;
+  char *tenant;
+  int64_t last;
+  char **types;
+  size_t ntypes;
+  char *run_id;
+  sb_events_cb on_event;
+  sb_events_error_cb on_error;
+  void *ud;
+  int reading;    /* a read of the log is under way */
+  int read_again; /* ...and events were committed meanwhile */
+  int dead;       /* unsubscribed: freed once nothing holds it */
+};
+
+struct sb_events {
+  sb_store *store;
+  sb_events_sub *subs;
+  int dispatching; /* subscriptions are being called: free none */
+  int64_t retention_ms;
+  uv_timer_t *trim;
+  struct trim_op *trimming; /* a trim under way */
+};
+
+/* A trim under way outlives a bus freed meanwhile. */
+typedef struct trim_op {
+  sb_events *ev;
+} trim_op;
+
+static void sub_free(sb_events_sub *s) {
+  for (size_t i = 0; i < s->ntypes; i++) sb_free(s->types[i]);
+  sb_free(s->types);
+  sb_free(s->run_id);
+  sb_free(s->tenant);
+  sb_free(s);
+}
+
+static void sub_unlink(sb_events_sub *s) {
+  sb_events *ev = s->ev;
+  if (!ev) return;
+  if (s->prev) s->prev->next = s->next;
+  else ev->subs = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->ev = NULL;
+}
+
+/* Free the dead subscriptions nothing holds any more. */
+static void sweep_dead(sb_events *ev) {
+  if (ev->dispatching) return;
+  sb_events_sub *s = ev->subs;
+  while (s) {
+    sb_events_sub *next = s->next;
+    if (s->dead && !s->reading) {
+      sub_unlink(s);
+      sub_free(s);
+    }
+    s = next;
+  }
+}
+
+int sb_events_filter_match(const sb_events_filter *f, const char *type,
+                           const char *run_id) {
+  if (f->run_id && strcmp(f->run_id, run_id ? run_id : "") != 0) return 0;
+  if (!f->types || f->ntypes == 0) return 1;
+  for (size_t i = 0; i < f->ntypes; i++) {
+    const char *t = f->types[i];
+    size_t n = strlen(t);
+    if (n >= 2 && strcmp(t + n - 2, ".*") == 0) {
+      if (strncmp(type, t, n - 1) == 0) return 1;
+    } else if (strcmp(type, t) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int sub_wants(const sb_events_sub *s, const char *type,
+                     const char *run_id) {
+  sb_events_filter f = {.types = (const char *const *)s->types,
+                        .ntypes = s->ntypes,
+                        .run_id = s->run_id};
+  return sb_events_filter_match(&f, type, run_id);
+}
+
+/* Hand one row to s if it takes it; s->last moves on either way. */
+static void deliver(sb_events_sub *s, const sb_store_event_row *row) {
+  s->last = row->seq;
+  if (s->dead || !sub_wants(s, row->type, row->run_id)) return;
+  sb_event e = {.tenant = s->tenant,
+                .seq = row->seq,
+                .created_ms = row->created_ms,
+                .type = row->type,
+                .run_id = row->run_id,
+                .data = row->data};
+  s->on_event(s->ud, &e);
+}
+
+static void start_read(sb_events_sub *s);
+
+static void on_read(void *ud, sb_store_result *res) {
+  sb_events_sub *s = ud;
+  sb_events *ev = s->ev;
+  s->reading = 0;
+  if (s->dead || !ev) {
+    if (!ev) sub_free(s); /* the bus is gone: it left us to free */
+    else sweep_dead(ev);
+    return;
+  }
+  if (res->rc != 0) {
+    s->dead = 1; /* the owner unsubscribes; nothing more is delivered */
+    if (s->on_error) s->on_error(s->ud, &res->err);
+    sweep_dead(ev);
+    return;
+  }
+  ev->dispatching++;
+  for (size_t i = 0; i < res->events.len && !s->dead; i++)
+    if (res->events.items[i].seq > s->last) deliver(s, &res->events.items[i]);
+  ev->dispatching--;
+  if (!s->dead && (res->events.len == READ_PAGE || s->read_again))
+    start_read(s);
+  sweep_dead(ev);
+}
+
+static void start_read(sb_events_sub *s) {
+  s->read_again = 0;
+  int rc = sb_store_events_read(s->ev->store, s->tenant, s->last, NULL,
+                                READ_PAGE, on_read, s);
+  if (rc == 0) {
+    s->reading = 1;
+    return;
+  }
+  s->dead = 1;
+  sb_error err = {0};
+  sb_error_set(&err, rc, "events: cannot read the log (%s)", sb_strerror(rc));
+  if (s->on_error) s->on_error(s->ud, &err);
+}
+
+/* The store committed rows of `tenant`: pass them on in order. */
+static void on_committed(void *ud, const char *tenant,
+                         const sb_store_event_rows *rows) {
+  sb_events *ev = ud;
+  ev->dispatching++;
+  for (sb_events_sub *s = ev->subs; s; s = s->next) {
+    if (s->dead || strcmp(s->tenant, tenant) != 0) continue;
+    if (s->reading) {
+      s->read_again = 1;
+      continue;
+    }
+    for (size_t i = 0; i < rows->len && !s->dead; i++) {
+      const sb_store_event_row *row = &rows->items[i];
+      if (row->seq <= s->last) continue;
+      if (row->seq > s->last + 1) {
+        start_read(s); /* missed some: the log has them */
+        break;
+      }
+      deliver(s, row);
+    }
+  }
+  ev->dispatching--;
+  sweep_dead(ev);
+}
+
+sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
+                                   int64_t since, const sb_events_filter *f,
+                                   sb_events_cb on_event,
+                                   sb_events_error_cb on_error, void *ud,
+                                   sb_error *err) {
+  if (!tenant || !*tenant || !on_event || since < 0) {
+    sb_error_set(err, SB_EINVAL, "events: a tenant, a callback and a "
+                                 "sequence number of 0 or more are needed");
+    return NULL;
+  }
+  sb_events_sub *s = sb_calloc(1, sizeof *s);
+  int oom = !s || !(s->tenant = sb_strdup(tenant));
+  if (!oom && f && f->run_id) oom = !(s->run_id = sb_strdup(f->run_id));
+  if (!oom && f && f->ntypes) {
+    oom = !(s->types = sb_calloc(f->ntypes, sizeof *s->types));
+    for (size_t i = 0; !oom && i < f->ntypes; i++, s->ntypes++)
+      oom = !(s->types[i] = sb_strdup(f->types[i]));
+  }
+  if (oom) {
+    if (s) sub_free(s);
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  s->ev = ev;
+  s->last = since;
+  s->on_event = on_event;
+  s->on_error = on_error;
+  s->ud = ud;
+  s->next = ev->subs;
+  if (ev->subs) ev->subs->prev = s;
+  ev->subs = s;
+  /* What was committed after `since` comes from the log first. */
+  int rc = sb_store_events_read(ev->store, tenant, since, NULL, READ_PAGE,
+                                on_read, s);
+  if (rc != 0) {
+    sub_unlink(s);
+    sub_free(s);
+    sb_error_set(err, rc, rc == SB_EBUSY ? "events: the store is busy; retry "
+                                           "shortly"
+                                         : "events: cannot read the log (%s)",
+                 sb_strerror(rc));
+    return NULL;
+  }
+  s->reading = 1;
+  return s;
+}
+
+void sb_events_unsubscribe(sb_events_sub *s) {
+  if (!s) return;
+  s->dead = 1;
+  if (s->ev) sweep_dead(s->ev);
+}
+
+int64_t sb_events_sub_seq(const sb_events_sub *s) { return s->last; }
+
+/* ---- publishing -------------------------------------------------------- */
+
+typedef struct publish_op {
+  sb_events_done_cb cb;
+  void *ud;
+} publish_op;
+
+static void on_published(void *ud, sb_store_result *res) {
+  publish_op *op = ud;
+  if (op->cb)
+    op->cb(op->ud, res->rc,
+           res->rc == 0 && res->events.len ? res->events.items[0].seq : 0,
+           res->rc ? &res->err : NULL);
+  sb_free(op);
+}
+
+int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
+                      const char *run_id, const json_t *data,
+                      sb_events_done_cb cb, void *ud, sb_error *err) {
+  if (!sb_event_type_publishable(type))
+    return sb_error_set(err, SB_EINVAL,
+                        "type: \"%s\" is not an event type one may publish "
+                        "(3-128 of a-z 0-9 _ - . with a dot inside, not one "
+                        "of switchboard's own)",
+                        type ? type : "");
+  if (data && !json_is_object(data))
+    return sb_error_set(err, SB_EINVAL, "data: expected an object");
+  char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
+  publish_op *op = sb_calloc(1, sizeof *op);
+  if (!text || !op) {
+    if (data) free(text);
+    else sb_free(text);
+    sb_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  op->cb = cb;
+  op->ud = ud;
+  sb_store_event e = {.type = type, .run_id = run_id, .data = text};
+  sb_store_extras x = {.events = &e, .nevents = 1};
+  int rc = sb_store_write(ev->store, tenant, &x, (int64_t)sb_wall_ms(),
+                          on_published, op);
+  if (data) free(text);
+  else sb_free(text);
+  if (rc != 0) {
+    sb_free(op);
+    return sb_error_set(err, rc,
+                        rc == SB_EBUSY ? "the event store is busy; retry "
+                                         "shortly"
+                                       : "events: cannot write (%s)",
+                        sb_strerror(rc));
+  }
+  return 0;
+}
+
+json_t *sb_event_json(const sb_event *e) {
+  char ts[32];
+  sb_time_format(e->created_ms, ts);
+  json_error_t jerr;
+  json_t *data = json_loads(e->data, JSON_DECODE_ANY, &jerr);
+  json_t *j = json_pack("{sIsssssO?}", "seq", (json_int_t)e->seq, "type",
+                        e->type, "time", ts, "data", data);
+  json_decref(data);
+  if (j && e->run_id && *e->run_id)
+    json_object_set_new(j, "runId", json_string(e->run_id));
+  return j;
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+static void on_trimmed(void *ud, sb_store_result *res) {
+  trim_op *op = ud;
+  if (op->ev) op->ev->trimming = NULL;
+  sb_free(op);
+  if (res->rc != 0)
+    SB_WARN(MODULE, "trimming old events failed: %s", res->err.msg);
+  else if (res->count)
+    SB_DEBUG(MODULE, "trimmed %lld old events", (long long)res->count);
+}
+
+static void on_trim_timer(uv_timer_t *t) {
+  sb_events *ev = t->data;
+  if (ev->trimming) return;
+  int64_t before = (int64_t)sb_wall_ms() - ev->retention_ms;
+  trim_op *op = sb_calloc(1, sizeof *op);
+  if (!op) return;
+  op->ev = ev;
+  if (sb_store_events_trim(ev->store, before, TRIM_BATCH, on_trimmed, op) == 0)
+    ev->trimming = op;
+  else
+    sb_free(op);
+}
+
+static void free_timer(uv_handle_t *h) { sb_free(h); }
+
+sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
+  sb_events *ev = sb_calloc(1, sizeof *ev);
+  uv_timer_t *t = sb_calloc(1, sizeof *t);
+  if (!ev || !t || !o->store) {
+    sb_free(ev);
+    sb_free(t);
+    sb_error_set(err, o->store ? SB_ENOMEM : SB_EINVAL,
+                 o->store ? "out of memory" : "events: a store is required");
+    return NULL;
+  }
+  ev->store = o->store;
+  ev->retention_ms = o->retention_ms > 0 ? o->retention_ms : DEFAULT_RETENTION_MS;
+  int64_t every = o->trim_every_ms > 0 ? o->trim_every_ms : DEFAULT_TRIM_EVERY_MS;
+  uv_timer_init(sb_store_loop(o->store), t);
+  t->data = ev;
+  uv_timer_start(t, on_trim_timer, (uint64_t)every, (uint64_t)every);
+  uv_unref((uv_handle_t *)t);
+  ev->trim = t;
+  sb_store_on_events(o->store, on_committed, ev);
+  return ev;
+}
+
+void sb_events_free(sb_events *ev) {
+  if (!ev) return;
+  sb_store_on_events(ev->store, NULL, NULL);
+  if (ev->trimming) ev->trimming->ev = NULL;
+  uv_close((uv_handle_t *)ev->trim, free_timer);
+  sb_events_sub *s = ev->subs;
+  while (s) {
+    sb_events_sub *next = s->next;
+    s->ev = NULL;
+    s->prev = s->next = NULL;
+    /* A read under way frees it when it returns (s->ev is NULL). */
+    if (!s->reading) sub_free(s);
+    s = next;
+  }
+  sb_free(ev);
+}

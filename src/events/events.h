@@ -1,0 +1,121 @@
+/* events: what happened in switchboard, as typed events in a durable,
+ * ordered log per tenant, and the subscriptions that deliver them.
+ *
+ * Every event is written by the store in the same transaction as the
+ * change it reports (a context version, a run's step), numbered 1, 2, 3...
+ * per tenant with no gap. This module is the bus over that log: it hears
+ * every committed event (sb_store_on_events) and hands it to the
+ * subscriptions of its tenant, in order. A subscription starts from a
+ * sequence number: what it missed is read from the store first, and a gap
+ * in what it hears live (another process wrote, or a slow start) is read
+ * from the store too, so a consumer sees each event at least once and in
+ * order. Retention: events older than retention_ms are trimmed
+ * periodically; their numbers are never reused.
+ *
+ * Event data is a JSON object; the types switchboard writes are below,
+ * and agents publish their own (a type with a dot, not one of these).
+ * Everything runs on the loop thread.
+ */
+#ifndef SB_EVENTS_H
+#define SB_EVENTS_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+typedef enum sb_event_type {
+  SB_EVENT_CUSTOM = 0, /* published by an agent or a client */
+  SB_EVENT_CONTEXT_CREATED,
+  SB_EVENT_CONTEXT_UPDATED,
+  SB_EVENT_RUN_STARTED,
+  SB_EVENT_STEP_STARTED,
+  SB_EVENT_STEP_COMPLETED,
+  SB_EVENT_STEP_FAILED,
+  SB_EVENT_AGENT_HANDOFF, /* {from, to, step, contextVersion,
+                             projectionBytes} */
+  SB_EVENT_AGENT_FAILED,
+  SB_EVENT_BREAKER_OPENED,
+  SB_EVENT_BREAKER_CLOSED,
+  SB_EVENT_RUN_WAITING,
+  SB_EVENT_RUN_RESUMED,
+  SB_EVENT_RUN_COMPLETED,
+  SB_EVENT_RUN_FAILED,
+  SB_EVENT_RUN_CANCELLED,
+  SB_EVENT__COUNT
+} sb_event_type;
+
+/* "context.created", ... ; NULL for SB_EVENT_CUSTOM. */
+const char *sb_event_type_name(sb_event_type t);
+/* The type of a name: one of switchboard's, or SB_EVENT_CUSTOM. */
+sb_event_type sb_event_type_of(const char *name);
+/* 1 if `name` may be published by an agent or a client: 3-128 chars of
+ * [a-z0-9_.-] with a dot inside, and not one of switchboard's own. */
+int sb_event_type_publishable(const char *name);
+
+typedef struct sb_events sb_events;
+
+typedef struct sb_events_options {
+  sb_store *store;         /* borrowed; the loop is the store's */
+  int64_t retention_ms;    /* keep events this long; 0 = 7 days */
+  int64_t trim_every_ms;   /* trim this often; 0 = every minute */
+} sb_events_options;
+
+sb_events *sb_events_new(const sb_events_options *o, sb_error *err);
+/* Ends every subscription (none is called again). */
+void sb_events_free(sb_events *ev);
+
+/* One event as delivered. Borrowed for the callback. */
+typedef struct sb_event {
+  const char *tenant;
+  int64_t seq;
+  int64_t created_ms;
+  const char *type;
+  const char *run_id; /* "" when none */
+  const char *data;   /* JSON text of an object */
+} sb_event;
+
+/* {"seq","type","runId"?,"time","data"} for an event (new reference). */
+json_t *sb_event_json(const sb_event *e);
+
+/* Publish one event alone (an agent's, a client's): `data` an object
+ * (borrowed). cb (may be NULL) runs once it is durable, with its seq, or
+ * with the error. 0 or a negative code with err (SB_EBUSY: store busy). */
+typedef void (*sb_events_done_cb)(void *ud, int rc, int64_t seq,
+                                  const sb_error *err);
+int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
+                      const char *run_id, const json_t *data,
+                      sb_events_done_cb cb, void *ud, sb_error *err);
+
+/* What a subscription wants: types (NULL: all; an entry ending in ".*"
+ * matches a prefix, e.g. "run.*") and one run's events (NULL: any). */
+typedef struct sb_events_filter {
+  const char *const *types;
+  size_t ntypes;
+  const char *run_id;
+} sb_events_filter;
+
+int sb_events_filter_match(const sb_events_filter *f, const char *type,
+                           const char *run_id);
+
+typedef struct sb_events_sub sb_events_sub;
+
+/* Deliver every event of `tenant` after seq `since` that the filter
+ * takes, in order, first from the log and then as they are committed.
+ * on_event may unsubscribe (itself or others). on_error (may be NULL)
+ * reports that the log could not be read (the subscription is then
+ * over: unsubscribe it). The filter is copied. NULL with err on ENOMEM. */
+typedef void (*sb_events_cb)(void *ud, const sb_event *e);
+typedef void (*sb_events_error_cb)(void *ud, const sb_error *err);
+sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
+                                   int64_t since, const sb_events_filter *f,
+                                   sb_events_cb on_event,
+                                   sb_events_error_cb on_error, void *ud,
+                                   sb_error *err);
+void sb_events_unsubscribe(sb_events_sub *sub);
+/* The last seq the subscription has seen (delivered or filtered out). */
+int64_t sb_events_sub_seq(const sb_events_sub *sub);
+
+#endif

@@ -1,0 +1,228 @@
+/* Unit tests for src/events/: a subscription gets what was logged after
+ * its starting seq, then live events, in order with no gap and no
+ * duplicate, even when events are written by another process (a second
+ * store on the same file) that it only learns about from a gap; filters
+ * by type (exact and "prefix.*") and by run; another tenant's events
+ * never arrive; unsubscribing from inside a callback; publishing checks
+ * the type. */
+/* cmocka.h needs these first */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+// clang-format on
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events/events.h"
+#include "test_loop.h"
+
+#define DEADLINE_MS 20000
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+  uv_loop_t loop;
+  sb_store *st;
+  sb_events *ev;
+} fixture;
+
+typedef struct got {
+  int64_t seqs[256];
+  char types[256][32];
+  int n;
+  int want;
+  sb_events_sub *sub;
+  int unsubscribe_at; /* unsubscribe from the callback after this many */
+} got;
+
+static void on_event(void *ud, const sb_event *e) {
+  got *g = ud;
+  assert_true(g->n < 256);
+  g->seqs[g->n] = e->seq;
+  snprintf(g->types[g->n], sizeof g->types[0], "%s", e->type);
+  g->n++;
+  if (g->unsubscribe_at && g->n == g->unsubscribe_at) {
+    sb_events_unsubscribe(g->sub);
+    g->sub = NULL;
+  }
+}
+
+static int got_enough(void *ud) {
+  got *g = ud;
+  return g->n >= g->want;
+}
+
+static sb_store *open_store(uv_loop_t *loop, const char *path) {
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = loop};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  if (!st) fail_msg("open: %s", err.msg);
+  return st;
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/sb-events-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->path, sizeof f->path, "%s/sb.db", f->dir);
+  uv_loop_init(&f->loop);
+  f->st = open_store(&f->loop, f->path);
+  sb_error err = {0};
+  sb_events_options o = {.store = f->st};
+  f->ev = sb_events_new(&o, &err);
+  assert_non_null(f->ev);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  sb_events_free(f->ev);
+  sb_store_close(f->st);
+  assert_int_equal(loop_finish(&f->loop), 0);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+  if (system(cmd) != 0) return -1;
+  free(f);
+  return 0;
+}
+
+typedef struct acked {
+  int n;
+  int64_t last;
+} acked;
+
+static void on_acked(void *ud, int rc, int64_t seq, const sb_error *err) {
+  acked *a = ud;
+  (void)err;
+  assert_int_equal(rc, 0);
+  a->n++;
+  a->last = seq;
+}
+
+static void on_written(void *ud, sb_store_result *res) {
+  assert_int_equal(res->rc, 0);
+  (*(int *)ud)++;
+}
+
+static void publish(fixture *f, const char *tenant, const char *type,
+                    const char *run, acked *a) {
+  sb_error err = {0};
+  json_t *data = json_pack("{ss}", "k", type);
+  assert_int_equal(
+      sb_events_publish(f->ev, tenant, type, run, data, on_acked, a, &err), 0);
+  json_decref(data);
+}
+
+static void test_backlog_then_live_in_order(void **state) {
+  fixture *f = *state;
+  acked a = {0};
+  for (int i = 0; i < 5; i++) publish(f, "t", "lead.new", NULL, &a);
+  publish(f, "u", "lead.new", NULL, &a); /* another tenant's */
+  assert_true(run_until(&f->loop, flag_set, &a.n, DEADLINE_MS));
+  while (a.n < 6) uv_run(&f->loop, UV_RUN_ONCE);
+  got g = {.want = 3 + 4};
+  sb_error err = {0};
+  g.sub = sb_events_subscribe(f->ev, "t", 2, NULL, on_event, NULL, &g, &err);
+  assert_non_null(g.sub);
+  /* live ones written while the backlog is read, and after */
+  for (int i = 0; i < 4; i++) publish(f, "t", "lead.more", NULL, &a);
+  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
+  for (int i = 0; i < g.n; i++) assert_int_equal(g.seqs[i], 3 + i);
+  assert_string_equal(g.types[3], "lead.more");
+  assert_int_equal(sb_events_sub_seq(g.sub), 9);
+  sb_events_unsubscribe(g.sub);
+}
+
+static void test_gap_from_another_process(void **state) {
+  fixture *f = *state;
+  got g = {.want = 6};
+  sb_error err = {0};
+  g.sub = sb_events_subscribe(f->ev, "t", 0, NULL, on_event, NULL, &g, &err);
+  acked a = {0};
+  publish(f, "t", "x.one", NULL, &a);
+  assert_true(run_until(&f->loop, flag_set, &a.n, DEADLINE_MS));
+  /* A second store on the same file (as another process would) writes
+   * seq 2..4; the bus never hears of them. */
+  uv_loop_t other;
+  uv_loop_init(&other);
+  sb_store *st2 = open_store(&other, f->path);
+  sb_store_event e = {.type = "x.other", .data = "{}"};
+  sb_store_extras x = {.events = &e, .nevents = 1};
+  int written = 0;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(sb_store_write(st2, "t", &x, 1, on_written, &written), 0);
+  sb_store_close(st2); /* runs what is queued */
+  assert_int_equal(written, 3);
+  assert_int_equal(loop_finish(&other), 0);
+  /* ...then ours writes seq 5, 6: the subscription sees the gap and
+   * reads 2..4 from the log, all in order. */
+  publish(f, "t", "x.two", NULL, &a);
+  publish(f, "t", "x.three", NULL, &a);
+  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
+  for (int i = 0; i < 6; i++) assert_int_equal(g.seqs[i], i + 1);
+  assert_string_equal(g.types[1], "x.other");
+  assert_string_equal(g.types[5], "x.three");
+  sb_events_unsubscribe(g.sub);
+}
+
+static void test_filters_and_unsubscribe_inside(void **state) {
+  fixture *f = *state;
+  const char *types[] = {"run.*", "lead.won"};
+  sb_events_filter flt = {.types = types, .ntypes = 2};
+  got g = {.want = 2};
+  sb_error err = {0};
+  g.sub = sb_events_subscribe(f->ev, "t", 0, &flt, on_event, NULL, &g, &err);
+  sb_events_filter by_run = {.run_id = "r1"};
+  got h = {.want = 2, .unsubscribe_at = 2};
+  h.sub = sb_events_subscribe(f->ev, "t", 0, &by_run, on_event, NULL, &h, &err);
+  /* run.* types are switchboard's own: write them as the engine does */
+  sb_store_event evs[] = {{.type = "run.started", .run_id = "r1", .data = "{}"},
+                          {.type = "runner.x", .run_id = "r2", .data = "{}"},
+                          {.type = "lead.won", .run_id = "r1", .data = "{}"},
+                          {.type = "lead.lost", .run_id = "r1", .data = "{}"}};
+  sb_store_extras x = {.events = evs, .nevents = 4};
+  int written = 0;
+  assert_int_equal(sb_store_write(f->st, "t", &x, 1, on_written, &written), 0);
+  assert_true(run_until(&f->loop, flag_set, &written, DEADLINE_MS));
+  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
+  assert_true(run_until(&f->loop, got_enough, &h, DEADLINE_MS));
+  assert_int_equal(g.n, 2);
+  assert_string_equal(g.types[0], "run.started");
+  assert_string_equal(g.types[1], "lead.won");
+  assert_int_equal(h.n, 2); /* unsubscribed itself at 2: lead.lost not seen */
+  assert_null(h.sub);
+  sb_events_unsubscribe(g.sub);
+  /* publishing: only types that are not switchboard's own, well formed */
+  json_t *d = json_object();
+  assert_int_equal(sb_events_publish(f->ev, "t", "run.completed", NULL, d,
+                                     NULL, NULL, &err),
+                   SB_EINVAL);
+  assert_int_equal(sb_events_publish(f->ev, "t", "NoDot", NULL, d, NULL, NULL,
+                                     &err),
+                   SB_EINVAL);
+  json_t *arr = json_array();
+  assert_int_equal(sb_events_publish(f->ev, "t", "a.b", NULL, arr, NULL, NULL,
+                                     &err),
+                   SB_EINVAL);
+  json_decref(arr);
+  json_decref(d);
+  assert_int_equal(sb_event_type_of("agent.handoff"), SB_EVENT_AGENT_HANDOFF);
+  assert_string_equal(sb_event_type_name(SB_EVENT_RUN_WAITING), "run.waiting");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_backlog_then_live_in_order, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_gap_from_another_process, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_filters_and_unsubscribe_inside,
+                                      setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
