@@ -318,11 +318,14 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
 /* The same create and update, carrying `extras` (store.h: a workflow
  * run's row, more events) into the store transaction of the new version:
  * all of it is written, or none. Borrowed until the callback runs. A
- * stale run rev fails the whole write with SB_ECONFLICT. */
+ * stale run rev fails the whole write with SB_ECONFLICT. new_id: the id
+ * of the new context, minted by the caller (a UUID, so it can name it in
+ * the extras); NULL mints one. */
 typedef struct sb_store_extras sb_store_extras;
 int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
-                           const json_t *input, const sb_store_extras *extras,
-                           sb_ctx_cb cb, void *ud, sb_error *err);
+                           const json_t *input, const char *new_id,
+                           const sb_store_extras *extras, sb_ctx_cb cb,
+                           void *ud, sb_error *err);
 int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
                            const char *id, int64_t expected_version,
                            sb_ctx_patch_kind kind, json_t *patch,

@@ -617,12 +617,15 @@ static void after_read(mg_op *op, json_t *doc) {
 int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
                         const json_t *input, sb_ctx_cb cb, void *ud,
                         sb_error *err) {
-  return sb_ctx_create_ex_async(m, tenant, input, NULL, cb, ud, err);
+  return sb_ctx_create_ex_async(m, tenant, input, NULL, NULL, cb, ud, err);
 }
 
 int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
-                           const json_t *input, const sb_store_extras *extras,
-                           sb_ctx_cb cb, void *ud, sb_error *err) {
+                           const json_t *input, const char *new_id,
+                           const sb_store_extras *extras, sb_ctx_cb cb,
+                           void *ud, sb_error *err) {
+  if (new_id && !valid_id(new_id))
+    return sb_error_set(err, SB_EINVAL, "context: malformed id");
   if (input && !json_is_object(input))
     return sb_error_set(err, SB_EINVAL, "context: expected an object");
   static const char *const server_owned[] = {"id", "version", "timestamp"};
@@ -642,7 +645,10 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
   if (!doc) return sb_error_set(err, SB_ENOMEM, "out of memory");
   int64_t now = (int64_t)sb_wall_ms();
   char id[37], ts[32];
-  sb_uuid_v7(id);
+  if (new_id)
+    snprintf(id, sizeof id, "%s", new_id);
+  else
+    sb_uuid_v7(id);
   sb_time_format(now, ts);
   json_object_set_new(doc, "id", json_string(id));
   json_object_set_new(doc, "tenantId", json_string(tenant));

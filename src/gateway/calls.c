@@ -93,6 +93,8 @@ struct sb_gateway_call {
   char *named;           /* the agent named, while the context is read */
   int record_tries;      /* metadata.agents writes that lost a race */
   json_t *kept_result, *kept_error; /* the answer, while recording */
+  json_t *meta;          /* the caller's _meta members */
+  int caller_context;    /* the caller gave the context: no recording */
   sb_gateway_call *next, *prev; /* owner->calls */
 };
 
@@ -246,6 +248,7 @@ static void call_free(sb_gateway_call *c) {
   json_decref(c->answers);
   sb_free(c->named);
   json_decref(c->kept_result);
+  json_decref(c->meta);
   json_decref(c->kept_error);
   gw_route_free(c->route);
   timer_free(c->timer);
@@ -405,7 +408,7 @@ static json_t *agent_params(sb_gateway_call *c, agent *a) {
       !json_object_get(params, "arguments"))
     json_object_set_new(params, "arguments", json_object());
   if (c->extra) json_object_update(params, c->extra);
-  json_t *meta = json_object();
+  json_t *meta = c->meta ? json_copy(c->meta) : json_object();
   if (a->client && sb_mcp_client_is_modern(a->client)) {
     if (c->log_level)
       json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(c->log_level));
@@ -774,6 +777,10 @@ static void context_read(void *ud, const sb_ctx_result *res) {
   try_agent(c, named ? named : gw_agent_find(c->owner, c->route->ids[0]));
 }
 
+static int64_t version_of_doc(const json_t *doc) {
+  return (int64_t)json_integer_value(json_object_get(doc, "version"));
+}
+
 /* The agent answered, or the attempt ended here: the outcome says which. */
 static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                       json_t *error) {
@@ -814,7 +821,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
            a->def->id, rt);
       return;
     }
-    if (result && c->route && c->route->context_id) {
+    if (result && c->route && c->route->context_id && !c->caller_context) {
       record(c, result, error);
       return;
     }
@@ -823,7 +830,9 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                            .error = error};
     json_t *routing = NULL;
     if (result && c->route)
-      r.routing = routing = gw_route_report(c->route, a->def->id, 0, NULL);
+      r.routing = routing = gw_route_report(
+          c->route, a->def->id,
+          c->caller_context ? version_of_doc(c->route->doc) : 0, NULL);
     finish(c, &r);
     json_decref(routing);
     return;
@@ -888,11 +897,13 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
             (opts->log_level && !(c->log_level = sb_strdup(opts->log_level))) ||
             (opts->client_caps && !(c->client_caps = json_incref(opts->client_caps))) ||
             (opts->params && !(c->params = json_copy(opts->params))) ||
-            (opts->input_extra && !(c->extra = json_copy(opts->input_extra)));
+            (opts->input_extra && !(c->extra = json_copy(opts->input_extra))) ||
+            (opts->meta && !(c->meta = json_incref(opts->meta)));
   /* The options' strings are the caller's: only our copies are kept. */
   c->o.agent = c->o.capability = c->o.context_id = c->o.tenant = NULL;
   c->o.name = c->o.log_level = NULL;
   c->o.params = c->o.client_caps = c->o.input_extra = NULL;
+  c->o.context_doc = c->o.meta = NULL;
   c->next = o->calls;
   if (o->calls) o->calls->prev = c;
   o->calls = c;
@@ -909,7 +920,11 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
     c->deadline_at = sb_now_ms() + opts->deadline_ms;
     uv_timer_start(c->deadline, on_deadline, opts->deadline_ms, 0);
   }
-  if (opts->context_id) {
+  if (opts->context_id && opts->context_doc) {
+    /* The caller holds the context: rank from it now. */
+    c->caller_context = 1;
+    c->route->doc = json_incref(opts->context_doc);
+  } else if (opts->context_id) {
     /* Ranked once the context is read (off the loop, by the store). */
     if (first && !(c->named = sb_strdup(first->def->id))) {
       call_free(c);

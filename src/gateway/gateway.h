@@ -127,7 +127,7 @@ typedef struct sb_gateway_result {
   int agent_modern;    /* that agent speaks 2026-07-28 */
   json_t *routing;     /* a call by capability or with a context, answered:
                           {agent, capability, rank, score, parts, coverage,
-                          contextId, contextVersion} */
+                          contextId, contextVersion, projectionBytes} */
 } sb_gateway_result;
 
 typedef struct sb_gateway_call_options {
@@ -138,6 +138,15 @@ typedef struct sb_gateway_call_options {
   const char *context_id; /* optional: ranks, and each agent gets its
                              projection in _meta SB_GATEWAY_META_CONTEXT */
   const char *tenant;     /* the caller's; required with context_id */
+  /* The context as the caller holds it (with context_id; referenced, not
+   * modified): the call routes and projects from it without reading the
+   * store, and leaves metadata.agents to the caller, who writes the
+   * context itself (the workflow engine). NULL: read, and the agent that
+   * answers is recorded. */
+  json_t *context_doc;
+  /* Members added to the agent's request _meta (referenced), e.g. the
+   * workflow step's idempotency key. NULL: none. */
+  json_t *meta;
   /* The request: tools/call, prompts/get, resources/read or
    * completion/complete; `name` is the agent-side tool or prompt name
    * (NULL for the others); params the rest of the params: arguments, uri,

@@ -71,6 +71,7 @@ typedef struct gw_route {
   char **ids;       /* the ranking, best first */
   size_t n;
   json_t *parts;    /* agent id -> {rank, score, parts, coverage} */
+  size_t projection_bytes; /* of the last projection handed out */
 } gw_route;
 
 typedef struct mount mount;

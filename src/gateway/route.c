@@ -157,9 +157,13 @@ json_t *gw_route_projection(gw_route *r, agent *a) {
   if (sb_ctx_project(json_object_get(r->doc, "data"), a->def->requirements_json,
                      &data, &missing, NULL) != 0)
     return NULL;
-  return json_pack("{sOsOsoso}", "id", json_object_get(r->doc, "id"),
-                   "version", json_object_get(r->doc, "version"), "data", data,
-                   "missing", missing);
+  json_t *p = json_pack("{sOsOsoso}", "id", json_object_get(r->doc, "id"),
+                        "version", json_object_get(r->doc, "version"), "data",
+                        data, "missing", missing);
+  /* What the agent is handed, in bytes (for the handoff events). */
+  size_t bytes = p ? json_dumpb(p, NULL, 0, JSON_COMPACT) : 0;
+  r->projection_bytes = bytes;
+  return p;
 }
 
 int gw_route_lists_agent(const json_t *doc, const char *agent_id) {
@@ -187,6 +191,9 @@ json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,
       json_object_set_new(report, "contextVersion", json_integer(version));
     if (record_error)
       json_object_set_new(report, "recordError", json_string(record_error));
+    if (r->doc)
+      json_object_set_new(report, "projectionBytes",
+                          json_integer((json_int_t)r->projection_bytes));
   }
   return report;
 }

@@ -57,21 +57,21 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_ROLLBACK_TO] = "ROLLBACK TO w",
     [STMT_RUN_INSERT] =
         "INSERT INTO runs(tenant_id,id,workflow,context_id,status,rev,"
-        "created_ms,updated_ms,doc) VALUES(?,?,?,?,?,1,?,?,?)",
+        "created_ms,updated_ms,doc,seq) VALUES(?,?,?,?,?,1,?,?,?,?)",
     [STMT_RUN_UPDATE] =
         "UPDATE runs SET workflow=?,context_id=?,status=?,doc=?,rev=rev+1,"
-        "updated_ms=? WHERE tenant_id=? AND id=? AND rev=?",
+        "updated_ms=?,seq=max(seq,?) WHERE tenant_id=? AND id=? AND rev=?",
     [STMT_RUN_REV] = "SELECT rev FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_GET] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms FROM runs WHERE tenant_id=? AND id=?",
+        "updated_ms,seq FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_LIST] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
+        "updated_ms,seq FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
         "status=?2) AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?4",
     [STMT_RUNS_ACTIVE] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms FROM runs WHERE status IN ('running','waiting') "
+        "updated_ms,seq FROM runs WHERE status IN ('running','waiting') "
         "ORDER BY id",
     [STMT_EVENT_SEQ] =
         "INSERT INTO event_seqs(tenant_id,last) VALUES(?,1) ON CONFLICT("
@@ -135,7 +135,7 @@ static const char *const migrations[] = {
     " context_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,"
     " rev INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, doc TEXT NOT NULL,"
-    " UNIQUE(tenant_id, id));"
+    " seq INTEGER NOT NULL DEFAULT 0, UNIQUE(tenant_id, id));"
     "CREATE INDEX runs_active ON runs(status) WHERE status IN "
     "('running','waiting');"
     "CREATE TABLE events("

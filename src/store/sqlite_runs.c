@@ -42,6 +42,7 @@ static int write_run(st_conn *c, st_req *q) {
     sqlite3_bind_int64(st, 6, q->now_ms);
     sqlite3_bind_int64(st, 7, q->now_ms);
     st_bind_text(st, 8, r->doc);
+    sqlite3_bind_int64(st, 9, q->last_seq);
     if (sqlite3_step(st) != SQLITE_DONE) {
       int x = sqlite3_extended_errcode(st_conn_db(c));
       int rc = x == SQLITE_CONSTRAINT_UNIQUE
@@ -61,9 +62,10 @@ static int write_run(st_conn *c, st_req *q) {
   st_bind_text(st, 3, r->status);
   st_bind_text(st, 4, r->doc);
   sqlite3_bind_int64(st, 5, q->now_ms);
-  st_bind_text(st, 6, q->tenant);
-  st_bind_text(st, 7, r->id);
-  sqlite3_bind_int64(st, 8, r->expected_rev);
+  sqlite3_bind_int64(st, 6, q->last_seq);
+  st_bind_text(st, 7, q->tenant);
+  st_bind_text(st, 8, r->id);
+  sqlite3_bind_int64(st, 9, r->expected_rev);
   int rc = step_done(c, st, err, "updating a run");
   if (rc) return rc;
   if (sqlite3_changes(st_conn_db(c)) == 0) {
@@ -110,15 +112,19 @@ static int write_event(st_conn *c, st_req *q, const sb_store_event *e) {
   return 0;
 }
 
+/* Events first: the run's row keeps the seq of the last one (where a
+ * waiting step's events begin, after a restart). */
 int st_write_extras(st_conn *c, st_req *q) {
   int rc;
+  if (q->nevents) {
+    q->res.events.items = sb_calloc(q->nevents, sizeof *q->res.events.items);
+    if (!q->res.events.items)
+      return sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < q->nevents; i++)
+      if ((rc = write_event(c, q, &q->events[i])) != 0) return rc;
+    q->last_seq = q->res.events.items[q->nevents - 1].seq;
+  }
   if (q->has_run && (rc = write_run(c, q)) != 0) return rc;
-  if (q->nevents == 0) return 0;
-  q->res.events.items = sb_calloc(q->nevents, sizeof *q->res.events.items);
-  if (!q->res.events.items)
-    return sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
-  for (size_t i = 0; i < q->nevents; i++)
-    if ((rc = write_event(c, q, &q->events[i])) != 0) return rc;
   return 0;
 }
 
@@ -149,6 +155,7 @@ static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
   r->rev = sqlite3_column_int64(st, 6);
   r->created_ms = sqlite3_column_int64(st, 7);
   r->updated_ms = sqlite3_column_int64(st, 8);
+  r->seq = sqlite3_column_int64(st, 9);
   if (!r->tenant || !r->id || !r->workflow || !r->context_id || !r->status ||
       !r->doc)
     return SB_ENOMEM;

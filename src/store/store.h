@@ -160,6 +160,8 @@ typedef struct sb_store_run_record {
   int64_t rev;
   int64_t created_ms;
   int64_t updated_ms;
+  int64_t seq; /* the tenant's seq of the last event written with the
+                  run's last write (0: none) */
 } sb_store_run_record;
 
 typedef struct sb_store_runs {

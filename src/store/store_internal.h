@@ -56,6 +56,7 @@ typedef struct st_req {
   sb_store_event *events;
   size_t nevents;
   const char *filter; /* run_list: status; events_read: run id */
+  int64_t last_seq;   /* the writer: seq of the last event written */
   sb_store_result res;
 } st_req;
 
