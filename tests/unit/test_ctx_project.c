@@ -351,10 +351,11 @@ static void get_ok(const char *path, const char *want) {
 }
 
 static void get_rc(const char *path, int want_rc) {
-  json_t *data = fixture(), *out = J("1");
+  json_t *data = fixture(), *sentinel = J("1"), *out = sentinel;
   sb_error err = {0};
   assert_int_equal(sb_ctx_path_get(data, path, &out, &err), want_rc);
-  assert_null(out);
+  assert_null(out); /* set to NULL, whatever it held */
+  json_decref(sentinel);
   if (want_rc == SB_EINVAL) assert_non_null(strstr(err.msg, "invalid path"));
   json_decref(data);
 }
