@@ -527,8 +527,9 @@ void cfg_describe_event(const parse_ctx *p, char *out, size_t cap) {
 
 int cfg_fail_alias(parse_ctx *p, const char *path) {
   return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
-                 "YAML aliases (*%s) are not supported in the config",
-                 (const char *)p->ev.data.alias.anchor);
+                     "YAML aliases (*%s) are not supported%s",
+                     (const char *)p->ev.data.alias.anchor,
+                     p->cfg ? " in the config" : "");
 }
 
 static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
