@@ -203,6 +203,99 @@ static void test_example_file(void **state) {
   json_decref(lines);
 }
 
+/* The example of flow.h's format comment, verbatim, with the three steps
+ * it names but leaves out (service, general, human-review). */
+static const char header_example[] =
+    "name: lead-to-test-drive        # [A-Za-z0-9._-]{1,64}, unique\n"
+    "description: Inquiry to booked test drive\n"
+    "max_steps: 100                  # steps a run may execute (a cycle\n"
+    "                                # guard); default 100, 1..100000\n"
+    "steps:\n"
+    "  - id: intake                  # [A-Za-z0-9_-]{1,64}, unique in the\n"
+    "                                # workflow (nested steps included)\n"
+    "    call:                       # call a tool of an agent\n"
+    "      capability: intake.classify   # routed with the run's context,\n"
+    "      # agent: general              # ...or one agent by id (not both)\n"
+    "      tool: classify_inquiry\n"
+    "      arguments:                # literals, and \"$path\" values taken\n"
+    "        text: $conversation.messages[-1].content   # from the context\n"
+    "        channel: web\n"
+    "    save: conversation.entities # where the result goes; default\n"
+    "                                # workflow.outputs.<step id>\n"
+    "    timeout: 20s                # each try; units ms s m h d\n"
+    "    retry: { attempts: 3, backoff: 500ms }  # tries in all; backoff\n"
+    "                                # doubles per try, capped at 30s\n"
+    "    on_failure: human-review    # step to go to once retries are spent\n"
+    "    next: route                 # default: the step that follows\n"
+    "  - id: route\n"
+    "    branch:                     # first case whose `if` holds\n"
+    "      - if: { path: workflow.outputs.intake.intent, equals: buy }\n"
+    "        goto: offer\n"
+    "      - if: { any: [ { path: conversation.intent, in: [service, parts] "
+    "},\n"
+    "                     { path: workflow.variables.vin, exists: true } ] }\n"
+    "        goto: service\n"
+    "      - else: general           # no case holds and no else: `next`\n"
+    "  - id: offer\n"
+    "    parallel:                   # run these at once; join when all end\n"
+    "      - id: search\n"
+    "        call: { capability: sales.inventory, tool: search_inventory }\n"
+    "      - id: quote\n"
+    "        call: { capability: finance.quote, tool: payment_quote }\n"
+    "  - id: confirm\n"
+    "    ask:                        # a person answers (the run waits)\n"
+    "      message: Which slot suits you?\n"
+    "      schema: { type: object, properties: { slot: { type: string } } }\n"
+    "      timeout: 1h\n"
+    "    save: workflow.variables.slot\n"
+    "  - id: announce\n"
+    "    emit: { type: lead.qualified, data: { vin: $workflow.variables.vin } "
+    "}\n"
+    "  - id: approval\n"
+    "    wait:                       # until an event of this type whose\n"
+    "      event: finance.approved   # data matches `where` (each key equal)\n"
+    "      where: { contextId: $context.id }\n"
+    "      timeout: 10m\n"
+    "  - id: done\n"
+    "    end: completed              # or: end: failed (with message:)\n"
+    "  - id: service\n"
+    "    call: { capability: service.book, tool: book_service }\n"
+    "  - id: general\n"
+    "    call: { capability: general.answer, tool: answer }\n"
+    "  - id: human-review\n"
+    "    end: failed\n"
+    "    message: needs a person\n";
+
+static void test_header_example(void **state) {
+  (void)state;
+  sb_flow_def *d = build_ok(header_example);
+  assert_string_equal(d->name, "lead-to-test-drive");
+  assert_int_equal(d->max_steps, 100);
+  assert_int_equal(d->nsteps, 12); /* 10 top-level, 2 inside offer */
+  const sb_flow_step *s = step(d, "intake");
+  assert_string_equal(s->save, "conversation.entities");
+  assert_int_equal(s->timeout_ms, 20000);
+  assert_int_equal(s->retry_attempts, 3);
+  assert_int_equal(s->retry_backoff_ms, 500);
+  assert_int_equal(s->on_failure, idx(d, "human-review"));
+  assert_int_equal(s->next, idx(d, "route"));
+  s = step(d, "route");
+  assert_int_equal(s->ncases, 2);
+  assert_int_equal(s->otherwise, idx(d, "general"));
+  s = step(d, "offer");
+  assert_int_equal(s->nbranches, 2);
+  assert_int_equal(s->next, idx(d, "confirm"));
+  assert_string_equal(step(d, "quote")->capability, "finance.quote");
+  assert_string_equal(step(d, "confirm")->save, "workflow.variables.slot");
+  assert_int_equal(step(d, "confirm")->timeout_ms, 3600000);
+  assert_string_equal(step(d, "announce")->event_type, "lead.qualified");
+  s = step(d, "approval");
+  assert_string_equal(s->event_type, "finance.approved");
+  assert_int_equal(s->timeout_ms, 600000);
+  assert_int_equal(s->next, idx(d, "done"));
+  sb_flow_def_free(d);
+}
+
 /* Defaults: next is the following step, the last one ends the run. */
 static void test_defaults(void **state) {
   (void)state;
@@ -777,6 +870,26 @@ static void test_defs_load(void **state) {
   sb_flow_defs_clear(&defs);
   assert_int_equal(defs.len, 0);
   sb_flow_defs_clear(&defs);
+  /* every allocation of a load may fail: ENOMEM, an empty set, no leak */
+  size_t base = sb_alloc_live_bytes();
+  int failures = 0;
+  for (long n = 1; n < 3000; n++) {
+    sb_alloc_fail_after(n);
+    int rc = sb_flow_defs_load(cfg.workflows, cfg.workflow_lines,
+                               cfg.config_file, cfg.config_dir, &defs, &err);
+    sb_alloc_fail_after(0);
+    if (rc == 0) {
+      assert_int_equal(defs.len, 4);
+      sb_flow_defs_clear(&defs);
+      break;
+    }
+    failures++;
+    if (rc != SB_ENOMEM) fail_msg("allocation %ld: %s", n, err.msg);
+    assert_int_equal(defs.len, 0);
+    assert_int_equal(sb_alloc_live_bytes(), base);
+  }
+  assert_true(failures > 20);
+  assert_int_equal(sb_alloc_live_bytes(), base);
   sb_config_free(&cfg);
 
   /* an inline definition's errors name the config file and line */
@@ -862,6 +975,7 @@ int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_example_file),
+      cmocka_unit_test(test_header_example),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_malformed_workflow),
