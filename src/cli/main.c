@@ -1,7 +1,8 @@
 /* main.c: the switchboard command.
  *
  * Subcommands: `serve` runs the MCP server on stdio or Streamable HTTP;
- * `check` validates a config file and prints the settings it results in.
+ * `check` validates a config file (and the workflow definitions it names)
+ * and prints the settings it results in.
  * Precedence is flag > config file > built-in default.
  *
  * Exit status is part of the interface (scripts and supervisors read it):
@@ -18,6 +19,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "core/core.h"
+#include "flow/flow.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 
@@ -89,8 +91,9 @@ static const char serve_help[] =
 static const char check_help[] =
     "Usage: switchboard check --config FILE\n"
     "\n"
-    "Validate the YAML config FILE and print the settings it results in\n"
-    "(defaults included) as YAML. Exit status 0 if valid, 2 if not.\n"
+    "Validate the YAML config FILE and the workflow definitions it names,\n"
+    "and print the settings it results in (defaults included) as YAML,\n"
+    "then the workflows as comments. Exit status 0 if valid, 2 if not.\n"
     "\n"
     "Options:\n"
     "  --config FILE          the config file to check\n"
@@ -418,8 +421,21 @@ static int cmd_check(int argc, char **argv) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
+  sb_flow_defs defs;
+  if (sb_flow_defs_load(cfg.workflows, cfg.workflow_lines, cfg.config_file,
+                        cfg.config_dir, &defs, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_config_free(&cfg);
+    return EXIT_USAGE;
+  }
   fprintf(stdout, "# %s: ok\n", a.config_path);
   print_config(stdout, &cfg);
+  /* Workflows as comments: their files are named relative to the config,
+   * so the settings above load back the same from anywhere. */
+  for (size_t i = 0; i < defs.len; i++)
+    fprintf(stdout, "# workflow %s: %zu steps, from %s\n",
+            defs.items[i]->name, defs.items[i]->nsteps, defs.items[i]->file);
+  sb_flow_defs_clear(&defs);
   sb_config_free(&cfg);
   return EXIT_OK;
 }

@@ -26,10 +26,6 @@
 #include <sodium.h>
 #include <yaml.h>
 
-/* Larger than any hand-written config; small enough that a mistaken path
- * (a log file, a device) fails fast instead of being parsed. */
-#define SB_CONFIG_MAX_FILE_BYTES (1024 * 1024)
-
 /* The default host is static so sb_config_defaults cannot fail; free()
  * recognises it by address. */
 static char default_listen_host[] = "127.0.0.1";
@@ -87,6 +83,14 @@ static void release_owned(sb_config *cfg) {
   cfg->servers = NULL;
   sb_free(cfg->server_lines);
   cfg->server_lines = NULL;
+  json_decref(cfg->workflows);
+  cfg->workflows = NULL;
+  json_decref(cfg->workflow_lines);
+  cfg->workflow_lines = NULL;
+  sb_free(cfg->config_file);
+  cfg->config_file = NULL;
+  sb_free(cfg->config_dir);
+  cfg->config_dir = NULL;
   cfg_free_strings(cfg->admin_tenants, cfg->admin_tenants_len);
   cfg->admin_tenants = NULL;
   cfg->admin_tenants_len = 0;
@@ -127,6 +131,10 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->agent_lines = NULL;
   dst->servers = NULL;
   dst->server_lines = NULL;
+  dst->workflows = NULL;
+  dst->workflow_lines = NULL;
+  dst->config_file = NULL;
+  dst->config_dir = NULL;
   dst->admin_tenants = NULL;
   dst->admin_tenants_len = 0;
   if (src->admin_tenants_len) {
@@ -155,6 +163,12 @@ static int config_clone(sb_config *dst, const sb_config *src) {
                       &dst->agent_lines) != 0 ||
       clone_json_list(src->servers, src->server_lines, &dst->servers,
                       &dst->server_lines) != 0)
+    goto fail;
+  if ((src->workflows && !(dst->workflows = json_deep_copy(src->workflows))) ||
+      (src->workflow_lines &&
+       !(dst->workflow_lines = json_deep_copy(src->workflow_lines))) ||
+      (src->config_file && !(dst->config_file = sb_strdup(src->config_file))) ||
+      (src->config_dir && !(dst->config_dir = sb_strdup(src->config_dir))))
     goto fail;
   if (src->tenants_len) {
     dst->tenants = sb_calloc(src->tenants_len, sizeof *dst->tenants);
@@ -341,6 +355,7 @@ typedef enum key_kind {
   KEY_AGENTS,  /* agents list, kept as JSON */
   KEY_SERVERS, /* servers list (virtual servers), kept as JSON */
   KEY_ADMINS,  /* admin tenant ids */
+  KEY_WORKFLOWS, /* workflow definitions and files, kept as JSON */
 } key_kind;
 
 typedef struct key_spec {
@@ -416,6 +431,7 @@ static const key_spec top_keys[] = {
     {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
     {"agents", KEY_AGENTS, 0, 0, 0, NULL},
     {"servers", KEY_SERVERS, 0, 0, 0, NULL},
+    {"workflows", KEY_WORKFLOWS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -511,8 +527,9 @@ void cfg_describe_event(const parse_ctx *p, char *out, size_t cap) {
 
 int cfg_fail_alias(parse_ctx *p, const char *path) {
   return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
-                 "YAML aliases (*%s) are not supported in the config",
-                 (const char *)p->ev.data.alias.anchor);
+                     "YAML aliases (*%s) are not supported%s",
+                     (const char *)p->ev.data.alias.anchor,
+                     p->cfg ? " in the config" : "");
 }
 
 static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
@@ -848,6 +865,7 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
                            &p->cfg->server_lines);
       break;
     case KEY_ADMINS: rc = cfg_parse_admins(p, key_path); break;
+    case KEY_WORKFLOWS: rc = cfg_parse_workflows(p, key_path); break;
     }
     if (rc != 0) return rc;
   }
@@ -878,8 +896,10 @@ static int parse_stream(parse_ctx *p) {
   return 0;
 }
 
-int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
-                          const char *name, sb_error *err) {
+/* Load from a string; `dir` is the directory workflow files are relative
+ * to. */
+static int load_string_in(sb_config *cfg, const char *yaml, size_t len,
+                          const char *name, const char *dir, sb_error *err) {
   parse_ctx p;
   sb_config tmp;
   int rc;
@@ -906,6 +926,15 @@ int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
   rc = parse_stream(&p);
   if (p.have_ev) yaml_event_delete(&p.ev);
   yaml_parser_delete(&p.parser);
+  sb_buf_free(&p.ptr);
+  if (rc == 0) {
+    sb_free(tmp.config_file);
+    sb_free(tmp.config_dir);
+    tmp.config_file = sb_strdup(name);
+    tmp.config_dir = sb_strdup(dir);
+    if (!tmp.config_file || !tmp.config_dir)
+      rc = sb_error_set(err, SB_ENOMEM, "%s: out of memory", name);
+  }
   if (rc != 0) {
     release_owned(&tmp);
     return rc;
@@ -915,50 +944,26 @@ int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
   return 0;
 }
 
+int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
+                          const char *name, sb_error *err) {
+  return load_string_in(cfg, yaml, len, name, ".", err);
+}
+
 int sb_config_load(sb_config *cfg, const char *path, sb_error *err) {
-  int rc = 0;
-  int fd = -1;
-  char *data = NULL;
+  char *data = NULL, *dir = NULL;
   size_t len = 0;
-  struct stat st;
   if (!path) return sb_error_set(err, SB_EINVAL, "config: missing file name");
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    rc = sb_error_set(err, errno == ENOENT ? SB_ENOENT : SB_EIO,
-                      "%s: cannot open: %s", path, strerror(errno));
-    goto cleanup;
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    rc = sb_error_set(err, SB_EIO, "%s: not a regular file", path);
-    goto cleanup;
-  }
-  /* Read up to one byte past the limit so growth after fstat is caught. */
-  data = sb_malloc(SB_CONFIG_MAX_FILE_BYTES + 1);
-  if (!data) {
+  int rc = cfg_read_file(path, "a config file", &data, &len, err);
+  if (rc != 0) return rc;
+  /* Workflow files are named relative to the config file's directory. */
+  const char *slash = strrchr(path, '/');
+  dir = slash ? sb_strndup(path, slash == path ? 1 : (size_t)(slash - path))
+              : sb_strdup(".");
+  if (!dir)
     rc = sb_error_set(err, SB_ENOMEM, "%s: out of memory", path);
-    goto cleanup;
-  }
-  for (;;) {
-    ssize_t n = read(fd, data + len, SB_CONFIG_MAX_FILE_BYTES + 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      rc = sb_error_set(err, SB_EIO, "%s: cannot read: %s", path,
-                        strerror(errno));
-      goto cleanup;
-    }
-    if (n == 0) break;
-    len += (size_t)n;
-    if (len > SB_CONFIG_MAX_FILE_BYTES) {
-      rc = sb_error_set(err, SB_ETOOBIG,
-                        "%s: the file is larger than the 1 MiB limit for a "
-                        "config file",
-                        path);
-      goto cleanup;
-    }
-  }
-  rc = sb_config_load_string(cfg, data, len, path, err);
-cleanup:
-  if (fd >= 0) close(fd);
+  else
+    rc = load_string_in(cfg, data, len, path, dir, err);
+  sb_free(dir);
   sb_free(data);
   return rc;
 }

@@ -32,6 +32,15 @@
  *                                   # 0..100000 (0 = no resumption)
  *   cache:
  *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
+ *   workflows:                      # workflow definitions (flow/flow.h):
+ *     - workflows/                  # a directory: its *.yaml and *.yml
+ *     - extra/lead.yaml             # one file (one workflow per file)
+ *     - name: ping                  # or a definition written inline
+ *       steps: [ { id: done, end: completed } ]
+ *                                   # names are relative to the config
+ *                                   # file's directory; flow/ reads and
+ *                                   # validates them, config/ only checks
+ *                                   # each item is a mapping or a name
  *
  * Files larger than 1 MiB, YAML aliases and multiple documents are refused.
  * A load either applies the whole file or leaves cfg unchanged.
@@ -85,6 +94,16 @@ typedef struct sb_config {
   /* servers: virtual servers (app/ validates them), lines likewise. */
   json_t *servers;
   size_t *server_lines;
+  /* workflows: the list as JSON (flow/ validates it), and the line of
+   * every node of it: an object from JSON Pointers relative to the list
+   * ("/0/steps/2/id") to 1-based lines. NULL when the file has none. */
+  json_t *workflows;
+  json_t *workflow_lines;
+  /* The file last loaded (its name as given, or load_string's name) and
+   * its directory (load_string: "."), which workflow files are relative
+   * to. NULL before any load. */
+  char *config_file;
+  char *config_dir;
 } sb_config;
 
 /* A tenant and the bearer token its callers present. */
@@ -113,6 +132,18 @@ int sb_config_load(sb_config *cfg, const char *path, sb_error *err);
 /* Same, from a string; `name` is used in error messages. */
 int sb_config_load_string(sb_config *cfg, const char *yaml, size_t len,
                           const char *name, sb_error *err);
+/* Read one YAML document as JSON, with the config file's rules: at most
+ * 1 MiB, no aliases, one document, core-schema scalars (plain true,
+ * false, null, integers and floats; quoted values are strings). *out is a
+ * new reference (JSON null for an empty document). *lines (optional, a
+ * new object) maps the RFC 6901 JSON Pointer of every node ("" for the
+ * root, "/steps/3/call/tool") to its 1-based line. Errors name `name`
+ * (or the path), the line and the node: "lead.yaml:7: steps[0].id:
+ * duplicate key". */
+int sb_config_read_yaml(const char *yaml, size_t len, const char *name,
+                        json_t **out, json_t **lines, sb_error *err);
+int sb_config_read_yaml_file(const char *path, json_t **out, json_t **lines,
+                             sb_error *err);
 /* Parse "host:port" into cfg's listen fields. */
 int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err);
 /* Command-line overrides: store.path and auth.default_tenant. */

@@ -18,7 +18,15 @@ typedef struct parse_ctx {
   size_t input_len;
   sb_config *cfg; /* the private copy being filled */
   sb_error *err;
+  json_t *lines;  /* when set, cfg_parse_json records every node's line
+                     here under its JSON Pointer (see ptr) */
+  sb_buf ptr;     /* the JSON Pointer of the node being read, relative to
+                     where the caller started cfg_parse_json */
 } parse_ctx;
+
+/* Larger than any hand-written config; small enough that a mistaken path
+ * (a log file, a device) fails fast instead of being parsed. */
+#define SB_CONFIG_MAX_FILE_BYTES (1024 * 1024)
 
 /* 1 for the static default strings (never freed). */
 int cfg_is_static_default(const char *s);
@@ -44,7 +52,17 @@ void cfg_free_strings(char **v, size_t n);
 
 /* yaml_json.c: the current node (scalar, sequence or mapping) as JSON,
  * consuming it; *out is a new reference. Scalars follow the YAML core
- * schema (plain true/false/null/integers/floats), quoted ones are strings. */
+ * schema (plain true/false/null/integers/floats), quoted ones are strings.
+ * With p->lines set, every node's line is recorded (pointers start from
+ * p->ptr as it is on entry). */
 int cfg_parse_json(parse_ctx *p, const char *path, json_t **out);
+/* The workflows: key into cfg->workflows and cfg->workflow_lines. */
+int cfg_parse_workflows(parse_ctx *p, const char *path);
+
+/* yaml_doc.c: the whole of a regular file of at most
+ * SB_CONFIG_MAX_FILE_BYTES; *data (caller frees with sb_free) is
+ * NUL-terminated. `what` names the file's role in the size message. */
+int cfg_read_file(const char *path, const char *what, char **data,
+                  size_t *len, sb_error *err);
 
 #endif

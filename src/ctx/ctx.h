@@ -143,6 +143,26 @@ int sb_ctx_path_validate(const char *path, sb_error *err);
  * element: `paths[3]: invalid path "user..id": empty segment at offset 5`. */
 int sb_ctx_paths_validate(const json_t *paths, sb_error *err);
 
+/* The value at `path` in `data`: *out is a NEW reference (a copy). A
+ * slice gives a new array of the elements it selects (elements lacking
+ * the rest of the path are skipped, as in a projection), so
+ * `conversation.messages[-3:].content` is an array of up to three
+ * strings. SB_ENOENT (err untouched) when the path matches nothing,
+ * SB_EINVAL for a malformed path, SB_ENOMEM. */
+int sb_ctx_path_get(const json_t *data, const char *path, json_t **out,
+                    sb_error *err);
+
+/* Set the value at `path` in `data` (an object, modified in place; value
+ * is BORROWED: data takes a reference of its own). The path may hold keys
+ * and non-negative indexes of existing array elements; missing object
+ * members along the way are created as objects. SB_EINVAL for a
+ * malformed path, a slice, a negative index, or a path through a value
+ * that is not an object (or not an array, for an index); SB_ENOENT for an
+ * index past the end of its array. Nothing is changed on failure
+ * (except on SB_ENOMEM, which may leave created empty objects). */
+int sb_ctx_path_set(json_t *data, const char *path, json_t *value,
+                    sb_error *err);
+
 /* Project `data` (an object with the four sections) onto `paths` (a JSON
  * array of path strings). *out: new object holding the selection. *missing
  * (optional, may be NULL): new array of the well-formed paths that matched

@@ -34,6 +34,7 @@ typedef struct seg {
   long long index; /* SEG_INDEX */
   long long start, end;
   int has_start, has_end; /* SEG_SLICE: [start:end], either optional */
+  size_t text_end;        /* offset just past the segment in the path */
 } seg;
 
 typedef struct parsed_path {
@@ -149,6 +150,7 @@ static int parse_path(const char *path, parsed_path *out, sb_error *err) {
     s->kind = SEG_KEY;
     s->key = path + start;
     s->key_len = i - start;
+    s->text_end = i;
     if (out->nsegs == 1) {
       size_t k = 0;
       while (k < 4 && !(strlen(sections[k]) == s->key_len &&
@@ -165,6 +167,7 @@ static int parse_path(const char *path, parsed_path *out, sb_error *err) {
     while (i < len && path[i] == '[') {
       if ((rc = parse_bracket(path, &i, &out->segs[out->nsegs++], err)) != 0)
         goto fail;
+      out->segs[out->nsegs - 1].text_end = i;
     }
     if (i == len) return 0;
     if (path[i] != '.') {
@@ -410,4 +413,148 @@ fail:
   json_decref(sel);
   json_decref(absent);
   return SB_ENOMEM;
+}
+
+/* ---- one value by path (get, set) -------------------------------------- */
+
+/* The value at segs[k..] under v (a new reference sharing nothing with v),
+ * or NULL: missing (*nomem 0) or out of memory (*nomem 1). */
+static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
+                      int *nomem) {
+  if (k == p->nsegs) {
+    json_t *copy = json_deep_copy(v);
+    if (!copy) *nomem = 1;
+    return copy;
+  }
+  const seg *s = &p->segs[k];
+  switch (s->kind) {
+  case SEG_KEY:
+    if (!json_is_object(v)) return NULL;
+    v = json_object_getn(v, s->key, s->key_len);
+    return v ? get_at(v, p, k + 1, nomem) : NULL;
+  case SEG_INDEX: {
+    if (!json_is_array(v)) return NULL;
+    long long n = (long long)json_array_size(v), i = s->index;
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) return NULL;
+    return get_at(json_array_get(v, (size_t)i), p, k + 1, nomem);
+  }
+  case SEG_SLICE: {
+    if (!json_is_array(v)) return NULL;
+    long long n = (long long)json_array_size(v);
+    long long lo = s->has_start ? s->start : 0, hi = s->has_end ? s->end : n;
+    if (lo < 0) lo += n;
+    if (hi < 0) hi += n;
+    if (lo < 0) lo = 0;
+    if (hi > n) hi = n;
+    json_t *out = json_array();
+    if (!out) {
+      *nomem = 1;
+      return NULL;
+    }
+    for (long long i = lo; i < hi; i++) {
+      json_t *one = get_at(json_array_get(v, (size_t)i), p, k + 1, nomem);
+      if (*nomem || (one && json_array_append_new(out, one) != 0)) {
+        *nomem = 1;
+        json_decref(out);
+        return NULL;
+      }
+    }
+    return out;
+  }
+  }
+  return NULL;
+}
+
+int sb_ctx_path_get(const json_t *data, const char *path, json_t **out,
+                    sb_error *err) {
+  *out = NULL;
+  if (!path) return sb_error_set(err, SB_EINVAL, "invalid path: NULL");
+  parsed_path p;
+  int rc = parse_path(path, &p, err);
+  if (rc != 0) return rc;
+  int nomem = 0;
+  *out = get_at(data, &p, 0, &nomem);
+  path_free(&p);
+  if (nomem) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  return *out ? 0 : SB_ENOENT;
+}
+
+/* Check that `path` can be set in data without changing anything: every
+ * segment a key or an existing non-negative index, no scalar in the way,
+ * and only keys below the first missing member (created as objects). */
+static int set_check(const json_t *data, const char *path,
+                     const parsed_path *p, sb_error *err) {
+  const json_t *cur = data;
+  for (size_t k = 0; k < p->nsegs; k++) {
+    const seg *s = &p->segs[k];
+    int prefix = k ? (int)p->segs[k - 1].text_end : 0;
+    if (s->kind == SEG_SLICE)
+      return sb_error_set(err, SB_EINVAL,
+                          "cannot set \"%.200s\": a slice names several "
+                          "values",
+                          path);
+    if (s->kind == SEG_INDEX) {
+      if (s->index < 0)
+        return sb_error_set(err, SB_EINVAL,
+                            "cannot set \"%.200s\": negative index", path);
+      if (!cur)
+        return sb_error_set(err, SB_EINVAL,
+                            "cannot set \"%.200s\": %.*s does not exist (an "
+                            "index needs an existing array)",
+                            path, prefix, path);
+      if (!json_is_array(cur))
+        return sb_error_set(err, SB_EINVAL,
+                            "cannot set \"%.200s\": %.*s is %s, not an array",
+                            path, prefix, path, sb_json_type_name(cur));
+      if ((size_t)s->index >= json_array_size(cur))
+        return sb_error_set(err, SB_ENOENT,
+                            "cannot set \"%.200s\": %.*s has %zu elements",
+                            path, prefix, path, json_array_size(cur));
+      cur = json_array_get(cur, (size_t)s->index);
+      continue;
+    }
+    if (!cur) continue; /* created as an object */
+    if (!json_is_object(cur))
+      return sb_error_set(err, SB_EINVAL,
+                          "cannot set \"%.200s\": %.*s is %s, not an object",
+                          path, prefix, path, sb_json_type_name(cur));
+    cur = json_object_getn(cur, s->key, s->key_len);
+  }
+  return 0;
+}
+
+int sb_ctx_path_set(json_t *data, const char *path, json_t *value,
+                    sb_error *err) {
+  if (!path) return sb_error_set(err, SB_EINVAL, "invalid path: NULL");
+  if (!json_is_object(data))
+    return sb_error_set(err, SB_EINVAL, "data: expected an object");
+  if (!value) return sb_error_set(err, SB_EINVAL, "no value to set");
+  parsed_path p;
+  int rc = parse_path(path, &p, err);
+  if (rc == 0) rc = set_check(data, path, &p, err);
+  json_t *cur = data;
+  for (size_t k = 0; rc == 0 && k < p.nsegs; k++) {
+    const seg *s = &p.segs[k];
+    int last = k + 1 == p.nsegs;
+    if (s->kind == SEG_INDEX) {
+      if (last)
+        rc = json_array_set(cur, (size_t)s->index, value);
+      else
+        cur = json_array_get(cur, (size_t)s->index);
+    } else if (last) {
+      rc = json_object_setn(cur, s->key, s->key_len, value);
+    } else {
+      json_t *child = json_object_getn(cur, s->key, s->key_len);
+      if (!child) {
+        child = json_object();
+        if (!child || json_object_setn_new(cur, s->key, s->key_len, child))
+          rc = -1;
+      }
+      cur = child;
+    }
+    if (rc == -1) rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  path_free(&p);
+  return rc;
 }

@@ -60,9 +60,26 @@
  *     - id: done
  *       end: completed              # or: end: failed (with message:)
  *
+ * (An excerpt: the steps service, general and human-review it names are
+ * left out; examples/workflows/example.yaml is a complete workflow.)
+ *
  * A step has exactly one of call, branch, parallel, ask, emit, wait, end.
+ * Keys by kind: call: save, timeout, retry, on_failure, next; branch:
+ * next; parallel: timeout, on_failure, next; ask and wait: save,
+ * on_failure, next (their timeout goes inside ask:/wait:); emit: next;
+ * end: message. Steps inside a parallel are call, ask, emit or wait, with
+ * no next or on_failure (they end at the join). retry.attempts is 1..20
+ * and required in retry:, backoff defaults to 1s. Durations are a whole
+ * number and a unit (ms s m h d, at most 366d); a bare number is refused.
+ * Event types (emit.type, wait.event) are lowercase [a-z0-9_-] names
+ * joined by dots, at least two ("lead.qualified").
+ *
  * Conditions: { path, equals | not_equals | in | exists | gt | gte | lt |
  * lte | contains: value }, { all: [...] }, { any: [...] }, { not: cond }.
+ * equals compares JSON values (numbers by value: 1 equals 1.0); in takes
+ * a list; exists: true holds when the path has a value other than null;
+ * gt/gte/lt/lte hold only between numbers; contains is a substring of a
+ * string or an element of an array. The operand may be a "$path".
  * A "$path" value reads the context's data with the projection syntax
  * (ctx.h), or $context.id, $context.version, $run.id, $run.workflow;
  * "$$..." is a literal string starting with "$". A path that matches
@@ -188,8 +205,12 @@ typedef struct sb_flow_defs {
 } sb_flow_defs;
 
 /* Load `list` (the config's `workflows:` JSON: each item an inline
- * definition or a string naming a .yaml file or a directory of them,
- * relative to base_dir) into *out. Duplicate names are errors. */
+ * definition or a string naming a .yaml/.yml file or a directory of them,
+ * relative to base_dir) into *out (overwritten; empty on failure).
+ * `lines` is the config's line map of the list (pointers like
+ * "/0/steps/2/id"), config_file names inline definitions in messages.
+ * A directory's *.yaml and *.yml files (not hidden ones) load in name
+ * order. Duplicate names are errors naming both places. */
 int sb_flow_defs_load(const json_t *list, const json_t *lines,
                       const char *config_file, const char *base_dir,
                       sb_flow_defs *out, sb_error *err);

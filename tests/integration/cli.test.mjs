@@ -206,6 +206,25 @@ test('check prints the effective settings, which load back unchanged', async () 
   assert.equal(r4.stdout.replace(/^#.*\n/, ''), r3.stdout.replace(/^#.*\n/, ''));
 });
 
+test('check validates the workflows the config names, with file and line', async () => {
+  const examples = join(ROOT, 'examples', 'workflows');
+  const good = writeConfig(`workflows:\n  - ${examples}\n  - name: ping\n    steps: [{id: done, end: completed}]\n`);
+  const r = await run(['check', '--config', good]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^# workflow lead-to-test-drive: 13 steps, from .*example\.yaml$/m);
+  assert.match(r.stdout, /^# workflow ping: 1 steps, from /m);
+
+  const bad = writeConfig('workflows:\n  - name: w\n    steps:\n      - id: quote\n        call:\n          capability: finance.quote\n');
+  const r2 = await run(['check', '--config', bad]);
+  assert.equal(r2.code, 2);
+  assert.ok(r2.stderr.includes(`${bad}:6: step "quote": call.tool: required`), r2.stderr);
+
+  const missing = writeConfig('workflows: [nope/]\n');
+  const r3 = await run(['check', '--config', missing]);
+  assert.equal(r3.code, 2);
+  assert.ok(r3.stderr.includes(`${missing}:1: workflows[0]: cannot open "${dir}/nope/"`), r3.stderr);
+});
+
 test('serve --stdio with a config answers server/discover and exits 0 on EOF', async () => {
   // cache.ttl_ms shows up as ttlMs in the discover result: proof the file was applied.
   const cfg = writeConfig('server:\n  log_level: warning\ncache:\n  ttl_ms: 4321\n');

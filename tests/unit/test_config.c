@@ -249,7 +249,8 @@ static void test_structure_errors(void **state) {
                "allowed_origins, log_level)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, auth, agents, servers)");
+               "sessions, cache, store, contexts, auth, agents, servers, "
+               "workflows)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
                "got a mapping");
@@ -501,6 +502,161 @@ static void test_agents_section(void **state) {
                "config.yaml:3: agents[0].id: duplicate key");
 }
 
+static int line_at(const json_t *lines, const char *ptr) {
+  json_t *v = json_object_get(lines, ptr);
+  if (!v) fail_msg("no line for \"%s\"", ptr);
+  return (int)json_integer_value(v);
+}
+
+static void test_workflows_key(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  const char *yaml = "workflows:\n"
+                     "  - flows/\n"
+                     "  - name: ping\n"
+                     "    steps:\n"
+                     "      - id: done\n"
+                     "        end: completed\n"
+                     "  - one.yml\n";
+  assert_int_equal(load(&cfg, yaml, &err), 0);
+  assert_int_equal(json_array_size(cfg.workflows), 3);
+  assert_string_equal(json_string_value(json_array_get(cfg.workflows, 0)),
+                      "flows/");
+  assert_int_equal(line_at(cfg.workflow_lines, ""), 2);
+  assert_int_equal(line_at(cfg.workflow_lines, "/0"), 2);
+  assert_int_equal(line_at(cfg.workflow_lines, "/1"), 3);
+  assert_int_equal(line_at(cfg.workflow_lines, "/1/name"), 3);
+  assert_int_equal(line_at(cfg.workflow_lines, "/1/steps/0/id"), 5);
+  assert_int_equal(line_at(cfg.workflow_lines, "/1/steps/0/end"), 6);
+  assert_int_equal(line_at(cfg.workflow_lines, "/2"), 7);
+  assert_string_equal(cfg.config_file, "config.yaml");
+  assert_string_equal(cfg.config_dir, ".");
+  sb_config copy; /* the clone taken by a second load keeps them */
+  sb_config_defaults(&copy);
+  assert_int_equal(sb_config_load_string(&copy, yaml, strlen(yaml), "x.yaml",
+                                         &err), 0);
+  assert_int_equal(sb_config_load_string(&copy, "cache: {ttl_ms: 5}\n", 19,
+                                         "y.yaml", &err), 0);
+  assert_int_equal(json_array_size(copy.workflows), 3);
+  assert_string_equal(copy.config_file, "y.yaml");
+  sb_config_free(&copy);
+  sb_config_free(&cfg);
+  assert_int_equal(load(&cfg, "workflows:\n", &err), 0);
+  assert_int_equal(json_array_size(cfg.workflows), 0);
+  sb_config_free(&cfg);
+  expect_error("workflows: lead.yaml\n",
+               "config.yaml:1: workflows: expected a list of workflow "
+               "definitions and file or directory names, got \"lead.yaml\"");
+  expect_error("workflows:\n  - a.yaml\n  - [x]\n",
+               "config.yaml:3: workflows[1]: expected a workflow definition "
+               "(a mapping) or the name of a .yaml file or a directory, got "
+               "an array");
+  expect_error("workflows:\n  - name: a\n    name: b\n",
+               "config.yaml:3: workflows[0].name: duplicate key");
+  expect_error("workflows:\n  - &a {name: a}\n  - *a\n",
+               "config.yaml:3: workflows[1]: YAML aliases (*a) are not "
+               "supported in the config");
+}
+
+static void test_load_file_dir(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sbcfgXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/sb.yaml", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("workflows: [flows]\n", f);
+  fclose(f);
+  sb_config cfg;
+  sb_error err;
+  sb_config_defaults(&cfg);
+  assert_int_equal(sb_config_load(&cfg, path, &err), 0);
+  assert_string_equal(cfg.config_file, path);
+  assert_string_equal(cfg.config_dir, dir);
+  sb_config_free(&cfg);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void test_read_yaml(void **state) {
+  (void)state;
+  json_t *doc = NULL, *lines = NULL;
+  sb_error err;
+  const char *y = "# a workflow\n"
+                  "name: lead\n"
+                  "steps:\n"
+                  "  - id: intake\n"
+                  "    call: {tool: t, arguments: {\"a/b\": 1, \"c~d\": [x, y]}}\n"
+                  "  - id: done\n"
+                  "    end: completed\n";
+  assert_int_equal(sb_config_read_yaml(y, strlen(y), "lead.yaml", &doc, &lines,
+                                       &err), 0);
+  assert_string_equal(json_string_value(json_object_get(doc, "name")), "lead");
+  assert_int_equal(line_at(lines, ""), 2);
+  assert_int_equal(line_at(lines, "/name"), 2);
+  assert_int_equal(line_at(lines, "/steps"), 4);
+  assert_int_equal(line_at(lines, "/steps/0"), 4);
+  assert_int_equal(line_at(lines, "/steps/0/call/tool"), 5);
+  assert_int_equal(line_at(lines, "/steps/0/call/arguments/a~1b"), 5);
+  assert_int_equal(line_at(lines, "/steps/0/call/arguments/c~0d/1"), 5);
+  assert_int_equal(line_at(lines, "/steps/1/end"), 7);
+  assert_int_equal(json_object_size(lines), 15);
+  json_decref(doc);
+  json_decref(lines);
+  /* without a line map; an empty document is null */
+  assert_int_equal(sb_config_read_yaml("# nothing\n", 10, "e.yaml", &doc, NULL,
+                                       &err), 0);
+  assert_true(json_is_null(doc));
+  json_decref(doc);
+  /* the config's rules */
+  static const struct {
+    const char *yaml, *msg;
+  } bad[] = {
+      {"a: &x 1\nb: *x\n",
+       "w.yaml:2: b: YAML aliases (*x) are not supported"},
+      {"a: 1\n---\nb: 2\n",
+       "w.yaml:2: a second YAML document; the file must be one document"},
+      {"a: 1\na: 2\n", "w.yaml:2: a: duplicate key"},
+      {"steps:\n  - id: [\n", "w.yaml:3: invalid YAML: "},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(sb_config_read_yaml(bad[i].yaml, strlen(bad[i].yaml),
+                                         "w.yaml", &doc, &lines, &err),
+                     SB_EINVAL);
+    assert_null(doc);
+    assert_null(lines);
+    if (strncmp(err.msg, bad[i].msg, strlen(bad[i].msg)) != 0)
+      fail_msg("got \"%s\", want \"%s\"", err.msg, bad[i].msg);
+  }
+  char *big = malloc(1024 * 1024 + 2);
+  assert_non_null(big);
+  memset(big, '#', 1024 * 1024 + 1);
+  assert_int_equal(sb_config_read_yaml(big, 1024 * 1024 + 1, "big.yaml", &doc,
+                                       NULL, &err), SB_ETOOBIG);
+  free(big);
+  assert_int_equal(sb_config_read_yaml_file("/nonexistent/w.yaml", &doc,
+                                            &lines, &err), SB_ENOENT);
+  assert_string_equal(err.msg, "/nonexistent/w.yaml: cannot open: No such "
+                               "file or directory");
+  /* allocation failures: ENOMEM, nothing leaked */
+  size_t base = sb_alloc_live_bytes();
+  for (long n = 1; n < 400; n++) {
+    sb_alloc_fail_after(n);
+    int rc = sb_config_read_yaml(y, strlen(y), "lead.yaml", &doc, &lines, &err);
+    sb_alloc_fail_after(0);
+    if (rc == 0) {
+      json_decref(doc);
+      json_decref(lines);
+      break;
+    }
+    assert_int_equal(rc, SB_ENOMEM);
+    assert_int_equal(sb_alloc_live_bytes(), base);
+  }
+  assert_int_equal(sb_alloc_live_bytes(), base);
+}
+
 /* Every allocation in a load may fail: each failure must report ENOMEM,
  * leak nothing and leave the config as it was. */
 static void test_alloc_failures(void **state) {
@@ -545,6 +701,9 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_auth_errors),
       cmocka_unit_test(test_agents_section),
+      cmocka_unit_test(test_workflows_key),
+      cmocka_unit_test(test_load_file_dir),
+      cmocka_unit_test(test_read_yaml),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,6 +330,132 @@ static void test_project_allocation_failures(void **state) {
   json_decref(paths);
 }
 
+/* ---- sb_ctx_path_get / sb_ctx_path_set -------------------------------- */
+
+/* The value at path in the fixture equals want (JSON text, ' for "). */
+static void get_ok(const char *path, const char *want) {
+  json_t *data = fixture(), *out = NULL, *w = J(want);
+  sb_error err = {0};
+  int rc = sb_ctx_path_get(data, path, &out, &err);
+  if (rc != 0) fail_msg("%s: rc %d: %s", path, rc, err.msg);
+  assert_json_eq(out, w);
+  /* a copy: changing it leaves the data alone */
+  if (json_is_object(out)) json_object_set_new(out, "zz", json_true());
+  json_t *again = NULL;
+  assert_int_equal(sb_ctx_path_get(data, path, &again, NULL), 0);
+  assert_json_eq(again, w);
+  json_decref(again);
+  json_decref(out);
+  json_decref(w);
+  json_decref(data);
+}
+
+static void get_rc(const char *path, int want_rc) {
+  json_t *data = fixture(), *sentinel = J("1"), *out = sentinel;
+  sb_error err = {0};
+  assert_int_equal(sb_ctx_path_get(data, path, &out, &err), want_rc);
+  assert_null(out); /* set to NULL, whatever it held */
+  json_decref(sentinel);
+  if (want_rc == SB_EINVAL) assert_non_null(strstr(err.msg, "invalid path"));
+  json_decref(data);
+}
+
+static void test_path_get(void **state) {
+  (void)state;
+  get_ok("conversation.messages[-1].content", "'m9'");
+  get_ok("conversation.messages[0]", "{'role': 'user', 'content': 'm0'}");
+  get_ok("conversation.intent", "'buy'");
+  get_ok("workflow.variables.budget", "30000");
+  get_ok("workflow.completedSteps", "[]");
+  get_ok("user.profile", "{'name': 'Ada'}");
+  get_ok("conversation.messages[-3:].content", "['m7', 'm8', 'm9']");
+  get_ok("conversation.messages[1:3].role", "['assistant', 'user']");
+  get_ok("business.inventory.vehicles[13:].v", "[13, 14]");
+  get_ok("business.inventory.vehicles[20:]", "[]");
+  get_ok("business.inventory.vehicles[-1:]", "[{'v': 14}]");
+  /* what follows a slice applies to each element */
+  get_ok("business.inventory.vehicles[-1:][0]", "[]");
+  get_ok("conversation.messages[-2:].nope", "[]"); /* skipped elements */
+  get_rc("conversation.nope", SB_ENOENT);
+  get_rc("conversation.messages[10]", SB_ENOENT);
+  get_rc("conversation.messages[-11]", SB_ENOENT);
+  get_rc("conversation.intent.x", SB_ENOENT);  /* through a string */
+  get_rc("conversation.intent[0]", SB_ENOENT); /* index into a string */
+  get_rc("conversation.entities[0]", SB_ENOENT);
+  get_rc("workflow.outputs.intake", SB_ENOENT); /* no outputs in fixture */
+  get_rc("conversation..intent", SB_EINVAL);
+  get_rc("context.id", SB_EINVAL);
+  get_rc("conversation.messages[01]", SB_EINVAL);
+  get_rc("", SB_EINVAL);
+  json_t *out = NULL;
+  assert_int_equal(sb_ctx_path_get(NULL, "user.id", &out, NULL), SB_ENOENT);
+  assert_int_equal(sb_ctx_path_get(NULL, NULL, &out, NULL), SB_EINVAL);
+}
+
+/* Set path to value (JSON text) in a copy of the fixture; want_rc, and on
+ * success the value reads back. */
+static void set_case(const char *path, const char *value, int want_rc,
+                     const char *want_msg) {
+  json_t *data = fixture(), *before = json_deep_copy(data), *v = J(value);
+  sb_error err = {0};
+  int rc = sb_ctx_path_set(data, path, v, &err);
+  if (rc != want_rc) fail_msg("%s: rc %d (%s)", path, rc, err.msg);
+  if (rc == 0) {
+    json_t *got = NULL;
+    assert_int_equal(sb_ctx_path_get(data, path, &got, NULL), 0);
+    assert_json_eq(got, v);
+    json_decref(got);
+    assert_true(v->refcount >= 2); /* borrowed: data holds its own */
+  } else {
+    assert_json_eq(data, before); /* nothing changed */
+    if (want_msg && strcmp(err.msg, want_msg) != 0)
+      fail_msg("got \"%s\", want \"%s\"", err.msg, want_msg);
+  }
+  json_decref(v);
+  json_decref(before);
+  json_decref(data);
+}
+
+static void test_path_set(void **state) {
+  (void)state;
+  set_case("workflow.outputs.intake", "{'intent': 'buy'}", 0, NULL);
+  set_case("workflow.outputs.a.b.c", "1", 0, NULL); /* creates a and b */
+  set_case("workflow.variables.vin", "'X'", 0, NULL); /* replaces */
+  set_case("conversation.messages[9].content", "'edited'", 0, NULL);
+  set_case("conversation.messages[0]", "null", 0, NULL);
+  set_case("user", "{'id': 'u2'}", 0, NULL);
+  set_case("business.inventory.vehicles[1:2]", "1", SB_EINVAL,
+           "cannot set \"business.inventory.vehicles[1:2]\": a slice names "
+           "several values");
+  set_case("conversation.messages[-1].content", "1", SB_EINVAL,
+           "cannot set \"conversation.messages[-1].content\": negative "
+           "index");
+  set_case("conversation.intent.x", "1", SB_EINVAL,
+           "cannot set \"conversation.intent.x\": conversation.intent is a "
+           "string, not an object");
+  set_case("conversation.entities[0]", "1", SB_EINVAL,
+           "cannot set \"conversation.entities[0]\": conversation.entities "
+           "is an object, not an array");
+  set_case("workflow.outputs.x[0]", "1", SB_EINVAL,
+           "cannot set \"workflow.outputs.x[0]\": workflow.outputs.x does "
+           "not exist (an index needs an existing array)");
+  set_case("conversation.messages[10]", "1", SB_ENOENT,
+           "cannot set \"conversation.messages[10]\": "
+           "conversation.messages has 10 elements");
+  set_case("conversation..x", "1", SB_EINVAL, NULL);
+  set_case("context.id", "1", SB_EINVAL, NULL);
+  /* created objects are new: the path through them reads back */
+  json_t *data = J("{}"), *one = J("1");
+  assert_int_equal(sb_ctx_path_set(data, "workflow.outputs.intake", one, NULL),
+                   0);
+  json_t *want = J("{'workflow': {'outputs': {'intake': 1}}}");
+  assert_json_eq(data, want);
+  assert_int_equal(sb_ctx_path_set(one, "user.id", data, NULL), SB_EINVAL);
+  json_decref(want);
+  json_decref(one);
+  json_decref(data);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -340,6 +466,8 @@ int main(void) {
       cmocka_unit_test(test_path_syntax),
       cmocka_unit_test(test_paths_validate_and_project_errors),
       cmocka_unit_test(test_project_allocation_failures),
+      cmocka_unit_test(test_path_get),
+      cmocka_unit_test(test_path_set),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
