@@ -71,6 +71,11 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  sb_events_options eo = {.store = app->store};
+  if (!(app->events = sb_events_new(&eo, err))) goto fail;
+  if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
+                        cfg->config_dir, &app->defs, err) != 0)
+    goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,
                                  .loop = o->loop};
@@ -91,12 +96,19 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .tenants_configured = cfg->tenants_len > 0,
                               .ctx = app->ctx,
                               .max_tool_name = (size_t)cfg->max_tool_name};
-  /* The admin tools list before the agents' own (agent__tool). */
-  if (app_agent_tools_register(app) != 0) {
+  /* The admin and workflow tools list before the agents' own
+   * (agent__tool). */
+  if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
   if (!(app->gateway = sb_gateway_new(&gopts, err))) goto fail;
+  sb_flow_engine_options fo = {.store = app->store,
+                               .ctx = app->ctx,
+                               .gateway = app->gateway,
+                               .events = app->events,
+                               .defs = &app->defs};
+  if (!(app->flow = sb_flow_engine_new(&fo, err))) goto fail;
   /* Virtual servers first: a bad `servers:` entry stops the start before
    * any agent process is spawned. */
   if (sb_gateway_add_servers(app->gateway, cfg->servers, cfg->server_lines,
@@ -139,11 +151,14 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
-    if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0) {
+    if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0 ||
+        app_rest_runs_register(app) != 0) {
       sb_error_set(err, SB_ENOMEM, "out of memory");
       goto fail;
     }
   }
+  /* Runs a previous process left running or waiting go on. */
+  if (sb_flow_engine_resume_all(app->flow, err) != 0) goto fail;
   SB_INFO(MODULE, "contexts in %s (tenant without credentials: %s)",
           cfg->store_path, cfg->tenants_len ? "none, tokens required"
                                             : cfg->default_tenant);
@@ -170,10 +185,14 @@ void sb_app_stop(sb_app *app) {
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
+  /* Runs stop before the agents they call; they go on at the next start. */
+  sb_flow_engine_free(app->flow);
   sb_gateway_free(app->gateway);
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);
+  sb_events_free(app->events);
   sb_store_close(app->store);
+  sb_flow_defs_clear(&app->defs);
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);
     uv_close((uv_handle_t *)&app->sweep, free_on_close);

@@ -4,6 +4,8 @@
 
 #include "app/app.h"
 #include "ctx/ctx.h"
+#include "events/events.h"
+#include "flow/flow.h"
 #include "gateway/gateway.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
@@ -19,6 +21,9 @@ struct sb_app {
   sb_stdio_server *stdio;
   sb_http_server *http;
   sb_gateway *gateway; /* agents, calls, per-agent and virtual servers */
+  sb_events *events;   /* the bus over the event log */
+  sb_flow_defs defs;   /* the workflows of the config */
+  sb_flow_engine *flow;
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
 };
@@ -47,6 +52,12 @@ json_t *app_rest_body(sb_http_request *req, const char *what);
 
 /* rest_calls.c: POST /v1/agents/call (any tenant). */
 void app_rest_agent_call(sb_app *app, sb_http_request *req);
+
+/* rest_runs.c: /v1/runs and /v1/events. */
+int app_rest_runs_register(sb_app *app);
+
+/* flow_tools.c: workflow_run, runs_* and events_publish over MCP. */
+int app_flow_tools_register(sb_app *app);
 
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);

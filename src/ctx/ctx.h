@@ -291,7 +291,9 @@ typedef struct sb_ctx_result {
   int64_t version; /* the context's version the result is about: the
                       document's; on SB_ECONFLICT the current head's */
   int count;     /* sweep: contexts deleted */
-  int64_t run_rev; /* a write whose extras held a run: the run's new rev */
+  int64_t run_rev; /* a write whose extras held a run: the run's new rev;
+                      on SB_ECONFLICT over the run (not the context), its
+                      current rev (else 0) */
   int64_t last_seq; /* a write: the tenant's seq of the last event it wrote
                        (its own context event or the caller's) */
 } sb_ctx_result;

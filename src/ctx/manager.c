@@ -377,6 +377,7 @@ static void on_written(void *ud, sb_store_result *res) {
     /* The head is not what we thought (or not there): forget it. */
     if (res->rc == SB_ECONFLICT || res->rc == SB_ENOENT)
       head_forget(op->m, op->tenant, op->id);
+    op->run_rev = res->run_rev; /* a run's conflict: its current rev */
     finish(op, res->rc, &res->err, NULL, res->version, 0);
     return;
   }

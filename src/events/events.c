@@ -312,8 +312,7 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
   char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
   publish_op *op = sb_calloc(1, sizeof *op);
   if (!text || !op) {
-    if (data) free(text);
-    else sb_free(text);
+    sb_free(text);
     sb_free(op);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
@@ -323,8 +322,7 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
   sb_store_extras x = {.events = &e, .nevents = 1};
   int rc = sb_store_write(ev->store, tenant, &x, (int64_t)sb_wall_ms(),
                           on_published, op);
-  if (data) free(text);
-  else sb_free(text);
+  sb_free(text);
   if (rc != 0) {
     sb_free(op);
     return sb_error_set(err, rc,

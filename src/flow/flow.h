@@ -234,4 +234,121 @@ int sb_flow_cond_eval(const sb_flow_cond *c, const sb_flow_scope *scope);
 /* "90s" -> 90000; units ms s m h d; SB_EINVAL otherwise. */
 int sb_flow_duration_parse(const char *s, uint64_t *ms);
 
+/* ---- runs (engine.c, steps.c, plan.c) ----------------------------------
+ *
+ * A run executes one workflow against one context. Every transition (a
+ * step done or failed, the steps it starts, a cancellation, a resumption)
+ * is ONE store transaction holding the context's next version (the
+ * workflow part of data: currentStep, completedSteps, outputs, errors,
+ * variables; the result saved; metadata.agents), the run's row and the
+ * events it caused. Steps that call no one (branch, emit, end) are
+ * recorded in the version of the transition that reaches them. A crash
+ * resumes every running or waiting run from its last transition: the
+ * steps it had started are started again, and a call carries the same
+ * idempotency key (SB_FLOW_META_KEY in _meta, "<run>/<step>/<visit>") as
+ * before, so an agent that honours it acts once (delivery is at least
+ * once). */
+
+#define SB_FLOW_META_KEY "switchboard/idempotencyKey"
+#define SB_FLOW_META_RUN "switchboard/run" /* {id, workflow, step} */
+/* An agent publishes events in its result's _meta: [{"type", "data"}]. */
+#define SB_FLOW_META_EVENTS "switchboard/events"
+
+typedef enum sb_flow_status {
+  SB_FLOW_RUNNING = 1,
+  SB_FLOW_WAITING, /* for a person's answer or an event */
+  SB_FLOW_COMPLETED,
+  SB_FLOW_FAILED,
+  SB_FLOW_CANCELLED,
+} sb_flow_status;
+
+const char *sb_flow_status_name(sb_flow_status s);
+/* The status of a name, or 0. */
+sb_flow_status sb_flow_status_of(const char *name);
+
+typedef struct sb_flow_engine sb_flow_engine;
+typedef struct sb_store sb_store;
+typedef struct sb_ctx_manager sb_ctx_manager;
+typedef struct sb_gateway sb_gateway;
+typedef struct sb_events sb_events;
+
+typedef struct sb_flow_engine_options {
+  sb_store *store;      /* all borrowed, and must outlive the engine */
+  sb_ctx_manager *ctx;
+  sb_gateway *gateway;
+  sb_events *events;
+  const sb_flow_defs *defs; /* the workflows runs may start */
+  int max_runs;         /* runs in progress at once; default 10000 */
+} sb_flow_engine_options;
+
+sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
+                                   sb_error *err);
+/* Stop: calls in flight are cancelled, runs stay as stored (running or
+ * waiting) and continue at the next start. */
+void sb_flow_engine_free(sb_flow_engine *e);
+/* Replace the definitions new runs start from (runs in progress keep the
+ * one they started with). */
+void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs);
+/* Load every running or waiting run from the store and continue it. */
+int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err);
+
+/* How an operation on a run ended: rc 0 with the run as JSON (the view
+ * REST and MCP show: id, workflow, status, contextId, contextVersion,
+ * createdAt, updatedAt, current, waiting, history, error, forkedFrom,
+ * stepsRun), or a negative code with err. `run` is borrowed. */
+typedef struct sb_flow_reply {
+  int rc;
+  sb_error err;
+  json_t *run;
+  int64_t seq; /* a change: the tenant's seq of the last event it wrote
+                  (follow the run's events after it); else 0 */
+} sb_flow_reply;
+typedef void (*sb_flow_cb)(void *ud, const sb_flow_reply *r);
+
+typedef struct sb_flow_start {
+  const char *tenant;
+  const char *workflow;
+  const char *context_id; /* an existing context, or NULL: a new one */
+  /* {"context": {partial MCPContext for a new context}, "variables": {...
+   * merged into data.workflow.variables}}; NULL: none. Borrowed. */
+  const json_t *input;
+} sb_flow_start;
+
+/* Every function below: 0 when under way (cb runs once, later, after the
+ * change is durable), or a negative code with err (cb never runs):
+ * SB_ENOENT no such workflow / run / step, SB_EINVAL bad input, SB_ESTATE
+ * the run is not in a state for it, SB_EBUSY too many runs or the store
+ * is busy. */
+int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
+                      void *ud, sb_error *err);
+int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
+                       const char *reason, sb_flow_cb cb, void *ud,
+                       sb_error *err);
+/* The answer to an `ask` step (step NULL: the one the run waits on). */
+int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
+                       const char *step, const json_t *answer, sb_flow_cb cb,
+                       void *ud, sb_error *err);
+/* A failed or cancelled run goes on from the step it stopped at. */
+int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
+                       sb_flow_cb cb, void *ud, sb_error *err);
+/* A new run from the context version that completed step `step` of run
+ * `id` left, going on with the steps that came next. */
+int sb_flow_run_fork(sb_flow_engine *e, const char *tenant, const char *id,
+                     const char *step, sb_flow_cb cb, void *ud, sb_error *err);
+int sb_flow_run_get(sb_flow_engine *e, const char *tenant, const char *id,
+                    sb_flow_cb cb, void *ud, sb_error *err);
+/* reply.run is {"runs": [...], "nextCursor"?}: newest first, with this
+ * status (NULL: any), ids below `cursor` (NULL: from the newest). */
+int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
+                     const char *cursor, size_t limit, sb_flow_cb cb, void *ud,
+                     sb_error *err);
+
+/* Counters for tests and benchmarks. */
+typedef struct sb_flow_stats {
+  uint64_t transitions; /* written */
+  uint64_t conflicts;   /* context moved under a run: re-read, redone */
+  size_t runs;          /* in progress in this process */
+} sb_flow_stats;
+void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out);
+
 #endif

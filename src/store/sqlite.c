@@ -135,7 +135,7 @@ static const char *const migrations[] = {
     " context_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,"
     " rev INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, doc TEXT NOT NULL,"
-    " seq INTEGER NOT NULL DEFAULT 0, UNIQUE(tenant_id, id));"
+    " UNIQUE(tenant_id, id));"
     "CREATE INDEX runs_active ON runs(status) WHERE status IN "
     "('running','waiting');"
     "CREATE TABLE events("
@@ -147,6 +147,9 @@ static const char *const migrations[] = {
     "run_id<>'';"
     "CREATE TABLE event_seqs(tenant_id TEXT PRIMARY KEY,"
     " last INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: a run remembers the seq of its last write's last event (where a
+     * step waiting for events begins, after a restart) */
+    "ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -14,11 +14,14 @@ export function tempStorePath() {
 
 export const MODERN_VERSION = '2026-07-28';
 export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
-// The built-ins first, then the context tools, then the agents admin tools
-// (providers in registration order); agents' own tools would follow.
+// The built-ins first, then the context tools, the agents admin tools and
+// the workflow tools (providers in registration order), then the gateway's
+// agents_call; agents' own tools would follow.
 export const TOOL_ORDER = ['switchboard_info', 'echo', 'slow_count', 'fail', 'note_write', 'ask_user',
   'context_create', 'context_get', 'context_update', 'context_history', 'context_diff',
-  'agents_list', 'agents_register', 'agents_remove', 'agents_explain', 'agents_call'];
+  'agents_list', 'agents_register', 'agents_remove', 'agents_explain',
+  'workflow_run', 'runs_list', 'runs_get', 'runs_cancel', 'runs_answer', 'runs_resume', 'runs_fork',
+  'events_publish', 'agents_call'];
 // Tools that /tmp/builtins.md says carry an outputSchema.
 export const TOOLS_WITH_OUTPUT_SCHEMA = ['switchboard_info', 'echo'];
 export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';

@@ -1,0 +1,452 @@
+/* flow_tools.c: workflows over MCP.
+ *
+ *   workflow_run {workflow, contextId?, input?, wait?}
+ *       starts a run; with wait (the default) the call lasts until the run
+ *       ends, with a progress notification per step, and a question of an
+ *       `ask` step goes to the client as elicitation/create when it can
+ *       elicit (a legacy client); otherwise the run waits for runs_answer.
+ *       The result is the run (isError when it failed or was cancelled).
+ *       The run is durable: a client that goes away does not stop it.
+ *   runs_list {status?, cursor?, limit?}   runs_get {runId}
+ *   runs_cancel {runId, reason?}   runs_answer {runId, step?, answer}
+ *   runs_resume {runId}            runs_fork {runId, step}
+ *   events_publish {type, data?, runId?}
+ */
+#include <string.h>
+
+#include "app/app_internal.h"
+
+static const char *const flow_tools_json =
+    "["
+    "{\"name\":\"workflow_run\",\"title\":\"Run a workflow\","
+    "\"description\":\"Start a run of a configured workflow on a new context "
+    "(input.context, input.variables) or an existing one (contextId). With "
+    "wait (default true) the call lasts until the run ends, reporting each "
+    "step as progress; the result is the run.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"workflow\":{\"type\":\"string\"},\"contextId\":{\"type\":\"string\"},"
+    "\"input\":{\"type\":\"object\",\"properties\":{\"context\":{\"type\":"
+    "\"object\"},\"variables\":{\"type\":\"object\"}}},"
+    "\"wait\":{\"type\":\"boolean\"}},\"required\":[\"workflow\"]}},"
+    "{\"name\":\"runs_list\",\"title\":\"List runs\","
+    "\"description\":\"Workflow runs, newest first.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"status\":{\"type\":\"string\",\"enum\":[\"running\",\"waiting\","
+    "\"completed\",\"failed\",\"cancelled\"]},\"cursor\":{\"type\":\"string\"},"
+    "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000}}},"
+    "\"annotations\":{\"readOnlyHint\":true}},"
+    "{\"name\":\"runs_get\",\"title\":\"Inspect a run\","
+    "\"description\":\"A run: status, current steps, what it waits for, and "
+    "the history of its steps with the context version each left.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"type\":\"string\"}},\"required\":[\"runId\"]},"
+    "\"annotations\":{\"readOnlyHint\":true}},"
+    "{\"name\":\"runs_cancel\",\"title\":\"Cancel a run\","
+    "\"description\":\"Stop a running or waiting run.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},"
+    "\"required\":[\"runId\"]}},"
+    "{\"name\":\"runs_answer\",\"title\":\"Answer a run\","
+    "\"description\":\"Give the answer an ask step of a run waits for.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"type\":\"string\"},\"step\":{\"type\":\"string\"},\"answer\":{}},"
+    "\"required\":[\"runId\",\"answer\"]}},"
+    "{\"name\":\"runs_resume\",\"title\":\"Resume a run\","
+    "\"description\":\"A failed or cancelled run goes on from the step it "
+    "stopped at.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"type\":\"string\"}},\"required\":[\"runId\"]}},"
+    "{\"name\":\"runs_fork\",\"title\":\"Fork a run\","
+    "\"description\":\"A new run from the context version a completed step "
+    "left, going on with the steps after it.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"type\":\"string\"},\"step\":{\"type\":\"string\"}},"
+    "\"required\":[\"runId\",\"step\"]}},"
+    "{\"name\":\"events_publish\",\"title\":\"Publish an event\","
+    "\"description\":\"Append an event (a type with a dot, data an object) to "
+    "the tenant's event log; runs waiting for it go on.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"type\":{"
+    "\"type\":\"string\"},\"data\":{\"type\":\"object\"},\"runId\":{"
+    "\"type\":\"string\"}},\"required\":[\"type\"]}}"
+    "]";
+
+static void reply_run(sb_mcp_call *call, json_t *run, int is_error) {
+  char *text = json_dumps(run, JSON_COMPACT);
+  json_t *r = json_pack("{s[{ssss}]sO}", "content", "type", "text", "text",
+                        text ? text : "", "structuredContent", run);
+  sb_free(text);
+  if (r && is_error) json_object_set_new(r, "isError", json_true());
+  sb_mcp_call_reply(call, r);
+}
+
+static void reply_error(sb_mcp_call *call, int rc, const char *message) {
+  if (rc == SB_EBUSY) {
+    sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
+    return;
+  }
+  const char *code = rc == SB_ENOENT   ? "not_found"
+                     : rc == SB_ESTATE ? "conflict"
+                     : rc == SB_EINVAL ? "invalid"
+                                       : "internal";
+  json_t *e = json_pack("{ssss}", "error", code, "message", message);
+  reply_run(call, e, 1);
+  json_decref(e);
+}
+
+/* ---- simple operations: one reply ------------------------------------------ */
+
+typedef struct tool_op {
+  sb_mcp_call *call; /* NULL once cancelled */
+} tool_op;
+
+static void op_cancelled(sb_mcp_call *call, void *ud) {
+  (void)call;
+  ((tool_op *)ud)->call = NULL;
+}
+
+static void op_done(void *ud, const sb_flow_reply *r) {
+  tool_op *op = ud;
+  if (op->call) {
+    sb_mcp_call_on_cancel(op->call, NULL, NULL);
+    if (r->rc != 0)
+      reply_error(op->call, r->rc, r->err.msg);
+    else
+      reply_run(op->call, r->run, 0);
+  }
+  sb_free(op);
+}
+
+static tool_op *op_new(sb_mcp_call *call) {
+  tool_op *op = sb_calloc(1, sizeof *op);
+  if (!op) {
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return NULL;
+  }
+  op->call = call;
+  return op;
+}
+
+/* An operation started (rc 0: op_done answers) or refused (answer now). */
+static void started(sb_mcp_call *call, tool_op *op, int rc,
+                    const sb_error *err) {
+  if (rc != 0) {
+    sb_free(op);
+    reply_error(call, rc, err->msg);
+    return;
+  }
+  if (op->call) sb_mcp_call_on_cancel(call, op_cancelled, op);
+}
+
+/* ---- workflow_run ------------------------------------------------------------- */
+
+typedef struct run_watch {
+  sb_app *app;
+  sb_mcp_call *call; /* NULL once cancelled or answered */
+  char *tenant, *run_id;
+  sb_events_sub *sub;
+  int steps_done;
+  int asking; /* an elicitation is out */
+  int finishing;
+} run_watch;
+
+static void watch_free(run_watch *w) {
+  if (w->sub) sb_events_unsubscribe(w->sub);
+  sb_free(w->tenant);
+  sb_free(w->run_id);
+  sb_free(w);
+}
+
+static void watch_final(void *ud, const sb_flow_reply *r) {
+  run_watch *w = ud;
+  if (w->call) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    if (r->rc != 0) {
+      reply_error(w->call, r->rc, r->err.msg);
+    } else {
+      const char *st = json_string_value(json_object_get(r->run, "status"));
+      reply_run(w->call, r->run, !st || strcmp(st, "completed") != 0);
+    }
+    w->call = NULL;
+  }
+  watch_free(w);
+}
+
+static void watch_cancelled(sb_mcp_call *call, void *ud) {
+  (void)call;
+  run_watch *w = ud;
+  w->call = NULL; /* the run goes on: it is durable */
+  if (!w->asking && !w->finishing) watch_free(w);
+}
+
+static void answered(void *ud, const sb_flow_reply *r) {
+  run_watch *w = ud;
+  w->asking = 0;
+  if (r->rc != 0 && w->call)
+    sb_mcp_call_log(w->call, SB_LOG_WARNING, "switchboard",
+                    json_pack("{ss}", "message", r->err.msg));
+  if (!w->call && !w->finishing) watch_free(w);
+}
+
+static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
+                        void *ud) {
+  run_watch *w = ud;
+  if (!call) { /* the call ended first */
+    w->asking = 0;
+    return;
+  }
+  const char *action = json_string_value(json_object_get(result, "action"));
+  sb_error err = {0};
+  if (!error && action && strcmp(action, "accept") == 0) {
+    json_t *content = json_object_get(result, "content");
+    if (sb_flow_run_answer(w->app->flow, w->tenant, w->run_id, NULL,
+                           content ? content : json_object(), answered, w,
+                           &err) == 0)
+      return;
+  } else {
+    /* Declined or not answered: the run keeps waiting (runs_answer, REST). */
+    sb_error_set(&err, SB_EINVAL, "the question was %s; the run still waits "
+                                  "for an answer (runs_answer)",
+                 action ? action : "not answered");
+  }
+  w->asking = 0;
+  sb_mcp_call_log(call, SB_LOG_NOTICE, "switchboard",
+                  json_pack("{ss}", "message", err.msg));
+}
+
+/* An ask step started: a client that can elicit is asked. */
+static void ask_client(run_watch *w, json_t *message, json_t *schema) {
+  if (!w->call || w->asking || !json_is_string(message) ||
+      !sb_mcp_call_has_capability(w->call, "elicitation") ||
+      sb_mcp_call_is_modern(w->call))
+    return;
+  json_t *params = json_pack("{sOso}", "message", message, "requestedSchema",
+                             schema ? json_incref(schema)
+                                    : json_pack("{sss{}}", "type", "object",
+                                                "properties"));
+  if (sb_mcp_call_ask_client(w->call, "elicitation/create", params,
+                             on_elicited, w) == 0)
+    w->asking = 1;
+}
+
+static void watch_event(void *ud, const sb_event *e) {
+  run_watch *w = ud;
+  if (w->finishing) return;
+  sb_event_type t = sb_event_type_of(e->type);
+  if (w->call && (t == SB_EVENT_STEP_COMPLETED || t == SB_EVENT_STEP_FAILED)) {
+    json_t *d = json_loads(e->data, 0, NULL);
+    const char *step = json_string_value(json_object_get(d, "step"));
+    const char *agent = json_string_value(json_object_get(d, "agent"));
+    char msg[256];
+    snprintf(msg, sizeof msg, "step %s %s%s%s", step ? step : "?",
+             t == SB_EVENT_STEP_COMPLETED ? "completed" : "failed",
+             agent ? " by " : "", agent ? agent : "");
+    sb_mcp_call_progress(w->call, ++w->steps_done, -1, msg);
+    json_decref(d);
+  } else if (t == SB_EVENT_STEP_STARTED) {
+    json_t *d = json_loads(e->data, 0, NULL);
+    const char *kind = json_string_value(json_object_get(d, "kind"));
+    if (kind && strcmp(kind, "ask") == 0)
+      ask_client(w, json_object_get(d, "message"), json_object_get(d, "schema"));
+    json_decref(d);
+  } else if (t == SB_EVENT_RUN_COMPLETED || t == SB_EVENT_RUN_FAILED ||
+             t == SB_EVENT_RUN_CANCELLED) {
+    w->finishing = 1;
+    sb_events_unsubscribe(w->sub);
+    w->sub = NULL;
+    sb_error err = {0};
+    if (sb_flow_run_get(w->app->flow, w->tenant, w->run_id, watch_final, w,
+                        &err) != 0) {
+      if (w->call) reply_error(w->call, err.code, err.msg);
+      w->call = NULL;
+      watch_free(w);
+    }
+  }
+}
+
+static void watch_error(void *ud, const sb_error *err) {
+  run_watch *w = ud;
+  if (w->call) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    reply_error(w->call, SB_EIO, err->msg);
+    w->call = NULL;
+  }
+  sb_events_unsubscribe(w->sub);
+  w->sub = NULL;
+  if (!w->asking) watch_free(w);
+}
+
+static void run_started(void *ud, const sb_flow_reply *r) {
+  run_watch *w = ud;
+  if (r->rc != 0 || !w->call) {
+    if (w->call) {
+      sb_mcp_call_on_cancel(w->call, NULL, NULL);
+      reply_error(w->call, r->rc, r->err.msg);
+    }
+    watch_free(w);
+    return;
+  }
+  const char *status = json_string_value(json_object_get(r->run, "status"));
+  w->run_id = sb_strdup(json_string_value(json_object_get(r->run, "id")));
+  if (status && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0)) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    reply_run(w->call, r->run, strcmp(status, "completed") != 0);
+    watch_free(w);
+    return;
+  }
+  sb_error err = {0};
+  sb_events_filter f = {.run_id = w->run_id};
+  w->sub = sb_events_subscribe(w->app->events, w->tenant, r->seq, &f,
+                               watch_event, watch_error, w, &err);
+  if (!w->sub) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    reply_error(w->call, err.code, err.msg);
+    watch_free(w);
+    return;
+  }
+  /* The first step may already ask. */
+  json_t *waiting = json_array_get(json_object_get(r->run, "waiting"), 0);
+  const char *kind = json_string_value(json_object_get(waiting, "kind"));
+  if (kind && strcmp(kind, "ask") == 0)
+    ask_client(w, json_object_get(waiting, "message"),
+               json_object_get(waiting, "schema"));
+}
+
+static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
+  const char *wf = json_string_value(json_object_get(args, "workflow"));
+  json_t *cid = json_object_get(args, "contextId");
+  json_t *input = json_object_get(args, "input");
+  json_t *wait = json_object_get(args, "wait");
+  if (!wf)
+    return sb_mcp_call_fail_invalid_args(call, "workflow_run",
+                                         "'workflow' must be a string");
+  if ((cid && !json_is_string(cid)) || (input && !json_is_object(input)) ||
+      (wait && !json_is_boolean(wait)))
+    return sb_mcp_call_fail_invalid_args(
+        call, "workflow_run",
+        "'contextId' is a string, 'input' an object, 'wait' a boolean");
+  sb_flow_start s = {.tenant = sb_mcp_call_tenant(call),
+                     .workflow = wf,
+                     .context_id = json_string_value(cid),
+                     .input = input};
+  sb_error err = {0};
+  if (wait && json_is_false(wait)) {
+    tool_op *op = op_new(call);
+    if (!op) return;
+    started(call, op, sb_flow_run_start(app->flow, &s, op_done, op, &err), &err);
+    return;
+  }
+  run_watch *w = sb_calloc(1, sizeof *w);
+  if (!w || !(w->tenant = sb_strdup(s.tenant))) {
+    sb_free(w);
+    return sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+  }
+  w->app = app;
+  w->call = call;
+  int rc = sb_flow_run_start(app->flow, &s, run_started, w, &err);
+  if (rc != 0) {
+    watch_free(w);
+    return reply_error(call, rc, err.msg);
+  }
+  sb_mcp_call_on_cancel(call, watch_cancelled, w);
+}
+
+/* ---- the rest ------------------------------------------------------------------ */
+
+static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
+  tool_op *op = ud;
+  if (op->call) {
+    sb_mcp_call_on_cancel(op->call, NULL, NULL);
+    if (rc != 0) {
+      reply_error(op->call, rc, err ? err->msg : "not written");
+    } else {
+      json_t *j = json_pack("{sI}", "seq", (json_int_t)seq);
+      reply_run(op->call, j, 0);
+      json_decref(j);
+    }
+  }
+  sb_free(op);
+}
+
+static int call_tool(void *ud, sb_mcp_call *call, const char *name,
+                     json_t *args) {
+  sb_app *app = ud;
+  if (strcmp(name, "workflow_run") == 0) {
+    workflow_run(app, call, args);
+    return 1;
+  }
+  if (strncmp(name, "runs_", 5) != 0 && strcmp(name, "events_publish") != 0)
+    return 0;
+  const char *tenant = sb_mcp_call_tenant(call);
+  const char *run = json_string_value(json_object_get(args, "runId"));
+  const char *step = json_string_value(json_object_get(args, "step"));
+  sb_error err = {0};
+  int rc;
+  if (strcmp(name, "runs_list") == 0) {
+    json_t *limit = json_object_get(args, "limit");
+    if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+                  json_integer_value(limit) > 1000)) {
+      sb_mcp_call_fail_invalid_args(call, name,
+                                    "'limit' is an integer from 1 to 1000");
+      return 1;
+    }
+    tool_op *op = op_new(call);
+    if (!op) return 1;
+    rc = sb_flow_run_list(app->flow, tenant,
+                          json_string_value(json_object_get(args, "status")),
+                          json_string_value(json_object_get(args, "cursor")),
+                          limit ? (size_t)json_integer_value(limit) : 50,
+                          op_done, op, &err);
+    started(call, op, rc, &err);
+    return 1;
+  }
+  if (strcmp(name, "events_publish") == 0) {
+    const char *type = json_string_value(json_object_get(args, "type"));
+    tool_op *op = op_new(call);
+    if (!op) return 1;
+    rc = sb_events_publish(app->events, tenant, type, run,
+                           json_object_get(args, "data"), published, op, &err);
+    started(call, op, rc, &err);
+    return 1;
+  }
+  if (!run) {
+    sb_mcp_call_fail_invalid_args(call, name, "'runId' must be a string");
+    return 1;
+  }
+  tool_op *op = op_new(call);
+  if (!op) return 1;
+  if (strcmp(name, "runs_get") == 0) {
+    rc = sb_flow_run_get(app->flow, tenant, run, op_done, op, &err);
+  } else if (strcmp(name, "runs_cancel") == 0) {
+    rc = sb_flow_run_cancel(app->flow, tenant, run,
+                            json_string_value(json_object_get(args, "reason")),
+                            op_done, op, &err);
+  } else if (strcmp(name, "runs_answer") == 0) {
+    rc = sb_flow_run_answer(app->flow, tenant, run, step,
+                            json_object_get(args, "answer"), op_done, op, &err);
+  } else if (strcmp(name, "runs_resume") == 0) {
+    rc = sb_flow_run_resume(app->flow, tenant, run, op_done, op, &err);
+  } else if (strcmp(name, "runs_fork") == 0) {
+    rc = sb_flow_run_fork(app->flow, tenant, run, step, op_done, op, &err);
+  } else {
+    sb_free(op);
+    return 0;
+  }
+  started(call, op, rc, &err);
+  return 1;
+}
+
+static void list_tools(void *ud, sb_mcp_call *call, json_t *out) {
+  (void)ud;
+  (void)call;
+  json_t *tools = json_loads(flow_tools_json, 0, NULL);
+  json_array_extend(out, tools);
+  json_decref(tools);
+}
+
+int app_flow_tools_register(sb_app *app) {
+  sb_mcp_provider p = {.name = "workflows",
+                       .ud = app,
+                       .list_tools = list_tools,
+                       .call_tool = call_tool};
+  return sb_mcp_server_add_provider(app->mcp, &p);
+}

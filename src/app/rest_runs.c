@@ -1,0 +1,359 @@
+/* rest_runs.c: workflow runs and the event log over REST.
+ *
+ *   POST /v1/runs                 {workflow, contextId?, input?} -> 201 run
+ *   GET  /v1/runs?status=&cursor=&limit=   -> {runs, nextCursor?}
+ *   GET  /v1/runs/{id}            -> run
+ *   POST /v1/runs/{id}/cancel     {reason?} -> run
+ *   POST /v1/runs/{id}/answer     {step?, answer} -> run
+ *   POST /v1/runs/{id}/resume     -> run
+ *   POST /v1/runs/{id}/fork       {step} -> 201 the new run
+ *   GET  /v1/events?since=&types=a,b.*&run=   Server-Sent Events, resumable
+ *                                 with Last-Event-ID
+ *   POST /v1/events               {type, data?, runId?} -> 201 {seq}
+ *
+ * Every answer comes once the change is durable. Errors:
+ * {"error": {"code", "message"}} with 400 bad_request, 404 not_found, 409
+ * conflict (the run is not in a state for it), 503 busy (Retry-After).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app_internal.h"
+
+#define RUNS "/v1/runs"
+#define EVENTS "/v1/events"
+
+typedef struct rest_run_op {
+  sb_http_request *req; /* NULL once the client has gone */
+  int created;          /* answer 201 */
+} rest_run_op;
+
+static void op_gone(void *ud) { ((rest_run_op *)ud)->req = NULL; }
+
+static void respond_flow_error(sb_http_request *req, int rc, const char *msg) {
+  switch (rc) {
+  case SB_ENOENT: return app_rest_error(req, 404, "not_found", msg);
+  case SB_EINVAL: return app_rest_error(req, 400, "bad_request", msg);
+  case SB_ESTATE:
+  case SB_ECONFLICT: return app_rest_error(req, 409, "conflict", msg);
+  case SB_EBUSY: return app_rest_busy(req, msg);
+  default: return app_rest_error(req, 500, "internal", msg);
+  }
+}
+
+static void on_flow_done(void *ud, const sb_flow_reply *r) {
+  rest_run_op *op = ud;
+  if (op->req) {
+    if (r->rc != 0)
+      respond_flow_error(op->req, r->rc, r->err.msg);
+    else
+      app_rest_json(op->req, op->created ? 201 : 200, json_incref(r->run), NULL);
+  }
+  sb_free(op);
+}
+
+/* Defer req and hand back the op the flow callback answers through. */
+static rest_run_op *defer(sb_http_request *req, int created) {
+  rest_run_op *op = sb_calloc(1, sizeof *op);
+  if (!op) {
+    app_rest_error(req, 500, "internal", "out of memory");
+    return NULL;
+  }
+  op->req = req;
+  op->created = created;
+  sb_http_request_defer(req, op_gone, op);
+  return op;
+}
+
+/* The operation did not start: answer now (the op is not called back). */
+static void refused(rest_run_op *op, int rc, const sb_error *err) {
+  sb_http_request *req = op->req;
+  sb_free(op);
+  respond_flow_error(req, rc, err->msg);
+}
+
+static const char *body_str(json_t *body, const char *key, int *bad,
+                            sb_http_request *req) {
+  json_t *v = json_object_get(body, key);
+  if (!v || json_is_string(v)) return json_string_value(v);
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s: expected a string", key);
+  app_rest_error(req, 400, "bad_request", msg);
+  *bad = 1;
+  return NULL;
+}
+
+static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
+  json_t *body = app_rest_body(req, "body");
+  if (!body) return;
+  int bad = 0;
+  sb_flow_start s = {.tenant = tenant,
+                     .workflow = body_str(body, "workflow", &bad, req),
+                     .context_id = body_str(body, "contextId", &bad, req),
+                     .input = json_object_get(body, "input")};
+  if (bad) {
+    json_decref(body);
+    return;
+  }
+  rest_run_op *op = defer(req, 1);
+  sb_error err = {0};
+  int rc = op ? sb_flow_run_start(app->flow, &s, on_flow_done, op, &err) : 0;
+  if (op && rc != 0) refused(op, rc, &err);
+  json_decref(body);
+}
+
+static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
+  const char *limit = sb_http_request_query(req, "limit");
+  long n = limit ? strtol(limit, NULL, 10) : 50;
+  if (n < 1 || n > 1000)
+    return app_rest_error(req, 400, "bad_request",
+                          "limit: an integer between 1 and 1000");
+  rest_run_op *op = defer(req, 0);
+  if (!op) return;
+  sb_error err = {0};
+  int rc = sb_flow_run_list(app->flow, tenant,
+                            sb_http_request_query(req, "status"),
+                            sb_http_request_query(req, "cursor"), (size_t)n,
+                            on_flow_done, op, &err);
+  if (rc != 0) refused(op, rc, &err);
+}
+
+/* POST /v1/runs/{id}/{action} */
+static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
+                       const char *id, const char *action) {
+  int fork = strcmp(action, "fork") == 0;
+  json_t *body = NULL;
+  size_t len = 0;
+  sb_http_request_body(req, &len);
+  if (len && !(body = app_rest_body(req, "body"))) return;
+  int bad = 0;
+  const char *step = body_str(body, "step", &bad, req);
+  const char *reason = body_str(body, "reason", &bad, req);
+  if (bad) {
+    json_decref(body);
+    return;
+  }
+  rest_run_op *op = defer(req, fork);
+  if (!op) {
+    json_decref(body);
+    return;
+  }
+  sb_error err = {0};
+  int rc;
+  if (strcmp(action, "cancel") == 0)
+    rc = sb_flow_run_cancel(app->flow, tenant, id, reason, on_flow_done, op, &err);
+  else if (strcmp(action, "resume") == 0)
+    rc = sb_flow_run_resume(app->flow, tenant, id, on_flow_done, op, &err);
+  else if (fork)
+    rc = sb_flow_run_fork(app->flow, tenant, id, step, on_flow_done, op, &err);
+  else
+    rc = sb_flow_run_answer(app->flow, tenant, id, step,
+                            json_object_get(body, "answer"), on_flow_done, op,
+                            &err);
+  if (rc != 0) refused(op, rc, &err);
+  json_decref(body);
+}
+
+static void handle_runs(sb_app *app, sb_http_request *req) {
+  const char *tenant = sb_http_request_tenant(req);
+  const char *method = sb_http_request_method(req);
+  const char *rest = sb_http_request_path(req) + strlen(RUNS);
+  if (!*rest || strcmp(rest, "/") == 0) {
+    if (strcmp(method, "POST") == 0) return run_start(app, req, tenant);
+    if (strcmp(method, "GET") == 0) return run_list(app, req, tenant);
+    return app_rest_error(req, 405, "method_not_allowed",
+                          "use GET or POST on /v1/runs");
+  }
+  char id[80], action[16] = "";
+  const char *slash = strchr(rest + 1, '/');
+  size_t n = slash ? (size_t)(slash - rest - 1) : strlen(rest + 1);
+  if (n == 0 || n >= sizeof id ||
+      (slash && strlen(slash + 1) >= sizeof action))
+    return app_rest_error(req, 404, "not_found", "no such run");
+  memcpy(id, rest + 1, n);
+  id[n] = '\0';
+  if (slash) snprintf(action, sizeof action, "%s", slash + 1);
+  if (!*action) {
+    if (strcmp(method, "GET") != 0)
+      return app_rest_error(req, 405, "method_not_allowed",
+                            "use GET on /v1/runs/{id}");
+    rest_run_op *op = defer(req, 0);
+    sb_error err = {0};
+    int rc = op ? sb_flow_run_get(app->flow, tenant, id, on_flow_done, op, &err)
+                : 0;
+    if (op && rc != 0) refused(op, rc, &err);
+    return;
+  }
+  if (strcmp(action, "cancel") != 0 && strcmp(action, "answer") != 0 &&
+      strcmp(action, "resume") != 0 && strcmp(action, "fork") != 0)
+    return app_rest_error(req, 404, "not_found",
+                          "no such action (cancel, answer, resume, fork)");
+  if (strcmp(method, "POST") != 0)
+    return app_rest_error(req, 405, "method_not_allowed",
+                          "use POST on /v1/runs/{id}/{action}");
+  run_action(app, req, tenant, id, action);
+}
+
+/* ---- /v1/events ------------------------------------------------------------- */
+
+typedef struct event_stream {
+  sb_http_request *req;
+  sb_events_sub *sub;
+  char **types;
+  size_t ntypes;
+} event_stream;
+
+static void stream_free(event_stream *s) {
+  if (s->sub) sb_events_unsubscribe(s->sub);
+  for (size_t i = 0; i < s->ntypes; i++) sb_free(s->types[i]);
+  sb_free(s->types);
+  sb_free(s);
+}
+
+static void stream_gone(void *ud) {
+  event_stream *s = ud;
+  s->req = NULL;
+  stream_free(s);
+}
+
+static void stream_event(void *ud, const sb_event *e) {
+  event_stream *s = ud;
+  json_t *j = sb_event_json(e);
+  char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (!data) return;
+  char *text = sb_asprintf("id: %lld\nevent: %s\ndata: %s\n\n",
+                           (long long)e->seq, e->type, data);
+  sb_free(data);
+  if (!text) return;
+  /* A client too slow to read is cut off (on_gone frees the stream); it
+   * resumes from its Last-Event-ID. */
+  sb_http_stream_send(s->req, text, strlen(text));
+  sb_free(text);
+}
+
+static void stream_error(void *ud, const sb_error *err) {
+  event_stream *s = ud;
+  char *text = sb_asprintf("event: error\ndata: {\"message\":\"%s\"}\n\n",
+                           "the event log could not be read");
+  SB_WARN("rest", "event stream: %s", err->msg);
+  if (text) sb_http_stream_send(s->req, text, strlen(text));
+  sb_free(text);
+  sb_http_stream_end(s->req);
+  s->req = NULL;
+  sb_events_unsubscribe(s->sub);
+  s->sub = NULL;
+  stream_free(s);
+}
+
+static int parse_seq(const char *s, int64_t *out) {
+  if (!s || !*s) return 0;
+  char *end = NULL;
+  long long v = strtoll(s, &end, 10);
+  if (*end || v < 0) return -1;
+  *out = v;
+  return 0;
+}
+
+static void events_stream(sb_app *app, sb_http_request *req, const char *tenant) {
+  int64_t since = 0;
+  const char *last = sb_http_request_header(req, "Last-Event-ID");
+  if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
+      parse_seq(last, &since) != 0)
+    return app_rest_error(req, 400, "bad_request",
+                          "since / Last-Event-ID: a sequence number (an "
+                          "integer of 0 or more)");
+  event_stream *s = sb_calloc(1, sizeof *s);
+  if (!s) return app_rest_error(req, 500, "internal", "out of memory");
+  const char *types = sb_http_request_query(req, "types");
+  for (const char *t = types; t && *t;) {
+    const char *comma = strchr(t, ',');
+    size_t n = comma ? (size_t)(comma - t) : strlen(t);
+    char **v = sb_realloc(s->types, (s->ntypes + 1) * sizeof *v);
+    if (!v) break;
+    s->types = v;
+    if (n) s->types[s->ntypes++] = sb_strndup(t, n);
+    t = comma ? comma + 1 : t + n;
+  }
+  sb_events_filter f = {.types = (const char *const *)s->types,
+                        .ntypes = s->ntypes,
+                        .run_id = sb_http_request_query(req, "run")};
+  sb_error err = {0};
+  s->req = req;
+  s->sub = sb_events_subscribe(app->events, tenant, since, &f, stream_event,
+                               stream_error, s, &err);
+  if (!s->sub) {
+    stream_free(s);
+    if (err.code == SB_EBUSY) return app_rest_busy(req, err.msg);
+    return app_rest_error(req, 500, "internal", err.msg);
+  }
+  sb_http_request_defer(req, stream_gone, s);
+  sb_http_stream_start(req);
+}
+
+typedef struct publish_op {
+  sb_http_request *req;
+} publish_op;
+
+static void publish_gone(void *ud) { ((publish_op *)ud)->req = NULL; }
+
+static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
+  publish_op *op = ud;
+  if (op->req) {
+    if (rc != 0)
+      respond_flow_error(op->req, rc, err ? err->msg : "not written");
+    else
+      app_rest_json(op->req, 201, json_pack("{sI}", "seq", (json_int_t)seq),
+                    NULL);
+  }
+  sb_free(op);
+}
+
+static void events_publish(sb_app *app, sb_http_request *req,
+                           const char *tenant) {
+  json_t *body = app_rest_body(req, "body");
+  if (!body) return;
+  int bad = 0;
+  const char *type = body_str(body, "type", &bad, req);
+  const char *run = body_str(body, "runId", &bad, req);
+  if (bad) {
+    json_decref(body);
+    return;
+  }
+  publish_op *op = sb_calloc(1, sizeof *op);
+  if (!op) {
+    json_decref(body);
+    return app_rest_error(req, 500, "internal", "out of memory");
+  }
+  op->req = req;
+  sb_http_request_defer(req, publish_gone, op);
+  sb_error err = {0};
+  int rc = sb_events_publish(app->events, tenant, type, run,
+                             json_object_get(body, "data"), published, op, &err);
+  json_decref(body);
+  if (rc != 0) {
+    op->req = NULL;
+    sb_free(op);
+    respond_flow_error(req, rc, err.msg);
+  }
+}
+
+static void handle_events(sb_app *app, sb_http_request *req) {
+  const char *tenant = sb_http_request_tenant(req);
+  const char *method = sb_http_request_method(req);
+  if (strcmp(sb_http_request_path(req), EVENTS) != 0)
+    return app_rest_error(req, 404, "not_found", "no such resource");
+  if (strcmp(method, "GET") == 0) return events_stream(app, req, tenant);
+  if (strcmp(method, "POST") == 0) return events_publish(app, req, tenant);
+  app_rest_error(req, 405, "method_not_allowed", "use GET or POST on /v1/events");
+}
+
+static void route_runs(void *ud, sb_http_request *req) { handle_runs(ud, req); }
+static void route_events(void *ud, sb_http_request *req) {
+  handle_events(ud, req);
+}
+
+int app_rest_runs_register(sb_app *app) {
+  if (sb_http_server_route(app->http, RUNS, route_runs, app) != 0) return -1;
+  return sb_http_server_route(app->http, EVENTS, route_events, app);
+}

@@ -1,0 +1,826 @@
+/* engine.c: the workflow engine — runs in memory, and the operations on
+ * them (start, cancel, answer, resume, fork, get, list).
+ *
+ * A run is in memory while it is running or waiting; a finished one is
+ * only in the store. Its changes are written one at a time (plan.c); a
+ * run that finished leaves memory once nothing holds it. At start,
+ * sb_flow_engine_resume_all brings back every run the store says is still
+ * running or waiting and starts its active steps again.
+ */
+#include <string.h>
+
+#include "flow/run_internal.h"
+
+#define DEFAULT_MAX_RUNS 10000
+
+static const char *const status_names[] = {
+    [SB_FLOW_RUNNING] = "running",     [SB_FLOW_WAITING] = "waiting",
+    [SB_FLOW_COMPLETED] = "completed", [SB_FLOW_FAILED] = "failed",
+    [SB_FLOW_CANCELLED] = "cancelled",
+};
+
+const char *sb_flow_status_name(sb_flow_status s) {
+  return s >= SB_FLOW_RUNNING && s <= SB_FLOW_CANCELLED ? status_names[s]
+                                                        : "unknown";
+}
+
+sb_flow_status sb_flow_status_of(const char *name) {
+  for (int s = SB_FLOW_RUNNING; name && s <= SB_FLOW_CANCELLED; s++)
+    if (strcmp(status_names[s], name) == 0) return (sb_flow_status)s;
+  return 0;
+}
+
+void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
+                  json_t *run, int64_t seq) {
+  if (!cb) return;
+  sb_flow_reply r = {.rc = rc, .run = rc == 0 ? run : NULL, .seq = seq};
+  if (rc != 0) {
+    if (err && err->code)
+      r.err = *err;
+    else
+      sb_error_set(&r.err, rc, "%s", sb_strerror(rc));
+    r.err.code = rc;
+  }
+  cb(ud, &r);
+}
+
+void fl_reply(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
+              json_t *run) {
+  fl_reply_seq(cb, ud, rc, err, run, 0);
+}
+
+void fl_change_free(fl_change *c) {
+  if (!c) return;
+  json_decref(c->value);
+  json_decref(c->events);
+  sb_free(c->agent);
+  sb_free(c->message);
+  sb_free(c->code);
+  sb_free(c);
+}
+
+/* ---- runs in memory -------------------------------------------------------- */
+
+fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {
+  for (fl_run *r = e->runs; r; r = r->next)
+    if (!r->detached && strcmp(r->id, id) == 0 && strcmp(r->tenant, tenant) == 0)
+      return r;
+  return NULL;
+}
+
+static void run_free(fl_run *r) {
+  fl_steps_stop_all(r);
+  while (r->queue) {
+    fl_change *c = r->queue;
+    r->queue = c->next;
+    sb_error err = {0};
+    sb_error_set(&err, SB_ESTATE, "switchboard is stopping");
+    fl_reply(c->cb, c->ud, SB_ESTATE, &err, NULL);
+    fl_change_free(c);
+  }
+  if (r->def) sb_flow_def_free(r->def);
+  json_decref(r->doc);
+  json_decref(r->ctx);
+  sb_free(r->tenant);
+  sb_free(r->id);
+  sb_free(r->context_id);
+  sb_free(r);
+}
+
+/* Out of the engine's list; freed now or when the last hold goes. */
+void fl_run_detach(fl_run *r) {
+  if (r->detached) return;
+  r->detached = 1;
+  fl_steps_stop_all(r);
+  sb_flow_engine *e = r->e;
+  if (e) {
+    if (r->prev) r->prev->next = r->next;
+    else e->runs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    e->nruns--;
+  }
+  r->next = r->prev = NULL;
+  if (!r->holds) run_free(r);
+}
+
+void fl_run_release(fl_run *r) {
+  r->holds--;
+  if (r->holds > 0) return;
+  if (r->detached) {
+    run_free(r);
+    return;
+  }
+  /* A finished run with nothing left to write leaves memory. */
+  sb_flow_status st = sb_flow_status_of(fl_str(r->doc, "status"));
+  if ((st == SB_FLOW_COMPLETED || st == SB_FLOW_FAILED ||
+       st == SB_FLOW_CANCELLED) &&
+      !r->queue && !r->writing)
+    fl_run_detach(r);
+}
+
+static fl_run *run_new(sb_flow_engine *e, const char *tenant, const char *id,
+                       const json_t *source, sb_error *err) {
+  fl_run *r = sb_calloc(1, sizeof *r);
+  if (!r || !(r->tenant = sb_strdup(tenant)) || !(r->id = sb_strdup(id))) {
+    if (r) {
+      sb_free(r->tenant);
+      sb_free(r);
+    }
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  if (sb_flow_def_from_json(source, NULL, "(stored run)", &r->def, err) != 0) {
+    sb_free(r->tenant);
+    sb_free(r->id);
+    sb_free(r);
+    return NULL;
+  }
+  r->e = e;
+  r->next = e->runs;
+  if (e->runs) e->runs->prev = r;
+  e->runs = r;
+  e->nruns++;
+  return r;
+}
+
+void fl_run_change(fl_run *r, fl_change *c) {
+  c->next = NULL;
+  if (r->queue_tail) r->queue_tail->next = c;
+  else r->queue = c;
+  r->queue_tail = c;
+  if (!r->writing && !r->detached && r->queue == c) fl_plan_write(r);
+}
+
+/* The run's view for REST and MCP: the stored state without the engine's
+ * own bookkeeping, with what it waits for spelled out. New reference. */
+json_t *fl_run_view(const json_t *doc, int64_t context_version) {
+  json_t *v = json_deep_copy(doc);
+  if (!v) return NULL;
+  json_object_del(v, "definition");
+  json_object_del(v, "visits");
+  json_object_del(v, "lastAgent");
+  json_object_set_new(v, "contextVersion", json_integer((json_int_t)context_version));
+  json_t *current = json_array(), *waiting = json_array();
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(doc, "active"), i, a) {
+    json_array_append_new(current, json_string(fl_str(a, "step")));
+    const char *kind = fl_str(a, "kind");
+    if (!kind || (strcmp(kind, "ask") != 0 && strcmp(kind, "wait") != 0))
+      continue;
+    json_t *w = json_pack("{ssss}", "step", fl_str(a, "step"), "kind", kind);
+    static const char *const keys[] = {"message", "schema", "deadline",
+                                       "event", "where"};
+    for (size_t k = 0; k < 5; k++)
+      if (json_object_get(a, keys[k]))
+        json_object_set(w, keys[k], json_object_get(a, keys[k]));
+    json_array_append_new(waiting, w);
+  }
+  json_object_del(v, "active");
+  json_object_set_new(v, "current", current);
+  json_object_set_new(v, "waiting", waiting);
+  return v;
+}
+
+/* ---- the engine ---------------------------------------------------------------- */
+
+sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
+                                   sb_error *err) {
+  if (!o->store || !o->ctx || !o->gateway || !o->events) {
+    sb_error_set(err, SB_EINVAL, "flow: a store, contexts, a gateway and "
+                                 "events are required");
+    return NULL;
+  }
+  sb_flow_engine *e = sb_calloc(1, sizeof *e);
+  if (!e) {
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
+  e->o = *o;
+  if (e->o.max_runs <= 0) e->o.max_runs = DEFAULT_MAX_RUNS;
+  return e;
+}
+
+void sb_flow_engine_free(sb_flow_engine *e) {
+  if (!e) return;
+  e->stopping = 1;
+  while (e->runs) {
+    fl_run *r = e->runs;
+    fl_run_detach(r);
+    r->e = NULL;
+  }
+  sb_free(e);
+}
+
+void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs) {
+  e->o.defs = defs;
+}
+
+void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
+  *out = e->stats;
+  out->runs = e->nruns;
+}
+
+/* ---- starting ------------------------------------------------------------------ */
+
+static json_t *new_doc(const char *id, const sb_flow_def *def,
+                       const char *context_id, const json_t *input) {
+  int64_t now = (int64_t)sb_wall_ms();
+  return json_pack("{sssssssssOsOsIsIsIs{}s[]s[]}", "id", id, "workflow",
+                   def->name, "status", "running", "contextId", context_id,
+                   "definition", def->source, "input",
+                   input ? input : json_object(), "createdAt", (json_int_t)now,
+                   "updatedAt", (json_int_t)now, "stepsRun", (json_int_t)0,
+                   "visits", "active", "history");
+}
+
+typedef struct start_op {
+  fl_run *r;
+  sb_flow_cb cb;
+  void *ud;
+} start_op;
+
+/* The run's context is read: its first transition. */
+static void start_with_context(void *ud, const sb_ctx_result *res) {
+  start_op *op = ud;
+  fl_run *r = op->r;
+  if (res->rc != 0 || r->detached) {
+    sb_error err = res->err;
+    if (res->rc == SB_ENOENT)
+      sb_error_set(&err, SB_ENOENT, "contextId: %s", res->err.msg);
+    fl_reply(op->cb, op->ud, res->rc ? res->rc : SB_ESTATE, &err, NULL);
+    sb_free(op);
+    fl_run_detach(r); /* nothing was written: the run never existed */
+    fl_run_release(r);
+    return;
+  }
+  r->ctx = json_incref(res->doc);
+  fl_change *c = sb_calloc(1, sizeof *c);
+  if (c) {
+    c->kind = FL_START;
+    c->cb = op->cb;
+    c->ud = op->ud;
+    fl_run_change(r, c);
+  }
+  sb_free(op);
+  fl_run_release(r);
+}
+
+static int check_input(const json_t *input, sb_error *err) {
+  if (!input) return 0;
+  if (!json_is_object(input))
+    return sb_error_set(err, SB_EINVAL, "input: expected an object");
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)input, k, v) {
+    if (strcmp(k, "context") != 0 && strcmp(k, "variables") != 0)
+      return sb_error_set(err, SB_EINVAL,
+                          "input.%s: unknown (input takes context and "
+                          "variables)",
+                          k);
+    if (!json_is_object(v))
+      return sb_error_set(err, SB_EINVAL, "input.%s: expected an object", k);
+  }
+  json_object_foreach(json_object_get(input, "variables"), k, v) {
+    if (!*k || strchr(k, '.') || strchr(k, '[') || strchr(k, ']'))
+      return sb_error_set(err, SB_EINVAL,
+                          "input.variables: \"%s\" is not a plain name", k);
+  }
+  return 0;
+}
+
+/* A run (not yet written) and its first change; shared by start and
+ * fork. `ctx_doc`: the context to create (new_ctx) or NULL to read
+ * context_id. */
+static int launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
+                  const json_t *source, const char *context_id,
+                  json_t *new_ctx, const json_t *input, json_t *extra,
+                  sb_flow_cb cb, void *ud, sb_error *err) {
+  if (e->nruns >= (size_t)e->o.max_runs)
+    return sb_error_set(err, SB_EBUSY,
+                        "too many runs in progress (%d); retry later",
+                        e->o.max_runs);
+  char id[37], cid[37];
+  sb_uuid_v7(id);
+  if (!context_id) {
+    sb_uuid_v7(cid);
+    context_id = cid;
+  }
+  fl_run *r = run_new(e, tenant, id, source, err);
+  if (!r) return err->code ? err->code : SB_EINVAL;
+  r->context_id = sb_strdup(context_id);
+  r->doc = new_doc(id, def, context_id, input);
+  if (extra) json_object_update(r->doc, extra);
+  if (!r->context_id || !r->doc) {
+    fl_run_detach(r);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  if (new_ctx) {
+    r->ctx = json_incref(new_ctx);
+    r->new_context = 1;
+    if (!json_object_get(r->ctx, "workflowId"))
+      json_object_set_new(r->ctx, "workflowId", json_string(id));
+    fl_change *c = sb_calloc(1, sizeof *c);
+    if (!c) {
+      fl_run_detach(r);
+      return sb_error_set(err, SB_ENOMEM, "out of memory");
+    }
+    c->kind = FL_START;
+    c->cb = cb;
+    c->ud = ud;
+    r->holds++;
+    fl_run_change(r, c);
+    fl_run_release(r);
+    return 0;
+  }
+  start_op *op = sb_calloc(1, sizeof *op);
+  if (!op) {
+    fl_run_detach(r);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  *op = (start_op){r, cb, ud};
+  r->holds++;
+  int rc = sb_ctx_get_async(e->o.ctx, tenant, context_id, 0, start_with_context,
+                            op, err);
+  if (rc != 0) {
+    sb_free(op);
+    r->holds--;
+    fl_run_detach(r);
+    return rc == SB_ENOENT ? sb_error_set(err, SB_ENOENT, "contextId: %s",
+                                          err->msg)
+                           : rc;
+  }
+  return 0;
+}
+
+int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
+                      void *ud, sb_error *err) {
+  if (!s->tenant || !s->workflow)
+    return sb_error_set(err, SB_EINVAL, "workflow: required");
+  const sb_flow_def *def = e->o.defs ? sb_flow_defs_find(e->o.defs, s->workflow)
+                                     : NULL;
+  if (!def) {
+    sb_buf names = SB_BUF_INIT;
+    for (size_t i = 0; e->o.defs && i < e->o.defs->len; i++)
+      sb_buf_printf(&names, "%s%s", i ? ", " : "", e->o.defs->items[i]->name);
+    sb_error_set(err, SB_ENOENT, "workflow: no workflow \"%s\" (workflows: %s)",
+                 s->workflow, names.len ? names.data : "none configured");
+    sb_buf_free(&names);
+    return SB_ENOENT;
+  }
+  int rc = check_input(s->input, err);
+  if (rc != 0) return rc;
+  json_t *new_ctx = NULL;
+  if (!s->context_id) {
+    json_t *given = json_object_get(s->input, "context");
+    new_ctx = sb_ctx_fill_defaults(given ? given : NULL);
+    if (!new_ctx) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  } else if (json_object_get(s->input, "context")) {
+    return sb_error_set(err, SB_EINVAL,
+                        "input.context: not with contextId (the run works "
+                        "on that context)");
+  }
+  rc = launch(e, s->tenant, def, def->source, s->context_id, new_ctx, s->input,
+              NULL, cb, ud, err);
+  json_decref(new_ctx);
+  return rc;
+}
+
+/* ---- cancel, answer ---------------------------------------------------------- */
+
+/* A run not in memory: say why the operation does not apply to it. */
+typedef struct why_op {
+  sb_flow_cb cb;
+  void *ud;
+  char what[32];
+} why_op;
+
+static void explain_absent(void *ud, sb_store_result *res) {
+  why_op *op = ud;
+  sb_error err = {0};
+  int rc = res->rc;
+  if (rc == 0) {
+    rc = SB_ESTATE;
+    sb_error_set(&err, rc, "run %s is %s: only a running or waiting run can %s",
+                 res->runs.items[0].id, res->runs.items[0].status, op->what);
+  } else {
+    err = res->err;
+  }
+  fl_reply(op->cb, op->ud, rc, &err, NULL);
+  sb_free(op);
+}
+
+static int absent(sb_flow_engine *e, const char *tenant, const char *id,
+                  const char *what, sb_flow_cb cb, void *ud, sb_error *err) {
+  why_op *op = sb_calloc(1, sizeof *op);
+  if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  op->cb = cb;
+  op->ud = ud;
+  snprintf(op->what, sizeof op->what, "%s", what);
+  int rc = sb_store_run_get(e->o.store, tenant, id, explain_absent, op);
+  if (rc != 0) {
+    sb_free(op);
+    return sb_error_set(err, rc, "the store is busy; retry shortly");
+  }
+  return 0;
+}
+
+int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
+                       const char *reason, sb_flow_cb cb, void *ud,
+                       sb_error *err) {
+  fl_run *r = fl_run_find(e, tenant, id);
+  if (!r) return absent(e, tenant, id, "be cancelled", cb, ud, err);
+  fl_change *c = sb_calloc(1, sizeof *c);
+  if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  c->kind = FL_CANCEL;
+  char msg[300];
+  snprintf(msg, sizeof msg, "cancelled: %s", reason ? reason : "by request");
+  c->message = sb_strdup(msg);
+  c->cb = cb;
+  c->ud = ud;
+  /* Its steps stop now; the change records it. */
+  for (size_t i = 0; i < r->nactive; i++) r->active[i]->finished = 1;
+  fl_run_change(r, c);
+  return 0;
+}
+
+int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
+                       const char *step, const json_t *answer, sb_flow_cb cb,
+                       void *ud, sb_error *err) {
+  if (!answer) return sb_error_set(err, SB_EINVAL, "answer: required");
+  fl_run *r = fl_run_find(e, tenant, id);
+  if (!r) return absent(e, tenant, id, "be answered", cb, ud, err);
+  return fl_steps_answer(r, step, answer, cb, ud, err);
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+typedef struct read_op {
+  sb_flow_engine *e;
+  sb_flow_cb cb;
+  void *ud;
+  char *step; /* fork */
+  int kind;   /* READ_GET, READ_LIST, READ_RESUME, READ_FORK */
+  size_t limit;
+} read_op;
+
+enum { READ_GET = 1, READ_LIST, READ_RESUME, READ_FORK };
+
+static void read_op_free(read_op *op) {
+  sb_free(op->step);
+  sb_free(op);
+}
+
+static json_t *record_view(const sb_store_run_record *rec) {
+  json_t *doc = json_loads(rec->doc, 0, NULL);
+  if (!doc) return NULL;
+  json_t *v = fl_run_view(doc, fl_int(doc, "contextVersion"));
+  json_decref(doc);
+  return v;
+}
+
+static void resume_loaded(read_op *op, const sb_store_run_record *rec);
+static void fork_loaded(read_op *op, const sb_store_run_record *rec);
+
+static void on_read(void *ud, sb_store_result *res) {
+  read_op *op = ud;
+  if (res->rc != 0) {
+    fl_reply(op->cb, op->ud, res->rc, &res->err, NULL);
+    read_op_free(op);
+    return;
+  }
+  if (op->kind == READ_GET) {
+    json_t *v = record_view(&res->runs.items[0]);
+    fl_reply(op->cb, op->ud, v ? 0 : SB_EIO,
+             &(sb_error){SB_EIO, "run: the stored state is unreadable"}, v);
+    json_decref(v);
+  } else if (op->kind == READ_LIST) {
+    json_t *list = json_array();
+    for (size_t i = 0; i < res->runs.len; i++) {
+      json_t *v = record_view(&res->runs.items[i]);
+      if (v) {
+        json_object_del(v, "history");
+        json_object_del(v, "input");
+        json_array_append_new(list, v);
+      }
+    }
+    json_t *out = json_pack("{so}", "runs", list);
+    if (res->runs.len == op->limit && op->limit)
+      json_object_set_new(out, "nextCursor",
+                          json_string(res->runs.items[res->runs.len - 1].id));
+    fl_reply(op->cb, op->ud, 0, NULL, out);
+    json_decref(out);
+  } else if (op->kind == READ_RESUME) {
+    resume_loaded(op, &res->runs.items[0]);
+    return;
+  } else {
+    fork_loaded(op, &res->runs.items[0]);
+    return;
+  }
+  read_op_free(op);
+}
+
+static int read_run(sb_flow_engine *e, int kind, const char *tenant,
+                    const char *id, const char *status, const char *cursor,
+                    size_t limit, const char *step, sb_flow_cb cb, void *ud,
+                    sb_error *err) {
+  read_op *op = sb_calloc(1, sizeof *op);
+  if (!op || (step && !(op->step = sb_strdup(step)))) {
+    sb_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  *op = (read_op){e, cb, ud, op->step, kind, limit ? limit : 50};
+  int rc = kind == READ_LIST
+               ? sb_store_run_list(e->o.store, tenant, status, cursor, op->limit,
+                                   on_read, op)
+               : sb_store_run_get(e->o.store, tenant, id, on_read, op);
+  if (rc != 0) {
+    read_op_free(op);
+    return sb_error_set(err, rc, rc == SB_EBUSY
+                                     ? "the store is busy; retry shortly"
+                                     : "runs: cannot read (%s)",
+                        sb_strerror(rc));
+  }
+  return 0;
+}
+
+int sb_flow_run_get(sb_flow_engine *e, const char *tenant, const char *id,
+                    sb_flow_cb cb, void *ud, sb_error *err) {
+  return read_run(e, READ_GET, tenant, id, NULL, NULL, 0, NULL, cb, ud, err);
+}
+
+int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
+                     const char *cursor, size_t limit, sb_flow_cb cb, void *ud,
+                     sb_error *err) {
+  if (status && !sb_flow_status_of(status))
+    return sb_error_set(err, SB_EINVAL,
+                        "status: one of running, waiting, completed, failed, "
+                        "cancelled");
+  if (limit > 1000) limit = 1000;
+  return read_run(e, READ_LIST, tenant, NULL, status, cursor, limit, NULL, cb,
+                  ud, err);
+}
+
+/* ---- resume, fork, and runs brought back at start ----------------------------- */
+
+/* A run from its stored record, in memory (not yet started). */
+static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
+                        sb_error *err) {
+  json_t *doc = json_loads(rec->doc, 0, NULL);
+  if (!doc) {
+    sb_error_set(err, SB_EIO, "run %s: its stored state is unreadable", rec->id);
+    return NULL;
+  }
+  fl_run *r = run_new(e, rec->tenant, rec->id, json_object_get(doc, "definition"),
+                      err);
+  if (!r) {
+    json_decref(doc);
+    return NULL;
+  }
+  r->doc = doc;
+  r->rev = rec->rev;
+  r->last_seq = rec->seq;
+  r->context_id = sb_strdup(rec->context_id);
+  return r;
+}
+
+typedef struct load_op {
+  fl_run *r;
+  fl_change *change; /* RESUME, or NULL: restart the active steps */
+} load_op;
+
+static void loaded_context(void *ud, const sb_ctx_result *res) {
+  load_op *op = ud;
+  fl_run *r = op->r;
+  if (res->rc != 0 || r->detached) {
+    if (!r->detached)
+      SB_WARN(FL_MODULE, "run %s: its context %s cannot be read: %s", r->id,
+              r->context_id, res->err.msg);
+    if (op->change) {
+      fl_reply(op->change->cb, op->change->ud, res->rc ? res->rc : SB_ESTATE,
+               &res->err, NULL);
+      fl_change_free(op->change);
+    }
+    sb_free(op);
+    r->holds--;
+    fl_run_detach(r);
+    return;
+  }
+  r->ctx = json_incref(res->doc);
+  if (op->change)
+    fl_run_change(r, op->change);
+  else
+    fl_steps_sync(r);
+  sb_free(op);
+  fl_run_release(r);
+}
+
+static int load_context(fl_run *r, fl_change *change, sb_error *err) {
+  load_op *op = sb_calloc(1, sizeof *op);
+  if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  op->r = r;
+  op->change = change;
+  r->holds++;
+  int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0,
+                            loaded_context, op, err);
+  if (rc != 0) {
+    sb_free(op);
+    r->holds--;
+  }
+  return rc;
+}
+
+static void resume_loaded(read_op *op, const sb_store_run_record *rec) {
+  sb_flow_engine *e = op->e;
+  sb_error err = {0};
+  int rc = 0;
+  sb_flow_status st = sb_flow_status_of(rec->status);
+  if (fl_run_find(e, rec->tenant, rec->id) ||
+      (st != SB_FLOW_FAILED && st != SB_FLOW_CANCELLED)) {
+    rc = sb_error_set(&err, SB_ESTATE,
+                      "run %s is %s: only a failed or cancelled run can be "
+                      "resumed",
+                      rec->id, rec->status);
+  } else {
+    fl_run *r = run_load(e, rec, &err);
+    fl_change *c = r ? sb_calloc(1, sizeof *c) : NULL;
+    if (!r) {
+      rc = err.code ? err.code : SB_EIO;
+    } else if (!c) {
+      fl_run_detach(r);
+      rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
+    } else {
+      c->kind = FL_RESUME;
+      c->cb = op->cb;
+      c->ud = op->ud;
+      if ((rc = load_context(r, c, &err)) != 0) {
+        fl_change_free(c);
+        fl_run_detach(r);
+      }
+    }
+  }
+  if (rc != 0) fl_reply(op->cb, op->ud, rc, &err, NULL);
+  read_op_free(op);
+}
+
+int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
+                       sb_flow_cb cb, void *ud, sb_error *err) {
+  if (fl_run_find(e, tenant, id))
+    return sb_error_set(err, SB_ESTATE,
+                        "run %s is still in progress: only a failed or "
+                        "cancelled run can be resumed",
+                        id);
+  return read_run(e, READ_RESUME, tenant, id, NULL, NULL, 0, NULL, cb, ud, err);
+}
+
+/* A fork: the source run is read, then the context version its step left. */
+typedef struct fork_op {
+  sb_flow_engine *e;
+  sb_flow_cb cb;
+  void *ud;
+  char *tenant;
+  json_t *source; /* the definition */
+  json_t *extra;  /* forkedFrom, startAt */
+  json_t *input;
+} fork_op;
+
+static void fork_op_free(fork_op *f) {
+  sb_free(f->tenant);
+  json_decref(f->source);
+  json_decref(f->extra);
+  json_decref(f->input);
+  sb_free(f);
+}
+
+static void fork_context(void *ud, const sb_ctx_result *res) {
+  fork_op *f = ud;
+  sb_error err = {0};
+  int rc = res->rc;
+  if (rc != 0) {
+    err = res->err;
+  } else {
+    sb_flow_def *def = NULL;
+    rc = sb_flow_def_from_json(f->source, NULL, "(stored run)", &def, &err);
+    if (rc == 0) {
+      /* The new context: the old one's content at that version. */
+      json_t *ctx = json_pack("{sOsOsO}", "sessionId",
+                              json_object_get(res->doc, "sessionId"), "data",
+                              json_object_get(res->doc, "data"), "metadata",
+                              json_object_get(res->doc, "metadata"));
+      json_t *meta = json_object_get(ctx, "metadata");
+      if (json_is_object(meta)) {
+        json_t *copy = json_deep_copy(meta);
+        json_object_del(copy, "expiresAt");
+        json_object_set_new(ctx, "metadata", copy);
+      }
+      json_t *filled = sb_ctx_fill_defaults(ctx);
+      json_decref(ctx);
+      rc = launch(f->e, f->tenant, def, f->source, NULL, filled, f->input,
+                  f->extra, f->cb, f->ud, &err);
+      json_decref(filled);
+      sb_flow_def_free(def);
+    }
+  }
+  if (rc != 0) fl_reply(f->cb, f->ud, rc, &err, NULL);
+  fork_op_free(f);
+}
+
+static void fork_loaded(read_op *op, const sb_store_run_record *rec) {
+  sb_error err = {0};
+  int rc = 0;
+  json_t *doc = json_loads(rec->doc, 0, NULL);
+  json_t *found = NULL;
+  size_t i;
+  json_t *h;
+  json_array_foreach(json_object_get(doc, "history"), i, h) {
+    if (strcmp(fl_str(h, "step"), op->step) == 0 &&
+        strcmp(fl_str(h, "status"), "completed") == 0)
+      found = h; /* the latest visit */
+  }
+  fork_op *f = NULL;
+  if (!doc) {
+    rc = sb_error_set(&err, SB_EIO, "run %s: its stored state is unreadable",
+                      rec->id);
+  } else if (!found) {
+    rc = sb_error_set(&err, SB_ENOENT,
+                      "step: run %s has no completed step \"%s\"", rec->id,
+                      op->step);
+  } else if (!(f = sb_calloc(1, sizeof *f))) {
+    rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
+  } else {
+    sb_flow_def *def = NULL;
+    f->e = op->e;
+    f->cb = op->cb;
+    f->ud = op->ud;
+    f->tenant = sb_strdup(rec->tenant);
+    f->source = json_incref(json_object_get(doc, "definition"));
+    f->input = json_incref(json_object_get(doc, "input"));
+    json_t *start_at = json_array();
+    if (sb_flow_def_from_json(f->source, NULL, "(stored run)", &def, &err) == 0) {
+      int k = sb_flow_def_step(def, op->step);
+      const sb_flow_step *s = k != SB_FLOW_NONE ? &def->steps[k] : NULL;
+      int next = !s ? SB_FLOW_NONE
+                 : s->kind == SB_FLOW_BRANCH
+                     ? sb_flow_def_step(def, fl_str(found, "to"))
+                     : s->parent != SB_FLOW_NONE ? def->steps[s->parent].next
+                                                 : s->next;
+      if (next != SB_FLOW_NONE)
+        json_array_append_new(start_at, json_string(def->steps[next].id));
+      sb_flow_def_free(def);
+    }
+    f->extra = json_pack("{s{sssssI}so}", "forkedFrom", "runId", rec->id,
+                         "step", op->step, "contextVersion",
+                         (json_int_t)fl_int(found, "contextVersion"), "startAt",
+                         start_at);
+    rc = sb_ctx_get_async(op->e->o.ctx, rec->tenant, rec->context_id,
+                          fl_int(found, "contextVersion"), fork_context, f,
+                          &err);
+    if (rc != 0) {
+      fork_op_free(f);
+      f = NULL;
+    }
+  }
+  if (rc != 0) fl_reply(op->cb, op->ud, rc, &err, NULL);
+  json_decref(doc);
+  read_op_free(op);
+}
+
+int sb_flow_run_fork(sb_flow_engine *e, const char *tenant, const char *id,
+                     const char *step, sb_flow_cb cb, void *ud, sb_error *err) {
+  if (!step || !*step) return sb_error_set(err, SB_EINVAL, "step: required");
+  return read_run(e, READ_FORK, tenant, id, NULL, NULL, 0, step, cb, ud, err);
+}
+
+static void on_active(void *ud, sb_store_result *res) {
+  sb_flow_engine *e = ud;
+  if (res->rc != 0) {
+    SB_ERROR(FL_MODULE, "cannot read the runs to resume: %s", res->err.msg);
+    return;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < res->runs.len; i++) {
+    const sb_store_run_record *rec = &res->runs.items[i];
+    sb_error err = {0};
+    if (fl_run_find(e, rec->tenant, rec->id)) continue;
+    fl_run *r = run_load(e, rec, &err);
+    if (!r) {
+      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+      continue;
+    }
+    if (load_context(r, NULL, &err) != 0) {
+      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+      fl_run_detach(r);
+      continue;
+    }
+    n++;
+  }
+  if (n) SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
+}
+
+int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
+  int rc = sb_store_runs_active(e->o.store, on_active, e);
+  if (rc != 0)
+    return sb_error_set(err, rc, "flow: cannot read the runs in progress (%s)",
+                        sb_strerror(rc));
+  return 0;
+}

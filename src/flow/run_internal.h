@@ -1,0 +1,125 @@
+/* run_internal.h: what the files of the workflow engine (the runs) share;
+ * flow_internal.h is the definition loader's.
+ *
+ * engine.c owns the engine and the runs in memory, and the public
+ * operations on runs; plan.c turns one change of a run (a step done or
+ * failed, a start, a cancellation) into the transaction that records it —
+ * the context patch, the run's next state and the events — and writes it;
+ * steps.c executes the steps a run has started (calls, questions, waits
+ * for events) and turns what happens to them into changes.
+ *
+ * The run's stored state (its JSON doc) is the truth: the steps started
+ * and not yet finished are its "active" list, and after every write the
+ * steps in memory are made to match it (started or stopped).
+ */
+#ifndef SB_FLOW_RUN_INTERNAL_H
+#define SB_FLOW_RUN_INTERNAL_H
+
+#include <uv.h>
+
+#include "ctx/ctx.h"
+#include "events/events.h"
+#include "flow/flow.h"
+#include "gateway/gateway.h"
+#include "store/store.h"
+
+#define FL_MODULE "flow"
+#define FL_CONFLICT_TRIES 8
+
+typedef struct fl_run fl_run;
+
+/* A change waiting to be written, in order, one at a time per run. */
+typedef enum fl_change_kind {
+  FL_START = 1,   /* the run's first transition */
+  FL_STEP_DONE,   /* an active step finished: value saved */
+  FL_STEP_FAILED, /* an active step failed for good */
+  FL_CANCEL,
+  FL_RESUME,      /* a failed or cancelled run goes on */
+} fl_change_kind;
+
+typedef struct fl_change {
+  struct fl_change *next;
+  fl_change_kind kind;
+  int step, visit;     /* STEP_*: which active step */
+  json_t *value;       /* STEP_DONE: what is saved (may be NULL) */
+  char *agent;         /* who answered, or NULL */
+  size_t projection_bytes;
+  int64_t handed_version; /* the context version the agent was handed */
+  json_t *events;      /* [{type, data}] an agent published */
+  char *message;       /* STEP_FAILED, CANCEL: why */
+  char *code;          /* STEP_FAILED: a short code (timeout, agent...) */
+  int attempts;
+  sb_flow_cb cb;       /* acknowledged once written (may be NULL) */
+  void *ud;
+} fl_change;
+
+/* A step started and not finished, in memory. */
+typedef struct fl_active {
+  fl_run *run;
+  int step, visit, attempt;
+  int64_t started_ms;
+  int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
+  int64_t since;       /* wait: events after this seq */
+  json_t *where;       /* wait: the filter, resolved when it started */
+  sb_gateway_call *call;
+  uv_timer_t *timer;   /* a retry's backoff, or the deadline */
+  sb_events_sub *sub;
+  int finished;        /* its change is queued: ignore what comes after */
+} fl_active;
+
+struct fl_run {
+  sb_flow_engine *e;
+  fl_run *next, *prev;
+  char *tenant, *id;
+  sb_flow_def *def;    /* own: built from the stored definition */
+  json_t *doc;         /* the run's state as stored */
+  int64_t rev;         /* its rev (0 before the first write) */
+  char *context_id;
+  json_t *ctx;         /* the context as last written or read */
+  int64_t last_seq;    /* seq of the last event of its last write */
+  fl_active **active;
+  size_t nactive;
+  fl_change *queue, *queue_tail;
+  int writing;         /* a transaction is under way */
+  int conflicts;       /* context conflicts in a row */
+  int holds;           /* callbacks under way that may end it */
+  int detached;        /* finished or engine gone: freed when not held */
+  int new_context;     /* its first write creates the context */
+};
+
+struct sb_flow_engine {
+  sb_flow_engine_options o;
+  fl_run *runs;
+  size_t nruns;
+  int stopping;
+  sb_flow_stats stats;
+};
+
+/* engine.c */
+fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id);
+void fl_run_release(fl_run *r); /* drop a hold; frees a detached run */
+void fl_run_detach(fl_run *r);  /* out of the engine (a failed start) */
+json_t *fl_run_view(const json_t *doc, int64_t context_version);
+void fl_change_free(fl_change *c);
+/* Queue a change; the run writes changes one after the other. */
+void fl_run_change(fl_run *r, fl_change *c);
+void fl_reply(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
+              json_t *run);
+void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
+                  json_t *run, int64_t seq);
+
+/* plan.c: write the change at the head of r's queue. */
+void fl_plan_write(fl_run *r);
+
+/* steps.c */
+void fl_steps_sync(fl_run *r);      /* start/stop actives to match doc */
+void fl_steps_stop_all(fl_run *r);  /* stop every active (no change) */
+int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
+                    sb_flow_cb cb, void *ud, sb_error *err);
+int fl_active_index(const fl_run *r, int step, int visit);
+
+/* Small helpers (plan.c). */
+const char *fl_str(const json_t *obj, const char *key);
+int64_t fl_int(const json_t *obj, const char *key);
+
+#endif

@@ -1,0 +1,387 @@
+/* steps.c: the steps a run has under way — calls to agents, questions to
+ * people, waits for events — and how each one ends.
+ *
+ * After every write, fl_steps_sync makes the steps in memory match the
+ * run's stored active list: new entries start (a call is sent, a deadline
+ * armed, a subscription opened from the entry's seq), entries that left
+ * stop (a call is cancelled). A step that ends queues one change for the
+ * run (done, with the value to save; or failed, once its retries are
+ * spent) and ignores whatever reaches it after.
+ */
+#include <string.h>
+
+#include "flow/run_internal.h"
+
+#define RETRY_CAP_MS 30000
+
+static const sb_flow_step *step_of(const fl_active *a) {
+  return &a->run->def->steps[a->step];
+}
+
+int fl_active_index(const fl_run *r, int step, int visit) {
+  for (size_t i = 0; i < r->nactive; i++)
+    if (r->active[i]->step == step && r->active[i]->visit == visit)
+      return (int)i;
+  return -1;
+}
+
+static void free_timer(uv_handle_t *h) { sb_free(h); }
+
+static void active_stop(fl_active *a) {
+  if (a->call) {
+    sb_gateway_call *c = a->call;
+    a->call = NULL;
+    a->finished = 1;
+    sb_gateway_call_cancel(c, "the workflow step was stopped");
+  }
+  if (a->timer) {
+    uv_close((uv_handle_t *)a->timer, free_timer);
+    a->timer = NULL;
+  }
+  if (a->sub) {
+    sb_events_unsubscribe(a->sub);
+    a->sub = NULL;
+  }
+}
+
+static void active_free(fl_active *a) {
+  active_stop(a);
+  json_decref(a->where);
+  sb_free(a);
+}
+
+/* The step ends: its change goes to the run (once). */
+static void finish(fl_active *a, fl_change *c) {
+  if (a->finished) {
+    fl_change_free(c);
+    return;
+  }
+  a->finished = 1;
+  c->step = a->step;
+  c->visit = a->visit;
+  c->attempts = a->attempt;
+  fl_run_change(a->run, c);
+}
+
+static fl_change *change_new(fl_change_kind kind) {
+  fl_change *c = sb_calloc(1, sizeof *c);
+  if (c) c->kind = kind;
+  return c;
+}
+
+static void fail(fl_active *a, const char *code, const char *agent,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail(fl_active *a, const char *code, const char *agent,
+                 const char *fmt, ...) {
+  fl_change *c = change_new(FL_STEP_FAILED);
+  if (!c) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  c->message = sb_strdup(msg);
+  c->code = code ? sb_strdup(code) : NULL;
+  c->agent = agent ? sb_strdup(agent) : NULL;
+  finish(a, c);
+}
+
+static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
+  if (!a->timer) {
+    a->timer = sb_calloc(1, sizeof *a->timer);
+    if (!a->timer) return SB_ENOMEM;
+    uv_timer_init(sb_store_loop(a->run->e->o.store), a->timer);
+    a->timer->data = a;
+  }
+  uv_timer_start(a->timer, cb, ms, 0);
+  return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+static void call_start(fl_active *a);
+
+static void on_retry(uv_timer_t *t) { call_start(t->data); }
+
+/* What a tool's result saves: its structuredContent, else its one text
+ * (as JSON when it parses), else its content. New reference. */
+static json_t *result_value(json_t *result) {
+  json_t *sc = json_object_get(result, "structuredContent");
+  if (sc) return json_incref(sc);
+  json_t *content = json_object_get(result, "content");
+  if (json_array_size(content) == 1) {
+    json_t *item = json_array_get(content, 0);
+    const char *text = fl_str(item, "text");
+    if (text && strcmp(fl_str(item, "type") ? fl_str(item, "type") : "", "text") == 0) {
+      json_t *parsed = json_loads(text, JSON_DECODE_ANY, NULL);
+      return parsed ? parsed : json_string(text);
+    }
+  }
+  return content ? json_incref(content) : json_null();
+}
+
+static const char *result_text(json_t *result) {
+  json_t *item = json_array_get(json_object_get(result, "content"), 0);
+  const char *t = fl_str(item, "text");
+  return t ? t : "(no text)";
+}
+
+/* Try again after the backoff, or fail for good. */
+static void retry_or_fail(fl_active *a, const char *code, const char *agent,
+                          const char *message) {
+  const sb_flow_step *s = step_of(a);
+  if (a->attempt < s->retry_attempts && !a->run->e->stopping) {
+    uint64_t wait = s->retry_backoff_ms;
+    for (int i = 1; i < a->attempt && wait < RETRY_CAP_MS; i++) wait *= 2;
+    if (wait > RETRY_CAP_MS) wait = RETRY_CAP_MS;
+    a->attempt++;
+    SB_INFO(FL_MODULE, "run %s step %s: %s; try %d of %d in %llu ms",
+            a->run->id, s->id, message, a->attempt, s->retry_attempts,
+            (unsigned long long)wait);
+    if (arm(a, wait, on_retry) == 0) return;
+  }
+  fail(a, code, agent, "%s", message);
+}
+
+static void call_done(void *ud, const sb_gateway_result *res) {
+  fl_active *a = ud;
+  a->call = NULL;
+  if (a->finished) return;
+  const char *agent = res->agent;
+  char msg[512];
+  if (res->outcome == SB_GATEWAY_ANSWERED && res->result &&
+      !json_is_true(json_object_get(res->result, "isError"))) {
+    fl_change *c = change_new(FL_STEP_DONE);
+    if (!c) return;
+    c->value = result_value(res->result);
+    c->agent = agent ? sb_strdup(agent) : NULL;
+    c->projection_bytes =
+        (size_t)fl_int(res->routing, "projectionBytes");
+    c->handed_version = fl_int(res->routing, "contextVersion");
+    json_t *evs = json_object_get(json_object_get(res->result, "_meta"),
+                                  SB_FLOW_META_EVENTS);
+    if (json_is_array(evs)) c->events = json_deep_copy(evs);
+    finish(a, c);
+    return;
+  }
+  const char *code = sb_gateway_outcome_name(res->outcome);
+  if (res->outcome == SB_GATEWAY_ANSWERED && res->error)
+    snprintf(msg, sizeof msg, "agent %s answered with an error: %s", agent,
+             fl_str(res->error, "message") ? fl_str(res->error, "message")
+                                           : "(no message)");
+  else if (res->outcome == SB_GATEWAY_ANSWERED)
+    snprintf(msg, sizeof msg, "agent %s: the tool failed: %s", agent,
+             result_text(res->result));
+  else
+    snprintf(msg, sizeof msg, "%s", res->message ? res->message : code);
+  if (res->outcome == SB_GATEWAY_STOPPING || res->outcome == SB_GATEWAY_CANCELLED)
+    return; /* stopped by us: the run goes on after a restart */
+  retry_or_fail(a, code, agent, msg);
+}
+
+static void call_start(fl_active *a) {
+  fl_run *r = a->run;
+  const sb_flow_step *s = step_of(a);
+  sb_flow_scope scope = {.context = r->ctx, .run_id = r->id,
+                         .workflow = r->def->name};
+  json_t *args = sb_flow_template(s->arguments, &scope);
+  json_t *params = json_pack("{so}", "arguments", args ? args : json_object());
+  char key[200];
+  snprintf(key, sizeof key, "%s/%s/%d", r->id, s->id, a->visit);
+  json_t *meta = json_pack("{sss{ssssss}}", SB_FLOW_META_KEY, key,
+                           SB_FLOW_META_RUN, "id", r->id, "workflow",
+                           r->def->name, "step", s->id);
+  sb_gateway_call_options o = {.agent = s->agent,
+                               .capability = s->capability,
+                               .context_id = r->context_id,
+                               .tenant = r->tenant,
+                               .context_doc = r->ctx,
+                               .meta = meta,
+                               .method = "tools/call",
+                               .name = s->tool,
+                               .params = params,
+                               .deadline_ms = s->timeout_ms,
+                               .no_fallback = s->agent != NULL,
+                               .on_done = call_done,
+                               .ud = a};
+  sb_error err = {0};
+  sb_gateway_call *call = NULL;
+  int rc = sb_gateway_call_start(r->e->o.gateway, &o, &call, &err);
+  json_decref(params);
+  json_decref(meta);
+  if (rc != 0) {
+    retry_or_fail(a, rc == SB_ENOENT ? "no_agent" : "invalid", NULL, err.msg);
+    return;
+  }
+  if (!a->finished) a->call = call;
+}
+
+/* ---- questions and events ------------------------------------------------------- */
+
+static void on_deadline(uv_timer_t *t) {
+  fl_active *a = t->data;
+  const sb_flow_step *s = step_of(a);
+  if (s->kind == SB_FLOW_ASK)
+    fail(a, "timeout", NULL, "no answer to step %s within %llu ms", s->id,
+         (unsigned long long)s->timeout_ms);
+  else
+    fail(a, "timeout", NULL, "no %s event for step %s within %llu ms",
+         s->event_type, s->id, (unsigned long long)s->timeout_ms);
+}
+
+/* Every key of `where` equals the event data's value at that key (a
+ * dotted path into the data). */
+static int where_matches(const json_t *where, const json_t *data) {
+  const char *k;
+  json_t *want;
+  json_object_foreach((json_t *)where, k, want) {
+    const json_t *at = data;
+    const char *s = k;
+    while (at && *s) {
+      const char *dot = strchr(s, '.');
+      size_t n = dot ? (size_t)(dot - s) : strlen(s);
+      at = json_object_getn(at, s, n);
+      s = dot ? dot + 1 : s + n;
+    }
+    if (!at || !sb_ctx_json_equal(at, want)) return 0;
+  }
+  return 1;
+}
+
+static void on_event(void *ud, const sb_event *e) {
+  fl_active *a = ud;
+  if (a->finished) return;
+  json_t *data = json_loads(e->data, 0, NULL);
+  if (!data) return;
+  if (a->where && !where_matches(a->where, data)) {
+    json_decref(data);
+    return;
+  }
+  fl_change *c = change_new(FL_STEP_DONE);
+  if (!c) {
+    json_decref(data);
+    return;
+  }
+  c->value = data;
+  finish(a, c);
+}
+
+static void on_sub_error(void *ud, const sb_error *err) {
+  fl_active *a = ud;
+  fail(a, "events", NULL, "waiting for events failed: %s", err->msg);
+}
+
+static void wait_start(fl_active *a) {
+  const sb_flow_step *s = step_of(a);
+  const char *types[] = {s->event_type};
+  sb_events_filter f = {.types = types, .ntypes = 1};
+  sb_error err = {0};
+  a->sub = sb_events_subscribe(a->run->e->o.events, a->run->tenant, a->since,
+                               &f, on_event, on_sub_error, a, &err);
+  if (!a->sub) fail(a, "events", NULL, "cannot wait for events: %s", err.msg);
+}
+
+/* ---- keeping memory in step with the stored run --------------------------------- */
+
+static void start(fl_run *r, const json_t *entry) {
+  int k = sb_flow_def_step(r->def, fl_str(entry, "step"));
+  if (k == SB_FLOW_NONE) return;
+  fl_active *a = sb_calloc(1, sizeof *a);
+  fl_active **list = sb_realloc(r->active, (r->nactive + 1) * sizeof *list);
+  if (!a || !list) {
+    sb_free(a);
+    if (list) r->active = list;
+    return;
+  }
+  r->active = list;
+  r->active[r->nactive++] = a;
+  a->run = r;
+  a->step = k;
+  a->visit = (int)fl_int(entry, "visit");
+  a->attempt = 1;
+  a->started_ms = fl_int(entry, "startedAt");
+  a->deadline_ms = fl_int(entry, "deadline");
+  json_t *since = json_object_get(entry, "since");
+  a->since = since && json_integer_value(since) >= 0 ? json_integer_value(since)
+                                                      : r->last_seq;
+  a->where = json_incref(json_object_get(entry, "where"));
+  const sb_flow_step *s = &r->def->steps[k];
+  if (a->deadline_ms) {
+    int64_t left = a->deadline_ms - (int64_t)sb_wall_ms();
+    arm(a, left > 0 ? (uint64_t)left : 0, on_deadline);
+  }
+  if (s->kind == SB_FLOW_CALL) call_start(a);
+  else if (s->kind == SB_FLOW_WAIT) wait_start(a);
+  /* ask: waits for sb_flow_run_answer (or its deadline) */
+}
+
+void fl_steps_sync(fl_run *r) {
+  json_t *want = json_object_get(r->doc, "active");
+  /* Stop what is no longer active. */
+  for (size_t i = r->nactive; i-- > 0;) {
+    fl_active *a = r->active[i];
+    const char *id = r->def->steps[a->step].id;
+    int keep = 0;
+    size_t j;
+    json_t *e;
+    json_array_foreach(want, j, e) {
+      keep |= strcmp(fl_str(e, "step"), id) == 0 && fl_int(e, "visit") == a->visit;
+    }
+    if (keep) continue;
+    memmove(&r->active[i], &r->active[i + 1],
+            (r->nactive - i - 1) * sizeof *r->active);
+    r->nactive--;
+    active_free(a);
+  }
+  /* Start what is new. */
+  size_t j;
+  json_t *e;
+  json_array_foreach(want, j, e) {
+    int k = sb_flow_def_step(r->def, fl_str(e, "step"));
+    if (k != SB_FLOW_NONE && fl_active_index(r, k, (int)fl_int(e, "visit")) < 0)
+      start(r, e);
+  }
+}
+
+void fl_steps_stop_all(fl_run *r) {
+  for (size_t i = 0; i < r->nactive; i++) active_free(r->active[i]);
+  sb_free(r->active);
+  r->active = NULL;
+  r->nactive = 0;
+}
+
+/* The answer to an ask step: a change for the run. */
+int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
+                    sb_flow_cb cb, void *ud, sb_error *err) {
+  fl_active *found = NULL;
+  for (size_t i = 0; i < r->nactive; i++) {
+    fl_active *a = r->active[i];
+    const sb_flow_step *s = step_of(a);
+    if (s->kind != SB_FLOW_ASK || a->finished) continue;
+    if (step && strcmp(step, s->id) != 0) continue;
+    if (found)
+      return sb_error_set(err, SB_EINVAL,
+                          "step: run %s waits for answers at several steps; "
+                          "name one",
+                          r->id);
+    found = a;
+  }
+  if (!found)
+    return sb_error_set(err, SB_ESTATE,
+                        "run %s is not waiting for an answer%s%s", r->id,
+                        step ? " at step " : "", step ? step : "");
+  const sb_flow_step *s = step_of(found);
+  const char *type = fl_str(s->schema, "type");
+  if (type && strcmp(type, "object") == 0 && !json_is_object(answer))
+    return sb_error_set(err, SB_EINVAL,
+                        "answer: step %s expects an object (its schema)", s->id);
+  fl_change *c = change_new(FL_STEP_DONE);
+  if (!c || !(c->value = json_deep_copy(answer))) {
+    fl_change_free(c);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  c->cb = cb;
+  c->ud = ud;
+  finish(found, c);
+  return 0;
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// flow_agent.mjs: a real MCP agent (the official 1.x SDK server, stdio or
+// Streamable HTTP) for the workflow tests. It answers with structured
+// content, shows what switchboard handed it (the context projection and
+// the idempotency key in _meta), honours the idempotency key on `book`
+// (sent twice, it acts once and answers the same), and appends every
+// execution of `book` to LEDGER (a file, so the count survives restarts
+// of the agent and of switchboard).
+//   node flow_agent.mjs NAME [--http]
+import { appendFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+
+const name = process.argv[2] || 'flow';
+const http = process.argv.includes('--http');
+const KEY = 'switchboard/idempotencyKey';
+const done = new Map(); // idempotency key -> result
+let failures = 0;
+
+function build() {
+  const server = new McpServer({ name, version: '1.0.0' });
+  const answer = (obj, meta) => ({
+    content: [{ type: 'text', text: JSON.stringify(obj) }],
+    structuredContent: obj,
+    ...(meta ? { _meta: meta } : {}),
+  });
+  server.tool('classify', 'Intent and entities of an inquiry', { text: z.string() }, async ({ text }, extra) => {
+    const t = text.toLowerCase();
+    const intent = /service|oil|brake/.test(t) ? 'service' : /buy|price|lease/.test(t) ? 'buy' : 'other';
+    const make = (t.match(/\b(toyota|honda|ford|bmw)\b/) || [])[1];
+    return answer({ intent, entities: make ? { make } : {}, agent: name, key: extra._meta?.[KEY] ?? null });
+  });
+  server.tool('whoami', 'What switchboard handed this agent', { note: z.any().optional() }, async (args, extra) =>
+    answer({ agent: name, args, context: extra._meta?.['switchboard/context'] ?? null,
+      key: extra._meta?.[KEY] ?? null, run: extra._meta?.['switchboard/run'] ?? null }));
+  server.tool('quote', 'A monthly payment', { price: z.number(), months: z.number().int().min(1) },
+    async ({ price, months }) => answer({ monthly: Math.round((price / months) * 100) / 100, agent: name }));
+  server.tool('book', 'Book a slot (acts once per idempotency key)', { slot: z.string() }, async ({ slot }, extra) => {
+    const key = extra._meta?.[KEY];
+    if (key && done.has(key)) return answer(done.get(key));
+    const result = { booked: slot, agent: name, key: key ?? null };
+    if (process.env.LEDGER) appendFileSync(process.env.LEDGER, `${key}\n`);
+    if (key) done.set(key, result);
+    return answer(result);
+  });
+  server.tool('fail_times', 'Fails its first n calls in this process', { n: z.number().int() }, async ({ n }) => {
+    failures++;
+    if (failures <= n) return { content: [{ type: 'text', text: `${name} failure ${failures}` }], isError: true };
+    return answer({ ok: true, after: failures - 1, agent: name });
+  });
+  server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(0) }, async ({ ms }, extra) => {
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      extra.signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('cancelled')); });
+    });
+    return answer({ slept: ms, agent: name });
+  });
+  server.tool('publish', 'Answers and publishes an event in _meta', { type: z.string(), data: z.any().optional() },
+    async ({ type, data }) => answer({ published: type, agent: name },
+      { 'switchboard/events': [{ type, data: data ?? {} }] }));
+  return server;
+}
+
+if (http) {
+  const srv = createServer(async (req, res) => {
+    const server = build();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on('close', () => { transport.close(); server.close(); });
+    await server.connect(transport);
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => transport.handleRequest(req, res, body ? JSON.parse(body) : undefined));
+  });
+  srv.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
+    process.stderr.write(`flow agent ${name} listening on 127.0.0.1:${srv.address().port}\n`);
+  });
+} else {
+  await build().connect(new StdioServerTransport());
+}
