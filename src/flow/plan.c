@@ -398,7 +398,7 @@ static void step_failed(plan *p, const fl_change *c, json_t *entry) {
                     "message", c->message, "code", c->code ? c->code : "failed"));
   if (c->agent && c->code && strcmp(c->code, "answered") != 0)
     event_t(p, SB_EVENT_AGENT_FAILED,
-            json_pack("{sssssssss}", "agent", c->agent, "step", s->id,
+            json_pack("{ssssssss}", "agent", c->agent, "step", s->id,
                       "outcome", c->code, "message", c->message));
   int target = s->on_failure;
   const char *failed_id = s->id;
@@ -489,7 +489,7 @@ static int apply(plan *p, fl_change *c) {
     sb_time_format(p->now, ts);
     const char *cur = fl_str(workflow_part(p), "currentStep");
     wf_push(p, "errors",
-            json_pack("{sssssss}", "step", cur ? cur : "", "message",
+            json_pack("{ssssssss}", "step", cur ? cur : "", "message",
                       c->message ? c->message : "cancelled", "timestamp", ts,
                       "code", "cancelled"));
     event_t(p, SB_EVENT_RUN_CANCELLED,

@@ -164,7 +164,11 @@ static void call_done(void *ud, const sb_gateway_result *res) {
     finish(a, c);
     return;
   }
-  const char *code = sb_gateway_outcome_name(res->outcome);
+  /* A code people and programs match on: the outcome, in snake_case. */
+  char code[48];
+  snprintf(code, sizeof code, "%s", sb_gateway_outcome_name(res->outcome));
+  for (char *c = code; *c; c++)
+    if (*c == ' ' || *c == '-') *c = '_';
   if (res->outcome == SB_GATEWAY_ANSWERED && res->error)
     snprintf(msg, sizeof msg, "agent %s answered with an error: %s", agent,
              fl_str(res->error, "message") ? fl_str(res->error, "message")

@@ -133,8 +133,9 @@ export function withStderr(server, msg) {
  * port picked by the OS and says "<banner> listening on 127.0.0.1:PORT" on
  * stderr (everything_http.mjs, reference_agent.mjs).
  */
-export async function startHttpAgent(script, banner, label) {
-  const proc = spawn(process.execPath, [script], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startHttpAgent(script, banner, label, args = [], env = {}) {
+  const proc = spawn(process.execPath, [script, ...args],
+    { env: { ...process.env, ...env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const listening = new RegExp(`${banner} listening on 127\\.0\\.0\\.1:(\\d+)`);

@@ -1,0 +1,249 @@
+// Workflows end to end over REST, with real MCP agents (the official 1.x
+// SDK server in tests/agents/flow_agent.mjs) over stdio and Streamable
+// HTTP: arguments mapped from the context and literals, results saved
+// where the step says, a branch, a parallel join, a question answered
+// later, a booking that carries its idempotency key, each agent handed only
+// its projection, every step a context version, retries, timeouts, an
+// on-failure handoff to a human-review step, cancel / resume / fork, a
+// step budget that stops a loop, and clear errors for bad requests.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  flowAgent, inquiry, startFlowHttpAgent, startFlowServer, startRun, writeFlowConfig,
+} from './lib/flows.mjs';
+
+const WORKFLOWS = `
+  - name: lead
+    description: inquiry to booked test drive
+    steps:
+      - id: intake
+        call:
+          capability: intake.classify
+          tool: classify
+          arguments:
+            text: $conversation.messages[-1].content
+      - id: route
+        branch:
+          - if: { path: workflow.outputs.intake.intent, equals: buy }
+            goto: offer
+          - else: general
+      - id: offer
+        parallel:
+          - id: quote
+            call:
+              agent: finance
+              tool: quote
+              arguments: { price: 30000, months: 60 }
+          - id: look
+            call: { agent: sales, tool: whoami, arguments: { note: literal } }
+        next: confirm
+      - id: general
+        call: { agent: intake, tool: whoami }
+        next: done
+      - id: confirm
+        ask:
+          message: Which slot suits you?
+          schema: { type: object, properties: { slot: { type: string } } }
+        save: workflow.variables.choice
+      - id: book
+        call:
+          agent: sales
+          tool: book
+          arguments:
+            slot: $workflow.variables.choice.slot
+        save: conversation.entities.booking
+      - id: done
+        end: completed
+  - name: recovery
+    steps:
+      - id: flaky
+        call: { agent: sales, tool: fail_times, arguments: { n: 2 } }
+        retry: { attempts: 3, backoff: 10ms }
+      - id: slow
+        call: { agent: finance, tool: slow, arguments: { ms: 5000 } }
+        timeout: 200ms
+        on_failure: review
+      - id: never
+        call: { agent: sales, tool: whoami }
+      - id: review
+        ask: { message: A person must look at this }
+      - id: gave-up
+        end: failed
+        message: handed to a person
+  - name: loop
+    max_steps: 5
+    steps:
+      - id: again
+        call: { agent: sales, tool: whoami }
+      - id: back
+        branch:
+          - if: { path: workflow.outputs.again.agent, equals: sales }
+            goto: again
+`;
+
+describe('workflows over REST with real agents', () => {
+  let financeHttp, sw, rest;
+
+  before(async () => {
+    financeHttp = await startFlowHttpAgent('finance');
+    const { file } = writeFlowConfig({
+      agents: [
+        flowAgent('intake', ['intake.classify'], { requirements: ['conversation.messages[-1:]'] }),
+        flowAgent('sales', ['sales.offer'], { requirements: ['workflow.outputs.intake'] }),
+        flowAgent('finance', ['finance.quote'], { url: financeHttp.url, requirements: ['workflow.variables'] }),
+      ],
+      workflowsYaml: WORKFLOWS,
+    });
+    ({ server: sw, rest } = await startFlowServer(file));
+  });
+
+  after(async () => {
+    await sw?.stop();
+    await financeHttp?.stop();
+  });
+
+  test('a lead: intake, branch, parallel join, a question, a booking', async () => {
+    const started = await startRun(rest, { workflow: 'lead', input: { ...inquiry('I want to buy a Toyota'), variables: { budget: 32000 } } });
+    assert.equal(started.workflow, 'lead');
+    assert.match(started.id, /^[0-9a-f-]{36}$/);
+    const waiting = await rest.waitFor(started.id, 'waiting');
+    assert.deepEqual(waiting.current, ['confirm']);
+    assert.equal(waiting.waiting[0].message, 'Which slot suits you?');
+    assert.equal(waiting.history.length, 5, 'five steps before the question');
+    const order = waiting.history.map((h) => h.step);
+    assert.deepEqual(order.slice(0, 2), ['intake', 'route']);
+    assert.deepEqual([...order.slice(2, 4)].sort(), ['look', 'quote']);
+    assert.equal(order[4], 'offer', 'the parallel step joins after both branches');
+    assert.equal(waiting.history[1].to, 'offer');
+
+    const answered = await rest.action(started.id, 'answer', { answer: { slot: 'Sat 10:00' } });
+    assert.equal(answered.status, 200, answered.text);
+    const run = await rest.waitFor(started.id, 'completed');
+    assert.deepEqual(run.history.map((h) => h.step).slice(5), ['confirm', 'book', 'done']);
+    assert.deepEqual(run.current, []);
+
+    const ctx = (await rest.context(run.contextId)).json;
+    const wf = ctx.data.workflow;
+    // arguments from a $path and literals; results saved by default and where the step says
+    assert.equal(wf.outputs.intake.intent, 'buy');
+    assert.deepEqual(wf.outputs.intake.entities, { make: 'toyota' });
+    assert.equal(wf.outputs.quote.monthly, 500);
+    assert.deepEqual(wf.outputs.look.args, { note: 'literal' });
+    assert.deepEqual(wf.variables, { budget: 32000, choice: { slot: 'Sat 10:00' } });
+    assert.equal(ctx.data.conversation.entities.booking.booked, 'Sat 10:00');
+    assert.equal(wf.outputs.book, undefined, 'saved where the step says, not in outputs');
+    const steps = wf.completedSteps;
+    assert.deepEqual(steps.slice(0, 2), ['intake', 'route']);
+    assert.deepEqual(steps.slice(2, 4).sort(), ['look', 'quote'], 'the branches, in the order they ended');
+    assert.deepEqual(steps.slice(4), ['offer', 'confirm', 'book', 'done']);
+    assert.equal(wf.completedSteps.length, 8);
+    assert.equal(wf.currentStep, '');
+    assert.deepEqual([...ctx.metadata.agents].sort(), ['finance', 'intake', 'sales']);
+    // the idempotency key: run/step/visit
+    assert.equal(wf.outputs.intake.key, `${run.id}/intake/1`);
+    assert.equal(ctx.data.conversation.entities.booking.key, `${run.id}/book/1`);
+    // each agent saw only its projection: sales requires workflow.outputs.intake
+    const seen = wf.outputs.look.context;
+    assert.deepEqual(Object.keys(seen.data), ['workflow']);
+    assert.deepEqual(Object.keys(seen.data.workflow), ['outputs']);
+    assert.deepEqual(Object.keys(seen.data.workflow.outputs), ['intake']);
+    assert.equal(seen.id, run.contextId);
+    assert.deepEqual(wf.outputs.look.run, { id: run.id, workflow: 'lead', step: 'look' });
+    // every transition is a version, and the history says which
+    const versions = run.history.map((h) => h.contextVersion);
+    assert.deepEqual(versions, [...versions].sort((a, b) => a - b), 'versions grow along the history');
+    assert.equal(ctx.version, run.contextVersion);
+    assert.equal(ctx.version, 6, 'create, intake, quote, look, confirm, book (done in the same)');
+  });
+
+  test('retries, a timeout, and the on-failure handoff to a person', async () => {
+    const started = await startRun(rest, { workflow: 'recovery' });
+    const waiting = await rest.waitFor(started.id, 'waiting');
+    const flaky = waiting.history.find((h) => h.step === 'flaky');
+    assert.equal(flaky.status, 'completed');
+    assert.equal(flaky.attempts, 3, 'two failures, then the third try');
+    const slow = waiting.history.find((h) => h.step === 'slow');
+    assert.equal(slow.status, 'failed');
+    assert.match(slow.error, /finance/);
+    assert.deepEqual(waiting.current, ['review'], 'on_failure handed the run to the review step');
+    assert.ok(!waiting.history.some((h) => h.step === 'never'));
+    const ctx = (await rest.context(waiting.contextId)).json;
+    const [err] = ctx.data.workflow.errors;
+    assert.equal(err.step, 'slow');
+    assert.equal(err.code, 'timed_out');
+    assert.equal(err.agentId, 'finance');
+    await rest.action(started.id, 'answer', { answer: { ok: true } });
+    const done = await rest.waitFor(started.id, 'failed');
+    assert.deepEqual(done.error, { step: 'gave-up', message: 'handed to a person' });
+  });
+
+  test('cancel, resume and fork', async () => {
+    const started = await startRun(rest, { workflow: 'lead', input: inquiry('buy a Honda') });
+    await rest.waitFor(started.id, 'waiting');
+    const cancelled = await rest.action(started.id, 'cancel', { reason: 'customer called back' });
+    assert.equal(cancelled.status, 200, cancelled.text);
+    assert.equal(cancelled.json.status, 'cancelled');
+    const again = await rest.action(started.id, 'cancel');
+    assert.equal(again.status, 409);
+    assert.match(again.json.error.message, /is cancelled/);
+    const ctx = (await rest.context(started.contextId)).json;
+    assert.match(ctx.data.workflow.errors.at(-1).message, /customer called back/);
+
+    const resumed = await rest.action(started.id, 'resume');
+    assert.equal(resumed.status, 200, resumed.text);
+    const back = await rest.waitFor(started.id, 'waiting');
+    assert.deepEqual(back.current, ['confirm']);
+    await rest.action(started.id, 'answer', { answer: { slot: 'Mon 9:00' } });
+    const finished = await rest.waitFor(started.id, 'completed');
+
+    // a fork from the intake step replays from the version it left
+    const intake = finished.history.find((h) => h.step === 'intake');
+    const forked = await rest.action(started.id, 'fork', { step: 'intake' });
+    assert.equal(forked.status, 201, forked.text);
+    assert.notEqual(forked.json.id, started.id);
+    assert.notEqual(forked.json.contextId, started.contextId);
+    assert.deepEqual(forked.json.forkedFrom, { runId: started.id, step: 'intake', contextVersion: intake.contextVersion });
+    const f = await rest.waitFor(forked.json.id, 'waiting');
+    assert.equal(f.history[0].step, 'route', 'the fork goes on after intake, without calling it again');
+    const fctx = (await rest.context(f.contextId)).json;
+    assert.equal(fctx.data.workflow.outputs.intake.intent, 'buy', 'the fork starts from the version intake left');
+    assert.equal(fctx.data.workflow.variables.choice, undefined, 'nothing from after that version');
+    await rest.action(f.id, 'cancel');
+
+    const noStep = await rest.action(started.id, 'fork', { step: 'nope' });
+    assert.equal(noStep.status, 404);
+    assert.match(noStep.json.error.message, /no completed step "nope"/);
+  });
+
+  test('a loop is stopped by the step budget with a clear error', async () => {
+    const started = await startRun(rest, { workflow: 'loop' });
+    const run = await rest.waitFor(started.id, 'failed');
+    assert.match(run.error.message, /budget of 5 steps/);
+    assert.equal(run.stepsRun, 6);
+  });
+
+  test('bad requests are refused with what is wrong', async () => {
+    const unknown = await rest.start({ workflow: 'nope' });
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.json.error.message, /no workflow "nope" \(workflows: lead, loop, recovery\)|workflows: /);
+    const badInput = await rest.start({ workflow: 'lead', input: { colour: 'red' } });
+    assert.equal(badInput.status, 400);
+    assert.match(badInput.json.error.message, /input\.colour: unknown/);
+    const badVar = await rest.start({ workflow: 'lead', input: { variables: { 'a.b': 1 } } });
+    assert.equal(badVar.status, 400);
+    const noCtx = await rest.start({ workflow: 'lead', contextId: '01a20000-0000-7000-8000-000000000000' });
+    assert.equal(noCtx.status, 404);
+    assert.match(noCtx.json.error.message, /contextId/);
+    const notJson = await rest.call('POST', '/v1/runs', { body: '{"workflow":', contentType: 'application/json' });
+    assert.equal(notJson.status, 400);
+    const missing = await rest.run('01a20000-0000-7000-8000-000000000000');
+    assert.equal(missing.status, 404);
+    const notWaiting = await rest.action('01a20000-0000-7000-8000-000000000000', 'answer', { answer: {} });
+    assert.equal(notWaiting.status, 404);
+    const badAction = await rest.action('x', 'explode');
+    assert.equal(badAction.status, 404);
+    const list = await rest.list('?status=bogus');
+    assert.equal(list.status, 400);
+  });
+});
