@@ -318,6 +318,8 @@ static int launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
   if (new_ctx) {
     r->ctx = json_incref(new_ctx);
     r->new_context = 1;
+    /* $context.id reads the id it will have. */
+    json_object_set_new(r->ctx, "id", json_string(context_id));
     if (!json_object_get(r->ctx, "workflowId"))
       json_object_set_new(r->ctx, "workflowId", json_string(id));
     fl_change *c = sb_calloc(1, sizeof *c);

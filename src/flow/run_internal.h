@@ -57,6 +57,7 @@ typedef struct fl_change {
 typedef struct fl_active {
   fl_run *run;
   int step, visit, attempt;
+  int room_waits;      /* refusals for capacity since the last answer */
   int64_t started_ms;
   int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
   int64_t since;       /* wait: events after this seq */

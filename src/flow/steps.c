@@ -143,6 +143,30 @@ static void retry_or_fail(fl_active *a, const char *code, const char *agent,
   fail(a, code, agent, "%s", message);
 }
 
+/* Refused before it reached anyone (the agent at its maxConcurrent, the
+ * store busy): not a try. The call waits its turn, backing off up to
+ * ROOM_CAP_MS between asks, within the step's timeout (or ROOM_WAIT_MS). */
+#define ROOM_CAP_MS 500
+#define ROOM_WAIT_MS (10 * 60 * 1000)
+
+static void wait_for_room(fl_active *a, const char *code, const char *agent,
+                          const char *message) {
+  const sb_flow_step *s = step_of(a);
+  uint64_t waited = (uint64_t)((int64_t)sb_wall_ms() - a->started_ms);
+  uint64_t limit = s->timeout_ms ? s->timeout_ms : ROOM_WAIT_MS;
+  if (waited >= limit || a->run->e->stopping) {
+    fail(a, code, agent, "%s (waited %llu ms for room)", message,
+         (unsigned long long)waited);
+    return;
+  }
+  uint64_t wait = 5;
+  for (int i = 0; i < a->room_waits && wait < ROOM_CAP_MS; i++) wait *= 2;
+  if (wait > ROOM_CAP_MS) wait = ROOM_CAP_MS;
+  wait += (uint64_t)(sb_now_ms() % (wait / 2 + 1)); /* spread the askers */
+  a->room_waits++;
+  if (arm(a, wait, on_retry) != 0) fail(a, code, agent, "%s", message);
+}
+
 static void call_done(void *ud, const sb_gateway_result *res) {
   fl_active *a = ud;
   a->call = NULL;
@@ -180,6 +204,10 @@ static void call_done(void *ud, const sb_gateway_result *res) {
     snprintf(msg, sizeof msg, "%s", res->message ? res->message : code);
   if (res->outcome == SB_GATEWAY_STOPPING || res->outcome == SB_GATEWAY_CANCELLED)
     return; /* stopped by us: the run goes on after a restart */
+  if (res->outcome == SB_GATEWAY_AT_CAPACITY || res->outcome == SB_GATEWAY_BUSY) {
+    wait_for_room(a, code, agent, msg);
+    return;
+  }
   retry_or_fail(a, code, agent, msg);
 }
 
@@ -213,6 +241,10 @@ static void call_start(fl_active *a) {
   int rc = sb_gateway_call_start(r->e->o.gateway, &o, &call, &err);
   json_decref(params);
   json_decref(meta);
+  if (rc == SB_EBUSY) {
+    wait_for_room(a, "busy", NULL, err.msg);
+    return;
+  }
   if (rc != 0) {
     retry_or_fail(a, rc == SB_ENOENT ? "no_agent" : "invalid", NULL, err.msg);
     return;

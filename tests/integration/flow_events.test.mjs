@@ -1,0 +1,215 @@
+// Events end to end: runs that emit and wait for events (agents
+// coordinating through the bus, with a filter and a timeout), events an
+// agent publishes in its result's _meta, the SSE stream at /v1/events
+// (ordered, resumable with Last-Event-ID, no gap and no duplicate under
+// concurrent runs, another tenant's events never shown), and workflow_run
+// over MCP with the official SDKs: progress per step, an ask step answered
+// through elicitation (legacy client), runs_* tools (modern client).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import { DEADLINE_MS, withDeadline } from './lib/harness.mjs';
+import {
+  flowAgent, inquiry, readEvents, runsClient, startFlowServer, startRun, writeFlowConfig,
+} from './lib/flows.mjs';
+
+const A = { id: 'dealer-a', token: 'token-dealer-a-0123456789' };
+const B = { id: 'dealer-b', token: 'token-dealer-b-0123456789' };
+
+const WORKFLOWS = `
+  - name: approval
+    steps:
+      - id: ask-finance
+        emit:
+          type: finance.review-requested
+          data: { contextId: $context.id, amount: 25000 }
+      - id: approved
+        wait:
+          event: finance.approved
+          where: { contextId: $context.id }
+          timeout: 5s
+        save: workflow.variables.approval
+      - id: tell
+        call: { agent: sales, tool: publish, arguments: { type: lead.approved-told, data: { n: 1 } } }
+  - name: impatient
+    steps:
+      - id: approved
+        wait: { event: finance.approved, timeout: 100ms }
+  - name: three
+    steps:
+      - id: one
+        call: { agent: sales, tool: whoami }
+      - id: two
+        call: { agent: sales, tool: quote, arguments: { price: 1200, months: 12 } }
+      - id: three
+        call: { agent: sales, tool: whoami }
+  - name: asks
+    steps:
+      - id: intake
+        call:
+          agent: sales
+          tool: classify
+          arguments:
+            text: $conversation.messages[-1].content
+      - id: slot
+        ask:
+          message: Which day?
+          schema: { type: object, properties: { day: { type: string } }, required: [day] }
+        save: workflow.variables.day
+      - id: book
+        call: { agent: sales, tool: book, arguments: { slot: $workflow.variables.day.day } }
+`;
+
+describe('events and workflows over MCP', () => {
+  let sw, a, b, base;
+
+  before(async () => {
+    const { file } = writeFlowConfig({
+      agents: [flowAgent('sales', ['sales.offer'])],
+      tenants: [A, B],
+      workflowsYaml: WORKFLOWS,
+    });
+    ({ server: sw, base } = await startFlowServer(file));
+    a = runsClient(base, A.token);
+    b = runsClient(base, B.token);
+  });
+
+  after(async () => {
+    await sw?.stop();
+  });
+
+  test('a run waits for an event that matches its filter, then goes on', async () => {
+    const run = await startRun(a, { workflow: 'approval' });
+    const waiting = await a.waitFor(run.id, 'waiting');
+    assert.deepEqual(waiting.waiting[0].where, { contextId: run.contextId }, 'the filter, resolved when the step began');
+    // the emitted request is in the log
+    const requested = await readEvents(base, `/v1/events?types=finance.review-requested&run=${run.id}`,
+      (evs) => evs.length >= 1, { token: A.token });
+    assert.deepEqual(requested[0].data.data, { contextId: run.contextId, amount: 25000 });
+    // an event for another context does not wake it; one from another tenant neither
+    assert.equal((await a.publish({ type: 'finance.approved', data: { contextId: 'someone-else' } })).status, 201);
+    assert.equal((await b.publish({ type: 'finance.approved', data: { contextId: run.contextId } })).status, 201);
+    assert.equal((await a.run(run.id)).json.status, 'waiting');
+    const ok = await a.publish({ type: 'finance.approved', data: { contextId: run.contextId, by: 'finance-bot' } });
+    assert.equal(ok.status, 201, ok.text);
+    const done = await a.waitFor(run.id, 'completed');
+    const ctx = (await a.context(done.contextId)).json;
+    assert.equal(ctx.data.workflow.variables.approval.by, 'finance-bot');
+    // the agent's own event (from its result's _meta) is in the log, attributed
+    const told = await readEvents(base, `/v1/events?types=lead.*&run=${run.id}`, (evs) => evs.length >= 1, { token: A.token });
+    assert.equal(told[0].event, 'lead.approved-told');
+    assert.deepEqual(told[0].data.data, { n: 1, publishedBy: 'sales' });
+  });
+
+  test('a wait has a timeout', async () => {
+    const run = await startRun(a, { workflow: 'impatient' });
+    const failed = await a.waitFor(run.id, 'failed');
+    assert.match(failed.error.message, /no finance\.approved event for step approved within 100 ms/);
+  });
+
+  test('publishing checks the type and the data', async () => {
+    const own = await a.publish({ type: 'run.completed', data: {} });
+    assert.equal(own.status, 400);
+    assert.match(own.json.error.message, /not an event type one may publish/);
+    const arr = await a.publish({ type: 'x.y', data: [1] });
+    assert.equal(arr.status, 400);
+    const bad = await a.call('GET', '/v1/events?since=abc');
+    assert.equal(bad.status, 400);
+  });
+
+  test('the stream: in order, no gap, no duplicate under concurrent runs; resumable; per tenant', async () => {
+    const runs = await Promise.all(Array.from({ length: 8 }, () => startRun(a, { workflow: 'three' })));
+    await Promise.all(runs.map((r) => a.waitFor(r.id, 'completed')));
+    const completedOf = (evs) => new Set(evs.filter((e) => e.event === 'run.completed' && runs.some((r) => r.id === e.data.runId)).map((e) => e.data.runId));
+    const all = await readEvents(base, '/v1/events?since=0', (evs) => completedOf(evs).size === 8, { token: A.token });
+    const seqs = all.map((e) => Number(e.id));
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), 'every seq once, in order, from 1');
+    assert.ok(all.every((e) => e.data.seq === Number(e.id)));
+    // each run's own events are in their order
+    for (const r of runs) {
+      const mine = all.filter((e) => e.data.runId === r.id).map((e) => e.event);
+      assert.equal(mine[0], 'run.started');
+      assert.equal(mine.at(-1), 'run.completed');
+      assert.equal(mine.filter((t) => t === 'step.completed').length, 3);
+    }
+    // resume after the 10th: exactly what follows
+    const cut = 10;
+    const rest = await readEvents(base, '/v1/events', (evs) => evs.length >= seqs.length - cut,
+      { token: A.token, lastEventId: cut });
+    assert.deepEqual(rest.map((e) => Number(e.id)), seqs.slice(cut));
+    // live: a stream open before a run sees it
+    const live = readEvents(base, `/v1/events?since=${seqs.at(-1)}&types=run.*`, (evs) => evs.some((e) => e.event === 'run.completed'),
+      { token: A.token });
+    const late = await startRun(a, { workflow: 'three' });
+    const got = await live;
+    assert.ok(got.every((e) => e.data.runId === late.id));
+    // dealer-b sees only its own (the finance.approved it published)
+    const theirs = await readEvents(base, '/v1/events?since=0', (evs) => evs.length >= 1, { token: B.token });
+    assert.equal(theirs[0].event, 'finance.approved');
+    assert.equal(theirs[0].id, '1', 'another tenant numbers its own events');
+    assert.equal((await b.run(late.id)).status, 404, 'another tenant\'s run reads as missing');
+  });
+
+  test('workflow_run over MCP (legacy client): progress per step, the question elicited', async () => {
+    const client = new LegacyClient({ name: 'flow-tests', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+    const asked = [];
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params);
+      return { action: 'accept', content: { day: 'Friday' } };
+    });
+    await client.connect(new LegacyHttp(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${A.token}` } } }));
+    try {
+      const progress = [];
+      const result = await withDeadline(client.callTool(
+        { name: 'workflow_run', arguments: { workflow: 'asks', input: inquiry('I want to buy') } },
+        CallToolResultSchema, { onprogress: (p) => progress.push(p), timeout: DEADLINE_MS }), DEADLINE_MS, 'workflow_run');
+      assert.ok(!result.isError, JSON.stringify(result));
+      const run = result.structuredContent;
+      assert.equal(run.status, 'completed');
+      assert.equal(asked.length, 1);
+      assert.equal(asked[0].message, 'Which day?');
+      assert.deepEqual(asked[0].requestedSchema.required, ['day']);
+      assert.deepEqual(progress.map((p) => p.message), ['step intake completed by sales', 'step slot completed',
+        'step book completed by sales']);
+      assert.deepEqual(progress.map((p) => p.progress), [1, 2, 3]);
+      const ctx = (await a.context(run.contextId)).json;
+      assert.equal(ctx.data.workflow.outputs.book.booked, 'Friday');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('runs over MCP (modern client): start without waiting, answer, get, list', async () => {
+    const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+    const client = new Client({ name: 'flow-tests', version: '1.0.0' }, { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${A.token}` } } }));
+    try {
+      const call = (name, args) => withDeadline(client.callTool({ name, arguments: args }), DEADLINE_MS, name);
+      const started = await call('workflow_run', { workflow: 'asks', wait: false, input: inquiry('price please') });
+      assert.ok(!started.isError, JSON.stringify(started));
+      const id = started.structuredContent.id;
+      const waiting = await a.waitFor(id, 'waiting');
+      assert.equal(waiting.waiting[0].step, 'slot');
+      const wrong = await call('runs_answer', { runId: id, answer: 'Friday' });
+      assert.equal(wrong.isError, true);
+      assert.match(wrong.structuredContent.message, /expects an object/);
+      const answered = await call('runs_answer', { runId: id, answer: { day: 'Sunday' } });
+      assert.ok(!answered.isError, JSON.stringify(answered));
+      await a.waitFor(id, 'completed');
+      const got = await call('runs_get', { runId: id });
+      assert.equal(got.structuredContent.status, 'completed');
+      const listed = await call('runs_list', { status: 'completed', limit: 1000 });
+      assert.ok(listed.structuredContent.runs.some((r) => r.id === id));
+      const missing = await call('runs_get', { runId: 'nope' });
+      assert.equal(missing.isError, true);
+      const pub = await call('events_publish', { type: 'crm.note', data: { text: 'called' } });
+      assert.ok(pub.structuredContent.seq > 0);
+    } finally {
+      await client.close();
+    }
+  });
+});
