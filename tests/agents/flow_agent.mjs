@@ -7,7 +7,7 @@
 // execution of `book` to LEDGER (a file, so the count survives restarts
 // of the agent and of switchboard).
 //   node flow_agent.mjs NAME [--http]
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -18,6 +18,14 @@ const name = process.argv[2] || 'flow';
 const http = process.argv.includes('--http');
 const KEY = 'switchboard/idempotencyKey';
 const done = new Map(); // idempotency key -> result
+// An agent that honours the key remembers it across its own restarts: the
+// ledger (one "key<TAB>result" line per execution) is its memory.
+if (process.env.LEDGER && existsSync(process.env.LEDGER)) {
+  for (const line of readFileSync(process.env.LEDGER, 'utf8').split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab > 0) done.set(line.slice(0, tab), JSON.parse(line.slice(tab + 1)));
+  }
+}
 let failures = 0;
 
 function build() {
@@ -42,7 +50,7 @@ function build() {
     const key = extra._meta?.[KEY];
     if (key && done.has(key)) return answer(done.get(key));
     const result = { booked: slot, agent: name, key: key ?? null };
-    if (process.env.LEDGER) appendFileSync(process.env.LEDGER, `${key}\n`);
+    if (process.env.LEDGER) appendFileSync(process.env.LEDGER, `${key}\t${JSON.stringify(result)}\n`);
     if (key) done.set(key, result);
     return answer(result);
   });
