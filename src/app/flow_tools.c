@@ -11,7 +11,14 @@
  *   runs_cancel {runId, reason?}   runs_answer {runId, step?, answer}
  *   runs_resume {runId}            runs_fork {runId, step}
  *   events_publish {type, data?, runId?}
+ *
+ * The event log is also a resource, events://log: reading it gives the
+ * latest events (events://log?since=SEQ: the ones after SEQ, in order, at
+ * most 500), and a client subscribed to it (resources/subscribe, or a
+ * modern subscriptions/listen) gets notifications/resources/updated each
+ * time its tenant's log moves, then reads from the last seq it saw.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/app_internal.h"
@@ -435,6 +442,110 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   return 1;
 }
 
+/* ---- events://log ---------------------------------------------------------- */
+
+#define EVENTS_URI "events://log"
+
+typedef struct log_read {
+  sb_mcp_call *call; /* NULL once cancelled */
+  char *uri;
+} log_read;
+
+static void log_cancelled(sb_mcp_call *call, void *ud) {
+  (void)call;
+  ((log_read *)ud)->call = NULL;
+}
+
+static void log_done(void *ud, sb_store_result *res) {
+  log_read *op = ud;
+  if (op->call) {
+    sb_mcp_call_on_cancel(op->call, NULL, NULL);
+    if (res->rc == SB_EBUSY) {
+      sb_mcp_call_fail(op->call, SB_RPC_SERVER_BUSY, "the event log is busy; "
+                                                     "retry shortly", NULL);
+    } else if (res->rc != 0) {
+      sb_mcp_call_fail(op->call, SB_RPC_INTERNAL_ERROR, res->err.msg, NULL);
+    } else {
+      json_t *list = json_array();
+      int64_t last = 0;
+      for (size_t i = 0; i < res->events.len; i++) {
+        const sb_store_event_row *row = &res->events.items[i];
+        sb_event e = {.seq = row->seq, .created_ms = row->created_ms,
+                      .type = row->type, .run_id = row->run_id,
+                      .data = row->data};
+        json_array_append_new(list, sb_event_json(&e));
+        last = row->seq;
+      }
+      json_t *body = json_pack("{soso}", "events", list, "lastSeq",
+                               last ? json_integer((json_int_t)last)
+                                    : json_null());
+      char *text = json_dumps(body, JSON_COMPACT);
+      json_decref(body);
+      sb_mcp_call_reply(op->call,
+                        json_pack("{s[{ssssss}]}", "contents", "uri", op->uri,
+                                  "mimeType", "application/json", "text",
+                                  text ? text : "{}"));
+      sb_free(text);
+    }
+  }
+  sb_free(op->uri);
+  sb_free(op);
+}
+
+static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
+  sb_app *app = ud;
+  size_t n = strlen(EVENTS_URI);
+  if (strncmp(uri, EVENTS_URI, n) != 0 || (uri[n] && uri[n] != '?')) return 0;
+  int64_t since = 0;
+  if (uri[n] == '?') {
+    char *end = NULL;
+    long long v = strncmp(uri + n, "?since=", 7) == 0
+                      ? strtoll(uri + n + 7, &end, 10)
+                      : -1;
+    if (v < 0 || !end || *end || end == uri + n + 7) {
+      sb_mcp_call_fail_resource_not_found(call, uri);
+      return 1;
+    }
+    since = v;
+  }
+  log_read *op = sb_calloc(1, sizeof *op);
+  if (!op || !(op->uri = sb_strdup(uri))) {
+    sb_free(op);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return 1;
+  }
+  op->call = call;
+  int rc = sb_store_events_read(app->store, sb_mcp_call_tenant(call), since,
+                                NULL, 500, log_done, op);
+  if (rc != 0) {
+    sb_free(op->uri);
+    sb_free(op);
+    sb_mcp_call_fail(call, rc == SB_EBUSY ? SB_RPC_SERVER_BUSY
+                                          : SB_RPC_INTERNAL_ERROR,
+                     "the event log cannot be read now", NULL);
+    return 1;
+  }
+  sb_mcp_call_on_cancel(call, log_cancelled, op);
+  return 1;
+}
+
+static void list_resources(void *ud, sb_mcp_call *call, json_t *out) {
+  (void)ud;
+  (void)call;
+  json_array_append_new(
+      out, json_pack("{ssssssss}", "uri", EVENTS_URI, "name", "events",
+                     "mimeType", "application/json", "description",
+                     "This tenant's event log: read it (events://log?since="
+                     "SEQ for what follows SEQ), subscribe to hear it move"));
+}
+
+/* A tenant's log moved: its subscribers hear of it (no one else). */
+static void log_moved(void *ud, const char *tenant, int64_t last_seq) {
+  (void)last_seq;
+  sb_app *app = ud;
+  sb_mcp_server_resource_updated_for(app->mcp, tenant, EVENTS_URI);
+}
+
 static void list_tools(void *ud, sb_mcp_call *call, json_t *out) {
   (void)ud;
   (void)call;
@@ -447,6 +558,9 @@ int app_flow_tools_register(sb_app *app) {
   sb_mcp_provider p = {.name = "workflows",
                        .ud = app,
                        .list_tools = list_tools,
-                       .call_tool = call_tool};
+                       .call_tool = call_tool,
+                       .list_resources = list_resources,
+                       .read_resource = read_resource};
+  sb_events_tap(app->events, log_moved, app);
   return sb_mcp_server_add_provider(app->mcp, &p);
 }

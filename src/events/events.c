@@ -86,6 +86,8 @@ struct sb_events {
   int64_t retention_ms;
   uv_timer_t *trim;
   struct trim_op *trimming; /* a trim under way */
+  sb_events_tap_cb tap;
+  void *tap_ud;
 };
 
 /* A trim under way outlives a bus freed meanwhile. */
@@ -206,6 +208,7 @@ static void start_read(sb_events_sub *s) {
 static void on_committed(void *ud, const char *tenant,
                          const sb_store_event_rows *rows) {
   sb_events *ev = ud;
+  if (ev->tap && rows->len) ev->tap(ev->tap_ud, tenant, rows->items[rows->len - 1].seq);
   ev->dispatching++;
   for (sb_events_sub *s = ev->subs; s; s = s->next) {
     if (s->dead || strcmp(s->tenant, tenant) != 0) continue;
@@ -281,6 +284,11 @@ void sb_events_unsubscribe(sb_events_sub *s) {
 }
 
 int64_t sb_events_sub_seq(const sb_events_sub *s) { return s->last; }
+
+void sb_events_tap(sb_events *ev, sb_events_tap_cb cb, void *ud) {
+  ev->tap = cb;
+  ev->tap_ud = ud;
+}
 
 /* ---- publishing -------------------------------------------------------- */
 

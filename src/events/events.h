@@ -118,4 +118,10 @@ void sb_events_unsubscribe(sb_events_sub *sub);
 /* The last seq the subscription has seen (delivered or filtered out). */
 int64_t sb_events_sub_seq(const sb_events_sub *sub);
 
+/* Told of every committed batch of events of any tenant, on the loop,
+ * before the subscriptions (one tap; NULL removes it). For announcing that
+ * a tenant's log moved (MCP resources/updated), not for reading it. */
+typedef void (*sb_events_tap_cb)(void *ud, const char *tenant, int64_t last_seq);
+void sb_events_tap(sb_events *ev, sb_events_tap_cb cb, void *ud);
+
 #endif

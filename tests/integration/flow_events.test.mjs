@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, withDeadline } from './lib/harness.mjs';
 import {
@@ -180,6 +180,39 @@ describe('events and workflows over MCP', () => {
       assert.equal(ctx.data.workflow.outputs.book.booked, 'Friday');
     } finally {
       await client.close();
+    }
+  });
+
+  test('events://log: a subscribed client hears its tenant\'s log move, then reads what follows', async () => {
+    const connectAs = async (token) => {
+      const c = new LegacyClient({ name: 'flow-tests', version: '1.0.0' }, { capabilities: {} });
+      await c.connect(new LegacyHttp(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      return c;
+    };
+    const mine = await connectAs(A.token);
+    const theirs = await connectAs(B.token);
+    try {
+      const heard = { a: [], b: [] };
+      mine.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => heard.a.push(n.params.uri));
+      theirs.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => heard.b.push(n.params.uri));
+      const listed = await mine.listResources();
+      assert.ok(listed.resources.some((r) => r.uri === 'events://log'));
+      const before = JSON.parse((await mine.readResource({ uri: 'events://log' })).contents[0].text);
+      await mine.subscribeResource({ uri: 'events://log' });
+      await theirs.subscribeResource({ uri: 'events://log' });
+      const pub = await a.publish({ type: 'crm.call', data: { who: 'Ann' } });
+      assert.equal(pub.status, 201);
+      await withDeadline((async () => { while (!heard.a.length) await new Promise((r) => setImmediate(r)); })(),
+        DEADLINE_MS, 'resources/updated for events://log');
+      assert.equal(heard.a[0], 'events://log');
+      const after = JSON.parse((await mine.readResource({ uri: `events://log?since=${before.lastSeq ?? 0}` })).contents[0].text);
+      assert.ok(after.events.some((e) => e.type === 'crm.call' && e.data.who === 'Ann'));
+      assert.equal(after.lastSeq, pub.json.seq);
+      assert.deepEqual(heard.b, [], 'another tenant hears nothing of it');
+      await assert.rejects(mine.readResource({ uri: 'events://log?since=x' }), /not found|-32002|-32602/i);
+    } finally {
+      await mine.close();
+      await theirs.close();
     }
   });
 
