@@ -154,7 +154,7 @@ int sb_flow_def_step(const sb_flow_def *d, const char *id) {
 }
 
 int flow_ref(flow_builder *b, const json_t *v, int *out) {
-  const char *id;
+  const char *id = NULL;
   int rc = flow_string(b, v, "a step id", &id);
   if (rc != 0) return rc;
   const sb_flow_def *d = b->def;
@@ -271,7 +271,7 @@ static const char *const workflow_keys[] = {"name", "description", "max_steps",
 /* Pass one: the workflow's own keys and every step's id. */
 static int read_workflow(flow_builder *b, const json_t *src, size_t *ntop) {
   sb_flow_def *d = b->def;
-  const char *s;
+  const char *s = NULL;
   flow_mark m;
   int rc;
   if (!json_is_object(src))

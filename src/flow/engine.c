@@ -79,6 +79,7 @@ static void run_free(fl_run *r) {
     fl_change_free(c);
   }
   if (r->def) sb_flow_def_free(r->def);
+  sb_free(r->def_text);
   json_decref(r->doc);
   json_decref(r->ctx);
   sb_free(r->tenant);
@@ -135,6 +136,14 @@ static fl_run *run_new(sb_flow_engine *e, const char *tenant, const char *id,
     sb_free(r);
     return NULL;
   }
+  if (!(r->def_text = json_dumps(source, JSON_COMPACT))) {
+    sb_flow_def_free(r->def);
+    sb_free(r->tenant);
+    sb_free(r->id);
+    sb_free(r);
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
   r->e = e;
   r->next = e->runs;
   if (e->runs) e->runs->prev = r;
@@ -156,7 +165,7 @@ void fl_run_change(fl_run *r, fl_change *c) {
 json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   json_t *v = json_deep_copy(doc);
   if (!v) return NULL;
-  json_object_del(v, "definition");
+  json_object_del(v, "definition"); /* runs stored before migration 5 */
   json_object_del(v, "visits");
   json_object_del(v, "lastAgent");
   json_object_set_new(v, "contextVersion", json_integer((json_int_t)context_version));
@@ -226,10 +235,10 @@ void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
 static json_t *new_doc(const char *id, const sb_flow_def *def,
                        const char *context_id, const json_t *input) {
   int64_t now = (int64_t)sb_wall_ms();
-  return json_pack("{sssssssssOsOsIsIsIs{}s[]s[]}", "id", id, "workflow",
+  return json_pack("{sssssssssOsIsIsIs{}s[]s[]}", "id", id, "workflow",
                    def->name, "status", "running", "contextId", context_id,
-                   "definition", def->source, "input",
-                   input ? input : json_object(), "createdAt", (json_int_t)now,
+                   "input", input ? input : json_object(), "createdAt",
+                   (json_int_t)now,
                    "updatedAt", (json_int_t)now, "stepsRun", (json_int_t)0,
                    "visits", "active", "history");
 }
@@ -565,6 +574,13 @@ int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
 
 /* ---- resume, fork, and runs brought back at start ----------------------------- */
 
+/* The definition a stored run follows (new reference): its own column,
+ * or, for runs written before it existed, inside its state. */
+static json_t *stored_def(const sb_store_run_record *rec, const json_t *doc) {
+  if (rec->def && *rec->def) return json_loads(rec->def, 0, NULL);
+  return json_incref(json_object_get(doc, "definition"));
+}
+
 /* A run from its stored record, in memory (not yet started). */
 static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
                         sb_error *err) {
@@ -573,9 +589,12 @@ static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
     sb_error_set(err, SB_EIO, "run %s: its stored state is unreadable", rec->id);
     return NULL;
   }
-  fl_run *r = run_new(e, rec->tenant, rec->id, json_object_get(doc, "definition"),
-                      err);
+  json_t *def = stored_def(rec, doc);
+  fl_run *r = def ? run_new(e, rec->tenant, rec->id, def, err) : NULL;
+  json_decref(def);
   if (!r) {
+    if (!def)
+      sb_error_set(err, SB_EIO, "run %s: its definition is unreadable", rec->id);
     json_decref(doc);
     return NULL;
   }
@@ -755,7 +774,7 @@ static void fork_loaded(read_op *op, const sb_store_run_record *rec) {
     f->cb = op->cb;
     f->ud = op->ud;
     f->tenant = sb_strdup(rec->tenant);
-    f->source = json_incref(json_object_get(doc, "definition"));
+    f->source = stored_def(rec, doc);
     f->input = json_incref(json_object_get(doc, "input"));
     json_t *start_at = json_array();
     if (sb_flow_def_from_json(f->source, NULL, "(stored run)", &def, &err) == 0) {

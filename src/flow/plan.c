@@ -589,8 +589,10 @@ static void pop_change(fl_run *r, int rc, const sb_error *err) {
   if (rc != 0 && c->kind == FL_START) fl_run_detach(r);
   r->queue = c->next;
   if (!r->queue) r->queue_tail = NULL;
-  json_t *view = rc == 0 ? fl_run_view(r->doc, fl_int(r->doc, "contextVersion"))
-                         : NULL;
+  /* The view is for whoever waits on this change; most have no one. */
+  json_t *view = rc == 0 && c->cb
+                     ? fl_run_view(r->doc, fl_int(r->doc, "contextVersion"))
+                     : NULL;
   fl_reply_seq(c->cb, c->ud, rc, err, view, rc == 0 ? r->last_seq : 0);
   json_decref(view);
   fl_change_free(c);
@@ -733,6 +735,7 @@ static void plan_write(fl_run *r) {
                           .context_id = r->context_id,
                           .status = fl_str(w->p.doc, "status"),
                           .doc = w->doc_text,
+                          .def = r->rev ? NULL : r->def_text,
                           .expected_rev = r->rev};
   w->x = (sb_store_extras){.run = &w->run, .events = w->evs, .nevents = w->nevs};
   w->create = r->new_context;

@@ -73,6 +73,7 @@ struct fl_run {
   fl_run *next, *prev;
   char *tenant, *id;
   sb_flow_def *def;    /* own: built from the stored definition */
+  char *def_text;      /* that definition as JSON text (the first write's) */
   json_t *doc;         /* the run's state as stored */
   int64_t rev;         /* its rev (0 before the first write) */
   char *context_id;

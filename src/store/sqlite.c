@@ -57,25 +57,25 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_ROLLBACK_TO] = "ROLLBACK TO w",
     [STMT_RUN_INSERT] =
         "INSERT INTO runs(tenant_id,id,workflow,context_id,status,rev,"
-        "created_ms,updated_ms,doc,seq) VALUES(?,?,?,?,?,1,?,?,?,?)",
+        "created_ms,updated_ms,doc,seq,def) VALUES(?,?,?,?,?,1,?,?,?,?,?)",
     [STMT_RUN_UPDATE] =
         "UPDATE runs SET workflow=?,context_id=?,status=?,doc=?,rev=rev+1,"
         "updated_ms=?,seq=max(seq,?) WHERE tenant_id=? AND id=? AND rev=?",
     [STMT_RUN_REV] = "SELECT rev FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_GET] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq FROM runs WHERE tenant_id=? AND id=?",
+        "updated_ms,seq,def FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_LIST] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
+        "updated_ms,seq,def FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
         "status=?2) AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?4",
     [STMT_RUNS_ACTIVE] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq FROM runs WHERE status IN ('running','waiting') "
+        "updated_ms,seq,def FROM runs WHERE status IN ('running','waiting') "
         "ORDER BY id",
     [STMT_EVENT_SEQ] =
-        "INSERT INTO event_seqs(tenant_id,last) VALUES(?,1) ON CONFLICT("
-        "tenant_id) DO UPDATE SET last=last+1 RETURNING last",
+        "INSERT INTO event_seqs(tenant_id,last) VALUES(?1,?2) ON CONFLICT("
+        "tenant_id) DO UPDATE SET last=last+?2 RETURNING last",
     [STMT_EVENT_INSERT] =
         "INSERT INTO events(tenant_id,seq,type,run_id,created_ms,data) "
         "VALUES(?,?,?,?,?,?)",
@@ -150,6 +150,9 @@ static const char *const migrations[] = {
     /* 4: a run remembers the seq of its last write's last event (where a
      * step waiting for events begins, after a restart) */
     "ALTER TABLE runs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;",
+    /* 5: the workflow definition a run follows, written once with the run
+     * (not with every transition) */
+    "ALTER TABLE runs ADD COLUMN def TEXT NOT NULL DEFAULT '';",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -43,6 +43,7 @@ static int write_run(st_conn *c, st_req *q) {
     sqlite3_bind_int64(st, 7, q->now_ms);
     st_bind_text(st, 8, r->doc);
     sqlite3_bind_int64(st, 9, q->last_seq);
+    st_bind_text(st, 10, r->def ? r->def : "");
     if (sqlite3_step(st) != SQLITE_DONE) {
       int x = sqlite3_extended_errcode(st_conn_db(c));
       int rc = x == SQLITE_CONSTRAINT_UNIQUE
@@ -79,18 +80,25 @@ static int write_run(st_conn *c, st_req *q) {
   return 0;
 }
 
-static int write_event(st_conn *c, st_req *q, const sb_store_event *e) {
-  sb_error *err = &q->res.err;
+/* Number the write's events: one step of the tenant's counter for all. */
+static int reserve_seqs(st_conn *c, st_req *q, int64_t *first) {
   sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENT_SEQ);
   st_bind_text(st, 1, q->tenant);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)q->nevents);
   if (sqlite3_step(st) != SQLITE_ROW) {
-    int rc = st_db_error(c, err, "numbering an event");
+    int rc = st_db_error(c, &q->res.err, "numbering events");
     sqlite3_reset(st);
     return rc;
   }
-  int64_t seq = sqlite3_column_int64(st, 0);
+  *first = sqlite3_column_int64(st, 0) - (int64_t)q->nevents + 1;
   sqlite3_reset(st);
-  st = st_conn_stmt(c, STMT_EVENT_INSERT);
+  return 0;
+}
+
+static int write_event(st_conn *c, st_req *q, const sb_store_event *e,
+                       int64_t seq) {
+  sb_error *err = &q->res.err;
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENT_INSERT);
   st_bind_text(st, 1, q->tenant);
   sqlite3_bind_int64(st, 2, seq);
   st_bind_text(st, 3, e->type);
@@ -120,8 +128,11 @@ int st_write_extras(st_conn *c, st_req *q) {
     q->res.events.items = sb_calloc(q->nevents, sizeof *q->res.events.items);
     if (!q->res.events.items)
       return sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+    int64_t first = 0;
+    if ((rc = reserve_seqs(c, q, &first)) != 0) return rc;
     for (size_t i = 0; i < q->nevents; i++)
-      if ((rc = write_event(c, q, &q->events[i])) != 0) return rc;
+      if ((rc = write_event(c, q, &q->events[i], first + (int64_t)i)) != 0)
+        return rc;
     q->last_seq = q->res.events.items[q->nevents - 1].seq;
   }
   if (q->has_run && (rc = write_run(c, q)) != 0) return rc;
@@ -156,8 +167,9 @@ static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
   r->created_ms = sqlite3_column_int64(st, 7);
   r->updated_ms = sqlite3_column_int64(st, 8);
   r->seq = sqlite3_column_int64(st, 9);
+  r->def = st_column_dup(st, 10);
   if (!r->tenant || !r->id || !r->workflow || !r->context_id || !r->status ||
-      !r->doc)
+      !r->doc || !r->def)
     return SB_ENOMEM;
   return 0;
 }

@@ -140,7 +140,8 @@ static size_t extras_size(const sb_store_extras *x) {
   size_t n = x->nevents * sizeof(sb_store_event);
   if (x->run)
     n += len0(x->run->id) + len0(x->run->workflow) +
-         len0(x->run->context_id) + len0(x->run->status) + len0(x->run->doc);
+         len0(x->run->context_id) + len0(x->run->status) + len0(x->run->doc) +
+         len0(x->run->def);
   for (size_t i = 0; i < x->nevents; i++)
     n += len0(x->events[i].type) + len0(x->events[i].run_id) +
          len0(x->events[i].data);
@@ -179,6 +180,7 @@ static void extras_put(st_req *r, char *at, const sb_store_extras *x) {
     r->run.context_id = put(&at, x->run->context_id);
     r->run.status = put(&at, x->run->status);
     r->run.doc = put(&at, x->run->doc);
+    r->run.def = put(&at, x->run->def);
     r->run.expected_rev = x->run->expected_rev;
   }
 }
@@ -407,6 +409,7 @@ void sb_store_runs_clear(sb_store_runs *r) {
     sb_free(x->context_id);
     sb_free(x->status);
     sb_free(x->doc);
+    sb_free(x->def);
   }
   sb_free(r->items);
   r->items = NULL;

@@ -124,6 +124,8 @@ typedef struct sb_store_run {
   const char *context_id; /* may be NULL */
   const char *status;     /* running, waiting, completed, failed, cancelled */
   const char *doc;        /* the run's state, JSON text */
+  const char *def;        /* the definition it follows (JSON text): kept
+                             from the run's first write, ignored after */
   int64_t expected_rev;
 } sb_store_run;
 
@@ -162,6 +164,7 @@ typedef struct sb_store_run_record {
   int64_t updated_ms;
   int64_t seq; /* the tenant's seq of the last event written with the
                   run's last write (0: none) */
+  char *def;   /* its definition ("" for runs written before there was one) */
 } sb_store_run_record;
 
 typedef struct sb_store_runs {
