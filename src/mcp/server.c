@@ -142,14 +142,26 @@ typedef struct mcp_batch {
 static void call_free(sb_mcp_call *c);
 static void batch_maybe_finish(mcp_batch *b);
 
+/* A member's final message is its response and goes into the array, even
+ * an error that could not name a request (a member that is not a valid
+ * request: `[1]`, `[{}]`): JSON-RPC 2.0 answers a batch with one array, and
+ * there such an error carries "id": null. Only non-final messages
+ * (progress, logs) pass straight through. */
 static int batch_write(sb_mcp_out *out, json_t *msg, int final) {
   mcp_batch *b = out->data;
-  if (!final || !json_object_get(msg, "id")) {
+  if (!final) {
     sb_mcp_out *parent = b->holder->out;
     return parent ? parent->write(parent, msg, 0) : SB_ECANCELED;
   }
-  json_array_append(b->responses, msg);
-  return 0;
+  if (json_object_get(msg, "id"))
+    return json_array_append(b->responses, msg) ? SB_ENOMEM : 0;
+  json_t *copy = json_copy(msg); /* shallow: msg itself stays as it is */
+  if (!copy) return SB_ENOMEM;
+  if (json_object_set_new(copy, "id", json_null()) != 0) {
+    json_decref(copy);
+    return SB_ENOMEM;
+  }
+  return json_array_append_new(b->responses, copy) ? SB_ENOMEM : 0;
 }
 
 static void batch_maybe_finish(mcp_batch *b) {

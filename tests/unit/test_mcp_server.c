@@ -531,6 +531,32 @@ static void test_batches(void **state) {
   assert_int_equal(error_code(json_array_get(r, 1)), SB_RPC_METHOD_NOT_FOUND);
   r = send_on(f, old, "[]");
   assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  /* Members that are not requests at all: still one array, written once
+   * as the final message, each error with "id": null (JSON-RPC 2.0). */
+  static const char *const invalid[] = {"[1]", "[{}]", "[[]]", "[1,{},[]]"};
+  f->cap.finals = 0;
+  for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+    r = send_on(f, old, invalid[i]);
+    assert_int_equal(json_array_size(f->cap.msgs), 1);
+    assert_int_equal(f->cap.finals, 1);
+    f->cap.finals = 0;
+    assert_true(json_is_array(r));
+    assert_int_equal(json_array_size(r), i == 3 ? 3 : 1);
+    for (size_t k = 0; k < json_array_size(r); k++) {
+      json_t *e = json_array_get(r, k);
+      assert_int_equal(error_code(e), SB_RPC_INVALID_REQUEST);
+      assert_true(json_is_null(json_object_get(e, "id")));
+    }
+  }
+  /* A valid request beside an invalid member keeps its own id. */
+  r = send_on(f, old, "[1,{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
+                      "\"ping\"}]");
+  assert_int_equal(json_array_size(r), 2);
+  assert_true(json_is_null(json_object_get(json_array_get(r, 0), "id")));
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 1),
+                                                      "id")),
+                   5);
+  f->cap.finals = 0;
   sb_mcp_session_free(old);
 
   sb_mcp_session *s = legacy_session(f, "2025-11-25");
