@@ -150,6 +150,27 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.deepEqual(head.json, v3, 'none of them changed the context');
   });
 
+  it('If-Match: a weak tag is 412; an overflowing or malformed version is 400 naming the header', async () => {
+    const patch = (ifMatch) => a.call('PATCH', `/v1/contexts/${id}`,
+      { body: { data: { conversation: { intent: 'should not stick' } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': ifMatch } });
+    // RFC 9110 13.1.1: If-Match uses the strong comparison, so W/"3"
+    // matches nothing, not even the current version.
+    for (const tag of ['W/"3"', 'W/"1"']) {
+      const weak = await patch(tag);
+      assert.equal(weak.status, 412, `${tag}: ${weak.text}`);
+      assert.equal(weak.json.error.code, 'precondition_failed');
+      assert.match(weak.json.error.message, /If-Match/);
+    }
+    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"0"', '"-1"', '"3', '"3x"', 'abc']) {
+      const bad = await patch(tag);
+      assert.equal(bad.status, 400, `${tag}: ${bad.text}`);
+      assert.equal(bad.json.error.code, 'bad_request');
+      assert.match(bad.json.error.message, /If-Match/);
+    }
+    const head = await a.get(id);
+    assert.deepEqual(head.json, v3, 'none of them changed the context');
+  });
+
   it('a patch that makes the context invalid is 422 naming the field; nothing changes', async () => {
     const r = await a.merge(id, 3, { data: { conversation: { sentiment: 'angry', intent: 'should not stick' } } });
     assert.equal(r.status, 422, r.text);
