@@ -87,15 +87,13 @@ static void respond_context(sb_http_request *req, int status, json_t *doc,
 }
 
 json_t *app_rest_body(sb_http_request *req, const char *what) {
-  size_t len = 0;
-  const char *body = sb_http_request_body(req, &len);
-  json_error_t jerr;
-  json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!v) {
-    char msg[300];
-    snprintf(msg, sizeof msg, "%s: invalid JSON at line %d column %d: %s",
-             what, jerr.line, jerr.column, jerr.text);
+  json_t *v = NULL;
+  sb_error err = {0};
+  if (sb_http_request_json(req, &v, &err) != 0) {
+    char msg[sizeof err.msg + 64];
+    snprintf(msg, sizeof msg, "%s: %s", what, err.msg);
     respond_error(req, 400, "bad_json", msg, 0);
+    return NULL;
   }
   return v;
 }

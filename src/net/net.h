@@ -92,6 +92,13 @@ const char *sb_http_request_path(const sb_http_request *req);
 const char *sb_http_request_query(sb_http_request *req, const char *key);
 const char *sb_http_request_header(sb_http_request *req, const char *name);
 const char *sb_http_request_body(const sb_http_request *req, size_t *len);
+/* The body parsed as JSON (an object or array; new reference in *out) by
+ * the parser /mcp uses, under the same limits (max_message_bytes,
+ * max_json_depth): one body parser for every surface. Returns 0, or
+ * SB_EINVAL with err naming what is wrong (invalid JSON with its line and
+ * column, or the limit passed). */
+int sb_http_request_json(const sb_http_request *req, json_t **out,
+                         sb_error *err);
 /* The caller's tenant, from its bearer token (the authenticate option). */
 const char *sb_http_request_tenant(const sb_http_request *req);
 

@@ -83,6 +83,27 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.equal((await a.get(id)).json.version, 1, 'a malformed patch changes nothing');
   });
 
+  it('bodies nested past limits.max_json_depth are 400, as on /mcp (one parser for every surface)', async () => {
+    const nest = (n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    // Default limit: 64 levels. The document itself is the first level.
+    const deep = await a.call('POST', '/v1/contexts', { body: `{"data":{"workflow":{"variables":${nest(100)}}}}` });
+    assert.equal(deep.status, 400, deep.text.slice(0, 300));
+    assert.equal(deep.json.error.code, 'bad_json');
+    assert.match(deep.json.error.message, /deeper than the limit of 64/);
+    assert.match(deep.json.error.message, /max_json_depth/);
+    const deepPatch = await a.call('PATCH', `/v1/contexts/${id}`,
+      { body: `{"data":{"workflow":{"variables":${nest(2034)}}}}`, contentType: 'application/merge-patch+json', headers: { 'If-Match': '"1"' } });
+    assert.equal(deepPatch.status, 400, deepPatch.text.slice(0, 300));
+    assert.match(deepPatch.json.error.message, /deeper than the limit/);
+    const deepCall = await a.call('POST', '/v1/agents/call', { body: `{"tool":"x","arguments":${nest(100)}}` });
+    assert.equal(deepCall.status, 400, deepCall.text.slice(0, 300));
+    assert.match(deepCall.json.error.message, /deeper than the limit/);
+    // Within the limit it is an ordinary context.
+    const ok = await a.call('POST', '/v1/contexts', { body: `{"data":{"workflow":{"variables":${nest(20)}}}}` });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal((await a.get(id)).json.version, 1, 'the deep patch changed nothing');
+  });
+
   it('GET returns the document with its ETag; If-None-Match answers 304', async () => {
     const r = await a.get(id);
     assert.equal(r.status, 200, r.text);
