@@ -133,6 +133,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .connection_memory_bytes = cfg->connection_memory_bytes,
         .connection_timeout_s = cfg->connection_timeout_s,
         .session_idle_timeout_s = cfg->session_idle_timeout_s,
+        .max_sessions = cfg->max_sessions,
+        .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
         .authenticate = authenticate,
         .auth_ud = (void *)cfg};

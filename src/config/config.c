@@ -52,6 +52,8 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
+  cfg->max_sessions = 10000;
+  cfg->max_sessions_per_tenant = 1000;
   cfg->cache_ttl_ms = 60000;
   cfg->store_path = default_store_path;
   cfg->store_max_pending = 4096;
@@ -377,6 +379,8 @@ static const key_spec limits_keys[] = {
 static const key_spec sessions_keys[] = {
     NUM("idle_timeout_s", KEY_INT, session_idle_timeout_s, 1, 604800),
     NUM("replay_events", KEY_INT, replay_events, 0, 100000),
+    NUM("max", KEY_INT, max_sessions, 1, 1000000),
+    NUM("max_per_tenant", KEY_INT, max_sessions_per_tenant, 1, 1000000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

@@ -30,6 +30,9 @@
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
  *     replay_events: 256            # SSE events kept for Last-Event-ID;
  *                                   # 0..100000 (0 = no resumption)
+ *     max: 10000                    # legacy sessions open at once; past
+ *                                   # it initialize is a 503; 1..1000000
+ *     max_per_tenant: 1000          # the same per tenant; 1..1000000
  *   cache:
  *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
  *
@@ -62,6 +65,8 @@ typedef struct sb_config {
   /* sessions */
   int session_idle_timeout_s;
   int replay_events;
+  int max_sessions;            /* legacy HTTP sessions open at once */
+  int max_sessions_per_tenant; /* ...and per tenant */
   /* cache */
   long cache_ttl_ms;
   /* store */

@@ -45,7 +45,7 @@ struct sb_mcp_session {
   int initialized;     /* initialize answered */
   char version[16];    /* negotiated legacy version */
   json_t *client_caps; /* from initialize */
-  json_t *client_info;
+  json_t *client_info; /* {name, version} only, copied */
   int log_level;       /* logging/setLevel, MCP_LOG_NONE until set */
   json_t *subscriptions; /* object used as a set of resource URIs */
   sb_mcp_out *notify_out;

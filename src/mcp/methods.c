@@ -84,6 +84,61 @@ static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
 }
 
+/* What a session keeps of initialize is bounded: a client that sends a
+ * megabyte of clientInfo or capabilities is refused, and of clientInfo
+ * only name and version are kept (copied, so the request can go). */
+#define INIT_CLIENT_INFO_MAX_BYTES 4096
+#define INIT_CLIENT_FIELD_MAX_BYTES 256
+#define INIT_CAPABILITIES_MAX_BYTES 16384
+
+/* 1 if v serialises to more than max bytes. */
+static int json_larger_than(json_t *v, size_t max) {
+  return v && json_dumpb(v, NULL, 0, JSON_COMPACT) > max;
+}
+
+/* A too large initialize param: -32602 naming it and the limit. */
+static int init_param_too_large(sb_mcp_call *c, const char *param,
+                                size_t max) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "params.%s: larger than the limit of %zu bytes",
+           param, max);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{sssI}", "param", param, "limit",
+                             (json_int_t)max));
+  return 1;
+}
+
+/* Check clientInfo and capabilities against their limits; answers and
+ * returns 1 if one is over. */
+static int init_params_too_large(sb_mcp_call *c, json_t *info, json_t *caps) {
+  if (json_larger_than(caps, INIT_CAPABILITIES_MAX_BYTES))
+    return init_param_too_large(c, "capabilities",
+                                INIT_CAPABILITIES_MAX_BYTES);
+  if (json_larger_than(info, INIT_CLIENT_INFO_MAX_BYTES))
+    return init_param_too_large(c, "clientInfo", INIT_CLIENT_INFO_MAX_BYTES);
+  static const char *const fields[] = {"name", "version"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *v = json_string_value(json_object_get(info, fields[i]));
+    if (v && strlen(v) > INIT_CLIENT_FIELD_MAX_BYTES)
+      return init_param_too_large(c, i ? "clientInfo.version"
+                                       : "clientInfo.name",
+                                  INIT_CLIENT_FIELD_MAX_BYTES);
+  }
+  return 0;
+}
+
+/* {name, version} of clientInfo: what the session keeps (new reference). */
+static json_t *client_info_kept(json_t *info) {
+  json_t *kept = json_object();
+  static const char *const fields[] = {"name", "version"};
+  for (size_t i = 0; kept && i < 2; i++) {
+    json_t *v = json_object_get(info, fields[i]);
+    if (json_is_string(v))
+      json_object_set_new(kept, fields[i], json_string(json_string_value(v)));
+  }
+  return kept;
+}
+
 static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_session *s = c->session;
   json_t *p = c->params;
@@ -118,6 +173,7 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "clientInfo"));
     return;
   }
+  if (init_params_too_large(c, info, caps)) return;
   /* Legacy negotiation: echo a supported legacy version, else offer our
    * latest legacy one and let the client decide. */
   const char *v = sb_mcp_version_supported(requested) &&
@@ -125,8 +181,9 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
                       ? requested
                       : "2025-11-25";
   snprintf(s->version, sizeof s->version, "%s", v);
-  s->client_caps = caps ? json_incref(caps) : json_object();
-  s->client_info = info ? json_incref(info) : NULL;
+  /* Copies: nothing of the request's own tree stays with the session. */
+  s->client_caps = caps ? json_deep_copy(caps) : json_object();
+  s->client_info = client_info_kept(info);
   sb_free(s->tenant);
   s->tenant = sb_strdup(sb_mcp_call_tenant(c));
   s->initialized = 1;

@@ -744,6 +744,26 @@ static http_session *session_of_caller(http_req *r, const char *sid) {
   return hs;
 }
 
+/* An initialize past the session caps: 503 naming the limit. */
+static int session_admitted(http_req *r) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  http_session_admit a = http_session_may_open(r->srv, r->out.tenant);
+  if (a == HTTP_SESSION_ADMITTED) return 1;
+  char text[256];
+  snprintf(text, sizeof text,
+           "too many sessions: %s limit of %d (%s) is reached; end one with "
+           "DELETE or let one expire, or use protocol version "
+           SB_MCP_MODERN_VERSION " (stateless)",
+           a == HTTP_SESSION_FULL ? "the server's" : "this tenant's",
+           a == HTTP_SESSION_FULL ? cfg->max_sessions
+                                  : cfg->max_sessions_per_tenant,
+           a == HTTP_SESSION_FULL ? "sessions.max" : "sessions.max_per_tenant");
+  SB_WARN(MOD, "initialize refused: %s", text);
+  respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg_id(r->msg),
+                SB_RPC_SERVER_BUSY, text, NULL);
+  return 0;
+}
+
 static void do_post(http_req *r) {
   sb_http_server *s = r->srv;
   json_t *msg = r->msg;
@@ -782,13 +802,13 @@ static void do_post(http_req *r) {
   }
   if (era == SB_MCP_ERA_LEGACY) { /* initialize: a new session */
     if (!legacy_version_ok(r, pv)) return;
-    http_session *hs = http_session_new(s, r->mcp);
+    if (!session_admitted(r)) return;
+    http_session *hs = http_session_new(s, r->mcp, r->out.tenant);
     if (!hs) {
       respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, msg_id(msg),
                     SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
       return;
     }
-    hs->tenant = r->out.tenant;
     r->new_session = hs;
     dispatch(r, NULL, hs->mcp);
     return;

@@ -116,6 +116,19 @@ struct http_session {
   const char *tenant; /* the tenant that initialized it (config-owned) */
 };
 
+/* Legacy sessions held by one tenant (http_session.c). */
+typedef struct http_tenant_sessions {
+  char *tenant;
+  size_t sessions;
+} http_tenant_sessions;
+
+/* Whether another legacy session may open. */
+typedef enum http_session_admit {
+  HTTP_SESSION_ADMITTED = 0,
+  HTTP_SESSION_FULL,        /* limits: max_sessions reached */
+  HTTP_SESSION_TENANT_FULL, /* the tenant's max_sessions_per_tenant */
+} http_session_admit;
+
 typedef struct http_route {
   char *prefix;
   sb_http_handler fn;
@@ -146,6 +159,9 @@ struct sb_http_server {
   /* session table */
   http_session **buckets;
   size_t nbuckets, nsessions;
+  size_t sessions_live; /* every session, in the table or still opening */
+  http_tenant_sessions *tenant_sessions; /* per-tenant counts */
+  size_t tenant_sessions_len;
   /* REST routes (http_route.c) */
   http_route *routes;
   size_t routes_len;
@@ -210,8 +226,13 @@ void http_routes_free(sb_http_server *s);
 int http_sessions_init(sb_http_server *s);
 /* Destroy every session (server stop). */
 void http_sessions_free_all(sb_http_server *s);
-/* A new session, not yet in the table. */
-http_session *http_session_new(sb_http_server *s, sb_mcp_server *server);
+/* May `tenant` open another session (the caps of the options)? */
+http_session_admit http_session_may_open(sb_http_server *s,
+                                         const char *tenant);
+/* A new session of `tenant` (borrowed: must outlive the session), not yet
+ * in the table; counted against the caps from now on. */
+http_session *http_session_new(sb_http_server *s, sb_mcp_server *server,
+                               const char *tenant);
 void http_session_insert(http_session *hs);
 http_session *http_session_find(sb_http_server *s, const char *id);
 /* Remove from the table (if in it), end its requests, free it. */

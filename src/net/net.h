@@ -43,6 +43,10 @@ typedef struct sb_http_server_options {
   size_t connection_memory_bytes; /* MHD's per-connection pool */
   int connection_timeout_s;       /* idle connections are closed */
   int session_idle_timeout_s;     /* legacy sessions expire */
+  /* Legacy sessions open at once, in all and per tenant; an initialize
+   * past either is refused with 503 naming the limit. 0 = no cap. */
+  int max_sessions;
+  int max_sessions_per_tenant;
   int replay_events;              /* SSE events kept for Last-Event-ID */
   /* The caller's tenant for its bearer token (NULL when it sent none), or
    * NULL to refuse it with 401. NULL callback: every caller is "default". */

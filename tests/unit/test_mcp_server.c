@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mcp/mcp.h"
@@ -235,6 +236,40 @@ static void test_legacy_initialize_bad_params(void **state) {
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_non_null(strstr(error_message(r), "protocolVersion"));
   assert_false(sb_mcp_session_initialized(s));
+  /* What a session would keep is bounded: a huge clientInfo (or one long
+   * field, or huge capabilities) is refused, naming the param and limit. */
+  static const char *const fields[] = {"clientInfo", "clientInfo.name",
+                                       "capabilities"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = i == 0 ? 3 * 1024 * 1024 : i == 1 ? 300 : 20000;
+    char *pad = malloc(n + 1);
+    memset(pad, 'x', n);
+    pad[n] = '\0';
+    json_t *msg = json_pack(
+        "{sssiss s{ss so so}}", "jsonrpc", "2.0", "id", 2, "method",
+        "initialize", "params", "protocolVersion", "2025-11-25",
+        "capabilities",
+        i == 2 ? json_pack("{s{ss}}", "experimental", "pad", pad)
+               : json_object(),
+        "clientInfo",
+        i == 0   ? json_pack("{ssssss}", "name", "t", "version", "1", "blob",
+                             pad)
+        : i == 1 ? json_pack("{ssss}", "name", pad, "version", "1")
+                 : json_pack("{ssss}", "name", "t", "version", "1"));
+    free(pad);
+    capture_clear(&f->cap);
+    sb_mcp_server_dispatch(f->srv, s, &f->cap.out, msg);
+    json_decref(msg);
+    r = json_array_get(f->cap.msgs, 0);
+    assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(r, "error"),
+                                            "data"),
+                            "param")),
+                        fields[i]);
+    assert_non_null(strstr(error_message(r), "limit"));
+    assert_false(sb_mcp_session_initialized(s));
+  }
   sb_mcp_session_free(s);
 }
 
