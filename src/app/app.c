@@ -23,7 +23,10 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
   sb_mcp_limits l = {.max_message_bytes = cfg->max_message_bytes,
                      .max_json_depth = cfg->max_json_depth,
                      .page_size = cfg->page_size,
-                     .cache_ttl_ms = cfg->cache_ttl_ms};
+                     .cache_ttl_ms = cfg->cache_ttl_ms,
+                     .max_listen_uris = cfg->max_listen_uris,
+                     .max_listen_streams_per_tenant =
+                         cfg->max_listen_streams_per_tenant};
   return l;
 }
 

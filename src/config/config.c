@@ -50,6 +50,8 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->connection_timeout_s = 300;
   cfg->page_size = 50;
   cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
+  cfg->max_listen_uris = 1000;
+  cfg->max_listen_streams_per_tenant = 100;
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
   cfg->max_sessions = 10000;
@@ -373,6 +375,9 @@ static const key_spec limits_keys[] = {
     NUM("page_size", KEY_INT, page_size, 1, 1000),
     /* The low end leaves room for a cut name and its hash (gateway/names.c). */
     NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),
+    NUM("max_listen_uris", KEY_INT, max_listen_uris, 1, 100000),
+    NUM("max_listen_streams_per_tenant", KEY_INT, max_listen_streams_per_tenant,
+        1, 100000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

@@ -26,6 +26,10 @@
  *     page_size: 50                 # items per list page; 1..1000
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
+ *     max_listen_uris: 1000         # resourceSubscriptions in one
+ *                                   # subscriptions/listen; 1..100000
+ *     max_listen_streams_per_tenant: 100  # listen streams open at once
+ *                                   # per tenant; 1..100000
  *   sessions:
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
  *     replay_events: 256            # SSE events kept for Last-Event-ID;
@@ -62,6 +66,8 @@ typedef struct sb_config {
   int connection_timeout_s;
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
+  int max_listen_uris;               /* URIs in one subscriptions/listen */
+  int max_listen_streams_per_tenant; /* listen streams open per tenant */
   /* sessions */
   int session_idle_timeout_s;
   int replay_events;

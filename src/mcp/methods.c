@@ -257,6 +257,69 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   reply_empty(c);
 }
 
+/* ---- listen caps ---------------------------------------------------------
+ * Each open listen stream holds its filter and the providers'
+ * subscriptions: the filter's URIs are capped (max_listen_uris) and so are
+ * a tenant's open streams (max_listen_streams_per_tenant). */
+
+static size_t *listen_count(sb_mcp_server *srv, const char *tenant, int add) {
+  for (size_t i = 0; i < srv->listens_len; i++)
+    if (strcmp(srv->listens[i].tenant, tenant) == 0)
+      return &srv->listens[i].streams;
+  if (!add) return NULL;
+  char *copy = sb_strdup(tenant);
+  mcp_tenant_listens *t =
+      copy ? sb_realloc(srv->listens, (srv->listens_len + 1) * sizeof *t)
+           : NULL;
+  if (!t) {
+    sb_free(copy);
+    return NULL;
+  }
+  srv->listens = t;
+  t[srv->listens_len] = (mcp_tenant_listens){copy, 0};
+  return &t[srv->listens_len++].streams;
+}
+
+/* Count c against its tenant's streams; answers and returns -1 if the
+ * tenant has its fill. */
+static int listen_admit(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *tenant = sb_mcp_call_tenant(c);
+  size_t *n = listen_count(srv, tenant ? tenant : "", 1);
+  int max = srv->limits.max_listen_streams_per_tenant;
+  if (n && *n >= (size_t)max) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "too many open subscriptions/listen streams: this tenant's "
+             "limit of %d (limits.max_listen_streams_per_tenant) is reached; "
+             "close one first",
+             max);
+    sb_mcp_call_fail(c, SB_RPC_SERVER_BUSY, msg,
+                     json_pack("{sI}", "limit", (json_int_t)max));
+    return -1;
+  }
+  if (!n || !(c->listen_tenant = sb_strdup(tenant ? tenant : ""))) {
+    sb_mcp_call_fail(c, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return -1;
+  }
+  (*n)++;
+  return 0;
+}
+
+void mcp_listen_release(sb_mcp_call *c) {
+  if (!c->listen_tenant) return;
+  size_t *n = listen_count(c->srv, c->listen_tenant, 0);
+  if (n && *n) (*n)--;
+  sb_free(c->listen_tenant);
+  c->listen_tenant = NULL;
+}
+
+void mcp_listen_counts_free(sb_mcp_server *srv) {
+  for (size_t i = 0; i < srv->listens_len; i++) sb_free(srv->listens[i].tenant);
+  sb_free(srv->listens);
+  srv->listens = NULL;
+  srv->listens_len = 0;
+}
+
 /* notifications/subscriptions/acknowledged, the first message of a listen
  * stream; from then on the stream gets what its filter asks for. */
 static void listen_acknowledge(sb_mcp_call *c) {
@@ -304,7 +367,25 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                        NULL);
       return;
     }
+    int max = srv->limits.max_listen_uris;
+    if (json_array_size(uris) > (size_t)max) {
+      json_decref(agreed);
+      char msg[200];
+      snprintf(msg, sizeof msg,
+               "params.notifications.resourceSubscriptions: %zu URIs exceed "
+               "the limit of %d per stream (limits.max_listen_uris)",
+               json_array_size(uris), max);
+      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                       json_pack("{sssI}", "param",
+                                 "notifications.resourceSubscriptions",
+                                 "limit", (json_int_t)max));
+      return;
+    }
     json_object_set(agreed, "resourceSubscriptions", uris);
+  }
+  if (listen_admit(srv, c) != 0) {
+    json_decref(agreed);
+    return;
   }
   c->listen_filter = agreed;
   /* Acknowledged once the providers have the subscriptions in effect. The

@@ -5,11 +5,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { DEADLINE_MS, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, withDeadline } from './lib/harness.mjs';
 import { TENANTS, startTenantServer, stopClean } from './lib/contexts_common.mjs';
 
 const MAX_SESSIONS = 5;
 const MAX_PER_TENANT = 3;
+const MAX_LISTEN_URIS = 10;
+const MAX_LISTEN_STREAMS = 2;
+const META = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
 
 describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, () => {
   let server;
@@ -53,6 +59,9 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
         'sessions:',
         `  max: ${MAX_SESSIONS}`,
         `  max_per_tenant: ${MAX_PER_TENANT}`,
+        'limits:',
+        `  max_listen_uris: ${MAX_LISTEN_URIS}`,
+        `  max_listen_streams_per_tenant: ${MAX_LISTEN_STREAMS}`,
       ].join('\n'),
     });
     url = server.url;
@@ -112,5 +121,70 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
       sids.push(ok.headers.get('mcp-session-id'));
     }
     for (const sid of sids) assert.equal(await del(TENANTS.a.token, sid), 204);
+  });
+
+  const listenHeaders = { 'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'subscriptions/listen' };
+  const listenMsg = (id, uris) => ({
+    jsonrpc: '2.0', id, method: 'subscriptions/listen',
+    params: { notifications: { resourceSubscriptions: uris }, _meta: META },
+  });
+
+  /** Open a listen stream; resolves once it is acknowledged (or answered). */
+  async function openListen(token, id) {
+    const ac = new AbortController();
+    const res = await withDeadline(fetch(url, {
+      method: 'POST', signal: ac.signal,
+      headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${token}`, ...listenHeaders },
+      body: JSON.stringify(listenMsg(id, ['switchboard://notes/a'])),
+    }), DEADLINE_MS, 'listen POST');
+    if (!/text\/event-stream/.test(res.headers.get('content-type') || '')) {
+      return { status: res.status, json: JSON.parse(await res.text()) };
+    }
+    const reader = res.body.getReader();
+    let seen = '';
+    while (!seen.includes('notifications/subscriptions/acknowledged')) {
+      const { value, done } = await withDeadline(reader.read(), DEADLINE_MS, 'listen acknowledgement');
+      assert.ok(!done, `stream ended before its acknowledgement: ${seen}`);
+      seen += Buffer.from(value).toString('utf8');
+    }
+    return { status: res.status, close: () => { ac.abort(); return reader.cancel().catch(() => {}); } };
+  }
+
+  it('subscriptions/listen: a filter over max_listen_uris is -32602 naming the limit', async () => {
+    const uris = Array.from({ length: 60000 }, (_, i) => `switchboard://notes/n${i}`);
+    const r = await post(TENANTS.a.token, listenMsg(40, uris), listenHeaders);
+    assert.equal(r.json?.error?.code, -32602, r.text.slice(0, 300));
+    assert.match(r.json.error.message, /max_listen_uris/);
+    assert.match(r.json.error.message, /60000 URIs/);
+    const ok = await openListen(TENANTS.a.token, 41);
+    assert.ok(ok.close, JSON.stringify(ok.json));
+    await ok.close();
+  });
+
+  it('subscriptions/listen: a tenant holds at most max_listen_streams_per_tenant streams', async () => {
+    const open = [];
+    for (let i = 0; i < MAX_LISTEN_STREAMS; i++) {
+      const s = await openListen(TENANTS.a.token, 50 + i);
+      assert.ok(s.close, JSON.stringify(s.json));
+      open.push(s);
+    }
+    const over = await openListen(TENANTS.a.token, 59);
+    assert.equal(over.json?.error?.code, -32050, JSON.stringify(over.json));
+    assert.match(over.json.error.message, /max_listen_streams_per_tenant/);
+    // Another tenant is not affected.
+    const b = await openListen(TENANTS.b.token, 60);
+    assert.ok(b.close, JSON.stringify(b.json));
+    await b.close();
+    // Closing a stream frees its place once the server has noticed.
+    await open.shift().close();
+    await withDeadline((async () => {
+      for (;;) {
+        const s = await openListen(TENANTS.a.token, 61);
+        if (s.close) { open.push(s); return; }
+        assert.equal(s.json?.error?.code, -32050, JSON.stringify(s.json));
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'a place freed by the closed stream');
+    for (const s of open) await s.close();
   });
 });

@@ -552,6 +552,61 @@ static void test_prompts_and_completion(void **state) {
   assert_string_equal(json_string_value(json_array_get(values, 0)), "Alice");
 }
 
+/* subscriptions/listen: the filter's URIs and a tenant's open streams are
+ * capped; a closed stream frees its place. */
+static void test_listen_caps(void **state) {
+  fixture *f = *state;
+  f->cfg.max_listen_uris = 3;
+  f->cfg.max_listen_streams_per_tenant = 2;
+  sb_mcp_server_free(f->srv);
+  sb_mcp_server_options opts = {.limits = f->cfg, .loop = &f->loop};
+  f->srv = sb_mcp_server_new(&opts);
+  static const char *const four =
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"subscriptions/listen\","
+      "\"params\":{\"notifications\":{\"resourceSubscriptions\":[\"a:1\","
+      "\"a:2\",\"a:3\",\"a:4\"]}," MODERN_META "}}";
+  json_t *r = send_msg(f, four);
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "max_listen_uris"));
+  assert_non_null(strstr(error_message(r), "4 URIs"));
+
+  /* Two streams of tenant t1 stay open; a third is refused, t2's is not. */
+  capture streams[4];
+  const char *tenants[4] = {"t1", "t1", "t1", "t2"};
+  json_t *msg = json_loads(
+      "{\"jsonrpc\":\"2.0\",\"id\":\"L\",\"method\":\"subscriptions/"
+      "listen\",\"params\":{\"notifications\":{\"resourceSubscriptions\":"
+      "[\"a:1\",\"a:2\",\"a:3\"]}," MODERN_META "}}",
+      0, NULL);
+  for (int i = 0; i < 4; i++) {
+    capture_init(&streams[i]);
+    streams[i].out.tenant = tenants[i];
+    sb_mcp_server_dispatch(f->srv, NULL, &streams[i].out, msg);
+    json_t *first = json_array_get(streams[i].msgs, 0);
+    if (i == 2) {
+      assert_int_equal(error_code(first), SB_RPC_SERVER_BUSY);
+      assert_non_null(strstr(error_message(first),
+                             "max_listen_streams_per_tenant"));
+    } else {
+      assert_string_equal(
+          json_string_value(json_object_get(first, "method")),
+          "notifications/subscriptions/acknowledged");
+    }
+  }
+  /* Closing one (the client goes away) lets the next one in. */
+  sb_mcp_out_detach(&streams[0].out);
+  capture_clear(&streams[2]);
+  sb_mcp_server_dispatch(f->srv, NULL, &streams[2].out, msg);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(streams[2].msgs, 0), "method")),
+                      "notifications/subscriptions/acknowledged");
+  json_decref(msg);
+  for (int i = 0; i < 4; i++) {
+    sb_mcp_out_detach(&streams[i].out);
+    json_decref(streams[i].msgs);
+  }
+}
+
 /* ---- batches ------------------------------------------------------------- */
 
 static void test_batches(void **state) {
@@ -668,6 +723,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_listen_caps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_async_batch, setup, teardown),
       cmocka_unit_test(test_http_headers),
