@@ -9,16 +9,7 @@
  * it goes out as application/json; if something else comes first and the
  * client accepts text/event-stream, the response becomes an SSE stream and
  * the final message ends it. While a request waits, its MHD connection is
- * suspended; MHD does not notice a client that goes away from a suspended
- * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
- * The watch costs four epoll_ctl calls (start, stop, and its handle's
- * close), more than a fast tool call itself, so a request waiting for its
- * answer gets it only once it has waited HTTP_WATCH_DELAY_MS: such
- * requests queue in suspension order and one server timer starts the
- * watches that fall due. A client that left earlier is noticed then
- * (EPOLLRDHUP is level-triggered), or sooner when its answer is written.
- * An SSE stream parked between events is watched at once, as MHD does not
- * notice a peer that left a stream it keeps writing to.
+ * suspended and watched for its client leaving (http_watch.c).
  * A disconnect detaches the out (which cancels the call), except for a
  * legacy session POST whose response is already an SSE stream: under
  * 2025-11-25 a dropped stream is not a cancellation, so its http_stream
@@ -135,118 +126,6 @@ static unsigned status_for(http_req *r, json_t *msg) {
   if (code == SB_RPC_PARSE_ERROR || code == SB_RPC_INVALID_REQUEST)
     return MHD_HTTP_BAD_REQUEST;
   return MHD_HTTP_OK;
-}
-
-/* ---- suspend / resume / disconnect watch ------------------------------ */
-
-static void on_peer_gone(http_req *r);
-
-static void on_watch(uv_poll_t *h, int status, int events) {
-  http_req *r = h->data;
-  /* Only EPOLLRDHUP/HUP/ERR were asked for; confirm before giving up on a
-   * connection, and keep watching if the peer is in fact still there. */
-  if (status == 0 && !(events & UV_DISCONNECT) && !http_req_peer_closed(r))
-    return;
-  uv_poll_stop(h);
-  r->watching = 0;
-  on_peer_gone(r);
-}
-
-static void watch_start(http_req *r) {
-  if (!r->watch_inited) {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci || uv_poll_init_socket(r->srv->loop, &r->watch, ci->connect_fd))
-      return; /* no watch: a disconnect is noticed at the next write */
-    r->watch.data = r;
-    r->watch_inited = 1;
-  }
-  if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
-}
-
-/* ---- the watch queue: suspended requests whose watch is not due yet ---- */
-
-static void due_unlink(http_req *r) {
-  if (!r->watch_due) return;
-  sb_http_server *s = r->srv;
-  if (r->due_prev)
-    r->due_prev->due_next = r->due_next;
-  else
-    s->due_head = r->due_next;
-  if (r->due_next)
-    r->due_next->due_prev = r->due_prev;
-  else
-    s->due_tail = r->due_prev;
-  r->due_prev = r->due_next = NULL;
-  r->watch_due = 0;
-}
-
-/* Queue r (just suspended) for its watch; the loop's clock only grows, so
- * appending keeps the queue in due order. */
-static void due_push(http_req *r) {
-  sb_http_server *s = r->srv;
-  r->suspended_ms = uv_now(s->loop);
-  r->watch_due = 1;
-  r->due_next = NULL;
-  r->due_prev = s->due_tail;
-  if (s->due_tail)
-    s->due_tail->due_next = r;
-  else
-    s->due_head = r;
-  s->due_tail = r;
-  if (!uv_is_active((uv_handle_t *)&s->watch_timer))
-    uv_timer_start(&s->watch_timer, http_watch_due, HTTP_WATCH_DELAY_MS, 0);
-}
-
-void http_watch_due(uv_timer_t *t) {
-  sb_http_server *s = t->data;
-  uint64_t now = uv_now(s->loop);
-  while (s->due_head && now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
-    http_req *r = s->due_head;
-    due_unlink(r);
-    watch_start(r);
-  }
-  if (s->due_head && !s->stopping)
-    uv_timer_start(&s->watch_timer, http_watch_due,
-                   s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
-}
-
-/* Suspend r's connection. A request waiting for its answer gets its watch
- * late (due_push); an SSE stream between two events gets it at once: MHD
- * itself does not notice a peer that left a stream it keeps writing to. */
-static void req_suspend(http_req *r, int watch_now) {
-  if (r->suspended) return;
-  MHD_suspend_connection(r->conn);
-  r->suspended = 1;
-  if (watch_now || r->srv->stopping)
-    watch_start(r);
-  else
-    due_push(r);
-}
-
-/* A request that waits for its answer (a deferred REST route). */
-void http_req_suspend(http_req *r) { req_suspend(r, 0); }
-
-void http_req_resume(http_req *r) {
-  if (!r->suspended) return;
-  due_unlink(r);
-  if (r->watching) {
-    uv_poll_stop(&r->watch);
-    r->watching = 0;
-  }
-  r->suspended = 0;
-  MHD_resume_connection(r->conn);
-  http_kick(r->srv);
-}
-
-int http_req_peer_closed(http_req *r) {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (!ci) return 1;
-  char c;
-  ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return 1;
-  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 /* Cancel whatever still writes to r's output. */
@@ -394,7 +273,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
   /* Nothing to send: park the connection until a write wakes it. */
-  req_suspend(r, 1);
+  http_req_suspend_watch(r, 1);
   return 0;
 }
 
@@ -564,7 +443,7 @@ static void req_release(http_req *r) {
   r->msg = r->early_error = NULL;
   sb_free(r->url);
   r->url = NULL;
-  due_unlink(r);
+  http_watch_forget_due(r);
   if (r->watch_inited) {
     /* The handle must be closed before its memory goes. */
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
@@ -731,7 +610,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
     respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
     return;
   }
-  req_suspend(r, 0);
+  http_req_suspend_watch(r, 0);
 }
 
 /* The session with this id, if it belongs to the caller's tenant: another
@@ -886,11 +765,8 @@ static void do_delete(http_req *r) {
 
 /* An error decided before dispatch: JSON-RPC shaped on /mcp, the REST
  * shape {"error":{"code","message"}} on REST routes. */
-static void respond_early(http_req *r) {
-  if (!r->route) {
-    respond_msg(r, r->early_status, r->early_error, NULL);
-    return;
-  }
+static json_t *early_body(http_req *r) {
+  if (!r->route) return json_incref(r->early_error);
   const char *msg = json_string_value(
       json_object_get(json_object_get(r->early_error, "error"), "message"));
   const char *code = r->early_status == MHD_HTTP_UNAUTHORIZED ? "unauthorized"
@@ -898,11 +774,16 @@ static void respond_early(http_req *r) {
                      : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE
                          ? "too_large"
                          : "bad_request";
-  json_t *body = json_pack("{s{ssss}}", "error", "code", code, "message",
-                           msg ? msg : code);
+  return json_pack("{s{ssss}}", "error", "code", code, "message",
+                   msg ? msg : code);
+}
+
+static void respond_early(http_req *r) {
+  json_t *body = early_body(r);
   respond_msg(r, r->early_status, body, NULL);
   json_decref(body);
 }
+
 
 static void req_finish(http_req *r, const char *method) {
   if (r->route && !r->early_error) {
@@ -963,7 +844,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)conn;
   if (!r) return;
   *req_cls = NULL;
-  due_unlink(r);
+  http_watch_forget_due(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;

@@ -15,6 +15,7 @@ typedef struct http_req http_req;
 typedef struct http_session http_session;
 typedef struct http_stream http_stream;
 
+
 /* The output of a legacy session POST that carries requests. It is its own
  * allocation, not part of the http_req, because the call must outlive the
  * connection: when the client drops the POST's SSE stream the call keeps
@@ -218,8 +219,14 @@ int http_route_match(sb_http_server *s, const char *url);
 void http_route_run(http_req *r, const char *method);
 /* The request ends unanswered: tell a deferred handler (once). */
 void http_route_gone(http_req *r);
-/* http.c: park a waiting request (and watch for its client leaving). */
+/* ---- http_watch.c ----------------------------------------------------- */
+/* Park a waiting request (and watch for its client leaving): a request
+ * waiting for its answer is watched after HTTP_WATCH_DELAY_MS, an SSE
+ * stream between events (watch_now) at once. */
 void http_req_suspend(http_req *r);
+void http_req_suspend_watch(http_req *r, int watch_now);
+/* Take r out of the watch queue (it is resumed or ends). */
+void http_watch_forget_due(http_req *r);
 void http_routes_free(sb_http_server *s);
 
 /* ---- http_session.c --------------------------------------------------- */
