@@ -23,6 +23,14 @@
  *     connection_memory_bytes: 16384  # 4096..16777216
  *     connection_timeout_s: 300     # idle HTTP connections are closed;
  *                                   # 1..86400
+ *     header_timeout_s: 10          # a connection holding no request
+ *                                   # (new or idle) must send complete
+ *                                   # request headers within; 1..3600
+ *     body_timeout_s: 60            # a request body must be in within
+ *                                   # this after its headers; 1..86400
+ *     max_connections_per_address: 1000  # 0 = no cap; 0..1000000
+ *     connection_reserve: 1000      # places of max_connections kept for
+ *                                   # authenticated callers; 0..1000000
  *     page_size: 50                 # items per list page; 1..1000
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
@@ -64,6 +72,10 @@ typedef struct sb_config {
   int max_connections;
   size_t connection_memory_bytes;
   int connection_timeout_s;
+  int header_timeout_s; /* a request's headers are due within this */
+  int body_timeout_s;   /* ...and its body within this after them */
+  int max_connections_per_address; /* 0 = no cap */
+  int connection_reserve; /* places kept for authenticated callers */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
   int max_listen_uris;               /* URIs in one subscriptions/listen */

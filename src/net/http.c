@@ -23,7 +23,8 @@
  * Requests without an Origin header (non-browser clients) are accepted.
  *
  * Legacy sessions, the GET stream and Last-Event-ID replay live in
- * http_session.c.
+ * http_session.c; deadlines, the connection reserve and cutting
+ * connections off in http_conn.c.
  */
 #include "net/http_internal.h"
 
@@ -514,6 +515,12 @@ static int req_begin(http_req *r, const char *url, const char *method) {
               "method %.32s is not allowed on %.200s", method, url);
   }
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
+  /* Admitted: this connection's caller passed the Origin and token checks
+   * (it leaves the share of strangers, see http_conn.c). */
+  http_conn_headers_in(http_conn_of(r->conn),
+                       !r->early_error || (r->early_status !=
+                                               MHD_HTTP_UNAUTHORIZED &&
+                                           r->early_status != MHD_HTTP_FORBIDDEN));
   const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && !r->early_error) {
     unsigned long long n = strtoull(cl, NULL, 10);
@@ -779,6 +786,7 @@ static json_t *early_body(http_req *r) {
 }
 
 static void respond_early(http_req *r) {
+  http_conn_request_read(http_conn_of(r->conn));
   json_t *body = early_body(r);
   respond_msg(r, r->early_status, body, NULL);
   json_decref(body);
@@ -786,6 +794,7 @@ static void respond_early(http_req *r) {
 
 
 static void req_finish(http_req *r, const char *method) {
+  http_conn_request_read(http_conn_of(r->conn));
   if (r->route && !r->early_error) {
     http_route_run(r, method);
     return;
@@ -841,7 +850,8 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                        enum MHD_RequestTerminationCode toe) {
   http_req *r = *req_cls;
   (void)cls;
-  (void)conn;
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    http_conn_request_done(http_conn_of(conn));
   if (!r) return;
   *req_cls = NULL;
   http_watch_forget_due(r);

@@ -14,6 +14,19 @@
 typedef struct http_req http_req;
 typedef struct http_session http_session;
 typedef struct http_stream http_stream;
+typedef struct http_conn http_conn;
+
+/* Where a connection stands (http_conn.c). */
+typedef enum http_conn_phase {
+  CONN_HEADERS = 0, /* holds no request: its next headers are due */
+  CONN_BODY,        /* headers in: the body is due */
+  CONN_BUSY,        /* request read, being answered: no deadline */
+} http_conn_phase;
+
+/* Connections of one timed phase, due soonest first. */
+typedef struct http_conn_queue {
+  http_conn *head, *tail;
+} http_conn_queue;
 
 
 /* The output of a legacy session POST that carries requests. It is its own
@@ -166,6 +179,12 @@ struct sb_http_server {
   /* REST routes (http_route.c) */
   http_route *routes;
   size_t routes_len;
+  /* connections (http_conn.c) */
+  http_conn *conns_head, *conns_tail; /* every connection, oldest first */
+  http_conn_queue conn_headers;      /* CONN_HEADERS, due order */
+  http_conn_queue conn_bodies;       /* CONN_BODY, due order */
+  size_t strangers;                  /* connections not admitted */
+  uv_timer_t conn_timer;             /* the earliest deadline */
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -174,6 +193,24 @@ struct sb_http_server {
 
 /* A suspended request gets its disconnect watch after this long (http.c). */
 #define HTTP_WATCH_DELAY_MS 100
+
+/* ---- http_conn.c ------------------------------------------------------ */
+/* MHD's notify-connection callback (cls = the server). */
+void http_conn_notify(void *cls, struct MHD_Connection *conn,
+                      void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+/* The connection's record, or NULL (untracked). */
+http_conn *http_conn_of(struct MHD_Connection *conn);
+/* A request's headers are in; `admitted` if it passed Origin and bearer
+ * token checks (the connection leaves the strangers for good). */
+void http_conn_headers_in(http_conn *c, int admitted);
+/* The request is read (its body too): no deadline while it is answered. */
+void http_conn_request_read(http_conn *c);
+/* The request is done: the connection holds nothing again. */
+void http_conn_request_done(http_conn *c);
+/* Close the connection under MHD (shutdown of its socket); abortive:
+ * reset, dropping unsent data. */
+void http_conn_cut(http_conn *c, int abortive, const char *why);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */

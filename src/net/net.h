@@ -42,6 +42,17 @@ typedef struct sb_http_server_options {
   int max_connections;            /* MHD's connection limit */
   size_t connection_memory_bytes; /* MHD's per-connection pool */
   int connection_timeout_s;       /* idle connections are closed */
+  /* A connection holding no request (new, or idle between keep-alive
+   * requests) must deliver its next request's headers within this long,
+   * however they trickle in, and a request's body must be in within
+   * body_timeout_s of its headers. 0 = no deadline. */
+  int header_timeout_s;
+  int body_timeout_s;
+  int max_connections_per_address; /* MHD's per-IP cap; 0 = none */
+  /* Places of max_connections that connections without a request that
+   * passed authentication cannot take: past max_connections minus this,
+   * the oldest such connection holding nothing is closed. */
+  int connection_reserve;
   int session_idle_timeout_s;     /* legacy sessions expire */
   /* Legacy sessions open at once, in all and per tenant; an initialize
    * past either is refused with 503 naming the limit. 0 = no cap. */
