@@ -23,8 +23,8 @@
  * Requests without an Origin header (non-browser clients) are accepted.
  *
  * Legacy sessions, the GET stream and Last-Event-ID replay live in
- * http_session.c; deadlines, the connection reserve and cutting
- * connections off in http_conn.c.
+ * http_session.c; deadlines, the connection reserve, framing checks and
+ * cutting connections off in http_conn.c.
  */
 #include "net/http_internal.h"
 
@@ -218,6 +218,8 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (r->close_after)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   r->state = REQ_RESPONDED;
   req_queue(r, status, resp);
   MHD_destroy_response(resp);
@@ -480,10 +482,39 @@ static void set_early(http_req *r, unsigned status, int code, json_t *id,
   sb_buf_free(&r->body); /* whatever arrives from now on is discarded */
 }
 
+/* RFC 9112 6.1, 6.3: a body whose length cannot be known for sure is
+ * refused at once, and the connection closed after the answer (behind a
+ * proxy, a disagreement on framing is request smuggling). Returns 1 when
+ * r must be answered now. */
+static int framing_refused(http_req *r) {
+  http_framing f = http_conn_framing(r->conn);
+  if (f == HTTP_FRAMING_OK) return 0;
+  r->close_after = 1;
+  unsigned status = f == HTTP_FRAMING_UNKNOWN_CODING
+                        ? MHD_HTTP_NOT_IMPLEMENTED
+                        : MHD_HTTP_BAD_REQUEST;
+  set_early(r, status, SB_RPC_INVALID_REQUEST, NULL, "%s",
+            f == HTTP_FRAMING_BOTH
+                ? "Content-Length and Transfer-Encoding together: send one "
+                  "(RFC 9112 6.1)"
+            : f == HTTP_FRAMING_BAD_LENGTH
+                ? "Content-Length: not one non-negative integer"
+            : f == HTTP_FRAMING_NOT_CHUNKED
+                ? "Transfer-Encoding: chunked must be the only, final "
+                  "coding (RFC 9112 6.1)"
+                : "Transfer-Encoding: only chunked is implemented");
+  return 1;
+}
+
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
+  if (framing_refused(r)) {
+    r->method = method;
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 1;
+  }
   r->method = method;
   /* The tenant comes from the caller's credentials, never from a body. */
   r->out.tenant = cfg->authenticate
@@ -780,6 +811,8 @@ static json_t *early_body(http_req *r) {
                      : r->early_status == MHD_HTTP_FORBIDDEN  ? "forbidden"
                      : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE
                          ? "too_large"
+                     : r->early_status == MHD_HTTP_NOT_IMPLEMENTED
+                         ? "not_implemented"
                          : "bad_request";
   return json_pack("{s{ssss}}", "error", "code", code, "message",
                    msg ? msg : code);

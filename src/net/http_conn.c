@@ -1,6 +1,6 @@
 /* http_conn.c: what stands in front of libmicrohttpd for each connection:
  * deadlines, the reserve for authenticated callers, cutting a connection
- * off.
+ * off, and HTTP/1.1 framing checks.
  *
  * libmicrohttpd 0.9.75 has only an idle timeout (MHD_OPTION_CONNECTION_
  * TIMEOUT), which every byte resets: a client trickling one header byte
@@ -37,12 +37,19 @@
  * the usual way, with its completion callbacks. An abortive cut (a reader
  * that stopped reading an SSE stream) sets SO_LINGER 0 first, so the close
  * resets the connection instead of leaving the kernel holding unsent data.
+ *
+ * Framing (RFC 9112 6.1, 6.3): MHD 0.9.75 reads a request with both
+ * Content-Length and Transfer-Encoding as chunked, and one with an unknown
+ * transfer coding until the connection closes. http_conn_framing refuses
+ * both when the headers are in (the answer is queued at once and the
+ * connection closed after it).
  */
 #include "net/http_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define MOD "http"
@@ -233,4 +240,63 @@ void http_conn_request_read(http_conn *c) {
 
 void http_conn_request_done(http_conn *c) {
   if (c && !c->cut) enter(c, CONN_HEADERS, c->srv->cfg.header_timeout_s);
+}
+
+/* ---- framing ---------------------------------------------------------- */
+
+typedef struct framing_scan {
+  int content_lengths, transfer_encodings;
+  const char *length, *coding;
+  int lengths_differ;
+} framing_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  framing_scan *f = cls;
+  (void)kind;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (f->length && strcmp(f->length, value ? value : "") != 0)
+      f->lengths_differ = 1;
+    if (!f->length) f->length = value ? value : "";
+    f->content_lengths++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    if (!f->coding) f->coding = value ? value : "";
+    f->transfer_encodings++;
+  }
+  return MHD_YES;
+}
+
+/* The last coding of a Transfer-Encoding list, e.g. "chunked" of
+ * "gzip, chunked"; [*start, *end). */
+static void last_coding(const char *v, const char **start, const char **end) {
+  const char *comma = strrchr(v, ',');
+  const char *p = comma ? comma + 1 : v;
+  while (*p == ' ' || *p == '\t') p++;
+  const char *e = p + strlen(p);
+  while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  *start = p;
+  *end = e;
+}
+
+http_framing http_conn_framing(struct MHD_Connection *conn) {
+  framing_scan f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  if (f.transfer_encodings && f.content_lengths) return HTTP_FRAMING_BOTH;
+  if (f.content_lengths > 1 && f.lengths_differ) return HTTP_FRAMING_BAD_LENGTH;
+  if (f.length) {
+    if (!*f.length) return HTTP_FRAMING_BAD_LENGTH;
+    for (const char *p = f.length; *p; p++)
+      if (*p < '0' || *p > '9') return HTTP_FRAMING_BAD_LENGTH;
+  }
+  if (!f.transfer_encodings) return HTTP_FRAMING_OK;
+  /* Several Transfer-Encoding lines make one list; MHD reads only the
+   * first, so only a single plain "chunked" is framed the way MHD reads
+   * it. */
+  const char *s, *e;
+  last_coding(f.coding, &s, &e);
+  int chunked_last = (size_t)(e - s) == 7 && strncasecmp(s, "chunked", 7) == 0;
+  if (!chunked_last || f.transfer_encodings > 1)
+    return HTTP_FRAMING_NOT_CHUNKED; /* length unknowable: 400 */
+  if (s != f.coding) return HTTP_FRAMING_UNKNOWN_CODING; /* "gzip, chunked" */
+  return HTTP_FRAMING_OK;
 }

@@ -28,6 +28,14 @@ typedef struct http_conn_queue {
   http_conn *head, *tail;
 } http_conn_queue;
 
+/* How a request's body is framed (RFC 9112 6.1, 6.3). */
+typedef enum http_framing {
+  HTTP_FRAMING_OK = 0,
+  HTTP_FRAMING_BOTH,           /* Content-Length and Transfer-Encoding */
+  HTTP_FRAMING_BAD_LENGTH,     /* not digits, or several that differ */
+  HTTP_FRAMING_NOT_CHUNKED,    /* chunked is not the (single) last coding */
+  HTTP_FRAMING_UNKNOWN_CODING, /* a coding besides chunked: 501 */
+} http_framing;
 
 /* The output of a legacy session POST that carries requests. It is its own
  * allocation, not part of the http_req, because the call must outlive the
@@ -96,6 +104,7 @@ struct http_req {
   unsigned watching : 1;   /* disconnect watch active */
   unsigned watch_inited : 1;
   unsigned watch_due : 1;  /* suspended, in srv's watch queue */
+  unsigned close_after : 1; /* answer with Connection: close */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;
@@ -211,6 +220,8 @@ void http_conn_request_done(http_conn *c);
 /* Close the connection under MHD (shutdown of its socket); abortive:
  * reset, dropping unsent data. */
 void http_conn_cut(http_conn *c, int abortive, const char *why);
+/* Check the headers' body framing. */
+http_framing http_conn_framing(struct MHD_Connection *conn);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */

@@ -1,5 +1,6 @@
 // Streamable HTTP against hostile connections, on raw sockets (node:net) so
-// the exact bytes and their timing are under test: slowloris (headers and
+// the exact bytes and their timing are under test: request framing (RFC
+// 9112 6.1), slowloris (headers and
 // bodies trickled in, a crowd of such connections while a caller with a
 // token keeps being served, the per-address cap). Deadlines are configured small; every wait is on an event
 // with a deadline, never a fixed sleep.
@@ -95,6 +96,33 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
   }
 
   const statusOf = (data) => Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]);
+
+  it('Content-Length with Transfer-Encoding is 400 at once, and the connection closes', async () => {
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n');
+    // Before: read as chunked, waiting for chunks; no answer at all.
+    const data = await c.waitData((d) => /\r\n\r\n/.test(d), 'an answer', (HEADER_S * 1000) / 2);
+    assert.equal(statusOf(data), 400, data);
+    assert.match(data, /Connection: close/i, data);
+    assert.match(data, /Transfer-Encoding/);
+    await c.waitClosed();
+  });
+
+  it('an unknown transfer coding is answered at once (400, or 501 for a coding before chunked)', async () => {
+    for (const [te, status] of [['gzip', 400], ['chunked, gzip', 400], ['gzip, chunked', 501], ['identity', 400]]) {
+      const c = new Raw(port);
+      await c.connected;
+      const t0 = Date.now();
+      c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: ${te}\r\n\r\n{}`);
+      // Before: MHD read the body until the connection closed.
+      const data = await c.waitData((d) => /\r\n\r\n/.test(d), `an answer to Transfer-Encoding: ${te}`, (HEADER_S * 1000) / 2);
+      assert.equal(statusOf(data), status, `${te}: ${data}`);
+      assert.ok(Date.now() - t0 < 1000, `${te}: answered at once`);
+      await c.waitClosed();
+    }
+  });
 
   it('headers trickled in are cut off at limits.header_timeout_s, bodies at body_timeout_s', async () => {
     const slow = new Raw(port);
