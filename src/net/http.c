@@ -576,15 +576,18 @@ static void parse_body(http_req *r, const char *data, size_t len) {
   if (rc != 0) set_early(r, MHD_HTTP_BAD_REQUEST, rc, NULL, "%s", err.msg);
 }
 
-static void req_body(http_req *r, const char *data, size_t n) {
-  if (r->early_error || r->msg) return;
+/* Take n more body bytes. Returns 1 when a body of unknown length
+ * (chunked) has just passed the size limit: it must be answered now, not
+ * read to its end first. */
+static int req_body(http_req *r, const char *data, size_t n) {
+  if (r->early_error || r->msg) return 0;
   size_t max = r->srv->cfg.max_message_bytes;
   if (r->body.len + n > max) {
     set_early(r, MHD_HTTP_CONTENT_TOO_LARGE, SB_RPC_INVALID_REQUEST, NULL,
               "message exceeds the limit of %zu bytes "
               "(limits.max_message_bytes)",
               max);
-    return;
+    return 1;
   }
   /* The common case: the whole body in one piece, parsed in place. */
   const char *cl = r->body.len || r->route
@@ -592,11 +595,12 @@ static void req_body(http_req *r, const char *data, size_t n) {
                        : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) == n) {
     parse_body(r, data, n);
-    return;
+    return 0;
   }
   if (sb_buf_append(&r->body, data, n) != 0)
     set_early(r, MHD_HTTP_INTERNAL_SERVER_ERROR, SB_RPC_INTERNAL_ERROR, NULL,
               "out of memory reading the request body");
+  return 0;
 }
 
 /* MCP-Protocol-Version on a legacy request: absent means 2025-03-26. */
@@ -825,6 +829,20 @@ static void respond_early(http_req *r) {
   json_decref(body);
 }
 
+/* The same, while the body is still arriving: MHD queues no response
+ * then, so the answer goes out on the socket and the connection ends
+ * (the caller returns MHD_NO). */
+static void respond_early_now(http_req *r) {
+  json_t *body = early_body(r);
+  size_t len = 0;
+  char *text = body ? sb_rpc_dump(body, &len) : NULL;
+  json_decref(body);
+  r->state = REQ_RESPONDED;
+  SB_DEBUG(MOD, "answering %u before the body's end, closing",
+           r->early_status);
+  http_conn_answer_now(r, r->early_status, text ? text : "", len);
+  sb_free(text);
+}
 
 static void req_finish(http_req *r, const char *method) {
   http_conn_request_read(http_conn_of(r->conn));
@@ -868,9 +886,11 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (*upload_data_size) {
-    req_body(r, upload_data, *upload_data_size);
+    int now = req_body(r, upload_data, *upload_data_size);
     *upload_data_size = 0;
-    return MHD_YES;
+    if (!now) return MHD_YES;
+    respond_early_now(r);
+    return MHD_NO;
   }
   if (r->state != REQ_READING) return MHD_YES;
   r->in_handler = 1;

@@ -1,6 +1,6 @@
 /* http_conn.c: what stands in front of libmicrohttpd for each connection:
  * deadlines, the reserve for authenticated callers, cutting a connection
- * off, and HTTP/1.1 framing checks.
+ * off, HTTP/1.1 framing checks and answers MHD cannot queue.
  *
  * libmicrohttpd 0.9.75 has only an idle timeout (MHD_OPTION_CONNECTION_
  * TIMEOUT), which every byte resets: a client trickling one header byte
@@ -42,7 +42,10 @@
  * Content-Length and Transfer-Encoding as chunked, and one with an unknown
  * transfer coding until the connection closes. http_conn_framing refuses
  * both when the headers are in (the answer is queued at once and the
- * connection closed after it).
+ * connection closed after it). And MHD refuses a response queued while a
+ * body is being read, so a chunked body that passes the size limit is
+ * answered here, on the socket, and the connection closed
+ * (http_conn_answer_now).
  */
 #include "net/http_internal.h"
 
@@ -299,4 +302,30 @@ http_framing http_conn_framing(struct MHD_Connection *conn) {
     return HTTP_FRAMING_NOT_CHUNKED; /* length unknowable: 400 */
   if (s != f.coding) return HTTP_FRAMING_UNKNOWN_CODING; /* "gzip, chunked" */
   return HTTP_FRAMING_OK;
+}
+
+/* ---- answers MHD cannot queue ------------------------------------------ */
+
+void http_conn_answer_now(http_req *r, unsigned status, const char *body,
+                          size_t len) {
+  http_conn *c = http_conn_of(r->conn);
+  if (!c || c->cut) return;
+  const char *reason = MHD_get_reason_phrase_for(status);
+  char head[256];
+  int hl = snprintf(head, sizeof head,
+                    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                    status, reason && *reason ? reason : "Error", len);
+  /* A few hundred bytes on a connection that has sent but not read: the
+   * socket buffer takes them, and what it does not is dropped with the
+   * connection anyway. */
+  if (hl > 0 && send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+                    (ssize_t)hl)
+    (void)!send(c->fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* The answer goes out before the FIN; the caller then returns MHD_NO,
+   * and MHD closes the connection. */
+  c->cut = 1;
+  queue_remove(c);
+  c->phase = CONN_BUSY;
+  shutdown(c->fd, SHUT_WR);
 }

@@ -222,6 +222,11 @@ void http_conn_request_done(http_conn *c);
 void http_conn_cut(http_conn *c, int abortive, const char *why);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
+/* Answer r on the socket itself (MHD refuses a response while a body is
+ * being read) with Connection: close, and end the connection: the access
+ * handler then returns MHD_NO. */
+void http_conn_answer_now(http_req *r, unsigned status, const char *body,
+                          size_t len);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */

@@ -1,6 +1,6 @@
 // Streamable HTTP against hostile connections, on raw sockets (node:net) so
 // the exact bytes and their timing are under test: request framing (RFC
-// 9112 6.1), slowloris (headers and
+// 9112 6.1), a chunked body past the size limit, slowloris (headers and
 // bodies trickled in, a crowd of such connections while a caller with a
 // token keeps being served, the per-address cap). Deadlines are configured small; every wait is on an event
 // with a deadline, never a fixed sleep.
@@ -122,6 +122,23 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       assert.ok(Date.now() - t0 < 1000, `${te}: answered at once`);
       await c.waitClosed();
     }
+  });
+
+  it('a chunked body past the size limit is answered 413 as soon as it passes, and the connection closes', async () => {
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      `Transfer-Encoding: chunked\r\nMCP-Protocol-Version: ${MODERN_VERSION}\r\n\r\n`);
+    const chunk = 'a'.repeat(4096);
+    for (let i = 0; i < (LIMIT / chunk.length) + 2; i++) c.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    // The body never ends (no last chunk): before, the 413 waited for it.
+    const data = await c.waitData((d) => /\r\n\r\n\{.*\}$/s.test(d), 'the 413', (BODY_S * 1000) / 2);
+    assert.equal(statusOf(data), 413, data);
+    assert.match(data, /max_message_bytes/);
+    assert.match(data, /Connection: close/i);
+    await c.waitClosed();
+    // The server carries on.
+    assert.equal((await echoOnNewConnection('after 413')).status, 200);
   });
 
   it('headers trickled in are cut off at limits.header_timeout_s, bodies at body_timeout_s', async () => {
