@@ -139,6 +139,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .body_timeout_s = cfg->body_timeout_s,
         .max_connections_per_address = cfg->max_connections_per_address,
         .connection_reserve = cfg->connection_reserve,
+        .max_stream_buffer_bytes = cfg->max_stream_buffer_bytes,
         .session_idle_timeout_s = cfg->session_idle_timeout_s,
         .max_sessions = cfg->max_sessions,
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,

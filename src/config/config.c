@@ -52,6 +52,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->body_timeout_s = 60;
   cfg->max_connections_per_address = 1000;
   cfg->connection_reserve = 1000;
+  cfg->max_stream_buffer_bytes = 8u * 1024u * 1024u;
   cfg->page_size = 50;
   cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
   cfg->max_listen_uris = 1000;
@@ -381,6 +382,8 @@ static const key_spec limits_keys[] = {
     NUM("max_connections_per_address", KEY_INT, max_connections_per_address,
         0, 1000000),
     NUM("connection_reserve", KEY_INT, connection_reserve, 0, 1000000),
+    NUM("max_stream_buffer_bytes", KEY_SIZE, max_stream_buffer_bytes, 4096,
+        1073741824),
     NUM("page_size", KEY_INT, page_size, 1, 1000),
     /* The low end leaves room for a cut name and its hash (gateway/names.c). */
     NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),

@@ -31,6 +31,9 @@
  *     max_connections_per_address: 1000  # 0 = no cap; 0..1000000
  *     connection_reserve: 1000      # places of max_connections kept for
  *                                   # authenticated callers; 0..1000000
+ *     max_stream_buffer_bytes: 8388608  # SSE output kept for a client
+ *                                   # that is not reading; past it the
+ *                                   # connection is closed; 4096..2^30
  *     page_size: 50                 # items per list page; 1..1000
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
@@ -76,6 +79,7 @@ typedef struct sb_config {
   int body_timeout_s;   /* ...and its body within this after them */
   int max_connections_per_address; /* 0 = no cap */
   int connection_reserve; /* places kept for authenticated callers */
+  size_t max_stream_buffer_bytes; /* unread SSE output before closing */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
   int max_listen_uris;               /* URIs in one subscriptions/listen */

@@ -39,7 +39,6 @@
 #define MOD "http"
 #define MCP_PATH "/mcp"
 #define SSE_BLOCK 4096
-#define SSE_MAX_PENDING (8u * 1024u * 1024u) /* slow reader cap per stream */
 #define POOL_MAX 512
 #define POOL_BUF_MAX (64u * 1024u)
 #define SESSION_NOT_FOUND (-32001)
@@ -298,9 +297,13 @@ int http_req_start_sse(http_req *r, unsigned status) {
 
 int http_req_sse_append(http_req *r, const char *data, size_t len) {
   if (r->gone || r->state != REQ_SSE) return SB_EIO;
-  if (r->sse.len - r->sse_off + len > SSE_MAX_PENDING) {
-    SB_WARN(MOD, "SSE client is not reading; closing its stream");
+  if (r->sse.len - r->sse_off + len > r->srv->cfg.max_stream_buffer_bytes) {
+    SB_WARN(MOD, "SSE client is not reading; closing its stream "
+                 "(limits.max_stream_buffer_bytes)");
     on_peer_gone(r);
+    /* MHD would wait for ever to write the rest of the event it holds:
+     * close the connection under it, dropping what is unsent. */
+    http_conn_cut(http_conn_of(r->conn), 1, "SSE client is not reading");
     return SB_EIO;
   }
   if (r->sse_off > 0 && r->sse_off >= r->sse.len / 2) {

@@ -36,7 +36,8 @@
  * socket: MHD's epoll sees the socket hang up and closes the connection
  * the usual way, with its completion callbacks. An abortive cut (a reader
  * that stopped reading an SSE stream) sets SO_LINGER 0 first, so the close
- * resets the connection instead of leaving the kernel holding unsent data.
+ * resets the connection instead of leaving the kernel holding the unsent
+ * half event.
  *
  * Framing (RFC 9112 6.1, 6.3): MHD 0.9.75 reads a request with both
  * Content-Length and Transfer-Encoding as chunked, and one with an unknown

@@ -164,6 +164,8 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   s->loop = loop;
   s->mcp = srv;
   s->cfg = *cfg;
+  if (!s->cfg.max_stream_buffer_bytes)
+    s->cfg.max_stream_buffer_bytes = 8u * 1024u * 1024u;
   struct sockaddr_storage ss;
   int v6 = 0;
   const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";

@@ -53,6 +53,9 @@ typedef struct sb_http_server_options {
    * passed authentication cannot take: past max_connections minus this,
    * the oldest such connection holding nothing is closed. */
   int connection_reserve;
+  /* SSE output kept for a client that does not read; past it the stream
+   * and its connection are closed. 0 = 8 MiB. */
+  size_t max_stream_buffer_bytes;
   int session_idle_timeout_s;     /* legacy sessions expire */
   /* Legacy sessions open at once, in all and per tenant; an initialize
    * past either is refused with 503 naming the limit. 0 = no cap. */

@@ -2,7 +2,8 @@
 // the exact bytes and their timing are under test: request framing (RFC
 // 9112 6.1), a chunked body past the size limit, slowloris (headers and
 // bodies trickled in, a crowd of such connections while a caller with a
-// token keeps being served, the per-address cap). Deadlines are configured small; every wait is on an event
+// token keeps being served, the per-address cap), and an SSE client that
+// stops reading. Deadlines are configured small; every wait is on an event
 // with a deadline, never a fixed sleep.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ const BODY_S = 2; // limits.body_timeout_s
 const MAX_CONNECTIONS = 200;
 const RESERVE = 20;
 const PER_ADDRESS = 60;
+const STREAM_BUFFER = 65536; // limits.max_stream_buffer_bytes
 const TOKEN = TENANTS.a.token;
 const META = {
   'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
@@ -66,6 +68,7 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
         `  max_connections: ${MAX_CONNECTIONS}`,
         `  connection_reserve: ${RESERVE}`,
         `  max_connections_per_address: ${PER_ADDRESS}`,
+        `  max_stream_buffer_bytes: ${STREAM_BUFFER}`,
       ].join('\n'),
     });
     port = server.port;
@@ -237,5 +240,45 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       for (const c of conns) c.destroy();
     }
     assert.equal((await echoOnNewConnection('after the cap')).status, 200);
+  });
+
+  it('an SSE client that stops reading: its connection is really closed', async () => {
+    // A 2025-03-26 session, where one POST may carry a batch: 50 slow
+    // counts write progress to one SSE stream, fast.
+    const init = await fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'slow reader', version: '1' } } }),
+    });
+    assert.equal(init.status, 200);
+    await init.text();
+    const sid = init.headers.get('mcp-session-id');
+    const batch = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({
+      jsonrpc: '2.0', id: i + 1, method: 'tools/call',
+      params: { name: 'slow_count', arguments: { steps: 1000, interval_ms: 1 }, _meta: { progressToken: `p${i}` } },
+    })));
+    assert.ok(batch.length < LIMIT);
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${sid}\r\nMCP-Protocol-Version: 2025-03-26\r\n` +
+      `Content-Length: ${Buffer.byteLength(batch)}\r\n\r\n${batch}`);
+    await c.waitData((d) => d.includes('notifications/progress'), 'the first progress event');
+    c.socket.pause(); // and never read again
+    const logged = server.stderr.split('SSE client is not reading').length;
+    await withDeadline((async () => {
+      while (server.stderr.split('SSE client is not reading').length <= logged) await new Promise((res) => setTimeout(res, 20));
+    })(), DEADLINE_MS, 'the server to give up on the stream');
+    // The server's end of the connection is gone (reset): our writes fail.
+    // Before, the stream was "closed" in the log while the connection
+    // stayed open holding half an event, and writes kept succeeding.
+    await withDeadline((async () => {
+      while (!c.error && !c.closed) {
+        c.write('x');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'the connection to be reset');
+    c.destroy();
+    assert.equal((await echoOnNewConnection('after the slow reader')).status, 200);
   });
 });
