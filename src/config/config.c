@@ -379,8 +379,8 @@ static const key_spec limits_keys[] = {
     NUM("connection_timeout_s", KEY_INT, connection_timeout_s, 1, 86400),
     NUM("header_timeout_s", KEY_INT, header_timeout_s, 1, 3600),
     NUM("body_timeout_s", KEY_INT, body_timeout_s, 1, 86400),
-    NUM("max_connections_per_address", KEY_INT, max_connections_per_address,
-        0, 1000000),
+    NUM("max_connections_per_address", KEY_INT, max_connections_per_address, 0,
+        1000000),
     NUM("connection_reserve", KEY_INT, connection_reserve, 0, 1000000),
     NUM("max_stream_buffer_bytes", KEY_SIZE, max_stream_buffer_bytes, 4096,
         1073741824),
@@ -443,7 +443,7 @@ static const key_spec top_keys[] = {
 /* Every table has fewer keys than this; used to remember first lines. */
 #define MAX_SECTION_KEYS 24
 #define FITS(table)                                                            \
-  _Static_assert(sizeof table / sizeof table[0] - 1 <= MAX_SECTION_KEYS,      \
+  _Static_assert(sizeof table / sizeof table[0] - 1 <= MAX_SECTION_KEYS,       \
                  "MAX_SECTION_KEYS is smaller than " #table)
 FITS(top_keys);
 FITS(server_keys);

@@ -75,11 +75,11 @@ typedef struct sb_config {
   int max_connections;
   size_t connection_memory_bytes;
   int connection_timeout_s;
-  int header_timeout_s; /* a request's headers are due within this */
-  int body_timeout_s;   /* ...and its body within this after them */
+  int header_timeout_s;            /* a request's headers are due within this */
+  int body_timeout_s;              /* ...and its body within this after them */
   int max_connections_per_address; /* 0 = no cap */
-  int connection_reserve; /* places kept for authenticated callers */
-  size_t max_stream_buffer_bytes; /* unread SSE output before closing */
+  int connection_reserve;          /* places kept for authenticated callers */
+  size_t max_stream_buffer_bytes;  /* unread SSE output before closing */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
   int max_listen_uris;               /* URIs in one subscriptions/listen */

@@ -75,7 +75,7 @@ struct sb_mcp_call {
   json_t *listen_filter;
   sb_mcp_call *listen_next, *listen_prev;
   int listen_linked; /* in srv->listeners (after its acknowledgement) */
-  char *listen_tenant; /* counted against its tenant's listen streams */
+  char *listen_tenant;       /* counted against its tenant's listen streams */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
   json_t *list_error; /* a list request a provider could not serve: the
                          error (without id) to answer with; own reference */

@@ -97,14 +97,13 @@ static int json_larger_than(json_t *v, size_t max) {
 }
 
 /* A too large initialize param: -32602 naming it and the limit. */
-static int init_param_too_large(sb_mcp_call *c, const char *param,
-                                size_t max) {
+static int init_param_too_large(sb_mcp_call *c, const char *param, size_t max) {
   char msg[160];
   snprintf(msg, sizeof msg, "params.%s: larger than the limit of %zu bytes",
            param, max);
-  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
-                   json_pack("{sssI}", "param", param, "limit",
-                             (json_int_t)max));
+  sb_mcp_call_fail(
+      c, SB_RPC_INVALID_PARAMS, msg,
+      json_pack("{sssI}", "param", param, "limit", (json_int_t)max));
   return 1;
 }
 
@@ -112,16 +111,15 @@ static int init_param_too_large(sb_mcp_call *c, const char *param,
  * returns 1 if one is over. */
 static int init_params_too_large(sb_mcp_call *c, json_t *info, json_t *caps) {
   if (json_larger_than(caps, INIT_CAPABILITIES_MAX_BYTES))
-    return init_param_too_large(c, "capabilities",
-                                INIT_CAPABILITIES_MAX_BYTES);
+    return init_param_too_large(c, "capabilities", INIT_CAPABILITIES_MAX_BYTES);
   if (json_larger_than(info, INIT_CLIENT_INFO_MAX_BYTES))
     return init_param_too_large(c, "clientInfo", INIT_CLIENT_INFO_MAX_BYTES);
   static const char *const fields[] = {"name", "version"};
   for (size_t i = 0; i < 2; i++) {
     const char *v = json_string_value(json_object_get(info, fields[i]));
     if (v && strlen(v) > INIT_CLIENT_FIELD_MAX_BYTES)
-      return init_param_too_large(c, i ? "clientInfo.version"
-                                       : "clientInfo.name",
+      return init_param_too_large(c,
+                                  i ? "clientInfo.version" : "clientInfo.name",
                                   INIT_CLIENT_FIELD_MAX_BYTES);
   }
   return 0;
@@ -314,7 +312,8 @@ void mcp_listen_release(sb_mcp_call *c) {
 }
 
 void mcp_listen_counts_free(sb_mcp_server *srv) {
-  for (size_t i = 0; i < srv->listens_len; i++) sb_free(srv->listens[i].tenant);
+  for (size_t i = 0; i < srv->listens_len; i++)
+    sb_free(srv->listens[i].tenant);
   sb_free(srv->listens);
   srv->listens = NULL;
   srv->listens_len = 0;
@@ -377,8 +376,8 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                json_array_size(uris), max);
       sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
                        json_pack("{sssI}", "param",
-                                 "notifications.resourceSubscriptions",
-                                 "limit", (json_int_t)max));
+                                 "notifications.resourceSubscriptions", "limit",
+                                 (json_int_t)max));
       return;
     }
     json_object_set(agreed, "resourceSubscriptions", uris);

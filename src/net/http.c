@@ -493,9 +493,8 @@ static int framing_refused(http_req *r) {
   http_framing f = http_conn_framing(r->conn);
   if (f == HTTP_FRAMING_OK) return 0;
   r->close_after = 1;
-  unsigned status = f == HTTP_FRAMING_UNKNOWN_CODING
-                        ? MHD_HTTP_NOT_IMPLEMENTED
-                        : MHD_HTTP_BAD_REQUEST;
+  unsigned status = f == HTTP_FRAMING_UNKNOWN_CODING ? MHD_HTTP_NOT_IMPLEMENTED
+                                                     : MHD_HTTP_BAD_REQUEST;
   set_early(r, status, SB_RPC_INVALID_REQUEST, NULL, "%s",
             f == HTTP_FRAMING_BOTH
                 ? "Content-Length and Transfer-Encoding together: send one "
@@ -552,9 +551,9 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   /* Admitted: this connection's caller passed the Origin and token checks
    * (it leaves the share of strangers, see http_conn.c). */
   http_conn_headers_in(http_conn_of(r->conn),
-                       !r->early_error || (r->early_status !=
-                                               MHD_HTTP_UNAUTHORIZED &&
-                                           r->early_status != MHD_HTTP_FORBIDDEN));
+                       !r->early_error ||
+                           (r->early_status != MHD_HTTP_UNAUTHORIZED &&
+                            r->early_status != MHD_HTTP_FORBIDDEN));
   const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && !r->early_error) {
     unsigned long long n = strtoull(cl, NULL, 10);
@@ -674,14 +673,14 @@ static int session_admitted(http_req *r) {
   http_session_admit a = http_session_may_open(r->srv, r->out.tenant);
   if (a == HTTP_SESSION_ADMITTED) return 1;
   char text[256];
-  snprintf(text, sizeof text,
-           "too many sessions: %s limit of %d (%s) is reached; end one with "
-           "DELETE or let one expire, or use protocol version "
-           SB_MCP_MODERN_VERSION " (stateless)",
-           a == HTTP_SESSION_FULL ? "the server's" : "this tenant's",
-           a == HTTP_SESSION_FULL ? cfg->max_sessions
-                                  : cfg->max_sessions_per_tenant,
-           a == HTTP_SESSION_FULL ? "sessions.max" : "sessions.max_per_tenant");
+  snprintf(
+      text, sizeof text,
+      "too many sessions: %s limit of %d (%s) is reached; end one with "
+      "DELETE or let one expire, or use protocol version " SB_MCP_MODERN_VERSION
+      " (stateless)",
+      a == HTTP_SESSION_FULL ? "the server's" : "this tenant's",
+      a == HTTP_SESSION_FULL ? cfg->max_sessions : cfg->max_sessions_per_tenant,
+      a == HTTP_SESSION_FULL ? "sessions.max" : "sessions.max_per_tenant");
   SB_WARN(MOD, "initialize refused: %s", text);
   respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg_id(r->msg),
                 SB_RPC_SERVER_BUSY, text, NULL);
@@ -814,13 +813,12 @@ static json_t *early_body(http_req *r) {
   if (!r->route) return json_incref(r->early_error);
   const char *msg = json_string_value(
       json_object_get(json_object_get(r->early_error, "error"), "message"));
-  const char *code = r->early_status == MHD_HTTP_UNAUTHORIZED ? "unauthorized"
-                     : r->early_status == MHD_HTTP_FORBIDDEN  ? "forbidden"
-                     : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE
-                         ? "too_large"
-                     : r->early_status == MHD_HTTP_NOT_IMPLEMENTED
-                         ? "not_implemented"
-                         : "bad_request";
+  const char *code =
+      r->early_status == MHD_HTTP_UNAUTHORIZED        ? "unauthorized"
+      : r->early_status == MHD_HTTP_FORBIDDEN         ? "forbidden"
+      : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE ? "too_large"
+      : r->early_status == MHD_HTTP_NOT_IMPLEMENTED   ? "not_implemented"
+                                                      : "bad_request";
   return json_pack("{s{ssss}}", "error", "code", code, "message",
                    msg ? msg : code);
 }
@@ -841,8 +839,7 @@ static void respond_early_now(http_req *r) {
   char *text = body ? sb_rpc_dump(body, &len) : NULL;
   json_decref(body);
   r->state = REQ_RESPONDED;
-  SB_DEBUG(MOD, "answering %u before the body's end, closing",
-           r->early_status);
+  SB_DEBUG(MOD, "answering %u before the body's end, closing", r->early_status);
   http_conn_answer_now(r, r->early_status, text ? text : "", len);
   sb_free(text);
 }

@@ -127,7 +127,8 @@ void http_conn_cut(http_conn *c, int abortive, const char *why) {
 }
 
 static void cut_expired(http_conn_queue *q, uint64_t now, const char *why) {
-  while (q->head && q->head->due_ms <= now) http_conn_cut(q->head, 0, why);
+  while (q->head && q->head->due_ms <= now)
+    http_conn_cut(q->head, 0, why);
 }
 
 static void on_conn_timer(uv_timer_t *t) {
@@ -191,9 +192,10 @@ static void conn_started(sb_http_server *s, struct MHD_Connection *conn,
   if (s->cfg.max_connections > 0 && s->strangers > (size_t)share) {
     http_conn *old = oldest_idle_stranger(s, c);
     if (old)
-      http_conn_cut(old, 0, "unauthenticated connections fill their share "
-                            "(limits.max_connections - "
-                            "limits.connection_reserve)");
+      http_conn_cut(old, 0,
+                    "unauthenticated connections fill their share "
+                    "(limits.max_connections - "
+                    "limits.connection_reserve)");
   }
 }
 
@@ -275,9 +277,11 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
 static void last_coding(const char *v, const char **start, const char **end) {
   const char *comma = strrchr(v, ',');
   const char *p = comma ? comma + 1 : v;
-  while (*p == ' ' || *p == '\t') p++;
+  while (*p == ' ' || *p == '\t')
+    p++;
   const char *e = p + strlen(p);
-  while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
   *start = p;
   *end = e;
 }
@@ -320,8 +324,8 @@ void http_conn_answer_now(http_req *r, unsigned status, const char *body,
   /* A few hundred bytes on a connection that has sent but not read: the
    * socket buffer takes them, and what it does not is dropped with the
    * connection anyway. */
-  if (hl > 0 && send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-                    (ssize_t)hl)
+  if (hl > 0 &&
+      send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hl)
     (void)!send(c->fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   /* The answer goes out before the FIN; the caller then returns MHD_NO,
    * and MHD closes the connection. */

@@ -190,10 +190,10 @@ struct sb_http_server {
   size_t routes_len;
   /* connections (http_conn.c) */
   http_conn *conns_head, *conns_tail; /* every connection, oldest first */
-  http_conn_queue conn_headers;      /* CONN_HEADERS, due order */
-  http_conn_queue conn_bodies;       /* CONN_BODY, due order */
-  size_t strangers;                  /* connections not admitted */
-  uv_timer_t conn_timer;             /* the earliest deadline */
+  http_conn_queue conn_headers;       /* CONN_HEADERS, due order */
+  http_conn_queue conn_bodies;        /* CONN_BODY, due order */
+  size_t strangers;                   /* connections not admitted */
+  uv_timer_t conn_timer;              /* the earliest deadline */
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -287,8 +287,7 @@ int http_sessions_init(sb_http_server *s);
 /* Destroy every session (server stop). */
 void http_sessions_free_all(sb_http_server *s);
 /* May `tenant` open another session (the caps of the options)? */
-http_session_admit http_session_may_open(sb_http_server *s,
-                                         const char *tenant);
+http_session_admit http_session_may_open(sb_http_server *s, const char *tenant);
 /* A new session of `tenant` (borrowed: must outlive the session), not yet
  * in the table; counted against the caps from now on. */
 http_session *http_session_new(sb_http_server *s, sb_mcp_server *server,

@@ -80,7 +80,8 @@ static void due_push(http_req *r) {
 void http_watch_due(uv_timer_t *t) {
   sb_http_server *s = t->data;
   uint64_t now = uv_now(s->loop);
-  while (s->due_head && now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
+  while (s->due_head &&
+         now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
     http_req *r = s->due_head;
     http_watch_forget_due(r);
     watch_start(r);
@@ -127,4 +128,3 @@ int http_req_peer_closed(http_req *r) {
   if (n == 0) return 1;
   return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
-

@@ -247,13 +247,11 @@ static void test_legacy_initialize_bad_params(void **state) {
     pad[n] = '\0';
     json_t *msg = json_pack(
         "{sssiss s{ss so so}}", "jsonrpc", "2.0", "id", 2, "method",
-        "initialize", "params", "protocolVersion", "2025-11-25",
-        "capabilities",
+        "initialize", "params", "protocolVersion", "2025-11-25", "capabilities",
         i == 2 ? json_pack("{s{ss}}", "experimental", "pad", pad)
                : json_object(),
         "clientInfo",
-        i == 0   ? json_pack("{ssssss}", "name", "t", "version", "1", "blob",
-                             pad)
+        i == 0 ? json_pack("{ssssss}", "name", "t", "version", "1", "blob", pad)
         : i == 1 ? json_pack("{ssss}", "name", pad, "version", "1")
                  : json_pack("{ssss}", "name", "t", "version", "1"));
     free(pad);
@@ -262,11 +260,10 @@ static void test_legacy_initialize_bad_params(void **state) {
     json_decref(msg);
     r = json_array_get(f->cap.msgs, 0);
     assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_object_get(r, "error"),
-                                            "data"),
-                            "param")),
-                        fields[i]);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(r, "error"), "data"), "param")),
+        fields[i]);
     assert_non_null(strstr(error_message(r), "limit"));
     assert_false(sb_mcp_session_initialized(s));
   }
@@ -585,12 +582,11 @@ static void test_listen_caps(void **state) {
     json_t *first = json_array_get(streams[i].msgs, 0);
     if (i == 2) {
       assert_int_equal(error_code(first), SB_RPC_SERVER_BUSY);
-      assert_non_null(strstr(error_message(first),
-                             "max_listen_streams_per_tenant"));
+      assert_non_null(
+          strstr(error_message(first), "max_listen_streams_per_tenant"));
     } else {
-      assert_string_equal(
-          json_string_value(json_object_get(first, "method")),
-          "notifications/subscriptions/acknowledged");
+      assert_string_equal(json_string_value(json_object_get(first, "method")),
+                          "notifications/subscriptions/acknowledged");
     }
   }
   /* Closing one (the client goes away) lets the next one in. */
@@ -639,13 +635,13 @@ static void test_batches(void **state) {
     }
   }
   /* A valid request beside an invalid member keeps its own id. */
-  r = send_on(f, old, "[1,{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
-                      "\"ping\"}]");
+  r = send_on(f, old,
+              "[1,{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
+              "\"ping\"}]");
   assert_int_equal(json_array_size(r), 2);
   assert_true(json_is_null(json_object_get(json_array_get(r, 0), "id")));
-  assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 1),
-                                                      "id")),
-                   5);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_array_get(r, 1), "id")), 5);
   f->cap.finals = 0;
   sb_mcp_session_free(old);
 
@@ -707,22 +703,32 @@ int main(void) {
   sb_log_set_level(SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_missing_caps, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_unsupported_version, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_legacy_only_method, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modern_missing_caps, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_modern_unsupported_version, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_modern_legacy_only_method, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_invalid_messages, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_legacy_before_initialize, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_before_initialize, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_legacy_negotiation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_legacy_initialize_bad_params, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tools_list_order_and_pages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_initialize_bad_params, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_tools_list_order_and_pages, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_tools_call, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_slow_count_progress_and_log, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_by_notification, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_count_progress_and_log, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_by_notification, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_cancel_by_detach, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_listen_caps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_async_batch, setup, teardown),
