@@ -23,7 +23,10 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
   sb_mcp_limits l = {.max_message_bytes = cfg->max_message_bytes,
                      .max_json_depth = cfg->max_json_depth,
                      .page_size = cfg->page_size,
-                     .cache_ttl_ms = cfg->cache_ttl_ms};
+                     .cache_ttl_ms = cfg->cache_ttl_ms,
+                     .max_listen_uris = cfg->max_listen_uris,
+                     .max_listen_streams_per_tenant =
+                         cfg->max_listen_streams_per_tenant};
   return l;
 }
 
@@ -144,7 +147,14 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .max_connections = cfg->max_connections,
         .connection_memory_bytes = cfg->connection_memory_bytes,
         .connection_timeout_s = cfg->connection_timeout_s,
+        .header_timeout_s = cfg->header_timeout_s,
+        .body_timeout_s = cfg->body_timeout_s,
+        .max_connections_per_address = cfg->max_connections_per_address,
+        .connection_reserve = cfg->connection_reserve,
+        .max_stream_buffer_bytes = cfg->max_stream_buffer_bytes,
         .session_idle_timeout_s = cfg->session_idle_timeout_s,
+        .max_sessions = cfg->max_sessions,
+        .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
         .authenticate = authenticate,
         .auth_ud = (void *)cfg};

@@ -46,8 +46,9 @@ void app_rest_error(sb_http_request *req, int status, const char *code,
                     const char *message);
 /* 503 busy with Retry-After: 1 (back-pressure; retry shortly). */
 void app_rest_busy(sb_http_request *req, const char *message);
-/* The request body as JSON (new reference), or NULL after answering 400
- * bad_json naming `what`, the line and the column. */
+/* The request body as JSON (new reference), parsed by the parser /mcp
+ * uses with the same limits (sb_http_request_json), or NULL after
+ * answering 400 bad_json naming `what` and what was wrong. */
 json_t *app_rest_body(sb_http_request *req, const char *what);
 
 /* rest_calls.c: POST /v1/agents/call (any tenant). */

@@ -9,10 +9,13 @@
  *   GET   /v1/contexts/{id}/diff       ?from=N&to=M
  *
  * The ETag of a context is its version, quoted. A stale If-Match is a 409
- * carrying the current version (and its ETag); a missing one is a 428. The
+ * carrying the current version (and its ETag); a missing one is a 428; a
+ * weak one (W/"N") is a 412, as a weak tag never matches in If-Match; one
+ * that is not a version (or too large to be one) is a 400. The
  * tenant is the bearer token's; another tenant's id is a 404 exactly like
  * an id that does not exist. Errors are {"error":{"code","message"}}.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -84,15 +87,13 @@ static void respond_context(sb_http_request *req, int status, json_t *doc,
 }
 
 json_t *app_rest_body(sb_http_request *req, const char *what) {
-  size_t len = 0;
-  const char *body = sb_http_request_body(req, &len);
-  json_error_t jerr;
-  json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!v) {
-    char msg[300];
-    snprintf(msg, sizeof msg, "%s: invalid JSON at line %d column %d: %s",
-             what, jerr.line, jerr.column, jerr.text);
+  json_t *v = NULL;
+  sb_error err = {0};
+  if (sb_http_request_json(req, &v, &err) != 0) {
+    char msg[sizeof err.msg + 64];
+    snprintf(msg, sizeof msg, "%s: %s", what, err.msg);
     respond_error(req, 400, "bad_json", msg, 0);
+    return NULL;
   }
   return v;
 }
@@ -106,17 +107,34 @@ static int64_t query_int(sb_http_request *req, const char *key) {
   return (end && *end == '\0' && end != v && n >= 1) ? n : -1;
 }
 
-/* If-Match: "N" (or N, or W/"N") -> N; 0 if absent, -1 if malformed. */
-static int64_t if_match_version(sb_http_request *req) {
+/* What an If-Match header asks for. */
+typedef enum if_match_kind {
+  IF_MATCH_ABSENT = 0,
+  IF_MATCH_VERSION,   /* "N" (or a bare N): *version is N */
+  IF_MATCH_WEAK,      /* W/"N": never matches (RFC 9110 13.1.1) */
+  IF_MATCH_MALFORMED, /* not an entity tag of ours */
+  IF_MATCH_TOO_LARGE, /* digits past the largest version there can be */
+} if_match_kind;
+
+static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
   const char *v = sb_http_request_header(req, "If-Match");
-  if (!v) return 0;
-  if (strncmp(v, "W/", 2) == 0) v += 2;
-  if (*v == '"') v++;
-  char *end = NULL;
-  long long n = strtoll(v, &end, 10);
-  if (!end || end == v || n < 1) return -1;
-  if (*end == '"') end++;
-  return *end == '\0' ? n : -1;
+  *version = 0;
+  if (!v) return IF_MATCH_ABSENT;
+  /* If-Match uses the strong comparison: a weak tag matches nothing. */
+  if (strncmp(v, "W/", 2) == 0) return IF_MATCH_WEAK;
+  int quoted = *v == '"';
+  if (quoted) v++;
+  if (*v < '1' || *v > '9') return IF_MATCH_MALFORMED;
+  int64_t n = 0;
+  for (; *v >= '0' && *v <= '9'; v++) {
+    int d = *v - '0';
+    if (n > (INT64_MAX - d) / 10) return IF_MATCH_TOO_LARGE;
+    n = n * 10 + d;
+  }
+  if (quoted && *v++ != '"') return IF_MATCH_MALFORMED;
+  if (*v != '\0') return IF_MATCH_MALFORMED;
+  *version = n;
+  return IF_MATCH_VERSION;
 }
 
 /* ---- operations on the context manager --------------------------------
@@ -277,13 +295,24 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                          "Content-Type must be application/merge-patch+json "
                          "or application/json-patch+json",
                          0);
-  int64_t expected = if_match_version(req);
-  if (expected == 0)
+  int64_t expected = 0;
+  switch (if_match_version(req, &expected)) {
+  case IF_MATCH_VERSION: break;
+  case IF_MATCH_ABSENT:
     return respond_error(req, 428, "precondition_required",
                          "If-Match: \"<version you read>\" is required", 0);
-  if (expected < 0)
+  case IF_MATCH_WEAK:
+    return respond_error(req, 412, "precondition_failed",
+                         "If-Match: a weak entity tag (W/\"...\") never "
+                         "matches; send the strong ETag \"<version>\"",
+                         0);
+  case IF_MATCH_TOO_LARGE:
+    return respond_error(req, 400, "bad_request",
+                         "If-Match: the version is out of range", 0);
+  case IF_MATCH_MALFORMED:
     return respond_error(req, 400, "bad_request",
                          "If-Match: expected a quoted version like \"3\"", 0);
+  }
   json_t *patch = app_rest_body(req, "patch");
   if (!patch) return;
   rest_op *op = rest_op_new(req, REST_PATCH, id);

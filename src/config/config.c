@@ -44,10 +44,19 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->max_connections = 10000;
   cfg->connection_memory_bytes = 16384;
   cfg->connection_timeout_s = 300;
+  cfg->header_timeout_s = 10;
+  cfg->body_timeout_s = 60;
+  cfg->max_connections_per_address = 1000;
+  cfg->connection_reserve = 1000;
+  cfg->max_stream_buffer_bytes = 8u * 1024u * 1024u;
   cfg->page_size = 50;
   cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
+  cfg->max_listen_uris = 1000;
+  cfg->max_listen_streams_per_tenant = 100;
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
+  cfg->max_sessions = 10000;
+  cfg->max_sessions_per_tenant = 1000;
   cfg->cache_ttl_ms = 60000;
   cfg->store_path = default_store_path;
   cfg->store_max_pending = 4096;
@@ -383,15 +392,27 @@ static const key_spec limits_keys[] = {
     NUM("connection_memory_bytes", KEY_SIZE, connection_memory_bytes, 4096,
         16777216),
     NUM("connection_timeout_s", KEY_INT, connection_timeout_s, 1, 86400),
+    NUM("header_timeout_s", KEY_INT, header_timeout_s, 1, 3600),
+    NUM("body_timeout_s", KEY_INT, body_timeout_s, 1, 86400),
+    NUM("max_connections_per_address", KEY_INT, max_connections_per_address, 0,
+        1000000),
+    NUM("connection_reserve", KEY_INT, connection_reserve, 0, 1000000),
+    NUM("max_stream_buffer_bytes", KEY_SIZE, max_stream_buffer_bytes, 4096,
+        1073741824),
     NUM("page_size", KEY_INT, page_size, 1, 1000),
     /* The low end leaves room for a cut name and its hash (gateway/names.c). */
     NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),
+    NUM("max_listen_uris", KEY_INT, max_listen_uris, 1, 100000),
+    NUM("max_listen_streams_per_tenant", KEY_INT, max_listen_streams_per_tenant,
+        1, 100000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 
 static const key_spec sessions_keys[] = {
     NUM("idle_timeout_s", KEY_INT, session_idle_timeout_s, 1, 604800),
     NUM("replay_events", KEY_INT, replay_events, 0, 100000),
+    NUM("max", KEY_INT, max_sessions, 1, 1000000),
+    NUM("max_per_tenant", KEY_INT, max_sessions_per_tenant, 1, 1000000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -436,9 +457,18 @@ static const key_spec top_keys[] = {
 };
 
 /* Every table has fewer keys than this; used to remember first lines. */
-#define MAX_SECTION_KEYS 12
-_Static_assert(sizeof top_keys / sizeof top_keys[0] - 1 <= MAX_SECTION_KEYS,
-               "MAX_SECTION_KEYS is smaller than the top-level key table");
+#define MAX_SECTION_KEYS 24
+#define FITS(table)                                                            \
+  _Static_assert(sizeof table / sizeof table[0] - 1 <= MAX_SECTION_KEYS,       \
+                 "MAX_SECTION_KEYS is smaller than " #table)
+FITS(top_keys);
+FITS(server_keys);
+FITS(limits_keys);
+FITS(sessions_keys);
+FITS(cache_keys);
+FITS(store_keys);
+FITS(contexts_keys);
+FITS(auth_keys);
 
 /* ---- parser ------------------------------------------------------------- */
 

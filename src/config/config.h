@@ -23,13 +23,31 @@
  *     connection_memory_bytes: 16384  # 4096..16777216
  *     connection_timeout_s: 300     # idle HTTP connections are closed;
  *                                   # 1..86400
+ *     header_timeout_s: 10          # a connection holding no request
+ *                                   # (new or idle) must send complete
+ *                                   # request headers within; 1..3600
+ *     body_timeout_s: 60            # a request body must be in within
+ *                                   # this after its headers; 1..86400
+ *     max_connections_per_address: 1000  # 0 = no cap; 0..1000000
+ *     connection_reserve: 1000      # places of max_connections kept for
+ *                                   # authenticated callers; 0..1000000
+ *     max_stream_buffer_bytes: 8388608  # SSE output kept for a client
+ *                                   # that is not reading; past it the
+ *                                   # connection is closed; 4096..2^30
  *     page_size: 50                 # items per list page; 1..1000
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
+ *     max_listen_uris: 1000         # resourceSubscriptions in one
+ *                                   # subscriptions/listen; 1..100000
+ *     max_listen_streams_per_tenant: 100  # listen streams open at once
+ *                                   # per tenant; 1..100000
  *   sessions:
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
  *     replay_events: 256            # SSE events kept for Last-Event-ID;
  *                                   # 0..100000 (0 = no resumption)
+ *     max: 10000                    # legacy sessions open at once; past
+ *                                   # it initialize is a 503; 1..1000000
+ *     max_per_tenant: 1000          # the same per tenant; 1..1000000
  *   cache:
  *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
  *   workflows:                      # workflow definitions (flow/flow.h):
@@ -66,11 +84,20 @@ typedef struct sb_config {
   int max_connections;
   size_t connection_memory_bytes;
   int connection_timeout_s;
+  int header_timeout_s;            /* a request's headers are due within this */
+  int body_timeout_s;              /* ...and its body within this after them */
+  int max_connections_per_address; /* 0 = no cap */
+  int connection_reserve;          /* places kept for authenticated callers */
+  size_t max_stream_buffer_bytes;  /* unread SSE output before closing */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
+  int max_listen_uris;               /* URIs in one subscriptions/listen */
+  int max_listen_streams_per_tenant; /* listen streams open per tenant */
   /* sessions */
   int session_idle_timeout_s;
   int replay_events;
+  int max_sessions;            /* legacy HTTP sessions open at once */
+  int max_sessions_per_tenant; /* ...and per tenant */
   /* cache */
   long cache_ttl_ms;
   /* store */

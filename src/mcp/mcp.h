@@ -94,6 +94,10 @@ typedef struct sb_mcp_limits {
   int page_size;            /* items per list page; default 50 */
   long cache_ttl_ms;        /* ttlMs on cacheable results (used as given:
                                0 is "do not cache") */
+  int max_listen_uris;      /* resourceSubscriptions in one
+                               subscriptions/listen; default 1000 */
+  int max_listen_streams_per_tenant; /* subscriptions/listen streams open
+                               at once per tenant; default 100 */
 } sb_mcp_limits;
 
 typedef struct sb_mcp_server_options {

@@ -45,7 +45,7 @@ struct sb_mcp_session {
   int initialized;     /* initialize answered */
   char version[16];    /* negotiated legacy version */
   json_t *client_caps; /* from initialize */
-  json_t *client_info;
+  json_t *client_info; /* {name, version} only, copied */
   int log_level;       /* logging/setLevel, MCP_LOG_NONE until set */
   json_t *subscriptions; /* object used as a set of resource URIs */
   sb_mcp_out *notify_out;
@@ -75,6 +75,7 @@ struct sb_mcp_call {
   json_t *listen_filter;
   sb_mcp_call *listen_next, *listen_prev;
   int listen_linked; /* in srv->listeners (after its acknowledgement) */
+  char *listen_tenant;       /* counted against its tenant's listen streams */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
   json_t *list_error; /* a list request a provider could not serve: the
                          error (without id) to answer with; own reference */
@@ -83,6 +84,12 @@ struct sb_mcp_call {
 };
 
 typedef struct mcp_builtin mcp_builtin;
+
+/* Open subscriptions/listen streams of one tenant (methods.c). */
+typedef struct mcp_tenant_listens {
+  char *tenant;
+  size_t streams;
+} mcp_tenant_listens;
 
 struct sb_mcp_server {
   sb_mcp_limits limits; /* the options' limits, defaults filled in */
@@ -99,6 +106,8 @@ struct sb_mcp_server {
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
+  mcp_tenant_listens *listens; /* per-tenant listen stream counts */
+  size_t listens_len;
 };
 
 /* ---- builtin.c: the built-in provider (ud = the mcp_builtin) ---------- */
@@ -116,6 +125,10 @@ typedef struct mcp_method_def {
 } mcp_method_def;
 /* The handler of a method name, or NULL. */
 const mcp_method_def *mcp_method_find(const char *name);
+/* A listen call ends: its tenant has one stream less (once; no-op for
+ * other calls). */
+void mcp_listen_release(sb_mcp_call *c);
+void mcp_listen_counts_free(sb_mcp_server *srv);
 
 /* ---- server.c helpers for handlers ------------------------------------ */
 /* Write a message (stolen) on the call's output, not ending the call. */

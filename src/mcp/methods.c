@@ -84,6 +84,59 @@ static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
 }
 
+/* What a session keeps of initialize is bounded: a client that sends a
+ * megabyte of clientInfo or capabilities is refused, and of clientInfo
+ * only name and version are kept (copied, so the request can go). */
+#define INIT_CLIENT_INFO_MAX_BYTES 4096
+#define INIT_CLIENT_FIELD_MAX_BYTES 256
+#define INIT_CAPABILITIES_MAX_BYTES 16384
+
+/* 1 if v serialises to more than max bytes. */
+static int json_larger_than(json_t *v, size_t max) {
+  return v && json_dumpb(v, NULL, 0, JSON_COMPACT) > max;
+}
+
+/* A too large initialize param: -32602 naming it and the limit. */
+static int init_param_too_large(sb_mcp_call *c, const char *param, size_t max) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "params.%s: larger than the limit of %zu bytes",
+           param, max);
+  sb_mcp_call_fail(
+      c, SB_RPC_INVALID_PARAMS, msg,
+      json_pack("{sssI}", "param", param, "limit", (json_int_t)max));
+  return 1;
+}
+
+/* Check clientInfo and capabilities against their limits; answers and
+ * returns 1 if one is over. */
+static int init_params_too_large(sb_mcp_call *c, json_t *info, json_t *caps) {
+  if (json_larger_than(caps, INIT_CAPABILITIES_MAX_BYTES))
+    return init_param_too_large(c, "capabilities", INIT_CAPABILITIES_MAX_BYTES);
+  if (json_larger_than(info, INIT_CLIENT_INFO_MAX_BYTES))
+    return init_param_too_large(c, "clientInfo", INIT_CLIENT_INFO_MAX_BYTES);
+  static const char *const fields[] = {"name", "version"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *v = json_string_value(json_object_get(info, fields[i]));
+    if (v && strlen(v) > INIT_CLIENT_FIELD_MAX_BYTES)
+      return init_param_too_large(c,
+                                  i ? "clientInfo.version" : "clientInfo.name",
+                                  INIT_CLIENT_FIELD_MAX_BYTES);
+  }
+  return 0;
+}
+
+/* {name, version} of clientInfo: what the session keeps (new reference). */
+static json_t *client_info_kept(json_t *info) {
+  json_t *kept = json_object();
+  static const char *const fields[] = {"name", "version"};
+  for (size_t i = 0; kept && i < 2; i++) {
+    json_t *v = json_object_get(info, fields[i]);
+    if (json_is_string(v))
+      json_object_set_new(kept, fields[i], json_string(json_string_value(v)));
+  }
+  return kept;
+}
+
 static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_session *s = c->session;
   json_t *p = c->params;
@@ -118,6 +171,7 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "clientInfo"));
     return;
   }
+  if (init_params_too_large(c, info, caps)) return;
   /* Legacy negotiation: echo a supported legacy version, else offer our
    * latest legacy one and let the client decide. */
   const char *v = sb_mcp_version_supported(requested) &&
@@ -125,8 +179,9 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
                       ? requested
                       : "2025-11-25";
   snprintf(s->version, sizeof s->version, "%s", v);
-  s->client_caps = caps ? json_incref(caps) : json_object();
-  s->client_info = info ? json_incref(info) : NULL;
+  /* Copies: nothing of the request's own tree stays with the session. */
+  s->client_caps = caps ? json_deep_copy(caps) : json_object();
+  s->client_info = client_info_kept(info);
   sb_free(s->tenant);
   s->tenant = sb_strdup(sb_mcp_call_tenant(c));
   s->initialized = 1;
@@ -200,6 +255,70 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   reply_empty(c);
 }
 
+/* ---- listen caps ---------------------------------------------------------
+ * Each open listen stream holds its filter and the providers'
+ * subscriptions: the filter's URIs are capped (max_listen_uris) and so are
+ * a tenant's open streams (max_listen_streams_per_tenant). */
+
+static size_t *listen_count(sb_mcp_server *srv, const char *tenant, int add) {
+  for (size_t i = 0; i < srv->listens_len; i++)
+    if (strcmp(srv->listens[i].tenant, tenant) == 0)
+      return &srv->listens[i].streams;
+  if (!add) return NULL;
+  char *copy = sb_strdup(tenant);
+  mcp_tenant_listens *t =
+      copy ? sb_realloc(srv->listens, (srv->listens_len + 1) * sizeof *t)
+           : NULL;
+  if (!t) {
+    sb_free(copy);
+    return NULL;
+  }
+  srv->listens = t;
+  t[srv->listens_len] = (mcp_tenant_listens){copy, 0};
+  return &t[srv->listens_len++].streams;
+}
+
+/* Count c against its tenant's streams; answers and returns -1 if the
+ * tenant has its fill. */
+static int listen_admit(sb_mcp_server *srv, sb_mcp_call *c) {
+  const char *tenant = sb_mcp_call_tenant(c);
+  size_t *n = listen_count(srv, tenant ? tenant : "", 1);
+  int max = srv->limits.max_listen_streams_per_tenant;
+  if (n && *n >= (size_t)max) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "too many open subscriptions/listen streams: this tenant's "
+             "limit of %d (limits.max_listen_streams_per_tenant) is reached; "
+             "close one first",
+             max);
+    sb_mcp_call_fail(c, SB_RPC_SERVER_BUSY, msg,
+                     json_pack("{sI}", "limit", (json_int_t)max));
+    return -1;
+  }
+  if (!n || !(c->listen_tenant = sb_strdup(tenant ? tenant : ""))) {
+    sb_mcp_call_fail(c, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return -1;
+  }
+  (*n)++;
+  return 0;
+}
+
+void mcp_listen_release(sb_mcp_call *c) {
+  if (!c->listen_tenant) return;
+  size_t *n = listen_count(c->srv, c->listen_tenant, 0);
+  if (n && *n) (*n)--;
+  sb_free(c->listen_tenant);
+  c->listen_tenant = NULL;
+}
+
+void mcp_listen_counts_free(sb_mcp_server *srv) {
+  for (size_t i = 0; i < srv->listens_len; i++)
+    sb_free(srv->listens[i].tenant);
+  sb_free(srv->listens);
+  srv->listens = NULL;
+  srv->listens_len = 0;
+}
+
 /* notifications/subscriptions/acknowledged, the first message of a listen
  * stream; from then on the stream gets what its filter asks for. */
 static void listen_acknowledge(sb_mcp_call *c) {
@@ -247,7 +366,25 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                        NULL);
       return;
     }
+    int max = srv->limits.max_listen_uris;
+    if (json_array_size(uris) > (size_t)max) {
+      json_decref(agreed);
+      char msg[200];
+      snprintf(msg, sizeof msg,
+               "params.notifications.resourceSubscriptions: %zu URIs exceed "
+               "the limit of %d per stream (limits.max_listen_uris)",
+               json_array_size(uris), max);
+      sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                       json_pack("{sssI}", "param",
+                                 "notifications.resourceSubscriptions", "limit",
+                                 (json_int_t)max));
+      return;
+    }
     json_object_set(agreed, "resourceSubscriptions", uris);
+  }
+  if (listen_admit(srv, c) != 0) {
+    json_decref(agreed);
+    return;
   }
   c->listen_filter = agreed;
   /* Acknowledged once the providers have the subscriptions in effect. The

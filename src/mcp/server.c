@@ -62,6 +62,7 @@ void mcp_listener_link(sb_mcp_call *c) {
 }
 
 static void listener_unlink(sb_mcp_call *c) {
+  mcp_listen_release(c);
   if (!c->listen_filter) return;
   size_t i;
   json_t *u;
@@ -142,14 +143,26 @@ typedef struct mcp_batch {
 static void call_free(sb_mcp_call *c);
 static void batch_maybe_finish(mcp_batch *b);
 
+/* A member's final message is its response and goes into the array, even
+ * an error that could not name a request (a member that is not a valid
+ * request: `[1]`, `[{}]`): JSON-RPC 2.0 answers a batch with one array, and
+ * there such an error carries "id": null. Only non-final messages
+ * (progress, logs) pass straight through. */
 static int batch_write(sb_mcp_out *out, json_t *msg, int final) {
   mcp_batch *b = out->data;
-  if (!final || !json_object_get(msg, "id")) {
+  if (!final) {
     sb_mcp_out *parent = b->holder->out;
     return parent ? parent->write(parent, msg, 0) : SB_ECANCELED;
   }
-  json_array_append(b->responses, msg);
-  return 0;
+  if (json_object_get(msg, "id"))
+    return json_array_append(b->responses, msg) ? SB_ENOMEM : 0;
+  json_t *copy = json_copy(msg); /* shallow: msg itself stays as it is */
+  if (!copy) return SB_ENOMEM;
+  if (json_object_set_new(copy, "id", json_null()) != 0) {
+    json_decref(copy);
+    return SB_ENOMEM;
+  }
+  return json_array_append_new(b->responses, copy) ? SB_ENOMEM : 0;
 }
 
 static void batch_maybe_finish(mcp_batch *b) {
@@ -183,6 +196,7 @@ static void call_free(sb_mcp_call *c) {
   json_decref(c->progress_token);
   json_decref(c->listen_filter);
   json_decref(c->list_error);
+  mcp_listen_release(c);
   sb_free(c->method);
   sb_free(c);
 }
@@ -541,6 +555,9 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   if (!srv->limits.max_message_bytes) srv->limits.max_message_bytes = 4u << 20;
   if (!srv->limits.max_json_depth) srv->limits.max_json_depth = 64;
   if (!srv->limits.page_size) srv->limits.page_size = 50;
+  if (!srv->limits.max_listen_uris) srv->limits.max_listen_uris = 1000;
+  if (!srv->limits.max_listen_streams_per_tenant)
+    srv->limits.max_listen_streams_per_tenant = 100;
   srv->default_tenant =
       sb_strdup(opts->default_tenant ? opts->default_tenant : "default");
   srv->loop = opts->loop;
@@ -588,6 +605,7 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
   sb_free(srv->name);
   sb_free(srv->instructions);
   sb_free(srv->default_tenant);
+  mcp_listen_counts_free(srv);
   sodium_memzero(srv->state_key, sizeof srv->state_key);
   sb_free(srv);
 }

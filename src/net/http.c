@@ -9,16 +9,7 @@
  * it goes out as application/json; if something else comes first and the
  * client accepts text/event-stream, the response becomes an SSE stream and
  * the final message ends it. While a request waits, its MHD connection is
- * suspended; MHD does not notice a client that goes away from a suspended
- * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
- * The watch costs four epoll_ctl calls (start, stop, and its handle's
- * close), more than a fast tool call itself, so a request waiting for its
- * answer gets it only once it has waited HTTP_WATCH_DELAY_MS: such
- * requests queue in suspension order and one server timer starts the
- * watches that fall due. A client that left earlier is noticed then
- * (EPOLLRDHUP is level-triggered), or sooner when its answer is written.
- * An SSE stream parked between events is watched at once, as MHD does not
- * notice a peer that left a stream it keeps writing to.
+ * suspended and watched for its client leaving (http_watch.c).
  * A disconnect detaches the out (which cancels the call), except for a
  * legacy session POST whose response is already an SSE stream: under
  * 2025-11-25 a dropped stream is not a cancellation, so its http_stream
@@ -32,7 +23,8 @@
  * Requests without an Origin header (non-browser clients) are accepted.
  *
  * Legacy sessions, the GET stream and Last-Event-ID replay live in
- * http_session.c.
+ * http_session.c; deadlines, the connection reserve, framing checks and
+ * cutting connections off in http_conn.c.
  */
 #include "net/http_internal.h"
 
@@ -47,7 +39,6 @@
 #define MOD "http"
 #define MCP_PATH "/mcp"
 #define SSE_BLOCK 4096
-#define SSE_MAX_PENDING (8u * 1024u * 1024u) /* slow reader cap per stream */
 #define POOL_MAX 512
 #define POOL_BUF_MAX (64u * 1024u)
 #define SESSION_NOT_FOUND (-32001)
@@ -135,118 +126,6 @@ static unsigned status_for(http_req *r, json_t *msg) {
   if (code == SB_RPC_PARSE_ERROR || code == SB_RPC_INVALID_REQUEST)
     return MHD_HTTP_BAD_REQUEST;
   return MHD_HTTP_OK;
-}
-
-/* ---- suspend / resume / disconnect watch ------------------------------ */
-
-static void on_peer_gone(http_req *r);
-
-static void on_watch(uv_poll_t *h, int status, int events) {
-  http_req *r = h->data;
-  /* Only EPOLLRDHUP/HUP/ERR were asked for; confirm before giving up on a
-   * connection, and keep watching if the peer is in fact still there. */
-  if (status == 0 && !(events & UV_DISCONNECT) && !http_req_peer_closed(r))
-    return;
-  uv_poll_stop(h);
-  r->watching = 0;
-  on_peer_gone(r);
-}
-
-static void watch_start(http_req *r) {
-  if (!r->watch_inited) {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci || uv_poll_init_socket(r->srv->loop, &r->watch, ci->connect_fd))
-      return; /* no watch: a disconnect is noticed at the next write */
-    r->watch.data = r;
-    r->watch_inited = 1;
-  }
-  if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
-}
-
-/* ---- the watch queue: suspended requests whose watch is not due yet ---- */
-
-static void due_unlink(http_req *r) {
-  if (!r->watch_due) return;
-  sb_http_server *s = r->srv;
-  if (r->due_prev)
-    r->due_prev->due_next = r->due_next;
-  else
-    s->due_head = r->due_next;
-  if (r->due_next)
-    r->due_next->due_prev = r->due_prev;
-  else
-    s->due_tail = r->due_prev;
-  r->due_prev = r->due_next = NULL;
-  r->watch_due = 0;
-}
-
-/* Queue r (just suspended) for its watch; the loop's clock only grows, so
- * appending keeps the queue in due order. */
-static void due_push(http_req *r) {
-  sb_http_server *s = r->srv;
-  r->suspended_ms = uv_now(s->loop);
-  r->watch_due = 1;
-  r->due_next = NULL;
-  r->due_prev = s->due_tail;
-  if (s->due_tail)
-    s->due_tail->due_next = r;
-  else
-    s->due_head = r;
-  s->due_tail = r;
-  if (!uv_is_active((uv_handle_t *)&s->watch_timer))
-    uv_timer_start(&s->watch_timer, http_watch_due, HTTP_WATCH_DELAY_MS, 0);
-}
-
-void http_watch_due(uv_timer_t *t) {
-  sb_http_server *s = t->data;
-  uint64_t now = uv_now(s->loop);
-  while (s->due_head && now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
-    http_req *r = s->due_head;
-    due_unlink(r);
-    watch_start(r);
-  }
-  if (s->due_head && !s->stopping)
-    uv_timer_start(&s->watch_timer, http_watch_due,
-                   s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
-}
-
-/* Suspend r's connection. A request waiting for its answer gets its watch
- * late (due_push); an SSE stream between two events gets it at once: MHD
- * itself does not notice a peer that left a stream it keeps writing to. */
-static void req_suspend(http_req *r, int watch_now) {
-  if (r->suspended) return;
-  MHD_suspend_connection(r->conn);
-  r->suspended = 1;
-  if (watch_now || r->srv->stopping)
-    watch_start(r);
-  else
-    due_push(r);
-}
-
-/* A request that waits for its answer (a deferred REST route). */
-void http_req_suspend(http_req *r) { req_suspend(r, 0); }
-
-void http_req_resume(http_req *r) {
-  if (!r->suspended) return;
-  due_unlink(r);
-  if (r->watching) {
-    uv_poll_stop(&r->watch);
-    r->watching = 0;
-  }
-  r->suspended = 0;
-  MHD_resume_connection(r->conn);
-  http_kick(r->srv);
-}
-
-int http_req_peer_closed(http_req *r) {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (!ci) return 1;
-  char c;
-  ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return 1;
-  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 /* Cancel whatever still writes to r's output. */
@@ -338,6 +217,8 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (r->close_after)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   r->state = REQ_RESPONDED;
   req_queue(r, status, resp);
   MHD_destroy_response(resp);
@@ -394,7 +275,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
   /* Nothing to send: park the connection until a write wakes it. */
-  req_suspend(r, 1);
+  http_req_suspend_watch(r, 1);
   return 0;
 }
 
@@ -416,9 +297,13 @@ int http_req_start_sse(http_req *r, unsigned status) {
 
 int http_req_sse_append(http_req *r, const char *data, size_t len) {
   if (r->gone || r->state != REQ_SSE) return SB_EIO;
-  if (r->sse.len - r->sse_off + len > SSE_MAX_PENDING) {
-    SB_WARN(MOD, "SSE client is not reading; closing its stream");
+  if (r->sse.len - r->sse_off + len > r->srv->cfg.max_stream_buffer_bytes) {
+    SB_WARN(MOD, "SSE client is not reading; closing its stream "
+                 "(limits.max_stream_buffer_bytes)");
     on_peer_gone(r);
+    /* MHD would wait for ever to write the rest of the event it holds:
+     * close the connection under it, dropping what is unsent. */
+    http_conn_cut(http_conn_of(r->conn), 1, "SSE client is not reading");
     return SB_EIO;
   }
   if (r->sse_off > 0 && r->sse_off >= r->sse.len / 2) {
@@ -564,7 +449,7 @@ static void req_release(http_req *r) {
   r->msg = r->early_error = NULL;
   sb_free(r->url);
   r->url = NULL;
-  due_unlink(r);
+  http_watch_forget_due(r);
   if (r->watch_inited) {
     /* The handle must be closed before its memory goes. */
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
@@ -600,10 +485,38 @@ static void set_early(http_req *r, unsigned status, int code, json_t *id,
   sb_buf_free(&r->body); /* whatever arrives from now on is discarded */
 }
 
+/* RFC 9112 6.1, 6.3: a body whose length cannot be known for sure is
+ * refused at once, and the connection closed after the answer (behind a
+ * proxy, a disagreement on framing is request smuggling). Returns 1 when
+ * r must be answered now. */
+static int framing_refused(http_req *r) {
+  http_framing f = http_conn_framing(r->conn);
+  if (f == HTTP_FRAMING_OK) return 0;
+  r->close_after = 1;
+  unsigned status = f == HTTP_FRAMING_UNKNOWN_CODING ? MHD_HTTP_NOT_IMPLEMENTED
+                                                     : MHD_HTTP_BAD_REQUEST;
+  set_early(r, status, SB_RPC_INVALID_REQUEST, NULL, "%s",
+            f == HTTP_FRAMING_BOTH
+                ? "Content-Length and Transfer-Encoding together: send one "
+                  "(RFC 9112 6.1)"
+            : f == HTTP_FRAMING_BAD_LENGTH
+                ? "Content-Length: not one non-negative integer"
+            : f == HTTP_FRAMING_NOT_CHUNKED
+                ? "Transfer-Encoding: chunked must be the only, final "
+                  "coding (RFC 9112 6.1)"
+                : "Transfer-Encoding: only chunked is implemented");
+  return 1;
+}
+
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
+  if (framing_refused(r)) {
+    r->method = method;
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 1;
+  }
   r->method = method;
   /* The tenant comes from the caller's credentials, never from a body. */
   r->out.tenant = cfg->authenticate
@@ -635,6 +548,12 @@ static int req_begin(http_req *r, const char *url, const char *method) {
               "method %.32s is not allowed on %.200s", method, url);
   }
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
+  /* Admitted: this connection's caller passed the Origin and token checks
+   * (it leaves the share of strangers, see http_conn.c). */
+  http_conn_headers_in(http_conn_of(r->conn),
+                       !r->early_error ||
+                           (r->early_status != MHD_HTTP_UNAUTHORIZED &&
+                            r->early_status != MHD_HTTP_FORBIDDEN));
   const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && !r->early_error) {
     unsigned long long n = strtoull(cl, NULL, 10);
@@ -659,15 +578,18 @@ static void parse_body(http_req *r, const char *data, size_t len) {
   if (rc != 0) set_early(r, MHD_HTTP_BAD_REQUEST, rc, NULL, "%s", err.msg);
 }
 
-static void req_body(http_req *r, const char *data, size_t n) {
-  if (r->early_error || r->msg) return;
+/* Take n more body bytes. Returns 1 when a body of unknown length
+ * (chunked) has just passed the size limit: it must be answered now, not
+ * read to its end first. */
+static int req_body(http_req *r, const char *data, size_t n) {
+  if (r->early_error || r->msg) return 0;
   size_t max = r->srv->cfg.max_message_bytes;
   if (r->body.len + n > max) {
     set_early(r, MHD_HTTP_CONTENT_TOO_LARGE, SB_RPC_INVALID_REQUEST, NULL,
               "message exceeds the limit of %zu bytes "
               "(limits.max_message_bytes)",
               max);
-    return;
+    return 1;
   }
   /* The common case: the whole body in one piece, parsed in place. */
   const char *cl = r->body.len || r->route
@@ -675,11 +597,12 @@ static void req_body(http_req *r, const char *data, size_t n) {
                        : header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && strtoull(cl, NULL, 10) == n) {
     parse_body(r, data, n);
-    return;
+    return 0;
   }
   if (sb_buf_append(&r->body, data, n) != 0)
     set_early(r, MHD_HTTP_INTERNAL_SERVER_ERROR, SB_RPC_INTERNAL_ERROR, NULL,
               "out of memory reading the request body");
+  return 0;
 }
 
 /* MCP-Protocol-Version on a legacy request: absent means 2025-03-26. */
@@ -731,7 +654,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
     respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
     return;
   }
-  req_suspend(r, 0);
+  http_req_suspend_watch(r, 0);
 }
 
 /* The session with this id, if it belongs to the caller's tenant: another
@@ -742,6 +665,26 @@ static http_session *session_of_caller(http_req *r, const char *sid) {
   /* A session belongs to the endpoint that opened it. */
   if (hs && hs->server != r->mcp) return NULL;
   return hs;
+}
+
+/* An initialize past the session caps: 503 naming the limit. */
+static int session_admitted(http_req *r) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  http_session_admit a = http_session_may_open(r->srv, r->out.tenant);
+  if (a == HTTP_SESSION_ADMITTED) return 1;
+  char text[256];
+  snprintf(
+      text, sizeof text,
+      "too many sessions: %s limit of %d (%s) is reached; end one with "
+      "DELETE or let one expire, or use protocol version " SB_MCP_MODERN_VERSION
+      " (stateless)",
+      a == HTTP_SESSION_FULL ? "the server's" : "this tenant's",
+      a == HTTP_SESSION_FULL ? cfg->max_sessions : cfg->max_sessions_per_tenant,
+      a == HTTP_SESSION_FULL ? "sessions.max" : "sessions.max_per_tenant");
+  SB_WARN(MOD, "initialize refused: %s", text);
+  respond_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, msg_id(r->msg),
+                SB_RPC_SERVER_BUSY, text, NULL);
+  return 0;
 }
 
 static void do_post(http_req *r) {
@@ -782,13 +725,13 @@ static void do_post(http_req *r) {
   }
   if (era == SB_MCP_ERA_LEGACY) { /* initialize: a new session */
     if (!legacy_version_ok(r, pv)) return;
-    http_session *hs = http_session_new(s, r->mcp);
+    if (!session_admitted(r)) return;
+    http_session *hs = http_session_new(s, r->mcp, r->out.tenant);
     if (!hs) {
       respond_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, msg_id(msg),
                     SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
       return;
     }
-    hs->tenant = r->out.tenant;
     r->new_session = hs;
     dispatch(r, NULL, hs->mcp);
     return;
@@ -866,25 +809,43 @@ static void do_delete(http_req *r) {
 
 /* An error decided before dispatch: JSON-RPC shaped on /mcp, the REST
  * shape {"error":{"code","message"}} on REST routes. */
-static void respond_early(http_req *r) {
-  if (!r->route) {
-    respond_msg(r, r->early_status, r->early_error, NULL);
-    return;
-  }
+static json_t *early_body(http_req *r) {
+  if (!r->route) return json_incref(r->early_error);
   const char *msg = json_string_value(
       json_object_get(json_object_get(r->early_error, "error"), "message"));
-  const char *code = r->early_status == MHD_HTTP_UNAUTHORIZED ? "unauthorized"
-                     : r->early_status == MHD_HTTP_FORBIDDEN  ? "forbidden"
-                     : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE
-                         ? "too_large"
-                         : "bad_request";
-  json_t *body = json_pack("{s{ssss}}", "error", "code", code, "message",
-                           msg ? msg : code);
+  const char *code =
+      r->early_status == MHD_HTTP_UNAUTHORIZED        ? "unauthorized"
+      : r->early_status == MHD_HTTP_FORBIDDEN         ? "forbidden"
+      : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE ? "too_large"
+      : r->early_status == MHD_HTTP_NOT_IMPLEMENTED   ? "not_implemented"
+                                                      : "bad_request";
+  return json_pack("{s{ssss}}", "error", "code", code, "message",
+                   msg ? msg : code);
+}
+
+static void respond_early(http_req *r) {
+  http_conn_request_read(http_conn_of(r->conn));
+  json_t *body = early_body(r);
   respond_msg(r, r->early_status, body, NULL);
   json_decref(body);
 }
 
+/* The same, while the body is still arriving: MHD queues no response
+ * then, so the answer goes out on the socket and the connection ends
+ * (the caller returns MHD_NO). */
+static void respond_early_now(http_req *r) {
+  json_t *body = early_body(r);
+  size_t len = 0;
+  char *text = body ? sb_rpc_dump(body, &len) : NULL;
+  json_decref(body);
+  r->state = REQ_RESPONDED;
+  SB_DEBUG(MOD, "answering %u before the body's end, closing", r->early_status);
+  http_conn_answer_now(r, r->early_status, text ? text : "", len);
+  sb_free(text);
+}
+
 static void req_finish(http_req *r, const char *method) {
+  http_conn_request_read(http_conn_of(r->conn));
   if (r->route && !r->early_error) {
     http_route_run(r, method);
     return;
@@ -925,9 +886,11 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (*upload_data_size) {
-    req_body(r, upload_data, *upload_data_size);
+    int now = req_body(r, upload_data, *upload_data_size);
     *upload_data_size = 0;
-    return MHD_YES;
+    if (!now) return MHD_YES;
+    respond_early_now(r);
+    return MHD_NO;
   }
   if (r->state != REQ_READING) return MHD_YES;
   r->in_handler = 1;
@@ -940,10 +903,11 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                        enum MHD_RequestTerminationCode toe) {
   http_req *r = *req_cls;
   (void)cls;
-  (void)conn;
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    http_conn_request_done(http_conn_of(conn));
   if (!r) return;
   *req_cls = NULL;
-  due_unlink(r);
+  http_watch_forget_due(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;

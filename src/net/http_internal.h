@@ -14,6 +14,28 @@
 typedef struct http_req http_req;
 typedef struct http_session http_session;
 typedef struct http_stream http_stream;
+typedef struct http_conn http_conn;
+
+/* Where a connection stands (http_conn.c). */
+typedef enum http_conn_phase {
+  CONN_HEADERS = 0, /* holds no request: its next headers are due */
+  CONN_BODY,        /* headers in: the body is due */
+  CONN_BUSY,        /* request read, being answered: no deadline */
+} http_conn_phase;
+
+/* Connections of one timed phase, due soonest first. */
+typedef struct http_conn_queue {
+  http_conn *head, *tail;
+} http_conn_queue;
+
+/* How a request's body is framed (RFC 9112 6.1, 6.3). */
+typedef enum http_framing {
+  HTTP_FRAMING_OK = 0,
+  HTTP_FRAMING_BOTH,           /* Content-Length and Transfer-Encoding */
+  HTTP_FRAMING_BAD_LENGTH,     /* not digits, or several that differ */
+  HTTP_FRAMING_NOT_CHUNKED,    /* chunked is not the (single) last coding */
+  HTTP_FRAMING_UNKNOWN_CODING, /* a coding besides chunked: 501 */
+} http_framing;
 
 /* The output of a legacy session POST that carries requests. It is its own
  * allocation, not part of the http_req, because the call must outlive the
@@ -82,6 +104,7 @@ struct http_req {
   unsigned watching : 1;   /* disconnect watch active */
   unsigned watch_inited : 1;
   unsigned watch_due : 1;  /* suspended, in srv's watch queue */
+  unsigned close_after : 1; /* answer with Connection: close */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;
@@ -116,6 +139,19 @@ struct http_session {
   const char *tenant; /* the tenant that initialized it (config-owned) */
 };
 
+/* Legacy sessions held by one tenant (http_session.c). */
+typedef struct http_tenant_sessions {
+  char *tenant;
+  size_t sessions;
+} http_tenant_sessions;
+
+/* Whether another legacy session may open. */
+typedef enum http_session_admit {
+  HTTP_SESSION_ADMITTED = 0,
+  HTTP_SESSION_FULL,        /* limits: max_sessions reached */
+  HTTP_SESSION_TENANT_FULL, /* the tenant's max_sessions_per_tenant */
+} http_session_admit;
+
 typedef struct http_route {
   char *prefix;
   sb_http_handler fn;
@@ -146,9 +182,18 @@ struct sb_http_server {
   /* session table */
   http_session **buckets;
   size_t nbuckets, nsessions;
+  size_t sessions_live; /* every session, in the table or still opening */
+  http_tenant_sessions *tenant_sessions; /* per-tenant counts */
+  size_t tenant_sessions_len;
   /* REST routes (http_route.c) */
   http_route *routes;
   size_t routes_len;
+  /* connections (http_conn.c) */
+  http_conn *conns_head, *conns_tail; /* every connection, oldest first */
+  http_conn_queue conn_headers;       /* CONN_HEADERS, due order */
+  http_conn_queue conn_bodies;        /* CONN_BODY, due order */
+  size_t strangers;                   /* connections not admitted */
+  uv_timer_t conn_timer;              /* the earliest deadline */
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -157,6 +202,31 @@ struct sb_http_server {
 
 /* A suspended request gets its disconnect watch after this long (http.c). */
 #define HTTP_WATCH_DELAY_MS 100
+
+/* ---- http_conn.c ------------------------------------------------------ */
+/* MHD's notify-connection callback (cls = the server). */
+void http_conn_notify(void *cls, struct MHD_Connection *conn,
+                      void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+/* The connection's record, or NULL (untracked). */
+http_conn *http_conn_of(struct MHD_Connection *conn);
+/* A request's headers are in; `admitted` if it passed Origin and bearer
+ * token checks (the connection leaves the strangers for good). */
+void http_conn_headers_in(http_conn *c, int admitted);
+/* The request is read (its body too): no deadline while it is answered. */
+void http_conn_request_read(http_conn *c);
+/* The request is done: the connection holds nothing again. */
+void http_conn_request_done(http_conn *c);
+/* Close the connection under MHD (shutdown of its socket); abortive:
+ * reset, dropping unsent data. */
+void http_conn_cut(http_conn *c, int abortive, const char *why);
+/* Check the headers' body framing. */
+http_framing http_conn_framing(struct MHD_Connection *conn);
+/* Answer r on the socket itself (MHD refuses a response while a body is
+ * being read) with Connection: close, and end the connection: the access
+ * handler then returns MHD_NO. */
+void http_conn_answer_now(http_req *r, unsigned status, const char *body,
+                          size_t len);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */
@@ -202,16 +272,26 @@ int http_route_match(sb_http_server *s, const char *url);
 void http_route_run(http_req *r, const char *method);
 /* The request ends unanswered: tell a deferred handler (once). */
 void http_route_gone(http_req *r);
-/* http.c: park a waiting request (and watch for its client leaving). */
+/* ---- http_watch.c ----------------------------------------------------- */
+/* Park a waiting request (and watch for its client leaving): a request
+ * waiting for its answer is watched after HTTP_WATCH_DELAY_MS, an SSE
+ * stream between events (watch_now) at once. */
 void http_req_suspend(http_req *r);
+void http_req_suspend_watch(http_req *r, int watch_now);
+/* Take r out of the watch queue (it is resumed or ends). */
+void http_watch_forget_due(http_req *r);
 void http_routes_free(sb_http_server *s);
 
 /* ---- http_session.c --------------------------------------------------- */
 int http_sessions_init(sb_http_server *s);
 /* Destroy every session (server stop). */
 void http_sessions_free_all(sb_http_server *s);
-/* A new session, not yet in the table. */
-http_session *http_session_new(sb_http_server *s, sb_mcp_server *server);
+/* May `tenant` open another session (the caps of the options)? */
+http_session_admit http_session_may_open(sb_http_server *s, const char *tenant);
+/* A new session of `tenant` (borrowed: must outlive the session), not yet
+ * in the table; counted against the caps from now on. */
+http_session *http_session_new(sb_http_server *s, sb_mcp_server *server,
+                               const char *tenant);
 void http_session_insert(http_session *hs);
 http_session *http_session_find(sb_http_server *s, const char *id);
 /* Remove from the table (if in it), end its requests, free it. */

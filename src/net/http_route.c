@@ -3,7 +3,8 @@
  * A route owns every path under its prefix. By the time its handler runs,
  * http.c has checked the Origin and the bearer token, resolved the tenant,
  * and read the body under the same size limit as MCP messages; the handler
- * answers with sb_http_respond before returning.
+ * parses it with sb_http_request_json, the parser (and the depth limit)
+ * of /mcp, and answers with sb_http_respond before returning.
  */
 #include <string.h>
 
@@ -88,6 +89,21 @@ const char *sb_http_request_header(sb_http_request *r, const char *name) {
 const char *sb_http_request_body(const sb_http_request *r, size_t *len) {
   if (len) *len = r->body.len;
   return r->body.data ? r->body.data : "";
+}
+
+int sb_http_request_json(const sb_http_request *r, json_t **out,
+                         sb_error *err) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  sb_rpc_limits lim = {cfg->max_message_bytes, cfg->max_json_depth};
+  size_t len = 0;
+  const char *body = sb_http_request_body(r, &len);
+  sb_error perr = {0};
+  if (sb_rpc_parse_document(body, len, &lim, out, &perr) == 0) return 0;
+  return sb_error_set(err, SB_EINVAL, "%s%s", perr.msg,
+                      perr.code == SB_RPC_INVALID_REQUEST
+                          ? " (limits.max_json_depth, "
+                            "limits.max_message_bytes)"
+                          : "");
 }
 
 int sb_http_respond(sb_http_request *r, int status, const char *content_type,

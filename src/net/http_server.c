@@ -164,6 +164,8 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   s->loop = loop;
   s->mcp = srv;
   s->cfg = *cfg;
+  if (!s->cfg.max_stream_buffer_bytes)
+    s->cfg.max_stream_buffer_bytes = 8u * 1024u * 1024u;
   struct sockaddr_storage ss;
   int v6 = 0;
   const char *host = cfg->listen_host ? cfg->listen_host : "127.0.0.1";
@@ -195,8 +197,12 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
       (size_t)cfg->connection_memory_bytes, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned int)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-      http_on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-      MHD_OPTION_END);
+      http_on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, s,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      (unsigned int)(cfg->max_connections_per_address > 0
+                         ? cfg->max_connections_per_address
+                         : 0),
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
   if (!s->daemon) {
     sb_error_set(err, SB_EIO, "cannot listen on %s:%d: %s", host,
                  cfg->listen_port,
@@ -220,8 +226,10 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   uv_timer_init(loop, &s->mhd_timer);
   uv_timer_init(loop, &s->tick);
   uv_timer_init(loop, &s->watch_timer);
+  uv_timer_init(loop, &s->conn_timer);
   s->mhd_timer.data = s->tick.data = s->watch_timer.data = s;
-  s->handles_open = 4;
+  s->conn_timer.data = s;
+  s->handles_open = 5;
   uv_poll_start(&s->epoll_watch, UV_READABLE, on_epoll);
   /* Tick often enough to expire sessions near their idle timeout. */
   uint64_t tick = TICK_MS;
@@ -263,6 +271,7 @@ void sb_http_server_stop(sb_http_server *s) {
   uv_close((uv_handle_t *)&s->mhd_timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->tick, on_handle_closed);
   uv_close((uv_handle_t *)&s->watch_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&s->conn_timer, on_handle_closed);
   free_statics(s);
   http_req_pool_free(s);
   http_routes_free(s);

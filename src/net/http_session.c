@@ -18,6 +18,11 @@
  * work by hanging up on it; notifications/cancelled still reaches them
  * because their calls stay linked to the mcp session.
  *
+ * Sessions are capped (sessions.max, and sessions.max_per_tenant per
+ * tenant): each one costs its ring and what the mcp session keeps, so a
+ * caller that initializes in a loop meets a 503 instead of filling the
+ * memory. The count includes sessions whose initialize is still pending.
+ *
  * The session's notify_out is owned here and always valid: messages not
  * tied to a request (list_changed, resources/updated, ...) go into the ring
  * and, when a GET stream is connected, onto it. A GET without Last-Event-ID
@@ -255,12 +260,59 @@ static http_stream *find_orphan(http_session *hs, uint32_t id) {
   return NULL;
 }
 
+/* ---- caps ------------------------------------------------------------- */
+
+/* The count of `tenant`'s sessions (added at 0 if `add`), or NULL. */
+static size_t *tenant_count(sb_http_server *s, const char *tenant, int add) {
+  if (!tenant) tenant = "";
+  for (size_t i = 0; i < s->tenant_sessions_len; i++)
+    if (strcmp(s->tenant_sessions[i].tenant, tenant) == 0)
+      return &s->tenant_sessions[i].sessions;
+  if (!add) return NULL;
+  char *copy = sb_strdup(tenant);
+  http_tenant_sessions *t =
+      copy ? sb_realloc(s->tenant_sessions,
+                        (s->tenant_sessions_len + 1) * sizeof *t)
+           : NULL;
+  if (!t) {
+    sb_free(copy);
+    return NULL;
+  }
+  s->tenant_sessions = t;
+  t[s->tenant_sessions_len] = (http_tenant_sessions){copy, 0};
+  return &t[s->tenant_sessions_len++].sessions;
+}
+
+http_session_admit http_session_may_open(sb_http_server *s,
+                                         const char *tenant) {
+  const sb_http_server_options *cfg = &s->cfg;
+  if (cfg->max_sessions > 0 && s->sessions_live >= (size_t)cfg->max_sessions)
+    return HTTP_SESSION_FULL;
+  size_t *n = tenant_count(s, tenant, 0);
+  if (cfg->max_sessions_per_tenant > 0 && n &&
+      *n >= (size_t)cfg->max_sessions_per_tenant)
+    return HTTP_SESSION_TENANT_FULL;
+  return HTTP_SESSION_ADMITTED;
+}
+
+static void tenant_counts_free(sb_http_server *s) {
+  for (size_t i = 0; i < s->tenant_sessions_len; i++)
+    sb_free(s->tenant_sessions[i].tenant);
+  sb_free(s->tenant_sessions);
+  s->tenant_sessions = NULL;
+  s->tenant_sessions_len = 0;
+}
+
 /* ---- the table -------------------------------------------------------- */
 
-http_session *http_session_new(sb_http_server *s, sb_mcp_server *server) {
+http_session *http_session_new(sb_http_server *s, sb_mcp_server *server,
+                               const char *tenant) {
+  size_t *count = tenant_count(s, tenant, 1);
+  if (!count) return NULL;
   http_session *hs = sb_calloc(1, sizeof *hs);
   if (!hs) return NULL;
   hs->srv = s;
+  hs->tenant = tenant;
   hs->notify.write = notify_write;
   hs->notify.data = hs;
   hs->last_used_ms = sb_now_ms();
@@ -270,6 +322,8 @@ http_session *http_session_new(sb_http_server *s, sb_mcp_server *server) {
     sb_free(hs);
     return NULL;
   }
+  (*count)++;
+  s->sessions_live++;
   return hs;
 }
 
@@ -345,6 +399,9 @@ void http_session_destroy(http_session *hs) {
   while (hs->orphans)
     http_stream_cancel(hs->orphans);
   sb_mcp_session_free(hs->mcp);
+  size_t *count = tenant_count(s, hs->tenant, 0);
+  if (count && *count) (*count)--;
+  s->sessions_live--;
   size_t cap = (size_t)s->cfg.replay_events;
   for (size_t i = 0; i < hs->ring_len; i++)
     sb_free(hs->ring[(hs->ring_head + i) % cap].text);
@@ -360,6 +417,7 @@ void http_sessions_free_all(sb_http_server *s) {
   sb_free(s->buckets);
   s->buckets = NULL;
   s->nbuckets = 0;
+  tenant_counts_free(s);
 }
 
 void http_sessions_expire(sb_http_server *s, uint64_t now_ms) {

@@ -42,7 +42,25 @@ typedef struct sb_http_server_options {
   int max_connections;            /* MHD's connection limit */
   size_t connection_memory_bytes; /* MHD's per-connection pool */
   int connection_timeout_s;       /* idle connections are closed */
+  /* A connection holding no request (new, or idle between keep-alive
+   * requests) must deliver its next request's headers within this long,
+   * however they trickle in, and a request's body must be in within
+   * body_timeout_s of its headers. 0 = no deadline. */
+  int header_timeout_s;
+  int body_timeout_s;
+  int max_connections_per_address; /* MHD's per-IP cap; 0 = none */
+  /* Places of max_connections that connections without a request that
+   * passed authentication cannot take: past max_connections minus this,
+   * the oldest such connection holding nothing is closed. */
+  int connection_reserve;
+  /* SSE output kept for a client that does not read; past it the stream
+   * and its connection are closed. 0 = 8 MiB. */
+  size_t max_stream_buffer_bytes;
   int session_idle_timeout_s;     /* legacy sessions expire */
+  /* Legacy sessions open at once, in all and per tenant; an initialize
+   * past either is refused with 503 naming the limit. 0 = no cap. */
+  int max_sessions;
+  int max_sessions_per_tenant;
   int replay_events;              /* SSE events kept for Last-Event-ID */
   /* The caller's tenant for its bearer token (NULL when it sent none), or
    * NULL to refuse it with 401. NULL callback: every caller is "default". */
@@ -92,6 +110,13 @@ const char *sb_http_request_path(const sb_http_request *req);
 const char *sb_http_request_query(sb_http_request *req, const char *key);
 const char *sb_http_request_header(sb_http_request *req, const char *name);
 const char *sb_http_request_body(const sb_http_request *req, size_t *len);
+/* The body parsed as JSON (an object or array; new reference in *out) by
+ * the parser /mcp uses, under the same limits (max_message_bytes,
+ * max_json_depth): one body parser for every surface. Returns 0, or
+ * SB_EINVAL with err naming what is wrong (invalid JSON with its line and
+ * column, or the limit passed). */
+int sb_http_request_json(const sb_http_request *req, json_t **out,
+                         sb_error *err);
 /* The caller's tenant, from its bearer token (the authenticate option). */
 const char *sb_http_request_tenant(const sb_http_request *req);
 

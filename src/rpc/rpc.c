@@ -37,8 +37,11 @@ static int scan_depth(const char *data, size_t len, int max) {
   return deepest;
 }
 
-int sb_rpc_parse(const char *data, size_t len, const sb_rpc_limits *limits,
-                 json_t **out, sb_error *err) {
+/* Bounded parse: the byte limit and the depth scan before jansson sees
+ * the text; `flags` adds to JSON_REJECT_DUPLICATES. */
+static int parse_bounded(const char *data, size_t len,
+                         const sb_rpc_limits *limits, size_t flags,
+                         json_t **out, sb_error *err) {
   size_t max_bytes = limits && limits->max_bytes ? limits->max_bytes
                                                  : SB_RPC_DEFAULT_MAX_BYTES;
   int max_depth = limits && limits->max_depth ? limits->max_depth
@@ -53,14 +56,23 @@ int sb_rpc_parse(const char *data, size_t len, const sb_rpc_limits *limits,
                         "message nests deeper than the limit of %d levels",
                         max_depth);
   json_error_t jerr;
-  /* JSON_DECODE_ANY: a well-formed scalar is an Invalid Request (-32600, as
-   * in the JSON-RPC spec's "--> 1" example), not a parse error. */
-  json_t *root =
-      json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
   if (!root)
     return sb_error_set(err, SB_RPC_PARSE_ERROR,
                         "invalid JSON at line %d column %d: %s", jerr.line,
                         jerr.column, jerr.text);
+  *out = root;
+  return 0;
+}
+
+int sb_rpc_parse(const char *data, size_t len, const sb_rpc_limits *limits,
+                 json_t **out, sb_error *err) {
+  /* JSON_DECODE_ANY: a well-formed scalar is an Invalid Request (-32600, as
+   * in the JSON-RPC spec's "--> 1" example), not a parse error. */
+  json_t *root = NULL;
+  *out = NULL;
+  int rc = parse_bounded(data, len, limits, JSON_DECODE_ANY, &root, err);
+  if (rc != 0) return rc;
   if (!json_is_object(root) && !json_is_array(root)) {
     json_decref(root);
     return sb_error_set(err, SB_RPC_INVALID_REQUEST,
@@ -69,6 +81,12 @@ int sb_rpc_parse(const char *data, size_t len, const sb_rpc_limits *limits,
   }
   *out = root;
   return 0;
+}
+
+int sb_rpc_parse_document(const char *data, size_t len,
+                          const sb_rpc_limits *limits, json_t **out,
+                          sb_error *err) {
+  return parse_bounded(data, len, limits, 0, out, err);
 }
 
 int sb_rpc_id_valid(const json_t *id) {

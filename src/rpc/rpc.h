@@ -66,6 +66,15 @@ typedef struct sb_rpc_msg {
 int sb_rpc_parse(const char *data, size_t len, const sb_rpc_limits *limits,
                  json_t **out, sb_error *err);
 
+/* The same bounded parser for a JSON document that is not a JSON-RPC
+ * message (a REST body): the same size and depth limits and duplicate
+ * keys refused; the text must be an object or an array. Returns 0,
+ * SB_RPC_PARSE_ERROR, or SB_RPC_INVALID_REQUEST over a limit, with err
+ * filled; *out is a new reference on success. */
+int sb_rpc_parse_document(const char *data, size_t len,
+                          const sb_rpc_limits *limits, json_t **out,
+                          sb_error *err);
+
 /* Check one message object. Returns 0, or SB_RPC_INVALID_REQUEST with err
  * filled. Even on failure, out->id is set when the id could be read, so the
  * error response can carry it. */

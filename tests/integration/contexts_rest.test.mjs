@@ -83,6 +83,27 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.equal((await a.get(id)).json.version, 1, 'a malformed patch changes nothing');
   });
 
+  it('bodies nested past limits.max_json_depth are 400, as on /mcp (one parser for every surface)', async () => {
+    const nest = (n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    // Default limit: 64 levels. The document itself is the first level.
+    const deep = await a.call('POST', '/v1/contexts', { body: `{"data":{"workflow":{"variables":${nest(100)}}}}` });
+    assert.equal(deep.status, 400, deep.text.slice(0, 300));
+    assert.equal(deep.json.error.code, 'bad_json');
+    assert.match(deep.json.error.message, /deeper than the limit of 64/);
+    assert.match(deep.json.error.message, /max_json_depth/);
+    const deepPatch = await a.call('PATCH', `/v1/contexts/${id}`,
+      { body: `{"data":{"workflow":{"variables":${nest(2034)}}}}`, contentType: 'application/merge-patch+json', headers: { 'If-Match': '"1"' } });
+    assert.equal(deepPatch.status, 400, deepPatch.text.slice(0, 300));
+    assert.match(deepPatch.json.error.message, /deeper than the limit/);
+    const deepCall = await a.call('POST', '/v1/agents/call', { body: `{"tool":"x","arguments":${nest(100)}}` });
+    assert.equal(deepCall.status, 400, deepCall.text.slice(0, 300));
+    assert.match(deepCall.json.error.message, /deeper than the limit/);
+    // Within the limit it is an ordinary context.
+    const ok = await a.call('POST', '/v1/contexts', { body: `{"data":{"workflow":{"variables":${nest(20)}}}}` });
+    assert.equal(ok.status, 201, ok.text);
+    assert.equal((await a.get(id)).json.version, 1, 'the deep patch changed nothing');
+  });
+
   it('GET returns the document with its ETag; If-None-Match answers 304', async () => {
     const r = await a.get(id);
     assert.equal(r.status, 200, r.text);
@@ -146,6 +167,27 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.equal(type.status, 415, type.text);
     assert.equal(type.json.error.code, 'unsupported_media_type');
 
+    const head = await a.get(id);
+    assert.deepEqual(head.json, v3, 'none of them changed the context');
+  });
+
+  it('If-Match: a weak tag is 412; an overflowing or malformed version is 400 naming the header', async () => {
+    const patch = (ifMatch) => a.call('PATCH', `/v1/contexts/${id}`,
+      { body: { data: { conversation: { intent: 'should not stick' } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': ifMatch } });
+    // RFC 9110 13.1.1: If-Match uses the strong comparison, so W/"3"
+    // matches nothing, not even the current version.
+    for (const tag of ['W/"3"', 'W/"1"']) {
+      const weak = await patch(tag);
+      assert.equal(weak.status, 412, `${tag}: ${weak.text}`);
+      assert.equal(weak.json.error.code, 'precondition_failed');
+      assert.match(weak.json.error.message, /If-Match/);
+    }
+    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"0"', '"-1"', '"3', '"3x"', 'abc']) {
+      const bad = await patch(tag);
+      assert.equal(bad.status, 400, `${tag}: ${bad.text}`);
+      assert.equal(bad.json.error.code, 'bad_request');
+      assert.match(bad.json.error.message, /If-Match/);
+    }
     const head = await a.get(id);
     assert.deepEqual(head.json, v3, 'none of them changed the context');
   });

@@ -284,6 +284,31 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
+  it('a 2025-03-26 batch of invalid members: one application/json array of errors with id null', async () => {
+    const init = { jsonrpc: '2.0', id: 33, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'batch', version: '1' } } };
+    const r = await post(init);
+    assert.equal(r.status, 200, r.text);
+    const sid = r.headers.get('mcp-session-id');
+    assert.ok(sid, r.text);
+    const h = { 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-03-26' };
+    for (const [body, n] of [['[1]', 1], ['[{}]', 1], ['[[]]', 1], ['[1,{},[]]', 3]]) {
+      // Before: an SSE stream with one unwrapped error, then heartbeats
+      // forever (the deadline on the body catches that).
+      const b = await post(body, h);
+      assert.match(b.headers.get('content-type') || '', /application\/json/, `${body}: ${b.text}`);
+      assert.ok(Array.isArray(b.json), `${body}: ${b.text}`);
+      assert.equal(b.json.length, n, `${body}: ${b.text}`);
+      for (const e of b.json) {
+        assert.equal(e.jsonrpc, '2.0', b.text);
+        assert.equal(e.id, null, b.text);
+        assert.equal(e.error?.code, -32600, b.text);
+      }
+    }
+    const d = await send('DELETE', undefined, h);
+    assert.equal(d.status, 204, d.text);
+    await echoStillWorks();
+  });
+
   it('wrong path is 404, other methods 405 with Allow', async () => {
     const res = await withDeadline(fetch(new URL('/other', url), { method: 'POST', body: '{}' }), DEADLINE_MS, 'POST /other');
     assert.equal(res.status, 404);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mcp/mcp.h"
@@ -235,6 +236,37 @@ static void test_legacy_initialize_bad_params(void **state) {
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_non_null(strstr(error_message(r), "protocolVersion"));
   assert_false(sb_mcp_session_initialized(s));
+  /* What a session would keep is bounded: a huge clientInfo (or one long
+   * field, or huge capabilities) is refused, naming the param and limit. */
+  static const char *const fields[] = {"clientInfo", "clientInfo.name",
+                                       "capabilities"};
+  for (int i = 0; i < 3; i++) {
+    size_t n = i == 0 ? 3 * 1024 * 1024 : i == 1 ? 300 : 20000;
+    char *pad = malloc(n + 1);
+    memset(pad, 'x', n);
+    pad[n] = '\0';
+    json_t *msg = json_pack(
+        "{sssiss s{ss so so}}", "jsonrpc", "2.0", "id", 2, "method",
+        "initialize", "params", "protocolVersion", "2025-11-25", "capabilities",
+        i == 2 ? json_pack("{s{ss}}", "experimental", "pad", pad)
+               : json_object(),
+        "clientInfo",
+        i == 0 ? json_pack("{ssssss}", "name", "t", "version", "1", "blob", pad)
+        : i == 1 ? json_pack("{ssss}", "name", pad, "version", "1")
+                 : json_pack("{ssss}", "name", "t", "version", "1"));
+    free(pad);
+    capture_clear(&f->cap);
+    sb_mcp_server_dispatch(f->srv, s, &f->cap.out, msg);
+    json_decref(msg);
+    r = json_array_get(f->cap.msgs, 0);
+    assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(r, "error"), "data"), "param")),
+        fields[i]);
+    assert_non_null(strstr(error_message(r), "limit"));
+    assert_false(sb_mcp_session_initialized(s));
+  }
   sb_mcp_session_free(s);
 }
 
@@ -517,6 +549,60 @@ static void test_prompts_and_completion(void **state) {
   assert_string_equal(json_string_value(json_array_get(values, 0)), "Alice");
 }
 
+/* subscriptions/listen: the filter's URIs and a tenant's open streams are
+ * capped; a closed stream frees its place. */
+static void test_listen_caps(void **state) {
+  fixture *f = *state;
+  f->cfg.max_listen_uris = 3;
+  f->cfg.max_listen_streams_per_tenant = 2;
+  sb_mcp_server_free(f->srv);
+  sb_mcp_server_options opts = {.limits = f->cfg, .loop = &f->loop};
+  f->srv = sb_mcp_server_new(&opts);
+  static const char *const four =
+      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"subscriptions/listen\","
+      "\"params\":{\"notifications\":{\"resourceSubscriptions\":[\"a:1\","
+      "\"a:2\",\"a:3\",\"a:4\"]}," MODERN_META "}}";
+  json_t *r = send_msg(f, four);
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_non_null(strstr(error_message(r), "max_listen_uris"));
+  assert_non_null(strstr(error_message(r), "4 URIs"));
+
+  /* Two streams of tenant t1 stay open; a third is refused, t2's is not. */
+  capture streams[4];
+  const char *tenants[4] = {"t1", "t1", "t1", "t2"};
+  json_t *msg = json_loads(
+      "{\"jsonrpc\":\"2.0\",\"id\":\"L\",\"method\":\"subscriptions/"
+      "listen\",\"params\":{\"notifications\":{\"resourceSubscriptions\":"
+      "[\"a:1\",\"a:2\",\"a:3\"]}," MODERN_META "}}",
+      0, NULL);
+  for (int i = 0; i < 4; i++) {
+    capture_init(&streams[i]);
+    streams[i].out.tenant = tenants[i];
+    sb_mcp_server_dispatch(f->srv, NULL, &streams[i].out, msg);
+    json_t *first = json_array_get(streams[i].msgs, 0);
+    if (i == 2) {
+      assert_int_equal(error_code(first), SB_RPC_SERVER_BUSY);
+      assert_non_null(
+          strstr(error_message(first), "max_listen_streams_per_tenant"));
+    } else {
+      assert_string_equal(json_string_value(json_object_get(first, "method")),
+                          "notifications/subscriptions/acknowledged");
+    }
+  }
+  /* Closing one (the client goes away) lets the next one in. */
+  sb_mcp_out_detach(&streams[0].out);
+  capture_clear(&streams[2]);
+  sb_mcp_server_dispatch(f->srv, NULL, &streams[2].out, msg);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(streams[2].msgs, 0), "method")),
+                      "notifications/subscriptions/acknowledged");
+  json_decref(msg);
+  for (int i = 0; i < 4; i++) {
+    sb_mcp_out_detach(&streams[i].out);
+    json_decref(streams[i].msgs);
+  }
+}
+
 /* ---- batches ------------------------------------------------------------- */
 
 static void test_batches(void **state) {
@@ -531,6 +617,32 @@ static void test_batches(void **state) {
   assert_int_equal(error_code(json_array_get(r, 1)), SB_RPC_METHOD_NOT_FOUND);
   r = send_on(f, old, "[]");
   assert_int_equal(error_code(r), SB_RPC_INVALID_REQUEST);
+  /* Members that are not requests at all: still one array, written once
+   * as the final message, each error with "id": null (JSON-RPC 2.0). */
+  static const char *const invalid[] = {"[1]", "[{}]", "[[]]", "[1,{},[]]"};
+  f->cap.finals = 0;
+  for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+    r = send_on(f, old, invalid[i]);
+    assert_int_equal(json_array_size(f->cap.msgs), 1);
+    assert_int_equal(f->cap.finals, 1);
+    f->cap.finals = 0;
+    assert_true(json_is_array(r));
+    assert_int_equal(json_array_size(r), i == 3 ? 3 : 1);
+    for (size_t k = 0; k < json_array_size(r); k++) {
+      json_t *e = json_array_get(r, k);
+      assert_int_equal(error_code(e), SB_RPC_INVALID_REQUEST);
+      assert_true(json_is_null(json_object_get(e, "id")));
+    }
+  }
+  /* A valid request beside an invalid member keeps its own id. */
+  r = send_on(f, old,
+              "[1,{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
+              "\"ping\"}]");
+  assert_int_equal(json_array_size(r), 2);
+  assert_true(json_is_null(json_object_get(json_array_get(r, 0), "id")));
+  assert_int_equal(
+      json_integer_value(json_object_get(json_array_get(r, 1), "id")), 5);
+  f->cap.finals = 0;
   sb_mcp_session_free(old);
 
   sb_mcp_session *s = legacy_session(f, "2025-11-25");
@@ -591,22 +703,33 @@ int main(void) {
   sb_log_set_level(SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_missing_caps, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_unsupported_version, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_modern_legacy_only_method, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modern_missing_caps, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_modern_unsupported_version, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_modern_legacy_only_method, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_invalid_messages, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_legacy_before_initialize, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_before_initialize, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_legacy_negotiation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_legacy_initialize_bad_params, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tools_list_order_and_pages, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_legacy_initialize_bad_params, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_tools_list_order_and_pages, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_tools_call, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_slow_count_progress_and_log, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_cancel_by_notification, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_count_progress_and_log, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_by_notification, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_cancel_by_detach, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_listen_caps, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_async_batch, setup, teardown),
       cmocka_unit_test(test_http_headers),

@@ -473,6 +473,28 @@ static void top_level_scalar_rejected(void **state) {
   }
 }
 
+/* The document parser (REST bodies) applies the same limits. */
+static void document_parser_same_limits(void **state) {
+  (void)state;
+  sb_rpc_limits lim = {64, 4};
+  json_t *v = (json_t *)1;
+  sb_error err = {0};
+  assert_int_equal(sb_rpc_parse_document("[[[[[1]]]]]", 11, &lim, &v, &err),
+                   SB_RPC_INVALID_REQUEST);
+  assert_null(v);
+  assert_non_null(strstr(err.msg, "limit of 4 levels"));
+  const char *big = "{\"a\":\"0123456789012345678901234567890123456789"
+                    "012345678901234567890123456789\"}";
+  assert_int_equal(sb_rpc_parse_document(big, strlen(big), &lim, &v, &err),
+                   SB_RPC_INVALID_REQUEST);
+  const char *dup = "{\"a\":1,\"a\":2}";
+  assert_int_equal(sb_rpc_parse_document(dup, strlen(dup), &lim, &v, &err),
+                   SB_RPC_PARSE_ERROR);
+  assert_int_equal(sb_rpc_parse_document("[[[1]]]", 7, &lim, &v, &err), 0);
+  assert_true(json_is_array(v));
+  json_decref(v);
+}
+
 static void batch_returned_as_array(void **state) {
   (void)state;
   json_t *root = parse_ok("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"},"
@@ -680,6 +702,7 @@ int main(void) {
       cmocka_unit_test(duplicate_keys_rejected),
       cmocka_unit_test(top_level_scalar_rejected),
       cmocka_unit_test(batch_returned_as_array),
+      cmocka_unit_test(document_parser_same_limits),
       cmocka_unit_test(build_result),
       cmocka_unit_test(build_error),
       cmocka_unit_test(build_error_with_data),

@@ -47,9 +47,10 @@ export function writeTenantConfig(extra = '') {
   return path;
 }
 
-/** A switchboard HTTP server with both tenants configured. */
-export async function startTenantServer({ store, extraArgs = [] } = {}) {
-  const args = ['--config', writeTenantConfig(), ...(store ? ['--store', store] : []), ...extraArgs];
+/** A switchboard HTTP server with both tenants configured (plus `config`
+ * YAML appended to the file). */
+export async function startTenantServer({ store, extraArgs = [], config = '' } = {}) {
+  const args = ['--config', writeTenantConfig(config), ...(store ? ['--store', store] : []), ...extraArgs];
   const server = await startHttpServer({ extraArgs: args });
   server.base = server.url.replace(/\/mcp$/, '');
   return server;

@@ -1,0 +1,336 @@
+/* http_conn.c: what stands in front of libmicrohttpd for each connection:
+ * deadlines, the reserve for authenticated callers, cutting a connection
+ * off, HTTP/1.1 framing checks and answers MHD cannot queue.
+ *
+ * libmicrohttpd 0.9.75 has only an idle timeout (MHD_OPTION_CONNECTION_
+ * TIMEOUT), which every byte resets: a client trickling one header byte
+ * every few seconds keeps its connection for ever, and enough of them lock
+ * everyone out (slowloris). It has a per-address cap
+ * (MHD_OPTION_PER_IP_CONNECTION_LIMIT, used as it is) but no deadlines, no
+ * notion of a caller that has authenticated, and no call that closes a
+ * connection. So each connection gets an http_conn (MHD's notify-connection
+ * callback, kept as its socket context) that tracks its phase:
+ *
+ *   CONN_HEADERS  it holds no request: a new connection, or one idle
+ *                 between keep-alive requests. Its next request's headers
+ *                 are due within header_timeout_s of entering the phase,
+ *                 however slowly they trickle in; so an idle connection
+ *                 holding nothing is also gone after header_timeout_s.
+ *   CONN_BODY     headers in: the body is due within body_timeout_s.
+ *   CONN_BUSY     the request is read; it is being answered (a long call,
+ *                 an SSE stream): no deadline of ours.
+ *
+ * Each timed phase has its own queue: all entries of a queue have the same
+ * timeout and the loop's clock only grows, so appending keeps it in due
+ * order and one timer for the earliest head serves both.
+ *
+ * A connection is "admitted" once a request on it passed the Origin and
+ * bearer-token checks. Connections not admitted may hold at most
+ * max_connections - connection_reserve places: when a new one would pass
+ * that, the oldest one not admitted and holding no request is cut off. So
+ * a crowd of trickling connections can never take the places of callers
+ * that have authenticated, and a new caller always finds a place to send
+ * its headers in.
+ *
+ * Cutting a connection off (MHD has no call for it) is a shutdown() of its
+ * socket: MHD's epoll sees the socket hang up and closes the connection
+ * the usual way, with its completion callbacks. An abortive cut (a reader
+ * that stopped reading an SSE stream) sets SO_LINGER 0 first, so the close
+ * resets the connection instead of leaving the kernel holding the unsent
+ * half event.
+ *
+ * Framing (RFC 9112 6.1, 6.3): MHD 0.9.75 reads a request with both
+ * Content-Length and Transfer-Encoding as chunked, and one with an unknown
+ * transfer coding until the connection closes. http_conn_framing refuses
+ * both when the headers are in (the answer is queued at once and the
+ * connection closed after it). And MHD refuses a response queued while a
+ * body is being read, so a chunked body that passes the size limit is
+ * answered here, on the socket, and the connection closed
+ * (http_conn_answer_now).
+ */
+#include "net/http_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define MOD "http"
+
+struct http_conn {
+  sb_http_server *srv;
+  struct MHD_Connection *conn;
+  int fd;
+  http_conn_phase phase;
+  uint64_t due_ms;
+  http_conn *due_prev, *due_next; /* in the queue of its phase */
+  http_conn *all_prev, *all_next; /* in srv->conns, oldest first */
+  unsigned admitted : 1;
+  unsigned cut : 1;
+};
+
+static http_conn_queue *queue_of(http_conn *c) {
+  return c->phase == CONN_HEADERS ? &c->srv->conn_headers
+         : c->phase == CONN_BODY  ? &c->srv->conn_bodies
+                                  : NULL;
+}
+
+static void queue_remove(http_conn *c) {
+  http_conn_queue *q = queue_of(c);
+  if (!q) return;
+  if (c->due_prev)
+    c->due_prev->due_next = c->due_next;
+  else if (q->head == c)
+    q->head = c->due_next;
+  if (c->due_next)
+    c->due_next->due_prev = c->due_prev;
+  else if (q->tail == c)
+    q->tail = c->due_prev;
+  c->due_prev = c->due_next = NULL;
+}
+
+static void arm_timer(sb_http_server *s);
+
+/* Leave the current phase for `phase`, due `timeout_s` from now. */
+static void enter(http_conn *c, http_conn_phase phase, int timeout_s) {
+  queue_remove(c);
+  c->phase = phase;
+  http_conn_queue *q = queue_of(c);
+  if (!q || c->cut || timeout_s <= 0) {
+    if (q) c->phase = CONN_BUSY; /* no deadline: not queued */
+    return;
+  }
+  c->due_ms = uv_now(c->srv->loop) + (uint64_t)timeout_s * 1000u;
+  c->due_prev = q->tail;
+  if (q->tail)
+    q->tail->due_next = c;
+  else
+    q->head = c;
+  q->tail = c;
+  arm_timer(c->srv);
+}
+
+void http_conn_cut(http_conn *c, int abortive, const char *why) {
+  if (!c || c->cut) return;
+  c->cut = 1;
+  queue_remove(c);
+  c->phase = CONN_BUSY;
+  SB_DEBUG(MOD, "closing a connection: %s", why);
+  if (abortive) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  /* MHD's epoll sees the hang-up and closes the connection itself. */
+  shutdown(c->fd, SHUT_RDWR);
+  http_kick(c->srv);
+}
+
+static void cut_expired(http_conn_queue *q, uint64_t now, const char *why) {
+  while (q->head && q->head->due_ms <= now)
+    http_conn_cut(q->head, 0, why);
+}
+
+static void on_conn_timer(uv_timer_t *t) {
+  sb_http_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  cut_expired(&s->conn_headers, now,
+              "no complete request headers within limits.header_timeout_s");
+  cut_expired(&s->conn_bodies, now,
+              "no complete body within limits.body_timeout_s");
+  arm_timer(s);
+}
+
+static void arm_timer(sb_http_server *s) {
+  if (s->stopping) return;
+  uint64_t due = UINT64_MAX;
+  if (s->conn_headers.head) due = s->conn_headers.head->due_ms;
+  if (s->conn_bodies.head && s->conn_bodies.head->due_ms < due)
+    due = s->conn_bodies.head->due_ms;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&s->conn_timer);
+    return;
+  }
+  uint64_t now = uv_now(s->loop);
+  uint64_t in = due > now ? due - now : 0;
+  /* Re-arm only to come sooner; a late wake-up re-arms for the rest. */
+  if (uv_is_active((uv_handle_t *)&s->conn_timer) &&
+      uv_timer_get_due_in(&s->conn_timer) <= in)
+    return;
+  uv_timer_start(&s->conn_timer, on_conn_timer, in, 0);
+}
+
+/* Not admitted and holding nothing: the oldest such connection. */
+static http_conn *oldest_idle_stranger(sb_http_server *s, http_conn *except) {
+  for (http_conn *c = s->conn_headers.head; c; c = c->due_next)
+    if (!c->admitted && c != except) return c;
+  return NULL;
+}
+
+static void conn_started(sb_http_server *s, struct MHD_Connection *conn,
+                         void **socket_context) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  http_conn *c = sb_calloc(1, sizeof *c);
+  if (!c) return; /* untracked: MHD's own idle timeout still applies */
+  c->srv = s;
+  c->conn = conn;
+  c->fd = ci ? ci->connect_fd : -1;
+  c->all_prev = s->conns_tail;
+  if (s->conns_tail)
+    s->conns_tail->all_next = c;
+  else
+    s->conns_head = c;
+  s->conns_tail = c;
+  s->strangers++;
+  *socket_context = c;
+  enter(c, CONN_HEADERS, s->cfg.header_timeout_s);
+  /* Keep the reserve for admitted callers: past the strangers' share, the
+   * longest-waiting one holding nothing makes room. */
+  int share = s->cfg.max_connections - s->cfg.connection_reserve;
+  if (share < 1) share = 1;
+  if (s->cfg.max_connections > 0 && s->strangers > (size_t)share) {
+    http_conn *old = oldest_idle_stranger(s, c);
+    if (old)
+      http_conn_cut(old, 0,
+                    "unauthenticated connections fill their share "
+                    "(limits.max_connections - "
+                    "limits.connection_reserve)");
+  }
+}
+
+static void conn_closed(sb_http_server *s, http_conn *c) {
+  queue_remove(c);
+  c->phase = CONN_BUSY;
+  if (c->all_prev)
+    c->all_prev->all_next = c->all_next;
+  else
+    s->conns_head = c->all_next;
+  if (c->all_next)
+    c->all_next->all_prev = c->all_prev;
+  else
+    s->conns_tail = c->all_prev;
+  if (!c->admitted) s->strangers--;
+  sb_free(c);
+}
+
+void http_conn_notify(void *cls, struct MHD_Connection *conn,
+                      void **socket_context,
+                      enum MHD_ConnectionNotificationCode code) {
+  sb_http_server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    conn_started(s, conn, socket_context);
+  else if (*socket_context)
+    conn_closed(s, *socket_context);
+  if (code != MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
+}
+
+http_conn *http_conn_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+void http_conn_headers_in(http_conn *c, int admitted) {
+  if (!c) return;
+  if (admitted && !c->admitted) {
+    c->admitted = 1;
+    c->srv->strangers--;
+  }
+  enter(c, CONN_BODY, c->srv->cfg.body_timeout_s);
+}
+
+void http_conn_request_read(http_conn *c) {
+  if (c) enter(c, CONN_BUSY, 0);
+}
+
+void http_conn_request_done(http_conn *c) {
+  if (c && !c->cut) enter(c, CONN_HEADERS, c->srv->cfg.header_timeout_s);
+}
+
+/* ---- framing ---------------------------------------------------------- */
+
+typedef struct framing_scan {
+  int content_lengths, transfer_encodings;
+  const char *length, *coding;
+  int lengths_differ;
+} framing_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  framing_scan *f = cls;
+  (void)kind;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    if (f->length && strcmp(f->length, value ? value : "") != 0)
+      f->lengths_differ = 1;
+    if (!f->length) f->length = value ? value : "";
+    f->content_lengths++;
+  } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    if (!f->coding) f->coding = value ? value : "";
+    f->transfer_encodings++;
+  }
+  return MHD_YES;
+}
+
+/* The last coding of a Transfer-Encoding list, e.g. "chunked" of
+ * "gzip, chunked"; [*start, *end). */
+static void last_coding(const char *v, const char **start, const char **end) {
+  const char *comma = strrchr(v, ',');
+  const char *p = comma ? comma + 1 : v;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  const char *e = p + strlen(p);
+  while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  *start = p;
+  *end = e;
+}
+
+http_framing http_conn_framing(struct MHD_Connection *conn) {
+  framing_scan f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  if (f.transfer_encodings && f.content_lengths) return HTTP_FRAMING_BOTH;
+  if (f.content_lengths > 1 && f.lengths_differ) return HTTP_FRAMING_BAD_LENGTH;
+  if (f.length) {
+    if (!*f.length) return HTTP_FRAMING_BAD_LENGTH;
+    for (const char *p = f.length; *p; p++)
+      if (*p < '0' || *p > '9') return HTTP_FRAMING_BAD_LENGTH;
+  }
+  if (!f.transfer_encodings) return HTTP_FRAMING_OK;
+  /* Several Transfer-Encoding lines make one list; MHD reads only the
+   * first, so only a single plain "chunked" is framed the way MHD reads
+   * it. */
+  const char *s, *e;
+  last_coding(f.coding, &s, &e);
+  int chunked_last = (size_t)(e - s) == 7 && strncasecmp(s, "chunked", 7) == 0;
+  if (!chunked_last || f.transfer_encodings > 1)
+    return HTTP_FRAMING_NOT_CHUNKED; /* length unknowable: 400 */
+  if (s != f.coding) return HTTP_FRAMING_UNKNOWN_CODING; /* "gzip, chunked" */
+  return HTTP_FRAMING_OK;
+}
+
+/* ---- answers MHD cannot queue ------------------------------------------ */
+
+void http_conn_answer_now(http_req *r, unsigned status, const char *body,
+                          size_t len) {
+  http_conn *c = http_conn_of(r->conn);
+  if (!c || c->cut) return;
+  const char *reason = MHD_get_reason_phrase_for(status);
+  char head[256];
+  int hl = snprintf(head, sizeof head,
+                    "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                    status, reason && *reason ? reason : "Error", len);
+  /* A few hundred bytes on a connection that has sent but not read: the
+   * socket buffer takes them, and what it does not is dropped with the
+   * connection anyway. */
+  if (hl > 0 &&
+      send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hl)
+    (void)!send(c->fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  /* The answer goes out before the FIN; the caller then returns MHD_NO,
+   * and MHD closes the connection. */
+  c->cut = 1;
+  queue_remove(c);
+  c->phase = CONN_BUSY;
+  shutdown(c->fd, SHUT_WR);
+}

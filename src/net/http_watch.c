@@ -1,0 +1,130 @@
+/* http_watch.c: parking a request whose answer is not ready (MHD's
+ * suspend/resume), and noticing its client leave meanwhile.
+ *
+ * MHD does not notice a client that goes away from a suspended
+ * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
+ * The watch costs four epoll_ctl calls (start, stop, and its handle's
+ * close), more than a fast tool call itself, so a request waiting for its
+ * answer gets it only once it has waited HTTP_WATCH_DELAY_MS: such
+ * requests queue in suspension order and one server timer starts the
+ * watches that fall due. A client that left earlier is noticed then
+ * (EPOLLRDHUP is level-triggered), or sooner when its answer is written.
+ * An SSE stream parked between events is watched at once, as MHD does not
+ * notice a peer that left a stream it keeps writing to. A client seen
+ * gone is handed to http_req_lost (http.c).
+ */
+#include "net/http_internal.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+/* ---- suspend / resume / disconnect watch ------------------------------ */
+
+static void on_watch(uv_poll_t *h, int status, int events) {
+  http_req *r = h->data;
+  /* Only EPOLLRDHUP/HUP/ERR were asked for; confirm before giving up on a
+   * connection, and keep watching if the peer is in fact still there. */
+  if (status == 0 && !(events & UV_DISCONNECT) && !http_req_peer_closed(r))
+    return;
+  uv_poll_stop(h);
+  r->watching = 0;
+  http_req_lost(r);
+}
+
+static void watch_start(http_req *r) {
+  if (!r->watch_inited) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || uv_poll_init_socket(r->srv->loop, &r->watch, ci->connect_fd))
+      return; /* no watch: a disconnect is noticed at the next write */
+    r->watch.data = r;
+    r->watch_inited = 1;
+  }
+  if (uv_poll_start(&r->watch, UV_DISCONNECT, on_watch) == 0) r->watching = 1;
+}
+
+/* ---- the watch queue: suspended requests whose watch is not due yet ---- */
+
+void http_watch_forget_due(http_req *r) {
+  if (!r->watch_due) return;
+  sb_http_server *s = r->srv;
+  if (r->due_prev)
+    r->due_prev->due_next = r->due_next;
+  else
+    s->due_head = r->due_next;
+  if (r->due_next)
+    r->due_next->due_prev = r->due_prev;
+  else
+    s->due_tail = r->due_prev;
+  r->due_prev = r->due_next = NULL;
+  r->watch_due = 0;
+}
+
+/* Queue r (just suspended) for its watch; the loop's clock only grows, so
+ * appending keeps the queue in due order. */
+static void due_push(http_req *r) {
+  sb_http_server *s = r->srv;
+  r->suspended_ms = uv_now(s->loop);
+  r->watch_due = 1;
+  r->due_next = NULL;
+  r->due_prev = s->due_tail;
+  if (s->due_tail)
+    s->due_tail->due_next = r;
+  else
+    s->due_head = r;
+  s->due_tail = r;
+  if (!uv_is_active((uv_handle_t *)&s->watch_timer))
+    uv_timer_start(&s->watch_timer, http_watch_due, HTTP_WATCH_DELAY_MS, 0);
+}
+
+void http_watch_due(uv_timer_t *t) {
+  sb_http_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  while (s->due_head &&
+         now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
+    http_req *r = s->due_head;
+    http_watch_forget_due(r);
+    watch_start(r);
+  }
+  if (s->due_head && !s->stopping)
+    uv_timer_start(&s->watch_timer, http_watch_due,
+                   s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
+}
+
+/* Suspend r's connection. A request waiting for its answer gets its watch
+ * late (due_push); an SSE stream between two events gets it at once: MHD
+ * itself does not notice a peer that left a stream it keeps writing to. */
+void http_req_suspend_watch(http_req *r, int watch_now) {
+  if (r->suspended) return;
+  MHD_suspend_connection(r->conn);
+  r->suspended = 1;
+  if (watch_now || r->srv->stopping)
+    watch_start(r);
+  else
+    due_push(r);
+}
+
+/* A request that waits for its answer (a deferred REST route). */
+void http_req_suspend(http_req *r) { http_req_suspend_watch(r, 0); }
+
+void http_req_resume(http_req *r) {
+  if (!r->suspended) return;
+  http_watch_forget_due(r);
+  if (r->watching) {
+    uv_poll_stop(&r->watch);
+    r->watching = 0;
+  }
+  r->suspended = 0;
+  MHD_resume_connection(r->conn);
+  http_kick(r->srv);
+}
+
+int http_req_peer_closed(http_req *r) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci) return 1;
+  char c;
+  ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return 1;
+  return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}

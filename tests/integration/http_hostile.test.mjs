@@ -1,0 +1,284 @@
+// Streamable HTTP against hostile connections, on raw sockets (node:net) so
+// the exact bytes and their timing are under test: request framing (RFC
+// 9112 6.1), a chunked body past the size limit, slowloris (headers and
+// bodies trickled in, a crowd of such connections while a caller with a
+// token keeps being served, the per-address cap), and an SSE client that
+// stops reading. Deadlines are configured small; every wait is on an event
+// with a deadline, never a fixed sleep.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+
+import { DEADLINE_MS, EventLog, MODERN_VERSION, withDeadline } from './lib/harness.mjs';
+import { TENANTS, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+
+const LIMIT = 16384; // limits.max_message_bytes
+const HEADER_S = 2; // limits.header_timeout_s
+const BODY_S = 2; // limits.body_timeout_s
+const MAX_CONNECTIONS = 200;
+const RESERVE = 20;
+const PER_ADDRESS = 60;
+const STREAM_BUFFER = 65536; // limits.max_stream_buffer_bytes
+const TOKEN = TENANTS.a.token;
+const META = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+/**
+ * A raw TCP connection to the server: what it received, when it ended,
+ * and how (`end` for a FIN, `error` with its code for a reset).
+ */
+class Raw {
+  constructor(port, { localAddress } = {}) {
+    this.data = '';
+    this.events = new EventLog('raw');
+    this.openedAt = Date.now();
+    this.socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    this.socket.setNoDelay(true);
+    this.socket.on('connect', () => this.events.push({ type: 'connect' }));
+    this.socket.on('data', (d) => { this.data += d.toString('latin1'); this.events.push({ type: 'data' }); });
+    this.socket.on('end', () => this.events.push({ type: 'end' }));
+    this.socket.on('error', (e) => { this.error = e.code; this.events.push({ type: 'error', code: e.code }); });
+    this.socket.on('close', () => { this.closedAt = Date.now(); this.events.push({ type: 'close' }); });
+    this.connected = this.events.waitFor((e) => e.type === 'connect' || e.type === 'close', { what: 'connect' });
+  }
+  get closed() { return this.closedAt !== undefined; }
+  write(text) { if (!this.closed && !this.socket.destroyed) this.socket.write(text); }
+  waitClosed(timeoutMs = DEADLINE_MS) { return this.events.waitFor((e) => e.type === 'close', { timeoutMs, what: 'the server to close the connection' }); }
+  waitData(pred, what, timeoutMs = DEADLINE_MS) {
+    return this.events.waitFor(() => pred(this.data), { timeoutMs, what }).then(() => this.data);
+  }
+  destroy() { this.socket.destroy(); }
+}
+
+describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
+  let server;
+  let port;
+
+  before(async () => {
+    server = await startTenantServer({
+      extraArgs: ['--log-level', 'debug'],
+      config: [
+        'limits:',
+        `  max_message_bytes: ${LIMIT}`,
+        `  header_timeout_s: ${HEADER_S}`,
+        `  body_timeout_s: ${BODY_S}`,
+        `  max_connections: ${MAX_CONNECTIONS}`,
+        `  connection_reserve: ${RESERVE}`,
+        `  max_connections_per_address: ${PER_ADDRESS}`,
+        `  max_stream_buffer_bytes: ${STREAM_BUFFER}`,
+      ].join('\n'),
+    });
+    port = server.port;
+  });
+
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  /** A modern echo over a new connection (agent: false), with the token. */
+  function echoOnNewConnection(text) {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text }, _meta: META } });
+    return withDeadline(new Promise((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent: false,
+        headers: {
+          'content-type': 'application/json', accept: 'application/json, text/event-stream',
+          authorization: `Bearer ${TOKEN}`, 'content-length': Buffer.byteLength(body),
+          'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo',
+        },
+      }, (res) => {
+        let data = '';
+        res.setEncoding('utf8').on('data', (d) => { data += d; }).on('end', () => resolve({ status: res.statusCode, json: JSON.parse(data) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    }), DEADLINE_MS, `echo ${text}`);
+  }
+
+  const statusOf = (data) => Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]);
+
+  it('Content-Length with Transfer-Encoding is 400 at once, and the connection closes', async () => {
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n');
+    // Before: read as chunked, waiting for chunks; no answer at all.
+    const data = await c.waitData((d) => /\r\n\r\n/.test(d), 'an answer', (HEADER_S * 1000) / 2);
+    assert.equal(statusOf(data), 400, data);
+    assert.match(data, /Connection: close/i, data);
+    assert.match(data, /Transfer-Encoding/);
+    await c.waitClosed();
+  });
+
+  it('an unknown transfer coding is answered at once (400, or 501 for a coding before chunked)', async () => {
+    for (const [te, status] of [['gzip', 400], ['chunked, gzip', 400], ['gzip, chunked', 501], ['identity', 400]]) {
+      const c = new Raw(port);
+      await c.connected;
+      const t0 = Date.now();
+      c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nTransfer-Encoding: ${te}\r\n\r\n{}`);
+      // Before: MHD read the body until the connection closed.
+      const data = await c.waitData((d) => /\r\n\r\n/.test(d), `an answer to Transfer-Encoding: ${te}`, (HEADER_S * 1000) / 2);
+      assert.equal(statusOf(data), status, `${te}: ${data}`);
+      assert.ok(Date.now() - t0 < 1000, `${te}: answered at once`);
+      await c.waitClosed();
+    }
+  });
+
+  it('a chunked body past the size limit is answered 413 as soon as it passes, and the connection closes', async () => {
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      `Transfer-Encoding: chunked\r\nMCP-Protocol-Version: ${MODERN_VERSION}\r\n\r\n`);
+    const chunk = 'a'.repeat(4096);
+    for (let i = 0; i < (LIMIT / chunk.length) + 2; i++) c.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    // The body never ends (no last chunk): before, the 413 waited for it.
+    const data = await c.waitData((d) => /\r\n\r\n\{.*\}$/s.test(d), 'the 413', (BODY_S * 1000) / 2);
+    assert.equal(statusOf(data), 413, data);
+    assert.match(data, /max_message_bytes/);
+    assert.match(data, /Connection: close/i);
+    await c.waitClosed();
+    // The server carries on.
+    assert.equal((await echoOnNewConnection('after 413')).status, 200);
+  });
+
+  it('headers trickled in are cut off at limits.header_timeout_s, bodies at body_timeout_s', async () => {
+    const slow = new Raw(port);
+    await slow.connected;
+    slow.write('POST /mcp HTTP/1.1\r\nHost: x\r\n');
+    // One byte every 100 ms: each resets an idle timer, not a deadline.
+    const trickle = setInterval(() => slow.write('X-Slow: a\r\n'), 100);
+    try {
+      await slow.waitClosed(HEADER_S * 1000 + DEADLINE_MS);
+    } finally {
+      clearInterval(trickle);
+    }
+    const lived = slow.closedAt - slow.openedAt;
+    assert.ok(lived >= HEADER_S * 1000 - 200 && lived < HEADER_S * 1000 + 1500, `closed after ${lived} ms`);
+
+    const body = new Raw(port);
+    await body.connected;
+    body.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 1000\r\n\r\n{`);
+    const trickle2 = setInterval(() => body.write(' '), 100);
+    try {
+      await body.waitClosed(BODY_S * 1000 + DEADLINE_MS);
+    } finally {
+      clearInterval(trickle2);
+    }
+    const bodyLived = body.closedAt - body.openedAt;
+    assert.ok(bodyLived < BODY_S * 1000 + 1500, `body cut after ${bodyLived} ms`);
+
+    // An idle connection that holds nothing goes too.
+    const idle = new Raw(port);
+    await idle.connected;
+    await idle.waitClosed(HEADER_S * 1000 + DEADLINE_MS);
+  });
+
+  it('a crowd of trickling connections: a caller with a token keeps being served', async () => {
+    const CROWD = 300; // past max_connections; each address under its cap
+    const ADDRESSES = 6;
+    const crowd = new Set();
+    let stopped = false;
+    let opened = 0;
+    const lifetimes = [];
+    const connected = new EventLog('crowd');
+    const open = (i) => {
+      if (stopped) return;
+      const c = new Raw(port, { localAddress: `127.0.0.${2 + (i % ADDRESSES)}` });
+      crowd.add(c);
+      opened++;
+      c.connected.then(() => { connected.push(i); c.write('POST /mcp HTTP/1.1\r\nHost: x\r\n'); });
+      c.events.waitFor((e) => e.type === 'close', { timeoutMs: 600000 }).then(() => {
+        crowd.delete(c);
+        if (!stopped) lifetimes.push(c.closedAt - c.openedAt);
+        // The attacker comes back (paced, as an attacker would be).
+        setTimeout(() => open(i), 50);
+      }, () => {});
+    };
+    for (let i = 0; i < CROWD; i++) open(i);
+    const trickle = setInterval(() => { for (const c of crowd) c.write('X'); }, 300);
+    try {
+      await connected.waitForCount(() => true, CROWD, { what: 'the crowd connected' });
+      // Keep calling for longer than the header deadline, so the crowd
+      // both overflows its share and meets its deadlines meanwhile.
+      const t0 = Date.now();
+      for (let k = 0; k < 15 || Date.now() - t0 < (HEADER_S + 1) * 1000; k++) {
+        const r = await echoOnNewConnection(`through the crowd ${k}`);
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        assert.equal(r.json.result.structuredContent.text, `through the crowd ${k}`);
+      }
+      // Past their share the oldest strangers made room for newcomers, and
+      // none outlived its header deadline either way.
+      assert.ok(lifetimes.length > 0, 'the server closed trickling connections');
+      const longest = Math.max(...lifetimes);
+      assert.ok(longest < HEADER_S * 1000 + 2000, `a trickling connection lived ${longest} ms`);
+    } finally {
+      stopped = true;
+      clearInterval(trickle);
+      for (const c of crowd) c.destroy();
+    }
+    assert.ok(opened > CROWD, 'connections were cut and came back');
+    assert.match(server.stderr, /connection_reserve/);
+  });
+
+  it(`connections from one address past max_connections_per_address (${PER_ADDRESS}) are refused at once`, async () => {
+    const conns = [];
+    for (let i = 0; i < PER_ADDRESS + 10; i++) {
+      const c = new Raw(port, { localAddress: '127.0.0.9' });
+      conns.push(c);
+      await c.connected;
+    }
+    try {
+      await Promise.all(conns.map((c) => c.waitClosed(HEADER_S * 1000 + DEADLINE_MS)));
+      // Refused ones are closed right after accept; the others live until
+      // their header deadline.
+      const quick = conns.filter((c) => c.closedAt - c.openedAt < (HEADER_S * 1000) / 2);
+      assert.equal(quick.length, 10, `lifetimes: ${conns.map((c) => c.closedAt - c.openedAt).join(' ')}`);
+    } finally {
+      for (const c of conns) c.destroy();
+    }
+    assert.equal((await echoOnNewConnection('after the cap')).status, 200);
+  });
+
+  it('an SSE client that stops reading: its connection is really closed', async () => {
+    // A 2025-03-26 session, where one POST may carry a batch: 50 slow
+    // counts write progress to one SSE stream, fast.
+    const init = await fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'slow reader', version: '1' } } }),
+    });
+    assert.equal(init.status, 200);
+    await init.text();
+    const sid = init.headers.get('mcp-session-id');
+    const batch = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({
+      jsonrpc: '2.0', id: i + 1, method: 'tools/call',
+      params: { name: 'slow_count', arguments: { steps: 1000, interval_ms: 1 }, _meta: { progressToken: `p${i}` } },
+    })));
+    assert.ok(batch.length < LIMIT);
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nMcp-Session-Id: ${sid}\r\nMCP-Protocol-Version: 2025-03-26\r\n` +
+      `Content-Length: ${Buffer.byteLength(batch)}\r\n\r\n${batch}`);
+    await c.waitData((d) => d.includes('notifications/progress'), 'the first progress event');
+    c.socket.pause(); // and never read again
+    const logged = server.stderr.split('SSE client is not reading').length;
+    await withDeadline((async () => {
+      while (server.stderr.split('SSE client is not reading').length <= logged) await new Promise((res) => setTimeout(res, 20));
+    })(), DEADLINE_MS, 'the server to give up on the stream');
+    // The server's end of the connection is gone (reset): our writes fail.
+    // Before, the stream was "closed" in the log while the connection
+    // stayed open holding half an event, and writes kept succeeding.
+    await withDeadline((async () => {
+      while (!c.error && !c.closed) {
+        c.write('x');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'the connection to be reset');
+    c.destroy();
+    assert.equal((await echoOnNewConnection('after the slow reader')).status, 200);
+  });
+});
