@@ -171,7 +171,8 @@ static void watch_final(void *ud, const sb_flow_reply *r) {
       reply_error(w->call, r->rc, r->err.msg);
     } else {
       const char *st = json_string_value(json_object_get(r->run, "status"));
-      reply_run(w->call, r->run, !st || strcmp(st, "completed") != 0);
+      reply_run(w->call, r->run,
+                !st || strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0);
     }
     w->call = NULL;
   }
@@ -220,12 +221,42 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
                   json_pack("{ss}", "message", err.msg));
 }
 
+/* A modern client is asked with input_required: the call ends with the
+ * question and a sealed requestState naming the run and the step; the run
+ * keeps waiting (durably), and the client's retry of workflow_run with
+ * inputResponses answers it and follows the run on. */
+#define STATE_TTL_MS (24LL * 3600 * 1000)
+
+static void ask_modern(run_watch *w, const char *step, json_t *message,
+                       json_t *schema) {
+  json_t *payload = json_pack("{ssss}", "run", w->run_id, "step", step);
+  char *sealed = sb_mcp_state_seal(sb_mcp_call_server(w->call), "tools/call",
+                                   "workflow_run", payload, STATE_TTL_MS);
+  json_decref(payload);
+  json_t *params = json_pack(
+      "{sssOso}", "mode", "form", "message", message, "requestedSchema",
+      schema ? json_incref(schema)
+             : json_pack("{sss{}}", "type", "object", "properties"));
+  json_t *r = json_pack("{sss{s{ssso}}ss}", "resultType", "input_required",
+                        "inputRequests", step, "method", "elicitation/create",
+                        "params", params, "requestState", sealed ? sealed : "");
+  sb_free(sealed);
+  sb_mcp_call *call = w->call;
+  sb_mcp_call_on_cancel(call, NULL, NULL);
+  w->call = NULL;
+  sb_mcp_call_reply(call, r);
+}
+
 /* An ask step started: a client that can elicit is asked. */
-static void ask_client(run_watch *w, json_t *message, json_t *schema) {
+static void ask_client(run_watch *w, const char *step, json_t *message,
+                       json_t *schema) {
   if (!w->call || w->asking || !json_is_string(message) ||
-      !sb_mcp_call_has_capability(w->call, "elicitation") ||
-      sb_mcp_call_is_modern(w->call))
+      !sb_mcp_call_has_capability(w->call, "elicitation"))
     return;
+  if (sb_mcp_call_is_modern(w->call)) {
+    ask_modern(w, step, message, schema);
+    return;
+  }
   json_t *params = json_pack("{sOso}", "message", message, "requestedSchema",
                              schema ? json_incref(schema)
                                     : json_pack("{sss{}}", "type", "object",
@@ -252,9 +283,18 @@ static void watch_event(void *ud, const sb_event *e) {
   } else if (t == SB_EVENT_STEP_STARTED) {
     json_t *d = json_loads(e->data, 0, NULL);
     const char *kind = json_string_value(json_object_get(d, "kind"));
-    if (kind && strcmp(kind, "ask") == 0)
-      ask_client(w, json_object_get(d, "message"), json_object_get(d, "schema"));
+    const char *step = json_string_value(json_object_get(d, "step"));
+    if (kind && step && strcmp(kind, "ask") == 0)
+      ask_client(w, step, json_object_get(d, "message"),
+                 json_object_get(d, "schema"));
     json_decref(d);
+    if (!w->call && !w->asking) { /* asked with input_required: done here */
+      w->finishing = 1;
+      sb_events_unsubscribe(w->sub);
+      w->sub = NULL;
+      watch_free(w);
+      return;
+    }
   } else if (t == SB_EVENT_RUN_COMPLETED || t == SB_EVENT_RUN_FAILED ||
              t == SB_EVENT_RUN_CANCELLED) {
     w->finishing = 1;
@@ -282,6 +322,8 @@ static void watch_error(void *ud, const sb_error *err) {
   if (!w->asking) watch_free(w);
 }
 
+static void follow(run_watch *w, const sb_flow_reply *r);
+
 static void run_started(void *ud, const sb_flow_reply *r) {
   run_watch *w = ud;
   if (r->rc != 0 || !w->call) {
@@ -292,9 +334,15 @@ static void run_started(void *ud, const sb_flow_reply *r) {
     watch_free(w);
     return;
   }
-  const char *status = json_string_value(json_object_get(r->run, "status"));
   w->run_id = sb_strdup(json_string_value(json_object_get(r->run, "id")));
-  if (status && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0)) {
+  follow(w, r);
+}
+
+/* Follow a run from the change `r` reports: its end, its questions. */
+static void follow(run_watch *w, const sb_flow_reply *r) {
+  const char *status = json_string_value(json_object_get(r->run, "status"));
+  if (status && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+                 strcmp(status, "cancelled") == 0)) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
     reply_run(w->call, r->run, strcmp(status, "completed") != 0);
     watch_free(w);
@@ -313,9 +361,67 @@ static void run_started(void *ud, const sb_flow_reply *r) {
   /* The first step may already ask. */
   json_t *waiting = json_array_get(json_object_get(r->run, "waiting"), 0);
   const char *kind = json_string_value(json_object_get(waiting, "kind"));
-  if (kind && strcmp(kind, "ask") == 0)
-    ask_client(w, json_object_get(waiting, "message"),
+  const char *step = json_string_value(json_object_get(waiting, "step"));
+  if (kind && step && strcmp(kind, "ask") == 0)
+    ask_client(w, step, json_object_get(waiting, "message"),
                json_object_get(waiting, "schema"));
+  if (!w->call && !w->asking) watch_free(w); /* asked with input_required */
+}
+
+/* The answer went in (or the run was read): follow the run on. */
+static void answered_follow(void *ud, const sb_flow_reply *r) {
+  run_watch *w = ud;
+  if (!w->call) {
+    watch_free(w);
+    return;
+  }
+  if (r->rc != 0) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    reply_error(w->call, r->rc, r->err.msg);
+    watch_free(w);
+    return;
+  }
+  follow(w, r);
+}
+
+/* A modern client's retry of workflow_run with the answers to the question
+ * it was asked (input_required): the run named in the sealed requestState
+ * gets the answer, and the call follows it on. A declined question leaves
+ * the run waiting: the answer is the run as it stands. */
+static void resume_answered(run_watch *w, const char *state, json_t *responses) {
+  sb_mcp_call *call = w->call;
+  sb_error err = {0};
+  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call), state,
+                                      "tools/call", "workflow_run", &err);
+  const char *run = json_string_value(json_object_get(payload, "run"));
+  const char *step = json_string_value(json_object_get(payload, "step"));
+  if (!payload || !run || !step) {
+    json_decref(payload);
+    watch_free(w);
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     err.code ? err.msg : "requestState: not a workflow_run "
+                                          "question",
+                     json_pack("{ss}", "param", "requestState"));
+    return;
+  }
+  w->run_id = sb_strdup(run);
+  json_t *res = json_object_get(responses, step);
+  const char *action = json_string_value(json_object_get(res, "action"));
+  json_t *content = json_object_get(res, "content");
+  int rc;
+  if (action && strcmp(action, "accept") == 0)
+    rc = sb_flow_run_answer(w->app->flow, w->tenant, run, step,
+                            content ? content : json_object(), answered_follow,
+                            w, &err);
+  else
+    rc = sb_flow_run_get(w->app->flow, w->tenant, run, watch_final, w, &err);
+  json_decref(payload);
+  if (rc != 0) {
+    watch_free(w);
+    reply_error(call, rc, err.msg);
+    return;
+  }
+  sb_mcp_call_on_cancel(call, watch_cancelled, w);
 }
 
 static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
@@ -349,6 +455,12 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   }
   w->app = app;
   w->call = call;
+  json_t *params = sb_mcp_call_params(call);
+  const char *state = json_string_value(json_object_get(params, "requestState"));
+  if (state) {
+    resume_answered(w, state, json_object_get(params, "inputResponses"));
+    return;
+  }
   int rc = sb_flow_run_start(app->flow, &s, run_started, w, &err);
   if (rc != 0) {
     watch_free(w);

@@ -216,6 +216,41 @@ describe('events and workflows over MCP', () => {
     }
   });
 
+  test('workflow_run over MCP (modern client): the question as input_required, answered by the SDK', async () => {
+    const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+    const client = new Client({ name: 'flow-tests', version: '1.0.0' },
+      { capabilities: { elicitation: { form: {} } }, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    const asked = [];
+    client.setRequestHandler('elicitation/create', async (req) => {
+      asked.push(req.params);
+      return { action: 'accept', content: { day: 'Saturday' } };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${A.token}` } } }));
+    try {
+      const res = await withDeadline(client.callTool({ name: 'workflow_run', arguments: { workflow: 'asks', input: inquiry('buy') } }),
+        DEADLINE_MS, 'workflow_run with input_required');
+      assert.ok(!res.isError, JSON.stringify(res));
+      assert.equal(res.structuredContent.status, 'completed');
+      assert.equal(asked.length, 1);
+      assert.equal(asked[0].message, 'Which day?');
+      const ctx = (await a.context(res.structuredContent.contextId)).json;
+      assert.equal(ctx.data.workflow.outputs.book.booked, 'Saturday');
+      // a forged requestState is refused, naming the parameter
+      const forged = await fetch(sw.url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${A.token}`,
+          'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'workflow_run' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'asks' },
+          requestState: 'Zm9v.YmFy', inputResponses: { slot: { action: 'accept', content: { day: 'x' } } },
+          _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } } }),
+      });
+      const body = await forged.json();
+      assert.equal(body.error?.code, -32602, JSON.stringify(body));
+    } finally {
+      await client.close();
+    }
+  });
+
   test('runs over MCP (modern client): start without waiting, answer, get, list', async () => {
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
     const client = new Client({ name: 'flow-tests', version: '1.0.0' }, { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } });
