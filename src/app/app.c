@@ -36,6 +36,21 @@ static const char *authenticate(void *ud, const char *token) {
 }
 
 /* The config's agents; an invalid one names its line. */
+/* An agent's breaker opened or closed: into the log of the tenant whose
+ * call it was. */
+static void breaker_changed(void *ud, const char *tenant, const char *agent,
+                            int opened) {
+  sb_app *app = ud;
+  json_t *data = json_pack("{ss}", "agent", agent);
+  sb_error err = {0};
+  if (sb_events_record(app->events, tenant,
+                       opened ? SB_EVENT_BREAKER_OPENED : SB_EVENT_BREAKER_CLOSED,
+                       NULL, data, NULL, NULL, &err) != 0)
+    SB_WARN(MODULE, "breaker of agent %s %s, not logged: %s", agent,
+            opened ? "opened" : "closed", err.msg);
+  json_decref(data);
+}
+
 static int add_config_agents(sb_app *app, sb_error *err) {
   const sb_config *cfg = app->cfg;
   size_t n = json_array_size(cfg->agents);
@@ -98,7 +113,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_message_bytes = cfg->max_message_bytes,
                               .tenants_configured = cfg->tenants_len > 0,
                               .ctx = app->ctx,
-                              .max_tool_name = (size_t)cfg->max_tool_name};
+                              .max_tool_name = (size_t)cfg->max_tool_name,
+                              .on_breaker = breaker_changed,
+                              .breaker_ud = app};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {

@@ -306,6 +306,10 @@ static void on_published(void *ud, sb_store_result *res) {
   sb_free(op);
 }
 
+static int write_one(sb_events *ev, const char *tenant, const char *type,
+                     const char *run_id, const json_t *data,
+                     sb_events_done_cb cb, void *ud, sb_error *err);
+
 int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                       const char *run_id, const json_t *data,
                       sb_events_done_cb cb, void *ud, sb_error *err) {
@@ -315,6 +319,22 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                         "(3-128 of a-z 0-9 _ - . with a dot inside, not one "
                         "of switchboard's own)",
                         type ? type : "");
+  return write_one(ev, tenant, type, run_id, data, cb, ud, err);
+}
+
+int sb_events_record(sb_events *ev, const char *tenant, sb_event_type type,
+                     const char *run_id, const json_t *data,
+                     sb_events_done_cb cb, void *ud, sb_error *err) {
+  const char *name = sb_event_type_name(type);
+  if (!name)
+    return sb_error_set(err, SB_EINVAL, "events: not one of switchboard's "
+                                        "own types");
+  return write_one(ev, tenant, name, run_id, data, cb, ud, err);
+}
+
+static int write_one(sb_events *ev, const char *tenant, const char *type,
+                     const char *run_id, const json_t *data,
+                     sb_events_done_cb cb, void *ud, sb_error *err) {
   if (data && !json_is_object(data))
     return sb_error_set(err, SB_EINVAL, "data: expected an object");
   char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");

@@ -89,6 +89,13 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                       const char *run_id, const json_t *data,
                       sb_events_done_cb cb, void *ud, sb_error *err);
 
+/* Record one of switchboard's own events alone (a breaker that opened,
+ * an audit entry): like sb_events_publish, for a type that is not
+ * SB_EVENT_CUSTOM. */
+int sb_events_record(sb_events *ev, const char *tenant, sb_event_type type,
+                     const char *run_id, const json_t *data,
+                     sb_events_done_cb cb, void *ud, sb_error *err);
+
 /* What a subscription wants: types (NULL: all; an entry ending in ".*"
  * matches a prefix, e.g. "run.*") and one run's events (NULL: any). */
 typedef struct sb_events_filter {

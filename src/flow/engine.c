@@ -214,9 +214,12 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
   while (e->runs) {
+    /* Held across the detach, which frees a run nothing else holds. */
     fl_run *r = e->runs;
+    r->holds++;
     fl_run_detach(r);
     r->e = NULL;
+    fl_run_release(r);
   }
   sb_free(e);
 }

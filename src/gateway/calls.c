@@ -797,8 +797,19 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
   sb_gateway_decision d = sb_gateway_decide(outcome, repeatable);
   if (c->ticket_open) {
     c->ticket_open = 0;
+    sb_agent_state before = {0}, after = {0};
+    int known = sb_registry_state(o->reg, a->def->id, now, &before) == 0;
     sb_registry_call_end(o->reg, a->def->id, &c->ticket, !d.breaker_failure,
                          now - c->started_ms, now);
+    if (known && o->opts.on_breaker &&
+        sb_registry_state(o->reg, a->def->id, now, &after) == 0) {
+      const char *tenant = c->tenant ? c->tenant : o->default_tenant;
+      if (after.breaker == SB_BREAKER_OPEN && before.breaker != SB_BREAKER_OPEN)
+        o->opts.on_breaker(o->opts.breaker_ud, tenant, a->def->id, 1);
+      else if (after.breaker == SB_BREAKER_CLOSED &&
+               before.breaker != SB_BREAKER_CLOSED)
+        o->opts.on_breaker(o->opts.breaker_ud, tenant, a->def->id, 0);
+    }
   }
   if (c->state == CALL_DONE) return; /* finish() cancelled this request */
   if (outcome == SB_GATEWAY_CANCELLED) {

@@ -62,6 +62,12 @@ typedef struct sb_gateway_options {
    * longer ones are shortened (sb_gateway_tool_names). 0: the default,
    * SB_GATEWAY_TOOL_NAME_MAX. */
   size_t max_tool_name;
+  /* An agent's breaker opened (1) or closed again (0), as a call of
+   * `tenant` (the default tenant when the caller had none) ended. May be
+   * NULL. */
+  void (*on_breaker)(void *ud, const char *tenant, const char *agent,
+                     int opened);
+  void *breaker_ud;
 } sb_gateway_options;
 
 /* A running gateway with no agents yet. NULL with err on failure. */
