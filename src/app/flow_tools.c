@@ -7,6 +7,7 @@
  *       elicit (a legacy client); otherwise the run waits for runs_answer.
  *       The result is the run (isError when it failed or was cancelled).
  *       The run is durable: a client that goes away does not stop it.
+ *       A client that takes tasks gets a task instead (flow_tasks.c).
  *   runs_list {status?, cursor?, limit?}   runs_get {runId}
  *   runs_cancel {runId, reason?}   runs_answer {runId, step?, answer}
  *   runs_resume {runId}            runs_fork {runId, step}
