@@ -87,6 +87,16 @@ json_t *app_task_of_run(json_t *run) {
   } else if (strcmp(status, "cancelled") == 0) {
     ts = "cancelled";
     if (why) snprintf(msg, sizeof msg, "%s", why);
+  } else if (strcmp(status, "running") == 0) {
+    size_t i, n = 0;
+    json_t *step;
+    json_array_foreach(json_object_get(run, "current"), i, step) {
+      const char *id = json_string_value(step);
+      if (!id) continue;
+      n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s",
+                            n ? ", " : "running step ", id);
+      if (n >= sizeof msg) break;
+    }
   } else if (strcmp(status, "waiting") == 0) {
     json_t *requests = json_object();
     size_t i;
