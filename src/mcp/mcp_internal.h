@@ -95,11 +95,11 @@ struct sb_mcp_server {
   sb_mcp_call *listeners;
   sb_mcp_provider *providers;
   size_t providers_len;
+  sb_mcp_task_provider tasks; /* tasks.c; tasks.get NULL: no tasks */
   unsigned char state_key[crypto_auth_KEYBYTES];
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
-  sb_mcp_task_provider tasks; /* tasks.c; tasks.get NULL: no tasks */
 };
 
 /* ---- builtin.c: the built-in provider (ud = the mcp_builtin) ---------- */
