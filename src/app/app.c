@@ -122,6 +122,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  app_flow_tasks_register(app);
   if (!(app->gateway = sb_gateway_new(&gopts, err))) goto fail;
   sb_flow_engine_options fo = {.store = app->store,
                                .ctx = app->ctx,

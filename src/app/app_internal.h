@@ -59,6 +59,20 @@ int app_rest_runs_register(sb_app *app);
 
 /* flow_tools.c: workflow_run, runs_* and events_publish over MCP. */
 int app_flow_tools_register(sb_app *app);
+/* workflow_run's arguments into *s (pointers borrowed from args and the
+ * call); on a bad argument the call is answered and a negative code
+ * returned. */
+int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s);
+/* The CallToolResult showing a run (borrowed), new reference. */
+json_t *app_flow_tool_result(json_t *run, int is_error);
+/* Answer a tool call with a flow error (rc, message) as the runs_* tools
+ * do: an error result, or -32050 when busy. */
+void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message);
+/* flow_tasks.c: workflow runs as MCP tasks (both eras). */
+void app_flow_tasks_register(sb_app *app);
+/* The task (mcp.h's neutral form) of a run view (borrowed); new
+ * reference. */
+json_t *app_task_of_run(json_t *run);
 
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);

@@ -7,6 +7,7 @@
  *       elicit (a legacy client); otherwise the run waits for runs_answer.
  *       The result is the run (isError when it failed or was cancelled).
  *       The run is durable: a client that goes away does not stop it.
+ *       A client that takes tasks gets a task instead (flow_tasks.c).
  *   runs_list {status?, cursor?, limit?}   runs_get {runId}
  *   runs_cancel {runId, reason?}   runs_answer {runId, step?, answer}
  *   runs_resume {runId}            runs_fork {runId, step}
@@ -77,16 +78,24 @@ static const char *const flow_tools_json =
     "\"type\":\"string\"}},\"required\":[\"type\"]}}"
     "]";
 
-static void reply_run(sb_mcp_call *call, json_t *run, int is_error) {
+json_t *app_flow_tool_result(json_t *run, int is_error) {
   char *text = json_dumps(run, JSON_COMPACT);
   json_t *r = json_pack("{s[{ssss}]sO}", "content", "type", "text", "text",
                         text ? text : "", "structuredContent", run);
   sb_free(text);
   if (r && is_error) json_object_set_new(r, "isError", json_true());
-  sb_mcp_call_reply(call, r);
+  return r;
+}
+
+static void reply_run(sb_mcp_call *call, json_t *run, int is_error) {
+  sb_mcp_call_reply(call, app_flow_tool_result(run, is_error));
 }
 
 static void reply_error(sb_mcp_call *call, int rc, const char *message) {
+  app_flow_reply_error(call, rc, message);
+}
+
+void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message) {
   if (rc == SB_EBUSY) {
     sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
     return;
@@ -424,23 +433,34 @@ static void resume_answered(run_watch *w, const char *state, json_t *responses) 
   sb_mcp_call_on_cancel(call, watch_cancelled, w);
 }
 
-static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
+int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s) {
   const char *wf = json_string_value(json_object_get(args, "workflow"));
   json_t *cid = json_object_get(args, "contextId");
   json_t *input = json_object_get(args, "input");
   json_t *wait = json_object_get(args, "wait");
-  if (!wf)
-    return sb_mcp_call_fail_invalid_args(call, "workflow_run",
-                                         "'workflow' must be a string");
+  if (!wf) {
+    sb_mcp_call_fail_invalid_args(call, "workflow_run",
+                                  "'workflow' must be a string");
+    return SB_EINVAL;
+  }
   if ((cid && !json_is_string(cid)) || (input && !json_is_object(input)) ||
-      (wait && !json_is_boolean(wait)))
-    return sb_mcp_call_fail_invalid_args(
+      (wait && !json_is_boolean(wait))) {
+    sb_mcp_call_fail_invalid_args(
         call, "workflow_run",
         "'contextId' is a string, 'input' an object, 'wait' a boolean");
-  sb_flow_start s = {.tenant = sb_mcp_call_tenant(call),
-                     .workflow = wf,
-                     .context_id = json_string_value(cid),
-                     .input = input};
+    return SB_EINVAL;
+  }
+  *s = (sb_flow_start){.tenant = sb_mcp_call_tenant(call),
+                       .workflow = wf,
+                       .context_id = json_string_value(cid),
+                       .input = input};
+  return 0;
+}
+
+static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
+  sb_flow_start s;
+  if (app_flow_start_args(call, args, &s) != 0) return;
+  json_t *wait = json_object_get(args, "wait");
   sb_error err = {0};
   if (wait && json_is_false(wait)) {
     tool_op *op = op_new(call);

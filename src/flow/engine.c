@@ -179,8 +179,8 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
       continue;
     json_t *w = json_pack("{ssss}", "step", fl_str(a, "step"), "kind", kind);
     static const char *const keys[] = {"message", "schema", "deadline",
-                                       "event", "where"};
-    for (size_t k = 0; k < 5; k++)
+                                       "event", "where", "visit"};
+    for (size_t k = 0; k < 6; k++)
       if (json_object_get(a, keys[k]))
         json_object_set(w, keys[k], json_object_get(a, keys[k]));
     json_array_append_new(waiting, w);

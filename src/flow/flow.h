@@ -295,7 +295,8 @@ int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err);
 /* How an operation on a run ended: rc 0 with the run as JSON (the view
  * REST and MCP show: id, workflow, status, contextId, contextVersion,
  * createdAt, updatedAt, current, waiting, history, error, forkedFrom,
- * stepsRun), or a negative code with err. `run` is borrowed. */
+ * stepsRun; each `waiting` entry names its step, kind, visit and what it
+ * waits for), or a negative code with err. `run` is borrowed. */
 typedef struct sb_flow_reply {
   int rc;
   sb_error err;

@@ -37,6 +37,9 @@
 #define SB_MCP_META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
 #define SB_MCP_META_SUBSCRIPTION_ID "io.modelcontextprotocol/subscriptionId"
 #define SB_MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+/* The tasks extension (2026-07-28) and the tasks utility (2025-11-25). */
+#define SB_MCP_EXT_TASKS "io.modelcontextprotocol/tasks"
+#define SB_MCP_META_RELATED_TASK "io.modelcontextprotocol/related-task"
 
 typedef struct sb_mcp_server sb_mcp_server;
 typedef struct sb_mcp_session sb_mcp_session;
@@ -206,6 +209,85 @@ void sb_mcp_sub_wait_fail(sb_mcp_sub_wait *w, int code, const char *message,
 /* Add a provider (copied). Returns 0 or SB_ENOMEM. */
 int sb_mcp_server_add_provider(sb_mcp_server *srv, const sb_mcp_provider *p);
 
+/* ---- tasks: tool calls answered with a durable task handle -------------
+ * Two revisions, one provider (tasks.c does the protocol of both):
+ *
+ *   2026-07-28, the extension io.modelcontextprotocol/tasks (announced in
+ *   server/discover): a client that puts the extension in a tools/call's
+ *   _meta client capabilities may get a CreateTaskResult (resultType
+ *   "task") instead of the CallToolResult; it polls tasks/get (the task
+ *   with result, error or inputRequests inlined), answers inputRequests
+ *   with tasks/update and stops the task with tasks/cancel (both answered
+ *   with an empty acknowledgement).
+ *
+ *   2025-11-25, the tasks utility (capability `tasks` in initialize, and
+ *   execution.taskSupport "optional" on the task tools in tools/list): a
+ *   tools/call with params.task gets {task}; tasks/get (the task alone),
+ *   tasks/result (blocks until the task ends; questions go to the client
+ *   as requests carrying related-task _meta), tasks/list, tasks/cancel
+ *   (the cancelled task; -32602 for a task that had already ended).
+ *
+ * The provider speaks one neutral task object, whatever the era:
+ *   {taskId, status: working | input_required | completed | failed |
+ *    cancelled, statusMessage?, createdAt, lastUpdatedAt (ISO 8601),
+ *    ttlMs (integer, or null: kept without limit), pollIntervalMs?,
+ *    inputRequests? {key: {method, params}} (input_required),
+ *    result? (the CallToolResult, completed), error? ({code, message,
+ *    data?}: a JSON-RPC error, failed)}
+ * with the 2026-07-28 meaning of the statuses: a tool result with isError
+ * is "completed". tasks.c renames and regroups the fields for 2025-11-25
+ * (ttl, pollInterval, "failed" for a result with isError, the result only
+ * through tasks/result).
+ *
+ * Every callback answers the call it is given, now or later, with the
+ * helpers below (or sb_mcp_call_fail). Tasks belong to the caller's tenant
+ * (sb_mcp_call_tenant): another tenant's task is an unknown task. */
+typedef struct sb_mcp_task_provider {
+  void *ud;
+  /* NULL-terminated names of the tools that run as tasks. */
+  const char *const *tools;
+  /* tools/call of one of them from a client that accepts a task: create
+   * the task durably, then answer with sb_mcp_call_reply_task (or answer
+   * as a plain tools/call would, e.g. with an error result). */
+  void (*call_tool)(void *ud, sb_mcp_call *call, const char *name,
+                    json_t *arguments);
+  /* tasks/get; and tasks/cancel: reply with the task as it is after the
+   * cancellation, or sb_mcp_call_task_cancel_refused if it had ended. */
+  void (*get)(void *ud, sb_mcp_call *call, const char *task_id);
+  void (*cancel)(void *ud, sb_mcp_call *call, const char *task_id);
+  /* tasks/update: responses (borrowed) keyed like the inputRequests;
+   * acknowledge with sb_mcp_call_reply(call, json_object()). */
+  void (*update)(void *ud, sb_mcp_call *call, const char *task_id,
+                 json_t *input_responses);
+  /* tasks/result (2025-11-25): once the task has ended, reply with what
+   * the tools/call would have answered (sb_mcp_call_reply / _fail; the
+   * related-task _meta is added here); meanwhile its questions go to the
+   * client with sb_mcp_call_ask_client. */
+  void (*result)(void *ud, sb_mcp_call *call, const char *task_id);
+  /* tasks/list (2025-11-25): cursor NULL from the start; reply with
+   * sb_mcp_call_reply_tasks. */
+  void (*list)(void *ud, sb_mcp_call *call, const char *cursor);
+} sb_mcp_task_provider;
+
+/* Serve tasks through p (copied; one provider per server). */
+void sb_mcp_server_set_task_provider(sb_mcp_server *srv,
+                                     const sb_mcp_task_provider *p);
+/* Answer with a task (neutral form, stolen), shaped for the call's method
+ * and era: CreateTaskResult for tools/call, the task for tasks/get and
+ * 2025-11-25 tasks/cancel, an empty acknowledgement for 2026-07-28
+ * tasks/cancel. */
+void sb_mcp_call_reply_task(sb_mcp_call *call, json_t *task);
+/* tasks/list: the tasks (array of neutral tasks, stolen) and the cursor of
+ * the next page (NULL: the last page). */
+void sb_mcp_call_reply_tasks(sb_mcp_call *call, json_t *tasks,
+                             const char *next_cursor);
+/* -32602 "Failed to retrieve task: Task not found". */
+void sb_mcp_call_fail_task_unknown(sb_mcp_call *call);
+/* tasks/cancel of a task that had already ended (task stolen): -32602
+ * under 2025-11-25, the empty acknowledgement under 2026-07-28 (there
+ * cancellation is cooperative and may end in another status). */
+void sb_mcp_call_task_cancel_refused(sb_mcp_call *call, json_t *task);
+
 /* ---- era classification (used by transports for HTTP rules) ----------- */
 
 typedef enum sb_mcp_era {
@@ -221,7 +303,8 @@ sb_mcp_era sb_mcp_message_era(json_t *msg, const char **version);
 
 /* Streamable HTTP header rules of 2026-07-28 for one modern request:
  * MCP-Protocol-Version must equal _meta's version, Mcp-Method the method,
- * Mcp-Name params.name/params.uri (base64 sentinel decoded). NULL means the
+ * Mcp-Name params.name/params.uri, or params.taskId for tasks/get, update
+ * and cancel (base64 sentinel decoded). NULL means the
  * header was absent. Returns 0 or SB_RPC_HEADER_MISMATCH with err naming the
  * header. */
 int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,

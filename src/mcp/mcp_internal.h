@@ -102,6 +102,7 @@ struct sb_mcp_server {
   sb_mcp_call *listeners;
   sb_mcp_provider *providers;
   size_t providers_len;
+  sb_mcp_task_provider tasks; /* tasks.c; tasks.get NULL: no tasks */
   unsigned char state_key[crypto_auth_KEYBYTES];
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
@@ -129,6 +130,25 @@ const mcp_method_def *mcp_method_find(const char *name);
  * other calls). */
 void mcp_listen_release(sb_mcp_call *c);
 void mcp_listen_counts_free(sb_mcp_server *srv);
+
+/* ---- tasks.c: tasks of both eras over the task provider --------------- */
+void mcp_handle_tasks_get(sb_mcp_server *srv, sb_mcp_call *c);
+void mcp_handle_tasks_update(sb_mcp_server *srv, sb_mcp_call *c);
+void mcp_handle_tasks_cancel(sb_mcp_server *srv, sb_mcp_call *c);
+void mcp_handle_tasks_result(sb_mcp_server *srv, sb_mcp_call *c);
+void mcp_handle_tasks_list(sb_mcp_server *srv, sb_mcp_call *c);
+/* tools/call: 1 if the call was taken as a task (or refused as one), 0 to
+ * route it as usual. */
+int mcp_tasks_route_call(sb_mcp_call *c, const char *name, json_t *args);
+/* tools/list items (borrowed): the task tools say so to 2025-11-25. */
+void mcp_tasks_mark_tools(sb_mcp_call *c, json_t *tools);
+/* Add what tasks announce to caps (borrowed): the extension for modern
+ * (server/discover), the `tasks` capability for legacy `version`. */
+void mcp_tasks_capabilities(sb_mcp_server *srv, json_t *caps, int modern,
+                            const char *version);
+/* The related-task _meta on what a tasks/result call sends (borrowed
+ * object: a result, or a request's params). */
+void mcp_tasks_relate(sb_mcp_call *c, json_t *obj);
 
 /* ---- server.c helpers for handlers ------------------------------------ */
 /* Write a message (stolen) on the call's output, not ending the call. */

@@ -69,6 +69,7 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
                      json_incref(data));
     return;
   }
+  if (strcmp(key, "tools") == 0) mcp_tasks_mark_tools(c, items);
   json_t *r = paginate(c, items, key);
   json_decref(items);
   if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);
@@ -77,10 +78,11 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
 /* ---- method handlers --------------------------------------------------- */
 
 static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
+  json_t *caps = mcp_server_capabilities(srv);
+  if (caps) mcp_tasks_capabilities(srv, caps, 1, NULL);
   json_t *r = json_pack("{sososs}", "supportedVersions",
                         sb_mcp_supported_versions_json(), "capabilities",
-                        mcp_server_capabilities(srv), "instructions",
-                        srv->instructions);
+                        caps, "instructions", srv->instructions);
   sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
 }
 
@@ -185,8 +187,10 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_free(s->tenant);
   s->tenant = sb_strdup(sb_mcp_call_tenant(c));
   s->initialized = 1;
+  json_t *server_caps = mcp_server_capabilities(srv);
+  if (server_caps) mcp_tasks_capabilities(srv, server_caps, 0, s->version);
   json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
-                        "capabilities", mcp_server_capabilities(srv),
+                        "capabilities", server_caps,
                         "serverInfo", mcp_server_info(srv), "instructions",
                         srv->instructions);
   SB_INFO(MODULE, "session %.8s initialized with %s (client %s)", s->id,
@@ -463,6 +467,7 @@ static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "arguments"));
     return;
   }
+  if (mcp_tasks_route_call(c, name, args)) return;
   route_named(c, offsetof(sb_mcp_provider, call_tool), "tool", name, args);
 }
 
@@ -537,6 +542,11 @@ static const mcp_method_def methods[] = {
     {"prompts/list", MCP_ERA_BOTH, handle_prompts_list},
     {"prompts/get", MCP_ERA_BOTH, handle_prompts_get},
     {"completion/complete", MCP_ERA_BOTH, handle_complete},
+    {"tasks/get", MCP_ERA_BOTH, mcp_handle_tasks_get},
+    {"tasks/cancel", MCP_ERA_BOTH, mcp_handle_tasks_cancel},
+    {"tasks/update", MCP_ERA_MODERN, mcp_handle_tasks_update},
+    {"tasks/result", MCP_ERA_LEGACY, mcp_handle_tasks_result},
+    {"tasks/list", MCP_ERA_LEGACY, mcp_handle_tasks_list},
 };
 
 const mcp_method_def *mcp_method_find(const char *name) {

@@ -354,6 +354,7 @@ void sb_mcp_call_reply(sb_mcp_call *c, json_t *result) {
     }
     json_object_set_new(meta, SB_MCP_META_SERVER_INFO, mcp_server_info(c->srv));
   }
+  mcp_tasks_relate(c, result);
   call_finish(c, sb_rpc_result_new(c->id, result));
 }
 
@@ -444,6 +445,7 @@ int sb_mcp_call_ask_client(sb_mcp_call *c, const char *method,
     json_decref(params);
     return SB_ESTATE;
   }
+  if (params) mcp_tasks_relate(c, params);
   return mcp_call_request_client(c, method, params, cb, ud);
 }
 

@@ -104,6 +104,10 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
     key = "name";
   else if (strcmp(method, "resources/read") == 0)
     key = "uri";
+  else if (strcmp(method, "tasks/get") == 0 ||
+           strcmp(method, "tasks/update") == 0 ||
+           strcmp(method, "tasks/cancel") == 0)
+    key = "taskId"; /* the tasks extension: routing by task */
   if (!key) return 0;
   const char *body_name =
       json_string_value(json_object_get(json_object_get(msg, "params"), key));

@@ -1,0 +1,625 @@
+/* flow_tasks.c: workflow runs as MCP tasks.
+ *
+ * A client that accepts tasks (mcp/tasks.c decides which) gets
+ * workflow_run back as a task whose id is the run's id. A run is stored
+ * before sb_flow_run_start calls back, so the task is durable before it
+ * is acknowledged, and it survives a restart with the run. Nothing else
+ * is stored: the task's fields all follow from the run view:
+ *
+ *   running                      -> working
+ *   waiting at an `ask` step     -> input_required, one inputRequest per
+ *                                   ask waiting, keyed "<step>/<visit>"
+ *                                   (unique over the run's life)
+ *   waiting for an event         -> working (the wait is the server's)
+ *   completed                    -> completed, result: the run as
+ *                                   workflow_run would have answered
+ *   failed                       -> completed with that result and
+ *                                   isError (a tool error is not a
+ *                                   JSON-RPC error; 2025-11-25 clients see
+ *                                   "failed")
+ *   cancelled                    -> cancelled
+ *
+ * createdAt and lastUpdatedAt are the run's; ttlMs is null because runs
+ * are kept without limit; pollIntervalMs is a constant. Every run of the
+ * caller's tenant is readable as a task (tasks/list lists them all); runs
+ * of another tenant are unknown tasks.
+ *
+ * Answers: tasks/update (2026-07-28) with an accepted elicitation answers
+ * the ask step (sb_flow_run_answer); a declined or cancelled one cancels
+ * the run, since the person said no and the key may not be asked again.
+ * tasks/result (2025-11-25) waits for the run to end, re-reading it every
+ * RESULT_POLL_MS, and asks each question once as elicitation/create.
+ */
+#include <string.h>
+
+#include "app/app_internal.h"
+
+#define TASK_POLL_MS 500   /* pollIntervalMs suggested to clients */
+#define RESULT_POLL_MS 200 /* a blocked tasks/result re-reads the run */
+
+static const char *const task_tools[] = {"workflow_run", NULL};
+
+/* ---- the task of a run ------------------------------------------------------ */
+
+static json_t *iso8601(json_t *ms) {
+  char buf[32];
+  sb_time_format((int64_t)json_integer_value(ms), buf);
+  return json_string(buf);
+}
+
+static json_t *ask_request(json_t *w) {
+  json_t *schema = json_object_get(w, "schema");
+  json_t *message = json_object_get(w, "message");
+  return json_pack("{sss{ssssso}}", "method", "elicitation/create", "params",
+                   "mode", "form", "message",
+                   json_is_string(message) ? json_string_value(message) : "",
+                   "requestedSchema",
+                   schema ? json_incref(schema)
+                          : json_pack("{sss{}}", "type", "object",
+                                      "properties"));
+}
+
+static void ask_key(json_t *w, char *buf, size_t n) {
+  snprintf(buf, n, "%s/%lld",
+           json_string_value(json_object_get(w, "step")) ?: "?",
+           (long long)json_integer_value(json_object_get(w, "visit")));
+}
+
+json_t *app_task_of_run(json_t *run) {
+  const char *status = json_string_value(json_object_get(run, "status")) ?: "";
+  json_t *error = json_object_get(run, "error");
+  const char *why = json_string_value(json_object_get(error, "message"));
+  json_t *t = json_pack("{sOsososnsi}", "taskId", json_object_get(run, "id"),
+                        "createdAt", iso8601(json_object_get(run, "createdAt")),
+                        "lastUpdatedAt",
+                        iso8601(json_object_get(run, "updatedAt")), "ttlMs",
+                        "pollIntervalMs", TASK_POLL_MS);
+  if (!t) return NULL;
+  const char *ts = "working";
+  char msg[300] = "";
+  if (strcmp(status, "completed") == 0) {
+    ts = "completed";
+    json_object_set_new(t, "result", app_flow_tool_result(run, 0));
+  } else if (strcmp(status, "failed") == 0) {
+    ts = "completed";
+    json_object_set_new(t, "result", app_flow_tool_result(run, 1));
+    snprintf(msg, sizeof msg, "the run failed: %s", why ? why : "unknown");
+  } else if (strcmp(status, "cancelled") == 0) {
+    ts = "cancelled";
+    if (why) snprintf(msg, sizeof msg, "%s", why);
+  } else if (strcmp(status, "running") == 0) {
+    size_t i, n = 0;
+    json_t *step;
+    json_array_foreach(json_object_get(run, "current"), i, step) {
+      const char *id = json_string_value(step);
+      if (!id) continue;
+      n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s",
+                            n ? ", " : "running step ", id);
+      if (n >= sizeof msg) break;
+    }
+  } else if (strcmp(status, "waiting") == 0) {
+    json_t *requests = json_object();
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(run, "waiting"), i, w) {
+      const char *kind = json_string_value(json_object_get(w, "kind"));
+      if (kind && strcmp(kind, "ask") == 0) {
+        char key[160];
+        ask_key(w, key, sizeof key);
+        json_object_set_new(requests, key, ask_request(w));
+        if (!*msg)
+          snprintf(msg, sizeof msg, "step %s waits for an answer",
+                   json_string_value(json_object_get(w, "step")) ?: "?");
+      } else if (!*msg) {
+        snprintf(msg, sizeof msg, "step %s waits for an event %s",
+                 json_string_value(json_object_get(w, "step")) ?: "?",
+                 json_string_value(json_object_get(w, "event")) ?: "");
+      }
+    }
+    if (json_object_size(requests) > 0) {
+      ts = "input_required";
+      json_object_set_new(t, "inputRequests", requests);
+    } else {
+      json_decref(requests);
+    }
+  }
+  json_object_set_new(t, "status", json_string(ts));
+  if (*msg) json_object_set_new(t, "statusMessage", json_string(msg));
+  return t;
+}
+
+/* ---- operations: one per tasks/ request --------------------------------------- */
+
+typedef struct task_op {
+  sb_app *app;
+  sb_mcp_call *call; /* NULL once answered or gone */
+  char *tenant, *task_id;
+  int pending;       /* flow operations and questions in flight */
+  /* tasks/update: the answers still to give, [{step, action, content}] */
+  json_t *todo;
+  /* tasks/result */
+  uv_timer_t timer;
+  int timer_inited, closing;
+  json_t *asked;     /* keys asked already (a set) */
+  char *asking_step; /* the step of the question out, if any */
+} task_op;
+
+static void op_free(task_op *op) {
+  json_decref(op->todo);
+  json_decref(op->asked);
+  sb_free(op->asking_step);
+  sb_free(op->tenant);
+  sb_free(op->task_id);
+  sb_free(op);
+}
+
+static void timer_closed(uv_handle_t *h) { op_free(h->data); }
+
+/* Free the op once no one can reach it any more. */
+static void op_maybe_free(task_op *op) {
+  if (op->call || op->pending > 0 || op->closing) return;
+  if (op->timer_inited) {
+    op->closing = 1;
+    uv_timer_stop(&op->timer);
+    uv_close((uv_handle_t *)&op->timer, timer_closed);
+    return;
+  }
+  op_free(op);
+}
+
+static void op_cancelled(sb_mcp_call *call, void *ud) {
+  (void)call;
+  task_op *op = ud;
+  op->call = NULL;
+  op_maybe_free(op);
+}
+
+/* Take the call to answer it: it is off the op from now on. The op is
+ * held over the answer, since answering ends the questions in flight. */
+static sb_mcp_call *op_take(task_op *op) {
+  sb_mcp_call *call = op->call;
+  op->call = NULL;
+  if (call) sb_mcp_call_on_cancel(call, NULL, NULL);
+  op->pending++;
+  return call;
+}
+
+static void op_release(task_op *op) {
+  op->pending--;
+  op_maybe_free(op);
+}
+
+static task_op *op_new(sb_app *app, sb_mcp_call *call, const char *task_id) {
+  task_op *op = sb_calloc(1, sizeof *op);
+  if (op) {
+    op->app = app;
+    op->call = call;
+    op->tenant = sb_strdup(sb_mcp_call_tenant(call));
+    op->task_id = task_id ? sb_strdup(task_id) : NULL;
+  }
+  if (!op || !op->tenant || (task_id && !op->task_id)) {
+    if (op) op_free(op);
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return NULL;
+  }
+  sb_mcp_call_on_cancel(call, op_cancelled, op);
+  return op;
+}
+
+/* A flow error as the answer to a tasks/ request. */
+static void fail_flow(sb_mcp_call *call, int rc, const char *message) {
+  if (rc == SB_ENOENT || rc == SB_EINVAL)
+    sb_mcp_call_fail_task_unknown(call);
+  else if (rc == SB_EBUSY)
+    sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
+  else
+    sb_mcp_call_fail(call, SB_RPC_INTERNAL_ERROR, message, NULL);
+}
+
+/* An operation did not start: cb will not run. */
+static void not_started(task_op *op, int rc, const sb_error *err) {
+  sb_mcp_call *call = op_take(op);
+  if (call) fail_flow(call, rc, err->msg);
+  op_release(op);
+}
+
+/* ---- workflow_run as a task ------------------------------------------------- */
+
+static void run_started(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc != 0) /* no task: answered as the tool would answer */
+      app_flow_reply_error(call, r->rc, r->err.msg);
+    else
+      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+  }
+  op_release(op);
+}
+
+static void task_call_tool(void *ud, sb_mcp_call *call, const char *name,
+                           json_t *args) {
+  (void)name; /* workflow_run: the only task tool */
+  sb_app *app = ud;
+  sb_flow_start s;
+  if (app_flow_start_args(call, args, &s) != 0) return;
+  task_op *op = op_new(app, call, NULL);
+  if (!op) return;
+  s.tenant = op->tenant;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_start(app->flow, &s, run_started, op, &err);
+  if (rc != 0) {
+    op->pending--;
+    sb_mcp_call *c = op_take(op);
+    if (c) app_flow_reply_error(c, rc, err.msg);
+    op_release(op);
+  }
+}
+
+/* ---- tasks/get -------------------------------------------------------------- */
+
+static void got(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
+    else sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+  }
+  op_release(op);
+}
+
+static void task_get(void *ud, sb_mcp_call *call, const char *id) {
+  task_op *op = op_new(ud, call, id);
+  if (!op) return;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_get(op->app->flow, op->tenant, id, got, op, &err);
+  if (rc != 0) {
+    op->pending--;
+    not_started(op, rc, &err);
+  }
+}
+
+/* ---- tasks/cancel ----------------------------------------------------------- */
+
+static void refused_read(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
+    else sb_mcp_call_task_cancel_refused(call, app_task_of_run(r->run));
+  }
+  op_release(op);
+}
+
+static void cancelled(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  if (r->rc == SB_ESTATE && op->call) { /* it had ended: say how */
+    sb_error err = {0};
+    op->pending++;
+    int rc = sb_flow_run_get(op->app->flow, op->tenant, op->task_id,
+                             refused_read, op, &err);
+    if (rc != 0) {
+      op->pending--;
+      not_started(op, rc, &err);
+    }
+    return;
+  }
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
+    else sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+  }
+  op_release(op);
+}
+
+static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {
+  task_op *op = op_new(ud, call, id);
+  if (!op) return;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_cancel(op->app->flow, op->tenant, id,
+                              "the client cancelled the task", cancelled, op,
+                              &err);
+  if (rc != 0) {
+    op->pending--;
+    sb_flow_reply r = {.rc = rc, .err = err};
+    op->pending++;
+    cancelled(op, &r);
+  }
+}
+
+/* ---- answers: tasks/update and the questions of tasks/result ------------------ */
+
+/* Give one answer: accept answers the ask step; anything else cancels the
+ * run. 0 when under way (cb runs), else a negative code with err. */
+static int give_answer(task_op *op, const char *step, const char *action,
+                       json_t *content, sb_flow_cb cb, sb_error *err) {
+  if (action && strcmp(action, "accept") == 0) {
+    json_t *empty = json_object();
+    int rc = sb_flow_run_answer(op->app->flow, op->tenant, op->task_id, step,
+                                content ? content : empty, cb, op, err);
+    json_decref(empty);
+    return rc;
+  }
+  char reason[200];
+  snprintf(reason, sizeof reason, "the question of step %s was %s", step,
+           action && strcmp(action, "decline") == 0 ? "declined" : "cancelled");
+  return sb_flow_run_cancel(op->app->flow, op->tenant, op->task_id, reason, cb,
+                            op, err);
+}
+
+static void update_next(task_op *op);
+
+static void update_answered(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  /* SB_ESTATE: the run no longer waits there, the answer is moot. */
+  if (r->rc != 0 && r->rc != SB_ESTATE && r->rc != SB_ENOENT) {
+    sb_mcp_call *call = op_take(op);
+    if (call)
+      sb_mcp_call_fail(call,
+                       r->rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
+                                          : SB_RPC_INTERNAL_ERROR,
+                       r->err.msg, NULL);
+    op_release(op);
+    return;
+  }
+  update_next(op);
+}
+
+/* Give the next answer of op->todo, or acknowledge when none is left. */
+static void update_next(task_op *op) {
+  while (op->call && json_array_size(op->todo) > 0) {
+    json_t *a = json_incref(json_array_get(op->todo, 0));
+    json_array_remove(op->todo, 0);
+    sb_error err = {0};
+    op->pending++;
+    int rc = give_answer(op, json_string_value(json_object_get(a, "step")),
+                         json_string_value(json_object_get(a, "action")),
+                         json_object_get(a, "content"), update_answered, &err);
+    json_decref(a);
+    if (rc == 0) return;
+    op->pending--;
+    if (rc != SB_ESTATE && rc != SB_ENOENT) {
+      sb_mcp_call *call = op_take(op);
+      if (call)
+        sb_mcp_call_fail(call,
+                         rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
+                                         : SB_RPC_INTERNAL_ERROR,
+                         err.msg, NULL);
+      op_release(op);
+      return;
+    }
+  }
+  sb_mcp_call *call = op_take(op);
+  if (call) sb_mcp_call_reply(call, json_object()); /* acknowledged */
+  op_release(op);
+}
+
+/* The run as it is: match the responses to the questions it asks now;
+ * responses to anything else are ignored (the extension: "Ignore
+ * responses for unknown or already-satisfied keys"). */
+static void update_read(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  if (r->rc != 0) {
+    sb_mcp_call *call = op_take(op);
+    if (call) fail_flow(call, r->rc, r->err.msg);
+    op_release(op);
+    return;
+  }
+  json_t *responses = op->call ? json_object_get(sb_mcp_call_params(op->call),
+                                                 "inputResponses")
+                               : NULL;
+  op->todo = json_array();
+  size_t i;
+  json_t *w;
+  json_array_foreach(json_object_get(r->run, "waiting"), i, w) {
+    const char *kind = json_string_value(json_object_get(w, "kind"));
+    if (!kind || strcmp(kind, "ask") != 0) continue;
+    char key[160];
+    ask_key(w, key, sizeof key);
+    json_t *resp = json_object_get(responses, key);
+    if (!json_is_object(resp)) continue;
+    json_array_append_new(
+        op->todo,
+        json_pack("{sOsOsO}", "step", json_object_get(w, "step"), "action",
+                  json_object_get(resp, "action") ?: json_null(), "content",
+                  json_object_get(resp, "content") ?: json_null()));
+  }
+  update_next(op);
+}
+
+static void task_update(void *ud, sb_mcp_call *call, const char *id,
+                        json_t *responses) {
+  (void)responses; /* read again from the call once the run is read */
+  task_op *op = op_new(ud, call, id);
+  if (!op) return;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_get(op->app->flow, op->tenant, id, update_read, op, &err);
+  if (rc != 0) {
+    op->pending--;
+    not_started(op, rc, &err);
+  }
+}
+
+/* ---- tasks/result (2025-11-25): wait for the end, asking on the way ---------- */
+
+static void result_check(task_op *op);
+
+static void result_tick(uv_timer_t *t) { result_check(t->data); }
+
+static void result_later(task_op *op) {
+  if (op->call && !op->closing)
+    uv_timer_start(&op->timer, result_tick, RESULT_POLL_MS, 0);
+}
+
+static void result_answered(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  (void)r; /* whatever became of it, the next read shows */
+  op_release(op);
+}
+
+static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
+                        void *ud) {
+  task_op *op = ud;
+  char *step = op->asking_step;
+  op->asking_step = NULL;
+  if (call && step && !error) {
+    sb_error err = {0};
+    op->pending++;
+    if (give_answer(op, step,
+                    json_string_value(json_object_get(result, "action")),
+                    json_object_get(result, "content"), result_answered,
+                    &err) != 0)
+      op->pending--; /* the run moved on: the next read shows it */
+  }
+  sb_free(step);
+  op_release(op); /* the question's hold */
+}
+
+static void result_read(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  if (!op->call) {
+    op_maybe_free(op);
+    return;
+  }
+  if (r->rc != 0) {
+    if (r->rc == SB_EBUSY) { /* try again shortly */
+      result_later(op);
+      return;
+    }
+    sb_mcp_call *call = op_take(op);
+    fail_flow(call, r->rc, r->err.msg);
+    op_release(op);
+    return;
+  }
+  const char *status = json_string_value(json_object_get(r->run, "status")) ?: "";
+  int ended = strcmp(status, "completed") == 0 ||
+              strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
+  if (ended) { /* exactly what workflow_run would have answered */
+    sb_mcp_call *call = op_take(op);
+    sb_mcp_call_reply(call, app_flow_tool_result(
+                                r->run, strcmp(status, "completed") != 0));
+    op_release(op);
+    return;
+  }
+  if (!op->asking_step) {
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(r->run, "waiting"), i, w) {
+      const char *kind = json_string_value(json_object_get(w, "kind"));
+      char key[160];
+      if (!kind || strcmp(kind, "ask") != 0) continue;
+      ask_key(w, key, sizeof key);
+      if (json_object_get(op->asked, key)) continue;
+      json_object_set_new(op->asked, key, json_true());
+      json_t *req = ask_request(w);
+      json_t *params = json_incref(json_object_get(req, "params"));
+      json_decref(req);
+      op->asking_step =
+          sb_strdup(json_string_value(json_object_get(w, "step")) ?: "?");
+      op->pending++;
+      if (sb_mcp_call_ask_client(op->call, "elicitation/create", params,
+                                 on_elicited, op) != 0) {
+        sb_free(op->asking_step);
+        op->asking_step = NULL;
+        op->pending--;
+      }
+      break; /* one question at a time */
+    }
+  }
+  result_later(op);
+}
+
+static void result_check(task_op *op) {
+  if (!op->call) return;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_get(op->app->flow, op->tenant, op->task_id, result_read,
+                           op, &err);
+  if (rc != 0) {
+    op->pending--;
+    if (rc == SB_EBUSY) {
+      result_later(op);
+      return;
+    }
+    not_started(op, rc, &err);
+  }
+}
+
+static void task_result(void *ud, sb_mcp_call *call, const char *id) {
+  task_op *op = op_new(ud, call, id);
+  if (!op) return;
+  if (!(op->asked = json_object())) {
+    sb_error err = {0};
+    sb_error_set(&err, SB_ENOMEM, "out of memory");
+    not_started(op, SB_ENOMEM, &err);
+    return;
+  }
+  uv_timer_init(op->app->loop, &op->timer);
+  op->timer.data = op;
+  op->timer_inited = 1;
+  result_check(op);
+}
+
+/* ---- tasks/list (2025-11-25) -------------------------------------------------- */
+
+static void listed(void *ud, const sb_flow_reply *r) {
+  task_op *op = ud;
+  op->pending--;
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc == SB_EINVAL) {
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, "Invalid cursor",
+                       json_pack("{ss}", "param", "cursor"));
+    } else if (r->rc != 0) {
+      fail_flow(call, r->rc, r->err.msg);
+    } else {
+      json_t *tasks = json_array();
+      size_t i;
+      json_t *run;
+      json_array_foreach(json_object_get(r->run, "runs"), i, run)
+          json_array_append_new(tasks, app_task_of_run(run));
+      sb_mcp_call_reply_tasks(
+          call, tasks,
+          json_string_value(json_object_get(r->run, "nextCursor")));
+    }
+  }
+  op_release(op);
+}
+
+static void task_list(void *ud, sb_mcp_call *call, const char *cursor) {
+  task_op *op = op_new(ud, call, NULL);
+  if (!op) return;
+  sb_error err = {0};
+  op->pending++;
+  int rc = sb_flow_run_list(op->app->flow, op->tenant, NULL, cursor, 50,
+                            listed, op, &err);
+  if (rc != 0) {
+    op->pending--;
+    sb_flow_reply r = {.rc = rc, .err = err};
+    op->pending++;
+    listed(op, &r);
+  }
+}
+
+void app_flow_tasks_register(sb_app *app) {
+  sb_mcp_task_provider p = {.ud = app,
+                            .tools = task_tools,
+                            .call_tool = task_call_tool,
+                            .get = task_get,
+                            .cancel = task_cancel,
+                            .update = task_update,
+                            .result = task_result,
+                            .list = task_list};
+  sb_mcp_server_set_task_provider(app->mcp, &p);
+}
