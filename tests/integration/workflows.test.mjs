@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  flowAgent, inquiry, startFlowHttpAgent, startFlowServer, startRun, writeFlowConfig,
+  flowAgent, inquiry, readEvents, startFlowHttpAgent, startFlowServer, startRun, writeFlowConfig,
 } from './lib/flows.mjs';
 
 const WORKFLOWS = `
@@ -71,6 +71,11 @@ const WORKFLOWS = `
       - id: gave-up
         end: failed
         message: handed to a person
+  - name: brittle
+    steps:
+      - id: hang
+        call: { agent: brittle, tool: slow, arguments: { ms: 10000 } }
+        retry: { attempts: 7, backoff: 1ms }
   - name: loop
     max_steps: 5
     steps:
@@ -92,6 +97,9 @@ describe('workflows over REST with real agents', () => {
         flowAgent('intake', ['intake.classify'], { requirements: ['conversation.messages[-1:]'] }),
         flowAgent('sales', ['sales.offer'], { requirements: ['workflow.outputs.intake'] }),
         flowAgent('finance', ['finance.quote'], { url: financeHttp.url, requirements: ['workflow.variables'] }),
+        // its own timeout: the agent is too slow, which the breaker counts
+        // (a caller's shorter deadline is the caller's impatience, not)
+        flowAgent('brittle', ['brittle'], { limits: { timeoutMs: 50 } }),
       ],
       workflowsYaml: WORKFLOWS,
     });
@@ -214,6 +222,18 @@ describe('workflows over REST with real agents', () => {
     const noStep = await rest.action(started.id, 'fork', { step: 'nope' });
     assert.equal(noStep.status, 404);
     assert.match(noStep.json.error.message, /no completed step "nope"/);
+  });
+
+  test('timeouts open the agent\'s breaker: breaker.opened in the log, then refusals, then the step fails', async () => {
+    const started = await startRun(rest, { workflow: 'brittle' });
+    const failed = await rest.waitFor(started.id, 'failed');
+    assert.equal(failed.history[0].attempts, 7);
+    assert.match(failed.error.message, /brittle/);
+    const evs = await readEvents(sw.url.replace(/\/mcp$/, ''), '/v1/events?types=breaker.*,agent.failed',
+      (e) => e.some((x) => x.event === 'breaker.opened'));
+    const opened = evs.find((e) => e.event === 'breaker.opened');
+    assert.deepEqual(opened.data.data, { agent: 'brittle' });
+    assert.ok(evs.some((e) => e.event === 'agent.failed' && e.data.data.agent === 'brittle'));
   });
 
   test('a loop is stopped by the step budget with a clear error', async () => {
