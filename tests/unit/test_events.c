@@ -216,6 +216,8 @@ static void test_filters_and_unsubscribe_inside(void **state) {
 }
 
 int main(void) {
+  sb_core_init(); /* jansson allocates through sb_malloc: events.c frees
+                     json_dumps text with sb_free */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_backlog_then_live_in_order, setup,
                                       teardown),
