@@ -489,7 +489,7 @@ static int apply(plan *p, fl_change *c) {
     sb_time_format(p->now, ts);
     const char *cur = fl_str(workflow_part(p), "currentStep");
     wf_push(p, "errors",
-            json_pack("{sssssss}", "step", cur ? cur : "", "message",
+            json_pack("{ssssssss}", "step", cur ? cur : "", "message",
                       c->message ? c->message : "cancelled", "timestamp", ts,
                       "code", "cancelled"));
     event_t(p, SB_EVENT_RUN_CANCELLED,
