@@ -206,8 +206,9 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   e->stopping = 1;
   while (e->runs) {
     fl_run *r = e->runs;
+    int held = r->holds > 0; /* else detaching frees it */
     fl_run_detach(r);
-    r->e = NULL;
+    if (held) r->e = NULL;
   }
   sb_free(e);
 }
@@ -226,10 +227,11 @@ void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
 static json_t *new_doc(const char *id, const sb_flow_def *def,
                        const char *context_id, const json_t *input) {
   int64_t now = (int64_t)sb_wall_ms();
-  return json_pack("{sssssssssOsOsIsIsIs{}s[]s[]}", "id", id, "workflow",
+  return json_pack("{sssssssssOsosIsIsIs{}s[]s[]}", "id", id, "workflow",
                    def->name, "status", "running", "contextId", context_id,
                    "definition", def->source, "input",
-                   input ? input : json_object(), "createdAt", (json_int_t)now,
+                   input ? json_incref((json_t *)input) : json_object(),
+                   "createdAt", (json_int_t)now,
                    "updatedAt", (json_int_t)now, "stepsRun", (json_int_t)0,
                    "visits", "active", "history");
 }
