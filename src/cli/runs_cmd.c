@@ -35,7 +35,7 @@ const char sb_cli_runs_help[] =
     "  --status S        running, waiting, completed, failed or cancelled\n"
     "  --limit N         list at most N runs (default 50)\n"
     "  --url URL         the server, http://HOST:PORT (default:\n"
-    "                    $SWITCHBOARD_URL)\n"
+    "                    $SWITCHBOARD_URL, else server.listen of --config)\n"
     "  --token T         its bearer token (default: $SWITCHBOARD_TOKEN)\n"
     "  --answer JSON     the answer to the ask step (an object when its\n"
     "                    schema is one)\n"
@@ -101,6 +101,8 @@ static void on_read(void *ud, sb_store_result *res) {
   r->done = 1;
   r->rc = res->rc;
   r->err = res->err;
+  sb_store_runs_clear(&r->runs);
+  sb_store_event_rows_clear(&r->events);
   r->runs = res->runs; /* taken */
   memset(&res->runs, 0, sizeof res->runs);
   r->events = res->events;
@@ -209,6 +211,10 @@ static int parse(int argc, char **argv, runs_args *a) {
 }
 
 static int read_store(const runs_args *a, const char *verb) {
+  if (a->url || a->token || a->answer || a->step || a->reason)
+    return sb_cli_usage_error("runs", "%s",
+                              "--url, --token, --answer, --step and --reason "
+                              "are for cancel, answer, resume and fork");
   if (!a->config && !a->store)
     return sb_cli_usage_error("runs", "%s", "give --config FILE or --store PATH");
   int is_list = strcmp(verb, "list") == 0;
@@ -328,9 +334,32 @@ int sb_cli_runs(int argc, char **argv) {
       !strcmp(verb, "resume") || !strcmp(verb, "fork")) {
     if (a.npos != 2)
       return sb_cli_usage_error("runs", "%s", "expected one run ID");
+    if (a.store || a.tenant || a.status || a.limit)
+      return sb_cli_usage_error("runs", "%s",
+                                "--store, --tenant, --status and --limit are "
+                                "for list, get and events (the server takes "
+                                "the tenant from --token)");
+    const char *url = a.url ? a.url : getenv("SWITCHBOARD_URL");
+    char from_config[300] = "";
+    if ((!url || !*url) && a.config) { /* the server the config describes */
+      sb_config cfg;
+      sb_error err = {0};
+      sb_config_defaults(&cfg);
+      if (sb_config_load(&cfg, a.config, &err) != 0) {
+        fprintf(stderr, "switchboard runs: %s\n", err.msg);
+        sb_config_free(&cfg);
+        return EXIT_USAGE;
+      }
+      if (cfg.listen_port)
+        snprintf(from_config, sizeof from_config,
+                 strchr(cfg.listen_host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+                 cfg.listen_host, cfg.listen_port);
+      sb_config_free(&cfg);
+      url = from_config;
+    }
     sb_cli_runs_action act = {.verb = verb,
                               .id = a.pos[1],
-                              .url = a.url ? a.url : getenv("SWITCHBOARD_URL"),
+                              .url = url,
                               .token = a.token ? a.token
                                                : getenv("SWITCHBOARD_TOKEN"),
                               .answer = a.answer,

@@ -74,7 +74,8 @@ static int plain_id(const char *id) {
 int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (!a->url || !*a->url)
     return sb_cli_usage_error("runs", "%s", "give --url http://HOST:PORT (or "
-                              "SWITCHBOARD_URL): the server that runs it");
+                              "SWITCHBOARD_URL, or a --config with "
+                              "server.listen): the server that runs it");
   if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
     return sb_cli_usage_error("runs", "--url: expected http://HOST:PORT, got "
                               "'%s'", a->url);

@@ -288,6 +288,16 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       const noUrl = await cli(['runs', 'resume', waiting.id], { env: { SWITCHBOARD_URL: '' } });
       assert.equal(noUrl.code, 2);
       assert.match(noUrl.stderr, /--url/);
+      // Without --url: server.listen of --config names the server.
+      const cfg2 = join(dir, 'listen.yaml');
+      writeFileSync(cfg2, `server:\n  listen: 127.0.0.1:${server.port}\n`);
+      const viaConfig = await cli(['runs', 'cancel', '01a2121b-0000-7000-8000-000000000000', '--config', cfg2],
+        { env: { SWITCHBOARD_URL: '' } });
+      assert.equal(viaConfig.code, 1);
+      assert.match(viaConfig.stderr, /the server answered 404: /);
+      const mixed = await cli(['runs', 'list', ...asCfg, '--url', base]);
+      assert.equal(mixed.code, 2);
+      assert.match(mixed.stderr, /--url, --token, --answer, --step and --reason are for cancel/);
       const noStep = await cli(['runs', 'fork', waiting.id, '--url', base]);
       assert.equal(noStep.code, 2);
       assert.match(noStep.stderr, /fork needs --step/);
