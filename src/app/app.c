@@ -1,5 +1,7 @@
 /* app.c: start and stop a switchboard: store, context manager, MCP server
- * with its providers, transports, and the expiry sweep. */
+ * with its providers, transports, and the expiry sweep. An embedded app
+ * (`switchboard run`) stops short of the sweep, the transports and the
+ * resumption of stored runs: it only lends its modules to a command. */
 #include "app/app_internal.h"
 
 #define MODULE "app"
