@@ -36,7 +36,7 @@ static const char main_help[] =
     "  switchboard context (get|history|diff) ID ... [options]\n"
     "  switchboard agents (list | explain CAPABILITY | show ID) --config FILE\n"
     "  switchboard run WORKFLOW --config FILE [--input FILE|-] [--json]\n"
-    "  switchboard runs (list | get ID | events ID) (--config FILE | --store PATH)\n"
+    "  switchboard runs (list | get ID | events ID) --config FILE\n"
     "  switchboard runs (cancel | answer | resume | fork) ID --url URL\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"

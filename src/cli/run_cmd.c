@@ -43,7 +43,8 @@ const char sb_cli_run_help[] =
     "\n"
     "Options:\n"
     "  --config FILE      the config with the workflows: and agents:\n"
-    "  --input FILE|-     JSON {\"context\": {...}, \"variables\": {...}}: the\n"
+    "  --input FILE|-     JSON {\"context\": {...}, \"variables\": {...}}: "
+    "the\n"
     "                     new context's parts and the workflow variables\n"
     "  --context-id ID    run on this stored context instead of a new one\n"
     "  --store PATH       the SQLite file (overrides store.path)\n"
@@ -67,10 +68,10 @@ typedef enum run_state {
 /* The question being put to the terminal. */
 typedef struct run_ask {
   char *step;
-  json_t *schema;   /* borrowed from `asks` */
-  json_t *fields;   /* [name...] of an object schema's properties, or NULL */
-  size_t field;     /* the next one to ask */
-  json_t *answer;   /* the object being filled */
+  json_t *schema; /* borrowed from `asks` */
+  json_t *fields; /* [name...] of an object schema's properties, or NULL */
+  size_t field;   /* the next one to ask */
+  json_t *answer; /* the object being filled */
 } run_ask;
 
 typedef struct run_cli {
@@ -91,10 +92,10 @@ typedef struct run_cli {
   int answering;   /* an answer is being written */
   int signum;      /* the signal that cancelled the run */
   int exit_code;
-  json_t *final;   /* the run as printed at the end */
-  json_t *asks;    /* [{step, message, schema}] not yet answered */
-  run_ask ask;     /* asks[0] being asked, when ask.step */
-  sb_buf line;     /* what the terminal typed so far */
+  json_t *final; /* the run as printed at the end */
+  json_t *asks;  /* [{step, message, schema}] not yet answered */
+  run_ask ask;   /* asks[0] being asked, when ask.step */
+  sb_buf line;   /* what the terminal typed so far */
 } run_cli;
 
 static void finish(run_cli *c, int exit_code) {
@@ -111,12 +112,12 @@ static int exit_for_status(const char *status) {
   return status && strcmp(status, "completed") == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 
-/* ---- progress --------------------------------------------------------------- */
+/* ---- progress ------------------------------------------------------------ */
 
 static void progress(run_cli *c, int64_t at_ms, const char *step,
                      const char *what, const char *detail) {
-  double s = at_ms > c->created_ms ? (double)(at_ms - c->created_ms) / 1000.0
-                                   : 0.0;
+  double s =
+      at_ms > c->created_ms ? (double)(at_ms - c->created_ms) / 1000.0 : 0.0;
   const char *on = "", *off = "";
   if (c->color) {
     off = "\033[0m";
@@ -129,7 +130,7 @@ static void progress(run_cli *c, int64_t at_ms, const char *step,
           off, detail && *detail ? " " : "", detail ? detail : "");
 }
 
-/* ---- asking at the terminal -------------------------------------------------- */
+/* ---- asking at the terminal ---------------------------------------------- */
 
 static void ask_next(run_cli *c);
 
@@ -145,17 +146,22 @@ static void prompt_field(run_cli *c) {
     fputs("  answer (JSON, or text)> ", stderr);
     return;
   }
-  const char *name = json_string_value(json_array_get(c->ask.fields, c->ask.field));
-  json_t *prop = json_object_get(json_object_get(c->ask.schema, "properties"), name);
+  const char *name =
+      json_string_value(json_array_get(c->ask.fields, c->ask.field));
+  json_t *prop =
+      json_object_get(json_object_get(c->ask.schema, "properties"), name);
   const char *type = json_string_value(json_object_get(prop, "type"));
   const char *title = json_string_value(json_object_get(prop, "title"));
   int required = 0;
   size_t i;
   json_t *r;
-  json_array_foreach(json_object_get(c->ask.schema, "required"), i, r)
-      if (json_is_string(r) && strcmp(json_string_value(r), name) == 0) required = 1;
-  fprintf(stderr, "  %s%s%s (%s%s)> ", name, title ? " - " : "", title ? title : "",
-          type ? type : "JSON", required ? "" : ", Enter to skip");
+  json_array_foreach(json_object_get(c->ask.schema, "required"), i,
+                     r) if (json_is_string(r) &&
+                            strcmp(json_string_value(r), name) == 0) required =
+      1;
+  fprintf(stderr, "  %s%s%s (%s%s)> ", name, title ? " - " : "",
+          title ? title : "", type ? type : "JSON",
+          required ? "" : ", Enter to skip");
 }
 
 static void on_answered(void *ud, const sb_flow_reply *r) {
@@ -163,7 +169,8 @@ static void on_answered(void *ud, const sb_flow_reply *r) {
   c->answering = 0;
   if (c->state != RS_FOLLOWING) return;
   if (r->rc != 0) {
-    fprintf(stderr, "switchboard run: the answer was refused: %s\n", r->err.msg);
+    fprintf(stderr, "switchboard run: the answer was refused: %s\n",
+            r->err.msg);
     if (r->rc == SB_EINVAL && c->interactive) { /* ask again */
       json_decref(c->ask.answer);
       c->ask.answer = json_object();
@@ -216,8 +223,10 @@ static void on_line(run_cli *c, const char *text) {
     submit(c, typed_value(NULL, text));
     return;
   }
-  const char *name = json_string_value(json_array_get(c->ask.fields, c->ask.field));
-  json_t *prop = json_object_get(json_object_get(c->ask.schema, "properties"), name);
+  const char *name =
+      json_string_value(json_array_get(c->ask.fields, c->ask.field));
+  json_t *prop =
+      json_object_get(json_object_get(c->ask.schema, "properties"), name);
   const char *type = json_string_value(json_object_get(prop, "type"));
   if (*text) {
     json_t *v = typed_value(type, text);
@@ -265,7 +274,8 @@ static void tty_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     sb_buf_consume(&c->line, len + 1);
     if (text) {
       size_t k = strlen(text);
-      while (k && (text[k - 1] == '\r' || text[k - 1] == ' ')) text[--k] = '\0';
+      while (k && (text[k - 1] == '\r' || text[k - 1] == ' '))
+        text[--k] = '\0';
       on_line(c, text);
     }
     sb_free(text);
@@ -291,7 +301,8 @@ static void ask_next(run_cli *c) {
     c->ask.fields = json_array();
     const char *k;
     json_t *v;
-    json_object_foreach(props, k, v) json_array_append_new(c->ask.fields, json_string(k));
+    json_object_foreach(props, k, v)
+        json_array_append_new(c->ask.fields, json_string(k));
   }
   fprintf(stderr, "\n  step %s asks: %s\n", step, message ? message : "");
   prompt_field(c);
@@ -302,14 +313,14 @@ static void ask_next(run_cli *c) {
 
 static void queue_ask(run_cli *c, const char *step, const json_t *message,
                       const json_t *schema) {
-  json_array_append_new(c->asks, json_pack("{sssOsO}", "step", step, "message",
-                                           message ? message : json_null(),
-                                           "schema",
-                                           schema ? schema : json_null()));
+  json_array_append_new(c->asks,
+                        json_pack("{sssOsO}", "step", step, "message",
+                                  message ? message : json_null(), "schema",
+                                  schema ? schema : json_null()));
   ask_next(c);
 }
 
-/* ---- the end ---------------------------------------------------------------- */
+/* ---- the end ------------------------------------------------------------- */
 
 static void on_final(void *ud, const sb_flow_reply *r) {
   run_cli *c = ud;
@@ -321,7 +332,8 @@ static void on_final(void *ud, const sb_flow_reply *r) {
   }
   json_decref(c->final);
   c->final = json_incref(r->run);
-  int code = exit_for_status(json_string_value(json_object_get(r->run, "status")));
+  int code =
+      exit_for_status(json_string_value(json_object_get(r->run, "status")));
   finish(c, c->exit_code ? c->exit_code : code);
 }
 
@@ -331,7 +343,8 @@ static void fetch_final(run_cli *c) {
   c->sub = NULL;
   sb_error err = {0};
   if (sb_flow_run_get(c->flow, c->tenant, c->run_id, on_final, c, &err) != 0) {
-    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id, err.msg);
+    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
+            err.msg);
     finish(c, EXIT_RUNTIME);
   }
 }
@@ -370,8 +383,9 @@ static void cancel(run_cli *c) {
   c->tty_reading = 0;
   fprintf(stderr, "\nswitchboard run: cancelling run %s...\n", c->run_id);
   sb_error err = {0};
-  if (sb_flow_run_cancel(c->flow, c->tenant, c->run_id, "interrupted (switchboard run)",
-                         on_cancelled, c, &err) != 0) {
+  if (sb_flow_run_cancel(c->flow, c->tenant, c->run_id,
+                         "interrupted (switchboard run)", on_cancelled, c,
+                         &err) != 0) {
     sb_flow_reply r = {.rc = err.code ? err.code : SB_EIO, .err = err};
     on_cancelled(c, &r);
   }
@@ -385,13 +399,15 @@ static void on_signal(uv_signal_t *h, int signum) {
   } else if (c->state == RS_STARTING) {
     c->signum = signum; /* cancelled once it has started */
   } else if (c->state != RS_DONE) {
-    fprintf(stderr, "switchboard run: interrupted again; run %s stays as "
-                    "stored\n", c->run_id);
+    fprintf(stderr,
+            "switchboard run: interrupted again; run %s stays as "
+            "stored\n",
+            c->run_id);
     finish(c, 128 + signum);
   }
 }
 
-/* ---- following the run ---------------------------------------------------- */
+/* ---- following the run --------------------------------------------------- */
 
 static void on_event(void *ud, const sb_event *e) {
   run_cli *c = ud;
@@ -418,8 +434,8 @@ static void on_event(void *ud, const sb_event *e) {
     break;
   }
   case SB_EVENT_STEP_FAILED:
-    progress(c, e->created_ms, step, "failed:",
-             json_string_value(json_object_get(data, "message")));
+    progress(c, e->created_ms, step,
+             "failed:", json_string_value(json_object_get(data, "message")));
     break;
   case SB_EVENT_RUN_WAITING:
     progress(c, e->created_ms, step, "waiting", NULL);
@@ -433,15 +449,15 @@ static void on_event(void *ud, const sb_event *e) {
                  : NULL);
     fetch_final(c);
     break;
-  default:
-    break;
+  default: break;
   }
   json_decref(data);
 }
 
 static void on_follow_error(void *ud, const sb_error *err) {
   run_cli *c = ud;
-  fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id, err->msg);
+  fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id,
+          err->msg);
   if (c->state == RS_FOLLOWING) fetch_final(c);
 }
 
@@ -468,7 +484,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   run_cli *c = ud;
   if (r->rc != 0) {
     fprintf(stderr, "switchboard run: %s\n", r->err.msg);
-    finish(c, r->rc == SB_ENOENT || r->rc == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
+    finish(c, r->rc == SB_ENOENT || r->rc == SB_EINVAL ? EXIT_USAGE
+                                                       : EXIT_RUNTIME);
     return;
   }
   snprintf(c->run_id, sizeof c->run_id, "%s",
@@ -485,7 +502,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   }
   const char *status = json_string_value(json_object_get(r->run, "status"));
   sb_flow_status st = sb_flow_status_of(status);
-  if (st == SB_FLOW_COMPLETED || st == SB_FLOW_FAILED || st == SB_FLOW_CANCELLED) {
+  if (st == SB_FLOW_COMPLETED || st == SB_FLOW_FAILED ||
+      st == SB_FLOW_CANCELLED) {
     c->final = json_incref(r->run);
     finish(c, exit_for_status(status));
     return;
@@ -495,7 +513,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   c->sub = sb_events_subscribe(c->events, c->tenant, r->seq, &f, on_event,
                                on_follow_error, c, &err);
   if (!c->sub) {
-    fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id, err.msg);
+    fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id,
+            err.msg);
     fetch_final(c);
     return;
   }
@@ -509,15 +528,15 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   }
 }
 
-/* ---- the command ---------------------------------------------------------- */
+/* ---- the command --------------------------------------------------------- */
 
 /* The --input file as JSON; NULL after printing an error naming the file,
  * line and column. */
 static json_t *read_input(const char *path) {
   json_error_t jerr;
   int is_stdin = strcmp(path, "-") == 0;
-  json_t *v = is_stdin ? json_loadf(stdin, 0, &jerr)
-                       : json_load_file(path, 0, &jerr);
+  json_t *v =
+      is_stdin ? json_loadf(stdin, 0, &jerr) : json_load_file(path, 0, &jerr);
   const char *name = is_stdin ? "<stdin>" : path;
   if (!v) {
     if (jerr.line <= 0)
@@ -528,8 +547,9 @@ static json_t *read_input(const char *path) {
     return NULL;
   }
   if (!json_is_object(v)) {
-    fprintf(stderr, "switchboard run: --input %s: expected an object "
-                    "{\"context\": {...}, \"variables\": {...}}, got %s\n",
+    fprintf(stderr,
+            "switchboard run: --input %s: expected an object "
+            "{\"context\": {...}, \"variables\": {...}}, got %s\n",
             name, sb_json_type_name(v));
     json_decref(v);
     return NULL;
@@ -617,8 +637,8 @@ int sb_cli_run(int argc, char **argv) {
   }
   c->tenant = cfg.default_tenant;
   c->color = isatty(STDERR_FILENO);
-  c->interactive = isatty(STDIN_FILENO) &&
-                   !(input_path && strcmp(input_path, "-") == 0);
+  c->interactive =
+      isatty(STDIN_FILENO) && !(input_path && strcmp(input_path, "-") == 0);
   c->asks = json_array();
   c->state = RS_STARTING;
   if (c->interactive && uv_tty_init(&c->loop, &c->tty, STDIN_FILENO, 1) == 0) {
@@ -648,7 +668,7 @@ int sb_cli_run(int argc, char **argv) {
   if (sb_flow_run_start(c->flow, &s, on_started, c, &err) != 0) {
     fprintf(stderr, "switchboard run: %s\n", err.msg);
     rc = err.code == SB_ENOENT || err.code == SB_EINVAL ? EXIT_USAGE
-                                                       : EXIT_RUNTIME;
+                                                        : EXIT_RUNTIME;
     goto shutdown;
   }
   uv_run(&c->loop, UV_RUN_DEFAULT);

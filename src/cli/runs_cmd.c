@@ -15,13 +15,17 @@
 
 const char sb_cli_runs_help[] =
     "Usage:\n"
-    "  switchboard runs list [--status S] [--limit N]  (--config FILE | --store PATH)\n"
-    "  switchboard runs get ID                         (--config FILE | --store PATH)\n"
-    "  switchboard runs events ID                      (--config FILE | --store PATH)\n"
-    "  switchboard runs cancel ID [--reason TEXT]      [--url URL] [--token T]\n"
-    "  switchboard runs answer ID --answer JSON [--step S] [--url URL] [--token T]\n"
-    "  switchboard runs resume ID                      [--url URL] [--token T]\n"
-    "  switchboard runs fork ID --step S               [--url URL] [--token T]\n"
+    "  switchboard runs list [--status S] [--limit N] [--json] STORE\n"
+    "  switchboard runs get ID [--json] STORE\n"
+    "  switchboard runs events ID [--json] STORE\n"
+    "  switchboard runs cancel ID [--reason TEXT] [--json] SERVER\n"
+    "  switchboard runs answer ID --answer JSON [--step S] [--json] SERVER\n"
+    "  switchboard runs resume ID [--json] SERVER\n"
+    "  switchboard runs fork ID --step S [--json] SERVER\n"
+    "\n"
+    "STORE is --config FILE or --store PATH (and --tenant T); SERVER is\n"
+    "--url URL (and --token T), or $SWITCHBOARD_URL ($SWITCHBOARD_TOKEN),\n"
+    "or the server.listen of --config FILE.\n"
     "\n"
     "list, get and events read the store (a server may be running on it):\n"
     "the runs newest first, one run with its history, the events of a run.\n"
@@ -46,7 +50,7 @@ const char sb_cli_runs_help[] =
     "\n"
     "Exit status: 0 done, 1 not found, refused or unreachable, 2 usage.\n";
 
-/* ---- printing a run ----------------------------------------------------------- */
+/* ---- printing a run ------------------------------------------------------ */
 
 static const char *str(const json_t *o, const char *key) {
   return json_string_value(json_object_get(o, key));
@@ -62,12 +66,12 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   fprintf(out, "run %s: %s\n", str(run, "id"), str(run, "status"));
   fprintf(out, "  workflow  %s\n", str(run, "workflow"));
   json_t *history = json_object_get(run, "history");
-  fprintf(out, "  steps     %lld run", (long long)json_integer_value(
-                                           json_object_get(run, "stepsRun")));
+  fprintf(out, "  steps     %lld run",
+          (long long)json_integer_value(json_object_get(run, "stepsRun")));
   size_t i;
   json_t *h;
-  json_array_foreach(history, i, h)
-      fprintf(out, "%s%s (%s)", i ? ", " : ": ", str(h, "step"), str(h, "status"));
+  json_array_foreach(history, i, h) fprintf(out, "%s%s (%s)", i ? ", " : ": ",
+                                            str(h, "step"), str(h, "status"));
   fputc('\n', out);
   json_t *current = json_object_get(run, "current");
   if (json_array_size(current)) {
@@ -77,16 +81,18 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   }
   json_array_foreach(json_object_get(run, "waiting"), i, h)
       fprintf(out, "  waiting   %s (%s)%s%s\n", str(h, "step"), str(h, "kind"),
-              str(h, "message") ? ": " : "", str(h, "message") ? str(h, "message") : "");
-  fprintf(out, "  context   %s (version %lld)\n", str(run, "contextId"),
-          (long long)json_integer_value(json_object_get(run, "contextVersion")));
+              str(h, "message") ? ": " : "",
+              str(h, "message") ? str(h, "message") : "");
+  fprintf(
+      out, "  context   %s (version %lld)\n", str(run, "contextId"),
+      (long long)json_integer_value(json_object_get(run, "contextVersion")));
   json_t *error = json_object_get(run, "error");
   if (error)
     fprintf(out, "  error     at step %s: %s\n", str(error, "step"),
             str(error, "message"));
 }
 
-/* ---- reading the store ---------------------------------------------------------- */
+/* ---- reading the store --------------------------------------------------- */
 
 typedef struct runs_read {
   uv_loop_t loop;
@@ -136,8 +142,8 @@ static void print_list(const sb_store_runs *runs, int as_json) {
   } else if (!json_array_size(list)) {
     printf("no runs\n");
   } else {
-    printf("%-36s  %-9s  %-24s  %-6s  %s\n", "ID", "STATUS", "WORKFLOW", "STEPS",
-           "UPDATED");
+    printf("%-36s  %-9s  %-24s  %-6s  %s\n", "ID", "STATUS", "WORKFLOW",
+           "STEPS", "UPDATED");
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
@@ -145,7 +151,8 @@ static void print_list(const sb_store_runs *runs, int as_json) {
       sb_time_format(json_integer_value(json_object_get(v, "updatedAt")), when);
       printf("%-36s  %-9s  %-24s  %-6lld  %s\n", str(v, "id"), str(v, "status"),
              str(v, "workflow"),
-             (long long)json_integer_value(json_object_get(v, "stepsRun")), when);
+             (long long)json_integer_value(json_object_get(v, "stepsRun")),
+             when);
     }
   }
   json_decref(list);
@@ -155,8 +162,11 @@ static void print_events(const sb_store_event_rows *rows, int as_json) {
   json_t *list = json_array();
   for (size_t i = 0; i < rows->len; i++) {
     const sb_store_event_row *e = &rows->items[i];
-    sb_event ev = {.seq = e->seq, .created_ms = e->created_ms, .type = e->type,
-                   .run_id = e->run_id, .data = e->data};
+    sb_event ev = {.seq = e->seq,
+                   .created_ms = e->created_ms,
+                   .type = e->type,
+                   .run_id = e->run_id,
+                   .data = e->data};
     json_t *j = sb_event_json(&ev);
     if (j) json_array_append_new(list, j);
   }
@@ -167,7 +177,8 @@ static void print_events(const sb_store_event_rows *rows, int as_json) {
       const sb_store_event_row *e = &rows->items[i];
       char when[32];
       sb_time_format(e->created_ms, when);
-      printf("%6lld  %s  %-16s %s\n", (long long)e->seq, when, e->type, e->data);
+      printf("%6lld  %s  %-16s %s\n", (long long)e->seq, when, e->type,
+             e->data);
     }
   }
   json_decref(list);
@@ -181,10 +192,9 @@ typedef struct runs_args {
 } runs_args;
 
 static int parse(int argc, char **argv, runs_args *a) {
-  static const char *const names[] = {"--config", "--store", "--tenant",
-                                      "--status", "--limit", "--url",
-                                      "--token",  "--answer", "--step",
-                                      "--reason"};
+  static const char *const names[] = {
+      "--config", "--store", "--tenant", "--status", "--limit",
+      "--url",    "--token", "--answer", "--step",   "--reason"};
   const char **slots[] = {&a->config, &a->store, &a->tenant, &a->status,
                           &a->limit,  &a->url,   &a->token,  &a->answer,
                           &a->step,   &a->reason};
@@ -216,13 +226,16 @@ static int read_store(const runs_args *a, const char *verb) {
                               "--url, --token, --answer, --step and --reason "
                               "are for cancel, answer, resume and fork");
   if (!a->config && !a->store)
-    return sb_cli_usage_error("runs", "%s", "give --config FILE or --store PATH");
+    return sb_cli_usage_error("runs", "%s",
+                              "give --config FILE or --store PATH");
   int is_list = strcmp(verb, "list") == 0;
   if (a->npos != (is_list ? 1 : 2))
-    return sb_cli_usage_error("runs", "%s", is_list ? "list takes no argument"
-                                                    : "expected one run ID");
+    return sb_cli_usage_error("runs", "%s",
+                              is_list ? "list takes no argument"
+                                      : "expected one run ID");
   if (a->status && !sb_flow_status_of(a->status))
-    return sb_cli_usage_error("runs", "--status: one of running, waiting, "
+    return sb_cli_usage_error("runs",
+                              "--status: one of running, waiting, "
                               "completed, failed, cancelled (got '%s')",
                               a->status);
   long limit = 50;
@@ -261,16 +274,19 @@ static int read_store(const runs_args *a, const char *verb) {
   const char *tenant = cfg.default_tenant, *id = a->pos[1];
   int failed;
   if (is_list) {
-    failed = wait_read(&r, sb_store_run_list(st, tenant, a->status, NULL,
-                                             (size_t)limit, on_read, &r),
+    failed = wait_read(&r,
+                       sb_store_run_list(st, tenant, a->status, NULL,
+                                         (size_t)limit, on_read, &r),
                        &err);
     if (!failed) print_list(&r.runs, a->as_json);
   } else if (strcmp(verb, "get") == 0) {
     failed = wait_read(&r, sb_store_run_get(st, tenant, id, on_read, &r), &err);
     json_t *v = failed ? NULL : sb_flow_run_view(r.runs.items[0].doc, 0);
     if (!failed && !v)
-      failed = sb_error_set(&err, SB_EIO, "run %s: the stored state is "
-                                          "unreadable", id);
+      failed = sb_error_set(&err, SB_EIO,
+                            "run %s: the stored state is "
+                            "unreadable",
+                            id);
     if (v) sb_cli_run_print(stdout, v, a->as_json);
     json_decref(v);
   } else {
@@ -280,9 +296,9 @@ static int read_store(const runs_args *a, const char *verb) {
     int64_t since = 0;
     while (!failed) {
       sb_store_event_rows_clear(&r.events);
-      failed = wait_read(&r, sb_store_events_read(st, tenant, since, id, 500,
-                                                  on_read, &r),
-                         &err);
+      failed = wait_read(
+          &r, sb_store_events_read(st, tenant, since, id, 500, on_read, &r),
+          &err);
       if (failed || r.events.len == 0) break;
       sb_store_event_row *grown =
           sb_realloc(all.items, (all.len + r.events.len) * sizeof *grown);
@@ -325,7 +341,8 @@ int sb_cli_runs(int argc, char **argv) {
     }
   if (parse(argc, argv, &a) != 0) return EXIT_USAGE;
   if (a.npos == 0)
-    return sb_cli_usage_error("runs", "%s", "expected list, get, events, "
+    return sb_cli_usage_error("runs", "%s",
+                              "expected list, get, events, "
                               "cancel, answer, resume or fork");
   const char *verb = a.pos[0];
   if (!strcmp(verb, "list") || !strcmp(verb, "get") || !strcmp(verb, "events"))
@@ -352,7 +369,8 @@ int sb_cli_runs(int argc, char **argv) {
       }
       if (cfg.listen_port)
         snprintf(from_config, sizeof from_config,
-                 strchr(cfg.listen_host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+                 strchr(cfg.listen_host, ':') ? "http://[%s]:%d"
+                                              : "http://%s:%d",
                  cfg.listen_host, cfg.listen_port);
       sb_config_free(&cfg);
       url = from_config;

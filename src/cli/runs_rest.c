@@ -26,8 +26,9 @@ static json_t *body_of(const sb_cli_runs_action *a, int *rc) {
     json_error_t jerr;
     json_t *answer = json_loads(a->answer, JSON_DECODE_ANY, &jerr);
     if (!answer) {
-      fprintf(stderr, "switchboard runs: --answer: not JSON (line %d, column "
-                      "%d: %s)\n",
+      fprintf(stderr,
+              "switchboard runs: --answer: not JSON (line %d, column "
+              "%d: %s)\n",
               jerr.line, jerr.column, jerr.text);
       goto fail;
     }
@@ -43,8 +44,9 @@ static json_t *body_of(const sb_cli_runs_action *a, int *rc) {
     }
     json_object_set_new(body, "step", json_string(a->step));
   } else if (strcmp(a->verb, "fork") == 0) {
-    sb_cli_usage_error("runs", "%s", "fork needs --step S (the step whose "
-                                     "context the new run starts from)");
+    sb_cli_usage_error("runs", "%s",
+                       "fork needs --step S (the step whose "
+                       "context the new run starts from)");
     goto fail;
   }
   if (a->reason) {
@@ -73,12 +75,15 @@ static int plain_id(const char *id) {
 
 int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (!a->url || !*a->url)
-    return sb_cli_usage_error("runs", "%s", "give --url http://HOST:PORT (or "
+    return sb_cli_usage_error("runs", "%s",
+                              "give --url http://HOST:PORT (or "
                               "SWITCHBOARD_URL, or a --config with "
                               "server.listen): the server that runs it");
   if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
-    return sb_cli_usage_error("runs", "--url: expected http://HOST:PORT, got "
-                              "'%s'", a->url);
+    return sb_cli_usage_error("runs",
+                              "--url: expected http://HOST:PORT, got "
+                              "'%s'",
+                              a->url);
   if (!plain_id(a->id))
     return sb_cli_usage_error("runs", "not a run id: '%s'", a->id);
   int rc;
@@ -86,10 +91,13 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (!body) return rc;
 
   size_t ulen = strlen(a->url);
-  while (ulen && a->url[ulen - 1] == '/') ulen--;
-  char *url = sb_asprintf("%.*s/v1/runs/%s/%s", (int)ulen, a->url, a->id, a->verb);
+  while (ulen && a->url[ulen - 1] == '/')
+    ulen--;
+  char *url =
+      sb_asprintf("%.*s/v1/runs/%s/%s", (int)ulen, a->url, a->id, a->verb);
   char *text = json_dumps(body, JSON_COMPACT);
-  char *auth = a->token ? sb_asprintf("Authorization: Bearer %s", a->token) : NULL;
+  char *auth =
+      a->token ? sb_asprintf("Authorization: Bearer %s", a->token) : NULL;
   sb_buf resp = SB_BUF_INIT;
   struct curl_slist *headers = NULL;
   CURL *easy = NULL;
@@ -129,20 +137,22 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   json_error_t jerr;
   answer = resp.len ? json_loadb(resp.data, resp.len, 0, &jerr) : NULL;
   if (status < 200 || status >= 300) {
-    const char *msg =
-        json_string_value(json_object_get(json_object_get(answer, "error"), "message"));
+    const char *msg = json_string_value(
+        json_object_get(json_object_get(answer, "error"), "message"));
     if (msg)
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
               a->verb, a->id, status, msg);
     else
-      fprintf(stderr, "switchboard runs: %s %s: the server answered %ld%s%.*s\n",
-              a->verb, a->id, status, resp.len ? ": " : "",
-              (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
+      fprintf(
+          stderr, "switchboard runs: %s %s: the server answered %ld%s%.*s\n",
+          a->verb, a->id, status, resp.len ? ": " : "",
+          (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
     goto done;
   }
   if (!json_is_object(answer)) {
-    fprintf(stderr, "switchboard runs: the server's answer is not a JSON "
-                    "object%s%s\n",
+    fprintf(stderr,
+            "switchboard runs: the server's answer is not a JSON "
+            "object%s%s\n",
             answer ? "" : ": ", answer ? "" : jerr.text);
     goto done;
   }

@@ -196,6 +196,19 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.equal((await cli(['runs', 'list', ...asCfg, '--status', 'sleepy'])).code, 2);
   });
 
+  it('--tenant runs as another tenant, whose runs and contexts are apart', async () => {
+    const r = await cli(['run', 'failing', ...asCfg, '--tenant', 'acme', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const run = JSON.parse(r.stdout);
+    const acme = JSON.parse((await cli(['runs', 'list', ...asCfg, '--tenant', 'acme', '--json'])).stdout);
+    assert.deepEqual(acme.map((x) => x.id), [run.id]);
+    const mine = JSON.parse((await cli(['runs', 'list', ...asCfg, '--json'])).stdout);
+    assert.ok(!mine.some((x) => x.id === run.id), 'not among the default tenant\'s runs');
+    assert.equal((await cli(['runs', 'get', run.id, ...asCfg])).code, 1);
+    assert.equal((await cli(['context', 'get', run.contextId, ...asCfg, '--tenant', 'acme'])).code, 0);
+    assert.equal((await cli(['context', 'get', run.contextId, ...asCfg])).code, 1);
+  });
+
   it('Ctrl-C cancels the run and exits 130 once the cancellation is stored', async () => {
     const proc = spawn(switchboardBin(), ['run', 'slowly', ...asCfg, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -55,7 +55,8 @@ static void test_listing_and_unreadable(void **state) {
   assert_non_null(v);
   assert_null(json_object_get(v, "history"));
   assert_null(json_object_get(v, "input"));
-  assert_string_equal(json_string_value(json_object_get(v, "status")), "waiting");
+  assert_string_equal(json_string_value(json_object_get(v, "status")),
+                      "waiting");
   json_decref(v);
   assert_null(sb_flow_run_view("{not json", 0));
   assert_null(sb_flow_run_view("[1, 2]", 0));
