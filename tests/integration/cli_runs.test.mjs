@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -229,6 +229,30 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.equal(run.status, 'cancelled');
     const stored = JSON.parse((await cli(['runs', 'get', run.id, ...asCfg, '--json'])).stdout);
     assert.equal(stored.status, 'cancelled');
+  });
+
+  // The terminal branch of an ask step, under a pseudo-terminal made by
+  // util-linux script(1) (skipped where there is none).
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  it('at a terminal, an ask step is asked field by field and the run completes', { skip: !script && 'no script(1)' }, async () => {
+    const command = [switchboardBin(), 'run', 'asking', ...asCfg].map((a) => `'${a}'`).join(' ');
+    const proc = spawn(script, ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const asked = new Promise((resolve) => {
+      proc.stdout.setEncoding('utf8').on('data', (d) => {
+        out += d;
+        if (/slot \(string\)> /.test(out)) resolve();
+      });
+    });
+    const exited = new Promise((resolve) => proc.once('close', (code) => resolve(code)));
+    await withDeadline(asked, 3 * DEADLINE_MS, `the question at the terminal (got: ${JSON.stringify(out)})`);
+    assert.match(out, /step confirm asks: Which slot suits you\?/);
+    proc.stdin.write('friday\n');
+    const code = await withDeadline(exited, 3 * DEADLINE_MS, 'switchboard run to end after the answer');
+    proc.stdin.end();
+    assert.equal(code, 0, out);
+    assert.match(out, /run \S+: completed/);
+    assert.match(out, /steps +2 run: confirm \(completed\), book \(completed\)/);
   });
 
   describe('with a server on the store', () => {
