@@ -54,7 +54,8 @@ const char sb_cli_run_help[] =
     "\n"
     "Exit status: 0 completed, 1 failed, cancelled or left waiting,\n"
     "2 usage or config error (bad input, unknown workflow), 130 after\n"
-    "Ctrl-C once the run's cancellation is stored.\n";
+    "Ctrl-C (143 after SIGTERM) once the run's cancellation is stored;\n"
+    "a second Ctrl-C leaves without waiting.\n";
 
 /* Where the command is; every callback checks it. */
 typedef enum run_state {
