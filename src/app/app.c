@@ -1,5 +1,7 @@
 /* app.c: start and stop a switchboard: store, context manager, MCP server
- * with its providers, transports, and the expiry sweep. */
+ * with its providers, transports, and the expiry sweep. An embedded app
+ * (`switchboard run`) stops short of the sweep, the transports and the
+ * resumption of stored runs: it only lends its modules to a command. */
 #include "app/app_internal.h"
 
 #define MODULE "app"
@@ -136,6 +138,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                              err) != 0 ||
       add_config_agents(app, err) != 0)
     goto fail;
+  if (o->embedded) {
+    SB_INFO(MODULE, "embedded: contexts in %s, no transport", cfg->store_path);
+    return app;
+  }
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
@@ -195,6 +201,9 @@ fail:
   sb_app_stop(app);
   return NULL;
 }
+
+sb_flow_engine *sb_app_flow(sb_app *app) { return app->flow; }
+sb_events *sb_app_events(sb_app *app) { return app->events; }
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,

@@ -25,6 +25,10 @@ typedef struct sb_app_options {
                                    names), not switchboard's */
   void (*on_stdio_eof)(void *); /* stdin closed */
   void *ud;
+  int embedded; /* a command's own engine (`switchboard run`): no
+                   transport (no HTTP, no stdio), no expiry sweep, and runs
+                   left running or waiting in the store are NOT resumed (a
+                   server may own them) */
 } sb_app_options;
 
 /* Start everything; NULL with err (naming what failed) otherwise. */
@@ -34,6 +38,13 @@ sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
  * removed; unchanged ones keep their connections; sessions are untouched).
  * Other settings need a restart; they are reported, not applied. */
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err);
+
+/* The modules a command drives in an embedded app (borrowed; they live
+ * until sb_app_stop). */
+typedef struct sb_flow_engine sb_flow_engine;
+typedef struct sb_events sb_events;
+sb_flow_engine *sb_app_flow(sb_app *app);
+sb_events *sb_app_events(sb_app *app);
 
 /* Stop transports, cancel calls, close the store. Handles close on the
  * next loop run. */

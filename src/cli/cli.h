@@ -2,6 +2,7 @@
 #ifndef SB_CLI_H
 #define SB_CLI_H
 
+#include <stdio.h>
 #include <uv.h>
 
 #include "ctx/ctx.h"
@@ -47,5 +48,28 @@ extern const char sb_cli_agents_help[];
 int sb_cli_agents(int argc, char **argv);
 /* agents show ID: connect to one configured agent and report (agents_show.c) */
 int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
+
+/* switchboard run WORKFLOW ... (run_cmd.c) */
+extern const char sb_cli_run_help[];
+int sb_cli_run(int argc, char **argv);
+
+/* switchboard runs ... (runs_cmd.c; the actions a server performs:
+ * runs_rest.c) */
+extern const char sb_cli_runs_help[];
+int sb_cli_runs(int argc, char **argv);
+/* A run (the view REST shows) as JSON, or as a short summary: status,
+ * steps, where it waits, its context, its error. */
+void sb_cli_run_print(FILE *out, const json_t *run, int as_json);
+
+typedef struct sb_cli_runs_action {
+  const char *verb; /* cancel, answer, resume, fork */
+  const char *id;
+  const char *url, *token; /* NULL: none given */
+  const char *answer;      /* JSON text */
+  const char *step, *reason;
+  int as_json;
+} sb_cli_runs_action;
+/* POST /v1/runs/ID/VERB to the server; an exit status. */
+int sb_cli_runs_rest(const sb_cli_runs_action *a);
 
 #endif

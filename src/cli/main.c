@@ -35,6 +35,9 @@ static const char main_help[] =
     "  switchboard check --config FILE\n"
     "  switchboard context (get|history|diff) ID ... [options]\n"
     "  switchboard agents (list | explain CAPABILITY | show ID) --config FILE\n"
+    "  switchboard run WORKFLOW --config FILE [--input FILE|-] [--json]\n"
+    "  switchboard runs (list | get ID | events ID) --config FILE\n"
+    "  switchboard runs (cancel | answer | resume | fork) ID --url URL\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"
     "  switchboard --help\n"
@@ -44,6 +47,9 @@ static const char main_help[] =
     "  check     validate a config file and print the resulting settings\n"
     "  context   read a context, its history or a diff from the store\n"
     "  agents    list the configured agents, or rank them for a capability\n"
+    "  run       run a workflow to its end in this process\n"
+    "  runs      list and read stored runs; cancel, answer, resume or fork\n"
+    "            a run of a running server\n"
     "  help      show help for switchboard or for one command\n"
     "\n"
     "Options:\n"
@@ -459,6 +465,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
   if (strcmp(cmd, "context") == 0) return sb_cli_context(argc - 2, argv + 2);
   if (strcmp(cmd, "agents") == 0) return sb_cli_agents(argc - 2, argv + 2);
+  if (strcmp(cmd, "run") == 0) return sb_cli_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "runs") == 0) return sb_cli_runs(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0) {
     if (argc > 3)
       return sb_cli_usage_error("help", "unexpected argument '%s'", argv[3]);
@@ -472,6 +480,10 @@ int main(int argc, char **argv) {
       fputs(sb_cli_context_help, stdout);
     } else if (strcmp(argv[2], "agents") == 0) {
       fputs(sb_cli_agents_help, stdout);
+    } else if (strcmp(argv[2], "run") == 0) {
+      fputs(sb_cli_run_help, stdout);
+    } else if (strcmp(argv[2], "runs") == 0) {
+      fputs(sb_cli_runs_help, stdout);
     } else if (strcmp(argv[2], "help") == 0) {
       fputs(main_help, stdout);
     } else {

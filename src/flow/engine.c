@@ -238,10 +238,10 @@ void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
 static json_t *new_doc(const char *id, const sb_flow_def *def,
                        const char *context_id, const json_t *input) {
   int64_t now = (int64_t)sb_wall_ms();
-  return json_pack("{sssssssssOsIsIsIs{}s[]s[]}", "id", id, "workflow",
+  return json_pack("{sssssssssosIsIsIs{}s[]s[]}", "id", id, "workflow",
                    def->name, "status", "running", "contextId", context_id,
-                   "input", input ? input : json_object(), "createdAt",
-                   (json_int_t)now,
+                   "input", input ? json_incref((json_t *)input) : json_object(),
+                   "createdAt", (json_int_t)now,
                    "updatedAt", (json_int_t)now, "stepsRun", (json_int_t)0,
                    "visits", "active", "history");
 }
@@ -485,12 +485,23 @@ static void read_op_free(read_op *op) {
   sb_free(op);
 }
 
-static json_t *record_view(const sb_store_run_record *rec) {
-  json_t *doc = json_loads(rec->doc, 0, NULL);
-  if (!doc) return NULL;
+json_t *sb_flow_run_view(const char *stored_doc, int listing) {
+  json_t *doc = stored_doc ? json_loads(stored_doc, 0, NULL) : NULL;
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    return NULL;
+  }
   json_t *v = fl_run_view(doc, fl_int(doc, "contextVersion"));
   json_decref(doc);
+  if (v && listing) {
+    json_object_del(v, "history");
+    json_object_del(v, "input");
+  }
   return v;
+}
+
+static json_t *record_view(const sb_store_run_record *rec) {
+  return sb_flow_run_view(rec->doc, 0);
 }
 
 static void resume_loaded(read_op *op, const sb_store_run_record *rec);
@@ -511,12 +522,8 @@ static void on_read(void *ud, sb_store_result *res) {
   } else if (op->kind == READ_LIST) {
     json_t *list = json_array();
     for (size_t i = 0; i < res->runs.len; i++) {
-      json_t *v = record_view(&res->runs.items[i]);
-      if (v) {
-        json_object_del(v, "history");
-        json_object_del(v, "input");
-        json_array_append_new(list, v);
-      }
+      json_t *v = sb_flow_run_view(res->runs.items[i].doc, 1);
+      if (v) json_array_append_new(list, v);
     }
     json_t *out = json_pack("{so}", "runs", list);
     if (res->runs.len == op->limit && op->limit)

@@ -344,6 +344,12 @@ int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
                      const char *cursor, size_t limit, sb_flow_cb cb, void *ud,
                      sb_error *err);
 
+/* The view of a run as stored (its row's doc, JSON text), the one
+ * sb_flow_run_get answers with; `listing`: without history and input, as
+ * in sb_flow_run_list. For readers of the store without an engine (the
+ * CLI). New reference; NULL if the text is not a run's state. */
+json_t *sb_flow_run_view(const char *stored_doc, int listing);
+
 /* Counters for tests and benchmarks. */
 typedef struct sb_flow_stats {
   uint64_t transitions; /* written */

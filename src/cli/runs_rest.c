@@ -1,0 +1,171 @@
+/* runs_rest.c: `switchboard runs cancel|answer|resume|fork ID`, asked of a
+ * running server over its REST API (POST /v1/runs/ID/ACTION): the server
+ * owns its runs in memory, so only it may change them. One blocking
+ * libcurl request with a deadline (a command has no loop to keep). */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define REST_TIMEOUT_MS 30000
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud) {
+  return sb_buf_append(ud, data, size * n) == 0 ? size * n : 0;
+}
+
+/* The request body of the action; NULL after a usage error. */
+static json_t *body_of(const sb_cli_runs_action *a, int *rc) {
+  json_t *body = json_object();
+  *rc = EXIT_USAGE;
+  if (strcmp(a->verb, "answer") == 0) {
+    if (!a->answer) {
+      sb_cli_usage_error("runs", "%s", "answer needs --answer JSON");
+      goto fail;
+    }
+    json_error_t jerr;
+    json_t *answer = json_loads(a->answer, JSON_DECODE_ANY, &jerr);
+    if (!answer) {
+      fprintf(stderr,
+              "switchboard runs: --answer: not JSON (line %d, column "
+              "%d: %s)\n",
+              jerr.line, jerr.column, jerr.text);
+      goto fail;
+    }
+    json_object_set_new(body, "answer", answer);
+  } else if (a->answer) {
+    sb_cli_usage_error("runs", "%s", "--answer is for answer");
+    goto fail;
+  }
+  if (a->step) {
+    if (strcmp(a->verb, "answer") != 0 && strcmp(a->verb, "fork") != 0) {
+      sb_cli_usage_error("runs", "%s", "--step is for answer and fork");
+      goto fail;
+    }
+    json_object_set_new(body, "step", json_string(a->step));
+  } else if (strcmp(a->verb, "fork") == 0) {
+    sb_cli_usage_error("runs", "%s",
+                       "fork needs --step S (the step whose "
+                       "context the new run starts from)");
+    goto fail;
+  }
+  if (a->reason) {
+    if (strcmp(a->verb, "cancel") != 0) {
+      sb_cli_usage_error("runs", "%s", "--reason is for cancel");
+      goto fail;
+    }
+    json_object_set_new(body, "reason", json_string(a->reason));
+  }
+  *rc = EXIT_OK;
+  return body;
+fail:
+  json_decref(body);
+  return NULL;
+}
+
+/* A run id goes into the path as it is: refuse what would change the path. */
+static int plain_id(const char *id) {
+  if (!*id) return 0;
+  for (const char *p = id; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+          (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+      return 0;
+  return 1;
+}
+
+int sb_cli_runs_rest(const sb_cli_runs_action *a) {
+  if (!a->url || !*a->url)
+    return sb_cli_usage_error("runs", "%s",
+                              "give --url http://HOST:PORT (or "
+                              "SWITCHBOARD_URL, or a --config with "
+                              "server.listen): the server that runs it");
+  if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
+    return sb_cli_usage_error("runs",
+                              "--url: expected http://HOST:PORT, got "
+                              "'%s'",
+                              a->url);
+  if (!plain_id(a->id))
+    return sb_cli_usage_error("runs", "not a run id: '%s'", a->id);
+  int rc;
+  json_t *body = body_of(a, &rc);
+  if (!body) return rc;
+
+  size_t ulen = strlen(a->url);
+  while (ulen && a->url[ulen - 1] == '/')
+    ulen--;
+  char *url =
+      sb_asprintf("%.*s/v1/runs/%s/%s", (int)ulen, a->url, a->id, a->verb);
+  char *text = json_dumps(body, JSON_COMPACT);
+  char *auth =
+      a->token ? sb_asprintf("Authorization: Bearer %s", a->token) : NULL;
+  sb_buf resp = SB_BUF_INIT;
+  struct curl_slist *headers = NULL;
+  CURL *easy = NULL;
+  json_t *answer = NULL;
+  rc = EXIT_RUNTIME;
+  if (!url || !text || (a->token && !auth) ||
+      curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+      !(easy = curl_easy_init())) {
+    fprintf(stderr, "switchboard runs: out of memory\n");
+    goto done;
+  }
+  headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Accept: application/json");
+  if (auth) headers = curl_slist_append(headers, auth);
+  char curl_err[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(easy, CURLOPT_URL, url);
+  curl_easy_setopt(easy, CURLOPT_POST, 1L);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, text);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &resp);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)REST_TIMEOUT_MS);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curl_err);
+  CURLcode cc = curl_easy_perform(easy);
+  if (cc != CURLE_OK) {
+    fprintf(stderr, "switchboard runs: cannot reach the server at %.*s: %s%s\n",
+            (int)ulen, a->url, curl_err[0] ? curl_err : curl_easy_strerror(cc),
+            cc == CURLE_COULDNT_CONNECT
+                ? " (is `switchboard serve` running there? see --url)"
+                : "");
+    goto done;
+  }
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  json_error_t jerr;
+  answer = resp.len ? json_loadb(resp.data, resp.len, 0, &jerr) : NULL;
+  if (status < 200 || status >= 300) {
+    const char *msg = json_string_value(
+        json_object_get(json_object_get(answer, "error"), "message"));
+    if (msg)
+      fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
+              a->verb, a->id, status, msg);
+    else
+      fprintf(
+          stderr, "switchboard runs: %s %s: the server answered %ld%s%.*s\n",
+          a->verb, a->id, status, resp.len ? ": " : "",
+          (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
+    goto done;
+  }
+  if (!json_is_object(answer)) {
+    fprintf(stderr,
+            "switchboard runs: the server's answer is not a JSON "
+            "object%s%s\n",
+            answer ? "" : ": ", answer ? "" : jerr.text);
+    goto done;
+  }
+  sb_cli_run_print(stdout, answer, a->as_json);
+  rc = EXIT_OK;
+done:
+  json_decref(answer);
+  json_decref(body);
+  if (easy) curl_easy_cleanup(easy);
+  curl_slist_free_all(headers);
+  sb_buf_free(&resp);
+  sb_free(auth);
+  sb_free(text);
+  sb_free(url);
+  return rc;
+}

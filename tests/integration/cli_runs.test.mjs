@@ -1,0 +1,343 @@
+// `switchboard run` (a workflow run to its end inside the command, over a
+// real MCP agent: tests/agents/flow_agent.mjs) and `switchboard runs`
+// (list/get/events read from the store; cancel/answer through a running
+// server's REST API). Exit status: 0 completed, 1 failed / cancelled /
+// left waiting / refused, 2 usage, 130 after Ctrl-C.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { DEADLINE_MS, startHttpServer, switchboardBin, withDeadline } from './lib/harness.mjs';
+import { agentDef } from '../agents/agents_lib.mjs';
+
+const FLOW_AGENT = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'flow_agent.mjs');
+const flowAgent = (id, capabilities) =>
+  agentDef(id, { capabilities, transport: { type: 'stdio', command: process.execPath, args: [FLOW_AGENT, id] } });
+
+const WORKFLOWS = `workflows:
+  - name: three
+    steps:
+      - id: intake
+        call: { capability: intake.classify, tool: classify, arguments: { text: $workflow.variables.text } }
+      - id: quote
+        call: { agent: finance, tool: quote, arguments: { price: $workflow.variables.price, months: 12 } }
+      - id: book
+        call: { agent: finance, tool: book, arguments: { slot: tuesday } }
+  - name: failing
+    steps:
+      - id: boom
+        call: { agent: finance, tool: fail_times, arguments: { n: 5 } }
+  - name: asking
+    steps:
+      - id: confirm
+        ask:
+          message: Which slot suits you?
+          schema: { type: object, properties: { slot: { type: string } }, required: [slot] }
+      - id: book
+        call: { agent: finance, tool: book, arguments: { slot: $workflow.outputs.confirm.slot } }
+  - name: slowly
+    steps:
+      - id: nap
+        call: { agent: finance, tool: slow, arguments: { ms: 60000 } }
+`;
+
+/** Run the CLI to completion with extra env; {code, signal, stdout, stderr}. */
+function cli(args, { env = {}, timeoutMs = 3 * DEADLINE_MS } = {}) {
+  const proc = spawn(switchboardBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+  proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const done = new Promise((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return withDeadline(done, timeoutMs, `switchboard ${args.join(' ')}`).catch((e) => {
+    proc.kill('SIGKILL');
+    throw e;
+  });
+}
+
+/** Poll `read` until `ok(value)` holds, or fail at the deadline with the last value. */
+async function until(read, ok, what, ms = 3 * DEADLINE_MS) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await read();
+    if (ok(last)) return last;
+    if (Date.now() > end) assert.fail(`deadline of ${ms} ms passed waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-cli-runs-'));
+  const store = join(dir, 'switchboard.db');
+  const cfg = join(dir, 'switchboard.yaml');
+  const asCfg = ['--config', cfg];
+  let completed; // the run of `three`, as printed
+
+  before(() => {
+    const agents = [flowAgent('intake', ['intake.classify']), flowAgent('finance', ['finance.quote'])];
+    writeFileSync(cfg, `store:\n  path: ${JSON.stringify(store)}\nagents:\n` +
+      agents.map((a) => `  - ${JSON.stringify(a)}\n`).join('') + WORKFLOWS);
+  });
+
+  it('help run / help runs describe both commands', async () => {
+    const run = await cli(['help', 'run']);
+    assert.equal(run.code, 0);
+    assert.match(run.stdout, /^Usage: switchboard run WORKFLOW --config FILE/);
+    assert.match(run.stdout, /--input FILE\|-/);
+    assert.equal((await cli(['run', '--help'])).stdout, run.stdout);
+    const runs = await cli(['runs', '--help']);
+    assert.equal(runs.code, 0);
+    for (const verb of ['list', 'get ID', 'events ID', 'cancel ID', 'answer ID --answer JSON', 'resume ID', 'fork ID --step S'])
+      assert.ok(runs.stdout.includes(`switchboard runs ${verb}`), verb);
+    const main = await cli(['--help']);
+    assert.match(main.stdout, /^ {2}run +run a workflow to its end in this process$/m);
+    assert.match(main.stdout, /^ {2}runs +list and read stored runs/m);
+  });
+
+  it('run completes a 3-step workflow over a real agent and prints the run as JSON', async () => {
+    const input = join(dir, 'input.json');
+    writeFileSync(input, JSON.stringify({ variables: { text: 'I want to buy a Toyota', price: 24000 } }));
+    const r = await cli(['run', 'three', ...asCfg, '--input', input, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    completed = JSON.parse(r.stdout);
+    assert.equal(completed.status, 'completed');
+    assert.equal(completed.workflow, 'three');
+    assert.deepEqual(completed.history.map((h) => [h.step, h.status, h.agent]),
+      [['intake', 'completed', 'intake'], ['quote', 'completed', 'finance'], ['book', 'completed', 'finance']]);
+    assert.equal(completed.contextVersion, 4);
+    // Live progress on stderr, one line per start and end, with the time since the start.
+    assert.match(r.stderr, /^\s+\d+\.\d{3}s\s+intake\s+completed by intake$/m);
+    assert.match(r.stderr, /^\s+\d+\.\d{3}s\s+book\s+started \(call\)$/m);
+    assert.match(r.stderr, /^\s+\d+\.\d{3}s\s+\(run\)\s+completed$/m);
+
+    // What the steps returned is in the context, where `context get` reads it.
+    const c = await cli(['context', 'get', completed.contextId, ...asCfg]);
+    assert.equal(c.code, 0, c.stderr);
+    const data = JSON.parse(c.stdout).data;
+    assert.equal(data.workflow.outputs.intake.intent, 'buy');
+    assert.deepEqual(data.workflow.outputs.intake.entities, { make: 'toyota' });
+    assert.equal(data.workflow.outputs.quote.monthly, 2000);
+    assert.equal(data.workflow.outputs.book.booked, 'tuesday');
+    assert.deepEqual(data.workflow.completedSteps, ['intake', 'quote', 'book']);
+  });
+
+  it('a failing workflow exits 1 with the error in the summary', async () => {
+    const r = await cli(['run', 'failing', ...asCfg]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^run \S+: failed$/m);
+    assert.match(r.stdout, /error +at step boom: .*finance failure 1/);
+    assert.match(r.stderr, /boom\s+failed: /);
+  });
+
+  it('a bad input file is exit 2 naming its line and column; so is an unknown workflow', async () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{\n  "variables": {\n    "x": 1,,\n  }\n}\n');
+    const r = await cli(['run', 'three', ...asCfg, '--input', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`--input ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:\\d+: `));
+    assert.equal(r.stdout, '');
+
+    const shape = join(dir, 'shape.json');
+    writeFileSync(shape, '{"variables": {"a.b": 1}}');
+    const s = await cli(['run', 'three', ...asCfg, '--input', shape]);
+    assert.equal(s.code, 2);
+    assert.match(s.stderr, /input\.variables: "a\.b" is not a plain name/);
+
+    const u = await cli(['run', 'nope', ...asCfg]);
+    assert.equal(u.code, 2);
+    assert.match(u.stderr, /no workflow "nope" \(workflows: three, failing, asking, slowly\)/);
+    const m = await cli(['run', 'three']);
+    assert.equal(m.code, 2);
+    assert.match(m.stderr, /missing --config FILE/);
+  });
+
+  it('runs list / get / events read the run from the store', async () => {
+    const list = await cli(['runs', 'list', ...asCfg, '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const mine = JSON.parse(list.stdout).find((x) => x.id === completed.id);
+    assert.equal(mine.status, 'completed');
+    assert.equal(mine.history, undefined, 'lists leave the history out');
+    const onlyFailed = JSON.parse((await cli(['runs', 'list', '--store', store, '--status', 'failed', '--json'])).stdout);
+    assert.ok(onlyFailed.length >= 1 && onlyFailed.every((x) => x.status === 'failed'));
+    const table = await cli(['runs', 'list', ...asCfg]);
+    assert.match(table.stdout, new RegExp(`^${completed.id}\\s+completed\\s+three\\s+3\\s`, 'm'));
+
+    const get = await cli(['runs', 'get', completed.id, ...asCfg, '--json']);
+    assert.equal(get.code, 0, get.stderr);
+    assert.deepEqual(JSON.parse(get.stdout), completed);
+    const summary = await cli(['runs', 'get', completed.id, '--store', store]);
+    assert.match(summary.stdout, /^run \S+: completed$/m);
+    assert.match(summary.stdout, /steps +3 run: intake \(completed\), quote \(completed\), book \(completed\)/);
+    assert.match(summary.stdout, new RegExp(`context +${completed.contextId} \\(version 4\\)`));
+
+    const ev = await cli(['runs', 'events', completed.id, ...asCfg, '--json']);
+    assert.equal(ev.code, 0, ev.stderr);
+    const events = JSON.parse(ev.stdout);
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'run.started');
+    assert.equal(types.at(-1), 'run.completed');
+    assert.equal(types.filter((t) => t === 'step.completed').length, 3);
+    assert.ok(events.every((e) => e.runId === completed.id));
+    assert.ok(events.every((e, i) => i === 0 || e.seq > events[i - 1].seq), 'in order');
+
+    const ghost = await cli(['runs', 'get', '01a2121b-0000-7000-8000-000000000000', ...asCfg]);
+    assert.equal(ghost.code, 1);
+    assert.notEqual(ghost.stderr, '');
+    assert.equal((await cli(['runs', 'events', '01a2121b-0000-7000-8000-000000000000', ...asCfg])).code, 1);
+    assert.equal((await cli(['runs', 'list'])).code, 2);
+    assert.equal((await cli(['runs', 'list', ...asCfg, '--status', 'sleepy'])).code, 2);
+  });
+
+  it('--tenant runs as another tenant, whose runs and contexts are apart', async () => {
+    const r = await cli(['run', 'failing', ...asCfg, '--tenant', 'acme', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const run = JSON.parse(r.stdout);
+    const acme = JSON.parse((await cli(['runs', 'list', ...asCfg, '--tenant', 'acme', '--json'])).stdout);
+    assert.deepEqual(acme.map((x) => x.id), [run.id]);
+    const mine = JSON.parse((await cli(['runs', 'list', ...asCfg, '--json'])).stdout);
+    assert.ok(!mine.some((x) => x.id === run.id), 'not among the default tenant\'s runs');
+    assert.equal((await cli(['runs', 'get', run.id, ...asCfg])).code, 1);
+    assert.equal((await cli(['context', 'get', run.contextId, ...asCfg, '--tenant', 'acme'])).code, 0);
+    assert.equal((await cli(['context', 'get', run.contextId, ...asCfg])).code, 1);
+  });
+
+  it('Ctrl-C cancels the run and exits 130 once the cancellation is stored', async () => {
+    const proc = spawn(switchboardBin(), ['run', 'slowly', ...asCfg, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    const started = new Promise((resolve) => {
+      proc.stderr.setEncoding('utf8').on('data', (d) => {
+        stderr += d;
+        if (/nap\s+started/.test(stderr)) resolve();
+      });
+    });
+    const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
+    await withDeadline(started, 3 * DEADLINE_MS, `"nap started" (stderr: ${stderr})`);
+    proc.kill('SIGINT');
+    const end = await withDeadline(exited, 3 * DEADLINE_MS, 'switchboard run to exit after SIGINT');
+    assert.equal(end.code, 130, stderr);
+    const run = JSON.parse(stdout);
+    assert.equal(run.status, 'cancelled');
+    const stored = JSON.parse((await cli(['runs', 'get', run.id, ...asCfg, '--json'])).stdout);
+    assert.equal(stored.status, 'cancelled');
+  });
+
+  // The terminal branch of an ask step, under a pseudo-terminal made by
+  // util-linux script(1) (skipped where there is none).
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  it('at a terminal, an ask step is asked field by field and the run completes', { skip: !script && 'no script(1)' }, async () => {
+    const command = [switchboardBin(), 'run', 'asking', ...asCfg].map((a) => `'${a}'`).join(' ');
+    const proc = spawn(script, ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const asked = new Promise((resolve) => {
+      proc.stdout.setEncoding('utf8').on('data', (d) => {
+        out += d;
+        if (/slot \(string\)> /.test(out)) resolve();
+      });
+    });
+    const exited = new Promise((resolve) => proc.once('close', (code) => resolve(code)));
+    await withDeadline(asked, 3 * DEADLINE_MS, `the question at the terminal (got: ${JSON.stringify(out)})`);
+    assert.match(out, /step confirm asks: Which slot suits you\?/);
+    proc.stdin.write('friday\n');
+    const code = await withDeadline(exited, 3 * DEADLINE_MS, 'switchboard run to end after the answer');
+    proc.stdin.end();
+    assert.equal(code, 0, out);
+    assert.match(out, /run \S+: completed/);
+    assert.match(out, /steps +2 run: confirm \(completed\), book \(completed\)/);
+  });
+
+  describe('with a server on the store', () => {
+    let server;
+    let base;
+    let waiting; // a run `switchboard run` left waiting for an answer
+
+    before(async () => {
+      // Without a terminal the ask cannot be put: the run stays waiting.
+      const r = await cli(['run', 'asking', ...asCfg, '--json']);
+      assert.equal(r.code, 1, r.stderr);
+      waiting = JSON.parse(r.stdout);
+      assert.equal(waiting.status, 'waiting');
+      assert.deepEqual(waiting.waiting.map((w) => [w.step, w.kind, w.message]), [['confirm', 'ask', 'Which slot suits you?']]);
+      assert.match(r.stderr, /stdin is not a terminal/);
+      assert.match(r.stderr, new RegExp(`switchboard runs answer ${waiting.id} --answer JSON`));
+      // The server resumes it (the command did not: a server owns such runs).
+      server = await startHttpServer({ extraArgs: [...asCfg, '--store', store] });
+      base = server.url.replace(/\/mcp$/, '');
+    });
+
+    after(async () => {
+      if (server) {
+        const exit = await server.stop();
+        assert.equal(exit.code, 0, server.stderr.slice(-4000));
+      }
+    });
+
+    const getRun = async (id) => (await fetch(`${base}/v1/runs/${id}`)).json();
+
+    it('runs answer answers the ask step through the server and the run completes', async () => {
+      const r = await cli(['runs', 'answer', waiting.id, '--answer', '{"slot": "friday"}', '--url', base, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).id, waiting.id);
+      const run = await until(() => getRun(waiting.id), (x) => x.status === 'completed', `run ${waiting.id} to complete`);
+      assert.deepEqual(run.history.map((h) => [h.step, h.status]), [['confirm', 'completed'], ['book', 'completed']]);
+      const c = JSON.parse((await cli(['context', 'get', run.contextId, ...asCfg])).stdout);
+      assert.deepEqual(c.data.workflow.outputs.confirm, { slot: 'friday' });
+      assert.equal(c.data.workflow.outputs.book.booked, 'friday');
+
+      // Not waiting any more: the server's refusal is shown.
+      const again = await cli(['runs', 'answer', waiting.id, '--answer', '{"slot": "monday"}', '--url', base]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /the server answered 409: run \S+ is completed/);
+    });
+
+    it('runs cancel (URL from SWITCHBOARD_URL) cancels a run of the server', async () => {
+      const started = await fetch(`${base}/v1/runs`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ workflow: 'slowly' }),
+      });
+      assert.equal(started.status, 201);
+      const { id } = await started.json();
+      const r = await cli(['runs', 'cancel', id, '--reason', 'changed my mind'], { env: { SWITCHBOARD_URL: base } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^run ${id}: cancelled$`, 'm'));
+      const run = await until(() => getRun(id), (x) => x.status === 'cancelled', `run ${id} cancelled`);
+      assert.equal(run.status, 'cancelled');
+    });
+
+    it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {
+      const ghost = await cli(['runs', 'cancel', '01a2121b-0000-7000-8000-000000000000', '--url', base]);
+      assert.equal(ghost.code, 1);
+      assert.match(ghost.stderr, /the server answered 404: /);
+      const badJson = await cli(['runs', 'answer', waiting.id, '--answer', '{slot: friday}', '--url', base]);
+      assert.equal(badJson.code, 2);
+      assert.match(badJson.stderr, /--answer: not JSON \(line 1, column \d+/);
+      const refused = await cli(['runs', 'resume', waiting.id, '--url', 'http://127.0.0.1:1']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /cannot reach the server at http:\/\/127\.0\.0\.1:1: .*(is `switchboard serve` running there\?)/);
+      const noUrl = await cli(['runs', 'resume', waiting.id], { env: { SWITCHBOARD_URL: '' } });
+      assert.equal(noUrl.code, 2);
+      assert.match(noUrl.stderr, /--url/);
+      // Without --url: server.listen of --config names the server.
+      const cfg2 = join(dir, 'listen.yaml');
+      writeFileSync(cfg2, `server:\n  listen: 127.0.0.1:${server.port}\n`);
+      const viaConfig = await cli(['runs', 'cancel', '01a2121b-0000-7000-8000-000000000000', '--config', cfg2],
+        { env: { SWITCHBOARD_URL: '' } });
+      assert.equal(viaConfig.code, 1);
+      assert.match(viaConfig.stderr, /the server answered 404: /);
+      const mixed = await cli(['runs', 'list', ...asCfg, '--url', base]);
+      assert.equal(mixed.code, 2);
+      assert.match(mixed.stderr, /--url, --token, --answer, --step and --reason are for cancel/);
+      const noStep = await cli(['runs', 'fork', waiting.id, '--url', base]);
+      assert.equal(noStep.code, 2);
+      assert.match(noStep.stderr, /fork needs --step/);
+    });
+  });
+});
