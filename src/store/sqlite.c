@@ -299,7 +299,9 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
   sqlite3_busy_timeout(c->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
   if (exec(c,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-           "PRAGMA foreign_keys=ON;",
+           /* statement journals and RETURNING's buffers: in memory, not
+            * temporary files (a savepoint per write makes many) */
+           "PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;",
            err) != 0)
     goto fail;
   if (migrate_first && migrate(c, err) != 0) goto fail;
