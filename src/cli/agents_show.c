@@ -171,10 +171,6 @@ static void on_deadline(uv_timer_t *t) {
   finish(s);
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
 int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   sb_agent_def *def = NULL;
   sb_error err = {0};
@@ -224,10 +220,7 @@ done:
   if (s.ch) sb_channel_close(s.ch);
   uv_timer_stop(&s.deadline);
   /* Let the channel reap its process, then close what is left. */
-  uv_run(&s.loop, UV_RUN_DEFAULT);
-  uv_walk(&s.loop, close_walk, NULL);
-  uv_run(&s.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&s.loop);
+  sb_cli_loop_drain(&s.loop);
   json_decref(s.report);
   sb_agent_def_free(def);
   return rc;

@@ -18,6 +18,11 @@ int sb_cli_take_value(int argc, char **argv, int *i, const char *name,
                       const char **value);
 int sb_cli_is_help(const char *arg);
 
+/* After a command's modules have stopped: run the loop until every handle
+ * has closed (a warning and a forced end after a grace period if one
+ * stays open), close the rest, close the loop; uv_loop_close's result. */
+int sb_cli_loop_drain(uv_loop_t *loop);
+
 /* One-shot context reads on a loop of the command's own (ctx_wait.c):
  *   sb_cli_ctx c; sb_cli_ctx_open(&c, cfg, &err);
  *   rc = sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, ..., sb_cli_ctx_done, &c,

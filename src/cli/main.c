@@ -25,7 +25,6 @@
 
 
 /* Give stuck handles this long after a stop before we stop waiting. */
-#define SHUTDOWN_GRACE_MS 5000
 
 static const char main_help[] =
     "switchboard " SB_VERSION " - an MCP orchestration server\n"
@@ -193,7 +192,6 @@ typedef struct serve_state {
   uv_signal_t sigint, sigterm, sighup;
   sb_app *app;
   const char *config_path;
-  uv_timer_t shutdown_guard;
   int stop_signal; /* signal that stopped us, 0 if none */
 } serve_state;
 
@@ -226,20 +224,6 @@ static void on_sighup(uv_signal_t *h, int signum) {
       sb_app_reload(st->app, &fresh, &err) != 0)
     SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
   sb_config_free(&fresh);
-}
-
-static void count_handle(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h) && uv_has_ref(h)) ++*(int *)arg;
-}
-
-/* A module kept a handle open after being stopped: don't hang the process
- * on it; say so (it is a bug) and let main return. */
-static void on_shutdown_timeout(uv_timer_t *t) {
-  int open = 0;
-  uv_walk(t->loop, count_handle, &open);
-  SB_WARN("cli", "%d handle(s) still open %d ms after stop; exiting anyway",
-          open, SHUTDOWN_GRACE_MS);
-  uv_stop(t->loop);
 }
 
 static int cmd_serve(int argc, char **argv) {
@@ -343,15 +327,7 @@ shutdown:
   uv_close((uv_handle_t *)&st.sigint, NULL);
   uv_close((uv_handle_t *)&st.sigterm, NULL);
   uv_close((uv_handle_t *)&st.sighup, NULL);
-  /* The guard is unreferenced, so it does not keep the loop alive: the run
-   * below ends as soon as everything else has closed. */
-  uv_timer_init(&st.loop, &st.shutdown_guard);
-  uv_timer_start(&st.shutdown_guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
-  uv_unref((uv_handle_t *)&st.shutdown_guard);
-  uv_run(&st.loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&st.shutdown_guard, NULL);
-  uv_run(&st.loop, UV_RUN_NOWAIT);
-  uvrc = uv_loop_close(&st.loop);
+  uvrc = sb_cli_loop_drain(&st.loop);
 
   if (uvrc != 0)
     SB_WARN("cli", "event loop not closed cleanly: %s", uv_strerror(uvrc));

@@ -24,7 +24,6 @@
 #include "events/events.h"
 #include "flow/flow.h"
 
-#define SHUTDOWN_GRACE_MS 5000
 
 const char sb_cli_run_help[] =
     "Usage: switchboard run WORKFLOW --config FILE [--input FILE|-]\n"
@@ -558,22 +557,6 @@ static json_t *read_input(const char *path) {
   return v;
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static void count_handle(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h) && uv_has_ref(h)) ++*(int *)arg;
-}
-
-static void on_shutdown_timeout(uv_timer_t *t) {
-  int open = 0;
-  uv_walk(t->loop, count_handle, &open);
-  SB_WARN("cli", "%d handle(s) still open %d ms after stop; exiting anyway",
-          open, SHUTDOWN_GRACE_MS);
-  uv_stop(t->loop);
-}
-
 int sb_cli_run(int argc, char **argv) {
   const char *config = NULL, *input_path = NULL, *context_id = NULL,
              *tenant = NULL, *store = NULL, *workflow = NULL;
@@ -686,14 +669,7 @@ shutdown:
   }
   uv_close((uv_handle_t *)&c->sigint, NULL);
   uv_close((uv_handle_t *)&c->sigterm, NULL);
-  uv_timer_t guard;
-  uv_timer_init(&c->loop, &guard);
-  uv_timer_start(&guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
-  uv_unref((uv_handle_t *)&guard);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  uv_walk(&c->loop, close_walk, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&c->loop);
+  sb_cli_loop_drain(&c->loop);
   if (c->tty_inited) uv_tty_reset_mode();
   ask_clear(c);
   json_decref(c->asks);
