@@ -91,7 +91,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
-  sb_events_options eo = {.store = app->store};
+  sb_events_options eo = {.store = app->store,
+                          .retention_ms = (int64_t)cfg->events_retention_s *
+                                          1000};
   if (!(app->events = sb_events_new(&eo, err))) goto fail;
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)

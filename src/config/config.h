@@ -50,6 +50,9 @@
  *     max_per_tenant: 1000          # the same per tenant; 1..1000000
  *   cache:
  *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
+ *   events:
+ *     retention_s: 604800           # the event log keeps events this long;
+ *                                   # 60..315360000
  *   workflows:                      # workflow definitions (flow/flow.h):
  *     - workflows/                  # a directory: its *.yaml and *.yml
  *     - extra/lead.yaml             # one file (one workflow per file)
@@ -108,6 +111,8 @@ typedef struct sb_config {
   long ctx_default_ttl_s;
   int ctx_snapshot_every;
   int ctx_sweep_interval_s;
+  /* events */
+  long events_retention_s; /* events older are trimmed */
   /* auth */
   char *default_tenant;
   struct sb_config_tenant *tenants;

@@ -28,6 +28,41 @@ typedef struct parse_ctx {
  * (a log file, a device) fails fast instead of being parsed. */
 #define SB_CONFIG_MAX_FILE_BYTES (1024 * 1024)
 
+/* ---- the schema (keys.c) ---- */
+
+typedef enum key_kind {
+  KEY_SECTION,
+  KEY_INT,    /* int field */
+  KEY_SIZE,   /* size_t field */
+  KEY_LONG,   /* long field */
+  KEY_LISTEN, /* listen_host + listen_port */
+  KEY_ORIGINS,
+  KEY_LOG_LEVEL,
+  KEY_PATH,    /* char * field: a file path */
+  KEY_TENANT,  /* char * field: a tenant id */
+  KEY_TENANTS, /* tenants list */
+  KEY_AGENTS,  /* agents list, kept as JSON */
+  KEY_SERVERS, /* servers list (virtual servers), kept as JSON */
+  KEY_ADMINS,  /* admin tenant ids */
+  KEY_WORKFLOWS, /* workflow definitions and files, kept as JSON */
+} key_kind;
+
+typedef struct key_spec {
+  const char *name;
+  key_kind kind;
+  size_t offset; /* into sb_config, for numbers */
+  long long min, max;
+  const struct key_spec *children; /* KEY_SECTION, NULL-name terminated */
+} key_spec;
+
+#define NUM(n, k, field, lo, hi)                                               \
+  { n, k, offsetof(sb_config, field), lo, hi, NULL }
+
+/* Every table has fewer keys than this; used to remember first lines. */
+#define MAX_SECTION_KEYS 24
+/* The top-level keys, each section's keys under it. */
+extern const key_spec cfg_top_keys[];
+
 /* 1 for the static default strings (never freed). */
 int cfg_is_static_default(const char *s);
 void cfg_free_tenants(sb_config_tenant *t, size_t n);

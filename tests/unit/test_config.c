@@ -90,6 +90,8 @@ static const char full_yaml[] = "# every key\n"
                                 "  default_ttl_s: 3600\n"
                                 "  snapshot_every: 8\n"
                                 "  sweep_interval_s: 5\n"
+                                "events:\n"
+                                "  retention_s: 86400\n"
                                 "auth:\n"
                                 "  default_tenant: dealer-x\n"
                                 "  tenants:\n"
@@ -123,6 +125,7 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.ctx_default_ttl_s, 3600);
   assert_int_equal(cfg.ctx_snapshot_every, 8);
   assert_int_equal(cfg.ctx_sweep_interval_s, 5);
+  assert_int_equal(cfg.events_retention_s, 86400);
   assert_string_equal(cfg.default_tenant, "dealer-x");
   assert_int_equal(cfg.tenants_len, 2);
   assert_string_equal(sb_config_tenant_for_token(&cfg, "bbbbbbbbbbbbbbbb-2"),
@@ -249,7 +252,7 @@ static void test_structure_errors(void **state) {
                "allowed_origins, log_level)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, auth, agents, servers, "
+               "sessions, cache, store, contexts, events, auth, agents, servers, "
                "workflows)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
@@ -450,6 +453,9 @@ static void test_auth_errors(void **state) {
   expect_error("auth:\n  default_tenant: \"a b\"\n",
                "config.yaml:2: auth.default_tenant: expected a tenant id (1-64 "
                "of A-Z a-z 0-9 . _ -), got \"a b\"");
+  expect_error("events:\n  retention_s: 59\n",
+               "config.yaml:2: events.retention_s: expected an integer "
+               "between 60 and 315360000, got \"59\"");
   expect_error("contexts:\n  snapshot_every: 0\n",
                "config.yaml:2: contexts.snapshot_every: expected an integer "
                "between 1 and 10000, got \"0\"");
