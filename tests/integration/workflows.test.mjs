@@ -265,5 +265,14 @@ describe('workflows over REST with real agents', () => {
     assert.equal(badAction.status, 404);
     const list = await rest.list('?status=bogus');
     assert.equal(list.status, 400);
+    // an input over the message limit (4 MiB) is refused whole
+    const huge = await rest.start({ workflow: 'lead', input: { variables: { notes: 'x'.repeat(5 * 1024 * 1024) } } });
+    assert.equal(huge.status, 413);
+    // one nested past limits.max_json_depth too
+    let deep = {};
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    const tooDeep = await rest.start({ workflow: 'lead', input: { variables: { deep } } });
+    assert.equal(tooDeep.status, 400);
+    assert.match(tooDeep.json.error.message, /deep|depth|nest/i);
   });
 });
