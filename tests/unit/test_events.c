@@ -19,14 +19,12 @@
 
 #include "events/events.h"
 #include "test_loop.h"
+#include "test_store_fixture.h"
 
 #define DEADLINE_MS 20000
 
 typedef struct fixture {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  sb_store *st;
+  store_fixture s;
   sb_events *ev;
 } fixture;
 
@@ -56,23 +54,11 @@ static int got_enough(void *ud) {
   return g->n >= g->want;
 }
 
-static sb_store *open_store(uv_loop_t *loop, const char *path) {
-  sb_error err = {0};
-  sb_store_options o = {.path = path, .loop = loop};
-  sb_store *st = sb_store_open_sqlite(&o, &err);
-  if (!st) fail_msg("open: %s", err.msg);
-  return st;
-}
-
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-events-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof f->path, "%s/sb.db", f->dir);
-  uv_loop_init(&f->loop);
-  f->st = open_store(&f->loop, f->path);
+  if (store_fixture_open(&f->s, "events", "sb.db") != 0) return -1;
   sb_error err = {0};
-  sb_events_options o = {.store = f->st};
+  sb_events_options o = {.store = f->s.st};
   f->ev = sb_events_new(&o, &err);
   assert_non_null(f->ev);
   *state = f;
@@ -82,13 +68,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   sb_events_free(f->ev);
-  sb_store_close(f->st);
-  assert_int_equal(loop_finish(&f->loop), 0);
-  char cmd[160];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  int rc = store_fixture_close(&f->s);
   free(f);
-  return 0;
+  return rc;
 }
 
 typedef struct acked {
@@ -123,15 +105,15 @@ static void test_backlog_then_live_in_order(void **state) {
   acked a = {0};
   for (int i = 0; i < 5; i++) publish(f, "t", "lead.new", NULL, &a);
   publish(f, "u", "lead.new", NULL, &a); /* another tenant's */
-  assert_true(run_until(&f->loop, flag_set, &a.n, DEADLINE_MS));
-  while (a.n < 6) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(run_until(&f->s.loop, flag_set, &a.n, DEADLINE_MS));
+  while (a.n < 6) uv_run(&f->s.loop, UV_RUN_ONCE);
   got g = {.want = 3 + 4};
   sb_error err = {0};
   g.sub = sb_events_subscribe(f->ev, "t", 2, NULL, on_event, NULL, &g, &err);
   assert_non_null(g.sub);
   /* live ones written while the backlog is read, and after */
   for (int i = 0; i < 4; i++) publish(f, "t", "lead.more", NULL, &a);
-  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
   for (int i = 0; i < g.n; i++) assert_int_equal(g.seqs[i], 3 + i);
   assert_string_equal(g.types[3], "lead.more");
   assert_int_equal(sb_events_sub_seq(g.sub), 9);
@@ -145,12 +127,12 @@ static void test_gap_from_another_process(void **state) {
   g.sub = sb_events_subscribe(f->ev, "t", 0, NULL, on_event, NULL, &g, &err);
   acked a = {0};
   publish(f, "t", "x.one", NULL, &a);
-  assert_true(run_until(&f->loop, flag_set, &a.n, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, flag_set, &a.n, DEADLINE_MS));
   /* A second store on the same file (as another process would) writes
    * seq 2..4; the bus never hears of them. */
   uv_loop_t other;
   uv_loop_init(&other);
-  sb_store *st2 = open_store(&other, f->path);
+  sb_store *st2 = store_open_at(&other, f->s.path, 0);
   sb_store_event e = {.type = "x.other", .data = "{}"};
   sb_store_extras x = {.events = &e, .nevents = 1};
   int written = 0;
@@ -163,7 +145,7 @@ static void test_gap_from_another_process(void **state) {
    * reads 2..4 from the log, all in order. */
   publish(f, "t", "x.two", NULL, &a);
   publish(f, "t", "x.three", NULL, &a);
-  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
   for (int i = 0; i < 6; i++) assert_int_equal(g.seqs[i], i + 1);
   assert_string_equal(g.types[1], "x.other");
   assert_string_equal(g.types[5], "x.three");
@@ -187,10 +169,10 @@ static void test_filters_and_unsubscribe_inside(void **state) {
                           {.type = "lead.lost", .run_id = "r1", .data = "{}"}};
   sb_store_extras x = {.events = evs, .nevents = 4};
   int written = 0;
-  assert_int_equal(sb_store_write(f->st, "t", &x, 1, on_written, &written), 0);
-  assert_true(run_until(&f->loop, flag_set, &written, DEADLINE_MS));
-  assert_true(run_until(&f->loop, got_enough, &g, DEADLINE_MS));
-  assert_true(run_until(&f->loop, got_enough, &h, DEADLINE_MS));
+  assert_int_equal(sb_store_write(f->s.st, "t", &x, 1, on_written, &written), 0);
+  assert_true(run_until(&f->s.loop, flag_set, &written, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, got_enough, &h, DEADLINE_MS));
   assert_int_equal(g.n, 2);
   assert_string_equal(g.types[0], "run.started");
   assert_string_equal(g.types[1], "lead.won");

@@ -23,51 +23,35 @@
 
 #include "store/store.h"
 #include "test_loop.h"
+#include "test_store_fixture.h"
 #include "test_store_outcome.h"
 
 #define DEADLINE_MS 20000
 
-typedef struct fixture {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  sb_store *st;
-} fixture;
+typedef store_fixture fixture;
 
 static sb_store *open_store_opts(uv_loop_t *loop, const char *path,
                                  int max_pending) {
-  sb_error err = {0};
-  sb_store_options o = {.path = path, .loop = loop, .max_pending = max_pending};
-  sb_store *st = sb_store_open_sqlite(&o, &err);
-  if (!st) fail_msg("open: %s", err.msg);
-  return st;
+  return store_open_at(loop, path, max_pending);
 }
 
 static sb_store *open_store(uv_loop_t *loop, const char *path) {
-  return open_store_opts(loop, path, 0);
+  return store_open_at(loop, path, 0);
 }
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-store-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
   /* a nested, not yet existing directory: the store creates it */
-  snprintf(f->path, sizeof f->path, "%s/data/sb.db", f->dir);
-  uv_loop_init(&f->loop);
-  f->st = open_store(&f->loop, f->path);
+  if (store_fixture_open(f, "store", "data/sb.db") != 0) return -1;
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   fixture *f = *state;
-  sb_store_close(f->st);
-  assert_int_equal(loop_finish(&f->loop), 0);
-  char cmd[160];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  int rc = store_fixture_close(f);
   free(f);
-  return 0;
+  return rc;
 }
 
 /* ---- one operation at a time: submit, then wait for its callback ------ */

@@ -19,15 +19,13 @@
 
 #include "store/store.h"
 #include "test_loop.h"
+#include "test_store_fixture.h"
 #include "test_store_outcome.h"
 
 #define DEADLINE_MS 20000
 
 typedef struct fixture {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  sb_store *st;
+  store_fixture s;
   /* what the events hook saw, in order: "tenant:seq:type" */
   char seen[64][64];
   int nseen;
@@ -44,33 +42,22 @@ static void on_events(void *ud, const char *tenant,
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-runs-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof f->path, "%s/sb.db", f->dir);
-  uv_loop_init(&f->loop);
-  sb_error err = {0};
-  sb_store_options o = {.path = f->path, .loop = &f->loop};
-  f->st = sb_store_open_sqlite(&o, &err);
-  if (!f->st) fail_msg("open: %s", err.msg);
-  sb_store_on_events(f->st, on_events, f);
+  if (store_fixture_open(&f->s, "runs", "sb.db") != 0) return -1;
+  sb_store_on_events(f->s.st, on_events, f);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
   fixture *f = *state;
-  sb_store_close(f->st);
-  assert_int_equal(loop_finish(&f->loop), 0);
-  char cmd[160];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  int rc = store_fixture_close(&f->s);
   free(f);
-  return 0;
+  return rc;
 }
 
 static int await(fixture *f, int submitted, outcome *o) {
   if (submitted != 0) return submitted;
-  assert_true(run_until(&f->loop, flag_set, &o->done, DEADLINE_MS));
+  assert_true(run_until(&f->s.loop, flag_set, &o->done, DEADLINE_MS));
   return o->rc;
 }
 
@@ -83,14 +70,14 @@ static int write_run(fixture *f, const char *tenant, const char *id,
                       .expected_rev = rev};
   sb_store_event ev = {.type = event, .run_id = id, .data = "{}"};
   sb_store_extras x = {.run = &run, .events = &ev, .nevents = event ? 1 : 0};
-  return await(f, sb_store_write(f->st, tenant, &x, 1000, on_outcome, o), o);
+  return await(f, sb_store_write(f->s.st, tenant, &x, 1000, on_outcome, o), o);
 }
 
 static int read_events(fixture *f, const char *tenant, int64_t since,
                        const char *run, outcome *o) {
   memset(o, 0, sizeof *o);
   return await(f,
-               sb_store_events_read(f->st, tenant, since, run, 100, on_outcome,
+               sb_store_events_read(f->s.st, tenant, since, run, 100, on_outcome,
                                     o),
                o);
 }
@@ -120,7 +107,7 @@ static void test_run_rows_and_rev(void **state) {
   outcome_clear(&o);
   /* the row as written, and not visible to another tenant */
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_run_get(f->st, "t", "r1", on_outcome, &o),
+  assert_int_equal(await(f, sb_store_run_get(f->s.st, "t", "r1", on_outcome, &o),
                          &o),
                    0);
   assert_int_equal(o.runs.len, 1);
@@ -129,7 +116,7 @@ static void test_run_rows_and_rev(void **state) {
   assert_string_equal(o.runs.items[0].context_id, "c1");
   assert_int_equal(o.runs.items[0].rev, 2);
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_get(f->st, "u", "r1", on_outcome, &o),
+  assert_int_equal(await(f, sb_store_run_get(f->s.st, "u", "r1", on_outcome, &o),
                          &o),
                    SB_ENOENT);
   outcome_clear(&o);
@@ -147,7 +134,7 @@ static void test_context_and_run_in_one_transaction(void **state) {
   sb_store_event ev = {.type = "step.completed", .run_id = "r1", .data = "{}"};
   sb_store_extras x = {.run = &run, .events = &ev, .nevents = 1};
   sb_store_record rec = {.id = "c1", .created_ms = 1000, .doc = "{\"v\":1}"};
-  assert_int_equal(await(f, sb_store_create(f->st, "t", &rec, &x, on_outcome,
+  assert_int_equal(await(f, sb_store_create(f->s.st, "t", &rec, &x, on_outcome,
                                             &o),
                          &o),
                    0);
@@ -159,11 +146,11 @@ static void test_context_and_run_in_one_transaction(void **state) {
   sb_store_append_args a = {.tenant = "t", .id = "c1", .expected_version = 1,
                             .new_doc = "{\"v\":2}", .patch = "[]",
                             .now_ms = 2000, .extras = &x};
-  assert_int_equal(await(f, sb_store_append(f->st, &a, on_outcome, &o), &o),
+  assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o),
                    SB_ECONFLICT);
   outcome_clear(&o);
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_get(f->st, "t", "c1", 2000, on_outcome,
+  assert_int_equal(await(f, sb_store_get(f->s.st, "t", "c1", 2000, on_outcome,
                                          &o),
                          &o),
                    0);
@@ -171,7 +158,7 @@ static void test_context_and_run_in_one_transaction(void **state) {
   outcome_clear(&o);
   /* with the right rev, both move together */
   run.expected_rev = 1;
-  assert_int_equal(await(f, sb_store_append(f->st, &a, on_outcome, &o), &o), 0);
+  assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o), 0);
   assert_int_equal(o.version, 2);
   assert_int_equal(o.run_rev, 2);
   outcome_clear(&o);
@@ -188,7 +175,7 @@ static void test_sequences_per_tenant(void **state) {
   outcome o;
   /* held writes run as one batch: a failing one in the middle takes no
    * number, so its neighbours' numbers stay contiguous */
-  sb_store_hold_writes(f->st, 1);
+  sb_store_hold_writes(f->s.st, 1);
   outcome w[4] = {{0}};
   sb_store_event ev[2] = {{.type = "a.one", .data = "{}"},
                           {.type = "a.two", .run_id = "r9", .data = "{\"k\":1}"}};
@@ -196,12 +183,12 @@ static void test_sequences_per_tenant(void **state) {
   sb_store_run bad = {.id = "zz", .workflow = "wf", .status = "running",
                       .doc = "{}", .expected_rev = 5};
   sb_store_extras failing = {.run = &bad, .events = ev, .nevents = 1};
-  assert_int_equal(sb_store_write(f->st, "t", &two, 1, on_outcome, &w[0]), 0);
-  assert_int_equal(sb_store_write(f->st, "t", &failing, 1, on_outcome, &w[1]), 0);
-  assert_int_equal(sb_store_write(f->st, "u", &two, 1, on_outcome, &w[2]), 0);
-  assert_int_equal(sb_store_write(f->st, "t", &two, 1, on_outcome, &w[3]), 0);
-  sb_store_hold_writes(f->st, 0);
-  assert_true(run_until(&f->loop, flag_set, &w[3].done, DEADLINE_MS));
+  assert_int_equal(sb_store_write(f->s.st, "t", &two, 1, on_outcome, &w[0]), 0);
+  assert_int_equal(sb_store_write(f->s.st, "t", &failing, 1, on_outcome, &w[1]), 0);
+  assert_int_equal(sb_store_write(f->s.st, "u", &two, 1, on_outcome, &w[2]), 0);
+  assert_int_equal(sb_store_write(f->s.st, "t", &two, 1, on_outcome, &w[3]), 0);
+  sb_store_hold_writes(f->s.st, 0);
+  assert_true(run_until(&f->s.loop, flag_set, &w[3].done, DEADLINE_MS));
   assert_int_equal(w[0].rc, 0);
   assert_int_equal(w[1].rc, SB_ENOENT);
   assert_int_equal(w[1].events.len, 0);
@@ -220,13 +207,13 @@ static void test_sequences_per_tenant(void **state) {
   outcome_clear(&o);
   /* trimming everything never brings a number back */
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_events_trim(f->st, 10, 0, on_outcome, &o),
+  assert_int_equal(await(f, sb_store_events_trim(f->s.st, 10, 0, on_outcome, &o),
                          &o),
                    0);
   assert_int_equal(o.count, 6);
   outcome_clear(&o);
-  assert_int_equal(sb_store_write(f->st, "t", &two, 20, on_outcome, &o), 0);
-  assert_true(run_until(&f->loop, flag_set, &o.done, DEADLINE_MS));
+  assert_int_equal(sb_store_write(f->s.st, "t", &two, 20, on_outcome, &o), 0);
+  assert_true(run_until(&f->s.loop, flag_set, &o.done, DEADLINE_MS));
   assert_int_equal(o.events.items[0].seq, 5);
   outcome_clear(&o);
 }
@@ -243,7 +230,7 @@ static void test_run_listing(void **state) {
   assert_int_equal(write_run(f, "u", "r5", "running", 0, NULL, &o), 0);
   outcome_clear(&o);
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_run_list(f->st, "t", NULL, NULL, 2,
+  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", NULL, NULL, 2,
                                               on_outcome, &o),
                          &o),
                    0);
@@ -251,14 +238,14 @@ static void test_run_listing(void **state) {
   assert_string_equal(o.runs.items[0].id, "r4"); /* newest id first */
   assert_string_equal(o.runs.items[1].id, "r3");
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_list(f->st, "t", NULL, "r3", 10,
+  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", NULL, "r3", 10,
                                               on_outcome, &o),
                          &o),
                    0);
   assert_int_equal(o.runs.len, 2);
   assert_string_equal(o.runs.items[0].id, "r2");
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_list(f->st, "t", "running", NULL, 10,
+  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", "running", NULL, 10,
                                               on_outcome, &o),
                          &o),
                    0);
@@ -266,7 +253,7 @@ static void test_run_listing(void **state) {
   assert_string_equal(o.runs.items[0].id, "r1");
   outcome_clear(&o);
   /* active runs of every tenant */
-  assert_int_equal(await(f, sb_store_runs_active(f->st, on_outcome, &o), &o), 0);
+  assert_int_equal(await(f, sb_store_runs_active(f->s.st, on_outcome, &o), &o), 0);
   assert_int_equal(o.runs.len, 3);
   int tenants_u = 0;
   for (size_t i = 0; i < o.runs.len; i++)
@@ -275,11 +262,11 @@ static void test_run_listing(void **state) {
   outcome_clear(&o);
   /* a write with nothing in it, and an event without data, are refused */
   sb_store_extras none = {0};
-  assert_int_equal(sb_store_write(f->st, "t", &none, 1, on_outcome, &o),
+  assert_int_equal(sb_store_write(f->s.st, "t", &none, 1, on_outcome, &o),
                    SB_EINVAL);
   sb_store_event nodata = {.type = "x.y"};
   sb_store_extras bad = {.events = &nodata, .nevents = 1};
-  assert_int_equal(sb_store_write(f->st, "t", &bad, 1, on_outcome, &o),
+  assert_int_equal(sb_store_write(f->s.st, "t", &bad, 1, on_outcome, &o),
                    SB_EINVAL);
 }
 
