@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 import { DEADLINE_MS, startHttpServer, switchboardBin, withDeadline } from './lib/harness.mjs';
 import { agentDef } from '../agents/agents_lib.mjs';
+import { runCli } from './lib/contexts_common.mjs';
 
 const FLOW_AGENT = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'flow_agent.mjs');
 const flowAgent = (id, capabilities) =>
@@ -46,21 +47,7 @@ const WORKFLOWS = `workflows:
 `;
 
 /** Run the CLI to completion with extra env; {code, signal, stdout, stderr}. */
-function cli(args, { env = {}, timeoutMs = 3 * DEADLINE_MS } = {}) {
-  const proc = spawn(switchboardBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-  proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-  const done = new Promise((resolve, reject) => {
-    proc.once('error', reject);
-    proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return withDeadline(done, timeoutMs, `switchboard ${args.join(' ')}`).catch((e) => {
-    proc.kill('SIGKILL');
-    throw e;
-  });
-}
+const cli = (args, { env = {}, timeoutMs = 3 * DEADLINE_MS } = {}) => runCli(args, { env, timeoutMs });
 
 /** Poll `read` until `ok(value)` holds, or fail at the deadline with the last value. */
 async function until(read, ok, what, ms = 3 * DEADLINE_MS) {

@@ -111,9 +111,9 @@ export function withoutId(text, id) {
   return String(text).split(id).join('<id>');
 }
 
-/** Run the CLI to completion; resolves {code, signal, stdout, stderr}. */
-export function runCli(args, { timeoutMs = DEADLINE_MS } = {}) {
-  const proc = spawn(switchboardBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run the CLI to completion (extra `env` on top of ours); resolves {code, signal, stdout, stderr}. */
+export function runCli(args, { timeoutMs = DEADLINE_MS, env = {} } = {}) {
+  const proc = spawn(switchboardBin(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
