@@ -184,11 +184,14 @@ static void on_answered(void *ud, const sb_flow_reply *r) {
   ask_next(c);
 }
 
+/* Answer the run with `answer` (taken: the engine keeps a copy). */
 static void submit(run_cli *c, json_t *answer) {
   sb_error err = {0};
   c->answering = 1;
-  if (sb_flow_run_answer(c->flow, c->tenant, c->run_id, c->ask.step, answer,
-                         on_answered, c, &err) != 0) {
+  int rc = sb_flow_run_answer(c->flow, c->tenant, c->run_id, c->ask.step,
+                              answer, on_answered, c, &err);
+  json_decref(answer);
+  if (rc != 0) {
     sb_flow_reply r = {.rc = err.code ? err.code : SB_EINVAL, .err = err};
     on_answered(c, &r);
   }
