@@ -138,8 +138,12 @@ int gw_agent_up(agent *a, const char **why);
 int gw_resolve_tool(sb_gateway *o, const char *name, agent **a,
                     const char **tool);
 
-/* calls.c */
+/* outcome.c */
 sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);
+/* The outcome of a call the registry refused to admit. */
+sb_gateway_outcome gw_refusal_outcome(sb_registry_refusal why);
+
+/* calls.c */
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
 const char *gw_capability_for(const char *method);
