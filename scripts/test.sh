@@ -4,7 +4,8 @@
 #   scripts/test.sh --sanitize the ASan+UBSan build in build-asan/
 #   scripts/test.sh --tsan     the ThreadSanitizer build in build-tsan/: the
 #                              tests of the threaded modules only (store,
-#                              context manager), which is where threads are
+#                              its runs and events, the event bus, context
+#                              manager), which is where threads are
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -21,7 +22,7 @@ if [[ ${1:-} == --tsan ]]; then
   build=build-tsan
   flags+=(-DSB_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  tsan_tests=(test_store test_store_crash test_ctx_manager)
+  tsan_tests=(test_store test_store_crash test_ctx_manager test_store_runs test_events)
   cmake -S . -B "$build" "${flags[@]}" >/dev/null
   cmake --build "$build" -j2 --target "${tsan_tests[@]}"
   ctest --test-dir "$build" --output-on-failure -j2 \
