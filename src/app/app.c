@@ -32,9 +32,24 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
   return l;
 }
 
-/* The HTTP server's authenticate option: the tenant of a bearer token. */
+/* The HTTP server's authenticate option: the tenant of a bearer token.
+ * The config's tokens first (simple setups keep working), then the API
+ * keys of the store (the keyring's memory: no disk on the loop). A token
+ * shaped like an API key is always checked as one, so a revoked or wrong
+ * key is refused even where the config has no tenants (and callers
+ * without a key are the default tenant, as before). */
 static const char *authenticate(void *ud, const char *token) {
-  return sb_config_tenant_for_token(ud, token);
+  sb_app *app = ud;
+  const sb_config *cfg = app->cfg;
+  char id[SB_AUTH_KEY_ID_LEN + 1];
+  if (cfg->tenants_len) {
+    const char *t = sb_config_tenant_for_token(cfg, token);
+    if (t) return t;
+  }
+  if (token && sb_auth_key_parse(token, id))
+    return sb_auth_keyring_tenant(app->keyring, token, (int64_t)sb_wall_ms(),
+                                  NULL);
+  return cfg->tenants_len ? NULL : sb_config_tenant_for_token(cfg, token);
 }
 
 /* The config's agents; an invalid one names its line. */
@@ -183,7 +198,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
         .authenticate = authenticate,
-        .auth_ud = (void *)cfg};
+        .auth_ud = app};
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -195,6 +210,14 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   }
   /* Runs a previous process left running or waiting go on. */
   if (sb_flow_engine_resume_all(app->flow, err) != 0) goto fail;
+  /* API keys: after the resumption's read, which may not find the store's
+   * queue taken (store.max_pending can be 1); a key load that does finds
+   * it busy simply waits for the next tick. Until the first load is in,
+   * keys are refused (authenticate takes a NULL keyring). */
+  if (app->http) {
+    sb_auth_keyring_options ko = {.store = app->store, .loop = o->loop};
+    if (!(app->keyring = sb_auth_keyring_start(&ko, err))) goto fail;
+  }
   SB_INFO(MODULE, "contexts in %s (tenant without credentials: %s)",
           cfg->store_path, cfg->tenants_len ? "none, tokens required"
                                             : cfg->default_tenant);
@@ -230,7 +253,9 @@ void sb_app_stop(sb_app *app) {
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);
   sb_events_free(app->events);
+  sb_auth_keyring_stop(app->keyring);
   sb_store_close(app->store);
+  sb_auth_keyring_free(app->keyring);
   sb_flow_defs_clear(&app->defs);
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);

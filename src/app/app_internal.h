@@ -3,6 +3,7 @@
 #define SB_APP_INTERNAL_H
 
 #include "app/app.h"
+#include "auth/auth.h"
 #include "ctx/ctx.h"
 #include "events/events.h"
 #include "flow/flow.h"
@@ -16,6 +17,7 @@ struct sb_app {
   const sb_config *cfg;
   uv_loop_t *loop;
   sb_store *store;
+  sb_auth_keyring *keyring; /* API keys (HTTP only) */
   sb_ctx_manager *ctx;
   sb_mcp_server *mcp;
   sb_stdio_server *stdio;

@@ -58,6 +58,12 @@ int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
 extern const char sb_cli_run_help[];
 int sb_cli_run(int argc, char **argv);
 
+/* switchboard tenant ... and switchboard key ... (keys_cmd.c) */
+extern const char sb_cli_tenant_help[];
+extern const char sb_cli_key_help[];
+int sb_cli_tenant(int argc, char **argv);
+int sb_cli_key(int argc, char **argv);
+
 /* switchboard runs ... (runs_cmd.c; the actions a server performs:
  * runs_rest.c) */
 extern const char sb_cli_runs_help[];

@@ -37,6 +37,8 @@ static const char main_help[] =
     "  switchboard run WORKFLOW --config FILE [--input FILE|-] [--json]\n"
     "  switchboard runs (list | get ID | events ID) --config FILE\n"
     "  switchboard runs (cancel | answer | resume | fork) ID --url URL\n"
+    "  switchboard tenant (create ID [--name NAME] | list) --config FILE\n"
+    "  switchboard key (create --tenant T | list | revoke KEYID) --config FILE\n"
     "  switchboard help [COMMAND]\n"
     "  switchboard --version\n"
     "  switchboard --help\n"
@@ -49,6 +51,8 @@ static const char main_help[] =
     "  run       run a workflow to its end in this process\n"
     "  runs      list and read stored runs; cancel, answer, resume or fork\n"
     "            a run of a running server\n"
+    "  tenant    register tenants in the store, or list them\n"
+    "  key       create (shown once), list or revoke API keys\n"
     "  help      show help for switchboard or for one command\n"
     "\n"
     "Options:\n"
@@ -445,6 +449,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "agents") == 0) return sb_cli_agents(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return sb_cli_run(argc - 2, argv + 2);
   if (strcmp(cmd, "runs") == 0) return sb_cli_runs(argc - 2, argv + 2);
+  if (strcmp(cmd, "tenant") == 0) return sb_cli_tenant(argc - 2, argv + 2);
+  if (strcmp(cmd, "key") == 0) return sb_cli_key(argc - 2, argv + 2);
   if (strcmp(cmd, "help") == 0) {
     if (argc > 3)
       return sb_cli_usage_error("help", "unexpected argument '%s'", argv[3]);
@@ -462,6 +468,10 @@ int main(int argc, char **argv) {
       fputs(sb_cli_run_help, stdout);
     } else if (strcmp(argv[2], "runs") == 0) {
       fputs(sb_cli_runs_help, stdout);
+    } else if (strcmp(argv[2], "tenant") == 0) {
+      fputs(sb_cli_tenant_help, stdout);
+    } else if (strcmp(argv[2], "key") == 0) {
+      fputs(sb_cli_key_help, stdout);
     } else if (strcmp(argv[2], "help") == 0) {
       fputs(main_help, stdout);
     } else {

@@ -532,7 +532,7 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   } else if (!r->out.tenant) {
     set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
               "%s bearer token: send Authorization: Bearer <token> of a "
-              "configured tenant",
+              "configured tenant, or an API key",
               bearer_token(r) ? "unknown" : "missing");
   } else if (r->route) {
     /* a REST route: any method, body read below */

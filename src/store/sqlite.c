@@ -86,6 +86,23 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_EVENTS_TRIM] =
         "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
         "created_ms<? LIMIT ?)",
+    [STMT_TENANT_INSERT] =
+        "INSERT INTO tenants(id,name,created_ms) VALUES(?,?,?)",
+    [STMT_TENANT_LIST] = "SELECT id,name,created_ms FROM tenants ORDER BY id",
+    [STMT_KEY_INSERT] =
+        "INSERT INTO api_keys(id,tenant_id,hash,scopes,created_ms,expires_ms)"
+        " VALUES(?,?,?,?,?,?)",
+    [STMT_KEY_LIST] =
+        "SELECT id,tenant_id,'',scopes,created_ms,expires_ms,revoked_ms FROM "
+        "api_keys WHERE ?1 IS NULL OR tenant_id=?1 ORDER BY created_ms,id",
+    [STMT_KEY_REVOKE] =
+        "UPDATE api_keys SET revoked_ms=?2 WHERE id=?1 AND revoked_ms=0",
+    [STMT_KEY_EXISTS] = "SELECT 1 FROM api_keys WHERE id=?",
+    [STMT_KEY_EPOCH] = "SELECT epoch FROM key_epoch",
+    [STMT_KEY_EPOCH_BUMP] = "UPDATE key_epoch SET epoch=epoch+1",
+    [STMT_KEYS_LOAD] =
+        "SELECT id,tenant_id,hash,scopes,created_ms,expires_ms,revoked_ms "
+        "FROM api_keys WHERE revoked_ms=0",
 };
 
 /* Migrations, applied in order; user_version = how many have run. */
@@ -153,6 +170,20 @@ static const char *const migrations[] = {
     /* 5: the workflow definition a run follows, written once with the run
      * (not with every transition) */
     "ALTER TABLE runs ADD COLUMN def TEXT NOT NULL DEFAULT '';",
+    /* 6: tenants and their API keys (a hash of each key, never the key),
+     * and an epoch every key change moves, so a server polls one row to
+     * learn whether its cache of keys is stale */
+    "CREATE TABLE tenants(id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',"
+    " created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE api_keys(id TEXT PRIMARY KEY,"
+    " tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    " hash TEXT NOT NULL, scopes TEXT NOT NULL DEFAULT '[]',"
+    " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX api_keys_tenant ON api_keys(tenant_id);"
+    "CREATE TABLE key_epoch(one INTEGER PRIMARY KEY CHECK(one=1),"
+    " epoch INTEGER NOT NULL);"
+    "INSERT INTO key_epoch VALUES(1,0);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -489,6 +520,9 @@ void st_conn_read(st_conn *c, st_req *q) {
   case ST_OP_RUN_LIST:
   case ST_OP_RUNS_ACTIVE: rc = st_read_runs(c, q); break;
   case ST_OP_EVENTS_READ: rc = st_read_events(c, q); break;
+  case ST_OP_TENANT_LIST:
+  case ST_OP_KEY_LIST:
+  case ST_OP_KEYS_LOAD: rc = st_read_keys(c, q); break;
   default:
     rc = sb_error_set(&q->res.err, SB_EINVAL, "store: not a read");
     break;
@@ -604,6 +638,9 @@ static int write_one(st_conn *c, st_req *q) {
   case ST_OP_SWEEP: return write_sweep(c, q);
   case ST_OP_WRITE: return st_write_extras(c, q);
   case ST_OP_EVENTS_TRIM: return st_write_events_trim(c, q);
+  case ST_OP_TENANT_CREATE:
+  case ST_OP_KEY_CREATE:
+  case ST_OP_KEY_REVOKE: return st_write_keys(c, q);
   default: return sb_error_set(&q->res.err, SB_EINVAL, "store: not a write");
   }
 }

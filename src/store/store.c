@@ -30,6 +30,8 @@ static void run_callbacks(sb_store *st) {
     sb_store_versions_clear(&r->res.versions);
     sb_store_event_rows_clear(&r->res.events);
     sb_store_runs_clear(&r->res.runs);
+    sb_store_tenant_rows_clear(&r->res.tenants);
+    sb_store_key_rows_clear(&r->res.keys);
     sb_free(r);
     r = next;
   }
@@ -387,6 +389,91 @@ int sb_store_events_trim(sb_store *st, int64_t before_ms, int max,
   r->now_ms = before_ms;
   r->limit = max > 0 ? max : 10000;
   return submit(st, r);
+}
+
+int sb_store_tenant_create(sb_store *st, const char *id, const char *name,
+                           int64_t now_ms, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = id, .doc = name ? name : ""};
+  st_req *r = req_new(st, ST_OP_TENANT_CREATE, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  return submit(st, r);
+}
+
+int sb_store_tenant_list(sb_store *st, sb_store_cb cb, void *ud) {
+  int rc;
+  req_strings s = {.tenant = "*"}; /* crosses tenants */
+  st_req *r = req_new(st, ST_OP_TENANT_LIST, &s, cb, ud, &rc);
+  if (!r) return rc;
+  return submit(st, r);
+}
+
+int sb_store_key_create(sb_store *st, const sb_store_key_args *a,
+                        sb_store_cb cb, void *ud) {
+  int rc;
+  if (!a->id || !*a->id || !a->hash || !*a->hash) return SB_EINVAL;
+  req_strings s = {.tenant = a->tenant,
+                   .id = a->id,
+                   .patch = a->hash,
+                   .doc = a->scopes ? a->scopes : "[]"};
+  st_req *r = req_new(st, ST_OP_KEY_CREATE, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = a->created_ms;
+  r->expires_ms = a->expires_ms;
+  return submit(st, r);
+}
+
+int sb_store_key_list(sb_store *st, const char *tenant, sb_store_cb cb,
+                      void *ud) {
+  int rc;
+  req_strings s = {.tenant = "*", .filter = tenant};
+  st_req *r = req_new(st, ST_OP_KEY_LIST, &s, cb, ud, &rc);
+  if (!r) return rc;
+  return submit(st, r);
+}
+
+int sb_store_key_revoke(sb_store *st, const char *id, int64_t now_ms,
+                        sb_store_cb cb, void *ud) {
+  int rc;
+  if (!id || !*id) return SB_EINVAL;
+  req_strings s = {.tenant = "*", .id = id};
+  st_req *r = req_new(st, ST_OP_KEY_REVOKE, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  return submit(st, r);
+}
+
+int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
+                       void *ud) {
+  int rc;
+  req_strings s = {.tenant = "*"};
+  st_req *r = req_new(st, ST_OP_KEYS_LOAD, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->version = known_epoch;
+  return submit(st, r);
+}
+
+void sb_store_tenant_rows_clear(sb_store_tenant_rows *t) {
+  for (size_t i = 0; i < t->len; i++) {
+    sb_free(t->items[i].id);
+    sb_free(t->items[i].name);
+  }
+  sb_free(t->items);
+  t->items = NULL;
+  t->len = 0;
+}
+
+void sb_store_key_rows_clear(sb_store_key_rows *k) {
+  for (size_t i = 0; i < k->len; i++) {
+    sb_free(k->items[i].id);
+    sb_free(k->items[i].tenant);
+    sb_free(k->items[i].hash);
+    sb_free(k->items[i].scopes);
+  }
+  sb_free(k->items);
+  k->items = NULL;
+  k->len = 0;
 }
 
 void sb_store_event_rows_clear(sb_store_event_rows *e) {

@@ -175,6 +175,40 @@ typedef struct sb_store_runs {
 void sb_store_event_rows_clear(sb_store_event_rows *e);
 void sb_store_runs_clear(sb_store_runs *r);
 
+/* ---- tenants and API keys (sqlite_keys.c) ---------------------------- */
+
+/* A tenant registered in the store (`switchboard tenant create`). */
+typedef struct sb_store_tenant_row {
+  char *id;
+  char *name;
+  int64_t created_ms;
+} sb_store_tenant_row;
+
+typedef struct sb_store_tenant_rows {
+  sb_store_tenant_row *items;
+  size_t len;
+} sb_store_tenant_rows;
+
+/* An API key's row. The store never sees a key's secret: only its public
+ * id and a hash of the whole key (auth/ computes it). */
+typedef struct sb_store_key_row {
+  char *id;
+  char *tenant;
+  char *hash;   /* hex; only sb_store_keys_load fills it ("" otherwise) */
+  char *scopes; /* JSON array of strings */
+  int64_t created_ms;
+  int64_t expires_ms; /* 0 = never */
+  int64_t revoked_ms; /* 0 = not revoked */
+} sb_store_key_row;
+
+typedef struct sb_store_key_rows {
+  sb_store_key_row *items;
+  size_t len;
+} sb_store_key_rows;
+
+void sb_store_tenant_rows_clear(sb_store_tenant_rows *t);
+void sb_store_key_rows_clear(sb_store_key_rows *k);
+
 /* What a completed operation produced. Owned by the store and freed after
  * the callback returns; the callback may take `record` or `versions` by
  * copying the struct and zeroing the original. */
@@ -191,6 +225,8 @@ typedef struct sb_store_result {
   sb_store_event_rows events; /* a write's events as committed (with their
                                  seq), or the events read */
   sb_store_runs runs;         /* run_get (one), run_list, runs_active */
+  sb_store_tenant_rows tenants; /* tenant_list */
+  sb_store_key_rows keys;       /* key_list, keys_load */
 } sb_store_result;
 
 /* Runs once per queued operation, on the loop thread. */
@@ -275,6 +311,46 @@ int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
  * Sequence numbers are never reused. */
 int sb_store_events_trim(sb_store *st, int64_t before_ms, int max,
                          sb_store_cb cb, void *ud);
+
+/* Register a tenant (id valid as sb_config_tenant_id_valid says; name may
+ * be NULL). SB_ECONFLICT if it exists. */
+int sb_store_tenant_create(sb_store *st, const char *id, const char *name,
+                           int64_t now_ms, sb_store_cb cb, void *ud);
+
+/* Every registered tenant, by id, into res->tenants. */
+int sb_store_tenant_list(sb_store *st, sb_store_cb cb, void *ud);
+
+/* A new API key of a registered tenant (SB_ENOENT if the tenant is not
+ * registered, SB_ECONFLICT if the id exists). `hash` is the hex hash of
+ * the whole key, `scopes` a JSON array (NULL: "[]"). Bumps the key epoch. */
+typedef struct sb_store_key_args {
+  const char *id;
+  const char *tenant;
+  const char *hash;
+  const char *scopes;
+  int64_t created_ms;
+  int64_t expires_ms; /* 0 = never */
+} sb_store_key_args;
+int sb_store_key_create(sb_store *st, const sb_store_key_args *a,
+                        sb_store_cb cb, void *ud);
+
+/* Keys (of one tenant, or of all when tenant is NULL), by creation, into
+ * res->keys without their hashes. */
+int sb_store_key_list(sb_store *st, const char *tenant, sb_store_cb cb,
+                      void *ud);
+
+/* Revoke a key at now_ms (SB_ENOENT if there is no such key; revoking a
+ * revoked key changes nothing: res->count 0, else 1). Bumps the epoch. */
+int sb_store_key_revoke(sb_store *st, const char *id, int64_t now_ms,
+                        sb_store_cb cb, void *ud);
+
+/* What a server needs to authenticate keys: res->count is the key epoch
+ * (it moves with every key created or revoked, by any process); when it
+ * differs from `known_epoch`, res->keys holds every unrevoked key with its
+ * hash (expired ones included: the caller checks expiry per request), and
+ * res->version is 1; when it is the same, nothing is read (version 0). */
+int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
+                       void *ud);
 
 /* Called on the loop thread for every committed write that carried
  * events, just before that write's own callback: the whole bus of

@@ -29,12 +29,20 @@ typedef enum st_op {
   ST_OP_RUNS_ACTIVE,
   ST_OP_EVENTS_READ,
   ST_OP_EVENTS_TRIM,
+  ST_OP_TENANT_CREATE,
+  ST_OP_TENANT_LIST,
+  ST_OP_KEY_CREATE,
+  ST_OP_KEY_LIST,
+  ST_OP_KEY_REVOKE,
+  ST_OP_KEYS_LOAD,
 } st_op;
 
 /* These change the database; the rest only read. */
 static inline int st_op_writes(st_op op) {
   return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP ||
-         op == ST_OP_WRITE || op == ST_OP_EVENTS_TRIM;
+         op == ST_OP_WRITE || op == ST_OP_EVENTS_TRIM ||
+         op == ST_OP_TENANT_CREATE || op == ST_OP_KEY_CREATE ||
+         op == ST_OP_KEY_REVOKE;
 }
 
 typedef struct st_req {
@@ -132,6 +140,15 @@ enum {
   STMT_EVENT_INSERT,
   STMT_EVENTS_READ,
   STMT_EVENTS_TRIM,
+  STMT_TENANT_INSERT,
+  STMT_TENANT_LIST,
+  STMT_KEY_INSERT,
+  STMT_KEY_LIST,
+  STMT_KEY_REVOKE,
+  STMT_KEY_EXISTS,
+  STMT_KEY_EPOCH,
+  STMT_KEY_EPOCH_BUMP,
+  STMT_KEYS_LOAD,
   STMT__COUNT
 };
 
@@ -149,6 +166,10 @@ int st_write_extras(st_conn *c, st_req *q);
 int st_write_events_trim(st_conn *c, st_req *q);
 int st_read_runs(st_conn *c, st_req *q);
 int st_read_events(st_conn *c, st_req *q);
+
+/* sqlite_keys.c: tenants and API keys. */
+int st_write_keys(st_conn *c, st_req *q);
+int st_read_keys(st_conn *c, st_req *q);
 
 /* Run a read (get, chain, history, count) on c, filling req->res. */
 void st_conn_read(st_conn *c, st_req *req);

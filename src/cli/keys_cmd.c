@@ -1,0 +1,398 @@
+/* keys_cmd.c: `switchboard tenant create|list` and `switchboard key
+ * create|list|revoke`, on the store a server reads (SQLite in WAL mode
+ * lets the command write beside a running server, whose keyring picks the
+ * change up at its next refresh). A key is printed once, by `key create`;
+ * the store keeps only its hash. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "auth/auth.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "store/store.h"
+
+const char sb_cli_tenant_help[] =
+    "Usage:\n"
+    "  switchboard tenant create ID [--name NAME]\n"
+    "  switchboard tenant list\n"
+    "\n"
+    "Register a tenant in the store (API keys belong to registered\n"
+    "tenants), or list them as JSON. ID is 1-64 of [A-Za-z0-9._-].\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE     read store.path from FILE\n"
+    "  --store PATH      the SQLite file (overrides store.path)\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Exit status: 0 done, 1 exists or store error, 2 usage error.\n";
+
+const char sb_cli_key_help[] =
+    "Usage:\n"
+    "  switchboard key create --tenant T [--scope S ...] [--expires WHEN]\n"
+    "  switchboard key list [--tenant T]\n"
+    "  switchboard key revoke KEYID\n"
+    "\n"
+    "create prints a new API key on stdout, ONCE: the store keeps only a\n"
+    "hash of it. Callers send it as Authorization: Bearer <key>. WHEN is a\n"
+    "duration (90s, 30m, 12h, 7d) from now or an RFC 3339 time\n"
+    "(2027-01-31T00:00:00Z). Scopes are stored and listed.\n"
+    "list prints JSON: id, tenant, scopes, created, expires, revoked\n"
+    "(never the key). revoke refuses the key from the next request a\n"
+    "running server sees after its next key refresh (250 ms).\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE     read store.path from FILE\n"
+    "  --store PATH      the SQLite file (overrides store.path)\n"
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Exit status: 0 done, 1 not found or store error, 2 usage error.\n";
+
+#define MAX_SCOPES 64
+
+typedef struct keys_args {
+  const char *config, *store, *tenant, *name, *expires;
+  const char *scopes[MAX_SCOPES];
+  int nscopes;
+  const char *positional[2];
+  int npositional;
+  int help;
+} keys_args;
+
+static int parse(const char *cmd, int argc, char **argv, keys_args *a) {
+  static const char *const names[] = {"--config", "--store", "--tenant",
+                                      "--name", "--expires", "--scope"};
+  for (int i = 0; i < argc; i++) {
+    if (sb_cli_is_help(argv[i])) {
+      a->help = 1;
+      return 0;
+    }
+    int matched = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+      const char *v = NULL;
+      int rc = sb_cli_take_value(argc, argv, &i, names[k], &v);
+      if (rc < 0)
+        return sb_cli_usage_error(cmd, "option %s needs a value", names[k]);
+      if (rc == 0) continue;
+      matched = 1;
+      if (k == 0) a->config = v;
+      if (k == 1) a->store = v;
+      if (k == 2) a->tenant = v;
+      if (k == 3) a->name = v;
+      if (k == 4) a->expires = v;
+      if (k == 5) {
+        if (a->nscopes == MAX_SCOPES)
+          return sb_cli_usage_error(cmd, "%s", "too many --scope options");
+        a->scopes[a->nscopes++] = v;
+      }
+      break;
+    }
+    if (matched) continue;
+    if (argv[i][0] == '-')
+      return sb_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
+    if (a->npositional == 2)
+      return sb_cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+    a->positional[a->npositional++] = argv[i];
+  }
+  return 0;
+}
+
+/* --expires: a duration from now or an RFC 3339 time; ms since the epoch,
+ * or -1. */
+static int64_t parse_expires(const char *s, int64_t now_ms) {
+  char *end = NULL;
+  long long n = strtoll(s, &end, 10);
+  if (end && end != s && n > 0 && end[0] && !end[1]) {
+    int64_t unit = end[0] == 's'   ? 1000
+                   : end[0] == 'm' ? 60000
+                   : end[0] == 'h' ? 3600000
+                   : end[0] == 'd' ? 86400000
+                                   : 0;
+    if (unit && n <= 36500LL * 86400000 / unit) return now_ms + n * unit;
+    return -1;
+  }
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return -1;
+  int64_t frac_ms = 0;
+  if (*rest == '.') {
+    int digits = 0;
+    for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+      if (digits < 3) frac_ms = frac_ms * 10 + (*rest - '0');
+    if (!digits) return -1;
+    for (; digits < 3; digits++) frac_ms *= 10;
+  }
+  int64_t offset_s = 0;
+  if (*rest == 'Z' || *rest == 'z') {
+    rest++;
+  } else if ((*rest == '+' || *rest == '-') && strlen(rest) == 6 &&
+             rest[3] == ':') {
+    int hh = atoi(rest + 1), mm = atoi(rest + 4);
+    offset_s = (int64_t)(hh * 3600 + mm * 60) * (*rest == '+' ? 1 : -1);
+    rest += 6;
+  } else {
+    return -1;
+  }
+  if (*rest) return -1;
+  time_t t = timegm(&tm);
+  if (t == (time_t)-1) return -1;
+  return ((int64_t)t - offset_s) * 1000 + frac_ms;
+}
+
+static void iso_time(int64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- one store operation on a loop of our own ------------------------- */
+
+typedef struct keys_run {
+  uv_loop_t loop;
+  sb_store *store;
+  int done;
+  int rc;
+  sb_error err;
+  int64_t count;
+  json_t *out; /* lists */
+} keys_run;
+
+static int run_open(keys_run *r, const sb_config *cfg, sb_error *err) {
+  memset(r, 0, sizeof *r);
+  int rc = uv_loop_init(&r->loop);
+  if (rc != 0)
+    return sb_error_set(err, SB_EIO, "cannot create an event loop: %s",
+                        uv_strerror(rc));
+  sb_store_options so = {.path = cfg->store_path, .loop = &r->loop,
+                         .readers = 1};
+  if (!(r->store = sb_store_open_sqlite(&so, err))) {
+    uv_loop_close(&r->loop);
+    return err->code ? err->code : SB_EIO;
+  }
+  return 0;
+}
+
+static void run_close(keys_run *r) {
+  sb_store_close(r->store);
+  uv_run(&r->loop, UV_RUN_DEFAULT); /* let the store's handle close */
+  uv_loop_close(&r->loop);
+  json_decref(r->out);
+}
+
+static void on_done(void *ud, sb_store_result *res) {
+  keys_run *r = ud;
+  r->done = 1;
+  r->rc = res->rc;
+  r->err = res->err;
+  r->count = res->count;
+  if (res->rc != 0) return;
+  if (res->tenants.len || res->keys.len) r->out = json_array();
+  for (size_t i = 0; i < res->tenants.len; i++) {
+    const sb_store_tenant_row *t = &res->tenants.items[i];
+    char created[32];
+    iso_time(t->created_ms, created);
+    json_array_append_new(r->out, json_pack("{ssssss}", "id", t->id, "name",
+                                            t->name, "created", created));
+  }
+  for (size_t i = 0; i < res->keys.len; i++) {
+    const sb_store_key_row *k = &res->keys.items[i];
+    char created[32], expires[32], revoked[32];
+    iso_time(k->created_ms, created);
+    iso_time(k->expires_ms, expires);
+    iso_time(k->revoked_ms, revoked);
+    json_t *scopes = json_loads(k->scopes, 0, NULL);
+    json_array_append_new(
+        r->out,
+        json_pack("{sssssosssoso}", "id", k->id, "tenant", k->tenant,
+                  "scopes", scopes ? scopes : json_array(), "created", created,
+                  "expires", k->expires_ms ? json_string(expires) : json_null(),
+                  "revoked",
+                  k->revoked_ms ? json_string(revoked) : json_null()));
+  }
+}
+
+/* Wait for the operation submitted (submitted: its submit's result). */
+static int run_wait(keys_run *r, int submitted) {
+  if (submitted != 0)
+    return sb_error_set(&r->err, submitted, "the store refused the request");
+  while (!r->done && uv_run(&r->loop, UV_RUN_ONCE) != 0) {
+  }
+  if (!r->done) return sb_error_set(&r->err, SB_EIO, "the store never answered");
+  return r->rc;
+}
+
+static void print_list(json_t *list) {
+  json_t *empty = list ? NULL : json_array();
+  char *text = json_dumps(list ? list : empty, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  if (text) puts(text);
+  sb_free(text);
+  json_decref(empty);
+}
+
+/* Load the config and apply --store; EXIT_OK or an exit status. */
+static int load_config(const char *cmd, const keys_args *a, sb_config *cfg) {
+  sb_error err = {0};
+  sb_config_defaults(cfg);
+  if ((a->config && sb_config_load(cfg, a->config, &err) != 0) ||
+      (a->store && sb_config_set_store_path(cfg, a->store, &err) != 0)) {
+    fprintf(stderr, "switchboard %s: %s\n", cmd, err.msg);
+    return EXIT_USAGE;
+  }
+  return EXIT_OK;
+}
+
+int sb_cli_tenant(int argc, char **argv) {
+  keys_args a = {0};
+  int rc = parse("tenant", argc, argv, &a);
+  if (rc != 0) return rc;
+  if (a.help || a.npositional == 0) {
+    fputs(sb_cli_tenant_help, a.help ? stdout : stderr);
+    return a.help ? EXIT_OK : EXIT_USAGE;
+  }
+  const char *verb = a.positional[0];
+  int create = strcmp(verb, "create") == 0;
+  if (!create && strcmp(verb, "list") != 0)
+    return sb_cli_usage_error("tenant", "unknown subcommand '%s'", verb);
+  if (create && (a.npositional != 2 || !sb_config_tenant_id_valid(a.positional[1])))
+    return sb_cli_usage_error("tenant", "%s",
+                              "create needs an ID of 1-64 of [A-Za-z0-9._-]");
+  if (!create && a.npositional != 1)
+    return sb_cli_usage_error("tenant", "unexpected argument '%s'",
+                              a.positional[1]);
+  if (a.tenant || a.expires || a.nscopes || (!create && a.name))
+    return sb_cli_usage_error("tenant", "%s", "an option that applies to keys");
+  sb_config cfg;
+  if ((rc = load_config("tenant", &a, &cfg)) != EXIT_OK) goto out;
+  keys_run r;
+  sb_error err = {0};
+  if (run_open(&r, &cfg, &err) != 0) {
+    fprintf(stderr, "switchboard tenant: %s\n", err.msg);
+    rc = EXIT_RUNTIME;
+    goto out;
+  }
+  int src = create ? sb_store_tenant_create(r.store, a.positional[1], a.name,
+                                            (int64_t)sb_wall_ms(), on_done, &r)
+                   : sb_store_tenant_list(r.store, on_done, &r);
+  if (run_wait(&r, src) != 0) {
+    fprintf(stderr, "switchboard tenant: %s\n", r.err.msg);
+    rc = EXIT_RUNTIME;
+  } else if (create) {
+    fprintf(stderr, "tenant %s created\n", a.positional[1]);
+    rc = EXIT_OK;
+  } else {
+    print_list(r.out);
+    rc = EXIT_OK;
+  }
+  run_close(&r);
+out:
+  sb_config_free(&cfg);
+  return rc;
+}
+
+static int key_create(keys_run *r, const keys_args *a) {
+  char key[SB_AUTH_KEY_LEN + 1], id[SB_AUTH_KEY_ID_LEN + 1],
+      hash[SB_AUTH_HASH_HEX_LEN + 1];
+  int64_t now = (int64_t)sb_wall_ms();
+  int64_t expires = 0;
+  if (a->expires && (expires = parse_expires(a->expires, now)) < 0)
+    return sb_cli_usage_error("key", "--expires: expected a duration (90s, "
+                              "30m, 12h, 7d) or an RFC 3339 time, got '%s'",
+                              a->expires);
+  json_t *scopes = json_array();
+  for (int i = 0; i < a->nscopes; i++)
+    json_array_append_new(scopes, json_string(a->scopes[i]));
+  char *scopes_text = json_dumps(scopes, JSON_COMPACT);
+  json_decref(scopes);
+  if (!scopes_text || sb_auth_key_generate(key, id, hash) != 0) {
+    sb_free(scopes_text);
+    fprintf(stderr, "switchboard key: cannot make a key\n");
+    return EXIT_RUNTIME;
+  }
+  sb_store_key_args ka = {.id = id,
+                          .tenant = a->tenant,
+                          .hash = hash,
+                          .scopes = scopes_text,
+                          .created_ms = now,
+                          .expires_ms = expires};
+  int rc = run_wait(r, sb_store_key_create(r->store, &ka, on_done, r));
+  sb_free(scopes_text);
+  if (rc != 0) {
+    sodium_memzero(key, sizeof key);
+    fprintf(stderr, "switchboard key: %s\n", r->err.msg);
+    return EXIT_RUNTIME;
+  }
+  /* The key alone on stdout (for scripts); what it is on stderr. */
+  printf("%s\n", key);
+  fflush(stdout);
+  sodium_memzero(key, sizeof key);
+  fprintf(stderr,
+          "key %s of tenant %s created; it is shown only this once: keep "
+          "it now\n",
+          id, a->tenant);
+  return EXIT_OK;
+}
+
+int sb_cli_key(int argc, char **argv) {
+  keys_args a = {0};
+  int rc = parse("key", argc, argv, &a);
+  if (rc != 0) return rc;
+  if (a.help || a.npositional == 0) {
+    fputs(sb_cli_key_help, a.help ? stdout : stderr);
+    return a.help ? EXIT_OK : EXIT_USAGE;
+  }
+  const char *verb = a.positional[0];
+  int create = strcmp(verb, "create") == 0, list = strcmp(verb, "list") == 0,
+      revoke = strcmp(verb, "revoke") == 0;
+  if (!create && !list && !revoke)
+    return sb_cli_usage_error("key", "unknown subcommand '%s'", verb);
+  if (revoke && (a.npositional != 2 || !sb_auth_key_id_valid(a.positional[1])))
+    return sb_cli_usage_error("key", "%s",
+                              "revoke needs a KEYID (12 hex digits, as key "
+                              "list shows)");
+  if (!revoke && a.npositional != 1)
+    return sb_cli_usage_error("key", "unexpected argument '%s'",
+                              a.positional[1]);
+  if (create && !a.tenant)
+    return sb_cli_usage_error("key", "%s", "create needs --tenant T");
+  if (a.tenant && !sb_config_tenant_id_valid(a.tenant))
+    return sb_cli_usage_error("key", "--tenant: not a tenant id: '%s'",
+                              a.tenant);
+  if (a.name || (!create && (a.expires || a.nscopes)) || (revoke && a.tenant))
+    return sb_cli_usage_error("key", "%s",
+                              "an option that does not apply to this "
+                              "subcommand");
+  sb_config cfg;
+  if ((rc = load_config("key", &a, &cfg)) != EXIT_OK) goto out;
+  keys_run r;
+  sb_error err = {0};
+  if (run_open(&r, &cfg, &err) != 0) {
+    fprintf(stderr, "switchboard key: %s\n", err.msg);
+    rc = EXIT_RUNTIME;
+    goto out;
+  }
+  if (create) {
+    rc = key_create(&r, &a);
+  } else if (list) {
+    rc = run_wait(&r, sb_store_key_list(r.store, a.tenant, on_done, &r));
+    if (rc == 0) print_list(r.out);
+  } else {
+    rc = run_wait(&r, sb_store_key_revoke(r.store, a.positional[1],
+                                          (int64_t)sb_wall_ms(), on_done, &r));
+    if (rc == 0)
+      fprintf(stderr, "key %s %s\n", a.positional[1],
+              r.count ? "revoked" : "was already revoked");
+  }
+  if (!create) {
+    if (rc != 0) fprintf(stderr, "switchboard key: %s\n", r.err.msg);
+    rc = rc == 0 ? EXIT_OK : EXIT_RUNTIME;
+  }
+  run_close(&r);
+out:
+  sb_config_free(&cfg);
+  return rc;
+}

@@ -1,0 +1,145 @@
+// API keys end to end: `switchboard tenant create` and `key create` write
+// to a store, a server on that store accepts the key on REST and MCP (as
+// the key's tenant, isolated from the config's tenants), refuses a wrong
+// and an expired key, keeps accepting the config's tokens, and refuses a
+// key revoked with the CLI (another process) from the next request after
+// its key refresh. The key is printed once and appears neither in
+// `key list` nor in the server's log.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { DEADLINE_MS, tempStorePath } from './lib/harness.mjs';
+import { TENANTS, connectSdk, restClient, runCli, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+
+const KEY_TENANT = 'dealer-k';
+const KEY_RE = /^sb_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/;
+
+/** Poll `probe` until it returns true, or fail at the deadline. */
+async function until(probe, what, ms = DEADLINE_MS) {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('API keys (CLI + server)', { timeout: 120000 }, () => {
+  const store = tempStorePath();
+  const s = ['--store', store];
+  let server;
+  let key;
+  let keyId;
+  let expiredKey;
+
+  const cli = async (args, code = 0) => {
+    const r = await runCli(args);
+    assert.equal(r.code, code, `switchboard ${args.join(' ')} -> ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r;
+  };
+
+  before(async () => {
+    await cli(['tenant', 'create', KEY_TENANT, '--name', 'Key Motors', ...s]);
+    const made = await cli(['key', 'create', '--tenant', KEY_TENANT, '--scope', 'contexts:write', '--scope', 'tools', ...s]);
+    key = made.stdout.trim();
+    assert.match(key, KEY_RE);
+    keyId = key.slice(3, 15);
+    assert.match(made.stderr, /shown only this once/);
+    expiredKey = (await cli(['key', 'create', '--tenant', KEY_TENANT, '--expires', '2020-01-01T00:00:00Z', ...s])).stdout.trim();
+    server = await startTenantServer({ store, extraArgs: ['--log-level', 'debug'] });
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('tenant create refuses a duplicate; tenant list shows it', async () => {
+    const dup = await cli(['tenant', 'create', KEY_TENANT, ...s], 1);
+    assert.match(dup.stderr, /already exists/);
+    const list = JSON.parse((await cli(['tenant', 'list', ...s])).stdout);
+    assert.deepEqual(list.map((t) => [t.id, t.name]), [[KEY_TENANT, 'Key Motors']]);
+  });
+
+  it('key create needs a registered tenant and a valid --expires', async () => {
+    const r = await cli(['key', 'create', '--tenant', 'nobody', ...s], 1);
+    assert.match(r.stderr, /not registered/);
+    assert.equal(r.stdout, '');
+    await cli(['key', 'create', '--tenant', KEY_TENANT, '--expires', 'soon', ...s], 2);
+  });
+
+  it('key list shows id, tenant, scopes, dates, and never the key', async () => {
+    const r = await cli(['key', 'list', '--tenant', KEY_TENANT, ...s]);
+    assert.ok(!r.stdout.includes(key.slice(16)), 'the secret is not listed');
+    const list = JSON.parse(r.stdout);
+    const mine = list.find((k) => k.id === keyId);
+    assert.deepEqual(mine.scopes, ['contexts:write', 'tools']);
+    assert.equal(mine.tenant, KEY_TENANT);
+    assert.equal(mine.revoked, null);
+    assert.equal(mine.expires, null);
+    assert.match(mine.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(list.find((k) => k.id === expiredKey.slice(3, 15)).expires, '2020-01-01T00:00:00Z');
+    assert.deepEqual(JSON.parse((await cli(['key', 'list', '--tenant', 'dealer-a', ...s])).stdout), []);
+  });
+
+  it('the server accepts the key on REST as its tenant, isolated from the config tenants', async () => {
+    const k = restClient(server.base, key);
+    // The keyring's first load is asynchronous: poll until it is in.
+    let created;
+    await until(async () => {
+      created = await k.create(sampleInput('key'));
+      return created.status === 201;
+    }, 'the key to be accepted');
+    assert.equal((await k.get(created.json.id)).status, 200);
+    const a = restClient(server.base, TENANTS.a.token);
+    assert.equal((await a.get(created.json.id)).status, 404, 'another tenant sees no such context');
+    // the config's token keeps working
+    const mine = await a.create(sampleInput('cfg'));
+    assert.equal(mine.status, 201, mine.text);
+    assert.equal((await k.get(mine.json.id)).status, 404);
+  });
+
+  it('the server accepts the key on MCP', async () => {
+    const c = await connectSdk('modern', 'http', { url: server.url, token: key });
+    try {
+      const r = await c.callTool('context_create', sampleInput('mcp'));
+      assert.ok(!r.isError, JSON.stringify(r));
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a wrong key, an expired key and a missing token are refused with 401', async () => {
+    const last = key.at(-1) === 'A' ? 'B' : 'A';
+    for (const bad of [key.slice(0, -1) + last, expiredKey, 'sb_000000000000_' + key.slice(16)]) {
+      const r = await restClient(server.base, bad).create(sampleInput('bad'));
+      assert.equal(r.status, 401, `${bad.slice(0, 15)}…: ${r.status} ${r.text}`);
+    }
+    assert.equal((await restClient(server.base, null).create(sampleInput('none'))).status, 401);
+  });
+
+  it('a key revoked with the CLI is refused from the next request after the refresh', async () => {
+    const k = restClient(server.base, key);
+    const before = await k.create(sampleInput('before'));
+    assert.equal(before.status, 201);
+    const r = await cli(['key', 'revoke', keyId, ...s]);
+    assert.match(r.stderr, /revoked/);
+    const t0 = Date.now();
+    await until(async () => (await k.get(before.json.id)).status === 401, 'the revoked key to be refused');
+    const took = Date.now() - t0;
+    // 250 ms refresh plus a read; generous for a loaded machine
+    assert.ok(took < 5000, `refused after ${took} ms`);
+    // and it stays refused, on MCP too
+    assert.equal((await k.create(sampleInput('again'))).status, 401);
+    await assert.rejects(connectSdk('modern', 'http', { url: server.url, token: key }));
+    const list = JSON.parse((await cli(['key', 'list', ...s])).stdout);
+    assert.match(list.find((x) => x.id === keyId).revoked, /^\d{4}-/);
+    await cli(['key', 'revoke', 'ffffffffffff', ...s], 1);
+    // the config token is unaffected
+    assert.equal((await restClient(server.base, TENANTS.b.token).create(sampleInput('b'))).status, 201);
+  });
+
+  it('the key never appears in the server log', () => {
+    assert.ok(server.stderr.length > 0);
+    assert.ok(!server.stderr.includes(key.slice(16)), 'secret in the log');
+    assert.ok(!server.stderr.includes(expiredKey.slice(16)), 'secret in the log');
+  });
+});
