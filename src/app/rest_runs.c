@@ -1,6 +1,7 @@
 /* rest_runs.c: workflow runs and the event log over REST.
  *
  *   POST /v1/runs                 {workflow, contextId?, input?} -> 201 run
+ *                                 (Location: /v1/runs/{id}; fork likewise)
  *   GET  /v1/runs?status=&cursor=&limit=   -> {runs, nextCursor?}
  *   GET  /v1/runs/{id}            -> run
  *   POST /v1/runs/{id}/cancel     {reason?} -> run
@@ -44,10 +45,18 @@ static void respond_flow_error(sb_http_request *req, int rc, const char *msg) {
 static void on_flow_done(void *ud, const sb_flow_reply *r) {
   rest_run_op *op = ud;
   if (op->req) {
-    if (r->rc != 0)
+    if (r->rc != 0) {
       respond_flow_error(op->req, r->rc, r->err.msg);
-    else
-      app_rest_json(op->req, op->created ? 201 : 200, json_incref(r->run), NULL);
+    } else if (op->created) {
+      /* A new run (start, fork): where it can be read. */
+      char location[128];
+      snprintf(location, sizeof location, RUNS "/%s",
+               json_string_value(json_object_get(r->run, "id")));
+      const char *headers[] = {"Location", location, NULL};
+      app_rest_json(op->req, 201, json_incref(r->run), headers);
+    } else {
+      app_rest_json(op->req, 200, json_incref(r->run), NULL);
+    }
   }
   sb_free(op);
 }

@@ -209,6 +209,7 @@ describe('workflows over REST with real agents', () => {
     const intake = finished.history.find((h) => h.step === 'intake');
     const forked = await rest.action(started.id, 'fork', { step: 'intake' });
     assert.equal(forked.status, 201, forked.text);
+    assert.equal(forked.headers.location, `/v1/runs/${forked.json.id}`);
     assert.notEqual(forked.json.id, started.id);
     assert.notEqual(forked.json.contextId, started.contextId);
     assert.deepEqual(forked.json.forkedFrom, { runId: started.id, step: 'intake', contextVersion: intake.contextVersion });

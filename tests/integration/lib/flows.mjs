@@ -84,6 +84,7 @@ export function runsClient(base, token) {
 export async function startRun(rest, body) {
   const r = await rest.start(body);
   assert.equal(r.status, 201, r.text);
+  assert.equal(r.headers.location, `/v1/runs/${r.json.id}`);
   return r.json;
 }
 
