@@ -31,4 +31,8 @@ if [[ ${1:-} == --tsan ]]; then
 fi
 cmake -S . -B "$build" "${flags[@]}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j2
+# Under the sanitizers every process runs several times slower; one test
+# at a time keeps the integration tests' deadlines meaningful there.
+jobs=2
+[[ $build == build-asan ]] && jobs=1
+ctest --test-dir "$build" --output-on-failure -j"$jobs"
