@@ -46,6 +46,9 @@ void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers);
 void app_rest_error(sb_http_request *req, int status, const char *code,
                     const char *message);
+/* A positive integer query argument; 0 if absent, -1 if malformed (not
+ * all digits, or below 1). */
+int64_t app_rest_query_int(sb_http_request *req, const char *key);
 /* 503 busy with Retry-After: 1 (back-pressure; retry shortly). */
 void app_rest_busy(sb_http_request *req, const char *message);
 /* The request body as JSON (new reference), parsed by the parser /mcp

@@ -98,8 +98,7 @@ json_t *app_rest_body(sb_http_request *req, const char *what) {
   return v;
 }
 
-/* A positive integer query argument; 0 if absent, -1 if malformed. */
-static int64_t query_int(sb_http_request *req, const char *key) {
+int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;
   char *end = NULL;
@@ -256,7 +255,7 @@ static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
 
 static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
                    const char *id) {
-  int64_t version = query_int(req, "version");
+  int64_t version = app_rest_query_int(req, "version");
   const char *requirements = sb_http_request_query(req, "requirements");
   if (version < 0)
     return respond_error(req, 400, "bad_request",
@@ -327,7 +326,8 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
 
 static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
                        const char *id) {
-  int64_t before = query_int(req, "before"), limit = query_int(req, "limit");
+  int64_t before = app_rest_query_int(req, "before");
+  int64_t limit = app_rest_query_int(req, "limit");
   if (before < 0 || limit < 0 || limit > 1000)
     return respond_error(req, 400, "bad_request",
                          "before and limit must be integers >= 1 (limit at "
@@ -344,7 +344,8 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
 
 static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
                     const char *id) {
-  int64_t from = query_int(req, "from"), to = query_int(req, "to");
+  int64_t from = app_rest_query_int(req, "from");
+  int64_t to = app_rest_query_int(req, "to");
   if (from <= 0 || to <= 0)
     return respond_error(req, 400, "bad_request",
                          "from and to are required versions >= 1", 0);

@@ -112,8 +112,8 @@ static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
 }
 
 static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
-  const char *limit = sb_http_request_query(req, "limit");
-  long n = limit ? strtol(limit, NULL, 10) : 50;
+  int64_t n = app_rest_query_int(req, "limit");
+  if (n == 0) n = 50;
   if (n < 1 || n > 1000)
     return app_rest_error(req, 400, "bad_request",
                           "limit: an integer between 1 and 1000");

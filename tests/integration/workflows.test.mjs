@@ -266,6 +266,9 @@ describe('workflows over REST with real agents', () => {
     assert.equal(badAction.status, 404);
     const list = await rest.list('?status=bogus');
     assert.equal(list.status, 400);
+    const limit = await rest.list('?limit=5abc');
+    assert.equal(limit.status, 400);
+    assert.match(limit.json.error.message, /limit/);
     // an input over the message limit (4 MiB) is refused whole
     const huge = await rest.start({ workflow: 'lead', input: { variables: { notes: 'x'.repeat(5 * 1024 * 1024) } } });
     assert.equal(huge.status, 413);
