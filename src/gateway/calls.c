@@ -337,6 +337,11 @@ static json_t *agent_params(sb_gateway_call *c, agent *a) {
     if (c->client_caps)
       json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->client_caps);
   }
+  /* The caller's tenant, authenticated by switchboard (never taken from
+   * the caller's own _meta): agents shared by several dealer groups keep
+   * each group's data apart by it. */
+  const char *tenant = c->tenant ? c->tenant : c->owner->default_tenant;
+  if (tenant) json_object_set_new(meta, SB_GATEWAY_META_TENANT, json_string(tenant));
   json_t *projection = c->route ? gw_route_projection(c->route, a) : NULL;
   if (projection) json_object_set_new(meta, SB_GATEWAY_META_CONTEXT, projection);
   if (json_object_size(meta)) json_object_set_new(params, "_meta", meta);

@@ -36,6 +36,11 @@ typedef struct sb_gateway sb_gateway;
  * "rank", "score", "parts", "coverage", "contextId", "contextVersion"}. */
 #define SB_GATEWAY_META_CONTEXT "switchboard/context"
 #define SB_GATEWAY_META_ROUTING "switchboard/routing"
+/* Every request to an agent carries the caller's tenant in _meta under
+ * this key (set by switchboard from the authenticated caller; a caller's
+ * own value is replaced), so an agent serving several tenants can keep
+ * their data apart. */
+#define SB_GATEWAY_META_TENANT "switchboard/tenant"
 typedef struct sb_ctx_manager sb_ctx_manager;
 
 /* Public tool names (agentId__tool): the default and least length limit. */

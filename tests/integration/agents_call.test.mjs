@@ -57,6 +57,7 @@ describe('agents_call', () => {
       data: { workflow: { variables: { budget: 30000 } }, conversation: { intent: 'buy' } },
       missing: [],
     }, 'exactly the required paths, nothing else of the context');
+    assert.equal(first.got.meta['switchboard/tenant'], 'default', 'the caller\'s tenant, named by switchboard');
     assert.equal(first.routing.agent, 'budgetbot');
     assert.equal(first.routing.rank, 1);
     assert.equal(first.routing.parts.coverage, 1);
