@@ -32,7 +32,11 @@ typedef enum sb_event_type {
   SB_EVENT_CONTEXT_UPDATED,
   SB_EVENT_RUN_STARTED,
   SB_EVENT_STEP_STARTED,
-  SB_EVENT_STEP_COMPLETED,
+  SB_EVENT_STEP_COMPLETED, /* {step, visit, contextVersion; a call also
+                               agent, handedVersion, durationMs and, routed
+                               by capability or with a context, routing:
+                               {capability, rank, score, parts, coverage,
+                               projectionBytes, contextBytes}} */
   SB_EVENT_STEP_FAILED,
   SB_EVENT_AGENT_HANDOFF, /* {from, to, step, contextVersion,
                              projectionBytes} */

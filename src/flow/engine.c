@@ -53,6 +53,7 @@ void fl_change_free(fl_change *c) {
   if (!c) return;
   json_decref(c->value);
   json_decref(c->events);
+  json_decref(c->routing);
   sb_free(c->agent);
   sb_free(c->message);
   sb_free(c->code);

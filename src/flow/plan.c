@@ -352,6 +352,12 @@ static void step_done(plan *p, const fl_change *c, json_t *entry) {
   if (c->agent) {
     json_object_set_new(h, "agent", json_string(c->agent));
     json_object_set_new(data, "agent", json_string(c->agent));
+    if (c->handed_version > 0)
+      json_object_set_new(data, "handedVersion",
+                          json_integer((json_int_t)c->handed_version));
+    if (c->routing) json_object_set(data, "routing", c->routing);
+    if (c->duration_ms >= 0)
+      json_object_set_new(data, "durationMs", json_integer(c->duration_ms));
     record_agent(p, c->agent);
     const char *last = fl_str(p->doc, "lastAgent");
     if (last && strcmp(last, c->agent) != 0)

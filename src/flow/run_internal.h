@@ -45,6 +45,10 @@ typedef struct fl_change {
   char *agent;         /* who answered, or NULL */
   size_t projection_bytes;
   int64_t handed_version; /* the context version the agent was handed */
+  json_t *routing;     /* STEP_DONE by capability or with a context: why
+                          this agent ({capability, rank, score, parts,
+                          coverage, projectionBytes, contextBytes}) */
+  int64_t duration_ms; /* STEP_DONE: from the step's start to its answer */
   json_t *events;      /* [{type, data}] an agent published */
   char *message;       /* STEP_FAILED, CANCEL: why */
   char *code;          /* STEP_FAILED: a short code (timeout, agent...) */

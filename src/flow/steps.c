@@ -182,6 +182,14 @@ static void call_done(void *ud, const sb_gateway_result *res) {
     c->projection_bytes =
         (size_t)fl_int(res->routing, "projectionBytes");
     c->handed_version = fl_int(res->routing, "contextVersion");
+    if (res->routing) {
+      c->routing = json_deep_copy(res->routing);
+      /* said elsewhere in the event: who, and which context */
+      json_object_del(c->routing, "agent");
+      json_object_del(c->routing, "contextId");
+      json_object_del(c->routing, "contextVersion");
+    }
+    c->duration_ms = (int64_t)sb_wall_ms() - a->started_ms;
     json_t *evs = json_object_get(json_object_get(res->result, "_meta"),
                                   SB_FLOW_META_EVENTS);
     if (json_is_array(evs)) c->events = json_deep_copy(evs);

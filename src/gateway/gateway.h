@@ -138,7 +138,8 @@ typedef struct sb_gateway_result {
   int agent_modern;    /* that agent speaks 2026-07-28 */
   json_t *routing;     /* a call by capability or with a context, answered:
                           {agent, capability, rank, score, parts, coverage,
-                          contextId, contextVersion, projectionBytes} */
+                          contextId, contextVersion, projectionBytes,
+                          contextBytes (the whole context's size)} */
 } sb_gateway_result;
 
 typedef struct sb_gateway_call_options {

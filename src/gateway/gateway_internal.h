@@ -72,6 +72,7 @@ typedef struct gw_route {
   size_t n;
   json_t *parts;    /* agent id -> {rank, score, parts, coverage} */
   size_t projection_bytes; /* of the last projection handed out */
+  size_t context_bytes;    /* of the whole context it was cut from */
 } gw_route;
 
 typedef struct mount mount;

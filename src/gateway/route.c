@@ -163,6 +163,9 @@ json_t *gw_route_projection(gw_route *r, agent *a) {
   /* What the agent is handed, in bytes (for the handoff events). */
   size_t bytes = p ? json_dumpb(p, NULL, 0, JSON_COMPACT) : 0;
   r->projection_bytes = bytes;
+  /* ...beside the whole context, which is what it would get otherwise. */
+  if (!r->context_bytes)
+    r->context_bytes = json_dumpb(r->doc, NULL, 0, JSON_COMPACT);
   return p;
 }
 
@@ -194,6 +197,9 @@ json_t *gw_route_report(gw_route *r, const char *agent_id, int64_t version,
     if (r->doc)
       json_object_set_new(report, "projectionBytes",
                           json_integer((json_int_t)r->projection_bytes));
+    if (r->doc)
+      json_object_set_new(report, "contextBytes",
+                          json_integer((json_int_t)r->context_bytes));
   }
   return report;
 }
