@@ -229,6 +229,12 @@ fail:
 
 sb_flow_engine *sb_app_flow(sb_app *app) { return app->flow; }
 sb_events *sb_app_events(sb_app *app) { return app->events; }
+sb_gateway *sb_app_gateway(sb_app *app) { return app->gateway; }
+sb_ctx_manager *sb_app_ctx(sb_app *app) { return app->ctx; }
+sb_mcp_server *sb_app_mcp(sb_app *app) { return app->mcp; }
+int sb_app_http_port(const sb_app *app) {
+  return app->http ? sb_http_server_port(app->http) : 0;
+}
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,

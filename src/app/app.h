@@ -43,8 +43,17 @@ int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err);
  * until sb_app_stop). */
 typedef struct sb_flow_engine sb_flow_engine;
 typedef struct sb_events sb_events;
+typedef struct sb_gateway sb_gateway;
+typedef struct sb_ctx_manager sb_ctx_manager;
+typedef struct sb_mcp_server sb_mcp_server;
 sb_flow_engine *sb_app_flow(sb_app *app);
 sb_events *sb_app_events(sb_app *app);
+sb_gateway *sb_app_gateway(sb_app *app);
+sb_ctx_manager *sb_app_ctx(sb_app *app);
+sb_mcp_server *sb_app_mcp(sb_app *app); /* the main endpoint's (/mcp) */
+/* The HTTP port bound (server.listen's, or the one picked for port 0);
+ * 0 when the app serves no HTTP. */
+int sb_app_http_port(const sb_app *app);
 
 /* Stop transports, cancel calls, close the store. Handles close on the
  * next loop run. */

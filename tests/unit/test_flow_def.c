@@ -65,7 +65,7 @@ static void test_example_file(void **state) {
   sb_flow_def *d = NULL;
   if (sb_flow_def_from_json(doc, lines, "example.yaml", &d, &err) != 0)
     fail_msg("%s", err.msg);
-  assert_string_equal(d->name, "lead-to-test-drive");
+  assert_string_equal(d->name, "web-inquiry");
   assert_string_equal(d->description, "Web inquiry to a booked test drive");
   assert_string_equal(d->file, "example.yaml");
   assert_int_equal(d->max_steps, 50);
@@ -268,7 +268,7 @@ static const char header_example[] =
 static void test_header_example(void **state) {
   (void)state;
   sb_flow_def *d = build_ok(header_example);
-  assert_string_equal(d->name, "lead-to-test-drive");
+  assert_string_equal(d->name, "web-inquiry");
   assert_int_equal(d->max_steps, 100);
   assert_int_equal(d->nsteps, 12); /* 10 top-level, 2 inside offer */
   const sb_flow_step *s = step(d, "intake");
