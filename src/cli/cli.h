@@ -58,6 +58,10 @@ int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
 extern const char sb_cli_run_help[];
 int sb_cli_run(int argc, char **argv);
 
+/* switchboard demo (demo_cmd.c, demo_report.c) */
+extern const char sb_cli_demo_help[];
+int sb_cli_demo(int argc, char **argv);
+
 /* switchboard tenant ... and switchboard key ... (keys_cmd.c) */
 extern const char sb_cli_tenant_help[];
 extern const char sb_cli_key_help[];

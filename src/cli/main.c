@@ -34,6 +34,7 @@ static const char main_help[] =
     "  switchboard check --config FILE\n"
     "  switchboard context (get|history|diff) ID ... [options]\n"
     "  switchboard agents (list | explain CAPABILITY | show ID) --config FILE\n"
+    "  switchboard demo [--once] [--config FILE] [--listen HOST:PORT]\n"
     "  switchboard run WORKFLOW --config FILE [--input FILE|-] [--json]\n"
     "  switchboard runs (list | get ID | events ID) --config FILE\n"
     "  switchboard runs (cancel | answer | resume | fork) ID --url URL\n"
@@ -48,6 +49,7 @@ static const char main_help[] =
     "  check     validate a config file and print the resulting settings\n"
     "  context   read a context, its history or a diff from the store\n"
     "  agents    list the configured agents, or rank them for a capability\n"
+    "  demo      the dealership demo: agents, workflows, a trace, a summary\n"
     "  run       run a workflow to its end in this process\n"
     "  runs      list and read stored runs; cancel, answer, resume or fork\n"
     "            a run of a running server\n"
@@ -448,6 +450,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "context") == 0) return sb_cli_context(argc - 2, argv + 2);
   if (strcmp(cmd, "agents") == 0) return sb_cli_agents(argc - 2, argv + 2);
   if (strcmp(cmd, "run") == 0) return sb_cli_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "demo") == 0) return sb_cli_demo(argc - 2, argv + 2);
   if (strcmp(cmd, "runs") == 0) return sb_cli_runs(argc - 2, argv + 2);
   if (strcmp(cmd, "tenant") == 0) return sb_cli_tenant(argc - 2, argv + 2);
   if (strcmp(cmd, "key") == 0) return sb_cli_key(argc - 2, argv + 2);
@@ -466,6 +469,8 @@ int main(int argc, char **argv) {
       fputs(sb_cli_agents_help, stdout);
     } else if (strcmp(argv[2], "run") == 0) {
       fputs(sb_cli_run_help, stdout);
+    } else if (strcmp(argv[2], "demo") == 0) {
+      fputs(sb_cli_demo_help, stdout);
     } else if (strcmp(argv[2], "runs") == 0) {
       fputs(sb_cli_runs_help, stdout);
     } else if (strcmp(argv[2], "tenant") == 0) {

@@ -94,6 +94,7 @@ struct sb_gateway_call {
   int record_tries;      /* metadata.agents writes that lost a race */
   json_t *kept_result, *kept_error; /* the answer, while recording */
   json_t *meta;          /* the caller's _meta members */
+  json_t *fell_back;     /* [{agent, outcome}] passed over, in order */
   int caller_context;    /* the caller gave the context: no recording */
   sb_gateway_call *next, *prev; /* owner->calls */
 };
@@ -172,6 +173,7 @@ static void call_free(sb_gateway_call *c) {
   json_decref(c->kept_result);
   json_decref(c->meta);
   json_decref(c->kept_error);
+  json_decref(c->fell_back);
   gw_route_free(c->route);
   timer_free(c->timer);
   timer_free(c->deadline);
@@ -305,6 +307,25 @@ void gw_abandon_attempts(agent *a) {
   }
 }
 
+/* An agent of the ranking was passed over for the next one: the routing
+ * report names it and why (how a fallback came about). */
+static void note_fallback(sb_gateway_call *c, agent *a,
+                          sb_gateway_outcome why) {
+  if (!c->fell_back && !(c->fell_back = json_array())) return;
+  json_array_append_new(c->fell_back,
+                        json_pack("{ssss}", "agent", a->def->id, "outcome",
+                                  sb_gateway_outcome_name(why)));
+}
+
+/* The routing report of the answer, with the agents passed over. */
+static json_t *routing_report(sb_gateway_call *c, const char *agent_id,
+                              int64_t version, const char *record_error) {
+  json_t *r = gw_route_report(c->route, agent_id, version, record_error);
+  if (r && c->fell_back)
+    json_object_set(r, "fellBackFrom", c->fell_back);
+  return r;
+}
+
 /* ---- sending ----------------------------------------------------------------- */
 
 static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
@@ -387,6 +408,7 @@ static void try_agent(sb_gateway_call *c, agent *a) {
     if (next) {
       SB_INFO(MODULE, "agent %s not connected; trying %s", a->def->id,
               next->def->id);
+      note_fallback(c, a, SB_GATEWAY_NOT_CONNECTED);
       try_agent(c, next);
       return;
     }
@@ -407,6 +429,7 @@ static void try_agent(sb_gateway_call *c, agent *a) {
     if (next) {
       SB_INFO(MODULE, "agent %s unavailable (%s); falling back to %s",
               a->def->id, sb_gateway_outcome_name(refused), next->def->id);
+      note_fallback(c, a, refused);
       try_agent(c, next);
       return;
     }
@@ -605,8 +628,8 @@ static void recorded(sb_gateway_call *c, int64_t version, const sb_error *err) {
     SB_WARN(MODULE, "agent %s answered, but recording it in context %s "
                     "failed: %s",
             agent_id_of(c), c->route->context_id, err->msg);
-  json_t *routing = gw_route_report(c->route, agent_id_of(c), version,
-                                    err ? err->msg : NULL);
+  json_t *routing = routing_report(c, agent_id_of(c), version,
+                                  err ? err->msg : NULL);
   sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
                          .result = c->kept_result,
                          .error = c->kept_error,
@@ -768,8 +791,8 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                            .error = error};
     json_t *routing = NULL;
     if (result && c->route)
-      r.routing = routing = gw_route_report(
-          c->route, a->def->id,
+      r.routing = routing = routing_report(
+          c, a->def->id,
           c->caller_context ? version_of_doc(c->route->doc) : 0, NULL);
     finish(c, &r);
     json_decref(routing);
@@ -799,6 +822,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
   if (next) {
     SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
             next->def->id);
+    note_fallback(c, a, outcome);
     try_agent(c, next);
     return;
   }

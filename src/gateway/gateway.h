@@ -139,7 +139,9 @@ typedef struct sb_gateway_result {
   json_t *routing;     /* a call by capability or with a context, answered:
                           {agent, capability, rank, score, parts, coverage,
                           contextId, contextVersion, projectionBytes,
-                          contextBytes (the whole context's size)} */
+                          contextBytes (the whole context's size), and
+                          after a fallback fellBackFrom: [{agent,
+                          outcome}] the agents passed over, in order} */
 } sb_gateway_result;
 
 typedef struct sb_gateway_call_options {
