@@ -211,7 +211,8 @@ test('check validates the workflows the config names, with file and line', async
   const good = writeConfig(`workflows:\n  - ${examples}\n  - name: ping\n    steps: [{id: done, end: completed}]\n`);
   const r = await run(['check', '--config', good]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^# workflow lead-to-test-drive: 13 steps, from .*example\.yaml$/m);
+  assert.match(r.stdout, /^# workflow web-inquiry: 13 steps, from .*example\.yaml$/m);
+  assert.match(r.stdout, /^# workflow lead-to-test-drive: 11 steps, from .*lead-to-test-drive\.yaml$/m);
   assert.match(r.stdout, /^# workflow ping: 1 steps, from /m);
 
   const bad = writeConfig('workflows:\n  - name: w\n    steps:\n      - id: quote\n        call:\n          capability: finance.quote\n');
