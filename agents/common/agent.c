@@ -487,6 +487,7 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
   sb_mcp_server *srv = NULL;
   sb_stdio_server *stdio = NULL;
   sb_http_server *hs = NULL;
+  int signals = 0;
 
   sb_core_init();
   sb_log_set_level(SB_LOG_WARNING);
@@ -581,14 +582,23 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
   rt.sigterm.data = rt.sigint.data = &rt;
   uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
   uv_signal_start(&rt.sigint, on_signal, SIGINT);
+  signals = 1;
   uv_run(&rt.loop, UV_RUN_DEFAULT);
   code = 0;
 done:
   if (stdio) sb_stdio_server_stop(stdio);
   if (hs) sb_http_server_stop(hs);
   if (srv) sb_mcp_server_free(srv);
+  if (signals) {
+    uv_close((uv_handle_t *)&rt.sigterm, NULL);
+    uv_close((uv_handle_t *)&rt.sigint, NULL);
+  }
+  /* Let the servers close their own handles (stdout drains its answers
+   * first, then closes itself: closing it from here too would close it
+   * twice) and queued jobs finish; then close whatever is left. */
+  uv_run(&rt.loop, UV_RUN_DEFAULT);
   uv_walk(&rt.loop, close_handle, NULL);
-  uv_run(&rt.loop, UV_RUN_DEFAULT); /* lets queued jobs finish */
+  uv_run(&rt.loop, UV_RUN_DEFAULT);
   uv_loop_close(&rt.loop);
   json_decref(rt.tools);
   return code;

@@ -8,6 +8,7 @@
 #include "catalog.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -98,6 +99,109 @@ const dl_model *dl_model_find(const char *make, const char *model) {
         strcasecmp(dl_models[i].model, model) == 0)
       return &dl_models[i];
   return NULL;
+}
+
+/* Lower-case letters and digits of s, into out (size n). */
+static void name_key(const char *s, char *out, size_t n) {
+  size_t o = 0;
+  for (; *s && o + 1 < n; s++)
+    if (isalnum((unsigned char)*s)) out[o++] = (char)tolower((unsigned char)*s);
+  out[o] = '\0';
+}
+
+static const char *skip_article(const char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  static const char *const articles[] = {"a ", "an ", "the ", "un ", "une ",
+                                         "el ", "la ", "le ", "ein ", "eine "};
+  for (size_t i = 0; i < sizeof articles / sizeof articles[0]; i++)
+    if (strncasecmp(s, articles[i], strlen(articles[i])) == 0)
+      return s + strlen(articles[i]);
+  return s;
+}
+
+const dl_model *dl_model_lookup(const char *make, const char *text) {
+  char key[64], mkey[64];
+  if (!text) return NULL;
+  name_key(skip_article(text), key, sizeof key);
+  size_t klen = strlen(key);
+  if (klen < 2) return NULL;
+  /* pass 0: exact; 1: prefix of the model; 2: part of it (>= 3 chars) */
+  for (int pass = 0; pass < 3; pass++)
+    for (size_t i = 0; i < dl_models_len; i++) {
+      const dl_model *m = &dl_models[i];
+      if (make && strcasecmp(make, m->make) != 0) continue;
+      name_key(m->model, mkey, sizeof mkey);
+      if ((pass == 0 && strcmp(key, mkey) == 0) ||
+          (pass == 1 && strncmp(mkey, key, klen) == 0) ||
+          (pass == 2 && klen >= 3 && strstr(mkey, key)))
+        return m;
+    }
+  return NULL;
+}
+
+const char *dl_make_lookup(const char *text) {
+  static const struct { const char *nick, *make; } nicks[] = {
+      {"chevy", "Chevrolet"}, {"beemer", "BMW"}, {"bimmer", "BMW"}};
+  char key[64], mkey[64];
+  if (!text) return NULL;
+  name_key(skip_article(text), key, sizeof key);
+  for (size_t i = 0; i < dl_makes_len; i++) {
+    name_key(dl_makes[i], mkey, sizeof mkey);
+    if (strcmp(key, mkey) == 0) return dl_makes[i];
+  }
+  for (size_t i = 0; i < sizeof nicks / sizeof nicks[0]; i++)
+    if (strcmp(key, nicks[i].nick) == 0) return nicks[i].make;
+  return NULL;
+}
+
+/* ---- the calendar (Howard Hinnant's civil-date algorithms) --------------- */
+
+long dl_days_from_civil(int y, int m, int d) {
+  y -= m <= 2;
+  long era = (y >= 0 ? y : y - 399) / 400;
+  long yoe = y - era * 400;
+  long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+void dl_civil_from_days(long z, int *y, int *m, int *d) {
+  z += 719468;
+  long era = (z >= 0 ? z : z - 146096) / 146097;
+  long doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  long mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+int dl_date_parse(const char *s, long *days) {
+  int y, m, d, n = 0;
+  if (!s || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+      s[10] != '\0' || m < 1 || m > 12 || d < 1 || d > 31 || y < 1900)
+    return -1;
+  long z = dl_days_from_civil(y, m, d);
+  int y2, m2, d2;
+  dl_civil_from_days(z, &y2, &m2, &d2);
+  if (y2 != y || m2 != m || d2 != d) return -1; /* Feb 30 */
+  *days = z;
+  return 0;
+}
+
+void dl_date_format(long days, char out[11]) {
+  int y, m, d;
+  dl_civil_from_days(days, &y, &m, &d);
+  char text[48];
+  snprintf(text, sizeof text, "%04d-%02d-%02d", y % 10000, m, d);
+  memcpy(out, text, 10);
+  out[10] = '\0';
+}
+
+int dl_weekday(long days) { /* 1970-01-01 was a Thursday */
+  int w = (int)((days + 4) % 7);
+  return w < 0 ? w + 7 : w;
 }
 
 /* ---- VINs --------------------------------------------------------------- */

@@ -44,5 +44,25 @@ int dl_vin_valid(const char *vin);
 char dl_vin_year_code(int year);
 /* The model of a make+model pair (case-insensitive), or NULL. */
 const dl_model *dl_model_find(const char *make, const char *model);
+/* The model a person means by `text` ("camry", "a Camry", "CRV", "f150",
+ * "Silverado", "mach-e"): compared without case, spaces or punctuation,
+ * exactly first, then as the start of a model's name, then as a part of
+ * it. make (may be NULL) restricts the search. NULL if none. */
+const dl_model *dl_model_lookup(const char *make, const char *text);
+/* The make named by `text` (case-insensitive; "chevy" and "vw"-style
+ * nicknames included), as spelled in the catalogue, or NULL. */
+const char *dl_make_lookup(const char *text);
+
+/* ---- the demo calendar --------------------------------------------------- */
+
+/* Days since 1970-01-01 of a civil date, and back. */
+long dl_days_from_civil(int y, int m, int d);
+void dl_civil_from_days(long days, int *y, int *m, int *d);
+/* Parse "YYYY-MM-DD" (a real date) into days; -1 if it is not one. */
+int dl_date_parse(const char *s, long *days);
+/* Format days as "YYYY-MM-DD" into out (11 bytes). */
+void dl_date_format(long days, char out[11]);
+/* 0 = Sunday ... 6 = Saturday. */
+int dl_weekday(long days);
 
 #endif

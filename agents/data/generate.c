@@ -241,36 +241,14 @@ static int insert_vehicle(gen *g, const data_dealership *d) {
 
 /* ---- the calendar ------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static long days_from_civil(int y, int m, int d) {
-  y -= m <= 2;
-  long era = (y >= 0 ? y : y - 399) / 400;
-  long yoe = y - era * 400;
-  long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(long z, int *y, int *m, int *d) {
-  z += 719468;
-  long era = (z >= 0 ? z : z - 146096) / 146097;
-  long doe = z - era * 146097;
-  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  long mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 static int insert_slots(gen *g, const data_dealership *d) {
   int y, m, day;
   sscanf(DL_DATA_CALENDAR_START, "%d-%d-%d", &y, &m, &day);
-  long z = days_from_civil(y, m, day);
+  long z = dl_days_from_civil(y, m, day);
   for (int worked = 0; worked < SLOT_DAYS; z++) {
-    if ((z + 4) % 7 == 0) continue; /* 1970-01-01 was a Thursday: Sunday */
+    if (dl_weekday(z) == 0) continue; /* closed on Sundays */
     worked++;
-    civil_from_days(z, &y, &m, &day);
+    dl_civil_from_days(z, &y, &m, &day);
     for (int hour = 8; hour < 16; hour++)
       for (int bay = 1; bay <= SLOT_BAYS; bay++) {
         char at[32];
