@@ -428,7 +428,7 @@ static json_t *tool_list(const dl_agent *agent, sb_error *err) {
       json_decref(tools);
       return NULL;
     }
-    json_t *entry = json_pack("{sssssso}", "name", t->name, "title",
+    json_t *entry = json_pack("{ssssssso}", "name", t->name, "title",
                               t->title ? t->title : t->name, "description",
                               t->description, "inputSchema", in);
     if (out) json_object_set_new(entry, "outputSchema", out);
