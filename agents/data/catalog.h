@@ -14,9 +14,9 @@
 typedef struct dl_model {
   const char *make;
   const char *model;
-  const char *body;       /* sedan|suv|truck|hatchback|coupe|van */
-  const char *fuel;       /* the usual fuel: gas|hybrid|electric */
-  int hybrid_pct;         /* share of gas models sold as hybrids */
+  const char *body; /* sedan|suv|truck|hatchback|coupe|van */
+  const char *fuel; /* the usual fuel: gas|hybrid|electric */
+  int hybrid_pct;   /* share of gas models sold as hybrids */
   int seats;
   int mpg;                /* combined, gas version; 0 for electric */
   int range_miles;        /* electric only */

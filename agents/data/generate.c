@@ -26,7 +26,8 @@
 
 void dl_rng_seed(dl_rng *r, const char *text) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (const char *p = text; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  for (const char *p = text; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
   r->state = h;
 }
 
@@ -81,12 +82,16 @@ static double sticker(double x) {
 /* The first model year each model was sold (the catalogue has recent
  * generations only; older cars of newer names would be anachronisms). */
 static int first_year(const dl_model *m) {
-  static const struct { const char *model; int year; } firsts[] = {
-      {"Mustang Mach-E", 2021}, {"Bronco", 2021}, {"Maverick", 2022},
-      {"Ioniq 5", 2022}, {"EV6", 2022}, {"Model Y", 2020}, {"Model 3", 2017},
-      {"Carnival", 2022}, {"K5", 2021}, {"Bolt EV", 2017}, {"Ascent", 2019},
-      {"Ranger", 2019}, {"Trax", 2015}, {"HR-V", 2016}, {"Telluride", 2020},
-      {"Palisade", 2020}, {"Crosstrek", 2016}};
+  static const struct {
+    const char *model;
+    int year;
+  } firsts[] = {
+      {"Mustang Mach-E", 2021}, {"Bronco", 2021},   {"Maverick", 2022},
+      {"Ioniq 5", 2022},        {"EV6", 2022},      {"Model Y", 2020},
+      {"Model 3", 2017},        {"Carnival", 2022}, {"K5", 2021},
+      {"Bolt EV", 2017},        {"Ascent", 2019},   {"Ranger", 2019},
+      {"Trax", 2015},           {"HR-V", 2016},     {"Telluride", 2020},
+      {"Palisade", 2020},       {"Crosstrek", 2016}};
   for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++)
     if (strcmp(firsts[i].model, m->model) == 0) return firsts[i].year;
   return 2012;
@@ -94,7 +99,8 @@ static int first_year(const dl_model *m) {
 
 static int trims_of(const dl_model *m) {
   int n = 0;
-  while (n < 4 && m->trims[n]) n++;
+  while (n < 4 && m->trims[n])
+    n++;
   return n;
 }
 
@@ -125,20 +131,33 @@ static void make_vin(gen *g, const dl_model *m, int trim, int year,
 }
 
 static const char *const colors[] = {
-    "Super White", "Midnight Black", "Celestial Silver", "Magnetic Gray",
-    "Blueprint Blue", "Supersonic Red", "Lunar Rock", "Wind Chill Pearl",
-    "Cavalry Blue", "Ruby Flare", "Army Green", "Iconic Silver"};
+    "Super White",    "Midnight Black", "Celestial Silver", "Magnetic Gray",
+    "Blueprint Blue", "Supersonic Red", "Lunar Rock",       "Wind Chill Pearl",
+    "Cavalry Blue",   "Ruby Flare",     "Army Green",       "Iconic Silver"};
 
 /* Features by tier: every car of the age has the first; trims add more. */
-static const char *const basic_features[] = {
-    "backup camera", "Apple CarPlay", "Android Auto", "bluetooth",
-    "keyless entry", "lane keep assist", "automatic emergency braking"};
-static const char *const extra_features[] = {
-    "heated seats", "blind spot monitoring", "adaptive cruise control",
-    "remote start", "sunroof", "leather seats", "navigation",
-    "wireless charging", "heated steering wheel", "premium audio",
-    "power liftgate", "ventilated seats", "panoramic roof", "360 camera",
-    "head-up display"};
+static const char *const basic_features[] = {"backup camera",
+                                             "Apple CarPlay",
+                                             "Android Auto",
+                                             "bluetooth",
+                                             "keyless entry",
+                                             "lane keep assist",
+                                             "automatic emergency braking"};
+static const char *const extra_features[] = {"heated seats",
+                                             "blind spot monitoring",
+                                             "adaptive cruise control",
+                                             "remote start",
+                                             "sunroof",
+                                             "leather seats",
+                                             "navigation",
+                                             "wireless charging",
+                                             "heated steering wheel",
+                                             "premium audio",
+                                             "power liftgate",
+                                             "ventilated seats",
+                                             "panoramic roof",
+                                             "360 camera",
+                                             "head-up display"};
 
 static char *features_json(gen *g, const dl_model *m, int trim, int year,
                            const char *drivetrain) {
@@ -159,8 +178,9 @@ static char *features_json(gen *g, const dl_model *m, int trim, int year,
   if (strcmp(m->body, "truck") == 0 && chance(g, 60))
     json_array_append_new(a, json_string("tow package"));
   if (strcmp(drivetrain, "awd") == 0 || strcmp(drivetrain, "4wd") == 0)
-    json_array_append_new(a, json_string(drivetrain[0] == 'a' ? "all-wheel drive"
-                                                              : "four-wheel drive"));
+    json_array_append_new(a, json_string(drivetrain[0] == 'a'
+                                             ? "all-wheel drive"
+                                             : "four-wheel drive"));
   char *text = json_dumps(a, JSON_COMPACT);
   json_decref(a);
   return text;
@@ -171,9 +191,12 @@ static int insert_vehicle(gen *g, const data_dealership *d) {
   const char *condition = roll < 55 ? "new" : roll < 67 ? "certified" : "used";
   const dl_model *m = random_model(g, roll < 67 || chance(g, 40) ? d : NULL);
   int year;
-  if (condition[0] == 'n') year = chance(g, 70) ? CAL_YEAR : CAL_YEAR - 1;
-  else if (condition[0] == 'c') year = CAL_YEAR - 1 - (int)pick(g, 5);
-  else year = CAL_YEAR - 2 - (int)pick(g, 10);
+  if (condition[0] == 'n')
+    year = chance(g, 70) ? CAL_YEAR : CAL_YEAR - 1;
+  else if (condition[0] == 'c')
+    year = CAL_YEAR - 1 - (int)pick(g, 5);
+  else
+    year = CAL_YEAR - 2 - (int)pick(g, 10);
   if (year < first_year(m)) year = first_year(m);
   int ntrims = trims_of(m), trim = (int)pick(g, (uint32_t)ntrims);
   int hybrid = strcmp(m->fuel, "gas") == 0 && chance(g, m->hybrid_pct);
@@ -182,7 +205,8 @@ static int insert_vehicle(gen *g, const data_dealership *d) {
   snprintf(trim_name, sizeof trim_name, "%s%s", m->trims[trim],
            hybrid ? " Hybrid" : "");
   const char *drivetrain = m->drivetrain;
-  if (strcmp(drivetrain, "fwd") == 0 && strcmp(m->body, "suv") == 0 && chance(g, 50))
+  if (strcmp(drivetrain, "fwd") == 0 && strcmp(m->body, "suv") == 0 &&
+      chance(g, 50))
     drivetrain = "awd";
   else if (strcmp(drivetrain, "4wd") == 0 && chance(g, 20))
     drivetrain = "rwd";
@@ -190,7 +214,8 @@ static int insert_vehicle(gen *g, const data_dealership *d) {
   int mileage = condition[0] == 'n'
                     ? 5 + (int)pick(g, 40)
                     : age * (7000 + (int)pick(g, 9000)) + (int)pick(g, 6000);
-  if (condition[0] == 'c' && mileage > 75000) mileage = 60000 + (int)pick(g, 15000);
+  if (condition[0] == 'c' && mileage > 75000)
+    mileage = 60000 + (int)pick(g, 15000);
   double msrp = m->msrp * (1.0 + 0.11 * trim) + (hybrid ? 2500.0 : 0.0);
   if (year == CAL_YEAR) msrp *= 1.02;
   double price;
@@ -202,10 +227,14 @@ static int insert_vehicle(gen *g, const data_dealership *d) {
     if (condition[0] == 'c') price *= 1.05;
   }
   int mpg = 0, range = 0;
-  if (strcmp(fuel, "electric") == 0) range = m->range_miles + trim * 15 - age * 4;
-  else mpg = m->mpg + (hybrid ? m->mpg / 3 + 4 : 0) - (int)pick(g, 3) + 1;
+  if (strcmp(fuel, "electric") == 0)
+    range = m->range_miles + trim * 15 - age * 4;
+  else
+    mpg = m->mpg + (hybrid ? m->mpg / 3 + 4 : 0) - (int)pick(g, 3) + 1;
   int status_roll = (int)pick(g, 100);
-  const char *status = status_roll < 4 ? "sold" : status_roll < 7 ? "hold" : "available";
+  const char *status = status_roll < 4   ? "sold"
+                       : status_roll < 7 ? "hold"
+                                         : "available";
   const char *color = colors[pick(g, sizeof colors / sizeof colors[0])];
   char *features = features_json(g, m, trim, year, drivetrain);
   char vin[18];
@@ -273,7 +302,8 @@ static int insert_customers(gen *g, int count) {
     if (chance(g, 20)) { /* a car under an open recall */
       const data_recall *r = &data_recalls[pick(g, (uint32_t)data_recalls_len)];
       m = dl_model_find(r->make, r->model);
-      year = r->year_from + (int)pick(g, (uint32_t)(r->year_to - r->year_from + 1));
+      year = r->year_from +
+             (int)pick(g, (uint32_t)(r->year_to - r->year_from + 1));
     } else {
       m = random_model(g, NULL);
       year = 2012 + (int)pick(g, 14);
@@ -285,8 +315,10 @@ static int insert_customers(gen *g, int count) {
     snprintf(name, sizeof name, "%s %s",
              data_first_names[pick(g, (uint32_t)data_first_names_len)],
              data_last_names[pick(g, (uint32_t)data_last_names_len)]);
-    const data_dealership *d = &g->t->dealerships[pick(g, (uint32_t)g->t->dealerships_len)];
-    snprintf(phone, sizeof phone, "%.5s 555-%04u", d->phone, 100 + pick(g, 100));
+    const data_dealership *d =
+        &g->t->dealerships[pick(g, (uint32_t)g->t->dealerships_len)];
+    snprintf(phone, sizeof phone, "%.5s 555-%04u", d->phone,
+             100 + pick(g, 100));
     sqlite3_stmt *st = g->customer;
     sqlite3_bind_text(st, 1, vin, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, year);
@@ -294,7 +326,8 @@ static int insert_customers(gen *g, int count) {
     sqlite3_bind_text(st, 4, m->model, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 6, phone, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 7, (CAL_YEAR - year) * (8000 + (int)pick(g, 8000)) + 1000);
+    sqlite3_bind_int(st, 7,
+                     (CAL_YEAR - year) * (8000 + (int)pick(g, 8000)) + 1000);
     if (step(g, st, "insert customer vehicle") != 0) return -1;
     g->sum->customer_vehicles += sqlite3_changes(g->db);
   }
@@ -353,18 +386,22 @@ static int insert_part(gen *g, const part_kind *k, const dl_model *m,
                        const char *make, int serial) {
   static const char *const prefixes[] = {"TY", "HN", "FD", "CV", "SB",
                                          "HY", "KA", "TS", "BM", "NS"};
-  double factor = strcmp(make, "BMW") == 0 ? 1.6 : strcmp(make, "Tesla") == 0 ? 1.3 : 1.0;
+  double factor = strcmp(make, "BMW") == 0     ? 1.6
+                  : strcmp(make, "Tesla") == 0 ? 1.3
+                                               : 1.0;
   char number[32], name[128];
   snprintf(number, sizeof number, "%s-%s-%05d", prefixes[make_index(make)],
            k->code, serial);
-  snprintf(name, sizeof name, "%s%s%s", k->name, m ? ", " : "", m ? m->model : "");
+  snprintf(name, sizeof name, "%s%s%s", k->name, m ? ", " : "",
+           m ? m->model : "");
   sqlite3_stmt *st = g->part;
   sqlite3_bind_text(st, 1, number, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 3, k->category, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, make, -1, SQLITE_STATIC);
   if (m) sqlite3_bind_text(st, 5, m->model, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 6, m ? (first_year(m) > 2016 ? first_year(m) : 2016) : 2012);
+  sqlite3_bind_int(st, 6,
+                   m ? (first_year(m) > 2016 ? first_year(m) : 2016) : 2012);
   sqlite3_bind_int(st, 7, CAL_YEAR);
   double price = k->price * factor * (0.85 + pick(g, 30) / 100.0);
   sqlite3_bind_double(st, 8, floor(price) + 0.99);
@@ -423,11 +460,11 @@ static int insert_world(gen *g) {
     rc = step(g, st, "insert policy");
   }
   sqlite3_finalize(st);
-  if (rc != 0 ||
-      prepare(g, &st, "INSERT INTO dealerships (id, name, city, state, "
-                      "address, phone, brands, sales_tax_rate, doc_fee, "
-                      "registration_fee, opens, closes) VALUES "
-                      "(?,?,?,?,?,?,?,?,?,?,?,?)") != 0)
+  if (rc != 0 || prepare(g, &st,
+                         "INSERT INTO dealerships (id, name, city, state, "
+                         "address, phone, brands, sales_tax_rate, doc_fee, "
+                         "registration_fee, opens, closes) VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?)") != 0)
     return -1;
   for (size_t i = 0; rc == 0 && i < t->dealerships_len; i++) {
     const data_dealership *d = &t->dealerships[i];
@@ -436,8 +473,10 @@ static int insert_world(gen *g) {
       json_array_append_new(brands, json_string(d->brands[b]));
     char *text = json_dumps(brands, JSON_COMPACT);
     json_decref(brands);
-    const char *cols[] = {d->id, d->name, d->city, d->state, d->address, d->phone};
-    for (int c = 0; c < 6; c++) sqlite3_bind_text(st, c + 1, cols[c], -1, SQLITE_STATIC);
+    const char *cols[] = {d->id,    d->name,    d->city,
+                          d->state, d->address, d->phone};
+    for (int c = 0; c < 6; c++)
+      sqlite3_bind_text(st, c + 1, cols[c], -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, text ? text : "[]", -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 8, d->sales_tax_rate);
     sqlite3_bind_double(st, 9, d->doc_fee);
@@ -454,16 +493,20 @@ static int insert_world(gen *g) {
 
 static int fill(gen *g) {
   if (insert_world(g) != 0 ||
-      prepare(g, &g->vehicle, "INSERT OR IGNORE INTO vehicles (vin, "
+      prepare(g, &g->vehicle,
+              "INSERT OR IGNORE INTO vehicles (vin, "
               "dealership_id, year, make, model, trim, body, condition, "
               "mileage, price, color, fuel, drivetrain, mpg, range_miles, "
               "seats, features, status) VALUES "
               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") != 0 ||
-      prepare(g, &g->slot, "INSERT INTO service_slots (dealership_id, "
+      prepare(g, &g->slot,
+              "INSERT INTO service_slots (dealership_id, "
               "starts_at, bay, minutes, booked) VALUES (?,?,?,60,?)") != 0 ||
-      prepare(g, &g->customer, "INSERT OR IGNORE INTO customer_vehicles "
+      prepare(g, &g->customer,
+              "INSERT OR IGNORE INTO customer_vehicles "
               "VALUES (?,?,?,?,?,?,?)") != 0 ||
-      prepare(g, &g->part, "INSERT INTO parts VALUES (?,?,?,?,?,?,?,?,?)") != 0 ||
+      prepare(g, &g->part, "INSERT INTO parts VALUES (?,?,?,?,?,?,?,?,?)") !=
+          0 ||
       prepare(g, &g->stock, "INSERT INTO part_stock VALUES (?,?,?)") != 0)
     return -1;
   for (size_t i = 0; i < g->t->dealerships_len; i++) {
@@ -522,7 +565,8 @@ int dl_data_generate(const char *out_dir, const char *tenant,
     goto done;
   }
   sqlite3_stmt *sts[] = {g.vehicle, g.slot, g.customer, g.part, g.stock};
-  for (size_t i = 0; i < 5; i++) sqlite3_finalize(sts[i]);
+  for (size_t i = 0; i < 5; i++)
+    sqlite3_finalize(sts[i]);
   g.vehicle = g.slot = g.customer = g.part = g.stock = NULL;
   /* closing the last connection checkpoints the WAL into the file */
   if (sqlite3_close(g.db) != SQLITE_OK) {

@@ -9,9 +9,10 @@
 #include "data/generate.h"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: dealer-data [--out DIR] [--tenant ID]\n"
-             "Writes the demo data of the dealer groups (north-star, lakeside)\n"
-             "to DIR/<tenant>.db (default DIR: data/demo).\n");
+  fprintf(f,
+          "usage: dealer-data [--out DIR] [--tenant ID]\n"
+          "Writes the demo data of the dealer groups (north-star, lakeside)\n"
+          "to DIR/<tenant>.db (default DIR: data/demo).\n");
 }
 
 /* mkdir -p */
@@ -45,7 +46,8 @@ int main(int argc, char **argv) {
   }
   sb_core_init();
   if (make_dirs(out) != 0) {
-    fprintf(stderr, "dealer-data: cannot create %s: %s\n", out, strerror(errno));
+    fprintf(stderr, "dealer-data: cannot create %s: %s\n", out,
+            strerror(errno));
     return 1;
   }
   int done = 0;

@@ -64,12 +64,12 @@ static int one_of(const char *s, const char *const *set) {
 }
 
 int general_check_classification(json_t *c, char *why, size_t n) {
-  static const char *const intents[] = {"buy", "trade_in", "service", "parts",
-                                        "finance", "other", NULL};
+  static const char *const intents[] = {
+      "buy", "trade_in", "service", "parts", "finance", "other", NULL};
   static const char *const sentiments[] = {"positive", "neutral", "negative",
                                            NULL};
-  static const char *const strings[] = {"make", "model", "vin", "phone",
-                                        "email", "name", "body", "fuel"};
+  static const char *const strings[] = {"make",  "model", "vin",  "phone",
+                                        "email", "name",  "body", "fuel"};
   if (!json_is_object(c)) return snprintf(why, n, "not a JSON object"), -1;
   if (!one_of(json_string_value(json_object_get(c, "intent")), intents))
     return snprintf(why, n, "intent is not one of the six"), -1;
@@ -78,7 +78,8 @@ int general_check_classification(json_t *c, char *why, size_t n) {
       json_number_value(conf) > 1)
     return snprintf(why, n, "confidence is not a number in 0..1"), -1;
   if (!one_of(json_string_value(json_object_get(c, "sentiment")), sentiments))
-    return snprintf(why, n, "sentiment is not positive, neutral or negative"), -1;
+    return snprintf(why, n, "sentiment is not positive, neutral or negative"),
+           -1;
   const char *lang = json_string_value(json_object_get(c, "language"));
   if (!lang || strlen(lang) != 2 || lang[0] < 'a' || lang[0] > 'z' ||
       lang[1] < 'a' || lang[1] > 'z')
@@ -86,7 +87,8 @@ int general_check_classification(json_t *c, char *why, size_t n) {
   if (!json_is_string(json_object_get(c, "summary")))
     return snprintf(why, n, "summary is missing"), -1;
   json_t *e = json_object_get(c, "entities");
-  if (!json_is_object(e)) return snprintf(why, n, "entities is not an object"), -1;
+  if (!json_is_object(e))
+    return snprintf(why, n, "entities is not an object"), -1;
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
     json_t *v = json_object_get(e, strings[i]);
     if (v && !json_is_string(v))
@@ -108,8 +110,11 @@ int general_check_classification(json_t *c, char *why, size_t n) {
     long day;
     if (!json_is_array(dates))
       return snprintf(why, n, "entities.dates is not an array"), -1;
-    json_array_foreach(dates, i, d) if (dl_date_parse(json_string_value(d), &day) != 0)
-      return snprintf(why, n, "entities.dates has a non-date"), -1;
+    json_array_foreach(
+        dates, i, d) if (dl_date_parse(json_string_value(d), &day) !=
+                         0) return snprintf(why, n,
+                                            "entities.dates has a non-date"),
+        -1;
   }
   return 0;
 }
@@ -242,12 +247,12 @@ void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
     json_t *params = sb_mcp_call_params(call);
     const char *state =
         json_string_value(json_object_get(params, "requestState"));
-    json_t *response = json_object_get(json_object_get(params, "inputResponses"),
-                                       INPUT_KEY);
+    json_t *response =
+        json_object_get(json_object_get(params, "inputResponses"), INPUT_KEY);
     if (state) { /* the retry: the client's model answered (or not) */
       sb_error err = {0};
-      json_t *payload = sb_mcp_state_open(srv, state, "tools/call", tool->name,
-                                          &err);
+      json_t *payload =
+          sb_mcp_state_open(srv, state, "tools/call", tool->name, &err);
       if (!payload) {
         sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
                          json_pack("{ss}", "param", "requestState"));
@@ -274,8 +279,8 @@ void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
       return;
     }
     json_t *payload = json_pack("{ss}", "text", text);
-    char *sealed = sb_mcp_state_seal(srv, "tools/call", tool->name, payload,
-                                     STATE_TTL_MS);
+    char *sealed =
+        sb_mcp_state_seal(srv, "tools/call", tool->name, payload, STATE_TTL_MS);
     json_decref(payload);
     if (!sealed) {
       reply_rules(call, tool, text, channel, today, "cannot seal requestState");

@@ -19,12 +19,11 @@ static const char classify_in[] =
 
 static char *classify_summary(json_t *r) {
   const char *s = json_string_value(json_object_get(r, "summary"));
-  return sb_asprintf("%s (%s, %.2f, %s): %s",
-                     json_string_value(json_object_get(r, "intent")),
-                     json_string_value(json_object_get(r, "language")),
-                     json_number_value(json_object_get(r, "confidence")),
-                     json_string_value(json_object_get(r, "method")),
-                     s ? s : "");
+  return sb_asprintf(
+      "%s (%s, %.2f, %s): %s", json_string_value(json_object_get(r, "intent")),
+      json_string_value(json_object_get(r, "language")),
+      json_number_value(json_object_get(r, "confidence")),
+      json_string_value(json_object_get(r, "method")), s ? s : "");
 }
 
 static const dl_tool tools[] = {
@@ -46,8 +45,10 @@ int main(int argc, char **argv) {
   /* --llm is ours; the runtime parses the rest */
   int n = 0;
   for (int i = 0; i < argc; i++) {
-    if (i > 0 && strcmp(argv[i], "--llm") == 0) general_use_llm = 1;
-    else argv[n++] = argv[i];
+    if (i > 0 && strcmp(argv[i], "--llm") == 0)
+      general_use_llm = 1;
+    else
+      argv[n++] = argv[i];
   }
   argv[n] = NULL;
   dl_agent agent = {

@@ -1,13 +1,12 @@
 /* rules.c: dealer-general's deterministic classifier.
  *
- * The text is lower-cased (ASCII; other bytes kept, so "más" stays one
- * word) and split into words. Intents score weighted phrases in English,
- * Spanish, French and German, the strongest wins and the margin over the
- * next one is the confidence. Entities come from the catalogue shared with
+ * The text is split into words (text.c). Intents score weighted phrases in
+ * English, Spanish, French and German, the strongest wins and the margin over
+ * the next one is the confidence. Entities come from the catalogue shared with
  * dealer-data (makes, models), POSIX regular expressions (VIN with its
  * check digit, phone, e-mail, ISO dates) and small scanners (money with
- * its notations, month names, weekdays). Sentiment is a lexicon with
- * negation: a negator up to three words before flips a word's polarity.
+ * its notations, month names, weekdays). Language and sentiment are
+ * text.c's.
  */
 #include <ctype.h>
 #include <math.h>
@@ -20,91 +19,7 @@
 
 #include "data/catalog.h"
 #include "general.h"
-
-#define MAX_WORDS 256
-
-typedef struct words {
-  char *buf;                /* lower-cased copy, words NUL-separated */
-  const char *w[MAX_WORDS]; /* lower-case words */
-  size_t at[MAX_WORDS];     /* offset of each word in the original text */
-  size_t n;
-} words;
-
-static int word_byte(unsigned char c) {
-  return isalnum(c) || c >= 0x80 || c == '\'';
-}
-
-static void split(const char *text, words *ws) {
-  size_t len = strlen(text);
-  ws->buf = sb_malloc(len + 1);
-  ws->n = 0;
-  if (!ws->buf) return;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)text[i];
-    ws->buf[i] = word_byte(c) ? (char)tolower(c) : '\0';
-  }
-  ws->buf[len] = '\0';
-  for (size_t i = 0; i < len && ws->n < MAX_WORDS; i++)
-    if (ws->buf[i] && (i == 0 || !ws->buf[i - 1])) {
-      ws->at[ws->n] = i;
-      ws->w[ws->n++] = ws->buf + i;
-    }
-}
-
-/* 1 if the words starting at i are `phrase` (space-separated words). */
-static int phrase_at(const words *ws, size_t i, const char *phrase) {
-  char want[64];
-  snprintf(want, sizeof want, "%s", phrase);
-  for (char *save = NULL, *p = strtok_r(want, " ", &save); p;
-       p = strtok_r(NULL, " ", &save), i++) {
-    size_t plen = strlen(p);
-    int prefix = plen && p[plen - 1] == '*'; /* "repar*" */
-    if (i >= ws->n) return 0;
-    if (prefix ? strncmp(ws->w[i], p, plen - 1) != 0 : strcmp(ws->w[i], p) != 0)
-      return 0;
-  }
-  return 1;
-}
-
-static int count_phrase(const words *ws, const char *phrase) {
-  int n = 0;
-  for (size_t i = 0; i < ws->n; i++) n += phrase_at(ws, i, phrase);
-  return n;
-}
-
-/* ---- language ----------------------------------------------------------- */
-
-static const struct {
-  const char *code;
-  const char *stop[24];
-} stopwords[] = {
-    {"en", {"the", "a", "is", "i", "my", "to", "and", "for", "of", "it",
-            "in", "you", "with", "what", "can", "do", "have", "this",
-            "looking", "want", "need", "how", "am", "are"}},
-    {"es", {"el", "la", "los", "las", "de", "que", "y", "en", "un", "una",
-            "mi", "para", "por", "con", "es", "quiero", "busco", "tengo",
-            "necesito", "cuánto", "hola", "coche", "carro", "del"}},
-    {"fr", {"le", "la", "les", "de", "des", "et", "un", "une", "je", "mon",
-            "ma", "pour", "avec", "est", "voudrais", "cherche", "bonjour",
-            "voiture", "du", "au", "pas", "vous", "j'ai", "suis"}},
-    {"de", {"der", "die", "das", "und", "ich", "ein", "eine", "mein",
-            "meine", "für", "mit", "ist", "nicht", "suche", "möchte",
-            "hallo", "auto", "wagen", "einen", "den", "zu", "habe",
-            "bitte", "kein"}},
-};
-
-static const char *language_of(const words *ws) {
-  int best = 0;
-  const char *lang = "en";
-  for (size_t l = 0; l < sizeof stopwords / sizeof stopwords[0]; l++) {
-    int score = 0;
-    for (size_t i = 0; i < ws->n; i++)
-      for (size_t s = 0; s < 24 && stopwords[l].stop[s]; s++)
-        if (strcmp(ws->w[i], stopwords[l].stop[s]) == 0) score++;
-    if (score > best) best = score, lang = stopwords[l].code;
-  }
-  return lang;
-}
+#include "text.h"
 
 /* ---- intents ------------------------------------------------------------ */
 
@@ -119,50 +34,119 @@ typedef struct cue {
 
 static const cue cues[] = {
     /* buy */
-    {"buy", BUY, 3}, {"buying", BUY, 3}, {"purchase", BUY, 3},
-    {"looking for", BUY, 2}, {"shopping for", BUY, 3}, {"interested in", BUY, 2},
-    {"test drive", BUY, 3}, {"in stock", BUY, 1}, {"available", BUY, 1},
-    {"new car", BUY, 2}, {"used car", BUY, 2}, {"how much is", BUY, 1},
-    {"want a", BUY, 1}, {"need a", BUY, 1}, {"price", BUY, 1},
-    {"budget", BUY, 1}, {"inventory", BUY, 2}, {"compr*", BUY, 3},
-    {"busco", BUY, 2}, {"acheter", BUY, 3}, {"cherche", BUY, 2},
-    {"kaufen", BUY, 3}, {"suche", BUY, 2}, {"probefahrt", BUY, 3},
-    {"essai", BUY, 2}, {"prueba de manejo", BUY, 3},
+    {"buy", BUY, 3},
+    {"buying", BUY, 3},
+    {"purchase", BUY, 3},
+    {"looking for", BUY, 2},
+    {"shopping for", BUY, 3},
+    {"interested in", BUY, 2},
+    {"test drive", BUY, 3},
+    {"in stock", BUY, 1},
+    {"available", BUY, 1},
+    {"new car", BUY, 2},
+    {"used car", BUY, 2},
+    {"how much is", BUY, 1},
+    {"want a", BUY, 1},
+    {"need a", BUY, 1},
+    {"price", BUY, 1},
+    {"budget", BUY, 1},
+    {"inventory", BUY, 2},
+    {"compr*", BUY, 3},
+    {"busco", BUY, 2},
+    {"acheter", BUY, 3},
+    {"cherche", BUY, 2},
+    {"kaufen", BUY, 3},
+    {"suche", BUY, 2},
+    {"probefahrt", BUY, 3},
+    {"essai", BUY, 2},
+    {"prueba de manejo", BUY, 3},
     /* trade-in: a stronger cue than buy, since it usually comes with one */
-    {"trade in", TRADE_IN, 5}, {"trade-in", TRADE_IN, 5}, {"tradein", TRADE_IN, 5},
-    {"trade my", TRADE_IN, 5}, {"trading in", TRADE_IN, 5},
-    {"sell my", TRADE_IN, 4}, {"worth", TRADE_IN, 2}, {"appraisal", TRADE_IN, 4},
-    {"appraise", TRADE_IN, 4}, {"value of my", TRADE_IN, 3},
-    {"parte de pago", TRADE_IN, 5}, {"vender mi", TRADE_IN, 4},
-    {"reprise", TRADE_IN, 5}, {"inzahlung", TRADE_IN, 5},
+    {"trade in", TRADE_IN, 5},
+    {"trade-in", TRADE_IN, 5},
+    {"tradein", TRADE_IN, 5},
+    {"trade my", TRADE_IN, 5},
+    {"trading in", TRADE_IN, 5},
+    {"sell my", TRADE_IN, 4},
+    {"worth", TRADE_IN, 2},
+    {"appraisal", TRADE_IN, 4},
+    {"appraise", TRADE_IN, 4},
+    {"value of my", TRADE_IN, 3},
+    {"parte de pago", TRADE_IN, 5},
+    {"vender mi", TRADE_IN, 4},
+    {"reprise", TRADE_IN, 5},
+    {"inzahlung", TRADE_IN, 5},
     {"in zahlung", TRADE_IN, 5},
     /* service */
-    {"service", SERVICE, 3}, {"oil change", SERVICE, 4}, {"maintenance", SERVICE, 3},
-    {"repair", SERVICE, 3}, {"check engine", SERVICE, 4}, {"recall", SERVICE, 4},
-    {"appointment", SERVICE, 2}, {"noise", SERVICE, 3}, {"warning light", SERVICE, 4},
-    {"tire rotation", SERVICE, 4}, {"inspection", SERVICE, 3}, {"fix", SERVICE, 3},
-    {"broken", SERVICE, 2}, {"leak*", SERVICE, 3}, {"replace", SERVICE, 1},
-    {"grinding", SERVICE, 3}, {"squeak*", SERVICE, 3}, {"servicio", SERVICE, 3},
-    {"repar*", SERVICE, 3}, {"mantenimiento", SERVICE, 3}, {"revisión", SERVICE, 3},
-    {"entretien", SERVICE, 3}, {"révision", SERVICE, 3}, {"vidange", SERVICE, 4},
-    {"werkstatt", SERVICE, 3}, {"reparatur", SERVICE, 3}, {"inspektion", SERVICE, 3},
-    {"wartung", SERVICE, 3}, {"ölwechsel", SERVICE, 4}, {"rückruf", SERVICE, 4},
+    {"service", SERVICE, 3},
+    {"oil change", SERVICE, 4},
+    {"maintenance", SERVICE, 3},
+    {"repair", SERVICE, 3},
+    {"check engine", SERVICE, 4},
+    {"recall", SERVICE, 4},
+    {"appointment", SERVICE, 2},
+    {"noise", SERVICE, 3},
+    {"warning light", SERVICE, 4},
+    {"tire rotation", SERVICE, 4},
+    {"inspection", SERVICE, 3},
+    {"fix", SERVICE, 3},
+    {"broken", SERVICE, 2},
+    {"leak*", SERVICE, 3},
+    {"replace", SERVICE, 1},
+    {"grinding", SERVICE, 3},
+    {"squeak*", SERVICE, 3},
+    {"servicio", SERVICE, 3},
+    {"repar*", SERVICE, 3},
+    {"mantenimiento", SERVICE, 3},
+    {"revisión", SERVICE, 3},
+    {"entretien", SERVICE, 3},
+    {"révision", SERVICE, 3},
+    {"vidange", SERVICE, 4},
+    {"werkstatt", SERVICE, 3},
+    {"reparatur", SERVICE, 3},
+    {"inspektion", SERVICE, 3},
+    {"wartung", SERVICE, 3},
+    {"ölwechsel", SERVICE, 4},
+    {"rückruf", SERVICE, 4},
     /* parts */
-    {"part", PARTS, 3}, {"parts", PARTS, 3}, {"wiper*", PARTS, 3},
-    {"filter", PARTS, 2}, {"battery", PARTS, 2}, {"brake pads", PARTS, 2},
-    {"floor mats", PARTS, 3}, {"accessor*", PARTS, 3}, {"spark plug*", PARTS, 3},
-    {"tires", PARTS, 2}, {"part number", PARTS, 4}, {"order a", PARTS, 1},
-    {"pieza*", PARTS, 3}, {"repuesto*", PARTS, 3}, {"pièce*", PARTS, 3},
-    {"ersatzteil*", PARTS, 3}, {"teile", PARTS, 3},
+    {"part", PARTS, 3},
+    {"parts", PARTS, 3},
+    {"wiper*", PARTS, 3},
+    {"filter", PARTS, 2},
+    {"battery", PARTS, 2},
+    {"brake pads", PARTS, 2},
+    {"floor mats", PARTS, 3},
+    {"accessor*", PARTS, 3},
+    {"spark plug*", PARTS, 3},
+    {"tires", PARTS, 2},
+    {"part number", PARTS, 4},
+    {"order a", PARTS, 1},
+    {"pieza*", PARTS, 3},
+    {"repuesto*", PARTS, 3},
+    {"pièce*", PARTS, 3},
+    {"ersatzteil*", PARTS, 3},
+    {"teile", PARTS, 3},
     /* finance */
-    {"financ*", FINANCE, 4}, {"loan", FINANCE, 4}, {"apr", FINANCE, 4},
-    {"interest rate", FINANCE, 4}, {"monthly payment*", FINANCE, 3},
-    {"per month", FINANCE, 2}, {"a month", FINANCE, 2}, {"credit", FINANCE, 3},
-    {"credit score", FINANCE, 2}, {"down payment", FINANCE, 3}, {"lease", FINANCE, 2},
-    {"pre-approved", FINANCE, 4}, {"preapproved", FINANCE, 4},
-    {"crédito", FINANCE, 3}, {"mensual*", FINANCE, 2}, {"crédit", FINANCE, 3},
-    {"mensualité*", FINANCE, 3}, {"finanzierung", FINANCE, 4}, {"kredit", FINANCE, 3},
-    {"leasing", FINANCE, 3}, {"monatlich*", FINANCE, 2},
+    {"financ*", FINANCE, 4},
+    {"loan", FINANCE, 4},
+    {"apr", FINANCE, 4},
+    {"interest rate", FINANCE, 4},
+    {"monthly payment*", FINANCE, 3},
+    {"per month", FINANCE, 2},
+    {"a month", FINANCE, 2},
+    {"credit", FINANCE, 3},
+    {"credit score", FINANCE, 2},
+    {"down payment", FINANCE, 3},
+    {"lease", FINANCE, 2},
+    {"pre-approved", FINANCE, 4},
+    {"preapproved", FINANCE, 4},
+    {"crédito", FINANCE, 3},
+    {"mensual*", FINANCE, 2},
+    {"crédit", FINANCE, 3},
+    {"mensualité*", FINANCE, 3},
+    {"finanzierung", FINANCE, 4},
+    {"kredit", FINANCE, 3},
+    {"leasing", FINANCE, 3},
+    {"monatlich*", FINANCE, 2},
 };
 
 /* ---- regular expressions ------------------------------------------------ */
@@ -172,15 +156,20 @@ static int re_ok;
 static pthread_once_t re_once = PTHREAD_ONCE_INIT;
 
 static void compile_res(void) {
-  re_ok = regcomp(&re_vin, "(^|[^A-Za-z0-9])([A-HJ-NPR-Za-hj-npr-z0-9]{17})"
-                           "($|[^A-Za-z0-9])", REG_EXTENDED) == 0 &&
-          regcomp(&re_phone, "(^|[^0-9])((\\+?1[ .-]?)?(\\(?[2-9][0-9]{2}\\)?)"
-                             "[ .-]?([0-9]{3})[ .-]?([0-9]{4}))($|[^0-9])",
+  re_ok = regcomp(&re_vin,
+                  "(^|[^A-Za-z0-9])([A-HJ-NPR-Za-hj-npr-z0-9]{17})"
+                  "($|[^A-Za-z0-9])",
+                  REG_EXTENDED) == 0 &&
+          regcomp(&re_phone,
+                  "(^|[^0-9])((\\+?1[ .-]?)?(\\(?[2-9][0-9]{2}\\)?)"
+                  "[ .-]?([0-9]{3})[ .-]?([0-9]{4}))($|[^0-9])",
                   REG_EXTENDED) == 0 &&
           regcomp(&re_email, "[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}",
                   REG_EXTENDED) == 0 &&
-          regcomp(&re_iso_date, "(^|[^0-9])((19|20)[0-9]{2})-([0-9]{2})-"
-                                "([0-9]{2})($|[^0-9])", REG_EXTENDED) == 0;
+          regcomp(&re_iso_date,
+                  "(^|[^0-9])((19|20)[0-9]{2})-([0-9]{2})-"
+                  "([0-9]{2})($|[^0-9])",
+                  REG_EXTENDED) == 0;
 }
 
 static char *sub(const char *s, regmatch_t m) {
@@ -197,7 +186,8 @@ static json_t *amount(double v) {
 /* Blank [from, to) of the masked copy, so numbers inside a phone, a VIN or
  * a date are not read again as money or years. */
 static void mask(char *masked, size_t from, size_t to) {
-  for (size_t i = from; i < to && masked[i]; i++) masked[i] = ' ';
+  for (size_t i = from; i < to && masked[i]; i++)
+    masked[i] = ' ';
 }
 
 static void set_str(json_t *o, const char *k, const char *v) {
@@ -206,9 +196,9 @@ static void set_str(json_t *o, const char *k, const char *v) {
 
 /* Models whose names are everyday words count only when capitalised. */
 static int common_word(const char *model) {
-  static const char *const everyday[] = {"Escape", "Leaf", "Pilot", "Accord",
-                                         "Ascent", "Frontier", "Explorer",
-                                         "Rogue", "Outback", "Forte"};
+  static const char *const everyday[] = {
+      "Escape",   "Leaf",     "Pilot", "Accord",  "Ascent",
+      "Frontier", "Explorer", "Rogue", "Outback", "Forte"};
   for (size_t i = 0; i < sizeof everyday / sizeof everyday[0]; i++)
     if (strcmp(model, everyday[i]) == 0) return 1;
   return 0;
@@ -217,7 +207,8 @@ static int common_word(const char *model) {
 static void find_vehicle(const char *text, const words *ws, json_t *e) {
   const char *make = NULL;
   const dl_model *model = NULL;
-  for (size_t i = 0; i < ws->n && !make; i++) make = dl_make_lookup(ws->w[i]);
+  for (size_t i = 0; i < ws->n && !make; i++)
+    make = dl_make_lookup(ws->w[i]);
   /* a model: one to three words run together ("cr v", "f 150", "model 3") */
   for (int pass = 0; pass < 2 && !model; pass++)
     for (size_t i = 0; i < ws->n && !model; i++)
@@ -232,7 +223,8 @@ static void find_vehicle(const char *text, const words *ws, json_t *e) {
           char mkey[64];
           size_t o = 0;
           for (const char *p = dm->model; *p && o + 1 < sizeof mkey; p++)
-            if (isalnum((unsigned char)*p)) mkey[o++] = (char)tolower((unsigned char)*p);
+            if (isalnum((unsigned char)*p))
+              mkey[o++] = (char)tolower((unsigned char)*p);
           mkey[o] = '\0';
           /* pass 0: exactly; pass 1: the start or end of a longer name
            * ("silverado", "mach e"), 4 characters at least */
@@ -264,8 +256,8 @@ static void find_year(const words *ws, json_t *e, const char *text) {
     size_t at = ws->at[i];
     /* not a money amount ($2024) or a date's year (2027-01-12) */
     if (y < 1990 || y > 2028 || text[at] == ' ' /* masked */ ||
-        (at > 0 && text[at - 1] == '$') ||
-        text[at + 4] == '-' || text[at + 4] == '/' ||
+        (at > 0 && text[at - 1] == '$') || text[at + 4] == '-' ||
+        text[at + 4] == '/' ||
         (at > 0 && (text[at - 1] == '-' || text[at - 1] == '/')))
       continue;
     json_object_set_new(e, "year", json_integer(y));
@@ -279,17 +271,21 @@ static void find_vin(const char *text, json_t *e, json_t *warnings,
   const char *p = text;
   while (regexec(&re_vin, p, 4, m, 0) == 0) {
     char *vin = sub(p, m[2]);
-    mask(masked, (size_t)(p - text + m[2].rm_so), (size_t)(p - text + m[2].rm_eo));
+    mask(masked, (size_t)(p - text + m[2].rm_so),
+         (size_t)(p - text + m[2].rm_eo));
     if (!vin) return;
-    for (char *c = vin; *c; c++) *c = (char)toupper((unsigned char)*c);
+    for (char *c = vin; *c; c++)
+      *c = (char)toupper((unsigned char)*c);
     int digits = 0;
-    for (char *c = vin; *c; c++) digits += isdigit((unsigned char)*c) != 0;
+    for (char *c = vin; *c; c++)
+      digits += isdigit((unsigned char)*c) != 0;
     if (digits >= 3 && digits < 17) { /* not a word or a plain number */
       if (dl_vin_valid(vin) && !json_object_get(e, "vin")) {
         set_str(e, "vin", vin);
       } else if (!dl_vin_valid(vin)) {
         char *w = sb_asprintf("%s looks like a VIN but its check digit is "
-                              "wrong", vin);
+                              "wrong",
+                              vin);
         json_array_append_new(warnings, json_string(w ? w : ""));
         sb_free(w);
       }
@@ -340,9 +336,9 @@ static void find_phone_email(const char *text, json_t *e, char *masked) {
 static void find_money(const char *text, const words *ws, json_t *e) {
   size_t len = strlen(text);
   for (size_t i = 0; i < len; i++) {
-    if (!isdigit((unsigned char)text[i]) || (i > 0 && (isalnum((unsigned char)text[i - 1]) ||
-                                                      text[i - 1] == '-' || text[i - 1] == '/' ||
-                                                      text[i - 1] == ':')))
+    if (!isdigit((unsigned char)text[i]) ||
+        (i > 0 && (isalnum((unsigned char)text[i - 1]) || text[i - 1] == '-' ||
+                   text[i - 1] == '/' || text[i - 1] == ':')))
       continue;
     size_t j = i;
     double v = 0;
@@ -351,8 +347,10 @@ static void find_money(const char *text, const words *ws, json_t *e) {
     while (j < len) {
       char c = text[j];
       if (isdigit((unsigned char)c)) {
-        if (decimals) dec += (c - '0') * frac, frac /= 10;
-        else v = v * 10 + (c - '0');
+        if (decimals)
+          dec += (c - '0') * frac, frac /= 10;
+        else
+          v = v * 10 + (c - '0');
         j++;
       } else if ((c == ',' || c == '.') && j + 3 < len + 1 &&
                  isdigit((unsigned char)text[j + 1]) &&
@@ -373,31 +371,37 @@ static void find_money(const char *text, const words *ws, json_t *e) {
     int dollar = (i > 0 && text[i - 1] == '$') || (i > 1 && text[i - 2] == '$');
     /* what follows the number */
     size_t k = j;
-    while (k < len && text[k] == ' ') k++;
+    while (k < len && text[k] == ' ')
+      k++;
     const char *rest = text + k;
     double mult = 1;
     int money = dollar;
     if ((rest[0] == 'k' || rest[0] == 'K') && !isalpha((unsigned char)rest[1]))
       mult = 1000, money = 1;
-    else if (strncasecmp(rest, "grand", 5) == 0 || strncasecmp(rest, "thousand", 8) == 0 ||
-             strncasecmp(rest, "mil ", 4) == 0 || strncasecmp(rest, "mille", 5) == 0 ||
+    else if (strncasecmp(rest, "grand", 5) == 0 ||
+             strncasecmp(rest, "thousand", 8) == 0 ||
+             strncasecmp(rest, "mil ", 4) == 0 ||
+             strncasecmp(rest, "mille", 5) == 0 ||
              strncasecmp(rest, "tausend", 7) == 0)
       mult = 1000, money = 1;
-    if (strncmp(rest, "\xe2\x82\xac", 3) == 0 || strncasecmp(rest, "dollar", 6) == 0 ||
+    if (strncmp(rest, "\xe2\x82\xac", 3) == 0 ||
+        strncasecmp(rest, "dollar", 6) == 0 ||
         strncasecmp(rest, "usd", 3) == 0 || strncasecmp(rest, "euro", 4) == 0 ||
         strncasecmp(rest, "bucks", 5) == 0)
       money = 1;
     v *= mult;
     /* mileage is not money */
     if (strncasecmp(rest, "mile", 4) == 0 || strncasecmp(rest, "mi ", 3) == 0 ||
-        strncasecmp(rest, "km", 2) == 0 || (mult > 1 && strstr(rest, "mile") == rest + (rest[0] == 'k' ? 2 : 0))) {
+        strncasecmp(rest, "km", 2) == 0 ||
+        (mult > 1 && strstr(rest, "mile") == rest + (rest[0] == 'k' ? 2 : 0))) {
       i = j;
       continue;
     }
     /* a monthly amount says so within a few words */
     char window[16]; /* "/month", "a month", "per month", "al mes" */
     snprintf(window, sizeof window, "%s", rest);
-    for (char *c = window; *c; c++) *c = (char)tolower((unsigned char)*c);
+    for (char *c = window; *c; c++)
+      *c = (char)tolower((unsigned char)*c);
     int monthly = strstr(window, "month") || strstr(window, "/mo") ||
                   strstr(window, "mes") || strstr(window, "mois") ||
                   strstr(window, "monat");
@@ -416,12 +420,17 @@ static void find_money(const char *text, const words *ws, json_t *e) {
 
 static const char *const months[][4] = {
     /* en, es, fr, de: the first three letters of each are enough in en */
-    {"jan", "enero", "janvier", "januar"}, {"feb", "febrero", "février", "februar"},
-    {"mar", "marzo", "mars", "märz"}, {"apr", "abril", "avril", "april"},
-    {"may", "mayo", "mai", "mai"}, {"jun", "junio", "juin", "juni"},
-    {"jul", "julio", "juillet", "juli"}, {"aug", "agosto", "août", "august"},
+    {"jan", "enero", "janvier", "januar"},
+    {"feb", "febrero", "février", "februar"},
+    {"mar", "marzo", "mars", "märz"},
+    {"apr", "abril", "avril", "april"},
+    {"may", "mayo", "mai", "mai"},
+    {"jun", "junio", "juin", "juni"},
+    {"jul", "julio", "juillet", "juli"},
+    {"aug", "agosto", "août", "august"},
     {"sep", "septiembre", "septembre", "september"},
-    {"oct", "octubre", "octobre", "oktober"}, {"nov", "noviembre", "novembre", "november"},
+    {"oct", "octubre", "octobre", "oktober"},
+    {"nov", "noviembre", "novembre", "november"},
     {"dec", "diciembre", "décembre", "dezember"}};
 
 static int month_of(const char *w) {
@@ -430,9 +439,9 @@ static int month_of(const char *w) {
         (strlen(w) == 3 || strlen(w) >= 4)) {
       /* "march", "mar" but not "mark"; "may" only as a whole word */
       static const char *const full[] = {"january", "february", "march",
-                                         "april", "may", "june", "july",
-                                         "august", "september", "october",
-                                         "november", "december"};
+                                         "april",   "may",      "june",
+                                         "july",    "august",   "september",
+                                         "october", "november", "december"};
       if (strlen(w) == 3 || strncmp(full[m], w, strlen(w)) == 0 ||
           (m == 8 && strcmp(w, "sept") == 0))
         return m + 1;
@@ -474,7 +483,8 @@ static void add_date(json_t *dates, long day) {
   dl_date_format(day, s);
   size_t i;
   json_t *v;
-  json_array_foreach(dates, i, v) if (strcmp(json_string_value(v), s) == 0) return;
+  json_array_foreach(dates, i,
+                     v) if (strcmp(json_string_value(v), s) == 0) return;
   /* keep them sorted */
   for (i = 0; i < json_array_size(dates); i++)
     if (strcmp(json_string_value(json_array_get(dates, i)), s) > 0) break;
@@ -489,13 +499,14 @@ static long month_day(int month, int day, long today) {
   return z < today ? dl_days_from_civil(y + 1, month, day) : z;
 }
 
-static void find_dates(const char *text, const words *ws, long today,
-                       json_t *e, char *masked) {
+static void find_dates(const char *text, const words *ws, long today, json_t *e,
+                       char *masked) {
   json_t *dates = json_array();
   regmatch_t m[7];
   const char *p = text;
   while (regexec(&re_iso_date, p, 7, m, 0) == 0) {
-    mask(masked, (size_t)(p - text + m[2].rm_so), (size_t)(p - text + m[5].rm_eo));
+    mask(masked, (size_t)(p - text + m[2].rm_so),
+         (size_t)(p - text + m[5].rm_eo));
     char *iso = sb_asprintf("%.*s-%.*s-%.*s", (int)(m[2].rm_eo - m[2].rm_so),
                             p + m[2].rm_so, (int)(m[4].rm_eo - m[4].rm_so),
                             p + m[4].rm_so, (int)(m[5].rm_eo - m[5].rm_so),
@@ -523,8 +534,9 @@ static void find_dates(const char *text, const words *ws, long today,
                            strcmp(ws->w[i - 1], "prochain") == 0 ||
                            strcmp(ws->w[i - 1], "nächsten") == 0 ||
                            strcmp(ws->w[i - 1], "nächster") == 0);
-      if (!next && i + 1 < ws->n && (strcmp(ws->w[i + 1], "prochain") == 0 ||
-                                     strcmp(ws->w[i + 1], "próximo") == 0))
+      if (!next && i + 1 < ws->n &&
+          (strcmp(ws->w[i + 1], "prochain") == 0 ||
+           strcmp(ws->w[i + 1], "próximo") == 0))
         next = 1;
       long day;
       if (next) { /* that weekday of next week (weeks start on Monday) */
@@ -532,7 +544,8 @@ static void find_dates(const char *text, const words *ws, long today,
         day = monday + (wd + 6) % 7;
       } else { /* the next one after today */
         day = today + 1;
-        while (dl_weekday(day) != wd) day++;
+        while (dl_weekday(day) != wd)
+          day++;
       }
       add_date(dates, day);
       continue;
@@ -544,29 +557,33 @@ static void find_dates(const char *text, const words *ws, long today,
              strcmp(w, "aujourd'hui") == 0 || strcmp(w, "heute") == 0)
       add_date(dates, today);
   }
-  if (json_array_size(dates)) json_object_set_new(e, "dates", dates);
-  else json_decref(dates);
+  if (json_array_size(dates))
+    json_object_set_new(e, "dates", dates);
+  else
+    json_decref(dates);
 }
 
 static void find_name(const char *text, const words *ws, json_t *e) {
-  static const char *const intros[] = {"my name is", "this is", "i am",
-                                       "i'm", "me llamo", "mi nombre es",
-                                       "je m'appelle", "je suis",
-                                       "ich heiße", "mein name ist",
-                                       "ich bin", "name's"};
+  static const char *const intros[] = {
+      "my name is", "this is",       "i am",         "i'm",
+      "me llamo",   "mi nombre es",  "je m'appelle", "je suis",
+      "ich heiße",  "mein name ist", "ich bin",      "name's"};
   for (size_t i = 0; i < ws->n; i++)
     for (size_t k = 0; k < sizeof intros / sizeof intros[0]; k++) {
-      if (!phrase_at(ws, i, intros[k])) continue;
+      if (!gen_phrase_at(ws, i, intros[k])) continue;
       size_t first = i + 1;
-      for (const char *c = intros[k]; *c; c++) first += *c == ' ';
+      for (const char *c = intros[k]; *c; c++)
+        first += *c == ' ';
       char name[96] = "";
       for (size_t j = first; j < ws->n && j < first + 3; j++) {
         const char *orig = text + ws->at[j];
         size_t wl = strlen(ws->w[j]);
         if (!isupper((unsigned char)orig[0]) || dl_make_lookup(ws->w[j])) break;
         if (name[0]) strncat(name, " ", sizeof name - strlen(name) - 1);
-        strncat(name, orig, wl < sizeof name - strlen(name) - 1
-                                ? wl : sizeof name - strlen(name) - 1);
+        strncat(name, orig,
+                wl < sizeof name - strlen(name) - 1
+                    ? wl
+                    : sizeof name - strlen(name) - 1);
       }
       if (name[0]) {
         set_str(e, "name", name);
@@ -577,17 +594,25 @@ static void find_name(const char *text, const words *ws, json_t *e) {
 
 static void find_kind(const words *ws, json_t *e) {
   static const char *const bodies[][2] = {
-      {"sedan", "sedan"}, {"suv", "suv"}, {"crossover", "suv"},
-      {"truck", "truck"}, {"pickup", "truck"}, {"hatchback", "hatchback"},
-      {"coupe", "coupe"}, {"minivan", "van"}, {"van", "van"},
-      {"berline", "sedan"}, {"limousine", "sedan"}, {"camioneta", "suv"},
+      {"sedan", "sedan"},     {"suv", "suv"},
+      {"crossover", "suv"},   {"truck", "truck"},
+      {"pickup", "truck"},    {"hatchback", "hatchback"},
+      {"coupe", "coupe"},     {"minivan", "van"},
+      {"van", "van"},         {"berline", "sedan"},
+      {"limousine", "sedan"}, {"camioneta", "suv"},
       {"todoterreno", "suv"}, {"kombi", "van"}};
-  static const char *const fuels[][2] = {
-      {"hybrid", "hybrid"}, {"híbrido", "hybrid"}, {"hybride", "hybrid"},
-      {"electric", "electric"}, {"ev", "electric"}, {"eléctrico", "electric"},
-      {"électrique", "electric"}, {"elektro", "electric"},
-      {"elektroauto", "electric"}, {"diesel", "diesel"}, {"gas", "gas"},
-      {"gasoline", "gas"}};
+  static const char *const fuels[][2] = {{"hybrid", "hybrid"},
+                                         {"híbrido", "hybrid"},
+                                         {"hybride", "hybrid"},
+                                         {"electric", "electric"},
+                                         {"ev", "electric"},
+                                         {"eléctrico", "electric"},
+                                         {"électrique", "electric"},
+                                         {"elektro", "electric"},
+                                         {"elektroauto", "electric"},
+                                         {"diesel", "diesel"},
+                                         {"gas", "gas"},
+                                         {"gasoline", "gas"}};
   for (size_t i = 0; i < ws->n; i++) {
     for (size_t b = 0; b < sizeof bodies / sizeof bodies[0]; b++)
       if (!json_object_get(e, "body") && strcmp(ws->w[i], bodies[b][0]) == 0)
@@ -598,57 +623,17 @@ static void find_kind(const words *ws, json_t *e) {
   }
 }
 
-/* ---- sentiment ---------------------------------------------------------- */
-
-static const char *const positive[] = {
-    "love", "great", "happy", "excellent", "thanks", "thank", "awesome",
-    "amazing", "good", "perfect", "excited", "glad", "appreciate",
-    "wonderful", "fantastic", "pleased", "gracias", "encanta", "genial",
-    "excelente", "merci", "parfait", "content", "contente", "danke",
-    "toll", "super", "zufrieden", "prima"};
-static const char *const negative[] = {
-    "angry", "terrible", "awful", "bad", "worst", "disappointed", "upset",
-    "frustrated", "frustrating", "hate", "unhappy", "horrible", "annoyed",
-    "ridiculous", "rude", "unacceptable", "furious", "disappointing",
-    "waste", "scam", "enojado", "malo", "pésimo", "decepcionado", "fâché",
-    "déçu", "nul", "mécontent", "schlecht", "enttäuscht", "ärgerlich",
-    "sauer", "unzufrieden"};
-static const char *const negators[] = {
-    "not", "never", "no", "don't", "didn't", "isn't", "wasn't", "aren't",
-    "hardly", "nobody", "nothing", "nada", "pas", "jamais", "nicht", "kein",
-    "keine", "nunca", "ni"};
-
-static int in_list(const char *w, const char *const *list, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(w, list[i]) == 0) return 1;
-  return 0;
-}
-#define IN(w, list) in_list(w, list, sizeof list / sizeof list[0])
-
-static const char *sentiment_of(const words *ws) {
-  int score = 0;
-  for (size_t i = 0; i < ws->n; i++) {
-    int pol = IN(ws->w[i], positive) ? 1 : IN(ws->w[i], negative) ? -1 : 0;
-    if (!pol) continue;
-    for (size_t k = i >= 3 ? i - 3 : 0; k < i; k++)
-      if (IN(ws->w[k], negators) ||
-          (strlen(ws->w[k]) > 3 && strcmp(ws->w[k] + strlen(ws->w[k]) - 3, "n't") == 0)) {
-        pol = -pol;
-        break;
-      }
-    score += pol;
-  }
-  /* "!!!" with a complaint reads angrier, but adds nothing on its own */
-  return score > 0 ? "positive" : score < 0 ? "negative" : "neutral";
-}
-
 /* ---- the classification ------------------------------------------------- */
 
 static char *summary_of(const char *intent, json_t *e) {
-  static const struct { const char *intent, *what; } what[] = {
-      {"buy", "wants to buy"}, {"trade_in", "wants to trade in"},
-      {"service", "needs service for"}, {"parts", "asks about parts for"},
-      {"finance", "asks about financing for"}, {"other", "writes about"}};
+  static const struct {
+    const char *intent, *what;
+  } what[] = {{"buy", "wants to buy"},
+              {"trade_in", "wants to trade in"},
+              {"service", "needs service for"},
+              {"parts", "asks about parts for"},
+              {"finance", "asks about financing for"},
+              {"other", "writes about"}};
   const char *verb = "writes about";
   for (size_t i = 0; i < sizeof what / sizeof what[0]; i++)
     if (strcmp(what[i].intent, intent) == 0) verb = what[i].what;
@@ -660,13 +645,15 @@ static char *summary_of(const char *intent, json_t *e) {
   if (year)
     snprintf(car + 1, sizeof car - 1, " %lld",
              (long long)json_integer_value(year));
-  if (make) strncat(car, " ", sizeof car - strlen(car) - 1),
-            strncat(car, make, sizeof car - strlen(car) - 1);
-  if (model || body) strncat(car, " ", sizeof car - strlen(car) - 1),
-                     strncat(car, model ? model : body, sizeof car - strlen(car) - 1);
+  if (make)
+    strncat(car, " ", sizeof car - strlen(car) - 1),
+        strncat(car, make, sizeof car - strlen(car) - 1);
+  if (model || body)
+    strncat(car, " ", sizeof car - strlen(car) - 1),
+        strncat(car, model ? model : body, sizeof car - strlen(car) - 1);
   if (!year && !make && !model && !body)
-    snprintf(car, sizeof car, "%s", strcmp(intent, "other") == 0
-                                        ? "something else" : "a vehicle");
+    snprintf(car, sizeof car, "%s",
+             strcmp(intent, "other") == 0 ? "something else" : "a vehicle");
   else if (!model && !body)
     strncat(car, " vehicle", sizeof car - strlen(car) - 1);
   const char *name = json_string_value(json_object_get(e, "name"));
@@ -691,15 +678,18 @@ json_t *general_classify_rules(const char *text, const char *channel,
   pthread_once(&re_once, compile_res);
   if (today < 0) dl_date_parse("2027-01-04", &today);
   words ws;
-  split(text, &ws);
+  gen_split(text, &ws);
   if (!ws.buf) return NULL;
   int score[N_INTENTS] = {0};
   for (size_t c = 0; c < sizeof cues / sizeof cues[0]; c++)
-    score[cues[c].intent] += cues[c].weight * count_phrase(&ws, cues[c].phrase);
+    score[cues[c].intent] +=
+        cues[c].weight * gen_count_phrase(&ws, cues[c].phrase);
   int best = -1, top = 0, second = 0;
   for (int i = 0; i < N_INTENTS; i++) {
-    if (score[i] > top) second = top, top = score[i], best = i;
-    else if (score[i] > second) second = score[i];
+    if (score[i] > top)
+      second = top, top = score[i], best = i;
+    else if (score[i] > second)
+      second = score[i];
   }
   json_t *e = json_object();
   json_t *warnings = json_array();
@@ -722,9 +712,9 @@ json_t *general_classify_rules(const char *text, const char *channel,
   find_kind(&ws, e);
   /* a car named with nothing else to go on is most likely a purchase,
    * unless the customer says it is theirs already */
-  int owned = count_phrase(&ws, "my") + count_phrase(&ws, "mi") +
-              count_phrase(&ws, "mon") + count_phrase(&ws, "ma") +
-              count_phrase(&ws, "mein") + count_phrase(&ws, "meine");
+  int owned = gen_count_phrase(&ws, "my") + gen_count_phrase(&ws, "mi") +
+              gen_count_phrase(&ws, "mon") + gen_count_phrase(&ws, "ma") +
+              gen_count_phrase(&ws, "mein") + gen_count_phrase(&ws, "meine");
   if (best < 0 && !owned &&
       (json_object_get(e, "model") || json_object_get(e, "budget")))
     best = BUY, top = 1;
@@ -732,13 +722,15 @@ json_t *general_classify_rules(const char *text, const char *channel,
   double confidence = best < 0 ? 0.3 : (double)top / (top + second + 1.0);
   confidence = floor(confidence * 100 + 0.5) / 100;
   char *summary = summary_of(intent, e);
-  json_t *r = json_pack("{sssfsossssssssss*}", "intent", intent, "confidence",
-                        confidence, "entities", e, "sentiment",
-                        sentiment_of(&ws), "language", language_of(&ws),
-                        "method", "rules", "summary", summary ? summary : "",
-                        "channel", channel);
-  if (json_array_size(warnings)) json_object_set_new(r, "warnings", warnings);
-  else json_decref(warnings);
+  json_t *r =
+      json_pack("{sssfsossssssssss*}", "intent", intent, "confidence",
+                confidence, "entities", e, "sentiment", gen_sentiment_of(&ws),
+                "language", gen_language_of(&ws), "method", "rules", "summary",
+                summary ? summary : "", "channel", channel);
+  if (json_array_size(warnings))
+    json_object_set_new(r, "warnings", warnings);
+  else
+    json_decref(warnings);
   sb_free(summary);
   sb_free(masked);
   sb_free(ws.buf);

@@ -161,9 +161,7 @@ static double monthly_to_price(dl_request *req, double monthly, double *apr,
   return monthly * (1.0 - pow(1.0 + r, -*term)) / r;
 }
 
-static const char *norm(const char *s) {
-  return s && *s ? s : NULL;
-}
+static const char *norm(const char *s) { return s && *s ? s : NULL; }
 
 json_t *sales_search_inventory(dl_request *req, json_t *args) {
   int ok = 1;
@@ -195,7 +193,8 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     json_array_foreach(features, i, f) {
       if (!json_is_string(f))
         return dl_invalid(req, "features must be an array of strings");
-      if (nwanted < 16 && json_string_length(f)) wanted[nwanted++] = json_string_value(f);
+      if (nwanted < 16 && json_string_length(f))
+        wanted[nwanted++] = json_string_value(f);
     }
   }
 
@@ -209,9 +208,12 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
   if (model) {
     const char *as_make = dl_make_lookup(model);
     const dl_model *m = dl_model_lookup(cmake, model);
-    if (m) cmodel = m->model, cmake = m->make;
-    else if (as_make && !cmake) cmake = as_make;
-    else if (!as_make) cmodel = model; /* unknown: matched as given */
+    if (m)
+      cmodel = m->model, cmake = m->make;
+    else if (as_make && !cmake)
+      cmake = as_make;
+    else if (!as_make)
+      cmodel = model; /* unknown: matched as given */
   }
   if (make && !cmake) cmake = make; /* unknown make: matched as given */
 
@@ -222,8 +224,7 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     int term;
     double p = monthly_to_price(req, monthly, &apr, &term);
     if (!price_cap || p < price_cap) price_cap = p;
-    json_object_set_new(criteria, "monthly_budget_price",
-                        json_real(floor(p)));
+    json_object_set_new(criteria, "monthly_budget_price", json_real(floor(p)));
     json_object_set_new(criteria, "monthly_budget_terms",
                         json_pack("{sfsi}", "apr", apr, "months", term));
   }
@@ -257,14 +258,20 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     return NULL;
   }
   for (int i = 0; i < q.n; i++) {
-    if (q.is_num[i]) sqlite3_bind_double(st, i + 1, q.num[i]);
-    else sqlite3_bind_text(st, i + 1, q.text[i], -1, SQLITE_STATIC);
+    if (q.is_num[i])
+      sqlite3_bind_double(st, i + 1, q.num[i]);
+    else
+      sqlite3_bind_text(st, i + 1, q.text[i], -1, SQLITE_STATIC);
   }
-  sales_wish w = {.make = cmake, .model = cmodel, .budget = price_cap,
-                  .features = wanted, .features_len = nwanted};
+  sales_wish w = {.make = cmake,
+                  .model = cmodel,
+                  .budget = price_cap,
+                  .features = wanted,
+                  .features_len = nwanted};
   json_t *all = json_array();
   while (sqlite3_step(st) == SQLITE_ROW) {
-    json_t *feats = json_loads((const char *)sqlite3_column_text(st, 13), 0, NULL);
+    json_t *feats =
+        json_loads((const char *)sqlite3_column_text(st, 13), 0, NULL);
     sales_car c = {.make = (const char *)sqlite3_column_text(st, 2),
                    .model = (const char *)sqlite3_column_text(st, 3),
                    .condition = (const char *)sqlite3_column_text(st, 6),
@@ -276,8 +283,9 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     int score = sales_score(&w, &c, reasons);
     json_t *v = json_object();
     static const char *const names[] = {
-        "vin", "year", "make", "model", "trim", "body", "condition",
-        "mileage", "price", "color", "fuel", "dealership_id", "dealership"};
+        "vin",  "year",          "make",      "model", "trim",
+        "body", "condition",     "mileage",   "price", "color",
+        "fuel", "dealership_id", "dealership"};
     for (int i = 0; i < 13; i++)
       json_object_set_new(v, names[i], dl_column_json(st, i));
     json_object_set_new(v, "score", json_integer(score));
@@ -289,7 +297,8 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
   /* best score first; equal scores by VIN, so the order never varies */
   size_t n = json_array_size(all);
   json_t **items = sb_calloc(n ? n : 1, sizeof *items);
-  for (size_t i = 0; items && i < n; i++) items[i] = json_array_get(all, i);
+  for (size_t i = 0; items && i < n; i++)
+    items[i] = json_array_get(all, i);
   for (size_t i = 1; items && i < n; i++) { /* insertion sort: n is small */
     json_t *x = items[i];
     json_int_t xs = json_integer_value(json_object_get(x, "score"));
@@ -298,8 +307,9 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     while (j > 0) {
       json_t *y = items[j - 1];
       json_int_t ys = json_integer_value(json_object_get(y, "score"));
-      if (ys > xs || (ys == xs && strcmp(json_string_value(json_object_get(
-                                             y, "vin")), xv) < 0))
+      if (ys > xs ||
+          (ys == xs &&
+           strcmp(json_string_value(json_object_get(y, "vin")), xv) < 0))
         break;
       items[j] = y;
       j--;
@@ -314,8 +324,9 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
   if (cmake) json_object_set_new(criteria, "make", json_string(cmake));
   if (cmodel) json_object_set_new(criteria, "model", json_string(cmodel));
   if (price_cap > 0)
-    json_object_set_new(criteria, "max_price",
-                        json_real(floor(price_cap * (1 + OVER_BUDGET_PCT / 100))));
+    json_object_set_new(
+        criteria, "max_price",
+        json_real(floor(price_cap * (1 + OVER_BUDGET_PCT / 100))));
   return json_pack("{sIsoso}", "total_matches", (json_int_t)n, "criteria",
                    criteria, "vehicles", top);
 }
@@ -358,15 +369,15 @@ json_t *sales_vehicle_details(dl_request *req, json_t *args) {
   json_t *dealer = json_object();
   static const char *const moved[][2] = {
       {"dealership_id", "id"}, {"dl_name", "name"}, {"address", "address"},
-      {"phone", "phone"}, {"city", "city"}, {"state", "state"},
-      {"opens", "opens"}, {"closes", "closes"}};
+      {"phone", "phone"},      {"city", "city"},    {"state", "state"},
+      {"opens", "opens"},      {"closes", "closes"}};
   for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
     json_object_set(dealer, moved[i][1], json_object_get(row, moved[i][0]));
     if (i > 0) json_object_del(row, moved[i][0]);
   }
   json_object_set_new(row, "dealership", dealer);
-  json_t *feats = json_loads(json_string_value(json_object_get(row, "features")),
-                             0, NULL);
+  json_t *feats =
+      json_loads(json_string_value(json_object_get(row, "features")), 0, NULL);
   json_object_set_new(row, "features", feats ? feats : json_array());
   /* electric cars have a range, others a combined mpg: drop the null */
   if (json_is_null(json_object_get(row, "mpg"))) json_object_del(row, "mpg");

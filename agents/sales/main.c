@@ -5,24 +5,25 @@
 
 #include "sales.h"
 
-#define VEHICLE_HIT                                                          \
-  "{\"type\":\"object\",\"properties\":{"                                    \
-  "\"vin\":{\"type\":\"string\"},\"year\":{\"type\":\"integer\"},"           \
-  "\"make\":{\"type\":\"string\"},\"model\":{\"type\":\"string\"},"          \
-  "\"trim\":{\"type\":\"string\"},\"body\":{\"type\":\"string\"},"           \
-  "\"condition\":{\"type\":\"string\"},\"mileage\":{\"type\":\"integer\"},"  \
-  "\"price\":{\"type\":\"number\"},\"color\":{\"type\":\"string\"},"         \
-  "\"fuel\":{\"type\":\"string\"},\"dealership_id\":{\"type\":\"string\"},"  \
-  "\"dealership\":{\"type\":\"string\"},"                                    \
-  "\"score\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},"          \
-  "\"reasons\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},"       \
-  "\"required\":[\"vin\",\"year\",\"make\",\"model\",\"price\",\"score\","   \
+#define VEHICLE_HIT                                                            \
+  "{\"type\":\"object\",\"properties\":{"                                      \
+  "\"vin\":{\"type\":\"string\"},\"year\":{\"type\":\"integer\"},"             \
+  "\"make\":{\"type\":\"string\"},\"model\":{\"type\":\"string\"},"            \
+  "\"trim\":{\"type\":\"string\"},\"body\":{\"type\":\"string\"},"             \
+  "\"condition\":{\"type\":\"string\"},\"mileage\":{\"type\":\"integer\"},"    \
+  "\"price\":{\"type\":\"number\"},\"color\":{\"type\":\"string\"},"           \
+  "\"fuel\":{\"type\":\"string\"},\"dealership_id\":{\"type\":\"string\"},"    \
+  "\"dealership\":{\"type\":\"string\"},"                                      \
+  "\"score\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},"            \
+  "\"reasons\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},"         \
+  "\"required\":[\"vin\",\"year\",\"make\",\"model\",\"price\",\"score\","     \
   "\"reasons\"]}"
 
 static const char search_in[] =
     "{\"type\":\"object\",\"properties\":{"
     "\"make\":{\"type\":\"string\",\"description\":\"e.g. Toyota\"},"
-    "\"model\":{\"type\":\"string\",\"description\":\"e.g. Camry, CR-V, F-150\"},"
+    "\"model\":{\"type\":\"string\",\"description\":\"e.g. Camry, CR-V, "
+    "F-150\"},"
     "\"body\":{\"type\":\"string\",\"enum\":[\"sedan\",\"suv\",\"truck\","
     "\"hatchback\",\"coupe\",\"van\"]},"
     "\"fuel\":{\"type\":\"string\",\"enum\":[\"gas\",\"hybrid\",\"electric\","
@@ -117,13 +118,13 @@ static char *search_summary(json_t *r) {
   char price[32];
   sales_money(json_number_value(json_object_get(best, "price")), price,
               sizeof price);
-  return sb_asprintf("%zu of %lld matching vehicles; best: %lld %s %s %s, "
-                     "%s, at %s",
-                     json_array_size(json_object_get(r, "vehicles")),
-                     (long long)total,
-                     (long long)json_integer_value(json_object_get(best, "year")),
-                     str(best, "make"), str(best, "model"), str(best, "trim"),
-                     price, str(best, "dealership"));
+  return sb_asprintf(
+      "%zu of %lld matching vehicles; best: %lld %s %s %s, "
+      "%s, at %s",
+      json_array_size(json_object_get(r, "vehicles")), (long long)total,
+      (long long)json_integer_value(json_object_get(best, "year")),
+      str(best, "make"), str(best, "model"), str(best, "trim"), price,
+      str(best, "dealership"));
 }
 
 static char *details_summary(json_t *r) {

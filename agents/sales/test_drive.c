@@ -62,7 +62,8 @@ static int load_car(dl_request *req, const char *vin, car *c) {
   json_decref(policy);
   c->minutes = minutes > 0 && minutes <= 240 ? (int)minutes : 30;
   c->step = per_hour > 0 && per_hour <= 60 ? (int)(60 / per_hour) : c->minutes;
-  if (c->opens < 0 || c->closes <= c->opens) c->opens = 9 * 60, c->closes = 18 * 60;
+  if (c->opens < 0 || c->closes <= c->opens)
+    c->opens = 9 * 60, c->closes = 18 * 60;
   return 0;
 }
 
@@ -72,8 +73,8 @@ static int refuse_unavailable(dl_request *req, const car *c) {
     return -1;
   }
   if (strcmp(c->status, "available") != 0) {
-    dl_fail(req, "the %s (VIN %s) is on hold for another customer",
-            c->title, c->vin);
+    dl_fail(req, "the %s (VIN %s) is on hold for another customer", c->title,
+            c->vin);
     return -1;
   }
   return 0;
@@ -153,18 +154,18 @@ json_t *sales_test_drive_slots(dl_request *req, json_t *args) {
     char from[32], to[32];
     at_text(day, starts[i], from);
     at_text(day, starts[i] + c.minutes, to);
-    json_array_append_new(slots, json_pack("{ssss}", "starts_at", from,
-                                           "ends_at", to));
+    json_array_append_new(
+        slots, json_pack("{ssss}", "starts_at", from, "ends_at", to));
   }
   char d[11], opens[16], closes[16];
   dl_date_format(day, d);
   clock_text(c.opens, opens);
   clock_text(c.closes, closes);
-  json_t *r = json_pack("{sssssssssssisbssssso}", "vin", c.vin, "vehicle",
-                        c.title, "dealership_id", c.dealership_id,
-                        "dealership", c.dealership, "date", d, "minutes",
-                        c.minutes, "closed", dl_weekday(day) == 0, "opens",
-                        opens, "closes", closes, "slots", slots);
+  json_t *r =
+      json_pack("{sssssssssssisbssssso}", "vin", c.vin, "vehicle", c.title,
+                "dealership_id", c.dealership_id, "dealership", c.dealership,
+                "date", d, "minutes", c.minutes, "closed", dl_weekday(day) == 0,
+                "opens", opens, "closes", closes, "slots", slots);
   return r;
 }
 
@@ -209,7 +210,8 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
     for (int tries = 0; tries < 60 && n == 0 && !err; tries++, day++)
       n = free_starts(req, &c, day, starts, 1, &err);
     if (err) return NULL;
-    if (n == 0) return dl_fail(req, "no free test-drive slot for the %s", c.title);
+    if (n == 0)
+      return dl_fail(req, "no free test-drive slot for the %s", c.title);
     day--;
     minute = starts[0];
   } else {
@@ -219,16 +221,18 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
     if (dl_weekday(day) == 0)
       return dl_fail(req, "%s is closed on Sundays", c.dealership);
     if (minute < c.opens || minute + c.minutes > c.closes)
-      return dl_fail(req, "%.16s is outside test-drive hours at %s (%s-%s, "
-                          "%d-minute drives)", at, c.dealership, opens,
-                     closes, c.minutes);
+      return dl_fail(req,
+                     "%.16s is outside test-drive hours at %s (%s-%s, "
+                     "%d-minute drives)",
+                     at, c.dealership, opens, closes, c.minutes);
     if ((minute - c.opens) % c.step != 0)
       return dl_fail(req, "test drives at %s start every %d minutes from %s",
                      c.dealership, c.step, opens);
     int n = free_starts(req, &c, day, starts, 96, &err);
     if (err) return NULL;
     int found = 0;
-    for (int i = 0; i < n; i++) found |= starts[i] == minute;
+    for (int i = 0; i < n; i++)
+      found |= starts[i] == minute;
     if (!found) {
       char list[256] = "";
       for (int i = 0; i < n && i < 6; i++) {
@@ -237,9 +241,10 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
         if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
         strncat(list, t, sizeof list - strlen(list) - 1);
       }
-      return dl_fail(req, "the %.16s test drive of the %s is already taken; "
-                          "free that day: %s", at, c.title,
-                     n ? list : "none");
+      return dl_fail(req,
+                     "the %.16s test drive of the %s is already taken; "
+                     "free that day: %s",
+                     at, c.title, n ? list : "none");
     }
   }
   char from[32], to[32];

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +67,9 @@ static long count(sqlite3 *db, const char *sql) {
 /* BLAKE2b of every row of every table, in primary-key order. */
 static void hash_tables(sqlite3 *db, unsigned char out[32]) {
   static const char *const tables[] = {
-      "tenant", "dealerships", "vehicles", "service_slots", "customer_vehicles",
-      "recalls", "parts", "part_stock", "policies"};
+      "tenant",        "dealerships",       "vehicles",
+      "service_slots", "customer_vehicles", "recalls",
+      "parts",         "part_stock",        "policies"};
   crypto_generichash_state h;
   crypto_generichash_init(&h, NULL, 0, 32);
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
@@ -119,7 +120,7 @@ static void test_vin_rules(void **state) {
   assert_true(dl_vin_valid("1M8GDM9AXKP042788"));
   assert_true(dl_vin_valid("1m8gdm9axkp042788"));
   assert_false(dl_vin_valid("1M8GDM9A1KP042788"));
-  assert_false(dl_vin_valid("1M8GDM9AXKP04278"));   /* 16 characters */
+  assert_false(dl_vin_valid("1M8GDM9AXKP04278"));  /* 16 characters */
   assert_false(dl_vin_valid("1M8GDM9AXKP04278O")); /* O is never used */
   assert_int_equal(dl_vin_year_code(2024), 'R');
   assert_int_equal(dl_vin_year_code(2027), 'V');
@@ -131,10 +132,12 @@ static void test_every_vin_is_valid(void **state) {
   for (size_t i = 0; i < dl_data_tenants_len; i++) {
     sqlite3 *db = open_db(dir_a, dl_data_tenants[i]);
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                         "SELECT vin, year, make FROM vehicles UNION ALL "
-                         "SELECT vin, year, make FROM customer_vehicles",
-                         -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT vin, year, make FROM vehicles UNION ALL "
+                           "SELECT vin, year, make FROM customer_vehicles",
+                           -1, &st, NULL),
+        SQLITE_OK);
     long n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *vin = (const char *)sqlite3_column_text(st, 0);
@@ -165,11 +168,14 @@ static void test_tenants_are_disjoint(void **state) {
   assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_free(sql);
   assert_int_equal(count(db, "SELECT count(*) FROM vehicles v JOIN "
-                             "other.vehicles o USING (vin)"), 0);
+                             "other.vehicles o USING (vin)"),
+                   0);
   assert_int_equal(count(db, "SELECT count(*) FROM dealerships d JOIN "
-                             "other.dealerships o USING (id)"), 0);
+                             "other.dealerships o USING (id)"),
+                   0);
   assert_int_equal(count(db, "SELECT count(*) FROM customer_vehicles v JOIN "
-                             "other.customer_vehicles o USING (vin)"), 0);
+                             "other.customer_vehicles o USING (vin)"),
+                   0);
   sqlite3_close(db);
 }
 
@@ -180,13 +186,15 @@ static void test_sizes_and_shapes(void **state) {
     assert_int_equal(count(db, "SELECT count(*) FROM dealerships"), 3);
     assert_int_equal(count(db, "SELECT count(*) FROM (SELECT dealership_id, "
                                "count(*) n FROM vehicles GROUP BY 1) "
-                               "WHERE n = 500"), 3);
+                               "WHERE n = 500"),
+                     3);
     /* new cars only of the dealership's own brands */
     assert_int_equal(count(db, "SELECT count(*) FROM vehicles v JOIN "
                                "dealerships d ON d.id = v.dealership_id "
                                "WHERE v.condition = 'new' AND NOT EXISTS "
                                "(SELECT 1 FROM json_each(d.brands) "
-                               "WHERE value = v.make)"), 0);
+                               "WHERE value = v.make)"),
+                     0);
     assert_true(count(db, "SELECT count(*) FROM vehicles WHERE fuel = "
                           "'electric'") > 20);
     assert_true(count(db, "SELECT count(*) FROM vehicles WHERE fuel = "
@@ -195,13 +203,16 @@ static void test_sizes_and_shapes(void **state) {
     assert_int_equal(count(db, "SELECT count(*) FROM service_slots"), 3 * 640);
     assert_int_equal(count(db, "SELECT count(*) FROM service_slots WHERE "
                                "strftime('%w', substr(starts_at, 1, 10)) "
-                               "= '0'"), 0);
+                               "= '0'"),
+                     0);
     long booked = count(db, "SELECT count(*) FROM service_slots WHERE booked");
     assert_true(booked > 1920 / 5 && booked < 1920 * 2 / 5);
     assert_int_equal(count(db, "SELECT count(*) FROM service_slots WHERE "
-                               "starts_at < '2027-01-04T08:00'"), 0);
+                               "starts_at < '2027-01-04T08:00'"),
+                     0);
     assert_int_equal(count(db, "SELECT count(*) FROM service_slots WHERE "
-                               "starts_at = '2027-01-04T08:00'"), 3 * 4);
+                               "starts_at = '2027-01-04T08:00'"),
+                     3 * 4);
     assert_true(count(db, "SELECT count(*) FROM customer_vehicles") >= 190);
     assert_true(count(db, "SELECT count(*) FROM customer_vehicles c JOIN "
                           "recalls r ON c.make = r.make AND c.model = "

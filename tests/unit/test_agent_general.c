@@ -28,39 +28,38 @@ typedef struct utterance {
 static const utterance cases[] = {
     {"I'm looking for a Camry under $32k", "buy", "neutral", "en",
      "{\"make\":\"Toyota\",\"model\":\"Camry\",\"budget\":32000}"},
-    {"Do you have a 2024 Honda CR-V in stock? Budget is 32,000 dollars.",
-     "buy", "neutral", "en",
+    {"Do you have a 2024 Honda CR-V in stock? Budget is 32,000 dollars.", "buy",
+     "neutral", "en",
      "{\"make\":\"Honda\",\"model\":\"CR-V\",\"year\":2024,\"budget\":32000}"},
     {"need a truck under 30 grand, F-150 maybe", "buy", "neutral", "en",
-     "{\"make\":\"Ford\",\"model\":\"F-150\",\"budget\":30000,\"body\":\"truck\"}"},
+     "{\"make\":\"Ford\",\"model\":\"F-150\",\"budget\":30000,\"body\":"
+     "\"truck\"}"},
     {"I want to trade in my 2018 Civic for something newer", "trade_in",
-     "neutral", "en",
-     "{\"make\":\"Honda\",\"model\":\"Civic\",\"year\":2018}"},
+     "neutral", "en", "{\"make\":\"Honda\",\"model\":\"Civic\",\"year\":2018}"},
     {"What's my Silverado worth as a trade-in?", "trade_in", "neutral", "en",
      "{\"make\":\"Chevrolet\",\"model\":\"Silverado 1500\"}"},
-    {"My check engine light is on, can I book service next Tuesday?",
-     "service", "neutral", "en", "{\"dates\":[\"2027-01-12\"]}"},
+    {"My check engine light is on, can I book service next Tuesday?", "service",
+     "neutral", "en", "{\"dates\":[\"2027-01-12\"]}"},
     {"Oil change for VIN 1M8GDM9AXKP042788 on Jan 12 please", "service",
      "neutral", "en",
      "{\"vin\":\"1M8GDM9AXKP042788\",\"dates\":[\"2027-01-12\"]}"},
-    {"Is there a recall on VIN 1M8GDM9A1KP042788?", "service", "neutral",
-     "en", "{}"}, /* bad check digit: no vin */
-    {"Can I come in on 2027-01-12 or tomorrow for the brake noise?",
-     "service", "neutral", "en",
-     "{\"dates\":[\"2027-01-05\",\"2027-01-12\"]}"},
+    {"Is there a recall on VIN 1M8GDM9A1KP042788?", "service", "neutral", "en",
+     "{}"}, /* bad check digit: no vin */
+    {"Can I come in on 2027-01-12 or tomorrow for the brake noise?", "service",
+     "neutral", "en", "{\"dates\":[\"2027-01-05\",\"2027-01-12\"]}"},
     {"Do you have wiper blades and a cabin filter for a 2020 RAV4?", "parts",
-     "neutral", "en",
-     "{\"make\":\"Toyota\",\"model\":\"RAV4\",\"year\":2020}"},
+     "neutral", "en", "{\"make\":\"Toyota\",\"model\":\"RAV4\",\"year\":2020}"},
     {"I need the part number for a battery for my Subaru Outback", "parts",
      "neutral", "en", "{\"make\":\"Subaru\",\"model\":\"Outback\"}"},
     {"What APR can I get with a 680 credit score? I can do $450 a month.",
      "finance", "neutral", "en", "{\"monthly_budget\":450}"},
-    {"Can I finance a Model Y with $500/month payments?", "finance",
-     "neutral", "en",
-     "{\"make\":\"Tesla\",\"model\":\"Model Y\",\"monthly_budget\":500}"},
+    {"Can I finance a Model Y with $500/month payments?", "finance", "neutral",
+     "en", "{\"make\":\"Tesla\",\"model\":\"Model Y\",\"monthly_budget\":500}"},
     {"Call me at (612) 555-0142 or email jane.doe@example.com about the "
-     "Highlander", "buy", "neutral", "en",
-     "{\"make\":\"Toyota\",\"model\":\"Highlander\",\"phone\":\"(612) 555-0142\","
+     "Highlander",
+     "buy", "neutral", "en",
+     "{\"make\":\"Toyota\",\"model\":\"Highlander\",\"phone\":\"(612) "
+     "555-0142\","
      "\"email\":\"jane.doe@example.com\"}"},
     {"My name is Maria Garcia, text 651.555.0178, I want to buy a hybrid SUV",
      "buy", "neutral", "en",
@@ -71,20 +70,21 @@ static const utterance cases[] = {
     {"Thanks, the service was great!", "service", "positive", "en", "{}"},
     {"The salesman was rude and the wait was terrible", "other", "negative",
      "en", "{}"},
-    {"It was not bad at all, I love my new Kia EV6", "other", "positive",
-     "en", "{\"make\":\"Kia\",\"model\":\"EV6\"}"},
+    {"It was not bad at all, I love my new Kia EV6", "other", "positive", "en",
+     "{\"make\":\"Kia\",\"model\":\"EV6\"}"},
     {"Hola, quiero comprar un Toyota Corolla, mi presupuesto es de 25 mil "
-     "dólares", "buy", "neutral", "es",
+     "dólares",
+     "buy", "neutral", "es",
      "{\"make\":\"Toyota\",\"model\":\"Corolla\",\"budget\":25000}"},
     {"Necesito una cita para el servicio de mi carro el próximo martes",
      "service", "neutral", "es", "{\"dates\":[\"2027-01-12\"]}"},
-    {"Bonjour, je cherche une voiture électrique, une Hyundai Ioniq 5",
-     "buy", "neutral", "fr",
+    {"Bonjour, je cherche une voiture électrique, une Hyundai Ioniq 5", "buy",
+     "neutral", "fr",
      "{\"make\":\"Hyundai\",\"model\":\"Ioniq 5\",\"fuel\":\"electric\"}"},
-    {"Je voudrais un financement pour une Nissan Rogue", "finance",
-     "neutral", "fr", "{\"make\":\"Nissan\",\"model\":\"Rogue\"}"},
-    {"Hallo, ich suche einen gebrauchten BMW X3 bis 35.000 €", "buy",
-     "neutral", "de", "{\"make\":\"BMW\",\"model\":\"X3\",\"budget\":35000}"},
+    {"Je voudrais un financement pour une Nissan Rogue", "finance", "neutral",
+     "fr", "{\"make\":\"Nissan\",\"model\":\"Rogue\"}"},
+    {"Hallo, ich suche einen gebrauchten BMW X3 bis 35.000 €", "buy", "neutral",
+     "de", "{\"make\":\"BMW\",\"model\":\"X3\",\"budget\":35000}"},
     {"Ich bin nicht zufrieden mit der Reparatur, die Werkstatt war schlecht",
      "service", "negative", "de", "{}"},
     {"hello", "other", "neutral", "en", "{}"},
@@ -92,7 +92,8 @@ static const utterance cases[] = {
      "{\"make\":\"Chevrolet\",\"model\":\"Equinox\"}"},
     {"Is the Mach-E still available for a test drive on Saturday?", "buy",
      "neutral", "en",
-     "{\"make\":\"Ford\",\"model\":\"Mustang Mach-E\",\"dates\":[\"2027-01-09\"]}"},
+     "{\"make\":\"Ford\",\"model\":\"Mustang "
+     "Mach-E\",\"dates\":[\"2027-01-09\"]}"},
 };
 
 static void test_utterances(void **state) {
@@ -143,8 +144,8 @@ static void test_confidence_and_today(void **state) {
   /* relative dates follow `today`: Thursday 2027-02-04 */
   long today;
   assert_int_equal(dl_date_parse("2027-02-04", &today), 0);
-  json_t *r = general_classify_rules("service next Tuesday or tomorrow",
-                                     "sms", today);
+  json_t *r =
+      general_classify_rules("service next Tuesday or tomorrow", "sms", today);
   json_t *dates = json_object_get(json_object_get(r, "entities"), "dates");
   assert_int_equal(json_array_size(dates), 2);
   assert_string_equal(json_string_value(json_array_get(dates, 0)),

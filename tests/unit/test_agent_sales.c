@@ -31,8 +31,8 @@ static const dl_tool details = {.name = "vehicle_details",
 static const dl_tool slots = {.name = "test_drive_slots",
                               .run = sales_test_drive_slots};
 /* as in agents/sales/main.c: mutating, so the ledger applies */
-static const dl_tool book = {.name = "book_test_drive", .mutating = 1,
-                             .run = sales_book_test_drive};
+static const dl_tool book = {
+    .name = "book_test_drive", .mutating = 1, .run = sales_book_test_drive};
 
 /* Readable VINs (serials 000001...): lookups do not insist on the check
  * digit, so the fixture can say which car is which. */
@@ -78,12 +78,12 @@ static int setup(void **state) {
   char path[128];
   snprintf(path, sizeof path, "%s/t1.db", dir);
   sqlite3 *db = NULL;
-  int rc = sqlite3_open(path, &db) == SQLITE_OK &&
-                   sqlite3_exec(db, dl_schema_sql, NULL, NULL, NULL) ==
-                       SQLITE_OK &&
-                   sqlite3_exec(db, fixture, NULL, NULL, NULL) == SQLITE_OK
-               ? 0
-               : -1;
+  int rc =
+      sqlite3_open(path, &db) == SQLITE_OK &&
+              sqlite3_exec(db, dl_schema_sql, NULL, NULL, NULL) == SQLITE_OK &&
+              sqlite3_exec(db, fixture, NULL, NULL, NULL) == SQLITE_OK
+          ? 0
+          : -1;
   if (rc) fprintf(stderr, "fixture: %s\n", sqlite3_errmsg(db));
   sqlite3_close(db);
   return rc;
@@ -120,8 +120,9 @@ static const char *vin_at(json_t *r, size_t i) {
 
 static void test_ranking_budget_and_ties(void **state) {
   (void)state;
-  json_t *r = ok(&search, NULL, "{\"model\": \"camry\", \"budget\": 30000,"
-                                " \"features\": [\"heated seats\"]}");
+  json_t *r = ok(&search, NULL,
+                 "{\"model\": \"camry\", \"budget\": 30000,"
+                 " \"features\": [\"heated seats\"]}");
   /* A, B, C, D: E is 20% over, F sold, G not a Camry */
   assert_int_equal(json_integer_value(json_object_get(r, "total_matches")), 4);
   assert_string_equal(vin_at(r, 0), "4T1B11K10TA000001");
@@ -131,21 +132,23 @@ static void test_ranking_budget_and_ties(void **state) {
   json_t *v = json_array_get(json_object_get(r, "vehicles"), 0);
   json_int_t best = json_integer_value(json_object_get(v, "score"));
   assert_true(best > 0 && best <= 100);
-  assert_string_equal(json_string_value(json_array_get(
-                          json_object_get(v, "reasons"), 0)),
-                      "within budget ($2,000 under)");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(v, "reasons"), 0)),
+      "within budget ($2,000 under)");
   json_t *d = json_array_get(json_object_get(r, "vehicles"), 3);
   assert_true(json_integer_value(json_object_get(d, "score")) < best);
-  assert_string_equal(json_string_value(json_array_get(
-                          json_object_get(d, "reasons"), 0)),
-                      "$1,500 over budget (5.0%)");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(d, "reasons"), 0)),
+      "$1,500 over budget (5.0%)");
   json_decref(r);
 
   /* the same query again: the same answer */
-  json_t *again = ok(&search, NULL, "{\"model\": \"camry\", \"budget\": "
-                                    "30000, \"features\": [\"heated seats\"]}");
-  json_t *first = ok(&search, NULL, "{\"model\": \"camry\", \"budget\": "
-                                    "30000, \"features\": [\"heated seats\"]}");
+  json_t *again = ok(&search, NULL,
+                     "{\"model\": \"camry\", \"budget\": "
+                     "30000, \"features\": [\"heated seats\"]}");
+  json_t *first = ok(&search, NULL,
+                     "{\"model\": \"camry\", \"budget\": "
+                     "30000, \"features\": [\"heated seats\"]}");
   assert_true(json_equal(again, first));
   json_decref(again);
   json_decref(first);
@@ -179,8 +182,9 @@ static void test_details_and_unknown_vin(void **state) {
   json_decref(r);
   json_t *res = NULL;
   char error[512];
-  assert_int_equal(run(&details, NULL, "{\"vin\": \"1HGCY1F30RA000000\"}",
-                       &res, error), DL_FAILED);
+  assert_int_equal(
+      run(&details, NULL, "{\"vin\": \"1HGCY1F30RA000000\"}", &res, error),
+      DL_FAILED);
   assert_non_null(strstr(error, "no vehicle with VIN 1HGCY1F30RA000000 at "
                                 "Test Motors"));
 }
@@ -221,7 +225,8 @@ static void test_booking_is_idempotent(void **state) {
   assert_int_equal(run(&book, "run1/book/1",
                        "{\"vin\": \"4T1B11K10TA000001\", \"starts_at\": "
                        "\"2027-01-04T10:00\", \"customer_name\": \"Ann Lee\"}",
-                       &res, error), DL_INVALID_ARGS);
+                       &res, error),
+                   DL_INVALID_ARGS);
   assert_non_null(strstr(error, "other arguments"));
   /* another key for the same slot: taken */
   assert_int_equal(run(&book, "run2/book/1", args, &res, error), DL_FAILED);
@@ -229,18 +234,20 @@ static void test_booking_is_idempotent(void **state) {
   assert_int_equal(bookings(), before + 1);
 
   /* the slot is gone from the free list */
-  json_t *s = ok(&slots, NULL, "{\"vin\": \"4T1B11K10TA000001\", \"date\": "
-                               "\"2027-01-04\"}");
+  json_t *s = ok(&slots, NULL,
+                 "{\"vin\": \"4T1B11K10TA000001\", \"date\": "
+                 "\"2027-01-04\"}");
   json_t *list = json_object_get(s, "slots");
   assert_int_equal(json_array_size(list), 3); /* 09:00 10:00 10:30 */
-  assert_string_equal(json_string_value(json_object_get(
-                          json_array_get(list, 1), "starts_at")),
-                      "2027-01-04T10:00");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(list, 1), "starts_at")),
+      "2027-01-04T10:00");
   json_decref(s);
 
   /* without starts_at: the first free slot of the calendar */
-  json_t *c = ok(&book, "run3/book/1", "{\"vin\": \"4T1B11K10TA000001\", "
-                                      "\"customer_name\": \"Bo\"}");
+  json_t *c = ok(&book, "run3/book/1",
+                 "{\"vin\": \"4T1B11K10TA000001\", "
+                 "\"customer_name\": \"Bo\"}");
   assert_string_equal(json_string_value(json_object_get(c, "starts_at")),
                       "2027-01-04T09:00");
   json_decref(a);
@@ -252,22 +259,29 @@ static void test_booking_refusals(void **state) {
   (void)state;
   json_t *res = NULL;
   char error[512];
-  assert_int_equal(run(&book, "k-sold", "{\"vin\": \"4T1B11K10TA000006\", "
-                                        "\"customer_name\": \"Cy\"}",
-                       &res, error), DL_FAILED);
+  assert_int_equal(run(&book, "k-sold",
+                       "{\"vin\": \"4T1B11K10TA000006\", "
+                       "\"customer_name\": \"Cy\"}",
+                       &res, error),
+                   DL_FAILED);
   assert_non_null(strstr(error, "sold"));
-  assert_int_equal(run(&book, "k-late", "{\"vin\": \"4T1B11K10TA000002\", "
-                                        "\"starts_at\": \"2027-01-04T10:45\","
-                                        " \"customer_name\": \"Cy\"}",
-                       &res, error), DL_FAILED);
+  assert_int_equal(run(&book, "k-late",
+                       "{\"vin\": \"4T1B11K10TA000002\", "
+                       "\"starts_at\": \"2027-01-04T10:45\","
+                       " \"customer_name\": \"Cy\"}",
+                       &res, error),
+                   DL_FAILED);
   assert_non_null(strstr(error, "outside test-drive hours"));
-  assert_int_equal(run(&book, "k-sun", "{\"vin\": \"4T1B11K10TA000002\", "
-                                       "\"starts_at\": \"2027-01-10T09:00\","
-                                       " \"customer_name\": \"Cy\"}",
-                       &res, error), DL_FAILED);
+  assert_int_equal(run(&book, "k-sun",
+                       "{\"vin\": \"4T1B11K10TA000002\", "
+                       "\"starts_at\": \"2027-01-10T09:00\","
+                       " \"customer_name\": \"Cy\"}",
+                       &res, error),
+                   DL_FAILED);
   assert_non_null(strstr(error, "Sundays"));
-  assert_int_equal(run(&book, NULL, "{\"vin\": \"4T1B11K10TA000002\"}", &res,
-                       error), DL_INVALID_ARGS);
+  assert_int_equal(
+      run(&book, NULL, "{\"vin\": \"4T1B11K10TA000002\"}", &res, error),
+      DL_INVALID_ARGS);
   assert_null(res);
 }
 
