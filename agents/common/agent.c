@@ -7,6 +7,9 @@
  * and the context, so nothing JSON is shared between threads. A call
  * cancelled while its job runs is forgotten: the job finishes (its
  * transaction commits or not on its own terms) and its answer is dropped.
+ * The job's body is dl_run_tool, public so the tests run tools the same
+ * way. A tool with an on_loop hook (one that asks the client a question,
+ * which only the loop can do) is handed the call instead.
  */
 #include "agent.h"
 
@@ -43,7 +46,7 @@ typedef struct dl_job {
   char *tenant, *key;
   /* set by the worker */
   json_t *result;
-  int invalid;
+  dl_outcome outcome;
   char error[512];
 } dl_job;
 
@@ -234,11 +237,13 @@ static int ledger_store(dl_request *req, const char *hash, json_t *result) {
   return rc;
 }
 
-static void job_work(uv_work_t *w) {
-  dl_job *j = w->data;
-  dl_request req = {.tenant = j->tenant, .context = j->context,
-                    .idempotency_key = j->key, .tool = j->tool->name};
-  char *path = sb_asprintf("%s/%s.db", j->rt->data_dir, j->tenant);
+dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
+                       const char *tenant, const char *idempotency_key,
+                       json_t *args, json_t *context, json_t **out,
+                       char *error, size_t error_len) {
+  dl_request req = {.tenant = tenant, .context = context,
+                    .idempotency_key = idempotency_key, .tool = tool->name};
+  char *path = sb_asprintf("%s/%s.db", data_dir, tenant);
   sqlite3 *db = NULL;
   json_t *result = NULL;
   int began = 0;
@@ -249,25 +254,25 @@ static void job_work(uv_work_t *w) {
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK) {
     dl_fail(&req, "no dealership data for tenant %s (%s: %s); generate it "
-                  "with dealer-data", j->tenant, path,
+                  "with dealer-data", tenant, path,
             db ? sqlite3_errmsg(db) : "cannot open");
     goto done;
   }
   sqlite3_busy_timeout(db, 5000);
   req.db = db;
-  if (exec(db, j->tool->mutating ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
+  if (exec(db, tool->mutating ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
     dl_fail(&req, "the dealership data is busy: %s", sqlite3_errmsg(db));
     goto done;
   }
   began = 1;
   char hash[33];
-  if (j->tool->mutating && j->key) {
-    args_hash(j->args, hash);
+  if (tool->mutating && idempotency_key) {
+    args_hash(args, hash);
     int found = ledger_find(&req, hash, &result);
     if (found != 0) goto done; /* answered before, or failed */
   }
-  result = j->tool->run(&req, j->args);
-  if (result && j->tool->mutating && j->key &&
+  result = tool->run(&req, args);
+  if (result && tool->mutating && idempotency_key &&
       ledger_store(&req, hash, result) != 0) {
     json_decref(result);
     result = NULL;
@@ -282,11 +287,17 @@ done:
   if (began) exec(db, "ROLLBACK");
   if (db) sqlite3_close(db);
   sb_free(path);
-  j->result = result;
-  j->invalid = req.invalid_args;
-  if (!result)
-    snprintf(j->error, sizeof j->error, "%s",
-             req.error[0] ? req.error : "the tool failed");
+  *out = result;
+  if (result) return DL_OK;
+  snprintf(error, error_len, "%s", req.error[0] ? req.error : "the tool failed");
+  return req.invalid_args ? DL_INVALID_ARGS : DL_FAILED;
+}
+
+static void job_work(uv_work_t *w) {
+  dl_job *j = w->data;
+  j->outcome = dl_run_tool(j->tool, j->rt->data_dir, j->tenant, j->key,
+                           j->args, j->context, &j->result, j->error,
+                           sizeof j->error);
 }
 
 static void job_free(dl_job *j) {
@@ -307,22 +318,28 @@ static json_t *text_content(const char *text) {
   return json_pack("[{ssss}]", "type", "text", "text", text);
 }
 
+void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result) {
+  char *line = tool->summary ? tool->summary(result) : NULL;
+  char *json = json_dumps(result, JSON_COMPACT);
+  char *text = sb_asprintf("%s\n%s", line ? line : tool->name,
+                           json ? json : "{}");
+  sb_mcp_call_reply(call, json_pack("{sosO}", "content",
+                                    text_content(text ? text : ""),
+                                    "structuredContent", result));
+  json_decref(result);
+  sb_free(text);
+  sb_free(json);
+  sb_free(line);
+}
+
 static void job_done(uv_work_t *w, int status) {
   dl_job *j = w->data;
   sb_mcp_call *call = j->call;
   if (!call) goto out;
-  if (j->result) {
-    char *line = j->tool->summary ? j->tool->summary(j->result) : NULL;
-    char *json = json_dumps(j->result, JSON_COMPACT);
-    char *text = sb_asprintf("%s\n%s", line ? line : j->tool->name,
-                             json ? json : "{}");
-    sb_mcp_call_reply(call, json_pack("{sosO}", "content",
-                                      text_content(text ? text : ""),
-                                      "structuredContent", j->result));
-    sb_free(text);
-    sb_free(json);
-    sb_free(line);
-  } else if (j->invalid) {
+  if (j->outcome == DL_OK) {
+    dl_reply(call, j->tool, j->result);
+    j->result = NULL;
+  } else if (j->outcome == DL_INVALID_ARGS) {
     sb_mcp_call_fail_invalid_args(call, j->tool->name, j->error);
   } else {
     sb_mcp_call_reply_text(call, j->error, 1);
@@ -347,6 +364,12 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   if (!tool) return 0;
   if (arguments && !json_is_object(arguments)) {
     sb_mcp_call_fail_invalid_args(call, name, "arguments must be an object");
+    return 1;
+  }
+  if (tool->on_loop) {
+    json_t *empty = arguments ? NULL : json_object();
+    tool->on_loop(tool, call, arguments ? arguments : empty);
+    json_decref(empty);
     return 1;
   }
   json_t *meta = json_object_get(sb_mcp_call_params(call), "_meta");
@@ -405,7 +428,7 @@ static json_t *tool_list(const dl_agent *agent, sb_error *err) {
       json_decref(tools);
       return NULL;
     }
-    json_t *entry = json_pack("{sssssso}", "name", t->name, "title",
+    json_t *entry = json_pack("{ssssssso}", "name", t->name, "title",
                               t->title ? t->title : t->name, "description",
                               t->description, "inputSchema", in);
     if (out) json_object_set_new(entry, "outputSchema", out);
@@ -464,6 +487,7 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
   sb_mcp_server *srv = NULL;
   sb_stdio_server *stdio = NULL;
   sb_http_server *hs = NULL;
+  int signals = 0;
 
   sb_core_init();
   sb_log_set_level(SB_LOG_WARNING);
@@ -558,14 +582,23 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
   rt.sigterm.data = rt.sigint.data = &rt;
   uv_signal_start(&rt.sigterm, on_signal, SIGTERM);
   uv_signal_start(&rt.sigint, on_signal, SIGINT);
+  signals = 1;
   uv_run(&rt.loop, UV_RUN_DEFAULT);
   code = 0;
 done:
   if (stdio) sb_stdio_server_stop(stdio);
   if (hs) sb_http_server_stop(hs);
   if (srv) sb_mcp_server_free(srv);
+  if (signals) {
+    uv_close((uv_handle_t *)&rt.sigterm, NULL);
+    uv_close((uv_handle_t *)&rt.sigint, NULL);
+  }
+  /* Let the servers close their own handles (stdout drains its answers
+   * first, then closes itself: closing it from here too would close it
+   * twice) and queued jobs finish; then close whatever is left. */
+  uv_run(&rt.loop, UV_RUN_DEFAULT);
   uv_walk(&rt.loop, close_handle, NULL);
-  uv_run(&rt.loop, UV_RUN_DEFAULT); /* lets queued jobs finish */
+  uv_run(&rt.loop, UV_RUN_DEFAULT);
   uv_loop_close(&rt.loop);
   json_decref(rt.tools);
   return code;

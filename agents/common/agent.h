@@ -34,6 +34,7 @@
 #include <sqlite3.h>
 
 #include "core/core.h"
+#include "mcp/mcp.h"
 
 #define DL_META_TENANT "switchboard/tenant"
 #define DL_META_CONTEXT "switchboard/context"
@@ -69,6 +70,12 @@ typedef struct dl_tool {
   /* One line for the text content, from the result (borrowed); NULL: the
    * tool's name. The full JSON follows it in the text. */
   char *(*summary)(json_t *result); /* sb_malloc'd, or NULL */
+  /* Optional, for a tool that must ask the client something first
+   * (sampling/createMessage): runs on the loop thread instead of `run`,
+   * owns the call and finishes it (dl_reply, sb_mcp_call_*) now or from a
+   * later callback. It must not block; it gets no tenant or database. */
+  void (*on_loop)(const struct dl_tool *tool, sb_mcp_call *call,
+                  json_t *args);
 } dl_tool;
 
 typedef struct dl_agent {
@@ -88,6 +95,28 @@ typedef struct dl_agent {
  *   --log-level LEVEL    debug|info|notice|warning|error (default warning)
  *   --help               usage */
 int dl_agent_main(const dl_agent *agent, int argc, char **argv);
+
+/* How a tool call ended. */
+typedef enum dl_outcome {
+  DL_OK,          /* a result */
+  DL_FAILED,      /* the tool failed: answered isError */
+  DL_INVALID_ARGS /* the caller's arguments are wrong: -32602 */
+} dl_outcome;
+
+/* Run `tool` on the calling thread exactly as a worker runs a call: open
+ * DATA_DIR/<tenant>.db, one transaction, the idempotency ledger for a
+ * mutating tool called with a key (NULL: none). args and context are
+ * borrowed (context may be NULL). DL_OK with *result (new reference), else
+ * a message in error. The runtime's workers and the unit tests call it. */
+dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
+                       const char *tenant, const char *idempotency_key,
+                       json_t *args, json_t *context, json_t **result,
+                       char *error, size_t error_len);
+
+/* Answer `call` with a tool's result (stolen) the way the runtime does:
+ * text content (the tool's summary line + the JSON) and structuredContent.
+ * For on_loop tools. */
+void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result);
 
 /* ---- for tools --------------------------------------------------------- */
 

@@ -21,6 +21,7 @@ const char dl_schema_sql[] =
     "  name TEXT NOT NULL,\n"
     "  city TEXT NOT NULL,\n"
     "  state TEXT NOT NULL,\n"   /* two letters */
+    "  address TEXT,\n"         /* street, city, state, ZIP */
     "  phone TEXT NOT NULL,\n"
     "  brands TEXT NOT NULL,\n"  /* JSON array of makes it sells new */
     "  sales_tax_rate REAL NOT NULL,\n" /* 0.06875 */
