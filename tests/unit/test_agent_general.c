@@ -26,6 +26,14 @@ typedef struct utterance {
 } utterance;
 
 static const utterance cases[] = {
+    /* symptoms, not the word "service": still a service visit */
+    {"My 2021 Ford Escape (VIN 1FMCU9G23MV123595) squeals every time I brake. "
+     "Can I bring it in?", "service", "neutral", "en",
+     "{\"make\":\"Ford\",\"model\":\"Escape\",\"year\":2021,"
+     "\"vin\":\"1FMCU9G23MV123595\"}"},
+    {"The 12V battery in my Ioniq 5 keeps dying and I am not happy about it.",
+     "service", "negative", "en",
+     "{\"make\":\"Hyundai\",\"model\":\"Ioniq 5\"}"},
     {"I'm looking for a Camry under $32k", "buy", "neutral", "en",
      "{\"make\":\"Toyota\",\"model\":\"Camry\",\"budget\":32000}"},
     {"Do you have a 2024 Honda CR-V in stock? Budget is 32,000 dollars.", "buy",
