@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libmicrohttpd-dev libjansson-dev libyaml-dev libsodium-dev
   libsqlite3-dev libcurl4-openssl-dev libcmocka-dev
-  curl wrk nodejs npm
+  curl wrk nodejs npm sqlite3
 )
 
 missing=()
