@@ -343,7 +343,7 @@ fail:
 
 int hc_start_transfer(http_channel *ch, transfer *t) {
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-  if (curl_multi_add_handle(ch->multi, t->easy) != CURLM_OK) return SB_EIO;
+  if (curl_multi_add_handle(ch->drv.multi, t->easy) != CURLM_OK) return SB_EIO;
   t->next = ch->transfers;
   if (t->next) t->next->prev = t;
   ch->transfers = t;
