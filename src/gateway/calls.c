@@ -52,6 +52,7 @@ struct sb_gateway_input {
   char *key;            /* INPUT_REQUIRED: its key in inputRequests */
   char *method;
   json_t *params;
+  gw_sampling *sampling; /* switchboard's models are answering it */
   sb_gateway_input *next; /* call->inputs */
 };
 
@@ -109,6 +110,7 @@ static void input_unlink(sb_gateway_input *in) {
 }
 
 static void input_free(sb_gateway_input *in) {
+  gw_sampling_abandon(in->sampling);
   json_decref(in->agent_req_id);
   json_decref(in->params);
   sb_free(in->key);
@@ -127,7 +129,8 @@ static void drop_inputs(sb_gateway_call *c, int every) {
       continue;
     }
     *pp = in->next;
-    if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+    if (c->o.on_input_withdrawn && !in->sampling)
+      c->o.on_input_withdrawn(c->o.ud, in);
     input_free(in);
   }
 }
@@ -140,6 +143,13 @@ json_t *sb_gateway_input_params(const sb_gateway_input *in) {
 }
 const char *sb_gateway_input_capability(const sb_gateway_input *in) {
   return gw_capability_for(in->method);
+}
+void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job) {
+  in->sampling = job;
+}
+const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in) {
+  const agent *a = in->a ? in->a : in->call->current;
+  return a ? a->def : NULL;
 }
 
 const char *gw_capability_for(const char *method) {
@@ -334,8 +344,9 @@ static json_t *agent_params(sb_gateway_call *c, agent *a) {
   if (a->client && sb_mcp_client_is_modern(a->client)) {
     if (c->log_level)
       json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(c->log_level));
-    if (c->client_caps)
-      json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->client_caps);
+    /* ...with sampling when switchboard answers it with the agent's models */
+    json_t *caps = gw_sampling_caps(c->owner, a->def, c->client_caps);
+    if (caps) json_object_set_new(meta, SB_MCP_META_CLIENT_CAPS, caps);
   }
   json_t *projection = c->route ? gw_route_projection(c->route, a) : NULL;
   if (projection) json_object_set_new(meta, SB_GATEWAY_META_CONTEXT, projection);
@@ -476,6 +487,10 @@ static void ask_questions(sb_gateway_call *c, json_t *result) {
     c->holds++;
     int refused = !in || !in->key || !in->method || !method ||
                   !c->o.on_input || c->o.on_input(c->o.ud, in) != 0;
+    /* ...or switchboard answers it with the agent's models */
+    if (refused && in && in->key && in->method && c->state != CALL_DONE &&
+        gw_sampling_start(c->owner, a->def, in) == 0)
+      refused = 0;
     c->holds--;
     if (c->state == CALL_DONE) { /* ended inside (finish() dropped every
                                     question, this one too): free it now */
@@ -538,7 +553,7 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
   sb_gateway_call *c = NULL;
   for (sb_gateway_call *t = a->owner->calls; t && !c; t = t->next)
     if (t->current == a && t->req && t->req == related) c = t;
-  sb_gateway_input *in = c && c->o.on_input ? sb_calloc(1, sizeof *in) : NULL;
+  sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
   if (in) {
     in->call = c;
     in->kind = INPUT_AGENT_REQUEST;
@@ -548,7 +563,9 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
     in->params = json_incref(params);
     in->next = c->inputs;
     c->inputs = in;
-    if (in->method && c->o.on_input(c->o.ud, in) == 0) return;
+    if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return;
+    /* The caller cannot answer: switchboard may, with the agent's models. */
+    if (in->method && gw_sampling_start(a->owner, a->def, in) == 0) return;
     input_unlink(in);
     input_free(in);
   }
@@ -569,7 +586,8 @@ void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
           !json_equal(in->agent_req_id, agent_req_id))
         continue;
       input_unlink(in);
-      if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+      if (c->o.on_input_withdrawn && !in->sampling)
+        c->o.on_input_withdrawn(c->o.ud, in);
       input_free(in);
       return;
     }
