@@ -231,8 +231,11 @@ fail:
 void gw_sampling_abandon(gw_sampling *job) {
   if (!job) return;
   job->in = NULL;
-  if (job->call)
+  if (job->call) {
+    SB_INFO(MODULE, "agent %s: its sampling request went away before a "
+            "model answered", job->agent_id);
     sb_llm_cancel(job->call); /* on_answer frees the job */
+  }
   else
     job_free(job);
 }

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { DEADLINE_MS, switchboardBin, withDeadline } from './lib/harness.mjs';
-import { callWithin, connect, waitForTools, withStderr } from '../agents/agents_lib.mjs';
+import { callWithin, connect, pollUntil, waitForTools, withStderr } from '../agents/agents_lib.mjs';
 import { flowAgent, startFlowServer, startRun } from './lib/flows.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -59,6 +59,7 @@ function writeConfig(baseUrl) {
     agent('fallback', { primary: 'fail-primary', fallback: ['ok-second'] }, 'json', 1000, 0.7),
     agent('broken', { primary: 'fail-a', fallback: ['malformed-b'] }),
     agent('shaped', { primary: 'badshape-a', fallback: ['ok-b'] }, 'structured'),
+    agent('slowpoke', { primary: 'slow-a' }),
     // a modern agent: its question comes as input_required
     { ...agent('reference', { primary: 'fail-x', fallback: ['ok-y'] }),
       transport: { type: 'stdio', command: process.execPath, args: [REFERENCE_AGENT, 'stdio'] } },
@@ -94,7 +95,7 @@ describe('sampling answered with the agent\'s models', () => {
     legacy = await connect('legacy', sb.server.url); // no sampling capability
     modern = await connect('modern', sb.server.url);
     await waitForTools(legacy, ['buyer__ask_model', 'fallback__ask_model', 'broken__ask_model', 'shaped__ask_model',
-      'reference__ask-llm']);
+      'reference__ask-llm', 'slowpoke__ask_model']);
   });
 
   after(async () => {
@@ -204,7 +205,25 @@ describe('sampling answered with the agent\'s models', () => {
     assert.equal(out.result.model, 'ok-primary');
   });
 
-  test('the API key never appears in the logs', () => {
+  test('the call cancelled while a model is thinking: its LLM request is dropped', async () => {
+    const ac = new AbortController();
+    const call = legacy.callTool({ name: 'slowpoke__ask_model', arguments: { text: 'x' } }, { signal: ac.signal });
+    await pollUntil(async () => (await models.requests()).some((r) => r.model === 'slow-a'), { what: 'the slow model asked' });
+    ac.abort();
+    await assert.rejects(call);
+    await pollUntil(() => sb.server.stderr.includes('agent slowpoke: its sampling request went away before a model answered'),
+      { what: 'the models\' call cancelled' });
+    // switchboard goes on serving
+    const out = await ask(legacy, 'buyer__ask_model', { text: 'still there?' });
+    assert.equal(out.result.model, 'ok-primary');
+  });
+
+  test('the API key never appears in the logs; switchboard stops cleanly', async () => {
+    await legacy.close();
+    await modern.close();
+    const { code, signal } = await sb.server.stop();
+    assert.equal(code, 0, withStderr(sb.server, `exit code ${code}, signal ${signal}`));
+    assert.ok(!/LeakSanitizer|AddressSanitizer/.test(sb.server.stderr), withStderr(sb.server, 'sanitizer report'));
     assert.ok(sb.server.stderr.includes('LLM endpoint'), sb.server.stderr.slice(0, 2000));
     assert.ok(!sb.server.stderr.includes(KEY));
   });
