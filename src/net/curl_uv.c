@@ -135,3 +135,14 @@ void hc_driver_stop(hc_driver *d) {
     unwatch(d, d->watches);
   uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
+
+void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
+                    long connect_timeout_ms) {
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, priv);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+}

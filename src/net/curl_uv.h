@@ -34,6 +34,11 @@ struct hc_driver {
  * 0, SB_EIO or SB_ENOMEM; on failure nothing needs stopping. */
 int hc_driver_init(hc_driver *d, uv_loop_t *loop, void (*after)(hc_driver *),
                    void (*on_closed)(hc_driver *));
+/* The options every easy handle of ours carries: the URL, its owner as
+ * CURLINFO_PRIVATE, the error buffer, no signals, http(s) only, the
+ * connect timeout. */
+void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
+                    long connect_timeout_ms);
 /* Clean up the multi (the owner has removed its easy handles) and close
  * the handles; on_closed runs from a close callback when all are gone. */
 void hc_driver_stop(hc_driver *d);

@@ -123,9 +123,11 @@ static void finish(sb_fetch *r, CURLcode code) {
     else
       snprintf(detail, sizeof detail, "%s: %s", r->url, what);
   } else if (code == CURLE_OPERATION_TIMEDOUT) {
-    curl_off_t connected = 0; /* microseconds; 0: never connected */
-    curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected);
-    res.outcome = connected > 0 ? SB_FETCH_TIMED_OUT : SB_FETCH_CONNECT_FAILED;
+    /* Nothing sent yet: the connection never came (a reused connection
+     * reports no connect time, so the bytes sent decide). */
+    long sent = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent);
+    res.outcome = sent > 0 ? SB_FETCH_TIMED_OUT : SB_FETCH_CONNECT_FAILED;
     snprintf(detail, sizeof detail, "%s: %s", r->url, what);
   } else {
     res.outcome = SB_FETCH_FAILED;
@@ -216,16 +218,10 @@ int sb_fetch_start(sb_fetcher *f, const sb_fetch_options *o, sb_fetch_cb cb,
   if (!l) goto nomem;
   r->headers = l;
   CURL *e = r->easy;
-  curl_easy_setopt(e, CURLOPT_URL, r->url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   o->connect_timeout_ms > 0 ? o->connect_timeout_ms
-                                             : (long)DEFAULT_CONNECT_TIMEOUT_MS);
+  hc_easy_common(e, r->url, r, r->errbuf,
+                 o->connect_timeout_ms > 0 ? o->connect_timeout_ms
+                                           : (long)DEFAULT_CONNECT_TIMEOUT_MS);
   if (o->timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
