@@ -293,6 +293,22 @@ static void one_model_connect_error(void **state) {
   free_llm(llm);
 }
 
+static void oversized_completion_falls_back(void **state) {
+  (void)state;
+  sb_llm_options lo = {.loop = &loop, .base_url = base_url,
+                       .max_response_bytes = 64};
+  sb_error err = {0};
+  sb_llm *llm = sb_llm_new(&lo, &err);
+  assert_non_null(llm);
+  const char *models[] = {"ok-big"};
+  outcome o;
+  complete(llm, models, 1, SB_LLM_TEXT, NULL, &o);
+  assert_int_equal(o.outcome, SB_LLM_ALL_FAILED);
+  assert_int_equal(o.failures[0], SB_LLM_TRANSPORT);
+  assert_non_null(strstr(o.message, "the response is larger than 64 bytes"));
+  free_llm(llm);
+}
+
 /* ---- output formats ------------------------------------------------------- */
 
 static void json_output_must_parse(void **state) {
@@ -529,6 +545,7 @@ int main(void) {
       cmocka_unit_test(all_failing_names_each_model),
       cmocka_unit_test(malformed_and_timeout_fall_back),
       cmocka_unit_test(one_model_connect_error),
+      cmocka_unit_test(oversized_completion_falls_back),
       cmocka_unit_test(json_output_must_parse),
       cmocka_unit_test(structured_output_must_match),
       cmocka_unit_test(sends_key_tokens_temperature),
