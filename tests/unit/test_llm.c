@@ -62,6 +62,7 @@ static int srv_gone(void *ud) { return ((server *)ud)->exited; }
 static int start_server(void **state) {
   (void)state;
   sb_core_init();
+  if (getenv("TEST_DEBUG")) sb_log_set_level(SB_LOG_DEBUG);
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   memset(&srv, 0, sizeof srv);
@@ -122,8 +123,12 @@ typedef struct outcome {
   char models_tried[8][64];
 } outcome;
 
+/* The callbacks stop the loop's iteration: an answer read in a timer
+ * callback would otherwise leave uv_run(UV_RUN_ONCE) waiting in poll for
+ * the next event, the test's deadline. */
 static void on_done(void *ud, const sb_llm_result *r) {
   outcome *o = ud;
+  uv_stop(&loop);
   o->done++;
   o->outcome = r->outcome;
   snprintf(o->text, sizeof o->text, "%s", r->text ? r->text : "");
@@ -188,6 +193,7 @@ typedef struct fetched {
 
 static void on_fetched(void *ud, const sb_fetch_result *r) {
   fetched *f = ud;
+  uv_stop(&loop);
   f->done = 1;
   f->outcome = r->outcome;
   f->status = r->status;
