@@ -125,6 +125,20 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  /* The LLM endpoint that answers agents' sampling when their caller
+   * cannot (off unless configured). */
+  sb_config_llm lc;
+  sb_config_llm_endpoint(cfg, &lc);
+  if (lc.base_url) {
+    sb_llm_options lo = {.loop = o->loop,
+                         .base_url = lc.base_url,
+                         .api_key = lc.api_key,
+                         .timeout_ms = lc.timeout_ms,
+                         .max_response_bytes = cfg->max_message_bytes};
+    if (!(app->llm = sb_llm_new(&lo, err))) goto fail;
+    SB_INFO(MODULE, "LLM endpoint %s (%s API key): answers agents' sampling "
+            "when their caller cannot", lc.base_url, lc.api_key ? "with an" : "no");
+  }
   sb_gateway_options gopts = {.loop = o->loop,
                               .mcp = app->mcp,
                               .mcp_limits = app_mcp_limits(cfg),
@@ -134,7 +148,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .ctx = app->ctx,
                               .max_tool_name = (size_t)cfg->max_tool_name,
                               .on_breaker = breaker_changed,
-                              .breaker_ud = app};
+                              .breaker_ud = app,
+                              .llm = app->llm};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {
@@ -256,6 +271,7 @@ void sb_app_stop(sb_app *app) {
   /* Runs stop before the agents they call; they go on at the next start. */
   sb_flow_engine_free(app->flow);
   sb_gateway_free(app->gateway);
+  sb_llm_free(app->llm); /* after the gateway: its sampling calls end first */
   if (app->mcp) sb_mcp_server_free(app->mcp);
   sb_ctx_manager_free(app->ctx);
   sb_events_free(app->events);

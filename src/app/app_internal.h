@@ -23,6 +23,7 @@ struct sb_app {
   sb_stdio_server *stdio;
   sb_http_server *http;
   sb_gateway *gateway; /* agents, calls, per-agent and virtual servers */
+  sb_llm *llm;         /* answers agents' sampling; NULL: not configured */
   sb_events *events;   /* the bus over the event log */
   sb_flow_defs defs;   /* the workflows of the config */
   sb_flow_engine *flow;

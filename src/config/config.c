@@ -66,6 +66,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->ctx_sweep_interval_s = 60;
   cfg->events_retention_s = 7L * 24 * 3600;
   cfg->default_tenant = default_tenant_id;
+  cfg->llm_timeout_ms = 30000;
 }
 
 int cfg_is_static_default(const char *s) {
@@ -82,6 +83,10 @@ static void release_owned(sb_config *cfg) {
   cfg->store_path = NULL;
   if (!cfg_is_static_default(cfg->default_tenant)) sb_free(cfg->default_tenant);
   cfg->default_tenant = NULL;
+  sb_free(cfg->llm_base_url);
+  cfg->llm_base_url = NULL;
+  sb_free(cfg->llm_api_key_env);
+  cfg->llm_api_key_env = NULL;
   cfg_free_tenants(cfg->tenants, cfg->tenants_len);
   cfg->tenants = NULL;
   cfg->tenants_len = 0;
@@ -147,6 +152,12 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->config_dir = NULL;
   dst->admin_tenants = NULL;
   dst->admin_tenants_len = 0;
+  dst->llm_base_url = NULL;
+  dst->llm_api_key_env = NULL;
+  if ((src->llm_base_url && !(dst->llm_base_url = sb_strdup(src->llm_base_url))) ||
+      (src->llm_api_key_env &&
+       !(dst->llm_api_key_env = sb_strdup(src->llm_api_key_env))))
+    goto fail;
   if (src->admin_tenants_len) {
     dst->admin_tenants = sb_calloc(src->admin_tenants_len, sizeof(char *));
     if (!dst->admin_tenants) goto fail;
@@ -775,6 +786,8 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
       break;
     case KEY_ADMINS: rc = cfg_parse_admins(p, key_path); break;
     case KEY_WORKFLOWS: rc = cfg_parse_workflows(p, key_path); break;
+    case KEY_URL:
+    case KEY_ENV_NAME: rc = cfg_parse_llm_string(p, k, key_path); break;
     }
     if (rc != 0) return rc;
   }

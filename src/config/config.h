@@ -53,6 +53,18 @@
  *   events:
  *     retention_s: 604800           # the event log keeps events this long;
  *                                   # 60..315360000
+ *   llm:                            # an OpenAI-compatible endpoint that
+ *                                   # answers an agent's sampling request
+ *                                   # with the agent's models when the
+ *                                   # caller cannot; absent = off
+ *     base_url: http://127.0.0.1:11434/v1  # http(s); POSTs go to
+ *                                   # {base_url}/chat/completions
+ *     api_key_env: OPENAI_API_KEY   # the variable holding the key (sent
+ *                                   # as a bearer token); a name of
+ *                                   # [A-Za-z_][A-Za-z0-9_]*
+ *     timeout_ms: 30000             # each model's attempt; 1..600000
+ *                                   # SWITCHBOARD_LLM_BASE_URL and
+ *                                   # SWITCHBOARD_LLM_API_KEY override
  *   workflows:                      # workflow definitions (flow/flow.h):
  *     - workflows/                  # a directory: its *.yaml and *.yml
  *     - extra/lead.yaml             # one file (one workflow per file)
@@ -119,6 +131,10 @@ typedef struct sb_config {
   size_t tenants_len;
   char **admin_tenants; /* may register/remove agents */
   size_t admin_tenants_len;
+  /* llm (see sb_config_llm_endpoint) */
+  char *llm_base_url;    /* NULL: not configured */
+  char *llm_api_key_env; /* NULL: OPENAI_API_KEY */
+  long llm_timeout_ms;   /* each model's attempt */
   /* agents: the list as JSON (AgentDefinitions; registry/ validates them),
    * with the file line of each item for error messages. */
   json_t *agents;
@@ -182,6 +198,17 @@ int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err);
 int sb_config_set_store_path(sb_config *cfg, const char *path, sb_error *err);
 int sb_config_set_default_tenant(sb_config *cfg, const char *tenant,
                                  sb_error *err);
+/* The LLM endpoint to use: SWITCHBOARD_LLM_BASE_URL, else llm.base_url
+ * (NULL: none, the feature is off); the key from SWITCHBOARD_LLM_API_KEY,
+ * else from the variable llm.api_key_env names (NULL: none); the
+ * per-attempt timeout. Strings are borrowed from cfg or the environment. */
+typedef struct sb_config_llm {
+  const char *base_url;
+  const char *api_key;
+  long timeout_ms;
+} sb_config_llm;
+void sb_config_llm_endpoint(const sb_config *cfg, sb_config_llm *out);
+
 /* Release what the config owns (not cfg itself). */
 void sb_config_free(sb_config *cfg);
 

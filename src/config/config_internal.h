@@ -45,6 +45,8 @@ typedef enum key_kind {
   KEY_SERVERS, /* servers list (virtual servers), kept as JSON */
   KEY_ADMINS,  /* admin tenant ids */
   KEY_WORKFLOWS, /* workflow definitions and files, kept as JSON */
+  KEY_URL,       /* char * field: an http(s) URL */
+  KEY_ENV_NAME,  /* char * field: an environment variable's name */
 } key_kind;
 
 typedef struct key_spec {
@@ -93,6 +95,9 @@ void cfg_free_strings(char **v, size_t n);
 int cfg_parse_json(parse_ctx *p, const char *path, json_t **out);
 /* The workflows: key into cfg->workflows and cfg->workflow_lines. */
 int cfg_parse_workflows(parse_ctx *p, const char *path);
+
+/* llm.c: a KEY_URL or KEY_ENV_NAME value into its field. */
+int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path);
 
 /* yaml_doc.c: the whole of a regular file of at most
  * SB_CONFIG_MAX_FILE_BYTES; *data (caller frees with sb_free) is

@@ -74,6 +74,13 @@ static const key_spec auth_keys[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+static const key_spec llm_keys[] = {
+    NUM("base_url", KEY_URL, llm_base_url, 0, 0),
+    NUM("api_key_env", KEY_ENV_NAME, llm_api_key_env, 0, 0),
+    NUM("timeout_ms", KEY_LONG, llm_timeout_ms, 1, 600000),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 const key_spec cfg_top_keys[] = {
     {"server", KEY_SECTION, 0, 0, 0, server_keys},
     {"limits", KEY_SECTION, 0, 0, 0, limits_keys},
@@ -83,6 +90,7 @@ const key_spec cfg_top_keys[] = {
     {"contexts", KEY_SECTION, 0, 0, 0, contexts_keys},
     {"events", KEY_SECTION, 0, 0, 0, events_keys},
     {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
+    {"llm", KEY_SECTION, 0, 0, 0, llm_keys},
     {"agents", KEY_AGENTS, 0, 0, 0, NULL},
     {"servers", KEY_SERVERS, 0, 0, 0, NULL},
     {"workflows", KEY_WORKFLOWS, 0, 0, 0, NULL},
@@ -101,4 +109,5 @@ FITS(store_keys);
 FITS(contexts_keys);
 FITS(auth_keys);
 FITS(events_keys);
+FITS(llm_keys);
 

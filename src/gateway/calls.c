@@ -52,6 +52,7 @@ struct sb_gateway_input {
   char *key;            /* INPUT_REQUIRED: its key in inputRequests */
   char *method;
   json_t *params;
+  gw_sampling *sampling; /* switchboard's models are answering it */
   sb_gateway_input *next; /* call->inputs */
 };
 
@@ -110,6 +111,7 @@ static void input_unlink(sb_gateway_input *in) {
 }
 
 static void input_free(sb_gateway_input *in) {
+  gw_sampling_abandon(in->sampling);
   json_decref(in->agent_req_id);
   json_decref(in->params);
   sb_free(in->key);
@@ -128,7 +130,8 @@ static void drop_inputs(sb_gateway_call *c, int every) {
       continue;
     }
     *pp = in->next;
-    if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+    if (c->o.on_input_withdrawn && !in->sampling)
+      c->o.on_input_withdrawn(c->o.ud, in);
     input_free(in);
   }
 }
@@ -141,6 +144,13 @@ json_t *sb_gateway_input_params(const sb_gateway_input *in) {
 }
 const char *sb_gateway_input_capability(const sb_gateway_input *in) {
   return gw_capability_for(in->method);
+}
+void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job) {
+  in->sampling = job;
+}
+const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in) {
+  const agent *a = in->a ? in->a : in->call->current;
+  return a ? a->def : NULL;
 }
 
 const char *gw_capability_for(const char *method) {
@@ -355,8 +365,9 @@ static json_t *agent_params(sb_gateway_call *c, agent *a) {
   if (a->client && sb_mcp_client_is_modern(a->client)) {
     if (c->log_level)
       json_object_set_new(meta, SB_MCP_META_LOG_LEVEL, json_string(c->log_level));
-    if (c->client_caps)
-      json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->client_caps);
+    /* ...with sampling when switchboard answers it with the agent's models */
+    json_t *caps = gw_sampling_caps(c->owner, a->def, c->client_caps);
+    if (caps) json_object_set_new(meta, SB_MCP_META_CLIENT_CAPS, caps);
   }
   /* The caller's tenant, authenticated by switchboard (never taken from
    * the caller's own _meta): agents shared by several dealer groups keep
@@ -504,6 +515,10 @@ static void ask_questions(sb_gateway_call *c, json_t *result) {
     c->holds++;
     int refused = !in || !in->key || !in->method || !method ||
                   !c->o.on_input || c->o.on_input(c->o.ud, in) != 0;
+    /* ...or switchboard answers it with the agent's models */
+    if (refused && in && in->key && in->method && c->state != CALL_DONE &&
+        gw_sampling_start(c->owner, a->def, in) == 0)
+      refused = 0;
     c->holds--;
     if (c->state == CALL_DONE) { /* ended inside (finish() dropped every
                                     question, this one too): free it now */
@@ -566,7 +581,7 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
   sb_gateway_call *c = NULL;
   for (sb_gateway_call *t = a->owner->calls; t && !c; t = t->next)
     if (t->current == a && t->req && t->req == related) c = t;
-  sb_gateway_input *in = c && c->o.on_input ? sb_calloc(1, sizeof *in) : NULL;
+  sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
   if (in) {
     in->call = c;
     in->kind = INPUT_AGENT_REQUEST;
@@ -576,7 +591,9 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
     in->params = json_incref(params);
     in->next = c->inputs;
     c->inputs = in;
-    if (in->method && c->o.on_input(c->o.ud, in) == 0) return;
+    if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return;
+    /* The caller cannot answer: switchboard may, with the agent's models. */
+    if (in->method && gw_sampling_start(a->owner, a->def, in) == 0) return;
     input_unlink(in);
     input_free(in);
   }
@@ -597,7 +614,8 @@ void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
           !json_equal(in->agent_req_id, agent_req_id))
         continue;
       input_unlink(in);
-      if (c->o.on_input_withdrawn) c->o.on_input_withdrawn(c->o.ud, in);
+      if (c->o.on_input_withdrawn && !in->sampling)
+        c->o.on_input_withdrawn(c->o.ud, in);
       input_free(in);
       return;
     }

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "core/core.h"
+#include "llm/llm.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 #include "registry/registry.h"
@@ -73,6 +74,12 @@ typedef struct sb_gateway_options {
   void (*on_breaker)(void *ud, const char *tenant, const char *agent,
                      int opened);
   void *breaker_ud;
+  /* An agent's sampling/createMessage that its caller cannot answer (no
+   * on_input, or it refused: a client without the sampling capability, a
+   * workflow run) is answered with the agent's models through this LLM
+   * endpoint (see gateway/sampling.c). Borrowed. NULL: refused, as
+   * without it. */
+  sb_llm *llm;
 } sb_gateway_options;
 
 /* A running gateway with no agents yet. NULL with err on failure. */

@@ -3,7 +3,9 @@
  * pool.c owns the pool (membership, connections, health, the tool list
  * it serves as agent__tool); calls.c the calls (routing, retries,
  * fallback, input across eras); mounts.c the per-agent endpoints and
- * virtual servers; link.c how one agent's channel and client are opened. */
+ * virtual servers; link.c how one agent's channel and client are opened;
+ * sampling.c answers an agent's sampling with its models (llm/) when the
+ * caller cannot. */
 #ifndef SB_GATEWAY_INTERNAL_H
 #define SB_GATEWAY_INTERNAL_H
 
@@ -148,6 +150,31 @@ sb_gateway_outcome gw_refusal_outcome(sb_registry_refusal why);
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
 const char *gw_capability_for(const char *method);
+
+/* sampling.c: switchboard answers a sampling/createMessage the caller
+ * refused, with the agent's models. */
+typedef struct gw_sampling gw_sampling;
+/* 1 when it can: an LLM endpoint is configured, def names models and
+ * method is sampling/createMessage. */
+int gw_sampling_possible(sb_gateway *gw, const sb_agent_def *def,
+                         const char *method);
+/* Take question `in` of the agent `def` describes: 0 when taken (it is
+ * answered now, if the request cannot be mapped, or later; do not touch
+ * `in` after), or a negative code when switchboard cannot answer it
+ * (`in` untouched). */
+int gw_sampling_start(sb_gateway *gw, const sb_agent_def *def,
+                      sb_gateway_input *in);
+/* The client capabilities to tell a modern agent: the caller's `caps`
+ * (borrowed; may be NULL), with sampling added when switchboard can answer
+ * it for this agent. New reference, or NULL for none. */
+json_t *gw_sampling_caps(sb_gateway *gw, const sb_agent_def *def,
+                         json_t *caps);
+/* The question is gone: cancel its LLM call (NULL: nothing to do). */
+void gw_sampling_abandon(gw_sampling *job);
+/* calls.c: the sampling job answering `in` (NULL: none any more). */
+void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job);
+/* The definition of the agent that asked `in` (NULL if it is gone). */
+const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in);
 /* A legacy-style request from agent a (answer it with
  * sb_mcp_client_respond) during request `related`: to that call's caller,
  * or refused. */

@@ -271,6 +271,10 @@ static int on_input(void *ud, sb_gateway_input *in) {
   if (!mc->call) return SB_ESTATE; /* parked already: one question at a time */
   const char *cap = sb_gateway_input_capability(in);
   if (cap && !sb_mcp_call_has_capability(mc->call, cap)) {
+    /* Refused, so that the gateway answers it with the agent's models. */
+    if (gw_sampling_possible(mc->gw, gw_input_agent_def(in),
+                             sb_gateway_input_method(in)))
+      return SB_ENOENT;
     char msg[256];
     snprintf(msg, sizeof msg,
              "the client that made this call did not declare the %s "

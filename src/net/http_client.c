@@ -1,9 +1,7 @@
 /* http_client.c: channels to Streamable HTTP agents.
  *
- * Each channel owns one libcurl multi handle driven by the libuv loop:
- * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION -> one
- * uv_poll per socket) and when to wake it (CURLMOPT_TIMERFUNCTION -> one
- * uv_timer), and we call curl_multi_socket_action when either fires. One
+ * Each channel owns one libcurl multi handle driven by the libuv loop
+ * (curl_uv.c: a uv_poll per socket, a uv_timer for curl's timeouts). One
  * multi per agent means one connection cache per agent, so consecutive
  * requests reuse a kept-alive connection.
  *
@@ -39,13 +37,6 @@ enum {
   STREAM_BASE_DELAY_MS = 250, /* first GET reconnect delay */
   STREAM_MAX_DELAY_MS = 30000,
   STREAM_MAX_FAILURES = 8, /* consecutive, before the channel is down */
-};
-
-struct sock_watch {
-  uv_poll_t poll;
-  curl_socket_t fd;
-  http_channel *ch;
-  struct sock_watch *prev, *next;
 };
 
 static void after_curl(http_channel *ch);
@@ -184,88 +175,14 @@ static void on_handle_closed(uv_handle_t *h) {
   maybe_free(ch);
 }
 
-static void on_watch_closed(uv_handle_t *h) {
-  sock_watch *w = h->data;
-  http_channel *ch = w->ch;
-  sb_free(w);
+static void on_driver_closed(hc_driver *d) {
+  http_channel *ch = (http_channel *)((char *)d - offsetof(http_channel, drv));
   ch->handles_open--;
   maybe_free(ch);
 }
 
-static void unwatch(http_channel *ch, sock_watch *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    ch->watches = w->next;
-  if (w->next) w->next->prev = w->prev;
-  uv_poll_stop(&w->poll);
-  uv_close((uv_handle_t *)&w->poll, on_watch_closed);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events) {
-  sock_watch *w = p->data;
-  http_channel *ch = w->ch;
-  if (ch->torn_down) return;
-  int flags = 0;
-  if (status < 0) flags = CURL_CSELECT_ERR;
-  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-  int running = 0;
-  curl_multi_socket_action(ch->multi, w->fd, flags, &running);
-  after_curl(ch);
-}
-
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
-                          void *sockp) {
-  http_channel *ch = ud;
-  sock_watch *w = sockp;
-  if (what == CURL_POLL_REMOVE) {
-    if (w) {
-      if (!ch->torn_down) curl_multi_assign(ch->multi, fd, NULL);
-      unwatch(ch, w);
-    }
-    return 0;
-  }
-  if (!w) {
-    w = sb_calloc(1, sizeof *w);
-    if (!w) return -1;
-    if (uv_poll_init_socket(ch->loop, &w->poll, fd) != 0) {
-      sb_free(w);
-      return -1;
-    }
-    w->fd = fd;
-    w->ch = ch;
-    w->poll.data = w;
-    w->next = ch->watches;
-    if (w->next) w->next->prev = w;
-    ch->watches = w;
-    ch->handles_open++;
-    curl_multi_assign(ch->multi, fd, w);
-  }
-  int events = 0;
-  if (what & CURL_POLL_IN) events |= UV_READABLE;
-  if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-  uv_poll_start(&w->poll, events, on_poll);
-  return 0;
-}
-
-static void on_curl_timeout(uv_timer_t *timer) {
-  http_channel *ch = timer->data;
-  if (ch->torn_down) return;
-  int running = 0;
-  curl_multi_socket_action(ch->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  after_curl(ch);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *ud) {
-  http_channel *ch = ud;
-  if (ch->torn_down) return 0;
-  if (timeout_ms < 0) uv_timer_stop(&ch->curl_timer);
-  /* Even a 0 timeout goes through the loop: curl must not be re-entered
-   * from its own callback. */
-  else
-    uv_timer_start(&ch->curl_timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
-  return 0;
+static void on_driver_after(hc_driver *d) {
+  after_curl((http_channel *)((char *)d - offsetof(http_channel, drv)));
 }
 
 /* Stop every transfer and close every handle; the struct goes with the
@@ -275,15 +192,14 @@ static void teardown(http_channel *ch) {
   ch->torn_down = 1;
   while (ch->transfers) {
     transfer *t = ch->transfers;
-    curl_multi_remove_handle(ch->multi, t->easy);
+    curl_multi_remove_handle(ch->drv.multi, t->easy);
     hc_free_transfer(ch, t);
   }
   hc_purge_queue(ch, NULL);
-  if (ch->multi) curl_multi_cleanup(ch->multi);
-  ch->multi = NULL;
-  while (ch->watches)
-    unwatch(ch, ch->watches);
-  uv_close((uv_handle_t *)&ch->curl_timer, on_handle_closed);
+  if (ch->drv_ready)
+    hc_driver_stop(&ch->drv);
+  else
+    ch->handles_open--; /* the driver never started */
   uv_close((uv_handle_t *)&ch->retry_timer, on_handle_closed);
 }
 
@@ -294,14 +210,14 @@ static void after_curl(http_channel *ch) {
   ch->busy++;
   CURLMsg *m;
   int left = 0;
-  while ((m = curl_multi_info_read(ch->multi, &left)) != NULL) {
+  while ((m = curl_multi_info_read(ch->drv.multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE) continue;
     CURL *easy = m->easy_handle;
     CURLcode res = m->data.result;
     char *priv = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     transfer *t = (transfer *)priv;
-    curl_multi_remove_handle(ch->multi, easy);
+    curl_multi_remove_handle(ch->drv.multi, easy);
     if (!t) continue;
     if (t->is_stream) {
       ch->stream = NULL;
@@ -410,7 +326,7 @@ static void http_cancel(sb_channel *base, json_t *id) {
       /* Closing the connection is the cancellation signal on Streamable
        * HTTP; anything of this request not yet delivered is dropped. */
       SB_DEBUG(MOD, "agent %s: cancelling a request", ch->base.name);
-      curl_multi_remove_handle(ch->multi, t->easy);
+      curl_multi_remove_handle(ch->drv.multi, t->easy);
       hc_purge_queue(ch, t);
       hc_free_transfer(ch, t);
       return;
@@ -483,7 +399,6 @@ static const sb_channel_ops http_ops = {
 
 sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
                             const sb_channel_events *ev, sb_error *err) {
-  static int curl_ready;
   if (!loop || !o || !o->url || !*o->url) {
     sb_error_set(err, SB_EINVAL, "an HTTP agent needs a URL");
     return NULL;
@@ -493,13 +408,6 @@ sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
     sb_error_set(err, SB_EINVAL, "agent URL must be http:// or https://: %s",
                  o->url);
     return NULL;
-  }
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      sb_error_set(err, SB_EIO, "cannot initialise libcurl");
-      return NULL;
-    }
-    curl_ready = 1;
   }
   http_channel *ch = sb_calloc(1, sizeof *ch);
   if (!ch) goto nomem;
@@ -516,13 +424,14 @@ sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
                                ? o->connect_timeout_ms
                                : DEFAULT_CONNECT_TIMEOUT_MS;
   ch->retry_ms = -1;
-  uv_timer_init(loop, &ch->curl_timer);
   uv_timer_init(loop, &ch->retry_timer);
-  ch->curl_timer.data = ch->retry_timer.data = ch;
-  ch->handles_open = 2;
+  ch->retry_timer.data = ch;
+  ch->handles_open = 2; /* the retry timer and the driver */
   ch->url = sb_strdup(o->url);
-  ch->multi = curl_multi_init();
-  if (!ch->url || !ch->multi) goto fail;
+  if (!ch->url) goto fail;
+  if (hc_driver_init(&ch->drv, loop, on_driver_after, on_driver_closed) != 0)
+    goto fail;
+  ch->drv_ready = 1;
   for (size_t i = 0; o->headers && o->headers[i]; i++) {
     if (!header_safe(o->headers[i]) || !strchr(o->headers[i], ':')) {
       sb_error_set(err, SB_EINVAL, "agent %s: bad header \"%s\"", ch->base.name,
@@ -535,10 +444,6 @@ sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
     if (!l) goto fail;
     ch->opt_headers = l;
   }
-  curl_multi_setopt(ch->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(ch->multi, CURLMOPT_SOCKETDATA, ch);
-  curl_multi_setopt(ch->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(ch->multi, CURLMOPT_TIMERDATA, ch);
   return &ch->base;
 fail:
   ch->base.closed = 1;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "net/channel_internal.h"
+#include "net/curl_uv.h"
 #include "net/sse.h"
 
 typedef enum body_kind {
@@ -21,7 +22,6 @@ typedef enum body_kind {
 } body_kind;
 
 typedef struct http_channel http_channel;
-typedef struct sock_watch sock_watch; /* http_client.c */
 
 typedef struct transfer {
   http_channel *ch;
@@ -56,8 +56,8 @@ typedef struct header_kv {
 struct http_channel {
   sb_channel base;
   uv_loop_t *loop;
-  CURLM *multi;
-  uv_timer_t curl_timer;
+  hc_driver drv; /* the multi handle on the loop */
+  int drv_ready;
   uv_timer_t retry_timer;
   int handles_open;
   int torn_down;
@@ -72,7 +72,6 @@ struct http_channel {
   char *session_id;
 
   transfer *transfers;
-  sock_watch *watches;
   queued_msg *queue_head, *queue_tail;
 
   /* The GET stream (legacy agent-initiated messages). */

@@ -322,13 +322,7 @@ transfer *hc_new_transfer(http_channel *ch, int is_stream) {
       goto fail;
   }
   CURL *e = t->easy;
-  curl_easy_setopt(e, CURLOPT_URL, ch->url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ch->connect_timeout_ms);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  hc_easy_common(e, ch->url, t, t->errbuf, ch->connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -343,7 +337,7 @@ fail:
 
 int hc_start_transfer(http_channel *ch, transfer *t) {
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-  if (curl_multi_add_handle(ch->multi, t->easy) != CURLM_OK) return SB_EIO;
+  if (curl_multi_add_handle(ch->drv.multi, t->easy) != CURLM_OK) return SB_EIO;
   t->next = ch->transfers;
   if (t->next) t->next->prev = t;
   ch->transfers = t;

@@ -218,4 +218,58 @@ typedef struct sb_http_channel_options {
 sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
                             const sb_channel_events *ev, sb_error *err);
 
+/* ---- plain HTTP requests (switchboard as a client of other services) ----
+ * A fetcher owns one libcurl multi handle on the loop (curl_uv.c, the
+ * machinery the HTTP channels use), so its requests share a connection
+ * cache. A request's callback runs once on the loop, never from inside
+ * curl; it may start, cancel or free from there. */
+typedef struct sb_fetcher sb_fetcher;
+typedef struct sb_fetch sb_fetch;
+
+/* How a request ended. */
+typedef enum sb_fetch_outcome {
+  SB_FETCH_RESPONSE = 0,   /* a whole response came back: see status */
+  SB_FETCH_CONNECT_FAILED, /* no connection (refused, unresolvable, the
+                              connect timeout): nothing was sent */
+  SB_FETCH_TIMED_OUT,      /* timeout_ms passed before the response ended */
+  SB_FETCH_TOO_LARGE,      /* the body passed max_response_bytes */
+  SB_FETCH_FAILED,         /* the transfer failed after connecting */
+  SB_FETCH_CANCELLED,      /* sb_fetch_cancel or sb_fetcher_free */
+} sb_fetch_outcome;
+
+/* Borrowed for the callback's duration only. */
+typedef struct sb_fetch_result {
+  sb_fetch_outcome outcome;
+  long status;      /* RESPONSE: the HTTP status */
+  const char *body; /* RESPONSE: NUL-terminated, body_len bytes */
+  size_t body_len;
+  const char *detail; /* the other outcomes: what went wrong, for people */
+} sb_fetch_result;
+
+typedef struct sb_fetch_options {
+  const char *method; /* "GET" or "POST"; NULL = POST with a body, else GET */
+  const char *url;    /* http:// or https:// */
+  /* "Name: value", NULL-terminated; may be NULL. Never logged. */
+  const char *const *headers;
+  const char *body; /* copied; may be NULL */
+  size_t body_len;
+  long timeout_ms;         /* the whole request; 0 = none */
+  long connect_timeout_ms; /* 0 = 5000 */
+  size_t max_response_bytes; /* 0 = 4 MiB */
+} sb_fetch_options;
+
+typedef void (*sb_fetch_cb)(void *ud, const sb_fetch_result *r);
+
+sb_fetcher *sb_fetcher_new(uv_loop_t *loop, sb_error *err);
+/* Cancel every request (each callback runs with SB_FETCH_CANCELLED) and
+ * free once the loop has closed the handles. */
+void sb_fetcher_free(sb_fetcher *f);
+/* Start a request. 0 and *out (may be NULL: the request is then only
+ * ended by its callback), or a negative code with err (bad options, out of
+ * memory); cb then never runs. */
+int sb_fetch_start(sb_fetcher *f, const sb_fetch_options *o, sb_fetch_cb cb,
+                   void *ud, sb_fetch **out, sb_error *err);
+/* Abort: the callback runs now with SB_FETCH_CANCELLED. */
+void sb_fetch_cancel(sb_fetch *req);
+
 #endif

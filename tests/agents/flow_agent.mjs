@@ -5,13 +5,16 @@
 // the idempotency key in _meta), honours the idempotency key on `book`
 // (sent twice, it acts once and answers the same), and appends every
 // execution of `book` to LEDGER (a file, so the count survives restarts
-// of the agent and of switchboard).
+// of the agent and of switchboard). `ask_model` asks its caller for
+// sampling (sampling/createMessage) and answers with what came back, or
+// with the error.
 //   node flow_agent.mjs NAME [--http]
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CreateMessageResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 const name = process.argv[2] || 'flow';
@@ -69,6 +72,22 @@ function build() {
   server.tool('publish', 'Answers and publishes an event in _meta', { type: z.string(), data: z.any().optional() },
     async ({ type, data }) => answer({ published: type, agent: name },
       { 'switchboard/events': [{ type, data: data ?? {} }] }));
+  server.tool('ask_model', 'Asks its caller for sampling; answers {ok, result} or {ok: false, error, code}',
+    { text: z.string(), maxTokens: z.number().int().optional(), schema: z.any().optional(), image: z.boolean().optional() },
+    async ({ text, maxTokens, schema, image }, extra) => {
+      const params = {
+        messages: [{ role: 'user', content: image ? { type: 'image', data: 'AAAA', mimeType: 'image/png' } : { type: 'text', text } }],
+        systemPrompt: 'You classify dealership inquiries.',
+        maxTokens: maxTokens ?? 500,
+        ...(schema ? { _meta: { 'switchboard/outputSchema': schema } } : {}),
+      };
+      try {
+        const result = await extra.sendRequest({ method: 'sampling/createMessage', params }, CreateMessageResultSchema);
+        return answer({ ok: true, result, agent: name });
+      } catch (e) {
+        return answer({ ok: false, error: String(e.message ?? e), code: e.code ?? null, agent: name });
+      }
+    });
   return server;
 }
 

@@ -252,7 +252,7 @@ static void test_structure_errors(void **state) {
                "allowed_origins, log_level)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, events, auth, agents, servers, "
+               "sessions, cache, store, contexts, events, auth, llm, agents, servers, "
                "workflows)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
@@ -467,6 +467,77 @@ static void test_auth_errors(void **state) {
   sb_config_defaults(&cfg);
   assert_string_equal(sb_config_tenant_for_token(&cfg, NULL), "default");
   sb_config_free(&cfg);
+}
+
+static void test_llm_section(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  /* not configured: off, with the defaults */
+  sb_config_defaults(&cfg);
+  assert_null(cfg.llm_base_url);
+  assert_null(cfg.llm_api_key_env);
+  assert_int_equal(cfg.llm_timeout_ms, 30000);
+  unsetenv("SWITCHBOARD_LLM_BASE_URL");
+  unsetenv("SWITCHBOARD_LLM_API_KEY");
+  setenv("OPENAI_API_KEY", "sk-default", 1);
+  sb_config_llm ep;
+  sb_config_llm_endpoint(&cfg, &ep);
+  assert_null(ep.base_url);
+  assert_string_equal(ep.api_key, "sk-default");
+  sb_config_free(&cfg);
+
+  assert_int_equal(load(&cfg,
+                        "llm:\n  base_url: http://127.0.0.1:9/v1\n"
+                        "  api_key_env: MY_KEY\n  timeout_ms: 2500\n",
+                        &err),
+                   0);
+  assert_string_equal(cfg.llm_base_url, "http://127.0.0.1:9/v1");
+  assert_string_equal(cfg.llm_api_key_env, "MY_KEY");
+  assert_int_equal(cfg.llm_timeout_ms, 2500);
+  unsetenv("MY_KEY");
+  sb_config_llm_endpoint(&cfg, &ep);
+  assert_string_equal(ep.base_url, "http://127.0.0.1:9/v1");
+  assert_null(ep.api_key); /* MY_KEY unset: no key, not OPENAI_API_KEY */
+  assert_int_equal(ep.timeout_ms, 2500);
+  setenv("MY_KEY", "sk-mine", 1);
+  sb_config_llm_endpoint(&cfg, &ep);
+  assert_string_equal(ep.api_key, "sk-mine");
+  /* the environment overrides */
+  setenv("SWITCHBOARD_LLM_BASE_URL", "https://llm.example/v1", 1);
+  setenv("SWITCHBOARD_LLM_API_KEY", "sk-env", 1);
+  sb_config_llm_endpoint(&cfg, &ep);
+  assert_string_equal(ep.base_url, "https://llm.example/v1");
+  assert_string_equal(ep.api_key, "sk-env");
+  unsetenv("SWITCHBOARD_LLM_BASE_URL");
+  unsetenv("SWITCHBOARD_LLM_API_KEY");
+  unsetenv("MY_KEY");
+  unsetenv("OPENAI_API_KEY");
+  /* a second load keeps what the first set (a copy, freed once) */
+  const char *more = "cache:\n  ttl_ms: 5\n";
+  assert_int_equal(
+      sb_config_load_string(&cfg, more, strlen(more), "more.yaml", &err), 0);
+  assert_string_equal(cfg.llm_base_url, "http://127.0.0.1:9/v1");
+  sb_config_free(&cfg);
+
+  expect_error("llm:\n  base_url: ftp://x/v1\n",
+               "config.yaml:2: llm.base_url: expected an http:// or https:// "
+               "URL, got \"ftp://x/v1\"");
+  expect_error("llm:\n  base_url: \"http://a b/v1\"\n",
+               "config.yaml:2: llm.base_url: expected an http:// or https:// "
+               "URL, got \"http://a b/v1\"");
+  expect_error("llm:\n  base_url: [x]\n",
+               "config.yaml:2: llm.base_url: expected an http:// or https:// "
+               "URL, got a list");
+  expect_error("llm:\n  api_key_env: 1KEY\n",
+               "config.yaml:2: llm.api_key_env: expected an environment "
+               "variable name ([A-Za-z_][A-Za-z0-9_]*), got \"1KEY\"");
+  expect_error("llm:\n  timeout_ms: 0\n",
+               "config.yaml:2: llm.timeout_ms: expected an integer between 1 "
+               "and 600000, got \"0\"");
+  expect_error("\nllm:\n  api_key: sk-123\n",
+               "config.yaml:3: llm.api_key: unknown key (known: base_url, "
+               "api_key_env, timeout_ms)");
 }
 
 static void test_agents_section(void **state) {
@@ -707,6 +778,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_auth_errors),
       cmocka_unit_test(test_agents_section),
+      cmocka_unit_test(test_llm_section),
       cmocka_unit_test(test_workflows_key),
       cmocka_unit_test(test_load_file_dir),
       cmocka_unit_test(test_read_yaml),

@@ -1,0 +1,46 @@
+/* curl_uv.h (private to net/): a libcurl multi handle driven by the libuv
+ * loop, shared by the agent channel (http_client.c) and plain requests
+ * (http_fetch.c).
+ *
+ * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION -> one
+ * uv_poll per socket) and when to wake it (CURLMOPT_TIMERFUNCTION -> one
+ * uv_timer); when either fires we call curl_multi_socket_action and then
+ * the owner's `after`, outside any curl callback, where it reads finished
+ * transfers (curl_multi_info_read) and may call into curl again.
+ */
+#ifndef SB_NET_CURL_UV_H
+#define SB_NET_CURL_UV_H
+
+#include <curl/curl.h>
+#include <uv.h>
+
+typedef struct hc_watch hc_watch;
+typedef struct hc_driver hc_driver;
+
+struct hc_driver {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t timer;
+  hc_watch *watches;
+  int handles_open; /* the timer and the watches, until closed */
+  int stopped;
+  /* After curl ran (sockets or timer): the owner reads what finished. */
+  void (*after)(hc_driver *d);
+  /* After hc_driver_stop, once every handle has closed. */
+  void (*on_closed)(hc_driver *d);
+};
+
+/* Make the multi handle (curl_global_init on first use) and the timer.
+ * 0, SB_EIO or SB_ENOMEM; on failure nothing needs stopping. */
+int hc_driver_init(hc_driver *d, uv_loop_t *loop, void (*after)(hc_driver *),
+                   void (*on_closed)(hc_driver *));
+/* The options every easy handle of ours carries: the URL, its owner as
+ * CURLINFO_PRIVATE, the error buffer, no signals, http(s) only, the
+ * connect timeout. */
+void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
+                    long connect_timeout_ms);
+/* Clean up the multi (the owner has removed its easy handles) and close
+ * the handles; on_closed runs from a close callback when all are gone. */
+void hc_driver_stop(hc_driver *d);
+
+#endif
