@@ -106,6 +106,12 @@ static inline void fixture_invalid(fixture *f, const dl_tool *tool,
              f->error, needle);
 }
 
+/* assert_json_eq that takes (and frees) `want`, for J(...) in place. */
+static inline void assert_json_is(const json_t *got, json_t *want) {
+  assert_json_eq(got, want);
+  json_decref(want);
+}
+
 static inline double num(json_t *v, const char *key) {
   json_t *x = json_object_get(v, key);
   if (!json_is_number(x)) fail_msg("no number '%s'", key);
