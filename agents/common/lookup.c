@@ -34,15 +34,18 @@ json_t *dl_dealership(dl_request *req, const char *key, const char *value) {
     len += (size_t)n;
   }
   sqlite3_finalize(st);
-  return dl_invalid(req, "argument '%s': no dealership \"%.64s\" in this "
-                         "group (%s)", key, value, known);
+  return dl_invalid(req,
+                    "argument '%s': no dealership \"%.64s\" in this "
+                    "group (%s)",
+                    key, value, known);
 }
 
 int dl_date_valid(const char *s) {
   static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   int y, m, d, n = 0;
-  if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 ||
-      n != 10 || s[4] != '-' || s[7] != '-')
+  if (!s || strlen(s) != 10 ||
+      sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+      s[4] != '-' || s[7] != '-')
     return 0;
   if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1]) return 0;
   if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
@@ -55,14 +58,19 @@ int dl_date_add(dl_request *req, const char *date, long days, char out[11]) {
   if (!st) return -1;
   char mod[32];
   snprintf(mod, sizeof mod, "%+ld", days);
-  if (date) sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
-  else sqlite3_bind_text(st, 1, "now", -1, SQLITE_STATIC);
+  if (date)
+    sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_text(st, 1, "now", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, mod, -1, SQLITE_STATIC);
   const char *d = sqlite3_step(st) == SQLITE_ROW
-                      ? (const char *)sqlite3_column_text(st, 0) : NULL;
+                      ? (const char *)sqlite3_column_text(st, 0)
+                      : NULL;
   int rc = d && strlen(d) == 10 ? 0 : -1;
-  if (rc == 0) memcpy(out, d, 11);
-  else dl_fail(req, "cannot compute the date %s %s", date ? date : "now", mod);
+  if (rc == 0)
+    memcpy(out, d, 11);
+  else
+    dl_fail(req, "cannot compute the date %s %s", date ? date : "now", mod);
   sqlite3_finalize(st);
   return rc;
 }
@@ -70,8 +78,8 @@ int dl_date_add(dl_request *req, const char *date, long days, char out[11]) {
 int dl_calendar_start(dl_request *req, char out[11]) {
   json_t *v = dl_policy(req, "calendar.start");
   const char *s = json_string_value(v);
-  int rc = dl_date_add(req, s && dl_date_valid(s) ? s : DL_DEFAULT_CALENDAR_START,
-                       0, out);
+  int rc = dl_date_add(
+      req, s && dl_date_valid(s) ? s : DL_DEFAULT_CALENDAR_START, 0, out);
   json_decref(v);
   return rc;
 }

@@ -1,10 +1,10 @@
 /* vin.c: VIN validation and decoding (see vin.h).
  *
  * The check digit is dealer-data's (data/catalog.c); this file says what
- * is wrong with a VIN that fails, for the caller to correct. The make comes from a small table of
- * world manufacturer identifiers, enough for the makes of the demo; a VIN
- * that neither the service desk nor the inventory knows is decoded from it
- * so a recall or part can still be matched by make and year.
+ * is wrong with a VIN that fails, for the caller to correct. The make comes
+ * from a small table of world manufacturer identifiers, enough for the makes of
+ * the demo; a VIN that neither the service desk nor the inventory knows is
+ * decoded from it so a recall or part can still be matched by make and year.
  */
 #include "vin.h"
 
@@ -28,15 +28,17 @@ int dl_vin_check(const char *vin, char *why, size_t why_len) {
   }
   for (size_t i = 0; i < n; i++) {
     if (!vin_char(vin[i])) {
-      snprintf(why, why_len, "'%c' (position %zu) cannot be in a VIN",
-               vin[i], i + 1);
+      snprintf(why, why_len, "'%c' (position %zu) cannot be in a VIN", vin[i],
+               i + 1);
       return 0;
     }
   }
   char want = dl_vin_check_digit(vin);
   if (toupper((unsigned char)vin[8]) != want) {
-    snprintf(why, why_len, "the check digit (position 9) is '%c', the VIN "
-                           "spells '%c': a typo?", vin[8], want);
+    snprintf(why, why_len,
+             "the check digit (position 9) is '%c', the VIN "
+             "spells '%c': a typo?",
+             vin[8], want);
     return 0;
   }
   return 1;
@@ -92,11 +94,12 @@ int dl_vin_arg(dl_request *req, json_t *args, const char *key, int required,
   }
   char why[128];
   if (!dl_vin_check(v, why, sizeof why)) {
-    dl_invalid(req, "argument '%s': \"%.40s\" is not a valid VIN: %s", key,
-               v, why);
+    dl_invalid(req, "argument '%s': \"%.40s\" is not a valid VIN: %s", key, v,
+               why);
     return -1;
   }
-  for (int i = 0; i < DL_VIN_LEN; i++) out[i] = (char)toupper((unsigned char)v[i]);
+  for (int i = 0; i < DL_VIN_LEN; i++)
+    out[i] = (char)toupper((unsigned char)v[i]);
   out[DL_VIN_LEN] = '\0';
   return 1;
 }
@@ -122,6 +125,6 @@ json_t *dl_vin_vehicle(dl_request *req, const char *vin) {
   int year = dl_vin_year(vin);
   return json_pack("{sssoso sosb}", "vin", vin, "year",
                    year ? json_integer(year) : json_null(), "make",
-                   make ? json_string(make) : json_null(), "model",
-                   json_null(), "decoded", 1);
+                   make ? json_string(make) : json_null(), "model", json_null(),
+                   "decoded", 1);
 }

@@ -108,8 +108,10 @@ static int read_band(dl_request *req, json_t *args, const fin_rules *r,
   if (name) {
     for (int i = 0; i < FIN_BANDS; i++)
       if (strcasecmp(name, r->band[i]) == 0) return i;
-    dl_invalid(req, "argument 'credit_band' must be excellent, good, fair "
-                    "or poor, not \"%.32s\"", name);
+    dl_invalid(req,
+               "argument 'credit_band' must be excellent, good, fair "
+               "or poor, not \"%.32s\"",
+               name);
     return -1;
   }
   if (*score == -1) return 1; /* good */
@@ -138,8 +140,10 @@ static long read_term(dl_request *req, json_t *args, const fin_rules *r) {
   for (size_t i = 0; i < r->terms_len && len < sizeof offered; i++)
     len += (size_t)snprintf(offered + len, sizeof offered - len, "%s%ld",
                             i ? ", " : "", r->terms[i]);
-  dl_invalid(req, "argument 'term_months': %ld months is not offered "
-                  "(terms: %s)", term, offered);
+  dl_invalid(req,
+             "argument 'term_months': %ld months is not offered "
+             "(terms: %s)",
+             term, offered);
   return -1;
 }
 
@@ -154,8 +158,10 @@ static json_t *read_vehicle(dl_request *req, const char *vin) {
   json_t *v = sqlite3_step(st) == SQLITE_ROW ? dl_row_json(st) : NULL;
   sqlite3_finalize(st);
   if (!v)
-    dl_invalid(req, "argument 'vin': %s is not in this dealer group's "
-                    "inventory (give 'price' instead)", vin);
+    dl_invalid(req,
+               "argument 'vin': %s is not in this dealer group's "
+               "inventory (give 'price' instead)",
+               vin);
   return v;
 }
 
@@ -198,8 +204,10 @@ json_t *fin_payment_quote(dl_request *req, json_t *args) {
     goto done;
   }
   if (trade > price) {
-    dl_invalid(req, "argument 'trade_in' ($%.2f) is more than the price "
-                    "($%.2f)", trade, price);
+    dl_invalid(req,
+               "argument 'trade_in' ($%.2f) is more than the price "
+               "($%.2f)",
+               trade, price);
     goto done;
   }
   double min_down = price * r.min_down_pct[band] / 100.0;
@@ -209,8 +217,10 @@ json_t *fin_payment_quote(dl_request *req, json_t *args) {
     goto done;
   }
   if (down > price) {
-    dl_invalid(req, "argument 'down_payment' ($%.2f) is more than the price "
-                    "($%.2f)", down, price);
+    dl_invalid(req,
+               "argument 'down_payment' ($%.2f) is more than the price "
+               "($%.2f)",
+               down, price);
     goto done;
   }
   if (isnan(apr)) apr = r.apr[band];
@@ -227,8 +237,9 @@ json_t *fin_payment_quote(dl_request *req, json_t *args) {
   double tax = rate * (price - trade + (r.taxable_fees ? doc : 0));
   double financed = price - trade - down + tax + doc + reg;
   if (financed < 0) {
-    dl_invalid(req, "argument 'down_payment': with the trade-in it is more "
-                    "than the price with taxes and fees ($%.2f)",
+    dl_invalid(req,
+               "argument 'down_payment': with the trade-in it is more "
+               "than the price with taxes and fees ($%.2f)",
                price - trade + tax + doc + reg);
     goto done;
   }
@@ -315,25 +326,32 @@ json_t *fin_prequalify(dl_request *req, json_t *args) {
     max_payment = json_real(dl_cents(pay));
     if (pay <= 0) {
       approved = 0;
-      reason(reasons, "monthly debts of $%.2f already take the %.0f%% of "
-                      "income lenders allow", debts, r.max_dti_pct);
+      reason(reasons,
+             "monthly debts of $%.2f already take the %.0f%% of "
+             "income lenders allow",
+             debts, r.max_dti_pct);
       max_amount = 0;
     } else {
       double afford = floor(fin_principal_for_payment(pay, apr, (int)term));
-      reason(reasons, "a payment of up to $%.2f a month (%.0f%% of income, "
-                      "%.0f%% with debts) repays $%.0f over %ld months",
+      reason(reasons,
+             "a payment of up to $%.2f a month (%.0f%% of income, "
+             "%.0f%% with debts) repays $%.0f over %ld months",
              pay, r.max_payment_pct, r.max_dti_pct, afford, term);
       if (afford < max_amount) max_amount = afford;
     }
   } else {
-    reason(reasons, "no income given: the limit is the group's maximum for "
-                    "%s credit", name);
+    reason(reasons,
+           "no income given: the limit is the group's maximum for "
+           "%s credit",
+           name);
   }
   if (!isnan(requested)) {
     if (requested > max_amount) {
       approved = 0;
-      reason(reasons, "the requested $%.2f is more than the $%.0f that can "
-                      "be financed", requested, max_amount);
+      reason(reasons,
+             "the requested $%.2f is more than the $%.0f that can "
+             "be financed",
+             requested, max_amount);
     } else {
       reason(reasons, "the requested $%.2f is within the $%.0f limit",
              requested, max_amount);
@@ -347,6 +365,7 @@ json_t *fin_prequalify(dl_request *req, json_t *args) {
   if (!out) return dl_fail(req, "out of memory");
   if (score >= 0) json_object_set_new(out, "credit_score", json_integer(score));
   if (!isnan(requested))
-    json_object_set_new(out, "requested_amount", json_real(dl_cents(requested)));
+    json_object_set_new(out, "requested_amount",
+                        json_real(dl_cents(requested)));
   return out;
 }

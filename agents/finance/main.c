@@ -13,31 +13,30 @@
 #include "finance.h"
 
 static char *quote_summary(json_t *r) {
-  return sb_asprintf(
-      "$%.2f/month for %d months at %.2f%% APR ($%.2f financed)",
-      json_number_value(json_object_get(r, "monthly_payment")),
-      (int)json_integer_value(json_object_get(r, "term_months")),
-      json_number_value(json_object_get(r, "apr")),
-      json_number_value(json_object_get(r, "amount_financed")));
+  return sb_asprintf("$%.2f/month for %d months at %.2f%% APR ($%.2f financed)",
+                     json_number_value(json_object_get(r, "monthly_payment")),
+                     (int)json_integer_value(json_object_get(r, "term_months")),
+                     json_number_value(json_object_get(r, "apr")),
+                     json_number_value(json_object_get(r, "amount_financed")));
 }
 
 static char *prequalify_summary(json_t *r) {
-  return sb_asprintf(
-      "%s: %s credit, up to $%.0f at %.2f%% APR",
-      json_is_true(json_object_get(r, "approved")) ? "prequalified"
-                                                   : "not prequalified",
-      json_string_value(json_object_get(r, "credit_band")),
-      json_number_value(json_object_get(r, "max_amount")),
-      json_number_value(json_object_get(r, "apr")));
+  return sb_asprintf("%s: %s credit, up to $%.0f at %.2f%% APR",
+                     json_is_true(json_object_get(r, "approved"))
+                         ? "prequalified"
+                         : "not prequalified",
+                     json_string_value(json_object_get(r, "credit_band")),
+                     json_number_value(json_object_get(r, "max_amount")),
+                     json_number_value(json_object_get(r, "apr")));
 }
 
-#define BAND_PROPS                                                           \
-  "\"credit_band\": {\"type\": \"string\", \"enum\": [\"excellent\", "       \
-  "\"good\", \"fair\", \"poor\"], \"description\": \"default good\"},"      \
-  "\"credit_score\": {\"type\": \"integer\", \"minimum\": 300, "             \
-  "\"maximum\": 850, \"description\": \"gives the band when credit_band "   \
-  "is absent\"},"                                                           \
-  "\"term_months\": {\"type\": \"integer\", \"description\": \"one of the " \
+#define BAND_PROPS                                                             \
+  "\"credit_band\": {\"type\": \"string\", \"enum\": [\"excellent\", "         \
+  "\"good\", \"fair\", \"poor\"], \"description\": \"default good\"},"         \
+  "\"credit_score\": {\"type\": \"integer\", \"minimum\": 300, "               \
+  "\"maximum\": 850, \"description\": \"gives the band when credit_band "      \
+  "is absent\"},"                                                              \
+  "\"term_months\": {\"type\": \"integer\", \"description\": \"one of the "    \
   "group's terms (policy finance.terms); default 60\"}"
 
 static const dl_tool finance_tools[] = {

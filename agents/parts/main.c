@@ -7,13 +7,13 @@ static char *find_summary(json_t *r) {
   json_t *first = json_array_get(parts, 0);
   size_t n = json_array_size(parts);
   if (!first) return sb_asprintf("no parts found");
-  return sb_asprintf("%zu part%s found; first: %s %s ($%.2f, %lld in stock)",
-                     n, n == 1 ? "" : "s",
-                     json_string_value(json_object_get(first, "part_number")),
-                     json_string_value(json_object_get(first, "name")),
-                     json_number_value(json_object_get(first, "price")),
-                     (long long)json_integer_value(
-                         json_object_get(first, "in_stock")));
+  return sb_asprintf(
+      "%zu part%s found; first: %s %s ($%.2f, %lld in stock)", n,
+      n == 1 ? "" : "s",
+      json_string_value(json_object_get(first, "part_number")),
+      json_string_value(json_object_get(first, "name")),
+      json_number_value(json_object_get(first, "price")),
+      (long long)json_integer_value(json_object_get(first, "in_stock")));
 }
 
 static char *availability_summary(json_t *r) {
@@ -35,9 +35,9 @@ static char *order_summary(json_t *r) {
       json_number_value(json_object_get(r, "total")));
 }
 
-#define STOCK_SCHEMA                                                         \
-  "{\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": " \
-  "{\"dealership_id\": {\"type\": \"string\"}, \"quantity\": {\"type\": "    \
+#define STOCK_SCHEMA                                                           \
+  "{\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": "   \
+  "{\"dealership_id\": {\"type\": \"string\"}, \"quantity\": {\"type\": "      \
   "\"integer\"}}}}"
 
 static const dl_tool parts_tools[] = {

@@ -26,8 +26,8 @@ typedef struct parts_words {
 } parts_words;
 
 static int stopword(const char *w) {
-  static const char *const stop[] = {"the", "for", "and", "of", "my", "a",
-                                     "an", "to", "new", "part", "parts"};
+  static const char *const stop[] = {"the", "for", "and", "of",   "my",   "a",
+                                     "an",  "to",  "new", "part", "parts"};
   for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
     if (strcmp(w, stop[i]) == 0) return 1;
   return 0;
@@ -39,7 +39,8 @@ static void split_words(const char *text, parts_words *out, int unique) {
   out->n = 0;
   const char *p = text ? text : "";
   while (*p && out->n < PARTS_MAX_WORDS) {
-    while (*p && !isalnum((unsigned char)*p)) p++;
+    while (*p && !isalnum((unsigned char)*p))
+      p++;
     char w[PARTS_WORD];
     size_t n = 0;
     while (isalnum((unsigned char)*p)) {
@@ -79,8 +80,10 @@ static json_t *fits_text(sqlite3_stmt *st) {
   const char *make = (const char *)sqlite3_column_text(st, 3);
   const char *model = (const char *)sqlite3_column_text(st, 4);
   char years[16], text[160];
-  if (from == to) snprintf(years, sizeof years, "%d", from);
-  else snprintf(years, sizeof years, "%d-%d", from, to);
+  if (from == to)
+    snprintf(years, sizeof years, "%d", from);
+  else
+    snprintf(years, sizeof years, "%d-%d", from, to);
   snprintf(text, sizeof text, "%s %s %s", years, make,
            model ? model : "(all models)");
   return json_string(text);
@@ -89,8 +92,8 @@ static json_t *fits_text(sqlite3_stmt *st) {
 /* Stock of a part per dealership (group order) into *stock (new array);
  * the total, or -1 after dl_fail. `at` (may be NULL) gets the quantity of
  * that dealership into *at_qty. */
-static long part_stock(dl_request *req, const char *part_number,
-                       const char *at, long *at_qty, json_t **stock) {
+static long part_stock(dl_request *req, const char *part_number, const char *at,
+                       long *at_qty, json_t **stock) {
   sqlite3_stmt *st = dl_prepare(
       req, "SELECT s.dealership_id, s.quantity FROM part_stock s "
            "LEFT JOIN dealerships d ON d.id = s.dealership_id "
@@ -154,8 +157,10 @@ json_t *parts_find(dl_request *req, json_t *args) {
     model = json_string_value(json_object_get(vehicle, "model"));
     year = (long)json_integer_value(json_object_get(vehicle, "year"));
     if (!make) {
-      dl_invalid(req, "argument 'vin': the make of %s is unknown; give "
-                      "'make' and 'model' instead", vin);
+      dl_invalid(req,
+                 "argument 'vin': the make of %s is unknown; give "
+                 "'make' and 'model' instead",
+                 vin);
       goto done;
     }
   }
@@ -189,13 +194,12 @@ json_t *parts_find(dl_request *req, json_t *args) {
       }
       hits = nh, cap = ncap;
     }
-    json_t *p = json_pack(
-        "{sssssssfsf}", "part_number",
-        (const char *)sqlite3_column_text(st, 0), "name",
-        (const char *)sqlite3_column_text(st, 1), "category",
-        (const char *)sqlite3_column_text(st, 2), "price",
-        sqlite3_column_double(st, 7), "labor_hours",
-        sqlite3_column_double(st, 8));
+    json_t *p = json_pack("{sssssssfsf}", "part_number",
+                          (const char *)sqlite3_column_text(st, 0), "name",
+                          (const char *)sqlite3_column_text(st, 1), "category",
+                          (const char *)sqlite3_column_text(st, 2), "price",
+                          sqlite3_column_double(st, 7), "labor_hours",
+                          sqlite3_column_double(st, 8));
     json_object_set_new(p, "fits", fits_text(st));
     hits[nhits++] =
         (parts_hit){p, m, sqlite3_column_type(st, 4) != SQLITE_NULL};
@@ -205,7 +209,8 @@ json_t *parts_find(dl_request *req, json_t *args) {
   for (size_t i = 0; i < nhits && (long)i < limit; i++) {
     json_t *stock = NULL;
     long at = 0;
-    const char *pn = json_string_value(json_object_get(hits[i].part, "part_number"));
+    const char *pn =
+        json_string_value(json_object_get(hits[i].part, "part_number"));
     long total = part_stock(req, pn, dealer_id, &at, &stock);
     if (total < 0) goto done;
     json_object_set_new(hits[i].part, "in_stock",
@@ -221,7 +226,8 @@ json_t *parts_find(dl_request *req, json_t *args) {
   if (!out) dl_fail(req, "out of memory");
 done:
   if (st) sqlite3_finalize(st);
-  for (size_t i = 0; i < nhits; i++) json_decref(hits[i].part);
+  for (size_t i = 0; i < nhits; i++)
+    json_decref(hits[i].part);
   sb_free(hits);
   json_decref(parts);
   json_decref(vehicle);
@@ -246,8 +252,10 @@ static json_t *read_part(dl_request *req, json_t *args) {
   json_t *part = sqlite3_step(st) == SQLITE_ROW ? dl_row_json(st) : NULL;
   sqlite3_finalize(st);
   if (!part)
-    dl_invalid(req, "argument 'part_number': there is no part \"%.64s\" "
-                    "(find_parts lists them)", pn);
+    dl_invalid(req,
+               "argument 'part_number': there is no part \"%.64s\" "
+               "(find_parts lists them)",
+               pn);
   return part;
 }
 
@@ -311,8 +319,7 @@ static int dealer_with_stock(dl_request *req, const char *pn, long quantity,
   sqlite3_bind_text(st, 1, pn, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, quantity);
   int found = sqlite3_step(st) == SQLITE_ROW;
-  if (found)
-    snprintf(out, 128, "%s", (const char *)sqlite3_column_text(st, 0));
+  if (found) snprintf(out, 128, "%s", (const char *)sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
   return found;
 }
@@ -330,21 +337,21 @@ static int take_stock(dl_request *req, const char *pn, const char *dealer,
   sqlite3_bind_int64(st, 3, quantity);
   int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(req->db) > 0 : -1;
   sqlite3_finalize(st);
-  if (rc < 0) dl_fail(req, "cannot update the stock: %s",
-                      sqlite3_errmsg(req->db));
+  if (rc < 0)
+    dl_fail(req, "cannot update the stock: %s", sqlite3_errmsg(req->db));
   return rc;
 }
 
 static int insert_order(dl_request *req, char id[32], const char *pn,
                         const char *dealer, long quantity, const char *vin,
-                        const char *name, const char *status,
-                        const char *ready, double total) {
+                        const char *name, const char *status, const char *ready,
+                        double total) {
   sqlite3_stmt *st = dl_prepare(
       req, "SELECT COALESCE(MAX(CAST(substr(id, 4) AS INTEGER)), 5000) + 1 "
            "FROM part_orders WHERE id LIKE 'PO-%'");
   if (!st) return -1;
-  sqlite3_int64 n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-                                                   : 5001;
+  sqlite3_int64 n =
+      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 5001;
   sqlite3_finalize(st);
   snprintf(id, 32, "PO-%lld", (long long)n);
   st = dl_prepare(req, "INSERT INTO part_orders (id, part_number, "
@@ -373,8 +380,7 @@ json_t *parts_order(dl_request *req, json_t *args) {
   const char *dealer_arg = dl_arg_str(req, args, "dealership", NULL, &ok);
   const char *name = dl_arg_str(req, args, "customer_name", NULL, &ok);
   if (!ok) return NULL;
-  if (quantity == -1)
-    return dl_invalid(req, "argument 'quantity' is required");
+  if (quantity == -1) return dl_invalid(req, "argument 'quantity' is required");
   if (quantity < 1 || quantity > 20)
     return dl_invalid(req, "argument 'quantity' must be between 1 and 20");
   if (name && strlen(name) > 200)
@@ -403,15 +409,14 @@ json_t *parts_order(dl_request *req, json_t *args) {
     goto done;
   double unit = json_number_value(json_object_get(part, "price"));
   double total = dl_cents(unit * (double)quantity);
-  if (insert_order(req, order_id, pn, dealer_id, quantity,
-                   has_vin ? vin : NULL, name, status, ready, total))
+  if (insert_order(req, order_id, pn, dealer_id, quantity, has_vin ? vin : NULL,
+                   name, status, ready, total))
     goto done;
-  out = json_pack("{sssssOsIsssssssIsfsf}", "order_id", order_id,
-                  "part_number", pn, "name", json_object_get(part, "name"),
-                  "quantity", (json_int_t)quantity, "dealership", dealer_id,
-                  "status", status, "ready_by", ready, "lead_days",
-                  (json_int_t)lead, "unit_price", dl_cents(unit), "total",
-                  total);
+  out = json_pack("{sssssOsIsssssssIsfsf}", "order_id", order_id, "part_number",
+                  pn, "name", json_object_get(part, "name"), "quantity",
+                  (json_int_t)quantity, "dealership", dealer_id, "status",
+                  status, "ready_by", ready, "lead_days", (json_int_t)lead,
+                  "unit_price", dl_cents(unit), "total", total);
   if (out && has_vin) json_object_set_new(out, "vin", json_string(vin));
   if (out && name) json_object_set_new(out, "customer_name", json_string(name));
   if (!out) dl_fail(req, "out of memory");

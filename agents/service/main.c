@@ -29,19 +29,20 @@ static char *slots_summary(json_t *r) {
 
 static char *booking_summary(json_t *r) {
   json_t *slot = json_object_get(r, "slot");
-  return sb_asprintf("booked %s: %s at %s, %s bay %lld",
-                     json_string_value(json_object_get(r, "booking_id")),
-                     json_string_value(json_object_get(r, "service")),
-                     json_string_value(json_object_get(slot, "starts_at")),
-                     json_string_value(json_object_get(r, "dealership")),
-                     (long long)json_integer_value(json_object_get(slot, "bay")));
+  return sb_asprintf(
+      "booked %s: %s at %s, %s bay %lld",
+      json_string_value(json_object_get(r, "booking_id")),
+      json_string_value(json_object_get(r, "service")),
+      json_string_value(json_object_get(slot, "starts_at")),
+      json_string_value(json_object_get(r, "dealership")),
+      (long long)json_integer_value(json_object_get(slot, "bay")));
 }
 
-#define SLOT_SCHEMA                                                          \
-  "{\"type\": \"object\", \"properties\": {"                                \
-  "\"slot_id\": {\"type\": \"integer\"},"                                   \
-  "\"starts_at\": {\"type\": \"string\"},"                                  \
-  "\"bay\": {\"type\": \"integer\"},"                                       \
+#define SLOT_SCHEMA                                                            \
+  "{\"type\": \"object\", \"properties\": {"                                   \
+  "\"slot_id\": {\"type\": \"integer\"},"                                      \
+  "\"starts_at\": {\"type\": \"string\"},"                                     \
+  "\"bay\": {\"type\": \"integer\"},"                                          \
   "\"minutes\": {\"type\": \"integer\"}}}"
 
 static const dl_tool service_tools[] = {

@@ -16,8 +16,8 @@
 #include "common/lookup.h"
 #include "common/vin.h"
 
-#define SVC_FREE                                                            \
-  "booked = 0 AND NOT EXISTS (SELECT 1 FROM service_bookings b "            \
+#define SVC_FREE                                                               \
+  "booked = 0 AND NOT EXISTS (SELECT 1 FROM service_bookings b "               \
   "WHERE b.slot_id = s.id)"
 
 /* Most specific first: the first entry found in the service's name wins. */
@@ -25,12 +25,12 @@ static const struct {
   const char *name;
   double hours;
 } svc_labor[] = {
-    {"oil", 0.5},           {"rotation", 0.5},      {"brake inspection", 0.5},
-    {"brake pad", 1.5},     {"rotor", 2.0},         {"brake", 1.0},
-    {"battery", 0.5},       {"alignment", 1.0},     {"recall", 1.0},
-    {"transmission", 1.5},  {"coolant", 1.0},       {"air filter", 0.3},
-    {"cabin filter", 0.3},  {"wiper", 0.2},         {"spark plug", 1.5},
-    {"tire", 1.0},          {"inspection", 1.0},    {"diagnos", 1.0},
+    {"oil", 0.5},          {"rotation", 0.5},   {"brake inspection", 0.5},
+    {"brake pad", 1.5},    {"rotor", 2.0},      {"brake", 1.0},
+    {"battery", 0.5},      {"alignment", 1.0},  {"recall", 1.0},
+    {"transmission", 1.5}, {"coolant", 1.0},    {"air filter", 0.3},
+    {"cabin filter", 0.3}, {"wiper", 0.2},      {"spark plug", 1.5},
+    {"tire", 1.0},         {"inspection", 1.0}, {"diagnos", 1.0},
 };
 
 static int contains_nocase(const char *hay, const char *needle) {
@@ -71,14 +71,13 @@ json_t *svc_recall_lookup(dl_request *req, json_t *args) {
   const char *model = json_string_value(json_object_get(vehicle, "model"));
   json_int_t year = json_integer_value(json_object_get(vehicle, "year"));
   sqlite3_stmt *st = dl_prepare(
-      req,
-      "SELECT campaign, component, summary, remedy, "
-      " (SELECT b.id FROM service_bookings b WHERE b.vin = ?4 AND "
-      "  instr(upper(b.service), upper(r.campaign)) > 0 "
-      "  ORDER BY b.created_at LIMIT 1) AS booking_id "
-      "FROM recalls r WHERE make = ?1 COLLATE NOCASE "
-      "AND (?2 IS NULL OR model = ?2 COLLATE NOCASE) "
-      "AND ?3 BETWEEN year_from AND year_to ORDER BY campaign");
+      req, "SELECT campaign, component, summary, remedy, "
+           " (SELECT b.id FROM service_bookings b WHERE b.vin = ?4 AND "
+           "  instr(upper(b.service), upper(r.campaign)) > 0 "
+           "  ORDER BY b.created_at LIMIT 1) AS booking_id "
+           "FROM recalls r WHERE make = ?1 COLLATE NOCASE "
+           "AND (?2 IS NULL OR model = ?2 COLLATE NOCASE) "
+           "AND ?3 BETWEEN year_from AND year_to ORDER BY campaign");
   if (!st) {
     json_decref(vehicle);
     return NULL;
@@ -97,12 +96,12 @@ json_t *svc_recall_lookup(dl_request *req, json_t *args) {
     }
   }
   sqlite3_finalize(st);
-  json_t *out = json_pack("{sss{sOsOsO}sIso}", "vin", vin, "vehicle", "year",
-                          json_object_get(vehicle, "year"), "make",
-                          json_object_get(vehicle, "make"), "model",
-                          json_object_get(vehicle, "model"), "open_recalls",
-                          (json_int_t)json_array_size(recalls), "recalls",
-                          recalls);
+  json_t *out =
+      json_pack("{sss{sOsOsO}sIso}", "vin", vin, "vehicle", "year",
+                json_object_get(vehicle, "year"), "make",
+                json_object_get(vehicle, "make"), "model",
+                json_object_get(vehicle, "model"), "open_recalls",
+                (json_int_t)json_array_size(recalls), "recalls", recalls);
   if (out && json_is_true(json_object_get(vehicle, "decoded")))
     json_object_set_new(json_object_get(out, "vehicle"), "decoded",
                         json_true());
@@ -193,9 +192,9 @@ done:
 /* The slot slot_id (new reference, with dealership_id and taken), json
  * null when there is none, NULL after dl_fail. */
 static json_t *read_slot(dl_request *req, long slot_id) {
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT id, starts_at, bay, minutes, dealership_id, "
-           "NOT (" SVC_FREE ") FROM service_slots s WHERE id = ?");
+  sqlite3_stmt *st =
+      dl_prepare(req, "SELECT id, starts_at, bay, minutes, dealership_id, "
+                      "NOT (" SVC_FREE ") FROM service_slots s WHERE id = ?");
   if (!st) return NULL;
   sqlite3_bind_int64(st, 1, slot_id);
   json_t *slot = json_null();
@@ -204,8 +203,7 @@ static json_t *read_slot(dl_request *req, long slot_id) {
     slot = slot_json(st);
     json_object_set_new(slot, "dealership_id",
                         json_string((const char *)sqlite3_column_text(st, 4)));
-    json_object_set_new(slot, "taken",
-                        json_boolean(sqlite3_column_int(st, 5)));
+    json_object_set_new(slot, "taken", json_boolean(sqlite3_column_int(st, 5)));
   }
   sqlite3_finalize(st);
   return slot;
@@ -213,8 +211,8 @@ static json_t *read_slot(dl_request *req, long slot_id) {
 
 /* A required, non-empty string argument of at most max bytes, or NULL
  * after dl_invalid. */
-static const char *required_str(dl_request *req, json_t *args,
-                                const char *key, size_t max) {
+static const char *required_str(dl_request *req, json_t *args, const char *key,
+                                size_t max) {
   int ok = 1;
   const char *v = dl_arg_str(req, args, key, NULL, &ok);
   if (!ok) return NULL;
@@ -237,8 +235,8 @@ static int insert_booking(dl_request *req, char id[32], json_int_t slot_id,
       req, "SELECT COALESCE(MAX(CAST(substr(id, 4) AS INTEGER)), 1000) + 1 "
            "FROM service_bookings WHERE id LIKE 'SV-%'");
   if (!st) return -1;
-  sqlite3_int64 n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-                                                   : 1001;
+  sqlite3_int64 n =
+      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1001;
   sqlite3_finalize(st);
   snprintf(id, 32, "SV-%lld", (long long)n);
   st = dl_prepare(req, "INSERT INTO service_bookings (id, slot_id, vin, "
@@ -270,8 +268,8 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
   char vin[DL_VIN_LEN + 1];
   if (dl_vin_arg(req, args, "vin", 1, vin) < 0) return NULL;
   const char *service = required_str(req, args, "service", 200);
-  const char *name = service ? required_str(req, args, "customer_name", 200)
-                             : NULL;
+  const char *name =
+      service ? required_str(req, args, "customer_name", 200) : NULL;
   if (!name) return NULL;
   int ok = 1;
   const char *phone = dl_arg_str(req, args, "phone", NULL, &ok);
@@ -301,14 +299,15 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
     const char *slot_dealer =
         json_string_value(json_object_get(slot, "dealership_id"));
     if (dealer_id && strcmp(dealer_id, slot_dealer) != 0) {
-      dl_invalid(req, "argument 'slot_id': slot %ld is at %s, not %s",
-                 slot_id, slot_dealer, dealer_id);
+      dl_invalid(req, "argument 'slot_id': slot %ld is at %s, not %s", slot_id,
+                 slot_dealer, dealer_id);
       goto done;
     }
     if (json_is_true(json_object_get(slot, "taken"))) {
-      dl_fail(req, "slot %ld (%s, bay %lld at %s) is already taken: ask "
-                   "service_slots for free ones", slot_id,
-              json_string_value(json_object_get(slot, "starts_at")),
+      dl_fail(req,
+              "slot %ld (%s, bay %lld at %s) is already taken: ask "
+              "service_slots for free ones",
+              slot_id, json_string_value(json_object_get(slot, "starts_at")),
               (long long)json_integer_value(json_object_get(slot, "bay")),
               slot_dealer);
       goto done;
@@ -335,15 +334,15 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
     goto done;
   double hours = svc_labor_hours(req, service);
   json_t *rate_policy = dl_policy(req, "service.labor_rate");
-  double rate = json_is_number(rate_policy) ? json_number_value(rate_policy)
-                                            : 149.0;
+  double rate =
+      json_is_number(rate_policy) ? json_number_value(rate_policy) : 149.0;
   json_decref(rate_policy);
   json_object_del(vehicle, "vin");
   out = json_pack("{sssOsssssOsssss{sfsfsf}}", "booking_id", booking_id, "slot",
-                  slot, "dealership", dealer_id, "vin", vin, "vehicle",
-                  vehicle, "service", service, "customer_name", name,
-                  "estimate", "labor_hours", hours, "labor_rate", rate,
-                  "labor_cost", dl_cents(hours * rate));
+                  slot, "dealership", dealer_id, "vin", vin, "vehicle", vehicle,
+                  "service", service, "customer_name", name, "estimate",
+                  "labor_hours", hours, "labor_rate", rate, "labor_cost",
+                  dl_cents(hours * rate));
   if (!out) dl_fail(req, "out of memory");
 done:
   json_decref(vehicle);

@@ -28,8 +28,8 @@ static void test_amortization(void **state) {
   /* unrounded: 483.3200382... */
   assert_true(fabs(fin_monthly_payment(25000, 6, 60) - 483.3200382357) < 1e-9);
   /* the inverse gives the principal back */
-  assert_true(fabs(fin_principal_for_payment(483.3200382357069, 6, 60) -
-                   25000) < 1e-6);
+  assert_true(
+      fabs(fin_principal_for_payment(483.3200382357069, 6, 60) - 25000) < 1e-6);
   assert_true(fabs(fin_principal_for_payment(900, 0, 60) - 54000) < 1e-9);
 }
 
@@ -38,12 +38,12 @@ static void test_amortization(void **state) {
  * registration), fees not taxed. */
 static void test_quote_by_vin(void **state) {
   fixture *f = *state;
-  json_t *r = fixture_call(f, &quote_tool, "{'vin': '4T1C11AK9RU654321'}",
-                           NULL);
+  json_t *r =
+      fixture_call(f, &quote_tool, "{'vin': '4T1C11AK9RU654321'}", NULL);
   if (!r) fail_msg("%s", f->error);
   assert_cents(num(r, "price"), 28500);
   assert_cents(num(r, "down_payment"), 1425);
-  assert_cents(num(r, "sales_tax"), 1959.38);  /* 1959.375 */
+  assert_cents(num(r, "sales_tax"), 1959.38);        /* 1959.375 */
   assert_cents(num(r, "amount_financed"), 29309.38); /* 29309.375 */
   assert_cents(num(r, "monthly_payment"), 580.22);
   assert_cents(num(r, "total_of_payments"), 34813.35);
@@ -89,7 +89,8 @@ static void test_quote_taxes_and_fees(void **state) {
   fixture_exec(f, "DELETE FROM policies WHERE key = 'finance.taxable_fees'");
   r = fixture_call(f, &quote_tool,
                    "{'price': '30000', 'apr': 0, 'term_months': 36, "
-                   "'credit_band': 'excellent'}", NULL);
+                   "'credit_band': 'excellent'}",
+                   NULL);
   assert_non_null(r);
   assert_string_equal(str(r, "dealership"), "ns-minneapolis"); /* the first */
   assert_cents(num(r, "down_payment"), 0);
@@ -136,8 +137,7 @@ static void test_quote_bands(void **state) {
   json_decref(r);
   /* no finance policies at all: the defaults */
   fixture_exec(f, "DELETE FROM policies WHERE key LIKE 'finance.%'");
-  r = fixture_call(f, &quote_tool, "{'price': 20000, 'term_months': 84}",
-                   NULL);
+  r = fixture_call(f, &quote_tool, "{'price': 20000, 'term_months': 84}", NULL);
   if (!r) fail_msg("%s", f->error);
   assert_cents(num(r, "apr"), 6.99);
   assert_cents(num(r, "down_payment"), 1000);
@@ -168,7 +168,7 @@ static void test_quote_errors(void **state) {
                   "no dealership \"Duluth\" in this group (ns-minneapolis, "
                   "ns-stpaul)");
   fixture_invalid(f, &quote_tool, "{'vin': '4T1C11AK0RU654321'}",
-                  "argument 'vin'");             /* bad check digit */
+                  "argument 'vin'"); /* bad check digit */
   fixture_invalid(f, &quote_tool, "{'vin': '4T1B11HK8KU123456'}",
                   "not in this dealer group's inventory"); /* a customer's */
   /* down payment and trade-in above the price with taxes and fees */
@@ -194,7 +194,8 @@ static void test_prequalify(void **state) {
    * 45462.63 over 60 months at 6.99% */
   r = fixture_call(f, &prequalify_tool,
                    "{'credit_band': 'good', 'monthly_income': 6000, "
-                   "'monthly_debts': 1500, 'requested_amount': 40000}", NULL);
+                   "'monthly_debts': 1500, 'requested_amount': 40000}",
+                   NULL);
   if (!r) fail_msg("%s", f->error);
   assert_true(json_is_true(json_object_get(r, "approved")));
   assert_cents(num(r, "max_monthly_payment"), 900);
@@ -204,7 +205,8 @@ static void test_prequalify(void **state) {
   /* debts leave 250 a month: 11633 at 10.49%, less than requested */
   r = fixture_call(f, &prequalify_tool,
                    "{'credit_score': 600, 'monthly_income': 5000, "
-                   "'monthly_debts': 2000, 'requested_amount': 20000}", NULL);
+                   "'monthly_debts': 2000, 'requested_amount': 20000}",
+                   NULL);
   assert_non_null(r);
   assert_false(json_is_true(json_object_get(r, "approved")));
   assert_string_equal(str(r, "credit_band"), "fair");
@@ -229,7 +231,8 @@ static void test_prequalify(void **state) {
                   "'{\"max_payment_pct\": 10, \"max_dti_pct\": 50}')");
   r = fixture_call(f, &prequalify_tool,
                    "{'credit_band': 'excellent', 'monthly_income': 6000, "
-                   "'term_months': 36}", NULL);
+                   "'term_months': 36}",
+                   NULL);
   assert_non_null(r);
   assert_cents(num(r, "max_monthly_payment"), 600);
   json_decref(r);
@@ -249,8 +252,8 @@ int main(void) {
       cmocka_unit_test(test_amortization),
       cmocka_unit_test_setup_teardown(test_quote_by_vin, fixture_setup,
                                       fixture_teardown),
-      cmocka_unit_test_setup_teardown(test_quote_taxes_and_fees,
-                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_quote_taxes_and_fees, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_quote_bands, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_quote_errors, fixture_setup,

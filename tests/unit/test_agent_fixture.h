@@ -96,12 +96,13 @@ static inline void fixture_invalid(fixture *f, const dl_tool *tool,
   json_t *r = fixture_call(f, tool, args, NULL);
   if (r) {
     char *s = json_dumps(r, JSON_COMPACT);
-    fail_msg("%s(%s) answered %s, want an error with '%s'", tool->name, args,
-             s, needle);
+    fail_msg("%s(%s) answered %s, want an error with '%s'", tool->name, args, s,
+             needle);
   }
   if (f->outcome != DL_INVALID_ARGS || !strstr(f->error, needle))
     fail_msg("%s(%s): got %s error \"%s\", want invalid arguments with "
-             "'%s'", tool->name, args,
+             "'%s'",
+             tool->name, args,
              f->outcome == DL_INVALID_ARGS ? "an invalid-arguments" : "a tool",
              f->error, needle);
 }

@@ -16,17 +16,16 @@
 static const dl_tool find_tool = {.name = "find_parts", .run = parts_find};
 static const dl_tool avail_tool = {.name = "part_availability",
                                    .run = parts_availability};
-static const dl_tool order_tool = {.name = "order_part", .mutating = 1,
-                                   .run = parts_order};
+static const dl_tool order_tool = {
+    .name = "order_part", .mutating = 1, .run = parts_order};
 
 /* The part numbers of a find_parts answer, comma-separated. */
 static void part_numbers(json_t *r, char *out, size_t len) {
   size_t i, n = 0;
   json_t *p;
   out[0] = '\0';
-  json_array_foreach(json_object_get(r, "parts"), i, p)
-    n += (size_t)snprintf(out + n, len - n, "%s%s", i ? "," : "",
-                          str(p, "part_number"));
+  json_array_foreach(json_object_get(r, "parts"), i, p) n += (size_t)snprintf(
+      out + n, len - n, "%s%s", i ? "," : "", str(p, "part_number"));
 }
 
 static void test_find_ranking(void **state) {
@@ -36,8 +35,8 @@ static void test_find_ranking(void **state) {
    * (2) ranks above the make-wide rear pads (2); the oil filter (0), the
    * RAV4 and Honda parts are out */
   json_t *r = fixture_call(
-      f, &find_tool, "{'query': 'front brake pads', 'vin': '4T1B11HK8KU123456'}",
-      NULL);
+      f, &find_tool,
+      "{'query': 'front brake pads', 'vin': '4T1B11HK8KU123456'}", NULL);
   if (!r) fail_msg("%s", f->error);
   part_numbers(r, got, sizeof got);
   assert_string_equal(got, "TOY-BP-F-CAM,TOY-BR-F-CAM,TOY-BP-R-GEN");
@@ -60,21 +59,25 @@ static void test_find_ranking(void **state) {
   /* in_stock at one dealership */
   r = fixture_call(f, &find_tool,
                    "{'query': 'brake pad', 'make': 'toyota', 'model': "
-                   "'Camry', 'year': 2020, 'dealership': 'ns-stpaul'}", NULL);
+                   "'Camry', 'year': 2020, 'dealership': 'ns-stpaul'}",
+                   NULL);
   part_numbers(r, got, sizeof got);
   assert_string_equal(got, "TOY-BP-F-CAM,TOY-BP-R-GEN,TOY-BR-F-CAM");
-  assert_int_equal(json_integer_value(json_object_get(
-                       json_array_get(json_object_get(r, "parts"), 0),
-                       "in_stock")), 5);
-  assert_int_equal(json_integer_value(json_object_get(
-                       json_array_get(json_object_get(r, "parts"), 1),
-                       "in_stock")), 0);
+  assert_int_equal(
+      json_integer_value(json_object_get(
+          json_array_get(json_object_get(r, "parts"), 0), "in_stock")),
+      5);
+  assert_int_equal(
+      json_integer_value(json_object_get(
+          json_array_get(json_object_get(r, "parts"), 1), "in_stock")),
+      0);
   json_decref(r);
 
   /* no query: the fit alone, model-specific first; category; limit */
   r = fixture_call(f, &find_tool,
                    "{'make': 'Toyota', 'model': 'RAV4', 'year': 2021, "
-                   "'category': 'filters'}", NULL);
+                   "'category': 'filters'}",
+                   NULL);
   part_numbers(r, got, sizeof got);
   assert_string_equal(got, "TOY-CAB-RAV,TOY-OF-GEN");
   json_decref(r);
@@ -95,8 +98,8 @@ static void test_find_ranking(void **state) {
 
 static void test_availability(void **state) {
   fixture *f = *state;
-  json_t *r = fixture_call(f, &avail_tool, "{'part_number': 'TOY-BP-F-CAM'}",
-                           NULL);
+  json_t *r =
+      fixture_call(f, &avail_tool, "{'part_number': 'TOY-BP-F-CAM'}", NULL);
   if (!r) fail_msg("%s", f->error);
   assert_int_equal(json_integer_value(json_object_get(r, "total")), 7);
   assert_true(json_is_true(json_object_get(r, "in_stock")));
@@ -133,7 +136,8 @@ static void test_order(void **state) {
   json_t *r = fixture_call(f, &order_tool,
                            "{'part_number': 'TOY-BP-F-CAM', 'quantity': 3, "
                            "'vin': '4T1B11HK8KU123456', 'customer_name': "
-                           "'Dana Lee'}", NULL);
+                           "'Dana Lee'}",
+                           NULL);
   if (!r) fail_msg("%s", f->error);
   assert_string_equal(str(r, "order_id"), "PO-5001");
   assert_string_equal(str(r, "status"), "reserved");
@@ -144,7 +148,8 @@ static void test_order(void **state) {
   json_decref(r);
   assert_int_equal(fixture_int(f, "SELECT quantity FROM part_stock WHERE "
                                   "part_number = 'TOY-BP-F-CAM' AND "
-                                  "dealership_id = 'ns-stpaul'"), 2);
+                                  "dealership_id = 'ns-stpaul'"),
+                   2);
   /* more than any dealership has: ordered at the first, stock untouched */
   r = fixture_call(f, &order_tool,
                    "{'part_number': 'TOY-BP-F-CAM', 'quantity': 4}", NULL);
@@ -155,16 +160,19 @@ static void test_order(void **state) {
   assert_string_equal(str(r, "ready_by"), "2027-01-07");
   json_decref(r);
   assert_int_equal(fixture_int(f, "SELECT sum(quantity) FROM part_stock "
-                                  "WHERE part_number = 'TOY-BP-F-CAM'"), 4);
+                                  "WHERE part_number = 'TOY-BP-F-CAM'"),
+                   4);
   /* a dealership given: its stock only */
   r = fixture_call(f, &order_tool,
                    "{'part_number': 'TOY-BP-F-CAM', 'quantity': 2, "
-                   "'dealership': 'ns-minneapolis'}", NULL);
+                   "'dealership': 'ns-minneapolis'}",
+                   NULL);
   assert_string_equal(str(r, "status"), "reserved");
   json_decref(r);
   assert_int_equal(fixture_int(f, "SELECT quantity FROM part_stock WHERE "
                                   "part_number = 'TOY-BP-F-CAM' AND "
-                                  "dealership_id = 'ns-minneapolis'"), 0);
+                                  "dealership_id = 'ns-minneapolis'"),
+                   0);
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 3);
 
   fixture_invalid(f, &order_tool, "{'part_number': 'TOY-OF-GEN'}",
@@ -191,7 +199,8 @@ static void test_order_idempotent(void **state) {
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 1);
   assert_int_equal(fixture_int(f, "SELECT quantity FROM part_stock WHERE "
                                   "part_number = 'TOY-OF-GEN' AND "
-                                  "dealership_id = 'ns-minneapolis'"), 25);
+                                  "dealership_id = 'ns-minneapolis'"),
+                   25);
   assert_null(fixture_call(f, &order_tool,
                            "{'part_number': 'TOY-OF-GEN', 'quantity': 6}",
                            "run-7/parts/1"));

@@ -18,8 +18,8 @@ static const dl_tool recall_tool = {.name = "recall_lookup",
                                     .run = svc_recall_lookup};
 static const dl_tool slots_tool = {.name = "service_slots",
                                    .run = svc_service_slots};
-static const dl_tool book_tool = {.name = "book_service", .mutating = 1,
-                                  .run = svc_book_service};
+static const dl_tool book_tool = {
+    .name = "book_service", .mutating = 1, .run = svc_book_service};
 
 static void test_vin(void **state) {
   (void)state;
@@ -58,8 +58,8 @@ static void test_recalls(void **state) {
   fixture *f = *state;
   /* the service desk's records: 2019 Camry; 24V-051 fits, 23V-100 (2021+)
    * and 22V-200 (RAV4) do not */
-  json_t *r = fixture_call(f, &recall_tool, "{'vin': '4t1b11hk8ku123456'}",
-                           NULL);
+  json_t *r =
+      fixture_call(f, &recall_tool, "{'vin': '4t1b11hk8ku123456'}", NULL);
   if (!r) fail_msg("%s", f->error);
   assert_string_equal(str(r, "vin"), "4T1B11HK8KU123456");
   assert_json_is(json_object_get(r, "vehicle"),
@@ -105,7 +105,8 @@ static void test_recalls(void **state) {
   /* a booking for the campaign shows on the recall */
   json_t *b = fixture_call(f, &book_tool,
                            "{'vin': '4T1B11HK8KU123456', 'service': 'recall "
-                           "24V-051', 'customer_name': 'Dana Lee'}", NULL);
+                           "24V-051', 'customer_name': 'Dana Lee'}",
+                           NULL);
   if (!b) fail_msg("%s", f->error);
   r = fixture_call(f, &recall_tool, "{'vin': '4T1B11HK8KU123456'}", NULL);
   assert_string_equal(
@@ -156,7 +157,8 @@ static void test_booking(void **state) {
   json_t *r = fixture_call(
       f, &book_tool,
       "{'vin': '2HGFE2F53PH500123', 'service': 'Brake inspection', "
-      "'customer_name': 'Sam Ortiz', 'phone': '651-555-0142'}", NULL);
+      "'customer_name': 'Sam Ortiz', 'phone': '651-555-0142'}",
+      NULL);
   if (!r) fail_msg("%s", f->error);
   assert_string_equal(str(r, "booking_id"), "SV-1002");
   assert_string_equal(str(r, "dealership"), "ns-minneapolis");
@@ -169,13 +171,15 @@ static void test_booking(void **state) {
   assert_string_equal(str(json_object_get(r, "vehicle"), "model"), "Civic");
   json_decref(r);
   assert_int_equal(fixture_int(f, "SELECT booked FROM service_slots "
-                                  "WHERE id = 3"), 1);
+                                  "WHERE id = 3"),
+                   1);
   /* a slot given; the rate from the policy */
   fixture_exec(f, "UPDATE policies SET value = '100' WHERE key = "
                   "'service.labor_rate'");
   r = fixture_call(f, &book_tool,
                    "{'vin': '4T1B11HK8KU123456', 'service': 'front brake "
-                   "pads', 'customer_name': 'Dana Lee', 'slot_id': 8}", NULL);
+                   "pads', 'customer_name': 'Dana Lee', 'slot_id': 8}",
+                   NULL);
   if (!r) fail_msg("%s", f->error);
   assert_string_equal(str(r, "booking_id"), "SV-1003");
   assert_string_equal(str(r, "dealership"), "ns-stpaul");
@@ -204,20 +208,22 @@ static void test_booking(void **state) {
 
   fixture_invalid(f, &book_tool,
                   "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
-                  "'customer_name': 'Al', 'slot_id': 99}", "'slot_id'");
+                  "'customer_name': 'Al', 'slot_id': 99}",
+                  "'slot_id'");
   fixture_invalid(f, &book_tool,
                   "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
                   "'customer_name': 'Al', 'slot_id': 4, 'dealership': "
-                  "'ns-stpaul'}", "slot 4 is at ns-minneapolis");
+                  "'ns-stpaul'}",
+                  "slot 4 is at ns-minneapolis");
   fixture_invalid(f, &book_tool,
                   "{'vin': '4T1B11HK8KU123456', 'customer_name': 'Al'}",
                   "'service'");
-  fixture_invalid(f, &book_tool,
-                  "{'vin': '4T1B11HK8KU123456', 'service': 'x'}",
+  fixture_invalid(f, &book_tool, "{'vin': '4T1B11HK8KU123456', 'service': 'x'}",
                   "'customer_name'");
   fixture_invalid(f, &book_tool,
                   "{'vin': '4T1B11HK8KU123450', 'service': 'x', "
-                  "'customer_name': 'Al'}", "argument 'vin'");
+                  "'customer_name': 'Al'}",
+                  "argument 'vin'");
 }
 
 /* The runtime's idempotency through dl_run_tool: the same key twice books
@@ -234,7 +240,8 @@ static void test_booking_idempotent(void **state) {
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM service_bookings "
                                   "WHERE customer_name = 'Dana Lee' AND "
                                   "service = 'oil change' AND id <> "
-                                  "'SV-1001'"), 1);
+                                  "'SV-1001'"),
+                   1);
   assert_null(fixture_call(f, &book_tool,
                            "{'vin': '4T1B11HK8KU123456', 'service': 'oil "
                            "change', 'customer_name': 'Dana Leigh'}",
@@ -251,7 +258,8 @@ static void test_booking_idempotent(void **state) {
                            "'customer_name': 'Al', 'slot_id': 1}",
                            "run-2/book/1"));
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM idempotency WHERE "
-                                  "key = 'run-2/book/1'"), 0);
+                                  "key = 'run-2/book/1'"),
+                   0);
   json_decref(a);
   json_decref(b);
   json_decref(c);
