@@ -48,6 +48,8 @@ typedef struct dl_job {
   json_t *result;
   dl_outcome outcome;
   char error[512];
+  uv_timer_t delay; /* the agent's reply_delay_ms, once the work is done */
+  int delaying;
 } dl_job;
 
 /* ---- helpers for tools -------------------------------------------------- */
@@ -309,9 +311,15 @@ static void job_free(dl_job *j) {
   sb_free(j);
 }
 
+static void job_closed(uv_handle_t *h) { job_free(h->data); }
+
 static void job_cancelled(sb_mcp_call *call, void *ud) {
   dl_job *j = ud;
   j->call = NULL;
+  if (j->delaying) { /* answered late: nobody waits for it now */
+    uv_timer_stop(&j->delay);
+    uv_close((uv_handle_t *)&j->delay, job_closed);
+  }
 }
 
 static json_t *text_content(const char *text) {
@@ -332,10 +340,9 @@ void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result) {
   sb_free(line);
 }
 
-static void job_done(uv_work_t *w, int status) {
-  dl_job *j = w->data;
+static void job_reply(dl_job *j) {
   sb_mcp_call *call = j->call;
-  if (!call) goto out;
+  j->call = NULL; /* answered: the server frees it */
   if (j->outcome == DL_OK) {
     dl_reply(call, j->tool, j->result);
     j->result = NULL;
@@ -344,6 +351,28 @@ static void job_done(uv_work_t *w, int status) {
   } else {
     sb_mcp_call_reply_text(call, j->error, 1);
   }
+}
+
+static void job_delayed(uv_timer_t *t) {
+  dl_job *j = t->data;
+  j->delaying = 0;
+  job_reply(j);
+  uv_close((uv_handle_t *)&j->delay, job_closed);
+}
+
+static void job_done(uv_work_t *w, int status) {
+  dl_job *j = w->data;
+  if (!j->call) goto out;
+  /* A deliberately slow agent (the demo's finance desk) waits on the loop,
+   * not in the worker, so the pool and the other calls are not held up. */
+  unsigned delay_ms = j->rt->agent->reply_delay_ms;
+  if (delay_ms && uv_timer_init(&j->rt->loop, &j->delay) == 0) {
+    j->delay.data = j;
+    j->delaying = 1;
+    uv_timer_start(&j->delay, job_delayed, delay_ms, 0);
+    return;
+  }
+  job_reply(j);
 out:
   job_free(j);
 }

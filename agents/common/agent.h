@@ -83,6 +83,8 @@ typedef struct dl_agent {
   const char *instructions; /* for the model that uses the agent */
   const dl_tool *tools;
   size_t tools_len;
+  unsigned reply_delay_ms; /* answer every call this late (a timer on the
+                              loop, the work is done already); 0: at once */
 } dl_agent;
 
 /* Parse the command line, serve until EOF on stdin (stdio) or SIGTERM /

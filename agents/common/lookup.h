@@ -1,0 +1,23 @@
+/* lookup.h: small readers of a tenant's data that several agents share:
+ * the dealership an argument names, the demo calendar, money in cents. */
+#ifndef DL_LOOKUP_H
+#define DL_LOOKUP_H
+
+#include "agent.h"
+
+/* The dealership `value` names (its id, or its name or city, any case), or
+ * the group's first when value is NULL: its row as an object (new
+ * reference: id, name, city, state, sales_tax_rate, doc_fee, ...). NULL
+ * after dl_invalid naming argument `key` (unknown dealership) or dl_fail. */
+json_t *dl_dealership(dl_request *req, const char *key, const char *value);
+/* The first day of the demo calendar (policy calendar.start, else today)
+ * into out as YYYY-MM-DD; 0, or -1 after dl_fail. */
+int dl_calendar_start(dl_request *req, char out[11]);
+/* date + days into out (YYYY-MM-DD); 0, or -1 after dl_fail. */
+int dl_date_add(dl_request *req, const char *date, long days, char out[11]);
+/* 1 if s is a calendar date YYYY-MM-DD. */
+int dl_date_valid(const char *s);
+/* Money rounded to cents (half away from zero). */
+double dl_cents(double amount);
+
+#endif

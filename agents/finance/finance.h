@@ -1,0 +1,20 @@
+/* finance.h: the finance desk's logic (dealer-finance): payment quotes and
+ * prequalification under the dealer group's finance.* policies. */
+#ifndef DL_FINANCE_H
+#define DL_FINANCE_H
+
+#include "common/agent.h"
+
+/* The monthly payment that repays `principal` in `months` at `apr_pct`
+ * percent a year, unrounded: P·r / (1 − (1 + r)^−n), r = APR / 1200;
+ * P / n at 0%. */
+double fin_monthly_payment(double principal, double apr_pct, int months);
+/* The principal a monthly `payment` repays in `months` at `apr_pct`
+ * (the inverse of fin_monthly_payment), unrounded. */
+double fin_principal_for_payment(double payment, double apr_pct, int months);
+
+/* The tools (dl_tool_fn). */
+json_t *fin_payment_quote(dl_request *req, json_t *args);
+json_t *fin_prequalify(dl_request *req, json_t *args);
+
+#endif
