@@ -268,7 +268,7 @@ static const char header_example[] =
 static void test_header_example(void **state) {
   (void)state;
   sb_flow_def *d = build_ok(header_example);
-  assert_string_equal(d->name, "web-inquiry");
+  assert_string_equal(d->name, "lead-to-test-drive");
   assert_int_equal(d->max_steps, 100);
   assert_int_equal(d->nsteps, 12); /* 10 top-level, 2 inside offer */
   const sb_flow_step *s = step(d, "intake");
