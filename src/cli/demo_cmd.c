@@ -253,9 +253,28 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   }
 }
 
+static int all_connected(demo *d) {
+  json_t *list = sb_gateway_list_json(sb_app_gateway(d->app));
+  size_t i;
+  json_t *a;
+  int all = 1;
+  json_array_foreach(list, i, a) all &= json_is_true(json_object_get(a, "connected"));
+  json_decref(list);
+  return all;
+}
+
+static void summary_when_connected(uv_timer_t *t) { scenario_begin(t->data); }
+
 static void scenario_begin(demo *d) {
   if (d->stopping) return;
   if (d->next >= json_array_size(d->scenarios)) {
+    /* Agents brought back after a scenario reconnect first: the summary
+     * lists what each one's endpoint serves. */
+    if (!all_connected(d) && d->waited_ms < AGENTS_WAIT_MS) {
+      d->waited_ms += POLL_MS;
+      uv_timer_start(&d->timer, summary_when_connected, POLL_MS, 0);
+      return;
+    }
     demo_summary(d);
     if (d->once) {
       stop(d, d->exit_code);
@@ -316,6 +335,7 @@ static void check_agents(uv_timer_t *t) {
   fprintf(d->out, "\n\n");
   json_decref(list);
   if (up < total) d->exit_code = EXIT_RUNTIME;
+  d->waited_ms = 0;
   scenario_begin(d);
 }
 

@@ -49,6 +49,26 @@ char *demo_json_cut(const json_t *v, size_t max) {
   return text;
 }
 
+/* Print s in a column of `width` characters (UTF-8 aware, cut with
+ * "..." when longer). */
+static void column(FILE *f, const char *s, size_t width) {
+  size_t chars = 0, i = 0;
+  for (; s[i]; i++) {
+    if (((unsigned char)s[i] & 0xC0) == 0x80) continue;
+    if (chars == width - 3 && strlen(s + i) > 3) {
+      size_t rest = 0;
+      for (size_t k = i; s[k]; k++) rest += ((unsigned char)s[k] & 0xC0) != 0x80;
+      if (rest > 3) {
+        fprintf(f, "%.*s...", (int)i, s);
+        return;
+      }
+    }
+    chars++;
+  }
+  fputs(s, f);
+  for (; chars < width; chars++) fputc(' ', f);
+}
+
 static double num(const json_t *o, const char *k) {
   return json_number_value(json_object_get(o, k));
 }
@@ -310,7 +330,7 @@ void demo_record(demo *d) {
   if (!as_expected) d->exit_code = EXIT_RUNTIME;
   json_array_append_new(
       d->rows,
-      json_pack("{sssssssssIsIsIsb}", "title", str(spec, "title"), "tenant",
+      json_pack("{sssssssssssIsIsIsb}", "title", str(spec, "title"), "tenant",
                 d->cur.tenant, "workflow", str(spec, "workflow"), "status",
                 status ? status : "?", "at", at ? at : "", "calls",
                 (json_int_t)d->cur.calls, "version",
@@ -382,8 +402,10 @@ void demo_summary(demo *d) {
     char status[64];
     snprintf(status, sizeof status, "%s%s%s", str(r, "status"),
              *str(r, "at") ? " at " : "", str(r, "at"));
-    fprintf(f, "  %-3zu %-44.44s %-11s %-19s %-18s %5lld   v%-3lld %5lld ms%s\n",
-            i + 1, str(r, "title"), str(r, "tenant"), str(r, "workflow"), status,
+    fprintf(f, "  %-3zu ", i + 1);
+    column(f, str(r, "title"), 44);
+    fprintf(f, " %-11s %-19s %-18s %5lld   v%-3lld %5lld ms%s\n",
+            str(r, "tenant"), str(r, "workflow"), status,
             (long long)num(r, "calls"), (long long)num(r, "version"),
             (long long)num(r, "ms"),
             json_is_true(json_object_get(r, "expected")) ? "" : "  (NOT as expected)");
