@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { switchboardBin, withDeadline } from './lib/harness.mjs';
+import { connect } from '../agents/agents_lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = switchboardBin();
@@ -33,12 +34,12 @@ function demoConfig(dir) {
   return path;
 }
 
-function runDemo(config) {
-  const child = spawn(BIN, ['demo', '--once', '--config', config, '--listen', '127.0.0.1:0',
+function runDemo(config, { once = true, onStdout } = {}) {
+  const child = spawn(BIN, ['demo', ...(once ? ['--once'] : []), '--config', config, '--listen', '127.0.0.1:0',
     '--scenarios', join(ROOT, 'examples', 'dealership', 'conversations.json')], { cwd: ROOT });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
+  child.stdout.on('data', (d) => { stdout += d; onStdout?.(stdout, child); });
   child.stderr.on('data', (d) => { stderr += d; });
   const done = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal, stdout, stderr })));
   return withDeadline(done, DEMO_MS, 'switchboard demo --once to exit').catch((e) => {
@@ -139,4 +140,34 @@ test('the dealership demo, end to end, on both tenants', { timeout: DEMO_MS + 60
     for (const id of new Set(text.match(/"dealership_id":"([a-z-]+)"/g) ?? []))
       assert.ok(id.includes(tenant === 'lakeside' ? '"lk-' : '"ns-'), `${key}: ${id}`);
   }
+});
+
+test('after the demo it keeps serving: an MCP client connects as its snippet says', { timeout: DEMO_MS + 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-demo-'));
+  execFileSync(join(AGENTS, 'dealer-data'), ['--out', join(dir, 'data')]);
+  const config = demoConfig(dir);
+  let served;
+  const ready = new Promise((res) => { served = res; });
+  const exited = runDemo(config, {
+    once: false,
+    onStdout: (text, child) => { if (text.includes('Ctrl-C stops it')) served({ text, child }); },
+  });
+  const { text, child } = await withDeadline(Promise.race([ready, exited.then((r) => {
+    throw new Error(`the demo exited before serving: ${JSON.stringify(r).slice(-3000)}`);
+  })]), DEMO_MS, 'the demo to finish its scenarios and say how to connect');
+  const snippet = JSON.parse(text.match(/^  (\{"mcpServers": \{"dealership": \{"type": "http".*)$/m)[1]);
+  const c = await connect('modern', snippet.mcpServers.dealership.url);
+  try {
+    const res = await c.callTool({ name: 'sales__search_inventory', arguments: { make: 'Toyota', model: 'RAV4', limit: 2 } });
+    assert.notEqual(res.isError, true, JSON.stringify(res));
+    assert.equal(res.structuredContent.vehicles.length, 2);
+    for (const v of res.structuredContent.vehicles)
+      assert.match(v.dealership_id, /^ns-/, 'a caller without a key is the default tenant, north-star');
+  } finally {
+    await c.close();
+  }
+  assert.match(text, /"command": "sh", "args": \["-c", "cd '[^']+' && exec '[^']+switchboard' serve --config '[^']+switchboard\.yaml' --stdio/);
+  child.kill('SIGTERM');
+  const r = await exited;
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
 });
