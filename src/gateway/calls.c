@@ -457,6 +457,21 @@ static void try_agent(sb_gateway_call *c, agent *a) {
                                  on_answer, c);
 }
 
+/* A modern caller takes an agent's input_required as its own result only
+ * when it has the capability of every question; otherwise (a client that
+ * cannot sample) the gateway asks them itself, so switchboard's models can
+ * answer a sampling the client could not. */
+static int caller_can_answer(sb_gateway_call *c, json_t *result) {
+  const char *key;
+  json_t *q;
+  json_object_foreach(json_object_get(result, "inputRequests"), key, q) {
+    const char *method = json_string_value(json_object_get(q, "method"));
+    const char *cap = method ? gw_capability_for(method) : NULL;
+    if (cap && !json_object_get(c->client_caps, cap)) return 0;
+  }
+  return 1;
+}
+
 /* ---- input_required from a modern agent ----------------------------------- */
 
 static void retry_with_answers(sb_gateway_call *c) {
@@ -791,7 +806,8 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
   }
   if (outcome == SB_GATEWAY_ANSWERED) {
     const char *rt = json_string_value(json_object_get(result, "resultType"));
-    if (rt && strcmp(rt, "input_required") == 0 && !c->o.pass_input_required) {
+    if (rt && strcmp(rt, "input_required") == 0 &&
+        (!c->o.pass_input_required || !caller_can_answer(c, result))) {
       ask_questions(c, result);
       return;
     }

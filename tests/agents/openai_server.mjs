@@ -10,6 +10,8 @@
 //   ok-*        200, content: {"intent":"buy","model":MODEL,"echo":LAST}
 //               (LAST: the last message's text), as a JSON string
 //   fence-*     the same inside a ```json Markdown fence
+//   intake-*    200, content: a classification the intake agent accepts
+//               ({"intent":"service",... "summary":...}, a JSON string)
 //   fail-*      500 {"error":{"message":"upstream error"}}
 //   slow-*      the ok-* answer after SLOW_MS (default 5000) milliseconds
 //   malformed-* 200 with a body that is not JSON
@@ -69,6 +71,12 @@ const server = createServer((req, res) => {
     const last = textOf(messages[messages.length - 1]);
     const ok = () => JSON.stringify({ intent: 'buy', model, echo: last });
     if (model.startsWith('ok-')) return send(res, 200, completion(model, ok()));
+    if (model.startsWith('intake-')) {
+      return send(res, 200, completion(model, JSON.stringify({
+        intent: 'service', confidence: 0.91, entities: { make: 'Ford', model: 'Escape' },
+        sentiment: 'negative', language: 'en', summary: `classified by ${model}`,
+      })));
+    }
     if (model.startsWith('fence-')) return send(res, 200, completion(model, '```json\n' + ok() + '\n```'));
     if (model.startsWith('fail-')) return send(res, 500, { error: { message: 'upstream error', type: 'server_error' } });
     if (model.startsWith('slow-')) {
