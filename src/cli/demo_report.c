@@ -260,8 +260,10 @@ static void print_event(demo *d, json_t *e) {
     fprintf(f, "  %-12s    agent %s: %s\n", step, str(data, "agent"),
             str(data, "outcome"));
   } else if (strcmp(type, "run.waiting") == 0) {
-    fprintf(f, "  %swaits for a person at step %s%s (answer with `switchboard "
-               "runs answer %s`)\n", wait, step, off, d->cur.run_id);
+    fprintf(f, "  %swaits for a person at step %s%s; answer it with\n"
+               "    switchboard runs answer %s --answer JSON --url "
+               "http://%s:%d\n", wait, step, off, d->cur.run_id,
+            d->cfg.listen_host, sb_app_http_port(d->app));
   } else if (strcmp(type, "run.completed") == 0) {
     fprintf(f, "  %scompleted%s in %lld ms\n", ok, off, ms);
   } else if (strcmp(type, "run.failed") == 0) {
@@ -417,21 +419,21 @@ void demo_summary(demo *d) {
              "whole context at each call;\n  its own endpoint's tool catalog "
              "(/agents/ID/mcp) against the aggregated one on /mcp\n  (%d tools, "
              "%s B).\n\n", all, demo_thousands(all_bytes, a));
-  fprintf(f, "  %-11s %5s %8s %12s %12s %6s %16s\n", "agent", "calls", "mean ms",
-          "handed B", "whole B", "share", "endpoint tools");
+  fprintf(f, "  %-11s %5s %8s %10s %10s %6s   %s\n", "agent", "calls",
+          "mean ms", "handed B", "whole B", "share", "its endpoint's tools");
   const char *id;
   json_t *s;
   json_object_foreach(d->agents, id, s) {
     int64_t calls = (int64_t)num(s, "calls"), handed = (int64_t)num(s, "handed"),
             whole = (int64_t)num(s, "whole"), tool_bytes = 0;
     int tools = catalog(sb_gateway_agent_server(gw, id), &tool_bytes);
-    char share[32];
-    snprintf(share, sizeof share, "%d (%.0f%%)", tools,
-             all_bytes ? 100.0 * (double)tool_bytes / (double)all_bytes : 0.0);
-    fprintf(f, "  %-11s %5lld %8.1f %12s %12s %5.0f%% %16s\n", id,
-            (long long)calls, calls ? num(s, "ms") / (double)calls : 0.0,
+    char c[32];
+    fprintf(f, "  %-11s %5lld %8.1f %10s %10s %5.0f%%   %d, %s B (%.0f%%)\n",
+            id, (long long)calls, calls ? num(s, "ms") / (double)calls : 0.0,
             demo_thousands(handed, a), demo_thousands(whole, b),
-            whole ? 100.0 * (double)handed / (double)whole : 0.0, share);
+            whole ? 100.0 * (double)handed / (double)whole : 0.0, tools,
+            demo_thousands(tool_bytes, c),
+            all_bytes ? 100.0 * (double)tool_bytes / (double)all_bytes : 0.0);
   }
   fputc('\n', f);
 }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { switchboardBin, withDeadline } from './lib/harness.mjs';
-import { connect } from '../agents/agents_lib.mjs';
+import { connect, pollUntil } from '../agents/agents_lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = switchboardBin();
@@ -112,7 +112,7 @@ test('the dealership demo, end to end, on both tenants', { timeout: DEMO_MS + 60
   }
 
   // 5. The credit desk was too slow: the finance desk answered instead.
-  const fin = finals['north-star/finance-review'];
+  const fin = finals['lakeside/finance-review'];
   assert.equal(fin.run.status, 'completed');
   const approval = fin.events.find((e) => (e.type ?? e.event) === 'step.completed' && e.data.step === 'approval');
   assert.equal(approval.data.agent, 'finance', JSON.stringify(approval));
@@ -120,7 +120,7 @@ test('the dealership demo, end to end, on both tenants', { timeout: DEMO_MS + 60
   assert.ok(approval.data.routing.projectionBytes < approval.data.routing.contextBytes, 'a projection, not the whole context');
 
   // 6. Every finance desk failed: the application waits for a person.
-  const down = finals['lakeside/finance-review'];
+  const down = finals['north-star/finance-review'];
   assert.equal(down.run.status, 'waiting');
   assert.ok(down.events.some((e) => (e.type ?? e.event) === 'finance.needs_review'));
   assert.equal(down.ctx.data.workflow.outputs.approval, undefined);
@@ -166,6 +166,19 @@ test('after the demo it keeps serving: an MCP client connects as its snippet say
   } finally {
     await c.close();
   }
+  // The application waiting for a person: a finance manager answers it as
+  // the trace says, over the server's REST API, and the run ends.
+  const [, runId, base] = text.match(/switchboard runs answer (\S+) --answer JSON --url (\S+)/);
+  const answered = await fetch(`${base}/v1/runs/${runId}/answer`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ answer: { decision: 'approved', apr: 7.25 } }),
+  });
+  assert.equal(answered.status, 200, await answered.text());
+  const run = await pollUntil(async () => {
+    const r = await (await fetch(`${base}/v1/runs/${runId}`)).json();
+    return r.status === 'waiting' || r.status === 'running' ? null : r;
+  }, { what: `run ${runId} to end after the answer` });
+  assert.equal(run.status, 'completed', JSON.stringify(run));
   assert.match(text, /"command": "sh", "args": \["-c", "cd '[^']+' && exec '[^']+switchboard' serve --config '[^']+switchboard\.yaml' --stdio/);
   child.kill('SIGTERM');
   const r = await exited;
