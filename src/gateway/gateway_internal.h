@@ -2,10 +2,11 @@
  *
  * pool.c owns the pool (membership, connections, health, the tool list
  * it serves as agent__tool); calls.c the calls (routing, retries,
- * fallback, input across eras); mounts.c the per-agent endpoints and
- * virtual servers; link.c how one agent's channel and client are opened;
- * sampling.c answers an agent's sampling with its models (llm/) when the
- * caller cannot. */
+ * fallback), call_inputs.c their input across eras and call_context.c
+ * the context they read and write (the three share call_internal.h);
+ * mounts.c the per-agent endpoints and virtual servers; link.c how one
+ * agent's channel and client are opened; sampling.c answers an agent's
+ * sampling with its models (llm/) when the caller cannot. */
 #ifndef SB_GATEWAY_INTERNAL_H
 #define SB_GATEWAY_INTERNAL_H
 
@@ -146,7 +147,7 @@ sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o);
 /* The outcome of a call the registry refused to admit. */
 sb_gateway_outcome gw_refusal_outcome(sb_registry_refusal why);
 
-/* calls.c */
+/* call_inputs.c */
 /* The client capability needed to answer an agent's request (sampling,
  * elicitation, roots), or NULL for any other method. */
 const char *gw_capability_for(const char *method);
@@ -171,7 +172,7 @@ json_t *gw_sampling_caps(sb_gateway *gw, const sb_agent_def *def,
                          json_t *caps);
 /* The question is gone: cancel its LLM call (NULL: nothing to do). */
 void gw_sampling_abandon(gw_sampling *job);
-/* calls.c: the sampling job answering `in` (NULL: none any more). */
+/* call_inputs.c: the sampling job answering `in` (NULL: none any more). */
 void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job);
 /* The definition of the agent that asked `in` (NULL if it is gone). */
 const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in);
@@ -184,6 +185,7 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
 void gw_input_withdrawn(agent *a, json_t *agent_req_id);
 /* a is going away: answers to its requests go nowhere. */
 void gw_inputs_agent_gone(agent *a);
+/* calls.c */
 /* a has (re)connected: calls that waited for it go now. */
 void gw_resume_waiting(agent *a);
 /* Calls waiting to retry on a (going away) end now. */

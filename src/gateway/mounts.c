@@ -11,12 +11,13 @@
  *     list: the chosen tools, resources and prompts of several agents.
  *
  * Both eras are served whatever the agent speaks (mcp/ does the client's
- * era, calls.c translates what crosses). Requests go through the
- * same pipeline as agent__tool calls (deadline, breaker, retries where
- * safe) without falling back to other agents: a client that names an agent
- * gets that agent. Lists come from the agents' caches (pool.c), so a
- * list request never waits for an agent; list_changed, resources/updated
- * and log messages from an agent reach the mounts that show it.
+ * era, calls.c and call_inputs.c translate what crosses). Requests go
+ * through the same pipeline as agent__tool calls (deadline, breaker,
+ * retries where safe) without falling back to other agents: a client that
+ * names an agent gets that agent. Lists come from the agents' caches
+ * (pool.c), so a list request never waits for an agent; list_changed,
+ * resources/updated and log messages from an agent reach the mounts that
+ * show it.
  *
  * A virtual server's item names are the agents' own; when two included
  * agents use the same name, the earlier include wins.

@@ -3,12 +3,12 @@
  * without the sampling capability, a workflow run, anything whose on_input
  * refuses).
  *
- * calls.c offers the question here once the caller has refused it; when
- * an LLM endpoint is configured (gateway option `llm`) and the agent's
- * definition names models, the request is mapped to a chat completion
- * (systemPrompt and text messages; maxTokens capped by the definition's;
- * the definition's temperature; its outputFormat checked, a structured
- * answer against the schema the agent gave in _meta under
+ * call_inputs.c offers the question here once the caller has refused it;
+ * when an LLM endpoint is configured (gateway option `llm`) and the
+ * agent's definition names models, the request is mapped to a chat
+ * completion (systemPrompt and text messages; maxTokens capped by the
+ * definition's; the definition's temperature; its outputFormat checked, a
+ * structured answer against the schema the agent gave in _meta under
  * SB_LLM_META_OUTPUT_SCHEMA) and sent along the chain models.primary,
  * models.fallback... (llm/). The answer goes back through
  * sb_gateway_input_answer as a CreateMessageResult, or as a JSON-RPC error

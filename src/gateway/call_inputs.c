@@ -1,0 +1,246 @@
+/* call_inputs.c: a call's requests for input (sb_gateway_input).
+ *
+ * An agent's requests for input reach the call's caller as
+ * sb_gateway_input values, in either era: a legacy agent's own request
+ * (sampling, elicitation, roots) sent while it serves the call, or a
+ * modern agent's input_required result, whose questions are asked one by
+ * one and whose answers go back with the agent's requestState (at most
+ * MAX_ROUNDS rounds), unless the caller takes input_required as its
+ * result (pass_input_required: calls.c decides). A question the caller
+ * refuses may be answered by switchboard's models (sampling.c). The call
+ * itself (its lifecycle, retries and end) is calls.c's.
+ */
+#include "gateway/call_internal.h"
+
+#define MAX_ROUNDS 8
+
+/* ---- inputs ---------------------------------------------------------------- */
+
+static void input_unlink(sb_gateway_input *in) {
+  for (sb_gateway_input **pp = &in->call->inputs; *pp; pp = &(*pp)->next)
+    if (*pp == in) {
+      *pp = in->next;
+      return;
+    }
+}
+
+static void input_free(sb_gateway_input *in) {
+  gw_sampling_abandon(in->sampling);
+  json_decref(in->agent_req_id);
+  json_decref(in->params);
+  sb_free(in->key);
+  sb_free(in->method);
+  sb_free(in);
+}
+
+/* Drop the call's questions of the agent-request kind (all when every is
+ * set): the request they belonged to ended. The agent is told nothing
+ * more; the caller forgets them. */
+void gw_call_drop_inputs(sb_gateway_call *c, int every) {
+  for (sb_gateway_input **pp = &c->inputs; *pp;) {
+    sb_gateway_input *in = *pp;
+    if (!every && in->kind != INPUT_AGENT_REQUEST) {
+      pp = &in->next;
+      continue;
+    }
+    *pp = in->next;
+    if (c->o.on_input_withdrawn && !in->sampling)
+      c->o.on_input_withdrawn(c->o.ud, in);
+    input_free(in);
+  }
+}
+
+const char *sb_gateway_input_method(const sb_gateway_input *in) {
+  return in->method;
+}
+json_t *sb_gateway_input_params(const sb_gateway_input *in) {
+  return in->params;
+}
+const char *sb_gateway_input_capability(const sb_gateway_input *in) {
+  return gw_capability_for(in->method);
+}
+void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job) {
+  in->sampling = job;
+}
+const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in) {
+  const agent *a = in->a ? in->a : in->call->current;
+  return a ? a->def : NULL;
+}
+
+const char *gw_capability_for(const char *method) {
+  if (strcmp(method, "sampling/createMessage") == 0) return "sampling";
+  if (strcmp(method, "elicitation/create") == 0) return "elicitation";
+  if (strcmp(method, "roots/list") == 0) return "roots";
+  return NULL;
+}
+
+/* ---- input_required from a modern agent ----------------------------------- */
+
+static void retry_with_answers(sb_gateway_call *c) {
+  json_t *extra = json_pack("{sO}", "inputResponses", c->answers);
+  json_t *state = c->extra ? json_object_get(c->extra, "requestState") : NULL;
+  if (state) json_object_set(extra, "requestState", state);
+  json_decref(c->extra);
+  c->extra = extra;
+  json_decref(c->answers);
+  c->answers = NULL;
+  gw_call_try_agent(c, c->current);
+}
+
+/* Ask the caller each question of an input_required result; once all are
+ * answered the call goes back to the agent with them. */
+void gw_call_ask_questions(sb_gateway_call *c, json_t *result) {
+  agent *a = c->current;
+  json_t *requests = json_object_get(result, "inputRequests");
+  json_t *state = json_object_get(result, "requestState");
+  if (++c->rounds > MAX_ROUNDS) {
+    gw_call_fail(c, SB_GATEWAY_INPUT_REFUSED,
+                 "agent %s: still asking for input after %d rounds", a->def->id,
+                 MAX_ROUNDS);
+    return;
+  }
+  json_decref(c->extra);
+  c->extra = state ? json_pack("{sO}", "requestState", state) : NULL;
+  json_decref(c->answers);
+  c->answers = json_object();
+  c->asked = json_object_size(requests);
+  c->state = CALL_ASKING;
+  if (c->asked == 0) { /* nothing to ask: retry with the state alone */
+    retry_with_answers(c);
+    return;
+  }
+  /* An answer may arrive inside on_input (in-process callers): the retry
+   * waits until the loop is done with `requests`. */
+  const char *key;
+  json_t *q;
+  c->asking_loop = 1;
+  c->retry_due = 0;
+  json_object_foreach(requests, key, q) {
+    const char *method = json_string_value(json_object_get(q, "method"));
+    sb_gateway_input *in = sb_calloc(1, sizeof *in);
+    if (in) {
+      in->call = c;
+      in->kind = INPUT_REQUIRED;
+      in->key = sb_strdup(key);
+      in->method = sb_strdup(method ? method : "");
+      in->params = json_incref(json_object_get(q, "params"));
+      in->next = c->inputs;
+      c->inputs = in;
+    }
+    /* The caller may answer inside on_input, even with an error that
+     * ends the call: hold it until the loop is done with it. */
+    c->holds++;
+    int refused = !in || !in->key || !in->method || !method ||
+                  !c->o.on_input || c->o.on_input(c->o.ud, in) != 0;
+    /* ...or switchboard answers it with the agent's models */
+    if (refused && in && in->key && in->method && c->state != CALL_DONE &&
+        gw_sampling_start(c->owner, a->def, in) == 0)
+      refused = 0;
+    c->holds--;
+    if (c->state == CALL_DONE) { /* ended inside (gw_call_finish() dropped every
+                                    question, this one too): free it now */
+      gw_call_free(c);
+      return;
+    }
+    if (refused) {
+      if (in) {
+        input_unlink(in);
+        input_free(in);
+      }
+      c->asking_loop = 0;
+      gw_call_fail(c, SB_GATEWAY_INPUT_REFUSED,
+                   "agent %s: needs %s from the client, which cannot answer it",
+                   a->def->id, method ? method : "input");
+      return;
+    }
+  }
+  c->asking_loop = 0;
+  if (c->retry_due) retry_with_answers(c);
+}
+
+void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
+                             json_t *error) {
+  sb_gateway_call *c = in->call;
+  input_unlink(in);
+  if (in->kind == INPUT_AGENT_REQUEST) {
+    if (in->a && in->a->client)
+      sb_mcp_client_respond(in->a->client, in->agent_req_id, result, error);
+    else {
+      json_decref(result);
+      json_decref(error);
+    }
+    input_free(in);
+    return;
+  }
+  if (error) {
+    const char *m = json_string_value(json_object_get(error, "message"));
+    char msg[400];
+    snprintf(msg, sizeof msg, "agent %s: the client did not answer %s: %s",
+             gw_call_agent_id(c), in->key, m ? m : "error");
+    json_decref(error);
+    json_decref(result);
+    input_free(in);
+    sb_gateway_result r = {.outcome = SB_GATEWAY_INPUT_REFUSED, .message = msg};
+    gw_call_finish(c, &r);
+    return;
+  }
+  json_object_set_new(c->answers, in->key, result ? result : json_null());
+  input_free(in);
+  if (--c->asked > 0) return;
+  if (c->asking_loop) c->retry_due = 1; /* gw_call_ask_questions retries */
+  else retry_with_answers(c);
+}
+
+/* ---- a legacy agent's own requests ------------------------------------------ */
+
+void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
+                         const char *method, json_t *params) {
+  sb_gateway_call *c = NULL;
+  for (sb_gateway_call *t = a->owner->calls; t && !c; t = t->next)
+    if (t->current == a && t->req && t->req == related) c = t;
+  sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
+  if (in) {
+    in->call = c;
+    in->kind = INPUT_AGENT_REQUEST;
+    in->a = a;
+    in->agent_req_id = json_incref(id);
+    in->method = sb_strdup(method);
+    in->params = json_incref(params);
+    in->next = c->inputs;
+    c->inputs = in;
+    if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return;
+    /* The caller cannot answer: switchboard may, with the agent's models. */
+    if (in->method && gw_sampling_start(a->owner, a->def, in) == 0) return;
+    input_unlink(in);
+    input_free(in);
+  }
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "switchboard cannot pass %s to the caller of this call (%s)", method,
+           !c ? "no call in progress"
+              : "it did not declare the capability, or has nobody to ask");
+  sb_mcp_client_respond(a->client, id, NULL,
+                        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
+                                  "message", msg));
+}
+
+void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next) {
+    for (sb_gateway_input *in = c->inputs; in; in = in->next) {
+      if (in->kind != INPUT_AGENT_REQUEST || in->a != a ||
+          !json_equal(in->agent_req_id, agent_req_id))
+        continue;
+      input_unlink(in);
+      if (c->o.on_input_withdrawn && !in->sampling)
+        c->o.on_input_withdrawn(c->o.ud, in);
+      input_free(in);
+      return;
+    }
+  }
+}
+
+void gw_inputs_agent_gone(agent *a) {
+  for (sb_gateway_call *c = a->owner->calls; c; c = c->next)
+    for (sb_gateway_input *in = c->inputs; in; in = in->next)
+      if (in->a == a) in->a = NULL;
+}
