@@ -85,3 +85,23 @@ int dl_calendar_start(dl_request *req, char out[11]) {
 }
 
 double dl_cents(double amount) { return round(amount * 100.0) / 100.0; }
+
+int dl_next_id(dl_request *req, const char *table, const char *prefix,
+               long first, char id[32]) {
+  size_t skip = strlen(prefix) + 1;
+  char *sql = sb_asprintf("SELECT COALESCE(MAX(CAST(substr(id, %zu) AS "
+                          "INTEGER)), %ld) + 1 FROM %s WHERE id LIKE '%s%%'",
+                          skip, first - 1, table, prefix);
+  if (!sql) {
+    dl_fail(req, "out of memory");
+    return -1;
+  }
+  sqlite3_stmt *st = dl_prepare(req, sql);
+  sb_free(sql);
+  if (!st) return -1;
+  sqlite3_int64 n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0)
+                                                   : first;
+  sqlite3_finalize(st);
+  snprintf(id, 32, "%s%lld", prefix, (long long)n);
+  return 0;
+}

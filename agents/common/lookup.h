@@ -17,6 +17,13 @@ int dl_calendar_start(dl_request *req, char out[11]);
 int dl_date_add(dl_request *req, const char *date, long days, char out[11]);
 /* 1 if s is a calendar date YYYY-MM-DD. */
 int dl_date_valid(const char *s);
+/* The next id of a booking or order table: prefix ("TD-", "SV-", "PO-")
+ * and one more than the highest number among the table's ids with that
+ * prefix (`first` when there is none), into id. Inside the tool's
+ * transaction, so two writers never take the same one. 0, or -1 after
+ * dl_fail. `table` is one of the schema's (never caller input). */
+int dl_next_id(dl_request *req, const char *table, const char *prefix,
+               long first, char id[32]);
 /* Money rounded to cents (half away from zero). */
 double dl_cents(double amount);
 

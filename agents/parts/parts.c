@@ -346,15 +346,8 @@ static int insert_order(dl_request *req, char id[32], const char *pn,
                         const char *dealer, long quantity, const char *vin,
                         const char *name, const char *status, const char *ready,
                         double total) {
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT COALESCE(MAX(CAST(substr(id, 4) AS INTEGER)), 5000) + 1 "
-           "FROM part_orders WHERE id LIKE 'PO-%'");
-  if (!st) return -1;
-  sqlite3_int64 n =
-      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 5001;
-  sqlite3_finalize(st);
-  snprintf(id, 32, "PO-%lld", (long long)n);
-  st = dl_prepare(req, "INSERT INTO part_orders (id, part_number, "
+  if (dl_next_id(req, "part_orders", "PO-", 5001, id) != 0) return -1;
+  sqlite3_stmt *st = dl_prepare(req, "INSERT INTO part_orders (id, part_number, "
                        "dealership_id, quantity, vin, customer_name, status, "
                        "ready_by, total, created_at) VALUES (?, ?, ?, ?, ?, "
                        "?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%S', 'now'))");

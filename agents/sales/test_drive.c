@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/lookup.h"
 #include "data/catalog.h"
 #include "sales.h"
 
@@ -250,15 +251,9 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
   char from[32], to[32];
   at_text(day, minute, from);
   at_text(day, minute + c.minutes, to);
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT 'TD-' || (coalesce(max(CAST(substr(id, 4) AS INTEGER)), "
-           "1000) + 1) FROM test_drives");
-  if (!st) return NULL;
-  char id[32] = "";
-  if (sqlite3_step(st) == SQLITE_ROW)
-    copy(id, sizeof id, sqlite3_column_text(st, 0));
-  sqlite3_finalize(st);
-  st = dl_prepare(req, "INSERT INTO test_drives (id, vin, dealership_id, "
+  char id[32];
+  if (dl_next_id(req, "test_drives", "TD-", 1001, id) != 0) return NULL;
+  sqlite3_stmt *st = dl_prepare(req, "INSERT INTO test_drives (id, vin, dealership_id, "
                        "starts_at, customer_name, phone, email, created_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT"
                        "%H:%M:%S', 'now'))");

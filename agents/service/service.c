@@ -231,15 +231,8 @@ static int insert_booking(dl_request *req, char id[32], json_int_t slot_id,
                           const char *vin, const char *service,
                           const char *name, const char *phone,
                           const char *notes) {
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT COALESCE(MAX(CAST(substr(id, 4) AS INTEGER)), 1000) + 1 "
-           "FROM service_bookings WHERE id LIKE 'SV-%'");
-  if (!st) return -1;
-  sqlite3_int64 n =
-      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1001;
-  sqlite3_finalize(st);
-  snprintf(id, 32, "SV-%lld", (long long)n);
-  st = dl_prepare(req, "INSERT INTO service_bookings (id, slot_id, vin, "
+  if (dl_next_id(req, "service_bookings", "SV-", 1001, id) != 0) return -1;
+  sqlite3_stmt *st = dl_prepare(req, "INSERT INTO service_bookings (id, slot_id, vin, "
                        "service, customer_name, phone, notes, created_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, "
                        "strftime('%Y-%m-%dT%H:%M:%S', 'now'))");
