@@ -22,6 +22,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "config/config.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 
@@ -165,16 +166,10 @@ json_t *dl_row_json(sqlite3_stmt *st) {
   return row;
 }
 
+/* switchboard's own rule for tenant ids, and no leading dot: the id names
+ * a file in the data directory. */
 int dl_tenant_valid(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 64 || s[0] == '.') return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
+  return sb_config_tenant_id_valid(s) && s[0] != '.';
 }
 
 /* ---- the worker --------------------------------------------------------- */

@@ -11,43 +11,20 @@
 // key and line.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { DEADLINE_MS, switchboardBin, withDeadline } from './lib/harness.mjs';
+import { switchboardBin } from './lib/harness.mjs';
 import { callWithin, connect, pollUntil, waitForTools, withStderr } from '../agents/agents_lib.mjs';
 import { flowAgent, startFlowServer, startRun } from './lib/flows.mjs';
+import { startModels } from './lib/models.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const OPENAI_SERVER = join(here, '..', 'agents', 'openai_server.mjs');
 const REFERENCE_AGENT = join(here, '..', 'agents', 'reference_agent.mjs');
 const KEY = 'sk-e2e-secret-4242';
-
-/** Start the OpenAI-compatible test server; its base URL and requests. */
-async function startModels() {
-  const proc = spawn(process.execPath, [OPENAI_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  const port = await withDeadline(new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      if (out.includes('\n')) resolve(Number(out.split('\n')[0]));
-    });
-    exited.then(() => reject(new Error('the OpenAI test server exited')));
-  }), DEADLINE_MS, 'the OpenAI test server to listen');
-  const base = `http://127.0.0.1:${port}`;
-  return {
-    baseUrl: `${base}/v1`,
-    async requests() { return (await fetch(`${base}/requests`)).json(); },
-    async stop() {
-      proc.kill('SIGTERM');
-      await withDeadline(exited, DEADLINE_MS, 'the OpenAI test server to exit').catch(() => proc.kill('SIGKILL'));
-    },
-  };
-}
 
 const agent = (id, models, outputFormat = 'text', maxTokens = 100, temperature = 0.3) =>
   ({ ...flowAgent(id, [`${id}.ask`]), models, outputFormat, maxTokens, temperature });
