@@ -113,9 +113,11 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)
     goto fail;
+  if (app_quota_start(app, err) != 0) goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,
-                                 .loop = o->loop};
+                                 .loop = o->loop,
+                                 .admission = app_quota_mcp_admission(app)};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
     goto fail;
@@ -149,7 +151,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_tool_name = (size_t)cfg->max_tool_name,
                               .on_breaker = breaker_changed,
                               .breaker_ud = app,
-                              .llm = app->llm};
+                              .llm = app->llm,
+                              .admission = app_quota_mcp_admission(app)};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {
@@ -213,7 +216,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
         .authenticate = authenticate,
-        .auth_ud = app};
+        .auth_ud = app,
+        .admit = app_quota_http_admit,
+        .release = app_quota_http_release,
+        .admit_ud = app};
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -279,6 +285,7 @@ void sb_app_stop(sb_app *app) {
   sb_store_close(app->store);
   sb_auth_keyring_free(app->keyring);
   sb_flow_defs_clear(&app->defs);
+  sb_quota_free(app->quota); /* after the servers: their calls release */
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);
     uv_close((uv_handle_t *)&app->sweep, free_on_close);

@@ -121,6 +121,14 @@ static int has_request(json_t *msg) {
 static unsigned status_for(http_req *r, json_t *msg) {
   json_t *e = json_is_object(msg) ? json_object_get(msg, "error") : NULL;
   if (!json_is_object(e)) return MHD_HTTP_OK;
+  if (json_integer_value(json_object_get(e, "code")) ==
+      SB_RPC_QUOTA_EXCEEDED) {
+    /* A quota, in both eras: 429, and Retry-After when a token is due. */
+    json_int_t ms = json_integer_value(
+        json_object_get(json_object_get(e, "data"), "retryAfterMs"));
+    r->retry_after_s = ms > 0 ? (int)((ms + 999) / 1000) : 0;
+    return MHD_HTTP_TOO_MANY_REQUESTS;
+  }
   if (r->modern) return (unsigned)sb_mcp_http_status(msg);
   int code = (int)json_integer_value(json_object_get(e, "code"));
   if (code == SB_RPC_PARSE_ERROR || code == SB_RPC_INVALID_REQUEST)
@@ -217,6 +225,11 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
+    char secs[24];
+    snprintf(secs, sizeof secs, "%d", r->retry_after_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+  }
   if (r->close_after)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   r->state = REQ_RESPONDED;
@@ -907,6 +920,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     http_conn_request_done(http_conn_of(conn));
   if (!r) return;
   *req_cls = NULL;
+  http_route_release(r);
   http_watch_forget_due(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);

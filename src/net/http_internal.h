@@ -105,6 +105,8 @@ struct http_req {
   unsigned watch_inited : 1;
   unsigned watch_due : 1;  /* suspended, in srv's watch queue */
   unsigned close_after : 1; /* answer with Connection: close */
+  unsigned quota_held : 1;  /* a REST request admitted: release once */
+  int retry_after_s;        /* a 429's Retry-After */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;
@@ -272,6 +274,9 @@ int http_route_match(sb_http_server *s, const char *url);
 void http_route_run(http_req *r, const char *method);
 /* The request ends unanswered: tell a deferred handler (once). */
 void http_route_gone(http_req *r);
+/* The request no longer holds its quota place (answered, streaming, or
+ * gone); once. */
+void http_route_release(http_req *r);
 /* ---- http_watch.c ----------------------------------------------------- */
 /* Park a waiting request (and watch for its client leaving): a request
  * waiting for its answer is watched after HTTP_WATCH_DELAY_MS, an SSE

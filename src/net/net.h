@@ -30,6 +30,13 @@ void sb_stdio_server_stop(sb_stdio_server *s);
 
 typedef struct sb_http_server sb_http_server;
 
+/* Why a REST request was refused by its admission (quotas). */
+typedef struct sb_http_refusal {
+  int retry_after_s; /* Retry-After; 0 = none */
+  const char *limit; /* static: the config key of the limit */
+  char message[256];
+} sb_http_refusal;
+
 typedef struct sb_http_server_options {
   const char *listen_host; /* IP literal; NULL = 127.0.0.1 */
   int listen_port;         /* 0 picks a free one */
@@ -66,6 +73,14 @@ typedef struct sb_http_server_options {
    * NULL to refuse it with 401. NULL callback: every caller is "default". */
   const char *(*authenticate)(void *ud, const char *bearer_token);
   void *auth_ud;
+  /* Quotas on REST routes (MCP endpoints have their MCP server's
+   * admission), asked once the caller is authenticated: 0 admits the
+   * request, and release(ud, tenant) follows once when it is answered,
+   * becomes an SSE stream or its client leaves; otherwise it is refused
+   * with 429, Retry-After and a body naming the limit. NULL: no quota. */
+  int (*admit)(void *ud, const char *tenant, sb_http_refusal *r);
+  void (*release)(void *ud, const char *tenant);
+  void *admit_ud;
 } sb_http_server_options;
 
 /* Listen on opts->listen_host:listen_port (copied; strings borrowed). */
