@@ -84,8 +84,18 @@ static int add_config_agents(sb_app *app, sb_error *err) {
   return 0;
 }
 
+/* The config's literal secrets, for the logger's redaction (core/). */
+static void register_log_secrets(const sb_config *cfg) {
+  for (size_t i = 0; i < cfg->tenants_len; i++)
+    sb_log_add_secret(cfg->tenants[i].token);
+  sb_config_llm lc;
+  sb_config_llm_endpoint(cfg, &lc);
+  if (lc.api_key) sb_log_add_secret(lc.api_key);
+}
+
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
+  register_log_secrets(cfg);
   sb_app *app = sb_calloc(1, sizeof *app);
   if (!app) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -219,7 +229,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .auth_ud = app,
         .admit = app_quota_http_admit,
         .release = app_quota_http_release,
-        .admit_ud = app};
+        .admit_ud = app,
+        .on_auth_failure = app_audit_auth_failure,
+        .audit_ud = app};
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -258,8 +270,10 @@ int sb_app_http_port(const sb_app *app) {
 }
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
+  register_log_secrets(fresh);
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              err);
+  sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
   if (rc == 0)
     SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
                     "settings take effect at the next start",

@@ -89,6 +89,18 @@ sb_mcp_admission app_quota_mcp_admission(sb_app *app);
 int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r);
 void app_quota_http_release(void *ud, const char *tenant);
 
+/* audit.c: audit.* events and log lines. The operators' tenant (first
+ * admin tenant, else the default one) takes what has no tenant. */
+const char *app_audit_tenant(const sb_app *app);
+/* net's on_auth_failure option (ud = the app). */
+void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f);
+/* An administrative action by `tenant`: action "agents.register", via
+ * "mcp"|"rest"|"sighup", outcome "ok"|"refused"|"failed"; target and
+ * detail may be NULL. */
+void app_audit_admin(sb_app *app, const char *tenant, const char *action,
+                     const char *via, const char *outcome, const char *target,
+                     const char *detail);
+
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);
 

@@ -28,7 +28,9 @@
  */
 #include "net/http_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -521,6 +523,31 @@ static int framing_refused(http_req *r) {
   return 1;
 }
 
+/* Tell the audit hook of a 401 or 403 decided here. */
+static void audit_refusal(http_req *r, const char *url, sb_http_auth_reason why,
+                          int status) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  if (!cfg->on_auth_failure) return;
+  char addr[INET6_ADDRSTRLEN] = "";
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr,
+              sizeof addr);
+  else if (sa && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+              sizeof addr);
+  sb_http_auth_failure f = {.status = status,
+                            .reason = why,
+                            .tenant = r->out.tenant,
+                            .bearer_token = bearer_token(r),
+                            .remote_addr = addr,
+                            .method = r->method,
+                            .path = url};
+  cfg->on_auth_failure(cfg->audit_ud, &f);
+}
+
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_http_server_options *cfg = &r->srv->cfg;
@@ -542,7 +569,11 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   if (origin && !origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
+    audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
   } else if (!r->out.tenant) {
+    audit_refusal(r, url,
+                  bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
+                  MHD_HTTP_UNAUTHORIZED);
     set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
               "%s bearer token: send Authorization: Bearer <token> of a "
               "configured tenant, or an API key",

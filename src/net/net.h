@@ -37,6 +37,22 @@ typedef struct sb_http_refusal {
   char message[256];
 } sb_http_refusal;
 
+/* A request refused before any handler ran, for the audit trail. */
+typedef enum sb_http_auth_reason {
+  SB_HTTP_AUTH_MISSING = 1, /* 401: no bearer token where one is needed */
+  SB_HTTP_AUTH_REFUSED,     /* 401: a token the authenticate option refused */
+  SB_HTTP_AUTH_ORIGIN,      /* 403: an Origin not allowed */
+} sb_http_auth_reason;
+
+typedef struct sb_http_auth_failure {
+  int status; /* 401 or 403 */
+  sb_http_auth_reason reason;
+  const char *tenant;       /* the caller's when it authenticated (a 403) */
+  const char *bearer_token; /* as presented, or NULL: never log or keep it */
+  const char *remote_addr;  /* "127.0.0.1", "::1"; "" when unknown */
+  const char *method, *path;
+} sb_http_auth_failure;
+
 typedef struct sb_http_server_options {
   const char *listen_host; /* IP literal; NULL = 127.0.0.1 */
   int listen_port;         /* 0 picks a free one */
@@ -81,6 +97,10 @@ typedef struct sb_http_server_options {
   int (*admit)(void *ud, const char *tenant, sb_http_refusal *r);
   void (*release)(void *ud, const char *tenant);
   void *admit_ud;
+  /* Told of every request refused with 401 or 403 by the checks above
+   * (borrowed for the call). NULL: not told. */
+  void (*on_auth_failure)(void *ud, const sb_http_auth_failure *f);
+  void *audit_ud;
 } sb_http_server_options;
 
 /* Listen on opts->listen_host:listen_port (copied; strings borrowed). */
