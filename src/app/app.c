@@ -225,6 +225,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .max_sessions = cfg->max_sessions,
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
+        .tls_cert_file = cfg->tls_cert_file,
+        .tls_key_file = cfg->tls_key_file,
         .authenticate = authenticate,
         .auth_ud = app,
         .admit = app_quota_http_admit,
@@ -273,7 +275,17 @@ int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   register_log_secrets(fresh);
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              err);
-  sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
+  /* New connections get a new certificate; a bad one keeps the old. */
+  sb_error terr = {0};
+  if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
+      sb_http_server_reload_tls(app->http, fresh->tls_cert_file,
+                                fresh->tls_key_file, &terr) != 0) {
+    SB_ERROR(MODULE, "SIGHUP: TLS certificate not reloaded, the current one "
+             "is kept: %s", terr.msg);
+    sb_app_audit_reload(app, 0, terr.msg);
+  } else {
+    sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
+  }
   if (rc == 0)
     SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
                     "settings take effect at the next start",

@@ -225,6 +225,8 @@ void http_conn_notify(void *cls, struct MHD_Connection *conn,
   if (code != MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
 }
 
+sb_http_server *http_conn_server(http_conn *c) { return c->srv; }
+
 http_conn *http_conn_of(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -324,7 +326,8 @@ void http_conn_answer_now(http_req *r, unsigned status, const char *body,
   /* A few hundred bytes on a connection that has sent but not read: the
    * socket buffer takes them, and what it does not is dropped with the
    * connection anyway. */
-  if (hl > 0 &&
+  /* Under TLS the socket carries records, not text: just close. */
+  if (hl > 0 && !c->srv->tls &&
       send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hl)
     (void)!send(c->fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   /* The answer goes out before the FIN; the caller then returns MHD_NO,

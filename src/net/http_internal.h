@@ -15,6 +15,7 @@ typedef struct http_req http_req;
 typedef struct http_session http_session;
 typedef struct http_stream http_stream;
 typedef struct http_conn http_conn;
+typedef struct http_tls_creds http_tls_creds;
 
 /* Where a connection stands (http_conn.c). */
 typedef enum http_conn_phase {
@@ -196,6 +197,10 @@ struct sb_http_server {
   http_conn_queue conn_bodies;        /* CONN_BODY, due order */
   size_t strangers;                   /* connections not admitted */
   uv_timer_t conn_timer;              /* the earliest deadline */
+  /* TLS (http_tls.c): the certificate handshakes get now, and the ones
+   * replaced by reloads (kept until stop); NULL: plain HTTP */
+  http_tls_creds *tls;
+  http_tls_creds *tls_retired;
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -229,6 +234,23 @@ http_framing http_conn_framing(struct MHD_Connection *conn);
  * handler then returns MHD_NO. */
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,
                           size_t len);
+
+/* The server a connection belongs to. */
+sb_http_server *http_conn_server(http_conn *c);
+
+/* ---- http_tls.c ------------------------------------------------------- */
+/* 1 if libmicrohttpd can serve TLS with a certificate callback. */
+int http_tls_supported(void);
+/* Read and check a PEM certificate (chain) and its key; errors name the
+ * file. */
+int http_tls_load(const char *cert_file, const char *key_file,
+                  http_tls_creds **out, sb_error *err);
+/* The MHD_OPTION_HTTPS_CERT_CALLBACK value. */
+void *http_tls_callback(void);
+const char *http_tls_cert_pem(const http_tls_creds *c);
+const char *http_tls_key_pem(const http_tls_creds *c);
+/* Free the current and retired credentials (server stop). */
+void http_tls_free_all(sb_http_server *s);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */

@@ -85,6 +85,11 @@ typedef struct sb_http_server_options {
   int max_sessions;
   int max_sessions_per_tenant;
   int replay_events;              /* SSE events kept for Last-Event-ID */
+  /* HTTPS: a PEM certificate (chain) and its key; both NULL = plain
+   * HTTP. Read at start (an unreadable or bad file fails the start,
+   * naming it); sb_http_server_reload_tls swaps them while running. */
+  const char *tls_cert_file;
+  const char *tls_key_file;
   /* The caller's tenant for its bearer token (NULL when it sent none), or
    * NULL to refuse it with 401. NULL callback: every caller is "default". */
   const char *(*authenticate)(void *ud, const char *bearer_token);
@@ -109,6 +114,13 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                      sb_error *err);
 /* The port actually bound. */
 int sb_http_server_port(const sb_http_server *s);
+/* 1 if it serves HTTPS. */
+int sb_http_server_is_tls(const sb_http_server *s);
+/* Read a new certificate and key (PEM): handshakes from now on get them,
+ * established connections keep theirs. On error (naming the file) the
+ * current ones stay. SB_ESTATE on a plain HTTP server. */
+int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
+                              const char *key_file, sb_error *err);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
