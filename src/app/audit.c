@@ -46,8 +46,8 @@ static void credential_of(const char *token, char *out, size_t cap) {
     snprintf(out, cap, "key:%s", id);
   } else {
     unsigned char h[crypto_generichash_BYTES];
-    crypto_generichash(h, sizeof h, (const unsigned char *)token,
-                       strlen(token), NULL, 0);
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token),
+                       NULL, 0);
     char hex[13];
     sodium_bin2hex(hex, sizeof hex, h, 6);
     snprintf(out, cap, "token:%s", hex);
@@ -78,8 +78,8 @@ void app_audit_admin(sb_app *app, const char *tenant, const char *action,
   SB_INFO(MODULE, "admin: %s via %s by tenant %s: %s%s%s%s%s", action, via,
           tenant, outcome, target ? " " : "", target ? target : "",
           detail ? ": " : "", detail ? detail : "");
-  json_t *data = json_pack("{ssssss}", "action", action, "via", via,
-                           "outcome", outcome);
+  json_t *data =
+      json_pack("{ssssss}", "action", action, "via", via, "outcome", outcome);
   if (data && target) json_object_set_new(data, "target", json_string(target));
   if (data && detail) json_object_set_new(data, "detail", json_string(detail));
   record(app, tenant, SB_EVENT_AUDIT_ADMIN, data);

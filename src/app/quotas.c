@@ -58,9 +58,9 @@ static int mcp_admit(void *ud, const char *tenant, const char *method,
     return 0;
   }
   describe(tenant, &v, r->message, sizeof r->message);
-  r->data = json_pack("{sssisI}", "limit", sb_quota_limit_name(v.outcome),
-                      "value", v.limit, "retryAfterMs",
-                      (json_int_t)v.retry_after_ms);
+  r->data =
+      json_pack("{sssisI}", "limit", sb_quota_limit_name(v.outcome), "value",
+                v.limit, "retryAfterMs", (json_int_t)v.retry_after_ms);
   SB_DEBUG(MODULE, "%s refused: %s", method, r->message);
   return 1;
 }
@@ -71,8 +71,8 @@ static void quota_release(void *ud, const char *tenant) {
 }
 
 sb_mcp_admission app_quota_mcp_admission(sb_app *app) {
-  sb_mcp_admission a = {.admit = mcp_admit, .release = quota_release,
-                        .ud = app};
+  sb_mcp_admission a = {
+      .admit = mcp_admit, .release = quota_release, .ud = app};
   return a;
 }
 
@@ -84,9 +84,8 @@ int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r) {
     return 0;
   describe(tenant, &v, r->message, sizeof r->message);
   r->limit = sb_quota_limit_name(v.outcome);
-  r->retry_after_s = v.outcome == SB_QUOTA_RATE
-                         ? (int)((v.retry_after_ms + 999) / 1000)
-                         : 1;
+  r->retry_after_s =
+      v.outcome == SB_QUOTA_RATE ? (int)((v.retry_after_ms + 999) / 1000) : 1;
   SB_DEBUG(MODULE, "REST request refused: %s", r->message);
   return 1;
 }

@@ -120,7 +120,10 @@ static void handle(void *ud, sb_http_request *req) {
   /* Calling agents is every tenant's; changing them is the admins'. */
   if (strcmp(path, "/call") == 0) return app_rest_agent_call(app, req);
   if (!reading && !sb_config_is_admin(app->cfg, tenant)) {
-    app_audit_admin(app, tenant, strcmp(method, "DELETE") == 0 ? "agents_remove" : "agents_register", "rest", "refused", *path == '/' ? path + 1 : NULL,
+    app_audit_admin(app, tenant,
+                    strcmp(method, "DELETE") == 0 ? "agents_remove"
+                                                  : "agents_register",
+                    "rest", "refused", *path == '/' ? path + 1 : NULL,
                     "not an administrator");
     return app_rest_error(req, 403, "forbidden",
                           "changing agents needs an administrator tenant "

@@ -78,7 +78,7 @@ static int parse_one(parse_ctx *p, const char *path, sb_config_quota *q) {
     if ((rc = cfg_next_event(p)) != 0) return rc;
     if (p->ev.type == YAML_MAPPING_END_EVENT) return 0;
     const char *key = p->ev.type == YAML_SCALAR_EVENT ? cfg_ev_scalar(p) : "";
-    int *slot = strcmp(key, "requests_per_second") == 0   ? &q->rate_per_s
+    int *slot = strcmp(key, "requests_per_second") == 0    ? &q->rate_per_s
                 : strcmp(key, "burst") == 0                ? &q->burst
                 : strcmp(key, "max_concurrent_calls") == 0 ? &q->max_concurrent
                                                            : NULL;
@@ -122,8 +122,7 @@ int cfg_parse_quota_tenants(parse_ctx *p, const char *path) {
       }
       for (size_t i = 0; i < n; i++)
         if (strcmp(items[i].tenant, id) == 0) {
-          rc = cfg_fail_at(p, cfg_ev_line(p), item, SB_EINVAL,
-                           "duplicate key");
+          rc = cfg_fail_at(p, cfg_ev_line(p), item, SB_EINVAL, "duplicate key");
           goto fail;
         }
       sb_config_quota *grown = sb_realloc(items, (n + 1) * sizeof *items);

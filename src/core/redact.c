@@ -91,8 +91,8 @@ static int prefix_ci(const char *s, const char *p) {
 }
 
 static const char *const secret_words[] = {
-    "password", "passwd", "token", "secret", "api_key", "apikey",
-    "api-key", "authorization", "cookie"};
+    "password", "passwd",  "token",         "secret", "api_key",
+    "apikey",   "api-key", "authorization", "cookie"};
 
 /* 1 if the name [s, s+n) contains one of secret_words. */
 static int secret_name(const char *s, size_t n) {

@@ -258,10 +258,7 @@ typedef struct framing_scan {
   int lengths_differ;
 } framing_scan;
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
-                                   const char *key, const char *value) {
-  framing_scan *f = cls;
-  (void)kind;
+static void scan_one(framing_scan *f, const char *key, const char *value) {
   if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     if (f->length && strcmp(f->length, value ? value : "") != 0)
       f->lengths_differ = 1;
@@ -271,6 +268,12 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     if (!f->coding) f->coding = value ? value : "";
     f->transfer_encodings++;
   }
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  (void)kind;
+  scan_one(cls, key, value);
   return MHD_YES;
 }
 
@@ -288,9 +291,23 @@ static void last_coding(const char *v, const char **start, const char **end) {
   *end = e;
 }
 
+static http_framing framing_verdict(framing_scan f);
+
 http_framing http_conn_framing(struct MHD_Connection *conn) {
   framing_scan f = {0};
   MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  return framing_verdict(f);
+}
+
+http_framing http_framing_of(const char *const *names,
+                             const char *const *values, size_t n) {
+  framing_scan f = {0};
+  for (size_t i = 0; i < n; i++)
+    scan_one(&f, names[i], values[i]);
+  return framing_verdict(f);
+}
+
+static http_framing framing_verdict(framing_scan f) {
   if (f.transfer_encodings && f.content_lengths) return HTTP_FRAMING_BOTH;
   if (f.content_lengths > 1 && f.lengths_differ) return HTTP_FRAMING_BAD_LENGTH;
   if (f.length) {

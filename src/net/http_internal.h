@@ -229,6 +229,10 @@ void http_conn_request_done(http_conn *c);
 void http_conn_cut(http_conn *c, int abortive, const char *why);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
+/* The same on a list of header names and values (values may be NULL):
+ * the decision alone, for tests and the fuzzer. */
+http_framing http_framing_of(const char *const *names,
+                             const char *const *values, size_t n);
 /* Answer r on the socket itself (MHD refuses a response while a body is
  * being read) with Connection: close, and end the connection: the access
  * handler then returns MHD_NO. */

@@ -110,15 +110,14 @@ int http_tls_load(const char *cert_file, const char *key_file,
       (g = gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM,
                                           NULL, 0)) < 0) {
     sb_error_set(err, SB_EINVAL,
-                 "server.tls.key_file: %s: not a PEM private key: %s",
-                 key_file, gnutls_strerror(g));
+                 "server.tls.key_file: %s: not a PEM private key: %s", key_file,
+                 gnutls_strerror(g));
     goto fail;
   }
   /* GnuTLS checks that the key is the certificate's. */
   if ((g = gnutls_certificate_allocate_credentials(&check)) < 0 ||
-      (g = gnutls_certificate_set_x509_key_mem2(check, &cd, &kd,
-                                                GNUTLS_X509_FMT_PEM, NULL,
-                                                0)) < 0) {
+      (g = gnutls_certificate_set_x509_key_mem2(
+           check, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
     sb_error_set(err, SB_EINVAL,
                  "server.tls: %s and %s do not make a certificate and its "
                  "key: %s",

@@ -30,7 +30,8 @@ struct sb_quota {
 
 static uint32_t hash_of(const char *s) {
   uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
   return h;
 }
 
@@ -133,7 +134,8 @@ static void refill(tenant_state *t, uint64_t now_ms) {
   if (t->tokens_milli < 0) {
     t->tokens_milli = cap;
   } else if (now_ms > t->refilled_ms) {
-    uint64_t gained = (now_ms - t->refilled_ms) * (uint64_t)t->limits.rate_per_s;
+    uint64_t gained =
+        (now_ms - t->refilled_ms) * (uint64_t)t->limits.rate_per_s;
     if (gained >= (uint64_t)cap || t->tokens_milli + (int64_t)gained > cap)
       t->tokens_milli = cap;
     else

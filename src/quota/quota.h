@@ -66,8 +66,7 @@ void sb_quota_free(sb_quota *q);
  * ENOMEM for a new tenant's state admits (the limit is then not kept for
  * that request) rather than refusing a caller for our own failure. */
 sb_quota_outcome sb_quota_admit(sb_quota *q, const char *tenant,
-                                uint64_t now_ms, int hold,
-                                sb_quota_verdict *v);
+                                uint64_t now_ms, int hold, sb_quota_verdict *v);
 /* A held call ended. */
 void sb_quota_release(sb_quota *q, const char *tenant);
 /* Calls of `tenant` in flight. */

@@ -26,11 +26,13 @@ static void test_shapes(void **state) {
   expect("auth with Bearer abc.DEF-123_x/y+z= done",
          "auth with Bearer [REDACTED] done");
   expect("bearer   tok3n-long", "bearer [REDACTED]");
-  expect("key sb_0123456789ab_Yq3kLmN0pQrStUvWxYz0123456789abcdefghijk_-A refused",
-         "key sb_0123456789ab_[REDACTED] refused");
+  expect(
+      "key sb_0123456789ab_Yq3kLmN0pQrStUvWxYz0123456789abcdefghijk_-A refused",
+      "key sb_0123456789ab_[REDACTED] refused");
   expect("Authorization: Basic dXNlcjpwYXNz\nnext",
          "Authorization: [REDACTED]\nnext");
-  expect("headers: {\"cookie: a=b; c=d\"}", "headers: {\"cookie: [REDACTED]\"}");
+  expect("headers: {\"cookie: a=b; c=d\"}",
+         "headers: {\"cookie: [REDACTED]\"}");
   expect("set-cookie: sid=1; Path=/", "set-cookie: [REDACTED]");
   expect("{\"password\":\"hunter2\",\"user\":\"ada\"}",
          "{\"password\":\"[REDACTED]\",\"user\":\"ada\"}");
@@ -42,8 +44,9 @@ static void test_shapes(void **state) {
   /* JSON inside a JSON string, as an error message may quote it. */
   expect("data: \"{\\\"token\\\":\\\"s3cr3t\\\",\\\"a\\\":1}\"",
          "data: \"{\\\"token\\\":\\\"[REDACTED]\\\",\\\"a\\\":1}\"");
-  expect("GET /x?token=abc&page=2 api_key=zz password=p;",
-         "GET /x?token=[REDACTED]&page=2 api_key=[REDACTED] password=[REDACTED];");
+  expect(
+      "GET /x?token=abc&page=2 api_key=zz password=p;",
+      "GET /x?token=[REDACTED]&page=2 api_key=[REDACTED] password=[REDACTED];");
 }
 
 static void test_left_alone(void **state) {

@@ -98,9 +98,9 @@ static void test_overrides(void **state) {
       {"big", {.rate_per_s = 100, .burst = -1, .max_concurrent = -1}},
       {"free", {.rate_per_s = 0, .burst = -1, .max_concurrent = 0}},
   };
-  sb_quota *q = quota(
-      (sb_quota_limits){.rate_per_s = 1, .burst = 1, .max_concurrent = 1}, ov,
-      2);
+  sb_quota *q =
+      quota((sb_quota_limits){.rate_per_s = 1, .burst = 1, .max_concurrent = 1},
+            ov, 2);
   sb_quota_limits l = sb_quota_limits_of(q, "big");
   assert_int_equal(l.rate_per_s, 100);
   assert_int_equal(l.burst, 1); /* inherited */
