@@ -125,6 +125,8 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     sb_error_set(&err, SB_EINVAL,
                  "%s: tenant %s is not an administrator (auth.admin_tenants)",
                  name, sb_mcp_call_tenant(call));
+    app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "refused",
+                    NULL, "not an administrator");
     reply_structured(call, json_pack("{ssss}", "error", "forbidden",
                                      "message", err.msg),
                      1);
@@ -141,8 +143,12 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                                     "object");
     } else if (sb_gateway_add(app->gateway, def, json_is_true(json_object_get(args, "replace")),
                               0, &err) != 0) {
+      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "failed",
+                      json_string_value(json_object_get(def, "id")), err.msg);
       reply_admin_error(call, &err);
     } else {
+      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "ok",
+                      json_string_value(json_object_get(def, "id")), NULL);
       reply_structured(call, json_pack("{sO}", "registered",
                                        json_object_get(def, "id")),
                        0);
@@ -151,10 +157,15 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     const char *id = json_string_value(json_object_get(args, "id"));
     if (!id)
       sb_mcp_call_fail_invalid_args(call, name, "'id' is required");
-    else if (sb_gateway_remove(app->gateway, id, &err) != 0)
+    else if (sb_gateway_remove(app->gateway, id, &err) != 0) {
+      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "failed",
+                      id, err.msg);
       reply_admin_error(call, &err);
-    else
+    } else {
+      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "ok", id,
+                      NULL);
       reply_structured(call, json_pack("{ss}", "removed", id), 0);
+    }
   } else if (strcmp(name, "agents_explain") == 0) {
     const char *cap = json_string_value(json_object_get(args, "capability"));
     const char *ctx_id = json_string_value(json_object_get(args, "contextId"));

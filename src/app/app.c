@@ -84,8 +84,18 @@ static int add_config_agents(sb_app *app, sb_error *err) {
   return 0;
 }
 
+/* The config's literal secrets, for the logger's redaction (core/). */
+static void register_log_secrets(const sb_config *cfg) {
+  for (size_t i = 0; i < cfg->tenants_len; i++)
+    sb_log_add_secret(cfg->tenants[i].token);
+  sb_config_llm lc;
+  sb_config_llm_endpoint(cfg, &lc);
+  if (lc.api_key) sb_log_add_secret(lc.api_key);
+}
+
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
+  register_log_secrets(cfg);
   sb_app *app = sb_calloc(1, sizeof *app);
   if (!app) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -113,9 +123,11 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)
     goto fail;
+  if (app_quota_start(app, err) != 0) goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,
-                                 .loop = o->loop};
+                                 .loop = o->loop,
+                                 .admission = app_quota_mcp_admission(app)};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
     goto fail;
@@ -149,7 +161,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_tool_name = (size_t)cfg->max_tool_name,
                               .on_breaker = breaker_changed,
                               .breaker_ud = app,
-                              .llm = app->llm};
+                              .llm = app->llm,
+                              .admission = app_quota_mcp_admission(app)};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {
@@ -212,8 +225,15 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .max_sessions = cfg->max_sessions,
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
         .replay_events = cfg->replay_events,
+        .tls_cert_file = cfg->tls_cert_file,
+        .tls_key_file = cfg->tls_key_file,
         .authenticate = authenticate,
-        .auth_ud = app};
+        .auth_ud = app,
+        .admit = app_quota_http_admit,
+        .release = app_quota_http_release,
+        .admit_ud = app,
+        .on_auth_failure = app_audit_auth_failure,
+        .audit_ud = app};
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -252,8 +272,20 @@ int sb_app_http_port(const sb_app *app) {
 }
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
+  register_log_secrets(fresh);
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              err);
+  /* New connections get a new certificate; a bad one keeps the old. */
+  sb_error terr = {0};
+  if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
+      sb_http_server_reload_tls(app->http, fresh->tls_cert_file,
+                                fresh->tls_key_file, &terr) != 0) {
+    SB_ERROR(MODULE, "SIGHUP: TLS certificate not reloaded, the current one "
+             "is kept: %s", terr.msg);
+    sb_app_audit_reload(app, 0, terr.msg);
+  } else {
+    sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
+  }
   if (rc == 0)
     SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
                     "settings take effect at the next start",
@@ -279,6 +311,7 @@ void sb_app_stop(sb_app *app) {
   sb_store_close(app->store);
   sb_auth_keyring_free(app->keyring);
   sb_flow_defs_clear(&app->defs);
+  sb_quota_free(app->quota); /* after the servers: their calls release */
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);
     uv_close((uv_handle_t *)&app->sweep, free_on_close);

@@ -39,6 +39,11 @@ sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
  * Other settings need a restart; they are reported, not applied. */
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err);
 
+/* Record a SIGHUP reload's end (ok, or failed with detail) as an
+ * audit.admin event and a log line; sb_app_reload records its own, the
+ * caller records a config file that did not load. */
+void sb_app_audit_reload(sb_app *app, int ok, const char *detail);
+
 /* The modules a command drives in an embedded app (borrowed; they live
  * until sb_app_stop). */
 typedef struct sb_flow_engine sb_flow_engine;

@@ -10,6 +10,7 @@
 #include "gateway/gateway.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
+#include "quota/quota.h"
 #include "store/store.h"
 
 
@@ -27,6 +28,7 @@ struct sb_app {
   sb_events *events;   /* the bus over the event log */
   sb_flow_defs defs;   /* the workflows of the config */
   sb_flow_engine *flow;
+  sb_quota *quota;  /* per-tenant rates and calls in flight */
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
 };
@@ -79,6 +81,25 @@ void app_flow_tasks_register(sb_app *app);
 /* The task (mcp.h's neutral form) of a run view (borrowed); new
  * reference. */
 json_t *app_task_of_run(json_t *run);
+
+/* quotas.c: the config's quotas (app->quota) and the admissions of the
+ * MCP servers and REST routes over them. */
+int app_quota_start(sb_app *app, sb_error *err);
+sb_mcp_admission app_quota_mcp_admission(sb_app *app);
+int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r);
+void app_quota_http_release(void *ud, const char *tenant);
+
+/* audit.c: audit.* events and log lines. The operators' tenant (first
+ * admin tenant, else the default one) takes what has no tenant. */
+const char *app_audit_tenant(const sb_app *app);
+/* net's on_auth_failure option (ud = the app). */
+void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f);
+/* An administrative action by `tenant`: action "agents.register", via
+ * "mcp"|"rest"|"sighup", outcome "ok"|"refused"|"failed"; target and
+ * detail may be NULL. */
+void app_audit_admin(sb_app *app, const char *tenant, const char *action,
+                     const char *via, const char *outcome, const char *target,
+                     const char *detail);
 
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);

@@ -102,6 +102,15 @@ static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
   }
 }
 
+/* An agent change over REST, for the audit trail. */
+static void audit_change(sb_app *app, const char *tenant, const char *action,
+                         json_t *def, const char *id, int rc,
+                         const sb_error *err) {
+  if (!id) id = json_string_value(json_object_get(def, "id"));
+  app_audit_admin(app, tenant, action, "rest", rc == 0 ? "ok" : "failed", id,
+                  rc == 0 ? NULL : err->msg);
+}
+
 static void handle(void *ud, sb_http_request *req) {
   sb_app *app = ud;
   const char *method = sb_http_request_method(req);
@@ -110,10 +119,16 @@ static void handle(void *ud, sb_http_request *req) {
   int reading = strcmp(method, "GET") == 0;
   /* Calling agents is every tenant's; changing them is the admins'. */
   if (strcmp(path, "/call") == 0) return app_rest_agent_call(app, req);
-  if (!reading && !sb_config_is_admin(app->cfg, tenant))
+  if (!reading && !sb_config_is_admin(app->cfg, tenant)) {
+    app_audit_admin(app, tenant,
+                    strcmp(method, "DELETE") == 0 ? "agents_remove"
+                                                  : "agents_register",
+                    "rest", "refused", *path == '/' ? path + 1 : NULL,
+                    "not an administrator");
     return app_rest_error(req, 403, "forbidden",
                           "changing agents needs an administrator tenant "
                           "(auth.admin_tenants)");
+  }
   sb_error err = {0};
   if (*path == '\0' || strcmp(path, "/") == 0) {
     if (reading)
@@ -126,6 +141,7 @@ static void handle(void *ud, sb_http_request *req) {
     json_t *def = body_json(req);
     if (!def) return;
     int rc = sb_gateway_add(app->gateway, def, 0, 0, &err);
+    audit_change(app, tenant, "agents_register", def, NULL, rc, &err);
     json_decref(def);
     if (rc != 0) return respond_failure(req, &err);
     return app_rest_json(req, 201, json_pack("{so}", "agents",
@@ -141,8 +157,9 @@ static void handle(void *ud, sb_http_request *req) {
   if (strchr(id, '/'))
     return app_rest_error(req, 404, "not_found", "no such resource");
   if (strcmp(method, "DELETE") == 0) {
-    if (sb_gateway_remove(app->gateway, id, &err) != 0)
-      return respond_failure(req, &err);
+    int rc = sb_gateway_remove(app->gateway, id, &err);
+    audit_change(app, tenant, "agents_remove", NULL, id, rc, &err);
+    if (rc != 0) return respond_failure(req, &err);
     return (void)sb_http_respond(req, 204, NULL, "", 0, NULL);
   }
   if (strcmp(method, "PUT") == 0) {
@@ -155,6 +172,7 @@ static void handle(void *ud, sb_http_request *req) {
                             "id: must equal the id in the path");
     }
     int rc = sb_gateway_add(app->gateway, def, 1, 0, &err);
+    audit_change(app, tenant, "agents_register", def, NULL, rc, &err);
     json_decref(def);
     if (rc != 0) return respond_failure(req, &err);
     return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);

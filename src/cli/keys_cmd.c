@@ -13,6 +13,7 @@
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "events/events.h"
 #include "store/store.h"
 
 const char sb_cli_tenant_help[] =
@@ -226,6 +227,54 @@ static int run_wait(keys_run *r, int submitted) {
   return r->rc;
 }
 
+/* An audit.admin event for a change the command made, in the tenant it
+ * concerns, written to the store the server reads (its bus picks it up).
+ * A failure to record is reported, not fatal: the change is made. */
+static void audit_recorded(void *ud, int rc, int64_t seq, const sb_error *err) {
+  keys_run *r = ud;
+  (void)seq;
+  r->done = 1;
+  r->rc = rc;
+  if (rc != 0) r->err = *err;
+}
+
+static void audit(keys_run *r, const char *tenant, const char *action,
+                  const char *target) {
+  sb_events_options eo = {.store = r->store};
+  sb_error err = {0};
+  sb_events *ev = sb_events_new(&eo, &err);
+  json_t *data = json_pack("{ssssssss?}", "action", action, "via", "cli",
+                           "outcome", "ok", "target", target);
+  r->done = 0;
+  int rc = ev && data ? sb_events_record(ev, tenant, SB_EVENT_AUDIT_ADMIN,
+                                         NULL, data, audit_recorded, r, &err)
+                      : SB_ENOMEM;
+  json_decref(data);
+  if (rc == 0) rc = run_wait(r, 0);
+  if (rc != 0)
+    fprintf(stderr, "switchboard: %s done, but not in the audit log: %s\n",
+            action, rc == SB_ENOMEM ? "out of memory" : r->err.msg);
+  sb_events_free(ev);
+}
+
+/* The tenant of key `id` (copied into out), from the store; 0 or -1. */
+static int key_tenant(keys_run *r, const char *id, char *out, size_t cap) {
+  if (run_wait(r, sb_store_key_list(r->store, NULL, on_done, r)) != 0) return -1;
+  int found = -1;
+  size_t i;
+  json_t *k;
+  json_array_foreach(r->out, i, k) {
+    if (strcmp(json_string_value(json_object_get(k, "id")) ?: "", id) == 0) {
+      snprintf(out, cap, "%s", json_string_value(json_object_get(k, "tenant")));
+      found = 0;
+    }
+  }
+  json_decref(r->out);
+  r->out = NULL;
+  r->done = 0;
+  return found;
+}
+
 static void print_list(json_t *list) {
   json_t *empty = list ? NULL : json_array();
   char *text = json_dumps(list ? list : empty, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -283,6 +332,7 @@ int sb_cli_tenant(int argc, char **argv) {
     rc = EXIT_RUNTIME;
   } else if (create) {
     fprintf(stderr, "tenant %s created\n", a.positional[1]);
+    audit(&r, a.positional[1], "tenant.create", a.positional[1]);
     rc = EXIT_OK;
   } else {
     print_list(r.out);
@@ -334,6 +384,7 @@ static int key_create(keys_run *r, const keys_args *a) {
           "key %s of tenant %s created; it is shown only this once: keep "
           "it now\n",
           id, a->tenant);
+  audit(r, a->tenant, "key.create", id);
   return EXIT_OK;
 }
 
@@ -381,11 +432,15 @@ int sb_cli_key(int argc, char **argv) {
     rc = run_wait(&r, sb_store_key_list(r.store, a.tenant, on_done, &r));
     if (rc == 0) print_list(r.out);
   } else {
+    char owner[80];
+    if (key_tenant(&r, a.positional[1], owner, sizeof owner) != 0)
+      snprintf(owner, sizeof owner, "%s", cfg.default_tenant);
     rc = run_wait(&r, sb_store_key_revoke(r.store, a.positional[1],
                                           (int64_t)sb_wall_ms(), on_done, &r));
     if (rc == 0)
       fprintf(stderr, "key %s %s\n", a.positional[1],
               r.count ? "revoked" : "was already revoked");
+    if (rc == 0 && r.count) audit(&r, owner, "key.revoke", a.positional[1]);
   }
   if (!create) {
     if (rc != 0) fprintf(stderr, "switchboard key: %s\n", r.err.msg);

@@ -226,9 +226,12 @@ static void on_sighup(uv_signal_t *h, int signum) {
   sb_config fresh;
   sb_error err = {0};
   sb_config_defaults(&fresh);
-  if (sb_config_load(&fresh, st->config_path, &err) != 0 ||
-      sb_app_reload(st->app, &fresh, &err) != 0)
+  if (sb_config_load(&fresh, st->config_path, &err) != 0) {
     SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
+    sb_app_audit_reload(st->app, 0, err.msg);
+  } else if (sb_app_reload(st->app, &fresh, &err) != 0) {
+    SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
+  }
   sb_config_free(&fresh);
 }
 

@@ -87,6 +87,13 @@ static void release_owned(sb_config *cfg) {
   cfg->llm_base_url = NULL;
   sb_free(cfg->llm_api_key_env);
   cfg->llm_api_key_env = NULL;
+  sb_free(cfg->tls_cert_file);
+  cfg->tls_cert_file = NULL;
+  sb_free(cfg->tls_key_file);
+  cfg->tls_key_file = NULL;
+  cfg_free_quota_tenants(cfg->quota_tenants, cfg->quota_tenants_len);
+  cfg->quota_tenants = NULL;
+  cfg->quota_tenants_len = 0;
   cfg_free_tenants(cfg->tenants, cfg->tenants_len);
   cfg->tenants = NULL;
   cfg->tenants_len = 0;
@@ -154,6 +161,15 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->admin_tenants_len = 0;
   dst->llm_base_url = NULL;
   dst->llm_api_key_env = NULL;
+  dst->tls_cert_file = NULL;
+  dst->tls_key_file = NULL;
+  dst->quota_tenants = NULL;
+  dst->quota_tenants_len = 0;
+  /* Owned strings are copied; until then dst points at the statics so a
+   * failure part-way frees only what was copied. */
+  dst->listen_host = default_listen_host;
+  dst->store_path = default_store_path;
+  dst->default_tenant = default_tenant_id;
   if ((src->llm_base_url && !(dst->llm_base_url = sb_strdup(src->llm_base_url))) ||
       (src->llm_api_key_env &&
        !(dst->llm_api_key_env = sb_strdup(src->llm_api_key_env))))
@@ -166,11 +182,11 @@ static int config_clone(sb_config *dst, const sb_config *src) {
       if (!(dst->admin_tenants[i] = sb_strdup(src->admin_tenants[i]))) goto fail;
     }
   }
-  /* Owned strings are copied; until then dst points at the statics so a
-   * failure part-way frees only what was copied. */
-  dst->listen_host = default_listen_host;
-  dst->store_path = default_store_path;
-  dst->default_tenant = default_tenant_id;
+  if ((src->tls_cert_file &&
+       !(dst->tls_cert_file = sb_strdup(src->tls_cert_file))) ||
+      (src->tls_key_file && !(dst->tls_key_file = sb_strdup(src->tls_key_file))) ||
+      cfg_clone_quota_tenants(dst, src) != 0)
+    goto fail;
   if (src->listen_host && !cfg_is_static_default(src->listen_host) &&
       !(dst->listen_host = sb_strdup(src->listen_host)))
     goto fail;
@@ -453,6 +469,10 @@ int cfg_fail_alias(parse_ctx *p, const char *path) {
 }
 
 static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
+
+int cfg_parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
+  return parse_mapping(p, keys, path);
+}
 
 static int parse_number(parse_ctx *p, const key_spec *k, const char *path) {
   char got[96];
@@ -788,6 +808,8 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_WORKFLOWS: rc = cfg_parse_workflows(p, key_path); break;
     case KEY_URL:
     case KEY_ENV_NAME: rc = cfg_parse_llm_string(p, k, key_path); break;
+    case KEY_TLS: rc = cfg_parse_tls(p, k, key_path); break;
+    case KEY_QUOTA_TENANTS: rc = cfg_parse_quota_tenants(p, key_path); break;
     }
     if (rc != 0) return rc;
   }

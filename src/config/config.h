@@ -15,6 +15,9 @@
  *     allowed_origins: [http://localhost:3000]  # scheme://host[:port],
  *                                   # stored lowercased
  *     log_level: info               # debug|info|notice|warning|error
+ *     tls:                          # HTTPS on the listener (both keys,
+ *       cert_file: tls/cert.pem     # PEM; re-read on SIGHUP; relative
+ *       key_file: tls/key.pem       # to the working directory)
  *   limits:
  *     max_message_bytes: 4194304    # one JSON-RPC message / HTTP body;
  *                                   # 1024..268435456
@@ -48,6 +51,12 @@
  *     max: 10000                    # legacy sessions open at once; past
  *                                   # it initialize is a 503; 1..1000000
  *     max_per_tenant: 1000          # the same per tenant; 1..1000000
+ *   quotas:                         # per authenticated tenant; 0 = none
+ *     requests_per_second: 0        # token bucket refill; 0..1000000
+ *     burst: 0                      # bucket size; 0 = requests_per_second
+ *     max_concurrent_calls: 0       # calls in flight; 0..1000000
+ *     tenants:                      # overrides; a missing key inherits
+ *       dealer-a: {requests_per_second: 50, max_concurrent_calls: 8}
  *   cache:
  *     ttl_ms: 60000                 # ttlMs on cacheable results; 0..86400000
  *   events:
@@ -131,6 +140,15 @@ typedef struct sb_config {
   size_t tenants_len;
   char **admin_tenants; /* may register/remove agents */
   size_t admin_tenants_len;
+  /* server.tls: PEM files; both NULL = plain HTTP */
+  char *tls_cert_file;
+  char *tls_key_file;
+  /* quotas (0 = no limit); per-tenant overrides in quota_tenants */
+  int quota_rate_per_s;     /* quotas.requests_per_second */
+  int quota_burst;          /* quotas.burst; 0 = the rate */
+  int quota_max_concurrent; /* quotas.max_concurrent_calls */
+  struct sb_config_quota *quota_tenants;
+  size_t quota_tenants_len;
   /* llm (see sb_config_llm_endpoint) */
   char *llm_base_url;    /* NULL: not configured */
   char *llm_api_key_env; /* NULL: OPENAI_API_KEY */
@@ -159,6 +177,14 @@ typedef struct sb_config_tenant {
   char *id;
   char *token;
 } sb_config_tenant;
+
+/* quotas.tenants.<id>: a tenant's own limits; -1 = the global value. */
+typedef struct sb_config_quota {
+  char *tenant;
+  int rate_per_s;
+  int burst;
+  int max_concurrent;
+} sb_config_quota;
 
 /* The tenant whose token this is (constant-time compare), or NULL. With no
  * tenants configured every caller is the default tenant. */

@@ -47,6 +47,8 @@ typedef enum key_kind {
   KEY_WORKFLOWS, /* workflow definitions and files, kept as JSON */
   KEY_URL,       /* char * field: an http(s) URL */
   KEY_ENV_NAME,  /* char * field: an environment variable's name */
+  KEY_TLS,       /* server.tls: a section whose two keys go together */
+  KEY_QUOTA_TENANTS, /* quotas.tenants: per-tenant overrides */
 } key_kind;
 
 typedef struct key_spec {
@@ -95,6 +97,17 @@ void cfg_free_strings(char **v, size_t n);
 int cfg_parse_json(parse_ctx *p, const char *path, json_t **out);
 /* The workflows: key into cfg->workflows and cfg->workflow_lines. */
 int cfg_parse_workflows(parse_ctx *p, const char *path);
+
+/* config.c: a mapping of `keys` (MAPPING_START current; consumes to its
+ * end). */
+int cfg_parse_mapping(parse_ctx *p, const key_spec *keys, const char *path);
+
+/* quotas.c: server.tls (both files or neither) and quotas.tenants; the
+ * overrides' copy and release. */
+int cfg_parse_tls(parse_ctx *p, const key_spec *k, const char *path);
+int cfg_parse_quota_tenants(parse_ctx *p, const char *path);
+void cfg_free_quota_tenants(sb_config_quota *q, size_t n);
+int cfg_clone_quota_tenants(sb_config *dst, const sb_config *src);
 
 /* llm.c: a KEY_URL or KEY_ENV_NAME value into its field. */
 int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path);

@@ -5,10 +5,25 @@
 #include "config/config_internal.h"
 
 
+static const key_spec tls_keys[] = {
+    NUM("cert_file", KEY_PATH, tls_cert_file, 0, 0),
+    NUM("key_file", KEY_PATH, tls_key_file, 0, 0),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 static const key_spec server_keys[] = {
     {"listen", KEY_LISTEN, 0, 0, 0, NULL},
     {"allowed_origins", KEY_ORIGINS, 0, 0, 0, NULL},
     {"log_level", KEY_LOG_LEVEL, 0, 0, 0, NULL},
+    {"tls", KEY_TLS, 0, 0, 0, tls_keys},
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
+static const key_spec quotas_keys[] = {
+    NUM("requests_per_second", KEY_INT, quota_rate_per_s, 0, 1000000),
+    NUM("burst", KEY_INT, quota_burst, 0, 1000000),
+    NUM("max_concurrent_calls", KEY_INT, quota_max_concurrent, 0, 1000000),
+    {"tenants", KEY_QUOTA_TENANTS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -91,6 +106,7 @@ const key_spec cfg_top_keys[] = {
     {"events", KEY_SECTION, 0, 0, 0, events_keys},
     {"auth", KEY_SECTION, 0, 0, 0, auth_keys},
     {"llm", KEY_SECTION, 0, 0, 0, llm_keys},
+    {"quotas", KEY_SECTION, 0, 0, 0, quotas_keys},
     {"agents", KEY_AGENTS, 0, 0, 0, NULL},
     {"servers", KEY_SERVERS, 0, 0, 0, NULL},
     {"workflows", KEY_WORKFLOWS, 0, 0, 0, NULL},
@@ -110,4 +126,6 @@ FITS(contexts_keys);
 FITS(auth_keys);
 FITS(events_keys);
 FITS(llm_keys);
+FITS(tls_keys);
+FITS(quotas_keys);
 

@@ -82,6 +82,18 @@ int sb_log_level_parse(const char *name);
 void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Every line is redacted before it is written (core/redact.c): bearer
+ * tokens, API keys (their id kept), Authorization/Cookie header values,
+ * JSON string members and name=value pairs whose name says password,
+ * token, secret, api_key..., and the literal secrets added here (a
+ * configured token, the LLM API key: 8 characters or more; copied, kept
+ * until sb_log_clear_secrets). */
+int sb_log_add_secret(const char *secret);
+void sb_log_clear_secrets(void);
+/* The redaction pass alone: `in` rewritten into out (cap bytes, always
+ * NUL-terminated, cut if longer); returns the length written. */
+size_t sb_log_redact(const char *in, char *out, size_t cap);
+
 #define SB_DEBUG(mod, ...) sb_log(SB_LOG_DEBUG, mod, __VA_ARGS__)
 #define SB_INFO(mod, ...) sb_log(SB_LOG_INFO, mod, __VA_ARGS__)
 #define SB_WARN(mod, ...) sb_log(SB_LOG_WARNING, mod, __VA_ARGS__)

@@ -75,8 +75,11 @@ void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
   if (n >= 0 && (size_t)n < sizeof line)
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
   va_end(ap);
+  /* No secret leaves through a log line, whoever formatted it. */
+  char clean[sizeof line + 64];
+  sb_log_redact(line, clean, sizeof clean);
   /* One fputs per line so concurrent writers don't interleave mid-line. */
-  fprintf(stderr, "%s\n", line);
+  fprintf(stderr, "%s\n", clean);
 }
 
 /* ---- time ------------------------------------------------------------- */

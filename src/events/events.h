@@ -48,6 +48,11 @@ typedef enum sb_event_type {
   SB_EVENT_RUN_COMPLETED,
   SB_EVENT_RUN_FAILED,
   SB_EVENT_RUN_CANCELLED,
+  /* Audit (the "audit." prefix is switchboard's alone): */
+  SB_EVENT_AUDIT_AUTH_FAILED, /* {status, reason, remote, method, path,
+                                 credential: "none" | "key:<id>" |
+                                 "token:<hash prefix>"} */
+  SB_EVENT_AUDIT_ADMIN,       /* {action, via, outcome, target?, detail?} */
   SB_EVENT__COUNT
 } sb_event_type;
 
@@ -56,7 +61,8 @@ const char *sb_event_type_name(sb_event_type t);
 /* The type of a name: one of switchboard's, or SB_EVENT_CUSTOM. */
 sb_event_type sb_event_type_of(const char *name);
 /* 1 if `name` may be published by an agent or a client: 3-128 chars of
- * [a-z0-9_.-] with a dot inside, and not one of switchboard's own. */
+ * [a-z0-9_.-] with a dot inside, not one of switchboard's own, and not
+ * under "audit." (reserved for switchboard's audit trail). */
 int sb_event_type_publishable(const char *name);
 
 typedef struct sb_events sb_events;

@@ -80,6 +80,9 @@ typedef struct sb_gateway_options {
    * endpoint (see gateway/sampling.c). Borrowed. NULL: refused, as
    * without it. */
   sb_llm *llm;
+  /* Quotas on the per-agent and virtual servers' requests, as on the
+   * main endpoint's (copied into each server's options). */
+  sb_mcp_admission admission;
 } sb_gateway_options;
 
 /* A running gateway with no agents yet. NULL with err on failure. */

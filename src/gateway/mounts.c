@@ -352,7 +352,8 @@ static mount *mount_new(sb_gateway *gw, const char *name, int is_agent,
                                                           : instructions,
                               .no_builtins = 1,
                               .capabilities = p_capabilities,
-                              .capabilities_ud = m};
+                              .capabilities_ud = m,
+                              .admission = gw->opts.admission};
   m->srv = server_name ? sb_mcp_server_new(&so) : NULL;
   sb_free(server_name);
   sb_free(instructions);

@@ -103,6 +103,24 @@ typedef struct sb_mcp_limits {
                                at once per tenant; default 100 */
 } sb_mcp_limits;
 
+/* Admission of requests (quotas): asked for every request before it
+ * becomes a call. A refusal is answered with SB_RPC_QUOTA_EXCEEDED, the
+ * message and data (stolen; may be NULL). An admitted request that sets
+ * *held is released once, with the same tenant, when its call ends
+ * (answered or cancelled). */
+typedef struct sb_mcp_refusal {
+  char message[256];
+  json_t *data;
+} sb_mcp_refusal;
+
+typedef struct sb_mcp_admission {
+  /* 0: admitted; else refused, *r filled. */
+  int (*admit)(void *ud, const char *tenant, const char *method, int *held,
+               sb_mcp_refusal *r);
+  void (*release)(void *ud, const char *tenant);
+  void *ud;
+} sb_mcp_admission;
+
 typedef struct sb_mcp_server_options {
   sb_mcp_limits limits;
   /* The tenant of callers that present no credentials (stdio); copied;
@@ -118,6 +136,7 @@ typedef struct sb_mcp_server_options {
    * reference), asked each time; NULL = the built-in set. */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
+  sb_mcp_admission admission; /* admit NULL: every request is admitted */
 } sb_mcp_server_options;
 
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);

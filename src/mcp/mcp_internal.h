@@ -81,6 +81,7 @@ struct sb_mcp_call {
                          error (without id) to answer with; own reference */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
   struct mcp_batch *batch;
+  char *held_tenant; /* admitted with a place held: released at its end */
 };
 
 typedef struct mcp_builtin mcp_builtin;
@@ -109,6 +110,7 @@ struct sb_mcp_server {
   void *capabilities_ud;
   mcp_tenant_listens *listens; /* per-tenant listen stream counts */
   size_t listens_len;
+  sb_mcp_admission admission; /* quotas (app/); admit NULL: none */
 };
 
 /* ---- builtin.c: the built-in provider (ud = the mcp_builtin) ---------- */

@@ -190,6 +190,10 @@ static void batch_cancel(sb_mcp_call *holder, void *ud) {
 /* ---- calls ------------------------------------------------------------- */
 
 static void call_free(sb_mcp_call *c) {
+  if (c->held_tenant) {
+    c->srv->admission.release(c->srv->admission.ud, c->held_tenant);
+    sb_free(c->held_tenant);
+  }
   json_decref(c->id);
   json_decref(c->params);
   json_decref(c->caps);
@@ -573,6 +577,7 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   crypto_auth_keygen(srv->state_key);
   srv->capabilities = opts->capabilities;
   srv->capabilities_ud = opts->capabilities_ud;
+  srv->admission = opts->admission;
   srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;
@@ -839,8 +844,24 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
     return;
   }
 
+  /* Quotas: refused before anything is allocated for the request. */
+  int held = 0;
+  const char *tenant = out->tenant ? out->tenant : default_tenant(srv);
+  if (srv->admission.admit) {
+    sb_mcp_refusal ref = {.message = "quota exceeded"};
+    if (srv->admission.admit(srv->admission.ud, tenant, m.method, &held,
+                             &ref) != 0) {
+      reply_error(out, m.id, SB_RPC_QUOTA_EXCEEDED, ref.message, ref.data);
+      return;
+    }
+  }
   sb_mcp_call *c = sb_calloc(1, sizeof *c);
+  if (c && held && !(c->held_tenant = sb_strdup(tenant))) {
+    sb_free(c);
+    c = NULL;
+  }
   if (!c) {
+    if (held) srv->admission.release(srv->admission.ud, tenant);
     reply_error(out, m.id, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
     return;
   }

@@ -28,7 +28,9 @@
  */
 #include "net/http_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +123,14 @@ static int has_request(json_t *msg) {
 static unsigned status_for(http_req *r, json_t *msg) {
   json_t *e = json_is_object(msg) ? json_object_get(msg, "error") : NULL;
   if (!json_is_object(e)) return MHD_HTTP_OK;
+  if (json_integer_value(json_object_get(e, "code")) ==
+      SB_RPC_QUOTA_EXCEEDED) {
+    /* A quota, in both eras: 429, and Retry-After when a token is due. */
+    json_int_t ms = json_integer_value(
+        json_object_get(json_object_get(e, "data"), "retryAfterMs"));
+    r->retry_after_s = ms > 0 ? (int)((ms + 999) / 1000) : 0;
+    return MHD_HTTP_TOO_MANY_REQUESTS;
+  }
   if (r->modern) return (unsigned)sb_mcp_http_status(msg);
   int code = (int)json_integer_value(json_object_get(e, "code"));
   if (code == SB_RPC_PARSE_ERROR || code == SB_RPC_INVALID_REQUEST)
@@ -217,6 +227,11 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
+    char secs[24];
+    snprintf(secs, sizeof secs, "%d", r->retry_after_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+  }
   if (r->close_after)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   r->state = REQ_RESPONDED;
@@ -508,6 +523,31 @@ static int framing_refused(http_req *r) {
   return 1;
 }
 
+/* Tell the audit hook of a 401 or 403 decided here. */
+static void audit_refusal(http_req *r, const char *url, sb_http_auth_reason why,
+                          int status) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  if (!cfg->on_auth_failure) return;
+  char addr[INET6_ADDRSTRLEN] = "";
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr,
+              sizeof addr);
+  else if (sa && sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
+              sizeof addr);
+  sb_http_auth_failure f = {.status = status,
+                            .reason = why,
+                            .tenant = r->out.tenant,
+                            .bearer_token = bearer_token(r),
+                            .remote_addr = addr,
+                            .method = r->method,
+                            .path = url};
+  cfg->on_auth_failure(cfg->audit_ud, &f);
+}
+
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_http_server_options *cfg = &r->srv->cfg;
@@ -529,7 +569,11 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   if (origin && !origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
+    audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
   } else if (!r->out.tenant) {
+    audit_refusal(r, url,
+                  bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
+                  MHD_HTTP_UNAUTHORIZED);
     set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
               "%s bearer token: send Authorization: Bearer <token> of a "
               "configured tenant, or an API key",
@@ -907,6 +951,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     http_conn_request_done(http_conn_of(conn));
   if (!r) return;
   *req_cls = NULL;
+  http_route_release(r);
   http_watch_forget_due(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);

@@ -225,6 +225,8 @@ void http_conn_notify(void *cls, struct MHD_Connection *conn,
   if (code != MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
 }
 
+sb_http_server *http_conn_server(http_conn *c) { return c->srv; }
+
 http_conn *http_conn_of(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -256,10 +258,7 @@ typedef struct framing_scan {
   int lengths_differ;
 } framing_scan;
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
-                                   const char *key, const char *value) {
-  framing_scan *f = cls;
-  (void)kind;
+static void scan_one(framing_scan *f, const char *key, const char *value) {
   if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     if (f->length && strcmp(f->length, value ? value : "") != 0)
       f->lengths_differ = 1;
@@ -269,6 +268,12 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
     if (!f->coding) f->coding = value ? value : "";
     f->transfer_encodings++;
   }
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+  (void)kind;
+  scan_one(cls, key, value);
   return MHD_YES;
 }
 
@@ -286,9 +291,23 @@ static void last_coding(const char *v, const char **start, const char **end) {
   *end = e;
 }
 
+static http_framing framing_verdict(framing_scan f);
+
 http_framing http_conn_framing(struct MHD_Connection *conn) {
   framing_scan f = {0};
   MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &f);
+  return framing_verdict(f);
+}
+
+http_framing http_framing_of(const char *const *names,
+                             const char *const *values, size_t n) {
+  framing_scan f = {0};
+  for (size_t i = 0; i < n; i++)
+    scan_one(&f, names[i], values[i]);
+  return framing_verdict(f);
+}
+
+static http_framing framing_verdict(framing_scan f) {
   if (f.transfer_encodings && f.content_lengths) return HTTP_FRAMING_BOTH;
   if (f.content_lengths > 1 && f.lengths_differ) return HTTP_FRAMING_BAD_LENGTH;
   if (f.length) {
@@ -324,7 +343,8 @@ void http_conn_answer_now(http_req *r, unsigned status, const char *body,
   /* A few hundred bytes on a connection that has sent but not read: the
    * socket buffer takes them, and what it does not is dropped with the
    * connection anyway. */
-  if (hl > 0 &&
+  /* Under TLS the socket carries records, not text: just close. */
+  if (hl > 0 && !c->srv->tls &&
       send(c->fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)hl)
     (void)!send(c->fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   /* The answer goes out before the FIN; the caller then returns MHD_NO,

@@ -15,6 +15,7 @@ typedef struct http_req http_req;
 typedef struct http_session http_session;
 typedef struct http_stream http_stream;
 typedef struct http_conn http_conn;
+typedef struct http_tls_creds http_tls_creds;
 
 /* Where a connection stands (http_conn.c). */
 typedef enum http_conn_phase {
@@ -105,6 +106,8 @@ struct http_req {
   unsigned watch_inited : 1;
   unsigned watch_due : 1;  /* suspended, in srv's watch queue */
   unsigned close_after : 1; /* answer with Connection: close */
+  unsigned quota_held : 1;  /* a REST request admitted: release once */
+  int retry_after_s;        /* a 429's Retry-After */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;
@@ -194,6 +197,10 @@ struct sb_http_server {
   http_conn_queue conn_bodies;        /* CONN_BODY, due order */
   size_t strangers;                   /* connections not admitted */
   uv_timer_t conn_timer;              /* the earliest deadline */
+  /* TLS (http_tls.c): the certificate handshakes get now, and the ones
+   * replaced by reloads (kept until stop); NULL: plain HTTP */
+  http_tls_creds *tls;
+  http_tls_creds *tls_retired;
   /* prebuilt responses */
   struct MHD_Response *resp_accepted; /* 202, no body */
   struct MHD_Response *resp_gone;     /* peer gone: close */
@@ -222,11 +229,32 @@ void http_conn_request_done(http_conn *c);
 void http_conn_cut(http_conn *c, int abortive, const char *why);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
+/* The same on a list of header names and values (values may be NULL):
+ * the decision alone, for tests and the fuzzer. */
+http_framing http_framing_of(const char *const *names,
+                             const char *const *values, size_t n);
 /* Answer r on the socket itself (MHD refuses a response while a body is
  * being read) with Connection: close, and end the connection: the access
  * handler then returns MHD_NO. */
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,
                           size_t len);
+
+/* The server a connection belongs to. */
+sb_http_server *http_conn_server(http_conn *c);
+
+/* ---- http_tls.c ------------------------------------------------------- */
+/* 1 if libmicrohttpd can serve TLS with a certificate callback. */
+int http_tls_supported(void);
+/* Read and check a PEM certificate (chain) and its key; errors name the
+ * file. */
+int http_tls_load(const char *cert_file, const char *key_file,
+                  http_tls_creds **out, sb_error *err);
+/* The MHD_OPTION_HTTPS_CERT_CALLBACK value. */
+void *http_tls_callback(void);
+const char *http_tls_cert_pem(const http_tls_creds *c);
+const char *http_tls_key_pem(const http_tls_creds *c);
+/* Free the current and retired credentials (server stop). */
+void http_tls_free_all(sb_http_server *s);
 
 /* ---- http_server.c ---------------------------------------------------- */
 /* Run MHD soon (after a resume). */
@@ -272,6 +300,9 @@ int http_route_match(sb_http_server *s, const char *url);
 void http_route_run(http_req *r, const char *method);
 /* The request ends unanswered: tell a deferred handler (once). */
 void http_route_gone(http_req *r);
+/* The request no longer holds its quota place (answered, streaming, or
+ * gone); once. */
+void http_route_release(http_req *r);
 /* ---- http_watch.c ----------------------------------------------------- */
 /* Park a waiting request (and watch for its client leaving): a request
  * waiting for its answer is watched after HTTP_WATCH_DELAY_MS, an SSE

@@ -6,6 +6,7 @@
  * parses it with sb_http_request_json, the parser (and the depth limit)
  * of /mcp, and answers with sb_http_respond before returning.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "net/http_internal.h"
@@ -41,9 +42,41 @@ int http_route_match(sb_http_server *s, const char *url) {
   return 0;
 }
 
+void http_route_release(http_req *r) {
+  if (!r->quota_held) return;
+  r->quota_held = 0;
+  r->srv->cfg.release(r->srv->cfg.admit_ud, r->out.tenant);
+}
+
+/* Quotas: a refused request gets 429 naming the limit. Returns 1 when
+ * it was refused (and answered). */
+static int refused(http_req *r) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  if (!cfg->admit) return 0;
+  sb_http_refusal ref = {0};
+  if (cfg->admit(cfg->admit_ud, r->out.tenant, &ref) == 0) {
+    r->quota_held = cfg->release != NULL;
+    return 0;
+  }
+  json_t *body = json_pack("{s{sssssssi}}", "error", "code", "quota_exceeded",
+                           "message", ref.message, "limit",
+                           ref.limit ? ref.limit : "quotas",
+                           "retryAfterSeconds", ref.retry_after_s);
+  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  json_decref(body);
+  char secs[24];
+  snprintf(secs, sizeof secs, "%d", ref.retry_after_s);
+  const char *headers[] = {"Retry-After", secs, NULL};
+  sb_http_respond(r, 429, NULL, text ? text : "{}", text ? strlen(text) : 2,
+                  ref.retry_after_s > 0 ? headers : NULL);
+  sb_free(text);
+  return 1;
+}
+
 void http_route_run(http_req *r, const char *method) {
   http_route *route = &r->srv->routes[r->route - 1];
   r->method = method;
+  if (refused(r)) return;
   route->fn(route->ud, r);
   if (r->state != REQ_READING) return;
   if (r->deferred) {
@@ -109,6 +142,7 @@ int sb_http_request_json(const sb_http_request *r, json_t **out,
 int sb_http_respond(sb_http_request *r, int status, const char *content_type,
                     const char *body, size_t len, const char *const *headers) {
   r->route_gone = NULL; /* answering: the handler waits no more */
+  http_route_release(r);
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, (void *)body, MHD_RESPMEM_MUST_COPY);
   if (!resp) return SB_ENOMEM;
@@ -126,6 +160,7 @@ int sb_http_stream_start(sb_http_request *r) {
   if (!r->deferred || r->gone || r->state == REQ_RESPONDED ||
       r->state == REQ_SSE)
     return SB_ESTATE;
+  http_route_release(r); /* a stream is not a call in flight */
   return http_req_start_sse(r, 200);
 }
 

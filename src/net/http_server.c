@@ -187,11 +187,39 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   }
   MHD_add_response_header(s->resp_no_get, MHD_HTTP_HEADER_ALLOW,
                           "POST, GET, DELETE");
+  if (cfg->tls_cert_file || cfg->tls_key_file) {
+    if (!cfg->tls_cert_file || !cfg->tls_key_file) {
+      sb_error_set(err, SB_EINVAL,
+                   "server.tls needs both cert_file and key_file");
+      goto fail;
+    }
+    if (!http_tls_supported()) {
+      sb_error_set(err, SB_EINVAL,
+                   "server.tls: this libmicrohttpd was built without TLS "
+                   "(or its certificate callback); serve plain HTTP behind "
+                   "a TLS-terminating proxy instead");
+      goto fail;
+    }
+    if (http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, &s->tls, err) !=
+        0)
+      goto fail;
+  }
   unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+                   MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0) |
+                   (s->tls ? MHD_USE_TLS : 0);
+  /* With TLS, the certificate comes from http_tls.c's callback at each
+   * handshake; the in-memory pair is what MHD checks at start. */
+  struct MHD_OptionItem tls_opts[] = {
+      {MHD_OPTION_HTTPS_MEM_CERT, 0,
+       s->tls ? (void *)http_tls_cert_pem(s->tls) : NULL},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0,
+       s->tls ? (void *)http_tls_key_pem(s->tls) : NULL},
+      {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, http_tls_callback()},
+      {MHD_OPTION_END, 0, NULL}};
   errno = 0;
   s->daemon = MHD_start_daemon(
       flags, (uint16_t)cfg->listen_port, NULL, NULL, http_on_request, s,
+      MHD_OPTION_ARRAY, s->tls ? tls_opts : &tls_opts[3],
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
       (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       (size_t)cfg->connection_memory_bytes, MHD_OPTION_CONNECTION_LIMIT,
@@ -238,13 +266,15 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
     tick = (uint64_t)cfg->session_idle_timeout_s * 500u;
   uv_timer_start(&s->tick, on_tick, tick, tick);
   http_kick(s);
+  const char *scheme = s->tls ? "https" : "http";
   if (v6)
-    SB_INFO(MOD, "listening on http://[%s]:%d" MCP_PATH, host, s->port);
+    SB_INFO(MOD, "listening on %s://[%s]:%d" MCP_PATH, scheme, host, s->port);
   else
-    SB_INFO(MOD, "listening on http://%s:%d" MCP_PATH, host, s->port);
+    SB_INFO(MOD, "listening on %s://%s:%d" MCP_PATH, scheme, host, s->port);
   return s;
 fail:
   if (s->daemon) MHD_stop_daemon(s->daemon);
+  http_tls_free_all(s);
   http_sessions_free_all(s);
   free_statics(s);
   http_routes_free(s);
@@ -275,6 +305,7 @@ void sb_http_server_stop(sb_http_server *s) {
   free_statics(s);
   http_req_pool_free(s);
   http_routes_free(s);
+  http_tls_free_all(s); /* after the daemon: no handshake is left */
 }
 
 void sb_http_server_mount(sb_http_server *s,

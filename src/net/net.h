@@ -30,6 +30,29 @@ void sb_stdio_server_stop(sb_stdio_server *s);
 
 typedef struct sb_http_server sb_http_server;
 
+/* Why a REST request was refused by its admission (quotas). */
+typedef struct sb_http_refusal {
+  int retry_after_s; /* Retry-After; 0 = none */
+  const char *limit; /* static: the config key of the limit */
+  char message[256];
+} sb_http_refusal;
+
+/* A request refused before any handler ran, for the audit trail. */
+typedef enum sb_http_auth_reason {
+  SB_HTTP_AUTH_MISSING = 1, /* 401: no bearer token where one is needed */
+  SB_HTTP_AUTH_REFUSED,     /* 401: a token the authenticate option refused */
+  SB_HTTP_AUTH_ORIGIN,      /* 403: an Origin not allowed */
+} sb_http_auth_reason;
+
+typedef struct sb_http_auth_failure {
+  int status; /* 401 or 403 */
+  sb_http_auth_reason reason;
+  const char *tenant;       /* the caller's when it authenticated (a 403) */
+  const char *bearer_token; /* as presented, or NULL: never log or keep it */
+  const char *remote_addr;  /* "127.0.0.1", "::1"; "" when unknown */
+  const char *method, *path;
+} sb_http_auth_failure;
+
 typedef struct sb_http_server_options {
   const char *listen_host; /* IP literal; NULL = 127.0.0.1 */
   int listen_port;         /* 0 picks a free one */
@@ -62,10 +85,27 @@ typedef struct sb_http_server_options {
   int max_sessions;
   int max_sessions_per_tenant;
   int replay_events;              /* SSE events kept for Last-Event-ID */
+  /* HTTPS: a PEM certificate (chain) and its key; both NULL = plain
+   * HTTP. Read at start (an unreadable or bad file fails the start,
+   * naming it); sb_http_server_reload_tls swaps them while running. */
+  const char *tls_cert_file;
+  const char *tls_key_file;
   /* The caller's tenant for its bearer token (NULL when it sent none), or
    * NULL to refuse it with 401. NULL callback: every caller is "default". */
   const char *(*authenticate)(void *ud, const char *bearer_token);
   void *auth_ud;
+  /* Quotas on REST routes (MCP endpoints have their MCP server's
+   * admission), asked once the caller is authenticated: 0 admits the
+   * request, and release(ud, tenant) follows once when it is answered,
+   * becomes an SSE stream or its client leaves; otherwise it is refused
+   * with 429, Retry-After and a body naming the limit. NULL: no quota. */
+  int (*admit)(void *ud, const char *tenant, sb_http_refusal *r);
+  void (*release)(void *ud, const char *tenant);
+  void *admit_ud;
+  /* Told of every request refused with 401 or 403 by the checks above
+   * (borrowed for the call). NULL: not told. */
+  void (*on_auth_failure)(void *ud, const sb_http_auth_failure *f);
+  void *audit_ud;
 } sb_http_server_options;
 
 /* Listen on opts->listen_host:listen_port (copied; strings borrowed). */
@@ -74,6 +114,13 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                      sb_error *err);
 /* The port actually bound. */
 int sb_http_server_port(const sb_http_server *s);
+/* 1 if it serves HTTPS. */
+int sb_http_server_is_tls(const sb_http_server *s);
+/* Read a new certificate and key (PEM): handshakes from now on get them,
+ * established connections keep theirs. On error (naming the file) the
+ * current ones stay. SB_ESTATE on a plain HTTP server. */
+int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
+                              const char *key_file, sb_error *err);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 

@@ -32,6 +32,9 @@ enum {
   SB_RPC_UNSUPPORTED_PROTOCOL_VERSION = -32022,
   /* switchboard: a queue is full (the context store); retry later. */
   SB_RPC_SERVER_BUSY = -32050,
+  /* switchboard: the caller's tenant passed a quota (data.limit names it,
+   * data.retryAfterMs says when a token is back); over HTTP a 429. */
+  SB_RPC_QUOTA_EXCEEDED = -32051,
 };
 
 #define SB_RPC_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)

@@ -249,10 +249,10 @@ static void test_structure_errors(void **state) {
   (void)state;
   expect_error("server:\n  log_level: info\n  lisen: 1.2.3.4:5\n",
                "config.yaml:3: server.lisen: unknown key (known: listen, "
-               "allowed_origins, log_level)");
+               "allowed_origins, log_level, tls)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
-               "sessions, cache, store, contexts, events, auth, llm, agents, servers, "
+               "sessions, cache, store, contexts, events, auth, llm, quotas, agents, servers, "
                "workflows)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
@@ -284,6 +284,85 @@ static void test_structure_errors(void **state) {
   expect_error("limits: &l {page_size: 5}\nsessions: *l\n",
                "config.yaml:2: sessions: YAML aliases (*l) are not supported "
                "in the config");
+}
+
+/* quotas: the global keys, per-tenant overrides (a missing key inherits:
+ * -1), and errors naming file:line:key; server.tls: both files or none. */
+static void test_quotas_and_tls(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  assert_int_equal(load(&cfg,
+                        "quotas:\n"
+                        "  requests_per_second: 5\n"
+                        "  burst: 10\n"
+                        "  max_concurrent_calls: 3\n"
+                        "  tenants:\n"
+                        "    dealer-a: {requests_per_second: 50}\n"
+                        "    dealer-b:\n"
+                        "      max_concurrent_calls: 0\n"
+                        "      burst: 7\n"
+                        "server:\n"
+                        "  tls:\n"
+                        "    cert_file: c.pem\n"
+                        "    key_file: k.pem\n",
+                        &err),
+                   0);
+  assert_int_equal(cfg.quota_rate_per_s, 5);
+  assert_int_equal(cfg.quota_burst, 10);
+  assert_int_equal(cfg.quota_max_concurrent, 3);
+  assert_int_equal(cfg.quota_tenants_len, 2);
+  assert_string_equal(cfg.quota_tenants[0].tenant, "dealer-a");
+  assert_int_equal(cfg.quota_tenants[0].rate_per_s, 50);
+  assert_int_equal(cfg.quota_tenants[0].burst, -1);
+  assert_int_equal(cfg.quota_tenants[0].max_concurrent, -1);
+  assert_string_equal(cfg.quota_tenants[1].tenant, "dealer-b");
+  assert_int_equal(cfg.quota_tenants[1].rate_per_s, -1);
+  assert_int_equal(cfg.quota_tenants[1].burst, 7);
+  assert_int_equal(cfg.quota_tenants[1].max_concurrent, 0);
+  assert_string_equal(cfg.tls_cert_file, "c.pem");
+  assert_string_equal(cfg.tls_key_file, "k.pem");
+  /* A second load keeps (copies) what the first set. */
+  assert_int_equal(sb_config_load_string(&cfg, "limits: {page_size: 9}\n", 23,
+                                         "more.yaml", &err),
+                   0);
+  assert_int_equal(cfg.quota_tenants_len, 2);
+  assert_string_equal(cfg.quota_tenants[1].tenant, "dealer-b");
+  assert_string_equal(cfg.tls_key_file, "k.pem");
+  sb_config_free(&cfg);
+
+  expect_error("quotas:\n  requests_per_second: -1\n",
+               "config.yaml:2: quotas.requests_per_second: expected an "
+               "integer between 0 and 1000000, got \"-1\"");
+  expect_error("quotas:\n  tenants:\n    a: {burst: 1}\n    b:\n"
+               "      bursts: 2\n",
+               "config.yaml:5: quotas.tenants.b.bursts: unknown key (known: "
+               "requests_per_second, burst, max_concurrent_calls)");
+  expect_error("quotas:\n  tenants:\n    a: {burst: x}\n",
+               "config.yaml:3: quotas.tenants.a.burst: expected an integer "
+               "between 0 and 1000000, got \"x\"");
+  expect_error("quotas:\n  tenants:\n    a: {burst: 1, burst: 2}\n",
+               "config.yaml:3: quotas.tenants.a.burst: duplicate key");
+  expect_error("quotas:\n  tenants:\n    a: {}\n    a: {}\n",
+               "config.yaml:4: quotas.tenants.a: duplicate key");
+  expect_error("quotas:\n  tenants:\n    \"a b\": {}\n",
+               "config.yaml:3: quotas.tenants.a b: expected a tenant id (1-64 "
+               "of A-Z a-z 0-9 . _ -)");
+  expect_error("quotas:\n  tenants:\n    a: 5\n",
+               "config.yaml:3: quotas.tenants.a: expected a mapping of "
+               "limits, got \"5\"");
+  expect_error("quotas:\n  tenants: [a]\n",
+               "config.yaml:2: quotas.tenants: expected a mapping of tenant "
+               "ids to limits, got a list");
+  expect_error("server:\n  tls:\n    cert_file: c.pem\n",
+               "config.yaml:3: server.tls: needs both cert_file and key_file "
+               "(PEM)");
+  expect_error("server:\n  tls:\n    cert: c.pem\n",
+               "config.yaml:3: server.tls.cert: unknown key (known: "
+               "cert_file, key_file)");
+  expect_error("server:\n  tls: yes\n",
+               "config.yaml:2: server.tls: expected a mapping with cert_file "
+               "and key_file, got \"yes\"");
 }
 
 static void test_syntax_errors(void **state) {
@@ -771,6 +850,7 @@ int main(void) {
       cmocka_unit_test(test_empty_and_null),
       cmocka_unit_test(test_value_errors),
       cmocka_unit_test(test_structure_errors),
+      cmocka_unit_test(test_quotas_and_tls),
       cmocka_unit_test(test_syntax_errors),
       cmocka_unit_test(test_size_limit),
       cmocka_unit_test(test_load_file),

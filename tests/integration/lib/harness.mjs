@@ -186,7 +186,7 @@ export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS 
     proc.once('error', reject);
     proc.stderr.setEncoding('utf8').on('data', (d) => {
       stderr += d;
-      const m = /listening on (http:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)\/mcp)/.exec(stderr);
+      const m = /listening on (https?:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)\/mcp)/.exec(stderr);
       if (m) resolve({ url: m[1], host: m[2], port: Number(m[3]) });
     });
     exited.then(({ code, signal }) =>

@@ -1,0 +1,162 @@
+// Per-tenant quotas end to end: a tenant past its request rate gets 429
+// with Retry-After and a body naming the limit, on REST and on /mcp (a
+// JSON-RPC error -32051), while another tenant goes on unaffected;
+// refused (401) callers consume nobody's quota; a tenant with as many
+// calls in flight as max_concurrent_calls gets the same error naming that
+// limit, and a place again once a call ends; on stdio the refusal is a
+// JSON-RPC error seen by the official SDK client.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
+import { connectSdk, restClient, stopClean } from './lib/contexts_common.mjs';
+
+const T = {
+  a: { id: 'dealer-a', token: 'token-for-dealer-a-0123456789' }, // 1/s, burst 3
+  b: { id: 'dealer-b', token: 'token-for-dealer-b-9876543210' }, // 1 call in flight
+  c: { id: 'dealer-c', token: 'token-for-dealer-c-5555555555' }, // the global limits
+};
+const BURST = 3;
+const QUOTA_EXCEEDED = -32051;
+const META = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+function writeConfig(lines) {
+  const file = join(mkdtempSync(join(tmpdir(), 'sb-quota-')), 'switchboard.yaml');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+describe('quotas', { timeout: 60000 }, () => {
+  let server;
+  let url;
+
+  async function mcpPost(token, id, name, args) {
+    const res = await withDeadline(fetch(url, {
+      method: 'POST',
+      headers: {
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        authorization: `Bearer ${token}`,
+        'MCP-Protocol-Version': MODERN_VERSION,
+        'Mcp-Method': 'tools/call',
+        'Mcp-Name': name,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: META } }),
+    }), DEADLINE_MS, `tools/call ${name}`);
+    const text = await withDeadline(res.text(), DEADLINE_MS, 'response body');
+    const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
+    return { status: res.status, headers: res.headers, json: body ? JSON.parse(body) : undefined, text };
+  }
+
+  before(async () => {
+    const config = writeConfig([
+      'auth:',
+      '  tenants:',
+      ...Object.values(T).flatMap((t) => [`    - id: ${t.id}`, `      token: ${t.token}`]),
+      'quotas:',
+      '  requests_per_second: 1000',
+      '  tenants:',
+      `    dealer-a: {requests_per_second: 1, burst: ${BURST}}`,
+      '    dealer-b: {max_concurrent_calls: 1}',
+    ]);
+    server = await startHttpServer({ extraArgs: ['--config', config, '--log-level', 'debug'] });
+    url = server.url;
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('401s consume no quota; past the rate REST is a 429 naming the limit; another tenant is unaffected', async () => {
+    const base = url.replace(/\/mcp$/, '');
+    const bad = restClient(base, 'token-nobody-has-0000000000');
+    for (let i = 0; i < 2 * BURST; i++) assert.equal((await bad.call('GET', '/v1/runs')).status, 401);
+    const a = restClient(base, T.a.token);
+    const c = restClient(base, T.c.token);
+    // The whole burst is there (the 401s took none of it), then a refusal.
+    const started = Date.now();
+    let ok = 0;
+    let refused;
+    for (let i = 0; i < 20 && !refused; i++) {
+      const r = await a.call('GET', '/v1/runs');
+      if (r.status === 429) refused = r;
+      else {
+        assert.equal(r.status, 200, r.text);
+        ok++;
+      }
+    }
+    const elapsedS = (Date.now() - started) / 1000;
+    assert.ok(refused, 'dealer-a was refused');
+    assert.ok(ok >= BURST && ok <= BURST + Math.ceil(elapsedS) + 1, `${ok} admitted in ${elapsedS}s`);
+    assert.equal(refused.json.error.code, 'quota_exceeded');
+    assert.equal(refused.json.error.limit, 'quotas.requests_per_second');
+    assert.match(refused.json.error.message, /dealer-a .*quotas\.requests_per_second/);
+    const retry = Number(refused.headers['retry-after']);
+    assert.ok(retry >= 1 && retry <= 1, `Retry-After ${refused.headers['retry-after']}`);
+    // dealer-c, at the same moment: all admitted.
+    for (let i = 0; i < 2 * BURST; i++) assert.equal((await c.call('GET', '/v1/runs')).status, 200);
+    // The same bucket on /mcp: a JSON-RPC error, still a 429.
+    const m = await mcpPost(T.a.token, 7, 'echo', { text: 'hi' });
+    assert.equal(m.status, 429, m.text);
+    assert.equal(m.json.id, 7);
+    assert.equal(m.json.error.code, QUOTA_EXCEEDED);
+    assert.equal(m.json.error.data.limit, 'quotas.requests_per_second');
+    assert.ok(m.json.error.data.retryAfterMs > 0 && m.json.error.data.retryAfterMs <= 1000);
+    assert.ok(Number(m.headers.get('retry-after')) >= 1);
+    const mc = await mcpPost(T.c.token, 8, 'echo', { text: 'hi' });
+    assert.equal(mc.status, 200, mc.text);
+    assert.equal(mc.json.result.isError, undefined);
+    assert.match(server.stderr, /refused: quota exceeded: tenant dealer-a/);
+  });
+
+  it('calls in flight past max_concurrent_calls are refused until one ends', async () => {
+    const slow = mcpPost(T.b.token, 1, 'slow_count', { steps: 10, interval_ms: 100 });
+    // Wait until the slow call holds its place (it is the only call of b).
+    let refused;
+    const end = Date.now() + DEADLINE_MS;
+    while (!refused && Date.now() < end) {
+      const r = await mcpPost(T.b.token, 2, 'echo', { text: 'second' });
+      if (r.status === 429) refused = r;
+      else await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.ok(refused, 'a second call of dealer-b was refused');
+    assert.equal(refused.json.error.code, QUOTA_EXCEEDED);
+    assert.equal(refused.json.error.data.limit, 'quotas.max_concurrent_calls');
+    assert.equal(refused.json.error.data.value, 1);
+    assert.match(refused.json.error.message, /1 calls in flight/);
+    // Another tenant meanwhile: unaffected.
+    assert.equal((await mcpPost(T.c.token, 3, 'echo', { text: 'c' })).status, 200);
+    const done = await slow;
+    assert.equal(done.status, 200, done.text);
+    assert.ok(done.json.result, done.text);
+    // Its place is back.
+    const after1 = await mcpPost(T.b.token, 4, 'echo', { text: 'after' });
+    assert.equal(after1.status, 200, after1.text);
+  });
+});
+
+describe('quotas on stdio', { timeout: 60000 }, () => {
+  it('a call past max_concurrent_calls is a JSON-RPC error naming the limit', async () => {
+    const config = writeConfig(['quotas:', '  max_concurrent_calls: 1']);
+    const sdk = await connectSdk('modern', 'stdio', { stdioArgs: ['--config', config] });
+    try {
+      const slow = sdk.callTool('slow_count', { steps: 5, interval_ms: 100 });
+      await assert.rejects(sdk.callTool('echo', { text: 'second' }), (e) => {
+        assert.equal(e.code, QUOTA_EXCEEDED, String(e));
+        assert.match(e.message, /quotas\.max_concurrent_calls/);
+        return true;
+      });
+      const done = await slow;
+      assert.ok(!done.isError);
+      const again = await sdk.callTool('echo', { text: 'third' });
+      assert.ok(!again.isError);
+    } finally {
+      await sdk.close();
+    }
+  });
+});

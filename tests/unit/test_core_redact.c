@@ -1,0 +1,101 @@
+/* Unit tests for src/core/redact.c: the logger's redaction of secrets in
+ * every known shape (bearer tokens, API keys with their id kept, header
+ * lines, JSON members plain and escaped, name=value pairs, registered
+ * literal secrets), what it leaves alone, and cutting at the buffer. */
+/* cmocka.h needs these first */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+// clang-format on
+#include <string.h>
+
+#include "core/core.h"
+
+static void expect(const char *in, const char *want) {
+  char out[1024];
+  size_t n = sb_log_redact(in, out, sizeof out);
+  assert_string_equal(out, want);
+  assert_int_equal(n, strlen(want));
+}
+
+static void test_shapes(void **state) {
+  (void)state;
+  expect("auth with Bearer abc.DEF-123_x/y+z= done",
+         "auth with Bearer [REDACTED] done");
+  expect("bearer   tok3n-long", "bearer [REDACTED]");
+  expect(
+      "key sb_0123456789ab_Yq3kLmN0pQrStUvWxYz0123456789abcdefghijk_-A refused",
+      "key sb_0123456789ab_[REDACTED] refused");
+  expect("Authorization: Basic dXNlcjpwYXNz\nnext",
+         "Authorization: [REDACTED]\nnext");
+  expect("headers: {\"cookie: a=b; c=d\"}",
+         "headers: {\"cookie: [REDACTED]\"}");
+  expect("set-cookie: sid=1; Path=/", "set-cookie: [REDACTED]");
+  expect("{\"password\":\"hunter2\",\"user\":\"ada\"}",
+         "{\"password\":\"[REDACTED]\",\"user\":\"ada\"}");
+  expect("{\"api_key\" : \"k\\\"ey\", \"n\":1}",
+         "{\"api_key\" : \"[REDACTED]\", \"n\":1}");
+  expect("{\"accessToken\":\"t\",\"clientSecret\":\"s\",\"X-Api-Key\":\"x\"}",
+         "{\"accessToken\":\"[REDACTED]\",\"clientSecret\":\"[REDACTED]\","
+         "\"X-Api-Key\":\"[REDACTED]\"}");
+  /* JSON inside a JSON string, as an error message may quote it. */
+  expect("data: \"{\\\"token\\\":\\\"s3cr3t\\\",\\\"a\\\":1}\"",
+         "data: \"{\\\"token\\\":\\\"[REDACTED]\\\",\\\"a\\\":1}\"");
+  expect(
+      "GET /x?token=abc&page=2 api_key=zz password=p;",
+      "GET /x?token=[REDACTED]&page=2 api_key=[REDACTED] password=[REDACTED];");
+}
+
+static void test_left_alone(void **state) {
+  (void)state;
+  const char *plain[] = {
+      "listening on http://127.0.0.1:8080/mcp",
+      "{\"maxTokens\":1024,\"tokenCount\":5}",
+      "sb_nothex_here and sb_0123456789ab_ short",
+      "the bearer token was missing",
+      "a tokenizer=none setting",
+      "",
+  };
+  expect(plain[0], plain[0]);
+  expect(plain[1], plain[1]);
+  expect(plain[2], plain[2]);
+  expect(plain[3], plain[3]);
+  expect(plain[5], plain[5]);
+  /* "tokenizer" contains "token": a name=value with such a name is
+   * masked (erring on the side of the secret). */
+  expect(plain[4], "a tokenizer=[REDACTED] setting");
+}
+
+static void test_registered_secrets(void **state) {
+  (void)state;
+  assert_int_equal(sb_log_add_secret("short"), SB_EINVAL);
+  assert_int_equal(sb_log_add_secret("llm-key-0123456789"), 0);
+  assert_int_equal(sb_log_add_secret("llm-key-0123456789"), 0); /* once */
+  expect("upstream said llm-key-0123456789 is invalid; llm-key-0123456789",
+         "upstream said [REDACTED] is invalid; [REDACTED]");
+  sb_log_clear_secrets();
+  expect("llm-key-0123456789", "llm-key-0123456789");
+}
+
+static void test_cut(void **state) {
+  (void)state;
+  char out[12];
+  size_t n = sb_log_redact("Bearer abcdefghijklmnop tail", out, sizeof out);
+  assert_int_equal(n, sizeof out - 1);
+  assert_string_equal(out, "Bearer [RED");
+  assert_int_equal(sb_log_redact("x", out, 0), 0);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shapes),
+      cmocka_unit_test(test_left_alone),
+      cmocka_unit_test(test_registered_secrets),
+      cmocka_unit_test(test_cut),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
