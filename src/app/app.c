@@ -32,26 +32,6 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
   return l;
 }
 
-/* The HTTP server's authenticate option: the tenant of a bearer token.
- * The config's tokens first (simple setups keep working), then the API
- * keys of the store (the keyring's memory: no disk on the loop). A token
- * shaped like an API key is always checked as one, so a revoked or wrong
- * key is refused even where the config has no tenants (and callers
- * without a key are the default tenant, as before). */
-static const char *authenticate(void *ud, const char *token) {
-  sb_app *app = ud;
-  const sb_config *cfg = app->cfg;
-  char id[SB_AUTH_KEY_ID_LEN + 1];
-  if (cfg->tenants_len) {
-    const char *t = sb_config_tenant_for_token(cfg, token);
-    if (t) return t;
-  }
-  if (token && sb_auth_key_parse(token, id))
-    return sb_auth_keyring_tenant(app->keyring, token, (int64_t)sb_wall_ms(),
-                                  NULL);
-  return cfg->tenants_len ? NULL : sb_config_tenant_for_token(cfg, token);
-}
-
 /* The config's agents; an invalid one names its line. */
 /* An agent's breaker opened or closed: into the log of the tenant whose
  * call it was. */
@@ -211,9 +191,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .session_idle_timeout_s = cfg->session_idle_timeout_s,
         .max_sessions = cfg->max_sessions,
         .max_sessions_per_tenant = cfg->max_sessions_per_tenant,
-        .replay_events = cfg->replay_events,
-        .authenticate = authenticate,
-        .auth_ud = app};
+        .replay_events = cfg->replay_events};
+    if (app_auth_start(app, err) != 0) goto fail;
+    app_auth_http_options(app, &hopts);
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -254,6 +234,7 @@ int sb_app_http_port(const sb_app *app) {
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              err);
+  if (rc == 0) rc = app_auth_reload(app, err);
   if (rc == 0)
     SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
                     "settings take effect at the next start",
@@ -278,6 +259,7 @@ void sb_app_stop(sb_app *app) {
   sb_auth_keyring_stop(app->keyring);
   sb_store_close(app->store);
   sb_auth_keyring_free(app->keyring);
+  app_auth_stop(app); /* JWT tenants outlive every session and task */
   sb_flow_defs_clear(&app->defs);
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);

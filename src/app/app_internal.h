@@ -29,7 +29,26 @@ struct sb_app {
   sb_flow_engine *flow;
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
+  /* auth.c: callers without credentials and those of the config's tokens
+   * (one reference each, held here); OAuth's verifier and metadata. */
+  sb_principal *anonymous;
+  sb_principal **token_principals; /* parallel to cfg->tenants */
+  sb_auth_jwt *jwt;                /* NULL: auth.oauth not configured */
+  char *jwks_path;
+  char *prm_doc; /* the protected-resource metadata, JSON */
+  char *prm_url;
 };
+
+/* auth.c: principals for the HTTP server's authenticate option, OAuth's
+ * verifier (the JWKS read at start and by app_auth_reload), and
+ * app_permit: 0, or SB_EPERM with err naming the missing scope
+ * ("missing scope \"agents:finance\""). */
+int app_auth_start(sb_app *app, sb_error *err);
+void app_auth_stop(sb_app *app);
+int app_auth_reload(sb_app *app, sb_error *err);
+void app_auth_http_options(sb_app *app, sb_http_server_options *o);
+sb_principal *app_authenticate(void *ud, const char *token, const char **why);
+int app_permit(const sb_principal *p, const char *permission, sb_error *err);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);

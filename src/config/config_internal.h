@@ -47,6 +47,10 @@ typedef enum key_kind {
   KEY_WORKFLOWS, /* workflow definitions and files, kept as JSON */
   KEY_URL,       /* char * field: an http(s) URL */
   KEY_ENV_NAME,  /* char * field: an environment variable's name */
+  KEY_OAUTH,     /* auth.oauth: a section whose keys go together */
+  KEY_CLAIM,     /* char * field: a JWT claim's name */
+  KEY_URLS,      /* auth.oauth.authorization_servers */
+  KEY_SCOPES,    /* auth.oauth.scopes_supported */
 } key_kind;
 
 typedef struct key_spec {
@@ -98,6 +102,13 @@ int cfg_parse_workflows(parse_ctx *p, const char *path);
 
 /* llm.c: a KEY_URL or KEY_ENV_NAME value into its field. */
 int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path);
+
+/* oauth.c: auth.oauth's own kinds of value, and the check that its
+ * required keys came together (line: the section's). */
+int cfg_parse_oauth_value(parse_ctx *p, const key_spec *k, const char *path);
+int cfg_check_oauth(parse_ctx *p, size_t line, const char *path);
+void cfg_release_oauth(sb_config *cfg);
+int cfg_clone_oauth(sb_config *dst, const sb_config *src);
 
 /* yaml_doc.c: the whole of a regular file of at most
  * SB_CONFIG_MAX_FILE_BYTES; *data (caller frees with sb_free) is

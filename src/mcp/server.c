@@ -286,6 +286,10 @@ const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
   return default_tenant(c->srv);
 }
 
+const sb_principal *sb_mcp_call_principal(const sb_mcp_call *c) {
+  return c->out ? c->out->principal : NULL;
+}
+
 void mcp_call_send(sb_mcp_call *c, json_t *msg) {
   if (c->out && msg) c->out->write(c->out, msg, 0);
   json_decref(msg);

@@ -62,10 +62,20 @@ typedef struct sb_http_server_options {
   int max_sessions;
   int max_sessions_per_tenant;
   int replay_events;              /* SSE events kept for Last-Event-ID */
-  /* The caller's tenant for its bearer token (NULL when it sent none), or
-   * NULL to refuse it with 401. NULL callback: every caller is "default". */
-  const char *(*authenticate)(void *ud, const char *bearer_token);
+  /* The caller for its bearer token (NULL when it sent none): a new
+   * reference to its principal (core.h), or NULL to refuse it with 401;
+   * then *why (a static string, may stay NULL) says why, as the
+   * challenge's error_description. NULL callback: every caller is
+   * "default", unrestricted. */
+  sb_principal *(*authenticate)(void *ud, const char *bearer_token,
+                                const char **why);
   void *auth_ud;
+  /* OAuth protected-resource metadata (RFC 9728): when set, the document
+   * (JSON text, borrowed) is served to anyone at
+   * /.well-known/oauth-protected-resource (and below it), and every 401
+   * challenges with Bearer resource_metadata="<resource_metadata_url>". */
+  const char *resource_metadata;
+  const char *resource_metadata_url;
 } sb_http_server_options;
 
 /* Listen on opts->listen_host:listen_port (copied; strings borrowed). */
@@ -119,6 +129,15 @@ int sb_http_request_json(const sb_http_request *req, json_t **out,
                          sb_error *err);
 /* The caller's tenant, from its bearer token (the authenticate option). */
 const char *sb_http_request_tenant(const sb_http_request *req);
+/* The caller (borrowed, for the request's life; NULL: no authenticate
+ * option, an unrestricted caller). */
+const sb_principal *sb_http_request_principal(const sb_http_request *req);
+/* A WWW-Authenticate value for a 403 for want of `scope` (RFC 6750 3.1):
+ * Bearer error="insufficient_scope", scope, resource_metadata when the
+ * server has it, and the description. Written into out (cap bytes). */
+void sb_http_insufficient_scope(const sb_http_request *req, const char *scope,
+                                const char *description, char *out,
+                                size_t cap);
 
 /* Answer: status, content type (NULL = application/json), body (copied),
  * extra headers as a NULL-terminated name, value, name, value... list. */
