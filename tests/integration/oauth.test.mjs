@@ -1,0 +1,161 @@
+// OAuth 2.1 resource server end to end: keys made and tokens signed here
+// with node:crypto (RS256 and ES256), the public keys in the JWKS file
+// auth.oauth names. A good token is served as its tenant claim (isolated
+// from the others, on REST and through the official SDK client); every
+// bad one (forged signature, expired, not yet valid, wrong audience or
+// issuer, alg none, HS256 keyed with the public key, an unknown kid,
+// garbage) is a 401 whose WWW-Authenticate points at the protected-
+// resource metadata and says invalid_token; no token at all is a 401
+// with the metadata only. The metadata document is served to anyone.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { tempStorePath } from './lib/harness.mjs';
+import { TENANTS, connectSdk, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+
+export const ISSUER = 'https://login.example.test';
+export const RESOURCE = 'https://switchboard.example.test/mcp';
+const b64u = (b) => Buffer.from(b).toString('base64url');
+
+/** RS256 and ES256 key pairs, and the JWKS of their public halves. */
+export function makeKeys() {
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwks = {
+    keys: [
+      { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', use: 'sig', alg: 'RS256' },
+      { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', use: 'sig', alg: 'ES256' },
+    ],
+  };
+  return { rsa, ec, other, jwks };
+}
+
+/** A compact JWS: alg RS256, ES256, HS256 (key: the secret) or none. */
+export function signJwt(alg, key, claims, header = {}) {
+  const input = `${b64u(JSON.stringify({ alg, typ: 'JWT', ...header }))}.${b64u(JSON.stringify(claims))}`;
+  let sig = Buffer.alloc(0);
+  if (alg === 'RS256') sig = crypto.sign('sha256', Buffer.from(input), key);
+  else if (alg === 'ES256') sig = crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  else if (alg === 'HS256') sig = crypto.createHmac('sha256', key).update(input).digest();
+  return `${input}.${b64u(sig)}`;
+}
+
+export const now = () => Math.floor(Date.now() / 1000);
+export const claimsFor = (tenant, extra = {}) => ({
+  iss: ISSUER, aud: RESOURCE, sub: `user-of-${tenant}`, tenant, iat: now(), exp: now() + 600, ...extra,
+});
+
+/** The auth.oauth YAML for a JWKS (written to a temp file). */
+export function oauthConfig(jwks, extra = '') {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-oauth-'));
+  const file = join(dir, 'jwks.json');
+  writeFileSync(file, JSON.stringify(jwks));
+  return [
+    '  oauth:',
+    `    issuer: ${ISSUER}`,
+    `    resource: ${RESOURCE}`,
+    `    jwks_file: ${file}`,
+    `    authorization_servers: [${ISSUER}]`,
+    '    scopes_supported: [contexts:read, contexts:write]',
+    '    leeway_s: 5',
+    extra,
+  ].join('\n');
+}
+
+// writeTenantConfig appends `config` after auth.tenants: the oauth block
+// continues the auth: mapping.
+describe('OAuth bearer JWTs', { timeout: 120000 }, () => {
+  const { rsa, ec, other, jwks } = makeKeys();
+  let server;
+  before(async () => {
+    server = await startTenantServer({ store: tempStorePath(), config: oauthConfig(jwks) });
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('serves the protected-resource metadata to anyone (RFC 9728)', async () => {
+    for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) {
+      const r = await restClient(server.base, null).call('GET', path);
+      assert.equal(r.status, 200, path);
+      assert.deepEqual(r.json, {
+        resource: RESOURCE,
+        authorization_servers: [ISSUER],
+        scopes_supported: ['contexts:read', 'contexts:write'],
+        bearer_methods_supported: ['header'],
+      });
+    }
+  });
+
+  it('a caller without a token gets 401 pointing at the metadata', async () => {
+    const r = await restClient(server.base, null).call('GET', '/v1/contexts/nope');
+    assert.equal(r.status, 401);
+    assert.equal(r.headers['www-authenticate'],
+      'Bearer resource_metadata="https://switchboard.example.test/.well-known/oauth-protected-resource/mcp"');
+  });
+
+  const bad = {
+    'forged signature': () => signJwt('RS256', other.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    expired: () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { exp: now() - 60 }), { kid: 'rsa-1' }),
+    'no exp': () => signJwt('RS256', rsa.privateKey, { ...claimsFor('dealer-a'), exp: undefined }, { kid: 'rsa-1' }),
+    'not yet valid': () => signJwt('ES256', ec.privateKey, claimsFor('dealer-a', { nbf: now() + 120 }), { kid: 'ec-1' }),
+    'wrong audience': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { aud: 'https://other.example.test/mcp' }), { kid: 'rsa-1' }),
+    'wrong issuer': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { iss: 'https://evil.example.test' }), { kid: 'rsa-1' }),
+    'alg none': () => signJwt('none', null, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'HS256 keyed with the RSA public key': () => signJwt('HS256',
+      rsa.publicKey.export({ format: 'pem', type: 'spki' }), claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'ES256 under the RSA key id': () => signJwt('ES256', ec.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'unknown kid': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a'), { kid: 'rsa-2' }),
+    'no tenant claim': () => signJwt('RS256', rsa.privateKey, { ...claimsFor('dealer-a'), tenant: undefined }, { kid: 'rsa-1' }),
+    malformed: () => 'not.a.jwt',
+    'two segments': () => 'eyJhbGciOiJSUzI1NiJ9.e30',
+  };
+  for (const [what, make] of Object.entries(bad)) {
+    it(`refuses a token: ${what}`, async () => {
+      const r = await restClient(server.base, make()).call('GET', '/v1/contexts/nope');
+      assert.equal(r.status, 401, r.text);
+      assert.match(r.headers['www-authenticate'],
+        /^Bearer resource_metadata="https:\/\/switchboard\.example\.test\/\.well-known\/oauth-protected-resource\/mcp", error="invalid_token", error_description="[^"]+"$/);
+      assert.equal(r.json.error.code, 'unauthorized');
+    });
+  }
+
+  it('serves good RS256 and ES256 tokens as their tenant claim, isolated', async () => {
+    const rsTok = signJwt('RS256', rsa.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' });
+    const esTok = signJwt('ES256', ec.privateKey, claimsFor('dealer-j'), { kid: 'ec-1' });
+    const a = restClient(server.base, rsTok);
+    const j = restClient(server.base, esTok);
+    const made = await j.create(sampleInput('jwt'));
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    assert.equal((await j.get(id)).status, 200);
+    // dealer-a by JWT, dealer-a by config token: both strangers to dealer-j.
+    for (const c of [a, restClient(server.base, TENANTS.a.token)]) {
+      const r = await c.get(id);
+      assert.equal(r.status, 404, r.text);
+    }
+    // The JWT of dealer-a and the config token of dealer-a are one tenant.
+    const mine = await a.create(sampleInput('a'));
+    assert.equal((await restClient(server.base, TENANTS.a.token).get(mine.json.id)).status, 200);
+  });
+
+  it('the official SDK client connects with a bearer JWT', async () => {
+    const tok = signJwt('ES256', ec.privateKey, claimsFor('dealer-j'), { kid: 'ec-1' });
+    for (const era of ['modern', 'legacy']) {
+      const c = await connectSdk(era, 'http', { url: server.url, token: tok });
+      try {
+        const r = await c.callTool('context_create', sampleInput(`sdk-${era}`));
+        assert.ok(!r.isError, JSON.stringify(r));
+        const id = r.structuredContent?.id ?? JSON.parse(r.content[0].text).id;
+        assert.equal((await restClient(server.base, tok).get(id)).status, 200);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+});
