@@ -95,7 +95,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,
-                                 .loop = o->loop};
+                                 .loop = o->loop,
+                                 .authorize_tool = app_authorize_tool,
+                                 .authorize_ud = app};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
     goto fail;
@@ -129,7 +131,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_tool_name = (size_t)cfg->max_tool_name,
                               .on_breaker = breaker_changed,
                               .breaker_ud = app,
-                              .llm = app->llm};
+                              .llm = app->llm,
+                              .permit_agent = app_permit_agent,
+                              .permit_ud = app};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {

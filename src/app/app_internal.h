@@ -49,6 +49,16 @@ int app_auth_reload(sb_app *app, sb_error *err);
 void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
+/* The hooks of the gateway (permit_agent) and the MCP server
+ * (authorize_tool) over app_permit. */
+int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
+                     sb_error *err);
+int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
+                       json_t *args, sb_error *err);
+/* REST: 0 when the caller holds permission; else the request is answered
+ * 403 with WWW-Authenticate: Bearer error="insufficient_scope", scope=...
+ * and SB_EPERM returned. */
+int app_rest_permit(sb_http_request *req, const char *permission);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);

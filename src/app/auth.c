@@ -154,3 +154,55 @@ int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
   if (sb_auth_permits(p, permission)) return 0;
   return sb_error_set(err, SB_EPERM, "missing scope \"%s\"", permission);
 }
+
+/* The gateway's permit_agent: a call reaching an agent needs
+ * "agents:<id>"; one by capability may reach any agent offering it, so it
+ * needs "agents" (all of them). */
+int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
+                     sb_error *err) {
+  char perm[160];
+  snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "", agent ? agent : "");
+  return app_permit(p, perm, err);
+}
+
+/* The permission a switchboard tool needs (its resource when it has one),
+ * into perm; 0 when the tool is checked elsewhere (an agent's tool and
+ * agents_call: the gateway, by agent). */
+static int tool_permission(const char *name, json_t *args, char *perm,
+                           size_t cap) {
+  if (strstr(name, "__") || strcmp(name, "agents_call") == 0) return 0;
+  if (strcmp(name, "workflow_run") == 0) {
+    const char *wf = json_string_value(json_object_get(args, "workflow"));
+    snprintf(perm, cap, "workflows:%s", wf ? wf : "");
+  } else if (strcmp(name, "context_create") == 0 ||
+             strcmp(name, "context_update") == 0) {
+    snprintf(perm, cap, "contexts:write");
+  } else if (strncmp(name, "context_", 8) == 0) {
+    snprintf(perm, cap, "contexts:read");
+  } else {
+    snprintf(perm, cap, "tools:%s", name);
+  }
+  return 1;
+}
+
+int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
+                       json_t *args, sb_error *err) {
+  char perm[200];
+  if (!tool_permission(name, args, perm, sizeof perm)) return 0;
+  return app_permit(sb_mcp_call_principal(call), perm, err);
+}
+
+int app_rest_permit(sb_http_request *req, const char *permission) {
+  sb_error err = {0};
+  if (app_permit(sb_http_request_principal(req), permission, &err) == 0)
+    return 0;
+  char challenge[600];
+  sb_http_insufficient_scope(req, permission, err.msg, challenge,
+                             sizeof challenge);
+  const char *headers[] = {"WWW-Authenticate", challenge, NULL};
+  app_rest_json(req, 403,
+                json_pack("{s{ssssss}}", "error", "code", "forbidden",
+                          "message", err.msg, "scope", permission),
+                headers);
+  return SB_EPERM;
+}

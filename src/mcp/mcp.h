@@ -121,6 +121,12 @@ typedef struct sb_mcp_server_options {
    * reference), asked each time; NULL = the built-in set. */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
+  /* Asked before a tools/call reaches a provider (or a task): 0 to let it
+   * through, or non-zero with err naming what the caller lacks; the call
+   * then fails with SB_RPC_FORBIDDEN. NULL: every call may go. */
+  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
+                        json_t *args, sb_error *err);
+  void *authorize_ud;
 } sb_mcp_server_options;
 
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);

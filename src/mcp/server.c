@@ -577,6 +577,8 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   crypto_auth_keygen(srv->state_key);
   srv->capabilities = opts->capabilities;
   srv->capabilities_ud = opts->capabilities_ud;
+  srv->authorize_tool = opts->authorize_tool;
+  srv->authorize_ud = opts->authorize_ud;
   srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;

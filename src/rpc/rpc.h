@@ -32,6 +32,9 @@ enum {
   SB_RPC_UNSUPPORTED_PROTOCOL_VERSION = -32022,
   /* switchboard: a queue is full (the context store); retry later. */
   SB_RPC_SERVER_BUSY = -32050,
+  /* switchboard's: the caller's key or token lacks the scope an operation
+   * needs; data.scope names it. */
+  SB_RPC_FORBIDDEN = -32003,
 };
 
 #define SB_RPC_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)

@@ -159,3 +159,78 @@ describe('OAuth bearer JWTs', { timeout: 120000 }, () => {
     }
   });
 });
+
+// Scopes enforced: a JWT's scope claim (space-separated) or scp (array),
+// and an API key's --scope values, decide which tools, agents, workflows
+// and context operations a caller may use; a refusal names the missing
+// scope (REST: 403 with an insufficient_scope challenge; MCP: error
+// -32003). Without scopes a caller may do what its tenant may, as before.
+describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
+  const { rsa, jwks } = makeKeys();
+  const store = tempStorePath();
+  let server;
+  let readOnlyKey;
+  const tok = (extra) => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', extra), { kid: 'rsa-1' });
+
+  before(async () => {
+    const { runCli } = await import('./lib/contexts_common.mjs');
+    const cli = async (args) => {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    await cli(['tenant', 'create', 'dealer-a', '--store', store]);
+    readOnlyKey = await cli(['key', 'create', '--tenant', 'dealer-a', '--scope', 'contexts:read', '--store', store]);
+    server = await startTenantServer({ store, config: oauthConfig(jwks) });
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('REST: a missing scope is a 403 naming it, with the challenge', async () => {
+    for (const [who, token] of [['API key', readOnlyKey], ['JWT scope', tok({ scope: 'contexts:read tools:echo' })],
+      ['JWT scp', tok({ scp: ['contexts:read'] })]]) {
+      const r = await restClient(server.base, token).create(sampleInput('ro'));
+      assert.equal(r.status, 403, `${who}: ${r.text}`);
+      assert.equal(r.json.error.message, 'missing scope "contexts:write"');
+      assert.match(r.headers['www-authenticate'], /^Bearer error="insufficient_scope", scope="contexts:write", resource_metadata="[^"]+", error_description="missing scope contexts:write"$/);
+      const run = await restClient(server.base, token).call('POST', '/v1/runs', { body: { workflow: 'payroll' } });
+      assert.equal(run.status, 403, run.text);
+      assert.equal(run.json.error.message, 'missing scope "workflows:payroll"');
+      const call = await restClient(server.base, token).call('POST', '/v1/agents/call', { body: { agent: 'finance', tool: 'quote', arguments: {} } });
+      assert.equal(call.status, 403, call.text);
+      assert.equal(call.json.error.message, 'missing scope "agents:finance"');
+    }
+  });
+
+  it('REST: a scope that grants, and no scopes at all, are served', async () => {
+    const w = await restClient(server.base, tok({ scope: 'contexts' })).create(sampleInput('w'));
+    assert.equal(w.status, 201, w.text);
+    assert.equal((await restClient(server.base, readOnlyKey).get(w.json.id)).status, 200);
+    assert.equal((await restClient(server.base, tok()).get(w.json.id)).status, 200);
+    assert.equal((await restClient(server.base, TENANTS.a.token).get(w.json.id)).status, 200);
+  });
+
+  it('MCP: tools, agents and workflows refused by name', async () => {
+    const c = await connectSdk('modern', 'http', { url: server.url, token: tok({ scope: 'tools:echo contexts:read' }) });
+    try {
+      const ok = await c.callTool('echo', { text: 'hi' });
+      assert.ok(!ok.isError, JSON.stringify(ok));
+      const cases = [
+        ['context_create', sampleInput('m'), 'contexts:write'],
+        ['agents_call', { agent: 'finance', tool: 'quote', arguments: {} }, 'agents:finance'],
+        ['workflow_run', { workflow: 'payroll' }, 'workflows:payroll'],
+        ['agents_list', {}, 'tools:agents_list'],
+      ];
+      for (const [name, args, scope] of cases) {
+        await assert.rejects(c.callTool(name, args), (e) => {
+          assert.equal(e.code, -32003, `${name}: ${e.message}`);
+          assert.match(e.message, new RegExp(`missing scope "${scope}"`));
+          return true;
+        }, name);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+});
