@@ -104,6 +104,16 @@ oom:
 
 size_t sb_auth_jwt_keys(const sb_auth_jwt *j) { return j->nkeys; }
 
+/* Unpadded base64url of a length some bytes have. */
+static int b64url_valid(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+          (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_'))
+      return 0;
+  return n > 0 && n % 4 != 1;
+}
+
 /* One JWK of the set into k: 1 taken, 0 skipped (not a signing key of an
  * algorithm we accept), negative on error. */
 static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
@@ -124,6 +134,16 @@ static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
     return sb_error_set(err, SB_EINVAL,
                         "keys[%zu]: a private key (member d); the JWKS must "
                         "hold public keys only", idx);
+  /* cjose's base64 decoder aborts on a length no encoding has: check
+   * the key's members first (an operator's file, but a SIGHUP must not
+   * take the server down). */
+  static const char *const b64_members[] = {"n", "e", "x", "y"};
+  for (size_t m = 0; m < 4; m++) {
+    json_t *v = json_object_get(item, b64_members[m]);
+    if (v && (!json_is_string(v) || !b64url_valid(json_string_value(v))))
+      return sb_error_set(err, SB_EINVAL, "keys[%zu].%s: not base64url", idx,
+                          b64_members[m]);
+  }
   char *text = json_dumps(item, JSON_COMPACT);
   if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
   cjose_err cerr;
@@ -309,15 +329,34 @@ static sb_auth_jwt_outcome judge_claims(sb_auth_jwt *j, json_t *claims,
   return SB_AUTH_JWT_OK;
 }
 
+/* Three segments of unpadded base64url (RFC 7515 2), none of a length
+ * no encoding has (4n+1). Checked before cjose decodes anything: its
+ * decoder asserts (aborts the process) on such a segment. */
+static int segments_valid(const char *t) {
+  size_t segs = 1, seg_len = 0;
+  for (;; t++) {
+    char c = *t;
+    if (c == '.' || c == '\0') {
+      if (seg_len % 4 == 1) return 0;
+      if (c == '\0') break;
+      segs++;
+      seg_len = 0;
+      continue;
+    }
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return 0;
+    seg_len++;
+  }
+  return segs == 3;
+}
+
 sb_auth_jwt_outcome sb_auth_jwt_verify(sb_auth_jwt *j, const char *token,
                                        int64_t now_s, sb_principal **out) {
   *out = NULL;
   if (!token) return SB_AUTH_JWT_MALFORMED;
   size_t len = strlen(token);
-  size_t dots = 0;
-  for (size_t i = 0; i < len; i++)
-    dots += token[i] == '.';
-  if (len == 0 || len > MAX_TOKEN_BYTES || dots != 2)
+  if (len == 0 || len > MAX_TOKEN_BYTES || !segments_valid(token))
     return SB_AUTH_JWT_MALFORMED;
   /* The header's algorithm first, from our own reading of it: `none`
    * and HS* are refused before cjose sees the token at all. */

@@ -227,6 +227,18 @@ static void test_refusals(void **state) {
     assert_int_not_equal(judge(j, sb_strdup(garbage[i]), NULL),
                          SB_AUTH_JWT_OK);
   assert_int_equal(judge(j, sb_strdup("a.b.c"), NULL), SB_AUTH_JWT_MALFORMED);
+  /* Segments cjose's decoder would abort on (found by fuzz_jwt): a
+   * length of 4n+1, padding inside. */
+  assert_int_equal(judge(j, sb_strdup("eyJhbGciOiJFUzI1NiJ9.e30.abcde"), NULL),
+                   SB_AUTH_JWT_MALFORMED);
+  assert_int_equal(judge(j, sb_strdup("eyJhbGciOiJFUzI1NiJ9.e30.ab=Q"), NULL),
+                   SB_AUTH_JWT_MALFORMED);
+  const char *bad_key = "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"abcde\","
+                        "\"e\":\"AQAB\"}]}";
+  sb_error kerr = {0};
+  assert_int_equal(sb_auth_jwt_set_jwks(j, bad_key, strlen(bad_key), &kerr),
+                   SB_EINVAL);
+  assert_non_null(strstr(kerr.msg, "keys[0].n: not base64url"));
   sb_auth_jwt_free(j);
   /* The leeway lets a slightly early nbf through. */
   j = verifier(60);
