@@ -29,7 +29,8 @@ static char *metadata_url(const char *resource) {
   const char *tail = path && strcmp(path, "/") != 0 ? path : "";
   size_t n = head + sizeof WELL_KNOWN_PRM + strlen(tail);
   char *url = sb_malloc(n);
-  if (url) snprintf(url, n, "%.*s%s%s", (int)head, resource, WELL_KNOWN_PRM, tail);
+  if (url)
+    snprintf(url, n, "%.*s%s%s", (int)head, resource, WELL_KNOWN_PRM, tail);
   return url;
 }
 
@@ -52,19 +53,21 @@ static int oauth_start(sb_app *app, sb_error *err) {
   const char *f = cfg->oauth_jwks_file;
   if (f[0] == '/' || !cfg->config_dir)
     app->jwks_path = sb_strdup(f);
-  else if ((app->jwks_path = sb_malloc(strlen(cfg->config_dir) + strlen(f) + 2)))
+  else if ((app->jwks_path =
+                sb_malloc(strlen(cfg->config_dir) + strlen(f) + 2)))
     sprintf(app->jwks_path, "%s/%s", cfg->config_dir, f);
   if (!app->jwks_path) return sb_error_set(err, SB_ENOMEM, "out of memory");
   sb_error jerr = {0};
   if (sb_auth_jwt_load_jwks_file(app->jwt, app->jwks_path, &jerr) != 0)
     return sb_error_set(err, jerr.code, "auth.oauth.jwks_file: %s", jerr.msg);
-  json_t *doc = json_pack(
-      "{ss s[s] so so}", "resource", cfg->oauth_resource,
-      "bearer_methods_supported", "header", "authorization_servers",
-      strings_json(cfg->oauth_authorization_servers,
-                   cfg->oauth_authorization_servers_len),
-      "scopes_supported",
-      strings_json(cfg->oauth_scopes_supported, cfg->oauth_scopes_supported_len));
+  json_t *doc =
+      json_pack("{ss s[s] so so}", "resource", cfg->oauth_resource,
+                "bearer_methods_supported", "header", "authorization_servers",
+                strings_json(cfg->oauth_authorization_servers,
+                             cfg->oauth_authorization_servers_len),
+                "scopes_supported",
+                strings_json(cfg->oauth_scopes_supported,
+                             cfg->oauth_scopes_supported_len));
   app->prm_doc = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   app->prm_url = metadata_url(cfg->oauth_resource);
@@ -86,9 +89,8 @@ int app_auth_start(sb_app *app, sb_error *err) {
     if (!app->token_principals)
       return sb_error_set(err, SB_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->tenants_len; i++)
-      if (!(app->token_principals[i] =
-                sb_principal_new(SB_PRINCIPAL_CONFIG_TOKEN, cfg->tenants[i].id,
-                                 NULL, NULL, 0)))
+      if (!(app->token_principals[i] = sb_principal_new(
+                SB_PRINCIPAL_CONFIG_TOKEN, cfg->tenants[i].id, NULL, NULL, 0)))
         return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
   return cfg->oauth_issuer ? oauth_start(app, err) : 0;
@@ -109,8 +111,10 @@ int app_auth_reload(sb_app *app, sb_error *err) {
   if (!app->jwt) return 0;
   sb_error jerr = {0};
   if (sb_auth_jwt_load_jwks_file(app->jwt, app->jwks_path, &jerr) != 0)
-    return sb_error_set(err, jerr.code, "auth.oauth.jwks_file: %s (the "
-                        "previous keys stay)", jerr.msg);
+    return sb_error_set(err, jerr.code,
+                        "auth.oauth.jwks_file: %s (the "
+                        "previous keys stay)",
+                        jerr.msg);
   SB_INFO(MODULE, "OAuth: %zu signing key(s) reloaded from %s",
           sb_auth_jwt_keys(app->jwt), app->jwks_path);
   return 0;
@@ -130,19 +134,20 @@ sb_principal *app_authenticate(void *ud, const char *token, const char **why) {
   if (cfg->tenants_len && token) {
     const char *t = sb_config_tenant_for_token(cfg, token);
     for (size_t i = 0; t && i < cfg->tenants_len; i++)
-      if (cfg->tenants[i].id == t) return sb_principal_ref(app->token_principals[i]);
+      if (cfg->tenants[i].id == t)
+        return sb_principal_ref(app->token_principals[i]);
   }
   if (token && sb_auth_key_parse(token, id)) {
-    sb_principal *p = sb_auth_keyring_principal(app->keyring, token,
-                                                (int64_t)sb_wall_ms());
+    sb_principal *p =
+        sb_auth_keyring_principal(app->keyring, token, (int64_t)sb_wall_ms());
     if (!p) *why = "unknown, revoked or expired API key";
     return p;
   }
   if (app->jwt) {
     if (!token) return NULL; /* OAuth on: credentials required */
     sb_principal *p = NULL;
-    sb_auth_jwt_outcome o = sb_auth_jwt_verify(
-        app->jwt, token, (int64_t)(sb_wall_ms() / 1000), &p);
+    sb_auth_jwt_outcome o =
+        sb_auth_jwt_verify(app->jwt, token, (int64_t)(sb_wall_ms() / 1000), &p);
     if (o != SB_AUTH_JWT_OK) *why = sb_auth_jwt_outcome_text(o);
     return p;
   }
@@ -161,7 +166,8 @@ int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
 int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
                      sb_error *err) {
   char perm[160];
-  snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "", agent ? agent : "");
+  snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "",
+           agent ? agent : "");
   return app_permit(p, perm, err);
 }
 

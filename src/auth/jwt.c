@@ -16,8 +16,9 @@
 #include "auth/auth.h"
 
 #define MAX_TOKEN_BYTES 16384 /* far past any real access token */
-#define MAX_TENANTS 100000    /* interned tenants; past it tokens of new
-                                 tenants are refused rather than grow */
+#define MAX_TENANTS                                                            \
+  100000 /* interned tenants; past it tokens of new                            \
+            tenants are refused rather than grow */
 
 typedef enum key_alg { KEY_RS256, KEY_ES256 } key_alg;
 
@@ -80,7 +81,8 @@ void sb_auth_jwt_free(sb_auth_jwt *j) {
 
 sb_auth_jwt *sb_auth_jwt_new(const sb_auth_jwt_options *o, sb_error *err) {
   if (!o->issuer || !o->audience) {
-    sb_error_set(err, SB_EINVAL, "auth.oauth: issuer and resource are required");
+    sb_error_set(err, SB_EINVAL,
+                 "auth.oauth: issuer and resource are required");
     return NULL;
   }
   /* cjose allocates through jansson and frees what jansson made: one
@@ -91,8 +93,8 @@ sb_auth_jwt *sb_auth_jwt_new(const sb_auth_jwt_options *o, sb_error *err) {
   j->leeway_s = o->leeway_s < 0 ? 0 : o->leeway_s;
   if (!(j->issuer = sb_strdup(o->issuer)) ||
       !(j->audience = sb_strdup(o->audience)) ||
-      !(j->tenant_claim = sb_strdup(o->tenant_claim ? o->tenant_claim
-                                                    : "tenant")) ||
+      !(j->tenant_claim =
+            sb_strdup(o->tenant_claim ? o->tenant_claim : "tenant")) ||
       (o->scope_claim && !(j->scope_claim = sb_strdup(o->scope_claim))))
     goto oom;
   return j;
@@ -123,9 +125,12 @@ static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
   const char *kid = json_string_value(json_object_get(item, "kid"));
   if (!kty) return sb_error_set(err, SB_EINVAL, "keys[%zu]: no kty", idx);
   if (use && strcmp(use, "sig") != 0) return 0;
-  if (strcmp(kty, "RSA") == 0) k->alg = KEY_RS256;
-  else if (strcmp(kty, "EC") == 0) k->alg = KEY_ES256;
-  else return 0; /* oct (a shared secret) and others: never */
+  if (strcmp(kty, "RSA") == 0)
+    k->alg = KEY_RS256;
+  else if (strcmp(kty, "EC") == 0)
+    k->alg = KEY_ES256;
+  else
+    return 0; /* oct (a shared secret) and others: never */
   if (alg && strcmp(alg, k->alg == KEY_RS256 ? "RS256" : "ES256") != 0)
     return 0;
   /* Only the public half is kept: a private member is ignored by cjose's
@@ -133,7 +138,8 @@ static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
   if (json_object_get(item, "d"))
     return sb_error_set(err, SB_EINVAL,
                         "keys[%zu]: a private key (member d); the JWKS must "
-                        "hold public keys only", idx);
+                        "hold public keys only",
+                        idx);
   /* cjose's base64 decoder aborts on a length no encoding has: check
    * the key's members first (an operator's file, but a SIGHUP must not
    * take the server down). */
@@ -223,8 +229,7 @@ int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path,
   }
   len = fread(data, 1, 1u << 20, f);
   if (ferror(f) || len == 1u << 20) {
-    rc = sb_error_set(err, ferror(f) ? SB_EIO : SB_ETOOBIG,
-                      "%s: %s", path,
+    rc = sb_error_set(err, ferror(f) ? SB_EIO : SB_ETOOBIG, "%s: %s", path,
                       ferror(f) ? "read error" : "larger than 1 MiB");
     goto done;
   }
@@ -318,11 +323,11 @@ static sb_auth_jwt_outcome judge_claims(sb_auth_jwt *j, json_t *claims,
   /* A scope claim that grants nothing is a restriction, not its absence:
    * "scope": "" leaves the caller no permission at all. */
   const char *none = "";
-  sb_principal *p = sb_principal_new(
-      SB_PRINCIPAL_JWT, tenant,
-      json_string_value(json_object_get(claims, "sub")),
-      nscopes ? (const char *const *)scopes : &none,
-      sv ? (nscopes ? nscopes : 1) : 0);
+  sb_principal *p =
+      sb_principal_new(SB_PRINCIPAL_JWT, tenant,
+                       json_string_value(json_object_get(claims, "sub")),
+                       nscopes ? (const char *const *)scopes : &none,
+                       sv ? (nscopes ? nscopes : 1) : 0);
   sb_auth_scopes_free(scopes, nscopes);
   if (!p) return SB_AUTH_JWT_NO_MEMORY;
   *out = p;
@@ -368,12 +373,12 @@ sb_auth_jwt_outcome sb_auth_jwt_verify(sb_auth_jwt *j, const char *token,
                               &cerr))
     return SB_AUTH_JWT_MALFORMED;
   json_error_t jerr;
-  json_t *hdr_json = json_loadb((const char *)hdr_raw, hdr_len,
-                                JSON_REJECT_DUPLICATES, &jerr);
+  json_t *hdr_json =
+      json_loadb((const char *)hdr_raw, hdr_len, JSON_REJECT_DUPLICATES, &jerr);
   sb_free(hdr_raw);
   const char *hdr_alg = json_string_value(json_object_get(hdr_json, "alg"));
-  int alg_ok = hdr_alg && (strcmp(hdr_alg, "RS256") == 0 ||
-                           strcmp(hdr_alg, "ES256") == 0);
+  int alg_ok = hdr_alg &&
+               (strcmp(hdr_alg, "RS256") == 0 || strcmp(hdr_alg, "ES256") == 0);
   int alg_present = hdr_alg != NULL;
   json_decref(hdr_json);
   if (!alg_ok) return alg_present ? SB_AUTH_JWT_BAD_ALG : SB_AUTH_JWT_MALFORMED;
@@ -386,8 +391,10 @@ sb_auth_jwt_outcome sb_auth_jwt_verify(sb_auth_jwt *j, const char *token,
   const char *kid = hdr ? cjose_header_get(hdr, CJOSE_HDR_KID, &cerr) : NULL;
   key_alg want;
   if (!alg) goto done;
-  if (strcmp(alg, "RS256") == 0) want = KEY_RS256;
-  else if (strcmp(alg, "ES256") == 0) want = KEY_ES256;
+  if (strcmp(alg, "RS256") == 0)
+    want = KEY_RS256;
+  else if (strcmp(alg, "ES256") == 0)
+    want = KEY_ES256;
   else {
     o = SB_AUTH_JWT_BAD_ALG;
     goto done;
@@ -408,8 +415,8 @@ sb_auth_jwt_outcome sb_auth_jwt_verify(sb_auth_jwt *j, const char *token,
   uint8_t *plain = NULL;
   size_t plain_len = 0;
   if (!cjose_jws_get_plaintext(jws, &plain, &plain_len, &cerr)) goto done;
-  claims = json_loadb((const char *)plain, plain_len, JSON_REJECT_DUPLICATES,
-                      &jerr);
+  claims =
+      json_loadb((const char *)plain, plain_len, JSON_REJECT_DUPLICATES, &jerr);
   if (!claims) goto done;
   o = judge_claims(j, claims, now_s, out);
 done:

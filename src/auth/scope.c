@@ -92,9 +92,11 @@ int sb_auth_scopes_parse(const json_t *v, char ***out, size_t *n) {
   if (json_is_string(v)) {
     const char *s = json_string_value(v);
     while (*s && rc == 0) {
-      while (*s == ' ') s++;
+      while (*s == ' ')
+        s++;
       const char *end = s;
-      while (*end && *end != ' ') end++;
+      while (*end && *end != ' ')
+        end++;
       if (end > s) rc = scopes_push(&list, &len, s, (size_t)(end - s));
       s = end;
     }

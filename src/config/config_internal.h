@@ -100,7 +100,9 @@ int cfg_parse_json(parse_ctx *p, const char *path, json_t **out);
 /* The workflows: key into cfg->workflows and cfg->workflow_lines. */
 int cfg_parse_workflows(parse_ctx *p, const char *path);
 
-/* llm.c: a KEY_URL or KEY_ENV_NAME value into its field. */
+/* llm.c: a KEY_URL or KEY_ENV_NAME value into its field; whether a
+ * string is an http(s) URL. */
+int cfg_url_valid(const char *s);
 int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path);
 
 /* oauth.c: auth.oauth's own kinds of value, and the check that its

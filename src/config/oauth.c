@@ -4,19 +4,8 @@
  * metadata, and the rule that issuer, resource and jwks_file come
  * together. */
 #include <string.h>
-#include <strings.h>
 
 #include "config/config_internal.h"
-
-static int url_valid(const char *s) {
-  if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
-    return 0;
-  const char *host = s + (s[4] == ':' ? 7 : 8);
-  if (!*host || *host == '/') return 0;
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || *s == 0x7f || *s == '"') return 0;
-  return 1;
-}
 
 /* A claim name or a scope: 1-128 printable ASCII characters, no space and
  * no quote (scopes go into a WWW-Authenticate header). */
@@ -51,7 +40,7 @@ static int parse_list(parse_ctx *p, const char *path, int urls) {
       char *v = NULL;
       if ((rc = cfg_scalar_string(p, item, what, &v)) != 0) goto fail;
       char **grown = sb_realloc(items, (n + 1) * sizeof *items);
-      if (!grown || !(urls ? url_valid(v) : token_valid(v))) {
+      if (!grown || !(urls ? cfg_url_valid(v) : token_valid(v))) {
         sb_free(v);
         if (grown) items = grown;
         rc = grown ? cfg_fail_at(p, cfg_ev_line(p), item, SB_EINVAL,
@@ -89,7 +78,8 @@ int cfg_parse_oauth_value(parse_ctx *p, const key_spec *k, const char *path) {
     sb_free(v);
     return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                        "expected a claim name (1-128 printable characters, "
-                       "no space), got %s", got);
+                       "no space), got %s",
+                       got);
   }
   char **field = (char **)(void *)((char *)p->cfg + k->offset);
   sb_free(*field);
@@ -99,8 +89,8 @@ int cfg_parse_oauth_value(parse_ctx *p, const key_spec *k, const char *path) {
 
 int cfg_check_oauth(parse_ctx *p, size_t line, const char *path) {
   const sb_config *c = p->cfg;
-  const char *missing = !c->oauth_issuer     ? "issuer"
-                        : !c->oauth_resource ? "resource"
+  const char *missing = !c->oauth_issuer      ? "issuer"
+                        : !c->oauth_resource  ? "resource"
                         : !c->oauth_jwks_file ? "jwks_file"
                                               : NULL;
   if (!missing) return 0;
@@ -111,7 +101,8 @@ int cfg_check_oauth(parse_ctx *p, size_t line, const char *path) {
     return 0;
   return cfg_fail_at(p, line, path, SB_EINVAL,
                      "%s is required (issuer, resource and jwks_file go "
-                     "together)", missing);
+                     "together)",
+                     missing);
 }
 
 void cfg_release_oauth(sb_config *cfg) {
@@ -124,7 +115,8 @@ void cfg_release_oauth(sb_config *cfg) {
   cfg->oauth_tenant_claim = cfg->oauth_scope_claim = NULL;
   cfg_free_strings(cfg->oauth_authorization_servers,
                    cfg->oauth_authorization_servers_len);
-  cfg_free_strings(cfg->oauth_scopes_supported, cfg->oauth_scopes_supported_len);
+  cfg_free_strings(cfg->oauth_scopes_supported,
+                   cfg->oauth_scopes_supported_len);
   cfg->oauth_authorization_servers = cfg->oauth_scopes_supported = NULL;
   cfg->oauth_authorization_servers_len = cfg->oauth_scopes_supported_len = 0;
 }

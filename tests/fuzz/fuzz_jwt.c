@@ -35,8 +35,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                            .audience = "https://switchboard.example.test/mcp",
                            .leeway_s = 30};
   verifier = sb_auth_jwt_new(&o, &err);
-  check(verifier && sb_auth_jwt_set_jwks(verifier, jwks, sizeof jwks - 1,
-                                         &err) == 0);
+  check(verifier &&
+        sb_auth_jwt_set_jwks(verifier, jwks, sizeof jwks - 1, &err) == 0);
   return 0;
 }
 

@@ -74,8 +74,8 @@ static char *sign(cjose_jwk_t *key, const char *alg, const char *kid,
   cjose_header_t *h = cjose_header_new(NULL);
   cjose_header_set(h, CJOSE_HDR_ALG, alg, NULL);
   if (kid) cjose_header_set(h, CJOSE_HDR_KID, kid, NULL);
-  cjose_jws_t *jws = cjose_jws_sign(key, h, (const uint8_t *)claims,
-                                    strlen(claims), NULL);
+  cjose_jws_t *jws =
+      cjose_jws_sign(key, h, (const uint8_t *)claims, strlen(claims), NULL);
   const char *compact = NULL;
   char *out = NULL;
   if (jws && cjose_jws_export(jws, &compact, NULL)) out = sb_strdup(compact);
@@ -121,8 +121,10 @@ static sb_auth_jwt_outcome judge(sb_auth_jwt *j, char *token,
   sb_principal *got = NULL;
   sb_auth_jwt_outcome o = sb_auth_jwt_verify(j, token, NOW, &got);
   sb_free(token);
-  if (p) *p = got;
-  else sb_principal_unref(got);
+  if (p)
+    *p = got;
+  else
+    sb_principal_unref(got);
   return o;
 }
 
@@ -130,10 +132,12 @@ static void test_good_tokens(void **state) {
   (void)state;
   sb_auth_jwt *j = verifier(0);
   sb_principal *p = NULL;
-  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1",
-                                 CLAIMS(",\"scope\":\"contexts:read agents:sales\"")),
-                         &p),
-                   SB_AUTH_JWT_OK);
+  assert_int_equal(
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 CLAIMS(",\"scope\":\"contexts:read agents:sales\"")),
+            &p),
+      SB_AUTH_JWT_OK);
   assert_int_equal(p->kind, SB_PRINCIPAL_JWT);
   assert_string_equal(p->tenant, "dealer-a");
   assert_string_equal(p->subject, "ada");
@@ -142,10 +146,10 @@ static void test_good_tokens(void **state) {
   assert_string_equal(p->scopes[1], "agents:sales");
   const char *tenant = p->tenant;
   sb_principal_unref(p);
-  assert_int_equal(judge(j, sign(ec, "ES256", "ec-1",
-                                 CLAIMS(",\"scp\":[\"tools:call\"]")),
-                         &p),
-                   SB_AUTH_JWT_OK);
+  assert_int_equal(
+      judge(j, sign(ec, "ES256", "ec-1", CLAIMS(",\"scp\":[\"tools:call\"]")),
+            &p),
+      SB_AUTH_JWT_OK);
   assert_ptr_equal(p->tenant, tenant); /* interned */
   assert_int_equal(p->scopes_len, 1);
   sb_principal_unref(p);
@@ -155,9 +159,9 @@ static void test_good_tokens(void **state) {
   assert_int_equal(p->restricted, 0);
   sb_principal_unref(p);
   /* An empty scope claim: restricted to nothing. */
-  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS(",\"scope\":\"\"")),
-                         &p),
-                   SB_AUTH_JWT_OK);
+  assert_int_equal(
+      judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS(",\"scope\":\"\"")), &p),
+      SB_AUTH_JWT_OK);
   assert_int_equal(p->restricted, 1);
   assert_false(sb_auth_permits(p, "contexts:read"));
   sb_principal_unref(p);
@@ -176,56 +180,66 @@ static void test_refusals(void **state) {
   assert_int_equal(judge(j, sign(ec, "ES256", "rsa-1", CLAIMS("")), NULL),
                    SB_AUTH_JWT_KEY_MISMATCH);
   assert_int_equal(
-      judge(j, sign(rsa, "RS256", "rsa-1",
-                    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":\"t\","
-                    "\"exp\":1799999999}"),
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":\"t\","
+                 "\"exp\":1799999999}"),
             NULL),
       SB_AUTH_JWT_EXPIRED);
   assert_int_equal(
-      judge(j, sign(rsa, "RS256", "rsa-1",
-                    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":\"t\"}"),
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":\"t\"}"),
             NULL),
       SB_AUTH_JWT_EXPIRED); /* no exp */
-  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1",
-                                 CLAIMS(",\"nbf\":1800000030")),
-                         NULL),
-                   SB_AUTH_JWT_NOT_YET_VALID);
   assert_int_equal(
-      judge(j, sign(rsa, "RS256", "rsa-1",
-                    "{\"iss\":\"https://evil\",\"aud\":\"" AUD "\",\"tenant\":"
-                    "\"t\",\"exp\":1800000600}"),
+      judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS(",\"nbf\":1800000030")),
+            NULL),
+      SB_AUTH_JWT_NOT_YET_VALID);
+  assert_int_equal(
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 "{\"iss\":\"https://evil\",\"aud\":\"" AUD "\",\"tenant\":"
+                 "\"t\",\"exp\":1800000600}"),
             NULL),
       SB_AUTH_JWT_WRONG_ISSUER);
   assert_int_equal(
-      judge(j, sign(rsa, "RS256", "rsa-1",
-                    "{\"iss\":\"" ISS "\",\"aud\":\"https://other/mcp\","
-                    "\"tenant\":\"t\",\"exp\":1800000600}"),
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 "{\"iss\":\"" ISS "\",\"aud\":\"https://other/mcp\","
+                 "\"tenant\":\"t\",\"exp\":1800000600}"),
             NULL),
       SB_AUTH_JWT_WRONG_AUDIENCE);
   assert_int_equal(
-      judge(j, sign(rsa, "RS256", "rsa-1",
-                    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":"
-                    "\"a b\",\"exp\":1800000600}"),
+      judge(j,
+            sign(rsa, "RS256", "rsa-1",
+                 "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"tenant\":"
+                 "\"a b\",\"exp\":1800000600}"),
             NULL),
       SB_AUTH_JWT_BAD_TENANT);
   /* alg none, and HS256 whose secret is the RSA public key's JSON. */
-  assert_int_equal(judge(j, assemble("{\"alg\":\"none\",\"kid\":\"rsa-1\"}",
-                                     CLAIMS(""), ""),
-                         NULL),
-                   SB_AUTH_JWT_BAD_ALG);
+  assert_int_equal(
+      judge(j, assemble("{\"alg\":\"none\",\"kid\":\"rsa-1\"}", CLAIMS(""), ""),
+            NULL),
+      SB_AUTH_JWT_BAD_ALG);
   char *pub = public_jwk(rsa, "rsa-1");
-  cjose_jwk_t *oct = cjose_jwk_create_oct_spec((const uint8_t *)pub,
-                                               strlen(pub), NULL);
+  cjose_jwk_t *oct =
+      cjose_jwk_create_oct_spec((const uint8_t *)pub, strlen(pub), NULL);
   sb_free(pub);
   assert_non_null(oct);
   assert_int_equal(judge(j, sign(oct, "HS256", "rsa-1", CLAIMS("")), NULL),
                    SB_AUTH_JWT_BAD_ALG);
   cjose_jwk_release(oct);
-  const char *garbage[] = {"", "abc", "a.b", "a.b.c", "..", "e30.e30.",
-                           "eyJhbGciOiJSUzI1NiJ9..", "a.b.c.d"};
+  const char *garbage[] = {"",
+                           "abc",
+                           "a.b",
+                           "a.b.c",
+                           "..",
+                           "e30.e30.",
+                           "eyJhbGciOiJSUzI1NiJ9..",
+                           "a.b.c.d"};
   for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++)
-    assert_int_not_equal(judge(j, sb_strdup(garbage[i]), NULL),
-                         SB_AUTH_JWT_OK);
+    assert_int_not_equal(judge(j, sb_strdup(garbage[i]), NULL), SB_AUTH_JWT_OK);
   assert_int_equal(judge(j, sb_strdup("a.b.c"), NULL), SB_AUTH_JWT_MALFORMED);
   /* Segments cjose's decoder would abort on (found by fuzz_jwt): a
    * length of 4n+1, padding inside. */
@@ -242,10 +256,10 @@ static void test_refusals(void **state) {
   sb_auth_jwt_free(j);
   /* The leeway lets a slightly early nbf through. */
   j = verifier(60);
-  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1",
-                                 CLAIMS(",\"nbf\":1800000030")),
-                         NULL),
-                   SB_AUTH_JWT_OK);
+  assert_int_equal(
+      judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS(",\"nbf\":1800000030")),
+            NULL),
+      SB_AUTH_JWT_OK);
   sb_auth_jwt_free(j);
 }
 
@@ -280,14 +294,17 @@ static void test_scope_grammar(void **state) {
   assert_true(sb_auth_scope_grants("tools:call", "tools:echo"));
   assert_false(sb_auth_scope_grants("tools:call", "agents:sales"));
   assert_false(sb_auth_scope_grants("contexts:write", "contexts:read"));
-  assert_true(sb_auth_scope_grants("contexts:read:/user", "contexts:read:/user/name"));
-  assert_false(sb_auth_scope_grants("contexts:read:/user", "contexts:read:/username"));
+  assert_true(
+      sb_auth_scope_grants("contexts:read:/user", "contexts:read:/user/name"));
+  assert_false(
+      sb_auth_scope_grants("contexts:read:/user", "contexts:read:/username"));
   assert_false(sb_auth_scope_grants("", "tools:echo"));
   assert_false(sb_auth_scope_grants("contexts:read:/user", "contexts:read"));
 
   const char *scopes[] = {"contexts:read:/user", "contexts:read:/entities",
                           "tools:echo"};
-  sb_principal *p = sb_principal_new(SB_PRINCIPAL_API_KEY, "t", "id", scopes, 3);
+  sb_principal *p =
+      sb_principal_new(SB_PRINCIPAL_API_KEY, "t", "id", scopes, 3);
   assert_true(sb_auth_permits(p, "tools:echo"));
   assert_false(sb_auth_permits(p, "tools:agents_list"));
   assert_true(sb_auth_permits(NULL, "anything"));
