@@ -182,6 +182,13 @@ describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
     await cli(['tenant', 'create', 'dealer-a', '--store', store]);
     readOnlyKey = await cli(['key', 'create', '--tenant', 'dealer-a', '--scope', 'contexts:read', '--store', store]);
     server = await startTenantServer({ store, config: oauthConfig(jwks) });
+    // Keys are accepted once the keyring's first load is in (asynchronous,
+    // just after the start): wait for it rather than race it.
+    const end = Date.now() + 20000;
+    while ((await restClient(server.base, readOnlyKey).get('00000000-0000-0000-0000-000000000000')).status === 401) {
+      assert.ok(Date.now() < end, 'the API key was never accepted');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   });
   after(async () => {
     if (server) await stopClean(server);
