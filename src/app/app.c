@@ -32,26 +32,6 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
   return l;
 }
 
-/* The HTTP server's authenticate option: the tenant of a bearer token.
- * The config's tokens first (simple setups keep working), then the API
- * keys of the store (the keyring's memory: no disk on the loop). A token
- * shaped like an API key is always checked as one, so a revoked or wrong
- * key is refused even where the config has no tenants (and callers
- * without a key are the default tenant, as before). */
-static const char *authenticate(void *ud, const char *token) {
-  sb_app *app = ud;
-  const sb_config *cfg = app->cfg;
-  char id[SB_AUTH_KEY_ID_LEN + 1];
-  if (cfg->tenants_len) {
-    const char *t = sb_config_tenant_for_token(cfg, token);
-    if (t) return t;
-  }
-  if (token && sb_auth_key_parse(token, id))
-    return sb_auth_keyring_tenant(app->keyring, token, (int64_t)sb_wall_ms(),
-                                  NULL);
-  return cfg->tenants_len ? NULL : sb_config_tenant_for_token(cfg, token);
-}
-
 /* The config's agents; an invalid one names its line. */
 /* An agent's breaker opened or closed: into the log of the tenant whose
  * call it was. */
@@ -127,7 +107,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,
                                  .loop = o->loop,
-                                 .admission = app_quota_mcp_admission(app)};
+                                 .admission = app_quota_mcp_admission(app),
+                                 .authorize_tool = app_authorize_tool,
+                                 .authorize_ud = app};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
     goto fail;
@@ -162,7 +144,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .on_breaker = breaker_changed,
                               .breaker_ud = app,
                               .llm = app->llm,
-                              .admission = app_quota_mcp_admission(app)};
+                              .admission = app_quota_mcp_admission(app),
+                              .permit_agent = app_permit_agent,
+                              .permit_ud = app};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
   if (app_agent_tools_register(app) != 0 || app_flow_tools_register(app) != 0) {
@@ -227,13 +211,13 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .replay_events = cfg->replay_events,
         .tls_cert_file = cfg->tls_cert_file,
         .tls_key_file = cfg->tls_key_file,
-        .authenticate = authenticate,
-        .auth_ud = app,
         .admit = app_quota_http_admit,
         .release = app_quota_http_release,
         .admit_ud = app,
         .on_auth_failure = app_audit_auth_failure,
         .audit_ud = app};
+    if (app_auth_start(app, err) != 0) goto fail;
+    app_auth_http_options(app, &hopts);
     app->http = sb_http_server_start(o->loop, app->mcp, &hopts, err);
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
@@ -275,6 +259,7 @@ int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   register_log_secrets(fresh);
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              err);
+  if (rc == 0) rc = app_auth_reload(app, err);
   /* New connections get a new certificate; a bad one keeps the old. */
   sb_error terr = {0};
   if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
@@ -310,6 +295,7 @@ void sb_app_stop(sb_app *app) {
   sb_auth_keyring_stop(app->keyring);
   sb_store_close(app->store);
   sb_auth_keyring_free(app->keyring);
+  app_auth_stop(app); /* JWT tenants outlive every session and task */
   sb_flow_defs_clear(&app->defs);
   sb_quota_free(app->quota); /* after the servers: their calls release */
   if (app->sweep_started) {

@@ -31,7 +31,36 @@ struct sb_app {
   sb_quota *quota;  /* per-tenant rates and calls in flight */
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
+  /* auth.c: callers without credentials and those of the config's tokens
+   * (one reference each, held here); OAuth's verifier and metadata. */
+  sb_principal *anonymous;
+  sb_principal **token_principals; /* parallel to cfg->tenants */
+  sb_auth_jwt *jwt;                /* NULL: auth.oauth not configured */
+  char *jwks_path;
+  char *prm_doc; /* the protected-resource metadata, JSON */
+  char *prm_url;
 };
+
+/* auth.c: principals for the HTTP server's authenticate option, OAuth's
+ * verifier (the JWKS read at start and by app_auth_reload), and
+ * app_permit: 0, or SB_EPERM with err naming the missing scope
+ * ("missing scope \"agents:finance\""). */
+int app_auth_start(sb_app *app, sb_error *err);
+void app_auth_stop(sb_app *app);
+int app_auth_reload(sb_app *app, sb_error *err);
+void app_auth_http_options(sb_app *app, sb_http_server_options *o);
+sb_principal *app_authenticate(void *ud, const char *token, const char **why);
+int app_permit(const sb_principal *p, const char *permission, sb_error *err);
+/* The hooks of the gateway (permit_agent) and the MCP server
+ * (authorize_tool) over app_permit. */
+int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
+                     sb_error *err);
+int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
+                       json_t *args, sb_error *err);
+/* REST: 0 when the caller holds permission; else the request is answered
+ * 403 with WWW-Authenticate: Bearer error="insufficient_scope", scope=...
+ * and SB_EPERM returned. */
+int app_rest_permit(sb_http_request *req, const char *permission);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);

@@ -374,6 +374,10 @@ static void handle(void *ud, sb_http_request *req) {
   const char *method = sb_http_request_method(req);
   const char *path = sb_http_request_path(req) + strlen(PREFIX);
   const char *tenant = sb_http_request_tenant(req);
+  /* Reading needs contexts:read, anything else contexts:write. */
+  if (app_rest_permit(req, strcmp(method, "GET") == 0 ? "contexts:read"
+                                                      : "contexts:write"))
+    return;
   if (*path == '\0' || strcmp(path, "/") == 0) {
     if (strcmp(method, "POST") == 0) return do_create(app, req, tenant);
     return not_allowed(req, "POST");

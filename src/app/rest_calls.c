@@ -92,6 +92,14 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req) {
                           bad == SB_EINVAL ? "bad_request" : "internal",
                           err.msg);
   }
+  char perm[160];
+  snprintf(perm, sizeof perm, "agents%s%s", o.agent ? ":" : "",
+           o.agent ? o.agent : "");
+  if (app_rest_permit(req, perm)) {
+    json_decref(params);
+    json_decref(body);
+    return;
+  }
   rest_call *rc = sb_calloc(1, sizeof *rc);
   if (!rc) {
     json_decref(params);

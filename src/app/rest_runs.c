@@ -100,7 +100,9 @@ static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
                      .workflow = body_str(body, "workflow", &bad, req),
                      .context_id = body_str(body, "contextId", &bad, req),
                      .input = json_object_get(body, "input")};
-  if (bad) {
+  char perm[160];
+  snprintf(perm, sizeof perm, "workflows:%s", s.workflow ? s.workflow : "");
+  if (bad || app_rest_permit(req, perm)) {
     json_decref(body);
     return;
   }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <jansson.h>
+
 #include "core/core.h"
 #include "store/store.h"
 
@@ -70,6 +72,11 @@ sb_auth_keyring *sb_auth_keyring_start(const sb_auth_keyring_options *o,
 const char *sb_auth_keyring_tenant(sb_auth_keyring *kr, const char *token,
                                    int64_t now_ms, const char **scopes_out);
 
+/* The principal of a key (a new reference: kind API key, the key's tenant,
+ * its id as subject, its scopes), or NULL as sb_auth_keyring_tenant. */
+sb_principal *sb_auth_keyring_principal(sb_auth_keyring *kr, const char *token,
+                                        int64_t now_ms);
+
 /* Keys held (unrevoked, expired included) and loads completed: tests. */
 size_t sb_auth_keyring_size(const sb_auth_keyring *kr);
 uint64_t sb_auth_keyring_loads(const sb_auth_keyring *kr);
@@ -79,5 +86,96 @@ uint64_t sb_auth_keyring_loads(const sb_auth_keyring *kr);
 void sb_auth_keyring_stop(sb_auth_keyring *kr);
 /* Free it, after the store has closed; its timer closes through the loop. */
 void sb_auth_keyring_free(sb_auth_keyring *kr);
+
+/* ---- OAuth 2.1 access tokens (jwt.c) -------------------------------------
+ * switchboard as a resource server: a bearer JWT is accepted when its
+ * signature verifies with a key of the configured JWKS (RS256 with an RSA
+ * key, ES256 with a P-256 key; `alg: none`, HS*, any other algorithm, an
+ * unknown `kid` or an algorithm the key was not made for are refused),
+ * its `iss` is the issuer, its `aud` (a string or an array) names this
+ * server's resource URI, and `exp` and `nbf` hold at now, give or take
+ * the leeway. Tenant and scopes come from claims. CPU only: no network,
+ * so it runs on the loop. */
+typedef struct sb_auth_jwt sb_auth_jwt;
+
+typedef struct sb_auth_jwt_options {
+  const char *issuer;       /* `iss` must equal it */
+  const char *audience;     /* `aud` must contain it (the resource URI) */
+  int leeway_s;             /* clock skew allowed on exp and nbf */
+  const char *tenant_claim; /* NULL: "tenant" */
+  /* A space-separated string or an array of strings. NULL: "scope", and
+   * "scp" when "scope" is absent. */
+  const char *scope_claim;
+} sb_auth_jwt_options;
+
+/* How a token was judged; SB_AUTH_JWT_OK or the reason it was refused. */
+typedef enum sb_auth_jwt_outcome {
+  SB_AUTH_JWT_OK = 0,
+  SB_AUTH_JWT_MALFORMED,     /* not a compact JWS with JSON claims */
+  SB_AUTH_JWT_BAD_ALG,       /* none, HS*, or any other than RS256/ES256 */
+  SB_AUTH_JWT_UNKNOWN_KEY,   /* no key with its kid (or no kid, many keys) */
+  SB_AUTH_JWT_KEY_MISMATCH,  /* the key is not of the token's algorithm */
+  SB_AUTH_JWT_BAD_SIGNATURE, /* the signature does not verify */
+  SB_AUTH_JWT_EXPIRED,       /* exp (plus leeway) has passed; or no exp */
+  SB_AUTH_JWT_NOT_YET_VALID, /* nbf (minus leeway) is still ahead */
+  SB_AUTH_JWT_WRONG_ISSUER,
+  SB_AUTH_JWT_WRONG_AUDIENCE,
+  SB_AUTH_JWT_BAD_TENANT,    /* no tenant claim, or not a tenant id */
+  SB_AUTH_JWT_NO_MEMORY,
+} sb_auth_jwt_outcome;
+
+/* For error_description: a static string ("the token has expired"). */
+const char *sb_auth_jwt_outcome_text(sb_auth_jwt_outcome o);
+
+/* A verifier with no keys yet (strings copied). NULL with err set. */
+sb_auth_jwt *sb_auth_jwt_new(const sb_auth_jwt_options *o, sb_error *err);
+/* Replace its keys with a JWKS document ({"keys":[...]}); keys of other
+ * types or uses are skipped. On an error the old keys stay. */
+int sb_auth_jwt_set_jwks(sb_auth_jwt *j, const char *json, size_t len,
+                         sb_error *err);
+/* The same from a file (read at once: a start or a reload). */
+int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path, sb_error *err);
+/* Signing keys held. */
+size_t sb_auth_jwt_keys(const sb_auth_jwt *j);
+/* Judge `token` at now_s (Unix seconds). On SB_AUTH_JWT_OK *out is a new
+ * principal (kind JWT, the claim's tenant, `sub`, the scopes); the tenant
+ * string lives as long as the verifier. */
+sb_auth_jwt_outcome sb_auth_jwt_verify(sb_auth_jwt *j, const char *token,
+                                       int64_t now_s, sb_principal **out);
+void sb_auth_jwt_free(sb_auth_jwt *j);
+
+/* ---- scopes and permissions (scope.c) -------------------------------------
+ * A permission names what an operation touches: "tools:<name>",
+ * "agents:<id>", "workflows:<name>", "contexts:read", "contexts:write",
+ * "contexts:read:<JSON pointer>". A scope grants a permission when it is
+ * "admin", equal to it, a prefix of it ending at ':' or '/' ("agents"
+ * grants "agents:sales", "contexts:read:/user" grants
+ * "contexts:read:/user/name"), ends in '*' and the permission starts with
+ * what precedes it ("tools:sales__*"), or is "tools:call", which grants
+ * every "tools:" permission. Pure functions. */
+int sb_auth_scope_grants(const char *scope, const char *permission);
+/* 1 if p holds permission: an unrestricted principal (or NULL: no
+ * authentication) holds every one. */
+int sb_auth_permits(const sb_principal *p, const char *permission);
+/* 1 if p holds every permission of `needed` (a JSON array of strings,
+ * e.g. a context's metadata.permissions; NULL or empty: none needed);
+ * else 0 and *missing (borrowed from needed) names the first it lacks.
+ * A member that is not a string is a permission nobody holds but admin. */
+int sb_auth_permits_all(const sb_principal *p, const json_t *needed,
+                        const char **missing);
+/* Which parts of a context p may read: SB_AUTH_READ_ALL, SB_AUTH_READ_NONE,
+ * or SB_AUTH_READ_SOME with *paths (a new JSON array of the JSON pointers
+ * of its "contexts:read:<pointer>" scopes). */
+typedef enum sb_auth_read {
+  SB_AUTH_READ_ALL = 0,
+  SB_AUTH_READ_SOME,
+  SB_AUTH_READ_NONE,
+} sb_auth_read;
+sb_auth_read sb_auth_read_paths(const sb_principal *p, json_t **paths);
+/* Scopes from a claim or a key's list: a space-separated string or an
+ * array of strings. *out (NULL-terminated, caller frees each and the
+ * array with sb_free) and *n. SB_EINVAL for another type, SB_ENOMEM. */
+int sb_auth_scopes_parse(const json_t *v, char ***out, size_t *n);
+void sb_auth_scopes_free(char **v, size_t n);
 
 #endif

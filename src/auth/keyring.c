@@ -73,6 +73,7 @@ typedef struct kr_key {
   const char *tenant; /* interned */
   char *scopes;
   int64_t expires_ms;
+  sb_principal *principal; /* handed out to requests, by reference */
 } kr_key;
 
 struct sb_auth_keyring {
@@ -107,8 +108,29 @@ static void keys_clear(kr_key *keys, size_t n) {
   for (size_t i = 0; i < n; i++) {
     sodium_memzero(keys[i].hash, HASH_LEN);
     sb_free(keys[i].scopes);
+    sb_principal_unref(keys[i].principal);
   }
   sb_free(keys);
+}
+
+/* A key's principal: its scopes (a JSON array text in the store) are what
+ * it may do; none at all is everything its tenant may. */
+static sb_principal *key_principal(const kr_key *k) {
+  if (!k->tenant || !k->scopes) return NULL;
+  json_t *list = json_loads(k->scopes, 0, NULL);
+  char **scopes = NULL;
+  size_t n = 0;
+  sb_principal *p = NULL;
+  /* Unreadable scopes grant nothing rather than everything. */
+  const char *none = "";
+  if (!list || sb_auth_scopes_parse(list, &scopes, &n) != 0)
+    p = sb_principal_new(SB_PRINCIPAL_API_KEY, k->tenant, k->id, &none, 1);
+  else
+    p = sb_principal_new(SB_PRINCIPAL_API_KEY, k->tenant, k->id,
+                         (const char *const *)scopes, n);
+  sb_auth_scopes_free(scopes, n);
+  json_decref(list);
+  return p;
 }
 
 static void on_loaded(void *ud, sb_store_result *res) {
@@ -143,7 +165,8 @@ static void on_loaded(void *ud, sb_store_result *res) {
     k->tenant = intern(kr, row->tenant);
     k->scopes = sb_strdup(row->scopes);
     k->expires_ms = row->expires_ms;
-    if (!k->tenant || !k->scopes) {
+    k->principal = key_principal(k);
+    if (!k->tenant || !k->scopes || !k->principal) {
       SB_WARN(MODULE, "out of memory reloading API keys");
       keys_clear(keys, n + 1);
       return;
@@ -192,8 +215,9 @@ sb_auth_keyring *sb_auth_keyring_start(const sb_auth_keyring_options *o,
   return kr;
 }
 
-const char *sb_auth_keyring_tenant(sb_auth_keyring *kr, const char *token,
-                                   int64_t now_ms, const char **scopes_out) {
+/* The unrevoked, unexpired key `token` is, or NULL. */
+static const kr_key *lookup(sb_auth_keyring *kr, const char *token,
+                            int64_t now_ms) {
   char id[SB_AUTH_KEY_ID_LEN + 1];
   if (!kr || !sb_auth_key_parse(token, id)) return NULL;
   for (size_t i = 0; i < kr->nkeys; i++) {
@@ -205,10 +229,22 @@ const char *sb_auth_keyring_tenant(sb_auth_keyring *kr, const char *token,
     sodium_memzero(h, sizeof h);
     if (!same) return NULL;
     if (k->expires_ms && now_ms >= k->expires_ms) return NULL;
-    if (scopes_out) *scopes_out = k->scopes;
-    return k->tenant;
+    return k;
   }
   return NULL;
+}
+
+const char *sb_auth_keyring_tenant(sb_auth_keyring *kr, const char *token,
+                                   int64_t now_ms, const char **scopes_out) {
+  const kr_key *k = lookup(kr, token, now_ms);
+  if (k && scopes_out) *scopes_out = k->scopes;
+  return k ? k->tenant : NULL;
+}
+
+sb_principal *sb_auth_keyring_principal(sb_auth_keyring *kr, const char *token,
+                                        int64_t now_ms) {
+  const kr_key *k = lookup(kr, token, now_ms);
+  return k ? sb_principal_ref(k->principal) : NULL;
 }
 
 size_t sb_auth_keyring_size(const sb_auth_keyring *kr) { return kr->nkeys; }

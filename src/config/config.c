@@ -67,6 +67,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->events_retention_s = 7L * 24 * 3600;
   cfg->default_tenant = default_tenant_id;
   cfg->llm_timeout_ms = 30000;
+  cfg->oauth_leeway_s = 60;
 }
 
 int cfg_is_static_default(const char *s) {
@@ -94,6 +95,7 @@ static void release_owned(sb_config *cfg) {
   cfg_free_quota_tenants(cfg->quota_tenants, cfg->quota_tenants_len);
   cfg->quota_tenants = NULL;
   cfg->quota_tenants_len = 0;
+  cfg_release_oauth(cfg);
   cfg_free_tenants(cfg->tenants, cfg->tenants_len);
   cfg->tenants = NULL;
   cfg->tenants_len = 0;
@@ -170,6 +172,10 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   dst->listen_host = default_listen_host;
   dst->store_path = default_store_path;
   dst->default_tenant = default_tenant_id;
+  dst->oauth_issuer = dst->oauth_resource = dst->oauth_jwks_file = NULL;
+  dst->oauth_tenant_claim = dst->oauth_scope_claim = NULL;
+  dst->oauth_authorization_servers = dst->oauth_scopes_supported = NULL;
+  dst->oauth_authorization_servers_len = dst->oauth_scopes_supported_len = 0;
   if ((src->llm_base_url && !(dst->llm_base_url = sb_strdup(src->llm_base_url))) ||
       (src->llm_api_key_env &&
        !(dst->llm_api_key_env = sb_strdup(src->llm_api_key_env))))
@@ -196,6 +202,7 @@ static int config_clone(sb_config *dst, const sb_config *src) {
   if (src->default_tenant && !cfg_is_static_default(src->default_tenant) &&
       !(dst->default_tenant = sb_strdup(src->default_tenant)))
     goto fail;
+  if (cfg_clone_oauth(dst, src) != 0) goto fail;
   if (clone_json_list(src->agents, src->agent_lines, &dst->agents,
                       &dst->agent_lines) != 0 ||
       clone_json_list(src->servers, src->server_lines, &dst->servers,
@@ -787,6 +794,13 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     if ((rc = cfg_next_event(p)) != 0) return rc;
     switch (k->kind) {
     case KEY_SECTION: rc = parse_section(p, k, key_path); break;
+    case KEY_OAUTH:
+      rc = parse_section(p, k, key_path);
+      if (rc == 0) rc = cfg_check_oauth(p, line, key_path);
+      break;
+    case KEY_CLAIM:
+    case KEY_URLS:
+    case KEY_SCOPES: rc = cfg_parse_oauth_value(p, k, key_path); break;
     case KEY_INT:
     case KEY_SIZE:
     case KEY_LONG: rc = parse_number(p, k, key_path); break;

@@ -74,6 +74,20 @@
  *     timeout_ms: 30000             # each model's attempt; 1..600000
  *                                   # SWITCHBOARD_LLM_BASE_URL and
  *                                   # SWITCHBOARD_LLM_API_KEY override
+ *   auth:
+ *     oauth:                        # OAuth 2.1 bearer JWTs (auth/auth.h);
+ *                                   # issuer, resource, jwks_file required
+ *       issuer: https://login.example.com   # `iss` must equal it
+ *       resource: https://mcp.example.com/mcp  # this server's resource
+ *                                   # URI: `aud` must name it
+ *       jwks_file: jwks.json        # public keys; relative to the config
+ *                                   # file's directory; re-read on SIGHUP
+ *       authorization_servers: [https://login.example.com]  # in the
+ *                                   # protected-resource metadata
+ *       scopes_supported: [contexts:read]  # likewise
+ *       leeway_s: 60                # clock skew on exp and nbf; 0..600
+ *       tenant_claim: tenant        # the claim naming the tenant
+ *       scope_claim: scope          # default: scope, else scp
  *   workflows:                      # workflow definitions (flow/flow.h):
  *     - workflows/                  # a directory: its *.yaml and *.yml
  *     - extra/lead.yaml             # one file (one workflow per file)
@@ -149,6 +163,17 @@ typedef struct sb_config {
   int quota_max_concurrent; /* quotas.max_concurrent_calls */
   struct sb_config_quota *quota_tenants;
   size_t quota_tenants_len;
+  /* auth.oauth: off while oauth_issuer is NULL */
+  char *oauth_issuer;
+  char *oauth_resource;
+  char *oauth_jwks_file;
+  char **oauth_authorization_servers;
+  size_t oauth_authorization_servers_len;
+  char **oauth_scopes_supported;
+  size_t oauth_scopes_supported_len;
+  int oauth_leeway_s;
+  char *oauth_tenant_claim; /* NULL: "tenant" */
+  char *oauth_scope_claim;  /* NULL: "scope", else "scp" */
   /* llm (see sb_config_llm_endpoint) */
   char *llm_base_url;    /* NULL: not configured */
   char *llm_api_key_env; /* NULL: OPENAI_API_KEY */

@@ -49,6 +49,10 @@ typedef enum key_kind {
   KEY_ENV_NAME,  /* char * field: an environment variable's name */
   KEY_TLS,       /* server.tls: a section whose two keys go together */
   KEY_QUOTA_TENANTS, /* quotas.tenants: per-tenant overrides */
+  KEY_OAUTH,     /* auth.oauth: a section whose keys go together */
+  KEY_CLAIM,     /* char * field: a JWT claim's name */
+  KEY_URLS,      /* auth.oauth.authorization_servers */
+  KEY_SCOPES,    /* auth.oauth.scopes_supported */
 } key_kind;
 
 typedef struct key_spec {
@@ -109,8 +113,17 @@ int cfg_parse_quota_tenants(parse_ctx *p, const char *path);
 void cfg_free_quota_tenants(sb_config_quota *q, size_t n);
 int cfg_clone_quota_tenants(sb_config *dst, const sb_config *src);
 
-/* llm.c: a KEY_URL or KEY_ENV_NAME value into its field. */
+/* llm.c: a KEY_URL or KEY_ENV_NAME value into its field; whether a
+ * string is an http(s) URL. */
+int cfg_url_valid(const char *s);
 int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path);
+
+/* oauth.c: auth.oauth's own kinds of value, and the check that its
+ * required keys came together (line: the section's). */
+int cfg_parse_oauth_value(parse_ctx *p, const key_spec *k, const char *path);
+int cfg_check_oauth(parse_ctx *p, size_t line, const char *path);
+void cfg_release_oauth(sb_config *cfg);
+int cfg_clone_oauth(sb_config *dst, const sb_config *src);
 
 /* yaml_doc.c: the whole of a regular file of at most
  * SB_CONFIG_MAX_FILE_BYTES; *data (caller frees with sb_free) is

@@ -82,8 +82,21 @@ static const key_spec events_keys[] = {
     {NULL, 0, 0, 0, 0, NULL},
 };
 
+static const key_spec oauth_keys[] = {
+    NUM("issuer", KEY_URL, oauth_issuer, 0, 0),
+    NUM("resource", KEY_URL, oauth_resource, 0, 0),
+    NUM("jwks_file", KEY_PATH, oauth_jwks_file, 0, 0),
+    {"authorization_servers", KEY_URLS, 0, 0, 0, NULL},
+    {"scopes_supported", KEY_SCOPES, 0, 0, 0, NULL},
+    NUM("leeway_s", KEY_INT, oauth_leeway_s, 0, 600),
+    NUM("tenant_claim", KEY_CLAIM, oauth_tenant_claim, 0, 0),
+    NUM("scope_claim", KEY_CLAIM, oauth_scope_claim, 0, 0),
+    {NULL, 0, 0, 0, 0, NULL},
+};
+
 static const key_spec auth_keys[] = {
     NUM("default_tenant", KEY_TENANT, default_tenant, 0, 0),
+    {"oauth", KEY_OAUTH, 0, 0, 0, oauth_keys},
     {"tenants", KEY_TENANTS, 0, 0, 0, NULL},
     {"admin_tenants", KEY_ADMINS, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
@@ -124,6 +137,7 @@ FITS(cache_keys);
 FITS(store_keys);
 FITS(contexts_keys);
 FITS(auth_keys);
+FITS(oauth_keys);
 FITS(events_keys);
 FITS(llm_keys);
 FITS(tls_keys);

@@ -9,13 +9,15 @@
 
 #define DEFAULT_KEY_ENV "OPENAI_API_KEY"
 
-static int url_valid(const char *s) {
+/* An http(s) URL with a host and no space, control character or quote
+ * (URLs reach headers and JSON documents). */
+int cfg_url_valid(const char *s) {
   if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
     return 0;
   const char *host = s + (s[4] == ':' ? 7 : 8);
   if (!*host || *host == '/') return 0;
   for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || *s == 0x7f) return 0;
+    if ((unsigned char)*s <= 0x20 || *s == 0x7f || *s == '"') return 0;
   return 1;
 }
 
@@ -36,7 +38,7 @@ int cfg_parse_llm_string(parse_ctx *p, const key_spec *k, const char *path) {
   char *v = NULL;
   int rc = cfg_scalar_string(p, path, what, &v);
   if (rc != 0) return rc;
-  if (k->kind == KEY_URL ? !url_valid(v) : !env_name_valid(v)) {
+  if (k->kind == KEY_URL ? !cfg_url_valid(v) : !env_name_valid(v)) {
     char got[96];
     cfg_describe_event(p, got, sizeof got);
     sb_free(v);

@@ -30,6 +30,7 @@ enum {
   SB_EPROTO = -9,    /* the peer broke the protocol */
   SB_ESTATE = -10,   /* operation not valid in the current state */
   SB_EBUSY = -11,    /* a queue is full: retry later (back-pressure) */
+  SB_EPERM = -12,    /* the caller lacks a permission (a scope) */
 };
 
 /* Short name of an SB_E* code, e.g. "ENOMEM". Static string. */
@@ -167,5 +168,45 @@ void sb_uuid_v7(char out[37]);
  * buffers, caller frees with sb_free; NULL on bad input or ENOMEM. */
 char *sb_base64_encode(const void *data, size_t n);
 unsigned char *sb_base64_decode(const char *s, size_t slen, size_t *out_len);
+
+/* ---- the authenticated caller ---------------------------------------- */
+/* Who made a request, as the transport's authentication found it: which
+ * kind of credential, its tenant, its subject (an API key's id, a JWT's
+ * `sub`) and the scopes it grants. Reference-counted (loop thread only):
+ * the transport holds one reference per request, and whatever must
+ * outlive the request (an answer that arrives later) takes its own. */
+typedef enum sb_principal_kind {
+  SB_PRINCIPAL_NONE = 0,     /* no credentials: the default tenant */
+  SB_PRINCIPAL_CONFIG_TOKEN, /* a token of auth.tenants */
+  SB_PRINCIPAL_API_KEY,      /* a key of `switchboard key create` */
+  SB_PRINCIPAL_JWT,          /* an OAuth 2.1 access token (auth.oauth) */
+} sb_principal_kind;
+
+typedef struct sb_principal {
+  sb_principal_kind kind;
+  /* Borrowed from whoever authenticated (the config, the keyring, the JWT
+   * verifier: each keeps its tenant strings as long as the server lives). */
+  const char *tenant;
+  const char *subject; /* owned by the principal; may be NULL */
+  /* 1: only `scopes` are granted; 0: everything the tenant allows (no
+   * scopes at all: config tokens, unscoped keys and tokens, no auth). */
+  int restricted;
+  size_t scopes_len;
+  char **scopes; /* owned by the principal */
+  unsigned refs_;
+} sb_principal;
+
+/* A new principal with one reference (subject and scopes copied; tenant
+ * borrowed); NULL when out of memory. `restricted` is set when scopes_len
+ * is not 0. */
+sb_principal *sb_principal_new(sb_principal_kind kind, const char *tenant,
+                               const char *subject, const char *const *scopes,
+                               size_t scopes_len);
+/* Another reference to p (NULL-safe); returns p. */
+sb_principal *sb_principal_ref(sb_principal *p);
+/* Drop a reference (NULL-safe); the last one frees. */
+void sb_principal_unref(sb_principal *p);
+/* "config token", "API key", "JWT", "none". */
+const char *sb_principal_kind_name(sb_principal_kind kind);
 
 #endif

@@ -29,6 +29,7 @@ const char *sb_strerror(int code) {
   case SB_EPROTO: return "EPROTO";
   case SB_ESTATE: return "ESTATE";
   case SB_EBUSY: return "EBUSY";
+  case SB_EPERM: return "EPERM";
   default: return "EUNKNOWN";
   }
 }

@@ -83,6 +83,14 @@ typedef struct sb_gateway_options {
   /* Quotas on the per-agent and virtual servers' requests, as on the
    * main endpoint's (copied into each server's options). */
   sb_mcp_admission admission;
+  /* Asked before an MCP call reaches an agent (a namespaced tool, a
+   * per-agent or virtual server's request, agents_call): 0 to let it
+   * through, or non-zero with err naming the scope the caller lacks (the
+   * call then fails with SB_RPC_FORBIDDEN). agent is NULL for a call by
+   * capability. NULL: every call may go. */
+  int (*permit_agent)(void *ud, const sb_principal *p, const char *agent,
+                      sb_error *err);
+  void *permit_ud;
 } sb_gateway_options;
 
 /* A running gateway with no agents yet. NULL with err on failure. */

@@ -76,6 +76,9 @@ struct sb_mcp_out {
    * calls); NULL means the configured default tenant. Never taken from a
    * request body. */
   const char *tenant;
+  /* Who the caller is (borrowed from the transport, which keeps it as
+   * long as the out); NULL: no authentication, unrestricted. */
+  const sb_principal *principal;
   /* private to mcp/ */
   sb_mcp_call *calls_; /* in-flight calls writing here */
 };
@@ -137,6 +140,12 @@ typedef struct sb_mcp_server_options {
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
   sb_mcp_admission admission; /* admit NULL: every request is admitted */
+  /* Asked before a tools/call reaches a provider (or a task): 0 to let it
+   * through, or non-zero with err naming what the caller lacks; the call
+   * then fails with SB_RPC_FORBIDDEN. NULL: every call may go. */
+  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
+                        json_t *args, sb_error *err);
+  void *authorize_ud;
 } sb_mcp_server_options;
 
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);
@@ -365,6 +374,10 @@ sb_mcp_server *sb_mcp_call_server(const sb_mcp_call *call);
 uv_loop_t *sb_mcp_call_loop(const sb_mcp_call *call);
 /* The caller's tenant: the transport's, else the configured default. */
 const char *sb_mcp_call_tenant(const sb_mcp_call *call);
+/* The caller as the transport authenticated it (borrowed: valid while the
+ * call is; take a reference with sb_principal_ref to keep it longer), or
+ * NULL: no authentication (stdio), unrestricted. */
+const sb_principal *sb_mcp_call_principal(const sb_mcp_call *call);
 /* 1 if the client declared capability `name` (e.g. "elicitation"). */
 int sb_mcp_call_has_capability(const sb_mcp_call *call, const char *name);
 

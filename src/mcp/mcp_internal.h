@@ -108,6 +108,9 @@ struct sb_mcp_server {
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
+  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
+                        json_t *args, sb_error *err);
+  void *authorize_ud;
   mcp_tenant_listens *listens; /* per-tenant listen stream counts */
   size_t listens_len;
   sb_mcp_admission admission; /* quotas (app/); admit NULL: none */

@@ -290,6 +290,10 @@ const char *sb_mcp_call_tenant(const sb_mcp_call *c) {
   return default_tenant(c->srv);
 }
 
+const sb_principal *sb_mcp_call_principal(const sb_mcp_call *c) {
+  return c->out ? c->out->principal : NULL;
+}
+
 void mcp_call_send(sb_mcp_call *c, json_t *msg) {
   if (c->out && msg) c->out->write(c->out, msg, 0);
   json_decref(msg);
@@ -578,6 +582,8 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   srv->capabilities = opts->capabilities;
   srv->capabilities_ud = opts->capabilities_ud;
   srv->admission = opts->admission;
+  srv->authorize_tool = opts->authorize_tool;
+  srv->authorize_ud = opts->authorize_ud;
   srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;

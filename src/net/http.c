@@ -40,6 +40,7 @@
 
 #define MOD "http"
 #define MCP_PATH "/mcp"
+#define WELL_KNOWN_PRM "/.well-known/oauth-protected-resource"
 #define SSE_BLOCK 4096
 #define POOL_MAX 512
 #define POOL_BUF_MAX (64u * 1024u)
@@ -211,6 +212,47 @@ void http_req_lost(http_req *r) { on_peer_gone(r); }
 
 /* ---- responses -------------------------------------------------------- */
 
+/* The 401's challenge (RFC 6750 3, RFC 9728 5.1): where the metadata is,
+ * and for a token that was sent, why it was refused. */
+static void unauthorized_challenge(const http_req *r, char *out, size_t cap) {
+  const sb_http_server_options *cfg = &r->srv->cfg;
+  int n = snprintf(out, cap, "Bearer");
+  const char *sep = " ";
+  if (cfg->resource_metadata_url && n > 0 && (size_t)n < cap) {
+    n += snprintf(out + n, cap - (size_t)n, "%sresource_metadata=\"%s\"", sep,
+                  cfg->resource_metadata_url);
+    sep = ", ";
+  }
+  if (r->auth_why && n > 0 && (size_t)n < cap)
+    snprintf(out + n, cap - (size_t)n,
+             "%serror=\"invalid_token\", error_description=\"%s\"", sep,
+             r->auth_why);
+}
+
+void sb_http_insufficient_scope(const sb_http_request *r, const char *scope,
+                                const char *description, char *out,
+                                size_t cap) {
+  const char *url = r->srv->cfg.resource_metadata_url;
+  /* Scopes and descriptions come from our grammar and our messages; a
+   * quote in one (a context's metadata.permissions is data) is dropped
+   * rather than break the header. */
+  char sc[160], desc[256];
+  size_t o = 0;
+  for (const char *c = scope; *c && o + 1 < sizeof sc; c++)
+    if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20) sc[o++] = *c;
+  sc[o] = '\0';
+  o = 0;
+  for (const char *c = description ? description : ""; *c && o + 1 < sizeof desc;
+       c++)
+    if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20) desc[o++] = *c;
+  desc[o] = '\0';
+  snprintf(out, cap,
+           "Bearer error=\"insufficient_scope\", scope=\"%s\"%s%s%s, "
+           "error_description=\"%s\"",
+           sc, url ? ", resource_metadata=\"" : "", url ? url : "",
+           url ? "\"" : "", desc);
+}
+
 /* Send `body` (ours, freed with sb_free by MHD) as application/json. */
 static int respond_body(http_req *r, unsigned status, char *body, size_t len,
                         const char *session_id) {
@@ -225,8 +267,11 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
   if (session_id) MHD_add_response_header(resp, "Mcp-Session-Id", session_id);
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
-  if (status == MHD_HTTP_UNAUTHORIZED)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (status == MHD_HTTP_UNAUTHORIZED) {
+    char challenge[512];
+    unauthorized_challenge(r, challenge, sizeof challenge);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+  }
   if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
     char secs[24];
     snprintf(secs, sizeof secs, "%d", r->retry_after_s);
@@ -462,6 +507,9 @@ static void req_release(http_req *r) {
   json_decref(r->msg);
   json_decref(r->early_error);
   r->msg = r->early_error = NULL;
+  sb_principal_unref(r->principal);
+  r->principal = NULL;
+  r->out.principal = NULL;
   sb_free(r->url);
   r->url = NULL;
   http_watch_forget_due(r);
@@ -558,10 +606,26 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     return 1;
   }
   r->method = method;
+  /* The protected-resource metadata is for anyone: it is how a client
+   * without a token learns where to get one. */
+  if (cfg->resource_metadata && strcmp(method, "GET") == 0 &&
+      strncmp(url, WELL_KNOWN_PRM, sizeof WELL_KNOWN_PRM - 1) == 0 &&
+      (url[sizeof WELL_KNOWN_PRM - 1] == '\0' ||
+       url[sizeof WELL_KNOWN_PRM - 1] == '/')) {
+    r->metadata = 1;
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
   /* The tenant comes from the caller's credentials, never from a body. */
-  r->out.tenant = cfg->authenticate
-                      ? cfg->authenticate(cfg->auth_ud, bearer_token(r))
-                      : "default";
+  r->auth_why = NULL;
+  if (cfg->authenticate) {
+    r->principal =
+        cfg->authenticate(cfg->auth_ud, bearer_token(r), &r->auth_why);
+    r->out.tenant = r->principal ? r->principal->tenant : NULL;
+    r->out.principal = r->principal;
+  } else {
+    r->out.tenant = "default";
+  }
   if (strcmp(url, MCP_PATH) == 0) r->mcp = r->srv->mcp;
   else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
   if (!r->mcp) r->route = http_route_match(r->srv, url);
@@ -677,6 +741,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
       st->out.write = stream_write;
       st->out.data = st;
       st->out.tenant = r->out.tenant;
+      st->out.principal = sb_principal_ref(r->principal);
       st->req = r;
       r->stream = st;
     }
@@ -890,6 +955,13 @@ static void respond_early_now(http_req *r) {
 
 static void req_finish(http_req *r, const char *method) {
   http_conn_request_read(http_conn_of(r->conn));
+  if (r->metadata) {
+    const char *doc = r->srv->cfg.resource_metadata;
+    char *body = sb_strdup(doc);
+    if (body) respond_body(r, MHD_HTTP_OK, body, strlen(doc), NULL);
+    else respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    return;
+  }
   if (r->route && !r->early_error) {
     http_route_run(r, method);
     return;

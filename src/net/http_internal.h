@@ -68,6 +68,8 @@ struct http_req {
   sb_http_server *srv;
   struct MHD_Connection *conn;
   sb_mcp_out out; /* out.data == this; used unless `stream` is set */
+  sb_principal *principal; /* the caller (a reference; NULL: no auth) */
+  const char *auth_why;    /* why its token was refused (static) */
   sb_mcp_server *mcp;   /* the MCP server the path addresses (NULL: REST) */
   http_stream *stream;  /* legacy session POST with requests: its output */
   http_stream *resumes; /* GET: the orphaned stream it continues */
@@ -108,6 +110,7 @@ struct http_req {
   unsigned close_after : 1; /* answer with Connection: close */
   unsigned quota_held : 1;  /* a REST request admitted: release once */
   int retry_after_s;        /* a 429's Retry-After */
+  unsigned metadata : 1;    /* GET of the protected-resource metadata */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;

@@ -111,6 +111,10 @@ const char *sb_http_request_tenant(const sb_http_request *r) {
   return r->out.tenant;
 }
 
+const sb_principal *sb_http_request_principal(const sb_http_request *r) {
+  return r->principal;
+}
+
 const char *sb_http_request_query(sb_http_request *r, const char *key) {
   return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }

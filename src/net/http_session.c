@@ -182,11 +182,17 @@ static void orphan_unlink(http_stream *st) {
   st->session = NULL;
 }
 
+/* A stream holds a reference to its caller's principal (http.c). */
+static void stream_free(http_stream *st) {
+  sb_principal_unref((sb_principal *)st->out.principal);
+  sb_free(st);
+}
+
 void http_stream_cancel(http_stream *st) {
   end_resume(st);
   orphan_unlink(st);
   sb_mcp_out_detach(&st->out);
-  sb_free(st);
+  stream_free(st);
 }
 
 /* Whether a call still writes to st (not answered, not cancelled). */
@@ -204,14 +210,14 @@ void http_session_sweep_orphans(http_session *hs) {
     st->session = NULL;
     st->next = NULL;
     end_resume(st);
-    sb_free(st);
+    stream_free(st);
   }
 }
 
 void http_session_orphan(http_session *hs, http_stream *st) {
   http_session_sweep_orphans(hs);
   if (!stream_busy(st)) { /* its call was cancelled already */
-    sb_free(st);
+    stream_free(st);
     return;
   }
   st->session = hs;
@@ -248,7 +254,7 @@ int http_stream_orphan_write(http_stream *st, json_t *msg, int final) {
      * are all done by then. Anything else left is swept later. */
     if (!stream_busy(st)) {
       orphan_unlink(st);
-      sb_free(st);
+      stream_free(st);
     }
   }
   return rc;

@@ -90,10 +90,20 @@ typedef struct sb_http_server_options {
    * naming it); sb_http_server_reload_tls swaps them while running. */
   const char *tls_cert_file;
   const char *tls_key_file;
-  /* The caller's tenant for its bearer token (NULL when it sent none), or
-   * NULL to refuse it with 401. NULL callback: every caller is "default". */
-  const char *(*authenticate)(void *ud, const char *bearer_token);
+  /* The caller for its bearer token (NULL when it sent none): a new
+   * reference to its principal (core.h), or NULL to refuse it with 401;
+   * then *why (a static string, may stay NULL) says why, as the
+   * challenge's error_description. NULL callback: every caller is
+   * "default", unrestricted. */
+  sb_principal *(*authenticate)(void *ud, const char *bearer_token,
+                                const char **why);
   void *auth_ud;
+  /* OAuth protected-resource metadata (RFC 9728): when set, the document
+   * (JSON text, borrowed) is served to anyone at
+   * /.well-known/oauth-protected-resource (and below it), and every 401
+   * challenges with Bearer resource_metadata="<resource_metadata_url>". */
+  const char *resource_metadata;
+  const char *resource_metadata_url;
   /* Quotas on REST routes (MCP endpoints have their MCP server's
    * admission), asked once the caller is authenticated: 0 admits the
    * request, and release(ud, tenant) follows once when it is answered,
@@ -166,6 +176,15 @@ int sb_http_request_json(const sb_http_request *req, json_t **out,
                          sb_error *err);
 /* The caller's tenant, from its bearer token (the authenticate option). */
 const char *sb_http_request_tenant(const sb_http_request *req);
+/* The caller (borrowed, for the request's life; NULL: no authenticate
+ * option, an unrestricted caller). */
+const sb_principal *sb_http_request_principal(const sb_http_request *req);
+/* A WWW-Authenticate value for a 403 for want of `scope` (RFC 6750 3.1):
+ * Bearer error="insufficient_scope", scope, resource_metadata when the
+ * server has it, and the description. Written into out (cap bytes). */
+void sb_http_insufficient_scope(const sb_http_request *req, const char *scope,
+                                const char *description, char *out,
+                                size_t cap);
 
 /* Answer: status, content type (NULL = application/json), body (copied),
  * extra headers as a NULL-terminated name, value, name, value... list. */

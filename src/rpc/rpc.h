@@ -35,6 +35,9 @@ enum {
   /* switchboard: the caller's tenant passed a quota (data.limit names it,
    * data.retryAfterMs says when a token is back); over HTTP a 429. */
   SB_RPC_QUOTA_EXCEEDED = -32051,
+  /* switchboard's: the caller's key or token lacks the scope an operation
+   * needs; data.scope names it. */
+  SB_RPC_FORBIDDEN = -32003,
 };
 
 #define SB_RPC_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)

@@ -40,7 +40,7 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
 
   before(async () => {
     await cli(['tenant', 'create', KEY_TENANT, '--name', 'Key Motors', ...s]);
-    const made = await cli(['key', 'create', '--tenant', KEY_TENANT, '--scope', 'contexts:write', '--scope', 'tools', ...s]);
+    const made = await cli(['key', 'create', '--tenant', KEY_TENANT, '--scope', 'contexts', '--scope', 'tools', ...s]);
     key = made.stdout.trim();
     assert.match(key, KEY_RE);
     keyId = key.slice(3, 15);
@@ -71,7 +71,7 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     assert.ok(!r.stdout.includes(key.slice(16)), 'the secret is not listed');
     const list = JSON.parse(r.stdout);
     const mine = list.find((k) => k.id === keyId);
-    assert.deepEqual(mine.scopes, ['contexts:write', 'tools']);
+    assert.deepEqual(mine.scopes, ['contexts', 'tools']);
     assert.equal(mine.tenant, KEY_TENANT);
     assert.equal(mine.revoked, null);
     assert.equal(mine.expires, null);

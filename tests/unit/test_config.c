@@ -842,6 +842,49 @@ static void test_alloc_failures(void **state) {
   assert_int_equal(sb_alloc_live_bytes(), 0);
 }
 
+/* auth.oauth: every key read, errors naming file:line:key, the required
+ * trio, and a clone (a second load) keeping it. */
+static void test_oauth(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  const char *ok = "auth:\n  oauth:\n    issuer: https://login.example\n"
+                   "    resource: https://mcp.example/mcp\n"
+                   "    jwks_file: keys/jwks.json\n"
+                   "    authorization_servers: [https://login.example]\n"
+                   "    scopes_supported: [contexts:read, agents:sales]\n"
+                   "    leeway_s: 30\n    tenant_claim: org\n"
+                   "    scope_claim: scp\n";
+  assert_int_equal(load(&cfg, ok, &err), 0);
+  assert_string_equal(cfg.oauth_issuer, "https://login.example");
+  assert_string_equal(cfg.oauth_resource, "https://mcp.example/mcp");
+  assert_string_equal(cfg.oauth_jwks_file, "keys/jwks.json");
+  assert_int_equal(cfg.oauth_authorization_servers_len, 1);
+  assert_int_equal(cfg.oauth_scopes_supported_len, 2);
+  assert_string_equal(cfg.oauth_scopes_supported[1], "agents:sales");
+  assert_int_equal(cfg.oauth_leeway_s, 30);
+  assert_string_equal(cfg.oauth_tenant_claim, "org");
+  assert_string_equal(cfg.oauth_scope_claim, "scp");
+  const char *more = "limits:\n  page_size: 10\n";
+  assert_int_equal(sb_config_load_string(&cfg, more, strlen(more), "b.yaml",
+                                         &err), 0);
+  assert_string_equal(cfg.oauth_issuer, "https://login.example");
+  assert_int_equal(cfg.oauth_scopes_supported_len, 2);
+  sb_config_free(&cfg);
+  expect_error("auth:\n  oauth:\n    issuer: https://login.example\n",
+               "config.yaml:2: auth.oauth: resource is required (issuer, "
+               "resource and jwks_file go together)");
+  expect_error("auth:\n  oauth:\n    issuer: login.example\n",
+               "config.yaml:3: auth.oauth.issuer: expected an http:// or "
+               "https:// URL, got \"login.example\"");
+  expect_error("auth:\n  oauth:\n    scopes_supported: [a b]\n",
+               "config.yaml:3: auth.oauth.scopes_supported[0]: expected a "
+               "scope (1-128 printable characters, no space)");
+  expect_error("auth:\n  oauth:\n    leeway_s: 601\n",
+               "config.yaml:3: auth.oauth.leeway_s: expected an integer "
+               "between 0 and 600, got \"601\"");
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -854,6 +897,7 @@ int main(void) {
       cmocka_unit_test(test_syntax_errors),
       cmocka_unit_test(test_size_limit),
       cmocka_unit_test(test_load_file),
+      cmocka_unit_test(test_oauth),
       cmocka_unit_test(test_set_listen),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_auth_errors),

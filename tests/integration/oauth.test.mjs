@@ -1,0 +1,243 @@
+// OAuth 2.1 resource server end to end: keys made and tokens signed here
+// with node:crypto (RS256 and ES256), the public keys in the JWKS file
+// auth.oauth names. A good token is served as its tenant claim (isolated
+// from the others, on REST and through the official SDK client); every
+// bad one (forged signature, expired, not yet valid, wrong audience or
+// issuer, alg none, HS256 keyed with the public key, an unknown kid,
+// garbage) is a 401 whose WWW-Authenticate points at the protected-
+// resource metadata and says invalid_token; no token at all is a 401
+// with the metadata only. The metadata document is served to anyone.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { tempStorePath } from './lib/harness.mjs';
+import { TENANTS, connectSdk, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+
+export const ISSUER = 'https://login.example.test';
+export const RESOURCE = 'https://switchboard.example.test/mcp';
+const b64u = (b) => Buffer.from(b).toString('base64url');
+
+/** RS256 and ES256 key pairs, and the JWKS of their public halves. */
+export function makeKeys() {
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwks = {
+    keys: [
+      { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', use: 'sig', alg: 'RS256' },
+      { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', use: 'sig', alg: 'ES256' },
+    ],
+  };
+  return { rsa, ec, other, jwks };
+}
+
+/** A compact JWS: alg RS256, ES256, HS256 (key: the secret) or none. */
+export function signJwt(alg, key, claims, header = {}) {
+  const input = `${b64u(JSON.stringify({ alg, typ: 'JWT', ...header }))}.${b64u(JSON.stringify(claims))}`;
+  let sig = Buffer.alloc(0);
+  if (alg === 'RS256') sig = crypto.sign('sha256', Buffer.from(input), key);
+  else if (alg === 'ES256') sig = crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  else if (alg === 'HS256') sig = crypto.createHmac('sha256', key).update(input).digest();
+  return `${input}.${b64u(sig)}`;
+}
+
+export const now = () => Math.floor(Date.now() / 1000);
+export const claimsFor = (tenant, extra = {}) => ({
+  iss: ISSUER, aud: RESOURCE, sub: `user-of-${tenant}`, tenant, iat: now(), exp: now() + 600, ...extra,
+});
+
+/** The auth.oauth YAML for a JWKS (written to a temp file). */
+export function oauthConfig(jwks, extra = '') {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-oauth-'));
+  const file = join(dir, 'jwks.json');
+  writeFileSync(file, JSON.stringify(jwks));
+  return [
+    '  oauth:',
+    `    issuer: ${ISSUER}`,
+    `    resource: ${RESOURCE}`,
+    `    jwks_file: ${file}`,
+    `    authorization_servers: [${ISSUER}]`,
+    '    scopes_supported: [contexts:read, contexts:write]',
+    '    leeway_s: 5',
+    extra,
+  ].join('\n');
+}
+
+// writeTenantConfig appends `config` after auth.tenants: the oauth block
+// continues the auth: mapping.
+describe('OAuth bearer JWTs', { timeout: 120000 }, () => {
+  const { rsa, ec, other, jwks } = makeKeys();
+  let server;
+  before(async () => {
+    server = await startTenantServer({ store: tempStorePath(), config: oauthConfig(jwks) });
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('serves the protected-resource metadata to anyone (RFC 9728)', async () => {
+    for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/mcp']) {
+      const r = await restClient(server.base, null).call('GET', path);
+      assert.equal(r.status, 200, path);
+      assert.deepEqual(r.json, {
+        resource: RESOURCE,
+        authorization_servers: [ISSUER],
+        scopes_supported: ['contexts:read', 'contexts:write'],
+        bearer_methods_supported: ['header'],
+      });
+    }
+  });
+
+  it('a caller without a token gets 401 pointing at the metadata', async () => {
+    const r = await restClient(server.base, null).call('GET', '/v1/contexts/nope');
+    assert.equal(r.status, 401);
+    assert.equal(r.headers['www-authenticate'],
+      'Bearer resource_metadata="https://switchboard.example.test/.well-known/oauth-protected-resource/mcp"');
+  });
+
+  const bad = {
+    'forged signature': () => signJwt('RS256', other.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    expired: () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { exp: now() - 60 }), { kid: 'rsa-1' }),
+    'no exp': () => signJwt('RS256', rsa.privateKey, { ...claimsFor('dealer-a'), exp: undefined }, { kid: 'rsa-1' }),
+    'not yet valid': () => signJwt('ES256', ec.privateKey, claimsFor('dealer-a', { nbf: now() + 120 }), { kid: 'ec-1' }),
+    'wrong audience': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { aud: 'https://other.example.test/mcp' }), { kid: 'rsa-1' }),
+    'wrong issuer': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { iss: 'https://evil.example.test' }), { kid: 'rsa-1' }),
+    'alg none': () => signJwt('none', null, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'HS256 keyed with the RSA public key': () => signJwt('HS256',
+      rsa.publicKey.export({ format: 'pem', type: 'spki' }), claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'ES256 under the RSA key id': () => signJwt('ES256', ec.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' }),
+    'unknown kid': () => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a'), { kid: 'rsa-2' }),
+    'no tenant claim': () => signJwt('RS256', rsa.privateKey, { ...claimsFor('dealer-a'), tenant: undefined }, { kid: 'rsa-1' }),
+    malformed: () => 'not.a.jwt',
+    'two segments': () => 'eyJhbGciOiJSUzI1NiJ9.e30',
+  };
+  for (const [what, make] of Object.entries(bad)) {
+    it(`refuses a token: ${what}`, async () => {
+      const r = await restClient(server.base, make()).call('GET', '/v1/contexts/nope');
+      assert.equal(r.status, 401, r.text);
+      assert.match(r.headers['www-authenticate'],
+        /^Bearer resource_metadata="https:\/\/switchboard\.example\.test\/\.well-known\/oauth-protected-resource\/mcp", error="invalid_token", error_description="[^"]+"$/);
+      assert.equal(r.json.error.code, 'unauthorized');
+    });
+  }
+
+  it('serves good RS256 and ES256 tokens as their tenant claim, isolated', async () => {
+    const rsTok = signJwt('RS256', rsa.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' });
+    const esTok = signJwt('ES256', ec.privateKey, claimsFor('dealer-j'), { kid: 'ec-1' });
+    const a = restClient(server.base, rsTok);
+    const j = restClient(server.base, esTok);
+    const made = await j.create(sampleInput('jwt'));
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    assert.equal((await j.get(id)).status, 200);
+    // dealer-a by JWT, dealer-a by config token: both strangers to dealer-j.
+    for (const c of [a, restClient(server.base, TENANTS.a.token)]) {
+      const r = await c.get(id);
+      assert.equal(r.status, 404, r.text);
+    }
+    // The JWT of dealer-a and the config token of dealer-a are one tenant.
+    const mine = await a.create(sampleInput('a'));
+    assert.equal((await restClient(server.base, TENANTS.a.token).get(mine.json.id)).status, 200);
+  });
+
+  it('the official SDK client connects with a bearer JWT', async () => {
+    const tok = signJwt('ES256', ec.privateKey, claimsFor('dealer-j'), { kid: 'ec-1' });
+    for (const era of ['modern', 'legacy']) {
+      const c = await connectSdk(era, 'http', { url: server.url, token: tok });
+      try {
+        const r = await c.callTool('context_create', sampleInput(`sdk-${era}`));
+        assert.ok(!r.isError, JSON.stringify(r));
+        const id = r.structuredContent?.id ?? JSON.parse(r.content[0].text).id;
+        assert.equal((await restClient(server.base, tok).get(id)).status, 200);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+});
+
+// Scopes enforced: a JWT's scope claim (space-separated) or scp (array),
+// and an API key's --scope values, decide which tools, agents, workflows
+// and context operations a caller may use; a refusal names the missing
+// scope (REST: 403 with an insufficient_scope challenge; MCP: error
+// -32003). Without scopes a caller may do what its tenant may, as before.
+describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
+  const { rsa, jwks } = makeKeys();
+  const store = tempStorePath();
+  let server;
+  let readOnlyKey;
+  const tok = (extra) => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', extra), { kid: 'rsa-1' });
+
+  before(async () => {
+    const { runCli } = await import('./lib/contexts_common.mjs');
+    const cli = async (args) => {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    await cli(['tenant', 'create', 'dealer-a', '--store', store]);
+    readOnlyKey = await cli(['key', 'create', '--tenant', 'dealer-a', '--scope', 'contexts:read', '--store', store]);
+    server = await startTenantServer({ store, config: oauthConfig(jwks) });
+    // Keys are accepted once the keyring's first load is in (asynchronous,
+    // just after the start): wait for it rather than race it.
+    const end = Date.now() + 20000;
+    while ((await restClient(server.base, readOnlyKey).get('00000000-0000-0000-0000-000000000000')).status === 401) {
+      assert.ok(Date.now() < end, 'the API key was never accepted');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('REST: a missing scope is a 403 naming it, with the challenge', async () => {
+    for (const [who, token] of [['API key', readOnlyKey], ['JWT scope', tok({ scope: 'contexts:read tools:echo' })],
+      ['JWT scp', tok({ scp: ['contexts:read'] })]]) {
+      const r = await restClient(server.base, token).create(sampleInput('ro'));
+      assert.equal(r.status, 403, `${who}: ${r.text}`);
+      assert.equal(r.json.error.message, 'missing scope "contexts:write"');
+      assert.match(r.headers['www-authenticate'], /^Bearer error="insufficient_scope", scope="contexts:write", resource_metadata="[^"]+", error_description="missing scope contexts:write"$/);
+      const run = await restClient(server.base, token).call('POST', '/v1/runs', { body: { workflow: 'payroll' } });
+      assert.equal(run.status, 403, run.text);
+      assert.equal(run.json.error.message, 'missing scope "workflows:payroll"');
+      const call = await restClient(server.base, token).call('POST', '/v1/agents/call', { body: { agent: 'finance', tool: 'quote', arguments: {} } });
+      assert.equal(call.status, 403, call.text);
+      assert.equal(call.json.error.message, 'missing scope "agents:finance"');
+    }
+  });
+
+  it('REST: a scope that grants, and no scopes at all, are served', async () => {
+    const w = await restClient(server.base, tok({ scope: 'contexts' })).create(sampleInput('w'));
+    assert.equal(w.status, 201, w.text);
+    assert.equal((await restClient(server.base, readOnlyKey).get(w.json.id)).status, 200);
+    assert.equal((await restClient(server.base, tok()).get(w.json.id)).status, 200);
+    assert.equal((await restClient(server.base, TENANTS.a.token).get(w.json.id)).status, 200);
+  });
+
+  it('MCP: tools, agents and workflows refused by name', async () => {
+    const c = await connectSdk('modern', 'http', { url: server.url, token: tok({ scope: 'tools:echo contexts:read' }) });
+    try {
+      const ok = await c.callTool('echo', { text: 'hi' });
+      assert.ok(!ok.isError, JSON.stringify(ok));
+      const cases = [
+        ['context_create', sampleInput('m'), 'contexts:write'],
+        ['agents_call', { agent: 'finance', tool: 'quote', arguments: {} }, 'agents:finance'],
+        ['workflow_run', { workflow: 'payroll' }, 'workflows:payroll'],
+        ['agents_list', {}, 'tools:agents_list'],
+      ];
+      for (const [name, args, scope] of cases) {
+        await assert.rejects(c.callTool(name, args), (e) => {
+          assert.equal(e.code, -32003, `${name}: ${e.message}`);
+          assert.match(e.message, new RegExp(`missing scope "${scope}"`));
+          return true;
+        }, name);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+});
