@@ -17,10 +17,8 @@
  * the call runs on and the client may resume with GET + Last-Event-ID
  * (http_session.c). Modern requests keep "closing the stream cancels".
  *
- * Origin policy: when server.allowed_origins is configured, an Origin header
- * must equal one of its entries exactly. When it is empty, only loopback
- * origins are accepted: http(s)://localhost, 127.0.0.1 or [::1], any port.
- * Requests without an Origin header (non-browser clients) are accepted.
+ * Who the caller is (the Origin policy, the bearer token, the 401 and 403
+ * challenges, the audit of refusals) is decided with http_caller.c.
  *
  * Legacy sessions, the GET stream and Last-Event-ID replay live in
  * http_session.c; deadlines, the connection reserve, framing checks and
@@ -54,43 +52,6 @@ const char *http_req_header(http_req *r, const char *name) {
 
 static const char *header(http_req *r, const char *name) {
   return http_req_header(r, name);
-}
-
-/* The token of an "Authorization: Bearer <token>" header, or NULL. */
-static const char *bearer_token(http_req *r) {
-  const char *a = header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
-  a += 7;
-  while (*a == ' ') a++;
-  return *a ? a : NULL;
-}
-
-static int is_loopback_origin(const char *o) {
-  if (strncmp(o, "http://", 7) == 0)
-    o += 7;
-  else if (strncmp(o, "https://", 8) == 0)
-    o += 8;
-  else
-    return 0;
-  static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
-  for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
-    size_t n = strlen(hosts[i]);
-    if (strncasecmp(o, hosts[i], n) != 0) continue;
-    const char *p = o + n;
-    if (*p == '\0') return 1;
-    if (*p != ':' || !p[1]) return 0;
-    for (p++; *p; p++)
-      if (*p < '0' || *p > '9') return 0;
-    return 1;
-  }
-  return 0;
-}
-
-static int origin_allowed(const sb_http_server_options *cfg, const char *origin) {
-  if (cfg->allowed_origins_len == 0) return is_loopback_origin(origin);
-  for (size_t i = 0; i < cfg->allowed_origins_len; i++)
-    if (strcmp(cfg->allowed_origins[i], origin) == 0) return 1;
-  return 0;
 }
 
 static int accept_allows_sse(const char *accept) {
@@ -212,47 +173,6 @@ void http_req_lost(http_req *r) { on_peer_gone(r); }
 
 /* ---- responses -------------------------------------------------------- */
 
-/* The 401's challenge (RFC 6750 3, RFC 9728 5.1): where the metadata is,
- * and for a token that was sent, why it was refused. */
-static void unauthorized_challenge(const http_req *r, char *out, size_t cap) {
-  const sb_http_server_options *cfg = &r->srv->cfg;
-  int n = snprintf(out, cap, "Bearer");
-  const char *sep = " ";
-  if (cfg->resource_metadata_url && n > 0 && (size_t)n < cap) {
-    n += snprintf(out + n, cap - (size_t)n, "%sresource_metadata=\"%s\"", sep,
-                  cfg->resource_metadata_url);
-    sep = ", ";
-  }
-  if (r->auth_why && n > 0 && (size_t)n < cap)
-    snprintf(out + n, cap - (size_t)n,
-             "%serror=\"invalid_token\", error_description=\"%s\"", sep,
-             r->auth_why);
-}
-
-void sb_http_insufficient_scope(const sb_http_request *r, const char *scope,
-                                const char *description, char *out,
-                                size_t cap) {
-  const char *url = r->srv->cfg.resource_metadata_url;
-  /* Scopes and descriptions come from our grammar and our messages; a
-   * quote in one (a context's metadata.permissions is data) is dropped
-   * rather than break the header. */
-  char sc[160], desc[256];
-  size_t o = 0;
-  for (const char *c = scope; *c && o + 1 < sizeof sc; c++)
-    if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20) sc[o++] = *c;
-  sc[o] = '\0';
-  o = 0;
-  for (const char *c = description ? description : ""; *c && o + 1 < sizeof desc;
-       c++)
-    if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20) desc[o++] = *c;
-  desc[o] = '\0';
-  snprintf(out, cap,
-           "Bearer error=\"insufficient_scope\", scope=\"%s\"%s%s%s, "
-           "error_description=\"%s\"",
-           sc, url ? ", resource_metadata=\"" : "", url ? url : "",
-           url ? "\"" : "", desc);
-}
-
 /* Send `body` (ours, freed with sb_free by MHD) as application/json. */
 static int respond_body(http_req *r, unsigned status, char *body, size_t len,
                         const char *session_id) {
@@ -269,7 +189,7 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST, GET, DELETE");
   if (status == MHD_HTTP_UNAUTHORIZED) {
     char challenge[512];
-    unauthorized_challenge(r, challenge, sizeof challenge);
+    http_unauthorized_challenge(r, challenge, sizeof challenge);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
   }
   if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
@@ -571,31 +491,6 @@ static int framing_refused(http_req *r) {
   return 1;
 }
 
-/* Tell the audit hook of a 401 or 403 decided here. */
-static void audit_refusal(http_req *r, const char *url, sb_http_auth_reason why,
-                          int status) {
-  const sb_http_server_options *cfg = &r->srv->cfg;
-  if (!cfg->on_auth_failure) return;
-  char addr[INET6_ADDRSTRLEN] = "";
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-  if (sa && sa->sa_family == AF_INET)
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr,
-              sizeof addr);
-  else if (sa && sa->sa_family == AF_INET6)
-    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-              sizeof addr);
-  sb_http_auth_failure f = {.status = status,
-                            .reason = why,
-                            .tenant = r->out.tenant,
-                            .bearer_token = bearer_token(r),
-                            .remote_addr = addr,
-                            .method = r->method,
-                            .path = url};
-  cfg->on_auth_failure(cfg->audit_ud, &f);
-}
-
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method) {
   const sb_http_server_options *cfg = &r->srv->cfg;
@@ -620,7 +515,7 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   r->auth_why = NULL;
   if (cfg->authenticate) {
     r->principal =
-        cfg->authenticate(cfg->auth_ud, bearer_token(r), &r->auth_why);
+        cfg->authenticate(cfg->auth_ud, http_bearer_token(r), &r->auth_why);
     r->out.tenant = r->principal ? r->principal->tenant : NULL;
     r->out.principal = r->principal;
   } else {
@@ -630,18 +525,18 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
   if (!r->mcp) r->route = http_route_match(r->srv, url);
   if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
-  if (origin && !origin_allowed(cfg, origin)) {
+  if (origin && !http_origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
-    audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
+    http_audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
   } else if (!r->out.tenant) {
-    audit_refusal(r, url,
-                  bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
+    http_audit_refusal(r, url,
+                  http_bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
                   MHD_HTTP_UNAUTHORIZED);
     set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
               "%s bearer token: send Authorization: Bearer <token> of a "
               "configured tenant, or an API key",
-              bearer_token(r) ? "unknown" : "missing");
+              http_bearer_token(r) ? "unknown" : "missing");
   } else if (r->route) {
     /* a REST route: any method, body read below */
   } else if (!r->mcp) {

@@ -296,6 +296,15 @@ void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp);
 /* The value of request header `name`, or NULL. */
 const char *http_req_header(http_req *r, const char *name);
 
+/* http_caller.c: the bearer token of the request's Authorization header
+ * (or NULL); whether an Origin is allowed; the 401's WWW-Authenticate
+ * value into out; the audit hook told of a 401 or 403 decided here. */
+const char *http_bearer_token(http_req *r);
+int http_origin_allowed(const sb_http_server_options *cfg, const char *origin);
+void http_unauthorized_challenge(const http_req *r, char *out, size_t cap);
+void http_audit_refusal(http_req *r, const char *url, sb_http_auth_reason why,
+                        int status);
+
 /* ---- http_route.c ----------------------------------------------------- */
 /* index+1 of the route whose prefix matches url, or 0. */
 int http_route_match(sb_http_server *s, const char *url);
