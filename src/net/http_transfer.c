@@ -407,6 +407,10 @@ static int names_session(const transfer *t) {
   size_t n = t->body_buf.len;
   for (size_t i = 0; p && i + 7 <= n; i++)
     if (strncasecmp(p + i, "session", 7) == 0) return 1;
+  /* The SDK's transport, while the agent tears a session down, answers a
+   * request naming it 400 "Server not initialized": gone as well. */
+  for (size_t i = 0; p && i + 15 <= n; i++)
+    if (strncasecmp(p + i, "not initialized", 15) == 0) return 1;
   return 0;
 }
 
@@ -420,7 +424,8 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
     /* The session this request named is gone: forget it, and say so in a
      * way the MCP client can act on (initialize again). 404 is what the
      * spec says; servers built on the SDK's example code answer 400 "No
-     * valid session ID provided" instead, and are treated alike. */
+     * valid session ID provided" (or, mid-teardown, "Server not
+     * initialized") instead, and are treated alike. */
     /* Forget it only if it is still ours: an answer that comes late for a
      * session already given up (or replaced) must not drop the new one. */
     int current = ch->session_id && strcmp(ch->session_id, t->sent_session) == 0;
