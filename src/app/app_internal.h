@@ -52,11 +52,14 @@ void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
 /* The hooks of the gateway (permit_agent) and the MCP server
- * (authorize_tool) over app_permit. */
-int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
-                     sb_error *err);
+ * (authorize_tool) over app_permit: a refusal answers the call. */
+int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent);
 int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args, sb_error *err);
+                       json_t *args);
+/* 0 when the caller of an MCP call holds permission; else the call is
+ * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
+ * returned. */
+int app_mcp_permit(sb_mcp_call *call, const char *permission);
 /* REST: 0 when the caller holds permission; else the request is answered
  * 403 with WWW-Authenticate: Bearer error="insufficient_scope", scope=...
  * and SB_EPERM returned. */

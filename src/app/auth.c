@@ -163,12 +163,18 @@ int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
 /* The gateway's permit_agent: a call reaching an agent needs
  * "agents:<id>"; one by capability may reach any agent offering it, so it
  * needs "agents" (all of them). */
-int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
-                     sb_error *err) {
+int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent) {
   char perm[160];
   snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "",
            agent ? agent : "");
-  return app_permit(p, perm, err);
+  return app_mcp_permit(call, perm);
+}
+
+int app_mcp_permit(sb_mcp_call *call, const char *permission) {
+  sb_error err = {0};
+  if (app_permit(sb_mcp_call_principal(call), permission, &err) == 0) return 0;
+  sb_mcp_call_fail_scope(call, permission, err.msg);
+  return SB_EPERM;
 }
 
 /* The permission a switchboard tool needs (its resource when it has one),
@@ -192,10 +198,10 @@ static int tool_permission(const char *name, json_t *args, char *perm,
 }
 
 int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args, sb_error *err) {
+                       json_t *args) {
   char perm[200];
   if (!tool_permission(name, args, perm, sizeof perm)) return 0;
-  return app_permit(sb_mcp_call_principal(call), perm, err);
+  return app_mcp_permit(call, perm);
 }
 
 int app_rest_permit(sb_http_request *req, const char *permission) {

@@ -85,11 +85,10 @@ typedef struct sb_gateway_options {
   sb_mcp_admission admission;
   /* Asked before an MCP call reaches an agent (a namespaced tool, a
    * per-agent or virtual server's request, agents_call): 0 to let it
-   * through, or non-zero with err naming the scope the caller lacks (the
-   * call then fails with SB_RPC_FORBIDDEN). agent is NULL for a call by
-   * capability. NULL: every call may go. */
-  int (*permit_agent)(void *ud, const sb_principal *p, const char *agent,
-                      sb_error *err);
+   * through, or non-zero once it has refused the call (answered it, with
+   * sb_mcp_call_fail_scope for a missing scope). agent is NULL for a call
+   * by capability. NULL: every call may go. */
+  int (*permit_agent)(void *ud, sb_mcp_call *call, const char *agent);
   void *permit_ud;
 } sb_gateway_options;
 

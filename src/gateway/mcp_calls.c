@@ -377,13 +377,10 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
                   sb_gateway_call_options *o, const char *public_name,
                   json_t *params) {
   const char *method = sb_mcp_call_method(call);
-  sb_error perr = {0};
+  /* A refused call has been answered by the hook. */
   if (gw->opts.permit_agent &&
-      gw->opts.permit_agent(gw->opts.permit_ud, sb_mcp_call_principal(call),
-                            o->agent, &perr) != 0) {
-    sb_mcp_call_fail(call, SB_RPC_FORBIDDEN, perr.msg, NULL);
+      gw->opts.permit_agent(gw->opts.permit_ud, call, o->agent) != 0)
     return;
-  }
   sweep_parked(gw);
   json_t *own = sb_mcp_call_params(call);
   const char *state = json_string_value(json_object_get(own, "requestState"));

@@ -467,12 +467,9 @@ static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "arguments"));
     return;
   }
-  sb_error aerr = {0};
-  if (srv->authorize_tool &&
-      srv->authorize_tool(srv->authorize_ud, c, name, args, &aerr)) {
-    sb_mcp_call_fail(c, SB_RPC_FORBIDDEN, aerr.msg, NULL);
+  /* A refused call has been answered by the hook. */
+  if (srv->authorize_tool && srv->authorize_tool(srv->authorize_ud, c, name, args))
     return;
-  }
   if (mcp_tasks_route_call(c, name, args)) return;
   route_named(c, offsetof(sb_mcp_provider, call_tool), "tool", name, args);
 }
