@@ -191,6 +191,12 @@ static int tool_permission(const char *name, json_t *args, char *perm,
     snprintf(perm, cap, "contexts:write");
   } else if (strncmp(name, "context_", 8) == 0) {
     snprintf(perm, cap, "contexts:read");
+  } else if (strcmp(name, "runs_list") == 0 || strcmp(name, "runs_get") == 0) {
+    snprintf(perm, cap, "runs:read"); /* as GET /v1/runs */
+  } else if (strncmp(name, "runs_", 5) == 0) {
+    snprintf(perm, cap, "runs:write"); /* as POST /v1/runs/{id}/{action} */
+  } else if (strcmp(name, "events_publish") == 0) {
+    snprintf(perm, cap, "events:write");
   } else {
     snprintf(perm, cap, "tools:%s", name);
   }
@@ -201,20 +207,35 @@ int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
                        json_t *args) {
   char perm[200];
   if (!tool_permission(name, args, perm, sizeof perm)) return 0;
+  /* A reader of some paths (contexts:read:<pointer>) may read those. */
+  if (strcmp(name, "context_get") == 0 &&
+      app_may_read_some(sb_mcp_call_principal(call)))
+    return 0;
   return app_mcp_permit(call, perm);
+}
+
+int app_may_read_some(const sb_principal *p) {
+  json_t *paths = NULL;
+  sb_auth_read r = sb_auth_read_paths(p, &paths);
+  json_decref(paths);
+  return r != SB_AUTH_READ_NONE;
 }
 
 int app_rest_permit(sb_http_request *req, const char *permission) {
   sb_error err = {0};
   if (app_permit(sb_http_request_principal(req), permission, &err) == 0)
     return 0;
+  app_rest_refuse(req, permission, err.msg);
+  return SB_EPERM;
+}
+
+void app_rest_refuse(sb_http_request *req, const char *scope,
+                     const char *message) {
   char challenge[600];
-  sb_http_insufficient_scope(req, permission, err.msg, challenge,
-                             sizeof challenge);
+  sb_http_insufficient_scope(req, scope, message, challenge, sizeof challenge);
   const char *headers[] = {"WWW-Authenticate", challenge, NULL};
   app_rest_json(req, 403,
                 json_pack("{s{ssssss}}", "error", "code", "forbidden",
-                          "message", err.msg, "scope", permission),
+                          "message", message, "scope", scope),
                 headers);
-  return SB_EPERM;
 }

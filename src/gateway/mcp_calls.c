@@ -155,6 +155,8 @@ static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
            strcmp(mc->method, "tools/call") == 0)
     /* the call's own arguments (a context id that reads as missing) */
     sb_mcp_call_fail_invalid_args(mc->call, mc->public_name, res->message);
+  else if (res->outcome == SB_GATEWAY_FORBIDDEN)
+    sb_mcp_call_fail_scope(mc->call, res->scope, res->message);
   else if (res->outcome == SB_GATEWAY_BUSY)
     sb_mcp_call_fail(mc->call, SB_RPC_SERVER_BUSY, res->message, NULL);
   else if (strcmp(mc->method, "tools/call") == 0)
@@ -413,6 +415,7 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   mc->call = call;
   mc->method = static_method(method);
   o->tenant = sb_mcp_call_tenant(call);
+  o->principal = sb_mcp_call_principal(call);
   o->method = mc->method;
   o->params = p;
   o->log_level = sb_mcp_call_log_level(call);
