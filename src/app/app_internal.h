@@ -60,6 +60,9 @@ int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
  * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
  * returned. */
 int app_mcp_permit(sb_mcp_call *call, const char *permission);
+/* The MCP server's tool_visible: 1 if the caller may call tool `name`
+ * (agents_call and workflow_run, whose arguments decide, always). */
+int app_tool_visible(void *ud, sb_mcp_call *call, const char *name);
 /* 1 if p may read some of a context: contexts:read, or one of its paths. */
 int app_may_read_some(const sb_principal *p);
 /* REST: 0 when the caller holds permission; else the request is answered

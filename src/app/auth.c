@@ -214,6 +214,23 @@ int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
   return app_mcp_permit(call, perm);
 }
 
+int app_tool_visible(void *ud, sb_mcp_call *call, const char *name) {
+  const sb_principal *p = sb_mcp_call_principal(call);
+  char perm[200];
+  const char *sep = strstr(name, "__");
+  if (!p || !p->restricted) return 1;
+  /* Their arguments name what they reach: checked when called. */
+  if (strcmp(name, "agents_call") == 0 || strcmp(name, "workflow_run") == 0)
+    return 1;
+  if (sep) { /* an agent's tool: agent__tool */
+    snprintf(perm, sizeof perm, "agents:%.*s", (int)(sep - name), name);
+    return sb_auth_permits(p, perm);
+  }
+  if (strcmp(name, "context_get") == 0) return app_may_read_some(p);
+  tool_permission(name, NULL, perm, sizeof perm);
+  return sb_auth_permits(p, perm);
+}
+
 int app_may_read_some(const sb_principal *p) {
   json_t *paths = NULL;
   sb_auth_read r = sb_auth_read_paths(p, &paths);

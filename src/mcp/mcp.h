@@ -151,6 +151,10 @@ typedef struct sb_mcp_server_options {
    * sb_mcp_call_fail_scope for a missing scope). NULL: every call may go. */
   int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
                         json_t *args);
+  /* Asked for each tool of tools/list (authorize_ud): 1 to list it for
+   * this caller. A list a caller saw filtered is private (cacheScope).
+   * NULL: every tool is listed. */
+  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
   void *authorize_ud;
 } sb_mcp_server_options;
 

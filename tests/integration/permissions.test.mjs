@@ -12,6 +12,7 @@
 //   insufficient_scope challenge, and the official client reports it (no
 //   loop);
 // - /v1/runs and /v1/events need runs:read / runs:write / events:*;
+// - tools/list shows a restricted caller only the tools it may call;
 // - a caller's bearer token (API key or JWT) never reaches an agent, while
 //   the agent's own configured headers do.
 import { after, before, describe, it } from 'node:test';
@@ -216,6 +217,24 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     const fin = await seen('finance');
     assert.equal(fin.data.user, undefined, JSON.stringify(fin));
     assert.deepEqual(fin.missing, ['user.profile']);
+  });
+
+  it('tools/list shows a restricted caller only what it may call', async () => {
+    const names = async (token) => {
+      const c = await connectSdk('legacy', 'http', { url: server.url, token });
+      try {
+        return (await c.client.listTools()).tools.map((t) => t.name);
+      } finally {
+        await c.close();
+      }
+    };
+    const sales = await names(tok('agents:sales tools:echo contexts:read:/user'));
+    for (const n of ['sales__whoami', 'echo', 'context_get', 'agents_call', 'workflow_run']) assert.ok(sales.includes(n), `${n} missing: ${sales}`);
+    for (const n of ['finance__whoami', 'agents_list', 'context_create', 'context_history', 'runs_list', 'slow_count'])
+      assert.ok(!sales.includes(n), `${n} listed: ${sales}`);
+    // No scopes at all (and a config token): everything, as before.
+    const all = await names(TENANTS.a.token);
+    for (const n of ['finance__whoami', 'agents_list', 'context_create', 'runs_list']) assert.ok(all.includes(n), `${n} missing: ${all}`);
   });
 
   it('a caller\'s bearer token never reaches an agent; the agent\'s own headers do', async () => {
