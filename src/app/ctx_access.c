@@ -48,8 +48,8 @@ static int pointer_path(const json_t *data, const char *ptr, sb_buf *out) {
       else if (sb_buf_printf(out, "[%zu]", index) != 0)
         rc = SB_ENOMEM;
       node = json_array_get(node, index);
-    } else if (!json_is_object(node) || t->len == 0 ||
-               t->len != strlen(t->s) || strpbrk(t->s, ".[]")) {
+    } else if (!json_is_object(node) || t->len == 0 || t->len != strlen(t->s) ||
+               strpbrk(t->s, ".[]")) {
       rc = SB_ENOENT;
     } else {
       if ((i && sb_buf_append(out, ".", 1) != 0) ||
@@ -138,11 +138,10 @@ static void guard_fail(ctx_guard *g, int rc, const sb_error *err,
 
 /* What a reader gets of doc: filtered, and projected by requirements as
  * sb_ctx_get_projected_async would ({"id","version","data","missing"}). */
-static int reader_view(ctx_guard *g, json_t *doc, json_t **out,
-                       sb_error *err) {
+static int reader_view(ctx_guard *g, json_t *doc, json_t **out, sb_error *err) {
   json_t *seen = NULL;
-  int rc = app_ctx_readable(g->principal, doc, &seen, g->scope, g->scope_cap,
-                            err);
+  int rc =
+      app_ctx_readable(g->principal, doc, &seen, g->scope, g->scope_cap, err);
   if (rc != 0 || !g->requirements) {
     *out = seen;
     return rc;
@@ -205,8 +204,8 @@ static void guard_head(void *ud, const sb_ctx_result *res) {
   ctx_guard *g = ud;
   sb_error err = {0};
   if (res->rc != 0) return guard_fail(g, res->rc, &res->err, res->version);
-  int rc = app_ctx_permits(g->principal, res->doc, g->scope, g->scope_cap,
-                           &err);
+  int rc =
+      app_ctx_permits(g->principal, res->doc, g->scope, g->scope_cap, &err);
   /* History and diffs show every path: the whole contexts:read. */
   if (rc == 0 && (g->op == APP_CTX_HISTORY || g->op == APP_CTX_DIFF) &&
       (rc = app_permit(g->principal, "contexts:read", &err)) != 0)
@@ -226,25 +225,25 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
     return SB_EINVAL;
   ctx_guard *g = sb_calloc(1, sizeof *g);
   if (!g) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  *g = (ctx_guard){.app = app,
-                   .principal = a->principal ? sb_principal_ref(
-                                                   (sb_principal *)a->principal)
-                                             : NULL,
-                   .op = a->op,
-                   .tenant = sb_strdup(a->tenant),
-                   .id = sb_strdup(a->id),
-                   .version = a->version,
-                   .before = a->before,
-                   .from = a->from,
-                   .to = a->to,
-                   .limit = a->limit,
-                   .kind = a->kind,
-                   .patch = json_incref(a->patch),
-                   .requirements = json_incref(a->requirements),
-                   .cb = cb,
-                   .ud = ud,
-                   .scope = a->scope,
-                   .scope_cap = a->scope_cap};
+  *g = (ctx_guard){
+      .app = app,
+      .principal =
+          a->principal ? sb_principal_ref((sb_principal *)a->principal) : NULL,
+      .op = a->op,
+      .tenant = sb_strdup(a->tenant),
+      .id = sb_strdup(a->id),
+      .version = a->version,
+      .before = a->before,
+      .from = a->from,
+      .to = a->to,
+      .limit = a->limit,
+      .kind = a->kind,
+      .patch = json_incref(a->patch),
+      .requirements = json_incref(a->requirements),
+      .cb = cb,
+      .ud = ud,
+      .scope = a->scope,
+      .scope_cap = a->scope_cap};
   if (!g->tenant || !g->id) {
     guard_free(g);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -254,7 +253,8 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
   return rc;
 }
 
-/* ---- workflow runs on an existing context ---------------------------------- */
+/* ---- workflow runs on an existing context ----------------------------------
+ */
 
 typedef struct run_check {
   sb_app *app;
