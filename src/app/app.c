@@ -109,6 +109,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                  .loop = o->loop,
                                  .admission = app_quota_mcp_admission(app),
                                  .authorize_tool = app_authorize_tool,
+                                 .tool_visible = app_tool_visible,
                                  .authorize_ud = app};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");

@@ -52,15 +52,81 @@ void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
 /* The hooks of the gateway (permit_agent) and the MCP server
- * (authorize_tool) over app_permit. */
-int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
-                     sb_error *err);
+ * (authorize_tool) over app_permit: a refusal answers the call. */
+int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent);
 int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args, sb_error *err);
+                       json_t *args);
+/* 0 when the caller of an MCP call holds permission; else the call is
+ * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
+ * returned. */
+int app_mcp_permit(sb_mcp_call *call, const char *permission);
+/* The MCP server's tool_visible: 1 if the caller may call tool `name`
+ * (agents_call and workflow_run, whose arguments decide, always). */
+int app_tool_visible(void *ud, sb_mcp_call *call, const char *name);
+/* 1 if p may read some of a context: contexts:read, or one of its paths. */
+int app_may_read_some(const sb_principal *p);
 /* REST: 0 when the caller holds permission; else the request is answered
  * 403 with WWW-Authenticate: Bearer error="insufficient_scope", scope=...
  * and SB_EPERM returned. */
 int app_rest_permit(sb_http_request *req, const char *permission);
+/* The same 403 for a refusal decided elsewhere (a context's permissions). */
+void app_rest_refuse(sb_http_request *req, const char *scope,
+                     const char *message);
+
+/* ctx_access.c: a context's own permissions and what a caller may read.
+ * app_ctx_permits: 0 if p holds every one of doc's metadata.permissions,
+ * else SB_EPERM, err "context requires scope \"X\"" and X into scope.
+ * app_ctx_readable: *out (new reference) is doc as p may read it: whole,
+ * or with data projected onto its contexts:read:<pointer> scopes; SB_EPERM
+ * (scope "contexts:read") when it may read none of it. */
+int app_ctx_permits(const sb_principal *p, const json_t *doc, char *scope,
+                    size_t cap, sb_error *err);
+int app_ctx_readable(const sb_principal *p, json_t *doc, json_t **out,
+                     char *scope, size_t cap, sb_error *err);
+
+typedef enum app_ctx_op {
+  APP_CTX_GET,     /* version (0: the head), requirements optional */
+  APP_CTX_UPDATE,  /* version = the one the caller read; kind, patch */
+  APP_CTX_HISTORY, /* before, limit */
+  APP_CTX_DIFF,    /* from, to */
+  APP_CTX_CHECK,   /* the permissions alone: the head, unfiltered */
+} app_ctx_op;
+
+/* One operation on an existing context, on behalf of principal. Strings
+ * and JSON are copied or referenced; scope (cap bytes, the caller's) gets
+ * the permission a refusal names. */
+typedef struct app_ctx_access {
+  const sb_principal *principal; /* NULL: unrestricted */
+  const char *tenant, *id;
+  app_ctx_op op;
+  int64_t version, before, from, to;
+  size_t limit;
+  sb_ctx_patch_kind kind;
+  json_t *patch, *requirements;
+  char *scope;
+  size_t scope_cap;
+} app_ctx_access;
+
+/* Read the head, refuse it unless the principal holds its
+ * metadata.permissions (and, for history and diffs, the whole
+ * contexts:read), then run the operation; a read's document comes back
+ * filtered (app_ctx_readable) and projected by requirements. cb runs once,
+ * later, as the manager's would; a refusal is rc SB_EPERM with a->scope
+ * filled. Returns non-zero (err set, cb never runs) as the manager's
+ * operations do. */
+int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
+                  sb_error *err);
+
+/* sb_flow_run_start for principal: a run on an existing context starts
+ * once the caller is found to hold its metadata.permissions (a new
+ * context's, input.context.metadata.permissions, likewise); a refusal is
+ * SB_EPERM (err names the scope), now or in cb. */
+int app_flow_run_start(sb_app *app, const sb_principal *p,
+                       const sb_flow_start *s, sb_flow_cb cb, void *ud,
+                       sb_error *err);
+/* The scope a refusal of ours names (its message ends: scope "X"), into
+ * scope; 0 if it names none. */
+int app_scope_of(const char *message, char *scope, size_t cap);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);

@@ -163,12 +163,18 @@ int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
 /* The gateway's permit_agent: a call reaching an agent needs
  * "agents:<id>"; one by capability may reach any agent offering it, so it
  * needs "agents" (all of them). */
-int app_permit_agent(void *ud, const sb_principal *p, const char *agent,
-                     sb_error *err) {
+int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent) {
   char perm[160];
   snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "",
            agent ? agent : "");
-  return app_permit(p, perm, err);
+  return app_mcp_permit(call, perm);
+}
+
+int app_mcp_permit(sb_mcp_call *call, const char *permission) {
+  sb_error err = {0};
+  if (app_permit(sb_mcp_call_principal(call), permission, &err) == 0) return 0;
+  sb_mcp_call_fail_scope(call, permission, err.msg);
+  return SB_EPERM;
 }
 
 /* The permission a switchboard tool needs (its resource when it has one),
@@ -185,6 +191,12 @@ static int tool_permission(const char *name, json_t *args, char *perm,
     snprintf(perm, cap, "contexts:write");
   } else if (strncmp(name, "context_", 8) == 0) {
     snprintf(perm, cap, "contexts:read");
+  } else if (strcmp(name, "runs_list") == 0 || strcmp(name, "runs_get") == 0) {
+    snprintf(perm, cap, "runs:read"); /* as GET /v1/runs */
+  } else if (strncmp(name, "runs_", 5) == 0) {
+    snprintf(perm, cap, "runs:write"); /* as POST /v1/runs/{id}/{action} */
+  } else if (strcmp(name, "events_publish") == 0) {
+    snprintf(perm, cap, "events:write");
   } else {
     snprintf(perm, cap, "tools:%s", name);
   }
@@ -192,23 +204,55 @@ static int tool_permission(const char *name, json_t *args, char *perm,
 }
 
 int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args, sb_error *err) {
+                       json_t *args) {
   char perm[200];
   if (!tool_permission(name, args, perm, sizeof perm)) return 0;
-  return app_permit(sb_mcp_call_principal(call), perm, err);
+  /* A reader of some paths (contexts:read:<pointer>) may read those. */
+  if (strcmp(name, "context_get") == 0 &&
+      app_may_read_some(sb_mcp_call_principal(call)))
+    return 0;
+  return app_mcp_permit(call, perm);
+}
+
+int app_tool_visible(void *ud, sb_mcp_call *call, const char *name) {
+  const sb_principal *p = sb_mcp_call_principal(call);
+  char perm[200];
+  const char *sep = strstr(name, "__");
+  if (!p || !p->restricted) return 1;
+  /* Their arguments name what they reach: checked when called. */
+  if (strcmp(name, "agents_call") == 0 || strcmp(name, "workflow_run") == 0)
+    return 1;
+  if (sep) { /* an agent's tool: agent__tool */
+    snprintf(perm, sizeof perm, "agents:%.*s", (int)(sep - name), name);
+    return sb_auth_permits(p, perm);
+  }
+  if (strcmp(name, "context_get") == 0) return app_may_read_some(p);
+  tool_permission(name, NULL, perm, sizeof perm);
+  return sb_auth_permits(p, perm);
+}
+
+int app_may_read_some(const sb_principal *p) {
+  json_t *paths = NULL;
+  sb_auth_read r = sb_auth_read_paths(p, &paths);
+  json_decref(paths);
+  return r != SB_AUTH_READ_NONE;
 }
 
 int app_rest_permit(sb_http_request *req, const char *permission) {
   sb_error err = {0};
   if (app_permit(sb_http_request_principal(req), permission, &err) == 0)
     return 0;
+  app_rest_refuse(req, permission, err.msg);
+  return SB_EPERM;
+}
+
+void app_rest_refuse(sb_http_request *req, const char *scope,
+                     const char *message) {
   char challenge[600];
-  sb_http_insufficient_scope(req, permission, err.msg, challenge,
-                             sizeof challenge);
+  sb_http_insufficient_scope(req, scope, message, challenge, sizeof challenge);
   const char *headers[] = {"WWW-Authenticate", challenge, NULL};
   app_rest_json(req, 403,
                 json_pack("{s{ssssss}}", "error", "code", "forbidden",
-                          "message", err.msg, "scope", permission),
+                          "message", message, "scope", scope),
                 headers);
-  return SB_EPERM;
 }

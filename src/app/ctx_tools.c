@@ -8,7 +8,10 @@
  * subscribers of the context's own tenant.
  *
  * The tenant is always the caller's (sb_mcp_call_tenant); a context of
- * another tenant is indistinguishable from one that does not exist.
+ * another tenant is indistinguishable from one that does not exist. Every
+ * operation on an existing context goes through app_ctx_guard (its
+ * metadata.permissions, reads filtered by contexts:read:<pointer>); a
+ * refusal is -32003 naming the scope (403 with a challenge on HTTP).
  * Failures a model can act on (not found, conflict, invalid document) are
  * tool results with isError and a structured {error, message,
  * currentVersion?}; malformed arguments are JSON-RPC invalid params.
@@ -135,6 +138,7 @@ typedef struct tool_op {
   int64_t from, to; /* diff; resource: to = the version read (0 = head) */
   char *id;
   char *uri; /* resource */
+  char scope[160]; /* what a refusal names */
 } tool_op;
 
 static void tool_cancelled(sb_mcp_call *call, void *ud) {
@@ -171,7 +175,9 @@ static void tool_started(tool_op *op, int rc, const sb_error *err) {
     sb_mcp_call_on_cancel(op->call, tool_cancelled, op);
     return;
   }
-  if (op->kind == TOOL_RESOURCE && rc != SB_EBUSY)
+  if (rc == SB_EPERM)
+    sb_mcp_call_fail_scope(op->call, op->scope, err->msg);
+  else if (op->kind == TOOL_RESOURCE && rc != SB_EBUSY)
     sb_mcp_call_fail_resource_not_found(op->call, op->uri);
   else
     reply_failure(op->call, err, 0);
@@ -194,6 +200,10 @@ static void tool_done(void *ud, const sb_ctx_result *res) {
   sb_mcp_call *call = op->call;
   if (!call) goto done; /* cancelled */
   sb_mcp_call_on_cancel(call, NULL, NULL);
+  if (res->rc == SB_EPERM) {
+    sb_mcp_call_fail_scope(call, op->scope, res->err.msg);
+    goto done;
+  }
   if (res->rc != 0) {
     if (op->kind == TOOL_RESOURCE && res->rc != SB_EBUSY)
       sb_mcp_call_fail_resource_not_found(call, op->uri);
@@ -219,13 +229,28 @@ done:
   tool_op_free(op);
 }
 
+/* The guarded operation a of the call's caller, on context id. */
+static int guarded(ctx_tools *t, tool_op *op, app_ctx_access *a,
+                   sb_error *err) {
+  a->principal = sb_mcp_call_principal(op->call);
+  a->tenant = sb_mcp_call_tenant(op->call);
+  a->id = op->id;
+  a->scope = op->scope;
+  a->scope_cap = sizeof op->scope;
+  return app_ctx_guard(t->app, a, tool_done, op, err);
+}
+
 static void tool_create(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   tool_op *op = tool_op_new(call, TOOL_OBJECT, NULL, NULL);
   if (!op) return;
   sb_error err = {0};
   json_t *input = args ? args : json_object();
-  int rc = sb_ctx_create_async(t->app->ctx, sb_mcp_call_tenant(call), input,
-                               tool_done, op, &err);
+  /* Nobody makes a context they could not touch themselves. */
+  int rc = app_ctx_permits(sb_mcp_call_principal(call), input, op->scope,
+                           sizeof op->scope, &err);
+  if (rc == 0)
+    rc = sb_ctx_create_async(t->app->ctx, sb_mcp_call_tenant(call), input,
+                             tool_done, op, &err);
   if (!args) json_decref(input);
   tool_started(op, rc, &err);
 }
@@ -247,12 +272,9 @@ static void tool_get(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   tool_op *op = tool_op_new(call, TOOL_OBJECT, id, NULL);
   if (!op) return;
   sb_error err = {0};
-  const char *tenant = sb_mcp_call_tenant(call);
-  int rc = req ? sb_ctx_get_projected_async(t->app->ctx, tenant, id, req,
-                                            tool_done, op, &err)
-               : sb_ctx_get_async(t->app->ctx, tenant, id, version, tool_done,
-                                  op, &err);
-  tool_started(op, rc, &err);
+  app_ctx_access a = {.op = APP_CTX_GET, .version = version,
+                      .requirements = req};
+  tool_started(op, guarded(t, op, &a, &err), &err);
 }
 
 static void tool_update(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -274,12 +296,11 @@ static void tool_update(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   tool_op *op = tool_op_new(call, TOOL_OBJECT, id, NULL);
   if (!op) return;
   sb_error err = {0};
-  /* The manager holds its own reference to the patch (part of args). */
-  int rc = sb_ctx_update_async(t->app->ctx, sb_mcp_call_tenant(call), id,
-                               expected,
-                               patch ? SB_CTX_JSON_PATCH : SB_CTX_MERGE_PATCH,
-                               patch ? patch : merge, tool_done, op, &err);
-  tool_started(op, rc, &err);
+  /* The guard holds its own reference to the patch (part of args). */
+  app_ctx_access a = {.op = APP_CTX_UPDATE, .version = expected,
+                      .kind = patch ? SB_CTX_JSON_PATCH : SB_CTX_MERGE_PATCH,
+                      .patch = patch ? patch : merge};
+  tool_started(op, guarded(t, op, &a, &err), &err);
 }
 
 static void tool_history(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -295,11 +316,10 @@ static void tool_history(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   tool_op *op = tool_op_new(call, TOOL_HISTORY, id, NULL);
   if (!op) return;
   sb_error err = {0};
-  int rc = sb_ctx_history_async(
-      t->app->ctx, sb_mcp_call_tenant(call), id,
-      before ? json_integer_value(before) : 0,
-      limit ? (size_t)json_integer_value(limit) : 50, tool_done, op, &err);
-  tool_started(op, rc, &err);
+  app_ctx_access a = {.op = APP_CTX_HISTORY,
+                      .before = before ? json_integer_value(before) : 0,
+                      .limit = limit ? (size_t)json_integer_value(limit) : 50};
+  tool_started(op, guarded(t, op, &a, &err), &err);
 }
 
 static void tool_diff(ctx_tools *t, sb_mcp_call *call, json_t *args) {
@@ -313,9 +333,8 @@ static void tool_diff(ctx_tools *t, sb_mcp_call *call, json_t *args) {
   op->from = from;
   op->to = to;
   sb_error err = {0};
-  int rc = sb_ctx_diff_versions_async(t->app->ctx, sb_mcp_call_tenant(call),
-                                      id, from, to, tool_done, op, &err);
-  tool_started(op, rc, &err);
+  app_ctx_access a = {.op = APP_CTX_DIFF, .from = from, .to = to};
+  tool_started(op, guarded(t, op, &a, &err), &err);
 }
 
 static const struct {
@@ -377,9 +396,8 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   if (!op) return 1;
   op->to = version;
   sb_error err = {0};
-  int rc = sb_ctx_get_async(t->app->ctx, sb_mcp_call_tenant(call), op->id,
-                            version, tool_done, op, &err);
-  tool_started(op, rc, &err);
+  app_ctx_access a = {.op = APP_CTX_GET, .version = version};
+  tool_started(op, guarded(t, op, &a, &err), &err);
   return 1;
 }
 

@@ -96,6 +96,9 @@ static void reply_error(sb_mcp_call *call, int rc, const char *message) {
 }
 
 void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message) {
+  char scope[160];
+  if (rc == SB_EPERM && app_scope_of(message, scope, sizeof scope))
+    return sb_mcp_call_fail_scope(call, scope, message);
   if (rc == SB_EBUSY) {
     sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
     return;
@@ -465,7 +468,10 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   if (wait && json_is_false(wait)) {
     tool_op *op = op_new(call);
     if (!op) return;
-    started(call, op, sb_flow_run_start(app->flow, &s, op_done, op, &err), &err);
+    started(call, op,
+            app_flow_run_start(app, sb_mcp_call_principal(call), &s, op_done,
+                               op, &err),
+            &err);
     return;
   }
   run_watch *w = sb_calloc(1, sizeof *w);
@@ -481,7 +487,8 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
     resume_answered(w, state, json_object_get(params, "inputResponses"));
     return;
   }
-  int rc = sb_flow_run_start(app->flow, &s, run_started, w, &err);
+  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s,
+                              run_started, w, &err);
   if (rc != 0) {
     watch_free(w);
     return reply_error(call, rc, err.msg);
@@ -628,6 +635,7 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   sb_app *app = ud;
   size_t n = strlen(EVENTS_URI);
   if (strncmp(uri, EVENTS_URI, n) != 0 || (uri[n] && uri[n] != '?')) return 0;
+  if (app_mcp_permit(call, "events:read")) return 1; /* as GET /v1/events */
   int64_t since = 0;
   if (uri[n] == '?') {
     char *end = NULL;

@@ -14,6 +14,9 @@
  * that is not a version (or too large to be one) is a 400. The
  * tenant is the bearer token's; another tenant's id is a 404 exactly like
  * an id that does not exist. Errors are {"error":{"code","message"}}.
+ * Every operation on an existing context goes through app_ctx_guard: its
+ * metadata.permissions, and reads filtered by contexts:read:<pointer>; a
+ * refusal is a 403 with an insufficient_scope challenge naming the scope.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -156,6 +159,7 @@ typedef struct rest_op {
   rest_kind kind;
   int64_t from, to;
   char id[129];
+  char scope[160]; /* what a refusal names */
 } rest_op;
 
 static void rest_gone(void *ud) { ((rest_op *)ud)->req = NULL; }
@@ -178,6 +182,11 @@ static rest_op *rest_op_new(sb_http_request *req, rest_kind kind,
 static void rest_op_refused(rest_op *op, int rc, const sb_error *err) {
   sb_http_request *req = op->req;
   rest_kind kind = op->kind;
+  if (rc == SB_EPERM) {
+    app_rest_refuse(req, op->scope, err->msg);
+    sb_free(op);
+    return;
+  }
   sb_free(op);
   if (rc == SB_EINVAL && kind == REST_GET_PROJECTED)
     return respond_error(req, 400, "bad_request", err->msg, 0);
@@ -201,6 +210,10 @@ static void rest_done(void *ud, const sb_ctx_result *res) {
   rest_op *op = ud;
   sb_http_request *req = op->req;
   if (!req) goto done; /* the client left */
+  if (res->rc == SB_EPERM) {
+    app_rest_refuse(req, op->scope, res->err.msg);
+    goto done;
+  }
   if (res->rc != 0) {
     /* A patch that cannot apply (RFC 5789: the document is unchanged) */
     if (op->kind == REST_PATCH && res->rc == SB_ENOENT &&
@@ -241,14 +254,28 @@ done:
   sb_free(op);
 }
 
+/* Operation a on context op->id for the request's caller. */
+static int guarded(sb_app *app, sb_http_request *req, rest_op *op,
+                   app_ctx_access *a, sb_error *err) {
+  a->principal = sb_http_request_principal(req);
+  a->tenant = sb_http_request_tenant(req);
+  a->id = op->id;
+  a->scope = op->scope;
+  a->scope_cap = sizeof op->scope;
+  return app_ctx_guard(app, a, rest_done, op, err);
+}
+
 static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
   json_t *input = app_rest_body(req, "body");
   if (!input) return;
   rest_op *op = rest_op_new(req, REST_CREATE, NULL);
   sb_error err = {0};
-  int rc = op ? sb_ctx_create_async(app->ctx, tenant, input, rest_done, op,
-                                    &err)
+  /* Nobody makes a context they could not touch themselves. */
+  int rc = op ? app_ctx_permits(sb_http_request_principal(req), input,
+                                op->scope, sizeof op->scope, &err)
               : 0;
+  if (op && rc == 0)
+    rc = sb_ctx_create_async(app->ctx, tenant, input, rest_done, op, &err);
   json_decref(input);
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
@@ -272,11 +299,12 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
          p = strtok_r(NULL, ",", &save))
       json_array_append_new(paths, json_string(p));
     sb_free(copy);
-    rc = sb_ctx_get_projected_async(app->ctx, tenant, id, paths, rest_done, op,
-                                    &err);
+    app_ctx_access a = {.op = APP_CTX_GET, .requirements = paths};
+    rc = guarded(app, req, op, &a, &err);
     json_decref(paths);
   } else {
-    rc = sb_ctx_get_async(app->ctx, tenant, id, version, rest_done, op, &err);
+    app_ctx_access a = {.op = APP_CTX_GET, .version = version};
+    rc = guarded(app, req, op, &a, &err);
   }
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
@@ -316,10 +344,10 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
   if (!patch) return;
   rest_op *op = rest_op_new(req, REST_PATCH, id);
   sb_error err = {0};
-  /* The manager keeps its own reference to the patch. */
-  int rc = op ? sb_ctx_update_async(app->ctx, tenant, id, expected, kind,
-                                    patch, rest_done, op, &err)
-              : 0;
+  /* The guard keeps its own reference to the patch. */
+  app_ctx_access a = {.op = APP_CTX_UPDATE, .version = expected, .kind = kind,
+                      .patch = patch};
+  int rc = op ? guarded(app, req, op, &a, &err) : 0;
   json_decref(patch);
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
@@ -336,9 +364,9 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
   rest_op *op = rest_op_new(req, REST_HISTORY, id);
   if (!op) return;
   sb_error err = {0};
-  int rc = sb_ctx_history_async(app->ctx, tenant, id, before,
-                                limit ? (size_t)limit : 50, rest_done, op,
-                                &err);
+  app_ctx_access a = {.op = APP_CTX_HISTORY, .before = before,
+                      .limit = limit ? (size_t)limit : 50};
+  int rc = guarded(app, req, op, &a, &err);
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
@@ -354,8 +382,8 @@ static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
   op->from = from;
   op->to = to;
   sb_error err = {0};
-  int rc = sb_ctx_diff_versions_async(app->ctx, tenant, id, from, to,
-                                      rest_done, op, &err);
+  app_ctx_access a = {.op = APP_CTX_DIFF, .from = from, .to = to};
+  int rc = guarded(app, req, op, &a, &err);
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
@@ -374,9 +402,13 @@ static void handle(void *ud, sb_http_request *req) {
   const char *method = sb_http_request_method(req);
   const char *path = sb_http_request_path(req) + strlen(PREFIX);
   const char *tenant = sb_http_request_tenant(req);
-  /* Reading needs contexts:read, anything else contexts:write. */
-  if (app_rest_permit(req, strcmp(method, "GET") == 0 ? "contexts:read"
-                                                      : "contexts:write"))
+  /* Reading needs contexts:read, anything else contexts:write; a reader
+   * of some paths (contexts:read:<pointer>) may read a context whole
+   * (filtered), not its history or diffs. */
+  int get = strcmp(method, "GET") == 0;
+  int whole = !get || strstr(path + (*path == '/'), "/") != NULL;
+  if ((whole || !app_may_read_some(sb_http_request_principal(req))) &&
+      app_rest_permit(req, get ? "contexts:read" : "contexts:write"))
     return;
   if (*path == '\0' || strcmp(path, "/") == 0) {
     if (strcmp(method, "POST") == 0) return do_create(app, req, tenant);

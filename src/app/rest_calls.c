@@ -40,6 +40,7 @@ static void respond_outcome(sb_http_request *req, const sb_gateway_result *r) {
   int status;
   const char *code;
   switch (r->outcome) {
+  case SB_GATEWAY_FORBIDDEN: return app_rest_refuse(req, r->scope, r->message);
   case SB_GATEWAY_NO_AGENT: status = 404, code = "no_agent"; break;
   case SB_GATEWAY_INVALID: status = 422, code = "invalid"; break;
   case SB_GATEWAY_INPUT_REFUSED: status = 422, code = "input_refused"; break;
@@ -108,6 +109,7 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req) {
   }
   rc->req = req;
   o.tenant = sb_http_request_tenant(req);
+  o.principal = sb_http_request_principal(req);
   o.params = params;
   o.deadline_ms = timeout ? (uint64_t)json_integer_value(timeout) : 0;
   o.on_done = on_done;

@@ -12,6 +12,11 @@
  *                                 with Last-Event-ID
  *   POST /v1/events               {type, data?, runId?} -> 201 {seq}
  *
+ * Scopes: starting a run needs "workflows:<name>"; reading runs (list,
+ * one run) "runs:read"; acting on one (cancel, answer, resume, fork)
+ * "runs:write"; the event stream "events:read", publishing
+ * "events:write". "runs" grants both of its own, as the grammar says.
+ *
  * Every answer comes once the change is durable. Errors:
  * {"error": {"code", "message"}} with 400 bad_request, 404 not_found, 409
  * conflict (the run is not in a state for it), 503 busy (Retry-After).
@@ -32,6 +37,9 @@ typedef struct rest_run_op {
 static void op_gone(void *ud) { ((rest_run_op *)ud)->req = NULL; }
 
 static void respond_flow_error(sb_http_request *req, int rc, const char *msg) {
+  char scope[160];
+  if (rc == SB_EPERM && app_scope_of(msg, scope, sizeof scope))
+    return app_rest_refuse(req, scope, msg);
   switch (rc) {
   case SB_ENOENT: return app_rest_error(req, 404, "not_found", msg);
   case SB_EINVAL: return app_rest_error(req, 400, "bad_request", msg);
@@ -108,7 +116,9 @@ static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
   }
   rest_run_op *op = defer(req, 1);
   sb_error err = {0};
-  int rc = op ? sb_flow_run_start(app->flow, &s, on_flow_done, op, &err) : 0;
+  int rc = op ? app_flow_run_start(app, sb_http_request_principal(req), &s,
+                                   on_flow_done, op, &err)
+              : 0;
   if (op && rc != 0) refused(op, rc, &err);
   json_decref(body);
 }
@@ -169,9 +179,11 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   const char *tenant = sb_http_request_tenant(req);
   const char *method = sb_http_request_method(req);
   const char *rest = sb_http_request_path(req) + strlen(RUNS);
+  int get = strcmp(method, "GET") == 0;
   if (!*rest || strcmp(rest, "/") == 0) {
     if (strcmp(method, "POST") == 0) return run_start(app, req, tenant);
-    if (strcmp(method, "GET") == 0) return run_list(app, req, tenant);
+    if (get && app_rest_permit(req, "runs:read")) return;
+    if (get) return run_list(app, req, tenant);
     return app_rest_error(req, 405, "method_not_allowed",
                           "use GET or POST on /v1/runs");
   }
@@ -184,6 +196,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   memcpy(id, rest + 1, n);
   id[n] = '\0';
   if (slash) snprintf(action, sizeof action, "%s", slash + 1);
+  /* The scope before any lookup: a refusal says nothing of the run. */
+  if (app_rest_permit(req, *action ? "runs:write" : "runs:read")) return;
   if (!*action) {
     if (strcmp(method, "GET") != 0)
       return app_rest_error(req, 405, "method_not_allowed",
@@ -354,7 +368,11 @@ static void handle_events(sb_app *app, sb_http_request *req) {
   const char *method = sb_http_request_method(req);
   if (strcmp(sb_http_request_path(req), EVENTS) != 0)
     return app_rest_error(req, 404, "not_found", "no such resource");
-  if (strcmp(method, "GET") == 0) return events_stream(app, req, tenant);
+  int get = strcmp(method, "GET") == 0;
+  if ((get || strcmp(method, "POST") == 0) &&
+      app_rest_permit(req, get ? "events:read" : "events:write"))
+    return;
+  if (get) return events_stream(app, req, tenant);
   if (strcmp(method, "POST") == 0) return events_publish(app, req, tenant);
   app_rest_error(req, 405, "method_not_allowed", "use GET or POST on /v1/events");
 }

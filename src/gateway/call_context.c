@@ -7,6 +7,7 @@
  * ranking and the projection each agent receives are route.c's.
  */
 #include "gateway/call_internal.h"
+#include "auth/auth.h"
 
 #define MODULE "agents"
 
@@ -109,6 +110,20 @@ void gw_call_context_read(void *ud, const sb_ctx_result *res) {
     /* Another tenant's id reads exactly like a missing one. */
     gw_call_fail(c, res->rc == SB_EBUSY ? SB_GATEWAY_BUSY : SB_GATEWAY_INVALID,
                  "contextId: %s", res->err.msg);
+    return;
+  }
+  /* The context's own permissions, the caller must hold them all. */
+  const char *missing = NULL;
+  if (!sb_auth_permits_all(
+          c->principal,
+          json_object_get(json_object_get(res->doc, "metadata"), "permissions"),
+          &missing)) {
+    if (!(c->refused_scope = sb_strdup(missing))) {
+      gw_call_fail(c, SB_GATEWAY_INVALID, "out of memory");
+      return;
+    }
+    gw_call_fail(c, SB_GATEWAY_FORBIDDEN, "context requires scope \"%s\"",
+                 missing);
     return;
   }
   c->route->doc = json_incref(res->doc);

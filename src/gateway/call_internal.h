@@ -45,6 +45,8 @@ struct sb_gateway_call {
   sb_gateway_call_options o; /* strings and JSON below are our own */
   char *tool;      /* agent-side name, or NULL */
   char *tenant;
+  sb_principal *principal; /* a reference, or NULL */
+  char *refused_scope;     /* FORBIDDEN's scope */
   char *log_level;
   json_t *client_caps;
   json_t *params;  /* the request's params, without name and _meta */

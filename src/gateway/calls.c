@@ -42,6 +42,8 @@ void gw_call_free(sb_gateway_call *c) {
   sb_free(c->tried);
   sb_free(c->tool);
   sb_free(c->tenant);
+  sb_principal_unref(c->principal);
+  sb_free(c->refused_scope);
   sb_free(c->log_level);
   json_decref(c->client_caps);
   json_decref(c->params);
@@ -101,7 +103,8 @@ void gw_call_fail(sb_gateway_call *c, sb_gateway_outcome outcome,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  sb_gateway_result r = {.outcome = outcome, .message = msg};
+  sb_gateway_result r = {.outcome = outcome, .message = msg,
+                         .scope = c->refused_scope};
   gw_call_finish(c, &r);
 }
 
@@ -481,6 +484,9 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
   c->o.name = c->o.log_level = NULL;
   c->o.params = c->o.client_caps = c->o.input_extra = NULL;
   c->o.context_doc = c->o.meta = NULL;
+  c->o.principal = NULL;
+  if (opts->principal)
+    c->principal = sb_principal_ref((sb_principal *)opts->principal);
   c->next = o->calls;
   if (o->calls) o->calls->prev = c;
   o->calls = c;

@@ -85,11 +85,10 @@ typedef struct sb_gateway_options {
   sb_mcp_admission admission;
   /* Asked before an MCP call reaches an agent (a namespaced tool, a
    * per-agent or virtual server's request, agents_call): 0 to let it
-   * through, or non-zero with err naming the scope the caller lacks (the
-   * call then fails with SB_RPC_FORBIDDEN). agent is NULL for a call by
-   * capability. NULL: every call may go. */
-  int (*permit_agent)(void *ud, const sb_principal *p, const char *agent,
-                      sb_error *err);
+   * through, or non-zero once it has refused the call (answered it, with
+   * sb_mcp_call_fail_scope for a missing scope). agent is NULL for a call
+   * by capability. NULL: every call may go. */
+  int (*permit_agent)(void *ud, sb_mcp_call *call, const char *agent);
   void *permit_ud;
 } sb_gateway_options;
 
@@ -122,6 +121,9 @@ typedef enum sb_gateway_outcome {
   SB_GATEWAY_INVALID,         /* the call itself is wrong (bad context id,
                                  bad arguments): nothing was sent */
   SB_GATEWAY_BUSY,            /* the context store is busy: retry later */
+  SB_GATEWAY_FORBIDDEN,       /* the caller lacks a permission the call's
+                                 context requires (its metadata.permissions,
+                                 named in scope): nothing was sent */
 } sb_gateway_outcome;
 
 const char *sb_gateway_outcome_name(sb_gateway_outcome o);
@@ -151,6 +153,7 @@ typedef struct sb_gateway_result {
                           object (its data is the agent's, never read) */
   const char *message; /* any other outcome: what went wrong, for people,
                           naming the agent */
+  const char *scope;   /* FORBIDDEN: the permission the caller lacks */
   const char *agent;   /* the agent that answered, or was tried last (NULL
                           if none was) */
   int agent_modern;    /* that agent speaks 2026-07-28 */
@@ -170,6 +173,11 @@ typedef struct sb_gateway_call_options {
   const char *context_id; /* optional: ranks, and each agent gets its
                              projection in _meta SB_GATEWAY_META_CONTEXT */
   const char *tenant;     /* the caller's; required with context_id */
+  /* The caller (referenced while the call lives; NULL: unrestricted): a
+   * context read for the call must not require a permission it lacks
+   * (metadata.permissions), else the call ends FORBIDDEN. A context_doc
+   * the caller holds is its own to vouch for. */
+  const sb_principal *principal;
   /* The context as the caller holds it (with context_id; referenced, not
    * modified): the call routes and projects from it without reading the
    * store, and leaves metadata.agents to the caller, who writes the

@@ -155,6 +155,8 @@ static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
            strcmp(mc->method, "tools/call") == 0)
     /* the call's own arguments (a context id that reads as missing) */
     sb_mcp_call_fail_invalid_args(mc->call, mc->public_name, res->message);
+  else if (res->outcome == SB_GATEWAY_FORBIDDEN)
+    sb_mcp_call_fail_scope(mc->call, res->scope, res->message);
   else if (res->outcome == SB_GATEWAY_BUSY)
     sb_mcp_call_fail(mc->call, SB_RPC_SERVER_BUSY, res->message, NULL);
   else if (strcmp(mc->method, "tools/call") == 0)
@@ -377,13 +379,10 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
                   sb_gateway_call_options *o, const char *public_name,
                   json_t *params) {
   const char *method = sb_mcp_call_method(call);
-  sb_error perr = {0};
+  /* A refused call has been answered by the hook. */
   if (gw->opts.permit_agent &&
-      gw->opts.permit_agent(gw->opts.permit_ud, sb_mcp_call_principal(call),
-                            o->agent, &perr) != 0) {
-    sb_mcp_call_fail(call, SB_RPC_FORBIDDEN, perr.msg, NULL);
+      gw->opts.permit_agent(gw->opts.permit_ud, call, o->agent) != 0)
     return;
-  }
   sweep_parked(gw);
   json_t *own = sb_mcp_call_params(call);
   const char *state = json_string_value(json_object_get(own, "requestState"));
@@ -416,6 +415,7 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   mc->call = call;
   mc->method = static_method(method);
   o->tenant = sb_mcp_call_tenant(call);
+  o->principal = sb_mcp_call_principal(call);
   o->method = mc->method;
   o->params = p;
   o->log_level = sb_mcp_call_log_level(call);

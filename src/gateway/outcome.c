@@ -30,6 +30,7 @@ const char *sb_gateway_outcome_name(sb_gateway_outcome o) {
   case SB_GATEWAY_STOPPING: return "stopping";
   case SB_GATEWAY_INVALID: return "invalid";
   case SB_GATEWAY_BUSY: return "busy";
+  case SB_GATEWAY_FORBIDDEN: return "forbidden";
   }
   return "unknown";
 }
@@ -65,6 +66,7 @@ sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable) {
   case SB_GATEWAY_STOPPING:
   case SB_GATEWAY_INVALID:
   case SB_GATEWAY_BUSY:
+  case SB_GATEWAY_FORBIDDEN:
     break;
   }
   return d;

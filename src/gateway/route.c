@@ -12,6 +12,7 @@
  * the caller's result says who was chosen and why.
  */
 #include "gateway/gateway_internal.h"
+#include "auth/auth.h"
 
 #define MODULE "agents"
 #define MAX_CANDIDATES 64
@@ -151,12 +152,42 @@ int gw_route_rank(sb_gateway *o, gw_route *r, agent *named_agent,
   return 0;
 }
 
+/* Whether data.user may go to agent_id: the user's permissions
+ * (user.permissions, the scope grammar) name the agents that may see who
+ * the customer is once they name any ("agents", "agents:sales",
+ * "agents:fin*", "admin"); a list naming none, or none at all, leaves
+ * every agent its requirements. */
+static int user_section_for(const json_t *data, const char *agent_id) {
+  json_t *perms = json_object_get(json_object_get(data, "user"), "permissions");
+  char perm[200];
+  snprintf(perm, sizeof perm, "agents:%s", agent_id);
+  int names_agents = 0;
+  size_t i;
+  json_t *v;
+  json_array_foreach(perms, i, v) {
+    const char *s = json_string_value(v);
+    if (!s) continue;
+    if (sb_auth_scope_grants(s, perm)) return 1;
+    if (strncmp(s, "agents", 6) == 0 || strcmp(s, "admin") == 0)
+      names_agents = 1;
+  }
+  return !names_agents;
+}
+
 json_t *gw_route_projection(gw_route *r, agent *a) {
   if (!r->doc) return NULL;
   json_t *data = NULL, *missing = NULL;
-  if (sb_ctx_project(json_object_get(r->doc, "data"), a->def->requirements_json,
-                     &data, &missing, NULL) != 0)
-    return NULL;
+  json_t *source = json_object_get(r->doc, "data");
+  json_t *withheld = NULL; /* source without its user section */
+  if (!user_section_for(source, a->def->id)) {
+    if (!(withheld = json_copy(source))) return NULL;
+    json_object_del(withheld, "user");
+    source = withheld;
+  }
+  int rc = sb_ctx_project(source, a->def->requirements_json, &data, &missing,
+                          NULL);
+  json_decref(withheld);
+  if (rc != 0) return NULL;
   json_t *p = json_pack("{sOsOsoso}", "id", json_object_get(r->doc, "id"),
                         "version", json_object_get(r->doc, "version"), "data",
                         data, "missing", missing);

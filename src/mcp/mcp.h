@@ -79,6 +79,12 @@ struct sb_mcp_out {
   /* Who the caller is (borrowed from the transport, which keeps it as
    * long as the out); NULL: no authentication, unrestricted. */
   const sb_principal *principal;
+  /* Set by mcp/ when a call answered on this out was refused for a scope
+   * the caller lacks (sb_mcp_call_fail_scope): the scope, else "". A C
+   * value, never read from a message (an agent's -32003 is just an
+   * answer): HTTP answers such a final message 403 with an
+   * insufficient_scope challenge; stdio ignores it. */
+  char refused_scope[160];
   /* private to mcp/ */
   sb_mcp_call *calls_; /* in-flight calls writing here */
 };
@@ -141,10 +147,14 @@ typedef struct sb_mcp_server_options {
   void *capabilities_ud;
   sb_mcp_admission admission; /* admit NULL: every request is admitted */
   /* Asked before a tools/call reaches a provider (or a task): 0 to let it
-   * through, or non-zero with err naming what the caller lacks; the call
-   * then fails with SB_RPC_FORBIDDEN. NULL: every call may go. */
+   * through, or non-zero once it has refused the call (answered it, with
+   * sb_mcp_call_fail_scope for a missing scope). NULL: every call may go. */
   int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
-                        json_t *args, sb_error *err);
+                        json_t *args);
+  /* Asked for each tool of tools/list (authorize_ud): 1 to list it for
+   * this caller. A list a caller saw filtered is private (cacheScope).
+   * NULL: every tool is listed. */
+  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
   void *authorize_ud;
 } sb_mcp_server_options;
 
@@ -440,6 +450,11 @@ void sb_mcp_call_fail_invalid_args(sb_mcp_call *call, const char *tool,
                                    const char *what);
 /* Resource not found, in the call's era: -32602 (modern) or -32002. */
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
+/* Refused for a scope the caller lacks: -32003 with `message` and data
+ * {"scope"}, and the out learns the scope (its refused_scope), so HTTP
+ * can answer 403 with a challenge naming it. */
+void sb_mcp_call_fail_scope(sb_mcp_call *call, const char *scope,
+                            const char *message);
 
 /* requestState for multi round-trip requests: `payload` (borrowed) sealed
  * with a per-process key and bound to method + name with a TTL (new

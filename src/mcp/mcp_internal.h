@@ -109,7 +109,8 @@ struct sb_mcp_server {
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
   int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
-                        json_t *args, sb_error *err);
+                        json_t *args);
+  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
   void *authorize_ud;
   mcp_tenant_listens *listens; /* per-tenant listen stream counts */
   size_t listens_len;

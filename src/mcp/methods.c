@@ -69,6 +69,17 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
                      json_incref(data));
     return;
   }
+  if (strcmp(key, "tools") == 0 && srv->tool_visible) {
+    /* Only what the caller may call; such a list is the caller's own. */
+    for (size_t i = json_array_size(items); i-- > 0;) {
+      const char *name =
+          json_string_value(json_object_get(json_array_get(items, i), "name"));
+      if (name && !srv->tool_visible(srv->authorize_ud, c, name)) {
+        json_array_remove(items, i);
+        scope = "private";
+      }
+    }
+  }
   if (strcmp(key, "tools") == 0) mcp_tasks_mark_tools(c, items);
   json_t *r = paginate(c, items, key);
   json_decref(items);
@@ -467,12 +478,9 @@ static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "arguments"));
     return;
   }
-  sb_error aerr = {0};
-  if (srv->authorize_tool &&
-      srv->authorize_tool(srv->authorize_ud, c, name, args, &aerr)) {
-    sb_mcp_call_fail(c, SB_RPC_FORBIDDEN, aerr.msg, NULL);
+  /* A refused call has been answered by the hook. */
+  if (srv->authorize_tool && srv->authorize_tool(srv->authorize_ud, c, name, args))
     return;
-  }
   if (mcp_tasks_route_call(c, name, args)) return;
   route_named(c, offsetof(sb_mcp_provider, call_tool), "tool", name, args);
 }

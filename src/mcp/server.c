@@ -396,6 +396,14 @@ void sb_mcp_call_fail_invalid_args(sb_mcp_call *c, const char *tool,
                    json_pack("{ss}", "tool", tool));
 }
 
+void sb_mcp_call_fail_scope(sb_mcp_call *c, const char *scope,
+                            const char *message) {
+  if (c->out)
+    snprintf(c->out->refused_scope, sizeof c->out->refused_scope, "%s", scope);
+  sb_mcp_call_fail(c, SB_RPC_FORBIDDEN, message,
+                   json_pack("{ss}", "scope", scope));
+}
+
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *c, const char *uri) {
   char msg[512];
   snprintf(msg, sizeof msg, "Resource not found: %s", uri);
@@ -584,6 +592,7 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   srv->admission = opts->admission;
   srv->authorize_tool = opts->authorize_tool;
   srv->authorize_ud = opts->authorize_ud;
+  srv->tool_visible = opts->tool_visible;
   srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;

@@ -192,6 +192,12 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
     http_unauthorized_challenge(r, challenge, sizeof challenge);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
   }
+  if (status == MHD_HTTP_FORBIDDEN && r->refused_scope) {
+    char challenge[600];
+    sb_http_insufficient_scope(r, r->refused_scope, r->refused_why, challenge,
+                               sizeof challenge);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+  }
   if (status == MHD_HTTP_TOO_MANY_REQUESTS && r->retry_after_s > 0) {
     char secs[24];
     snprintf(secs, sizeof secs, "%d", r->retry_after_s);
@@ -340,7 +346,10 @@ void http_req_abort(http_req *r, unsigned status, json_t *error) {
 
 /* ---- the out every POST owns ------------------------------------------ */
 
-static int req_write(http_req *r, json_t *msg, int final) {
+/* `scope`: the out's refused_scope (mcp.h): a final error refusing a call
+ * for it is a 403 with an insufficient_scope challenge (MCP
+ * authorization, runtime scope errors), in both eras. */
+static int req_write(http_req *r, json_t *msg, int final, const char *scope) {
   if (r->gone || r->detached) return SB_EIO;
   if (r->final_seen || r->state == REQ_RESPONDED) return SB_ESTATE;
   if (final) r->final_seen = 1;
@@ -361,7 +370,17 @@ static int req_write(http_req *r, json_t *msg, int final) {
       sid = sb_mcp_session_id(r->new_session->mcp);
       r->new_session = NULL;
     }
-    return respond_msg(r, status_for(r, msg), msg, sid);
+    unsigned status = status_for(r, msg);
+    json_t *e = json_object_get(msg, "error");
+    if (*scope && json_integer_value(json_object_get(e, "code")) ==
+                      SB_RPC_FORBIDDEN) {
+      status = MHD_HTTP_FORBIDDEN;
+      r->refused_scope = scope;
+      r->refused_why = json_string_value(json_object_get(e, "message"));
+    }
+    int rc = respond_msg(r, status, msg, sid);
+    r->refused_scope = r->refused_why = NULL;
+    return rc;
   }
   /* A message before the final one: switch to SSE if the client can take
    * it; otherwise progress and log messages are dropped. */
@@ -372,13 +391,13 @@ static int req_write(http_req *r, json_t *msg, int final) {
 }
 
 static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {
-  return req_write(out->data, msg, final);
+  return req_write(out->data, msg, final, out->refused_scope);
 }
 
 /* A session POST's output: its connection, or the session once orphaned. */
 static int stream_write(sb_mcp_out *out, json_t *msg, int final) {
   http_stream *st = out->data;
-  if (st->req) return req_write(st->req, msg, final);
+  if (st->req) return req_write(st->req, msg, final, out->refused_scope);
   return http_stream_orphan_write(st, msg, final);
 }
 

@@ -110,6 +110,9 @@ struct http_req {
   unsigned close_after : 1; /* answer with Connection: close */
   unsigned quota_held : 1;  /* a REST request admitted: release once */
   int retry_after_s;        /* a 429's Retry-After */
+  /* A 403's challenge: the scope an MCP call was refused for and why
+   * (borrowed for the final write only). */
+  const char *refused_scope, *refused_why;
   unsigned metadata : 1;    /* GET of the protected-resource metadata */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */

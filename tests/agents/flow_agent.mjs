@@ -7,7 +7,9 @@
 // execution of `book` to LEDGER (a file, so the count survives restarts
 // of the agent and of switchboard). `ask_model` asks its caller for
 // sampling (sampling/createMessage) and answers with what came back, or
-// with the error.
+// with the error. Over HTTP it keeps the headers every request came with
+// that matter to credentials (Authorization, and any X-* header, such as
+// those an AgentDefinition configures), and `headers_seen` answers them.
 //   node flow_agent.mjs NAME [--http]
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -30,6 +32,7 @@ if (process.env.LEDGER && existsSync(process.env.LEDGER)) {
   }
 }
 let failures = 0;
+const seenHeaders = []; // {method, authorization, x: {X-* headers}} per HTTP request
 
 function build() {
   const server = new McpServer({ name, version: '1.0.0' });
@@ -47,6 +50,8 @@ function build() {
   server.tool('whoami', 'What switchboard handed this agent', { note: z.any().optional() }, async (args, extra) =>
     answer({ agent: name, args, context: extra._meta?.['switchboard/context'] ?? null,
       key: extra._meta?.[KEY] ?? null, run: extra._meta?.['switchboard/run'] ?? null }));
+  server.tool('headers_seen', 'The credential headers of every HTTP request so far', {}, async () =>
+    answer({ agent: name, seen: seenHeaders }));
   server.tool('quote', 'A monthly payment', { price: z.number(), months: z.number().int().min(1) },
     async ({ price, months }) => answer({ monthly: Math.round((price / months) * 100) / 100, agent: name }));
   server.tool('book', 'Book a slot (acts once per idempotency key)', { slot: z.string() }, async ({ slot }, extra) => {
@@ -99,7 +104,12 @@ if (http) {
     await server.connect(transport);
     let body = '';
     req.on('data', (c) => { body += c; });
-    req.on('end', () => transport.handleRequest(req, res, body ? JSON.parse(body) : undefined));
+    req.on('end', () => {
+      const msg = body ? JSON.parse(body) : undefined;
+      const x = Object.fromEntries(Object.entries(req.headers).filter(([k]) => k.startsWith('x-')));
+      seenHeaders.push({ method: msg?.method ?? req.method, authorization: req.headers.authorization ?? null, x });
+      transport.handleRequest(req, res, msg);
+    });
   });
   srv.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
     process.stderr.write(`flow agent ${name} listening on 127.0.0.1:${srv.address().port}\n`);

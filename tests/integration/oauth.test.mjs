@@ -9,63 +9,10 @@
 // with the metadata only. The metadata document is served to anyone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { tempStorePath } from './lib/harness.mjs';
+import { ISSUER, RESOURCE, claimsFor, makeKeys, now, oauthConfig, signJwt } from './lib/oauth.mjs';
 import { TENANTS, connectSdk, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
-
-export const ISSUER = 'https://login.example.test';
-export const RESOURCE = 'https://switchboard.example.test/mcp';
-const b64u = (b) => Buffer.from(b).toString('base64url');
-
-/** RS256 and ES256 key pairs, and the JWKS of their public halves. */
-export function makeKeys() {
-  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwks = {
-    keys: [
-      { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', use: 'sig', alg: 'RS256' },
-      { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', use: 'sig', alg: 'ES256' },
-    ],
-  };
-  return { rsa, ec, other, jwks };
-}
-
-/** A compact JWS: alg RS256, ES256, HS256 (key: the secret) or none. */
-export function signJwt(alg, key, claims, header = {}) {
-  const input = `${b64u(JSON.stringify({ alg, typ: 'JWT', ...header }))}.${b64u(JSON.stringify(claims))}`;
-  let sig = Buffer.alloc(0);
-  if (alg === 'RS256') sig = crypto.sign('sha256', Buffer.from(input), key);
-  else if (alg === 'ES256') sig = crypto.sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
-  else if (alg === 'HS256') sig = crypto.createHmac('sha256', key).update(input).digest();
-  return `${input}.${b64u(sig)}`;
-}
-
-export const now = () => Math.floor(Date.now() / 1000);
-export const claimsFor = (tenant, extra = {}) => ({
-  iss: ISSUER, aud: RESOURCE, sub: `user-of-${tenant}`, tenant, iat: now(), exp: now() + 600, ...extra,
-});
-
-/** The auth.oauth YAML for a JWKS (written to a temp file). */
-export function oauthConfig(jwks, extra = '') {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-oauth-'));
-  const file = join(dir, 'jwks.json');
-  writeFileSync(file, JSON.stringify(jwks));
-  return [
-    '  oauth:',
-    `    issuer: ${ISSUER}`,
-    `    resource: ${RESOURCE}`,
-    `    jwks_file: ${file}`,
-    `    authorization_servers: [${ISSUER}]`,
-    '    scopes_supported: [contexts:read, contexts:write]',
-    '    leeway_s: 5',
-    extra,
-  ].join('\n');
-}
 
 // writeTenantConfig appends `config` after auth.tenants: the oauth block
 // continues the auth: mapping.
@@ -163,8 +110,9 @@ describe('OAuth bearer JWTs', { timeout: 120000 }, () => {
 // Scopes enforced: a JWT's scope claim (space-separated) or scp (array),
 // and an API key's --scope values, decide which tools, agents, workflows
 // and context operations a caller may use; a refusal names the missing
-// scope (REST: 403 with an insufficient_scope challenge; MCP: error
-// -32003). Without scopes a caller may do what its tenant may, as before.
+// scope (REST and /mcp over HTTP: 403 with an insufficient_scope
+// challenge; MCP on stdio: error -32003). Without scopes a caller may do
+// what its tenant may, as before.
 describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
   const { rsa, jwks } = makeKeys();
   const store = tempStorePath();
@@ -229,12 +177,21 @@ describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
         ['workflow_run', { workflow: 'payroll' }, 'workflows:payroll'],
         ['agents_list', {}, 'tools:agents_list'],
       ];
+      // On HTTP a refusal is a 403 insufficient_scope challenge (MCP
+      // authorization, runtime scope errors): the v2 client, holding a
+      // plain bearer token (no OAuth provider to step up with), surfaces it
+      // as InsufficientScopeError after one POST — no retry loop.
       for (const [name, args, scope] of cases) {
+        const before = c.http.items.length;
         await assert.rejects(c.callTool(name, args), (e) => {
-          assert.equal(e.code, -32003, `${name}: ${e.message}`);
-          assert.match(e.message, new RegExp(`missing scope "${scope}"`));
+          assert.equal(e.requiredScope, scope, `${name}: ${e.message}`);
+          assert.equal(e.errorDescription, `missing scope ${scope}`);
+          assert.match(e.message, new RegExp(`Insufficient scope: required "${scope}"`));
           return true;
         }, name);
+        const posts = c.http.items.slice(before).filter((x) => x.method === 'POST');
+        assert.equal(posts.length, 1, `${name}: ${JSON.stringify(posts)}`);
+        assert.equal(posts[0].status, 403);
       }
     } finally {
       await c.close();

@@ -1,0 +1,339 @@
+/* ctx_access.c: who may touch a context, and what of it they may read.
+ *
+ * Three layers, each over auth/'s scope grammar:
+ *
+ *   - the operation's scope (contexts:read, contexts:write), checked
+ *     before anything is looked up (auth.c, rest.c);
+ *   - the context's own metadata.permissions: every one must be held by
+ *     the caller to read or write it (empty or absent: none needed);
+ *   - reads by a caller holding only "contexts:read:<pointer>" scopes get
+ *     the context with `data` projected onto those pointers (relative to
+ *     `data`: "/user/profile" is data.user.profile) by the same projection
+ *     agents get (sb_ctx_project); history and diffs would show the rest,
+ *     so they need the whole "contexts:read".
+ *
+ * app_ctx_guard reads the head first, checks it, and only then starts the
+ * operation (at the version it checked, for an update), so a refusal costs
+ * one read and says nothing a missing context would not: another tenant's
+ * id is still a plain "not found".
+ */
+#include <string.h>
+
+#include "app/app_internal.h"
+
+int app_ctx_permits(const sb_principal *p, const json_t *doc, char *scope,
+                    size_t cap, sb_error *err) {
+  const json_t *needed =
+      json_object_get(json_object_get(doc, "metadata"), "permissions");
+  const char *missing = NULL;
+  if (sb_auth_permits_all(p, needed, &missing)) return 0;
+  snprintf(scope, cap, "%s", missing);
+  return sb_error_set(err, SB_EPERM, "context requires scope \"%s\"", missing);
+}
+
+/* The projection path of a pointer into `data`, walking data so an array
+ * index reads "[n]" and a key ".key"; SB_ENOENT when the pointer leads
+ * nowhere in this data, or through a key a path cannot spell. */
+static int pointer_path(const json_t *data, const char *ptr, sb_buf *out) {
+  sb_ctx_ptr pp;
+  if (sb_ctx_ptr_parse(ptr, strlen(ptr), &pp, NULL) != 0) return SB_ENOENT;
+  int rc = pp.ntokens ? 0 : SB_ENOENT;
+  const json_t *node = data;
+  for (size_t i = 0; rc == 0 && i < pp.ntokens; i++) {
+    const sb_ctx_ptr_token *t = &pp.tokens[i];
+    size_t index = 0;
+    if (json_is_array(node)) {
+      if (sb_ctx_ptr_index(t, &index) != 0 || index >= json_array_size(node))
+        rc = SB_ENOENT;
+      else if (sb_buf_printf(out, "[%zu]", index) != 0)
+        rc = SB_ENOMEM;
+      node = json_array_get(node, index);
+    } else if (!json_is_object(node) || t->len == 0 || t->len != strlen(t->s) ||
+               strpbrk(t->s, ".[]")) {
+      rc = SB_ENOENT;
+    } else {
+      if ((i && sb_buf_append(out, ".", 1) != 0) ||
+          sb_buf_append(out, t->s, t->len) != 0)
+        rc = SB_ENOMEM;
+      node = json_object_get(node, t->s);
+      if (!node) rc = SB_ENOENT;
+    }
+  }
+  sb_ctx_ptr_free(&pp);
+  return rc;
+}
+
+/* data projected onto the pointers (new reference), or NULL. */
+static json_t *project_pointers(const json_t *data, const json_t *pointers) {
+  json_t *paths = json_array(), *out = NULL;
+  size_t i;
+  json_t *v;
+  json_array_foreach(pointers, i, v) {
+    sb_buf b = SB_BUF_INIT;
+    if (pointer_path(data, json_string_value(v), &b) == 0)
+      json_array_append_new(paths, json_stringn(b.data, b.len));
+    sb_buf_free(&b);
+  }
+  if (paths && sb_ctx_project(data, paths, &out, NULL, NULL) != 0) out = NULL;
+  json_decref(paths);
+  return out;
+}
+
+int app_ctx_readable(const sb_principal *p, json_t *doc, json_t **out,
+                     char *scope, size_t cap, sb_error *err) {
+  json_t *pointers = NULL;
+  *out = NULL;
+  switch (sb_auth_read_paths(p, &pointers)) {
+  case SB_AUTH_READ_ALL: *out = json_incref(doc); return 0;
+  case SB_AUTH_READ_NONE:
+    snprintf(scope, cap, "contexts:read");
+    return sb_error_set(err, SB_EPERM, "missing scope \"contexts:read\"");
+  case SB_AUTH_READ_SOME: break;
+  }
+  /* A shallow copy: the manager's document is shared, never modified. */
+  json_t *copy = json_copy(doc);
+  json_t *data = project_pointers(json_object_get(doc, "data"), pointers);
+  json_decref(pointers);
+  if (!copy || !data || json_object_set_new(copy, "data", data) != 0) {
+    json_decref(copy);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  *out = copy;
+  return 0;
+}
+
+/* ---- the guard: read the head, check it, then go ----------------------- */
+
+typedef struct ctx_guard {
+  sb_app *app;
+  sb_principal *principal; /* a reference; NULL: unrestricted */
+  app_ctx_op op;
+  char *tenant, *id;
+  int64_t version, before, from, to;
+  size_t limit;
+  sb_ctx_patch_kind kind;
+  json_t *patch;        /* an update's (a reference) */
+  json_t *requirements; /* a projected read's (a reference) */
+  sb_ctx_cb cb;
+  void *ud;
+  char *scope;
+  size_t scope_cap;
+} ctx_guard;
+
+static void guard_free(ctx_guard *g) {
+  sb_principal_unref(g->principal);
+  json_decref(g->patch);
+  json_decref(g->requirements);
+  sb_free(g->tenant);
+  sb_free(g->id);
+  sb_free(g);
+}
+
+static void guard_fail(ctx_guard *g, int rc, const sb_error *err,
+                       int64_t version) {
+  sb_ctx_result r = {.rc = rc, .err = *err, .version = version};
+  g->cb(g->ud, &r);
+  guard_free(g);
+}
+
+/* What a reader gets of doc: filtered, and projected by requirements as
+ * sb_ctx_get_projected_async would ({"id","version","data","missing"}). */
+static int reader_view(ctx_guard *g, json_t *doc, json_t **out, sb_error *err) {
+  json_t *seen = NULL;
+  int rc =
+      app_ctx_readable(g->principal, doc, &seen, g->scope, g->scope_cap, err);
+  if (rc != 0 || !g->requirements) {
+    *out = seen;
+    return rc;
+  }
+  json_t *proj = NULL, *missing = NULL;
+  rc = sb_ctx_project(json_object_get(seen, "data"), g->requirements, &proj,
+                      &missing, err);
+  *out = rc ? NULL
+            : json_pack("{sOsOsoso}", "id", json_object_get(seen, "id"),
+                        "version", json_object_get(seen, "version"), "data",
+                        proj, "missing", missing);
+  json_decref(seen);
+  if (rc == 0 && !*out) rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+  return rc;
+}
+
+/* The operation's own result: a read's document is filtered. */
+static void guard_done(void *ud, const sb_ctx_result *res) {
+  ctx_guard *g = ud;
+  sb_ctx_result r = *res;
+  json_t *view = NULL;
+  if (res->rc == 0 && g->op == APP_CTX_GET) {
+    sb_error err = {0};
+    int rc = reader_view(g, res->doc, &view, &err);
+    if (rc != 0) return guard_fail(g, rc, &err, 0);
+    r.doc = view;
+  }
+  g->cb(g->ud, &r);
+  json_decref(view);
+  guard_free(g);
+}
+
+/* The head passed: start the operation itself (an update at the version
+ * checked, and only then: a later head was not checked). */
+static int guard_start(ctx_guard *g, const sb_ctx_result *head, sb_error *err) {
+  sb_ctx_manager *m = g->app->ctx;
+  switch (g->op) {
+  case APP_CTX_GET:
+    return sb_ctx_get_async(m, g->tenant, g->id, g->version, guard_done, g,
+                            err);
+  case APP_CTX_UPDATE:
+    if (g->version != head->version)
+      return sb_error_set(err, SB_ECONFLICT,
+                          "version %lld is not the current version %lld",
+                          (long long)g->version, (long long)head->version);
+    return sb_ctx_update_async(m, g->tenant, g->id, g->version, g->kind,
+                               g->patch, guard_done, g, err);
+  case APP_CTX_HISTORY:
+    return sb_ctx_history_async(m, g->tenant, g->id, g->before, g->limit,
+                                guard_done, g, err);
+  case APP_CTX_DIFF:
+    return sb_ctx_diff_versions_async(m, g->tenant, g->id, g->from, g->to,
+                                      guard_done, g, err);
+  case APP_CTX_CHECK: break;
+  }
+  return sb_error_set(err, SB_EINVAL, "unknown operation");
+}
+
+static void guard_head(void *ud, const sb_ctx_result *res) {
+  ctx_guard *g = ud;
+  sb_error err = {0};
+  if (res->rc != 0) return guard_fail(g, res->rc, &res->err, res->version);
+  int rc =
+      app_ctx_permits(g->principal, res->doc, g->scope, g->scope_cap, &err);
+  /* History and diffs show every path: the whole contexts:read. */
+  if (rc == 0 && (g->op == APP_CTX_HISTORY || g->op == APP_CTX_DIFF) &&
+      (rc = app_permit(g->principal, "contexts:read", &err)) != 0)
+    snprintf(g->scope, g->scope_cap, "contexts:read");
+  if (rc != 0) return guard_fail(g, rc, &err, 0);
+  /* The head is a plain read's answer, and a check's. */
+  if ((g->op == APP_CTX_GET && g->version == 0) || g->op == APP_CTX_CHECK)
+    return guard_done(g, res);
+  if ((rc = guard_start(g, res, &err)) != 0)
+    guard_fail(g, rc, &err, rc == SB_ECONFLICT ? res->version : 0);
+}
+
+int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
+                  sb_error *err) {
+  a->scope[0] = '\0';
+  if (a->requirements && sb_ctx_paths_validate(a->requirements, err) != 0)
+    return SB_EINVAL;
+  ctx_guard *g = sb_calloc(1, sizeof *g);
+  if (!g) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  *g = (ctx_guard){
+      .app = app,
+      .principal =
+          a->principal ? sb_principal_ref((sb_principal *)a->principal) : NULL,
+      .op = a->op,
+      .tenant = sb_strdup(a->tenant),
+      .id = sb_strdup(a->id),
+      .version = a->version,
+      .before = a->before,
+      .from = a->from,
+      .to = a->to,
+      .limit = a->limit,
+      .kind = a->kind,
+      .patch = json_incref(a->patch),
+      .requirements = json_incref(a->requirements),
+      .cb = cb,
+      .ud = ud,
+      .scope = a->scope,
+      .scope_cap = a->scope_cap};
+  if (!g->tenant || !g->id) {
+    guard_free(g);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  int rc = sb_ctx_get_async(app->ctx, a->tenant, a->id, 0, guard_head, g, err);
+  if (rc != 0) guard_free(g);
+  return rc;
+}
+
+/* ---- workflow runs on an existing context ----------------------------------
+ */
+
+typedef struct run_check {
+  sb_app *app;
+  char *tenant, *workflow, *context_id;
+  json_t *input;
+  sb_flow_cb cb;
+  void *ud;
+} run_check;
+
+static void run_check_free(run_check *rc) {
+  sb_free(rc->tenant);
+  sb_free(rc->workflow);
+  sb_free(rc->context_id);
+  json_decref(rc->input);
+  sb_free(rc);
+}
+
+static void run_check_fail(run_check *rc, int code, const sb_error *err) {
+  sb_flow_reply r = {.rc = code, .err = *err};
+  rc->cb(rc->ud, &r);
+  run_check_free(rc);
+}
+
+static void run_checked(void *ud, const sb_ctx_result *res) {
+  run_check *rc = ud;
+  sb_error err = {0};
+  if (res->rc == SB_EPERM) return run_check_fail(rc, res->rc, &res->err);
+  if (res->rc != 0) {
+    /* As the engine words a context it cannot read. */
+    sb_error_set(&err, res->rc, "contextId: %s", res->err.msg);
+    return run_check_fail(rc, res->rc, &err);
+  }
+  sb_flow_start s = {.tenant = rc->tenant,
+                     .workflow = rc->workflow,
+                     .context_id = rc->context_id,
+                     .input = rc->input};
+  int code = sb_flow_run_start(rc->app->flow, &s, rc->cb, rc->ud, &err);
+  if (code != 0) return run_check_fail(rc, code, &err);
+  run_check_free(rc);
+}
+
+int app_flow_run_start(sb_app *app, const sb_principal *p,
+                       const sb_flow_start *s, sb_flow_cb cb, void *ud,
+                       sb_error *err) {
+  const json_t *fresh = json_object_get(s->input, "context");
+  char scope[160];
+  /* A new context's permissions, like context_create's. */
+  if (!s->context_id)
+    return fresh && app_ctx_permits(p, fresh, scope, sizeof scope, err)
+               ? SB_EPERM
+               : sb_flow_run_start(app->flow, s, cb, ud, err);
+  run_check *rc = sb_calloc(1, sizeof *rc);
+  if (!rc) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  *rc = (run_check){.app = app,
+                    .tenant = sb_strdup(s->tenant),
+                    .workflow = sb_strdup(s->workflow ? s->workflow : ""),
+                    .context_id = sb_strdup(s->context_id),
+                    .input = s->input ? json_deep_copy(s->input) : NULL,
+                    .cb = cb,
+                    .ud = ud};
+  app_ctx_access a = {.principal = p,
+                      .tenant = s->tenant,
+                      .id = s->context_id,
+                      .op = APP_CTX_CHECK,
+                      .scope = scope,
+                      .scope_cap = sizeof scope};
+  int code = (!rc->tenant || !rc->workflow || !rc->context_id ||
+              (s->input && !rc->input))
+                 ? sb_error_set(err, SB_ENOMEM, "out of memory")
+                 : app_ctx_guard(app, &a, run_checked, rc, err);
+  if (code != 0) run_check_free(rc);
+  return code;
+}
+
+int app_scope_of(const char *message, char *scope, size_t cap) {
+  /* Our own refusals end: scope "X" (never a remote party's text). */
+  const char *q = message ? strstr(message, "scope \"") : NULL;
+  const char *end = q ? strchr(q + 7, '"') : NULL;
+  if (!end) return 0;
+  snprintf(scope, cap, "%.*s", (int)(end - q - 7), q + 7);
+  return 1;
+}
