@@ -846,7 +846,10 @@ static void on_active(void *ud, sb_store_result *res) {
     }
     n++;
   }
-  if (n) SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
+  if (n)
+    SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
+  else
+    SB_INFO(FL_MODULE, "no runs in progress to resume");
 }
 
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {

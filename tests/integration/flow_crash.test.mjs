@@ -44,8 +44,13 @@ test('runs survive SIGKILLs: all complete, no booking twice, no version lost', a
     agents: [flowAgent('desk', ['desk'], { env: { LEDGER: ledger }, limits: { maxConcurrent: 64 } })],
     workflowsYaml: WORKFLOW,
   });
+  // Started, and done reading the runs to resume (the store answers after
+  // "listening"): resolves with how many it resumed.
+  let resumedNow = 0;
   const start = async () => {
     server = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    const m = await server.stderrMatch(/resuming (\d+) runs in progress|no runs in progress to resume/);
+    resumedNow = Number(m[1] ?? 0);
     return runsClient(server.url.replace(/\/mcp$/, ''));
   };
   let rest = await start();
@@ -60,7 +65,7 @@ test('runs survive SIGKILLs: all complete, no booking twice, no version lost', a
     // A random point in the middle of the work: fault injection, not a
     // wait for anything.
     await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 250)));
-    if (/resuming \d+ runs in progress/.test(server.stderr)) resumed++;
+    if (resumedNow > 0) resumed++;
     server.proc.kill('SIGKILL');
     await server.exited;
     rest = await start();

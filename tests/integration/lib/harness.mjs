@@ -180,12 +180,17 @@ export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS 
   });
   let stderr = '';
   let stdout = '';
+  const waiters = new Set(); // { re, resolve } for stderrMatch()
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
   const ready = new Promise((resolve, reject) => {
     proc.once('error', reject);
     proc.stderr.setEncoding('utf8').on('data', (d) => {
       stderr += d;
+      for (const w of waiters) {
+        const hit = w.re.exec(stderr);
+        if (hit) { waiters.delete(w); w.resolve(hit); }
+      }
       const m = /listening on (https?:\/\/(\[[^\]]+\]|[^\s:/]+):(\d+)\/mcp)/.exec(stderr);
       if (m) resolve({ url: m[1], host: m[2], port: Number(m[3]) });
     });
@@ -207,6 +212,15 @@ export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS 
     get stderr() { return stderr; },
     get stdout() { return stdout; },
     exited,
+    /** Resolves with the match once stderr matches `re` (or already did). */
+    stderrMatch(re, { timeoutMs: t = DEADLINE_MS } = {}) {
+      const hit = re.exec(stderr);
+      if (hit) return Promise.resolve(hit);
+      const w = { re };
+      const p = new Promise((resolve) => { w.resolve = resolve; waiters.add(w); });
+      return withDeadline(p, t, `${re} on stderr (got: ${JSON.stringify(stderr.slice(-2000))})`)
+        .finally(() => waiters.delete(w));
+    },
     async stop({ timeoutMs: t = DEADLINE_MS } = {}) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       try {
