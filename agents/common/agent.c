@@ -149,12 +149,10 @@ json_t *dl_column_json(sqlite3_stmt *st, int col) {
   switch (sqlite3_column_type(st, col)) {
   case SQLITE_INTEGER:
     return json_integer((json_int_t)sqlite3_column_int64(st, col));
-  case SQLITE_FLOAT:
-    return json_real(sqlite3_column_double(st, col));
+  case SQLITE_FLOAT: return json_real(sqlite3_column_double(st, col));
   case SQLITE_TEXT:
     return json_string((const char *)sqlite3_column_text(st, col));
-  default:
-    return json_null();
+  default: return json_null();
   }
 }
 
@@ -164,6 +162,29 @@ json_t *dl_row_json(sqlite3_stmt *st) {
   for (int i = 0; row && i < n; i++)
     json_object_set_new(row, sqlite3_column_name(st, i), dl_column_json(st, i));
   return row;
+}
+
+int dl_row_one(dl_request *req, const char *sql, const char *key,
+               json_t **row) {
+  *row = NULL;
+  sqlite3_stmt *st = dl_prepare(req, sql);
+  if (!st) return -1;
+  if (key) sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *row = dl_row_json(st);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) return *row ? 1 : 0;
+  dl_fail(req, "the dealer data cannot be read (%s)", sqlite3_errstr(rc));
+  return -1;
+}
+
+void dl_reason(json_t *reasons, const char *fmt, ...) {
+  char text[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  json_array_append_new(reasons, json_string(text));
 }
 
 /* switchboard's own rule for tenant ids, and no leading dot: the id names
@@ -180,7 +201,8 @@ static int exec(sqlite3 *db, const char *sql) {
 
 /* Hex BLAKE2b-128 of the arguments in canonical form (sorted keys). */
 static void args_hash(json_t *args, char out[33]) {
-  char *text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  char *text =
+      json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
   unsigned char h[16];
   crypto_generichash(h, sizeof h, (const unsigned char *)(text ? text : ""),
                      text ? strlen(text) : 0, NULL, 0);
@@ -200,14 +222,17 @@ static int ledger_find(dl_request *req, const char *hash, json_t **result) {
   int rc = 0;
   if (sqlite3_step(st) == SQLITE_ROW) {
     if (strcmp((const char *)sqlite3_column_text(st, 0), hash) != 0) {
-      dl_invalid(req, "idempotency key %s was already used for %s with "
-                      "other arguments", req->idempotency_key, req->tool);
+      dl_invalid(req,
+                 "idempotency key %s was already used for %s with "
+                 "other arguments",
+                 req->idempotency_key, req->tool);
       rc = -1;
     } else {
       *result = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
       rc = *result ? 1 : -1;
-      if (!*result) dl_fail(req, "the stored answer for %s is unreadable",
-                            req->idempotency_key);
+      if (!*result)
+        dl_fail(req, "the stored answer for %s is unreadable",
+                req->idempotency_key);
     }
   }
   sqlite3_finalize(st);
@@ -225,9 +250,11 @@ static int ledger_store(dl_request *req, const char *hash, json_t *result) {
     sqlite3_bind_text(st, 2, req->tool, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_DONE) rc = 0;
-    else dl_fail(req, "cannot record the idempotency key: %s",
-                 sqlite3_errmsg(req->db));
+    if (sqlite3_step(st) == SQLITE_DONE)
+      rc = 0;
+    else
+      dl_fail(req, "cannot record the idempotency key: %s",
+              sqlite3_errmsg(req->db));
   }
   if (st) sqlite3_finalize(st);
   sb_free(text);
@@ -236,10 +263,12 @@ static int ledger_store(dl_request *req, const char *hash, json_t *result) {
 
 dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
                        const char *tenant, const char *idempotency_key,
-                       json_t *args, json_t *context, json_t **out,
-                       char *error, size_t error_len) {
-  dl_request req = {.tenant = tenant, .context = context,
-                    .idempotency_key = idempotency_key, .tool = tool->name};
+                       json_t *args, json_t *context, json_t **out, char *error,
+                       size_t error_len) {
+  dl_request req = {.tenant = tenant,
+                    .context = context,
+                    .idempotency_key = idempotency_key,
+                    .tool = tool->name};
   char *path = sb_asprintf("%s/%s.db", data_dir, tenant);
   sqlite3 *db = NULL;
   json_t *result = NULL;
@@ -250,9 +279,10 @@ dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
   }
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK) {
-    dl_fail(&req, "no dealership data for tenant %s (%s: %s); generate it "
-                  "with dealer-data", tenant, path,
-            db ? sqlite3_errmsg(db) : "cannot open");
+    dl_fail(&req,
+            "no dealership data for tenant %s (%s: %s); generate it "
+            "with dealer-data",
+            tenant, path, db ? sqlite3_errmsg(db) : "cannot open");
     goto done;
   }
   sqlite3_busy_timeout(db, 5000);
@@ -286,15 +316,15 @@ done:
   sb_free(path);
   *out = result;
   if (result) return DL_OK;
-  snprintf(error, error_len, "%s", req.error[0] ? req.error : "the tool failed");
+  snprintf(error, error_len, "%s",
+           req.error[0] ? req.error : "the tool failed");
   return req.invalid_args ? DL_INVALID_ARGS : DL_FAILED;
 }
 
 static void job_work(uv_work_t *w) {
   dl_job *j = w->data;
-  j->outcome = dl_run_tool(j->tool, j->rt->data_dir, j->tenant, j->key,
-                           j->args, j->context, &j->result, j->error,
-                           sizeof j->error);
+  j->outcome = dl_run_tool(j->tool, j->rt->data_dir, j->tenant, j->key, j->args,
+                           j->context, &j->result, j->error, sizeof j->error);
 }
 
 static void job_free(dl_job *j) {
@@ -324,8 +354,8 @@ static json_t *text_content(const char *text) {
 void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result) {
   char *line = tool->summary ? tool->summary(result) : NULL;
   char *json = json_dumps(result, JSON_COMPACT);
-  char *text = sb_asprintf("%s\n%s", line ? line : tool->name,
-                           json ? json : "{}");
+  char *text =
+      sb_asprintf("%s\n%s", line ? line : tool->name, json ? json : "{}");
   sb_mcp_call_reply(call, json_pack("{sosO}", "content",
                                     text_content(text ? text : ""),
                                     "structuredContent", result));
@@ -384,7 +414,8 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   dl_runtime *rt = ud;
   const dl_tool *tool = NULL;
   for (size_t i = 0; i < rt->agent->tools_len; i++)
-    if (strcmp(rt->agent->tools[i].name, name) == 0) tool = &rt->agent->tools[i];
+    if (strcmp(rt->agent->tools[i].name, name) == 0)
+      tool = &rt->agent->tools[i];
   if (!tool) return 0;
   if (arguments && !json_is_object(arguments)) {
     sb_mcp_call_fail_invalid_args(call, name, "arguments must be an object");
@@ -400,9 +431,11 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   const char *tenant = json_string_value(json_object_get(meta, DL_META_TENANT));
   if (!tenant) tenant = rt->default_tenant;
   if (!tenant) {
-    sb_mcp_call_reply_text(call, "no tenant: switchboard names it in _meta "
-                                 "\"" DL_META_TENANT "\"; run by hand, start "
-                                 "the agent with --tenant ID", 1);
+    sb_mcp_call_reply_text(call,
+                           "no tenant: switchboard names it in _meta "
+                           "\"" DL_META_TENANT "\"; run by hand, start "
+                           "the agent with --tenant ID",
+                           1);
     return 1;
   }
   if (!dl_tenant_valid(tenant)) {
@@ -443,8 +476,8 @@ static json_t *tool_list(const dl_agent *agent, sb_error *err) {
     const dl_tool *t = &agent->tools[i];
     json_error_t jerr;
     json_t *in = json_loads(t->input_schema, 0, &jerr);
-    json_t *out = t->output_schema ? json_loads(t->output_schema, 0, &jerr)
-                                   : NULL;
+    json_t *out =
+        t->output_schema ? json_loads(t->output_schema, 0, &jerr) : NULL;
     if (!in || (t->output_schema && !out)) {
       sb_error_set(err, SB_EINVAL, "tool %s: bad schema: %s", t->name,
                    jerr.text);
@@ -491,8 +524,8 @@ static int parse_listen(const char *agent, const char *s, char *host,
   const char *colon = strrchr(s, ':');
   char *end = NULL;
   long p = colon ? strtol(colon + 1, &end, 10) : -1;
-  if (!colon || colon == s || (size_t)(colon - s) >= host_len || !end ||
-      *end || end == colon + 1 || p < 0 || p > 65535) {
+  if (!colon || colon == s || (size_t)(colon - s) >= host_len || !end || *end ||
+      end == colon + 1 || p < 0 || p > 65535) {
     fprintf(stderr, "%s: --http expects HOST:PORT, got \"%s\"\n", agent, s);
     return -1;
   }
@@ -532,16 +565,18 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
       rt.data_dir = v, i++;
     } else if (strcmp(a, "--tenant") == 0 && v) {
       if (!dl_tenant_valid(v)) {
-        fprintf(stderr, "%s: --tenant: \"%s\" is not a tenant id "
-                        "(1-64 of A-Za-z0-9._-)\n", agent->name, v);
+        fprintf(stderr,
+                "%s: --tenant: \"%s\" is not a tenant id "
+                "(1-64 of A-Za-z0-9._-)\n",
+                agent->name, v);
         return 2;
       }
       rt.default_tenant = v, i++;
     } else if (strcmp(a, "--log-level") == 0 && v) {
       int level = sb_log_level_parse(v);
       if (level < 0) {
-        fprintf(stderr, "%s: --log-level: unknown level \"%s\"\n",
-                agent->name, v);
+        fprintf(stderr, "%s: --log-level: unknown level \"%s\"\n", agent->name,
+                v);
         return 2;
       }
       sb_log_set_level((sb_log_level)level), i++;
@@ -571,8 +606,10 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
                               .no_builtins = 1,
                               .capabilities = capabilities};
   srv = sb_mcp_server_new(&so);
-  sb_mcp_provider p = {.name = agent->name, .ud = &rt,
-                       .list_tools = list_tools, .call_tool = call_tool};
+  sb_mcp_provider p = {.name = agent->name,
+                       .ud = &rt,
+                       .list_tools = list_tools,
+                       .call_tool = call_tool};
   if (!srv || sb_mcp_server_add_provider(srv, &p) != 0) goto done;
   if (http) {
     sb_http_server_options ho = {.listen_host = host,
@@ -592,8 +629,8 @@ int dl_agent_main(const dl_agent *agent, int argc, char **argv) {
       fprintf(stderr, "%s: %s\n", agent->name, err.msg);
       goto done;
     }
-    fprintf(stderr, "%s: serving MCP on http://%s:%d/mcp\n", agent->name,
-            host, sb_http_server_port(hs));
+    fprintf(stderr, "%s: serving MCP on http://%s:%d/mcp\n", agent->name, host,
+            sb_http_server_port(hs));
   } else {
     stdio = sb_stdio_server_start(&rt.loop, srv, on_eof, &rt, &err);
     if (!stdio) {

@@ -74,8 +74,7 @@ typedef struct dl_tool {
    * (sampling/createMessage): runs on the loop thread instead of `run`,
    * owns the call and finishes it (dl_reply, sb_mcp_call_*) now or from a
    * later callback. It must not block; it gets no tenant or database. */
-  void (*on_loop)(const struct dl_tool *tool, sb_mcp_call *call,
-                  json_t *args);
+  void (*on_loop)(const struct dl_tool *tool, sb_mcp_call *call, json_t *args);
 } dl_tool;
 
 typedef struct dl_agent {
@@ -122,7 +121,8 @@ void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result);
 
 /* ---- for tools --------------------------------------------------------- */
 
-/* Record a failure (printf-style) and return NULL, for `return dl_fail(...)`. */
+/* Record a failure (printf-style) and return NULL, for `return dl_fail(...)`.
+ */
 json_t *dl_fail(dl_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The same, for arguments that are wrong (-32602 naming the problem). */
@@ -147,6 +147,13 @@ json_t *dl_policy(dl_request *req, const char *key);
 json_t *dl_column_json(sqlite3_stmt *st, int col);
 /* A row of st as an object named by its column names (new reference). */
 json_t *dl_row_json(sqlite3_stmt *st);
+/* The one row of sql with ?1 bound to key (unless key is NULL) in *row
+ * (new reference): 1 found, 0 none (nothing said: the caller names what
+ * is missing), -1 after dl_fail. */
+int dl_row_one(dl_request *req, const char *sql, const char *key, json_t **row);
+/* Append a reason (printf-style, at most 255 bytes) to the array. */
+void dl_reason(json_t *reasons, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* 1 if s is a valid tenant id: 1-64 of [A-Za-z0-9._-], not starting with
  * a dot. */

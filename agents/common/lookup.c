@@ -11,20 +11,20 @@
 #define DL_DEFAULT_CALENDAR_START NULL /* today */
 
 json_t *dl_dealership(dl_request *req, const char *key, const char *value) {
-  sqlite3_stmt *st = dl_prepare(
-      req, value ? "SELECT * FROM dealerships WHERE id = ?1 OR "
-                   "name = ?1 COLLATE NOCASE OR city = ?1 COLLATE NOCASE "
-                   "ORDER BY id <> ?1, rowid LIMIT 1"
-                 : "SELECT * FROM dealerships ORDER BY rowid LIMIT 1");
-  if (!st) return NULL;
-  if (value) sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
-  json_t *row = sqlite3_step(st) == SQLITE_ROW ? dl_row_json(st) : NULL;
-  sqlite3_finalize(st);
-  if (row) return row;
+  json_t *row;
+  int found =
+      dl_row_one(req,
+                 value ? "SELECT * FROM dealerships WHERE id = ?1 OR "
+                         "name = ?1 COLLATE NOCASE OR city = ?1 COLLATE NOCASE "
+                         "ORDER BY id <> ?1, rowid LIMIT 1"
+                       : "SELECT * FROM dealerships ORDER BY rowid LIMIT 1",
+                 value, &row);
+  if (found != 0) return row;
   if (!value) return dl_fail(req, "this dealer group has no dealerships");
   /* Name the ones there are, so the caller can correct itself. */
   char known[256] = "";
-  st = dl_prepare(req, "SELECT id FROM dealerships ORDER BY rowid");
+  sqlite3_stmt *st =
+      dl_prepare(req, "SELECT id FROM dealerships ORDER BY rowid");
   if (!st) return NULL;
   size_t len = 0;
   while (sqlite3_step(st) == SQLITE_ROW && len < sizeof known - 1) {
@@ -99,8 +99,8 @@ int dl_next_id(dl_request *req, const char *table, const char *prefix,
   sqlite3_stmt *st = dl_prepare(req, sql);
   sb_free(sql);
   if (!st) return -1;
-  sqlite3_int64 n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0)
-                                                   : first;
+  sqlite3_int64 n =
+      sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : first;
   sqlite3_finalize(st);
   snprintf(id, 32, "%s%lld", prefix, (long long)n);
   return 0;

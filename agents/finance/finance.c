@@ -150,14 +150,12 @@ static long read_term(dl_request *req, json_t *args, const fin_rules *r) {
 /* The inventory vehicle of the vin argument (new reference), or NULL after
  * dl_invalid / dl_fail. */
 static json_t *read_vehicle(dl_request *req, const char *vin) {
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT vin, year, make, model, trim, price, dealership_id "
-           "FROM vehicles WHERE vin = ?");
-  if (!st) return NULL;
-  sqlite3_bind_text(st, 1, vin, -1, SQLITE_STATIC);
-  json_t *v = sqlite3_step(st) == SQLITE_ROW ? dl_row_json(st) : NULL;
-  sqlite3_finalize(st);
-  if (!v)
+  json_t *v;
+  int found = dl_row_one(req,
+                         "SELECT vin, year, make, model, trim, price, "
+                         "dealership_id FROM vehicles WHERE vin = ?",
+                         vin, &v);
+  if (found == 0)
     dl_invalid(req,
                "argument 'vin': %s is not in this dealer group's "
                "inventory (give 'price' instead)",
@@ -268,18 +266,6 @@ done:
   return out;
 }
 
-/* Append a reason (printf-style) to the array. */
-static void reason(json_t *reasons, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void reason(json_t *reasons, const char *fmt, ...) {
-  char text[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  json_array_append_new(reasons, json_string(text));
-}
-
 json_t *fin_prequalify(dl_request *req, json_t *args) {
   fin_rules r;
   rules_load(req, &r);
@@ -305,16 +291,16 @@ json_t *fin_prequalify(dl_request *req, json_t *args) {
   const char *name = r.band[band];
   double apr = r.apr[band];
   if (score < 0 && !json_object_get(args, "credit_band"))
-    reason(reasons, "no credit score given: %s credit assumed", name);
+    dl_reason(reasons, "no credit score given: %s credit assumed", name);
   else if (score >= 0 && score < r.min_score[FIN_BANDS - 1]) {
     approved = 0;
-    reason(reasons, "credit score %ld is below the lowest band (%.0f)", score,
-           r.min_score[FIN_BANDS - 1]);
+    dl_reason(reasons, "credit score %ld is below the lowest band (%.0f)",
+              score, r.min_score[FIN_BANDS - 1]);
   } else if (score >= 0)
-    reason(reasons, "credit score %ld: %s credit (%.0f and up), %.2f%% APR",
-           score, name, r.min_score[band], apr);
+    dl_reason(reasons, "credit score %ld: %s credit (%.0f and up), %.2f%% APR",
+              score, name, r.min_score[band], apr);
   else
-    reason(reasons, "%s credit: %.2f%% APR", name, apr);
+    dl_reason(reasons, "%s credit: %.2f%% APR", name, apr);
 
   double max_amount = r.max_amount[band];
   json_t *max_payment = json_null();
@@ -326,35 +312,35 @@ json_t *fin_prequalify(dl_request *req, json_t *args) {
     max_payment = json_real(dl_cents(pay));
     if (pay <= 0) {
       approved = 0;
-      reason(reasons,
-             "monthly debts of $%.2f already take the %.0f%% of "
-             "income lenders allow",
-             debts, r.max_dti_pct);
+      dl_reason(reasons,
+                "monthly debts of $%.2f already take the %.0f%% of "
+                "income lenders allow",
+                debts, r.max_dti_pct);
       max_amount = 0;
     } else {
       double afford = floor(fin_principal_for_payment(pay, apr, (int)term));
-      reason(reasons,
-             "a payment of up to $%.2f a month (%.0f%% of income, "
-             "%.0f%% with debts) repays $%.0f over %ld months",
-             pay, r.max_payment_pct, r.max_dti_pct, afford, term);
+      dl_reason(reasons,
+                "a payment of up to $%.2f a month (%.0f%% of income, "
+                "%.0f%% with debts) repays $%.0f over %ld months",
+                pay, r.max_payment_pct, r.max_dti_pct, afford, term);
       if (afford < max_amount) max_amount = afford;
     }
   } else {
-    reason(reasons,
-           "no income given: the limit is the group's maximum for "
-           "%s credit",
-           name);
+    dl_reason(reasons,
+              "no income given: the limit is the group's maximum for "
+              "%s credit",
+              name);
   }
   if (!isnan(requested)) {
     if (requested > max_amount) {
       approved = 0;
-      reason(reasons,
-             "the requested $%.2f is more than the $%.0f that can "
-             "be financed",
-             requested, max_amount);
+      dl_reason(reasons,
+                "the requested $%.2f is more than the $%.0f that can "
+                "be financed",
+                requested, max_amount);
     } else {
-      reason(reasons, "the requested $%.2f is within the $%.0f limit",
-             requested, max_amount);
+      dl_reason(reasons, "the requested $%.2f is within the $%.0f limit",
+                requested, max_amount);
     }
   }
   json_t *out = json_pack("{sb ss sf sf sf so sI so}", "approved", approved,

@@ -244,14 +244,12 @@ static json_t *read_part(dl_request *req, json_t *args) {
   const char *pn = dl_arg_str(req, args, "part_number", NULL, &ok);
   if (!ok) return NULL;
   if (!pn || !*pn) return dl_invalid(req, "argument 'part_number' is required");
-  sqlite3_stmt *st = dl_prepare(
-      req, "SELECT part_number, name, price FROM parts WHERE part_number = ? "
-           "COLLATE NOCASE");
-  if (!st) return NULL;
-  sqlite3_bind_text(st, 1, pn, -1, SQLITE_STATIC);
-  json_t *part = sqlite3_step(st) == SQLITE_ROW ? dl_row_json(st) : NULL;
-  sqlite3_finalize(st);
-  if (!part)
+  json_t *part;
+  int found = dl_row_one(req,
+                         "SELECT part_number, name, price FROM parts "
+                         "WHERE part_number = ? COLLATE NOCASE",
+                         pn, &part);
+  if (found == 0)
     dl_invalid(req,
                "argument 'part_number': there is no part \"%.64s\" "
                "(find_parts lists them)",
@@ -347,10 +345,11 @@ static int insert_order(dl_request *req, char id[32], const char *pn,
                         const char *name, const char *status, const char *ready,
                         double total) {
   if (dl_next_id(req, "part_orders", "PO-", 5001, id) != 0) return -1;
-  sqlite3_stmt *st = dl_prepare(req, "INSERT INTO part_orders (id, part_number, "
-                       "dealership_id, quantity, vin, customer_name, status, "
-                       "ready_by, total, created_at) VALUES (?, ?, ?, ?, ?, "
-                       "?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%S', 'now'))");
+  sqlite3_stmt *st =
+      dl_prepare(req, "INSERT INTO part_orders (id, part_number, "
+                      "dealership_id, quantity, vin, customer_name, status, "
+                      "ready_by, total, created_at) VALUES (?, ?, ?, ?, ?, "
+                      "?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%S', 'now'))");
   if (!st) return -1;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, pn, -1, SQLITE_STATIC);

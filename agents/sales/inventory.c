@@ -40,17 +40,6 @@ static int has_feature(json_t *features, const char *want) {
   return 0;
 }
 
-static void reason(json_t *reasons, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void reason(json_t *reasons, const char *fmt, ...) {
-  char text[160];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  json_array_append_new(reasons, json_string(text));
-}
-
 /* Points for each thing the buyer asked for, out of what a perfect car
  * would get, so 100 means "everything asked for, new". */
 int sales_score(const sales_wish *w, const sales_car *c, json_t *reasons) {
@@ -64,25 +53,25 @@ int sales_score(const sales_wish *w, const sales_car *c, json_t *reasons) {
        * meant to get more car for the money) */
       points += 25.0 - 5.0 * (diff / w->budget);
       sales_money(diff, money, sizeof money);
-      reason(reasons, "within budget (%s under)", money);
+      dl_reason(reasons, "within budget (%s under)", money);
     } else {
       double pct = -diff / w->budget * 100.0;
       points += 12.0 - 3.0 * pct; /* just over: 12, 10% over: -18 */
       sales_money(-diff, money, sizeof money);
-      reason(reasons, "%s over budget (%.1f%%)", money, pct);
+      dl_reason(reasons, "%s over budget (%.1f%%)", money, pct);
     }
   }
   if (w->model) {
     max += 20;
     if (strcasecmp(w->model, c->model) == 0) {
       points += 20;
-      reason(reasons, "matches model");
+      dl_reason(reasons, "matches model");
     }
   } else if (w->make) {
     max += 10;
     if (strcasecmp(w->make, c->make) == 0) {
       points += 10;
-      reason(reasons, "matches make");
+      dl_reason(reasons, "matches make");
     }
   }
   if (w->features_len) {
@@ -90,7 +79,7 @@ int sales_score(const sales_wish *w, const sales_car *c, json_t *reasons) {
     for (size_t i = 0; i < w->features_len; i++)
       if (has_feature(c->features, w->features[i])) {
         matched++;
-        reason(reasons, "has %s", w->features[i]);
+        dl_reason(reasons, "has %s", w->features[i]);
       }
     max += 20;
     points += 20.0 * matched / (double)w->features_len;
@@ -101,14 +90,15 @@ int sales_score(const sales_wish *w, const sales_car *c, json_t *reasons) {
   max += 15;
   if (strcmp(c->condition, "new") == 0) {
     points += 15;
-    reason(reasons, "new %d", c->year);
+    dl_reason(reasons, "new %d", c->year);
   } else {
     double m = c->mileage > 120000 ? 120000 : c->mileage;
     points += 10.0 * (1.0 - m / 120000.0);
-    if (c->mileage < 30000) reason(reasons, "low mileage (%d mi)", c->mileage);
+    if (c->mileage < 30000)
+      dl_reason(reasons, "low mileage (%d mi)", c->mileage);
     if (strcmp(c->condition, "certified") == 0) {
       points += 4;
-      reason(reasons, "certified pre-owned");
+      dl_reason(reasons, "certified pre-owned");
     }
   }
   long s = lround(100.0 * points / max);
