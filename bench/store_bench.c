@@ -353,6 +353,17 @@ static void bulk_load(bench *b, const char *path, const json_t *doc, size_t n) {
   sqlite3_close(db);
 }
 
+/* Whether --phases (NULL: all) names kind. */
+static int phase_on(const char *phases, phase_kind kind) {
+  if (!phases) return 1;
+  const char *name = phase_names[kind];
+  size_t n = strlen(name);
+  for (const char *p = phases; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == phases || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+      return 1;
+  return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -362,7 +373,9 @@ static void usage(FILE *f) {
              "  --seconds     length of each measured phase (default 3)\n"
              "  --writers     concurrent writers per phase (default 1,8,64)\n"
              "  --population  also measure updates among N bulk-loaded "
-             "contexts (default 0: none)\n");
+             "contexts (default 0: none)\n"
+             "  --phases      only these, e.g. update (the others still run "
+             "1 s, unmeasured, to make the contexts; for profiling)\n");
 }
 
 static const char *const INPUT =
@@ -377,7 +390,7 @@ static const char *const INPUT =
 
 int main(int argc, char **argv) {
   sb_core_init();
-  const char *dir = NULL, *writers_list = "1,8,64";
+  const char *dir = NULL, *writers_list = "1,8,64", *phases = NULL;
   double seconds = 3;
   size_t population = 0;
   for (int i = 1; i < argc; i++) {
@@ -398,6 +411,8 @@ int main(int argc, char **argv) {
       writers_list = v;
     else if (!strcmp(a, "--population"))
       population = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--phases"))
+      phases = v;
     else {
       usage(stderr);
       return 2;
@@ -440,7 +455,8 @@ int main(int argc, char **argv) {
   size_t doc_len = strlen(sample) + 200; /* plus the server-owned fields */
   sb_free(sample);
 
-  raw_result raw = raw_sqlite(dir, seconds, doc_len);
+  raw_result raw = phases ? (raw_result){1, 1}
+                          : raw_sqlite(dir, seconds, doc_len);
   printf("== raw SQLite on this disk (WAL, synchronous=FULL, %zu-byte rows) "
          "==\n",
          doc_len);
@@ -455,8 +471,11 @@ int main(int argc, char **argv) {
   phase_result upd64 = {0};
   for (int k = 0; k < nw; k++) {
     for (int kind = 0; kind < PHASE__COUNT; kind++) {
-      phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
-      print_phase(phase_names[kind], writers[k], &r, &raw);
+      int on = phase_on(phases, (phase_kind)kind);
+      if (!on && kind != PHASE_CREATE) continue;
+      phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k],
+                                 on ? seconds : 1);
+      if (on) print_phase(phase_names[kind], writers[k], &r, &raw);
       if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
     }
   }
@@ -483,6 +502,7 @@ int main(int argc, char **argv) {
     printf("-- %zu bulk-loaded contexts in the store --\n", population);
     for (int k = 0; k < nw; k++) {
       for (int kind = PHASE_UPDATE; kind < PHASE__COUNT; kind++) {
+        if (!phase_on(phases, (phase_kind)kind)) continue;
         phase_result r =
             run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
         print_phase(phase_names[kind], writers[k], &r, &raw);

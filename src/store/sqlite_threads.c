@@ -11,8 +11,19 @@
  * connection and take one read at a time; a read queued after a write's
  * callback begins after that write's commit and so sees it.
  *
- * One lock guards both queues and the stop flag; each kind of thread
- * waits on its own condition variable.
+ * Checkpoints (copying the WAL's pages back into the database file, and
+ * its fsync) are not the writer's: SQLite's automatic checkpoint would run
+ * inside a COMMIT and hold back that batch's acknowledgements and the next
+ * batch. The writer only counts the WAL's frames after each commit and
+ * wakes a checkpointer thread, with its own connection, every
+ * CHECKPOINT_FRAMES; it copies pages while the writer goes on. Such
+ * checkpoints can never let the WAL start over while writes keep coming,
+ * so past WAL_MAX_FRAMES the writer checkpoints itself between batches,
+ * after the acknowledgements: only the frames the checkpointer has not
+ * copied yet, and the WAL then restarts at the next write.
+ *
+ * One lock guards the queues, the checkpoint request and the stop flag;
+ * each kind of thread waits on its own condition variable.
  */
 #include "store/store_internal.h"
 
@@ -21,6 +32,11 @@
 
 #define DEFAULT_READERS 2
 #define MAX_READERS 16
+/* WAL frames (pages) between background checkpoints (SQLite's automatic
+ * checkpoint uses 1000), and the size at which the writer checkpoints
+ * itself so the WAL restarts (32 MB at 4 KB pages). */
+#define CHECKPOINT_FRAMES 1000
+#define WAL_MAX_FRAMES 8000
 
 typedef struct st_queue {
   st_req *head, *tail;
@@ -42,9 +58,13 @@ struct sqlite_store {
   st_queue writes, reads; /* guarded by lock */
   int stopping;           /* guarded by lock */
   int hold;               /* guarded by lock (test hook) */
-  st_conn *writer_conn;
-  uv_thread_t writer;
-  int writer_started;
+  uv_cond_t checkpoint_cond;
+  int checkpoint_wanted; /* guarded by lock */
+  st_conn *writer_conn, *checkpoint_conn;
+  uv_thread_t writer, checkpointer;
+  int writer_started, checkpointer_started;
+  int wal_frames;      /* writer only: the WAL's size after its last commit */
+  int next_checkpoint; /* writer only: frames at which to wake it next */
   st_reader readers[MAX_READERS];
   int nreaders;
   int sync_inited;
@@ -68,6 +88,49 @@ static uint64_t thread_cpu_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* SQLite calls this after each commit of the writer's connection (in
+ * place of its automatic checkpoint): only note the WAL's size. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames) {
+  ((sqlite_store *)ud)->wal_frames = frames;
+  return SQLITE_OK;
+}
+
+/* Between batches: wake the checkpointer, or checkpoint here when the WAL
+ * must start over. */
+static void writer_checkpoint(sqlite_store *s) {
+  int frames = s->wal_frames;
+  if (frames < s->next_checkpoint - CHECKPOINT_FRAMES)
+    s->next_checkpoint = CHECKPOINT_FRAMES; /* the WAL started over */
+  if (frames >= WAL_MAX_FRAMES) {
+    sqlite3_wal_checkpoint_v2(st_conn_db(s->writer_conn), NULL,
+                              SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    s->next_checkpoint = CHECKPOINT_FRAMES;
+  } else if (frames >= s->next_checkpoint) {
+    uv_mutex_lock(&s->lock);
+    s->checkpoint_wanted = 1;
+    uv_cond_signal(&s->checkpoint_cond);
+    uv_mutex_unlock(&s->lock);
+    s->next_checkpoint = frames + CHECKPOINT_FRAMES;
+  }
+}
+
+static void checkpointer_main(void *arg) {
+  sb_thread_background();
+  sqlite_store *s = arg;
+  for (;;) {
+    uv_mutex_lock(&s->lock);
+    while (!s->stopping && !s->checkpoint_wanted)
+      uv_cond_wait(&s->checkpoint_cond, &s->lock);
+    int run = s->checkpoint_wanted && !s->stopping;
+    s->checkpoint_wanted = 0;
+    uv_mutex_unlock(&s->lock);
+    if (!run) break;
+    /* PASSIVE: never waits for the writer or readers, copies what it may */
+    sqlite3_wal_checkpoint_v2(st_conn_db(s->checkpoint_conn), NULL,
+                              SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  }
+}
+
 static void writer_main(void *arg) {
   sb_thread_background();
   sqlite_store *s = arg;
@@ -87,11 +150,8 @@ static void writer_main(void *arg) {
       atomic_fetch_add(&s->base.writes, n);
     }
     atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
-    while (batch) {
-      st_req *next = batch->next;
-      st_complete(&s->base, batch);
-      batch = next;
-    }
+    st_complete_list(&s->base, batch); /* one wake for the batch */
+    writer_checkpoint(s);
   }
 }
 
@@ -144,9 +204,12 @@ static void sq_stop(sb_store *base) {
   s->hold = 0;
   uv_cond_broadcast(&s->writes_cond);
   uv_cond_broadcast(&s->reads_cond);
+  uv_cond_broadcast(&s->checkpoint_cond);
   uv_mutex_unlock(&s->lock);
   if (s->writer_started) uv_thread_join(&s->writer);
   s->writer_started = 0;
+  if (s->checkpointer_started) uv_thread_join(&s->checkpointer);
+  s->checkpointer_started = 0;
   for (int i = 0; i < s->nreaders; i++) {
     if (s->readers[i].started) uv_thread_join(&s->readers[i].thread);
     s->readers[i].started = 0;
@@ -157,8 +220,10 @@ static void sq_destroy(sb_store *base) {
   sqlite_store *s = (sqlite_store *)base;
   for (int i = 0; i < s->nreaders; i++)
     st_conn_close(s->readers[i].conn);
+  st_conn_close(s->checkpoint_conn);
   st_conn_close(s->writer_conn);
   if (s->sync_inited) {
+    uv_cond_destroy(&s->checkpoint_cond);
     uv_cond_destroy(&s->writes_cond);
     uv_cond_destroy(&s->reads_cond);
     uv_mutex_destroy(&s->lock);
@@ -190,6 +255,12 @@ static int init_sync(sqlite_store *s, sb_error *err) {
     uv_mutex_destroy(&s->lock);
     goto fail;
   }
+  if (uv_cond_init(&s->checkpoint_cond) != 0) {
+    uv_cond_destroy(&s->reads_cond);
+    uv_cond_destroy(&s->writes_cond);
+    uv_mutex_destroy(&s->lock);
+    goto fail;
+  }
   s->sync_inited = 1;
   return 0;
 fail:
@@ -214,6 +285,11 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
    * the readers find the schema. */
   s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
   if (!s->writer_conn) goto fail;
+  /* Checkpoints are the checkpointer's (replaces the automatic one). */
+  sqlite3_wal_hook(st_conn_db(s->writer_conn), on_wal_commit, s);
+  s->next_checkpoint = CHECKPOINT_FRAMES;
+  s->checkpoint_conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err);
+  if (!s->checkpoint_conn) goto fail;
   int want = o->readers > 0 ? o->readers : DEFAULT_READERS;
   if (want > MAX_READERS) want = MAX_READERS;
   for (; s->nreaders < want; s->nreaders++) {
@@ -225,6 +301,9 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
   if (st_base_init(&s->base, o, err) != 0) goto fail;
   if (uv_thread_create(&s->writer, writer_main, s) != 0) goto fail_threads;
   s->writer_started = 1;
+  if (uv_thread_create(&s->checkpointer, checkpointer_main, s) != 0)
+    goto fail_threads;
+  s->checkpointer_started = 1;
   for (int i = 0; i < s->nreaders; i++) {
     if (uv_thread_create(&s->readers[i].thread, reader_main, &s->readers[i]))
       goto fail_threads;
