@@ -21,7 +21,6 @@
 
 #include "store/store_internal.h"
 
-
 static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_CREATE] =
         "INSERT INTO contexts(tenant_id,id,workflow_id,session_id,version,"
@@ -39,6 +38,12 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_APPEND_HEAD] =
         "UPDATE contexts SET version=version+1,doc=?,updated_ms=?,"
         "expires_ms=? WHERE tenant_id=? AND id=? AND version=? AND "
+        "(expires_ms=0 OR expires_ms>?)",
+    /* The same when the expiry stays (nearly always): expires_ms out of
+     * the SET list, so the expiry index is left alone. */
+    [STMT_APPEND_HEAD_SAME_EXPIRY] =
+        "UPDATE contexts SET version=version+1,doc=?,updated_ms=? WHERE "
+        "tenant_id=? AND id=? AND version=? AND expires_ms=? AND "
         "(expires_ms=0 OR expires_ms>?)",
     [STMT_SNAPSHOT_AT_OR_BELOW] =
         "SELECT max(version) FROM context_versions WHERE tenant_id=? AND "
@@ -208,7 +213,6 @@ sqlite3_stmt *st_conn_stmt(st_conn *c, int which) {
 
 sqlite3 *st_conn_db(st_conn *c) { return c->db; }
 
-
 /* Step a statement without results; 0 or the SQLite code. */
 static int run(st_conn *c, int which) {
   sqlite3_stmt *st = st_conn_stmt(c, which);
@@ -335,6 +339,11 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
            "PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;",
            err) != 0)
     goto fail;
+  /* The writer's page cache holds the pages its updates touch (the rows
+   * of the contexts being worked on and their indexes' paths): a miss is
+   * a read from the WAL or the file inside the batch (SQLite's default
+   * is 2 MB). */
+  if (migrate_first && exec(c, "PRAGMA cache_size=-65536", err) != 0) goto fail;
   if (migrate_first && migrate(c, err) != 0) goto fail;
   for (int i = 0; i < STMT__COUNT; i++) {
     if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -580,23 +589,35 @@ static int write_create(st_conn *c, st_req *q) {
   return st_write_extras(c, q);
 }
 
+/* The compare-and-set of an append: the head moves to version+1 with the
+ * new document if it is at the version expected; 0 (then changes() says
+ * whether it moved) or an error. */
+static int append_head(st_conn *c, st_req *q, int same_expiry) {
+  sqlite3_stmt *st = st_conn_stmt(c, same_expiry ? STMT_APPEND_HEAD_SAME_EXPIRY
+                                                 : STMT_APPEND_HEAD);
+  int col = 1;
+  st_bind_text(st, col++, q->doc);
+  sqlite3_bind_int64(st, col++, q->now_ms);
+  if (!same_expiry) sqlite3_bind_int64(st, col++, q->expires_ms);
+  st_bind_text(st, col++, q->tenant);
+  st_bind_text(st, col++, q->id);
+  sqlite3_bind_int64(st, col++, q->version);
+  if (same_expiry) sqlite3_bind_int64(st, col++, q->expires_ms);
+  sqlite3_bind_int64(st, col, q->now_ms);
+  int rc = sqlite3_step(st) == SQLITE_DONE
+               ? 0
+               : st_db_error(c, &q->res.err, "updating a context");
+  sqlite3_reset(st);
+  return rc;
+}
+
 static int write_append(st_conn *c, st_req *q) {
   sb_error *err = &q->res.err;
   int64_t expected = q->version;
-  sqlite3_stmt *st = st_conn_stmt(c, STMT_APPEND_HEAD);
-  st_bind_text(st, 1, q->doc);
-  sqlite3_bind_int64(st, 2, q->now_ms);
-  sqlite3_bind_int64(st, 3, q->expires_ms);
-  st_bind_text(st, 4, q->tenant);
-  st_bind_text(st, 5, q->id);
-  sqlite3_bind_int64(st, 6, expected);
-  sqlite3_bind_int64(st, 7, q->now_ms);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    int out = st_db_error(c, err, "updating a context");
-    sqlite3_reset(st);
-    return out;
-  }
-  sqlite3_reset(st);
+  int rc = append_head(c, q, 1);
+  /* Nothing matched: the expiry changed, or the compare-and-set failed. */
+  if (rc == 0 && sqlite3_changes(c->db) == 0) rc = append_head(c, q, 0);
+  if (rc != 0) return rc;
   if (sqlite3_changes(c->db) == 0) {
     /* The compare-and-set failed: this write alone, with the head as it
      * stands inside the batch (earlier writes of the batch included). */
@@ -607,8 +628,8 @@ static int write_append(st_conn *c, st_req *q) {
                                (long long)head, (long long)expected)
                 : sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
   }
-  int rc = insert_version(c, q, expected + 1, q->now_ms, q->patch,
-                          q->snapshot ? q->doc : NULL);
+  rc = insert_version(c, q, expected + 1, q->now_ms, q->patch,
+                      q->snapshot ? q->doc : NULL);
   if (rc != 0) return rc;
   q->res.version = expected + 1;
   return st_write_extras(c, q);

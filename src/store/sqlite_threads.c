@@ -11,6 +11,17 @@
  * connection and take one read at a time; a read queued after a write's
  * callback begins after that write's commit and so sees it.
  *
+ * A closed set of callers (connections each waiting for its answer before
+ * sending the next write, or a workflow's runs) would otherwise settle
+ * into two halves taking turns: one half commits while the other, just
+ * acknowledged, makes its next writes, so each fsync carries half of them.
+ * So after a commit the writer expects as many writes as it has queued
+ * plus the ones it just acknowledged, and lingers for them, at most as
+ * long as that commit took (LINGER_MAX_NS at most): when fsyncs are slower
+ * than making the next writes, each commit carries them all; when they are
+ * faster, the wait costs at most one commit's time. A lone caller never
+ * waits (its next write is the one expected).
+ *
  * Checkpoints (copying the WAL's pages back into the database file, and
  * its fsync) are not the writer's: SQLite's automatic checkpoint would run
  * inside a COMMIT and hold back that batch's acknowledgements and the next
@@ -36,6 +47,7 @@
  * checkpoint uses 1000), and the size at which the writer checkpoints
  * itself so the WAL restarts (32 MB at 4 KB pages). */
 #define CHECKPOINT_FRAMES 1000
+#define LINGER_MAX_NS 5000000u
 #define WAL_MAX_FRAMES 8000
 
 typedef struct st_queue {
@@ -56,6 +68,8 @@ struct sqlite_store {
   uv_mutex_t lock;
   uv_cond_t writes_cond, reads_cond;
   st_queue writes, reads; /* guarded by lock */
+  int nwrites;            /* guarded by lock: writes queued */
+  int expect;             /* guarded by lock: writes the writer lingers for */
   int stopping;           /* guarded by lock */
   int hold;               /* guarded by lock (test hook) */
   uv_cond_t checkpoint_cond;
@@ -134,22 +148,37 @@ static void checkpointer_main(void *arg) {
 static void writer_main(void *arg) {
   sb_thread_background();
   sqlite_store *s = arg;
+  uint64_t linger_ns = 0; /* how long the last commit took */
   for (;;) {
     uv_mutex_lock(&s->lock);
     while (!s->stopping && (!s->writes.head || s->hold))
       uv_cond_wait(&s->writes_cond, &s->lock);
+    /* Linger for the writes expected (see the top of the file). */
+    uint64_t until = uv_hrtime() + linger_ns;
+    while (!s->stopping && !s->hold && s->nwrites < s->expect) {
+      uint64_t now = uv_hrtime();
+      if (now >= until ||
+          uv_cond_timedwait(&s->writes_cond, &s->lock, until - now) != 0)
+        break;
+    }
     st_req *batch = s->writes.head;
     s->writes.head = s->writes.tail = NULL;
+    int n = s->nwrites;
+    s->nwrites = s->expect = 0;
     uv_mutex_unlock(&s->lock);
     if (!batch) break; /* stopping, and nothing left to write */
-    uint64_t n = 0;
-    for (st_req *q = batch; q; q = q->next)
-      n++;
+    uint64_t t0 = uv_hrtime();
     if (st_conn_write_batch(s->writer_conn, batch)) {
       atomic_fetch_add(&s->base.batches, 1);
-      atomic_fetch_add(&s->base.writes, n);
+      atomic_fetch_add(&s->base.writes, (uint64_t)n);
     }
+    linger_ns = uv_hrtime() - t0;
+    if (linger_ns > LINGER_MAX_NS) linger_ns = LINGER_MAX_NS;
     atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
+    /* Their callers' next writes, and the ones already waiting. */
+    uv_mutex_lock(&s->lock);
+    s->expect = s->nwrites + n;
+    uv_mutex_unlock(&s->lock);
     st_complete_list(&s->base, batch); /* one wake for the batch */
     writer_checkpoint(s);
   }
@@ -184,7 +213,11 @@ static void sq_submit(sb_store *base, st_req *r) {
   int writes = st_op_writes(r->op);
   uv_mutex_lock(&s->lock);
   queue_push(writes ? &s->writes : &s->reads, r);
-  uv_cond_signal(writes ? &s->writes_cond : &s->reads_cond);
+  /* The writer waits for the first write, or lingers for `expect`. */
+  if (!writes)
+    uv_cond_signal(&s->reads_cond);
+  else if (++s->nwrites == 1 || s->nwrites >= s->expect)
+    uv_cond_signal(&s->writes_cond);
   uv_mutex_unlock(&s->lock);
 }
 
