@@ -329,6 +329,16 @@ int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
                                const char *id, const json_t *paths,
                                sb_ctx_cb cb, void *ud, sb_error *err);
 
+/* Version `version` of (tenant, id) if it is the head this manager last
+ * wrote or read, else NULL: no store read, so it may be behind a head
+ * another process moved since. Borrowed (shared: never modify it), valid
+ * until the loop next returns to the manager. A version's document never
+ * changes, so whatever holds of it holds of that version: an update at
+ * that version, whose compare-and-set then settles whether it is still
+ * the head, may be checked against it. */
+const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
+                                 const char *id, int64_t version);
+
 typedef enum sb_ctx_patch_kind {
   SB_CTX_MERGE_PATCH = 1, /* RFC 7386 */
   SB_CTX_JSON_PATCH,      /* RFC 6902 */

@@ -153,6 +153,11 @@ static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
   json_object_set(m->heads, key, doc);
 }
 
+const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
+                                 const char *id, int64_t version) {
+  return valid_id(id) && tenant ? head_cached(m, tenant, id, version) : NULL;
+}
+
 static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {
   char key[512];
   if (m->heads && head_key(tenant, id, key, sizeof key))
@@ -208,15 +213,15 @@ typedef struct mg_op {
   int64_t version;  /* the version read (0 = head); update: expected */
   int64_t version2; /* diff: the second version */
   sb_ctx_patch_kind patch_kind;
-  json_t *arg;    /* update: the patch; project: the paths (refs held) */
-  json_t *doc;    /* the document read, or the one written */
-  json_t *doc2;   /* diff: the second document */
-  int total;      /* sweep: deleted so far */
+  json_t *arg;      /* update: the patch; project: the paths (refs held) */
+  json_t *doc;      /* the document read, or the one written */
+  json_t *doc2;     /* diff: the second document */
+  int total;        /* sweep: deleted so far */
   int64_t run_rev;  /* a write with a run: its new rev */
   int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
-  uv_work_t work; /* update: making the next version */
+  uv_work_t work;                /* update: making the next version */
   mg_next nx;
 } mg_op;
 
@@ -277,9 +282,11 @@ static int refused(int rc, sb_error *err) {
 /* Finish: call back with `doc` (borrowed, may be NULL) and free the op. */
 static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
                    int64_t version, int count) {
-  sb_ctx_result res = {
-      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev,
-      .last_seq = op->last_seq};
+  sb_ctx_result res = {.rc = rc,
+                       .version = version,
+                       .count = count,
+                       .run_rev = op->run_rev,
+                       .last_seq = op->last_seq};
   if (rc != 0) {
     if (err && err->code)
       res.err = *err;
@@ -384,7 +391,8 @@ static void on_written(void *ud, sb_store_result *res) {
   head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
   op->run_rev = res->run_rev;
-  op->last_seq = res->events.len ? res->events.items[res->events.len - 1].seq : 0;
+  op->last_seq =
+      res->events.len ? res->events.items[res->events.len - 1].seq : 0;
   finish(op, 0, NULL, op->doc, res->version, 0);
 }
 
@@ -402,12 +410,14 @@ static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
   size_t n = (given ? given->nevents : 0) + 1;
   memset(out, 0, sizeof *out);
   if (!(out->events = sb_calloc(n, sizeof *out->events))) return SB_ENOMEM;
-  snprintf(out->data, sizeof out->data, "{\"contextId\":\"%s\",\"version\":%lld}",
-           op->id, (long long)version);
-  out->events[0] = (sb_store_event){
-      .type = version == 1 ? SB_CTX_EVENT_CREATED : SB_CTX_EVENT_UPDATED,
-      .data = out->data};
-  for (size_t i = 1; i < n; i++) out->events[i] = given->events[i - 1];
+  snprintf(out->data, sizeof out->data,
+           "{\"contextId\":\"%s\",\"version\":%lld}", op->id,
+           (long long)version);
+  out->events[0] = (sb_store_event){.type = version == 1 ? SB_CTX_EVENT_CREATED
+                                                         : SB_CTX_EVENT_UPDATED,
+                                    .data = out->data};
+  for (size_t i = 1; i < n; i++)
+    out->events[i] = given->events[i - 1];
   out->x.run = given ? given->run : NULL;
   out->x.events = out->events;
   out->x.nevents = n;
