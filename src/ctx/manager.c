@@ -11,7 +11,8 @@
  * requests go out, their callbacks come back on the loop, and the JSON work
  * between them runs on the loop — except an update's, the heaviest (parse
  * the head, apply, validate, diff, serialise), which runs on the libuv
- * thread pool so the loop only hands it over and submits the result. The
+ * thread pool so the loop only hands it over and submits the result; the
+ * updates arriving together go over as one job (mg_batch). The
  * op holds a reference on the manager, so freeing the manager while
  * operations are under way is safe.
  */
@@ -41,6 +42,13 @@ struct sb_ctx_manager {
    * our back (another process or node) still ends in a conflict. */
   json_t *heads;
   size_t heads_max;
+  /* Updates' next versions are made on the thread pool in batches: one
+   * job takes every update that came in before a pool thread picked it
+   * up (one wake of a thread and of the loop for them all, not one per
+   * update). `open` (loop thread only) is the job still taking updates
+   * until its `started` (under make_lock) says a thread has it. */
+  uv_mutex_t make_lock;
+  struct mg_batch *open;
 };
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
@@ -52,10 +60,15 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
   m->default_ttl_ms =
       o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
   m->refs = 1;
+  if (uv_mutex_init(&m->make_lock) != 0) {
+    sb_free(m);
+    return NULL;
+  }
   m->heads_max = o->head_cache > 0    ? (size_t)o->head_cache
                  : o->head_cache == 0 ? DEFAULT_HEAD_CACHE
                                       : 0;
   if (m->heads_max && !(m->heads = json_object())) {
+    uv_mutex_destroy(&m->make_lock);
     sb_free(m);
     return NULL;
   }
@@ -65,6 +78,7 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
 static void manager_unref(sb_ctx_manager *m) {
   if (--m->refs > 0) return;
   json_decref(m->heads);
+  uv_mutex_destroy(&m->make_lock);
   sb_free(m);
 }
 
@@ -221,7 +235,7 @@ typedef struct mg_op {
   int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
-  uv_work_t work;                /* update: making the next version */
+  struct mg_op *next_made;       /* update: in its batch (mg_batch) */
   mg_next nx;
 } mg_op;
 
@@ -439,12 +453,17 @@ static int check_immutable(const json_t *old, const json_t *next,
   return 0;
 }
 
-/* The head is in; make version expected+1 from it and submit it. */
+/* A job of the thread pool making the next versions of updates. */
+typedef struct mg_batch {
+  uv_work_t work;
+  sb_ctx_manager *m;
+  mg_op *head, *tail; /* linked by next_made */
+  int started;        /* under m->make_lock */
+} mg_batch;
+
 /* On the thread pool: version expected+1 from nx->head, as the texts the
  * store keeps. Pure JSON work: no store, no manager state. */
-static void make_next(uv_work_t *w) {
-  sb_thread_background(); /* a libuv pool thread: once, at its first job */
-  mg_op *op = w->data;
+static void make_next(mg_op *op) {
   mg_next *nx = &op->nx;
   sb_error *err = &nx->err;
   json_t *next = NULL, *diff = NULL;
@@ -497,8 +516,7 @@ done:
 }
 
 /* Back on the loop: submit the version made, or answer why not. */
-static void made_next(uv_work_t *w, int status) {
-  mg_op *op = w->data;
+static void made_next(mg_op *op, int status) {
   mg_next *nx = &op->nx;
   sb_ctx_manager *m = op->m;
   sb_error err = {0};
@@ -551,20 +569,63 @@ static void made_next(uv_work_t *w, int status) {
 /* Make the next version from `head`, or from `head_text` when head is
  * NULL (either taken), on the thread pool. 0, or a negative code (both
  * released, nothing queued). */
+static void batch_make(uv_work_t *w) {
+  sb_thread_background(); /* a libuv pool thread: once, at its first job */
+  mg_batch *b = w->data;
+  uv_mutex_lock(&b->m->make_lock);
+  b->started = 1; /* the loop adds no more */
+  mg_op *op = b->head;
+  uv_mutex_unlock(&b->m->make_lock);
+  for (; op; op = op->next_made)
+    make_next(op);
+}
+
+static void batch_made(uv_work_t *w, int status) {
+  mg_batch *b = w->data;
+  if (b->m->open == b) b->m->open = NULL;
+  mg_op *op = b->head;
+  sb_free(b);
+  while (op) {
+    mg_op *next = op->next_made; /* made_next may free op */
+    made_next(op, status);
+    op = next;
+  }
+}
+
 static int start_next(mg_op *op, json_t *head, char *head_text,
                       int from_cache) {
+  sb_ctx_manager *m = op->m;
   op->nx = (mg_next){.head = head,
                      .head_text = head_text,
                      .from_cache = from_cache,
-                     .snapshot_every = op->m->snapshot_every};
-  op->work.data = op;
+                     .snapshot_every = m->snapshot_every};
+  op->next_made = NULL;
   op->step = MG_STEP_MAKE;
-  if (uv_queue_work(sb_store_loop(op->m->store), &op->work, make_next,
-                    made_next) != 0) {
-    next_clear(&op->nx);
-    return SB_ENOMEM;
+  /* Join the job not yet picked up, if there is one. */
+  mg_batch *b = m->open;
+  if (b) {
+    uv_mutex_lock(&m->make_lock);
+    int joined = !b->started;
+    if (joined) {
+      b->tail->next_made = op;
+      b->tail = op;
+    }
+    uv_mutex_unlock(&m->make_lock);
+    if (joined) return 0;
   }
+  if (!(b = sb_calloc(1, sizeof *b))) goto fail;
+  *b = (mg_batch){.m = m, .head = op, .tail = op};
+  b->work.data = b;
+  if (uv_queue_work(sb_store_loop(m->store), &b->work, batch_make,
+                    batch_made) != 0) {
+    sb_free(b);
+    goto fail;
+  }
+  m->open = b;
   return 0;
+fail:
+  next_clear(&op->nx);
+  return SB_ENOMEM;
 }
 
 /* The head is in (`head` is taken): make the next version from it. */
