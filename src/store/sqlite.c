@@ -9,8 +9,12 @@
  * A connection belongs to one thread at a time (sqlite_threads.c runs the
  * writer and the readers). Writes never begin or commit on their own: the
  * writer hands a batch of them to st_conn_write_batch, which runs them in
- * one transaction, each inside a savepoint, so one that fails is rolled
- * back alone while its neighbours commit. A second process (tests, the
+ * one transaction, so one that fails is rolled back alone while its
+ * neighbours commit: most failures (a stale version, an id taken) change
+ * nothing, so a batch first runs without a savepoint per write (each
+ * copies the pages the write touches); a write failing after it changed
+ * rows rolls that attempt back, and the batch runs again with a
+ * savepoint around each write. A second process (tests, the
  * CLI) may open the same file; writers wait for each other up to
  * busy_timeout_ms.
  */
@@ -678,7 +682,56 @@ static void fail_done(st_req *from, st_req *to, const char *why) {
   }
 }
 
+/* A write's result back to nothing, to run it again. */
+static void result_reset(st_req *q) {
+  sb_store_record_clear(&q->res.record);
+  sb_store_versions_clear(&q->res.versions);
+  sb_store_event_rows_clear(&q->res.events);
+  sb_store_runs_clear(&q->res.runs);
+  sb_store_tenant_rows_clear(&q->res.tenants);
+  sb_store_key_rows_clear(&q->res.keys);
+  memset(&q->res, 0, sizeof q->res);
+  q->last_seq = 0;
+}
+
+/* The batch without savepoints: a write that fails before it changes a
+ * row (a compare-and-set that matched nothing, a create whose id exists:
+ * SQLite checks constraints before it writes, and undoes a failing
+ * statement) leaves nothing to undo. 1: committed; 0: the transaction
+ * failed (every member carries the error); -1: a write failed after changing
+ * rows, and the transaction was rolled back untouched by anything: run
+ * the batch again with savepoints. */
+static int write_batch_fast(st_conn *c, st_req *batch) {
+  sb_error err = {0};
+  if (exec(c, "BEGIN IMMEDIATE", &err)) {
+    for (st_req *q = batch; q; q = q->next)
+      q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
+    return 0;
+  }
+  for (st_req *q = batch; q; q = q->next) {
+    int changes = sqlite3_total_changes(c->db);
+    q->res.rc = write_one(c, q);
+    if (q->res.rc == 0) continue;
+    sb_store_event_rows_clear(&q->res.events); /* none were written */
+    if (sqlite3_get_autocommit(c->db) ||
+        sqlite3_total_changes(c->db) != changes) {
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+      for (st_req *r = batch; r; r = r->next)
+        result_reset(r);
+      return -1;
+    }
+  }
+  if (exec(c, "COMMIT", &err)) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    fail_done(batch, NULL, err.msg);
+    return 0;
+  }
+  return 1;
+}
+
 int st_conn_write_batch(st_conn *c, st_req *batch) {
+  int fast = write_batch_fast(c, batch);
+  if (fast >= 0) return fast;
   sb_error err = {0};
   st_req *first = batch; /* first member of the open transaction */
   if (exec(c, "BEGIN IMMEDIATE", &err)) {
