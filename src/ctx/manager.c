@@ -236,6 +236,7 @@ typedef struct mg_op {
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
   struct mg_op *next_made;       /* update: in its batch (mg_batch) */
+  char *text; /* create, update: the document written, as stored */
   mg_next nx;
 } mg_op;
 
@@ -279,6 +280,7 @@ static void op_free(mg_op *op) {
   json_decref(op->doc2);
   sb_free(op->tenant);
   sb_free(op->id);
+  sb_free(op->text);
   manager_unref(op->m);
   sb_free(op);
 }
@@ -310,6 +312,7 @@ static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
     res.err.code = rc;
   } else {
     res.doc = doc;
+    res.text = op->text;
   }
   op->cb(op->ud, &res);
   op_free(op);
@@ -561,6 +564,8 @@ static void made_next(mg_op *op, int status) {
     op->step = MG_STEP_WRITE;
     op->doc = nx->next;
     nx->next = NULL;
+    op->text = nx->text;
+    nx->text = NULL;
   }
   next_clear(nx);
   if (rc != 0) op_fail(op, refused(rc, &err), &err);
@@ -766,7 +771,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
   }
   op->step = MG_STEP_WRITE;
   op->doc = doc;
-  sb_free(text);
+  op->text = text;
   return 0;
 fail:
   if (op) {
