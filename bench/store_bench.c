@@ -461,8 +461,8 @@ int main(int argc, char **argv) {
   size_t doc_len = strlen(sample) + 200; /* plus the server-owned fields */
   sb_free(sample);
 
-  raw_result raw = phases ? (raw_result){1, 1}
-                          : raw_sqlite(dir, seconds, doc_len);
+  raw_result raw =
+      phases ? (raw_result){1, 1} : raw_sqlite(dir, seconds, doc_len);
   printf("== raw SQLite on this disk (WAL, synchronous=FULL, %zu-byte rows) "
          "==\n",
          doc_len);
@@ -479,8 +479,8 @@ int main(int argc, char **argv) {
     for (int kind = 0; kind < PHASE__COUNT; kind++) {
       int on = phase_on(phases, (phase_kind)kind);
       if (!on && kind != PHASE_CREATE) continue;
-      phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k],
-                                 on ? seconds : 1);
+      phase_result r =
+          run_phase(&b, st, (phase_kind)kind, writers[k], on ? seconds : 1);
       if (on) print_phase(phase_names[kind], writers[k], &r, &raw);
       if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
     }
