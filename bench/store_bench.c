@@ -16,7 +16,10 @@
  * time the loop thread spent per operation (JSON work, submitting, callbacks):
  * what an operation costs the thread that also serves every connection;
  * "writer us" the store's writer thread's CPU per write (SQL and commit,
- * fsync waits excluded): 1e6 / it bounds the writes one writer can do.
+ * fsync waits excluded): 1e6 / it bounds the writes one writer can do;
+ * "cpu us" the whole process's CPU per operation (every thread: loop,
+ * thread pool, writer, checkpointer): cores * 1e6 / it bounds what this
+ * machine's CPUs allow, whatever the disk.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -47,10 +50,11 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* CPU seconds the calling thread (the loop's) has used. */
-static double thread_cpu_s(void) {
+/* CPU seconds the calling thread (the loop's), or with `all` the whole
+ * process (loop, store threads, thread pool), has used. */
+static double cpu_s(int all) {
   struct rusage ru;
-  getrusage(RUSAGE_THREAD, &ru);
+  getrusage(all ? RUSAGE_SELF : RUSAGE_THREAD, &ru);
   return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
@@ -247,7 +251,7 @@ static void writer_next(writer *w) {
 }
 
 typedef struct phase_result {
-  double ops_s, p50_ms, p99_ms, batch, loop_us, writer_us;
+  double ops_s, p50_ms, p99_ms, batch, loop_us, writer_us, cpu_us;
   long failures;
 } phase_result;
 
@@ -260,7 +264,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
   b->failures = 0;
   sb_store_stats s0, s1;
   sb_store_get_stats(st, &s0);
-  double t0 = now_s(), cpu0 = thread_cpu_s();
+  double t0 = now_s(), cpu0 = cpu_s(0), all0 = cpu_s(1);
   b->deadline = t0 + seconds;
   for (int i = 0; i < writers; i++) {
     b->writers[i] = (writer){.b = b, .index = i};
@@ -268,7 +272,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
   }
   while (b->live > 0)
     uv_run(&loop, UV_RUN_ONCE);
-  double dt = now_s() - t0, cpu = thread_cpu_s() - cpu0;
+  double dt = now_s() - t0, cpu = cpu_s(0) - cpu0, all = cpu_s(1) - all0;
   sb_store_get_stats(st, &s1);
   qsort(b->lat.v, b->lat.n, sizeof(double), cmp_double);
   phase_result r = {
@@ -279,6 +283,7 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
                                              (double)(s1.batches - s0.batches)
                                        : 0,
       .loop_us = b->lat.n ? cpu * 1e6 / (double)b->lat.n : 0,
+      .cpu_us = b->lat.n ? all * 1e6 / (double)b->lat.n : 0,
       .writer_us = s1.writes > s0.writes
                        ? (double)(s1.writer_cpu_us - s0.writer_cpu_us) /
                              (double)(s1.writes - s0.writes)
@@ -289,10 +294,11 @@ static phase_result run_phase(bench *b, sb_store *st, phase_kind kind,
 
 static void print_phase(const char *name, int writers, const phase_result *r,
                         const raw_result *raw) {
-  printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f %9.0f%s\n",
+  printf("%-11s %5d %11.0f %9.2f %9.2f %9.1f %10.1fx %8.1f%% %8.0f %9.0f "
+         "%7.0f%s\n",
          name, writers, r->ops_s, r->p50_ms, r->p99_ms, r->batch,
          r->ops_s / raw->commits_s, 100.0 * r->ops_s / raw->rows_s, r->loop_us,
-         r->writer_us, r->failures ? "  FAILURES" : "");
+         r->writer_us, r->cpu_us, r->failures ? "  FAILURES" : "");
 }
 
 /* ---- a large population, bulk-loaded ------------------------------------ */
@@ -353,6 +359,17 @@ static void bulk_load(bench *b, const char *path, const json_t *doc, size_t n) {
   sqlite3_close(db);
 }
 
+/* Whether --phases (NULL: all) names kind. */
+static int phase_on(const char *phases, phase_kind kind) {
+  if (!phases) return 1;
+  const char *name = phase_names[kind];
+  size_t n = strlen(name);
+  for (const char *p = phases; (p = strstr(p, name)) != NULL; p += n)
+    if ((p == phases || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+      return 1;
+  return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -362,7 +379,9 @@ static void usage(FILE *f) {
              "  --seconds     length of each measured phase (default 3)\n"
              "  --writers     concurrent writers per phase (default 1,8,64)\n"
              "  --population  also measure updates among N bulk-loaded "
-             "contexts (default 0: none)\n");
+             "contexts (default 0: none)\n"
+             "  --phases      only these, e.g. update (the others still run "
+             "1 s, unmeasured, to make the contexts; for profiling)\n");
 }
 
 static const char *const INPUT =
@@ -377,7 +396,7 @@ static const char *const INPUT =
 
 int main(int argc, char **argv) {
   sb_core_init();
-  const char *dir = NULL, *writers_list = "1,8,64";
+  const char *dir = NULL, *writers_list = "1,8,64", *phases = NULL;
   double seconds = 3;
   size_t population = 0;
   for (int i = 1; i < argc; i++) {
@@ -398,6 +417,8 @@ int main(int argc, char **argv) {
       writers_list = v;
     else if (!strcmp(a, "--population"))
       population = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--phases"))
+      phases = v;
     else {
       usage(stderr);
       return 2;
@@ -440,7 +461,8 @@ int main(int argc, char **argv) {
   size_t doc_len = strlen(sample) + 200; /* plus the server-owned fields */
   sb_free(sample);
 
-  raw_result raw = raw_sqlite(dir, seconds, doc_len);
+  raw_result raw =
+      phases ? (raw_result){1, 1} : raw_sqlite(dir, seconds, doc_len);
   printf("== raw SQLite on this disk (WAL, synchronous=FULL, %zu-byte rows) "
          "==\n",
          doc_len);
@@ -449,14 +471,17 @@ int main(int argc, char **argv) {
          raw.rows_s);
 
   printf("== context manager on the store (group commit) ==\n");
-  printf("%-11s %5s %11s %9s %9s %9s %11s %9s %8s %9s\n", "op", "wrtrs",
+  printf("%-11s %5s %11s %9s %9s %9s %11s %9s %8s %9s %7s\n", "op", "wrtrs",
          "ops/s", "p50 ms", "p99 ms", "batch", "x 1-row", "/ceiling", "loop us",
-         "writer us");
+         "writer us", "cpu us");
   phase_result upd64 = {0};
   for (int k = 0; k < nw; k++) {
     for (int kind = 0; kind < PHASE__COUNT; kind++) {
-      phase_result r = run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
-      print_phase(phase_names[kind], writers[k], &r, &raw);
+      int on = phase_on(phases, (phase_kind)kind);
+      if (!on && kind != PHASE_CREATE) continue;
+      phase_result r =
+          run_phase(&b, st, (phase_kind)kind, writers[k], on ? seconds : 1);
+      if (on) print_phase(phase_names[kind], writers[k], &r, &raw);
       if (kind == PHASE_UPDATE && writers[k] == 64) upd64 = r;
     }
   }
@@ -483,6 +508,7 @@ int main(int argc, char **argv) {
     printf("-- %zu bulk-loaded contexts in the store --\n", population);
     for (int k = 0; k < nw; k++) {
       for (int kind = PHASE_UPDATE; kind < PHASE__COUNT; kind++) {
+        if (!phase_on(phases, (phase_kind)kind)) continue;
         phase_result r =
             run_phase(&b, st, (phase_kind)kind, writers[k], seconds);
         print_phase(phase_names[kind], writers[k], &r, &raw);

@@ -15,7 +15,11 @@
  * app_ctx_guard reads the head first, checks it, and only then starts the
  * operation (at the version it checked, for an update), so a refusal costs
  * one read and says nothing a missing context would not: another tenant's
- * id is still a plain "not found".
+ * id is still a plain "not found". An update whose version is the head
+ * the manager holds (the usual case: the caller read or wrote it through
+ * this server) is checked against that document instead, without the
+ * read: it is that version's, and the update's compare-and-set fails if
+ * the head has moved on since.
  */
 #include <string.h>
 
@@ -248,7 +252,21 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
     guard_free(g);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
-  int rc = sb_ctx_get_async(app->ctx, a->tenant, a->id, 0, guard_head, g, err);
+  int rc;
+  const json_t *head =
+      a->op == APP_CTX_UPDATE
+          ? sb_ctx_head_cached(app->ctx, a->tenant, a->id, a->version)
+          : NULL;
+  sb_error refusal = {0};
+  /* A refusal goes the way of the read, which words it. */
+  if (head && app_ctx_permits(g->principal, head, g->scope, g->scope_cap,
+                              &refusal) == 0)
+    rc = sb_ctx_update_async(app->ctx, g->tenant, g->id, g->version, g->kind,
+                             g->patch, guard_done, g, err);
+  else {
+    g->scope[0] = '\0';
+    rc = sb_ctx_get_async(app->ctx, a->tenant, a->id, 0, guard_head, g, err);
+  }
   if (rc != 0) guard_free(g);
   return rc;
 }

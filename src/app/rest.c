@@ -30,8 +30,10 @@
 void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers) {
   char *text = json_dumps(body, JSON_COMPACT);
-  if (text) sb_http_respond(req, status, NULL, text, strlen(text), headers);
-  else sb_http_respond(req, 500, NULL, "{}", 2, NULL);
+  if (text)
+    sb_http_respond(req, status, NULL, text, strlen(text), headers);
+  else
+    sb_http_respond(req, 500, NULL, "{}", 2, NULL);
   sb_free(text);
   json_decref(body);
 }
@@ -58,10 +60,10 @@ void app_rest_error(sb_http_request *req, int status, const char *code,
 
 void app_rest_busy(sb_http_request *req, const char *message) {
   const char *headers[] = {"Retry-After", "1", NULL};
-  app_rest_json(req, 503,
-                json_pack("{s{ssss}}", "error", "code", "busy", "message",
-                          message),
-                headers);
+  app_rest_json(
+      req, 503,
+      json_pack("{s{ssss}}", "error", "code", "busy", "message", message),
+      headers);
 }
 
 static void respond_store_error(sb_http_request *req, const sb_error *err,
@@ -84,9 +86,20 @@ static void respond_context(sb_http_request *req, int status, json_t *doc,
   char etag[32];
   snprintf(etag, sizeof etag, "\"%lld\"",
            (long long)json_integer_value(json_object_get(doc, "version")));
-  const char *headers[] = {"ETag", etag, location ? "Location" : NULL,
-                           location, NULL};
+  const char *headers[] = {"ETag", etag, location ? "Location" : NULL, location,
+                           NULL};
   app_rest_json(req, status, doc, headers);
+}
+
+/* The same for a document the manager has serialised already (text). */
+static void respond_context_text(sb_http_request *req, int status,
+                                 int64_t version, const char *text,
+                                 const char *location) {
+  char etag[32];
+  snprintf(etag, sizeof etag, "\"%lld\"", (long long)version);
+  const char *headers[] = {"ETag", etag, location ? "Location" : NULL, location,
+                           NULL};
+  sb_http_respond(req, status, NULL, text, strlen(text), headers);
 }
 
 json_t *app_rest_body(sb_http_request *req, const char *what) {
@@ -229,12 +242,20 @@ static void rest_done(void *ud, const sb_ctx_result *res) {
     char location[128];
     snprintf(location, sizeof location, PREFIX "/%s",
              json_string_value(json_object_get(res->doc, "id")));
-    respond_context(req, 201, json_incref(res->doc), location);
+    if (res->text)
+      respond_context_text(req, 201, res->version, res->text, location);
+    else
+      respond_context(req, 201, json_incref(res->doc), location);
     break;
   }
   case REST_GET: answer_get(req, res->doc); break;
-  case REST_GET_PROJECTED:
   case REST_PATCH:
+    if (res->text) {
+      respond_context_text(req, 200, res->version, res->text, NULL);
+      break;
+    }
+    /* fall through */
+  case REST_GET_PROJECTED:
     respond_context(req, 200, json_incref(res->doc), NULL);
     break;
   case REST_HISTORY:
@@ -289,8 +310,8 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
                          "version: expected an integer >= 1", 0);
   sb_error err = {0};
   int rc;
-  rest_op *op = rest_op_new(req, requirements ? REST_GET_PROJECTED : REST_GET,
-                            id);
+  rest_op *op =
+      rest_op_new(req, requirements ? REST_GET_PROJECTED : REST_GET, id);
   if (!op) return;
   if (requirements) {
     json_t *paths = json_array();
@@ -345,8 +366,8 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
   rest_op *op = rest_op_new(req, REST_PATCH, id);
   sb_error err = {0};
   /* The guard keeps its own reference to the patch. */
-  app_ctx_access a = {.op = APP_CTX_UPDATE, .version = expected, .kind = kind,
-                      .patch = patch};
+  app_ctx_access a = {
+      .op = APP_CTX_UPDATE, .version = expected, .kind = kind, .patch = patch};
   int rc = op ? guarded(app, req, op, &a, &err) : 0;
   json_decref(patch);
   if (rc != 0) rest_op_refused(op, rc, &err);
@@ -364,7 +385,8 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
   rest_op *op = rest_op_new(req, REST_HISTORY, id);
   if (!op) return;
   sb_error err = {0};
-  app_ctx_access a = {.op = APP_CTX_HISTORY, .before = before,
+  app_ctx_access a = {.op = APP_CTX_HISTORY,
+                      .before = before,
                       .limit = limit ? (size_t)limit : 50};
   int rc = guarded(app, req, op, &a, &err);
   if (rc != 0) rest_op_refused(op, rc, &err);

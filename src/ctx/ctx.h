@@ -98,6 +98,11 @@ int sb_ctx_json_equal(const json_t *a, const json_t *b);
  * SB_ENOMEM. *out is a new reference. */
 int sb_ctx_merge_apply(const json_t *target, const json_t *patch, json_t **out,
                        sb_error *err);
+/* The same, copying only the objects on the patch's paths: *out (a new
+ * reference) shares every other member with target, so neither may be
+ * modified afterwards (the manager's documents never are). */
+int sb_ctx_merge_apply_shared(const json_t *target, const json_t *patch,
+                              json_t **out, sb_error *err);
 
 /* ---- diff (diff.c) ---------------------------------------------------- */
 
@@ -296,6 +301,9 @@ typedef struct sb_ctx_result {
                       current rev (else 0) */
   int64_t last_seq; /* a write: the tenant's seq of the last event it wrote
                        (its own context event or the caller's) */
+  const char *text; /* create, update: doc as stored (compact JSON, keys
+                       sorted), made off the loop for an update, so an
+                       answer need not serialise it again; borrowed */
 } sb_ctx_result;
 
 typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);
@@ -323,6 +331,16 @@ int sb_ctx_get_async(sb_ctx_manager *m, const char *tenant, const char *id,
 int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
                                const char *id, const json_t *paths,
                                sb_ctx_cb cb, void *ud, sb_error *err);
+
+/* Version `version` of (tenant, id) if it is the head this manager last
+ * wrote or read, else NULL: no store read, so it may be behind a head
+ * another process moved since. Borrowed (shared: never modify it), valid
+ * until the loop next returns to the manager. A version's document never
+ * changes, so whatever holds of it holds of that version: an update at
+ * that version, whose compare-and-set then settles whether it is still
+ * the head, may be checked against it. */
+const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
+                                 const char *id, int64_t version);
 
 typedef enum sb_ctx_patch_kind {
   SB_CTX_MERGE_PATCH = 1, /* RFC 7386 */

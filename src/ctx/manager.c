@@ -11,7 +11,8 @@
  * requests go out, their callbacks come back on the loop, and the JSON work
  * between them runs on the loop — except an update's, the heaviest (parse
  * the head, apply, validate, diff, serialise), which runs on the libuv
- * thread pool so the loop only hands it over and submits the result. The
+ * thread pool so the loop only hands it over and submits the result; the
+ * updates arriving together go over as one job (mg_batch). The
  * op holds a reference on the manager, so freeing the manager while
  * operations are under way is safe.
  */
@@ -41,6 +42,13 @@ struct sb_ctx_manager {
    * our back (another process or node) still ends in a conflict. */
   json_t *heads;
   size_t heads_max;
+  /* Updates' next versions are made on the thread pool in batches: one
+   * job takes every update that came in before a pool thread picked it
+   * up (one wake of a thread and of the loop for them all, not one per
+   * update). `open` (loop thread only) is the job still taking updates
+   * until its `started` (under make_lock) says a thread has it. */
+  uv_mutex_t make_lock;
+  struct mg_batch *open;
 };
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
@@ -52,10 +60,15 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
   m->default_ttl_ms =
       o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
   m->refs = 1;
+  if (uv_mutex_init(&m->make_lock) != 0) {
+    sb_free(m);
+    return NULL;
+  }
   m->heads_max = o->head_cache > 0    ? (size_t)o->head_cache
                  : o->head_cache == 0 ? DEFAULT_HEAD_CACHE
                                       : 0;
   if (m->heads_max && !(m->heads = json_object())) {
+    uv_mutex_destroy(&m->make_lock);
     sb_free(m);
     return NULL;
   }
@@ -65,6 +78,7 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
 static void manager_unref(sb_ctx_manager *m) {
   if (--m->refs > 0) return;
   json_decref(m->heads);
+  uv_mutex_destroy(&m->make_lock);
   sb_free(m);
 }
 
@@ -153,6 +167,11 @@ static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
   json_object_set(m->heads, key, doc);
 }
 
+const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
+                                 const char *id, int64_t version) {
+  return valid_id(id) && tenant ? head_cached(m, tenant, id, version) : NULL;
+}
+
 static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {
   char key[512];
   if (m->heads && head_key(tenant, id, key, sizeof key))
@@ -208,15 +227,16 @@ typedef struct mg_op {
   int64_t version;  /* the version read (0 = head); update: expected */
   int64_t version2; /* diff: the second version */
   sb_ctx_patch_kind patch_kind;
-  json_t *arg;    /* update: the patch; project: the paths (refs held) */
-  json_t *doc;    /* the document read, or the one written */
-  json_t *doc2;   /* diff: the second document */
-  int total;      /* sweep: deleted so far */
+  json_t *arg;      /* update: the patch; project: the paths (refs held) */
+  json_t *doc;      /* the document read, or the one written */
+  json_t *doc2;     /* diff: the second document */
+  int total;        /* sweep: deleted so far */
   int64_t run_rev;  /* a write with a run: its new rev */
   int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
-  uv_work_t work; /* update: making the next version */
+  struct mg_op *next_made;       /* update: in its batch (mg_batch) */
+  char *text; /* create, update: the document written, as stored */
   mg_next nx;
 } mg_op;
 
@@ -260,6 +280,7 @@ static void op_free(mg_op *op) {
   json_decref(op->doc2);
   sb_free(op->tenant);
   sb_free(op->id);
+  sb_free(op->text);
   manager_unref(op->m);
   sb_free(op);
 }
@@ -277,9 +298,11 @@ static int refused(int rc, sb_error *err) {
 /* Finish: call back with `doc` (borrowed, may be NULL) and free the op. */
 static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
                    int64_t version, int count) {
-  sb_ctx_result res = {
-      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev,
-      .last_seq = op->last_seq};
+  sb_ctx_result res = {.rc = rc,
+                       .version = version,
+                       .count = count,
+                       .run_rev = op->run_rev,
+                       .last_seq = op->last_seq};
   if (rc != 0) {
     if (err && err->code)
       res.err = *err;
@@ -289,6 +312,7 @@ static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
     res.err.code = rc;
   } else {
     res.doc = doc;
+    res.text = op->text;
   }
   op->cb(op->ud, &res);
   op_free(op);
@@ -384,7 +408,8 @@ static void on_written(void *ud, sb_store_result *res) {
   head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
   op->run_rev = res->run_rev;
-  op->last_seq = res->events.len ? res->events.items[res->events.len - 1].seq : 0;
+  op->last_seq =
+      res->events.len ? res->events.items[res->events.len - 1].seq : 0;
   finish(op, 0, NULL, op->doc, res->version, 0);
 }
 
@@ -402,12 +427,14 @@ static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
   size_t n = (given ? given->nevents : 0) + 1;
   memset(out, 0, sizeof *out);
   if (!(out->events = sb_calloc(n, sizeof *out->events))) return SB_ENOMEM;
-  snprintf(out->data, sizeof out->data, "{\"contextId\":\"%s\",\"version\":%lld}",
-           op->id, (long long)version);
-  out->events[0] = (sb_store_event){
-      .type = version == 1 ? SB_CTX_EVENT_CREATED : SB_CTX_EVENT_UPDATED,
-      .data = out->data};
-  for (size_t i = 1; i < n; i++) out->events[i] = given->events[i - 1];
+  snprintf(out->data, sizeof out->data,
+           "{\"contextId\":\"%s\",\"version\":%lld}", op->id,
+           (long long)version);
+  out->events[0] = (sb_store_event){.type = version == 1 ? SB_CTX_EVENT_CREATED
+                                                         : SB_CTX_EVENT_UPDATED,
+                                    .data = out->data};
+  for (size_t i = 1; i < n; i++)
+    out->events[i] = given->events[i - 1];
   out->x.run = given ? given->run : NULL;
   out->x.events = out->events;
   out->x.nevents = n;
@@ -429,12 +456,17 @@ static int check_immutable(const json_t *old, const json_t *next,
   return 0;
 }
 
-/* The head is in; make version expected+1 from it and submit it. */
+/* A job of the thread pool making the next versions of updates. */
+typedef struct mg_batch {
+  uv_work_t work;
+  sb_ctx_manager *m;
+  mg_op *head, *tail; /* linked by next_made */
+  int started;        /* under m->make_lock */
+} mg_batch;
+
 /* On the thread pool: version expected+1 from nx->head, as the texts the
  * store keeps. Pure JSON work: no store, no manager state. */
-static void make_next(uv_work_t *w) {
-  sb_thread_background(); /* a libuv pool thread: once, at its first job */
-  mg_op *op = w->data;
+static void make_next(mg_op *op) {
   mg_next *nx = &op->nx;
   sb_error *err = &nx->err;
   json_t *next = NULL, *diff = NULL;
@@ -456,7 +488,7 @@ static void make_next(uv_work_t *w) {
   }
   rc = op->patch_kind == SB_CTX_JSON_PATCH
            ? sb_ctx_patch_apply(head, op->arg, &next, err)
-           : sb_ctx_merge_apply(head, op->arg, &next, err);
+           : sb_ctx_merge_apply_shared(head, op->arg, &next, err);
   if (rc != 0) goto done;
   if (!json_is_object(next)) {
     rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
@@ -487,8 +519,7 @@ done:
 }
 
 /* Back on the loop: submit the version made, or answer why not. */
-static void made_next(uv_work_t *w, int status) {
-  mg_op *op = w->data;
+static void made_next(mg_op *op, int status) {
   mg_next *nx = &op->nx;
   sb_ctx_manager *m = op->m;
   sb_error err = {0};
@@ -533,6 +564,8 @@ static void made_next(uv_work_t *w, int status) {
     op->step = MG_STEP_WRITE;
     op->doc = nx->next;
     nx->next = NULL;
+    op->text = nx->text;
+    nx->text = NULL;
   }
   next_clear(nx);
   if (rc != 0) op_fail(op, refused(rc, &err), &err);
@@ -541,20 +574,63 @@ static void made_next(uv_work_t *w, int status) {
 /* Make the next version from `head`, or from `head_text` when head is
  * NULL (either taken), on the thread pool. 0, or a negative code (both
  * released, nothing queued). */
+static void batch_make(uv_work_t *w) {
+  sb_thread_background(); /* a libuv pool thread: once, at its first job */
+  mg_batch *b = w->data;
+  uv_mutex_lock(&b->m->make_lock);
+  b->started = 1; /* the loop adds no more */
+  mg_op *op = b->head;
+  uv_mutex_unlock(&b->m->make_lock);
+  for (; op; op = op->next_made)
+    make_next(op);
+}
+
+static void batch_made(uv_work_t *w, int status) {
+  mg_batch *b = w->data;
+  if (b->m->open == b) b->m->open = NULL;
+  mg_op *op = b->head;
+  sb_free(b);
+  while (op) {
+    mg_op *next = op->next_made; /* made_next may free op */
+    made_next(op, status);
+    op = next;
+  }
+}
+
 static int start_next(mg_op *op, json_t *head, char *head_text,
                       int from_cache) {
+  sb_ctx_manager *m = op->m;
   op->nx = (mg_next){.head = head,
                      .head_text = head_text,
                      .from_cache = from_cache,
-                     .snapshot_every = op->m->snapshot_every};
-  op->work.data = op;
+                     .snapshot_every = m->snapshot_every};
+  op->next_made = NULL;
   op->step = MG_STEP_MAKE;
-  if (uv_queue_work(sb_store_loop(op->m->store), &op->work, make_next,
-                    made_next) != 0) {
-    next_clear(&op->nx);
-    return SB_ENOMEM;
+  /* Join the job not yet picked up, if there is one. */
+  mg_batch *b = m->open;
+  if (b) {
+    uv_mutex_lock(&m->make_lock);
+    int joined = !b->started;
+    if (joined) {
+      b->tail->next_made = op;
+      b->tail = op;
+    }
+    uv_mutex_unlock(&m->make_lock);
+    if (joined) return 0;
   }
+  if (!(b = sb_calloc(1, sizeof *b))) goto fail;
+  *b = (mg_batch){.m = m, .head = op, .tail = op};
+  b->work.data = b;
+  if (uv_queue_work(sb_store_loop(m->store), &b->work, batch_make,
+                    batch_made) != 0) {
+    sb_free(b);
+    goto fail;
+  }
+  m->open = b;
   return 0;
+fail:
+  next_clear(&op->nx);
+  return SB_ENOMEM;
 }
 
 /* The head is in (`head` is taken): make the next version from it. */
@@ -695,7 +771,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
   }
   op->step = MG_STEP_WRITE;
   op->doc = doc;
-  sb_free(text);
+  op->text = text;
   return 0;
 fail:
   if (op) {

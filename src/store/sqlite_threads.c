@@ -11,8 +11,30 @@
  * connection and take one read at a time; a read queued after a write's
  * callback begins after that write's commit and so sees it.
  *
- * One lock guards both queues and the stop flag; each kind of thread
- * waits on its own condition variable.
+ * A closed set of callers (connections each waiting for its answer before
+ * sending the next write, or a workflow's runs) would otherwise settle
+ * into two halves taking turns: one half commits while the other, just
+ * acknowledged, makes its next writes, so each fsync carries half of them.
+ * So after a commit the writer expects as many writes as it has queued
+ * plus the ones it just acknowledged, and lingers for them, at most as
+ * long as that commit took (LINGER_MAX_NS at most): when fsyncs are slower
+ * than making the next writes, each commit carries them all; when they are
+ * faster, the wait costs at most one commit's time. A lone caller never
+ * waits (its next write is the one expected).
+ *
+ * Checkpoints (copying the WAL's pages back into the database file, and
+ * its fsync) are not the writer's: SQLite's automatic checkpoint would run
+ * inside a COMMIT and hold back that batch's acknowledgements and the next
+ * batch. The writer only counts the WAL's frames after each commit and
+ * wakes a checkpointer thread, with its own connection, every
+ * CHECKPOINT_FRAMES; it copies pages while the writer goes on. Such
+ * checkpoints can never let the WAL start over while writes keep coming,
+ * so past WAL_MAX_FRAMES the writer checkpoints itself between batches,
+ * after the acknowledgements: only the frames the checkpointer has not
+ * copied yet, and the WAL then restarts at the next write.
+ *
+ * One lock guards the queues, the checkpoint request and the stop flag;
+ * each kind of thread waits on its own condition variable.
  */
 #include "store/store_internal.h"
 
@@ -21,6 +43,12 @@
 
 #define DEFAULT_READERS 2
 #define MAX_READERS 16
+/* WAL frames (pages) between background checkpoints (SQLite's automatic
+ * checkpoint uses 1000), and the size at which the writer checkpoints
+ * itself so the WAL restarts (32 MB at 4 KB pages). */
+#define CHECKPOINT_FRAMES 1000
+#define LINGER_MAX_NS 5000000u
+#define WAL_MAX_FRAMES 8000
 
 typedef struct st_queue {
   st_req *head, *tail;
@@ -40,11 +68,17 @@ struct sqlite_store {
   uv_mutex_t lock;
   uv_cond_t writes_cond, reads_cond;
   st_queue writes, reads; /* guarded by lock */
+  int nwrites;            /* guarded by lock: writes queued */
+  int expect;             /* guarded by lock: writes the writer lingers for */
   int stopping;           /* guarded by lock */
   int hold;               /* guarded by lock (test hook) */
-  st_conn *writer_conn;
-  uv_thread_t writer;
-  int writer_started;
+  uv_cond_t checkpoint_cond;
+  int checkpoint_wanted; /* guarded by lock */
+  st_conn *writer_conn, *checkpoint_conn;
+  uv_thread_t writer, checkpointer;
+  int writer_started, checkpointer_started;
+  int wal_frames;      /* writer only: the WAL's size after its last commit */
+  int next_checkpoint; /* writer only: frames at which to wake it next */
   st_reader readers[MAX_READERS];
   int nreaders;
   int sync_inited;
@@ -68,30 +102,85 @@ static uint64_t thread_cpu_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void writer_main(void *arg) {
+/* SQLite calls this after each commit of the writer's connection (in
+ * place of its automatic checkpoint): only note the WAL's size. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames) {
+  ((sqlite_store *)ud)->wal_frames = frames;
+  return SQLITE_OK;
+}
+
+/* Between batches: wake the checkpointer, or checkpoint here when the WAL
+ * must start over. */
+static void writer_checkpoint(sqlite_store *s) {
+  int frames = s->wal_frames;
+  if (frames < s->next_checkpoint - CHECKPOINT_FRAMES)
+    s->next_checkpoint = CHECKPOINT_FRAMES; /* the WAL started over */
+  if (frames >= WAL_MAX_FRAMES) {
+    sqlite3_wal_checkpoint_v2(st_conn_db(s->writer_conn), NULL,
+                              SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    s->next_checkpoint = CHECKPOINT_FRAMES;
+  } else if (frames >= s->next_checkpoint) {
+    uv_mutex_lock(&s->lock);
+    s->checkpoint_wanted = 1;
+    uv_cond_signal(&s->checkpoint_cond);
+    uv_mutex_unlock(&s->lock);
+    s->next_checkpoint = frames + CHECKPOINT_FRAMES;
+  }
+}
+
+static void checkpointer_main(void *arg) {
   sb_thread_background();
   sqlite_store *s = arg;
   for (;;) {
     uv_mutex_lock(&s->lock);
+    while (!s->stopping && !s->checkpoint_wanted)
+      uv_cond_wait(&s->checkpoint_cond, &s->lock);
+    int run = s->checkpoint_wanted && !s->stopping;
+    s->checkpoint_wanted = 0;
+    uv_mutex_unlock(&s->lock);
+    if (!run) break;
+    /* PASSIVE: never waits for the writer or readers, copies what it may */
+    sqlite3_wal_checkpoint_v2(st_conn_db(s->checkpoint_conn), NULL,
+                              SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  }
+}
+
+static void writer_main(void *arg) {
+  sb_thread_background();
+  sqlite_store *s = arg;
+  uint64_t linger_ns = 0; /* how long the last commit took */
+  for (;;) {
+    uv_mutex_lock(&s->lock);
     while (!s->stopping && (!s->writes.head || s->hold))
       uv_cond_wait(&s->writes_cond, &s->lock);
+    /* Linger for the writes expected (see the top of the file). */
+    uint64_t until = uv_hrtime() + linger_ns;
+    while (!s->stopping && !s->hold && s->nwrites < s->expect) {
+      uint64_t now = uv_hrtime();
+      if (now >= until ||
+          uv_cond_timedwait(&s->writes_cond, &s->lock, until - now) != 0)
+        break;
+    }
     st_req *batch = s->writes.head;
     s->writes.head = s->writes.tail = NULL;
+    int n = s->nwrites;
+    s->nwrites = s->expect = 0;
     uv_mutex_unlock(&s->lock);
     if (!batch) break; /* stopping, and nothing left to write */
-    uint64_t n = 0;
-    for (st_req *q = batch; q; q = q->next)
-      n++;
+    uint64_t t0 = uv_hrtime();
     if (st_conn_write_batch(s->writer_conn, batch)) {
       atomic_fetch_add(&s->base.batches, 1);
-      atomic_fetch_add(&s->base.writes, n);
+      atomic_fetch_add(&s->base.writes, (uint64_t)n);
     }
+    linger_ns = uv_hrtime() - t0;
+    if (linger_ns > LINGER_MAX_NS) linger_ns = LINGER_MAX_NS;
     atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
-    while (batch) {
-      st_req *next = batch->next;
-      st_complete(&s->base, batch);
-      batch = next;
-    }
+    /* Their callers' next writes, and the ones already waiting. */
+    uv_mutex_lock(&s->lock);
+    s->expect = s->nwrites + n;
+    uv_mutex_unlock(&s->lock);
+    st_complete_list(&s->base, batch); /* one wake for the batch */
+    writer_checkpoint(s);
   }
 }
 
@@ -124,7 +213,11 @@ static void sq_submit(sb_store *base, st_req *r) {
   int writes = st_op_writes(r->op);
   uv_mutex_lock(&s->lock);
   queue_push(writes ? &s->writes : &s->reads, r);
-  uv_cond_signal(writes ? &s->writes_cond : &s->reads_cond);
+  /* The writer waits for the first write, or lingers for `expect`. */
+  if (!writes)
+    uv_cond_signal(&s->reads_cond);
+  else if (++s->nwrites == 1 || s->nwrites >= s->expect)
+    uv_cond_signal(&s->writes_cond);
   uv_mutex_unlock(&s->lock);
 }
 
@@ -144,9 +237,12 @@ static void sq_stop(sb_store *base) {
   s->hold = 0;
   uv_cond_broadcast(&s->writes_cond);
   uv_cond_broadcast(&s->reads_cond);
+  uv_cond_broadcast(&s->checkpoint_cond);
   uv_mutex_unlock(&s->lock);
   if (s->writer_started) uv_thread_join(&s->writer);
   s->writer_started = 0;
+  if (s->checkpointer_started) uv_thread_join(&s->checkpointer);
+  s->checkpointer_started = 0;
   for (int i = 0; i < s->nreaders; i++) {
     if (s->readers[i].started) uv_thread_join(&s->readers[i].thread);
     s->readers[i].started = 0;
@@ -157,8 +253,10 @@ static void sq_destroy(sb_store *base) {
   sqlite_store *s = (sqlite_store *)base;
   for (int i = 0; i < s->nreaders; i++)
     st_conn_close(s->readers[i].conn);
+  st_conn_close(s->checkpoint_conn);
   st_conn_close(s->writer_conn);
   if (s->sync_inited) {
+    uv_cond_destroy(&s->checkpoint_cond);
     uv_cond_destroy(&s->writes_cond);
     uv_cond_destroy(&s->reads_cond);
     uv_mutex_destroy(&s->lock);
@@ -190,6 +288,12 @@ static int init_sync(sqlite_store *s, sb_error *err) {
     uv_mutex_destroy(&s->lock);
     goto fail;
   }
+  if (uv_cond_init(&s->checkpoint_cond) != 0) {
+    uv_cond_destroy(&s->reads_cond);
+    uv_cond_destroy(&s->writes_cond);
+    uv_mutex_destroy(&s->lock);
+    goto fail;
+  }
   s->sync_inited = 1;
   return 0;
 fail:
@@ -214,6 +318,11 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
    * the readers find the schema. */
   s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
   if (!s->writer_conn) goto fail;
+  /* Checkpoints are the checkpointer's (replaces the automatic one). */
+  sqlite3_wal_hook(st_conn_db(s->writer_conn), on_wal_commit, s);
+  s->next_checkpoint = CHECKPOINT_FRAMES;
+  s->checkpoint_conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err);
+  if (!s->checkpoint_conn) goto fail;
   int want = o->readers > 0 ? o->readers : DEFAULT_READERS;
   if (want > MAX_READERS) want = MAX_READERS;
   for (; s->nreaders < want; s->nreaders++) {
@@ -225,6 +334,9 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
   if (st_base_init(&s->base, o, err) != 0) goto fail;
   if (uv_thread_create(&s->writer, writer_main, s) != 0) goto fail_threads;
   s->writer_started = 1;
+  if (uv_thread_create(&s->checkpointer, checkpointer_main, s) != 0)
+    goto fail_threads;
+  s->checkpointer_started = 1;
   for (int i = 0; i < s->nreaders; i++) {
     if (uv_thread_create(&s->readers[i].thread, reader_main, &s->readers[i]))
       goto fail_threads;

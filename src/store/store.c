@@ -45,12 +45,20 @@ static void free_wake(uv_handle_t *h) { sb_free(h); }
 
 void st_complete(sb_store *st, st_req *req) {
   req->next = NULL;
+  st_complete_list(st, req);
+}
+
+void st_complete_list(sb_store *st, st_req *list) {
+  if (!list) return;
+  st_req *last = list;
+  while (last->next)
+    last = last->next;
   uv_mutex_lock(&st->done_lock);
   if (st->done_tail)
-    st->done_tail->next = req;
+    st->done_tail->next = list;
   else
-    st->done_head = req;
-  st->done_tail = req;
+    st->done_head = list;
+  st->done_tail = last;
   uv_mutex_unlock(&st->done_lock);
   uv_async_send(st->wake);
 }
@@ -141,9 +149,8 @@ static size_t extras_size(const sb_store_extras *x) {
   if (!x) return 0;
   size_t n = x->nevents * sizeof(sb_store_event);
   if (x->run)
-    n += len0(x->run->id) + len0(x->run->workflow) +
-         len0(x->run->context_id) + len0(x->run->status) + len0(x->run->doc) +
-         len0(x->run->def);
+    n += len0(x->run->id) + len0(x->run->workflow) + len0(x->run->context_id) +
+         len0(x->run->status) + len0(x->run->doc) + len0(x->run->def);
   for (size_t i = 0; i < x->nevents; i++)
     n += len0(x->events[i].type) + len0(x->events[i].run_id) +
          len0(x->events[i].data);

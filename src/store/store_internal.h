@@ -103,6 +103,8 @@ int st_base_init(sb_store *st, const sb_store_options *o, sb_error *err);
 void st_base_fail(sb_store *st);
 /* A request is done (any thread): queue its callback for the loop. */
 void st_complete(sb_store *st, st_req *req);
+/* A list of them (linked by next), with one lock and one wake: a batch. */
+void st_complete_list(sb_store *st, st_req *list);
 
 /* ---- sqlite.c: one connection and what runs on it ------------------- */
 
@@ -123,6 +125,7 @@ enum {
   STMT_GET,
   STMT_HEAD_VERSION,
   STMT_APPEND_HEAD,
+  STMT_APPEND_HEAD_SAME_EXPIRY,
   STMT_SNAPSHOT_AT_OR_BELOW,
   STMT_CHAIN,
   STMT_HISTORY,

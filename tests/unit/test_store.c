@@ -63,7 +63,6 @@ static int await(uv_loop_t *loop, int submitted, outcome *o) {
   return o->rc;
 }
 
-
 static int do_create(fixture *f, const char *tenant, const char *id,
                      const char *doc, int64_t expires) {
   sb_store_record r = {.id = (char *)id,
@@ -73,8 +72,8 @@ static int do_create(fixture *f, const char *tenant, const char *id,
                        .expires_ms = expires,
                        .doc = (char *)doc};
   outcome o = {0};
-  int rc =
-      await(&f->loop, sb_store_create(f->st, tenant, &r, NULL, on_outcome, &o), &o);
+  int rc = await(&f->loop,
+                 sb_store_create(f->st, tenant, &r, NULL, on_outcome, &o), &o);
   outcome_clear(&o);
   return rc;
 }
@@ -247,6 +246,51 @@ static void test_expiry(void **state) {
   outcome_clear(&o);
 }
 
+/* An append keeps the expiry it is given, the same or a new one (two
+ * statements: the expiry index is touched only when it moves). */
+static void test_append_expiry(void **state) {
+  fixture *f = *state;
+  outcome o;
+  create(f, "t", "c", "{}", 5000);
+  sb_store_append_args a = {.tenant = "t",
+                            .id = "c",
+                            .expected_version = 1,
+                            .new_doc = "{\"v\":2}",
+                            .patch = "[]",
+                            .expires_ms = 5000,
+                            .now_ms = 2000};
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(&f->loop, sb_store_append(f->st, &a, on_outcome, &o), &o), 0);
+  assert_int_equal(o.version, 2);
+  outcome_clear(&o);
+  /* a stale version fails the same way with either statement */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(&f->loop, sb_store_append(f->st, &a, on_outcome, &o), &o),
+      SB_ECONFLICT);
+  assert_int_equal(o.version, 2);
+  outcome_clear(&o);
+  a.expected_version = 2;
+  a.expires_ms = 9000;
+  a.new_doc = "{\"v\":3}";
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(&f->loop, sb_store_append(f->st, &a, on_outcome, &o), &o), 0);
+  assert_int_equal(o.version, 3);
+  outcome_clear(&o);
+  assert_int_equal(get(f, "t", "c", 8999, &o), 0);
+  assert_int_equal(o.version, 3);
+  outcome_clear(&o);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(&f->loop, sb_store_sweep_expired(f->st, 6000, 100, on_outcome, &o),
+            &o),
+      0);
+  assert_int_equal(o.count, 0);
+  assert_int_equal(get(f, "t", "c", 9000, &o), SB_ENOENT);
+}
+
 /* ---- group commit ---------------------------------------------------- */
 
 /* Writes held back and released together commit as one batch, and the
@@ -322,12 +366,15 @@ static void test_failing_write_beside_succeeding(void **state) {
                                .new_doc = "{\"o\":2}",
                                .patch = "[]",
                                .now_ms = 2};
-  assert_int_equal(sb_store_create(f->st, "t", &dup, NULL, on_outcome, &o[0]), 0);
-  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[1]), 0);
+  assert_int_equal(sb_store_create(f->st, "t", &dup, NULL, on_outcome, &o[0]),
+                   0);
+  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[1]),
+                   0);
   assert_int_equal(sb_store_append(f->st, &missing, on_outcome, &o[2]), 0);
   assert_int_equal(sb_store_append(f->st, &good, on_outcome, &o[3]), 0);
   /* the same new id again inside the batch: the first one wins */
-  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[4]), 0);
+  assert_int_equal(sb_store_create(f->st, "t", &fresh, NULL, on_outcome, &o[4]),
+                   0);
   sb_store_hold_writes(f->st, 0);
   for (int i = 0; i < 5; i++)
     assert_true(run_until(&f->loop, flag_set, &o[i].done, DEADLINE_MS));
@@ -363,7 +410,8 @@ static void test_back_pressure(void **state) {
   for (int i = 0; i < 4; i++) {
     snprintf(id, sizeof id, "c%d", i);
     sb_store_record r = {.id = id, .created_ms = 1, .doc = "{}"};
-    assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &o[i]), 0);
+    assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &o[i]),
+                     0);
   }
   sb_store_record r = {.id = "c4", .created_ms = 1, .doc = "{}"};
   assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &extra),
@@ -379,10 +427,10 @@ static void test_back_pressure(void **state) {
     assert_int_equal(o[i].rc, 0);
   }
   assert_int_equal(extra.done, 0); /* refused means no callback, ever */
-  assert_int_equal(await(&f->loop,
-                         sb_store_create(f->st, "t", &r, NULL, on_outcome, &extra),
-                         &extra),
-                   0);
+  assert_int_equal(
+      await(&f->loop, sb_store_create(f->st, "t", &r, NULL, on_outcome, &extra),
+            &extra),
+      0);
   assert_int_equal(count(f, "t"), 5);
 }
 
@@ -619,6 +667,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_and_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_append_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cas_inside_a_batch, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failing_write_beside_succeeding,
                                       setup, teardown),

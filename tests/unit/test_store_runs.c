@@ -31,7 +31,6 @@ typedef struct fixture {
   int nseen;
 } fixture;
 
-
 static void on_events(void *ud, const char *tenant,
                       const sb_store_event_rows *rows) {
   fixture *f = ud;
@@ -65,8 +64,11 @@ static int write_run(fixture *f, const char *tenant, const char *id,
                      const char *status, int64_t rev, const char *event,
                      outcome *o) {
   memset(o, 0, sizeof *o);
-  sb_store_run run = {.id = id, .workflow = "wf", .context_id = "c1",
-                      .status = status, .doc = "{\"step\":1}",
+  sb_store_run run = {.id = id,
+                      .workflow = "wf",
+                      .context_id = "c1",
+                      .status = status,
+                      .doc = "{\"step\":1}",
                       .expected_rev = rev};
   sb_store_event ev = {.type = event, .run_id = id, .data = "{}"};
   sb_store_extras x = {.run = &run, .events = &ev, .nevents = event ? 1 : 0};
@@ -76,10 +78,9 @@ static int write_run(fixture *f, const char *tenant, const char *id,
 static int read_events(fixture *f, const char *tenant, int64_t since,
                        const char *run, outcome *o) {
   memset(o, 0, sizeof *o);
-  return await(f,
-               sb_store_events_read(f->s.st, tenant, since, run, 100, on_outcome,
-                                    o),
-               o);
+  return await(
+      f, sb_store_events_read(f->s.st, tenant, since, run, 100, on_outcome, o),
+      o);
 }
 
 static void test_run_rows_and_rev(void **state) {
@@ -107,18 +108,17 @@ static void test_run_rows_and_rev(void **state) {
   outcome_clear(&o);
   /* the row as written, and not visible to another tenant */
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_run_get(f->s.st, "t", "r1", on_outcome, &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_run_get(f->s.st, "t", "r1", on_outcome, &o), &o), 0);
   assert_int_equal(o.runs.len, 1);
   assert_string_equal(o.runs.items[0].status, "waiting");
   assert_string_equal(o.runs.items[0].workflow, "wf");
   assert_string_equal(o.runs.items[0].context_id, "c1");
   assert_int_equal(o.runs.items[0].rev, 2);
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_get(f->s.st, "u", "r1", on_outcome, &o),
-                         &o),
-                   SB_ENOENT);
+  assert_int_equal(
+      await(f, sb_store_run_get(f->s.st, "u", "r1", on_outcome, &o), &o),
+      SB_ENOENT);
   outcome_clear(&o);
   /* the hook saw exactly the committed events, in order */
   assert_int_equal(f->nseen, 2);
@@ -129,36 +129,40 @@ static void test_run_rows_and_rev(void **state) {
 static void test_context_and_run_in_one_transaction(void **state) {
   fixture *f = *state;
   outcome o = {0};
-  sb_store_run run = {.id = "r1", .workflow = "wf", .status = "running",
-                      .doc = "{}", .expected_rev = 0};
+  sb_store_run run = {.id = "r1",
+                      .workflow = "wf",
+                      .status = "running",
+                      .doc = "{}",
+                      .expected_rev = 0};
   sb_store_event ev = {.type = "step.completed", .run_id = "r1", .data = "{}"};
   sb_store_extras x = {.run = &run, .events = &ev, .nevents = 1};
   sb_store_record rec = {.id = "c1", .created_ms = 1000, .doc = "{\"v\":1}"};
-  assert_int_equal(await(f, sb_store_create(f->s.st, "t", &rec, &x, on_outcome,
-                                            &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_create(f->s.st, "t", &rec, &x, on_outcome, &o), &o), 0);
   assert_int_equal(o.version, 1);
   assert_int_equal(o.run_rev, 1);
   outcome_clear(&o);
   /* an append whose run rev is stale fails whole: no version 2 */
   run.expected_rev = 7;
-  sb_store_append_args a = {.tenant = "t", .id = "c1", .expected_version = 1,
-                            .new_doc = "{\"v\":2}", .patch = "[]",
-                            .now_ms = 2000, .extras = &x};
+  sb_store_append_args a = {.tenant = "t",
+                            .id = "c1",
+                            .expected_version = 1,
+                            .new_doc = "{\"v\":2}",
+                            .patch = "[]",
+                            .now_ms = 2000,
+                            .extras = &x};
   assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o),
                    SB_ECONFLICT);
   outcome_clear(&o);
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_get(f->s.st, "t", "c1", 2000, on_outcome,
-                                         &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_get(f->s.st, "t", "c1", 2000, on_outcome, &o), &o), 0);
   assert_int_equal(o.record.version, 1);
   outcome_clear(&o);
   /* with the right rev, both move together */
   run.expected_rev = 1;
-  assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o), 0);
+  assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o),
+                   0);
   assert_int_equal(o.version, 2);
   assert_int_equal(o.run_rev, 2);
   outcome_clear(&o);
@@ -170,6 +174,75 @@ static void test_context_and_run_in_one_transaction(void **state) {
   outcome_clear(&o);
 }
 
+/* A write failing after it changed rows (its context moved, then its run
+ * rev was stale) is undone alone: its neighbours in the batch commit,
+ * their events numbered without a gap. */
+static void test_partial_failure_in_a_batch(void **state) {
+  fixture *f = *state;
+  outcome o[3];
+  memset(o, 0, sizeof o);
+  sb_store_record c1 = {.id = "c1", .created_ms = 1000, .doc = "{\"v\":1}"};
+  sb_store_record c2 = {.id = "c2", .created_ms = 1000, .doc = "{\"v\":1}"};
+  sb_store_run run = {.id = "r9",
+                      .workflow = "wf",
+                      .status = "running",
+                      .doc = "{}",
+                      .expected_rev = 0};
+  sb_store_extras with_run = {.run = &run};
+  assert_int_equal(
+      await(f, sb_store_create(f->s.st, "t", &c1, &with_run, on_outcome, &o[0]),
+            &o[0]),
+      0);
+  assert_int_equal(o[0].run_rev, 1);
+  outcome_clear(&o[0]);
+  memset(o, 0, sizeof o);
+  sb_store_stats before, after;
+  sb_store_get_stats(f->s.st, &before);
+  sb_store_hold_writes(f->s.st, 1);
+  sb_store_event ev = {.type = "step.completed", .run_id = "r9", .data = "{}"};
+  run.expected_rev = 5; /* stale: the run is at 1 */
+  sb_store_extras stale = {.run = &run, .events = &ev, .nevents = 1};
+  sb_store_extras fine = {.events = &ev, .nevents = 1};
+  sb_store_append_args good = {.tenant = "t",
+                               .id = "c1",
+                               .expected_version = 1,
+                               .new_doc = "{\"v\":2}",
+                               .patch = "[]",
+                               .now_ms = 2000,
+                               .extras = &fine};
+  sb_store_append_args bad = good;
+  bad.expected_version = 2; /* after good: the context moves, the run not */
+  bad.new_doc = "{\"v\":3}";
+  bad.extras = &stale;
+  assert_int_equal(sb_store_append(f->s.st, &good, on_outcome, &o[0]), 0);
+  assert_int_equal(sb_store_append(f->s.st, &bad, on_outcome, &o[1]), 0);
+  assert_int_equal(sb_store_create(f->s.st, "t", &c2, &fine, on_outcome, &o[2]),
+                   0);
+  sb_store_hold_writes(f->s.st, 0);
+  for (int i = 0; i < 3; i++)
+    assert_true(run_until(&f->s.loop, flag_set, &o[i].done, DEADLINE_MS));
+  sb_store_get_stats(f->s.st, &after);
+  assert_int_equal(after.batches - before.batches, 1);
+  assert_int_equal(o[0].rc, 0);
+  assert_int_equal(o[0].version, 2);
+  assert_int_equal(o[1].rc, SB_ECONFLICT);
+  assert_int_equal(o[2].rc, 0);
+  for (int i = 0; i < 3; i++)
+    outcome_clear(&o[i]);
+  outcome g = {0};
+  assert_int_equal(
+      await(f, sb_store_get(f->s.st, "t", "c1", 3000, on_outcome, &g), &g), 0);
+  assert_int_equal(g.record.version, 2);
+  assert_string_equal(g.record.doc, "{\"v\":2}");
+  outcome_clear(&g);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(read_events(f, "t", 0, NULL, &g), 0);
+  assert_int_equal(g.events.len, 2); /* good's and c2's, 1 and 2 */
+  assert_int_equal(g.events.items[0].seq, 1);
+  assert_int_equal(g.events.items[1].seq, 2);
+  outcome_clear(&g);
+}
+
 static void test_sequences_per_tenant(void **state) {
   fixture *f = *state;
   outcome o;
@@ -177,14 +250,19 @@ static void test_sequences_per_tenant(void **state) {
    * number, so its neighbours' numbers stay contiguous */
   sb_store_hold_writes(f->s.st, 1);
   outcome w[4] = {{0}};
-  sb_store_event ev[2] = {{.type = "a.one", .data = "{}"},
-                          {.type = "a.two", .run_id = "r9", .data = "{\"k\":1}"}};
+  sb_store_event ev[2] = {
+      {.type = "a.one", .data = "{}"},
+      {.type = "a.two", .run_id = "r9", .data = "{\"k\":1}"}};
   sb_store_extras two = {.events = ev, .nevents = 2};
-  sb_store_run bad = {.id = "zz", .workflow = "wf", .status = "running",
-                      .doc = "{}", .expected_rev = 5};
+  sb_store_run bad = {.id = "zz",
+                      .workflow = "wf",
+                      .status = "running",
+                      .doc = "{}",
+                      .expected_rev = 5};
   sb_store_extras failing = {.run = &bad, .events = ev, .nevents = 1};
   assert_int_equal(sb_store_write(f->s.st, "t", &two, 1, on_outcome, &w[0]), 0);
-  assert_int_equal(sb_store_write(f->s.st, "t", &failing, 1, on_outcome, &w[1]), 0);
+  assert_int_equal(sb_store_write(f->s.st, "t", &failing, 1, on_outcome, &w[1]),
+                   0);
   assert_int_equal(sb_store_write(f->s.st, "u", &two, 1, on_outcome, &w[2]), 0);
   assert_int_equal(sb_store_write(f->s.st, "t", &two, 1, on_outcome, &w[3]), 0);
   sb_store_hold_writes(f->s.st, 0);
@@ -195,7 +273,8 @@ static void test_sequences_per_tenant(void **state) {
   assert_int_equal(w[2].events.items[0].seq, 1); /* u's own numbering */
   assert_int_equal(w[3].events.items[0].seq, 3);
   assert_int_equal(w[3].events.items[1].seq, 4);
-  for (int i = 0; i < 4; i++) outcome_clear(&w[i]);
+  for (int i = 0; i < 4; i++)
+    outcome_clear(&w[i]);
   /* since, and one run's */
   assert_int_equal(read_events(f, "t", 2, NULL, &o), 0);
   assert_int_equal(o.events.len, 2);
@@ -207,9 +286,8 @@ static void test_sequences_per_tenant(void **state) {
   outcome_clear(&o);
   /* trimming everything never brings a number back */
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_events_trim(f->s.st, 10, 0, on_outcome, &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_events_trim(f->s.st, 10, 0, on_outcome, &o), &o), 0);
   assert_int_equal(o.count, 6);
   outcome_clear(&o);
   assert_int_equal(sb_store_write(f->s.st, "t", &two, 20, on_outcome, &o), 0);
@@ -230,30 +308,32 @@ static void test_run_listing(void **state) {
   assert_int_equal(write_run(f, "u", "r5", "running", 0, NULL, &o), 0);
   outcome_clear(&o);
   memset(&o, 0, sizeof o);
-  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", NULL, NULL, 2,
-                                              on_outcome, &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_run_list(f->s.st, "t", NULL, NULL, 2, on_outcome, &o),
+            &o),
+      0);
   assert_int_equal(o.runs.len, 2);
   assert_string_equal(o.runs.items[0].id, "r4"); /* newest id first */
   assert_string_equal(o.runs.items[1].id, "r3");
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", NULL, "r3", 10,
-                                              on_outcome, &o),
-                         &o),
-                   0);
+  assert_int_equal(
+      await(f, sb_store_run_list(f->s.st, "t", NULL, "r3", 10, on_outcome, &o),
+            &o),
+      0);
   assert_int_equal(o.runs.len, 2);
   assert_string_equal(o.runs.items[0].id, "r2");
   outcome_clear(&o);
-  assert_int_equal(await(f, sb_store_run_list(f->s.st, "t", "running", NULL, 10,
-                                              on_outcome, &o),
+  assert_int_equal(await(f,
+                         sb_store_run_list(f->s.st, "t", "running", NULL, 10,
+                                           on_outcome, &o),
                          &o),
                    0);
   assert_int_equal(o.runs.len, 1);
   assert_string_equal(o.runs.items[0].id, "r1");
   outcome_clear(&o);
   /* active runs of every tenant */
-  assert_int_equal(await(f, sb_store_runs_active(f->s.st, on_outcome, &o), &o), 0);
+  assert_int_equal(await(f, sb_store_runs_active(f->s.st, on_outcome, &o), &o),
+                   0);
   assert_int_equal(o.runs.len, 3);
   int tenants_u = 0;
   for (size_t i = 0; i < o.runs.len; i++)
@@ -273,6 +353,8 @@ static void test_run_listing(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_run_rows_and_rev, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_partial_failure_in_a_batch, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_context_and_run_in_one_transaction,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
