@@ -109,7 +109,7 @@ static void raw_next(caller *c);
 static void raw_back(void *ud, const sb_gateway_result *r) {
   caller *c = ud;
   if (r->outcome != SB_GATEWAY_ANSWERED || !r->result)
-    die("the raw call failed", &(sb_error){SB_EIO, "not answered"});
+    die("the raw call failed", &(sb_error){.code = SB_EIO, .msg = "not answered"});
   add(&raw_lat, now_s() - c->started);
   raw_done++;
   c->busy = 0;
@@ -216,7 +216,7 @@ static double runs_phase(int n, double seconds) {
   phase_end = t0 + seconds;
   for (int i = 0; i < n; i++) run_next(&slots[i]);
   run_until(&runs_stop, seconds + 60);
-  if (runs_failed) die("runs failed", &(sb_error){SB_EIO, "see the log"});
+  if (runs_failed) die("runs failed", &(sb_error){.code = SB_EIO, .msg = "see the log"});
   return (double)runs_done / (now_s() - t0);
 }
 

@@ -124,9 +124,6 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
 int app_flow_run_start(sb_app *app, const sb_principal *p,
                        const sb_flow_start *s, sb_flow_cb cb, void *ud,
                        sb_error *err);
-/* The scope a refusal of ours names (its message ends: scope "X"), into
- * scope; 0 if it names none. */
-int app_scope_of(const char *message, char *scope, size_t cap);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);
@@ -168,9 +165,10 @@ int app_flow_tools_register(sb_app *app);
 int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s);
 /* The CallToolResult showing a run (borrowed), new reference. */
 json_t *app_flow_tool_result(json_t *run, int is_error);
-/* Answer a tool call with a flow error (rc, message) as the runs_* tools
- * do: an error result, or -32050 when busy. */
-void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message);
+/* Answer a tool call with a flow error (rc, err) as the runs_* tools do:
+ * an error result, -32050 when busy, the scope refusal (-32003, 403) for
+ * SB_EPERM naming err->scope. */
+void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err);
 /* flow_tasks.c: workflow runs as MCP tasks (both eras). */
 void app_flow_tasks_register(sb_app *app);
 /* The task (mcp.h's neutral form) of a run view (borrowed); new

@@ -157,7 +157,7 @@ sb_principal *app_authenticate(void *ud, const char *token, const char **why) {
 
 int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
   if (sb_auth_permits(p, permission)) return 0;
-  return sb_error_set(err, SB_EPERM, "missing scope \"%s\"", permission);
+  return sb_error_refuse(err, permission, "missing scope \"%s\"", permission);
 }
 
 /* The gateway's permit_agent: a call reaching an agent needs

@@ -28,7 +28,8 @@ int app_ctx_permits(const sb_principal *p, const json_t *doc, char *scope,
   const char *missing = NULL;
   if (sb_auth_permits_all(p, needed, &missing)) return 0;
   snprintf(scope, cap, "%s", missing);
-  return sb_error_set(err, SB_EPERM, "context requires scope \"%s\"", missing);
+  return sb_error_refuse(err, missing, "context requires scope \"%s\"",
+                         missing);
 }
 
 /* The projection path of a pointer into `data`, walking data so an array
@@ -87,7 +88,8 @@ int app_ctx_readable(const sb_principal *p, json_t *doc, json_t **out,
   case SB_AUTH_READ_ALL: *out = json_incref(doc); return 0;
   case SB_AUTH_READ_NONE:
     snprintf(scope, cap, "contexts:read");
-    return sb_error_set(err, SB_EPERM, "missing scope \"contexts:read\"");
+    return sb_error_refuse(err, "contexts:read",
+                           "missing scope \"contexts:read\"");
   case SB_AUTH_READ_SOME: break;
   }
   /* A shallow copy: the manager's document is shared, never modified. */
@@ -327,13 +329,4 @@ int app_flow_run_start(sb_app *app, const sb_principal *p,
                  : app_ctx_guard(app, &a, run_checked, rc, err);
   if (code != 0) run_check_free(rc);
   return code;
-}
-
-int app_scope_of(const char *message, char *scope, size_t cap) {
-  /* Our own refusals end: scope "X" (never a remote party's text). */
-  const char *q = message ? strstr(message, "scope \"") : NULL;
-  const char *end = q ? strchr(q + 7, '"') : NULL;
-  if (!end) return 0;
-  snprintf(scope, cap, "%.*s", (int)(end - q - 7), q + 7);
-  return 1;
 }

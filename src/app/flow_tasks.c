@@ -231,7 +231,7 @@ static void run_started(void *ud, const sb_flow_reply *r) {
   sb_mcp_call *call = op_take(op);
   if (call) {
     if (r->rc != 0) /* no task: answered as the tool would answer */
-      app_flow_reply_error(call, r->rc, r->err.msg);
+      app_flow_reply_error(call, r->rc, &r->err);
     else
       sb_mcp_call_reply_task(call, app_task_of_run(r->run));
   }
@@ -254,7 +254,7 @@ static void task_call_tool(void *ud, sb_mcp_call *call, const char *name,
   if (rc != 0) {
     op->pending--;
     sb_mcp_call *c = op_take(op);
-    if (c) app_flow_reply_error(c, rc, err.msg);
+    if (c) app_flow_reply_error(c, rc, &err);
     op_release(op);
   }
 }

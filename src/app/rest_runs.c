@@ -36,10 +36,11 @@ typedef struct rest_run_op {
 
 static void op_gone(void *ud) { ((rest_run_op *)ud)->req = NULL; }
 
-static void respond_flow_error(sb_http_request *req, int rc, const char *msg) {
-  char scope[160];
-  if (rc == SB_EPERM && app_scope_of(msg, scope, sizeof scope))
-    return app_rest_refuse(req, scope, msg);
+static void respond_flow_error(sb_http_request *req, int rc,
+                               const sb_error *err) {
+  const char *msg = err->msg;
+  if (rc == SB_EPERM && err->scope[0])
+    return app_rest_refuse(req, err->scope, msg);
   switch (rc) {
   case SB_ENOENT: return app_rest_error(req, 404, "not_found", msg);
   case SB_EINVAL: return app_rest_error(req, 400, "bad_request", msg);
@@ -54,7 +55,7 @@ static void on_flow_done(void *ud, const sb_flow_reply *r) {
   rest_run_op *op = ud;
   if (op->req) {
     if (r->rc != 0) {
-      respond_flow_error(op->req, r->rc, r->err.msg);
+      respond_flow_error(op->req, r->rc, &r->err);
     } else if (op->created) {
       /* A new run (start, fork): where it can be read. */
       char location[128];
@@ -86,7 +87,7 @@ static rest_run_op *defer(sb_http_request *req, int created) {
 static void refused(rest_run_op *op, int rc, const sb_error *err) {
   sb_http_request *req = op->req;
   sb_free(op);
-  respond_flow_error(req, rc, err->msg);
+  respond_flow_error(req, rc, err);
 }
 
 static const char *body_str(json_t *body, const char *key, int *bad,
@@ -132,10 +133,9 @@ static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
   rest_run_op *op = defer(req, 0);
   if (!op) return;
   sb_error err = {0};
-  int rc = sb_flow_run_list(app->flow, tenant,
-                            sb_http_request_query(req, "status"),
-                            sb_http_request_query(req, "cursor"), (size_t)n,
-                            on_flow_done, op, &err);
+  int rc = sb_flow_run_list(
+      app->flow, tenant, sb_http_request_query(req, "status"),
+      sb_http_request_query(req, "cursor"), (size_t)n, on_flow_done, op, &err);
   if (rc != 0) refused(op, rc, &err);
 }
 
@@ -162,7 +162,8 @@ static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
   sb_error err = {0};
   int rc;
   if (strcmp(action, "cancel") == 0)
-    rc = sb_flow_run_cancel(app->flow, tenant, id, reason, on_flow_done, op, &err);
+    rc = sb_flow_run_cancel(app->flow, tenant, id, reason, on_flow_done, op,
+                            &err);
   else if (strcmp(action, "resume") == 0)
     rc = sb_flow_run_resume(app->flow, tenant, id, on_flow_done, op, &err);
   else if (fork)
@@ -190,8 +191,7 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   char id[80], action[16] = "";
   const char *slash = strchr(rest + 1, '/');
   size_t n = slash ? (size_t)(slash - rest - 1) : strlen(rest + 1);
-  if (n == 0 || n >= sizeof id ||
-      (slash && strlen(slash + 1) >= sizeof action))
+  if (n == 0 || n >= sizeof id || (slash && strlen(slash + 1) >= sizeof action))
     return app_rest_error(req, 404, "not_found", "no such run");
   memcpy(id, rest + 1, n);
   id[n] = '\0';
@@ -204,8 +204,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
                             "use GET on /v1/runs/{id}");
     rest_run_op *op = defer(req, 0);
     sb_error err = {0};
-    int rc = op ? sb_flow_run_get(app->flow, tenant, id, on_flow_done, op, &err)
-                : 0;
+    int rc =
+        op ? sb_flow_run_get(app->flow, tenant, id, on_flow_done, op, &err) : 0;
     if (op && rc != 0) refused(op, rc, &err);
     return;
   }
@@ -219,7 +219,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   run_action(app, req, tenant, id, action);
 }
 
-/* ---- /v1/events ------------------------------------------------------------- */
+/* ---- /v1/events -------------------------------------------------------------
+ */
 
 typedef struct event_stream {
   sb_http_request *req;
@@ -230,7 +231,8 @@ typedef struct event_stream {
 
 static void stream_free(event_stream *s) {
   if (s->sub) sb_events_unsubscribe(s->sub);
-  for (size_t i = 0; i < s->ntypes; i++) sb_free(s->types[i]);
+  for (size_t i = 0; i < s->ntypes; i++)
+    sb_free(s->types[i]);
   sb_free(s->types);
   sb_free(s);
 }
@@ -280,7 +282,8 @@ static int parse_seq(const char *s, int64_t *out) {
   return 0;
 }
 
-static void events_stream(sb_app *app, sb_http_request *req, const char *tenant) {
+static void events_stream(sb_app *app, sb_http_request *req,
+                          const char *tenant) {
   int64_t since = 0;
   const char *last = sb_http_request_header(req, "Last-Event-ID");
   if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
@@ -325,8 +328,10 @@ static void publish_gone(void *ud) { ((publish_op *)ud)->req = NULL; }
 static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   publish_op *op = ud;
   if (op->req) {
+    sb_error none = {0};
+    if (!err) sb_error_set(&none, rc, "not written");
     if (rc != 0)
-      respond_flow_error(op->req, rc, err ? err->msg : "not written");
+      respond_flow_error(op->req, rc, err ? err : &none);
     else
       app_rest_json(op->req, 201, json_pack("{sI}", "seq", (json_int_t)seq),
                     NULL);
@@ -353,13 +358,14 @@ static void events_publish(sb_app *app, sb_http_request *req,
   op->req = req;
   sb_http_request_defer(req, publish_gone, op);
   sb_error err = {0};
-  int rc = sb_events_publish(app->events, tenant, type, run,
-                             json_object_get(body, "data"), published, op, &err);
+  int rc =
+      sb_events_publish(app->events, tenant, type, run,
+                        json_object_get(body, "data"), published, op, &err);
   json_decref(body);
   if (rc != 0) {
     op->req = NULL;
     sb_free(op);
-    respond_flow_error(req, rc, err.msg);
+    respond_flow_error(req, rc, &err);
   }
 }
 
@@ -374,7 +380,8 @@ static void handle_events(sb_app *app, sb_http_request *req) {
     return;
   if (get) return events_stream(app, req, tenant);
   if (strcmp(method, "POST") == 0) return events_publish(app, req, tenant);
-  app_rest_error(req, 405, "method_not_allowed", "use GET or POST on /v1/events");
+  app_rest_error(req, 405, "method_not_allowed",
+                 "use GET or POST on /v1/events");
 }
 
 static void route_runs(void *ud, sb_http_request *req) { handle_runs(ud, req); }

@@ -40,11 +40,19 @@ const char *sb_strerror(int code);
 typedef struct sb_error {
   int code;
   char msg[512];
+  /* SB_EPERM: the permission (a scope) the caller lacks, which the
+   * surfaces name in their refusal (403 challenge, -32003); empty
+   * otherwise. A C value, never read back out of msg. */
+  char scope[160];
 } sb_error;
 
 /* Fill err (if not NULL) and return code, so callers can write
- * `return sb_error_set(err, SB_EINVAL, "bad %s", what);`. */
+ * `return sb_error_set(err, SB_EINVAL, "bad %s", what);`. Clears scope. */
 int sb_error_set(sb_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A refusal: code SB_EPERM, scope the missing permission, msg as
+ * sb_error_set's. Returns SB_EPERM. */
+int sb_error_refuse(sb_error *err, const char *scope, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- allocation ------------------------------------------------------- */

@@ -348,7 +348,7 @@ static void on_doc_read(void *ud, sb_store_result *res) {
     res->record.doc = NULL;
     if (start_next(op, NULL, text, 0) != 0)
       op_fail(op, SB_ENOMEM,
-              &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
+              &(sb_error){.code = SB_ENOMEM, .msg = "cannot queue work for an update"});
     return;
   }
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
@@ -497,7 +497,7 @@ static void made_next(uv_work_t *w, int status) {
     /* The owner let go of the manager: its store may be gone. */
     next_clear(nx);
     return op_fail(op, SB_ESTATE,
-                   &(sb_error){SB_ESTATE, "the context store is closed"});
+                   &(sb_error){.code = SB_ESTATE, .msg = "the context store is closed"});
   }
   if (rc != 0 && nx->from_cache) {
     /* The cached head did not do: read the head from the store. */
@@ -516,7 +516,7 @@ static void made_next(uv_work_t *w, int status) {
   mg_extras x;
   if (extras_make(op, op->version + 1, &x) != 0) {
     next_clear(nx);
-    return op_fail(op, SB_ENOMEM, &(sb_error){SB_ENOMEM, "out of memory"});
+    return op_fail(op, SB_ENOMEM, &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
   }
   sb_store_append_args a = {.tenant = op->tenant,
                             .id = op->id,
@@ -561,7 +561,7 @@ static int start_next(mg_op *op, json_t *head, char *head_text,
 static void update_from_head(mg_op *op, json_t *head) {
   if (start_next(op, head, NULL, 0) != 0)
     op_fail(op, SB_ENOMEM,
-            &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
+            &(sb_error){.code = SB_ENOMEM, .msg = "cannot queue work for an update"});
 }
 
 static void project_head(mg_op *op, json_t *doc) {

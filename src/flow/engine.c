@@ -518,7 +518,7 @@ static void on_read(void *ud, sb_store_result *res) {
   if (op->kind == READ_GET) {
     json_t *v = record_view(&res->runs.items[0]);
     fl_reply(op->cb, op->ud, v ? 0 : SB_EIO,
-             &(sb_error){SB_EIO, "run: the stored state is unreadable"}, v);
+             &(sb_error){.code = SB_EIO, .msg = "run: the stored state is unreadable"}, v);
     json_decref(v);
   } else if (op->kind == READ_LIST) {
     json_t *list = json_array();

@@ -709,7 +709,7 @@ static void plan_write(fl_run *r) {
   sb_error err = {0};
   fl_write *w = sb_calloc(1, sizeof *w);
   if (!w) {
-    pop_change(r, SB_ENOMEM, &(sb_error){SB_ENOMEM, "out of memory"});
+    pop_change(r, SB_ENOMEM, &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
     return;
   }
   w->r = r;
