@@ -125,6 +125,48 @@ int app_flow_run_start(sb_app *app, const sb_principal *p,
                        const sb_flow_start *s, sb_flow_cb cb, void *ud,
                        sb_error *err);
 
+/* run_access.c: runs scoped per operation and per workflow ("runs:read",
+ * "runs:read:<workflow>", "runs:write", "runs:write:<workflow>").
+ * app_runs_permit_some: 0 if p may read (write) any run at all, asked
+ * before a lookup; else SB_EPERM, err naming "runs:read" ("runs:write").
+ * app_run_permits: 0 if p may read (write) this run (a run view,
+ * borrowed), else SB_EPERM naming "runs:<op>:<its workflow>". */
+int app_runs_permit_some(const sb_principal *p, int write, sb_error *err);
+int app_run_permits(const sb_principal *p, int write, const json_t *run,
+                    sb_error *err);
+
+typedef enum app_run_op {
+  APP_RUN_GET,
+  APP_RUN_CANCEL,
+  APP_RUN_ANSWER, /* step (optional), answer */
+  APP_RUN_RESUME,
+  APP_RUN_FORK, /* step */
+} app_run_op;
+
+/* One operation on a run on behalf of principal (strings and JSON copied
+ * or referenced). write: a GET that needs "runs:write" (a read before an
+ * answer); other operations always do. */
+typedef struct app_run_access {
+  const sb_principal *principal; /* NULL: unrestricted */
+  const char *tenant, *id;
+  app_run_op op;
+  int write;
+  const char *step, *reason;
+  json_t *answer;
+} app_run_access;
+
+/* The operation as sb_flow_run_* would do it, once the caller is found to
+ * hold its permission: the plain scope at once, a per-workflow scope after
+ * reading the run (a refusal is a reply with rc SB_EPERM, err.scope the
+ * permission). Returns non-zero (err set, cb never runs) as the engine's
+ * operations do, SB_EPERM when it may touch no run at all. */
+int app_run_guard(sb_app *app, const app_run_access *a, sb_flow_cb cb,
+                  void *ud, sb_error *err);
+/* sb_flow_run_list showing only the runs p may read. */
+int app_run_list(sb_app *app, const sb_principal *p, const char *tenant,
+                 const char *status, const char *cursor, size_t limit,
+                 sb_flow_cb cb, void *ud, sb_error *err);
+
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);
 /* Called by the manager after every new version. */

@@ -211,6 +211,15 @@ int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
   if (strcmp(name, "context_get") == 0 &&
       app_may_read_some(sb_mcp_call_principal(call)))
     return 0;
+  /* Runs are scoped per workflow too: the run's is checked once read. */
+  if (strncmp(name, "runs_", 5) == 0) {
+    sb_error err = {0};
+    if (app_runs_permit_some(sb_mcp_call_principal(call),
+                             strcmp(perm, "runs:write") == 0, &err) == 0)
+      return 0;
+    sb_mcp_call_fail_scope(call, err.scope, err.msg);
+    return SB_EPERM;
+  }
   return app_mcp_permit(call, perm);
 }
 
@@ -228,6 +237,7 @@ int app_tool_visible(void *ud, sb_mcp_call *call, const char *name) {
   }
   if (strcmp(name, "context_get") == 0) return app_may_read_some(p);
   tool_permission(name, NULL, perm, sizeof perm);
+  if (strncmp(name, "runs_", 5) == 0) return sb_auth_permits_some(p, perm);
   return sb_auth_permits(p, perm);
 }
 

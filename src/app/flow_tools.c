@@ -548,10 +548,11 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     }
     tool_op *op = op_new(call);
     if (!op) return 1;
-    rc = sb_flow_run_list(
-        app->flow, tenant, json_string_value(json_object_get(args, "status")),
-        json_string_value(json_object_get(args, "cursor")),
-        limit ? (size_t)json_integer_value(limit) : 50, op_done, op, &err);
+    rc = app_run_list(app, sb_mcp_call_principal(call), tenant,
+                      json_string_value(json_object_get(args, "status")),
+                      json_string_value(json_object_get(args, "cursor")),
+                      limit ? (size_t)json_integer_value(limit) : 50, op_done,
+                      op, &err);
     started(call, op, rc, &err);
     return 1;
   }
@@ -568,25 +569,29 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     sb_mcp_call_fail_invalid_args(call, name, "'runId' must be a string");
     return 1;
   }
+  /* Each checked against the run's workflow (run_access.c). */
+  app_run_access a = {.principal = sb_mcp_call_principal(call),
+                      .tenant = tenant,
+                      .id = run,
+                      .step = step,
+                      .reason =
+                          json_string_value(json_object_get(args, "reason")),
+                      .answer = json_object_get(args, "answer")};
+  if (strcmp(name, "runs_get") == 0)
+    a.op = APP_RUN_GET;
+  else if (strcmp(name, "runs_cancel") == 0)
+    a.op = APP_RUN_CANCEL;
+  else if (strcmp(name, "runs_answer") == 0)
+    a.op = APP_RUN_ANSWER;
+  else if (strcmp(name, "runs_resume") == 0)
+    a.op = APP_RUN_RESUME;
+  else if (strcmp(name, "runs_fork") == 0)
+    a.op = APP_RUN_FORK;
+  else
+    return 0;
   tool_op *op = op_new(call);
   if (!op) return 1;
-  if (strcmp(name, "runs_get") == 0) {
-    rc = sb_flow_run_get(app->flow, tenant, run, op_done, op, &err);
-  } else if (strcmp(name, "runs_cancel") == 0) {
-    rc = sb_flow_run_cancel(app->flow, tenant, run,
-                            json_string_value(json_object_get(args, "reason")),
-                            op_done, op, &err);
-  } else if (strcmp(name, "runs_answer") == 0) {
-    rc = sb_flow_run_answer(app->flow, tenant, run, step,
-                            json_object_get(args, "answer"), op_done, op, &err);
-  } else if (strcmp(name, "runs_resume") == 0) {
-    rc = sb_flow_run_resume(app->flow, tenant, run, op_done, op, &err);
-  } else if (strcmp(name, "runs_fork") == 0) {
-    rc = sb_flow_run_fork(app->flow, tenant, run, step, op_done, op, &err);
-  } else {
-    sb_free(op);
-    return 0;
-  }
+  rc = app_run_guard(app, &a, op_done, op, &err);
   started(call, op, rc, &err);
   return 1;
 }

@@ -13,8 +13,9 @@
  *   POST /v1/events               {type, data?, runId?} -> 201 {seq}
  *
  * Scopes: starting a run needs "workflows:<name>"; reading runs (list,
- * one run) "runs:read"; acting on one (cancel, answer, resume, fork)
- * "runs:write"; the event stream "events:read", publishing
+ * one run) "runs:read" or "runs:read:<its workflow>"; acting on one
+ * (cancel, answer, resume, fork) "runs:write" or "runs:write:<its
+ * workflow>" (run_access.c); the event stream "events:read", publishing
  * "events:write". "runs" grants both of its own, as the grammar says.
  *
  * Every answer comes once the change is durable. Errors:
@@ -133,9 +134,10 @@ static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
   rest_run_op *op = defer(req, 0);
   if (!op) return;
   sb_error err = {0};
-  int rc = sb_flow_run_list(
-      app->flow, tenant, sb_http_request_query(req, "status"),
-      sb_http_request_query(req, "cursor"), (size_t)n, on_flow_done, op, &err);
+  int rc = app_run_list(app, sb_http_request_principal(req), tenant,
+                        sb_http_request_query(req, "status"),
+                        sb_http_request_query(req, "cursor"), (size_t)n,
+                        on_flow_done, op, &err);
   if (rc != 0) refused(op, rc, &err);
 }
 
@@ -160,18 +162,17 @@ static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
     return;
   }
   sb_error err = {0};
-  int rc;
-  if (strcmp(action, "cancel") == 0)
-    rc = sb_flow_run_cancel(app->flow, tenant, id, reason, on_flow_done, op,
-                            &err);
-  else if (strcmp(action, "resume") == 0)
-    rc = sb_flow_run_resume(app->flow, tenant, id, on_flow_done, op, &err);
-  else if (fork)
-    rc = sb_flow_run_fork(app->flow, tenant, id, step, on_flow_done, op, &err);
-  else
-    rc = sb_flow_run_answer(app->flow, tenant, id, step,
-                            json_object_get(body, "answer"), on_flow_done, op,
-                            &err);
+  app_run_access a = {.principal = sb_http_request_principal(req),
+                      .tenant = tenant,
+                      .id = id,
+                      .op = strcmp(action, "cancel") == 0   ? APP_RUN_CANCEL
+                            : strcmp(action, "resume") == 0 ? APP_RUN_RESUME
+                            : fork                          ? APP_RUN_FORK
+                                                            : APP_RUN_ANSWER,
+                      .step = step,
+                      .reason = reason,
+                      .answer = json_object_get(body, "answer")};
+  int rc = app_run_guard(app, &a, on_flow_done, op, &err);
   if (rc != 0) refused(op, rc, &err);
   json_decref(body);
 }
@@ -183,7 +184,10 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   int get = strcmp(method, "GET") == 0;
   if (!*rest || strcmp(rest, "/") == 0) {
     if (strcmp(method, "POST") == 0) return run_start(app, req, tenant);
-    if (get && app_rest_permit(req, "runs:read")) return;
+    sb_error perr = {0};
+    if (get &&
+        app_runs_permit_some(sb_http_request_principal(req), 0, &perr) != 0)
+      return app_rest_refuse(req, perr.scope, perr.msg);
     if (get) return run_list(app, req, tenant);
     return app_rest_error(req, 405, "method_not_allowed",
                           "use GET or POST on /v1/runs");
@@ -197,15 +201,21 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   id[n] = '\0';
   if (slash) snprintf(action, sizeof action, "%s", slash + 1);
   /* The scope before any lookup: a refusal says nothing of the run. */
-  if (app_rest_permit(req, *action ? "runs:write" : "runs:read")) return;
+  sb_error perr = {0};
+  if (app_runs_permit_some(sb_http_request_principal(req), *action != '\0',
+                           &perr) != 0)
+    return app_rest_refuse(req, perr.scope, perr.msg);
   if (!*action) {
     if (strcmp(method, "GET") != 0)
       return app_rest_error(req, 405, "method_not_allowed",
                             "use GET on /v1/runs/{id}");
     rest_run_op *op = defer(req, 0);
     sb_error err = {0};
-    int rc =
-        op ? sb_flow_run_get(app->flow, tenant, id, on_flow_done, op, &err) : 0;
+    app_run_access a = {.principal = sb_http_request_principal(req),
+                        .tenant = tenant,
+                        .id = id,
+                        .op = APP_RUN_GET};
+    int rc = op ? app_run_guard(app, &a, on_flow_done, op, &err) : 0;
     if (op && rc != 0) refused(op, rc, &err);
     return;
   }

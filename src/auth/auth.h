@@ -157,6 +157,10 @@ int sb_auth_scope_grants(const char *scope, const char *permission);
 /* 1 if p holds permission: an unrestricted principal (or NULL: no
  * authentication) holds every one. */
 int sb_auth_permits(const sb_principal *p, const char *permission);
+/* 1 if p holds permission or some narrower form of it, a scope
+ * "<permission>:<object>" ("runs:read:quote" for "runs:read"): whether it
+ * may do that operation to anything at all, asked before a lookup. */
+int sb_auth_permits_some(const sb_principal *p, const char *permission);
 /* 1 if p holds every permission of `needed` (a JSON array of strings,
  * e.g. a context's metadata.permissions; NULL or empty: none needed);
  * else 0 and *missing (borrowed from needed) names the first it lacks.
