@@ -51,18 +51,23 @@ int app_auth_reload(sb_app *app, sb_error *err);
 void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
-/* The hooks of the gateway (permit_agent) and the MCP server
- * (authorize_tool) over app_permit: a refusal answers the call. */
+/* The hooks of the gateway (permit_agent) and the MCP server (authorize:
+ * tools/call, resources/read, prompts/get) over app_permit: a refusal
+ * answers the call. switchboard's own resources need "resources:<uri>"
+ * (its info none), its prompts "prompts:<name>". */
 int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent);
-int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args);
+int app_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                  const char *name, json_t *args);
 /* 0 when the caller of an MCP call holds permission; else the call is
  * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
  * returned. */
 int app_mcp_permit(sb_mcp_call *call, const char *permission);
-/* The MCP server's tool_visible: 1 if the caller may call tool `name`
- * (agents_call and workflow_run, whose arguments decide, always). */
-int app_tool_visible(void *ud, sb_mcp_call *call, const char *name);
+/* The MCP server's item_visible: 1 if the caller may use the item (a
+ * tool: agents_call and workflow_run, whose arguments decide, always). */
+int app_item_visible(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                     const char *name);
+/* The gateway's agent_visible: 1 if the caller holds "agents:<id>". */
+int app_agent_visible(void *ud, sb_mcp_call *call, const char *agent);
 /* 1 if p may read some of a context: contexts:read, or one of its paths. */
 int app_may_read_some(const sb_principal *p);
 /* REST: 0 when the caller holds permission; else the request is answered

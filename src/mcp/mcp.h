@@ -130,6 +130,14 @@ typedef struct sb_mcp_admission {
   void *ud;
 } sb_mcp_admission;
 
+/* What a list item or a request names. */
+typedef enum sb_mcp_item_kind {
+  SB_MCP_ITEM_TOOL,
+  SB_MCP_ITEM_RESOURCE,
+  SB_MCP_ITEM_TEMPLATE,
+  SB_MCP_ITEM_PROMPT,
+} sb_mcp_item_kind;
+
 typedef struct sb_mcp_server_options {
   sb_mcp_limits limits;
   /* The tenant of callers that present no credentials (stdio); copied;
@@ -146,15 +154,20 @@ typedef struct sb_mcp_server_options {
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
   sb_mcp_admission admission; /* admit NULL: every request is admitted */
-  /* Asked before a tools/call reaches a provider (or a task): 0 to let it
-   * through, or non-zero once it has refused the call (answered it, with
-   * sb_mcp_call_fail_scope for a missing scope). NULL: every call may go. */
-  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
-                        json_t *args);
-  /* Asked for each tool of tools/list (authorize_ud): 1 to list it for
-   * this caller. A list a caller saw filtered is private (cacheScope).
-   * NULL: every tool is listed. */
-  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
+  /* Asked before a tools/call, resources/read or prompts/get reaches a
+   * provider (or a task): name is the tool's, the URI, the prompt's. 0 to
+   * let it through, or non-zero once it has refused the request (answered
+   * it, with sb_mcp_call_fail_scope for a missing scope). NULL: every
+   * request may go. */
+  int (*authorize)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                   const char *name, json_t *args);
+  /* Asked for each item of tools/list, resources/list (the URI),
+   * resources/templates/list (the uriTemplate) and prompts/list
+   * (authorize_ud): 1 to list it for this caller. A list asked by a
+   * restricted caller (sb_principal.restricted) is private (cacheScope).
+   * NULL: every item is listed. */
+  int (*item_visible)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                      const char *name);
   void *authorize_ud;
 } sb_mcp_server_options;
 

@@ -108,9 +108,11 @@ struct sb_mcp_server {
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
-  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
+  int (*authorize)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                   const char *name,
                         json_t *args);
-  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
+  int (*item_visible)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                      const char *name);
   void *authorize_ud;
   mcp_tenant_listens *listens; /* per-tenant listen stream counts */
   size_t listens_len;

@@ -27,7 +27,7 @@ const SERVERS = `servers:
 
 /** One 2026-07-28 request by plain fetch (as tasks.test.mjs). */
 async function modern(url, token, method, params) {
-  const name = method === 'tools/call' ? params.name : params.taskId;
+  const name = params.taskId ?? params.uri ?? params.name;
   const headers = {
     accept: 'application/json, text/event-stream',
     'content-type': 'application/json',
@@ -77,6 +77,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     keys.other = await key('dealer-b', 'runs');
     keys.everything = await key('dealer-a', 'agents:everything');
     keys.flaky = await key('dealer-a', 'agents:flaky', 'tools:echo');
+    keys.notes = await key('dealer-a', 'resources:switchboard://notes', 'prompts:greeting', 'events:read');
     const config = ['agents:', ...[everythingStdio('everything'), flakyAgent('flaky', 'F')].map((a) => `  - ${JSON.stringify(a)}`),
       SERVERS, 'workflows:', ASK('triage'), ASK('quote')].join('\n');
     server = await startTenantServer({ store, config });
@@ -192,5 +193,66 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     assert.match(r.stderr, /answered 403: missing scope "runs:write:quote"/);
     const run = await admin.call('GET', `/v1/runs/${runs.quote}`);
     assert.equal(run.json.status, 'waiting');
+  });
+
+  const list = async (path, token, method) => {
+    const r = await modern(`${server.base}${path}`, token, method, {});
+    assert.ok(r.result, `${path} ${method}: ${JSON.stringify(r)}`);
+    return r;
+  };
+  const names = (r) => (r.result.tools ?? r.result.resources ?? r.result.resourceTemplates ?? r.result.prompts)
+    .map((x) => x.uri ?? x.uriTemplate ?? x.name);
+
+  it('/mcp: resources, templates and prompts lists filtered; reads and gets refused', async () => {
+    const wrote = await modern(server.url, TENANTS.a.token, 'tools/call', { name: 'note_write', arguments: { name: 'memo', text: 'hi' } });
+    assert.ok(wrote.result && !wrote.result.isError, JSON.stringify(wrote));
+    const resources = names(await list('/mcp', keys.flaky, 'resources/list'));
+    assert.deepEqual(resources, ['switchboard://info']);
+    assert.deepEqual(names(await list('/mcp', keys.flaky, 'resources/templates/list')), []);
+    const prompts = await list('/mcp', keys.flaky, 'prompts/list');
+    assert.deepEqual(names(prompts), []);
+    assert.equal(prompts.result._meta?.['io.modelcontextprotocol/cacheScope'] ?? 'private', 'private');
+    const read = await modern(server.url, keys.flaky, 'resources/read', { uri: 'switchboard://notes/memo' });
+    assert.equal(read.status, 403, JSON.stringify(read));
+    assert.equal(read.error.data.scope, 'resources:switchboard://notes/memo');
+    const got = await modern(server.url, keys.flaky, 'prompts/get', { name: 'greeting', arguments: { name: 'Ada' } });
+    assert.equal(got.error?.data?.scope, 'prompts:greeting', JSON.stringify(got));
+    // Granted: listed, and read.
+    assert.deepEqual(names(await list('/mcp', keys.notes, 'resources/list')).sort(), ['events://log', 'switchboard://info', 'switchboard://notes/memo']);
+    assert.deepEqual(names(await list('/mcp', keys.notes, 'resources/templates/list')), ['switchboard://notes/{name}']);
+    assert.deepEqual(names(await list('/mcp', keys.notes, 'prompts/list')), ['greeting']);
+    const ok = await modern(server.url, keys.notes, 'resources/read', { uri: 'switchboard://notes/memo' });
+    assert.equal(ok.result?.contents?.[0]?.text, 'hi', JSON.stringify(ok));
+    // Unrestricted: everything, as before.
+    assert.ok(names(await list('/mcp', TENANTS.a.token, 'resources/templates/list')).includes('context://{id}'));
+  });
+
+  it('per-agent and virtual servers list only the agents the caller may use', async () => {
+    await pollUntil(async () => {
+      const r = await modern(`${server.base}/agents/everything/mcp`, TENANTS.a.token, 'tools/list', {});
+      return r.result?.tools?.length > 0 ? true : { ok: false, message: JSON.stringify(r) };
+    }, { what: 'the everything agent listed' });
+    const all = {};
+    for (const m of ['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list']) {
+      all[m] = names(await list('/agents/everything/mcp', keys.everything, m));
+      assert.ok(all[m].length > 0, `${m} of everything: empty`);
+      assert.deepEqual(names(await list('/agents/everything/mcp', keys.flaky, m)), [], m);
+    }
+    const read = await modern(`${server.base}/agents/everything/mcp`, keys.flaky, 'resources/read', { uri: all['resources/list'][0] });
+    assert.equal(read.error?.data?.scope, 'agents:everything', JSON.stringify(read));
+    const prompt = await modern(`${server.base}/agents/everything/mcp`, keys.flaky, 'prompts/get', { name: all['prompts/list'][0] });
+    assert.equal(prompt.error?.data?.scope, 'agents:everything', JSON.stringify(prompt));
+    // The virtual server: each caller sees its own agents' items.
+    await pollUntil(async () => {
+      const r = await modern(`${server.base}/servers/desk/mcp`, TENANTS.a.token, 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === 'whoami') ? true : { ok: false, message: JSON.stringify(r) };
+    }, { what: 'the flaky agent listed' });
+    const flakyTools = names(await list('/servers/desk/mcp', keys.flaky, 'tools/list'));
+    assert.ok(flakyTools.includes('whoami'), flakyTools.join());
+    for (const t of all['tools/list']) if (t !== 'whoami') assert.ok(!flakyTools.includes(t), `${t} listed: ${flakyTools}`);
+    assert.deepEqual(names(await list('/servers/desk/mcp', keys.flaky, 'prompts/list')), []);
+    const evTools = names(await list('/servers/desk/mcp', keys.everything, 'tools/list'));
+    assert.ok(!evTools.includes('whoami') || all['tools/list'].includes('whoami'), evTools.join());
+    assert.ok(evTools.includes(all['tools/list'][0]), evTools.join());
   });
 });
