@@ -264,23 +264,29 @@ int sb_app_http_port(const sb_app *app) {
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   register_log_secrets(fresh);
-  int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
-                             err);
+  /* Quotas first: a bad JWKS or agent does not keep the old limits. */
+  int rc = app_quota_reload(app, fresh, err);
+  if (rc == 0)
+    rc =
+        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines, err);
   if (rc == 0) rc = app_auth_reload(app, err);
   /* New connections get a new certificate; a bad one keeps the old. */
   sb_error terr = {0};
   if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
       sb_http_server_reload_tls(app->http, fresh->tls_cert_file,
                                 fresh->tls_key_file, &terr) != 0) {
-    SB_ERROR(MODULE, "SIGHUP: TLS certificate not reloaded, the current one "
-             "is kept: %s", terr.msg);
+    SB_ERROR(MODULE,
+             "SIGHUP: TLS certificate not reloaded, the current one "
+             "is kept: %s",
+             terr.msg);
     sb_app_audit_reload(app, 0, terr.msg);
   } else {
     sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
   }
   if (rc == 0)
-    SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
-                    "settings take effect at the next start",
+    SB_INFO(MODULE,
+            "config reloaded: %zu agent(s) configured; other "
+            "settings take effect at the next start",
             json_array_size(fresh->agents));
   return rc;
 }

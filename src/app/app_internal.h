@@ -225,6 +225,9 @@ json_t *app_task_of_run(json_t *run);
 /* quotas.c: the config's quotas (app->quota) and the admissions of the
  * MCP servers and REST routes over them. */
 int app_quota_start(sb_app *app, sb_error *err);
+/* SIGHUP: the quotas of a freshly loaded config (a config that did not
+ * load never gets here: the old quotas stay, the reload logs why). */
+int app_quota_reload(sb_app *app, const sb_config *fresh, sb_error *err);
 sb_mcp_admission app_quota_mcp_admission(sb_app *app);
 int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r);
 void app_quota_http_release(void *ud, const char *tenant);

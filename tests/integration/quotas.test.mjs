@@ -35,6 +35,18 @@ function writeConfig(lines) {
 describe('quotas', { timeout: 60000 }, () => {
   let server;
   let url;
+  let configPath;
+  const configLines = (c = []) => [
+    'auth:',
+    '  tenants:',
+    ...Object.values(T).flatMap((t) => [`    - id: ${t.id}`, `      token: ${t.token}`]),
+    'quotas:',
+    '  requests_per_second: 1000',
+    '  tenants:',
+    `    dealer-a: {requests_per_second: 1, burst: ${BURST}}`,
+    '    dealer-b: {max_concurrent_calls: 1}',
+    ...c,
+  ];
 
   async function mcpPost(token, id, name, args) {
     const res = await withDeadline(fetch(url, {
@@ -55,17 +67,8 @@ describe('quotas', { timeout: 60000 }, () => {
   }
 
   before(async () => {
-    const config = writeConfig([
-      'auth:',
-      '  tenants:',
-      ...Object.values(T).flatMap((t) => [`    - id: ${t.id}`, `      token: ${t.token}`]),
-      'quotas:',
-      '  requests_per_second: 1000',
-      '  tenants:',
-      `    dealer-a: {requests_per_second: 1, burst: ${BURST}}`,
-      '    dealer-b: {max_concurrent_calls: 1}',
-    ]);
-    server = await startHttpServer({ extraArgs: ['--config', config, '--log-level', 'debug'] });
+    configPath = writeConfig(configLines());
+    server = await startHttpServer({ extraArgs: ['--config', configPath, '--log-level', 'debug'] });
     url = server.url;
   });
   after(async () => {
@@ -138,6 +141,42 @@ describe('quotas', { timeout: 60000 }, () => {
     const after1 = await mcpPost(T.b.token, 4, 'echo', { text: 'after' });
     assert.equal(after1.status, 200, after1.text);
   });
+  it('SIGHUP re-reads the quotas; a bad config keeps them and logs why', async () => {
+    const c = restClient(url.replace(/\/mcp$/, ''), T.c.token);
+    const hup = async (re) => {
+      const from = server.stderr.length;
+      server.proc.kill('SIGHUP');
+      const end = Date.now() + DEADLINE_MS;
+      while (!re.test(server.stderr.slice(from))) {
+        assert.ok(Date.now() < end, `no ${re} in: ${server.stderr.slice(from)}`);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      return server.stderr.slice(from);
+    };
+    /** dealer-c's first refusal within n requests, or undefined. */
+    const firstRefusal = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const r = await c.call('GET', '/v1/runs');
+        if (r.status === 429) return r;
+        assert.equal(r.status, 200, r.text);
+      }
+      return undefined;
+    };
+    assert.equal(await firstRefusal(8), undefined, 'dealer-c has the global 1000 a second');
+    writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: 1, burst: 2}']).join('\n') + '\n');
+    assert.match(await hup(/quotas reloaded/), /1 tenant override|3 tenant override/);
+    const refused = await firstRefusal(8);
+    assert.ok(refused, 'dealer-c was not limited after the reload');
+    assert.match(refused.json.error.message, /dealer-c passed quotas\.requests_per_second \(1 a second\)/);
+    // A bad file: nothing changes, and the log says what is wrong.
+    writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: lots}']).join('\n') + '\n');
+    const said = await hup(/SIGHUP: config not reloaded/);
+    assert.match(said, /quotas\.tenants\.dealer-c\.requests_per_second/);
+    assert.doesNotMatch(said, /quotas reloaded/);
+    const still = await firstRefusal(8);
+    assert.ok(still, 'the old quotas were dropped by a bad config');
+    assert.match(still.json.error.message, /\(1 a second\)/);
+  });
 });
 
 describe('quotas on stdio', { timeout: 60000 }, () => {
@@ -159,4 +198,5 @@ describe('quotas on stdio', { timeout: 60000 }, () => {
       await sdk.close();
     }
   });
+
 });
