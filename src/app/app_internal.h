@@ -228,6 +228,10 @@ int app_quota_start(sb_app *app, sb_error *err);
 /* SIGHUP: the quotas of a freshly loaded config (a config that did not
  * load never gets here: the old quotas stay, the reload logs why). */
 int app_quota_reload(sb_app *app, const sb_config *fresh, sb_error *err);
+/* The flow engine's hold_call / release_call: a workflow step's agent call
+ * holds a place among its tenant's calls in flight (no token). */
+int app_quota_hold_call(void *ud, const char *tenant, char *why, size_t cap);
+void app_quota_release_call(void *ud, const char *tenant);
 sb_mcp_admission app_quota_mcp_admission(sb_app *app);
 int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r);
 void app_quota_http_release(void *ud, const char *tenant);

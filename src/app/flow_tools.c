@@ -351,6 +351,10 @@ static void run_started(void *ud, const sb_flow_reply *r) {
     return;
   }
   w->run_id = sb_strdup(json_string_value(json_object_get(r->run, "id")));
+  /* The run's steps hold their own places among the tenant's calls in
+   * flight: waiting for them must not hold one too (a tenant allowed one
+   * call would wait on itself). */
+  sb_mcp_call_release_admission(w->call);
   follow(w, r);
 }
 

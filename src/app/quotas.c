@@ -94,6 +94,19 @@ static void quota_release(void *ud, const char *tenant) {
   sb_quota_release(app->quota, tenant);
 }
 
+int app_quota_hold_call(void *ud, const char *tenant, char *why, size_t cap) {
+  sb_app *app = ud;
+  sb_quota_verdict v;
+  if (sb_quota_hold(app->quota, tenant, &v) == SB_QUOTA_ADMITTED) return 0;
+  describe(tenant, &v, why, cap);
+  SB_DEBUG(MODULE, "a workflow step's call waits: %s", why);
+  return 1;
+}
+
+void app_quota_release_call(void *ud, const char *tenant) {
+  quota_release(ud, tenant);
+}
+
 sb_mcp_admission app_quota_mcp_admission(sb_app *app) {
   sb_mcp_admission a = {
       .admit = mcp_admit, .release = quota_release, .ud = app};

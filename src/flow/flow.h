@@ -279,6 +279,15 @@ typedef struct sb_flow_engine_options {
   sb_events *events;
   const sb_flow_defs *defs; /* the workflows runs may start */
   int max_runs;         /* runs in progress at once; default 10000 */
+  /* The tenant's calls in flight (quotas.max_concurrent_calls): asked
+   * before each agent call of a step (quota_ud). hold_call returns 0 with
+   * a place taken, or non-zero with why (cap bytes) filled: the step then
+   * waits for room, as for an agent at its maxConcurrent (within its
+   * timeout), instead of failing. release_call gives the place back when
+   * the call ends. NULL: steps' calls are not counted. */
+  int (*hold_call)(void *ud, const char *tenant, char *why, size_t cap);
+  void (*release_call)(void *ud, const char *tenant);
+  void *quota_ud;
 } sb_flow_engine_options;
 
 sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,

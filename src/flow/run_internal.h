@@ -62,6 +62,7 @@ typedef struct fl_active {
   fl_run *run;
   int step, visit, attempt;
   int room_waits;      /* refusals for capacity since the last answer */
+  int call_held;       /* a place among the tenant's calls in flight */
   int64_t started_ms;
   int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
   int64_t since;       /* wait: events after this seq */

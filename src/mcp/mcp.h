@@ -449,6 +449,11 @@ void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */
 void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
                                  long ttl_ms, const char *scope);
+/* Give back the place the call holds among its tenant's calls in flight
+ * (the admission's), before it ends: a call that only waits for work
+ * counted on its own (workflow_run following a run whose steps hold
+ * theirs). Idempotent. */
+void sb_mcp_call_release_admission(sb_mcp_call *call);
 /* From a provider's list function (list_tools, list_resources...): the
  * list cannot be served as it is (an agent behind it is down), so the
  * request fails with this error instead of answering a partial or empty

@@ -584,3 +584,10 @@ const mcp_method_def *mcp_method_find(const char *name) {
     if (strcmp(methods[i].method, name) == 0) return &methods[i];
   return NULL;
 }
+
+void sb_mcp_call_release_admission(sb_mcp_call *c) {
+  if (!c->held_tenant) return;
+  c->srv->admission.release(c->srv->admission.ud, c->held_tenant);
+  sb_free(c->held_tenant);
+  c->held_tenant = NULL;
+}

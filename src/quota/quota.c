@@ -215,6 +215,23 @@ sb_quota_outcome sb_quota_admit(sb_quota *q, const char *tenant,
   return SB_QUOTA_ADMITTED;
 }
 
+sb_quota_outcome sb_quota_hold(sb_quota *q, const char *tenant,
+                               sb_quota_verdict *v) {
+  sb_quota_verdict local;
+  if (!v) v = &local;
+  memset(v, 0, sizeof *v);
+  tenant_state *t = q && tenant ? find_or_add(q, tenant) : NULL;
+  if (!t) return SB_QUOTA_ADMITTED;
+  if (t->limits.max_concurrent > 0 &&
+      t->in_flight >= t->limits.max_concurrent) {
+    v->outcome = SB_QUOTA_CONCURRENCY;
+    v->limit = t->limits.max_concurrent;
+    return v->outcome;
+  }
+  t->in_flight++;
+  return SB_QUOTA_ADMITTED;
+}
+
 void sb_quota_release(sb_quota *q, const char *tenant) {
   tenant_state *t = q && tenant ? find(q, tenant) : NULL;
   if (t && t->in_flight > 0) t->in_flight--;

@@ -75,6 +75,12 @@ sb_quota_outcome sb_quota_admit(sb_quota *q, const char *tenant,
                                 uint64_t now_ms, int hold, sb_quota_verdict *v);
 /* A held call ended. */
 void sb_quota_release(sb_quota *q, const char *tenant);
+/* A place among the tenant's calls in flight alone, no token: a call
+ * made on the tenant's behalf by the server (a workflow step's), not a
+ * request. SB_QUOTA_ADMITTED (give it back with sb_quota_release) or
+ * SB_QUOTA_CONCURRENCY. */
+sb_quota_outcome sb_quota_hold(sb_quota *q, const char *tenant,
+                               sb_quota_verdict *v);
 /* Calls of `tenant` in flight. */
 int sb_quota_in_flight(const sb_quota *q, const char *tenant);
 /* The limits `tenant` has (global, or its override merged). */
