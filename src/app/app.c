@@ -167,6 +167,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                .defs = &app->defs,
                                .hold_call = app_quota_hold_call,
                                .release_call = app_quota_release_call,
+                               .step_permitted = app_flow_step_permitted,
                                .quota_ud = app};
   if (!(app->flow = sb_flow_engine_new(&fo, err))) goto fail;
   /* Virtual servers first: a bad `servers:` entry stops the start before

@@ -172,6 +172,11 @@ int app_run_list(sb_app *app, const sb_principal *p, const char *tenant,
                  const char *status, const char *cursor, size_t limit,
                  sb_flow_cb cb, void *ud, sb_error *err);
 
+/* The flow engine's step_permitted: the context's metadata.permissions
+ * against the scopes a run was started with (stored in the run). */
+int app_flow_step_permitted(void *ud, const json_t *scopes, const json_t *ctx,
+                            sb_error *err);
+
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);
 /* Called by the manager after every new version. */

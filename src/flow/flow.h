@@ -286,6 +286,14 @@ typedef struct sb_flow_engine_options {
    * timeout), instead of failing. release_call gives the place back when
    * the call ends. NULL: steps' calls are not counted. */
   int (*hold_call)(void *ud, const char *tenant, char *why, size_t cap);
+  /* Asked (quota_ud) as each step of a run started by a restricted
+   * principal starts (call, ask, wait), with the scopes it was started
+   * with (a JSON array of strings, borrowed) and the run's context as it
+   * stands: 0 to go on, or non-zero with err (SB_EPERM, err.scope the
+   * permission) to fail the step with code "forbidden" (so the run, unless
+   * an on_failure step goes on; each is asked again). NULL: not asked. */
+  int (*step_permitted)(void *ud, const json_t *scopes, const json_t *ctx,
+                        sb_error *err);
   void (*release_call)(void *ud, const char *tenant);
   void *quota_ud;
 } sb_flow_engine_options;
@@ -322,6 +330,10 @@ typedef struct sb_flow_start {
   /* {"context": {partial MCPContext for a new context}, "variables": {...
    * merged into data.workflow.variables}}; NULL: none. Borrowed. */
   const json_t *input;
+  /* Who starts it. A restricted principal's scopes go with the run,
+   * stored in it (so a restart keeps them; a fork inherits them), and
+   * each step is asked step_permitted with them. NULL: unrestricted. */
+  const sb_principal *principal;
 } sb_flow_start;
 
 /* Every function below: 0 when under way (cb runs once, later, after the

@@ -376,6 +376,17 @@ static void start(fl_run *r, const json_t *entry) {
                                                      : r->last_seq;
   a->where = json_incref(json_object_get(entry, "where"));
   const sb_flow_step *s = &r->def->steps[k];
+  /* The context's permissions, against the scopes the run started with,
+   * as they stand now: a change since stops the run here. */
+  const sb_flow_engine_options *eo = &r->e->o;
+  json_t *scopes =
+      json_object_get(json_object_get(r->doc, "principal"), "scopes");
+  sb_error perr = {0};
+  if (scopes && eo->step_permitted &&
+      eo->step_permitted(eo->quota_ud, scopes, r->ctx, &perr) != 0) {
+    fail(a, "forbidden", NULL, "%s (the run's starter lacks it)", perr.msg);
+    return;
+  }
   if (a->deadline_ms) {
     int64_t left = a->deadline_ms - (int64_t)sb_wall_ms();
     arm(a, left > 0 ? (uint64_t)left : 0, on_deadline);

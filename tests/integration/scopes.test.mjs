@@ -14,7 +14,8 @@ import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { DEADLINE_MS, MODERN_VERSION, tempStorePath, withDeadline } from './lib/harness.mjs';
-import { TENANTS, restClient, runCli, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
+import { TENANTS, restClient, runCli, sampleInput, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
+import { runsClient } from './lib/flows.mjs';
 import { everythingStdio, flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
 
 const EXT = 'io.modelcontextprotocol/tasks';
@@ -22,6 +23,13 @@ const ASK = (name) => `  - name: ${name}
     steps:
       - id: confirm
         ask: { message: "ok?" }`;
+const GATE = `  - name: gate
+    steps:
+      - id: first
+        ask: { message: "first?" }
+        save: workflow.variables.first
+      - id: second
+        ask: { message: "second?" }`;
 const SERVERS = `servers:
   - ${JSON.stringify({ name: 'desk', include: [{ agent: 'everything' }, { agent: 'flaky' }] })}`;
 
@@ -58,7 +66,7 @@ async function legacy(url, token) {
 describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
   const store = tempStorePath();
   const keys = {};
-  let server, admin;
+  let server, admin, serverConfig;
   const runs = {};
 
   before(async () => {
@@ -77,9 +85,12 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     keys.other = await key('dealer-b', 'runs');
     keys.everything = await key('dealer-a', 'agents:everything');
     keys.flaky = await key('dealer-a', 'agents:flaky', 'tools:echo');
+    keys.gate = await key('dealer-a', 'workflows:gate', 'runs', 'contexts');
+    keys.gateFinance = await key('dealer-a', 'workflows:gate', 'runs', 'contexts', 'finance');
     keys.notes = await key('dealer-a', 'resources:switchboard://notes', 'prompts:greeting', 'events:read');
     const config = ['agents:', ...[everythingStdio('everything'), flakyAgent('flaky', 'F')].map((a) => `  - ${JSON.stringify(a)}`),
-      SERVERS, 'workflows:', ASK('triage'), ASK('quote')].join('\n');
+      SERVERS, 'workflows:', ASK('triage'), ASK('quote'), GATE].join('\n');
+    serverConfig = config;
     server = await startTenantServer({ store, config });
     admin = restClient(server.base, TENANTS.a.token);
     const end = Date.now() + 20000;
@@ -254,5 +265,45 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     const evTools = names(await list('/servers/desk/mcp', keys.everything, 'tools/list'));
     assert.ok(!evTools.includes('whoami') || all['tools/list'].includes('whoami'), evTools.join());
     assert.ok(evTools.includes(all['tools/list'][0]), evTools.join());
+  });
+
+  it('a run\'s steps check the context\'s permissions against its starter\'s scopes, across a restart', async () => {
+    const runs = {};
+    const ctx = {};
+    for (const [who, token] of [['plain', keys.gate], ['finance', keys.gateFinance]]) {
+      const made = await admin.create(sampleInput(`gate-${who}`));
+      assert.equal(made.status, 201, made.text);
+      ctx[who] = made.json;
+      const rest = runsClient(server.base, token);
+      const r = await rest.start({ workflow: 'gate', contextId: made.json.id });
+      assert.equal(r.status, 201, r.text);
+      runs[who] = r.json.id;
+      await rest.waitFor(r.json.id, 'waiting');
+    }
+    // The scopes are stored with the run: a restart keeps them.
+    await stopClean(server);
+    server = await startTenantServer({ store, config: serverConfig });
+    admin = restClient(server.base, TENANTS.a.token);
+    for (const who of ['plain', 'finance']) {
+      const head = await admin.get(ctx[who].id);
+      const patched = await admin.merge(ctx[who].id, head.json.version, { metadata: { permissions: ['finance'] } });
+      assert.equal(patched.status, 200, patched.text);
+    }
+    for (const [who, token] of [['plain', keys.gate], ['finance', keys.gateFinance]]) {
+      const rest = runsClient(server.base, token);
+      await pollUntil(async () => ((await rest.run(runs[who])).json?.status === 'waiting' ? true : { ok: false }), { what: `run ${who} back` });
+      const answered = await rest.action(runs[who], 'answer', { step: 'first', answer: { ok: true } });
+      assert.equal(answered.status, 200, answered.text);
+    }
+    const plain = await runsClient(server.base, keys.gate).waitFor(runs.plain, ['failed', 'waiting']);
+    assert.equal(plain.status, 'failed', JSON.stringify(plain));
+    assert.equal(plain.error.code, 'forbidden', JSON.stringify(plain.error));
+    assert.match(plain.error.message, /context requires scope "finance"/);
+    assert.equal(plain.error.step, 'second', JSON.stringify(plain.error));
+    // The same run by a starter holding "finance" goes on to its next question.
+    const fine = await runsClient(server.base, keys.gateFinance).waitFor(runs.finance, ['failed', 'waiting']);
+    assert.equal(fine.status, 'waiting', JSON.stringify(fine.error));
+    assert.equal(fine.waiting[0].step, 'second');
+    assert.equal(fine.principal, undefined, 'the starter\'s scopes are not shown');
   });
 });
