@@ -147,7 +147,8 @@ void sb_auth_jwt_free(sb_auth_jwt *j);
 /* ---- scopes and permissions (scope.c) -------------------------------------
  * A permission names what an operation touches: "tools:<name>",
  * "agents:<id>", "workflows:<name>", "contexts:read", "contexts:write",
- * "contexts:read:<JSON pointer>". A scope grants a permission when it is
+ * "contexts:read:<JSON pointer>", "runs:read:<workflow>",
+ * "runs:write:<workflow>", "resources:<uri>", "prompts:<name>". A scope grants a permission when it is
  * "admin", equal to it, a prefix of it ending at ':' or '/' ("agents"
  * grants "agents:sales", "contexts:read:/user" grants
  * "contexts:read:/user/name"), ends in '*' and the permission starts with
