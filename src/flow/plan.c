@@ -669,12 +669,10 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     r->e->stats.conflicts++;
     sb_error err = {0};
     r->writing = 1;
-    r->holds++;
     if (sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0, on_head, r,
                          &err) == 0)
-      return; /* the hold passes to on_head */
+      return; /* the write's hold passes to on_head, which releases it */
     r->writing = 0;
-    r->holds--;
     pop_change(r, err.code ? err.code : SB_EIO, &err);
   } else {
     SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
