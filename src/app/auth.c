@@ -233,7 +233,9 @@ static int resource_permission(const char *uri, char *perm, size_t cap) {
   if (strcmp(uri, "switchboard://info") == 0 ||
       strncmp(uri, "context://", 10) == 0 || strncmp(uri, "events://", 9) == 0)
     return 0;
-  snprintf(perm, cap, "resources:%s", uri);
+  /* A URI too long to name: only the whole family grants it. */
+  if ((size_t)snprintf(perm, cap, "resources:%s", uri) >= cap)
+    snprintf(perm, cap, "resources");
   return 1;
 }
 
