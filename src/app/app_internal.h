@@ -13,7 +13,6 @@
 #include "quota/quota.h"
 #include "store/store.h"
 
-
 struct sb_app {
   const sb_config *cfg;
   uv_loop_t *loop;
@@ -165,8 +164,8 @@ typedef struct app_run_access {
  * reading the run (a refusal is a reply with rc SB_EPERM, err.scope the
  * permission). Returns non-zero (err set, cb never runs) as the engine's
  * operations do, SB_EPERM when it may touch no run at all. */
-int app_run_guard(sb_app *app, const app_run_access *a, sb_flow_cb cb,
-                  void *ud, sb_error *err);
+int app_run_guard(sb_app *app, const app_run_access *a, sb_flow_cb cb, void *ud,
+                  sb_error *err);
 /* sb_flow_run_list showing only the runs p may read. */
 int app_run_list(sb_app *app, const sb_principal *p, const char *tenant,
                  const char *status, const char *cursor, size_t limit,

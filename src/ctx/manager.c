@@ -208,15 +208,15 @@ typedef struct mg_op {
   int64_t version;  /* the version read (0 = head); update: expected */
   int64_t version2; /* diff: the second version */
   sb_ctx_patch_kind patch_kind;
-  json_t *arg;    /* update: the patch; project: the paths (refs held) */
-  json_t *doc;    /* the document read, or the one written */
-  json_t *doc2;   /* diff: the second document */
-  int total;      /* sweep: deleted so far */
+  json_t *arg;      /* update: the patch; project: the paths (refs held) */
+  json_t *doc;      /* the document read, or the one written */
+  json_t *doc2;     /* diff: the second document */
+  int total;        /* sweep: deleted so far */
   int64_t run_rev;  /* a write with a run: its new rev */
   int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
-  uv_work_t work; /* update: making the next version */
+  uv_work_t work;                /* update: making the next version */
   mg_next nx;
 } mg_op;
 
@@ -277,9 +277,11 @@ static int refused(int rc, sb_error *err) {
 /* Finish: call back with `doc` (borrowed, may be NULL) and free the op. */
 static void finish(mg_op *op, int rc, const sb_error *err, json_t *doc,
                    int64_t version, int count) {
-  sb_ctx_result res = {
-      .rc = rc, .version = version, .count = count, .run_rev = op->run_rev,
-      .last_seq = op->last_seq};
+  sb_ctx_result res = {.rc = rc,
+                       .version = version,
+                       .count = count,
+                       .run_rev = op->run_rev,
+                       .last_seq = op->last_seq};
   if (rc != 0) {
     if (err && err->code)
       res.err = *err;
@@ -348,7 +350,8 @@ static void on_doc_read(void *ud, sb_store_result *res) {
     res->record.doc = NULL;
     if (start_next(op, NULL, text, 0) != 0)
       op_fail(op, SB_ENOMEM,
-              &(sb_error){.code = SB_ENOMEM, .msg = "cannot queue work for an update"});
+              &(sb_error){.code = SB_ENOMEM,
+                          .msg = "cannot queue work for an update"});
     return;
   }
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
@@ -384,7 +387,8 @@ static void on_written(void *ud, sb_store_result *res) {
   head_remember(op->m, op->tenant, op->id, op->doc);
   changed(op, res->version);
   op->run_rev = res->run_rev;
-  op->last_seq = res->events.len ? res->events.items[res->events.len - 1].seq : 0;
+  op->last_seq =
+      res->events.len ? res->events.items[res->events.len - 1].seq : 0;
   finish(op, 0, NULL, op->doc, res->version, 0);
 }
 
@@ -402,12 +406,14 @@ static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
   size_t n = (given ? given->nevents : 0) + 1;
   memset(out, 0, sizeof *out);
   if (!(out->events = sb_calloc(n, sizeof *out->events))) return SB_ENOMEM;
-  snprintf(out->data, sizeof out->data, "{\"contextId\":\"%s\",\"version\":%lld}",
-           op->id, (long long)version);
-  out->events[0] = (sb_store_event){
-      .type = version == 1 ? SB_CTX_EVENT_CREATED : SB_CTX_EVENT_UPDATED,
-      .data = out->data};
-  for (size_t i = 1; i < n; i++) out->events[i] = given->events[i - 1];
+  snprintf(out->data, sizeof out->data,
+           "{\"contextId\":\"%s\",\"version\":%lld}", op->id,
+           (long long)version);
+  out->events[0] = (sb_store_event){.type = version == 1 ? SB_CTX_EVENT_CREATED
+                                                         : SB_CTX_EVENT_UPDATED,
+                                    .data = out->data};
+  for (size_t i = 1; i < n; i++)
+    out->events[i] = given->events[i - 1];
   out->x.run = given ? given->run : NULL;
   out->x.events = out->events;
   out->x.nevents = n;
@@ -496,8 +502,9 @@ static void made_next(uv_work_t *w, int status) {
   if (status != 0 || m->closed) {
     /* The owner let go of the manager: its store may be gone. */
     next_clear(nx);
-    return op_fail(op, SB_ESTATE,
-                   &(sb_error){.code = SB_ESTATE, .msg = "the context store is closed"});
+    return op_fail(
+        op, SB_ESTATE,
+        &(sb_error){.code = SB_ESTATE, .msg = "the context store is closed"});
   }
   if (rc != 0 && nx->from_cache) {
     /* The cached head did not do: read the head from the store. */
@@ -516,7 +523,8 @@ static void made_next(uv_work_t *w, int status) {
   mg_extras x;
   if (extras_make(op, op->version + 1, &x) != 0) {
     next_clear(nx);
-    return op_fail(op, SB_ENOMEM, &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
+    return op_fail(op, SB_ENOMEM,
+                   &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
   }
   sb_store_append_args a = {.tenant = op->tenant,
                             .id = op->id,
@@ -561,7 +569,8 @@ static int start_next(mg_op *op, json_t *head, char *head_text,
 static void update_from_head(mg_op *op, json_t *head) {
   if (start_next(op, head, NULL, 0) != 0)
     op_fail(op, SB_ENOMEM,
-            &(sb_error){.code = SB_ENOMEM, .msg = "cannot queue work for an update"});
+            &(sb_error){.code = SB_ENOMEM,
+                        .msg = "cannot queue work for an update"});
 }
 
 static void project_head(mg_op *op, json_t *doc) {

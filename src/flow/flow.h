@@ -161,23 +161,23 @@ typedef struct sb_flow_step {
   int *branches;
   size_t nbranches;
   /* end */
-  int end_failed;   /* end: failed */
+  int end_failed; /* end: failed */
   char *end_message;
   /* common */
-  char *save;           /* path the result is saved at (default set by the
-                           loader: workflow.outputs.<id>); NULL for steps
-                           with no result (branch, parallel, emit, end) */
-  uint64_t timeout_ms;  /* 0: none (a call still has its agent's) */
-  int retry_attempts;   /* tries in all, >= 1 */
+  char *save;          /* path the result is saved at (default set by the
+                          loader: workflow.outputs.<id>); NULL for steps
+                          with no result (branch, parallel, emit, end) */
+  uint64_t timeout_ms; /* 0: none (a call still has its agent's) */
+  int retry_attempts;  /* tries in all, >= 1 */
   uint64_t retry_backoff_ms;
-  int on_failure;       /* step index or SB_FLOW_NONE */
-  int next;             /* step index or SB_FLOW_NONE (ends the run) */
+  int on_failure; /* step index or SB_FLOW_NONE */
+  int next;       /* step index or SB_FLOW_NONE (ends the run) */
 } sb_flow_step;
 
 typedef struct sb_flow_def {
   char *name;
   char *description;
-  char *file;     /* where it was read, for messages */
+  char *file; /* where it was read, for messages */
   int max_steps;
   sb_flow_step *steps; /* top-level steps first, in file order, then the
                           nested steps of parallel steps */
@@ -273,12 +273,12 @@ typedef struct sb_gateway sb_gateway;
 typedef struct sb_events sb_events;
 
 typedef struct sb_flow_engine_options {
-  sb_store *store;      /* all borrowed, and must outlive the engine */
+  sb_store *store; /* all borrowed, and must outlive the engine */
   sb_ctx_manager *ctx;
   sb_gateway *gateway;
   sb_events *events;
   const sb_flow_defs *defs; /* the workflows runs may start */
-  int max_runs;         /* runs in progress at once; default 10000 */
+  int max_runs;             /* runs in progress at once; default 10000 */
   /* The tenant's calls in flight (quotas.max_concurrent_calls): asked
    * before each agent call of a step (quota_ud). hold_call returns 0 with
    * a place taken, or non-zero with why (cap bytes) filled: the step then

@@ -143,8 +143,8 @@ typedef struct sb_mcp_server_options {
   /* The tenant of callers that present no credentials (stdio); copied;
    * NULL = "default". */
   const char *default_tenant;
-  uv_loop_t *loop;         /* timers for built-in tools */
-  const char *name;        /* serverInfo.name, default "switchboard" */
+  uv_loop_t *loop;  /* timers for built-in tools */
+  const char *name; /* serverInfo.name, default "switchboard" */
   const char *instructions;
   /* A server of providers only: no built-in tools, resources, prompts
    * (the per-agent and virtual servers). */
@@ -410,8 +410,8 @@ void sb_mcp_call_progress(sb_mcp_call *call, double progress, double total,
                           const char *message);
 /* notifications/message if level passes the call's log level (modern
  * _meta logLevel, or the session's logging/setLevel). data is stolen. */
-void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
-                     const char *logger, json_t *data);
+void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level, const char *logger,
+                     json_t *data);
 
 /* The same for a notifications/message params object from an agent
  * (borrowed): sent if its level passes the call's. */
@@ -447,8 +447,8 @@ void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
 
 /* Reply with a cacheable result: modern clients get ttlMs and cacheScope
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */
-void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
-                                 long ttl_ms, const char *scope);
+void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result, long ttl_ms,
+                                 const char *scope);
 /* Give back the place the call holds among its tenant's calls in flight
  * (the admission's), before it ends: a call that only waits for work
  * counted on its own (workflow_run following a run whose steps hold
@@ -523,7 +523,6 @@ typedef enum sb_mcp_outcome {
  * "session expired". */
 const char *sb_mcp_outcome_name(sb_mcp_outcome o);
 
-
 typedef struct sb_mcp_client_transport {
   /* Send one message (borrowed); 0 or a negative code. Required. */
   int (*send)(void *t, json_t *msg);
@@ -566,7 +565,7 @@ typedef struct sb_mcp_client_options {
   sb_mcp_client_transport transport;
   sb_mcp_client_events events;
   sb_mcp_client_era_pref era;
-  json_t *capabilities; /* client capabilities we declare (borrowed) */
+  json_t *capabilities;      /* client capabilities we declare (borrowed) */
   uint64_t probe_timeout_ms; /* server/discover on an unknown agent */
 } sb_mcp_client_options;
 

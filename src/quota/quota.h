@@ -63,8 +63,7 @@ void sb_quota_free(sb_quota *q);
  * once; a bucket keeps its tokens up to the new burst, calls in flight
  * stay held (a lower max_concurrent refuses new ones until they end).
  * All or nothing: on ENOMEM (err set) the old limits stay. */
-int sb_quota_reconfigure(sb_quota *q, const sb_quota_options *o,
-                         sb_error *err);
+int sb_quota_reconfigure(sb_quota *q, const sb_quota_options *o, sb_error *err);
 
 /* Admit one request of `tenant` at `now_ms` (any monotonic clock): take a
  * token and, when `hold` is set, a place among the calls in flight (give
