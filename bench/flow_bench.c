@@ -68,7 +68,8 @@ typedef struct samples {
 static void add(samples *s, double x) {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 4096;
-    if (!(s->v = realloc(s->v, s->cap * sizeof *s->v))) die("out of memory", NULL);
+    if (!(s->v = realloc(s->v, s->cap * sizeof *s->v)))
+      die("out of memory", NULL);
   }
   s->v[s->n++] = x;
 }
@@ -88,10 +89,12 @@ static double pct(samples *s, double p) {
 /* Run the loop until *flag or the deadline (seconds from now). */
 static void run_until(int *flag, double seconds) {
   double end = now_s() + seconds;
-  while (!*flag && now_s() < end) uv_run(&loop, UV_RUN_ONCE);
+  while (!*flag && now_s() < end)
+    uv_run(&loop, UV_RUN_ONCE);
 }
 
-/* ---- raw calls ------------------------------------------------------------ */
+/* ---- raw calls ------------------------------------------------------------
+ */
 
 typedef struct caller {
   double started;
@@ -109,7 +112,8 @@ static void raw_next(caller *c);
 static void raw_back(void *ud, const sb_gateway_result *r) {
   caller *c = ud;
   if (r->outcome != SB_GATEWAY_ANSWERED || !r->result)
-    die("the raw call failed", &(sb_error){SB_EIO, "not answered"});
+    die("the raw call failed",
+        &(sb_error){.code = SB_EIO, .msg = "not answered"});
   add(&raw_lat, now_s() - c->started);
   raw_done++;
   c->busy = 0;
@@ -146,7 +150,8 @@ static double raw_phase(int n, double seconds) {
   raw_lat.n = 0;
   double t0 = now_s();
   phase_end = t0 + seconds;
-  for (int i = 0; i < n; i++) raw_next(&cs[i]);
+  for (int i = 0; i < n; i++)
+    raw_next(&cs[i]);
   run_until(&raw_stop, seconds + 30);
   return (double)raw_done / (now_s() - t0);
 }
@@ -155,8 +160,8 @@ static double raw_phase(int n, double seconds) {
 
 typedef struct slot {
   char id[40];
-  double started;  /* sb_flow_run_start called */
-  double created;  /* its first transition durable */
+  double started; /* sb_flow_run_start called */
+  double created; /* its first transition durable */
   int live;
 } slot;
 
@@ -214,13 +219,16 @@ static double runs_phase(int n, double seconds) {
   run_lat.n = steps_lat.n = 0;
   double t0 = now_s();
   phase_end = t0 + seconds;
-  for (int i = 0; i < n; i++) run_next(&slots[i]);
+  for (int i = 0; i < n; i++)
+    run_next(&slots[i]);
   run_until(&runs_stop, seconds + 60);
-  if (runs_failed) die("runs failed", &(sb_error){SB_EIO, "see the log"});
+  if (runs_failed)
+    die("runs failed", &(sb_error){.code = SB_EIO, .msg = "see the log"});
   return (double)runs_done / (now_s() - t0);
 }
 
-/* ---- set-up ---------------------------------------------------------------- */
+/* ---- set-up ----------------------------------------------------------------
+ */
 
 static const char *const workflow_yaml =
     "name: three\n"
@@ -228,7 +236,8 @@ static const char *const workflow_yaml =
     "  - id: one\n"
     "    call: { agent: echo, tool: echo, arguments: { text: one } }\n"
     "  - id: two\n"
-    "    call: { agent: echo, tool: echo, arguments: { text: $workflow.outputs.one } }\n"
+    "    call: { agent: echo, tool: echo, arguments: { text: "
+    "$workflow.outputs.one } }\n"
     "  - id: three\n"
     "    call: { agent: echo, tool: echo, arguments: { text: three } }\n";
 
@@ -244,17 +253,24 @@ int main(int argc, char **argv) {
   double seconds = 3;
   int many = 64, only_runs = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--agent") == 0 && i + 1 < argc) agent = argv[++i];
-    else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
-    else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
-    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) many = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--only-runs") == 0) only_runs = 1; /* profiling */
+    if (strcmp(argv[i], "--agent") == 0 && i + 1 < argc)
+      agent = argv[++i];
+    else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+      dir = argv[++i];
+    else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+      seconds = atof(argv[++i]);
+    else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+      many = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--only-runs") == 0)
+      only_runs = 1; /* profiling */
     else {
-      fprintf(stderr, "usage: flow_bench --agent PATH [--dir DIR] [--seconds S] [--runs N]\n");
+      fprintf(stderr, "usage: flow_bench --agent PATH [--dir DIR] [--seconds "
+                      "S] [--runs N]\n");
       return 2;
     }
   }
-  if (!agent || many < 1 || many > MAX_SLOTS) die("--agent PATH is required; --runs 1..256", NULL);
+  if (!agent || many < 1 || many > MAX_SLOTS)
+    die("--agent PATH is required; --runs 1..256", NULL);
   sb_core_init();
   sb_log_set_level(SB_LOG_WARNING);
   uv_loop_init(&loop);
@@ -268,16 +284,19 @@ int main(int argc, char **argv) {
   sb_ctx_manager *ctx = sb_ctx_manager_new(&mo);
   sb_events_options eo = {.store = st};
   if (!(bus = sb_events_new(&eo, &err))) die("events", &err);
-  sb_gateway_options go = {.loop = &loop, .default_tenant = TENANT,
-                           .max_message_bytes = 1 << 20, .ctx = ctx};
+  sb_gateway_options go = {.loop = &loop,
+                           .default_tenant = TENANT,
+                           .max_message_bytes = 1 << 20,
+                           .ctx = ctx};
   if (!(gw = sb_gateway_new(&go, &err))) die("gateway", &err);
-  json_t *def = json_pack(
-      "{sssssss[s]s{ss}s[]sssisfs{sss[]}s{si}}", "id", "echo", "name", "Echo",
-      "type", "general", "capabilities", "echo", "models", "primary", "none",
-      "contextRequirements", "outputFormat", "text", "maxTokens", 1,
-      "temperature", 0.0, "transport", "command", agent, "args", "limits",
-      "maxConcurrent", 1024);
-  json_object_set_new(json_object_get(def, "transport"), "type", json_string("stdio"));
+  json_t *def =
+      json_pack("{sssssss[s]s{ss}s[]sssisfs{sss[]}s{si}}", "id", "echo", "name",
+                "Echo", "type", "general", "capabilities", "echo", "models",
+                "primary", "none", "contextRequirements", "outputFormat",
+                "text", "maxTokens", 1, "temperature", 0.0, "transport",
+                "command", agent, "args", "limits", "maxConcurrent", 1024);
+  json_object_set_new(json_object_get(def, "transport"), "type",
+                      json_string("stdio"));
   if (sb_gateway_add(gw, def, 0, 0, &err) != 0) die("agent", &err);
   json_decref(def);
   json_t *src = NULL, *lines = NULL;
@@ -285,14 +304,20 @@ int main(int argc, char **argv) {
                           &lines, &err) != 0)
     die("workflow", &err);
   sb_flow_def *wf = NULL;
-  if (sb_flow_def_from_json(src, lines, "bench", &wf, &err) != 0) die("workflow", &err);
+  if (sb_flow_def_from_json(src, lines, "bench", &wf, &err) != 0)
+    die("workflow", &err);
   sb_flow_def *items[] = {wf};
   sb_flow_defs defs = {.items = items, .len = 1};
-  sb_flow_engine_options fo = {.store = st, .ctx = ctx, .gateway = gw,
-                               .events = bus, .defs = &defs, .max_runs = 100000};
+  sb_flow_engine_options fo = {.store = st,
+                               .ctx = ctx,
+                               .gateway = gw,
+                               .events = bus,
+                               .defs = &defs,
+                               .max_runs = 100000};
   if (!(eng = sb_flow_engine_new(&fo, &err))) die("engine", &err);
   double end = now_s() + 15;
-  while (!connected() && now_s() < end) uv_run(&loop, UV_RUN_ONCE);
+  while (!connected() && now_s() < end)
+    uv_run(&loop, UV_RUN_ONCE);
   if (!connected()) die("the echo agent did not connect", NULL);
   const char *types[] = {"run.completed", "run.failed"};
   sb_events_filter f = {.types = types, .ntypes = 2};
@@ -300,7 +325,8 @@ int main(int argc, char **argv) {
     die("subscribe", &err);
 
   printf("flow bench: a three-step workflow over a C stdio echo agent; %.0f s "
-         "per phase, synchronous=FULL\n\n", seconds);
+         "per phase, synchronous=FULL\n\n",
+         seconds);
   double raw1 = 0, raw_p50 = 0, raw_p99 = 0, rawn = 1;
   if (!only_runs) {
     raw_phase(1, seconds / 2); /* warm-up */

@@ -41,7 +41,8 @@ static void breaker_changed(void *ud, const char *tenant, const char *agent,
   json_t *data = json_pack("{ss}", "agent", agent);
   sb_error err = {0};
   if (sb_events_record(app->events, tenant,
-                       opened ? SB_EVENT_BREAKER_OPENED : SB_EVENT_BREAKER_CLOSED,
+                       opened ? SB_EVENT_BREAKER_OPENED
+                              : SB_EVENT_BREAKER_CLOSED,
                        NULL, data, NULL, NULL, &err) != 0)
     SB_WARN(MODULE, "breaker of agent %s %s, not logged: %s", agent,
             opened ? "opened" : "closed", err.msg);
@@ -88,17 +89,17 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                          .max_pending = cfg->store_max_pending,
                          .readers = cfg->store_readers};
   if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
-  sb_ctx_manager_options mo = {
-      .store = app->store,
-      .snapshot_every = cfg->ctx_snapshot_every,
-      .default_ttl_ms = (int64_t)cfg->ctx_default_ttl_s * 1000};
+  sb_ctx_manager_options mo = {.store = app->store,
+                               .snapshot_every = cfg->ctx_snapshot_every,
+                               .default_ttl_ms =
+                                   (int64_t)cfg->ctx_default_ttl_s * 1000};
   if (!(app->ctx = sb_ctx_manager_new(&mo))) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
   sb_events_options eo = {.store = app->store,
-                          .retention_ms = (int64_t)cfg->events_retention_s *
-                                          1000};
+                          .retention_ms =
+                              (int64_t)cfg->events_retention_s * 1000};
   if (!(app->events = sb_events_new(&eo, err))) goto fail;
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)
@@ -108,8 +109,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                  .default_tenant = cfg->default_tenant,
                                  .loop = o->loop,
                                  .admission = app_quota_mcp_admission(app),
-                                 .authorize_tool = app_authorize_tool,
-                                 .tool_visible = app_tool_visible,
+                                 .authorize = app_authorize,
+                                 .item_visible = app_item_visible,
                                  .authorize_ud = app};
   if (!(app->mcp = sb_mcp_server_new(&mopts))) {
     sb_error_set(err, SB_ENOMEM, "cannot create the MCP server");
@@ -131,8 +132,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                          .timeout_ms = lc.timeout_ms,
                          .max_response_bytes = cfg->max_message_bytes};
     if (!(app->llm = sb_llm_new(&lo, err))) goto fail;
-    SB_INFO(MODULE, "LLM endpoint %s (%s API key): answers agents' sampling "
-            "when their caller cannot", lc.base_url, lc.api_key ? "with an" : "no");
+    SB_INFO(MODULE,
+            "LLM endpoint %s (%s API key): answers agents' sampling "
+            "when their caller cannot",
+            lc.base_url, lc.api_key ? "with an" : "no");
   }
   sb_gateway_options gopts = {.loop = o->loop,
                               .mcp = app->mcp,
@@ -147,6 +150,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .llm = app->llm,
                               .admission = app_quota_mcp_admission(app),
                               .permit_agent = app_permit_agent,
+                              .agent_visible = app_agent_visible,
                               .permit_ud = app};
   /* The admin and workflow tools list before the agents' own
    * (agent__tool). */
@@ -160,7 +164,11 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                .ctx = app->ctx,
                                .gateway = app->gateway,
                                .events = app->events,
-                               .defs = &app->defs};
+                               .defs = &app->defs,
+                               .hold_call = app_quota_hold_call,
+                               .release_call = app_quota_release_call,
+                               .step_permitted = app_flow_step_permitted,
+                               .quota_ud = app};
   if (!(app->flow = sb_flow_engine_new(&fo, err))) goto fail;
   /* Virtual servers first: a bad `servers:` entry stops the start before
    * any agent process is spawned. */
@@ -183,12 +191,14 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     sb_mcp_server *srv = app->mcp;
     if (o->stdio_agent &&
         !(srv = sb_gateway_agent_server(app->gateway, o->stdio_agent))) {
-      sb_error_set(err, SB_ENOENT, "--agent %s: no agent with that id in the "
-                   "config", o->stdio_agent);
+      sb_error_set(err, SB_ENOENT,
+                   "--agent %s: no agent with that id in the "
+                   "config",
+                   o->stdio_agent);
       goto fail;
     }
-    app->stdio = sb_stdio_server_start(o->loop, srv, o->on_stdio_eof, o->ud,
-                                       err);
+    app->stdio =
+        sb_stdio_server_start(o->loop, srv, o->on_stdio_eof, o->ud, err);
     if (!app->stdio) goto fail;
   } else {
     sb_http_server_options hopts = {
@@ -239,8 +249,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     if (!(app->keyring = sb_auth_keyring_start(&ko, err))) goto fail;
   }
   SB_INFO(MODULE, "contexts in %s (tenant without credentials: %s)",
-          cfg->store_path, cfg->tenants_len ? "none, tokens required"
-                                            : cfg->default_tenant);
+          cfg->store_path,
+          cfg->tenants_len ? "none, tokens required" : cfg->default_tenant);
   return app;
 fail:
   sb_app_stop(app);
@@ -258,23 +268,29 @@ int sb_app_http_port(const sb_app *app) {
 
 int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
   register_log_secrets(fresh);
-  int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
-                             err);
+  /* Quotas first: a bad JWKS or agent does not keep the old limits. */
+  int rc = app_quota_reload(app, fresh, err);
+  if (rc == 0)
+    rc =
+        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines, err);
   if (rc == 0) rc = app_auth_reload(app, err);
   /* New connections get a new certificate; a bad one keeps the old. */
   sb_error terr = {0};
   if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
       sb_http_server_reload_tls(app->http, fresh->tls_cert_file,
                                 fresh->tls_key_file, &terr) != 0) {
-    SB_ERROR(MODULE, "SIGHUP: TLS certificate not reloaded, the current one "
-             "is kept: %s", terr.msg);
+    SB_ERROR(MODULE,
+             "SIGHUP: TLS certificate not reloaded, the current one "
+             "is kept: %s",
+             terr.msg);
     sb_app_audit_reload(app, 0, terr.msg);
   } else {
     sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
   }
   if (rc == 0)
-    SB_INFO(MODULE, "config reloaded: %zu agent(s) configured; other "
-                    "settings take effect at the next start",
+    SB_INFO(MODULE,
+            "config reloaded: %zu agent(s) configured; other "
+            "settings take effect at the next start",
             json_array_size(fresh->agents));
   return rc;
 }

@@ -13,7 +13,6 @@
 #include "quota/quota.h"
 #include "store/store.h"
 
-
 struct sb_app {
   const sb_config *cfg;
   uv_loop_t *loop;
@@ -51,18 +50,23 @@ int app_auth_reload(sb_app *app, sb_error *err);
 void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
-/* The hooks of the gateway (permit_agent) and the MCP server
- * (authorize_tool) over app_permit: a refusal answers the call. */
+/* The hooks of the gateway (permit_agent) and the MCP server (authorize:
+ * tools/call, resources/read, prompts/get) over app_permit: a refusal
+ * answers the call. switchboard's own resources need "resources:<uri>"
+ * (its info none), its prompts "prompts:<name>". */
 int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent);
-int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args);
+int app_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                  const char *name, json_t *args);
 /* 0 when the caller of an MCP call holds permission; else the call is
  * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
  * returned. */
 int app_mcp_permit(sb_mcp_call *call, const char *permission);
-/* The MCP server's tool_visible: 1 if the caller may call tool `name`
- * (agents_call and workflow_run, whose arguments decide, always). */
-int app_tool_visible(void *ud, sb_mcp_call *call, const char *name);
+/* The MCP server's item_visible: 1 if the caller may use the item (a
+ * tool: agents_call and workflow_run, whose arguments decide, always). */
+int app_item_visible(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                     const char *name);
+/* The gateway's agent_visible: 1 if the caller holds "agents:<id>". */
+int app_agent_visible(void *ud, sb_mcp_call *call, const char *agent);
 /* 1 if p may read some of a context: contexts:read, or one of its paths. */
 int app_may_read_some(const sb_principal *p);
 /* REST: 0 when the caller holds permission; else the request is answered
@@ -124,9 +128,53 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
 int app_flow_run_start(sb_app *app, const sb_principal *p,
                        const sb_flow_start *s, sb_flow_cb cb, void *ud,
                        sb_error *err);
-/* The scope a refusal of ours names (its message ends: scope "X"), into
- * scope; 0 if it names none. */
-int app_scope_of(const char *message, char *scope, size_t cap);
+
+/* run_access.c: runs scoped per operation and per workflow ("runs:read",
+ * "runs:read:<workflow>", "runs:write", "runs:write:<workflow>").
+ * app_runs_permit_some: 0 if p may read (write) any run at all, asked
+ * before a lookup; else SB_EPERM, err naming "runs:read" ("runs:write").
+ * app_run_permits: 0 if p may read (write) this run (a run view,
+ * borrowed), else SB_EPERM naming "runs:<op>:<its workflow>". */
+int app_runs_permit_some(const sb_principal *p, int write, sb_error *err);
+int app_run_permits(const sb_principal *p, int write, const json_t *run,
+                    sb_error *err);
+
+typedef enum app_run_op {
+  APP_RUN_GET,
+  APP_RUN_CANCEL,
+  APP_RUN_ANSWER, /* step (optional), answer */
+  APP_RUN_RESUME,
+  APP_RUN_FORK, /* step */
+} app_run_op;
+
+/* One operation on a run on behalf of principal (strings and JSON copied
+ * or referenced). write: a GET that needs "runs:write" (a read before an
+ * answer); other operations always do. */
+typedef struct app_run_access {
+  const sb_principal *principal; /* NULL: unrestricted */
+  const char *tenant, *id;
+  app_run_op op;
+  int write;
+  const char *step, *reason;
+  json_t *answer;
+} app_run_access;
+
+/* The operation as sb_flow_run_* would do it, once the caller is found to
+ * hold its permission: the plain scope at once, a per-workflow scope after
+ * reading the run (a refusal is a reply with rc SB_EPERM, err.scope the
+ * permission). Returns non-zero (err set, cb never runs) as the engine's
+ * operations do, SB_EPERM when it may touch no run at all. */
+int app_run_guard(sb_app *app, const app_run_access *a, sb_flow_cb cb, void *ud,
+                  sb_error *err);
+/* sb_flow_run_list showing only the runs p may read. */
+int app_run_list(sb_app *app, const sb_principal *p, const char *tenant,
+                 const char *status, const char *cursor, size_t limit,
+                 sb_flow_cb cb, void *ud, sb_error *err);
+
+/* The flow engine's step_permitted: the context's metadata.permissions
+ * against the scopes a run was started with (stored in the run). */
+int app_flow_step_permitted(void *ud, const json_t *scopes, const json_t *ctx,
+                            sb_error *err);
 
 /* ctx_tools.c: the context_* tools and context:// resources. */
 int app_ctx_tools_register(sb_app *app);
@@ -168,9 +216,10 @@ int app_flow_tools_register(sb_app *app);
 int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s);
 /* The CallToolResult showing a run (borrowed), new reference. */
 json_t *app_flow_tool_result(json_t *run, int is_error);
-/* Answer a tool call with a flow error (rc, message) as the runs_* tools
- * do: an error result, or -32050 when busy. */
-void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message);
+/* Answer a tool call with a flow error (rc, err) as the runs_* tools do:
+ * an error result, -32050 when busy, the scope refusal (-32003, 403) for
+ * SB_EPERM naming err->scope. */
+void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err);
 /* flow_tasks.c: workflow runs as MCP tasks (both eras). */
 void app_flow_tasks_register(sb_app *app);
 /* The task (mcp.h's neutral form) of a run view (borrowed); new
@@ -180,6 +229,13 @@ json_t *app_task_of_run(json_t *run);
 /* quotas.c: the config's quotas (app->quota) and the admissions of the
  * MCP servers and REST routes over them. */
 int app_quota_start(sb_app *app, sb_error *err);
+/* SIGHUP: the quotas of a freshly loaded config (a config that did not
+ * load never gets here: the old quotas stay, the reload logs why). */
+int app_quota_reload(sb_app *app, const sb_config *fresh, sb_error *err);
+/* The flow engine's hold_call / release_call: a workflow step's agent call
+ * holds a place among its tenant's calls in flight (no token). */
+int app_quota_hold_call(void *ud, const char *tenant, char *why, size_t cap);
+void app_quota_release_call(void *ud, const char *tenant);
 sb_mcp_admission app_quota_mcp_admission(sb_app *app);
 int app_quota_http_admit(void *ud, const char *tenant, sb_http_refusal *r);
 void app_quota_http_release(void *ud, const char *tenant);

@@ -157,7 +157,7 @@ sb_principal *app_authenticate(void *ud, const char *token, const char **why) {
 
 int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
   if (sb_auth_permits(p, permission)) return 0;
-  return sb_error_set(err, SB_EPERM, "missing scope \"%s\"", permission);
+  return sb_error_refuse(err, permission, "missing scope \"%s\"", permission);
 }
 
 /* The gateway's permit_agent: a call reaching an agent needs
@@ -203,22 +203,106 @@ static int tool_permission(const char *name, json_t *args, char *perm,
   return 1;
 }
 
-int app_authorize_tool(void *ud, sb_mcp_call *call, const char *name,
-                       json_t *args) {
+static int authorize_tool(sb_mcp_call *call, const char *name, json_t *args) {
   char perm[200];
   if (!tool_permission(name, args, perm, sizeof perm)) return 0;
   /* A reader of some paths (contexts:read:<pointer>) may read those. */
   if (strcmp(name, "context_get") == 0 &&
       app_may_read_some(sb_mcp_call_principal(call)))
     return 0;
+  /* Runs are scoped per workflow too: the run's is checked once read. */
+  if (strncmp(name, "runs_", 5) == 0) {
+    sb_error err = {0};
+    if (app_runs_permit_some(sb_mcp_call_principal(call),
+                             strcmp(perm, "runs:write") == 0, &err) == 0)
+      return 0;
+    sb_mcp_call_fail_scope(call, err.scope, err.msg);
+    return SB_EPERM;
+  }
   return app_mcp_permit(call, perm);
 }
 
-int app_tool_visible(void *ud, sb_mcp_call *call, const char *name) {
+static int tool_visible(const sb_principal *p, const char *name);
+
+/* switchboard's own resources and prompts: "resources:<uri>",
+ * "prompts:<name>" ("resources:switchboard://notes" grants every note).
+ * Its info is public, as server/discover is; contexts and the event log
+ * need what their reads need, checked by their providers. into perm; 0
+ * when none is needed here. */
+static int resource_permission(const char *uri, char *perm, size_t cap) {
+  if (strcmp(uri, "switchboard://info") == 0 ||
+      strncmp(uri, "context://", 10) == 0 || strncmp(uri, "events://", 9) == 0)
+    return 0;
+  /* A URI too long to name: only the whole family grants it. */
+  if ((size_t)snprintf(perm, cap, "resources:%s", uri) >= cap)
+    snprintf(perm, cap, "resources");
+  return 1;
+}
+
+int app_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                  const char *name, json_t *args) {
+  (void)ud;
+  char perm[600];
+  switch (kind) {
+  case SB_MCP_ITEM_TOOL: return authorize_tool(call, name, args);
+  case SB_MCP_ITEM_RESOURCE:
+    return resource_permission(name, perm, sizeof perm)
+               ? app_mcp_permit(call, perm)
+               : 0;
+  case SB_MCP_ITEM_PROMPT:
+    snprintf(perm, sizeof perm, "prompts:%s", name);
+    return app_mcp_permit(call, perm);
+  case SB_MCP_ITEM_TEMPLATE: break;
+  }
+  return 0;
+}
+
+/* A resource template: listed when some URI it makes may be read. */
+static int template_visible(const sb_principal *p, const char *tmpl) {
+  if (strncmp(tmpl, "context://", 10) == 0) return app_may_read_some(p);
+  if (strncmp(tmpl, "events://", 9) == 0)
+    return sb_auth_permits(p, "events:read");
+  const char *brace = strchr(tmpl, '{');
+  char perm[600];
+  snprintf(perm, sizeof perm, "resources:%.*s",
+           (int)(brace ? (size_t)(brace - tmpl) : strlen(tmpl)), tmpl);
+  if (sb_auth_permits(p, perm)) return 1;
+  size_t n = strlen(perm);
+  for (size_t i = 0; i < p->scopes_len; i++)
+    if (strncmp(p->scopes[i], perm, n) == 0) return 1;
+  return 0;
+}
+
+int app_item_visible(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                     const char *name) {
   const sb_principal *p = sb_mcp_call_principal(call);
+  char perm[600];
+  if (!p || !p->restricted) return 1;
+  switch (kind) {
+  case SB_MCP_ITEM_TOOL: return tool_visible(p, name);
+  case SB_MCP_ITEM_RESOURCE:
+    if (strncmp(name, "events://", 9) == 0)
+      return sb_auth_permits(p, "events:read");
+    return !resource_permission(name, perm, sizeof perm) ||
+           sb_auth_permits(p, perm);
+  case SB_MCP_ITEM_TEMPLATE: return template_visible(p, name);
+  case SB_MCP_ITEM_PROMPT:
+    snprintf(perm, sizeof perm, "prompts:%s", name);
+    return sb_auth_permits(p, perm);
+  }
+  return 1;
+}
+
+int app_agent_visible(void *ud, sb_mcp_call *call, const char *agent) {
+  (void)ud;
+  char perm[160];
+  snprintf(perm, sizeof perm, "agents:%s", agent);
+  return sb_auth_permits(sb_mcp_call_principal(call), perm);
+}
+
+static int tool_visible(const sb_principal *p, const char *name) {
   char perm[200];
   const char *sep = strstr(name, "__");
-  if (!p || !p->restricted) return 1;
   /* Their arguments name what they reach: checked when called. */
   if (strcmp(name, "agents_call") == 0 || strcmp(name, "workflow_run") == 0)
     return 1;
@@ -228,6 +312,7 @@ int app_tool_visible(void *ud, sb_mcp_call *call, const char *name) {
   }
   if (strcmp(name, "context_get") == 0) return app_may_read_some(p);
   tool_permission(name, NULL, perm, sizeof perm);
+  if (strncmp(name, "runs_", 5) == 0) return sb_auth_permits_some(p, perm);
   return sb_auth_permits(p, perm);
 }
 

@@ -32,7 +32,8 @@ int app_ctx_permits(const sb_principal *p, const json_t *doc, char *scope,
   const char *missing = NULL;
   if (sb_auth_permits_all(p, needed, &missing)) return 0;
   snprintf(scope, cap, "%s", missing);
-  return sb_error_set(err, SB_EPERM, "context requires scope \"%s\"", missing);
+  return sb_error_refuse(err, missing, "context requires scope \"%s\"",
+                         missing);
 }
 
 /* The projection path of a pointer into `data`, walking data so an array
@@ -91,7 +92,8 @@ int app_ctx_readable(const sb_principal *p, json_t *doc, json_t **out,
   case SB_AUTH_READ_ALL: *out = json_incref(doc); return 0;
   case SB_AUTH_READ_NONE:
     snprintf(scope, cap, "contexts:read");
-    return sb_error_set(err, SB_EPERM, "missing scope \"contexts:read\"");
+    return sb_error_refuse(err, "contexts:read",
+                           "missing scope \"contexts:read\"");
   case SB_AUTH_READ_SOME: break;
   }
   /* A shallow copy: the manager's document is shared, never modified. */
@@ -276,6 +278,7 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
 
 typedef struct run_check {
   sb_app *app;
+  sb_principal *principal; /* a reference; NULL: unrestricted */
   char *tenant, *workflow, *context_id;
   json_t *input;
   sb_flow_cb cb;
@@ -283,6 +286,7 @@ typedef struct run_check {
 } run_check;
 
 static void run_check_free(run_check *rc) {
+  sb_principal_unref(rc->principal);
   sb_free(rc->tenant);
   sb_free(rc->workflow);
   sb_free(rc->context_id);
@@ -308,7 +312,8 @@ static void run_checked(void *ud, const sb_ctx_result *res) {
   sb_flow_start s = {.tenant = rc->tenant,
                      .workflow = rc->workflow,
                      .context_id = rc->context_id,
-                     .input = rc->input};
+                     .input = rc->input,
+                     .principal = rc->principal};
   int code = sb_flow_run_start(rc->app->flow, &s, rc->cb, rc->ud, &err);
   if (code != 0) return run_check_fail(rc, code, &err);
   run_check_free(rc);
@@ -319,14 +324,17 @@ int app_flow_run_start(sb_app *app, const sb_principal *p,
                        sb_error *err) {
   const json_t *fresh = json_object_get(s->input, "context");
   char scope[160];
+  sb_flow_start mine = *s;
+  mine.principal = p; /* its scopes go with the run: each step checks */
   /* A new context's permissions, like context_create's. */
   if (!s->context_id)
     return fresh && app_ctx_permits(p, fresh, scope, sizeof scope, err)
                ? SB_EPERM
-               : sb_flow_run_start(app->flow, s, cb, ud, err);
+               : sb_flow_run_start(app->flow, &mine, cb, ud, err);
   run_check *rc = sb_calloc(1, sizeof *rc);
   if (!rc) return sb_error_set(err, SB_ENOMEM, "out of memory");
   *rc = (run_check){.app = app,
+                    .principal = sb_principal_ref((sb_principal *)p),
                     .tenant = sb_strdup(s->tenant),
                     .workflow = sb_strdup(s->workflow ? s->workflow : ""),
                     .context_id = sb_strdup(s->context_id),
@@ -347,11 +355,21 @@ int app_flow_run_start(sb_app *app, const sb_principal *p,
   return code;
 }
 
-int app_scope_of(const char *message, char *scope, size_t cap) {
-  /* Our own refusals end: scope "X" (never a remote party's text). */
-  const char *q = message ? strstr(message, "scope \"") : NULL;
-  const char *end = q ? strchr(q + 7, '"') : NULL;
-  if (!end) return 0;
-  snprintf(scope, cap, "%.*s", (int)(end - q - 7), q + 7);
-  return 1;
+int app_flow_step_permitted(void *ud, const json_t *scopes, const json_t *ctx,
+                            sb_error *err) {
+  (void)ud;
+  size_t n = json_array_size(scopes);
+  char **v = sb_calloc(n + 1, sizeof *v);
+  if (!v) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++)
+    v[i] = (char *)json_string_value(json_array_get(scopes, i));
+  /* Only the grammar reads it: a principal of the stored scopes. */
+  sb_principal p = {.kind = SB_PRINCIPAL_API_KEY,
+                    .restricted = 1,
+                    .scopes_len = n,
+                    .scopes = v};
+  char scope[160];
+  int rc = app_ctx_permits(&p, ctx, scope, sizeof scope, err);
+  sb_free(v);
+  return rc;
 }

@@ -20,9 +20,13 @@
  *   cancelled                    -> cancelled
  *
  * createdAt and lastUpdatedAt are the run's; ttlMs is null because runs
- * are kept without limit; pollIntervalMs is a constant. Every run of the
- * caller's tenant is readable as a task (tasks/list lists them all); runs
- * of another tenant are unknown tasks.
+ * are kept without limit; pollIntervalMs is a constant. A run of the
+ * caller's tenant is readable as a task with the scopes of the runs
+ * surface (run_access.c): tasks/get, tasks/list and tasks/result need
+ * "runs:read" or "runs:read:<its workflow>" (tasks/list lists only those),
+ * tasks/cancel and tasks/update "runs:write" or "runs:write:<its
+ * workflow>"; tasks/result asks a run's questions only of a caller that
+ * may answer them. Runs of another tenant are unknown tasks.
  *
  * Answers: tasks/update (2026-07-28) with an accepted elicitation answers
  * the ask step (sb_flow_run_answer); a declined or cancelled one cancels
@@ -39,7 +43,8 @@
 
 static const char *const task_tools[] = {"workflow_run", NULL};
 
-/* ---- the task of a run ------------------------------------------------------ */
+/* ---- the task of a run ------------------------------------------------------
+ */
 
 static json_t *iso8601(json_t *ms) {
   char buf[32];
@@ -50,13 +55,12 @@ static json_t *iso8601(json_t *ms) {
 static json_t *ask_request(json_t *w) {
   json_t *schema = json_object_get(w, "schema");
   json_t *message = json_object_get(w, "message");
-  return json_pack("{sss{ssssso}}", "method", "elicitation/create", "params",
-                   "mode", "form", "message",
-                   json_is_string(message) ? json_string_value(message) : "",
-                   "requestedSchema",
-                   schema ? json_incref(schema)
-                          : json_pack("{sss{}}", "type", "object",
-                                      "properties"));
+  return json_pack(
+      "{sss{ssssso}}", "method", "elicitation/create", "params", "mode", "form",
+      "message", json_is_string(message) ? json_string_value(message) : "",
+      "requestedSchema",
+      schema ? json_incref(schema)
+             : json_pack("{sss{}}", "type", "object", "properties"));
 }
 
 static void ask_key(json_t *w, char *buf, size_t n) {
@@ -69,11 +73,11 @@ json_t *app_task_of_run(json_t *run) {
   const char *status = json_string_value(json_object_get(run, "status")) ?: "";
   json_t *error = json_object_get(run, "error");
   const char *why = json_string_value(json_object_get(error, "message"));
-  json_t *t = json_pack("{sOsososnsi}", "taskId", json_object_get(run, "id"),
-                        "createdAt", iso8601(json_object_get(run, "createdAt")),
-                        "lastUpdatedAt",
-                        iso8601(json_object_get(run, "updatedAt")), "ttlMs",
-                        "pollIntervalMs", TASK_POLL_MS);
+  json_t *t =
+      json_pack("{sOsososnsi}", "taskId", json_object_get(run, "id"),
+                "createdAt", iso8601(json_object_get(run, "createdAt")),
+                "lastUpdatedAt", iso8601(json_object_get(run, "updatedAt")),
+                "ttlMs", "pollIntervalMs", TASK_POLL_MS);
   if (!t) return NULL;
   const char *ts = "working";
   char msg[300] = "";
@@ -128,13 +132,15 @@ json_t *app_task_of_run(json_t *run) {
   return t;
 }
 
-/* ---- operations: one per tasks/ request --------------------------------------- */
+/* ---- operations: one per tasks/ request
+ * --------------------------------------- */
 
 typedef struct task_op {
   sb_app *app;
-  sb_mcp_call *call; /* NULL once answered or gone */
+  sb_mcp_call *call;       /* NULL once answered or gone */
+  sb_principal *principal; /* the caller's (a reference); NULL: anyone */
   char *tenant, *task_id;
-  int pending;       /* flow operations and questions in flight */
+  int pending; /* flow operations and questions in flight */
   /* tasks/update: the answers still to give, [{step, action, content}] */
   json_t *todo;
   /* tasks/result */
@@ -150,6 +156,7 @@ static void op_free(task_op *op) {
   sb_free(op->asking_step);
   sb_free(op->tenant);
   sb_free(op->task_id);
+  sb_principal_unref(op->principal);
   sb_free(op);
 }
 
@@ -195,6 +202,8 @@ static task_op *op_new(sb_app *app, sb_mcp_call *call, const char *task_id) {
     op->app = app;
     op->call = call;
     op->tenant = sb_strdup(sb_mcp_call_tenant(call));
+    op->principal =
+        sb_principal_ref((sb_principal *)sb_mcp_call_principal(call));
     op->task_id = task_id ? sb_strdup(task_id) : NULL;
   }
   if (!op || !op->tenant || (task_id && !op->task_id)) {
@@ -207,8 +216,11 @@ static task_op *op_new(sb_app *app, sb_mcp_call *call, const char *task_id) {
 }
 
 /* A flow error as the answer to a tasks/ request. */
-static void fail_flow(sb_mcp_call *call, int rc, const char *message) {
-  if (rc == SB_ENOENT || rc == SB_EINVAL)
+static void fail_flow(sb_mcp_call *call, int rc, const sb_error *err) {
+  const char *message = err->msg;
+  if (rc == SB_EPERM && err->scope[0])
+    sb_mcp_call_fail_scope(call, err->scope, message);
+  else if (rc == SB_ENOENT || rc == SB_EINVAL)
     sb_mcp_call_fail_task_unknown(call);
   else if (rc == SB_EBUSY)
     sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
@@ -219,11 +231,33 @@ static void fail_flow(sb_mcp_call *call, int rc, const char *message) {
 /* An operation did not start: cb will not run. */
 static void not_started(task_op *op, int rc, const sb_error *err) {
   sb_mcp_call *call = op_take(op);
-  if (call) fail_flow(call, rc, err->msg);
+  if (call) fail_flow(call, rc, err);
   op_release(op);
 }
 
-/* ---- workflow_run as a task ------------------------------------------------- */
+/* 0 if the caller may read (write) some run; else the call is refused
+ * naming the scope, before any lookup. */
+static int permit_some(sb_mcp_call *call, int write) {
+  sb_error err = {0};
+  if (app_runs_permit_some(sb_mcp_call_principal(call), write, &err) == 0)
+    return 0;
+  sb_mcp_call_fail_scope(call, err.scope, err.msg);
+  return SB_EPERM;
+}
+
+/* 0 if op's caller may read (write) this run; else its call is answered
+ * with the refusal naming the run's workflow's scope. */
+static int permit_run(task_op *op, int write, const json_t *run) {
+  sb_error err = {0};
+  if (app_run_permits(op->principal, write, run, &err) == 0) return 0;
+  sb_mcp_call *call = op_take(op);
+  if (call) sb_mcp_call_fail_scope(call, err.scope, err.msg);
+  op_release(op);
+  return SB_EPERM;
+}
+
+/* ---- workflow_run as a task -------------------------------------------------
+ */
 
 static void run_started(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
@@ -231,7 +265,7 @@ static void run_started(void *ud, const sb_flow_reply *r) {
   sb_mcp_call *call = op_take(op);
   if (call) {
     if (r->rc != 0) /* no task: answered as the tool would answer */
-      app_flow_reply_error(call, r->rc, r->err.msg);
+      app_flow_reply_error(call, r->rc, &r->err);
     else
       sb_mcp_call_reply_task(call, app_task_of_run(r->run));
   }
@@ -249,30 +283,35 @@ static void task_call_tool(void *ud, sb_mcp_call *call, const char *name,
   s.tenant = op->tenant;
   sb_error err = {0};
   op->pending++;
-  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s,
-                              run_started, op, &err);
+  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s, run_started,
+                              op, &err);
   if (rc != 0) {
     op->pending--;
     sb_mcp_call *c = op_take(op);
-    if (c) app_flow_reply_error(c, rc, err.msg);
+    if (c) app_flow_reply_error(c, rc, &err);
     op_release(op);
   }
 }
 
-/* ---- tasks/get -------------------------------------------------------------- */
+/* ---- tasks/get --------------------------------------------------------------
+ */
 
 static void got(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
   op->pending--;
+  if (r->rc == 0 && permit_run(op, 0, r->run) != 0) return;
   sb_mcp_call *call = op_take(op);
   if (call) {
-    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
-    else sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+    if (r->rc != 0)
+      fail_flow(call, r->rc, &r->err);
+    else
+      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
   }
   op_release(op);
 }
 
 static void task_get(void *ud, sb_mcp_call *call, const char *id) {
+  if (permit_some(call, 0) != 0) return;
   task_op *op = op_new(ud, call, id);
   if (!op) return;
   sb_error err = {0};
@@ -284,15 +323,18 @@ static void task_get(void *ud, sb_mcp_call *call, const char *id) {
   }
 }
 
-/* ---- tasks/cancel ----------------------------------------------------------- */
+/* ---- tasks/cancel -----------------------------------------------------------
+ */
 
 static void refused_read(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
   op->pending--;
   sb_mcp_call *call = op_take(op);
   if (call) {
-    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
-    else sb_mcp_call_task_cancel_refused(call, app_task_of_run(r->run));
+    if (r->rc != 0)
+      fail_flow(call, r->rc, &r->err);
+    else
+      sb_mcp_call_task_cancel_refused(call, app_task_of_run(r->run));
   }
   op_release(op);
 }
@@ -313,20 +355,26 @@ static void cancelled(void *ud, const sb_flow_reply *r) {
   }
   sb_mcp_call *call = op_take(op);
   if (call) {
-    if (r->rc != 0) fail_flow(call, r->rc, r->err.msg);
-    else sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+    if (r->rc != 0)
+      fail_flow(call, r->rc, &r->err);
+    else
+      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
   }
   op_release(op);
 }
 
 static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {
+  if (permit_some(call, 1) != 0) return;
   task_op *op = op_new(ud, call, id);
   if (!op) return;
   sb_error err = {0};
   op->pending++;
-  int rc = sb_flow_run_cancel(op->app->flow, op->tenant, id,
-                              "the client cancelled the task", cancelled, op,
-                              &err);
+  app_run_access a = {.principal = op->principal,
+                      .tenant = op->tenant,
+                      .id = id,
+                      .op = APP_RUN_CANCEL,
+                      .reason = "the client cancelled the task"};
+  int rc = app_run_guard(op->app, &a, cancelled, op, &err);
   if (rc != 0) {
     op->pending--;
     sb_flow_reply r = {.rc = rc, .err = err};
@@ -335,7 +383,8 @@ static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {
   }
 }
 
-/* ---- answers: tasks/update and the questions of tasks/result ------------------ */
+/* ---- answers: tasks/update and the questions of tasks/result
+ * ------------------ */
 
 /* Give one answer: accept answers the ask step; anything else cancels the
  * run. 0 when under way (cb runs), else a negative code with err. */
@@ -411,13 +460,14 @@ static void update_read(void *ud, const sb_flow_reply *r) {
   op->pending--;
   if (r->rc != 0) {
     sb_mcp_call *call = op_take(op);
-    if (call) fail_flow(call, r->rc, r->err.msg);
+    if (call) fail_flow(call, r->rc, &r->err);
     op_release(op);
     return;
   }
-  json_t *responses = op->call ? json_object_get(sb_mcp_call_params(op->call),
-                                                 "inputResponses")
-                               : NULL;
+  if (permit_run(op, 1, r->run) != 0) return;
+  json_t *responses =
+      op->call ? json_object_get(sb_mcp_call_params(op->call), "inputResponses")
+               : NULL;
   op->todo = json_array();
   size_t i;
   json_t *w;
@@ -440,18 +490,21 @@ static void update_read(void *ud, const sb_flow_reply *r) {
 static void task_update(void *ud, sb_mcp_call *call, const char *id,
                         json_t *responses) {
   (void)responses; /* read again from the call once the run is read */
+  if (permit_some(call, 1) != 0) return;
   task_op *op = op_new(ud, call, id);
   if (!op) return;
   sb_error err = {0};
   op->pending++;
-  int rc = sb_flow_run_get(op->app->flow, op->tenant, id, update_read, op, &err);
+  int rc =
+      sb_flow_run_get(op->app->flow, op->tenant, id, update_read, op, &err);
   if (rc != 0) {
     op->pending--;
     not_started(op, rc, &err);
   }
 }
 
-/* ---- tasks/result (2025-11-25): wait for the end, asking on the way ---------- */
+/* ---- tasks/result (2025-11-25): wait for the end, asking on the way
+ * ---------- */
 
 static void result_check(task_op *op);
 
@@ -476,10 +529,9 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
   if (call && step && !error) {
     sb_error err = {0};
     op->pending++;
-    if (give_answer(op, step,
-                    json_string_value(json_object_get(result, "action")),
-                    json_object_get(result, "content"), result_answered,
-                    &err) != 0)
+    if (give_answer(
+            op, step, json_string_value(json_object_get(result, "action")),
+            json_object_get(result, "content"), result_answered, &err) != 0)
       op->pending--; /* the run moved on: the next read shows it */
   }
   sb_free(step);
@@ -499,21 +551,25 @@ static void result_read(void *ud, const sb_flow_reply *r) {
       return;
     }
     sb_mcp_call *call = op_take(op);
-    fail_flow(call, r->rc, r->err.msg);
+    fail_flow(call, r->rc, &r->err);
     op_release(op);
     return;
   }
-  const char *status = json_string_value(json_object_get(r->run, "status")) ?: "";
+  if (permit_run(op, 0, r->run) != 0) return;
+  const char *status =
+      json_string_value(json_object_get(r->run, "status")) ?: "";
   int ended = strcmp(status, "completed") == 0 ||
               strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
   if (ended) { /* exactly what workflow_run would have answered */
     sb_mcp_call *call = op_take(op);
-    sb_mcp_call_reply(call, app_flow_tool_result(
-                                r->run, strcmp(status, "completed") != 0));
+    sb_mcp_call_reply(
+        call, app_flow_tool_result(r->run, strcmp(status, "completed") != 0));
     op_release(op);
     return;
   }
-  if (!op->asking_step) {
+  /* Only a caller who may answer is asked. */
+  if (!op->asking_step &&
+      app_run_permits(op->principal, 1, r->run, NULL) == 0) {
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(r->run, "waiting"), i, w) {
@@ -558,6 +614,7 @@ static void result_check(task_op *op) {
 }
 
 static void task_result(void *ud, sb_mcp_call *call, const char *id) {
+  if (permit_some(call, 0) != 0) return;
   task_op *op = op_new(ud, call, id);
   if (!op) return;
   if (!(op->asked = json_object())) {
@@ -572,7 +629,8 @@ static void task_result(void *ud, sb_mcp_call *call, const char *id) {
   result_check(op);
 }
 
-/* ---- tasks/list (2025-11-25) -------------------------------------------------- */
+/* ---- tasks/list (2025-11-25)
+ * -------------------------------------------------- */
 
 static void listed(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
@@ -583,7 +641,7 @@ static void listed(void *ud, const sb_flow_reply *r) {
       sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, "Invalid cursor",
                        json_pack("{ss}", "param", "cursor"));
     } else if (r->rc != 0) {
-      fail_flow(call, r->rc, r->err.msg);
+      fail_flow(call, r->rc, &r->err);
     } else {
       json_t *tasks = json_array();
       size_t i;
@@ -599,12 +657,13 @@ static void listed(void *ud, const sb_flow_reply *r) {
 }
 
 static void task_list(void *ud, sb_mcp_call *call, const char *cursor) {
+  if (permit_some(call, 0) != 0) return;
   task_op *op = op_new(ud, call, NULL);
   if (!op) return;
   sb_error err = {0};
   op->pending++;
-  int rc = sb_flow_run_list(op->app->flow, op->tenant, NULL, cursor, 50,
-                            listed, op, &err);
+  int rc = app_run_list(op->app, op->principal, op->tenant, NULL, cursor, 50,
+                        listed, op, &err);
   if (rc != 0) {
     op->pending--;
     sb_flow_reply r = {.rc = rc, .err = err};

@@ -91,14 +91,14 @@ static void reply_run(sb_mcp_call *call, json_t *run, int is_error) {
   sb_mcp_call_reply(call, app_flow_tool_result(run, is_error));
 }
 
-static void reply_error(sb_mcp_call *call, int rc, const char *message) {
-  app_flow_reply_error(call, rc, message);
+static void reply_error(sb_mcp_call *call, int rc, const sb_error *err) {
+  app_flow_reply_error(call, rc, err);
 }
 
-void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message) {
-  char scope[160];
-  if (rc == SB_EPERM && app_scope_of(message, scope, sizeof scope))
-    return sb_mcp_call_fail_scope(call, scope, message);
+void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err) {
+  const char *message = err->msg;
+  if (rc == SB_EPERM && err->scope[0])
+    return sb_mcp_call_fail_scope(call, err->scope, message);
   if (rc == SB_EBUSY) {
     sb_mcp_call_fail(call, SB_RPC_SERVER_BUSY, message, NULL);
     return;
@@ -112,7 +112,8 @@ void app_flow_reply_error(sb_mcp_call *call, int rc, const char *message) {
   json_decref(e);
 }
 
-/* ---- simple operations: one reply ------------------------------------------ */
+/* ---- simple operations: one reply ------------------------------------------
+ */
 
 typedef struct tool_op {
   sb_mcp_call *call; /* NULL once cancelled */
@@ -128,7 +129,7 @@ static void op_done(void *ud, const sb_flow_reply *r) {
   if (op->call) {
     sb_mcp_call_on_cancel(op->call, NULL, NULL);
     if (r->rc != 0)
-      reply_error(op->call, r->rc, r->err.msg);
+      reply_error(op->call, r->rc, &r->err);
     else
       reply_run(op->call, r->run, 0);
   }
@@ -150,13 +151,14 @@ static void started(sb_mcp_call *call, tool_op *op, int rc,
                     const sb_error *err) {
   if (rc != 0) {
     sb_free(op);
-    reply_error(call, rc, err->msg);
+    reply_error(call, rc, err);
     return;
   }
   if (op->call) sb_mcp_call_on_cancel(call, op_cancelled, op);
 }
 
-/* ---- workflow_run ------------------------------------------------------------- */
+/* ---- workflow_run
+ * ------------------------------------------------------------- */
 
 typedef struct run_watch {
   sb_app *app;
@@ -180,11 +182,12 @@ static void watch_final(void *ud, const sb_flow_reply *r) {
   if (w->call) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
     if (r->rc != 0) {
-      reply_error(w->call, r->rc, r->err.msg);
+      reply_error(w->call, r->rc, &r->err);
     } else {
       const char *st = json_string_value(json_object_get(r->run, "status"));
       reply_run(w->call, r->run,
-                !st || strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0);
+                !st || strcmp(st, "failed") == 0 ||
+                    strcmp(st, "cancelled") == 0);
     }
     w->call = NULL;
   }
@@ -224,8 +227,9 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
       return;
   } else {
     /* Declined or not answered: the run keeps waiting (runs_answer, REST). */
-    sb_error_set(&err, SB_EINVAL, "the question was %s; the run still waits "
-                                  "for an answer (runs_answer)",
+    sb_error_set(&err, SB_EINVAL,
+                 "the question was %s; the run still waits "
+                 "for an answer (runs_answer)",
                  action ? action : "not answered");
   }
   w->asking = 0;
@@ -269,12 +273,12 @@ static void ask_client(run_watch *w, const char *step, json_t *message,
     ask_modern(w, step, message, schema);
     return;
   }
-  json_t *params = json_pack("{sOso}", "message", message, "requestedSchema",
-                             schema ? json_incref(schema)
-                                    : json_pack("{sss{}}", "type", "object",
-                                                "properties"));
-  if (sb_mcp_call_ask_client(w->call, "elicitation/create", params,
-                             on_elicited, w) == 0)
+  json_t *params =
+      json_pack("{sOso}", "message", message, "requestedSchema",
+                schema ? json_incref(schema)
+                       : json_pack("{sss{}}", "type", "object", "properties"));
+  if (sb_mcp_call_ask_client(w->call, "elicitation/create", params, on_elicited,
+                             w) == 0)
     w->asking = 1;
 }
 
@@ -315,7 +319,7 @@ static void watch_event(void *ud, const sb_event *e) {
     sb_error err = {0};
     if (sb_flow_run_get(w->app->flow, w->tenant, w->run_id, watch_final, w,
                         &err) != 0) {
-      if (w->call) reply_error(w->call, err.code, err.msg);
+      if (w->call) reply_error(w->call, err.code, &err);
       w->call = NULL;
       watch_free(w);
     }
@@ -326,7 +330,7 @@ static void watch_error(void *ud, const sb_error *err) {
   run_watch *w = ud;
   if (w->call) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
-    reply_error(w->call, SB_EIO, err->msg);
+    reply_error(w->call, SB_EIO, err);
     w->call = NULL;
   }
   sb_events_unsubscribe(w->sub);
@@ -341,20 +345,25 @@ static void run_started(void *ud, const sb_flow_reply *r) {
   if (r->rc != 0 || !w->call) {
     if (w->call) {
       sb_mcp_call_on_cancel(w->call, NULL, NULL);
-      reply_error(w->call, r->rc, r->err.msg);
+      reply_error(w->call, r->rc, &r->err);
     }
     watch_free(w);
     return;
   }
   w->run_id = sb_strdup(json_string_value(json_object_get(r->run, "id")));
+  /* The run's steps hold their own places among the tenant's calls in
+   * flight: waiting for them must not hold one too (a tenant allowed one
+   * call would wait on itself). */
+  sb_mcp_call_release_admission(w->call);
   follow(w, r);
 }
 
 /* Follow a run from the change `r` reports: its end, its questions. */
 static void follow(run_watch *w, const sb_flow_reply *r) {
   const char *status = json_string_value(json_object_get(r->run, "status"));
-  if (status && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
-                 strcmp(status, "cancelled") == 0)) {
+  if (status &&
+      (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+       strcmp(status, "cancelled") == 0)) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
     reply_run(w->call, r->run, strcmp(status, "completed") != 0);
     watch_free(w);
@@ -366,7 +375,7 @@ static void follow(run_watch *w, const sb_flow_reply *r) {
                                watch_event, watch_error, w, &err);
   if (!w->sub) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
-    reply_error(w->call, err.code, err.msg);
+    reply_error(w->call, err.code, &err);
     watch_free(w);
     return;
   }
@@ -389,7 +398,7 @@ static void answered_follow(void *ud, const sb_flow_reply *r) {
   }
   if (r->rc != 0) {
     sb_mcp_call_on_cancel(w->call, NULL, NULL);
-    reply_error(w->call, r->rc, r->err.msg);
+    reply_error(w->call, r->rc, &r->err);
     watch_free(w);
     return;
   }
@@ -400,7 +409,8 @@ static void answered_follow(void *ud, const sb_flow_reply *r) {
  * it was asked (input_required): the run named in the sealed requestState
  * gets the answer, and the call follows it on. A declined question leaves
  * the run waiting: the answer is the run as it stands. */
-static void resume_answered(run_watch *w, const char *state, json_t *responses) {
+static void resume_answered(run_watch *w, const char *state,
+                            json_t *responses) {
   sb_mcp_call *call = w->call;
   sb_error err = {0};
   json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call), state,
@@ -411,8 +421,9 @@ static void resume_answered(run_watch *w, const char *state, json_t *responses) 
     json_decref(payload);
     watch_free(w);
     sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
-                     err.code ? err.msg : "requestState: not a workflow_run "
-                                          "question",
+                     err.code ? err.msg
+                              : "requestState: not a workflow_run "
+                                "question",
                      json_pack("{ss}", "param", "requestState"));
     return;
   }
@@ -430,7 +441,7 @@ static void resume_answered(run_watch *w, const char *state, json_t *responses) 
   json_decref(payload);
   if (rc != 0) {
     watch_free(w);
-    reply_error(call, rc, err.msg);
+    reply_error(call, rc, &err);
     return;
   }
   sb_mcp_call_on_cancel(call, watch_cancelled, w);
@@ -482,28 +493,32 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   w->app = app;
   w->call = call;
   json_t *params = sb_mcp_call_params(call);
-  const char *state = json_string_value(json_object_get(params, "requestState"));
+  const char *state =
+      json_string_value(json_object_get(params, "requestState"));
   if (state) {
     resume_answered(w, state, json_object_get(params, "inputResponses"));
     return;
   }
-  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s,
-                              run_started, w, &err);
+  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s, run_started,
+                              w, &err);
   if (rc != 0) {
     watch_free(w);
-    return reply_error(call, rc, err.msg);
+    return reply_error(call, rc, &err);
   }
   sb_mcp_call_on_cancel(call, watch_cancelled, w);
 }
 
-/* ---- the rest ------------------------------------------------------------------ */
+/* ---- the rest
+ * ------------------------------------------------------------------ */
 
 static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   tool_op *op = ud;
   if (op->call) {
     sb_mcp_call_on_cancel(op->call, NULL, NULL);
     if (rc != 0) {
-      reply_error(op->call, rc, err ? err->msg : "not written");
+      sb_error none = {0};
+      if (!err) sb_error_set(&none, rc, "not written");
+      reply_error(op->call, rc, err ? err : &none);
     } else {
       json_t *j = json_pack("{sI}", "seq", (json_int_t)seq);
       reply_run(op->call, j, 0);
@@ -537,11 +552,11 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     }
     tool_op *op = op_new(call);
     if (!op) return 1;
-    rc = sb_flow_run_list(app->flow, tenant,
-                          json_string_value(json_object_get(args, "status")),
-                          json_string_value(json_object_get(args, "cursor")),
-                          limit ? (size_t)json_integer_value(limit) : 50,
-                          op_done, op, &err);
+    rc = app_run_list(app, sb_mcp_call_principal(call), tenant,
+                      json_string_value(json_object_get(args, "status")),
+                      json_string_value(json_object_get(args, "cursor")),
+                      limit ? (size_t)json_integer_value(limit) : 50, op_done,
+                      op, &err);
     started(call, op, rc, &err);
     return 1;
   }
@@ -558,30 +573,35 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     sb_mcp_call_fail_invalid_args(call, name, "'runId' must be a string");
     return 1;
   }
+  /* Each checked against the run's workflow (run_access.c). */
+  app_run_access a = {.principal = sb_mcp_call_principal(call),
+                      .tenant = tenant,
+                      .id = run,
+                      .step = step,
+                      .reason =
+                          json_string_value(json_object_get(args, "reason")),
+                      .answer = json_object_get(args, "answer")};
+  if (strcmp(name, "runs_get") == 0)
+    a.op = APP_RUN_GET;
+  else if (strcmp(name, "runs_cancel") == 0)
+    a.op = APP_RUN_CANCEL;
+  else if (strcmp(name, "runs_answer") == 0)
+    a.op = APP_RUN_ANSWER;
+  else if (strcmp(name, "runs_resume") == 0)
+    a.op = APP_RUN_RESUME;
+  else if (strcmp(name, "runs_fork") == 0)
+    a.op = APP_RUN_FORK;
+  else
+    return 0;
   tool_op *op = op_new(call);
   if (!op) return 1;
-  if (strcmp(name, "runs_get") == 0) {
-    rc = sb_flow_run_get(app->flow, tenant, run, op_done, op, &err);
-  } else if (strcmp(name, "runs_cancel") == 0) {
-    rc = sb_flow_run_cancel(app->flow, tenant, run,
-                            json_string_value(json_object_get(args, "reason")),
-                            op_done, op, &err);
-  } else if (strcmp(name, "runs_answer") == 0) {
-    rc = sb_flow_run_answer(app->flow, tenant, run, step,
-                            json_object_get(args, "answer"), op_done, op, &err);
-  } else if (strcmp(name, "runs_resume") == 0) {
-    rc = sb_flow_run_resume(app->flow, tenant, run, op_done, op, &err);
-  } else if (strcmp(name, "runs_fork") == 0) {
-    rc = sb_flow_run_fork(app->flow, tenant, run, step, op_done, op, &err);
-  } else {
-    sb_free(op);
-    return 0;
-  }
+  rc = app_run_guard(app, &a, op_done, op, &err);
   started(call, op, rc, &err);
   return 1;
 }
 
-/* ---- events://log ---------------------------------------------------------- */
+/* ---- events://log ----------------------------------------------------------
+ */
 
 #define EVENTS_URI "events://log"
 
@@ -600,8 +620,10 @@ static void log_done(void *ud, sb_store_result *res) {
   if (op->call) {
     sb_mcp_call_on_cancel(op->call, NULL, NULL);
     if (res->rc == SB_EBUSY) {
-      sb_mcp_call_fail(op->call, SB_RPC_SERVER_BUSY, "the event log is busy; "
-                                                     "retry shortly", NULL);
+      sb_mcp_call_fail(op->call, SB_RPC_SERVER_BUSY,
+                       "the event log is busy; "
+                       "retry shortly",
+                       NULL);
     } else if (res->rc != 0) {
       sb_mcp_call_fail(op->call, SB_RPC_INTERNAL_ERROR, res->err.msg, NULL);
     } else {
@@ -609,15 +631,17 @@ static void log_done(void *ud, sb_store_result *res) {
       int64_t last = 0;
       for (size_t i = 0; i < res->events.len; i++) {
         const sb_store_event_row *row = &res->events.items[i];
-        sb_event e = {.seq = row->seq, .created_ms = row->created_ms,
-                      .type = row->type, .run_id = row->run_id,
+        sb_event e = {.seq = row->seq,
+                      .created_ms = row->created_ms,
+                      .type = row->type,
+                      .run_id = row->run_id,
                       .data = row->data};
         json_array_append_new(list, sb_event_json(&e));
         last = row->seq;
       }
-      json_t *body = json_pack("{soso}", "events", list, "lastSeq",
-                               last ? json_integer((json_int_t)last)
-                                    : json_null());
+      json_t *body =
+          json_pack("{soso}", "events", list, "lastSeq",
+                    last ? json_integer((json_int_t)last) : json_null());
       char *text = json_dumps(body, JSON_COMPACT);
       json_decref(body);
       sb_mcp_call_reply(op->call,
@@ -660,9 +684,9 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   if (rc != 0) {
     sb_free(op->uri);
     sb_free(op);
-    sb_mcp_call_fail(call, rc == SB_EBUSY ? SB_RPC_SERVER_BUSY
-                                          : SB_RPC_INTERNAL_ERROR,
-                     "the event log cannot be read now", NULL);
+    sb_mcp_call_fail(
+        call, rc == SB_EBUSY ? SB_RPC_SERVER_BUSY : SB_RPC_INTERNAL_ERROR,
+        "the event log cannot be read now", NULL);
     return 1;
   }
   sb_mcp_call_on_cancel(call, log_cancelled, op);

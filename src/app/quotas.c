@@ -10,24 +10,48 @@
 
 #define MODULE "quota"
 
-int app_quota_start(sb_app *app, sb_error *err) {
-  const sb_config *cfg = app->cfg;
-  sb_quota_override *ov = NULL;
+/* The quotas of cfg as the limiter's options; *ov (to sb_free) holds the
+ * overrides, borrowing cfg's tenant strings. */
+static int quota_options(const sb_config *cfg, sb_quota_options *o,
+                         sb_quota_override **ov, sb_error *err) {
+  *ov = NULL;
   if (cfg->quota_tenants_len &&
-      !(ov = sb_calloc(cfg->quota_tenants_len, sizeof *ov)))
+      !(*ov = sb_calloc(cfg->quota_tenants_len, sizeof **ov)))
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   for (size_t i = 0; i < cfg->quota_tenants_len; i++) {
     const sb_config_quota *q = &cfg->quota_tenants[i];
-    ov[i] = (sb_quota_override){q->tenant,
-                                {q->rate_per_s, q->burst, q->max_concurrent}};
+    (*ov)[i] = (sb_quota_override){
+        q->tenant, {q->rate_per_s, q->burst, q->max_concurrent}};
   }
-  sb_quota_options o = {.global = {cfg->quota_rate_per_s, cfg->quota_burst,
-                                   cfg->quota_max_concurrent},
-                        .overrides = ov,
-                        .overrides_len = cfg->quota_tenants_len};
+  *o = (sb_quota_options){.global = {cfg->quota_rate_per_s, cfg->quota_burst,
+                                     cfg->quota_max_concurrent},
+                          .overrides = *ov,
+                          .overrides_len = cfg->quota_tenants_len};
+  return 0;
+}
+
+int app_quota_start(sb_app *app, sb_error *err) {
+  sb_quota_options o;
+  sb_quota_override *ov;
+  if (quota_options(app->cfg, &o, &ov, err) != 0) return err->code;
   app->quota = sb_quota_new(&o, err);
   sb_free(ov);
   return app->quota ? 0 : SB_ENOMEM;
+}
+
+int app_quota_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
+  sb_quota_options o;
+  sb_quota_override *ov;
+  if (quota_options(fresh, &o, &ov, err) != 0) return err->code;
+  int rc = sb_quota_reconfigure(app->quota, &o, err);
+  sb_free(ov);
+  if (rc == 0)
+    SB_INFO(MODULE,
+            "quotas reloaded: %d requests a second (burst %d), %d calls in "
+            "flight, %zu tenant override(s) (0: no limit)",
+            o.global.rate_per_s, o.global.burst, o.global.max_concurrent,
+            o.overrides_len);
+  return rc;
 }
 
 /* The verdict as words: "tenant dealer-a: quotas.requests_per_second (5
@@ -68,6 +92,19 @@ static int mcp_admit(void *ud, const char *tenant, const char *method,
 static void quota_release(void *ud, const char *tenant) {
   sb_app *app = ud;
   sb_quota_release(app->quota, tenant);
+}
+
+int app_quota_hold_call(void *ud, const char *tenant, char *why, size_t cap) {
+  sb_app *app = ud;
+  sb_quota_verdict v;
+  if (sb_quota_hold(app->quota, tenant, &v) == SB_QUOTA_ADMITTED) return 0;
+  describe(tenant, &v, why, cap);
+  SB_DEBUG(MODULE, "a workflow step's call waits: %s", why);
+  return 1;
+}
+
+void app_quota_release_call(void *ud, const char *tenant) {
+  quota_release(ud, tenant);
 }
 
 sb_mcp_admission app_quota_mcp_admission(sb_app *app) {

@@ -13,8 +13,9 @@
  *   POST /v1/events               {type, data?, runId?} -> 201 {seq}
  *
  * Scopes: starting a run needs "workflows:<name>"; reading runs (list,
- * one run) "runs:read"; acting on one (cancel, answer, resume, fork)
- * "runs:write"; the event stream "events:read", publishing
+ * one run) "runs:read" or "runs:read:<its workflow>"; acting on one
+ * (cancel, answer, resume, fork) "runs:write" or "runs:write:<its
+ * workflow>" (run_access.c); the event stream "events:read", publishing
  * "events:write". "runs" grants both of its own, as the grammar says.
  *
  * Every answer comes once the change is durable. Errors:
@@ -36,10 +37,11 @@ typedef struct rest_run_op {
 
 static void op_gone(void *ud) { ((rest_run_op *)ud)->req = NULL; }
 
-static void respond_flow_error(sb_http_request *req, int rc, const char *msg) {
-  char scope[160];
-  if (rc == SB_EPERM && app_scope_of(msg, scope, sizeof scope))
-    return app_rest_refuse(req, scope, msg);
+static void respond_flow_error(sb_http_request *req, int rc,
+                               const sb_error *err) {
+  const char *msg = err->msg;
+  if (rc == SB_EPERM && err->scope[0])
+    return app_rest_refuse(req, err->scope, msg);
   switch (rc) {
   case SB_ENOENT: return app_rest_error(req, 404, "not_found", msg);
   case SB_EINVAL: return app_rest_error(req, 400, "bad_request", msg);
@@ -54,7 +56,7 @@ static void on_flow_done(void *ud, const sb_flow_reply *r) {
   rest_run_op *op = ud;
   if (op->req) {
     if (r->rc != 0) {
-      respond_flow_error(op->req, r->rc, r->err.msg);
+      respond_flow_error(op->req, r->rc, &r->err);
     } else if (op->created) {
       /* A new run (start, fork): where it can be read. */
       char location[128];
@@ -86,7 +88,7 @@ static rest_run_op *defer(sb_http_request *req, int created) {
 static void refused(rest_run_op *op, int rc, const sb_error *err) {
   sb_http_request *req = op->req;
   sb_free(op);
-  respond_flow_error(req, rc, err->msg);
+  respond_flow_error(req, rc, err);
 }
 
 static const char *body_str(json_t *body, const char *key, int *bad,
@@ -132,10 +134,10 @@ static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
   rest_run_op *op = defer(req, 0);
   if (!op) return;
   sb_error err = {0};
-  int rc = sb_flow_run_list(app->flow, tenant,
-                            sb_http_request_query(req, "status"),
-                            sb_http_request_query(req, "cursor"), (size_t)n,
-                            on_flow_done, op, &err);
+  int rc = app_run_list(app, sb_http_request_principal(req), tenant,
+                        sb_http_request_query(req, "status"),
+                        sb_http_request_query(req, "cursor"), (size_t)n,
+                        on_flow_done, op, &err);
   if (rc != 0) refused(op, rc, &err);
 }
 
@@ -160,17 +162,17 @@ static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
     return;
   }
   sb_error err = {0};
-  int rc;
-  if (strcmp(action, "cancel") == 0)
-    rc = sb_flow_run_cancel(app->flow, tenant, id, reason, on_flow_done, op, &err);
-  else if (strcmp(action, "resume") == 0)
-    rc = sb_flow_run_resume(app->flow, tenant, id, on_flow_done, op, &err);
-  else if (fork)
-    rc = sb_flow_run_fork(app->flow, tenant, id, step, on_flow_done, op, &err);
-  else
-    rc = sb_flow_run_answer(app->flow, tenant, id, step,
-                            json_object_get(body, "answer"), on_flow_done, op,
-                            &err);
+  app_run_access a = {.principal = sb_http_request_principal(req),
+                      .tenant = tenant,
+                      .id = id,
+                      .op = strcmp(action, "cancel") == 0   ? APP_RUN_CANCEL
+                            : strcmp(action, "resume") == 0 ? APP_RUN_RESUME
+                            : fork                          ? APP_RUN_FORK
+                                                            : APP_RUN_ANSWER,
+                      .step = step,
+                      .reason = reason,
+                      .answer = json_object_get(body, "answer")};
+  int rc = app_run_guard(app, &a, on_flow_done, op, &err);
   if (rc != 0) refused(op, rc, &err);
   json_decref(body);
 }
@@ -182,7 +184,10 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   int get = strcmp(method, "GET") == 0;
   if (!*rest || strcmp(rest, "/") == 0) {
     if (strcmp(method, "POST") == 0) return run_start(app, req, tenant);
-    if (get && app_rest_permit(req, "runs:read")) return;
+    sb_error perr = {0};
+    if (get &&
+        app_runs_permit_some(sb_http_request_principal(req), 0, &perr) != 0)
+      return app_rest_refuse(req, perr.scope, perr.msg);
     if (get) return run_list(app, req, tenant);
     return app_rest_error(req, 405, "method_not_allowed",
                           "use GET or POST on /v1/runs");
@@ -190,22 +195,27 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   char id[80], action[16] = "";
   const char *slash = strchr(rest + 1, '/');
   size_t n = slash ? (size_t)(slash - rest - 1) : strlen(rest + 1);
-  if (n == 0 || n >= sizeof id ||
-      (slash && strlen(slash + 1) >= sizeof action))
+  if (n == 0 || n >= sizeof id || (slash && strlen(slash + 1) >= sizeof action))
     return app_rest_error(req, 404, "not_found", "no such run");
   memcpy(id, rest + 1, n);
   id[n] = '\0';
   if (slash) snprintf(action, sizeof action, "%s", slash + 1);
   /* The scope before any lookup: a refusal says nothing of the run. */
-  if (app_rest_permit(req, *action ? "runs:write" : "runs:read")) return;
+  sb_error perr = {0};
+  if (app_runs_permit_some(sb_http_request_principal(req), *action != '\0',
+                           &perr) != 0)
+    return app_rest_refuse(req, perr.scope, perr.msg);
   if (!*action) {
     if (strcmp(method, "GET") != 0)
       return app_rest_error(req, 405, "method_not_allowed",
                             "use GET on /v1/runs/{id}");
     rest_run_op *op = defer(req, 0);
     sb_error err = {0};
-    int rc = op ? sb_flow_run_get(app->flow, tenant, id, on_flow_done, op, &err)
-                : 0;
+    app_run_access a = {.principal = sb_http_request_principal(req),
+                        .tenant = tenant,
+                        .id = id,
+                        .op = APP_RUN_GET};
+    int rc = op ? app_run_guard(app, &a, on_flow_done, op, &err) : 0;
     if (op && rc != 0) refused(op, rc, &err);
     return;
   }
@@ -219,7 +229,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   run_action(app, req, tenant, id, action);
 }
 
-/* ---- /v1/events ------------------------------------------------------------- */
+/* ---- /v1/events -------------------------------------------------------------
+ */
 
 typedef struct event_stream {
   sb_http_request *req;
@@ -230,7 +241,8 @@ typedef struct event_stream {
 
 static void stream_free(event_stream *s) {
   if (s->sub) sb_events_unsubscribe(s->sub);
-  for (size_t i = 0; i < s->ntypes; i++) sb_free(s->types[i]);
+  for (size_t i = 0; i < s->ntypes; i++)
+    sb_free(s->types[i]);
   sb_free(s->types);
   sb_free(s);
 }
@@ -280,7 +292,8 @@ static int parse_seq(const char *s, int64_t *out) {
   return 0;
 }
 
-static void events_stream(sb_app *app, sb_http_request *req, const char *tenant) {
+static void events_stream(sb_app *app, sb_http_request *req,
+                          const char *tenant) {
   int64_t since = 0;
   const char *last = sb_http_request_header(req, "Last-Event-ID");
   if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
@@ -325,8 +338,10 @@ static void publish_gone(void *ud) { ((publish_op *)ud)->req = NULL; }
 static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   publish_op *op = ud;
   if (op->req) {
+    sb_error none = {0};
+    if (!err) sb_error_set(&none, rc, "not written");
     if (rc != 0)
-      respond_flow_error(op->req, rc, err ? err->msg : "not written");
+      respond_flow_error(op->req, rc, err ? err : &none);
     else
       app_rest_json(op->req, 201, json_pack("{sI}", "seq", (json_int_t)seq),
                     NULL);
@@ -353,13 +368,14 @@ static void events_publish(sb_app *app, sb_http_request *req,
   op->req = req;
   sb_http_request_defer(req, publish_gone, op);
   sb_error err = {0};
-  int rc = sb_events_publish(app->events, tenant, type, run,
-                             json_object_get(body, "data"), published, op, &err);
+  int rc =
+      sb_events_publish(app->events, tenant, type, run,
+                        json_object_get(body, "data"), published, op, &err);
   json_decref(body);
   if (rc != 0) {
     op->req = NULL;
     sb_free(op);
-    respond_flow_error(req, rc, err.msg);
+    respond_flow_error(req, rc, &err);
   }
 }
 
@@ -374,7 +390,8 @@ static void handle_events(sb_app *app, sb_http_request *req) {
     return;
   if (get) return events_stream(app, req, tenant);
   if (strcmp(method, "POST") == 0) return events_publish(app, req, tenant);
-  app_rest_error(req, 405, "method_not_allowed", "use GET or POST on /v1/events");
+  app_rest_error(req, 405, "method_not_allowed",
+                 "use GET or POST on /v1/events");
 }
 
 static void route_runs(void *ud, sb_http_request *req) { handle_runs(ud, req); }

@@ -46,7 +46,8 @@ int sb_auth_key_generate(char key_out[SB_AUTH_KEY_LEN + 1],
 int sb_auth_key_parse(const char *token, char id_out[SB_AUTH_KEY_ID_LEN + 1]);
 
 /* The hex hash of a key, as stored. */
-void sb_auth_key_hash_hex(const char *key, char hex_out[SB_AUTH_HASH_HEX_LEN + 1]);
+void sb_auth_key_hash_hex(const char *key,
+                          char hex_out[SB_AUTH_HASH_HEX_LEN + 1]);
 
 /* 1 if hex is a valid key id (what `key revoke` accepts). */
 int sb_auth_key_id_valid(const char *id);
@@ -120,7 +121,7 @@ typedef enum sb_auth_jwt_outcome {
   SB_AUTH_JWT_NOT_YET_VALID, /* nbf (minus leeway) is still ahead */
   SB_AUTH_JWT_WRONG_ISSUER,
   SB_AUTH_JWT_WRONG_AUDIENCE,
-  SB_AUTH_JWT_BAD_TENANT,    /* no tenant claim, or not a tenant id */
+  SB_AUTH_JWT_BAD_TENANT, /* no tenant claim, or not a tenant id */
   SB_AUTH_JWT_NO_MEMORY,
 } sb_auth_jwt_outcome;
 
@@ -147,9 +148,10 @@ void sb_auth_jwt_free(sb_auth_jwt *j);
 /* ---- scopes and permissions (scope.c) -------------------------------------
  * A permission names what an operation touches: "tools:<name>",
  * "agents:<id>", "workflows:<name>", "contexts:read", "contexts:write",
- * "contexts:read:<JSON pointer>". A scope grants a permission when it is
- * "admin", equal to it, a prefix of it ending at ':' or '/' ("agents"
- * grants "agents:sales", "contexts:read:/user" grants
+ * "contexts:read:<JSON pointer>", "runs:read:<workflow>",
+ * "runs:write:<workflow>", "resources:<uri>", "prompts:<name>". A scope grants
+ * a permission when it is "admin", equal to it, a prefix of it ending at ':' or
+ * '/' ("agents" grants "agents:sales", "contexts:read:/user" grants
  * "contexts:read:/user/name"), ends in '*' and the permission starts with
  * what precedes it ("tools:sales__*"), or is "tools:call", which grants
  * every "tools:" permission. Pure functions. */
@@ -157,6 +159,10 @@ int sb_auth_scope_grants(const char *scope, const char *permission);
 /* 1 if p holds permission: an unrestricted principal (or NULL: no
  * authentication) holds every one. */
 int sb_auth_permits(const sb_principal *p, const char *permission);
+/* 1 if p holds permission or some narrower form of it, a scope
+ * "<permission>:<object>" ("runs:read:quote" for "runs:read"): whether it
+ * may do that operation to anything at all, asked before a lookup. */
+int sb_auth_permits_some(const sb_principal *p, const char *permission);
 /* 1 if p holds every permission of `needed` (a JSON array of strings,
  * e.g. a context's metadata.permissions; NULL or empty: none needed);
  * else 0 and *missing (borrowed from needed) names the first it lacks.

@@ -27,6 +27,15 @@ int sb_auth_permits(const sb_principal *p, const char *permission) {
   return 0;
 }
 
+int sb_auth_permits_some(const sb_principal *p, const char *permission) {
+  if (sb_auth_permits(p, permission)) return 1;
+  size_t n = strlen(permission);
+  for (size_t i = 0; i < p->scopes_len; i++)
+    if (strncmp(p->scopes[i], permission, n) == 0 && p->scopes[i][n] == ':')
+      return 1;
+  return 0;
+}
+
 int sb_auth_permits_all(const sb_principal *p, const json_t *needed,
                         const char **missing) {
   size_t i;

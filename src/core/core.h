@@ -40,11 +40,19 @@ const char *sb_strerror(int code);
 typedef struct sb_error {
   int code;
   char msg[512];
+  /* SB_EPERM: the permission (a scope) the caller lacks, which the
+   * surfaces name in their refusal (403 challenge, -32003); empty
+   * otherwise. A C value, never read back out of msg. */
+  char scope[160];
 } sb_error;
 
 /* Fill err (if not NULL) and return code, so callers can write
- * `return sb_error_set(err, SB_EINVAL, "bad %s", what);`. */
+ * `return sb_error_set(err, SB_EINVAL, "bad %s", what);`. Clears scope. */
 int sb_error_set(sb_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A refusal: code SB_EPERM, scope the missing permission, msg as
+ * sb_error_set's. Returns SB_EPERM. */
+int sb_error_refuse(sb_error *err, const char *scope, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- allocation ------------------------------------------------------- */
@@ -52,7 +60,7 @@ void *sb_malloc(size_t n);
 void *sb_calloc(size_t count, size_t n);
 void *sb_realloc(void *p, size_t n);
 void sb_free(void *p);
-char *sb_strdup(const char *s);            /* caller frees with sb_free */
+char *sb_strdup(const char *s); /* caller frees with sb_free */
 /* Free a NULL-terminated array of strings and the array (v may be NULL). */
 void sb_strv_free(char **v);
 char *sb_strndup(const char *s, size_t n); /* caller frees with sb_free */
@@ -101,8 +109,8 @@ size_t sb_log_redact(const char *in, char *out, size_t cap);
 #define SB_ERROR(mod, ...) sb_log(SB_LOG_ERROR, mod, __VA_ARGS__)
 
 /* ---- time ------------------------------------------------------------- */
-uint64_t sb_now_ms(void);      /* monotonic milliseconds */
-uint64_t sb_wall_ms(void);     /* milliseconds since the Unix epoch */
+uint64_t sb_now_ms(void);  /* monotonic milliseconds */
+uint64_t sb_wall_ms(void); /* milliseconds since the Unix epoch */
 
 /* Lower the calling thread's CPU priority (once per thread; Linux: nice
  * 10 for this thread alone): the store's threads and thread-pool work
@@ -124,7 +132,8 @@ typedef struct sb_buf {
   size_t cap;
 } sb_buf;
 
-#define SB_BUF_INIT {NULL, 0, 0}
+#define SB_BUF_INIT                                                            \
+  { NULL, 0, 0 }
 int sb_buf_reserve(sb_buf *b, size_t extra);
 int sb_buf_append(sb_buf *b, const void *data, size_t n);
 int sb_buf_append_str(sb_buf *b, const char *s);

@@ -41,8 +41,21 @@ int sb_error_set(sb_error *err, int code, const char *fmt, ...) {
     err->code = code;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    err->scope[0] = '\0';
   }
   return code;
+}
+
+int sb_error_refuse(sb_error *err, const char *scope, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    va_start(ap, fmt);
+    err->code = SB_EPERM;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    snprintf(err->scope, sizeof err->scope, "%s", scope ? scope : "");
+  }
+  return SB_EPERM;
 }
 
 /* ---- logging ---------------------------------------------------------- */
@@ -255,7 +268,8 @@ int sb_time_parse(const char *s, int64_t *ms) {
   int Y, M, D, h, m, sec, frac_ms = 0;
   const char *p = s;
   if (!s || parse_digits(&p, 4, &Y) || *p++ != '-' || parse_digits(&p, 2, &M) ||
-      *p++ != '-' || parse_digits(&p, 2, &D) || (*p != 'T' && *p != 't' && *p != ' '))
+      *p++ != '-' || parse_digits(&p, 2, &D) ||
+      (*p != 'T' && *p != 't' && *p != ' '))
     return SB_EINVAL;
   p++;
   if (parse_digits(&p, 2, &h) || *p++ != ':' || parse_digits(&p, 2, &m) ||
@@ -270,7 +284,8 @@ int sb_time_parse(const char *s, int64_t *ms) {
       p++;
     }
     if (digits == 0) return SB_EINVAL;
-    for (; digits < 3; digits++) frac_ms *= 10;
+    for (; digits < 3; digits++)
+      frac_ms *= 10;
   }
   int offset_min = 0;
   if (*p == 'Z' || *p == 'z') {
@@ -286,8 +301,8 @@ int sb_time_parse(const char *s, int64_t *ms) {
   }
   static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-  if (*p || M < 1 || M > 12 || D < 1 ||
-      D > mdays[M - 1] + (M == 2 && leap) || h > 23 || m > 59 || sec > 60)
+  if (*p || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap) ||
+      h > 23 || m > 59 || sec > 60)
     return SB_EINVAL;
   /* days from civil (proleptic Gregorian), after H. Hinnant */
   int y = Y - (M <= 2);
@@ -297,14 +312,17 @@ int sb_time_parse(const char *s, int64_t *ms) {
   int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   int64_t days = (int64_t)era * 146097 + doe - 719468;
   *ms = ((days * 86400 + h * 3600 + m * 60 + (sec > 59 ? 59 : sec)) -
-         (int64_t)offset_min * 60) * 1000 + frac_ms;
+         (int64_t)offset_min * 60) *
+            1000 +
+        frac_ms;
   return 0;
 }
 
 void sb_uuid_v7(char out[37]) {
   unsigned char b[16];
   uint64_t ms = sb_wall_ms();
-  for (int i = 0; i < 6; i++) b[i] = (unsigned char)(ms >> (8 * (5 - i)));
+  for (int i = 0; i < 6; i++)
+    b[i] = (unsigned char)(ms >> (8 * (5 - i)));
   randombytes_buf(b + 6, 10);
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
@@ -325,7 +343,6 @@ void sb_thread_background(void) {
   done = 1;
   /* On Linux a thread id names one thread for setpriority. Failure
    * (a sandbox refusing it) only means the thread keeps its priority. */
-  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
-    return;
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0) return;
 #endif
 }

@@ -372,7 +372,8 @@ static void on_doc_read(void *ud, sb_store_result *res) {
     res->record.doc = NULL;
     if (start_next(op, NULL, text, 0) != 0)
       op_fail(op, SB_ENOMEM,
-              &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
+              &(sb_error){.code = SB_ENOMEM,
+                          .msg = "cannot queue work for an update"});
     return;
   }
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
@@ -527,8 +528,9 @@ static void made_next(mg_op *op, int status) {
   if (status != 0 || m->closed) {
     /* The owner let go of the manager: its store may be gone. */
     next_clear(nx);
-    return op_fail(op, SB_ESTATE,
-                   &(sb_error){SB_ESTATE, "the context store is closed"});
+    return op_fail(
+        op, SB_ESTATE,
+        &(sb_error){.code = SB_ESTATE, .msg = "the context store is closed"});
   }
   if (rc != 0 && nx->from_cache) {
     /* The cached head did not do: read the head from the store. */
@@ -547,7 +549,8 @@ static void made_next(mg_op *op, int status) {
   mg_extras x;
   if (extras_make(op, op->version + 1, &x) != 0) {
     next_clear(nx);
-    return op_fail(op, SB_ENOMEM, &(sb_error){SB_ENOMEM, "out of memory"});
+    return op_fail(op, SB_ENOMEM,
+                   &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
   }
   sb_store_append_args a = {.tenant = op->tenant,
                             .id = op->id,
@@ -637,7 +640,8 @@ fail:
 static void update_from_head(mg_op *op, json_t *head) {
   if (start_next(op, head, NULL, 0) != 0)
     op_fail(op, SB_ENOMEM,
-            &(sb_error){SB_ENOMEM, "cannot queue work for an update"});
+            &(sb_error){.code = SB_ENOMEM,
+                        .msg = "cannot queue work for an update"});
 }
 
 static void project_head(mg_op *op, json_t *doc) {

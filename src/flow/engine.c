@@ -60,11 +60,13 @@ void fl_change_free(fl_change *c) {
   sb_free(c);
 }
 
-/* ---- runs in memory -------------------------------------------------------- */
+/* ---- runs in memory --------------------------------------------------------
+ */
 
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {
   for (fl_run *r = e->runs; r; r = r->next)
-    if (!r->detached && strcmp(r->id, id) == 0 && strcmp(r->tenant, tenant) == 0)
+    if (!r->detached && strcmp(r->id, id) == 0 &&
+        strcmp(r->tenant, tenant) == 0)
       return r;
   return NULL;
 }
@@ -96,8 +98,10 @@ void fl_run_detach(fl_run *r) {
   fl_steps_stop_all(r);
   sb_flow_engine *e = r->e;
   if (e) {
-    if (r->prev) r->prev->next = r->next;
-    else e->runs = r->next;
+    if (r->prev)
+      r->prev->next = r->next;
+    else
+      e->runs = r->next;
     if (r->next) r->next->prev = r->prev;
     e->nruns--;
   }
@@ -155,8 +159,10 @@ static fl_run *run_new(sb_flow_engine *e, const char *tenant, const char *id,
 
 void fl_run_change(fl_run *r, fl_change *c) {
   c->next = NULL;
-  if (r->queue_tail) r->queue_tail->next = c;
-  else r->queue = c;
+  if (r->queue_tail)
+    r->queue_tail->next = c;
+  else
+    r->queue = c;
   r->queue_tail = c;
   if (!r->writing && !r->detached && r->queue == c) fl_plan_write(r);
 }
@@ -167,9 +173,11 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   json_t *v = json_deep_copy(doc);
   if (!v) return NULL;
   json_object_del(v, "definition"); /* runs stored before migration 5 */
+  json_object_del(v, "principal");  /* the starter's scopes: the engine's */
   json_object_del(v, "visits");
   json_object_del(v, "lastAgent");
-  json_object_set_new(v, "contextVersion", json_integer((json_int_t)context_version));
+  json_object_set_new(v, "contextVersion",
+                      json_integer((json_int_t)context_version));
   json_t *current = json_array(), *waiting = json_array();
   size_t i;
   json_t *a;
@@ -180,7 +188,7 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
       continue;
     json_t *w = json_pack("{ssss}", "step", fl_str(a, "step"), "kind", kind);
     static const char *const keys[] = {"message", "schema", "deadline",
-                                       "event", "where", "visit"};
+                                       "event",   "where",  "visit"};
     for (size_t k = 0; k < 6; k++)
       if (json_object_get(a, keys[k]))
         json_object_set(w, keys[k], json_object_get(a, keys[k]));
@@ -192,13 +200,15 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   return v;
 }
 
-/* ---- the engine ---------------------------------------------------------------- */
+/* ---- the engine
+ * ---------------------------------------------------------------- */
 
 sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
                                    sb_error *err) {
   if (!o->store || !o->ctx || !o->gateway || !o->events) {
-    sb_error_set(err, SB_EINVAL, "flow: a store, contexts, a gateway and "
-                                 "events are required");
+    sb_error_set(err, SB_EINVAL,
+                 "flow: a store, contexts, a gateway and "
+                 "events are required");
     return NULL;
   }
   sb_flow_engine *e = sb_calloc(1, sizeof *e);
@@ -234,17 +244,18 @@ void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
   out->runs = e->nruns;
 }
 
-/* ---- starting ------------------------------------------------------------------ */
+/* ---- starting
+ * ------------------------------------------------------------------ */
 
 static json_t *new_doc(const char *id, const sb_flow_def *def,
                        const char *context_id, const json_t *input) {
   int64_t now = (int64_t)sb_wall_ms();
   return json_pack("{sssssssssosIsIsIs{}s[]s[]}", "id", id, "workflow",
                    def->name, "status", "running", "contextId", context_id,
-                   "input", input ? json_incref((json_t *)input) : json_object(),
-                   "createdAt", (json_int_t)now,
-                   "updatedAt", (json_int_t)now, "stepsRun", (json_int_t)0,
-                   "visits", "active", "history");
+                   "input",
+                   input ? json_incref((json_t *)input) : json_object(),
+                   "createdAt", (json_int_t)now, "updatedAt", (json_int_t)now,
+                   "stepsRun", (json_int_t)0, "visits", "active", "history");
 }
 
 typedef struct start_op {
@@ -306,9 +317,9 @@ static int check_input(const json_t *input, sb_error *err) {
  * fork. `ctx_doc`: the context to create (new_ctx) or NULL to read
  * context_id. */
 static int launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
-                  const json_t *source, const char *context_id,
-                  json_t *new_ctx, const json_t *input, json_t *extra,
-                  sb_flow_cb cb, void *ud, sb_error *err) {
+                  const json_t *source, const char *context_id, json_t *new_ctx,
+                  const json_t *input, json_t *extra, sb_flow_cb cb, void *ud,
+                  sb_error *err) {
   if (e->nruns >= (size_t)e->o.max_runs)
     return sb_error_set(err, SB_EBUSY,
                         "too many runs in progress (%d); retry later",
@@ -361,9 +372,9 @@ static int launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
     sb_free(op);
     r->holds--;
     fl_run_detach(r);
-    return rc == SB_ENOENT ? sb_error_set(err, SB_ENOENT, "contextId: %s",
-                                          err->msg)
-                           : rc;
+    return rc == SB_ENOENT
+               ? sb_error_set(err, SB_ENOENT, "contextId: %s", err->msg)
+               : rc;
   }
   return 0;
 }
@@ -372,8 +383,8 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
                       void *ud, sb_error *err) {
   if (!s->tenant || !s->workflow)
     return sb_error_set(err, SB_EINVAL, "workflow: required");
-  const sb_flow_def *def = e->o.defs ? sb_flow_defs_find(e->o.defs, s->workflow)
-                                     : NULL;
+  const sb_flow_def *def =
+      e->o.defs ? sb_flow_defs_find(e->o.defs, s->workflow) : NULL;
   if (!def) {
     sb_buf names = SB_BUF_INIT;
     for (size_t i = 0; e->o.defs && i < e->o.defs->len; i++)
@@ -395,13 +406,28 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
                         "input.context: not with contextId (the run works "
                         "on that context)");
   }
+  /* A restricted starter's scopes: every step is checked with them. */
+  json_t *extra = NULL;
+  const sb_principal *p = s->principal;
+  if (p && p->restricted) {
+    json_t *scopes = json_array();
+    for (size_t i = 0; scopes && i < p->scopes_len; i++)
+      json_array_append_new(scopes, json_string(p->scopes[i]));
+    if (!scopes ||
+        !(extra = json_pack("{s{so}}", "principal", "scopes", scopes))) {
+      json_decref(new_ctx);
+      return sb_error_set(err, SB_ENOMEM, "out of memory");
+    }
+  }
   rc = launch(e, s->tenant, def, def->source, s->context_id, new_ctx, s->input,
-              NULL, cb, ud, err);
+              extra, cb, ud, err);
+  json_decref(extra);
   json_decref(new_ctx);
   return rc;
 }
 
-/* ---- cancel, answer ---------------------------------------------------------- */
+/* ---- cancel, answer
+ * ---------------------------------------------------------- */
 
 /* A run not in memory: say why the operation does not apply to it. */
 typedef struct why_op {
@@ -454,7 +480,8 @@ int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
   c->cb = cb;
   c->ud = ud;
   /* Its steps stop now; the change records it. */
-  for (size_t i = 0; i < r->nactive; i++) r->active[i]->finished = 1;
+  for (size_t i = 0; i < r->nactive; i++)
+    r->active[i]->finished = 1;
   fl_run_change(r, c);
   return 0;
 }
@@ -468,7 +495,8 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
   return fl_steps_answer(r, step, answer, cb, ud, err);
 }
 
-/* ---- reading -------------------------------------------------------------------- */
+/* ---- reading
+ * -------------------------------------------------------------------- */
 
 typedef struct read_op {
   sb_flow_engine *e;
@@ -518,7 +546,9 @@ static void on_read(void *ud, sb_store_result *res) {
   if (op->kind == READ_GET) {
     json_t *v = record_view(&res->runs.items[0]);
     fl_reply(op->cb, op->ud, v ? 0 : SB_EIO,
-             &(sb_error){SB_EIO, "run: the stored state is unreadable"}, v);
+             &(sb_error){.code = SB_EIO,
+                         .msg = "run: the stored state is unreadable"},
+             v);
     json_decref(v);
   } else if (op->kind == READ_LIST) {
     json_t *list = json_array();
@@ -553,14 +583,14 @@ static int read_run(sb_flow_engine *e, int kind, const char *tenant,
   }
   *op = (read_op){e, cb, ud, op->step, kind, limit ? limit : 50};
   int rc = kind == READ_LIST
-               ? sb_store_run_list(e->o.store, tenant, status, cursor, op->limit,
-                                   on_read, op)
+               ? sb_store_run_list(e->o.store, tenant, status, cursor,
+                                   op->limit, on_read, op)
                : sb_store_run_get(e->o.store, tenant, id, on_read, op);
   if (rc != 0) {
     read_op_free(op);
-    return sb_error_set(err, rc, rc == SB_EBUSY
-                                     ? "the store is busy; retry shortly"
-                                     : "runs: cannot read (%s)",
+    return sb_error_set(err, rc,
+                        rc == SB_EBUSY ? "the store is busy; retry shortly"
+                                       : "runs: cannot read (%s)",
                         sb_strerror(rc));
   }
   return 0;
@@ -583,7 +613,8 @@ int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
                   ud, err);
 }
 
-/* ---- resume, fork, and runs brought back at start ----------------------------- */
+/* ---- resume, fork, and runs brought back at start
+ * ----------------------------- */
 
 /* The definition a stored run follows (new reference): its own column,
  * or, for runs written before it existed, inside its state. */
@@ -597,7 +628,8 @@ static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
                         sb_error *err) {
   json_t *doc = json_loads(rec->doc, 0, NULL);
   if (!doc) {
-    sb_error_set(err, SB_EIO, "run %s: its stored state is unreadable", rec->id);
+    sb_error_set(err, SB_EIO, "run %s: its stored state is unreadable",
+                 rec->id);
     return NULL;
   }
   json_t *def = stored_def(rec, doc);
@@ -605,7 +637,8 @@ static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
   json_decref(def);
   if (!r) {
     if (!def)
-      sb_error_set(err, SB_EIO, "run %s: its definition is unreadable", rec->id);
+      sb_error_set(err, SB_EIO, "run %s: its definition is unreadable",
+                   rec->id);
     json_decref(doc);
     return NULL;
   }
@@ -788,14 +821,15 @@ static void fork_loaded(read_op *op, const sb_store_run_record *rec) {
     f->source = stored_def(rec, doc);
     f->input = json_incref(json_object_get(doc, "input"));
     json_t *start_at = json_array();
-    if (sb_flow_def_from_json(f->source, NULL, "(stored run)", &def, &err) == 0) {
+    if (sb_flow_def_from_json(f->source, NULL, "(stored run)", &def, &err) ==
+        0) {
       int k = sb_flow_def_step(def, op->step);
       const sb_flow_step *s = k != SB_FLOW_NONE ? &def->steps[k] : NULL;
       int next = !s ? SB_FLOW_NONE
                  : s->kind == SB_FLOW_BRANCH
                      ? sb_flow_def_step(def, fl_str(found, "to"))
-                     : s->parent != SB_FLOW_NONE ? def->steps[s->parent].next
-                                                 : s->next;
+                 : s->parent != SB_FLOW_NONE ? def->steps[s->parent].next
+                                             : s->next;
       if (next != SB_FLOW_NONE)
         json_array_append_new(start_at, json_string(def->steps[next].id));
       sb_flow_def_free(def);
@@ -804,6 +838,10 @@ static void fork_loaded(read_op *op, const sb_store_run_record *rec) {
                          "step", op->step, "contextVersion",
                          (json_int_t)fl_int(found, "contextVersion"), "startAt",
                          start_at);
+    /* A fork goes on with the scopes its run was started with. */
+    json_t *principal = json_object_get(doc, "principal");
+    if (f->extra && principal)
+      json_object_set(f->extra, "principal", principal);
     rc = sb_ctx_get_async(op->e->o.ctx, rec->tenant, rec->context_id,
                           fl_int(found, "contextVersion"), fork_context, f,
                           &err);

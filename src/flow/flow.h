@@ -161,23 +161,23 @@ typedef struct sb_flow_step {
   int *branches;
   size_t nbranches;
   /* end */
-  int end_failed;   /* end: failed */
+  int end_failed; /* end: failed */
   char *end_message;
   /* common */
-  char *save;           /* path the result is saved at (default set by the
-                           loader: workflow.outputs.<id>); NULL for steps
-                           with no result (branch, parallel, emit, end) */
-  uint64_t timeout_ms;  /* 0: none (a call still has its agent's) */
-  int retry_attempts;   /* tries in all, >= 1 */
+  char *save;          /* path the result is saved at (default set by the
+                          loader: workflow.outputs.<id>); NULL for steps
+                          with no result (branch, parallel, emit, end) */
+  uint64_t timeout_ms; /* 0: none (a call still has its agent's) */
+  int retry_attempts;  /* tries in all, >= 1 */
   uint64_t retry_backoff_ms;
-  int on_failure;       /* step index or SB_FLOW_NONE */
-  int next;             /* step index or SB_FLOW_NONE (ends the run) */
+  int on_failure; /* step index or SB_FLOW_NONE */
+  int next;       /* step index or SB_FLOW_NONE (ends the run) */
 } sb_flow_step;
 
 typedef struct sb_flow_def {
   char *name;
   char *description;
-  char *file;     /* where it was read, for messages */
+  char *file; /* where it was read, for messages */
   int max_steps;
   sb_flow_step *steps; /* top-level steps first, in file order, then the
                           nested steps of parallel steps */
@@ -273,12 +273,29 @@ typedef struct sb_gateway sb_gateway;
 typedef struct sb_events sb_events;
 
 typedef struct sb_flow_engine_options {
-  sb_store *store;      /* all borrowed, and must outlive the engine */
+  sb_store *store; /* all borrowed, and must outlive the engine */
   sb_ctx_manager *ctx;
   sb_gateway *gateway;
   sb_events *events;
   const sb_flow_defs *defs; /* the workflows runs may start */
-  int max_runs;         /* runs in progress at once; default 10000 */
+  int max_runs;             /* runs in progress at once; default 10000 */
+  /* The tenant's calls in flight (quotas.max_concurrent_calls): asked
+   * before each agent call of a step (quota_ud). hold_call returns 0 with
+   * a place taken, or non-zero with why (cap bytes) filled: the step then
+   * waits for room, as for an agent at its maxConcurrent (within its
+   * timeout), instead of failing. release_call gives the place back when
+   * the call ends. NULL: steps' calls are not counted. */
+  int (*hold_call)(void *ud, const char *tenant, char *why, size_t cap);
+  /* Asked (quota_ud) as each step of a run started by a restricted
+   * principal starts (call, ask, wait), with the scopes it was started
+   * with (a JSON array of strings, borrowed) and the run's context as it
+   * stands: 0 to go on, or non-zero with err (SB_EPERM, err.scope the
+   * permission) to fail the step with code "forbidden" (so the run, unless
+   * an on_failure step goes on; each is asked again). NULL: not asked. */
+  int (*step_permitted)(void *ud, const json_t *scopes, const json_t *ctx,
+                        sb_error *err);
+  void (*release_call)(void *ud, const char *tenant);
+  void *quota_ud;
 } sb_flow_engine_options;
 
 sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
@@ -313,6 +330,10 @@ typedef struct sb_flow_start {
   /* {"context": {partial MCPContext for a new context}, "variables": {...
    * merged into data.workflow.variables}}; NULL: none. Borrowed. */
   const json_t *input;
+  /* Who starts it. A restricted principal's scopes go with the run,
+   * stored in it (so a restart keeps them; a fork inherits them), and
+   * each step is asked step_permitted with them. NULL: unrestricted. */
+  const sb_principal *principal;
 } sb_flow_start;
 
 /* Every function below: 0 when under way (cb runs once, later, after the

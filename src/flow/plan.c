@@ -95,16 +95,19 @@ static void wf_current(plan *p, const char *step) {
 }
 
 static void record_agent(plan *p, const char *agent) {
-  json_t *agents = json_object_get(json_object_get(p->ctx, "metadata"), "agents");
+  json_t *agents =
+      json_object_get(json_object_get(p->ctx, "metadata"), "agents");
   size_t i;
   json_t *v;
-  json_array_foreach(agents, i, v) if (strcmp(json_string_value(v), agent) == 0) return;
+  json_array_foreach(agents, i,
+                     v) if (strcmp(json_string_value(v), agent) == 0) return;
   json_t *a = json_string(agent);
   op_add(p, "add", "/metadata/agents/-", a);
   json_array_append_new(agents, a);
 }
 
-/* ---- events and the run's state -------------------------------------------- */
+/* ---- events and the run's state --------------------------------------------
+ */
 
 static void event(plan *p, const char *type, json_t *data) {
   json_array_append_new(p->events, json_pack("{ssso}", "type", type, "data",
@@ -123,11 +126,10 @@ static const sb_flow_step *step_at(plan *p, int i) {
 
 static json_t *hist_entry(plan *p, const sb_flow_step *s, int64_t visit,
                           const char *status, int64_t started) {
-  json_t *h = json_pack("{sssIsssIsIsI}", "step", s->id, "visit",
-                        (json_int_t)visit, "status", status, "startedAt",
-                        (json_int_t)(started ? started : p->now), "endedAt",
-                        (json_int_t)p->now, "contextVersion",
-                        (json_int_t)p->version);
+  json_t *h = json_pack(
+      "{sssIsssIsIsI}", "step", s->id, "visit", (json_int_t)visit, "status",
+      status, "startedAt", (json_int_t)(started ? started : p->now), "endedAt",
+      (json_int_t)p->now, "contextVersion", (json_int_t)p->version);
   json_array_append_new(history(p), h);
   return h;
 }
@@ -152,14 +154,13 @@ static void fail_run(plan *p, const char *step, const char *message,
                       json_pack("{ssss}", "step", step, "message", message));
   json_object_set_new(p->doc, "stopped", stopped ? stopped : json_array());
   json_array_clear(actives(p));
-  event_t(p, SB_EVENT_RUN_FAILED, json_pack("{ssss}", "step", step, "message",
-                                            message));
+  event_t(p, SB_EVENT_RUN_FAILED,
+          json_pack("{ssss}", "step", step, "message", message));
 }
 
 static sb_flow_scope scope_of(plan *p) {
-  return (sb_flow_scope){.context = p->ctx,
-                         .run_id = p->r->id,
-                         .workflow = p->r->def->name};
+  return (sb_flow_scope){
+      .context = p->ctx, .run_id = p->r->id, .workflow = p->r->def->name};
 }
 
 /* The step at index i starts: into the active list. */
@@ -172,8 +173,9 @@ static void activate(plan *p, int i) {
                         "startedAt", (json_int_t)p->now, "kind",
                         sb_flow_step_kind_name(s->kind));
   if ((s->kind == SB_FLOW_ASK || s->kind == SB_FLOW_WAIT) && s->timeout_ms)
-    json_object_set_new(a, "deadline",
-                        json_integer((json_int_t)(p->now + (int64_t)s->timeout_ms)));
+    json_object_set_new(
+        a, "deadline",
+        json_integer((json_int_t)(p->now + (int64_t)s->timeout_ms)));
   if (s->kind == SB_FLOW_ASK) {
     json_object_set_new(a, "message", json_string(s->message));
     if (s->schema) json_object_set(a, "schema", s->schema);
@@ -182,12 +184,13 @@ static void activate(plan *p, int i) {
     sb_flow_scope sc = scope_of(p);
     json_object_set_new(a, "event", json_string(s->event_type));
     json_object_set_new(a, "since", json_integer(-1));
-    if (s->where) json_object_set_new(a, "where", sb_flow_template(s->where, &sc));
+    if (s->where)
+      json_object_set_new(a, "where", sb_flow_template(s->where, &sc));
   }
   json_array_append_new(actives(p), a);
-  json_t *started = json_pack("{sssIss}", "step", s->id, "visit",
-                              (json_int_t)visit, "kind",
-                              sb_flow_step_kind_name(s->kind));
+  json_t *started =
+      json_pack("{sssIss}", "step", s->id, "visit", (json_int_t)visit, "kind",
+                sb_flow_step_kind_name(s->kind));
   /* A question travels with its step: whoever follows the run can ask. */
   if (s->kind == SB_FLOW_ASK) {
     json_object_set_new(started, "message", json_string(s->message));
@@ -238,17 +241,17 @@ static void advance(plan *p, int i) {
       visit = fl_int(visits, s->id) + 1;
       json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
       json_t *h = hist_entry(p, s, visit, "completed", 0);
-      json_object_set_new(h, "to", to == SB_FLOW_NONE
-                                       ? json_null()
-                                       : json_string(step_at(p, to)->id));
+      json_object_set_new(h, "to",
+                          to == SB_FLOW_NONE ? json_null()
+                                             : json_string(step_at(p, to)->id));
       wf_push(p, "completedSteps", json_string(s->id));
       i = to;
       continue;
     }
     case SB_FLOW_EMIT: {
       sb_flow_scope sc = scope_of(p);
-      json_t *data = s->event_data ? sb_flow_template(s->event_data, &sc)
-                                   : json_object();
+      json_t *data =
+          s->event_data ? sb_flow_template(s->event_data, &sc) : json_object();
       if (!json_is_object(data)) {
         json_t *wrapped = json_pack("{so}", "value", data);
         data = wrapped;
@@ -268,12 +271,14 @@ static void advance(plan *p, int i) {
       wf_push(p, "completedSteps", json_string(s->id));
       json_array_clear(actives(p));
       if (s->end_failed) {
-        const char *m = s->end_message ? s->end_message : "the workflow ended "
-                                                           "as failed";
+        const char *m = s->end_message ? s->end_message
+                                       : "the workflow ended "
+                                         "as failed";
         char ts[32];
         sb_time_format(p->now, ts);
-        wf_push(p, "errors", json_pack("{ssssssss}", "step", s->id, "message",
-                                       m, "timestamp", ts, "code", "end"));
+        wf_push(p, "errors",
+                json_pack("{ssssssss}", "step", s->id, "message", m,
+                          "timestamp", ts, "code", "end"));
         fail_run(p, s->id, m, NULL);
       } else {
         set_status(p, SB_FLOW_COMPLETED);
@@ -281,11 +286,10 @@ static void advance(plan *p, int i) {
       }
       return;
     case SB_FLOW_PARALLEL:
-      for (size_t k = 0; k < s->nbranches; k++) activate(p, s->branches[k]);
+      for (size_t k = 0; k < s->nbranches; k++)
+        activate(p, s->branches[k]);
       return;
-    default:
-      activate(p, i);
-      return;
+    default: activate(p, i); return;
     }
   }
 }
@@ -305,8 +309,8 @@ static int find_active(plan *p, const char *step, int64_t visit) {
 /* Remove the other active steps of the parallel step `parent`. */
 static void drop_siblings(plan *p, int parent) {
   for (size_t i = json_array_size(actives(p)); i-- > 0;) {
-    int k = sb_flow_def_step(p->r->def, fl_str(json_array_get(actives(p), i),
-                                               "step"));
+    int k = sb_flow_def_step(p->r->def,
+                             fl_str(json_array_get(actives(p), i), "step"));
     if (k != SB_FLOW_NONE && step_at(p, k)->parent == parent)
       json_array_remove(actives(p), i);
   }
@@ -330,8 +334,9 @@ static void agent_events(plan *p, const fl_change *c) {
     const char *type = fl_str(e, "type");
     json_t *data = json_object_get(e, "data");
     if (!sb_event_type_publishable(type) || (data && !json_is_object(data))) {
-      SB_WARN(FL_MODULE, "run %s: agent %s published a malformed event "
-                         "(type %s): dropped",
+      SB_WARN(FL_MODULE,
+              "run %s: agent %s published a malformed event "
+              "(type %s): dropped",
               p->r->id, c->agent ? c->agent : "?", type ? type : "(none)");
       continue;
     }
@@ -343,12 +348,13 @@ static void agent_events(plan *p, const fl_change *c) {
 
 static void step_done(plan *p, const fl_change *c, json_t *entry) {
   const sb_flow_step *s = step_at(p, c->step);
-  json_t *h = hist_entry(p, s, c->visit, "completed", fl_int(entry, "startedAt"));
+  json_t *h =
+      hist_entry(p, s, c->visit, "completed", fl_int(entry, "startedAt"));
   if (s->save) ctx_set(p, s->save, c->value);
   wf_push(p, "completedSteps", json_string(s->id));
-  json_t *data = json_pack("{sssIsI}", "step", s->id, "visit",
-                           (json_int_t)c->visit, "contextVersion",
-                           (json_int_t)p->version);
+  json_t *data =
+      json_pack("{sssIsI}", "step", s->id, "visit", (json_int_t)c->visit,
+                "contextVersion", (json_int_t)p->version);
   if (c->agent) {
     json_object_set_new(h, "agent", json_string(c->agent));
     json_object_set_new(data, "agent", json_string(c->agent));
@@ -394,18 +400,19 @@ static void step_failed(plan *p, const fl_change *c, json_t *entry) {
     json_object_set_new(h, "attempts", json_integer(c->attempts));
   char ts[32];
   sb_time_format(p->now, ts);
-  json_t *werr = json_pack("{ssssssss}", "step", s->id, "message", c->message,
-                           "timestamp", ts, "code",
-                           c->code ? c->code : "failed");
+  json_t *werr =
+      json_pack("{ssssssss}", "step", s->id, "message", c->message, "timestamp",
+                ts, "code", c->code ? c->code : "failed");
   if (c->agent) json_object_set_new(werr, "agentId", json_string(c->agent));
   wf_push(p, "errors", werr);
   event_t(p, SB_EVENT_STEP_FAILED,
           json_pack("{sssIssss}", "step", s->id, "visit", (json_int_t)c->visit,
-                    "message", c->message, "code", c->code ? c->code : "failed"));
+                    "message", c->message, "code",
+                    c->code ? c->code : "failed"));
   if (c->agent && c->code && strcmp(c->code, "answered") != 0)
     event_t(p, SB_EVENT_AGENT_FAILED,
-            json_pack("{ssssssss}", "agent", c->agent, "step", s->id,
-                      "outcome", c->code, "message", c->message));
+            json_pack("{ssssssss}", "agent", c->agent, "step", s->id, "outcome",
+                      c->code, "message", c->message));
   int target = s->on_failure;
   const char *failed_id = s->id;
   if (s->parent != SB_FLOW_NONE) {
@@ -421,6 +428,9 @@ static void step_failed(plan *p, const fl_change *c, json_t *entry) {
     return;
   }
   fail_run(p, failed_id, c->message, json_pack("[s]", failed_id));
+  /* How the step failed, as the step.failed event says it. */
+  json_object_set_new(json_object_get(p->doc, "error"), "code",
+                      json_string(c->code ? c->code : "failed"));
 }
 
 /* What the change does to the plan; 0, or SB_ESTATE when it no longer
@@ -432,7 +442,8 @@ static int apply(plan *p, fl_change *c) {
     event_t(p, SB_EVENT_RUN_STARTED,
             json_pack("{ssss}", "workflow", def->name, "contextId",
                       p->r->context_id));
-    json_t *vars = json_object_get(json_object_get(p->doc, "input"), "variables");
+    json_t *vars =
+        json_object_get(json_object_get(p->doc, "input"), "variables");
     const char *k;
     json_t *v;
     json_object_foreach(vars, k, v) {
@@ -447,8 +458,10 @@ static int apply(plan *p, fl_change *c) {
       json_array_foreach(from, i, id) {
         int k2 = sb_flow_def_step(def, json_string_value(id));
         if (k2 == SB_FLOW_NONE) continue;
-        if (def->steps[k2].parent != SB_FLOW_NONE) activate(p, k2);
-        else advance(p, k2);
+        if (def->steps[k2].parent != SB_FLOW_NONE)
+          activate(p, k2);
+        else
+          advance(p, k2);
       }
       if (!json_array_size(actives(p)) && !terminal(status_of(p)))
         advance(p, SB_FLOW_NONE);
@@ -481,11 +494,13 @@ static int apply(plan *p, fl_change *c) {
       int top = k != SB_FLOW_NONE && def->steps[k].parent != SB_FLOW_NONE
                     ? def->steps[k].parent
                     : k;
-      const char *id = top != SB_FLOW_NONE ? def->steps[top].id : fl_str(a, "step");
+      const char *id =
+          top != SB_FLOW_NONE ? def->steps[top].id : fl_str(a, "step");
       int dup = 0;
       size_t j;
       json_t *x;
-      json_array_foreach(stopped, j, x) dup |= strcmp(json_string_value(x), id) == 0;
+      json_array_foreach(stopped, j, x) dup |=
+          strcmp(json_string_value(x), id) == 0;
       if (!dup) json_array_append_new(stopped, json_string(id));
     }
     json_array_clear(actives(p));
@@ -553,7 +568,8 @@ static void settle(plan *p) {
   }
   const char *was = fl_str(workflow_part(p), "currentStep");
   if (!was || strcmp(was, current) != 0) wf_current(p, current);
-  json_object_set_new(p->doc, "contextVersion", json_integer((json_int_t)p->version));
+  json_object_set_new(p->doc, "contextVersion",
+                      json_integer((json_int_t)p->version));
   json_object_set_new(p->doc, "updatedAt", json_integer((json_int_t)p->now));
 }
 
@@ -565,7 +581,8 @@ static void plan_clear(plan *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* ---- writing ---------------------------------------------------------------- */
+/* ---- writing ----------------------------------------------------------------
+ */
 
 typedef struct fl_write {
   fl_run *r;
@@ -583,7 +600,8 @@ typedef struct fl_write {
 static void write_free(fl_write *w) {
   plan_clear(&w->p);
   sb_free(w->doc_text);
-  for (size_t i = 0; i < w->nevs; i++) sb_free(w->texts[i]);
+  for (size_t i = 0; i < w->nevs; i++)
+    sb_free(w->texts[i]);
   sb_free(w->texts);
   sb_free(w->evs);
   sb_free(w);
@@ -651,12 +669,10 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     r->e->stats.conflicts++;
     sb_error err = {0};
     r->writing = 1;
-    r->holds++;
     if (sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0, on_head, r,
                          &err) == 0)
-      return; /* the hold passes to on_head */
+      return; /* the write's hold passes to on_head, which releases it */
     r->writing = 0;
-    r->holds--;
     pop_change(r, err.code ? err.code : SB_EIO, &err);
   } else {
     SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
@@ -709,15 +725,16 @@ static void plan_write(fl_run *r) {
   sb_error err = {0};
   fl_write *w = sb_calloc(1, sizeof *w);
   if (!w) {
-    pop_change(r, SB_ENOMEM, &(sb_error){SB_ENOMEM, "out of memory"});
+    pop_change(r, SB_ENOMEM,
+               &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
     return;
   }
   w->r = r;
   int rc = build(r, c, &w->p);
   if (rc != 0) {
-    sb_error_set(&err, rc, rc == SB_ESTATE
-                               ? "run %s: that step is no longer under way"
-                               : "run %s: out of memory",
+    sb_error_set(&err, rc,
+                 rc == SB_ESTATE ? "run %s: that step is no longer under way"
+                                 : "run %s: out of memory",
                  r->id);
     write_free(w);
     pop_change(r, rc, &err);
@@ -732,9 +749,8 @@ static void plan_write(fl_run *r) {
   for (size_t i = 0; w->evs && w->texts && i < w->nevs; i++) {
     json_t *e = json_array_get(w->p.events, i);
     w->texts[i] = json_dumps(json_object_get(e, "data"), JSON_COMPACT);
-    w->evs[i] = (sb_store_event){.type = fl_str(e, "type"),
-                                 .run_id = r->id,
-                                 .data = w->texts[i]};
+    w->evs[i] = (sb_store_event){
+        .type = fl_str(e, "type"), .run_id = r->id, .data = w->texts[i]};
   }
   w->run = (sb_store_run){.id = r->id,
                           .workflow = r->def->name,
@@ -743,7 +759,8 @@ static void plan_write(fl_run *r) {
                           .doc = w->doc_text,
                           .def = r->rev ? NULL : r->def_text,
                           .expected_rev = r->rev};
-  w->x = (sb_store_extras){.run = &w->run, .events = w->evs, .nevents = w->nevs};
+  w->x =
+      (sb_store_extras){.run = &w->run, .events = w->evs, .nevents = w->nevs};
   w->create = r->new_context;
   r->writing = 1;
   r->holds++;

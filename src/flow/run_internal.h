@@ -34,26 +34,26 @@ typedef enum fl_change_kind {
   FL_STEP_DONE,   /* an active step finished: value saved */
   FL_STEP_FAILED, /* an active step failed for good */
   FL_CANCEL,
-  FL_RESUME,      /* a failed or cancelled run goes on */
+  FL_RESUME, /* a failed or cancelled run goes on */
 } fl_change_kind;
 
 typedef struct fl_change {
   struct fl_change *next;
   fl_change_kind kind;
-  int step, visit;     /* STEP_*: which active step */
-  json_t *value;       /* STEP_DONE: what is saved (may be NULL) */
-  char *agent;         /* who answered, or NULL */
+  int step, visit; /* STEP_*: which active step */
+  json_t *value;   /* STEP_DONE: what is saved (may be NULL) */
+  char *agent;     /* who answered, or NULL */
   size_t projection_bytes;
   int64_t handed_version; /* the context version the agent was handed */
-  json_t *routing;     /* STEP_DONE by capability or with a context: why
-                          this agent ({capability, rank, score, parts,
-                          coverage, projectionBytes, contextBytes}) */
-  int64_t duration_ms; /* STEP_DONE: from the step's start to its answer */
-  json_t *events;      /* [{type, data}] an agent published */
-  char *message;       /* STEP_FAILED, CANCEL: why */
-  char *code;          /* STEP_FAILED: a short code (timeout, agent...) */
+  json_t *routing;        /* STEP_DONE by capability or with a context: why
+                             this agent ({capability, rank, score, parts,
+                             coverage, projectionBytes, contextBytes}) */
+  int64_t duration_ms;    /* STEP_DONE: from the step's start to its answer */
+  json_t *events;         /* [{type, data}] an agent published */
+  char *message;          /* STEP_FAILED, CANCEL: why */
+  char *code;             /* STEP_FAILED: a short code (timeout, agent...) */
   int attempts;
-  sb_flow_cb cb;       /* acknowledged once written (may be NULL) */
+  sb_flow_cb cb; /* acknowledged once written (may be NULL) */
   void *ud;
 } fl_change;
 
@@ -61,36 +61,37 @@ typedef struct fl_change {
 typedef struct fl_active {
   fl_run *run;
   int step, visit, attempt;
-  int room_waits;      /* refusals for capacity since the last answer */
+  int room_waits; /* refusals for capacity since the last answer */
+  int call_held;  /* a place among the tenant's calls in flight */
   int64_t started_ms;
   int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
   int64_t since;       /* wait: events after this seq */
   json_t *where;       /* wait: the filter, resolved when it started */
   sb_gateway_call *call;
-  uv_timer_t *timer;   /* a retry's backoff, or the deadline */
+  uv_timer_t *timer; /* a retry's backoff, or the deadline */
   sb_events_sub *sub;
-  int finished;        /* its change is queued: ignore what comes after */
+  int finished; /* its change is queued: ignore what comes after */
 } fl_active;
 
 struct fl_run {
   sb_flow_engine *e;
   fl_run *next, *prev;
   char *tenant, *id;
-  sb_flow_def *def;    /* own: built from the stored definition */
-  char *def_text;      /* that definition as JSON text (the first write's) */
-  json_t *doc;         /* the run's state as stored */
-  int64_t rev;         /* its rev (0 before the first write) */
+  sb_flow_def *def; /* own: built from the stored definition */
+  char *def_text;   /* that definition as JSON text (the first write's) */
+  json_t *doc;      /* the run's state as stored */
+  int64_t rev;      /* its rev (0 before the first write) */
   char *context_id;
-  json_t *ctx;         /* the context as last written or read */
-  int64_t last_seq;    /* seq of the last event of its last write */
+  json_t *ctx;      /* the context as last written or read */
+  int64_t last_seq; /* seq of the last event of its last write */
   fl_active **active;
   size_t nactive;
   fl_change *queue, *queue_tail;
-  int writing;         /* a transaction is under way */
-  int conflicts;       /* context conflicts in a row */
-  int holds;           /* callbacks under way that may end it */
-  int detached;        /* finished or engine gone: freed when not held */
-  int new_context;     /* its first write creates the context */
+  int writing;     /* a transaction is under way */
+  int conflicts;   /* context conflicts in a row */
+  int holds;       /* callbacks under way that may end it */
+  int detached;    /* finished or engine gone: freed when not held */
+  int new_context; /* its first write creates the context */
 };
 
 struct sb_flow_engine {
@@ -118,8 +119,8 @@ void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
 void fl_plan_write(fl_run *r);
 
 /* steps.c */
-void fl_steps_sync(fl_run *r);      /* start/stop actives to match doc */
-void fl_steps_stop_all(fl_run *r);  /* stop every active (no change) */
+void fl_steps_sync(fl_run *r);     /* start/stop actives to match doc */
+void fl_steps_stop_all(fl_run *r); /* stop every active (no change) */
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err);
 int fl_active_index(const fl_run *r, int step, int visit);

@@ -97,7 +97,8 @@ static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
   return 0;
 }
 
-/* ---- calls ------------------------------------------------------------------ */
+/* ---- calls ------------------------------------------------------------------
+ */
 
 static void call_start(fl_active *a);
 
@@ -112,7 +113,8 @@ static json_t *result_value(json_t *result) {
   if (json_array_size(content) == 1) {
     json_t *item = json_array_get(content, 0);
     const char *text = fl_str(item, "text");
-    if (text && strcmp(fl_str(item, "type") ? fl_str(item, "type") : "", "text") == 0) {
+    if (text &&
+        strcmp(fl_str(item, "type") ? fl_str(item, "type") : "", "text") == 0) {
       json_t *parsed = json_loads(text, JSON_DECODE_ANY, NULL);
       return parsed ? parsed : json_string(text);
     }
@@ -132,7 +134,8 @@ static void retry_or_fail(fl_active *a, const char *code, const char *agent,
   const sb_flow_step *s = step_of(a);
   if (a->attempt < s->retry_attempts && !a->run->e->stopping) {
     uint64_t wait = s->retry_backoff_ms;
-    for (int i = 1; i < a->attempt && wait < RETRY_CAP_MS; i++) wait *= 2;
+    for (int i = 1; i < a->attempt && wait < RETRY_CAP_MS; i++)
+      wait *= 2;
     if (wait > RETRY_CAP_MS) wait = RETRY_CAP_MS;
     a->attempt++;
     SB_INFO(FL_MODULE, "run %s step %s: %s; try %d of %d in %llu ms",
@@ -160,16 +163,26 @@ static void wait_for_room(fl_active *a, const char *code, const char *agent,
     return;
   }
   uint64_t wait = 5;
-  for (int i = 0; i < a->room_waits && wait < ROOM_CAP_MS; i++) wait *= 2;
+  for (int i = 0; i < a->room_waits && wait < ROOM_CAP_MS; i++)
+    wait *= 2;
   if (wait > ROOM_CAP_MS) wait = ROOM_CAP_MS;
   wait += (uint64_t)(sb_now_ms() % (wait / 2 + 1)); /* spread the askers */
   a->room_waits++;
   if (arm(a, wait, on_retry) != 0) fail(a, code, agent, "%s", message);
 }
 
+/* Give back the step's place among its tenant's calls in flight. */
+static void call_release(fl_active *a) {
+  const sb_flow_engine_options *o = &a->run->e->o;
+  if (a->call_held && o->release_call)
+    o->release_call(o->quota_ud, a->run->tenant);
+  a->call_held = 0;
+}
+
 static void call_done(void *ud, const sb_gateway_result *res) {
   fl_active *a = ud;
   a->call = NULL;
+  call_release(a);
   if (a->finished) return;
   const char *agent = res->agent;
   char msg[512];
@@ -179,8 +192,7 @@ static void call_done(void *ud, const sb_gateway_result *res) {
     if (!c) return;
     c->value = result_value(res->result);
     c->agent = agent ? sb_strdup(agent) : NULL;
-    c->projection_bytes =
-        (size_t)fl_int(res->routing, "projectionBytes");
+    c->projection_bytes = (size_t)fl_int(res->routing, "projectionBytes");
     c->handed_version = fl_int(res->routing, "contextVersion");
     if (res->routing) {
       c->routing = json_deep_copy(res->routing);
@@ -210,9 +222,11 @@ static void call_done(void *ud, const sb_gateway_result *res) {
              result_text(res->result));
   else
     snprintf(msg, sizeof msg, "%s", res->message ? res->message : code);
-  if (res->outcome == SB_GATEWAY_STOPPING || res->outcome == SB_GATEWAY_CANCELLED)
+  if (res->outcome == SB_GATEWAY_STOPPING ||
+      res->outcome == SB_GATEWAY_CANCELLED)
     return; /* stopped by us: the run goes on after a restart */
-  if (res->outcome == SB_GATEWAY_AT_CAPACITY || res->outcome == SB_GATEWAY_BUSY) {
+  if (res->outcome == SB_GATEWAY_AT_CAPACITY ||
+      res->outcome == SB_GATEWAY_BUSY) {
     wait_for_room(a, code, agent, msg);
     return;
   }
@@ -222,15 +236,24 @@ static void call_done(void *ud, const sb_gateway_result *res) {
 static void call_start(fl_active *a) {
   fl_run *r = a->run;
   const sb_flow_step *s = step_of(a);
-  sb_flow_scope scope = {.context = r->ctx, .run_id = r->id,
-                         .workflow = r->def->name};
+  /* A place among the tenant's calls in flight first; none: wait. */
+  const sb_flow_engine_options *eo = &r->e->o;
+  char why[300];
+  if (eo->hold_call &&
+      eo->hold_call(eo->quota_ud, r->tenant, why, sizeof why)) {
+    wait_for_room(a, "quota_exceeded", NULL, why);
+    return;
+  }
+  a->call_held = eo->hold_call != NULL;
+  sb_flow_scope scope = {
+      .context = r->ctx, .run_id = r->id, .workflow = r->def->name};
   json_t *args = sb_flow_template(s->arguments, &scope);
   json_t *params = json_pack("{so}", "arguments", args ? args : json_object());
   char key[200];
   snprintf(key, sizeof key, "%s/%s/%d", r->id, s->id, a->visit);
-  json_t *meta = json_pack("{sss{ssssss}}", SB_FLOW_META_KEY, key,
-                           SB_FLOW_META_RUN, "id", r->id, "workflow",
-                           r->def->name, "step", s->id);
+  json_t *meta =
+      json_pack("{sss{ssssss}}", SB_FLOW_META_KEY, key, SB_FLOW_META_RUN, "id",
+                r->id, "workflow", r->def->name, "step", s->id);
   sb_gateway_call_options o = {.agent = s->agent,
                                .capability = s->capability,
                                .context_id = r->context_id,
@@ -249,6 +272,7 @@ static void call_start(fl_active *a) {
   int rc = sb_gateway_call_start(r->e->o.gateway, &o, &call, &err);
   json_decref(params);
   json_decref(meta);
+  if (rc != 0) call_release(a); /* on_done never runs */
   if (rc == SB_EBUSY) {
     wait_for_room(a, "busy", NULL, err.msg);
     return;
@@ -260,7 +284,8 @@ static void call_start(fl_active *a) {
   if (!a->finished) a->call = call;
 }
 
-/* ---- questions and events ------------------------------------------------------- */
+/* ---- questions and events
+ * ------------------------------------------------------- */
 
 static void on_deadline(uv_timer_t *t) {
   fl_active *a = t->data;
@@ -325,7 +350,8 @@ static void wait_start(fl_active *a) {
   if (!a->sub) fail(a, "events", NULL, "cannot wait for events: %s", err.msg);
 }
 
-/* ---- keeping memory in step with the stored run --------------------------------- */
+/* ---- keeping memory in step with the stored run
+ * --------------------------------- */
 
 static void start(fl_run *r, const json_t *entry) {
   int k = sb_flow_def_step(r->def, fl_str(entry, "step"));
@@ -347,15 +373,28 @@ static void start(fl_run *r, const json_t *entry) {
   a->deadline_ms = fl_int(entry, "deadline");
   json_t *since = json_object_get(entry, "since");
   a->since = since && json_integer_value(since) >= 0 ? json_integer_value(since)
-                                                      : r->last_seq;
+                                                     : r->last_seq;
   a->where = json_incref(json_object_get(entry, "where"));
   const sb_flow_step *s = &r->def->steps[k];
+  /* The context's permissions, against the scopes the run started with,
+   * as they stand now: a change since stops the run here. */
+  const sb_flow_engine_options *eo = &r->e->o;
+  json_t *scopes =
+      json_object_get(json_object_get(r->doc, "principal"), "scopes");
+  sb_error perr = {0};
+  if (scopes && eo->step_permitted &&
+      eo->step_permitted(eo->quota_ud, scopes, r->ctx, &perr) != 0) {
+    fail(a, "forbidden", NULL, "%s (the run's starter lacks it)", perr.msg);
+    return;
+  }
   if (a->deadline_ms) {
     int64_t left = a->deadline_ms - (int64_t)sb_wall_ms();
     arm(a, left > 0 ? (uint64_t)left : 0, on_deadline);
   }
-  if (s->kind == SB_FLOW_CALL) call_start(a);
-  else if (s->kind == SB_FLOW_WAIT) wait_start(a);
+  if (s->kind == SB_FLOW_CALL)
+    call_start(a);
+  else if (s->kind == SB_FLOW_WAIT)
+    wait_start(a);
   /* ask: waits for sb_flow_run_answer (or its deadline) */
 }
 
@@ -369,7 +408,8 @@ void fl_steps_sync(fl_run *r) {
     size_t j;
     json_t *e;
     json_array_foreach(want, j, e) {
-      keep |= strcmp(fl_str(e, "step"), id) == 0 && fl_int(e, "visit") == a->visit;
+      keep |=
+          strcmp(fl_str(e, "step"), id) == 0 && fl_int(e, "visit") == a->visit;
     }
     if (keep) continue;
     memmove(&r->active[i], &r->active[i + 1],
@@ -388,7 +428,8 @@ void fl_steps_sync(fl_run *r) {
 }
 
 void fl_steps_stop_all(fl_run *r) {
-  for (size_t i = 0; i < r->nactive; i++) active_free(r->active[i]);
+  for (size_t i = 0; i < r->nactive; i++)
+    active_free(r->active[i]);
   sb_free(r->active);
   r->active = NULL;
   r->nactive = 0;
@@ -418,7 +459,8 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
   const char *type = fl_str(s->schema, "type");
   if (type && strcmp(type, "object") == 0 && !json_is_object(answer))
     return sb_error_set(err, SB_EINVAL,
-                        "answer: step %s expects an object (its schema)", s->id);
+                        "answer: step %s expects an object (its schema)",
+                        s->id);
   fl_change *c = change_new(FL_STEP_DONE);
   if (!c || !(c->value = json_deep_copy(answer))) {
     fl_change_free(c);

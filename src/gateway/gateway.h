@@ -89,6 +89,11 @@ typedef struct sb_gateway_options {
    * sb_mcp_call_fail_scope for a missing scope). agent is NULL for a call
    * by capability. NULL: every call may go. */
   int (*permit_agent)(void *ud, sb_mcp_call *call, const char *agent);
+  /* Asked (permit_ud) for each agent whose items a per-agent or virtual
+   * server would list: 1 to list them for this caller. An agent refused
+   * is left out of the lists, as if the server did not include it (its
+   * being down included). NULL: every agent's items are listed. */
+  int (*agent_visible)(void *ud, sb_mcp_call *call, const char *agent);
   void *permit_ud;
 } sb_gateway_options;
 

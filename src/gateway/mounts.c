@@ -26,6 +26,11 @@
  * per-agent mount answers list requests with an error naming the agent and
  * why. A virtual server lists what its live agents serve, and fails the
  * same way only when none of them is up.
+ *
+ * Lists are the caller's own: an agent the caller may not use
+ * (opts.agent_visible: "agents:<id>") is left out of them, down or not, as
+ * if the mount did not include it; what it serves is refused when asked
+ * for anyway (opts.permit_agent, in gw_mcp_forward).
  */
 #include "gateway/gateway_internal.h"
 
@@ -48,14 +53,14 @@ typedef struct mount {
   sb_mcp_server *srv;
 } mount;
 
-
 /* ---- what a mount shows ------------------------------------------------- */
 
 static int name_in(json_t *names, const char *name) {
   if (!names) return 1;
   size_t i;
   json_t *v;
-  json_array_foreach(names, i, v) if (strcmp(json_string_value(v), name) == 0) return 1;
+  json_array_foreach(names, i,
+                     v) if (strcmp(json_string_value(v), name) == 0) return 1;
   return 0;
 }
 
@@ -72,7 +77,7 @@ static int uri_in(json_t *prefixes, const char *uri) {
 
 /* The field that names an item of `kind`. */
 static const char *item_key(int kind) {
-  return kind == LIST_RESOURCES ? "uri"
+  return kind == LIST_RESOURCES   ? "uri"
          : kind == LIST_TEMPLATES ? "uriTemplate"
                                   : "name";
 }
@@ -113,16 +118,20 @@ static int already(json_t *out, const char *key, const char *v) {
 
 /* Fail the list request: no agent of the mount can serve it. `down` is
  * [{agent, reason}...] (stolen). */
-static void fail_list_down(mount *m, sb_mcp_call *call, int kind, json_t *down) {
+static void fail_list_down(mount *m, sb_mcp_call *call, int kind,
+                           json_t *down) {
   char msg[512];
   size_t len = 0;
   if (m->is_agent)
-    len = (size_t)snprintf(msg, sizeof msg, "agent %s is down, so its %s cannot "
-                           "be listed: ", m->name, gw_list_kinds[kind].key);
+    len = (size_t)snprintf(msg, sizeof msg,
+                           "agent %s is down, so its %s cannot "
+                           "be listed: ",
+                           m->name, gw_list_kinds[kind].key);
   else
-    len = (size_t)snprintf(msg, sizeof msg, "every agent of virtual server %s "
-                           "is down, so its %s cannot be listed: ", m->name,
-                           gw_list_kinds[kind].key);
+    len = (size_t)snprintf(msg, sizeof msg,
+                           "every agent of virtual server %s "
+                           "is down, so its %s cannot be listed: ",
+                           m->name, gw_list_kinds[kind].key);
   size_t i;
   json_t *d;
   json_array_foreach(down, i, d) {
@@ -140,6 +149,12 @@ static void fail_list_down(mount *m, sb_mcp_call *call, int kind, json_t *down) 
   sb_mcp_call_fail_list(call, SB_RPC_INTERNAL_ERROR, msg, data);
 }
 
+/* 1 if the caller may see the items of agent id. */
+static int agent_visible(mount *m, sb_mcp_call *call, const char *id) {
+  const sb_gateway_options *o = &m->gw->opts;
+  return !o->agent_visible || o->agent_visible(o->permit_ud, call, id);
+}
+
 static void list_kind(mount *m, sb_mcp_call *call, int kind, json_t *out) {
   const char *key = item_key(kind);
   json_t *down = json_array();
@@ -147,15 +162,18 @@ static void list_kind(mount *m, sb_mcp_call *call, int kind, json_t *out) {
   for (size_t n = 0; n < mount_width(m); n++) {
     const include *inc;
     agent *a = mount_agent(m, n, &inc);
+    if (!agent_visible(m, call, m->is_agent ? m->name : m->includes[n].agent))
+      continue;
     json_t *items = a ? gw_agent_list_items(a, kind) : NULL;
     const char *why = "not registered";
     /* What it served before a brief loss (a session re-opened) still is. */
     if (!a || (!items && !gw_agent_up(a, &why))) {
-      json_array_append_new(down, json_pack("{ssss}", "agent",
-                                            a ? a->def->id
-                                              : m->is_agent ? m->name
-                                                            : m->includes[n].agent,
-                                            "reason", why));
+      json_array_append_new(down,
+                            json_pack("{ssss}", "agent",
+                                      a             ? a->def->id
+                                      : m->is_agent ? m->name
+                                                    : m->includes[n].agent,
+                                      "reason", why));
       continue;
     }
     live++;
@@ -169,8 +187,10 @@ static void list_kind(mount *m, sb_mcp_call *call, int kind, json_t *out) {
       json_array_append(out, item);
     }
   }
-  if (!live && json_array_size(down)) fail_list_down(m, call, kind, down);
-  else json_decref(down);
+  if (!live && json_array_size(down))
+    fail_list_down(m, call, kind, down);
+  else
+    json_decref(down);
 }
 
 /* The agent of the mount that serves `v` as an item of `kind` (a name, a
@@ -186,7 +206,8 @@ static agent *owner_of(mount *m, int kind, const char *v) {
     json_t *item;
     json_array_foreach(gw_agent_list_items(a, kind), i, item) {
       const char *w = json_string_value(json_object_get(item, key));
-      if (w && strcmp(w, v) == 0 && (!inc || included(inc, kind, item))) return a;
+      if (w && strcmp(w, v) == 0 && (!inc || included(inc, kind, item)))
+        return a;
     }
     if (kind != LIST_RESOURCES) continue;
     if (inc && !uri_in(inc->resources, v)) continue;
@@ -194,10 +215,27 @@ static agent *owner_of(mount *m, int kind, const char *v) {
       const char *t = json_string_value(json_object_get(item, "uriTemplate"));
       const char *brace = t ? strchr(t, '{') : NULL;
       size_t fixed = brace ? (size_t)(brace - t) : (t ? strlen(t) : 0);
-      if (t && strncmp(v, t, fixed) == 0 && (brace || v[fixed] == '\0')) return a;
+      if (t && strncmp(v, t, fixed) == 0 && (brace || v[fixed] == '\0'))
+        return a;
     }
   }
   return NULL;
+}
+
+/* The MCP server's item_visible: the item's agent may be used by the
+ * caller (list_kind left out the agents it may not; this keeps a virtual
+ * server's name that an earlier, refused agent owns out too, as calls to
+ * it go there). */
+static int mount_item_visible(void *ud, sb_mcp_call *call,
+                              sb_mcp_item_kind kind, const char *name) {
+  mount *m = ud;
+  int lk = kind == SB_MCP_ITEM_TOOL       ? LIST_TOOLS
+           : kind == SB_MCP_ITEM_RESOURCE ? LIST_RESOURCES
+           : kind == SB_MCP_ITEM_TEMPLATE ? LIST_TEMPLATES
+                                          : LIST_PROMPTS;
+  if (m->is_agent) return 1; /* list_kind decided */
+  agent *a = owner_of(m, lk, name);
+  return !a || agent_visible(m, call, a->def->id);
 }
 
 /* ---- the provider -------------------------------------------------------- */
@@ -259,13 +297,15 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   agent *a = NULL;
   if (type && strcmp(type, "ref/prompt") == 0) a = route(m, LIST_PROMPTS, name);
   /* A resource ref names a template: the agent listing it. */
-  else if (type && strcmp(type, "ref/resource") == 0) a = route(m, LIST_TEMPLATES, uri);
+  else if (type && strcmp(type, "ref/resource") == 0)
+    a = route(m, LIST_TEMPLATES, uri);
   if (!a) return 0;
   gw_mcp_forward(m->gw, a, call, NULL);
   return 1;
 }
 
-static void p_subscribe(void *ud, const char *uri, int on, sb_mcp_sub_wait *wait) {
+static void p_subscribe(void *ud, const char *uri, int on,
+                        sb_mcp_sub_wait *wait) {
   mount *m = ud;
   agent *a = route(m, LIST_RESOURCES, uri);
   if (a) gw_agent_subscribe(a, uri, on, wait);
@@ -291,7 +331,8 @@ static json_t *p_capabilities(void *ud) {
     json_object_foreach(theirs, key, v) {
       if (strcmp(key, "experimental") == 0) continue;
       json_t *mine = json_object_get(caps, key);
-      if (!mine) json_object_set_new(caps, key, json_deep_copy(v));
+      if (!mine)
+        json_object_set_new(caps, key, json_deep_copy(v));
       else if (json_is_object(mine) && json_is_object(v))
         json_object_update_missing(mine, v);
     }
@@ -321,7 +362,8 @@ static void include_clear(include *inc) {
 static void mount_free(mount *m) {
   if (!m) return;
   sb_mcp_server_free(m->srv); /* destroys nothing of ours: no destroy cb */
-  for (size_t i = 0; i < m->nincludes; i++) include_clear(&m->includes[i]);
+  for (size_t i = 0; i < m->nincludes; i++)
+    include_clear(&m->includes[i]);
   sb_free(m->includes);
   sb_free(m->name);
   sb_free(m);
@@ -336,8 +378,8 @@ static mount *mount_new(sb_gateway *gw, const char *name, int is_agent,
   }
   m->gw = gw;
   m->is_agent = is_agent;
-  char *server_name = sb_asprintf("switchboard/%s/%s",
-                                  is_agent ? "agents" : "servers", name);
+  char *server_name =
+      sb_asprintf("switchboard/%s/%s", is_agent ? "agents" : "servers", name);
   char *instructions =
       description ? NULL
                   : sb_asprintf(is_agent ? "Agent %s, through switchboard."
@@ -348,12 +390,14 @@ static mount *mount_new(sb_gateway *gw, const char *name, int is_agent,
                               .default_tenant = gw->default_tenant,
                               .loop = gw->opts.loop,
                               .name = server_name,
-                              .instructions = description ? description
-                                                          : instructions,
+                              .instructions =
+                                  description ? description : instructions,
                               .no_builtins = 1,
                               .capabilities = p_capabilities,
                               .capabilities_ud = m,
-                              .admission = gw->opts.admission};
+                              .admission = gw->opts.admission,
+                              .item_visible = mount_item_visible,
+                              .authorize_ud = m};
   m->srv = server_name ? sb_mcp_server_new(&so) : NULL;
   sb_free(server_name);
   sb_free(instructions);
@@ -386,7 +430,8 @@ static int mounts_append(gw_mounts *ms, mount *m) {
 
 static mount *find_mount(gw_mounts *ms, const char *name, int is_agent) {
   for (size_t i = 0; ms && i < ms->len; i++)
-    if (ms->list[i]->is_agent == is_agent && strcmp(ms->list[i]->name, name) == 0)
+    if (ms->list[i]->is_agent == is_agent &&
+        strcmp(ms->list[i]->name, name) == 0)
       return ms->list[i];
   return NULL;
 }
@@ -410,8 +455,8 @@ sb_mcp_server *sb_gateway_virtual_server(sb_gateway *gw, const char *name) {
 }
 
 /* Every mount showing agent id. */
-#define FOR_MOUNTS_OF(gw, id, m)                                            \
-  for (size_t i_ = 0; (gw)->mounts && i_ < (gw)->mounts->len; i_++)        \
+#define FOR_MOUNTS_OF(gw, id, m)                                               \
+  for (size_t i_ = 0; (gw)->mounts && i_ < (gw)->mounts->len; i_++)            \
     if (((m) = (gw)->mounts->list[i_]) && mount_shows((m), (id)))
 
 static int mount_shows(mount *m, const char *id) {
@@ -422,13 +467,13 @@ static int mount_shows(mount *m, const char *id) {
 }
 
 void gw_mounts_list_changed(sb_gateway *gw, const char *agent_id,
-                             const char *kind) {
+                            const char *kind) {
   mount *m;
   FOR_MOUNTS_OF(gw, agent_id, m) sb_mcp_server_list_changed(m->srv, kind);
 }
 
 void gw_mounts_resource_updated(sb_gateway *gw, const char *agent_id,
-                                 const char *uri) {
+                                const char *uri) {
   mount *m;
   FOR_MOUNTS_OF(gw, agent_id, m) sb_mcp_server_resource_updated(m->srv, uri);
 }
@@ -460,11 +505,16 @@ static int string_list(json_t *v, const char *path, json_t **out,
   size_t i;
   json_t *s;
   if (!json_is_array(v))
-    return sb_error_set(err, SB_EINVAL, "%s: expected a list of strings, got %s",
-                        path, sb_json_type_name(v));
-  json_array_foreach(v, i, s) if (!json_is_string(s) || !*json_string_value(s))
-      return sb_error_set(err, SB_EINVAL, "%s[%zu]: expected a non-empty string",
-                          path, i);
+    return sb_error_set(err, SB_EINVAL,
+                        "%s: expected a list of strings, got %s", path,
+                        sb_json_type_name(v));
+  json_array_foreach(
+      v, i,
+      s) if (!json_is_string(s) ||
+             !*json_string_value(
+                 s)) return sb_error_set(err, SB_EINVAL,
+                                         "%s[%zu]: expected a non-empty string",
+                                         path, i);
   *out = json_incref(v);
   return 0;
 }
@@ -477,8 +527,8 @@ static int parse_include(json_t *v, const char *path, include *inc,
   const char *key;
   json_t *f;
   json_object_foreach(v, key, f) {
-    if (strcmp(key, "agent") && strcmp(key, "tools") && strcmp(key, "resources") &&
-        strcmp(key, "prompts"))
+    if (strcmp(key, "agent") && strcmp(key, "tools") &&
+        strcmp(key, "resources") && strcmp(key, "prompts"))
       return sb_error_set(err, SB_EINVAL,
                           "%s.%s: unknown field (known: agent, tools, "
                           "resources, prompts)",
@@ -486,17 +536,20 @@ static int parse_include(json_t *v, const char *path, include *inc,
   }
   const char *id = json_string_value(json_object_get(v, "agent"));
   if (!id || !*id)
-    return sb_error_set(err, SB_EINVAL, "%s.agent: required: the id of an agent",
-                        path);
+    return sb_error_set(err, SB_EINVAL,
+                        "%s.agent: required: the id of an agent", path);
   char sub[160];
   int rc;
   snprintf(sub, sizeof sub, "%s.tools", path);
-  if ((rc = string_list(json_object_get(v, "tools"), sub, &inc->tools, err))) return rc;
+  if ((rc = string_list(json_object_get(v, "tools"), sub, &inc->tools, err)))
+    return rc;
   snprintf(sub, sizeof sub, "%s.resources", path);
-  if ((rc = string_list(json_object_get(v, "resources"), sub, &inc->resources, err)))
+  if ((rc = string_list(json_object_get(v, "resources"), sub, &inc->resources,
+                        err)))
     return rc;
   snprintf(sub, sizeof sub, "%s.prompts", path);
-  if ((rc = string_list(json_object_get(v, "prompts"), sub, &inc->prompts, err)))
+  if ((rc =
+           string_list(json_object_get(v, "prompts"), sub, &inc->prompts, err)))
     return rc;
   inc->agent = sb_strdup(id);
   return inc->agent ? 0 : sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -512,7 +565,8 @@ static mount *parse_server(sb_gateway *gw, json_t *v, const char *path,
   const char *key;
   json_t *f;
   json_object_foreach(v, key, f) {
-    if (strcmp(key, "name") && strcmp(key, "description") && strcmp(key, "include")) {
+    if (strcmp(key, "name") && strcmp(key, "description") &&
+        strcmp(key, "include")) {
       sb_error_set(err, SB_EINVAL,
                    "%s.%s: unknown field (known: name, description, include)",
                    path, key);
@@ -545,7 +599,8 @@ static mount *parse_server(sb_gateway *gw, json_t *v, const char *path,
     return NULL;
   }
   mount *m = mount_new(gw, name, 0, json_string_value(desc));
-  if (!m || !(m->includes = sb_calloc(json_array_size(incs), sizeof *m->includes))) {
+  if (!m ||
+      !(m->includes = sb_calloc(json_array_size(incs), sizeof *m->includes))) {
     mount_free(m);
     sb_error_set(err, SB_ENOMEM, "out of memory");
     return NULL;
@@ -587,7 +642,8 @@ int sb_gateway_add_servers(sb_gateway *gw, const json_t *servers,
 void gw_mounts_stop(sb_gateway *gw) {
   gw_mounts *ms = gw->mounts;
   if (!ms) return;
-  for (size_t i = 0; i < ms->len; i++) mount_free(ms->list[i]);
+  for (size_t i = 0; i < ms->len; i++)
+    mount_free(ms->list[i]);
   sb_free(ms->list);
   sb_free(ms);
   gw->mounts = NULL;
@@ -607,5 +663,6 @@ sb_mcp_server *sb_gateway_mount_resolve(void *ud, const char *path) {
   if (n == 0 || n > NAME_MAX_LEN) return NULL;
   memcpy(buf, name, n);
   buf[n] = '\0';
-  return is_agent ? sb_gateway_agent_server(gw, buf) : sb_gateway_virtual_server(gw, buf);
+  return is_agent ? sb_gateway_agent_server(gw, buf)
+                  : sb_gateway_virtual_server(gw, buf);
 }

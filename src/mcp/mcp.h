@@ -130,13 +130,21 @@ typedef struct sb_mcp_admission {
   void *ud;
 } sb_mcp_admission;
 
+/* What a list item or a request names. */
+typedef enum sb_mcp_item_kind {
+  SB_MCP_ITEM_TOOL,
+  SB_MCP_ITEM_RESOURCE,
+  SB_MCP_ITEM_TEMPLATE,
+  SB_MCP_ITEM_PROMPT,
+} sb_mcp_item_kind;
+
 typedef struct sb_mcp_server_options {
   sb_mcp_limits limits;
   /* The tenant of callers that present no credentials (stdio); copied;
    * NULL = "default". */
   const char *default_tenant;
-  uv_loop_t *loop;         /* timers for built-in tools */
-  const char *name;        /* serverInfo.name, default "switchboard" */
+  uv_loop_t *loop;  /* timers for built-in tools */
+  const char *name; /* serverInfo.name, default "switchboard" */
   const char *instructions;
   /* A server of providers only: no built-in tools, resources, prompts
    * (the per-agent and virtual servers). */
@@ -146,15 +154,20 @@ typedef struct sb_mcp_server_options {
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
   sb_mcp_admission admission; /* admit NULL: every request is admitted */
-  /* Asked before a tools/call reaches a provider (or a task): 0 to let it
-   * through, or non-zero once it has refused the call (answered it, with
-   * sb_mcp_call_fail_scope for a missing scope). NULL: every call may go. */
-  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
-                        json_t *args);
-  /* Asked for each tool of tools/list (authorize_ud): 1 to list it for
-   * this caller. A list a caller saw filtered is private (cacheScope).
-   * NULL: every tool is listed. */
-  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
+  /* Asked before a tools/call, resources/read or prompts/get reaches a
+   * provider (or a task): name is the tool's, the URI, the prompt's. 0 to
+   * let it through, or non-zero once it has refused the request (answered
+   * it, with sb_mcp_call_fail_scope for a missing scope). NULL: every
+   * request may go. */
+  int (*authorize)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                   const char *name, json_t *args);
+  /* Asked for each item of tools/list, resources/list (the URI),
+   * resources/templates/list (the uriTemplate) and prompts/list
+   * (authorize_ud): 1 to list it for this caller. A list asked by a
+   * restricted caller (sb_principal.restricted) is private (cacheScope).
+   * NULL: every item is listed. */
+  int (*item_visible)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                      const char *name);
   void *authorize_ud;
 } sb_mcp_server_options;
 
@@ -397,8 +410,8 @@ void sb_mcp_call_progress(sb_mcp_call *call, double progress, double total,
                           const char *message);
 /* notifications/message if level passes the call's log level (modern
  * _meta logLevel, or the session's logging/setLevel). data is stolen. */
-void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level,
-                     const char *logger, json_t *data);
+void sb_mcp_call_log(sb_mcp_call *call, sb_log_level level, const char *logger,
+                     json_t *data);
 
 /* The same for a notifications/message params object from an agent
  * (borrowed): sent if its level passes the call's. */
@@ -434,8 +447,13 @@ void sb_mcp_call_cancel_ask(sb_mcp_call *call, void *ud, const char *reason);
 
 /* Reply with a cacheable result: modern clients get ttlMs and cacheScope
  * ("public" or "private"), legacy ones nothing extra. result is stolen. */
-void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result,
-                                 long ttl_ms, const char *scope);
+void sb_mcp_call_reply_cacheable(sb_mcp_call *call, json_t *result, long ttl_ms,
+                                 const char *scope);
+/* Give back the place the call holds among its tenant's calls in flight
+ * (the admission's), before it ends: a call that only waits for work
+ * counted on its own (workflow_run following a run whose steps hold
+ * theirs). Idempotent. */
+void sb_mcp_call_release_admission(sb_mcp_call *call);
 /* From a provider's list function (list_tools, list_resources...): the
  * list cannot be served as it is (an agent behind it is down), so the
  * request fails with this error instead of answering a partial or empty
@@ -505,7 +523,6 @@ typedef enum sb_mcp_outcome {
  * "session expired". */
 const char *sb_mcp_outcome_name(sb_mcp_outcome o);
 
-
 typedef struct sb_mcp_client_transport {
   /* Send one message (borrowed); 0 or a negative code. Required. */
   int (*send)(void *t, json_t *msg);
@@ -548,7 +565,7 @@ typedef struct sb_mcp_client_options {
   sb_mcp_client_transport transport;
   sb_mcp_client_events events;
   sb_mcp_client_era_pref era;
-  json_t *capabilities; /* client capabilities we declare (borrowed) */
+  json_t *capabilities;      /* client capabilities we declare (borrowed) */
   uint64_t probe_timeout_ms; /* server/discover on an unknown agent */
 } sb_mcp_client_options;
 

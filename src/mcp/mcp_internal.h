@@ -42,11 +42,11 @@ struct sb_mcp_session {
   sb_mcp_server *srv;
   sb_mcp_session *next, *prev; /* server's session list */
   char id[33];
-  int initialized;     /* initialize answered */
-  char version[16];    /* negotiated legacy version */
-  json_t *client_caps; /* from initialize */
-  json_t *client_info; /* {name, version} only, copied */
-  int log_level;       /* logging/setLevel, MCP_LOG_NONE until set */
+  int initialized;       /* initialize answered */
+  char version[16];      /* negotiated legacy version */
+  json_t *client_caps;   /* from initialize */
+  json_t *client_info;   /* {name, version} only, copied */
+  int log_level;         /* logging/setLevel, MCP_LOG_NONE until set */
   json_t *subscriptions; /* object used as a set of resource URIs */
   sb_mcp_out *notify_out;
   sb_mcp_call *calls; /* in-flight calls of this session */
@@ -74,11 +74,11 @@ struct sb_mcp_call {
   /* subscriptions/listen (modern): the filter agreed, and list links */
   json_t *listen_filter;
   sb_mcp_call *listen_next, *listen_prev;
-  int listen_linked; /* in srv->listeners (after its acknowledgement) */
+  int listen_linked;         /* in srv->listeners (after its acknowledgement) */
   char *listen_tenant;       /* counted against its tenant's listen streams */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
-  json_t *list_error; /* a list request a provider could not serve: the
-                         error (without id) to answer with; own reference */
+  json_t *list_error;        /* a list request a provider could not serve: the
+                                error (without id) to answer with; own reference */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
   struct mcp_batch *batch;
   char *held_tenant; /* admitted with a place held: released at its end */
@@ -108,9 +108,10 @@ struct sb_mcp_server {
   mcp_builtin *builtin; /* NULL for a server of providers only */
   json_t *(*capabilities)(void *ud);
   void *capabilities_ud;
-  int (*authorize_tool)(void *ud, sb_mcp_call *call, const char *name,
-                        json_t *args);
-  int (*tool_visible)(void *ud, sb_mcp_call *call, const char *name);
+  int (*authorize)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                   const char *name, json_t *args);
+  int (*item_visible)(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                      const char *name);
   void *authorize_ud;
   mcp_tenant_listens *listens; /* per-tenant listen stream counts */
   size_t listens_len;
@@ -169,7 +170,8 @@ void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on,
  * provider failed its hold (error {code, message, data?}, borrowed): it
  * must answer c. NULL when out of memory. */
 sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c),
-                                  void (*failed)(sb_mcp_call *c, json_t *error));
+                                  void (*failed)(sb_mcp_call *c,
+                                                 json_t *error));
 /* Link a listen call into srv->listeners: it gets notifications now. */
 void mcp_listener_link(sb_mcp_call *c);
 /* The capabilities this server announces (new reference). */

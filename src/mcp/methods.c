@@ -69,15 +69,23 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
                      json_incref(data));
     return;
   }
-  if (strcmp(key, "tools") == 0 && srv->tool_visible) {
-    /* Only what the caller may call; such a list is the caller's own. */
+  if (srv->item_visible) {
+    /* Only what the caller may use; such a list is the caller's own. */
+    sb_mcp_item_kind kind =
+        strcmp(key, "tools") == 0       ? SB_MCP_ITEM_TOOL
+        : strcmp(key, "resources") == 0 ? SB_MCP_ITEM_RESOURCE
+        : strcmp(key, "prompts") == 0   ? SB_MCP_ITEM_PROMPT
+                                        : SB_MCP_ITEM_TEMPLATE;
+    const char *field = kind == SB_MCP_ITEM_RESOURCE   ? "uri"
+                        : kind == SB_MCP_ITEM_TEMPLATE ? "uriTemplate"
+                                                       : "name";
+    const sb_principal *p = sb_mcp_call_principal(c);
+    if (p && p->restricted) scope = "private";
     for (size_t i = json_array_size(items); i-- > 0;) {
       const char *name =
-          json_string_value(json_object_get(json_array_get(items, i), "name"));
-      if (name && !srv->tool_visible(srv->authorize_ud, c, name)) {
+          json_string_value(json_object_get(json_array_get(items, i), field));
+      if (name && !srv->item_visible(srv->authorize_ud, c, kind, name))
         json_array_remove(items, i);
-        scope = "private";
-      }
     }
   }
   if (strcmp(key, "tools") == 0) mcp_tasks_mark_tools(c, items);
@@ -92,8 +100,8 @@ static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
   json_t *caps = mcp_server_capabilities(srv);
   if (caps) mcp_tasks_capabilities(srv, caps, 1, NULL);
   json_t *r = json_pack("{sososs}", "supportedVersions",
-                        sb_mcp_supported_versions_json(), "capabilities",
-                        caps, "instructions", srv->instructions);
+                        sb_mcp_supported_versions_json(), "capabilities", caps,
+                        "instructions", srv->instructions);
   sb_mcp_call_reply_cacheable(c, r, srv->limits.cache_ttl_ms, "public");
 }
 
@@ -153,7 +161,8 @@ static json_t *client_info_kept(json_t *info) {
 static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_session *s = c->session;
   json_t *p = c->params;
-  const char *requested = json_string_value(json_object_get(p, "protocolVersion"));
+  const char *requested =
+      json_string_value(json_object_get(p, "protocolVersion"));
   json_t *caps = json_object_get(p, "capabilities");
   json_t *info = json_object_get(p, "clientInfo");
   if (!s) {
@@ -200,10 +209,9 @@ static void handle_initialize(sb_mcp_server *srv, sb_mcp_call *c) {
   s->initialized = 1;
   json_t *server_caps = mcp_server_capabilities(srv);
   if (server_caps) mcp_tasks_capabilities(srv, server_caps, 0, s->version);
-  json_t *r = json_pack("{sssososs}", "protocolVersion", s->version,
-                        "capabilities", server_caps,
-                        "serverInfo", mcp_server_info(srv), "instructions",
-                        srv->instructions);
+  json_t *r = json_pack(
+      "{sssososs}", "protocolVersion", s->version, "capabilities", server_caps,
+      "serverInfo", mcp_server_info(srv), "instructions", srv->instructions);
   SB_INFO(MODULE, "session %.8s initialized with %s (client %s)", s->id,
           s->version,
           json_string_value(json_object_get(info, "name")) ?: "unnamed");
@@ -238,8 +246,7 @@ static void fail_with(sb_mcp_call *c, json_t *error) {
  * after all, and the providers that did subscribe let go again. */
 static void subscribe_failed(sb_mcp_call *c, json_t *error) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
-  if (uri && c->session &&
-      json_object_get(c->session->subscriptions, uri)) {
+  if (uri && c->session && json_object_get(c->session->subscriptions, uri)) {
     json_object_del(c->session->subscriptions, uri);
     mcp_subscribe(c->srv, uri, 0, NULL);
   }
@@ -340,7 +347,7 @@ static void listen_acknowledge(sb_mcp_call *c) {
   json_t *ack = json_pack("{s{sO}sO}", "_meta", SB_MCP_META_SUBSCRIPTION_ID,
                           c->id, "notifications", c->listen_filter);
   mcp_call_send(c, sb_rpc_notification_new(
-                   "notifications/subscriptions/acknowledged", ack));
+                       "notifications/subscriptions/acknowledged", ack));
   mcp_listener_link(c);
 }
 
@@ -409,12 +416,13 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
   size_t k;
   json_t *u;
   json_array_foreach(uris, k, u) mcp_subscribe(srv, json_string_value(u), 1, w);
-  if (w) sb_mcp_sub_wait_done(w);
-  else listen_acknowledge(c);
+  if (w)
+    sb_mcp_sub_wait_done(w);
+  else
+    listen_acknowledge(c);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */
-
 
 static void handle_ping(sb_mcp_server *srv, sb_mcp_call *c) {
   sb_mcp_call_reply(c, json_object());
@@ -479,7 +487,8 @@ static void handle_tools_call(sb_mcp_server *srv, sb_mcp_call *c) {
     return;
   }
   /* A refused call has been answered by the hook. */
-  if (srv->authorize_tool && srv->authorize_tool(srv->authorize_ud, c, name, args))
+  if (srv->authorize &&
+      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_TOOL, name, args))
     return;
   if (mcp_tasks_route_call(c, name, args)) return;
   route_named(c, offsetof(sb_mcp_provider, call_tool), "tool", name, args);
@@ -492,13 +501,17 @@ static void handle_resources_list(sb_mcp_server *srv, sb_mcp_call *c) {
 }
 
 static void handle_templates_list(sb_mcp_server *srv, sb_mcp_call *c) {
-  reply_list(c, offsetof(sb_mcp_provider, list_templates),
-             "resourceTemplates", list_ttl(srv), "public");
+  reply_list(c, offsetof(sb_mcp_provider, list_templates), "resourceTemplates",
+             list_ttl(srv), "public");
 }
 
 static void handle_resources_read(sb_mcp_server *srv, sb_mcp_call *c) {
   const char *uri = required_string(c, "uri");
   if (!uri) return;
+  /* A refused read has been answered by the hook. */
+  if (srv->authorize &&
+      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE, uri, NULL))
+    return;
   for (size_t i = 0; i < srv->providers_len; i++) {
     sb_mcp_provider *p = &srv->providers[i];
     if (p->read_resource && p->read_resource(p->ud, c, uri)) return;
@@ -515,6 +528,9 @@ static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
   const char *name = required_string(c, "name");
   if (!name) return;
   json_t *args = json_object_get(c->params, "arguments");
+  if (srv->authorize &&
+      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_PROMPT, name, args))
+    return;
   route_named(c, offsetof(sb_mcp_provider, get_prompt), "prompt", name, args);
 }
 
@@ -567,4 +583,11 @@ const mcp_method_def *mcp_method_find(const char *name) {
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
     if (strcmp(methods[i].method, name) == 0) return &methods[i];
   return NULL;
+}
+
+void sb_mcp_call_release_admission(sb_mcp_call *c) {
+  if (!c->held_tenant) return;
+  c->srv->admission.release(c->srv->admission.ud, c->held_tenant);
+  sb_free(c->held_tenant);
+  c->held_tenant = NULL;
 }

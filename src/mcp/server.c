@@ -590,9 +590,9 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   srv->capabilities = opts->capabilities;
   srv->capabilities_ud = opts->capabilities_ud;
   srv->admission = opts->admission;
-  srv->authorize_tool = opts->authorize_tool;
+  srv->authorize = opts->authorize;
   srv->authorize_ud = opts->authorize_ud;
-  srv->tool_visible = opts->tool_visible;
+  srv->item_visible = opts->item_visible;
   srv->builtin = opts->no_builtins ? NULL : mcp_builtin_new(srv);
   if (srv->builtin) {
     sb_mcp_provider p = mcp_builtin_provider;

@@ -73,6 +73,46 @@ nomem:
   return NULL;
 }
 
+/* A copy of overrides (tenant strings owned), or NULL (n 0, or ENOMEM:
+ * *ok 0). */
+static sb_quota_override *copy_overrides(const sb_quota_override *from,
+                                         size_t n, int *ok) {
+  *ok = 1;
+  if (!n) return NULL;
+  sb_quota_override *v = sb_calloc(n, sizeof *v);
+  for (size_t i = 0; v && i < n; i++) {
+    v[i] = from[i];
+    if (!(v[i].tenant = sb_strdup(from[i].tenant))) {
+      for (size_t j = 0; j < i; j++)
+        sb_free((char *)v[j].tenant);
+      sb_free(v);
+      v = NULL;
+    }
+  }
+  *ok = v != NULL;
+  return v;
+}
+
+int sb_quota_reconfigure(sb_quota *q, const sb_quota_options *o,
+                         sb_error *err) {
+  int ok;
+  sb_quota_override *ov = copy_overrides(o->overrides, o->overrides_len, &ok);
+  if (!ok) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  for (size_t i = 0; i < q->overrides_len; i++)
+    sb_free((char *)q->overrides[i].tenant);
+  sb_free(q->overrides);
+  q->overrides = ov;
+  q->overrides_len = o->overrides_len;
+  q->global = o->global;
+  for (size_t i = 0; i < q->nbuckets; i++)
+    for (tenant_state *t = q->buckets[i]; t; t = t->next) {
+      t->limits = merged(q, t->tenant);
+      int64_t cap = (int64_t)t->limits.burst * MILLI;
+      if (t->tokens_milli > cap) t->tokens_milli = cap;
+    }
+  return 0;
+}
+
 void sb_quota_free(sb_quota *q) {
   if (!q) return;
   for (size_t i = 0; q->buckets && i < q->nbuckets; i++)
@@ -172,6 +212,23 @@ sb_quota_outcome sb_quota_admit(sb_quota *q, const char *tenant,
     t->tokens_milli -= MILLI;
   }
   if (hold) t->in_flight++;
+  return SB_QUOTA_ADMITTED;
+}
+
+sb_quota_outcome sb_quota_hold(sb_quota *q, const char *tenant,
+                               sb_quota_verdict *v) {
+  sb_quota_verdict local;
+  if (!v) v = &local;
+  memset(v, 0, sizeof *v);
+  tenant_state *t = q && tenant ? find_or_add(q, tenant) : NULL;
+  if (!t) return SB_QUOTA_ADMITTED;
+  if (t->limits.max_concurrent > 0 &&
+      t->in_flight >= t->limits.max_concurrent) {
+    v->outcome = SB_QUOTA_CONCURRENCY;
+    v->limit = t->limits.max_concurrent;
+    return v->outcome;
+  }
+  t->in_flight++;
   return SB_QUOTA_ADMITTED;
 }
 

@@ -59,6 +59,11 @@ typedef struct sb_quota_verdict {
 /* NULL with err on ENOMEM. */
 sb_quota *sb_quota_new(const sb_quota_options *o, sb_error *err);
 void sb_quota_free(sb_quota *q);
+/* New limits (a config reload): every tenant's limits are recomputed at
+ * once; a bucket keeps its tokens up to the new burst, calls in flight
+ * stay held (a lower max_concurrent refuses new ones until they end).
+ * All or nothing: on ENOMEM (err set) the old limits stay. */
+int sb_quota_reconfigure(sb_quota *q, const sb_quota_options *o, sb_error *err);
 
 /* Admit one request of `tenant` at `now_ms` (any monotonic clock): take a
  * token and, when `hold` is set, a place among the calls in flight (give
@@ -69,6 +74,12 @@ sb_quota_outcome sb_quota_admit(sb_quota *q, const char *tenant,
                                 uint64_t now_ms, int hold, sb_quota_verdict *v);
 /* A held call ended. */
 void sb_quota_release(sb_quota *q, const char *tenant);
+/* A place among the tenant's calls in flight alone, no token: a call
+ * made on the tenant's behalf by the server (a workflow step's), not a
+ * request. SB_QUOTA_ADMITTED (give it back with sb_quota_release) or
+ * SB_QUOTA_CONCURRENCY. */
+sb_quota_outcome sb_quota_hold(sb_quota *q, const char *tenant,
+                               sb_quota_verdict *v);
 /* Calls of `tenant` in flight. */
 int sb_quota_in_flight(const sb_quota *q, const char *tenant);
 /* The limits `tenant` has (global, or its override merged). */

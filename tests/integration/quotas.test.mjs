@@ -13,6 +13,7 @@ import { join } from 'node:path';
 
 import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
 import { connectSdk, restClient, stopClean } from './lib/contexts_common.mjs';
+import { flowAgent, runsClient } from './lib/flows.mjs';
 
 const T = {
   a: { id: 'dealer-a', token: 'token-for-dealer-a-0123456789' }, // 1/s, burst 3
@@ -35,6 +36,18 @@ function writeConfig(lines) {
 describe('quotas', { timeout: 60000 }, () => {
   let server;
   let url;
+  let configPath;
+  const configLines = (c = []) => [
+    'auth:',
+    '  tenants:',
+    ...Object.values(T).flatMap((t) => [`    - id: ${t.id}`, `      token: ${t.token}`]),
+    'quotas:',
+    '  requests_per_second: 1000',
+    '  tenants:',
+    `    dealer-a: {requests_per_second: 1, burst: ${BURST}}`,
+    '    dealer-b: {max_concurrent_calls: 1}',
+    ...c,
+  ];
 
   async function mcpPost(token, id, name, args) {
     const res = await withDeadline(fetch(url, {
@@ -55,17 +68,8 @@ describe('quotas', { timeout: 60000 }, () => {
   }
 
   before(async () => {
-    const config = writeConfig([
-      'auth:',
-      '  tenants:',
-      ...Object.values(T).flatMap((t) => [`    - id: ${t.id}`, `      token: ${t.token}`]),
-      'quotas:',
-      '  requests_per_second: 1000',
-      '  tenants:',
-      `    dealer-a: {requests_per_second: 1, burst: ${BURST}}`,
-      '    dealer-b: {max_concurrent_calls: 1}',
-    ]);
-    server = await startHttpServer({ extraArgs: ['--config', config, '--log-level', 'debug'] });
+    configPath = writeConfig(configLines());
+    server = await startHttpServer({ extraArgs: ['--config', configPath, '--log-level', 'debug'] });
     url = server.url;
   });
   after(async () => {
@@ -138,6 +142,123 @@ describe('quotas', { timeout: 60000 }, () => {
     const after1 = await mcpPost(T.b.token, 4, 'echo', { text: 'after' });
     assert.equal(after1.status, 200, after1.text);
   });
+  it('SIGHUP re-reads the quotas; a bad config keeps them and logs why', async () => {
+    const c = restClient(url.replace(/\/mcp$/, ''), T.c.token);
+    const hup = async (re) => {
+      const from = server.stderr.length;
+      server.proc.kill('SIGHUP');
+      const end = Date.now() + DEADLINE_MS;
+      while (!re.test(server.stderr.slice(from))) {
+        assert.ok(Date.now() < end, `no ${re} in: ${server.stderr.slice(from)}`);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      return server.stderr.slice(from);
+    };
+    /** dealer-c's first refusal within n requests, or undefined. */
+    const firstRefusal = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const r = await c.call('GET', '/v1/runs');
+        if (r.status === 429) return r;
+        assert.equal(r.status, 200, r.text);
+      }
+      return undefined;
+    };
+    assert.equal(await firstRefusal(8), undefined, 'dealer-c has the global 1000 a second');
+    writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: 1, burst: 2}']).join('\n') + '\n');
+    assert.match(await hup(/quotas reloaded/), /1 tenant override|3 tenant override/);
+    const refused = await firstRefusal(8);
+    assert.ok(refused, 'dealer-c was not limited after the reload');
+    assert.match(refused.json.error.message, /dealer-c passed quotas\.requests_per_second \(1 a second\)/);
+    // A bad file: nothing changes, and the log says what is wrong.
+    writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: lots}']).join('\n') + '\n');
+    const said = await hup(/SIGHUP: config not reloaded/);
+    assert.match(said, /quotas\.tenants\.dealer-c\.requests_per_second/);
+    assert.doesNotMatch(said, /quotas reloaded/);
+    const still = await firstRefusal(8);
+    assert.ok(still, 'the old quotas were dropped by a bad config');
+    assert.match(still.json.error.message, /\(1 a second\)/);
+  });
+});
+
+describe('quotas and workflow runs', { timeout: 60000 }, () => {
+  let server;
+  let base;
+  const B = T.b; // one call in flight
+
+  before(async () => {
+    const config = writeConfig([
+      'auth:', '  tenants:', `    - id: ${B.id}`, `      token: ${B.token}`,
+      'quotas:', '  max_concurrent_calls: 1',
+      'agents:', `  - ${JSON.stringify(flowAgent('flow', ['slow']))}`,
+      'workflows:',
+      '  - name: slow-one',
+      '    steps:',
+      '      - id: wait',
+      '        call: { agent: flow, tool: slow, arguments: { ms: 1500 } }',
+      '  - name: slow-two',
+      '    steps:',
+      '      - id: both',
+      '        parallel:',
+      '          - id: first',
+      '            call: { agent: flow, tool: slow, arguments: { ms: 300 } }',
+      '          - id: second',
+      '            call: { agent: flow, tool: slow, arguments: { ms: 300 } }',
+    ]);
+    server = await startHttpServer({ extraArgs: ['--config', config, '--log-level', 'debug'] });
+    base = server.url.replace(/\/mcp$/, '');
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  const tool = (name, args) => withDeadline(fetch(server.url, {
+    method: 'POST',
+    headers: {
+      accept: 'application/json, text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${B.token}`,
+      'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': name,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args, _meta: META } }),
+  }).then(async (r) => ({ status: r.status, text: await r.text() })), DEADLINE_MS, name);
+  const echo = () => tool('echo', { text: 'x' });
+
+  it('a step\'s agent call holds one of the tenant\'s calls in flight', async () => {
+    const rest = runsClient(base, B.token);
+    const started = await rest.start({ workflow: 'slow-one' });
+    assert.equal(started.status, 201, started.text);
+    // While the step's call is out, the tenant's own calls are refused.
+    let refused;
+    const end = Date.now() + DEADLINE_MS;
+    while (!refused) {
+      const r = await echo();
+      if (r.status === 429) refused = r;
+      else {
+        const run = await rest.run(started.json.id);
+        assert.notEqual(run.json?.status, 'completed', 'the run ended and no call of the tenant was refused');
+        assert.ok(Date.now() < end, 'never refused');
+      }
+    }
+    assert.match(refused.text, /quotas\.max_concurrent_calls/);
+    const run = await rest.waitFor(started.json.id, ['completed', 'failed']);
+    assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    assert.equal((await echo()).status, 200, 'the place came back');
+  });
+
+  it('a step refused for the quota waits for room, not fails', async () => {
+    const rest = runsClient(base, B.token);
+    const started = await rest.start({ workflow: 'slow-two' });
+    assert.equal(started.status, 201, started.text);
+    const run = await rest.waitFor(started.json.id, ['completed', 'failed']);
+    assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    assert.match(server.stderr, /a workflow step's call waits: quota exceeded: tenant dealer-b has 1 calls in flight/);
+  });
+
+  it('workflow_run over MCP, waiting for its run, does not hold the place its steps need', async () => {
+    const r = await tool('workflow_run', { workflow: 'slow-one' });
+    assert.equal(r.status, 200, r.text);
+    const body = r.text.startsWith('{') ? r.text : r.text.split('\n').filter((l) => l.startsWith('data: ')).pop().slice(6);
+    const result = JSON.parse(body).result;
+    assert.equal(result.structuredContent.status, 'completed', body);
+  });
 });
 
 describe('quotas on stdio', { timeout: 60000 }, () => {
@@ -159,4 +280,5 @@ describe('quotas on stdio', { timeout: 60000 }, () => {
       await sdk.close();
     }
   });
+
 });

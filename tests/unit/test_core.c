@@ -322,6 +322,23 @@ static void error_set_formats_and_returns_code(void **state) {
   assert_int_equal(err.code, SB_ETOOBIG);
 }
 
+/* A refusal carries the missing scope as a value; any later error clears
+ * it, so a stale scope never names the wrong permission. */
+static void error_refuse_carries_the_scope(void **state) {
+  (void)state;
+  sb_error err = {0};
+  /* A message that names another scope: only the field counts. */
+  assert_int_equal(sb_error_refuse(&err, "runs:read:quote",
+                                   "nothing to do with scope \"%s\"", "x"),
+                   SB_EPERM);
+  assert_int_equal(err.code, SB_EPERM);
+  assert_string_equal(err.scope, "runs:read:quote");
+  assert_string_equal(err.msg, "nothing to do with scope \"x\"");
+  sb_error_set(&err, SB_ENOENT, "no such run");
+  assert_string_equal(err.scope, "");
+  assert_int_equal(sb_error_refuse(NULL, "x", "y"), SB_EPERM);
+}
+
 static void strerror_names(void **state) {
   (void)state;
   assert_string_equal(sb_strerror(SB_OK), "OK");
@@ -383,6 +400,7 @@ int main(void) {
       cmocka_unit_test(alloc_live_bytes_tracks),
       cmocka_unit_test(alloc_overflow_refused),
       cmocka_unit_test(error_set_formats_and_returns_code),
+      cmocka_unit_test(error_refuse_carries_the_scope),
       cmocka_unit_test(strerror_names),
       cmocka_unit_test(log_level_parse),
       cmocka_unit_test(log_level_set_get),

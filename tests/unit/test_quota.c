@@ -119,6 +119,42 @@ static void test_overrides(void **state) {
   sb_quota_free(q);
 }
 
+/* A reload: tenants seen already take the new limits at once, a bucket
+ * keeps no more than the new burst, held calls stay held. */
+static void test_reconfigure(void **state) {
+  (void)state;
+  sb_quota *q = quota(
+      (sb_quota_limits){.rate_per_s = 10, .burst = 10, .max_concurrent = 3},
+      NULL, 0);
+  assert_int_equal(sb_quota_admit(q, "a", 0, 1, NULL), SB_QUOTA_ADMITTED);
+  assert_int_equal(sb_quota_admit(q, "a", 0, 1, NULL), SB_QUOTA_ADMITTED);
+  sb_quota_override ov[] = {
+      {"b", {.rate_per_s = 0, .burst = -1, .max_concurrent = 0}}};
+  sb_quota_options o = {
+      .global = {.rate_per_s = 1, .burst = 2, .max_concurrent = 1},
+      .overrides = ov,
+      .overrides_len = 1};
+  assert_int_equal(sb_quota_reconfigure(q, &o, NULL), 0);
+  sb_quota_limits l = sb_quota_limits_of(q, "a");
+  assert_int_equal(l.rate_per_s, 1);
+  assert_int_equal(l.max_concurrent, 1);
+  /* Two held, the new cap is one: refused until both end. */
+  assert_int_equal(sb_quota_in_flight(q, "a"), 2);
+  sb_quota_verdict v;
+  assert_int_equal(sb_quota_admit(q, "a", 0, 1, &v), SB_QUOTA_CONCURRENCY);
+  assert_int_equal(v.limit, 1);
+  sb_quota_release(q, "a");
+  sb_quota_release(q, "a");
+  /* Eight tokens were left; the new burst keeps two. */
+  assert_int_equal(sb_quota_admit(q, "a", 0, 0, NULL), SB_QUOTA_ADMITTED);
+  assert_int_equal(sb_quota_admit(q, "a", 0, 0, NULL), SB_QUOTA_ADMITTED);
+  assert_int_equal(sb_quota_admit(q, "a", 0, 0, &v), SB_QUOTA_RATE);
+  /* The override's tenant: unlimited. */
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(sb_quota_admit(q, "b", 0, 1, NULL), SB_QUOTA_ADMITTED);
+  sb_quota_free(q);
+}
+
 static void test_many_tenants(void **state) {
   (void)state;
   sb_quota *q = quota((sb_quota_limits){.rate_per_s = 1}, NULL, 0);
@@ -151,6 +187,7 @@ int main(void) {
       cmocka_unit_test(test_burst_defaults_to_rate),
       cmocka_unit_test(test_concurrency),
       cmocka_unit_test(test_overrides),
+      cmocka_unit_test(test_reconfigure),
       cmocka_unit_test(test_many_tenants),
       cmocka_unit_test(test_unlimited),
   };
