@@ -26,6 +26,7 @@
  * that. The process must ignore SIGPIPE (switchboard's main does), since a
  * write to an agent that died is an ordinary event here.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ enum {
   STDERR_WINDOW_MS = 1000,
   READ_CHUNK = 65536,
   MIN_WRITE_QUEUE = 1 << 20, /* bytes queued for stdin before we give up */
+  PIPE_BYTES = 256 * 1024,   /* asked of the stdin and stdout pipes */
 };
 
 typedef struct child_channel {
@@ -603,6 +605,11 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
     teardown(c);
     return NULL;
   }
+  /* Room for a burst of requests (or answers) as large as a socketpair's
+   * buffers gave, so that a busy turn's gathered lines still go out in one
+   * write: 64 KiB by default, more where the system lets us. */
+  fcntl(in_fds[1], F_SETPIPE_SZ, PIPE_BYTES);
+  fcntl(out_fds[0], F_SETPIPE_SZ, PIPE_BYTES);
   uv_stdio_container_t stdio[3] = {
       {.flags = UV_INHERIT_FD, .data.fd = in_fds[0]},
       {.flags = UV_INHERIT_FD, .data.fd = out_fds[1]},
