@@ -20,7 +20,12 @@
 # call checks the answer is 2xx and carries the echoed text; for switchboard
 # the agent's failed-call counter must not move. Prints req/s, p50, p99, the
 # ratio of switchboard to the best Node peer, and the agent hop (sb-mcp p50
-# minus sb-builtin p50 at 1 connection), and writes
+# minus sb-builtin p50 at 1 connection) beside its floor: right after the
+# 1-connection runs, bench/pipe_rtt times a bare round trip of one line
+# between two processes on this machine (libuv on both sides over pipes,
+# as switchboard and the agent are; also blocking reads, a socketpair, and
+# one side spinning instead of sleeping), which no relay through a second
+# process can beat. Writes
 # bench/results/gateway-<UTC start, YYYY-MM-DDTHHMMZ>.json and .md.
 #
 # Bars (reported, not fatal): at 256 connections switchboard >= 10x the best
@@ -37,7 +42,7 @@
 # at run time, and is stopped on exit.
 #
 # Environment: SB_BENCH_BUILD_DIR (default build-release, configured in
-# Release if new; switchboard and echo_agent are built there).
+# Release if new; switchboard, echo_agent and pipe_rtt are built there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +53,7 @@ for arg in "$@"; do
   --quick) duration=2 ;;
   --perf) perf=1 ;;
   -h | --help)
-    sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -71,11 +76,12 @@ bar_hop_us=25 # agent hop, p50 at 1 connection
 lua=bench/gateway_call.lua
 
 # ---- build --------------------------------------------------------------
-echo "gateway: building switchboard and echo_agent in $build_dir" >&2
-bench_build "$build_dir" switchboard echo_agent
+echo "gateway: building switchboard, echo_agent and pipe_rtt in $build_dir" >&2
+bench_build "$build_dir" switchboard echo_agent pipe_rtt
 build_type=$(bench_build_type "$build_dir")
 sb_bin=$build_dir/switchboard
 agent_bin=$PWD/$build_dir/bench/echo_agent
+pipe_rtt_bin=$build_dir/bench/pipe_rtt
 [[ -x node_modules/.bin/mcp-proxy && -x node_modules/.bin/supergateway ]] ||
   bench_die "mcp-proxy / supergateway missing: run scripts/setup.sh (npm ci)"
 
@@ -287,6 +293,15 @@ for c in "${conns_list[@]}"; do
     printf '%-20s %6d | %9s %9s %9s\n' "$n" "$c" "$rps" "$p50" "$p99"
   done
   printf -- '---------------------------+------------------------------\n'
+  if ((c == 1)); then
+    # the floor, in the same minute as the hop it is compared with
+    "$pipe_rtt_bin" --rounds 20000 >"$work/pipe_rtt.txt" || bench_die "pipe_rtt failed"
+    declare -A FLOOR
+    for m in uv uv-sock blocking spin; do
+      FLOOR[$m]=$(awk -v m="$m" '$1 == m {print $3}' "$work/pipe_rtt.txt")
+      [[ -n ${FLOOR[$m]} ]] || bench_die "pipe_rtt gave no $m figure: $(cat "$work/pipe_rtt.txt")"
+    done
+  fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -324,6 +339,12 @@ echo "agent hop at 1 connection (p50 minus sb-builtin p50): sb-mcp ${hop_us} us,
 echo "bar: 256 connections, sb-mcp >= ${bar_ratio}x best Node peer: ${ratio256}x: $bar1"
 echo "     (sb-legacy: ${ratio256_legacy}x: $bar1_legacy)"
 echo "bar: 1 connection, agent hop <= ${bar_hop_us} us p50: ${hop_us} us: $bar2"
+floor_us=${FLOOR[uv]}
+over_floor=$(awk -v h="$hop_us" -v f="$floor_us" 'BEGIN { printf "%.1f", h - f }')
+echo "floor (bench/pipe_rtt, a bare round trip between two processes, p50):" \
+  "libuv over pipes ${FLOOR[uv]} us, over a socketpair ${FLOOR[uv-sock]} us," \
+  "blocking reads ${FLOOR[blocking]} us, one side spinning ${FLOOR[spin]} us"
+echo "agent hop over the floor (sb-mcp hop minus libuv pipes): ${over_floor} us"
 echo "load average before: $load_before, after: $load_after"
 for f in "${notes[@]}"; do echo "note: $f"; done
 
@@ -379,6 +400,9 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
       "$(ratio "${R[sb-builtin,$c]}" "${R[sb-mcp,$c]}")"
   done
   printf '\n  },\n  "agentHopUs": {"sbMcp": %d, "sbLegacy": %d},\n' "$hop_us" "$hop_legacy_us"
+  printf '  "floorP50Us": {"uvPipes": %s, "uvSocketpair": %s, "blocking": %s, "spin": %s},\n' \
+    "${FLOOR[uv]}" "${FLOOR[uv-sock]}" "${FLOOR[blocking]}" "${FLOOR[spin]}"
+  printf '  "agentHopOverFloorUs": %s,\n' "$over_floor"
   printf '  "bars": {\n'
   printf '    "ratioAt256": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256" "$bar1"
   printf '    "ratioAt256Legacy": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256_legacy" "$bar1_legacy"
@@ -414,6 +438,11 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   done
   echo
   echo "Agent hop at 1 connection (p50 minus sb-builtin's p50): sb-mcp ${hop_us} µs, sb-legacy ${hop_legacy_us} µs."
+  echo
+  echo "Floor (bench/pipe_rtt right after the 1-connection runs: one line back and forth between two" \
+    "processes, p50): libuv over pipes ${FLOOR[uv]} µs (what switchboard and the agent do), over a" \
+    "socketpair ${FLOOR[uv-sock]} µs, blocking reads ${FLOOR[blocking]} µs, one side spinning" \
+    "${FLOOR[spin]} µs. The sb-mcp hop is ${over_floor} µs over the libuv floor."
   echo
   echo "| bar | value | verdict |"
   echo "|---|---:|---|"
