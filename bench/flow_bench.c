@@ -93,8 +93,7 @@ static void run_until(int *flag, double seconds) {
     uv_run(&loop, UV_RUN_ONCE);
 }
 
-/* ---- raw calls ------------------------------------------------------------
- */
+/* ---- raw calls ----------------------------------------------------------- */
 
 typedef struct caller {
   double started;
@@ -227,8 +226,7 @@ static double runs_phase(int n, double seconds) {
   return (double)runs_done / (now_s() - t0);
 }
 
-/* ---- set-up ----------------------------------------------------------------
- */
+/* ---- set-up -------------------------------------------------------------- */
 
 static const char *const workflow_yaml =
     "name: three\n"

@@ -121,8 +121,7 @@ static int epoll_for(int fd) {
   return ep;
 }
 
-/* ---- the libuv flavour ----------------------------------------------------
- */
+/* ---- the libuv flavour --------------------------------------------------- */
 
 typedef struct uv_side {
   uv_loop_t loop;
@@ -198,8 +197,7 @@ static int uv_run_side(side fds, int parent, uint64_t *samples) {
   return s.failed || (parent && s.nsamples != rounds) ? -1 : 0;
 }
 
-/* ---- one mode -------------------------------------------------------------
- */
+/* ---- one mode ------------------------------------------------------------ */
 
 typedef enum mode {
   MODE_BLOCKING,

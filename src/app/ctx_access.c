@@ -273,8 +273,7 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
   return rc;
 }
 
-/* ---- workflow runs on an existing context ----------------------------------
- */
+/* ---- workflow runs on an existing context -------------------------------- */
 
 typedef struct run_check {
   sb_app *app;

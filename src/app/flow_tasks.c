@@ -43,8 +43,7 @@
 
 static const char *const task_tools[] = {"workflow_run", NULL};
 
-/* ---- the task of a run ------------------------------------------------------
- */
+/* ---- the task of a run --------------------------------------------------- */
 
 static json_t *iso8601(json_t *ms) {
   char buf[32];
@@ -132,8 +131,7 @@ json_t *app_task_of_run(json_t *run) {
   return t;
 }
 
-/* ---- operations: one per tasks/ request
- * --------------------------------------- */
+/* ---- operations: one per tasks/ request ---------------------------------- */
 
 typedef struct task_op {
   sb_app *app;
@@ -256,8 +254,7 @@ static int permit_run(task_op *op, int write, const json_t *run) {
   return SB_EPERM;
 }
 
-/* ---- workflow_run as a task -------------------------------------------------
- */
+/* ---- workflow_run as a task ---------------------------------------------- */
 
 static void run_started(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
@@ -293,8 +290,7 @@ static void task_call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
 }
 
-/* ---- tasks/get --------------------------------------------------------------
- */
+/* ---- tasks/get ----------------------------------------------------------- */
 
 static void got(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
@@ -323,8 +319,7 @@ static void task_get(void *ud, sb_mcp_call *call, const char *id) {
   }
 }
 
-/* ---- tasks/cancel -----------------------------------------------------------
- */
+/* ---- tasks/cancel -------------------------------------------------------- */
 
 static void refused_read(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
@@ -383,8 +378,7 @@ static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {
   }
 }
 
-/* ---- answers: tasks/update and the questions of tasks/result
- * ------------------ */
+/* ---- answers: tasks/update and the questions of tasks/result ------------- */
 
 /* Give one answer: accept answers the ask step; anything else cancels the
  * run. 0 when under way (cb runs), else a negative code with err. */
@@ -503,8 +497,7 @@ static void task_update(void *ud, sb_mcp_call *call, const char *id,
   }
 }
 
-/* ---- tasks/result (2025-11-25): wait for the end, asking on the way
- * ---------- */
+/* ---- tasks/result (2025-11-25): wait for the end, asking on the way ------ */
 
 static void result_check(task_op *op);
 
@@ -629,8 +622,7 @@ static void task_result(void *ud, sb_mcp_call *call, const char *id) {
   result_check(op);
 }
 
-/* ---- tasks/list (2025-11-25)
- * -------------------------------------------------- */
+/* ---- tasks/list (2025-11-25) --------------------------------------------- */
 
 static void listed(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;

@@ -112,8 +112,7 @@ void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err) {
   json_decref(e);
 }
 
-/* ---- simple operations: one reply ------------------------------------------
- */
+/* ---- simple operations: one reply ---------------------------------------- */
 
 typedef struct tool_op {
   sb_mcp_call *call; /* NULL once cancelled */
@@ -157,8 +156,7 @@ static void started(sb_mcp_call *call, tool_op *op, int rc,
   if (op->call) sb_mcp_call_on_cancel(call, op_cancelled, op);
 }
 
-/* ---- workflow_run
- * ------------------------------------------------------------- */
+/* ---- workflow_run -------------------------------------------------------- */
 
 typedef struct run_watch {
   sb_app *app;
@@ -508,8 +506,7 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   sb_mcp_call_on_cancel(call, watch_cancelled, w);
 }
 
-/* ---- the rest
- * ------------------------------------------------------------------ */
+/* ---- the rest ------------------------------------------------------------ */
 
 static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   tool_op *op = ud;
@@ -600,8 +597,7 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   return 1;
 }
 
-/* ---- events://log ----------------------------------------------------------
- */
+/* ---- events://log -------------------------------------------------------- */
 
 #define EVENTS_URI "events://log"
 

@@ -229,8 +229,7 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   run_action(app, req, tenant, id, action);
 }
 
-/* ---- /v1/events -------------------------------------------------------------
- */
+/* ---- /v1/events ---------------------------------------------------------- */
 
 typedef struct event_stream {
   sb_http_request *req;

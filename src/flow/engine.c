@@ -60,8 +60,7 @@ void fl_change_free(fl_change *c) {
   sb_free(c);
 }
 
-/* ---- runs in memory --------------------------------------------------------
- */
+/* ---- runs in memory ------------------------------------------------------ */
 
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {
   for (fl_run *r = e->runs; r; r = r->next)
@@ -200,8 +199,7 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   return v;
 }
 
-/* ---- the engine
- * ---------------------------------------------------------------- */
+/* ---- the engine ---------------------------------------------------------- */
 
 sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
                                    sb_error *err) {
@@ -244,8 +242,7 @@ void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
   out->runs = e->nruns;
 }
 
-/* ---- starting
- * ------------------------------------------------------------------ */
+/* ---- starting ------------------------------------------------------------ */
 
 static json_t *new_doc(const char *id, const sb_flow_def *def,
                        const char *context_id, const json_t *input) {
@@ -426,8 +423,7 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
   return rc;
 }
 
-/* ---- cancel, answer
- * ---------------------------------------------------------- */
+/* ---- cancel, answer ------------------------------------------------------ */
 
 /* A run not in memory: say why the operation does not apply to it. */
 typedef struct why_op {
@@ -495,8 +491,7 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
   return fl_steps_answer(r, step, answer, cb, ud, err);
 }
 
-/* ---- reading
- * -------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 typedef struct read_op {
   sb_flow_engine *e;
@@ -613,8 +608,7 @@ int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
                   ud, err);
 }
 
-/* ---- resume, fork, and runs brought back at start
- * ----------------------------- */
+/* ---- resume, fork, and runs brought back at start ------------------------ */
 
 /* The definition a stored run follows (new reference): its own column,
  * or, for runs written before it existed, inside its state. */

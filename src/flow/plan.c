@@ -106,8 +106,7 @@ static void record_agent(plan *p, const char *agent) {
   json_array_append_new(agents, a);
 }
 
-/* ---- events and the run's state --------------------------------------------
- */
+/* ---- events and the run's state ------------------------------------------ */
 
 static void event(plan *p, const char *type, json_t *data) {
   json_array_append_new(p->events, json_pack("{ssso}", "type", type, "data",
@@ -581,8 +580,7 @@ static void plan_clear(plan *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* ---- writing ----------------------------------------------------------------
- */
+/* ---- writing ------------------------------------------------------------- */
 
 typedef struct fl_write {
   fl_run *r;

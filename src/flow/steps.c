@@ -97,8 +97,7 @@ static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
   return 0;
 }
 
-/* ---- calls ------------------------------------------------------------------
- */
+/* ---- calls --------------------------------------------------------------- */
 
 static void call_start(fl_active *a);
 
@@ -284,8 +283,7 @@ static void call_start(fl_active *a) {
   if (!a->finished) a->call = call;
 }
 
-/* ---- questions and events
- * ------------------------------------------------------- */
+/* ---- questions and events ------------------------------------------------ */
 
 static void on_deadline(uv_timer_t *t) {
   fl_active *a = t->data;
@@ -350,8 +348,7 @@ static void wait_start(fl_active *a) {
   if (!a->sub) fail(a, "events", NULL, "cannot wait for events: %s", err.msg);
 }
 
-/* ---- keeping memory in step with the stored run
- * --------------------------------- */
+/* ---- keeping memory in step with the stored run -------------------------- */
 
 static void start(fl_run *r, const json_t *entry) {
   int k = sb_flow_def_step(r->def, fl_str(entry, "step"));

@@ -505,8 +505,7 @@ static const sb_channel_ops child_ops = {
     .pid = child_pid,
 };
 
-/* ---- spawning -------------------------------------------------------------
- */
+/* ---- spawning ------------------------------------------------------------ */
 
 /* Close those of the four pipe ends still open (-1: not open). */
 static void close_fds(uv_file in_fds[2], uv_file out_fds[2]) {

@@ -73,8 +73,7 @@ static char *mcp_header_value(const char *v) {
   return out;
 }
 
-/* ---- the GET stream
- * ----------------------------------------------------------- */
+/* ---- the GET stream ------------------------------------------------------ */
 
 static void on_retry_timer(uv_timer_t *timer) {
   http_channel *ch = timer->data;
@@ -150,8 +149,7 @@ static void start_stream(http_channel *ch) {
   stream_failed(ch, "cannot start the request");
 }
 
-/* ---- curl <-> libuv ---------------------------------------------------------
- */
+/* ---- curl <-> libuv ------------------------------------------------------ */
 
 static void maybe_free(http_channel *ch) {
   if (!ch->torn_down || ch->handles_open > 0 || ch->busy) return;
@@ -249,8 +247,7 @@ static void after_curl(http_channel *ch) {
   }
 }
 
-/* ---- the channel ops --------------------------------------------------------
- */
+/* ---- the channel ops ----------------------------------------------------- */
 
 /* Every request id in msg (one object or a batch), as a new array. */
 static json_t *request_ids(json_t *msg) {

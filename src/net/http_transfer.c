@@ -87,8 +87,7 @@ void hc_purge_queue(http_channel *ch, transfer *from) {
   }
 }
 
-/* ---- answers owed ---------------------------------------------------------
- */
+/* ---- answers owed -------------------------------------------------------- */
 
 /* Take the id of each response in msg off the transfer's owed list. */
 static void mark_answered(transfer *t, json_t *msg) {
@@ -141,8 +140,7 @@ static void synthesise(http_channel *ch, transfer *t, sb_channel_failure kind,
   json_array_clear(t->pending_ids);
 }
 
-/* ---- transfers ------------------------------------------------------------
- */
+/* ---- transfers ----------------------------------------------------------- */
 
 void hc_free_transfer(http_channel *ch, transfer *t) {
   if (t->prev)
@@ -344,8 +342,7 @@ int hc_start_transfer(http_channel *ch, transfer *t) {
   return 0;
 }
 
-/* ---- finishing a POST ------------------------------------------------------
- */
+/* ---- finishing a POST ---------------------------------------------------- */
 
 /* What went wrong below HTTP, in words: "connect to URL: Connection
  * refused" rather than only curl's generic text. */

@@ -226,8 +226,7 @@ static size_t count_substr(const char *s, const char *sub) {
   return n;
 }
 
-/* ---- tests ----------------------------------------------------------------
- */
+/* ---- tests --------------------------------------------------------------- */
 
 static void echo_round_trip_in_order(void **state) {
   (void)state;

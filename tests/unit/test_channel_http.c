@@ -125,8 +125,7 @@ static int expect_failure(json_t *ans, int kind, const char *needle) {
 }
 #define expect_synth(ans, needle) expect_failure((ans), SB_CHANNEL_LOST, (needle))
 
-/* ---- a tiny scripted HTTP/1.1 server ---------------------------------------
- */
+/* ---- a tiny scripted HTTP/1.1 server ------------------------------------- */
 
 typedef struct fake_server fake_server;
 typedef struct fake_conn {
@@ -316,8 +315,7 @@ static char *id_text(json_t *body) {
   return json_dumps(json_object_get(body, "id"), JSON_ENCODE_ANY);
 }
 
-/* ---- switchboard as the agent ----------------------------------------------
- */
+/* ---- switchboard as the agent -------------------------------------------- */
 
 typedef struct sb_proc {
   uv_process_t proc;
@@ -587,8 +585,7 @@ static void legacy_session_against_switchboard(void **state) {
   json_decref(r.msgs);
 }
 
-/* ---- failure modes against the fake agent
- * ------------------------------------ */
+/* ---- failure modes against the fake agent -------------------------------- */
 
 static void connection_refused_synthesises_error(void **state) {
   (void)state;
