@@ -98,11 +98,6 @@ int sb_ctx_json_equal(const json_t *a, const json_t *b);
  * SB_ENOMEM. *out is a new reference. */
 int sb_ctx_merge_apply(const json_t *target, const json_t *patch, json_t **out,
                        sb_error *err);
-/* The same, copying only the objects on the patch's paths: *out (a new
- * reference) shares every other member with target, so neither may be
- * modified afterwards (the manager's documents never are). */
-int sb_ctx_merge_apply_shared(const json_t *target, const json_t *patch,
-                              json_t **out, sb_error *err);
 
 /* ---- diff (diff.c) ---------------------------------------------------- */
 

@@ -489,7 +489,7 @@ static void make_next(mg_op *op) {
   }
   rc = op->patch_kind == SB_CTX_JSON_PATCH
            ? sb_ctx_patch_apply(head, op->arg, &next, err)
-           : sb_ctx_merge_apply_shared(head, op->arg, &next, err);
+           : sb_ctx_merge_apply(head, op->arg, &next, err);
   if (rc != 0) goto done;
   if (!json_is_object(next)) {
     rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");

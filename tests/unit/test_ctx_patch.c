@@ -419,12 +419,6 @@ static void test_rfc7386_appendix_a(void **state) {
     assert_int_equal(sb_ctx_merge_apply(out, p, &again, NULL), 0);
     assert_json_eq(again, w);
     json_decref(again);
-    /* the shared form: the same result, the target untouched */
-    json_t *shared = NULL;
-    assert_int_equal(sb_ctx_merge_apply_shared(t, p, &shared, NULL), 0);
-    assert_json_eq(shared, w);
-    assert_json_eq(t, before);
-    json_decref(shared);
     json_decref(out);
     json_decref(t);
     json_decref(p);
@@ -460,38 +454,7 @@ static void test_merge_allocation_failures(void **state) {
     json_decref(out);
     assert_int_equal(sb_alloc_live_bytes(), live);
   }
-  for (long n = 1; n < 200; n++) {
-    size_t live = sb_alloc_live_bytes();
-    json_t *out = NULL;
-    sb_alloc_fail_after(n);
-    int rc = sb_ctx_merge_apply_shared(t, p, &out, NULL);
-    sb_alloc_fail_after(0);
-    if (rc == 0)
-      assert_json_eq(out, want);
-    else
-      assert_int_equal(rc, SB_ENOMEM);
-    json_decref(out);
-    assert_int_equal(sb_alloc_live_bytes(), live);
-  }
   json_decref(want);
-  json_decref(t);
-  json_decref(p);
-}
-
-/* The shared form copies only the objects on the patch's paths. */
-static void test_merge_shared_shares(void **state) {
-  (void)state;
-  json_t *t = J("{'a': {'b': 'c', 'x': [1, 2]}, 'big': {'k': [1, 2, 3]}}");
-  json_t *before = json_deep_copy(t), *out = NULL;
-  json_t *p = J("{'a': {'b': 'd'}}");
-  assert_int_equal(sb_ctx_merge_apply_shared(t, p, &out, NULL), 0);
-  assert_ptr_equal(json_object_get(out, "big"), json_object_get(t, "big"));
-  assert_ptr_equal(json_object_get(json_object_get(out, "a"), "x"),
-                   json_object_get(json_object_get(t, "a"), "x"));
-  assert_ptr_not_equal(json_object_get(out, "a"), json_object_get(t, "a"));
-  assert_json_eq(t, before);
-  json_decref(out);
-  json_decref(before);
   json_decref(t);
   json_decref(p);
 }
@@ -510,7 +473,6 @@ int main(void) {
       cmocka_unit_test(test_patch_allocation_failures),
       cmocka_unit_test(test_rfc7386_appendix_a),
       cmocka_unit_test(test_merge_allocation_failures),
-      cmocka_unit_test(test_merge_shared_shares),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
