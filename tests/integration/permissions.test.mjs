@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { tempStorePath } from './lib/harness.mjs';
-import { TENANTS, connectSdk, restClient, runCli, sampleInput, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
+import { TENANTS, connectSdk, restClient, sampleInput, storeAdmin, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
 import { flowAgent, startFlowHttpAgent } from './lib/flows.mjs';
 import { claimsFor, makeKeys, oauthConfig, signJwt } from './lib/oauth.mjs';
 
@@ -39,14 +39,9 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
   const tok = (scope) => signJwt('RS256', rsa.privateKey, claimsFor('dealer-a', { scope }), { kid: 'rsa-1' });
 
   before(async () => {
-    const cli = async (args) => {
-      const r = await runCli(args);
-      assert.equal(r.code, 0, r.stderr);
-      return r.stdout.trim();
-    };
-    const key = (tenant, ...scopes) => cli(['key', 'create', '--tenant', tenant, ...scopes.flatMap((s) => ['--scope', s]), '--store', store]);
-    await cli(['tenant', 'create', 'dealer-a', '--store', store]);
-    await cli(['tenant', 'create', 'dealer-b', '--store', store]);
+    const { key, tenant } = storeAdmin(store);
+    await tenant('dealer-a');
+    await tenant('dealer-b');
     keys.contexts = await key('dealer-a', 'contexts', 'tools:call');
     keys.finance = await key('dealer-a', 'contexts', 'finance', 'agents', 'workflows');
     keys.userRead = await key('dealer-a', 'contexts:read:/user');

@@ -14,7 +14,7 @@ import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import { DEADLINE_MS, MODERN_VERSION, tempStorePath, withDeadline } from './lib/harness.mjs';
-import { TENANTS, restClient, runCli, sampleInput, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
+import { TENANTS, restClient, runCli, sampleInput, storeAdmin, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
 import { runsClient } from './lib/flows.mjs';
 import { everythingStdio, flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
 
@@ -70,14 +70,9 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
   const runs = {};
 
   before(async () => {
-    const cli = async (args) => {
-      const r = await runCli(args);
-      assert.equal(r.code, 0, r.stderr);
-      return r.stdout.trim();
-    };
-    const key = (tenant, ...scopes) => cli(['key', 'create', '--tenant', tenant, ...scopes.flatMap((s) => ['--scope', s]), '--store', store]);
-    await cli(['tenant', 'create', 'dealer-a', '--store', store]);
-    await cli(['tenant', 'create', 'dealer-b', '--store', store]);
+    const { key, tenant } = storeAdmin(store);
+    await tenant('dealer-a');
+    await tenant('dealer-b');
     keys.triage = await key('dealer-a', 'runs:read:triage', 'runs:write:triage');
     keys.triageRead = await key('dealer-a', 'runs:read:triage');
     keys.none = await key('dealer-a', 'workflows');

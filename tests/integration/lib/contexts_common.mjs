@@ -128,6 +128,23 @@ export function runCli(args, { timeoutMs = DEADLINE_MS, env = {} } = {}) {
   });
 }
 
+/**
+ * The CLI's tenant and key commands on the store file `store`, each
+ * asserted to succeed: tenant(id) creates a tenant; key(tenant, ...scopes)
+ * creates a key with those scopes and resolves with the key (its stdout).
+ */
+export function storeAdmin(store) {
+  const cli = async (args) => {
+    const r = await runCli([...args, '--store', store]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  return {
+    tenant: (id) => cli(['tenant', 'create', id]),
+    key: (tenant, ...scopes) => cli(['key', 'create', '--tenant', tenant, ...scopes.flatMap((s) => ['--scope', s])]),
+  };
+}
+
 const CLIENT_INFO = { name: 'switchboard-ctx-tests', version: '0.1.0' };
 
 /**
