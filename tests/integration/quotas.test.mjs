@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, postModern, startHttpServer } from './lib/harness.mjs';
 import { connectSdk, restClient, stopClean } from './lib/contexts_common.mjs';
 import { flowAgent, runsClient } from './lib/flows.mjs';
 
@@ -22,10 +22,6 @@ const T = {
 };
 const BURST = 3;
 const QUOTA_EXCEEDED = -32051;
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 
 function writeConfig(lines) {
   const file = join(mkdtempSync(join(tmpdir(), 'sb-quota-')), 'switchboard.yaml');
@@ -49,22 +45,10 @@ describe('quotas', { timeout: 60000 }, () => {
     ...c,
   ];
 
+  /** tools/call on /mcp (2026-07-28) as the tenant of `token`, with `id`. */
   async function mcpPost(token, id, name, args) {
-    const res = await withDeadline(fetch(url, {
-      method: 'POST',
-      headers: {
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        authorization: `Bearer ${token}`,
-        'MCP-Protocol-Version': MODERN_VERSION,
-        'Mcp-Method': 'tools/call',
-        'Mcp-Name': name,
-      },
-      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: META } }),
-    }), DEADLINE_MS, `tools/call ${name}`);
-    const text = await withDeadline(res.text(), DEADLINE_MS, 'response body');
-    const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
-    return { status: res.status, headers: res.headers, json: body ? JSON.parse(body) : undefined, text };
+    const { status, headers, text, ...message } = await postModern(url, token, 'tools/call', { name, arguments: args }, { tasks: false, id });
+    return { status, headers, text, json: text ? message : undefined };
   }
 
   before(async () => {
@@ -211,14 +195,7 @@ describe('quotas and workflow runs', { timeout: 60000 }, () => {
     if (server) await stopClean(server);
   });
 
-  const tool = (name, args) => withDeadline(fetch(server.url, {
-    method: 'POST',
-    headers: {
-      accept: 'application/json, text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${B.token}`,
-      'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': name,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args, _meta: META } }),
-  }).then(async (r) => ({ status: r.status, text: await r.text() })), DEADLINE_MS, name);
+  const tool = (name, args) => postModern(server.url, B.token, 'tools/call', { name, arguments: args }, { tasks: false });
   const echo = () => tool('echo', { text: 'x' });
 
   it('a step\'s agent call holds one of the tenant\'s calls in flight', async () => {

@@ -13,12 +13,11 @@ import assert from 'node:assert/strict';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { DEADLINE_MS, MODERN_VERSION, tempStorePath, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, postModern, tempStorePath, withDeadline } from './lib/harness.mjs';
 import { TENANTS, restClient, runCli, sampleInput, storeAdmin, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
 import { runsClient } from './lib/flows.mjs';
 import { everythingStdio, flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
 
-const EXT = 'io.modelcontextprotocol/tasks';
 const ASK = (name) => `  - name: ${name}
     steps:
       - id: confirm
@@ -32,29 +31,6 @@ const GATE = `  - name: gate
         ask: { message: "second?" }`;
 const SERVERS = `servers:
   - ${JSON.stringify({ name: 'desk', include: [{ agent: 'everything' }, { agent: 'flaky' }] })}`;
-
-/** One 2026-07-28 request by plain fetch (as tasks.test.mjs). */
-async function modern(url, token, method, params) {
-  const name = params.taskId ?? params.uri ?? params.name;
-  const headers = {
-    accept: 'application/json, text/event-stream',
-    'content-type': 'application/json',
-    authorization: `Bearer ${token}`,
-    'MCP-Protocol-Version': MODERN_VERSION,
-    'Mcp-Method': method,
-  };
-  if (name !== undefined) headers['Mcp-Name'] = name;
-  const meta = {
-    'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-    'io.modelcontextprotocol/clientCapabilities': { extensions: { [EXT]: {} } },
-  };
-  const res = await withDeadline(fetch(url, {
-    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: meta } }),
-  }), DEADLINE_MS, method);
-  const text = await withDeadline(res.text(), DEADLINE_MS, `${method} body`);
-  const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
-  return { status: res.status, headers: res.headers, ...(body ? JSON.parse(body) : {}) };
-}
 
 async function legacy(url, token) {
   const client = new LegacyClient({ name: 'scopes-test', version: '1' }, { capabilities: { tasks: {} } });
@@ -138,7 +114,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
   });
 
   it('MCP: runs_* tools check the run\'s workflow; runs_list filters', async () => {
-    const call = (token, name, args) => modern(server.url, token, 'tools/call', { name, arguments: args });
+    const call = (token, name, args) => postModern(server.url, token, 'tools/call', { name, arguments: args });
     const listed = await call(keys.triage, 'runs_list', {});
     assert.deepEqual(listed.result.structuredContent.runs.map((r) => r.workflow), ['triage'], JSON.stringify(listed));
     const got = await call(keys.triage, 'runs_get', { runId: runs.triage });
@@ -153,13 +129,13 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     const r = await call(keys.none, 'runs_get', { runId: runs.quote });
     assert.equal(r.error?.data?.scope, 'runs:read', JSON.stringify(r));
     // tools/list: the runs tools are there for a per-workflow key.
-    const tools = (await modern(server.url, keys.triageRead, 'tools/list', {})).result.tools.map((t) => t.name);
+    const tools = (await postModern(server.url, keys.triageRead, 'tools/list', {})).result.tools.map((t) => t.name);
     assert.ok(tools.includes('runs_list') && tools.includes('runs_get'), tools.join());
     assert.ok(!tools.includes('runs_cancel'), tools.join());
   });
 
   it('MCP tasks: the same scopes as the runs surface', async () => {
-    const task = (token, method, taskId, extra = {}) => modern(server.url, token, method, { taskId, ...extra });
+    const task = (token, method, taskId, extra = {}) => postModern(server.url, token, method, { taskId, ...extra });
     const ok = await task(keys.triage, 'tasks/get', runs.triage);
     assert.equal(ok.result?.taskId, runs.triage, JSON.stringify(ok));
     for (const [method, scope, extra] of [['tasks/get', 'runs:read:quote'], ['tasks/cancel', 'runs:write:quote'],
@@ -202,7 +178,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
   });
 
   const list = async (path, token, method) => {
-    const r = await modern(`${server.base}${path}`, token, method, {});
+    const r = await postModern(`${server.base}${path}`, token, method, {});
     assert.ok(r.result, `${path} ${method}: ${JSON.stringify(r)}`);
     return r;
   };
@@ -210,7 +186,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     .map((x) => x.uri ?? x.uriTemplate ?? x.name);
 
   it('/mcp: resources, templates and prompts lists filtered; reads and gets refused', async () => {
-    const wrote = await modern(server.url, TENANTS.a.token, 'tools/call', { name: 'note_write', arguments: { name: 'memo', text: 'hi' } });
+    const wrote = await postModern(server.url, TENANTS.a.token, 'tools/call', { name: 'note_write', arguments: { name: 'memo', text: 'hi' } });
     assert.ok(wrote.result && !wrote.result.isError, JSON.stringify(wrote));
     const resources = names(await list('/mcp', keys.flaky, 'resources/list'));
     assert.deepEqual(resources, ['switchboard://info']);
@@ -218,16 +194,16 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     const prompts = await list('/mcp', keys.flaky, 'prompts/list');
     assert.deepEqual(names(prompts), []);
     assert.equal(prompts.result._meta?.['io.modelcontextprotocol/cacheScope'] ?? 'private', 'private');
-    const read = await modern(server.url, keys.flaky, 'resources/read', { uri: 'switchboard://notes/memo' });
+    const read = await postModern(server.url, keys.flaky, 'resources/read', { uri: 'switchboard://notes/memo' });
     assert.equal(read.status, 403, JSON.stringify(read));
     assert.equal(read.error.data.scope, 'resources:switchboard://notes/memo');
-    const got = await modern(server.url, keys.flaky, 'prompts/get', { name: 'greeting', arguments: { name: 'Ada' } });
+    const got = await postModern(server.url, keys.flaky, 'prompts/get', { name: 'greeting', arguments: { name: 'Ada' } });
     assert.equal(got.error?.data?.scope, 'prompts:greeting', JSON.stringify(got));
     // Granted: listed, and read.
     assert.deepEqual(names(await list('/mcp', keys.notes, 'resources/list')).sort(), ['events://log', 'switchboard://info', 'switchboard://notes/memo']);
     assert.deepEqual(names(await list('/mcp', keys.notes, 'resources/templates/list')), ['switchboard://notes/{name}']);
     assert.deepEqual(names(await list('/mcp', keys.notes, 'prompts/list')), ['greeting']);
-    const ok = await modern(server.url, keys.notes, 'resources/read', { uri: 'switchboard://notes/memo' });
+    const ok = await postModern(server.url, keys.notes, 'resources/read', { uri: 'switchboard://notes/memo' });
     assert.equal(ok.result?.contents?.[0]?.text, 'hi', JSON.stringify(ok));
     // Unrestricted: everything, as before.
     assert.ok(names(await list('/mcp', TENANTS.a.token, 'resources/templates/list')).includes('context://{id}'));
@@ -235,7 +211,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
 
   it('per-agent and virtual servers list only the agents the caller may use', async () => {
     await pollUntil(async () => {
-      const r = await modern(`${server.base}/agents/everything/mcp`, TENANTS.a.token, 'tools/list', {});
+      const r = await postModern(`${server.base}/agents/everything/mcp`, TENANTS.a.token, 'tools/list', {});
       return r.result?.tools?.length > 0 ? true : { ok: false, message: JSON.stringify(r) };
     }, { what: 'the everything agent listed' });
     const all = {};
@@ -244,13 +220,13 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
       assert.ok(all[m].length > 0, `${m} of everything: empty`);
       assert.deepEqual(names(await list('/agents/everything/mcp', keys.flaky, m)), [], m);
     }
-    const read = await modern(`${server.base}/agents/everything/mcp`, keys.flaky, 'resources/read', { uri: all['resources/list'][0] });
+    const read = await postModern(`${server.base}/agents/everything/mcp`, keys.flaky, 'resources/read', { uri: all['resources/list'][0] });
     assert.equal(read.error?.data?.scope, 'agents:everything', JSON.stringify(read));
-    const prompt = await modern(`${server.base}/agents/everything/mcp`, keys.flaky, 'prompts/get', { name: all['prompts/list'][0] });
+    const prompt = await postModern(`${server.base}/agents/everything/mcp`, keys.flaky, 'prompts/get', { name: all['prompts/list'][0] });
     assert.equal(prompt.error?.data?.scope, 'agents:everything', JSON.stringify(prompt));
     // The virtual server: each caller sees its own agents' items.
     await pollUntil(async () => {
-      const r = await modern(`${server.base}/servers/desk/mcp`, TENANTS.a.token, 'tools/list', {});
+      const r = await postModern(`${server.base}/servers/desk/mcp`, TENANTS.a.token, 'tools/list', {});
       return r.result?.tools?.some((t) => t.name === 'whoami') ? true : { ok: false, message: JSON.stringify(r) };
     }, { what: 'the flaky agent listed' });
     const flakyTools = names(await list('/servers/desk/mcp', keys.flaky, 'tools/list'));

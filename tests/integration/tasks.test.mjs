@@ -23,12 +23,11 @@ import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 
-import { DEADLINE_MS, MODERN_VERSION, startHttpServer, tempStorePath, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, TASKS_EXTENSION, postModern, startHttpServer, tempStorePath, withDeadline } from './lib/harness.mjs';
 import { agentDef, pollUntil } from '../agents/agents_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FLOW_AGENT = join(here, '..', 'agents', 'flow_agent.mjs');
-const EXT = 'io.modelcontextprotocol/tasks';
 const RELATED = 'io.modelcontextprotocol/related-task';
 const TENANTS = {
   a: { id: 'dealer-a', token: 'tasks-token-dealer-a-0123456789' },
@@ -72,31 +71,7 @@ function writeConfig() {
   return file;
 }
 
-/** One 2026-07-28 request by plain fetch: headers and _meta as the revision
- * and the extension ask (Mcp-Name carries the task id for tasks/*). */
-async function modern(url, token, method, params, { tasks = true } = {}) {
-  const name = method === 'tools/call' ? params.name : params.taskId;
-  const headers = {
-    accept: 'application/json, text/event-stream',
-    'content-type': 'application/json',
-    authorization: `Bearer ${token}`,
-    'MCP-Protocol-Version': MODERN_VERSION,
-    'Mcp-Method': method,
-  };
-  if (name !== undefined) headers['Mcp-Name'] = name;
-  const meta = {
-    'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-    'io.modelcontextprotocol/clientCapabilities': tasks ? { extensions: { [EXT]: {} } } : {},
-  };
-  const res = await withDeadline(fetch(url, {
-    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: meta } }),
-  }), DEADLINE_MS, `${method}`);
-  const text = await withDeadline(res.text(), DEADLINE_MS, `${method} body`);
-  const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
-  return { status: res.status, ...(body ? JSON.parse(body) : {}) };
-}
-
-const taskGet = (url, token, taskId) => modern(url, token, 'tasks/get', { taskId });
+const taskGet = (url, token, taskId) => postModern(url, token, 'tasks/get', { taskId });
 
 /** Poll tasks/get (at the pollIntervalMs the task suggests) until pred. */
 async function pollTask(url, token, taskId, pred, what) {
@@ -137,7 +112,7 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     server = await startHttpServer({ extraArgs: ['--config', config, '--store', store] });
     // The agent is up once its tools are listed.
     await pollUntil(async () => {
-      const r = await modern(server.url, A, 'tools/list', {});
+      const r = await postModern(server.url, A, 'tools/list', {});
       return r.result?.tools?.some((t) => t.name === 'flow__classify') || { ok: false, message: JSON.stringify(r).slice(0, 300) };
     }, { what: 'the flow agent tools' });
   });
@@ -149,7 +124,7 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     const transport = new ModernHttp(new URL(server.url), { requestInit: { headers: { authorization: `Bearer ${A}` } } });
     await withDeadline(client.connect(transport), DEADLINE_MS, 'v2 client connect');
     try {
-      assert.deepEqual(client.getServerCapabilities()?.extensions?.[EXT], {});
+      assert.deepEqual(client.getServerCapabilities()?.extensions?.[TASKS_EXTENSION], {});
       const res = await withDeadline(client.callTool({ name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'I want to buy a Honda' } } } }),
         DEADLINE_MS, 'workflow_run without tasks');
       assert.equal(res.resultType ?? 'complete', 'complete');
@@ -160,13 +135,13 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
       await client.close();
     }
     // The raw request without the extension: no task either.
-    const raw = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'buy' } } } }, { tasks: false });
+    const raw = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'buy' } } } }, { tasks: false });
     assert.equal(raw.result.resultType, 'complete');
     assert.equal(raw.result.structuredContent.status, 'completed');
   });
 
   it('2026-07-28: workflow_run becomes a task; tasks/get polls it to completed with the result', async () => {
-    const created = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'I want to buy a Honda' } } } });
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'I want to buy a Honda' } } } });
     assert.equal(created.status, 200);
     const t = created.result;
     assert.equal(t.resultType, 'task', JSON.stringify(created));
@@ -192,7 +167,7 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
   });
 
   it('2026-07-28: an ask step is input_required, answered with tasks/update', async () => {
-    const created = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy a Ford' } } } });
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy a Ford' } } } });
     const id = created.result.taskId;
     const waiting = await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
     const keys = Object.keys(waiting.inputRequests);
@@ -202,11 +177,11 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     assert.equal(req.params.message, 'Which slot suits you?');
     assert.deepEqual(req.params.requestedSchema.required, ['slot']);
     // Responses for unknown keys are ignored; the task still waits.
-    const ignored = await modern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'nope/1': { action: 'accept', content: { slot: 'x' } } } });
+    const ignored = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'nope/1': { action: 'accept', content: { slot: 'x' } } } });
     assert.deepEqual(Object.keys(ignored.result).filter((k) => k !== '_meta'), ['resultType']);
     assert.equal((await taskGet(server.url, A, id)).result.status, 'input_required');
     // The answer: acknowledged with an empty result.
-    const ack = await modern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'sat-10am' } } } });
+    const ack = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'sat-10am' } } } });
     assert.equal(ack.result.resultType, 'complete', JSON.stringify(ack));
     const done = await pollTask(server.url, A, id, (x) => x.status === 'completed', 'completed after the answer');
     const run = done.result.structuredContent;
@@ -216,33 +191,33 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
   });
 
   it('2026-07-28: tasks/cancel stops a waiting run; unknown ids are -32602', async () => {
-    const created = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
     const id = created.result.taskId;
     await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
-    const ack = await modern(server.url, A, 'tasks/cancel', { taskId: id });
+    const ack = await postModern(server.url, A, 'tasks/cancel', { taskId: id });
     assert.equal(ack.result.resultType, 'complete', JSON.stringify(ack));
     const t = (await taskGet(server.url, A, id)).result;
     assert.equal(t.status, 'cancelled');
     assert.equal(t.result, undefined);
     assert.equal(t.inputRequests, undefined);
     // Cancelling again is cooperative: acknowledged, still cancelled.
-    const again = await modern(server.url, A, 'tasks/cancel', { taskId: id });
+    const again = await postModern(server.url, A, 'tasks/cancel', { taskId: id });
     assert.ok(again.result, JSON.stringify(again));
     for (const method of ['tasks/get', 'tasks/cancel', 'tasks/update']) {
       const params = { taskId: '0190aaaa-0000-7000-8000-000000000000', ...(method === 'tasks/update' ? { inputResponses: {} } : {}) };
-      const r = await modern(server.url, A, method, params);
+      const r = await postModern(server.url, A, method, params);
       assert.equal(r.error?.code, -32602, `${method}: ${JSON.stringify(r)}`);
       assert.match(r.error.message, /Task not found/);
     }
   });
 
   it("another tenant's task is an unknown task", async () => {
-    const created = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
     const id = created.result.taskId;
     await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
     const ghost = await taskGet(server.url, B, '0190aaaa-0000-7000-8000-000000000000');
     for (const method of ['tasks/get', 'tasks/cancel', 'tasks/update']) {
-      const r = await modern(server.url, B, method, { taskId: id, ...(method === 'tasks/update' ? { inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'stolen' } } } } : {}) });
+      const r = await postModern(server.url, B, method, { taskId: id, ...(method === 'tasks/update' ? { inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'stolen' } } } } : {}) });
       assert.equal(r.error?.code, -32602, `${method}: ${JSON.stringify(r)}`);
       assert.equal(r.error.message, ghost.error.message);
     }
@@ -256,7 +231,7 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     } finally {
       await b.close();
     }
-    await modern(server.url, A, 'tasks/cancel', { taskId: id });
+    await postModern(server.url, A, 'tasks/cancel', { taskId: id });
   });
 
   it('2025-11-25: the v1 SDK runs workflow_run as a task, answering the ask through tasks/result', async () => {
@@ -329,7 +304,7 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
   });
 
   it('a task outlives a restart of switchboard and its run finishes', async () => {
-    const created = await modern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'lease a Toyota' } } } });
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'lease a Toyota' } } } });
     const id = created.result.taskId;
     const before = await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
     await server.stop();
@@ -340,10 +315,10 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     assert.deepEqual(Object.keys(after.inputRequests), ['confirm/1']);
     // The agent comes back with the server; then the answer finishes the run.
     await pollUntil(async () => {
-      const r = await modern(server.url, A, 'tools/list', {});
+      const r = await postModern(server.url, A, 'tools/list', {});
       return r.result?.tools?.some((t) => t.name === 'flow__book') || { ok: false };
     }, { what: 'the flow agent after the restart' });
-    await modern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'tue-2pm' } } } });
+    await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': { action: 'accept', content: { slot: 'tue-2pm' } } } });
     const done = await pollTask(server.url, A, id, (x) => x.status === 'completed', 'completed after the restart');
     assert.deepEqual(done.result.structuredContent.history.map((h) => h.step), ['classify', 'confirm', 'book']);
   });

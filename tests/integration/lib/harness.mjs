@@ -52,6 +52,37 @@ export function withDeadline(promise, ms, what) {
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+
+/**
+ * One 2026-07-28 request by plain fetch, with a bearer token: the
+ * Mcp-Method header, Mcp-Name from the params (taskId, uri or name), the
+ * protocol version in _meta, and the tasks extension declared unless
+ * `tasks` is false. Answers { status, headers, text, ...the JSON-RPC
+ * message }, the message read from a JSON body or the last SSE data line.
+ */
+export async function postModern(url, token, method, params, { tasks = true, id = 1 } = {}) {
+  const name = params.taskId ?? params.uri ?? params.name;
+  const headers = {
+    accept: 'application/json, text/event-stream',
+    'content-type': 'application/json',
+    authorization: `Bearer ${token}`,
+    'MCP-Protocol-Version': MODERN_VERSION,
+    'Mcp-Method': method,
+  };
+  if (name !== undefined) headers['Mcp-Name'] = name;
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+    'io.modelcontextprotocol/clientCapabilities': tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {},
+  };
+  const res = await withDeadline(fetch(url, {
+    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
+  }), DEADLINE_MS, method);
+  const text = await withDeadline(res.text(), DEADLINE_MS, `${method} body`);
+  const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
+  return { status: res.status, headers: res.headers, text, ...(body ? JSON.parse(body) : {}) };
+}
+
 /**
  * An append-only list of events that tests can wait on: waitFor resolves as
  * soon as a matching item is (or already was) pushed, or rejects at the
