@@ -12,10 +12,11 @@
  * between them runs on the loop — except an update's, the heaviest (parse
  * the head, apply, validate, diff, serialise: next.c), which runs on the
  * libuv thread pool so the loop only hands it over and submits the result;
- * the updates arriving together go over as one job (mg_batch). An update whose
- * cached head only the cache holds takes it out of the cache, and next.c makes
- * the next version in it. The op holds a reference on the manager, so freeing
- * the manager while operations are under way is safe.
+ * the updates arriving together go over in jobs of up to MAKE_BATCH_MAX
+ * (mg_batch). An update whose cached head only the cache holds takes it
+ * out of the cache, and next.c makes the next version in it. The op holds
+ * a reference on the manager, so freeing the manager while operations are
+ * under way is safe.
  */
 #include <string.h>
 
@@ -398,11 +399,16 @@ static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
   return 0;
 }
 
-/* A job of the thread pool making the next versions of updates. */
+/* A job of the thread pool making the next versions of updates; it takes
+ * at most MAKE_BATCH_MAX, so a burst is spread over several pool threads
+ * (both cores), and the first of it reaches the store while the rest is
+ * being made. */
+#define MAKE_BATCH_MAX 16
 typedef struct mg_batch {
   uv_work_t work;
   sb_ctx_manager *m;
   mg_op *head, *tail; /* linked by next_made */
+  int count;          /* loop thread only */
   int started;        /* under m->make_lock */
 } mg_batch;
 
@@ -503,7 +509,7 @@ static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
   op->step = MG_STEP_MAKE;
   /* Join the job not yet picked up, if there is one. */
   mg_batch *b = m->open;
-  if (b) {
+  if (b && b->count < MAKE_BATCH_MAX) {
     uv_mutex_lock(&m->make_lock);
     int joined = !b->started;
     if (joined) {
@@ -511,10 +517,13 @@ static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
       b->tail = op;
     }
     uv_mutex_unlock(&m->make_lock);
-    if (joined) return 0;
+    if (joined) {
+      b->count++;
+      return 0;
+    }
   }
   if (!(b = sb_calloc(1, sizeof *b))) goto fail;
-  *b = (mg_batch){.m = m, .head = op, .tail = op};
+  *b = (mg_batch){.m = m, .head = op, .tail = op, .count = 1};
   b->work.data = b;
   if (uv_queue_work(sb_store_loop(m->store), &b->work, batch_make,
                     batch_made) != 0) {
