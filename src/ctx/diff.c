@@ -11,7 +11,7 @@
  * message costs its edit) and removes or adds the surplus. Past the budget
  * the whole middle is one such run: longer, never wrong.
  */
-#include "ctx/ctx.h"
+#include "ctx/ctx_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -266,6 +266,29 @@ int sb_ctx_diff(const json_t *from, const json_t *to, json_t **out,
   if (rc != 0) {
     json_decref(d.ops);
     return sb_error_set(err, rc, "diff: out of memory");
+  }
+  *out = d.ops;
+  return 0;
+}
+
+int ctx_diff_edits(const ctx_edits *log, json_t **out) {
+  *out = NULL;
+  differ d = {.ops = json_array(), .path = SB_BUF_INIT};
+  int rc = d.ops ? 0 : SB_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < log->len; i++) {
+    const ctx_edit *e = &log->items[i];
+    const json_t *now = json_object_getn(e->parent, e->key, e->key_len);
+    sb_buf_reset(&d.path);
+    if ((rc = sb_buf_append_str(&d.path, e->path)) != 0) break;
+    if (!e->old)
+      rc = now ? emit(&d, "add", NULL, now) : 0;
+    else
+      rc = now ? diff_value(&d, e->old, now) : emit(&d, "remove", NULL, NULL);
+  }
+  sb_buf_free(&d.path);
+  if (rc != 0) {
+    json_decref(d.ops);
+    return SB_ENOMEM;
   }
   *out = d.ops;
   return 0;

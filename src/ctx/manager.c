@@ -10,15 +10,17 @@
  * Every operation is an mg_op moving through explicit steps: store
  * requests go out, their callbacks come back on the loop, and the JSON work
  * between them runs on the loop — except an update's, the heaviest (parse
- * the head, apply, validate, diff, serialise), which runs on the libuv
- * thread pool so the loop only hands it over and submits the result; the
- * updates arriving together go over as one job (mg_batch). The
- * op holds a reference on the manager, so freeing the manager while
- * operations are under way is safe.
+ * the head, apply, validate, diff, serialise: next.c), which runs on the
+ * libuv thread pool so the loop only hands it over and submits the result;
+ * the updates arriving together go over in jobs of up to MAKE_BATCH_MAX
+ * (mg_batch). An update whose cached head only the cache holds takes it
+ * out of the cache, and next.c makes the next version in it. The op holds
+ * a reference on the manager, so freeing the manager while operations are
+ * under way is safe.
  */
 #include <string.h>
 
-#include "ctx/ctx.h"
+#include "ctx/ctx_internal.h"
 #include "store/store.h"
 
 #define DEFAULT_SNAPSHOT_EVERY 32
@@ -93,26 +95,6 @@ void sb_ctx_manager_on_change(sb_ctx_manager *m, sb_ctx_change_cb cb,
                               void *ud) {
   m->on_change = cb;
   m->on_change_ud = ud;
-}
-
-static char *dump(const json_t *doc) {
-  return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-}
-
-static json_t *load(const char *text, sb_error *err) {
-  json_error_t jerr;
-  json_t *doc = json_loads(text, 0, &jerr);
-  if (!doc) sb_error_set(err, SB_EIO, "store: corrupt document: %s", jerr.text);
-  return doc;
-}
-
-/* expires_ms for the store from metadata.expiresAt (validated already). */
-static int64_t expiry_of(const json_t *doc) {
-  int64_t ms = 0;
-  const char *s = json_string_value(
-      json_object_get(json_object_get(doc, "metadata"), "expiresAt"));
-  if (s && sb_time_parse(s, &ms) == 0) return ms > 0 ? ms : 1;
-  return 0;
 }
 
 static int valid_id(const char *id) {
@@ -200,23 +182,6 @@ typedef enum mg_step {
   MG_STEP_SWEEP, /* sweeping a batch */
 } mg_step;
 
-/* An update's next version, made on the thread pool from the head. The
- * worker touches only this, the op's patch and its id (none of which the
- * loop changes meanwhile); the loop takes the results back. */
-typedef struct mg_next {
-  json_t *head;       /* in: a reference held, or NULL and... */
-  char *head_text;    /* in: ...the head as the store returned it */
-  int from_cache;     /* in: head came from the cache, not the store */
-  int snapshot_every; /* in */
-  int rc;             /* out: 0 or the failure, with err */
-  sb_error err;
-  int64_t current; /* out: the head's version on SB_ECONFLICT */
-  json_t *next;    /* out: the new document */
-  char *text, *diff_text;
-  int64_t now, expires;
-  int snapshot;
-} mg_next;
-
 typedef struct mg_op {
   sb_ctx_manager *m;
   mg_kind kind;
@@ -236,8 +201,8 @@ typedef struct mg_op {
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
   struct mg_op *next_made;       /* update: in its batch (mg_batch) */
-  char *text; /* create, update: the document written, as stored */
-  mg_next nx;
+  char *text;  /* create, update: the document written, as stored */
+  ctx_next nx; /* update: its next version, made on the pool */
 } mg_op;
 
 static mg_op *op_new(sb_ctx_manager *m, mg_kind kind, const char *tenant,
@@ -264,17 +229,8 @@ static mg_op *op_new(sb_ctx_manager *m, mg_kind kind, const char *tenant,
   return op;
 }
 
-static void next_clear(mg_next *nx) {
-  json_decref(nx->head);
-  sb_free(nx->head_text);
-  json_decref(nx->next);
-  sb_free(nx->text);
-  sb_free(nx->diff_text);
-  memset(nx, 0, sizeof *nx);
-}
-
 static void op_free(mg_op *op) {
-  next_clear(&op->nx);
+  ctx_next_clear(&op->nx);
   json_decref(op->arg);
   json_decref(op->doc);
   json_decref(op->doc2);
@@ -334,13 +290,14 @@ static int64_t version_of(const json_t *doc) {
 /* ---- reading a document ---------------------------------------------- */
 
 static void after_read(mg_op *op, json_t *doc);
-static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache);
+static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
+                      int own);
 
 /* Rebuild version n from its chain: snapshot, then patches in order. New
  * reference, or NULL with err. */
 static json_t *rebuild(const char *id, const sb_store_versions *chain,
                        sb_error *err) {
-  json_t *doc = load(
+  json_t *doc = ctx_doc_load(
       chain->len && chain->items[0].snapshot ? chain->items[0].snapshot : "",
       err);
   for (size_t i = 1; doc && i < chain->len; i++) {
@@ -370,14 +327,14 @@ static void on_doc_read(void *ud, sb_store_result *res) {
     /* The head is parsed on the thread pool with the rest of the work. */
     char *text = res->record.doc;
     res->record.doc = NULL;
-    if (start_next(op, NULL, text, 0) != 0)
+    if (start_next(op, NULL, text, 0, 0) != 0)
       op_fail(op, SB_ENOMEM,
               &(sb_error){.code = SB_ENOMEM,
                           .msg = "cannot queue work for an update"});
     return;
   }
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
-                                  : load(res->record.doc, &err);
+                                  : ctx_doc_load(res->record.doc, &err);
   if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
   if (!res->versions.len) head_remember(op->m, op->tenant, op->id, doc);
   after_read(op, doc);
@@ -442,99 +399,35 @@ static int extras_make(mg_op *op, int64_t version, mg_extras *out) {
   return 0;
 }
 
-/* Fields an update may not change: compare old and new. */
-static int check_immutable(const json_t *old, const json_t *next,
-                           sb_error *err) {
-  static const char *const fixed[] = {"id", "tenantId", "workflowId",
-                                      "sessionId"};
-  for (size_t i = 0; i < 4; i++) {
-    json_t *a = json_object_get(old, fixed[i]);
-    json_t *b = json_object_get(next, fixed[i]);
-    if (!b || !json_equal(a, b))
-      return sb_error_set(err, SB_EINVAL, "%s: cannot be changed by an update",
-                          fixed[i]);
-  }
-  return 0;
-}
-
-/* A job of the thread pool making the next versions of updates. */
+/* A job of the thread pool making the next versions of updates; it takes
+ * at most MAKE_BATCH_MAX, so a burst is spread over several pool threads
+ * (both cores), and the first of it reaches the store while the rest is
+ * being made. */
+#define MAKE_BATCH_MAX 16
 typedef struct mg_batch {
   uv_work_t work;
   sb_ctx_manager *m;
   mg_op *head, *tail; /* linked by next_made */
+  int count;          /* loop thread only */
   int started;        /* under m->make_lock */
 } mg_batch;
 
-/* On the thread pool: version expected+1 from nx->head, as the texts the
- * store keeps. Pure JSON work: no store, no manager state. */
-static void make_next(mg_op *op) {
-  mg_next *nx = &op->nx;
-  sb_error *err = &nx->err;
-  json_t *next = NULL, *diff = NULL;
-  int64_t expected = op->version;
-  int rc;
-  if (!nx->head && !(nx->head = load(nx->head_text, err))) {
-    nx->rc = err->code;
-    return;
-  }
-  json_t *head = nx->head;
-  int64_t head_version = version_of(head);
-  if (head_version != expected) {
-    nx->current = head_version;
-    nx->rc = sb_error_set(err, SB_ECONFLICT,
-                          "context %s is at version %lld, not %lld: read it "
-                          "again and reapply your change",
-                          op->id, (long long)head_version, (long long)expected);
-    return;
-  }
-  rc = op->patch_kind == SB_CTX_JSON_PATCH
-           ? sb_ctx_patch_apply(head, op->arg, &next, err)
-           : sb_ctx_merge_apply(head, op->arg, &next, err);
-  if (rc != 0) goto done;
-  if (!json_is_object(next)) {
-    rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
-    goto done;
-  }
-  if ((rc = check_immutable(head, next, err)) != 0) goto done;
-  char ts[32];
-  nx->now = (int64_t)sb_wall_ms();
-  sb_time_format(nx->now, ts);
-  json_object_set_new(next, "version", json_integer(expected + 1));
-  json_object_set_new(next, "timestamp", json_string(ts));
-  if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
-  if ((rc = sb_ctx_diff(head, next, &diff, err)) != 0) goto done;
-  nx->text = dump(next);
-  nx->diff_text = json_dumps(diff, JSON_COMPACT);
-  if (!nx->text || !nx->diff_text) {
-    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-    goto done;
-  }
-  nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
-  nx->expires = expiry_of(next);
-  nx->next = next;
-  next = NULL;
-done:
-  json_decref(diff);
-  json_decref(next);
-  nx->rc = rc;
-}
-
 /* Back on the loop: submit the version made, or answer why not. */
 static void made_next(mg_op *op, int status) {
-  mg_next *nx = &op->nx;
+  ctx_next *nx = &op->nx;
   sb_ctx_manager *m = op->m;
   sb_error err = {0};
   int rc = nx->rc;
   if (status != 0 || m->closed) {
     /* The owner let go of the manager: its store may be gone. */
-    next_clear(nx);
+    ctx_next_clear(nx);
     return op_fail(
         op, SB_ESTATE,
         &(sb_error){.code = SB_ESTATE, .msg = "the context store is closed"});
   }
   if (rc != 0 && nx->from_cache) {
     /* The cached head did not do: read the head from the store. */
-    next_clear(nx);
+    ctx_next_clear(nx);
     head_forget(m, op->tenant, op->id);
     op->step = MG_STEP_READ;
     if ((rc = read_doc(op, 0, &err)) != 0) op_fail(op, rc, &err);
@@ -543,12 +436,12 @@ static void made_next(mg_op *op, int status) {
   if (rc != 0) {
     err = nx->err;
     int64_t current = nx->current;
-    next_clear(nx);
+    ctx_next_clear(nx);
     return finish(op, rc, &err, NULL, current, 0);
   }
   mg_extras x;
   if (extras_make(op, op->version + 1, &x) != 0) {
-    next_clear(nx);
+    ctx_next_clear(nx);
     return op_fail(op, SB_ENOMEM,
                    &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
   }
@@ -570,7 +463,7 @@ static void made_next(mg_op *op, int status) {
     op->text = nx->text;
     nx->text = NULL;
   }
-  next_clear(nx);
+  ctx_next_clear(nx);
   if (rc != 0) op_fail(op, refused(rc, &err), &err);
 }
 
@@ -585,7 +478,7 @@ static void batch_make(uv_work_t *w) {
   mg_op *op = b->head;
   uv_mutex_unlock(&b->m->make_lock);
   for (; op; op = op->next_made)
-    make_next(op);
+    ctx_next_make(&op->nx);
 }
 
 static void batch_made(uv_work_t *w, int status) {
@@ -600,18 +493,23 @@ static void batch_made(uv_work_t *w, int status) {
   }
 }
 
-static int start_next(mg_op *op, json_t *head, char *head_text,
-                      int from_cache) {
+static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
+                      int own) {
   sb_ctx_manager *m = op->m;
-  op->nx = (mg_next){.head = head,
-                     .head_text = head_text,
-                     .from_cache = from_cache,
-                     .snapshot_every = m->snapshot_every};
+  op->nx = (ctx_next){.id = op->id,
+                      .expected = op->version,
+                      .kind = op->patch_kind,
+                      .patch = op->arg,
+                      .head = head,
+                      .head_text = head_text,
+                      .from_cache = from_cache,
+                      .own = own,
+                      .snapshot_every = m->snapshot_every};
   op->next_made = NULL;
   op->step = MG_STEP_MAKE;
   /* Join the job not yet picked up, if there is one. */
   mg_batch *b = m->open;
-  if (b) {
+  if (b && b->count < MAKE_BATCH_MAX) {
     uv_mutex_lock(&m->make_lock);
     int joined = !b->started;
     if (joined) {
@@ -619,10 +517,13 @@ static int start_next(mg_op *op, json_t *head, char *head_text,
       b->tail = op;
     }
     uv_mutex_unlock(&m->make_lock);
-    if (joined) return 0;
+    if (joined) {
+      b->count++;
+      return 0;
+    }
   }
   if (!(b = sb_calloc(1, sizeof *b))) goto fail;
-  *b = (mg_batch){.m = m, .head = op, .tail = op};
+  *b = (mg_batch){.m = m, .head = op, .tail = op, .count = 1};
   b->work.data = b;
   if (uv_queue_work(sb_store_loop(m->store), &b->work, batch_make,
                     batch_made) != 0) {
@@ -632,13 +533,13 @@ static int start_next(mg_op *op, json_t *head, char *head_text,
   m->open = b;
   return 0;
 fail:
-  next_clear(&op->nx);
+  ctx_next_clear(&op->nx);
   return SB_ENOMEM;
 }
 
 /* The head is in (`head` is taken): make the next version from it. */
 static void update_from_head(mg_op *op, json_t *head) {
-  if (start_next(op, head, NULL, 0) != 0)
+  if (start_next(op, head, NULL, 0, 0) != 0)
     op_fail(op, SB_ENOMEM,
             &(sb_error){.code = SB_ENOMEM,
                         .msg = "cannot queue work for an update"});
@@ -745,7 +646,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
   mg_op *op = NULL;
   int rc = sb_ctx_validate(doc, err);
   if (rc != 0) goto fail;
-  if (!(text = dump(doc))) {
+  if (!(text = ctx_doc_dump(doc))) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
@@ -759,7 +660,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
                        .session_id = (char *)json_string_value(
                            json_object_get(doc, "sessionId")),
                        .created_ms = now,
-                       .expires_ms = expiry_of(doc),
+                       .expires_ms = ctx_doc_expiry(doc),
                        .doc = text};
   op->extras = extras;
   mg_extras x;
@@ -846,7 +747,15 @@ int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
    * the patch does not apply to it, made_next reads the head from the
    * store and tries again, so every failure is the store's head's. */
   json_t *head = head_cached(m, tenant, id, expected_version);
-  if (head && start_next(op, json_incref(head), NULL, 1) == 0) return 0;
+  if (head) {
+    /* Held by the cache alone: take it out, so that the update holds it
+     * alone and makes the next version in it (make_next). The cache has
+     * the new version once it is written. */
+    int own = kind == SB_CTX_MERGE_PATCH && ctx_sole(head);
+    json_incref(head);
+    if (own) head_forget(m, tenant, id);
+    if (start_next(op, head, NULL, 1, own) == 0) return 0;
+  }
   int rc = read_doc(op, 0, err);
   if (rc != 0) op_free(op);
   return rc;

@@ -14,7 +14,11 @@
  * nothing, so a batch first runs without a savepoint per write (each
  * copies the pages the write touches); a write failing after it changed
  * rows rolls that attempt back, and the batch runs again with a
- * savepoint around each write. A second process (tests, the
+ * savepoint around each write. Writes that come while the writer lingers
+ * for them join the open transaction (st_more_fn) and run at once, so a
+ * batch's SQL runs while its last writes are still being made; the
+ * COMMIT is still one, and still the only acknowledgement. A second
+ * process (tests, the
  * CLI) may open the same file; writers wait for each other up to
  * busy_timeout_ms.
  */
@@ -701,25 +705,32 @@ static void result_reset(st_req *q) {
  * failed (every member carries the error); -1: a write failed after changing
  * rows, and the transaction was rolled back untouched by anything: run
  * the batch again with savepoints. */
-static int write_batch_fast(st_conn *c, st_req *batch) {
+static int write_batch_fast(st_conn *c, st_req *batch, st_more_fn more,
+                            void *ud) {
   sb_error err = {0};
   if (exec(c, "BEGIN IMMEDIATE", &err)) {
     for (st_req *q = batch; q; q = q->next)
       q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
     return 0;
   }
-  for (st_req *q = batch; q; q = q->next) {
-    int changes = sqlite3_total_changes(c->db);
-    q->res.rc = write_one(c, q);
-    if (q->res.rc == 0) continue;
-    sb_store_event_rows_clear(&q->res.events); /* none were written */
-    if (sqlite3_get_autocommit(c->db) ||
-        sqlite3_total_changes(c->db) != changes) {
-      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-      for (st_req *r = batch; r; r = r->next)
-        result_reset(r);
-      return -1;
+  st_req *q = batch, *last = NULL;
+  for (;;) {
+    for (; q; last = q, q = q->next) {
+      int changes = sqlite3_total_changes(c->db);
+      q->res.rc = write_one(c, q);
+      if (q->res.rc == 0) continue;
+      sb_store_event_rows_clear(&q->res.events); /* none were written */
+      if (sqlite3_get_autocommit(c->db) ||
+          sqlite3_total_changes(c->db) != changes) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        for (st_req *r = batch; r; r = r->next)
+          result_reset(r);
+        return -1;
+      }
     }
+    /* The batch's writes so far have run: any joining it run now too. */
+    if (!more || !(q = more(ud))) break;
+    last->next = q;
   }
   if (exec(c, "COMMIT", &err)) {
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -729,9 +740,11 @@ static int write_batch_fast(st_conn *c, st_req *batch) {
   return 1;
 }
 
-int st_conn_write_batch(st_conn *c, st_req *batch) {
-  int fast = write_batch_fast(c, batch);
+int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
+  int fast = write_batch_fast(c, batch, more, ud);
   if (fast >= 0) return fast;
+  /* Again with a savepoint each, the writes that joined included (the
+   * list has them all now); none joins any more. */
   sb_error err = {0};
   st_req *first = batch; /* first member of the open transaction */
   if (exec(c, "BEGIN IMMEDIATE", &err)) {

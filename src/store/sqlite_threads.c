@@ -3,13 +3,13 @@
  *
  * The loop thread only queues requests. The writer sleeps until writes are
  * queued, takes every write queued at that moment, and commits them as one
- * transaction (st_conn_write_batch: a savepoint each, one COMMIT, one
- * fsync); while it commits, new writes pile up for the next batch, so the
- * batch grows with the load and a lone write still commits at once. Only
- * after the commit are the batch's requests handed back (st_complete), so
- * nothing is acknowledged before it is durable. Readers each own a WAL
- * connection and take one read at a time; a read queued after a write's
- * callback begins after that write's commit and so sees it.
+ * transaction (st_conn_write_batch: one COMMIT, one fsync); while it commits,
+ * new writes pile up for the next batch, so the batch grows with the load and a
+ * lone write still commits at once. Only after the commit are the batch's
+ * requests handed back (st_complete), so nothing is acknowledged before it is
+ * durable. Readers each own a WAL connection and take one read at a time; a
+ * read queued after a write's callback begins after that write's commit and so
+ * sees it.
  *
  * A closed set of callers (connections each waiting for its answer before
  * sending the next write, or a workflow's runs) would otherwise settle
@@ -20,7 +20,10 @@
  * long as that commit took (LINGER_MAX_NS at most): when fsyncs are slower
  * than making the next writes, each commit carries them all; when they are
  * faster, the wait costs at most one commit's time. A lone caller never
- * waits (its next write is the one expected).
+ * waits (its next write is the one expected). The batch's transaction is
+ * open while it lingers: the writes that come meanwhile run as they come
+ * (writer_more), so the writer's SQL overlaps the making of the writes
+ * still expected, and only the COMMIT is left when the last one is in.
  *
  * Checkpoints (copying the WAL's pages back into the database file, and
  * its fsync) are not the writer's: SQLite's automatic checkpoint would run
@@ -145,6 +148,46 @@ static void checkpointer_main(void *arg) {
   }
 }
 
+/* Take every write queued (under s->lock): the list, its length in *n. */
+static st_req *take_writes(sqlite_store *s, int *n) {
+  st_req *list = s->writes.head;
+  s->writes.head = s->writes.tail = NULL;
+  *n = s->nwrites;
+  s->nwrites = 0;
+  s->expect = *n < s->expect ? s->expect - *n : 0;
+  return list;
+}
+
+/* The batch being written, while the writer lingers for its callers'
+ * next writes (see the top of the file). */
+typedef struct st_linger {
+  sqlite_store *s;
+  uint64_t until; /* hrtime the writer lingers to, at most */
+  int n;          /* writes in the batch so far */
+} st_linger;
+
+/* st_more_fn: the writes queued since the batch's last ones ran, waiting
+ * for them while more are expected; NULL once none are (commit). */
+static st_req *writer_more(void *ud) {
+  st_linger *l = ud;
+  sqlite_store *s = l->s;
+  st_req *more = NULL;
+  uv_mutex_lock(&s->lock);
+  while (!s->stopping && !s->hold && s->expect > 0 && !s->writes.head) {
+    uint64_t now = uv_hrtime();
+    if (now >= l->until ||
+        uv_cond_timedwait(&s->writes_cond, &s->lock, l->until - now) != 0)
+      break;
+  }
+  if (!s->stopping && !s->hold && s->expect > 0 && s->writes.head) {
+    int n;
+    more = take_writes(s, &n);
+    l->n += n;
+  }
+  uv_mutex_unlock(&s->lock);
+  return more;
+}
+
 static void writer_main(void *arg) {
   sb_thread_background();
   sqlite_store *s = arg;
@@ -153,31 +196,23 @@ static void writer_main(void *arg) {
     uv_mutex_lock(&s->lock);
     while (!s->stopping && (!s->writes.head || s->hold))
       uv_cond_wait(&s->writes_cond, &s->lock);
-    /* Linger for the writes expected (see the top of the file). */
-    uint64_t until = uv_hrtime() + linger_ns;
-    while (!s->stopping && !s->hold && s->nwrites < s->expect) {
-      uint64_t now = uv_hrtime();
-      if (now >= until ||
-          uv_cond_timedwait(&s->writes_cond, &s->lock, until - now) != 0)
-        break;
-    }
-    st_req *batch = s->writes.head;
-    s->writes.head = s->writes.tail = NULL;
-    int n = s->nwrites;
-    s->nwrites = s->expect = 0;
+    st_linger l = {.s = s, .until = uv_hrtime() + linger_ns};
+    st_req *batch = take_writes(s, &l.n);
     uv_mutex_unlock(&s->lock);
     if (!batch) break; /* stopping, and nothing left to write */
     uint64_t t0 = uv_hrtime();
-    if (st_conn_write_batch(s->writer_conn, batch)) {
+    /* The writes expected join the transaction as they come (writer_more),
+     * until they are all in or the linger is over. */
+    if (st_conn_write_batch(s->writer_conn, batch, writer_more, &l)) {
       atomic_fetch_add(&s->base.batches, 1);
-      atomic_fetch_add(&s->base.writes, (uint64_t)n);
+      atomic_fetch_add(&s->base.writes, (uint64_t)l.n);
     }
     linger_ns = uv_hrtime() - t0;
     if (linger_ns > LINGER_MAX_NS) linger_ns = LINGER_MAX_NS;
     atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
     /* Their callers' next writes, and the ones already waiting. */
     uv_mutex_lock(&s->lock);
-    s->expect = s->nwrites + n;
+    s->expect = s->nwrites + l.n;
     uv_mutex_unlock(&s->lock);
     st_complete_list(&s->base, batch); /* one wake for the batch */
     writer_checkpoint(s);

@@ -23,7 +23,7 @@ typedef enum st_op {
   ST_OP_HISTORY,
   ST_OP_SWEEP,
   ST_OP_COUNT,
-  ST_OP_WRITE,       /* a run and/or events alone */
+  ST_OP_WRITE, /* a run and/or events alone */
   ST_OP_RUN_GET,
   ST_OP_RUN_LIST,
   ST_OP_RUNS_ACTIVE,
@@ -177,9 +177,16 @@ int st_read_keys(st_conn *c, st_req *q);
 /* Run a read (get, chain, history, count) on c, filling req->res. */
 void st_conn_read(st_conn *c, st_req *req);
 
-/* Run a batch of writes (linked by next) as one transaction: each in its
- * own savepoint, then one COMMIT. Fills each req->res; returns 1 if the
- * commit happened, 0 if it failed (every member then carries the error). */
-int st_conn_write_batch(st_conn *c, st_req *batch);
+/* Writes joining a batch already running (linked by next; the writer's
+ * queue while it lingers), or NULL: commit now. */
+typedef st_req *(*st_more_fn)(void *ud);
+
+/* Run a batch of writes (linked by next) as one transaction, then one
+ * COMMIT; `more` (may be NULL) is asked for further writes each time the
+ * batch's writes so far have run, and those it gives are appended to the
+ * batch's list and run in the same transaction. A write that fails fails
+ * alone. Fills each req->res; returns 1 if the commit happened, 0 if it
+ * failed (every member then carries the error). */
+int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud);
 
 #endif

@@ -454,6 +454,225 @@ static void test_racing_updates(void **state) {
   json_decref(c);
 }
 
+/* Merge patches on a head only the manager's cache holds (the caller
+ * keeps no reference) are applied to the head itself and their diff made
+ * from the members changed: every version must still replay from the
+ * stored patches to the document answered, and a refused patch must leave
+ * the context as it was. */
+static void test_updates_in_place(void **state) {
+  fixture *f = *state;
+  json_t *c =
+      create(f, "t",
+             "{\"workflowId\":\"wf\",\"data\":{\"workflow\":{\"variables\":"
+             "{\"a\":{\"b\":1,\"c\":[1,2,3]},\"keep\":\"k\"}}}}");
+  char *id = sb_strdup(id_of(c));
+  json_t *seen[8] = {json_deep_copy(c)}; /* copies: no reference kept */
+  json_decref(c);
+  static const char *const patches[] = {
+#define VARS(x) "{\"data\":{\"workflow\":{\"variables\":" x "}}}"
+      VARS("{\"a\":{\"b\":2}}"),
+      VARS("{\"a\":{\"c\":[1,3,4]},\"keep\":null,\"new\":{\"x\":{\"y\":null,"
+           "\"z\":1}}}"),
+      VARS("{\"a\":7}"),
+      "{\"data\":{\"workflow\":{\"currentStep\":\"s\",\"variables\":{\"new\":"
+      "{\"x\":{\"z\":2}}}}},\"version\":99}",
+      VARS("{\"a\":{\"b\":[]}}"),
+#undef VARS
+  };
+  sb_error err = {0};
+  json_t *out = NULL;
+  int64_t cur = 0, v = 1;
+  for (size_t i = 0; i < sizeof patches / sizeof patches[0]; i++, v++) {
+    json_t *p = parse(patches[i]);
+    assert_int_equal(
+        w_update(f, "t", id, v, SB_CTX_MERGE_PATCH, p, &out, &cur, &err), 0);
+    json_t *want = NULL;
+    assert_int_equal(sb_ctx_merge_apply(seen[v - 1], p, &want, &err), 0);
+    json_object_set(want, "version", json_object_get(out, "version"));
+    json_object_set(want, "timestamp", json_object_get(out, "timestamp"));
+    assert_true(json_equal(out, want));
+    assert_int_equal(json_integer_value(json_object_get(out, "version")),
+                     v + 1);
+    seen[v] = json_deep_copy(out);
+    json_decref(want);
+    json_decref(out);
+    json_decref(p);
+  }
+  /* refused in place: an immutable field, an invalid value */
+  static const char *const refused_patches[] = {
+      "{\"workflowId\":\"other\"}",
+      "{\"workflowId\":null}",
+      "{\"data\":{\"conversation\":{\"sentiment\":\"angry\"}}}",
+  };
+  for (size_t i = 0; i < 3; i++) {
+    json_t *p = parse(refused_patches[i]);
+    assert_int_equal(
+        w_update(f, "t", id, v, SB_CTX_MERGE_PATCH, p, &out, &cur, &err),
+        SB_EINVAL);
+    json_decref(p);
+  }
+  assert_int_equal(w_get(f, "t", id, 0, &out, &err), 0);
+  assert_true(json_equal(out, seen[v - 1]));
+  json_decref(out);
+  /* every version, rebuilt from a snapshot and the stored patches */
+  for (int64_t n = 1; n <= v; n++) {
+    assert_int_equal(w_get(f, "t", id, n, &out, &err), 0);
+    assert_true(json_equal(out, seen[n - 1]));
+    json_decref(out);
+  }
+  /* and the next update still starts from the head as stored */
+  json_t *p = parse("{\"data\":{\"workflow\":{\"variables\":{\"keep\":"
+                    "\"again\"}}}}");
+  assert_int_equal(
+      w_update(f, "t", id, v, SB_CTX_MERGE_PATCH, p, &out, &cur, &err), 0);
+  json_t *vars = json_object_get(
+      json_object_get(json_object_get(out, "data"), "workflow"), "variables");
+  assert_string_equal(json_string_value(json_object_get(vars, "keep")),
+                      "again");
+  json_decref(out);
+  json_decref(p);
+  for (int64_t n = 0; n < v; n++)
+    json_decref(seen[n]);
+  sb_free(id);
+}
+
+/* An update never changes a document, or part of one, that its caller
+ * still holds: such a head is copied, not updated in place. */
+static void test_in_place_spares_held_documents(void **state) {
+  fixture *f = *state;
+  json_t *c =
+      create(f, "t", "{\"data\":{\"workflow\":{\"currentStep\":\"a\"}}}");
+  char *id = sb_strdup(id_of(c));
+  char *before = json_dumps(c, JSON_SORT_KEYS);
+  sb_error err = {0};
+  json_t *out = NULL;
+  int64_t cur = 0;
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"b\"}}}");
+  /* the whole document held */
+  assert_int_equal(
+      w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, p, &out, &cur, &err), 0);
+  char *after = json_dumps(c, JSON_SORT_KEYS);
+  assert_string_equal(before, after);
+  sb_free(after);
+  /* a member held, the document let go */
+  json_t *workflow =
+      json_incref(json_object_get(json_object_get(out, "data"), "workflow"));
+  json_decref(out);
+  char *held = json_dumps(workflow, JSON_SORT_KEYS);
+  json_t *p2 = parse("{\"data\":{\"workflow\":{\"currentStep\":\"c\"}}}");
+  assert_int_equal(
+      w_update(f, "t", id, 2, SB_CTX_MERGE_PATCH, p2, &out, &cur, &err), 0);
+  after = json_dumps(workflow, JSON_SORT_KEYS);
+  assert_string_equal(held, after);
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_object_get(out, "data"), "workflow"),
+          "currentStep")),
+      "c");
+  sb_free(after);
+  sb_free(held);
+  sb_free(before);
+  sb_free(id);
+  json_decref(out);
+  json_decref(workflow);
+  json_decref(p);
+  json_decref(p2);
+  json_decref(c);
+}
+
+/* Updates in place at once (run under ThreadSanitizer too): pool jobs
+ * make next versions of different contexts in parallel, chains of updates
+ * go round the contexts (so the head each update finds is held by the
+ * cache alone, and taken from it) and race on each one (the loser reads
+ * the store and conflicts), and no caller keeps a document. */
+enum { BOARD_CONTEXTS = 16, BOARD_CHAINS = 24, BOARD_ROUNDS = 20 };
+
+typedef struct board {
+  fixture *f;
+  char *ids[BOARD_CONTEXTS];
+  int64_t versions[BOARD_CONTEXTS]; /* as last answered */
+  int won[BOARD_CONTEXTS];
+  int live, failed;
+} board;
+
+typedef struct chain {
+  board *b;
+  int next, left, ctx;
+} chain;
+
+static void chain_next(chain *c);
+
+static void on_chain(void *ud, const sb_ctx_result *res) {
+  chain *c = ud;
+  board *b = c->b;
+  if (res->rc == 0)
+    b->won[c->ctx]++;
+  else if (res->rc != SB_ECONFLICT)
+    b->failed++;
+  /* written, or the head's on a conflict */
+  if (res->version > b->versions[c->ctx]) b->versions[c->ctx] = res->version;
+  chain_next(c);
+}
+
+static void chain_next(chain *c) {
+  board *b = c->b;
+  if (c->left-- == 0) {
+    b->live--;
+    return;
+  }
+  c->ctx = c->next++ % BOARD_CONTEXTS;
+  char text[96];
+  snprintf(text, sizeof text,
+           "{\"data\":{\"workflow\":{\"currentStep\":\"s%d\"}}}", c->left);
+  json_t *p = parse(text);
+  sb_error err = {0};
+  if (sb_ctx_update_async(b->f->m, "t", b->ids[c->ctx], b->versions[c->ctx],
+                          SB_CTX_MERGE_PATCH, p, on_chain, c, &err) != 0) {
+    b->failed++;
+    b->live--;
+  }
+  json_decref(p);
+}
+
+static int board_done(void *ud) { return ((board *)ud)->live == 0; }
+
+static void test_concurrent_in_place(void **state) {
+  fixture *f = *state;
+  board *b = calloc(1, sizeof *b);
+  b->f = f;
+  for (int i = 0; i < BOARD_CONTEXTS; i++) {
+    json_t *c = create(f, "t", "{}");
+    b->ids[i] = sb_strdup(id_of(c));
+    b->versions[i] = 1;
+    json_decref(c);
+  }
+  chain chains[BOARD_CHAINS];
+  b->live = BOARD_CHAINS;
+  for (int i = 0; i < BOARD_CHAINS; i++) {
+    chains[i] = (chain){.b = b, .next = i * 5, .left = BOARD_ROUNDS};
+    chain_next(&chains[i]);
+  }
+  assert_true(run_until(&f->loop, board_done, b, DEADLINE_MS));
+  assert_int_equal(b->failed, 0);
+  int won = 0;
+  for (int i = 0; i < BOARD_CONTEXTS; i++) {
+    sb_error err = {0};
+    json_t *out = NULL, *rebuilt = NULL;
+    int64_t v = 1 + b->won[i];
+    won += b->won[i];
+    assert_int_equal(w_get(f, "t", b->ids[i], 0, &out, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "version")), v);
+    /* the head, rebuilt from its snapshot and patches */
+    assert_int_equal(w_get(f, "t", b->ids[i], v, &rebuilt, &err), 0);
+    assert_true(json_equal(rebuilt, out));
+    json_decref(rebuilt);
+    json_decref(out);
+    sb_free(b->ids[i]);
+  }
+  assert_true(won >= BOARD_CONTEXTS); /* each chain moves some on */
+  free(b);
+}
+
 /* A head changed behind this manager's back (another manager on the same
  * store, as another node would) is not trusted from its cache: the stale
  * update is a conflict with the real head, and the next one succeeds. */
@@ -569,6 +788,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_racing_updates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_updates_in_place, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_in_place_spares_held_documents,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_concurrent_in_place, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cached_head_stale, setup,
                                       teardown),

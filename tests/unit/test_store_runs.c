@@ -243,6 +243,95 @@ static void test_partial_failure_in_a_batch(void **state) {
   outcome_clear(&g);
 }
 
+/* Writes that come while the writer lingers for them join the batch's
+ * open transaction: after a batch of WAVE creates, the writer expects WAVE
+ * writes; they come one per turn of the loop, with one failing after it
+ * changed rows among them. It fails alone, whether it joined a
+ * transaction or not; the others commit, their events numbered without a
+ * gap. */
+enum { WAVE = 8, WAVE_BAD = 5 };
+
+typedef struct wave {
+  fixture *f;
+  uv_idle_t idle;
+  outcome first[WAVE], second[WAVE];
+  int sent;
+  sb_store_run run;
+} wave;
+
+/* One write of the second wave per turn of the loop, once the first is
+ * acknowledged. */
+static void wave_send(uv_idle_t *h) {
+  wave *w = h->data;
+  for (int i = 0; i < WAVE; i++)
+    if (!w->first[i].done) return;
+  int i = w->sent++;
+  if (w->sent == WAVE) uv_idle_stop(h);
+  char id[8];
+  snprintf(id, sizeof id, "w%d", i);
+  sb_store_event ev = {.type = "context.updated", .data = "{}"};
+  sb_store_extras fine = {.events = &ev, .nevents = 1};
+  sb_store_extras stale = {.run = &w->run, .events = &ev, .nevents = 1};
+  sb_store_append_args a = {.tenant = "t",
+                            .id = id,
+                            .expected_version = 1,
+                            .new_doc = "{\"v\":2}",
+                            .patch = "[]",
+                            .now_ms = 2000,
+                            .extras = i == WAVE_BAD ? &stale : &fine};
+  assert_int_equal(sb_store_append(w->f->s.st, &a, on_outcome, &w->second[i]),
+                   0);
+}
+
+static void test_writes_join_a_lingering_batch(void **state) {
+  fixture *f = *state;
+  wave *w = calloc(1, sizeof *w);
+  w->f = f;
+  /* stale: the run does not exist, after the context moved */
+  w->run = (sb_store_run){.id = "r-none",
+                          .workflow = "wf",
+                          .status = "running",
+                          .doc = "{}",
+                          .expected_rev = 3};
+  sb_store_hold_writes(f->s.st, 1);
+  for (int i = 0; i < WAVE; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "w%d", i);
+    sb_store_record c = {.id = id, .created_ms = 1000, .doc = "{\"v\":1}"};
+    assert_int_equal(
+        sb_store_create(f->s.st, "t", &c, NULL, on_outcome, &w->first[i]), 0);
+  }
+  uv_idle_init(&f->s.loop, &w->idle);
+  w->idle.data = w;
+  uv_idle_start(&w->idle, wave_send);
+  sb_store_hold_writes(f->s.st, 0);
+  for (int i = 0; i < WAVE; i++)
+    assert_true(
+        run_until(&f->s.loop, flag_set, &w->second[i].done, DEADLINE_MS));
+  uv_close((uv_handle_t *)&w->idle, NULL);
+  for (int i = 0; i < WAVE; i++) {
+    assert_int_equal(w->first[i].rc, 0);
+    assert_int_equal(w->second[i].rc, i == WAVE_BAD ? SB_ENOENT : 0);
+    outcome_clear(&w->first[i]);
+    outcome_clear(&w->second[i]);
+    char id[8];
+    snprintf(id, sizeof id, "w%d", i);
+    outcome g = {0};
+    assert_int_equal(
+        await(f, sb_store_get(f->s.st, "t", id, 3000, on_outcome, &g), &g), 0);
+    assert_int_equal(g.record.version, i == WAVE_BAD ? 1 : 2);
+    outcome_clear(&g);
+  }
+  outcome g = {0};
+  assert_int_equal(read_events(f, "t", 0, NULL, &g), 0);
+  assert_int_equal(g.events.len, WAVE - 1);
+  for (size_t i = 0; i < g.events.len; i++)
+    assert_int_equal(g.events.items[i].seq, (int64_t)i + 1);
+  outcome_clear(&g);
+  run_until(&f->s.loop, loop_idle, &f->s.loop, 0); /* the idle's close */
+  free(w);
+}
+
 static void test_sequences_per_tenant(void **state) {
   fixture *f = *state;
   outcome o;
@@ -356,6 +445,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_partial_failure_in_a_batch, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_context_and_run_in_one_transaction,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_writes_join_a_lingering_batch,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
                                       teardown),

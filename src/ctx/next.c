@@ -1,0 +1,174 @@
+/* next.c: an update's next version, made on the thread pool.
+ *
+ * From the head (a document, or its text as the store returned it):
+ * apply the caller's patch, put the server-owned fields back, validate the
+ * whole document, diff it against the head and serialise both, as the
+ * store keeps them. Pure JSON work: no store, no manager state.
+ *
+ * A merge patch on a head the job holds alone (parsed here, or taken out
+ * of the manager's cache with its only reference) is applied to the head
+ * itself, and the diff made from the members it changed (ctx_edits),
+ * instead of to a deep copy with a diff of both whole documents. Nodes the
+ * job changes, or whose references it takes or drops, must have no other
+ * reference: a node shared with a document another thread holds would see
+ * two threads change its reference count at once (the race that had the
+ * shared merge patch reverted). in_place checks that before it starts, and
+ * everything that may share nodes (the document on failure, the old
+ * values) is released on the loop thread.
+ */
+#include <string.h>
+
+#include "ctx/ctx_internal.h"
+
+char *ctx_doc_dump(const json_t *doc) {
+  return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+json_t *ctx_doc_load(const char *text, sb_error *err) {
+  json_error_t jerr;
+  json_t *doc = json_loads(text, 0, &jerr);
+  if (!doc) sb_error_set(err, SB_EIO, "store: corrupt document: %s", jerr.text);
+  return doc;
+}
+
+/* expires_ms for the store from metadata.expiresAt (validated already). */
+int64_t ctx_doc_expiry(const json_t *doc) {
+  int64_t ms = 0;
+  const char *s = json_string_value(
+      json_object_get(json_object_get(doc, "metadata"), "expiresAt"));
+  if (s && sb_time_parse(s, &ms) == 0) return ms > 0 ? ms : 1;
+  return 0;
+}
+
+void ctx_next_clear(ctx_next *nx) {
+  ctx_edits_clear(&nx->edits);
+  json_decref(nx->head);
+  sb_free(nx->head_text);
+  json_decref(nx->next);
+  sb_free(nx->text);
+  sb_free(nx->diff_text);
+  memset(nx, 0, sizeof *nx);
+}
+
+/* Fields an update may not change: their values in the head (borrowed),
+ * compared with the next version's. */
+static const char *const fixed_fields[] = {"id", "tenantId", "workflowId",
+                                           "sessionId"};
+#define N_FIXED (sizeof fixed_fields / sizeof fixed_fields[0])
+
+static int check_immutable(json_t *const before[N_FIXED], const json_t *next,
+                           sb_error *err) {
+  for (size_t i = 0; i < N_FIXED; i++) {
+    json_t *b = json_object_get(next, fixed_fields[i]);
+    if (!b || !json_equal(before[i], b))
+      return sb_error_set(err, SB_EINVAL, "%s: cannot be changed by an update",
+                          fixed_fields[i]);
+  }
+  return 0;
+}
+
+/* Whether the next version can be made in the head itself: a merge patch
+ * (an object) on a head this job holds alone, whose nodes the patch
+ * changes have no other reference either (see the top of the file). */
+static int in_place(const ctx_next *nx, json_t *const before[N_FIXED]) {
+  const json_t *head = nx->head;
+  if (!nx->own || nx->kind != SB_CTX_MERGE_PATCH ||
+      !json_is_object(nx->patch) || !json_is_object(head))
+    return 0;
+  for (size_t i = 0; i < N_FIXED; i++)
+    if (json_is_object(before[i])) return 0; /* merging could change it */
+  static const char *const set[] = {"version", "timestamp"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *v = json_object_get(head, set[i]);
+    if (v && !ctx_sole(v)) return 0;
+  }
+  return ctx_merge_in_place_ok(head, nx->patch);
+}
+
+void ctx_next_make(ctx_next *nx) {
+  sb_error *err = &nx->err;
+  json_t *next = NULL, *diff = NULL;
+  int64_t expected = nx->expected;
+  int rc;
+  if (!nx->head) {
+    if (!(nx->head = ctx_doc_load(nx->head_text, err))) {
+      nx->rc = err->code;
+      return;
+    }
+    nx->own = 1; /* parsed here: no one else has it */
+  }
+  json_t *head = nx->head;
+  int64_t head_version = json_integer_value(json_object_get(head, "version"));
+  if (head_version != expected) {
+    nx->current = head_version;
+    nx->rc = sb_error_set(err, SB_ECONFLICT,
+                          "context %s is at version %lld, not %lld: read it "
+                          "again and reapply your change",
+                          nx->id, (long long)head_version, (long long)expected);
+    return;
+  }
+  json_t *before[N_FIXED];
+  for (size_t i = 0; i < N_FIXED; i++)
+    before[i] = json_object_get(head, fixed_fields[i]);
+  int inplace = in_place(nx, before);
+  if (inplace) {
+    /* The head becomes the next version; the members replaced stay alive
+     * in the log (so `before` stays valid), released on the loop. */
+    next = head;
+    nx->head = NULL;
+    if (ctx_merge_in_place(next, nx->patch, &nx->edits) != 0) {
+      rc = sb_error_set(err, SB_ENOMEM, "merge patch: out of memory");
+      goto done;
+    }
+    rc = 0;
+  } else {
+    rc = nx->kind == SB_CTX_JSON_PATCH
+             ? sb_ctx_patch_apply(head, nx->patch, &next, err)
+             : sb_ctx_merge_apply(head, nx->patch, &next, err);
+  }
+  if (rc != 0) goto done;
+  if (!json_is_object(next)) {
+    rc = sb_error_set(err, SB_EINVAL, "the patch must leave an object");
+    goto done;
+  }
+  if ((rc = check_immutable(before, next, err)) != 0) goto done;
+  char ts[32];
+  nx->now = (int64_t)sb_wall_ms();
+  sb_time_format(nx->now, ts);
+  json_t *version = json_integer(expected + 1), *stamp = json_string(ts);
+  if (inplace) {
+    int set = ctx_set_in_place(next, "version", version, &nx->edits);
+    if (ctx_set_in_place(next, "timestamp", stamp, &nx->edits) != 0 || set)
+      rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+  } else {
+    json_object_set_new(next, "version", version);
+    json_object_set_new(next, "timestamp", stamp);
+  }
+  if (rc != 0) goto done;
+  if ((rc = sb_ctx_validate(next, err)) != 0) goto done;
+  if (inplace) {
+    if (ctx_diff_edits(&nx->edits, &diff) != 0)
+      rc = sb_error_set(err, SB_ENOMEM, "diff: out of memory");
+  } else {
+    rc = sb_ctx_diff(head, next, &diff, err);
+  }
+  if (rc != 0) goto done;
+  nx->text = ctx_doc_dump(next);
+  nx->diff_text = json_dumps(diff, JSON_COMPACT);
+  if (!nx->text || !nx->diff_text) {
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto done;
+  }
+  nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
+  nx->expires = ctx_doc_expiry(next);
+  nx->next = next;
+  next = NULL;
+done:
+  json_decref(diff);
+  if (inplace && next)
+    nx->next = next; /* freed on the loop (next_clear): nodes the patch
+                        left alone may be shared with the loop's documents */
+  else
+    json_decref(next);
+  nx->rc = rc;
+}
