@@ -223,9 +223,8 @@ struct sb_http_server {
 
 /* A suspended request gets its disconnect watch after this long (http.c). */
 #define HTTP_WATCH_DELAY_MS 100
-/* A request waiting for its answer stays parked (not suspended) at most
- * this long, and at most this many at once (http_watch.c). */
-#define HTTP_PARK_MS 1
+/* At most this many requests waiting for their answers are parked (not
+ * suspended) at once, each at most HTTP_WATCH_DELAY_MS (http_watch.c). */
 #define HTTP_PARK_MAX 16
 
 /* ---- http_conn.c ------------------------------------------------------ */
@@ -344,7 +343,8 @@ void http_req_park(http_req *r);
  * expires, if the parked requests may stay; otherwise they are suspended
  * and 0. */
 int http_park_hold(sb_http_server *s, unsigned long long *ms);
-/* Suspend the requests parked for HTTP_PARK_MS or longer. */
+/* Suspend the requests parked for HTTP_WATCH_DELAY_MS or longer, and
+ * watch them at once. */
 void http_park_expire(sb_http_server *s);
 /* r ends: out of the watch queue and the park, no longer counted. */
 void http_watch_forget(http_req *r);

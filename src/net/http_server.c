@@ -29,7 +29,7 @@
  * while MHD_run was on the stack must not be lost to that re-arm: MHD only
  * takes resumed connections back at the start of a run. While requests
  * are parked MHD always asks to run at once; the timer waits for their
- * answers instead, up to HTTP_PARK_MS (http_watch.c). */
+ * answers instead, while nothing else needs MHD (http_watch.c). */
 static void kick_cb(uv_timer_t *t);
 
 static void run_mhd(sb_http_server *s) {

@@ -4,16 +4,21 @@
  * A request whose answer is not ready when the access handler returns is
  * first *parked*: left in MHD, not suspended. MHD then calls the handler
  * again at each run (a request with no response is "waiting on the
- * application") and asks to be run again at once, so the server's timer
- * waits up to HTTP_PARK_MS instead (http_park_hold), while no other
- * request is in MHD's hands. An answer that comes meanwhile, as a fast
- * agent's does, is queued on the live connection and sent by the next
- * MHD_run: no suspension, whose cost on this path is five system calls
- * (MHD takes the socket out of its epoll set and, after the resume, runs
- * three more times, reads into EAGAIN and puts the socket back, which
- * wakes the loop once more). A request still waiting after HTTP_PARK_MS,
- * or once anything else needs MHD to run at once, is suspended: a parked
- * request must never make the loop spin.
+ * application") and asks to be run again at once; while every other
+ * connection is suspended or parked too, MHD has nothing else to do, so
+ * the server's timer keeps its own deadline instead (http_park_hold). An
+ * answer that comes meanwhile, as a fast agent's does, is queued on the
+ * live connection and sent by the next MHD_run: no suspension, whose cost
+ * is six system calls a request (MHD takes the socket out of its epoll
+ * set and, after the resume, runs twice more, reads into EAGAIN and puts
+ * the socket back, whose EPOLLOUT edge wakes the loop and MHD once more).
+ * As soon as another connection is in MHD's hands, the parked requests
+ * are suspended (they must never make the loop spin nor delay that
+ * connection's bytes), and so is one still waiting after
+ * HTTP_WATCH_DELAY_MS, with its watch at once: MHD does not notice a
+ * client leaving a parked request either. (The deadline is that long on
+ * purpose: arming a 1 ms timer at each request cost the loop's wake-up
+ * 2.5 us here.)
  *
  * MHD does not notice a client that goes away from a suspended
  * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
@@ -149,7 +154,7 @@ int http_park_hold(sb_http_server *s, unsigned long long *ms) {
    * to read, sending a response may take more runs: no holding then. */
   if (s->nconns == s->nsuspended + s->nparked && !s->stopping) {
     uint64_t now = uv_now(s->loop);
-    uint64_t due = s->park_head->parked_ms + HTTP_PARK_MS;
+    uint64_t due = s->park_head->parked_ms + HTTP_WATCH_DELAY_MS;
     *ms = due > now ? due - now : 1;
     return 1;
   }
@@ -160,8 +165,8 @@ int http_park_hold(sb_http_server *s, unsigned long long *ms) {
 
 void http_park_expire(sb_http_server *s) {
   uint64_t now = uv_now(s->loop);
-  while (s->park_head && now - s->park_head->parked_ms >= HTTP_PARK_MS)
-    http_req_suspend_watch(s->park_head, 0);
+  while (s->park_head && now - s->park_head->parked_ms >= HTTP_WATCH_DELAY_MS)
+    http_req_suspend_watch(s->park_head, 1);
 }
 
 void http_watch_forget(http_req *r) {
