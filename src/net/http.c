@@ -9,7 +9,7 @@
  * it goes out as application/json; if something else comes first and the
  * client accepts text/event-stream, the response becomes an SSE stream and
  * the final message ends it. While a request waits, its MHD connection is
- * suspended and watched for its client leaving (http_watch.c).
+ * parked, or suspended and watched for its client leaving (http_watch.c).
  * A disconnect detaches the out (which cancels the call), except for a
  * legacy session POST whose response is already an SSE stream: under
  * 2025-11-25 a dropped stream is not a cancellation, so its http_stream
@@ -139,15 +139,11 @@ static void req_lose_out(http_req *r) {
 }
 
 /* Queue a response: legal inside the access handler and at any time on a
- * suspended connection, which is then resumed to send it. */
+ * parked or suspended connection, which MHD then runs to send it. */
 void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
   if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
     SB_DEBUG(MOD, "queueing a %u response failed", status);
   http_req_resume(r);
-}
-
-static void req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
-  http_req_queue(r, status, resp);
 }
 
 /* The client went away (or must be cut off). */
@@ -163,7 +159,7 @@ static void on_peer_gone(http_req *r) {
   if (r->is_get) http_session_detach_req(r);
   if (r->state == REQ_WAITING) {
     r->state = REQ_RESPONDED;
-    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    http_req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
   } else {
     http_req_resume(r); /* the reader ends the stream with an error */
   }
@@ -206,7 +202,7 @@ static int respond_body(http_req *r, unsigned status, char *body, size_t len,
   if (r->close_after)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   r->state = REQ_RESPONDED;
-  req_queue(r, status, resp);
+  http_req_queue(r, status, resp);
   MHD_destroy_response(resp);
   return 0;
 }
@@ -217,7 +213,7 @@ static int respond_msg(http_req *r, unsigned status, json_t *msg,
   char *body = sb_rpc_dump(msg, &len);
   if (!body) {
     r->state = REQ_RESPONDED;
-    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    http_req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
     return SB_ENOMEM;
   }
   return respond_body(r, status, body, len, session_id);
@@ -229,7 +225,7 @@ static void respond_error(http_req *r, unsigned status, json_t *id, int code,
   json_t *e = sb_rpc_error_new(id, code, message, data);
   if (!e) {
     r->state = REQ_RESPONDED;
-    req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    http_req_queue(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
     return;
   }
   respond_msg(r, status, e, NULL);
@@ -239,7 +235,7 @@ static void respond_error(http_req *r, unsigned status, json_t *id, int code,
 static void respond_static(http_req *r, unsigned status,
                            struct MHD_Response *resp) {
   r->state = REQ_RESPONDED;
-  req_queue(r, status, resp);
+  http_req_queue(r, status, resp);
 }
 
 /* ---- SSE -------------------------------------------------------------- */
@@ -276,7 +272,7 @@ int http_req_start_sse(http_req *r, unsigned status) {
   if (r->session && !r->is_get) r->stream_id = ++r->session->next_stream;
   r->state = REQ_SSE;
   r->last_write_ms = sb_now_ms();
-  req_queue(r, status, resp);
+  http_req_queue(r, status, resp);
   MHD_destroy_response(resp);
   return 0;
 }
@@ -451,7 +447,7 @@ static void req_release(http_req *r) {
   r->out.principal = NULL;
   sb_free(r->url);
   r->url = NULL;
-  http_watch_forget_due(r);
+  http_watch_forget(r);
   if (r->watch_inited) {
     /* The handle must be closed before its memory goes. */
     uv_close((uv_handle_t *)&r->watch, req_free_closed);
@@ -677,7 +673,7 @@ static void dispatch(http_req *r, http_session *hs, sb_mcp_session *ms) {
     respond_static(r, MHD_HTTP_ACCEPTED, s->resp_accepted);
     return;
   }
-  http_req_suspend_watch(r, 0);
+  http_req_park(r);
 }
 
 /* The session with this id, if it belongs to the caller's tenant: another
@@ -787,7 +783,7 @@ static void do_get(http_req *r) {
     /* 2026-07-28 has no GET stream; legacy clients always name their
      * session. */
     r->state = REQ_RESPONDED;
-    req_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, s->resp_no_get);
+    http_req_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, s->resp_no_get);
     return;
   }
   http_session *hs = session_of_caller(r, sid);
@@ -938,7 +934,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   if (!r) return;
   *req_cls = NULL;
   http_route_release(r);
-  http_watch_forget_due(r);
+  http_watch_forget(r);
   if (r->watching) {
     uv_poll_stop(&r->watch);
     r->watching = 0;
@@ -960,7 +956,7 @@ void http_req_shutdown(http_req *r) {
   req_detach_out(r);
   if (r->state == REQ_WAITING) {
     r->state = REQ_RESPONDED;
-    req_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, r->srv->resp_gone);
+    http_req_queue(r, MHD_HTTP_SERVICE_UNAVAILABLE, r->srv->resp_gone);
   }
   r->gone = 1;
   http_req_resume(r);

@@ -218,6 +218,11 @@ void http_conn_notify(void *cls, struct MHD_Connection *conn,
                       void **socket_context,
                       enum MHD_ConnectionNotificationCode code) {
   sb_http_server *s = cls;
+  /* Counted even untracked: http_watch.c must not miss one. */
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    s->nconns++;
+  else
+    s->nconns--;
   if (code == MHD_CONNECTION_NOTIFY_STARTED)
     conn_started(s, conn, socket_context);
   else if (*socket_context)

@@ -57,7 +57,7 @@ struct http_stream {
 /* Where one request stands. */
 typedef enum http_req_state {
   REQ_READING = 0, /* headers and body still arriving */
-  REQ_WAITING,     /* dispatched; suspended until the first message */
+  REQ_WAITING,     /* dispatched; parked until the first message */
   REQ_RESPONDED,   /* a complete (non-streaming) response is queued */
   REQ_SSE,         /* an SSE response is queued and streaming */
 } http_req_state;
@@ -95,6 +95,7 @@ struct http_req {
   void *route_gone_ud;
   unsigned in_handler : 1; /* inside the access handler (may queue) */
   unsigned suspended : 1;  /* MHD connection suspended by us */
+  unsigned parked : 1;     /* waiting, not suspended (http_watch.c) */
   unsigned gone : 1;       /* peer gone or stream torn down */
   unsigned final_seen : 1; /* the final message was written */
   unsigned sse_end : 1;    /* end the SSE stream once drained */
@@ -118,6 +119,9 @@ struct http_req {
   /* srv's watch queue, oldest suspension first (see http.c) */
   http_req *due_prev, *due_next;
   uint64_t suspended_ms;
+  /* srv's parked requests, oldest first, and since when (loop time) */
+  http_req *park_prev, *park_next;
+  uint64_t parked_ms;
 };
 
 typedef struct http_event {
@@ -181,6 +185,10 @@ struct sb_http_server {
   uv_timer_t tick;       /* keep-alives and session expiry */
   uv_timer_t watch_timer; /* starts the disconnect watch of long waits */
   http_req *due_head, *due_tail; /* suspended, watch not started yet */
+  http_req *park_head, *park_tail; /* parked, oldest first (http_watch.c) */
+  size_t nparked;
+  size_t nconns;     /* MHD's connections (http_conn.c) */
+  size_t nsuspended; /* requests suspended */
   int handles_open;
   int stopping;
   int in_run;          /* inside MHD_run */
@@ -215,6 +223,9 @@ struct sb_http_server {
 
 /* A suspended request gets its disconnect watch after this long (http.c). */
 #define HTTP_WATCH_DELAY_MS 100
+/* At most this many requests waiting for their answers are parked (not
+ * suspended) at once, each at most HTTP_WATCH_DELAY_MS (http_watch.c). */
+#define HTTP_PARK_MAX 16
 
 /* ---- http_conn.c ------------------------------------------------------ */
 /* MHD's notify-connection callback (cls = the server). */
@@ -293,8 +304,8 @@ int http_req_peer_closed(http_req *r);
  * session POST stream this orphans the call, otherwise it cancels it. */
 void http_req_lost(http_req *r);
 
-/* Queue a response on r: legal in the access handler and on a suspended
- * connection (which is resumed). */
+/* Queue a response on r: legal in the access handler and on a parked or
+ * suspended connection (which is resumed). */
 void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp);
 /* The value of request header `name`, or NULL. */
 const char *http_req_header(http_req *r, const char *name);
@@ -319,13 +330,24 @@ void http_route_gone(http_req *r);
  * gone); once. */
 void http_route_release(http_req *r);
 /* ---- http_watch.c ----------------------------------------------------- */
-/* Park a waiting request (and watch for its client leaving): a request
+/* Suspend a waiting request (and watch for its client leaving): a request
  * waiting for its answer is watched after HTTP_WATCH_DELAY_MS, an SSE
  * stream between events (watch_now) at once. */
-void http_req_suspend(http_req *r);
 void http_req_suspend_watch(http_req *r, int watch_now);
-/* Take r out of the watch queue (it is resumed or ends). */
-void http_watch_forget_due(http_req *r);
+/* A request waiting for its answer, from the access handler: parked in
+ * MHD without suspending it while nothing else is in MHD's hands (see
+ * http_watch.c), else suspended. */
+void http_req_park(http_req *r);
+/* After MHD_run, when MHD asks to run again at once (it does while a
+ * request is parked): 1 and *ms, the wait before the earliest park
+ * expires, if the parked requests may stay; otherwise they are suspended
+ * and 0. */
+int http_park_hold(sb_http_server *s, unsigned long long *ms);
+/* Suspend the requests parked for HTTP_WATCH_DELAY_MS or longer, and
+ * watch them at once. */
+void http_park_expire(sb_http_server *s);
+/* r ends: out of the watch queue and the park, no longer counted. */
+void http_watch_forget(http_req *r);
 void http_routes_free(sb_http_server *s);
 
 /* ---- http_session.c --------------------------------------------------- */

@@ -81,7 +81,7 @@ void http_route_run(http_req *r, const char *method) {
   if (r->state != REQ_READING) return;
   if (r->deferred) {
     r->state = REQ_WAITING;
-    http_req_suspend(r);
+    http_req_park(r);
     return;
   }
   /* the handler forgot to answer */

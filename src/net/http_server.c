@@ -27,7 +27,9 @@
 
 /* Run MHD, then arm the timer for its next deadline. A resume requested
  * while MHD_run was on the stack must not be lost to that re-arm: MHD only
- * takes resumed connections back at the start of a run. */
+ * takes resumed connections back at the start of a run. While requests
+ * are parked MHD always asks to run at once; the timer waits for their
+ * answers instead, while nothing else needs MHD (http_watch.c). */
 static void kick_cb(uv_timer_t *t);
 
 static void run_mhd(sb_http_server *s) {
@@ -40,7 +42,12 @@ static void run_mhd(sb_http_server *s) {
   if (s->kick_pending) {
     s->kick_pending = 0;
     uv_timer_start(&s->mhd_timer, kick_cb, 0, 0);
-  } else if (MHD_get_timeout(s->daemon, &to) == MHD_YES) {
+    return;
+  }
+  int due = MHD_get_timeout(s->daemon, &to) == MHD_YES;
+  if (due && to == 0 && s->park_head && !http_park_hold(s, &to))
+    due = MHD_get_timeout(s->daemon, &to) == MHD_YES;
+  if (due) {
     if (to > 60000) to = 60000;
     uv_timer_start(&s->mhd_timer, kick_cb, to, 0);
   } else {
@@ -48,7 +55,10 @@ static void run_mhd(sb_http_server *s) {
   }
 }
 
-static void kick_cb(uv_timer_t *t) { run_mhd(t->data); }
+static void kick_cb(uv_timer_t *t) {
+  http_park_expire(t->data);
+  run_mhd(t->data);
+}
 
 void http_kick(sb_http_server *s) {
   if (s->stopping) return;

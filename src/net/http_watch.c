@@ -1,5 +1,24 @@
-/* http_watch.c: parking a request whose answer is not ready (MHD's
- * suspend/resume), and noticing its client leave meanwhile.
+/* http_watch.c: where a request waits for its answer, and noticing its
+ * client leave meanwhile.
+ *
+ * A request whose answer is not ready when the access handler returns is
+ * first *parked*: left in MHD, not suspended. MHD then calls the handler
+ * again at each run (a request with no response is "waiting on the
+ * application") and asks to be run again at once; while every other
+ * connection is suspended or parked too, MHD has nothing else to do, so
+ * the server's timer keeps its own deadline instead (http_park_hold). An
+ * answer that comes meanwhile, as a fast agent's does, is queued on the
+ * live connection and sent by the next MHD_run: no suspension, whose cost
+ * is six system calls a request (MHD takes the socket out of its epoll
+ * set and, after the resume, runs twice more, reads into EAGAIN and puts
+ * the socket back, whose EPOLLOUT edge wakes the loop and MHD once more).
+ * As soon as another connection is in MHD's hands, the parked requests
+ * are suspended (they must never make the loop spin nor delay that
+ * connection's bytes), and so is one still waiting after
+ * HTTP_WATCH_DELAY_MS, with its watch at once: MHD does not notice a
+ * client leaving a parked request either. (The deadline is that long on
+ * purpose: arming a 1 ms timer at each request cost the loop's wake-up
+ * 2.5 us here.)
  *
  * MHD does not notice a client that goes away from a suspended
  * connection, so a uv_poll watches the socket for EPOLLRDHUP meanwhile.
@@ -45,7 +64,7 @@ static void watch_start(http_req *r) {
 
 /* ---- the watch queue: suspended requests whose watch is not due yet ---- */
 
-void http_watch_forget_due(http_req *r) {
+static void http_watch_forget_due(http_req *r) {
   if (!r->watch_due) return;
   sb_http_server *s = r->srv;
   if (r->due_prev)
@@ -91,23 +110,99 @@ void http_watch_due(uv_timer_t *t) {
                    s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
 }
 
+/* ---- the park: waiting requests left in MHD, not suspended ----------- */
+
+static void park_remove(http_req *r) {
+  sb_http_server *s = r->srv;
+  if (r->park_prev)
+    r->park_prev->park_next = r->park_next;
+  else
+    s->park_head = r->park_next;
+  if (r->park_next)
+    r->park_next->park_prev = r->park_prev;
+  else
+    s->park_tail = r->park_prev;
+  r->park_prev = r->park_next = NULL;
+  r->parked = 0;
+  s->nparked--;
+}
+
+void http_req_park(http_req *r) {
+  sb_http_server *s = r->srv;
+  if (r->suspended || r->parked) return;
+  /* Outside MHD_run nobody would hold the timer for it. */
+  if (!s->in_run || s->stopping || s->nparked >= HTTP_PARK_MAX) {
+    http_req_suspend_watch(r, 0);
+    return;
+  }
+  r->parked = 1;
+  r->parked_ms = uv_now(s->loop);
+  r->park_next = NULL;
+  r->park_prev = s->park_tail;
+  if (s->park_tail)
+    s->park_tail->park_next = r;
+  else
+    s->park_head = r;
+  s->park_tail = r;
+  s->nparked++;
+}
+
+int http_park_hold(sb_http_server *s, unsigned long long *ms) {
+  if (!s->park_head) return 0;
+  /* Every other connection is suspended: MHD's hurry is only the parked
+   * ones'. A connection between two requests may hold bytes MHD has yet
+   * to read, sending a response may take more runs: no holding then. */
+  if (s->nconns == s->nsuspended + s->nparked && !s->stopping) {
+    uint64_t now = uv_now(s->loop);
+    uint64_t due = s->park_head->parked_ms + HTTP_WATCH_DELAY_MS;
+    *ms = due > now ? due - now : 1;
+    return 1;
+  }
+  while (s->park_head)
+    http_req_suspend_watch(s->park_head, 0);
+  return 0;
+}
+
+void http_park_expire(sb_http_server *s) {
+  uint64_t now = uv_now(s->loop);
+  while (s->park_head && now - s->park_head->parked_ms >= HTTP_WATCH_DELAY_MS)
+    http_req_suspend_watch(s->park_head, 1);
+}
+
+void http_watch_forget(http_req *r) {
+  http_watch_forget_due(r);
+  if (r->parked) park_remove(r);
+  if (r->suspended) {
+    r->suspended = 0;
+    r->srv->nsuspended--;
+  }
+}
+
+/* ---- suspend / resume ------------------------------------------------- */
+
 /* Suspend r's connection. A request waiting for its answer gets its watch
  * late (due_push); an SSE stream between two events gets it at once: MHD
  * itself does not notice a peer that left a stream it keeps writing to. */
 void http_req_suspend_watch(http_req *r, int watch_now) {
   if (r->suspended) return;
+  if (r->parked) park_remove(r);
   MHD_suspend_connection(r->conn);
   r->suspended = 1;
+  r->srv->nsuspended++;
   if (watch_now || r->srv->stopping)
     watch_start(r);
   else
     due_push(r);
 }
 
-/* A request that waits for its answer (a deferred REST route). */
-void http_req_suspend(http_req *r) { http_req_suspend_watch(r, 0); }
-
+/* r has something to send: a parked request is in MHD's hands already,
+ * a suspended one goes back; either way MHD runs soon. */
 void http_req_resume(http_req *r) {
+  if (r->parked) {
+    park_remove(r);
+    http_kick(r->srv);
+    return;
+  }
   if (!r->suspended) return;
   http_watch_forget_due(r);
   if (r->watching) {
@@ -115,6 +210,7 @@ void http_req_resume(http_req *r) {
     r->watching = 0;
   }
   r->suspended = 0;
+  r->srv->nsuspended--;
   MHD_resume_connection(r->conn);
   http_kick(r->srv);
 }
