@@ -219,15 +219,14 @@ void http_conn_notify(void *cls, struct MHD_Connection *conn,
                       enum MHD_ConnectionNotificationCode code) {
   sb_http_server *s = cls;
   /* Counted even untracked: http_watch.c must not miss one. */
-  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     s->nconns++;
-  else
-    s->nconns--;
-  if (code == MHD_CONNECTION_NOTIFY_STARTED)
     conn_started(s, conn, socket_context);
-  else if (*socket_context)
-    conn_closed(s, *socket_context);
-  if (code != MHD_CONNECTION_NOTIFY_STARTED) *socket_context = NULL;
+    return;
+  }
+  s->nconns--;
+  if (*socket_context) conn_closed(s, *socket_context);
+  *socket_context = NULL;
 }
 
 sb_http_server *http_conn_server(http_conn *c) { return c->srv; }
