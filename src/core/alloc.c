@@ -3,7 +3,11 @@
  * Everything in switchboard (and jansson, through sb_core_init) allocates
  * here, so a test can make the n-th allocation fail on purpose and a
  * benchmark can read the live byte count. The size header keeps the count
- * exact without relying on malloc_usable_size.
+ * exact without relying on malloc_usable_size. The count is kept per
+ * thread (each thread adds to a counter on a cache line of its own, and a
+ * read sums them): one shared counter had every allocation of the loop,
+ * the thread pool and the store's threads bounce its cache line between
+ * cores.
  */
 #include "core/core.h"
 
@@ -23,10 +27,35 @@ typedef union alloc_header {
 } alloc_header;
 
 static atomic_long fail_countdown;
-static atomic_size_t live_bytes;
+
+/* Live bytes, by thread: a thread takes the next slot at its first
+ * allocation (threads past ALLOC_SLOTS share slots, still exactly, as the
+ * adds are atomic). A block freed by another thread than the one that
+ * allocated it comes off the freeing thread's slot, so a slot may go
+ * negative; the sum is exact. */
+#define ALLOC_SLOTS 64
+typedef struct alloc_slot {
+  _Alignas(64) atomic_long bytes;
+} alloc_slot;
+static alloc_slot slots[ALLOC_SLOTS];
+static atomic_uint next_slot;
+static _Thread_local alloc_slot *my_slot;
+
+static void count_bytes(long delta) {
+  alloc_slot *s = my_slot;
+  if (!s)
+    s = my_slot = &slots[atomic_fetch_add(&next_slot, 1) % ALLOC_SLOTS];
+  atomic_fetch_add_explicit(&s->bytes, delta, memory_order_relaxed);
+}
 
 void sb_alloc_fail_after(long n) { atomic_store(&fail_countdown, n); }
-size_t sb_alloc_live_bytes(void) { return atomic_load(&live_bytes); }
+
+size_t sb_alloc_live_bytes(void) {
+  long sum = 0;
+  for (size_t i = 0; i < ALLOC_SLOTS; i++)
+    sum += atomic_load(&slots[i].bytes);
+  return sum > 0 ? (size_t)sum : 0;
+}
 
 static int should_fail(void) {
   long n = atomic_load(&fail_countdown);
@@ -40,7 +69,7 @@ void *sb_malloc(size_t n) {
   alloc_header *h = malloc(sizeof *h + n);
   if (!h) return NULL;
   h->size = n;
-  atomic_fetch_add(&live_bytes, n);
+  count_bytes((long)n);
   return h + 1;
 }
 
@@ -59,15 +88,14 @@ void *sb_realloc(void *p, size_t n) {
   alloc_header *h = realloc(old, sizeof *h + n);
   if (!h) return NULL;
   h->size = n;
-  atomic_fetch_sub(&live_bytes, old_size);
-  atomic_fetch_add(&live_bytes, n);
+  count_bytes((long)n - (long)old_size);
   return h + 1;
 }
 
 void sb_free(void *p) {
   if (!p) return;
   alloc_header *h = (alloc_header *)p - 1;
-  atomic_fetch_sub(&live_bytes, h->size);
+  count_bytes(-(long)h->size);
   free(h);
 }
 

@@ -330,11 +330,12 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
     return NULL;
   }
   if (migrate_first && make_parent_dirs(path, err) != 0) goto fail;
-  /* NOMUTEX: each connection is used by one thread at a time. */
+  /* NOMUTEX: each connection is used by one thread at a time. The
+   * writer's commits go through the gathering VFS (sqlite_vfs.c). */
   if (sqlite3_open_v2(path, &c->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                           SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK) {
+                      migrate_first ? st_gather_vfs() : NULL) != SQLITE_OK) {
     sb_error_set(err, SB_EIO, "store: cannot open %s: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
     goto fail;

@@ -110,9 +110,17 @@ void st_complete_list(sb_store *st, st_req *list);
 
 typedef struct st_conn st_conn;
 
+/* ---- sqlite_vfs.c: the writer's VFS ------------------------------- */
+
+/* The name of the VFS that gathers a commit's WAL frames into one write
+ * (registered at the first call), or NULL if it could not be. Only for
+ * connections in synchronous=FULL. */
+#define ST_GATHER_VFS "sb-gather"
+const char *st_gather_vfs(void);
+
 /* Open a connection in WAL mode with synchronous=FULL; `migrate` runs the
  * schema migrations first (the writer's connection, opened before the
- * readers'). NULL with err. */
+ * readers', and on the gathering VFS). NULL with err. */
 st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate,
                       sb_error *err);
 void st_conn_close(st_conn *c);
