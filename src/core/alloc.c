@@ -28,11 +28,12 @@ typedef union alloc_header {
 
 static atomic_long fail_countdown;
 
-/* Live bytes, by thread: a thread takes the next slot at its first
- * allocation (threads past ALLOC_SLOTS share slots, still exactly, as the
- * adds are atomic). A block freed by another thread than the one that
- * allocated it comes off the freeing thread's slot, so a slot may go
- * negative; the sum is exact. */
+/* Live bytes, by thread: a thread takes a slot of its own at its first
+ * allocation and keeps its count there with a plain (relaxed) load and
+ * store, no locked instruction; threads past the first ALLOC_SLOTS - 1
+ * share the last slot, with atomic adds. A block freed by another thread
+ * than the one that allocated it comes off the freeing thread's slot, so
+ * a slot may go negative; the sum is exact. */
 #define ALLOC_SLOTS 64
 typedef struct alloc_slot {
   _Alignas(64) atomic_long bytes;
@@ -40,12 +41,21 @@ typedef struct alloc_slot {
 static alloc_slot slots[ALLOC_SLOTS];
 static atomic_uint next_slot;
 static _Thread_local alloc_slot *my_slot;
+static _Thread_local int my_slot_shared;
 
 static void count_bytes(long delta) {
   alloc_slot *s = my_slot;
-  if (!s)
-    s = my_slot = &slots[atomic_fetch_add(&next_slot, 1) % ALLOC_SLOTS];
-  atomic_fetch_add_explicit(&s->bytes, delta, memory_order_relaxed);
+  if (!s) {
+    unsigned i = atomic_fetch_add(&next_slot, 1);
+    my_slot_shared = i >= ALLOC_SLOTS - 1;
+    s = my_slot = &slots[my_slot_shared ? ALLOC_SLOTS - 1 : i];
+  }
+  if (my_slot_shared) {
+    atomic_fetch_add_explicit(&s->bytes, delta, memory_order_relaxed);
+    return;
+  }
+  long now = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+  atomic_store_explicit(&s->bytes, now + delta, memory_order_relaxed);
 }
 
 void sb_alloc_fail_after(long n) { atomic_store(&fail_countdown, n); }

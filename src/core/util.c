@@ -188,20 +188,33 @@ const char *sb_json_type_name(const json_t *v) {
 }
 
 /* ---- JSON paths ------------------------------------------------------- */
+/* Append n bytes of s, as far as the buffer holds (cut, NUL-terminated).
+ * Paths are pushed for every member a validator visits, error or not:
+ * no snprintf here (it was a quarter of validating a context). */
+static void jpath_put(sb_jpath *p, const char *s, size_t n) {
+  size_t room = sizeof p->buf - 1 - p->len;
+  if (n > room) n = room;
+  memcpy(p->buf + p->len, s, n);
+  p->len += n;
+  p->buf[p->len] = '\0';
+}
+
 size_t sb_jpath_key(sb_jpath *p, const char *key) {
   size_t mark = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%.80s",
-                   p->len ? "." : "", key);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
+  if (p->len) jpath_put(p, ".", 1);
+  jpath_put(p, key, strnlen(key, 80));
   return mark;
 }
 
 size_t sb_jpath_index(sb_jpath *p, size_t i) {
   size_t mark = p->len;
-  int n = snprintf(p->buf + p->len, sizeof p->buf - p->len, "[%zu]", i);
-  if (n > 0) p->len += (size_t)n;
-  if (p->len >= sizeof p->buf) p->len = sizeof p->buf - 1;
+  char digits[24], *at = digits + sizeof digits;
+  *--at = ']';
+  do
+    *--at = (char)('0' + i % 10);
+  while ((i /= 10) != 0);
+  *--at = '[';
+  jpath_put(p, at, (size_t)(digits + sizeof digits - at));
   return mark;
 }
 

@@ -10,6 +10,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "core/core.h"
 
 /* ---- sb_buf ---------------------------------------------------------- */
@@ -286,6 +288,57 @@ static void alloc_live_bytes_tracks(void **state) {
   assert_int_equal(sb_alloc_live_bytes(), before);
 }
 
+/* A block allocated on one thread and freed on another (the store's
+ * threads and the loop do this all the time) leaves the count exact. */
+static void alloc_elsewhere(void *arg) {
+  void **blocks = arg;
+  blocks[0] = sb_malloc(700);
+  sb_free(blocks[1]);
+}
+
+static void alloc_live_bytes_across_threads(void **state) {
+  (void)state;
+  size_t before = sb_alloc_live_bytes();
+  void *blocks[2] = {NULL, sb_malloc(300)};
+  assert_int_equal(sb_alloc_live_bytes(), before + 300);
+  uv_thread_t t;
+  assert_int_equal(uv_thread_create(&t, alloc_elsewhere, blocks), 0);
+  uv_thread_join(&t);
+  assert_non_null(blocks[0]);
+  assert_int_equal(sb_alloc_live_bytes(), before + 700);
+  sb_free(blocks[0]);
+  assert_int_equal(sb_alloc_live_bytes(), before);
+}
+
+static void jpath_builds_cuts_and_pops(void **state) {
+  (void)state;
+  sb_jpath p = {.len = 0};
+  size_t m0 = sb_jpath_key(&p, "data");
+  size_t m1 = sb_jpath_key(&p, "messages");
+  size_t m2 = sb_jpath_index(&p, 0);
+  assert_string_equal(p.buf, "data.messages[0]");
+  sb_jpath_pop(&p, m2);
+  sb_jpath_index(&p, 12345);
+  sb_jpath_key(&p, "role");
+  assert_string_equal(p.buf, "data.messages[12345].role");
+  sb_jpath_pop(&p, m1);
+  assert_string_equal(p.buf, "data");
+  sb_jpath_pop(&p, m0);
+  assert_string_equal(p.buf, "");
+  /* a key is cut at 80 bytes; the path at the buffer's end */
+  char key[200];
+  memset(key, 'k', sizeof key - 1);
+  key[sizeof key - 1] = '\0';
+  sb_jpath_key(&p, key);
+  assert_int_equal(strlen(p.buf), 80);
+  for (int i = 0; i < 5; i++)
+    sb_jpath_key(&p, key);
+  assert_int_equal(p.len, sizeof p.buf - 1);
+  assert_int_equal(strlen(p.buf), sizeof p.buf - 1);
+  sb_jpath_index(&p, 7); /* no room: nothing, still terminated */
+  assert_int_equal(strlen(p.buf), sizeof p.buf - 1);
+}
+
 static void alloc_overflow_refused(void **state) {
   (void)state;
   assert_null(sb_calloc(SIZE_MAX / 2, 4));
@@ -398,6 +451,8 @@ int main(void) {
       cmocka_unit_test(alloc_fail_after_zero_disables),
       cmocka_unit_test(alloc_fail_reaches_jansson),
       cmocka_unit_test(alloc_live_bytes_tracks),
+      cmocka_unit_test(alloc_live_bytes_across_threads),
+      cmocka_unit_test(jpath_builds_cuts_and_pops),
       cmocka_unit_test(alloc_overflow_refused),
       cmocka_unit_test(error_set_formats_and_returns_code),
       cmocka_unit_test(error_refuse_carries_the_scope),
