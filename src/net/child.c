@@ -341,10 +341,24 @@ static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- busy polling ---------------------------------------------------------- */
 
-/* True when anything else the loop watches is ready (or the check fails). */
+/* True when any descriptor of the loop (the agent's stdout among them) is
+ * ready, or the check fails. One poll(2) of the loop's backend (epoll)
+ * descriptor: cheaper than a read of ours and a check of the others. */
 static int loop_has_events(uv_loop_t *loop) {
   struct pollfd pfd = {.fd = uv_backend_fd(loop), .events = POLLIN};
   return pfd.fd < 0 || poll(&pfd, 1, 0) != 0;
+}
+
+/* Read what the agent wrote as libuv would have; 1 if anything was read
+ * (EOF and errors are left to libuv, which sees them next). */
+static int read_now(child_channel *c, uv_os_fd_t fd) {
+  uv_buf_t buf;
+  out_alloc((uv_handle_t *)&c->from_child, READ_CHUNK, &buf);
+  if (!buf.base) return 0;
+  ssize_t n = read(fd, buf.base, buf.len);
+  if (n <= 0) return 0;
+  out_read((uv_stream_t *)&c->from_child, n, &buf);
+  return 1;
 }
 
 static void on_spin(uv_prepare_t *p) {
@@ -361,19 +375,12 @@ static void on_spin(uv_prepare_t *p) {
     until = now + (uint64_t)timeout_ms * 1000000u;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->from_child, &fd) != 0) return;
-  for (;;) {
-    uv_buf_t buf;
-    out_alloc((uv_handle_t *)&c->from_child, READ_CHUNK, &buf);
-    if (!buf.base) return;
-    ssize_t n = read(fd, buf.base, buf.len);
-    if (n > 0) {
-      /* As if libuv had read it; EOF and errors are left to libuv. */
-      out_read((uv_stream_t *)&c->from_child, n, &buf);
-      return;
-    }
-    if (n == 0 || (errno != EAGAIN && errno != EINTR)) return;
-    if (loop_has_events(c->loop) || uv_hrtime() >= until) return;
-  }
+  /* Wait for any descriptor to be ready: when it is the agent's answer,
+   * read it here (the loop's poll would find nothing more to sleep on);
+   * when it is anything else, let the loop serve it now. */
+  while (!loop_has_events(c->loop))
+    if (uv_hrtime() >= until) return;
+  read_now(c, fd);
 }
 
 /* ---- stderr: the agent's log -------------------------------------------- */
