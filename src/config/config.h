@@ -132,7 +132,7 @@ typedef struct sb_config {
   size_t max_stream_buffer_bytes;  /* unread SSE output before closing */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
-  int agent_busy_poll_us; /* sb_gateway_options.agent_busy_poll_us */
+  int agent_busy_poll_us;            /* sb_gateway_options.agent_busy_poll_us */
   int max_listen_uris;               /* URIs in one subscriptions/listen */
   int max_listen_streams_per_tenant; /* listen streams open per tenant */
   /* sessions */

@@ -330,7 +330,7 @@ typedef struct sb_gateway_link_options {
   uv_loop_t *loop;
   const sb_agent_def *def;
   size_t max_message_bytes;
-  unsigned busy_poll_us; /* stdio agents: sb_child_options.busy_poll_us */
+  unsigned busy_poll_us;       /* stdio agents: sb_child_options.busy_poll_us */
   sb_channel_events channel;   /* messages go to sb_mcp_client_receive */
   sb_mcp_client_events client; /* the agent's notifications and requests */
 } sb_gateway_link_options;

@@ -19,16 +19,19 @@
  *
  * Busy polling (sb_child_options.busy_poll_us, off by default): while a
  * request we wrote is unanswered and the loop has nothing else to do, a
- * uv_prepare reads the agent's stdout with non-blocking reads for up to
- * that long after the request went out, instead of letting the loop sleep
- * in epoll and be woken by the answer. It trades a core's time for the
- * answer's wake-up. It spins only while the loop is otherwise idle (no
- * timer due, nothing pending, none of the loop's descriptors ready: one
- * poll(2) of its backend per round) and only for an agent whose recent
- * answers came back within the budget (a smoothed answer time), so a
- * slow or busy agent, or a loaded server, never makes us spin. The
- * prepare is started with the channel and never restarted: libuv runs
- * prepares newest first, so every flush runs before any channel spins.
+ * uv_prepare polls the loop's epoll descriptor (poll(2), timeout 0) for up
+ * to that long after the request went out, and reads the answer itself
+ * when the agent's stdout is what became ready, instead of letting the
+ * loop sleep in epoll and be woken by the answer. It trades a core's time
+ * for the answer's wake-up (about 7 us for 15 us of CPU per call on our
+ * 2-vCPU VM, bench/results/hop-2026-12-02.md). It spins only while the
+ * loop is otherwise idle (no timer due, nothing pending; any ready
+ * descriptor ends it, and a timer is never late by more than the budget)
+ * and only for an agent whose recent answers came back within the budget
+ * (a smoothed answer time), so a slow or busy agent, or a loaded server,
+ * never makes us spin. The prepare is started with the channel and never
+ * restarted: libuv runs prepares newest first, so every channel's flush
+ * runs before any channel spins.
  *
  * Lifetime: the child runs in its own process group (so wrappers such as
  * `npx` take their children with them) and is reaped by the exit callback,
@@ -339,7 +342,7 @@ static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
-/* ---- busy polling ---------------------------------------------------------- */
+/* ---- busy polling ------------------------------------------------------ */
 
 /* True when any descriptor of the loop (the agent's stdout among them) is
  * ready, or the check fails. One poll(2) of the loop's backend (epoll)

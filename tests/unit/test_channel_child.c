@@ -673,8 +673,8 @@ static void round_trips(unsigned busy_poll_us) {
     }
     assert_int_equal(json_integer_value(id), expect);
     if (expect % 100 == 0)
-      assert_int_equal(strlen(json_string_value(json_object_get(
-                           json_object_get(m, "params"), "s"))),
+      assert_int_equal(strlen(json_string_value(
+                           json_object_get(json_object_get(m, "params"), "s"))),
                        big);
     expect++;
   }
