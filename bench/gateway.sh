@@ -42,7 +42,9 @@
 # at run time, and is stopped on exit.
 #
 # Environment: SB_BENCH_BUILD_DIR (default build-release, configured in
-# Release if new; switchboard, echo_agent and pipe_rtt are built there).
+# Release if new; switchboard, echo_agent and pipe_rtt are built there);
+# SB_BENCH_BUSY_POLL_US (limits.agent_busy_poll_us of the switchboard
+# under test; unset: the config's default), recorded in the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -118,9 +120,11 @@ $(tail -n 20 "$log")"
 }
 
 # ---- start everything ---------------------------------------------------
+busy_poll=${SB_BENCH_BUSY_POLL_US:-}
 cat >"$work/switchboard.yaml" <<EOF
 server:
   log_level: warning
+${busy_poll:+limits: {agent_busy_poll_us: $busy_poll\}}
 agents:
   - id: echo
     name: Echo agent
@@ -366,6 +370,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   printf '  "machine": {"cores": %d, "cpu": "%s", "loadBefore": "%s", "loadAfter": "%s"},\n' \
     "$(nproc)" "$cpu" "$load_before" "$load_after"
   printf '  "buildType": "%s",\n  "durationS": %d,\n' "$build_type" "$duration"
+  printf '  "agentBusyPollUs": "%s",\n' "${busy_poll:-default}"
   printf '  "tools": {"wrk": "%s", "node": "%s", "mcp-proxy": "%s", "supergateway": "%s"},\n' \
     "$wrk_version" "$(node --version)" "$mp_version" "$sg_version"
   printf '  "targets": {\n'
@@ -413,7 +418,8 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   echo "# Gateway benchmark, $started"
   echo
   echo "Command: \`bench/gateway.sh$([[ $duration == 2 ]] && echo ' --quick')\` at commit $commit;" \
-    "switchboard $build_type build; ${duration} s per run; wrk $wrk_version," \
+    "switchboard $build_type build (limits.agent_busy_poll_us: ${busy_poll:-default});" \
+    "${duration} s per run; wrk $wrk_version," \
     "node $(node --version), mcp-proxy $mp_version, supergateway $sg_version."
   echo "Machine: $(nproc) cores ($cpu) shared by wrk, the proxies, the agents and switchboard;" \
     "load average before $load_before, after $load_after."

@@ -142,6 +142,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .mcp_limits = app_mcp_limits(cfg),
                               .default_tenant = cfg->default_tenant,
                               .max_message_bytes = cfg->max_message_bytes,
+                              .agent_busy_poll_us =
+                                  (unsigned)cfg->agent_busy_poll_us,
                               .tenants_configured = cfg->tenants_len > 0,
                               .ctx = app->ctx,
                               .max_tool_name = (size_t)cfg->max_tool_name,

@@ -370,6 +370,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  connection_timeout_s: %d\n", cfg->connection_timeout_s);
   fprintf(out, "  page_size: %d\n", cfg->page_size);
   fprintf(out, "  max_tool_name: %d\n", cfg->max_tool_name);
+  fprintf(out, "  agent_busy_poll_us: %d\n", cfg->agent_busy_poll_us);
   fprintf(out, "sessions:\n");
   fprintf(out, "  idle_timeout_s: %d\n", cfg->session_idle_timeout_s);
   fprintf(out, "  replay_events: %d\n", cfg->replay_events);

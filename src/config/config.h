@@ -40,6 +40,9 @@
  *     page_size: 50                 # items per list page; 1..1000
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
+ *     agent_busy_poll_us: 0         # wait for a stdio agent's answer
+ *                                   # spinning (non-blocking reads) up to
+ *                                   # this long when idle; 0 = off; 0..1000
  *     max_listen_uris: 1000         # resourceSubscriptions in one
  *                                   # subscriptions/listen; 1..100000
  *     max_listen_streams_per_tenant: 100  # listen streams open at once
@@ -129,6 +132,7 @@ typedef struct sb_config {
   size_t max_stream_buffer_bytes;  /* unread SSE output before closing */
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
+  int agent_busy_poll_us;            /* sb_gateway_options.agent_busy_poll_us */
   int max_listen_uris;               /* URIs in one subscriptions/listen */
   int max_listen_streams_per_tenant; /* listen streams open per tenant */
   /* sessions */

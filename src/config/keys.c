@@ -44,6 +44,7 @@ static const key_spec limits_keys[] = {
     NUM("page_size", KEY_INT, page_size, 1, 1000),
     /* The low end leaves room for a cut name and its hash (gateway/names.c). */
     NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),
+    NUM("agent_busy_poll_us", KEY_INT, agent_busy_poll_us, 0, 1000),
     NUM("max_listen_uris", KEY_INT, max_listen_uris, 1, 100000),
     NUM("max_listen_streams_per_tenant", KEY_INT, max_listen_streams_per_tenant,
         1, 100000),

@@ -58,6 +58,13 @@ typedef struct sb_gateway_options {
   sb_mcp_limits mcp_limits;
   const char *default_tenant; /* of callers without credentials; copied */
   size_t max_message_bytes;   /* one message from an agent */
+  /* Busy polling of stdio agents, in microseconds (0 = off): while a
+   * request to an agent is unanswered and the loop has nothing else to
+   * do, read the agent's stdout without sleeping for up to this long,
+   * provided its recent answers came that fast. Trades CPU (a core spins
+   * while it waits) for the latency of one process wake-up per call.
+   * sb_child_options.busy_poll_us. */
+  unsigned agent_busy_poll_us;
   /* Tenants are configured: an agent's log line not tied to one tenant's
    * calls is then dropped rather than shown to whoever listens. */
   int tenants_configured;
@@ -323,6 +330,7 @@ typedef struct sb_gateway_link_options {
   uv_loop_t *loop;
   const sb_agent_def *def;
   size_t max_message_bytes;
+  unsigned busy_poll_us;       /* stdio agents: sb_child_options.busy_poll_us */
   sb_channel_events channel;   /* messages go to sb_mcp_client_receive */
   sb_mcp_client_events client; /* the agent's notifications and requests */
 } sb_gateway_link_options;

@@ -266,6 +266,12 @@ typedef struct sb_child_options {
   const char *name;         /* for logs: the agent's stderr is logged as
                                "agent <name>: ..." */
   size_t max_message_bytes; /* a longer line closes the channel */
+  /* Busy polling, in microseconds; 0 = off. While a request is
+   * unanswered and the loop is otherwise idle, read the agent's stdout
+   * without sleeping for up to this long after the request went out,
+   * provided its recent answers came within it: CPU for the latency of a
+   * wake-up. See child.c. */
+  unsigned busy_poll_us;
 } sb_child_options;
 
 /* Spawn an agent process and talk to it over its stdin/stdout. */

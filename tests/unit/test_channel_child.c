@@ -619,6 +619,116 @@ static void talks_to_switchboard_stdio(void **state) {
   rmdir(store);
 }
 
+/* Busy polling off and on: the same sequence of round trips (requests,
+ * notifications, a message far larger than one read) arrives complete and
+ * in order, and the channel still winds down by itself (the spinning
+ * prepare never keeps the loop alive). With a 1 ms budget nearly every
+ * answer is read by the spinning prepare rather than by libuv. */
+static void round_trips(unsigned busy_poll_us) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  recorder r;
+  rec_init(&r);
+  const char *args[] = {"--agent", "echo", NULL};
+  sb_child_options o = {.command = self_exe,
+                        .args = args,
+                        .name = "spin",
+                        .busy_poll_us = busy_poll_us};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_error err = {0};
+  sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, &err);
+  if (!ch) fail_msg("spawn: %s", err.msg);
+  size_t big = 150000;
+  char *text = malloc(big + 100);
+  assert_non_null(text);
+  for (int i = 1; i <= 300; i++) {
+    if (i % 100 == 0) {
+      int n = snprintf(text, 100,
+                       "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"x\","
+                       "\"params\":{\"s\":\"",
+                       i);
+      memset(text + n, 'y', big);
+      strcpy(text + n + big, "\"}}");
+    } else {
+      snprintf(text, 100, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\"}",
+               i);
+    }
+    send_text(ch, text);
+    if (i % 10 == 0) /* a notification: nothing answers it */
+      send_text(ch, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/n\"}");
+    want_msgs = (size_t)i + (size_t)i / 10;
+    if (!run_until(&loop, has_msgs, &r, 5000))
+      fail_msg("round %d: got %zu messages", i, json_array_size(r.msgs));
+  }
+  free(text);
+  assert_int_equal(json_array_size(r.msgs), 330);
+  int expect = 1;
+  for (size_t k = 0; k < json_array_size(r.msgs); k++) {
+    json_t *m = json_array_get(r.msgs, k);
+    json_t *id = json_object_get(m, "id");
+    if (!id) {
+      assert_string_equal(json_string_value(json_object_get(m, "method")),
+                          "notifications/n");
+      continue;
+    }
+    assert_int_equal(json_integer_value(id), expect);
+    if (expect % 100 == 0)
+      assert_int_equal(strlen(json_string_value(
+                           json_object_get(json_object_get(m, "params"), "s"))),
+                       big);
+    expect++;
+  }
+  assert_int_equal(expect, 301);
+  sb_channel_close(ch);
+  finish_loop(&loop);
+  assert_int_equal(r.closed, 0);
+  rec_free(&r);
+}
+
+static void busy_poll_off_round_trips(void **state) {
+  (void)state;
+  round_trips(0);
+}
+
+static void busy_poll_on_round_trips(void **state) {
+  (void)state;
+  round_trips(1000);
+}
+
+/* An agent that never answers: the spinning gives up after its budget
+ * each time (the loop is not held), and the channel still closes. */
+static void busy_poll_silent_agent(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  recorder r;
+  rec_init(&r);
+  const char *args[] = {"--agent", "ignore", NULL};
+  sb_child_options o = {.command = self_exe,
+                        .args = args,
+                        .name = "silent",
+                        .busy_poll_us = 1000};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_error err = {0};
+  sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, &err);
+  if (!ch) fail_msg("spawn: %s", err.msg);
+  int pid = sb_channel_pid(ch);
+  send_text(ch, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+  /* A timer 20 ms away: the loop must reach it (the spin is bounded). */
+  int fired = 0;
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &fired;
+  uv_timer_start(&t, test_on_deadline, 20, 0);
+  assert_true(run_until(&loop, flag_set, &fired, 5000));
+  uv_close((uv_handle_t *)&t, NULL);
+  assert_int_equal(json_array_size(r.msgs), 0);
+  sb_channel_close(ch);
+  finish_loop(&loop);
+  assert_true(process_gone(pid));
+  rec_free(&r);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "--agent") == 0) return agent_main(argv[2]);
   sb_core_init();
@@ -640,6 +750,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(spawn_failure_is_an_error),
       cmocka_unit_test(close_from_callback),
       cmocka_unit_test(talks_to_switchboard_stdio),
+      cmocka_unit_test(busy_poll_off_round_trips),
+      cmocka_unit_test(busy_poll_on_round_trips),
+      cmocka_unit_test(busy_poll_silent_agent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.connection_timeout_s, 300);
   assert_int_equal(cfg.page_size, 50);
   assert_int_equal(cfg.max_tool_name, 64);
+  assert_int_equal(cfg.agent_busy_poll_us, 0); /* off */
   assert_int_equal(cfg.session_idle_timeout_s, 1800);
   assert_int_equal(cfg.replay_events, 256);
   assert_int_equal(cfg.cache_ttl_ms, 60000);
@@ -79,6 +80,7 @@ static const char full_yaml[] = "# every key\n"
                                 "  connection_timeout_s: 60\n"
                                 "  page_size: 10\n"
                                 "  max_tool_name: 48\n"
+                                "  agent_busy_poll_us: 50\n"
                                 "sessions:\n"
                                 "  idle_timeout_s: 600\n"
                                 "  replay_events: 0\n"
@@ -118,6 +120,7 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.connection_timeout_s, 60);
   assert_int_equal(cfg.page_size, 10);
   assert_int_equal(cfg.max_tool_name, 48);
+  assert_int_equal(cfg.agent_busy_poll_us, 50);
   assert_int_equal(cfg.session_idle_timeout_s, 600);
   assert_int_equal(cfg.replay_events, 0);
   assert_int_equal(cfg.cache_ttl_ms, 1500);
@@ -186,6 +189,9 @@ static void test_value_errors(void **state) {
   expect_error("limits:\n  max_tool_name: 15\n",
                "config.yaml:2: limits.max_tool_name: expected an integer "
                "between 16 and 1024, got \"15\"");
+  expect_error("limits:\n  agent_busy_poll_us: 1001\n",
+               "config.yaml:2: limits.agent_busy_poll_us: expected an integer "
+               "between 0 and 1000, got \"1001\"");
   expect_error("limits:\n  max_tool_name: 1025\n",
                "config.yaml:2: limits.max_tool_name: expected an integer "
                "between 16 and 1024, got \"1025\"");
