@@ -84,6 +84,7 @@ typedef struct child_channel {
   sb_buf gathered;    /* lines sent this loop turn, not yet written */
   /* busy polling; spin_ns == 0: off */
   uv_prepare_t spin;
+  uv_idle_t kick; /* after the spin read: the loop must not sleep */
   uint64_t spin_ns;        /* how long after a request we may spin */
   unsigned awaiting;       /* requests written and not answered yet */
   uint64_t awaiting_since; /* uv_hrtime() of the oldest of them, roughly */
@@ -149,6 +150,7 @@ static void teardown(child_channel *c) {
   close_handle(c, (uv_handle_t *)&c->report_timer);
   close_handle(c, (uv_handle_t *)&c->flush);
   close_handle(c, (uv_handle_t *)&c->spin);
+  close_handle(c, (uv_handle_t *)&c->kick);
 }
 
 static void signal_child(child_channel *c, int signum) {
@@ -364,6 +366,8 @@ static int read_now(child_channel *c, uv_os_fd_t fd) {
   return 1;
 }
 
+static void on_kick(uv_idle_t *h) { uv_idle_stop(h); }
+
 static void on_spin(uv_prepare_t *p) {
   child_channel *c = p->data;
   if (!c->awaiting || c->answer_ns > c->spin_ns || c->out_eof ||
@@ -383,7 +387,10 @@ static void on_spin(uv_prepare_t *p) {
    * when it is anything else, let the loop serve it now. */
   while (!loop_has_events(c->loop))
     if (uv_hrtime() >= until) return;
-  read_now(c, fd);
+  /* What the answer's delivery made due (a response to write, a caller's
+   * check) must run now: the loop computes how long it may sleep after
+   * the prepare callbacks, and an active idle handle makes that zero. */
+  if (read_now(c, fd)) uv_idle_start(&c->kick, on_kick);
 }
 
 /* ---- stderr: the agent's log -------------------------------------------- */
@@ -660,10 +667,12 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
   uv_timer_init(loop, &c->report_timer);
   uv_prepare_init(loop, &c->flush);
   uv_prepare_init(loop, &c->spin);
+  uv_idle_init(loop, &c->kick);
+  uv_unref((uv_handle_t *)&c->kick); /* never keeps the loop alive */
   c->to_child.data = c->from_child.data = c->err_pipe.data = c;
   c->kill_timer.data = c->report_timer.data = c->flush.data = c;
-  c->spin.data = c;
-  c->handles_open = 7;
+  c->spin.data = c->kick.data = c;
+  c->handles_open = 8;
   c->spin_ns = (uint64_t)opts->busy_poll_us * 1000u;
 
   size_t nargs = 0;
