@@ -41,7 +41,7 @@
  *     max_tool_name: 64             # longest agentId__tool name served;
  *                                   # longer ones are shortened; 16..1024
  *     agent_busy_poll_us: 0         # wait for a stdio agent's answer
- *                                   # spinning (non-blocking reads) up to
+ *                                   # polling without sleeping, up to
  *                                   # this long when idle; 0 = off; 0..1000
  *     max_listen_uris: 1000         # resourceSubscriptions in one
  *                                   # subscriptions/listen; 1..100000

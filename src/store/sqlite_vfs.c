@@ -165,9 +165,14 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
   memset(w, 0, sizeof *w);
   w->real = (sqlite3_file *)(w + 1);
   int rc = default_vfs->xOpen(default_vfs, name, w->real, flags, out_flags);
-  /* A failed open leaves pMethods NULL (SQLite then never calls xClose);
-   * a succeeded one is closed through ours. */
-  if (rc == SQLITE_OK && w->real->pMethods) w->base.pMethods = &wal_methods;
+  /* Ours keeps pMethods NULL on failure (SQLite then never calls our
+   * xClose), so a real file half-opened is closed here; a file opened is
+   * closed through ours. */
+  if (rc != SQLITE_OK) {
+    if (w->real->pMethods) w->real->pMethods->xClose(w->real);
+    return rc;
+  }
+  if (w->real->pMethods) w->base.pMethods = &wal_methods;
   return rc;
 }
 
