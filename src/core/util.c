@@ -190,7 +190,7 @@ const char *sb_json_type_name(const json_t *v) {
 /* ---- JSON paths ------------------------------------------------------- */
 /* Append n bytes of s, as far as the buffer holds (cut, NUL-terminated).
  * Paths are pushed for every member a validator visits, error or not:
- * no snprintf here (it was a quarter of validating a context). */
+ * no snprintf here (it was ~4% of making an update's next version). */
 static void jpath_put(sb_jpath *p, const char *s, size_t n) {
   size_t room = sizeof p->buf - 1 - p->len;
   if (n > room) n = room;
