@@ -41,16 +41,15 @@ typedef struct alloc_slot {
 static alloc_slot slots[ALLOC_SLOTS];
 static atomic_uint next_slot;
 static _Thread_local alloc_slot *my_slot;
-static _Thread_local int my_slot_shared;
+#define SHARED_SLOT (&slots[ALLOC_SLOTS - 1])
 
 static void count_bytes(long delta) {
   alloc_slot *s = my_slot;
   if (!s) {
     unsigned i = atomic_fetch_add(&next_slot, 1);
-    my_slot_shared = i >= ALLOC_SLOTS - 1;
-    s = my_slot = &slots[my_slot_shared ? ALLOC_SLOTS - 1 : i];
+    s = my_slot = i < ALLOC_SLOTS - 1 ? &slots[i] : SHARED_SLOT;
   }
-  if (my_slot_shared) {
+  if (s == SHARED_SLOT) {
     atomic_fetch_add_explicit(&s->bytes, delta, memory_order_relaxed);
     return;
   }
