@@ -613,6 +613,39 @@ static void dump_without_len(void **state) {
   json_decref(n);
 }
 
+/* Messages on both sides of the dump's 4096-byte stack buffer come out
+ * whole and exact (compared with jansson's own json_dumps), and a value
+ * that is not a message is refused. */
+static void dump_sizes_around_the_stack_buffer(void **state) {
+  (void)state;
+  static const size_t sizes[] = {4000, 4050, 4060, 4061, 4062, 4063,
+                                 4070, 4095, 4096, 4097, 100000};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    /* {"jsonrpc":"2.0","method":"x","params":{"t":"aaa..."}} is 48 bytes
+     * plus the text */
+    size_t text_len = sizes[i] - 48;
+    char *text = sb_malloc(text_len + 1);
+    assert_non_null(text);
+    memset(text, 'a', text_len);
+    text[text_len] = '\0';
+    json_t *n = sb_rpc_notification_new("x", json_pack("{s:s}", "t", text));
+    sb_free(text);
+    char *want = json_dumps(n, JSON_COMPACT);
+    assert_int_equal(strlen(want), sizes[i]);
+    size_t len = 0;
+    char *got = sb_rpc_dump(n, &len);
+    assert_non_null(got);
+    assert_int_equal(len, sizes[i]);
+    assert_string_equal(got, want);
+    sb_free(got);
+    sb_free(want);
+    json_decref(n);
+  }
+  json_t *scalar = json_integer(1);
+  assert_null(sb_rpc_dump(scalar, NULL));
+  json_decref(scalar);
+}
+
 static void builders_survive_allocation_failure(void **state) {
   (void)state;
   /* Fail each allocation in turn: builders must return NULL (not crash or
@@ -709,6 +742,7 @@ int main(void) {
       cmocka_unit_test(build_notification),
       cmocka_unit_test(build_request),
       cmocka_unit_test(dump_without_len),
+      cmocka_unit_test(dump_sizes_around_the_stack_buffer),
       cmocka_unit_test(builders_survive_allocation_failure),
       cmocka_unit_test(code_names),
   };
