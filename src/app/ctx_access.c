@@ -173,6 +173,8 @@ static void guard_done(void *ud, const sb_ctx_result *res) {
     sb_error err = {0};
     int rc = reader_view(g, res->doc, &view, &err);
     if (rc != 0) return guard_fail(g, rc, &err, 0);
+    /* The stored text is the whole document: only for a whole view. */
+    if (view != res->doc) r.text = NULL;
     r.doc = view;
   }
   g->cb(g->ud, &r);

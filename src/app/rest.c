@@ -206,17 +206,20 @@ static void rest_op_refused(rest_op *op, int rc, const sb_error *err) {
   respond_store_error(req, err, 0);
 }
 
-static void answer_get(sb_http_request *req, json_t *doc) {
+static void answer_get(sb_http_request *req, const sb_ctx_result *res) {
   const char *inm = sb_http_request_header(req, "If-None-Match");
   char etag[32];
   snprintf(etag, sizeof etag, "\"%lld\"",
-           (long long)json_integer_value(json_object_get(doc, "version")));
+           (long long)json_integer_value(json_object_get(res->doc, "version")));
   if (inm && strcmp(inm, etag) == 0) {
     const char *headers[] = {"ETag", etag, NULL};
     sb_http_respond(req, 304, NULL, "", 0, headers);
     return;
   }
-  respond_context(req, 200, json_incref(doc), NULL);
+  if (res->text) /* the head, whole: as stored, not serialised again */
+    respond_context_text(req, 200, res->version, res->text, NULL);
+  else
+    respond_context(req, 200, json_incref(res->doc), NULL);
 }
 
 static void rest_done(void *ud, const sb_ctx_result *res) {
@@ -248,7 +251,7 @@ static void rest_done(void *ud, const sb_ctx_result *res) {
       respond_context(req, 201, json_incref(res->doc), location);
     break;
   }
-  case REST_GET: answer_get(req, res->doc); break;
+  case REST_GET: answer_get(req, res); break;
   case REST_PATCH:
     if (res->text) {
       respond_context_text(req, 200, res->version, res->text, NULL);

@@ -296,9 +296,10 @@ typedef struct sb_ctx_result {
                       current rev (else 0) */
   int64_t last_seq; /* a write: the tenant's seq of the last event it wrote
                        (its own context event or the caller's) */
-  const char *text; /* create, update: doc as stored (compact JSON, keys
-                       sorted), made off the loop for an update, so an
-                       answer need not serialise it again; borrowed */
+  const char *text; /* create, update, and get of the head: doc as stored
+                       (compact JSON, keys sorted; for an update made off
+                       the loop), so an answer need not serialise it
+                       again; borrowed. NULL for an older version. */
 } sb_ctx_result;
 
 typedef void (*sb_ctx_cb)(void *ud, const sb_ctx_result *res);

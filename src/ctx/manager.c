@@ -201,7 +201,8 @@ typedef struct mg_op {
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
   struct mg_op *next_made;       /* update: in its batch (mg_batch) */
-  char *text;  /* create, update: the document written, as stored */
+  char *text;  /* create, update: the document written; get of the head:
+                  the document read; as stored */
   ctx_next nx; /* update: its next version, made on the pool */
 } mg_op;
 
@@ -337,6 +338,11 @@ static void on_doc_read(void *ud, sb_store_result *res) {
                                   : ctx_doc_load(res->record.doc, &err);
   if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
   if (!res->versions.len) head_remember(op->m, op->tenant, op->id, doc);
+  if (op->kind == MG_GET && !res->versions.len) {
+    /* The head's text as stored goes back with it (res.text). */
+    op->text = res->record.doc;
+    res->record.doc = NULL;
+  }
   after_read(op, doc);
 }
 

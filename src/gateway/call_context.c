@@ -127,6 +127,9 @@ void gw_call_context_read(void *ud, const sb_ctx_result *res) {
     return;
   }
   c->route->doc = json_incref(res->doc);
+  /* The whole context's size for the handoff events, from its stored text
+   * (else gw_route_projection serialises the document to count it). */
+  if (res->text) c->route->context_bytes = strlen(res->text);
   agent *named = c->named ? gw_agent_find(c->owner, c->named) : NULL;
   if (c->named && !named) {
     gw_call_fail(c, SB_GATEWAY_NO_AGENT, "no agent %s", c->named);

@@ -63,6 +63,10 @@ describe('agents_call', () => {
     assert.equal(first.routing.parts.coverage, 1);
     for (const k of ['health', 'capacity', 'latency']) assert.equal(typeof first.routing.parts[k], 'number', k);
     assert.equal(first.routing.contextVersion, 2, JSON.stringify(first.routing));
+    // Sizes for the handoff events: what the agent was handed, beside the
+    // whole context it was cut from (version 1, as created).
+    assert.equal(first.routing.projectionBytes, Buffer.byteLength(JSON.stringify(first.got.meta['switchboard/context'])));
+    assert.equal(first.routing.contextBytes, Buffer.byteLength(JSON.stringify(created)), JSON.stringify(first.routing));
 
     const v2 = (await c.callTool({ name: 'context_get', arguments: { id: created.id } })).structuredContent;
     assert.equal(v2.version, 2);

@@ -68,6 +68,8 @@ typedef struct waiter {
   sb_error err;
   json_t *doc;
   int64_t version;
+  char *text; /* res->text, copied (when the test asks: keep_text) */
+  int keep_text;
 } waiter;
 
 static void on_done(void *ud, const sb_ctx_result *res) {
@@ -78,6 +80,7 @@ static void on_done(void *ud, const sb_ctx_result *res) {
   w->doc = json_incref(res->doc);
   w->version = res->version;
   w->count = res->count;
+  if (w->keep_text && res->text) w->text = sb_strdup(res->text);
 }
 
 /* Wait for w (started with `submitted`): rc, *out (new ref), *cur, *err,
@@ -256,6 +259,47 @@ static void test_update_and_conflict(void **state) {
   assert_int_equal(w_get(f, "t", id, 0, &head, &err), 0);
   assert_int_equal(json_integer_value(json_object_get(head, "version")), 3);
   json_decref(head);
+  sb_free(id);
+}
+
+/* A get of the head hands back the document's stored text (what REST and
+ * the gateway use instead of serialising it again); an older version,
+ * rebuilt from its chain, has none. */
+static void test_get_head_text(void **state) {
+  fixture *f = *state;
+  json_t *c = create(f, "t",
+                     "{\"data\":{\"workflow\":{\"currentStep\":\"a\"}}}");
+  char *id = sb_strdup(id_of(c));
+  sb_error err = {0};
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"b\"}}}");
+  json_t *v2 = NULL;
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, p, &v2, NULL,
+                            &err), 0);
+  json_decref(p);
+  waiter w = {.keep_text = 1};
+  json_t *head = NULL;
+  assert_int_equal(await(f, sb_ctx_get_async(f->m, "t", id, 0, on_done, &w,
+                                             &err),
+                         &w, &head, NULL, &err),
+                   0);
+  assert_non_null(w.text);
+  char *want = json_dumps(head, JSON_COMPACT | JSON_SORT_KEYS);
+  assert_string_equal(w.text, want);
+  assert_true(json_equal(head, v2));
+  sb_free(want);
+  sb_free(w.text);
+  json_decref(head);
+  waiter old = {.keep_text = 1};
+  json_t *v1 = NULL;
+  assert_int_equal(await(f, sb_ctx_get_async(f->m, "t", id, 1, on_done, &old,
+                                             &err),
+                         &old, &v1, NULL, &err),
+                   0);
+  assert_true(json_equal(v1, c));
+  assert_null(old.text);
+  json_decref(v1);
+  json_decref(v2);
+  json_decref(c);
   sb_free(id);
 }
 
@@ -783,6 +827,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_rejects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_and_conflict, setup, teardown),
       cmocka_unit_test_setup_teardown(test_versions_history_diff, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_get_head_text, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_projection, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
