@@ -163,6 +163,21 @@ size_t sb_jpath_index(sb_jpath *p, size_t i);
 /* Back to the mark returned by the matching push. */
 void sb_jpath_pop(sb_jpath *p, size_t mark);
 
+/* ---- reading JSON ------------------------------------------------------ */
+struct json_error_t;
+/* json_loadb, faster: the same result and the same error for every input.
+ * A single-pass reader (json_read.c) builds the tree; an input it does not
+ * take on itself (invalid text, a \u0000 or half a surrogate pair, an
+ * integer outside int64, a real strtod cannot hold exactly in range, a
+ * duplicate key, nesting past 256 levels, a flag other than
+ * JSON_REJECT_DUPLICATES and JSON_DECODE_ANY) is parsed again by jansson,
+ * whose verdict stands. */
+struct json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
+                             struct json_error_t *err);
+/* The reader alone: the tree, or NULL where sb_json_loadb would ask
+ * jansson (for tests and the differential fuzz target). */
+struct json_t *sb_json_read_fast(const char *text, size_t len, size_t flags);
+
 /* ---- random ids ------------------------------------------------------- */
 /* Fill out with 2*nbytes lowercase hex chars + NUL from the CSPRNG.
  * out must hold 2*nbytes+1 bytes. */

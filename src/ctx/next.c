@@ -26,7 +26,7 @@ char *ctx_doc_dump(const json_t *doc) {
 
 json_t *ctx_doc_load(const char *text, sb_error *err) {
   json_error_t jerr;
-  json_t *doc = json_loads(text, 0, &jerr);
+  json_t *doc = sb_json_loadb(text, strlen(text), 0, &jerr);
   if (!doc) sb_error_set(err, SB_EIO, "store: corrupt document: %s", jerr.text);
   return doc;
 }

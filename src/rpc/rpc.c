@@ -56,7 +56,8 @@ static int parse_bounded(const char *data, size_t len,
                         "message nests deeper than the limit of %d levels",
                         max_depth);
   json_error_t jerr;
-  json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
+  json_t *root =
+      sb_json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
   if (!root)
     return sb_error_set(err, SB_RPC_PARSE_ERROR,
                         "invalid JSON at line %d column %d: %s", jerr.line,
