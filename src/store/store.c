@@ -11,6 +11,11 @@
 #include <string.h>
 
 #define DEFAULT_MAX_PENDING 4096
+/* Key loads are a server's own poll (one in flight per keyring, every
+ * 250 ms): they have room of their own, so a poll never takes a client's
+ * place under max_pending (which may be 1), and a client's burst never
+ * starves the poll. */
+#define MAX_BACKGROUND 8
 
 /* ---- completion: any thread -> the loop ------------------------------ */
 
@@ -22,6 +27,7 @@ static void run_callbacks(sb_store *st) {
   while (r) {
     st_req *next = r->next;
     st->pending--;
+    if (r->op == ST_OP_KEYS_LOAD) st->background--;
     if (r->res.rc == 0 && r->res.events.len && st_op_writes(r->op) &&
         st->on_events)
       st->on_events(st->on_events_ud, r->tenant, &r->res.events);
@@ -202,7 +208,8 @@ static st_req *req_new_ex(sb_store *st, st_op op, const req_strings *s,
     *rc = st->closing ? SB_ESTATE : SB_EINVAL;
     return NULL;
   }
-  if (st->pending >= st->max_pending) {
+  if (op == ST_OP_KEYS_LOAD ? st->background >= MAX_BACKGROUND
+                            : st->pending - st->background >= st->max_pending) {
     *rc = SB_EBUSY;
     return NULL;
   }
@@ -239,6 +246,7 @@ static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
 
 static int submit(sb_store *st, st_req *r) {
   if (st->pending++ == 0) uv_ref((uv_handle_t *)st->wake);
+  if (r->op == ST_OP_KEYS_LOAD) st->background++;
   st->ops->submit(st, r);
   return 0;
 }

@@ -53,7 +53,10 @@ typedef struct sb_store_options {
   uv_loop_t *loop;     /* callbacks run here; submit only from its thread */
   int busy_timeout_ms; /* wait for other processes' writers; default 5000 */
   int max_pending;     /* operations submitted and not yet called back
-                          before submissions get SB_EBUSY; default 4096 */
+                          before submissions get SB_EBUSY; default 4096.
+                          Key loads (sb_store_keys_load, a server's own
+                          poll) are not counted: they have room of their
+                          own, 8 in flight */
   int readers;         /* reader threads; default 2 */
 } sb_store_options;
 

@@ -89,6 +89,7 @@ struct sb_store {
   uv_mutex_t done_lock;
   st_req *done_head, *done_tail; /* completed, waiting for the loop */
   int pending; /* loop thread only: submitted, not called back */
+  int background; /* of pending: key loads, outside max_pending */
   int max_pending;
   int closing;
   atomic_uint_least64_t batches, writes; /* counted by the writer */

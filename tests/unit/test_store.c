@@ -434,6 +434,36 @@ static void test_back_pressure(void **state) {
   assert_int_equal(count(f, "t"), 5);
 }
 
+/* A key load (the server's own poll of API keys) never takes a client's
+ * place under max_pending: with max_pending 1 and a load in flight, one
+ * create is still accepted, and only the next is refused. */
+static void test_key_loads_outside_back_pressure(void **state) {
+  fixture *f = *state;
+  sb_store_close(f->st);
+  f->st = open_store_opts(&f->loop, f->path, 1);
+  sb_store_hold_writes(f->st, 1);
+  outcome load = {0}, made = {0}, extra = {0};
+  assert_int_equal(sb_store_keys_load(f->st, -1, on_outcome, &load), 0);
+  sb_store_record r = {.id = "k1", .created_ms = 1, .doc = "{}"};
+  assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &made),
+                   0);
+  sb_store_record r2 = {.id = "k2", .created_ms = 1, .doc = "{}"};
+  assert_int_equal(sb_store_create(f->st, "t", &r2, NULL, on_outcome, &extra),
+                   SB_EBUSY);
+  sb_store_hold_writes(f->st, 0);
+  assert_true(run_until(&f->loop, flag_set, &load.done, DEADLINE_MS));
+  assert_int_equal(load.rc, 0);
+  assert_true(run_until(&f->loop, flag_set, &made.done, DEADLINE_MS));
+  assert_int_equal(made.rc, 0);
+  assert_int_equal(extra.done, 0);
+  /* the load's room is given back: the next create goes in */
+  assert_int_equal(
+      await(&f->loop, sb_store_create(f->st, "t", &r2, NULL, on_outcome, &extra),
+            &extra),
+      0);
+  assert_int_equal(count(f, "t"), 2);
+}
+
 /* A read submitted from a write's callback sees that write, every time,
  * while other writes keep the writer busy. */
 typedef struct own_reader {
@@ -672,6 +702,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failing_write_beside_succeeding,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_back_pressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_key_loads_outside_back_pressure, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_read_own_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
