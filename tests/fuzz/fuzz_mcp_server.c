@@ -12,7 +12,10 @@
  *            to requests that lack one; bit 4 answer the held calls and
  *            subscriptions before the output goes (else they are cancelled
  *            with it); bit 5 broadcast list_changed, resources/updated and
- *            a log message at the end.
+ *            a log message at the end; bit 6 fail the held subscriptions;
+ *            bit 7 free the session before the output is detached. Bit 3
+ *            also sentinel-encodes the Mcp-Name header checked against
+ *            each message (sb_mcp_check_http_headers).
  *   rest     messages, one per line, each parsed as a transport would
  *            (sb_rpc_parse with small limits): an object or a batch.
  *
@@ -113,6 +116,10 @@ static void check_dump(json_t *msg) {
 static int out_write(sb_mcp_out *out, json_t *msg, int final) {
   (void)out;
   check_dump(msg);
+  if (final) {
+    int status = sb_mcp_http_status(msg);
+    check(status == 200 || status == 400 || status == 404);
+  }
   if (!final) {
     /* progress, logs, questions to the client: all carry a method */
     check(json_is_object(msg) && json_is_string(json_object_get(msg, "method")));
@@ -427,6 +434,37 @@ static json_t *expect(json_t *msg, int *owes) {
   return NULL;
 }
 
+/* The Streamable HTTP rules a transport applies to a message before it
+ * dispatches it: the era, and the headers checked against the body. The
+ * headers are the body's own (Mcp-Name sentinel-encoded on a mode bit) or,
+ * if params carry a string "fzName", that string as Mcp-Name. */
+static void check_headers(json_t *msg, int encode_name) {
+  const char *version = NULL;
+  sb_mcp_era era = sb_mcp_message_era(msg, &version);
+  check(era == SB_MCP_ERA_NONE || era == SB_MCP_ERA_LEGACY ||
+        era == SB_MCP_ERA_MODERN);
+  check(!version || era == SB_MCP_ERA_MODERN);
+  json_t *params = json_object_get(msg, "params");
+  const char *method = json_string_value(json_object_get(msg, "method"));
+  const char *name = json_string_value(json_object_get(params, "fzName"));
+  char *encoded = NULL;
+  if (!name) {
+    static const char *const keys[] = {"name", "uri", "taskId"};
+    for (size_t i = 0; !name && i < 3; i++)
+      name = json_string_value(json_object_get(params, keys[i]));
+    if (name && encode_name) {
+      char *b64 = sb_base64_encode(name, strlen(name));
+      encoded = b64 ? sb_asprintf("=?base64?%s?=", b64) : NULL;
+      sb_free(b64);
+      name = encoded;
+    }
+  }
+  sb_error err = {0};
+  int rc = sb_mcp_check_http_headers(msg, version, method, name, &err);
+  check(rc == 0 || (rc == SB_RPC_HEADER_MISMATCH && err.code == rc));
+  sb_free(encoded);
+}
+
 static void feed(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
   if (!json_is_array(msg)) {
     int null_before = owed_null, owes;
@@ -455,7 +493,7 @@ static void feed(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
 }
 
 static void dispatch_text(sb_mcp_session *s, sb_mcp_out *out, int modern_meta,
-                          const char *text, size_t len) {
+                          int encode_name, const char *text, size_t len) {
   sb_rpc_limits limits = {.max_bytes = 8 * 1024, .max_depth = 12};
   json_t *msg = NULL;
   sb_error err = {0};
@@ -471,6 +509,13 @@ static void dispatch_text(sb_mcp_session *s, sb_mcp_out *out, int modern_meta,
     } else {
       add_meta(msg);
     }
+  }
+  if (json_is_array(msg)) {
+    size_t i;
+    json_t *item;
+    json_array_foreach(msg, i, item) check_headers(item, encode_name);
+  } else {
+    check_headers(msg, encode_name);
   }
   feed(s, out, msg);
   json_decref(msg);
@@ -497,18 +542,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                      "\"capabilities\":{\"elicitation\":{},\"tasks\":{}},"
                      "\"clientInfo\":{\"name\":\"fz\",\"version\":\"1\"}}}",
                      init_versions[vi]);
-    dispatch_text(s, &out, 0, init, (size_t)n);
+    dispatch_text(s, &out, 0, 0, init, (size_t)n);
     check(sb_mcp_session_initialized(s));
     const char *ready = "{\"jsonrpc\":\"2.0\",\"method\":"
                         "\"notifications/initialized\"}";
-    dispatch_text(s, &out, 0, ready, strlen(ready));
+    dispatch_text(s, &out, 0, 0, ready, strlen(ready));
   }
 
   const char *p = (const char *)data, *end = p + size;
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl : end;
-    dispatch_text(s, &out, modern && (mode & 8), p, (size_t)(stop - p));
+    dispatch_text(s, &out, modern && (mode & 8), (mode & 8) != 0, p,
+                  (size_t)(stop - p));
     p = stop + (nl ? 1 : 0);
   }
 
@@ -525,6 +571,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                             "data", "x", "y");
     sb_mcp_server_forward_log(srv, log);
     json_decref(log);
+  }
+  if (mode & 128) { /* the session ends before its output (HTTP DELETE) */
+    sb_mcp_session_free(s);
+    s = NULL;
   }
   sb_mcp_out_detach(&out);
   check(!sb_mcp_out_busy(&out));
