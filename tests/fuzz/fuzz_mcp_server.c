@@ -17,7 +17,10 @@
  *            also sentinel-encodes the Mcp-Name header checked against
  *            each message (sb_mcp_check_http_headers).
  *   rest     messages, one per line, each parsed as a transport would
- *            (sb_rpc_parse with small limits): an object or a batch.
+ *            (sb_rpc_parse with small limits): an object or a batch. In a
+ *            session the server is given the bytes, as stdio does
+ *            (sb_mcp_server_dispatch_bytes, the same limits); without one
+ *            the parsed message, as HTTP does.
  *
  * The loop never runs while messages are dispatched (built-in timers would
  * make runs depend on the clock); at the end the output is detached, the
@@ -46,12 +49,15 @@ static void check(int cond) {
  * "id": null (unclassifiable message, refused batch) are counted apart. */
 static json_t *owed;
 static int owed_null;
+/* dumped id -> 1 if the request asked in the 2026-07-28 envelope, 0 if not;
+ * dropped when two requests in flight share an id */
+static json_t *owed_era;
 
 static char *id_key(json_t *id) {
   return json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
-static void owe(json_t *id) {
+static void owe(json_t *id, int modern) {
   if (!id || json_is_null(id)) {
     owed_null++;
     return;
@@ -60,6 +66,8 @@ static void owe(json_t *id) {
   check(k != NULL);
   json_t *n = json_object_get(owed, k);
   json_object_set_new(owed, k, json_integer(json_integer_value(n) + 1));
+  if (n) json_object_set_new(owed_era, k, json_null());
+  else json_object_set_new(owed_era, k, json_boolean(modern));
   sb_free(k);
 }
 
@@ -97,7 +105,22 @@ static void check_response(json_t *msg) {
   check(k != NULL);
   json_int_t n = json_integer_value(json_object_get(owed, k));
   check(n > 0); /* never asked, or answered twice */
-  if (n == 1) json_object_del(owed, k);
+  json_t *era = json_object_get(owed_era, k);
+  if (result && json_is_boolean(era)) {
+    /* a modern result says how it ended and who answered; a legacy one
+     * has no resultType (no 2025 schema knows it) */
+    json_t *type = json_object_get(result, "resultType");
+    if (json_is_true(era))
+      check(json_is_string(type) &&
+            json_is_object(json_object_get(
+                json_object_get(result, "_meta"), SB_MCP_META_SERVER_INFO)));
+    else
+      check(!type);
+  }
+  if (n == 1) {
+    json_object_del(owed, k);
+    json_object_del(owed_era, k);
+  }
   else json_object_set_new(owed, k, json_integer(n - 1));
   sb_free(k);
 }
@@ -367,7 +390,9 @@ static void setup(void) {
   sb_core_init();
   sb_log_set_level(SB_LOG_ERROR);
   check(uv_loop_init(&loop) == 0);
-  sb_mcp_server_options opts = {.limits = {.page_size = 3,
+  sb_mcp_server_options opts = {.limits = {.max_message_bytes = 8 * 1024,
+                                           .max_json_depth = 12,
+                                           .page_size = 3,
                                            .cache_ttl_ms = 1000,
                                            .max_listen_uris = 4,
                                            .max_listen_streams_per_tenant = 2},
@@ -394,7 +419,8 @@ static void setup(void) {
                              .list = tk_list};
   sb_mcp_server_set_task_provider(srv, &tp);
   owed = json_object();
-  check(owed != NULL);
+  owed_era = json_object();
+  check(owed && owed_era);
 }
 
 /* Add the 2026-07-28 envelope to a request that has none. */
@@ -422,12 +448,13 @@ static json_t *expect(json_t *msg, int *owes) {
   sb_rpc_msg m;
   sb_error err = {0};
   *owes = 1;
+  int modern = sb_mcp_message_era(msg, NULL) == SB_MCP_ERA_MODERN;
   if (sb_rpc_classify(msg, &m, &err) != 0) {
-    owe(m.id);
+    owe(m.id, modern);
     return m.id && !json_is_null(m.id) ? m.id : NULL;
   }
   if (m.kind == SB_RPC_REQUEST) {
-    owe(m.id);
+    owe(m.id, modern);
     return m.id;
   }
   *owes = 0;
@@ -465,12 +492,22 @@ static void check_headers(json_t *msg, int encode_name) {
   sb_free(encoded);
 }
 
+/* What the server is given: the message as HTTP hands it over, or, in a
+ * session (stdio), the bytes it was parsed from. */
+static const char *feed_text;
+static size_t feed_len;
+
+static void dispatch(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
+  if (feed_text) sb_mcp_server_dispatch_bytes(srv, s, out, feed_text, feed_len);
+  else sb_mcp_server_dispatch(srv, s, out, msg);
+}
+
 static void feed(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
   if (!json_is_array(msg)) {
     int null_before = owed_null, owes;
     json_t *id = expect(msg, &owes);
     json_int_t before = id ? owed_count(id) : 0;
-    sb_mcp_server_dispatch(srv, s, out, msg);
+    dispatch(s, out, msg);
     /* an error without an id is written at once */
     check(owed_null <= null_before);
     /* a request is answered, or still in flight on this output */
@@ -480,8 +517,8 @@ static void feed(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
   const char *v = s ? sb_mcp_session_version(s) : NULL;
   if (!sb_mcp_version_allows_batch(v) || json_array_size(msg) == 0) {
     int null_before = owed_null;
-    owe(NULL); /* the batch is refused as a whole */
-    sb_mcp_server_dispatch(srv, s, out, msg);
+    owe(NULL, 0); /* the batch is refused as a whole */
+    dispatch(s, out, msg);
     check(owed_null <= null_before);
     return;
   }
@@ -489,7 +526,7 @@ static void feed(sb_mcp_session *s, sb_mcp_out *out, json_t *msg) {
   json_t *item;
   int owes;
   json_array_foreach(msg, i, item) expect(item, &owes);
-  sb_mcp_server_dispatch(srv, s, out, msg);
+  dispatch(s, out, msg);
 }
 
 static void dispatch_text(sb_mcp_session *s, sb_mcp_out *out, int modern_meta,
@@ -497,10 +534,20 @@ static void dispatch_text(sb_mcp_session *s, sb_mcp_out *out, int modern_meta,
   sb_rpc_limits limits = {.max_bytes = 8 * 1024, .max_depth = 12};
   json_t *msg = NULL;
   sb_error err = {0};
-  if (sb_rpc_parse(text, len, &limits, &msg, &err) != 0) {
-    check(!msg);
+  int rc = sb_rpc_parse(text, len, &limits, &msg, &err);
+  if (rc != 0) {
+    check(!msg && err.code == rc);
+    if (s) { /* stdio answers what it cannot parse */
+      int null_before = owed_null;
+      owe(NULL, 0);
+      sb_mcp_server_dispatch_bytes(srv, s, out, text, len);
+      check(owed_null == null_before);
+    }
     return;
   }
+  /* the bytes as they came, unless the envelope was added */
+  feed_text = s && !modern_meta ? text : NULL;
+  feed_len = len;
   if (modern_meta) {
     if (json_is_array(msg)) {
       size_t i;
@@ -518,6 +565,7 @@ static void dispatch_text(sb_mcp_session *s, sb_mcp_out *out, int modern_meta,
     check_headers(msg, encode_name);
   }
   feed(s, out, msg);
+  feed_text = NULL;
   json_decref(msg);
 }
 
@@ -588,6 +636,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (waits_len > 0) sb_mcp_sub_wait_done(waits[--waits_len]);
   uv_run(&loop, UV_RUN_NOWAIT); /* closed timers are released */
   json_object_clear(owed);
+  json_object_clear(owed_era);
   owed_null = 0;
   return 0;
 }
