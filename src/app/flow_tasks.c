@@ -254,6 +254,18 @@ static int permit_run(task_op *op, int write, const json_t *run) {
   return SB_EPERM;
 }
 
+/* Answer op's call with r's run as a task, or r's error; releases op. */
+static void reply_task(task_op *op, const sb_flow_reply *r) {
+  sb_mcp_call *call = op_take(op);
+  if (call) {
+    if (r->rc != 0)
+      fail_flow(call, r->rc, &r->err);
+    else
+      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
+  }
+  op_release(op);
+}
+
 /* ---- workflow_run as a task ---------------------------------------------- */
 
 static void run_started(void *ud, const sb_flow_reply *r) {
@@ -296,14 +308,7 @@ static void got(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
   op->pending--;
   if (r->rc == 0 && permit_run(op, 0, r->run) != 0) return;
-  sb_mcp_call *call = op_take(op);
-  if (call) {
-    if (r->rc != 0)
-      fail_flow(call, r->rc, &r->err);
-    else
-      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
-  }
-  op_release(op);
+  reply_task(op, r);
 }
 
 static void task_get(void *ud, sb_mcp_call *call, const char *id) {
@@ -348,14 +353,7 @@ static void cancelled(void *ud, const sb_flow_reply *r) {
     }
     return;
   }
-  sb_mcp_call *call = op_take(op);
-  if (call) {
-    if (r->rc != 0)
-      fail_flow(call, r->rc, &r->err);
-    else
-      sb_mcp_call_reply_task(call, app_task_of_run(r->run));
-  }
-  op_release(op);
+  reply_task(op, r);
 }
 
 static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {

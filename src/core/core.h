@@ -178,6 +178,89 @@ struct json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
  * jansson (for tests and the differential fuzz target). */
 struct json_t *sb_json_read_fast(const char *text, size_t len, size_t flags);
 
+/* ---- intrusive doubly-linked list ------------------------------------ */
+/* A link embedded in each element and a list of {head, tail}: push and
+ * unlink are O(1), nothing is allocated, an element finds its container
+ * with sb_list_entry. NULL-terminated rather than circular with a
+ * sentinel (libuv's queue, the Linux list): every owner and element in
+ * switchboard is calloc'd, and an all-zero list and link must already be
+ * a valid empty list and an unlinked link, with no init call to forget.
+ * The price: a lone element has prev == next == NULL like an unlinked
+ * one, so "is it linked" asks the list too (sb_list_linked), and unlink
+ * of an element that is not in the list is a no-op. An element may sit
+ * in several lists through several links; each link in one list at most.
+ * Not thread-safe: the owner's lock or thread guards it. */
+typedef struct sb_list_link {
+  struct sb_list_link *prev, *next;
+} sb_list_link;
+
+typedef struct sb_list {
+  sb_list_link *head, *tail;
+} sb_list;
+
+/* Whether n is in l (n in no other list through this link). */
+static inline int sb_list_linked(const sb_list *l, const sb_list_link *n) {
+  return n->prev != NULL || l->head == n;
+}
+
+static inline int sb_list_empty(const sb_list *l) { return l->head == NULL; }
+
+/* Append n (not linked) at the tail: FIFO order from sb_list_first. */
+static inline void sb_list_push_back(sb_list *l, sb_list_link *n) {
+  n->next = NULL;
+  n->prev = l->tail;
+  if (l->tail)
+    l->tail->next = n;
+  else
+    l->head = n;
+  l->tail = n;
+}
+
+/* Prepend n (not linked) at the head: newest first from sb_list_first. */
+static inline void sb_list_push_front(sb_list *l, sb_list_link *n) {
+  n->prev = NULL;
+  n->next = l->head;
+  if (l->head)
+    l->head->prev = n;
+  else
+    l->tail = n;
+  l->head = n;
+}
+
+/* Take n out of l and clear its link; a no-op when n is not in l. */
+static inline void sb_list_unlink(sb_list *l, sb_list_link *n) {
+  if (!sb_list_linked(l, n)) return;
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    l->head = n->next;
+  if (n->next)
+    n->next->prev = n->prev;
+  else
+    l->tail = n->prev;
+  n->prev = n->next = NULL;
+}
+
+/* Iteration: `for (n = sb_list_first(l); n; n = next) { next =
+ * sb_list_next(n); ... }` survives unlinking (and freeing) n; the
+ * SB_LIST_FOREACH_SAFE macro spells that loop. */
+static inline sb_list_link *sb_list_first(const sb_list *l) { return l->head; }
+static inline sb_list_link *sb_list_last(const sb_list *l) { return l->tail; }
+static inline sb_list_link *sb_list_next(const sb_list_link *n) {
+  return n->next;
+}
+
+#define SB_LIST_FOREACH_SAFE(n, nx, l)                                         \
+  for ((n) = (l)->head; (n) && ((nx) = (n)->next, 1); (n) = (nx))
+
+static inline void *sb_list__container(const sb_list_link *n, size_t off) {
+  return n ? (void *)((char *)(uintptr_t)n - off) : NULL;
+}
+/* The element of type `type` whose link `member` is n; NULL for NULL, so
+ * `sb_list_entry(sb_list_first(l), T, link)` is NULL on an empty list. */
+#define sb_list_entry(n, type, member)                                         \
+  ((type *)sb_list__container((n), offsetof(type, member)))
+
 /* ---- random ids ------------------------------------------------------- */
 /* Fill out with 2*nbytes lowercase hex chars + NUL from the CSPRNG.
  * out must hold 2*nbytes+1 bytes. */

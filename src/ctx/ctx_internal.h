@@ -13,6 +13,12 @@
 
 #include "ctx/ctx.h"
 
+/* ---- JSON Pointer (pointer.c) ---------------------------------------- */
+
+/* The value at p's first `upto` tokens in root (borrowed), or NULL when
+ * that location does not exist. */
+json_t *ctx_ptr_walk(json_t *root, const sb_ctx_ptr *p, size_t upto);
+
 /* One member changed in place. */
 typedef struct ctx_edit {
   json_t *parent; /* borrowed: the object (inside the document) changed */

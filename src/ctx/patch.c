@@ -7,6 +7,7 @@
  * are deep-copied too, so the result shares no storage with either input.
  */
 #include "ctx/ctx.h"
+#include "ctx/ctx_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -84,23 +85,6 @@ int sb_ctx_json_equal(const json_t *a, const json_t *b) {
 
 /* ---- locating --------------------------------------------------------- */
 
-/* The container holding the last token of p (borrowed), or NULL. */
-static json_t *walk(json_t *root, const sb_ctx_ptr *p, size_t upto) {
-  json_t *cur = root;
-  for (size_t i = 0; i < upto && cur; i++) {
-    const sb_ctx_ptr_token *tok = &p->tokens[i];
-    if (json_is_object(cur)) {
-      cur = json_object_getn(cur, tok->s, tok->len);
-    } else if (json_is_array(cur)) {
-      size_t idx = 0;
-      cur = sb_ctx_ptr_index(tok, &idx) == 0 ? json_array_get(cur, idx) : NULL;
-    } else {
-      cur = NULL;
-    }
-  }
-  return cur;
-}
-
 /* Length of the text of `path` up to its last '/', i.e. the parent. */
 static int parent_len(const char *path) {
   const char *slash = strrchr(path, '/');
@@ -110,7 +94,7 @@ static int parent_len(const char *path) {
 
 static json_t *parent_of(json_t *root, const sb_ctx_ptr *p, const char *path,
                          op_error *e) {
-  json_t *parent = walk(root, p, p->ntokens - 1);
+  json_t *parent = ctx_ptr_walk(root, p, p->ntokens - 1);
   if (!parent) {
     int n = parent_len(path);
     op_fail(e, SB_ENOENT, "parent %s%.*s does not exist", n ? "" : "\"\"", n,
@@ -215,12 +199,12 @@ static int do_remove(json_t *root, const sb_ctx_ptr *p, const char *path,
 static int do_replace(json_t **root, const sb_ctx_ptr *p, const char *path,
                       json_t *value, op_error *e) {
   if (p->ntokens == 0) return do_add(root, p, path, value, e);
-  if (!walk(*root, p, p->ntokens)) {
+  if (!ctx_ptr_walk(*root, p, p->ntokens)) {
     json_decref(value);
     return op_fail(e, SB_ENOENT, "path does not exist");
   }
   /* The target exists, so its parent is a container and the token valid. */
-  json_t *parent = walk(*root, p, p->ntokens - 1);
+  json_t *parent = ctx_ptr_walk(*root, p, p->ntokens - 1);
   const sb_ctx_ptr_token *last = &p->tokens[p->ntokens - 1];
   int rc;
   if (json_is_object(parent)) {
@@ -309,7 +293,7 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
   } else if (!strcmp(name, "remove")) {
     rc = do_remove(*root, &p, path, NULL, e);
   } else if (!strcmp(name, "test")) {
-    json_t *cur = walk(*root, &p, p.ntokens);
+    json_t *cur = ctx_ptr_walk(*root, &p, p.ntokens);
     if (!cur)
       rc = op_fail(e, SB_ENOENT, "path does not exist");
     else if (!sb_ctx_json_equal(cur, value))
@@ -317,7 +301,7 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
     else
       rc = 0;
   } else if (!strcmp(name, "move")) {
-    if (!walk(*root, &from, from.ntokens)) {
+    if (!ctx_ptr_walk(*root, &from, from.ntokens)) {
       rc = op_fail(e, SB_ENOENT, "from %.*s does not exist",
                    (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX),
                    from_text);
@@ -333,7 +317,7 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
       if (rc == 0) rc = do_add(root, &p, path, moved, e);
     }
   } else if (!strcmp(name, "copy")) {
-    json_t *src = walk(*root, &from, from.ntokens);
+    json_t *src = ctx_ptr_walk(*root, &from, from.ntokens);
     json_t *copy = src ? json_deep_copy(src) : NULL;
     if (!src)
       rc = op_fail(e, SB_ENOENT, "from %.*s does not exist",

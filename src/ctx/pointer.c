@@ -6,6 +6,7 @@
  * Tokens carry their length because a JSON key may contain U+0000.
  */
 #include "ctx/ctx.h"
+#include "ctx/ctx_internal.h"
 
 #include <string.h>
 
@@ -81,15 +82,10 @@ int sb_ctx_ptr_index(const sb_ctx_ptr_token *tok, size_t *index) {
   return 0;
 }
 
-int sb_ctx_ptr_get(const json_t *doc, const char *ptr, json_t **out,
-                   sb_error *err) {
-  *out = NULL;
-  sb_ctx_ptr p;
-  int rc = sb_ctx_ptr_parse(ptr, strlen(ptr), &p, err);
-  if (rc != 0) return rc;
-  json_t *cur = (json_t *)doc;
-  for (size_t i = 0; i < p.ntokens && cur; i++) {
-    const sb_ctx_ptr_token *tok = &p.tokens[i];
+json_t *ctx_ptr_walk(json_t *root, const sb_ctx_ptr *p, size_t upto) {
+  json_t *cur = root;
+  for (size_t i = 0; i < upto && cur; i++) {
+    const sb_ctx_ptr_token *tok = &p->tokens[i];
     if (json_is_object(cur)) {
       cur = json_object_getn(cur, tok->s, tok->len);
     } else if (json_is_array(cur)) {
@@ -99,6 +95,16 @@ int sb_ctx_ptr_get(const json_t *doc, const char *ptr, json_t **out,
       cur = NULL;
     }
   }
+  return cur;
+}
+
+int sb_ctx_ptr_get(const json_t *doc, const char *ptr, json_t **out,
+                   sb_error *err) {
+  *out = NULL;
+  sb_ctx_ptr p;
+  int rc = sb_ctx_ptr_parse(ptr, strlen(ptr), &p, err);
+  if (rc != 0) return rc;
+  json_t *cur = ctx_ptr_walk((json_t *)doc, &p, p.ntokens);
   sb_ctx_ptr_free(&p);
   if (!cur)
     return sb_error_set(err, SB_ENOENT, "%.*s: path does not exist", QUOTE_MAX,

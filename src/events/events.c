@@ -69,7 +69,7 @@ int sb_event_type_publishable(const char *name) {
 
 struct sb_events_sub {
   sb_events *ev;
-  sb_events_sub *next, *prev;
+  sb_list_link link; /* in ev->subs while ev is set */
   char *tenant;
   int64_t last;
   char **types;
@@ -85,7 +85,7 @@ struct sb_events_sub {
 
 struct sb_events {
   sb_store *store;
-  sb_events_sub *subs;
+  sb_list subs;    /* newest first */
   int dispatching; /* subscriptions are being called: free none */
   int64_t retention_ms;
   uv_timer_t *trim;
@@ -110,24 +110,20 @@ static void sub_free(sb_events_sub *s) {
 static void sub_unlink(sb_events_sub *s) {
   sb_events *ev = s->ev;
   if (!ev) return;
-  if (s->prev) s->prev->next = s->next;
-  else ev->subs = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = NULL;
+  sb_list_unlink(&ev->subs, &s->link);
   s->ev = NULL;
 }
 
 /* Free the dead subscriptions nothing holds any more. */
 static void sweep_dead(sb_events *ev) {
   if (ev->dispatching) return;
-  sb_events_sub *s = ev->subs;
-  while (s) {
-    sb_events_sub *next = s->next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &ev->subs) {
+    sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);
     if (s->dead && !s->reading) {
       sub_unlink(s);
       sub_free(s);
     }
-    s = next;
   }
 }
 
@@ -214,7 +210,8 @@ static void on_committed(void *ud, const char *tenant,
   sb_events *ev = ud;
   if (ev->tap && rows->len) ev->tap(ev->tap_ud, tenant, rows->items[rows->len - 1].seq);
   ev->dispatching++;
-  for (sb_events_sub *s = ev->subs; s; s = s->next) {
+  for (sb_list_link *n = sb_list_first(&ev->subs); n; n = sb_list_next(n)) {
+    sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);
     if (s->dead || strcmp(s->tenant, tenant) != 0) continue;
     if (s->reading) {
       s->read_again = 1;
@@ -262,9 +259,7 @@ sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
   s->on_event = on_event;
   s->on_error = on_error;
   s->ud = ud;
-  s->next = ev->subs;
-  if (ev->subs) ev->subs->prev = s;
-  ev->subs = s;
+  sb_list_push_front(&ev->subs, &s->link);
   /* What was committed after `since` comes from the log first. */
   int rc = sb_store_events_read(ev->store, tenant, since, NULL, READ_PAGE,
                                 on_read, s);
@@ -433,14 +428,13 @@ void sb_events_free(sb_events *ev) {
   sb_store_on_events(ev->store, NULL, NULL);
   if (ev->trimming) ev->trimming->ev = NULL;
   uv_close((uv_handle_t *)ev->trim, free_timer);
-  sb_events_sub *s = ev->subs;
-  while (s) {
-    sb_events_sub *next = s->next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &ev->subs) {
+    sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);
+    sb_list_unlink(&ev->subs, n);
     s->ev = NULL;
-    s->prev = s->next = NULL;
     /* A read under way frees it when it returns (s->ev is NULL). */
     if (!s->reading) sub_free(s);
-    s = next;
   }
   sb_free(ev);
 }

@@ -63,10 +63,12 @@ void fl_change_free(fl_change *c) {
 /* ---- runs in memory ------------------------------------------------------ */
 
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {
-  for (fl_run *r = e->runs; r; r = r->next)
+  for (sb_list_link *n = sb_list_first(&e->runs); n; n = sb_list_next(n)) {
+    fl_run *r = sb_list_entry(n, fl_run, link);
     if (!r->detached && strcmp(r->id, id) == 0 &&
         strcmp(r->tenant, tenant) == 0)
       return r;
+  }
   return NULL;
 }
 
@@ -97,14 +99,9 @@ void fl_run_detach(fl_run *r) {
   fl_steps_stop_all(r);
   sb_flow_engine *e = r->e;
   if (e) {
-    if (r->prev)
-      r->prev->next = r->next;
-    else
-      e->runs = r->next;
-    if (r->next) r->next->prev = r->prev;
+    sb_list_unlink(&e->runs, &r->link);
     e->nruns--;
   }
-  r->next = r->prev = NULL;
   if (!r->holds) run_free(r);
 }
 
@@ -149,9 +146,7 @@ static fl_run *run_new(sb_flow_engine *e, const char *tenant, const char *id,
     return NULL;
   }
   r->e = e;
-  r->next = e->runs;
-  if (e->runs) e->runs->prev = r;
-  e->runs = r;
+  sb_list_push_front(&e->runs, &r->link);
   e->nruns++;
   return r;
 }
@@ -222,9 +217,10 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
-  while (e->runs) {
+  sb_list_link *n;
+  while ((n = sb_list_first(&e->runs))) {
     /* Held across the detach, which frees a run nothing else holds. */
-    fl_run *r = e->runs;
+    fl_run *r = sb_list_entry(n, fl_run, link);
     r->holds++;
     fl_run_detach(r);
     r->e = NULL;

@@ -75,7 +75,7 @@ typedef struct fl_active {
 
 struct fl_run {
   sb_flow_engine *e;
-  fl_run *next, *prev;
+  sb_list_link link; /* in e->runs until detached */
   char *tenant, *id;
   sb_flow_def *def; /* own: built from the stored definition */
   char *def_text;   /* that definition as JSON text (the first write's) */
@@ -96,7 +96,7 @@ struct fl_run {
 
 struct sb_flow_engine {
   sb_flow_engine_options o;
-  fl_run *runs;
+  sb_list runs; /* in memory, newest first */
   size_t nruns;
   int stopping;
   sb_flow_stats stats;

@@ -196,7 +196,8 @@ void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
 void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
                          const char *method, json_t *params) {
   sb_gateway_call *c = NULL;
-  for (sb_gateway_call *t = a->owner->calls; t && !c; t = t->next)
+  for (sb_gateway_call *t = gw_calls_first(a->owner); t && !c;
+       t = gw_calls_next(t))
     if (t->current == a && t->req && t->req == related) c = t;
   sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
   if (in) {
@@ -225,7 +226,7 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
 }
 
 void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
-  for (sb_gateway_call *c = a->owner->calls; c; c = c->next) {
+  for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c)) {
     for (sb_gateway_input *in = c->inputs; in; in = in->next) {
       if (in->kind != INPUT_AGENT_REQUEST || in->a != a ||
           !json_equal(in->agent_req_id, agent_req_id))
@@ -240,7 +241,7 @@ void gw_input_withdrawn(agent *a, json_t *agent_req_id) {
 }
 
 void gw_inputs_agent_gone(agent *a) {
-  for (sb_gateway_call *c = a->owner->calls; c; c = c->next)
+  for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c))
     for (sb_gateway_input *in = c->inputs; in; in = in->next)
       if (in->a == a) in->a = NULL;
 }

@@ -82,8 +82,17 @@ struct sb_gateway_call {
   json_t *meta;          /* the caller's _meta members */
   json_t *fell_back;     /* [{agent, outcome}] passed over, in order */
   int caller_context;    /* the caller gave the context: no recording */
-  sb_gateway_call *next, *prev; /* owner->calls */
+  sb_list_link link;     /* in owner->calls */
 };
+
+/* Walk owner->calls, newest first: `for (c = gw_calls_first(o); c; c =
+ * next) { next = gw_calls_next(c); ... }` survives c's end. */
+static inline sb_gateway_call *gw_calls_first(sb_gateway *o) {
+  return sb_list_entry(sb_list_first(&o->calls), sb_gateway_call, link);
+}
+static inline sb_gateway_call *gw_calls_next(sb_gateway_call *c) {
+  return sb_list_entry(sb_list_next(&c->link), sb_gateway_call, link);
+}
 
 /* calls.c */
 /* Unlink the call from owner->calls and free it; on_done is not run. */

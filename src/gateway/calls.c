@@ -35,9 +35,7 @@ static void timer_free(uv_timer_t *t) {
 }
 
 void gw_call_free(sb_gateway_call *c) {
-  if (c->prev) c->prev->next = c->next;
-  else if (c->owner && c->owner->calls == c) c->owner->calls = c->next;
-  if (c->next) c->next->prev = c->prev;
+  if (c->owner) sb_list_unlink(&c->owner->calls, &c->link);
   for (size_t i = 0; i < c->ntried; i++) sb_free(c->tried[i]);
   sb_free(c->tried);
   sb_free(c->tool);
@@ -168,8 +166,8 @@ static void on_deadline(uv_timer_t *timer) {
 }
 
 void gw_resume_waiting(agent *a) {
-  for (sb_gateway_call *c = a->owner->calls, *next; c; c = next) {
-    next = c->next;
+  for (sb_gateway_call *c = gw_calls_first(a->owner), *next; c; c = next) {
+    next = gw_calls_next(c);
     if (c->current != a || c->state != CALL_WAIT_CONNECT) continue;
     uv_timer_stop(c->timer);
     gw_call_try_agent(c, a);
@@ -177,8 +175,8 @@ void gw_resume_waiting(agent *a) {
 }
 
 void gw_abandon_attempts(agent *a) {
-  for (sb_gateway_call *c = a->owner->calls, *next; c; c = next) {
-    next = c->next;
+  for (sb_gateway_call *c = gw_calls_first(a->owner), *next; c; c = next) {
+    next = gw_calls_next(c);
     if (c->current == a && !c->req && c->state != CALL_DONE)
       gw_call_fail(c, SB_GATEWAY_NOT_CONNECTED,
                    "agent %s: removed while the call waited to retry",
@@ -487,9 +485,7 @@ int sb_gateway_call_start(sb_gateway *o, const sb_gateway_call_options *opts,
   c->o.principal = NULL;
   if (opts->principal)
     c->principal = sb_principal_ref((sb_principal *)opts->principal);
-  c->next = o->calls;
-  if (o->calls) o->calls->prev = c;
-  o->calls = c;
+  sb_list_push_front(&o->calls, &c->link);
   if (oom) {
     gw_call_free(c);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -561,7 +557,7 @@ void sb_gateway_call_cancel(sb_gateway_call *c, const char *reason) {
 void gw_forward_log(agent *a, json_t *params) {
   const char *tenant = NULL;
   int mixed = 0, any = 0;
-  for (sb_gateway_call *c = a->owner->calls; c; c = c->next) {
+  for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c)) {
     if (c->current != a || !c->req) continue;
     const char *who = c->tenant ? c->tenant : "";
     if (tenant && strcmp(tenant, who) != 0) mixed = 1;
@@ -574,20 +570,18 @@ void gw_forward_log(agent *a, json_t *params) {
       gw_mounts_log(a->owner, a->def->id, params);
     return;
   }
-  for (sb_gateway_call *c = a->owner->calls; c; c = c->next)
+  for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c))
     if (c->current == a && c->req && c->o.on_log) c->o.on_log(c->o.ud, params);
 }
 
 void gw_calls_stop(sb_gateway *o) {
-  while (o->calls) {
-    sb_gateway_call *c = o->calls;
+  sb_gateway_call *c;
+  while ((c = gw_calls_first(o))) {
     gw_call_fail(c, SB_GATEWAY_STOPPING, "switchboard is stopping");
-    if (o->calls == c) {
+    if (gw_calls_first(o) == c) {
       /* A store operation is under way: its callback frees the call,
        * maybe after the gateway is gone, so the call leaves it now. */
-      o->calls = c->next;
-      if (c->next) c->next->prev = NULL;
-      c->next = c->prev = NULL;
+      sb_list_unlink(&o->calls, &c->link);
       c->owner = NULL;
     }
   }

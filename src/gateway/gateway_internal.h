@@ -91,8 +91,8 @@ struct sb_gateway {
   gw_mounts *mounts; /* per-agent and virtual servers */
   agent **list;
   size_t len;
-  sb_gateway_call *calls; /* calls in progress */
-  struct gw_mcp_call *mcp_calls; /* MCP requests they serve (mcp_calls.c) */
+  sb_list calls;     /* calls in progress, newest first (call_internal.h) */
+  sb_list mcp_calls; /* MCP requests they serve (mcp_calls.c) */
   int stopping;
   /* Public tool names (names.c): name -> {agent, tool}, and per agent
    * id -> {tool -> name}. NULL: rebuilt on next use (a tool list changed). */

@@ -62,26 +62,16 @@ typedef struct gw_mcp_call {
   /* gw->mcp_calls: only parked requests (and those that ended parked),
    * which a retry finds by token; the others are reached through their
    * gateway call alone. */
-  int listed;
-  struct gw_mcp_call *next, *prev;
+  sb_list_link link;
 } gw_mcp_call;
 
 static void mc_list(gw_mcp_call *mc) {
   sb_gateway *gw = mc->gw;
-  mc->listed = 1;
-  mc->prev = NULL;
-  mc->next = gw->mcp_calls;
-  if (gw->mcp_calls) gw->mcp_calls->prev = mc;
-  gw->mcp_calls = mc;
+  sb_list_push_front(&gw->mcp_calls, &mc->link);
 }
 
 static void mc_unlist(gw_mcp_call *mc) {
-  if (!mc->listed) return;
-  mc->listed = 0;
-  if (mc->prev) mc->prev->next = mc->next;
-  else mc->gw->mcp_calls = mc->next;
-  if (mc->next) mc->next->prev = mc->prev;
-  mc->next = mc->prev = NULL;
+  sb_list_unlink(&mc->gw->mcp_calls, &mc->link);
 }
 
 static void mc_free(gw_mcp_call *mc) {
@@ -319,9 +309,12 @@ static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
     return 1;
   }
   const char *token = json_string_value(json_object_get(payload, "t"));
-  gw_mcp_call *mc = gw->mcp_calls;
-  for (; mc; mc = mc->next)
-    if (mc->parked && token && strcmp(mc->token, token) == 0) break;
+  gw_mcp_call *mc = NULL;
+  for (sb_list_link *n = sb_list_first(&gw->mcp_calls); n && !mc;
+       n = sb_list_next(n)) {
+    gw_mcp_call *t = sb_list_entry(n, gw_mcp_call, link);
+    if (t->parked && token && strcmp(t->token, token) == 0) mc = t;
+  }
   json_decref(payload);
   if (!mc || (!mc->parked_in && !mc->has_final)) {
     sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
@@ -358,8 +351,9 @@ static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
  * no longer be presented. */
 static void sweep_parked(sb_gateway *gw) {
   uint64_t now = sb_now_ms();
-  for (gw_mcp_call *mc = gw->mcp_calls, *next; mc; mc = next) {
-    next = mc->next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &gw->mcp_calls) {
+    gw_mcp_call *mc = sb_list_entry(n, gw_mcp_call, link);
     if (mc->parked && !mc->gc && now - mc->parked_at > PARK_STATE_TTL_MS)
       mc_free(mc);
   }
@@ -501,5 +495,7 @@ int gw_mcp_call_tool(void *ud, sb_mcp_call *call, const char *name,
 }
 
 void gw_mcp_calls_stop(sb_gateway *gw) {
-  while (gw->mcp_calls) mc_free(gw->mcp_calls);
+  sb_list_link *n;
+  while ((n = sb_list_first(&gw->mcp_calls)))
+    mc_free(sb_list_entry(n, gw_mcp_call, link));
 }

@@ -31,7 +31,7 @@ struct sb_llm {
   char *auth_header; /* "Authorization: Bearer ...", or NULL */
   long timeout_ms;
   size_t max_bytes;
-  sb_llm_call *calls;
+  sb_list calls; /* in progress, newest first */
 };
 
 typedef struct attempt_rec {
@@ -53,7 +53,7 @@ struct sb_llm_call {
   int cancelled;
   sb_llm_done_cb cb;
   void *ud;
-  sb_llm_call *prev, *next_call;
+  sb_list_link link; /* in llm->calls */
 };
 
 const char *sb_llm_failure_name(sb_llm_failure f) {
@@ -116,8 +116,9 @@ fail:
 
 void sb_llm_free(sb_llm *llm) {
   if (!llm) return;
-  while (llm->calls)
-    sb_llm_cancel(llm->calls);
+  sb_list_link *n;
+  while ((n = sb_list_first(&llm->calls)))
+    sb_llm_cancel(sb_list_entry(n, sb_llm_call, link));
   sb_fetcher_free(llm->fetcher);
   if (llm->auth_header) /* the key does not outlive us in the heap */
     memset(llm->auth_header, 0, strlen(llm->auth_header));
@@ -141,12 +142,7 @@ static void call_free(sb_llm_call *c) {
 }
 
 static void unlink_call(sb_llm_call *c) {
-  if (c->prev)
-    c->prev->next_call = c->next_call;
-  else if (c->llm->calls == c)
-    c->llm->calls = c->next_call;
-  if (c->next_call) c->next_call->prev = c->prev;
-  c->prev = c->next_call = NULL;
+  sb_list_unlink(&c->llm->calls, &c->link);
 }
 
 /* End the call: one callback, then free. `r` lacks the attempts, which
@@ -433,9 +429,7 @@ int sb_llm_complete(sb_llm *llm, const sb_llm_request *req, sb_llm_done_cb cb,
     if (!(c->models[i] = sb_strdup(req->models[i]))) goto nomem;
     c->n_models = i + 1;
   }
-  c->next_call = llm->calls;
-  if (c->next_call) c->next_call->prev = c;
-  llm->calls = c;
+  sb_list_push_front(&llm->calls, &c->link);
   /* The callback never runs from here: a first attempt that cannot start
    * is this function's error. */
   int rc = start_attempt(c, err);

@@ -37,7 +37,7 @@ typedef enum client_state {
 
 struct sb_mcp_request {
   sb_mcp_client *client;
-  sb_mcp_request *next, *prev;
+  sb_list_link link;       /* in client->pending */
   sb_mcp_request *id_next; /* in client->by_id[id & (nbuckets - 1)] */
   json_int_t id;
   char *method;
@@ -64,7 +64,7 @@ struct sb_mcp_client {
   json_t *server_caps;
   json_t *server_info;
   json_int_t next_id;
-  sb_mcp_request *pending;
+  sb_list pending; /* newest first */
   /* pending by id, so an answer finds its request in O(1) however many
    * are in flight; ids are sequential, so `id & (nbuckets - 1)` spreads
    * them evenly. NULL (out of memory) means: search the list. */
@@ -75,6 +75,14 @@ struct sb_mcp_client {
   void *connect_ud;
   uint64_t connect_timeout_ms;
 };
+
+/* Pending requests, newest first. */
+static sb_mcp_request *pending_first(const sb_mcp_client *c) {
+  return sb_list_entry(sb_list_first(&c->pending), sb_mcp_request, link);
+}
+static sb_mcp_request *pending_next(const sb_mcp_request *r) {
+  return sb_list_entry(sb_list_next(&r->link), sb_mcp_request, link);
+}
 
 /* ---- errors made here ---------------------------------------------------- */
 
@@ -121,7 +129,7 @@ static void index_grow(sb_mcp_client *c) {
   sb_free(c->by_id);
   c->by_id = b;
   c->nbuckets = n;
-  for (sb_mcp_request *r = c->pending; r; r = r->next) {
+  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r)) {
     size_t i = id_bucket(c, r->id);
     r->id_next = b[i];
     b[i] = r;
@@ -155,12 +163,9 @@ static void index_remove(sb_mcp_client *c, sb_mcp_request *r) {
 
 static void request_unlink(sb_mcp_request *r) {
   sb_mcp_client *c = r->client;
-  if (!r->next && !r->prev && c->pending != r) return; /* not pending */
+  if (!sb_list_linked(&c->pending, &r->link)) return; /* not pending */
   index_remove(c, r);
-  if (r->prev) r->prev->next = r->next;
-  else if (c->pending == r) c->pending = r->next;
-  if (r->next) r->next->prev = r->prev;
-  r->next = r->prev = NULL;
+  sb_list_unlink(&c->pending, &r->link);
 }
 
 static void request_free(sb_mcp_request *r) {
@@ -205,7 +210,7 @@ static sb_mcp_request *find_request(sb_mcp_client *c, json_int_t id) {
       if (r->id == id) return r;
     return NULL;
   }
-  for (sb_mcp_request *r = c->pending; r; r = r->next)
+  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r))
     if (r->id == id) return r;
   return NULL;
 }
@@ -277,9 +282,7 @@ static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
     }
     json_object_set(meta, "progressToken", r->progress_token);
   }
-  r->next = c->pending;
-  if (c->pending) c->pending->prev = r;
-  c->pending = r;
+  sb_list_push_front(&c->pending, &r->link);
   index_add(c, r);
   if (timeout_ms) {
     r->timer = sb_malloc(sizeof *r->timer);
@@ -391,8 +394,8 @@ sb_mcp_client *sb_mcp_client_new(const sb_mcp_client_options *o) {
 }
 
 static void fail_all(sb_mcp_client *c, const char *detail) {
-  while (c->pending) {
-    sb_mcp_request *r = c->pending;
+  sb_mcp_request *r;
+  while ((r = pending_first(c))) {
     /* Whether the agent may have started on it: retrying is only safe
      * when it did not (or the tool is idempotent). */
     request_fail(r, r->sent ? SB_MCP_LOST : SB_MCP_UNSENT, "%s", detail);
@@ -582,7 +585,7 @@ int sb_mcp_client_connect(sb_mcp_client *c, uint64_t timeout_ms,
 
 static void handle_progress(sb_mcp_client *c, json_t *params) {
   json_t *token = json_object_get(params, "progressToken");
-  for (sb_mcp_request *r = c->pending; r; r = r->next) {
+  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r)) {
     if (r->progress_token && json_equal(r->progress_token, token)) {
       if (r->progress) r->progress(r->ud, params);
       return;
@@ -593,7 +596,7 @@ static void handle_progress(sb_mcp_client *c, json_t *params) {
 /* The in-flight request an agent's own request most likely belongs to:
  * the newest tools/call, prompts/get or resources/read. */
 static sb_mcp_request *related_request(sb_mcp_client *c) {
-  for (sb_mcp_request *r = c->pending; r; r = r->next)
+  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r))
     if (strcmp(r->method, "tools/call") == 0 ||
         strcmp(r->method, "prompts/get") == 0 ||
         strcmp(r->method, "resources/read") == 0)

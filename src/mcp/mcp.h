@@ -86,7 +86,7 @@ struct sb_mcp_out {
    * insufficient_scope challenge; stdio ignores it. */
   char refused_scope[160];
   /* private to mcp/ */
-  sb_mcp_call *calls_; /* in-flight calls writing here */
+  sb_list calls_; /* in-flight calls writing here, newest first */
 };
 
 /* The transport's output is going away: cancel every call still writing to

@@ -40,7 +40,7 @@ typedef struct mcp_pending {
 
 struct sb_mcp_session {
   sb_mcp_server *srv;
-  sb_mcp_session *next, *prev; /* server's session list */
+  sb_list_link link; /* in srv->sessions */
   char id[33];
   int initialized;       /* initialize answered */
   char version[16];      /* negotiated legacy version */
@@ -49,7 +49,7 @@ struct sb_mcp_session {
   int log_level;         /* logging/setLevel, MCP_LOG_NONE until set */
   json_t *subscriptions; /* object used as a set of resource URIs */
   sb_mcp_out *notify_out;
-  sb_mcp_call *calls; /* in-flight calls of this session */
+  sb_list calls; /* in-flight calls of this session, newest first */
   mcp_pending *pending;
   json_int_t next_request_id;
   char *tenant; /* the tenant of the transport that initialized it */
@@ -69,12 +69,11 @@ struct sb_mcp_call {
   json_t *progress_token; /* own reference or NULL */
   sb_mcp_cancel_cb cancel_cb;
   void *cancel_ud;
-  sb_mcp_call *out_next, *out_prev;
-  sb_mcp_call *sess_next, *sess_prev;
+  sb_list_link out_link;  /* in out->calls_ */
+  sb_list_link sess_link; /* in session->calls */
   /* subscriptions/listen (modern): the filter agreed, and list links */
   json_t *listen_filter;
-  sb_mcp_call *listen_next, *listen_prev;
-  int listen_linked;         /* in srv->listeners (after its acknowledgement) */
+  sb_list_link listen_link;  /* in srv->listeners (after its acknowledgement) */
   char *listen_tenant;       /* counted against its tenant's listen streams */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
   json_t *list_error;        /* a list request a provider could not serve: the
@@ -99,8 +98,8 @@ struct sb_mcp_server {
   char *name;
   char *instructions;
   uint64_t started_ms;
-  sb_mcp_session *sessions;
-  sb_mcp_call *listeners;
+  sb_list sessions;  /* newest first */
+  sb_list listeners; /* newest first */
   sb_mcp_provider *providers;
   size_t providers_len;
   sb_mcp_task_provider tasks; /* tasks.c; tasks.get NULL: no tasks */

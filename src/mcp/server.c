@@ -23,43 +23,27 @@
 /* ---- list helpers ------------------------------------------------------ */
 
 static void out_link(sb_mcp_out *out, sb_mcp_call *c) {
-  c->out_prev = NULL;
-  c->out_next = out->calls_;
-  if (out->calls_) out->calls_->out_prev = c;
-  out->calls_ = c;
+  sb_list_push_front(&out->calls_, &c->out_link);
 }
 
 static void out_unlink(sb_mcp_call *c) {
-  if (!c->out) return;
-  if (c->out_prev) c->out_prev->out_next = c->out_next;
-  else c->out->calls_ = c->out_next;
-  if (c->out_next) c->out_next->out_prev = c->out_prev;
-  c->out_next = c->out_prev = NULL;
+  if (c->out) sb_list_unlink(&c->out->calls_, &c->out_link);
 }
 
 static void session_link(sb_mcp_session *s, sb_mcp_call *c) {
-  c->sess_prev = NULL;
-  c->sess_next = s->calls;
-  if (s->calls) s->calls->sess_prev = c;
-  s->calls = c;
+  sb_list_push_front(&s->calls, &c->sess_link);
 }
 
 static void session_unlink(sb_mcp_call *c) {
-  if (!c->session) return;
-  if (c->sess_prev) c->sess_prev->sess_next = c->sess_next;
-  else c->session->calls = c->sess_next;
-  if (c->sess_next) c->sess_next->sess_prev = c->sess_prev;
-  c->sess_next = c->sess_prev = NULL;
+  if (c->session) sb_list_unlink(&c->session->calls, &c->sess_link);
 }
 
 void mcp_listener_link(sb_mcp_call *c) {
-  sb_mcp_server *srv = c->srv;
-  c->listen_prev = NULL;
-  c->listen_next = srv->listeners;
-  if (srv->listeners) srv->listeners->listen_prev = c;
-  srv->listeners = c;
-  c->listen_linked = 1;
+  sb_list_push_front(&c->srv->listeners, &c->listen_link);
 }
+
+#define CALL_OF(n, member) sb_list_entry((n), sb_mcp_call, member)
+#define SESSION_OF(n) sb_list_entry((n), sb_mcp_session, link)
 
 static void listener_unlink(sb_mcp_call *c) {
   mcp_listen_release(c);
@@ -68,12 +52,8 @@ static void listener_unlink(sb_mcp_call *c) {
   json_t *u;
   json_array_foreach(json_object_get(c->listen_filter, "resourceSubscriptions"),
                      i, u) mcp_subscribe(c->srv, json_string_value(u), 0, NULL);
-  if (!c->listen_linked) return; /* still waiting for its acknowledgement */
-  if (c->listen_prev) c->listen_prev->listen_next = c->listen_next;
-  else c->srv->listeners = c->listen_next;
-  if (c->listen_next) c->listen_next->listen_prev = c->listen_prev;
-  c->listen_next = c->listen_prev = NULL;
-  c->listen_linked = 0;
+  /* A no-op while it still waits for its acknowledgement. */
+  sb_list_unlink(&c->srv->listeners, &c->listen_link);
 }
 
 /* ---- subscription acknowledgements ---------------------------------------- */
@@ -501,10 +481,14 @@ static void handle_client_response(sb_mcp_session *s, sb_rpc_msg *m) {
 
 /* ---- out -------------------------------------------------------------- */
 
-int sb_mcp_out_busy(const sb_mcp_out *out) { return out->calls_ != NULL; }
+int sb_mcp_out_busy(const sb_mcp_out *out) {
+  return !sb_list_empty(&out->calls_);
+}
 
 void sb_mcp_out_detach(sb_mcp_out *out) {
-  while (out->calls_) call_cancel(out->calls_);
+  sb_list_link *n;
+  while ((n = sb_list_first(&out->calls_)))
+    call_cancel(CALL_OF(n, out_link));
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -521,15 +505,15 @@ sb_mcp_session *sb_mcp_session_new(sb_mcp_server *srv, sb_mcp_out *notify_out) {
     return NULL;
   }
   sb_random_hex(s->id, 16);
-  s->next = srv->sessions;
-  if (srv->sessions) srv->sessions->prev = s;
-  srv->sessions = s;
+  sb_list_push_front(&srv->sessions, &s->link);
   return s;
 }
 
 void sb_mcp_session_free(sb_mcp_session *s) {
   if (!s) return;
-  while (s->calls) call_cancel(s->calls);
+  sb_list_link *n;
+  while ((n = sb_list_first(&s->calls)))
+    call_cancel(CALL_OF(n, sess_link));
   while (s->pending) {
     mcp_pending *p = s->pending;
     s->pending = p->next;
@@ -539,9 +523,7 @@ void sb_mcp_session_free(sb_mcp_session *s) {
   const char *uri;
   json_t *v;
   json_object_foreach(s->subscriptions, uri, v) mcp_subscribe(s->srv, uri, 0, NULL);
-  if (s->prev) s->prev->next = s->next;
-  else s->srv->sessions = s->next;
-  if (s->next) s->next->prev = s->prev;
+  sb_list_unlink(&s->srv->sessions, &s->link);
   json_decref(s->subscriptions);
   json_decref(s->client_caps);
   json_decref(s->client_info);
@@ -613,13 +595,15 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
 void sb_mcp_server_free(sb_mcp_server *srv) {
   if (!srv) return;
   /* End modern subscriptions gracefully: a complete result closes them. */
-  while (srv->listeners) {
-    sb_mcp_call *c = srv->listeners;
+  sb_list_link *n;
+  while ((n = sb_list_first(&srv->listeners))) {
+    sb_mcp_call *c = CALL_OF(n, listen_link);
     json_t *r = json_object();
     json_object_set_new(r, "_meta", json_pack("{sO}", SB_MCP_META_SUBSCRIPTION_ID, c->id));
     sb_mcp_call_reply(c, r);
   }
-  while (srv->sessions) sb_mcp_session_free(srv->sessions);
+  while ((n = sb_list_first(&srv->sessions)))
+    sb_mcp_session_free(SESSION_OF(n));
   for (size_t i = 0; i < srv->providers_len; i++)
     if (srv->providers[i].destroy) srv->providers[i].destroy(srv->providers[i].ud);
   mcp_builtin_free(srv->builtin);
@@ -641,8 +625,9 @@ const sb_mcp_limits *sb_mcp_server_limits(const sb_mcp_server *srv) {
 static void broadcast_listeners(sb_mcp_server *srv, const char *tenant,
                                 const char *filter_key, const char *uri,
                                 const char *method, json_t *params) {
-  for (sb_mcp_call *c = srv->listeners, *next; c; c = next) {
-    next = c->listen_next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &srv->listeners) {
+    sb_mcp_call *c = CALL_OF(n, listen_link);
     if (tenant && strcmp(sb_mcp_call_tenant(c), tenant) != 0) continue;
     json_t *f = c->listen_filter;
     int wants;
@@ -670,7 +655,8 @@ void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind) {
   json_t *params = json_object();
   broadcast_listeners(srv, NULL, key, NULL, method, params);
   json_t *msg = sb_rpc_notification_new(method, NULL);
-  for (sb_mcp_session *s = srv->sessions; s; s = s->next) session_notify(s, msg);
+  for (sb_list_link *n = sb_list_first(&srv->sessions); n; n = sb_list_next(n))
+    session_notify(SESSION_OF(n), msg);
   json_decref(msg);
   json_decref(params);
 }
@@ -682,7 +668,9 @@ void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
                       params);
   json_t *msg = sb_rpc_notification_new("notifications/resources/updated",
                                         json_deep_copy(params));
-  for (sb_mcp_session *s = srv->sessions; s; s = s->next) {
+  for (sb_list_link *n = sb_list_first(&srv->sessions); n;
+       n = sb_list_next(n)) {
+    sb_mcp_session *s = SESSION_OF(n);
     if (tenant && strcmp(s->tenant ? s->tenant : default_tenant(srv), tenant) != 0)
       continue;
     if (json_object_get(s->subscriptions, uri)) session_notify(s, msg);
@@ -695,7 +683,9 @@ void sb_mcp_server_forward_log(sb_mcp_server *srv, json_t *params) {
   int lvl = mcp_log_level_parse(json_string_value(json_object_get(params, "level")));
   if (lvl < 0) return;
   json_t *msg = NULL;
-  for (sb_mcp_session *s = srv->sessions; s; s = s->next) {
+  for (sb_list_link *n = sb_list_first(&srv->sessions); n;
+       n = sb_list_next(n)) {
+    sb_mcp_session *s = SESSION_OF(n);
     if (s->log_level == MCP_LOG_NONE || lvl < s->log_level) continue;
     if (!msg) msg = sb_rpc_notification_new("notifications/message",
                                             json_deep_copy(params));
@@ -791,8 +781,9 @@ static void cancel_by_id(sb_mcp_session *s, sb_mcp_out *out, json_t *params) {
   json_t *rid = json_object_get(params, "requestId");
   if (!sb_rpc_id_valid(rid)) return;
   /* Calls of a session (stdio, legacy HTTP) or of this very output. */
-  sb_mcp_call *c = s ? s->calls : out->calls_;
-  for (; c; c = s ? c->sess_next : c->out_next) {
+  sb_list *calls = s ? &s->calls : &out->calls_;
+  for (sb_list_link *n = sb_list_first(calls); n; n = sb_list_next(n)) {
+    sb_mcp_call *c = s ? CALL_OF(n, sess_link) : CALL_OF(n, out_link);
     if (json_equal(c->id, rid)) {
       SB_DEBUG(MODULE, "request cancelled by the client");
       call_cancel(c);

@@ -11,7 +11,7 @@ struct hc_watch {
   uv_poll_t poll;
   curl_socket_t fd;
   hc_driver *d;
-  hc_watch *prev, *next;
+  sb_list_link link; /* in d->watches */
 };
 
 static void handle_gone(hc_driver *d) {
@@ -28,11 +28,7 @@ static void on_watch_closed(uv_handle_t *h) {
 }
 
 static void unwatch(hc_driver *d, hc_watch *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    d->watches = w->next;
-  if (w->next) w->next->prev = w->prev;
+  sb_list_unlink(&d->watches, &w->link);
   uv_poll_stop(&w->poll);
   uv_close((uv_handle_t *)&w->poll, on_watch_closed);
 }
@@ -71,9 +67,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
     w->fd = fd;
     w->d = d;
     w->poll.data = w;
-    w->next = d->watches;
-    if (w->next) w->next->prev = w;
-    d->watches = w;
+    sb_list_push_front(&d->watches, &w->link);
     d->handles_open++;
     curl_multi_assign(d->multi, fd, w);
   }
@@ -112,7 +106,7 @@ int hc_driver_init(hc_driver *d, uv_loop_t *loop, void (*after)(hc_driver *),
   d->loop = loop;
   d->after = after;
   d->on_closed = on_closed;
-  d->watches = NULL;
+  d->watches = (sb_list){0};
   d->stopped = 0;
   d->multi = curl_multi_init();
   if (!d->multi) return SB_ENOMEM;
@@ -131,8 +125,9 @@ void hc_driver_stop(hc_driver *d) {
   d->stopped = 1;
   if (d->multi) curl_multi_cleanup(d->multi);
   d->multi = NULL;
-  while (d->watches)
-    unwatch(d, d->watches);
+  sb_list_link *n;
+  while ((n = sb_list_first(&d->watches)))
+    unwatch(d, sb_list_entry(n, hc_watch, link));
   uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 

@@ -14,6 +14,8 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "core/core.h"
+
 typedef struct hc_watch hc_watch;
 typedef struct hc_driver hc_driver;
 
@@ -21,7 +23,7 @@ struct hc_driver {
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
-  hc_watch *watches;
+  sb_list watches;  /* newest first */
   int handles_open; /* the timer and the watches, until closed */
   int stopped;
   /* After curl ran (sockets or timer): the owner reads what finished. */

@@ -400,10 +400,10 @@ static int stream_write(sb_mcp_out *out, json_t *msg, int final) {
 /* ---- request pool ----------------------------------------------------- */
 
 static http_req *req_new(sb_http_server *s, struct MHD_Connection *c) {
-  http_req *r = s->free_reqs;
+  http_req *r = sb_list_entry(sb_list_first(&s->free_reqs), http_req, all_link);
   sb_buf body = SB_BUF_INIT, sse = SB_BUF_INIT;
   if (r) {
-    s->free_reqs = r->all_next;
+    sb_list_unlink(&s->free_reqs, &r->all_link);
     s->free_count--;
     body = r->body;
     sse = r->sse;
@@ -419,9 +419,7 @@ static http_req *req_new(sb_http_server *s, struct MHD_Connection *c) {
   r->conn = c;
   r->out.write = req_out_write;
   r->out.data = r;
-  r->all_next = s->reqs;
-  if (s->reqs) s->reqs->all_prev = r;
-  s->reqs = r;
+  sb_list_push_front(&s->reqs, &r->all_link);
   return r;
 }
 
@@ -434,11 +432,7 @@ static void req_free_closed(uv_handle_t *h) {
 
 static void req_release(http_req *r) {
   sb_http_server *s = r->srv;
-  if (r->all_prev)
-    r->all_prev->all_next = r->all_next;
-  else
-    s->reqs = r->all_next;
-  if (r->all_next) r->all_next->all_prev = r->all_prev;
+  sb_list_unlink(&s->reqs, &r->all_link);
   json_decref(r->msg);
   json_decref(r->early_error);
   r->msg = r->early_error = NULL;
@@ -455,8 +449,7 @@ static void req_release(http_req *r) {
   }
   if (s->free_count < POOL_MAX && !s->stopping && r->body.cap <= POOL_BUF_MAX &&
       r->sse.cap <= POOL_BUF_MAX) {
-    r->all_next = s->free_reqs;
-    s->free_reqs = r;
+    sb_list_push_front(&s->free_reqs, &r->all_link);
     s->free_count++;
     return;
   }
@@ -963,9 +956,10 @@ void http_req_shutdown(http_req *r) {
 }
 
 void http_req_pool_free(sb_http_server *s) {
-  while (s->free_reqs) {
-    http_req *r = s->free_reqs;
-    s->free_reqs = r->all_next;
+  sb_list_link *n;
+  while ((n = sb_list_first(&s->free_reqs))) {
+    http_req *r = sb_list_entry(n, http_req, all_link);
+    sb_list_unlink(&s->free_reqs, n);
     sb_buf_free(&r->body);
     sb_buf_free(&r->sse);
     sb_free(r);

@@ -188,8 +188,9 @@ static void on_driver_after(hc_driver *d) {
 static void teardown(http_channel *ch) {
   if (ch->torn_down) return;
   ch->torn_down = 1;
-  while (ch->transfers) {
-    transfer *t = ch->transfers;
+  sb_list_link *n;
+  while ((n = sb_list_first(&ch->transfers))) {
+    transfer *t = sb_list_entry(n, transfer, link);
     curl_multi_remove_handle(ch->drv.multi, t->easy);
     hc_free_transfer(ch, t);
   }
@@ -316,7 +317,9 @@ fail:
 static void http_cancel(sb_channel *base, json_t *id) {
   http_channel *ch = (http_channel *)base;
   if (ch->torn_down) return;
-  for (transfer *t = ch->transfers; t; t = t->next) {
+  for (sb_list_link *n = sb_list_first(&ch->transfers); n;
+       n = sb_list_next(n)) {
+    transfer *t = sb_list_entry(n, transfer, link);
     if (t->is_stream) continue;
     for (size_t i = 0; i < json_array_size(t->pending_ids); i++) {
       if (!json_equal(json_array_get(t->pending_ids, i), id)) continue;

@@ -37,7 +37,7 @@ typedef struct transfer {
   unsigned events; /* SSE events delivered */
   char *failure;   /* why we aborted the transfer ourselves, or NULL */
   char errbuf[CURL_ERROR_SIZE];
-  struct transfer *prev, *next;
+  sb_list_link link; /* in ch->transfers while added to the multi */
 } transfer;
 
 typedef struct queued_msg {
@@ -71,7 +71,7 @@ struct http_channel {
   size_t n_extra;
   char *session_id;
 
-  transfer *transfers;
+  sb_list transfers; /* newest first */
   queued_msg *queue_head, *queue_tail;
 
   /* The GET stream (legacy agent-initiated messages). */

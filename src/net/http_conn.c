@@ -64,30 +64,25 @@ struct http_conn {
   int fd;
   http_conn_phase phase;
   uint64_t due_ms;
-  http_conn *due_prev, *due_next; /* in the queue of its phase */
-  http_conn *all_prev, *all_next; /* in srv->conns, oldest first */
+  sb_list_link due_link; /* in the queue of its phase */
+  sb_list_link all_link; /* in srv->conns, oldest first */
   unsigned admitted : 1;
   unsigned cut : 1;
 };
 
-static http_conn_queue *queue_of(http_conn *c) {
+static sb_list *queue_of(http_conn *c) {
   return c->phase == CONN_HEADERS ? &c->srv->conn_headers
          : c->phase == CONN_BODY  ? &c->srv->conn_bodies
                                   : NULL;
 }
 
 static void queue_remove(http_conn *c) {
-  http_conn_queue *q = queue_of(c);
-  if (!q) return;
-  if (c->due_prev)
-    c->due_prev->due_next = c->due_next;
-  else if (q->head == c)
-    q->head = c->due_next;
-  if (c->due_next)
-    c->due_next->due_prev = c->due_prev;
-  else if (q->tail == c)
-    q->tail = c->due_prev;
-  c->due_prev = c->due_next = NULL;
+  sb_list *q = queue_of(c);
+  if (q) sb_list_unlink(q, &c->due_link);
+}
+
+static http_conn *queue_first(const sb_list *q) {
+  return sb_list_entry(sb_list_first(q), http_conn, due_link);
 }
 
 static void arm_timer(sb_http_server *s);
@@ -96,18 +91,13 @@ static void arm_timer(sb_http_server *s);
 static void enter(http_conn *c, http_conn_phase phase, int timeout_s) {
   queue_remove(c);
   c->phase = phase;
-  http_conn_queue *q = queue_of(c);
+  sb_list *q = queue_of(c);
   if (!q || c->cut || timeout_s <= 0) {
     if (q) c->phase = CONN_BUSY; /* no deadline: not queued */
     return;
   }
   c->due_ms = uv_now(c->srv->loop) + (uint64_t)timeout_s * 1000u;
-  c->due_prev = q->tail;
-  if (q->tail)
-    q->tail->due_next = c;
-  else
-    q->head = c;
-  q->tail = c;
+  sb_list_push_back(q, &c->due_link);
   arm_timer(c->srv);
 }
 
@@ -126,9 +116,10 @@ void http_conn_cut(http_conn *c, int abortive, const char *why) {
   http_kick(c->srv);
 }
 
-static void cut_expired(http_conn_queue *q, uint64_t now, const char *why) {
-  while (q->head && q->head->due_ms <= now)
-    http_conn_cut(q->head, 0, why);
+static void cut_expired(sb_list *q, uint64_t now, const char *why) {
+  http_conn *c;
+  while ((c = queue_first(q)) && c->due_ms <= now)
+    http_conn_cut(c, 0, why);
 }
 
 static void on_conn_timer(uv_timer_t *t) {
@@ -144,9 +135,10 @@ static void on_conn_timer(uv_timer_t *t) {
 static void arm_timer(sb_http_server *s) {
   if (s->stopping) return;
   uint64_t due = UINT64_MAX;
-  if (s->conn_headers.head) due = s->conn_headers.head->due_ms;
-  if (s->conn_bodies.head && s->conn_bodies.head->due_ms < due)
-    due = s->conn_bodies.head->due_ms;
+  http_conn *h = queue_first(&s->conn_headers);
+  http_conn *b = queue_first(&s->conn_bodies);
+  if (h) due = h->due_ms;
+  if (b && b->due_ms < due) due = b->due_ms;
   if (due == UINT64_MAX) {
     uv_timer_stop(&s->conn_timer);
     return;
@@ -162,8 +154,11 @@ static void arm_timer(sb_http_server *s) {
 
 /* Not admitted and holding nothing: the oldest such connection. */
 static http_conn *oldest_idle_stranger(sb_http_server *s, http_conn *except) {
-  for (http_conn *c = s->conn_headers.head; c; c = c->due_next)
+  for (sb_list_link *n = sb_list_first(&s->conn_headers); n;
+       n = sb_list_next(n)) {
+    http_conn *c = sb_list_entry(n, http_conn, due_link);
     if (!c->admitted && c != except) return c;
+  }
   return NULL;
 }
 
@@ -176,12 +171,7 @@ static void conn_started(sb_http_server *s, struct MHD_Connection *conn,
   c->srv = s;
   c->conn = conn;
   c->fd = ci ? ci->connect_fd : -1;
-  c->all_prev = s->conns_tail;
-  if (s->conns_tail)
-    s->conns_tail->all_next = c;
-  else
-    s->conns_head = c;
-  s->conns_tail = c;
+  sb_list_push_back(&s->conns, &c->all_link);
   s->strangers++;
   *socket_context = c;
   enter(c, CONN_HEADERS, s->cfg.header_timeout_s);
@@ -202,14 +192,7 @@ static void conn_started(sb_http_server *s, struct MHD_Connection *conn,
 static void conn_closed(sb_http_server *s, http_conn *c) {
   queue_remove(c);
   c->phase = CONN_BUSY;
-  if (c->all_prev)
-    c->all_prev->all_next = c->all_next;
-  else
-    s->conns_head = c->all_next;
-  if (c->all_next)
-    c->all_next->all_prev = c->all_prev;
-  else
-    s->conns_tail = c->all_prev;
+  sb_list_unlink(&s->conns, &c->all_link);
   if (!c->admitted) s->strangers--;
   sb_free(c);
 }

@@ -33,24 +33,19 @@ struct sb_fetch {
   sb_fetch_cb cb;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
-  sb_fetch *prev, *next;
+  sb_list_link link; /* in f->requests while running */
 };
 
 struct sb_fetcher {
   hc_driver drv;
-  sb_fetch *requests;
+  sb_list requests; /* newest first */
   int busy;      /* callbacks and delivery loops on the stack */
   int freeing;   /* sb_fetcher_free was called */
   int torn_down; /* ...and carried out */
 };
 
 static void request_free(sb_fetch *r) {
-  sb_fetcher *f = r->f;
-  if (r->prev)
-    r->prev->next = r->next;
-  else if (f->requests == r)
-    f->requests = r->next;
-  if (r->next) r->next->prev = r->prev;
+  sb_list_unlink(&r->f->requests, &r->link);
   if (r->easy) curl_easy_cleanup(r->easy);
   curl_slist_free_all(r->headers);
   sb_free(r->body);
@@ -67,12 +62,7 @@ static void deliver(sb_fetch *r, const sb_fetch_result *res) {
   if (f->drv.multi) curl_multi_remove_handle(f->drv.multi, r->easy);
   /* Unlinked before the callback, so that a teardown started from inside
    * it does not deliver this one twice. */
-  if (r->prev)
-    r->prev->next = r->next;
-  else if (f->requests == r)
-    f->requests = r->next;
-  if (r->next) r->next->prev = r->prev;
-  r->prev = r->next = NULL;
+  sb_list_unlink(&f->requests, &r->link);
   f->busy++;
   r->cb(r->ud, res);
   f->busy--;
@@ -89,10 +79,11 @@ static void on_closed(hc_driver *d) {
 static void maybe_teardown(sb_fetcher *f) {
   if (!f->freeing || f->busy || f->torn_down) return;
   f->torn_down = 1;
-  while (f->requests) {
+  sb_list_link *n;
+  while ((n = sb_list_first(&f->requests))) {
     sb_fetch_result res = {.outcome = SB_FETCH_CANCELLED,
                            .detail = "cancelled"};
-    deliver(f->requests, &res);
+    deliver(sb_list_entry(n, sb_fetch, link), &res);
   }
   hc_driver_stop(&f->drv);
 }
@@ -243,9 +234,7 @@ int sb_fetch_start(sb_fetcher *f, const sb_fetch_options *o, sb_fetch_cb cb,
     request_free(r);
     return sb_error_set(err, SB_EIO, "cannot start the request to %s", o->url);
   }
-  r->next = f->requests;
-  if (r->next) r->next->prev = r;
-  f->requests = r;
+  sb_list_push_front(&f->requests, &r->link);
   if (out) *out = r;
   return 0;
 nomem:

@@ -24,11 +24,6 @@ typedef enum http_conn_phase {
   CONN_BUSY,        /* request read, being answered: no deadline */
 } http_conn_phase;
 
-/* Connections of one timed phase, due soonest first. */
-typedef struct http_conn_queue {
-  http_conn *head, *tail;
-} http_conn_queue;
-
 /* How a request's body is framed (RFC 9112 6.1, 6.3). */
 typedef enum http_framing {
   HTTP_FRAMING_OK = 0,
@@ -76,8 +71,8 @@ struct http_req {
   http_req_state state;
   http_session *session;           /* legacy session this request runs in */
   http_session *new_session;       /* owned while its initialize is pending */
-  http_req *sess_prev, *sess_next; /* in session->reqs */
-  http_req *all_prev, *all_next;   /* in srv->reqs */
+  sb_list_link sess_link;          /* in session->reqs */
+  sb_list_link all_link; /* in srv->reqs, or srv->free_reqs when pooled */
   /* request body */
   sb_buf body;
   json_t *msg;           /* parsed body (owned) */
@@ -117,10 +112,10 @@ struct http_req {
   unsigned metadata : 1;    /* GET of the protected-resource metadata */
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
-  http_req *due_prev, *due_next;
+  sb_list_link due_link;
   uint64_t suspended_ms;
   /* srv's parked requests, oldest first, and since when (loop time) */
-  http_req *park_prev, *park_next;
+  sb_list_link park_link;
   uint64_t parked_ms;
 };
 
@@ -138,7 +133,7 @@ struct http_session {
   sb_mcp_server *server; /* the endpoint it was opened on */
   sb_mcp_out notify; /* the session's notify_out: ring + live GET */
   http_session *hnext;
-  http_req *reqs;      /* requests attached to the session */
+  sb_list reqs;        /* requests attached to the session, newest first */
   http_req *get;       /* live GET stream, or NULL */
   uint64_t seq;        /* last event sequence number minted */
   uint64_t delivered0; /* stream-0 events up to here were handed out */
@@ -184,8 +179,8 @@ struct sb_http_server {
   uv_timer_t mhd_timer;  /* MHD_get_timeout, and kicks after resume */
   uv_timer_t tick;       /* keep-alives and session expiry */
   uv_timer_t watch_timer; /* starts the disconnect watch of long waits */
-  http_req *due_head, *due_tail; /* suspended, watch not started yet */
-  http_req *park_head, *park_tail; /* parked, oldest first (http_watch.c) */
+  sb_list due;            /* suspended, watch not started yet, oldest first */
+  sb_list park;           /* parked, oldest first (http_watch.c) */
   size_t nparked;
   size_t nconns;     /* MHD's connections (http_conn.c) */
   size_t nsuspended; /* requests suspended */
@@ -193,8 +188,8 @@ struct sb_http_server {
   int stopping;
   int in_run;          /* inside MHD_run */
   int kick_pending;    /* run MHD again right after this run */
-  http_req *reqs;      /* every live request */
-  http_req *free_reqs; /* pool */
+  sb_list reqs;        /* every live request, newest first */
+  sb_list free_reqs;   /* pool */
   size_t free_count;
   /* session table */
   http_session **buckets;
@@ -206,9 +201,9 @@ struct sb_http_server {
   http_route *routes;
   size_t routes_len;
   /* connections (http_conn.c) */
-  http_conn *conns_head, *conns_tail; /* every connection, oldest first */
-  http_conn_queue conn_headers;       /* CONN_HEADERS, due order */
-  http_conn_queue conn_bodies;        /* CONN_BODY, due order */
+  sb_list conns;                      /* every connection, oldest first */
+  sb_list conn_headers;               /* CONN_HEADERS, due soonest first */
+  sb_list conn_bodies;                /* CONN_BODY, due soonest first */
   size_t strangers;                   /* connections not admitted */
   uv_timer_t conn_timer;              /* the earliest deadline */
   /* TLS (http_tls.c): the certificate handshakes get now, and the ones

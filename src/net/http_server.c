@@ -45,7 +45,7 @@ static void run_mhd(sb_http_server *s) {
     return;
   }
   int due = MHD_get_timeout(s->daemon, &to) == MHD_YES;
-  if (due && to == 0 && s->park_head && !http_park_hold(s, &to))
+  if (due && to == 0 && !sb_list_empty(&s->park) && !http_park_hold(s, &to))
     due = MHD_get_timeout(s->daemon, &to) == MHD_YES;
   if (due) {
     if (to > 60000) to = 60000;
@@ -77,8 +77,9 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
 static void on_tick(uv_timer_t *t) {
   sb_http_server *s = t->data;
   uint64_t now = sb_now_ms();
-  for (http_req *r = s->reqs, *next; r; r = next) {
-    next = r->all_next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &s->reqs) {
+    http_req *r = sb_list_entry(n, http_req, all_link);
     if (r->state == REQ_SSE && !r->gone && !r->sse_end &&
         now - r->last_write_ms >= KEEPALIVE_MS)
       http_req_sse_append(r, ":\n\n", 3);
@@ -298,8 +299,9 @@ void sb_http_server_stop(sb_http_server *s) {
   if (!s) return;
   /* Sessions first: their requests are detached and ended. */
   http_sessions_free_all(s);
-  for (http_req *r = s->reqs, *next; r; r = next) {
-    next = r->all_next;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &s->reqs) {
+    http_req *r = sb_list_entry(n, http_req, all_link);
     http_req_shutdown(r);
   }
   s->stopping = 1;

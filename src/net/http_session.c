@@ -357,22 +357,14 @@ void http_session_attach(http_session *hs, http_req *r) {
   if (r->session == hs) return;
   http_session_detach_req(r);
   r->session = hs;
-  r->sess_prev = NULL;
-  r->sess_next = hs->reqs;
-  if (hs->reqs) hs->reqs->sess_prev = r;
-  hs->reqs = r;
+  sb_list_push_front(&hs->reqs, &r->sess_link);
   hs->last_used_ms = sb_now_ms();
 }
 
 void http_session_detach_req(http_req *r) {
   http_session *hs = r->session;
   if (!hs) return;
-  if (r->sess_prev)
-    r->sess_prev->sess_next = r->sess_next;
-  else
-    hs->reqs = r->sess_next;
-  if (r->sess_next) r->sess_next->sess_prev = r->sess_prev;
-  r->sess_prev = r->sess_next = NULL;
+  sb_list_unlink(&hs->reqs, &r->sess_link);
   if (hs->get == r) hs->get = NULL;
   if (r->resumes) {
     r->resumes->resume = NULL;
@@ -393,8 +385,8 @@ void http_session_destroy(http_session *hs) {
     s->nsessions--;
   }
   /* End what still runs in the session before the session goes. */
-  while (hs->reqs) {
-    http_req *r = hs->reqs;
+  http_req *r;
+  while ((r = sb_list_entry(sb_list_first(&hs->reqs), http_req, sess_link))) {
     http_session_detach_req(r);
     json_t *id = json_is_object(r->msg) ? json_object_get(r->msg, "id") : NULL;
     http_req_abort(
@@ -433,7 +425,7 @@ void http_sessions_expire(sb_http_server *s, uint64_t now_ms) {
   for (size_t i = 0; i < s->nbuckets; i++) {
     for (http_session *hs = s->buckets[i], *next; hs; hs = next) {
       next = hs->hnext;
-      if (!hs->reqs && now_ms - hs->last_used_ms > idle) {
+      if (sb_list_empty(&hs->reqs) && now_ms - hs->last_used_ms > idle) {
         SB_INFO("http", "session %s expired after %d s idle", sid(hs), idle_s);
         http_session_destroy(hs);
       }
@@ -472,7 +464,8 @@ unsigned http_session_open_get(http_session *hs, http_req *r,
     http_session_sweep_orphans(hs);
     /* A POST still holding the stream: the client resuming it has given
      * up on that connection, perhaps before we noticed it drop. */
-    for (http_req *p = hs->reqs; p; p = p->sess_next) {
+    for (sb_list_link *n = sb_list_first(&hs->reqs); n; n = sb_list_next(n)) {
+      http_req *p = sb_list_entry(n, http_req, sess_link);
       if (p != r && !p->is_get && p->stream && p->state == REQ_SSE &&
           p->stream_id == stream) {
         http_req_lost(p);

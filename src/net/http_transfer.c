@@ -143,11 +143,7 @@ static void synthesise(http_channel *ch, transfer *t, sb_channel_failure kind,
 /* ---- transfers ----------------------------------------------------------- */
 
 void hc_free_transfer(http_channel *ch, transfer *t) {
-  if (t->prev)
-    t->prev->next = t->next;
-  else if (ch->transfers == t)
-    ch->transfers = t->next;
-  if (t->next) t->next->prev = t->prev;
+  sb_list_unlink(&ch->transfers, &t->link);
   if (ch->stream == t) ch->stream = NULL;
   for (queued_msg *q = ch->queue_head; q; q = q->next)
     if (q->from == t) q->from = NULL;
@@ -336,9 +332,7 @@ fail:
 int hc_start_transfer(http_channel *ch, transfer *t) {
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
   if (curl_multi_add_handle(ch->drv.multi, t->easy) != CURLM_OK) return SB_EIO;
-  t->next = ch->transfers;
-  if (t->next) t->next->prev = t;
-  ch->transfers = t;
+  sb_list_push_front(&ch->transfers, &t->link);
   return 0;
 }
 

@@ -64,18 +64,17 @@ static void watch_start(http_req *r) {
 
 /* ---- the watch queue: suspended requests whose watch is not due yet ---- */
 
+static http_req *due_first(sb_http_server *s) {
+  return sb_list_entry(sb_list_first(&s->due), http_req, due_link);
+}
+
+static http_req *park_first(sb_http_server *s) {
+  return sb_list_entry(sb_list_first(&s->park), http_req, park_link);
+}
+
 static void http_watch_forget_due(http_req *r) {
   if (!r->watch_due) return;
-  sb_http_server *s = r->srv;
-  if (r->due_prev)
-    r->due_prev->due_next = r->due_next;
-  else
-    s->due_head = r->due_next;
-  if (r->due_next)
-    r->due_next->due_prev = r->due_prev;
-  else
-    s->due_tail = r->due_prev;
-  r->due_prev = r->due_next = NULL;
+  sb_list_unlink(&r->srv->due, &r->due_link);
   r->watch_due = 0;
 }
 
@@ -85,13 +84,7 @@ static void due_push(http_req *r) {
   sb_http_server *s = r->srv;
   r->suspended_ms = uv_now(s->loop);
   r->watch_due = 1;
-  r->due_next = NULL;
-  r->due_prev = s->due_tail;
-  if (s->due_tail)
-    s->due_tail->due_next = r;
-  else
-    s->due_head = r;
-  s->due_tail = r;
+  sb_list_push_back(&s->due, &r->due_link);
   if (!uv_is_active((uv_handle_t *)&s->watch_timer))
     uv_timer_start(&s->watch_timer, http_watch_due, HTTP_WATCH_DELAY_MS, 0);
 }
@@ -99,30 +92,21 @@ static void due_push(http_req *r) {
 void http_watch_due(uv_timer_t *t) {
   sb_http_server *s = t->data;
   uint64_t now = uv_now(s->loop);
-  while (s->due_head &&
-         now - s->due_head->suspended_ms >= HTTP_WATCH_DELAY_MS) {
-    http_req *r = s->due_head;
+  http_req *r;
+  while ((r = due_first(s)) && now - r->suspended_ms >= HTTP_WATCH_DELAY_MS) {
     http_watch_forget_due(r);
     watch_start(r);
   }
-  if (s->due_head && !s->stopping)
+  if (r && !s->stopping)
     uv_timer_start(&s->watch_timer, http_watch_due,
-                   s->due_head->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
+                   r->suspended_ms + HTTP_WATCH_DELAY_MS - now, 0);
 }
 
 /* ---- the park: waiting requests left in MHD, not suspended ----------- */
 
 static void park_remove(http_req *r) {
   sb_http_server *s = r->srv;
-  if (r->park_prev)
-    r->park_prev->park_next = r->park_next;
-  else
-    s->park_head = r->park_next;
-  if (r->park_next)
-    r->park_next->park_prev = r->park_prev;
-  else
-    s->park_tail = r->park_prev;
-  r->park_prev = r->park_next = NULL;
+  sb_list_unlink(&s->park, &r->park_link);
   r->parked = 0;
   s->nparked--;
 }
@@ -137,36 +121,32 @@ void http_req_park(http_req *r) {
   }
   r->parked = 1;
   r->parked_ms = uv_now(s->loop);
-  r->park_next = NULL;
-  r->park_prev = s->park_tail;
-  if (s->park_tail)
-    s->park_tail->park_next = r;
-  else
-    s->park_head = r;
-  s->park_tail = r;
+  sb_list_push_back(&s->park, &r->park_link);
   s->nparked++;
 }
 
 int http_park_hold(sb_http_server *s, unsigned long long *ms) {
-  if (!s->park_head) return 0;
+  http_req *r = park_first(s);
+  if (!r) return 0;
   /* Every other connection is suspended: MHD's hurry is only the parked
    * ones'. A connection between two requests may hold bytes MHD has yet
    * to read, sending a response may take more runs: no holding then. */
   if (s->nconns == s->nsuspended + s->nparked && !s->stopping) {
     uint64_t now = uv_now(s->loop);
-    uint64_t due = s->park_head->parked_ms + HTTP_WATCH_DELAY_MS;
+    uint64_t due = r->parked_ms + HTTP_WATCH_DELAY_MS;
     *ms = due > now ? due - now : 1;
     return 1;
   }
-  while (s->park_head)
-    http_req_suspend_watch(s->park_head, 0);
+  while ((r = park_first(s)))
+    http_req_suspend_watch(r, 0);
   return 0;
 }
 
 void http_park_expire(sb_http_server *s) {
   uint64_t now = uv_now(s->loop);
-  while (s->park_head && now - s->park_head->parked_ms >= HTTP_WATCH_DELAY_MS)
-    http_req_suspend_watch(s->park_head, 1);
+  http_req *r;
+  while ((r = park_first(s)) && now - r->parked_ms >= HTTP_WATCH_DELAY_MS)
+    http_req_suspend_watch(r, 1);
 }
 
 void http_watch_forget(http_req *r) {

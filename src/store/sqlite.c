@@ -429,6 +429,33 @@ static int push_version(sb_store_versions *out, sqlite3_stmt *st,
   return 0;
 }
 
+/* Every row of st (bound) into out, then st reset; in a chain the first
+ * row carries its snapshot. 0, or SB_ENOMEM / SB_EIO with err. */
+static int push_versions(st_conn *c, sqlite3_stmt *st, sb_store_versions *out,
+                         int chain, const char *what, sb_error *err) {
+  int rc = 0, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (push_version(out, st, chain && out->len == 0) != 0) {
+      rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+      break;
+    }
+  }
+  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, err, what);
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* End the read transaction of q's versions: kept with the head on
+ * success, cleared on failure. Returns rc. */
+static int versions_done(st_conn *c, st_req *q, int64_t head, int rc) {
+  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+  if (rc)
+    sb_store_versions_clear(&q->res.versions);
+  else
+    q->res.version = head;
+  return rc;
+}
+
 static int read_chain(st_conn *c, st_req *q) {
   sb_store_versions *out = &q->res.versions;
   sb_error *err = &q->res.err;
@@ -463,22 +490,9 @@ static int read_chain(st_conn *c, st_req *q) {
   st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, from);
   sqlite3_bind_int64(st, 4, n);
-  int step;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (push_version(out, st, out->len == 0) != 0) {
-      rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-      break;
-    }
-  }
-  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, err, "reading versions");
-  sqlite3_reset(st);
+  rc = push_versions(c, st, out, 1, "reading versions", err);
 done:
-  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-  if (rc)
-    sb_store_versions_clear(out);
-  else
-    q->res.version = head;
-  return rc;
+  return versions_done(c, q, head, rc);
 }
 
 static int read_history(st_conn *c, st_req *q) {
@@ -496,22 +510,9 @@ static int read_history(st_conn *c, st_req *q) {
   st_bind_text(st, 2, q->id);
   sqlite3_bind_int64(st, 3, q->version > 0 ? q->version : head + 1);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)q->limit);
-  int step;
-  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (push_version(out, st, 0) != 0) {
-      rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-      break;
-    }
-  }
-  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, err, "reading history");
-  sqlite3_reset(st);
+  rc = push_versions(c, st, out, 0, "reading history", err);
 done:
-  sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
-  if (rc)
-    sb_store_versions_clear(out);
-  else
-    q->res.version = head;
-  return rc;
+  return versions_done(c, q, head, rc);
 }
 
 static int read_count(st_conn *c, st_req *q) {

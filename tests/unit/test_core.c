@@ -435,6 +435,128 @@ static void clocks_move_forward(void **state) {
   assert_true(w < 4102444800000ull);
 }
 
+/* ---- intrusive list ---------------------------------------------------- */
+
+typedef struct item {
+  int id;
+  sb_list_link link;
+} item;
+
+/* The ids of l from head to tail, and checks the walk back agrees. */
+static void list_expect(const sb_list *l, const int *ids, size_t n) {
+  size_t i = 0;
+  for (sb_list_link *it = sb_list_first(l); it; it = sb_list_next(it)) {
+    assert_true(i < n);
+    assert_int_equal(sb_list_entry(it, item, link)->id, ids[i]);
+    i++;
+  }
+  assert_int_equal(i, n);
+  for (sb_list_link *it = sb_list_last(l); it; it = it->prev) {
+    assert_true(i > 0);
+    i--;
+    assert_int_equal(sb_list_entry(it, item, link)->id, ids[i]);
+  }
+  assert_int_equal(sb_list_empty(l), n == 0);
+}
+
+static void list_empty(void **state) {
+  (void)state;
+  sb_list l = {0};
+  item a = {.id = 1};
+  assert_true(sb_list_empty(&l));
+  assert_null(sb_list_first(&l));
+  assert_null(sb_list_last(&l));
+  assert_null(sb_list_entry(sb_list_first(&l), item, link));
+  assert_false(sb_list_linked(&l, &a.link));
+  sb_list_unlink(&l, &a.link); /* not in it: nothing happens */
+  assert_true(sb_list_empty(&l));
+  list_expect(&l, NULL, 0);
+}
+
+static void list_one_element(void **state) {
+  (void)state;
+  sb_list l = {0};
+  item a = {.id = 1};
+  sb_list_push_back(&l, &a.link);
+  assert_true(sb_list_linked(&l, &a.link));
+  assert_ptr_equal(sb_list_entry(sb_list_first(&l), item, link), &a);
+  list_expect(&l, (int[]){1}, 1);
+  sb_list_unlink(&l, &a.link);
+  assert_false(sb_list_linked(&l, &a.link));
+  list_expect(&l, NULL, 0);
+  sb_list_unlink(&l, &a.link); /* twice: still a no-op */
+  list_expect(&l, NULL, 0);
+  sb_list_push_front(&l, &a.link);
+  assert_true(sb_list_linked(&l, &a.link));
+  list_expect(&l, (int[]){1}, 1);
+}
+
+static void list_push_orders(void **state) {
+  (void)state;
+  sb_list l = {0};
+  item it[4] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}};
+  sb_list_push_back(&l, &it[1].link);
+  sb_list_push_back(&l, &it[2].link);
+  sb_list_push_front(&l, &it[0].link);
+  sb_list_push_back(&l, &it[3].link);
+  list_expect(&l, (int[]){0, 1, 2, 3}, 4);
+}
+
+static void list_unlink_head_middle_tail(void **state) {
+  (void)state;
+  sb_list l = {0};
+  item it[5];
+  for (int i = 0; i < 5; i++) {
+    it[i] = (item){.id = i};
+    sb_list_push_back(&l, &it[i].link);
+  }
+  sb_list_unlink(&l, &it[2].link); /* middle */
+  list_expect(&l, (int[]){0, 1, 3, 4}, 4);
+  sb_list_unlink(&l, &it[0].link); /* head */
+  list_expect(&l, (int[]){1, 3, 4}, 3);
+  sb_list_unlink(&l, &it[4].link); /* tail */
+  list_expect(&l, (int[]){1, 3}, 2);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(sb_list_linked(&l, &it[i].link), i == 1 || i == 3);
+  /* Another list's element is not in this one. */
+  sb_list other = {0};
+  item x = {.id = 9};
+  sb_list_push_back(&other, &x.link);
+  assert_false(sb_list_linked(&l, &x.link));
+  sb_list_unlink(&l, &x.link);
+  list_expect(&l, (int[]){1, 3}, 2);
+  assert_true(sb_list_linked(&other, &x.link));
+}
+
+static void list_iterate_while_removing(void **state) {
+  (void)state;
+  sb_list l = {0};
+  item it[6];
+  for (int i = 0; i < 6; i++) {
+    it[i] = (item){.id = i};
+    sb_list_push_back(&l, &it[i].link);
+  }
+  /* Remove the odd ones during the walk; every element is still seen. */
+  sb_list_link *n, *nx;
+  int seen = 0;
+  SB_LIST_FOREACH_SAFE(n, nx, &l) {
+    item *e = sb_list_entry(n, item, link);
+    seen++;
+    if (e->id % 2) sb_list_unlink(&l, n);
+  }
+  assert_int_equal(seen, 6);
+  list_expect(&l, (int[]){0, 2, 4}, 3);
+  /* Then empty it the same way, touching each element once. */
+  seen = 0;
+  SB_LIST_FOREACH_SAFE(n, nx, &l) {
+    sb_list_unlink(&l, n);
+    seen++;
+  }
+  assert_int_equal(seen, 3);
+  list_expect(&l, NULL, 0);
+  for (int i = 0; i < 6; i++) assert_false(sb_list_linked(&l, &it[i].link));
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -460,6 +582,11 @@ int main(void) {
       cmocka_unit_test(log_level_parse),
       cmocka_unit_test(log_level_set_get),
       cmocka_unit_test(clocks_move_forward),
+      cmocka_unit_test(list_empty),
+      cmocka_unit_test(list_one_element),
+      cmocka_unit_test(list_push_orders),
+      cmocka_unit_test(list_unlink_head_middle_tail),
+      cmocka_unit_test(list_iterate_while_removing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

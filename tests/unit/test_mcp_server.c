@@ -386,9 +386,9 @@ static void test_cancel_by_detach(void **state) {
       0, NULL);
   sb_mcp_server_dispatch(f->srv, NULL, &other.out, msg);
   json_decref(msg);
-  assert_non_null(other.out.calls_);
+  assert_true(sb_mcp_out_busy(&other.out));
   sb_mcp_out_detach(&other.out);
-  assert_null(other.out.calls_);
+  assert_false(sb_mcp_out_busy(&other.out));
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(json_array_size(other.msgs), 0);
   json_decref(other.msgs);
