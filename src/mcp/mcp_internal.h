@@ -48,6 +48,7 @@ struct sb_mcp_session {
   json_t *client_info;   /* {name, version} only, copied */
   int log_level;         /* logging/setLevel, MCP_LOG_NONE until set */
   json_t *subscriptions; /* object used as a set of resource URIs */
+  sb_list sub_waits;     /* resources/subscribe still waiting for providers */
   sb_mcp_out *notify_out;
   sb_list calls; /* in-flight calls of this session, newest first */
   mcp_pending *pending;
@@ -76,6 +77,10 @@ struct sb_mcp_call {
   sb_list_link listen_link;  /* in srv->listeners (after its acknowledgement) */
   char *listen_tenant;       /* counted against its tenant's listen streams */
   sb_mcp_sub_wait *sub_wait; /* its acknowledgement waits for providers */
+  /* resources/subscribe of a URI whose first subscribe still waits: this
+   * call is answered with that one (follow_link in its followers) */
+  sb_mcp_sub_wait *following;
+  sb_list_link follow_link;
   json_t *list_error;        /* a list request a provider could not serve: the
                                 error (without id) to answer with; own reference */
   /* batch bookkeeping (2025-03-26): the batch this call belongs to */
@@ -171,6 +176,20 @@ void mcp_subscribe(sb_mcp_server *srv, const char *uri, int on,
 sb_mcp_sub_wait *mcp_sub_wait_new(sb_mcp_call *c, void (*fire)(sb_mcp_call *c),
                                   void (*failed)(sb_mcp_call *c,
                                                  json_t *error));
+/* The same for resources/subscribe of uri in c's session: while it waits,
+ * the session's later subscribes of uri follow it (mcp_sub_wait_follow),
+ * and if it fails the session is unsubscribed from uri again. */
+sb_mcp_sub_wait *mcp_sub_wait_new_uri(sb_mcp_call *c, const char *uri,
+                                      void (*fire)(sb_mcp_call *c),
+                                      void (*failed)(sb_mcp_call *c,
+                                                     json_t *error));
+/* The session's resources/subscribe of uri still waiting, or NULL. */
+sb_mcp_sub_wait *mcp_sub_wait_of(sb_mcp_session *s, const char *uri);
+/* Answer c with w's outcome when w's last hold goes. */
+void mcp_sub_wait_follow(sb_mcp_sub_wait *w, sb_mcp_call *c);
+/* The session no longer wants w's URI (resources/unsubscribe): w still
+ * answers its calls, but its failure no longer undoes anything. */
+void mcp_sub_wait_forget(sb_mcp_sub_wait *w);
 /* Link a listen call into srv->listeners: it gets notifications now. */
 void mcp_listener_link(sb_mcp_call *c);
 /* The capabilities this server announces (new reference). */

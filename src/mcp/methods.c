@@ -242,17 +242,9 @@ static void fail_with(sb_mcp_call *c, json_t *error) {
                    json_incref(data));
 }
 
-/* resources/subscribe failed at a provider: the session is not subscribed
- * after all, and the providers that did subscribe let go again. */
-static void subscribe_failed(sb_mcp_call *c, json_t *error) {
-  const char *uri = json_string_value(json_object_get(c->params, "uri"));
-  if (uri && c->session && json_object_get(c->session->subscriptions, uri)) {
-    json_object_del(c->session->subscriptions, uri);
-    mcp_subscribe(c->srv, uri, 0, NULL);
-  }
-  fail_with(c, error);
-}
-
+/* resources/subscribe: answered once every provider has it in effect
+ * (mcp_sub_wait_new_uri undoes it if one could not). A second subscribe of
+ * the same URI while the first still waits gets the first one's answer. */
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {
@@ -261,16 +253,21 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
     return;
   }
   int had = json_object_get(c->session->subscriptions, uri) != NULL;
+  sb_mcp_sub_wait *pending = had ? mcp_sub_wait_of(c->session, uri) : NULL;
+  if (on && pending) {
+    mcp_sub_wait_follow(pending, c);
+    return;
+  }
   if (on && !had) {
     json_object_set_new(c->session->subscriptions, uri, json_true());
-    /* answered once the providers have it in effect */
-    sb_mcp_sub_wait *w = mcp_sub_wait_new(c, reply_empty, subscribe_failed);
+    sb_mcp_sub_wait *w = mcp_sub_wait_new_uri(c, uri, reply_empty, fail_with);
     mcp_subscribe(srv, uri, 1, w);
     if (w) {
       sb_mcp_sub_wait_done(w);
       return;
     }
   } else if (!on && had) {
+    if (pending) mcp_sub_wait_forget(pending);
     mcp_subscribe(srv, uri, 0, NULL);
     json_object_del(c->session->subscriptions, uri);
   }

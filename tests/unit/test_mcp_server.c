@@ -528,6 +528,130 @@ static void test_resources_and_subscriptions(void **state) {
   f->srv = sb_mcp_server_new(&opts);
 }
 
+/* A provider whose subscriptions take effect later, as an agent's do: it
+ * holds every acknowledgement until the test releases it. */
+typedef struct holder {
+  sb_mcp_sub_wait *held[4];
+  int n, ons, offs;
+} holder;
+
+static void hold_subscribe(void *ud, const char *uri, int on,
+                           sb_mcp_sub_wait *w) {
+  holder *h = ud;
+  (void)uri;
+  if (!on) {
+    h->offs++;
+    return;
+  }
+  h->ons++;
+  assert_true(h->n < 4);
+  h->held[h->n++] = sb_mcp_sub_wait_hold(w);
+}
+
+static holder *add_holder(fixture *f) {
+  static holder h;
+  memset(&h, 0, sizeof h);
+  sb_mcp_provider p = {.name = "holder", .ud = &h, .subscribe = hold_subscribe};
+  assert_int_equal(sb_mcp_server_add_provider(f->srv, &p), 0);
+  return &h;
+}
+
+#define SUBSCRIBE(id)                                                          \
+  "{\"jsonrpc\":\"2.0\",\"id\":" #id ",\"method\":\"resources/subscribe\","    \
+  "\"params\":{\"uri\":\"switchboard://notes/ro\"}}"
+
+/* The ids answered in f->cap, in order, as a string ("1:ok 2:-32603"). */
+static const char *answers(fixture *f) {
+  static char buf[128];
+  buf[0] = '\0';
+  size_t i;
+  json_t *m;
+  json_array_foreach(f->cap.msgs, i, m) {
+    size_t len = strlen(buf);
+    json_t *err = json_object_get(m, "error");
+    snprintf(buf + len, sizeof buf - len, "%s%lld:%s", len ? " " : "",
+             (long long)json_integer_value(json_object_get(m, "id")),
+             err ? json_string_value(json_object_get(err, "message")) : "ok");
+  }
+  return buf;
+}
+
+/* A second resources/subscribe of a URI whose first is still waiting for
+ * a provider is not told yes before the first is: it gets the first one's
+ * answer, and a failure leaves the session unsubscribed. */
+static void test_subscribe_twice_while_pending(void **state) {
+  fixture *f = *state;
+  holder *h = add_holder(f);
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  assert_null(send_on(f, s, SUBSCRIBE(1)));
+  assert_null(send_on(f, s, SUBSCRIBE(2)));
+  assert_int_equal(h->ons, 1); /* the provider is asked once */
+  capture_clear(&f->cap);
+  sb_mcp_sub_wait_fail(h->held[0], -32603, "agent refused", NULL);
+  assert_string_equal(answers(f), "1:agent refused 2:agent refused");
+  assert_int_equal(h->offs, 1); /* undone once, for both */
+
+  /* Not subscribed any more: a new subscribe asks the provider again. */
+  assert_null(send_on(f, s, SUBSCRIBE(3)));
+  assert_null(send_on(f, s, SUBSCRIBE(4)));
+  assert_int_equal(h->ons, 2);
+  capture_clear(&f->cap);
+  sb_mcp_sub_wait_done(h->held[1]);
+  assert_string_equal(answers(f), "3:ok 4:ok");
+  /* In effect now: answered at once, without asking again. */
+  assert_non_null(result(send_on(f, s, SUBSCRIBE(5))));
+  assert_int_equal(h->ons, 2);
+  sb_mcp_session_free(s);
+  assert_int_equal(h->offs, 2);
+}
+
+/* The first subscriber's call ends (cancelled) before the provider
+ * answers: the follower still gets the answer, and a failure still
+ * unsubscribes the session. */
+static void test_subscribe_pending_first_cancelled(void **state) {
+  fixture *f = *state;
+  holder *h = add_holder(f);
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  assert_null(send_on(f, s, SUBSCRIBE(1)));
+  assert_null(send_on(f, s, SUBSCRIBE(2)));
+  assert_null(send_on(f, s, "{\"jsonrpc\":\"2.0\",\"method\":"
+                            "\"notifications/cancelled\",\"params\":"
+                            "{\"requestId\":1}}"));
+  capture_clear(&f->cap);
+  sb_mcp_sub_wait_fail(h->held[0], -32603, "agent refused", NULL);
+  assert_string_equal(answers(f), "2:agent refused");
+  assert_int_equal(h->offs, 1);
+  sb_mcp_session_free(s);
+  assert_int_equal(h->offs, 1); /* nothing left to undo */
+}
+
+/* Unsubscribed while the subscribe waits: its later failure undoes
+ * nothing more, and a session that ends with a subscribe (and a follower)
+ * waiting leaves a wait that answers no one. */
+static void test_subscribe_pending_then_unsubscribed(void **state) {
+  fixture *f = *state;
+  holder *h = add_holder(f);
+  sb_mcp_session *s = legacy_session(f, "2025-11-25");
+  assert_null(send_on(f, s, SUBSCRIBE(1)));
+  assert_non_null(result(send_on(
+      f, s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":"
+            "\"resources/unsubscribe\",\"params\":{\"uri\":"
+            "\"switchboard://notes/ro\"}}")));
+  assert_int_equal(h->offs, 1);
+  assert_null(send_on(f, s, SUBSCRIBE(3))); /* a fresh subscribe */
+  assert_int_equal(h->ons, 2);
+  capture_clear(&f->cap);
+  sb_mcp_sub_wait_fail(h->held[0], -32603, "agent refused", NULL);
+  assert_string_equal(answers(f), "1:agent refused");
+  assert_int_equal(h->offs, 1); /* the fresh one is not undone */
+  assert_null(send_on(f, s, SUBSCRIBE(4))); /* follows 3 */
+  sb_mcp_session_free(s);
+  assert_int_equal(h->offs, 2);
+  capture_clear(&f->cap);
+  sb_mcp_sub_wait_done(h->held[1]);
+  assert_int_equal(json_array_size(f->cap.msgs), 0);
+}
+
 static void test_prompts_and_completion(void **state) {
   fixture *f = *state;
   json_t *r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\","
@@ -725,6 +849,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cancel_by_detach, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mrtr_round_trip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_legacy_elicitation, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_subscribe_twice_while_pending,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_subscribe_pending_first_cancelled,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_subscribe_pending_then_unsubscribed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_resources_and_subscriptions, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_prompts_and_completion, setup,
