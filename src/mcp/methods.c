@@ -21,10 +21,13 @@ static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
   json_t *cursor = json_object_get(c->params, "cursor");
   if (cursor && !json_is_null(cursor)) {
     const char *s = json_string_value(cursor);
-    unsigned char *raw = s ? sb_base64_decode(s, strlen(s), NULL) : NULL;
+    size_t len = 0;
+    unsigned char *raw = s ? sb_base64_decode(s, strlen(s), &len) : NULL;
     char *end = NULL;
     unsigned long long v = 0;
-    int ok = raw && strncmp((char *)raw, "o:", 2) == 0;
+    /* a NUL inside would end the number early: such a cursor is not ours */
+    int ok = raw && strlen((char *)raw) == len &&
+             strncmp((char *)raw, "o:", 2) == 0;
     if (ok) v = strtoull((char *)raw + 2, &end, 10);
     ok = ok && end && *end == '\0' && end != (char *)raw + 2 && v <= total;
     sb_free(raw);

@@ -455,7 +455,7 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
   } else if (t->kind == BODY_OTHER && t->body_buf.len) {
     /* Some servers send JSON-RPC errors without the right Content-Type;
      * a real error object still beats a synthesised one. */
-    json_t *msg = json_loadb(t->body_buf.data, t->body_buf.len, 0, NULL);
+    json_t *msg = sb_json_loadb(t->body_buf.data, t->body_buf.len, 0, NULL);
     int usable = json_is_object(msg) && json_object_get(msg, "error");
     json_decref(msg);
     if (usable) {

@@ -19,6 +19,9 @@
 
 /* ---- completion: any thread -> the loop ------------------------------ */
 
+/* Key loads count apart from clients' work (see MAX_BACKGROUND). */
+static int is_background(st_op op) { return op == ST_OP_KEYS_LOAD; }
+
 static void run_callbacks(sb_store *st) {
   uv_mutex_lock(&st->done_lock);
   st_req *r = st->done_head;
@@ -27,7 +30,7 @@ static void run_callbacks(sb_store *st) {
   while (r) {
     st_req *next = r->next;
     st->pending--;
-    if (r->op == ST_OP_KEYS_LOAD) st->background--;
+    if (is_background(r->op)) st->background--;
     if (r->res.rc == 0 && r->res.events.len && st_op_writes(r->op) &&
         st->on_events)
       st->on_events(st->on_events_ud, r->tenant, &r->res.events);
@@ -208,7 +211,7 @@ static st_req *req_new_ex(sb_store *st, st_op op, const req_strings *s,
     *rc = st->closing ? SB_ESTATE : SB_EINVAL;
     return NULL;
   }
-  if (op == ST_OP_KEYS_LOAD ? st->background >= MAX_BACKGROUND
+  if (is_background(op) ? st->background >= MAX_BACKGROUND
                             : st->pending - st->background >= st->max_pending) {
     *rc = SB_EBUSY;
     return NULL;
@@ -246,7 +249,7 @@ static st_req *req_new(sb_store *st, st_op op, const req_strings *s,
 
 static int submit(sb_store *st, st_req *r) {
   if (st->pending++ == 0) uv_ref((uv_handle_t *)st->wake);
-  if (r->op == ST_OP_KEYS_LOAD) st->background++;
+  if (is_background(r->op)) st->background++;
   st->ops->submit(st, r);
   return 0;
 }

@@ -305,6 +305,11 @@ static void test_tools_list_order_and_pages(void **state) {
               "\"params\":{\"cursor\":\"bm9wZQ==\"," MODERN_META "}}");
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_string_equal(error_message(r), "Invalid cursor");
+  /* "o:2", a NUL, then junk: not a cursor of ours either */
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\","
+              "\"params\":{\"cursor\":\"bzoyAHp6\"," MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_string_equal(error_message(r), "Invalid cursor");
 }
 
 static void test_tools_call(void **state) {
