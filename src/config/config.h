@@ -220,8 +220,8 @@ typedef struct sb_config_quota {
 const char *sb_config_tenant_for_token(const sb_config *cfg, const char *token);
 
 /* 1 if tenant may administer switchboard (register and remove agents):
- * it is listed in auth.admin_tenants, or no tenants are configured at all
- * (a single-tenant, local setup). */
+ * it is listed in auth.admin_tenants, or neither auth.tenants nor
+ * auth.admin_tenants is configured (a single-tenant, local setup). */
 int sb_config_is_admin(const sb_config *cfg, const char *tenant);
 
 /* 1 if s is a valid tenant id: 1-64 of [A-Za-z0-9._-]. */

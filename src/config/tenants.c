@@ -160,7 +160,10 @@ void cfg_free_strings(char **v, size_t n) {
 }
 
 int sb_config_is_admin(const sb_config *cfg, const char *tenant) {
-  if (cfg->tenants_len == 0) return 1;
+  /* The single-tenant rule holds only while nobody named administrators:
+   * a deployment on API keys or OAuth alone has no auth.tenants, and its
+   * admin_tenants must still keep other tenants from spawning agents. */
+  if (cfg->tenants_len == 0 && cfg->admin_tenants_len == 0) return 1;
   for (size_t i = 0; tenant && i < cfg->admin_tenants_len; i++)
     if (strcmp(cfg->admin_tenants[i], tenant) == 0) return 1;
   return 0;

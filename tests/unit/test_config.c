@@ -721,6 +721,33 @@ static void test_workflows_key(void **state) {
                "supported in the config");
 }
 
+/* Administrators: anyone in a single-tenant setup; once admin_tenants
+ * names some, only they, with or without auth.tenants (keys or OAuth
+ * alone configure no tenants). */
+static void test_is_admin(void **state) {
+  (void)state;
+  sb_config cfg;
+  sb_error err;
+  assert_int_equal(load(&cfg, "limits: {page_size: 9}\n", &err), 0);
+  assert_true(sb_config_is_admin(&cfg, "lakeside"));
+  sb_config_free(&cfg);
+
+  assert_int_equal(load(&cfg, "auth: {admin_tenants: [ops]}\n", &err), 0);
+  assert_true(sb_config_is_admin(&cfg, "ops"));
+  assert_false(sb_config_is_admin(&cfg, "lakeside"));
+  assert_false(sb_config_is_admin(&cfg, NULL));
+  sb_config_free(&cfg);
+
+  assert_int_equal(load(&cfg,
+                        "auth:\n  admin_tenants: [ops]\n  tenants:\n"
+                        "    - {id: lakeside, token: lakeside-token-0123456789}\n",
+                        &err),
+                   0);
+  assert_false(sb_config_is_admin(&cfg, "lakeside"));
+  assert_true(sb_config_is_admin(&cfg, "ops"));
+  sb_config_free(&cfg);
+}
+
 static void test_load_file_dir(void **state) {
   (void)state;
   char dir[] = "/tmp/sbcfgXXXXXX";
@@ -910,6 +937,7 @@ int main(void) {
       cmocka_unit_test(test_agents_section),
       cmocka_unit_test(test_llm_section),
       cmocka_unit_test(test_workflows_key),
+      cmocka_unit_test(test_is_admin),
       cmocka_unit_test(test_load_file_dir),
       cmocka_unit_test(test_read_yaml),
   };
