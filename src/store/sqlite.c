@@ -197,6 +197,9 @@ static const char *const migrations[] = {
     "CREATE TABLE key_epoch(one INTEGER PRIMARY KEY CHECK(one=1),"
     " epoch INTEGER NOT NULL);"
     "INSERT INTO key_epoch VALUES(1,0);",
+    /* 7: the contexts of unfinished runs, which the expiry sweep keeps */
+    "CREATE INDEX runs_active_context ON runs(tenant_id, context_id) WHERE "
+    "status IN ('running','waiting');",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -645,13 +648,18 @@ static int write_append(st_conn *c, st_req *q) {
   return st_write_extras(c, q);
 }
 
+/* Expired contexts go, with their versions; a context a run is still
+ * running or waiting on stays until that run ends (its every transition
+ * writes the context, so the run could neither go on nor be cancelled). */
 static int write_sweep(st_conn *c, st_req *q) {
-  char sql[512];
+  char sql[768];
   snprintf(sql, sizeof sql,
            "CREATE TEMP TABLE IF NOT EXISTS sweep(tenant_id, id);"
            "DELETE FROM temp.sweep;"
-           "INSERT INTO temp.sweep SELECT tenant_id,id FROM contexts WHERE "
-           "expires_ms>0 AND expires_ms<=%lld LIMIT %lld;"
+           "INSERT INTO temp.sweep SELECT tenant_id,id FROM contexts x WHERE "
+           "expires_ms>0 AND expires_ms<=%lld AND NOT EXISTS (SELECT 1 FROM "
+           "runs WHERE runs.tenant_id=x.tenant_id AND runs.context_id=x.id "
+           "AND status IN ('running','waiting')) LIMIT %lld;"
            "DELETE FROM context_versions WHERE (tenant_id,context_id) IN "
            "(SELECT tenant_id,id FROM temp.sweep);"
            "DELETE FROM contexts WHERE (tenant_id,id) IN "

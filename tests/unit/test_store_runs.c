@@ -174,6 +174,50 @@ static void test_context_and_run_in_one_transaction(void **state) {
   outcome_clear(&o);
 }
 
+static int sweep(fixture *f, int64_t now_ms, outcome *o) {
+  memset(o, 0, sizeof *o);
+  return await(f, sb_store_sweep_expired(f->s.st, now_ms, 100, on_outcome, o),
+               o);
+}
+
+/* An expired context stays while a run is running or waiting on it (its
+ * every transition writes the context): swept once the run has ended.
+ * Another tenant's run on a context of the same id keeps nothing. */
+static void test_sweep_keeps_contexts_of_unfinished_runs(void **state) {
+  fixture *f = *state;
+  outcome o = {0};
+  char ids[2][3] = {"c1", "c2"};
+  for (int i = 0; i < 2; i++) {
+    sb_store_record rec = {.id = ids[i], .created_ms = 1000, .doc = "{}",
+                           .expires_ms = 5000};
+    memset(&o, 0, sizeof o);
+    assert_int_equal(
+        await(f, sb_store_create(f->s.st, "t", &rec, NULL, on_outcome, &o), &o),
+        0);
+    outcome_clear(&o);
+  }
+  /* t's run waits on c1; u's run names c2, which is not u's */
+  assert_int_equal(write_run(f, "t", "r1", "waiting", 0, NULL, &o), 0);
+  outcome_clear(&o);
+  sb_store_run other = {.id = "r2", .workflow = "wf", .context_id = "c2",
+                        .status = "running", .doc = "{}"};
+  sb_store_extras x = {.run = &other};
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(f, sb_store_write(f->s.st, "u", &x, 1000, on_outcome, &o), &o), 0);
+  outcome_clear(&o);
+
+  assert_int_equal(sweep(f, 6000, &o), 0);
+  assert_int_equal(o.count, 1); /* c2 */
+  assert_int_equal(sweep(f, 6000, &o), 0);
+  assert_int_equal(o.count, 0); /* c1 is kept */
+
+  assert_int_equal(write_run(f, "t", "r1", "completed", 1, NULL, &o), 0);
+  outcome_clear(&o);
+  assert_int_equal(sweep(f, 6000, &o), 0);
+  assert_int_equal(o.count, 1); /* c1, now its run has ended */
+}
+
 /* A write failing after it changed rows (its context moved, then its run
  * rev was stale) is undone alone: its neighbours in the batch commit,
  * their events numbered without a gap. */
@@ -451,6 +495,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_sweep_keeps_contexts_of_unfinished_runs, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
