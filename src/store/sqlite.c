@@ -29,6 +29,14 @@
 
 #include "store/store_internal.h"
 
+/* A context is live until metadata.expiresAt, and after it for as long
+ * as a workflow run is running or waiting on it: every step of the run
+ * writes it, and a wait may outlast any expiry (runs_active_context). */
+#define RUN_HOLDS(ctx)                                                         \
+  "EXISTS(SELECT 1 FROM runs WHERE runs.tenant_id=" ctx ".tenant_id AND "     \
+  "runs.context_id=" ctx ".id AND runs.status IN ('running','waiting'))"
+#define LIVE "(expires_ms=0 OR expires_ms>? OR " RUN_HOLDS("contexts") ")"
+
 static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_CREATE] =
         "INSERT INTO contexts(tenant_id,id,workflow_id,session_id,version,"
@@ -38,21 +46,17 @@ static const char *const stmt_sql[STMT__COUNT] = {
         "patch,snapshot) VALUES(?,?,?,?,?,?)",
     [STMT_GET] =
         "SELECT id,workflow_id,session_id,version,created_ms,updated_ms,"
-        "expires_ms,doc FROM contexts WHERE tenant_id=? AND id=? AND "
-        "(expires_ms=0 OR expires_ms>?)",
+        "expires_ms,doc FROM contexts WHERE tenant_id=? AND id=? AND " LIVE,
     [STMT_HEAD_VERSION] =
-        "SELECT version FROM contexts WHERE tenant_id=? AND id=? AND "
-        "(expires_ms=0 OR expires_ms>?)",
+        "SELECT version FROM contexts WHERE tenant_id=? AND id=? AND " LIVE,
     [STMT_APPEND_HEAD] =
         "UPDATE contexts SET version=version+1,doc=?,updated_ms=?,"
-        "expires_ms=? WHERE tenant_id=? AND id=? AND version=? AND "
-        "(expires_ms=0 OR expires_ms>?)",
+        "expires_ms=? WHERE tenant_id=? AND id=? AND version=? AND " LIVE,
     /* The same when the expiry stays (nearly always): expires_ms out of
      * the SET list, so the expiry index is left alone. */
     [STMT_APPEND_HEAD_SAME_EXPIRY] =
         "UPDATE contexts SET version=version+1,doc=?,updated_ms=? WHERE "
-        "tenant_id=? AND id=? AND version=? AND expires_ms=? AND "
-        "(expires_ms=0 OR expires_ms>?)",
+        "tenant_id=? AND id=? AND version=? AND expires_ms=? AND " LIVE,
     [STMT_SNAPSHOT_AT_OR_BELOW] =
         "SELECT max(version) FROM context_versions WHERE tenant_id=? AND "
         "context_id=? AND version<=? AND snapshot IS NOT NULL",
@@ -197,7 +201,8 @@ static const char *const migrations[] = {
     "CREATE TABLE key_epoch(one INTEGER PRIMARY KEY CHECK(one=1),"
     " epoch INTEGER NOT NULL);"
     "INSERT INTO key_epoch VALUES(1,0);",
-    /* 7: the contexts of unfinished runs, which the expiry sweep keeps */
+    /* 7: the contexts of unfinished runs, which stay live past their
+     * expiry (LIVE) */
     "CREATE INDEX runs_active_context ON runs(tenant_id, context_id) WHERE "
     "status IN ('running','waiting');",
 };
@@ -648,18 +653,16 @@ static int write_append(st_conn *c, st_req *q) {
   return st_write_extras(c, q);
 }
 
-/* Expired contexts go, with their versions; a context a run is still
- * running or waiting on stays until that run ends (its every transition
- * writes the context, so the run could neither go on nor be cancelled). */
+/* Expired contexts go, with their versions; not one a run still holds
+ * (LIVE). */
 static int write_sweep(st_conn *c, st_req *q) {
   char sql[768];
   snprintf(sql, sizeof sql,
            "CREATE TEMP TABLE IF NOT EXISTS sweep(tenant_id, id);"
            "DELETE FROM temp.sweep;"
-           "INSERT INTO temp.sweep SELECT tenant_id,id FROM contexts x WHERE "
-           "expires_ms>0 AND expires_ms<=%lld AND NOT EXISTS (SELECT 1 FROM "
-           "runs WHERE runs.tenant_id=x.tenant_id AND runs.context_id=x.id "
-           "AND status IN ('running','waiting')) LIMIT %lld;"
+           "INSERT INTO temp.sweep SELECT tenant_id,id FROM contexts WHERE "
+           "expires_ms>0 AND expires_ms<=%lld AND NOT " RUN_HOLDS("contexts")
+           " LIMIT %lld;"
            "DELETE FROM context_versions WHERE (tenant_id,context_id) IN "
            "(SELECT tenant_id,id FROM temp.sweep);"
            "DELETE FROM contexts WHERE (tenant_id,id) IN "

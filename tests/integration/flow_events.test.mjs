@@ -39,6 +39,14 @@ const WORKFLOWS = `
     steps:
       - id: approved
         wait: { event: finance.approved, timeout: 100ms }
+  - name: patient
+    steps:
+      - id: approved
+        wait:
+          event: finance.approved
+          where: { contextId: $context.id }
+          timeout: 60s
+        save: workflow.variables.approval
   - name: three
     steps:
       - id: one
@@ -109,6 +117,24 @@ describe('events and workflows over MCP', () => {
     const run = await startRun(a, { workflow: 'impatient' });
     const failed = await a.waitFor(run.id, 'failed');
     assert.match(failed.error.message, /no finance\.approved event for step approved within 100 ms/);
+  });
+
+  test('a run keeps its context past metadata.expiresAt until it ends', async () => {
+    const expiresAt = new Date(Date.now() + 1000).toISOString();
+    const made = await a.call('POST', '/v1/contexts', { body: { metadata: { expiresAt } } });
+    assert.equal(made.status, 201, made.text);
+    const run = await startRun(a, { workflow: 'patient', contextId: made.json.id });
+    await a.waitFor(run.id, 'waiting');
+    // Driven by the clock: wait until the expiry has passed.
+    await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(expiresAt) - Date.now() + 50)));
+    const held = await a.context(run.contextId);
+    assert.equal(held.status, 200, `a waiting run's context is live after its expiresAt: ${held.text}`);
+    const ok = await a.publish({ type: 'finance.approved', data: { contextId: run.contextId, by: 'late-desk' } });
+    assert.equal(ok.status, 201, ok.text);
+    await a.waitFor(run.id, 'completed');
+    // The run has ended: the context expires as it said.
+    const gone = await a.context(run.contextId);
+    assert.equal(gone.status, 404, gone.text);
   });
 
   test('publishing checks the type and the data', async () => {

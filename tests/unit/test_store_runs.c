@@ -180,10 +180,18 @@ static int sweep(fixture *f, int64_t now_ms, outcome *o) {
                o);
 }
 
-/* An expired context stays while a run is running or waiting on it (its
- * every transition writes the context): swept once the run has ended.
- * Another tenant's run on a context of the same id keeps nothing. */
-static void test_sweep_keeps_contexts_of_unfinished_runs(void **state) {
+static int get_at(fixture *f, const char *id, int64_t now_ms, outcome *o) {
+  memset(o, 0, sizeof *o);
+  int rc = await(f, sb_store_get(f->s.st, "t", id, now_ms, on_outcome, o), o);
+  outcome_clear(o);
+  return rc;
+}
+
+/* An expired context stays live while a run is running or waiting on it
+ * (its every transition writes the context, and a wait may outlast any
+ * expiry): readable, writable, not swept, until the run has ended.
+ * Another tenant's run on a context of the same id holds nothing. */
+static void test_unfinished_run_keeps_its_context_live(void **state) {
   fixture *f = *state;
   outcome o = {0};
   char ids[2][3] = {"c1", "c2"};
@@ -207,13 +215,26 @@ static void test_sweep_keeps_contexts_of_unfinished_runs(void **state) {
       await(f, sb_store_write(f->s.st, "u", &x, 1000, on_outcome, &o), &o), 0);
   outcome_clear(&o);
 
+  assert_int_equal(get_at(f, "c1", 6000, &o), 0);
+  assert_int_equal(get_at(f, "c2", 6000, &o), SB_ENOENT);
   assert_int_equal(sweep(f, 6000, &o), 0);
   assert_int_equal(o.count, 1); /* c2 */
   assert_int_equal(sweep(f, 6000, &o), 0);
   assert_int_equal(o.count, 0); /* c1 is kept */
 
-  assert_int_equal(write_run(f, "t", "r1", "completed", 1, NULL, &o), 0);
+  /* the run's step: a new version of c1 and the run's end, together */
+  sb_store_run end = {.id = "r1", .workflow = "wf", .context_id = "c1",
+                      .status = "completed", .doc = "{}", .expected_rev = 1};
+  sb_store_extras ex = {.run = &end};
+  sb_store_append_args a = {.tenant = "t", .id = "c1", .expected_version = 1,
+                            .new_doc = "{\"v\":2}", .patch = "[]",
+                            .expires_ms = 5000, .now_ms = 6000, .extras = &ex};
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f, sb_store_append(f->s.st, &a, on_outcome, &o), &o),
+                   0);
+  assert_int_equal(o.version, 2);
   outcome_clear(&o);
+  assert_int_equal(get_at(f, "c1", 6000, &o), SB_ENOENT); /* expired now */
   assert_int_equal(sweep(f, 6000, &o), 0);
   assert_int_equal(o.count, 1); /* c1, now its run has ended */
 }
@@ -496,7 +517,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
       cmocka_unit_test_setup_teardown(
-          test_sweep_keeps_contexts_of_unfinished_runs, setup, teardown),
+          test_unfinished_run_keeps_its_context_live, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
