@@ -42,7 +42,10 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->max_message_bytes = 4 * 1024 * 1024;
   cfg->max_json_depth = 64;
   cfg->max_connections = 10000;
-  cfg->connection_memory_bytes = 16384;
+  /* 14 KiB, the largest of jemalloc's small size classes: the pool is
+   * touched whole, and at 16 KiB (a large class, one page more) an idle
+   * keep-alive connection held 20.9 KiB of RSS instead of 14.8. */
+  cfg->connection_memory_bytes = 14336;
   cfg->connection_timeout_s = 300;
   cfg->header_timeout_s = 10;
   cfg->body_timeout_s = 60;

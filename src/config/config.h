@@ -23,7 +23,7 @@
  *                                   # 1024..268435456
  *     max_json_depth: 64            # 8..2048
  *     max_connections: 10000        # 1..1000000
- *     connection_memory_bytes: 16384  # 4096..16777216
+ *     connection_memory_bytes: 14336  # 4096..16777216
  *     connection_timeout_s: 300     # idle HTTP connections are closed;
  *                                   # 1..86400
  *     header_timeout_s: 10          # a connection holding no request

@@ -100,6 +100,16 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
+  it('headers larger than limits.connection_memory_bytes: 431, and the server goes on', async () => {
+    const fits = await post(echoCall(nextId++, 'fits'), { ...modernHeaders('tools/call', 'echo'), 'x-big': 'a'.repeat(8000) });
+    assert.equal(fits.status, 200, fits.text);
+    const big = await post(echoCall(nextId++, 'big'), { ...modernHeaders('tools/call', 'echo'), 'x-big': 'a'.repeat(20000) });
+    assert.equal(big.status, 431, big.text);
+    assert.match(big.text, /header was too big/);
+    const after = await post(echoCall(nextId++, 'after'), modernHeaders('tools/call', 'echo'));
+    assert.equal(after.status, 200, after.text);
+  });
+
   it('malformed JSON: 400 with -32700 and no id', async () => {
     const r = await post('{"jsonrpc":"2.0","id":1,"method":', modernHeaders('tools/call', 'echo'));
     assertError(r, 400, -32700, 'malformed JSON');

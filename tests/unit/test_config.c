@@ -53,7 +53,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.max_message_bytes, 4 * 1024 * 1024);
   assert_int_equal(cfg.max_json_depth, 64);
   assert_int_equal(cfg.max_connections, 10000);
-  assert_int_equal(cfg.connection_memory_bytes, 16384);
+  assert_int_equal(cfg.connection_memory_bytes, 14336);
   assert_int_equal(cfg.connection_timeout_s, 300);
   assert_int_equal(cfg.page_size, 50);
   assert_int_equal(cfg.max_tool_name, 64);
