@@ -670,14 +670,23 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
   fl_run_release(r);
 }
 
+/* A run brought back at start (change NULL) reads the context version its
+ * last transition wrote, not the head: the steps it starts again were
+ * first sent from that version, and must be sent again with the same
+ * arguments under the same idempotency key (an agent may refuse a key it
+ * knows with other arguments). A head that moved meanwhile is a conflict
+ * at the run's next write, planned again on the head as at any time. A
+ * resume (a new visit, a new key) starts from the head. */
 static int load_context(fl_run *r, fl_change *change, sb_error *err) {
   load_op *op = sb_calloc(1, sizeof *op);
   if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
   op->r = r;
   op->change = change;
   r->holds++;
-  int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0,
-                            loaded_context, op, err);
+  int64_t version = change ? 0 : fl_int(r->doc, "contextVersion");
+  int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id,
+                            version > 0 ? version : 0, loaded_context, op,
+                            err);
   if (rc != 0) {
     sb_free(op);
     r->holds--;

@@ -102,3 +102,58 @@ test('runs survive SIGKILLs: all complete, no booking twice, no version lost', a
   const seqs = events.map((e) => Number(e.id));
   assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
 });
+
+// A step under way when switchboard dies is sent again after the restart
+// with the same idempotency key, and so with the same arguments: from the
+// context version the run handed out, not from whatever the shared
+// context became meanwhile. (An agent that keys its memory by the key may
+// refuse a repeat with other arguments: the dealership agents do.)
+test('a step sent again after a SIGKILL carries the arguments it was first sent with', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-args-'));
+  const calls = join(dir, 'calls.tsv');
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls } })],
+    workflowsYaml: `
+  - name: held
+    steps:
+      - id: hold
+        call: { agent: desk, tool: slow, arguments: { ms: 600000, note: $workflow.variables.note } }
+`,
+  });
+  const sent = (key) => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [])
+    .map((l) => l.split('\t')).filter(([k]) => k === key).map(([, args]) => JSON.parse(args));
+  let held = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(held.url.replace(/\/mcp$/, ''));
+    const ctx = await rest.create({ data: { workflow: { variables: { note: 'before' } } } });
+    assert.equal(ctx.status, 201, ctx.text);
+    const run = await rest.start({ workflow: 'held', contextId: ctx.json.id });
+    assert.equal(run.status, 201, run.text);
+    const key = `${run.json.id}/hold/1`;
+    await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+      { what: 'the step\'s call to reach the agent' });
+    // The context moves on while the call is in flight (a client's write,
+    // acknowledged), then switchboard dies.
+    const head = await rest.context(ctx.json.id);
+    const moved = await rest.merge(ctx.json.id, head.json.version, { data: { workflow: { variables: { note: 'after' } } } });
+    assert.equal(moved.status, 200, moved.text);
+    held.proc.kill('SIGKILL');
+    await held.exited;
+
+    held = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(held.url.replace(/\/mcp$/, ''));
+    const both = await pollUntil(() => (sent(key).length >= 2 ? sent(key) : { ok: false, message: `sent ${sent(key).length}` }),
+      { what: 'the step to be sent again after the restart' });
+    assert.deepEqual(both[1], both[0], 'sent again with the arguments of the first send');
+    assert.equal(both[1].note, 'before');
+    // The client's acknowledged write is still the head.
+    const after = await rest.context(ctx.json.id);
+    assert.equal(after.json.version, moved.json.version);
+    assert.equal(after.json.data.workflow.variables.note, 'after');
+    const cancelled = await rest.action(run.json.id, 'cancel', { reason: 'done' });
+    assert.equal(cancelled.status, 200, cancelled.text);
+  } finally {
+    await held.stop().catch(() => {});
+  }
+});
