@@ -7,7 +7,7 @@
 // head, and the run names that head); the event log has no gap.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -155,5 +155,68 @@ test('a step sent again after a SIGKILL carries the arguments it was first sent 
     assert.equal(cancelled.status, 200, cancelled.text);
   } finally {
     await held.stop().catch(() => {});
+  }
+});
+
+const ASKING = `
+  - name: asking
+    steps:
+      - id: confirm
+        ask: { message: Which slot? }
+      - id: done
+        end: completed
+`;
+
+/** Start n runs of "asking" and wait until each waits for its answer
+ * (a start the store is too busy for, 503, is started again). */
+async function startWaiting(rest, n) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const r = await pollUntil(async () => {
+      const s = await rest.start({ workflow: 'asking' });
+      return s.status === 503 ? { ok: false, message: s.text } : s;
+    }, { what: 'a run to start' });
+    assert.equal(r.status, 201, r.text);
+    ids.push(r.json.id);
+  }
+  for (const id of ids) await rest.waitFor(id, 'waiting');
+  return ids;
+}
+
+// More runs in progress than the store takes operations at once
+// (store.max_pending): every one is brought back after the restart, not
+// only the first max_pending. (A cancellation is the probe: a run not
+// brought back is "waiting: only a running or waiting run can be
+// cancelled"; one the store is too busy for now is a 503, to retry.)
+test('runs in progress beyond store.max_pending are all brought back after a SIGKILL', async () => {
+  const RUNS = 24;
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-many-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ASKING,
+  });
+  appendFileSync(file, 'store:\n  max_pending: 4\n');
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const ids = await startWaiting(rest, RUNS);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    await srv.stderrMatch(new RegExp(`resuming ${RUNS} runs in progress`));
+    for (const id of ids) {
+      const r = await pollUntil(async () => {
+        const c = await rest.action(id, 'cancel', { reason: 'probe' });
+        return c.status === 503 ? { ok: false, message: c.text } : c;
+      }, { what: `run ${id} to take its cancellation` });
+      assert.equal(r.status, 200, `run ${id}: ${r.text}`);
+      assert.equal(r.json.status, 'cancelled');
+    }
+    assert.doesNotMatch(srv.stderr, /cannot be resumed/);
+  } finally {
+    await srv.stop().catch(() => {});
   }
 });
