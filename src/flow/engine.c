@@ -92,11 +92,21 @@ static void run_free(fl_run *r) {
   sb_free(r);
 }
 
+static void free_handle(uv_handle_t *h) { sb_free(h); }
+
 /* Out of the engine's list; freed now or when the last hold goes. */
 void fl_run_detach(fl_run *r) {
   if (r->detached) return;
   r->detached = 1;
   fl_steps_stop_all(r);
+  if (r->write_retry) { /* a write waiting for room: it never comes */
+    if (uv_is_active((uv_handle_t *)r->write_retry)) {
+      uv_timer_stop(r->write_retry);
+      r->holds--;
+    }
+    uv_close((uv_handle_t *)r->write_retry, free_handle);
+    r->write_retry = NULL;
+  }
   sb_flow_engine *e = r->e;
   if (e) {
     sb_list_unlink(&e->runs, &r->link);
@@ -215,8 +225,6 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
   if (e->o.max_runs <= 0) e->o.max_runs = DEFAULT_MAX_RUNS;
   return e;
 }
-
-static void free_handle(uv_handle_t *h) { sb_free(h); }
 
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
@@ -712,8 +720,7 @@ static int load_context(fl_run *r, fl_change *change, sb_error *err) {
   r->holds++;
   int64_t version = change ? 0 : fl_int(r->doc, "contextVersion");
   int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id,
-                            version > 0 ? version : 0, loaded_context, op,
-                            err);
+                            version > 0 ? version : 0, loaded_context, op, err);
   if (rc != 0) {
     sb_free(op);
     r->holds--;

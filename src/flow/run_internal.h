@@ -93,6 +93,8 @@ struct fl_run {
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */
   int loading;     /* brought back at start, its context not read yet */
+
+  uv_timer_t *write_retry; /* the store was busy: write again (held) */
 };
 
 struct sb_flow_engine {

@@ -220,3 +220,37 @@ test('runs in progress beyond store.max_pending are all brought back after a SIG
     await srv.stop().catch(() => {});
   }
 });
+
+// A run's transition the store cannot take yet (its queue full: here the
+// reads of the runs brought back at start, with store.max_pending 1)
+// waits its turn: an answer refused "busy" must stay answerable, and one
+// taken must carry its run on; neither is dropped with the run left
+// waiting for ever.
+test('answers that find the store busy after a restart are kept, and every run completes', async () => {
+  const RUNS = 24;
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-busy-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ASKING,
+  });
+  appendFileSync(file, 'store:\n  max_pending: 1\n');
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const ids = await startWaiting(rest, RUNS);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const answers = await Promise.all(ids.map((id) => pollUntil(async () => {
+      const r = await rest.action(id, 'answer', { answer: { slot: 'friday' } });
+      return r.status === 503 ? { ok: false, message: r.text } : r;
+    }, { what: `run ${id} to take its answer`, everyMs: 5 })));
+    answers.forEach((r, i) => assert.equal(r.status, 200, `run ${ids[i]}: ${r.text}`));
+    for (const id of ids) await rest.waitFor(id, 'completed');
+  } finally {
+    await srv.stop().catch(() => {});
+  }
+});
