@@ -92,11 +92,21 @@ static void run_free(fl_run *r) {
   sb_free(r);
 }
 
+static void free_handle(uv_handle_t *h) { sb_free(h); }
+
 /* Out of the engine's list; freed now or when the last hold goes. */
 void fl_run_detach(fl_run *r) {
   if (r->detached) return;
   r->detached = 1;
   fl_steps_stop_all(r);
+  if (r->write_retry) { /* a write waiting for room: it never comes */
+    if (uv_is_active((uv_handle_t *)r->write_retry)) {
+      uv_timer_stop(r->write_retry);
+      r->holds--;
+    }
+    uv_close((uv_handle_t *)r->write_retry, free_handle);
+    r->write_retry = NULL;
+  }
   sb_flow_engine *e = r->e;
   if (e) {
     sb_list_unlink(&e->runs, &r->link);
@@ -158,7 +168,9 @@ void fl_run_change(fl_run *r, fl_change *c) {
   else
     r->queue = c;
   r->queue_tail = c;
-  if (!r->writing && !r->detached && r->queue == c) fl_plan_write(r);
+  /* A run still reading its context back writes once it has it. */
+  if (!r->writing && !r->detached && !r->loading && r->queue == c)
+    fl_plan_write(r);
 }
 
 /* The run's view for REST and MCP: the stored state without the engine's
@@ -217,6 +229,11 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
+  if (e->load_timer) uv_close((uv_handle_t *)e->load_timer, free_handle);
+  /* Runs still to read their context: their holds go, they follow. */
+  for (size_t i = e->to_load_at; i < e->nto_load; i++)
+    fl_run_release(e->to_load[i]);
+  sb_free(e->to_load);
   sb_list_link *n;
   while ((n = sb_list_first(&e->runs))) {
     /* Held across the detach, which frees a run nothing else holds. */
@@ -484,6 +501,12 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
   if (!answer) return sb_error_set(err, SB_EINVAL, "answer: required");
   fl_run *r = fl_run_find(e, tenant, id);
   if (!r) return absent(e, tenant, id, "be answered", cb, ud, err);
+  /* Its steps are not under way again yet: not "not waiting". */
+  if (r->loading)
+    return sb_error_set(err, SB_EBUSY,
+                        "run %s is being brought back after a restart; "
+                        "retry shortly",
+                        id);
   return fl_steps_answer(r, step, answer, cb, ud, err);
 }
 
@@ -644,9 +667,18 @@ typedef struct load_op {
   fl_change *change; /* RESUME, or NULL: restart the active steps */
 } load_op;
 
+static void resume_more(sb_flow_engine *e);
+
 static void loaded_context(void *ud, const sb_ctx_result *res) {
   load_op *op = ud;
   fl_run *r = op->r;
+  /* A run brought back at start makes room for the next one. */
+  sb_flow_engine *e = op->change ? NULL : r->e;
+  if (e && !e->stopping) {
+    e->reading--;
+    resume_more(e);
+  }
+  r->loading = 0;
   if (res->rc != 0 || r->detached) {
     if (!r->detached)
       SB_WARN(FL_MODULE, "run %s: its context %s cannot be read: %s", r->id,
@@ -662,22 +694,33 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
     return;
   }
   r->ctx = json_incref(res->doc);
-  if (op->change)
+  if (op->change) {
     fl_run_change(r, op->change);
-  else
+  } else {
     fl_steps_sync(r);
+    /* A change that came while it read (a cancellation) goes now. */
+    if (r->queue && !r->writing) fl_plan_write(r);
+  }
   sb_free(op);
   fl_run_release(r);
 }
 
+/* A run brought back at start (change NULL) reads the context version its
+ * last transition wrote, not the head: the steps it starts again were
+ * first sent from that version, and must be sent again with the same
+ * arguments under the same idempotency key (an agent may refuse a key it
+ * knows with other arguments). A head that moved meanwhile is a conflict
+ * at the run's next write, planned again on the head as at any time. A
+ * resume (a new visit, a new key) starts from the head. */
 static int load_context(fl_run *r, fl_change *change, sb_error *err) {
   load_op *op = sb_calloc(1, sizeof *op);
   if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
   op->r = r;
   op->change = change;
   r->holds++;
-  int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0,
-                            loaded_context, op, err);
+  int64_t version = change ? 0 : fl_int(r->doc, "contextVersion");
+  int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id,
+                            version > 0 ? version : 0, loaded_context, op, err);
   if (rc != 0) {
     sb_free(op);
     r->holds--;
@@ -851,6 +894,66 @@ int sb_flow_run_fork(sb_flow_engine *e, const char *tenant, const char *id,
   return read_run(e, READ_FORK, tenant, id, NULL, NULL, 0, step, cb, ud, err);
 }
 
+/* Runs brought back at start read their contexts RESUME_WINDOW at a time:
+ * all at once, thousands of reads would find the store's queue
+ * (store.max_pending) full, and those refused would never go on; and a
+ * burst like that would leave clients "store busy" meanwhile. A read the
+ * store still refuses is tried again after RESUME_RETRY_MS. */
+#define RESUME_WINDOW 16
+#define RESUME_RETRY_MS 20
+
+static void on_load_timer(uv_timer_t *t) { resume_more(t->data); }
+
+static void retry_loads(sb_flow_engine *e) {
+  if (!e->load_timer) {
+    if (!(e->load_timer = sb_calloc(1, sizeof *e->load_timer))) return;
+    uv_timer_init(sb_store_loop(e->o.store), e->load_timer);
+    e->load_timer->data = e;
+  }
+  if (!uv_is_active((uv_handle_t *)e->load_timer))
+    uv_timer_start(e->load_timer, on_load_timer, RESUME_RETRY_MS, 0);
+}
+
+static void resume_more(sb_flow_engine *e) {
+  while (e->reading < RESUME_WINDOW && e->to_load_at < e->nto_load) {
+    fl_run *r = e->to_load[e->to_load_at];
+    sb_error err = {0};
+    int rc = r->detached ? 0 : load_context(r, NULL, &err);
+    if (rc == SB_EBUSY) {
+      retry_loads(e); /* it keeps its place */
+      return;
+    }
+    e->to_load_at++; /* a read answers on a later turn of the loop */
+    if (rc != 0) {
+      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", r->id, err.msg);
+      fl_run_detach(r);
+    } else if (!r->detached) {
+      e->reading++;
+    }
+    fl_run_release(r); /* the queue's hold; a read holds it now */
+  }
+  if (e->to_load_at == e->nto_load) {
+    sb_free(e->to_load);
+    e->to_load = NULL;
+    e->nto_load = e->to_load_at = e->to_load_cap = 0;
+  }
+}
+
+/* Queue r (held) to read its context back. */
+static int queue_load(sb_flow_engine *e, fl_run *r) {
+  if (e->nto_load == e->to_load_cap) {
+    size_t cap = e->to_load_cap ? 2 * e->to_load_cap : 64;
+    fl_run **grown = sb_realloc(e->to_load, cap * sizeof *e->to_load);
+    if (!grown) return SB_ENOMEM;
+    e->to_load = grown;
+    e->to_load_cap = cap;
+  }
+  e->to_load[e->nto_load++] = r;
+  r->holds++;
+  r->loading = 1;
+  return 0;
+}
+
 static void on_active(void *ud, sb_store_result *res) {
   sb_flow_engine *e = ud;
   if (res->rc != 0) {
@@ -867,8 +970,8 @@ static void on_active(void *ud, sb_store_result *res) {
       SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
       continue;
     }
-    if (load_context(r, NULL, &err) != 0) {
-      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+    if (queue_load(e, r) != 0) {
+      SB_ERROR(FL_MODULE, "run %s cannot be resumed: out of memory", rec->id);
       fl_run_detach(r);
       continue;
     }
@@ -878,6 +981,7 @@ static void on_active(void *ud, sb_store_result *res) {
     SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
   else
     SB_INFO(FL_MODULE, "no runs in progress to resume");
+  resume_more(e);
 }
 
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {

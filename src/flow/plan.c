@@ -621,7 +621,39 @@ static void pop_change(fl_run *r, int rc, const sb_error *err) {
 }
 
 static void next_change(fl_run *r) {
-  if (r->queue && !r->writing && !r->detached) fl_plan_write(r);
+  int later = r->write_retry && uv_is_active((uv_handle_t *)r->write_retry);
+  if (r->queue && !r->writing && !r->detached && !r->loading && !later)
+    fl_plan_write(r);
+}
+
+/* The store's queue is full (store.max_pending): the change keeps its
+ * place and is written again after WRITE_RETRY_MS, as a client told
+ * "busy" would. Dropped, it would be lost: its step is over in memory (an
+ * agent's answer, an answer to a question), so the run would wait for
+ * ever, and an answer could not even be sent again. A run's first write
+ * is the exception: its caller is told "busy" and the run never existed. */
+#define WRITE_RETRY_MS 10
+
+static void on_write_retry(uv_timer_t *t) {
+  fl_run *r = t->data;
+  next_change(r);
+  fl_run_release(r); /* the timer's */
+}
+
+static int write_later(fl_run *r, int rc) {
+  if (rc != SB_EBUSY || r->detached || r->e->stopping ||
+      r->queue->kind == FL_START)
+    return 0;
+  if (!r->write_retry) {
+    if (!(r->write_retry = sb_calloc(1, sizeof *r->write_retry))) return 0;
+    uv_timer_init(sb_store_loop(r->e->o.store), r->write_retry);
+    r->write_retry->data = r;
+  }
+  if (!uv_is_active((uv_handle_t *)r->write_retry)) {
+    r->holds++;
+    uv_timer_start(r->write_retry, on_write_retry, WRITE_RETRY_MS, 0);
+  }
+  return 1;
 }
 
 static void on_head(void *ud, const sb_ctx_result *res) {
@@ -630,7 +662,7 @@ static void on_head(void *ud, const sb_ctx_result *res) {
   if (!r->detached && res->rc == 0) {
     json_decref(r->ctx);
     r->ctx = json_incref(res->doc);
-  } else if (!r->detached) {
+  } else if (!r->detached && !write_later(r, res->rc)) {
     pop_change(r, res->rc, &res->err);
   }
   next_change(r);
@@ -671,7 +703,10 @@ static void on_written(void *ud, const sb_ctx_result *res) {
                          &err) == 0)
       return; /* the write's hold passes to on_head, which releases it */
     r->writing = 0;
-    pop_change(r, err.code ? err.code : SB_EIO, &err);
+    if (!write_later(r, err.code))
+      pop_change(r, err.code ? err.code : SB_EIO, &err);
+  } else if (write_later(r, res->rc)) {
+    write_free(w);
   } else {
     SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
             res->err.msg);
@@ -776,6 +811,7 @@ static void plan_write(fl_run *r) {
   r->writing = 0;
   r->holds--;
   write_free(w);
+  if (write_later(r, rc)) return;
   pop_change(r, rc, &err);
   next_change(r);
 }

@@ -92,6 +92,9 @@ struct fl_run {
   int holds;       /* callbacks under way that may end it */
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */
+  int loading;     /* brought back at start, its context not read yet */
+
+  uv_timer_t *write_retry; /* the store was busy: write again (held) */
 };
 
 struct sb_flow_engine {
@@ -100,6 +103,11 @@ struct sb_flow_engine {
   size_t nruns;
   int stopping;
   sb_flow_stats stats;
+  /* Runs brought back at start whose context is still to be read, each
+   * held: to_load[to_load_at..nto_load), read `reading` at a time. */
+  fl_run **to_load;
+  size_t nto_load, to_load_cap, to_load_at, reading;
+  uv_timer_t *load_timer; /* the store was busy: try again shortly */
 };
 
 /* engine.c */

@@ -7,9 +7,12 @@
 // execution of `book` to LEDGER (a file, so the count survives restarts
 // of the agent and of switchboard). `ask_model` asks its caller for
 // sampling (sampling/createMessage) and answers with what came back, or
-// with the error. Over HTTP it keeps the headers every request came with
-// that matter to credentials (Authorization, and any X-* header, such as
-// those an AgentDefinition configures), and `headers_seen` answers them.
+// with the error. `slow` appends each call it receives (its idempotency
+// key and arguments) to CALLS when that is set, as the call arrives, so a
+// test can see what a call still in flight was sent with. Over HTTP it
+// keeps the headers every request came with that matter to credentials
+// (Authorization, and any X-* header, such as those an AgentDefinition
+// configures), and `headers_seen` answers them.
 //   node flow_agent.mjs NAME [--http]
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -67,7 +70,9 @@ function build() {
     if (failures <= n) return { content: [{ type: 'text', text: `${name} failure ${failures}` }], isError: true };
     return answer({ ok: true, after: failures - 1, agent: name });
   });
-  server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(0) }, async ({ ms }, extra) => {
+  server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(0), note: z.any().optional() }, async (args, extra) => {
+    const { ms } = args;
+    if (process.env.CALLS) appendFileSync(process.env.CALLS, `${extra._meta?.[KEY] ?? ''}\t${JSON.stringify(args)}\n`);
     await new Promise((resolve, reject) => {
       const t = setTimeout(resolve, ms);
       extra.signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('cancelled')); });

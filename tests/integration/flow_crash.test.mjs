@@ -7,7 +7,7 @@
 // head, and the run names that head); the event log has no gap.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -101,4 +101,156 @@ test('runs survive SIGKILLs: all complete, no booking twice, no version lost', a
     (evs) => evs.filter((e) => e.event === 'run.completed').length >= RUNS, { timeoutMs: 20000 });
   const seqs = events.map((e) => Number(e.id));
   assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1));
+});
+
+// A step under way when switchboard dies is sent again after the restart
+// with the same idempotency key, and so with the same arguments: from the
+// context version the run handed out, not from whatever the shared
+// context became meanwhile. (An agent that keys its memory by the key may
+// refuse a repeat with other arguments: the dealership agents do.)
+test('a step sent again after a SIGKILL carries the arguments it was first sent with', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-args-'));
+  const calls = join(dir, 'calls.tsv');
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls } })],
+    workflowsYaml: `
+  - name: held
+    steps:
+      - id: hold
+        call: { agent: desk, tool: slow, arguments: { ms: 600000, note: $workflow.variables.note } }
+`,
+  });
+  const sent = (key) => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [])
+    .map((l) => l.split('\t')).filter(([k]) => k === key).map(([, args]) => JSON.parse(args));
+  let held = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(held.url.replace(/\/mcp$/, ''));
+    const ctx = await rest.create({ data: { workflow: { variables: { note: 'before' } } } });
+    assert.equal(ctx.status, 201, ctx.text);
+    const run = await rest.start({ workflow: 'held', contextId: ctx.json.id });
+    assert.equal(run.status, 201, run.text);
+    const key = `${run.json.id}/hold/1`;
+    await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+      { what: 'the step\'s call to reach the agent' });
+    // The context moves on while the call is in flight (a client's write,
+    // acknowledged), then switchboard dies.
+    const head = await rest.context(ctx.json.id);
+    const moved = await rest.merge(ctx.json.id, head.json.version, { data: { workflow: { variables: { note: 'after' } } } });
+    assert.equal(moved.status, 200, moved.text);
+    held.proc.kill('SIGKILL');
+    await held.exited;
+
+    held = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(held.url.replace(/\/mcp$/, ''));
+    const both = await pollUntil(() => (sent(key).length >= 2 ? sent(key) : { ok: false, message: `sent ${sent(key).length}` }),
+      { what: 'the step to be sent again after the restart' });
+    assert.deepEqual(both[1], both[0], 'sent again with the arguments of the first send');
+    assert.equal(both[1].note, 'before');
+    // The client's acknowledged write is still the head.
+    const after = await rest.context(ctx.json.id);
+    assert.equal(after.json.version, moved.json.version);
+    assert.equal(after.json.data.workflow.variables.note, 'after');
+    const cancelled = await rest.action(run.json.id, 'cancel', { reason: 'done' });
+    assert.equal(cancelled.status, 200, cancelled.text);
+  } finally {
+    await held.stop().catch(() => {});
+  }
+});
+
+const ASKING = `
+  - name: asking
+    steps:
+      - id: confirm
+        ask: { message: Which slot? }
+      - id: done
+        end: completed
+`;
+
+/** Start n runs of "asking" and wait until each waits for its answer
+ * (a start the store is too busy for, 503, is started again). */
+async function startWaiting(rest, n) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const r = await pollUntil(async () => {
+      const s = await rest.start({ workflow: 'asking' });
+      return s.status === 503 ? { ok: false, message: s.text } : s;
+    }, { what: 'a run to start' });
+    assert.equal(r.status, 201, r.text);
+    ids.push(r.json.id);
+  }
+  for (const id of ids) await rest.waitFor(id, 'waiting');
+  return ids;
+}
+
+// More runs in progress than the store takes operations at once
+// (store.max_pending): every one is brought back after the restart, not
+// only the first max_pending. (A cancellation is the probe: a run not
+// brought back is "waiting: only a running or waiting run can be
+// cancelled"; one the store is too busy for now is a 503, to retry.)
+test('runs in progress beyond store.max_pending are all brought back after a SIGKILL', async () => {
+  const RUNS = 24;
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-many-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ASKING,
+  });
+  appendFileSync(file, 'store:\n  max_pending: 4\n');
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const ids = await startWaiting(rest, RUNS);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    await srv.stderrMatch(new RegExp(`resuming ${RUNS} runs in progress`));
+    for (const id of ids) {
+      const r = await pollUntil(async () => {
+        const c = await rest.action(id, 'cancel', { reason: 'probe' });
+        return c.status === 503 ? { ok: false, message: c.text } : c;
+      }, { what: `run ${id} to take its cancellation` });
+      assert.equal(r.status, 200, `run ${id}: ${r.text}`);
+      assert.equal(r.json.status, 'cancelled');
+    }
+    assert.doesNotMatch(srv.stderr, /cannot be resumed/);
+  } finally {
+    await srv.stop().catch(() => {});
+  }
+});
+
+// A run's transition the store cannot take yet (its queue full: here the
+// reads of the runs brought back at start, with store.max_pending 1)
+// waits its turn: an answer refused "busy" must stay answerable, and one
+// taken must carry its run on; neither is dropped with the run left
+// waiting for ever.
+test('answers that find the store busy after a restart are kept, and every run completes', async () => {
+  const RUNS = 24;
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-busy-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ASKING,
+  });
+  appendFileSync(file, 'store:\n  max_pending: 1\n');
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const ids = await startWaiting(rest, RUNS);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const answers = await Promise.all(ids.map((id) => pollUntil(async () => {
+      const r = await rest.action(id, 'answer', { answer: { slot: 'friday' } });
+      return r.status === 503 ? { ok: false, message: r.text } : r;
+    }, { what: `run ${id} to take its answer`, everyMs: 5 })));
+    answers.forEach((r, i) => assert.equal(r.status, 200, `run ${ids[i]}: ${r.text}`));
+    for (const id of ids) await rest.waitFor(id, 'completed');
+  } finally {
+    await srv.stop().catch(() => {});
+  }
 });
