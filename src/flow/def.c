@@ -215,6 +215,7 @@ static void step_free(sb_flow_step *s) {
   sb_free(s->branches);
   sb_free(s->end_message);
   sb_free(s->save);
+  json_decref(s->save_map);
 }
 
 void sb_flow_def_free(sb_flow_def *d) {

@@ -24,7 +24,9 @@
  *           text: $conversation.messages[-1].content   # from the context
  *           channel: web
  *       save: conversation.entities # where the result goes; default
- *                                   # workflow.outputs.<step id>
+ *                                   # workflow.outputs.<step id>; or a
+ *                                   # mapping {path: $result.<keys>} that
+ *                                   # saves parts of it (save_map)
  *       timeout: 20s                # each try; units ms s m h d
  *       retry: { attempts: 3, backoff: 500ms }  # tries in all; backoff
  *                                   # doubles per try, capped at 30s
@@ -167,6 +169,9 @@ typedef struct sb_flow_step {
   char *save;          /* path the result is saved at (default set by the
                           loader: workflow.outputs.<id>); NULL for steps
                           with no result (branch, parallel, emit, end) */
+  json_t *save_map;    /* `save` as a mapping instead: {context path: the
+                          part of the result, as keys joined by '.' (""
+                          for the whole result)}; NULL when save is a path */
   uint64_t timeout_ms; /* 0: none (a call still has its agent's) */
   int retry_attempts;  /* tries in all, >= 1 */
   uint64_t retry_backoff_ms;

@@ -345,11 +345,36 @@ static void agent_events(plan *p, const fl_change *c) {
   }
 }
 
+/* The part of a result a save mapping names (keys joined by '.'; "" the
+ * whole result); NULL if the result has no such part. Borrowed. */
+static json_t *result_part(json_t *result, const char *keys) {
+  json_t *at = result;
+  while (*keys && at) {
+    const char *dot = strchr(keys, '.');
+    size_t n = dot ? (size_t)(dot - keys) : strlen(keys);
+    at = json_object_getn(at, keys, n);
+    keys += n + (dot != NULL);
+  }
+  return at;
+}
+
+/* Save a step's result: at its path, or each part its mapping names at
+ * that part's path (a part the result lacks is not saved). */
+static void save_result(plan *p, const sb_flow_step *s, json_t *value) {
+  if (s->save) ctx_set(p, s->save, value);
+  const char *path;
+  json_t *keys;
+  json_object_foreach(s->save_map, path, keys) {
+    json_t *part = result_part(value, json_string_value(keys));
+    if (part) ctx_set(p, path, part);
+  }
+}
+
 static void step_done(plan *p, const fl_change *c, json_t *entry) {
   const sb_flow_step *s = step_at(p, c->step);
   json_t *h =
       hist_entry(p, s, c->visit, "completed", fl_int(entry, "startedAt"));
-  if (s->save) ctx_set(p, s->save, c->value);
+  save_result(p, s, c->value);
   wf_push(p, "completedSteps", json_string(s->id));
   json_t *data =
       json_pack("{sssIsI}", "step", s->id, "visit", (json_int_t)c->visit,

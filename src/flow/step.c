@@ -343,13 +343,9 @@ static int fill_retry(flow_builder *b, const json_t *v, sb_flow_step *s) {
   return rc;
 }
 
-/* save: a path of keys in one of the four sections. */
-static int fill_save(flow_builder *b, const json_t *v, sb_flow_step *s) {
-  const char *path;
+/* A path the result is saved at: keys in one of the four sections. */
+static int save_path_ok(flow_builder *b, const char *path) {
   sb_error one = {0};
-  int rc =
-      flow_string(b, v, "a context path (e.g. workflow.variables.slot)", &path);
-  if (rc != 0) return rc;
   if (sb_ctx_path_validate(path, &one) != 0)
     return flow_fail(b, one.code, "%s", one.msg);
   if (strchr(path, '['))
@@ -357,6 +353,63 @@ static int fill_save(flow_builder *b, const json_t *v, sb_flow_step *s) {
                      "invalid path \"%.64s\": results are saved at a path of "
                      "keys (no indexes or slices)",
                      path);
+  return 0;
+}
+
+/* A part of the result: "$result", or "$result." and keys joined by dots;
+ * stored without the "$result" (and its dot). */
+static int result_part(flow_builder *b, const json_t *v, json_t *map,
+                       const char *path) {
+  const char *part = json_string_value(v);
+  const char *rest = part && strncmp(part, "$result", 7) == 0 ? part + 7 : NULL;
+  int ok = rest && (!*rest || (rest[0] == '.' && rest[1]));
+  for (const char *c = rest ? rest + (*rest == '.') : NULL; ok && *c; c++)
+    ok = *c != '[' && !(c[0] == '.' && (c[1] == '.' || !c[1]));
+  if (!ok)
+    return flow_fail(b, SB_EINVAL,
+                     "expected $result or $result.<key>.<key>... (the part "
+                     "of the step's result to save at %.64s)",
+                     path);
+  if (json_object_set_new(map, path, json_string(*rest ? rest + 1 : "")))
+    return sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
+  return 0;
+}
+
+/* save: a path of keys in one of the four sections, or a mapping of such
+ * paths to parts of the result ({conversation.intent: $result.intent}). */
+static int fill_save(flow_builder *b, const json_t *v, sb_flow_step *s) {
+  if (json_is_object(v)) {
+    if (json_object_size(v) == 0)
+      return flow_fail(b, SB_EINVAL,
+                       "expected a context path, or a mapping of context "
+                       "paths to parts of the result; got an empty mapping");
+    json_t *map = json_object();
+    if (!map) return sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
+    const char *path;
+    json_t *part;
+    int rc = 0;
+    json_object_foreach((json_t *)v, path, part) {
+      flow_mark m = flow_push_key(b, path);
+      rc = save_path_ok(b, path);
+      if (rc == 0) rc = result_part(b, part, map, path);
+      flow_pop(b, m);
+      if (rc != 0) break;
+    }
+    if (rc != 0) {
+      json_decref(map);
+      return rc;
+    }
+    sb_free(s->save);
+    s->save = NULL;
+    json_decref(s->save_map);
+    s->save_map = map;
+    return 0;
+  }
+  const char *path;
+  int rc =
+      flow_string(b, v, "a context path (e.g. workflow.variables.slot)", &path);
+  if (rc != 0) return rc;
+  if ((rc = save_path_ok(b, path)) != 0) return rc;
   sb_free(s->save);
   s->save = NULL;
   return flow_strdup(b, path, &s->save);

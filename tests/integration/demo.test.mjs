@@ -84,6 +84,11 @@ test('the dealership demo, end to end, on both tenants', { timeout: DEMO_MS + 60
   assert.equal(finals['north-star/lead-to-test-drive'].run.status, 'completed');
   assert.equal(o.intake.intent, 'buy');
   assert.equal(o.intake.entities.model, 'RAV4');
+  // ...and the conversation's own fields, where every agent can read them
+  const conv = finals['north-star/lead-to-test-drive'].ctx.data.conversation;
+  assert.equal(conv.intent, 'buy');
+  assert.equal(conv.entities.model, 'RAV4');
+  assert.equal(conv.sentiment, o.intake.sentiment);
   assert.equal(o.search.vehicles[0].model, 'RAV4');
   assert.ok(o.search.vehicles[0].price <= 38000 * 1.1);
   assert.equal(o.quote.term_months, 60);

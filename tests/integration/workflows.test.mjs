@@ -76,6 +76,19 @@ const WORKFLOWS = `
       - id: hang
         call: { agent: brittle, tool: slow, arguments: { ms: 10000 } }
         retry: { attempts: 7, backoff: 1ms }
+  - name: classified
+    steps:
+      - id: intake
+        call:
+          capability: intake.classify
+          tool: classify
+          arguments:
+            text: $conversation.messages[-1].content
+        save:
+          conversation.intent: $result.intent
+          conversation.entities: $result.entities
+          workflow.variables.classifier: $result.agent
+          workflow.variables.none: $result.no.such.part
   - name: loop
     max_steps: 5
     steps:
@@ -163,6 +176,17 @@ describe('workflows over REST with real agents', () => {
     assert.deepEqual(versions, [...versions].sort((a, b) => a - b), 'versions grow along the history');
     assert.equal(ctx.version, run.contextVersion);
     assert.equal(ctx.version, 6, 'create, intake, quote, look, confirm, book (done in the same)');
+  });
+
+  test('save as a mapping: the parts of a result go where the spec keeps them', async () => {
+    const started = await startRun(rest, { workflow: 'classified', input: inquiry('I want to buy a Toyota') });
+    const run = await rest.waitFor(started.id, 'completed');
+    const ctx = (await rest.context(run.contextId)).json;
+    assert.equal(ctx.data.conversation.intent, 'buy');
+    assert.deepEqual(ctx.data.conversation.entities, { make: 'toyota' });
+    assert.equal(ctx.data.workflow.variables.classifier, 'intake');
+    assert.equal('none' in ctx.data.workflow.variables, false, 'a part the result lacks is not saved');
+    assert.equal(ctx.data.workflow.outputs?.intake, undefined, 'the mapping replaces the default save');
   });
 
   test('retries, a timeout, and the on-failure handoff to a person', async () => {

@@ -323,6 +323,34 @@ static void test_defaults(void **state) {
   sb_flow_def_free(d);
 }
 
+/* save as a mapping: each context path gets a part of the result, kept
+ * as the keys after "$result" ("" for the whole); no single save path. */
+static void test_save_mapping(void **state) {
+  (void)state;
+  sb_flow_def *d = build_ok("name: w\n"
+                            "steps:\n"
+                            "  - id: intake\n"
+                            "    call: {agent: general, tool: classify}\n"
+                            "    save:\n"
+                            "      conversation.intent: $result.intent\n"
+                            "      conversation.entities: $result.entities\n"
+                            "      workflow.outputs.intake: $result\n"
+                            "      workflow.variables.label: $result.sentiment.label\n");
+  const sb_flow_step *s = step(d, "intake");
+  assert_null(s->save);
+  assert_int_equal(json_object_size(s->save_map), 4);
+  assert_string_equal(
+      json_string_value(json_object_get(s->save_map, "conversation.intent")),
+      "intent");
+  assert_string_equal(json_string_value(json_object_get(
+                          s->save_map, "workflow.outputs.intake")),
+                      "");
+  assert_string_equal(json_string_value(json_object_get(
+                          s->save_map, "workflow.variables.label")),
+                      "sentiment.label");
+  sb_flow_def_free(d);
+}
+
 /* ---- malformed definitions -------------------------------------------- */
 
 static const struct {
@@ -398,6 +426,24 @@ static const struct {
      "conversation.messages[0]\n",
      "wf.yaml:5: step \"a\": save: invalid path \"conversation.messages[0]\": "
      "results are saved at a path of keys (no indexes or slices)"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save: {}\n",
+     "wf.yaml:5: step \"a\": save: expected a context path, or a mapping of "
+     "context paths to parts of the result; got an empty mapping"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save:\n"
+     "      conversation.intent: intent\n",
+     "wf.yaml:6: step \"a\": save.conversation.intent: expected $result or "
+     "$result.<key>.<key>... (the part of the step's result to save at "
+     "conversation.intent)"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save:\n"
+     "      conversation.intent: $result.a..b\n",
+     "wf.yaml:6: step \"a\": save.conversation.intent: expected $result or "
+     "$result.<key>.<key>... (the part of the step's result to save at "
+     "conversation.intent)"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save:\n"
+     "      outputs.a: $result\n",
+     "wf.yaml:6: step \"a\": save.outputs.a: invalid path \"outputs.a\": "
+     "unknown section \"outputs\" (expected conversation, workflow, user or "
+     "business)"},
     {"  - id: a\n    call: {agent: x, tool: t}\n    timeout: 20\n",
      "wf.yaml:5: step \"a\": timeout: 20 is a bare number: add a unit, e.g. "
      "\"20s\" (units ms, s, m, h, d)"},
@@ -601,6 +647,7 @@ int main(void) {
       cmocka_unit_test(test_example_file),
       cmocka_unit_test(test_header_example),
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_save_mapping),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_malformed_workflow),
   };
