@@ -203,8 +203,8 @@ static const char *const migrations[] = {
     "INSERT INTO key_epoch VALUES(1,0);",
     /* 7: the contexts of unfinished runs, which stay live past their
      * expiry (LIVE) */
-    "CREATE INDEX runs_active_context ON runs(tenant_id, context_id) WHERE "
-    "status IN ('running','waiting');",
+    ("CREATE INDEX runs_active_context ON runs(tenant_id, context_id) "
+     "WHERE status IN ('running','waiting');"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -55,7 +55,8 @@ static void check_def(const sb_flow_def *d) {
     check(s->retry_attempts >= 1 && s->retry_attempts <= 20);
     int has_result = s->kind == SB_FLOW_CALL || s->kind == SB_FLOW_ASK ||
                      s->kind == SB_FLOW_WAIT;
-    check(has_result == (s->save != NULL));
+    check(has_result == (s->save != NULL || s->save_map != NULL));
+    check(!(s->save && s->save_map)); /* a path, or a mapping */
     if (s->parent != SB_FLOW_NONE)
       check(s->next == SB_FLOW_NONE && s->on_failure == SB_FLOW_NONE &&
             d->steps[s->parent].kind == SB_FLOW_PARALLEL);
