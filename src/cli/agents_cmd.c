@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "ctx/ctx.h"
+#include "gateway/gateway.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
@@ -39,7 +40,7 @@ const char sb_cli_agents_help[] =
 
 static int load_registry(const sb_config *cfg, const char *path,
                          sb_registry **out) {
-  sb_registry_options ro = {0};
+  sb_registry_options ro = {.sees_user = sb_gateway_sees_user};
   sb_registry *reg = sb_registry_new(&ro);
   if (!reg) return EXIT_RUNTIME;
   for (size_t i = 0; i < json_array_size(cfg->agents); i++) {

@@ -290,6 +290,14 @@ json_t *sb_gateway_list_json(sb_gateway *gw);
 int sb_gateway_reload(sb_gateway *gw, const json_t *defs, const size_t *lines,
                       sb_error *err);
 
+/* Whether agent_id is handed data.user of a context whose data is `data`
+ * (borrowed): the user's permissions (user.permissions, the scope
+ * grammar) name the agents that may see who the customer is once they
+ * name any ("agents", "agents:sales", "agents:fin*", "admin"). The
+ * projections follow it, and so does the registry's coverage
+ * (sb_registry_options.sees_user). */
+int sb_gateway_sees_user(const json_t *data, const char *agent_id);
+
 /* The public names of agents' tools: `tools` is [[agent id, tool name]...]
  * (borrowed), in listing order. Returns an object (new reference; NULL on
  * ENOMEM) mapping each public name, in the same order, to {"agent",

@@ -879,7 +879,7 @@ sb_gateway *sb_gateway_new(const sb_gateway_options *opts, sb_error *err) {
   o->opts = *opts;
   o->opts.default_tenant = NULL;
   if (!o->opts.max_message_bytes) o->opts.max_message_bytes = 4u << 20;
-  sb_registry_options ro = {0};
+  sb_registry_options ro = {.sees_user = sb_gateway_sees_user};
   o->reg = sb_registry_new(&ro);
   o->default_tenant =
       sb_strdup(opts->default_tenant ? opts->default_tenant : "default");

@@ -152,12 +152,9 @@ int gw_route_rank(sb_gateway *o, gw_route *r, agent *named_agent,
   return 0;
 }
 
-/* Whether data.user may go to agent_id: the user's permissions
- * (user.permissions, the scope grammar) name the agents that may see who
- * the customer is once they name any ("agents", "agents:sales",
- * "agents:fin*", "admin"); a list naming none, or none at all, leaves
- * every agent its requirements. */
-static int user_section_for(const json_t *data, const char *agent_id) {
+/* A list naming no agent, or none at all, leaves every agent the user
+ * section its requirements name. */
+int sb_gateway_sees_user(const json_t *data, const char *agent_id) {
   json_t *perms = json_object_get(json_object_get(data, "user"), "permissions");
   char perm[200];
   snprintf(perm, sizeof perm, "agents:%s", agent_id);
@@ -179,7 +176,7 @@ json_t *gw_route_projection(gw_route *r, agent *a) {
   json_t *data = NULL, *missing = NULL;
   json_t *source = json_object_get(r->doc, "data");
   json_t *withheld = NULL; /* source without its user section */
-  if (!user_section_for(source, a->def->id)) {
+  if (!sb_gateway_sees_user(source, a->def->id)) {
     if (!(withheld = json_copy(source))) return NULL;
     json_object_del(withheld, "user");
     source = withheld;

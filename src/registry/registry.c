@@ -361,8 +361,9 @@ static int candidate_cmp(const void *pa, const void *pb) {
 
 /* Coverage of e's requirements by data; *missing (optional) gets the new
  * array of paths not found. */
-static int coverage_of(const agent_entry *e, const json_t *data,
-                       size_t *covered, json_t **missing, sb_error *err) {
+static int coverage_of(const sb_registry *reg, const agent_entry *e,
+                       const json_t *data, size_t *covered, json_t **missing,
+                       sb_error *err) {
   const sb_agent_def *d = e->def;
   size_t required = d->context_requirements.len;
   if (missing) *missing = NULL;
@@ -373,7 +374,16 @@ static int coverage_of(const agent_entry *e, const json_t *data,
     return 0;
   }
   json_t *proj = NULL, *miss = NULL;
+  json_t *withheld = NULL; /* data without the user section */
+  if (reg->opts.sees_user && json_object_get(data, "user") &&
+      !reg->opts.sees_user(data, d->id)) {
+    if (!(withheld = json_copy((json_t *)data)))
+      return sb_error_set(err, SB_ENOMEM, "rank: out of memory");
+    json_object_del(withheld, "user");
+    data = withheld;
+  }
   int rc = sb_ctx_project(data, d->requirements_json, &proj, &miss, err);
+  json_decref(withheld);
   json_decref(proj);
   if (rc != 0) return rc;
   size_t n = json_array_size(miss);
@@ -393,7 +403,7 @@ static int score_entry(const sb_registry *reg, agent_entry *e, size_t order,
   c->def = e->def;
   c->order = order;
   c->required = e->def->context_requirements.len;
-  int rc = coverage_of(e, data, &c->covered, NULL, err);
+  int rc = coverage_of(reg, e, data, &c->covered, NULL, err);
   if (rc != 0) return rc;
   c->coverage = c->required ? (double)c->covered / (double)c->required : 1.0;
   c->why = refusal_at(reg, e, now);
@@ -505,7 +515,7 @@ int sb_registry_explain(sb_registry *reg, const char *capability,
     agent_entry *e = &reg->agents[c->order];
     json_t *missing = NULL;
     size_t covered;
-    rc = coverage_of(e, data, &covered, &missing, err);
+    rc = coverage_of(reg, e, data, &covered, &missing, err);
     if (rc != 0) goto fail;
     json_t *item = json_pack(
         "{s:I, s:s, s:f, s:b, s:o, s:o, s:{s:I, s:I, s:o}, s:o}", "rank",

@@ -249,6 +249,11 @@ typedef struct sb_registry_options {
   uint64_t breaker_cooldown_ms; /* open this long, then half-open; 10000 */
   double ewma_alpha;            /* weight of a new latency sample; 0.2 */
   sb_registry_weights weights;  /* all zero: 0.40/0.20/0.25/0.15 */
+  /* Whether agent_id is handed the context's `user` section (data: the
+   * context's data, borrowed); NULL: every agent is. Coverage counts only
+   * what an agent will be handed, so one kept from `user` is not ranked
+   * on paths it would receive as missing. */
+  int (*sees_user)(const json_t *data, const char *agent_id);
 } sb_registry_options;
 
 /* opts may be NULL for all defaults. NULL on ENOMEM or options out of

@@ -203,6 +203,53 @@ static void test_the_context_decides(void **state) {
   assert_int_equal(f->outcome, SB_GATEWAY_INVALID);
 }
 
+/* user.permissions keeps the user section from an agent: ranked on what
+ * it is handed, it no longer wins on user paths it would get as missing.
+ * Both agents require user.profile.name; namea, registered first, would
+ * win a tie. */
+static void test_coverage_counts_what_is_handed(void **state) {
+  fixture *f = *state;
+  sb_error err = {0};
+  const char *ids[] = {"namea", "nameb"};
+  for (int i = 0; i < 2; i++) {
+    json_t *a = agent_json(ids[i], ids[i], "user.profile.name");
+    json_array_set_new(json_object_get(a, "capabilities"), 0,
+                       json_string("names"));
+    if (sb_gateway_add(f->gw, a, 0, 0, &err) != 0) fail_msg("%s", err.msg);
+    json_decref(a);
+    call_at(f, ids[i], NULL); /* connected before the race */
+  }
+  json_t *input = json_pack("{s{s{s{ss}s[s]}}}", "data", "user", "profile",
+                            "name", "Dana", "permissions", "agents:nameb");
+  assert_int_equal(sb_ctx_create_async(f->ctx, "t1", input, on_ctx, f, &err), 0);
+  json_decref(input);
+  wait_done(f);
+  json_t *params = json_pack("{s{}}", "arguments");
+  sb_gateway_call_options o = {
+      .capability = "names",
+      .context_id = json_string_value(json_object_get(f->doc, "id")),
+      .tenant = "t1", .method = "tools/call", .name = "whoami",
+      .params = params, .on_done = on_call_done, .ud = f};
+  sb_gateway_call *c = NULL;
+  assert_int_equal(sb_gateway_call_start(f->gw, &o, &c, &err), 0);
+  json_decref(params);
+  wait_done(f);
+  assert_int_equal(f->outcome, SB_GATEWAY_ANSWERED);
+  if (strcmp(winner(f), "nameb") != 0)
+    fail_msg("routing: %s", json_dumps(f->routing, JSON_COMPACT));
+  const char *name = json_string_value(json_object_get(
+      json_object_get(
+          json_object_get(
+              json_object_get(json_object_get(json_object_get(f->got, "meta"),
+                                              SB_GATEWAY_META_CONTEXT),
+                              "data"),
+              "user"),
+          "profile"),
+      "name"));
+  assert_non_null(name);
+  assert_string_equal(name, "Dana");
+}
+
 /* The gateway stops while a routed call waits for its context: the call
  * ends (STOPPING) and the store's late answer frees it without touching
  * the gateway, the manager or the store's closed queue. */
@@ -239,6 +286,8 @@ int main(void) {
   sb_log_set_level(getenv("SB_TEST_LOG") ? SB_LOG_DEBUG : SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_the_context_decides, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_coverage_counts_what_is_handed,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_while_reading, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

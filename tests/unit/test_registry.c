@@ -452,6 +452,43 @@ static void test_rank_coverage(void **state) {
   sb_registry_free(reg);
 }
 
+/* A test rule: only agent "a" is handed the user section. */
+static int only_a_sees_user(const json_t *data, const char *agent_id) {
+  (void)data;
+  return strcmp(agent_id, "a") == 0;
+}
+
+/* Coverage counts only what an agent is handed: with the user section
+ * kept from B, B's user path is missing, and A, registered second, wins
+ * (both require the same paths); explain says the same. */
+static void test_rank_coverage_sees_user(void **state) {
+  (void)state;
+  sb_registry_options o = {.sees_user = only_a_sees_user};
+  sb_registry *reg = sb_registry_new(&o);
+  add(reg, "b", "['quote']", "['conversation.intent', 'user.id']", 4);
+  add(reg, "a", "['quote']", "['conversation.intent', 'user.id']", 4);
+  json_t *data = J(ctx_data);
+  sb_registry_candidate c[2];
+  assert_int_equal(sb_registry_rank(reg, "quote", data, 0, c, 2, NULL), 2);
+  assert_string_equal(c[0].def->id, "a");
+  assert_close(c[0].coverage, 1);
+  assert_string_equal(c[1].def->id, "b");
+  assert_close(c[1].coverage, 0.5);
+  json_t *why = NULL;
+  assert_int_equal(sb_registry_explain(reg, "quote", data, 0, &why, NULL), 0);
+  json_t *missing = json_object_get(
+      json_object_get(json_array_get(why, 1), "coverage"), "missing");
+  assert_int_equal(json_array_size(missing), 1);
+  assert_string_equal(json_string_value(json_array_get(missing, 0)), "user.id");
+  json_decref(why);
+  /* without a user section there is nothing to keep back */
+  json_object_del(data, "user");
+  assert_int_equal(sb_registry_rank(reg, "quote", data, 0, c, 2, NULL), 2);
+  assert_string_equal(c[0].def->id, "b"); /* both 0.5: registration order */
+  json_decref(data);
+  sb_registry_free(reg);
+}
+
 /* Load shifts the choice: A covers everything, B three of four paths. */
 static void test_rank_load(void **state) {
   (void)state;
@@ -754,6 +791,7 @@ int main(void) {
       cmocka_unit_test(test_breaker_window),
       cmocka_unit_test(test_breaker_stale_calls),
       cmocka_unit_test(test_rank_coverage),
+      cmocka_unit_test(test_rank_coverage_sees_user),
       cmocka_unit_test(test_rank_load),
       cmocka_unit_test(test_rank_breaker_excludes),
       cmocka_unit_test(test_rank_ties),
