@@ -144,6 +144,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_message_bytes = cfg->max_message_bytes,
                               .agent_busy_poll_us =
                                   (unsigned)cfg->agent_busy_poll_us,
+                              .health_every_ms =
+                                  (uint64_t)cfg->agent_health_interval_ms,
+                              .health_timeout_ms =
+                                  (uint64_t)cfg->agent_health_timeout_ms,
                               .tenants_configured = cfg->tenants_len > 0,
                               .ctx = app->ctx,
                               .max_tool_name = (size_t)cfg->max_tool_name,

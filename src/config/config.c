@@ -54,6 +54,8 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->max_stream_buffer_bytes = 8u * 1024u * 1024u;
   cfg->page_size = 50;
   cfg->max_tool_name = 64; /* SB_GATEWAY_TOOL_NAME_MAX */
+  cfg->agent_health_interval_ms = 15000;
+  cfg->agent_health_timeout_ms = 5000;
   cfg->max_listen_uris = 1000;
   cfg->max_listen_streams_per_tenant = 100;
   cfg->session_idle_timeout_s = 1800;

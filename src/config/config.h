@@ -43,6 +43,10 @@
  *     agent_busy_poll_us: 0         # wait for a stdio agent's answer
  *                                   # polling without sleeping, up to
  *                                   # this long when idle; 0 = off; 0..1000
+ *     agent_health_interval_ms: 15000  # each connected agent is pinged
+ *                                   # this often; 100..86400000
+ *     agent_health_timeout_ms: 5000 # a ping unanswered this long marks
+ *                                   # the agent unhealthy; 100..600000
  *     max_listen_uris: 1000         # resourceSubscriptions in one
  *                                   # subscriptions/listen; 1..100000
  *     max_listen_streams_per_tenant: 100  # listen streams open at once
@@ -133,6 +137,8 @@ typedef struct sb_config {
   int page_size;
   int max_tool_name; /* agentId__tool names longer are shortened */
   int agent_busy_poll_us;            /* sb_gateway_options.agent_busy_poll_us */
+  long agent_health_interval_ms;     /* sb_gateway_options.health_every_ms */
+  long agent_health_timeout_ms;      /* sb_gateway_options.health_timeout_ms */
   int max_listen_uris;               /* URIs in one subscriptions/listen */
   int max_listen_streams_per_tenant; /* listen streams open per tenant */
   /* sessions */

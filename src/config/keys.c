@@ -45,6 +45,10 @@ static const key_spec limits_keys[] = {
     /* The low end leaves room for a cut name and its hash (gateway/names.c). */
     NUM("max_tool_name", KEY_INT, max_tool_name, 16, 1024),
     NUM("agent_busy_poll_us", KEY_INT, agent_busy_poll_us, 0, 1000),
+    NUM("agent_health_interval_ms", KEY_LONG, agent_health_interval_ms, 100,
+        86400000),
+    NUM("agent_health_timeout_ms", KEY_LONG, agent_health_timeout_ms, 100,
+        600000),
     NUM("max_listen_uris", KEY_INT, max_listen_uris, 1, 100000),
     NUM("max_listen_streams_per_tenant", KEY_INT, max_listen_streams_per_tenant,
         1, 100000),

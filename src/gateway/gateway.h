@@ -65,6 +65,11 @@ typedef struct sb_gateway_options {
    * while it waits) for the latency of one process wake-up per call.
    * sb_child_options.busy_poll_us. */
   unsigned agent_busy_poll_us;
+  /* Health checks of connected agents: a ping (server/discover for a
+   * modern agent) every health_every_ms; unanswered within
+   * health_timeout_ms, the agent is unhealthy (sb_registry_set_health)
+   * until one is answered. 0: 15000 and 5000. */
+  uint64_t health_every_ms, health_timeout_ms;
   /* Tenants are configured: an agent's log line not tied to one tenant's
    * calls is then dropped rather than shown to whoever listens. */
   int tenants_configured;

@@ -8,7 +8,7 @@
  *
  * Agents come from the config, the admin API and SIGHUP reloads. A channel
  * that closes (crash, exit) is reopened with backoff; health is checked
- * with ping (legacy) or server/discover (modern) every HEALTH_EVERY_MS.
+ * with ping (legacy) or server/discover (modern) every health_every_ms.
  * Calls to the agents are calls.c's; per-agent endpoints and virtual
  * servers mounts.c's; how a channel and client are opened link.c's.
  */
@@ -599,7 +599,8 @@ static void health_tick(uv_timer_t *t) {
   sb_mcp_client_request(a->client,
                         sb_mcp_client_is_modern(a->client) ? "server/discover"
                                                            : "ping",
-                        NULL, HEALTH_TIMEOUT_MS, NULL, on_health, a);
+                        NULL, a->owner->opts.health_timeout_ms, NULL, on_health,
+                        a);
 }
 
 /* ---- the provider -------------------------------------------------------- */
@@ -719,8 +720,8 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
   o->list[o->len++] = a;
   agent_connect(a);
-  uv_timer_start(&a->health_timer, health_tick, HEALTH_EVERY_MS,
-                 HEALTH_EVERY_MS);
+  uv_timer_start(&a->health_timer, health_tick, a->owner->opts.health_every_ms,
+                 a->owner->opts.health_every_ms);
   return a;
 }
 
@@ -879,6 +880,8 @@ sb_gateway *sb_gateway_new(const sb_gateway_options *opts, sb_error *err) {
   o->opts = *opts;
   o->opts.default_tenant = NULL;
   if (!o->opts.max_message_bytes) o->opts.max_message_bytes = 4u << 20;
+  if (!o->opts.health_every_ms) o->opts.health_every_ms = HEALTH_EVERY_MS;
+  if (!o->opts.health_timeout_ms) o->opts.health_timeout_ms = HEALTH_TIMEOUT_MS;
   sb_registry_options ro = {.sees_user = sb_gateway_sees_user};
   o->reg = sb_registry_new(&ro);
   o->default_tenant =

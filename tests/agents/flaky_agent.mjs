@@ -27,6 +27,11 @@ server.tool('slow', 'Answers after ms milliseconds', { ms: z.number().int().min(
     return text(`${name} slept ${ms} ms`);
   });
 server.tool('hang', 'Never answers', {}, () => new Promise(() => {}));
+server.tool('freeze', 'Blocks its whole process (reads and answers nothing, pings included) for ms milliseconds, then answers',
+  { ms: z.number().int().min(0) }, async ({ ms }) => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    return text(`${name} thawed`);
+  });
 let hangOnceCalls = 0;
 server.tool('hang_once', 'Never answers its first call; answers the next ones', {}, async () => {
   hangOnceCalls++;

@@ -57,6 +57,8 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.connection_timeout_s, 300);
   assert_int_equal(cfg.page_size, 50);
   assert_int_equal(cfg.max_tool_name, 64);
+  assert_int_equal(cfg.agent_health_interval_ms, 15000);
+  assert_int_equal(cfg.agent_health_timeout_ms, 5000);
   assert_int_equal(cfg.agent_busy_poll_us, 0); /* off */
   assert_int_equal(cfg.session_idle_timeout_s, 1800);
   assert_int_equal(cfg.replay_events, 256);
@@ -81,6 +83,8 @@ static const char full_yaml[] = "# every key\n"
                                 "  page_size: 10\n"
                                 "  max_tool_name: 48\n"
                                 "  agent_busy_poll_us: 50\n"
+                                "  agent_health_interval_ms: 2500\n"
+                                "  agent_health_timeout_ms: 700\n"
                                 "sessions:\n"
                                 "  idle_timeout_s: 600\n"
                                 "  replay_events: 0\n"
@@ -121,6 +125,8 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.page_size, 10);
   assert_int_equal(cfg.max_tool_name, 48);
   assert_int_equal(cfg.agent_busy_poll_us, 50);
+  assert_int_equal(cfg.agent_health_interval_ms, 2500);
+  assert_int_equal(cfg.agent_health_timeout_ms, 700);
   assert_int_equal(cfg.session_idle_timeout_s, 600);
   assert_int_equal(cfg.replay_events, 0);
   assert_int_equal(cfg.cache_ttl_ms, 1500);
