@@ -183,6 +183,31 @@ async function startWaiting(rest, n) {
   return ids;
 }
 
+/**
+ * RUNS runs waiting for an answer under store.max_pending = maxPending,
+ * then a SIGKILL and a restart on the same store: {srv, rest, ids}. The
+ * caller stops srv.
+ */
+async function waitingRunsAfterCrash(maxPending, runs) {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-many-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ASKING,
+  });
+  appendFileSync(file, `store:\n  max_pending: ${maxPending}\n`);
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  let ids;
+  try {
+    ids = await startWaiting(runsClient(srv.url.replace(/\/mcp$/, '')), runs);
+  } finally {
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+  }
+  srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  return { srv, rest: runsClient(srv.url.replace(/\/mcp$/, '')), ids };
+}
+
 // More runs in progress than the store takes operations at once
 // (store.max_pending): every one is brought back after the restart, not
 // only the first max_pending. (A cancellation is the probe: a run not
@@ -190,22 +215,8 @@ async function startWaiting(rest, n) {
 // cancelled"; one the store is too busy for now is a 503, to retry.)
 test('runs in progress beyond store.max_pending are all brought back after a SIGKILL', async () => {
   const RUNS = 24;
-  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-many-'));
-  const store = join(dir, 'sb.db');
-  const { file } = writeFlowConfig({
-    agents: [flowAgent('desk', ['desk'])],
-    workflowsYaml: ASKING,
-  });
-  appendFileSync(file, 'store:\n  max_pending: 4\n');
-  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  const { srv, rest, ids } = await waitingRunsAfterCrash(4, RUNS);
   try {
-    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
-    const ids = await startWaiting(rest, RUNS);
-    srv.proc.kill('SIGKILL');
-    await srv.exited;
-
-    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
-    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
     await srv.stderrMatch(new RegExp(`resuming ${RUNS} runs in progress`));
     for (const id of ids) {
       const r = await pollUntil(async () => {
@@ -227,23 +238,8 @@ test('runs in progress beyond store.max_pending are all brought back after a SIG
 // taken must carry its run on; neither is dropped with the run left
 // waiting for ever.
 test('answers that find the store busy after a restart are kept, and every run completes', async () => {
-  const RUNS = 24;
-  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-busy-'));
-  const store = join(dir, 'sb.db');
-  const { file } = writeFlowConfig({
-    agents: [flowAgent('desk', ['desk'])],
-    workflowsYaml: ASKING,
-  });
-  appendFileSync(file, 'store:\n  max_pending: 1\n');
-  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  const { srv, rest, ids } = await waitingRunsAfterCrash(1, 24);
   try {
-    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
-    const ids = await startWaiting(rest, RUNS);
-    srv.proc.kill('SIGKILL');
-    await srv.exited;
-
-    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
-    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
     const answers = await Promise.all(ids.map((id) => pollUntil(async () => {
       const r = await rest.action(id, 'answer', { answer: { slot: 'friday' } });
       return r.status === 503 ? { ok: false, message: r.text } : r;
