@@ -229,6 +229,7 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
+  if (e->active_read) e->active_read->e = NULL; /* it frees itself */
   if (e->load_timer) uv_close((uv_handle_t *)e->load_timer, free_handle);
   /* Runs still to read their context: their holds go, they follow. */
   for (size_t i = e->to_load_at; i < e->nto_load; i++)
@@ -955,7 +956,11 @@ static int queue_load(sb_flow_engine *e, fl_run *r) {
 }
 
 static void on_active(void *ud, sb_store_result *res) {
-  sb_flow_engine *e = ud;
+  fl_active_read *read = ud;
+  sb_flow_engine *e = read->e;
+  sb_free(read);
+  if (!e) return; /* stopped before the store answered */
+  e->active_read = NULL;
   if (res->rc != 0) {
     SB_ERROR(FL_MODULE, "cannot read the runs to resume: %s", res->err.msg);
     return;
@@ -985,9 +990,15 @@ static void on_active(void *ud, sb_store_result *res) {
 }
 
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
-  int rc = sb_store_runs_active(e->o.store, on_active, e);
-  if (rc != 0)
+  fl_active_read *read = sb_calloc(1, sizeof *read);
+  if (!read) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  read->e = e;
+  int rc = sb_store_runs_active(e->o.store, on_active, read);
+  if (rc != 0) {
+    sb_free(read);
     return sb_error_set(err, rc, "flow: cannot read the runs in progress (%s)",
                         sb_strerror(rc));
+  }
+  e->active_read = read;
   return 0;
 }

@@ -97,6 +97,11 @@ struct fl_run {
   uv_timer_t *write_retry; /* the store was busy: write again (held) */
 };
 
+/* The engine's read of the runs in progress at start (engine.c). */
+typedef struct fl_active_read {
+  sb_flow_engine *e; /* NULL once the engine is gone */
+} fl_active_read;
+
 struct sb_flow_engine {
   sb_flow_engine_options o;
   sb_list runs; /* in memory, newest first */
@@ -108,6 +113,9 @@ struct sb_flow_engine {
   fl_run **to_load;
   size_t nto_load, to_load_cap, to_load_at, reading;
   uv_timer_t *load_timer; /* the store was busy: try again shortly */
+  /* The read of the runs in progress, while it is out: the engine may be
+   * freed before the store answers, and then clears its `e`. */
+  fl_active_read *active_read;
 };
 
 /* engine.c */
