@@ -187,6 +187,56 @@ const char *sb_json_type_name(const json_t *v) {
   }
 }
 
+/* ---- text from the wire ----------------------------------------------- */
+/* json_read.c keeps its own copy of this check, inlined in its hot loop. */
+size_t sb_utf8_seq(const unsigned char *s, size_t n) {
+  if (n == 0) return 0;
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned min;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, min = 0x10000;
+  else
+    return 0;
+  if (n < len) return 0;
+  unsigned cp = c & (0x3F >> (len - 1));
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+int sb_text_plain(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    if (p[i] < 0x20 || p[i] == 0x7F) return 0;
+    size_t k = sb_utf8_seq(p + i, n - i);
+    if (k == 0) return 0;
+    i += k;
+  }
+  return 1;
+}
+
+void sb_utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t k = sb_utf8_seq(p + i, n - i);
+    if (k == 0) {
+      p[i++] = '?';
+      continue;
+    }
+    i += k;
+  }
+}
+
 /* ---- JSON paths ------------------------------------------------------- */
 /* Append n bytes of s, as far as the buffer holds (cut, NUL-terminated).
  * Paths are pushed for every member a validator visits, error or not:

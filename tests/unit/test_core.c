@@ -557,6 +557,29 @@ static void list_iterate_while_removing(void **state) {
   for (int i = 0; i < 6; i++) assert_false(sb_list_linked(&l, &it[i].link));
 }
 
+/* Text from the wire: what an id or a query value may hold, and messages
+ * quoting anything else made packable. */
+static void text_plain_and_scrub(void **state) {
+  (void)state;
+  assert_true(sb_text_plain("run-1", 5));
+  assert_true(sb_text_plain("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x97", 14));
+  assert_true(sb_text_plain("", 0));
+  assert_false(sb_text_plain("a\0b", 3));      /* a NUL inside */
+  assert_false(sb_text_plain("a\nb", 3));      /* a control character */
+  assert_false(sb_text_plain("a\x7f", 2));     /* DEL */
+  assert_false(sb_text_plain("\xff", 1));      /* never UTF-8 */
+  assert_false(sb_text_plain("\xc3\x28", 2)); /* a broken sequence */
+  assert_false(sb_text_plain("\xc0\xaf", 2)); /* overlong "/" */
+  assert_false(sb_text_plain("\xed\xa0\x80", 3)); /* a surrogate */
+  assert_false(sb_text_plain("\xe2\x82", 2)); /* cut short */
+  char msg[] = "no agent \xff\xc3\x28 \xc3\xa9";
+  sb_utf8_scrub(msg);
+  assert_string_equal(msg, "no agent ?" "?( \xc3\xa9");
+  json_t *j = json_string(msg);
+  assert_non_null(j); /* jansson takes it now */
+  json_decref(j);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -587,6 +610,7 @@ int main(void) {
       cmocka_unit_test(list_push_orders),
       cmocka_unit_test(list_unlink_head_middle_tail),
       cmocka_unit_test(list_iterate_while_removing),
+      cmocka_unit_test(text_plain_and_scrub),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,121 @@
+// rest_hostile.test.mjs: the REST API (/v1/...) and the URL itself under
+// hostile input: bytes in the path or the query that are not text (a %00,
+// a control character, invalid UTF-8), bodies that are not what a route
+// takes. Every case gets a 4xx naming the problem, nothing is done on the
+// strength of a request that was misread, and the server keeps serving.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+
+import { DEADLINE_MS, EventLog, MODERN_VERSION, withDeadline } from './lib/harness.mjs';
+import { startFlowServer, writeFlowConfig } from './lib/flows.mjs';
+
+const TOKEN = 'token-for-rest-hostile-0123456789';
+
+const WORKFLOWS = `
+  - name: quick
+    steps: [ { id: done, end: completed } ]
+  - name: asker
+    steps:
+      - id: q
+        ask:
+          message: Which slot?
+          schema:
+            type: object
+            properties:
+              slot: { type: string }
+              seats: { type: integer, minimum: 1 }
+            required: [slot]
+      - id: done
+        end: completed
+`;
+
+/** One request on a raw socket: the request line as given, bytes and all. */
+function rawRequest(port, requestLine, body = '') {
+  return new Promise((resolve, reject) => {
+    const log = new EventLog('raw');
+    let data = Buffer.alloc(0);
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.on('data', (d) => { data = Buffer.concat([data, d]); log.push('data'); });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(data.toString('latin1')));
+    socket.on('connect', () => {
+      socket.write(Buffer.concat([
+        Buffer.from(requestLine, 'latin1'),
+        Buffer.from(`\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`),
+      ]));
+    });
+    setTimeout(() => { socket.destroy(); reject(new Error(`no answer to ${JSON.stringify(requestLine)}`)); }, DEADLINE_MS);
+  });
+}
+
+describe('REST: hostile input', { timeout: 120000 }, () => {
+  let server;
+  let base;
+  let rest;
+
+  before(async () => {
+    const { file } = writeFlowConfig({ workflowsYaml: WORKFLOWS, tenants: [{ id: 'dealer-h', token: TOKEN }] });
+    ({ server, base, rest } = await startFlowServer(file, { token: TOKEN }));
+  });
+
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, `switchboard exited with ${JSON.stringify(done)}; stderr:\n${server.stderr.slice(-3000)}`);
+  });
+
+  /** The server is up and still answers a good request. */
+  async function stillServing() {
+    assert.equal(server.proc.exitCode, null, `switchboard died; stderr:\n${server.stderr.slice(-3000)}`);
+    const r = await rest.list();
+    assert.equal(r.status, 200, r.text);
+  }
+
+  it('a URL whose path or query decodes to a NUL, a control character or invalid UTF-8 is a 400 naming it', async () => {
+    const before = (await rest.list()).json.runs.length;
+    const cases = [
+      // A %00 used to end the path early: this one started a run of "quick".
+      ['POST', '/v1/runs/%00x/cancel', { workflow: 'quick' }],
+      ['POST', '/v1/contexts/%00abc', {}],
+      // Invalid UTF-8 in an id used to make the error unbuildable: 500 "{}".
+      ['POST', '/v1/runs/%ff/cancel', undefined],
+      ['DELETE', '/v1/agents/%ff', undefined],
+      ['GET', '/v1/agents/explain?capability=%ff', undefined],
+      ['GET', '/v1/contexts/x?requirements=conversation%00', undefined],
+      // A newline in an id reached the log and the audit trail as is.
+      ['DELETE', '/v1/agents/a%0a2026-01-01T00:00:00.000Z%20info%20forged', undefined],
+      ['GET', '/v1/runs?status=running%0d', undefined],
+      // Not a REST route at all: the "no MCP endpoint" error quoted the
+      // path, failed to build, and the request went on with no MCP server
+      // behind it (a NULL dereference).
+      ['POST', '/%ff', { jsonrpc: '2.0', id: 1, method: 'ping' }],
+    ];
+    for (const [method, path, body] of cases) {
+      const r = await rest.call(method, path, body === undefined ? {} : { body });
+      assert.equal(r.status, 400, `${method} ${path}: ${r.status} ${r.text}`);
+      assert.match(r.json?.error?.message ?? '', /NUL, a control character or bytes that are not UTF-8/, `${method} ${path}: ${r.text}`);
+    }
+    assert.equal((await rest.list()).json.runs.length, before, 'a refused request started a run');
+    assert.doesNotMatch(server.stderr, /forged/, 'the refused id reached the log');
+    await stillServing();
+  });
+
+  it('raw bytes in the request line are refused the same way', async () => {
+    for (const line of ['POST /\xff HTTP/1.1', 'GET /v1/runs/\xc3\x28 HTTP/1.1', 'GET /v1/runs?status=\x01 HTTP/1.1']) {
+      const text = await rawRequest(server.port, line, line.startsWith('POST') ? '{"jsonrpc":"2.0","id":1,"method":"ping"}' : '');
+      assert.match(text, /^HTTP\/1\.1 400 /, `${JSON.stringify(line)}: ${text}`);
+      assert.match(text, /not UTF-8/, `${JSON.stringify(line)}: ${text}`);
+    }
+    await stillServing();
+  });
+
+  it('UTF-8 text in ids and query values is still served', async () => {
+    const r = await rest.call('GET', '/v1/agents/explain?capability=%C3%A9t%C3%A9');
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.capability, 'été');
+    const missing = await rest.call('GET', '/v1/runs/%E2%82%AC');
+    assert.equal(missing.status, 404, missing.text);
+    assert.match(missing.json.error.message, /run € not found/);
+  });
+});
