@@ -163,14 +163,19 @@ typedef struct keys_run {
   json_t *out; /* lists */
 } keys_run;
 
-static int run_open(keys_run *r, const sb_config *cfg, sb_error *err) {
+/* must_exist: the command only reads or changes what is there (list,
+ * revoke); creating tenants and keys may start a store. */
+static int run_open(keys_run *r, const sb_config *cfg, int must_exist,
+                    sb_error *err) {
   memset(r, 0, sizeof *r);
   int rc = uv_loop_init(&r->loop);
   if (rc != 0)
     return sb_error_set(err, SB_EIO, "cannot create an event loop: %s",
                         uv_strerror(rc));
-  sb_store_options so = {.path = cfg->store_path, .loop = &r->loop,
-                         .readers = 1};
+  sb_store_options so = {.path = cfg->store_path,
+                         .loop = &r->loop,
+                         .readers = 1,
+                         .must_exist = must_exist};
   if (!(r->store = sb_store_open_sqlite(&so, err))) {
     uv_loop_close(&r->loop);
     return err->code ? err->code : SB_EIO;
@@ -319,7 +324,7 @@ int sb_cli_tenant(int argc, char **argv) {
   if ((rc = load_config("tenant", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;
   sb_error err = {0};
-  if (run_open(&r, &cfg, &err) != 0) {
+  if (run_open(&r, &cfg, !create, &err) != 0) {
     fprintf(stderr, "switchboard tenant: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;
@@ -421,7 +426,7 @@ int sb_cli_key(int argc, char **argv) {
   if ((rc = load_config("key", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;
   sb_error err = {0};
-  if (run_open(&r, &cfg, &err) != 0) {
+  if (run_open(&r, &cfg, !create, &err) != 0) {
     fprintf(stderr, "switchboard key: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -338,4 +338,33 @@ test('server.listen from the config is used; a taken port exits 1', async () => 
     const done = await withDeadline(first.exited, 10000, 'first exit');
     assert.equal(done.code, 0);
   }
+});
+
+test('commands that read a store refuse one that is not there, and create nothing', async () => {
+  // A misspelt --store used to make a new, empty store (and its
+  // directories) and then report "no runs", "[]" or "not found" from it.
+  const missing = join(dir, 'no-such-dir', 'typo.db');
+  const reads = [
+    ['context', 'get', 'some-id'],
+    ['context', 'history', 'some-id'],
+    ['runs', 'list'],
+    ['runs', 'get', 'some-id'],
+    ['tenant', 'list'],
+    ['key', 'list'],
+    ['key', 'revoke', '0123456789ab'],
+  ];
+  for (const args of reads) {
+    const r = await run([...args, '--store', missing]);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /store: .*typo\.db: No such file or directory/, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, '', `${args.join(' ')} printed a result: ${r.stdout}`);
+    assert.equal(existsSync(join(dir, 'no-such-dir')), false, `${args.join(' ')} created the store's directory`);
+  }
+  // Creating a tenant still starts a store where there is none.
+  const fresh = join(dir, 'fresh', 'switchboard.db');
+  const made = await run(['tenant', 'create', 'dealer-x', '--store', fresh]);
+  assert.equal(made.code, 0, made.stderr);
+  const listed = await run(['tenant', 'list', '--store', fresh]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(JSON.parse(listed.stdout)[0].id, 'dealer-x');
 });
