@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctx/ctx.h"
+#include "events/events.h"
 #include "flow/flow_internal.h"
 
 static const char *const kind_names[] = {"call", "branch", "parallel", "ask",
@@ -217,9 +218,27 @@ static int event_type(flow_builder *b, const json_t *obj, const char *key,
 static const char *const emit_keys[] = {"type", "data", NULL};
 static const char *const wait_keys[] = {"event", "where", "timeout", NULL};
 
+/* A run may wait for any event, but it publishes only events of its own,
+ * as agents and clients do: a run.completed of its making would tell a
+ * follower the run ended while it goes on, and an audit.* entry would
+ * forge the audit trail. */
+static int emit_type(flow_builder *b, const json_t *v, char **out) {
+  int rc = event_type(b, v, "type", out);
+  if (rc != 0 || sb_event_type_publishable(*out)) return rc;
+  flow_mark m = flow_push_key(b, "type");
+  rc = flow_fail(b, SB_EINVAL,
+                 "\"%.64s\" is reserved: switchboard's own events "
+                 "(run.completed, step.started, ...) and audit.* are "
+                 "written by switchboard alone; emit a type of the "
+                 "workflow's own, e.g. \"lead.qualified\"",
+                 *out);
+  flow_pop(b, m);
+  return rc;
+}
+
 static int fill_emit(flow_builder *b, const json_t *v, sb_flow_step *s) {
   int rc = body(b, v, "type, data", emit_keys);
-  if (rc == 0) rc = event_type(b, v, "type", &s->event_type);
+  if (rc == 0) rc = emit_type(b, v, &s->event_type);
   if (rc == 0) rc = opt_template(b, v, "data", 0, &s->event_data);
   return rc;
 }

@@ -512,6 +512,18 @@ static const struct {
      "wf.yaml:4: step \"a\": emit.type: \"Lead\" is not an event type "
      "(lowercase a-z 0-9 _ - names joined by dots, at least two: "
      "\"lead.qualified\")"},
+    /* switchboard's own events and the audit trail: a run could say it
+     * completed while it goes on, or forge an admin action */
+    {"  - id: a\n    emit: {type: run.completed}\n",
+     "wf.yaml:4: step \"a\": emit.type: \"run.completed\" is reserved: "
+     "switchboard's own events (run.completed, step.started, ...) and "
+     "audit.* are written by switchboard alone; emit a type of the "
+     "workflow's own, e.g. \"lead.qualified\""},
+    {"  - id: a\n    emit: {type: audit.admin}\n",
+     "wf.yaml:4: step \"a\": emit.type: \"audit.admin\" is reserved: "
+     "switchboard's own events (run.completed, step.started, ...) and "
+     "audit.* are written by switchboard alone; emit a type of the "
+     "workflow's own, e.g. \"lead.qualified\""},
     {"  - id: a\n    emit: {data: {}}\n",
      "wf.yaml:4: step \"a\": emit.type: required (an event type)"},
     {"  - id: a\n    wait: {event: x.y, where: 3}\n",
