@@ -114,6 +114,45 @@ json_t *app_rest_body(sb_http_request *req, const char *what) {
   return v;
 }
 
+json_t *app_rest_body_object(sb_http_request *req,
+                             const char *const *known) {
+  json_t *v = app_rest_body(req, "body");
+  if (!v) return NULL;
+  char names[160] = "";
+  for (size_t i = 0; known[i]; i++) {
+    size_t n = strlen(names);
+    snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", known[i]);
+  }
+  char msg[400];
+  if (!json_is_object(v)) {
+    snprintf(msg, sizeof msg, "body: expected an object (keys: %s), got %s",
+             names, sb_json_type_name(v));
+    goto refuse;
+  }
+  /* A key nobody reads is refused, not ignored: a misspelt "contextld"
+   * would otherwise start the run on a new context. */
+  const char *key;
+  json_t *member;
+  json_object_foreach(v, key, member) {
+    size_t i = 0;
+    while (known[i] && strcmp(known[i], key) != 0)
+      i++;
+    if (known[i]) continue;
+    if (known[0])
+      snprintf(msg, sizeof msg, "%.128s: unknown field (known: %s)", key,
+               names);
+    else
+      snprintf(msg, sizeof msg, "%.128s: unknown field (this takes none)",
+               key);
+    goto refuse;
+  }
+  return v;
+refuse:
+  json_decref(v);
+  respond_error(req, 400, "bad_request", msg, 0);
+  return NULL;
+}
+
 int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;

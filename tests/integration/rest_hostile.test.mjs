@@ -110,6 +110,44 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it('a body field a route does not take is a 400 naming it, and nothing is done', async () => {
+    const before = (await rest.list()).json.runs.length;
+    const asked = await rest.start({ workflow: 'asker' });
+    assert.equal(asked.status, 201, asked.text);
+    const id = asked.json.id;
+    const cases = [
+      // A misspelt contextId used to start the run on a new context.
+      ['POST', '/v1/runs', { workflow: 'quick', contextld: 'x' }, /^contextld: unknown field \(known: workflow, contextId, input\)$/],
+      ['POST', '/v1/runs', [{ workflow: 'quick' }], /^body: expected an object \(keys: workflow, contextId, input\), got an array$/],
+      // Fields of another action were read by every action.
+      ['POST', `/v1/runs/${id}/cancel`, { step: 'q' }, /^step: unknown field \(known: reason\)$/],
+      ['POST', `/v1/runs/${id}/cancel`, ['now'], /^body: expected an object/],
+      ['POST', `/v1/runs/${id}/answer`, { answr: { slot: 'x' } }, /^answr: unknown field \(known: step, answer\)$/],
+      ['POST', `/v1/runs/${id}/resume`, { step: 'q' }, /^step: unknown field \(this takes none\)$/],
+      ['POST', '/v1/events', { type: 'lead.new', dat: {} }, /^dat: unknown field \(known: type, data, runId\)$/],
+      ['POST', '/v1/agents/call', { agent: 'a', tool: 't', argument: {} }, /^argument: unknown field \(known: capability, agent, tool, arguments, contextId, timeoutMs\)$/],
+    ];
+    for (const [method, path, body, message] of cases) {
+      const r = await rest.call(method, path, { body });
+      assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${r.text}`);
+      assert.equal(r.json.error.code, 'bad_request', r.text);
+      assert.match(r.json.error.message, message, r.text);
+    }
+    // Two bad fields: one answer, naming the first.
+    const two = await rest.start({ workflow: 5, contextId: 6 });
+    assert.equal(two.status, 400, two.text);
+    assert.equal(two.json.error.message, 'workflow: expected a string');
+    assert.equal((await rest.list()).json.runs.length, before + 1, 'only the asker run was started');
+    const still = await rest.run(id);
+    assert.equal(still.json.status, 'waiting', still.text);
+    // A good body still works, and an empty body is still fine for resume.
+    const cancelled = await rest.action(id, 'cancel', { reason: 'test' });
+    assert.equal(cancelled.status, 200, cancelled.text);
+    const resumed = await rest.call('POST', `/v1/runs/${id}/resume`);
+    assert.equal(resumed.status, 200, resumed.text);
+    await stillServing();
+  });
+
   it('UTF-8 text in ids and query values is still served', async () => {
     const r = await rest.call('GET', '/v1/agents/explain?capability=%C3%A9t%C3%A9');
     assert.equal(r.status, 200, r.text);
