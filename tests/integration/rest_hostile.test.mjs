@@ -148,6 +148,32 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it("an answer that does not match the ask step's schema is a 400 naming the field; the run keeps waiting", async () => {
+    const started = await rest.start({ workflow: 'asker' });
+    assert.equal(started.status, 201, started.text);
+    const id = started.json.id;
+    const cases = [
+      // Only the top-level type was checked: these were saved as answers.
+      [{}, /^answer: does not match step q's schema: \$: missing required property "slot"$/],
+      [{ slot: 10 }, /^answer: does not match step q's schema: \$\.slot: expected type string, got an integer$/],
+      [{ slot: 'Sat', seats: 0 }, /^answer: does not match step q's schema: \$\.seats: /],
+      ['Sat', /^answer: step q expects an object/],
+    ];
+    for (const [answer, message] of cases) {
+      const r = await rest.action(id, 'answer', { answer });
+      assert.equal(r.status, 400, `${JSON.stringify(answer)}: ${r.text}`);
+      assert.match(r.json.error.message, message, r.text);
+    }
+    const still = await rest.run(id);
+    assert.equal(still.json.status, 'waiting', still.text);
+    assert.equal(still.json.stepsRun, 1, still.text);
+    const answered = await rest.action(id, 'answer', { answer: { slot: 'Sat 10:00', seats: 2 } });
+    assert.equal(answered.status, 200, answered.text);
+    const done = await rest.waitFor(id, 'completed');
+    const ctx = await rest.context(done.contextId);
+    assert.deepEqual(ctx.json.data.workflow.outputs.q, { slot: 'Sat 10:00', seats: 2 });
+  });
+
   it('UTF-8 text in ids and query values is still served', async () => {
     const r = await rest.call('GET', '/v1/agents/explain?capability=%C3%A9t%C3%A9');
     assert.equal(r.status, 200, r.text);
