@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 
 import { DEADLINE_MS, EventLog, MODERN_VERSION, withDeadline } from './lib/harness.mjs';
-import { startFlowServer, writeFlowConfig } from './lib/flows.mjs';
+import { readEvents, startFlowServer, writeFlowConfig } from './lib/flows.mjs';
 
 const TOKEN = 'token-for-rest-hostile-0123456789';
 
@@ -172,6 +172,36 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     const done = await rest.waitFor(id, 'completed');
     const ctx = await rest.context(done.contextId);
     assert.deepEqual(ctx.json.data.workflow.outputs.q, { slot: 'Sat 10:00', seats: 2 });
+  });
+
+  it('an answer and cancels at once: one of them ends the run, and an acknowledged end stands', async () => {
+    // A cancel queued behind the answer that completed the run (the run
+    // still in memory) used to be applied to the completed run: each such
+    // cancel was acknowledged, wrote a context version and a run.cancelled,
+    // and the acknowledged completion became "cancelled".
+    for (let round = 0; round < 3; round++) {
+      const started = await rest.start({ workflow: 'asker' });
+      assert.equal(started.status, 201, started.text);
+      const id = started.json.id;
+      const answer = rest.action(id, 'answer', { answer: { slot: 'Sat' } });
+      const cancels = Array.from({ length: 10 }, () => rest.action(id, 'cancel', { reason: 'race' }));
+      const [answered, ...cancelled] = await Promise.all([answer, ...cancels]);
+      const okCancels = cancelled.filter((r) => r.status === 200);
+      for (const r of cancelled) assert.ok(r.status === 200 || r.status === 409, r.text);
+      assert.ok(answered.status === 200 || answered.status === 409, answered.text);
+      const ended = (answered.status === 200 ? 1 : 0) + okCancels.length;
+      assert.equal(ended, 1, `one end acknowledged, got answer ${answered.status} and ${okCancels.length} cancels`);
+      const run = (await rest.run(id)).json;
+      assert.equal(run.status, answered.status === 200 ? 'completed' : 'cancelled', JSON.stringify(run));
+      for (const r of cancelled.filter((x) => x.status === 409))
+        assert.match(r.json.error.message, /only a running or waiting run can be cancelled/, r.text);
+      // The log holds exactly one end for the run.
+      const marker = await rest.publish({ type: 'test.marker', runId: id });
+      assert.equal(marker.status, 201, marker.text);
+      const events = await readEvents(base, `/v1/events?run=${id}`, (evs) => evs.some((e) => e.event === 'test.marker'), { token: TOKEN });
+      const ends = events.filter((e) => e.event === 'run.completed' || e.event === 'run.cancelled').map((e) => e.event);
+      assert.deepEqual(ends, [run.status === 'completed' ? 'run.completed' : 'run.cancelled']);
+    }
   });
 
   it('UTF-8 text in ids and query values is still served', async () => {
