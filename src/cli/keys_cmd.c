@@ -349,6 +349,37 @@ out:
   return rc;
 }
 
+/* key create's --scope, before the store is opened. A key with no scopes
+ * may do everything its tenant may, and the store drops empty scopes, so
+ * --scope "" (an unset variable) would have made an unrestricted key of
+ * one meant to be restricted. A key expired already is made (a test of
+ * expiry needs one) with a warning: every use of it will be refused. */
+static int check_key_create(const keys_args *a) {
+  for (int i = 0; i < a->nscopes; i++) {
+    const char *s = a->scopes[i];
+    if (!*s)
+      return sb_cli_usage_error(
+          "key", "%s",
+          "--scope: empty; a key without scopes may do everything its "
+          "tenant may, so name the scope (e.g. --scope contexts:read) or "
+          "leave --scope out");
+    for (const char *p = s; *p; p++)
+      if ((unsigned char)*p <= ' ' || *p == 0x7f)
+        return sb_cli_usage_error("key",
+                                  "--scope: '%.200s' holds a space or a "
+                                  "control character: one scope per --scope",
+                                  s);
+  }
+  int64_t now = (int64_t)sb_wall_ms();
+  int64_t expires = a->expires ? parse_expires(a->expires, now) : 0;
+  if (a->expires && expires >= 0 && expires <= now)
+    fprintf(stderr,
+            "switchboard key: warning: --expires %s is in the past: the "
+            "server will refuse this key\n",
+            a->expires);
+  return EXIT_OK;
+}
+
 static int key_create(keys_run *r, const keys_args *a) {
   char key[SB_AUTH_KEY_LEN + 1], id[SB_AUTH_KEY_ID_LEN + 1],
       hash[SB_AUTH_HASH_HEX_LEN + 1];
@@ -422,6 +453,7 @@ int sb_cli_key(int argc, char **argv) {
     return sb_cli_usage_error("key", "%s",
                               "an option that does not apply to this "
                               "subcommand");
+  if (create && (rc = check_key_create(&a)) != EXIT_OK) return rc;
   sb_config cfg;
   if ((rc = load_config("key", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;

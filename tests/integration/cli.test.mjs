@@ -368,3 +368,34 @@ test('commands that read a store refuse one that is not there, and create nothin
   assert.equal(listed.code, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout)[0].id, 'dealer-x');
 });
+
+test('key create refuses an empty or spaced --scope, storing nothing, and warns of an --expires in the past', async () => {
+  const store = join(dir, 'keys', 'switchboard.db');
+  assert.equal((await run(['tenant', 'create', 'dealer-k', '--store', store])).code, 0);
+  const refused = [
+    // A key without scopes may do everything its tenant may, and empty
+    // scopes were dropped: --scope "" made an unrestricted key.
+    [['--scope', ''], /--scope: empty; a key without scopes may do everything its tenant may/],
+    [['--scope', 'contexts:read', '--scope', ''], /--scope: empty/],
+    [['--scope', 'contexts:read runs:read'], /--scope: 'contexts:read runs:read' holds a space or a control character/],
+  ];
+  for (const [args, message] of refused) {
+    const r = await run(['key', 'create', '--tenant', 'dealer-k', ...args, '--store', store]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, message, r.stderr);
+    assert.equal(r.stdout, '', `a key was printed: ${r.stdout}`);
+  }
+  const listed = await run(['key', 'list', '--store', store]);
+  assert.deepEqual(JSON.parse(listed.stdout || '[]'), [], listed.stdout);
+  // A key that expired before it was made was printed as if usable; it is
+  // still made (tests of expiry use one), with a warning.
+  const old = await run(['key', 'create', '--tenant', 'dealer-k', '--expires', '2000-01-01T00:00:00Z', '--store', store]);
+  assert.equal(old.code, 0, old.stderr);
+  assert.match(old.stderr, /warning: --expires 2000-01-01T00:00:00Z is in the past: the server will refuse this key/);
+  await run(['key', 'revoke', old.stdout.trim().slice(3, 15), '--store', store]);
+  const ok = await run(['key', 'create', '--tenant', 'dealer-k', '--scope', 'contexts:read', '--scope', 'resources:switchboard://notes', '--expires', '2h', '--store', store]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^sb_[0-9a-f]{12}_/);
+  const keys = JSON.parse((await run(['key', 'list', '--store', store])).stdout).filter((k) => !k.revoked);
+  assert.deepEqual(keys.map((k) => k.scopes), [['contexts:read', 'resources:switchboard://notes']]);
+});
