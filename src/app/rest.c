@@ -362,7 +362,10 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
          p = strtok_r(NULL, ",", &save))
       json_array_append_new(paths, json_string(p));
     sb_free(copy);
-    app_ctx_access a = {.op = APP_CTX_GET, .requirements = paths};
+    /* ?version=N&requirements=...: that version's projection, not the
+     * head's (the version was dropped once). */
+    app_ctx_access a = {
+        .op = APP_CTX_GET, .version = version, .requirements = paths};
     rc = guarded(app, req, op, &a, &err);
     json_decref(paths);
   } else {

@@ -204,6 +204,25 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     }
   });
 
+  it('GET a context with ?version and ?requirements projects that version, not the head', async () => {
+    const made = await rest.call('POST', '/v1/contexts', { body: { data: { user: { id: 'first' } } } });
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    const patched = await rest.call('PATCH', `/v1/contexts/${id}`, {
+      body: { data: { user: { id: 'second' } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': '"1"' },
+    });
+    assert.equal(patched.status, 200, patched.text);
+    // The version was dropped when requirements were given: version 2's data came back.
+    const old = await rest.call('GET', `/v1/contexts/${id}?version=1&requirements=user.id`);
+    assert.equal(old.status, 200, old.text);
+    assert.deepEqual({ version: old.json.version, data: old.json.data }, { version: 1, data: { user: { id: 'first' } } });
+    const head = await rest.call('GET', `/v1/contexts/${id}?requirements=user.id`);
+    assert.deepEqual({ version: head.json.version, data: head.json.data }, { version: 2, data: { user: { id: 'second' } } });
+    const none = await rest.call('GET', `/v1/contexts/${id}?version=9&requirements=user.id`);
+    assert.equal(none.status, 404, none.text);
+    assert.match(none.json.error.message, /has versions 1 to 2, not 9/);
+  });
+
   it('UTF-8 text in ids and query values is still served', async () => {
     const r = await rest.call('GET', '/v1/agents/explain?capability=%C3%A9t%C3%A9');
     assert.equal(r.status, 200, r.text);
