@@ -375,13 +375,22 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
+/* 1 if the Content-Type is the media type `type`, parameters aside
+ * ("; charset=utf-8"): not merely a string starting with it. */
+static int media_is(const char *ctype, const char *type) {
+  size_t n = strlen(type);
+  if (!ctype || strncasecmp(ctype, type, n) != 0) return 0;
+  char next = ctype[n];
+  return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
 static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                      const char *id) {
   const char *ctype = sb_http_request_header(req, "Content-Type");
   sb_ctx_patch_kind kind;
-  if (ctype && strncasecmp(ctype, "application/json-patch+json", 27) == 0)
+  if (media_is(ctype, "application/json-patch+json"))
     kind = SB_CTX_JSON_PATCH;
-  else if (ctype && strncasecmp(ctype, "application/merge-patch+json", 28) == 0)
+  else if (media_is(ctype, "application/merge-patch+json"))
     kind = SB_CTX_MERGE_PATCH;
   else
     return respond_error(req, 415, "unsupported_media_type",
