@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- error codes ------------------------------------------------------ */
 enum {
@@ -148,6 +149,13 @@ struct json_t;
 /* "an object", "an array", "a string", "an integer", "a number",
  * "a boolean" or "null": what a user sent, for "expected X, got Y". */
 const char *sb_json_type_name(const struct json_t *v);
+
+/* ---- files named by the operator ---------------------------------------- */
+/* fopen(path, "rb") of a regular file, or NULL with errno set (EINVAL: not
+ * a regular file). Opening a FIFO for reading waits for a writer, for
+ * ever; files read on SIGHUP (certificates, signing keys) are read on the
+ * server's loop, so a FIFO in their place must be an error, not a hang. */
+FILE *sb_fopen_regular(const char *path);
 
 /* ---- text from the wire ----------------------------------------------- */
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms,

@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -580,6 +583,38 @@ static void text_plain_and_scrub(void **state) {
   json_decref(j);
 }
 
+/* Files read on SIGHUP: a FIFO in their place is an error at once, not a
+ * read that waits for a writer (on the server's loop) for ever. */
+static void fopen_regular_refuses_fifos(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-fopen-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[64], file[64];
+  snprintf(fifo, sizeof fifo, "%s/cert.pem", dir);
+  snprintf(file, sizeof file, "%s/key.pem", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  errno = 0;
+  assert_null(sb_fopen_regular(fifo));
+  assert_int_equal(errno, EINVAL);
+  assert_null(sb_fopen_regular(dir));
+  assert_int_equal(errno, EINVAL);
+  assert_null(sb_fopen_regular("/nonexistent/x.pem"));
+  assert_int_equal(errno, ENOENT);
+  FILE *w = fopen(file, "w");
+  assert_non_null(w);
+  fputs("pem", w);
+  fclose(w);
+  FILE *r = sb_fopen_regular(file);
+  assert_non_null(r);
+  char buf[8] = {0};
+  assert_int_equal(fread(buf, 1, sizeof buf - 1, r), 3);
+  assert_string_equal(buf, "pem");
+  fclose(r);
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -611,6 +646,7 @@ int main(void) {
       cmocka_unit_test(list_unlink_head_middle_tail),
       cmocka_unit_test(list_iterate_while_removing),
       cmocka_unit_test(text_plain_and_scrub),
+      cmocka_unit_test(fopen_regular_refuses_fifos),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
