@@ -399,3 +399,26 @@ test('key create refuses an empty or spaced --scope, storing nothing, and warns 
   const keys = JSON.parse((await run(['key', 'list', '--store', store])).stdout).filter((k) => !k.revoked);
   assert.deepEqual(keys.map((k) => k.scopes), [['contexts:read', 'resources:switchboard://notes']]);
 });
+
+test('check refuses the virtual servers serve would refuse, with the same error', async () => {
+  // check used to print "ok" for these, and serve then stopped at start.
+  const cases = [
+    ['servers:\n  - name: x\n    agents: [sales]\n', 'config line 2: servers[0].agents: unknown field (known: name, description, include)'],
+    ['servers:\n  - name: "a/b"\n    include: [{agent: sales}]\n', "config line 2: servers[0].name: required: 1 to 64 letters, digits, '-', '_' or '.'"],
+    ['servers:\n  - name: x\n    include: []\n', 'config line 2: servers[0].include: required: a non-empty list of {agent, tools, resources, prompts}'],
+    ['servers:\n  - name: x\n    include: [{agent: sales, tools: [""]}]\n', 'config line 2: servers[0].include[0].tools[0]: expected a non-empty string'],
+    ['servers:\n  - name: x\n    include: [{agent: a}]\n  - name: x\n    include: [{agent: b}]\n', 'config line 4: servers[1].name: x is already a virtual server'],
+  ];
+  for (const [yaml, message] of cases) {
+    const cfg = writeConfig(yaml);
+    const checked = await run(['check', '--config', cfg]);
+    assert.equal(checked.code, 2, `${yaml}: ${checked.stdout}`);
+    assert.equal(checked.stderr.trim(), `switchboard: ${message}`);
+    const served = await run(['serve', '--config', cfg, '--stdio', '--store', join(dir, 'servers.db')]);
+    assert.notEqual(served.code, 0, served.stderr);
+    assert.ok(served.stderr.includes(message), `serve says otherwise: ${served.stderr}`);
+  }
+  const good = writeConfig('servers:\n  - name: front\n    description: the front desk\n    include: [{agent: sales, tools: [search_inventory]}]\n');
+  const ok = await run(['check', '--config', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+});
