@@ -76,6 +76,25 @@ int sb_log_level_parse(const char *name) {
   return -1;
 }
 
+/* Control characters (CR, LF, ESC...) as \r, \n, \xHH; tabs kept. */
+static void log_escape(const char *in, char *out, size_t cap) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap;
+       p++) {
+    if (*p >= 0x20 && *p != 0x7f) {
+      out[o++] = (char)*p;
+    } else if (*p == '\t') {
+      out[o++] = '\t';
+    } else if (*p == '\n' || *p == '\r') {
+      out[o++] = '\\';
+      out[o++] = *p == '\n' ? 'n' : 'r';
+    } else {
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+  }
+  out[o] = '\0';
+}
+
 void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
   if (level < current_level) return;
   char ts[32];
@@ -95,8 +114,13 @@ void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
   /* No secret leaves through a log line, whoever formatted it. */
   char clean[sizeof line + 64];
   sb_log_redact(line, clean, sizeof clean);
+  /* One entry, one line: an error quoting what a client sent ("got
+   * \"a\\n2026-... audit: ...\"") must not start a line of its own
+   * that reads as another entry of the log or the audit trail. */
+  char out[sizeof clean * 4];
+  log_escape(clean, out, sizeof out);
   /* One fputs per line so concurrent writers don't interleave mid-line. */
-  fprintf(stderr, "%s\n", clean);
+  fprintf(stderr, "%s\n", out);
 }
 
 /* ---- time ------------------------------------------------------------- */

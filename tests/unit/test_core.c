@@ -428,6 +428,33 @@ static void log_level_set_get(void **state) {
   assert_int_equal(sb_log_get_level(), old);
 }
 
+/* One entry, one line: what a client sent, quoted in a message, cannot
+ * start a line that reads as another entry (or an audit record). */
+static void log_line_escapes_control_characters(void **state) {
+  (void)state;
+  char path[] = "/tmp/sb-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  SB_INFO("test", "failed %s", "a\n2026-01-01T00:00:00.000Z info audit: forged\r\x1b[31m\tend");
+  fflush(stderr);
+  assert_int_equal(dup2(saved, 2), 2);
+  close(saved);
+  char buf[512] = {0};
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  unlink(path);
+  assert_true(n > 0);
+  char *nl = strchr(buf, '\n');
+  assert_non_null(nl);
+  assert_int_equal(nl[1], '\0'); /* one line */
+  assert_non_null(strstr(buf, "test: failed a\\n2026-01-01T00:00:00.000Z "
+                              "info audit: forged\\r\\x1b[31m\tend\n"));
+}
+
 static void clocks_move_forward(void **state) {
   (void)state;
   uint64_t m1 = sb_now_ms(), w = sb_wall_ms();
@@ -647,6 +674,7 @@ int main(void) {
       cmocka_unit_test(list_iterate_while_removing),
       cmocka_unit_test(text_plain_and_scrub),
       cmocka_unit_test(fopen_regular_refuses_fifos),
+      cmocka_unit_test(log_line_escapes_control_characters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
