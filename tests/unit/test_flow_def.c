@@ -508,6 +508,22 @@ static const struct {
     {"  - id: a\n    ask: {message: hi, schema: yes}\n",
      "wf.yaml:4: step \"a\": ask.schema: expected a JSON Schema (a mapping), "
      "got a string"},
+    /* the keywords answers are checked with: a malformed one made the
+     * check pass what the schema was written to refuse */
+    {"  - id: a\n    ask:\n      message: hi\n      schema:\n"
+     "        type: object\n        properties: {slot: {type: strin}}\n",
+     "wf.yaml:8: step \"a\": ask.schema.properties.slot.type: expected a "
+     "JSON type (object, array, string, number, integer, boolean, null) or "
+     "a list of them"},
+    {"  - id: a\n    ask: {message: hi, schema: {required: slot}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.required: expected a list of "
+     "property names"},
+    {"  - id: a\n    ask: {message: hi, schema: {items: [1]}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.items: expected a JSON Schema (a "
+     "mapping), got an array"},
+    {"  - id: a\n    ask: {message: hi, schema: {anyOf: [{maxLength: -1}]}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.anyOf[0].maxLength: expected an "
+     "integer of 0 or more"},
     {"  - id: a\n    emit: {type: Lead}\n",
      "wf.yaml:4: step \"a\": emit.type: \"Lead\" is not an event type "
      "(lowercase a-z 0-9 _ - names joined by dots, at least two: "
