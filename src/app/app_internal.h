@@ -201,6 +201,11 @@ void app_rest_busy(sb_http_request *req, const char *message);
  * uses with the same limits (sb_http_request_json), or NULL after
  * answering 400 bad_json naming `what` and what was wrong. */
 json_t *app_rest_body(sb_http_request *req, const char *what);
+/* The same, for a route whose body is an object of the `known` keys
+ * (NULL-terminated): anything else (another type, a key it does not
+ * take, a misspelling) is answered 400 naming it, and NULL returned. */
+json_t *app_rest_body_object(sb_http_request *req,
+                             const char *const *known);
 
 /* rest_calls.c: POST /v1/agents/call (any tenant). */
 void app_rest_agent_call(sb_app *app, sb_http_request *req);

@@ -114,6 +114,45 @@ json_t *app_rest_body(sb_http_request *req, const char *what) {
   return v;
 }
 
+json_t *app_rest_body_object(sb_http_request *req,
+                             const char *const *known) {
+  json_t *v = app_rest_body(req, "body");
+  if (!v) return NULL;
+  char names[160] = "";
+  for (size_t i = 0; known[i]; i++) {
+    size_t n = strlen(names);
+    snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", known[i]);
+  }
+  char msg[400];
+  if (!json_is_object(v)) {
+    snprintf(msg, sizeof msg, "body: expected an object (keys: %s), got %s",
+             names, sb_json_type_name(v));
+    goto refuse;
+  }
+  /* A key nobody reads is refused, not ignored: a misspelt "contextld"
+   * would otherwise start the run on a new context. */
+  const char *key;
+  json_t *member;
+  json_object_foreach(v, key, member) {
+    size_t i = 0;
+    while (known[i] && strcmp(known[i], key) != 0)
+      i++;
+    if (known[i]) continue;
+    if (known[0])
+      snprintf(msg, sizeof msg, "%.128s: unknown field (known: %s)", key,
+               names);
+    else
+      snprintf(msg, sizeof msg, "%.128s: unknown field (this takes none)",
+               key);
+    goto refuse;
+  }
+  return v;
+refuse:
+  json_decref(v);
+  respond_error(req, 400, "bad_request", msg, 0);
+  return NULL;
+}
+
 int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;
@@ -323,7 +362,10 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
          p = strtok_r(NULL, ",", &save))
       json_array_append_new(paths, json_string(p));
     sb_free(copy);
-    app_ctx_access a = {.op = APP_CTX_GET, .requirements = paths};
+    /* ?version=N&requirements=...: that version's projection, not the
+     * head's (the version was dropped once). */
+    app_ctx_access a = {
+        .op = APP_CTX_GET, .version = version, .requirements = paths};
     rc = guarded(app, req, op, &a, &err);
     json_decref(paths);
   } else {
@@ -333,13 +375,22 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
   if (rc != 0) rest_op_refused(op, rc, &err);
 }
 
+/* 1 if the Content-Type is the media type `type`, parameters aside
+ * ("; charset=utf-8"): not merely a string starting with it. */
+static int media_is(const char *ctype, const char *type) {
+  size_t n = strlen(type);
+  if (!ctype || strncasecmp(ctype, type, n) != 0) return 0;
+  char next = ctype[n];
+  return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
 static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                      const char *id) {
   const char *ctype = sb_http_request_header(req, "Content-Type");
   sb_ctx_patch_kind kind;
-  if (ctype && strncasecmp(ctype, "application/json-patch+json", 27) == 0)
+  if (media_is(ctype, "application/json-patch+json"))
     kind = SB_CTX_JSON_PATCH;
-  else if (ctype && strncasecmp(ctype, "application/merge-patch+json", 28) == 0)
+  else if (media_is(ctype, "application/merge-patch+json"))
     kind = SB_CTX_MERGE_PATCH;
   else
     return respond_error(req, 415, "unsupported_media_type",

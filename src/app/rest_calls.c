@@ -70,11 +70,14 @@ static void on_gone(void *ud) {
   if (rc->gc) sb_gateway_call_cancel(rc->gc, "the HTTP client went away");
 }
 
+static const char *const call_keys[] = {
+    "capability", "agent", "tool", "arguments", "contextId", "timeoutMs", NULL};
+
 void app_rest_agent_call(sb_app *app, sb_http_request *req) {
   if (strcmp(sb_http_request_method(req), "POST") != 0)
     return app_rest_error(req, 405, "method_not_allowed",
                           "use POST on /v1/agents/call");
-  json_t *body = app_rest_body(req, "body");
+  json_t *body = app_rest_body_object(req, call_keys);
   if (!body) return;
   json_t *timeout = json_object_get(body, "timeoutMs");
   sb_gateway_call_options o = {0};

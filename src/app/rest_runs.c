@@ -91,8 +91,11 @@ static void refused(rest_run_op *op, int rc, const sb_error *err) {
   respond_flow_error(req, rc, err);
 }
 
+/* The string at key, or NULL; a value of another type is answered 400
+ * (the first one only: a request is answered once). */
 static const char *body_str(json_t *body, const char *key, int *bad,
                             sb_http_request *req) {
+  if (*bad) return NULL;
   json_t *v = json_object_get(body, key);
   if (!v || json_is_string(v)) return json_string_value(v);
   char msg[96];
@@ -102,8 +105,11 @@ static const char *body_str(json_t *body, const char *key, int *bad,
   return NULL;
 }
 
+static const char *const start_keys[] = {"workflow", "contextId", "input",
+                                         NULL};
+
 static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
-  json_t *body = app_rest_body(req, "body");
+  json_t *body = app_rest_body_object(req, start_keys);
   if (!body) return;
   int bad = 0;
   sb_flow_start s = {.tenant = tenant,
@@ -141,14 +147,24 @@ static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
   if (rc != 0) refused(op, rc, &err);
 }
 
+/* What each action's body may hold (none: resume). */
+static const char *const cancel_keys[] = {"reason", NULL};
+static const char *const answer_keys[] = {"step", "answer", NULL};
+static const char *const fork_keys[] = {"step", NULL};
+static const char *const no_keys[] = {NULL};
+
 /* POST /v1/runs/{id}/{action} */
 static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
                        const char *id, const char *action) {
   int fork = strcmp(action, "fork") == 0;
+  const char *const *known = fork                              ? fork_keys
+                             : strcmp(action, "cancel") == 0   ? cancel_keys
+                             : strcmp(action, "answer") == 0   ? answer_keys
+                                                               : no_keys;
   json_t *body = NULL;
   size_t len = 0;
   sb_http_request_body(req, &len);
-  if (len && !(body = app_rest_body(req, "body"))) return;
+  if (len && !(body = app_rest_body_object(req, known))) return;
   int bad = 0;
   const char *step = body_str(body, "step", &bad, req);
   const char *reason = body_str(body, "reason", &bad, req);
@@ -348,9 +364,11 @@ static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   sb_free(op);
 }
 
+static const char *const publish_keys[] = {"type", "data", "runId", NULL};
+
 static void events_publish(sb_app *app, sb_http_request *req,
                            const char *tenant) {
-  json_t *body = app_rest_body(req, "body");
+  json_t *body = app_rest_body_object(req, publish_keys);
   if (!body) return;
   int bad = 0;
   const char *type = body_str(body, "type", &bad, req);

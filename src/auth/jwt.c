@@ -10,6 +10,7 @@
  * is parsed. Tenants are interned so a principal's tenant lives as long as
  * the verifier, as config and keyring tenants do. */
 #include <cjose/cjose.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -218,11 +219,14 @@ done:
 
 int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path,
                                sb_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = sb_fopen_regular(path);
   char *data = NULL;
   size_t len = 0;
   int rc = SB_EIO;
-  if (!f) return sb_error_set(err, SB_EIO, "%s: cannot open", path);
+  if (!f)
+    return sb_error_set(err, SB_EIO, "%s: cannot open: %s", path,
+                        errno == EINVAL ? "not a regular file"
+                                        : strerror(errno));
   if (!(data = sb_malloc(1u << 20))) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;

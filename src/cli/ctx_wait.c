@@ -19,8 +19,11 @@ int sb_cli_ctx_open(sb_cli_ctx *c, const struct sb_config *cfg, sb_error *err) {
     return sb_error_set(err, SB_EIO, "cannot create an event loop: %s",
                         uv_strerror(rc));
   c->loop_inited = 1;
-  sb_store_options so = {
-      .path = cfg->store_path, .loop = &c->loop, .readers = 1};
+  /* Every command here reads: a store that is not there is an error. */
+  sb_store_options so = {.path = cfg->store_path,
+                         .loop = &c->loop,
+                         .readers = 1,
+                         .must_exist = 1};
   if (!(c->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {.store = c->store,
                                .snapshot_every = cfg->ctx_snapshot_every};

@@ -163,14 +163,19 @@ typedef struct keys_run {
   json_t *out; /* lists */
 } keys_run;
 
-static int run_open(keys_run *r, const sb_config *cfg, sb_error *err) {
+/* must_exist: the command only reads or changes what is there (list,
+ * revoke); creating tenants and keys may start a store. */
+static int run_open(keys_run *r, const sb_config *cfg, int must_exist,
+                    sb_error *err) {
   memset(r, 0, sizeof *r);
   int rc = uv_loop_init(&r->loop);
   if (rc != 0)
     return sb_error_set(err, SB_EIO, "cannot create an event loop: %s",
                         uv_strerror(rc));
-  sb_store_options so = {.path = cfg->store_path, .loop = &r->loop,
-                         .readers = 1};
+  sb_store_options so = {.path = cfg->store_path,
+                         .loop = &r->loop,
+                         .readers = 1,
+                         .must_exist = must_exist};
   if (!(r->store = sb_store_open_sqlite(&so, err))) {
     uv_loop_close(&r->loop);
     return err->code ? err->code : SB_EIO;
@@ -319,7 +324,7 @@ int sb_cli_tenant(int argc, char **argv) {
   if ((rc = load_config("tenant", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;
   sb_error err = {0};
-  if (run_open(&r, &cfg, &err) != 0) {
+  if (run_open(&r, &cfg, !create, &err) != 0) {
     fprintf(stderr, "switchboard tenant: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;
@@ -342,6 +347,37 @@ int sb_cli_tenant(int argc, char **argv) {
 out:
   sb_config_free(&cfg);
   return rc;
+}
+
+/* key create's --scope, before the store is opened. A key with no scopes
+ * may do everything its tenant may, and the store drops empty scopes, so
+ * --scope "" (an unset variable) would have made an unrestricted key of
+ * one meant to be restricted. A key expired already is made (a test of
+ * expiry needs one) with a warning: every use of it will be refused. */
+static int check_key_create(const keys_args *a) {
+  for (int i = 0; i < a->nscopes; i++) {
+    const char *s = a->scopes[i];
+    if (!*s)
+      return sb_cli_usage_error(
+          "key", "%s",
+          "--scope: empty; a key without scopes may do everything its "
+          "tenant may, so name the scope (e.g. --scope contexts:read) or "
+          "leave --scope out");
+    for (const char *p = s; *p; p++)
+      if ((unsigned char)*p <= ' ' || *p == 0x7f)
+        return sb_cli_usage_error("key",
+                                  "--scope: '%.200s' holds a space or a "
+                                  "control character: one scope per --scope",
+                                  s);
+  }
+  int64_t now = (int64_t)sb_wall_ms();
+  int64_t expires = a->expires ? parse_expires(a->expires, now) : 0;
+  if (a->expires && expires >= 0 && expires <= now)
+    fprintf(stderr,
+            "switchboard key: warning: --expires %s is in the past: the "
+            "server will refuse this key\n",
+            a->expires);
+  return EXIT_OK;
 }
 
 static int key_create(keys_run *r, const keys_args *a) {
@@ -417,11 +453,12 @@ int sb_cli_key(int argc, char **argv) {
     return sb_cli_usage_error("key", "%s",
                               "an option that does not apply to this "
                               "subcommand");
+  if (create && (rc = check_key_create(&a)) != EXIT_OK) return rc;
   sb_config cfg;
   if ((rc = load_config("key", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;
   sb_error err = {0};
-  if (run_open(&r, &cfg, &err) != 0) {
+  if (run_open(&r, &cfg, !create, &err) != 0) {
     fprintf(stderr, "switchboard key: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;

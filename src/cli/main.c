@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "flow/flow.h"
+#include "gateway/gateway.h"
 #include "mcp/mcp.h"
 #include "net/net.h"
 
@@ -419,6 +420,13 @@ static int cmd_check(int argc, char **argv) {
   if (sb_flow_defs_load(cfg.workflows, cfg.workflow_lines, cfg.config_file,
                         cfg.config_dir, &defs, &err) != 0) {
     fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_config_free(&cfg);
+    return EXIT_USAGE;
+  }
+  /* The virtual servers too: serve refuses a bad one at start. */
+  if (sb_gateway_check_servers(cfg.servers, cfg.server_lines, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_flow_defs_clear(&defs);
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }

@@ -266,7 +266,9 @@ static int read_store(const runs_args *a, const char *verb) {
     sb_config_free(&cfg);
     return EXIT_RUNTIME;
   }
-  sb_store_options so = {.path = cfg.store_path, .loop = &r.loop, .readers = 1};
+  /* Reading: a store that is not there is an error, not an empty list. */
+  sb_store_options so = {
+      .path = cfg.store_path, .loop = &r.loop, .readers = 1, .must_exist = 1};
   if (!(st = sb_store_open_sqlite(&so, &err))) {
     fprintf(stderr, "switchboard runs: %s\n", err.msg);
     goto done;

@@ -23,7 +23,10 @@ int cfg_read_file(const char *path, const char *what, char **out,
   struct stat st;
   *out = NULL;
   *out_len = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO (or a device) for reading would wait for
+   * a writer, for ever; so the check that it is a regular file comes
+   * first. A regular file reads the same either way. */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     rc = sb_error_set(err, errno == ENOENT ? SB_ENOENT : SB_EIO,
                       "%s: cannot open: %s", path, strerror(errno));

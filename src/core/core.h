@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- error codes ------------------------------------------------------ */
 enum {
@@ -148,6 +149,27 @@ struct json_t;
 /* "an object", "an array", "a string", "an integer", "a number",
  * "a boolean" or "null": what a user sent, for "expected X, got Y". */
 const char *sb_json_type_name(const struct json_t *v);
+
+/* ---- files named by the operator ---------------------------------------- */
+/* fopen(path, "rb") of a regular file, or NULL with errno set (EINVAL: not
+ * a regular file). Opening a FIFO for reading waits for a writer, for
+ * ever; files read on SIGHUP (certificates, signing keys) are read on the
+ * server's loop, so a FIFO in their place must be an error, not a hang. */
+FILE *sb_fopen_regular(const char *path);
+
+/* ---- text from the wire ----------------------------------------------- */
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), 1 for an ASCII byte, or 0 when
+ * the bytes at s are not UTF-8. n is how many bytes there are. */
+size_t sb_utf8_seq(const unsigned char *s, size_t n);
+/* 1 when s[0..n) is UTF-8 text without NUL or other control characters
+ * (C0, DEL): what an id, a path or a query value may hold. */
+int sb_text_plain(const char *s, size_t n);
+/* Make s (NUL-terminated) valid UTF-8 in place: each byte that does not
+ * belong to a valid sequence becomes '?'. jansson refuses invalid UTF-8,
+ * so a message quoting what a client sent is scrubbed before it is
+ * packed: an error must never fail to be built. */
+void sb_utf8_scrub(char *s);
 
 /* The path of the value being checked, e.g. "data.workflow.errors[2]",
  * kept in a fixed buffer: documents we validate are shallow, and an

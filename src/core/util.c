@@ -2,6 +2,8 @@
  * the small helpers every module uses. */
 #include "core/core.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #endif
 
@@ -73,6 +76,25 @@ int sb_log_level_parse(const char *name) {
   return -1;
 }
 
+/* Control characters (CR, LF, ESC...) as \r, \n, \xHH; tabs kept. */
+static void log_escape(const char *in, char *out, size_t cap) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap;
+       p++) {
+    if (*p >= 0x20 && *p != 0x7f) {
+      out[o++] = (char)*p;
+    } else if (*p == '\t') {
+      out[o++] = '\t';
+    } else if (*p == '\n' || *p == '\r') {
+      out[o++] = '\\';
+      out[o++] = *p == '\n' ? 'n' : 'r';
+    } else {
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+  }
+  out[o] = '\0';
+}
+
 void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
   if (level < current_level) return;
   char ts[32];
@@ -92,8 +114,13 @@ void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
   /* No secret leaves through a log line, whoever formatted it. */
   char clean[sizeof line + 64];
   sb_log_redact(line, clean, sizeof clean);
+  /* One entry, one line: an error quoting what a client sent ("got
+   * \"a\\n2026-... audit: ...\"") must not start a line of its own
+   * that reads as another entry of the log or the audit trail. */
+  char out[sizeof clean * 4];
+  log_escape(clean, out, sizeof out);
   /* One fputs per line so concurrent writers don't interleave mid-line. */
-  fprintf(stderr, "%s\n", clean);
+  fprintf(stderr, "%s\n", out);
 }
 
 /* ---- time ------------------------------------------------------------- */
@@ -184,6 +211,74 @@ const char *sb_json_type_name(const json_t *v) {
   case JSON_TRUE:
   case JSON_FALSE: return "a boolean";
   default: return "null";
+  }
+}
+
+/* ---- files named by the operator ---------------------------------------- */
+FILE *sb_fopen_regular(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return NULL;
+  }
+  /* Back to blocking reads: a regular file reads the same either way. */
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) close(fd);
+  return f;
+}
+
+/* ---- text from the wire ----------------------------------------------- */
+/* json_read.c keeps its own copy of this check, inlined in its hot loop. */
+size_t sb_utf8_seq(const unsigned char *s, size_t n) {
+  if (n == 0) return 0;
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned min;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, min = 0x80;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, min = 0x800;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, min = 0x10000;
+  else
+    return 0;
+  if (n < len) return 0;
+  unsigned cp = c & (0x3F >> (len - 1));
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+int sb_text_plain(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    if (p[i] < 0x20 || p[i] == 0x7F) return 0;
+    size_t k = sb_utf8_seq(p + i, n - i);
+    if (k == 0) return 0;
+    i += k;
+  }
+  return 1;
+}
+
+void sb_utf8_scrub(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t k = sb_utf8_seq(p + i, n - i);
+    if (k == 0) {
+      p[i++] = '?';
+      continue;
+    }
+    i += k;
   }
 }
 

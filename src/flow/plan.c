@@ -458,7 +458,8 @@ static void step_failed(plan *p, const fl_change *c, json_t *entry) {
 }
 
 /* What the change does to the plan; 0, or SB_ESTATE when it no longer
- * applies (the step it is about is not active any more). */
+ * applies (the step it is about is not active any more, or the run has
+ * ended: a cancel queued behind the change that completed the run). */
 static int apply(plan *p, fl_change *c) {
   sb_flow_def *def = p->r->def;
   switch (c->kind) {
@@ -510,6 +511,9 @@ static int apply(plan *p, fl_change *c) {
     return 0;
   }
   case FL_CANCEL: {
+    /* The run stays in memory while changes queued behind its end are
+     * answered; an end already written (and acknowledged) stands. */
+    if (terminal(status_of(p))) return SB_ESTATE;
     json_t *stopped = json_array();
     size_t i;
     json_t *a;
@@ -789,11 +793,18 @@ static void plan_write(fl_run *r) {
   }
   w->r = r;
   int rc = build(r, c, &w->p);
-  if (rc != 0) {
+  if (rc == SB_ESTATE && c->kind == FL_CANCEL) {
+    sb_error_set(&err, rc,
+                 "run %s is %s: only a running or waiting run can be "
+                 "cancelled",
+                 r->id, fl_str(r->doc, "status"));
+  } else if (rc != 0) {
     sb_error_set(&err, rc,
                  rc == SB_ESTATE ? "run %s: that step is no longer under way"
                                  : "run %s: out of memory",
                  r->id);
+  }
+  if (rc != 0) {
     write_free(w);
     pop_change(r, rc, &err);
     next_change(r);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctx/ctx.h"
+#include "events/events.h"
 #include "flow/flow_internal.h"
 
 static const char *const kind_names[] = {"call", "branch", "parallel", "ask",
@@ -183,6 +184,97 @@ static int fill_call(flow_builder *b, const json_t *v, sb_flow_step *s) {
 
 static const char *const ask_keys[] = {"message", "schema", "timeout", NULL};
 
+static int schema_check(flow_builder *b, const json_t *schema, int depth);
+
+static int schema_type_ok(const json_t *t) {
+  static const char *const names[] = {"object", "array",   "string", "number",
+                                      "integer", "boolean", "null",   NULL};
+  const char *s = json_string_value(t);
+  for (size_t i = 0; s && names[i]; i++)
+    if (strcmp(s, names[i]) == 0) return 1;
+  return 0;
+}
+
+/* One keyword of an ask schema: the ones answers are checked with
+ * (sb_llm_schema_check's subset) must be well formed, or the check would
+ * pass answers it was written to refuse ("type: strin", "required: slot"
+ * instead of a list). Other keywords (title, description...) are free. */
+static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
+                          int depth) {
+  size_t i;
+  const json_t *x;
+  if (strcmp(key, "type") == 0) {
+    if (schema_type_ok(v)) return 0;
+    int ok = json_is_array(v) && json_array_size(v) > 0;
+    json_array_foreach(v, i, x) ok &= schema_type_ok(x);
+    return ok ? 0
+              : flow_fail(b, SB_EINVAL,
+                          "expected a JSON type (object, array, string, "
+                          "number, integer, boolean, null) or a list of them");
+  }
+  if (strcmp(key, "properties") == 0) {
+    if (!json_is_object(v))
+      return flow_fail(b, SB_EINVAL, "expected a mapping of schemas, got %s",
+                       sb_json_type_name(v));
+    const char *k;
+    json_object_foreach((json_t *)v, k, x) {
+      flow_mark m = flow_push_key(b, k);
+      int rc = schema_check(b, x, depth + 1);
+      flow_pop(b, m);
+      if (rc != 0) return rc;
+    }
+    return 0;
+  }
+  if (strcmp(key, "items") == 0 ||
+      (strcmp(key, "additionalProperties") == 0 && !json_is_boolean(v)))
+    return schema_check(b, v, depth + 1);
+  if (strcmp(key, "anyOf") == 0) {
+    if (!json_is_array(v) || json_array_size(v) == 0)
+      return flow_fail(b, SB_EINVAL, "expected a non-empty list of schemas");
+    json_array_foreach(v, i, x) {
+      flow_mark m = flow_push_index(b, i);
+      int rc = schema_check(b, x, depth + 1);
+      flow_pop(b, m);
+      if (rc != 0) return rc;
+    }
+    return 0;
+  }
+  if (strcmp(key, "required") == 0) {
+    int ok = json_is_array(v);
+    json_array_foreach(v, i, x) ok &= json_is_string(x);
+    return ok ? 0 : flow_fail(b, SB_EINVAL, "expected a list of property names");
+  }
+  if (strcmp(key, "enum") == 0)
+    return json_is_array(v) ? 0 : flow_fail(b, SB_EINVAL, "expected a list");
+  if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0)
+    return json_is_number(v) ? 0
+                             : flow_fail(b, SB_EINVAL, "expected a number, got %s",
+                                         sb_json_type_name(v));
+  if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 ||
+      strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0)
+    return json_is_integer(v) && json_integer_value(v) >= 0
+               ? 0
+               : flow_fail(b, SB_EINVAL, "expected an integer of 0 or more");
+  return 0;
+}
+
+static int schema_check(flow_builder *b, const json_t *schema, int depth) {
+  if (!json_is_object(schema))
+    return flow_fail(b, SB_EINVAL, "expected a JSON Schema (a mapping), got %s",
+                     sb_json_type_name(schema));
+  if (depth > 32)
+    return flow_fail(b, SB_EINVAL, "nested deeper than 32 schemas");
+  const char *key;
+  const json_t *v;
+  json_object_foreach((json_t *)schema, key, v) {
+    flow_mark m = flow_push_key(b, key);
+    int rc = schema_keyword(b, key, v, depth);
+    flow_pop(b, m);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
 static int fill_ask(flow_builder *b, const json_t *v, sb_flow_step *s) {
   int rc = body(b, v, "message, schema, timeout", ask_keys);
   if (rc == 0)
@@ -190,9 +282,8 @@ static int fill_ask(flow_builder *b, const json_t *v, sb_flow_step *s) {
   const json_t *schema;
   flow_mark m;
   if (rc == 0 && MEMBER(v, "schema", schema, m)) {
-    if (!json_is_object(schema))
-      rc = flow_fail(b, SB_EINVAL, "expected a JSON Schema (a mapping), got %s",
-                     sb_json_type_name(schema));
+    if ((rc = schema_check(b, schema, 0)) != 0)
+      ;
     else if (!(s->schema = json_deep_copy(schema)))
       rc = sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
     flow_pop(b, m);
@@ -217,9 +308,27 @@ static int event_type(flow_builder *b, const json_t *obj, const char *key,
 static const char *const emit_keys[] = {"type", "data", NULL};
 static const char *const wait_keys[] = {"event", "where", "timeout", NULL};
 
+/* A run may wait for any event, but it publishes only events of its own,
+ * as agents and clients do: a run.completed of its making would tell a
+ * follower the run ended while it goes on, and an audit.* entry would
+ * forge the audit trail. */
+static int emit_type(flow_builder *b, const json_t *v, char **out) {
+  int rc = event_type(b, v, "type", out);
+  if (rc != 0 || sb_event_type_publishable(*out)) return rc;
+  flow_mark m = flow_push_key(b, "type");
+  rc = flow_fail(b, SB_EINVAL,
+                 "\"%.64s\" is reserved: switchboard's own events "
+                 "(run.completed, step.started, ...) and audit.* are "
+                 "written by switchboard alone; emit a type of the "
+                 "workflow's own, e.g. \"lead.qualified\"",
+                 *out);
+  flow_pop(b, m);
+  return rc;
+}
+
 static int fill_emit(flow_builder *b, const json_t *v, sb_flow_step *s) {
   int rc = body(b, v, "type, data", emit_keys);
-  if (rc == 0) rc = event_type(b, v, "type", &s->event_type);
+  if (rc == 0) rc = emit_type(b, v, &s->event_type);
   if (rc == 0) rc = opt_template(b, v, "data", 0, &s->event_data);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "flow/run_internal.h"
+#include "llm/llm.h"
 
 #define RETRY_CAP_MS 30000
 
@@ -458,6 +459,14 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
     return sb_error_set(err, SB_EINVAL,
                         "answer: step %s expects an object (its schema)",
                         s->id);
+  /* The whole schema, not its type alone: an answer without a required
+   * field, or with a number where the schema says string, would be saved
+   * into the context and handed to the steps after it as if it fitted. */
+  sb_error serr = {0};
+  if (s->schema && sb_llm_schema_check(s->schema, answer, &serr) != 0)
+    return sb_error_set(err, SB_EINVAL,
+                        "answer: does not match step %s's schema: %s", s->id,
+                        serr.msg);
   fl_change *c = change_new(FL_STEP_DONE);
   if (!c || !(c->value = json_deep_copy(answer))) {
     fl_change_free(c);

@@ -318,6 +318,11 @@ json_t *sb_gateway_tool_names_current(sb_gateway *gw);
 
 /* ---- per-agent endpoints and virtual servers --------------------------- */
 
+/* The same list checked without a gateway (switchboard check): what
+ * sb_gateway_add_servers would refuse, with the same errors, save an
+ * agent that is not known (agents may be registered later). */
+int sb_gateway_check_servers(const json_t *servers, const size_t *lines,
+                             sb_error *err);
 /* Virtual servers from the config's `servers:` list (borrowed; lines as
  * above). Errors name the line and the path. Call before adding agents. */
 int sb_gateway_add_servers(sb_gateway *gw, const json_t *servers,

@@ -555,49 +555,85 @@ static int parse_include(json_t *v, const char *path, include *inc,
   return inc->agent ? 0 : sb_error_set(err, SB_ENOMEM, "out of memory");
 }
 
-/* One `servers:` item into a mount (NULL with err naming the path). */
-static mount *parse_server(sb_gateway *gw, json_t *v, const char *path,
-                           sb_error *err) {
-  if (!json_is_object(v)) {
-    sb_error_set(err, SB_EINVAL, "%s: expected a mapping", path);
-    return NULL;
-  }
+/* What a `servers:` item must be, checked without a gateway: its keys,
+ * name, description and includes. `switchboard check` runs it too, so a
+ * config that serve would refuse at start is not reported ok. */
+static int server_check(json_t *v, const char *path, sb_error *err) {
+  if (!json_is_object(v))
+    return sb_error_set(err, SB_EINVAL, "%s: expected a mapping", path);
   const char *key;
   json_t *f;
   json_object_foreach(v, key, f) {
     if (strcmp(key, "name") && strcmp(key, "description") &&
-        strcmp(key, "include")) {
-      sb_error_set(err, SB_EINVAL,
-                   "%s.%s: unknown field (known: name, description, include)",
-                   path, key);
-      return NULL;
-    }
+        strcmp(key, "include"))
+      return sb_error_set(
+          err, SB_EINVAL,
+          "%s.%s: unknown field (known: name, description, include)", path,
+          key);
   }
+  if (!valid_name(json_string_value(json_object_get(v, "name"))))
+    return sb_error_set(
+        err, SB_EINVAL,
+        "%s.name: required: 1 to %d letters, digits, '-', '_' or '.'", path,
+        NAME_MAX_LEN);
+  json_t *desc = json_object_get(v, "description");
+  if (desc && !json_is_string(desc))
+    return sb_error_set(err, SB_EINVAL, "%s.description: expected a string",
+                        path);
+  json_t *incs = json_object_get(v, "include");
+  if (!json_is_array(incs) || json_array_size(incs) == 0)
+    return sb_error_set(err, SB_EINVAL,
+                        "%s.include: required: a non-empty list of {agent, "
+                        "tools, resources, prompts}",
+                        path);
+  size_t i;
+  json_t *item;
+  json_array_foreach(incs, i, item) {
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s.include[%zu]", path, i);
+    include inc = {0};
+    int rc = parse_include(item, sub, &inc, err);
+    include_clear(&inc);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int sb_gateway_check_servers(const json_t *servers, const size_t *lines,
+                             sb_error *err) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(servers, i, v) {
+    char path[48];
+    snprintf(path, sizeof path, "servers[%zu]", i);
+    sb_error perr = {0};
+    const char *name = json_string_value(json_object_get(v, "name"));
+    int rc = server_check(v, path, &perr);
+    for (size_t j = 0; rc == 0 && j < i; j++)
+      if (strcmp(name, json_string_value(json_object_get(
+                           json_array_get(servers, j), "name"))) == 0)
+        rc = sb_error_set(&perr, SB_EINVAL,
+                          "%s.name: %s is already a virtual server", path,
+                          name);
+    if (rc != 0)
+      return sb_error_set(err, rc, "config line %zu: %s", lines ? lines[i] : 0,
+                          perr.msg);
+  }
+  return 0;
+}
+
+/* One `servers:` item into a mount (NULL with err naming the path). */
+static mount *parse_server(sb_gateway *gw, json_t *v, const char *path,
+                           sb_error *err) {
+  if (server_check(v, path, err) != 0) return NULL;
   const char *name = json_string_value(json_object_get(v, "name"));
-  if (!valid_name(name)) {
-    sb_error_set(err, SB_EINVAL,
-                 "%s.name: required: 1 to %d letters, digits, '-', '_' or '.'",
-                 path, NAME_MAX_LEN);
-    return NULL;
-  }
   if (find_mount(gw->mounts, name, 0)) {
     sb_error_set(err, SB_EINVAL, "%s.name: %s is already a virtual server",
                  path, name);
     return NULL;
   }
   json_t *desc = json_object_get(v, "description");
-  if (desc && !json_is_string(desc)) {
-    sb_error_set(err, SB_EINVAL, "%s.description: expected a string", path);
-    return NULL;
-  }
   json_t *incs = json_object_get(v, "include");
-  if (!json_is_array(incs) || json_array_size(incs) == 0) {
-    sb_error_set(err, SB_EINVAL,
-                 "%s.include: required: a non-empty list of {agent, tools, "
-                 "resources, prompts}",
-                 path);
-    return NULL;
-  }
   mount *m = mount_new(gw, name, 0, json_string_value(desc));
   if (!m ||
       !(m->includes = sb_calloc(json_array_size(incs), sizeof *m->includes))) {

@@ -471,6 +471,10 @@ static void set_early(http_req *r, unsigned status, int code, json_t *id,
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
+  /* The text may quote what the client sent (its URL): jansson takes
+   * only UTF-8, and an error that fails to be built would let the request
+   * through as if nothing were wrong. */
+  sb_utf8_scrub(text);
   r->early_error = sb_rpc_error_new(id, code, text, NULL);
   r->early_status = status;
   sb_buf_free(&r->body); /* whatever arrives from now on is discarded */
@@ -509,6 +513,15 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     return 1;
   }
   r->method = method;
+  if (http_conn_take_bad_url(http_conn_of(r->conn))) {
+    /* Before the token check: the audit of a refusal quotes the URL. */
+    set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL,
+              "the URL's path or a query parameter holds a NUL, a control "
+              "character or bytes that are not UTF-8 (as sent or "
+              "%%XX-decoded): paths, ids and query values are UTF-8 text");
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
   /* The protected-resource metadata is for anyone: it is how a client
    * without a token learns where to get one. */
   if (cfg->resource_metadata && strcmp(method, "GET") == 0 &&
@@ -877,6 +890,10 @@ static void req_finish(http_req *r, const char *method) {
     sb_buf_reset(&r->body);
   if (r->early_error) {
     respond_early(r);
+    return;
+  }
+  if (!r->mcp) { /* refused early, but the refusal could not be built */
+    respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
     return;
   }
   if (strcmp(method, "POST") == 0)

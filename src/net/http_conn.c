@@ -68,6 +68,7 @@ struct http_conn {
   sb_list_link all_link; /* in srv->conns, oldest first */
   unsigned admitted : 1;
   unsigned cut : 1;
+  unsigned bad_url : 1; /* the request line's URL decodes to bad text */
 };
 
 static sb_list *queue_of(http_conn *c) {
@@ -235,6 +236,31 @@ void http_conn_request_read(http_conn *c) {
 
 void http_conn_request_done(http_conn *c) {
   if (c && !c->cut) enter(c, CONN_HEADERS, c->srv->cfg.header_timeout_s);
+}
+
+/* ---- the URL ----------------------------------------------------------- */
+/* MHD decodes %XX escapes in place, and a %00 then ends the path early:
+ * "/v1/runs/%00x/cancel" would read as "/v1/runs/" (and start a run). So
+ * each decoded part (the path, every query key and value) is checked here,
+ * and a request whose URL holds a NUL, a control character or bytes that
+ * are not UTF-8 is refused with a 400 before anything reads it
+ * (http_conn_take_bad_url). Nothing switchboard names, no id or query
+ * value, may hold them, and quoting them back in an error or the audit
+ * log would need them to be text. */
+size_t http_conn_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls;
+  size_t n = MHD_http_unescape(s);
+  if (!sb_text_plain(s, n)) {
+    http_conn *c = http_conn_of(conn);
+    if (c) c->bad_url = 1;
+  }
+  return n;
+}
+
+int http_conn_take_bad_url(http_conn *c) {
+  if (!c || !c->bad_url) return 0;
+  c->bad_url = 0;
+  return 1;
 }
 
 /* ---- framing ---------------------------------------------------------- */

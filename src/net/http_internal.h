@@ -239,6 +239,12 @@ void http_conn_request_done(http_conn *c);
 /* Close the connection under MHD (shutdown of its socket); abortive:
  * reset, dropping unsent data. */
 void http_conn_cut(http_conn *c, int abortive, const char *why);
+/* MHD's unescape callback: decodes like MHD's own and marks the
+ * connection when a decoded part of the URL is not plain text (a NUL, a
+ * control character, invalid UTF-8). */
+size_t http_conn_unescape(void *cls, struct MHD_Connection *conn, char *s);
+/* 1 (once) when the current request's URL was marked so. */
+int http_conn_take_bad_url(http_conn *c);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
 /* The same on a list of header names and values (values may be NULL):

@@ -52,10 +52,10 @@ static void creds_free(http_tls_creds *c) {
 
 /* The whole of a PEM file (NUL-terminated; caller frees). */
 static char *read_pem(const char *path, const char *what, sb_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = sb_fopen_regular(path);
   if (!f) {
     sb_error_set(err, SB_EIO, "server.tls.%s: cannot read %s: %s", what, path,
-                 strerror(errno));
+                 errno == EINVAL ? "not a regular file" : strerror(errno));
     return NULL;
   }
   sb_buf b = SB_BUF_INIT;

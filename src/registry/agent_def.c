@@ -317,19 +317,47 @@ static int parse_requirements(fpath *p, const json_t *v, sb_agent_def *d) {
   return 0;
 }
 
-static int url_valid(const char *url) {
+/* What is wrong with an agent's URL: NULL if nothing, "" when it is not
+ * an http(s) URL at all, else what is wrong with its authority. The
+ * authority is checked here because an agent registered with a broken
+ * one ("http://[::1", "http://host:99999") was accepted, and then failed
+ * to connect for ever with libcurl's word for it. */
+static const char *url_problem(const char *url) {
   const char *rest;
   if (!strncasecmp(url, "http://", 7))
     rest = url + 7;
   else if (!strncasecmp(url, "https://", 8))
     rest = url + 8;
   else
-    return 0;
+    return "";
   size_t host_len = strcspn(rest, "/?#");
-  if (host_len == 0 || rest[0] == ':' || rest[0] == '@') return 0;
+  if (host_len == 0 || rest[0] == ':' || rest[0] == '@') return "";
   for (const unsigned char *c = (const unsigned char *)url; *c; c++)
-    if (*c <= 0x20 || *c == 0x7f) return 0;
-  return 1;
+    if (*c <= 0x20 || *c == 0x7f) return "";
+  const char *end = rest + host_len, *h = rest;
+  for (const char *c = rest; c < end; c++) /* user:password@ */
+    if (*c == '@') h = c + 1;
+  const char *after;
+  if (*h == '[') {
+    const char *close = memchr(h, ']', (size_t)(end - h));
+    if (!close) return "the IPv6 address has no closing ]";
+    after = close + 1;
+  } else {
+    after = h;
+    while (after < end && *after != ':')
+      after++;
+    if (after == h) return "no host";
+  }
+  if (after == end) return NULL;
+  if (*after != ':') return "text after the host that is not :PORT";
+  const char *port = after + 1;
+  long n = 0;
+  if (port == end || end - port > 5) return "the port is not 1 to 65535";
+  for (const char *c = port; c < end; c++) {
+    if (*c < '0' || *c > '9') return "the port is not 1 to 65535";
+    n = n * 10 + (*c - '0');
+  }
+  return n >= 1 && n <= 65535 ? NULL : "the port is not 1 to 65535";
 }
 
 static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
@@ -389,8 +417,10 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
   saved = push_key(p, "url");
   const char *s = NULL;
   rc = read_str(p, url, 0, &s);
-  if (rc == 0 && !url_valid(s))
-    rc = bad(p, "expected an http:// or https:// URL");
+  const char *why = rc == 0 ? url_problem(s) : NULL;
+  if (why)
+    rc = bad(p, "expected an http:// or https:// URL%s%s", *why ? ": " : "",
+             why);
   if (rc == 0 && !(t->url = sb_strdup(s))) rc = oom(p);
   pop(p, saved);
   json_t *headers = rc == 0 ? member(p, v, "headers", 0, &rc) : NULL;

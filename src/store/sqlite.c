@@ -247,6 +247,20 @@ static int exec(st_conn *c, const char *sql, sb_error *err) {
   return 0;
 }
 
+/* exec, with the store's path in the error: for opening, where the
+ * message alone does not say which file was not a database. */
+static int exec_at(st_conn *c, const char *path, const char *sql,
+                   sb_error *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    sb_error_set(err, SB_EIO, "store: %s: %s", path,
+                 msg ? msg : sqlite3_errmsg(c->db));
+    sqlite3_free(msg);
+    return SB_EIO;
+  }
+  return 0;
+}
+
 char *st_column_dup(sqlite3_stmt *st, int col) {
   const unsigned char *t = sqlite3_column_text(st, col);
   return t ? sb_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, col))
@@ -349,7 +363,9 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
     goto fail;
   }
   sqlite3_busy_timeout(c->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
-  if (exec(c,
+  /* The first statements are where a file that is not a store shows
+   * ("file is not a database"): say which file. */
+  if (exec_at(c, path,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
            /* statement journals and RETURNING's buffers: in memory, not
             * temporary files (a savepoint per write makes many) */

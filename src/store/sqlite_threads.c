@@ -41,7 +41,9 @@
  */
 #include "store/store_internal.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define DEFAULT_READERS 2
@@ -344,6 +346,13 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
     sb_error_set(err, SB_EINVAL,
                  "store: this SQLite is built without "
                  "thread support");
+    return NULL;
+  }
+  struct stat sb;
+  if (o->must_exist && stat(o->path, &sb) != 0) {
+    sb_error_set(err, errno == ENOENT ? SB_ENOENT : SB_EIO,
+                 "store: %s: %s (no store there to read)", o->path,
+                 strerror(errno));
     return NULL;
   }
   sqlite_store *s = sb_calloc(1, sizeof *s);

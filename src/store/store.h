@@ -58,6 +58,10 @@ typedef struct sb_store_options {
                           poll) are not counted: they have room of their
                           own, 8 in flight */
   int readers;         /* reader threads; default 2 */
+  int must_exist;      /* refuse a file that does not exist (SB_ENOENT)
+                          instead of creating it: for commands that read a
+                          server's store, where a misspelt path must not
+                          make a new, empty store and read nothing there */
 } sb_store_options;
 
 /* Open (and migrate) the store and start its threads. NULL with err on

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -338,4 +338,87 @@ test('server.listen from the config is used; a taken port exits 1', async () => 
     const done = await withDeadline(first.exited, 10000, 'first exit');
     assert.equal(done.code, 0);
   }
+});
+
+test('commands that read a store refuse one that is not there, and create nothing', async () => {
+  // A misspelt --store used to make a new, empty store (and its
+  // directories) and then report "no runs", "[]" or "not found" from it.
+  const missing = join(dir, 'no-such-dir', 'typo.db');
+  const reads = [
+    ['context', 'get', 'some-id'],
+    ['context', 'history', 'some-id'],
+    ['runs', 'list'],
+    ['runs', 'get', 'some-id'],
+    ['tenant', 'list'],
+    ['key', 'list'],
+    ['key', 'revoke', '0123456789ab'],
+  ];
+  for (const args of reads) {
+    const r = await run([...args, '--store', missing]);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /store: .*typo\.db: No such file or directory/, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, '', `${args.join(' ')} printed a result: ${r.stdout}`);
+    assert.equal(existsSync(join(dir, 'no-such-dir')), false, `${args.join(' ')} created the store's directory`);
+  }
+  // Creating a tenant still starts a store where there is none.
+  const fresh = join(dir, 'fresh', 'switchboard.db');
+  const made = await run(['tenant', 'create', 'dealer-x', '--store', fresh]);
+  assert.equal(made.code, 0, made.stderr);
+  const listed = await run(['tenant', 'list', '--store', fresh]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(JSON.parse(listed.stdout)[0].id, 'dealer-x');
+});
+
+test('key create refuses an empty or spaced --scope, storing nothing, and warns of an --expires in the past', async () => {
+  const store = join(dir, 'keys', 'switchboard.db');
+  assert.equal((await run(['tenant', 'create', 'dealer-k', '--store', store])).code, 0);
+  const refused = [
+    // A key without scopes may do everything its tenant may, and empty
+    // scopes were dropped: --scope "" made an unrestricted key.
+    [['--scope', ''], /--scope: empty; a key without scopes may do everything its tenant may/],
+    [['--scope', 'contexts:read', '--scope', ''], /--scope: empty/],
+    [['--scope', 'contexts:read runs:read'], /--scope: 'contexts:read runs:read' holds a space or a control character/],
+  ];
+  for (const [args, message] of refused) {
+    const r = await run(['key', 'create', '--tenant', 'dealer-k', ...args, '--store', store]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, message, r.stderr);
+    assert.equal(r.stdout, '', `a key was printed: ${r.stdout}`);
+  }
+  const listed = await run(['key', 'list', '--store', store]);
+  assert.deepEqual(JSON.parse(listed.stdout || '[]'), [], listed.stdout);
+  // A key that expired before it was made was printed as if usable; it is
+  // still made (tests of expiry use one), with a warning.
+  const old = await run(['key', 'create', '--tenant', 'dealer-k', '--expires', '2000-01-01T00:00:00Z', '--store', store]);
+  assert.equal(old.code, 0, old.stderr);
+  assert.match(old.stderr, /warning: --expires 2000-01-01T00:00:00Z is in the past: the server will refuse this key/);
+  await run(['key', 'revoke', old.stdout.trim().slice(3, 15), '--store', store]);
+  const ok = await run(['key', 'create', '--tenant', 'dealer-k', '--scope', 'contexts:read', '--scope', 'resources:switchboard://notes', '--expires', '2h', '--store', store]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^sb_[0-9a-f]{12}_/);
+  const keys = JSON.parse((await run(['key', 'list', '--store', store])).stdout).filter((k) => !k.revoked);
+  assert.deepEqual(keys.map((k) => k.scopes), [['contexts:read', 'resources:switchboard://notes']]);
+});
+
+test('check refuses the virtual servers serve would refuse, with the same error', async () => {
+  // check used to print "ok" for these, and serve then stopped at start.
+  const cases = [
+    ['servers:\n  - name: x\n    agents: [sales]\n', 'config line 2: servers[0].agents: unknown field (known: name, description, include)'],
+    ['servers:\n  - name: "a/b"\n    include: [{agent: sales}]\n', "config line 2: servers[0].name: required: 1 to 64 letters, digits, '-', '_' or '.'"],
+    ['servers:\n  - name: x\n    include: []\n', 'config line 2: servers[0].include: required: a non-empty list of {agent, tools, resources, prompts}'],
+    ['servers:\n  - name: x\n    include: [{agent: sales, tools: [""]}]\n', 'config line 2: servers[0].include[0].tools[0]: expected a non-empty string'],
+    ['servers:\n  - name: x\n    include: [{agent: a}]\n  - name: x\n    include: [{agent: b}]\n', 'config line 4: servers[1].name: x is already a virtual server'],
+  ];
+  for (const [yaml, message] of cases) {
+    const cfg = writeConfig(yaml);
+    const checked = await run(['check', '--config', cfg]);
+    assert.equal(checked.code, 2, `${yaml}: ${checked.stdout}`);
+    assert.equal(checked.stderr.trim(), `switchboard: ${message}`);
+    const served = await run(['serve', '--config', cfg, '--stdio', '--store', join(dir, 'servers.db')]);
+    assert.notEqual(served.code, 0, served.stderr);
+    assert.ok(served.stderr.includes(message), `serve says otherwise: ${served.stderr}`);
+  }
+  const good = writeConfig('servers:\n  - name: front\n    description: the front desk\n    include: [{agent: sales, tools: [search_inventory]}]\n');
+  const ok = await run(['check', '--config', good]);
+  assert.equal(ok.code, 0, ok.stderr);
 });

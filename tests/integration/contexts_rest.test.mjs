@@ -166,6 +166,12 @@ describe('contexts REST API', { timeout: 60000 }, () => {
       { body: { data: {} }, contentType: 'application/json', headers: { 'If-Match': '"3"' } });
     assert.equal(type.status, 415, type.text);
     assert.equal(type.json.error.code, 'unsupported_media_type');
+    // A media type that only starts like one of ours is not it.
+    for (const contentType of ['application/merge-patch+jsonx', 'application/json-patch+json-seq']) {
+      const near = await a.call('PATCH', `/v1/contexts/${id}`,
+        { body: { data: {} }, contentType, headers: { 'If-Match': '"3"' } });
+      assert.equal(near.status, 415, `${contentType}: ${near.text}`);
+    }
 
     const head = await a.get(id);
     assert.deepEqual(head.json, v3, 'none of them changed the context');

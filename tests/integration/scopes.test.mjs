@@ -93,8 +93,9 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     assert.deepEqual(list.json.runs.map((r) => r.workflow), ['triage']);
     assert.equal((await rc.call('GET', `/v1/runs/${runs.triage}`)).status, 200);
     refused(await rc.call('GET', `/v1/runs/${runs.quote}`), 'runs:read:quote');
-    for (const action of ['cancel', 'answer', 'resume', 'fork'])
-      refused(await rc.call('POST', `/v1/runs/${runs.quote}/${action}`, { body: { answer: {}, step: 'confirm' } }), 'runs:write:quote');
+    // Each action with the body it takes (a field it does not take is a 400).
+    for (const [action, body] of [['cancel', {}], ['answer', { answer: {}, step: 'confirm' }], ['resume', {}], ['fork', { step: 'confirm' }]])
+      refused(await rc.call('POST', `/v1/runs/${runs.quote}/${action}`, { body }), 'runs:write:quote');
     // Reading one workflow's runs grants no writing at all.
     refused(await restClient(server.base, keys.triageRead).call('POST', `/v1/runs/${runs.triage}/cancel`, { body: {} }), 'runs:write');
     // No runs scope at all: refused before any lookup, naming the plain scope.

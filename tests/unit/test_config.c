@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -448,6 +449,21 @@ static void test_load_file(void **state) {
                       "directory");
   assert_int_equal(sb_config_load(&cfg, "/tmp", &err), SB_EIO);
   assert_string_equal(err.msg, "/tmp: not a regular file");
+  /* A FIFO: opening it to read waited for a writer, for ever (a workflow
+   * directory holding one hung check, serve and SIGHUP reloads). */
+  char fifo_dir[] = "/tmp/sbcfgfifoXXXXXX";
+  assert_non_null(mkdtemp(fifo_dir));
+  char fifo[64];
+  snprintf(fifo, sizeof fifo, "%s/flow.yaml", fifo_dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(sb_config_load(&cfg, fifo, &err), SB_EIO);
+  assert_non_null(strstr(err.msg, "flow.yaml: not a regular file"));
+  json_t *fdoc = NULL, *flines = NULL;
+  assert_int_equal(sb_config_read_yaml_file(fifo, &fdoc, &flines, &err),
+                   SB_EIO);
+  assert_non_null(strstr(err.msg, "flow.yaml: not a regular file"));
+  unlink(fifo);
+  rmdir(fifo_dir);
 
   char path[] = "/tmp/sb-test-config-XXXXXX";
   int fd = mkstemp(path);

@@ -7,6 +7,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -425,6 +428,33 @@ static void log_level_set_get(void **state) {
   assert_int_equal(sb_log_get_level(), old);
 }
 
+/* One entry, one line: what a client sent, quoted in a message, cannot
+ * start a line that reads as another entry (or an audit record). */
+static void log_line_escapes_control_characters(void **state) {
+  (void)state;
+  char path[] = "/tmp/sb-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  SB_INFO("test", "failed %s", "a\n2026-01-01T00:00:00.000Z info audit: forged\r\x1b[31m\tend");
+  fflush(stderr);
+  assert_int_equal(dup2(saved, 2), 2);
+  close(saved);
+  char buf[512] = {0};
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  unlink(path);
+  assert_true(n > 0);
+  char *nl = strchr(buf, '\n');
+  assert_non_null(nl);
+  assert_int_equal(nl[1], '\0'); /* one line */
+  assert_non_null(strstr(buf, "test: failed a\\n2026-01-01T00:00:00.000Z "
+                              "info audit: forged\\r\\x1b[31m\tend\n"));
+}
+
 static void clocks_move_forward(void **state) {
   (void)state;
   uint64_t m1 = sb_now_ms(), w = sb_wall_ms();
@@ -557,6 +587,61 @@ static void list_iterate_while_removing(void **state) {
   for (int i = 0; i < 6; i++) assert_false(sb_list_linked(&l, &it[i].link));
 }
 
+/* Text from the wire: what an id or a query value may hold, and messages
+ * quoting anything else made packable. */
+static void text_plain_and_scrub(void **state) {
+  (void)state;
+  assert_true(sb_text_plain("run-1", 5));
+  assert_true(sb_text_plain("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x97", 14));
+  assert_true(sb_text_plain("", 0));
+  assert_false(sb_text_plain("a\0b", 3));      /* a NUL inside */
+  assert_false(sb_text_plain("a\nb", 3));      /* a control character */
+  assert_false(sb_text_plain("a\x7f", 2));     /* DEL */
+  assert_false(sb_text_plain("\xff", 1));      /* never UTF-8 */
+  assert_false(sb_text_plain("\xc3\x28", 2)); /* a broken sequence */
+  assert_false(sb_text_plain("\xc0\xaf", 2)); /* overlong "/" */
+  assert_false(sb_text_plain("\xed\xa0\x80", 3)); /* a surrogate */
+  assert_false(sb_text_plain("\xe2\x82", 2)); /* cut short */
+  char msg[] = "no agent \xff\xc3\x28 \xc3\xa9";
+  sb_utf8_scrub(msg);
+  assert_string_equal(msg, "no agent ?" "?( \xc3\xa9");
+  json_t *j = json_string(msg);
+  assert_non_null(j); /* jansson takes it now */
+  json_decref(j);
+}
+
+/* Files read on SIGHUP: a FIFO in their place is an error at once, not a
+ * read that waits for a writer (on the server's loop) for ever. */
+static void fopen_regular_refuses_fifos(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-fopen-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[64], file[64];
+  snprintf(fifo, sizeof fifo, "%s/cert.pem", dir);
+  snprintf(file, sizeof file, "%s/key.pem", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  errno = 0;
+  assert_null(sb_fopen_regular(fifo));
+  assert_int_equal(errno, EINVAL);
+  assert_null(sb_fopen_regular(dir));
+  assert_int_equal(errno, EINVAL);
+  assert_null(sb_fopen_regular("/nonexistent/x.pem"));
+  assert_int_equal(errno, ENOENT);
+  FILE *w = fopen(file, "w");
+  assert_non_null(w);
+  fputs("pem", w);
+  fclose(w);
+  FILE *r = sb_fopen_regular(file);
+  assert_non_null(r);
+  char buf[8] = {0};
+  assert_int_equal(fread(buf, 1, sizeof buf - 1, r), 3);
+  assert_string_equal(buf, "pem");
+  fclose(r);
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -587,6 +672,9 @@ int main(void) {
       cmocka_unit_test(list_push_orders),
       cmocka_unit_test(list_unlink_head_middle_tail),
       cmocka_unit_test(list_iterate_while_removing),
+      cmocka_unit_test(text_plain_and_scrub),
+      cmocka_unit_test(fopen_regular_refuses_fifos),
+      cmocka_unit_test(log_line_escapes_control_characters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -554,10 +554,38 @@ static const struct {
     {"  - id: a\n    ask: {message: hi, schema: yes}\n",
      "wf.yaml:4: step \"a\": ask.schema: expected a JSON Schema (a mapping), "
      "got a string"},
+    /* the keywords answers are checked with: a malformed one made the
+     * check pass what the schema was written to refuse */
+    {"  - id: a\n    ask:\n      message: hi\n      schema:\n"
+     "        type: object\n        properties: {slot: {type: strin}}\n",
+     "wf.yaml:8: step \"a\": ask.schema.properties.slot.type: expected a "
+     "JSON type (object, array, string, number, integer, boolean, null) or "
+     "a list of them"},
+    {"  - id: a\n    ask: {message: hi, schema: {required: slot}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.required: expected a list of "
+     "property names"},
+    {"  - id: a\n    ask: {message: hi, schema: {items: [1]}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.items: expected a JSON Schema (a "
+     "mapping), got an array"},
+    {"  - id: a\n    ask: {message: hi, schema: {anyOf: [{maxLength: -1}]}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.anyOf[0].maxLength: expected an "
+     "integer of 0 or more"},
     {"  - id: a\n    emit: {type: Lead}\n",
      "wf.yaml:4: step \"a\": emit.type: \"Lead\" is not an event type "
      "(lowercase a-z 0-9 _ - names joined by dots, at least two: "
      "\"lead.qualified\")"},
+    /* switchboard's own events and the audit trail: a run could say it
+     * completed while it goes on, or forge an admin action */
+    {"  - id: a\n    emit: {type: run.completed}\n",
+     "wf.yaml:4: step \"a\": emit.type: \"run.completed\" is reserved: "
+     "switchboard's own events (run.completed, step.started, ...) and "
+     "audit.* are written by switchboard alone; emit a type of the "
+     "workflow's own, e.g. \"lead.qualified\""},
+    {"  - id: a\n    emit: {type: audit.admin}\n",
+     "wf.yaml:4: step \"a\": emit.type: \"audit.admin\" is reserved: "
+     "switchboard's own events (run.completed, step.started, ...) and "
+     "audit.* are written by switchboard alone; emit a type of the "
+     "workflow's own, e.g. \"lead.qualified\""},
     {"  - id: a\n    emit: {data: {}}\n",
      "wf.yaml:4: step \"a\": emit.type: required (an event type)"},
     {"  - id: a\n    wait: {event: x.y, where: 3}\n",

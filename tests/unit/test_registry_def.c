@@ -177,6 +177,9 @@ static void test_valid_edges(void **state) {
                         "'cwd': null}}");
   valid_from(http_def, "{'transport': {'url': 'HTTP://h'}}");
   valid_from(http_def, "{'transport': {'url': 'http://[::1]:80/x?y#z'}}");
+  valid_from(http_def, "{'transport': {'url': 'https://u:p@h.example:65535'}}");
+  valid_from(http_def, "{'transport': {'url': 'http://127.0.0.1:1?q'}}");
+  valid_from(http_def, "{'transport': {'url': 'http://[::1]'}}");
 }
 
 static void test_roundtrip(void **state) {
@@ -411,6 +414,27 @@ static void test_invalid_http(void **state) {
   invalid_from(http_def, "{'transport': {'url': 'http://a b/'}}", msg);
   invalid_from(http_def, "{'transport': {'url': 'http://a/\\n'}}", msg);
   invalid_from(http_def, "{'transport': {'url': 'svc:8080'}}", msg);
+  /* The authority: these were accepted, then never connected. */
+  invalid_from(http_def, "{'transport': {'url': 'http://[::1/mcp'}}",
+               "transport.url: expected an http:// or https:// URL: the "
+               "IPv6 address has no closing ]");
+  invalid_from(http_def, "{'transport': {'url': 'http://[::1]x/mcp'}}",
+               "transport.url: expected an http:// or https:// URL: text "
+               "after the host that is not :PORT");
+  invalid_from(http_def, "{'transport': {'url': 'http://a:99999/mcp'}}",
+               "transport.url: expected an http:// or https:// URL: the "
+               "port is not 1 to 65535");
+  invalid_from(http_def, "{'transport': {'url': 'http://a:0/'}}",
+               "transport.url: expected an http:// or https:// URL: the "
+               "port is not 1 to 65535");
+  invalid_from(http_def, "{'transport': {'url': 'http://a:/'}}",
+               "transport.url: expected an http:// or https:// URL: the "
+               "port is not 1 to 65535");
+  invalid_from(http_def, "{'transport': {'url': 'http://a:8o80/'}}",
+               "transport.url: expected an http:// or https:// URL: the "
+               "port is not 1 to 65535");
+  invalid_from(http_def, "{'transport': {'url': 'http://u:p@/mcp'}}",
+               "transport.url: expected an http:// or https:// URL: no host");
   invalid_from(http_def, "{'transport': {'url': 1}}",
                "transport.url: expected a string");
   invalid_from(http_def, "{'transport': {'url': null}}",

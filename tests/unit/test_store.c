@@ -687,6 +687,29 @@ static void test_open_errors(void **state) {
   assert_non_null(strstr(err.msg, "/proc/no"));
   sb_store_options no_loop = {.path = "/tmp/never.db"};
   assert_null(sb_store_open_sqlite(&no_loop, &err));
+  /* A file that is not a store: the error names it. */
+  char notdb[] = "/tmp/sb-test-notdb-XXXXXX";
+  int fd = mkstemp(notdb);
+  assert_true(fd >= 0);
+  const char junk[] = "this is a text file, not SQLite, and long enough to "
+                      "hold a header page's worth of complaints..........";
+  assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+  close(fd);
+  sb_store_options text = {.path = notdb, .loop = &loop};
+  memset(&err, 0, sizeof err);
+  assert_null(sb_store_open_sqlite(&text, &err));
+  char want[128];
+  snprintf(want, sizeof want, "store: %s: file is not a database", notdb);
+  assert_string_equal(err.msg, want);
+  unlink(notdb);
+  /* must_exist: a missing file is refused, and not created. */
+  sb_store_options missing = {
+      .path = "/tmp/sb-test-no-such-store.db", .loop = &loop, .must_exist = 1};
+  unlink(missing.path);
+  assert_null(sb_store_open_sqlite(&missing, &err));
+  assert_int_equal(err.code, SB_ENOENT);
+  assert_non_null(strstr(err.msg, "sb-test-no-such-store.db"));
+  assert_int_equal(access(missing.path, F_OK), -1);
   assert_int_equal(loop_finish(&loop), 0);
 }
 
