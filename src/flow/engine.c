@@ -7,6 +7,7 @@
  * sb_flow_engine_resume_all brings back every run the store says is still
  * running or waiting and starts its active steps again.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "flow/run_internal.h"
@@ -616,9 +617,24 @@ int sb_flow_run_get(sb_flow_engine *e, const char *tenant, const char *id,
   return read_run(e, READ_GET, tenant, id, NULL, NULL, 0, NULL, cb, ud, err);
 }
 
+/* A list's cursor is the id of its page's last run: a UUID. Anything else
+ * would be compared with the ids as text and quietly give some page. */
+static int cursor_ok(const char *c) {
+  if (strlen(c) != 36) return 0;
+  for (int i = 0; i < 36; i++) {
+    int dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? c[i] != '-' : !isxdigit((unsigned char)c[i])) return 0;
+  }
+  return 1;
+}
+
 int sb_flow_run_list(sb_flow_engine *e, const char *tenant, const char *status,
                      const char *cursor, size_t limit, sb_flow_cb cb, void *ud,
                      sb_error *err) {
+  if (cursor && *cursor && !cursor_ok(cursor))
+    return sb_error_set(err, SB_EINVAL,
+                        "cursor: not one a list of runs gave (the nextCursor "
+                        "of the previous page)");
   if (status && !sb_flow_status_of(status))
     return sb_error_set(err, SB_EINVAL,
                         "status: one of running, waiting, completed, failed, "

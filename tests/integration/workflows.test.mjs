@@ -189,6 +189,29 @@ describe('workflows over REST with real agents', () => {
     assert.equal(ctx.data.workflow.outputs?.intake, undefined, 'the mapping replaces the default save');
   });
 
+  test('the list of runs pages with nextCursor, and refuses a cursor it did not give', async () => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await startRun(rest, { workflow: 'classified', input: inquiry(`buy a Honda ${i}`) });
+      await rest.waitFor(r.id, 'completed');
+      ids.push(r.id);
+    }
+    const first = await rest.list('?status=completed&limit=2');
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.runs.length, 2);
+    assert.equal(typeof first.json.nextCursor, 'string');
+    const next = await rest.list(`?status=completed&limit=2&cursor=${first.json.nextCursor}`);
+    assert.equal(next.status, 200, next.text);
+    // newest first: the last two started, then the one before them
+    assert.deepEqual(first.json.runs.map((r) => r.id), [ids[2], ids[1]]);
+    assert.equal(next.json.runs[0].id, ids[0]);
+    for (const bad of ['garbage', 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz']) {
+      const r = await rest.list(`?cursor=${bad}`);
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error.message, /^cursor: not one a list of runs gave/);
+    }
+  });
+
   test('retries, a timeout, and the on-failure handoff to a person', async () => {
     const started = await startRun(rest, { workflow: 'recovery' });
     const waiting = await rest.waitFor(started.id, 'waiting');
