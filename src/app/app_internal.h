@@ -206,6 +206,10 @@ json_t *app_rest_body(sb_http_request *req, const char *what);
  * take, a misspelling) is answered 400 naming it, and NULL returned. */
 json_t *app_rest_body_object(sb_http_request *req,
                              const char *const *known);
+/* 1 if the object has a key not in `known` (NULL-terminated): `msg` then
+ * reads "KEY: unknown NOUN (known: a, b)"; 0 if every key is known. */
+int app_unknown_key(const json_t *obj, const char *const *known,
+                    const char *noun, char *msg, size_t cap);
 
 /* rest_calls.c: POST /v1/agents/call (any tenant). */
 void app_rest_agent_call(sb_app *app, sb_http_request *req);

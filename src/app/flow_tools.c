@@ -35,7 +35,8 @@ static const char *const flow_tools_json =
     "\"workflow\":{\"type\":\"string\"},\"contextId\":{\"type\":\"string\"},"
     "\"input\":{\"type\":\"object\",\"properties\":{\"context\":{\"type\":"
     "\"object\"},\"variables\":{\"type\":\"object\"}}},"
-    "\"wait\":{\"type\":\"boolean\"}},\"required\":[\"workflow\"]}},"
+    "\"wait\":{\"type\":\"boolean\"}},\"required\":[\"workflow\"],"
+    "\"additionalProperties\":false}},"
     "{\"name\":\"runs_list\",\"title\":\"List runs\","
     "\"description\":\"Workflow runs, newest first.\","
     "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
@@ -446,6 +447,13 @@ static void resume_answered(run_watch *w, const char *state,
 }
 
 int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s) {
+  static const char *const known[] = {"workflow", "contextId", "input", "wait",
+                                      NULL};
+  char msg[400];
+  if (app_unknown_key(args, known, "argument", msg, sizeof msg)) {
+    sb_mcp_call_fail_invalid_args(call, "workflow_run", msg);
+    return SB_EINVAL;
+  }
   const char *wf = json_string_value(json_object_get(args, "workflow"));
   json_t *cid = json_object_get(args, "contextId");
   json_t *input = json_object_get(args, "input");

@@ -114,39 +114,49 @@ json_t *app_rest_body(sb_http_request *req, const char *what) {
   return v;
 }
 
-json_t *app_rest_body_object(sb_http_request *req,
-                             const char *const *known) {
-  json_t *v = app_rest_body(req, "body");
-  if (!v) return NULL;
-  char names[160] = "";
+static void known_names(const char *const *known, char *names, size_t cap) {
+  names[0] = '\0';
   for (size_t i = 0; known[i]; i++) {
     size_t n = strlen(names);
-    snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", known[i]);
+    snprintf(names + n, cap - n, "%s%s", i ? ", " : "", known[i]);
   }
-  char msg[400];
-  if (!json_is_object(v)) {
-    snprintf(msg, sizeof msg, "body: expected an object (keys: %s), got %s",
-             names, sb_json_type_name(v));
-    goto refuse;
-  }
-  /* A key nobody reads is refused, not ignored: a misspelt "contextld"
-   * would otherwise start the run on a new context. */
+}
+
+/* A key nobody reads is refused, not ignored: a misspelt "contextld"
+ * would otherwise start the run on a new context. */
+int app_unknown_key(const json_t *obj, const char *const *known,
+                    const char *noun, char *msg, size_t cap) {
   const char *key;
   json_t *member;
-  json_object_foreach(v, key, member) {
+  json_object_foreach((json_t *)obj, key, member) {
     size_t i = 0;
     while (known[i] && strcmp(known[i], key) != 0)
       i++;
     if (known[i]) continue;
+    char names[160];
+    known_names(known, names, sizeof names);
     if (known[0])
-      snprintf(msg, sizeof msg, "%.128s: unknown field (known: %s)", key,
-               names);
+      snprintf(msg, cap, "%.128s: unknown %s (known: %s)", key, noun, names);
     else
-      snprintf(msg, sizeof msg, "%.128s: unknown field (this takes none)",
-               key);
+      snprintf(msg, cap, "%.128s: unknown %s (this takes none)", key, noun);
+    return 1;
+  }
+  return 0;
+}
+
+json_t *app_rest_body_object(sb_http_request *req,
+                             const char *const *known) {
+  json_t *v = app_rest_body(req, "body");
+  if (!v) return NULL;
+  char msg[400];
+  if (!json_is_object(v)) {
+    char names[160];
+    known_names(known, names, sizeof names);
+    snprintf(msg, sizeof msg, "body: expected an object (keys: %s), got %s",
+             names, sb_json_type_name(v));
     goto refuse;
   }
-  return v;
+  if (!app_unknown_key(v, known, "field", msg, sizeof msg)) return v;
 refuse:
   json_decref(v);
   respond_error(req, 400, "bad_request", msg, 0);

@@ -283,6 +283,9 @@ describe('events and workflows over MCP', () => {
     await client.connect(new StreamableHTTPClientTransport(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${A.token}` } } }));
     try {
       const call = (name, args) => withDeadline(client.callTool({ name, arguments: args }), DEADLINE_MS, name);
+      // a misspelt argument is refused, not ignored (no run on a new context)
+      await assert.rejects(call('workflow_run', { workflow: 'asks', wait: false, contextld: 'x' }),
+        /contextld: unknown argument \(known: workflow, contextId, input, wait\)/);
       const started = await call('workflow_run', { workflow: 'asks', wait: false, input: inquiry('price please') });
       assert.ok(!started.isError, JSON.stringify(started));
       const id = started.structuredContent.id;
