@@ -237,28 +237,22 @@ static int run(st_conn *c, int which) {
   return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int exec(st_conn *c, const char *sql, sb_error *err) {
+/* Run sql; the error names the store's path when one is given (for
+ * opening, where "file is not a database" alone does not say which). */
+static int exec_at(st_conn *c, const char *path, const char *sql,
+                   sb_error *err) {
   char *msg = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    sb_error_set(err, SB_EIO, "store: %s", msg ? msg : sqlite3_errmsg(c->db));
+    sb_error_set(err, SB_EIO, "store: %s%s%s", path ? path : "",
+                 path ? ": " : "", msg ? msg : sqlite3_errmsg(c->db));
     sqlite3_free(msg);
     return SB_EIO;
   }
   return 0;
 }
 
-/* exec, with the store's path in the error: for opening, where the
- * message alone does not say which file was not a database. */
-static int exec_at(st_conn *c, const char *path, const char *sql,
-                   sb_error *err) {
-  char *msg = NULL;
-  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    sb_error_set(err, SB_EIO, "store: %s: %s", path,
-                 msg ? msg : sqlite3_errmsg(c->db));
-    sqlite3_free(msg);
-    return SB_EIO;
-  }
-  return 0;
+static int exec(st_conn *c, const char *sql, sb_error *err) {
+  return exec_at(c, NULL, sql, err);
 }
 
 char *st_column_dup(sqlite3_stmt *st, int col) {
