@@ -10,9 +10,7 @@
 #include "config/config_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int cfg_read_file(const char *path, const char *what, char **out,
@@ -20,23 +18,20 @@ int cfg_read_file(const char *path, const char *what, char **out,
   int rc = 0, fd = -1;
   char *data = NULL;
   size_t len = 0;
-  struct stat st;
   *out = NULL;
   *out_len = 0;
-  /* O_NONBLOCK: opening a FIFO (or a device) for reading would wait for
-   * a writer, for ever; so the check that it is a regular file comes
-   * first. A regular file reads the same either way. */
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  /* A FIFO (or a device) in its place is refused, not waited on. */
+  fd = sb_open_regular(path);
+  if (fd < 0 && errno == EINVAL) {
+    rc = sb_error_set(err, SB_EIO, "%s: not a regular file", path);
+    goto cleanup;
+  }
   if (fd < 0) {
     rc = sb_error_set(err, errno == ENOENT ? SB_ENOENT : SB_EIO,
                       "%s: cannot open: %s", path, strerror(errno));
     goto cleanup;
   }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    rc = sb_error_set(err, SB_EIO, "%s: not a regular file", path);
-    goto cleanup;
-  }
-  /* Read up to one byte past the limit so growth after fstat is caught. */
+  /* Read up to one byte past the limit: a file over it is caught. */
   data = sb_malloc(SB_CONFIG_MAX_FILE_BYTES + 2);
   if (!data) {
     rc = sb_error_set(err, SB_ENOMEM, "%s: out of memory", path);

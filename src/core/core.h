@@ -151,10 +151,13 @@ struct json_t;
 const char *sb_json_type_name(const struct json_t *v);
 
 /* ---- files named by the operator ---------------------------------------- */
-/* fopen(path, "rb") of a regular file, or NULL with errno set (EINVAL: not
- * a regular file). Opening a FIFO for reading waits for a writer, for
- * ever; files read on SIGHUP (certificates, signing keys) are read on the
- * server's loop, so a FIFO in their place must be an error, not a hang. */
+/* open(path, O_RDONLY | O_CLOEXEC) of a regular file, or -1 with errno set
+ * (EINVAL: not a regular file). Opening a FIFO for reading waits for a
+ * writer, for ever; files read on SIGHUP (the config, certificates,
+ * signing keys) are read on the server's loop, so a FIFO in their place
+ * must be an error, not a hang. */
+int sb_open_regular(const char *path);
+/* The same as a stream for fread ("rb"), or NULL with errno set. */
 FILE *sb_fopen_regular(const char *path);
 
 /* ---- text from the wire ----------------------------------------------- */

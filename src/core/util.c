@@ -215,18 +215,25 @@ const char *sb_json_type_name(const json_t *v) {
 }
 
 /* ---- files named by the operator ---------------------------------------- */
-FILE *sb_fopen_regular(const char *path) {
+int sb_open_regular(const char *path) {
+  /* O_NONBLOCK so that the open of a FIFO returns, to be refused. */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return NULL;
+  if (fd < 0) return -1;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     errno = EINVAL;
-    return NULL;
+    return -1;
   }
   /* Back to blocking reads: a regular file reads the same either way. */
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+FILE *sb_fopen_regular(const char *path) {
+  int fd = sb_open_regular(path);
+  if (fd < 0) return NULL;
   FILE *f = fdopen(fd, "rb");
   if (!f) close(fd);
   return f;
