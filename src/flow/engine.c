@@ -95,18 +95,31 @@ static void run_free(fl_run *r) {
 
 static void free_handle(uv_handle_t *h) { sb_free(h); }
 
+int fl_timer_once(uv_timer_t **t, sb_flow_engine *e, void *data,
+                  uv_timer_cb cb, uint64_t ms) {
+  if (!*t) {
+    if (!(*t = sb_calloc(1, sizeof **t))) return -1;
+    uv_timer_init(sb_store_loop(e->o.store), *t);
+    (*t)->data = data;
+  }
+  if (uv_is_active((uv_handle_t *)*t)) return 0;
+  uv_timer_start(*t, cb, ms, 0);
+  return 1;
+}
+
+void fl_timer_close(uv_timer_t **t) {
+  if (*t) uv_close((uv_handle_t *)*t, free_handle);
+  *t = NULL;
+}
+
 /* Out of the engine's list; freed now or when the last hold goes. */
 void fl_run_detach(fl_run *r) {
   if (r->detached) return;
   r->detached = 1;
   fl_steps_stop_all(r);
   if (r->write_retry) { /* a write waiting for room: it never comes */
-    if (uv_is_active((uv_handle_t *)r->write_retry)) {
-      uv_timer_stop(r->write_retry);
-      r->holds--;
-    }
-    uv_close((uv_handle_t *)r->write_retry, free_handle);
-    r->write_retry = NULL;
+    if (uv_is_active((uv_handle_t *)r->write_retry)) r->holds--;
+    fl_timer_close(&r->write_retry);
   }
   sb_flow_engine *e = r->e;
   if (e) {
@@ -231,7 +244,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
   if (e->active_read) e->active_read->e = NULL; /* it frees itself */
-  if (e->load_timer) uv_close((uv_handle_t *)e->load_timer, free_handle);
+  fl_timer_close(&e->load_timer);
   /* Runs still to read their context: their holds go, they follow. */
   for (size_t i = e->to_load_at; i < e->nto_load; i++)
     fl_run_release(e->to_load[i]);
@@ -922,13 +935,7 @@ int sb_flow_run_fork(sb_flow_engine *e, const char *tenant, const char *id,
 static void on_load_timer(uv_timer_t *t) { resume_more(t->data); }
 
 static void retry_loads(sb_flow_engine *e) {
-  if (!e->load_timer) {
-    if (!(e->load_timer = sb_calloc(1, sizeof *e->load_timer))) return;
-    uv_timer_init(sb_store_loop(e->o.store), e->load_timer);
-    e->load_timer->data = e;
-  }
-  if (!uv_is_active((uv_handle_t *)e->load_timer))
-    uv_timer_start(e->load_timer, on_load_timer, RESUME_RETRY_MS, 0);
+  (void)fl_timer_once(&e->load_timer, e, e, on_load_timer, RESUME_RETRY_MS);
 }
 
 static void resume_more(sb_flow_engine *e) {

@@ -673,15 +673,10 @@ static int write_later(fl_run *r, int rc) {
   if (rc != SB_EBUSY || r->detached || r->e->stopping ||
       r->queue->kind == FL_START)
     return 0;
-  if (!r->write_retry) {
-    if (!(r->write_retry = sb_calloc(1, sizeof *r->write_retry))) return 0;
-    uv_timer_init(sb_store_loop(r->e->o.store), r->write_retry);
-    r->write_retry->data = r;
-  }
-  if (!uv_is_active((uv_handle_t *)r->write_retry)) {
-    r->holds++;
-    uv_timer_start(r->write_retry, on_write_retry, WRITE_RETRY_MS, 0);
-  }
+  int started =
+      fl_timer_once(&r->write_retry, r->e, r, on_write_retry, WRITE_RETRY_MS);
+  if (started < 0) return 0;
+  if (started) r->holds++; /* the timer's, released by on_write_retry */
   return 1;
 }
 

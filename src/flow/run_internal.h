@@ -133,6 +133,13 @@ void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
 
 /* plan.c: write the change at the head of r's queue. */
 void fl_plan_write(fl_run *r);
+/* Start *t (made on the store's loop the first time, data as given) to
+ * call cb once after ms, unless it is already started: 1 when started
+ * now, 0 when it already was, -1 out of memory. Closed with
+ * fl_timer_close. */
+int fl_timer_once(uv_timer_t **t, sb_flow_engine *e, void *data,
+                  uv_timer_cb cb, uint64_t ms);
+void fl_timer_close(uv_timer_t **t);
 
 /* steps.c */
 void fl_steps_sync(fl_run *r);     /* start/stop actives to match doc */

@@ -282,9 +282,8 @@ static int fill_ask(flow_builder *b, const json_t *v, sb_flow_step *s) {
   const json_t *schema;
   flow_mark m;
   if (rc == 0 && MEMBER(v, "schema", schema, m)) {
-    if ((rc = schema_check(b, schema, 0)) != 0)
-      ;
-    else if (!(s->schema = json_deep_copy(schema)))
+    rc = schema_check(b, schema, 0);
+    if (rc == 0 && !(s->schema = json_deep_copy(schema)))
       rc = sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
     flow_pop(b, m);
   }
