@@ -114,34 +114,19 @@ json_t *app_rest_body(sb_http_request *req, const char *what) {
   return v;
 }
 
-static void known_names(const char *const *known, char *names, size_t cap) {
-  names[0] = '\0';
-  for (size_t i = 0; known[i]; i++) {
-    size_t n = strlen(names);
-    snprintf(names + n, cap - n, "%s%s", i ? ", " : "", known[i]);
-  }
-}
-
 /* A key nobody reads is refused, not ignored: a misspelt "contextld"
  * would otherwise start the run on a new context. */
 int app_unknown_key(const json_t *obj, const char *const *known,
                     const char *noun, char *msg, size_t cap) {
-  const char *key;
-  json_t *member;
-  json_object_foreach((json_t *)obj, key, member) {
-    size_t i = 0;
-    while (known[i] && strcmp(known[i], key) != 0)
-      i++;
-    if (known[i]) continue;
-    char names[160];
-    known_names(known, names, sizeof names);
-    if (known[0])
-      snprintf(msg, cap, "%.128s: unknown %s (known: %s)", key, noun, names);
-    else
-      snprintf(msg, cap, "%.128s: unknown %s (this takes none)", key, noun);
-    return 1;
-  }
-  return 0;
+  const char *key = sb_json_unknown_key(obj, known);
+  if (!key) return 0;
+  char names[160];
+  sb_join_names(known, names, sizeof names);
+  if (known[0])
+    snprintf(msg, cap, "%.128s: unknown %s (known: %s)", key, noun, names);
+  else
+    snprintf(msg, cap, "%.128s: unknown %s (this takes none)", key, noun);
+  return 1;
 }
 
 json_t *app_rest_body_object(sb_http_request *req,
@@ -151,7 +136,7 @@ json_t *app_rest_body_object(sb_http_request *req,
   char msg[400];
   if (!json_is_object(v)) {
     char names[160];
-    known_names(known, names, sizeof names);
+    sb_join_names(known, names, sizeof names);
     snprintf(msg, sizeof msg, "body: expected an object (keys: %s), got %s",
              names, sb_json_type_name(v));
     goto refuse;

@@ -149,6 +149,12 @@ struct json_t;
 /* "an object", "an array", "a string", "an integer", "a number",
  * "a boolean" or "null": what a user sent, for "expected X, got Y". */
 const char *sb_json_type_name(const struct json_t *v);
+/* The first key of obj not in `known` (NULL-terminated), or NULL: for
+ * "KEY: unknown field (known: ...)" on every surface that takes objects. */
+const char *sb_json_unknown_key(const struct json_t *obj,
+                                const char *const *known);
+/* names (NULL-terminated) joined by ", " into out, cut to fit cap. */
+void sb_join_names(const char *const *names, char *out, size_t cap);
 
 /* ---- files named by the operator ---------------------------------------- */
 /* open(path, O_RDONLY | O_CLOEXEC) of a regular file, or -1 with errno set

@@ -214,6 +214,26 @@ const char *sb_json_type_name(const json_t *v) {
   }
 }
 
+const char *sb_json_unknown_key(const json_t *obj, const char *const *known) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)obj, key, v) {
+    size_t i = 0;
+    while (known[i] && strcmp(known[i], key) != 0)
+      i++;
+    if (!known[i]) return key;
+  }
+  return NULL;
+}
+
+void sb_join_names(const char *const *names, char *out, size_t cap) {
+  out[0] = '\0';
+  for (size_t i = 0; names[i]; i++) {
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "%s%s", i ? ", " : "", names[i]);
+  }
+}
+
 /* ---- files named by the operator ---------------------------------------- */
 int sb_open_regular(const char *path) {
   /* O_NONBLOCK so that the open of a FIFO returns, to be refused. */

@@ -112,24 +112,14 @@ int flow_strdup(flow_builder *b, const char *s, char **out) {
 
 int flow_known_keys(flow_builder *b, const json_t *obj,
                     const char *const *known) {
-  const char *key;
-  json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
-    size_t i = 0;
-    while (known[i] && strcmp(known[i], key) != 0)
-      i++;
-    if (known[i]) continue;
-    char list[200];
-    size_t len = 0;
-    list[0] = '\0';
-    for (i = 0; known[i]; i++)
-      append(list, sizeof list, &len, "%s%s", i ? ", " : "", known[i]);
-    flow_mark m = flow_push_key(b, key);
-    int rc = flow_fail(b, SB_EINVAL, "unknown key (known: %s)", list);
-    flow_pop(b, m);
-    return rc;
-  }
-  return 0;
+  const char *key = sb_json_unknown_key(obj, known);
+  if (!key) return 0;
+  char list[200];
+  sb_join_names(known, list, sizeof list);
+  flow_mark m = flow_push_key(b, key);
+  int rc = flow_fail(b, SB_EINVAL, "unknown key (known: %s)", list);
+  flow_pop(b, m);
+  return rc;
 }
 
 /* ---- ids and references ----------------------------------------------- */
