@@ -306,8 +306,9 @@ static void on_published(void *ud, sb_store_result *res) {
 }
 
 static int write_one(sb_events *ev, const char *tenant, const char *type,
-                     const char *run_id, const json_t *data,
-                     sb_events_done_cb cb, void *ud, sb_error *err);
+                     const char *run_id, int run_must_exist,
+                     const json_t *data, sb_events_done_cb cb, void *ud,
+                     sb_error *err);
 
 int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                       const char *run_id, const json_t *data,
@@ -318,7 +319,9 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                         "(3-128 of a-z 0-9 _ - . with a dot inside, not one "
                         "of switchboard's own)",
                         type ? type : "");
-  return write_one(ev, tenant, type, run_id, data, cb, ud, err);
+  /* A published event names a run that exists, or is refused: one with a
+   * mistyped runId would be logged and never reach the run. */
+  return write_one(ev, tenant, type, run_id, 1, data, cb, ud, err);
 }
 
 int sb_events_record(sb_events *ev, const char *tenant, sb_event_type type,
@@ -328,12 +331,13 @@ int sb_events_record(sb_events *ev, const char *tenant, sb_event_type type,
   if (!name)
     return sb_error_set(err, SB_EINVAL, "events: not one of switchboard's "
                                         "own types");
-  return write_one(ev, tenant, name, run_id, data, cb, ud, err);
+  return write_one(ev, tenant, name, run_id, 0, data, cb, ud, err);
 }
 
 static int write_one(sb_events *ev, const char *tenant, const char *type,
-                     const char *run_id, const json_t *data,
-                     sb_events_done_cb cb, void *ud, sb_error *err) {
+                     const char *run_id, int run_must_exist,
+                     const json_t *data, sb_events_done_cb cb, void *ud,
+                     sb_error *err) {
   if (data && !json_is_object(data))
     return sb_error_set(err, SB_EINVAL, "data: expected an object");
   char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
@@ -345,7 +349,10 @@ static int write_one(sb_events *ev, const char *tenant, const char *type,
   }
   op->cb = cb;
   op->ud = ud;
-  sb_store_event e = {.type = type, .run_id = run_id, .data = text};
+  sb_store_event e = {.type = type,
+                      .run_id = run_id,
+                      .data = text,
+                      .run_must_exist = run_must_exist};
   sb_store_extras x = {.events = &e, .nevents = 1};
   int rc = sb_store_write(ev->store, tenant, &x, (int64_t)sb_wall_ms(),
                           on_published, op);

@@ -92,7 +92,8 @@ json_t *sb_event_json(const sb_event *e);
 
 /* Publish one event alone (an agent's, a client's): `data` an object
  * (borrowed). cb (may be NULL) runs once it is durable, with its seq, or
- * with the error. 0 or a negative code with err (SB_EBUSY: store busy). */
+ * with the error (SB_ENOENT: run_id names no run of the tenant; nothing
+ * is written). 0 or a negative code with err (SB_EBUSY: store busy). */
 typedef void (*sb_events_done_cb)(void *ud, int rc, int64_t seq,
                                   const sb_error *err);
 int sb_events_publish(sb_events *ev, const char *tenant, const char *type,

@@ -98,6 +98,9 @@ static int reserve_seqs(st_conn *c, st_req *q, int64_t *first) {
 static int write_event(st_conn *c, st_req *q, const sb_store_event *e,
                        int64_t seq) {
   sb_error *err = &q->res.err;
+  if (e->run_must_exist && e->run_id && *e->run_id &&
+      run_rev(c, q->tenant, e->run_id) == 0)
+    return sb_error_set(err, SB_ENOENT, "runId: no run %s", e->run_id);
   sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENT_INSERT);
   st_bind_text(st, 1, q->tenant);
   sqlite3_bind_int64(st, 2, seq);

@@ -189,6 +189,7 @@ static void extras_put(st_req *r, char *at, const sb_store_extras *x) {
       r->events[i].type = put(&at, x->events[i].type);
       r->events[i].run_id = put(&at, x->events[i].run_id);
       r->events[i].data = put(&at, x->events[i].data);
+      r->events[i].run_must_exist = x->events[i].run_must_exist;
     }
   }
   if (x->run) {

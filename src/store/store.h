@@ -120,6 +120,9 @@ typedef struct sb_store_event {
   const char *type;
   const char *run_id; /* may be NULL */
   const char *data;   /* JSON text */
+  /* run_id must name a run of the tenant already stored (a write with no
+   * run of its own): SB_ENOENT otherwise, and nothing is written. */
+  int run_must_exist;
 } sb_store_event;
 
 /* A workflow run's row: new (expected_rev 0: SB_ECONFLICT if the id

@@ -148,6 +148,22 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it('an event whose runId names no run of the tenant is a 404, and is not logged', async () => {
+    const started = await rest.start({ workflow: 'asker' });
+    assert.equal(started.status, 201, started.text);
+    const id = started.json.id;
+    const typo = `${id.slice(0, -1)}${id.endsWith('0') ? '1' : '0'}`;
+    const refused = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: typo } });
+    assert.equal(refused.status, 404, refused.text);
+    assert.equal(refused.json.error.message, `runId: no run ${typo}`);
+    const first = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: id } });
+    assert.equal(first.status, 201, first.text);
+    const second = await rest.call('POST', '/v1/events', { body: { type: 'lead.note' } });
+    assert.equal(second.status, 201, second.text);
+    assert.equal(second.json.seq, first.json.seq + 1, 'the refused event took no seq');
+    await stillServing();
+  });
+
   it("an answer that does not match the ask step's schema is a 400 naming the field; the run keeps waiting", async () => {
     const started = await rest.start({ workflow: 'asker' });
     assert.equal(started.status, 201, started.text);

@@ -4,7 +4,7 @@
  * store on the same file) that it only learns about from a gap; filters
  * by type (exact and "prefix.*") and by run; another tenant's events
  * never arrive; unsubscribing from inside a callback; publishing checks
- * the type. */
+ * the type, and that a runId names a run of the tenant. */
 /* cmocka.h needs these first */
 // clang-format off
 #include <setjmp.h>
@@ -197,6 +197,60 @@ static void test_filters_and_unsubscribe_inside(void **state) {
   assert_string_equal(sb_event_type_name(SB_EVENT_RUN_WAITING), "run.waiting");
 }
 
+typedef struct outcome {
+  int done;
+  int rc;
+  int64_t seq;
+  char msg[sizeof(((sb_error *)0)->msg)];
+} outcome;
+
+static void on_outcome(void *ud, int rc, int64_t seq, const sb_error *err) {
+  outcome *o = ud;
+  o->done = 1;
+  o->rc = rc;
+  o->seq = seq;
+  snprintf(o->msg, sizeof o->msg, "%s", err ? err->msg : "");
+}
+
+static outcome publish_for_run(fixture *f, const char *tenant,
+                               const char *run) {
+  outcome o = {0};
+  sb_error err = {0};
+  json_t *d = json_object();
+  assert_int_equal(sb_events_publish(f->ev, tenant, "lead.note", run, d,
+                                     on_outcome, &o, &err),
+                   0);
+  json_decref(d);
+  assert_true(run_until(&f->s.loop, flag_set, &o.done, DEADLINE_MS));
+  return o;
+}
+
+/* A published event's runId must name a run of that tenant: a mistyped
+ * one is refused and takes no seq. */
+static void test_publish_names_a_run(void **state) {
+  fixture *f = *state;
+  outcome o = publish_for_run(f, "t", "no-such-run");
+  assert_int_equal(o.rc, SB_ENOENT);
+  assert_string_equal(o.msg, "runId: no run no-such-run");
+  sb_store_run run = {.id = "r9",
+                      .workflow = "lead",
+                      .status = "waiting",
+                      .doc = "{}",
+                      .def = "{}"};
+  sb_store_extras x = {.run = &run};
+  int written = 0;
+  assert_int_equal(sb_store_write(f->s.st, "t", &x, 1, on_written, &written), 0);
+  assert_true(run_until(&f->s.loop, flag_set, &written, DEADLINE_MS));
+  o = publish_for_run(f, "t", "r9");
+  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.seq, 1); /* the refused one took none */
+  o = publish_for_run(f, "u", "r9"); /* another tenant's run */
+  assert_int_equal(o.rc, SB_ENOENT);
+  o = publish_for_run(f, "t", NULL); /* no run at all is fine */
+  assert_int_equal(o.rc, 0);
+  assert_int_equal(o.seq, 2);
+}
+
 int main(void) {
   sb_core_init(); /* jansson allocates with sb_malloc, as in switchboard */
   const struct CMUnitTest tests[] = {
@@ -206,6 +260,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_filters_and_unsubscribe_inside,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_publish_names_a_run, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
