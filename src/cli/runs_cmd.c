@@ -56,6 +56,8 @@ static const char *str(const json_t *o, const char *key) {
   return json_string_value(json_object_get(o, key));
 }
 
+#define RUN_PRINT_ENDS 10
+
 void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   if (as_json) {
     char *text = json_dumps(run, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -68,10 +70,20 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   json_t *history = json_object_get(run, "history");
   fprintf(out, "  steps     %lld run",
           (long long)json_integer_value(json_object_get(run, "stepsRun")));
-  size_t i;
+  size_t i, n = json_array_size(history);
   json_t *h;
-  json_array_foreach(history, i, h) fprintf(out, "%s%s (%s)", i ? ", " : ": ",
-                                            str(h, "step"), str(h, "status"));
+  /* A long history (a loop) shows its first and last steps: the rest is
+   * in --json. */
+  size_t ends = n > 2 * RUN_PRINT_ENDS + 1 ? RUN_PRINT_ENDS : n;
+  json_array_foreach(history, i, h) {
+    if (i == ends && n - i > ends) {
+      fprintf(out, ", ... %zu more ...", n - 2 * ends);
+      i = n - ends;
+      h = json_array_get(history, i);
+    }
+    fprintf(out, "%s%s (%s)", i ? ", " : ": ", str(h, "step"),
+            str(h, "status"));
+  }
   fputc('\n', out);
   json_t *current = json_object_get(run, "current");
   if (json_array_size(current)) {

@@ -40,6 +40,14 @@ const WORKFLOWS = `workflows:
           schema: { type: object, properties: { slot: { type: string } }, required: [slot] }
       - id: book
         call: { agent: finance, tool: book, arguments: { slot: $workflow.outputs.confirm.slot } }
+  - name: looping
+    max_steps: 60
+    steps:
+      - id: tick
+        emit: { type: loop.tick }
+      - id: again
+        branch:
+          - else: tick
   - name: slowly
     steps:
       - id: nap
@@ -124,6 +132,17 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.match(r.stderr, /boom\s+failed: /);
   });
 
+  it('a looping workflow stops at max_steps; the summary shows the ends of its history', async () => {
+    const r = await cli(['run', 'looping', ...asCfg]);
+    assert.equal(r.code, 1, r.stderr);
+    const steps = r.stdout.split('\n').find((l) => l.startsWith('  steps'));
+    assert.ok(steps, r.stdout);
+    const shown = [...steps.matchAll(/\b(tick|again) \(completed\)/g)].length;
+    assert.equal(shown, 20, steps);
+    assert.match(steps, /^  steps +61 run: tick \(completed\), again \(completed\), .*, \.\.\. 40 more \.\.\., tick \(completed\), .*again \(completed\)$/);
+    assert.match(r.stdout, /error +at step tick: the run has executed its budget of 60 steps/);
+  });
+
   it('a bad input file is exit 2 naming its line and column; so is an unknown workflow', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{\n  "variables": {\n    "x": 1,,\n  }\n}\n');
@@ -140,7 +159,7 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
 
     const u = await cli(['run', 'nope', ...asCfg]);
     assert.equal(u.code, 2);
-    assert.match(u.stderr, /no workflow "nope" \(workflows: three, failing, asking, slowly\)/);
+    assert.match(u.stderr, /no workflow "nope" \(workflows: three, failing, asking, looping, slowly\)/);
     const m = await cli(['run', 'three']);
     assert.equal(m.code, 2);
     assert.match(m.stderr, /missing --config FILE/);
