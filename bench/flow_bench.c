@@ -240,7 +240,7 @@ static const char *const workflow_yaml =
     "    call: { agent: echo, tool: echo, arguments: { text: three } }\n";
 
 static int connected(void) {
-  json_t *list = sb_gateway_list_json(gw);
+  json_t *list = sb_gateway_list_json(gw, NULL);
   int ok = json_is_true(json_object_get(json_array_get(list, 0), "connected"));
   json_decref(list);
   return ok;

@@ -11,8 +11,13 @@ static const char *const admin_tools_json =
     "["
     "{\"name\":\"agents_list\",\"title\":\"List agents\","
     "\"description\":\"The registered agents: definition, connection, era, "
-    "health, breaker, load and latency.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{}},"
+    "health, breaker, load and latency; only those of a type, or with a "
+    "capability, when asked.\","
+    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"type\":{\"type\":\"string\",\"enum\":[\"sales\",\"service\","
+    "\"parts\",\"finance\",\"general\"]},"
+    "\"capability\":{\"type\":\"string\"}},"
+    "\"additionalProperties\":false},"
     "\"annotations\":{\"readOnlyHint\":true}},"
     "{\"name\":\"agents_register\",\"title\":\"Register an agent\","
     "\"description\":\"Register an AgentDefinition (id, name, type, "
@@ -33,6 +38,18 @@ static const char *const admin_tools_json =
     "\"string\"}},\"required\":[\"capability\"]},"
     "\"annotations\":{\"readOnlyHint\":true}}"
     "]";
+
+int app_agents_filter(const char *type, const char *capability,
+                      sb_gateway_list_filter *out, sb_error *err) {
+  *out = (sb_gateway_list_filter){.capability = capability, .any_type = 1};
+  if (!type) return 0;
+  out->any_type = 0;
+  if (sb_agent_type_parse(type, &out->type) == 0) return 0;
+  return sb_error_set(err, SB_EINVAL,
+                      "type: expected one of sales, service, parts, finance, "
+                      "general (got \"%.64s\")",
+                      type);
+}
 
 static void reply_structured(sb_mcp_call *call, json_t *obj, int is_error) {
   char *text = json_dumps(obj, JSON_COMPACT);
@@ -133,8 +150,24 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
     return 1;
   }
   if (strcmp(name, "agents_list") == 0) {
-    reply_structured(call, json_pack("{so}", "agents", sb_gateway_list_json(app->gateway)),
-                     0);
+    json_t *type = json_object_get(args, "type");
+    json_t *cap = json_object_get(args, "capability");
+    static const char *const known[] = {"type", "capability", NULL};
+    sb_gateway_list_filter f;
+    char msg[200];
+    if (app_unknown_key(args, known, "argument", msg, sizeof msg))
+      sb_mcp_call_fail_invalid_args(call, name, msg);
+    else if ((type && !json_is_string(type)) || (cap && !json_is_string(cap)))
+      sb_mcp_call_fail_invalid_args(call, name,
+                                    "'type' and 'capability' are strings");
+    else if (app_agents_filter(json_string_value(type),
+                               json_string_value(cap), &f, &err) != 0)
+      sb_mcp_call_fail_invalid_args(call, name, err.msg);
+    else
+      reply_structured(call,
+                       json_pack("{so}", "agents",
+                                 sb_gateway_list_json(app->gateway, &f)),
+                       0);
   } else if (strcmp(name, "agents_register") == 0) {
     json_t *def = json_object_get(args, "definition");
     if (!json_is_object(def)) {

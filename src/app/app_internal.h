@@ -184,6 +184,10 @@ void app_ctx_changed(void *ud, const char *tenant, const char *id,
 
 /* agent_tools.c: the agents_* admin tools over MCP. */
 int app_agent_tools_register(sb_app *app);
+/* The agents a list shows, from the `type` and `capability` asked (each
+ * may be NULL: any); 0, or SB_EINVAL with err naming the bad one. */
+int app_agents_filter(const char *type, const char *capability,
+                      sb_gateway_list_filter *out, sb_error *err);
 
 /* rest.c: /v1/contexts, and the JSON responses every REST route uses:
  * body stolen; errors are {"error":{"code","message"}}. */

@@ -131,10 +131,17 @@ static void handle(void *ud, sb_http_request *req) {
   }
   sb_error err = {0};
   if (*path == '\0' || strcmp(path, "/") == 0) {
-    if (reading)
-      return app_rest_json(req, 200, json_pack("{so}", "agents",
-                                               sb_gateway_list_json(app->gateway)),
-                           NULL);
+    if (reading) {
+      sb_gateway_list_filter f;
+      if (app_agents_filter(sb_http_request_query(req, "type"),
+                            sb_http_request_query(req, "capability"), &f,
+                            &err) != 0)
+        return app_rest_error(req, 400, "bad_request", err.msg);
+      return app_rest_json(
+          req, 200,
+          json_pack("{so}", "agents", sb_gateway_list_json(app->gateway, &f)),
+          NULL);
+    }
     if (strcmp(method, "POST") != 0)
       return app_rest_error(req, 405, "method_not_allowed",
                             "use GET or POST on /v1/agents");
@@ -145,7 +152,7 @@ static void handle(void *ud, sb_http_request *req) {
     json_decref(def);
     if (rc != 0) return respond_failure(req, &err);
     return app_rest_json(req, 201, json_pack("{so}", "agents",
-                                             sb_gateway_list_json(app->gateway)),
+                                             sb_gateway_list_json(app->gateway, NULL)),
                          NULL);
   }
   if (strcmp(path, "/explain") == 0) {
@@ -178,7 +185,7 @@ static void handle(void *ud, sb_http_request *req) {
     return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);
   }
   if (reading) {
-    json_t *all = sb_gateway_list_json(app->gateway);
+    json_t *all = sb_gateway_list_json(app->gateway, NULL);
     size_t i;
     json_t *item;
     json_array_foreach(all, i, item) {

@@ -254,7 +254,7 @@ static void on_started(void *ud, const sb_flow_reply *r) {
 }
 
 static int all_connected(demo *d) {
-  json_t *list = sb_gateway_list_json(sb_app_gateway(d->app));
+  json_t *list = sb_gateway_list_json(sb_app_gateway(d->app), NULL);
   size_t i;
   json_t *a;
   int all = 1;
@@ -316,7 +316,7 @@ static void scenario_begin(demo *d) {
 
 static void check_agents(uv_timer_t *t) {
   demo *d = t->data;
-  json_t *list = sb_gateway_list_json(sb_app_gateway(d->app));
+  json_t *list = sb_gateway_list_json(sb_app_gateway(d->app), NULL);
   size_t i, total = json_array_size(list), up = 0;
   json_t *a;
   json_array_foreach(list, i, a) up += json_is_true(json_object_get(a, "connected"));

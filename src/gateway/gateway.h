@@ -286,7 +286,15 @@ int sb_gateway_add(sb_gateway *gw, const json_t *def, int replace,
 int sb_gateway_remove(sb_gateway *gw, const char *id, sb_error *err);
 /* [{definition, connected, fromConfig, era, protocolVersion, tools,
  *   serverInfo, state}...], new reference. */
-json_t *sb_gateway_list_json(sb_gateway *gw);
+/* Which agents a list shows. */
+typedef struct sb_gateway_list_filter {
+  const char *capability; /* one it lists; NULL: any */
+  int any_type;           /* 1: every type; 0: only `type` */
+  sb_agent_type type;
+} sb_gateway_list_filter;
+/* filter NULL: every agent. */
+json_t *sb_gateway_list_json(sb_gateway *gw,
+                             const sb_gateway_list_filter *filter);
 /* A new list of AgentDefinitions (config `agents:`, borrowed; lines[i] is
  * item i's line in the file for messages, may be NULL): validate all
  * first (a bad one changes nothing), then add new ones, replace changed

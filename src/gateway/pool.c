@@ -805,10 +805,15 @@ int sb_gateway_remove(sb_gateway *o, const char *id, sb_error *err) {
   return sb_error_set(err, SB_ENOENT, "no agent %s", id);
 }
 
-json_t *sb_gateway_list_json(sb_gateway *o) {
+json_t *sb_gateway_list_json(sb_gateway *o,
+                             const sb_gateway_list_filter *f) {
   json_t *list = json_array();
   for (size_t i = 0; list && i < o->len; i++) {
     agent *a = o->list[i];
+    if (f && !f->any_type && a->def->type != f->type) continue;
+    if (f && f->capability &&
+        !sb_agent_def_has_capability(a->def, f->capability))
+      continue;
     int up = a->client && sb_mcp_client_connected(a->client);
     json_t *item = json_pack(
         "{sosbsbss?ss?sisO?}", "definition", sb_agent_def_to_json(a->def),

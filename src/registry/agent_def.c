@@ -63,6 +63,15 @@ const char *sb_agent_type_name(sb_agent_type type) {
   return agent_types[type];
 }
 
+int sb_agent_type_parse(const char *name, sb_agent_type *out) {
+  for (int i = 0; name && agent_types[i]; i++)
+    if (strcmp(agent_types[i], name) == 0) {
+      *out = (sb_agent_type)i;
+      return 0;
+    }
+  return -1;
+}
+
 const char *sb_agent_output_name(sb_agent_output format) {
   if ((unsigned)format > SB_AGENT_OUTPUT_STRUCTURED) return "?";
   return output_formats[format];

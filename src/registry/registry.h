@@ -229,6 +229,8 @@ int sb_agent_def_tool_idempotent(const sb_agent_def *def, const char *tool);
 
 /* "sales", "json", ... Static strings. */
 const char *sb_agent_type_name(sb_agent_type type);
+/* The type named `name` ("sales", ...): 0, or -1 when it names none. */
+int sb_agent_type_parse(const char *name, sb_agent_type *out);
 const char *sb_agent_output_name(sb_agent_output format);
 
 /* ======================================================================

@@ -23,7 +23,7 @@ describe('agents_call', () => {
   before(async () => {
     server = await startWithAgents([
       raw('vinbot', 'V', { contextRequirements: ['workflow.variables.vin'] }),
-      raw('budgetbot', 'B', { contextRequirements: ['workflow.variables.budget', 'conversation.intent'] }),
+      raw('budgetbot', 'B', { type: 'finance', contextRequirements: ['workflow.variables.budget', 'conversation.intent'] }),
       raw('forger', 'F', { capabilities: ['forging'], limits: { retries: 2 } }),
     ]);
     c = await connect('modern', server.url);
@@ -147,6 +147,31 @@ describe('agents_call', () => {
     assert.equal(forger.state.breaker, 'closed', JSON.stringify(forger.state));
     assert.equal(forger.state.callsFailed, 0, 'answers, not transport failures');
     assert.equal(forger.state.callsOk, seen.length + 1, 'the six here and the REST one');
+  });
+
+  it('agents_list and GET /v1/agents show only the agents of a type, or with a capability, when asked', async () => {
+    const ids = (list) => list.map((a) => a.definition.id).sort();
+    const tool = async (args) => c.callTool({ name: 'agents_list', arguments: args });
+    assert.deepEqual(ids((await tool({ type: 'finance' })).structuredContent.agents), ['budgetbot']);
+    assert.deepEqual(ids((await tool({ capability: 'quotes' })).structuredContent.agents), ['budgetbot', 'vinbot']);
+    assert.deepEqual(ids((await tool({ type: 'general', capability: 'quotes' })).structuredContent.agents), ['vinbot']);
+    assert.deepEqual((await tool({ type: 'parts' })).structuredContent.agents, []);
+    const bad = await tool({ type: 'marketing' }).then((r) => r, (e) => e);
+    assert.match(bad.message ?? JSON.stringify(bad), /type: expected one of sales, service, parts, finance, general \(got "marketing"\)/);
+    const typo = await tool({ capabilty: 'quotes' }).then((r) => r, (e) => e);
+    assert.match(typo.message ?? JSON.stringify(typo), /capabilty: unknown argument/);
+    const base = server.url.replace(/\/mcp$/, '');
+    const get = async (q) => {
+      const r = await fetch(`${base}/v1/agents${q}`);
+      return { status: r.status, json: await r.json() };
+    };
+    const fin = await get('?type=finance&capability=quotes');
+    assert.equal(fin.status, 200);
+    assert.deepEqual(ids(fin.json.agents), ['budgetbot']);
+    assert.deepEqual(ids((await get('?capability=forging')).json.agents), ['forger']);
+    const refused = await get('?type=marketing');
+    assert.equal(refused.status, 400);
+    assert.match(refused.json.error.message, /^type: expected one of sales/);
   });
 
   it('a call right after agents_register waits for the new agent to connect', async () => {
