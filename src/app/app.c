@@ -239,7 +239,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     if (!app->http) goto fail;
     sb_http_server_mount(app->http, sb_gateway_mount_resolve, app->gateway);
     if (app_rest_register(app) != 0 || app_rest_agents_register(app) != 0 ||
-        app_rest_runs_register(app) != 0) {
+        app_rest_runs_register(app) != 0 || app_rest_ops_register(app) != 0) {
       sb_error_set(err, SB_ENOMEM, "out of memory");
       goto fail;
     }

@@ -38,6 +38,7 @@ struct sb_app {
   char *jwks_path;
   char *prm_doc; /* the protected-resource metadata, JSON */
   char *prm_url;
+  uint64_t started_ms; /* sb_now_ms at the start, for /metrics */
 };
 
 /* auth.c: principals for the HTTP server's authenticate option, OAuth's
@@ -220,6 +221,9 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req);
 
 /* rest_runs.c: /v1/runs and /v1/events. */
 int app_rest_runs_register(sb_app *app);
+
+/* rest_ops.c: /healthz and /readyz (anyone), /metrics (administrators). */
+int app_rest_ops_register(sb_app *app);
 
 /* flow_tools.c: workflow_run, runs_* and events_publish over MCP. */
 int app_flow_tools_register(sb_app *app);

@@ -295,6 +295,17 @@ typedef struct sb_gateway_list_filter {
 /* filter NULL: every agent. */
 json_t *sb_gateway_list_json(sb_gateway *gw,
                              const sb_gateway_list_filter *filter);
+
+/* The i-th registered agent (0 <= i < sb_gateway_agent_count), for
+ * monitoring; borrowed until the agent list next changes. */
+typedef struct sb_gateway_agent_info {
+  const sb_agent_def *def;
+  int connected;
+  size_t tools; /* tools listed (0 until listed) */
+} sb_gateway_agent_info;
+size_t sb_gateway_agent_count(const sb_gateway *gw);
+void sb_gateway_agent_info_at(const sb_gateway *gw, size_t i,
+                              sb_gateway_agent_info *out);
 /* A new list of AgentDefinitions (config `agents:`, borrowed; lines[i] is
  * item i's line in the file for messages, may be NULL): validate all
  * first (a bad one changes nothing), then add new ones, replace changed

@@ -805,6 +805,17 @@ int sb_gateway_remove(sb_gateway *o, const char *id, sb_error *err) {
   return sb_error_set(err, SB_ENOENT, "no agent %s", id);
 }
 
+size_t sb_gateway_agent_count(const sb_gateway *o) { return o->len; }
+
+void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
+                              sb_gateway_agent_info *out) {
+  const agent *a = o->list[i];
+  *out = (sb_gateway_agent_info){
+      .def = a->def,
+      .connected = a->client && sb_mcp_client_connected(a->client),
+      .tools = json_array_size(a->lists[LIST_TOOLS].items)};
+}
+
 json_t *sb_gateway_list_json(sb_gateway *o,
                              const sb_gateway_list_filter *f) {
   json_t *list = json_array();

@@ -532,9 +532,13 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
-  /* The tenant comes from the caller's credentials, never from a body. */
+  /* The tenant comes from the caller's credentials, never from a body. A
+   * route open to anyone (health probes) has none. */
+  int open = http_route_is_open(r->srv, http_route_match(r->srv, url));
   r->auth_why = NULL;
-  if (cfg->authenticate) {
+  if (open) {
+    r->out.tenant = NULL;
+  } else if (cfg->authenticate) {
     r->principal =
         cfg->authenticate(cfg->auth_ud, http_bearer_token(r), &r->auth_why);
     r->out.tenant = r->principal ? r->principal->tenant : NULL;
@@ -550,7 +554,7 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
     http_audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
-  } else if (!r->out.tenant) {
+  } else if (!r->out.tenant && !open) {
     http_audit_refusal(r, url,
                   http_bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
                   MHD_HTTP_UNAUTHORIZED);
@@ -575,9 +579,9 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   /* Admitted: this connection's caller passed the Origin and token checks
    * (it leaves the share of strangers, see http_conn.c). */
   http_conn_headers_in(http_conn_of(r->conn),
-                       !r->early_error ||
-                           (r->early_status != MHD_HTTP_UNAUTHORIZED &&
-                            r->early_status != MHD_HTTP_FORBIDDEN));
+                       !open && (!r->early_error ||
+                                 (r->early_status != MHD_HTTP_UNAUTHORIZED &&
+                                  r->early_status != MHD_HTTP_FORBIDDEN)));
   const char *cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (cl && !r->early_error) {
     unsigned long long n = strtoull(cl, NULL, 10);

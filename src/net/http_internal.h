@@ -164,6 +164,7 @@ typedef struct http_route {
   char *prefix;
   sb_http_handler fn;
   void *ud;
+  int open; /* served to anyone: no token, no quota (probes) */
 } http_route;
 
 struct sb_http_server {
@@ -350,6 +351,8 @@ void http_park_expire(sb_http_server *s);
 /* r ends: out of the watch queue and the park, no longer counted. */
 void http_watch_forget(http_req *r);
 void http_routes_free(sb_http_server *s);
+/* 1 if route (http_route_match's answer) is served to anyone. */
+int http_route_is_open(sb_http_server *s, int route);
 
 /* ---- http_session.c --------------------------------------------------- */
 int http_sessions_init(sb_http_server *s);

@@ -11,16 +11,30 @@
 
 #include "net/http_internal.h"
 
-int sb_http_server_route(sb_http_server *s, const char *prefix,
-                         sb_http_handler fn, void *ud) {
+static int add_route(sb_http_server *s, const char *prefix,
+                     sb_http_handler fn, void *ud, int open) {
   http_route *routes =
       sb_realloc(s->routes, (s->routes_len + 1) * sizeof *routes);
   if (!routes) return SB_ENOMEM;
   s->routes = routes;
   char *copy = sb_strdup(prefix);
   if (!copy) return SB_ENOMEM;
-  routes[s->routes_len++] = (http_route){copy, fn, ud};
+  routes[s->routes_len++] = (http_route){copy, fn, ud, open};
   return 0;
+}
+
+int sb_http_server_route(sb_http_server *s, const char *prefix,
+                         sb_http_handler fn, void *ud) {
+  return add_route(s, prefix, fn, ud, 0);
+}
+
+int sb_http_server_route_open(sb_http_server *s, const char *prefix,
+                              sb_http_handler fn, void *ud) {
+  return add_route(s, prefix, fn, ud, 1);
+}
+
+int http_route_is_open(sb_http_server *s, int route) {
+  return route > 0 && s->routes[route - 1].open;
 }
 
 void http_routes_free(sb_http_server *s) {
@@ -76,7 +90,7 @@ static int refused(http_req *r) {
 void http_route_run(http_req *r, const char *method) {
   http_route *route = &r->srv->routes[r->route - 1];
   r->method = method;
-  if (refused(r)) return;
+  if (!route->open && refused(r)) return;
   route->fn(route->ud, r);
   if (r->state != REQ_READING) return;
   if (r->deferred) {

@@ -160,6 +160,11 @@ void sb_http_request_defer(sb_http_request *req, sb_http_gone_cb on_gone,
 /* Serve every path starting with `prefix` (e.g. "/v1/contexts"). */
 int sb_http_server_route(sb_http_server *s, const char *prefix,
                          sb_http_handler fn, void *ud);
+/* The same for a route anyone may call, without a bearer token and
+ * outside the quotas (health probes): its handler sees no tenant (NULL).
+ * The Origin check still applies. */
+int sb_http_server_route_open(sb_http_server *s, const char *prefix,
+                              sb_http_handler fn, void *ud);
 
 const char *sb_http_request_method(const sb_http_request *req);
 const char *sb_http_request_path(const sb_http_request *req);
