@@ -83,6 +83,8 @@ static const char serve_help[] =
     "                         or localhost; port 0 picks a free port\n"
     "  --log-level LEVEL      debug, info, notice, warning or error;\n"
     "                         overrides server.log_level (default info)\n"
+    "  --log-format FORMAT    text, or json (one JSON object a line);\n"
+    "                         overrides server.log_format (default text)\n"
     "  --store PATH           the SQLite file for contexts; overrides\n"
     "                         store.path (default data/switchboard.db)\n"
     "  --tenant ID            the tenant of callers without credentials\n"
@@ -147,6 +149,7 @@ int sb_cli_is_help(const char *arg) {
 typedef struct serve_args {
   const char *config_path;
   const char *log_level;
+  const char *log_format;
   const char *listen;
   const char *store;
   const char *tenant;
@@ -159,7 +162,8 @@ typedef struct serve_args {
 static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
                       serve_args *a) {
   static const char *const valued[] = {"--config", "--log-level", "--listen",
-                                       "--store", "--tenant", "--agent"};
+                                       "--store",  "--tenant",    "--agent",
+                                       "--log-format"};
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
     if (sb_cli_is_help(arg)) {
@@ -171,7 +175,7 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       continue;
     }
     int matched = 0;
-    for (size_t k = 0; k < (allow_serve ? 6u : 1u); k++) {
+    for (size_t k = 0; k < (allow_serve ? 7u : 1u); k++) {
       const char *value = NULL;
       int rc = sb_cli_take_value(argc, argv, &i, valued[k], &value);
       if (rc == 0) continue;
@@ -182,6 +186,7 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       if (k == 3) a->store = value;
       if (k == 4) a->tenant = value;
       if (k == 5) a->agent = value;
+      if (k == 6) a->log_format = value;
       matched = 1;
       break;
     }
@@ -276,6 +281,18 @@ static int cmd_serve(int argc, char **argv) {
     cfg.log_level = level;
   }
   sb_log_set_level((sb_log_level)level);
+  if (a.log_format) {
+    int format = sb_log_format_parse(a.log_format);
+    if (format < 0) {
+      sb_config_free(&cfg);
+      return sb_cli_usage_error("serve",
+                                "--log-format: expected text or json, got "
+                                "'%s'",
+                                a.log_format);
+    }
+    cfg.log_format = format;
+  }
+  sb_log_set_format((sb_log_format)cfg.log_format);
   if (a.listen && sb_config_set_listen(&cfg, a.listen, &err) != 0) {
     sb_config_free(&cfg);
     return sb_cli_usage_error("serve", "--%s", err.msg);
@@ -362,6 +379,8 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "]\n");
   int level = cfg->log_level >= 0 && cfg->log_level < 5 ? cfg->log_level : 1;
   fprintf(out, "  log_level: %s\n", level_names[level]);
+  fprintf(out, "  log_format: %s\n",
+          cfg->log_format == SB_LOG_JSON ? "json" : "text");
   fprintf(out, "limits:\n");
   fprintf(out, "  max_message_bytes: %zu\n", cfg->max_message_bytes);
   fprintf(out, "  max_json_depth: %d\n", cfg->max_json_depth);

@@ -537,6 +537,21 @@ static int parse_log_level(parse_ctx *p, const char *path) {
   return 0;
 }
 
+static int parse_log_format(parse_ctx *p, const char *path) {
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  int format = -1;
+  if (p->ev.type == YAML_SCALAR_EVENT)
+    format = sb_log_format_parse(cfg_ev_scalar(p));
+  if (format < 0) {
+    cfg_describe_event(p, got, sizeof got);
+    return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
+                       "expected text or json, got %s", got);
+  }
+  p->cfg->log_format = format;
+  return 0;
+}
+
 static int parse_listen_value(parse_ctx *p, const char *path) {
   char got[96], msg[400];
   if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
@@ -812,6 +827,7 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_LISTEN: rc = parse_listen_value(p, key_path); break;
     case KEY_ORIGINS: rc = parse_origins(p, key_path); break;
     case KEY_LOG_LEVEL: rc = parse_log_level(p, key_path); break;
+    case KEY_LOG_FORMAT: rc = parse_log_format(p, key_path); break;
     case KEY_PATH:
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
     case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;

@@ -15,6 +15,7 @@
  *     allowed_origins: [http://localhost:3000]  # scheme://host[:port],
  *                                   # stored lowercased
  *     log_level: info               # debug|info|notice|warning|error
+ *     log_format: text              # text|json (one JSON object a line)
  *     tls:                          # HTTPS on the listener (both keys,
  *       cert_file: tls/cert.pem     # PEM; re-read on SIGHUP; relative
  *       key_file: tls/key.pem       # to the working directory)
@@ -122,7 +123,8 @@ typedef struct sb_config {
   int listen_port;   /* 0 = not configured */
   char **allowed_origins;
   size_t allowed_origins_len;
-  int log_level; /* sb_log_level */
+  int log_level;  /* sb_log_level */
+  int log_format; /* sb_log_format */
   /* limits */
   size_t max_message_bytes;
   int max_json_depth;

@@ -38,6 +38,7 @@ typedef enum key_kind {
   KEY_LISTEN, /* listen_host + listen_port */
   KEY_ORIGINS,
   KEY_LOG_LEVEL,
+  KEY_LOG_FORMAT,
   KEY_PATH,    /* char * field: a file path */
   KEY_TENANT,  /* char * field: a tenant id */
   KEY_TENANTS, /* tenants list */

@@ -15,6 +15,7 @@ static const key_spec server_keys[] = {
     {"listen", KEY_LISTEN, 0, 0, 0, NULL},
     {"allowed_origins", KEY_ORIGINS, 0, 0, 0, NULL},
     {"log_level", KEY_LOG_LEVEL, 0, 0, 0, NULL},
+    {"log_format", KEY_LOG_FORMAT, 0, 0, 0, NULL},
     {"tls", KEY_TLS, 0, 0, 0, tls_keys},
     {NULL, 0, 0, 0, 0, NULL},
 };

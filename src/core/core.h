@@ -92,6 +92,19 @@ int sb_log_level_parse(const char *name);
 void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* How a log line is written on stderr: text, "2026-12-03T10:00:00.000Z
+ * info    http: message" (the default), or one JSON object a line,
+ * {"time","level","module","msg"}, for log shippers. */
+typedef enum sb_log_format { SB_LOG_TEXT = 0, SB_LOG_JSON } sb_log_format;
+void sb_log_set_format(sb_log_format format);
+/* Parse "text"|"json"; -1 if unknown. */
+int sb_log_format_parse(const char *name);
+/* `in` as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped, each byte that is not UTF-8 as U+FFFD) into out
+ * (cap bytes, always NUL-terminated, cut at a character if longer);
+ * returns the length written. */
+size_t sb_json_escape(const char *in, char *out, size_t cap);
+
 /* Every line is redacted before it is written (core/redact.c): bearer
  * tokens, API keys (their id kept), Authorization/Cookie header values,
  * JSON string members and name=value pairs whose name says password,

@@ -158,7 +158,7 @@ test('config errors: exit 2 with file:line: key.path', async () => {
   let r = await run(['serve', '--config', unknownKey, '--stdio']);
   assert.equal(r.code, 2);
   assert.ok(
-    r.stderr.includes(`${unknownKey}:3: server.lisen: unknown key (known: listen, allowed_origins, log_level, tls)`),
+    r.stderr.includes(`${unknownKey}:3: server.lisen: unknown key (known: listen, allowed_origins, log_level, log_format, tls)`),
     r.stderr,
   );
 
@@ -241,6 +241,31 @@ test('serve --stdio with a config answers server/discover and exits 0 on EOF', a
   assert.equal(msg.result.ttlMs, 4321);
   // log_level: warning silences the info lines on stderr
   assert.doesNotMatch(r.stderr, / info /);
+});
+
+test('server.log_format: json (or --log-format json) writes every log line as one JSON object', async () => {
+  const cfg = writeConfig('server:\n  log_level: debug\n  log_format: json\n');
+  // a request with a method that does not exist: logged at debug, quoting the client's bytes
+  const input = [DISCOVER, { jsonrpc: '2.0', id: 2, method: 'no/such\n"thing', params: { _meta: DISCOVER.params?._meta } }]
+    .map((m) => JSON.stringify(m) + '\n').join('');
+  for (const args of [['--config', cfg], ['--log-format', 'json', '--log-level', 'debug']]) {
+    const r = await run(['serve', ...args, '--stdio'], { input });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.ok(lines.length >= 2, r.stderr);
+    for (const line of lines) {
+      const o = JSON.parse(line);
+      assert.deepEqual(Object.keys(o), ['time', 'level', 'module', 'msg'], line);
+      assert.match(o.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.match(o.level, /^(debug|info|notice|warning|error)$/);
+    }
+  }
+  const bad = await run(['serve', '--log-format', 'xml', '--stdio'], { input: '' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--log-format: expected text or json, got 'xml'/);
+  const badCfg = await run(['serve', '--config', writeConfig('server:\n  log_format: yaml\n'), '--stdio'], { input: '' });
+  assert.equal(badCfg.code, 2);
+  assert.match(badCfg.stderr, /server\.log_format: expected text or json, got "yaml"/);
 });
 
 test('serve --stdio: a request before initialize without _meta protocolVersion is -32602 naming both ways in', async () => {

@@ -51,6 +51,7 @@ static void test_defaults(void **state) {
   assert_null(cfg.allowed_origins);
   assert_int_equal(cfg.allowed_origins_len, 0);
   assert_int_equal(cfg.log_level, SB_LOG_INFO);
+  assert_int_equal(cfg.log_format, SB_LOG_TEXT);
   assert_int_equal(cfg.max_message_bytes, 4 * 1024 * 1024);
   assert_int_equal(cfg.max_json_depth, 64);
   assert_int_equal(cfg.max_connections, 10000);
@@ -75,6 +76,7 @@ static const char full_yaml[] = "# every key\n"
                                 "    - http://localhost:3000\n"
                                 "    - https://App.Example.COM\n"
                                 "  log_level: debug\n"
+                                "  log_format: json\n"
                                 "limits:\n"
                                 "  max_message_bytes: 1048576\n"
                                 "  max_json_depth: 32\n"
@@ -118,6 +120,7 @@ static void test_full_file(void **state) {
   /* stored lowercased: browsers send it that way */
   assert_string_equal(cfg.allowed_origins[1], "https://app.example.com");
   assert_int_equal(cfg.log_level, SB_LOG_DEBUG);
+  assert_int_equal(cfg.log_format, SB_LOG_JSON);
   assert_int_equal(cfg.max_message_bytes, 1048576);
   assert_int_equal(cfg.max_json_depth, 32);
   assert_int_equal(cfg.max_connections, 500);
@@ -223,6 +226,9 @@ static void test_value_errors(void **state) {
   expect_error("cache:\n  ttl_ms: [1]\n",
                "config.yaml:2: cache.ttl_ms: expected an integer between 0 "
                "and 86400000, got a list");
+  expect_error("server:\n  log_format: [json]\n",
+               "config.yaml:2: server.log_format: expected text or json, "
+               "got a list");
   expect_error("server:\n  log_level: loud\n",
                "config.yaml:2: server.log_level: expected one of debug, info, "
                "notice, warning, error, got \"loud\"");
@@ -262,7 +268,7 @@ static void test_structure_errors(void **state) {
   (void)state;
   expect_error("server:\n  log_level: info\n  lisen: 1.2.3.4:5\n",
                "config.yaml:3: server.lisen: unknown key (known: listen, "
-               "allowed_origins, log_level, tls)");
+               "allowed_origins, log_level, log_format, tls)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
                "sessions, cache, store, contexts, events, auth, llm, quotas, agents, servers, "

@@ -455,6 +455,66 @@ static void log_line_escapes_control_characters(void **state) {
                               "info audit: forged\\r\\x1b[31m\tend\n"));
 }
 
+/* --log-format json: one object a line, valid JSON whatever the message
+ * holds (control characters, quotes, bytes that are not UTF-8), redacted
+ * as the text lines are. */
+static void log_line_as_json(void **state) {
+  (void)state;
+  char path[] = "/tmp/sb-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  sb_log_set_format(SB_LOG_JSON);
+  SB_WARN("mod\"x", "got \"%s\" Authorization: Bearer abcdefghijklmnop",
+          "a\n{\"forged\":1}\\\x01\xff\xc3\xa9");
+  sb_log_set_format(SB_LOG_TEXT);
+  fflush(stderr);
+  assert_int_equal(dup2(saved, 2), 2);
+  close(saved);
+  char buf[1024] = {0};
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  unlink(path);
+  assert_true(n > 0);
+  char *nl = strchr(buf, '\n');
+  assert_non_null(nl);
+  assert_int_equal(nl[1], '\0'); /* one line */
+  json_error_t jerr;
+  json_t *line = json_loads(buf, 0, &jerr);
+  assert_non_null(line);
+  assert_string_equal(json_string_value(json_object_get(line, "level")),
+                      "warning");
+  assert_string_equal(json_string_value(json_object_get(line, "module")),
+                      "mod\"x");
+  const char *msg = json_string_value(json_object_get(line, "msg"));
+  assert_non_null(msg);
+  assert_non_null(strstr(msg, "got \"a\n{\"forged\":1}\\\x01\xef\xbf\xbd\xc3\xa9\""));
+  assert_null(strstr(msg, "abcdefghijklmnop")); /* redacted */
+  const char *t = json_string_value(json_object_get(line, "time"));
+  assert_non_null(t);
+  assert_int_equal(strlen(t), 24); /* 2026-12-03T10:00:00.000Z */
+  assert_int_equal(json_object_size(line), 4);
+  json_decref(line);
+}
+
+static void json_escape_cuts_whole(void **state) {
+  (void)state;
+  char out[8];
+  /* "\u0001" does not fit after "ab": cut before it, not inside */
+  assert_int_equal(sb_json_escape("ab\x01" "cd", out, sizeof out), 2);
+  assert_string_equal(out, "ab");
+  assert_int_equal(sb_json_escape("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", out, sizeof out), 6);
+  assert_string_equal(out, "\xc3\xa9\xc3\xa9\xc3\xa9");
+  assert_int_equal(sb_json_escape("", out, sizeof out), 0);
+  assert_int_equal(sb_log_format_parse("json"), SB_LOG_JSON);
+  assert_int_equal(sb_log_format_parse("text"), SB_LOG_TEXT);
+  assert_int_equal(sb_log_format_parse("JSON"), -1);
+  assert_int_equal(sb_log_format_parse(NULL), -1);
+}
+
 static void clocks_move_forward(void **state) {
   (void)state;
   uint64_t m1 = sb_now_ms(), w = sb_wall_ms();
@@ -675,6 +735,8 @@ int main(void) {
       cmocka_unit_test(text_plain_and_scrub),
       cmocka_unit_test(fopen_regular_refuses_fifos),
       cmocka_unit_test(log_line_escapes_control_characters),
+      cmocka_unit_test(log_line_as_json),
+      cmocka_unit_test(json_escape_cuts_whole),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
