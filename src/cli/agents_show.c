@@ -135,8 +135,10 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   show *s = ud;
   if (error) {
-    snprintf(s->error_buf, sizeof s->error_buf, "%s",
-             json_string_value(json_object_get(error, "message")) ?: "failed");
+    /* After the channel closed, its reason (on_closed) is the news. */
+    if (!s->error)
+      snprintf(s->error_buf, sizeof s->error_buf, "%s",
+               json_string_value(json_object_get(error, "message")) ?: "failed");
     s->error = s->error_buf;
     finish(s);
     return;
