@@ -197,6 +197,7 @@ int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   sb_gateway_link_options lo = {.loop = &s.loop,
                                 .def = def,
                                 .max_message_bytes = cfg->max_message_bytes,
+                                .exec_shim = sb_child_shim_self(),
                                 .channel = {on_message, on_closed, &s,
                                             on_request_failed}};
   int rc = EXIT_RUNTIME;

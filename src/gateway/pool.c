@@ -578,6 +578,7 @@ static void agent_connect(agent *a) {
       .def = a->def,
       .max_message_bytes = o->opts.max_message_bytes,
       .busy_poll_us = o->opts.agent_busy_poll_us,
+      .exec_shim = o->opts.agent_exec_shim,
       .channel = {on_channel_message, on_channel_closed, a,
                   on_channel_request_failed},
       .client = {on_agent_notification, on_agent_request, on_session_expired,
