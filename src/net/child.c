@@ -58,11 +58,11 @@
  * the process libuv watches is the agent itself. An exec that fails is
  * reported as a failed start naming the command and the cause, through a
  * close-on-exec check pipe (descriptor 3 in the shim) read when the
- * process is reaped; it costs the agent's start one more exec (the shim's
- * own start-up, milliseconds) and never blocks the loop. The signal is
- * sent when the *thread* that forked exits: uv_spawn runs on the loop
- * thread, which in switchboard is the main thread and lives as long as the
- * process. It covers the direct child only: when that is a wrapper (`npx`,
+ * process is reaped. It costs the agent's start one more exec: the shim's
+ * start-up (loading our libraries: about 40 ms on a busy 2-vCPU VM), which
+ * delays the agent but never blocks the loop. The signal is sent when the
+ * *thread* that forked exits: uv_spawn runs on the loop thread, which in
+ * switchboard is the main thread and lives as long as the process. It covers the direct child only: when that is a wrapper (`npx`,
  * `sh -c`), the wrapper is killed and its children are not; they see EOF
  * on stdin, since we held the only write end, and an MCP server stops
  * there. Without the shim (other executables linking net/), behaviour is
