@@ -144,6 +144,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .max_message_bytes = cfg->max_message_bytes,
                               .agent_busy_poll_us =
                                   (unsigned)cfg->agent_busy_poll_us,
+                              .agent_exec_shim = o->agent_exec_shim,
                               .health_every_ms =
                                   (uint64_t)cfg->agent_health_interval_ms,
                               .health_timeout_ms =

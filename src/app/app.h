@@ -29,6 +29,9 @@ typedef struct sb_app_options {
                    transport (no HTTP, no stdio), no expiry sweep, and runs
                    left running or waiting in the store are NOT resumed (a
                    server may own them) */
+  /* sb_gateway_options.agent_exec_shim: main() passes
+   * sb_child_shim_self(), so stdio agents die with switchboard. */
+  const char *agent_exec_shim;
 } sb_app_options;
 
 /* Start everything; NULL with err (naming what failed) otherwise. */

@@ -135,8 +135,10 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   show *s = ud;
   if (error) {
-    snprintf(s->error_buf, sizeof s->error_buf, "%s",
-             json_string_value(json_object_get(error, "message")) ?: "failed");
+    /* After the channel closed, its reason (on_closed) is the news. */
+    if (!s->error)
+      snprintf(s->error_buf, sizeof s->error_buf, "%s",
+               json_string_value(json_object_get(error, "message")) ?: "failed");
     s->error = s->error_buf;
     finish(s);
     return;
@@ -195,6 +197,7 @@ int sb_cli_agents_show(const sb_config *cfg, const char *id) {
   sb_gateway_link_options lo = {.loop = &s.loop,
                                 .def = def,
                                 .max_message_bytes = cfg->max_message_bytes,
+                                .exec_shim = sb_child_shim_self(),
                                 .channel = {on_message, on_closed, &s,
                                             on_request_failed}};
   int rc = EXIT_RUNTIME;

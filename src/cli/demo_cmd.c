@@ -25,6 +25,7 @@
 #include "events/events.h"
 #include "flow/flow.h"
 #include "gateway/gateway.h"
+#include "net/net.h"
 
 const char sb_cli_demo_help[] =
     "Usage: switchboard demo [--config FILE] [--scenarios FILE] [--once]\n"
@@ -416,7 +417,9 @@ int sb_cli_demo(int argc, char **argv) {
   d->sigint.data = d->sigterm.data = d->timer.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  sb_app_options opts = {.config = &d->cfg, .loop = &d->loop};
+  sb_app_options opts = {.config = &d->cfg,
+                         .loop = &d->loop,
+                         .agent_exec_shim = sb_child_shim_self()};
   if (!(d->app = sb_app_start(&opts, &err))) {
     fprintf(stderr, "switchboard demo: %s\n", err.msg);
     rc = err.code == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;

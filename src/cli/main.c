@@ -338,7 +338,8 @@ static int cmd_serve(int argc, char **argv) {
                          .stdio = a.stdio,
                          .stdio_agent = a.agent,
                          .on_stdio_eof = on_stdio_eof,
-                         .ud = &st};
+                         .ud = &st,
+                         .agent_exec_shim = sb_child_shim_self()};
   app = st.app = sb_app_start(&opts, &err);
   if (!app) {
     /* the message names what failed (address, store path, ...) */
@@ -462,6 +463,9 @@ static int cmd_check(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* Before anything else: switchboard may be starting an agent (the exec
+   * shim, see net/child.c); then this does not return. */
+  sb_child_shim_main(argc, argv);
   sb_core_init();
   if (argc < 2) {
     fputs(main_help, stderr);

@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "events/events.h"
 #include "flow/flow.h"
+#include "net/net.h"
 
 
 const char sb_cli_run_help[] =
@@ -640,7 +641,10 @@ int sb_cli_run(int argc, char **argv) {
   uv_signal_start(&c->sigint, on_signal, SIGINT);
   uv_signal_start(&c->sigterm, on_signal, SIGTERM);
 
-  sb_app_options opts = {.config = &cfg, .loop = &c->loop, .embedded = 1};
+  sb_app_options opts = {.config = &cfg,
+                         .loop = &c->loop,
+                         .embedded = 1,
+                         .agent_exec_shim = sb_child_shim_self()};
   if (!(c->app = sb_app_start(&opts, &err))) {
     fprintf(stderr, "switchboard run: %s\n", err.msg);
     rc = err.code == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;

@@ -65,6 +65,11 @@ typedef struct sb_gateway_options {
    * while it waits) for the latency of one process wake-up per call.
    * sb_child_options.busy_poll_us. */
   unsigned agent_busy_poll_us;
+  /* sb_child_options.exec_shim for every stdio agent: an executable
+   * through which an agent is started so that the kernel kills it when
+   * this process dies, even by SIGKILL. Borrowed. NULL: spawned directly,
+   * and an agent that ignores stdin EOF outlives a crash. */
+  const char *agent_exec_shim;
   /* Health checks of connected agents: a ping (server/discover for a
    * modern agent) every health_every_ms; unanswered within
    * health_timeout_ms, the agent is unhealthy (sb_registry_set_health)
@@ -368,6 +373,7 @@ typedef struct sb_gateway_link_options {
   const sb_agent_def *def;
   size_t max_message_bytes;
   unsigned busy_poll_us;       /* stdio agents: sb_child_options.busy_poll_us */
+  const char *exec_shim;       /* stdio agents: sb_child_options.exec_shim */
   sb_channel_events channel;   /* messages go to sb_mcp_client_receive */
   sb_mcp_client_events client; /* the agent's notifications and requests */
 } sb_gateway_link_options;

@@ -51,7 +51,8 @@ static sb_channel *open_channel(const sb_gateway_link_options *o,
                            .cwd = t->cwd,
                            .name = o->def->id,
                            .max_message_bytes = o->max_message_bytes,
-                           .busy_poll_us = o->busy_poll_us};
+                           .busy_poll_us = o->busy_poll_us,
+                           .exec_shim = o->exec_shim};
     if (args && env) ch = sb_channel_spawn(o->loop, &co, &o->channel, err);
     else sb_error_set(err, SB_ENOMEM, "out of memory");
     sb_strv_free(env);

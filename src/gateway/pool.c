@@ -445,6 +445,10 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   agent *a = ud;
   if (error) {
+    /* The channel closed under the connect (an agent that cannot start or
+     * dies at once): on_channel_closed has already said why, which is
+     * the cause where this is its consequence, and restarts the agent. */
+    if (!a->ch) return;
     SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
     set_down_reason(a, "connect failed",
@@ -574,6 +578,7 @@ static void agent_connect(agent *a) {
       .def = a->def,
       .max_message_bytes = o->opts.max_message_bytes,
       .busy_poll_us = o->opts.agent_busy_poll_us,
+      .exec_shim = o->opts.agent_exec_shim,
       .channel = {on_channel_message, on_channel_closed, a,
                   on_channel_request_failed},
       .client = {on_agent_notification, on_agent_request, on_session_expired,

@@ -41,6 +41,32 @@
  * after sb_channel_close returns, and no callback reaches the owner after
  * that. The process must ignore SIGPIPE (switchboard's main does), since a
  * write to an agent that died is an ordinary event here.
+ *
+ * Dying with switchboard (sb_child_options.exec_shim): the above needs us
+ * alive. Killed by SIGKILL, or crashing, we close nothing and signal
+ * nobody; an agent that does not stop at stdin EOF (or a wrapper whose
+ * child does not) would live on, one more with each crash-restart. So on
+ * Linux the agent carries PR_SET_PDEATHSIG(SIGKILL): the kernel kills it
+ * when we die, however we die. That must be set in the child between fork
+ * and exec, and uv_spawn has no hook there; rather than fork and exec
+ * ourselves beside libuv's process handling (its SIGCHLD reaping, the
+ * spawn-error pipe, the stdio set-up), the agent is spawned through a shim:
+ * our own executable (/proc/self/exe) with a reserved first argument, whose
+ * main() begins with sb_child_shim_main (child_shim.c). It sets the
+ * signal, exits if its parent is no longer the pid we passed (we died
+ * before the prctl: the classic race), and execs the command in place, so
+ * the process libuv watches is the agent itself. An exec that fails is
+ * reported as a failed start naming the command and the cause, through a
+ * close-on-exec check pipe (descriptor 3 in the shim) read when the
+ * process is reaped. It costs the agent's start one more exec: the shim's
+ * start-up (loading our libraries: about 40 ms on a busy 2-vCPU VM), which
+ * delays the agent but never blocks the loop. The signal is sent when the
+ * *thread* that forked exits: uv_spawn runs on the loop thread, which in
+ * switchboard is the main thread and lives as long as the process. It covers the direct child only: when that is a wrapper (`npx`,
+ * `sh -c`), the wrapper is killed and its children are not; they see EOF
+ * on stdin, since we held the only write end, and an MCP server stops
+ * there. Without the shim (other executables linking net/), behaviour is
+ * as before: agents must stop at stdin EOF.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +132,8 @@ typedef struct child_channel {
   unsigned log_dropped;
 
   int exited;
+  int check_fd;  /* the exec shim's check pipe (read end), or -1 */
+  char *command; /* as configured, for "cannot start" (owned) */
   char exit_detail[64];
   char *fail_detail; /* why we gave up on the agent (owned), or NULL */
   int fail_weak;     /* fail_detail yields to the exit status if known */
@@ -129,6 +157,7 @@ static void on_handle_closed(uv_handle_t *h) {
   sb_buf_free(&c->err_line);
   sb_buf_free(&c->gathered);
   sb_free(c->fail_detail);
+  sb_free(c->command);
   sb_channel_base_free(&c->base);
   sb_free(c);
 }
@@ -142,6 +171,8 @@ static void close_handle(child_channel *c, uv_handle_t *h) {
 static void teardown(child_channel *c) {
   if (c->tearing_down) return;
   c->tearing_down = 1;
+  if (c->check_fd >= 0) close(c->check_fd);
+  c->check_fd = -1;
   close_handle(c, (uv_handle_t *)&c->proc);
   close_handle(c, (uv_handle_t *)&c->to_child);
   close_handle(c, (uv_handle_t *)&c->from_child);
@@ -209,9 +240,25 @@ static void fail(child_channel *c, int weak, const char *fmt, ...) {
                  0);
 }
 
+/* After the exit: the errno the exec shim could not exec the command
+ * with, or 0 (it did, or there is no shim). The process is gone, so the
+ * check pipe holds all it will ever hold. */
+static int exec_check(child_channel *c) {
+  if (c->check_fd < 0) return 0;
+  int e = 0;
+  ssize_t n;
+  do
+    n = read(c->check_fd, &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  close(c->check_fd);
+  c->check_fd = -1;
+  return n == (ssize_t)sizeof e && e > 0 ? e : 0;
+}
+
 static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal) {
   child_channel *c = p->data;
   c->exited = 1;
+  int exec_errno = exec_check(c);
   uv_timer_stop(&c->kill_timer);
   if (term_signal)
     snprintf(c->exit_detail, sizeof c->exit_detail, "killed by signal %d",
@@ -221,6 +268,14 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal) {
              (long long)status);
   if (c->base.closed) {
     teardown(c);
+    return;
+  }
+  if (exec_errno && !c->fail_detail &&
+      (c->fail_detail = sb_asprintf("cannot start %s: %s", c->command,
+                                    uv_strerror(-exec_errno)))) {
+    /* The shim's 127 is no news; why the command did not start is, and
+     * it never ran, so there is nothing of its to deliver first. */
+    report_now(c);
     return;
   }
   SB_INFO(MOD, "agent %s (pid %d) %s", c->base.name, c->pid, c->exit_detail);
@@ -604,13 +659,17 @@ static const sb_channel_ops child_ops = {
 
 /* ---- spawning ------------------------------------------------------------ */
 
-/* Close those of the four pipe ends still open (-1: not open). */
-static void close_fds(uv_file in_fds[2], uv_file out_fds[2]) {
+/* Close those of a pipe's ends still open (-1: not open). */
+static void close_pair(uv_file fds[2]) {
   for (int i = 0; i < 2; i++) {
-    if (in_fds[i] >= 0) close(in_fds[i]);
-    if (out_fds[i] >= 0) close(out_fds[i]);
-    in_fds[i] = out_fds[i] = -1;
+    if (fds[i] >= 0) close(fds[i]);
+    fds[i] = -1;
   }
+}
+
+static void close_fds(uv_file in_fds[2], uv_file out_fds[2]) {
+  close_pair(in_fds);
+  close_pair(out_fds);
 }
 
 /* Our environment plus opts->env, where the agent's settings replace ours
@@ -653,6 +712,7 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
     goto nomem;
   }
   c->loop = loop;
+  c->check_fd = -1;
   c->max_bytes = opts->max_message_bytes ? opts->max_message_bytes
                                          : SB_RPC_DEFAULT_MAX_BYTES;
   c->max_queued = 4 * c->max_bytes;
@@ -678,26 +738,40 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
   size_t nargs = 0;
   while (opts->args && opts->args[nargs])
     nargs++;
-  char **argv = sb_calloc(nargs + 2, sizeof *argv);
+  /* Through the shim: <shim> SB_CHILD_SHIM_ARG <our pid> <command> ... */
+  const char *shim = opts->exec_shim;
+  size_t lead = shim ? 3 : 0;
+  char parent[24];
+  snprintf(parent, sizeof parent, "%d", (int)getpid());
+  char **argv = sb_calloc(lead + nargs + 2, sizeof *argv);
   char **env = merged_env(opts->env);
-  if (!argv || !env) {
+  c->command = sb_strdup(opts->command);
+  if (!argv || !env || !c->command) {
     sb_free(argv);
     sb_free(env);
     c->base.closed = 1;
     teardown(c);
     goto nomem;
   }
-  argv[0] = (char *)opts->command;
+  if (shim) {
+    argv[0] = (char *)shim;
+    argv[1] = SB_CHILD_SHIM_ARG;
+    argv[2] = parent;
+  }
+  argv[lead] = (char *)opts->command;
   for (size_t i = 0; i < nargs; i++)
-    argv[i + 1] = (char *)opts->args[i];
+    argv[lead + i + 1] = (char *)opts->args[i];
 
   /* The agent's ends block (as stdio does anywhere), ours do not; both
    * are close-on-exec, the child's copies on 0 and 1 are not. */
   uv_file in_fds[2] = {-1, -1}, out_fds[2] = {-1, -1};
+  uv_file check_fds[2] = {-1, -1}; /* the shim's check pipe */
   int prc = uv_pipe(in_fds, 0, UV_NONBLOCK_PIPE);
   if (prc == 0) prc = uv_pipe(out_fds, UV_NONBLOCK_PIPE, 0);
+  if (prc == 0 && shim) prc = uv_pipe(check_fds, UV_NONBLOCK_PIPE, 0);
   if (prc != 0) {
     close_fds(in_fds, out_fds);
+    close_pair(check_fds);
     sb_free(argv);
     sb_free(env);
     sb_error_set(err, SB_EIO, "agent %s: cannot make its pipes: %s",
@@ -711,20 +785,21 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
    * write: 64 KiB by default, more where the system lets us. */
   fcntl(in_fds[1], F_SETPIPE_SZ, PIPE_BYTES);
   fcntl(out_fds[0], F_SETPIPE_SZ, PIPE_BYTES);
-  uv_stdio_container_t stdio[3] = {
+  uv_stdio_container_t stdio[4] = {
       {.flags = UV_INHERIT_FD, .data.fd = in_fds[0]},
       {.flags = UV_INHERIT_FD, .data.fd = out_fds[1]},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
        .data.stream = (uv_stream_t *)&c->err_pipe},
+      {.flags = UV_INHERIT_FD, .data.fd = check_fds[1]}, /* shim only */
   };
   uv_process_options_t po = {
       .exit_cb = on_exit_cb,
-      .file = opts->command,
+      .file = shim ? shim : opts->command,
       .args = argv,
       .env = env,
       .cwd = opts->cwd,
       .flags = UV_PROCESS_DETACHED, /* own process group, see kill */
-      .stdio_count = 3,
+      .stdio_count = shim ? 4 : 3,
       .stdio = stdio,
   };
   int rc = uv_spawn(loop, &c->proc, &po);
@@ -736,6 +811,10 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
   close(in_fds[0]);
   close(out_fds[1]);
   in_fds[0] = out_fds[1] = -1;
+  if (shim) {
+    close(check_fds[1]);
+    c->check_fd = check_fds[0];
+  }
   if (rc == 0 && (rc = uv_pipe_open(&c->to_child, in_fds[1])) == 0) {
     in_fds[1] = -1;
     if ((rc = uv_pipe_open(&c->from_child, out_fds[0])) == 0) out_fds[0] = -1;
@@ -748,6 +827,14 @@ sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
     c->pid = c->proc.pid;
     c->base.closed = 1;
     signal_child(c, SIGKILL); /* the exit callback tears down */
+    return NULL;
+  }
+  if (rc < 0 && shim) {
+    sb_error_set(err, SB_EIO,
+                 "agent %s: cannot start %s: its exec shim %s: %s",
+                 c->base.name, opts->command, shim, uv_strerror(rc));
+    c->base.closed = 1;
+    teardown(c);
     return NULL;
   }
   if (rc < 0) {

@@ -277,11 +277,28 @@ typedef struct sb_child_options {
    * provided its recent answers came within it: CPU for the latency of a
    * wake-up. See child.c. */
   unsigned busy_poll_us;
+  /* Linux: an executable that calls sb_child_shim_main first thing in its
+   * main(), normally sb_child_shim_self(). The agent is then started
+   * through it, so that the kernel kills the agent when this process dies,
+   * even by SIGKILL (PR_SET_PDEATHSIG; see child.c). NULL: the agent is
+   * spawned directly and may outlive a crash of this process. */
+  const char *exec_shim;
 } sb_child_options;
 
 /* Spawn an agent process and talk to it over its stdin/stdout. */
 sb_channel *sb_channel_spawn(uv_loop_t *loop, const sb_child_options *opts,
                              const sb_channel_events *ev, sb_error *err);
+
+/* The exec shim (child_shim.c). An executable that may serve as
+ * sb_child_options.exec_shim calls sb_child_shim_main(argc, argv) before
+ * anything else in main(): when argv[1] is SB_CHILD_SHIM_ARG it becomes the
+ * agent (or exits 127) and never returns; otherwise it returns at once. */
+#define SB_CHILD_SHIM_ARG "--switchboard-exec-agent"
+void sb_child_shim_main(int argc, char **argv);
+/* For exec_shim in an executable whose main() calls sb_child_shim_main:
+ * "/proc/self/exe" where the shim works (Linux, /proc mounted), else NULL
+ * (agents are then spawned directly). */
+const char *sb_child_shim_self(void);
 
 typedef struct sb_http_channel_options {
   const char *url;            /* the agent's MCP endpoint */
