@@ -200,43 +200,39 @@ static void metrics(void *ud, sb_http_request *req) {
   family(&o, "switchboard_build_info", "gauge",
          "always 1; the version in its label");
   put(&o, "switchboard_build_info{version=\"%s\"} 1\n", SB_VERSION);
-  family(&o, "switchboard_uptime_seconds", "gauge",
-         "seconds since the server started");
-  put(&o, "switchboard_uptime_seconds %.3f\n",
-                (double)(sb_now_ms() - app->started_ms) / 1000.0);
-  family(&o, "switchboard_store_pending", "gauge",
-         "store operations submitted and not yet answered");
-  put(&o, "switchboard_store_pending %d\n", st.pending);
-  family(&o, "switchboard_store_max_pending", "gauge",
-         "store.max_pending: past it callers are told the store is busy");
-  put(&o, "switchboard_store_max_pending %d\n",
-                app->cfg->store_max_pending);
-  family(&o, "switchboard_store_write_batches_total", "counter",
-         "write transactions the store committed");
-  put(&o, "switchboard_store_write_batches_total %llu\n",
-                (unsigned long long)st.batches);
-  family(&o, "switchboard_store_writes_total", "counter",
-         "writes committed inside those transactions");
-  put(&o, "switchboard_store_writes_total %llu\n",
-                (unsigned long long)st.writes);
-  family(&o, "switchboard_store_writer_cpu_seconds_total", "counter",
-         "CPU time of the store's writer thread");
-  put(&o, "switchboard_store_writer_cpu_seconds_total %.6f\n",
-                (double)st.writer_cpu_us / 1e6);
-  family(&o, "switchboard_runs_in_progress", "gauge",
-         "workflow runs running or waiting in this process");
-  put(&o, "switchboard_runs_in_progress %zu\n", fs.runs);
-  family(&o, "switchboard_run_transitions_total", "counter",
-         "workflow run transitions written");
-  put(&o, "switchboard_run_transitions_total %llu\n",
-                (unsigned long long)fs.transitions);
-  family(&o, "switchboard_run_conflicts_total", "counter",
-         "run transitions redone because their context moved meanwhile");
-  put(&o, "switchboard_run_conflicts_total %llu\n",
-                (unsigned long long)fs.conflicts);
-  family(&o, "switchboard_agents", "gauge", "agents registered");
-  put(&o, "switchboard_agents %zu\n",
-                sb_gateway_agent_count(app->gateway));
+  const struct {
+    const char *name, *type, *help;
+    double value;
+  } scalars[] = {
+      {"switchboard_uptime_seconds", "gauge",
+       "seconds since the server started",
+       (double)(sb_now_ms() - app->started_ms) / 1000.0},
+      {"switchboard_store_pending", "gauge",
+       "store operations submitted and not yet answered", st.pending},
+      {"switchboard_store_max_pending", "gauge",
+       "store.max_pending: past it callers are told the store is busy",
+       app->cfg->store_max_pending},
+      {"switchboard_store_write_batches_total", "counter",
+       "write transactions the store committed", (double)st.batches},
+      {"switchboard_store_writes_total", "counter",
+       "writes committed inside those transactions", (double)st.writes},
+      {"switchboard_store_writer_cpu_seconds_total", "counter",
+       "CPU time of the store's writer thread",
+       (double)st.writer_cpu_us / 1e6},
+      {"switchboard_runs_in_progress", "gauge",
+       "workflow runs running or waiting in this process", (double)fs.runs},
+      {"switchboard_run_transitions_total", "counter",
+       "workflow run transitions written", (double)fs.transitions},
+      {"switchboard_run_conflicts_total", "counter",
+       "run transitions redone because their context moved meanwhile",
+       (double)fs.conflicts},
+      {"switchboard_agents", "gauge", "agents registered",
+       (double)sb_gateway_agent_count(app->gateway)},
+  };
+  for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++) {
+    family(&o, scalars[i].name, scalars[i].type, scalars[i].help);
+    put(&o, "%s %.17g\n", scalars[i].name, scalars[i].value);
+  }
   agents_metrics(app, &o);
   if (o.failed) {
     sb_buf_free(&o.b);

@@ -241,6 +241,23 @@ static void on_sighup(uv_signal_t *h, int signum) {
   sb_config_free(&fresh);
 }
 
+/* An option that overrides one of the config's choices (a level, a
+ * format): 0, or EXIT_USAGE (reported) when it names none. */
+static int override_choice(const char *option, const char *value,
+                           int (*parse)(const char *), const char *expected,
+                           int *field) {
+  if (!value) return 0;
+  int v = parse(value);
+  if (v < 0) {
+    char what[256];
+    snprintf(what, sizeof what, "%s: expected %s, got '%.128s'", option,
+             expected, value);
+    return sb_cli_usage_error("serve", "%s", what);
+  }
+  *field = v;
+  return 0;
+}
+
 static int cmd_serve(int argc, char **argv) {
   serve_args a = {0};
   sb_config cfg;
@@ -268,30 +285,15 @@ static int cmd_serve(int argc, char **argv) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
-  int level = cfg.log_level;
-  if (a.log_level) {
-    level = sb_log_level_parse(a.log_level);
-    if (level < 0) {
-      sb_config_free(&cfg);
-      return sb_cli_usage_error("serve",
-                         "--log-level: expected one of debug, info, notice, "
-                         "warning, error, got '%s'",
-                         a.log_level);
-    }
-    cfg.log_level = level;
+  if ((rc = override_choice("--log-level", a.log_level, sb_log_level_parse,
+                            "one of debug, info, notice, warning, error",
+                            &cfg.log_level)) != 0 ||
+      (rc = override_choice("--log-format", a.log_format, sb_log_format_parse,
+                            "text or json", &cfg.log_format)) != 0) {
+    sb_config_free(&cfg);
+    return rc;
   }
-  sb_log_set_level((sb_log_level)level);
-  if (a.log_format) {
-    int format = sb_log_format_parse(a.log_format);
-    if (format < 0) {
-      sb_config_free(&cfg);
-      return sb_cli_usage_error("serve",
-                                "--log-format: expected text or json, got "
-                                "'%s'",
-                                a.log_format);
-    }
-    cfg.log_format = format;
-  }
+  sb_log_set_level((sb_log_level)cfg.log_level);
   sb_log_set_format((sb_log_format)cfg.log_format);
   if (a.listen && sb_config_set_listen(&cfg, a.listen, &err) != 0) {
     sb_config_free(&cfg);

@@ -430,8 +430,9 @@ static void log_level_set_get(void **state) {
 
 /* One entry, one line: what a client sent, quoted in a message, cannot
  * start a line that reads as another entry (or an audit record). */
-static void log_line_escapes_control_characters(void **state) {
-  (void)state;
+/* What emit() logs, read back from stderr into buf; checks it is one
+ * line. */
+static void capture_log(void (*emit)(void), char *buf, size_t cap) {
   char path[] = "/tmp/sb-test-log-XXXXXX";
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -439,18 +440,28 @@ static void log_line_escapes_control_characters(void **state) {
   int saved = dup(2);
   assert_true(saved >= 0);
   assert_int_equal(dup2(fd, 2), 2);
-  SB_INFO("test", "failed %s", "a\n2026-01-01T00:00:00.000Z info audit: forged\r\x1b[31m\tend");
+  emit();
   fflush(stderr);
   assert_int_equal(dup2(saved, 2), 2);
   close(saved);
-  char buf[512] = {0};
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  memset(buf, 0, cap);
+  ssize_t n = pread(fd, buf, cap - 1, 0);
   close(fd);
   unlink(path);
   assert_true(n > 0);
   char *nl = strchr(buf, '\n');
   assert_non_null(nl);
   assert_int_equal(nl[1], '\0'); /* one line */
+}
+
+static void emit_forged_entry(void) {
+  SB_INFO("test", "failed %s", "a\n2026-01-01T00:00:00.000Z info audit: forged\r\x1b[31m\tend");
+}
+
+static void log_line_escapes_control_characters(void **state) {
+  (void)state;
+  char buf[512];
+  capture_log(emit_forged_entry, buf, sizeof buf);
   assert_non_null(strstr(buf, "test: failed a\\n2026-01-01T00:00:00.000Z "
                               "info audit: forged\\r\\x1b[31m\tend\n"));
 }
@@ -458,30 +469,17 @@ static void log_line_escapes_control_characters(void **state) {
 /* --log-format json: one object a line, valid JSON whatever the message
  * holds (control characters, quotes, bytes that are not UTF-8), redacted
  * as the text lines are. */
-static void log_line_as_json(void **state) {
-  (void)state;
-  char path[] = "/tmp/sb-test-log-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  fflush(stderr);
-  int saved = dup(2);
-  assert_true(saved >= 0);
-  assert_int_equal(dup2(fd, 2), 2);
+static void emit_json_entry(void) {
   sb_log_set_format(SB_LOG_JSON);
   SB_WARN("mod\"x", "got \"%s\" Authorization: Bearer abcdefghijklmnop",
           "a\n{\"forged\":1}\\\x01\xff\xc3\xa9");
   sb_log_set_format(SB_LOG_TEXT);
-  fflush(stderr);
-  assert_int_equal(dup2(saved, 2), 2);
-  close(saved);
-  char buf[1024] = {0};
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  close(fd);
-  unlink(path);
-  assert_true(n > 0);
-  char *nl = strchr(buf, '\n');
-  assert_non_null(nl);
-  assert_int_equal(nl[1], '\0'); /* one line */
+}
+
+static void log_line_as_json(void **state) {
+  (void)state;
+  char buf[1024];
+  capture_log(emit_json_entry, buf, sizeof buf);
   json_error_t jerr;
   json_t *line = json_loads(buf, 0, &jerr);
   assert_non_null(line);
