@@ -196,6 +196,8 @@ static void metrics(void *ud, sb_http_request *req) {
   sb_store_get_stats(app->store, &st);
   sb_flow_stats fs;
   sb_flow_engine_stats(app->flow, &fs);
+  sb_http_stats hs;
+  sb_http_server_stats(app->http, &hs);
   out o = {0};
   family(&o, "switchboard_build_info", "gauge",
          "always 1; the version in its label");
@@ -228,11 +230,21 @@ static void metrics(void *ud, sb_http_request *req) {
        (double)fs.conflicts},
       {"switchboard_agents", "gauge", "agents registered",
        (double)sb_gateway_agent_count(app->gateway)},
+      {"switchboard_http_connections", "gauge", "HTTP connections open",
+       (double)hs.connections},
+      {"switchboard_mcp_sessions", "gauge",
+       "legacy MCP sessions (Mcp-Session-Id) open", (double)hs.sessions},
   };
   for (size_t i = 0; i < sizeof scalars / sizeof *scalars; i++) {
     family(&o, scalars[i].name, scalars[i].type, scalars[i].help);
     put(&o, "%s %.17g\n", scalars[i].name, scalars[i].value);
   }
+  family(&o, "switchboard_http_responses_total", "counter",
+         "HTTP responses sent, by status class (those libmicrohttpd makes "
+         "itself, such as 431, aside)");
+  for (int c = 1; c <= 5; c++)
+    put(&o, "switchboard_http_responses_total{code=\"%dxx\"} %llu\n", c,
+        (unsigned long long)hs.responses[c]);
   agents_metrics(app, &o);
   if (o.failed) {
     sb_buf_free(&o.b);

@@ -143,8 +143,11 @@ static void req_lose_out(http_req *r) {
 void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
   if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
     SB_DEBUG(MOD, "queueing a %u response failed", status);
+  else if (status >= 100 && status < 600)
+    r->srv->responses[status / 100]++;
   http_req_resume(r);
 }
+
 
 /* The client went away (or must be cut off). */
 static void on_peer_gone(http_req *r) {

@@ -184,6 +184,7 @@ struct sb_http_server {
   sb_list park;           /* parked, oldest first (http_watch.c) */
   size_t nparked;
   size_t nconns;     /* MHD's connections (http_conn.c) */
+  uint64_t responses[6]; /* queued by us, by status class (1xx..5xx) */
   size_t nsuspended; /* requests suspended */
   int handles_open;
   int stopping;

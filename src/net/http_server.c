@@ -327,3 +327,10 @@ void sb_http_server_mount(sb_http_server *s,
   s->mount = resolver;
   s->mount_ud = ud;
 }
+
+void sb_http_server_stats(const sb_http_server *s, sb_http_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->connections = s->nconns;
+  out->sessions = s->nsessions;
+  memcpy(out->responses, s->responses, sizeof out->responses);
+}

@@ -134,6 +134,14 @@ int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
+/* For monitoring. */
+typedef struct sb_http_stats {
+  size_t connections;    /* open now */
+  size_t sessions;       /* legacy MCP sessions open now */
+  uint64_t responses[6]; /* answered so far, by status class: [2] 2xx... */
+} sb_http_stats;
+void sb_http_server_stats(const sb_http_server *s, sb_http_stats *out);
+
 /* Further MCP endpoints: for a path other than /mcp, `resolver` names the
  * MCP server that serves it (NULL: none). Sessions stay with the endpoint
   * that opened them. */

@@ -140,6 +140,21 @@ describe('health probes and metrics', () => {
     const ctx = await ops.create(sampleInput('ops'));
     assert.equal(ctx.status, 201, ctx.text);
 
+    // HTTP responses by class: the first scrape's own 200 and the ones here
+    const got4xx = sample(before, 'switchboard_http_responses_total', { code: '4xx' });
+    const mid = await scrape();
+    assert.equal((await ops.call('GET', '/healthz/nope')).status, 404);
+    assert.equal((await ops.call('GET', '/readyz')).status, 200);
+    const classes = await scrape();
+    const delta = (code) => sample(classes, 'switchboard_http_responses_total', { code }) -
+      sample(mid, 'switchboard_http_responses_total', { code });
+    assert.equal(delta('4xx'), 1);
+    assert.equal(delta('2xx'), 2, 'the readyz and the middle scrape');
+    assert.equal(delta('5xx'), 0);
+    assert.ok(got4xx >= 2, 'the 401 and 403 of /metrics in the test before');
+    assert.ok(sample(classes, 'switchboard_http_connections') >= 1);
+    assert.equal(sample(classes, 'switchboard_mcp_sessions'), 0);
+
     const after = await scrape();
     assert.equal(sample(after, 'switchboard_agent_calls_total', { ...agent, result: 'ok' }), ok0 + 2);
     assert.equal(sample(after, 'switchboard_agent_calls_total', { ...agent, result: 'failed' }), failed0 + 1);
