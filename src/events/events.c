@@ -26,6 +26,7 @@ static const char *const type_names[SB_EVENT__COUNT] = {
     [SB_EVENT_STEP_STARTED] = "step.started",
     [SB_EVENT_STEP_COMPLETED] = "step.completed",
     [SB_EVENT_STEP_FAILED] = "step.failed",
+    [SB_EVENT_STEP_RETRYING] = "step.retrying",
     [SB_EVENT_AGENT_HANDOFF] = "agent.handoff",
     [SB_EVENT_AGENT_FAILED] = "agent.failed",
     [SB_EVENT_BREAKER_OPENED] = "breaker.opened",

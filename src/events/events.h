@@ -38,6 +38,9 @@ typedef enum sb_event_type {
                                {capability, rank, score, parts, coverage,
                                projectionBytes, contextBytes}} */
   SB_EVENT_STEP_FAILED,
+  SB_EVENT_STEP_RETRYING, /* {step, visit, attempt (the next try's number),
+                             attempts (the step's retry.attempts), message
+                             (why the last try failed), agent?, retryInMs} */
   SB_EVENT_AGENT_HANDOFF, /* {from, to, step, contextVersion,
                              projectionBytes} */
   SB_EVENT_AGENT_FAILED,

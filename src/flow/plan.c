@@ -510,6 +510,21 @@ static int apply(plan *p, fl_change *c) {
     json_decref(entry);
     return 0;
   }
+  case FL_STEP_RETRY: {
+    const sb_flow_step *s = &def->steps[c->step];
+    int at = find_active(p, s->id, c->visit);
+    if (at < 0) return SB_ESTATE;
+    json_object_set_new(json_array_get(actives(p), (size_t)at), "attempt",
+                        json_integer(c->attempts));
+    json_t *data = json_pack(
+        "{sssIsisisssI}", "step", s->id, "visit", (json_int_t)c->visit,
+        "attempt", c->attempts, "attempts", s->retry_attempts, "message",
+        c->message ? c->message : "", "retryInMs",
+        (json_int_t)c->retry_in_ms);
+    if (c->agent) json_object_set_new(data, "agent", json_string(c->agent));
+    event_t(p, SB_EVENT_STEP_RETRYING, data);
+    return 0;
+  }
   case FL_CANCEL: {
     /* The run stays in memory while changes queued behind its end are
      * answered; an end already written (and acknowledged) stands. */

@@ -35,6 +35,9 @@ typedef enum fl_change_kind {
   FL_STEP_FAILED, /* an active step failed for good */
   FL_CANCEL,
   FL_RESUME, /* a failed or cancelled run goes on */
+  FL_STEP_RETRY, /* an active step's try failed; the next is due: its
+                    number is kept with the step, so a restart goes on
+                    counting from it */
 } fl_change_kind;
 
 typedef struct fl_change {
@@ -52,7 +55,8 @@ typedef struct fl_change {
   json_t *events;         /* [{type, data}] an agent published */
   char *message;          /* STEP_FAILED, CANCEL: why */
   char *code;             /* STEP_FAILED: a short code (timeout, agent...) */
-  int attempts;
+  int attempts;          /* STEP_RETRY: the number of the next try */
+  uint64_t retry_in_ms;  /* STEP_RETRY: the backoff before it */
   sb_flow_cb cb; /* acknowledged once written (may be NULL) */
   void *ud;
 } fl_change;

@@ -128,6 +128,23 @@ static const char *result_text(json_t *result) {
   return t ? t : "(no text)";
 }
 
+/* The next try's number goes with the step into the stored run (and a
+ * step.retrying event out), so a restart goes on counting from it instead
+ * of granting the step its tries afresh. The try itself does not wait for
+ * the write. */
+static void record_retry(fl_active *a, const char *agent, const char *message,
+                         uint64_t wait_ms) {
+  fl_change *c = change_new(FL_STEP_RETRY);
+  if (!c) return; /* the count stays in memory only */
+  c->step = a->step;
+  c->visit = a->visit;
+  c->attempts = a->attempt;
+  c->retry_in_ms = wait_ms;
+  c->message = sb_strdup(message);
+  c->agent = agent ? sb_strdup(agent) : NULL;
+  fl_run_change(a->run, c);
+}
+
 /* Try again after the backoff, or fail for good. */
 static void retry_or_fail(fl_active *a, const char *code, const char *agent,
                           const char *message) {
@@ -141,7 +158,10 @@ static void retry_or_fail(fl_active *a, const char *code, const char *agent,
     SB_INFO(FL_MODULE, "run %s step %s: %s; try %d of %d in %llu ms",
             a->run->id, s->id, message, a->attempt, s->retry_attempts,
             (unsigned long long)wait);
-    if (arm(a, wait, on_retry) == 0) return;
+    if (arm(a, wait, on_retry) == 0) {
+      record_retry(a, agent, message, wait);
+      return;
+    }
   }
   fail(a, code, agent, "%s", message);
 }
@@ -367,6 +387,8 @@ static void start(fl_run *r, const json_t *entry) {
   a->step = k;
   a->visit = (int)fl_int(entry, "visit");
   a->attempt = 1;
+  /* tries a run brought back had made already (record_retry) */
+  if (fl_int(entry, "attempt") > 1) a->attempt = (int)fl_int(entry, "attempt");
   a->started_ms = fl_int(entry, "startedAt");
   a->deadline_ms = fl_int(entry, "deadline");
   json_t *since = json_object_get(entry, "since");

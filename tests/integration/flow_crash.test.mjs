@@ -158,6 +158,53 @@ test('a step sent again after a SIGKILL carries the arguments it was first sent 
   }
 });
 
+// A step's tries are counted across restarts: the try a retry is due to
+// make is stored with the step (and said in a step.retrying event), so a
+// run brought back after a SIGKILL does not grant the step its tries
+// afresh. Two tries in all: the first fails before the kill, the second
+// (after the restart, at once) fails too, and the step has had its two.
+// Counted afresh, the step would make a third try, after a 30 s backoff.
+test('a step\'s tries go on counting after a SIGKILL', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-retry-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: `
+  - name: stubborn
+    steps:
+      - id: try
+        call: { agent: desk, tool: fail_times, arguments: { n: 100 } }
+        retry: { attempts: 2, backoff: 30s }
+`,
+  });
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let base = srv.url.replace(/\/mcp$/, '');
+    let rest = runsClient(base);
+    const run = await rest.start({ workflow: 'stubborn' });
+    assert.equal(run.status, 201, run.text);
+    // The retry is durable once its event is in the log.
+    const [retrying] = (await readEvents(base, `/v1/events?since=0&types=step.retrying&run=${run.json.id}`,
+      (evs) => evs.length >= 1)).map((e) => e.data);
+    assert.deepEqual({ ...retrying.data, retryInMs: undefined }, {
+      step: 'try', visit: 1, attempt: 2, attempts: 2, message: 'agent desk: the tool failed: desk failure 1', agent: 'desk', retryInMs: undefined,
+    });
+    assert.equal(retrying.data.retryInMs, 30000);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    base = srv.url.replace(/\/mcp$/, '');
+    rest = runsClient(base);
+    const failed = await rest.waitFor(run.json.id, 'failed');
+    // the agent restarted with switchboard: its first failure is the step's second try
+    assert.match(failed.error.message, /desk failure 1$/);
+    assert.equal(failed.history.at(-1).attempts, 2, JSON.stringify(failed.history));
+  } finally {
+    await srv.stop().catch(() => {});
+  }
+});
+
 const ASKING = `
   - name: asking
     steps:
