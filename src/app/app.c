@@ -304,6 +304,14 @@ int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
 
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
 
+size_t sb_app_drain(sb_app *app) {
+  return app->http ? sb_http_server_drain(app->http) : 0;
+}
+
+size_t sb_app_busy(const sb_app *app) {
+  return app->http ? sb_http_server_busy(app->http) : 0;
+}
+
 void sb_app_stop(sb_app *app) {
   if (!app) return;
   /* Transports first: their calls are cancelled while the server lives. */

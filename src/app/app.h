@@ -66,5 +66,11 @@ int sb_app_http_port(const sb_app *app);
 /* Stop transports, cancel calls, close the store. Handles close on the
  * next loop run. */
 void sb_app_stop(sb_app *app);
+/* A graceful stop's first half (HTTP only; stdio: nothing): no new
+ * connections or requests, what is under way goes on. Returns the
+ * requests under way; sb_app_busy tells again. Runs are not waited for:
+ * they go on at the next start. */
+size_t sb_app_drain(sb_app *app);
+size_t sb_app_busy(const sb_app *app);
 
 #endif

@@ -205,6 +205,12 @@ typedef struct serve_state {
   sb_app *app;
   const char *config_path;
   int stop_signal; /* signal that stopped us, 0 if none */
+  /* the graceful stop (server.shutdown_grace_ms): checks until every
+   * request is answered or the grace is over */
+  int grace_ms;
+  uv_timer_t drain;
+  int draining;
+  uint64_t drain_until;
 } serve_state;
 
 static void on_stdio_eof(void *ud) {
@@ -213,12 +219,43 @@ static void on_stdio_eof(void *ud) {
   uv_stop(&st->loop);
 }
 
+static void on_drain_tick(uv_timer_t *t) {
+  serve_state *st = t->data;
+  size_t busy = sb_app_busy(st->app);
+  if (busy && uv_now(&st->loop) < st->drain_until) return;
+  if (busy)
+    SB_WARN("cli",
+            "server.shutdown_grace_ms is over with %zu request(s) under "
+            "way: they are cut off",
+            busy);
+  else
+    SB_INFO("cli", "every request answered; stopping");
+  uv_stop(&st->loop);
+}
+
+/* SIGINT, SIGTERM: stop; with server.shutdown_grace_ms, the requests under
+ * way first finish (within it). A second signal stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   serve_state *st = h->data;
-  if (!st->stop_signal)
-    SB_INFO("cli", "received %s; stopping",
-            signum == SIGINT ? "SIGINT" : "SIGTERM");
+  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  int first = !st->stop_signal;
   st->stop_signal = signum;
+  if (first && st->grace_ms > 0 && st->app) {
+    size_t busy = sb_app_drain(st->app);
+    if (busy) {
+      SB_INFO("cli",
+              "received %s; stopping once %zu request(s) under way are "
+              "answered (within %d ms; a second signal stops at once)",
+              name, busy, st->grace_ms);
+      st->draining = 1;
+      st->drain_until = uv_now(&st->loop) + (uint64_t)st->grace_ms;
+      uv_timer_init(&st->loop, &st->drain);
+      st->drain.data = st;
+      uv_timer_start(&st->drain, on_drain_tick, 20, 20);
+      return;
+    }
+  }
+  SB_INFO("cli", "received %s; stopping", name);
   uv_stop(&st->loop);
 }
 
@@ -333,6 +370,7 @@ static int cmd_serve(int argc, char **argv) {
   uv_signal_init(&st.loop, &st.sighup);
   st.sighup.data = &st;
   st.config_path = a.config_path;
+  st.grace_ms = cfg.shutdown_grace_ms;
   uv_signal_start(&st.sighup, on_sighup, SIGHUP);
 
   sb_app_options opts = {.config = &cfg,
@@ -357,6 +395,7 @@ shutdown:
   uv_close((uv_handle_t *)&st.sigint, NULL);
   uv_close((uv_handle_t *)&st.sigterm, NULL);
   uv_close((uv_handle_t *)&st.sighup, NULL);
+  if (st.draining) uv_close((uv_handle_t *)&st.drain, NULL);
   uvrc = sb_cli_loop_drain(&st.loop);
 
   if (uvrc != 0)

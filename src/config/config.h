@@ -16,6 +16,9 @@
  *                                   # stored lowercased
  *     log_level: info               # debug|info|notice|warning|error
  *     log_format: text              # text|json (one JSON object a line)
+ *     shutdown_grace_ms: 0          # SIGTERM/SIGINT: stop taking requests,
+ *                                   # let those under way finish within it
+ *                                   # (0 = stop at once), 0..600000
  *     tls:                          # HTTPS on the listener (both keys,
  *       cert_file: tls/cert.pem     # PEM; re-read on SIGHUP; relative
  *       key_file: tls/key.pem       # to the working directory)
@@ -125,6 +128,7 @@ typedef struct sb_config {
   size_t allowed_origins_len;
   int log_level;  /* sb_log_level */
   int log_format; /* sb_log_format */
+  int shutdown_grace_ms; /* SIGTERM: requests under way may finish */
   /* limits */
   size_t max_message_bytes;
   int max_json_depth;

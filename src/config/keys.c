@@ -16,6 +16,7 @@ static const key_spec server_keys[] = {
     {"allowed_origins", KEY_ORIGINS, 0, 0, 0, NULL},
     {"log_level", KEY_LOG_LEVEL, 0, 0, 0, NULL},
     {"log_format", KEY_LOG_FORMAT, 0, 0, 0, NULL},
+    NUM("shutdown_grace_ms", KEY_INT, shutdown_grace_ms, 0, 600000),
     {"tls", KEY_TLS, 0, 0, 0, tls_keys},
     {NULL, 0, 0, 0, 0, NULL},
 };

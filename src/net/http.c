@@ -553,7 +553,14 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
   if (!r->mcp) r->route = http_route_match(r->srv, url);
   if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
-  if (origin && !http_origin_allowed(cfg, origin)) {
+  if (r->srv->draining) {
+    /* Shutting down (sb_http_server_drain): what is under way finishes;
+     * nothing new starts, and the connection ends with this answer. */
+    r->close_after = 1;
+    set_early(r, MHD_HTTP_SERVICE_UNAVAILABLE, SB_RPC_SERVER_BUSY, NULL,
+              "the server is shutting down: send the request again (to "
+              "another instance, or once this one is back)");
+  } else if (origin && !http_origin_allowed(cfg, origin)) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
     http_audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
@@ -848,6 +855,7 @@ static json_t *early_body(http_req *r) {
   const char *code =
       r->early_status == MHD_HTTP_UNAUTHORIZED        ? "unauthorized"
       : r->early_status == MHD_HTTP_FORBIDDEN         ? "forbidden"
+      : r->early_status == MHD_HTTP_SERVICE_UNAVAILABLE ? "shutting_down"
       : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE ? "too_large"
       : r->early_status == MHD_HTTP_NOT_IMPLEMENTED   ? "not_implemented"
                                                       : "bad_request";

@@ -188,6 +188,7 @@ struct sb_http_server {
   size_t nsuspended; /* requests suspended */
   int handles_open;
   int stopping;
+  int draining; /* sb_http_server_drain: no new connection, no new request */
   int in_run;          /* inside MHD_run */
   int kick_pending;    /* run MHD again right after this run */
   sb_list reqs;        /* every live request, newest first */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MOD "http"
 #define MCP_PATH "/mcp"
@@ -333,4 +334,29 @@ void sb_http_server_stats(const sb_http_server *s, sb_http_stats *out) {
   out->connections = s->nconns;
   out->sessions = s->nsessions;
   memcpy(out->responses, s->responses, sizeof out->responses);
+}
+
+/* A stream that only ends when its client goes. */
+static int lingers(const http_req *r) {
+  if (r->is_get || (r->route && r->state == REQ_SSE)) return 1;
+  const char *method = json_string_value(json_object_get(r->msg, "method"));
+  return method && strcmp(method, "subscriptions/listen") == 0;
+}
+
+size_t sb_http_server_busy(const sb_http_server *s) {
+  size_t n = 0;
+  for (sb_list_link *l = sb_list_first(&s->reqs); l; l = sb_list_next(l))
+    n += !lingers(sb_list_entry(l, http_req, all_link));
+  return n;
+}
+
+size_t sb_http_server_drain(sb_http_server *s) {
+  if (!s->draining) {
+    s->draining = 1;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    SB_INFO(MOD, "draining: no new connections; %zu request(s) under way",
+            sb_http_server_busy(s));
+  }
+  return sb_http_server_busy(s);
 }

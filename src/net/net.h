@@ -134,6 +134,16 @@ int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
+/* Start a graceful stop: the listening socket is closed (new connections
+ * are refused), a new request on a connection already open is answered
+ * 503 with Connection: close, and what is under way goes on. Returns how
+ * many requests are under way; sb_http_server_busy tells again later. */
+size_t sb_http_server_drain(sb_http_server *s);
+/* Requests under way: not counting the streams that only end when their
+ * client goes (legacy GET streams, subscriptions/listen, REST event
+ * streams), which the stop closes. */
+size_t sb_http_server_busy(const sb_http_server *s);
+
 /* For monitoring. */
 typedef struct sb_http_stats {
   size_t connections;    /* open now */

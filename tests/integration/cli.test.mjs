@@ -158,7 +158,7 @@ test('config errors: exit 2 with file:line: key.path', async () => {
   let r = await run(['serve', '--config', unknownKey, '--stdio']);
   assert.equal(r.code, 2);
   assert.ok(
-    r.stderr.includes(`${unknownKey}:3: server.lisen: unknown key (known: listen, allowed_origins, log_level, log_format, tls)`),
+    r.stderr.includes(`${unknownKey}:3: server.lisen: unknown key (known: listen, allowed_origins, log_level, log_format, shutdown_grace_ms, tls)`),
     r.stderr,
   );
 

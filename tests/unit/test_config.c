@@ -268,7 +268,8 @@ static void test_structure_errors(void **state) {
   (void)state;
   expect_error("server:\n  log_level: info\n  lisen: 1.2.3.4:5\n",
                "config.yaml:3: server.lisen: unknown key (known: listen, "
-               "allowed_origins, log_level, log_format, tls)");
+               "allowed_origins, log_level, log_format, shutdown_grace_ms, "
+               "tls)");
   expect_error("serverz:\n  listen: 1.2.3.4:5\n",
                "config.yaml:1: serverz: unknown key (known: server, limits, "
                "sessions, cache, store, contexts, events, auth, llm, quotas, agents, servers, "

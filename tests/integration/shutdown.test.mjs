@@ -1,0 +1,115 @@
+// shutdown.test.mjs: the graceful stop (server.shutdown_grace_ms). On
+// SIGTERM the listening socket closes at once, a new request on an open
+// connection is answered 503 with Connection: close, and the requests
+// under way finish before the process exits 0; past the grace, or on a
+// second signal, what is left is cut off. Real calls to a real agent (the
+// flaky agent, official 1.x SDK, stdio) through a real switchboard.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+
+import { startHttpServer } from './lib/harness.mjs';
+import { flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
+
+/** A server with the flaky agent and this grace; {server, base}. */
+async function start(graceMs) {
+  const cfg = `${process.env.TMPDIR || '/tmp'}/sb-shutdown-${process.pid}-${graceMs}.yaml`;
+  writeFileSync(cfg, [
+    'server:', `  shutdown_grace_ms: ${graceMs}`,
+    'agents:', `  - ${JSON.stringify(flakyAgent('desk', 'D'))}`,
+  ].join('\n') + '\n');
+  const server = await startHttpServer({ extraArgs: ['--config', cfg] });
+  const base = server.url.replace(/\/mcp$/, '');
+  await pollUntil(async () => {
+    const r = await (await fetch(`${base}/readyz`)).json();
+    return r.agents.connected === 1 || { ok: false, message: JSON.stringify(r) };
+  }, { what: 'the agent to connect' });
+  return { server, base };
+}
+
+/** POST /v1/agents/call on a connection of its own, kept alive: {status, json, agent}. */
+function call(base, tool, args, agent) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ agent: 'desk', tool, arguments: args });
+    const req = request(`${base}/v1/agents/call`, {
+      method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => { text += d; }).on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Wait until the agent has the call (switchboard counts it in flight). */
+async function inFlight(base, n) {
+  await pollUntil(async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const m = /^switchboard_agent_inflight\{agent="desk"[^}]*\} (\d+)$/m.exec(text);
+    return Number(m?.[1]) === n || { ok: false, message: m?.[0] ?? text.slice(0, 200) };
+  }, { what: `${n} call(s) in flight at the agent` });
+}
+
+/** Poll until a new connection to base is refused: the listener is closed. */
+async function listenerClosed(base) {
+  await pollUntil(async () => {
+    const err = await fetch(`${base}/healthz`).then(() => null, (e) => e);
+    return err?.cause?.code === 'ECONNREFUSED' || { ok: false, message: String(err ?? 'connected') };
+  }, { what: 'new connections to be refused' });
+}
+
+test('SIGTERM: the call under way finishes, nothing new starts, then exit 0', async () => {
+  const { server, base } = await start(20000);
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    // an open keep-alive connection, used once before the signal
+    assert.equal((await call(base, 'whoami', {}, keepAlive)).status, 200);
+    const slow = call(base, 'slow', { ms: 1500 });
+    await inFlight(base, 1);
+    server.proc.kill('SIGTERM');
+    await listenerClosed(base);
+    // a new request on the connection that was already open
+    const late = await call(base, 'whoami', {}, keepAlive);
+    assert.equal(late.status, 503, late.text);
+    assert.equal(late.headers.connection, 'close');
+    assert.equal(late.json.error.code, 'shutting_down', late.text);
+    assert.match(late.json.error.message, /shutting down/);
+    const done = await slow;
+    assert.equal(done.status, 200, done.text);
+    assert.match(JSON.stringify(done.json.result), /D slept 1500 ms/);
+    const exit = await server.exited;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.match(server.stderr, /received SIGTERM; stopping once 1 request\(s\) under way are answered/);
+    assert.match(server.stderr, /every request answered; stopping/);
+  } finally {
+    keepAlive.destroy();
+    server.proc.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM: past shutdown_grace_ms, or on a second signal, the rest is cut off', async () => {
+  for (const how of ['grace', 'second signal']) {
+    const { server, base } = await start(how === 'grace' ? 300 : 600000);
+    try {
+      const hung = call(base, 'hang', {}).then((r) => r, (e) => e);
+      await inFlight(base, 1);
+      server.proc.kill('SIGTERM');
+      await listenerClosed(base);
+      if (how === 'second signal') server.proc.kill('SIGTERM');
+      const exit = await server.exited;
+      assert.deepEqual(exit, { code: 0, signal: null }, how);
+      const r = await hung;
+      assert.ok(r instanceof Error || r.status >= 500, `${how}: the hung call is cut off, got ${r.status} ${r.text}`);
+      if (how === 'grace')
+        assert.match(server.stderr, /shutdown_grace_ms is over with 1 request\(s\) under way: they are cut off/);
+    } finally {
+      server.proc.kill('SIGKILL');
+    }
+  }
+});
