@@ -195,15 +195,4 @@ int sb_http_server_install_tls(sb_http_server *s, http_tls_creds *fresh,
   return 0;
 }
 
-int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
-                              const char *key_file, sb_error *err) {
-  if (!s->tls)
-    return sb_error_set(err, SB_ESTATE,
-                        "server.tls: the listener serves plain HTTP; TLS is "
-                        "turned on at the next start");
-  http_tls_creds *fresh = NULL;
-  int rc = sb_http_tls_load(cert_file, key_file, &fresh, err);
-  return rc != 0 ? rc : sb_http_server_install_tls(s, fresh, err);
-}
-
 int sb_http_server_is_tls(const sb_http_server *s) { return s && s->tls; }

@@ -141,10 +141,6 @@ void sb_http_tls_free(sb_http_tls_creds *c);
  * (c is freed, the server is unchanged). */
 int sb_http_server_install_tls(sb_http_server *s, sb_http_tls_creds *c,
                                sb_error *err);
-/* Both at once, on the loop: on error (naming the file) the current
- * ones stay. SB_ESTATE on a plain HTTP server. */
-int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
-                              const char *key_file, sb_error *err);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 
