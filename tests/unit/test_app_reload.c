@@ -23,6 +23,7 @@
 
 #include "app/app.h"
 #include "gateway/gateway.h"
+#include "registry/registry.h"
 #include "test_loop.h"
 
 #define DEADLINE_MS 20000
@@ -87,20 +88,15 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* The agents' ids, comma-separated (static buffer). */
+/* The agents' ids in the registry, comma-separated (static buffer). */
 static const char *agent_ids(sb_app *app) {
   static char out[256];
-  json_t *list = sb_gateway_list_json(sb_app_gateway(app));
-  size_t i, n = 0;
-  json_t *item;
+  const sb_registry *reg = sb_gateway_registry(sb_app_gateway(app));
+  size_t n = 0;
   out[0] = '\0';
-  json_array_foreach(list, i, item) {
-    const char *id = json_string_value(
-        json_object_get(json_object_get(item, "definition"), "id"));
+  for (size_t i = 0; i < sb_registry_count(reg); i++)
     n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", i ? "," : "",
-                          id ? id : "?");
-  }
-  json_decref(list);
+                          sb_registry_at(reg, i)->id);
   return out;
 }
 
