@@ -66,7 +66,7 @@ static int add_config_agents(sb_app *app, sb_error *err) {
 }
 
 /* The config's literal secrets, for the logger's redaction (core/). */
-static void register_log_secrets(const sb_config *cfg) {
+void app_register_log_secrets(const sb_config *cfg) {
   for (size_t i = 0; i < cfg->tenants_len; i++)
     sb_log_add_secret(cfg->tenants[i].token);
   sb_config_llm lc;
@@ -76,7 +76,7 @@ static void register_log_secrets(const sb_config *cfg) {
 
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
-  register_log_secrets(cfg);
+  app_register_log_secrets(cfg);
   sb_app *app = sb_calloc(1, sizeof *app);
   if (!app) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -273,35 +273,6 @@ int sb_app_http_port(const sb_app *app) {
   return app->http ? sb_http_server_port(app->http) : 0;
 }
 
-int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err) {
-  register_log_secrets(fresh);
-  /* Quotas first: a bad JWKS or agent does not keep the old limits. */
-  int rc = app_quota_reload(app, fresh, err);
-  if (rc == 0)
-    rc =
-        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines, err);
-  if (rc == 0) rc = app_auth_reload(app, err);
-  /* New connections get a new certificate; a bad one keeps the old. */
-  sb_error terr = {0};
-  if (rc == 0 && sb_http_server_is_tls(app->http) && fresh->tls_cert_file &&
-      sb_http_server_reload_tls(app->http, fresh->tls_cert_file,
-                                fresh->tls_key_file, &terr) != 0) {
-    SB_ERROR(MODULE,
-             "SIGHUP: TLS certificate not reloaded, the current one "
-             "is kept: %s",
-             terr.msg);
-    sb_app_audit_reload(app, 0, terr.msg);
-  } else {
-    sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
-  }
-  if (rc == 0)
-    SB_INFO(MODULE,
-            "config reloaded: %zu agent(s) configured; other "
-            "settings take effect at the next start",
-            json_array_size(fresh->agents));
-  return rc;
-}
-
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
 
 size_t sb_app_drain(sb_app *app) {
@@ -314,6 +285,7 @@ size_t sb_app_busy(const sb_app *app) {
 
 void sb_app_stop(sb_app *app) {
   if (!app) return;
+  app_reload_stop(app); /* a reload in flight applies nothing */
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);

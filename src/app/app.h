@@ -36,15 +36,22 @@ typedef struct sb_app_options {
 
 /* Start everything; NULL with err (naming what failed) otherwise. */
 sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
-/* SIGHUP: apply what can change without a restart from a freshly loaded
- * config (borrowed, only during the call): the agents (added, replaced,
- * removed; unchanged ones keep their connections; sessions are untouched).
- * Other settings need a restart; they are reported, not applied. */
-int sb_app_reload(sb_app *app, const sb_config *fresh, sb_error *err);
+/* SIGHUP: reload what can change without a restart from the config file
+ * at config_path (copied): the agents (added, replaced, removed; unchanged
+ * ones keep their connections; sessions are untouched), the quotas, the
+ * OAuth JWKS and the TLS certificate. Other settings need a restart; they
+ * are reported, not applied. Asynchronous, in two steps, so the loop never
+ * waits on disk: a worker thread reads and parses the files, then the loop
+ * applies what was read; a bad file changes nothing and is logged and
+ * audited. A request while a reload is in progress is not lost: one more
+ * reload follows it (however many came meanwhile). sb_app_stop may come
+ * at any time: a reload in flight then applies nothing and frees what it
+ * read when its worker is done (the loop must run on until then, as it
+ * does for the handles closed at stop). */
+void sb_app_reload(sb_app *app, const char *config_path);
 
 /* Record a SIGHUP reload's end (ok, or failed with detail) as an
- * audit.admin event and a log line; sb_app_reload records its own, the
- * caller records a config file that did not load. */
+ * audit.admin event and a log line (sb_app_reload records its own). */
 void sb_app_audit_reload(sb_app *app, int ok, const char *detail);
 
 /* The modules a command drives in an embedded app (borrowed; they live

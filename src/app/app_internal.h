@@ -13,6 +13,8 @@
 #include "quota/quota.h"
 #include "store/store.h"
 
+typedef struct app_reloader app_reloader;
+
 struct sb_app {
   const sb_config *cfg;
   uv_loop_t *loop;
@@ -39,15 +41,24 @@ struct sb_app {
   char *prm_doc; /* the protected-resource metadata, JSON */
   char *prm_url;
   uint64_t started_ms; /* sb_now_ms at the start, for /metrics */
+  /* reload.c: SIGHUP's reloads (NULL until the first); it outlives the
+   * app when a reload is in flight at stop. */
+  app_reloader *reloader;
 };
 
 /* auth.c: principals for the HTTP server's authenticate option, OAuth's
- * verifier (the JWKS read at start and by app_auth_reload), and
+ * verifier (the JWKS read at start, installed by app_auth_reload), and
  * app_permit: 0, or SB_EPERM with err naming the missing scope
  * ("missing scope \"agents:finance\""). */
 int app_auth_start(sb_app *app, sb_error *err);
 void app_auth_stop(sb_app *app);
-int app_auth_reload(sb_app *app, sb_error *err);
+/* A reload's JWKS: the file to read (on a worker; NULL when OAuth is
+ * off), then on the loop the keys read installed (taken), or, when the
+ * read failed (keys NULL, read_err saying why), an error: the previous
+ * keys stay. */
+const char *app_auth_jwks_path(const sb_app *app);
+int app_auth_reload(sb_app *app, sb_auth_jwks *keys, const sb_error *read_err,
+                    sb_error *err);
 void app_auth_http_options(sb_app *app, sb_http_server_options *o);
 sb_principal *app_authenticate(void *ud, const char *token, const char **why);
 int app_permit(const sb_principal *p, const char *permission, sb_error *err);
@@ -242,6 +253,13 @@ void app_flow_tasks_register(sb_app *app);
 /* The task (mcp.h's neutral form) of a run view (borrowed); new
  * reference. */
 json_t *app_task_of_run(json_t *run);
+
+/* app.c: the config's literal secrets, for the logger's redaction. */
+void app_register_log_secrets(const sb_config *cfg);
+
+/* reload.c: sb_app_reload's worker and apply; at stop, the reload in
+ * flight is detached (it frees itself when its worker is done). */
+void app_reload_stop(sb_app *app);
 
 /* quotas.c: the config's quotas (app->quota) and the admissions of the
  * MCP servers and REST routes over them. */

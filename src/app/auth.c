@@ -107,14 +107,22 @@ void app_auth_stop(sb_app *app) {
   sb_free(app->prm_url);
 }
 
-int app_auth_reload(sb_app *app, sb_error *err) {
-  if (!app->jwt) return 0;
-  sb_error jerr = {0};
-  if (sb_auth_jwt_load_jwks_file(app->jwt, app->jwks_path, &jerr) != 0)
-    return sb_error_set(err, jerr.code,
+const char *app_auth_jwks_path(const sb_app *app) {
+  return app->jwt ? app->jwks_path : NULL;
+}
+
+int app_auth_reload(sb_app *app, sb_auth_jwks *keys, const sb_error *read_err,
+                    sb_error *err) {
+  if (!app->jwt) {
+    sb_auth_jwks_free(keys);
+    return 0;
+  }
+  if (!keys)
+    return sb_error_set(err, read_err->code ? read_err->code : SB_EIO,
                         "auth.oauth.jwks_file: %s (the "
                         "previous keys stay)",
-                        jerr.msg);
+                        read_err->msg);
+  sb_auth_jwt_install_jwks(app->jwt, keys);
   SB_INFO(MODULE, "OAuth: %zu signing key(s) reloaded from %s",
           sb_auth_jwt_keys(app->jwt), app->jwks_path);
   return 0;

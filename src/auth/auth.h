@@ -134,8 +134,23 @@ sb_auth_jwt *sb_auth_jwt_new(const sb_auth_jwt_options *o, sb_error *err);
  * types or uses are skipped. On an error the old keys stay. */
 int sb_auth_jwt_set_jwks(sb_auth_jwt *j, const char *json, size_t len,
                          sb_error *err);
-/* The same from a file (read at once: a start or a reload). */
+/* The same from a file (read at once: at a start). */
 int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path, sb_error *err);
+/* A reload's two steps: a JWKS parsed into a key set, touching no
+ * verifier (any thread, e.g. a worker, so the loop never waits on disk),
+ * then installed in the verifier on its own thread. Parsing follows
+ * sb_auth_jwt_set_jwks's rules; on error *out stays NULL and the message
+ * names the file (the key, the line). */
+typedef struct sb_auth_jwks sb_auth_jwks;
+int sb_auth_jwks_parse(const char *json, size_t len, sb_auth_jwks **out,
+                       sb_error *err);
+int sb_auth_jwks_load_file(const char *path, sb_auth_jwks **out,
+                           sb_error *err);
+/* Signing keys in the set. */
+size_t sb_auth_jwks_len(const sb_auth_jwks *set);
+void sb_auth_jwks_free(sb_auth_jwks *set);
+/* Replace j's keys with set's (set is taken). */
+void sb_auth_jwt_install_jwks(sb_auth_jwt *j, sb_auth_jwks *set);
 /* Signing keys held. */
 size_t sb_auth_jwt_keys(const sb_auth_jwt *j);
 /* Judge `token` at now_s (Unix seconds). On SB_AUTH_JWT_OK *out is a new

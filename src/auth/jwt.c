@@ -11,6 +11,7 @@
  * the verifier, as config and keyring tenants do. */
 #include <cjose/cjose.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,12 @@ typedef struct jwt_key {
   key_alg alg;
   cjose_jwk_t *jwk;
 } jwt_key;
+
+/* Keys parsed, not yet a verifier's (a reload's first step). */
+struct sb_auth_jwks {
+  jwt_key *keys;
+  size_t n;
+};
 
 struct sb_auth_jwt {
   char *issuer, *audience, *tenant_claim, *scope_claim;
@@ -67,6 +74,18 @@ static void keys_free(jwt_key *keys, size_t n) {
   sb_free(keys);
 }
 
+static void set_cjose_allocator(void) {
+  cjose_set_alloc_funcs(sb_malloc, sb_realloc, sb_free);
+}
+
+/* cjose allocates through jansson and frees what jansson made: one
+ * allocator for both (ours, as sb_core_init gave jansson). Set once,
+ * before the first key is made, whichever thread makes it. */
+static void cjose_allocator(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, set_cjose_allocator);
+}
+
 void sb_auth_jwt_free(sb_auth_jwt *j) {
   if (!j) return;
   keys_free(j->keys, j->nkeys);
@@ -86,9 +105,7 @@ sb_auth_jwt *sb_auth_jwt_new(const sb_auth_jwt_options *o, sb_error *err) {
                  "auth.oauth: issuer and resource are required");
     return NULL;
   }
-  /* cjose allocates through jansson and frees what jansson made: one
-   * allocator for both (ours, as sb_core_init gave jansson). */
-  cjose_set_alloc_funcs(sb_malloc, sb_realloc, sb_free);
+  cjose_allocator();
   sb_auth_jwt *j = sb_calloc(1, sizeof *j);
   if (!j) goto oom;
   j->leeway_s = o->leeway_s < 0 ? 0 : o->leeway_s;
@@ -172,16 +189,18 @@ static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
   return 1;
 }
 
-int sb_auth_jwt_set_jwks(sb_auth_jwt *j, const char *json, size_t len,
-                         sb_error *err) {
+int sb_auth_jwks_parse(const char *json, size_t len, sb_auth_jwks **out,
+                       sb_error *err) {
   json_error_t jerr;
   json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
   jwt_key *keys = NULL;
   size_t n = 0;
   int rc = 0;
   json_t *list = json_object_get(doc, "keys");
+  *out = NULL;
   if (!doc)
     return sb_error_set(err, SB_EINVAL, "line %d: %s", jerr.line, jerr.text);
+  cjose_allocator();
   if (!json_is_array(list)) {
     rc = sb_error_set(err, SB_EINVAL, "expected {\"keys\": [...]}");
     goto done;
@@ -206,9 +225,14 @@ int sb_auth_jwt_set_jwks(sb_auth_jwt *j, const char *json, size_t len,
                       "no RS256 or ES256 (P-256) signing key in the set");
     goto done;
   }
-  keys_free(j->keys, j->nkeys);
-  j->keys = keys;
-  j->nkeys = n;
+  sb_auth_jwks *set = sb_malloc(sizeof *set);
+  if (!set) {
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+    goto done;
+  }
+  set->keys = keys;
+  set->n = n;
+  *out = set;
   keys = NULL;
   n = 0;
 done:
@@ -217,12 +241,13 @@ done:
   return rc;
 }
 
-int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path,
-                               sb_error *err) {
+int sb_auth_jwks_load_file(const char *path, sb_auth_jwks **out,
+                           sb_error *err) {
   FILE *f = sb_fopen_regular(path);
   char *data = NULL;
   size_t len = 0;
   int rc = SB_EIO;
+  *out = NULL;
   if (!f)
     return sb_error_set(err, SB_EIO, "%s: cannot open: %s", path,
                         errno == EINVAL ? "not a regular file"
@@ -238,11 +263,42 @@ int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path,
     goto done;
   }
   sb_error jerr = {0};
-  rc = sb_auth_jwt_set_jwks(j, data, len, &jerr);
+  rc = sb_auth_jwks_parse(data, len, out, &jerr);
   if (rc != 0) sb_error_set(err, rc, "%s: %s", path, jerr.msg);
 done:
   sb_free(data);
   fclose(f);
+  return rc;
+}
+
+size_t sb_auth_jwks_len(const sb_auth_jwks *set) { return set ? set->n : 0; }
+
+void sb_auth_jwks_free(sb_auth_jwks *set) {
+  if (!set) return;
+  keys_free(set->keys, set->n);
+  sb_free(set);
+}
+
+void sb_auth_jwt_install_jwks(sb_auth_jwt *j, sb_auth_jwks *set) {
+  keys_free(j->keys, j->nkeys);
+  j->keys = set->keys;
+  j->nkeys = set->n;
+  sb_free(set);
+}
+
+int sb_auth_jwt_set_jwks(sb_auth_jwt *j, const char *json, size_t len,
+                         sb_error *err) {
+  sb_auth_jwks *set = NULL;
+  int rc = sb_auth_jwks_parse(json, len, &set, err);
+  if (rc == 0) sb_auth_jwt_install_jwks(j, set);
+  return rc;
+}
+
+int sb_auth_jwt_load_jwks_file(sb_auth_jwt *j, const char *path,
+                               sb_error *err) {
+  sb_auth_jwks *set = NULL;
+  int rc = sb_auth_jwks_load_file(path, &set, err);
+  if (rc == 0) sb_auth_jwt_install_jwks(j, set);
   return rc;
 }
 

@@ -97,7 +97,8 @@ static const char serve_help[] =
     "Without --stdio or --listen, server.listen from the config is used.\n"
     "Options also accept the --option=VALUE form.\n"
     "SIGINT or SIGTERM stops the server gracefully. SIGHUP reloads the\n"
-    "--config file's agents without dropping sessions.\n"
+    "--config file's agents, quotas, OAuth keys and TLS certificate\n"
+    "without dropping sessions.\n"
     "\n"
     "Exit status: 0 clean stop, 1 runtime failure (e.g. the address cannot\n"
     "be bound), 2 usage or config error.\n";
@@ -259,23 +260,15 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_stop(&st->loop);
 }
 
-/* SIGHUP: reload the config file; a bad file changes nothing. */
+/* SIGHUP: reload the config file (the app reads it on a worker thread);
+ * a bad file changes nothing. */
 static void on_sighup(uv_signal_t *h, int signum) {
   serve_state *st = h->data;
   if (!st->config_path || !st->app) {
     SB_WARN("cli", "SIGHUP: no --config file to reload");
     return;
   }
-  sb_config fresh;
-  sb_error err = {0};
-  sb_config_defaults(&fresh);
-  if (sb_config_load(&fresh, st->config_path, &err) != 0) {
-    SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
-    sb_app_audit_reload(st->app, 0, err.msg);
-  } else if (sb_app_reload(st->app, &fresh, &err) != 0) {
-    SB_ERROR("cli", "SIGHUP: config not reloaded: %s", err.msg);
-  }
-  sb_config_free(&fresh);
+  sb_app_reload(st->app, st->config_path);
 }
 
 /* An option that overrides one of the config's choices (a level, a

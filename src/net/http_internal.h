@@ -266,10 +266,6 @@ sb_http_server *http_conn_server(http_conn *c);
 /* ---- http_tls.c ------------------------------------------------------- */
 /* 1 if libmicrohttpd can serve TLS with a certificate callback. */
 int http_tls_supported(void);
-/* Read and check a PEM certificate (chain) and its key; errors name the
- * file. */
-int http_tls_load(const char *cert_file, const char *key_file,
-                  http_tls_creds **out, sb_error *err);
 /* The MHD_OPTION_HTTPS_CERT_CALLBACK value. */
 void *http_tls_callback(void);
 const char *http_tls_cert_pem(const http_tls_creds *c);

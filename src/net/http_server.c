@@ -212,7 +212,7 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                    "a TLS-terminating proxy instead");
       goto fail;
     }
-    if (http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, &s->tls, err) !=
+    if (sb_http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, &s->tls, err) !=
         0)
       goto fail;
   }

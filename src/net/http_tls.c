@@ -1,5 +1,6 @@
 /* http_tls.c: HTTPS on the listener, and its certificate reloaded while
- * the server runs.
+ * the server runs (read anywhere, e.g. on a worker thread; installed on
+ * the loop).
  *
  * libmicrohttpd (built with GnuTLS in Debian) serves TLS with MHD_USE_TLS.
  * Rather than restarting the listener to change certificates (which would
@@ -34,10 +35,11 @@ struct http_tls_creds {
   gnutls_privkey_t key;
   char *cert_pem; /* for MHD_OPTION_HTTPS_MEM_CERT / KEY at start */
   char *key_pem;
+  char *cert_file; /* for the reload's log line */
   http_tls_creds *retired_next;
 };
 
-static void creds_free(http_tls_creds *c) {
+void sb_http_tls_free(http_tls_creds *c) {
   if (!c) return;
   for (unsigned i = 0; i < c->chain_len; i++)
     gnutls_pcert_deinit(&c->chain[i]);
@@ -47,6 +49,7 @@ static void creds_free(http_tls_creds *c) {
     sb_free(c->key_pem);
   }
   sb_free(c->cert_pem);
+  sb_free(c->cert_file);
   sb_free(c);
 }
 
@@ -81,12 +84,16 @@ static char *read_pem(const char *path, const char *what, sb_error *err) {
   return b.data;
 }
 
-int http_tls_load(const char *cert_file, const char *key_file,
-                  http_tls_creds **out, sb_error *err) {
+int sb_http_tls_load(const char *cert_file, const char *key_file,
+                     http_tls_creds **out, sb_error *err) {
   http_tls_creds *c = sb_calloc(1, sizeof *c);
   gnutls_certificate_credentials_t check = NULL;
   int rc = SB_EINVAL;
-  if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  *out = NULL;
+  if (!c || !(c->cert_file = sb_strdup(cert_file))) {
+    sb_free(c);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
   if (!(c->cert_pem = read_pem(cert_file, "cert_file", err)) ||
       !(c->key_pem = read_pem(key_file, "key_file", err))) {
     rc = err ? err->code : SB_EIO;
@@ -129,7 +136,7 @@ int http_tls_load(const char *cert_file, const char *key_file,
   return 0;
 fail:
   if (check) gnutls_certificate_free_credentials(check);
-  creds_free(c);
+  sb_http_tls_free(c);
   return rc;
 }
 
@@ -163,29 +170,28 @@ int http_tls_supported(void) {
 }
 
 void http_tls_free_all(sb_http_server *s) {
-  creds_free(s->tls);
+  sb_http_tls_free(s->tls);
   s->tls = NULL;
   while (s->tls_retired) {
     http_tls_creds *c = s->tls_retired;
     s->tls_retired = c->retired_next;
-    creds_free(c);
+    sb_http_tls_free(c);
   }
 }
 
-int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
-                              const char *key_file, sb_error *err) {
-  if (!s->tls)
+int sb_http_server_install_tls(sb_http_server *s, http_tls_creds *fresh,
+                               sb_error *err) {
+  if (!s->tls) {
+    sb_http_tls_free(fresh);
     return sb_error_set(err, SB_ESTATE,
                         "server.tls: the listener serves plain HTTP; TLS is "
                         "turned on at the next start");
-  http_tls_creds *fresh = NULL;
-  int rc = http_tls_load(cert_file, key_file, &fresh, err);
-  if (rc != 0) return rc;
+  }
   s->tls->retired_next = s->tls_retired;
   s->tls_retired = s->tls;
   s->tls = fresh;
   SB_INFO(MOD, "TLS certificate reloaded from %s: new connections get it",
-          cert_file);
+          fresh->cert_file);
   return 0;
 }
 

@@ -87,7 +87,7 @@ typedef struct sb_http_server_options {
   int replay_events;              /* SSE events kept for Last-Event-ID */
   /* HTTPS: a PEM certificate (chain) and its key; both NULL = plain
    * HTTP. Read at start (an unreadable or bad file fails the start,
-   * naming it); sb_http_server_reload_tls swaps them while running. */
+   * naming it); sb_http_server_install_tls swaps them while running. */
   const char *tls_cert_file;
   const char *tls_key_file;
   /* The caller for its bearer token (NULL when it sent none): a new
@@ -126,11 +126,21 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
 int sb_http_server_port(const sb_http_server *s);
 /* 1 if it serves HTTPS. */
 int sb_http_server_is_tls(const sb_http_server *s);
-/* Read a new certificate and key (PEM): handshakes from now on get them,
- * established connections keep theirs. On error (naming the file) the
- * current ones stay. SB_ESTATE on a plain HTTP server. */
-int sb_http_server_reload_tls(sb_http_server *s, const char *cert_file,
-                              const char *key_file, sb_error *err);
+/* A certificate (chain) and its key, read and checked, not yet served.
+ * A reload is two steps: sb_http_tls_load reads the files (touching no
+ * server: any thread, e.g. a worker, so the loop never waits on disk),
+ * then sb_http_server_install_tls swaps them in on the loop. */
+typedef struct http_tls_creds sb_http_tls_creds;
+/* Read and check a PEM certificate (chain) and its key (that it is the
+ * certificate's); on error (naming the file) *out stays NULL. */
+int sb_http_tls_load(const char *cert_file, const char *key_file,
+                     sb_http_tls_creds **out, sb_error *err);
+void sb_http_tls_free(sb_http_tls_creds *c);
+/* On the loop: handshakes from now on get c (taken, even on error),
+ * established connections keep theirs. SB_ESTATE on a plain HTTP server
+ * (c is freed, the server is unchanged). */
+int sb_http_server_install_tls(sb_http_server *s, sb_http_tls_creds *c,
+                               sb_error *err);
 /* Close every connection and the listening socket. */
 void sb_http_server_stop(sb_http_server *s);
 

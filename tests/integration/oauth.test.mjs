@@ -7,12 +7,18 @@
 // garbage) is a 401 whose WWW-Authenticate points at the protected-
 // resource metadata and says invalid_token; no token at all is a 401
 // with the metadata only. The metadata document is served to anyone.
+// SIGHUP re-reads the JWKS file: the new keys' tokens are served, the old
+// ones' refused; a bad JWKS file, or a bad config, keeps the keys; of two
+// SIGHUPs in quick succession the second's file is the one served.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 
-import { tempStorePath } from './lib/harness.mjs';
+import { DEADLINE_MS, startHttpServer, tempStorePath } from './lib/harness.mjs';
 import { ISSUER, RESOURCE, claimsFor, makeKeys, now, oauthConfig, signJwt } from './lib/oauth.mjs';
-import { TENANTS, connectSdk, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+import {
+  TENANTS, connectSdk, restClient, sampleInput, startTenantServer, stopClean, writeTenantConfig,
+} from './lib/contexts_common.mjs';
 
 // writeTenantConfig appends `config` after auth.tenants: the oauth block
 // continues the auth: mapping.
@@ -196,5 +202,81 @@ describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
     } finally {
       await c.close();
     }
+  });
+});
+
+describe('SIGHUP re-reads the JWKS file', { timeout: 120000 }, () => {
+  // Three key sets, all under kid rsa-1: a token of one set is a bad
+  // signature to the others.
+  const sets = [makeKeys(), makeKeys(), makeKeys()];
+  const config = oauthConfig(sets[0].jwks);
+  const jwksPath = /jwks_file: (.*)/.exec(config)[1];
+  const cfgPath = writeTenantConfig(config);
+  let server;
+  before(async () => {
+    server = await startHttpServer({ extraArgs: ['--config', cfgPath, '--store', tempStorePath()] });
+    server.base = server.url.replace(/\/mcp$/, '');
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  /** 401 when the token of key set i is refused; 404 (no such context) when served. */
+  const statusOf = async (i) => {
+    const tok = signJwt('RS256', sets[i].rsa.privateKey, claimsFor('dealer-a'), { kid: 'rsa-1' });
+    return (await restClient(server.base, tok).get('00000000-0000-0000-0000-000000000000')).status;
+  };
+  const served = async () => Promise.all([0, 1, 2].map(async (i) => (await statusOf(i)) !== 401));
+  /** SIGHUP, then wait for `re` in what the server logs from then on. */
+  const hup = async (re) => {
+    const from = server.stderr.length;
+    server.proc.kill('SIGHUP');
+    const end = Date.now() + DEADLINE_MS;
+    while (!re.test(server.stderr.slice(from))) {
+      assert.ok(Date.now() < end, `no ${re} in: ${server.stderr.slice(from)}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return server.stderr.slice(from);
+  };
+
+  it('a new JWKS file: its keys\' tokens are served, the old keys\' refused', async () => {
+    assert.deepEqual(await served(), [true, false, false]);
+    writeFileSync(jwksPath, JSON.stringify(sets[1].jwks));
+    await hup(/OAuth: 2 signing key\(s\) reloaded from .*jwks\.json/);
+    assert.deepEqual(await served(), [false, true, false]);
+  });
+
+  it('a bad JWKS file keeps the keys, and says why', async () => {
+    writeFileSync(jwksPath, '{"keys": 3}');
+    const said = await hup(/SIGHUP: config not reloaded/);
+    assert.match(said, /error +app: SIGHUP: config not reloaded: auth\.oauth\.jwks_file: .*jwks\.json: expected \{"keys": \[\.\.\.\]\} \(the previous keys stay\)/);
+    assert.deepEqual(await served(), [false, true, false]);
+  });
+
+  it('a bad config keeps the keys, even with a new JWKS file beside it', async () => {
+    const good = readFileSync(cfgPath, 'utf8');
+    writeFileSync(jwksPath, JSON.stringify(sets[2].jwks));
+    writeFileSync(cfgPath, `${good}limits:\n  max_json_depth: lots\n`);
+    try {
+      const said = await hup(/SIGHUP: config not reloaded/);
+      assert.match(said, /limits\.max_json_depth/);
+      assert.doesNotMatch(said, /signing key\(s\) reloaded/);
+      assert.deepEqual(await served(), [false, true, false]);
+    } finally {
+      writeFileSync(cfgPath, good);
+    }
+  });
+
+  it('two SIGHUPs in quick succession: the second\'s file is served', async () => {
+    writeFileSync(jwksPath, JSON.stringify(sets[0].jwks));
+    server.proc.kill('SIGHUP');
+    writeFileSync(jwksPath, JSON.stringify(sets[2].jwks));
+    server.proc.kill('SIGHUP');
+    const end = Date.now() + DEADLINE_MS;
+    while (!(await served())[2]) {
+      assert.ok(Date.now() < end, `set 2 never served: ${server.stderr.slice(-2000)}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.deepEqual(await served(), [false, false, true]);
   });
 });

@@ -4,7 +4,8 @@
  * has its own outcome (forged, expired, not yet valid with and without
  * the leeway, wrong issuer and audience, alg none, HS256 keyed with the
  * public key, unknown kid, ES256 under an RSA kid, no tenant, garbage);
- * a JWKS with a private or symmetric key is refused or skipped. The scope
+ * a JWKS with a private or symmetric key is refused or skipped; a JWKS
+ * parsed into a key set changes no verifier until installed. The scope
  * grammar: prefixes at ':' and '/', wildcards, tools:call, admin, and
  * readable context paths. */
 // clang-format off
@@ -16,7 +17,9 @@
 // clang-format on
 #include <cjose/cjose.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "core/core.h"
@@ -284,6 +287,55 @@ static void test_jwks(void **state) {
   sb_auth_jwt_free(j);
 }
 
+/* A reload's two steps: parsing touches no verifier; installing swaps
+ * its keys; a bad file or document gives no set. */
+static void test_jwks_parse_then_install(void **state) {
+  (void)state;
+  sb_error err = {0};
+  sb_auth_jwt *j = verifier(0);
+  char *k = public_jwk(rogue, "rsa-1"); /* another key, the same kid */
+  size_t n = strlen(k) + 16;
+  char *doc = sb_malloc(n);
+  snprintf(doc, n, "{\"keys\":[%s]}", k);
+  sb_free(k);
+  sb_auth_jwks *set = NULL;
+  assert_int_equal(sb_auth_jwks_parse(doc, strlen(doc), &set, &err), 0);
+  sb_free(doc);
+  assert_int_equal(sb_auth_jwks_len(set), 1);
+  /* Parsed, not installed: the verifier is as it was. */
+  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS("")), NULL),
+                   SB_AUTH_JWT_OK);
+  assert_int_equal(judge(j, sign(rogue, "RS256", "rsa-1", CLAIMS("")), NULL),
+                   SB_AUTH_JWT_BAD_SIGNATURE);
+  sb_auth_jwt_install_jwks(j, set);
+  assert_int_equal(sb_auth_jwt_keys(j), 1);
+  assert_int_equal(judge(j, sign(rogue, "RS256", "rsa-1", CLAIMS("")), NULL),
+                   SB_AUTH_JWT_OK);
+  assert_int_equal(judge(j, sign(rsa, "RS256", "rsa-1", CLAIMS("")), NULL),
+                   SB_AUTH_JWT_BAD_SIGNATURE);
+  set = (sb_auth_jwks *)&err; /* a failure leaves NULL, whatever was there */
+  assert_int_equal(sb_auth_jwks_parse("[", 1, &set, &err), SB_EINVAL);
+  assert_null(set);
+  set = (sb_auth_jwks *)&err;
+  assert_int_equal(
+      sb_auth_jwks_load_file("/nonexistent/jwks.json", &set, &err), SB_EIO);
+  assert_null(set);
+  assert_non_null(strstr(err.msg, "/nonexistent/jwks.json: cannot open"));
+  /* From a file; a set never installed is freed whole. */
+  char path[] = "/tmp/sb-jwks-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  fputs(jwks, f);
+  fclose(f);
+  assert_int_equal(sb_auth_jwks_load_file(path, &set, &err), 0);
+  assert_int_equal(sb_auth_jwks_len(set), 2);
+  sb_auth_jwks_free(set);
+  unlink(path);
+  assert_int_equal(sb_auth_jwt_keys(j), 1);
+  sb_auth_jwt_free(j);
+}
+
 static void test_scope_grammar(void **state) {
   (void)state;
   assert_true(sb_auth_scope_grants("admin", "agents:finance"));
@@ -342,6 +394,7 @@ int main(void) {
       cmocka_unit_test(test_good_tokens),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_jwks),
+      cmocka_unit_test(test_jwks_parse_then_install),
       cmocka_unit_test(test_scope_grammar),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
