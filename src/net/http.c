@@ -535,9 +535,13 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
+  if (strcmp(url, MCP_PATH) == 0) r->mcp = r->srv->mcp;
+  else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
+  if (!r->mcp) r->route = http_route_match(r->srv, url);
+  if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
   /* The tenant comes from the caller's credentials, never from a body. A
    * route open to anyone (health probes) has none. */
-  int open = http_route_is_open(r->srv, http_route_match(r->srv, url));
+  int open = http_route_is_open(r->srv, r->route);
   r->auth_why = NULL;
   if (open) {
     r->out.tenant = NULL;
@@ -549,10 +553,6 @@ static int req_begin(http_req *r, const char *url, const char *method) {
   } else {
     r->out.tenant = "default";
   }
-  if (strcmp(url, MCP_PATH) == 0) r->mcp = r->srv->mcp;
-  else if (r->srv->mount) r->mcp = r->srv->mount(r->srv->mount_ud, url);
-  if (!r->mcp) r->route = http_route_match(r->srv, url);
-  if (r->route && !(r->url = sb_strdup(url))) r->route = 0;
   if (r->srv->draining) {
     /* Shutting down (sb_http_server_drain): what is under way finishes;
      * nothing new starts, and the connection ends with this answer. */
