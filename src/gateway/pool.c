@@ -830,13 +830,15 @@ json_t *sb_gateway_list_json(sb_gateway *o,
     if (f && f->capability &&
         !sb_agent_def_has_capability(a->def, f->capability))
       continue;
-    int up = a->client && sb_mcp_client_connected(a->client);
+    sb_gateway_agent_info info;
+    sb_gateway_agent_info_at(o, i, &info);
+    int up = info.connected;
     json_t *item = json_pack(
         "{sosbsbss?ss?sisO?}", "definition", sb_agent_def_to_json(a->def),
         "connected", up, "fromConfig", a->from_config, "era",
         up ? (sb_mcp_client_is_modern(a->client) ? "modern" : "legacy") : NULL,
         "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,
-        "tools", (int)json_array_size(a->lists[LIST_TOOLS].items), "serverInfo",
+        "tools", (int)info.tools, "serverInfo",
         up ? sb_mcp_client_server_info(a->client) : NULL);
     json_t *state = sb_registry_state_json(o->reg, a->def->id, sb_now_ms());
     if (item && state) json_object_set_new(item, "state", state);
