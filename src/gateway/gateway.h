@@ -36,6 +36,12 @@ typedef struct sb_gateway sb_gateway;
  * caller's result carries SB_GATEWAY_META_ROUTING, {"agent", "capability",
  * "rank", "score", "parts", "coverage", "contextId", "contextVersion"}. */
 #define SB_GATEWAY_META_CONTEXT "switchboard/context"
+/* A caller's tools/call (or prompts/get, resources/read, completion) of one
+ * agent's own name (agent__tool on /mcp, or through /agents/{id}/mcp and
+ * the virtual servers) may name a context in its request _meta under this
+ * key: the agent then receives that context's projection and is recorded
+ * in its metadata.agents, as with agents_call. */
+#define SB_GATEWAY_META_CONTEXT_ID "switchboard/contextId"
 #define SB_GATEWAY_META_ROUTING "switchboard/routing"
 /* Every request to an agent carries the caller's tenant in _meta under
  * this key (set by switchboard from the authenticated caller; a caller's

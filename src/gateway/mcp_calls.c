@@ -366,6 +366,25 @@ static const char *static_method(const char *m) {
                                             : "completion/complete";
 }
 
+/* A call of one agent's own name may name a context in its _meta: o's
+ * context_id (borrowed from the params). 0 when it is not a string: the
+ * call has been answered. */
+static int context_from_meta(sb_mcp_call *call, json_t *own,
+                             sb_gateway_call_options *o) {
+  json_t *id = json_object_get(json_object_get(own, "_meta"),
+                               SB_GATEWAY_META_CONTEXT_ID);
+  if (!id) return 1;
+  if (!json_is_string(id)) {
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS,
+                     "_meta." SB_GATEWAY_META_CONTEXT_ID
+                     ": expected a context id (a string)",
+                     NULL);
+    return 0;
+  }
+  o->context_id = json_string_value(id);
+  return 1;
+}
+
 /* Serve `call` with a gateway call: o is filled with the target; the rest
  * comes from the MCP request. `params` (borrowed) replaces the request's
  * own params when not NULL (agents_call). Answers the call, now or later. */
@@ -379,6 +398,7 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
     return;
   sweep_parked(gw);
   json_t *own = sb_mcp_call_params(call);
+  if (!params && !context_from_meta(call, own, o)) return;
   const char *state = json_string_value(json_object_get(own, "requestState"));
   json_t *responses = json_object_get(own, "inputResponses");
   if (state && resume_parked(gw, call, method, public_name, state, responses))

@@ -91,6 +91,49 @@ describe('agents_call', () => {
     assert.deepEqual(ex.ranking.map((r) => r.id), ['vinbot', 'budgetbot']);
   });
 
+  it("a call of an agent's own tool hands it the projection of the context its _meta names", async () => {
+    const created = (await c.callTool({
+      name: 'context_create',
+      arguments: { data: { workflow: { variables: { budget: 12000, vin: 'VIN9', secret: 'no' } }, conversation: { intent: 'finance' } } },
+    })).structuredContent;
+    const meta = { 'switchboard/contextId': created.id };
+    const res = await callWithin(c, { name: 'budgetbot__whoami', arguments: { n: 1 }, _meta: meta });
+    assert.notEqual(res.isError, true, withStderr(server, JSON.stringify(res)));
+    const got = JSON.parse(textOf(res.content));
+    assert.equal(got.name, 'B');
+    assert.deepEqual(got.meta['switchboard/context'], {
+      id: created.id, version: 1,
+      data: { workflow: { variables: { budget: 12000 } }, conversation: { intent: 'finance' } },
+      missing: [],
+    }, "budgetbot's paths only");
+    assert.equal(got.meta['switchboard/contextId'], undefined, "the caller's _meta is not passed on");
+    const routing = res._meta?.['switchboard/routing'];
+    assert.equal(routing?.agent, 'budgetbot', JSON.stringify(res._meta));
+    assert.equal(routing.contextId, created.id);
+    assert.equal(routing.contextVersion, 2);
+
+    // The same through the agent's own endpoint, where the tool has its own name.
+    const own = await connect('modern', server.url.replace(/\/mcp$/, '/agents/vinbot/mcp'));
+    try {
+      const r2 = await callWithin(own, { name: 'whoami', arguments: {}, _meta: meta });
+      assert.notEqual(r2.isError, true, JSON.stringify(r2));
+      const got2 = JSON.parse(textOf(r2.content));
+      assert.equal(got2.name, 'V');
+      assert.deepEqual(got2.meta['switchboard/context'].data, { workflow: { variables: { vin: 'VIN9' } } });
+      assert.equal(r2._meta?.['switchboard/routing']?.contextVersion, 3);
+    } finally {
+      await own.client.close();
+    }
+    const now = (await c.callTool({ name: 'context_get', arguments: { id: created.id } })).structuredContent;
+    assert.deepEqual(now.metadata.agents, ['budgetbot', 'vinbot']);
+    assert.equal(now.version, 3);
+
+    await assert.rejects(callWithin(c, { name: 'vinbot__whoami', arguments: {}, _meta: { 'switchboard/contextId': 7 } }),
+      /_meta\.switchboard\/contextId: expected a context id/);
+    await assert.rejects(callWithin(c, { name: 'vinbot__whoami', arguments: {}, _meta: { 'switchboard/contextId': '0193aaaa-0000-7000-8000-000000000000' } }),
+      /contextId: /);
+  });
+
   it('POST /v1/agents/call routes the same way over REST', async () => {
     const base = server.url.replace(/\/mcp$/, '');
     const post = async (body) => {
