@@ -3,11 +3,17 @@
 // with 503, Retry-After and {"error":{"code":"busy"}}; MCP with JSON-RPC
 // error -32050. Every create that was acknowledged is stored; the refused
 // ones left nothing behind, and the server serves normally afterwards.
+// /readyz says busy while the queue is full (held by another process's
+// SQLite write lock) and ready once it drains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { DEADLINE_MS, MODERN_VERSION, startHttpServer, withDeadline } from './lib/harness.mjs';
-import { TENANTS, restClient, writeTenantConfig } from './lib/contexts_common.mjs';
+import { TENANTS, restClient, startTenantServer, writeTenantConfig } from './lib/contexts_common.mjs';
 
 const BURST = 64;
 const MAX_BURSTS = 20;
@@ -98,6 +104,57 @@ test('MCP: a full store queue is JSON-RPC error -32050 on tools/call', async () 
     assert.match(busy.message, /busy/);
     assert.ok(created > 0);
   } finally {
+    await server.stop();
+  }
+});
+
+test('/readyz answers 503 busy while the store queue is full, and 200 once it drains', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-readyz-'));
+  const store = join(dir, 'store.db');
+  const server = await startTenantServer({ store, config: 'store:\n  max_pending: 1\n' });
+  // Another process holds SQLite's write lock: the store's writer waits on
+  // it (up to its 5 s busy timeout), so one create fills the queue.
+  const locker = spawn('sqlite3', ['-batch', store], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const a = restClient(server.base, TENANTS.a.token);
+    const ready = async () => {
+      const r = await fetch(`${server.base}/readyz`);
+      return { status: r.status, json: await r.json() };
+    };
+    // Start-up's own store work (runs to resume, expiry) may hold the one
+    // slot for a moment: ready once it is done.
+    await withDeadline((async () => { while ((await ready()).status !== 200); })(),
+      DEADLINE_MS, '/readyz ready after start-up');
+    const locked = new Promise((resolve, reject) => {
+      let out = '';
+      locker.stdout.on('data', (b) => { out += b; if (out.includes('locked')) resolve(); });
+      locker.on('exit', (code) => reject(new Error(`sqlite3 exited ${code}`)));
+    });
+    locker.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+    await withDeadline(locked, DEADLINE_MS, 'sqlite3 taking the write lock');
+
+    const pendingCreate = a.create({});
+    let busy;
+    await withDeadline((async () => {
+      for (;;) {
+        busy = await ready();
+        if (busy.status !== 200) return;
+      }
+    })(), DEADLINE_MS, '/readyz seeing the queued create');
+    assert.equal(busy.status, 503, JSON.stringify(busy.json));
+    assert.equal(busy.json.status, 'busy');
+    assert.equal(busy.json.store.pending, 1, JSON.stringify(busy.json));
+    assert.equal(busy.json.store.maxPending, 1, JSON.stringify(busy.json));
+
+    locker.stdin.end('COMMIT;\n');
+    const created = await withDeadline(pendingCreate, DEADLINE_MS, 'the held create');
+    assert.equal(created.status, 201, created.text);
+    const again = await withDeadline((async () => {
+      for (;;) { const r = await ready(); if (r.status === 200) return r; }
+    })(), DEADLINE_MS, '/readyz ready again once the create is stored');
+    assert.equal(again.json.status, 'ready');
+  } finally {
+    locker.kill();
     await server.stop();
   }
 });
