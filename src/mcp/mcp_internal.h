@@ -190,6 +190,11 @@ void mcp_sub_wait_follow(sb_mcp_sub_wait *w, sb_mcp_call *c);
 /* The session no longer wants w's URI (resources/unsubscribe): w still
  * answers its calls, but its failure no longer undoes anything. */
 void mcp_sub_wait_forget(sb_mcp_sub_wait *w);
+/* The call has ended: no wait answers it or counts it as a follower. */
+void mcp_sub_wait_drop_call(sb_mcp_call *c);
+/* The session is going: its waits answer their calls, but no failure
+ * undoes a subscription of it any more. */
+void mcp_sub_waits_forget_session(sb_mcp_session *s);
 /* Link a listen call into srv->listeners: it gets notifications now. */
 void mcp_listener_link(sb_mcp_call *c);
 /* The capabilities this server announces (new reference). */
