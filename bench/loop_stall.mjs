@@ -8,8 +8,9 @@
 // run's final stepsRun / history length / size of its GET.
 //
 //   node bench/loop_stall.mjs [max_steps...]      (default: 1000 10000 100000)
+//   LOOP_STALL_NO_PROBES=1 node bench/loop_stall.mjs ...  (loop CPU alone)
 import http from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -56,6 +57,12 @@ async function start(maxSteps) {
   return { proc, url };
 }
 
+// CPU seconds the server's main thread (the event loop's) has used.
+function loopCpu(pid) {
+  const f = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in ticks of 10 ms
+}
+
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const other = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
@@ -77,8 +84,11 @@ async function measure(maxSteps) {
   for (let i = 0; i < 20; i++) await req(url + '/healthz', 'GET', null, agent);
   let stop = false, max = 0, n = 0;
   const lat = [];
+  // LOOP_STALL_NO_PROBES=1: no /healthz client, for the loop thread's CPU
+  // per step alone.
+  const probes = !process.env.LOOP_STALL_NO_PROBES;
   const hammer = (async () => {
-    while (!stop) {
+    while (!stop && probes) {
       const t = process.hrtime.bigint();
       const r = await req(url + '/healthz', 'GET', null, agent);
       const ms = Number(process.hrtime.bigint() - t) / 1e6;
@@ -87,6 +97,7 @@ async function measure(maxSteps) {
       if (ms > max) max = ms;
     }
   })();
+  const cpu0 = loopCpu(proc.pid);
   const t0 = process.hrtime.bigint();
   const s = await req(url + '/v1/runs', 'POST', { workflow: 'spin' });
   const startMs = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -101,14 +112,16 @@ async function measure(maxSteps) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const totalMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = loopCpu(proc.pid) - cpu0;
   stop = true;
   await hammer;
   const g = await req(url + `/v1/runs/${id}`);
   const run = JSON.parse(g.text);
   lat.sort((a, b) => a - b);
-  const p99 = lat[Math.floor(lat.length * 0.99)];
+  const p99 = lat[Math.floor(lat.length * 0.99)] ?? 0;
   console.log(`max_steps ${String(maxSteps).padStart(6)}: healthz max ${max.toFixed(1).padStart(7)} ms, p99 ${p99.toFixed(1).padStart(6)} ms (${n} probes); ` +
-    `start answered ${startMs.toFixed(0)} ms, run ${status} after ${totalMs.toFixed(0)} ms; stepsRun ${run.stepsRun}, ` +
+    `start answered ${startMs.toFixed(0)} ms, run ${status} after ${totalMs.toFixed(0)} ms ` +
+    `(loop thread CPU ${(cpu * 1e6 / maxSteps).toFixed(1)} us/step, probes included); stepsRun ${run.stepsRun}, ` +
     `history ${run.history.length}${run.historyElided ? ` (+${run.historyElided} elided)` : ''}, GET ${(g.text.length / 1024).toFixed(0)} KiB`);
   proc.kill('SIGTERM');
   await new Promise((r) => proc.once('exit', r));
