@@ -256,12 +256,16 @@ int sb_flow_duration_parse(const char *s, uint64_t *ms);
  * once). */
 
 /* A chain of steps that call no one (branch, emit, end: a loop) is cut
- * into transitions of at most SB_FLOW_CHAIN_STEPS steps: the run writes
- * what it did so far (its state says where it goes on: `continueAt`) and
- * goes on from there once that is durable, so a long loop never holds the
- * event loop for more than that many steps, and a crash resumes it from
- * the last part written. */
+ * into transitions of at most SB_FLOW_CHAIN_STEPS steps, or fewer once
+ * planning them has taken SB_FLOW_CHAIN_US (checked every
+ * SB_FLOW_CHAIN_CHECK steps: steps with costly templates or conditions):
+ * the run writes what it did so far (its state says where it goes on:
+ * `continueAt`) and goes on from there once that is durable, one part per
+ * turn of the loop, so a long loop never holds the event loop for long,
+ * and a crash resumes it from the last part written. */
 #define SB_FLOW_CHAIN_STEPS 256
+#define SB_FLOW_CHAIN_US 5000
+#define SB_FLOW_CHAIN_CHECK 16
 /* A run's history keeps its first SB_FLOW_HISTORY_FIRST and its last
  * SB_FLOW_HISTORY_LAST entries; the ones between are dropped and counted
  * (`historyElided`), so a looping run's state stays bounded. */

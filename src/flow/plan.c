@@ -23,8 +23,9 @@ typedef struct plan {
   json_t *events; /* [{type, data}] */
   int64_t now;
   int64_t version; /* the context version this transaction makes */
-  int chained;     /* steps advance() executed: at SB_FLOW_CHAIN_STEPS the
-                      chain is cut (continueAt) */
+  int chained;     /* steps advance() executed: at SB_FLOW_CHAIN_STEPS (or
+                      SB_FLOW_CHAIN_US) the chain is cut (continueAt) */
+  uint64_t started_ns; /* when planning began (uv_hrtime) */
   size_t deferred; /* FL_CONTINUE: chains still to go on in this plan */
 } plan;
 
@@ -232,7 +233,9 @@ static void advance(plan *p, int i) {
       return;
     }
     const sb_flow_step *s = step_at(p, i);
-    if (p->chained >= SB_FLOW_CHAIN_STEPS) {
+    if (p->chained >= SB_FLOW_CHAIN_STEPS ||
+        (p->chained && p->chained % SB_FLOW_CHAIN_CHECK == 0 &&
+         uv_hrtime() - p->started_ns > (uint64_t)SB_FLOW_CHAIN_US * 1000)) {
       /* Enough for one transition: the rest goes on after it is written
        * (fl_plan_go_on), on a later turn of the loop. */
       json_t *at = json_object_get(p->doc, "continueAt");
@@ -853,6 +856,7 @@ static int build(fl_run *r, fl_change *c, plan *p) {
   memset(p, 0, sizeof *p);
   p->r = r;
   p->now = (int64_t)sb_wall_ms();
+  p->started_ns = uv_hrtime();
   p->doc = json_deep_copy(r->doc);
   p->ops = json_array();
   p->ctx = json_deep_copy(r->ctx);
