@@ -73,11 +73,13 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   size_t i, n = json_array_size(history);
   json_t *h;
   /* A long history (a loop) shows its first and last steps: the rest is
-   * in --json. */
+   * in --json, less the entries the run did not keep (historyElided). */
+  size_t elided =
+      (size_t)json_integer_value(json_object_get(run, "historyElided"));
   size_t ends = n > 2 * RUN_PRINT_ENDS + 1 ? RUN_PRINT_ENDS : n;
   json_array_foreach(history, i, h) {
     if (i == ends && n - i > ends) {
-      fprintf(out, ", ... %zu more ...", n - 2 * ends);
+      fprintf(out, ", ... %zu more ...", n - 2 * ends + elided);
       i = n - ends;
       h = json_array_get(history, i);
     }

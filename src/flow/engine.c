@@ -121,6 +121,7 @@ void fl_run_detach(fl_run *r) {
     if (uv_is_active((uv_handle_t *)r->write_retry)) r->holds--;
     fl_timer_close(&r->write_retry);
   }
+  fl_plan_go_on_drop(r);
   sb_flow_engine *e = r->e;
   if (e) {
     sb_list_unlink(&e->runs, &r->link);
@@ -214,6 +215,10 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
         json_object_set(w, keys[k], json_object_get(a, keys[k]));
     json_array_append_new(waiting, w);
   }
+  /* A loop cut into transitions: the step it goes on at is current. */
+  json_array_foreach(json_object_get(doc, "continueAt"), i, a)
+      json_array_append(current, a);
+  json_object_del(v, "continueAt");
   json_object_del(v, "active");
   json_object_set_new(v, "current", current);
   json_object_set_new(v, "waiting", waiting);
@@ -258,6 +263,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
     r->e = NULL;
     fl_run_release(r);
   }
+  fl_plan_go_on_close(e);
   sb_free(e);
 }
 
@@ -728,6 +734,7 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
     fl_run_change(r, op->change);
   } else {
     fl_steps_sync(r);
+    fl_plan_go_on(r); /* a loop cut short by the crash goes on */
     /* A change that came while it read (a cancellation) goes now. */
     if (r->queue && !r->writing) fl_plan_write(r);
   }

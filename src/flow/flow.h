@@ -247,12 +247,30 @@ int sb_flow_duration_parse(const char *s, uint64_t *ms);
  * workflow part of data: currentStep, completedSteps, outputs, errors,
  * variables; the result saved; metadata.agents), the run's row and the
  * events it caused. Steps that call no one (branch, emit, end) are
- * recorded in the version of the transition that reaches them. A crash
+ * recorded in the version of the transition that reaches them, at most
+ * SB_FLOW_CHAIN_STEPS of them per transition (below). A crash
  * resumes every running or waiting run from its last transition: the
  * steps it had started are started again, and a call carries the same
  * idempotency key (SB_FLOW_META_KEY in _meta, "<run>/<step>/<visit>") as
  * before, so an agent that honours it acts once (delivery is at least
  * once). */
+
+/* A chain of steps that call no one (branch, emit, end: a loop) is cut
+ * into transitions of at most SB_FLOW_CHAIN_STEPS steps, or fewer once
+ * planning them has taken SB_FLOW_CHAIN_US (checked every
+ * SB_FLOW_CHAIN_CHECK steps: steps with costly templates or conditions):
+ * the run writes what it did so far (its state says where it goes on:
+ * `continueAt`) and goes on from there once that is durable, one part per
+ * turn of the loop, so a long loop never holds the event loop for long,
+ * and a crash resumes it from the last part written. */
+#define SB_FLOW_CHAIN_STEPS 256
+#define SB_FLOW_CHAIN_US 5000
+#define SB_FLOW_CHAIN_CHECK 16
+/* A run's history keeps its first SB_FLOW_HISTORY_FIRST and its last
+ * SB_FLOW_HISTORY_LAST entries; the ones between are dropped and counted
+ * (`historyElided`), so a looping run's state stays bounded. */
+#define SB_FLOW_HISTORY_FIRST 100
+#define SB_FLOW_HISTORY_LAST 400
 
 #define SB_FLOW_META_KEY "switchboard/idempotencyKey"
 #define SB_FLOW_META_RUN "switchboard/run" /* {id, workflow, step} */
@@ -317,8 +335,10 @@ int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err);
 /* How an operation on a run ended: rc 0 with the run as JSON (the view
  * REST and MCP show: id, workflow, status, contextId, contextVersion,
  * createdAt, updatedAt, current, waiting, history, error, forkedFrom,
- * stepsRun; each `waiting` entry names its step, kind, visit and what it
- * waits for), or a negative code with err. `run` is borrowed. */
+ * stepsRun, historyElided when entries were dropped; each `waiting` entry
+ * names its step, kind, visit and what it waits for; `current` includes
+ * the step a loop cut into parts goes on at), or a negative code with
+ * err. `run` is borrowed. */
 typedef struct sb_flow_reply {
   int rc;
   sb_error err;
@@ -380,6 +400,8 @@ json_t *sb_flow_run_view(const char *stored_doc, int listing);
 typedef struct sb_flow_stats {
   uint64_t transitions; /* written */
   uint64_t conflicts;   /* context moved under a run: re-read, redone */
+  uint64_t steps;       /* steps executed by the transitions planned (one
+                           planned again after a conflict counts again) */
   size_t runs;          /* in progress in this process */
 } sb_flow_stats;
 void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out);

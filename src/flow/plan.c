@@ -23,6 +23,10 @@ typedef struct plan {
   json_t *events; /* [{type, data}] */
   int64_t now;
   int64_t version; /* the context version this transaction makes */
+  int chained;     /* steps advance() executed: at SB_FLOW_CHAIN_STEPS (or
+                      SB_FLOW_CHAIN_US) the chain is cut (continueAt) */
+  uint64_t started_ns; /* when planning began (uv_hrtime) */
+  size_t deferred; /* FL_CONTINUE: chains still to go on in this plan */
 } plan;
 
 const char *fl_str(const json_t *obj, const char *key) {
@@ -119,6 +123,10 @@ static void event_t(plan *p, sb_event_type t, json_t *data) {
 
 static json_t *history(plan *p) { return json_object_get(p->doc, "history"); }
 static json_t *actives(plan *p) { return json_object_get(p->doc, "active"); }
+/* The steps cut chains go on at (none: absent or empty). */
+static size_t pending(plan *p) {
+  return json_array_size(json_object_get(p->doc, "continueAt"));
+}
 static const sb_flow_step *step_at(plan *p, int i) {
   return &p->r->def->steps[i];
 }
@@ -153,6 +161,7 @@ static void fail_run(plan *p, const char *step, const char *message,
                       json_pack("{ssss}", "step", step, "message", message));
   json_object_set_new(p->doc, "stopped", stopped ? stopped : json_array());
   json_array_clear(actives(p));
+  json_object_del(p->doc, "continueAt");
   event_t(p, SB_EVENT_RUN_FAILED,
           json_pack("{ssss}", "step", step, "message", message));
 }
@@ -217,14 +226,28 @@ static int budget(plan *p, const sb_flow_step *s) {
 static void advance(plan *p, int i) {
   for (;;) {
     if (i == SB_FLOW_NONE) {
-      if (json_array_size(actives(p)) == 0) {
+      if (json_array_size(actives(p)) == 0 && !pending(p) && !p->deferred) {
         set_status(p, SB_FLOW_COMPLETED);
         event_t(p, SB_EVENT_RUN_COMPLETED, json_object());
       }
       return;
     }
     const sb_flow_step *s = step_at(p, i);
+    if (p->chained >= SB_FLOW_CHAIN_STEPS ||
+        (p->chained && p->chained % SB_FLOW_CHAIN_CHECK == 0 &&
+         uv_hrtime() - p->started_ns > (uint64_t)SB_FLOW_CHAIN_US * 1000)) {
+      /* Enough for one transition: the rest goes on after it is written
+       * (fl_plan_go_on), on a later turn of the loop. */
+      json_t *at = json_object_get(p->doc, "continueAt");
+      if (!json_is_array(at)) {
+        at = json_array();
+        json_object_set_new(p->doc, "continueAt", at);
+      }
+      json_array_append_new(at, json_string(s->id));
+      return;
+    }
     if (!budget(p, s)) return;
+    p->chained++;
     json_t *visits = json_object_get(p->doc, "visits");
     int64_t visit;
     switch (s->kind) {
@@ -269,6 +292,7 @@ static void advance(plan *p, int i) {
       hist_entry(p, s, visit, "completed", 0);
       wf_push(p, "completedSteps", json_string(s->id));
       json_array_clear(actives(p));
+      json_object_del(p->doc, "continueAt");
       if (s->end_failed) {
         const char *m = s->end_message ? s->end_message
                                        : "the workflow ended "
@@ -488,7 +512,8 @@ static int apply(plan *p, fl_change *c) {
         else
           advance(p, k2);
       }
-      if (!json_array_size(actives(p)) && !terminal(status_of(p)))
+      if (!json_array_size(actives(p)) && !pending(p) &&
+          !terminal(status_of(p)))
         advance(p, SB_FLOW_NONE);
     } else {
       advance(p, def->nsteps ? 0 : SB_FLOW_NONE);
@@ -546,6 +571,11 @@ static int apply(plan *p, fl_change *c) {
           strcmp(json_string_value(x), id) == 0;
       if (!dup) json_array_append_new(stopped, json_string(id));
     }
+    /* A cut chain stops where it would have gone on (a resume goes on
+     * there). */
+    json_array_foreach(json_object_get(p->doc, "continueAt"), i, a)
+        json_array_append(stopped, a);
+    json_object_del(p->doc, "continueAt");
     json_array_clear(actives(p));
     set_status(p, SB_FLOW_CANCELLED);
     json_object_set_new(p->doc, "stopped", stopped);
@@ -560,6 +590,25 @@ static int apply(plan *p, fl_change *c) {
             json_pack("{ss}", "reason", c->message ? c->message : "cancelled"));
     return 0;
   }
+  case FL_CONTINUE: {
+    json_t *ids = json_incref(json_object_get(p->doc, "continueAt"));
+    json_object_del(p->doc, "continueAt");
+    if (terminal(status_of(p)) || !json_array_size(ids)) {
+      json_decref(ids);
+      return SB_ESTATE;
+    }
+    size_t n = json_array_size(ids);
+    for (size_t i = 0; i < n && !terminal(status_of(p)); i++) {
+      p->deferred = n - i - 1;
+      int k = sb_flow_def_step(def, json_string_value(json_array_get(ids, i)));
+      if (k != SB_FLOW_NONE) advance(p, k);
+    }
+    p->deferred = 0;
+    if (!json_array_size(actives(p)) && !pending(p) && !terminal(status_of(p)))
+      advance(p, SB_FLOW_NONE);
+    json_decref(ids);
+    return 0;
+  }
   case FL_RESUME: {
     json_t *stopped = json_incref(json_object_get(p->doc, "stopped"));
     json_object_del(p->doc, "stopped");
@@ -572,13 +621,50 @@ static int apply(plan *p, fl_change *c) {
       int k = sb_flow_def_step(def, json_string_value(id));
       if (k != SB_FLOW_NONE && !terminal(status_of(p))) advance(p, k);
     }
-    if (!json_array_size(actives(p)) && !terminal(status_of(p)))
+    if (!json_array_size(actives(p)) && !pending(p) && !terminal(status_of(p)))
       advance(p, SB_FLOW_NONE);
     json_decref(stopped);
     return 0;
   }
   }
   return SB_EINVAL;
+}
+
+/* The history keeps its first SB_FLOW_HISTORY_FIRST and last
+ * SB_FLOW_HISTORY_LAST entries, counting those dropped between them: the
+ * state a transition copies and writes stays bounded however long the run
+ * loops. */
+static void trim_history(plan *p) {
+  json_t *h = history(p);
+  size_t n = json_array_size(h);
+  if (n <= SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST) return;
+  json_t *kept = json_array();
+  if (!kept) return;
+  size_t drop = n - SB_FLOW_HISTORY_FIRST - SB_FLOW_HISTORY_LAST;
+  for (size_t i = 0; i < n; i++)
+    if (i < SB_FLOW_HISTORY_FIRST || i >= SB_FLOW_HISTORY_FIRST + drop)
+      json_array_append(kept, json_array_get(h, i));
+  json_object_set_new(p->doc, "history", kept);
+  int64_t elided = fl_int(p->doc, "historyElided") + (int64_t)drop;
+  json_object_set_new(p->doc, "historyElided",
+                      json_integer((json_int_t)elided));
+}
+
+/* data.workflow.completedSteps is kept the same way (without a count:
+ * the context's schema has no place for one; the run's stepsRun and
+ * historyElided have it), so a looping run's context stays bounded too. */
+static void trim_completed(plan *p) {
+  json_t *steps = json_object_get(workflow_part(p), "completedSteps");
+  size_t n = json_array_size(steps);
+  if (n <= SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST) return;
+  json_t *kept = json_array();
+  if (!kept) return;
+  size_t drop = n - SB_FLOW_HISTORY_FIRST - SB_FLOW_HISTORY_LAST;
+  for (size_t i = 0; i < n; i++)
+    if (i < SB_FLOW_HISTORY_FIRST || i >= SB_FLOW_HISTORY_FIRST + drop)
+      json_array_append(kept, json_array_get(steps, i));
+  op_add(p, "replace", "/data/workflow/completedSteps", kept);
+  json_object_set_new(workflow_part(p), "completedSteps", kept);
 }
 
 /* After the change: running or waiting, the current step, and for a
@@ -603,6 +689,13 @@ static void settle(plan *p) {
                             json_integer((json_int_t)p->r->active[m]->since));
     }
   }
+  json_t *go_on = json_object_get(p->doc, "continueAt");
+  if (json_array_size(go_on)) {
+    waiting = 0; /* it goes on by itself */
+    if (!*current) current = json_string_value(json_array_get(go_on, 0));
+  } else {
+    json_object_del(p->doc, "continueAt");
+  }
   if (!terminal(st)) {
     sb_flow_status next = waiting ? SB_FLOW_WAITING : SB_FLOW_RUNNING;
     if (next == SB_FLOW_WAITING && st != SB_FLOW_WAITING)
@@ -614,6 +707,8 @@ static void settle(plan *p) {
   json_object_set_new(p->doc, "contextVersion",
                       json_integer((json_int_t)p->version));
   json_object_set_new(p->doc, "updatedAt", json_integer((json_int_t)p->now));
+  trim_history(p);
+  trim_completed(p);
 }
 
 static void plan_clear(plan *p) {
@@ -731,6 +826,7 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     write_free(w);
     pop_change(r, 0, NULL);
     fl_steps_sync(r);
+    fl_plan_go_on(r);
   } else if (res->rc == SB_ECONFLICT && res->run_rev == 0 && !w->create &&
              r->conflicts++ < FL_CONFLICT_TRIES) {
     /* The context moved under the run: read the head, plan again. */
@@ -760,6 +856,7 @@ static int build(fl_run *r, fl_change *c, plan *p) {
   memset(p, 0, sizeof *p);
   p->r = r;
   p->now = (int64_t)sb_wall_ms();
+  p->started_ns = uv_hrtime();
   p->doc = json_deep_copy(r->doc);
   p->ops = json_array();
   p->ctx = json_deep_copy(r->ctx);
@@ -768,6 +865,7 @@ static int build(fl_run *r, fl_change *c, plan *p) {
   if (!p->doc || !p->ops || !p->ctx || !p->events) return SB_ENOMEM;
   int rc = apply(p, c);
   if (rc == 0) settle(p);
+  r->e->stats.steps += (uint64_t)p->chained;
   return rc;
 }
 
@@ -783,6 +881,67 @@ static json_t *create_input(const json_t *ctx) {
 }
 
 static void plan_write(fl_run *r);
+
+static int goes_on(fl_run *r) {
+  if (r->detached || !json_array_size(json_object_get(r->doc, "continueAt")))
+    return 0;
+  if (sb_flow_status_of(fl_str(r->doc, "status")) != SB_FLOW_RUNNING)
+    return 0;
+  for (fl_change *c = r->queue; c; c = c->next)
+    if (c->kind == FL_CONTINUE) return 0;
+  return 1;
+}
+
+/* One run's next part per turn: the first waiting goes on now (its change
+ * is planned and written here), the others on the turns after. */
+static void on_go_idle(uv_idle_t *h) {
+  sb_flow_engine *e = h->data;
+  sb_list_link *n = sb_list_first(&e->go_on);
+  if (n) {
+    fl_run *r = sb_list_entry(n, fl_run, go_link);
+    sb_list_unlink(&e->go_on, n);
+    r->go_queued = 0;
+    fl_change *c = goes_on(r) ? sb_calloc(1, sizeof *c) : NULL;
+    if (c) {
+      c->kind = FL_CONTINUE;
+      fl_run_change(r, c); /* written now unless a write is under way */
+    }
+    fl_run_release(r); /* the queue's hold */
+  }
+  if (sb_list_empty(&e->go_on)) uv_idle_stop(h);
+}
+
+void fl_plan_go_on(fl_run *r) {
+  sb_flow_engine *e = r->e;
+  if (!e || e->stopping || r->go_queued || !goes_on(r)) return;
+  if (!e->go_idle) {
+    if (!(e->go_idle = sb_calloc(1, sizeof *e->go_idle))) {
+      SB_ERROR(FL_MODULE, "run %s: out of memory: it goes on after a restart",
+               r->id);
+      return;
+    }
+    uv_idle_init(sb_store_loop(e->o.store), e->go_idle);
+    e->go_idle->data = e;
+  }
+  r->holds++;
+  r->go_queued = 1;
+  sb_list_push_back(&e->go_on, &r->go_link);
+  uv_idle_start(e->go_idle, on_go_idle);
+}
+
+void fl_plan_go_on_drop(fl_run *r) {
+  if (!r->go_queued || !r->e) return;
+  sb_list_unlink(&r->e->go_on, &r->go_link);
+  r->go_queued = 0;
+  r->holds--; /* the caller holds it or frees it */
+}
+
+static void free_idle(uv_handle_t *h) { sb_free(h); }
+
+void fl_plan_go_on_close(sb_flow_engine *e) {
+  if (e->go_idle) uv_close((uv_handle_t *)e->go_idle, free_idle);
+  e->go_idle = NULL;
+}
 
 /* Held throughout: a failed first write detaches the run, which must
  * outlive this call. */

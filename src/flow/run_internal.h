@@ -38,6 +38,8 @@ typedef enum fl_change_kind {
   FL_STEP_RETRY, /* an active step's try failed; the next is due: its
                     number is kept with the step, so a restart goes on
                     counting from it */
+  FL_CONTINUE,   /* a chain of steps that call no one, cut after
+                    SB_FLOW_CHAIN_STEPS, goes on (at doc.continueAt) */
 } fl_change_kind;
 
 typedef struct fl_change {
@@ -99,6 +101,8 @@ struct fl_run {
   int loading;     /* brought back at start, its context not read yet */
 
   uv_timer_t *write_retry; /* the store was busy: write again (held) */
+  sb_list_link go_link;    /* in e->go_on while its cut chain waits (held) */
+  int go_queued;
 };
 
 /* The engine's read of the runs in progress at start (engine.c). */
@@ -120,6 +124,10 @@ struct sb_flow_engine {
   /* The read of the runs in progress, while it is out: the engine may be
    * freed before the store answers, and then clears its `e`. */
   fl_active_read *active_read;
+  /* Runs whose cut chain goes on (fl_plan_go_on), in order: one part per
+   * turn of the loop for them all, from an idle handle. */
+  sb_list go_on;
+  uv_idle_t *go_idle;
 };
 
 /* engine.c */
@@ -137,6 +145,14 @@ void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
 
 /* plan.c: write the change at the head of r's queue. */
 void fl_plan_write(fl_run *r);
+/* A run whose state says it goes on (continueAt: a chain was cut) queues
+ * the change that does on a later turn of the loop (one such part per
+ * turn, runs in turn), unless one is queued already. After its write is
+ * durable, and after a restart brings it back. */
+void fl_plan_go_on(fl_run *r);
+/* Out of the runs waiting to go on (a run detached). */
+void fl_plan_go_on_drop(fl_run *r);
+void fl_plan_go_on_close(sb_flow_engine *e); /* the engine stops */
 /* Start *t (made on the store's loop the first time, data as given) to
  * call cb once after ms, unless it is already started: 1 when started
  * now, 0 when it already was, -1 out of memory. Closed with

@@ -1,0 +1,441 @@
+/* Unit tests for the workflow engine (src/flow/engine.c, plan.c) on a real
+ * store, context manager and event bus, without agents: a loop of steps
+ * that call no one (emit, branch) must not hold the event loop.
+ *
+ * Never timed: the loop is turned one turn at a time (UV_RUN_ONCE) and
+ * the engine's count of steps executed is read after each turn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* after the headers it needs */
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctx/ctx.h"
+#include "events/events.h"
+#include "flow/flow.h"
+#include "gateway/gateway.h"
+#include "store/store.h"
+#include "test_loop.h"
+
+#define TENANT "t1"
+
+typedef struct env {
+  uv_loop_t loop;
+  char dir[64], path[128];
+  sb_store *st;
+  sb_ctx_manager *ctx;
+  sb_events *bus;
+  sb_gateway *gw;
+  sb_flow_def *def;
+  sb_flow_defs defs;
+  sb_flow_engine *eng;
+  sb_events_sub *sub;
+  /* what the bus delivered */
+  int64_t ticks, last_seq, ended;
+  int seq_ok;
+  char end_type[64];
+} env;
+
+/* tick (emit) -> loop (branch back to tick) ... until max_steps fails
+ * the run. */
+static json_t *loop_def(int max_steps) {
+  char text[1024];
+  snprintf(text, sizeof text,
+           "{\"name\":\"spin\",\"max_steps\":%d,\"steps\":["
+           "{\"id\":\"tick\",\"emit\":{\"type\":\"spin.tick\"}},"
+           "{\"id\":\"loop\",\"branch\":["
+           "{\"if\":{\"path\":\"workflow.variables.stop\",\"exists\":true},"
+           "\"goto\":\"done\"},{\"else\":\"tick\"}]},"
+           "{\"id\":\"done\",\"end\":\"completed\"}]}",
+           max_steps);
+  json_t *src = json_loads(text, 0, NULL);
+  assert_non_null(src);
+  return src;
+}
+
+/* n emit steps one after the other, then the end of the steps. */
+static json_t *line_def(int n) {
+  json_t *steps = json_array();
+  for (int i = 0; i < n; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "s%d", i);
+    json_array_append_new(
+        steps, json_pack("{sss{ss}}", "id", id, "emit", "type", "spin.tick"));
+  }
+  return json_pack("{sssiso}", "name", "spin", "max_steps", 100000, "steps",
+                   steps);
+}
+
+static void on_event(void *ud, const sb_event *e) {
+  env *v = ud;
+  if (e->seq <= v->last_seq) v->seq_ok = 0;
+  v->last_seq = e->seq;
+  if (strcmp(e->type, "spin.tick") == 0) v->ticks++;
+  if (strncmp(e->type, "run.", 4) == 0 &&
+      (strcmp(e->type, "run.completed") == 0 ||
+       strcmp(e->type, "run.failed") == 0 ||
+       strcmp(e->type, "run.cancelled") == 0)) {
+    v->ended++;
+    snprintf(v->end_type, sizeof v->end_type, "%s", e->type);
+  }
+}
+
+static void engine_up(env *v) {
+  sb_error err = {0};
+  sb_flow_engine_options fo = {.store = v->st,
+                               .ctx = v->ctx,
+                               .gateway = v->gw,
+                               .events = v->bus,
+                               .defs = &v->defs};
+  v->eng = sb_flow_engine_new(&fo, &err);
+  assert_non_null(v->eng);
+}
+
+static void env_up(env *v, json_t *src) {
+  memset(v, 0, sizeof *v);
+  v->seq_ok = 1;
+  assert_int_equal(uv_loop_init(&v->loop), 0);
+  snprintf(v->dir, sizeof v->dir, "/tmp/sb-flow-engine-XXXXXX");
+  assert_non_null(mkdtemp(v->dir));
+  snprintf(v->path, sizeof v->path, "%s/sb.db", v->dir);
+  sb_error err = {0};
+  sb_store_options so = {.path = v->path, .loop = &v->loop};
+  v->st = sb_store_open_sqlite(&so, &err);
+  assert_non_null(v->st);
+  sb_ctx_manager_options mo = {.store = v->st};
+  v->ctx = sb_ctx_manager_new(&mo);
+  assert_non_null(v->ctx);
+  sb_events_options eo = {.store = v->st};
+  v->bus = sb_events_new(&eo, &err);
+  assert_non_null(v->bus);
+  sb_gateway_options go = {.loop = &v->loop,
+                           .default_tenant = TENANT,
+                           .max_message_bytes = 1 << 20,
+                           .ctx = v->ctx};
+  v->gw = sb_gateway_new(&go, &err);
+  assert_non_null(v->gw);
+  int rc = sb_flow_def_from_json(src, NULL, "test", &v->def, &err);
+  if (rc != 0) fail_msg("definition: %s", err.msg);
+  json_decref(src);
+  v->defs = (sb_flow_defs){.items = &v->def, .len = 1};
+  engine_up(v);
+  v->sub =
+      sb_events_subscribe(v->bus, TENANT, 0, NULL, on_event, NULL, v, &err);
+  assert_non_null(v->sub);
+}
+
+static void env_down(env *v) {
+  sb_events_unsubscribe(v->sub);
+  sb_flow_engine_free(v->eng);
+  sb_gateway_free(v->gw);
+  sb_events_free(v->bus);
+  sb_ctx_manager_free(v->ctx);
+  sb_store_close(v->st);
+  sb_flow_def_free(v->def);
+  assert_int_equal(loop_finish(&v->loop), 0);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", v->dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+typedef struct reply {
+  int done, rc;
+  json_t *run;
+} reply;
+
+static void on_reply(void *ud, const sb_flow_reply *r) {
+  reply *o = ud;
+  o->done = 1;
+  o->rc = r->rc;
+  if (r->rc != 0) fprintf(stderr, "flow reply: %s\n", r->err.msg);
+  o->run = json_incref(r->run);
+}
+
+static int store_idle(void *ud) {
+  sb_store_stats s;
+  sb_store_get_stats(ud, &s);
+  return s.pending == 0;
+}
+
+static int ended(void *ud) { return ((env *)ud)->ended > 0; }
+
+/* Turn the loop one turn at a time until the run ends: no turn executes
+ * more than SB_FLOW_CHAIN_STEPS steps. Returns the turns taken. */
+static uint64_t turns_until(env *v, int64_t runs) {
+  sb_flow_stats s;
+  sb_flow_engine_stats(v->eng, &s);
+  uint64_t before = s.steps, turns = 0, most = 0;
+  for (int guard = 0; v->ended < runs && guard < 1000000; guard++) {
+    uv_run(&v->loop, UV_RUN_ONCE);
+    turns++;
+    sb_flow_engine_stats(v->eng, &s);
+    if (s.steps - before > most) most = s.steps - before;
+    before = s.steps;
+  }
+  assert_int_equal(v->ended, runs);
+  if (most > SB_FLOW_CHAIN_STEPS)
+    fail_msg("one turn of the loop executed %llu steps (bound %d)",
+             (unsigned long long)most, SB_FLOW_CHAIN_STEPS);
+  return turns;
+}
+
+static uint64_t turns_until_end(env *v) { return turns_until(v, 1); }
+
+static json_t *get_run(env *v, const char *id) {
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(sb_flow_run_get(v->eng, TENANT, id, on_reply, &o, &err), 0);
+  assert_true(run_until(&v->loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, 0);
+  return o.run;
+}
+
+static json_t *start_run(env *v) {
+  reply o = {0};
+  sb_error err = {0};
+  sb_flow_start s = {.tenant = TENANT, .workflow = "spin"};
+  assert_int_equal(sb_flow_run_start(v->eng, &s, on_reply, &o, &err), 0);
+  /* The start answers once its first transition is durable. */
+  while (!o.done)
+    uv_run(&v->loop, UV_RUN_ONCE);
+  assert_int_equal(o.rc, 0);
+  return o.run;
+}
+
+typedef struct ctx_read {
+  int done;
+  json_t *doc;
+} ctx_read;
+
+static void on_ctx(void *ud, const sb_ctx_result *res) {
+  ctx_read *c = ud;
+  c->done = 1;
+  assert_int_equal(res->rc, 0);
+  c->doc = json_incref(res->doc);
+}
+
+static size_t completed_steps(env *v, const char *context_id) {
+  ctx_read c = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_ctx_get_async(v->ctx, TENANT, context_id, 0, on_ctx, &c, &err), 0);
+  assert_true(run_until(&v->loop, flag_set, &c.done, 10000));
+  json_t *steps = json_object_get(
+      json_object_get(json_object_get(c.doc, "data"), "workflow"),
+      "completedSteps");
+  size_t n = json_array_size(steps);
+  json_decref(c.doc);
+  return n;
+}
+
+static int64_t num(const json_t *o, const char *k) {
+  return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+/* 100 000 steps of a loop: cut into transitions, never more than the
+ * bound in one turn of the loop; the run's state and its context's
+ * completedSteps stay bounded; every emit's event is written once. */
+static void test_long_loop_yields(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, loop_def(100000));
+  json_t *run = start_run(&v);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "running");
+  assert_true(num(run, "stepsRun") <= SB_FLOW_CHAIN_STEPS);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  uint64_t turns = turns_until_end(&v), parts = 100000 / SB_FLOW_CHAIN_STEPS;
+  assert_true(turns >= parts);
+  assert_string_equal(v.end_type, "run.failed"); /* its budget is spent */
+  assert_int_equal(v.ticks, 50000);
+  assert_true(v.seq_ok);
+  sb_flow_stats s;
+  sb_flow_engine_stats(v.eng, &s);
+  assert_int_equal(s.steps, 100000);
+  assert_true(s.transitions >= parts);
+  run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "failed");
+  assert_int_equal(num(run, "stepsRun"), 100001);
+  json_t *h = json_object_get(run, "history");
+  assert_int_equal(json_array_size(h),
+                   SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST);
+  assert_int_equal(num(run, "historyElided"),
+                   100000 - SB_FLOW_HISTORY_FIRST - SB_FLOW_HISTORY_LAST);
+  /* The first entries are the run's first steps, the last its last. */
+  assert_int_equal(num(json_array_get(h, 0), "visit"), 1);
+  assert_int_equal(num(json_array_get(h, json_array_size(h) - 1), "visit"),
+                   50000);
+  assert_null(json_object_get(run, "continueAt"));
+  assert_int_equal(json_array_size(json_object_get(run, "current")), 0);
+  assert_int_equal(
+      completed_steps(&v, json_string_value(json_object_get(run, "contextId"))),
+      SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST);
+  json_decref(run);
+  env_down(&v);
+}
+
+/* A chain longer than the bound that ends: completed, in order, each
+ * step once. */
+static void test_long_line_completes(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, line_def(700));
+  json_t *run = start_run(&v);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  /* Cut: it goes on at the step after the first part (256 steps, or
+   * fewer on a machine slow enough to reach SB_FLOW_CHAIN_US first). */
+  json_t *cur = json_object_get(run, "current");
+  assert_int_equal(json_array_size(cur), 1);
+  int64_t first = num(run, "stepsRun");
+  assert_true(first >= SB_FLOW_CHAIN_CHECK && first <= SB_FLOW_CHAIN_STEPS);
+  char want[16];
+  snprintf(want, sizeof want, "s%lld", (long long)first);
+  assert_string_equal(json_string_value(json_array_get(cur, 0)), want);
+  json_decref(run);
+  turns_until_end(&v);
+  assert_string_equal(v.end_type, "run.completed");
+  assert_int_equal(v.ticks, 700);
+  run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "completed");
+  assert_int_equal(num(run, "stepsRun"), 700);
+  json_t *h = json_object_get(run, "history");
+  assert_int_equal(json_array_size(h), 500);
+  assert_int_equal(num(run, "historyElided"), 200);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(h, 99), "step")), "s99");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(h, 100), "step")),
+      "s300");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(h, 499), "step")),
+      "s699");
+  json_decref(run);
+  env_down(&v);
+}
+
+/* The engine stops in the middle of a long loop (as at a crash: what is
+ * stored is the last transition written) and a new one brings the run
+ * back: it goes on where the last part written ends, no event twice and
+ * none lost. */
+static void test_restart_mid_loop(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, loop_def(3000));
+  json_t *run = start_run(&v);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  for (int i = 0; i < 3; i++)
+    uv_run(&v.loop, UV_RUN_ONCE);
+  assert_int_equal(v.ended, 0);
+  sb_flow_engine_free(v.eng);
+  /* What was under way lands; nothing goes on. */
+  assert_true(run_until(&v.loop, store_idle, v.st, 10000));
+  engine_up(&v);
+  sb_error err = {0};
+  assert_int_equal(sb_flow_engine_resume_all(v.eng, &err), 0);
+  assert_true(run_until(&v.loop, ended, &v, 20000));
+  assert_string_equal(v.end_type, "run.failed");
+  assert_int_equal(v.ticks, 1500);
+  assert_true(v.seq_ok);
+  run = get_run(&v, id);
+  assert_int_equal(num(run, "stepsRun"), 3001);
+  assert_int_equal(
+      num(run, "historyElided") +
+          (int64_t)json_array_size(json_object_get(run, "history")),
+      3000);
+  json_decref(run);
+  env_down(&v);
+}
+
+/* Cancelled between two parts of a loop: stopped where it would have
+ * gone on; a resume goes on from there to the end of its budget. */
+static void test_cancel_mid_loop_then_resume(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, loop_def(2000));
+  json_t *run = start_run(&v);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "enough", on_reply, &o, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(o.run, "status")),
+                      "cancelled");
+  int64_t at = num(o.run, "stepsRun");
+  assert_true(at < 2000);
+  json_decref(o.run);
+  run = get_run(&v, id);
+  json_t *stopped = json_object_get(run, "stopped");
+  assert_int_equal(json_array_size(stopped), 1);
+  /* The next step of the loop: tick after an even count, loop after odd. */
+  assert_string_equal(json_string_value(json_array_get(stopped, 0)),
+                      at % 2 ? "loop" : "tick");
+  assert_null(json_object_get(run, "continueAt"));
+  json_decref(run);
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.cancelled");
+  v.ended = 0;
+  reply r = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &r.done, 10000));
+  assert_int_equal(r.rc, 0);
+  json_decref(r.run);
+  turns_until_end(&v);
+  assert_string_equal(v.end_type, "run.failed");
+  assert_int_equal(v.ticks, 1000);
+  run = get_run(&v, id);
+  assert_int_equal(num(run, "stepsRun"), 2001);
+  json_decref(run);
+  env_down(&v);
+}
+
+/* Several runs looping at once: still one part per turn of the loop for
+ * them all (their writes land together, they go on in turn). */
+static void test_many_loops_share_turns(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, loop_def(2000));
+  for (int i = 0; i < 8; i++) {
+    reply o = {0};
+    sb_error err = {0};
+    sb_flow_start s = {.tenant = TENANT, .workflow = "spin"};
+    assert_int_equal(sb_flow_run_start(v.eng, &s, on_reply, &o, &err), 0);
+    while (!o.done)
+      uv_run(&v.loop, UV_RUN_ONCE);
+    assert_int_equal(o.rc, 0);
+    json_decref(o.run);
+  }
+  turns_until(&v, 8);
+  assert_int_equal(v.ticks, 8 * 1000);
+  assert_true(v.seq_ok);
+  env_down(&v);
+}
+
+int main(void) {
+  sb_core_init(); /* before any JSON: its allocator */
+  sb_log_set_level(SB_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_long_loop_yields),
+      cmocka_unit_test(test_long_line_completes),
+      cmocka_unit_test(test_restart_mid_loop),
+      cmocka_unit_test(test_cancel_mid_loop_then_resume),
+      cmocka_unit_test(test_many_loops_share_turns),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
