@@ -630,20 +630,30 @@ static int apply(plan *p, fl_change *c) {
   return SB_EINVAL;
 }
 
-/* The history keeps its first SB_FLOW_HISTORY_FIRST and last
- * SB_FLOW_HISTORY_LAST entries, counting those dropped between them: the
- * state a transition copies and writes stays bounded however long the run
- * loops. */
-static void trim_history(plan *p) {
-  json_t *h = history(p);
-  size_t n = json_array_size(h);
-  if (n <= SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST) return;
+/* The array without its middle: its first SB_FLOW_HISTORY_FIRST and last
+ * SB_FLOW_HISTORY_LAST items (new reference, members shared), and in
+ * *dropped how many went; NULL when it is no longer than that (or out of
+ * memory: kept whole). */
+static json_t *keep_ends(const json_t *a, size_t *dropped) {
+  size_t n = json_array_size(a);
+  if (n <= SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST) return NULL;
   json_t *kept = json_array();
-  if (!kept) return;
+  if (!kept) return NULL;
   size_t drop = n - SB_FLOW_HISTORY_FIRST - SB_FLOW_HISTORY_LAST;
   for (size_t i = 0; i < n; i++)
     if (i < SB_FLOW_HISTORY_FIRST || i >= SB_FLOW_HISTORY_FIRST + drop)
-      json_array_append(kept, json_array_get(h, i));
+      json_array_append(kept, json_array_get(a, i));
+  *dropped = drop;
+  return kept;
+}
+
+/* The history keeps its ends, counting the entries dropped between them:
+ * the state a transition copies and writes stays bounded however long the
+ * run loops. */
+static void trim_history(plan *p) {
+  size_t drop = 0;
+  json_t *kept = keep_ends(history(p), &drop);
+  if (!kept) return;
   json_object_set_new(p->doc, "history", kept);
   int64_t elided = fl_int(p->doc, "historyElided") + (int64_t)drop;
   json_object_set_new(p->doc, "historyElided",
@@ -654,15 +664,10 @@ static void trim_history(plan *p) {
  * the context's schema has no place for one; the run's stepsRun and
  * historyElided have it), so a looping run's context stays bounded too. */
 static void trim_completed(plan *p) {
-  json_t *steps = json_object_get(workflow_part(p), "completedSteps");
-  size_t n = json_array_size(steps);
-  if (n <= SB_FLOW_HISTORY_FIRST + SB_FLOW_HISTORY_LAST) return;
-  json_t *kept = json_array();
+  size_t drop = 0;
+  json_t *kept = keep_ends(
+      json_object_get(workflow_part(p), "completedSteps"), &drop);
   if (!kept) return;
-  size_t drop = n - SB_FLOW_HISTORY_FIRST - SB_FLOW_HISTORY_LAST;
-  for (size_t i = 0; i < n; i++)
-    if (i < SB_FLOW_HISTORY_FIRST || i >= SB_FLOW_HISTORY_FIRST + drop)
-      json_array_append(kept, json_array_get(steps, i));
   op_add(p, "replace", "/data/workflow/completedSteps", kept);
   json_object_set_new(workflow_part(p), "completedSteps", kept);
 }
@@ -881,67 +886,6 @@ static json_t *create_input(const json_t *ctx) {
 }
 
 static void plan_write(fl_run *r);
-
-static int goes_on(fl_run *r) {
-  if (r->detached || !json_array_size(json_object_get(r->doc, "continueAt")))
-    return 0;
-  if (sb_flow_status_of(fl_str(r->doc, "status")) != SB_FLOW_RUNNING)
-    return 0;
-  for (fl_change *c = r->queue; c; c = c->next)
-    if (c->kind == FL_CONTINUE) return 0;
-  return 1;
-}
-
-/* One run's next part per turn: the first waiting goes on now (its change
- * is planned and written here), the others on the turns after. */
-static void on_go_idle(uv_idle_t *h) {
-  sb_flow_engine *e = h->data;
-  sb_list_link *n = sb_list_first(&e->go_on);
-  if (n) {
-    fl_run *r = sb_list_entry(n, fl_run, go_link);
-    sb_list_unlink(&e->go_on, n);
-    r->go_queued = 0;
-    fl_change *c = goes_on(r) ? sb_calloc(1, sizeof *c) : NULL;
-    if (c) {
-      c->kind = FL_CONTINUE;
-      fl_run_change(r, c); /* written now unless a write is under way */
-    }
-    fl_run_release(r); /* the queue's hold */
-  }
-  if (sb_list_empty(&e->go_on)) uv_idle_stop(h);
-}
-
-void fl_plan_go_on(fl_run *r) {
-  sb_flow_engine *e = r->e;
-  if (!e || e->stopping || r->go_queued || !goes_on(r)) return;
-  if (!e->go_idle) {
-    if (!(e->go_idle = sb_calloc(1, sizeof *e->go_idle))) {
-      SB_ERROR(FL_MODULE, "run %s: out of memory: it goes on after a restart",
-               r->id);
-      return;
-    }
-    uv_idle_init(sb_store_loop(e->o.store), e->go_idle);
-    e->go_idle->data = e;
-  }
-  r->holds++;
-  r->go_queued = 1;
-  sb_list_push_back(&e->go_on, &r->go_link);
-  uv_idle_start(e->go_idle, on_go_idle);
-}
-
-void fl_plan_go_on_drop(fl_run *r) {
-  if (!r->go_queued || !r->e) return;
-  sb_list_unlink(&r->e->go_on, &r->go_link);
-  r->go_queued = 0;
-  r->holds--; /* the caller holds it or frees it */
-}
-
-static void free_idle(uv_handle_t *h) { sb_free(h); }
-
-void fl_plan_go_on_close(sb_flow_engine *e) {
-  if (e->go_idle) uv_close((uv_handle_t *)e->go_idle, free_idle);
-  e->go_idle = NULL;
-}
 
 /* Held throughout: a failed first write detaches the run, which must
  * outlive this call. */
