@@ -111,6 +111,15 @@ describe('agents_call', () => {
     const both = await post({ capability: 'quotes', agent: 'vinbot', tool: 'whoami' });
     assert.equal(both.status, 400);
     assert.match(both.body.error.message, /give 'capability' or 'agent', not both/);
+    // Neither is not "both"; a tool that is not a non-empty string is named.
+    const neither = await post({ tool: 'whoami' });
+    assert.equal(neither.status, 400);
+    assert.match(neither.body.error.message, /give 'capability' or 'agent' \(neither was given\)/);
+    for (const tool of ['', 5]) {
+      const badTool = await post({ agent: 'vinbot', tool });
+      assert.equal(badTool.status, 400, JSON.stringify(badTool.body));
+      assert.match(badTool.body.error.message, /'tool' must be a non-empty string/);
+    }
     assert.equal((await post({ capability: 'teleport', tool: 'whoami' })).status, 404);
     const missing = await post({ capability: 'quotes', tool: 'whoami', contextId: '0193aaaa-0000-7000-8000-000000000000' });
     assert.equal(missing.status, 422, JSON.stringify(missing.body));
