@@ -207,6 +207,31 @@ describe('the first call after start', () => {
   });
 });
 
+describe('an agent that cannot start', () => {
+  it('a call to it says why it is not connected, at its timeout and at the caller\'s deadline', async () => {
+    const ghost = agentDef('ghost', { capabilities: ['g'], transport: { type: 'stdio', command: '/nonexistent/switchboard-test-agent' }, limits: { timeoutMs: 400 } });
+    const server = await startWithAgents([ghost]);
+    try {
+      await server.stderrMatch(/agent ghost: cannot start/);
+      const base = server.url.replace(/\/mcp$/, '');
+      const post = async (body) => {
+        const r = await fetch(`${base}/v1/agents/call`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        return { status: r.status, body: await r.json() };
+      };
+      // Once said only "unavailable (not connected)", after waiting.
+      const down = await post({ agent: 'ghost', tool: 'x' });
+      assert.equal(down.status, 503, JSON.stringify(down.body));
+      assert.match(down.body.error.message, /not connected: .*cannot start \/nonexistent\/switchboard-test-agent/);
+      // Once said only "the call's deadline of 100 ms passed".
+      const late = await post({ agent: 'ghost', tool: 'x', timeoutMs: 100 });
+      assert.equal(late.status, 504, JSON.stringify(late.body));
+      assert.match(late.body.error.message, /deadline of 100 ms passed .*cannot start \/nonexistent\/switchboard-test-agent/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('a dual-era agent', () => {
   it("asking for sampling with a request of its own reaches a legacy client that declared it", async () => {
     // It answers server/discover, so switchboard speaks to it as modern,
