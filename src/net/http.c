@@ -525,6 +525,14 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
+  const char *twice = http_conn_repeated_header(r->conn);
+  if (twice) {
+    /* Before the token check: which of two tokens would it check? */
+    set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL,
+              "%s: sent more than once; send it once (RFC 9110 5.3)", twice);
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
   /* The protected-resource metadata is for anyone: it is how a client
    * without a token learns where to get one. */
   if (cfg->resource_metadata && strcmp(method, "GET") == 0 &&
