@@ -719,8 +719,10 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
       fl_change_free(op->change);
     }
     sb_free(op);
-    r->holds--;
+    /* Detached already (the engine stopping): the read's hold may be the
+     * last, and fl_run_detach does nothing twice. */
     fl_run_detach(r);
+    fl_run_release(r);
     return;
   }
   r->ctx = json_incref(res->doc);

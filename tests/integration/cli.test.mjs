@@ -307,6 +307,26 @@ test('serve --stdio: stdin ending while workflow_run starts its run neither cras
   assert.equal(runs[0].status, 'completed');
 });
 
+test('serve --stdio: stopping while runs in progress are read back frees them (no leak under ASan)', async () => {
+  // A run brought back at start reads its context; stopping meanwhile
+  // detached it, and the read's end then dropped its hold without freeing
+  // it. Races with the read, so a few starts.
+  const store = join(dir, `resume-${++fileNo}.db`);
+  const config = writeConfig('workflows:\n  - name: asks\n    steps:\n      - id: q\n        ask: { message: which? }\n');
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'c', version: '1' } } };
+  const start = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'asks', wait: false } } };
+  const lines = (...ms) => ms.map((m) => JSON.stringify(m) + '\n').join('');
+  for (let i = 0; i < 3; i++) {
+    const r = await run(['serve', '--stdio', '--config', config, '--store', store], { input: lines(init, start) });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  for (let i = 0; i < 8; i++) {
+    const r = await run(['serve', '--stdio', '--config', config, '--store', store], { input: lines(init) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /LeakSanitizer|AddressSanitizer/, r.stderr);
+  }
+});
+
 test('--log-level overrides the config file', async () => {
   const cfg = writeConfig('server:\n  log_level: error\n');
   const quiet = await run(['serve', '--config', cfg, '--stdio']);
