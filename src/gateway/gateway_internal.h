@@ -59,6 +59,8 @@ typedef struct agent_list {
   json_t *listing; /* pages gathered by a listing in progress */
   uint64_t fresh_until; /* ttlMs of a modern agent's list; 0 = until
                            list_changed */
+  unsigned pages;       /* pages asked for by the listing in progress */
+  char *cursor;         /* the cursor of the page asked for last, or NULL */
 } agent_list;
 
 /* The MCP tool for calls routed with the context (mcp_calls.c). */

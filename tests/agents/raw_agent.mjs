@@ -2,6 +2,7 @@
 // raw_agent.mjs: a minimal legacy MCP agent over stdio, written against
 // the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
 //   node raw_agent.mjs NAME [--dual]
+// With --endless-list[=same] its tools/list never ends (see below).
 // With --dual it also answers server/discover (so switchboard speaks to it
 // as a 2026-07-28 agent) yet asks for sampling the legacy way, with a
 // request of its own while it serves the call, as some dual-era servers do.
@@ -21,6 +22,10 @@ import { createInterface } from 'node:readline';
 
 const name = process.argv[2] || 'raw';
 const dual = process.argv.includes('--dual');
+// --endless-list: every tools/list page has a nextCursor, new each time
+// (--endless-list=same: the same one), the first page holding the tools.
+const endless = process.argv.find((a) => a.startsWith('--endless-list'));
+let listed = 0;
 let forgedCalls = 0;
 let nextId = 1;
 const waiting = new Map(); // our request id -> the tools/call id it serves
@@ -53,6 +58,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'ping':
       return send({ jsonrpc: '2.0', id: m.id, result: {} });
     case 'tools/list':
+      if (endless) {
+        listed++;
+        if (listed % 500 === 0) process.stderr.write(`${name}: tools/list page ${listed}\n`);
+        const next = endless === '--endless-list=same' ? 'again' : `page-${listed}`;
+        return send({ jsonrpc: '2.0', id: m.id, result: { tools: p.cursor ? [] : tools, nextCursor: next } });
+      }
       return send({ jsonrpc: '2.0', id: m.id, result: { tools } });
     case 'tools/call':
       if (p.name === 'whoami') {

@@ -187,6 +187,35 @@ describe('flaky agents A and B (timeouts, crashes, restart, fallback, garbage)',
   });
 });
 
+describe('an agent whose tools/list never ends', () => {
+  it('is asked for a bounded number of pages, and its tools are served', async () => {
+    const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+    const server = await startWithAgents([
+      agentDef('endless', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'E', '--endless-list'] } }),
+      agentDef('same', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'S', '--endless-list=same'] } }),
+    ]);
+    try {
+      // Once asked for pages without end (thousands a second), and its
+      // tools never appeared.
+      await server.stderrMatch(/agent endless: tools\/list: list cut short, as it took 1000 pages/);
+      await server.stderrMatch(/agent same: tools\/list: list cut short, as the agent gave the same nextCursor again/);
+      const c = await connect('modern', server.url);
+      try {
+        await waitForTools(c, ['endless__whoami', 'same__whoami']);
+        const res = await callWithin(c, { name: 'endless__whoami', arguments: {} });
+        assert.equal(JSON.parse(textOf(res.content)).name, 'E', withStderr(server, JSON.stringify(res)));
+      } finally {
+        await c.close();
+      }
+      // No more pages after the cut: page 1000 is the last one logged.
+      await new Promise((res) => setTimeout(res, 300));
+      assert.doesNotMatch(server.stderr, /E: tools\/list page 1500/, withStderr(server, 'pages went on'));
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('breaker', () => {
   let server;
   let client;
