@@ -52,6 +52,11 @@ typedef struct agent_list_kind {
 } agent_list_kind;
 extern const agent_list_kind gw_list_kinds[LIST_KINDS];
 
+/* The items of an agent's `kind` list that can be served (list_check.c):
+ * a new array without those the MCP schema would refuse or that repeat a
+ * name, each left out named in the log. items is borrowed. */
+json_t *gw_list_servable(const char *agent_id, int kind, json_t *items);
+
 typedef struct agent_list {
   agent *a;
   int kind;

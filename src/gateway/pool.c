@@ -143,10 +143,12 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
   }
   sb_free(l->cursor);
   l->cursor = NULL;
-  int changed = !l->items || !json_equal(l->items, l->listing);
-  json_decref(l->items);
-  l->items = l->listing;
+  json_t *servable = gw_list_servable(a->def->id, l->kind, l->listing);
+  json_decref(l->listing);
   l->listing = NULL;
+  int changed = !l->items || !json_equal(l->items, servable);
+  json_decref(l->items);
+  l->items = servable;
   if (!changed) return; /* a refresh that found nothing new */
   SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
           k->key);

@@ -2,7 +2,8 @@
 // raw_agent.mjs: a minimal legacy MCP agent over stdio, written against
 // the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
 //   node raw_agent.mjs NAME [--dual]
-// With --endless-list[=same] its tools/list never ends (see below).
+// With --endless-list[=same] its tools/list never ends, with --junk-tools
+// it lists tools no client would take (see below).
 // With --dual it also answers server/discover (so switchboard speaks to it
 // as a 2026-07-28 agent) yet asks for sampling the legacy way, with a
 // request of its own while it serves the call, as some dual-era servers do.
@@ -26,6 +27,14 @@ const dual = process.argv.includes('--dual');
 // (--endless-list=same: the same one), the first page holding the tools.
 const endless = process.argv.find((a) => a.startsWith('--endless-list'));
 let listed = 0;
+// --junk-tools: tools/list also holds items the MCP schema refuses (no
+// name, a second whoami, schemas that are not object schemas).
+const junk = process.argv.includes('--junk-tools') ? [
+  5, null, { name: 5, inputSchema: { type: 'object' } }, { name: '', inputSchema: { type: 'object' } },
+  { name: 'whoami', description: 'a second whoami', inputSchema: { type: 'object' } },
+  { name: 'bad_schema', inputSchema: 5 }, { name: 'no_schema' },
+  { name: 'bad_output', inputSchema: { type: 'object' }, outputSchema: { type: 'string' } },
+] : [];
 let forgedCalls = 0;
 let nextId = 1;
 const waiting = new Map(); // our request id -> the tools/call id it serves
@@ -64,7 +73,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const next = endless === '--endless-list=same' ? 'again' : `page-${listed}`;
         return send({ jsonrpc: '2.0', id: m.id, result: { tools: p.cursor ? [] : tools, nextCursor: next } });
       }
-      return send({ jsonrpc: '2.0', id: m.id, result: { tools } });
+      return send({ jsonrpc: '2.0', id: m.id, result: { tools: [...tools, ...junk] } });
     case 'tools/call':
       if (p.name === 'whoami') {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });

@@ -216,6 +216,36 @@ describe('an agent whose tools/list never ends', () => {
   });
 });
 
+describe('an agent that lists tools the MCP schema refuses', () => {
+  it("leaves them out, so every client can still list every agent's tools", async () => {
+    const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+    const server = await startWithAgents([
+      agentDef('junk', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'J', '--junk-tools'] } }),
+      agentDef('fine', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'F'] } }),
+    ]);
+    try {
+      await server.stderrMatch(/agent junk: tools\/list: item \d+ \(bad_schema\) left out: its inputSchema is not a JSON Schema of type "object"/);
+      // Once the SDK clients refused the whole list (every agent's tools).
+      for (const era of ERAS) {
+        const c = await connect(era, server.url);
+        try {
+          const tools = await waitForTools(c, ['junk__whoami', 'fine__whoami']);
+          const names = tools.map((t) => t.name);
+          assert.equal(new Set(names).size, names.length, `duplicate names: ${names.join(', ')}`);
+          assert.ok(!names.some((n) => /bad_schema|no_schema|bad_output/.test(n) || n === 'junk__'), names.join(', '));
+          const res = await callWithin(c, { name: 'junk__whoami', arguments: {} });
+          assert.equal(JSON.parse(textOf(res.content)).name, 'J');
+        } finally {
+          await c.close();
+        }
+      }
+      assert.match(server.stderr, /agent junk: tools\/list: .*left out: an item of that name came before/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('breaker', () => {
   let server;
   let client;
