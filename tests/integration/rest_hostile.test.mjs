@@ -239,6 +239,26 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     assert.match(none.json.error.message, /has versions 1 to 2, not 9/);
   });
 
+  it('every 405 carries the Allow header (RFC 9110 15.5.6), and the methods it lists are served', async () => {
+    const cases = [
+      ['PUT', '/v1/runs', 'GET, POST'],
+      ['DELETE', '/v1/runs/x', 'GET'],
+      ['GET', '/v1/runs/x/cancel', 'POST'],
+      ['PUT', '/v1/events', 'GET, POST'],
+      ['GET', '/v1/agents/call', 'POST'],
+      ['POST', '/healthz', 'GET'],
+      ['PUT', '/v1/contexts', 'POST'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+      const text = await res.text();
+      assert.equal(res.status, 405, `${method} ${path}: ${text}`);
+      assert.equal(res.headers.get('allow'), allow, `${method} ${path}: Allow`);
+      assert.equal(JSON.parse(text).error.code, 'method_not_allowed');
+    }
+    await stillServing();
+  });
+
   it('UTF-8 text in ids and query values is still served', async () => {
     const r = await rest.call('GET', '/v1/agents/explain?capability=%C3%A9t%C3%A9');
     assert.equal(r.status, 200, r.text);
