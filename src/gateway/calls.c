@@ -414,8 +414,13 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                    rt);
       return;
     }
+    json_t *checked = result && strcmp(c->o.method, "tools/call") == 0
+                          ? gw_tool_result_checked(a->def->id, result)
+                          : NULL;
+    if (checked) result = checked;
     if (result && c->route && c->route->context_id && !c->caller_context) {
       gw_call_record(c, result, error);
+      json_decref(checked);
       return;
     }
     sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
@@ -428,6 +433,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
           c->caller_context ? version_of_doc(c->route->doc) : 0, NULL);
     gw_call_finish(c, &r);
     json_decref(routing);
+    json_decref(checked);
     return;
   }
   if (c->deadline_at && sb_now_ms() + 10 >= c->deadline_at) {

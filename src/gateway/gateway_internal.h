@@ -56,6 +56,10 @@ extern const agent_list_kind gw_list_kinds[LIST_KINDS];
  * a new array without those the MCP schema would refuse or that repeat a
  * name, each left out named in the log. items is borrowed. */
 json_t *gw_list_servable(const char *agent_id, int kind, json_t *items);
+/* NULL if an agent's tools/call result is a CallToolResult as far as it
+ * goes; else a new tool error naming the agent and what is wrong, for the
+ * caller in its place (its SDK would refuse the result itself). */
+json_t *gw_tool_result_checked(const char *agent_id, const json_t *result);
 
 typedef struct agent_list {
   agent *a;

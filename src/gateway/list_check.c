@@ -1,4 +1,4 @@
-/* list_check.c: what of an agent's lists can be served.
+/* list_check.c: what of an agent's lists and tool results can be served.
  *
  * An agent's tools are served on the main endpoint beside every other
  * agent's, and its resources, templates and prompts on its own endpoints:
@@ -7,6 +7,7 @@
  * same name) makes an SDK client refuse the whole list, every agent's
  * tools with it. Such items are left out, each named in the log.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway/gateway_internal.h"
@@ -97,4 +98,37 @@ json_t *gw_list_servable(const char *agent_id, int kind, json_t *items) {
             gw_list_kinds[kind].method, dropped);
   json_decref(seen);
   return kept;
+}
+
+/* Why a tools/call result is not a CallToolResult, or NULL. Only what is
+ * there is checked: a task or input_required result has no content. */
+static const char *tool_result_unfit(const json_t *r) {
+  const json_t *content = json_object_get(r, "content");
+  const json_t *is_error = json_object_get(r, "isError");
+  const json_t *structured = json_object_get(r, "structuredContent");
+  if (!json_is_object(r)) return "it is not an object";
+  if (content && !json_is_array(content)) return "content is not a list";
+  size_t i;
+  const json_t *block;
+  json_array_foreach(content, i, block) {
+    if (!json_is_string(json_object_get(block, "type")))
+      return "an item of content has no type";
+  }
+  if (is_error && !json_is_boolean(is_error)) return "isError is not a boolean";
+  if (structured && !json_is_object(structured))
+    return "structuredContent is not an object";
+  return NULL;
+}
+
+json_t *gw_tool_result_checked(const char *agent_id, const json_t *result) {
+  const char *why = tool_result_unfit(result);
+  if (!why) return NULL;
+  char text[256];
+  snprintf(text, sizeof text,
+           "agent %s answered tools/call with a result that is not a "
+           "CallToolResult: %s",
+           agent_id, why);
+  SB_WARN("agents", "%s", text);
+  return json_pack("{s[{ssss}]sb}", "content", "type", "text", "text", text,
+                   "isError", 1);
 }

@@ -34,6 +34,8 @@ const junk = process.argv.includes('--junk-tools') ? [
   { name: 'whoami', description: 'a second whoami', inputSchema: { type: 'object' } },
   { name: 'bad_schema', inputSchema: 5 }, { name: 'no_schema' },
   { name: 'bad_output', inputSchema: { type: 'object' }, outputSchema: { type: 'string' } },
+  // a fine tool whose result is not a CallToolResult
+  { name: 'malformed', inputSchema: { type: 'object' } },
 ] : [];
 let forgedCalls = 0;
 let nextId = 1;
@@ -75,6 +77,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       return send({ jsonrpc: '2.0', id: m.id, result: { tools: [...tools, ...junk] } });
     case 'tools/call':
+      if (p.name === 'malformed' && junk.length) {
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: 'not a list', isError: 'maybe', structuredContent: 5 } });
+      }
       if (p.name === 'whoami') {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
       }

@@ -235,6 +235,11 @@ describe('an agent that lists tools the MCP schema refuses', () => {
           assert.ok(!names.some((n) => /bad_schema|no_schema|bad_output/.test(n) || n === 'junk__'), names.join(', '));
           const res = await callWithin(c, { name: 'junk__whoami', arguments: {} });
           assert.equal(JSON.parse(textOf(res.content)).name, 'J');
+          // A result that is not a CallToolResult: once passed on as it
+          // was, and the client's SDK refused it without naming the agent.
+          const bad = await callWithin(c, { name: 'junk__malformed', arguments: {} });
+          assert.equal(bad.isError, true, JSON.stringify(bad));
+          assert.match(textOf(bad.content), /agent junk answered tools\/call with a result that is not a CallToolResult: content is not a list/);
         } finally {
           await c.close();
         }
