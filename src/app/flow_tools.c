@@ -540,6 +540,19 @@ static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   sb_free(op);
 }
 
+/* The first of the runs tools' text arguments that is there but not a
+ * string, or NULL: one of another type is refused, not taken as absent
+ * (a runId of 5 published an event tied to no run). */
+static const char *non_string_arg(const json_t *args) {
+  static const char *const keys[] = {"runId",  "step",   "reason",
+                                     "status", "cursor", "type", NULL};
+  for (size_t i = 0; keys[i]; i++) {
+    const json_t *v = json_object_get(args, keys[i]);
+    if (v && !json_is_string(v)) return keys[i];
+  }
+  return NULL;
+}
+
 static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_app *app = ud;
@@ -549,6 +562,13 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
   if (strncmp(name, "runs_", 5) != 0 && strcmp(name, "events_publish") != 0)
     return 0;
+  const char *bad = non_string_arg(args);
+  if (bad) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "'%s' must be a string", bad);
+    sb_mcp_call_fail_invalid_args(call, name, msg);
+    return 1;
+  }
   const char *tenant = sb_mcp_call_tenant(call);
   const char *run = json_string_value(json_object_get(args, "runId"));
   const char *step = json_string_value(json_object_get(args, "step"));
@@ -574,6 +594,10 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
   if (strcmp(name, "events_publish") == 0) {
     const char *type = json_string_value(json_object_get(args, "type"));
+    if (!type) {
+      sb_mcp_call_fail_invalid_args(call, name, "'type' is required");
+      return 1;
+    }
     tool_op *op = op_new(call);
     if (!op) return 1;
     rc = sb_events_publish(app->events, tenant, type, run,
