@@ -88,6 +88,8 @@ describe('agents_call', () => {
 
     // agents_explain with the same context shows that ranking.
     const ex = (await c.callTool({ name: 'agents_explain', arguments: { capability: 'quotes', contextId: created.id } })).structuredContent;
+    // A contextId that is not a string is refused, not explained without it.
+    await assert.rejects(callWithin(c, { name: 'agents_explain', arguments: { capability: 'quotes', contextId: 5 } }), /'contextId' must be a string/);
     assert.deepEqual(ex.ranking.map((r) => r.id), ['vinbot', 'budgetbot']);
   });
 
