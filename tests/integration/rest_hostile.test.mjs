@@ -156,6 +156,10 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     const refused = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: typo } });
     assert.equal(refused.status, 404, refused.text);
     assert.equal(refused.json.error.message, `runId: no run ${typo}`);
+    // An empty runId names no run either: it was logged as tied to none.
+    const empty = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: '' } });
+    assert.equal(empty.status, 400, empty.text);
+    assert.match(empty.json.error.message, /^runId: empty/);
     const first = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: id } });
     assert.equal(first.status, 201, first.text);
     const second = await rest.call('POST', '/v1/events', { body: { type: 'lead.note' } });
