@@ -206,6 +206,11 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
       sb_mcp_call_fail_invalid_args(call, name, "'capability' is required");
       return 1;
     }
+    if (json_object_get(args, "contextId") && !ctx_id) {
+      /* Not taken as absent: the ranking would ignore the context. */
+      sb_mcp_call_fail_invalid_args(call, name, "'contextId' must be a string");
+      return 1;
+    }
     explain_start(app, call, cap, ctx_id);
   } else {
     return 0;

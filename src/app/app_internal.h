@@ -208,6 +208,10 @@ void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers);
 void app_rest_error(sb_http_request *req, int status, const char *code,
                     const char *message);
+/* 405 with the Allow header RFC 9110 15.5.6 requires: `allow` lists the
+ * methods ("GET, POST"), `message` says so in words. */
+void app_rest_not_allowed(sb_http_request *req, const char *allow,
+                          const char *message);
 /* A positive integer query argument; 0 if absent, -1 if malformed (not
  * all digits, or below 1). */
 int64_t app_rest_query_int(sb_http_request *req, const char *key);

@@ -378,11 +378,40 @@ static void task_cancel(void *ud, sb_mcp_call *call, const char *id) {
 
 /* ---- answers: tasks/update and the questions of tasks/result ------------- */
 
-/* Give one answer: accept answers the ask step; anything else cancels the
- * run. 0 when under way (cb runs), else a negative code with err. */
-static int give_answer(task_op *op, const char *step, const char *action,
+/* What a response to an elicitation says (ElicitResult.action). Anything
+ * else is malformed: it neither answers nor stops the run. */
+typedef enum answer_action {
+  ANSWER_ACCEPT,
+  ANSWER_DECLINE,
+  ANSWER_CANCEL,
+  ANSWER_NOT_OBJECT, /* the response is not an object */
+  ANSWER_BAD_ACTION, /* action missing or not accept, decline or cancel */
+} answer_action;
+
+static answer_action answer_action_of(const json_t *response) {
+  if (!json_is_object(response)) return ANSWER_NOT_OBJECT;
+  const char *a = json_string_value(json_object_get(response, "action"));
+  if (!a) return ANSWER_BAD_ACTION;
+  if (strcmp(a, "accept") == 0) return ANSWER_ACCEPT;
+  if (strcmp(a, "decline") == 0) return ANSWER_DECLINE;
+  if (strcmp(a, "cancel") == 0) return ANSWER_CANCEL;
+  return ANSWER_BAD_ACTION;
+}
+
+/* The message naming what is wrong with a malformed response. */
+static void answer_malformed_msg(answer_action a, const char *what, char *buf,
+                                 size_t n) {
+  if (a == ANSWER_NOT_OBJECT)
+    snprintf(buf, n, "%s: expected an object {action, content?}", what);
+  else
+    snprintf(buf, n, "%s.action: expected accept, decline or cancel", what);
+}
+
+/* Give one answer: accept answers the ask step; decline and cancel cancel
+ * the run. 0 when under way (cb runs), else a negative code with err. */
+static int give_answer(task_op *op, const char *step, answer_action action,
                        json_t *content, sb_flow_cb cb, sb_error *err) {
-  if (action && strcmp(action, "accept") == 0) {
+  if (action == ANSWER_ACCEPT) {
     json_t *empty = json_object();
     int rc = sb_flow_run_answer(op->app->flow, op->tenant, op->task_id, step,
                                 content ? content : empty, cb, op, err);
@@ -391,7 +420,7 @@ static int give_answer(task_op *op, const char *step, const char *action,
   }
   char reason[200];
   snprintf(reason, sizeof reason, "the question of step %s was %s", step,
-           action && strcmp(action, "decline") == 0 ? "declined" : "cancelled");
+           action == ANSWER_DECLINE ? "declined" : "cancelled");
   return sb_flow_run_cancel(op->app->flow, op->tenant, op->task_id, reason, cb,
                             op, err);
 }
@@ -422,9 +451,10 @@ static void update_next(task_op *op) {
     json_array_remove(op->todo, 0);
     sb_error err = {0};
     op->pending++;
-    int rc = give_answer(op, json_string_value(json_object_get(a, "step")),
-                         json_string_value(json_object_get(a, "action")),
-                         json_object_get(a, "content"), update_answered, &err);
+    int rc = give_answer(
+        op, json_string_value(json_object_get(a, "step")),
+        (answer_action)json_integer_value(json_object_get(a, "action")),
+        json_object_get(a, "content"), update_answered, &err);
     json_decref(a);
     if (rc == 0) return;
     op->pending--;
@@ -469,11 +499,24 @@ static void update_read(void *ud, const sb_flow_reply *r) {
     char key[160];
     ask_key(w, key, sizeof key);
     json_t *resp = json_object_get(responses, key);
-    if (!json_is_object(resp)) continue;
+    if (!resp) continue;
+    answer_action action = answer_action_of(resp);
+    if (action >= ANSWER_NOT_OBJECT) {
+      /* Nothing is given: a malformed response is not a "no". */
+      char what[200], msg[300];
+      snprintf(what, sizeof what, "params.inputResponses[\"%s\"]", key);
+      answer_malformed_msg(action, what, msg, sizeof msg);
+      sb_mcp_call *call = op_take(op);
+      if (call)
+        sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, msg,
+                         json_pack("{ss}", "param", "inputResponses"));
+      op_release(op);
+      return;
+    }
     json_array_append_new(
         op->todo,
-        json_pack("{sOsOsO}", "step", json_object_get(w, "step"), "action",
-                  json_object_get(resp, "action") ?: json_null(), "content",
+        json_pack("{sOsisO}", "step", json_object_get(w, "step"), "action",
+                  (int)action, "content",
                   json_object_get(resp, "content") ?: json_null()));
   }
   update_next(op);
@@ -517,12 +560,21 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
   task_op *op = ud;
   char *step = op->asking_step;
   op->asking_step = NULL;
-  if (call && step && !error) {
+  answer_action action = answer_action_of(result);
+  if (call && step && !error && action >= ANSWER_NOT_OBJECT) {
+    /* A malformed answer neither answers nor stops the run: the
+     * tasks/result that asked says what was wrong with it. */
+    char what[200], msg[300];
+    snprintf(what, sizeof what, "elicitation/create result for step %s", step);
+    answer_malformed_msg(action, what, msg, sizeof msg);
+    sb_mcp_call *taken = op_take(op);
+    if (taken) sb_mcp_call_fail(taken, SB_RPC_INVALID_PARAMS, msg, NULL);
+    op_release(op);
+  } else if (call && step && !error) {
     sb_error err = {0};
     op->pending++;
-    if (give_answer(
-            op, step, json_string_value(json_object_get(result, "action")),
-            json_object_get(result, "content"), result_answered, &err) != 0)
+    if (give_answer(op, step, action, json_object_get(result, "content"),
+                    result_answered, &err) != 0)
       op->pending--; /* the run moved on: the next read shows it */
   }
   sb_free(step);

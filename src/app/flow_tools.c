@@ -167,6 +167,9 @@ typedef struct run_watch {
   int steps_done;
   int asking; /* an elicitation is out */
   int finishing;
+  /* A flow operation (the run's start, an answer) is under way with w as
+   * its ud: its callback frees w if the call has gone meanwhile. */
+  int in_flow;
 } run_watch;
 
 static void watch_free(run_watch *w) {
@@ -197,7 +200,7 @@ static void watch_cancelled(sb_mcp_call *call, void *ud) {
   (void)call;
   run_watch *w = ud;
   w->call = NULL; /* the run goes on: it is durable */
-  if (!w->asking && !w->finishing) watch_free(w);
+  if (!w->asking && !w->finishing && !w->in_flow) watch_free(w);
 }
 
 static void answered(void *ud, const sb_flow_reply *r) {
@@ -341,6 +344,7 @@ static void follow(run_watch *w, const sb_flow_reply *r);
 
 static void run_started(void *ud, const sb_flow_reply *r) {
   run_watch *w = ud;
+  w->in_flow = 0;
   if (r->rc != 0 || !w->call) {
     if (w->call) {
       sb_mcp_call_on_cancel(w->call, NULL, NULL);
@@ -391,6 +395,7 @@ static void follow(run_watch *w, const sb_flow_reply *r) {
 /* The answer went in (or the run was read): follow the run on. */
 static void answered_follow(void *ud, const sb_flow_reply *r) {
   run_watch *w = ud;
+  w->in_flow = 0;
   if (!w->call) {
     watch_free(w);
     return;
@@ -431,6 +436,7 @@ static void resume_answered(run_watch *w, const char *state,
   const char *action = json_string_value(json_object_get(res, "action"));
   json_t *content = json_object_get(res, "content");
   int rc;
+  w->in_flow = 1;
   if (action && strcmp(action, "accept") == 0)
     rc = sb_flow_run_answer(w->app->flow, w->tenant, run, step,
                             content ? content : json_object(), answered_follow,
@@ -505,6 +511,7 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
     resume_answered(w, state, json_object_get(params, "inputResponses"));
     return;
   }
+  w->in_flow = 1;
   int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s, run_started,
                               w, &err);
   if (rc != 0) {
@@ -533,6 +540,19 @@ static void published(void *ud, int rc, int64_t seq, const sb_error *err) {
   sb_free(op);
 }
 
+/* The first of the runs tools' text arguments that is there but not a
+ * string, or NULL: one of another type is refused, not taken as absent
+ * (a runId of 5 published an event tied to no run). */
+static const char *non_string_arg(const json_t *args) {
+  static const char *const keys[] = {"runId",  "step",   "reason",
+                                     "status", "cursor", "type", NULL};
+  for (size_t i = 0; keys[i]; i++) {
+    const json_t *v = json_object_get(args, keys[i]);
+    if (v && !json_is_string(v)) return keys[i];
+  }
+  return NULL;
+}
+
 static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   sb_app *app = ud;
@@ -542,6 +562,13 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
   if (strncmp(name, "runs_", 5) != 0 && strcmp(name, "events_publish") != 0)
     return 0;
+  const char *bad = non_string_arg(args);
+  if (bad) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "'%s' must be a string", bad);
+    sb_mcp_call_fail_invalid_args(call, name, msg);
+    return 1;
+  }
   const char *tenant = sb_mcp_call_tenant(call);
   const char *run = json_string_value(json_object_get(args, "runId"));
   const char *step = json_string_value(json_object_get(args, "step"));
@@ -567,6 +594,10 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
   if (strcmp(name, "events_publish") == 0) {
     const char *type = json_string_value(json_object_get(args, "type"));
+    if (!type) {
+      sb_mcp_call_fail_invalid_args(call, name, "'type' is required");
+      return 1;
+    }
     tool_op *op = op_new(call);
     if (!op) return 1;
     rc = sb_events_publish(app->events, tenant, type, run,

@@ -58,6 +58,15 @@ void app_rest_error(sb_http_request *req, int status, const char *code,
   respond_error(req, status, code, message, 0);
 }
 
+void app_rest_not_allowed(sb_http_request *req, const char *allow,
+                          const char *message) {
+  const char *headers[] = {"Allow", allow, NULL};
+  app_rest_json(req, 405,
+                json_pack("{s{ssss}}", "error", "code", "method_not_allowed",
+                          "message", message),
+                headers);
+}
+
 void app_rest_busy(sb_http_request *req, const char *message) {
   const char *headers[] = {"Retry-After", "1", NULL};
   app_rest_json(
@@ -459,13 +468,10 @@ static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
 }
 
 static void not_allowed(sb_http_request *req, const char *allow) {
-  const char *headers[] = {"Allow", allow, NULL};
   char msg[128];
   snprintf(msg, sizeof msg, "method %s is not allowed here (allowed: %s)",
            sb_http_request_method(req), allow);
-  json_t *e = json_pack("{s{ssss}}", "error", "code", "method_not_allowed",
-                        "message", msg);
-  app_rest_json(req, 405, e, headers);
+  app_rest_not_allowed(req, allow, msg);
 }
 
 static void handle(void *ud, sb_http_request *req) {

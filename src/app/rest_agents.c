@@ -143,8 +143,8 @@ static void handle(void *ud, sb_http_request *req) {
           NULL);
     }
     if (strcmp(method, "POST") != 0)
-      return app_rest_error(req, 405, "method_not_allowed",
-                            "use GET or POST on /v1/agents");
+      return app_rest_not_allowed(req, "GET, POST",
+                                  "use GET or POST on /v1/agents");
     json_t *def = body_json(req);
     if (!def) return;
     int rc = sb_gateway_add(app->gateway, def, 0, 0, &err);
@@ -157,7 +157,7 @@ static void handle(void *ud, sb_http_request *req) {
   }
   if (strcmp(path, "/explain") == 0) {
     if (!reading)
-      return app_rest_error(req, 405, "method_not_allowed", "use GET");
+      return app_rest_not_allowed(req, "GET", "use GET");
     return do_explain(app, req, tenant);
   }
   const char *id = path + 1;
@@ -199,8 +199,8 @@ static void handle(void *ud, sb_http_request *req) {
     json_decref(all);
     return app_rest_error(req, 404, "not_found", "no such agent");
   }
-  app_rest_error(req, 405, "method_not_allowed",
-                 "use GET, PUT or DELETE on /v1/agents/{id}");
+  app_rest_not_allowed(req, "GET, PUT, DELETE",
+                       "use GET, PUT or DELETE on /v1/agents/{id}");
 }
 
 int app_rest_agents_register(sb_app *app) {

@@ -28,7 +28,7 @@ static int get_only(sb_http_request *req, const char *path) {
   if (strcmp(sb_http_request_method(req), "GET") != 0) {
     char msg[64];
     snprintf(msg, sizeof msg, "use GET on %s", path);
-    app_rest_error(req, 405, "method_not_allowed", msg);
+    app_rest_not_allowed(req, "GET", msg);
     return 0;
   }
   return 1;

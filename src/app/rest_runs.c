@@ -205,8 +205,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
         app_runs_permit_some(sb_http_request_principal(req), 0, &perr) != 0)
       return app_rest_refuse(req, perr.scope, perr.msg);
     if (get) return run_list(app, req, tenant);
-    return app_rest_error(req, 405, "method_not_allowed",
-                          "use GET or POST on /v1/runs");
+    return app_rest_not_allowed(req, "GET, POST",
+                                "use GET or POST on /v1/runs");
   }
   char id[80], action[16] = "";
   const char *slash = strchr(rest + 1, '/');
@@ -223,8 +223,7 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
     return app_rest_refuse(req, perr.scope, perr.msg);
   if (!*action) {
     if (strcmp(method, "GET") != 0)
-      return app_rest_error(req, 405, "method_not_allowed",
-                            "use GET on /v1/runs/{id}");
+      return app_rest_not_allowed(req, "GET", "use GET on /v1/runs/{id}");
     rest_run_op *op = defer(req, 0);
     sb_error err = {0};
     app_run_access a = {.principal = sb_http_request_principal(req),
@@ -240,8 +239,8 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
     return app_rest_error(req, 404, "not_found",
                           "no such action (cancel, answer, resume, fork)");
   if (strcmp(method, "POST") != 0)
-    return app_rest_error(req, 405, "method_not_allowed",
-                          "use POST on /v1/runs/{id}/{action}");
+    return app_rest_not_allowed(req, "POST",
+                                "use POST on /v1/runs/{id}/{action}");
   run_action(app, req, tenant, id, action);
 }
 
@@ -407,8 +406,7 @@ static void handle_events(sb_app *app, sb_http_request *req) {
     return;
   if (get) return events_stream(app, req, tenant);
   if (strcmp(method, "POST") == 0) return events_publish(app, req, tenant);
-  app_rest_error(req, 405, "method_not_allowed",
-                 "use GET or POST on /v1/events");
+  app_rest_not_allowed(req, "GET, POST", "use GET or POST on /v1/events");
 }
 
 static void route_runs(void *ud, sb_http_request *req) { handle_runs(ud, req); }

@@ -321,7 +321,11 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                         "of switchboard's own)",
                         type ? type : "");
   /* A published event names a run that exists, or is refused: one with a
-   * mistyped runId would be logged and never reach the run. */
+   * mistyped runId would be logged and never reach the run. An empty one
+   * names none (the store reads it as absent). */
+  if (run_id && !*run_id)
+    return sb_error_set(err, SB_EINVAL,
+                        "runId: empty; leave it out, or name a run");
   return write_one(ev, tenant, type, run_id, 1, data, cb, ud, err);
 }
 

@@ -403,9 +403,12 @@ static int launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
     sb_free(op);
     r->holds--;
     fl_run_detach(r);
-    return rc == SB_ENOENT
-               ? sb_error_set(err, SB_ENOENT, "contextId: %s", err->msg)
-               : rc;
+    if (rc != SB_ENOENT) return rc;
+    /* Not err->msg as the argument of its own rewrite (overlapping
+     * snprintf: "contextId: contextId: contex"). */
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return sb_error_set(err, SB_ENOENT, "contextId: %s", why);
   }
   return 0;
 }
@@ -725,8 +728,10 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
       fl_change_free(op->change);
     }
     sb_free(op);
-    r->holds--;
+    /* Detached already (the engine stopping): the read's hold may be the
+     * last, and fl_run_detach does nothing twice. */
     fl_run_detach(r);
+    fl_run_release(r);
     return;
   }
   r->ctx = json_incref(res->doc);

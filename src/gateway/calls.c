@@ -159,6 +159,17 @@ static void on_timer(uv_timer_t *timer) {
 
 static void on_deadline(uv_timer_t *timer) {
   sb_gateway_call *c = timer->data;
+  const char *why = NULL;
+  if (c->state == CALL_WAIT_CONNECT && c->current &&
+      !gw_agent_up(c->current, &why)) {
+    /* Waiting for the agent to connect: say what keeps it down. */
+    gw_call_fail(c, SB_GATEWAY_TIMED_OUT,
+                 "agent %s: the call's deadline of %llu ms passed while "
+                 "waiting for it to connect (%s)",
+                 c->current->def->id, (unsigned long long)c->o.deadline_ms,
+                 why);
+    return;
+  }
   gw_call_fail(c, SB_GATEWAY_TIMED_OUT,
                "agent %s: the call's deadline of %llu ms passed",
                gw_call_agent_id(c) ? gw_call_agent_id(c) : "(none)",
@@ -311,8 +322,13 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
       gw_call_try_agent(c, next);
       return;
     }
-    gw_call_fail(c, refused, "agent %s: unavailable (%s)", a->def->id,
-                 sb_gateway_outcome_name(refused));
+    const char *down = NULL;
+    if (!up && gw_agent_up(a, &down) == 0)
+      gw_call_fail(c, refused, "agent %s: unavailable (%s: %s)", a->def->id,
+                   sb_gateway_outcome_name(refused), down);
+    else
+      gw_call_fail(c, refused, "agent %s: unavailable (%s)", a->def->id,
+                   sb_gateway_outcome_name(refused));
     return;
   }
   c->started_ms = sb_now_ms();
@@ -398,8 +414,13 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                    rt);
       return;
     }
+    json_t *checked = result && strcmp(c->o.method, "tools/call") == 0
+                          ? gw_tool_result_checked(a->def->id, result)
+                          : NULL;
+    if (checked) result = checked;
     if (result && c->route && c->route->context_id && !c->caller_context) {
       gw_call_record(c, result, error);
+      json_decref(checked);
       return;
     }
     sb_gateway_result r = {.outcome = SB_GATEWAY_ANSWERED,
@@ -412,6 +433,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
           c->caller_context ? version_of_doc(c->route->doc) : 0, NULL);
     gw_call_finish(c, &r);
     json_decref(routing);
+    json_decref(checked);
     return;
   }
   if (c->deadline_at && sb_now_ms() + 10 >= c->deadline_at) {

@@ -52,6 +52,15 @@ typedef struct agent_list_kind {
 } agent_list_kind;
 extern const agent_list_kind gw_list_kinds[LIST_KINDS];
 
+/* The items of an agent's `kind` list that can be served (list_check.c):
+ * a new array without those the MCP schema would refuse or that repeat a
+ * name, each left out named in the log. items is borrowed. */
+json_t *gw_list_servable(const char *agent_id, int kind, json_t *items);
+/* NULL if an agent's tools/call result is a CallToolResult as far as it
+ * goes; else a new tool error naming the agent and what is wrong, for the
+ * caller in its place (its SDK would refuse the result itself). */
+json_t *gw_tool_result_checked(const char *agent_id, const json_t *result);
+
 typedef struct agent_list {
   agent *a;
   int kind;
@@ -59,6 +68,8 @@ typedef struct agent_list {
   json_t *listing; /* pages gathered by a listing in progress */
   uint64_t fresh_until; /* ttlMs of a modern agent's list; 0 = until
                            list_changed */
+  unsigned pages;       /* pages asked for by the listing in progress */
+  char *cursor;         /* the cursor of the page asked for last, or NULL */
 } agent_list;
 
 /* The MCP tool for calls routed with the context (mcp_calls.c). */

@@ -88,6 +88,28 @@ static void announce(agent *a, const char *kind) {
   gw_mounts_list_changed(a->owner, a->def->id, kind);
 }
 
+/* A listing takes at most this many pages and items: an agent that
+ * answers every page with a nextCursor (a new one, or the same again)
+ * would otherwise be asked for pages without end. */
+#define MAX_LIST_PAGES 1000
+#define MAX_LIST_ITEMS 10000
+
+/* Whether a listing asks for the page at `cursor`; if not, says why. */
+static int list_goes_on(agent_list *l, const char *cursor) {
+  char why[96];
+  if (json_array_size(l->listing) >= MAX_LIST_ITEMS)
+    snprintf(why, sizeof why, "it holds %d items", MAX_LIST_ITEMS);
+  else if (l->pages >= MAX_LIST_PAGES)
+    snprintf(why, sizeof why, "it took %d pages", MAX_LIST_PAGES);
+  else if (l->cursor && strcmp(l->cursor, cursor) == 0)
+    snprintf(why, sizeof why, "the agent gave the same nextCursor again");
+  else
+    return 1;
+  SB_WARN(MODULE, "agent %s: %s: list cut short, as %s (nextCursor \"%.64s\")",
+          l->a->def->id, gw_list_kinds[l->kind].method, why, cursor);
+  return 0;
+}
+
 /* One kind's list, every page, then announce the change. */
 static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
                       json_t *error) {
@@ -99,6 +121,8 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
             json_string_value(json_object_get(error, "message")));
     json_decref(l->listing);
     l->listing = NULL;
+    sb_free(l->cursor);
+    l->cursor = NULL;
     return;
   }
   json_t *page = json_object_get(result, k->key);
@@ -113,14 +137,18 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
     if (!l->fresh_until || until < l->fresh_until) l->fresh_until = until;
   }
   const char *cursor = json_string_value(json_object_get(result, "nextCursor"));
-  if (cursor && json_array_size(l->listing) < 10000) {
+  if (cursor && list_goes_on(l, cursor)) {
     list_page(l, cursor);
     return;
   }
-  int changed = !l->items || !json_equal(l->items, l->listing);
-  json_decref(l->items);
-  l->items = l->listing;
+  sb_free(l->cursor);
+  l->cursor = NULL;
+  json_t *servable = gw_list_servable(a->def->id, l->kind, l->listing);
+  json_decref(l->listing);
   l->listing = NULL;
+  int changed = !l->items || !json_equal(l->items, servable);
+  json_decref(l->items);
+  l->items = servable;
   if (!changed) return; /* a refresh that found nothing new */
   SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
           k->key);
@@ -129,6 +157,10 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
 
 static void list_page(agent_list *l, const char *cursor) {
   json_t *params = cursor ? json_pack("{ss}", "cursor", cursor) : NULL;
+  char *copy = cursor ? sb_strdup(cursor) : NULL;
+  sb_free(l->cursor);
+  l->cursor = copy;
+  l->pages = cursor ? l->pages + 1 : 0;
   sb_mcp_client_request(l->a->client, gw_list_kinds[l->kind].method,
                         params, HEALTH_TIMEOUT_MS, NULL, on_listed, l);
 }
@@ -163,6 +195,8 @@ static void drop_lists(agent *a, int announce_it) {
     json_decref(l->items);
     json_decref(l->listing);
     l->items = l->listing = NULL;
+    sb_free(l->cursor);
+    l->cursor = NULL;
   }
   if (!announce_it) return;
   if (had[LIST_TOOLS]) announce(a, "tools");

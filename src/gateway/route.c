@@ -100,10 +100,14 @@ int sb_gateway_routed_args(const json_t *args, sb_gateway_call_options *o,
   json_t *who = json_object_get(args, "agent");
   json_t *arguments = json_object_get(args, "arguments");
   json_t *ctx_id = json_object_get(args, "contextId");
-  const char *bad = !json_is_object(args)         ? "expected an object"
-                    : !tool                       ? "'tool' is required"
-                    : !cap == !who                ? "give 'capability' or "
-                                                    "'agent', not both"
+  json_t *tool_v = json_object_get(args, "tool");
+  const char *bad = !json_is_object(args) ? "expected an object"
+                    : !tool_v             ? "'tool' is required"
+                    : !tool || !*tool     ? "'tool' must be a non-empty string"
+                    : !cap && !who        ? "give 'capability' or 'agent' "
+                                            "(neither was given)"
+                    : cap && who          ? "give 'capability' or 'agent', "
+                                            "not both"
                     : cap && !json_is_string(cap) ? "'capability' must be a "
                                                     "string"
                     : who && !json_is_string(who) ? "'agent' must be a string"

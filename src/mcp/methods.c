@@ -524,10 +524,35 @@ static void handle_prompts_list(sb_mcp_server *srv, sb_mcp_call *c) {
              list_ttl(srv), "public");
 }
 
+/* prompts/get's arguments: absent, or an object of strings (the spec's
+ * { [key: string]: string }). 0, or the call failed naming what is not. */
+static int prompt_args_ok(sb_mcp_call *c, json_t *args) {
+  if (!args || json_is_null(args)) return 0;
+  char msg[200];
+  if (!json_is_object(args)) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS,
+                     "params.arguments: must be an object of strings",
+                     json_pack("{ss}", "param", "arguments"));
+    return -1;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(args, key, v) {
+    if (json_is_string(v)) continue;
+    snprintf(msg, sizeof msg, "params.arguments.%.128s: must be a string",
+             key);
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                     json_pack("{ss}", "param", "arguments"));
+    return -1;
+  }
+  return 0;
+}
+
 static void handle_prompts_get(sb_mcp_server *srv, sb_mcp_call *c) {
   const char *name = required_string(c, "name");
   if (!name) return;
   json_t *args = json_object_get(c->params, "arguments");
+  if (prompt_args_ok(c, args) != 0) return;
   if (srv->authorize &&
       srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_PROMPT, name, args))
     return;

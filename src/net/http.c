@@ -525,6 +525,14 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
+  const char *twice = http_conn_repeated_header(r->conn);
+  if (twice) {
+    /* Before the token check: which of two tokens would it check? */
+    set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL,
+              "%s: sent more than once; send it once (RFC 9110 5.3)", twice);
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
   /* The protected-resource metadata is for anyone: it is how a client
    * without a token learns where to get one. */
   if (cfg->resource_metadata && strcmp(method, "GET") == 0 &&
@@ -726,6 +734,18 @@ static int session_admitted(http_req *r) {
   return 0;
 }
 
+/* 1 if msg is a batch holding an initialize request, which 2025-03-26
+ * (the one revision with batches) forbids: it opens the session. */
+static int batch_has_initialize(const json_t *msg) {
+  size_t i;
+  const json_t *m;
+  json_array_foreach(msg, i, m) {
+    const char *method = json_string_value(json_object_get(m, "method"));
+    if (method && strcmp(method, "initialize") == 0) return 1;
+  }
+  return 0;
+}
+
 static void do_post(http_req *r) {
   sb_http_server *s = r->srv;
   json_t *msg = r->msg;
@@ -784,6 +804,13 @@ static void do_post(http_req *r) {
   if (malformed || (pv && sb_mcp_version_is_modern(pv))) {
     r->modern = pv && sb_mcp_version_is_modern(pv);
     dispatch(r, NULL, NULL);
+    return;
+  }
+  if (batch_has_initialize(msg)) {
+    respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, SB_RPC_INVALID_REQUEST,
+                  "initialize must not be part of a JSON-RPC batch: send it "
+                  "alone, then the batch with the Mcp-Session-Id it gives",
+                  NULL);
     return;
   }
   /* Session-less, it can only be a 2026-07-28 request, and one without

@@ -341,6 +341,41 @@ static http_framing framing_verdict(framing_scan f) {
   return HTTP_FRAMING_OK;
 }
 
+/* ---- headers that may appear once ---------------------------------------
+ * RFC 9110 5.3: a field that is not a list is sent once. Two Authorization
+ * lines name two callers, two MCP-Protocol-Version or Mcp-Method lines two
+ * requests; MHD hands out the first, a proxy in front may have checked
+ * another. Such a request is refused rather than guessed at. */
+
+static const char *const singletons[] = {
+    "Authorization", "Origin",       "Content-Type",
+    "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
+    "Mcp-Name",      "Last-Event-ID", NULL};
+
+typedef struct singleton_scan {
+  unsigned seen[sizeof singletons / sizeof singletons[0]];
+  const char *repeated;
+} singleton_scan;
+
+static enum MHD_Result scan_singleton(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *value) {
+  (void)kind;
+  (void)value;
+  singleton_scan *f = cls;
+  for (size_t i = 0; key && singletons[i]; i++) {
+    if (strcasecmp(key, singletons[i]) != 0) continue;
+    if (++f->seen[i] > 1 && !f->repeated) f->repeated = singletons[i];
+    break;
+  }
+  return MHD_YES;
+}
+
+const char *http_conn_repeated_header(struct MHD_Connection *conn) {
+  singleton_scan f = {0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_singleton, &f);
+  return f.repeated;
+}
+
 /* ---- answers MHD cannot queue ------------------------------------------ */
 
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,

@@ -250,6 +250,10 @@ size_t http_conn_unescape(void *cls, struct MHD_Connection *conn, char *s);
 int http_conn_take_bad_url(http_conn *c);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
+/* The name of a header that may appear once (Authorization, Origin,
+ * Content-Type, the MCP headers, Last-Event-ID) but appears more often,
+ * or NULL. */
+const char *http_conn_repeated_header(struct MHD_Connection *conn);
 /* The same on a list of header names and values (values may be NULL):
  * the decision alone, for tests and the fuzzer. */
 http_framing http_framing_of(const char *const *names,

@@ -2,6 +2,8 @@
 // raw_agent.mjs: a minimal legacy MCP agent over stdio, written against
 // the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
 //   node raw_agent.mjs NAME [--dual]
+// With --endless-list[=same] its tools/list never ends, with --junk-tools
+// it lists tools no client would take (see below).
 // With --dual it also answers server/discover (so switchboard speaks to it
 // as a 2026-07-28 agent) yet asks for sampling the legacy way, with a
 // request of its own while it serves the call, as some dual-era servers do.
@@ -21,6 +23,20 @@ import { createInterface } from 'node:readline';
 
 const name = process.argv[2] || 'raw';
 const dual = process.argv.includes('--dual');
+// --endless-list: every tools/list page has a nextCursor, new each time
+// (--endless-list=same: the same one), the first page holding the tools.
+const endless = process.argv.find((a) => a.startsWith('--endless-list'));
+let listed = 0;
+// --junk-tools: tools/list also holds items the MCP schema refuses (no
+// name, a second whoami, schemas that are not object schemas).
+const junk = process.argv.includes('--junk-tools') ? [
+  5, null, { name: 5, inputSchema: { type: 'object' } }, { name: '', inputSchema: { type: 'object' } },
+  { name: 'whoami', description: 'a second whoami', inputSchema: { type: 'object' } },
+  { name: 'bad_schema', inputSchema: 5 }, { name: 'no_schema' },
+  { name: 'bad_output', inputSchema: { type: 'object' }, outputSchema: { type: 'string' } },
+  // a fine tool whose result is not a CallToolResult
+  { name: 'malformed', inputSchema: { type: 'object' } },
+] : [];
 let forgedCalls = 0;
 let nextId = 1;
 const waiting = new Map(); // our request id -> the tools/call id it serves
@@ -53,8 +69,17 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'ping':
       return send({ jsonrpc: '2.0', id: m.id, result: {} });
     case 'tools/list':
-      return send({ jsonrpc: '2.0', id: m.id, result: { tools } });
+      if (endless) {
+        listed++;
+        if (listed % 500 === 0) process.stderr.write(`${name}: tools/list page ${listed}\n`);
+        const next = endless === '--endless-list=same' ? 'again' : `page-${listed}`;
+        return send({ jsonrpc: '2.0', id: m.id, result: { tools: p.cursor ? [] : tools, nextCursor: next } });
+      }
+      return send({ jsonrpc: '2.0', id: m.id, result: { tools: [...tools, ...junk] } });
     case 'tools/call':
+      if (p.name === 'malformed' && junk.length) {
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: 'not a list', isError: 'maybe', structuredContent: 5 } });
+      }
       if (p.name === 'whoami') {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
       }

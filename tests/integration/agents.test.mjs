@@ -187,6 +187,70 @@ describe('flaky agents A and B (timeouts, crashes, restart, fallback, garbage)',
   });
 });
 
+describe('an agent whose tools/list never ends', () => {
+  it('is asked for a bounded number of pages, and its tools are served', async () => {
+    const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+    const server = await startWithAgents([
+      agentDef('endless', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'E', '--endless-list'] } }),
+      agentDef('same', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'S', '--endless-list=same'] } }),
+    ]);
+    try {
+      // Once asked for pages without end (thousands a second), and its
+      // tools never appeared.
+      await server.stderrMatch(/agent endless: tools\/list: list cut short, as it took 1000 pages/);
+      await server.stderrMatch(/agent same: tools\/list: list cut short, as the agent gave the same nextCursor again/);
+      const c = await connect('modern', server.url);
+      try {
+        await waitForTools(c, ['endless__whoami', 'same__whoami']);
+        const res = await callWithin(c, { name: 'endless__whoami', arguments: {} });
+        assert.equal(JSON.parse(textOf(res.content)).name, 'E', withStderr(server, JSON.stringify(res)));
+      } finally {
+        await c.close();
+      }
+      // No more pages after the cut: page 1000 is the last one logged.
+      await new Promise((res) => setTimeout(res, 300));
+      assert.doesNotMatch(server.stderr, /E: tools\/list page 1500/, withStderr(server, 'pages went on'));
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('an agent that lists tools the MCP schema refuses', () => {
+  it("leaves them out, so every client can still list every agent's tools", async () => {
+    const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+    const server = await startWithAgents([
+      agentDef('junk', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'J', '--junk-tools'] } }),
+      agentDef('fine', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'F'] } }),
+    ]);
+    try {
+      await server.stderrMatch(/agent junk: tools\/list: item \d+ \(bad_schema\) left out: its inputSchema is not a JSON Schema of type "object"/);
+      // Once the SDK clients refused the whole list (every agent's tools).
+      for (const era of ERAS) {
+        const c = await connect(era, server.url);
+        try {
+          const tools = await waitForTools(c, ['junk__whoami', 'fine__whoami']);
+          const names = tools.map((t) => t.name);
+          assert.equal(new Set(names).size, names.length, `duplicate names: ${names.join(', ')}`);
+          assert.ok(!names.some((n) => /bad_schema|no_schema|bad_output/.test(n) || n === 'junk__'), names.join(', '));
+          const res = await callWithin(c, { name: 'junk__whoami', arguments: {} });
+          assert.equal(JSON.parse(textOf(res.content)).name, 'J');
+          // A result that is not a CallToolResult: once passed on as it
+          // was, and the client's SDK refused it without naming the agent.
+          const bad = await callWithin(c, { name: 'junk__malformed', arguments: {} });
+          assert.equal(bad.isError, true, JSON.stringify(bad));
+          assert.match(textOf(bad.content), /agent junk answered tools\/call with a result that is not a CallToolResult: content is not a list/);
+        } finally {
+          await c.close();
+        }
+      }
+      assert.match(server.stderr, /agent junk: tools\/list: .*left out: an item of that name came before/);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('breaker', () => {
   let server;
   let client;

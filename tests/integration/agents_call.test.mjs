@@ -88,6 +88,8 @@ describe('agents_call', () => {
 
     // agents_explain with the same context shows that ranking.
     const ex = (await c.callTool({ name: 'agents_explain', arguments: { capability: 'quotes', contextId: created.id } })).structuredContent;
+    // A contextId that is not a string is refused, not explained without it.
+    await assert.rejects(callWithin(c, { name: 'agents_explain', arguments: { capability: 'quotes', contextId: 5 } }), /'contextId' must be a string/);
     assert.deepEqual(ex.ranking.map((r) => r.id), ['vinbot', 'budgetbot']);
   });
 
@@ -154,6 +156,15 @@ describe('agents_call', () => {
     const both = await post({ capability: 'quotes', agent: 'vinbot', tool: 'whoami' });
     assert.equal(both.status, 400);
     assert.match(both.body.error.message, /give 'capability' or 'agent', not both/);
+    // Neither is not "both"; a tool that is not a non-empty string is named.
+    const neither = await post({ tool: 'whoami' });
+    assert.equal(neither.status, 400);
+    assert.match(neither.body.error.message, /give 'capability' or 'agent' \(neither was given\)/);
+    for (const tool of ['', 5]) {
+      const badTool = await post({ agent: 'vinbot', tool });
+      assert.equal(badTool.status, 400, JSON.stringify(badTool.body));
+      assert.match(badTool.body.error.message, /'tool' must be a non-empty string/);
+    }
     assert.equal((await post({ capability: 'teleport', tool: 'whoami' })).status, 404);
     const missing = await post({ capability: 'quotes', tool: 'whoami', contextId: '0193aaaa-0000-7000-8000-000000000000' });
     assert.equal(missing.status, 422, JSON.stringify(missing.body));
@@ -235,6 +246,31 @@ describe('the first call after start', () => {
       assert.notEqual(res.isError, true, withStderr(server, JSON.stringify(res)));
       assert.equal(JSON.parse(textOf(res.content)).name, 'E');
       await c.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('an agent that cannot start', () => {
+  it('a call to it says why it is not connected, at its timeout and at the caller\'s deadline', async () => {
+    const ghost = agentDef('ghost', { capabilities: ['g'], transport: { type: 'stdio', command: '/nonexistent/switchboard-test-agent' }, limits: { timeoutMs: 400 } });
+    const server = await startWithAgents([ghost]);
+    try {
+      await server.stderrMatch(/agent ghost: cannot start/);
+      const base = server.url.replace(/\/mcp$/, '');
+      const post = async (body) => {
+        const r = await fetch(`${base}/v1/agents/call`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        return { status: r.status, body: await r.json() };
+      };
+      // Once said only "unavailable (not connected)", after waiting.
+      const down = await post({ agent: 'ghost', tool: 'x' });
+      assert.equal(down.status, 503, JSON.stringify(down.body));
+      assert.match(down.body.error.message, /not connected: .*cannot start \/nonexistent\/switchboard-test-agent/);
+      // Once said only "the call's deadline of 100 ms passed".
+      const late = await post({ agent: 'ghost', tool: 'x', timeoutMs: 100 });
+      assert.equal(late.status, 504, JSON.stringify(late.body));
+      assert.match(late.body.error.message, /deadline of 100 ms passed .*cannot start \/nonexistent\/switchboard-test-agent/);
     } finally {
       await server.stop();
     }

@@ -286,6 +286,47 @@ test('serve --stdio: a request before initialize without _meta protocolVersion i
   }
 });
 
+test('serve --stdio: stdin ending while workflow_run starts its run neither crashes nor loses the run', async () => {
+  // The call was cancelled (stdin ended) before the run's first write came
+  // back; the watch of the call was freed then, and the write's callback
+  // read it afterwards (a use after free AddressSanitizer reports).
+  const store = join(dir, `runs-${++fileNo}.db`);
+  const config = writeConfig('workflows:\n  - name: ping\n    steps: [{id: done, end: completed}]\n');
+  const input = [
+    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'c', version: '1' } } },
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'ping' } } },
+  ].map((m) => JSON.stringify(m) + '\n').join('');
+  const r = await run(['serve', '--stdio', '--config', config, '--store', store], { input });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/, r.stderr);
+  // The run was started: it is in the store, and completed.
+  const listed = await run(['runs', 'list', '--store', store, '--json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  const runs = JSON.parse(listed.stdout).runs ?? JSON.parse(listed.stdout);
+  assert.equal(runs.length, 1, listed.stdout);
+  assert.equal(runs[0].status, 'completed');
+});
+
+test('serve --stdio: stopping while runs in progress are read back frees them (no leak under ASan)', async () => {
+  // A run brought back at start reads its context; stopping meanwhile
+  // detached it, and the read's end then dropped its hold without freeing
+  // it. Races with the read, so a few starts.
+  const store = join(dir, `resume-${++fileNo}.db`);
+  const config = writeConfig('workflows:\n  - name: asks\n    steps:\n      - id: q\n        ask: { message: which? }\n');
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'c', version: '1' } } };
+  const start = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'asks', wait: false } } };
+  const lines = (...ms) => ms.map((m) => JSON.stringify(m) + '\n').join('');
+  for (let i = 0; i < 3; i++) {
+    const r = await run(['serve', '--stdio', '--config', config, '--store', store], { input: lines(init, start) });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  for (let i = 0; i < 8; i++) {
+    const r = await run(['serve', '--stdio', '--config', config, '--store', store], { input: lines(init) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /LeakSanitizer|AddressSanitizer/, r.stderr);
+  }
+});
+
 test('--log-level overrides the config file', async () => {
   const cfg = writeConfig('server:\n  log_level: error\n');
   const quiet = await run(['serve', '--config', cfg, '--stdio']);

@@ -163,6 +163,13 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     const m = await cli(['run', 'three']);
     assert.equal(m.code, 2);
     assert.match(m.stderr, /missing --config FILE/);
+    // A context id that cannot exist: the message once rewrote itself
+    // ("contextId: contextId: contex").
+    for (const id of ['bad id!', '']) {
+      const c = await cli(['run', 'three', ...asCfg, '--context-id', id]);
+      assert.equal(c.code, 2, c.stderr);
+      assert.equal(c.stderr.trim(), 'switchboard run: contextId: context not found', JSON.stringify(id));
+    }
   });
 
   it('runs list / get / events read the run from the store', async () => {

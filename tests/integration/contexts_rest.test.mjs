@@ -219,6 +219,13 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.equal(head.headers.etag, '"3"');
     assert.deepEqual(head.json, v3, 'the context is unchanged');
     assert.equal((await a.history(id)).json.versions.length, 3, 'no version was added');
+    // Copies double the document at will: 40 ops (2 KB) once asked for
+    // 2^40 copies of it, memory the server does not have.
+    const bomb = Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data/conversation', path: `/data/conversation/entities/c${i}` }));
+    const b = await a.jsonPatch(id, 3, bomb);
+    assert.equal(b.status, 422, b.text);
+    assert.match(b.json.error.message, /^patch\[\d+\] copy \/data\/conversation\/entities\/c\d+: the patch's copies would add over 16777216 bytes/);
+    assert.equal((await a.get(id)).headers.etag, '"3"', 'nothing changed');
   });
 
   it('?version=N reads past versions; a version past the head is 404', async () => {

@@ -305,6 +305,20 @@ describe('events and workflows over MCP', () => {
       assert.equal(missing.isError, true);
       const pub = await call('events_publish', { type: 'crm.note', data: { text: 'called' } });
       assert.ok(pub.structuredContent.seq > 0);
+      // An argument of the wrong type is refused naming it: a runId of 5
+      // once published the event tied to no run, and a type of 5 was
+      // reported as the type "".
+      for (const [name, args, key] of [
+        ['events_publish', { type: 'crm.note', runId: 5 }, 'runId'],
+        ['events_publish', { type: 5 }, 'type'],
+        ['runs_list', { cursor: 5 }, 'cursor'],
+        ['runs_list', { status: ['completed'] }, 'status'],
+        ['runs_cancel', { runId: id, reason: 5 }, 'reason'],
+        ['runs_fork', { runId: id, step: 5 }, 'step'],
+      ]) {
+        await assert.rejects(call(name, args), new RegExp(`'${key}' must be a string`), `${name} ${JSON.stringify(args)}`);
+      }
+      await assert.rejects(call('events_publish', { data: {} }), /'type' is required/);
     } finally {
       await client.close();
     }

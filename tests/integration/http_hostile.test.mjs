@@ -113,6 +113,36 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     await c.waitClosed();
   });
 
+  it('a header that may appear once, sent twice, is 400 naming it, whichever token or version comes first', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'twice' }, _meta: META } });
+    const base = {
+      Authorization: [`Bearer ${TOKEN}`], 'MCP-Protocol-Version': [MODERN_VERSION], 'Mcp-Method': ['tools/call'], 'Mcp-Name': ['echo'],
+    };
+    const cases = [
+      // Two tenants' tokens: which one is the caller? (The first one was.)
+      ['Authorization', `Bearer ${TENANTS.b.token}`],
+      ['MCP-Protocol-Version', '2025-06-18'],
+      ['Mcp-Method', 'tools/list'],
+      ['Mcp-Name', 'fail'],
+      ['Mcp-Session-Id', 'abc'],
+      ['Content-Type', 'text/plain'],
+    ];
+    for (const [name, second] of cases) {
+      const headers = { ...base, 'Content-Type': ['application/json'] };
+      headers[name] = [...(headers[name] || [`${second}-first`]), second];
+      const lines = Object.entries(headers).flatMap(([k, vs]) => vs.map((v) => `${k}: ${v}\r\n`)).join('');
+      const c = new Raw(port);
+      await c.connected;
+      c.write(`POST /mcp HTTP/1.1\r\nHost: x\r\n${lines}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const data = await c.waitData((d) => /\r\n\r\n\{.*\}$/s.test(d), `the answer to two ${name} headers`);
+      assert.equal(statusOf(data), 400, `${name} twice: ${data}`);
+      assert.match(data, new RegExp(`${name}: sent more than once`, 'i'), data);
+      c.destroy();
+    }
+    // Once each, the same request is served.
+    assert.equal((await echoOnNewConnection('once')).status, 200);
+  });
+
   it('an unknown transfer coding is answered at once (400, or 501 for a coding before chunked)', async () => {
     for (const [te, status] of [['gzip', 400], ['chunked, gzip', 400], ['gzip, chunked', 501], ['identity', 400]]) {
       const c = new Raw(port);

@@ -316,6 +316,13 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     }
     const d = await send('DELETE', undefined, h);
     assert.equal(d.status, 204, d.text);
+    // initialize inside a batch (2025-03-26 forbids it) was told to "send
+    // initialize first"; it is told what is wrong.
+    const batched = await post(JSON.stringify([init, { jsonrpc: '2.0', id: 34, method: 'ping' }]), { 'MCP-Protocol-Version': '2025-03-26' });
+    assert.equal(batched.status, 400, batched.text);
+    assert.equal(batched.json.error.code, -32600, batched.text);
+    assert.match(batched.json.error.message, /initialize must not be part of a JSON-RPC batch/);
+    assert.equal(batched.headers.get('mcp-session-id'), null, 'no session was opened');
     await echoStillWorks();
   });
 

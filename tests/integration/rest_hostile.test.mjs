@@ -156,6 +156,10 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     const refused = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: typo } });
     assert.equal(refused.status, 404, refused.text);
     assert.equal(refused.json.error.message, `runId: no run ${typo}`);
+    // An empty runId names no run either: it was logged as tied to none.
+    const empty = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: '' } });
+    assert.equal(empty.status, 400, empty.text);
+    assert.match(empty.json.error.message, /^runId: empty/);
     const first = await rest.call('POST', '/v1/events', { body: { type: 'lead.note', runId: id } });
     assert.equal(first.status, 201, first.text);
     const second = await rest.call('POST', '/v1/events', { body: { type: 'lead.note' } });
@@ -237,6 +241,26 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     const none = await rest.call('GET', `/v1/contexts/${id}?version=9&requirements=user.id`);
     assert.equal(none.status, 404, none.text);
     assert.match(none.json.error.message, /has versions 1 to 2, not 9/);
+  });
+
+  it('every 405 carries the Allow header (RFC 9110 15.5.6), and the methods it lists are served', async () => {
+    const cases = [
+      ['PUT', '/v1/runs', 'GET, POST'],
+      ['DELETE', '/v1/runs/x', 'GET'],
+      ['GET', '/v1/runs/x/cancel', 'POST'],
+      ['PUT', '/v1/events', 'GET, POST'],
+      ['GET', '/v1/agents/call', 'POST'],
+      ['POST', '/healthz', 'GET'],
+      ['PUT', '/v1/contexts', 'POST'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+      const text = await res.text();
+      assert.equal(res.status, 405, `${method} ${path}: ${text}`);
+      assert.equal(res.headers.get('allow'), allow, `${method} ${path}: Allow`);
+      assert.equal(JSON.parse(text).error.code, 'method_not_allowed');
+    }
+    await stillServing();
   });
 
   it('UTF-8 text in ids and query values is still served', async () => {

@@ -190,6 +190,25 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     assert.equal(booked.status, 'completed');
   });
 
+  it('2026-07-28: a tasks/update response with no valid action is -32602 naming it, and the run keeps waiting', async () => {
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
+    const id = created.result.taskId;
+    await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
+    // Each of these once cancelled the run, as if the person had said no.
+    for (const response of [{}, { action: 'bogus' }, { action: 5, content: { slot: 'x' } }, 'accept']) {
+      const r = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': response } });
+      assert.equal(r.error?.code, -32602, `${JSON.stringify(response)}: ${JSON.stringify(r)}`);
+      assert.match(r.error.message, /confirm\/1/, r.error.message);
+      assert.match(r.error.message, /accept, decline or cancel|an object/, r.error.message);
+      assert.equal((await taskGet(server.url, A, id)).result.status, 'input_required', `after ${JSON.stringify(response)}`);
+    }
+    // A malformed response beside a good one: nothing is given.
+    const mixed = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'confirm/1': { action: 'nope' }, 'other/1': { action: 'accept' } } });
+    assert.equal(mixed.error?.code, -32602, JSON.stringify(mixed));
+    assert.equal((await taskGet(server.url, A, id)).result.status, 'input_required');
+    await postModern(server.url, A, 'tasks/cancel', { taskId: id });
+  });
+
   it('2026-07-28: tasks/cancel stops a waiting run; unknown ids are -32602', async () => {
     const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } } });
     const id = created.result.taskId;

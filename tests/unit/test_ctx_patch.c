@@ -281,6 +281,35 @@ static void test_patch_errors(void **state) {
              "patch[0] test /zz: path does not exist");
 }
 
+/* Copies double the document at will ("/" into "/a", then into "/b"...):
+ * a patch's copies are held to a budget, so a patch of a few dozen ops
+ * cannot grow a context past memory. */
+static void test_patch_copy_budget(void **state) {
+  (void)state;
+  json_t *doc = json_pack("{s{ss}}", "data", "text",
+                          "0123456789012345678901234567890123456789");
+  json_t *patch = json_array();
+  for (int i = 0; i < 40; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/data/c%d", i);
+    json_array_append_new(patch, json_pack("{ssssss}", "op", "copy", "from",
+                                           "/data", "path", path));
+  }
+  json_t *out = NULL;
+  sb_error err = {0};
+  assert_int_equal(sb_ctx_patch_apply(doc, patch, &out, &err), SB_EINVAL);
+  assert_null(out);
+  assert_non_null(strstr(err.msg, "copy /data/c"));
+  assert_non_null(strstr(err.msg, "the patch's copies would add over"));
+  /* A few copies are fine. */
+  while (json_array_size(patch) > 4) json_array_remove(patch, 4);
+  assert_int_equal(sb_ctx_patch_apply(doc, patch, &out, &err), 0);
+  assert_int_equal(json_object_size(json_object_get(out, "data")), 5);
+  json_decref(out);
+  json_decref(patch);
+  json_decref(doc);
+}
+
 static void test_patch_more_ops(void **state) {
   (void)state;
   const char *doc = "{'a': {'b': 1}, 'arr': [1, 2, 3]}";
@@ -467,6 +496,7 @@ int main(void) {
       cmocka_unit_test(test_rfc6902_appendix_a),
       cmocka_unit_test(test_patch_atomic_and_error_names_op),
       cmocka_unit_test(test_patch_errors),
+      cmocka_unit_test(test_patch_copy_budget),
       cmocka_unit_test(test_patch_more_ops),
       cmocka_unit_test(test_patch_result_is_independent),
       cmocka_unit_test(test_json_equal_numbers),

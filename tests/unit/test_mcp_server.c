@@ -669,6 +669,20 @@ static void test_prompts_and_completion(void **state) {
               "\"params\":{\"name\":\"greeting\"," MODERN_META "}}");
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_non_null(strstr(error_message(r), "'name'"));
+  /* Arguments are strings (PromptArgument values): a number is not a
+   * missing argument, nor is an arguments value that is not an object. */
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"prompts/get\","
+              "\"params\":{\"name\":\"greeting\",\"arguments\":{\"name\":5},"
+              MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_string_equal(error_message(r),
+                      "params.arguments.name: must be a string");
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"prompts/get\","
+              "\"params\":{\"name\":\"greeting\",\"arguments\":[\"Dana\"],"
+              MODERN_META "}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_string_equal(error_message(r),
+                      "params.arguments: must be an object of strings");
   r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"completion/complete\","
               "\"params\":{\"ref\":{\"type\":\"ref/prompt\",\"name\":"
               "\"greeting\"},\"argument\":{\"name\":\"name\",\"value\":\"a\"},"
