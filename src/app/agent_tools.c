@@ -23,17 +23,17 @@ static const char *const admin_tools_json =
     "\"description\":\"Register an AgentDefinition (id, name, type, "
     "capabilities, models, contextRequirements, outputFormat, maxTokens, "
     "temperature, transport, limits, idempotentTools) and connect to it.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"definition\":{\"type\":\"object\"},\"replace\":{\"type\":"
     "\"boolean\"}},\"required\":[\"definition\"]}},"
     "{\"name\":\"agents_remove\",\"title\":\"Remove an agent\","
     "\"description\":\"Disconnect and forget an agent.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"id\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"id\":{"
     "\"type\":\"string\"}},\"required\":[\"id\"]}},"
     "{\"name\":\"agents_explain\",\"title\":\"Explain agent choice\","
     "\"description\":\"Rank the agents with a capability (getOptimalAgent),"
     " optionally against a context, with each score and its parts.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"capability\":{\"type\":\"string\"},\"contextId\":{\"type\":"
     "\"string\"}},\"required\":[\"capability\"]},"
     "\"annotations\":{\"readOnlyHint\":true}}"
@@ -149,15 +149,15 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      1);
     return 1;
   }
+  json_t *defs = json_loads(admin_tools_json, 0, NULL);
+  int unknown = app_tool_unknown_arg(call, defs, name, args);
+  json_decref(defs);
+  if (unknown) return 1;
   if (strcmp(name, "agents_list") == 0) {
     json_t *type = json_object_get(args, "type");
     json_t *cap = json_object_get(args, "capability");
-    static const char *const known[] = {"type", "capability", NULL};
     sb_gateway_list_filter f;
-    char msg[200];
-    if (app_unknown_key(args, known, "argument", msg, sizeof msg))
-      sb_mcp_call_fail_invalid_args(call, name, msg);
-    else if ((type && !json_is_string(type)) || (cap && !json_is_string(cap)))
+    if ((type && !json_is_string(type)) || (cap && !json_is_string(cap)))
       sb_mcp_call_fail_invalid_args(call, name,
                                     "'type' and 'capability' are strings");
     else if (app_agents_filter(json_string_value(type),

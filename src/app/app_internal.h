@@ -230,6 +230,13 @@ json_t *app_rest_body_object(sb_http_request *req,
  * reads "KEY: unknown NOUN (known: a, b)"; 0 if every key is known. */
 int app_unknown_key(const json_t *obj, const char *const *known,
                     const char *noun, char *msg, size_t cap);
+/* A tools/call of one of our own tools (`tools`: their definitions) whose
+ * inputSchema says additionalProperties: false, with a key in its
+ * arguments that the schema does not list, is answered -32602 naming it,
+ * and 1 returned: a misspelt optional argument (a "requirments"
+ * that would have narrowed a read) is refused, never ignored. 0: none. */
+int app_tool_unknown_arg(sb_mcp_call *call, const json_t *tools,
+                         const char *name, const json_t *args);
 
 /* rest_calls.c: POST /v1/agents/call (any tenant). */
 void app_rest_agent_call(sb_app *app, sb_http_request *req);

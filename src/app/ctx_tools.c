@@ -37,7 +37,7 @@ static const char *const tool_json =
     "\"description\":\"Read a context (the head, or a past version). With "
     "requirements (paths like conversation.messages[-5:] or "
     "workflow.variables.vin) only those parts are returned.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"id\":{\"type\":\"string\"},\"version\":{\"type\":\"integer\","
     "\"minimum\":1},\"requirements\":{\"type\":\"array\",\"items\":{\"type\":"
     "\"string\"}}},\"required\":[\"id\"]},"
@@ -47,7 +47,7 @@ static const char *const tool_json =
     "(mergePatch) or an RFC 6902 JSON Patch (patch), stating the version you "
     "read (expectedVersion). A stale version is refused with the current "
     "one.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"id\":{\"type\":\"string\"},\"expectedVersion\":{\"type\":\"integer\","
     "\"minimum\":1},\"mergePatch\":{\"type\":\"object\"},\"patch\":{\"type\":"
     "\"array\",\"items\":{\"type\":\"object\"}}},"
@@ -55,7 +55,7 @@ static const char *const tool_json =
     "{\"name\":\"context_history\",\"title\":\"Context history\","
     "\"description\":\"Versions of a context, newest first, each with the "
     "JSON Patch that made it.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"id\":{\"type\":\"string\"},\"before\":{\"type\":\"integer\"},"
     "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000}},"
     "\"required\":[\"id\"]},"
@@ -63,7 +63,7 @@ static const char *const tool_json =
     "{\"name\":\"context_diff\",\"title\":\"Diff two versions\","
     "\"description\":\"The RFC 6902 JSON Patch from one version of a context "
     "to another.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"id\":{\"type\":\"string\"},\"from\":{\"type\":\"integer\",\"minimum\":"
     "1},\"to\":{\"type\":\"integer\",\"minimum\":1}},"
     "\"required\":[\"id\",\"from\",\"to\"]},"
@@ -354,7 +354,8 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
   for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++) {
     if (strcmp(tools[i].name, name) == 0) {
-      tools[i].fn(ud, call, args);
+      if (!app_tool_unknown_arg(call, ((ctx_tools *)ud)->tools, name, args))
+        tools[i].fn(ud, call, args);
       return 1;
     }
   }

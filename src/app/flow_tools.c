@@ -39,7 +39,7 @@ static const char *const flow_tools_json =
     "\"additionalProperties\":false}},"
     "{\"name\":\"runs_list\",\"title\":\"List runs\","
     "\"description\":\"Workflow runs, newest first.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"status\":{\"type\":\"string\",\"enum\":[\"running\",\"waiting\","
     "\"completed\",\"failed\",\"cancelled\"]},\"cursor\":{\"type\":\"string\"},"
     "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000}}},"
@@ -47,34 +47,34 @@ static const char *const flow_tools_json =
     "{\"name\":\"runs_get\",\"title\":\"Inspect a run\","
     "\"description\":\"A run: status, current steps, what it waits for, and "
     "the history of its steps with the context version each left.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"runId\":{"
     "\"type\":\"string\"}},\"required\":[\"runId\"]},"
     "\"annotations\":{\"readOnlyHint\":true}},"
     "{\"name\":\"runs_cancel\",\"title\":\"Cancel a run\","
     "\"description\":\"Stop a running or waiting run.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"runId\":{"
     "\"type\":\"string\"},\"reason\":{\"type\":\"string\"}},"
     "\"required\":[\"runId\"]}},"
     "{\"name\":\"runs_answer\",\"title\":\"Answer a run\","
     "\"description\":\"Give the answer an ask step of a run waits for.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"runId\":{"
     "\"type\":\"string\"},\"step\":{\"type\":\"string\"},\"answer\":{}},"
     "\"required\":[\"runId\",\"answer\"]}},"
     "{\"name\":\"runs_resume\",\"title\":\"Resume a run\","
     "\"description\":\"A failed or cancelled run goes on from the step it "
     "stopped at.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"runId\":{"
     "\"type\":\"string\"}},\"required\":[\"runId\"]}},"
     "{\"name\":\"runs_fork\",\"title\":\"Fork a run\","
     "\"description\":\"A new run from the context version a completed step "
     "left, going on with the steps after it.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"runId\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"runId\":{"
     "\"type\":\"string\"},\"step\":{\"type\":\"string\"}},"
     "\"required\":[\"runId\",\"step\"]}},"
     "{\"name\":\"events_publish\",\"title\":\"Publish an event\","
     "\"description\":\"Append an event (a type with a dot, data an object) to "
     "the tenant's event log; runs waiting for it go on.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"type\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"type\":{"
     "\"type\":\"string\"},\"data\":{\"type\":\"object\"},\"runId\":{"
     "\"type\":\"string\"}},\"required\":[\"type\"]}}"
     "]";
@@ -562,6 +562,10 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   }
   if (strncmp(name, "runs_", 5) != 0 && strcmp(name, "events_publish") != 0)
     return 0;
+  json_t *defs = json_loads(flow_tools_json, 0, NULL);
+  int unknown = app_tool_unknown_arg(call, defs, name, args);
+  json_decref(defs);
+  if (unknown) return 1;
   const char *bad = non_string_arg(args);
   if (bad) {
     char msg[64];

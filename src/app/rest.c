@@ -138,6 +138,33 @@ int app_unknown_key(const json_t *obj, const char *const *known,
   return 1;
 }
 
+int app_tool_unknown_arg(sb_mcp_call *call, const json_t *tools,
+                         const char *name, const json_t *args) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    const char *n = json_string_value(json_object_get(t, "name"));
+    if (!n || strcmp(n, name) != 0) continue;
+    json_t *schema = json_object_get(t, "inputSchema");
+    if (!json_is_false(json_object_get(schema, "additionalProperties")))
+      return 0; /* the tool checks its arguments itself */
+    json_t *props = json_object_get(schema, "properties");
+    const char *known[17];
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(props, key, v) {
+      if (k < 16) known[k++] = key;
+    }
+    known[k] = NULL;
+    char msg[400];
+    if (!app_unknown_key(args, known, "argument", msg, sizeof msg)) return 0;
+    sb_mcp_call_fail_invalid_args(call, name, msg);
+    return 1;
+  }
+  return 0;
+}
+
 json_t *app_rest_body_object(sb_http_request *req,
                              const char *const *known) {
   json_t *v = app_rest_body(req, "body");

@@ -139,6 +139,21 @@ for (const { era, kind } of COMBOS) {
       assert.deepEqual(head.structuredContent, v3doc);
     });
 
+    it('a misspelt argument is refused naming it: a read is never wider than asked', async () => {
+      for (const [name, args, key] of [
+        ['context_get', { id, requirments: ['conversation.intent'] }, 'requirments'],
+        ['context_update', { id, expectedVersion: 1, merge_patch: {} }, 'merge_patch'],
+        ['context_history', { id, limt: 1 }, 'limt'],
+        ['context_diff', { id, from: 1, to: 2, format: 'x' }, 'format'],
+      ]) {
+        const out = await withDeadline(
+          c.callTool(name, args).then((v) => ({ v }), (e) => ({ e })), DEADLINE_MS, name);
+        if (out.e) assert.equal(out.e.code, -32602, String(out.e));
+        else assert.equal(out.v.isError, true, JSON.stringify(out.v));
+        assert.match(String(out.e?.message ?? textOf(out.v.content)), new RegExp(`${key}: unknown argument \\(known: `), name);
+      }
+    });
+
     it('malformed context_update arguments are JSON-RPC invalid params', async () => {
       const out = await withDeadline(
         c.callTool('context_update', { id, mergePatch: {} }).then((v) => ({ v }), (e) => ({ e })), DEADLINE_MS, 'bad call');

@@ -319,6 +319,11 @@ describe('events and workflows over MCP', () => {
         await assert.rejects(call(name, args), new RegExp(`'${key}' must be a string`), `${name} ${JSON.stringify(args)}`);
       }
       await assert.rejects(call('events_publish', { data: {} }), /'type' is required/);
+      // A misspelt argument is refused naming it, not ignored (a
+      // "stauts" once listed every run).
+      await assert.rejects(call('runs_list', { stauts: 'completed' }), /stauts: unknown argument \(known: status, cursor, limit\)/);
+      await assert.rejects(call('runs_get', { runId: id, verbose: true }), /verbose: unknown argument/);
+      await assert.rejects(call('events_publish', { type: 'crm.note', runID: id }), /runID: unknown argument/);
     } finally {
       await client.close();
     }
