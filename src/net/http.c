@@ -593,6 +593,13 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     set_early(r, MHD_HTTP_METHOD_NOT_ALLOWED, SB_RPC_INVALID_REQUEST, NULL,
               "method %.32s is not allowed on %.200s", method, url);
   }
+  const char *ct = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+  if (!http_media_type_json(ct) && (strcmp(method, "POST") == 0 ||
+                                    strcmp(method, "PATCH") == 0 ||
+                                    strcmp(method, "PUT") == 0))
+    set_early(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, SB_RPC_INVALID_REQUEST, NULL,
+              "Content-Type: %.100s is not JSON: send application/json",
+              ct);
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
   /* Admitted: this connection's caller passed the Origin and token checks
    * (it leaves the share of strangers, see http_conn.c). */
@@ -885,6 +892,7 @@ static json_t *early_body(http_req *r) {
       : r->early_status == MHD_HTTP_SERVICE_UNAVAILABLE ? "shutting_down"
       : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE ? "too_large"
       : r->early_status == MHD_HTTP_NOT_IMPLEMENTED   ? "not_implemented"
+      : r->early_status == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE ? "unsupported_media_type"
                                                       : "bad_request";
   return json_pack("{s{ssss}}", "error", "code", code, "message",
                    msg ? msg : code);

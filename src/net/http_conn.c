@@ -376,6 +376,16 @@ const char *http_conn_repeated_header(struct MHD_Connection *conn) {
   return f.repeated;
 }
 
+int http_media_type_json(const char *ct) {
+  if (!ct) return 1; /* none said: the body is read as JSON */
+  while (*ct == ' ' || *ct == '\t') ct++;
+  size_t n = strcspn(ct, "; \t");
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
+  /* application/merge-patch+json, application/json-patch+json... */
+  return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+         strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
 /* ---- answers MHD cannot queue ------------------------------------------ */
 
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,

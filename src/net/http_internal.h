@@ -254,6 +254,9 @@ http_framing http_conn_framing(struct MHD_Connection *conn);
  * Content-Type, the MCP headers, Last-Event-ID) but appears more often,
  * or NULL. */
 const char *http_conn_repeated_header(struct MHD_Connection *conn);
+/* 1 if a body of Content-Type `ct` is JSON: application/json or
+ * application/<anything>+json, any parameters; or no Content-Type. */
+int http_media_type_json(const char *ct);
 /* The same on a list of header names and values (values may be NULL):
  * the decision alone, for tests and the fuzzer. */
 http_framing http_framing_of(const char *const *names,

@@ -148,6 +148,37 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it('a body whose Content-Type is not JSON is a 415 naming it, on REST and on /mcp; JSON types and none are read', async () => {
+    const post = (path, contentType, body) => fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${TOKEN}`,
+        Accept: 'application/json, text/event-stream',
+        ...(contentType ? { 'Content-Type': contentType } : {}),
+      },
+      body: new TextEncoder().encode(body), // bytes: fetch adds no type of its own
+    }).then(async (r) => ({ status: r.status, json: await r.json().catch(() => null) }));
+    const before = (await rest.list()).json.runs.length;
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx']) {
+      const r = await post('/v1/runs', type, JSON.stringify({ workflow: 'quick' }));
+      assert.equal(r.status, 415, `${type}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.code, 'unsupported_media_type');
+      assert.match(r.json.error.message, /^Content-Type: .* is not JSON: send application\/json$/);
+      const m = await post('/mcp', type, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION } } }));
+      assert.equal(m.status, 415, `${type} on /mcp: ${JSON.stringify(m.json)}`);
+      assert.equal(m.json.error.code, -32600);
+      assert.match(m.json.error.message, /Content-Type/);
+    }
+    assert.equal((await rest.list()).json.runs.length, before, 'nothing was started');
+    for (const type of ['application/json', 'Application/JSON; charset=utf-8', null]) {
+      const r = await post('/v1/runs', type, JSON.stringify({ workflow: 'quick' }));
+      assert.equal(r.status, 201, `${type}: ${JSON.stringify(r.json)}`);
+    }
+    // Without credentials the 401 comes first: the type says nothing then.
+    const anon = await fetch(`${base}/v1/runs`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{}' });
+    assert.equal(anon.status, 401);
+  });
+
   it('an event whose runId names no run of the tenant is a 404, and is not logged', async () => {
     const started = await rest.start({ workflow: 'asker' });
     assert.equal(started.status, 201, started.text);
