@@ -39,7 +39,6 @@
 #define MOD "http"
 #define MCP_PATH "/mcp"
 #define WELL_KNOWN_PRM "/.well-known/oauth-protected-resource"
-#define SSE_BLOCK 4096
 #define POOL_MAX 512
 #define POOL_BUF_MAX (64u * 1024u)
 #define SESSION_NOT_FOUND (-32001)
@@ -243,88 +242,6 @@ static void respond_static(http_req *r, unsigned status,
 
 /* ---- SSE -------------------------------------------------------------- */
 
-static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
-  http_req *r = cls;
-  (void)pos;
-  if (r->gone) return MHD_CONTENT_READER_END_WITH_ERROR;
-  size_t avail = r->sse.len - r->sse_off;
-  if (avail) {
-    size_t n = avail < max ? avail : max;
-    memcpy(buf, r->sse.data + r->sse_off, n);
-    r->sse_off += n;
-    if (r->sse_off == r->sse.len) {
-      sb_buf_reset(&r->sse);
-      r->sse_off = 0;
-    }
-    return (ssize_t)n;
-  }
-  if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
-  /* Nothing to send: park the connection until a write wakes it. */
-  http_req_suspend_watch(r, 1);
-  return 0;
-}
-
-int http_req_start_sse(http_req *r, unsigned status) {
-  struct MHD_Response *resp = MHD_create_response_from_callback(
-      MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_reader, r, NULL);
-  if (!resp) return SB_ENOMEM;
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                          "text/event-stream");
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-  MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-  if (r->session && !r->is_get) r->stream_id = ++r->session->next_stream;
-  r->state = REQ_SSE;
-  r->last_write_ms = sb_now_ms();
-  http_req_queue(r, status, resp);
-  MHD_destroy_response(resp);
-  return 0;
-}
-
-int http_req_sse_append(http_req *r, const char *data, size_t len) {
-  if (r->gone || r->state != REQ_SSE) return SB_EIO;
-  if (r->sse.len - r->sse_off + len > r->srv->cfg.max_stream_buffer_bytes) {
-    SB_WARN(MOD, "SSE client is not reading; closing its stream "
-                 "(limits.max_stream_buffer_bytes)");
-    on_peer_gone(r);
-    /* MHD would wait for ever to write the rest of the event it holds:
-     * close the connection under it, dropping what is unsent. */
-    http_conn_cut(http_conn_of(r->conn), 1, "SSE client is not reading");
-    return SB_EIO;
-  }
-  if (r->sse_off > 0 && r->sse_off >= r->sse.len / 2) {
-    sb_buf_consume(&r->sse, r->sse_off);
-    r->sse_off = 0;
-  }
-  if (sb_buf_append(&r->sse, data, len) != 0) return SB_ENOMEM;
-  r->last_write_ms = sb_now_ms();
-  http_req_resume(r);
-  return 0;
-}
-
-/* "data: <json>\n\n" for streams that are not resumable (modern, or no
- * session). */
-static int sse_plain_event(http_req *r, json_t *msg) {
-  size_t len = 0;
-  char *json = sb_rpc_dump(msg, &len);
-  if (!json) return SB_ENOMEM;
-  int rc = SB_ENOMEM;
-  sb_buf ev = SB_BUF_INIT;
-  if (sb_buf_reserve(&ev, len + 9) == 0) {
-    sb_buf_append(&ev, "data: ", 6);
-    sb_buf_append(&ev, json, len);
-    sb_buf_append(&ev, "\n\n", 2);
-    rc = http_req_sse_append(r, ev.data, ev.len);
-  }
-  sb_buf_free(&ev);
-  sb_free(json);
-  return rc;
-}
-
-static int sse_event(http_req *r, json_t *msg) {
-  if (r->session) return http_session_stream_event(r->session, r, msg);
-  return sse_plain_event(r, msg);
-}
-
 void http_req_abort(http_req *r, unsigned status, json_t *error) {
   req_detach_out(r);
   switch (r->state) {
@@ -353,7 +270,7 @@ static int req_write(http_req *r, json_t *msg, int final, const char *scope) {
   if (r->final_seen || r->state == REQ_RESPONDED) return SB_ESTATE;
   if (final) r->final_seen = 1;
   if (r->state == REQ_SSE) {
-    int rc = sse_event(r, msg);
+    int rc = http_req_sse_event(r, msg);
     if (final) {
       r->sse_end = 1;
       http_req_resume(r);
@@ -386,7 +303,7 @@ static int req_write(http_req *r, json_t *msg, int final, const char *scope) {
   if (!r->accept_sse) return 0;
   int rc = http_req_start_sse(r, MHD_HTTP_OK);
   if (rc != 0) return rc;
-  return sse_event(r, msg);
+  return http_req_sse_event(r, msg);
 }
 
 static int req_out_write(sb_mcp_out *out, json_t *msg, int final) {

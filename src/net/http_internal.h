@@ -302,6 +302,9 @@ void http_watch_due(uv_timer_t *t);
 int http_req_sse_append(http_req *r, const char *data, size_t len);
 /* Make r's response an SSE stream (queue it). Returns 0 or SB_E*. */
 int http_req_start_sse(http_req *r, unsigned status);
+/* One JSON-RPC message as an event of r's stream: numbered and kept for
+ * resumption in a legacy session's stream, plain "data:" otherwise. */
+int http_req_sse_event(http_req *r, json_t *msg);
 /* Tear a request down: detach its out, end its stream or answer it with
  * `error` (stolen, may be NULL) and `status`. */
 void http_req_abort(http_req *r, unsigned status, json_t *error);
