@@ -131,9 +131,15 @@ static void explain_start(sb_app *app, sb_mcp_call *call,
   sb_mcp_call_on_cancel(call, explain_cancelled, op);
 }
 
+typedef struct agent_tools {
+  sb_app *app;
+  json_t *defs; /* admin_tools_json, read once */
+} agent_tools;
+
 static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
-  sb_app *app = ud;
+  agent_tools *t = ud;
+  sb_app *app = t->app;
   sb_error err = {0};
   int changes = strcmp(name, "agents_register") == 0 ||
                 strcmp(name, "agents_remove") == 0;
@@ -149,10 +155,7 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      1);
     return 1;
   }
-  json_t *defs = json_loads(admin_tools_json, 0, NULL);
-  int unknown = app_tool_unknown_arg(call, defs, name, args);
-  json_decref(defs);
-  if (unknown) return 1;
+  if (app_tool_unknown_arg(call, t->defs, name, args)) return 1;
   if (strcmp(name, "agents_list") == 0) {
     json_t *type = json_object_get(args, "type");
     json_t *cap = json_object_get(args, "capability");
@@ -219,15 +222,28 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
 }
 
 static void list_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  json_t *admin = json_loads(admin_tools_json, 0, NULL);
-  json_array_extend(out, admin);
-  json_decref(admin);
+  json_array_extend(out, ((agent_tools *)ud)->defs);
+}
+
+static void destroy(void *ud) {
+  agent_tools *t = ud;
+  json_decref(t->defs);
+  sb_free(t);
 }
 
 int app_agent_tools_register(sb_app *app) {
+  agent_tools *t = sb_calloc(1, sizeof *t);
+  if (!t) return SB_ENOMEM;
+  t->app = app;
+  t->defs = json_loads(admin_tools_json, 0, NULL);
   sb_mcp_provider p = {.name = "agent admin",
-                       .ud = app,
+                       .ud = t,
                        .list_tools = list_tools,
-                       .call_tool = call_tool};
-  return sb_mcp_server_add_provider(app->mcp, &p);
+                       .call_tool = call_tool,
+                       .destroy = destroy};
+  if (!t->defs || sb_mcp_server_add_provider(app->mcp, &p) != 0) {
+    destroy(t);
+    return SB_ENOMEM;
+  }
+  return 0;
 }
