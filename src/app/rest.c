@@ -149,18 +149,17 @@ int app_tool_unknown_arg(sb_mcp_call *call, const json_t *tools,
     if (!json_is_false(json_object_get(schema, "additionalProperties")))
       return 0; /* the tool checks its arguments itself */
     json_t *props = json_object_get(schema, "properties");
-    const char *known[17];
+    const char **known = sb_calloc(json_object_size(props) + 1, sizeof *known);
+    if (!known) return 0; /* out of memory: the tool checks what it reads */
     size_t k = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(props, key, v) {
-      if (k < 16) known[k++] = key;
-    }
-    known[k] = NULL;
+    json_object_foreach(props, key, v) known[k++] = key;
     char msg[400];
-    if (!app_unknown_key(args, known, "argument", msg, sizeof msg)) return 0;
-    sb_mcp_call_fail_invalid_args(call, name, msg);
-    return 1;
+    int unknown = app_unknown_key(args, known, "argument", msg, sizeof msg);
+    sb_free(known);
+    if (unknown) sb_mcp_call_fail_invalid_args(call, name, msg);
+    return unknown;
   }
   return 0;
 }
