@@ -227,28 +227,17 @@ describe('SIGHUP re-reads the JWKS file', { timeout: 120000 }, () => {
     return (await restClient(server.base, tok).get('00000000-0000-0000-0000-000000000000')).status;
   };
   const served = async () => Promise.all([0, 1, 2].map(async (i) => (await statusOf(i)) !== 401));
-  /** SIGHUP, then wait for `re` in what the server logs from then on. */
-  const hup = async (re) => {
-    const from = server.stderr.length;
-    server.proc.kill('SIGHUP');
-    const end = Date.now() + DEADLINE_MS;
-    while (!re.test(server.stderr.slice(from))) {
-      assert.ok(Date.now() < end, `no ${re} in: ${server.stderr.slice(from)}`);
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    return server.stderr.slice(from);
-  };
 
   it('a new JWKS file: its keys\' tokens are served, the old keys\' refused', async () => {
     assert.deepEqual(await served(), [true, false, false]);
     writeFileSync(jwksPath, JSON.stringify(sets[1].jwks));
-    await hup(/OAuth: 2 signing key\(s\) reloaded from .*jwks\.json/);
+    await server.sighup(/OAuth: 2 signing key\(s\) reloaded from .*jwks\.json/);
     assert.deepEqual(await served(), [false, true, false]);
   });
 
   it('a bad JWKS file keeps the keys, and says why', async () => {
     writeFileSync(jwksPath, '{"keys": 3}');
-    const said = await hup(/SIGHUP: config not reloaded/);
+    const said = await server.sighup(/SIGHUP: config not reloaded/);
     assert.match(said, /error +app: SIGHUP: config not reloaded: auth\.oauth\.jwks_file: .*jwks\.json: expected \{"keys": \[\.\.\.\]\} \(the previous keys stay\)/);
     assert.deepEqual(await served(), [false, true, false]);
   });
@@ -258,7 +247,7 @@ describe('SIGHUP re-reads the JWKS file', { timeout: 120000 }, () => {
     writeFileSync(jwksPath, JSON.stringify(sets[2].jwks));
     writeFileSync(cfgPath, `${good}limits:\n  max_json_depth: lots\n`);
     try {
-      const said = await hup(/SIGHUP: config not reloaded/);
+      const said = await server.sighup(/SIGHUP: config not reloaded/);
       assert.match(said, /limits\.max_json_depth/);
       assert.doesNotMatch(said, /signing key\(s\) reloaded/);
       assert.deepEqual(await served(), [false, true, false]);

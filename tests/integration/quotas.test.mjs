@@ -128,16 +128,6 @@ describe('quotas', { timeout: 60000 }, () => {
   });
   it('SIGHUP re-reads the quotas; a bad config keeps them and logs why', async () => {
     const c = restClient(url.replace(/\/mcp$/, ''), T.c.token);
-    const hup = async (re) => {
-      const from = server.stderr.length;
-      server.proc.kill('SIGHUP');
-      const end = Date.now() + DEADLINE_MS;
-      while (!re.test(server.stderr.slice(from))) {
-        assert.ok(Date.now() < end, `no ${re} in: ${server.stderr.slice(from)}`);
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      return server.stderr.slice(from);
-    };
     /** dealer-c's first refusal within n requests, or undefined. */
     const firstRefusal = async (n) => {
       for (let i = 0; i < n; i++) {
@@ -149,13 +139,13 @@ describe('quotas', { timeout: 60000 }, () => {
     };
     assert.equal(await firstRefusal(8), undefined, 'dealer-c has the global 1000 a second');
     writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: 1, burst: 2}']).join('\n') + '\n');
-    assert.match(await hup(/quotas reloaded/), /1 tenant override|3 tenant override/);
+    assert.match(await server.sighup(/quotas reloaded/), /1 tenant override|3 tenant override/);
     const refused = await firstRefusal(8);
     assert.ok(refused, 'dealer-c was not limited after the reload');
     assert.match(refused.json.error.message, /dealer-c passed quotas\.requests_per_second \(1 a second\)/);
     // A bad file: nothing changes, and the log says what is wrong.
     writeFileSync(configPath, configLines(['    dealer-c: {requests_per_second: lots}']).join('\n') + '\n');
-    const said = await hup(/SIGHUP: config not reloaded/);
+    const said = await server.sighup(/SIGHUP: config not reloaded/);
     assert.match(said, /quotas\.tenants\.dealer-c\.requests_per_second/);
     assert.doesNotMatch(said, /quotas reloaded/);
     const still = await firstRefusal(8);

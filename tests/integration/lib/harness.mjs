@@ -252,6 +252,15 @@ export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS 
       return withDeadline(p, t, `${re} on stderr (got: ${JSON.stringify(stderr.slice(-2000))})`)
         .finally(() => waiters.delete(w));
     },
+    /** SIGHUP, then resolves with what stderr says from then on, once that
+     * matches `re`. */
+    async sighup(re, { timeoutMs: t = DEADLINE_MS } = {}) {
+      const from = stderr.length;
+      proc.kill('SIGHUP');
+      const since = { exec: (all) => re.exec(all.slice(from)), toString: () => `${re} after SIGHUP` };
+      await this.stderrMatch(since, { timeoutMs: t });
+      return stderr.slice(from);
+    },
     async stop({ timeoutMs: t = DEADLINE_MS } = {}) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       try {
