@@ -553,19 +553,23 @@ static const char *non_string_arg(const json_t *args) {
   return NULL;
 }
 
+/* The provider's state: the app, and flow_tools_json read once. */
+typedef struct flow_tools {
+  sb_app *app;
+  json_t *defs;
+} flow_tools;
+
 static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                      json_t *args) {
-  sb_app *app = ud;
+  flow_tools *t = ud;
+  sb_app *app = t->app;
   if (strcmp(name, "workflow_run") == 0) {
     workflow_run(app, call, args);
     return 1;
   }
   if (strncmp(name, "runs_", 5) != 0 && strcmp(name, "events_publish") != 0)
     return 0;
-  json_t *defs = json_loads(flow_tools_json, 0, NULL);
-  int unknown = app_tool_unknown_arg(call, defs, name, args);
-  json_decref(defs);
-  if (unknown) return 1;
+  if (app_tool_unknown_arg(call, t->defs, name, args)) return 1;
   const char *bad = non_string_arg(args);
   if (bad) {
     char msg[64];
@@ -695,7 +699,7 @@ static void log_done(void *ud, sb_store_result *res) {
 }
 
 static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
-  sb_app *app = ud;
+  sb_app *app = ((flow_tools *)ud)->app;
   size_t n = strlen(EVENTS_URI);
   if (strncmp(uri, EVENTS_URI, n) != 0 || (uri[n] && uri[n] != '?')) return 0;
   if (app_mcp_permit(call, "events:read")) return 1; /* as GET /v1/events */
@@ -750,20 +754,32 @@ static void log_moved(void *ud, const char *tenant, int64_t last_seq) {
 }
 
 static void list_tools(void *ud, sb_mcp_call *call, json_t *out) {
-  (void)ud;
   (void)call;
-  json_t *tools = json_loads(flow_tools_json, 0, NULL);
-  json_array_extend(out, tools);
-  json_decref(tools);
+  json_array_extend(out, ((flow_tools *)ud)->defs);
+}
+
+static void destroy(void *ud) {
+  flow_tools *t = ud;
+  json_decref(t->defs);
+  sb_free(t);
 }
 
 int app_flow_tools_register(sb_app *app) {
+  flow_tools *t = sb_calloc(1, sizeof *t);
+  if (!t) return SB_ENOMEM;
+  t->app = app;
+  t->defs = json_loads(flow_tools_json, 0, NULL);
   sb_mcp_provider p = {.name = "workflows",
-                       .ud = app,
+                       .ud = t,
                        .list_tools = list_tools,
                        .call_tool = call_tool,
                        .list_resources = list_resources,
-                       .read_resource = read_resource};
+                       .read_resource = read_resource,
+                       .destroy = destroy};
+  if (!t->defs || sb_mcp_server_add_provider(app->mcp, &p) != 0) {
+    destroy(t);
+    return SB_ENOMEM;
+  }
   sb_events_tap(app->events, log_moved, app);
-  return sb_mcp_server_add_provider(app->mcp, &p);
+  return 0;
 }
