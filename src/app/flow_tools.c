@@ -431,10 +431,29 @@ static void resume_answered(run_watch *w, const char *state,
                      json_pack("{ss}", "param", "requestState"));
     return;
   }
-  w->run_id = sb_strdup(run);
   json_t *res = json_object_get(responses, step);
   const char *action = json_string_value(json_object_get(res, "action"));
   json_t *content = json_object_get(res, "content");
+  char bad[320] = "";
+  if (res && (!action || (strcmp(action, "accept") != 0 &&
+                          strcmp(action, "decline") != 0 &&
+                          strcmp(action, "cancel") != 0)))
+    snprintf(bad, sizeof bad,
+             "inputResponses[\"%.100s\"].action: expected \"accept\", "
+             "\"decline\" or \"cancel\"",
+             step);
+  else if (content && !json_is_object(content))
+    snprintf(bad, sizeof bad,
+             "inputResponses[\"%.100s\"].content: expected an object, got %s",
+             step, sb_json_type_name(content));
+  if (bad[0]) {
+    json_decref(payload);
+    watch_free(w);
+    sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, bad,
+                     json_pack("{ss}", "param", "inputResponses"));
+    return;
+  }
+  w->run_id = sb_strdup(run);
   int rc;
   w->in_flow = 1;
   if (action && strcmp(action, "accept") == 0)

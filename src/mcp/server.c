@@ -724,6 +724,48 @@ static int check_modern_meta(sb_mcp_out *out, sb_rpc_msg *m, json_t *meta,
   return 0;
 }
 
+/* Multi round-trip fields, which any modern request may carry: the
+ * answers keyed as the server's inputRequests were, each a result object,
+ * and the opaque state handed back. On failure answer and return -1. */
+static int check_input_responses(sb_mcp_out *out, sb_rpc_msg *m) {
+  json_t *state = json_object_get(m->params, "requestState");
+  if (state && !json_is_string(state)) {
+    char text[160];
+    snprintf(text, sizeof text,
+             "params.requestState: expected the string the server handed "
+             "out, got %s",
+             sb_json_type_name(state));
+    reply_error(out, m->id, SB_RPC_INVALID_PARAMS, text,
+                json_pack("{ss}", "param", "requestState"));
+    return -1;
+  }
+  json_t *responses = json_object_get(m->params, "inputResponses");
+  if (!responses) return 0;
+  char text[400];
+  if (!json_is_object(responses)) {
+    snprintf(text, sizeof text,
+             "params.inputResponses: expected an object keyed by the "
+             "inputRequests' keys, got %s",
+             sb_json_type_name(responses));
+  } else {
+    const char *key;
+    json_t *v;
+    json_object_foreach(responses, key, v) {
+      if (json_is_object(v)) continue;
+      snprintf(text, sizeof text,
+               "params.inputResponses[\"%.200s\"]: expected the result "
+               "object of that input request, got %s",
+               key, sb_json_type_name(v));
+      goto refuse;
+    }
+    return 0;
+  }
+refuse:
+  reply_error(out, m->id, SB_RPC_INVALID_PARAMS, text,
+              json_pack("{ss}", "param", "inputResponses"));
+  return -1;
+}
+
 static void cancel_by_id(sb_mcp_session *s, sb_mcp_out *out, json_t *params) {
   json_t *rid = json_object_get(params, "requestId");
   if (!sb_rpc_id_valid(rid)) return;
@@ -767,7 +809,9 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   json_t *meta = json_object_get(m.params, "_meta");
   const char *modern_version = NULL;
   int modern = json_object_get(meta, SB_MCP_META_PROTOCOL_VERSION) != NULL;
-  if (modern && check_modern_meta(out, &m, meta, &modern_version) != 0) return;
+  if (modern && (check_modern_meta(out, &m, meta, &modern_version) != 0 ||
+                 check_input_responses(out, &m) != 0))
+    return;
 
   const mcp_method_def *method = mcp_method_find(m.method);
 

@@ -272,6 +272,39 @@ describe('events and workflows over MCP', () => {
       });
       const body = await forged.json();
       assert.equal(body.error?.code, -32602, JSON.stringify(body));
+
+      // answers of the wrong shape are refused, naming what is wrong, and
+      // the question stays open until a real answer comes
+      const raw = async (extra) => {
+        const r = await fetch(sw.url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${A.token}`,
+            'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'workflow_run' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'workflow_run',
+            arguments: { workflow: 'asks', input: inquiry('buy') }, ...extra,
+            _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } } } }),
+        });
+        return r.json();
+      };
+      const asking = await raw({});
+      assert.equal(asking.result?.resultType, 'input_required', JSON.stringify(asking));
+      const requestState = asking.result.requestState;
+      const cases = [
+        [{ inputResponses: 5 }, /params\.inputResponses: expected an object keyed by the inputRequests' keys, got an integer/],
+        [{ inputResponses: { slot: 'Friday' } }, /params\.inputResponses\["slot"\]: expected the result object of that input request, got a string/],
+        [{ requestState: 7, inputResponses: {} }, /params\.requestState: expected the string the server handed out, got an integer/],
+        [{ inputResponses: { slot: { action: 'maybe' } } }, /inputResponses\["slot"\]\.action: expected "accept", "decline" or "cancel"/],
+        [{ inputResponses: { slot: { action: 'accept', content: 'Friday' } } }, /inputResponses\["slot"\]\.content: expected an object, got a string/],
+      ];
+      for (const [extra, message] of cases) {
+        const refused = await raw({ requestState, ...extra });
+        assert.equal(refused.error?.code, -32602, JSON.stringify(refused));
+        assert.match(refused.error.message, message);
+      }
+      const answered = await raw({ requestState, inputResponses: { slot: { action: 'accept', content: { day: 'Monday' } } } });
+      assert.equal(answered.result?.structuredContent?.status, 'completed', JSON.stringify(answered));
+      const booked = (await a.context(answered.result.structuredContent.contextId)).json;
+      assert.equal(booked.data.workflow.outputs.book.booked, 'Monday');
     } finally {
       await client.close();
     }
