@@ -4,8 +4,10 @@
  * The command assembles an embedded app (store, contexts, events, the
  * config's agents and the flow engine; no transport, and runs other
  * processes left in the store are not resumed: a server may own them),
- * starts one run and follows its events from the seq the start wrote:
- * each step's start and end goes to stderr as it happens. An `ask` step is
+ * starts one run and follows its events from the seq the start wrote;
+ * after each event it reads the run and shows the steps its history adds
+ * (run_progress.c: branch, emit and end steps have no event of their own)
+ * with the events' lines among them, one read at a time. An `ask` step is
  * put to the person at the terminal (stdin read on the loop, so parallel
  * steps go on meanwhile); without a terminal the run is left waiting in
  * the store and the command says how to answer it. The run, as stored at
@@ -20,6 +22,7 @@
 
 #include "app/app.h"
 #include "cli/cli.h"
+#include "cli/run_progress.h"
 #include "config/config.h"
 #include "events/events.h"
 #include "flow/flow.h"
@@ -32,9 +35,11 @@ const char sb_cli_run_help[] =
     "\n"
     "Run the workflow WORKFLOW of the config to its end in this process,\n"
     "with the config's store and agents (no server needed; runs a server\n"
-    "left in the store are not touched). Each step's start and end is\n"
-    "shown on stderr with the time since the run started; at the end the\n"
-    "run is printed on stdout: a short summary, or the run as JSON.\n"
+    "left in the store are not touched). Each step the run executes is\n"
+    "shown on stderr with the time since the run started (a long loop's\n"
+    "steps its history no longer keeps are counted on one line); at the\n"
+    "end the run is printed on stdout: a short summary, or the run as\n"
+    "JSON.\n"
     "\n"
     "An `ask` step is asked at the terminal (its message, then each field\n"
     "of its schema). When stdin is not a terminal the run is left waiting\n"
@@ -62,7 +67,7 @@ typedef enum run_state {
   RS_STARTING = 1, /* sb_flow_run_start under way */
   RS_FOLLOWING,    /* the run goes on; its events are shown */
   RS_CANCELLING,   /* Ctrl-C: the cancellation is being written */
-  RS_FETCHING,     /* the run ended (or is left waiting): reading it */
+  RS_FETCHING,     /* the run ended (or is left waiting): the last read */
   RS_DONE,         /* the loop is stopping */
 } run_state;
 
@@ -78,6 +83,7 @@ typedef struct run_ask {
 typedef struct run_cli {
   uv_loop_t loop;
   uv_signal_t sigint, sigterm;
+  uv_idle_t turn; /* a read asked for starts on the loop's next turn */
   uv_tty_t tty;
   int tty_inited, tty_reading;
   sb_app *app;
@@ -86,9 +92,15 @@ typedef struct run_cli {
   sb_events_sub *sub;
   const char *tenant;
   char run_id[64];
-  int64_t created_ms; /* the run's createdAt: elapsed times count from it */
   run_state state;
-  int color;       /* stderr is a terminal */
+  run_progress progress; /* what stderr shows */
+  /* The run is read after events, one read at a time: the events heard
+   * meanwhile ask for one more read after it, however many they are. */
+  int soon;        /* a read starts on the next turn */
+  int reading;     /* a read is under way */
+  int showing;     /* a read's steps are being printed */
+  int reread;      /* events came since that read started */
+  size_t covered;  /* the held event lines the read under way covers */
   int interactive; /* stdin is a terminal: asks are asked */
   int answering;   /* an answer is being written */
   int signum;      /* the signal that cancelled the run */
@@ -111,24 +123,6 @@ static void finish(run_cli *c, int exit_code) {
 
 static int exit_for_status(const char *status) {
   return status && strcmp(status, "completed") == 0 ? EXIT_OK : EXIT_RUNTIME;
-}
-
-/* ---- progress ------------------------------------------------------------ */
-
-static void progress(run_cli *c, int64_t at_ms, const char *step,
-                     const char *what, const char *detail) {
-  double s =
-      at_ms > c->created_ms ? (double)(at_ms - c->created_ms) / 1000.0 : 0.0;
-  const char *on = "", *off = "";
-  if (c->color) {
-    off = "\033[0m";
-    on = strncmp(what, "completed", 9) == 0 ? "\033[32m"
-         : strncmp(what, "failed", 6) == 0  ? "\033[31m"
-         : strncmp(what, "waiting", 7) == 0 ? "\033[33m"
-                                            : "\033[2m";
-  }
-  fprintf(stderr, "%9.3fs  %-14s %s%s%s%s%s\n", s, step ? step : "-", on, what,
-          off, detail && *detail ? " " : "", detail ? detail : "");
 }
 
 /* ---- asking at the terminal ---------------------------------------------- */
@@ -324,13 +318,83 @@ static void queue_ask(run_cli *c, const char *step, const json_t *message,
   ask_next(c);
 }
 
-/* ---- the end ------------------------------------------------------------- */
-
-static void on_final(void *ud, const sb_flow_reply *r) {
+/* A held ask step's start was shown: put it to the terminal. */
+static void on_ask(void *ud, const char *step, const json_t *message,
+                   const json_t *schema) {
   run_cli *c = ud;
-  if (r->rc != 0) {
+  if (c->state == RS_FOLLOWING) queue_ask(c, step, message, schema);
+}
+
+/* ---- reading the run ----------------------------------------------------- */
+
+static void on_read(void *ud, const sb_flow_reply *r);
+
+/* Print the steps `run` (NULL: none) adds and the held lines up to
+ * `covered`; a read asked for meanwhile (an ask shown is left waiting:
+ * the last read) starts once they are printed. */
+static void show(run_cli *c, const json_t *run, size_t covered) {
+  c->showing = 1;
+  run_progress_show(&c->progress, run, covered);
+  c->showing = 0;
+}
+
+/* Read the run: the held lines up to here are covered. */
+static void read_now(run_cli *c) {
+  do {
+    c->reread = 0;
+    c->covered = run_progress_held(&c->progress);
+    sb_error err = {0};
+    if (sb_flow_run_get(c->flow, c->tenant, c->run_id, on_read, c, &err) == 0) {
+      c->reading = 1;
+      return;
+    }
+    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
+            err.msg);
+    if (c->state != RS_FOLLOWING) {
+      finish(c, EXIT_RUNTIME);
+      return;
+    }
+    /* The events' lines without the steps between them, rather than a
+     * question held back until an event that may not come. */
+    show(c, NULL, c->covered);
+  } while (c->reread && c->state != RS_DONE);
+}
+
+static void on_turn(uv_idle_t *h) {
+  run_cli *c = h->data;
+  uv_idle_stop(h);
+  c->soon = 0;
+  if (c->state == RS_FOLLOWING || c->state == RS_FETCHING) read_now(c);
+}
+
+/* Read the run to show what it did since the last read: on the loop's
+ * next turn (the events a transition wrote come together: one read for
+ * them all), or once the read under way is back. When the run has ended
+ * (RS_FETCHING) the read covers every event: it is the run printed at
+ * the end. */
+static void catch_up(run_cli *c) {
+  if (c->reading || c->showing) {
+    c->reread = 1;
+    return;
+  }
+  if (!c->soon && uv_idle_start(&c->turn, on_turn) == 0) c->soon = 1;
+}
+
+static void on_read(void *ud, const sb_flow_reply *r) {
+  run_cli *c = ud;
+  c->reading = 0;
+  /* Cancelling: the cancellation's reply shows the end. */
+  if (c->state != RS_FOLLOWING && c->state != RS_FETCHING) return;
+  if (r->rc != 0)
     fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
             r->err.msg);
+  show(c, r->rc == 0 ? r->run : NULL, c->covered);
+  if (c->reread) {
+    catch_up(c);
+    return;
+  }
+  if (c->state != RS_FETCHING) return;
+  if (r->rc != 0) {
     finish(c, EXIT_RUNTIME);
     return;
   }
@@ -341,16 +405,14 @@ static void on_final(void *ud, const sb_flow_reply *r) {
   finish(c, c->exit_code ? c->exit_code : code);
 }
 
+/* ---- the end ------------------------------------------------------------- */
+
+/* The run ended or is left as it is: the last read, then the summary. */
 static void fetch_final(run_cli *c) {
   c->state = RS_FETCHING;
   if (c->sub) sb_events_unsubscribe(c->sub);
   c->sub = NULL;
-  sb_error err = {0};
-  if (sb_flow_run_get(c->flow, c->tenant, c->run_id, on_final, c, &err) != 0) {
-    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
-            err.msg);
-    finish(c, EXIT_RUNTIME);
-  }
+  catch_up(c);
 }
 
 static void leave_waiting(run_cli *c, const char *step, const char *message,
@@ -374,6 +436,7 @@ static void on_cancelled(void *ud, const sb_flow_reply *r) {
     fetch_final(c);
     return;
   }
+  show(c, r->run, run_progress_held(&c->progress));
   json_decref(c->final);
   c->final = json_incref(r->run);
   finish(c, 128 + c->signum);
@@ -413,49 +476,18 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* ---- following the run --------------------------------------------------- */
 
+/* Every event of the run may come after steps the history has and no
+ * event showed: each asks for a read (coalesced). */
 static void on_event(void *ud, const sb_event *e) {
   run_cli *c = ud;
   if (c->state != RS_FOLLOWING) return;
-  json_t *data = json_loads(e->data, 0, NULL);
-  const char *step = json_string_value(json_object_get(data, "step"));
+  run_progress_hold(&c->progress, e);
   sb_event_type t = sb_event_type_of(e->type);
-  switch (t) {
-  case SB_EVENT_STEP_STARTED: {
-    const char *kind = json_string_value(json_object_get(data, "kind"));
-    char what[48];
-    snprintf(what, sizeof what, "started (%s)", kind ? kind : "?");
-    progress(c, e->created_ms, step, what, NULL);
-    if (kind && strcmp(kind, "ask") == 0)
-      queue_ask(c, step, json_object_get(data, "message"),
-                json_object_get(data, "schema"));
-    break;
-  }
-  case SB_EVENT_STEP_COMPLETED: {
-    const char *agent = json_string_value(json_object_get(data, "agent"));
-    char by[200] = "";
-    if (agent) snprintf(by, sizeof by, "by %s", agent);
-    progress(c, e->created_ms, step, "completed", by);
-    break;
-  }
-  case SB_EVENT_STEP_FAILED:
-    progress(c, e->created_ms, step,
-             "failed:", json_string_value(json_object_get(data, "message")));
-    break;
-  case SB_EVENT_RUN_WAITING:
-    progress(c, e->created_ms, step, "waiting", NULL);
-    break;
-  case SB_EVENT_RUN_COMPLETED:
-  case SB_EVENT_RUN_FAILED:
-  case SB_EVENT_RUN_CANCELLED:
-    progress(c, e->created_ms, "(run)", e->type + 4, /* "completed", ... */
-             t == SB_EVENT_RUN_FAILED
-                 ? json_string_value(json_object_get(data, "message"))
-                 : NULL);
+  if (t == SB_EVENT_RUN_COMPLETED || t == SB_EVENT_RUN_FAILED ||
+      t == SB_EVENT_RUN_CANCELLED)
     fetch_final(c);
-    break;
-  default: break;
-  }
-  json_decref(data);
+  else
+    catch_up(c);
 }
 
 static void on_follow_error(void *ud, const sb_error *err) {
@@ -463,25 +495,6 @@ static void on_follow_error(void *ud, const sb_error *err) {
   fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id,
           err->msg);
   if (c->state == RS_FOLLOWING) fetch_final(c);
-}
-
-/* What the start's own transition did (its events are at or below the
- * seq the subscription starts after). */
-static void show_start(run_cli *c, const json_t *run) {
-  size_t i;
-  json_t *h;
-  json_array_foreach(json_object_get(run, "history"), i, h) {
-    const char *agent = json_string_value(json_object_get(h, "agent"));
-    char by[200] = "";
-    if (agent) snprintf(by, sizeof by, "by %s", agent);
-    progress(c, json_integer_value(json_object_get(h, "endedAt")),
-             json_string_value(json_object_get(h, "step")),
-             json_string_value(json_object_get(h, "status")), by);
-  }
-  json_t *s;
-  json_array_foreach(json_object_get(run, "current"), i, s)
-      progress(c, json_integer_value(json_object_get(run, "updatedAt")),
-               json_string_value(s), "started", NULL);
 }
 
 static void on_started(void *ud, const sb_flow_reply *r) {
@@ -494,12 +507,16 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   }
   snprintf(c->run_id, sizeof c->run_id, "%s",
            json_string_value(json_object_get(r->run, "id")));
-  c->created_ms = json_integer_value(json_object_get(r->run, "createdAt"));
+  c->progress.created_ms =
+      json_integer_value(json_object_get(r->run, "createdAt"));
   fprintf(stderr, "switchboard run: run %s of %s on context %s\n", c->run_id,
           json_string_value(json_object_get(r->run, "workflow")),
           json_string_value(json_object_get(r->run, "contextId")));
   c->state = RS_FOLLOWING;
-  show_start(c, r->run);
+  /* What the start's own transition did (its events are at or below the
+   * seq the subscription starts after). */
+  show(c, r->run, 0);
+  run_progress_current(&c->progress, r->run);
   if (c->signum) {
     cancel(c);
     return;
@@ -624,10 +641,10 @@ int sb_cli_run(int argc, char **argv) {
     return EXIT_RUNTIME;
   }
   c->tenant = cfg.default_tenant;
-  c->color = isatty(STDERR_FILENO);
   c->interactive =
       isatty(STDIN_FILENO) && !(input_path && strcmp(input_path, "-") == 0);
   c->asks = json_array();
+  run_progress_init(&c->progress, isatty(STDERR_FILENO), on_ask, c);
   c->state = RS_STARTING;
   if (c->interactive && uv_tty_init(&c->loop, &c->tty, STDIN_FILENO, 1) == 0) {
     c->tty_inited = 1;
@@ -635,6 +652,8 @@ int sb_cli_run(int argc, char **argv) {
   } else {
     c->interactive = 0;
   }
+  uv_idle_init(&c->loop, &c->turn);
+  c->turn.data = c;
   uv_signal_init(&c->loop, &c->sigint);
   uv_signal_init(&c->loop, &c->sigterm);
   c->sigint.data = c->sigterm.data = c;
@@ -674,12 +693,14 @@ shutdown:
     uv_read_stop((uv_stream_t *)&c->tty);
     uv_close((uv_handle_t *)&c->tty, NULL);
   }
+  uv_close((uv_handle_t *)&c->turn, NULL);
   uv_close((uv_handle_t *)&c->sigint, NULL);
   uv_close((uv_handle_t *)&c->sigterm, NULL);
   sb_cli_loop_drain(&c->loop);
   if (c->tty_inited) uv_tty_reset_mode();
   ask_clear(c);
   json_decref(c->asks);
+  run_progress_free(&c->progress);
   json_decref(c->final);
   sb_buf_free(&c->line);
   sb_free(c);

@@ -52,10 +52,61 @@ const WORKFLOWS = `workflows:
     steps:
       - id: nap
         call: { agent: finance, tool: slow, arguments: { ms: 60000 } }
+  - name: long_loop
+    max_steps: 700
+    steps:
+      - id: tick
+        emit: { type: loop.tick }
+      - id: again
+        branch:
+          - else: tick
+  - name: quiet_loop
+    max_steps: 2000
+    steps:
+      - id: ping
+        branch:
+          - else: pong
+      - id: pong
+        branch:
+          - else: ping
+  - name: mixed
+    steps:
+      - id: quote
+        call: { agent: finance, tool: quote, arguments: { price: 1200, months: 12 } }
+      - id: route
+        branch:
+          - else: announce
+      - id: announce
+        emit: { type: quote.made }
+      - id: book
+        call: { agent: finance, tool: book, arguments: { slot: monday } }
 `;
 
 /** Run the CLI to completion with extra env; {code, signal, stdout, stderr}. */
 const cli = (args, { env = {}, timeoutMs = 3 * DEADLINE_MS } = {}) => runCli(args, { env, timeoutMs });
+
+/**
+ * The steps `switchboard run` showed on stderr, in order: {lines: [step
+ * of each "completed"/"failed" line], dropped: [count of each "not kept"
+ * line], seq: the step names with null for each dropped one}.
+ */
+function shownSteps(stderr) {
+  const lines = [];
+  const dropped = [];
+  const seq = [];
+  for (const l of stderr.split('\n')) {
+    const step = /^\s+\d+\.\d{3}s\s+(\S+)\s+(?:completed|failed)\b/.exec(l);
+    const gap = /^\s+\.\.\.\s+(\d+) steps? not kept in the run's history$/.exec(l);
+    if (step && step[1] !== '(run)') {
+      lines.push(step[1]);
+      seq.push(step[1]);
+    } else if (gap) {
+      dropped.push(Number(gap[1]));
+      for (let i = 0; i < Number(gap[1]); i++) seq.push(null);
+    }
+  }
+  return { lines, dropped, seq };
+}
 
 /** Poll `read` until `ok(value)` holds, or fail at the deadline with the last value. */
 async function until(read, ok, what, ms = 3 * DEADLINE_MS) {
@@ -143,6 +194,60 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.match(r.stdout, /error +at step tick: the run has executed its budget of 60 steps/);
   });
 
+  it('a loop cut into parts shows every step of every part, once and in order', async () => {
+    const r = await cli(['run', 'long_loop', ...asCfg, '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const run = JSON.parse(r.stdout);
+    const total = run.history.length + (run.historyElided ?? 0);
+    assert.equal(total, 700);
+    const { lines, dropped, seq } = shownSteps(r.stderr);
+    // Each part is read as its events come: nothing is dropped before it
+    // is shown, so all 700 steps are there, alternating from the first.
+    assert.deepEqual(dropped, [], r.stderr.slice(-2000));
+    assert.equal(lines.length, 700);
+    assert.equal(lines.filter((x) => x === 'tick').length, 350);
+    assert.ok(seq.every((x, i) => x === (i % 2 ? 'again' : 'tick')), 'in order, each once');
+    // The last ones are those the run's history ends with, then the run's end.
+    assert.deepEqual(lines.slice(-400), run.history.slice(-400).map((h) => h.step));
+    assert.match(r.stderr, /\(run\)\s+failed the run has executed its budget of 700 steps.*\n$/);
+  });
+
+  it('branch and emit steps after a call show after its end, before the next call starts', async () => {
+    const r = await cli(['run', 'mixed', ...asCfg]);
+    assert.equal(r.code, 0, r.stderr);
+    const at = (re) => {
+      const i = r.stderr.split('\n').findIndex((l) => re.test(l));
+      assert.ok(i >= 0, `${re} in\n${r.stderr}`);
+      return i;
+    };
+    const order = [
+      /^\s+\d+\.\d{3}s\s+quote\s+completed by finance$/,
+      /^\s+\d+\.\d{3}s\s+route\s+completed$/,
+      /^\s+\d+\.\d{3}s\s+announce\s+completed$/,
+      /^\s+\d+\.\d{3}s\s+book\s+started \(call\)$/,
+      /^\s+\d+\.\d{3}s\s+book\s+completed by finance$/,
+      /^\s+\d+\.\d{3}s\s+\(run\)\s+completed$/,
+    ].map(at);
+    assert.deepEqual(order, [...order].sort((a, b) => a - b), r.stderr);
+    assert.deepEqual(shownSteps(r.stderr).lines, ['quote', 'route', 'announce', 'book'], 'each once');
+  });
+
+  it('steps the run\'s history dropped before they were shown are counted on one line', async () => {
+    // A loop of branch steps has no event before its end: its first part
+    // shows from the start's reply, the rest from the history at the end.
+    const r = await cli(['run', 'quiet_loop', ...asCfg, '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const run = JSON.parse(r.stdout);
+    assert.equal(run.history.length, 500);
+    assert.equal(run.history.length + run.historyElided, 2000);
+    const { lines, dropped, seq } = shownSteps(r.stderr);
+    assert.equal(dropped.length, 1, r.stderr.slice(0, 2000));
+    assert.equal(lines.length + dropped[0], 2000, 'every step, shown or counted');
+    assert.ok(seq.every((x, i) => x === null || x === (i % 2 ? 'pong' : 'ping')), 'in order, each once');
+    assert.deepEqual(lines.slice(0, 100), run.history.slice(0, 100).map((h) => h.step));
+    assert.deepEqual(lines.slice(-400), run.history.slice(-400).map((h) => h.step));
+  });
+
   it('a bad input file is exit 2 naming its line and column; so is an unknown workflow', async () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{\n  "variables": {\n    "x": 1,,\n  }\n}\n');
@@ -159,7 +264,7 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
 
     const u = await cli(['run', 'nope', ...asCfg]);
     assert.equal(u.code, 2);
-    assert.match(u.stderr, /no workflow "nope" \(workflows: three, failing, asking, looping, slowly\)/);
+    assert.match(u.stderr, /no workflow "nope" \(workflows: three, failing, asking, looping, slowly, long_loop, quiet_loop, mixed\)/);
     const m = await cli(['run', 'three']);
     assert.equal(m.code, 2);
     assert.match(m.stderr, /missing --config FILE/);
