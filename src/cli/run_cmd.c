@@ -65,7 +65,7 @@ const char sb_cli_run_help[] =
 /* Where the command is; every callback checks it. */
 typedef enum run_state {
   RS_STARTING = 1, /* sb_flow_run_start under way */
-  RS_FOLLOWING,    /* the run goes on; its events are shown */
+  RS_FOLLOWING,    /* the run goes on; its steps are shown */
   RS_CANCELLING,   /* Ctrl-C: the cancellation is being written */
   RS_FETCHING,     /* the run ended (or is left waiting): the last read */
   RS_DONE,         /* the loop is stopping */
