@@ -753,8 +753,8 @@ static int check_input_responses(sb_mcp_out *out, sb_rpc_msg *m) {
     json_object_foreach(responses, key, v) {
       if (json_is_object(v)) continue;
       snprintf(text, sizeof text,
-               "params.inputResponses[\"%.200s\"]: expected the result "
-               "object of that input request, got %s",
+               "params.inputResponses[\"%.200s\"]: expected an object (the "
+               "result of that input request), got %s",
                key, sb_json_type_name(v));
       goto refuse;
     }

@@ -291,7 +291,7 @@ describe('events and workflows over MCP', () => {
       const requestState = asking.result.requestState;
       const cases = [
         [{ inputResponses: 5 }, /params\.inputResponses: expected an object keyed by the inputRequests' keys, got an integer/],
-        [{ inputResponses: { slot: 'Friday' } }, /params\.inputResponses\["slot"\]: expected the result object of that input request, got a string/],
+        [{ inputResponses: { slot: 'Friday' } }, /params\.inputResponses\["slot"\]: expected an object \(the result of that input request\), got a string/],
         [{ requestState: 7, inputResponses: {} }, /params\.requestState: expected the string the server handed out, got an integer/],
         [{ inputResponses: { slot: { action: 'maybe' } } }, /inputResponses\["slot"\]\.action: expected "accept", "decline" or "cancel"/],
         [{ inputResponses: { slot: { action: 'accept', content: 'Friday' } } }, /inputResponses\["slot"\]\.content: expected an object, got a string/],
