@@ -274,6 +274,10 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);
  * call back as usual (an update between its steps ends with SB_ESTATE,
  * since the store may be gone); close the store first if none may run. */
 void sb_ctx_manager_free(sb_ctx_manager *m);
+/* Operations under way (reads, creates, updates not yet answered),
+ * including the time an update's next version is made on the thread
+ * pool, when the store has nothing of it in its queue yet. */
+size_t sb_ctx_manager_pending(const sb_ctx_manager *m);
 
 /* Called after every new version is durable (create is version 1), on the
  * loop thread, just before the writer's own callback. */

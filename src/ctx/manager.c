@@ -84,6 +84,10 @@ static void manager_unref(sb_ctx_manager *m) {
   sb_free(m);
 }
 
+size_t sb_ctx_manager_pending(const sb_ctx_manager *m) {
+  return m->refs > 1 ? (size_t)(m->refs - 1) : 0;
+}
+
 void sb_ctx_manager_free(sb_ctx_manager *m) {
   if (!m) return;
   m->on_change = NULL;

@@ -156,10 +156,13 @@ static void on_reply(void *ud, const sb_flow_reply *r) {
   o->run = json_incref(r->run);
 }
 
-static int store_idle(void *ud) {
+/* Nothing of a transition is under way: not in the store's queue, and
+ * not being made on the thread pool before it (the context manager). */
+static int writes_idle(void *ud) {
+  env *v = ud;
   sb_store_stats s;
-  sb_store_get_stats(ud, &s);
-  return s.pending == 0;
+  sb_store_get_stats(v->st, &s);
+  return s.pending == 0 && sb_ctx_manager_pending(v->ctx) == 0;
 }
 
 static int ended(void *ud) { return ((env *)ud)->ended > 0; }
@@ -340,7 +343,7 @@ static void test_restart_mid_loop(void **state) {
   assert_int_equal(v.ended, 0);
   sb_flow_engine_free(v.eng);
   /* What was under way lands; nothing goes on. */
-  assert_true(run_until(&v.loop, store_idle, v.st, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
   engine_up(&v);
   sb_error err = {0};
   assert_int_equal(sb_flow_engine_resume_all(v.eng, &err), 0);
