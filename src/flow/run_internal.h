@@ -135,6 +135,34 @@ fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id);
 void fl_run_release(fl_run *r); /* drop a hold; frees a detached run */
 void fl_run_detach(fl_run *r);  /* out of the engine (a failed start) */
 json_t *fl_run_view(const json_t *doc, int64_t context_version);
+/* A run in memory from its definition (not yet started or written). */
+fl_run *fl_run_new(sb_flow_engine *e, const char *tenant, const char *id,
+                   const json_t *source, sb_error *err);
+/* A run (not yet written) and its first change; shared by start and
+ * fork. `new_ctx`: the context to create, or NULL to read context_id. */
+int fl_launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
+              const json_t *source, const char *context_id, json_t *new_ctx,
+              const json_t *input, json_t *extra, sb_flow_cb cb, void *ud,
+              sb_error *err);
+
+/* A stored run read for an operation on it (resume, fork): `loaded` gets
+ * the record and owns the read, which it frees with fl_read_free; a
+ * failed read is answered to cb without it. */
+typedef struct fl_read fl_read;
+typedef void (*fl_read_loaded)(fl_read *op, const sb_store_run_record *rec);
+struct fl_read {
+  sb_flow_engine *e;
+  sb_flow_cb cb;
+  void *ud;
+  char *step; /* fork: the step it forks from */
+  int kind;
+  size_t limit;
+  fl_read_loaded loaded;
+};
+int fl_read_run(sb_flow_engine *e, const char *tenant, const char *id,
+                const char *step, fl_read_loaded loaded, sb_flow_cb cb,
+                void *ud, sb_error *err);
+void fl_read_free(fl_read *op);
 void fl_change_free(fl_change *c);
 /* Queue a change; the run writes changes one after the other. */
 void fl_run_change(fl_run *r, fl_change *c);
