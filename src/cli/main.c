@@ -526,7 +526,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "help") == 0) {
     if (argc > 3)
       return sb_cli_usage_error("help", "unexpected argument '%s'", argv[3]);
-    if (argc == 2) {
+    if (argc == 2 || sb_cli_is_help(argv[2])) {
       fputs(main_help, stdout);
     } else if (strcmp(argv[2], "serve") == 0) {
       fputs(serve_help, stdout);
@@ -549,7 +549,13 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[2], "help") == 0) {
       fputs(main_help, stdout);
     } else {
-      return sb_cli_usage_error("help", "unknown command '%s'", argv[2]);
+      /* Not "Try 'switchboard help --help'": the list of commands is in
+       * the main help. */
+      fprintf(stderr,
+              "switchboard help: unknown command '%s'\n"
+              "Try 'switchboard --help' for the list of commands.\n",
+              argv[2]);
+      return EXIT_USAGE;
     }
     return EXIT_OK;
   }

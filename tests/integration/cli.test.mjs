@@ -100,6 +100,26 @@ test('--help lists every subcommand and option, exit 0', async () => {
   }
 });
 
+test('help --help is the main help, and help of an unknown command points at it', async () => {
+  for (const args of [['help', '--help'], ['help', '-h']]) {
+    const r = await run(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stdout, /^switchboard \d+\.\d+\.\d+ - /);
+    assert.ok(r.stdout.includes('help      show help'), args.join(' '));
+    assert.equal(r.stderr, '');
+  }
+  const r = await run(['help', 'launch']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown command 'launch'/);
+  // The hint must name a command that works: not `help --help` read as
+  // the help of a command called "--help".
+  const hint = /Try '([^']+)'/.exec(r.stderr);
+  assert.ok(hint, r.stderr);
+  const h = await run(hint[1].split(' ').slice(1));
+  assert.equal(h.code, 0, `${hint[1]}: ${h.stderr}`);
+  assert.ok(h.stdout.includes('Commands:'), hint[1]);
+});
+
 test('no arguments prints usage on stderr, exit 2', async () => {
   const r = await run([]);
   assert.equal(r.code, 2);
