@@ -38,8 +38,8 @@ const char sb_cli_agents_help[] =
     "  --tenant ID       whose context (overrides auth.default_tenant)\n"
     "  -h, --help        show this help and exit\n";
 
-static int load_registry(const sb_config *cfg, const char *path,
-                         sb_registry **out) {
+int sb_cli_agents_registry(const sb_config *cfg, const char *path,
+                           const char *cmd, sb_registry **out) {
   sb_registry_options ro = {.sees_user = sb_gateway_sees_user};
   sb_registry *reg = sb_registry_new(&ro);
   if (!reg) return EXIT_RUNTIME;
@@ -48,13 +48,17 @@ static int load_registry(const sb_config *cfg, const char *path,
     sb_error err = {0};
     if (sb_agent_def_parse(json_array_get(cfg->agents, i), &def, &err) != 0 ||
         sb_registry_register_take(reg, def, 0, &err) != 0) {
-      fprintf(stderr, "switchboard agents: %s:%zu: agents[%zu].%s\n", path,
+      fprintf(stderr, "switchboard%s%s: %s:%zu: agents[%zu].%s\n",
+              cmd ? " " : "", cmd ? cmd : "", path,
               cfg->agent_lines ? cfg->agent_lines[i] : 0, i, err.msg);
       sb_registry_free(reg);
       return EXIT_USAGE;
     }
   }
-  *out = reg;
+  if (out)
+    *out = reg;
+  else
+    sb_registry_free(reg);
   return EXIT_OK;
 }
 
@@ -104,7 +108,8 @@ int sb_cli_agents(int argc, char **argv) {
     fprintf(stderr, "switchboard agents: %s\n", err.msg);
     goto done;
   }
-  if ((rc = load_registry(&cfg, config, &reg)) != EXIT_OK) goto done;
+  if ((rc = sb_cli_agents_registry(&cfg, config, "agents", &reg)) != EXIT_OK)
+    goto done;
   if (is_show) {
     signal(SIGPIPE, SIG_IGN);
     rc = sb_cli_agents_show(&cfg, pos[1]);

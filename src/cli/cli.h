@@ -51,6 +51,13 @@ int sb_cli_context(int argc, char **argv);
 /* switchboard agents ... (agents_cmd.c) */
 extern const char sb_cli_agents_help[];
 int sb_cli_agents(int argc, char **argv);
+/* The config's agents as a registry (*out, or freed when out is NULL),
+ * each definition checked as serve checks it: EXIT_OK, or EXIT_USAGE
+ * after "switchboard CMD: PATH:LINE: agents[I].FIELD: why" on stderr
+ * (CMD NULL: "switchboard: ..."). */
+struct sb_registry;
+int sb_cli_agents_registry(const struct sb_config *cfg, const char *path,
+                           const char *cmd, struct sb_registry **out);
 /* agents show ID: connect to one configured agent and report (agents_show.c) */
 int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
 

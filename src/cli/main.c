@@ -315,6 +315,13 @@ static int cmd_serve(int argc, char **argv) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
+  /* A bad agent definition is the file's error (its line, exit 2), as
+   * check reports it, not a failure of the start. */
+  if (a.config_path &&
+      (rc = sb_cli_agents_registry(&cfg, a.config_path, NULL, NULL)) != 0) {
+    sb_config_free(&cfg);
+    return rc;
+  }
   if ((rc = override_choice("--log-level", a.log_level, sb_log_level_parse,
                             "one of debug, info, notice, warning, error",
                             &cfg.log_level)) != 0 ||
@@ -469,6 +476,11 @@ static int cmd_check(int argc, char **argv) {
     fprintf(stderr, "switchboard: %s\n", err.msg);
     sb_config_free(&cfg);
     return EXIT_USAGE;
+  }
+  /* The agents' definitions, as serve reads them. */
+  if ((rc = sb_cli_agents_registry(&cfg, a.config_path, NULL, NULL)) != 0) {
+    sb_config_free(&cfg);
+    return rc;
   }
   sb_flow_defs defs;
   if (sb_flow_defs_load(cfg.workflows, cfg.workflow_lines, cfg.config_file,

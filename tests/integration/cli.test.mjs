@@ -508,3 +508,31 @@ test('check refuses the virtual servers serve would refuse, with the same error'
   const ok = await run(['check', '--config', good]);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('check refuses the agent definitions serve would refuse, and serve names the file and line, exit 2', async () => {
+  // check used to print "ok" for these; serve then failed to start with
+  // exit 1 and "config line N", naming no file.
+  const agent = (extra) =>
+    `agents:\n  - id: a\n    name: A\n    type: sales\n    capabilities: [x]\n    models: {primary: m}\n    outputFormat: json\n    maxTokens: 64\n    temperature: 0\n${extra}`;
+  const cases = [
+    ['agents:\n  - id: a\n    transport: {type: stdio, command: /bin/cat}\n', ':2: agents[0].name: missing required field'],
+    [agent('    transport: {type: stdio}\n'), ':2: agents[0].transport'],
+    [agent('    transport: {type: stdio, command: /bin/cat}\n') +
+       '  - id: a\n    name: B\n    type: sales\n    capabilities: [x]\n    models: {primary: m}\n' +
+       '    outputFormat: json\n    maxTokens: 64\n    temperature: 0\n    transport: {type: stdio, command: /bin/cat}\n',
+     ':11: agents[1].agent "a" is already registered'],
+  ];
+  for (const [yaml, message] of cases) {
+    const cfg = writeConfig(yaml);
+    const checked = await run(['check', '--config', cfg]);
+    assert.equal(checked.code, 2, `${yaml}: ${checked.stdout}`);
+    assert.ok(checked.stderr.startsWith(`switchboard: ${cfg}${message}`), checked.stderr);
+    assert.equal(checked.stdout, '');
+    const served = await run(['serve', '--config', cfg, '--stdio', '--store', join(dir, 'agents.db')]);
+    assert.equal(served.code, 2, served.stderr);
+    assert.equal(served.stderr, checked.stderr);
+  }
+  const good = writeConfig(agent('    transport: {type: stdio, command: /bin/cat}\n'));
+  const ok = await run(['check', '--config', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+});
