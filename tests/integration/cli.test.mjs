@@ -536,3 +536,11 @@ test('check refuses the agent definitions serve would refuse, and serve names th
   const ok = await run(['check', '--config', good]);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('key --help lists the options key takes, and says scopes are enforced', async () => {
+  const r = await run(['key', '--help']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const opt of ['--tenant T', '--scope S', '--expires WHEN', '--config FILE', '--store PATH'])
+    assert.ok(r.stdout.includes(`\n  ${opt}`), `key --help lists ${opt} under Options`);
+  assert.match(r.stdout, /Scopes are stored, listed and enforced/);
+});
