@@ -65,8 +65,13 @@ static json_t *read_scenarios(const char *path) {
   json_error_t jerr;
   json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
   if (!doc) {
-    fprintf(stderr, "switchboard demo: %s:%d:%d: %s\n", path, jerr.line,
-            jerr.column, jerr.text);
+    /* A file that cannot be opened has no line: jansson says -1. */
+    if (jerr.line <= 0)
+      fprintf(stderr, "switchboard demo: --scenarios %s: %s\n", path,
+              jerr.text);
+    else
+      fprintf(stderr, "switchboard demo: %s:%d:%d: %s\n", path, jerr.line,
+              jerr.column, jerr.text);
     return NULL;
   }
   json_t *list = json_incref(json_object_get(doc, "scenarios"));

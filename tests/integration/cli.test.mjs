@@ -544,3 +544,12 @@ test('key --help lists the options key takes, and says scopes are enforced', asy
     assert.ok(r.stdout.includes(`\n  ${opt}`), `key --help lists ${opt} under Options`);
   assert.match(r.stdout, /Scopes are stored, listed and enforced/);
 });
+
+test('demo names a scenarios file it cannot open, without a line number it does not have', async () => {
+  const missing = join(dir, 'no-such-scenarios.json');
+  const r = await run(['demo', '--once', '--config', join(ROOT, 'examples', 'dealership', 'switchboard.yaml'),
+    '--scenarios', missing, '--store', join(dir, 'demo.db'), '--listen', '127.0.0.1:0']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr, `switchboard demo: --scenarios ${missing}: unable to open ${missing}: No such file or directory\n`);
+  assert.ok(!existsSync(join(dir, 'demo.db')), 'nothing was started');
+});
