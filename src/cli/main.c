@@ -406,6 +406,27 @@ shutdown:
 
 /* ---- check -------------------------------------------------------------- */
 
+/* A string as YAML: a JSON string is a YAML double-quoted scalar. */
+static void print_str(FILE *out, const char *indent, const char *key,
+                      const char *value) {
+  json_t *v = json_string(value ? value : "");
+  char *text = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+  fprintf(out, "%s%s: %s\n", indent, key, text ? text : "\"\"");
+  sb_free(text);
+  json_decref(v);
+}
+
+static void print_strs(FILE *out, const char *indent, const char *key,
+                       char *const *items, size_t n) {
+  json_t *v = json_array();
+  for (size_t i = 0; v && i < n; i++)
+    json_array_append_new(v, json_string(items[i]));
+  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  fprintf(out, "%s%s: %s\n", indent, key, text ? text : "[]");
+  sb_free(text);
+  json_decref(v);
+}
+
 /* Print cfg as a YAML config that loads back to the same settings. */
 static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "server:\n");
@@ -423,6 +444,12 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  log_level: %s\n", level_names[level]);
   fprintf(out, "  log_format: %s\n",
           cfg->log_format == SB_LOG_JSON ? "json" : "text");
+  fprintf(out, "  shutdown_grace_ms: %d\n", cfg->shutdown_grace_ms);
+  if (cfg->tls_cert_file || cfg->tls_key_file) {
+    fprintf(out, "  tls:\n");
+    print_str(out, "    ", "cert_file", cfg->tls_cert_file);
+    print_str(out, "    ", "key_file", cfg->tls_key_file);
+  }
   fprintf(out, "limits:\n");
   fprintf(out, "  max_message_bytes: %zu\n", cfg->max_message_bytes);
   fprintf(out, "  max_json_depth: %d\n", cfg->max_json_depth);
@@ -430,16 +457,34 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  connection_memory_bytes: %zu\n",
           cfg->connection_memory_bytes);
   fprintf(out, "  connection_timeout_s: %d\n", cfg->connection_timeout_s);
+  fprintf(out, "  header_timeout_s: %d\n", cfg->header_timeout_s);
+  fprintf(out, "  body_timeout_s: %d\n", cfg->body_timeout_s);
+  fprintf(out, "  max_connections_per_address: %d\n",
+          cfg->max_connections_per_address);
+  fprintf(out, "  connection_reserve: %d\n", cfg->connection_reserve);
+  fprintf(out, "  max_stream_buffer_bytes: %zu\n",
+          cfg->max_stream_buffer_bytes);
   fprintf(out, "  page_size: %d\n", cfg->page_size);
   fprintf(out, "  max_tool_name: %d\n", cfg->max_tool_name);
   fprintf(out, "  agent_busy_poll_us: %d\n", cfg->agent_busy_poll_us);
+  fprintf(out, "  agent_health_interval_ms: %ld\n",
+          cfg->agent_health_interval_ms);
+  fprintf(out, "  agent_health_timeout_ms: %ld\n",
+          cfg->agent_health_timeout_ms);
+  fprintf(out, "  max_listen_uris: %d\n", cfg->max_listen_uris);
+  fprintf(out, "  max_listen_streams_per_tenant: %d\n",
+          cfg->max_listen_streams_per_tenant);
   fprintf(out, "sessions:\n");
   fprintf(out, "  idle_timeout_s: %d\n", cfg->session_idle_timeout_s);
   fprintf(out, "  replay_events: %d\n", cfg->replay_events);
+  fprintf(out, "  max: %d\n", cfg->max_sessions);
+  fprintf(out, "  max_per_tenant: %d\n", cfg->max_sessions_per_tenant);
   fprintf(out, "cache:\n");
   fprintf(out, "  ttl_ms: %ld\n", cfg->cache_ttl_ms);
   fprintf(out, "store:\n");
-  fprintf(out, "  path: \"%s\"\n", cfg->store_path);
+  print_str(out, "  ", "path", cfg->store_path);
+  fprintf(out, "  max_pending: %d\n", cfg->store_max_pending);
+  fprintf(out, "  readers: %d\n", cfg->store_readers);
   fprintf(out, "contexts:\n");
   fprintf(out, "  default_ttl_s: %ld\n", cfg->ctx_default_ttl_s);
   fprintf(out, "  snapshot_every: %d\n", cfg->ctx_snapshot_every);
@@ -451,11 +496,62 @@ static void print_config(FILE *out, const sb_config *cfg) {
   /* tokens are secrets: shown as a count, never printed */
   fprintf(out, "  # tenants: %zu configured (tokens not shown)\n",
           cfg->tenants_len);
+  if (cfg->admin_tenants_len)
+    print_strs(out, "  ", "admin_tenants", cfg->admin_tenants,
+               cfg->admin_tenants_len);
+  if (cfg->oauth_issuer) {
+    fprintf(out, "  oauth:\n");
+    print_str(out, "    ", "issuer", cfg->oauth_issuer);
+    print_str(out, "    ", "resource", cfg->oauth_resource);
+    print_str(out, "    ", "jwks_file", cfg->oauth_jwks_file);
+    print_strs(out, "    ", "authorization_servers",
+               cfg->oauth_authorization_servers,
+               cfg->oauth_authorization_servers_len);
+    print_strs(out, "    ", "scopes_supported", cfg->oauth_scopes_supported,
+               cfg->oauth_scopes_supported_len);
+    fprintf(out, "    leeway_s: %d\n", cfg->oauth_leeway_s);
+    print_str(out, "    ", "tenant_claim",
+              cfg->oauth_tenant_claim ? cfg->oauth_tenant_claim : "tenant");
+    if (cfg->oauth_scope_claim)
+      print_str(out, "    ", "scope_claim", cfg->oauth_scope_claim);
+  }
+  if (cfg->llm_base_url) {
+    fprintf(out, "llm:\n");
+    print_str(out, "  ", "base_url", cfg->llm_base_url);
+    print_str(out, "  ", "api_key_env",
+              cfg->llm_api_key_env ? cfg->llm_api_key_env : "OPENAI_API_KEY");
+    fprintf(out, "  timeout_ms: %ld\n", cfg->llm_timeout_ms);
+  }
+  fprintf(out, "quotas:\n");
+  fprintf(out, "  requests_per_second: %d\n", cfg->quota_rate_per_s);
+  fprintf(out, "  burst: %d\n", cfg->quota_burst);
+  fprintf(out, "  max_concurrent_calls: %d\n", cfg->quota_max_concurrent);
+  if (cfg->quota_tenants_len) {
+    fprintf(out, "  tenants:\n");
+    for (size_t i = 0; i < cfg->quota_tenants_len; i++) {
+      /* A key the file left out (-1) takes the value above: left out. */
+      const sb_config_quota *q = &cfg->quota_tenants[i];
+      const char *names[] = {"requests_per_second", "burst",
+                             "max_concurrent_calls"};
+      int values[] = {q->rate_per_s, q->burst, q->max_concurrent};
+      int n = 0;
+      fprintf(out, "    %s: {", q->tenant);
+      for (int k = 0; k < 3; k++)
+        if (values[k] >= 0)
+          fprintf(out, "%s%s: %d", n++ ? ", " : "", names[k], values[k]);
+      fprintf(out, "}\n");
+    }
+  }
   if (cfg->agents) {
     /* JSON is YAML's flow style: this loads back unchanged. */
     char *agents = json_dumps(cfg->agents, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     fprintf(out, "agents: %s\n", agents ? agents : "[]");
     sb_free(agents);
+  }
+  if (cfg->servers) {
+    char *servers = json_dumps(cfg->servers, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    fprintf(out, "servers: %s\n", servers ? servers : "[]");
+    sb_free(servers);
   }
 }
 

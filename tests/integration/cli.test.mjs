@@ -553,3 +553,62 @@ test('demo names a scenarios file it cannot open, without a line number it does 
   assert.equal(r.stderr, `switchboard demo: --scenarios ${missing}: unable to open ${missing}: No such file or directory\n`);
   assert.ok(!existsSync(join(dir, 'demo.db')), 'nothing was started');
 });
+
+// The "section.key" paths of a YAML text's block mappings, two levels
+// deep, comments left out.
+function keyPaths(text) {
+  const paths = new Set();
+  let section = null;
+  for (const line of text.split('\n')) {
+    let m;
+    if ((m = /^([a-z_]+):/.exec(line))) {
+      section = m[1];
+      paths.add(section);
+    } else if (section && (m = /^ {2}([a-z_]+):/.exec(line))) {
+      paths.add(`${section}.${m[1]}`);
+    } else if (section && (m = /^ {4}([a-z_]+):/.exec(line)) && /^(server\.tls|auth\.oauth)$/.test([...paths].at(-1) ?? '')) {
+      paths.add(`${[...paths].at(-1)}.${m[1]}`);
+    }
+  }
+  return paths;
+}
+
+test('check prints every setting, the example\'s keys and the optional sections, and they load back', async () => {
+  // check used to leave out shutdown_grace_ms, tls, the header and body
+  // timeouts, the per-address and listen limits, sessions.max, the store's
+  // max_pending and readers, admin_tenants, oauth, llm, quotas and servers.
+  const { readFileSync } = await import('node:fs');
+  const example = readFileSync(EXAMPLE, 'utf8');
+  const r = await run(['check', '--config', EXAMPLE]);
+  assert.equal(r.code, 0, r.stderr);
+  const printed = keyPaths(r.stdout);
+  for (const path of keyPaths(example))
+    assert.ok(printed.has(path), `check prints ${path}, which examples/switchboard.yaml sets`);
+
+  const cfg = writeConfig([
+    'server:',
+    '  shutdown_grace_ms: 2500',
+    '  tls: {cert_file: /etc/sb/cert.pem, key_file: /etc/sb/key.pem}',
+    'auth:',
+    '  admin_tenants: [ops]',
+    '  oauth: {issuer: "https://login.example.com", resource: "https://mcp.example.com/mcp",',
+    '          jwks_file: jwks.json, leeway_s: 30, scopes_supported: [runs]}',
+    'llm: {base_url: "http://127.0.0.1:9/v1", timeout_ms: 1234}',
+    'quotas: {requests_per_second: 5, tenants: {ops: {burst: 9}}}',
+    'servers: [{name: front, include: [{agent: sales, tools: [search_inventory]}]}]',
+    '',
+  ].join('\n'));
+  const c = await run(['check', '--config', cfg]);
+  assert.equal(c.code, 0, c.stderr);
+  for (const line of [
+    '  shutdown_grace_ms: 2500', '    cert_file: "/etc/sb/cert.pem"', '  admin_tenants: ["ops"]',
+    '    issuer: "https://login.example.com"', '    jwks_file: "jwks.json"', '    leeway_s: 30',
+    '  base_url: "http://127.0.0.1:9/v1"', '  timeout_ms: 1234', '  requests_per_second: 5',
+    '    ops: {burst: 9}',
+  ])
+    assert.ok(c.stdout.split('\n').includes(line), `check prints ${JSON.stringify(line)}:\n${c.stdout}`);
+  assert.match(c.stdout, /^servers: \[\{"name":"front"/m);
+  const again = await run(['check', '--config', writeConfig(c.stdout)]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout.replace(/^#.*\n/, ''), c.stdout.replace(/^#.*\n/, ''));
+});
