@@ -612,3 +612,36 @@ test('check prints every setting, the example\'s keys and the optional sections,
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stdout.replace(/^#.*\n/, ''), c.stdout.replace(/^#.*\n/, ''));
 });
+
+test('the commented sections of examples/switchboard.yaml load once uncommented', async () => {
+  // "# agents:" then "#   - id: ..." lines: drop the "# " and the
+  // two columns of the comment's indent. The agents example once held
+  // an unquoted [conversation.messages[-5:], ...], which is no YAML.
+  const { readFileSync } = await import('node:fs');
+  const lines = readFileSync(EXAMPLE, 'utf8').split('\n');
+  const out = [];
+  let inside = false;
+  const sections = [];
+  for (const line of lines) {
+    const m = /^# (agents|servers|workflows):$/.exec(line);
+    if (m) {
+      inside = true;
+      sections.push(m[1]);
+      out.push(`${m[1]}:`);
+    } else if (inside && line.startsWith('#   ')) {
+      out.push(line.slice(2));
+    } else {
+      inside = false;
+      out.push(line);
+    }
+  }
+  assert.deepEqual(sections.sort(), ['agents', 'servers', 'workflows']);
+  // workflows/ is relative to the example's directory.
+  const text = out.join('\n').replace(/^ {2}- workflows\/$/m, `  - ${join(dirname(EXAMPLE), 'workflows')}/`);
+  assert.notEqual(text, out.join('\n'));
+  const r = await run(['check', '--config', writeConfig(text)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^agents: \[\{"id":"service"/m);
+  assert.match(r.stdout, /^servers: \[\{"name":"front-desk"/m);
+  assert.match(r.stdout, /^# workflow web-inquiry: /m);
+});
