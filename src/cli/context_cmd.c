@@ -161,8 +161,14 @@ int sb_cli_context(int argc, char **argv) {
   }
   sb_cli_ctx_close(&c);
   if (r != 0) {
-    fprintf(stderr, "switchboard context: %s\n",
-            r == SB_ENOMEM ? "out of memory" : err.msg);
+    /* Another tenant's context reads as missing: say whose was asked for
+     * (a store's contexts belong to tenants; --tenant picks one). */
+    if (r == SB_ENOENT && strstr(err.msg, "not found"))
+      fprintf(stderr, "switchboard context: %s (tenant %s)\n", err.msg,
+              cfg.default_tenant);
+    else
+      fprintf(stderr, "switchboard context: %s\n",
+              r == SB_ENOMEM ? "out of memory" : err.msg);
     rc = r == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     goto done;
   }

@@ -81,7 +81,7 @@ describe('switchboard context (CLI)', { timeout: 60000 }, () => {
       const theirs = await runCli(['context', ...verb, '--store', store, '--tenant', TENANTS.b.id]);
       const nobodys = await runCli(['context', verb[0], ghost, ...verb.slice(2), '--store', store, '--tenant', TENANTS.b.id]);
       assert.equal(theirs.code, 1, `${verb[0]} as dealer-b: ${theirs.stdout}${theirs.stderr}`);
-      assert.match(theirs.stderr, /not found/);
+      assert.match(theirs.stderr, new RegExp(`not found \\(tenant ${TENANTS.b.id}\\)`));
       assert.equal(theirs.stdout, '', 'nothing of the context is printed');
       assert.equal(nobodys.code, 1);
       assert.equal(withoutId(theirs.stderr, id), withoutId(nobodys.stderr, ghost), `${verb[0]}: same message but the id`);
@@ -89,7 +89,8 @@ describe('switchboard context (CLI)', { timeout: 60000 }, () => {
     // Without --tenant the CLI is the default tenant, which owns nothing here.
     const anon = await runCli(['context', 'get', id, '--store', store]);
     assert.equal(anon.code, 1, anon.stdout);
-    assert.match(anon.stderr, /not found/);
+    // ...and says so, for whoever forgot --tenant.
+    assert.match(anon.stderr, /not found \(tenant default\)/);
   });
 
   it('--config supplies store.path and auth.default_tenant', async () => {
