@@ -493,10 +493,16 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     http_audit_refusal(r, url,
                   http_bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
                   MHD_HTTP_UNAUTHORIZED);
-    set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
-              "%s bearer token: send Authorization: Bearer <token> of a "
-              "configured tenant, or an API key",
-              http_bearer_token(r) ? "unknown" : "missing");
+    /* Why the token was refused, when the check said (an API key that is
+     * revoked or expired, a JWT's failed check), as the challenge does. */
+    if (r->auth_why)
+      set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
+                "bearer token refused: %s", r->auth_why);
+    else
+      set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
+                "%s bearer token: send Authorization: Bearer <token> of a "
+                "configured tenant, or an API key",
+                http_bearer_token(r) ? "unknown" : "missing");
   } else if (r->route) {
     /* a REST route: any method, body read below */
   } else if (!r->mcp) {

@@ -127,8 +127,11 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     const took = Date.now() - t0;
     // 250 ms refresh plus a read; generous for a loaded machine
     assert.ok(took < 5000, `refused after ${took} ms`);
-    // and it stays refused, on MCP too
-    assert.equal((await k.create(sampleInput('again'))).status, 401);
+    // and it stays refused, on MCP too, saying why: not an "unknown
+    // bearer token" of the config, but a key that no longer works
+    const again = await k.create(sampleInput('again'));
+    assert.equal(again.status, 401);
+    assert.match(again.json.error.message, /^bearer token refused: unknown, revoked or expired API key$/);
     await assert.rejects(connectSdk('modern', 'http', { url: server.url, token: key }));
     const list = JSON.parse((await cli(['key', 'list', ...s])).stdout);
     assert.match(list.find((x) => x.id === keyId).revoked, /^\d{4}-/);
