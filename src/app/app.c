@@ -2,6 +2,8 @@
  * with its providers, transports, and the expiry sweep. An embedded app
  * (`switchboard run`) stops short of the sweep, the transports and the
  * resumption of stored runs: it only lends its modules to a command. */
+#include <string.h>
+
 #include "app/app_internal.h"
 
 #define MODULE "app"
@@ -72,6 +74,50 @@ void app_register_log_secrets(const sb_config *cfg) {
   sb_config_llm lc;
   sb_config_llm_endpoint(cfg, &lc);
   if (lc.api_key) sb_log_add_secret(lc.api_key);
+}
+
+/* ---- serve --stdio --agent: the first request waits for the agent ------ */
+
+static void free_handle(uv_handle_t *h) { sb_free(h); }
+
+static void stdio_wait_end(sb_app *app) {
+  if (!app->stdio_wait) return;
+  uv_timer_stop(app->stdio_wait);
+  uv_close((uv_handle_t *)app->stdio_wait, free_handle);
+  app->stdio_wait = NULL;
+}
+
+#define STDIO_WAIT_POLL_MS 5
+
+/* Read stdin once the agent is connected with its lists read, or down
+ * (its endpoint then says why), or its limits.timeoutMs has passed. */
+static void on_stdio_wait(uv_timer_t *t) {
+  sb_app *app = t->data;
+  if (sb_gateway_agent_settled(app->gateway, app->stdio_agent) == 0 &&
+      sb_now_ms() < app->stdio_wait_until)
+    return;
+  stdio_wait_end(app);
+  sb_stdio_server_resume(app->stdio);
+}
+
+static int stdio_wait_start(sb_app *app, const char *id) {
+  int64_t timeout_ms = 0;
+  for (size_t i = 0; i < sb_gateway_agent_count(app->gateway); i++) {
+    sb_gateway_agent_info info;
+    sb_gateway_agent_info_at(app->gateway, i, &info);
+    if (strcmp(info.def->id, id) == 0)
+      timeout_ms = info.def->limits.timeout_ms;
+  }
+  uv_timer_t *t = sb_calloc(1, sizeof *t);
+  if (!t) return SB_ENOMEM;
+  uv_timer_init(app->loop, t);
+  t->data = app;
+  app->stdio_wait = t;
+  app->stdio_agent = id;
+  app->stdio_wait_until =
+      sb_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+  uv_timer_start(t, on_stdio_wait, 0, STDIO_WAIT_POLL_MS);
+  return 0;
 }
 
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
@@ -204,9 +250,20 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                    o->stdio_agent);
       goto fail;
     }
-    app->stdio =
-        sb_stdio_server_start(o->loop, srv, o->on_stdio_eof, o->ud, err);
-    if (!app->stdio) goto fail;
+    if (o->stdio_agent) {
+      /* Its endpoint's first tools/list must not find it still starting
+       * ("not connected yet"): read stdin once it has settled. */
+      app->stdio = sb_stdio_server_start_paused(o->loop, srv,
+                                                o->on_stdio_eof, o->ud, err);
+      if (!app->stdio || stdio_wait_start(app, o->stdio_agent) != 0) {
+        if (app->stdio) sb_error_set(err, SB_ENOMEM, "out of memory");
+        goto fail;
+      }
+    } else {
+      app->stdio =
+          sb_stdio_server_start(o->loop, srv, o->on_stdio_eof, o->ud, err);
+      if (!app->stdio) goto fail;
+    }
   } else {
     sb_http_server_options hopts = {
         .listen_host = cfg->listen_host,
@@ -286,6 +343,7 @@ size_t sb_app_busy(const sb_app *app) {
 void sb_app_stop(sb_app *app) {
   if (!app) return;
   app_reload_stop(app); /* a reload in flight applies nothing */
+  stdio_wait_end(app);
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);

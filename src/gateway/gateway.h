@@ -315,6 +315,12 @@ typedef struct sb_gateway_agent_info {
   size_t tools; /* tools listed (0 until listed) */
 } sb_gateway_agent_info;
 size_t sb_gateway_agent_count(const sb_gateway *gw);
+
+/* Whether agent id has settled since it was registered: 1 connected with
+ * its lists read (a tools/list on its endpoint shows its tools), 0 not
+ * yet (connecting, or listing), -1 no such agent or it is down (its
+ * connection failed or was lost: its endpoint's lists say why). */
+int sb_gateway_agent_settled(sb_gateway *gw, const char *id);
 void sb_gateway_agent_info_at(const sb_gateway *gw, size_t i,
                               sb_gateway_agent_info *out);
 /* A new list of AgentDefinitions (config `agents:`, borrowed; lines[i] is

@@ -846,6 +846,16 @@ int sb_gateway_remove(sb_gateway *o, const char *id, sb_error *err) {
 
 size_t sb_gateway_agent_count(const sb_gateway *o) { return o->len; }
 
+int sb_gateway_agent_settled(sb_gateway *o, const char *id) {
+  agent *a = gw_agent_find(o, id);
+  if (!a) return -1;
+  if (!a->client || !sb_mcp_client_connected(a->client))
+    return a->down_reason[0] ? -1 : 0;
+  for (int k = 0; k < LIST_KINDS; k++)
+    if (a->lists[k].listing) return 0; /* on_listed: NULL when done */
+  return 1;
+}
+
 void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
                               sb_gateway_agent_info *out) {
   const agent *a = o->list[i];

@@ -26,6 +26,13 @@ typedef struct sb_stdio_server sb_stdio_server;
 sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                        void (*on_eof)(void *ud), void *ud,
                                        sb_error *err);
+/* The same, reading nothing until sb_stdio_server_resume: for a server
+ * that has something to wait for before its first request. */
+sb_stdio_server *sb_stdio_server_start_paused(uv_loop_t *loop,
+                                              sb_mcp_server *srv,
+                                              void (*on_eof)(void *ud),
+                                              void *ud, sb_error *err);
+void sb_stdio_server_resume(sb_stdio_server *s);
 void sb_stdio_server_stop(sb_stdio_server *s);
 
 typedef struct sb_http_server sb_http_server;

@@ -32,6 +32,7 @@ struct sb_stdio_server {
   int discarding; /* skipping the rest of an oversized line */
   int refs;       /* open handles + pending reads + the owner */
   int stopping;
+  int paused; /* started paused: nothing read until resumed */
   void (*on_eof)(void *);
   void *ud;
 };
@@ -265,9 +266,9 @@ static void close_streams(sb_stdio_server *s) {
   }
 }
 
-sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
-                                       void (*on_eof)(void *ud), void *ud,
-                                       sb_error *err) {
+static sb_stdio_server *stdio_start(uv_loop_t *loop, sb_mcp_server *srv,
+                                    void (*on_eof)(void *ud), void *ud,
+                                    int paused, sb_error *err) {
   sb_stdio_server *s = sb_calloc(1, sizeof *s);
   if (!s) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -300,14 +301,37 @@ sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
-  if (s->in) uv_read_start(s->in, alloc_cb, read_cb);
-  else file_read_next(s);
-  SB_INFO(MODULE, "serving MCP on stdin/stdout");
+  s->paused = paused;
+  if (!paused) {
+    s->paused = 1;
+    sb_stdio_server_resume(s);
+  }
   return s;
 fail:
   close_streams(s);
   release(s);
   return NULL;
+}
+
+sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
+                                       void (*on_eof)(void *ud), void *ud,
+                                       sb_error *err) {
+  return stdio_start(loop, srv, on_eof, ud, 0, err);
+}
+
+sb_stdio_server *sb_stdio_server_start_paused(uv_loop_t *loop,
+                                              sb_mcp_server *srv,
+                                              void (*on_eof)(void *ud),
+                                              void *ud, sb_error *err) {
+  return stdio_start(loop, srv, on_eof, ud, 1, err);
+}
+
+void sb_stdio_server_resume(sb_stdio_server *s) {
+  if (!s || !s->paused || s->stopping) return;
+  s->paused = 0;
+  if (s->in) uv_read_start(s->in, alloc_cb, read_cb);
+  else file_read_next(s);
+  SB_INFO(MODULE, "serving MCP on stdin/stdout");
 }
 
 void sb_stdio_server_stop(sb_stdio_server *s) {

@@ -296,6 +296,34 @@ describe('serve --stdio --agent', { timeout: 60000 }, () => {
     });
   }
 
+  it('a tools/list sent at once, as an MCP host does, finds the agent\'s tools, not "not connected yet"', async () => {
+    // It used to be answered while the agent was still starting: -32603
+    // "agent everything is down, so its tools cannot be listed: not
+    // connected yet", for a host that lists once.
+    const cfg = writeConfigWith([everythingStdio('everything')]);
+    const p = spawn(switchboardBin(), ['serve', '--stdio', '--config', cfg, '--agent', 'everything'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => p.once('exit', (code) => resolve(code)));
+    try {
+      const first = new Promise((resolve) => {
+        let out = '';
+        p.stdout.setEncoding('utf8').on('data', (d) => {
+          out += d;
+          const nl = out.indexOf('\n');
+          if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)));
+        });
+      });
+      p.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: META } })}\n`);
+      const answer = await withDeadline(first, DEADLINE_MS, 'the first tools/list answered');
+      assert.ok(answer.result, `${JSON.stringify(answer)}\n${stderr}`);
+      assert.ok(answer.result.tools.some((t) => t.name === 'echo'), JSON.stringify(answer.result.tools.map((t) => t.name)));
+    } finally {
+      p.stdin.end();
+      assert.equal(await withDeadline(exited, DEADLINE_MS, 'exit on EOF'), 0, stderr);
+    }
+  });
+
   it('refuses what cannot work, naming why', async () => {
     const cfg = writeConfigWith([everythingStdio('everything')]);
     let r = await withDeadline(run(['serve', '--listen', '127.0.0.1:0', '--config', cfg, '--agent', 'everything']), DEADLINE_MS, 'exit');
