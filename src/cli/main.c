@@ -549,7 +549,8 @@ static void print_config(FILE *out, const sb_config *cfg) {
     sb_free(agents);
   }
   if (cfg->servers) {
-    char *servers = json_dumps(cfg->servers, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *servers =
+        json_dumps(cfg->servers, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(out, "servers: %s\n", servers ? servers : "[]");
     sb_free(servers);
   }
