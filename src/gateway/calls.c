@@ -112,32 +112,42 @@ static int was_tried(sb_gateway_call *c, const char *id) {
   return 0;
 }
 
+/* Whether a may be tried next: not tried yet, serving the tool (or with
+ * its tools not listed yet), and connected, or with `connecting` also
+ * one still connecting (a call waits for it, once, up to its timeout). */
+static int may_try(sb_gateway_call *c, agent *a, int connecting) {
+  if (!a || a->removed || was_tried(c, a->def->id) || !a->client) return 0;
+  if (sb_mcp_client_connected(a->client))
+    return !c->tool || gw_agent_serves_tool(a, c->tool);
+  return connecting && (!c->tool || !a->lists[LIST_TOOLS].items ||
+                        gw_agent_serves_tool(a, c->tool));
+}
+
 /* The next agent to try: by the route's ranking, or for a call that named
- * an agent, by the registry's ranking for a capability that agent has;
- * one that serves the tool, is connected and has not been tried. */
-static agent *next_agent(sb_gateway_call *c, const sb_agent_def *origin) {
+ * an agent, by the registry's ranking for a capability that agent has; a
+ * connected one first, then (with `connecting`) one still connecting. A
+ * fallback that found only agents still starting used to give up while
+ * one of them was about to answer. */
+static agent *next_agent(sb_gateway_call *c, const sb_agent_def *origin,
+                         int connecting) {
   sb_gateway *o = c->owner;
   if (c->o.no_fallback) return NULL;
-  if (c->route) {
-    for (size_t i = 0; i < c->route->n; i++) {
-      agent *a = gw_agent_find(o, c->route->ids[i]);
-      if (a && !was_tried(c, a->def->id) && a->client &&
-          sb_mcp_client_connected(a->client) &&
-          (!c->tool || gw_agent_serves_tool(a, c->tool)))
-        return a;
+  for (int pass = 0; pass <= connecting; pass++) {
+    if (c->route) {
+      for (size_t i = 0; i < c->route->n; i++) {
+        agent *a = gw_agent_find(o, c->route->ids[i]);
+        if (may_try(c, a, pass)) return a;
+      }
+      continue;
     }
-    return NULL;
-  }
-  sb_registry_candidate cands[32];
-  for (size_t k = 0; k < origin->capabilities.len; k++) {
-    int n = sb_registry_rank(o->reg, origin->capabilities.items[k], NULL,
-                             sb_now_ms(), cands, 32, NULL);
-    for (int i = 0; i < n && i < 32; i++) {
-      agent *a = gw_agent_find(o, cands[i].def->id);
-      if (a && !was_tried(c, a->def->id) && cands[i].available && a->client &&
-          sb_mcp_client_connected(a->client) &&
-          (!c->tool || gw_agent_serves_tool(a, c->tool)))
-        return a;
+    sb_registry_candidate cands[32];
+    for (size_t k = 0; k < origin->capabilities.len; k++) {
+      int n = sb_registry_rank(o->reg, origin->capabilities.items[k], NULL,
+                               sb_now_ms(), cands, 32, NULL);
+      for (int i = 0; i < n && i < 32; i++) {
+        agent *a = gw_agent_find(o, cands[i].def->id);
+        if (cands[i].available && may_try(c, a, pass)) return a;
+      }
     }
   }
   return NULL;
@@ -276,11 +286,13 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
                  a->def->id);
     return;
   }
+  int first_try = 0;
   if (!was_tried(c, a->def->id)) {
     char **grown = sb_realloc(c->tried, (c->ntried + 1) * sizeof *grown);
     if (grown) {
       c->tried = grown;
       c->tried[c->ntried++] = sb_strdup(a->def->id);
+      first_try = 1;
     }
   }
   c->current = a;
@@ -293,11 +305,13 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
   int up = a->client && sb_mcp_client_connected(a->client);
   int by_capability = c->route && c->route->capability;
   if (!up && by_capability && c->retries == 0 && !c->waited_connect) {
-    agent *next = next_agent(c, a->def);
+    agent *next = next_agent(c, a->def, 0);
     if (next) {
       SB_INFO(MODULE, "agent %s not connected; trying %s", a->def->id,
               next->def->id);
       note_fallback(c, a, SB_GATEWAY_NOT_CONNECTED);
+      /* Passed over, not tried: if the others fail it is waited for. */
+      if (first_try) sb_free(c->tried[--c->ntried]);
       gw_call_try_agent(c, next);
       return;
     }
@@ -313,8 +327,8 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
                                     &c->ticket, &why) != 0) {
     sb_gateway_outcome refused = up ? gw_refusal_outcome(why)
                                     : SB_GATEWAY_NOT_CONNECTED;
-    agent *next = sb_gateway_decide(refused, 0).fallback ? next_agent(c, a->def)
-                                                         : NULL;
+    agent *next =
+        sb_gateway_decide(refused, 0).fallback ? next_agent(c, a->def, 1) : NULL;
     if (next) {
       SB_INFO(MODULE, "agent %s unavailable (%s); falling back to %s",
               a->def->id, sb_gateway_outcome_name(refused), next->def->id);
@@ -456,7 +470,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     uv_timer_start(c->timer, on_timer, delay, 0);
     return;
   }
-  agent *next = d.fallback ? next_agent(c, a->def) : NULL;
+  agent *next = d.fallback ? next_agent(c, a->def, 1) : NULL;
   if (next) {
     SB_INFO(MODULE, "agent %s failed (%s); falling back to %s", a->def->id, why,
             next->def->id);

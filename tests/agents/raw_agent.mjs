@@ -3,7 +3,9 @@
 // the JSON-RPC wire directly (no SDK), for answers an SDK would not send:
 //   node raw_agent.mjs NAME [--dual]
 // With --endless-list[=same] its tools/list never ends, with --junk-tools
-// it lists tools no client would take (see below).
+// it lists tools no client would take (see below); with --hold-init=FILE
+// it answers initialize only once FILE exists (an agent still starting,
+// for as long as a test wants).
 // With --dual it also answers server/discover (so switchboard speaks to it
 // as a 2026-07-28 agent) yet asks for sampling the legacy way, with a
 // request of its own while it serves the call, as some dual-era servers do.
@@ -19,6 +21,8 @@
 //   ask_mrtr  the 2026-07-28 way: answers input_required with one sampling
 //           question and requestState "s1"; the retry carrying the answer
 //           (inputResponses.q) gets its text back
+import { existsSync, watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const name = process.argv[2] || 'raw';
@@ -37,6 +41,17 @@ const junk = process.argv.includes('--junk-tools') ? [
   // a fine tool whose result is not a CallToolResult
   { name: 'malformed', inputSchema: { type: 'object' } },
 ] : [];
+const hold = process.argv.find((a) => a.startsWith('--hold-init='))?.slice('--hold-init='.length);
+/** Run `go` once the --hold-init file exists (at once without one). */
+const whenReleased = (go) => {
+  if (!hold || existsSync(hold)) return go();
+  const w = watch(dirname(hold), (_, file) => {
+    if (file !== basename(hold) || !existsSync(hold)) return;
+    w.close();
+    go();
+  });
+  if (existsSync(hold)) { w.close(); go(); } // made while the watch started
+};
 let forgedCalls = 0;
 let nextId = 1;
 const waiting = new Map(); // our request id -> the tools/call id it serves
@@ -65,7 +80,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       if (!dual) return send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } });
       return send({ jsonrpc: '2.0', id: m.id, result: { resultType: 'complete', supportedVersions: ['2026-07-28', '2025-11-25'], capabilities: { tools: {} }, _meta: { 'io.modelcontextprotocol/serverInfo': { name, version: '1.0.0' } } } });
     case 'initialize':
-      return send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1.0.0' } } });
+      return whenReleased(() => send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name, version: '1.0.0' } } }));
     case 'ping':
       return send({ jsonrpc: '2.0', id: m.id, result: {} });
     case 'tools/list':

@@ -8,6 +8,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "gateway/gateway.h"
@@ -250,6 +253,50 @@ static void test_cancel(void **state) {
   assert_non_null(strstr(f->text, "the user left"));
 }
 
+/* A fallback waits for an agent of the ranking that is still connecting
+ * rather than give up: "full" is at capacity (one call, its question
+ * open), and "late" answers initialize only once a file exists. Whichever
+ * the ranking puts first, the call ends up waiting for "late" and is
+ * answered by it once it has connected. */
+static void test_fallback_waits_for_an_agent_still_connecting(void **state) {
+  fixture *f = *state;
+  char dir[] = "/tmp/sb-gw-late-XXXXXX", go[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(go, sizeof go, "%s/go", dir);
+  char hold[80];
+  snprintf(hold, sizeof hold, "--hold-init=%s", go);
+  json_t *full = agent_json("full", "F", "late-cap");
+  json_object_set_new(json_object_get(full, "limits"), "maxConcurrent",
+                      json_integer(1));
+  json_t *late = agent_json("late", "L", "late-cap");
+  json_array_append_new(
+      json_object_get(json_object_get(late, "transport"), "args"),
+      json_string(hold));
+  sb_error err = {0};
+  if (sb_gateway_add(f->gw, full, 0, 0, &err) != 0 ||
+      sb_gateway_add(f->gw, late, 0, 0, &err) != 0)
+    fail_msg("%s", err.msg);
+  json_decref(full);
+  json_decref(late);
+  sb_gateway_call *busy = start(f, "full", NULL, "ask", 0, 0);
+  wait_for(f, &f->asked); /* in flight: "full" has no room left */
+  start(f, NULL, "late-cap", "whoami", 10000, 0);
+  for (int i = 0; i < 20; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(f->done, 0); /* waiting, not refused */
+  FILE *fp = fopen(go, "w");
+  assert_non_null(fp);
+  fclose(fp);
+  wait_for(f, &f->done);
+  assert_int_equal(f->outcome, SB_GATEWAY_ANSWERED);
+  assert_string_equal(f->agent, "late");
+  assert_non_null(strstr(f->text, "\"name\":\"L\""));
+  f->done = 0;
+  sb_gateway_call_cancel(busy, "done");
+  unlink(go);
+  rmdir(dir);
+}
+
 /* Error data that mimics a failure of ours decides nothing: one call at
  * the agent per call (retries: 2 would otherwise have run it again). */
 static void test_forged_error_is_an_answer(void **state) {
@@ -278,6 +325,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_input_required, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_fallback_waits_for_an_agent_still_connecting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_forged_error_is_an_answer, setup,
                                       teardown),
   };
