@@ -87,18 +87,22 @@ static void stdio_wait_end(sb_app *app) {
   app->stdio_wait = NULL;
 }
 
-#define STDIO_WAIT_POLL_MS 5
-
 /* Read stdin once the agent is connected with its lists read, or down
- * (its endpoint then says why), or its limits.timeoutMs has passed. */
-static void on_stdio_wait(uv_timer_t *t) {
-  sb_app *app = t->data;
-  if (sb_gateway_agent_settled(app->gateway, app->stdio_agent) == 0 &&
-      sb_now_ms() < app->stdio_wait_until)
-    return;
+ * (its endpoint then says why): the gateway says when its state moves. */
+static void stdio_wait_over(sb_app *app) {
   stdio_wait_end(app);
   sb_stdio_server_resume(app->stdio);
 }
+
+static void agent_state_moved(void *ud, const char *id) {
+  sb_app *app = ud;
+  if (app->stdio_wait && strcmp(id, app->stdio_agent) == 0 &&
+      sb_gateway_agent_settled(app->gateway, id) != 0)
+    stdio_wait_over(app);
+}
+
+/* ... or once its limits.timeoutMs has passed. */
+static void on_stdio_wait_timeout(uv_timer_t *t) { stdio_wait_over(t->data); }
 
 static int stdio_wait_start(sb_app *app, const char *id) {
   int64_t timeout_ms = 0;
@@ -114,9 +118,10 @@ static int stdio_wait_start(sb_app *app, const char *id) {
   t->data = app;
   app->stdio_wait = t;
   app->stdio_agent = id;
-  app->stdio_wait_until =
-      sb_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-  uv_timer_start(t, on_stdio_wait, 0, STDIO_WAIT_POLL_MS);
+  uv_timer_start(t, on_stdio_wait_timeout,
+                 (uint64_t)(timeout_ms > 0 ? timeout_ms : 0), 0);
+  /* Settled already (down at once: no such command). */
+  agent_state_moved(app, id);
   return 0;
 }
 
@@ -199,7 +204,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                               .ctx = app->ctx,
                               .max_tool_name = (size_t)cfg->max_tool_name,
                               .on_breaker = breaker_changed,
-                              .breaker_ud = app,
+                              .on_agent_state = agent_state_moved,
+                              .notify_ud = app,
                               .llm = app->llm,
                               .admission = app_quota_mcp_admission(app),
                               .permit_agent = app_permit_agent,

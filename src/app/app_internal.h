@@ -32,11 +32,10 @@ struct sb_app {
   sb_quota *quota;  /* per-tenant rates and calls in flight */
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
-  /* serve --stdio --agent: stdin is read once that agent has settled
-   * (app.c); NULL when not waiting. */
+  /* serve --stdio --agent: stdin is read once that agent has settled, or
+   * at this timer (its timeoutMs; app.c); NULL when not waiting. */
   uv_timer_t *stdio_wait;
   const char *stdio_agent;
-  uint64_t stdio_wait_until;
   /* auth.c: callers without credentials and those of the config's tokens
    * (one reference each, held here); OAuth's verifier and metadata. */
   sb_principal *anonymous;

@@ -399,10 +399,10 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
         sb_registry_state(o->reg, a->def->id, now, &after) == 0) {
       const char *tenant = c->tenant ? c->tenant : o->default_tenant;
       if (after.breaker == SB_BREAKER_OPEN && before.breaker != SB_BREAKER_OPEN)
-        o->opts.on_breaker(o->opts.breaker_ud, tenant, a->def->id, 1);
+        o->opts.on_breaker(o->opts.notify_ud, tenant, a->def->id, 1);
       else if (after.breaker == SB_BREAKER_CLOSED &&
                before.breaker != SB_BREAKER_CLOSED)
-        o->opts.on_breaker(o->opts.breaker_ud, tenant, a->def->id, 0);
+        o->opts.on_breaker(o->opts.notify_ud, tenant, a->def->id, 0);
     }
   }
   if (c->state == CALL_DONE) return; /* gw_call_finish cancelled it */

@@ -96,7 +96,10 @@ typedef struct sb_gateway_options {
    * NULL. */
   void (*on_breaker)(void *ud, const char *tenant, const char *agent,
                      int opened);
-  void *breaker_ud;
+  /* An agent's state moved: a listing of what it serves ended, or it went
+   * down (sb_gateway_agent_settled says where it stands). May be NULL. */
+  void (*on_agent_state)(void *ud, const char *agent);
+  void *notify_ud; /* on_breaker's and on_agent_state's */
   /* An agent's sampling/createMessage that its caller cannot answer (no
    * on_input, or it refused: a client without the sampling capability, a
    * workflow run) is answered with the agent's models through this LLM

@@ -45,6 +45,13 @@ int gw_agent_up(agent *a, const char **why) {
   return 0;
 }
 
+/* Tell the owner a's state moved (sb_gateway_agent_settled). */
+static void state_moved(agent *a) {
+  sb_gateway *o = a->owner;
+  if (o->opts.on_agent_state)
+    o->opts.on_agent_state(o->opts.notify_ud, a->def->id);
+}
+
 /* Remember why a is down, for those who ask of it (gw_agent_up). */
 static void set_down_reason(agent *a, const char *what, const char *detail) {
   /* A long reason is cut short: it is for people to read. */
@@ -52,6 +59,7 @@ static void set_down_reason(agent *a, const char *what, const char *detail) {
                detail && *detail ? ": " : "",
                detail ? detail : "") >= (int)sizeof a->down_reason)
     strcpy(a->down_reason + sizeof a->down_reason - 4, "...");
+  state_moved(a);
 }
 
 int gw_agent_serves_tool(agent *a, const char *tool) {
@@ -123,6 +131,7 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
     l->listing = NULL;
     sb_free(l->cursor);
     l->cursor = NULL;
+    state_moved(a);
     return;
   }
   json_t *page = json_object_get(result, k->key);
@@ -149,10 +158,12 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
   int changed = !l->items || !json_equal(l->items, servable);
   json_decref(l->items);
   l->items = servable;
-  if (!changed) return; /* a refresh that found nothing new */
-  SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
-          k->key);
-  announce(a, k->kind);
+  if (changed) { /* not a refresh that found nothing new */
+    SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
+            k->key);
+    announce(a, k->kind);
+  }
+  state_moved(a);
 }
 
 static void list_page(agent_list *l, const char *cursor) {
@@ -501,6 +512,7 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
   gw_resume_waiting(a);
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
   resubscribe(a);
+  state_moved(a); /* settled already when it serves no lists */
 }
 
 static void on_channel_message(void *ud, json_t *msg) {
