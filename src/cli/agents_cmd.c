@@ -110,6 +110,10 @@ int sb_cli_agents(int argc, char **argv) {
   }
   if ((rc = sb_cli_agents_registry(&cfg, config, "agents", &reg)) != EXIT_OK)
     goto done;
+  /* The command's own lines are the output; the modules' (an agent's
+   * stderr among them) are for trouble, as for `run`. */
+  sb_log_set_level(cfg.log_level > SB_LOG_WARNING ? (sb_log_level)cfg.log_level
+                                                  : SB_LOG_WARNING);
   if (is_show) {
     signal(SIGPIPE, SIG_IGN);
     rc = sb_cli_agents_show(&cfg, pos[1]);

@@ -52,6 +52,8 @@ describe('switchboard agents (CLI)', () => {
     assert.equal(s.serverInfo.name, 'LA');
     assert.ok(s.tools >= 6);
     assert.ok(s.bridge.length > 0);
+    // the modules' info lines (the agent's own stderr among them) stay out
+    assert.doesNotMatch(r.stderr, / info /, r.stderr);
   });
 
   it('show reports a modern agent over HTTP', async () => {
