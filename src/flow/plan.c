@@ -831,7 +831,13 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     write_free(w);
     pop_change(r, 0, NULL);
     fl_steps_sync(r);
-    fl_plan_go_on(r);
+    /* An end (a cancellation) written while the run waited its turn to
+     * go on gives up that turn: its hold would keep the run in memory, in
+     * progress to a resume, until the turn came. */
+    if (terminal(sb_flow_status_of(fl_str(r->doc, "status"))))
+      fl_plan_go_on_drop(r);
+    else
+      fl_plan_go_on(r);
   } else if (res->rc == SB_ECONFLICT && res->run_rev == 0 && !w->create &&
              r->conflicts++ < FL_CONFLICT_TRIES) {
     /* The context moved under the run: read the head, plan again. */

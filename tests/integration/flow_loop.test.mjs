@@ -1,9 +1,10 @@
 // A long loop of steps that call no one (emit, branch) keeps the server
 // responsive: the run is cut into transitions of at most 256 steps, each
 // written on its own turn of the event loop, so /healthz and other
-// requests are answered while it executes. Its state stays bounded: the
-// history keeps its first 100 and last 400 entries (historyElided counts
-// the others), and so does the context's data.workflow.completedSteps.
+// requests are answered while it executes, and a cancelled loop can be
+// resumed at once. Its state stays bounded: the history keeps its first
+// 100 and last 400 entries (historyElided counts the others), and so does
+// the context's data.workflow.completedSteps.
 // Synchronised by the run's own answers and events, never by sleeps.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,5 +85,35 @@ describe('a long agentless loop', () => {
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /steps {5}100001 run: tick \(completed\), loop \(completed\),/);
     assert.match(cli.stdout, new RegExp(`\\.\\.\\. ${MAX_STEPS - 20} more \\.\\.\\.`));
+  });
+
+  // A cancellation acknowledged leaves the run resumable at once. Looping
+  // runs take turns to go on; one cancelled while it waited for its turn
+  // used to stay in memory until the turn came, and a resume meanwhile
+  // was refused (409 "still in progress").
+  test('a looping run cancelled can be resumed at once', async () => {
+    const ids = [];
+    for (let i = 0; i < 24; i++) {
+      const r = await rest.start({ workflow: 'spin' });
+      assert.equal(r.status, 201, r.text);
+      ids.push(r.json.id);
+    }
+    const busy = async (call) => {
+      for (;;) {
+        const r = await call();
+        if (r.status !== 503) return r;
+      }
+    };
+    for (const id of ids) {
+      const c = await busy(() => rest.action(id, 'cancel', { reason: 'pause' }));
+      assert.equal(c.status, 200, c.text);
+      const r = await busy(() => rest.action(id, 'resume'));
+      assert.equal(r.status, 200, `run ${id}: ${r.text}`);
+      assert.equal(r.json.status, 'running');
+    }
+    for (const id of ids) {
+      const c = await busy(() => rest.action(id, 'cancel', { reason: 'done' }));
+      assert.equal(c.status, 200, c.text);
+    }
   });
 });
