@@ -105,13 +105,9 @@ static void agent_state_moved(void *ud, const char *id) {
 static void on_stdio_wait_timeout(uv_timer_t *t) { stdio_wait_over(t->data); }
 
 static int stdio_wait_start(sb_app *app, const char *id) {
-  int64_t timeout_ms = 0;
-  for (size_t i = 0; i < sb_gateway_agent_count(app->gateway); i++) {
-    sb_gateway_agent_info info;
-    sb_gateway_agent_info_at(app->gateway, i, &info);
-    if (strcmp(info.def->id, id) == 0)
-      timeout_ms = info.def->limits.timeout_ms;
-  }
+  const sb_agent_def *def =
+      sb_registry_get(sb_gateway_registry(app->gateway), id);
+  int64_t timeout_ms = def ? def->limits.timeout_ms : 0;
   uv_timer_t *t = sb_calloc(1, sizeof *t);
   if (!t) return SB_ENOMEM;
   uv_timer_init(app->loop, t);

@@ -119,8 +119,7 @@ static int may_try(sb_gateway_call *c, agent *a, int connecting) {
   if (!a || a->removed || was_tried(c, a->def->id) || !a->client) return 0;
   if (sb_mcp_client_connected(a->client))
     return !c->tool || gw_agent_serves_tool(a, c->tool);
-  return connecting && (!c->tool || !a->lists[LIST_TOOLS].items ||
-                        gw_agent_serves_tool(a, c->tool));
+  return connecting && gw_agent_may_serve_tool(a, c->tool);
 }
 
 /* The next agent to try: by the route's ranking, or for a call that named

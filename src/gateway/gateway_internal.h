@@ -139,6 +139,9 @@ struct agent {
 double gw_random01(void);
 agent *gw_agent_find(sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
+/* Whether a may serve tool: it lists it, or has not listed its tools yet
+ * (still connecting, or listing); any agent when tool is NULL. */
+int gw_agent_may_serve_tool(agent *a, const char *tool);
 /* The agent's cached list of a kind (borrowed; NULL before listing). A
  * list past its ttlMs is served and fetched again. */
 json_t *gw_agent_list_items(agent *a, int kind);

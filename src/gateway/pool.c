@@ -62,6 +62,10 @@ static void set_down_reason(agent *a, const char *what, const char *detail) {
   state_moved(a);
 }
 
+int gw_agent_may_serve_tool(agent *a, const char *tool) {
+  return !tool || !a->lists[LIST_TOOLS].items || gw_agent_serves_tool(a, tool);
+}
+
 int gw_agent_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;

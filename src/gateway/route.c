@@ -63,9 +63,7 @@ static int rank(sb_gateway *o, gw_route *r, const char *tool, sb_error *err) {
   if (total < 0) return total;
   for (int i = 0; i < total && i < MAX_CANDIDATES; i++) {
     agent *a = gw_agent_find(o, cands[i].def->id);
-    if (!a || (tool && a->lists[LIST_TOOLS].items &&
-               !gw_agent_serves_tool(a, tool)))
-      continue;
+    if (!a || !gw_agent_may_serve_tool(a, tool)) continue;
     if (route_add(r, a->def->id, candidate_json(&cands[i], (size_t)i + 1)) != 0)
       return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
