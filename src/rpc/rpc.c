@@ -58,10 +58,16 @@ static int parse_bounded(const char *data, size_t len,
   json_error_t jerr;
   json_t *root =
       sb_json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
-  if (!root)
-    return sb_error_set(err, SB_RPC_PARSE_ERROR,
-                        "invalid JSON at line %d column %d: %s", jerr.line,
-                        jerr.column, jerr.text);
+  if (!root) {
+    sb_error_set(err, SB_RPC_PARSE_ERROR,
+                 "invalid JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+    /* jansson's text quotes the bytes near the fault, which need not be
+     * UTF-8: unscrubbed, the error answering them could not be built and
+     * the message would go unanswered. */
+    if (err) sb_utf8_scrub(err->msg);
+    return SB_RPC_PARSE_ERROR;
+  }
   *out = root;
   return 0;
 }

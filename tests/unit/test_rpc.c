@@ -372,6 +372,21 @@ static void invalid_utf8_and_nul(void **state) {
   assert_null(root);
 }
 
+/* The parse error quotes the bytes near the fault; when they are not
+ * UTF-8 the message is still text an error response can carry (found by
+ * fuzz_mcp_server: the stdio server left such a line unanswered). */
+static void parse_error_message_is_utf8(void **state) {
+  (void)state;
+  sb_error err = {0};
+  assert_int_equal(parse_fail("{\"params-\\\xd6\x90\xc6\x01\xe0\"}", NULL,
+                              &err),
+                   SB_RPC_PARSE_ERROR);
+  assert_non_null(strstr(err.msg, "invalid escape"));
+  json_t *reply = sb_rpc_error_new(NULL, err.code, err.msg, NULL);
+  assert_non_null(reply);
+  json_decref(reply);
+}
+
 static void oversized_rejected_naming_limit(void **state) {
   (void)state;
   sb_rpc_limits lim = {.max_bytes = 32, .max_depth = 0};
@@ -728,6 +743,7 @@ int main(void) {
       cmocka_unit_test(classify_null_err_is_allowed),
       cmocka_unit_test(malformed_json_reports_position),
       cmocka_unit_test(invalid_utf8_and_nul),
+      cmocka_unit_test(parse_error_message_is_utf8),
       cmocka_unit_test(oversized_rejected_naming_limit),
       cmocka_unit_test(default_limits_apply_when_zero),
       cmocka_unit_test(nesting_too_deep),
