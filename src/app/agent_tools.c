@@ -65,7 +65,8 @@ static void reply_admin_error(sb_mcp_call *call, const sb_error *err) {
                    json_pack("{ssss}", "error",
                              err->code == SB_ENOENT      ? "not_found"
                              : err->code == SB_ECONFLICT ? "conflict"
-                                                         : "invalid",
+                             : err->code == SB_EINVAL    ? "invalid"
+                                                         : "unavailable",
                              "message", err->msg),
                    1);
 }
@@ -131,6 +132,59 @@ static void explain_start(sb_app *app, sb_mcp_call *call,
   sb_mcp_call_on_cancel(call, explain_cancelled, op);
 }
 
+/* agents_register, agents_remove: answered once the store keeps the
+ * change (agent_admin.c). */
+static void change_cancelled(sb_mcp_call *call, void *ud) {
+  (void)call;
+  app_agent_change_forget(ud);
+}
+
+static void change_done(sb_mcp_call *call, const char *key, const char *id,
+                        int rc, const sb_error *err) {
+  sb_mcp_call_on_cancel(call, NULL, NULL);
+  if (rc != 0) return reply_admin_error(call, err);
+  reply_structured(call, json_pack("{ss}", key, id), 0);
+}
+
+static void registered(void *ud, const char *id, int rc,
+                       const sb_error *err) {
+  change_done(ud, "registered", id, rc, err);
+}
+
+static void removed(void *ud, const char *id, int rc, const sb_error *err) {
+  change_done(ud, "removed", id, rc, err);
+}
+
+static void change_start(sb_app *app, sb_mcp_call *call, const char *name,
+                         json_t *args) {
+  app_agent_change_args a = {.tenant = sb_mcp_call_tenant(call),
+                             .origin = "mcp",
+                             .done = registered,
+                             .ud = call};
+  json_t *replace = json_object_get(args, "replace");
+  if (strcmp(name, "agents_remove") == 0) {
+    a.op = APP_AGENT_REMOVE;
+    a.done = removed;
+    if (!(a.id = json_string_value(json_object_get(args, "id"))))
+      return sb_mcp_call_fail_invalid_args(call, name,
+                                           "'id' is required, a string");
+  } else {
+    a.op = json_is_true(replace) ? APP_AGENT_REPLACE : APP_AGENT_REGISTER;
+    a.definition = json_object_get(args, "definition");
+    if (!json_is_object(a.definition))
+      return sb_mcp_call_fail_invalid_args(call, name,
+                                           "'definition' must be an "
+                                           "AgentDefinition object");
+    if (replace && !json_is_boolean(replace))
+      return sb_mcp_call_fail_invalid_args(call, name,
+                                           "'replace' must be a boolean");
+  }
+  sb_error err = {0};
+  app_agent_change *ch = app_agent_change_start(app, &a, &err);
+  if (!ch) return reply_admin_error(call, &err);
+  sb_mcp_call_on_cancel(call, change_cancelled, ch);
+}
+
 typedef struct agent_tools {
   sb_app *app;
   json_t *defs; /* admin_tools_json, read once */
@@ -171,37 +225,9 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
                        json_pack("{so}", "agents",
                                  sb_gateway_list_json(app->gateway, &f)),
                        0);
-  } else if (strcmp(name, "agents_register") == 0) {
-    json_t *def = json_object_get(args, "definition");
-    if (!json_is_object(def)) {
-      sb_mcp_call_fail_invalid_args(call, name,
-                                    "'definition' must be an AgentDefinition "
-                                    "object");
-    } else if (sb_gateway_add(app->gateway, def, json_is_true(json_object_get(args, "replace")),
-                              0, &err) != 0) {
-      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "failed",
-                      json_string_value(json_object_get(def, "id")), err.msg);
-      reply_admin_error(call, &err);
-    } else {
-      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "ok",
-                      json_string_value(json_object_get(def, "id")), NULL);
-      reply_structured(call, json_pack("{sO}", "registered",
-                                       json_object_get(def, "id")),
-                       0);
-    }
-  } else if (strcmp(name, "agents_remove") == 0) {
-    const char *id = json_string_value(json_object_get(args, "id"));
-    if (!id)
-      sb_mcp_call_fail_invalid_args(call, name, "'id' is required");
-    else if (sb_gateway_remove(app->gateway, id, &err) != 0) {
-      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "failed",
-                      id, err.msg);
-      reply_admin_error(call, &err);
-    } else {
-      app_audit_admin(app, sb_mcp_call_tenant(call), name, "mcp", "ok", id,
-                      NULL);
-      reply_structured(call, json_pack("{ss}", "removed", id), 0);
-    }
+  } else if (strcmp(name, "agents_register") == 0 ||
+             strcmp(name, "agents_remove") == 0) {
+    change_start(app, call, name, args);
   } else if (strcmp(name, "agents_explain") == 0) {
     const char *cap = json_string_value(json_object_get(args, "capability"));
     const char *ctx_id = json_string_value(json_object_get(args, "contextId"));

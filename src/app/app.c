@@ -229,7 +229,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
    * any agent process is spawned. */
   if (sb_gateway_add_servers(app->gateway, cfg->servers, cfg->server_lines,
                              err) != 0 ||
-      add_config_agents(app, err) != 0)
+      add_config_agents(app, err) != 0 ||
+      app_agents_apply_stored(app, err) != 0)
     goto fail;
   if (o->embedded) {
     SB_INFO(MODULE, "embedded: contexts in %s, no transport", cfg->store_path);
@@ -351,6 +352,7 @@ void sb_app_stop(sb_app *app) {
   if (app->http) sb_http_server_stop(app->http);
   /* Runs stop before the agents they call; they go on at the next start. */
   sb_flow_engine_free(app->flow);
+  app->agents_stopping = 1; /* writes of agents still queued answer nobody */
   sb_gateway_free(app->gateway);
   sb_llm_free(app->llm); /* after the gateway: its sampling calls end first */
   if (app->mcp) sb_mcp_server_free(app->mcp);
@@ -361,6 +363,7 @@ void sb_app_stop(sb_app *app) {
   sb_auth_keyring_free(app->keyring);
   app_auth_stop(app); /* JWT tenants outlive every session and task */
   sb_flow_defs_clear(&app->defs);
+  json_decref(app->api_agents);
   sb_quota_free(app->quota); /* after the servers: their calls release */
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);

@@ -48,6 +48,10 @@ struct sb_app {
   /* reload.c: SIGHUP's reloads (NULL until the first); it outlives the
    * app when a reload is in flight at stop. */
   app_reloader *reloader;
+  /* agent_admin.c: the agents changed through the API, as the store keeps
+   * them: id -> definition, or null for one removed. */
+  json_t *api_agents;
+  int agents_stopping; /* sb_app_stop has begun: changes answer nobody */
 };
 
 /* auth.c: principals for the HTTP server's authenticate option, OAuth's
@@ -301,6 +305,37 @@ void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f);
 void app_audit_admin(sb_app *app, const char *tenant, const char *action,
                      const char *via, const char *outcome, const char *target,
                      const char *detail);
+
+/* agent_admin.c: an agent registered, replaced or removed through the
+ * API: applied to the gateway at once, then written to the store, and
+ * acknowledged (done) once written, or undone when the write failed. */
+typedef enum app_agent_op {
+  APP_AGENT_REGISTER, /* a new id (SB_ECONFLICT if taken) */
+  APP_AGENT_REPLACE,  /* register, or replace the agent of that id */
+  APP_AGENT_REMOVE,   /* SB_ENOENT if there is none */
+} app_agent_op;
+/* rc 0: kept; else undone, err saying why. id: the agent's. */
+typedef void (*app_agent_done_cb)(void *ud, const char *id, int rc,
+                                  const sb_error *err);
+typedef struct app_agent_change_args {
+  app_agent_op op;
+  const char *tenant;       /* the administrator's */
+  const char *origin;       /* "mcp" or "rest", for the audit trail */
+  const json_t *definition; /* register, replace (borrowed) */
+  const char *id;           /* remove */
+  app_agent_done_cb done;
+  void *ud;
+} app_agent_change_args;
+typedef struct app_agent_change app_agent_change;
+/* The change, in flight; NULL when refused at once (err says why; nothing
+ * changed and done never runs). Every outcome goes to the audit trail. */
+app_agent_change *app_agent_change_start(sb_app *app,
+                                         const app_agent_change_args *a,
+                                         sb_error *err);
+/* The caller is gone: done will not run (the change still completes). */
+void app_agent_change_forget(app_agent_change *ch);
+/* At start, after the config's agents: the store's rows applied. */
+int app_agents_apply_stored(sb_app *app, sb_error *err);
 
 /* rest_agents.c: /v1/agents (admin). */
 int app_rest_agents_register(sb_app *app);

@@ -92,7 +92,8 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   int rc = app_quota_reload(app, fresh, err);
   if (rc == 0)
     rc =
-        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines, err);
+        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
+                          app->api_agents, err);
   if (rc == 0) {
     rc = app_auth_reload(app, r->jwks, &r->jwks_err, err);
     r->jwks = NULL; /* taken */

@@ -102,13 +102,60 @@ static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
   }
 }
 
-/* An agent change over REST, for the audit trail. */
-static void audit_change(sb_app *app, const char *tenant, const char *action,
-                         json_t *def, const char *id, int rc,
-                         const sb_error *err) {
-  if (!id) id = json_string_value(json_object_get(def, "id"));
-  app_audit_admin(app, tenant, action, "rest", rc == 0 ? "ok" : "failed", id,
-                  rc == 0 ? NULL : err->msg);
+/* POST, PUT and DELETE: answered once the store keeps the change
+ * (agent_admin.c). */
+typedef enum change_reply { REPLY_CREATED, REPLY_REGISTERED, REPLY_REMOVED } change_reply;
+
+typedef struct change_op {
+  sb_app *app;
+  sb_http_request *req;
+  change_reply reply;
+  app_agent_change *ch;
+} change_op;
+
+static void change_gone(void *ud) {
+  change_op *op = ud;
+  app_agent_change_forget(op->ch);
+  sb_free(op);
+}
+
+static void change_done(void *ud, const char *id, int rc,
+                        const sb_error *err) {
+  change_op *op = ud;
+  sb_http_request *req = op->req;
+  sb_app *app = op->app;
+  change_reply reply = op->reply;
+  sb_free(op);
+  if (rc != 0) return respond_failure(req, err);
+  if (reply == REPLY_REMOVED)
+    return (void)sb_http_respond(req, 204, NULL, "", 0, NULL);
+  if (reply == REPLY_REGISTERED)
+    return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);
+  app_rest_json(req, 201,
+                json_pack("{so}", "agents",
+                          sb_gateway_list_json(app->gateway, NULL)),
+                NULL);
+}
+
+static void change_start(sb_app *app, sb_http_request *req, app_agent_op kind,
+                         const json_t *def, const char *id,
+                         change_reply reply) {
+  change_op *op = sb_calloc(1, sizeof *op);
+  if (!op) return app_rest_error(req, 500, "internal", "out of memory");
+  *op = (change_op){.app = app, .req = req, .reply = reply};
+  app_agent_change_args a = {.op = kind,
+                             .tenant = sb_http_request_tenant(req),
+                             .origin = "rest",
+                             .definition = def,
+                             .id = id,
+                             .done = change_done,
+                             .ud = op};
+  sb_error err = {0};
+  if (!(op->ch = app_agent_change_start(app, &a, &err))) {
+    sb_free(op);
+    return respond_failure(req, &err);
+  }
+  sb_http_request_defer(req, change_gone, op);
 }
 
 static void handle(void *ud, sb_http_request *req) {
@@ -147,13 +194,9 @@ static void handle(void *ud, sb_http_request *req) {
                                   "use GET or POST on /v1/agents");
     json_t *def = body_json(req);
     if (!def) return;
-    int rc = sb_gateway_add(app->gateway, def, 0, 0, &err);
-    audit_change(app, tenant, "agents_register", def, NULL, rc, &err);
+    change_start(app, req, APP_AGENT_REGISTER, def, NULL, REPLY_CREATED);
     json_decref(def);
-    if (rc != 0) return respond_failure(req, &err);
-    return app_rest_json(req, 201, json_pack("{so}", "agents",
-                                             sb_gateway_list_json(app->gateway, NULL)),
-                         NULL);
+    return;
   }
   if (strcmp(path, "/explain") == 0) {
     if (!reading)
@@ -163,12 +206,8 @@ static void handle(void *ud, sb_http_request *req) {
   const char *id = path + 1;
   if (strchr(id, '/'))
     return app_rest_error(req, 404, "not_found", "no such resource");
-  if (strcmp(method, "DELETE") == 0) {
-    int rc = sb_gateway_remove(app->gateway, id, &err);
-    audit_change(app, tenant, "agents_remove", NULL, id, rc, &err);
-    if (rc != 0) return respond_failure(req, &err);
-    return (void)sb_http_respond(req, 204, NULL, "", 0, NULL);
-  }
+  if (strcmp(method, "DELETE") == 0)
+    return change_start(app, req, APP_AGENT_REMOVE, NULL, id, REPLY_REMOVED);
   if (strcmp(method, "PUT") == 0) {
     json_t *def = body_json(req);
     if (!def) return;
@@ -178,11 +217,9 @@ static void handle(void *ud, sb_http_request *req) {
       return app_rest_error(req, 422, "invalid",
                             "id: must equal the id in the path");
     }
-    int rc = sb_gateway_add(app->gateway, def, 1, 0, &err);
-    audit_change(app, tenant, "agents_register", def, NULL, rc, &err);
+    change_start(app, req, APP_AGENT_REPLACE, def, NULL, REPLY_REGISTERED);
     json_decref(def);
-    if (rc != 0) return respond_failure(req, &err);
-    return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);
+    return;
   }
   if (reading) {
     json_t *all = sb_gateway_list_json(app->gateway, NULL);

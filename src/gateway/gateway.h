@@ -316,6 +316,7 @@ typedef struct sb_gateway_agent_info {
   const sb_agent_def *def;
   int connected;
   size_t tools; /* tools listed (0 until listed) */
+  int from_config; /* defined in the config file (reload may change it) */
 } sb_gateway_agent_info;
 size_t sb_gateway_agent_count(const sb_gateway *gw);
 
@@ -326,13 +327,18 @@ size_t sb_gateway_agent_count(const sb_gateway *gw);
 int sb_gateway_agent_settled(sb_gateway *gw, const char *id);
 void sb_gateway_agent_info_at(const sb_gateway *gw, size_t i,
                               sb_gateway_agent_info *out);
+/* The same for agent id: 0, or SB_ENOENT when there is none. */
+int sb_gateway_agent_info_of(const sb_gateway *gw, const char *id,
+                             sb_gateway_agent_info *out);
 /* A new list of AgentDefinitions (config `agents:`, borrowed; lines[i] is
  * item i's line in the file for messages, may be NULL): validate all
  * first (a bad one changes nothing), then add new ones, replace changed
  * ones, remove config agents no longer listed; unchanged agents keep
- * their connections. */
+ * their connections. The ids that are keys of `skip` (an object, may be
+ * NULL) are not the config's to decide: their definitions are validated,
+ * then left alone. */
 int sb_gateway_reload(sb_gateway *gw, const json_t *defs, const size_t *lines,
-                      sb_error *err);
+                      const json_t *skip, sb_error *err);
 
 /* Whether agent_id is handed data.user of a context whose data is `data`
  * (borrowed): the user's permissions (user.permissions, the scope

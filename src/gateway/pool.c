@@ -878,7 +878,18 @@ void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
   *out = (sb_gateway_agent_info){
       .def = a->def,
       .connected = a->client && sb_mcp_client_connected(a->client),
-      .tools = json_array_size(a->lists[LIST_TOOLS].items)};
+      .tools = json_array_size(a->lists[LIST_TOOLS].items),
+      .from_config = a->from_config};
+}
+
+int sb_gateway_agent_info_of(const sb_gateway *o, const char *id,
+                             sb_gateway_agent_info *out) {
+  for (size_t i = 0; i < o->len; i++)
+    if (strcmp(o->list[i]->def->id, id) == 0) {
+      sb_gateway_agent_info_at(o, i, out);
+      return 0;
+    }
+  return SB_ENOENT;
 }
 
 json_t *sb_gateway_list_json(sb_gateway *o,
@@ -909,7 +920,7 @@ json_t *sb_gateway_list_json(sb_gateway *o,
 }
 
 int sb_gateway_reload(sb_gateway *o, const json_t *defs, const size_t *lines,
-                      sb_error *err) {
+                      const json_t *skip, sb_error *err) {
   /* Validate every definition first: a bad file changes nothing. */
   size_t n = json_array_size(defs);
   for (size_t i = 0; i < n; i++) {
@@ -936,7 +947,15 @@ int sb_gateway_reload(sb_gateway *o, const json_t *defs, const size_t *lines,
   /* New or changed definitions; unchanged agents keep their connection. */
   for (size_t i = 0; i < n; i++) {
     json_t *j = json_array_get(defs, i);
-    agent *a = gw_agent_find(o, json_string_value(json_object_get(j, "id")));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (json_object_get(skip, id)) {
+      SB_INFO(MODULE,
+              "agent %s: changed through the API, its definition in the "
+              "config is not used",
+              id);
+      continue;
+    }
+    agent *a = gw_agent_find(o, id);
     sb_agent_def *def = NULL;
     sb_agent_def_parse(j, &def, NULL);
     json_t *now = def ? sb_agent_def_to_json(def) : NULL;

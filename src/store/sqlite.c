@@ -120,6 +120,12 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_KEYS_LOAD] =
         "SELECT id,tenant_id,hash,scopes,created_ms,expires_ms,revoked_ms "
         "FROM api_keys WHERE revoked_ms=0",
+    [STMT_AGENT_PUT] =
+        "INSERT INTO agents(id,tenant_id,definition,updated_ms) "
+        "VALUES(?1,?2,?3,?4) ON CONFLICT(id) DO UPDATE SET "
+        "tenant_id=?2,definition=?3,updated_ms=?4",
+    [STMT_AGENTS_LIST] =
+        "SELECT id,tenant_id,definition,updated_ms FROM agents ORDER BY id",
 };
 
 /* Migrations, applied in order; user_version = how many have run. */
@@ -205,6 +211,10 @@ static const char *const migrations[] = {
      * expiry (LIVE) */
     ("CREATE INDEX runs_active_context ON runs(tenant_id, context_id) "
      "WHERE status IN ('running','waiting');"),
+    /* 8: agents registered, replaced or removed through the API (a NULL
+     * definition: removed), which outlive a restart */
+    "CREATE TABLE agents(id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " definition TEXT, updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -693,6 +703,7 @@ static int write_one(st_conn *c, st_req *q) {
   case ST_OP_TENANT_CREATE:
   case ST_OP_KEY_CREATE:
   case ST_OP_KEY_REVOKE: return st_write_keys(c, q);
+  case ST_OP_AGENT_PUT: return st_write_agent(c, q);
   default: return sb_error_set(&q->res.err, SB_EINVAL, "store: not a write");
   }
 }

@@ -292,6 +292,7 @@ static void sq_stop(sb_store *base) {
 
 static void sq_destroy(sb_store *base) {
   sqlite_store *s = (sqlite_store *)base;
+  sb_store_agent_rows_clear(&base->agents_at_open);
   for (int i = 0; i < s->nreaders; i++)
     st_conn_close(s->readers[i].conn);
   st_conn_close(s->checkpoint_conn);
@@ -366,6 +367,10 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
    * the readers find the schema. */
   s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
   if (!s->writer_conn) goto fail;
+  /* The agents registered through the API, for the server to apply
+   * before it serves: read here, before any thread of the store runs. */
+  if (st_read_agents(s->writer_conn, &s->base.agents_at_open, err) != 0)
+    goto fail;
   /* Checkpoints are the checkpointer's (replaces the automatic one). */
   sqlite3_wal_hook(st_conn_db(s->writer_conn), on_wal_commit, s);
   s->next_checkpoint = CHECKPOINT_FRAMES;

@@ -111,6 +111,7 @@ void sb_store_close(sb_store *st) {
    * callback submits is refused (closing). */
   run_callbacks(st);
   st_base_fail(st);
+  sb_store_agent_rows_clear(&st->agents_at_open);
   st->ops->destroy(st);
 }
 
@@ -471,6 +472,34 @@ int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
   if (!r) return rc;
   r->version = known_epoch;
   return submit(st, r);
+}
+
+int sb_store_agent_put(sb_store *st, const char *tenant, const char *id,
+                       const char *definition, int64_t now_ms, sb_store_cb cb,
+                       void *ud) {
+  int rc;
+  if (!id || !*id) return SB_EINVAL;
+  req_strings s = {.tenant = tenant, .id = id, .doc = definition};
+  st_req *r = req_new(st, ST_OP_AGENT_PUT, &s, cb, ud, &rc);
+  if (!r) return rc;
+  r->now_ms = now_ms;
+  return submit(st, r);
+}
+
+void sb_store_agents_at_open(sb_store *st, sb_store_agent_rows *out) {
+  *out = st->agents_at_open;
+  st->agents_at_open = (sb_store_agent_rows){0};
+}
+
+void sb_store_agent_rows_clear(sb_store_agent_rows *a) {
+  for (size_t i = 0; i < a->len; i++) {
+    sb_free(a->items[i].id);
+    sb_free(a->items[i].tenant);
+    sb_free(a->items[i].definition);
+  }
+  sb_free(a->items);
+  a->items = NULL;
+  a->len = 0;
 }
 
 void sb_store_tenant_rows_clear(sb_store_tenant_rows *t) {

@@ -219,6 +219,26 @@ typedef struct sb_store_key_rows {
 void sb_store_tenant_rows_clear(sb_store_tenant_rows *t);
 void sb_store_key_rows_clear(sb_store_key_rows *k);
 
+/* ---- agents registered through the API (sqlite_agents.c) ------------- */
+
+/* An agent an administrator registered, replaced or removed while
+ * switchboard ran: the change outlives a restart. Agents are shared by
+ * every tenant; the row keeps the administrator tenant that made it. */
+typedef struct sb_store_agent_row {
+  char *id;
+  char *tenant;     /* the administrator tenant that changed it last */
+  char *definition; /* AgentDefinition JSON; NULL: removed (an agent of
+                       that id in the config file is not used) */
+  int64_t updated_ms;
+} sb_store_agent_row;
+
+typedef struct sb_store_agent_rows {
+  sb_store_agent_row *items;
+  size_t len;
+} sb_store_agent_rows;
+
+void sb_store_agent_rows_clear(sb_store_agent_rows *a);
+
 /* What a completed operation produced. Owned by the store and freed after
  * the callback returns; the callback may take `record` or `versions` by
  * copying the struct and zeroing the original. */
@@ -361,6 +381,18 @@ int sb_store_key_revoke(sb_store *st, const char *id, int64_t now_ms,
  * res->version is 1; when it is the same, nothing is read (version 0). */
 int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
                        void *ud);
+
+/* Write agent `id`'s row (replacing any): its definition (JSON text), or
+ * NULL for an agent removed through the API. `tenant` is the
+ * administrator's. */
+int sb_store_agent_put(sb_store *st, const char *tenant, const char *id,
+                       const char *definition, int64_t now_ms, sb_store_cb cb,
+                       void *ud);
+
+/* The agents' rows as the store held them when it opened, by id (read on
+ * the opening thread, before the store's threads started: a server applies
+ * them before it serves). Moved into *out: a second call gives none. */
+void sb_store_agents_at_open(sb_store *st, sb_store_agent_rows *out);
 
 /* Called on the loop thread for every committed write that carried
  * events, just before that write's own callback: the whole bus of

@@ -35,6 +35,7 @@ typedef enum st_op {
   ST_OP_KEY_LIST,
   ST_OP_KEY_REVOKE,
   ST_OP_KEYS_LOAD,
+  ST_OP_AGENT_PUT,
 } st_op;
 
 /* These change the database; the rest only read. */
@@ -42,7 +43,7 @@ static inline int st_op_writes(st_op op) {
   return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP ||
          op == ST_OP_WRITE || op == ST_OP_EVENTS_TRIM ||
          op == ST_OP_TENANT_CREATE || op == ST_OP_KEY_CREATE ||
-         op == ST_OP_KEY_REVOKE;
+         op == ST_OP_KEY_REVOKE || op == ST_OP_AGENT_PUT;
 }
 
 typedef struct st_req {
@@ -96,6 +97,7 @@ struct sb_store {
   atomic_uint_least64_t writer_cpu_us;
   sb_store_events_cb on_events; /* loop thread */
   void *on_events_ud;
+  sb_store_agent_rows agents_at_open; /* read by the opening thread */
 };
 
 /* Set up the loop side (wake handle, lock); 0 or SB_E*. */
@@ -161,6 +163,8 @@ enum {
   STMT_KEY_EPOCH,
   STMT_KEY_EPOCH_BUMP,
   STMT_KEYS_LOAD,
+  STMT_AGENT_PUT,
+  STMT_AGENTS_LIST,
   STMT__COUNT
 };
 
@@ -182,6 +186,11 @@ int st_read_events(st_conn *c, st_req *q);
 /* sqlite_keys.c: tenants and API keys. */
 int st_write_keys(st_conn *c, st_req *q);
 int st_read_keys(st_conn *c, st_req *q);
+
+/* sqlite_agents.c: agents registered through the API. */
+int st_write_agent(st_conn *c, st_req *q);
+/* Every agent row, into *out (on the thread that owns c). */
+int st_read_agents(st_conn *c, sb_store_agent_rows *out, sb_error *err);
 
 /* Run a read (get, chain, history, count) on c, filling req->res. */
 void st_conn_read(st_conn *c, st_req *req);

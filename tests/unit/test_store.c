@@ -674,7 +674,59 @@ static void test_migrates_schema_1(void **state) {
                    0);
   assert_int_equal(o.version, 3);
   assert_int_equal(do_create(f, "t1", "old", "{}", 0), SB_ECONFLICT);
-  assert_int_equal(sb_store_schema_version(f->st), 7);
+  assert_int_equal(sb_store_schema_version(f->st), 8);
+}
+
+/* Agents changed through the API: the last change of each id is what the
+ * store holds at its next open, a removal as a row without definition. */
+static void test_agents_outlive_a_reopen(void **state) {
+  fixture *f = *state;
+  sb_store_agent_rows rows;
+  sb_store_agents_at_open(f->st, &rows);
+  assert_int_equal(rows.len, 0);
+  outcome o = {0};
+  assert_int_equal(await(&f->loop,
+                         sb_store_agent_put(f->st, "ops", "b", "{\"id\":\"b\"}",
+                                            1000, on_outcome, &o),
+                         &o),
+                   0);
+  outcome_clear(&o);
+  const char *puts[][2] = {{"a", "{\"id\":\"a\",\"v\":1}"},
+                           {"c", "{\"id\":\"c\"}"},
+                           {"a", "{\"id\":\"a\",\"v\":2}"},
+                           {"c", NULL}};
+  outcome many[4] = {{0}};
+  for (int i = 0; i < 4; i++) /* one batch, in order */
+    assert_int_equal(sb_store_agent_put(f->st, "ops", puts[i][0], puts[i][1],
+                                        2000 + i, on_outcome, &many[i]),
+                     0);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(await(&f->loop, 0, &many[i]), 0);
+    outcome_clear(&many[i]);
+  }
+  assert_int_equal(sb_store_agent_put(f->st, "ops", "", "{}", 1, on_outcome,
+                                      &o),
+                   SB_EINVAL);
+  assert_int_equal(sb_store_agent_put(f->st, NULL, "x", "{}", 1, on_outcome,
+                                      &o),
+                   SB_EINVAL);
+  sb_store_close(f->st);
+  assert_int_equal(loop_finish(&f->loop), 0);
+  uv_loop_init(&f->loop);
+  f->st = open_store(&f->loop, f->path);
+  sb_store_agents_at_open(f->st, &rows);
+  assert_int_equal(rows.len, 3);
+  assert_string_equal(rows.items[0].id, "a");
+  assert_string_equal(rows.items[0].definition, "{\"id\":\"a\",\"v\":2}");
+  assert_int_equal(rows.items[0].updated_ms, 2002);
+  assert_string_equal(rows.items[1].id, "b");
+  assert_string_equal(rows.items[1].tenant, "ops");
+  assert_string_equal(rows.items[2].id, "c");
+  assert_null(rows.items[2].definition);
+  sb_store_agent_rows_clear(&rows);
+  /* taken: a second call gives none */
+  sb_store_agents_at_open(f->st, &rows);
+  assert_int_equal(rows.len, 0);
 }
 
 static void test_open_errors(void **state) {
@@ -730,6 +782,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_own_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_agents_outlive_a_reopen, setup,
+                                      teardown),
       cmocka_unit_test(test_open_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
