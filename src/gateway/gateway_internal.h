@@ -145,8 +145,14 @@ int gw_agent_may_serve_tool(agent *a, const char *tool);
 /* The agent's cached list of a kind (borrowed; NULL before listing). A
  * list past its ttlMs is served and fetched again. */
 json_t *gw_agent_list_items(agent *a, int kind);
-/* A client of ours (un)subscribed to one of a's resources. */
+/* subs.c: a client of ours (un)subscribed to one of a's resources. */
 void gw_agent_subscribe(agent *a, const char *uri, int on, sb_mcp_sub_wait *wait);
+/* a (re)connected: what our clients subscribed to, asked of it again. */
+void gw_subs_resubscribe(agent *a);
+/* A notification acknowledging a subscriptions/listen (its params). */
+void gw_subs_listen_acknowledged(agent *a, json_t *params);
+/* a is going away: the acknowledgements waiting for it are given. */
+void gw_subs_release(agent *a);
 /* Whether a is connected; if not, *why (borrowed, never NULL) says why,
  * as far as we know: the last connect failure or channel loss. */
 int gw_agent_up(agent *a, const char **why);
