@@ -32,6 +32,7 @@ struct app_agent_change {
   json_t *prev_def; /* the agent before the change; NULL: there was none */
   int prev_from_config;
   json_t *prev_api; /* app->api_agents[id] before; NULL: none */
+  app_agent_change *next; /* app->agent_changes: in flight, oldest first */
 };
 
 static const char *op_action(app_agent_op op) {
@@ -60,14 +61,38 @@ static void undo(app_agent_change *ch, const sb_error *why) {
           ch->id, op_action(ch->op), why->msg);
 }
 
+/* ch's write failed. A later change of the same id, still in flight, was
+ * made over ch's state: it inherits what came before ch (for its own undo),
+ * and its write decides. Else the state before ch comes back now. */
+static void write_failed(app_agent_change *ch, const sb_error *why) {
+  for (app_agent_change *later = ch->next; later; later = later->next) {
+    if (strcmp(later->id, ch->id) != 0) continue;
+    json_t *def = later->prev_def, *api = later->prev_api;
+    later->prev_def = ch->prev_def;
+    later->prev_from_config = ch->prev_from_config;
+    later->prev_api = ch->prev_api;
+    ch->prev_def = def; /* freed with ch */
+    ch->prev_api = api;
+    SB_WARN(MODULE, "agent %s: %s not kept by the store: %s", ch->id,
+            op_action(ch->op), why->msg);
+    return;
+  }
+  undo(ch, why);
+}
+
 static void on_written(void *ud, sb_store_result *res) {
   app_agent_change *ch = ud;
   sb_app *app = ch->app;
+  for (app_agent_change **pp = &app->agent_changes; *pp; pp = &(*pp)->next)
+    if (*pp == ch) {
+      *pp = ch->next;
+      break;
+    }
   if (app->agents_stopping) { /* the gateway is gone; callers too */
     change_free(ch);
     return;
   }
-  if (res->rc != 0) undo(ch, &res->err);
+  if (res->rc != 0) write_failed(ch, &res->err);
   app_audit_admin(app, ch->tenant, op_action(ch->op), ch->origin,
                   res->rc == 0 ? "ok" : "failed", ch->id,
                   res->rc == 0 ? NULL : res->err.msg);
@@ -115,6 +140,7 @@ app_agent_change *app_agent_change_start(sb_app *app,
                    ? NULL
                    : json_dumps(a->definition, JSON_COMPACT | JSON_SORT_KEYS);
   ch->id = sb_strdup(id);
+  ch->prev_api = json_incref(json_object_get(app->api_agents, id));
   json_t *now = a->op == APP_AGENT_REMOVE ? json_null()
                                           : json_deep_copy(a->definition);
   rc = !ch->id || !now || (a->op != APP_AGENT_REMOVE && !text)
@@ -133,8 +159,10 @@ app_agent_change *app_agent_change_start(sb_app *app,
     change_free(ch);
     goto refused;
   }
-  ch->prev_api = json_incref(json_object_get(app->api_agents, id));
   json_object_set_new(app->api_agents, id, now);
+  app_agent_change **tail = &app->agent_changes;
+  while (*tail) tail = &(*tail)->next;
+  *tail = ch;
   return ch;
 refused:
   app_audit_admin(app, a->tenant, op_action(a->op), a->origin, "failed", id,

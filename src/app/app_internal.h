@@ -51,6 +51,7 @@ struct sb_app {
   /* agent_admin.c: the agents changed through the API, as the store keeps
    * them: id -> definition, or null for one removed. */
   json_t *api_agents;
+  struct app_agent_change *agent_changes; /* written, not yet committed */
   int agents_stopping; /* sb_app_stop has begun: changes answer nobody */
 };
 
