@@ -21,6 +21,21 @@
 
 #define MODULE "app"
 
+/* The changes of one id in flight, and the agent as the store keeps it:
+ * as the last of those changes the store kept left it, or as it was
+ * before them. A write that fails while a later change of the id is in
+ * flight undoes nothing (the later one decides); the last one in flight
+ * that fails puts back what the store keeps. Writes commit, and their
+ * callbacks come, in the order they were made. */
+typedef struct app_agent_pending {
+  struct app_agent_pending *next;
+  char *id;
+  size_t in_flight;
+  json_t *def; /* the agent kept; NULL: none */
+  int from_config;
+  json_t *api; /* app->api_agents[id] kept; NULL: none */
+} agent_pending;
+
 struct app_agent_change {
   sb_app *app;
   app_agent_done_cb done; /* NULL once forgotten */
@@ -29,10 +44,8 @@ struct app_agent_change {
   char *id;
   char *tenant;
   const char *origin;
-  json_t *prev_def; /* the agent before the change; NULL: there was none */
-  int prev_from_config;
-  json_t *prev_api; /* app->api_agents[id] before; NULL: none */
-  app_agent_change *next; /* app->agent_changes: in flight, oldest first */
+  agent_pending *pending;
+  json_t *now; /* the definition written; json null for a removal */
 };
 
 static const char *op_action(app_agent_op op) {
@@ -40,59 +53,96 @@ static const char *op_action(app_agent_op op) {
 }
 
 static void change_free(app_agent_change *ch) {
-  json_decref(ch->prev_def);
-  json_decref(ch->prev_api);
+  json_decref(ch->now);
   sb_free(ch->id);
   sb_free(ch->tenant);
   sb_free(ch);
 }
 
-/* The write failed: the gateway and the API's rows as they were. */
-static void undo(app_agent_change *ch, const sb_error *why) {
-  sb_app *app = ch->app;
-  sb_error err = {0};
-  if (ch->prev_def)
-    sb_gateway_add(app->gateway, ch->prev_def, 1, ch->prev_from_config, &err);
-  else
-    sb_gateway_remove(app->gateway, ch->id, &err);
-  if (ch->prev_api) json_object_set(app->api_agents, ch->id, ch->prev_api);
-  else json_object_del(app->api_agents, ch->id);
-  SB_WARN(MODULE, "agent %s: %s undone, the store did not keep it: %s",
-          ch->id, op_action(ch->op), why->msg);
+static agent_pending *pending_find(sb_app *app, const char *id) {
+  for (agent_pending *p = app->agents_pending; p; p = p->next)
+    if (strcmp(p->id, id) == 0) return p;
+  return NULL;
 }
 
-/* ch's write failed. A later change of the same id, still in flight, was
- * made over ch's state: it inherits what came before ch (for its own undo),
- * and its write decides. Else the state before ch comes back now. */
-static void write_failed(app_agent_change *ch, const sb_error *why) {
-  for (app_agent_change *later = ch->next; later; later = later->next) {
-    if (strcmp(later->id, ch->id) != 0) continue;
-    json_t *def = later->prev_def, *api = later->prev_api;
-    later->prev_def = ch->prev_def;
-    later->prev_from_config = ch->prev_from_config;
-    later->prev_api = ch->prev_api;
-    ch->prev_def = def; /* freed with ch */
-    ch->prev_api = api;
-    SB_WARN(MODULE, "agent %s: %s not kept by the store: %s", ch->id,
-            op_action(ch->op), why->msg);
-    return;
+/* A record for id with `def`, `from_config` and `api` as kept (taken). */
+static agent_pending *pending_new(sb_app *app, const char *id, json_t *def,
+                                  int from_config, json_t *api) {
+  agent_pending *p = sb_calloc(1, sizeof *p);
+  if (p && !(p->id = sb_strdup(id))) {
+    sb_free(p);
+    p = NULL;
   }
-  undo(ch, why);
+  if (!p) {
+    json_decref(def);
+    json_decref(api);
+    return NULL;
+  }
+  p->def = def;
+  p->from_config = from_config;
+  p->api = api;
+  p->next = app->agents_pending;
+  app->agents_pending = p;
+  return p;
+}
+
+static void pending_free(agent_pending *p) {
+  json_decref(p->def);
+  json_decref(p->api);
+  sb_free(p->id);
+  sb_free(p);
+}
+
+/* Freed once no change of its id is in flight. */
+static void pending_release(sb_app *app, agent_pending *p) {
+  if (p->in_flight) p->in_flight--;
+  if (p->in_flight) return;
+  for (agent_pending **at = &app->agents_pending; *at; at = &(*at)->next)
+    if (*at == p) {
+      *at = p->next;
+      break;
+    }
+  pending_free(p);
+}
+
+/* The gateway and the API's rows for id as given (def NULL: no agent). */
+static void put_back(sb_app *app, const char *id, json_t *def,
+                     int from_config, json_t *api) {
+  sb_error err = {0};
+  int rc = def ? sb_gateway_add(app->gateway, def, 1, from_config, &err)
+               : sb_gateway_remove(app->gateway, id, &err);
+  if (rc != 0 && rc != SB_ENOENT)
+    SB_WARN(MODULE, "agent %s: not put back: %s", id, err.msg);
+  if (api) json_object_set(app->api_agents, id, api);
+  else json_object_del(app->api_agents, id);
 }
 
 static void on_written(void *ud, sb_store_result *res) {
   app_agent_change *ch = ud;
   sb_app *app = ch->app;
-  for (app_agent_change **pp = &app->agent_changes; *pp; pp = &(*pp)->next)
-    if (*pp == ch) {
-      *pp = ch->next;
-      break;
-    }
+  agent_pending *p = ch->pending;
   if (app->agents_stopping) { /* the gateway is gone; callers too */
+    pending_release(app, p);
     change_free(ch);
     return;
   }
-  if (res->rc != 0) write_failed(ch, &res->err);
+  if (res->rc == 0) {
+    json_decref(p->def);
+    json_decref(p->api);
+    p->def = ch->op == APP_AGENT_REMOVE ? NULL : json_incref(ch->now);
+    p->from_config = 0;
+    p->api = json_incref(ch->now);
+  } else if (p->in_flight == 1) {
+    put_back(app, ch->id, p->def, p->from_config, p->api);
+    SB_WARN(MODULE, "agent %s: %s undone, the store did not keep it: %s",
+            ch->id, op_action(ch->op), res->err.msg);
+  } else {
+    SB_WARN(MODULE,
+            "agent %s: %s not kept by the store (%s); a later change of it "
+            "is in flight",
+            ch->id, op_action(ch->op), res->err.msg);
+  }
+  pending_release(app, p);
   app_audit_admin(app, ch->tenant, op_action(ch->op), ch->origin,
                   res->rc == 0 ? "ok" : "failed", ch->id,
                   res->rc == 0 ? NULL : res->err.msg);
@@ -107,6 +157,8 @@ app_agent_change *app_agent_change_start(sb_app *app,
                        ? a->id
                        : json_string_value(json_object_get(a->definition,
                                                            "id"));
+  json_t *prev_def = NULL, *prev_api = NULL;
+  int prev_from_config = 0;
   app_agent_change *ch = sb_calloc(1, sizeof *ch);
   if (ch) ch->tenant = sb_strdup(a->tenant);
   if (!ch || !ch->tenant) {
@@ -119,11 +171,18 @@ app_agent_change *app_agent_change_start(sb_app *app,
   ch->ud = a->ud;
   ch->op = a->op;
   ch->origin = a->origin;
+  /* The agent as it is before the change (the API's row too). */
   sb_gateway_agent_info was;
   if (id && sb_gateway_agent_info_of(app->gateway, id, &was) == 0) {
-    ch->prev_def = sb_agent_def_to_json(was.def);
-    ch->prev_from_config = was.from_config;
+    prev_def = sb_agent_def_to_json(was.def);
+    prev_from_config = was.from_config;
+    if (!prev_def) {
+      change_free(ch);
+      sb_error_set(err, SB_ENOMEM, "out of memory");
+      goto refused;
+    }
   }
+  if (id) prev_api = json_incref(json_object_get(app->api_agents, id));
   int rc = a->op == APP_AGENT_REMOVE
                ? sb_gateway_remove(app->gateway, id ? id : "", err)
                : sb_gateway_add(app->gateway, a->definition,
@@ -133,17 +192,19 @@ app_agent_change *app_agent_change_start(sb_app *app,
     goto refused;
   }
   /* Valid now: the definition's id is a string. */
-  id = a->op == APP_AGENT_REMOVE
-           ? a->id
-           : json_string_value(json_object_get(a->definition, "id"));
   char *text = a->op == APP_AGENT_REMOVE
                    ? NULL
                    : json_dumps(a->definition, JSON_COMPACT | JSON_SORT_KEYS);
   ch->id = sb_strdup(id);
-  ch->prev_api = json_incref(json_object_get(app->api_agents, id));
-  json_t *now = a->op == APP_AGENT_REMOVE ? json_null()
-                                          : json_deep_copy(a->definition);
-  rc = !ch->id || !now || (a->op != APP_AGENT_REMOVE && !text)
+  ch->now = a->op == APP_AGENT_REMOVE ? json_null()
+                                      : json_deep_copy(a->definition);
+  /* Nothing in flight for id: the agent as it was is what the store
+   * keeps. */
+  agent_pending *p = ch->id ? pending_find(app, id) : NULL;
+  if (!p && ch->id)
+    p = pending_new(app, id, json_incref(prev_def), prev_from_config,
+                    json_incref(prev_api));
+  rc = !ch->id || !ch->now || !p || (a->op != APP_AGENT_REMOVE && !text)
            ? SB_ENOMEM
            : sb_store_agent_put(app->store, a->tenant, id, text, sb_now_ms(),
                                 on_written, ch);
@@ -154,17 +215,23 @@ app_agent_change *app_agent_change_start(sb_app *app,
                                   "again"
                  : rc == SB_ENOMEM ? "out of memory"
                                    : "the store cannot take the change");
-    if (ch->id) undo(ch, err);
-    json_decref(now);
+    /* As it was just before: changes in flight for id keep theirs. */
+    put_back(app, id, prev_def, prev_from_config, prev_api);
+    SB_WARN(MODULE, "agent %s: %s undone: %s", id, op_action(a->op),
+            err->msg);
+    if (p && !p->in_flight) pending_release(app, p);
     change_free(ch);
     goto refused;
   }
-  json_object_set_new(app->api_agents, id, now);
-  app_agent_change **tail = &app->agent_changes;
-  while (*tail) tail = &(*tail)->next;
-  *tail = ch;
+  p->in_flight++;
+  ch->pending = p;
+  json_object_set(app->api_agents, id, ch->now);
+  json_decref(prev_def);
+  json_decref(prev_api);
   return ch;
 refused:
+  json_decref(prev_def);
+  json_decref(prev_api);
   app_audit_admin(app, a->tenant, op_action(a->op), a->origin, "failed", id,
                   err->msg);
   return NULL;

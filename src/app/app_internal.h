@@ -51,7 +51,9 @@ struct sb_app {
   /* agent_admin.c: the agents changed through the API, as the store keeps
    * them: id -> definition, or null for one removed. */
   json_t *api_agents;
-  struct app_agent_change *agent_changes; /* written, not yet committed */
+  /* agent_admin.c: the ids with changes in flight, each with the agent as
+   * the store keeps it (what a failed write goes back to). */
+  struct app_agent_pending *agents_pending;
   int agents_stopping; /* sb_app_stop has begun: changes answer nobody */
 };
 

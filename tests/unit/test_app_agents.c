@@ -1,0 +1,299 @@
+/* Unit tests for src/app/agent_admin.c: agents changed through the API,
+ * applied to the gateway at once and acknowledged once the store has the
+ * change. A change refused (the store busy) or undone (its write failed)
+ * leaves the agents as the acknowledged changes made them, whatever other
+ * changes of the same id are in flight, in memory, after a reload and
+ * after a restart.
+ *
+ * A write fails on demand: a trigger, created by a connection of the
+ * test's own, aborts writing any agent whose definition names "fail".
+ * Callbacks come on the loop in the order the writes were made, so the
+ * tests need no sleeps. */
+/* cmocka.h needs these first */
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+// clang-format on
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/app_internal.h"
+#include "gateway/gateway.h"
+#include "registry/registry.h"
+#include "test_loop.h"
+
+#define DEADLINE_MS 20000
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+  char store[128];
+  uv_loop_t loop;
+  sb_config cfg;
+  sb_app *app;
+} fixture;
+
+static json_t *def_of(const char *id, const char *name) {
+  return json_pack("{ss ss ss s[s] s{ss} ss si si s{ss ss}}", "id", id,
+                   "name", name, "type", "general", "capabilities", "quotes",
+                   "models", "primary", "m", "outputFormat", "text",
+                   "maxTokens", 16, "temperature", 0, "transport", "type",
+                   "http", "url", "http://127.0.0.1:9/mcp");
+}
+
+/* The config: agent "conf" (named "from-config"); max_pending 0: the
+ * default. */
+static void write_config(fixture *f, int max_pending) {
+  FILE *out = fopen(f->path, "w");
+  assert_non_null(out);
+  fprintf(out, "store:\n  path: %s\n", f->store);
+  if (max_pending) fprintf(out, "  max_pending: %d\n", max_pending);
+  fprintf(out,
+          "agents:\n"
+          "  - {id: conf, name: from-config, type: general,\n"
+          "     capabilities: [quotes], models: {primary: m},\n"
+          "     outputFormat: text, maxTokens: 16, temperature: 0,\n"
+          "     transport: {type: http, url: \"http://127.0.0.1:9/mcp\"}}\n");
+  assert_int_equal(fclose(out), 0);
+}
+
+static void app_start(fixture *f) {
+  sb_config_defaults(&f->cfg);
+  sb_error err = {0};
+  if (sb_config_load(&f->cfg, f->path, &err) != 0) fail_msg("%s", err.msg);
+  sb_app_options o = {.config = &f->cfg, .loop = &f->loop, .embedded = 1};
+  if (!(f->app = sb_app_start(&o, &err))) fail_msg("start: %s", err.msg);
+}
+
+static void app_restart(fixture *f) {
+  sb_app_stop(f->app);
+  sb_config_free(&f->cfg);
+  app_start(f);
+}
+
+static int setup_with(void **state, int max_pending) {
+  fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/sb-agents-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->path, sizeof f->path, "%s/switchboard.yaml", f->dir);
+  snprintf(f->store, sizeof f->store, "%s/store.db", f->dir);
+  write_config(f, max_pending);
+  uv_loop_init(&f->loop);
+  app_start(f);
+  *state = f;
+  return 0;
+}
+
+static int setup(void **state) { return setup_with(state, 0); }
+static int setup_one_pending(void **state) { return setup_with(state, 1); }
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  sb_app_stop(f->app);
+  assert_int_equal(loop_finish(&f->loop), 0);
+  sb_config_free(&f->cfg);
+  char file[160];
+  const char *suffix[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(file, sizeof file, "%s%s", f->store, suffix[i]);
+    unlink(file);
+  }
+  unlink(f->path);
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* Writing an agent whose definition names "fail" aborts. */
+static void fail_writes(fixture *f) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->store, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char *msg = NULL;
+  if (sqlite3_exec(db,
+                   "CREATE TRIGGER fail_ins BEFORE INSERT ON agents WHEN "
+                   "NEW.definition LIKE '%fail%' BEGIN SELECT "
+                   "RAISE(ABORT,'injected'); END;"
+                   "CREATE TRIGGER fail_upd BEFORE UPDATE ON agents WHEN "
+                   "NEW.definition LIKE '%fail%' BEGIN SELECT "
+                   "RAISE(ABORT,'injected'); END;",
+                   NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s", msg);
+  sqlite3_close(db);
+}
+
+/* Agent id's name, "-" for none, and whether it is the config's. */
+static const char *name_of(fixture *f, const char *id, int *from_config) {
+  sb_gateway_agent_info info;
+  if (sb_gateway_agent_info_of(sb_app_gateway(f->app), id, &info) != 0)
+    return "-";
+  if (from_config) *from_config = info.from_config;
+  return info.def->name;
+}
+
+typedef struct answer {
+  int done;
+  int rc;
+} answer;
+
+static void answered(void *ud, const char *id, int rc, const sb_error *err) {
+  (void)id;
+  (void)err;
+  answer *a = ud;
+  a->done = 1;
+  a->rc = rc;
+}
+
+/* Start a change; the refusal's code, or 0 when it is in flight. */
+static int change(fixture *f, app_agent_op op, const char *id,
+                  const char *name, answer *a) {
+  json_t *def = name ? def_of(id, name) : NULL;
+  app_agent_change_args args = {.op = op,
+                                .tenant = "ops",
+                                .origin = "rest",
+                                .definition = def,
+                                .id = id,
+                                .done = answered,
+                                .ud = a};
+  memset(a, 0, sizeof *a);
+  sb_error err = {0};
+  app_agent_change *ch = app_agent_change_start(f->app, &args, &err);
+  json_decref(def);
+  return ch ? 0 : (err.code ? err.code : -1);
+}
+
+static void wait_answer(fixture *f, answer *a) {
+  assert_true(run_until(&f->loop, flag_set, &a->done, DEADLINE_MS));
+}
+
+/* Work queued behind whatever is in the (one-thread) pool: a reload's
+ * read and apply are done once it has run. */
+typedef struct marker {
+  uv_work_t w;
+  int done;
+} marker;
+static void marker_work(uv_work_t *w) { (void)w; }
+static void marker_done(uv_work_t *w, int status) {
+  (void)status;
+  ((marker *)w->data)->done = 1;
+}
+static void reload(fixture *f) {
+  sb_app_reload(f->app, f->path);
+  marker m = {0};
+  m.w.data = &m;
+  assert_int_equal(uv_queue_work(&f->loop, &m.w, marker_work, marker_done), 0);
+  assert_true(run_until(&f->loop, flag_set, &m.done, DEADLINE_MS));
+}
+
+/* A write that fails while a later change of the same id is in flight
+ * undoes nothing the later change made; the later change holds. */
+static void test_a_failed_write_keeps_a_later_change(void **state) {
+  fixture *f = *state;
+  fail_writes(f);
+  answer a, b;
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "fail-1", &a), 0);
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "kept-2", &b), 0);
+  assert_string_equal(name_of(f, "conf", NULL), "kept-2");
+  wait_answer(f, &a);
+  assert_int_not_equal(a.rc, 0);
+  /* b is still in flight: the gateway has it */
+  assert_string_equal(name_of(f, "conf", NULL), "kept-2");
+  wait_answer(f, &b);
+  assert_int_equal(b.rc, 0);
+  int from_config = 1;
+  assert_string_equal(name_of(f, "conf", &from_config), "kept-2");
+  assert_int_equal(from_config, 0);
+  reload(f); /* the config does not take it back */
+  assert_string_equal(name_of(f, "conf", NULL), "kept-2");
+  app_restart(f);
+  assert_string_equal(name_of(f, "conf", NULL), "kept-2");
+}
+
+/* Two failed writes of one id, one after the other: the agent is as the
+ * last acknowledged change left it, not as the first failed one made it. */
+static void test_failed_writes_in_a_row_leave_nothing(void **state) {
+  fixture *f = *state;
+  fail_writes(f);
+  answer a, b, c, d, e;
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "new", "fail-a", &a), 0);
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "new", "fail-b", &b), 0);
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "fail-c", &c), 0);
+  assert_int_equal(change(f, APP_AGENT_REMOVE, "conf", NULL, &d), 0);
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "fail-e", &e), 0);
+  wait_answer(f, &a);
+  wait_answer(f, &b);
+  wait_answer(f, &c);
+  wait_answer(f, &d);
+  wait_answer(f, &e);
+  assert_int_not_equal(a.rc, 0);
+  assert_int_not_equal(b.rc, 0);
+  assert_int_not_equal(c.rc, 0);
+  assert_int_equal(d.rc, 0); /* the removal was written */
+  assert_int_not_equal(e.rc, 0);
+  assert_string_equal(name_of(f, "new", NULL), "-");
+  assert_string_equal(name_of(f, "conf", NULL), "-");
+  reload(f); /* the removal is the API's: the config does not undo it */
+  assert_string_equal(name_of(f, "conf", NULL), "-");
+  app_restart(f);
+  assert_string_equal(name_of(f, "new", NULL), "-");
+  assert_string_equal(name_of(f, "conf", NULL), "-");
+}
+
+/* A failed write with nothing else in flight: the config's agent back, as
+ * the config's (a reload may change it again). */
+static void test_a_failed_write_restores_the_config_agent(void **state) {
+  fixture *f = *state;
+  fail_writes(f);
+  answer a;
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "fail-1", &a), 0);
+  wait_answer(f, &a);
+  assert_int_not_equal(a.rc, 0);
+  int from_config = 0;
+  assert_string_equal(name_of(f, "conf", &from_config), "from-config");
+  assert_int_equal(from_config, 1);
+  assert_null(json_object_get(f->app->api_agents, "conf"));
+}
+
+/* The store busy: the change is refused at once and undone, and what an
+ * earlier change in flight made stays, the API's claim on the id too (a
+ * reload must not bring the config's definition back). */
+static void test_a_busy_refusal_keeps_the_change_in_flight(void **state) {
+  fixture *f = *state;
+  answer a, b;
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "api-1", &a), 0);
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "api-2", &b),
+                   SB_EBUSY);
+  assert_string_equal(name_of(f, "conf", NULL), "api-1");
+  assert_non_null(json_object_get(f->app->api_agents, "conf"));
+  wait_answer(f, &a);
+  assert_int_equal(a.rc, 0);
+  reload(f);
+  assert_string_equal(name_of(f, "conf", NULL), "api-1");
+  app_restart(f);
+  assert_string_equal(name_of(f, "conf", NULL), "api-1");
+}
+
+int main(void) {
+  /* Before the pool's first use: one thread, work in queue order. */
+  setenv("UV_THREADPOOL_SIZE", "1", 1);
+  sb_core_init(); /* jansson allocates with sb_malloc, as in switchboard */
+  sb_log_set_level(SB_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_a_failed_write_keeps_a_later_change,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_writes_in_a_row_leave_nothing,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_failed_write_restores_the_config_agent, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_busy_refusal_keeps_the_change_in_flight, setup_one_pending,
+          teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
