@@ -265,11 +265,18 @@ int app_agents_apply_stored(sb_app *app, sb_error *err) {
       sb_error_set(&aerr, SB_EINVAL, "%s", jerr.text);
     else if (sb_gateway_add(app->gateway, def, 1, 0, &aerr) == 0)
       started++;
-    if (aerr.code || !def)
+    if (aerr.code || !def) {
+      /* The API replaced whatever the config says of it: that does not
+       * come back in its place. */
+      sb_error rerr = {0};
+      int gone = sb_gateway_remove(app->gateway, r->id, &rerr) == 0;
       SB_WARN(MODULE,
               "agent %s, registered through the API (by tenant %s), not "
-              "started: %s",
-              r->id, r->tenant, aerr.msg);
+              "started: %s%s",
+              r->id, r->tenant, aerr.msg,
+              gone ? " (its definition in the config is not used either)"
+                   : "");
+    }
     json_object_set_new(app->api_agents, r->id, def ? def : json_null());
   }
   if (started)

@@ -279,6 +279,45 @@ static void test_a_busy_refusal_keeps_the_change_in_flight(void **state) {
   assert_string_equal(name_of(f, "conf", NULL), "api-1");
 }
 
+/* A stored definition that no longer applies (edited, or refused by a
+ * later version's checks) starts nothing: the config's definition of the
+ * id, which the API replaced, does not come back in its place, a reload
+ * does not bring it back, and the API may register the id again. */
+static void test_a_stored_definition_that_fails_starts_nothing(void **state) {
+  fixture *f = *state;
+  answer a;
+  assert_int_equal(change(f, APP_AGENT_REPLACE, "conf", "api-1", &a), 0);
+  wait_answer(f, &a);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "other", "api-2", &a), 0);
+  wait_answer(f, &a);
+  assert_int_equal(a.rc, 0);
+  sb_app_stop(f->app);
+  f->app = NULL;
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->store, &db), SQLITE_OK);
+  char *msg = NULL;
+  if (sqlite3_exec(db,
+                   "UPDATE agents SET definition='{\"id\":\"conf\"}' "
+                   "WHERE id='conf';"
+                   "UPDATE agents SET definition='not json' WHERE "
+                   "id='other';",
+                   NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s", msg);
+  sqlite3_close(db);
+  sb_config_free(&f->cfg);
+  app_start(f);
+  assert_string_equal(name_of(f, "conf", NULL), "-");
+  assert_string_equal(name_of(f, "other", NULL), "-");
+  reload(f);
+  assert_string_equal(name_of(f, "conf", NULL), "-");
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "conf", "api-3", &a), 0);
+  wait_answer(f, &a);
+  assert_int_equal(a.rc, 0);
+  app_restart(f);
+  assert_string_equal(name_of(f, "conf", NULL), "api-3");
+}
+
 int main(void) {
   /* Before the pool's first use: one thread, work in queue order. */
   setenv("UV_THREADPOOL_SIZE", "1", 1);
@@ -294,6 +333,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           test_a_busy_refusal_keeps_the_change_in_flight, setup_one_pending,
           teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_stored_definition_that_fails_starts_nothing, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
