@@ -143,9 +143,13 @@ static void on_written(void *ud, sb_store_result *res) {
             ch->id, op_action(ch->op), res->err.msg);
   }
   pending_release(app, p);
-  app_audit_admin(app, ch->tenant, op_action(ch->op), ch->origin,
-                  res->rc == 0 ? "ok" : "failed", ch->id,
-                  res->rc == 0 ? NULL : res->err.msg);
+  /* Kept: its audit event was written with it. */
+  if (res->rc == 0)
+    app_audit_admin_log(ch->tenant, op_action(ch->op), ch->origin, "ok",
+                        ch->id, NULL);
+  else
+    app_audit_admin(app, ch->tenant, op_action(ch->op), ch->origin, "failed",
+                    ch->id, res->err.msg);
   if (ch->done) ch->done(ch->ud, ch->id, res->rc, &res->err);
   change_free(ch);
 }
@@ -204,10 +208,19 @@ app_agent_change *app_agent_change_start(sb_app *app,
   if (!p && ch->id)
     p = pending_new(app, id, json_incref(prev_def), prev_from_config,
                     json_incref(prev_api));
-  rc = !ch->id || !ch->now || !p || (a->op != APP_AGENT_REMOVE && !text)
+  /* The audit event commits with the change, or neither does. */
+  json_t *audit = app_audit_admin_data(op_action(a->op), a->origin, "ok", id,
+                                       NULL);
+  char *audit_text = audit ? json_dumps(audit, JSON_COMPACT) : NULL;
+  json_decref(audit);
+  sb_store_event ev = {.type = sb_event_type_name(SB_EVENT_AUDIT_ADMIN),
+                       .data = audit_text};
+  rc = !ch->id || !ch->now || !p || !audit_text ||
+               (a->op != APP_AGENT_REMOVE && !text)
            ? SB_ENOMEM
            : sb_store_agent_put(app->store, a->tenant, id, text, sb_now_ms(),
-                                on_written, ch);
+                                &ev, on_written, ch);
+  sb_free(audit_text);
   sb_free(text);
   if (rc != 0) {
     sb_error_set(err, rc,

@@ -308,6 +308,15 @@ void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f);
 void app_audit_admin(sb_app *app, const char *tenant, const char *action,
                      const char *via, const char *outcome, const char *target,
                      const char *detail);
+/* Its two halves, for a change that writes its audit event itself (in
+ * the change's own transaction): the event's data (new reference, NULL
+ * when out of memory), and the log line. */
+json_t *app_audit_admin_data(const char *action, const char *via,
+                             const char *outcome, const char *target,
+                             const char *detail);
+void app_audit_admin_log(const char *tenant, const char *action,
+                         const char *via, const char *outcome,
+                         const char *target, const char *detail);
 
 /* agent_admin.c: an agent registered, replaced or removed through the
  * API: applied to the gateway at once, then written to the store, and

@@ -72,17 +72,30 @@ void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f) {
                    "credential", cred));
 }
 
-void app_audit_admin(sb_app *app, const char *tenant, const char *action,
-                     const char *via, const char *outcome, const char *target,
-                     const char *detail) {
+void app_audit_admin_log(const char *tenant, const char *action,
+                         const char *via, const char *outcome,
+                         const char *target, const char *detail) {
   SB_INFO(MODULE, "admin: %s via %s by tenant %s: %s%s%s%s%s", action, via,
           tenant, outcome, target ? " " : "", target ? target : "",
           detail ? ": " : "", detail ? detail : "");
+}
+
+json_t *app_audit_admin_data(const char *action, const char *via,
+                             const char *outcome, const char *target,
+                             const char *detail) {
   json_t *data =
       json_pack("{ssssss}", "action", action, "via", via, "outcome", outcome);
   if (data && target) json_object_set_new(data, "target", json_string(target));
   if (data && detail) json_object_set_new(data, "detail", json_string(detail));
-  record(app, tenant, SB_EVENT_AUDIT_ADMIN, data);
+  return data;
+}
+
+void app_audit_admin(sb_app *app, const char *tenant, const char *action,
+                     const char *via, const char *outcome, const char *target,
+                     const char *detail) {
+  app_audit_admin_log(tenant, action, via, outcome, target, detail);
+  record(app, tenant, SB_EVENT_AUDIT_ADMIN,
+         app_audit_admin_data(action, via, outcome, target, detail));
 }
 
 void sb_app_audit_reload(sb_app *app, int ok, const char *detail) {

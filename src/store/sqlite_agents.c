@@ -19,7 +19,7 @@ int st_write_agent(st_conn *c, st_req *q) {
                ? 0
                : st_db_error(c, &q->res.err, "writing an agent");
   sqlite3_reset(st);
-  return rc;
+  return rc ? rc : st_write_extras(c, q); /* its audit event */
 }
 
 static int push_agent(sb_store_agent_rows *out, sqlite3_stmt *st) {

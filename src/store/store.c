@@ -475,12 +475,14 @@ int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
 }
 
 int sb_store_agent_put(sb_store *st, const char *tenant, const char *id,
-                       const char *definition, int64_t now_ms, sb_store_cb cb,
-                       void *ud) {
+                       const char *definition, int64_t now_ms,
+                       const sb_store_event *audit, sb_store_cb cb, void *ud) {
   int rc;
   if (!id || !*id) return SB_EINVAL;
   req_strings s = {.tenant = tenant, .id = id, .doc = definition};
-  st_req *r = req_new(st, ST_OP_AGENT_PUT, &s, cb, ud, &rc);
+  sb_store_extras x = {.events = audit, .nevents = audit ? 1 : 0};
+  st_req *r = req_new_ex(st, ST_OP_AGENT_PUT, &s, audit ? &x : NULL, cb, ud,
+                         &rc);
   if (!r) return rc;
   r->now_ms = now_ms;
   return submit(st, r);

@@ -384,10 +384,12 @@ int sb_store_keys_load(sb_store *st, int64_t known_epoch, sb_store_cb cb,
 
 /* Write agent `id`'s row (replacing any): its definition (JSON text), or
  * NULL for an agent removed through the API. `tenant` is the
- * administrator's. */
+ * administrator's; `audit` (may be NULL) is an event of that tenant's log
+ * written in the same transaction, so the change and its record commit
+ * together or not at all. */
 int sb_store_agent_put(sb_store *st, const char *tenant, const char *id,
-                       const char *definition, int64_t now_ms, sb_store_cb cb,
-                       void *ud);
+                       const char *definition, int64_t now_ms,
+                       const sb_store_event *audit, sb_store_cb cb, void *ud);
 
 /* The agents' rows as the store held them when it opened, by id (read on
  * the opening thread, before the store's threads started: a server applies

@@ -191,6 +191,69 @@ static void reload(fixture *f) {
   assert_true(run_until(&f->loop, flag_set, &m.done, DEADLINE_MS));
 }
 
+/* The audit events of tenant ops, as "action outcome target" lines. */
+typedef struct audit_read {
+  int done;
+  char lines[512];
+} audit_read;
+
+static void audit_rows(void *ud, sb_store_result *res) {
+  audit_read *r = ud;
+  assert_int_equal(res->rc, 0);
+  for (size_t i = 0; i < res->events.len; i++) {
+    json_t *d = json_loads(res->events.items[i].data, 0, NULL);
+    size_t at = strlen(r->lines);
+    snprintf(r->lines + at, sizeof r->lines - at, "%s %s %s;",
+             json_string_value(json_object_get(d, "action")),
+             json_string_value(json_object_get(d, "outcome")),
+             json_string_value(json_object_get(d, "target")));
+    json_decref(d);
+  }
+  r->done = 1;
+}
+
+static const char *audits(fixture *f, audit_read *r) {
+  memset(r, 0, sizeof *r);
+  assert_int_equal(sb_store_events_read(f->app->store, "ops", 0, NULL, 100,
+                                        audit_rows, r),
+                   0);
+  assert_true(run_until(&f->loop, flag_set, &r->done, DEADLINE_MS));
+  return r->lines;
+}
+
+/* A change's "ok" audit event commits with it: a write that fails leaves
+ * only its "failed" event, a kept one only its "ok" event. */
+static void test_the_audit_event_commits_with_the_change(void **state) {
+  fixture *f = *state;
+  fail_writes(f);
+  answer a, b;
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "x", "fail-x", &a), 0);
+  wait_answer(f, &a);
+  assert_int_not_equal(a.rc, 0);
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "y", "kept-y", &b), 0);
+  wait_answer(f, &b);
+  assert_int_equal(b.rc, 0);
+  audit_read r;
+  assert_string_equal(audits(f, &r),
+                      "agents_register failed x;agents_register ok y;");
+}
+
+/* store.max_pending 1: a change answered leaves no write of its own behind
+ * (its audit event went with it), so the next change is taken at once. */
+static void test_a_change_right_after_another_is_taken(void **state) {
+  fixture *f = *state;
+  answer a, b;
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "one", "first", &a), 0);
+  wait_answer(f, &a);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(change(f, APP_AGENT_REGISTER, "two", "second", &b), 0);
+  wait_answer(f, &b);
+  assert_int_equal(b.rc, 0);
+  audit_read r;
+  assert_string_equal(audits(f, &r),
+                      "agents_register ok one;agents_register ok two;");
+}
+
 /* A write that fails while a later change of the same id is in flight
  * undoes nothing the later change made; the later change holds. */
 static void test_a_failed_write_keeps_a_later_change(void **state) {
@@ -324,6 +387,11 @@ int main(void) {
   sb_core_init(); /* jansson allocates with sb_malloc, as in switchboard */
   sb_log_set_level(SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(
+          test_the_audit_event_commits_with_the_change, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_change_right_after_another_is_taken, setup_one_pending,
+          teardown),
       cmocka_unit_test_setup_teardown(test_a_failed_write_keeps_a_later_change,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_writes_in_a_row_leave_nothing,

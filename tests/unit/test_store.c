@@ -685,11 +685,16 @@ static void test_agents_outlive_a_reopen(void **state) {
   sb_store_agents_at_open(f->st, &rows);
   assert_int_equal(rows.len, 0);
   outcome o = {0};
+  /* with its audit event, in the same transaction */
+  sb_store_event audit = {.type = "audit.admin", .data = "{\"target\":\"b\"}"};
   assert_int_equal(await(&f->loop,
                          sb_store_agent_put(f->st, "ops", "b", "{\"id\":\"b\"}",
-                                            1000, on_outcome, &o),
+                                            1000, &audit, on_outcome, &o),
                          &o),
                    0);
+  assert_int_equal(o.events.len, 1);
+  assert_string_equal(o.events.items[0].type, "audit.admin");
+  assert_int_equal(o.events.items[0].seq, 1);
   outcome_clear(&o);
   const char *puts[][2] = {{"a", "{\"id\":\"a\",\"v\":1}"},
                            {"c", "{\"id\":\"c\"}"},
@@ -698,16 +703,16 @@ static void test_agents_outlive_a_reopen(void **state) {
   outcome many[4] = {{0}};
   for (int i = 0; i < 4; i++) /* one batch, in order */
     assert_int_equal(sb_store_agent_put(f->st, "ops", puts[i][0], puts[i][1],
-                                        2000 + i, on_outcome, &many[i]),
+                                        2000 + i, NULL, on_outcome, &many[i]),
                      0);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(await(&f->loop, 0, &many[i]), 0);
     outcome_clear(&many[i]);
   }
-  assert_int_equal(sb_store_agent_put(f->st, "ops", "", "{}", 1, on_outcome,
+  assert_int_equal(sb_store_agent_put(f->st, "ops", "", "{}", 1, NULL, on_outcome,
                                       &o),
                    SB_EINVAL);
-  assert_int_equal(sb_store_agent_put(f->st, NULL, "x", "{}", 1, on_outcome,
+  assert_int_equal(sb_store_agent_put(f->st, NULL, "x", "{}", 1, NULL, on_outcome,
                                       &o),
                    SB_EINVAL);
   sb_store_close(f->st);
