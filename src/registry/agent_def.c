@@ -79,9 +79,18 @@ const char *sb_agent_output_name(sb_agent_output format) {
 
 /* ---- field readers (p's path names the field being read) -------------- */
 
+/* Bounds on what a definition may hold: far above any real agent's, low
+ * enough that a hostile one costs little to refuse (and that repeats can
+ * be checked pairwise). */
+#define MAX_STRING_BYTES 16384
+#define MAX_ITEMS 1024
+
 /* A string value with no NUL inside; 0 and *out borrowed, or an error. */
 static int read_str(fpath *p, const json_t *v, int nonempty, const char **out) {
   if (!json_is_string(v)) return bad(p, "expected a string");
+  if (json_string_length(v) > MAX_STRING_BYTES)
+    return bad(p, "must be at most %d bytes long (got %zu)", MAX_STRING_BYTES,
+               json_string_length(v));
   if (strlen(json_string_value(v)) != json_string_length(v))
     return bad(p, "must not contain a NUL character");
   if (nonempty && json_string_length(v) == 0)
@@ -146,6 +155,8 @@ static int read_strings(fpath *p, const json_t *v, int nonempty, int unique,
                         sb_agent_strings *out) {
   if (!json_is_array(v)) return bad(p, "expected an array");
   size_t n = json_array_size(v);
+  if (n > MAX_ITEMS)
+    return bad(p, "must have at most %d items (got %zu)", MAX_ITEMS, n);
   if (n == 0) return 0;
   out->items = sb_calloc(n, sizeof *out->items);
   if (!out->items) return oom(p);
@@ -184,6 +195,8 @@ static int read_pairs(fpath *p, const json_t *v, name_check_fn name_ok,
                       sb_agent_pairs *out) {
   if (!json_is_object(v)) return bad(p, "expected an object");
   size_t n = json_object_size(v);
+  if (n > MAX_ITEMS)
+    return bad(p, "must have at most %d members (got %zu)", MAX_ITEMS, n);
   if (n == 0) return 0;
   out->items = sb_calloc(n, sizeof *out->items);
   if (!out->items) return oom(p);

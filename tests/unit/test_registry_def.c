@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -309,6 +310,34 @@ static void test_invalid_name_type_caps(void **state) {
   sb_error err = {0};
   assert_int_equal(sb_agent_def_parse(doc, &d, &err), SB_EINVAL);
   assert_string_equal(err.msg, "name: must not contain a NUL character");
+  json_decref(doc);
+
+  /* oversized: a string past 16 KiB, an array or object past 1,024 items
+   * (refused before any pairwise check of repeats) */
+  doc = J(stdio_def);
+  char *big = malloc(16386);
+  memset(big, 'n', 16385);
+  big[16385] = '\0';
+  json_object_set_new(doc, "name", json_string(big));
+  assert_int_equal(sb_agent_def_parse(doc, &d, &err), SB_EINVAL);
+  assert_string_equal(err.msg,
+                      "name: must be at most 16384 bytes long (got 16385)");
+  big[16384] = '\0'; /* exactly the bound: taken */
+  json_object_set_new(doc, "name", json_string(big));
+  assert_int_equal(sb_agent_def_parse(doc, &d, &err), 0);
+  sb_agent_def_free(d);
+  d = NULL;
+  free(big);
+  json_t *caps = json_array();
+  for (int i = 0; i < 1025; i++) {
+    char c[16];
+    snprintf(c, sizeof c, "cap%d", i);
+    json_array_append_new(caps, json_string(c));
+  }
+  json_object_set_new(doc, "capabilities", caps);
+  assert_int_equal(sb_agent_def_parse(doc, &d, &err), SB_EINVAL);
+  assert_string_equal(err.msg,
+                      "capabilities: must have at most 1024 items (got 1025)");
   json_decref(doc);
 }
 
