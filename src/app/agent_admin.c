@@ -10,9 +10,8 @@
  * At start the store's rows are applied after the config's agents, and a
  * SIGHUP reload leaves their ids alone: a change made through the API, a
  * removal included, outlives restarts and reloads, and the config's
- * definition of such an id is not used until the config is the only
- * place that names it again (never, today: re-register it through the
- * API to change it).
+ * definition of such an id is not used again: that agent is changed
+ * through the API from then on.
  */
 #include <string.h>
 

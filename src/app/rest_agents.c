@@ -21,11 +21,13 @@
 #define PREFIX "/v1/agents"
 
 static void respond_failure(sb_http_request *req, const sb_error *err) {
-  if (err->code == SB_EBUSY) return app_rest_busy(req, err->msg);
+  if (err->code == SB_EBUSY || err->code == SB_ETIMEDOUT)
+    return app_rest_busy(req, err->msg);
   int status = err->code == SB_ENOENT      ? 404
                : err->code == SB_ECONFLICT ? 409
-               : err->code == SB_ENOMEM    ? 500
-                                           : 422;
+               : err->code == SB_ENOMEM || err->code == SB_EIO
+                   ? 500 /* the store failed: nothing was changed */
+                   : 422;
   app_rest_error(req, status,
                  status == 404   ? "not_found"
                  : status == 409 ? "conflict"

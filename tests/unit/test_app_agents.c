@@ -221,18 +221,21 @@ static const char *audits(fixture *f, audit_read *r) {
   return r->lines;
 }
 
+/* Register agent id (taken, not refused) and wait: the write's outcome. */
+static int register_now(fixture *f, const char *id, const char *name) {
+  answer a;
+  assert_int_equal(change(f, APP_AGENT_REGISTER, id, name, &a), 0);
+  wait_answer(f, &a);
+  return a.rc;
+}
+
 /* A change's "ok" audit event commits with it: a write that fails leaves
  * only its "failed" event, a kept one only its "ok" event. */
 static void test_the_audit_event_commits_with_the_change(void **state) {
   fixture *f = *state;
   fail_writes(f);
-  answer a, b;
-  assert_int_equal(change(f, APP_AGENT_REGISTER, "x", "fail-x", &a), 0);
-  wait_answer(f, &a);
-  assert_int_not_equal(a.rc, 0);
-  assert_int_equal(change(f, APP_AGENT_REGISTER, "y", "kept-y", &b), 0);
-  wait_answer(f, &b);
-  assert_int_equal(b.rc, 0);
+  assert_int_not_equal(register_now(f, "x", "fail-x"), 0);
+  assert_int_equal(register_now(f, "y", "kept-y"), 0);
   audit_read r;
   assert_string_equal(audits(f, &r),
                       "agents_register failed x;agents_register ok y;");
@@ -242,13 +245,8 @@ static void test_the_audit_event_commits_with_the_change(void **state) {
  * (its audit event went with it), so the next change is taken at once. */
 static void test_a_change_right_after_another_is_taken(void **state) {
   fixture *f = *state;
-  answer a, b;
-  assert_int_equal(change(f, APP_AGENT_REGISTER, "one", "first", &a), 0);
-  wait_answer(f, &a);
-  assert_int_equal(a.rc, 0);
-  assert_int_equal(change(f, APP_AGENT_REGISTER, "two", "second", &b), 0);
-  wait_answer(f, &b);
-  assert_int_equal(b.rc, 0);
+  assert_int_equal(register_now(f, "one", "first"), 0);
+  assert_int_equal(register_now(f, "two", "second"), 0); /* not refused */
   audit_read r;
   assert_string_equal(audits(f, &r),
                       "agents_register ok one;agents_register ok two;");
