@@ -248,8 +248,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
     if (o->stdio_agent &&
         !(srv = sb_gateway_agent_server(app->gateway, o->stdio_agent))) {
       sb_error_set(err, SB_ENOENT,
-                   "--agent %s: no agent with that id in the "
-                   "config",
+                   "--agent %s: no agent with that id (in the config, "
+                   "or registered through the API)",
                    o->stdio_agent);
       goto fail;
     }
