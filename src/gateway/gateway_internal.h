@@ -137,7 +137,7 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
-agent *gw_agent_find(sb_gateway *o, const char *id);
+agent *gw_agent_find(const sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
 /* Whether a may serve tool: it lists it, or has not listed its tools yet
  * (still connecting, or listing); any agent when tool is NULL. */

@@ -26,7 +26,7 @@ double gw_random01(void) {
   return (double)randombytes_uniform(1u << 30) / (1u << 30);
 }
 
-agent *gw_agent_find(sb_gateway *o, const char *id) {
+agent *gw_agent_find(const sb_gateway *o, const char *id) {
   for (size_t i = 0; i < o->len; i++)
     if (strcmp(o->list[i]->def->id, id) == 0) return o->list[i];
   return NULL;
@@ -604,9 +604,7 @@ int sb_gateway_agent_settled(sb_gateway *o, const char *id) {
   return 1;
 }
 
-void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
-                              sb_gateway_agent_info *out) {
-  const agent *a = o->list[i];
+static void agent_info(const agent *a, sb_gateway_agent_info *out) {
   *out = (sb_gateway_agent_info){
       .def = a->def,
       .connected = a->client && sb_mcp_client_connected(a->client),
@@ -614,14 +612,17 @@ void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
       .from_config = a->from_config};
 }
 
+void sb_gateway_agent_info_at(const sb_gateway *o, size_t i,
+                              sb_gateway_agent_info *out) {
+  agent_info(o->list[i], out);
+}
+
 int sb_gateway_agent_info_of(const sb_gateway *o, const char *id,
                              sb_gateway_agent_info *out) {
-  for (size_t i = 0; i < o->len; i++)
-    if (strcmp(o->list[i]->def->id, id) == 0) {
-      sb_gateway_agent_info_at(o, i, out);
-      return 0;
-    }
-  return SB_ENOENT;
+  const agent *a = gw_agent_find(o, id);
+  if (!a) return SB_ENOENT;
+  agent_info(a, out);
+  return 0;
 }
 
 json_t *sb_gateway_list_json(sb_gateway *o,
