@@ -172,23 +172,11 @@ static void wait_answer(fixture *f, answer *a) {
   assert_true(run_until(&f->loop, flag_set, &a->done, DEADLINE_MS));
 }
 
-/* Work queued behind whatever is in the (one-thread) pool: a reload's
- * read and apply are done once it has run. */
-typedef struct marker {
-  uv_work_t w;
-  int done;
-} marker;
-static void marker_work(uv_work_t *w) { (void)w; }
-static void marker_done(uv_work_t *w, int status) {
-  (void)status;
-  ((marker *)w->data)->done = 1;
-}
+/* A reload, read and applied (the pool has one thread: its work is done
+ * once work queued after it has called back). */
 static void reload(fixture *f) {
   sb_app_reload(f->app, f->path);
-  marker m = {0};
-  m.w.data = &m;
-  assert_int_equal(uv_queue_work(&f->loop, &m.w, marker_work, marker_done), 0);
-  assert_true(run_until(&f->loop, flag_set, &m.done, DEADLINE_MS));
+  assert_true(test_pool_settle(&f->loop, DEADLINE_MS));
 }
 
 /* The audit events of tenant ops, as "action outcome target" lines. */

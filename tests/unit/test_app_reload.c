@@ -100,33 +100,10 @@ static const char *agent_ids(sb_app *app) {
   return out;
 }
 
-/* Work queued behind whatever is in the (one-thread) pool. */
-typedef struct marker {
-  uv_work_t w;
-  uv_sem_t ran; /* posted on the worker */
-  int done;     /* set on the loop */
-} marker;
-
-static void marker_work(uv_work_t *w) { uv_sem_post(&((marker *)w->data)->ran); }
-static void marker_done(uv_work_t *w, int status) {
-  (void)status;
-  ((marker *)w->data)->done = 1;
-}
-
-static void marker_queue(uv_loop_t *loop, marker *m) {
-  memset(m, 0, sizeof *m);
-  assert_int_equal(uv_sem_init(&m->ran, 0), 0);
-  m->w.data = m;
-  assert_int_equal(uv_queue_work(loop, &m->w, marker_work, marker_done), 0);
-}
-
 /* Everything queued before now has been read and applied: the marker's
  * after-callback runs after theirs (one queue, in order). */
 static void settle(fixture *f) {
-  marker m;
-  marker_queue(&f->loop, &m);
-  assert_true(run_until(&f->loop, flag_set, &m.done, DEADLINE_MS));
-  uv_sem_destroy(&m.ran);
+  assert_true(test_pool_settle(&f->loop, DEADLINE_MS));
 }
 
 /* The pool's one thread, held until released. */
@@ -183,9 +160,9 @@ static void test_a_request_during_a_reload_is_not_lost(void **state) {
   /* Behind the first round: a marker, to know when its file has been
    * read, and a blocker, to keep any later round from running until the
    * first has been seen applied. */
-  marker m;
+  test_pool_marker m;
   blocker b;
-  marker_queue(&f->loop, &m);
+  assert_int_equal(test_pool_marker_queue(&f->loop, &m), 0);
   blocker_queue(&f->loop, &b);
   uv_sem_wait(&m.ran); /* read; not applied: the loop has not run */
   /* The file changes and SIGHUP comes again while the first round is in
@@ -219,8 +196,8 @@ static void test_stop_with_a_reload_read_not_applied(void **state) {
   fixture *f = *state;
   write_config(f, "second", NULL);
   sb_app_reload(f->app, f->path);
-  marker m;
-  marker_queue(&f->loop, &m);
+  test_pool_marker m;
+  assert_int_equal(test_pool_marker_queue(&f->loop, &m), 0);
   uv_sem_wait(&m.ran); /* read, its after-callback still to come */
   sb_app_reload(f->app, f->path); /* would follow it */
   sb_app_stop(f->app);

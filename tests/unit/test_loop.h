@@ -42,4 +42,44 @@ static inline int loop_finish(uv_loop_t *loop) {
   return uv_loop_close(loop);
 }
 
+/* ---- the thread pool, in tests that give it one thread
+ * (UV_THREADPOOL_SIZE=1 before its first use: work runs in queue order) */
+
+/* Work queued behind whatever the pool holds now. */
+typedef struct test_pool_marker {
+  uv_work_t w;
+  uv_sem_t ran; /* posted on the worker: all before it has run */
+  int done;     /* set on the loop: all before it has called back */
+} test_pool_marker;
+
+static inline void test_pool_marker_work(uv_work_t *w) {
+  uv_sem_post(&((test_pool_marker *)w->data)->ran);
+}
+
+static inline void test_pool_marker_done(uv_work_t *w, int status) {
+  (void)status;
+  ((test_pool_marker *)w->data)->done = 1;
+}
+
+/* 0, or a libuv error (nothing queued). */
+static inline int test_pool_marker_queue(uv_loop_t *loop, test_pool_marker *m) {
+  m->done = 0;
+  if (uv_sem_init(&m->ran, 0) != 0) return -1;
+  m->w.data = m;
+  int rc = uv_queue_work(loop, &m->w, test_pool_marker_work,
+                         test_pool_marker_done);
+  if (rc != 0) uv_sem_destroy(&m->ran);
+  return rc;
+}
+
+/* Run the loop until everything queued on the pool before now has run and
+ * called back; 1, or 0 when ms passed first. */
+static inline int test_pool_settle(uv_loop_t *loop, uint64_t ms) {
+  test_pool_marker m;
+  if (test_pool_marker_queue(loop, &m) != 0) return 0;
+  if (!run_until(loop, flag_set, &m.done, ms)) return 0;
+  uv_sem_destroy(&m.ran);
+  return 1;
+}
+
 #endif
