@@ -1,4 +1,6 @@
-/* agents_cmd.c: `switchboard agents list|explain`, from the config.
+/* agents_cmd.c: `switchboard agents list|explain|show`: the config's
+ * agents, with the changes a server stored from its API applied over them
+ * (as the server applies them at start) when the store file exists.
  *
  * explain ranks the configured agents for a capability the way the
  * running server's getOptimalAgent does (registry/ scoring), against a
@@ -23,10 +25,11 @@ const char sb_cli_agents_help[] =
     "  switchboard agents explain CAPABILITY --config FILE [--context ID]\n"
     "  switchboard agents show ID --config FILE\n"
     "\n"
-    "list prints the configured AgentDefinitions (validated) as JSON.\n"
-    "These commands read the config file only: the agents a running\n"
-    "server has registered, replaced or removed through its API are\n"
-    "listed by that server (GET /v1/agents, or the agents_list tool).\n"
+    "list prints the AgentDefinitions (validated) as JSON: the config's,\n"
+    "with the agents registered, replaced or removed through a server's\n"
+    "API (kept in its store, store.path or --store) applied over them, as\n"
+    "the server applies them when it starts. Without a store file: the\n"
+    "config's alone.\n"
     "show connects to one agent as the server would and prints its era,\n"
     "negotiated version, capabilities, counts of tools, resources and\n"
     "prompts, and what switchboard translates for it.\n"
@@ -37,7 +40,7 @@ const char sb_cli_agents_help[] =
     "Options:\n"
     "  --config FILE     the config with the agents: section\n"
     "  --context ID      score coverage against this stored context\n"
-    "  --store PATH      the SQLite file (overrides store.path)\n"
+    "  --store PATH      the server's SQLite file (overrides store.path)\n"
     "  --tenant ID       whose context (overrides auth.default_tenant)\n"
     "  -h, --help        show this help and exit\n";
 
@@ -63,6 +66,33 @@ int sb_cli_agents_registry(const sb_config *cfg, const char *path,
   else
     sb_registry_free(reg);
   return EXIT_OK;
+}
+
+/* Apply the agent changes a server stored from its API over the config's
+ * registry, as app/agent_admin.c does at start: a removal drops the id, a
+ * definition takes its place; one that no longer validates starts nothing
+ * (the config's definition of that id is not used either). No store file:
+ * nothing to apply. */
+static void apply_stored(sb_cli_ctx *c, sb_registry *reg) {
+  sb_store_agent_rows rows;
+  sb_store_agents_at_open(c->store, &rows);
+  for (size_t i = 0; i < rows.len; i++) {
+    const sb_store_agent_row *r = &rows.items[i];
+    sb_agent_def *def = NULL;
+    sb_error err = {0};
+    if (r->definition &&
+        sb_agent_def_parse_text(r->definition, strlen(r->definition), &def,
+                                &err) == 0 &&
+        sb_registry_register_take(reg, def, 1, &err) == 0)
+      continue;
+    sb_registry_remove(reg, r->id);
+    if (r->definition)
+      fprintf(stderr,
+              "switchboard agents: agent %s, registered through the API (by "
+              "tenant %s), is not started by the server: %s\n",
+              r->id, r->tenant, err.msg);
+  }
+  sb_store_agent_rows_clear(&rows);
 }
 
 int sb_cli_agents(int argc, char **argv) {
@@ -103,6 +133,8 @@ int sb_cli_agents(int argc, char **argv) {
   sb_error err = {0};
   sb_config_defaults(&cfg);
   sb_registry *reg = NULL;
+  sb_cli_ctx c;
+  memset(&c, 0, sizeof c); /* closing an unopened one does nothing */
   json_t *out = NULL, *data = NULL;
   int rc = EXIT_USAGE;
   if (sb_config_load(&cfg, config, &err) != 0 ||
@@ -117,9 +149,27 @@ int sb_cli_agents(int argc, char **argv) {
    * stderr among them) are for trouble, as for `run`. */
   sb_log_set_level(cfg.log_level > SB_LOG_WARNING ? (sb_log_level)cfg.log_level
                                                   : SB_LOG_WARNING);
+  int r = sb_cli_ctx_open(&c, &cfg, &err);
+  if (r == 0) {
+    apply_stored(&c, reg);
+  } else if (r != SB_ENOENT || context) {
+    fprintf(stderr, "switchboard agents: %s\n", err.msg);
+    rc = EXIT_RUNTIME;
+    goto done;
+  }
   if (is_show) {
+    const sb_agent_def *def = sb_registry_get(reg, pos[1]);
+    if (!def) {
+      fprintf(stderr,
+              "switchboard agents: no agent %s in the config or registered "
+              "through the API\n",
+              pos[1]);
+      rc = EXIT_USAGE;
+      goto done;
+    }
+    sb_cli_ctx_close(&c); /* the store's threads are not needed meanwhile */
     signal(SIGPIPE, SIG_IGN);
-    rc = sb_cli_agents_show(&cfg, pos[1]);
+    rc = sb_cli_agents_show(&cfg, sb_agent_def_ref((sb_agent_def *)def));
     goto done;
   }
   if (is_list) {
@@ -128,17 +178,11 @@ int sb_cli_agents(int argc, char **argv) {
       json_array_append_new(out, sb_agent_def_to_json(sb_registry_at(reg, i)));
   } else {
     if (context) {
-      sb_cli_ctx c;
       json_t *doc = NULL;
-      int r = sb_cli_ctx_open(&c, &cfg, &err);
-      if (r == 0) {
-        r = sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, cfg.default_tenant,
-                                                 context, 0, sb_cli_ctx_done,
-                                                 &c, &err),
-                            &doc, &err);
-        sb_cli_ctx_close(&c);
-      }
-      if (r != 0) {
+      if (sb_cli_ctx_wait(&c, sb_ctx_get_async(c.m, cfg.default_tenant,
+                                               context, 0, sb_cli_ctx_done,
+                                               &c, &err),
+                          &doc, &err) != 0) {
         fprintf(stderr, "switchboard agents: %s\n", err.msg);
         rc = EXIT_RUNTIME;
         goto done;
@@ -158,6 +202,7 @@ int sb_cli_agents(int argc, char **argv) {
   sb_free(text);
   rc = EXIT_OK;
 done:
+  sb_cli_ctx_close(&c);
   json_decref(out);
   json_decref(data);
   sb_registry_free(reg);

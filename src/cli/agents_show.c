@@ -1,6 +1,6 @@
 /* agents_show.c: `switchboard agents show ID --config FILE` connects to one
- * configured agent the way the server does (its channel, the MCP client,
- * era detection) and prints what it found: era, negotiated version,
+ * agent (configured, or registered through a server's API) the way the
+ * server does (its channel, the MCP client, era detection) and prints what it found: era, negotiated version,
  * capabilities, server info, how many tools, resources and prompts, the
  * names its tools get on /mcp (toolNames: public name -> the agent's own;
  * shortened past limits.max_tool_name), and what switchboard translates
@@ -173,21 +173,9 @@ static void on_deadline(uv_timer_t *t) {
   finish(s);
 }
 
-int sb_cli_agents_show(const sb_config *cfg, const char *id) {
-  sb_agent_def *def = NULL;
+int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
   sb_error err = {0};
-  for (size_t i = 0; i < json_array_size(cfg->agents); i++) {
-    json_t *j = json_array_get(cfg->agents, i);
-    if (strcmp(json_string_value(json_object_get(j, "id")) ?: "", id) == 0 &&
-        sb_agent_def_parse(j, &def, &err) != 0) {
-      fprintf(stderr, "switchboard agents: agents[%zu].%s\n", i, err.msg);
-      return EXIT_USAGE;
-    }
-  }
-  if (!def) {
-    fprintf(stderr, "switchboard agents: no agent %s in the config\n", id);
-    return EXIT_USAGE;
-  }
+  const char *id = def->id;
   show s;
   memset(&s, 0, sizeof s);
   uv_loop_init(&s.loop);

@@ -58,8 +58,10 @@ int sb_cli_agents(int argc, char **argv);
 struct sb_registry;
 int sb_cli_agents_registry(const struct sb_config *cfg, const char *path,
                            const char *cmd, struct sb_registry **out);
-/* agents show ID: connect to one configured agent and report (agents_show.c) */
-int sb_cli_agents_show(const struct sb_config *cfg, const char *id);
+/* agents show ID: connect to the agent `def` the way the server would and
+ * report (agents_show.c). Takes the caller's reference to def. */
+struct sb_agent_def;
+int sb_cli_agents_show(const struct sb_config *cfg, struct sb_agent_def *def);
 
 /* switchboard run WORKFLOW ... (run_cmd.c) */
 extern const char sb_cli_run_help[];

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { startHttpServer, tempStorePath, textOf } from './lib/harness.mjs';
-import { restClient, connectSdk } from './lib/contexts_common.mjs';
+import { restClient, connectSdk, runCli } from './lib/contexts_common.mjs';
 import { flakyAgent } from '../agents/agents_lib.mjs';
 
 const OPS = { id: 'ops', token: 'token-for-the-ops-team-000111' };
@@ -112,5 +112,28 @@ describe('agents changed through the API outlive a crash', () => {
     } finally {
       await again.close();
     }
+
+    // the CLI reads the same store beside the running server: the agents
+    // it lists, ranks and connects to are the server's, not the config's
+    const list = await runCli(['agents', 'list', '--config', cfg, '--store', store]);
+    assert.equal(list.code, 0, list.stderr);
+    const defs = JSON.parse(list.stdout);
+    assert.deepEqual(defs.map((d) => d.id).sort(), ['a', 'c', 'm', 'svc']);
+    const whoami = (d) => d.transport.args.at(-1); // what its whoami answers
+    assert.equal(whoami(defs.find((d) => d.id === 'a')), 'A2');
+    assert.equal(whoami(defs.find((d) => d.id === 'c')), 'C3');
+    const ranked = await runCli(['agents', 'explain', 'flaky', '--config', cfg, '--store', store]);
+    assert.equal(ranked.code, 0, ranked.stderr);
+    assert.deepEqual(JSON.parse(ranked.stdout).map((x) => x.id).sort(), ['a', 'c', 'm', 'svc']);
+    const shown = await runCli(['agents', 'show', 'svc', '--config', cfg, '--store', store]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(JSON.parse(shown.stdout).id, 'svc');
+    const gone = await runCli(['agents', 'show', 'gone', '--config', cfg, '--store', store]);
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /no agent gone in the config or registered through the API/);
+    // without the store file: the config's agents alone
+    const bare = await runCli(['agents', 'list', '--config', cfg, '--store', join(dir, 'none.db')]);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.deepEqual(JSON.parse(bare.stdout).map((d) => [d.id, whoami(d)]), [['a', 'A'], ['c', 'C']]);
   });
 });
