@@ -81,6 +81,7 @@ static const char *error_name(int code) {
   case SB_ENOENT: return "not_found";
   case SB_ECONFLICT: return "conflict";
   case SB_EINVAL: return "invalid";
+  case SB_ETOOBIG: return "too_large";
   case SB_ETIMEDOUT: return "busy";
   default: return "internal";
   }

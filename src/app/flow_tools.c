@@ -107,6 +107,7 @@ void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err) {
   const char *code = rc == SB_ENOENT   ? "not_found"
                      : rc == SB_ESTATE ? "conflict"
                      : rc == SB_EINVAL ? "invalid"
+                     : rc == SB_ETOOBIG ? "too_large"
                                        : "internal";
   json_t *e = json_pack("{ssss}", "error", code, "message", message);
   reply_run(call, e, 1);

@@ -83,6 +83,7 @@ static void respond_store_error(sb_http_request *req, const sb_error *err,
     respond_error(req, 409, "conflict", err->msg, current);
     break;
   case SB_EINVAL: respond_error(req, 422, "invalid", err->msg, 0); break;
+  case SB_ETOOBIG: respond_error(req, 413, "too_large", err->msg, 0); break;
   case SB_EBUSY: app_rest_busy(req, err->msg); break;
   case SB_ETIMEDOUT: respond_error(req, 503, "busy", err->msg, 0); break;
   default: respond_error(req, 500, "internal", err->msg, 0); break;
@@ -300,13 +301,8 @@ static void rest_done(void *ud, const sb_ctx_result *res) {
     goto done;
   }
   if (res->rc != 0) {
-    /* A patch that cannot apply (RFC 5789: the document is unchanged) */
-    if (op->kind == REST_PATCH && res->rc == SB_ENOENT &&
-        strncmp(res->err.msg, "patch[", 6) == 0)
-      respond_error(req, 422, "invalid", res->err.msg, 0);
-    else
-      respond_store_error(req, &res->err,
-                          res->rc == SB_ECONFLICT ? res->version : 0);
+    respond_store_error(req, &res->err,
+                        res->rc == SB_ECONFLICT ? res->version : 0);
     goto done;
   }
   switch (op->kind) {

@@ -45,6 +45,7 @@ static void respond_flow_error(sb_http_request *req, int rc,
   switch (rc) {
   case SB_ENOENT: return app_rest_error(req, 404, "not_found", msg);
   case SB_EINVAL: return app_rest_error(req, 400, "bad_request", msg);
+  case SB_ETOOBIG: return app_rest_error(req, 413, "too_large", msg);
   case SB_ESTATE:
   case SB_ECONFLICT: return app_rest_error(req, 409, "conflict", msg);
   case SB_EBUSY: return app_rest_busy(req, msg);

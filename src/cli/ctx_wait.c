@@ -26,7 +26,8 @@ int sb_cli_ctx_open(sb_cli_ctx *c, const struct sb_config *cfg, sb_error *err) {
                          .must_exist = 1};
   if (!(c->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {.store = c->store,
-                               .snapshot_every = cfg->ctx_snapshot_every};
+                               .snapshot_every = cfg->ctx_snapshot_every,
+                               .max_doc_bytes = cfg->ctx_max_bytes};
   if (!(c->m = sb_ctx_manager_new(&mo))) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;

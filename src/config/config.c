@@ -68,6 +68,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->store_readers = 2;
   cfg->ctx_default_ttl_s = 7L * 24 * 3600;
   cfg->ctx_snapshot_every = 32;
+  cfg->ctx_max_bytes = 4 * 1024 * 1024;
   cfg->ctx_sweep_interval_s = 60;
   cfg->events_retention_s = 7L * 24 * 3600;
   cfg->default_tenant = default_tenant_id;

@@ -161,6 +161,7 @@ typedef struct sb_config {
   /* contexts */
   long ctx_default_ttl_s;
   int ctx_snapshot_every;
+  size_t ctx_max_bytes; /* sb_ctx_manager_options.max_doc_bytes */
   int ctx_sweep_interval_s;
   /* events */
   long events_retention_s; /* events older are trimmed */

@@ -80,6 +80,7 @@ static const key_spec store_keys[] = {
 static const key_spec contexts_keys[] = {
     NUM("default_ttl_s", KEY_LONG, ctx_default_ttl_s, 1, 31536000),
     NUM("snapshot_every", KEY_INT, ctx_snapshot_every, 1, 10000),
+    NUM("max_bytes", KEY_SIZE, ctx_max_bytes, 1024, 268435456),
     NUM("sweep_interval_s", KEY_INT, ctx_sweep_interval_s, 1, 86400),
     {NULL, 0, 0, 0, 0, NULL},
 };

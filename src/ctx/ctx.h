@@ -87,6 +87,17 @@ int sb_ctx_ptr_append(sb_buf *b, const char *token, size_t len);
 int sb_ctx_patch_apply(const json_t *doc, const json_t *patch, json_t **out,
                        sb_error *err);
 
+/* What a patch's copy ops may copy in all (bytes of compact JSON) in
+ * sb_ctx_patch_apply: each copy can double the document, so a patch of a
+ * few dozen ops would otherwise grow it past any memory. */
+#define SB_CTX_PATCH_COPY_MAX ((size_t)16 << 20)
+
+/* The same with the copies' budget given: a copy that would pass it fails
+ * the patch with SB_ETOOBIG, naming the sizes. */
+int sb_ctx_patch_apply_within(const json_t *doc, const json_t *patch,
+                              size_t max_copy_bytes, json_t **out,
+                              sb_error *err);
+
 /* JSON equality as RFC 6902 "test" defines it: like json_equal, except that
  * numbers are equal when numerically equal whatever their jansson type. */
 int sb_ctx_json_equal(const json_t *a, const json_t *b);
@@ -267,7 +278,14 @@ typedef struct sb_ctx_manager_options {
                              default 7 days */
   int head_cache;         /* heads kept so an update of the version last
                              seen skips reading it; default 4096, -1 none */
+  size_t max_doc_bytes;   /* a version's document as stored (compact JSON)
+                             is at most this many bytes: a create or update
+                             past it fails SB_ETOOBIG naming both sizes, and
+                             a JSON Patch's copy ops may copy no more than
+                             this in all; default SB_CTX_MAX_DOC_BYTES */
 } sb_ctx_manager_options;
+
+#define SB_CTX_MAX_DOC_BYTES ((size_t)4 << 20)
 
 sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *opts);
 /* Free the manager. Operations still under way keep what they need and

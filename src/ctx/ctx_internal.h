@@ -78,6 +78,7 @@ typedef struct ctx_next {
   int from_cache;         /* in: head came from the cache, not the store */
   int own;                /* in: head is held by this job alone */
   int snapshot_every;     /* in */
+  size_t max_doc_bytes;   /* in */
   int rc;                 /* out: 0 or the failure, with err */
   sb_error err;
   int64_t current; /* out: the head's version on SB_ECONFLICT */
@@ -101,5 +102,7 @@ void ctx_next_clear(ctx_next *nx);
 char *ctx_doc_dump(const json_t *doc);
 json_t *ctx_doc_load(const char *text, sb_error *err);
 int64_t ctx_doc_expiry(const json_t *doc);
+/* 0, or SB_ETOOBIG with err naming the document's size and the limit. */
+int ctx_doc_check_size(const char *text, size_t max_bytes, sb_error *err);
 
 #endif

@@ -32,6 +32,7 @@
 struct sb_ctx_manager {
   sb_store *store;
   int snapshot_every;
+  size_t max_doc_bytes;
   int64_t default_ttl_ms;
   sb_ctx_change_cb on_change;
   void *on_change_ud;
@@ -61,6 +62,8 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
       o->snapshot_every > 0 ? o->snapshot_every : DEFAULT_SNAPSHOT_EVERY;
   m->default_ttl_ms =
       o->default_ttl_ms > 0 ? o->default_ttl_ms : DEFAULT_TTL_MS;
+  m->max_doc_bytes =
+      o->max_doc_bytes > 0 ? o->max_doc_bytes : SB_CTX_MAX_DOC_BYTES;
   m->refs = 1;
   if (uv_mutex_init(&m->make_lock) != 0) {
     sb_free(m);
@@ -514,7 +517,8 @@ static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
                       .head_text = head_text,
                       .from_cache = from_cache,
                       .own = own,
-                      .snapshot_every = m->snapshot_every};
+                      .snapshot_every = m->snapshot_every,
+                      .max_doc_bytes = m->max_doc_bytes};
   op->next_made = NULL;
   op->step = MG_STEP_MAKE;
   /* Join the job not yet picked up, if there is one. */
@@ -660,6 +664,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto fail;
   }
+  if ((rc = ctx_doc_check_size(text, m->max_doc_bytes, err)) != 0) goto fail;
   if (!(op = op_new(m, MG_CREATE, tenant, id, cb, ud, err))) {
     rc = SB_ENOMEM;
     goto fail;

@@ -24,6 +24,15 @@ char *ctx_doc_dump(const json_t *doc) {
   return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
+int ctx_doc_check_size(const char *text, size_t max_bytes, sb_error *err) {
+  size_t len = strlen(text);
+  if (len <= max_bytes) return 0;
+  return sb_error_set(err, SB_ETOOBIG,
+                      "the context would be %zu bytes, over the limit of %zu "
+                      "(contexts.max_bytes)",
+                      len, max_bytes);
+}
+
 json_t *ctx_doc_load(const char *text, sb_error *err) {
   json_error_t jerr;
   json_t *doc = sb_json_loadb(text, strlen(text), 0, &jerr);
@@ -123,8 +132,12 @@ void ctx_next_make(ctx_next *nx) {
     rc = 0;
   } else {
     rc = nx->kind == SB_CTX_JSON_PATCH
-             ? sb_ctx_patch_apply(head, nx->patch, &next, err)
+             ? sb_ctx_patch_apply_within(head, nx->patch, nx->max_doc_bytes,
+                                         &next, err)
              : sb_ctx_merge_apply(head, nx->patch, &next, err);
+    /* A path the patch names that is not there: the update is invalid,
+     * the context is still found. */
+    if (rc == SB_ENOENT) rc = err->code = SB_EINVAL;
   }
   if (rc != 0) goto done;
   if (!json_is_object(next)) {
@@ -159,6 +172,8 @@ void ctx_next_make(ctx_next *nx) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;
   }
+  if ((rc = ctx_doc_check_size(nx->text, nx->max_doc_bytes, err)) != 0)
+    goto done;
   nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
   nx->expires = ctx_doc_expiry(next);
   nx->next = next;

@@ -18,7 +18,10 @@
 /* What one patch's copy ops may copy in all, in bytes of compact JSON:
  * each copy can double the document (copy / into /a, then / into /b...),
  * so a patch of a few dozen ops would otherwise grow it past any memory. */
-#define COPY_BUDGET_BYTES ((size_t)16 << 20)
+typedef struct copy_budget {
+  size_t max;  /* bytes the patch's copies may add in all */
+  size_t used; /* what they copied so far */
+} copy_budget;
 
 /* Why an op failed; patch_apply prefixes it with the op's index and name. */
 typedef struct op_error {
@@ -252,25 +255,25 @@ static const char *member_string(const json_t *op, const char *name,
 }
 
 /* A deep copy of src for a copy op, unless the patch's copies would then
- * pass COPY_BUDGET_BYTES (*copied: what they copied so far). */
-static json_t *copy_within_budget(const json_t *src, size_t *copied,
+ * pass their budget. */
+static json_t *copy_within_budget(const json_t *src, copy_budget *budget,
                                   op_error *e) {
   size_t bytes = json_dumpb(src, NULL, 0, JSON_COMPACT);
-  if (bytes > COPY_BUDGET_BYTES - *copied) {
-    op_fail(e, SB_EINVAL,
+  if (bytes > budget->max - budget->used) {
+    op_fail(e, SB_ETOOBIG,
             "the patch's copies would add over %zu bytes to the context "
             "(this one %zu, the ones before it %zu)",
-            COPY_BUDGET_BYTES, bytes, *copied);
+            budget->max, bytes, budget->used);
     return NULL;
   }
-  *copied += bytes;
+  budget->used += bytes;
   json_t *copy = json_deep_copy(src);
   if (!copy) op_fail(e, SB_ENOMEM, "out of memory copying value");
   return copy;
 }
 
 static int apply_op(json_t **root, const json_t *op, const char *name,
-                    const char *path, size_t path_len, size_t *copied,
+                    const char *path, size_t path_len, copy_budget *budget,
                     op_error *e) {
   int rc;
   sb_ctx_ptr p = {0}, from = {0};
@@ -341,7 +344,7 @@ static int apply_op(json_t **root, const json_t *op, const char *name,
     }
   } else if (!strcmp(name, "copy")) {
     json_t *src = ctx_ptr_walk(*root, &from, from.ntokens);
-    json_t *copy = src ? copy_within_budget(src, copied, e) : NULL;
+    json_t *copy = src ? copy_within_budget(src, budget, e) : NULL;
     if (!src)
       rc = op_fail(e, SB_ENOENT, "from %.*s does not exist",
                    (int)(from_len < QUOTE_MAX ? from_len : QUOTE_MAX),
@@ -363,6 +366,13 @@ done:
 
 int sb_ctx_patch_apply(const json_t *doc, const json_t *patch, json_t **out,
                        sb_error *err) {
+  return sb_ctx_patch_apply_within(doc, patch, SB_CTX_PATCH_COPY_MAX, out,
+                                   err);
+}
+
+int sb_ctx_patch_apply_within(const json_t *doc, const json_t *patch,
+                              size_t max_copy_bytes, json_t **out,
+                              sb_error *err) {
   *out = NULL;
   if (!doc) return sb_error_set(err, SB_EINVAL, "patch: no document");
   if (!json_is_array(patch))
@@ -371,7 +381,7 @@ int sb_ctx_patch_apply(const json_t *doc, const json_t *patch, json_t **out,
   json_t *work = json_deep_copy(doc);
   if (!work) return sb_error_set(err, SB_ENOMEM, "patch: out of memory");
   op_error e = {0};
-  size_t copied = 0;
+  copy_budget budget = {.max = max_copy_bytes};
   int rc = SB_EINVAL;
   for (size_t i = 0; i < json_array_size(patch); i++) {
     const json_t *op = json_array_get(patch, i);
@@ -396,7 +406,7 @@ int sb_ctx_patch_apply(const json_t *doc, const json_t *patch, json_t **out,
       goto fail;
     }
     if (strlen(name) != name_len) name = "?"; /* embedded NUL: no known op */
-    if (apply_op(&work, op, name, path, path_len, &copied, &e) != 0) {
+    if (apply_op(&work, op, name, path, path_len, &budget, &e) != 0) {
       int qp = (int)(path_len < QUOTE_MAX ? path_len : QUOTE_MAX);
       rc = e.code;
       sb_error_set(err, e.code, "patch[%zu] %.*s %s%.*s: %s", i, qn, name,

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { TENANTS, applyPatch, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
+import { TENANTS, applyPatch, connectSdk, restClient, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -220,11 +220,13 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.deepEqual(head.json, v3, 'the context is unchanged');
     assert.equal((await a.history(id)).json.versions.length, 3, 'no version was added');
     // Copies double the document at will: 40 ops (2 KB) once asked for
-    // 2^40 copies of it, memory the server does not have.
+    // 2^40 copies of it, memory the server does not have. They may copy
+    // no more than a context may hold (contexts.max_bytes, 4 MiB).
     const bomb = Array.from({ length: 40 }, (_, i) => ({ op: 'copy', from: '/data/conversation', path: `/data/conversation/entities/c${i}` }));
     const b = await a.jsonPatch(id, 3, bomb);
-    assert.equal(b.status, 422, b.text);
-    assert.match(b.json.error.message, /^patch\[\d+\] copy \/data\/conversation\/entities\/c\d+: the patch's copies would add over 16777216 bytes/);
+    assert.equal(b.status, 413, b.text);
+    assert.equal(b.json.error.code, 'too_large');
+    assert.match(b.json.error.message, /^patch\[\d+\] copy \/data\/conversation\/entities\/c\d+: the patch's copies would add over 4194304 bytes/);
     assert.equal((await a.get(id)).headers.etag, '"3"', 'nothing changed');
   });
 
@@ -311,5 +313,50 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.match(del.headers.allow, /GET/);
     const put = await a.call('GET', '/v1/contexts');
     assert.equal(put.status, 405, put.text);
+  });
+});
+
+describe('contexts.max_bytes', { timeout: 60000 }, () => {
+  let server;
+  let a;
+  before(async () => {
+    server = await startTenantServer({ config: 'contexts:\n  max_bytes: 4096' });
+    a = restClient(server.base, TENANTS.a.token);
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('a context that would pass the limit is 413 naming both sizes; nothing changes', async () => {
+    const notes = 'x'.repeat(5000);
+    const big = await a.create({ data: { workflow: { variables: { notes } } } });
+    assert.equal(big.status, 413, big.text);
+    assert.equal(big.json.error.code, 'too_large');
+    assert.match(big.json.error.message, /^the context would be \d+ bytes, over the limit of 4096 \(contexts\.max_bytes\)$/);
+
+    const r = await a.create({ data: { workflow: { variables: { notes: 'short' } } } });
+    assert.equal(r.status, 201, r.text);
+    const id = r.json.id;
+    const grown = await a.merge(id, 1, { data: { workflow: { variables: { notes } } } });
+    assert.equal(grown.status, 413, grown.text);
+    assert.match(grown.json.error.message, /over the limit of 4096/);
+    const copies = Array.from({ length: 20 }, (_, i) => ({ op: 'copy', from: '/data/workflow', path: `/data/workflow/variables/c${i}` }));
+    const bomb = await a.jsonPatch(id, 1, copies);
+    assert.equal(bomb.status, 413, bomb.text);
+    assert.match(bomb.json.error.message, /the patch's copies would add over 4096 bytes/);
+    const head = await a.get(id);
+    assert.equal(head.headers.etag, '"1"', 'no version was added');
+    assert.equal(head.json.data.workflow.variables.notes, 'short');
+
+    // the MCP tools say the same, as a tool error the model can act on
+    const c = await connectSdk('modern', 'http', { url: server.url, token: TENANTS.a.token });
+    try {
+      const u = await c.callTool('context_update', { id, expectedVersion: 1, mergePatch: { data: { workflow: { variables: { notes } } } } });
+      assert.equal(u.isError, true);
+      assert.equal(u.structuredContent.error, 'too_large');
+      assert.match(u.structuredContent.message, /over the limit of 4096/);
+    } finally {
+      await c.close();
+    }
   });
 });

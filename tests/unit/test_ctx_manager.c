@@ -248,10 +248,11 @@ static void test_update_and_conflict(void **state) {
                                  &out, &cur, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "tenantId"));
   json_decref(patch);
-  /* a failing patch op names itself */
+  /* a failing patch op names itself; a path it names that is not there
+   * makes the update invalid (not found is for the context) */
   patch = parse("[{\"op\":\"remove\",\"path\":\"/data/nope\"}]");
   assert_int_equal(w_update(f, "t", id, 3, SB_CTX_JSON_PATCH, patch,
-                                 &out, &cur, &err), SB_ENOENT);
+                                 &out, &cur, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "patch[0]"));
   json_decref(patch);
 
@@ -260,6 +261,60 @@ static void test_update_and_conflict(void **state) {
   assert_int_equal(json_integer_value(json_object_get(head, "version")), 3);
   json_decref(head);
   sb_free(id);
+}
+
+/* A document stays within max_doc_bytes: a create or update past it is
+ * SB_ETOOBIG naming both sizes and changes nothing, and a JSON Patch's
+ * copies stop at that budget instead of doubling the document until
+ * memory runs out. */
+static void test_size_limit(void **state) {
+  fixture *f = *state;
+  sb_ctx_manager *roomy = f->m;
+  sb_ctx_manager_options mo = {.store = f->store, .max_doc_bytes = 2048};
+  assert_non_null(f->m = sb_ctx_manager_new(&mo));
+  char big[3000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  sb_error err = {0};
+  json_t *out = NULL;
+  int64_t cur = 0;
+  json_t *in = json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", big);
+  assert_int_equal(w_create(f, "t", in, &out, &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "over the limit of 2048"));
+  json_decref(in);
+  assert_int_equal(f->changes, 0);
+
+  json_t *c = create(f, "t", "{\"data\":{\"workflow\":{\"variables\":{\"notes\":\"short\"}}}}");
+  char *id = sb_strdup(id_of(c));
+  json_decref(c);
+  /* a merge patch that grows it past the limit */
+  json_t *merge = json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", big);
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, merge, &out,
+                            &cur, &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "the context would be"));
+  json_decref(merge);
+  /* copies of copies: stopped at the budget, the op named */
+  json_t *bomb = json_array();
+  for (int i = 0; i < 40; i++) {
+    char path[48];
+    snprintf(path, sizeof path, "/data/workflow/variables/c%d", i);
+    json_array_append_new(bomb, json_pack("{ssssss}", "op", "copy", "from",
+                                          "/data/workflow", "path", path));
+  }
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_JSON_PATCH, bomb, &out, &cur,
+                            &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "the patch's copies would add over 2048"));
+  json_decref(bomb);
+  /* what fits still goes in, and nothing before it changed the context */
+  json_t *ok = json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", "longer");
+  assert_int_equal(w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, ok, &out, &cur,
+                            &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
+  json_decref(out);
+  json_decref(ok);
+  sb_free(id);
+  sb_ctx_manager_free(f->m);
+  f->m = roomy;
 }
 
 /* A get of the head hands back the document's stored text (what REST and
@@ -826,6 +881,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_defaults, setup, teardown),
       cmocka_unit_test_setup_teardown(test_create_rejects, setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_and_conflict, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_size_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_versions_history_diff, setup, teardown),
       cmocka_unit_test_setup_teardown(test_get_head_text, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),

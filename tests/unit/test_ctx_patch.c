@@ -297,7 +297,7 @@ static void test_patch_copy_budget(void **state) {
   }
   json_t *out = NULL;
   sb_error err = {0};
-  assert_int_equal(sb_ctx_patch_apply(doc, patch, &out, &err), SB_EINVAL);
+  assert_int_equal(sb_ctx_patch_apply(doc, patch, &out, &err), SB_ETOOBIG);
   assert_null(out);
   assert_non_null(strstr(err.msg, "copy /data/c"));
   assert_non_null(strstr(err.msg, "the patch's copies would add over"));
