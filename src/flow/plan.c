@@ -808,37 +808,6 @@ static void on_head(void *ud, const sb_ctx_result *res) {
   fl_run_release(r);
 }
 
-/* A step's result the context refuses (it would make the context invalid,
- * say an agent's sentiment outside the spec's values, or larger than
- * contexts.max_bytes): the step is over in memory, so the run would wait
- * for it for ever. The step fails instead, with the reason, and the run
- * goes on along its failure route. Whoever sent the result (an answer to
- * an `ask`) is told it was refused. */
-static int result_refused(fl_run *r, int rc, const sb_error *err) {
-  fl_change *c = r->queue;
-  if (c->kind != FL_STEP_DONE || (rc != SB_EINVAL && rc != SB_ETOOBIG))
-    return 0;
-  char *message = sb_asprintf("its result cannot be saved: %s", err->msg);
-  char *code = sb_strdup(rc == SB_ETOOBIG ? "too_large" : "invalid");
-  if (!message || !code) {
-    sb_free(message);
-    sb_free(code);
-    return 0;
-  }
-  SB_WARN(FL_MODULE, "run %s: step %s %s", r->id,
-          r->def->steps[c->step].id, message);
-  fl_reply(c->cb, c->ud, rc, err, NULL);
-  c->cb = NULL;
-  c->kind = FL_STEP_FAILED;
-  json_decref(c->value);
-  c->value = NULL;
-  sb_free(c->message);
-  c->message = message;
-  sb_free(c->code);
-  c->code = code;
-  return 1;
-}
-
 static void on_written(void *ud, const sb_ctx_result *res) {
   fl_write *w = ud;
   fl_run *r = w->r;
@@ -882,7 +851,7 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     r->writing = 0;
     if (!write_later(r, err.code))
       pop_change(r, err.code ? err.code : SB_EIO, &err);
-  } else if (write_later(r, res->rc) || result_refused(r, res->rc, &res->err)) {
+  } else if (write_later(r, res->rc)) {
     write_free(w);
   } else {
     SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
