@@ -457,7 +457,10 @@ static void step_failed(plan *p, const fl_change *c, json_t *entry) {
           json_pack("{sssIssss}", "step", s->id, "visit", (json_int_t)c->visit,
                     "message", c->message, "code",
                     c->code ? c->code : "failed"));
-  if (c->agent && c->code && strcmp(c->code, "answered") != 0)
+  /* The agent answered (with an error, or a result the context refused):
+   * its step failed, the agent did not. */
+  if (c->agent && c->code && strcmp(c->code, "answered") != 0 &&
+      strcmp(c->code, "unsaved") != 0)
     event_t(p, SB_EVENT_AGENT_FAILED,
             json_pack("{ssssssss}", "agent", c->agent, "step", s->id, "outcome",
                       c->code, "message", c->message));
@@ -853,6 +856,8 @@ static void on_written(void *ud, const sb_ctx_result *res) {
       pop_change(r, err.code ? err.code : SB_EIO, &err);
   } else if (write_later(r, res->rc)) {
     write_free(w);
+  } else if (fl_steps_refused(r, res->rc, &res->err)) {
+    write_free(w); /* the step's failure is written next */
   } else {
     SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
             res->err.msg);
@@ -967,6 +972,6 @@ static void plan_write(fl_run *r) {
   r->holds--;
   write_free(w);
   if (write_later(r, rc)) return;
-  pop_change(r, rc, &err);
+  if (!fl_steps_refused(r, rc, &err)) pop_change(r, rc, &err);
   next_change(r);
 }

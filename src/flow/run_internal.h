@@ -195,6 +195,11 @@ void fl_steps_stop_all(fl_run *r); /* stop every active (no change) */
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err);
 int fl_active_index(const fl_run *r, int step, int visit);
+/* The write of the change at the head of r's queue failed with rc: if
+ * the context refused a step's end (its result or answer does not fit),
+ * 1 when that change became the step's failure (written next), else 0
+ * (an answer's question is open again; the change is answered rc). */
+int fl_steps_refused(fl_run *r, int rc, const sb_error *err);
 
 /* Small helpers (plan.c). */
 const char *fl_str(const json_t *obj, const char *key);

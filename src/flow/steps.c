@@ -455,6 +455,19 @@ void fl_steps_stop_all(fl_run *r) {
   r->nactive = 0;
 }
 
+/* An answer to ask step `step` (visit) was not written: the question is
+ * open again (its deadline, if it passed meanwhile, fires now). */
+static void reopen(fl_run *r, int step, int visit) {
+  int i = fl_active_index(r, step, visit);
+  if (i < 0) return;
+  fl_active *a = r->active[i];
+  a->finished = 0;
+  /* A deadline that fired while the answer was written was ignored. */
+  if (a->deadline_ms && (int64_t)sb_wall_ms() >= a->deadline_ms &&
+      !(a->timer && uv_is_active((uv_handle_t *)a->timer)))
+    arm(a, 0, on_deadline);
+}
+
 /* The answer to an ask step: a change for the run. */
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err) {
@@ -498,4 +511,45 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
   c->ud = ud;
   finish(found, c);
   return 0;
+}
+
+/* The context refused a step's end (a result or answer that does not fit
+ * its schema: an object saved where it holds a string, a key its section
+ * does not have). Dropped like any failed write, the step would be over
+ * in memory and still under way in the store: the run would wait for
+ * ever, and a question could not be answered again. Instead an answer is
+ * refused (its caller is told why) and the question stays open; a call's
+ * result or an event waited for fails the step (code "unsaved"), so the
+ * run goes to on_failure or fails, saying what the context refused. 1
+ * when the change at the head of the queue became that failure (written
+ * next), 0 when it is to be answered with the error and dropped. */
+int fl_steps_refused(fl_run *r, int rc, const sb_error *err) {
+  fl_change *c = r->queue;
+  if (rc != SB_EINVAL || c->kind != FL_STEP_DONE) return 0;
+  const sb_flow_step *s = &r->def->steps[c->step];
+  if (s->kind == SB_FLOW_ASK) {
+    reopen(r, c->step, c->visit);
+    return 0;
+  }
+  char msg[sizeof err->msg + 100];
+  snprintf(msg, sizeof msg, "step %s: the context refused its %s: %s", s->id,
+           s->kind == SB_FLOW_WAIT ? "event" : "result",
+           err && *err->msg ? err->msg : sb_strerror(rc));
+  char *m = sb_strdup(msg), *code = sb_strdup("unsaved");
+  if (!m || !code) {
+    sb_free(m);
+    sb_free(code);
+    return 0;
+  }
+  SB_WARN(FL_MODULE, "run %s: %s", r->id, msg);
+  json_decref(c->value);
+  c->value = NULL;
+  json_decref(c->events); /* an agent's events go with a result saved */
+  c->events = NULL;
+  sb_free(c->message);
+  sb_free(c->code);
+  c->message = m;
+  c->code = code;
+  c->kind = FL_STEP_FAILED;
+  return 1;
 }

@@ -89,6 +89,20 @@ const WORKFLOWS = `
           conversation.entities: $result.entities
           workflow.variables.classifier: $result.agent
           workflow.variables.none: $result.no.such.part
+  - name: unsaved
+    steps:
+      - id: who
+        call: { agent: sales, tool: whoami }
+        save: conversation.intent
+        on_failure: handed-over
+      - id: handed-over
+        end: failed
+        message: the result did not fit
+  - name: unsaved-answer
+    steps:
+      - id: intent
+        ask: { message: What does the customer want? }
+        save: conversation.intent
   - name: loop
     max_steps: 5
     steps:
@@ -187,6 +201,34 @@ describe('workflows over REST with real agents', () => {
     assert.equal(ctx.data.workflow.variables.classifier, 'intake');
     assert.equal('none' in ctx.data.workflow.variables, false, 'a part the result lacks is not saved');
     assert.equal(ctx.data.workflow.outputs?.intake, undefined, 'the mapping replaces the default save');
+  });
+
+  test('a result or an answer the context refuses fails the step, or is refused: the run never hangs', async () => {
+    // whoami answers an object; the context holds conversation.intent as a string
+    const started = await startRun(rest, { workflow: 'unsaved', input: inquiry('buy a Ford') });
+    const run = await rest.waitFor(started.id, 'failed');
+    assert.deepEqual(run.error, { step: 'handed-over', message: 'the result did not fit' });
+    const who = run.history.find((h) => h.step === 'who');
+    assert.equal(who.status, 'failed');
+    assert.equal(who.agent, 'sales');
+    assert.match(who.error, /^step who: the context refused its result: data\.conversation\.intent: expected a string/);
+    const ctx = (await rest.context(run.contextId)).json;
+    assert.equal(ctx.data.workflow.errors[0].code, 'unsaved');
+    assert.equal(ctx.data.conversation.intent, '', 'nothing of the result was saved');
+
+    // an answer that does not fit is refused, and the question stays open
+    const asked = await startRun(rest, { workflow: 'unsaved-answer' });
+    await rest.waitFor(asked.id, 'waiting');
+    const refused = await rest.action(asked.id, 'answer', { answer: { intent: 'buy' } });
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.json.error.message, /data\.conversation\.intent: expected a string/);
+    const still = await rest.run(asked.id);
+    assert.equal(still.json.status, 'waiting');
+    assert.deepEqual(still.json.current, ['intent']);
+    const answered = await rest.action(asked.id, 'answer', { answer: 'buy' });
+    assert.equal(answered.status, 200, answered.text);
+    const done = await rest.waitFor(asked.id, 'completed');
+    assert.equal((await rest.context(done.contextId)).json.data.conversation.intent, 'buy');
   });
 
   test('the list of runs pages with nextCursor, and refuses a cursor it did not give', async () => {
