@@ -114,6 +114,28 @@ static int load_context(fl_run *r, fl_change *change, sb_error *err) {
   return rc;
 }
 
+/* A failed run that stopped at no step: its workflow ended it (an
+ * `end: failed` step) or it spent its step budget. Resumed, it would go
+ * on at nothing and read as completed though none of its steps ran
+ * again. SB_ESTATE with err naming why, or 0. */
+static int nothing_to_resume(const sb_store_run_record *rec, sb_error *err) {
+  json_t *doc = json_loads(rec->doc, 0, NULL);
+  json_t *stopped = json_object_get(doc, "stopped");
+  int rc = 0;
+  if (doc && json_is_array(stopped) && json_array_size(stopped) == 0) {
+    json_t *why = json_object_get(doc, "error");
+    const char *step = fl_str(why, "step"), *msg = fl_str(why, "message");
+    rc = sb_error_set(err, SB_ESTATE,
+                      "run %s %s at step %s (%s) with no step under way: "
+                      "there is nothing to resume (fork it from a completed "
+                      "step to run it again)",
+                      rec->id, rec->status, step ? step : "?",
+                      msg ? msg : "no message");
+  }
+  json_decref(doc);
+  return rc;
+}
+
 static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
   sb_flow_engine *e = op->e;
   sb_error err = {0};
@@ -125,6 +147,8 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
                       "run %s is %s: only a failed or cancelled run can be "
                       "resumed",
                       rec->id, rec->status);
+  } else if ((rc = nothing_to_resume(rec, &err)) != 0) {
+    /* err says why */
   } else {
     fl_run *r = run_load(e, rec, &err);
     fl_change *c = r ? sb_calloc(1, sizeof *c) : NULL;

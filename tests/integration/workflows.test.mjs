@@ -273,6 +273,11 @@ describe('workflows over REST with real agents', () => {
     await rest.action(started.id, 'answer', { answer: { ok: true } });
     const done = await rest.waitFor(started.id, 'failed');
     assert.deepEqual(done.error, { step: 'gave-up', message: 'handed to a person' });
+    // the workflow ended it as failed: a resume does not turn that into completed
+    const resumed = await rest.action(started.id, 'resume');
+    assert.equal(resumed.status, 409, resumed.text);
+    assert.match(resumed.json.error.message, /failed at step gave-up \(handed to a person\) with no step under way/);
+    assert.equal((await rest.run(started.id)).json.status, 'failed');
   });
 
   test('cancel, resume and fork', async () => {
@@ -331,6 +336,14 @@ describe('workflows over REST with real agents', () => {
     const run = await rest.waitFor(started.id, 'failed');
     assert.match(run.error.message, /budget of 5 steps/);
     assert.equal(run.stepsRun, 6);
+    // it stopped at no step: a resume would have nothing to run (and read
+    // as completed though nothing ran)
+    const resumed = await rest.action(started.id, 'resume');
+    assert.equal(resumed.status, 409, resumed.text);
+    assert.match(resumed.json.error.message, /failed at step back \(the run has executed its budget of 5 steps.*\) with no step under way: there is nothing to resume/);
+    const after = await rest.run(started.id);
+    assert.equal(after.json.status, 'failed');
+    assert.equal(after.json.stepsRun, 6);
   });
 
   test('bad requests are refused with what is wrong', async () => {
