@@ -471,7 +471,18 @@ static void explain_absent(void *ud, sb_store_result *res) {
   why_op *op = ud;
   sb_error err = {0};
   int rc = res->rc;
-  if (rc == 0) {
+  sb_flow_status st =
+      rc == 0 ? sb_flow_status_of(res->runs.items[0].status) : 0;
+  if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
+    /* In progress in the store, not yet in memory: the runs to bring back
+     * after a restart are still being read. Not "only a running run can",
+     * said of a running run: the same request succeeds shortly. */
+    rc = SB_EBUSY;
+    sb_error_set(&err, rc,
+                 "run %s is %s but not yet brought back after a restart; "
+                 "retry shortly",
+                 res->runs.items[0].id, res->runs.items[0].status);
+  } else if (rc == 0) {
     rc = SB_ESTATE;
     sb_error_set(&err, rc, "run %s is %s: only a running or waiting run can %s",
                  res->runs.items[0].id, res->runs.items[0].status, op->what);

@@ -361,6 +361,49 @@ static void test_restart_mid_loop(void **state) {
   env_down(&v);
 }
 
+/* After a restart, before the runs in progress are read back: a cancel
+ * of a running run is "retry shortly" (SB_EBUSY), not "only a running or
+ * waiting run can be cancelled" said of a running run; once they are
+ * back, the same cancel succeeds. */
+static void test_cancel_before_runs_are_back(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, loop_def(3000));
+  json_t *run = start_run(&v);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  sb_flow_engine_free(v.eng);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  engine_up(&v); /* resume_all not yet called: the restart's window */
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "early", on_reply, &o, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, SB_EBUSY);
+  assert_null(o.run);
+  assert_int_equal(sb_flow_engine_resume_all(v.eng, &err), 0);
+  /* "retry shortly" until the store's list of runs in progress is read;
+   * then the cancel is queued behind the run's read of its context */
+  reply again = {0};
+  for (int tries = 0; tries < 1000; tries++) {
+    again = (reply){0};
+    assert_int_equal(
+        sb_flow_run_cancel(v.eng, TENANT, id, "now", on_reply, &again, &err),
+        0);
+    assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+    if (again.rc != SB_EBUSY) break;
+  }
+  assert_int_equal(again.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(again.run, "status")),
+                      "cancelled");
+  json_decref(again.run);
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.cancelled");
+  env_down(&v);
+}
+
 /* Cancelled between two parts of a loop: stopped where it would have
  * gone on; a resume goes on from there to the end of its budget. */
 static void test_cancel_mid_loop_then_resume(void **state) {
@@ -437,6 +480,7 @@ int main(void) {
       cmocka_unit_test(test_long_loop_yields),
       cmocka_unit_test(test_long_line_completes),
       cmocka_unit_test(test_restart_mid_loop),
+      cmocka_unit_test(test_cancel_before_runs_are_back),
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
   };
