@@ -219,6 +219,15 @@ int sb_ctx_validate(const json_t *doc, sb_error *err);
 /* Validate a context's `data` object alone; paths still read "data....". */
 int sb_ctx_validate_data(const json_t *data, sb_error *err);
 
+/* Whether data.<path> (keys joined by dots, the first a section) can hold
+ * a value at all: each key a field of the closed objects it passes
+ * through, none below a field that holds something other than an object
+ * ("conversation.summary" cannot: the conversation has no such field;
+ * "conversation.entities.vin" can: entities is open). 0, or SB_EINVAL
+ * with err naming the key and the fields there are. Types of the value
+ * are checked when it is written. */
+int sb_ctx_data_path_settable(const char *path, sb_error *err);
+
 /* A copy of doc (an object, or NULL for an empty one) with every missing
  * section and field filled with its empty value: "" for strings, [] for
  * arrays, {} for objects, "neutral" for sentiment, 1 for version. id,

@@ -299,6 +299,54 @@ static int check_object(const json_t *v, const schema *s, vpath *p,
   return 0;
 }
 
+static const char *type_word(enum ftype t) {
+  switch (t) {
+  case F_STRING:
+  case F_NONEMPTY_STRING: return "a string";
+  case F_DATETIME: return "a date-time";
+  case F_VERSION: return "a version number";
+  case F_ENUM: return "one of a few words";
+  case F_STRING_ARRAY: return "a list of strings";
+  case F_ARRAY: return "a list";
+  case F_OBJECT:
+  case F_SECTION: return "an object";
+  }
+  return "a value";
+}
+
+int sb_ctx_data_path_settable(const char *path, sb_error *err) {
+  const schema *s = &data_schema;
+  const char *key = path ? path : "";
+  char at[256] = "data";
+  for (;;) {
+    const char *dot = strchr(key, '.');
+    size_t n = dot ? (size_t)(dot - key) : strlen(key);
+    const field *f = find_field(s, key, n);
+    if (!f) {
+      if (s->open) return 0;
+      sb_buf names = SB_BUF_INIT;
+      for (size_t i = 0; i < s->nfields; i++)
+        sb_buf_printf(&names, "%s%s", i ? ", " : "", s->fields[i].name);
+      sb_error_set(err, SB_EINVAL,
+                   "%s has no field \"%.*s\" (its fields: %s)", at,
+                   (int)(n < 64 ? n : 64), key,
+                   names.data ? names.data : "none");
+      sb_buf_free(&names);
+      return SB_EINVAL;
+    }
+    size_t len = strlen(at);
+    snprintf(at + len, sizeof at - len, ".%.*s", (int)n, key);
+    if (!dot) return 0;
+    if (f->type == F_OBJECT) return 0; /* open: any key below */
+    if (f->type != F_SECTION)
+      return sb_error_set(err, SB_EINVAL,
+                          "%s holds %s: nothing can be saved inside it", at,
+                          type_word(f->type));
+    s = f->sub;
+    key = dot + 1;
+  }
+}
+
 int sb_ctx_validate(const json_t *doc, sb_error *err) {
   vpath p = {.len = 0};
   p.buf[0] = '\0';

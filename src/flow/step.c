@@ -461,6 +461,20 @@ static int save_path_ok(flow_builder *b, const char *path) {
                      "invalid path \"%.64s\": results are saved at a path of "
                      "keys (no indexes or slices)",
                      path);
+  /* A path the context can never hold would fail every run at this step;
+   * the workflow's bookkeeping is the engine's. */
+  if (sb_ctx_data_path_settable(path, &one) != 0)
+    return flow_fail(b, one.code, "cannot save at \"%.64s\": %s", path,
+                     one.msg);
+  static const char *const own[] = {"workflow", "workflow.currentStep",
+                                    "workflow.completedSteps",
+                                    "workflow.errors"};
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+    if (strcmp(path, own[i]) == 0)
+      return flow_fail(b, SB_EINVAL,
+                       "cannot save at \"%s\": the run keeps it (save at "
+                       "workflow.outputs.<key> or workflow.variables.<key>)",
+                       path);
   return 0;
 }
 

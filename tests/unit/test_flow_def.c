@@ -349,6 +349,21 @@ static void test_save_mapping(void **state) {
                           s->save_map, "workflow.variables.label")),
                       "sentiment.label");
   sb_flow_def_free(d);
+  /* anywhere the context can hold a value: open objects at any depth, a
+   * section's own fields, a whole section the run does not keep */
+  d = build_ok("name: w\n"
+               "steps:\n"
+               "  - id: a\n"
+               "    ask: {message: m}\n"
+               "    save:\n"
+               "      conversation.entities.booking.slot: $result\n"
+               "      conversation.messages: $result.messages\n"
+               "      user.profile.name: $result.name\n"
+               "      business.inventory: $result.inventory\n"
+               "      user: $result.user\n"
+               "      workflow.outputs.x.y.z: $result\n");
+  assert_int_equal(json_object_size(step(d, "a")->save_map), 6);
+  sb_flow_def_free(d);
 }
 
 /* ---- malformed definitions -------------------------------------------- */
@@ -426,6 +441,30 @@ static const struct {
      "conversation.messages[0]\n",
      "wf.yaml:5: step \"a\": save: invalid path \"conversation.messages[0]\": "
      "results are saved at a path of keys (no indexes or slices)"},
+    /* paths the context can never hold, and the run's own bookkeeping */
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save: "
+     "conversation.summary\n",
+     "wf.yaml:5: step \"a\": save: cannot save at \"conversation.summary\": "
+     "data.conversation has no field \"summary\" (its fields: messages, "
+     "intent, entities, sentiment, language)"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save: "
+     "conversation.intent.kind\n",
+     "wf.yaml:5: step \"a\": save: cannot save at "
+     "\"conversation.intent.kind\": data.conversation.intent holds a "
+     "string: nothing can be saved inside it"},
+    {"  - id: a\n    call: {agent: x, tool: t}\n    save:\n"
+     "      user.name: $result.name\n",
+     "wf.yaml:6: step \"a\": save.user.name: cannot save at \"user.name\": "
+     "data.user has no field \"name\" (its fields: id, profile, "
+     "preferences, permissions, history)"},
+    {"  - id: a\n    ask: {message: m}\n    save: workflow\n",
+     "wf.yaml:5: step \"a\": save: cannot save at \"workflow\": the run "
+     "keeps it (save at workflow.outputs.<key> or "
+     "workflow.variables.<key>)"},
+    {"  - id: a\n    ask: {message: m}\n    save: workflow.completedSteps\n",
+     "wf.yaml:5: step \"a\": save: cannot save at "
+     "\"workflow.completedSteps\": the run keeps it (save at "
+     "workflow.outputs.<key> or workflow.variables.<key>)"},
     {"  - id: a\n    call: {agent: x, tool: t}\n    save: {}\n",
      "wf.yaml:5: step \"a\": save: expected a context path, or a mapping of "
      "context paths to parts of the result; got an empty mapping"},
