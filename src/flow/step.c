@@ -332,10 +332,31 @@ static int fill_emit(flow_builder *b, const json_t *v, sb_flow_step *s) {
   return rc;
 }
 
+/* A key of `where` reads the event's data by keys joined by dots: an
+ * empty one ("", "a..b", "a.") would never match, and the step would wait
+ * until its timeout for an event that came. */
+static int where_keys(flow_builder *b, const json_t *where) {
+  const char *k;
+  json_t *x;
+  json_object_foreach((json_t *)where, k, x) {
+    size_t n = strlen(k);
+    if (n && k[0] != '.' && k[n - 1] != '.' && !strstr(k, "..")) continue;
+    flow_mark m = flow_push_key(b, "where");
+    int rc = flow_fail(b, SB_EINVAL,
+                       "\"%.64s\" is not a key of the event's data (a key, "
+                       "or keys joined by dots, none empty)",
+                       k);
+    flow_pop(b, m);
+    return rc;
+  }
+  return 0;
+}
+
 static int fill_wait(flow_builder *b, const json_t *v, sb_flow_step *s) {
   int rc = body(b, v, "event, where, timeout", wait_keys);
   if (rc == 0) rc = event_type(b, v, "event", &s->event_type);
   if (rc == 0) rc = opt_template(b, v, "where", 1, &s->where);
+  if (rc == 0 && s->where) rc = where_keys(b, s->where);
   if (rc == 0) rc = opt_duration(b, v, "timeout", 0, &s->timeout_ms);
   return rc;
 }

@@ -441,6 +441,13 @@ static const struct {
      "conversation.messages[0]\n",
      "wf.yaml:5: step \"a\": save: invalid path \"conversation.messages[0]\": "
      "results are saved at a path of keys (no indexes or slices)"},
+    /* a wait's where: keys of the event's data */
+    {"  - id: a\n    wait: {event: x.y, where: {\"a..b\": 1}}\n",
+     "wf.yaml:4: step \"a\": wait.where: \"a..b\" is not a key of the "
+     "event's data (a key, or keys joined by dots, none empty)"},
+    {"  - id: a\n    wait: {event: x.y, where: {\"\": 1}}\n",
+     "wf.yaml:4: step \"a\": wait.where: \"\" is not a key of the event's "
+     "data (a key, or keys joined by dots, none empty)"},
     /* paths the context can never hold, and the run's own bookkeeping */
     {"  - id: a\n    call: {agent: x, tool: t}\n    save: "
      "conversation.summary\n",
