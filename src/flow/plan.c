@@ -764,6 +764,8 @@ static void pop_change(fl_run *r, int rc, const sb_error *err) {
                      : NULL;
   fl_reply_seq(c->cb, c->ud, rc, err, view, rc == 0 ? r->last_seq : 0);
   json_decref(view);
+  /* A cancellation not written: the steps it held back start. */
+  if (rc != 0 && c->kind == FL_CANCEL && !r->detached) fl_steps_sync(r);
   fl_change_free(c);
 }
 

@@ -437,7 +437,13 @@ void fl_steps_sync(fl_run *r) {
     r->nactive--;
     active_free(a);
   }
-  /* Start what is new. */
+  /* Start what is new, unless a cancellation waits its turn to be
+   * written: "its steps stop now" (sb_flow_run_cancel), and a step started
+   * by the change written before it would call its agent after the run
+   * was cancelled. Should the cancellation not be written, the steps
+   * start then (fl_steps_sync again). */
+  for (fl_change *c = r->queue; c; c = c->next)
+    if (c->kind == FL_CANCEL) return;
   size_t j;
   json_t *e;
   json_array_foreach(want, j, e) {

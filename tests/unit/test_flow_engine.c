@@ -20,6 +20,7 @@
 #include "flow/flow.h"
 #include "gateway/gateway.h"
 #include "store/store.h"
+#include "test_json.h"
 #include "test_loop.h"
 
 #define TENANT "t1"
@@ -39,6 +40,11 @@ typedef struct env {
   int64_t ticks, last_seq, ended;
   int seq_ok;
   char end_type[64];
+  /* agent calls the engine asked room for (hold_call) */
+  int calls;
+  /* on the bus's go.now: cancel this run */
+  char cancel_on_go[64];
+  int cancel_rc, cancel_done;
 } env;
 
 /* tick (emit) -> loop (branch back to tick) ... until max_steps fails
@@ -71,8 +77,20 @@ static json_t *line_def(int n) {
                    steps);
 }
 
+static void on_cancelled(void *ud, const sb_flow_reply *r) {
+  env *v = ud;
+  v->cancel_done = 1;
+  v->cancel_rc = r->rc;
+}
+
 static void on_event(void *ud, const sb_event *e) {
   env *v = ud;
+  if (strcmp(e->type, "go.now") == 0 && v->cancel_on_go[0]) {
+    sb_error err = {0};
+    assert_int_equal(sb_flow_run_cancel(v->eng, TENANT, v->cancel_on_go,
+                                        "at once", on_cancelled, v, &err),
+                     0);
+  }
   if (e->seq <= v->last_seq) v->seq_ok = 0;
   v->last_seq = e->seq;
   if (strcmp(e->type, "spin.tick") == 0) v->ticks++;
@@ -85,13 +103,21 @@ static void on_event(void *ud, const sb_event *e) {
   }
 }
 
+static int hold_call(void *ud, const char *tenant, char *why, size_t cap) {
+  (void)tenant, (void)why, (void)cap;
+  ((env *)ud)->calls++;
+  return 0;
+}
+
 static void engine_up(env *v) {
   sb_error err = {0};
   sb_flow_engine_options fo = {.store = v->st,
                                .ctx = v->ctx,
                                .gateway = v->gw,
                                .events = v->bus,
-                               .defs = &v->defs};
+                               .defs = &v->defs,
+                               .hold_call = hold_call,
+                               .quota_ud = v};
   v->eng = sb_flow_engine_new(&fo, &err);
   assert_non_null(v->eng);
 }
@@ -404,6 +430,44 @@ static void test_cancel_before_runs_are_back(void **state) {
   env_down(&v);
 }
 
+/* A cancel that comes while the change before it is written (a wait's
+ * event arrived): the step that change starts never calls its agent; it
+ * is where the run stopped, and a resume goes on there. */
+static void test_cancel_behind_a_step_done(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'w', 'wait': {'event': 'go.now'}},"
+               "{'id': 'c', 'call': {'agent': 'desk', 'tool': 'book'}}]}"));
+  json_t *run = start_run(&v);
+  snprintf(v.cancel_on_go, sizeof v.cancel_on_go, "%s",
+           json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  /* the wait's subscription has read the log: it hears go.now first (the
+   * newest subscription), and its change is under way when ours cancels */
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  sb_error err = {0};
+  assert_int_equal(sb_events_publish(v.bus, TENANT, "go.now", NULL, NULL, NULL,
+                                     NULL, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &v.cancel_done, 10000));
+  assert_int_equal(v.cancel_rc, 0);
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.cancelled");
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_int_equal(v.calls, 0);
+  run = get_run(&v, v.cancel_on_go);
+  json_t *hist = json_object_get(run, "history");
+  assert_int_equal(json_array_size(hist), 1); /* w completed */
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(hist, 0), "step")), "w");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(run, "stopped"), 0)),
+      "c");
+  json_decref(run);
+  env_down(&v);
+}
+
 /* Cancelled between two parts of a loop: stopped where it would have
  * gone on; a resume goes on from there to the end of its budget. */
 static void test_cancel_mid_loop_then_resume(void **state) {
@@ -481,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_long_line_completes),
       cmocka_unit_test(test_restart_mid_loop),
       cmocka_unit_test(test_cancel_before_runs_are_back),
+      cmocka_unit_test(test_cancel_behind_a_step_done),
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
   };
