@@ -233,6 +233,36 @@ static void fork_context(void *ud, const sb_ctx_result *res) {
   fork_op_free(f);
 }
 
+/* The other branches of s's parallel step that had not completed in that
+ * visit when s did (`found`, its history entry): appended to start_at;
+ * how many. */
+static size_t siblings_after(const sb_flow_def *def, const sb_flow_step *s,
+                             const json_t *doc, const json_t *found,
+                             json_t *start_at) {
+  const sb_flow_step *par = &def->steps[s->parent];
+  json_t *hist = json_object_get(doc, "history");
+  int64_t visit = fl_int(found, "visit");
+  size_t n = 0, i;
+  json_t *h;
+  for (size_t b = 0; b < par->nbranches; b++) {
+    const sb_flow_step *sib = &def->steps[par->branches[b]];
+    if (sib == s) continue;
+    int done = 0;
+    json_array_foreach(hist, i, h) {
+      if (h == found) break; /* what came after s's end is not in the fork */
+      const char *st = fl_str(h, "status");
+      done |= strcmp(fl_str(h, "step"), sib->id) == 0 &&
+              fl_int(h, "visit") == visit && st &&
+              strcmp(st, "completed") == 0;
+    }
+    if (!done) {
+      json_array_append_new(start_at, json_string(sib->id));
+      n++;
+    }
+  }
+  return n;
+}
+
 static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
   sb_error err = {0};
   int rc = 0;
@@ -273,6 +303,11 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
                      ? sb_flow_def_step(def, fl_str(found, "to"))
                  : s->parent != SB_FLOW_NONE ? def->steps[s->parent].next
                                              : s->next;
+      /* A branch of a parallel step: the branches still under way when it
+       * completed go on in the fork (the join follows them). */
+      if (s && s->parent != SB_FLOW_NONE &&
+          siblings_after(def, s, doc, found, start_at) > 0)
+        next = SB_FLOW_NONE;
       if (next != SB_FLOW_NONE)
         json_array_append_new(start_at, json_string(def->steps[next].id));
       sb_flow_def_free(def);

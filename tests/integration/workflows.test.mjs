@@ -319,6 +319,30 @@ describe('workflows over REST with real agents', () => {
     assert.match(noStep.json.error.message, /no completed step "nope"/);
   });
 
+  test('a fork from a branch of a parallel step runs the branches not yet done then, and joins', async () => {
+    const started = await startRun(rest, { workflow: 'lead', input: inquiry('buy a Honda') });
+    const run = await rest.waitFor(started.id, 'waiting');
+    const branches = run.history.filter((h) => h.step === 'quote' || h.step === 'look');
+    assert.equal(branches.length, 2);
+    const [first, second] = branches; // in the order they completed
+    const forked = await rest.action(started.id, 'fork', { step: first.step });
+    assert.equal(forked.status, 201, forked.text);
+    const f = await rest.waitFor(forked.json.id, 'waiting');
+    assert.deepEqual(f.history.map((h) => h.step), [second.step, 'offer'],
+      `the fork runs ${second.step}, which had not completed when ${first.step} did, then joins`);
+    assert.deepEqual(f.current, ['confirm']);
+    const fctx = (await rest.context(f.contextId)).json;
+    assert.ok(fctx.data.workflow.outputs[first.step], 'copied from the version it left');
+    assert.ok(fctx.data.workflow.outputs[second.step], 'run again in the fork');
+    // from the branch that completed last: nothing left under way, the fork goes on after the join
+    const last = await rest.action(started.id, 'fork', { step: second.step });
+    assert.equal(last.status, 201, last.text);
+    const l = await rest.waitFor(last.json.id, 'waiting');
+    assert.deepEqual(l.history, []);
+    assert.deepEqual(l.current, ['confirm']);
+    for (const id of [started.id, f.id, l.id]) await rest.action(id, 'cancel');
+  });
+
   test('timeouts open the agent\'s breaker: breaker.opened in the log, then refusals, then the step fails', async () => {
     const started = await startRun(rest, { workflow: 'brittle' });
     const failed = await rest.waitFor(started.id, 'failed');
