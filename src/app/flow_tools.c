@@ -19,6 +19,7 @@
  * modern subscriptions/listen) gets notifications/resources/updated each
  * time its tenant's log moves, then reads from the last seq it saw.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -726,10 +727,14 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   int64_t since = 0;
   if (uri[n] == '?') {
     char *end = NULL;
-    long long v = strncmp(uri + n, "?since=", 7) == 0
-                      ? strtoll(uri + n + 7, &end, 10)
-                      : -1;
-    if (v < 0 || !end || *end || end == uri + n + 7) {
+    const char *digits = uri + n + 7;
+    int ok = strncmp(uri + n, "?since=", 7) == 0 && *digits;
+    for (const char *c = digits; ok && *c; c++)
+      ok = *c >= '0' && *c <= '9';
+    errno = 0;
+    long long v = ok ? strtoll(digits, &end, 10) : -1;
+    /* An overflowing number is no cursor (strtoll saturates it). */
+    if (v < 0 || !end || *end || errno == ERANGE) {
       sb_mcp_call_fail_resource_not_found(call, uri);
       return 1;
     }

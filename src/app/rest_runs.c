@@ -22,6 +22,7 @@
  * {"error": {"code", "message"}} with 400 bad_request, 404 not_found, 409
  * conflict (the run is not in a state for it), 503 busy (Retry-After).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -298,11 +299,17 @@ static void stream_error(void *ud, const sb_error *err) {
   stream_free(s);
 }
 
+/* Digits only: strtoll alone took " 5" and "+5", and saturated an
+ * overflowing number to LLONG_MAX, a cursor past any event: the stream
+ * then stayed silent for ever instead of saying the cursor was bad. */
 static int parse_seq(const char *s, int64_t *out) {
   if (!s || !*s) return 0;
+  for (const char *c = s; *c; c++)
+    if (*c < '0' || *c > '9') return -1;
+  errno = 0;
   char *end = NULL;
   long long v = strtoll(s, &end, 10);
-  if (*end || v < 0) return -1;
+  if (*end || v < 0 || errno == ERANGE) return -1;
   *out = v;
   return 0;
 }

@@ -145,6 +145,13 @@ describe('events and workflows over MCP', () => {
     assert.equal(arr.status, 400);
     const bad = await a.call('GET', '/v1/events?since=abc');
     assert.equal(bad.status, 400);
+    // a number past int64 is no cursor: not a stream silent for ever
+    for (const since of ['99999999999999999999', '+5', '%205']) {
+      const r = await fetch(`${base}/v1/events?since=${since}`, { headers: { Authorization: `Bearer ${A.token}` } });
+      const text = r.status === 400 ? await r.text() : (await r.body?.cancel(), '');
+      assert.equal(r.status, 400, `since=${since}: answered ${r.status} (${r.headers.get('content-type')})`);
+      assert.match(JSON.parse(text).error.message, /^since \/ Last-Event-ID: a sequence number/);
+    }
   });
 
   test('the stream: in order, no gap, no duplicate under concurrent runs; resumable; per tenant', async () => {
@@ -236,6 +243,8 @@ describe('events and workflows over MCP', () => {
       assert.equal(after.lastSeq, pub.json.seq);
       assert.deepEqual(heard.b, [], 'another tenant hears nothing of it');
       await assert.rejects(mine.readResource({ uri: 'events://log?since=x' }), /not found|-32002|-32602/i);
+      // past int64 is no cursor either (it read as one past every event)
+      await assert.rejects(mine.readResource({ uri: 'events://log?since=99999999999999999999' }), /not found|-32002|-32602/i);
     } finally {
       await mine.close();
       await theirs.close();
