@@ -537,8 +537,8 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
   /* Its steps are not under way again yet: not "not waiting". */
   if (r->loading)
     return sb_error_set(err, SB_EBUSY,
-                        "run %s is being brought back after a restart; "
-                        "retry shortly",
+                        "run %s is being brought back (after a restart, "
+                        "or resumed); retry shortly",
                         id);
   return fl_steps_answer(r, step, answer, cb, ud, err);
 }

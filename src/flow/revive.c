@@ -80,7 +80,14 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
   }
   r->ctx = json_incref(res->doc);
   if (op->change) {
-    fl_run_change(r, op->change);
+    /* The resume was asked first: it goes before what came while the
+     * context was read (a cancellation: it then cancels the resumed run),
+     * and writes now (held back while loading). */
+    fl_change *c = op->change;
+    c->next = r->queue;
+    r->queue = c;
+    if (!r->queue_tail) r->queue_tail = c;
+    if (!r->writing) fl_plan_write(r);
   } else {
     fl_steps_sync(r);
     fl_plan_go_on(r); /* a loop cut short by the crash goes on */
@@ -104,6 +111,10 @@ static int load_context(fl_run *r, fl_change *change, sb_error *err) {
   op->r = r;
   op->change = change;
   r->holds++;
+  /* Nothing is written before the context is read: a change that comes
+   * meanwhile (a cancellation of a run being resumed) waits for it,
+   * instead of being planned on no context at all. */
+  r->loading = 1;
   int64_t version = change ? 0 : fl_int(r->doc, "contextVersion");
   int rc = sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id,
                             version > 0 ? version : 0, loaded_context, op, err);

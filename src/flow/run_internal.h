@@ -98,7 +98,8 @@ struct fl_run {
   int holds;       /* callbacks under way that may end it */
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */
-  int loading;     /* brought back at start, its context not read yet */
+  int loading;     /* brought back (at start, or resumed), its context
+                      not read yet: nothing is written */
 
   uv_timer_t *write_retry; /* the store was busy: write again (held) */
   sb_list_link go_link;    /* in e->go_on while its cut chain waits (held) */

@@ -468,6 +468,58 @@ static void test_cancel_behind_a_step_done(void **state) {
   env_down(&v);
 }
 
+/* A cancel that comes while a resume reads the run's context: the resume
+ * (asked first) is written, then the cancel cancels the resumed run; not
+ * a cancel planned on no context ("out of memory"). */
+static void test_cancel_while_resuming(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'w', 'wait': {'event': 'go.now'}}]}"));
+  json_t *run = start_run(&v);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+  reply c1 = {0};
+  sb_error err = {0};
+  assert_int_equal(sb_flow_run_cancel(v.eng, TENANT, id, "first", on_reply,
+                                      &c1, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &c1.done, 10000));
+  assert_int_equal(c1.rc, 0);
+  json_decref(c1.run);
+  sb_flow_stats st;
+  do {
+    uv_run(&v.loop, UV_RUN_ONCE);
+    sb_flow_engine_stats(v.eng, &st);
+  } while (st.runs != 0);
+  reply res = {0}, c2 = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &res, &err),
+                   0);
+  /* the stored run is read: it is in memory, its context being read */
+  for (int i = 0; i < 100000 && !res.done; i++) {
+    uv_run(&v.loop, UV_RUN_ONCE);
+    sb_flow_engine_stats(v.eng, &st);
+    if (st.runs == 1) break;
+  }
+  assert_false(res.done);
+  assert_int_equal(st.runs, 1);
+  assert_int_equal(sb_flow_run_cancel(v.eng, TENANT, id, "second", on_reply,
+                                      &c2, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &c2.done, 10000));
+  assert_true(res.done);
+  assert_int_equal(res.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(res.run, "status")),
+                      "waiting");
+  assert_int_equal(c2.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(c2.run, "status")),
+                      "cancelled");
+  json_decref(res.run);
+  json_decref(c2.run);
+  env_down(&v);
+}
+
 /* Cancelled between two parts of a loop: stopped where it would have
  * gone on; a resume goes on from there to the end of its budget. */
 static void test_cancel_mid_loop_then_resume(void **state) {
@@ -546,6 +598,7 @@ int main(void) {
       cmocka_unit_test(test_restart_mid_loop),
       cmocka_unit_test(test_cancel_before_runs_are_back),
       cmocka_unit_test(test_cancel_behind_a_step_done),
+      cmocka_unit_test(test_cancel_while_resuming),
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
   };
