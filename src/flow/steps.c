@@ -521,7 +521,7 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
 
 /* The context refused a step's end (a result or answer that does not fit
  * its schema: an object saved where it holds a string, a key its section
- * does not have). Dropped like any failed write, the step would be over
+ * does not have; or one that would make it larger than contexts.max_bytes). Dropped like any failed write, the step would be over
  * in memory and still under way in the store: the run would wait for
  * ever, and a question could not be answered again. Instead an answer is
  * refused (its caller is told why) and the question stays open; a call's
@@ -531,7 +531,8 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
  * next), 0 when it is to be answered with the error and dropped. */
 int fl_steps_refused(fl_run *r, int rc, const sb_error *err) {
   fl_change *c = r->queue;
-  if (rc != SB_EINVAL || c->kind != FL_STEP_DONE) return 0;
+  if ((rc != SB_EINVAL && rc != SB_ETOOBIG) || c->kind != FL_STEP_DONE)
+    return 0;
   const sb_flow_step *s = &r->def->steps[c->step];
   if (s->kind == SB_FLOW_ASK) {
     reopen(r, c->step, c->visit);
