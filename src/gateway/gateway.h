@@ -299,7 +299,10 @@ int sb_gateway_add(sb_gateway *gw, const json_t *def, int replace,
 /* Disconnect and forget; SB_ENOENT if there is no such agent. */
 int sb_gateway_remove(sb_gateway *gw, const char *id, sb_error *err);
 /* [{definition, connected, fromConfig, era, protocolVersion, tools,
- *   serverInfo, state}...], new reference. */
+ *   serverInfo, state}...], new reference: what clients are shown, so
+ * each value of a definition's transport.headers and transport.env (the
+ * agent's own credentials) reads SB_GATEWAY_REDACTED. */
+#define SB_GATEWAY_REDACTED "<redacted>"
 /* Which agents a list shows. */
 typedef struct sb_gateway_list_filter {
   const char *capability; /* one it lists; NULL: any */

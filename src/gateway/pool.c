@@ -625,6 +625,27 @@ int sb_gateway_agent_info_of(const sb_gateway *o, const char *id,
   return 0;
 }
 
+/* A definition as clients see it: the values of transport.headers and
+ * transport.env are the agent's credentials (tokens, API keys), so each
+ * is replaced by SB_GATEWAY_REDACTED; the names stay. NULL stays NULL. */
+static json_t *def_shown(const sb_agent_def *def) {
+  json_t *d = sb_agent_def_to_json(def);
+  json_t *t = json_object_get(d, "transport");
+  static const char *const secret_maps[] = {"headers", "env"};
+  for (size_t k = 0; k < sizeof secret_maps / sizeof *secret_maps; k++) {
+    json_t *m = json_object_get(t, secret_maps[k]);
+    const char *name;
+    json_t *v;
+    json_object_foreach(m, name, v) {
+      if (json_object_set_new(m, name, json_string(SB_GATEWAY_REDACTED))) {
+        json_decref(d);
+        return NULL;
+      }
+    }
+  }
+  return d;
+}
+
 json_t *sb_gateway_list_json(sb_gateway *o,
                              const sb_gateway_list_filter *f) {
   json_t *list = json_array();
@@ -638,7 +659,7 @@ json_t *sb_gateway_list_json(sb_gateway *o,
     sb_gateway_agent_info_at(o, i, &info);
     int up = info.connected;
     json_t *item = json_pack(
-        "{sosbsbss?ss?sisO?}", "definition", sb_agent_def_to_json(a->def),
+        "{sosbsbss?ss?sisO?}", "definition", def_shown(a->def),
         "connected", up, "fromConfig", a->from_config, "era",
         up ? (sb_mcp_client_is_modern(a->client) ? "modern" : "legacy") : NULL,
         "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,

@@ -14,7 +14,9 @@
 // - /v1/runs and /v1/events need runs:read / runs:write / events:*;
 // - tools/list shows a restricted caller only the tools it may call;
 // - a caller's bearer token (API key or JWT) never reaches an agent, while
-//   the agent's own configured headers do.
+//   the agent's own configured headers do;
+// - the values of agents' configured headers and env (their credentials)
+//   are never shown to a client, of any tenant, over REST or MCP.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -24,6 +26,7 @@ import { flowAgent, startFlowHttpAgent } from './lib/flows.mjs';
 import { claimsFor, makeKeys, oauthConfig, signJwt } from './lib/oauth.mjs';
 
 const AGENT_SECRET = 'agent-own-secret-42';
+const ENV_SECRET = 'agent-env-secret-77';
 const WORKFLOWS = `
   - name: triage
     steps:
@@ -53,6 +56,7 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     const sales = flowAgent('sales', ['sales.offer'], { url: salesHttp.url, requirements: ['user.profile', 'workflow.variables'] });
     sales.transport.headers = { 'X-Dealer-Key': AGENT_SECRET };
     const finance = flowAgent('finance', ['finance.quote'], { requirements: ['user.profile'] });
+    finance.transport.env = { FINANCE_API_KEY: ENV_SECRET };
     const config = [oauthConfig(jwks), 'agents:', ...[sales, finance].map((a) => `  - ${JSON.stringify(a)}`),
       'workflows:', WORKFLOWS.replace(/^\n/, '').trimEnd()].join('\n');
     server = await startTenantServer({ store, config });
@@ -255,5 +259,38 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
       assert.equal(s.authorization, null, JSON.stringify(s));
       assert.equal(s.x['x-dealer-key'], AGENT_SECRET, JSON.stringify(s));
     }
+  });
+
+  it('agents\' configured headers and env values are never shown to clients', async () => {
+    const shown = [];
+    for (const token of [keys.other, keys.contexts, TENANTS.b.token, TENANTS.a.token]) {
+      const rc = restClient(server.base, token);
+      const list = await rc.call('GET', '/v1/agents');
+      assert.equal(list.status, 200, list.text);
+      shown.push(list.text);
+      const byId = list.json.agents.map((a) => a.definition);
+      const sales = byId.find((d) => d.id === 'sales');
+      const finance = byId.find((d) => d.id === 'finance');
+      // The names stay (an operator sees what is configured), the values go.
+      assert.deepEqual(Object.keys(sales.transport.headers), ['X-Dealer-Key']);
+      assert.deepEqual(Object.keys(finance.transport.env), ['FINANCE_API_KEY']);
+      assert.equal(sales.transport.headers['X-Dealer-Key'], '<redacted>');
+      assert.equal(finance.transport.env.FINANCE_API_KEY, '<redacted>');
+      for (const id of ['sales', 'finance']) {
+        const one = await rc.call('GET', `/v1/agents/${id}`);
+        assert.equal(one.status, 200, one.text);
+        shown.push(one.text);
+      }
+    }
+    const c = await connectSdk('legacy', 'http', { url: server.url, token: TENANTS.b.token });
+    try {
+      const r = await c.callTool('agents_list', {});
+      assert.ok(!r.isError, JSON.stringify(r));
+      shown.push(JSON.stringify(r));
+    } finally {
+      await c.close();
+    }
+    for (const text of shown)
+      for (const secret of [AGENT_SECRET, ENV_SECRET]) assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
   });
 });
