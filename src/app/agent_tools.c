@@ -77,6 +77,7 @@ typedef struct explain_op {
   sb_app *app;
   sb_mcp_call *call; /* NULL once cancelled */
   char *cap;
+  char scope[256]; /* the context's permission a refusal names */
 } explain_op;
 
 static void explain_answer(sb_app *app, sb_mcp_call *call,
@@ -100,7 +101,9 @@ static void explain_read(void *ud, const sb_ctx_result *res) {
   explain_op *op = ud;
   if (op->call) {
     sb_mcp_call_on_cancel(op->call, NULL, NULL);
-    if (res->rc == SB_EBUSY)
+    if (res->rc == SB_EPERM)
+      sb_mcp_call_fail_scope(op->call, op->scope, res->err.msg);
+    else if (res->rc == SB_EBUSY)
       sb_mcp_call_fail(op->call, SB_RPC_SERVER_BUSY, res->err.msg, NULL);
     else if (res->rc != 0) reply_admin_error(op->call, &res->err);
     else explain_answer(op->app, op->call, op->cap,
@@ -123,8 +126,15 @@ static void explain_start(sb_app *app, sb_mcp_call *call,
                                    NULL);
   op->app = app;
   op->call = call;
-  if (sb_ctx_get_async(app->ctx, sb_mcp_call_tenant(call), ctx_id, 0,
-                       explain_read, op, &err) != 0) {
+  /* Ranked on the context as agents_call routes with it: the caller must
+   * hold its metadata.permissions (another tenant's id is not found). */
+  app_ctx_access a = {.principal = sb_mcp_call_principal(call),
+                      .tenant = sb_mcp_call_tenant(call),
+                      .id = ctx_id,
+                      .op = APP_CTX_CHECK,
+                      .scope = op->scope,
+                      .scope_cap = sizeof op->scope};
+  if (app_ctx_guard(app, &a, explain_read, op, &err) != 0) {
     sb_free(op->cap);
     sb_free(op);
     return reply_admin_error(call, &err);

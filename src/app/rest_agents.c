@@ -53,6 +53,7 @@ typedef struct explain_op {
   sb_app *app;
   sb_http_request *req; /* NULL once the request is gone */
   char *cap;
+  char scope[256]; /* the context's permission a refusal names */
 } explain_op;
 
 static void explain_answer(sb_app *app, sb_http_request *req, const char *cap,
@@ -72,7 +73,8 @@ static void explain_gone(void *ud) { ((explain_op *)ud)->req = NULL; }
 static void explain_read(void *ud, const sb_ctx_result *res) {
   explain_op *op = ud;
   if (op->req) {
-    if (res->rc != 0) respond_failure(op->req, &res->err);
+    if (res->rc == SB_EPERM) app_rest_refuse(op->req, op->scope, res->err.msg);
+    else if (res->rc != 0) respond_failure(op->req, &res->err);
     else explain_answer(op->app, op->req, op->cap,
                         json_object_get(res->doc, "data"));
   }
@@ -97,7 +99,15 @@ static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
   op->app = app;
   op->req = req;
   sb_http_request_defer(req, explain_gone, op);
-  if (sb_ctx_get_async(app->ctx, tenant, ctx_id, 0, explain_read, op, &err)) {
+  /* Ranked on the context as agents_call routes with it: the caller must
+   * hold its metadata.permissions (another tenant's id is not found). */
+  app_ctx_access a = {.principal = sb_http_request_principal(req),
+                      .tenant = tenant,
+                      .id = ctx_id,
+                      .op = APP_CTX_CHECK,
+                      .scope = op->scope,
+                      .scope_cap = sizeof op->scope};
+  if (app_ctx_guard(app, &a, explain_read, op, &err)) {
     sb_free(op->cap);
     sb_free(op);
     respond_failure(req, &err);

@@ -16,7 +16,9 @@
 // - a caller's bearer token (API key or JWT) never reaches an agent, while
 //   the agent's own configured headers do;
 // - the values of agents' configured headers and env (their credentials)
-//   are never shown to a client, of any tenant, over REST or MCP.
+//   are never shown to a client, of any tenant, over REST or MCP;
+// - agents explained with a context (REST and agents_explain) need its
+//   metadata.permissions, as agents_call routed with it does.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -292,5 +294,34 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     }
     for (const text of shown)
       for (const secret of [AGENT_SECRET, ENV_SECRET]) assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
+  });
+
+  it('explaining the ranking on a context needs its metadata.permissions, as routing with it does', async () => {
+    const ctx = await financeContext();
+    const path = `/v1/agents/explain?capability=sales.offer&context=${ctx.id}`;
+    const msg = 'context requires scope "finance"';
+    for (const token of [keys.contexts, tok('contexts tools:agents_explain')])
+      refused(await restClient(server.base, token).call('GET', path), 'finance', msg);
+    const c = await connectSdk('legacy', 'http', { url: server.url, token: keys.contexts });
+    try {
+      await assert.rejects(c.callTool('agents_explain', { capability: 'sales.offer', contextId: ctx.id }), (e) => {
+        assert.equal(e.code, 403, e.message);
+        assert.match(e.message, /"code":-32003.*context requires scope \\"finance\\"/);
+        return true;
+      });
+    } finally {
+      await c.close();
+    }
+    // Holding it: the ranking.
+    const ok = await restClient(server.base, keys.finance).call('GET', path);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.ranking[0].agent ?? ok.json.ranking[0].id, 'sales', ok.text);
+    // Another tenant's context reads as a missing one, holding it or not.
+    const other = restClient(server.base, keys.other);
+    const theirs = await other.call('GET', path);
+    const ghost = '0190a000-0000-7000-8000-000000000000';
+    const missing = await other.call('GET', path.replace(ctx.id, ghost));
+    assert.equal(theirs.status, 404, theirs.text);
+    assert.equal(withoutId(theirs.text, ctx.id), withoutId(missing.text, ghost));
   });
 });
