@@ -21,8 +21,22 @@ struct mcp_builtin {
   json_t *tools;     /* array of Tool, in list order */
   json_t *templates; /* array of ResourceTemplate */
   json_t *prompts;   /* array of Prompt */
-  json_t *notes;     /* object: name -> text */
+  /* object: tenant -> {name -> text}. Each tenant has its own notes:
+   * another tenant's are not listed, read, completed or announced. */
+  json_t *notes;
 };
+
+/* The notes of the call's tenant (borrowed), or NULL when it has none;
+ * with `create`, made when missing (NULL only when out of memory). */
+static json_t *notes_of(sb_mcp_call *c, int create) {
+  json_t *all = c->srv->builtin->notes;
+  const char *tenant = sb_mcp_call_tenant(c);
+  if (!tenant) tenant = "";
+  json_t *mine = json_object_get(all, tenant);
+  if (!mine && create && json_object_set_new(all, tenant, json_object()) == 0)
+    mine = json_object_get(all, tenant);
+  return mine;
+}
 
 static const char *const greeting_names[] = {"Alice", "Avery", "Bob",
                                              "Carlos", "Dana", "Priya", NULL};
@@ -256,21 +270,27 @@ static void tool_note_write(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
                       "bytes");
     return;
   }
-  mcp_builtin *b = srv->builtin;
-  int is_new = json_object_get(b->notes, name) == NULL;
-  if (is_new && json_object_size(b->notes) >= MAX_NOTES) {
+  json_t *notes = notes_of(c, 1);
+  if (!notes) {
+    sb_mcp_call_fail(c, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
+    return;
+  }
+  int is_new = json_object_get(notes, name) == NULL;
+  if (is_new && json_object_size(notes) >= MAX_NOTES) {
     sb_mcp_call_reply(c, json_pack("{sosb}", "content",
-                                   text_content("too many notes (limit 1000)"),
+                                   text_content("too many notes (this "
+                                                "tenant's limit is 1000)"),
                                    "isError", 1));
     return;
   }
-  json_object_set(b->notes, name, text);
+  json_object_set(notes, name, text);
+  const char *tenant = sb_mcp_call_tenant(c);
   char *uri = sb_asprintf(NOTE_URI_PREFIX "%s", name);
   char *msg = sb_asprintf("wrote %s", uri);
   /* Notify before answering, so on one channel the client sees the change
    * before the result that caused it. */
-  if (uri) sb_mcp_server_resource_updated(srv, uri);
-  if (is_new) sb_mcp_server_list_changed(srv, "resources");
+  if (uri) sb_mcp_server_resource_updated_for(srv, tenant, uri);
+  if (is_new) sb_mcp_server_list_changed_for(srv, tenant, "resources");
   sb_mcp_call_reply(c, json_pack("{so}", "content",
                                  text_content(msg ? msg : "wrote note")));
   sb_free(uri);
@@ -398,18 +418,17 @@ static int call_tool(void *ud, sb_mcp_call *c, const char *name,
 /* ---- resources --------------------------------------------------------- */
 
 static void list_resources(void *ud, sb_mcp_call *c, json_t *items) {
-  sb_mcp_server *srv = c->srv;
+  json_t *notes = notes_of(c, 0);
   json_array_append_new(
       items, json_pack("{ssssssss}", "uri", INFO_URI, "name", "info",
                        "mimeType", "application/json", "description",
                        "switchboard's name, version and protocol versions"));
   /* Notes in name order so pages are stable. */
-  const char **names = sb_calloc(json_object_size(srv->builtin->notes) + 1,
-                                 sizeof *names);
+  const char **names = sb_calloc(json_object_size(notes) + 1, sizeof *names);
   size_t n = 0;
   const char *key;
   json_t *v;
-  json_object_foreach(srv->builtin->notes, key, v) if (names) names[n++] = key;
+  json_object_foreach(notes, key, v) if (names) names[n++] = key;
   for (size_t i = 1; i < n; i++)
     for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
       const char *t = names[j];
@@ -431,11 +450,11 @@ static void list_templates(void *ud, sb_mcp_call *c, json_t *out) {
   json_array_extend(out, b->templates);
 }
 
-static int resource_exists(sb_mcp_server *srv, const char *uri) {
-  if (strcmp(uri, INFO_URI) == 0) return 1;
+/* The text of the caller's note at uri (borrowed), or NULL. */
+static json_t *note_at(sb_mcp_call *c, const char *uri) {
   size_t pl = strlen(NOTE_URI_PREFIX);
-  return strncmp(uri, NOTE_URI_PREFIX, pl) == 0 &&
-         json_object_get(srv->builtin->notes, uri + pl) != NULL;
+  if (strncmp(uri, NOTE_URI_PREFIX, pl) != 0) return NULL;
+  return json_object_get(notes_of(c, 0), uri + pl);
 }
 
 static int read_resource(void *ud, sb_mcp_call *c, const char *uri) {
@@ -455,15 +474,14 @@ static int read_resource(void *ud, sb_mcp_call *c, const char *uri) {
     return 1;
   }
   if (strncmp(uri, NOTE_URI_PREFIX, strlen(NOTE_URI_PREFIX)) != 0) return 0;
-  if (!resource_exists(srv, uri)) {
+  json_t *text = note_at(c, uri);
+  if (!text) {
     sb_mcp_call_fail_resource_not_found(c, uri);
     return 1;
   }
-  json_t *text =
-      json_object_get(srv->builtin->notes, uri + strlen(NOTE_URI_PREFIX));
   r = json_pack("{s[{sssssO}]}", "contents", "uri", uri, "mimeType",
                 "text/plain", "text", text);
-  sb_mcp_call_reply_cacheable(c, r, 0, "public");
+  sb_mcp_call_reply_cacheable(c, r, 0, "private"); /* the tenant's own */
   return 1;
 }
 
@@ -504,7 +522,6 @@ static int has_prefix_ci(const char *s, const char *prefix) {
 }
 
 static int complete(void *ud, sb_mcp_call *c, json_t *ref, json_t *arg) {
-  sb_mcp_server *srv = c->srv;
   const char *type = json_string_value(json_object_get(ref, "type"));
   const char *arg_name = json_string_value(json_object_get(arg, "name"));
   const char *value = json_string_value(json_object_get(arg, "value"));
@@ -522,7 +539,7 @@ static int complete(void *ud, sb_mcp_call *c, json_t *ref, json_t *arg) {
              strcmp(arg_name, "name") == 0) {
     const char *key;
     json_t *v;
-    json_object_foreach(srv->builtin->notes, key, v) if (
+    json_object_foreach(notes_of(c, 0), key, v) if (
         has_prefix_ci(key, value) && json_array_size(values) < 100)
         json_array_append_new(values, json_string(key));
   } else {

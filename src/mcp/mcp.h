@@ -198,6 +198,10 @@ void sb_mcp_server_resource_updated(sb_mcp_server *srv, const char *uri);
  * such as contexts: other tenants must not even learn the URI exists). */
 void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,
                                         const char *uri);
+/* A list_changed only to `tenant`'s sessions and streams (a list holding
+ * what one tenant owns, such as its notes). */
+void sb_mcp_server_list_changed_for(sb_mcp_server *srv, const char *tenant,
+                                    const char *kind);
 /* A log message from elsewhere (an agent's notifications/message params,
  * borrowed: level, logger, data) to every legacy session whose
  * logging/setLevel lets it through. Modern clients get log messages only

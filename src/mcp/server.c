@@ -595,17 +595,27 @@ static void broadcast_listeners(sb_mcp_server *srv, const char *tenant,
   }
 }
 
-void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind) {
+void sb_mcp_server_list_changed_for(sb_mcp_server *srv, const char *tenant,
+                                    const char *kind) {
   char method[64], key[32];
   snprintf(method, sizeof method, "notifications/%s/list_changed", kind);
   snprintf(key, sizeof key, "%sListChanged", kind);
   json_t *params = json_object();
-  broadcast_listeners(srv, NULL, key, NULL, method, params);
+  broadcast_listeners(srv, tenant, key, NULL, method, params);
   json_t *msg = sb_rpc_notification_new(method, NULL);
-  for (sb_list_link *n = sb_list_first(&srv->sessions); n; n = sb_list_next(n))
-    session_notify(SESSION_OF(n), msg);
+  for (sb_list_link *n = sb_list_first(&srv->sessions); n;
+       n = sb_list_next(n)) {
+    sb_mcp_session *s = SESSION_OF(n);
+    if (tenant && strcmp(s->tenant ? s->tenant : default_tenant(srv), tenant) != 0)
+      continue;
+    session_notify(s, msg);
+  }
   json_decref(msg);
   json_decref(params);
+}
+
+void sb_mcp_server_list_changed(sb_mcp_server *srv, const char *kind) {
+  sb_mcp_server_list_changed_for(srv, NULL, kind);
 }
 
 void sb_mcp_server_resource_updated_for(sb_mcp_server *srv, const char *tenant,

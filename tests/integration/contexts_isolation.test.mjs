@@ -1,10 +1,12 @@
 // Tenant isolation of contexts end to end: over REST, MCP tools, MCP
 // resources and resource subscriptions, another tenant's context must be
 // indistinguishable from one that does not exist, and its changes must
-// never reach another tenant's listeners.
+// never reach another tenant's listeners. The notes of note_write
+// (switchboard://notes/...) are each tenant's own likewise.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { ResourceListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, PROMPT_MS, withDeadline } from './lib/harness.mjs';
 import {
@@ -202,5 +204,39 @@ describe('tenant isolation of contexts', { timeout: 60000 }, () => {
     await subModern.close();
     await probeSub.close();
     await ownerSub.close();
+  });
+
+  it('notes are each tenant\'s own: not listed, read, completed or announced to another', async () => {
+    const noteUri = (name) => `switchboard://notes/${name}`;
+    const ownerA = await connectSdk('legacy', 'http', { url: server.url, token: TENANTS.a.token });
+    const listenerB = await connectSdk('legacy', 'http', { url: server.url, token: TENANTS.b.token });
+    clients.push(ownerA, listenerB);
+    listenerB.client.setNotificationHandler(ResourceListChangedNotificationSchema,
+      (n) => listenerB.notifications.push(n));
+    await listenerB.subscribe([noteUri('deal-a'), noteUri('deal-b'), noteUri('shared')]);
+    const from = listenerB.notifications.items.length;
+
+    assert.notEqual((await ownerA.callTool('note_write', { name: 'deal-a', text: 'Maya Johnson, 30k' })).isError, true);
+    assert.notEqual((await ownerA.callTool('note_write', { name: 'shared', text: 'dealer-a\'s' })).isError, true);
+    // dealer-b's own write is the positive control: its update arrives,
+    // and nothing of dealer-a's (written before it) came first.
+    assert.notEqual((await listenerB.callTool('note_write', { name: 'deal-b', text: 'its own' })).isError, true);
+    const own = await listenerB.notifications.waitFor((n) => n.params?.uri === noteUri('deal-b'),
+      { from, timeoutMs: PROMPT_MS, what: 'dealer-b\'s update for its own note' });
+    const before = listenerB.notifications.items.slice(from, listenerB.notifications.items.indexOf(own));
+    assert.deepEqual(before, [], `dealer-b heard of dealer-a's notes: ${JSON.stringify(before)}`);
+
+    const listed = (await listenerB.client.listResources()).resources.map((r) => r.uri);
+    assert.ok(listed.includes(noteUri('deal-b')), listed.join());
+    assert.ok(!listed.includes(noteUri('deal-a')) && !listed.includes(noteUri('shared')), `dealer-b lists dealer-a's notes: ${listed}`);
+    for (const name of ['deal-a', 'shared']) {
+      await assert.rejects(listenerB.readResource(noteUri(name)), (e) => /Resource not found/.test(e.message), name);
+    }
+    const done = await listenerB.client.complete({ ref: { type: 'ref/resource', uri: 'switchboard://notes/{name}' }, argument: { name: 'name', value: '' } });
+    assert.deepEqual(done.completion.values, ['deal-b']);
+    // The same name in each tenant is two notes.
+    assert.notEqual((await listenerB.callTool('note_write', { name: 'shared', text: 'dealer-b\'s' })).isError, true);
+    assert.equal((await ownerA.readResource(noteUri('shared'))).contents[0].text, 'dealer-a\'s');
+    assert.equal((await listenerB.readResource(noteUri('shared'))).contents[0].text, 'dealer-b\'s');
   });
 });
