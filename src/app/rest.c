@@ -18,6 +18,8 @@
  * metadata.permissions, and reads filtered by contexts:read:<pointer>; a
  * refusal is a 403 with an insufficient_scope challenge naming the scope.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,9 +189,14 @@ refuse:
 int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;
+  /* Digits only (strtoll would take a sign and leading blanks), and none
+   * past INT64_MAX: strtoll clamps those, and a clamped number would be
+   * answered as if the caller had sent it. */
+  if (!isdigit((unsigned char)*v)) return -1;
   char *end = NULL;
+  errno = 0;
   long long n = strtoll(v, &end, 10);
-  return (end && *end == '\0' && end != v && n >= 1) ? n : -1;
+  return (*end == '\0' && errno == 0 && n >= 1) ? n : -1;
 }
 
 /* What an If-Match header asks for. */
@@ -375,7 +382,9 @@ static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
   const char *requirements = sb_http_request_query(req, "requirements");
   if (version < 0)
     return respond_error(req, 400, "bad_request",
-                         "version: expected an integer >= 1", 0);
+                         "version: expected an integer from 1 to "
+                         "9223372036854775807",
+                         0);
   sb_error err = {0};
   int rc;
   rest_op *op =
@@ -459,8 +468,8 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
   int64_t limit = app_rest_query_int(req, "limit");
   if (before < 0 || limit < 0 || limit > 1000)
     return respond_error(req, 400, "bad_request",
-                         "before and limit must be integers >= 1 (limit at "
-                         "most 1000)",
+                         "before and limit must be integers from 1 to "
+                         "9223372036854775807 (limit at most 1000)",
                          0);
   rest_op *op = rest_op_new(req, REST_HISTORY, id);
   if (!op) return;
@@ -478,7 +487,9 @@ static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
   int64_t to = app_rest_query_int(req, "to");
   if (from <= 0 || to <= 0)
     return respond_error(req, 400, "bad_request",
-                         "from and to are required versions >= 1", 0);
+                         "from and to are required versions, integers "
+                         "from 1 to 9223372036854775807",
+                         0);
   rest_op *op = rest_op_new(req, REST_DIFF, id);
   if (!op) return;
   op->from = from;

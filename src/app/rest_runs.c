@@ -306,8 +306,8 @@ static int parse_seq(const char *s, int64_t *out) {
   if (!s || !*s) return 0;
   for (const char *c = s; *c; c++)
     if (*c < '0' || *c > '9') return -1;
-  errno = 0;
   char *end = NULL;
+  errno = 0;
   long long v = strtoll(s, &end, 10);
   if (*end || v < 0 || errno == ERANGE) return -1;
   *out = v;
@@ -322,7 +322,7 @@ static void events_stream(sb_app *app, sb_http_request *req,
       parse_seq(last, &since) != 0)
     return app_rest_error(req, 400, "bad_request",
                           "since / Last-Event-ID: a sequence number (an "
-                          "integer of 0 or more)");
+                          "integer from 0 to 9223372036854775807)");
   event_stream *s = sb_calloc(1, sizeof *s);
   if (!s) return app_rest_error(req, 500, "internal", "out of memory");
   const char *types = sb_http_request_query(req, "types");

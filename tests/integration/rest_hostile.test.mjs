@@ -274,6 +274,29 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     assert.match(none.json.error.message, /has versions 1 to 2, not 9/);
   });
 
+  it('a number past what a query or Last-Event-ID can hold is a 400 naming it, not read as the largest one', async () => {
+    const made = await rest.call('POST', '/v1/contexts', { body: { data: { user: { id: 'n' } } } });
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    const huge = '99999999999999999999999';
+    for (const [path, message] of [
+      [`/v1/contexts/${id}?version=${huge}`, /^version: expected an integer from 1 to 9223372036854775807$/],
+      [`/v1/contexts/${id}?version=%2B1`, /^version: /],
+      [`/v1/contexts/${id}/diff?from=1&to=${huge}`, /^from and to are required versions, integers from 1 to 9223372036854775807$/],
+      [`/v1/contexts/${id}/history?before=${huge}`, /^before and limit must be integers from 1 to 9223372036854775807/],
+      [`/v1/events?since=${huge}`, /^since \/ Last-Event-ID: a sequence number \(an integer from 0 to 9223372036854775807\)$/],
+    ]) {
+      const r = await rest.call('GET', path);
+      assert.equal(r.status, 400, `${path}: ${r.status} ${r.text}`);
+      assert.equal(r.json.error.code, 'bad_request');
+      assert.match(r.json.error.message, message, path);
+    }
+    const resumed = await rest.call('GET', '/v1/events', { headers: { 'Last-Event-ID': huge } });
+    assert.equal(resumed.status, 400, resumed.text);
+    assert.match(resumed.json.error.message, /^since \/ Last-Event-ID: /);
+    await stillServing();
+  });
+
   it('every 405 carries the Allow header (RFC 9110 15.5.6), and the methods it lists are served', async () => {
     const cases = [
       ['PUT', '/v1/runs', 'GET, POST'],
