@@ -10,8 +10,11 @@
  *   POST   /v1/agents/call                a tool call routed with the
  *                                         context (rest_calls.c)
  *
- * Changes need an administrator tenant (auth.admin_tenants); reading is
- * open to every authenticated caller.
+ * Each needs the scope of its MCP tool twin (tools:agents_list,
+ * tools:agents_explain, tools:agents_register, tools:agents_remove: a
+ * caller with no scopes holds them all), and changes an administrator
+ * tenant (auth.admin_tenants) as well; the call, the permissions its
+ * tool and agent ask for (rest_calls.c).
  */
 #include <string.h>
 
@@ -178,6 +181,18 @@ static void handle(void *ud, sb_http_request *req) {
   int reading = strcmp(method, "GET") == 0;
   /* Calling agents is every tenant's; changing them is the admins'. */
   if (strcmp(path, "/call") == 0) return app_rest_agent_call(app, req);
+  /* The scopes of the MCP tools these are twins of, before anything else
+   * (a key of an administrator tenant issued for contexts alone must not
+   * start programs on the host). */
+  int explain = strcmp(path, "/explain") == 0;
+  const char *perm = reading && explain           ? "tools:agents_explain"
+                     : reading                    ? "tools:agents_list"
+                     : strcmp(method, "DELETE") == 0 ? "tools:agents_remove"
+                                                     : "tools:agents_register";
+  if ((reading || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+       strcmp(method, "DELETE") == 0) &&
+      app_rest_permit(req, perm) != 0)
+    return;
   if (!reading && !sb_config_is_admin(app->cfg, tenant)) {
     app_audit_admin(app, tenant,
                     strcmp(method, "DELETE") == 0 ? "agents_remove"
@@ -210,7 +225,7 @@ static void handle(void *ud, sb_http_request *req) {
     json_decref(def);
     return;
   }
-  if (strcmp(path, "/explain") == 0) {
+  if (explain) {
     if (!reading)
       return app_rest_not_allowed(req, "GET", "use GET");
     return do_explain(app, req, tenant);

@@ -6,7 +6,10 @@
 //   tenant's run still reads like a missing one;
 // - lists filtered by scope: resources/list, resources/templates/list,
 //   prompts/list on /mcp, and every list of the per-agent and virtual
-//   servers; reading or getting what is not listed is refused.
+//   servers; reading or getting what is not listed is refused;
+// - the agents REST API needs the scopes of its MCP tool twins
+//   (tools:agents_list, _explain, _register, _remove), so a key of an
+//   administrator tenant issued for something else changes no agent.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -59,7 +62,9 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     keys.gate = await key('dealer-a', 'workflows:gate', 'runs', 'contexts');
     keys.gateFinance = await key('dealer-a', 'workflows:gate', 'runs', 'contexts', 'finance');
     keys.notes = await key('dealer-a', 'resources:switchboard://notes', 'prompts:greeting', 'events:read');
-    const config = ['agents:', ...[everythingStdio('everything'), flakyAgent('flaky', 'F')].map((a) => `  - ${JSON.stringify(a)}`),
+    keys.agentsList = await key('dealer-a', 'tools:agents_list');
+    // dealer-a administers agents (the line goes on the auth: mapping).
+    const config = ['  admin_tenants: [dealer-a]', 'agents:', ...[everythingStdio('everything'), flakyAgent('flaky', 'F')].map((a) => `  - ${JSON.stringify(a)}`),
       SERVERS, 'workflows:', ASK('triage'), ASK('quote'), GATE].join('\n');
     serverConfig = config;
     server = await startTenantServer({ store, config });
@@ -208,6 +213,25 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     assert.equal(ok.result?.contents?.[0]?.text, 'hi', JSON.stringify(ok));
     // Unrestricted: everything, as before.
     assert.ok(names(await list('/mcp', TENANTS.a.token, 'resources/templates/list')).includes('context://{id}'));
+  });
+
+  it('REST agents API: the scopes of its MCP twins, before an administrator may change anything', async () => {
+    const rc = restClient(server.base, keys.none); // dealer-a (an administrator), scope 'workflows' only
+    const def = flakyAgent('planted', 'P');
+    refused(await rc.call('GET', '/v1/agents'), 'tools:agents_list');
+    refused(await rc.call('GET', '/v1/agents/flaky'), 'tools:agents_list');
+    refused(await rc.call('GET', '/v1/agents/explain?capability=flaky'), 'tools:agents_explain');
+    refused(await rc.call('POST', '/v1/agents', { body: def }), 'tools:agents_register');
+    refused(await rc.call('PUT', '/v1/agents/planted', { body: def }), 'tools:agents_register');
+    refused(await rc.call('DELETE', '/v1/agents/flaky'), 'tools:agents_remove');
+    // Nothing changed: no planted agent, flaky still there.
+    const ids = (await admin.call('GET', '/v1/agents')).json.agents.map((a) => a.definition.id).sort();
+    assert.deepEqual(ids, ['everything', 'flaky']);
+    // Holding the scope: the list.
+    const listed = await restClient(server.base, keys.agentsList).call('GET', '/v1/agents');
+    assert.equal(listed.status, 200, listed.text);
+    assert.deepEqual(listed.json.agents.map((a) => a.definition.id).sort(), ['everything', 'flaky']);
+    refused(await restClient(server.base, keys.agentsList).call('DELETE', '/v1/agents/flaky'), 'tools:agents_remove');
   });
 
   it('per-agent and virtual servers list only the agents the caller may use', async () => {
