@@ -365,6 +365,7 @@ void sb_app_stop(sb_app *app) {
   app_auth_stop(app); /* JWT tenants outlive every session and task */
   sb_flow_defs_clear(&app->defs);
   json_decref(app->api_agents);
+  json_decref(app->event_streams);
   sb_quota_free(app->quota); /* after the servers: their calls release */
   if (app->sweep_started) {
     uv_timer_stop(&app->sweep);

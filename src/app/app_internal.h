@@ -55,6 +55,10 @@ struct sb_app {
    * the store keeps it (what a failed write goes back to). */
   struct app_agent_pending *agents_pending;
   int agents_stopping; /* sb_app_stop has begun: changes answer nobody */
+  /* rest_runs.c: GET /v1/events streams open per tenant (tenant ->
+   * integer; NULL until the first), capped as subscriptions/listen streams
+   * are (limits.max_listen_streams_per_tenant). */
+  json_t *event_streams;
 };
 
 /* auth.c: principals for the HTTP server's authenticate option, OAuth's

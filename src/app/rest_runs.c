@@ -249,13 +249,46 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
 /* ---- /v1/events ---------------------------------------------------------- */
 
 typedef struct event_stream {
+  sb_app *app;
+  char *tenant; /* counted in app->event_streams; NULL: not counted */
   sb_http_request *req;
   sb_events_sub *sub;
   char **types;
   size_t ntypes;
 } event_stream;
 
+/* The tenant's open event streams, as a number (0 when none). */
+static json_int_t streams_of(sb_app *app, const char *tenant) {
+  return json_integer_value(json_object_get(app->event_streams, tenant));
+}
+
+/* Count s against its tenant's streams: 0, or -1 when the tenant has its
+ * fill (or memory is short). */
+static int stream_admit(event_stream *s, const char *tenant) {
+  sb_app *app = s->app;
+  if (!app->event_streams && !(app->event_streams = json_object())) return -1;
+  json_int_t n = streams_of(app, tenant);
+  int max = app->cfg->max_listen_streams_per_tenant;
+  if (max > 0 && n >= max) return -1;
+  if (!(s->tenant = sb_strdup(tenant)) ||
+      json_object_set_new(app->event_streams, tenant, json_integer(n + 1))) {
+    sb_free(s->tenant);
+    s->tenant = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 static void stream_free(event_stream *s) {
+  if (s->tenant) {
+    json_int_t n = streams_of(s->app, s->tenant);
+    if (n > 1)
+      json_object_set_new(s->app->event_streams, s->tenant,
+                          json_integer(n - 1));
+    else
+      json_object_del(s->app->event_streams, s->tenant);
+    sb_free(s->tenant);
+  }
   if (s->sub) sb_events_unsubscribe(s->sub);
   for (size_t i = 0; i < s->ntypes; i++)
     sb_free(s->types[i]);
@@ -325,6 +358,18 @@ static void events_stream(sb_app *app, sb_http_request *req,
                           "integer from 0 to 9223372036854775807)");
   event_stream *s = sb_calloc(1, sizeof *s);
   if (!s) return app_rest_error(req, 500, "internal", "out of memory");
+  s->app = app;
+  if (stream_admit(s, tenant ? tenant : "") != 0) {
+    int max = app->cfg->max_listen_streams_per_tenant;
+    stream_free(s);
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "too many open event streams: this tenant's limit of %d "
+             "(limits.max_listen_streams_per_tenant) is reached; close one "
+             "first",
+             max);
+    return app_rest_busy(req, msg);
+  }
   const char *types = sb_http_request_query(req, "types");
   for (const char *t = types; t && *t;) {
     const char *comma = strchr(t, ',');

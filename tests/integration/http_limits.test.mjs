@@ -1,6 +1,7 @@
 // Streamable HTTP, resource caps a hostile client meets: legacy sessions
 // (in all and per tenant, and what each keeps of its initialize) and
-// subscriptions/listen (the filter's size and the streams per tenant).
+// subscriptions/listen (the filter's size and the streams per tenant), and
+// the REST event streams (GET /v1/events) per tenant, under the same cap.
 // Plain fetch, so the exact statuses and errors are under test.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -182,6 +183,44 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
         const s = await openListen(TENANTS.a.token, 61);
         if (s.close) { open.push(s); return; }
         assert.equal(s.json?.error?.code, -32050, JSON.stringify(s.json));
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'a place freed by the closed stream');
+    for (const s of open) await s.close();
+  });
+
+  it('GET /v1/events: a tenant holds at most max_listen_streams_per_tenant event streams', async () => {
+    const events = url.replace(/\/mcp$/, '/v1/events');
+    const openEvents = async (token) => {
+      const ac = new AbortController();
+      const res = await withDeadline(fetch(events, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: ac.signal }),
+        DEADLINE_MS, 'GET /v1/events');
+      if (res.status !== 200) return { status: res.status, headers: res.headers, json: JSON.parse(await res.text()) };
+      const reader = res.body.getReader();
+      return { status: 200, close: async () => { ac.abort(); await reader.cancel().catch(() => {}); } };
+    };
+    const open = [];
+    for (let i = 0; i < MAX_LISTEN_STREAMS; i++) {
+      const s = await openEvents(TENANTS.a.token);
+      assert.equal(s.status, 200, JSON.stringify(s.json));
+      open.push(s);
+    }
+    const over = await openEvents(TENANTS.a.token);
+    assert.equal(over.status, 503, JSON.stringify(over.json));
+    assert.equal(over.headers.get('retry-after'), '1');
+    assert.equal(over.json.error.code, 'busy');
+    assert.match(over.json.error.message, /^too many open event streams: this tenant's limit of 2 \(limits\.max_listen_streams_per_tenant\) is reached/);
+    // Another tenant is not affected.
+    const b = await openEvents(TENANTS.b.token);
+    assert.equal(b.status, 200, JSON.stringify(b.json));
+    await b.close();
+    // Closing a stream frees its place once the server has noticed.
+    await open.shift().close();
+    await withDeadline((async () => {
+      for (;;) {
+        const s = await openEvents(TENANTS.a.token);
+        if (s.status === 200) { open.push(s); return; }
+        assert.equal(s.status, 503, JSON.stringify(s.json));
         await new Promise((res) => setTimeout(res, 50));
       }
     })(), DEADLINE_MS, 'a place freed by the closed stream');
