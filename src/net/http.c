@@ -424,7 +424,8 @@ static int framing_refused(http_req *r) {
 }
 
 /* First call: headers are in. Decide what can be decided already. */
-static int req_begin(http_req *r, const char *url, const char *method) {
+static int req_begin(http_req *r, const char *url, const char *method,
+                     const char *version) {
   const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
   if (framing_refused(r)) {
@@ -447,6 +448,14 @@ static int req_begin(http_req *r, const char *url, const char *method) {
     /* Before the token check: which of two tokens would it check? */
     set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL,
               "%s: sent more than once; send it once (RFC 9110 5.3)", twice);
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
+  if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+      !header(r, "Host")) {
+    /* RFC 9112 3.2: a server MUST answer such a request 400. */
+    set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL, "%s",
+              "Host: required in an HTTP/1.1 request (RFC 9112 3.2)");
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
@@ -883,11 +892,10 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
                                 size_t *upload_data_size, void **req_cls) {
   sb_http_server *s = cls;
   http_req *r = *req_cls;
-  (void)version;
   if (!r) {
     if (s->stopping || !(r = req_new(s, conn))) return MHD_NO;
     *req_cls = r;
-    if (req_begin(r, url, method)) {
+    if (req_begin(r, url, method, version)) {
       r->in_handler = 1;
       respond_early(r);
       r->in_handler = 0;

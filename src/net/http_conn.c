@@ -342,13 +342,14 @@ static http_framing framing_verdict(framing_scan f) {
 }
 
 /* ---- headers that may appear once ---------------------------------------
- * RFC 9110 5.3: a field that is not a list is sent once. Two Authorization
+ * RFC 9110 5.3: a field that is not a list is sent once (RFC 9112 3.2:
+ * Host above all, which a proxy may route by). Two Authorization
  * lines name two callers, two MCP-Protocol-Version or Mcp-Method lines two
  * requests; MHD hands out the first, a proxy in front may have checked
  * another. Such a request is refused rather than guessed at. */
 
 static const char *const singletons[] = {
-    "Authorization", "Origin",       "Content-Type",
+    "Host",          "Authorization", "Origin",       "Content-Type",
     "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
     "Mcp-Name",      "Last-Event-ID", NULL};
 

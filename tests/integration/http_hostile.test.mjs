@@ -126,6 +126,8 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       ['Mcp-Name', 'fail'],
       ['Mcp-Session-Id', 'abc'],
       ['Content-Type', 'text/plain'],
+      // A proxy in front may route by another Host than the one read.
+      ['Host', 'elsewhere.example'],
     ];
     for (const [name, second] of cases) {
       const headers = { ...base, 'Content-Type': ['application/json'] };
@@ -141,6 +143,24 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     }
     // Once each, the same request is served.
     assert.equal((await echoOnNewConnection('once')).status, 200);
+  });
+
+  it('an HTTP/1.1 request without Host is 400 naming it (RFC 9112 3.2); HTTP/1.0 needs none', async () => {
+    for (const target of ['/mcp', '/v1/runs']) {
+      const c = new Raw(port);
+      await c.connected;
+      c.write(`GET ${target} HTTP/1.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+      const data = await c.waitData((d) => /\r\n\r\n\{.*\}$/s.test(d), `the answer to ${target} without Host`);
+      assert.equal(statusOf(data), 400, data);
+      assert.match(data, /Host: required in an HTTP\/1\.1 request \(RFC 9112 3\.2\)/, data);
+      c.destroy();
+    }
+    const c = new Raw(port);
+    await c.connected;
+    c.write(`GET /v1/runs HTTP/1.0\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    const data = await c.waitData((d) => /\r\n\r\n\{.*\}$/s.test(d), 'the answer to HTTP/1.0 without Host');
+    assert.equal(statusOf(data), 200, data);
+    c.destroy();
   });
 
   it('an unknown transfer coding is answered at once (400, or 501 for a coding before chunked)', async () => {
