@@ -431,6 +431,22 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
   json_t *new_ctx = NULL;
   if (!s->context_id) {
     json_t *given = json_object_get(s->input, "context");
+    /* As a context created directly (sb_ctx_create_async): what the
+     * server sets is not taken from the caller, another tenant least of
+     * all. */
+    static const char *const server_owned[] = {"id", "version", "timestamp"};
+    for (size_t i = 0; i < sizeof server_owned / sizeof *server_owned; i++)
+      if (json_object_get(given, server_owned[i]))
+        return sb_error_set(err, SB_EINVAL,
+                            "input.context.%s: set by the server, must not "
+                            "be given",
+                            server_owned[i]);
+    json_t *tenant_id = json_object_get(given, "tenantId");
+    if (tenant_id && (!json_is_string(tenant_id) ||
+                      strcmp(json_string_value(tenant_id), s->tenant) != 0))
+      return sb_error_set(err, SB_EINVAL,
+                          "input.context.tenantId: must be omitted (it is "
+                          "the caller's tenant)");
     new_ctx = sb_ctx_fill_defaults(given ? given : NULL);
     if (!new_ctx) return sb_error_set(err, SB_ENOMEM, "out of memory");
   } else if (json_object_get(s->input, "context")) {

@@ -126,6 +126,15 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
       ['POST', `/v1/runs/${id}/resume`, { step: 'q' }, /^step: unknown field \(this takes none\)$/],
       ['POST', '/v1/events', { type: 'lead.new', dat: {} }, /^dat: unknown field \(known: type, data, runId\)$/],
       ['POST', '/v1/agents/call', { agent: 'a', tool: 't', argument: {} }, /^argument: unknown field \(known: capability, agent, tool, arguments, contextId, timeoutMs\)$/],
+      // The context a run creates: what the server sets is refused, as by
+      // POST /v1/contexts, and another tenant above all (it was dropped
+      // silently, the run going on in the caller's tenant).
+      ['POST', '/v1/runs', { workflow: 'quick', input: { context: { tenantId: 'dealer-other', data: {} } } },
+        /^input\.context\.tenantId: must be omitted \(it is the caller's tenant\)$/],
+      ['POST', '/v1/runs', { workflow: 'quick', input: { context: { id: 'mine', data: {} } } },
+        /^input\.context\.id: set by the server, must not be given$/],
+      ['POST', '/v1/runs', { workflow: 'quick', input: { context: { version: 9, data: {} } } },
+        /^input\.context\.version: set by the server, must not be given$/],
     ];
     for (const [method, path, body, message] of cases) {
       const r = await rest.call(method, path, { body });
