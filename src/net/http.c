@@ -428,6 +428,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
                      const char *version) {
   const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
+  r->rest_url = strcmp(url, MCP_PATH) != 0 && http_route_match(r->srv, url);
   if (framing_refused(r)) {
     r->method = method;
     http_conn_headers_in(http_conn_of(r->conn), 0);
@@ -815,7 +816,7 @@ static void do_delete(http_req *r) {
 /* An error decided before dispatch: JSON-RPC shaped on /mcp, the REST
  * shape {"error":{"code","message"}} on REST routes. */
 static json_t *early_body(http_req *r) {
-  if (!r->route) return json_incref(r->early_error);
+  if (!r->route && !r->rest_url) return json_incref(r->early_error);
   const char *msg = json_string_value(
       json_object_get(json_object_get(r->early_error, "error"), "message"));
   const char *code =

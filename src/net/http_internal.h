@@ -84,6 +84,8 @@ struct http_req {
   uint64_t last_write_ms;
   uint32_t stream_id;      /* legacy SSE stream number (0 = the GET stream) */
   int route;               /* index+1 of the REST route serving it, or 0 */
+  int rest_url; /* the URL is under a REST route: an error decided before
+                   the route is taken is in the REST shape all the same */
   char *url;               /* request path (routes only; owned) */
   const char *method;      /* MHD's string, valid for the request */
   sb_http_gone_cb route_gone; /* a deferred REST answer's owner */

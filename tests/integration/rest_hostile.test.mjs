@@ -95,6 +95,16 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
       const r = await rest.call(method, path, body === undefined ? {} : { body });
       assert.equal(r.status, 400, `${method} ${path}: ${r.status} ${r.text}`);
       assert.match(r.json?.error?.message ?? '', /NUL, a control character or bytes that are not UTF-8/, `${method} ${path}: ${r.text}`);
+      // Under /v1 the REST shape, as every other REST error (it was a
+      // JSON-RPC error: decided before the route was taken); elsewhere
+      // the JSON-RPC one.
+      if (path.startsWith('/v1/')) {
+        assert.equal(r.json.error.code, 'bad_request', `${method} ${path}: ${r.text}`);
+        assert.equal(r.json.jsonrpc, undefined, `${method} ${path}: ${r.text}`);
+      } else {
+        assert.equal(r.json.jsonrpc, '2.0', `${method} ${path}: ${r.text}`);
+        assert.equal(r.json.error.code, -32600, `${method} ${path}: ${r.text}`);
+      }
     }
     assert.equal((await rest.list()).json.runs.length, before, 'a refused request started a run');
     assert.doesNotMatch(server.stderr, /forged/, 'the refused id reached the log');
