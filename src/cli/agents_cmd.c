@@ -68,11 +68,11 @@ int sb_cli_agents_registry(const sb_config *cfg, const char *path,
   return EXIT_OK;
 }
 
-/* Apply the agent changes a server stored from its API over the config's
- * registry, as app/agent_admin.c does at start: a removal drops the id, a
- * definition takes its place; one that no longer validates starts nothing
- * (the config's definition of that id is not used either). No store file:
- * nothing to apply. */
+/* Apply the agent changes a server stored from its API (read when the
+ * store opened) over the config's registry, as app/agent_admin.c does at
+ * start: a removal drops the id, a definition takes its place; one that no
+ * longer validates starts nothing (the config's definition of that id is
+ * not used either). */
 static void apply_stored(sb_cli_ctx *c, sb_registry *reg) {
   sb_store_agent_rows rows;
   sb_store_agents_at_open(c->store, &rows);

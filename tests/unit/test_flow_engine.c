@@ -236,6 +236,13 @@ static json_t *start_run(env *v) {
   return o.run;
 }
 
+/* Start a run and keep only its id (id: at least 64 bytes). */
+static void start_run_id(env *v, char *id) {
+  json_t *run = start_run(v);
+  snprintf(id, 64, "%s", json_string_value(json_object_get(run, "id")));
+  json_decref(run);
+}
+
 typedef struct ctx_read {
   int done;
   json_t *doc;
@@ -360,10 +367,8 @@ static void test_restart_mid_loop(void **state) {
   (void)state;
   env v;
   env_up(&v, loop_def(3000));
-  json_t *run = start_run(&v);
   char id[64];
-  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
-  json_decref(run);
+  start_run_id(&v, id);
   for (int i = 0; i < 3; i++)
     uv_run(&v.loop, UV_RUN_ONCE);
   assert_int_equal(v.ended, 0);
@@ -377,7 +382,7 @@ static void test_restart_mid_loop(void **state) {
   assert_string_equal(v.end_type, "run.failed");
   assert_int_equal(v.ticks, 1500);
   assert_true(v.seq_ok);
-  run = get_run(&v, id);
+  json_t *run = get_run(&v, id);
   assert_int_equal(num(run, "stepsRun"), 3001);
   assert_int_equal(
       num(run, "historyElided") +
@@ -395,10 +400,8 @@ static void test_cancel_before_runs_are_back(void **state) {
   (void)state;
   env v;
   env_up(&v, loop_def(3000));
-  json_t *run = start_run(&v);
   char id[64];
-  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
-  json_decref(run);
+  start_run_id(&v, id);
   sb_flow_engine_free(v.eng);
   assert_true(run_until(&v.loop, writes_idle, &v, 10000));
   engine_up(&v); /* resume_all not yet called: the restart's window */
@@ -476,10 +479,8 @@ static void test_cancel_while_resuming(void **state) {
   env v;
   env_up(&v, J("{'name': 'spin', 'steps': ["
                "{'id': 'w', 'wait': {'event': 'go.now'}}]}"));
-  json_t *run = start_run(&v);
   char id[64];
-  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
-  json_decref(run);
+  start_run_id(&v, id);
   reply c1 = {0};
   sb_error err = {0};
   assert_int_equal(sb_flow_run_cancel(v.eng, TENANT, id, "first", on_reply,
@@ -526,10 +527,8 @@ static void test_cancel_mid_loop_then_resume(void **state) {
   (void)state;
   env v;
   env_up(&v, loop_def(2000));
-  json_t *run = start_run(&v);
   char id[64];
-  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(run, "id")));
-  json_decref(run);
+  start_run_id(&v, id);
   reply o = {0};
   sb_error err = {0};
   assert_int_equal(
@@ -541,7 +540,7 @@ static void test_cancel_mid_loop_then_resume(void **state) {
   int64_t at = num(o.run, "stepsRun");
   assert_true(at < 2000);
   json_decref(o.run);
-  run = get_run(&v, id);
+  json_t *run = get_run(&v, id);
   json_t *stopped = json_object_get(run, "stopped");
   assert_int_equal(json_array_size(stopped), 1);
   /* The next step of the loop: tick after an even count, loop after odd. */
