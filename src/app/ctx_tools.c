@@ -377,9 +377,9 @@ static char *parse_uri(const char *uri, int64_t *version) {
   *version = 0;
   if (!slash) return *id ? sb_strdup(id) : NULL;
   if (strncmp(slash, "/versions/", 10) != 0) return NULL;
-  char *end = NULL;
-  long long n = strtoll(slash + 10, &end, 10);
-  if (!end || *end || end == slash + 10 || n < 1) return NULL;
+  const char *digits = slash + 10;
+  int64_t n = 0;
+  if (sb_parse_digits(digits, strlen(digits), &n) != 0 || n < 1) return NULL;
   *version = n;
   return slash > id ? sb_strndup(id, (size_t)(slash - id)) : NULL;
 }

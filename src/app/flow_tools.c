@@ -19,7 +19,6 @@
  * modern subscriptions/listen) gets notifications/resources/updated each
  * time its tenant's log moves, then reads from the last seq it saw.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -726,19 +725,12 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   if (app_mcp_permit(call, "events:read")) return 1; /* as GET /v1/events */
   int64_t since = 0;
   if (uri[n] == '?') {
-    char *end = NULL;
     const char *digits = uri + n + 7;
-    int ok = strncmp(uri + n, "?since=", 7) == 0 && *digits;
-    for (const char *c = digits; ok && *c; c++)
-      ok = *c >= '0' && *c <= '9';
-    errno = 0;
-    long long v = ok ? strtoll(digits, &end, 10) : -1;
-    /* An overflowing number is no cursor (strtoll saturates it). */
-    if (v < 0 || !end || *end || errno == ERANGE) {
+    if (strncmp(uri + n, "?since=", 7) != 0 ||
+        sb_parse_digits(digits, strlen(digits), &since) != 0) {
       sb_mcp_call_fail_resource_not_found(call, uri);
       return 1;
     }
-    since = v;
   }
   log_read *op = sb_calloc(1, sizeof *op);
   if (!op || !(op->uri = sb_strdup(uri))) {

@@ -18,8 +18,6 @@
  * metadata.permissions, and reads filtered by contexts:read:<pointer>; a
  * refusal is a 403 with an insufficient_scope challenge naming the scope.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,14 +187,8 @@ refuse:
 int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;
-  /* Digits only (strtoll would take a sign and leading blanks), and none
-   * past INT64_MAX: strtoll clamps those, and a clamped number would be
-   * answered as if the caller had sent it. */
-  if (!isdigit((unsigned char)*v)) return -1;
-  char *end = NULL;
-  errno = 0;
-  long long n = strtoll(v, &end, 10);
-  return (*end == '\0' && errno == 0 && n >= 1) ? n : -1;
+  int64_t n = 0;
+  return sb_parse_digits(v, strlen(v), &n) == 0 && n >= 1 ? n : -1;
 }
 
 /* What an If-Match header asks for. */
@@ -216,13 +208,13 @@ static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
   if (strncmp(v, "W/", 2) == 0) return IF_MATCH_WEAK;
   int quoted = *v == '"';
   if (quoted) v++;
-  if (*v < '1' || *v > '9') return IF_MATCH_MALFORMED;
+  size_t digits = strspn(v, "0123456789");
+  if (*v == '0') return IF_MATCH_MALFORMED; /* no version 0, no padding */
   int64_t n = 0;
-  for (; *v >= '0' && *v <= '9'; v++) {
-    int d = *v - '0';
-    if (n > (INT64_MAX - d) / 10) return IF_MATCH_TOO_LARGE;
-    n = n * 10 + d;
-  }
+  int rc = sb_parse_digits(v, digits, &n);
+  if (rc == SB_ETOOBIG) return IF_MATCH_TOO_LARGE;
+  if (rc != 0) return IF_MATCH_MALFORMED;
+  v += digits;
   if (quoted && *v++ != '"') return IF_MATCH_MALFORMED;
   if (*v != '\0') return IF_MATCH_MALFORMED;
   *version = n;

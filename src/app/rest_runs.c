@@ -22,7 +22,6 @@
  * {"error": {"code", "message"}} with 400 bad_request, 404 not_found, 409
  * conflict (the run is not in a state for it), 503 busy (Retry-After).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,14 +336,7 @@ static void stream_error(void *ud, const sb_error *err) {
  * then stayed silent for ever instead of saying the cursor was bad. */
 static int parse_seq(const char *s, int64_t *out) {
   if (!s || !*s) return 0;
-  for (const char *c = s; *c; c++)
-    if (*c < '0' || *c > '9') return -1;
-  char *end = NULL;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (*end || v < 0 || errno == ERANGE) return -1;
-  *out = v;
-  return 0;
+  return sb_parse_digits(s, strlen(s), out) == 0 ? 0 : -1;
 }
 
 static void events_stream(sb_app *app, sb_http_request *req,

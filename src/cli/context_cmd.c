@@ -67,9 +67,8 @@ static int parse(int argc, char **argv, ctx_args *a) {
 
 /* A positive integer argument, or -1 with a usage error printed. */
 static long long number(const char *what, const char *v) {
-  char *end = NULL;
-  long long n = v ? strtoll(v, &end, 10) : 0;
-  if (!v || !end || *end || end == v || n < 1) {
+  int64_t n = 0;
+  if (!v || sb_parse_digits(v, strlen(v), &n) != 0 || n < 1) {
     sb_cli_usage_error("context", "%s: expected an integer >= 1", what);
     return -1;
   }

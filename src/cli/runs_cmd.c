@@ -252,11 +252,10 @@ static int read_store(const runs_args *a, const char *verb) {
                               "--status: one of running, waiting, "
                               "completed, failed, cancelled (got '%s')",
                               a->status);
-  long limit = 50;
+  int64_t limit = 50;
   if (a->limit) {
-    char *end = NULL;
-    limit = strtol(a->limit, &end, 10);
-    if (!*a->limit || *end || limit < 1 || limit > 1000)
+    if (sb_parse_digits(a->limit, strlen(a->limit), &limit) != 0 ||
+        limit < 1 || limit > 1000)
       return sb_cli_usage_error("runs", "--limit: an integer from 1 to 1000%s",
                                 "");
   }

@@ -187,6 +187,13 @@ size_t sb_utf8_seq(const unsigned char *s, size_t n);
 /* 1 when s[0..n) is UTF-8 text without NUL or other control characters
  * (C0, DEL): what an id, a path or a query value may hold. */
 int sb_text_plain(const char *s, size_t n);
+/* A count or cursor as the wire writes it: s[0..n) is one or more ASCII
+ * digits and nothing else (no sign, no blanks, no "0x"), of at most
+ * INT64_MAX. 0 with *out set, SB_EINVAL when the bytes are not digits
+ * alone, SB_ETOOBIG when the number is past INT64_MAX (strtoll would
+ * clamp it and the caller answer as if that had been sent). *out is left
+ * alone on failure. */
+int sb_parse_digits(const char *s, size_t n, int64_t *out);
 /* Make s (NUL-terminated) valid UTF-8 in place: each byte that does not
  * belong to a valid sequence becomes '?'. jansson refuses invalid UTF-8,
  * so a message quoting what a client sent is scrubbed before it is

@@ -342,6 +342,25 @@ size_t sb_utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
+int sb_parse_digits(const char *s, size_t n, int64_t *out) {
+  if (!s || n == 0) return SB_EINVAL;
+  int64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return SB_EINVAL;
+    int d = s[i] - '0';
+    if (v > (INT64_MAX - d) / 10) {
+      /* Past INT64_MAX, unless a later byte is not a digit at all: that
+       * is the better thing to report. */
+      for (i++; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return SB_EINVAL;
+      return SB_ETOOBIG;
+    }
+    v = v * 10 + d;
+  }
+  *out = v;
+  return 0;
+}
+
 int sb_text_plain(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < n;) {

@@ -23,13 +23,12 @@ static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
     const char *s = json_string_value(cursor);
     size_t len = 0;
     unsigned char *raw = s ? sb_base64_decode(s, strlen(s), &len) : NULL;
-    char *end = NULL;
-    unsigned long long v = 0;
-    /* a NUL inside would end the number early: such a cursor is not ours */
-    int ok = raw && strlen((char *)raw) == len &&
-             strncmp((char *)raw, "o:", 2) == 0;
-    if (ok) v = strtoull((char *)raw + 2, &end, 10);
-    ok = ok && end && *end == '\0' && end != (char *)raw + 2 && v <= total;
+    int64_t v = 0;
+    /* "o:OFFSET"; the digits are read as len bytes, so a NUL inside is
+     * no digit and such a cursor is not ours */
+    int ok = raw && len > 2 && strncmp((char *)raw, "o:", 2) == 0 &&
+             sb_parse_digits((char *)raw + 2, len - 2, &v) == 0 &&
+             (uint64_t)v <= total;
     sb_free(raw);
     if (!ok) {
       sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "Invalid cursor",

@@ -446,18 +446,19 @@ unsigned http_session_open_get(http_session *hs, http_req *r,
   int have_last = 0;
   *error = NULL;
   if (last_event_id && *last_event_id) {
-    char *end = NULL, *end2 = NULL;
-    unsigned long st = strtoul(last_event_id, &end, 10);
-    unsigned long long sq = 0;
-    if (end != last_event_id && *end == '-') sq = strtoull(end + 1, &end2, 10);
-    if (end == last_event_id || *end != '-' || !end2 || end2 == end + 1 ||
-        *end2 || st > UINT32_MAX) {
+    /* "STREAM-SEQ", as the events are sent with: digits alone on both
+     * sides (strtoul took signs and blanks, and wrapped "-1"). */
+    const char *dash = strchr(last_event_id, '-');
+    int64_t st = 0, sq = 0;
+    if (!dash ||
+        sb_parse_digits(last_event_id, (size_t)(dash - last_event_id), &st) ||
+        sb_parse_digits(dash + 1, strlen(dash + 1), &sq) || st > UINT32_MAX) {
       *error = get_error(SB_RPC_INVALID_REQUEST,
                          "Last-Event-ID: not an event id of this session");
       return MHD_HTTP_BAD_REQUEST;
     }
     stream = (uint32_t)st;
-    after = sq;
+    after = (uint64_t)sq;
     have_last = 1;
   }
   if (stream != 0) {

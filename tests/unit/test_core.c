@@ -700,6 +700,33 @@ static void fopen_regular_refuses_fifos(void **state) {
   rmdir(dir);
 }
 
+/* sb_parse_digits: digits alone, 0..INT64_MAX; what strtoll would have
+ * taken (a sign, blanks, a clamped overflow) is refused, and *out is only
+ * written on success. */
+static void parse_digits_bounds(void **state) {
+  (void)state;
+  int64_t v = -7;
+  assert_int_equal(sb_parse_digits("0", 1, &v), 0);
+  assert_int_equal(v, 0);
+  assert_int_equal(sb_parse_digits("0042", 4, &v), 0);
+  assert_int_equal(v, 42);
+  assert_int_equal(sb_parse_digits("9223372036854775807", 19, &v), 0);
+  assert_true(v == INT64_MAX);
+  /* only the n bytes given are read */
+  assert_int_equal(sb_parse_digits("12-34", 2, &v), 0);
+  assert_int_equal(v, 12);
+  v = -7;
+  assert_int_equal(sb_parse_digits("9223372036854775808", 19, &v), SB_ETOOBIG);
+  assert_int_equal(sb_parse_digits("99999999999999999999999", 23, &v),
+                   SB_ETOOBIG);
+  assert_int_equal(sb_parse_digits("99999999999999999999x", 21, &v), SB_EINVAL);
+  const char *bad[] = {"", "+5", "-5", " 5", "5 ", "0x10", "1e3", "5.0", "\xd9\xa5"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_int_equal(sb_parse_digits(bad[i], strlen(bad[i]), &v), SB_EINVAL);
+  assert_int_equal(sb_parse_digits(NULL, 0, &v), SB_EINVAL);
+  assert_int_equal(v, -7);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -735,6 +762,7 @@ int main(void) {
       cmocka_unit_test(log_line_escapes_control_characters),
       cmocka_unit_test(log_line_as_json),
       cmocka_unit_test(json_escape_cuts_whole),
+      cmocka_unit_test(parse_digits_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
