@@ -452,6 +452,15 @@ static int req_begin(http_req *r, const char *url, const char *method,
     http_conn_headers_in(http_conn_of(r->conn), 0);
     return 0;
   }
+  const char *arg_twice = http_conn_repeated_arg(r->conn);
+  if (arg_twice) {
+    set_early(r, MHD_HTTP_BAD_REQUEST, SB_RPC_INVALID_REQUEST, NULL,
+              "query parameter \"%.100s\": given more than once; give it "
+              "once (a list is written a,b)",
+              arg_twice);
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
+  }
   if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
       !header(r, "Host")) {
     /* RFC 9112 3.2: a server MUST answer such a request 400. */

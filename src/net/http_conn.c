@@ -377,6 +377,40 @@ const char *http_conn_repeated_header(struct MHD_Connection *conn) {
   return f.repeated;
 }
 
+/* ---- query parameters that may appear once -----------------------------
+ * Every parameter we read is one value (a list is written a,b in one).
+ * MHD hands out the first of two; a client or a proxy that meant the
+ * second would be answered for something it did not ask. */
+
+typedef struct arg_scan {
+  const char *keys[32];
+  size_t n;
+  const char *repeated;
+} arg_scan;
+
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value) {
+  (void)kind;
+  (void)value;
+  arg_scan *f = cls;
+  if (!key) return MHD_YES;
+  for (size_t i = 0; i < f->n; i++)
+    if (strcmp(f->keys[i], key) == 0) {
+      f->repeated = f->keys[i];
+      return MHD_NO;
+    }
+  /* Past 32 distinct names the rest go unchecked; no route reads so many,
+   * and a name we never read cannot be misread. */
+  if (f->n < sizeof f->keys / sizeof f->keys[0]) f->keys[f->n++] = key;
+  return MHD_YES;
+}
+
+const char *http_conn_repeated_arg(struct MHD_Connection *conn) {
+  arg_scan f = {0};
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, scan_arg, &f);
+  return f.repeated;
+}
+
 int http_media_type_json(const char *ct) {
   if (!ct) return 1; /* none said: the body is read as JSON */
   while (*ct == ' ' || *ct == '\t') ct++;

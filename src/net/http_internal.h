@@ -256,6 +256,8 @@ http_framing http_conn_framing(struct MHD_Connection *conn);
  * Content-Type, the MCP headers, Last-Event-ID) but appears more often,
  * or NULL. */
 const char *http_conn_repeated_header(struct MHD_Connection *conn);
+/* The first query parameter name given twice, or NULL. */
+const char *http_conn_repeated_arg(struct MHD_Connection *conn);
 /* 1 if a body of Content-Type `ct` is JSON: application/json or
  * application/<anything>+json, any parameters; or no Content-Type. */
 int http_media_type_json(const char *ct);

@@ -145,6 +145,19 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     assert.equal((await echoOnNewConnection('once')).status, 200);
   });
 
+  it('a query parameter given twice is 400 naming it, in the shape of the route', async () => {
+    // Before: MHD handed out the first; a proxy that read the second saw
+    // another request than the one answered.
+    const headers = { Authorization: `Bearer ${TOKEN}` };
+    const twice = await fetch(`http://127.0.0.1:${port}/v1/runs?limit=1&status=running&limit=500`, { headers });
+    assert.equal(twice.status, 400);
+    const body = await twice.json();
+    assert.equal(body.error.code, 'bad_request', JSON.stringify(body));
+    assert.match(body.error.message, /query parameter "limit": given more than once/);
+    const once = await fetch(`http://127.0.0.1:${port}/v1/runs?limit=1&status=running`, { headers });
+    assert.equal(once.status, 200, await once.text());
+  });
+
   it('an HTTP/1.1 request without Host is 400 naming it (RFC 9112 3.2); HTTP/1.0 needs none', async () => {
     for (const target of ['/mcp', '/v1/runs']) {
       const c = new Raw(port);
