@@ -386,29 +386,41 @@ typedef enum answer_action {
   ANSWER_CANCEL,
   ANSWER_NOT_OBJECT, /* the response is not an object */
   ANSWER_BAD_ACTION, /* action missing or not accept, decline or cancel */
+  ANSWER_BAD_CONTENT, /* accept with a content that is not an object */
 } answer_action;
 
+/* ElicitResult.content is an object, or absent: an accept without one
+ * answers {} (as workflow_run's retry with inputResponses does), and one
+ * of another type (null included) is refused there and here alike. */
 static answer_action answer_action_of(const json_t *response) {
   if (!json_is_object(response)) return ANSWER_NOT_OBJECT;
   const char *a = json_string_value(json_object_get(response, "action"));
   if (!a) return ANSWER_BAD_ACTION;
-  if (strcmp(a, "accept") == 0) return ANSWER_ACCEPT;
+  if (strcmp(a, "accept") == 0) {
+    const json_t *content = json_object_get(response, "content");
+    return content && !json_is_object(content) ? ANSWER_BAD_CONTENT
+                                               : ANSWER_ACCEPT;
+  }
   if (strcmp(a, "decline") == 0) return ANSWER_DECLINE;
   if (strcmp(a, "cancel") == 0) return ANSWER_CANCEL;
   return ANSWER_BAD_ACTION;
 }
 
 /* The message naming what is wrong with a malformed response. */
-static void answer_malformed_msg(answer_action a, const char *what, char *buf,
-                                 size_t n) {
+static void answer_malformed_msg(answer_action a, const json_t *response,
+                                 const char *what, char *buf, size_t n) {
   if (a == ANSWER_NOT_OBJECT)
     snprintf(buf, n, "%s: expected an object {action, content?}", what);
+  else if (a == ANSWER_BAD_CONTENT)
+    snprintf(buf, n, "%s.content: expected an object, got %s", what,
+             sb_json_type_name(json_object_get(response, "content")));
   else
     snprintf(buf, n, "%s.action: expected accept, decline or cancel", what);
 }
 
-/* Give one answer: accept answers the ask step; decline and cancel cancel
- * the run. 0 when under way (cb runs), else a negative code with err. */
+/* Give one answer: accept answers the ask step (content NULL: {}); decline
+ * and cancel cancel the run. 0 when under way (cb runs), else a negative
+ * code with err. */
 static int give_answer(task_op *op, const char *step, answer_action action,
                        json_t *content, sb_flow_cb cb, sb_error *err) {
   if (action == ANSWER_ACCEPT) {
@@ -505,7 +517,7 @@ static void update_read(void *ud, const sb_flow_reply *r) {
       /* Nothing is given: a malformed response is not a "no". */
       char what[200], msg[300];
       snprintf(what, sizeof what, "params.inputResponses[\"%s\"]", key);
-      answer_malformed_msg(action, what, msg, sizeof msg);
+      answer_malformed_msg(action, resp, what, msg, sizeof msg);
       sb_mcp_call *call = op_take(op);
       if (call)
         sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, msg,
@@ -513,11 +525,13 @@ static void update_read(void *ud, const sb_flow_reply *r) {
       op_release(op);
       return;
     }
-    json_array_append_new(
-        op->todo,
-        json_pack("{sOsisO}", "step", json_object_get(w, "step"), "action",
-                  (int)action, "content",
-                  json_object_get(resp, "content") ?: json_null()));
+    /* No content: none in the entry (not null, which would be answered
+     * as null where workflow_run answers {}). */
+    json_t *todo = json_pack("{sOsi}", "step", json_object_get(w, "step"),
+                             "action", (int)action);
+    json_t *content = json_object_get(resp, "content");
+    if (todo && content) json_object_set(todo, "content", content);
+    json_array_append_new(op->todo, todo);
   }
   update_next(op);
 }
@@ -566,7 +580,7 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
      * tasks/result that asked says what was wrong with it. */
     char what[200], msg[300];
     snprintf(what, sizeof what, "elicitation/create result for step %s", step);
-    answer_malformed_msg(action, what, msg, sizeof msg);
+    answer_malformed_msg(action, result, what, msg, sizeof msg);
     sb_mcp_call *taken = op_take(op);
     if (taken) sb_mcp_call_fail(taken, SB_RPC_INVALID_PARAMS, msg, NULL);
     op_release(op);

@@ -457,11 +457,15 @@ static void resume_answered(run_watch *w, const char *state,
   w->run_id = sb_strdup(run);
   int rc;
   w->in_flow = 1;
-  if (action && strcmp(action, "accept") == 0)
+  if (action && strcmp(action, "accept") == 0) {
+    /* No content answers {} (as tasks/update does); the engine copies
+     * the answer, so the empty object is ours to drop. */
+    json_t *empty = json_object();
     rc = sb_flow_run_answer(w->app->flow, w->tenant, run, step,
-                            content ? content : json_object(), answered_follow,
-                            w, &err);
-  else
+                            content ? content : empty, answered_follow, w,
+                            &err);
+    json_decref(empty);
+  } else
     rc = sb_flow_run_get(w->app->flow, w->tenant, run, watch_final, w, &err);
   json_decref(payload);
   if (rc != 0) {

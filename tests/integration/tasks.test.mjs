@@ -53,6 +53,13 @@ const WORKFLOWS = [
       { id: 'book', call: { agent: 'flow', tool: 'book', arguments: { slot: '$workflow.variables.pick.slot' } } },
     ],
   },
+  {
+    // A question any accept answers: nothing is required.
+    name: 'tasks-ok',
+    steps: [
+      { id: 'ok', ask: { message: 'Go ahead?', schema: { type: 'object', properties: { note: { type: 'string' } } } }, save: 'workflow.variables.ok' },
+    ],
+  },
 ];
 
 function writeConfig() {
@@ -207,6 +214,37 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     assert.equal(mixed.error?.code, -32602, JSON.stringify(mixed));
     assert.equal((await taskGet(server.url, A, id)).result.status, 'input_required');
     await postModern(server.url, A, 'tasks/cancel', { taskId: id });
+  });
+
+  it('an accept without content answers {} through tasks/update and through workflow_run\'s retry alike; a content that is not an object is refused by both', async () => {
+    const saved = async (contextId) => {
+      const r = await fetch(new URL(`/v1/contexts/${contextId}`, server.url), { headers: { authorization: `Bearer ${A}` } });
+      assert.equal(r.status, 200);
+      return (await r.json()).data.workflow.variables.ok;
+    };
+    // tasks/update (once answered null)
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ok' } });
+    const id = created.result.taskId;
+    await pollTask(server.url, A, id, (x) => x.status === 'input_required', 'input_required');
+    const bad = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'ok/1': { action: 'accept', content: null } } });
+    assert.equal(bad.error?.code, -32602, JSON.stringify(bad));
+    assert.match(bad.error.message, /\["ok\/1"\]\.content: expected an object, got null/);
+    assert.equal((await taskGet(server.url, A, id)).result.status, 'input_required');
+    const ack = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'ok/1': { action: 'accept' } } });
+    assert.equal(ack.result?.resultType, 'complete', JSON.stringify(ack));
+    const done = await pollTask(server.url, A, id, (x) => x.status === 'completed', 'completed after the answer');
+    assert.deepEqual(await saved(done.result.structuredContent.contextId), {});
+    // workflow_run answered with its requestState (input_required, no task)
+    const call = (extra) => postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ok' }, ...extra }, { tasks: false, elicitation: true });
+    const asking = await call({});
+    assert.equal(asking.result?.resultType, 'input_required', JSON.stringify(asking));
+    const { requestState } = asking.result;
+    const refused = await call({ requestState, inputResponses: { ok: { action: 'accept', content: null } } });
+    assert.equal(refused.error?.code, -32602, JSON.stringify(refused));
+    assert.match(refused.error.message, /\["ok"\]\.content: expected an object, got null/);
+    const answered = await call({ requestState, inputResponses: { ok: { action: 'accept' } } });
+    assert.equal(answered.result?.structuredContent?.status, 'completed', JSON.stringify(answered));
+    assert.deepEqual(await saved(answered.result.structuredContent.contextId), {});
   });
 
   it('2026-07-28: tasks/cancel stops a waiting run; unknown ids are -32602', async () => {

@@ -61,7 +61,7 @@ export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
  * `tasks` is false. Answers { status, headers, text, ...the JSON-RPC
  * message }, the message read from a JSON body or the last SSE data line.
  */
-export async function postModern(url, token, method, params, { tasks = true, id = 1 } = {}) {
+export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1 } = {}) {
   const name = params.taskId ?? params.uri ?? params.name;
   const headers = {
     accept: 'application/json, text/event-stream',
@@ -73,7 +73,10 @@ export async function postModern(url, token, method, params, { tasks = true, id 
   if (name !== undefined) headers['Mcp-Name'] = name;
   const meta = {
     'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-    'io.modelcontextprotocol/clientCapabilities': tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {},
+    'io.modelcontextprotocol/clientCapabilities': {
+      ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
+      ...(elicitation ? { elicitation: { form: {} } } : {}),
+    },
   };
   const res = await withDeadline(fetch(url, {
     method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
