@@ -232,6 +232,10 @@ void app_rest_not_allowed(sb_http_request *req, const char *allow,
 int64_t app_rest_query_int(sb_http_request *req, const char *key);
 /* 503 busy with Retry-After: 1 (back-pressure; retry shortly). */
 void app_rest_busy(sb_http_request *req, const char *message);
+/* The message refusing an events cursor `since` past the tenant's newest
+ * seq (GET /v1/events, events://log; flow_tools.c). */
+void app_events_since_msg(int64_t since, int64_t newest, const char *what,
+                          char *buf, size_t n);
 /* The request body as JSON (new reference), parsed by the parser /mcp
  * uses with the same limits (sb_http_request_json), or NULL after
  * answering 400 bad_json naming `what` and what was wrong. */

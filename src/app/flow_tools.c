@@ -675,7 +675,17 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
 typedef struct log_read {
   sb_mcp_call *call; /* NULL once cancelled */
   char *uri;
+  int64_t since;
 } log_read;
+
+void app_events_since_msg(int64_t since, int64_t newest, const char *what,
+                          char *buf, size_t n) {
+  snprintf(buf, n,
+           "%s: %lld is past the newest event of this tenant's log (%lld): "
+           "this log never gave it (was the store replaced?); read from %lld "
+           "or below (0: from the start)",
+           what, (long long)since, (long long)newest, (long long)newest);
+}
 
 static void log_cancelled(sb_mcp_call *call, void *ud) {
   (void)call;
@@ -693,6 +703,14 @@ static void log_done(void *ud, sb_store_result *res) {
                        NULL);
     } else if (res->rc != 0) {
       sb_mcp_call_fail(op->call, SB_RPC_INTERNAL_ERROR, res->err.msg, NULL);
+    } else if (op->since > res->last_seq) {
+      /* As GET /v1/events: an empty answer would have the reader go on
+       * from a cursor that skips every event up to it. */
+      char msg[400];
+      app_events_since_msg(op->since, res->last_seq, "since", msg, sizeof msg);
+      sb_mcp_call_fail(op->call, SB_RPC_INVALID_PARAMS, msg,
+                       json_pack("{sssI}", "uri", op->uri, "newestSeq",
+                                 (json_int_t)res->last_seq));
     } else {
       json_t *list = json_array();
       int64_t last = 0;
@@ -743,6 +761,7 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
     return 1;
   }
   op->call = call;
+  op->since = since;
   int rc = sb_store_events_read(app->store, sb_mcp_call_tenant(call), since,
                                 NULL, 500, log_done, op);
   if (rc != 0) {

@@ -339,15 +339,9 @@ static int parse_seq(const char *s, int64_t *out) {
   return sb_parse_digits(s, strlen(s), out) == 0 ? 0 : -1;
 }
 
-static void events_stream(sb_app *app, sb_http_request *req,
-                          const char *tenant) {
-  int64_t since = 0;
-  const char *last = sb_http_request_header(req, "Last-Event-ID");
-  if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
-      parse_seq(last, &since) != 0)
-    return app_rest_error(req, 400, "bad_request",
-                          "since / Last-Event-ID: a sequence number (an "
-                          "integer from 0 to 9223372036854775807)");
+/* The stream itself, from `since` (a cursor this log gave). */
+static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
+                        int64_t since) {
   event_stream *s = sb_calloc(1, sizeof *s);
   if (!s) return app_rest_error(req, 500, "internal", "out of memory");
   s->app = app;
@@ -386,6 +380,64 @@ static void events_stream(sb_app *app, sb_http_request *req,
   }
   sb_http_request_defer(req, stream_gone, s);
   sb_http_stream_start(req);
+}
+
+/* A cursor past the newest event the tenant's log has handed out was
+ * never given by it (a store replaced or restored from a backup, a
+ * client's own arithmetic). Served, the stream would skip every event up
+ * to it without a word: it is refused, naming the newest, before the
+ * stream starts (events://log?since= refuses it the same way). */
+typedef struct since_check {
+  sb_app *app;
+  sb_http_request *req; /* NULL once the client is gone */
+  int64_t since;
+} since_check;
+
+static void since_gone(void *ud) { ((since_check *)ud)->req = NULL; }
+
+static void since_checked(void *ud, sb_store_result *res) {
+  since_check *op = ud;
+  sb_http_request *req = op->req;
+  if (!req) {
+    /* the client left meanwhile */
+  } else if (res->rc == SB_EBUSY) {
+    app_rest_busy(req, "the event log is busy; retry shortly");
+  } else if (res->rc != 0) {
+    app_rest_error(req, 500, "internal", res->err.msg);
+  } else if (op->since > res->last_seq) {
+    char msg[400];
+    app_events_since_msg(op->since, res->last_seq, "since / Last-Event-ID",
+                         msg, sizeof msg);
+    app_rest_error(req, 400, "bad_request", msg);
+  } else {
+    stream_open(op->app, req, sb_http_request_tenant(req), op->since);
+  }
+  sb_free(op);
+}
+
+static void events_stream(sb_app *app, sb_http_request *req,
+                          const char *tenant) {
+  int64_t since = 0;
+  const char *last = sb_http_request_header(req, "Last-Event-ID");
+  if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
+      parse_seq(last, &since) != 0)
+    return app_rest_error(req, 400, "bad_request",
+                          "since / Last-Event-ID: a sequence number (an "
+                          "integer from 0 to 9223372036854775807)");
+  if (since == 0) return stream_open(app, req, tenant, 0);
+  since_check *op = sb_calloc(1, sizeof *op);
+  if (!op) return app_rest_error(req, 500, "internal", "out of memory");
+  *op = (since_check){app, req, since};
+  /* One event at most is read: the answer that matters is the newest. */
+  int rc = sb_store_events_read(app->store, tenant ? tenant : "", since, NULL,
+                                1, since_checked, op);
+  if (rc != 0) {
+    sb_free(op);
+    if (rc == SB_EBUSY)
+      return app_rest_busy(req, "the event log is busy; retry shortly");
+    return app_rest_error(req, 500, "internal", "the event log cannot be read");
+  }
+  sb_http_request_defer(req, since_gone, op);
 }
 
 typedef struct publish_op {

@@ -100,6 +100,7 @@ static const char *const stmt_sql[STMT__COUNT] = {
         "SELECT seq,created_ms,type,run_id,data FROM events WHERE "
         "tenant_id=?1 AND seq>?2 AND (?3 IS NULL OR run_id=?3) ORDER BY seq "
         "LIMIT ?4",
+    [STMT_EVENT_LAST] = "SELECT last FROM event_seqs WHERE tenant_id=?",
     [STMT_EVENTS_TRIM] =
         "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE "
         "created_ms<? LIMIT ?)",

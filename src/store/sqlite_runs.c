@@ -237,6 +237,19 @@ int st_read_events(st_conn *c, st_req *q) {
   if (!rc && step != SQLITE_DONE)
     rc = st_db_error(c, &q->res.err, "reading events");
   sqlite3_reset(st);
+  /* The counter, after the events: never below the last one read (it only
+   * grows), so a reader that compares a cursor with it refuses no cursor
+   * this log gave. */
+  if (!rc) {
+    st = st_conn_stmt(c, STMT_EVENT_LAST);
+    st_bind_text(st, 1, q->tenant);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+      q->res.last_seq = sqlite3_column_int64(st, 0);
+    else if (step != SQLITE_DONE)
+      rc = st_db_error(c, &q->res.err, "reading the event counter");
+    sqlite3_reset(st);
+  }
   if (rc) sb_store_event_rows_clear(out);
   return rc;
 }

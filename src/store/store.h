@@ -254,6 +254,10 @@ typedef struct sb_store_result {
                                  SB_ECONFLICT the current one */
   sb_store_event_rows events; /* a write's events as committed (with their
                                  seq), or the events read */
+  int64_t last_seq;           /* events_read: the newest seq the tenant's
+                                 log has handed out (0: none yet), read
+                                 after the events; a cursor above it was
+                                 never given by this log */
   sb_store_runs runs;         /* run_get (one), run_list, runs_active */
   sb_store_tenant_rows tenants; /* tenant_list */
   sb_store_key_rows keys;       /* key_list, keys_load */
@@ -332,7 +336,8 @@ int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
 int sb_store_runs_active(sb_store *st, sb_store_cb cb, void *ud);
 
 /* A tenant's events after seq `since`, in order, at most `limit`; of one
- * run only when run_id is not NULL. */
+ * run only when run_id is not NULL; and res->last_seq, the newest seq the
+ * tenant's counter has handed out (trimmed events included). */
 int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
                          const char *run_id, size_t limit, sb_store_cb cb,
                          void *ud);

@@ -251,6 +251,51 @@ describe('events and workflows over MCP', () => {
     }
   });
 
+  test('a cursor past the newest event is refused naming the newest, on the stream and on events://log alike; at the newest it goes on', async () => {
+    const pub = await a.publish({ type: 'crm.call', data: { who: 'Bo' } });
+    assert.equal(pub.status, 201);
+    const past = pub.json.seq + 1000;
+    const refusedBy = async (headers, query) => {
+      const r = await fetch(`${base}/v1/events${query}`, { headers: { Authorization: `Bearer ${A.token}`, ...headers } });
+      const text = r.status === 400 ? await r.text() : (await r.body?.cancel(), '');
+      assert.equal(r.status, 400, `${query} ${JSON.stringify(headers)}: answered ${r.status} (${r.headers.get('content-type')})`);
+      const m = /^since \/ Last-Event-ID: (\d+) is past the newest event of this tenant's log \((\d+)\)/.exec(JSON.parse(text).error.message);
+      assert.ok(m, text);
+      assert.equal(Number(m[1]), past);
+      return Number(m[2]);
+    };
+    // once a stream that skipped every event up to `past` without a word
+    const newest = await refusedBy({}, `?since=${past}`);
+    assert.ok(newest >= pub.json.seq && newest < past, `newest ${newest}`);
+    assert.ok(await refusedBy({ 'Last-Event-ID': String(past) }, '') >= newest);
+    // the cursor is the tenant's own: past B's newest, though not A's
+    const r = await fetch(`${base}/v1/events?since=${newest}`, { headers: { Authorization: `Bearer ${B.token}` } });
+    const text = r.status === 400 ? await r.text() : (await r.body?.cancel(), '');
+    assert.equal(r.status, 400, `B at A's newest: ${r.status}`);
+    const theirs = /past the newest event of this tenant's log \((\d+)\)/.exec(JSON.parse(text).error.message);
+    assert.ok(theirs && Number(theirs[1]) < newest, text);
+    const client = new LegacyClient({ name: 'flow-tests', version: '1.0.0' }, { capabilities: {} });
+    await client.connect(new LegacyHttp(new URL(sw.url), { requestInit: { headers: { Authorization: `Bearer ${A.token}` } } }));
+    try {
+      await assert.rejects(client.readResource({ uri: `events://log?since=${past}` }), (e) => {
+        assert.equal(e.code, -32602, e.message);
+        assert.match(e.message, new RegExp(`since: ${past} is past the newest event of this tenant's log \\(\\d+\\)`));
+        assert.ok(e.data.newestSeq >= newest, JSON.stringify(e.data));
+        return true;
+      });
+      // at the newest: nothing yet, then what follows
+      const level = JSON.parse((await client.readResource({ uri: `events://log?since=${newest}` })).contents[0].text);
+      assert.ok(level.events.every((e) => e.seq > newest));
+    } finally {
+      await client.close();
+    }
+    const live = readEvents(base, `/v1/events?since=${newest}&types=crm.*`, (evs) => evs.some((e) => e.data.data.who === 'Cy'), { token: A.token });
+    const next = await a.publish({ type: 'crm.call', data: { who: 'Cy' } });
+    assert.equal(next.status, 201);
+    const got = await live;
+    assert.ok(got.every((e) => Number(e.id) > newest));
+  });
+
   test('workflow_run over MCP (modern client): the question as input_required, answered by the SDK', async () => {
     const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
     const client = new Client({ name: 'flow-tests', version: '1.0.0' },

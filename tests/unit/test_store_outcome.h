@@ -17,6 +17,7 @@ typedef struct outcome {
   sb_store_versions versions; /* taken from the result */
   int64_t run_rev;
   sb_store_event_rows events; /* taken from the result */
+  int64_t last_seq;
   sb_store_runs runs;         /* taken from the result */
 } outcome;
 
@@ -35,6 +36,7 @@ static inline void on_outcome(void *ud, sb_store_result *res) {
   o->run_rev = res->run_rev;
   o->events = res->events;
   memset(&res->events, 0, sizeof res->events);
+  o->last_seq = res->last_seq;
   o->runs = res->runs;
   memset(&res->runs, 0, sizeof res->runs);
 }

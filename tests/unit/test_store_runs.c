@@ -433,6 +433,16 @@ static void test_sequences_per_tenant(void **state) {
   assert_int_equal(read_events(f, "t", 2, NULL, &o), 0);
   assert_int_equal(o.events.len, 2);
   assert_int_equal(o.events.items[0].seq, 3);
+  assert_int_equal(o.last_seq, 4); /* the tenant's newest, with a read */
+  outcome_clear(&o);
+  /* past the end: nothing read, and the newest says the cursor is no
+   * cursor of this log */
+  assert_int_equal(read_events(f, "t", 9, NULL, &o), 0);
+  assert_int_equal(o.events.len, 0);
+  assert_int_equal(o.last_seq, 4);
+  outcome_clear(&o);
+  assert_int_equal(read_events(f, "nobody", 0, NULL, &o), 0);
+  assert_int_equal(o.last_seq, 0);
   outcome_clear(&o);
   assert_int_equal(read_events(f, "t", 0, "r9", &o), 0);
   assert_int_equal(o.events.len, 2);
@@ -443,6 +453,11 @@ static void test_sequences_per_tenant(void **state) {
   assert_int_equal(
       await(f, sb_store_events_trim(f->s.st, 10, 0, on_outcome, &o), &o), 0);
   assert_int_equal(o.count, 6);
+  outcome_clear(&o);
+  /* the newest outlives the events trimmed */
+  assert_int_equal(read_events(f, "t", 0, NULL, &o), 0);
+  assert_int_equal(o.events.len, 0);
+  assert_int_equal(o.last_seq, 4);
   outcome_clear(&o);
   assert_int_equal(sb_store_write(f->s.st, "t", &two, 20, on_outcome, &o), 0);
   assert_true(run_until(&f->s.loop, flag_set, &o.done, DEADLINE_MS));
