@@ -758,14 +758,28 @@ static void pop_change(fl_run *r, int rc, const sb_error *err) {
   if (rc != 0 && c->kind == FL_START) fl_run_detach(r);
   r->queue = c->next;
   if (!r->queue) r->queue_tail = NULL;
+  /* A cancellation the store did not take (not "not running": a write
+   * that failed) says so, and that the run goes on: its caller may cancel
+   * again, rather than read a bare store error as the run's end. */
+  sb_error why = {0};
+  if (rc != 0 && rc != SB_ESTATE && c->kind == FL_CANCEL) {
+    sb_error_set(&why, rc,
+                 "run %s: the cancellation could not be written (%s); the "
+                 "run goes on as it was: cancel it again",
+                 r->id, err && *err->msg ? err->msg : sb_strerror(rc));
+    err = &why;
+  }
   /* The view is for whoever waits on this change; most have no one. */
   json_t *view = rc == 0 && c->cb
                      ? fl_run_view(r->doc, fl_int(r->doc, "contextVersion"))
                      : NULL;
   fl_reply_seq(c->cb, c->ud, rc, err, view, rc == 0 ? r->last_seq : 0);
   json_decref(view);
-  /* A cancellation not written: the steps it held back start. */
-  if (rc != 0 && c->kind == FL_CANCEL && !r->detached) fl_steps_sync(r);
+  /* A cancellation not written: the steps it stopped take up again (they
+   * are still under way in the store), and those it held back start.
+   * Left stopped, they would ignore their ends: a run neither cancelled
+   * nor going on until a restart. */
+  if (rc != 0 && c->kind == FL_CANCEL && !r->detached) fl_steps_revive(r);
   fl_change_free(c);
 }
 

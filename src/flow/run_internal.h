@@ -193,6 +193,10 @@ void fl_timer_close(uv_timer_t **t);
 /* steps.c */
 void fl_steps_sync(fl_run *r);     /* start/stop actives to match doc */
 void fl_steps_stop_all(fl_run *r); /* stop every active (no change) */
+/* A cancellation was not written: the steps it told to stop (still under
+ * way in the store) take up again, or start again from the stored run
+ * when their end went by meanwhile; memory matches the store again. */
+void fl_steps_revive(fl_run *r);
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err);
 int fl_active_index(const fl_run *r, int step, int visit);

@@ -474,6 +474,44 @@ static void reopen(fl_run *r, int step, int visit) {
     arm(a, 0, on_deadline);
 }
 
+/* 1 if a change of step `a` (its end) waits in the run's queue. */
+static int end_queued(const fl_run *r, const fl_active *a) {
+  for (const fl_change *c = r->queue; c; c = c->next)
+    if ((c->kind == FL_STEP_DONE || c->kind == FL_STEP_FAILED) &&
+        c->step == a->step && c->visit == a->visit)
+      return 1;
+  return 0;
+}
+
+void fl_steps_revive(fl_run *r) {
+  /* Another cancellation waits its turn: its steps stay stopped for it. */
+  for (const fl_change *c = r->queue; c; c = c->next)
+    if (c->kind == FL_CANCEL) return;
+  for (size_t i = r->nactive; i-- > 0;) {
+    fl_active *a = r->active[i];
+    if (!a->finished || end_queued(r, a)) continue;
+    const sb_flow_step *s = step_of(a);
+    if (s->kind == SB_FLOW_ASK) { /* it can be answered again */
+      reopen(r, a->step, a->visit);
+      continue;
+    }
+    if (s->kind == SB_FLOW_CALL &&
+        (a->call || (a->timer && uv_is_active((uv_handle_t *)a->timer)))) {
+      a->finished = 0; /* its answer, or its next try, is still to come */
+      continue;
+    }
+    /* Its end went by while it was stopped (a call answered, an event
+     * came, and were ignored): it starts again below from its stored
+     * entry, as after a restart (the same visit, so the same idempotency
+     * key; a wait reads the log again from its seq). */
+    memmove(&r->active[i], &r->active[i + 1],
+            (r->nactive - i - 1) * sizeof *r->active);
+    r->nactive--;
+    active_free(a);
+  }
+  fl_steps_sync(r);
+}
+
 /* The answer to an ask step: a change for the run. */
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err) {

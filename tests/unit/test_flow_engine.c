@@ -10,6 +10,7 @@
 #include <stdint.h>
 /* after the headers it needs */
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ typedef struct env {
   sb_flow_engine *eng;
   sb_events_sub *sub;
   /* what the bus delivered */
-  int64_t ticks, last_seq, ended;
+  int64_t ticks, last_seq, ended, steps_done;
   int seq_ok;
   char end_type[64];
   /* agent calls the engine asked room for (hold_call) */
@@ -94,6 +95,7 @@ static void on_event(void *ud, const sb_event *e) {
   if (e->seq <= v->last_seq) v->seq_ok = 0;
   v->last_seq = e->seq;
   if (strcmp(e->type, "spin.tick") == 0) v->ticks++;
+  if (strcmp(e->type, "step.completed") == 0) v->steps_done++;
   if (strncmp(e->type, "run.", 4) == 0 &&
       (strcmp(e->type, "run.completed") == 0 ||
        strcmp(e->type, "run.failed") == 0 ||
@@ -172,12 +174,14 @@ static void env_down(env *v) {
 typedef struct reply {
   int done, rc;
   json_t *run;
+  char msg[sizeof(((sb_error *)0)->msg)];
 } reply;
 
 static void on_reply(void *ud, const sb_flow_reply *r) {
   reply *o = ud;
   o->done = 1;
   o->rc = r->rc;
+  snprintf(o->msg, sizeof o->msg, "%s", r->rc ? r->err.msg : "");
   if (r->rc != 0) fprintf(stderr, "flow reply: %s\n", r->err.msg);
   o->run = json_incref(r->run);
 }
@@ -566,6 +570,83 @@ static void test_cancel_mid_loop_then_resume(void **state) {
   env_down(&v);
 }
 
+/* SQL on the store's file through a connection of its own: what another
+ * process writes there, or a fault (a trigger that refuses a write). */
+static void store_sql(env *v, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(v->path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s: %s", sql, msg ? msg : "?");
+  sqlite3_close(db);
+}
+
+static json_t *two_waits(void) {
+  return J("{'name': 'spin', 'steps': ["
+           "{'id': 'w', 'wait': {'event': 'go.now'}},"
+           "{'id': 'w2', 'wait': {'event': 'go.later'}}]}");
+}
+
+static int steps_done(void *ud) { return ((env *)ud)->steps_done > 0; }
+
+static void publish(env *v, const char *type) {
+  sb_error err = {0};
+  assert_int_equal(
+      sb_events_publish(v->bus, TENANT, type, NULL, NULL, NULL, NULL, &err), 0);
+}
+
+static const char *current0(const json_t *run) {
+  return json_string_value(json_array_get(json_object_get(run, "current"), 0));
+}
+
+/* A cancellation the store refuses (an error other than "busy") is
+ * answered as not written, and the run goes on as it was: its step hears
+ * the event it waits for (once ignored: the run neither cancelled nor
+ * going on until a restart); a later cancel ends it. */
+static void test_cancel_not_written_goes_on(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  store_sql(&v, "CREATE TRIGGER no_cancel BEFORE UPDATE ON runs WHEN "
+                "NEW.status = 'cancelled' BEGIN SELECT RAISE(ABORT, 'the "
+                "disk is on fire'); END");
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "stop", on_reply, &o, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, SB_EIO);
+  assert_null(o.run);
+  assert_non_null(strstr(o.msg, "the cancellation could not be written"));
+  assert_non_null(strstr(o.msg, "the disk is on fire"));
+  assert_non_null(strstr(o.msg, "cancel it again"));
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, steps_done, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  json_t *run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "waiting");
+  assert_string_equal(current0(run), "w2");
+  json_decref(run);
+  store_sql(&v, "DROP TRIGGER no_cancel");
+  reply again = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "now", on_reply, &again, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+  assert_int_equal(again.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(again.run, "status")),
+                      "cancelled");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(again.run, "stopped"), 0)),
+      "w2");
+  json_decref(again.run);
+  env_down(&v);
+}
+
 /* Several runs looping at once: still one part per turn of the loop for
  * them all (their writes land together, they go on in turn). */
 static void test_many_loops_share_turns(void **state) {
@@ -600,6 +681,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_while_resuming),
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
+      cmocka_unit_test(test_cancel_not_written_goes_on),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
