@@ -399,7 +399,8 @@ json_t *sb_flow_run_view(const char *stored_doc, int listing);
 /* Counters for tests and benchmarks. */
 typedef struct sb_flow_stats {
   uint64_t transitions; /* written */
-  uint64_t conflicts;   /* context moved under a run: re-read, redone */
+  uint64_t conflicts;   /* context or run row moved under a run: re-read,
+                           redone */
   uint64_t steps;       /* steps executed by the transitions planned (one
                            planned again after a conflict counts again) */
   size_t runs;          /* in progress in this process */

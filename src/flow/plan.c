@@ -9,7 +9,8 @@
  * applies to the stored head, and applied to the copy (so a branch sees
  * the result just saved). Nothing of the run in memory changes until the
  * transaction is durable; if the context moved meanwhile, the plan is
- * made again from the new head.
+ * made again from the new head, and if the run's own row did (another
+ * process wrote it), from the row as stored.
  */
 #include <string.h>
 
@@ -814,15 +815,104 @@ static int write_later(fl_run *r, int rc) {
   return 1;
 }
 
+/* Past FL_CONFLICT_TRIES conflicts in a row, the change is planned again
+ * after a pause that doubles from CONFLICT_PAUSE_MS up to
+ * CONFLICT_PAUSE_CAP_MS, rather than at once (another writer keeps
+ * winning) or never (dropped, the change would leave its step over in
+ * memory and under way in the store: the run waiting for ever). */
+#define CONFLICT_PAUSE_MS 20
+#define CONFLICT_PAUSE_CAP_MS 2000
+
+static void conflict_pause(fl_run *r) {
+  int past = r->conflicts - FL_CONFLICT_TRIES;
+  if (past <= 0 || r->e->stopping) return;
+  uint64_t ms = CONFLICT_PAUSE_MS;
+  for (int i = 1; i < past && ms < CONFLICT_PAUSE_CAP_MS; i++)
+    ms *= 2;
+  if (ms > CONFLICT_PAUSE_CAP_MS) ms = CONFLICT_PAUSE_CAP_MS;
+  if (past == 1)
+    SB_WARN(FL_MODULE,
+            "run %s: %d conflicts in a row (its context or its row keeps "
+            "moving under it); planning again every %d-%d ms",
+            r->id, r->conflicts, CONFLICT_PAUSE_MS, CONFLICT_PAUSE_CAP_MS);
+  int started = fl_timer_once(&r->write_retry, r->e, r, on_write_retry, ms);
+  if (started > 0) r->holds++; /* the timer's, released by on_write_retry */
+}
+
 static void on_head(void *ud, const sb_ctx_result *res) {
   fl_run *r = ud;
   r->writing = 0;
   if (!r->detached && res->rc == 0) {
     json_decref(r->ctx);
     r->ctx = json_incref(res->doc);
+    /* A row read again (on_row) may have other steps active: they start
+     * now, on this head (after a context conflict, nothing changes). */
+    fl_steps_sync(r);
+    conflict_pause(r);
   } else if (!r->detached && !write_later(r, res->rc)) {
     pop_change(r, res->rc, &res->err);
   }
+  next_change(r);
+  fl_run_release(r);
+}
+
+static int terminal_doc(const json_t *doc) {
+  return terminal(sb_flow_status_of(fl_str(doc, "status")));
+}
+
+/* The run's row as stored now, after a write that found it at another rev
+ * than the run's: another process wrote the run (two servers on one
+ * store, a command on the server's store). The stored state is the truth
+ * (run_internal.h): the run takes it and reads the context's head, then
+ * its steps in memory are made to match it (on_head) and the change is
+ * planned again on both — or, if the run has ended there, what is queued
+ * is answered that it no longer applies and the run leaves memory. */
+static void on_row(void *ud, sb_store_result *res) {
+  fl_run *r = ud;
+  r->writing = 0;
+  const sb_store_run_record *rec = res->rc == 0 ? &res->runs.items[0] : NULL;
+  json_t *doc = rec ? json_loads(rec->doc, 0, NULL) : NULL;
+  if (r->detached || !doc) {
+    if (!r->detached && !write_later(r, res->rc)) {
+      sb_error bad = {0};
+      sb_error_set(&bad, SB_EIO, "run %s: its stored state is unreadable",
+                   r->id);
+      pop_change(r, res->rc ? res->rc : SB_EIO, res->rc ? &res->err : &bad);
+    }
+    json_decref(doc);
+    next_change(r);
+    fl_run_release(r);
+    return;
+  }
+  SB_WARN(FL_MODULE,
+          "run %s: its stored row is at rev %lld, not %lld (written "
+          "elsewhere): it goes on from the stored state (%s)",
+          r->id, (long long)rec->rev, (long long)r->rev, rec->status);
+  json_decref(r->doc);
+  r->doc = doc;
+  r->rev = rec->rev;
+  r->last_seq = rec->seq;
+  if (terminal_doc(doc)) {
+    fl_steps_sync(r); /* no step is active: all stop */
+    fl_plan_go_on_drop(r);
+    while (r->queue) {
+      sb_error err = {0};
+      sb_error_set(&err, SB_ESTATE,
+                   "run %s is %s (written elsewhere): the change no longer "
+                   "applies",
+                   r->id, rec->status);
+      pop_change(r, SB_ESTATE, &err);
+    }
+    fl_run_release(r); /* ended, nothing queued: it leaves memory */
+    return;
+  }
+  sb_error err = {0};
+  r->writing = 1;
+  if (sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0, on_head, r,
+                       &err) == 0)
+    return; /* the hold passes to on_head */
+  r->writing = 0;
+  if (!write_later(r, err.code)) pop_change(r, err.code ? err.code : SB_EIO, &err);
   next_change(r);
   fl_run_release(r);
 }
@@ -857,19 +947,26 @@ static void on_written(void *ud, const sb_ctx_result *res) {
       fl_plan_go_on_drop(r);
     else
       fl_plan_go_on(r);
-  } else if (res->rc == SB_ECONFLICT && res->run_rev == 0 && !w->create &&
-             r->conflicts++ < FL_CONFLICT_TRIES) {
-    /* The context moved under the run: read the head, plan again. */
+  } else if (res->rc == SB_ECONFLICT && !w->create) {
+    /* Something moved under the run: the context's head (run_rev 0), or
+     * the run's own row (run_rev, its rev now). Read it again, plan again
+     * (after a pause once conflicts keep coming: conflict_pause). */
     write_free(w);
     r->e->stats.conflicts++;
+    r->conflicts++;
     sb_error err = {0};
     r->writing = 1;
-    if (sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0, on_head, r,
-                         &err) == 0)
-      return; /* the write's hold passes to on_head, which releases it */
+    int rc = res->run_rev
+                 ? sb_store_run_get(r->e->o.store, r->tenant, r->id, on_row, r)
+                 : sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0,
+                                    on_head, r, &err);
+    if (rc == 0)
+      return; /* the write's hold passes to on_head or on_row */
+    if (!err.code)
+      sb_error_set(&err, rc, "run %s: cannot read it again (%s)", r->id,
+                   sb_strerror(rc));
     r->writing = 0;
-    if (!write_later(r, err.code))
-      pop_change(r, err.code ? err.code : SB_EIO, &err);
+    if (!write_later(r, rc)) pop_change(r, rc, &err);
   } else if (write_later(r, res->rc)) {
     write_free(w);
   } else if (fl_steps_refused(r, res->rc, &res->err)) {

@@ -24,6 +24,8 @@
 #include "store/store.h"
 
 #define FL_MODULE "flow"
+/* Conflicts in a row planned again at once; past them, after a pause
+ * (plan.c: conflict_pause). A change is never dropped for a conflict. */
 #define FL_CONFLICT_TRIES 8
 
 typedef struct fl_run fl_run;
@@ -94,7 +96,7 @@ struct fl_run {
   size_t nactive;
   fl_change *queue, *queue_tail;
   int writing;     /* a transaction is under way */
-  int conflicts;   /* context conflicts in a row */
+  int conflicts;   /* conflicts (context or row) in a row */
   int holds;       /* callbacks under way that may end it */
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */

@@ -647,6 +647,110 @@ static void test_cancel_not_written_goes_on(void **state) {
   env_down(&v);
 }
 
+/* The run's row moves under it (another process wrote it): the step's
+ * end, once dropped with a conflict (the run then waited for ever in
+ * memory), is planned again on the stored run and written. */
+static void test_row_moved_goes_on(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64], sql[256];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  snprintf(sql, sizeof sql, "UPDATE runs SET rev = rev + 1 WHERE id = '%s'",
+           id);
+  store_sql(&v, sql);
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, steps_done, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  sb_flow_stats st;
+  sb_flow_engine_stats(v.eng, &st);
+  assert_true(st.conflicts >= 1);
+  json_t *run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "waiting");
+  assert_string_equal(current0(run), "w2");
+  json_t *hist = json_object_get(run, "history");
+  assert_int_equal(json_array_size(hist), 1);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(hist, 0), "step")), "w");
+  json_decref(run);
+  /* and it goes on from there */
+  publish(&v, "go.later");
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.completed");
+  env_down(&v);
+}
+
+static int many_conflicts(void *ud) {
+  sb_flow_stats st;
+  sb_flow_engine_stats(((env *)ud)->eng, &st);
+  return st.conflicts >= 10; /* past the 8 tried at once */
+}
+
+/* Conflicts that keep coming (every update of the row refused as moved):
+ * the change is planned again, pausing between tries once past the first
+ * few, and never dropped (it once was after 8): once the row can be
+ * written again, the step's end is. */
+static void test_conflicts_in_a_row_never_drop(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  store_sql(&v, "CREATE TRIGGER hold BEFORE UPDATE ON runs BEGIN "
+                "SELECT RAISE(IGNORE); END");
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, many_conflicts, &v, 20000));
+  assert_int_equal(v.steps_done, 0);
+  store_sql(&v, "DROP TRIGGER hold");
+  assert_true(run_until(&v.loop, steps_done, &v, 20000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  json_t *run = get_run(&v, id);
+  assert_string_equal(current0(run), "w2");
+  json_decref(run);
+  env_down(&v);
+}
+
+static int no_runs(void *ud) {
+  sb_flow_stats st;
+  sb_flow_engine_stats(((env *)ud)->eng, &st);
+  return st.runs == 0;
+}
+
+/* Another process ended the run: the run takes the stored end (its steps
+ * stop, it leaves memory) instead of writing over it or waiting for ever. */
+static void test_row_ended_elsewhere(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64], sql[512];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  snprintf(sql, sizeof sql,
+           "UPDATE runs SET rev = rev + 1, status = 'cancelled', doc = "
+           "json_set(doc, '$.status', 'cancelled', '$.active', json('[]')) "
+           "WHERE id = '%s'",
+           id);
+  store_sql(&v, sql);
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, no_runs, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_int_equal(v.steps_done, 0); /* nothing written over the end */
+  json_t *run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "cancelled");
+  json_decref(run);
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "again", on_reply, &o, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, SB_ESTATE);
+  env_down(&v);
+}
+
 /* Several runs looping at once: still one part per turn of the loop for
  * them all (their writes land together, they go on in turn). */
 static void test_many_loops_share_turns(void **state) {
@@ -682,6 +786,9 @@ int main(void) {
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
       cmocka_unit_test(test_cancel_not_written_goes_on),
+      cmocka_unit_test(test_row_moved_goes_on),
+      cmocka_unit_test(test_row_ended_elsewhere),
+      cmocka_unit_test(test_conflicts_in_a_row_never_drop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
