@@ -126,6 +126,15 @@ json_t *app_task_of_run(json_t *run) {
       json_decref(requests);
     }
   }
+  /* A run in progress that this server cannot bring back (its view's
+   * `blocked`): its questions cannot be answered; say why instead. */
+  const char *blocked = json_string_value(
+      json_object_get(json_object_get(run, "blocked"), "message"));
+  if (blocked && strcmp(ts, "cancelled") != 0 && strcmp(ts, "completed") != 0) {
+    ts = "working";
+    json_object_del(t, "inputRequests");
+    snprintf(msg, sizeof msg, "blocked: %s (cancelling ends it)", blocked);
+  }
   json_object_set_new(t, "status", json_string(ts));
   if (*msg) json_object_set_new(t, "statusMessage", json_string(msg));
   return t;

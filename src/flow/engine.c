@@ -265,6 +265,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
     fl_run_release(r);
   }
   fl_plan_go_on_close(e);
+  fl_blocked_clear(e);
   sb_free(e);
 }
 
@@ -528,6 +529,8 @@ int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
                        const char *reason, sb_flow_cb cb, void *ud,
                        sb_error *err) {
   fl_run *r = fl_run_find(e, tenant, id);
+  fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
+  if (b) return fl_blocked_cancel(e, b, reason, cb, ud, err);
   if (!r) return absent(e, tenant, id, "be cancelled", cb, ud, err);
   fl_change *c = sb_calloc(1, sizeof *c);
   if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -549,6 +552,8 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
                        void *ud, sb_error *err) {
   if (!answer) return sb_error_set(err, SB_EINVAL, "answer: required");
   fl_run *r = fl_run_find(e, tenant, id);
+  fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
+  if (b) return fl_blocked_refuse(b, "be answered", err);
   if (!r) return absent(e, tenant, id, "be answered", cb, ud, err);
   /* Its steps are not under way again yet: not "not waiting". */
   if (r->loading)
@@ -564,6 +569,7 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
 enum { READ_GET = 1, READ_LIST, READ_LOADED };
 
 void fl_read_free(fl_read *op) {
+  json_decref(op->blocked);
   sb_free(op->step);
   sb_free(op);
 }
@@ -596,6 +602,7 @@ static void on_read(void *ud, sb_store_result *res) {
   }
   if (op->kind == READ_GET) {
     json_t *v = record_view(&res->runs.items[0]);
+    fl_blocked_mark(v, op->blocked);
     fl_reply(op->cb, op->ud, v ? 0 : SB_EIO,
              &(sb_error){.code = SB_EIO,
                          .msg = "run: the stored state is unreadable"},
@@ -605,6 +612,7 @@ static void on_read(void *ud, sb_store_result *res) {
     json_t *list = json_array();
     for (size_t i = 0; i < res->runs.len; i++) {
       json_t *v = sb_flow_run_view(res->runs.items[i].doc, 1);
+      fl_blocked_mark(v, op->blocked);
       if (v) json_array_append_new(list, v);
     }
     json_t *out = json_pack("{so}", "runs", list);
@@ -629,7 +637,9 @@ static int read_run(sb_flow_engine *e, int kind, const char *tenant,
     sb_free(op);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
-  *op = (fl_read){e, cb, ud, op->step, kind, limit ? limit : 50, loaded};
+  *op = (fl_read){e, cb, ud, op->step, kind, limit ? limit : 50, loaded, NULL};
+  /* Taken now: the engine may be gone when the store answers. */
+  if (kind != READ_LOADED) op->blocked = fl_blocked_snapshot(e, tenant, id);
   int rc = kind == READ_LIST
                ? sb_store_run_list(e->o.store, tenant, status, cursor,
                                    op->limit, on_read, op)

@@ -337,8 +337,11 @@ int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err);
  * createdAt, updatedAt, current, waiting, history, error, forkedFrom,
  * stepsRun, historyElided when entries were dropped; each `waiting` entry
  * names its step, kind, visit and what it waits for; `current` includes
- * the step a loop cut into parts goes on at), or a negative code with
- * err. `run` is borrowed. */
+ * the step a loop cut into parts goes on at; `blocked`: {reason, message}
+ * for a run in progress this engine could not bring back at start: its
+ * stored definition no longer loads, or its context cannot be read; an
+ * answer, resume or fork of it is SB_ESTATE naming why, a cancel writes
+ * its row alone), or a negative code with err. `run` is borrowed. */
 typedef struct sb_flow_reply {
   int rc;
   sb_error err;

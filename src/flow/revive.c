@@ -19,7 +19,10 @@ static json_t *stored_def(const sb_store_run_record *rec, const json_t *doc) {
   return json_incref(json_object_get(doc, "definition"));
 }
 
-/* A run from its stored record, in memory (not yet started). */
+/* A run from its stored record, in memory (not yet started). A
+ * definition that no longer loads (the checks grew stricter since the run
+ * started) fails with SB_ESTATE, err saying so: the run cannot go on
+ * under this switchboard, however often it is asked. */
 static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
                         sb_error *err) {
   json_t *doc = json_loads(rec->doc, 0, NULL);
@@ -32,9 +35,13 @@ static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
   fl_run *r = def ? fl_run_new(e, rec->tenant, rec->id, def, err) : NULL;
   json_decref(def);
   if (!r) {
-    if (!def)
-      sb_error_set(err, SB_EIO, "run %s: its definition is unreadable",
-                   rec->id);
+    if (!def) {
+      sb_error_set(err, SB_ESTATE, "its definition is unreadable");
+    } else if (err->code != SB_ENOMEM) {
+      char why[sizeof err->msg];
+      snprintf(why, sizeof why, "%s", err->msg);
+      sb_error_set(err, SB_ESTATE, "its definition no longer loads: %s", why);
+    }
     json_decref(doc);
     return NULL;
   }
@@ -51,6 +58,8 @@ typedef struct load_op {
 } load_op;
 
 static void resume_more(sb_flow_engine *e);
+static void block(sb_flow_engine *e, const char *tenant, const char *id,
+                  fl_block_reason reason, const char *why);
 
 static void loaded_context(void *ud, const sb_ctx_result *res) {
   load_op *op = ud;
@@ -66,6 +75,14 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
     if (!r->detached)
       SB_WARN(FL_MODULE, "run %s: its context %s cannot be read: %s", r->id,
               r->context_id, res->err.msg);
+    /* Brought back at start: in progress in the store, and nowhere here;
+     * every operation on it would be "retry shortly" for ever. */
+    if (!r->detached && !op->change && e && !e->stopping) {
+      char why[600];
+      snprintf(why, sizeof why, "its context %s cannot be read: %s",
+               r->context_id, res->err.msg);
+      block(e, r->tenant, r->id, FL_BLOCK_CONTEXT, why);
+    }
     if (op->change) {
       fl_reply(op->change->cb, op->change->ud, res->rc ? res->rc : SB_ESTATE,
                &res->err, NULL);
@@ -152,8 +169,11 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
   sb_error err = {0};
   int rc = 0;
   sb_flow_status st = sb_flow_status_of(rec->status);
-  if (fl_run_find(e, rec->tenant, rec->id) ||
-      (st != SB_FLOW_FAILED && st != SB_FLOW_CANCELLED)) {
+  fl_blocked *b = fl_blocked_find(e, rec->tenant, rec->id);
+  if (b) {
+    rc = fl_blocked_refuse(b, "be resumed", &err);
+  } else if (fl_run_find(e, rec->tenant, rec->id) ||
+             (st != SB_FLOW_FAILED && st != SB_FLOW_CANCELLED)) {
     rc = sb_error_set(&err, SB_ESTATE,
                       "run %s is %s: only a failed or cancelled run can be "
                       "resumed",
@@ -165,6 +185,11 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
     fl_change *c = r ? sb_calloc(1, sizeof *c) : NULL;
     if (!r) {
       rc = err.code ? err.code : SB_EIO;
+      if (rc == SB_ESTATE) { /* it names why; the run, which */
+        char why[sizeof err.msg];
+        snprintf(why, sizeof why, "%s", err.msg);
+        sb_error_set(&err, rc, "run %s cannot be resumed: %s", rec->id, why);
+      }
     } else if (!c) {
       fl_run_detach(r);
       rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
@@ -322,18 +347,29 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
       if (next != SB_FLOW_NONE)
         json_array_append_new(start_at, json_string(def->steps[next].id));
       sb_flow_def_free(def);
+    } else {
+      /* A fork follows the same definition: it could not run either. */
+      char why[sizeof err.msg];
+      snprintf(why, sizeof why, "%s", err.msg);
+      rc = sb_error_set(&err, SB_ESTATE,
+                        "run %s cannot be forked: its definition no longer "
+                        "loads: %s",
+                        rec->id, why);
+      json_decref(start_at);
     }
-    f->extra = json_pack("{s{sssssI}so}", "forkedFrom", "runId", rec->id,
-                         "step", op->step, "contextVersion",
-                         (json_int_t)fl_int(found, "contextVersion"), "startAt",
-                         start_at);
-    /* A fork goes on with the scopes its run was started with. */
-    json_t *principal = json_object_get(doc, "principal");
-    if (f->extra && principal)
-      json_object_set(f->extra, "principal", principal);
-    rc = sb_ctx_get_async(op->e->o.ctx, rec->tenant, rec->context_id,
-                          fl_int(found, "contextVersion"), fork_context, f,
-                          &err);
+    if (rc == 0) {
+      f->extra = json_pack("{s{sssssI}so}", "forkedFrom", "runId", rec->id,
+                           "step", op->step, "contextVersion",
+                           (json_int_t)fl_int(found, "contextVersion"),
+                           "startAt", start_at);
+      /* A fork goes on with the scopes its run was started with. */
+      json_t *principal = json_object_get(doc, "principal");
+      if (f->extra && principal)
+        json_object_set(f->extra, "principal", principal);
+      rc = sb_ctx_get_async(op->e->o.ctx, rec->tenant, rec->context_id,
+                            fl_int(found, "contextVersion"), fork_context, f,
+                            &err);
+    }
     if (rc != 0) {
       fork_op_free(f);
       f = NULL;
@@ -376,6 +412,12 @@ static void resume_more(sb_flow_engine *e) {
     e->to_load_at++; /* a read answers on a later turn of the loop */
     if (rc != 0) {
       SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", r->id, err.msg);
+      if (rc != SB_ENOMEM) {
+        char why[600];
+        snprintf(why, sizeof why, "its context %s cannot be read: %s",
+                 r->context_id, err.msg);
+        block(e, r->tenant, r->id, FL_BLOCK_CONTEXT, why);
+      }
       fl_run_detach(r);
     } else if (!r->detached) {
       e->reading++;
@@ -421,7 +463,10 @@ static void on_active(void *ud, sb_store_result *res) {
     if (fl_run_find(e, rec->tenant, rec->id)) continue;
     fl_run *r = run_load(e, rec, &err);
     if (!r) {
-      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+      if (err.code == SB_ENOMEM)
+        SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+      else
+        block(e, rec->tenant, rec->id, FL_BLOCK_DEFINITION, err.msg);
       continue;
     }
     if (queue_load(e, r) != 0) {
@@ -449,5 +494,250 @@ int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
                         sb_strerror(rc));
   }
   e->active_read = read;
+  return 0;
+}
+
+/* ---- runs that cannot be brought back ------------------------------------ */
+
+static const char *block_reason_name(fl_block_reason r) {
+  return r == FL_BLOCK_DEFINITION ? "definition" : "context";
+}
+
+fl_blocked *fl_blocked_find(sb_flow_engine *e, const char *tenant,
+                            const char *id) {
+  for (sb_list_link *n = sb_list_first(&e->blocked); n && id;
+       n = sb_list_next(n)) {
+    fl_blocked *b = sb_list_entry(n, fl_blocked, link);
+    if (strcmp(b->id, id) == 0 && strcmp(b->tenant, tenant) == 0) return b;
+  }
+  return NULL;
+}
+
+static void blocked_free(fl_blocked *b) {
+  sb_free(b->tenant);
+  sb_free(b->id);
+  sb_free(b);
+}
+
+static void block(sb_flow_engine *e, const char *tenant, const char *id,
+                  fl_block_reason reason, const char *why) {
+  SB_ERROR(FL_MODULE,
+           "run %s cannot go on: %s (it reads as blocked; cancel it to end "
+           "it)",
+           id, why);
+  if (fl_blocked_find(e, tenant, id)) return;
+  fl_blocked *b = sb_calloc(1, sizeof *b);
+  if (!b || !(b->tenant = sb_strdup(tenant)) || !(b->id = sb_strdup(id))) {
+    if (b) blocked_free(b);
+    return; /* as before: "retry shortly" until a restart */
+  }
+  b->reason = reason;
+  snprintf(b->message, sizeof b->message, "%s", why);
+  sb_list_push_front(&e->blocked, &b->link);
+}
+
+typedef struct block_cancel block_cancel;
+static void block_op_orphan(sb_list_link *n);
+
+void fl_blocked_clear(sb_flow_engine *e) {
+  sb_list_link *n;
+  while ((n = sb_list_first(&e->blocked))) {
+    sb_list_unlink(&e->blocked, n);
+    blocked_free(sb_list_entry(n, fl_blocked, link));
+  }
+  while ((n = sb_list_first(&e->block_ops))) {
+    sb_list_unlink(&e->block_ops, n);
+    block_op_orphan(n);
+  }
+}
+
+json_t *fl_blocked_snapshot(sb_flow_engine *e, const char *tenant,
+                            const char *id) {
+  json_t *out = NULL;
+  for (sb_list_link *n = sb_list_first(&e->blocked); n; n = sb_list_next(n)) {
+    fl_blocked *b = sb_list_entry(n, fl_blocked, link);
+    if (strcmp(b->tenant, tenant) != 0 || (id && strcmp(b->id, id) != 0))
+      continue;
+    if (!out && !(out = json_object())) return NULL;
+    json_object_set_new(out, b->id,
+                        json_pack("{ssss}", "reason",
+                                  block_reason_name(b->reason), "message",
+                                  b->message));
+  }
+  return out;
+}
+
+void fl_blocked_mark(json_t *view, const json_t *snapshot) {
+  json_t *b = json_object_get(snapshot, fl_str(view, "id") ? fl_str(view, "id")
+                                                            : "");
+  sb_flow_status st = sb_flow_status_of(fl_str(view, "status"));
+  if (b && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING))
+    json_object_set(view, "blocked", b);
+}
+
+int fl_blocked_refuse(const fl_blocked *b, const char *what, sb_error *err) {
+  return sb_error_set(err, SB_ESTATE,
+                      "run %s cannot go on: %s; it cannot %s (cancel it to "
+                      "end it)",
+                      b->id, b->message, what);
+}
+
+/* A blocked run's cancellation: its row read, then written cancelled. */
+struct block_cancel {
+  sb_list_link link; /* in e->block_ops while e is set */
+  sb_flow_engine *e; /* NULL once the engine is gone */
+  char *tenant, *id, *reason;
+  sb_flow_cb cb;
+  void *ud;
+  json_t *doc; /* the state written */
+};
+
+static void block_op_orphan(sb_list_link *n) {
+  sb_list_entry(n, block_cancel, link)->e = NULL;
+}
+
+static void block_cancel_free(block_cancel *op) {
+  if (op->e) sb_list_unlink(&op->e->block_ops, &op->link);
+  sb_free(op->tenant);
+  sb_free(op->id);
+  sb_free(op->reason);
+  json_decref(op->doc);
+  sb_free(op);
+}
+
+static void block_cancelled(void *ud, sb_store_result *res) {
+  block_cancel *op = ud;
+  if (res->rc == 0) {
+    fl_blocked *b = op->e ? fl_blocked_find(op->e, op->tenant, op->id) : NULL;
+    if (b) {
+      sb_list_unlink(&op->e->blocked, &b->link);
+      blocked_free(b);
+    }
+    json_t *view = fl_run_view(op->doc, fl_int(op->doc, "contextVersion"));
+    int64_t seq =
+        res->events.len ? res->events.items[res->events.len - 1].seq : 0;
+    fl_reply_seq(op->cb, op->ud, 0, NULL, view, seq);
+    json_decref(view);
+  } else {
+    sb_error err = res->err;
+    if (res->rc == SB_ECONFLICT)
+      sb_error_set(&err, SB_ECONFLICT,
+                   "run %s changed while it was cancelled (written "
+                   "elsewhere); read it and try again",
+                   op->id);
+    fl_reply(op->cb, op->ud, res->rc, &err, NULL);
+  }
+  block_cancel_free(op);
+}
+
+/* The state of the cancelled run: stopped where it was (a switchboard
+ * that loads its definition can resume it there), with why. */
+static json_t *cancelled_doc(const char *text, const char *reason,
+                             const fl_blocked *b) {
+  json_t *doc = json_loads(text, 0, NULL);
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    return NULL;
+  }
+  json_t *stopped = json_array();
+  size_t i, j;
+  json_t *a, *x;
+  json_array_foreach(json_object_get(doc, "active"), i, a) {
+    const char *id = fl_str(a, "step");
+    int dup = !id;
+    json_array_foreach(stopped, j, x) dup |=
+        id && strcmp(json_string_value(x), id) == 0;
+    if (!dup) json_array_append_new(stopped, json_string(id));
+  }
+  json_array_foreach(json_object_get(doc, "continueAt"), i, a)
+      json_array_append(stopped, a);
+  json_object_del(doc, "continueAt");
+  json_object_set_new(doc, "active", json_array());
+  json_object_set_new(doc, "status", json_string("cancelled"));
+  json_object_set_new(doc, "stopped", stopped);
+  json_object_set_new(doc, "updatedAt", json_integer((json_int_t)sb_wall_ms()));
+  char msg[sizeof b->message + 320];
+  snprintf(msg, sizeof msg, "%s (it could not go on: %s)", reason, b->message);
+  json_object_set_new(
+      doc, "error",
+      json_pack("{ssssssss}", "step",
+                json_array_size(stopped)
+                    ? json_string_value(json_array_get(stopped, 0))
+                    : "",
+                "message", msg, "code", "blocked", "reason",
+                block_reason_name(b->reason)));
+  return doc;
+}
+
+static void block_cancel_read(void *ud, sb_store_result *res) {
+  block_cancel *op = ud;
+  sb_error err = {0};
+  int rc = res->rc;
+  const sb_store_run_record *rec = rc == 0 ? &res->runs.items[0] : NULL;
+  fl_blocked *b = op->e ? fl_blocked_find(op->e, op->tenant, op->id) : NULL;
+  sb_flow_status st = rec ? sb_flow_status_of(rec->status) : 0;
+  if (rc != 0) {
+    err = res->err;
+  } else if (!op->e) {
+    rc = sb_error_set(&err, SB_ESTATE, "switchboard is stopping");
+  } else if (!b || (st != SB_FLOW_RUNNING && st != SB_FLOW_WAITING)) {
+    rc = sb_error_set(&err, SB_ESTATE,
+                      "run %s is %s: only a running or waiting run can be "
+                      "cancelled",
+                      rec->id, rec->status);
+  } else if (!(op->doc = cancelled_doc(rec->doc, op->reason, b))) {
+    rc = sb_error_set(&err, SB_EIO, "run %s: its stored state is unreadable",
+                      rec->id);
+  } else {
+    char *text = json_dumps(op->doc, JSON_COMPACT);
+    json_t *data = json_pack("{ss}", "reason", op->reason);
+    char *data_text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    sb_store_run run = {.id = rec->id,
+                        .workflow = rec->workflow,
+                        .context_id = rec->context_id,
+                        .status = "cancelled",
+                        .doc = text,
+                        .expected_rev = rec->rev};
+    sb_store_event ev = {.type = sb_event_type_name(SB_EVENT_RUN_CANCELLED),
+                         .run_id = rec->id,
+                         .data = data_text};
+    sb_store_extras x = {.run = &run, .events = &ev, .nevents = 1};
+    rc = text && data_text ? sb_store_write(op->e->o.store, rec->tenant, &x,
+                                            (int64_t)sb_wall_ms(),
+                                            block_cancelled, op)
+                           : SB_ENOMEM;
+    sb_free(text); /* the store copied what it keeps */
+    sb_free(data_text);
+    if (rc == 0) return;
+    sb_error_set(&err, rc,
+                 rc == SB_EBUSY ? "the store is busy; retry shortly"
+                                : "run %s: cannot write its cancellation (%s)",
+                 rec->id, sb_strerror(rc));
+  }
+  fl_reply(op->cb, op->ud, rc, &err, NULL);
+  block_cancel_free(op);
+}
+
+int fl_blocked_cancel(sb_flow_engine *e, fl_blocked *b, const char *reason,
+                      sb_flow_cb cb, void *ud, sb_error *err) {
+  block_cancel *op = sb_calloc(1, sizeof *op);
+  char msg[300];
+  snprintf(msg, sizeof msg, "cancelled: %s", reason ? reason : "by request");
+  if (!op || !(op->tenant = sb_strdup(b->tenant)) ||
+      !(op->id = sb_strdup(b->id)) || !(op->reason = sb_strdup(msg))) {
+    if (op) block_cancel_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  op->e = e;
+  op->cb = cb;
+  op->ud = ud;
+  sb_list_push_front(&e->block_ops, &op->link);
+  int rc = sb_store_run_get(e->o.store, op->tenant, op->id, block_cancel_read,
+                            op);
+  if (rc != 0) {
+    block_cancel_free(op);
+    return sb_error_set(err, rc, "the store is busy; retry shortly");
+  }
   return 0;
 }

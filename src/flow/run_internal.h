@@ -108,6 +108,24 @@ struct fl_run {
   int go_queued;
 };
 
+/* A run the store says is running or waiting that this engine cannot
+ * bring back (revive.c): its stored definition no longer loads (checks
+ * made stricter since it started), or its context cannot be read. Kept
+ * so that every operation on it says why instead of "retry shortly" for
+ * ever: a read shows `blocked`, a cancel ends it (its row alone), an
+ * answer or a resume is refused naming the reason. */
+typedef enum fl_block_reason {
+  FL_BLOCK_DEFINITION = 1, /* its definition does not load */
+  FL_BLOCK_CONTEXT,        /* its context cannot be read */
+} fl_block_reason;
+
+typedef struct fl_blocked {
+  sb_list_link link; /* in e->blocked */
+  char *tenant, *id;
+  fl_block_reason reason;
+  char message[512];
+} fl_blocked;
+
 /* The engine's read of the runs in progress at start (engine.c). */
 typedef struct fl_active_read {
   sb_flow_engine *e; /* NULL once the engine is gone */
@@ -131,6 +149,9 @@ struct sb_flow_engine {
    * turn of the loop for them all, from an idle handle. */
   sb_list go_on;
   uv_idle_t *go_idle;
+  sb_list blocked;   /* fl_blocked: runs that cannot be brought back */
+  sb_list block_ops; /* their cancellations under way (revive.c), told
+                        when the engine goes (the store answers later) */
 };
 
 /* engine.c */
@@ -161,11 +182,32 @@ struct fl_read {
   int kind;
   size_t limit;
   fl_read_loaded loaded;
+  json_t *blocked; /* get, list: the blocked runs it may show, as they
+                      were when it was asked (fl_blocked_snapshot): the
+                      engine may be gone when the store answers */
 };
 int fl_read_run(sb_flow_engine *e, const char *tenant, const char *id,
                 const char *step, fl_read_loaded loaded, sb_flow_cb cb,
                 void *ud, sb_error *err);
 void fl_read_free(fl_read *op);
+
+/* revive.c: runs that cannot be brought back. */
+fl_blocked *fl_blocked_find(sb_flow_engine *e, const char *tenant,
+                            const char *id);
+void fl_blocked_clear(sb_flow_engine *e); /* the engine goes */
+/* The tenant's blocked runs ({id: {reason, message}}; only `id`'s when
+ * not NULL), or NULL when none: new reference. */
+json_t *fl_blocked_snapshot(sb_flow_engine *e, const char *tenant,
+                            const char *id);
+/* `blocked` into a run's view when the snapshot has it and the view is
+ * still in progress (a cancel may have ended it meanwhile). */
+void fl_blocked_mark(json_t *view, const json_t *snapshot);
+/* Why an operation (`what`: "be answered"...) does not apply: SB_ESTATE. */
+int fl_blocked_refuse(const fl_blocked *b, const char *what, sb_error *err);
+/* Cancel a blocked run: its row and a run.cancelled event, no context
+ * version (it cannot be planned). */
+int fl_blocked_cancel(sb_flow_engine *e, fl_blocked *b, const char *reason,
+                      sb_flow_cb cb, void *ud, sb_error *err);
 void fl_change_free(fl_change *c);
 /* Queue a change; the run writes changes one after the other. */
 void fl_run_change(fl_run *r, fl_change *c);

@@ -751,6 +751,198 @@ static void test_row_ended_elsewhere(void **state) {
   env_down(&v);
 }
 
+/* The engine stops with a run waiting; a new one starts (as after a
+ * restart) and brings it back. */
+static void restart_engine(env *v) {
+  sb_flow_engine_free(v->eng);
+  assert_true(run_until(&v->loop, writes_idle, v, 10000));
+  engine_up(v);
+  sb_error err = {0};
+  assert_int_equal(sb_flow_engine_resume_all(v->eng, &err), 0);
+}
+
+/* A run follows the definition it started with, stored with it: a
+ * workflow since removed from the config still goes on after a restart. */
+static void test_restart_without_the_workflow(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  v.defs.len = 0; /* the config lists no workflow any more */
+  restart_engine(&v);
+  sb_flow_stats st;
+  do {
+    uv_run(&v.loop, UV_RUN_ONCE);
+    sb_flow_engine_stats(v.eng, &st);
+  } while (st.runs == 0);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, steps_done, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  json_t *run = get_run(&v, id);
+  assert_string_equal(current0(run), "w2");
+  assert_null(json_object_get(run, "blocked"));
+  json_decref(run);
+  env_down(&v);
+}
+
+/* A stored run whose definition no longer loads (a check made stricter
+ * since it started): once "retry shortly" (503) for ever. Now it reads as
+ * blocked, saying why; an answer or a resume is refused naming it (409);
+ * a cancel ends it; a resume after that is refused naming it too. */
+static void test_blocked_definition(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'e', 'emit': {'type': 'spin.tick'}},"
+               "{'id': 'w', 'ask': {'message': 'ok?'}},"
+               "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
+  char id[64], sql[512];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  snprintf(sql, sizeof sql,
+           "UPDATE runs SET def = '{\"name\":\"spin\",\"steps\":[{\"id\":"
+           "\"e\",\"emit\":{\"type\":\"spin.tick\"}},{\"id\":"
+           "\"w\",\"ask\":{\"message\":\"ok?\"},\"bogus\":1}]}' WHERE "
+           "id = '%s'",
+           id);
+  store_sql(&v, sql);
+  restart_engine(&v);
+  json_t *run = NULL;
+  for (int i = 0; i < 1000; i++) {
+    run = get_run(&v, id);
+    if (json_object_get(run, "blocked")) break;
+    json_decref(run);
+    run = NULL;
+  }
+  assert_non_null(run);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "waiting");
+  json_t *blocked = json_object_get(run, "blocked");
+  assert_string_equal(json_string_value(json_object_get(blocked, "reason")),
+                      "definition");
+  const char *why = json_string_value(json_object_get(blocked, "message"));
+  assert_non_null(strstr(why, "its definition no longer loads"));
+  assert_non_null(strstr(why, "bogus"));
+  json_decref(run);
+  /* listed so too */
+  reply l = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_list(v.eng, TENANT, NULL, NULL, 10, on_reply, &l, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &l.done, 10000));
+  assert_non_null(json_object_get(
+      json_array_get(json_object_get(l.run, "runs"), 0), "blocked"));
+  json_decref(l.run);
+  /* answered: refused at once, naming why (not "retry shortly") */
+  json_t *answer = json_object();
+  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer,
+                                      on_reply, NULL, &err),
+                   SB_ESTATE);
+  json_decref(answer);
+  assert_non_null(strstr(err.msg, "cannot go on"));
+  assert_non_null(strstr(err.msg, "bogus"));
+  reply r = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &r.done, 10000));
+  assert_int_equal(r.rc, SB_ESTATE);
+  assert_non_null(strstr(r.msg, "cannot go on"));
+  /* a fork follows the same definition: refused, naming why (was 400) */
+  reply f = {0};
+  assert_int_equal(
+      sb_flow_run_fork(v.eng, TENANT, id, "e", on_reply, &f, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &f.done, 10000));
+  assert_int_equal(f.rc, SB_ESTATE);
+  assert_non_null(strstr(f.msg, "cannot be forked: its definition no longer "
+                                "loads"));
+  /* cancelled: ended, stopped where it was, saying why */
+  reply c = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "obsolete", on_reply, &c, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_int_equal(c.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(c.run, "status")),
+                      "cancelled");
+  assert_string_equal(
+      json_string_value(json_array_get(json_object_get(c.run, "stopped"), 0)),
+      "w");
+  json_t *e = json_object_get(c.run, "error");
+  assert_string_equal(json_string_value(json_object_get(e, "code")), "blocked");
+  assert_non_null(strstr(json_string_value(json_object_get(e, "message")),
+                         "cancelled: obsolete"));
+  json_decref(c.run);
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.cancelled");
+  run = get_run(&v, id);
+  assert_string_equal(json_string_value(json_object_get(run, "status")),
+                      "cancelled");
+  assert_null(json_object_get(run, "blocked"));
+  json_decref(run);
+  /* a resume of it: refused, naming why */
+  reply r2 = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r2, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &r2.done, 10000));
+  assert_int_equal(r2.rc, SB_ESTATE);
+  assert_non_null(strstr(r2.msg, "cannot be resumed: its definition no longer "
+                                 "loads"));
+  /* a second cancel: it has ended */
+  reply c2 = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "again", on_reply, &c2, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &c2.done, 10000));
+  assert_int_equal(c2.rc, SB_ESTATE);
+  env_down(&v);
+}
+
+/* A run whose context cannot be read back at start (gone from the store):
+ * blocked, saying so; a cancel ends it. */
+static void test_blocked_context(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  json_t *started = start_run(&v);
+  char id[64], sql[512];
+  snprintf(id, sizeof id, "%s",
+           json_string_value(json_object_get(started, "id")));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  snprintf(sql, sizeof sql,
+           "DELETE FROM context_versions WHERE context_id = '%s'; DELETE FROM "
+           "contexts WHERE id = '%s'",
+           json_string_value(json_object_get(started, "contextId")),
+           json_string_value(json_object_get(started, "contextId")));
+  json_decref(started);
+  store_sql(&v, sql);
+  restart_engine(&v);
+  json_t *run = NULL;
+  for (int i = 0; i < 1000; i++) {
+    run = get_run(&v, id);
+    if (json_object_get(run, "blocked")) break;
+    json_decref(run);
+    run = NULL;
+  }
+  assert_non_null(run);
+  json_t *blocked = json_object_get(run, "blocked");
+  assert_string_equal(json_string_value(json_object_get(blocked, "reason")),
+                      "context");
+  assert_non_null(strstr(json_string_value(json_object_get(blocked, "message")),
+                         "cannot be read"));
+  json_decref(run);
+  reply c = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "gone", on_reply, &c, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_int_equal(c.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(c.run, "status")),
+                      "cancelled");
+  json_decref(c.run);
+  env_down(&v);
+}
+
 /* Several runs looping at once: still one part per turn of the loop for
  * them all (their writes land together, they go on in turn). */
 static void test_many_loops_share_turns(void **state) {
@@ -789,6 +981,9 @@ int main(void) {
       cmocka_unit_test(test_row_moved_goes_on),
       cmocka_unit_test(test_row_ended_elsewhere),
       cmocka_unit_test(test_conflicts_in_a_row_never_drop),
+      cmocka_unit_test(test_restart_without_the_workflow),
+      cmocka_unit_test(test_blocked_definition),
+      cmocka_unit_test(test_blocked_context),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,12 +103,34 @@ static void test_ended(void **state) {
   json_decref(run);
 }
 
+/* A run this server cannot bring back (blocked): working, with no
+ * question to answer (answers are refused), saying why. */
+static void test_blocked(void **state) {
+  (void)state;
+  json_t *run = run_of("waiting", "\"blocked\":{\"reason\":\"definition\","
+                                   "\"message\":\"its definition no longer "
+                                   "loads: x\"}");
+  json_object_set_new(
+      run, "waiting",
+      json_pack("[{sssssisss{ss}}]", "step", "confirm", "kind", "ask", "visit",
+                1, "message", "Which slot?", "schema", "type", "object"));
+  json_t *t = app_task_of_run(run);
+  assert_string_equal(str(t, "status"), "working");
+  assert_null(json_object_get(t, "inputRequests"));
+  assert_string_equal(str(t, "statusMessage"),
+                      "blocked: its definition no longer loads: x "
+                      "(cancelling ends it)");
+  json_decref(t);
+  json_decref(run);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fields),
       cmocka_unit_test(test_waiting),
       cmocka_unit_test(test_ended),
+      cmocka_unit_test(test_blocked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
