@@ -185,6 +185,13 @@ static void activate(plan *p, int i) {
     json_object_set_new(
         a, "deadline",
         json_integer((json_int_t)(p->now + (int64_t)s->timeout_ms)));
+  /* The parallel step's timeout bounds each of its branches, stored with
+   * them so that a run brought back after a crash keeps it. */
+  if (s->parent != SB_FLOW_NONE && step_at(p, s->parent)->timeout_ms)
+    json_object_set_new(
+        a, "parallelDeadline",
+        json_integer((json_int_t)(p->now + (int64_t)step_at(p, s->parent)
+                                               ->timeout_ms)));
   if (s->kind == SB_FLOW_ASK) {
     json_object_set_new(a, "message", json_string(s->message));
     if (s->schema) json_object_set(a, "schema", s->schema);

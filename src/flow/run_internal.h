@@ -73,10 +73,14 @@ typedef struct fl_active {
   int call_held;  /* a place among the tenant's calls in flight */
   int64_t started_ms;
   int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
+  /* A branch of a parallel step with a timeout: when the whole parallel
+   * must be done (wall clock; 0 = none). */
+  int64_t par_deadline_ms;
   int64_t since;       /* wait: events after this seq */
   json_t *where;       /* wait: the filter, resolved when it started */
   sb_gateway_call *call;
   uv_timer_t *timer; /* a retry's backoff, or the deadline */
+  uv_timer_t *par_timer; /* the parallel step's deadline */
   sb_events_sub *sub;
   int finished; /* its change is queued: ignore what comes after */
 } fl_active;

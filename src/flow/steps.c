@@ -39,6 +39,10 @@ static void active_stop(fl_active *a) {
     uv_close((uv_handle_t *)a->timer, free_timer);
     a->timer = NULL;
   }
+  if (a->par_timer) {
+    uv_close((uv_handle_t *)a->par_timer, free_timer);
+    a->par_timer = NULL;
+  }
   if (a->sub) {
     sb_events_unsubscribe(a->sub);
     a->sub = NULL;
@@ -95,6 +99,29 @@ static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
     a->timer->data = a;
   }
   uv_timer_start(a->timer, cb, ms, 0);
+  return 0;
+}
+
+/* The parallel step a branch is in has run out of time: the branch fails
+ * (and with it the parallel step, whose other branches stop). */
+static void on_par_deadline(uv_timer_t *t) {
+  fl_active *a = t->data;
+  const sb_flow_step *s = step_of(a);
+  const sb_flow_step *par = &a->run->def->steps[s->parent];
+  fail(a, "timeout", NULL, "parallel step %s: not done within %llu ms (step %s "
+       "still under way)", par->id, (unsigned long long)par->timeout_ms, s->id);
+}
+
+static int arm_par(fl_active *a) {
+  if (!a->par_timer) {
+    a->par_timer = sb_calloc(1, sizeof *a->par_timer);
+    if (!a->par_timer) return SB_ENOMEM;
+    uv_timer_init(sb_store_loop(a->run->e->o.store), a->par_timer);
+    a->par_timer->data = a;
+  }
+  int64_t left = a->par_deadline_ms - (int64_t)sb_wall_ms();
+  uv_timer_start(a->par_timer, on_par_deadline, left > 0 ? (uint64_t)left : 0,
+                 0);
   return 0;
 }
 
@@ -391,6 +418,7 @@ static void start(fl_run *r, const json_t *entry) {
   if (fl_int(entry, "attempt") > 1) a->attempt = (int)fl_int(entry, "attempt");
   a->started_ms = fl_int(entry, "startedAt");
   a->deadline_ms = fl_int(entry, "deadline");
+  a->par_deadline_ms = fl_int(entry, "parallelDeadline");
   json_t *since = json_object_get(entry, "since");
   a->since = since && json_integer_value(since) >= 0 ? json_integer_value(since)
                                                      : r->last_seq;
@@ -411,6 +439,7 @@ static void start(fl_run *r, const json_t *entry) {
     int64_t left = a->deadline_ms - (int64_t)sb_wall_ms();
     arm(a, left > 0 ? (uint64_t)left : 0, on_deadline);
   }
+  if (a->par_deadline_ms) arm_par(a);
   if (s->kind == SB_FLOW_CALL)
     call_start(a);
   else if (s->kind == SB_FLOW_WAIT)
@@ -472,6 +501,9 @@ static void reopen(fl_run *r, int step, int visit) {
   if (a->deadline_ms && (int64_t)sb_wall_ms() >= a->deadline_ms &&
       !(a->timer && uv_is_active((uv_handle_t *)a->timer)))
     arm(a, 0, on_deadline);
+  if (a->par_deadline_ms && (int64_t)sb_wall_ms() >= a->par_deadline_ms &&
+      !(a->par_timer && uv_is_active((uv_handle_t *)a->par_timer)))
+    arm_par(a);
 }
 
 /* 1 if a change of step `a` (its end) waits in the run's queue. */

@@ -297,3 +297,62 @@ test('answers that find the store busy after a restart are kept, and every run c
     await srv.stop().catch(() => {});
   }
 });
+
+// A parallel step's timeout bounds the whole step: once it passes, the
+// step fails (its branches still under way stop) and the run goes to its
+// on_failure. The deadline is stored with the run's branches, so a run
+// brought back after a SIGKILL that came past it fails at once rather
+// than being granted the time afresh, or waiting for ever.
+test('a parallel step\'s timeout ends it, and still does after a SIGKILL', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-par-'));
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'])],
+    workflowsYaml: ['1s', '3s'].map((t) => `
+  - name: racing-${t}
+    steps:
+      - id: both
+        parallel:
+          - id: person
+            ask: { message: Which slot? }
+          - id: agent
+            call: { agent: desk, tool: slow, arguments: { ms: 60000 } }
+        timeout: ${t}
+        on_failure: late
+      - id: done
+        end: completed
+      - id: late
+        end: failed
+        message: not in time
+`).join(''),
+  });
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const first = await rest.start({ workflow: 'racing-1s' });
+    assert.equal(first.status, 201, first.text);
+    const failed = await rest.waitFor(first.json.id, 'failed', 'the parallel step to time out');
+    assert.equal(failed.error.message, 'not in time');
+    const par = failed.history.find((h) => h.step === 'both');
+    assert.equal(par?.status, 'failed', JSON.stringify(failed.history));
+    assert.match(JSON.stringify(failed.history), /parallel step both: not done within 1000 ms/);
+
+    // Killed before the deadline (the run is stored once acknowledged),
+    // started again after it.
+    const second = await rest.start({ workflow: 'racing-3s' });
+    assert.equal(second.status, 201, second.text);
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+    // Past the stored deadline: a fault injected by the clock, not a wait
+    // for anything the server does.
+    await new Promise((r) => setTimeout(r, 3200));
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const t0 = Date.now();
+    const after = await rest.waitFor(second.json.id, 'failed', 'the run brought back past its deadline to fail');
+    assert.ok(Date.now() - t0 < 2000, `failed at once, not after a fresh timeout (${Date.now() - t0} ms)`);
+    assert.equal(after.error.message, 'not in time');
+  } finally {
+    await srv.stop().catch(() => {});
+  }
+});
