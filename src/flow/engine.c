@@ -246,6 +246,8 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
   return e;
 }
 
+static void whys_forget(sb_flow_engine *e);
+
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
@@ -264,6 +266,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
     r->e = NULL;
     fl_run_release(r);
   }
+  whys_forget(e);
   fl_plan_go_on_close(e);
   fl_blocked_clear(e);
   sb_free(e);
@@ -477,12 +480,60 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
 
 /* ---- cancel, answer ------------------------------------------------------ */
 
-/* A run not in memory: say why the operation does not apply to it. */
+/* A run not in memory: say why the operation does not apply to it, or,
+ * for a run another process (switchboard run) left waiting in the store,
+ * take it over and do the operation. */
 typedef struct why_op {
+  sb_flow_engine *e; /* NULL once the engine is gone */
+  sb_list_link link; /* in e->whys while the store has not answered */
+  int linked;
   sb_flow_cb cb;
   void *ud;
   char what[32];
+  int answer;          /* an answer (else a cancellation) */
+  char *tenant, *id;
+  char *step, *reason; /* the answer's step, the cancellation's reason */
+  json_t *value;       /* the answer */
 } why_op;
+
+static void why_free(why_op *op) {
+  if (op->linked) sb_list_unlink(&op->e->whys, &op->link);
+  sb_free(op->tenant);
+  sb_free(op->id);
+  sb_free(op->step);
+  sb_free(op->reason);
+  json_decref(op->value);
+  sb_free(op);
+}
+
+/* The engine goes: the operations the store has still to answer do not
+ * look at it. */
+static void whys_forget(sb_flow_engine *e) {
+  sb_list_link *n;
+  while ((n = sb_list_first(&e->whys))) {
+    sb_list_unlink(&e->whys, n);
+    why_op *op = sb_list_entry(n, why_op, link);
+    op->linked = 0;
+    op->e = NULL;
+  }
+}
+
+/* The run taken over is in memory, its steps under way: the operation
+ * goes on as for any run. */
+static void adopted(void *ud, int rc, const sb_error *why) {
+  why_op *op = ud;
+  sb_error err = {0};
+  if (rc == 0) {
+    rc = op->answer ? sb_flow_run_answer(op->e, op->tenant, op->id, op->step,
+                                         op->value, op->cb, op->ud, &err)
+                    : sb_flow_run_cancel(op->e, op->tenant, op->id,
+                                         op->reason, op->cb, op->ud, &err);
+  } else if (why) {
+    err = *why;
+  }
+  if (rc != 0) fl_reply(op->cb, op->ud, rc, &err, NULL);
+  why_free(op);
+}
 
 static void explain_absent(void *ud, sb_store_result *res) {
   why_op *op = ud;
@@ -490,7 +541,28 @@ static void explain_absent(void *ud, sb_store_result *res) {
   int rc = res->rc;
   sb_flow_status st =
       rc == 0 ? sb_flow_status_of(res->runs.items[0].status) : 0;
-  if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
+  if (op->e) {
+    sb_list_unlink(&op->e->whys, &op->link);
+    op->linked = 0;
+  } else {
+    rc = SB_ESTATE; /* the engine is gone */
+    sb_error_set(&err, rc, "the server is stopping");
+  }
+  if (rc == 0 && st == SB_FLOW_WAITING && op->e->listed && !op->e->stopping &&
+      !fl_run_find(op->e, op->tenant, op->id)) {
+    /* Waiting in the store, and not among the runs this server brought
+     * back at start (their list was read before it was written): left
+     * there by another process, `switchboard run`, for a server to
+     * answer. Taken over, then answered or cancelled. */
+    rc = fl_run_adopt(op->e, &res->runs.items[0], adopted, op, &err);
+    if (rc == 0) return; /* adopted() answers */
+    fl_reply(op->cb, op->ud, rc, &err, NULL);
+    why_free(op);
+    return;
+  }
+  if (rc == SB_ESTATE && !op->e) {
+    /* err says why */
+  } else if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
     /* In progress in the store, not yet in memory: the runs to bring back
      * after a restart are still being read. Not "only a running run can",
      * said of a running run: the same request succeeds shortly. */
@@ -507,21 +579,37 @@ static void explain_absent(void *ud, sb_store_result *res) {
     err = res->err;
   }
   fl_reply(op->cb, op->ud, rc, &err, NULL);
-  sb_free(op);
+  why_free(op);
 }
 
+/* `answer` (with `step`) for an answer; else a cancellation (`reason`). */
 static int absent(sb_flow_engine *e, const char *tenant, const char *id,
-                  const char *what, sb_flow_cb cb, void *ud, sb_error *err) {
+                  const char *what, const char *step, const json_t *answer,
+                  const char *reason, sb_flow_cb cb, void *ud, sb_error *err) {
   why_op *op = sb_calloc(1, sizeof *op);
   if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  op->e = e;
   op->cb = cb;
   op->ud = ud;
   snprintf(op->what, sizeof op->what, "%s", what);
+  op->answer = answer != NULL;
+  op->tenant = sb_strdup(tenant);
+  op->id = sb_strdup(id);
+  op->step = step ? sb_strdup(step) : NULL;
+  op->reason = reason ? sb_strdup(reason) : NULL;
+  op->value = answer ? json_deep_copy(answer) : NULL;
+  if (!op->tenant || !op->id || (step && !op->step) ||
+      (reason && !op->reason) || (answer && !op->value)) {
+    why_free(op);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
   int rc = sb_store_run_get(e->o.store, tenant, id, explain_absent, op);
   if (rc != 0) {
-    sb_free(op);
+    why_free(op);
     return sb_error_set(err, rc, "the store is busy; retry shortly");
   }
+  sb_list_push_back(&e->whys, &op->link);
+  op->linked = 1;
   return 0;
 }
 
@@ -531,7 +619,9 @@ int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
   fl_run *r = fl_run_find(e, tenant, id);
   fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
   if (b) return fl_blocked_cancel(e, b, reason, cb, ud, err);
-  if (!r) return absent(e, tenant, id, "be cancelled", cb, ud, err);
+  if (!r)
+    return absent(e, tenant, id, "be cancelled", NULL, NULL, reason, cb, ud,
+                  err);
   fl_change *c = sb_calloc(1, sizeof *c);
   if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
   c->kind = FL_CANCEL;
@@ -554,7 +644,9 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
   fl_run *r = fl_run_find(e, tenant, id);
   fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
   if (b) return fl_blocked_refuse(b, "be answered", err);
-  if (!r) return absent(e, tenant, id, "be answered", cb, ud, err);
+  if (!r)
+    return absent(e, tenant, id, "be answered", step, answer, NULL, cb, ud,
+                  err);
   /* Its steps are not under way again yet: not "not waiting". */
   if (r->loading)
     return sb_error_set(err, SB_EBUSY,

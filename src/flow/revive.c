@@ -55,6 +55,8 @@ static fl_run *run_load(sb_flow_engine *e, const sb_store_run_record *rec,
 typedef struct load_op {
   fl_run *r;
   fl_change *change; /* RESUME, or NULL: restart the active steps */
+  fl_adopt_cb then;  /* a run taken over (fl_run_adopt): told when loaded */
+  void *then_ud;
 } load_op;
 
 static void resume_more(sb_flow_engine *e);
@@ -65,7 +67,7 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
   load_op *op = ud;
   fl_run *r = op->r;
   /* A run brought back at start makes room for the next one. */
-  sb_flow_engine *e = op->change ? NULL : r->e;
+  sb_flow_engine *e = op->change || op->then ? NULL : r->e;
   if (e && !e->stopping) {
     e->reading--;
     resume_more(e);
@@ -87,6 +89,12 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
       fl_reply(op->change->cb, op->change->ud, res->rc ? res->rc : SB_ESTATE,
                &res->err, NULL);
       fl_change_free(op->change);
+    }
+    if (op->then) {
+      sb_error why = res->err;
+      if (!res->rc)
+        sb_error_set(&why, SB_ESTATE, "run %s: the engine is stopping", r->id);
+      op->then(op->then_ud, res->rc ? res->rc : SB_ESTATE, &why);
     }
     sb_free(op);
     /* Detached already (the engine stopping): the read's hold may be the
@@ -110,6 +118,7 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
     fl_plan_go_on(r); /* a loop cut short by the crash goes on */
     /* A change that came while it read (a cancellation) goes now. */
     if (r->queue && !r->writing) fl_plan_write(r);
+    if (op->then) op->then(op->then_ud, 0, NULL);
   }
   sb_free(op);
   fl_run_release(r);
@@ -122,11 +131,14 @@ static void loaded_context(void *ud, const sb_ctx_result *res) {
  * knows with other arguments). A head that moved meanwhile is a conflict
  * at the run's next write, planned again on the head as at any time. A
  * resume (a new visit, a new key) starts from the head. */
-static int load_context(fl_run *r, fl_change *change, sb_error *err) {
+static int load_context_then(fl_run *r, fl_change *change, fl_adopt_cb then,
+                             void *then_ud, sb_error *err) {
   load_op *op = sb_calloc(1, sizeof *op);
   if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
   op->r = r;
   op->change = change;
+  op->then = then;
+  op->then_ud = then_ud;
   r->holds++;
   /* Nothing is written before the context is read: a change that comes
    * meanwhile (a cancellation of a run being resumed) waits for it,
@@ -139,6 +151,21 @@ static int load_context(fl_run *r, fl_change *change, sb_error *err) {
     sb_free(op);
     r->holds--;
   }
+  return rc;
+}
+
+static int load_context(fl_run *r, fl_change *change, sb_error *err) {
+  return load_context_then(r, change, NULL, NULL, err);
+}
+
+int fl_run_adopt(sb_flow_engine *e, const sb_store_run_record *rec,
+                 fl_adopt_cb then, void *ud, sb_error *err) {
+  fl_run *r = run_load(e, rec, err);
+  if (!r) return err->code ? err->code : SB_EIO;
+  SB_INFO(FL_MODULE, "run %s (%s), left %s in the store by another process, "
+          "is taken over", rec->id, rec->workflow, rec->status);
+  int rc = load_context_then(r, NULL, then, ud, err);
+  if (rc != 0) fl_run_detach(r);
   return rc;
 }
 
@@ -476,6 +503,7 @@ static void on_active(void *ud, sb_store_result *res) {
     }
     n++;
   }
+  e->listed = 1;
   if (n)
     SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
   else

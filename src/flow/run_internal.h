@@ -149,6 +149,14 @@ struct sb_flow_engine {
   /* The read of the runs in progress, while it is out: the engine may be
    * freed before the store answers, and then clears its `e`. */
   fl_active_read *active_read;
+  /* The runs in progress at start have been listed (and queued to come
+   * back): a run the store says is waiting that is not in memory since
+   * was left there by another process (switchboard run) and is taken
+   * over when it is acted on (fl_run_adopt). */
+  int listed;
+  /* Operations on runs not in memory waiting for the store's answer
+   * (engine.c's why_op): told when the engine goes. */
+  sb_list whys;
   /* Runs whose cut chain goes on (fl_plan_go_on), in order: one part per
    * turn of the loop for them all, from an idle handle. */
   sb_list go_on;
@@ -157,6 +165,14 @@ struct sb_flow_engine {
   sb_list block_ops; /* their cancellations under way (revive.c), told
                         when the engine goes (the store answers later) */
 };
+
+/* revive.c: a run left waiting in the store by another process (rec),
+ * brought into memory as a run coming back at start is; `then` is called
+ * once its context is read and its steps are under way again (rc 0), or
+ * with why it could not be. */
+typedef void (*fl_adopt_cb)(void *ud, int rc, const sb_error *err);
+int fl_run_adopt(sb_flow_engine *e, const sb_store_run_record *rec,
+                 fl_adopt_cb then, void *ud, sb_error *err);
 
 /* engine.c */
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id);

@@ -430,6 +430,32 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       assert.equal(run.status, 'cancelled');
     });
 
+    // The server was running already when `switchboard run` left these
+    // runs waiting: they were not among the runs it brought back at its
+    // start. Before, each answer or cancellation was a 503 "not yet
+    // brought back after a restart; retry shortly", for ever.
+    it('a run left waiting by switchboard run while the server runs is answered, or cancelled, through it', async () => {
+      const left = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await cli(['run', 'asking', ...asCfg, '--json']);
+        assert.equal(r.code, 1, r.stderr);
+        left.push(JSON.parse(r.stdout));
+        assert.equal(left[i].status, 'waiting');
+      }
+      const answered = await cli(['runs', 'answer', left[0].id, '--answer', '{"slot": "monday"}', '--url', base, '--json']);
+      assert.equal(answered.code, 0, answered.stderr);
+      const run = await until(() => getRun(left[0].id), (x) => x.status === 'completed', `run ${left[0].id} to complete`);
+      assert.deepEqual(run.history.map((h) => [h.step, h.status]), [['confirm', 'completed'], ['book', 'completed']]);
+      const c = JSON.parse((await cli(['context', 'get', run.contextId, ...asCfg])).stdout);
+      assert.equal(c.data.workflow.outputs.book.booked, 'monday');
+
+      const cancelled = await cli(['runs', 'cancel', left[1].id, '--url', base]);
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      assert.match(cancelled.stdout, new RegExp(`^run ${left[1].id}: cancelled$`, 'm'));
+      assert.equal((await getRun(left[1].id)).status, 'cancelled');
+      assert.match(server.stderr, new RegExp(`run ${left[1].id} \\(asking\\), left waiting in the store by another process, is taken over`));
+    });
+
     it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {
       const ghost = await cli(['runs', 'cancel', '01a2121b-0000-7000-8000-000000000000', '--url', base]);
       assert.equal(ghost.code, 1);
