@@ -9,7 +9,11 @@
  * JSON body or as an SSE stream (parsed incrementally by sse_parser.c);
  * every way a POST can fail ends in a JSON-RPC error response carrying the
  * request's id, synthesised when the agent did not send one, so the
- * MCP client above never waits for an answer that cannot come.
+ * MCP client above never waits for an answer that cannot come. An SSE
+ * answer the agent ends after an event id but before the response (the
+ * 2025-11-25 "polling" of SEP-1699, or a dropped connection) is not such a
+ * failure: after the stream's retry: delay a GET with Last-Event-ID
+ * resumes it and carries the answer (http_transfer.c, queue_resume).
  *
  * Re-entrancy: libcurl forbids calling it from its own callbacks, and the
  * owner may send, cancel or close from inside on_message. So the write
@@ -79,6 +83,13 @@ static void on_retry_timer(uv_timer_t *timer) {
   http_channel *ch = timer->data;
   if (ch->torn_down || !ch->stream_wanted || ch->stream) return;
   start_stream(ch);
+  after_curl(ch);
+}
+
+void hc_on_resume_timer(uv_timer_t *timer) {
+  http_channel *ch = timer->data;
+  if (ch->torn_down) return;
+  hc_start_due_resumes(ch);
   after_curl(ch);
 }
 
@@ -194,12 +205,15 @@ static void teardown(http_channel *ch) {
     curl_multi_remove_handle(ch->drv.multi, t->easy);
     hc_free_transfer(ch, t);
   }
+  while ((n = sb_list_first(&ch->resumes)))
+    hc_free_transfer(ch, sb_list_entry(n, transfer, link));
   hc_purge_queue(ch, NULL);
   if (ch->drv_ready)
     hc_driver_stop(&ch->drv);
   else
     ch->handles_open--; /* the driver never started */
   uv_close((uv_handle_t *)&ch->retry_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&ch->resume_timer, on_handle_closed);
 }
 
 /* After any call into curl: finish completed transfers, then hand queued
@@ -332,6 +346,15 @@ static void http_cancel(sb_channel *base, json_t *id) {
       return;
     }
   }
+  /* A resume still waiting for its delay never reached curl. */
+  for (sb_list_link *n = sb_list_first(&ch->resumes); n; n = sb_list_next(n)) {
+    transfer *t = sb_list_entry(n, transfer, link);
+    for (size_t i = 0; i < json_array_size(t->pending_ids); i++) {
+      if (!json_equal(json_array_get(t->pending_ids, i), id)) continue;
+      hc_free_transfer(ch, t);
+      return;
+    }
+  }
 }
 
 static void http_close(sb_channel *base) {
@@ -426,7 +449,9 @@ sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
   ch->retry_ms = -1;
   uv_timer_init(loop, &ch->retry_timer);
   ch->retry_timer.data = ch;
-  ch->handles_open = 2; /* the retry timer and the driver */
+  uv_timer_init(loop, &ch->resume_timer);
+  ch->resume_timer.data = ch;
+  ch->handles_open = 3; /* the two timers and the driver */
   ch->url = sb_strdup(o->url);
   if (!ch->url) goto fail;
   if (hc_driver_init(&ch->drv, loop, on_driver_after, on_driver_closed) != 0)

@@ -29,6 +29,16 @@ typedef struct transfer {
   struct curl_slist *headers;
   char *body;          /* the POST body; curl reads it in place */
   int is_stream;       /* the GET stream rather than a POST */
+  /* A GET resuming a POST's SSE stream that the agent closed before it
+   * answered (2025-11-25 "polling"): Last-Event-ID resume_id, the ids the
+   * POST still owed moved over. Until its delay is up it waits in
+   * ch->resumes (waiting = 1), not in the multi. */
+  int is_resume;
+  int waiting;
+  char *resume_id;
+  long retry_ms;     /* the last retry: field seen on this stream, or -1 */
+  unsigned resumes;  /* resumptions in a row that brought no new event id */
+  uint64_t due_ms;   /* loop time at which a waiting resume starts */
   json_t *pending_ids; /* request ids still owed an answer (array) */
   char *sent_session;  /* the Mcp-Session-Id it carried, or NULL */
   body_kind kind;
@@ -72,6 +82,8 @@ struct http_channel {
   char *session_id;
 
   sb_list transfers; /* newest first */
+  sb_list resumes;   /* resume transfers waiting for their delay */
+  uv_timer_t resume_timer;
   queued_msg *queue_head, *queue_tail;
 
   /* The GET stream (legacy agent-initiated messages). */
@@ -101,7 +113,16 @@ int hc_start_transfer(http_channel *ch, transfer *t);
 /* What went wrong below HTTP, in words, into out[n]. */
 void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
                         size_t n);
-/* A POST is done: queue its answer, or an error for each id still owed. */
+/* A POST (or a resume GET) is done: queue its answer, or an error for each
+ * id still owed; or, when the agent closed its SSE stream after an event
+ * id without answering, queue a resume GET (ch->resumes) and arm
+ * ch->resume_timer. */
 void hc_finish_post(http_channel *ch, transfer *t, CURLcode res);
+/* Start the resumes whose delay is up (a resume that cannot start fails
+ * its ids) and re-arm the timer for the rest. */
+void hc_start_due_resumes(http_channel *ch);
+/* ch->resume_timer's callback (http_client.c): the due resumes, then
+ * after_curl. */
+void hc_on_resume_timer(uv_timer_t *timer);
 
 #endif

@@ -26,6 +26,9 @@
 
 enum {
   ERROR_BODY_MAX = 1024, /* non-JSON error bodies kept for messages */
+  STREAM_RESUME_DELAY_MS = 250, /* without a retry: field */
+  STREAM_RESUME_MAX_DELAY_MS = 30000,
+  STREAM_RESUME_MAX = 8, /* resumptions in a row bringing no new event */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -143,7 +146,7 @@ static void synthesise(http_channel *ch, transfer *t, sb_channel_failure kind,
 /* ---- transfers ----------------------------------------------------------- */
 
 void hc_free_transfer(http_channel *ch, transfer *t) {
-  sb_list_unlink(&ch->transfers, &t->link);
+  sb_list_unlink(t->waiting ? &ch->resumes : &ch->transfers, &t->link);
   if (ch->stream == t) ch->stream = NULL;
   for (queued_msg *q = ch->queue_head; q; q = q->next)
     if (q->from == t) q->from = NULL;
@@ -155,6 +158,7 @@ void hc_free_transfer(http_channel *ch, transfer *t) {
   sb_sse_free(&t->sse);
   sb_free(t->failure);
   sb_free(t->sent_session);
+  sb_free(t->resume_id);
   sb_free(t);
 }
 
@@ -221,6 +225,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
       sb_sse_init(&t->sse, ch->max_bytes, on_sse_event, t);
       if (t->is_stream && ch->last_event_id)
         sb_sse_set_last_id(&t->sse, ch->last_event_id);
+      else if (t->is_resume)
+        sb_sse_set_last_id(&t->sse, t->resume_id);
     } else if (content_type_is(ct, "application/json") && !t->is_stream) {
       t->kind = BODY_JSON;
     } else {
@@ -300,6 +306,7 @@ transfer *hc_new_transfer(http_channel *ch, int is_stream) {
   if (!t) return NULL;
   t->ch = ch;
   t->is_stream = is_stream;
+  t->retry_ms = -1;
   t->easy = curl_easy_init();
   if (!t->easy) goto fail;
   for (struct curl_slist *h = ch->opt_headers; h; h = h->next) {
@@ -405,9 +412,93 @@ static int names_session(const transfer *t) {
   return 0;
 }
 
+/* The agent ended t's SSE stream (closed it, or the connection broke)
+ * after an event id and before answering everything: "the server MAY close
+ * the connection without terminating the stream ... the client SHOULD then
+ * poll", respecting the stream's retry: field (2025-11-25, Streamable HTTP,
+ * and SEP-1699). Queue a GET with Last-Event-ID that takes over the ids
+ * still owed, after the stream's retry (else STREAM_RESUME_DELAY_MS),
+ * doubled for each resumption in a row that brought no new event id. 0 when
+ * queued; -1 when t is not to be resumed (no event id, the agent is making
+ * no progress, or no memory), and its ids fail as before. */
+static int queue_resume(http_channel *ch, transfer *t, const char *last_id) {
+  int progressed = !t->is_resume || strcmp(t->resume_id, last_id) != 0;
+  unsigned resumes = progressed ? 0 : t->resumes + 1;
+  if (resumes >= STREAM_RESUME_MAX) return -1;
+  long retry = t->kind == BODY_SSE && t->sse.retry_ms >= 0 ? t->sse.retry_ms
+                                                           : t->retry_ms;
+  uint64_t delay = retry >= 0 ? (uint64_t)retry : STREAM_RESUME_DELAY_MS;
+  for (unsigned i = 0; i < resumes && delay < STREAM_RESUME_MAX_DELAY_MS; i++)
+    delay = delay ? delay * 2 : STREAM_RESUME_DELAY_MS;
+  if (delay > STREAM_RESUME_MAX_DELAY_MS) delay = STREAM_RESUME_MAX_DELAY_MS;
+  transfer *r = hc_new_transfer(ch, 0);
+  if (!r) return -1;
+  r->is_resume = 1;
+  r->resumes = resumes;
+  r->retry_ms = retry;
+  r->resume_id = sb_strdup(last_id);
+  if (!r->resume_id ||
+      hc_add_header(&r->headers, "Accept", "text/event-stream") != 0 ||
+      hc_add_header(&r->headers, "Last-Event-ID", last_id) != 0) {
+    hc_free_transfer(ch, r);
+    return -1;
+  }
+  curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+  r->pending_ids = t->pending_ids;
+  t->pending_ids = NULL;
+  r->waiting = 1;
+  r->due_ms = uv_now(ch->loop) + delay;
+  sb_list_push_back(&ch->resumes, &r->link);
+  SB_DEBUG(MOD,
+           "agent %s: the SSE stream ended before the response; resuming "
+           "after event %s in %llu ms",
+           ch->base.name, last_id, (unsigned long long)delay);
+  hc_start_due_resumes(ch);
+  return 0;
+}
+
+void hc_start_due_resumes(http_channel *ch) {
+  uint64_t now = uv_now(ch->loop), next = 0;
+  sb_list_link *n, *nx;
+  for (n = sb_list_first(&ch->resumes); n; n = nx) {
+    nx = sb_list_next(n);
+    transfer *t = sb_list_entry(n, transfer, link);
+    if (t->due_ms > now) {
+      if (!next || t->due_ms < next) next = t->due_ms;
+      continue;
+    }
+    sb_list_unlink(&ch->resumes, &t->link);
+    t->waiting = 0;
+    if (hc_start_transfer(ch, t) != 0) {
+      synthesise(ch, t, SB_CHANNEL_LOST,
+                 "the SSE stream ended before the response, and resuming it "
+                 "could not start");
+      hc_free_transfer(ch, t);
+    }
+  }
+  if (next) uv_timer_start(&ch->resume_timer, hc_on_resume_timer, next - now, 0);
+}
+
 void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  const char *last_id = t->kind == BODY_SSE ? sb_sse_last_id(&t->sse) : NULL;
+  if (!t->failure && last_id && json_array_size(t->pending_ids) &&
+      queue_resume(ch, t, last_id) == 0)
+    return;
+  if (t->is_resume && !t->failure && t->kind != BODY_SSE &&
+      !(t->sent_session && status == 404) && json_array_size(t->pending_ids)) {
+    char why[400];
+    if (res != CURLE_OK)
+      hc_transport_error(ch, t, res, why, sizeof why);
+    else
+      snprintf(why, sizeof why, "HTTP %ld", status);
+    synthesise(ch, t, SB_CHANNEL_LOST,
+               "the SSE stream ended before the response, and resuming it "
+               "with Last-Event-ID %s failed: %s",
+               t->resume_id, why);
+    return;
+  }
   if (t->failure) {
     synthesise(ch, t, SB_CHANNEL_LOST, "%s", t->failure);
   } else if (t->sent_session &&

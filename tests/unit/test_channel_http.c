@@ -1017,6 +1017,106 @@ static void get_stream_resumes_then_stops_on_405(void **state) {
   json_decref(r.msgs);
 }
 
+
+/* SSE polling (2025-11-25, SEP-1699): the agent answers a POST with a
+ * priming event (an id and a retry: field) and closes the stream before
+ * answering. The channel must wait the retry, GET with Last-Event-ID, and
+ * take the answer from there (here after a second close with a progress
+ * event in between); a resume the agent refuses fails the request. */
+static int never(void *ud) {
+  (void)ud;
+  return 0;
+}
+static uint64_t poll_closed_ms, poll_get_ms;
+static char poll_id[64]; /* the POSTed request's id, as JSON */
+static void poll_handler(fake_conn *c, const char *method, const char *head,
+                         json_t *body) {
+  fake_server *s = c->srv;
+  char v[128], buf[512];
+  if (strcmp(method, "POST") == 0) {
+    const char *m = json_string_value(json_object_get(body, "method"));
+    s->step = m && strcmp(m, "refused") == 0 ? 100 : 0;
+    char *id = id_text(body);
+    snprintf(poll_id, sizeof poll_id, "%s", id);
+    sb_free(id);
+    conn_write(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  "Connection: close\r\n\r\nid: p-1\nretry: 300\ndata:\n\n");
+    conn_close(c);
+    poll_closed_ms = uv_now(c->tcp.loop);
+    return;
+  }
+  if (!poll_get_ms) poll_get_ms = uv_now(c->tcp.loop);
+  if (s->step >= 100) {
+    conn_respond(c, 405, NULL, "Allow: POST\r\n", "");
+    return;
+  }
+  assert_string_equal(head_value(head, "Accept", v, sizeof v),
+                      "text/event-stream");
+  s->step++;
+  head_value(head, "Last-Event-ID", v, sizeof v);
+  if (s->step == 1) {
+    assert_string_equal(v, "p-1");
+    conn_write(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  "Connection: close\r\n\r\nid: p-2\ndata: "
+                  "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\","
+                  "\"params\":{\"progressToken\":1,\"progress\":1}}\n\n");
+  } else {
+    assert_string_equal(v, "p-2");
+    snprintf(buf, sizeof buf,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+             "Connection: close\r\n\r\nid: p-3\ndata: {\"jsonrpc\":\"2.0\","
+             "\"id\":%s,\"result\":{\"resumed\":true}}\n\n",
+             poll_id);
+    conn_write(c, buf);
+  }
+  conn_close(c);
+}
+
+static void sse_stream_closed_before_answer_is_resumed(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  fake_server s;
+  fake_start(&loop, &s, poll_handler);
+  recorder r;
+  sb_channel *ch = open_channel(&loop, &r, url_of(&s), 0);
+  send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\","
+                "\"params\":{\"name\":\"test_reconnection\"}}");
+  json_t *id = json_integer(7);
+  json_t *a = wait_answer(&loop, &r, id);
+  if (!json_is_true(json_object_get(json_object_get(a, "result"), "resumed")))
+    fail_msg("expected the resumed answer, got %s", json_dumps(a, 0));
+  assert_true(has_method(&r, "notifications/progress"));
+  assert_int_equal(s.step, 2); /* two GETs: p-1, then p-2 */
+  /* the retry: field was respected before the first GET */
+  assert_true(poll_get_ms - poll_closed_ms >= 290);
+  json_decref(id);
+  /* an agent that refuses the resume: the request fails, saying so */
+  poll_get_ms = 0;
+  send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"refused\"}");
+  id = json_integer(8);
+  expect_synth(wait_answer(&loop, &r, id), "Last-Event-ID p-1 failed: HTTP 405");
+  json_decref(id);
+  /* cancelled while the resume waits for its delay: no GET goes out */
+  poll_get_ms = 0;
+  int reqs = s.requests;
+  send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\"}");
+  /* the POST is over (its stream closed at once); its resume waits */
+  assert_false(run_until(&loop, never, NULL, 100));
+  assert_int_equal(s.requests, reqs + 1);
+  id = json_integer(9);
+  sb_channel_cancel(ch, id);
+  assert_false(run_until(&loop, never, NULL, 500)); /* past its 300 ms */
+  assert_int_equal(s.requests, reqs + 1); /* the POST alone */
+  assert_null(answer_to(&r, id));
+  json_decref(id);
+  assert_int_equal(r.closed, 0);
+  sb_channel_close(ch);
+  fake_stop(&s);
+  finish_loop(&loop);
+  json_decref(r.msgs);
+}
+
 /* Close from inside on_message, with more queued behind it. */
 static void close_in_callback(void *ud, json_t *msg) {
   void **slots = ud;
@@ -1077,6 +1177,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(expired_session_reported),
       cmocka_unit_test(expired_session_400),
       cmocka_unit_test(get_stream_resumes_then_stops_on_405),
+      cmocka_unit_test(sse_stream_closed_before_answer_is_resumed),
       cmocka_unit_test(close_from_callback),
       cmocka_unit_test(bad_options_rejected),
       cmocka_unit_test(modern_calls_against_switchboard),
