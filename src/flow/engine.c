@@ -246,7 +246,28 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
   return e;
 }
 
-static void whys_forget(sb_flow_engine *e);
+void fl_engine_ref_take(fl_engine_ref *ref, sb_flow_engine *e) {
+  ref->e = e;
+  sb_list_push_back(&e->waiting_ops, &ref->link);
+  ref->linked = 1;
+}
+
+sb_flow_engine *fl_engine_ref_drop(fl_engine_ref *ref) {
+  if (ref->linked) sb_list_unlink(&ref->e->waiting_ops, &ref->link);
+  ref->linked = 0;
+  return ref->e;
+}
+
+/* The engine goes: the store operations still to be answered must not
+ * look at it. */
+static void waiting_ops_forget(sb_flow_engine *e) {
+  sb_list_link *n;
+  while ((n = sb_list_first(&e->waiting_ops))) {
+    fl_engine_ref *ref = sb_list_entry(n, fl_engine_ref, link);
+    fl_engine_ref_drop(ref);
+    ref->e = NULL;
+  }
+}
 
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
@@ -266,7 +287,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
     r->e = NULL;
     fl_run_release(r);
   }
-  whys_forget(e);
+  waiting_ops_forget(e);
   fl_plan_go_on_close(e);
   fl_blocked_clear(e);
   sb_free(e);
@@ -484,9 +505,7 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
  * for a run another process (switchboard run) left waiting in the store,
  * take it over and do the operation. */
 typedef struct why_op {
-  sb_flow_engine *e; /* NULL once the engine is gone */
-  sb_list_link link; /* in e->whys while the store has not answered */
-  int linked;
+  fl_engine_ref ref; /* ref.e: the engine, NULL when it went first */
   sb_flow_cb cb;
   void *ud;
   char what[32];
@@ -497,7 +516,7 @@ typedef struct why_op {
 } why_op;
 
 static void why_free(why_op *op) {
-  if (op->linked) sb_list_unlink(&op->e->whys, &op->link);
+  fl_engine_ref_drop(&op->ref);
   sb_free(op->tenant);
   sb_free(op->id);
   sb_free(op->step);
@@ -506,28 +525,17 @@ static void why_free(why_op *op) {
   sb_free(op);
 }
 
-/* The engine goes: the operations the store has still to answer do not
- * look at it. */
-static void whys_forget(sb_flow_engine *e) {
-  sb_list_link *n;
-  while ((n = sb_list_first(&e->whys))) {
-    sb_list_unlink(&e->whys, n);
-    why_op *op = sb_list_entry(n, why_op, link);
-    op->linked = 0;
-    op->e = NULL;
-  }
-}
-
 /* The run taken over is in memory, its steps under way: the operation
  * goes on as for any run. */
 static void adopted(void *ud, int rc, const sb_error *why) {
   why_op *op = ud;
   sb_error err = {0};
   if (rc == 0) {
-    rc = op->answer ? sb_flow_run_answer(op->e, op->tenant, op->id, op->step,
+    sb_flow_engine *e = op->ref.e;
+    rc = op->answer ? sb_flow_run_answer(e, op->tenant, op->id, op->step,
                                          op->value, op->cb, op->ud, &err)
-                    : sb_flow_run_cancel(op->e, op->tenant, op->id,
-                                         op->reason, op->cb, op->ud, &err);
+                    : sb_flow_run_cancel(e, op->tenant, op->id, op->reason,
+                                         op->cb, op->ud, &err);
   } else if (why) {
     err = *why;
   }
@@ -541,26 +549,24 @@ static void explain_absent(void *ud, sb_store_result *res) {
   int rc = res->rc;
   sb_flow_status st =
       rc == 0 ? sb_flow_status_of(res->runs.items[0].status) : 0;
-  if (op->e) {
-    sb_list_unlink(&op->e->whys, &op->link);
-    op->linked = 0;
-  } else {
+  sb_flow_engine *e = fl_engine_ref_drop(&op->ref);
+  if (!e) {
     rc = SB_ESTATE; /* the engine is gone */
     sb_error_set(&err, rc, "the server is stopping");
   }
-  if (rc == 0 && st == SB_FLOW_WAITING && op->e->listed && !op->e->stopping &&
-      !fl_run_find(op->e, op->tenant, op->id)) {
+  if (rc == 0 && st == SB_FLOW_WAITING && e->listed && !e->stopping &&
+      !fl_run_find(e, op->tenant, op->id)) {
     /* Waiting in the store, and not among the runs this server brought
      * back at start (their list was read before it was written): left
      * there by another process, `switchboard run`, for a server to
      * answer. Taken over, then answered or cancelled. */
-    rc = fl_run_adopt(op->e, &res->runs.items[0], adopted, op, &err);
+    rc = fl_run_adopt(e, &res->runs.items[0], adopted, op, &err);
     if (rc == 0) return; /* adopted() answers */
     fl_reply(op->cb, op->ud, rc, &err, NULL);
     why_free(op);
     return;
   }
-  if (rc == SB_ESTATE && !op->e) {
+  if (!e) {
     /* err says why */
   } else if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
     /* In progress in the store, not yet in memory: the runs to bring back
@@ -588,7 +594,6 @@ static int absent(sb_flow_engine *e, const char *tenant, const char *id,
                   const char *reason, sb_flow_cb cb, void *ud, sb_error *err) {
   why_op *op = sb_calloc(1, sizeof *op);
   if (!op) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  op->e = e;
   op->cb = cb;
   op->ud = ud;
   snprintf(op->what, sizeof op->what, "%s", what);
@@ -603,13 +608,12 @@ static int absent(sb_flow_engine *e, const char *tenant, const char *id,
     why_free(op);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
+  fl_engine_ref_take(&op->ref, e);
   int rc = sb_store_run_get(e->o.store, tenant, id, explain_absent, op);
   if (rc != 0) {
     why_free(op);
     return sb_error_set(err, rc, "the store is busy; retry shortly");
   }
-  sb_list_push_back(&e->whys, &op->link);
-  op->linked = 1;
   return 0;
 }
 
@@ -661,6 +665,7 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
 enum { READ_GET = 1, READ_LIST, READ_LOADED };
 
 void fl_read_free(fl_read *op) {
+  fl_engine_ref_drop(&op->ref);
   json_decref(op->blocked);
   sb_free(op->step);
   sb_free(op);
@@ -713,6 +718,10 @@ static void on_read(void *ud, sb_store_result *res) {
                           json_string(res->runs.items[res->runs.len - 1].id));
     fl_reply(op->cb, op->ud, 0, NULL, out);
     json_decref(out);
+  } else if (!fl_engine_ref_drop(&op->ref)) {
+    fl_reply(op->cb, op->ud, SB_ESTATE,
+             &(sb_error){.code = SB_ESTATE, .msg = "the server is stopping"},
+             NULL);
   } else {
     op->loaded(op, &res->runs.items[0]); /* frees op */
     return;
@@ -729,9 +738,17 @@ static int read_run(sb_flow_engine *e, int kind, const char *tenant,
     sb_free(op);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
-  *op = (fl_read){e, cb, ud, op->step, kind, limit ? limit : 50, loaded, NULL};
-  /* Taken now: the engine may be gone when the store answers. */
-  if (kind != READ_LOADED) op->blocked = fl_blocked_snapshot(e, tenant, id);
+  op->cb = cb;
+  op->ud = ud;
+  op->kind = kind;
+  op->limit = limit ? limit : 50;
+  op->loaded = loaded;
+  /* The engine may be gone when the store answers: a get or a list takes
+   * what it needs of it now; resume and fork need it then (ref). */
+  if (kind != READ_LOADED)
+    op->blocked = fl_blocked_snapshot(e, tenant, id);
+  else
+    fl_engine_ref_take(&op->ref, e);
   int rc = kind == READ_LIST
                ? sb_store_run_list(e->o.store, tenant, status, cursor,
                                    op->limit, on_read, op)

@@ -192,7 +192,7 @@ static int nothing_to_resume(const sb_store_run_record *rec, sb_error *err) {
 }
 
 static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
-  sb_flow_engine *e = op->e;
+  sb_flow_engine *e = op->ref.e;
   sb_error err = {0};
   int rc = 0;
   sb_flow_status st = sb_flow_status_of(rec->status);
@@ -246,7 +246,7 @@ int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
 
 /* A fork: the source run is read, then the context version its step left. */
 typedef struct fork_op {
-  sb_flow_engine *e;
+  fl_engine_ref ref; /* ref.e: the engine, NULL when it went first */
   sb_flow_cb cb;
   void *ud;
   char *tenant;
@@ -256,6 +256,7 @@ typedef struct fork_op {
 } fork_op;
 
 static void fork_op_free(fork_op *f) {
+  fl_engine_ref_drop(&f->ref);
   sb_free(f->tenant);
   json_decref(f->source);
   json_decref(f->extra);
@@ -267,7 +268,10 @@ static void fork_context(void *ud, const sb_ctx_result *res) {
   fork_op *f = ud;
   sb_error err = {0};
   int rc = res->rc;
-  if (rc != 0) {
+  sb_flow_engine *e = fl_engine_ref_drop(&f->ref);
+  if (!e) {
+    rc = sb_error_set(&err, SB_ESTATE, "the server is stopping");
+  } else if (rc != 0) {
     err = res->err;
   } else {
     sb_flow_def *def = NULL;
@@ -286,8 +290,8 @@ static void fork_context(void *ud, const sb_ctx_result *res) {
       }
       json_t *filled = sb_ctx_fill_defaults(ctx);
       json_decref(ctx);
-      rc = fl_launch(f->e, f->tenant, def, f->source, NULL, filled, f->input,
-                  f->extra, f->cb, f->ud, &err);
+      rc = fl_launch(e, f->tenant, def, f->source, NULL, filled, f->input,
+                     f->extra, f->cb, f->ud, &err);
       json_decref(filled);
       sb_flow_def_free(def);
     }
@@ -350,7 +354,6 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
     rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
   } else {
     sb_flow_def *def = NULL;
-    f->e = op->e;
     f->cb = op->cb;
     f->ud = op->ud;
     f->tenant = sb_strdup(rec->tenant);
@@ -393,7 +396,8 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
       json_t *principal = json_object_get(doc, "principal");
       if (f->extra && principal)
         json_object_set(f->extra, "principal", principal);
-      rc = sb_ctx_get_async(op->e->o.ctx, rec->tenant, rec->context_id,
+      fl_engine_ref_take(&f->ref, op->ref.e);
+      rc = sb_ctx_get_async(op->ref.e->o.ctx, rec->tenant, rec->context_id,
                             fl_int(found, "contextVersion"), fork_context, f,
                             &err);
     }

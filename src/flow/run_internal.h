@@ -154,9 +154,9 @@ struct sb_flow_engine {
    * was left there by another process (switchboard run) and is taken
    * over when it is acted on (fl_run_adopt). */
   int listed;
-  /* Operations on runs not in memory waiting for the store's answer
-   * (engine.c's why_op): told when the engine goes. */
-  sb_list whys;
+  /* Store reads under way whose answers need the engine (fl_engine_ref):
+   * told when the engine goes. */
+  sb_list waiting_ops;
   /* Runs whose cut chain goes on (fl_plan_go_on), in order: one part per
    * turn of the loop for them all, from an idle handle. */
   sb_list go_on;
@@ -192,10 +192,23 @@ int fl_launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
 /* A stored run read for an operation on it (resume, fork): `loaded` gets
  * the record and owns the read, which it frees with fl_read_free; a
  * failed read is answered to cb without it. */
+/* A store operation whose answer needs the engine: while the store has
+ * not answered it is in e->waiting_ops, and an engine freed meanwhile (the
+ * store, closed after it, answers inside sb_store_close) clears `e`. */
+typedef struct fl_engine_ref {
+  sb_flow_engine *e; /* NULL once the engine is gone */
+  sb_list_link link;
+  int linked;
+} fl_engine_ref;
+void fl_engine_ref_take(fl_engine_ref *ref, sb_flow_engine *e);
+/* The store answered (or the operation never started): out of the list.
+ * Returns the engine, or NULL when it is gone. */
+sb_flow_engine *fl_engine_ref_drop(fl_engine_ref *ref);
+
 typedef struct fl_read fl_read;
 typedef void (*fl_read_loaded)(fl_read *op, const sb_store_run_record *rec);
 struct fl_read {
-  sb_flow_engine *e;
+  fl_engine_ref ref; /* ref.e: the engine, NULL when it went first */
   sb_flow_cb cb;
   void *ud;
   char *step; /* fork: the step it forks from */

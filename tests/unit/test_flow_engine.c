@@ -475,6 +475,49 @@ static void test_cancel_behind_a_step_done(void **state) {
   env_down(&v);
 }
 
+/* The server stops while the store still has to answer a resume's and a
+ * fork's read of a run, and an answer to a run not in memory: the engine
+ * is freed first and the store answers inside sb_store_close. Each caller
+ * is told the server is stopping; none of them looks at the engine gone
+ * (ASan: a use after free, before). */
+static void test_reads_answered_after_the_engine_went(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'e', 'emit': {'type': 'spin.tick'}},"
+               "{'id': 'w', 'wait': {'event': 'go.now'}}]}"));
+  char id[64];
+  start_run_id(&v, id);
+  reply c = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "done", on_reply, &c, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_int_equal(c.rc, 0);
+  json_decref(c.run);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  reply r = {0}, f = {0}, a = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
+                   0);
+  assert_int_equal(
+      sb_flow_run_fork(v.eng, TENANT, id, "e", on_reply, &f, &err), 0);
+  json_t *answer = json_object();
+  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, "w", answer,
+                                      on_reply, &a, &err),
+                   0);
+  json_decref(answer);
+  env_down(&v); /* the engine goes first; sb_store_close answers */
+  assert_true(r.done && f.done && a.done);
+  assert_int_not_equal(r.rc, 0);
+  assert_int_not_equal(f.rc, 0);
+  assert_int_not_equal(a.rc, 0);
+  assert_non_null(strstr(r.msg, "stopping"));
+  assert_non_null(strstr(f.msg, "stopping"));
+  json_decref(r.run);
+  json_decref(f.run);
+  json_decref(a.run);
+}
+
 /* A cancel that comes while a resume reads the run's context: the resume
  * (asked first) is written, then the cancel cancels the resumed run; not
  * a cancel planned on no context ("out of memory"). */
@@ -983,6 +1026,7 @@ int main(void) {
       cmocka_unit_test(test_conflicts_in_a_row_never_drop),
       cmocka_unit_test(test_restart_without_the_workflow),
       cmocka_unit_test(test_blocked_definition),
+      cmocka_unit_test(test_reads_answered_after_the_engine_went),
       cmocka_unit_test(test_blocked_context),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
