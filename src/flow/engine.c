@@ -272,7 +272,6 @@ static void waiting_ops_forget(sb_flow_engine *e) {
 void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
-  if (e->active_read) e->active_read->e = NULL; /* it frees itself */
   fl_timer_close(&e->load_timer);
   /* Runs still to read their context: their holds go, they follow. */
   for (size_t i = e->to_load_at; i < e->nto_load; i++)

@@ -478,11 +478,10 @@ static int queue_load(sb_flow_engine *e, fl_run *r) {
 }
 
 static void on_active(void *ud, sb_store_result *res) {
-  fl_active_read *read = ud;
-  sb_flow_engine *e = read->e;
+  fl_engine_ref *read = ud;
+  sb_flow_engine *e = fl_engine_ref_drop(read);
   sb_free(read);
   if (!e) return; /* stopped before the store answered */
-  e->active_read = NULL;
   if (res->rc != 0) {
     SB_ERROR(FL_MODULE, "cannot read the runs to resume: %s", res->err.msg);
     return;
@@ -516,16 +515,16 @@ static void on_active(void *ud, sb_store_result *res) {
 }
 
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
-  fl_active_read *read = sb_calloc(1, sizeof *read);
+  fl_engine_ref *read = sb_calloc(1, sizeof *read);
   if (!read) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  read->e = e;
+  fl_engine_ref_take(read, e);
   int rc = sb_store_runs_active(e->o.store, on_active, read);
   if (rc != 0) {
+    fl_engine_ref_drop(read);
     sb_free(read);
     return sb_error_set(err, rc, "flow: cannot read the runs in progress (%s)",
                         sb_strerror(rc));
   }
-  e->active_read = read;
   return 0;
 }
 
@@ -568,18 +567,11 @@ static void block(sb_flow_engine *e, const char *tenant, const char *id,
   sb_list_push_front(&e->blocked, &b->link);
 }
 
-typedef struct block_cancel block_cancel;
-static void block_op_orphan(sb_list_link *n);
-
 void fl_blocked_clear(sb_flow_engine *e) {
   sb_list_link *n;
   while ((n = sb_list_first(&e->blocked))) {
     sb_list_unlink(&e->blocked, n);
     blocked_free(sb_list_entry(n, fl_blocked, link));
-  }
-  while ((n = sb_list_first(&e->block_ops))) {
-    sb_list_unlink(&e->block_ops, n);
-    block_op_orphan(n);
   }
 }
 
@@ -614,22 +606,18 @@ int fl_blocked_refuse(const fl_blocked *b, const char *what, sb_error *err) {
                       b->id, b->message, what);
 }
 
-/* A blocked run's cancellation: its row read, then written cancelled. */
-struct block_cancel {
-  sb_list_link link; /* in e->block_ops while e is set */
-  sb_flow_engine *e; /* NULL once the engine is gone */
+/* A blocked run's cancellation: its row read, then written cancelled.
+ * The engine is held (ref) across both store operations. */
+typedef struct block_cancel {
+  fl_engine_ref ref; /* ref.e: the engine, NULL when it went first */
   char *tenant, *id, *reason;
   sb_flow_cb cb;
   void *ud;
   json_t *doc; /* the state written */
-};
-
-static void block_op_orphan(sb_list_link *n) {
-  sb_list_entry(n, block_cancel, link)->e = NULL;
-}
+} block_cancel;
 
 static void block_cancel_free(block_cancel *op) {
-  if (op->e) sb_list_unlink(&op->e->block_ops, &op->link);
+  fl_engine_ref_drop(&op->ref);
   sb_free(op->tenant);
   sb_free(op->id);
   sb_free(op->reason);
@@ -640,9 +628,10 @@ static void block_cancel_free(block_cancel *op) {
 static void block_cancelled(void *ud, sb_store_result *res) {
   block_cancel *op = ud;
   if (res->rc == 0) {
-    fl_blocked *b = op->e ? fl_blocked_find(op->e, op->tenant, op->id) : NULL;
+    sb_flow_engine *e = op->ref.e;
+    fl_blocked *b = e ? fl_blocked_find(e, op->tenant, op->id) : NULL;
     if (b) {
-      sb_list_unlink(&op->e->blocked, &b->link);
+      sb_list_unlink(&e->blocked, &b->link);
       blocked_free(b);
     }
     json_t *view = fl_run_view(op->doc, fl_int(op->doc, "contextVersion"));
@@ -706,11 +695,12 @@ static void block_cancel_read(void *ud, sb_store_result *res) {
   sb_error err = {0};
   int rc = res->rc;
   const sb_store_run_record *rec = rc == 0 ? &res->runs.items[0] : NULL;
-  fl_blocked *b = op->e ? fl_blocked_find(op->e, op->tenant, op->id) : NULL;
+  sb_flow_engine *e = op->ref.e;
+  fl_blocked *b = e ? fl_blocked_find(e, op->tenant, op->id) : NULL;
   sb_flow_status st = rec ? sb_flow_status_of(rec->status) : 0;
   if (rc != 0) {
     err = res->err;
-  } else if (!op->e) {
+  } else if (!e) {
     rc = sb_error_set(&err, SB_ESTATE, "switchboard is stopping");
   } else if (!b || (st != SB_FLOW_RUNNING && st != SB_FLOW_WAITING)) {
     rc = sb_error_set(&err, SB_ESTATE,
@@ -735,9 +725,9 @@ static void block_cancel_read(void *ud, sb_store_result *res) {
                          .run_id = rec->id,
                          .data = data_text};
     sb_store_extras x = {.run = &run, .events = &ev, .nevents = 1};
-    rc = text && data_text ? sb_store_write(op->e->o.store, rec->tenant, &x,
-                                            (int64_t)sb_wall_ms(),
-                                            block_cancelled, op)
+    rc = text && data_text ? sb_store_write(e->o.store, rec->tenant, &x,
+                                       (int64_t)sb_wall_ms(),
+                                       block_cancelled, op)
                            : SB_ENOMEM;
     sb_free(text); /* the store copied what it keeps */
     sb_free(data_text);
@@ -761,10 +751,9 @@ int fl_blocked_cancel(sb_flow_engine *e, fl_blocked *b, const char *reason,
     if (op) block_cancel_free(op);
     return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
-  op->e = e;
   op->cb = cb;
   op->ud = ud;
-  sb_list_push_front(&e->block_ops, &op->link);
+  fl_engine_ref_take(&op->ref, e);
   int rc = sb_store_run_get(e->o.store, op->tenant, op->id, block_cancel_read,
                             op);
   if (rc != 0) {

@@ -130,11 +130,6 @@ typedef struct fl_blocked {
   char message[512];
 } fl_blocked;
 
-/* The engine's read of the runs in progress at start (engine.c). */
-typedef struct fl_active_read {
-  sb_flow_engine *e; /* NULL once the engine is gone */
-} fl_active_read;
-
 struct sb_flow_engine {
   sb_flow_engine_options o;
   sb_list runs; /* in memory, newest first */
@@ -146,24 +141,21 @@ struct sb_flow_engine {
   fl_run **to_load;
   size_t nto_load, to_load_cap, to_load_at, reading;
   uv_timer_t *load_timer; /* the store was busy: try again shortly */
-  /* The read of the runs in progress, while it is out: the engine may be
-   * freed before the store answers, and then clears its `e`. */
-  fl_active_read *active_read;
   /* The runs in progress at start have been listed (and queued to come
    * back): a run the store says is waiting that is not in memory since
    * was left there by another process (switchboard run) and is taken
    * over when it is acted on (fl_run_adopt). */
   int listed;
-  /* Store reads under way whose answers need the engine (fl_engine_ref):
-   * told when the engine goes. */
+  /* Store operations under way whose answers need the engine
+   * (fl_engine_ref: answers and cancels of runs not in memory, resume and
+   * fork reads, blocked runs' cancellations, the read of the runs in
+   * progress at start): told when the engine goes. */
   sb_list waiting_ops;
   /* Runs whose cut chain goes on (fl_plan_go_on), in order: one part per
    * turn of the loop for them all, from an idle handle. */
   sb_list go_on;
   uv_idle_t *go_idle;
-  sb_list blocked;   /* fl_blocked: runs that cannot be brought back */
-  sb_list block_ops; /* their cancellations under way (revive.c), told
-                        when the engine goes (the store answers later) */
+  sb_list blocked; /* fl_blocked: runs that cannot be brought back */
 };
 
 /* revive.c: a run left waiting in the store by another process (rec),
