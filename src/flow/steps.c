@@ -91,15 +91,26 @@ static void fail(fl_active *a, const char *code, const char *agent,
   finish(a, c);
 }
 
-static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
-  if (!a->timer) {
-    a->timer = sb_calloc(1, sizeof *a->timer);
-    if (!a->timer) return SB_ENOMEM;
-    uv_timer_init(sb_store_loop(a->run->e->o.store), a->timer);
-    a->timer->data = a;
+/* Start a's timer in *slot (made on first use): cb in ms. */
+static int arm_timer(fl_active *a, uv_timer_t **slot, uint64_t ms,
+                     uv_timer_cb cb) {
+  if (!*slot) {
+    if (!(*slot = sb_calloc(1, sizeof **slot))) return SB_ENOMEM;
+    uv_timer_init(sb_store_loop(a->run->e->o.store), *slot);
+    (*slot)->data = a;
   }
-  uv_timer_start(a->timer, cb, ms, 0);
+  uv_timer_start(*slot, cb, ms, 0);
   return 0;
+}
+
+static int arm(fl_active *a, uint64_t ms, uv_timer_cb cb) {
+  return arm_timer(a, &a->timer, ms, cb);
+}
+
+/* Milliseconds from now to a wall-clock deadline; 0 once it has passed. */
+static uint64_t ms_until(int64_t deadline_ms) {
+  int64_t left = deadline_ms - (int64_t)sb_wall_ms();
+  return left > 0 ? (uint64_t)left : 0;
 }
 
 /* The parallel step a branch is in has run out of time: the branch fails
@@ -113,16 +124,8 @@ static void on_par_deadline(uv_timer_t *t) {
 }
 
 static int arm_par(fl_active *a) {
-  if (!a->par_timer) {
-    a->par_timer = sb_calloc(1, sizeof *a->par_timer);
-    if (!a->par_timer) return SB_ENOMEM;
-    uv_timer_init(sb_store_loop(a->run->e->o.store), a->par_timer);
-    a->par_timer->data = a;
-  }
-  int64_t left = a->par_deadline_ms - (int64_t)sb_wall_ms();
-  uv_timer_start(a->par_timer, on_par_deadline, left > 0 ? (uint64_t)left : 0,
-                 0);
-  return 0;
+  return arm_timer(a, &a->par_timer, ms_until(a->par_deadline_ms),
+                   on_par_deadline);
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -435,10 +438,7 @@ static void start(fl_run *r, const json_t *entry) {
     fail(a, "forbidden", NULL, "%s (the run's starter lacks it)", perr.msg);
     return;
   }
-  if (a->deadline_ms) {
-    int64_t left = a->deadline_ms - (int64_t)sb_wall_ms();
-    arm(a, left > 0 ? (uint64_t)left : 0, on_deadline);
-  }
+  if (a->deadline_ms) arm(a, ms_until(a->deadline_ms), on_deadline);
   if (a->par_deadline_ms) arm_par(a);
   if (s->kind == SB_FLOW_CALL)
     call_start(a);
