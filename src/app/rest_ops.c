@@ -228,6 +228,10 @@ static void metrics(void *ud, sb_http_request *req) {
       {"switchboard_run_conflicts_total", "counter",
        "run transitions redone because their context moved meanwhile",
        (double)fs.conflicts},
+      {"switchboard_run_write_failures_total", "counter",
+       "run transitions the store failed (locked, I/O error, disk full), "
+       "written again after a pause",
+       (double)fs.write_failures},
       {"switchboard_agents", "gauge", "agents registered",
        (double)sb_gateway_agent_count(app->gateway)},
       {"switchboard_http_connections", "gauge", "HTTP connections open",

@@ -406,6 +406,9 @@ typedef struct sb_flow_stats {
                            redone */
   uint64_t steps;       /* steps executed by the transitions planned (one
                            planned again after a conflict counts again) */
+  uint64_t write_failures; /* transitions the store failed (locked past
+                              its busy timeout, I/O error, disk full),
+                              kept and written again after a pause */
   size_t runs;          /* in progress in this process */
 } sb_flow_stats;
 void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out);

@@ -760,21 +760,36 @@ static void write_free(fl_write *w) {
   sb_free(w);
 }
 
+/* An answer to a question (an ask step's end, which its caller waits
+ * for), as opposed to a step's end that no one waits for. */
+static int is_answer(const fl_change *c) {
+  return c->kind == FL_STEP_DONE && c->cb;
+}
+
 static void pop_change(fl_run *r, int rc, const sb_error *err) {
   fl_change *c = r->queue;
   /* A run whose first write failed never existed. */
   if (rc != 0 && c->kind == FL_START) fl_run_detach(r);
   r->queue = c->next;
   if (!r->queue) r->queue_tail = NULL;
-  /* A cancellation the store did not take (not "not running": a write
-   * that failed) says so, and that the run goes on: its caller may cancel
-   * again, rather than read a bare store error as the run's end. */
+  /* A cancellation or an answer the store did not take (not "not
+   * running": a write that failed) says so, and that the run goes on as
+   * it was: its caller may try again, rather than read a bare store error
+   * as the run's end. */
   sb_error why = {0};
+  const char *detail = err && *err->msg ? err->msg : sb_strerror(rc);
   if (rc != 0 && rc != SB_ESTATE && c->kind == FL_CANCEL) {
     sb_error_set(&why, rc,
                  "run %s: the cancellation could not be written (%s); the "
                  "run goes on as it was: cancel it again",
-                 r->id, err && *err->msg ? err->msg : sb_strerror(rc));
+                 r->id, detail);
+    err = &why;
+  } else if (rc != 0 && rc != SB_ESTATE && rc != SB_EINVAL &&
+             rc != SB_ETOOBIG && is_answer(c)) {
+    sb_error_set(&why, rc,
+                 "run %s: the answer could not be written (%s); the "
+                 "question is still open: answer it again",
+                 r->id, detail);
     err = &why;
   }
   /* The view is for whoever waits on this change; most have no one. */
@@ -786,8 +801,10 @@ static void pop_change(fl_run *r, int rc, const sb_error *err) {
   /* A cancellation not written: the steps it stopped take up again (they
    * are still under way in the store), and those it held back start.
    * Left stopped, they would ignore their ends: a run neither cancelled
-   * nor going on until a restart. */
-  if (rc != 0 && c->kind == FL_CANCEL && !r->detached) fl_steps_revive(r);
+   * nor going on until a restart. An answer not written: its question
+   * is open again. */
+  if (rc != 0 && (c->kind == FL_CANCEL || is_answer(c)) && !r->detached)
+    fl_steps_revive(r);
   fl_change_free(c);
 }
 
@@ -820,6 +837,54 @@ static int write_later(fl_run *r, int rc) {
   if (started < 0) return 0;
   if (started) r->holds++; /* the timer's, released by on_write_retry */
   return 1;
+}
+
+/* A change no caller waits for (a step's end, a try's count, a cut chain
+ * going on) whose write failed otherwise than busy, refused or in
+ * conflict: the database locked by another process past
+ * the store's busy timeout (SB_ETIMEDOUT), an I/O error or a full disk
+ * (SB_EIO), memory short (SB_ENOMEM). Dropped, its step would be over in
+ * memory and under way in the store: the run waiting until a restart. It
+ * keeps its place and is written again after a pause doubling from
+ * FAIL_PAUSE_MS up to FAIL_PAUSE_CAP_MS, for as long as the store fails
+ * it; the run goes on once the store takes it. A change a caller waits
+ * for (a start, an answer, a cancellation, a resumption) is answered with
+ * the failure instead: the caller decides whether to try again. */
+#define FAIL_PAUSE_MS 20
+#define FAIL_PAUSE_CAP_MS 5000
+
+static int retry_failed(fl_run *r, int rc, const sb_error *err) {
+  const fl_change *c = r->queue;
+  if ((rc != SB_ETIMEDOUT && rc != SB_EIO && rc != SB_ENOMEM) || c->cb ||
+      r->detached || r->e->stopping)
+    return 0;
+  if (c->kind != FL_STEP_DONE && c->kind != FL_STEP_FAILED &&
+      c->kind != FL_STEP_RETRY && c->kind != FL_CONTINUE)
+    return 0;
+  uint64_t ms = FAIL_PAUSE_MS;
+  for (int i = 0; i < r->write_failures && ms < FAIL_PAUSE_CAP_MS; i++)
+    ms *= 2;
+  if (ms > FAIL_PAUSE_CAP_MS) ms = FAIL_PAUSE_CAP_MS;
+  int started = fl_timer_once(&r->write_retry, r->e, r, on_write_retry, ms);
+  if (started < 0) return 0;
+  if (started) r->holds++; /* the timer's, released by on_write_retry */
+  r->write_failures++;
+  /* Said on the first failure, then at each doubling of their count. */
+  if ((r->write_failures & (r->write_failures - 1)) == 0)
+    SB_WARN(FL_MODULE,
+            "run %s: writing its transition failed (%s), %d time(s) in a "
+            "row; writing it again in %llu ms",
+            r->id, err && *err->msg ? err->msg : sb_strerror(rc),
+            r->write_failures, (unsigned long long)ms);
+  r->e->stats.write_failures++;
+  return 1;
+}
+
+/* The write of the change at the head of the queue failed with rc: it is
+ * written again later (busy, or a failure that may pass) or answered. */
+static void write_failed(fl_run *r, int rc, const sb_error *err) {
+  if (write_later(r, rc) || retry_failed(r, rc, err)) return;
+  pop_change(r, rc, err);
 }
 
 /* Past FL_CONFLICT_TRIES conflicts in a row, the change is planned again
@@ -856,8 +921,8 @@ static void on_head(void *ud, const sb_ctx_result *res) {
      * now, on this head (after a context conflict, nothing changes). */
     fl_steps_sync(r);
     conflict_pause(r);
-  } else if (!r->detached && !write_later(r, res->rc)) {
-    pop_change(r, res->rc, &res->err);
+  } else if (!r->detached) {
+    write_failed(r, res->rc, &res->err);
   }
   next_change(r);
   fl_run_release(r);
@@ -880,11 +945,13 @@ static void on_row(void *ud, sb_store_result *res) {
   const sb_store_run_record *rec = res->rc == 0 ? &res->runs.items[0] : NULL;
   json_t *doc = rec ? json_loads(rec->doc, 0, NULL) : NULL;
   if (r->detached || !doc) {
-    if (!r->detached && !write_later(r, res->rc)) {
+    if (!r->detached && res->rc) {
+      write_failed(r, res->rc, &res->err);
+    } else if (!r->detached) { /* read again, it would be as unreadable */
       sb_error bad = {0};
       sb_error_set(&bad, SB_EIO, "run %s: its stored state is unreadable",
                    r->id);
-      pop_change(r, res->rc ? res->rc : SB_EIO, res->rc ? &res->err : &bad);
+      pop_change(r, SB_EIO, &bad);
     }
     json_decref(doc);
     next_change(r);
@@ -919,7 +986,7 @@ static void on_row(void *ud, sb_store_result *res) {
                        &err) == 0)
     return; /* the hold passes to on_head */
   r->writing = 0;
-  if (!write_later(r, err.code)) pop_change(r, err.code ? err.code : SB_EIO, &err);
+  write_failed(r, err.code ? err.code : SB_EIO, &err);
   next_change(r);
   fl_run_release(r);
 }
@@ -942,6 +1009,11 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     r->ctx = json_incref(res->doc);
     r->last_seq = res->last_seq;
     r->conflicts = 0;
+    if (r->write_failures)
+      SB_INFO(FL_MODULE, "run %s: its transition was written after %d "
+                         "failed tries",
+              r->id, r->write_failures);
+    r->write_failures = 0;
     r->new_context = 0;
     r->e->stats.transitions++;
     write_free(w);
@@ -973,16 +1045,18 @@ static void on_written(void *ud, const sb_ctx_result *res) {
       sb_error_set(&err, rc, "run %s: cannot read it again (%s)", r->id,
                    sb_strerror(rc));
     r->writing = 0;
-    if (!write_later(r, rc)) pop_change(r, rc, &err);
+    write_failed(r, rc, &err);
   } else if (write_later(r, res->rc)) {
     write_free(w);
   } else if (fl_steps_refused(r, res->rc, &res->err)) {
     write_free(w); /* the step's failure is written next */
   } else {
-    SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
-            res->err.msg);
     write_free(w);
-    pop_change(r, res->rc, &res->err);
+    if (!retry_failed(r, res->rc, &res->err)) {
+      SB_WARN(FL_MODULE, "run %s: writing its transition failed: %s", r->id,
+              res->err.msg);
+      pop_change(r, res->rc, &res->err);
+    }
   }
   next_change(r);
   fl_run_release(r);
@@ -1092,6 +1166,7 @@ static void plan_write(fl_run *r) {
   r->holds--;
   write_free(w);
   if (write_later(r, rc)) return;
-  if (!fl_steps_refused(r, rc, &err)) pop_change(r, rc, &err);
+  if (!fl_steps_refused(r, rc, &err) && !retry_failed(r, rc, &err))
+    pop_change(r, rc, &err);
   next_change(r);
 }

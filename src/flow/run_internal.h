@@ -101,6 +101,8 @@ struct fl_run {
   fl_change *queue, *queue_tail;
   int writing;     /* a transaction is under way */
   int conflicts;   /* conflicts (context or row) in a row */
+  int write_failures; /* failed writes of the head change in a row
+                         (plan.c: retry_failed) */
   int holds;       /* callbacks under way that may end it */
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */

@@ -756,6 +756,90 @@ static void test_conflicts_in_a_row_never_drop(void **state) {
   env_down(&v);
 }
 
+static int two_write_failures(void *ud) {
+  sb_flow_stats st;
+  sb_flow_engine_stats(((env *)ud)->eng, &st);
+  return st.write_failures >= 2;
+}
+
+/* A fault that fails every write of the run's row (the transaction with
+ * it: context version, events) while the table `fire` has a row: a full
+ * disk, a database locked by another process past the busy timeout. */
+static void set_fire(env *v) {
+  store_sql(v, "CREATE TABLE fire(x); INSERT INTO fire VALUES (1);"
+               "CREATE TRIGGER burn BEFORE UPDATE ON runs WHEN EXISTS "
+               "(SELECT 1 FROM fire) BEGIN SELECT RAISE(ABORT, 'the disk "
+               "is on fire'); END");
+}
+
+/* A step's end whose write the store fails (not busy: an I/O error) is
+ * kept and written again after a pause, for as long as the store fails
+ * it; once dropped, the run waited until a restart. When the store takes
+ * it, the run goes on from there. */
+static void test_step_end_not_written_is_written_later(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, two_waits());
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  set_fire(&v);
+  publish(&v, "go.now");
+  assert_true(run_until(&v.loop, two_write_failures, &v, 20000));
+  assert_int_equal(v.steps_done, 0);
+  json_t *run = get_run(&v, id);
+  assert_string_equal(current0(run), "w"); /* as stored */
+  json_decref(run);
+  store_sql(&v, "DELETE FROM fire");
+  assert_true(run_until(&v.loop, steps_done, &v, 20000));
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  run = get_run(&v, id);
+  assert_string_equal(current0(run), "w2");
+  json_decref(run);
+  publish(&v, "go.later");
+  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_string_equal(v.end_type, "run.completed");
+  env_down(&v);
+}
+
+/* An answer whose write the store fails is answered so ("answer it
+ * again"), and the question stays open: once it was closed in memory and
+ * open in the store, and no answer was taken until a restart. */
+static void test_answer_not_written_stays_open(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'q', 'ask': {'message': 'ok?'}},"
+               "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  set_fire(&v);
+  json_t *answer = J("{'ok': true}");
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer,
+                                      on_reply, &o, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, SB_EIO);
+  assert_null(o.run);
+  assert_non_null(strstr(o.msg, "the answer could not be written"));
+  assert_non_null(strstr(o.msg, "the disk is on fire"));
+  assert_non_null(strstr(o.msg, "answer it again"));
+  store_sql(&v, "DELETE FROM fire");
+  reply again = {0};
+  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer,
+                                      on_reply, &again, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+  assert_int_equal(again.rc, 0);
+  assert_string_equal(current0(again.run), "w2");
+  json_decref(again.run);
+  json_decref(answer);
+  env_down(&v);
+}
+
 static int no_runs(void *ud) {
   sb_flow_stats st;
   sb_flow_engine_stats(((env *)ud)->eng, &st);
@@ -1021,6 +1105,8 @@ int main(void) {
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
       cmocka_unit_test(test_cancel_not_written_goes_on),
+      cmocka_unit_test(test_step_end_not_written_is_written_later),
+      cmocka_unit_test(test_answer_not_written_stays_open),
       cmocka_unit_test(test_row_moved_goes_on),
       cmocka_unit_test(test_row_ended_elsewhere),
       cmocka_unit_test(test_conflicts_in_a_row_never_drop),
