@@ -130,8 +130,11 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
   agent *a = l->a;
   const agent_list_kind *k = &gw_list_kinds[l->kind];
   if (error) {
-    SB_WARN(MODULE, "agent %s: %s failed: %s", a->def->id, k->method,
-            json_string_value(json_object_get(error, "message")));
+    /* A listing cut by our own shutdown of the agent (a command ending
+     * while the agent still lists) is no failure to report. */
+    if (!a->removed)
+      SB_WARN(MODULE, "agent %s: %s failed: %s", a->def->id, k->method,
+              json_string_value(json_object_get(error, "message")));
     json_decref(l->listing);
     l->listing = NULL;
     sb_free(l->cursor);
