@@ -501,8 +501,8 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
 /* ---- cancel, answer ------------------------------------------------------ */
 
 /* A run not in memory: say why the operation does not apply to it, or,
- * for a run another process (switchboard run) left waiting in the store,
- * take it over and do the operation. */
+ * for a run in progress that another process drives or left (switchboard
+ * run), cancel it, or take it over (waiting) and answer it. */
 typedef struct why_op {
   fl_engine_ref ref; /* ref.e: the engine, NULL when it went first */
   sb_flow_cb cb;
@@ -522,6 +522,22 @@ static void why_free(why_op *op) {
   sb_free(op->reason);
   json_decref(op->value);
   sb_free(op);
+}
+
+/* A cancellation (reason NULL: by request), or NULL out of memory. */
+static fl_change *cancel_change(const char *reason, sb_flow_cb cb, void *ud) {
+  fl_change *c = sb_calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->kind = FL_CANCEL;
+  char msg[300];
+  snprintf(msg, sizeof msg, "cancelled: %s", reason ? reason : "by request");
+  if (!(c->message = sb_strdup(msg))) {
+    sb_free(c);
+    return NULL;
+  }
+  c->cb = cb;
+  c->ud = ud;
+  return c;
 }
 
 /* The run taken over is in memory, its steps under way: the operation
@@ -553,12 +569,28 @@ static void explain_absent(void *ud, sb_store_result *res) {
     rc = SB_ESTATE; /* the engine is gone */
     sb_error_set(&err, rc, "the server is stopping");
   }
-  if (rc == 0 && st == SB_FLOW_WAITING && e->listed && !e->stopping &&
-      !fl_run_find(e, op->tenant, op->id)) {
-    /* Waiting in the store, and not among the runs this server brought
-     * back at start (their list was read before it was written): left
-     * there by another process, `switchboard run`, for a server to
-     * answer. Taken over, then answered or cancelled. */
+  /* In progress in the store, and not among the runs this engine brought
+   * back at start (their list was read before it was written): another
+   * process drives it (`switchboard run`, or another server on the
+   * store), or drove it and is gone. */
+  int elsewhere = rc == 0 && e->listed && !e->stopping &&
+                  (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING) &&
+                  !fl_run_find(e, op->tenant, op->id);
+  if (elsewhere && !op->answer) {
+    /* Cancelled from here, its steps never started here: a process still
+     * driving it meets the cancellation at its next write and stops. */
+    fl_change *c = cancel_change(op->reason, op->cb, op->ud);
+    rc = c ? fl_run_visit(e, &res->runs.items[0], c, &err)
+           : sb_error_set(&err, SB_ENOMEM, "out of memory");
+    if (rc != 0) {
+      fl_change_free(c);
+      fl_reply(op->cb, op->ud, rc, &err, NULL);
+    }
+    why_free(op); /* the change answers */
+    return;
+  }
+  if (elsewhere && st == SB_FLOW_WAITING) {
+    /* Left waiting for a server to answer: taken over, then answered. */
     rc = fl_run_adopt(e, &res->runs.items[0], adopted, op, &err);
     if (rc == 0) return; /* adopted() answers */
     fl_reply(op->cb, op->ud, rc, &err, NULL);
@@ -567,6 +599,16 @@ static void explain_absent(void *ud, sb_store_result *res) {
   }
   if (!e) {
     /* err says why */
+  } else if (elsewhere) {
+    /* Running: its steps are under way in the process that drives it;
+     * taken over here, they would run twice. */
+    rc = sb_error_set(&err, SB_ESTATE,
+                      "run %s is running in another process on this store "
+                      "(switchboard run, or another server): it can be "
+                      "answered here once it waits for an answer, and "
+                      "cancelled here now; if that process is gone, a "
+                      "restart of this server takes it over",
+                      op->id);
   } else if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
     /* In progress in the store, not yet in memory: the runs to bring back
      * after a restart are still being read. Not "only a running run can",
@@ -625,14 +667,8 @@ int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
   if (!r)
     return absent(e, tenant, id, "be cancelled", NULL, NULL, reason, cb, ud,
                   err);
-  fl_change *c = sb_calloc(1, sizeof *c);
+  fl_change *c = cancel_change(reason, cb, ud);
   if (!c) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  c->kind = FL_CANCEL;
-  char msg[300];
-  snprintf(msg, sizeof msg, "cancelled: %s", reason ? reason : "by request");
-  c->message = sb_strdup(msg);
-  c->cb = cb;
-  c->ud = ud;
   /* Its steps stop now; the change records it. */
   for (size_t i = 0; i < r->nactive; i++)
     r->active[i]->finished = 1;

@@ -768,8 +768,9 @@ static int is_answer(const fl_change *c) {
 
 static void pop_change(fl_run *r, int rc, const sb_error *err) {
   fl_change *c = r->queue;
-  /* A run whose first write failed never existed. */
-  if (rc != 0 && c->kind == FL_START) fl_run_detach(r);
+  /* A run whose first write failed never existed; one visited for this
+   * change (fl_run_visit) is left to the process that drives it. */
+  if (rc != 0 && (c->kind == FL_START || r->visiting)) fl_run_detach(r);
   r->queue = c->next;
   if (!r->queue) r->queue_tail = NULL;
   /* A cancellation or an answer the store did not take (not "not
@@ -918,8 +919,9 @@ static void on_head(void *ud, const sb_ctx_result *res) {
     json_decref(r->ctx);
     r->ctx = json_incref(res->doc);
     /* A row read again (on_row) may have other steps active: they start
-     * now, on this head (after a context conflict, nothing changes). */
-    fl_steps_sync(r);
+     * now, on this head (after a context conflict, nothing changes) —
+     * unless another process drives them (a visited run). */
+    if (!r->visiting) fl_steps_sync(r);
     conflict_pause(r);
   } else if (!r->detached) {
     write_failed(r, res->rc, &res->err);

@@ -169,6 +169,18 @@ int fl_run_adopt(sb_flow_engine *e, const sb_store_run_record *rec,
   return rc;
 }
 
+int fl_run_visit(sb_flow_engine *e, const sb_store_run_record *rec,
+                 fl_change *c, sb_error *err) {
+  fl_run *r = run_load(e, rec, err);
+  if (!r) return err->code ? err->code : SB_EIO;
+  r->visiting = 1;
+  SB_INFO(FL_MODULE, "run %s (%s), left %s in the store by another process, "
+          "is cancelled here", rec->id, rec->workflow, rec->status);
+  int rc = load_context(r, c, err);
+  if (rc != 0) fl_run_detach(r);
+  return rc;
+}
+
 /* A failed run that stopped at no step: its workflow ended it (an
  * `end: failed` step) or it spent its step budget. Resumed, it would go
  * on at nothing and read as completed though none of its steps ran

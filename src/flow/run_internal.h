@@ -108,6 +108,9 @@ struct fl_run {
   int new_context; /* its first write creates the context */
   int loading;     /* brought back (at start, or resumed), its context
                       not read yet: nothing is written */
+  int visiting;    /* loaded only to write one change on a run another
+                      process drives (fl_run_visit): its steps never start
+                      here, and it leaves memory once that is answered */
 
   uv_timer_t *write_retry; /* the store was busy: write again (held) */
   sb_list_link go_link;    /* in e->go_on while its cut chain waits (held) */
@@ -167,6 +170,13 @@ struct sb_flow_engine {
 typedef void (*fl_adopt_cb)(void *ud, int rc, const sb_error *err);
 int fl_run_adopt(sb_flow_engine *e, const sb_store_run_record *rec,
                  fl_adopt_cb then, void *ud, sb_error *err);
+
+/* revive.c: a run in progress in the store that no run in memory stands
+ * for (another process drives it, or drove it and died), loaded to write
+ * the change c (a cancellation) on it without starting its steps; c is
+ * answered, and the run leaves memory. On failure c is not taken. */
+int fl_run_visit(sb_flow_engine *e, const sb_store_run_record *rec,
+                 fl_change *c, sb_error *err);
 
 /* engine.c */
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id);

@@ -453,7 +453,48 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       assert.equal(cancelled.code, 0, cancelled.stderr);
       assert.match(cancelled.stdout, new RegExp(`^run ${left[1].id}: cancelled$`, 'm'));
       assert.equal((await getRun(left[1].id)).status, 'cancelled');
-      assert.match(server.stderr, new RegExp(`run ${left[1].id} \\(asking\\), left waiting in the store by another process, is taken over`));
+      assert.match(server.stderr, new RegExp(`run ${left[1].id} \\(asking\\), left waiting in the store by another process, is cancelled here`));
+    });
+
+    // A `switchboard run` killed mid-call leaves its run running in the
+    // store, and the server (up before it) never brought it back. Before,
+    // every cancel or answer was a 503 "retry shortly", for ever.
+    it('a run left running by a killed switchboard run is cancelled through the server, and refuses answers naming why', async () => {
+      const proc = spawn(switchboardBin(), ['run', 'slowly', ...asCfg, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      const started = new Promise((resolve) => {
+        proc.stderr.setEncoding('utf8').on('data', (d) => {
+          stderr += d;
+          if (/nap\s+started/.test(stderr)) resolve();
+        });
+      });
+      const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
+      await withDeadline(started, 3 * DEADLINE_MS, `"nap started" (stderr: ${stderr})`);
+      const id = /run (\S+) of slowly/.exec(stderr)[1];
+      proc.kill('SIGKILL');
+      assert.equal((await withDeadline(exited, DEADLINE_MS, 'switchboard run to die')).signal, 'SIGKILL');
+      assert.equal((await getRun(id)).status, 'running');
+
+      const answer = await fetch(`${base}/v1/runs/${id}/answer`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ answer: { ok: true } }),
+      });
+      assert.equal(answer.status, 409);
+      assert.match((await answer.json()).error.message, /is running in another process on this store .*cancelled here now; if that process is gone, a restart of this server takes it over/);
+
+      const cancelled = await cli(['runs', 'cancel', id, '--reason', 'its process died', '--url', base]);
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      assert.match(cancelled.stdout, new RegExp(`^run ${id}: cancelled$`, 'm'));
+      const run = await getRun(id);
+      assert.equal(run.status, 'cancelled');
+      assert.deepEqual(run.stopped, ['nap']);
+      // Its step was not started again here just to be cancelled.
+      assert.doesNotMatch(server.stderr, new RegExp(`run ${id}[^\n]*taken over`));
+      assert.match(server.stderr, new RegExp(`run ${id} \\(slowly\\), left running in the store by another process, is cancelled here`));
+      const ev = await cli(['runs', 'events', id, ...asCfg, '--json']);
+      assert.equal(ev.code, 0, ev.stderr);
+      const events = JSON.parse(ev.stdout);
+      assert.equal(events.filter((e) => e.type === 'step.started').length, 1, ev.stdout);
+      assert.equal(events.at(-1).type, 'run.cancelled', ev.stdout);
     });
 
     it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {
