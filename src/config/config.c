@@ -399,7 +399,7 @@ int cfg_fail_at(parse_ctx *p, size_t line, const char *path, int code,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int cfg_fail_at(parse_ctx *p, size_t line, const char *path, int code,
                    const char *fmt, ...) {
-  char msg[400];
+  char msg[sizeof p->err->msg];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
@@ -769,7 +769,8 @@ static void known_keys(const key_spec *keys, char *out, size_t cap) {
 /* Called with the MAPPING_START event current; consumes up to MAPPING_END. */
 static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
   size_t first_line[MAX_SECTION_KEYS] = {0};
-  char key_path[128], shown[96], known[160];
+  /* known: every key of the largest section (limits) fits, whole. */
+  char key_path[128], shown[96], known[448];
   int rc;
   for (;;) {
     if ((rc = cfg_next_event(p)) != 0) return rc;

@@ -274,6 +274,16 @@ static void test_structure_errors(void **state) {
                "config.yaml:1: serverz: unknown key (known: server, limits, "
                "sessions, cache, store, contexts, events, auth, llm, quotas, agents, servers, "
                "workflows)");
+  /* the largest section's list is whole, its last key included */
+  expect_error("limits:\n  page_sise: 3\n",
+               "config.yaml:2: limits.page_sise: unknown key (known: "
+               "max_message_bytes, max_json_depth, max_connections, "
+               "connection_memory_bytes, connection_timeout_s, "
+               "header_timeout_s, body_timeout_s, max_connections_per_address, "
+               "connection_reserve, max_stream_buffer_bytes, page_size, "
+               "max_tool_name, agent_busy_poll_us, agent_health_interval_ms, "
+               "agent_health_timeout_ms, max_listen_uris, "
+               "max_listen_streams_per_tenant)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
                "got a mapping");
