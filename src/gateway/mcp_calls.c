@@ -37,10 +37,15 @@ static const char *const routed_tool_json =
     "along the same ranking. The agent receives only the projection of the "
     "context it requires, and is recorded in the context's metadata.agents."
     " Name `agent` instead of `capability` to call one agent.\","
-    "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+    "\"inputSchema\":{\"type\":\"object\",\"additionalProperties\":false,"
+    "\"properties\":{"
     "\"capability\":{\"type\":\"string\"},\"agent\":{\"type\":\"string\"},"
     "\"tool\":{\"type\":\"string\"},\"arguments\":{\"type\":\"object\"},"
     "\"contextId\":{\"type\":\"string\"}},\"required\":[\"tool\"]}}";
+/* The arguments it takes: any other is refused, naming it (a misspelt
+ * contextId would have routed the call without its context). */
+static const char *const routed_tool_args[] = {
+    "capability", "agent", "tool", "arguments", "contextId", NULL};
 
 typedef struct gw_mcp_call {
   sb_gateway *gw;
@@ -487,6 +492,15 @@ static int call_routed(sb_gateway *gw, sb_mcp_call *call, json_t *args) {
   sb_gateway_call_options o = {0};
   json_t *params = NULL;
   sb_error err = {0};
+  const char *unknown = sb_json_unknown_key(args, routed_tool_args);
+  if (unknown) {
+    char names[160], msg[400];
+    sb_join_names(routed_tool_args, names, sizeof names);
+    snprintf(msg, sizeof msg, "%.128s: unknown argument (known: %s)", unknown,
+             names);
+    sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, msg);
+    return 1;
+  }
   int rc = sb_gateway_routed_args(args, &o, &params, &err);
   if (rc == SB_EINVAL)
     sb_mcp_call_fail_invalid_args(call, GW_ROUTED_TOOL, err.msg);

@@ -180,6 +180,12 @@ describe('agents_call', () => {
     assert.equal(named.got.meta?.['switchboard/context'], undefined, 'no context, no projection');
     await assert.rejects(callWithin(c, { name: 'agents_call', arguments: { tool: 'whoami' } }), /give 'capability' or 'agent'/);
     await assert.rejects(callWithin(c, { name: 'agents_call', arguments: { capability: 'quotes', tool: 'whoami', contextId: 'nope' } }), /contextId: /);
+    // A misspelt argument is refused, naming it, rather than ignored (a
+    // misspelt contextId routed the call without its context).
+    await assert.rejects(callWithin(c, { name: 'agents_call', arguments: { capability: 'quotes', tool: 'whoami', contextid: 'x' } }),
+      /contextid: unknown argument \(known: capability, agent, tool, arguments, contextId\)/);
+    const listed = (await c.client.listTools()).tools.find((t) => t.name === 'agents_call');
+    assert.equal(listed.inputSchema.additionalProperties, false);
     const none = await callWithin(c, { name: 'agents_call', arguments: { capability: 'teleport', tool: 'whoami' } });
     assert.equal(none.isError, true);
     assert.match(textOf(none.content), /no agent has capability teleport/);
