@@ -117,8 +117,9 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   }
   if (rc == 0)
     SB_INFO(MODULE,
-            "config reloaded: %zu agent(s) configured; other "
-            "settings take effect at the next start",
+            "config reloaded: %zu agent(s) configured; quotas, the OAuth "
+            "keys and the TLS certificate re-read; other settings (workflows "
+            "included) take effect at the next start",
             json_array_size(fresh->agents));
   return rc;
 }
