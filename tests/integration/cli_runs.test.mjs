@@ -327,21 +327,28 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.equal((await cli(['context', 'get', run.contextId, ...asCfg])).code, 1);
   });
 
-  it('Ctrl-C cancels the run and exits 130 once the cancellation is stored', async () => {
+  // `switchboard run slowly`, once its step (a 60 s call) has started:
+  // {proc, exited, out: {stdout, stderr}}.
+  const startSlowly = async () => {
     const proc = spawn(switchboardBin(), ['run', 'slowly', ...asCfg, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    const out = { stdout: '', stderr: '' };
+    proc.stdout.setEncoding('utf8').on('data', (d) => { out.stdout += d; });
     const started = new Promise((resolve) => {
       proc.stderr.setEncoding('utf8').on('data', (d) => {
-        stderr += d;
-        if (/nap\s+started/.test(stderr)) resolve();
+        out.stderr += d;
+        if (/nap\s+started/.test(out.stderr)) resolve();
       });
     });
     const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
-    await withDeadline(started, 3 * DEADLINE_MS, `"nap started" (stderr: ${stderr})`);
+    await withDeadline(started, 3 * DEADLINE_MS, `"nap started" (stderr: ${out.stderr})`);
+    return { proc, exited, out };
+  };
+
+  it('Ctrl-C cancels the run and exits 130 once the cancellation is stored', async () => {
+    const { proc, exited, out } = await startSlowly();
     proc.kill('SIGINT');
     const end = await withDeadline(exited, 3 * DEADLINE_MS, 'switchboard run to exit after SIGINT');
+    const { stdout, stderr } = out;
     assert.equal(end.code, 130, stderr);
     const run = JSON.parse(stdout);
     assert.equal(run.status, 'cancelled');
@@ -460,17 +467,8 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     // store, and the server (up before it) never brought it back. Before,
     // every cancel or answer was a 503 "retry shortly", for ever.
     it('a run left running by a killed switchboard run is cancelled through the server, and refuses answers naming why', async () => {
-      const proc = spawn(switchboardBin(), ['run', 'slowly', ...asCfg, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      const started = new Promise((resolve) => {
-        proc.stderr.setEncoding('utf8').on('data', (d) => {
-          stderr += d;
-          if (/nap\s+started/.test(stderr)) resolve();
-        });
-      });
-      const exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
-      await withDeadline(started, 3 * DEADLINE_MS, `"nap started" (stderr: ${stderr})`);
-      const id = /run (\S+) of slowly/.exec(stderr)[1];
+      const { proc, exited, out } = await startSlowly();
+      const id = /run (\S+) of slowly/.exec(out.stderr)[1];
       proc.kill('SIGKILL');
       assert.equal((await withDeadline(exited, DEADLINE_MS, 'switchboard run to die')).signal, 'SIGKILL');
       assert.equal((await getRun(id)).status, 'running');
