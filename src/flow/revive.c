@@ -388,6 +388,16 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
         next = SB_FLOW_NONE;
       if (next != SB_FLOW_NONE)
         json_array_append_new(start_at, json_string(def->steps[next].id));
+      /* Nothing followed the step (an end step, the last one, a branch
+       * that went to the end): a fork with no step to start at would run
+       * the workflow again from its first step, calls and all. */
+      if (json_array_size(start_at) == 0)
+        rc = sb_error_set(&err, SB_EINVAL,
+                          "step: nothing follows step \"%s\" in run %s (the "
+                          "run ended after it): a fork goes on with the "
+                          "steps after the one named; name an earlier step",
+                          op->step, rec->id);
+      if (rc != 0) json_decref(start_at);
       sb_flow_def_free(def);
     } else {
       /* A fork follows the same definition: it could not run either. */

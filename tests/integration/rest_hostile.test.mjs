@@ -28,6 +28,12 @@ const WORKFLOWS = `
             required: [slot]
       - id: done
         end: completed
+  - name: tail
+    steps:
+      - id: first
+        emit: { type: test.first }
+      - id: last
+        emit: { type: test.last }
 `;
 
 /** One request on a raw socket: the request line as given, bytes and all. */
@@ -272,6 +278,31 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
       const ends = events.filter((e) => e.event === 'run.completed' || e.event === 'run.cancelled').map((e) => e.event);
       assert.deepEqual(ends, [run.status === 'completed' ? 'run.completed' : 'run.cancelled']);
     }
+  });
+
+  it('a fork from a step the run ended after is a 400 naming the step, and starts no run', async () => {
+    // With nothing after the step the fork had no step to start at, and
+    // ran the workflow again from its first step (its calls included).
+    const quick = await rest.start({ workflow: 'quick' });
+    assert.equal(quick.status, 201, quick.text);
+    const tail = await rest.start({ workflow: 'tail' });
+    assert.equal(tail.status, 201, tail.text);
+    await rest.waitFor(quick.json.id, 'completed');
+    await rest.waitFor(tail.json.id, 'completed');
+    const before = (await rest.list()).json.runs.length;
+    for (const [id, step] of [[quick.json.id, 'done'], [tail.json.id, 'last']]) {
+      const r = await rest.action(id, 'fork', { step });
+      assert.equal(r.status, 400, `fork from ${step}: ${r.text}`);
+      assert.equal(r.json.error.code, 'bad_request', r.text);
+      assert.match(r.json.error.message, new RegExp(`^step: nothing follows step "${step}" in run ${id} \\(the run ended after it\\)`), r.text);
+    }
+    assert.equal((await rest.list()).json.runs.length, before, 'no run was started');
+    // A step with one after it still forks, going on there.
+    const forked = await rest.action(tail.json.id, 'fork', { step: 'first' });
+    assert.equal(forked.status, 201, forked.text);
+    const f = await rest.waitFor(forked.json.id, 'completed');
+    assert.deepEqual(f.history.map((h) => h.step), ['last']);
+    await stillServing();
   });
 
   it('GET a context with ?version and ?requirements projects that version, not the head', async () => {
