@@ -415,6 +415,40 @@ static void since_checked(void *ud, sb_store_result *res) {
   sb_free(op);
 }
 
+/* The filter: every entry of `types` can match an event type, and `run`,
+ * when given, names one. A filter that matched nothing ("*", "Run.started",
+ * "run" without ".*"; an empty run, read as "events of no run") kept the
+ * stream open and silent for ever instead of saying what was wrong. 0, or
+ * -1 when req was answered. */
+static int filter_check(sb_http_request *req) {
+  const char *types = sb_http_request_query(req, "types");
+  for (const char *t = types; t && *t;) {
+    const char *comma = strchr(t, ',');
+    size_t n = comma ? (size_t)(comma - t) : strlen(t);
+    char one[130] = "";
+    if (n && n < sizeof one) memcpy(one, t, n);
+    if (n && (n >= sizeof one || !sb_events_type_pattern_ok(one))) {
+      char msg[400];
+      snprintf(msg, sizeof msg,
+               "types: \"%.*s%s\" is not an event type nor a pattern of "
+               "them (lowercase a-z 0-9 _ - in parts joined by dots, e.g. "
+               "run.completed, or a prefix and \".*\", e.g. run.*; a list "
+               "is written types=a.b,c.*)",
+               (int)(n > 64 ? 64 : n), t, n > 64 ? "..." : "");
+      app_rest_error(req, 400, "bad_request", msg);
+      return -1;
+    }
+    t = comma ? comma + 1 : t + n;
+  }
+  const char *run = sb_http_request_query(req, "run");
+  if (run && !*run) {
+    app_rest_error(req, 400, "bad_request",
+                   "run: empty; leave it out, or name a run");
+    return -1;
+  }
+  return 0;
+}
+
 static void events_stream(sb_app *app, sb_http_request *req,
                           const char *tenant) {
   int64_t since = 0;
@@ -424,6 +458,7 @@ static void events_stream(sb_app *app, sb_http_request *req,
     return app_rest_error(req, 400, "bad_request",
                           "since / Last-Event-ID: a sequence number (an "
                           "integer from 0 to 9223372036854775807)");
+  if (filter_check(req) != 0) return;
   if (since == 0) return stream_open(app, req, tenant, 0);
   since_check *op = sb_calloc(1, sizeof *op);
   if (!op) return app_rest_error(req, 500, "internal", "out of memory");

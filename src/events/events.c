@@ -144,6 +144,29 @@ int sb_events_filter_match(const sb_events_filter *f, const char *type,
   return 0;
 }
 
+/* n bytes of [a-z0-9_.-], neither starting nor ending with a dot; how
+ * many dots, or -1. */
+static int type_chars(const char *s, size_t n) {
+  if (n == 0 || s[0] == '.' || s[n - 1] == '.') return -1;
+  int dots = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '.') dots++;
+    else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+               c == '-'))
+      return -1;
+  }
+  return dots;
+}
+
+int sb_events_type_pattern_ok(const char *pattern) {
+  if (!pattern) return 0;
+  size_t n = strlen(pattern);
+  if (n >= 2 && strcmp(pattern + n - 2, ".*") == 0)
+    return n - 2 <= 126 && type_chars(pattern, n - 2) >= 0;
+  return n >= 3 && n <= 128 && type_chars(pattern, n) > 0;
+}
+
 static int sub_wants(const sb_events_sub *s, const char *type,
                      const char *run_id) {
   sb_events_filter f = {.types = (const char *const *)s->types,

@@ -120,6 +120,11 @@ typedef struct sb_events_filter {
 
 int sb_events_filter_match(const sb_events_filter *f, const char *type,
                            const char *run_id);
+/* 1 if `pattern` can match an event type: a type (3-128 of [a-z0-9_.-]
+ * with a dot inside, not at either end) or a prefix of one followed by
+ * ".*" ("run.*", "lead.test.*"). Anything else ("*", "Run.started",
+ * "run", "*.completed") would match nothing, ever. */
+int sb_events_type_pattern_ok(const char *pattern);
 
 typedef struct sb_events_sub sb_events_sub;
 

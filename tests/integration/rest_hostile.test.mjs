@@ -305,6 +305,30 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it('GET /v1/events with a filter that can match no event is a 400 naming it, not a stream silent for ever', async () => {
+    const cases = [
+      ['types=*', /^types: "\*" is not an event type nor a pattern of them/],
+      ['types=Run.completed', /^types: "Run\.completed" is not an event type/],
+      ['types=run', /^types: "run" is not an event type/],
+      ['types=run.*,*.completed', /^types: "\*\.completed" is not an event type/],
+      ['types=run.%20', /^types: "run\. " is not an event type/],
+      [`types=${'a'.repeat(200)}.b`, /^types: "a{64}\.\.\." is not an event type/],
+      ['run=', /^run: empty; leave it out, or name a run$/],
+    ];
+    for (const [query, message] of cases) {
+      const r = await rest.call('GET', `/v1/events?${query}`);
+      assert.equal(r.status, 400, `${query}: ${r.text}`);
+      assert.equal(r.json.error.code, 'bad_request', r.text);
+      assert.match(r.json.error.message, message, r.text);
+    }
+    // Types and prefixes still filter, and an empty entry is skipped.
+    const marker = await rest.publish({ type: 'test.filtered' });
+    assert.equal(marker.status, 201, marker.text);
+    const events = await readEvents(base, '/v1/events?types=run.*,,test.filtered', (evs) => evs.some((e) => e.event === 'test.filtered'), { token: TOKEN });
+    assert.ok(events.every((e) => e.event === 'test.filtered' || e.event.startsWith('run.')), events.map((e) => e.event).join());
+    await stillServing();
+  });
+
   it('GET a context with ?version and ?requirements projects that version, not the head', async () => {
     const made = await rest.call('POST', '/v1/contexts', { body: { data: { user: { id: 'first' } } } });
     assert.equal(made.status, 201, made.text);
