@@ -747,10 +747,19 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   if (app_mcp_permit(call, "events:read")) return 1; /* as GET /v1/events */
   int64_t since = 0;
   if (uri[n] == '?') {
+    /* The log is there: a query it does not take is named, not answered
+     * as a resource that does not exist. */
     const char *digits = uri + n + 7;
-    if (strncmp(uri + n, "?since=", 7) != 0 ||
-        sb_parse_digits(digits, strlen(digits), &since) != 0) {
-      sb_mcp_call_fail_resource_not_found(call, uri);
+    const char *why = NULL;
+    if (strncmp(uri + n, "?since=", 7) != 0)
+      why = "events://log takes one query parameter, since=SEQ (the events "
+            "after SEQ)";
+    else if (sb_parse_digits(digits, strlen(digits), &since) != 0)
+      why = "since: a sequence number (an integer from 0 to "
+            "9223372036854775807)";
+    if (why) {
+      sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, why,
+                       json_pack("{ss}", "uri", uri));
       return 1;
     }
   }
