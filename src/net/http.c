@@ -695,12 +695,35 @@ static int batch_has_initialize(const json_t *msg) {
   return 0;
 }
 
+/* A message shaped as a notification (a method, no id) whose method is
+ * no notification's (they are all notifications/...): a request sent
+ * without its id. Nothing may answer a notification, so it was served as
+ * one, that is not at all, and acknowledged 202: the client took a
+ * tools/call (an initialize, which opened a session nobody could name)
+ * for accepted. The transport cannot accept it: 400 naming the method. */
+static int request_without_id(http_req *r, json_t *msg) {
+  const char *method = json_string_value(json_object_get(msg, "method"));
+  if (!method || json_object_get(msg, "id") ||
+      strncmp(method, "notifications/", 14) == 0)
+    return 0;
+  char text[400];
+  snprintf(text, sizeof text,
+           "%.200s: a request needs an id (a string or an integer); sent "
+           "without one it is a notification, which is never answered, and "
+           "it was not served",
+           method);
+  respond_error(r, MHD_HTTP_BAD_REQUEST, NULL, SB_RPC_INVALID_REQUEST, text,
+                json_pack("{ss}", "method", method));
+  return 1;
+}
+
 static void do_post(http_req *r) {
   sb_http_server *s = r->srv;
   json_t *msg = r->msg;
   const char *sid = header(r, "Mcp-Session-Id");
   const char *pv = header(r, "MCP-Protocol-Version");
   const char *ver = NULL;
+  if (json_is_object(msg) && request_without_id(r, msg)) return;
   sb_mcp_era era =
       json_is_object(msg) ? sb_mcp_message_era(msg, &ver) : SB_MCP_ERA_NONE;
 

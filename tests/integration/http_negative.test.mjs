@@ -344,6 +344,26 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
+  it('a request sent without an id is 400 with -32600 naming its method, not a 202 for a call never served', async () => {
+    // Shaped as a notification, it was acknowledged 202 and never served:
+    // the client took the call (or an initialize) for accepted.
+    const write = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'note_write', arguments: { name: 'no-id', text: 'x' }, _meta: META } };
+    const r = await post(write, modernHeaders('tools/call', 'note_write'));
+    assertError(r, 400, -32600, 'tools/call without an id');
+    assertNoId(r);
+    assert.match(r.json.error.message, /^tools\/call: a request needs an id/);
+    assert.equal(r.json.error.data?.method, 'tools/call');
+    const read = await post({ jsonrpc: '2.0', id: 26, method: 'resources/read', params: { uri: 'switchboard://notes/no-id', _meta: META } },
+      modernHeaders('resources/read', 'switchboard://notes/no-id'));
+    assert.equal(read.json?.error?.code, -32602, `the note was not written: ${read.text}`);
+    // A legacy initialize without an id opens no session.
+    const init = await post({ jsonrpc: '2.0', method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    assertError(init, 400, -32600, 'initialize without an id');
+    assert.match(init.json.error.message, /^initialize: a request needs an id/);
+    assert.equal(init.headers.get('mcp-session-id'), null);
+    await echoStillWorks();
+  });
+
   it('an unknown method is 404 with -32601 (modern)', async () => {
     const r = await post({ jsonrpc: '2.0', id: 25, method: 'no/such', params: { _meta: META } }, modernHeaders('no/such'));
     assertError(r, 404, -32601, 'unknown method');
