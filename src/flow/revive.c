@@ -211,8 +211,14 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
   fl_blocked *b = fl_blocked_find(e, rec->tenant, rec->id);
   if (b) {
     rc = fl_blocked_refuse(b, "be resumed", &err);
-  } else if (fl_run_find(e, rec->tenant, rec->id) ||
-             (st != SB_FLOW_FAILED && st != SB_FLOW_CANCELLED)) {
+  } else if (fl_run_find(e, rec->tenant, rec->id)) {
+    /* Resumed meanwhile (another resume read it too): the row read still
+     * says cancelled, which is no reason to give. */
+    rc = sb_error_set(&err, SB_ESTATE,
+                      "run %s is still in progress (resumed meanwhile): "
+                      "only a failed or cancelled run can be resumed",
+                      rec->id);
+  } else if (st != SB_FLOW_FAILED && st != SB_FLOW_CANCELLED) {
     rc = sb_error_set(&err, SB_ESTATE,
                       "run %s is %s: only a failed or cancelled run can be "
                       "resumed",

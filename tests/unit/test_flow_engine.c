@@ -568,6 +568,49 @@ static void test_cancel_while_resuming(void **state) {
   env_down(&v);
 }
 
+/* Two resumes of a cancelled run asked at once both read the stored row
+ * (cancelled); the second one's answer came after the first had the run
+ * back in memory, and said "run X is cancelled: only a failed or
+ * cancelled run can be resumed". It says the run is in progress now. */
+static void test_two_resumes_at_once(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'w', 'wait': {'event': 'go.now'}}]}"));
+  char id[64];
+  start_run_id(&v, id);
+  reply c = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "first", on_reply, &c, &err), 0);
+  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_int_equal(c.rc, 0);
+  json_decref(c.run);
+  sb_flow_stats st;
+  do {
+    uv_run(&v.loop, UV_RUN_ONCE);
+    sb_flow_engine_stats(v.eng, &st);
+  } while (st.runs != 0);
+  reply r1 = {0}, r2 = {0};
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r1, &err),
+                   0);
+  assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r2, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &r1.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &r2.done, 10000));
+  /* One of them resumed it (the reads may be answered in either order). */
+  reply *won = r1.rc == 0 ? &r1 : &r2, *lost = r1.rc == 0 ? &r2 : &r1;
+  assert_int_equal(won->rc, 0);
+  assert_string_equal(json_string_value(json_object_get(won->run, "status")),
+                      "waiting");
+  assert_int_equal(lost->rc, SB_ESTATE);
+  assert_non_null(strstr(lost->msg, "is still in progress"));
+  assert_null(strstr(lost->msg, "is cancelled"));
+  json_decref(r1.run);
+  json_decref(r2.run);
+  env_down(&v);
+}
+
 /* Cancelled between two parts of a loop: stopped where it would have
  * gone on; a resume goes on from there to the end of its budget. */
 static void test_cancel_mid_loop_then_resume(void **state) {
@@ -1102,6 +1145,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_before_runs_are_back),
       cmocka_unit_test(test_cancel_behind_a_step_done),
       cmocka_unit_test(test_cancel_while_resuming),
+      cmocka_unit_test(test_two_resumes_at_once),
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
       cmocka_unit_test(test_cancel_not_written_goes_on),
