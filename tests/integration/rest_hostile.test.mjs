@@ -346,6 +346,10 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     const none = await rest.call('GET', `/v1/contexts/${id}?version=9&requirements=user.id`);
     assert.equal(none.status, 404, none.text);
     assert.match(none.json.error.message, /has versions 1 to 2, not 9/);
+    // A bad path is named as the caller named it: requirements, not paths.
+    const bad = await rest.call('GET', `/v1/contexts/${id}?requirements=user.id,user..id`);
+    assert.equal(bad.status, 400, bad.text);
+    assert.match(bad.json.error.message, /^requirements\[1\]: invalid path "user\.\.id": empty segment/, bad.text);
   });
 
   it('a number past what a query or Last-Event-ID can hold is a 400 naming it, not read as the largest one', async () => {
