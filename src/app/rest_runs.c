@@ -449,16 +449,9 @@ static int filter_check(sb_http_request *req) {
   return 0;
 }
 
-static void events_stream(sb_app *app, sb_http_request *req,
-                          const char *tenant) {
-  int64_t since = 0;
-  const char *last = sb_http_request_header(req, "Last-Event-ID");
-  if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
-      parse_seq(last, &since) != 0)
-    return app_rest_error(req, 400, "bad_request",
-                          "since / Last-Event-ID: a sequence number (an "
-                          "integer from 0 to 9223372036854775807)");
-  if (filter_check(req) != 0) return;
+/* From `since` on: a cursor past 0 is checked first (since_checked). */
+static void events_from(sb_app *app, sb_http_request *req, const char *tenant,
+                        int64_t since) {
   if (since == 0) return stream_open(app, req, tenant, 0);
   since_check *op = sb_calloc(1, sizeof *op);
   if (!op) return app_rest_error(req, 500, "internal", "out of memory");
@@ -473,6 +466,59 @@ static void events_stream(sb_app *app, sb_http_request *req,
     return app_rest_error(req, 500, "internal", "the event log cannot be read");
   }
   sb_http_request_defer(req, since_gone, op);
+}
+
+/* ?run=ID names a run of the tenant, as a published event's runId must:
+ * one mistyped (or another tenant's) kept the stream open and silent for
+ * ever. A 404 naming it, before the stream starts. */
+typedef struct run_check {
+  sb_app *app;
+  sb_http_request *req; /* NULL once the client is gone */
+  int64_t since;
+} run_check;
+
+static void run_check_gone(void *ud) { ((run_check *)ud)->req = NULL; }
+
+static void run_checked(void *ud, const sb_flow_reply *r) {
+  run_check *op = ud;
+  sb_http_request *req = op->req;
+  sb_app *app = op->app;
+  int64_t since = op->since;
+  sb_free(op);
+  if (!req) return; /* the client left meanwhile */
+  if (r->rc == SB_ENOENT) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "run: no run %.100s",
+             sb_http_request_query(req, "run"));
+    return app_rest_error(req, 404, "not_found", msg);
+  }
+  if (r->rc != 0) return respond_flow_error(req, r->rc, &r->err);
+  events_from(app, req, sb_http_request_tenant(req), since);
+}
+
+static void events_stream(sb_app *app, sb_http_request *req,
+                          const char *tenant) {
+  int64_t since = 0;
+  const char *last = sb_http_request_header(req, "Last-Event-ID");
+  if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
+      parse_seq(last, &since) != 0)
+    return app_rest_error(req, 400, "bad_request",
+                          "since / Last-Event-ID: a sequence number (an "
+                          "integer from 0 to 9223372036854775807)");
+  if (filter_check(req) != 0) return;
+  const char *run = sb_http_request_query(req, "run");
+  if (!run) return events_from(app, req, tenant, since);
+  run_check *op = sb_calloc(1, sizeof *op);
+  if (!op) return app_rest_error(req, 500, "internal", "out of memory");
+  *op = (run_check){app, req, since};
+  sb_http_request_defer(req, run_check_gone, op);
+  sb_error err = {0};
+  int rc = sb_flow_run_get(app->flow, tenant ? tenant : "", run, run_checked,
+                           op, &err);
+  if (rc != 0) {
+    sb_free(op);
+    respond_flow_error(req, rc, &err);
+  }
 }
 
 typedef struct publish_op {

@@ -321,6 +321,10 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
       assert.equal(r.json.error.code, 'bad_request', r.text);
       assert.match(r.json.error.message, message, r.text);
     }
+    // A run that is not the tenant's: 404 naming it, as for POST /v1/events.
+    const unknown = await rest.call('GET', '/v1/events?run=no-such-run&types=run.*');
+    assert.equal(unknown.status, 404, unknown.text);
+    assert.equal(unknown.json.error.message, 'run: no run no-such-run', unknown.text);
     // Types and prefixes still filter, and an empty entry is skipped.
     const marker = await rest.publish({ type: 'test.filtered' });
     assert.equal(marker.status, 201, marker.text);
