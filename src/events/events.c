@@ -50,20 +50,28 @@ sb_event_type sb_event_type_of(const char *name) {
   return SB_EVENT_CUSTOM;
 }
 
-int sb_event_type_publishable(const char *name) {
-  if (!name) return 0;
-  size_t n = strlen(name), dots = 0;
-  if (n < 3 || n > 128 || name[0] == '.' || name[n - 1] == '.') return 0;
+/* n bytes of [a-z0-9_.-], neither starting nor ending with a dot; how
+ * many dots, or -1. */
+static int type_chars(const char *s, size_t n) {
+  if (n == 0 || s[0] == '.' || s[n - 1] == '.') return -1;
+  int dots = 0;
   for (size_t i = 0; i < n; i++) {
-    char c = name[i];
+    char c = s[i];
     if (c == '.') dots++;
     else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
                c == '-'))
-      return 0;
+      return -1;
   }
+  return dots;
+}
+
+int sb_event_type_publishable(const char *name) {
+  if (!name) return 0;
+  size_t n = strlen(name);
+  if (n < 3 || n > 128 || type_chars(name, n) <= 0) return 0;
   /* The audit trail is switchboard's: nobody may forge an entry in it. */
   if (strncmp(name, "audit.", 6) == 0) return 0;
-  return dots > 0 && sb_event_type_of(name) == SB_EVENT_CUSTOM;
+  return sb_event_type_of(name) == SB_EVENT_CUSTOM;
 }
 
 /* ---- the bus and its subscriptions ---------------------------------- */
@@ -142,21 +150,6 @@ int sb_events_filter_match(const sb_events_filter *f, const char *type,
     }
   }
   return 0;
-}
-
-/* n bytes of [a-z0-9_.-], neither starting nor ending with a dot; how
- * many dots, or -1. */
-static int type_chars(const char *s, size_t n) {
-  if (n == 0 || s[0] == '.' || s[n - 1] == '.') return -1;
-  int dots = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (c == '.') dots++;
-    else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-               c == '-'))
-      return -1;
-  }
-  return dots;
 }
 
 int sb_events_type_pattern_ok(const char *pattern) {
