@@ -661,6 +661,10 @@ static int absent(sb_flow_engine *e, const char *tenant, const char *id,
 int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
                        const char *reason, sb_flow_cb cb, void *ud,
                        sb_error *err) {
+  if (reason && strlen(reason) > SB_FLOW_REASON_MAX)
+    return sb_error_set(err, SB_EINVAL,
+                        "reason: %zu bytes; at most %d", strlen(reason),
+                        SB_FLOW_REASON_MAX);
   fl_run *r = fl_run_find(e, tenant, id);
   fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
   if (b) return fl_blocked_cancel(e, b, reason, cb, ud, err);

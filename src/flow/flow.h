@@ -371,6 +371,9 @@ typedef struct sb_flow_start {
  * is busy. */
 int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
                       void *ud, sb_error *err);
+/* The longest cancellation reason, in bytes: a longer one is SB_EINVAL
+ * (kept whole in the run's error and its run.cancelled event, never cut). */
+#define SB_FLOW_REASON_MAX 256
 int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
                        const char *reason, sb_flow_cb cb, void *ud,
                        sb_error *err);

@@ -165,9 +165,19 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     assert.equal((await rest.list()).json.runs.length, before + 1, 'only the asker run was started');
     const still = await rest.run(id);
     assert.equal(still.json.status, 'waiting', still.text);
+    // A reason past 256 bytes is refused, naming both sizes (it was cut
+    // short silently); one of 256 is kept whole.
+    const long = await rest.action(id, 'cancel', { reason: 'x'.repeat(257) });
+    assert.equal(long.status, 400, long.text);
+    assert.equal(long.json.error.message, 'reason: 257 bytes; at most 256');
+    assert.equal((await rest.run(id)).json.status, 'waiting');
     // A good body still works, and an empty body is still fine for resume.
-    const cancelled = await rest.action(id, 'cancel', { reason: 'test' });
+    const whole = `test ${'y'.repeat(251)}`;
+    const cancelled = await rest.action(id, 'cancel', { reason: whole });
     assert.equal(cancelled.status, 200, cancelled.text);
+    const ctx = await rest.call('GET', `/v1/contexts/${cancelled.json.contextId}`);
+    assert.equal(ctx.status, 200, ctx.text);
+    assert.equal(ctx.json.data.workflow.errors.at(-1).message, `cancelled: ${whole}`, ctx.text);
     const resumed = await rest.call('POST', `/v1/runs/${id}/resume`);
     assert.equal(resumed.status, 200, resumed.text);
     await stillServing();
