@@ -829,15 +829,28 @@ static void on_write_retry(uv_timer_t *t) {
   fl_run_release(r); /* the timer's */
 }
 
+/* Write the head change again in ms (unless that is already due): 0, or
+ * -1 out of memory. The timer holds the run until it fires. */
+static int write_again_in(fl_run *r, uint64_t ms) {
+  int started = fl_timer_once(&r->write_retry, r->e, r, on_write_retry, ms);
+  if (started < 0) return -1;
+  if (started) r->holds++; /* the timer's, released by on_write_retry */
+  return 0;
+}
+
+/* from, doubled n times, at most cap. */
+static uint64_t doubled(uint64_t from, int n, uint64_t cap) {
+  uint64_t ms = from;
+  for (int i = 0; i < n && ms < cap; i++)
+    ms *= 2;
+  return ms > cap ? cap : ms;
+}
+
 static int write_later(fl_run *r, int rc) {
   if (rc != SB_EBUSY || r->detached || r->e->stopping ||
       r->queue->kind == FL_START)
     return 0;
-  int started =
-      fl_timer_once(&r->write_retry, r->e, r, on_write_retry, WRITE_RETRY_MS);
-  if (started < 0) return 0;
-  if (started) r->holds++; /* the timer's, released by on_write_retry */
-  return 1;
+  return write_again_in(r, WRITE_RETRY_MS) == 0;
 }
 
 /* A change no caller waits for (a step's end, a try's count, a cut chain
@@ -862,13 +875,8 @@ static int retry_failed(fl_run *r, int rc, const sb_error *err) {
   if (c->kind != FL_STEP_DONE && c->kind != FL_STEP_FAILED &&
       c->kind != FL_STEP_RETRY && c->kind != FL_CONTINUE)
     return 0;
-  uint64_t ms = FAIL_PAUSE_MS;
-  for (int i = 0; i < r->write_failures && ms < FAIL_PAUSE_CAP_MS; i++)
-    ms *= 2;
-  if (ms > FAIL_PAUSE_CAP_MS) ms = FAIL_PAUSE_CAP_MS;
-  int started = fl_timer_once(&r->write_retry, r->e, r, on_write_retry, ms);
-  if (started < 0) return 0;
-  if (started) r->holds++; /* the timer's, released by on_write_retry */
+  uint64_t ms = doubled(FAIL_PAUSE_MS, r->write_failures, FAIL_PAUSE_CAP_MS);
+  if (write_again_in(r, ms) != 0) return 0;
   r->write_failures++;
   /* Said on the first failure, then at each doubling of their count. */
   if ((r->write_failures & (r->write_failures - 1)) == 0)
@@ -899,17 +907,13 @@ static void write_failed(fl_run *r, int rc, const sb_error *err) {
 static void conflict_pause(fl_run *r) {
   int past = r->conflicts - FL_CONFLICT_TRIES;
   if (past <= 0 || r->e->stopping) return;
-  uint64_t ms = CONFLICT_PAUSE_MS;
-  for (int i = 1; i < past && ms < CONFLICT_PAUSE_CAP_MS; i++)
-    ms *= 2;
-  if (ms > CONFLICT_PAUSE_CAP_MS) ms = CONFLICT_PAUSE_CAP_MS;
+  uint64_t ms = doubled(CONFLICT_PAUSE_MS, past - 1, CONFLICT_PAUSE_CAP_MS);
   if (past == 1)
     SB_WARN(FL_MODULE,
             "run %s: %d conflicts in a row (its context or its row keeps "
             "moving under it); planning again every %d-%d ms",
             r->id, r->conflicts, CONFLICT_PAUSE_MS, CONFLICT_PAUSE_CAP_MS);
-  int started = fl_timer_once(&r->write_retry, r->e, r, on_write_retry, ms);
-  if (started > 0) r->holds++; /* the timer's, released by on_write_retry */
+  (void)write_again_in(r, ms); /* no timer: left to the run's next change */
 }
 
 static void on_head(void *ud, const sb_ctx_result *res) {
