@@ -229,16 +229,11 @@ static void guard_head(void *ud, const sb_ctx_result *res) {
 int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
                   sb_error *err) {
   a->scope[0] = '\0';
-  if (a->requirements && sb_ctx_paths_validate(a->requirements, err) != 0) {
-    /* It words it "paths[i]: ..."; the caller named them requirements
-     * (?requirements=a,b over REST, the argument over MCP). */
-    if (strncmp(err->msg, "paths", 5) == 0) {
-      char rest[sizeof err->msg];
-      snprintf(rest, sizeof rest, "%s", err->msg + 5);
-      sb_error_set(err, SB_EINVAL, "requirements%s", rest);
-    }
+  /* Named as the caller names them: ?requirements=a,b over REST, the
+   * argument over MCP. */
+  if (a->requirements &&
+      sb_ctx_paths_validate_as(a->requirements, "requirements", err) != 0)
     return SB_EINVAL;
-  }
   ctx_guard *g = sb_calloc(1, sizeof *g);
   if (!g) return sb_error_set(err, SB_ENOMEM, "out of memory");
   *g = (ctx_guard){

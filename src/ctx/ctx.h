@@ -153,6 +153,10 @@ int sb_ctx_path_validate(const char *path, sb_error *err);
  * definition's contextRequirements, without any data. Errors name the
  * element: `paths[3]: invalid path "user..id": empty segment at offset 5`. */
 int sb_ctx_paths_validate(const json_t *paths, sb_error *err);
+/* The same, errors naming the list as the caller's input calls it
+ * (`requirements[3]: ...`). */
+int sb_ctx_paths_validate_as(const json_t *paths, const char *field,
+                             sb_error *err);
 
 /* The value at `path` in `data`: *out is a NEW reference (a copy). A
  * slice gives a new array of the elements it selects (elements lacking

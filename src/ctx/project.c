@@ -194,31 +194,38 @@ int sb_ctx_path_validate(const char *path, sb_error *err) {
 }
 
 /* The path string of paths[i], or NULL with err filled. */
-static const char *path_at(const json_t *paths, size_t i, sb_error *err) {
+static const char *path_at(const json_t *paths, const char *field, size_t i,
+                           sb_error *err) {
   json_t *v = json_array_get(paths, i);
   if (!json_is_string(v)) {
-    sb_error_set(err, SB_EINVAL, "paths[%zu]: expected a string", i);
+    sb_error_set(err, SB_EINVAL, "%s[%zu]: expected a string", field, i);
     return NULL;
   }
   if (strlen(json_string_value(v)) != json_string_length(v)) {
-    sb_error_set(err, SB_EINVAL, "paths[%zu]: contains a NUL character", i);
+    sb_error_set(err, SB_EINVAL, "%s[%zu]: contains a NUL character", field,
+                 i);
     return NULL;
   }
   return json_string_value(v);
 }
 
-int sb_ctx_paths_validate(const json_t *paths, sb_error *err) {
+int sb_ctx_paths_validate_as(const json_t *paths, const char *field,
+                             sb_error *err) {
   if (!json_is_array(paths))
     return sb_error_set(err, SB_EINVAL,
-                        "paths: expected an array of path strings");
+                        "%s: expected an array of path strings", field);
   for (size_t i = 0; i < json_array_size(paths); i++) {
-    const char *path = path_at(paths, i, err);
+    const char *path = path_at(paths, field, i, err);
     if (!path) return SB_EINVAL;
     sb_error one = {0};
     if (sb_ctx_path_validate(path, &one) != 0)
-      return sb_error_set(err, one.code, "paths[%zu]: %s", i, one.msg);
+      return sb_error_set(err, one.code, "%s[%zu]: %s", field, i, one.msg);
   }
   return 0;
+}
+
+int sb_ctx_paths_validate(const json_t *paths, sb_error *err) {
+  return sb_ctx_paths_validate_as(paths, "paths", err);
 }
 
 /* ---- selections ------------------------------------------------------- */

@@ -324,15 +324,9 @@ static int parse_models(fpath *p, const json_t *v, sb_agent_def *d) {
 
 static int parse_requirements(fpath *p, const json_t *v, sb_agent_def *d) {
   if (!json_is_array(v)) return bad(p, "expected an array");
-  sb_error one = {0};
-  int rc = sb_ctx_paths_validate(v, &one);
-  if (rc != 0) {
-    /* sb_ctx_paths_validate words it as "paths[i]: ..."; name our field */
-    const char *rest = strncmp(one.msg, "paths", 5) ? one.msg : one.msg + 5;
-    if (rc == SB_ENOMEM) return oom(p);
-    return sb_error_set(p->err, rc, "%s%s%s", p->path.buf,
-                        rest == one.msg ? ": " : "", rest);
-  }
+  int rc = sb_ctx_paths_validate_as(v, p->path.buf, p->err);
+  if (rc == SB_ENOMEM) return oom(p);
+  if (rc != 0) return rc;
   rc = read_strings(p, v, 1, 1, &d->context_requirements);
   if (rc != 0) return rc;
   if (!(d->requirements_json = json_deep_copy(v))) return oom(p);
