@@ -3,7 +3,7 @@
  * brought back at start are in revive.c).
  *
  * A run is in memory while it is running or waiting; a finished one is
- * only in the store. Its changes are written one at a time (plan.c); a
+ * only in the store. Its changes are written one at a time (write.c); a
  * run that finished leaves memory once nothing holds it. At start,
  * sb_flow_engine_resume_all brings back every run the store says is still
  * running or waiting and starts its active steps again.
@@ -131,6 +131,11 @@ void fl_run_detach(fl_run *r) {
   if (!r->holds) run_free(r);
 }
 
+int fl_status_ended(sb_flow_status st) {
+  return st == SB_FLOW_COMPLETED || st == SB_FLOW_FAILED ||
+         st == SB_FLOW_CANCELLED;
+}
+
 void fl_run_release(fl_run *r) {
   r->holds--;
   if (r->holds > 0) return;
@@ -139,9 +144,7 @@ void fl_run_release(fl_run *r) {
     return;
   }
   /* A finished run with nothing left to write leaves memory. */
-  sb_flow_status st = sb_flow_status_of(fl_str(r->doc, "status"));
-  if ((st == SB_FLOW_COMPLETED || st == SB_FLOW_FAILED ||
-       st == SB_FLOW_CANCELLED) &&
+  if (fl_status_ended(sb_flow_status_of(fl_str(r->doc, "status"))) &&
       !r->queue && !r->writing)
     fl_run_detach(r);
 }

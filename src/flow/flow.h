@@ -239,7 +239,7 @@ int sb_flow_cond_eval(const sb_flow_cond *c, const sb_flow_scope *scope);
 /* "90s" -> 90000; units ms s m h d; SB_EINVAL otherwise. */
 int sb_flow_duration_parse(const char *s, uint64_t *ms);
 
-/* ---- runs (engine.c, steps.c, plan.c) ----------------------------------
+/* ---- runs (engine.c, steps.c, plan.c, write.c) --------------------------
  *
  * A run executes one workflow against one context. Every transition (a
  * step done or failed, the steps it starts, a cancellation, a resumption)

@@ -4,7 +4,8 @@
  * engine.c owns the engine and the runs in memory, and the public
  * operations on runs; plan.c turns one change of a run (a step done or
  * failed, a start, a cancellation) into the transaction that records it —
- * the context patch, the run's next state and the events — and writes it;
+ * the context patch, the run's next state and the events — and write.c
+ * writes it;
  * steps.c executes the steps a run has started (calls, questions, waits
  * for events) and turns what happens to them into changes.
  *
@@ -25,7 +26,7 @@
 
 #define FL_MODULE "flow"
 /* Conflicts in a row planned again at once; past them, after a pause
- * (plan.c: conflict_pause). A change is never dropped for a conflict. */
+ * (write.c: conflict_pause). A change is never dropped for a conflict. */
 #define FL_CONFLICT_TRIES 8
 
 typedef struct fl_run fl_run;
@@ -102,7 +103,7 @@ struct fl_run {
   int writing;     /* a transaction is under way */
   int conflicts;   /* conflicts (context or row) in a row */
   int write_failures; /* failed writes of the head change in a row
-                         (plan.c: retry_failed) */
+                         (write.c: retry_failed) */
   int holds;       /* callbacks under way that may end it */
   int detached;    /* finished or engine gone: freed when not held */
   int new_context; /* its first write creates the context */
@@ -253,7 +254,30 @@ void fl_reply(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
 void fl_reply_seq(sb_flow_cb cb, void *ud, int rc, const sb_error *err,
                   json_t *run, int64_t seq);
 
-/* plan.c: write the change at the head of r's queue. */
+/* plan.c: one change of a run planned on copies of its state and of its
+ * context; nothing of the run in memory changes. */
+typedef struct fl_plan {
+  fl_run *r;
+  json_t *doc;    /* the run's next state */
+  json_t *ops;    /* JSON Patch on the context */
+  json_t *ctx;    /* the context with ops applied */
+  json_t *events; /* [{type, data}] */
+  int64_t now;
+  int64_t version; /* the context version this transaction makes */
+  int chained;     /* steps advance() executed: at SB_FLOW_CHAIN_STEPS (or
+                      SB_FLOW_CHAIN_US) the chain is cut (continueAt) */
+  uint64_t started_ns; /* when planning began (uv_hrtime) */
+  size_t deferred; /* FL_CONTINUE: chains still to go on in this plan */
+} fl_plan;
+/* Plan change c of r into *p (cleared first): 0, SB_ESTATE (the change
+ * no longer applies: its step is not under way, the run has ended) or
+ * SB_ENOMEM. *p is fl_plan_clear'ed by the caller either way. */
+int fl_plan_build(fl_run *r, fl_change *c, fl_plan *p);
+void fl_plan_clear(fl_plan *p);
+/* Completed, failed or cancelled: nothing more happens to the run. */
+int fl_status_ended(sb_flow_status st);
+
+/* write.c: write the change at the head of r's queue. */
 void fl_plan_write(fl_run *r);
 /* A run whose state says it goes on (continueAt: a chain was cut) queues
  * the change that does on a later turn of the loop (one such part per
