@@ -73,6 +73,9 @@ typedef struct fl_active {
   int room_waits; /* refusals for capacity since the last answer */
   int call_held;  /* a place among the tenant's calls in flight */
   int64_t started_ms;
+  /* When the first of those refusals came (wall clock): the try's wait
+   * for room is counted from it, in this process. */
+  int64_t room_from_ms;
   int64_t deadline_ms; /* ask, wait: wall clock; 0 = none */
   /* A branch of a parallel step with a timeout: when the whole parallel
    * must be done (wall clock; 0 = none). */

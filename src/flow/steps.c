@@ -198,14 +198,18 @@ static void retry_or_fail(fl_active *a, const char *code, const char *agent,
 
 /* Refused before it reached anyone (the agent at its maxConcurrent, the
  * store busy): not a try. The call waits its turn, backing off up to
- * ROOM_CAP_MS between asks, within the step's timeout (or ROOM_WAIT_MS). */
+ * ROOM_CAP_MS between asks, within the step's timeout (or ROOM_WAIT_MS),
+ * counted from the first refusal since the call was last answered: not
+ * from the step's start, which for a run brought back after a restart
+ * lies before the downtime (and for a retry, before the earlier tries). */
 #define ROOM_CAP_MS 500
 #define ROOM_WAIT_MS (10 * 60 * 1000)
 
 static void wait_for_room(fl_active *a, const char *code, const char *agent,
                           const char *message) {
   const sb_flow_step *s = step_of(a);
-  uint64_t waited = (uint64_t)((int64_t)sb_wall_ms() - a->started_ms);
+  if (a->room_waits == 0) a->room_from_ms = (int64_t)sb_wall_ms();
+  uint64_t waited = (uint64_t)((int64_t)sb_wall_ms() - a->room_from_ms);
   uint64_t limit = s->timeout_ms ? s->timeout_ms : ROOM_WAIT_MS;
   if (waited >= limit || a->run->e->stopping) {
     fail(a, code, agent, "%s (waited %llu ms for room)", message,
@@ -280,6 +284,7 @@ static void call_done(void *ud, const sb_gateway_result *res) {
     wait_for_room(a, code, agent, msg);
     return;
   }
+  a->room_waits = 0; /* answered: a retry waits for room afresh */
   retry_or_fail(a, code, agent, msg);
 }
 

@@ -356,3 +356,53 @@ test('a parallel step\'s timeout ends it, and still does after a SIGKILL', async
     await srv.stop().catch(() => {});
   }
 });
+
+// A call refused for room (its agent at maxConcurrent) waits its turn
+// within the step's timeout, counted from its first refusal in this
+// process: a run brought back after a SIGKILL sends its call as a new try,
+// with a fresh timeout, and one that finds the agent busy waits for room
+// as long. Before, the wait was counted from the step's start (stored with
+// the run, before the downtime): after a restart that came later than the
+// timeout, every step refused for room failed at once ("waited 5022 ms for
+// room", code at_capacity) and took its run down with it.
+test('a step brought back after a SIGKILL waits for room in its agent, not failing for the downtime', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-crash-room-'));
+  const calls = join(dir, 'calls.tsv');
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { maxConcurrent: 1 } })],
+    workflowsYaml: `
+  - name: roomy
+    steps:
+      - id: nap
+        call: { agent: desk, tool: slow, arguments: { ms: 500 } }
+        timeout: 3s
+`,
+  });
+  let srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  try {
+    let rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await rest.start({ workflow: 'roomy' });
+      assert.equal(r.status, 201, r.text);
+      ids.push(r.json.id);
+    }
+    // One call reaches the agent; the others wait for room.
+    const sent = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').length : 0);
+    await pollUntil(() => sent() >= 1 || { ok: false, message: 'no call yet' }, { what: 'a step\'s call to reach the agent' });
+    srv.proc.kill('SIGKILL');
+    await srv.exited;
+    // Down for longer than the steps' timeout: a fault injected by the
+    // clock, not a wait for anything the server does.
+    await new Promise((r) => setTimeout(r, 3200));
+    srv = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    rest = runsClient(srv.url.replace(/\/mcp$/, ''));
+    for (const id of ids) {
+      const run = await rest.waitFor(id, ['completed', 'failed'], `run ${id} to end`);
+      assert.equal(run.status, 'completed', JSON.stringify(run.error));
+    }
+  } finally {
+    await srv.stop().catch(() => {});
+  }
+});
