@@ -351,8 +351,12 @@ void sb_app_stop(sb_app *app) {
   /* Transports first: their calls are cancelled while the server lives. */
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
-  /* Runs stop before the agents they call; they go on at the next start. */
+  /* Runs stop before the agents they call; they go on at the next start.
+   * What the store answers from here on (inside sb_store_close: a run's
+   * start waiting for its context's read) finds no engine, and is told
+   * the server is stopping. */
   sb_flow_engine_free(app->flow);
+  app->flow = NULL;
   app->agents_stopping = 1; /* writes of agents still queued answer nobody */
   sb_gateway_free(app->gateway);
   sb_llm_free(app->llm); /* after the gateway: its sampling calls end first */

@@ -313,6 +313,12 @@ static void run_checked(void *ud, const sb_ctx_result *res) {
     sb_error_set(&err, res->rc, "contextId: %s", res->err.msg);
     return run_check_fail(rc, res->rc, &err);
   }
+  /* The context was read as the server stopped (the store answers what
+   * it still holds inside sb_store_close, after the engine is gone). */
+  if (!rc->app->flow) {
+    sb_error_set(&err, SB_ESTATE, "the server is stopping");
+    return run_check_fail(rc, SB_ESTATE, &err);
+  }
   sb_flow_start s = {.tenant = rc->tenant,
                      .workflow = rc->workflow,
                      .context_id = rc->context_id,

@@ -351,7 +351,8 @@ static void refused_read(void *ud, const sb_flow_reply *r) {
 static void cancelled(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
   op->pending--;
-  if (r->rc == SB_ESTATE && op->call) { /* it had ended: say how */
+  /* it had ended: say how (unless the engine is gone: the server stops) */
+  if (r->rc == SB_ESTATE && op->call && op->app->flow) {
     sb_error err = {0};
     op->pending++;
     int rc = sb_flow_run_get(op->app->flow, op->tenant, op->task_id,
