@@ -132,7 +132,19 @@ static int arm_par(fl_active *a) {
 
 static void call_start(fl_active *a);
 
-static void on_retry(uv_timer_t *t) { call_start(t->data); }
+/* A retry's backoff, or a wait for room, is over: the next try, unless
+ * the step was told to stop meanwhile (a cancellation waiting to be
+ * written keeps the timer, so that a cancellation not written lets the
+ * step go on). Started then, the call would reach the agent for a run
+ * being cancelled, and nothing would hold it: the step's memory goes
+ * with the cancellation, and the call's end would come to it freed. If
+ * the cancellation is not written, fl_steps_revive starts the step again
+ * from its stored entry. */
+static void on_retry(uv_timer_t *t) {
+  fl_active *a = t->data;
+  if (a->finished) return;
+  call_start(a);
+}
 
 /* What a tool's result saves: its structuredContent, else its one text
  * (as JSON when it parses), else its content. New reference. */

@@ -41,8 +41,9 @@ typedef struct env {
   int64_t ticks, last_seq, ended, steps_done;
   int seq_ok;
   char end_type[64];
-  /* agent calls the engine asked room for (hold_call) */
-  int calls;
+  /* agent calls the engine asked room for (hold_call); refused while
+   * refuse_calls */
+  int calls, refuse_calls, calls_seen;
   /* on the bus's go.now: cancel this run */
   char cancel_on_go[64];
   int cancel_rc, cancel_done;
@@ -106,9 +107,11 @@ static void on_event(void *ud, const sb_event *e) {
 }
 
 static int hold_call(void *ud, const char *tenant, char *why, size_t cap) {
-  (void)tenant, (void)why, (void)cap;
-  ((env *)ud)->calls++;
-  return 0;
+  (void)tenant;
+  env *v = ud;
+  v->calls++;
+  if (v->refuse_calls) snprintf(why, cap, "no room (the test's)");
+  return v->refuse_calls;
 }
 
 static void engine_up(env *v) {
@@ -733,6 +736,52 @@ static void test_cancel_not_written_goes_on(void **state) {
   env_down(&v);
 }
 
+static int calls_moved(void *ud) {
+  env *v = ud;
+  return v->calls > v->calls_seen;
+}
+
+/* A step waiting for room (its call refused, asking again on a timer) is
+ * stopped by a cancellation at once, while the cancellation is written:
+ * its timer, kept so that a cancellation not written lets it go on, must
+ * not start the call when it fires. It used to, for the run being
+ * cancelled, and nothing held that call: the step's memory went with the
+ * cancellation and the call's end came to it freed. The store's write
+ * lock, held by a connection of the test's own, keeps the cancellation
+ * unwritten for longer than the longest wait for room. */
+static void test_cancel_while_waiting_for_room(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'c', 'call': {'agent': 'nobody', 'tool': 't'}}]}"));
+  v.refuse_calls = 1;
+  char id[64];
+  start_run_id(&v, id);
+  v.calls_seen = 1; /* refused, and asking again */
+  assert_true(run_until(&v.loop, calls_moved, &v, 10000));
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(v.path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_cancel(v.eng, TENANT, id, "stop", on_reply, &o, &err), 0);
+  v.refuse_calls = 0; /* room now: a try would go ahead */
+  v.calls_seen = v.calls;
+  /* Past the longest wait between asks (500 ms, spread by up to half). */
+  assert_false(run_until(&v.loop, calls_moved, &v, 1200));
+  assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_int_equal(o.rc, 0);
+  assert_string_equal(json_string_value(json_object_get(o.run, "status")),
+                      "cancelled");
+  json_decref(o.run);
+  assert_int_equal(v.calls, v.calls_seen);
+  env_down(&v);
+}
+
 /* The run's row moves under it (another process wrote it): the step's
  * end, once dropped with a conflict (the run then waited for ever in
  * memory), is planned again on the stored run and written. */
@@ -1149,6 +1198,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_mid_loop_then_resume),
       cmocka_unit_test(test_many_loops_share_turns),
       cmocka_unit_test(test_cancel_not_written_goes_on),
+      cmocka_unit_test(test_cancel_while_waiting_for_room),
       cmocka_unit_test(test_step_end_not_written_is_written_later),
       cmocka_unit_test(test_answer_not_written_stays_open),
       cmocka_unit_test(test_row_moved_goes_on),
