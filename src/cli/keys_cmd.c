@@ -376,6 +376,18 @@ static int check_key_create(const keys_args *a) {
                                   "--scope: '%.200s' holds a space or a "
                                   "control character: one scope per --scope",
                                   s);
+    /* The scopes are stored as JSON, which holds UTF-8 only: a scope that
+     * is not was dropped, and the key made without it (unrestricted, had
+     * it been the only one). */
+    if (!sb_text_plain(s, strlen(s))) {
+      char shown[201];
+      snprintf(shown, sizeof shown, "%s", s);
+      sb_utf8_scrub(shown);
+      return sb_cli_usage_error("key",
+                                "--scope: '%s' is not UTF-8 text (each byte "
+                                "that is not shows as '?')",
+                                shown);
+    }
   }
   int64_t now = (int64_t)sb_wall_ms();
   int64_t expires = a->expires ? parse_expires(a->expires, now) : 0;
@@ -397,9 +409,11 @@ static int key_create(keys_run *r, const keys_args *a) {
                               "30m, 12h, 7d) or an RFC 3339 time, got '%s'",
                               a->expires);
   json_t *scopes = json_array();
-  for (int i = 0; i < a->nscopes; i++)
-    json_array_append_new(scopes, json_string(a->scopes[i]));
-  char *scopes_text = json_dumps(scopes, JSON_COMPACT);
+  int whole = scopes != NULL;
+  for (int i = 0; whole && i < a->nscopes; i++)
+    whole = json_array_append_new(scopes, json_string(a->scopes[i])) == 0;
+  /* A scope left out would widen the key: none is made then. */
+  char *scopes_text = whole ? json_dumps(scopes, JSON_COMPACT) : NULL;
   json_decref(scopes);
   if (!scopes_text || sb_auth_key_generate(key, id, hash) != 0) {
     sb_free(scopes_text);

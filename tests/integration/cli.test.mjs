@@ -24,9 +24,14 @@ function writeConfig(text) {
 }
 
 // Run the binary to completion (killed and failed after `timeoutMs`).
-function run(args, { input, timeoutMs = 15000 } = {}) {
+// `bytes` (printf escapes, e.g. '\\377') is a last argument of raw bytes,
+// passed through sh: a JS string cannot hold bytes that are not UTF-8.
+function run(args, { input, timeoutMs = 15000, bytes } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: dir });
+    const [cmd, argv] = bytes === undefined
+      ? [BIN, args]
+      : ['/bin/sh', ['-c', `exec "$0" "$@" "$(printf '${bytes}')"`, BIN, ...args]];
+    const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: dir });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -469,6 +474,14 @@ test('key create refuses an empty or spaced --scope, storing nothing, and warns 
     const r = await run(['key', 'create', '--tenant', 'dealer-k', ...args, '--store', store]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
     assert.match(r.stderr, message, r.stderr);
+    assert.equal(r.stdout, '', `a key was printed: ${r.stdout}`);
+  }
+  // A scope that is not UTF-8 could not be stored as JSON: it was dropped
+  // and the key made with no scopes, unrestricted.
+  for (const bytes of ['contexts:\\377', 'caf\\303']) {
+    const r = await run(['key', 'create', '--tenant', 'dealer-k', '--store', store, '--scope'], { bytes });
+    assert.equal(r.code, 2, `--scope ${bytes}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /--scope: '(contexts:|caf)\?' is not UTF-8 text/, r.stderr);
     assert.equal(r.stdout, '', `a key was printed: ${r.stdout}`);
   }
   const listed = await run(['key', 'list', '--store', store]);
