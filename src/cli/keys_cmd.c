@@ -25,6 +25,8 @@ const char sb_cli_tenant_help[] =
     "tenants), or list them as JSON. ID is 1-64 of [A-Za-z0-9._-].\n"
     "\n"
     "Options:\n"
+    "  --name NAME       create: the tenant's name (UTF-8 text without\n"
+    "                    control characters)\n"
     "  --config FILE     read store.path from FILE\n"
     "  --store PATH      the SQLite file (overrides store.path)\n"
     "  -h, --help        show this help and exit\n"
@@ -209,6 +211,10 @@ static void on_done(void *ud, sb_store_result *res) {
     const sb_store_tenant_row *t = &res->tenants.items[i];
     char created[32];
     iso_time(t->created_ms, created);
+    /* A name stored before create refused bytes that are not UTF-8 is
+     * shown with '?' for them: JSON cannot hold them, and the tenant was
+     * left out of the list. */
+    sb_utf8_scrub(t->name);
     json_array_append_new(r->out, json_pack("{ssssss}", "id", t->id, "name",
                                             t->name, "created", created));
   }
@@ -327,6 +333,19 @@ int sb_cli_tenant(int argc, char **argv) {
                               a.positional[1]);
   if (a.tenant || a.expires || a.nscopes || (!create && a.name))
     return sb_cli_usage_error("tenant", "%s", "an option that applies to keys");
+  /* tenant list prints JSON, which holds UTF-8 only: a name that was not
+   * stored, and the tenant was then missing from the list. */
+  if (a.name && !sb_text_plain(a.name, strlen(a.name))) {
+    char shown[201];
+    snprintf(shown, sizeof shown, "%s", a.name);
+    sb_utf8_scrub(shown);
+    for (char *c = shown; *c; c++)
+      if ((unsigned char)*c < ' ' || *c == 0x7f) *c = '?';
+    return sb_cli_usage_error("tenant",
+                              "--name: '%s' is not UTF-8 text without control "
+                              "characters (shown as '?')",
+                              shown);
+  }
   sb_config cfg;
   if ((rc = load_config("tenant", &a, &cfg)) != EXIT_OK) goto out;
   keys_run r;

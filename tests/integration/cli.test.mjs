@@ -3,7 +3,7 @@
 // stdio with a config file, and graceful shutdown on SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -458,6 +458,27 @@ test('commands that read a store refuse one that is not there, and create nothin
   const listed = await run(['tenant', 'list', '--store', fresh]);
   assert.equal(listed.code, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout)[0].id, 'dealer-x');
+});
+
+test('tenant create refuses a --name that is not UTF-8 text; tenant list shows a stored one', async () => {
+  const store = join(dir, 'tenant-names', 'switchboard.db');
+  assert.equal((await run(['tenant', 'create', 'dealer-n', '--name', 'Key Motors', '--store', store])).code, 0);
+  // Such a name was stored, and the tenant then left out of tenant list
+  // (JSON holds UTF-8 only).
+  for (const [args, bytes] of [[['tenant', 'create', 'dealer-bad', '--store', store, '--name'], 'Caf\\351'],
+    [['tenant', 'create', 'dealer-nl', '--store', store, '--name'], 'a\\nb']]) {
+    const r = await run(args, { bytes });
+    assert.equal(r.code, 2, `--name ${bytes}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /--name: '(Caf|a)\?b?' is not UTF-8 text without control characters \(shown as '\?'\)/, r.stderr);
+  }
+  const listed = await run(['tenant', 'list', '--store', store]);
+  assert.deepEqual(JSON.parse(listed.stdout).map((t) => [t.id, t.name]), [['dealer-n', 'Key Motors']]);
+  // One stored by an earlier version is listed, its bad bytes shown as '?'.
+  const sql = spawnSync('sqlite3', ['-batch', store], { input: "UPDATE tenants SET name = CAST(X'436166E9' AS TEXT);\n", encoding: 'utf8' });
+  assert.equal(sql.status, 0, `sqlite3 failed: ${sql.stderr}`);
+  const again = await run(['tenant', 'list', '--store', store]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(JSON.parse(again.stdout).map((t) => [t.id, t.name]), [['dealer-n', 'Caf?']]);
 });
 
 test('key create refuses an empty or spaced --scope, storing nothing, and warns of an --expires in the past', async () => {
