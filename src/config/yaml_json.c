@@ -122,6 +122,15 @@ static int node(parse_ctx *p, const char *path, int depth, json_t **out) {
         return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
                            "keys must be plain names, got %s", got);
       }
+      /* A key is kept as a C string: one holding a NUL would be cut there
+       * ("id\0x" read as "id"), so it is refused, as a NUL in a value is
+       * by the modules that read it. */
+      if (strlen(cfg_ev_scalar(p)) != p->ev.data.scalar.length) {
+        cfg_describe_event(p, got, sizeof got);
+        json_decref(o);
+        return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
+                           "key %s contains a NUL character", got);
+      }
       char *key = sb_strdup(cfg_ev_scalar(p));
       size_t line = cfg_ev_line(p);
       snprintf(child, sizeof child, "%s%s%.64s", path, *path ? "." : "",

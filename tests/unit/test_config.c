@@ -701,6 +701,10 @@ static void test_agents_section(void **state) {
                "mapping), got \"sales\"");
   expect_error("agents:\n  - id: a\n    id: b\n",
                "config.yaml:3: agents[0].id: duplicate key");
+  /* a key holding a NUL was cut there: this was an agent "b" */
+  expect_error("agents:\n  - id: a\n    \"id\\0\": b\n",
+               "config.yaml:3: agents[0]: key \"id\\x00\" contains a NUL "
+               "character");
 }
 
 static int line_at(const json_t *lines, const char *ptr) {
@@ -848,6 +852,11 @@ static void test_read_yaml(void **state) {
        "w.yaml:2: a second YAML document; the file must be one document"},
       {"a: 1\na: 2\n", "w.yaml:2: a: duplicate key"},
       {"steps:\n  - id: [\n", "w.yaml:3: invalid YAML: "},
+      /* a key is a C string: "id\0x" was read as "id" */
+      {"steps:\n  - {\"id\\0x\": s, end: completed}\n",
+       "w.yaml:2: steps[0]: key \"id\\x00x\" contains a NUL character"},
+      {"\"name\\0\": a\n",
+       "w.yaml:1: key \"name\\x00\" contains a NUL character"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(sb_config_read_yaml(bad[i].yaml, strlen(bad[i].yaml),
