@@ -88,12 +88,13 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   }
   const sb_config *fresh = &r->fresh;
   app_register_log_secrets(fresh);
-  /* Quotas first: a bad JWKS or agent does not keep the old limits. */
-  int rc = app_quota_reload(app, fresh, err);
-  if (rc == 0)
-    rc =
-        sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
-                          app->api_agents, err);
+  /* The agents first: their definitions are checked before anything is
+   * applied, so a file with a bad one changes nothing (quotas included),
+   * as a broken file should. Quotas before the OAuth keys: a bad JWKS
+   * (another file) does not keep the old limits. */
+  int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
+                             fresh->config_file, app->api_agents, err);
+  if (rc == 0) rc = app_quota_reload(app, fresh, err);
   if (rc == 0) {
     rc = app_auth_reload(app, r->jwks, &r->jwks_err, err);
     r->jwks = NULL; /* taken */

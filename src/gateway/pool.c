@@ -677,16 +677,25 @@ json_t *sb_gateway_list_json(sb_gateway *o,
 }
 
 int sb_gateway_reload(sb_gateway *o, const json_t *defs, const size_t *lines,
-                      const json_t *skip, sb_error *err) {
-  /* Validate every definition first: a bad file changes nothing. */
+                      const char *file, const json_t *skip, sb_error *err) {
+  /* Validate every definition first, as a start does (serve, check): a
+   * bad file changes nothing. An id listed twice was the later one's. */
   size_t n = json_array_size(defs);
   for (size_t i = 0; i < n; i++) {
     sb_agent_def *def = NULL;
     sb_error derr = {0};
-    if (sb_agent_def_parse(json_array_get(defs, i), &def, &derr) != 0)
-      return sb_error_set(err, SB_EINVAL, "line %zu: agents[%zu].%s",
-                          lines ? lines[i] : 0, i, derr.msg);
+    int bad = sb_agent_def_parse(json_array_get(defs, i), &def, &derr) != 0;
+    for (size_t k = 0; !bad && k < i; k++)
+      if (strcmp(json_string_value(json_object_get(json_array_get(defs, k),
+                                                    "id")) ?: "",
+                 def->id) == 0)
+        bad = sb_error_set(&derr, SB_EINVAL,
+                           "agent \"%s\" is already registered", def->id);
     sb_agent_def_free(def);
+    if (bad)
+      return sb_error_set(err, SB_EINVAL, "%s:%zu: agents[%zu].%s",
+                          file ? file : "config", lines ? lines[i] : 0, i,
+                          derr.msg);
   }
   /* Config agents gone from the file are removed; API-registered ones stay. */
   for (size_t i = o->len; i-- > 0;) {

@@ -151,6 +151,17 @@ describe('quotas', { timeout: 60000 }, () => {
     const still = await firstRefusal(8);
     assert.ok(still, 'the old quotas were dropped by a bad config');
     assert.match(still.json.error.message, /\(1 a second\)/);
+    // A file whose quotas load but whose agent is bad (serve and check
+    // refuse it): its quotas were applied all the same, while the log
+    // said the config was not reloaded.
+    const lines = configLines(['    dealer-c: {requests_per_second: 1000}']);
+    writeFileSync(configPath, [...lines, 'agents:', '  - {id: nameless, type: general}'].join('\n') + '\n');
+    const refused2 = await server.sighup(/SIGHUP: config not reloaded/);
+    assert.match(refused2, new RegExp(`config not reloaded: ${configPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${lines.length + 2}: agents\\[0\\]\\.`));
+    assert.doesNotMatch(refused2, /quotas reloaded/);
+    const kept = await firstRefusal(8);
+    assert.ok(kept, 'a config with a bad agent changed the quotas');
+    assert.match(kept.json.error.message, /\(1 a second\)/);
   });
 });
 

@@ -153,6 +153,16 @@ static void test_reload_applies_and_a_bad_file_changes_nothing(void **state) {
   assert_string_equal(agent_ids(f->app), "second,third");
 }
 
+/* An id listed twice: serve and check refuse the file; a reload took the
+ * later definition in place of the earlier one and said it was done. */
+static void test_an_id_twice_changes_nothing(void **state) {
+  fixture *f = *state;
+  write_config(f, "second", "second");
+  sb_app_reload(f->app, f->path);
+  settle(f);
+  assert_string_equal(agent_ids(f->app), "first");
+}
+
 static void test_a_request_during_a_reload_is_not_lost(void **state) {
   fixture *f = *state;
   write_config(f, "second", NULL);
@@ -216,6 +226,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           test_reload_applies_and_a_bad_file_changes_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_an_id_twice_changes_nothing, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_a_request_during_a_reload_is_not_lost,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_with_a_reload_queued, setup,
