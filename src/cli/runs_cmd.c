@@ -390,11 +390,19 @@ int sb_cli_runs(int argc, char **argv) {
       sb_config_free(&cfg);
       url = from_config;
     }
+    /* The token goes into a header line as it is: a line break in it (a
+     * token file's CRLF) added headers of its own, or ended the headers. */
+    const char *token = a.token ? a.token : getenv("SWITCHBOARD_TOKEN");
+    for (const char *p = token; p && *p; p++)
+      if ((unsigned char)*p < ' ' || *p == 0x7f)
+        return sb_cli_usage_error("runs",
+                                  "%s holds a control character (a line "
+                                  "break?): a bearer token is one line",
+                                  a.token ? "--token" : "SWITCHBOARD_TOKEN");
     sb_cli_runs_action act = {.verb = verb,
                               .id = a.pos[1],
                               .url = url,
-                              .token = a.token ? a.token
-                                               : getenv("SWITCHBOARD_TOKEN"),
+                              .token = token,
                               .answer = a.answer,
                               .step = a.step,
                               .reason = a.reason,

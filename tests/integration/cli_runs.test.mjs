@@ -521,6 +521,16 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       const noStep = await cli(['runs', 'fork', waiting.id, '--url', base]);
       assert.equal(noStep.code, 2);
       assert.match(noStep.stderr, /fork needs --step/);
+      // A token went into its header line as it was: a line break in it
+      // (a token file's CRLF) sent headers of its own.
+      const before = (await getRun(waiting.id)).status;
+      const crlf = await cli(['runs', 'resume', waiting.id, '--url', base, '--token', 'abc\r\nX-Injected: 1']);
+      assert.equal(crlf.code, 2, crlf.stderr);
+      assert.match(crlf.stderr, /--token holds a control character \(a line break\?\): a bearer token is one line/);
+      const envCrlf = await cli(['runs', 'resume', waiting.id, '--url', base], { env: { SWITCHBOARD_TOKEN: 'abc\r\n' } });
+      assert.equal(envCrlf.code, 2, envCrlf.stderr);
+      assert.match(envCrlf.stderr, /SWITCHBOARD_TOKEN holds a control character/);
+      assert.equal((await getRun(waiting.id)).status, before);
     });
   });
 });
