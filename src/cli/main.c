@@ -288,6 +288,28 @@ static int override_choice(const char *option, const char *value,
   return 0;
 }
 
+/* The workflow definitions and virtual servers of cfg, as the app reads
+ * them at its start: EXIT_OK, or EXIT_USAGE with the error printed (a
+ * config error, as check reports it). defs (may be NULL) takes the
+ * workflows. */
+static int check_definitions(const sb_config *cfg, sb_flow_defs *defs) {
+  sb_flow_defs mine;
+  sb_error err = {0};
+  sb_flow_defs *d = defs ? defs : &mine;
+  if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
+                        cfg->config_dir, d, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    return EXIT_USAGE;
+  }
+  if (sb_gateway_check_servers(cfg->servers, cfg->server_lines, &err) != 0) {
+    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_flow_defs_clear(d);
+    return EXIT_USAGE;
+  }
+  if (!defs) sb_flow_defs_clear(d);
+  return EXIT_OK;
+}
+
 static int cmd_serve(int argc, char **argv) {
   serve_args a = {0};
   sb_config cfg;
@@ -315,10 +337,12 @@ static int cmd_serve(int argc, char **argv) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
-  /* A bad agent definition is the file's error (its line, exit 2), as
-   * check reports it, not a failure of the start. */
+  /* A bad agent definition, workflow or virtual server is the file's
+   * error (its line, exit 2), as check reports it, not a failure of the
+   * start. */
   if (a.config_path &&
-      (rc = sb_cli_agents_registry(&cfg, a.config_path, NULL, NULL)) != 0) {
+      ((rc = sb_cli_agents_registry(&cfg, a.config_path, NULL, NULL)) != 0 ||
+       (rc = check_definitions(&cfg, NULL)) != 0)) {
     sb_config_free(&cfg);
     return rc;
   }
@@ -580,19 +604,11 @@ static int cmd_check(int argc, char **argv) {
     sb_config_free(&cfg);
     return rc;
   }
+  /* The workflows and the virtual servers too, as serve reads them. */
   sb_flow_defs defs;
-  if (sb_flow_defs_load(cfg.workflows, cfg.workflow_lines, cfg.config_file,
-                        cfg.config_dir, &defs, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+  if ((rc = check_definitions(&cfg, &defs)) != 0) {
     sb_config_free(&cfg);
-    return EXIT_USAGE;
-  }
-  /* The virtual servers too: serve refuses a bad one at start. */
-  if (sb_gateway_check_servers(cfg.servers, cfg.server_lines, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
-    sb_flow_defs_clear(&defs);
-    sb_config_free(&cfg);
-    return EXIT_USAGE;
+    return rc;
   }
   fprintf(stdout, "# %s: ok\n", a.config_path);
   print_config(stdout, &cfg);

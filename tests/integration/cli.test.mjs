@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -534,9 +534,11 @@ test('check refuses the virtual servers serve would refuse, with the same error'
     const checked = await run(['check', '--config', cfg]);
     assert.equal(checked.code, 2, `${yaml}: ${checked.stdout}`);
     assert.equal(checked.stderr.trim(), `switchboard: ${message}`);
+    // A config error, exit 2, as check says (serve exited 1, a runtime
+    // failure, when the app refused it at its start).
     const served = await run(['serve', '--config', cfg, '--stdio', '--store', join(dir, 'servers.db')]);
-    assert.notEqual(served.code, 0, served.stderr);
-    assert.ok(served.stderr.includes(message), `serve says otherwise: ${served.stderr}`);
+    assert.equal(served.code, 2, served.stderr);
+    assert.equal(served.stderr, checked.stderr);
   }
   const good = writeConfig('servers:\n  - name: front\n    description: the front desk\n    include: [{agent: sales, tools: [search_inventory]}]\n');
   const ok = await run(['check', '--config', good]);
@@ -569,6 +571,26 @@ test('check refuses the agent definitions serve would refuse, and serve names th
   const good = writeConfig(agent('    transport: {type: stdio, command: /bin/cat}\n'));
   const ok = await run(['check', '--config', good]);
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+test('serve refuses the workflow definitions check refuses, with the same error, exit 2', async () => {
+  // serve exited 1 (a runtime failure) for these; check said 2.
+  const wfDir = join(dir, 'bad-workflows');
+  mkdirSync(wfDir, { recursive: true });
+  writeFileSync(join(wfDir, 'a.yaml'), 'name: a\nsteps:\n  - {id: s, emit: {type: a.b}, next: nope}\n');
+  const cases = [
+    [`workflows: [${wfDir}/]\n`, `${wfDir}/a.yaml:3: step "s": next: no step "nope" (steps: s)`],
+    ['workflows:\n  - name: b\n    steps: []\n', ':3: steps: expected a non-empty list of steps, got an empty list'],
+  ];
+  for (const [yaml, message] of cases) {
+    const cfg = writeConfig(yaml);
+    const checked = await run(['check', '--config', cfg]);
+    assert.equal(checked.code, 2, `${yaml}: ${checked.stdout}`);
+    assert.ok(checked.stderr.trim().endsWith(message), checked.stderr);
+    const served = await run(['serve', '--config', cfg, '--stdio', '--store', join(dir, 'workflows.db')]);
+    assert.equal(served.code, 2, served.stderr);
+    assert.equal(served.stderr, checked.stderr);
+  }
 });
 
 test('key --help lists the options key takes, and says scopes are enforced', async () => {
