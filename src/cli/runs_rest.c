@@ -84,6 +84,21 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
                               "--url: expected http://HOST:PORT, got "
                               "'%s'",
                               a->url);
+  /* A URL libcurl cannot use (a port past 65535, no host, a blank) is the
+   * caller's mistake, not a server out of reach (exit 1). */
+  CURLU *cu = curl_url();
+  CURLUcode uc = cu ? curl_url_set(cu, CURLUPART_URL, a->url, 0)
+                    : CURLUE_OUT_OF_MEMORY;
+  char *host = NULL;
+  if (uc == CURLUE_OK) uc = curl_url_get(cu, CURLUPART_HOST, &host, 0);
+  curl_free(host);
+  curl_url_cleanup(cu);
+  if (uc != CURLUE_OK) {
+    char what[600];
+    snprintf(what, sizeof what, "--url: expected http://HOST:PORT, got '%.400s' (%s)",
+             a->url, curl_url_strerror(uc));
+    return sb_cli_usage_error("runs", "%s", what);
+  }
   if (!plain_id(a->id))
     return sb_cli_usage_error("runs", "not a run id: '%s'", a->id);
   int rc;

@@ -505,6 +505,12 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       const refused = await cli(['runs', 'resume', waiting.id, '--url', 'http://127.0.0.1:1']);
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /cannot reach the server at http:\/\/127\.0\.0\.1:1: .*(is `switchboard serve` running there\?)/);
+      // A URL libcurl cannot use was "cannot reach the server", exit 1.
+      for (const bad of ['http://127.0.0.1:99999', 'http://', 'http://a b:1', 'http://[::1']) {
+        const r = await cli(['runs', 'resume', waiting.id, '--url', bad]);
+        assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+        assert.ok(r.stderr.startsWith(`switchboard runs: --url: expected http://HOST:PORT, got '${bad}' (`), r.stderr);
+      }
       const noUrl = await cli(['runs', 'resume', waiting.id], { env: { SWITCHBOARD_URL: '' } });
       assert.equal(noUrl.code, 2);
       assert.match(noUrl.stderr, /--url/);
