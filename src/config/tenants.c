@@ -129,6 +129,23 @@ int cfg_parse_tenants(parse_ctx *p, const char *path) {
                      "a token must be at least 16 characters");
         goto fail;
       }
+      /* A client sends it in "Authorization: Bearer TOKEN": a header line
+       * holds no control character (a tab aside), and the server skips the
+       * spaces after "Bearer". Such a token could never be presented, and
+       * its tenant was locked out without a word. The token is a secret:
+       * the message does not show it. */
+      if (slot == &t->token) {
+        int bad = t->token[0] == ' ';
+        for (const char *c = t->token; !bad && *c; c++)
+          bad = ((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f;
+        if (bad) {
+          rc = cfg_fail_at(p, cfg_ev_line(p), key_path, SB_EINVAL,
+                           "a token cannot start with a space nor hold a "
+                           "control character: no client could send it "
+                           "(Authorization: Bearer TOKEN)");
+          goto fail;
+        }
+      }
     }
     if (!t->id || !t->token) {
       rc = cfg_fail_at(p, item_line, item, SB_EINVAL, "needs both id and token");

@@ -567,6 +567,33 @@ static void test_auth_errors(void **state) {
                "least 16 characters");
   expect_error("auth:\n  tenants:\n    - id: a\n",
                "config.yaml:3: auth.tenants[0]: needs both id and token");
+  /* a token no client can send in its header line: the tenant was
+   * locked out without a word */
+  static const char *const unsendable[] = {"\" 0123456789abcdef\"",
+                                           "\"0123456789\\nabcdef\"",
+                                           "\"0123456789abcdef\\r\\n\"",
+                                           "\"0123456789abcdef\\x7f\""};
+  for (size_t i = 0; i < sizeof unsendable / sizeof *unsendable; i++) {
+    char yaml[160];
+    snprintf(yaml, sizeof yaml, "auth:\n  tenants:\n    - id: a\n      token: %s\n",
+             unsendable[i]);
+    expect_error(yaml, "config.yaml:4: auth.tenants[0].token: a token cannot "
+                       "start with a space nor hold a control character: no "
+                       "client could send it (Authorization: Bearer TOKEN)");
+  }
+  /* blanks inside or at the end are sent as they are: still tokens */
+  static const char *const sendable[] = {"\"0123456789 abcdef\"",
+                                         "\"0123456789abcdef \"",
+                                         "\"0123456789\\tabcdef\""};
+  for (size_t i = 0; i < sizeof sendable / sizeof *sendable; i++) {
+    char yaml[160];
+    sb_config ok;
+    sb_error ok_err;
+    snprintf(yaml, sizeof yaml, "auth:\n  tenants:\n    - id: a\n      token: %s\n",
+             sendable[i]);
+    assert_int_equal(load(&ok, yaml, &ok_err), 0);
+    sb_config_free(&ok);
+  }
   expect_error("auth:\n  tenants:\n    - {id: a, token: 0123456789abcdef}\n"
                "    - {id: a, token: 0123456789abcdeX}\n",
                "config.yaml:4: auth.tenants[1]: id repeats an earlier "
