@@ -610,6 +610,13 @@ int sb_cli_run(int argc, char **argv) {
   }
   if (!workflow) return sb_cli_usage_error("run", "%s", "missing WORKFLOW");
   if (!config) return sb_cli_usage_error("run", "%s", "missing --config FILE");
+  /* An id with bytes that are not UTF-8 could not go into the run's JSON:
+   * the run then failed to start with "out of memory" (exit 1). */
+  if (context_id && !sb_text_plain(context_id, strlen(context_id)))
+    return sb_cli_usage_error("run", "%s",
+                              "--context-id: not a context id (it holds "
+                              "bytes that are not UTF-8 text, or a control "
+                              "character)");
 
   sb_config cfg;
   sb_error err = {0};

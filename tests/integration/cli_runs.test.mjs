@@ -5,7 +5,7 @@
 // left waiting / refused, 2 usage, 130 after Ctrl-C.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -275,6 +275,12 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       assert.equal(c.code, 2, c.stderr);
       assert.equal(c.stderr.trim(), 'switchboard run: contextId: context not found', JSON.stringify(id));
     }
+    // One whose bytes are not UTF-8 (through sh: a JS string cannot hold
+    // them) could not go into the run's JSON: "out of memory", exit 1.
+    const raw = spawnSync('/bin/sh', ['-c', 'exec "$0" "$@" "$(printf \'ab\\377c\')"', switchboardBin(),
+      'run', 'three', ...asCfg, '--context-id'], { encoding: 'utf8', timeout: DEADLINE_MS });
+    assert.equal(raw.status, 2, raw.stderr);
+    assert.match(raw.stderr, /^switchboard run: --context-id: not a context id \(it holds bytes that are not UTF-8 text, or a control character\)/);
   });
 
   it('runs list / get / events read the run from the store', async () => {
