@@ -2,11 +2,12 @@
  * on disk.
  *
  * A round's files are read and parsed on a worker thread (uv_queue_work):
- * the config file (and what it includes), the OAuth JWKS and the TLS
- * certificate and key. The worker touches no app state: what it reads is
- * the round's own, and the paths it needs from the app were copied when
- * the round started. Back on the loop the round is applied in the order
- * a reload always had (quotas, agents, keys, certificate); a file that did
+ * the config file (and what it includes: the workflow files, checked as
+ * a start checks them), the OAuth JWKS and the TLS certificate and key.
+ * The worker touches no app state: what it reads is the round's own, and
+ * the paths it needs from the app were copied when the round started.
+ * Back on the loop the round is applied: agents (all validated before
+ * any is changed), quotas, keys, certificate; a file that did
  * not read changes what it always did (a bad config nothing, a bad JWKS
  * keeps the old keys, a bad certificate the old certificate), logged and
  * audited as before.
@@ -68,6 +69,18 @@ static void round_read(uv_work_t *w) {
   app_reloader *rl = w->data;
   reload_round *r = rl->round;
   r->cfg_rc = sb_config_load(&r->fresh, r->config_path, &r->cfg_err);
+  if (r->cfg_rc != 0) return;
+  /* The workflows and virtual servers are applied at the next start only,
+   * but a file that start would refuse (exit 2) is refused here too: it
+   * was "reloaded", and the next start then failed. */
+  sb_flow_defs defs;
+  r->cfg_rc = sb_flow_defs_load(r->fresh.workflows, r->fresh.workflow_lines,
+                                r->fresh.config_file, r->fresh.config_dir,
+                                &defs, &r->cfg_err);
+  if (r->cfg_rc != 0) return;
+  sb_flow_defs_clear(&defs);
+  r->cfg_rc = sb_gateway_check_servers(r->fresh.servers, r->fresh.server_lines,
+                                       &r->cfg_err);
   if (r->cfg_rc != 0) return;
   if (r->jwks_path)
     sb_auth_jwks_load_file(r->jwks_path, &r->jwks, &r->jwks_err);

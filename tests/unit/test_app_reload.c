@@ -163,6 +163,31 @@ static void test_an_id_twice_changes_nothing(void **state) {
   assert_string_equal(agent_ids(f->app), "first");
 }
 
+/* A workflow or a virtual server a start refuses (exit 2): the reload
+ * said the config was reloaded, and the next start failed. The agents of
+ * such a file are not taken either. */
+static void test_a_bad_workflow_or_server_changes_nothing(void **state) {
+  fixture *f = *state;
+  static const char *const bad[] = {
+      "workflows:\n  - name: w\n    steps: []\n",
+      "servers:\n  - name: x\n    agents: [second]\n",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    write_config(f, "second", NULL);
+    FILE *out = fopen(f->path, "a");
+    assert_non_null(out);
+    fputs(bad[i], out);
+    assert_int_equal(fclose(out), 0);
+    sb_app_reload(f->app, f->path);
+    settle(f);
+    assert_string_equal(agent_ids(f->app), "first");
+  }
+  write_config(f, "second", NULL); /* the same file made good: taken */
+  sb_app_reload(f->app, f->path);
+  settle(f);
+  assert_string_equal(agent_ids(f->app), "second");
+}
+
 static void test_a_request_during_a_reload_is_not_lost(void **state) {
   fixture *f = *state;
   write_config(f, "second", NULL);
@@ -228,6 +253,8 @@ int main(void) {
           test_reload_applies_and_a_bad_file_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_an_id_twice_changes_nothing, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(
+          test_a_bad_workflow_or_server_changes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_a_request_during_a_reload_is_not_lost,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_stop_with_a_reload_queued, setup,
