@@ -239,8 +239,10 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   }
   uv_timer_init(o->loop, &app->sweep);
   app->sweep.data = app;
+  /* The first sweep soon after start: a server restarted more often than
+   * the interval would never sweep otherwise. */
   uint64_t every = (uint64_t)cfg->ctx_sweep_interval_s * 1000u;
-  uv_timer_start(&app->sweep, on_sweep, every, every);
+  uv_timer_start(&app->sweep, on_sweep, every < 1000u ? every : 1000u, every);
   uv_unref((uv_handle_t *)&app->sweep); /* never the only reason to run */
   app->sweep_started = 1;
 

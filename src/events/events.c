@@ -17,6 +17,11 @@
 #define DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
 #define DEFAULT_TRIM_EVERY_MS 60000
 #define TRIM_BATCH 10000
+/* The first trim comes this soon after start (a server restarted more
+ * often than every trim_every_ms would never trim otherwise), and a batch
+ * that came back full is followed by the next this soon. */
+#define TRIM_SOON_MS 1000
+#define TRIM_NEXT_BATCH_MS 100
 
 static const char *const type_names[SB_EVENT__COUNT] = {
     [SB_EVENT_CUSTOM] = NULL,
@@ -98,6 +103,7 @@ struct sb_events {
   int dispatching; /* subscriptions are being called: free none */
   int64_t retention_ms;
   uv_timer_t *trim;
+  uint64_t trim_every_ms;
   struct trim_op *trimming; /* a trim under way */
   sb_events_tap_cb tap;
   void *tap_ud;
@@ -404,14 +410,22 @@ json_t *sb_event_json(const sb_event *e) {
 
 /* ---- retention ------------------------------------------------------------ */
 
+static void on_trim_timer(uv_timer_t *t);
+
 static void on_trimmed(void *ud, sb_store_result *res) {
   trim_op *op = ud;
-  if (op->ev) op->ev->trimming = NULL;
+  sb_events *ev = op->ev;
   sb_free(op);
+  if (ev) ev->trimming = NULL;
   if (res->rc != 0)
     SB_WARN(MODULE, "trimming old events failed: %s", res->err.msg);
   else if (res->count)
     SB_DEBUG(MODULE, "trimmed %lld old events", (long long)res->count);
+  /* A backlog (a log older than retention) goes in batches back to back,
+   * each its own short write, not one batch a trim interval. */
+  if (ev && res->rc == 0 && res->count >= TRIM_BATCH)
+    uv_timer_start(ev->trim, on_trim_timer, TRIM_NEXT_BATCH_MS,
+                   ev->trim_every_ms);
 }
 
 static void on_trim_timer(uv_timer_t *t) {
@@ -442,9 +456,12 @@ sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
   ev->store = o->store;
   ev->retention_ms = o->retention_ms > 0 ? o->retention_ms : DEFAULT_RETENTION_MS;
   int64_t every = o->trim_every_ms > 0 ? o->trim_every_ms : DEFAULT_TRIM_EVERY_MS;
+  ev->trim_every_ms = (uint64_t)every;
   uv_timer_init(sb_store_loop(o->store), t);
   t->data = ev;
-  uv_timer_start(t, on_trim_timer, (uint64_t)every, (uint64_t)every);
+  uv_timer_start(t, on_trim_timer,
+                 (uint64_t)(every < TRIM_SOON_MS ? every : TRIM_SOON_MS),
+                 ev->trim_every_ms);
   uv_unref((uv_handle_t *)t);
   ev->trim = t;
   sb_store_on_events(o->store, on_committed, ev);

@@ -4,7 +4,8 @@
  * store on the same file) that it only learns about from a gap; filters
  * by type (exact and "prefix.*") and by run; another tenant's events
  * never arrive; unsubscribing from inside a callback; publishing checks
- * the type, and that a runId names a run of the tenant. */
+ * the type, and that a runId names a run of the tenant; events older than
+ * the retention are trimmed soon after start, a backlog in batches. */
 /* cmocka.h needs these first */
 // clang-format off
 #include <setjmp.h>
@@ -22,6 +23,9 @@
 #include "test_store_fixture.h"
 
 #define DEADLINE_MS 20000
+/* Events written as now: the bus trims older than its retention (a week)
+ * from a second after it starts. */
+#define NOW ((int64_t)sb_wall_ms())
 
 typedef struct fixture {
   store_fixture s;
@@ -137,7 +141,7 @@ static void test_gap_from_another_process(void **state) {
   sb_store_extras x = {.events = &e, .nevents = 1};
   int written = 0;
   for (int i = 0; i < 3; i++)
-    assert_int_equal(sb_store_write(st2, "t", &x, 1, on_written, &written), 0);
+    assert_int_equal(sb_store_write(st2, "t", &x, NOW, on_written, &written), 0);
   sb_store_close(st2); /* runs what is queued */
   assert_int_equal(written, 3);
   assert_int_equal(loop_finish(&other), 0);
@@ -169,7 +173,7 @@ static void test_filters_and_unsubscribe_inside(void **state) {
                           {.type = "lead.lost", .run_id = "r1", .data = "{}"}};
   sb_store_extras x = {.events = evs, .nevents = 4};
   int written = 0;
-  assert_int_equal(sb_store_write(f->s.st, "t", &x, 1, on_written, &written), 0);
+  assert_int_equal(sb_store_write(f->s.st, "t", &x, NOW, on_written, &written), 0);
   assert_true(run_until(&f->s.loop, flag_set, &written, DEADLINE_MS));
   assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
   assert_true(run_until(&f->s.loop, got_enough, &h, DEADLINE_MS));
@@ -239,7 +243,7 @@ static void test_publish_names_a_run(void **state) {
                       .def = "{}"};
   sb_store_extras x = {.run = &run};
   int written = 0;
-  assert_int_equal(sb_store_write(f->s.st, "t", &x, 1, on_written, &written), 0);
+  assert_int_equal(sb_store_write(f->s.st, "t", &x, NOW, on_written, &written), 0);
   assert_true(run_until(&f->s.loop, flag_set, &written, DEADLINE_MS));
   o = publish_for_run(f, "t", "r9");
   assert_int_equal(o.rc, 0);
@@ -251,6 +255,58 @@ static void test_publish_names_a_run(void **state) {
   assert_int_equal(o.seq, 2);
 }
 
+typedef struct log_probe {
+  sb_store *st;
+  int reading;
+  int64_t left; /* events the last read found; -1 before one answered */
+} log_probe;
+
+static void on_probe(void *ud, sb_store_result *res) {
+  log_probe *p = ud;
+  assert_int_equal(res->rc, 0);
+  p->reading = 0;
+  p->left = (int64_t)res->events.len;
+}
+
+/* Reads the log again each time the last read has answered. */
+static int log_empty(void *ud) {
+  log_probe *p = ud;
+  if (p->left == 0) return 1;
+  if (!p->reading) {
+    p->reading = 1;
+    assert_int_equal(
+        sb_store_events_read(p->st, "t", 0, NULL, 1, on_probe, p), 0);
+  }
+  return 0;
+}
+
+/* A log older than the retention when the server starts is trimmed soon
+ * after, not a trim interval (a minute) later, and more than one batch
+ * (10,000) of it goes in batches back to back, not one a minute. */
+static void test_trims_a_backlog_soon_after_start(void **state) {
+  fixture *f = *state;
+  enum { PER_WRITE = 5000, WRITES = 5 };
+  sb_store_event *evs = calloc(PER_WRITE, sizeof *evs);
+  for (int i = 0; i < PER_WRITE; i++)
+    evs[i] = (sb_store_event){.type = "lead.old", .data = "{}"};
+  sb_store_extras x = {.events = evs, .nevents = PER_WRITE};
+  int written = 0;
+  int64_t long_ago = NOW - 8LL * 24 * 3600 * 1000; /* past a week */
+  for (int i = 0; i < WRITES; i++)
+    assert_int_equal(
+        sb_store_write(f->s.st, "t", &x, long_ago, on_written, &written), 0);
+  acked a = {0};
+  publish(f, "u", "lead.new", NULL, &a); /* a recent one, kept */
+  while (written < WRITES || !a.n) uv_run(&f->s.loop, UV_RUN_ONCE);
+  free(evs);
+  log_probe p = {.st = f->s.st, .left = -1};
+  assert_true(run_until(&f->s.loop, log_empty, &p, DEADLINE_MS));
+  p = (log_probe){.st = f->s.st, .left = -1};
+  sb_store_events_read(f->s.st, "u", 0, NULL, 10, on_probe, &p);
+  while (p.left < 0) uv_run(&f->s.loop, UV_RUN_ONCE);
+  assert_int_equal(p.left, 1);
+}
+
 int main(void) {
   sb_core_init(); /* jansson allocates with sb_malloc, as in switchboard */
   const struct CMUnitTest tests[] = {
@@ -259,6 +315,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_gap_from_another_process, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_filters_and_unsubscribe_inside,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trims_a_backlog_soon_after_start,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_names_a_run, setup,
                                       teardown),
