@@ -104,16 +104,12 @@ int sb_cli_agents(int argc, char **argv) {
       fputs(sb_cli_agents_help, stdout);
       return EXIT_OK;
     }
-    const char *names[] = {"--config", "--context", "--store", "--tenant"};
-    const char **slots[] = {&config, &context, &store, &tenant};
-    int matched = 0;
-    for (int k = 0; k < 4 && !matched; k++) {
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
-      if (rc < 0)
-        return sb_cli_usage_error("agents", "option %s needs a value", names[k]);
-      matched = rc > 0;
-    }
-    if (matched) continue;
+    const char *const names[] = {"--config", "--context", "--store",
+                                 "--tenant"};
+    const char **const slots[] = {&config, &context, &store, &tenant};
+    int rc = sb_cli_take_option("agents", argc, argv, &i, names, slots, 4);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (argv[i][0] == '-')
       return sb_cli_usage_error("agents", "unknown option '%s'", argv[i]);
     if (npos == 2)

@@ -13,9 +13,18 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 /* Print "switchboard CMD: <fmt with what>" and a --help hint; EXIT_USAGE. */
 int sb_cli_usage_error(const char *cmd, const char *fmt, const char *what);
 /* Match "--name VALUE" or "--name=VALUE": 1 matched (*value set, *i
- * advanced), 0 not this option, -1 value missing. */
+ * advanced), 0 not this option, SB_CLI_NO_VALUE (none, or the next
+ * argument is an option: "--input --tenant t"), SB_CLI_TWICE (*value was
+ * already set). */
+enum { SB_CLI_NO_VALUE = -1, SB_CLI_TWICE = -2 };
 int sb_cli_take_value(int argc, char **argv, int *i, const char *name,
                       const char **value);
+/* sb_cli_take_value over options names[k] filling *slots[k] (NULL until
+ * given): 1 one matched, 0 none did, -1 the usage error is reported
+ * ("option --x needs a value", "option --x given more than once"). */
+int sb_cli_take_option(const char *cmd, int argc, char **argv, int *i,
+                       const char *const *names, const char **const *slots,
+                       size_t n);
 int sb_cli_is_help(const char *arg);
 
 /* After a command's modules have stopped: run the loop until every handle

@@ -40,22 +40,14 @@ static int parse(int argc, char **argv, ctx_args *a) {
                                       "--tenant",  "--version",
                                       "--requirements", "--before",
                                       "--limit"};
-  const char **slots[] = {&a->config,  &a->store,        &a->tenant,
+  const char **const slots[] = {&a->config,  &a->store,        &a->tenant,
                           &a->version, &a->requirements, &a->before,
                           &a->limit};
   for (int i = 0; i < argc; i++) {
-    int matched = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
-      if (rc < 0)
-        return sb_cli_usage_error("context", "option %s needs a value",
-                                  names[k]);
-      if (rc > 0) {
-        matched = 1;
-        break;
-      }
-    }
-    if (matched) continue;
+    int rc = sb_cli_take_option("context", argc, argv, &i, names, slots,
+                                sizeof names / sizeof names[0]);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (argv[i][0] == '-')
       return sb_cli_usage_error("context", "unknown option '%s'", argv[i]);
     if (a->npositional == 4)

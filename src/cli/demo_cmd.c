@@ -361,9 +361,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 int sb_cli_demo(int argc, char **argv) {
-  const char *config = "examples/dealership/switchboard.yaml",
-             *scenarios = "examples/dealership/conversations.json",
-             *listen = NULL, *store = NULL;
+  const char *config = NULL, *scenarios = NULL, *listen = NULL,
+             *store = NULL;
   int once = 0;
   for (int i = 0; i < argc; i++) {
     if (sb_cli_is_help(argv[i])) {
@@ -374,18 +373,15 @@ int sb_cli_demo(int argc, char **argv) {
       once = 1;
       continue;
     }
-    const char *names[] = {"--config", "--scenarios", "--listen", "--store"};
-    const char **slots[] = {&config, &scenarios, &listen, &store};
-    int matched = 0;
-    for (int k = 0; k < 4 && !matched; k++) {
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
-      if (rc < 0)
-        return sb_cli_usage_error("demo", "option %s needs a value", names[k]);
-      matched = rc > 0;
-    }
-    if (!matched)
-      return sb_cli_usage_error("demo", "unknown argument '%s'", argv[i]);
+    const char *const names[] = {"--config", "--scenarios", "--listen",
+                                 "--store"};
+    const char **const slots[] = {&config, &scenarios, &listen, &store};
+    int rc = sb_cli_take_option("demo", argc, argv, &i, names, slots, 4);
+    if (rc < 0) return EXIT_USAGE;
+    if (!rc) return sb_cli_usage_error("demo", "unknown argument '%s'", argv[i]);
   }
+  if (!config) config = "examples/dealership/switchboard.yaml";
+  if (!scenarios) scenarios = "examples/dealership/conversations.json";
   demo *d = sb_calloc(1, sizeof *d);
   if (!d) return EXIT_RUNTIME;
   sb_error err = {0};

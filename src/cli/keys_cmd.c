@@ -74,33 +74,29 @@ typedef struct keys_args {
 
 static int parse(const char *cmd, int argc, char **argv, keys_args *a) {
   static const char *const names[] = {"--config", "--store", "--tenant",
-                                      "--name", "--expires", "--scope"};
+                                      "--name", "--expires"};
+  const char **const slots[] = {&a->config, &a->store, &a->tenant, &a->name,
+                                &a->expires};
   for (int i = 0; i < argc; i++) {
     if (sb_cli_is_help(argv[i])) {
       a->help = 1;
       return 0;
     }
-    int matched = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-      const char *v = NULL;
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], &v);
-      if (rc < 0)
-        return sb_cli_usage_error(cmd, "option %s needs a value", names[k]);
-      if (rc == 0) continue;
-      matched = 1;
-      if (k == 0) a->config = v;
-      if (k == 1) a->store = v;
-      if (k == 2) a->tenant = v;
-      if (k == 3) a->name = v;
-      if (k == 4) a->expires = v;
-      if (k == 5) {
-        if (a->nscopes == MAX_SCOPES)
-          return sb_cli_usage_error(cmd, "%s", "too many --scope options");
-        a->scopes[a->nscopes++] = v;
-      }
-      break;
+    /* --scope may be given again, one scope each */
+    const char *scope = NULL;
+    int rc = sb_cli_take_value(argc, argv, &i, "--scope", &scope);
+    if (rc == SB_CLI_NO_VALUE)
+      return sb_cli_usage_error(cmd, "%s", "option --scope needs a value");
+    if (rc > 0) {
+      if (a->nscopes == MAX_SCOPES)
+        return sb_cli_usage_error(cmd, "%s", "too many --scope options");
+      a->scopes[a->nscopes++] = scope;
+      continue;
     }
-    if (matched) continue;
+    rc = sb_cli_take_option(cmd, argc, argv, &i, names, slots,
+                            sizeof names / sizeof names[0]);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (argv[i][0] == '-')
       return sb_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
     if (a->npositional == 2)

@@ -126,21 +126,44 @@ int sb_cli_usage_error(const char *cmd, const char *fmt, const char *what) {
 }
 
 /* Match option `name` taking a value, as "--name VALUE" or "--name=VALUE".
- * Returns 1 (matched, *value set, *i advanced), 0 (not this option) or
- * -1 (value missing). */
+ * Returns 1 (matched, *value set, *i advanced), 0 (not this option),
+ * SB_CLI_NO_VALUE (nothing after it, or another option where its value
+ * should be: "--input --tenant t" is a forgotten value, not an input file
+ * named "--tenant"; "--input=--x" still gives one starting with "--") or
+ * SB_CLI_TWICE (*value was set by an earlier one). */
 int sb_cli_take_value(int argc, char **argv, int *i, const char *name,
                       const char **value) {
   const char *arg = argv[*i];
   size_t n = strlen(name);
   if (strncmp(arg, name, n) != 0) return 0;
+  const char *v;
   if (arg[n] == '=') {
-    *value = arg + n + 1;
-    return 1;
+    v = arg + n + 1;
+  } else if (arg[n] != '\0') {
+    return 0;
+  } else {
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0)
+      return SB_CLI_NO_VALUE;
+    v = argv[++*i];
   }
-  if (arg[n] != '\0') return 0;
-  if (*i + 1 >= argc) return -1;
-  *value = argv[++*i];
+  if (*value) return SB_CLI_TWICE;
+  *value = v;
   return 1;
+}
+
+int sb_cli_take_option(const char *cmd, int argc, char **argv, int *i,
+                       const char *const *names, const char **const *slots,
+                       size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    int rc = sb_cli_take_value(argc, argv, i, names[k], slots[k]);
+    if (rc == 0) continue;
+    if (rc == SB_CLI_NO_VALUE)
+      sb_cli_usage_error(cmd, "option %s needs a value", names[k]);
+    else if (rc == SB_CLI_TWICE)
+      sb_cli_usage_error(cmd, "option %s given more than once", names[k]);
+    return rc < 0 ? -1 : 1;
+  }
+  return 0;
 }
 
 int sb_cli_is_help(const char *arg) {
@@ -165,6 +188,9 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
   static const char *const valued[] = {"--config", "--log-level", "--listen",
                                        "--store",  "--tenant",    "--agent",
                                        "--log-format"};
+  const char **const slots[] = {&a->config_path, &a->log_level, &a->listen,
+                                &a->store,       &a->tenant,    &a->agent,
+                                &a->log_format};
   for (int i = 0; i < argc; i++) {
     const char *arg = argv[i];
     if (sb_cli_is_help(arg)) {
@@ -175,23 +201,10 @@ static int parse_args(const char *cmd, int argc, char **argv, int allow_serve,
       a->stdio = 1;
       continue;
     }
-    int matched = 0;
-    for (size_t k = 0; k < (allow_serve ? 7u : 1u); k++) {
-      const char *value = NULL;
-      int rc = sb_cli_take_value(argc, argv, &i, valued[k], &value);
-      if (rc == 0) continue;
-      if (rc < 0) return sb_cli_usage_error(cmd, "option %s needs a value", valued[k]);
-      if (k == 0) a->config_path = value;
-      if (k == 1) a->log_level = value;
-      if (k == 2) a->listen = value;
-      if (k == 3) a->store = value;
-      if (k == 4) a->tenant = value;
-      if (k == 5) a->agent = value;
-      if (k == 6) a->log_format = value;
-      matched = 1;
-      break;
-    }
-    if (matched) continue;
+    int rc = sb_cli_take_option(cmd, argc, argv, &i, valued, slots,
+                                allow_serve ? 7u : 1u);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (arg[0] == '-') return sb_cli_usage_error(cmd, "unknown option '%s'", arg);
     return sb_cli_usage_error(cmd, "unexpected argument '%s'", arg);
   }

@@ -591,17 +591,13 @@ int sb_cli_run(int argc, char **argv) {
       as_json = 1;
       continue;
     }
-    const char *names[] = {"--config", "--input", "--context-id", "--tenant",
-                           "--store"};
-    const char **slots[] = {&config, &input_path, &context_id, &tenant, &store};
-    int matched = 0;
-    for (int k = 0; k < 5 && !matched; k++) {
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
-      if (rc < 0)
-        return sb_cli_usage_error("run", "option %s needs a value", names[k]);
-      matched = rc > 0;
-    }
-    if (matched) continue;
+    const char *const names[] = {"--config", "--input", "--context-id",
+                                 "--tenant", "--store"};
+    const char **const slots[] = {&config, &input_path, &context_id, &tenant,
+                                  &store};
+    int rc = sb_cli_take_option("run", argc, argv, &i, names, slots, 5);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (argv[i][0] == '-' && argv[i][1])
       return sb_cli_usage_error("run", "unknown option '%s'", argv[i]);
     if (workflow)

@@ -209,7 +209,7 @@ static int parse(int argc, char **argv, runs_args *a) {
   static const char *const names[] = {
       "--config", "--store", "--tenant", "--status", "--limit",
       "--url",    "--token", "--answer", "--step",   "--reason"};
-  const char **slots[] = {&a->config, &a->store, &a->tenant, &a->status,
+  const char **const slots[] = {&a->config, &a->store, &a->tenant, &a->status,
                           &a->limit,  &a->url,   &a->token,  &a->answer,
                           &a->step,   &a->reason};
   for (int i = 0; i < argc; i++) {
@@ -217,14 +217,10 @@ static int parse(int argc, char **argv, runs_args *a) {
       a->as_json = 1;
       continue;
     }
-    int matched = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0] && !matched; k++) {
-      int rc = sb_cli_take_value(argc, argv, &i, names[k], slots[k]);
-      if (rc < 0)
-        return sb_cli_usage_error("runs", "option %s needs a value", names[k]);
-      matched = rc > 0;
-    }
-    if (matched) continue;
+    int rc = sb_cli_take_option("runs", argc, argv, &i, names, slots,
+                                sizeof names / sizeof names[0]);
+    if (rc < 0) return EXIT_USAGE;
+    if (rc) continue;
     if (argv[i][0] == '-')
       return sb_cli_usage_error("runs", "unknown option '%s'", argv[i]);
     if (a->npos == 3)
