@@ -26,18 +26,12 @@
 #include "app/app_internal.h"
 #include "gateway/gateway.h"
 #include "registry/registry.h"
+#include "test_app_fixture.h"
 #include "test_loop.h"
 
 #define DEADLINE_MS 20000
 
-typedef struct fixture {
-  char dir[64];
-  char path[128];
-  char store[128];
-  uv_loop_t loop;
-  sb_config cfg;
-  sb_app *app;
-} fixture;
+typedef app_fixture fixture;
 
 static json_t *def_of(const char *id, const char *name) {
   return json_pack("{ss ss ss s[s] s{ss} ss si si s{ss ss}}", "id", id,
@@ -63,29 +57,17 @@ static void write_config(fixture *f, int max_pending) {
   assert_int_equal(fclose(out), 0);
 }
 
-static void app_start(fixture *f) {
-  sb_config_defaults(&f->cfg);
-  sb_error err = {0};
-  if (sb_config_load(&f->cfg, f->path, &err) != 0) fail_msg("%s", err.msg);
-  sb_app_options o = {.config = &f->cfg, .loop = &f->loop, .embedded = 1};
-  if (!(f->app = sb_app_start(&o, &err))) fail_msg("start: %s", err.msg);
-}
-
 static void app_restart(fixture *f) {
   sb_app_stop(f->app);
   sb_config_free(&f->cfg);
-  app_start(f);
+  app_fixture_start(f);
 }
 
 static int setup_with(void **state, int max_pending) {
-  fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-agents-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof f->path, "%s/switchboard.yaml", f->dir);
-  snprintf(f->store, sizeof f->store, "%s/store.db", f->dir);
+  fixture *f = app_fixture_new("agents");
+  if (!f) return -1;
   write_config(f, max_pending);
-  uv_loop_init(&f->loop);
-  app_start(f);
+  app_fixture_start(f);
   *state = f;
   return 0;
 }
@@ -94,19 +76,7 @@ static int setup(void **state) { return setup_with(state, 0); }
 static int setup_one_pending(void **state) { return setup_with(state, 1); }
 
 static int teardown(void **state) {
-  fixture *f = *state;
-  sb_app_stop(f->app);
-  assert_int_equal(loop_finish(&f->loop), 0);
-  sb_config_free(&f->cfg);
-  char file[160];
-  const char *suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    snprintf(file, sizeof file, "%s%s", f->store, suffix[i]);
-    unlink(file);
-  }
-  unlink(f->path);
-  rmdir(f->dir);
-  free(f);
+  app_fixture_free(*state);
   return 0;
 }
 
@@ -355,7 +325,7 @@ static void test_a_stored_definition_that_fails_starts_nothing(void **state) {
     fail_msg("%s", msg);
   sqlite3_close(db);
   sb_config_free(&f->cfg);
-  app_start(f);
+  app_fixture_start(f);
   assert_string_equal(name_of(f, "conf", NULL), "-");
   assert_string_equal(name_of(f, "other", NULL), "-");
   reload(f);

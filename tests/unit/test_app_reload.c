@@ -24,24 +24,19 @@
 #include "app/app.h"
 #include "gateway/gateway.h"
 #include "registry/registry.h"
+#include "test_app_fixture.h"
 #include "test_loop.h"
 
 #define DEADLINE_MS 20000
 
-typedef struct fixture {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  sb_config cfg;
-  sb_app *app;
-} fixture;
+typedef app_fixture fixture;
 
 /* A config whose agents are those ids (HTTP agents nobody answers: they
  * are listed whether or not they connect); NULL writes a bad file. */
 static void write_config(fixture *f, const char *a, const char *b) {
   FILE *out = fopen(f->path, "w");
   assert_non_null(out);
-  fprintf(out, "store:\n  path: %s/store.db\n", f->dir);
+  fprintf(out, "store:\n  path: %s\n", f->store);
   if (!a) {
     fprintf(out, "limits:\n  max_json_depth: lots\n");
   } else {
@@ -59,32 +54,16 @@ static void write_config(fixture *f, const char *a, const char *b) {
 }
 
 static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-reload-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof f->path, "%s/switchboard.yaml", f->dir);
+  fixture *f = app_fixture_new("reload");
+  if (!f) return -1;
   write_config(f, "first", NULL);
-  uv_loop_init(&f->loop);
-  sb_config_defaults(&f->cfg);
-  sb_error err = {0};
-  if (sb_config_load(&f->cfg, f->path, &err) != 0) fail_msg("%s", err.msg);
-  sb_app_options o = {.config = &f->cfg, .loop = &f->loop, .embedded = 1};
-  if (!(f->app = sb_app_start(&o, &err))) fail_msg("start: %s", err.msg);
+  app_fixture_start(f);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
-  fixture *f = *state;
-  sb_app_stop(f->app); /* NULL when a test stopped it */
-  assert_int_equal(loop_finish(&f->loop), 0);
-  sb_config_free(&f->cfg);
-  char file[160];
-  snprintf(file, sizeof file, "%s/store.db", f->dir);
-  unlink(file);
-  unlink(f->path);
-  rmdir(f->dir);
-  free(f);
+  app_fixture_free(*state); /* the app NULL when a test stopped it */
   return 0;
 }
 

@@ -20,25 +20,16 @@
 
 #include "app/app_internal.h"
 #include "ctx/ctx.h"
+#include "test_app_fixture.h"
 #include "test_loop.h"
 
 #define DEADLINE_MS 20000
 
-typedef struct fixture {
-  char dir[64];
-  char path[128];
-  char store[128];
-  uv_loop_t loop;
-  sb_config cfg;
-  sb_app *app;
-} fixture;
+typedef app_fixture fixture;
 
 static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  snprintf(f->dir, sizeof f->dir, "/tmp/sb-app-stop-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof f->path, "%s/switchboard.yaml", f->dir);
-  snprintf(f->store, sizeof f->store, "%s/store.db", f->dir);
+  fixture *f = app_fixture_new("app-stop");
+  if (!f) return -1;
   FILE *out = fopen(f->path, "w");
   assert_non_null(out);
   fprintf(out,
@@ -48,30 +39,13 @@ static int setup(void **state) {
           "    steps: [ { id: done, end: completed } ]\n",
           f->store);
   assert_int_equal(fclose(out), 0);
-  uv_loop_init(&f->loop);
-  sb_config_defaults(&f->cfg);
-  sb_error err = {0};
-  if (sb_config_load(&f->cfg, f->path, &err) != 0) fail_msg("%s", err.msg);
-  sb_app_options o = {.config = &f->cfg, .loop = &f->loop, .embedded = 1};
-  if (!(f->app = sb_app_start(&o, &err))) fail_msg("start: %s", err.msg);
+  app_fixture_start(f);
   *state = f;
   return 0;
 }
 
 static int teardown(void **state) {
-  fixture *f = *state;
-  sb_app_stop(f->app); /* NULL when the test stopped it */
-  assert_int_equal(loop_finish(&f->loop), 0);
-  sb_config_free(&f->cfg);
-  char file[160];
-  const char *suffixes[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(file, sizeof file, "%s%s", f->store, suffixes[i]);
-    unlink(file);
-  }
-  unlink(f->path);
-  rmdir(f->dir);
-  free(f);
+  app_fixture_free(*state); /* the app NULL when the test stopped it */
   return 0;
 }
 
