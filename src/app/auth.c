@@ -50,12 +50,7 @@ static int oauth_start(sb_app *app, sb_error *err) {
                             .scope_claim = cfg->oauth_scope_claim};
   if (!(app->jwt = sb_auth_jwt_new(&jo, err))) return err->code;
   /* jwks_file is relative to the config file's directory. */
-  const char *f = cfg->oauth_jwks_file;
-  if (f[0] == '/' || !cfg->config_dir)
-    app->jwks_path = sb_strdup(f);
-  else if ((app->jwks_path =
-                sb_malloc(strlen(cfg->config_dir) + strlen(f) + 2)))
-    sprintf(app->jwks_path, "%s/%s", cfg->config_dir, f);
+  app->jwks_path = sb_config_path(cfg, cfg->oauth_jwks_file);
   if (!app->jwks_path) return sb_error_set(err, SB_ENOMEM, "out of memory");
   sb_error jerr = {0};
   if (sb_auth_jwt_load_jwks_file(app->jwt, app->jwks_path, &jerr) != 0)

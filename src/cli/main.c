@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "auth/auth.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "core/core.h"
@@ -106,9 +107,11 @@ static const char serve_help[] =
 static const char check_help[] =
     "Usage: switchboard check --config FILE\n"
     "\n"
-    "Validate the YAML config FILE and the workflow definitions it names,\n"
-    "and print the settings it results in (defaults included) as YAML,\n"
-    "then the workflows as comments. Exit status 0 if valid, 2 if not.\n"
+    "Validate the YAML config FILE, the agents, workflow definitions and\n"
+    "virtual servers in it, and the files serve reads at its start (the\n"
+    "TLS certificate and key, the OAuth JWKS), and print the settings it\n"
+    "results in (defaults included) as YAML, then the workflows as\n"
+    "comments. Exit status 0 if valid, 2 if not.\n"
     "\n"
     "Options:\n"
     "  --config FILE          the config file to check\n"
@@ -323,6 +326,35 @@ static int check_definitions(const sb_config *cfg, sb_flow_defs *defs) {
   return EXIT_OK;
 }
 
+/* The files serve reads at its start besides the config and its
+ * workflows: the TLS certificate and key, the OAuth JWKS. EXIT_OK, or
+ * EXIT_USAGE with the error printed as serve prints it. */
+static int check_files(const sb_config *cfg) {
+  sb_error err = {0};
+  if (cfg->tls_cert_file && cfg->tls_key_file) {
+    sb_http_tls_creds *c = NULL;
+    int rc = sb_http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, &c, &err);
+    sb_http_tls_free(c);
+    if (rc != 0) {
+      fprintf(stderr, "switchboard: %s\n", err.msg);
+      return EXIT_USAGE;
+    }
+  }
+  if (cfg->oauth_jwks_file) {
+    char *path = sb_config_path(cfg, cfg->oauth_jwks_file);
+    sb_auth_jwks *keys = NULL;
+    int rc = path ? sb_auth_jwks_load_file(path, &keys, &err)
+                  : sb_error_set(&err, SB_ENOMEM, "out of memory");
+    sb_auth_jwks_free(keys);
+    sb_free(path);
+    if (rc != 0) {
+      fprintf(stderr, "switchboard: auth.oauth.jwks_file: %s\n", err.msg);
+      return EXIT_USAGE;
+    }
+  }
+  return EXIT_OK;
+}
+
 static int cmd_serve(int argc, char **argv) {
   serve_args a = {0};
   sb_config cfg;
@@ -352,10 +384,11 @@ static int cmd_serve(int argc, char **argv) {
   }
   /* A bad agent definition, workflow or virtual server is the file's
    * error (its line, exit 2), as check reports it, not a failure of the
-   * start. */
+   * start; so is a TLS or JWKS file that does not load (HTTP only). */
   if (a.config_path &&
       ((rc = sb_cli_agents_registry(&cfg, a.config_path, NULL, NULL)) != 0 ||
-       (rc = check_definitions(&cfg, NULL)) != 0)) {
+       (rc = check_definitions(&cfg, NULL)) != 0 ||
+       (!a.stdio && (rc = check_files(&cfg)) != 0))) {
     sb_config_free(&cfg);
     return rc;
   }
@@ -617,9 +650,15 @@ static int cmd_check(int argc, char **argv) {
     sb_config_free(&cfg);
     return rc;
   }
-  /* The workflows and the virtual servers too, as serve reads them. */
+  /* The workflows and the virtual servers too, as serve reads them, and
+   * the TLS and JWKS files serve would stop on. */
   sb_flow_defs defs;
   if ((rc = check_definitions(&cfg, &defs)) != 0) {
+    sb_config_free(&cfg);
+    return rc;
+  }
+  if ((rc = check_files(&cfg)) != 0) {
+    sb_flow_defs_clear(&defs);
     sb_config_free(&cfg);
     return rc;
   }

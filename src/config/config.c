@@ -373,6 +373,14 @@ static int replace_string(char **field, const char *v, sb_error *err) {
   return 0;
 }
 
+char *sb_config_path(const sb_config *cfg, const char *path) {
+  if (path[0] == '/' || !cfg->config_dir) return sb_strdup(path);
+  size_t n = strlen(cfg->config_dir) + strlen(path) + 2;
+  char *out = sb_malloc(n);
+  if (out) snprintf(out, n, "%s/%s", cfg->config_dir, path);
+  return out;
+}
+
 int sb_config_set_store_path(sb_config *cfg, const char *path, sb_error *err) {
   if (!path || !*path)
     return sb_error_set(err, SB_EINVAL, "store: expected a file path");

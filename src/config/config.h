@@ -262,6 +262,10 @@ int sb_config_read_yaml_file(const char *path, json_t **out, json_t **lines,
                              sb_error *err);
 /* Parse "host:port" into cfg's listen fields. */
 int sb_config_set_listen(sb_config *cfg, const char *hostport, sb_error *err);
+/* A file the config names relative to its directory (auth.oauth's
+ * jwks_file): `path` joined to cfg->config_dir unless absolute or no file
+ * was loaded. A new string; NULL when out of memory. */
+char *sb_config_path(const sb_config *cfg, const char *path);
 /* Command-line overrides: store.path and auth.default_tenant. */
 int sb_config_set_store_path(sb_config *cfg, const char *path, sb_error *err);
 int sb_config_set_default_tenant(sb_config *cfg, const char *tenant,

@@ -654,10 +654,18 @@ test('check prints every setting, the example\'s keys and the optional sections,
   for (const path of keyPaths(example))
     assert.ok(printed.has(path), `check prints ${path}, which examples/switchboard.yaml sets`);
 
+  // check loads the TLS and JWKS files as serve would: real ones.
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost']);
+  assert.equal(made.status, 0, String(made.stderr));
+  const { makeKeys } = await import('./lib/oauth.mjs');
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify(makeKeys().jwks));
   const cfg = writeConfig([
     'server:',
     '  shutdown_grace_ms: 2500',
-    '  tls: {cert_file: /etc/sb/cert.pem, key_file: /etc/sb/key.pem}',
+    `  tls: {cert_file: ${cert}, key_file: ${key}}`,
     'auth:',
     '  admin_tenants: [ops]',
     '  oauth: {issuer: "https://login.example.com", resource: "https://mcp.example.com/mcp",',
@@ -670,7 +678,7 @@ test('check prints every setting, the example\'s keys and the optional sections,
   const c = await run(['check', '--config', cfg]);
   assert.equal(c.code, 0, c.stderr);
   for (const line of [
-    '  shutdown_grace_ms: 2500', '    cert_file: "/etc/sb/cert.pem"', '  admin_tenants: ["ops"]',
+    '  shutdown_grace_ms: 2500', `    cert_file: "${cert}"`, '  admin_tenants: ["ops"]',
     '    issuer: "https://login.example.com"', '    jwks_file: "jwks.json"', '    leeway_s: 30',
     '  base_url: "http://127.0.0.1:9/v1"', '  timeout_ms: 1234', '  requests_per_second: 5',
     '    ops: {burst: 9}',

@@ -269,3 +269,32 @@ describe('SIGHUP re-reads the JWKS file', { timeout: 120000 }, () => {
     assert.deepEqual(await served(), [false, false, true]);
   });
 });
+
+// `check` reads the JWKS file as a start does: a file that does not load
+// is the config's error (exit 2, naming the key and the file) from check
+// and from serve alike, not a start that fails (exit 1) after check said
+// the config was fine; a relative jwks_file is the config directory's.
+describe('check and serve read the JWKS file', { timeout: 60000 }, () => {
+  it('a bad or missing JWKS file is exit 2 naming it; a good one passes check', async () => {
+    const { runCli } = await import('./lib/contexts_common.mjs');
+    const { jwks } = makeKeys();
+    const config = oauthConfig(jwks);
+    const jwksPath = /jwks_file: (.*)/.exec(config)[1];
+    const cfgPath = writeTenantConfig(config);
+    let r = await runCli(['check', '--config', cfgPath]);
+    assert.equal(r.code, 0, r.stderr);
+
+    writeFileSync(jwksPath, '{"keys": 3}');
+    for (const args of [['check', '--config', cfgPath],
+      ['serve', '--config', cfgPath, '--listen', '127.0.0.1:0', '--store', tempStorePath()]]) {
+      r = await runCli(args);
+      assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /auth\.oauth\.jwks_file: .*jwks\.json: expected \{"keys": \[\.\.\.\]\}/, args[0]);
+    }
+
+    const relative = writeTenantConfig(config.replace(/jwks_file: .*/, 'jwks_file: keys/none.json'));
+    r = await runCli(['check', '--config', relative]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /auth\.oauth\.jwks_file: \/.*sb-ctx-cfg-[^/]+\/keys\/none\.json: cannot open/);
+  });
+});

@@ -134,25 +134,41 @@ describe('TLS on the listener', { skip: !haveOpenssl && 'no openssl CLI', timeou
     assert.equal(r.status, 200);
   });
 
-  it('a bad certificate file at start stops the start, naming the file', async () => {
+  it('a bad certificate file stops the start, naming the file, and check finds it first', async () => {
     const bad = join(dir, 'bad.yaml');
     const garbage = join(dir, 'garbage.crt');
     writeFileSync(garbage, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
     writeFileSync(bad, `server:\n  tls:\n    cert_file: ${garbage}\n    key_file: ${one.key}\n`);
+    // A config error (exit 2), as `check` finds it before a start.
     const r = await runCli(['serve', '--config', bad, '--listen', '127.0.0.1:0', '--store', join(dir, 'x.db')]);
-    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /server\.tls\.cert_file: .*garbage\.crt: not a PEM certificate/);
+    const c = await runCli(['check', '--config', bad]);
+    assert.equal(c.code, 2, c.stderr);
+    assert.match(c.stderr, /server\.tls\.cert_file: .*garbage\.crt: not a PEM certificate/);
+    assert.equal(c.stdout, '');
     const missing = join(dir, 'missing.yaml');
     writeFileSync(missing, `server:\n  tls:\n    cert_file: ${one.cert}\n    key_file: ${join(dir, 'nope.key')}\n`);
     const r2 = await runCli(['serve', '--config', missing, '--listen', '127.0.0.1:0', '--store', join(dir, 'y.db')]);
-    assert.notEqual(r2.code, 0);
+    assert.equal(r2.code, 2, r2.stderr);
     assert.match(r2.stderr, /server\.tls\.key_file: cannot read .*nope\.key: No such file/);
+    const c2 = await runCli(['check', '--config', missing]);
+    assert.equal(c2.code, 2, c2.stderr);
+    assert.match(c2.stderr, /server\.tls\.key_file: cannot read .*nope\.key: No such file/);
     // A key that is not the certificate's.
     const mismatch = join(dir, 'mismatch.yaml');
     writeFileSync(mismatch, `server:\n  tls:\n    cert_file: ${one.cert}\n    key_file: ${two.key}\n`);
     const r3 = await runCli(['serve', '--config', mismatch, '--listen', '127.0.0.1:0', '--store', join(dir, 'z.db')]);
-    assert.notEqual(r3.code, 0);
+    assert.equal(r3.code, 2, r3.stderr);
     assert.match(r3.stderr, /do not make a certificate and its key/);
+    const c3 = await runCli(['check', '--config', mismatch]);
+    assert.equal(c3.code, 2, c3.stderr);
+    assert.match(c3.stderr, /do not make a certificate and its key/);
+    // The files that load pass check.
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, `server:\n  tls:\n    cert_file: ${one.cert}\n    key_file: ${one.key}\n`);
+    const c4 = await runCli(['check', '--config', good]);
+    assert.equal(c4.code, 0, c4.stderr);
     assert.ok(switchboardBin());
   });
 });
