@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app/app.h"
@@ -559,6 +560,14 @@ static json_t *read_input(const char *path) {
   json_t *v =
       is_stdin ? json_loadf(stdin, 0, &jerr) : json_load_file(path, 0, &jerr);
   const char *name = is_stdin ? "<stdin>" : path;
+  struct stat st;
+  if (!v && !is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    /* jansson reads a directory as an empty file ("'[' or '{' expected
+     * near end of file", at 1:0) */
+    fprintf(stderr, "switchboard run: --input %s: a directory, not a file\n",
+            name);
+    return NULL;
+  }
   if (!v) {
     if (jerr.line <= 0)
       fprintf(stderr, "switchboard run: --input %s: %s\n", name, jerr.text);

@@ -256,6 +256,10 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.match(r.stderr, new RegExp(`--input ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:\\d+: `));
     assert.equal(r.stdout, '');
 
+    const folder = await cli(['run', 'three', ...asCfg, '--input', dir]);
+    assert.equal(folder.code, 2);
+    assert.match(folder.stderr, /--input .*: a directory, not a file\n$/);
+
     const shape = join(dir, 'shape.json');
     writeFileSync(shape, '{"variables": {"a.b": 1}}');
     const s = await cli(['run', 'three', ...asCfg, '--input', shape]);
