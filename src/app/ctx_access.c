@@ -192,9 +192,8 @@ static int guard_start(ctx_guard *g, const sb_ctx_result *head, sb_error *err) {
                             err);
   case APP_CTX_UPDATE:
     if (g->version != head->version)
-      return sb_error_set(err, SB_ECONFLICT,
-                          "version %lld is not the current version %lld",
-                          (long long)g->version, (long long)head->version);
+      return sb_error_set(err, SB_ECONFLICT, SB_STORE_VERSION_CONFLICT, g->id,
+                          (long long)head->version, (long long)g->version);
     return sb_ctx_update_async(m, g->tenant, g->id, g->version, g->kind,
                                g->patch, guard_done, g, err);
   case APP_CTX_HISTORY:

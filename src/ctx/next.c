@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctx/ctx_internal.h"
+#include "store/store.h"
 
 char *ctx_doc_dump(const json_t *doc) {
   return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -110,10 +111,8 @@ void ctx_next_make(ctx_next *nx) {
   int64_t head_version = json_integer_value(json_object_get(head, "version"));
   if (head_version != expected) {
     nx->current = head_version;
-    nx->rc = sb_error_set(err, SB_ECONFLICT,
-                          "context %s is at version %lld, not %lld: read it "
-                          "again and reapply your change",
-                          nx->id, (long long)head_version, (long long)expected);
+    nx->rc = sb_error_set(err, SB_ECONFLICT, SB_STORE_VERSION_CONFLICT, nx->id,
+                          (long long)head_version, (long long)expected);
     return;
   }
   json_t *before[N_FIXED];

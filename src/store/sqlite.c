@@ -662,9 +662,8 @@ static int write_append(st_conn *c, st_req *q) {
      * stands inside the batch (earlier writes of the batch included). */
     int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
     q->res.version = head;
-    return head ? sb_error_set(err, SB_ECONFLICT,
-                               "context %s is at version %lld, not %lld", q->id,
-                               (long long)head, (long long)expected)
+    return head ? sb_error_set(err, SB_ECONFLICT, SB_STORE_VERSION_CONFLICT,
+                               q->id, (long long)head, (long long)expected)
                 : sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
   }
   rc = insert_version(c, q, expected + 1, q->now_ms, q->patch,

@@ -279,7 +279,12 @@ int sb_store_get(sb_store *st, const char *tenant, const char *id,
 
 /* Append version expected_version+1 atomically: the head must still be at
  * expected_version when the write runs, else SB_ECONFLICT with the head's
- * version in res->version (SB_ENOENT if there is no head). */
+ * version in res->version (SB_ENOENT if there is no head), its message
+ * SB_STORE_VERSION_CONFLICT (id, head, expected: a caller that finds the
+ * conflict before writing says it the same way). */
+#define SB_STORE_VERSION_CONFLICT                                          \
+  "context %s is at version %lld, not %lld: read it again and reapply your " \
+  "change"
 typedef struct sb_store_append_args {
   const char *tenant;
   const char *id;

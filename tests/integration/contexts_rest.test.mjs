@@ -157,6 +157,18 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.equal(stale.json.error.currentVersion, 3);
     assert.equal(stale.headers.etag, '"3"');
 
+    // Writers racing from the same version: one wins, every other is told
+    // the same thing, whether the conflict was found before the write or
+    // by the store's compare-and-set inside a batch of them.
+    const race = (await a.create(sampleInput('race'))).json.id;
+    const racers = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      a.merge(race, 1, { data: { workflow: { variables: { racer: i } } } })));
+    assert.equal(racers.filter((x) => x.status === 200).length, 1, racers.map((x) => x.text).join('\n'));
+    for (const x of racers.filter((y) => y.status !== 200)) {
+      assert.equal(x.status, 409, x.text);
+      assert.match(x.json.error.message, /^context \S+ is at version 2, not 1: read it again and reapply your change$/);
+    }
+
     const none = await a.call('PATCH', `/v1/contexts/${id}`,
       { body: { data: {} }, contentType: 'application/merge-patch+json' });
     assert.equal(none.status, 428, none.text);
