@@ -32,7 +32,9 @@
  * the ask step (sb_flow_run_answer); a declined or cancelled one cancels
  * the run, since the person said no and the key may not be asked again.
  * tasks/result (2025-11-25) waits for the run to end, re-reading it every
- * RESULT_POLL_MS, and asks each question once as elicitation/create.
+ * RESULT_POLL_MS, and asks each question once as elicitation/create; an
+ * answer the run refuses (or cannot store) ends that tasks/result with the
+ * error, the question still open for the next tasks/result to ask again.
  */
 #include <string.h>
 
@@ -573,9 +575,27 @@ static void result_later(task_op *op) {
     uv_timer_start(&op->timer, result_tick, RESULT_POLL_MS, 0);
 }
 
+/* An answer the run refused (SB_EINVAL: it does not fit the ask's schema)
+ * or the store failed to write leaves the question open, and it was asked
+ * already: the tasks/result that asked says why, as update_answered does,
+ * rather than waiting for an end that no one is asked to bring. SB_ESTATE
+ * and SB_ENOENT: the run moved on; the next read shows how. 0 if nothing
+ * was answered. */
+static int result_answer_failed(task_op *op, int rc, const sb_error *err) {
+  if (rc == 0 || rc == SB_ESTATE || rc == SB_ENOENT) return 0;
+  sb_mcp_call *call = op_take(op);
+  if (call)
+    sb_mcp_call_fail(call,
+                     rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
+                                     : SB_RPC_INTERNAL_ERROR,
+                     err->msg, NULL);
+  op_release(op);
+  return 1;
+}
+
 static void result_answered(void *ud, const sb_flow_reply *r) {
   task_op *op = ud;
-  (void)r; /* whatever became of it, the next read shows */
+  result_answer_failed(op, r->rc, &r->err);
   op_release(op);
 }
 
@@ -597,9 +617,12 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
   } else if (call && step && !error) {
     sb_error err = {0};
     op->pending++;
-    if (give_answer(op, step, action, json_object_get(result, "content"),
-                    result_answered, &err) != 0)
-      op->pending--; /* the run moved on: the next read shows it */
+    int rc = give_answer(op, step, action, json_object_get(result, "content"),
+                         result_answered, &err);
+    if (rc != 0) {
+      op->pending--;
+      result_answer_failed(op, rc, &err);
+    }
   }
   sb_free(step);
   op_release(op); /* the question's hold */

@@ -360,6 +360,26 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     }
   });
 
+  it("2025-11-25: an answer to tasks/result's question that the ask's schema refuses is -32602 naming it, not a tasks/result blocked for ever; asked again, a fitting answer completes", async () => {
+    let n = 0;
+    // The first answer lacks the schema's required slot; the next fits.
+    const c = await legacyClient(server.url, A, () => (n++ === 0 ? { action: 'accept', content: {} } : { action: 'accept', content: { slot: 'tue-2pm' } }));
+    try {
+      await c.client.listTools();
+      const id = (await c.client.request({ method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } }, task: {} } },
+        CreateTaskResultSchema)).task.taskId;
+      await pollUntil(async () => (await c.client.experimental.tasks.getTask(id)).status === 'input_required', { what: 'input_required' });
+      await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a refused answer'),
+        (e) => e instanceof McpError && e.code === -32602 && /does not match step confirm's schema/.test(e.message));
+      assert.equal((await c.client.experimental.tasks.getTask(id)).status, 'input_required', 'the question is still open');
+      const res = await withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema), DEADLINE_MS, 'tasks/result');
+      assert.equal(res.structuredContent.status, 'completed', JSON.stringify(res));
+      assert.equal(c.asked.length, 2);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('a task outlives a restart of switchboard and its run finishes', async () => {
     const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'lease a Toyota' } } } });
     const id = created.result.taskId;
