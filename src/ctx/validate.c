@@ -291,8 +291,14 @@ static int check_object(const json_t *v, const schema *s, vpath *p,
   json_t *member;
   json_object_keylen_foreach((json_t *)v, key, key_len, member) {
     if (find_field(s, key, key_len)) continue;
+    char known[256];
+    size_t used = 0;
+    known[0] = '\0';
+    for (size_t i = 0; i < s->nfields && used < sizeof known; i++)
+      used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                               i ? ", " : "", s->fields[i].name);
     size_t saved = sb_jpath_key(p, key);
-    invalid(err, p, "unknown field");
+    invalid(err, p, "unknown field (known: %s)", known);
     sb_jpath_pop(p, saved);
     return SB_EINVAL;
   }

@@ -109,9 +109,11 @@ static void test_invalid_fields_named(void **state) {
           "workflowId: expected a string (got null)");
   invalid("[{'op': 'add', 'path': '/data/conversation/sentimnet', "
           "'value': 'x'}]",
-          "data.conversation.sentimnet: unknown field");
+          "data.conversation.sentimnet: unknown field (known: messages, intent, "
+          "entities, sentiment, language)");
   invalid("[{'op': 'add', 'path': '/owner', 'value': 'x'}]",
-          "owner: unknown field");
+          "owner: unknown field (known: id, workflowId, tenantId, sessionId, "
+          "timestamp, version, data, metadata)");
   invalid("[{'op': 'replace', 'path': '/data/conversation/messages/1/role', "
           "'value': 'robot'}]",
           "data.conversation.messages[1].role: must be one of user, "
