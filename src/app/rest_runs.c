@@ -254,7 +254,19 @@ typedef struct event_stream {
   sb_events_sub *sub;
   char **types;
   size_t ntypes;
+  uv_timer_t *drain; /* while the subscription is paused: is it taken? */
+  uint64_t drain_ms; /* the next check's delay */
 } event_stream;
+
+/* A client's unsent output past half of max_stream_buffer_bytes pauses
+ * the stream's subscription (a backlog read from the log would otherwise
+ * be queued whole, past the limit, and the client cut off before it got
+ * any: again at each reconnection); it resumes once the client has taken
+ * all but a quarter: checked after DRAIN_FIRST_MS, the delay doubling up
+ * to DRAIN_MAX_MS while it does not (a client that stopped reading holds
+ * its stream, paused, at little cost; the log keeps what it has not had). */
+#define DRAIN_FIRST_MS 5
+#define DRAIN_MAX_MS 500
 
 /* The tenant's open event streams, as a number (0 when none). */
 static json_int_t streams_of(sb_app *app, const char *tenant) {
@@ -278,7 +290,10 @@ static int stream_admit(event_stream *s, const char *tenant) {
   return 0;
 }
 
+static void free_handle(uv_handle_t *h) { sb_free(h); }
+
 static void stream_free(event_stream *s) {
+  if (s->drain) uv_close((uv_handle_t *)s->drain, free_handle);
   if (s->tenant) {
     json_int_t n = streams_of(s->app, s->tenant);
     if (n > 1)
@@ -301,6 +316,30 @@ static void stream_gone(void *ud) {
   stream_free(s);
 }
 
+static void drain_check(uv_timer_t *t) {
+  event_stream *s = t->data;
+  if (sb_http_stream_unsent(s->req) >
+      s->app->cfg->max_stream_buffer_bytes / 4) {
+    if (s->drain_ms < DRAIN_MAX_MS) s->drain_ms *= 2;
+    uv_timer_start(t, drain_check, s->drain_ms, 0);
+    return;
+  }
+  sb_events_sub_resume(s->sub);
+}
+
+/* Pause s's subscription (after the event being delivered) until its
+ * client has taken most of what it was sent. */
+static void stream_pause(event_stream *s) {
+  if (!s->drain) {
+    if (!(s->drain = sb_calloc(1, sizeof *s->drain))) return;
+    uv_timer_init(s->app->loop, s->drain);
+    s->drain->data = s;
+  }
+  sb_events_sub_pause(s->sub);
+  s->drain_ms = DRAIN_FIRST_MS;
+  uv_timer_start(s->drain, drain_check, s->drain_ms, 0);
+}
+
 static void stream_event(void *ud, const sb_event *e) {
   event_stream *s = ud;
   json_t *j = sb_event_json(e);
@@ -311,9 +350,13 @@ static void stream_event(void *ud, const sb_event *e) {
                            (long long)e->seq, e->type, data);
   sb_free(data);
   if (!text) return;
-  /* A client too slow to read is cut off (on_gone frees the stream); it
+  size_t len = strlen(text);
+  /* Decided before the send, which may free s (below). */
+  if (sb_http_stream_unsent(s->req) + len > s->app->cfg->max_stream_buffer_bytes / 2)
+    stream_pause(s);
+  /* A client that does not read is cut off (on_gone frees the stream); it
    * resumes from its Last-Event-ID. */
-  sb_http_stream_send(s->req, text, strlen(text));
+  sb_http_stream_send(s->req, text, len);
   sb_free(text);
 }
 

@@ -94,6 +94,7 @@ struct sb_events_sub {
   void *ud;
   int reading;    /* a read of the log is under way */
   int read_again; /* ...and events were committed meanwhile */
+  int paused;     /* deliver nothing: resume reads on from `last` */
   int dead;       /* unsubscribed: freed once nothing holds it */
 };
 
@@ -205,10 +206,11 @@ static void on_read(void *ud, sb_store_result *res) {
     return;
   }
   ev->dispatching++;
-  for (size_t i = 0; i < res->events.len && !s->dead; i++)
+  for (size_t i = 0; i < res->events.len && !s->dead && !s->paused; i++)
     if (res->events.items[i].seq > s->last) deliver(s, &res->events.items[i]);
   ev->dispatching--;
-  if (!s->dead && (res->events.len == READ_PAGE || s->read_again))
+  if (!s->dead && !s->paused &&
+      (res->events.len == READ_PAGE || s->read_again))
     start_read(s);
   sweep_dead(ev);
 }
@@ -236,11 +238,12 @@ static void on_committed(void *ud, const char *tenant,
   for (sb_list_link *n = sb_list_first(&ev->subs); n; n = sb_list_next(n)) {
     sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);
     if (s->dead || strcmp(s->tenant, tenant) != 0) continue;
-    if (s->reading) {
+    /* Reading, or paused: the log has them for the next read. */
+    if (s->reading || s->paused) {
       s->read_again = 1;
       continue;
     }
-    for (size_t i = 0; i < rows->len && !s->dead; i++) {
+    for (size_t i = 0; i < rows->len && !s->dead && !s->paused; i++) {
       const sb_store_event_row *row = &rows->items[i];
       if (row->seq <= s->last) continue;
       if (row->seq > s->last + 1) {
@@ -306,6 +309,16 @@ void sb_events_unsubscribe(sb_events_sub *s) {
 }
 
 int64_t sb_events_sub_seq(const sb_events_sub *s) { return s->last; }
+
+void sb_events_sub_pause(sb_events_sub *s) { s->paused = 1; }
+
+void sb_events_sub_resume(sb_events_sub *s) {
+  if (!s->paused) return;
+  s->paused = 0;
+  /* A read under way delivers when it lands (and reads on if it must);
+   * otherwise what came meanwhile is in the log after `last`. */
+  if (!s->dead && s->ev && !s->reading) start_read(s);
+}
 
 void sb_events_tap(sb_events *ev, sb_events_tap_cb cb, void *ud) {
   ev->tap = cb;

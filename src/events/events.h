@@ -143,6 +143,13 @@ sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
 void sb_events_unsubscribe(sb_events_sub *sub);
 /* The last seq the subscription has seen (delivered or filtered out). */
 int64_t sb_events_sub_seq(const sb_events_sub *sub);
+/* Flow control for a consumer that cannot take more now (a client's
+ * stream with too much unsent): after pause nothing more is delivered,
+ * not even the rest of a batch under way (on_event may pause); resume
+ * goes on from the last seq delivered, reading from the log what was
+ * committed meanwhile. Nothing is dropped or delivered twice. */
+void sb_events_sub_pause(sb_events_sub *sub);
+void sb_events_sub_resume(sb_events_sub *sub);
 
 /* Told of every committed batch of events of any tenant, on the loop,
  * before the subscriptions (one tap; NULL removes it). For announcing that

@@ -186,6 +186,11 @@ int sb_http_stream_send(sb_http_request *r, const char *text, size_t len) {
   return http_req_sse_append(r, text, len);
 }
 
+size_t sb_http_stream_unsent(const sb_http_request *r) {
+  if (r->gone || r->state != REQ_SSE) return 0;
+  return r->sse.len - r->sse_off;
+}
+
 void sb_http_stream_end(sb_http_request *r) {
   r->route_gone = NULL; /* the handler lets go */
   if (r->gone || r->state != REQ_SSE) return;

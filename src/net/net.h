@@ -240,6 +240,10 @@ int sb_http_stream_start(sb_http_request *req);
  * SB_EIO when the client is gone or stopped reading (the stream is then
  * ended; on_gone runs). */
 int sb_http_stream_send(sb_http_request *req, const char *text, size_t len);
+/* Bytes sent on the stream that its client has not taken yet (0 once it
+ * is gone): a producer that can wait (a backlog read from a log) pauses
+ * while it is high, well before max_stream_buffer_bytes cuts the client. */
+size_t sb_http_stream_unsent(const sb_http_request *req);
 /* End the stream once what was sent is out. */
 void sb_http_stream_end(sb_http_request *req);
 

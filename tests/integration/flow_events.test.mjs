@@ -427,3 +427,31 @@ describe('events and workflows over MCP', () => {
     }
   });
 });
+
+// A backlog read from the log bigger than what the server keeps unsent
+// for a client (limits.max_stream_buffer_bytes) reaches a client that
+// reads it: the stream takes the log as fast as the client does. Before,
+// a page of the log was queued whole, past the limit, and the client was
+// cut off before it got an event, again at each reconnection.
+test('a backlog larger than the stream buffer reaches a reading client whole and in order', async () => {
+  const { appendFileSync } = await import('node:fs');
+  const { file } = writeFlowConfig({});
+  appendFileSync(file, 'limits:\n  max_stream_buffer_bytes: 65536\n');
+  const { server, base, rest } = await startFlowServer(file);
+  try {
+    const N = 48; // 8 KB each: six times the buffer
+    const pad = 'x'.repeat(8000);
+    for (let i = 0; i < N; i++)
+      assert.equal((await rest.publish({ type: 'lead.big', data: { i, pad } })).status, 201);
+    const got = await readEvents(base, '/v1/events?since=0&types=lead.big', (evs) => evs.length >= N);
+    assert.deepEqual(got.map((e) => e.data.data.i), Array.from({ length: N }, (_, i) => i));
+    // ...and then live ones, on the same stream.
+    const live = readEvents(base, `/v1/events?since=${got.at(-1).id}`, (evs) => evs.length >= 2);
+    for (let i = N; i < N + 2; i++)
+      assert.equal((await rest.publish({ type: 'lead.big', data: { i, pad } })).status, 201);
+    assert.deepEqual((await live).map((e) => e.data.data.i), [N, N + 1]);
+    assert.doesNotMatch(server.stderr, /SSE client is not reading/);
+  } finally {
+    await server.stop();
+  }
+});

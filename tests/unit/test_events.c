@@ -39,6 +39,7 @@ typedef struct got {
   int want;
   sb_events_sub *sub;
   int unsubscribe_at; /* unsubscribe from the callback after this many */
+  int pause_at;       /* pause from the callback after this many */
 } got;
 
 static void on_event(void *ud, const sb_event *e) {
@@ -47,6 +48,7 @@ static void on_event(void *ud, const sb_event *e) {
   g->seqs[g->n] = e->seq;
   snprintf(g->types[g->n], sizeof g->types[0], "%s", e->type);
   g->n++;
+  if (g->pause_at && g->n == g->pause_at) sb_events_sub_pause(g->sub);
   if (g->unsubscribe_at && g->n == g->unsubscribe_at) {
     sb_events_unsubscribe(g->sub);
     g->sub = NULL;
@@ -255,6 +257,36 @@ static void test_publish_names_a_run(void **state) {
   assert_int_equal(o.seq, 2);
 }
 
+/* A consumer that pauses in the middle of a page of the log gets nothing
+ * more (the rest of that page, events committed meanwhile) until it
+ * resumes; then everything after the last it had, once each, in order. */
+static void test_pause_and_resume(void **state) {
+  fixture *f = *state;
+  acked a = {0};
+  for (int i = 0; i < 5; i++) publish(f, "t", "lead.new", NULL, &a);
+  while (a.n < 5) uv_run(&f->s.loop, UV_RUN_ONCE);
+  got g = {.want = 2, .pause_at = 2};
+  sb_error err = {0};
+  g.sub = sb_events_subscribe(f->ev, "t", 0, NULL, on_event, NULL, &g, &err);
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
+  for (int i = 0; i < 3; i++) publish(f, "t", "lead.more", NULL, &a);
+  while (a.n < 8) uv_run(&f->s.loop, UV_RUN_ONCE);
+  uv_run(&f->s.loop, UV_RUN_NOWAIT);
+  assert_int_equal(g.n, 2); /* paused: neither the page's rest nor new */
+  assert_int_equal(sb_events_sub_seq(g.sub), 2);
+  g.want = 8;
+  g.pause_at = 0;
+  sb_events_sub_resume(g.sub);
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
+  publish(f, "t", "lead.last", NULL, &a); /* live again */
+  g.want = 9;
+  assert_true(run_until(&f->s.loop, got_enough, &g, DEADLINE_MS));
+  assert_int_equal(g.n, 9);
+  for (int i = 0; i < g.n; i++) assert_int_equal(g.seqs[i], i + 1);
+  assert_string_equal(g.types[8], "lead.last");
+  sb_events_unsubscribe(g.sub);
+}
+
 typedef struct log_probe {
   sb_store *st;
   int reading;
@@ -316,6 +348,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_filters_and_unsubscribe_inside,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pause_and_resume, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trims_a_backlog_soon_after_start,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_publish_names_a_run, setup,
