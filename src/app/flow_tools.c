@@ -13,9 +13,9 @@
  *   runs_resume {runId}            runs_fork {runId, step}
  *   events_publish {type, data?, runId?}
  *
- * The event log is also a resource, events://log: reading it gives the
- * latest events (events://log?since=SEQ: the ones after SEQ, in order, at
- * most 500), and a client subscribed to it (resources/subscribe, or a
+ * The event log is also a resource, events://log: reading it gives its
+ * events from the oldest kept (events://log?since=SEQ: the ones after
+ * SEQ), in order, at most 500 a read, and a client subscribed to it (resources/subscribe, or a
  * modern subscriptions/listen) gets notifications/resources/updated each
  * time its tenant's log moves, then reads from the last seq it saw.
  */
