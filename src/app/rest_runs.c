@@ -403,10 +403,16 @@ static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
   for (const char *t = types; t && *t;) {
     const char *comma = strchr(t, ',');
     size_t n = comma ? (size_t)(comma - t) : strlen(t);
+    char *type = n ? sb_strndup(t, n) : NULL;
     char **v = sb_realloc(s->types, (s->ntypes + 1) * sizeof *v);
-    if (!v) break;
-    s->types = v;
-    if (n) s->types[s->ntypes++] = sb_strndup(t, n);
+    if (v) s->types = v;
+    /* A type left out would widen the filter: none is opened then. */
+    if (!v || (n && !type)) {
+      sb_free(type);
+      stream_free(s);
+      return app_rest_error(req, 500, "internal", "out of memory");
+    }
+    if (type) s->types[s->ntypes++] = type;
     t = comma ? comma + 1 : t + n;
   }
   sb_events_filter f = {.types = (const char *const *)s->types,
