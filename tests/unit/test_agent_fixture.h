@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/agent.h"
+#include "test_files.h"
 #include "test_json.h"
 
 #define FIXTURE_TENANT "north-star"
@@ -65,12 +66,7 @@ static inline int fixture_setup(void **state) {
 
 static inline int fixture_teardown(void **state) {
   fixture *f = *state;
-  char path[160];
-  static const char *const suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof path, "%s%s", f->db, suffix[i]);
-    unlink(path);
-  }
+  test_sqlite_files_remove(f->db);
   rmdir(f->dir);
   free(f);
   return 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "test_files.h"
 #include "test_loop.h"
 
 typedef struct app_fixture {
@@ -53,12 +54,7 @@ static inline void app_fixture_free(app_fixture *f) {
   sb_app_stop(f->app);
   assert_int_equal(loop_finish(&f->loop), 0);
   sb_config_free(&f->cfg);
-  char file[160];
-  const char *suffixes[] = {"", "-wal", "-shm"};
-  for (size_t i = 0; i < 3; i++) {
-    snprintf(file, sizeof file, "%s%s", f->store, suffixes[i]);
-    unlink(file);
-  }
+  test_sqlite_files_remove(f->store);
   unlink(f->path);
   rmdir(f->dir);
   free(f);

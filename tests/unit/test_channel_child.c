@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "test_files.h"
 #include "test_loop.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -610,12 +611,7 @@ static void talks_to_switchboard_stdio(void **state) {
   finish_loop(&loop);
   assert_int_equal(r.closed, 0);
   rec_free(&r);
-  unlink(store_file);
-  char wal[160];
-  snprintf(wal, sizeof wal, "%s-wal", store_file);
-  unlink(wal);
-  snprintf(wal, sizeof wal, "%s-shm", store_file);
-  unlink(wal);
+  test_sqlite_files_remove(store_file);
   rmdir(store);
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include "test_files.h"
 #include "test_loop.h"
 #include <signal.h>
 #include <stdio.h>
@@ -409,12 +410,9 @@ static void sb_stop(uv_loop_t *loop, sb_proc *p) {
   uv_close((uv_handle_t *)&p->err, NULL);
   uv_run(loop, UV_RUN_NOWAIT);
   sb_buf_free(&p->log);
-  char path[160];
-  const char *suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    snprintf(path, sizeof path, "%s/s.db%s", p->store, suffix[i]);
-    unlink(path);
-  }
+  char db[160];
+  snprintf(db, sizeof db, "%s/s.db", p->store);
+  test_sqlite_files_remove(db);
   rmdir(p->store);
 }
 
