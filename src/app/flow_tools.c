@@ -15,9 +15,10 @@
  *
  * The event log is also a resource, events://log: reading it gives its
  * events from the oldest kept (events://log?since=SEQ: the ones after
- * SEQ), in order, at most 500 a read, and a client subscribed to it (resources/subscribe, or a
- * modern subscriptions/listen) gets notifications/resources/updated each
- * time its tenant's log moves, then reads from the last seq it saw.
+ * SEQ), in order, at most 500 a read, and a client subscribed to it
+ * (resources/subscribe, or a modern subscriptions/listen) gets
+ * notifications/resources/updated each time its tenant's log moves, then
+ * reads from the last seq it saw.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -352,7 +352,8 @@ static void stream_event(void *ud, const sb_event *e) {
   if (!text) return;
   size_t len = strlen(text);
   /* Decided before the send, which may free s (below). */
-  if (sb_http_stream_unsent(s->req) + len > s->app->cfg->max_stream_buffer_bytes / 2)
+  if (sb_http_stream_unsent(s->req) + len >
+      s->app->cfg->max_stream_buffer_bytes / 2)
     stream_pause(s);
   /* A client that does not read is cut off (on_gone frees the stream); it
    * resumes from its Last-Event-ID. */

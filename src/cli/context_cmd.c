@@ -41,8 +41,8 @@ static int parse(int argc, char **argv, ctx_args *a) {
                                       "--requirements", "--before",
                                       "--limit"};
   const char **const slots[] = {&a->config,  &a->store,        &a->tenant,
-                          &a->version, &a->requirements, &a->before,
-                          &a->limit};
+                                &a->version, &a->requirements, &a->before,
+                                &a->limit};
   for (int i = 0; i < argc; i++) {
     int rc = sb_cli_take_option("context", argc, argv, &i, names, slots,
                                 sizeof names / sizeof names[0]);

@@ -209,9 +209,10 @@ static int parse(int argc, char **argv, runs_args *a) {
   static const char *const names[] = {
       "--config", "--store", "--tenant", "--status", "--limit",
       "--url",    "--token", "--answer", "--step",   "--reason"};
-  const char **const slots[] = {&a->config, &a->store, &a->tenant, &a->status,
-                          &a->limit,  &a->url,   &a->token,  &a->answer,
-                          &a->step,   &a->reason};
+  const char **const slots[] = {&a->config, &a->store,  &a->tenant,
+                                &a->status, &a->limit,  &a->url,
+                                &a->token,  &a->answer, &a->step,
+                                &a->reason};
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0) {
       a->as_json = 1;

@@ -1,14 +1,20 @@
 /* runs_rest.c: `switchboard runs cancel|answer|resume|fork ID`, asked of a
  * running server over its REST API (POST /v1/runs/ID/ACTION): the server
  * owns its runs in memory, so only it may change them. One blocking
- * libcurl request with a deadline (a command has no loop to keep). */
+ * libcurl request with a deadline (a command has no loop to keep); a 503
+ * with Retry-After (the run being brought back after a restart, the store
+ * busy: nothing was done) is asked again after that pause, within the
+ * same deadline. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
 #define REST_TIMEOUT_MS 30000
+#define RETRY_AFTER_MAX_S 5
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   return sb_buf_append(ud, data, size * n) == 0 ? size * n : 0;
@@ -138,7 +144,32 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)REST_TIMEOUT_MS);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curl_err);
-  CURLcode cc = curl_easy_perform(easy);
+  uint64_t deadline = sb_now_ms() + REST_TIMEOUT_MS;
+  CURLcode cc;
+  long status = 0;
+  for (;;) {
+    sb_buf_reset(&resp);
+    cc = curl_easy_perform(easy);
+    if (cc != CURLE_OK) break;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t wait_s = 0;
+    if (status != 503 ||
+        curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &wait_s) != CURLE_OK ||
+        wait_s <= 0)
+      break;
+    if (wait_s > RETRY_AFTER_MAX_S) wait_s = RETRY_AFTER_MAX_S;
+    uint64_t at = sb_now_ms() + (uint64_t)wait_s * 1000u;
+    if (at >= deadline) break;
+    fprintf(stderr,
+            "switchboard runs: the server is busy (503); asking again in "
+            "%lld s\n",
+            (long long)wait_s);
+    struct timespec ts = {.tv_sec = (time_t)wait_s};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     (long)(deadline - sb_now_ms()));
+  }
   if (cc != CURLE_OK) {
     fprintf(stderr, "switchboard runs: cannot reach the server at %.*s: %s%s\n",
             (int)ulen, a->url, curl_err[0] ? curl_err : curl_easy_strerror(cc),
@@ -147,8 +178,6 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
                 : "");
     goto done;
   }
-  long status = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   json_error_t jerr;
   answer = resp.len ? json_loadb(resp.data, resp.len, 0, &jerr) : NULL;
   if (status < 200 || status >= 300) {

@@ -338,9 +338,9 @@ int sb_gateway_agent_info_of(const sb_gateway *gw, const char *id,
  * as serve and check do (a bad one, or an id listed twice, changes
  * nothing; the error reads "FILE:LINE: agents[i]..."), then add new ones,
  * replace changed ones, remove config agents no longer listed; unchanged
- * agents keep their connections. The ids that are keys of `skip` (an object, may be
- * NULL) are not the config's to decide: their definitions are validated,
- * then left alone. */
+ * agents keep their connections. The ids that are keys of `skip` (an
+ * object, may be NULL) are not the config's to decide: their definitions
+ * are validated, then left alone. */
 int sb_gateway_reload(sb_gateway *gw, const json_t *defs, const size_t *lines,
                       const char *file, const json_t *skip, sb_error *err);
 
