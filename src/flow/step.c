@@ -11,6 +11,7 @@
 #include "ctx/ctx.h"
 #include "events/events.h"
 #include "flow/flow_internal.h"
+#include "llm/llm.h"
 
 static const char *const kind_names[] = {"call", "branch", "parallel", "ask",
                                          "emit", "wait",   "end",      NULL};
@@ -195,14 +196,38 @@ static int schema_type_ok(const json_t *t) {
   return 0;
 }
 
+/* JSON Schema keywords that constrain a value but that answers are not
+ * checked with: an answer breaking one would be saved as if it fitted. */
+static const char *const unchecked_keywords[] = {
+    "$ref",          "$dynamicRef",      "allOf",
+    "not",           "if",               "then",
+    "else",          "pattern",          "patternProperties",
+    "propertyNames", "dependentRequired", "dependentSchemas",
+    "dependencies",  "uniqueItems",      "contains",
+    "minContains",   "maxContains",      "prefixItems",
+    "additionalItems", "minProperties",  "maxProperties",
+    "unevaluatedItems", "unevaluatedProperties", NULL};
+
 /* One keyword of an ask schema: the ones answers are checked with
  * (sb_llm_schema_check's subset) must be well formed, or the check would
  * pass answers it was written to refuse ("type: strin", "required: slot"
- * instead of a list). Other keywords (title, description...) are free. */
+ * instead of a list); a keyword that constrains values but is not checked
+ * is refused, so that a schema never promises more than is enforced.
+ * Annotations (title, description, default, enumNames...) are free. */
 static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
                           int depth) {
   size_t i;
   const json_t *x;
+  for (i = 0; unchecked_keywords[i]; i++)
+    if (strcmp(key, unchecked_keywords[i]) == 0)
+      return flow_fail(
+          b, SB_EINVAL,
+          "answers are not checked against %s, so one breaking it would "
+          "be saved; the keywords checked are type, properties, required, "
+          "additionalProperties, items, enum, const, anyOf, oneOf, "
+          "minLength, maxLength, format, minimum, maximum, exclusiveMinimum, "
+          "exclusiveMaximum, multipleOf, minItems and maxItems",
+          key);
   if (strcmp(key, "type") == 0) {
     if (schema_type_ok(v)) return 0;
     int ok = json_is_array(v) && json_array_size(v) > 0;
@@ -228,7 +253,7 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
   if (strcmp(key, "items") == 0 ||
       (strcmp(key, "additionalProperties") == 0 && !json_is_boolean(v)))
     return schema_check(b, v, depth + 1);
-  if (strcmp(key, "anyOf") == 0) {
+  if (strcmp(key, "anyOf") == 0 || strcmp(key, "oneOf") == 0) {
     if (!json_is_array(v) || json_array_size(v) == 0)
       return flow_fail(b, SB_EINVAL, "expected a non-empty list of schemas");
     json_array_foreach(v, i, x) {
@@ -246,10 +271,23 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
   }
   if (strcmp(key, "enum") == 0)
     return json_is_array(v) ? 0 : flow_fail(b, SB_EINVAL, "expected a list");
-  if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0)
+  if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0 ||
+      strcmp(key, "exclusiveMinimum") == 0 ||
+      strcmp(key, "exclusiveMaximum") == 0)
     return json_is_number(v) ? 0
                              : flow_fail(b, SB_EINVAL, "expected a number, got %s",
                                          sb_json_type_name(v));
+  if (strcmp(key, "multipleOf") == 0)
+    return json_is_number(v) && json_number_value(v) > 0
+               ? 0
+               : flow_fail(b, SB_EINVAL, "expected a number above 0");
+  if (strcmp(key, "format") == 0)
+    return sb_llm_schema_format_checked(json_string_value(v))
+               ? 0
+               : flow_fail(b, SB_EINVAL,
+                           "expected date, date-time, email or uri (the "
+                           "formats MCP elicitation names, and that answers "
+                           "are checked against)");
   if (strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0 ||
       strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0)
     return json_is_integer(v) && json_integer_value(v) >= 0

@@ -121,13 +121,19 @@ void sb_llm_cancel(sb_llm_call *c);
 const char *sb_llm_failure_name(sb_llm_failure f);
 
 /* Check `value` against a JSON Schema (both borrowed), for the subset
- * that matters to structured output: type (a name or a list of them;
- * "integer" is a number without a fraction), properties, required,
- * additionalProperties (false, or a schema), items, enum, const, anyOf,
- * minItems/maxItems, minLength/maxLength, minimum/maximum. Other keywords
+ * that matters to structured output and to MCP elicitation: type (a name
+ * or a list of them; "integer" is a number without a fraction),
+ * properties, required, additionalProperties (false, or a schema), items,
+ * enum, const, anyOf, oneOf (exactly one), minItems/maxItems,
+ * minLength/maxLength (in characters), minimum/maximum,
+ * exclusiveMinimum/exclusiveMaximum (numbers), multipleOf, and format
+ * date, date-time (RFC 3339), email and uri. Other keywords and formats
  * are ignored. 0, or SB_EINVAL with err naming the JSON path at fault:
  * "$.entities.make: expected a string, got 42". */
 int sb_llm_schema_check(const json_t *schema, const json_t *value,
                         sb_error *err);
+
+/* 1 if sb_llm_schema_check checks values against this format. */
+int sb_llm_schema_format_checked(const char *format);
 
 #endif

@@ -1,9 +1,10 @@
 /* schema.c: the JSON Schema subset a structured answer is checked against
  * (sb_llm_schema_check in llm.h). Nothing else in switchboard validates
  * JSON Schema (tool output schemas are the agents' business), and a model's
- * structured output needs only the shape keywords: type, properties,
- * required, additionalProperties, items, enum, const, anyOf and the simple
- * bounds. Unknown keywords are ignored, as a validator must. The first
+ * structured output and an elicitation's requestedSchema need only the
+ * shape keywords: type, properties, required, additionalProperties, items,
+ * enum, const, anyOf, oneOf, the simple bounds and the four formats MCP
+ * names. Unknown keywords are ignored, as a validator must. The first
  * mismatch is reported, with the JSON path of the value at fault.
  */
 #include <math.h>
@@ -116,31 +117,181 @@ static int check_array(const json_t *s, const json_t *v, const char *path,
   return 0;
 }
 
+/* JSON Schema counts a string's length in characters (code points), not
+ * in the bytes of its UTF-8. */
+static size_t utf8_chars(const char *s, size_t bytes) {
+  size_t n = 0;
+  for (size_t i = 0; i < bytes; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return n;
+}
+
+static int digits(const char *s, int n) {
+  for (int i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+static int number_of(const char *s, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+/* RFC 3339 full-date at the start of s: YYYY-MM-DD, a day its month
+ * has. */
+static int starts_with_date(const char *s) {
+  static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (!digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+      !digits(s + 8, 2))
+    return 0;
+  int y = number_of(s, 4), m = number_of(s + 5, 2), d = number_of(s + 8, 2);
+  if (m < 1 || m > 12 || d < 1 || d > days[m - 1]) return 0;
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m != 2 || d < 29 || leap;
+}
+
+static int is_date(const char *s) { return starts_with_date(s) && !s[10]; }
+
+/* RFC 3339 date-time: full-date "T" HH:MM:SS[.frac] then Z or +HH:MM. */
+static int is_date_time(const char *s) {
+  if (!starts_with_date(s) || (s[10] != 'T' && s[10] != 't')) return 0;
+  const char *t = s + 11;
+  if (!digits(t, 2) || t[2] != ':' || !digits(t + 3, 2) || t[5] != ':' ||
+      !digits(t + 6, 2) || number_of(t, 2) > 23 || number_of(t + 3, 2) > 59 ||
+      number_of(t + 6, 2) > 60) /* 60: a leap second */
+    return 0;
+  t += 8;
+  if (*t == '.') {
+    if (!digits(++t, 1)) return 0;
+    while (*t >= '0' && *t <= '9') t++;
+  }
+  if ((*t == 'Z' || *t == 'z') && t[1] == '\0') return 1;
+  return (*t == '+' || *t == '-') && digits(t + 1, 2) && t[3] == ':' &&
+         digits(t + 4, 2) && number_of(t + 1, 2) <= 23 &&
+         number_of(t + 4, 2) <= 59 && t[6] == '\0';
+}
+
+/* An address: local@domain, both non-empty, no spaces or controls, one @
+ * (the quoted local parts that may hold another are left out). */
+static int is_email(const char *s) {
+  const char *at = strchr(s, '@');
+  if (!at || at == s || !at[1] || strchr(at + 1, '@')) return 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p <= ' ' || *p == 0x7f) return 0;
+  return at[1] != '.' && s[strlen(s) - 1] != '.';
+}
+
+/* An absolute URI (RFC 3986): a scheme, ":", then no character a URI
+ * never holds unescaped (space, controls, <>"{}|\^`). */
+static int is_uri(const char *s) {
+  if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))) return 0;
+  const char *p = s + 1;
+  while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+         (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')
+    p++;
+  if (*p != ':' || !p[1]) return 0;
+  for (const unsigned char *c = (const unsigned char *)p + 1; *c; c++)
+    if (*c <= ' ' || *c == 0x7f || strchr("<>\"{}|\\^`", *c)) return 0;
+  return 1;
+}
+
+int sb_llm_schema_format_checked(const char *format) {
+  return format && (strcmp(format, "date") == 0 ||
+                    strcmp(format, "date-time") == 0 ||
+                    strcmp(format, "email") == 0 || strcmp(format, "uri") == 0);
+}
+
+/* The formats MCP elicitation names; any other is an annotation. */
+static int check_format(const char *format, const json_t *v, const char *path,
+                        sb_error *err) {
+  if (!sb_llm_schema_format_checked(format)) return 0;
+  const char *s = json_string_value(v);
+  int ok = strcmp(format, "date") == 0        ? is_date(s)
+           : strcmp(format, "date-time") == 0 ? is_date_time(s)
+           : strcmp(format, "email") == 0     ? is_email(s)
+                                              : is_uri(s);
+  if (ok) return 0;
+  char *shown = json_dumps(v, JSON_ENCODE_ANY);
+  int rc = fail(err, path, "%.80s is not a valid %s", shown ? shown : "the value",
+                format);
+  sb_free(shown);
+  return rc;
+}
+
+static int check_number(const json_t *s, double d, const char *path,
+                        sb_error *err) {
+  json_t *min = json_object_get(s, "minimum");
+  json_t *max = json_object_get(s, "maximum");
+  json_t *xmin = json_object_get(s, "exclusiveMinimum");
+  json_t *xmax = json_object_get(s, "exclusiveMaximum");
+  json_t *step = json_object_get(s, "multipleOf");
+  if (json_is_number(min) && d < json_number_value(min))
+    return fail(err, path, "expected at least %g, got %g",
+                json_number_value(min), d);
+  if (json_is_number(max) && d > json_number_value(max))
+    return fail(err, path, "expected at most %g, got %g",
+                json_number_value(max), d);
+  if (json_is_number(xmin) && d <= json_number_value(xmin))
+    return fail(err, path, "expected more than %g, got %g",
+                json_number_value(xmin), d);
+  if (json_is_number(xmax) && d >= json_number_value(xmax))
+    return fail(err, path, "expected less than %g, got %g",
+                json_number_value(xmax), d);
+  if (json_is_number(step) && json_number_value(step) > 0) {
+    /* A quotient within rounding of a whole number: 0.3 is a multiple
+     * of 0.1, though 0.3 / 0.1 is 2.9999999999999996. */
+    double q = d / json_number_value(step);
+    if (isfinite(q) && fabs(q - round(q)) > 1e-9 * fmax(1.0, fabs(q)))
+      return fail(err, path, "expected a multiple of %g, got %g",
+                  json_number_value(step), d);
+  }
+  return 0;
+}
+
 static int check_scalar_bounds(const json_t *s, const json_t *v,
                                const char *path, sb_error *err) {
   if (json_is_string(v)) {
     json_t *min = json_object_get(s, "minLength");
     json_t *max = json_object_get(s, "maxLength");
-    size_t n = json_string_length(v);
+    size_t n = utf8_chars(json_string_value(v), json_string_length(v));
     if (json_is_integer(min) && (json_int_t)n < json_integer_value(min))
       return fail(err, path, "expected at least %lld characters",
                   (long long)json_integer_value(min));
     if (json_is_integer(max) && (json_int_t)n > json_integer_value(max))
       return fail(err, path, "expected at most %lld characters",
                   (long long)json_integer_value(max));
+    return check_format(json_string_value(json_object_get(s, "format")), v,
+                        path, err);
   }
-  if (json_is_number(v)) {
-    json_t *min = json_object_get(s, "minimum");
-    json_t *max = json_object_get(s, "maximum");
-    double d = json_number_value(v);
-    if (json_is_number(min) && d < json_number_value(min))
-      return fail(err, path, "expected at least %g, got %g",
-                  json_number_value(min), d);
-    if (json_is_number(max) && d > json_number_value(max))
-      return fail(err, path, "expected at most %g, got %g",
-                  json_number_value(max), d);
-  }
+  if (json_is_number(v)) return check_number(s, json_number_value(v), path, err);
   return 0;
+}
+
+/* anyOf: at least one alternative matches; oneOf: exactly one. */
+static int check_alternatives(const json_t *s, const char *keyword,
+                              const json_t *v, const char *path, int depth,
+                              sb_error *err) {
+  json_t *alts = json_object_get(s, keyword);
+  if (!json_is_array(alts) || json_array_size(alts) == 0) return 0;
+  int exactly_one = strcmp(keyword, "oneOf") == 0;
+  size_t i, matched = 0, first_match = 0;
+  json_t *alt;
+  sb_error first = {0};
+  json_array_foreach(alts, i, alt) {
+    sb_error e = {0};
+    if (check(alt, v, path, depth + 1, &e) != 0) {
+      if (i == 0) first = e;
+      continue;
+    }
+    if (matched++ > 0)
+      return fail(err, path, "matches more than one of oneOf ([%zu] and [%zu])",
+                  first_match, i);
+    first_match = i;
+    if (!exactly_one) return 0;
+  }
+  if (matched) return 0;
+  return fail(err, path, "matches none of %s (the first: %s)", keyword,
+              first.msg);
 }
 
 static int check(const json_t *s, const json_t *v, const char *path, int depth,
@@ -167,24 +318,9 @@ static int check(const json_t *s, const json_t *v, const char *path, int depth,
       return rc;
     }
   }
-  json_t *any = json_object_get(s, "anyOf");
-  if (json_is_array(any) && json_array_size(any) > 0) {
-    size_t i;
-    json_t *alt;
-    sb_error first = {0};
-    int matched = 0;
-    json_array_foreach(any, i, alt) {
-      sb_error e = {0};
-      if (check(alt, v, path, depth + 1, &e) == 0) {
-        matched = 1;
-        break;
-      }
-      if (i == 0) first = e;
-    }
-    if (!matched)
-      return fail(err, path, "matches none of anyOf (the first: %s)",
-                  first.msg);
-  }
+  if ((rc = check_alternatives(s, "anyOf", v, path, depth, err)) != 0 ||
+      (rc = check_alternatives(s, "oneOf", v, path, depth, err)) != 0)
+    return rc;
   if ((rc = check_scalar_bounds(s, v, path, err)) != 0) return rc;
   if (json_is_object(v)) return check_object(s, v, path, depth, err);
   if (json_is_array(v)) return check_array(s, v, path, depth, err);

@@ -616,6 +616,35 @@ static const struct {
     {"  - id: a\n    ask: {message: hi, schema: {anyOf: [{maxLength: -1}]}}\n",
      "wf.yaml:4: step \"a\": ask.schema.anyOf[0].maxLength: expected an "
      "integer of 0 or more"},
+    /* a keyword that constrains answers but is not checked: the schema
+     * would promise what is not enforced */
+    {"  - id: a\n    ask:\n      message: hi\n      schema:\n"
+     "        properties: {zip: {type: string, pattern: '^[0-9]{5}$'}}\n",
+     "wf.yaml:7: step \"a\": ask.schema.properties.zip.pattern: answers are "
+     "not checked against pattern, so one breaking it would be saved; the "
+     "keywords checked are type, properties, required, additionalProperties, "
+     "items, enum, const, anyOf, oneOf, minLength, maxLength, format, "
+     "minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, "
+     "minItems and maxItems"},
+    {"  - id: a\n    ask: {message: hi, schema: {allOf: [{type: object}]}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.allOf: answers are not checked "
+     "against allOf, so one breaking it would be saved; the keywords checked "
+     "are type, properties, required, additionalProperties, items, enum, "
+     "const, anyOf, oneOf, minLength, maxLength, format, minimum, maximum, "
+     "exclusiveMinimum, exclusiveMaximum, multipleOf, minItems and maxItems"},
+    {"  - id: a\n    ask: {message: hi, schema: {format: phone}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.format: expected date, date-time, "
+     "email or uri (the formats MCP elicitation names, and that answers are "
+     "checked against)"},
+    {"  - id: a\n    ask: {message: hi, schema: {oneOf: {const: a}}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.oneOf: expected a non-empty list of "
+     "schemas"},
+    {"  - id: a\n    ask: {message: hi, schema: {multipleOf: 0}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.multipleOf: expected a number above "
+     "0"},
+    {"  - id: a\n    ask: {message: hi, schema: {exclusiveMinimum: true}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.exclusiveMinimum: expected a number, "
+     "got a boolean"},
     {"  - id: a\n    emit: {type: Lead}\n",
      "wf.yaml:4: step \"a\": emit.type: \"Lead\" is not an event type "
      "(lowercase a-z 0-9 _ - names joined by dots, at least two: "

@@ -545,6 +545,79 @@ static void schema_subset(void **state) {
   assert_int_equal(check_text("true", "{\"anything\":[1]}", &err), 0);
 }
 
+/* What MCP elicitation's requestedSchema uses beyond that: a titled
+ * single-select (oneOf of consts), formats, lengths in characters. */
+static void schema_elicitation_keywords(void **state) {
+  (void)state;
+  sb_error err = {0};
+  const char *titled = "{\"type\":\"string\",\"oneOf\":["
+                       "{\"const\":\"sedan\",\"title\":\"Sedan\"},"
+                       "{\"const\":\"suv\",\"title\":\"SUV\"}]}";
+  assert_int_equal(check_text(titled, "\"suv\"", &err), 0);
+  assert_int_equal(check_text(titled, "\"van\"", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: matches none of oneOf (the first: $: not "
+                               "the constant the schema requires)");
+  /* oneOf: exactly one (anyOf: one or more) */
+  const char *both = "{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":0}]}";
+  assert_int_equal(check_text(both, "-1", &err), 0);
+  assert_int_equal(check_text(both, "1.5", &err), 0);
+  assert_int_equal(check_text(both, "2", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: matches more than one of oneOf ([0] and [1])");
+  assert_int_equal(
+      check_text("{\"anyOf\":[{\"type\":\"integer\"},{\"minimum\":0}]}", "2", &err),
+      0);
+  /* formats */
+  static const struct {
+    const char *format, *value;
+    int ok;
+  } formats[] = {
+      {"date", "\"2026-02-28\"", 1},         {"date", "\"2024-02-29\"", 1},
+      {"date", "\"2026-02-29\"", 0},         {"date", "\"2026-13-01\"", 0},
+      {"date", "\"2026-1-01\"", 0},          {"date", "\"2026-01-01x\"", 0},
+      {"date-time", "\"2026-12-04T14:21:09Z\"", 1},
+      {"date-time", "\"2026-12-04t14:21:09.125+01:00\"", 1},
+      {"date-time", "\"2026-12-04T24:00:00Z\"", 0},
+      {"date-time", "\"2026-12-04T14:21:09\"", 0},
+      {"date-time", "\"2026-12-04 14:21:09Z\"", 0},
+      {"date-time", "\"2026-12-04T14:21:09.Z\"", 0},
+      {"email", "\"ana@dealer.example\"", 1}, {"email", "\"ana@\"", 0},
+      {"email", "\"@dealer.example\"", 0},    {"email", "\"a b@c.d\"", 0},
+      {"email", "\"a@b@c\"", 0},
+      {"uri", "\"https://dealer.example/cars?id=1\"", 1},
+      {"uri", "\"urn:vin:1HGCM82633A004352\"", 1},
+      {"uri", "\"/cars/1\"", 0},             {"uri", "\"https://a b\"", 0},
+      {"uri", "\"1http://x\"", 0},
+      /* another format annotates; a non-string is not a format's concern */
+      {"hostname", "\"not a host\"", 1},      {"date", "42", 1},
+  };
+  for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+    char schema[80];
+    snprintf(schema, sizeof schema, "{\"format\":\"%s\"}", formats[i].format);
+    int rc = check_text(schema, formats[i].value, &err);
+    if ((rc == 0) != formats[i].ok)
+      fail_msg("format %s, %s: got %d (%s)", formats[i].format,
+               formats[i].value, rc, err.msg);
+  }
+  check_text("{\"format\":\"email\"}", "\"ana\"", &err);
+  assert_string_equal(err.msg, "$: \"ana\" is not a valid email");
+  /* lengths count characters, not UTF-8 bytes */
+  assert_int_equal(check_text("{\"maxLength\":3}", "\"Zo\\u00eb\"", &err), 0);
+  assert_int_equal(check_text("{\"minLength\":4}", "\"Zo\\u00eb\"", &err),
+                   SB_EINVAL);
+  assert_int_equal(check_text("{\"maxLength\":1}", "\"\\ud83d\\ude97\"", &err), 0);
+  /* exclusive bounds and multipleOf */
+  const char *price = "{\"exclusiveMinimum\":0,\"exclusiveMaximum\":100,"
+                      "\"multipleOf\":0.01}";
+  assert_int_equal(check_text(price, "19.99", &err), 0);
+  assert_int_equal(check_text(price, "0.3", &err), 0);
+  assert_int_equal(check_text(price, "0", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: expected more than 0, got 0");
+  assert_int_equal(check_text(price, "100", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: expected less than 100, got 100");
+  assert_int_equal(check_text(price, "1.005", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: expected a multiple of 0.01, got 1.005");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(failing_primary_falls_back),
@@ -558,6 +631,7 @@ int main(void) {
       cmocka_unit_test(cancel_and_free_in_flight),
       cmocka_unit_test(bad_options_rejected),
       cmocka_unit_test(schema_subset),
+      cmocka_unit_test(schema_elicitation_keywords),
   };
   return cmocka_run_group_tests(tests, start_server, stop_server);
 }
