@@ -205,6 +205,16 @@ static void op_release(task_op *op) {
   op_maybe_free(op);
 }
 
+/* Fail op's call (if still there) with code and message, data naming the
+ * parameter at fault (param NULL: none); releases op's hold. */
+static void op_fail(task_op *op, int code, const char *msg, const char *param) {
+  sb_mcp_call *call = op_take(op);
+  if (call)
+    sb_mcp_call_fail(call, code, msg,
+                     param ? json_pack("{ss}", "param", param) : NULL);
+  op_release(op);
+}
+
 static task_op *op_new(sb_app *app, sb_mcp_call *call, const char *task_id) {
   task_op *op = sb_calloc(1, sizeof *op);
   if (op) {
@@ -396,8 +406,8 @@ typedef enum answer_action {
   ANSWER_ACCEPT,
   ANSWER_DECLINE,
   ANSWER_CANCEL,
-  ANSWER_NOT_OBJECT, /* the response is not an object */
-  ANSWER_BAD_ACTION, /* action missing or not accept, decline or cancel */
+  ANSWER_NOT_OBJECT,  /* the response is not an object */
+  ANSWER_BAD_ACTION,  /* action missing or not accept, decline or cancel */
   ANSWER_BAD_CONTENT, /* accept with a content that is not an object */
 } answer_action;
 
@@ -456,13 +466,9 @@ static void update_answered(void *ud, const sb_flow_reply *r) {
   op->pending--;
   /* SB_ESTATE: the run no longer waits there, the answer is moot. */
   if (r->rc != 0 && r->rc != SB_ESTATE && r->rc != SB_ENOENT) {
-    sb_mcp_call *call = op_take(op);
-    if (call)
-      sb_mcp_call_fail(call,
-                       r->rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
-                                          : SB_RPC_INTERNAL_ERROR,
-                       r->err.msg, NULL);
-    op_release(op);
+    op_fail(op,
+            r->rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS : SB_RPC_INTERNAL_ERROR,
+            r->err.msg, NULL);
     return;
   }
   update_next(op);
@@ -483,19 +489,34 @@ static void update_next(task_op *op) {
     if (rc == 0) return;
     op->pending--;
     if (rc != SB_ESTATE && rc != SB_ENOENT) {
-      sb_mcp_call *call = op_take(op);
-      if (call)
-        sb_mcp_call_fail(call,
-                         rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
-                                         : SB_RPC_INTERNAL_ERROR,
-                         err.msg, NULL);
-      op_release(op);
+      op_fail(op,
+              rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS : SB_RPC_INTERNAL_ERROR,
+              err.msg, NULL);
       return;
     }
   }
   sb_mcp_call *call = op_take(op);
   if (call) sb_mcp_call_reply(call, json_object()); /* acknowledged */
   op_release(op);
+}
+
+/* Every answer is checked against its question's schema before any is
+ * given: one refused after others were given would leave the run half
+ * answered, and the caller told only that the update failed. 0 if the
+ * accepted content (NULL: {}) fits, else 1 with op's call failed. */
+static int update_refuses(task_op *op, const char *key, json_t *waiting,
+                          json_t *content) {
+  json_t *empty = content ? NULL : json_object();
+  sb_error err = {0};
+  int rc = sb_flow_answer_check(
+      json_string_value(json_object_get(waiting, "step")) ?: "?",
+      json_object_get(waiting, "schema"), content ? content : empty, &err);
+  json_decref(empty);
+  if (rc == 0) return 0;
+  char msg[sizeof err.msg + 200];
+  snprintf(msg, sizeof msg, "params.inputResponses[\"%s\"]: %s", key, err.msg);
+  op_fail(op, SB_RPC_INVALID_PARAMS, msg, "inputResponses");
+  return 1;
 }
 
 /* The run as it is: match the responses to the questions it asks now;
@@ -530,18 +551,16 @@ static void update_read(void *ud, const sb_flow_reply *r) {
       char what[200], msg[300];
       snprintf(what, sizeof what, "params.inputResponses[\"%s\"]", key);
       answer_malformed_msg(action, resp, what, msg, sizeof msg);
-      sb_mcp_call *call = op_take(op);
-      if (call)
-        sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, msg,
-                         json_pack("{ss}", "param", "inputResponses"));
-      op_release(op);
+      op_fail(op, SB_RPC_INVALID_PARAMS, msg, "inputResponses");
       return;
     }
+    json_t *content = json_object_get(resp, "content");
+    if (action == ANSWER_ACCEPT && update_refuses(op, key, w, content) != 0)
+      return;
     /* No content: none in the entry (not null, which would be answered
      * as null where workflow_run answers {}). */
     json_t *todo = json_pack("{sOsi}", "step", json_object_get(w, "step"),
                              "action", (int)action);
-    json_t *content = json_object_get(resp, "content");
     if (todo && content) json_object_set(todo, "content", content);
     json_array_append_new(op->todo, todo);
   }
@@ -583,13 +602,8 @@ static void result_later(task_op *op) {
  * was answered. */
 static int result_answer_failed(task_op *op, int rc, const sb_error *err) {
   if (rc == 0 || rc == SB_ESTATE || rc == SB_ENOENT) return 0;
-  sb_mcp_call *call = op_take(op);
-  if (call)
-    sb_mcp_call_fail(call,
-                     rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS
-                                     : SB_RPC_INTERNAL_ERROR,
-                     err->msg, NULL);
-  op_release(op);
+  op_fail(op, rc == SB_EINVAL ? SB_RPC_INVALID_PARAMS : SB_RPC_INTERNAL_ERROR,
+          err->msg, NULL);
   return 1;
 }
 
@@ -605,16 +619,30 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
   char *step = op->asking_step;
   op->asking_step = NULL;
   answer_action action = answer_action_of(result);
-  if (call && step && !error && action >= ANSWER_NOT_OBJECT) {
+  if (call && step && error) {
+    /* The client could not answer (its handler failed, or it has none):
+     * the tasks/result that asked says so rather than waiting for an
+     * answer no one will give; the next tasks/result asks again. */
+    char *shown =
+        json_dumps(json_object_get(error, "message"), JSON_ENCODE_ANY);
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "the client answered the question of step %s "
+             "(elicitation/create) with error %lld %.200s; the run still "
+             "waits for that answer",
+             step,
+             (long long)json_integer_value(json_object_get(error, "code")),
+             shown ? shown : "");
+    sb_free(shown);
+    op_fail(op, SB_RPC_INTERNAL_ERROR, msg, NULL);
+  } else if (call && step && action >= ANSWER_NOT_OBJECT) {
     /* A malformed answer neither answers nor stops the run: the
      * tasks/result that asked says what was wrong with it. */
     char what[200], msg[300];
     snprintf(what, sizeof what, "elicitation/create result for step %s", step);
     answer_malformed_msg(action, result, what, msg, sizeof msg);
-    sb_mcp_call *taken = op_take(op);
-    if (taken) sb_mcp_call_fail(taken, SB_RPC_INVALID_PARAMS, msg, NULL);
-    op_release(op);
-  } else if (call && step && !error) {
+    op_fail(op, SB_RPC_INVALID_PARAMS, msg, NULL);
+  } else if (call && step) {
     sb_error err = {0};
     op->pending++;
     int rc = give_answer(op, step, action, json_object_get(result, "content"),

@@ -381,6 +381,12 @@ int sb_flow_run_cancel(sb_flow_engine *e, const char *tenant, const char *id,
 int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
                        const char *step, const json_t *answer, sb_flow_cb cb,
                        void *ud, sb_error *err);
+/* 0 if `answer` is one the ask step `step` with this schema (NULL: none)
+ * accepts, else SB_EINVAL naming the mismatch: what sb_flow_run_answer
+ * checks, for a caller with several answers to check before giving any
+ * (the schema as in the run's `waiting` entry). */
+int sb_flow_answer_check(const char *step, const json_t *schema,
+                         const json_t *answer, sb_error *err);
 /* A failed or cancelled run goes on from the step it stopped at. */
 int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
                        sb_flow_cb cb, void *ud, sb_error *err);

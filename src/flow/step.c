@@ -188,7 +188,7 @@ static const char *const ask_keys[] = {"message", "schema", "timeout", NULL};
 static int schema_check(flow_builder *b, const json_t *schema, int depth);
 
 static int schema_type_ok(const json_t *t) {
-  static const char *const names[] = {"object", "array",   "string", "number",
+  static const char *const names[] = {"object",  "array",   "string", "number",
                                       "integer", "boolean", "null",   NULL};
   const char *s = json_string_value(t);
   for (size_t i = 0; s && names[i]; i++)
@@ -198,15 +198,15 @@ static int schema_type_ok(const json_t *t) {
 
 /* JSON Schema keywords that constrain a value but that answers are not
  * checked with: an answer breaking one would be saved as if it fitted. */
+/* clang-format off */
 static const char *const unchecked_keywords[] = {
-    "$ref",          "$dynamicRef",      "allOf",
-    "not",           "if",               "then",
-    "else",          "pattern",          "patternProperties",
-    "propertyNames", "dependentRequired", "dependentSchemas",
-    "dependencies",  "uniqueItems",      "contains",
-    "minContains",   "maxContains",      "prefixItems",
-    "additionalItems", "minProperties",  "maxProperties",
-    "unevaluatedItems", "unevaluatedProperties", NULL};
+    "$ref", "$dynamicRef", "allOf", "not", "if", "then", "else", "pattern",
+    "patternProperties", "propertyNames", "dependentRequired",
+    "dependentSchemas", "dependencies", "uniqueItems", "contains",
+    "minContains", "maxContains", "prefixItems", "additionalItems",
+    "minProperties", "maxProperties", "unevaluatedItems",
+    "unevaluatedProperties", NULL};
+/* clang-format on */
 
 /* One keyword of an ask schema: the ones answers are checked with
  * (sb_llm_schema_check's subset) must be well formed, or the check would
@@ -267,16 +267,18 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
   if (strcmp(key, "required") == 0) {
     int ok = json_is_array(v);
     json_array_foreach(v, i, x) ok &= json_is_string(x);
-    return ok ? 0 : flow_fail(b, SB_EINVAL, "expected a list of property names");
+    return ok ? 0
+              : flow_fail(b, SB_EINVAL, "expected a list of property names");
   }
   if (strcmp(key, "enum") == 0)
     return json_is_array(v) ? 0 : flow_fail(b, SB_EINVAL, "expected a list");
   if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0 ||
       strcmp(key, "exclusiveMinimum") == 0 ||
       strcmp(key, "exclusiveMaximum") == 0)
-    return json_is_number(v) ? 0
-                             : flow_fail(b, SB_EINVAL, "expected a number, got %s",
-                                         sb_json_type_name(v));
+    return json_is_number(v)
+               ? 0
+               : flow_fail(b, SB_EINVAL, "expected a number, got %s",
+                           sb_json_type_name(v));
   if (strcmp(key, "multipleOf") == 0)
     return json_is_number(v) && json_number_value(v) > 0
                ? 0
@@ -565,7 +567,8 @@ static int fill_save(flow_builder *b, const json_t *v, sb_flow_step *s) {
                        "expected a context path, or a mapping of context "
                        "paths to parts of the result; got an empty mapping");
     json_t *map = json_object();
-    if (!map) return sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
+    if (!map)
+      return sb_error_set(b->err, SB_ENOMEM, "%s: out of memory", b->file);
     const char *path;
     json_t *part;
     int rc = 0;

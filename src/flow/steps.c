@@ -119,8 +119,10 @@ static void on_par_deadline(uv_timer_t *t) {
   fl_active *a = t->data;
   const sb_flow_step *s = step_of(a);
   const sb_flow_step *par = &a->run->def->steps[s->parent];
-  fail(a, "timeout", NULL, "parallel step %s: not done within %llu ms (step %s "
-       "still under way)", par->id, (unsigned long long)par->timeout_ms, s->id);
+  fail(a, "timeout", NULL,
+       "parallel step %s: not done within %llu ms (step %s "
+       "still under way)",
+       par->id, (unsigned long long)par->timeout_ms, s->id);
 }
 
 static int arm_par(fl_active *a) {
@@ -561,6 +563,23 @@ void fl_steps_revive(fl_run *r) {
   fl_steps_sync(r);
 }
 
+int sb_flow_answer_check(const char *step, const json_t *schema,
+                         const json_t *answer, sb_error *err) {
+  const char *type = fl_str(schema, "type");
+  if (type && strcmp(type, "object") == 0 && !json_is_object(answer))
+    return sb_error_set(err, SB_EINVAL,
+                        "answer: step %s expects an object (its schema)", step);
+  /* The whole schema, not its type alone: an answer without a required
+   * field, or with a number where the schema says string, would be saved
+   * into the context and handed to the steps after it as if it fitted. */
+  sb_error serr = {0};
+  if (schema && sb_llm_schema_check(schema, answer, &serr) != 0)
+    return sb_error_set(err, SB_EINVAL,
+                        "answer: does not match step %s's schema: %s", step,
+                        serr.msg);
+  return 0;
+}
+
 /* The answer to an ask step: a change for the run. */
 int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                     sb_flow_cb cb, void *ud, sb_error *err) {
@@ -582,19 +601,8 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                         "run %s is not waiting for an answer%s%s", r->id,
                         step ? " at step " : "", step ? step : "");
   const sb_flow_step *s = step_of(found);
-  const char *type = fl_str(s->schema, "type");
-  if (type && strcmp(type, "object") == 0 && !json_is_object(answer))
-    return sb_error_set(err, SB_EINVAL,
-                        "answer: step %s expects an object (its schema)",
-                        s->id);
-  /* The whole schema, not its type alone: an answer without a required
-   * field, or with a number where the schema says string, would be saved
-   * into the context and handed to the steps after it as if it fitted. */
-  sb_error serr = {0};
-  if (s->schema && sb_llm_schema_check(s->schema, answer, &serr) != 0)
-    return sb_error_set(err, SB_EINVAL,
-                        "answer: does not match step %s's schema: %s", s->id,
-                        serr.msg);
+  int rc = sb_flow_answer_check(s->id, s->schema, answer, err);
+  if (rc != 0) return rc;
   fl_change *c = change_new(FL_STEP_DONE);
   if (!c || !(c->value = json_deep_copy(answer))) {
     fl_change_free(c);
@@ -608,14 +616,15 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
 
 /* The context refused a step's end (a result or answer that does not fit
  * its schema: an object saved where it holds a string, a key its section
- * does not have; or one that would make it larger than contexts.max_bytes). Dropped like any failed write, the step would be over
- * in memory and still under way in the store: the run would wait for
- * ever, and a question could not be answered again. Instead an answer is
- * refused (its caller is told why) and the question stays open; a call's
- * result or an event waited for fails the step (code "unsaved"), so the
- * run goes to on_failure or fails, saying what the context refused. 1
- * when the change at the head of the queue became that failure (written
- * next), 0 when it is to be answered with the error and dropped. */
+ * does not have; or one that would make it larger than contexts.max_bytes).
+ * Dropped like any failed write, the step would be over in memory and still
+ * under way in the store: the run would wait for ever, and a question could not
+ * be answered again. Instead an answer is refused (its caller is told why) and
+ * the question stays open; a call's result or an event waited for fails the
+ * step (code "unsaved"), so the run goes to on_failure or fails, saying what
+ * the context refused. 1 when the change at the head of the queue became that
+ * failure (written next), 0 when it is to be answered with the error and
+ * dropped. */
 int fl_steps_refused(fl_run *r, int rc, const sb_error *err) {
   fl_change *c = r->queue;
   if ((rc != SB_EINVAL && rc != SB_ETOOBIG) || c->kind != FL_STEP_DONE)

@@ -121,7 +121,8 @@ static int check_array(const json_t *s, const json_t *v, const char *path,
  * in the bytes of its UTF-8. */
 static size_t utf8_chars(const char *s, size_t bytes) {
   size_t n = 0;
-  for (size_t i = 0; i < bytes; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+  for (size_t i = 0; i < bytes; i++)
+    n += ((unsigned char)s[i] & 0xC0) != 0x80;
   return n;
 }
 
@@ -133,7 +134,8 @@ static int digits(const char *s, int n) {
 
 static int number_of(const char *s, int n) {
   int v = 0;
-  for (int i = 0; i < n; i++) v = v * 10 + (s[i] - '0');
+  for (int i = 0; i < n; i++)
+    v = v * 10 + (s[i] - '0');
   return v;
 }
 
@@ -163,7 +165,8 @@ static int is_date_time(const char *s) {
   t += 8;
   if (*t == '.') {
     if (!digits(++t, 1)) return 0;
-    while (*t >= '0' && *t <= '9') t++;
+    while (*t >= '0' && *t <= '9')
+      t++;
   }
   if ((*t == 'Z' || *t == 'z') && t[1] == '\0') return 1;
   return (*t == '+' || *t == '-') && digits(t + 1, 2) && t[3] == ':' &&
@@ -196,9 +199,9 @@ static int is_uri(const char *s) {
 }
 
 int sb_llm_schema_format_checked(const char *format) {
-  return format && (strcmp(format, "date") == 0 ||
-                    strcmp(format, "date-time") == 0 ||
-                    strcmp(format, "email") == 0 || strcmp(format, "uri") == 0);
+  return format &&
+         (strcmp(format, "date") == 0 || strcmp(format, "date-time") == 0 ||
+          strcmp(format, "email") == 0 || strcmp(format, "uri") == 0);
 }
 
 /* The formats MCP elicitation names; any other is an annotation. */
@@ -212,8 +215,8 @@ static int check_format(const char *format, const json_t *v, const char *path,
                                               : is_uri(s);
   if (ok) return 0;
   char *shown = json_dumps(v, JSON_ENCODE_ANY);
-  int rc = fail(err, path, "%.80s is not a valid %s", shown ? shown : "the value",
-                format);
+  int rc = fail(err, path, "%.80s is not a valid %s",
+                shown ? shown : "the value", format);
   sb_free(shown);
   return rc;
 }
@@ -263,7 +266,8 @@ static int check_scalar_bounds(const json_t *s, const json_t *v,
     return check_format(json_string_value(json_object_get(s, "format")), v,
                         path, err);
   }
-  if (json_is_number(v)) return check_number(s, json_number_value(v), path, err);
+  if (json_is_number(v))
+    return check_number(s, json_number_value(v), path, err);
   return 0;
 }
 

@@ -54,6 +54,17 @@ const WORKFLOWS = [
     ],
   },
   {
+    // Two questions at once: a tasks/update may answer both.
+    name: 'tasks-two',
+    steps: [{
+      id: 'both',
+      parallel: [
+        { id: 'slot', ask: { message: 'Which slot?', schema: { type: 'object', properties: { slot: { type: 'string' } }, required: ['slot'] } }, save: 'workflow.variables.slot' },
+        { id: 'color', ask: { message: 'Which color?', schema: { type: 'object', properties: { color: { type: 'string', enum: ['red', 'blue'] } }, required: ['color'] } }, save: 'workflow.variables.color' },
+      ],
+    }],
+  },
+  {
     // A question any accept answers: nothing is required.
     name: 'tasks-ok',
     steps: [
@@ -216,6 +227,27 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     await postModern(server.url, A, 'tasks/cancel', { taskId: id });
   });
 
+  it('2026-07-28: a tasks/update answering two questions where the second does not fit its schema gives neither, and says which', async () => {
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-two' } });
+    const id = created.result.taskId;
+    const waiting = await pollTask(server.url, A, id, (x) => x.status === 'input_required' && Object.keys(x.inputRequests ?? {}).length === 2, 'two questions');
+    assert.deepEqual(Object.keys(waiting.inputRequests).sort(), ['color/1', 'slot/1']);
+    const slot = { action: 'accept', content: { slot: 'wed-11am' } };
+    const refused = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'slot/1': slot, 'color/1': { action: 'accept', content: { color: 'green' } } } });
+    assert.equal(refused.error?.code, -32602, JSON.stringify(refused));
+    assert.match(refused.error.message, /^params\.inputResponses\["color\/1"\]: answer: does not match step color's schema: \$\.color: "green" is not one of the allowed values$/);
+    // Neither answer was given: both questions are still asked.
+    const still = (await taskGet(server.url, A, id)).result;
+    assert.equal(still.status, 'input_required');
+    assert.deepEqual(Object.keys(still.inputRequests).sort(), ['color/1', 'slot/1']);
+    const ack = await postModern(server.url, A, 'tasks/update', { taskId: id, inputResponses: { 'slot/1': slot, 'color/1': { action: 'accept', content: { color: 'blue' } } } });
+    assert.equal(ack.result?.resultType, 'complete', JSON.stringify(ack));
+    const done = await pollTask(server.url, A, id, (x) => x.status === 'completed', 'completed after both answers');
+    const r = await fetch(new URL(`/v1/contexts/${done.result.structuredContent.contextId}`, server.url), { headers: { authorization: `Bearer ${A}` } });
+    const vars = (await r.json()).data.workflow.variables;
+    assert.deepEqual({ slot: vars.slot, color: vars.color }, { slot: { slot: 'wed-11am' }, color: { color: 'blue' } });
+  });
+
   it('an accept without content answers {} through tasks/update and through workflow_run\'s retry alike; a content that is not an object is refused by both', async () => {
     const saved = async (contextId) => {
       const r = await fetch(new URL(`/v1/contexts/${contextId}`, server.url), { headers: { authorization: `Bearer ${A}` } });
@@ -371,6 +403,29 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
       await pollUntil(async () => (await c.client.experimental.tasks.getTask(id)).status === 'input_required', { what: 'input_required' });
       await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a refused answer'),
         (e) => e instanceof McpError && e.code === -32602 && /does not match step confirm's schema/.test(e.message));
+      assert.equal((await c.client.experimental.tasks.getTask(id)).status, 'input_required', 'the question is still open');
+      const res = await withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema), DEADLINE_MS, 'tasks/result');
+      assert.equal(res.structuredContent.status, 'completed', JSON.stringify(res));
+      assert.equal(c.asked.length, 2);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("2025-11-25: a client whose elicitation handler fails makes tasks/result an error naming it, not a tasks/result blocked for ever; asked again, an answer completes", async () => {
+    let n = 0;
+    const c = await legacyClient(server.url, A, () => {
+      if (n++ === 0) throw new McpError(-32000, 'the salesperson closed the form');
+      return { action: 'accept', content: { slot: 'thu-4pm' } };
+    });
+    try {
+      await c.client.listTools();
+      const id = (await c.client.request({ method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } }, task: {} } },
+        CreateTaskResultSchema)).task.taskId;
+      await pollUntil(async () => (await c.client.experimental.tasks.getTask(id)).status === 'input_required', { what: 'input_required' });
+      await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a failed elicitation'),
+        (e) => e instanceof McpError && e.code === -32603 &&
+          /the client answered the question of step confirm \(elicitation\/create\) with error -32000 .*the salesperson closed the form.*the run still waits/.test(e.message));
       assert.equal((await c.client.experimental.tasks.getTask(id)).status, 'input_required', 'the question is still open');
       const res = await withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema), DEADLINE_MS, 'tasks/result');
       assert.equal(res.structuredContent.status, 'completed', JSON.stringify(res));
