@@ -139,6 +139,8 @@ struct agent {
 double gw_random01(void);
 agent *gw_agent_find(const sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
+/* The inputSchema a lists for tool (borrowed), or NULL. */
+const json_t *gw_agent_tool_schema(agent *a, const char *tool);
 /* Whether a may serve tool: it lists it, or has not listed its tools yet
  * (still connecting, or listing); any agent when tool is NULL. */
 int gw_agent_may_serve_tool(agent *a, const char *tool);

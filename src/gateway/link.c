@@ -14,6 +14,11 @@ static int link_send(void *t, json_t *msg) {
   return ch ? sb_channel_send(ch, msg, NULL) : SB_EIO;
 }
 
+static int link_send_headers(void *t, json_t *msg, const json_t *headers) {
+  sb_channel *ch = *(sb_channel **)t;
+  return ch ? sb_channel_send_headers(ch, msg, headers, NULL) : SB_EIO;
+}
+
 static void link_cancel(void *t, json_t *id) {
   sb_channel *ch = *(sb_channel **)t;
   if (ch) sb_channel_cancel(ch, id);
@@ -79,7 +84,8 @@ int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
     sb_mcp_client_options co = {
         .loop = o->loop,
         .name = o->def->id,
-        .transport = {link_send, link_cancel, link_set_header, ch},
+        .transport = {link_send, link_cancel, link_set_header, ch,
+                      link_send_headers},
         .events = o->client,
         .capabilities = caps};
     *client = caps ? sb_mcp_client_new(&co) : NULL;

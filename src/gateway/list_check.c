@@ -5,7 +5,9 @@
  * an item that is not what the MCP schema says (a tool without a name or
  * with an inputSchema that is not an object schema, a second tool of the
  * same name) makes an SDK client refuse the whole list, every agent's
- * tools with it. Such items are left out, each named in the log.
+ * tools with it. Such items are left out, each named in the log; so is a
+ * tool whose x-mcp-header declarations break the rules, which conforming
+ * HTTP clients leave out themselves.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,11 +29,20 @@ static const char *optional_string(const json_t *item, const char *key,
   return !v || json_is_string(v) ? NULL : why;
 }
 
-static const char *tool_unfit(const json_t *t) {
+/* buf: room for a reason made for this tool. */
+static const char *tool_unfit(const json_t *t, char *buf, size_t n) {
   const json_t *out = json_object_get(t, "outputSchema");
   const json_t *ann = json_object_get(t, "annotations");
-  if (!object_schema(json_object_get(t, "inputSchema")))
+  const json_t *in = json_object_get(t, "inputSchema");
+  if (!object_schema(in))
     return "its inputSchema is not a JSON Schema of type \"object\"";
+  /* Conforming HTTP clients leave such a tool out of the list (2026-07-28),
+   * and its calls could not carry the headers it asks for. */
+  sb_error err = {0};
+  if (sb_mcp_tool_headers_check(in, &err) != 0) {
+    snprintf(buf, n, "its inputSchema: %.300s", err.msg);
+    return buf;
+  }
   if (out && !object_schema(out))
     return "its outputSchema is not a JSON Schema of type \"object\"";
   if (ann && !json_is_object(ann)) return "its annotations are not an object";
@@ -53,7 +64,7 @@ static const char *prompt_unfit(const json_t *p) {
 /* Why item cannot be served as one of a `kind` list, or NULL. The key
  * (name or URI) is the one that must be a unique non-empty string. */
 static const char *item_unfit(int kind, const json_t *item, const json_t *seen,
-                              const char **key) {
+                              const char **key, char *buf, size_t n) {
   const char *field = kind == LIST_RESOURCES   ? "uri"
                       : kind == LIST_TEMPLATES ? "uriTemplate"
                                                : "name";
@@ -66,7 +77,7 @@ static const char *item_unfit(int kind, const json_t *item, const json_t *seen,
   if (kind != LIST_TOOLS && kind != LIST_PROMPTS &&
       !json_is_string(json_object_get(item, "name")))
     return "it has no name";
-  if (kind == LIST_TOOLS) return tool_unfit(item);
+  if (kind == LIST_TOOLS) return tool_unfit(item, buf, n);
   if (kind == LIST_PROMPTS) return prompt_unfit(item);
   return NULL;
 }
@@ -83,7 +94,8 @@ json_t *gw_list_servable(const char *agent_id, int kind, json_t *items) {
   json_t *item;
   json_array_foreach(items, i, item) {
     const char *key = NULL;
-    const char *why = item_unfit(kind, item, seen, &key);
+    char buf[400];
+    const char *why = item_unfit(kind, item, seen, &key, buf, sizeof buf);
     if (!why) {
       json_object_set(seen, key, json_true());
       json_array_append(kept, item);

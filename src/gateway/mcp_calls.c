@@ -404,6 +404,13 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   sweep_parked(gw);
   json_t *own = sb_mcp_call_params(call);
   if (!params && !context_from_meta(call, own, o)) return;
+  /* An agent's tool called by name: its Mcp-Param-* headers must agree
+   * with the arguments (agents_call's own schema declares none). */
+  if (!params && o->name && strcmp(method, "tools/call") == 0) {
+    agent *a = gw_agent_find(gw, o->agent);
+    const json_t *schema = a ? gw_agent_tool_schema(a, o->name) : NULL;
+    if (schema && sb_mcp_call_check_tool_headers(call, schema) != 0) return;
+  }
   const char *state = json_string_value(json_object_get(own, "requestState"));
   json_t *responses = json_object_get(own, "inputResponses");
   if (state && resume_parked(gw, call, method, public_name, state, responses))

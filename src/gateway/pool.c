@@ -67,14 +67,23 @@ int gw_agent_may_serve_tool(agent *a, const char *tool) {
   return !tool || !a->lists[LIST_TOOLS].items || gw_agent_serves_tool(a, tool);
 }
 
-int gw_agent_serves_tool(agent *a, const char *tool) {
+/* The tool of that name in a's list, or NULL. */
+static const json_t *listed_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
   json_array_foreach(a->lists[LIST_TOOLS].items, i, t) {
     const char *n = json_string_value(json_object_get(t, "name"));
-    if (n && strcmp(n, tool) == 0) return 1;
+    if (n && strcmp(n, tool) == 0) return t;
   }
-  return 0;
+  return NULL;
+}
+
+int gw_agent_serves_tool(agent *a, const char *tool) {
+  return listed_tool(a, tool) != NULL;
+}
+
+const json_t *gw_agent_tool_schema(agent *a, const char *tool) {
+  return json_object_get(listed_tool(a, tool), "inputSchema");
 }
 
 

@@ -63,6 +63,9 @@ struct sb_mcp_client {
   char version[16];
   json_t *server_caps;
   json_t *server_info;
+  /* The agent's tools that mirror parameters into headers (x-mcp-header):
+   * name -> inputSchema, as its tools/list answers said last. */
+  json_t *tool_headers;
   json_int_t next_id;
   sb_list pending; /* newest first */
   /* pending by id, so an answer finds its request in O(1) however many
@@ -252,6 +255,40 @@ static void on_request_timeout(uv_timer_t *t) {
                (unsigned long long)r->timeout_ms);
 }
 
+/* What an agent's tools/list says of the tools that mirror parameters
+ * into headers: a tool whose declarations break the rules gets none (the
+ * gateway does not serve it). */
+static void learn_tools(sb_mcp_client *c, const json_t *result) {
+  size_t i;
+  const json_t *tool;
+  json_array_foreach(json_object_get(result, "tools"), i, tool) {
+    const char *name = json_string_value(json_object_get(tool, "name"));
+    json_t *schema = json_object_get(tool, "inputSchema");
+    if (!name) continue;
+    if (sb_mcp_tool_headers_declared(schema) &&
+        sb_mcp_tool_headers_check(schema, NULL) == 0) {
+      if (!c->tool_headers) c->tool_headers = json_object();
+      json_object_set(c->tool_headers, name, schema);
+    } else {
+      json_object_del(c->tool_headers, name);
+    }
+  }
+}
+
+/* The Mcp-Param-* headers of a tools/call (new), or NULL: none, or a
+ * transport without headers. */
+static json_t *tool_call_headers(sb_mcp_client *c, const char *method,
+                                 const json_t *params) {
+  if (!c->tool_headers || !c->tr.send_headers ||
+      strcmp(method, "tools/call") != 0)
+    return NULL;
+  const json_t *schema = json_object_get(
+      c->tool_headers, json_string_value(json_object_get(params, "name")));
+  return schema ? sb_mcp_tool_headers_for(
+                      schema, json_object_get(params, "arguments"))
+                : NULL;
+}
+
 static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
                                     json_t *params, uint64_t timeout_ms,
                                     sb_mcp_progress_cb progress,
@@ -296,10 +333,14 @@ static sb_mcp_request *send_request(sb_mcp_client *c, const char *method,
   json_t *id = json_integer(rid);
   json_t *msg = sb_rpc_request_new(id, method, params);
   json_decref(id);
+  json_t *headers = tool_call_headers(c, method, params);
   /* The answer may arrive inside send() (an in-process agent) and free r:
    * mark it sent first, and look it up again afterwards. */
   r->sent = 1;
-  int rc = msg ? c->tr.send(c->tr.t, msg) : SB_ENOMEM;
+  int rc = !msg       ? SB_ENOMEM
+           : headers ? c->tr.send_headers(c->tr.t, msg, headers)
+                      : c->tr.send(c->tr.t, msg);
+  json_decref(headers);
   json_decref(msg);
   r = find_request(c, rid);
   if (rc != 0 && r) {
@@ -409,6 +450,7 @@ void sb_mcp_client_free(sb_mcp_client *c) {
   json_decref(c->capabilities);
   json_decref(c->server_caps);
   json_decref(c->server_info);
+  json_decref(c->tool_headers);
   sb_free(c->by_id);
   sb_free(c->name);
   sb_free(c);
@@ -618,6 +660,8 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
       SB_DEBUG(MODULE, "agent %s: response to no pending request", c->name);
       return;
     }
+    if (m.result && strcmp(r->method, "tools/list") == 0)
+      learn_tools(c, m.result);
     request_finish(r, SB_MCP_ANSWERED, m.result, m.error);
     return;
   }

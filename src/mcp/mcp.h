@@ -85,6 +85,9 @@ struct sb_mcp_out {
    * answer): HTTP answers such a final message 403 with an
    * insufficient_scope challenge; stdio ignores it. */
   char refused_scope[160];
+  /* The request's HTTP header of that name (any case), asked with `data`;
+   * NULL when the transport has no headers (stdio, legacy sessions). */
+  const char *(*header)(void *data, const char *name);
   /* private to mcp/ */
   sb_list calls_; /* in-flight calls writing here, newest first */
 };
@@ -366,6 +369,42 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
                               const char *mcp_method, const char *mcp_name,
                               sb_error *err);
 
+/* A header value as 2026-07-28 sends Mcp-Name and Mcp-Param-*: as it is
+ * when it is plain header text, else `=?base64?<UTF-8 as base64>?=`; and
+ * back (NULL when the base64 or its UTF-8 is broken, or a plain value
+ * holds control characters). New strings, NULL out of memory. */
+char *sb_mcp_header_encode(const char *value);
+char *sb_mcp_header_decode(const char *value);
+
+/* Tool parameters mirrored into HTTP headers (2026-07-28: a property of
+ * a tool's inputSchema marked "x-mcp-header": "Name" goes with each
+ * tools/call over HTTP as Mcp-Param-Name).
+ *   _check: 0 if the declarations keep the rules (a non-empty token, on a
+ *     string, integer or boolean property reached from the root through
+ *     `properties` alone, unique without regard to case), else SB_EINVAL
+ *     with err naming the property: such a tool is not to be served.
+ *   _declared: 1 if the schema declares any.
+ *   _for: the headers a client sends for these arguments, {"Mcp-Param-
+ *     Name": "encoded value"} (new), or NULL when there are none (a value
+ *     absent or null has no header).
+ *   _verify: what a server checks: each header present and equal to the
+ *     arguments' value (integers compared as numbers), 0 or
+ *     SB_RPC_HEADER_MISMATCH with err naming the header. */
+typedef const char *(*sb_mcp_header_lookup)(void *ud, const char *name);
+int sb_mcp_tool_headers_check(const json_t *input_schema, sb_error *err);
+int sb_mcp_tool_headers_declared(const json_t *input_schema);
+json_t *sb_mcp_tool_headers_for(const json_t *input_schema,
+                                const json_t *arguments);
+int sb_mcp_tool_headers_verify(const json_t *input_schema,
+                               const json_t *arguments,
+                               sb_mcp_header_lookup lookup, void *ud,
+                               sb_error *err);
+/* _verify for a tools/call that came over HTTP with headers (a no-op for
+ * others): 0 to go on, or 1 once the call has been answered -32020 (HTTP
+ * 400) naming the header. */
+int sb_mcp_call_check_tool_headers(sb_mcp_call *call,
+                                   const json_t *input_schema);
+
 /* HTTP status for the final message of a modern POST: 200 for results;
  * for errors 400 (parse, invalid request, missing _meta fields, header
  * mismatch, missing capability, unsupported version), 404 (method not
@@ -536,6 +575,9 @@ typedef struct sb_mcp_client_transport {
   /* A header for later requests (HTTP: MCP-Protocol-Version). May be NULL. */
   int (*set_header)(void *t, const char *name, const char *value);
   void *t;
+  /* Send one message with headers of its own ({name: value}, borrowed):
+   * a tools/call's Mcp-Param-*. May be NULL: send is used, without them. */
+  int (*send_headers)(void *t, json_t *msg, const json_t *headers);
 } sb_mcp_client_transport;
 
 typedef enum sb_mcp_client_era_pref {

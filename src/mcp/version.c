@@ -48,25 +48,6 @@ sb_mcp_era sb_mcp_message_era(json_t *msg, const char **version) {
   return SB_MCP_ERA_NONE;
 }
 
-/* Decode the `=?base64?...?=` sentinel form of Mcp-Name; returns a new
- * string (plain values are copied), NULL if the encoding is broken. */
-static char *decode_header_value(const char *v) {
-  size_t n = strlen(v);
-  if (n >= 11 && strncmp(v, "=?base64?", 9) == 0 &&
-      strcmp(v + n - 2, "?=") == 0) {
-    size_t out_len = 0;
-    unsigned char *raw = sb_base64_decode(v + 9, n - 11, &out_len);
-    if (!raw || memchr(raw, '\0', out_len)) {
-      sb_free(raw);
-      return NULL;
-    }
-    return (char *)raw;
-  }
-  for (const char *p = v; *p; p++)
-    if ((unsigned char)*p < 0x20 && *p != '\t') return NULL;
-  return sb_strdup(v);
-}
-
 int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
                               const char *mcp_method, const char *mcp_name,
                               sb_error *err) {
@@ -117,7 +98,7 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
                         "Header mismatch: Mcp-Name header is required for "
                         "%s (body %s is '%s')",
                         method, key, body_name);
-  char *decoded = decode_header_value(mcp_name);
+  char *decoded = sb_mcp_header_decode(mcp_name);
   if (!decoded)
     return sb_error_set(err, SB_RPC_HEADER_MISMATCH,
                         "Header mismatch: Mcp-Name header value is not "

@@ -44,12 +44,17 @@ void sb_channel_report_closed(sb_channel *ch, const char *detail) {
 }
 
 int sb_channel_send(sb_channel *ch, json_t *msg, sb_error *err) {
+  return sb_channel_send_headers(ch, msg, NULL, err);
+}
+
+int sb_channel_send_headers(sb_channel *ch, json_t *msg,
+                            const json_t *headers, sb_error *err) {
   if (!ch || !msg)
     return sb_error_set(err, SB_EINVAL, "no channel or no message");
   if (!sb_channel_live(ch))
     return sb_error_set(err, SB_ESTATE, "channel to agent %s is closed",
                         ch->name);
-  return ch->ops->send(ch, msg, err);
+  return ch->ops->send(ch, msg, headers, err);
 }
 
 void sb_channel_cancel(sb_channel *ch, json_t *id) {

@@ -12,7 +12,9 @@
 #include "net/net.h"
 
 typedef struct sb_channel_ops {
-  int (*send)(sb_channel *ch, json_t *msg, sb_error *err);
+  /* headers: {name: value} for this HTTP request only, or NULL. */
+  int (*send)(sb_channel *ch, json_t *msg, const json_t *headers,
+              sb_error *err);
   void (*cancel)(sb_channel *ch, json_t *id);
   /* Stop all I/O; free now or once the transport's handles have closed. */
   void (*close)(sb_channel *ch);

@@ -579,7 +579,9 @@ static void on_flush(uv_prepare_t *p) {
     sb_buf_reset(g);
 }
 
-static int child_send(sb_channel *ch, json_t *msg, sb_error *err) {
+static int child_send(sb_channel *ch, json_t *msg, const json_t *headers,
+                      sb_error *err) {
+  (void)headers; /* a pipe has none */
   child_channel *c = (child_channel *)ch;
   if (c->fail_detail || c->exited)
     return sb_error_set(err, SB_ESTATE, "agent %s is not running", ch->name);

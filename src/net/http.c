@@ -717,6 +717,10 @@ static int request_without_id(http_req *r, json_t *msg) {
   return 1;
 }
 
+static const char *request_header(void *data, const char *name) {
+  return http_req_header(data, name);
+}
+
 static void do_post(http_req *r) {
   sb_http_server *s = r->srv;
   json_t *msg = r->msg;
@@ -738,6 +742,7 @@ static void do_post(http_req *r) {
                     SB_RPC_HEADER_MISMATCH, err.msg, NULL);
       return;
     }
+    r->out.header = request_header; /* Mcp-Param-*, checked by tool */
     dispatch(r, NULL, NULL);
     return;
   }

@@ -54,29 +54,6 @@ static int header_safe(const char *s) {
   return 1;
 }
 
-/* A header value as MCP wants it: plain when it is visible ASCII without
- * leading/trailing whitespace, the =?base64?...?= sentinel otherwise (and
- * when the plain value would itself look like the sentinel). Caller frees. */
-static char *mcp_header_value(const char *v) {
-  size_t n = strlen(v);
-  int plain = 1;
-  for (size_t i = 0; i < n && plain; i++) {
-    unsigned char c = (unsigned char)v[i];
-    if ((c < 0x20 && c != '\t') || c > 0x7e) plain = 0;
-  }
-  if (n && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t'))
-    plain = 0;
-  if (n >= 11 && strncmp(v, "=?base64?", 9) == 0 &&
-      strcmp(v + n - 2, "?=") == 0)
-    plain = 0;
-  if (plain) return sb_strdup(v);
-  char *b64 = sb_base64_encode(v, n);
-  if (!b64) return NULL;
-  char *out = sb_asprintf("=?base64?%s?=", b64);
-  sb_free(b64);
-  return out;
-}
-
 /* ---- the GET stream ------------------------------------------------------ */
 
 static void on_retry_timer(uv_timer_t *timer) {
@@ -279,7 +256,21 @@ static json_t *request_ids(json_t *msg) {
   return ids;
 }
 
-static int http_send(sb_channel *base, json_t *msg, sb_error *err) {
+/* The message's own headers (a request's extra ones, values borrowed). */
+static int add_headers(transfer *t, const json_t *headers) {
+  const char *name;
+  const json_t *v;
+  json_object_foreach((json_t *)headers, name, v) {
+    const char *value = json_string_value(v);
+    if (!value || !header_safe(name) || !header_safe(value))
+      return SB_EINVAL;
+    if (hc_add_header(&t->headers, name, value) != 0) return SB_ENOMEM;
+  }
+  return 0;
+}
+
+static int http_send(sb_channel *base, json_t *msg, const json_t *headers,
+                     sb_error *err) {
   http_channel *ch = (http_channel *)base;
   if (!json_is_object(msg) && !json_is_array(msg))
     return sb_error_set(err, SB_EINVAL, "a message is an object or a batch");
@@ -305,8 +296,8 @@ static int http_send(sb_channel *base, json_t *msg, sb_error *err) {
       name = json_string_value(json_object_get(params, "name"));
     else if (strcmp(method, "resources/read") == 0)
       name = json_string_value(json_object_get(params, "uri"));
-    char *mv = mcp_header_value(method);
-    char *nv = name ? mcp_header_value(name) : NULL;
+    char *mv = sb_mcp_header_encode(method);
+    char *nv = name ? sb_mcp_header_encode(name) : NULL;
     int hrc = mv && (!name || nv) ? hc_add_header(&t->headers, "Mcp-Method", mv)
                                   : SB_ENOMEM;
     if (hrc == 0 && nv) hrc = hc_add_header(&t->headers, "Mcp-Name", nv);
@@ -314,6 +305,8 @@ static int http_send(sb_channel *base, json_t *msg, sb_error *err) {
     sb_free(nv);
     if (hrc != 0) goto fail;
   }
+  if ((rc = add_headers(t, headers)) != 0) goto fail;
+  rc = SB_ENOMEM;
   curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
   curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
   curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

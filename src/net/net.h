@@ -286,6 +286,11 @@ typedef struct sb_channel_events {
  * through on_message, or its failure through on_request_failed. 0 or a
  * negative SB_E* code. */
 int sb_channel_send(sb_channel *ch, json_t *msg, sb_error *err);
+/* The same with headers for this one HTTP request ({name: value},
+ * borrowed; NULL: none), such as a tools/call's Mcp-Param-*; stdio has no
+ * headers and sends the message alone. */
+int sb_channel_send_headers(sb_channel *ch, json_t *msg,
+                            const json_t *headers, sb_error *err);
 /* Stop waiting for the answer to request `id` (HTTP: abort its POST, which
  * the agent sees as cancellation; stdio: nothing to do). */
 void sb_channel_cancel(sb_channel *ch, json_t *id);

@@ -61,7 +61,7 @@ export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
  * `tasks` is false. Answers { status, headers, text, ...the JSON-RPC
  * message }, the message read from a JSON body or the last SSE data line.
  */
-export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1 } = {}) {
+export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1, headers: extra = {} } = {}) {
   const name = params.taskId ?? params.uri ?? params.name;
   const headers = {
     accept: 'application/json, text/event-stream',
@@ -69,6 +69,7 @@ export async function postModern(url, token, method, params, { tasks = true, eli
     authorization: `Bearer ${token}`,
     'MCP-Protocol-Version': MODERN_VERSION,
     'Mcp-Method': method,
+    ...extra,
   };
   if (name !== undefined) headers['Mcp-Name'] = name;
   const meta = {
