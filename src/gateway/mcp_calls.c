@@ -454,11 +454,17 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
   o->on_input_withdrawn = on_input_withdrawn;
   o->on_done = on_done;
   o->ud = mc;
+  /* The caller's trace context goes on to the agent (the rest of its
+   * _meta is its envelope to us, re-said above for the agent). */
+  json_t *trace =
+      o->meta ? NULL : sb_mcp_trace_context(json_object_get(own, "_meta"));
+  if (trace) o->meta = trace;
   sb_gateway_call *gc = NULL;
   sb_error err = {0};
   int rc = sb_gateway_call_start(gw, o, &gc, &err);
   json_decref(p);
   json_decref(extra);
+  json_decref(trace);
   if (rc != 0) {
     mc->call = NULL;
     mc_free(mc);

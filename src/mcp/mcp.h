@@ -369,6 +369,12 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
                               const char *mcp_method, const char *mcp_name,
                               sb_error *err);
 
+/* The OpenTelemetry trace context of a request's _meta (traceparent, and
+ * with it tracestate and baggage), each in its W3C format, as a new
+ * object to hand on to the agent a call reaches; NULL when there is no
+ * valid traceparent. Values not in their format are left out. */
+json_t *sb_mcp_trace_context(const json_t *meta);
+
 /* A header value as 2026-07-28 sends Mcp-Name and Mcp-Param-*: as it is
  * when it is plain header text, else `=?base64?<UTF-8 as base64>?=`; and
  * back (NULL when the base64 or its UTF-8 is broken, or a plain value

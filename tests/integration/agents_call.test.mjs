@@ -130,6 +130,17 @@ describe('agents_call', () => {
     assert.deepEqual(now.metadata.agents, ['budgetbot', 'vinbot']);
     assert.equal(now.version, 3);
 
+    // The caller's OpenTelemetry trace context goes on to the agent; a
+    // traceparent not in the W3C format does not.
+    const trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01', tracestate: 'sb=1', baggage: 'dealer=a' };
+    for (const [name, params] of [['vinbot__whoami', { arguments: {} }], ['agents_call', { arguments: { agent: 'vinbot', tool: 'whoami' } }]]) {
+      const traced = JSON.parse(textOf((await callWithin(c, { name, ...params, _meta: { ...trace, 'x/other': 1 } })).content));
+      assert.deepEqual({ traceparent: traced.meta.traceparent, tracestate: traced.meta.tracestate, baggage: traced.meta.baggage }, trace, name);
+      assert.equal(traced.meta['x/other'], undefined, "the caller's other _meta is not passed on");
+    }
+    const untraced = JSON.parse(textOf((await callWithin(c, { name: 'vinbot__whoami', arguments: {}, _meta: { traceparent: '00-zz-00f067aa0ba902b7-01' } })).content));
+    assert.equal(untraced.meta.traceparent, undefined);
+
     await assert.rejects(callWithin(c, { name: 'vinbot__whoami', arguments: {}, _meta: { 'switchboard/contextId': 7 } }),
       /_meta\.switchboard\/contextId: expected a context id/);
     await assert.rejects(callWithin(c, { name: 'vinbot__whoami', arguments: {}, _meta: { 'switchboard/contextId': '0193aaaa-0000-7000-8000-000000000000' } }),
@@ -151,6 +162,13 @@ describe('agents_call', () => {
     assert.deepEqual(got.meta['switchboard/context'].data, { workflow: { variables: { vin: 'VIN1' } } });
     assert.equal(ok.body.routing.contextVersion, 2);
     assert.equal(ok.body.routing.parts.coverage, 1);
+    // W3C trace context headers go on to the agent in its _meta.
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const traced = await fetch(`${base}/v1/agents/call`, { method: 'POST', headers: { 'Content-Type': 'application/json', traceparent: tp, tracestate: 'sb=rest' },
+      body: JSON.stringify({ agent: 'vinbot', tool: 'whoami' }) });
+    const tracedMeta = JSON.parse((await traced.json()).result.content[0].text).meta;
+    assert.equal(tracedMeta.traceparent, tp);
+    assert.equal(tracedMeta.tracestate, 'sb=rest');
 
     assert.equal((await post('{"tool": ')).status, 400);
     const both = await post({ capability: 'quotes', agent: 'vinbot', tool: 'whoami' });
