@@ -78,12 +78,11 @@ void app_register_log_secrets(const sb_config *cfg) {
 
 /* ---- serve --stdio --agent: the first request waits for the agent ------ */
 
-static void free_handle(uv_handle_t *h) { sb_free(h); }
 
 static void stdio_wait_end(sb_app *app) {
   if (!app->stdio_wait) return;
   uv_timer_stop(app->stdio_wait);
-  uv_close((uv_handle_t *)app->stdio_wait, free_handle);
+  uv_close((uv_handle_t *)app->stdio_wait, sb_free_handle);
   app->stdio_wait = NULL;
 }
 

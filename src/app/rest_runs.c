@@ -290,10 +290,9 @@ static int stream_admit(event_stream *s, const char *tenant) {
   return 0;
 }
 
-static void free_handle(uv_handle_t *h) { sb_free(h); }
 
 static void stream_free(event_stream *s) {
-  if (s->drain) uv_close((uv_handle_t *)s->drain, free_handle);
+  if (s->drain) uv_close((uv_handle_t *)s->drain, sb_free_handle);
   if (s->tenant) {
     json_int_t n = streams_of(s->app, s->tenant);
     if (n > 1)

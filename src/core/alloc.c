@@ -108,6 +108,8 @@ void sb_free(void *p) {
   free(h);
 }
 
+void sb_free_handle(struct uv_handle_s *h) { sb_free(h); }
+
 char *sb_strndup(const char *s, size_t n) {
   char *d = sb_malloc(n + 1);
   if (!d) return NULL;

@@ -61,6 +61,10 @@ void *sb_malloc(size_t n);
 void *sb_calloc(size_t count, size_t n);
 void *sb_realloc(void *p, size_t n);
 void sb_free(void *p);
+/* A libuv close callback for a handle allocated on its own with
+ * sb_malloc: uv_close(h, sb_free_handle) frees it once closed. */
+struct uv_handle_s;
+void sb_free_handle(struct uv_handle_s *h);
 char *sb_strdup(const char *s); /* caller frees with sb_free */
 /* Free a NULL-terminated array of strings and the array (v may be NULL). */
 void sb_strv_free(char **v);

@@ -454,7 +454,6 @@ static void on_trim_timer(uv_timer_t *t) {
     sb_free(op);
 }
 
-static void free_timer(uv_handle_t *h) { sb_free(h); }
 
 sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
   sb_events *ev = sb_calloc(1, sizeof *ev);
@@ -485,7 +484,7 @@ void sb_events_free(sb_events *ev) {
   if (!ev) return;
   sb_store_on_events(ev->store, NULL, NULL);
   if (ev->trimming) ev->trimming->ev = NULL;
-  uv_close((uv_handle_t *)ev->trim, free_timer);
+  uv_close((uv_handle_t *)ev->trim, sb_free_handle);
   sb_list_link *n, *next;
   SB_LIST_FOREACH_SAFE(n, next, &ev->subs) {
     sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);

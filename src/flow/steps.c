@@ -26,7 +26,6 @@ int fl_active_index(const fl_run *r, int step, int visit) {
   return -1;
 }
 
-static void free_timer(uv_handle_t *h) { sb_free(h); }
 
 static void active_stop(fl_active *a) {
   if (a->call) {
@@ -36,11 +35,11 @@ static void active_stop(fl_active *a) {
     sb_gateway_call_cancel(c, "the workflow step was stopped");
   }
   if (a->timer) {
-    uv_close((uv_handle_t *)a->timer, free_timer);
+    uv_close((uv_handle_t *)a->timer, sb_free_handle);
     a->timer = NULL;
   }
   if (a->par_timer) {
-    uv_close((uv_handle_t *)a->par_timer, free_timer);
+    uv_close((uv_handle_t *)a->par_timer, sb_free_handle);
     a->par_timer = NULL;
   }
   if (a->sub) {

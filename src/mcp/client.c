@@ -117,7 +117,6 @@ const char *sb_mcp_outcome_name(sb_mcp_outcome o) {
 
 /* ---- request bookkeeping -------------------------------------------------- */
 
-static void timer_closed(uv_handle_t *h) { sb_free(h); }
 
 static size_t id_bucket(const sb_mcp_client *c, json_int_t id) {
   return (size_t)id & (c->nbuckets - 1);
@@ -174,7 +173,7 @@ static void request_unlink(sb_mcp_request *r) {
 static void request_free(sb_mcp_request *r) {
   if (r->timer) {
     uv_timer_stop(r->timer);
-    uv_close((uv_handle_t *)r->timer, timer_closed);
+    uv_close((uv_handle_t *)r->timer, sb_free_handle);
   }
   json_decref(r->progress_token);
   sb_free(r->method);

@@ -50,7 +50,6 @@ static void run_callbacks(sb_store *st) {
 
 static void on_wake(uv_async_t *h) { run_callbacks(h->data); }
 
-static void free_wake(uv_handle_t *h) { sb_free(h); }
 
 void st_complete(sb_store *st, st_req *req) {
   req->next = NULL;
@@ -98,7 +97,7 @@ int st_base_init(sb_store *st, const sb_store_options *o, sb_error *err) {
 
 void st_base_fail(sb_store *st) {
   if (!st->wake) return;
-  uv_close((uv_handle_t *)st->wake, free_wake);
+  uv_close((uv_handle_t *)st->wake, sb_free_handle);
   uv_mutex_destroy(&st->done_lock);
   st->wake = NULL;
 }
