@@ -393,6 +393,12 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
  * of the new context, minted by the caller (a UUID, so it can name it in
  * the extras); NULL mints one. */
 typedef struct sb_store_extras sb_store_extras;
+/* 0 if a create with this input would be accepted as far as the input
+ * goes (the same checks, validation and size limit, nothing written),
+ * else the error it would give: for a caller that creates the context
+ * later, such as a workflow run at its first write. */
+int sb_ctx_check_new(sb_ctx_manager *m, const char *tenant,
+                     const json_t *input, sb_error *err);
 int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
                            const json_t *input, const char *new_id,
                            const sb_store_extras *extras, sb_ctx_cb cb,

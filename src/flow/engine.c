@@ -94,7 +94,6 @@ static void run_free(fl_run *r) {
   sb_free(r);
 }
 
-static void free_handle(uv_handle_t *h) { sb_free(h); }
 
 int fl_timer_once(uv_timer_t **t, sb_flow_engine *e, void *data,
                   uv_timer_cb cb, uint64_t ms) {
@@ -109,7 +108,7 @@ int fl_timer_once(uv_timer_t **t, sb_flow_engine *e, void *data,
 }
 
 void fl_timer_close(uv_timer_t **t) {
-  if (*t) uv_close((uv_handle_t *)*t, free_handle);
+  if (*t) uv_close((uv_handle_t *)*t, sb_free_handle);
   *t = NULL;
 }
 
@@ -458,22 +457,16 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
   json_t *new_ctx = NULL;
   if (!s->context_id) {
     json_t *given = json_object_get(s->input, "context");
-    /* As a context created directly (sb_ctx_create_async): what the
+    /* Checked now as a context created directly (sb_ctx_create_async)
+     * is, though it is written with the run's first step: what the
      * server sets is not taken from the caller, another tenant least of
-     * all. */
-    static const char *const server_owned[] = {"id", "version", "timestamp"};
-    for (size_t i = 0; i < sizeof server_owned / sizeof *server_owned; i++)
-      if (json_object_get(given, server_owned[i]))
-        return sb_error_set(err, SB_EINVAL,
-                            "input.context.%s: set by the server, must not "
-                            "be given",
-                            server_owned[i]);
-    json_t *tenant_id = json_object_get(given, "tenantId");
-    if (tenant_id && (!json_is_string(tenant_id) ||
-                      strcmp(json_string_value(tenant_id), s->tenant) != 0))
-      return sb_error_set(err, SB_EINVAL,
-                          "input.context.tenantId: must be omitted (it is "
-                          "the caller's tenant)");
+     * all, and a field that does not validate is named where the caller
+     * put it. */
+    sb_error cerr = {0};
+    if ((rc = sb_ctx_check_new(e->o.ctx, s->tenant, given, &cerr)) != 0)
+      return rc == SB_EINVAL
+                 ? sb_error_set(err, rc, "input.context.%.400s", cerr.msg)
+                 : sb_error_set(err, rc, "input.context: %.400s", cerr.msg);
     new_ctx = sb_ctx_fill_defaults(given ? given : NULL);
     if (!new_ctx) return sb_error_set(err, SB_ENOMEM, "out of memory");
   } else if (json_object_get(s->input, "context")) {

@@ -267,6 +267,17 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     const s = await cli(['run', 'three', ...asCfg, '--input', shape]);
     assert.equal(s.code, 2);
     assert.match(s.stderr, /input\.variables: "a\.b" is not a plain name/);
+    // A context field that does not validate is named where the file put it.
+    for (const [context, message] of [
+      [{ conversation: {} }, /input\.context\.conversation: unknown field \(known: id, /],
+      [{ data: { conversation: { messages: [{ role: 7 }] } } }, /input\.context\.data\.conversation\.messages\[0\]\.role: must be one of user, /],
+      [{ tenantId: 'someone-else' }, /input\.context\.tenantId: must be omitted/],
+    ]) {
+      writeFileSync(shape, JSON.stringify({ context }));
+      const c = await cli(['run', 'three', ...asCfg, '--input', shape]);
+      assert.equal(c.code, 2, c.stderr);
+      assert.match(c.stderr, message);
+    }
 
     const u = await cli(['run', 'nope', ...asCfg]);
     assert.equal(u.code, 2);
