@@ -254,19 +254,15 @@ typedef struct event_stream {
   sb_events_sub *sub;
   char **types;
   size_t ntypes;
-  uv_timer_t *drain; /* while the subscription is paused: is it taken? */
-  uint64_t drain_ms; /* the next check's delay */
 } event_stream;
 
 /* A client's unsent output past half of max_stream_buffer_bytes pauses
  * the stream's subscription (a backlog read from the log would otherwise
  * be queued whole, past the limit, and the client cut off before it got
- * any: again at each reconnection); it resumes once the client has taken
- * all but a quarter: checked after DRAIN_FIRST_MS, the delay doubling up
- * to DRAIN_MAX_MS while it does not (a client that stopped reading holds
- * its stream, paused, at little cost; the log keeps what it has not had). */
-#define DRAIN_FIRST_MS 5
-#define DRAIN_MAX_MS 500
+ * any: again at each reconnection); it resumes as soon as the client has
+ * taken all but a quarter (sb_http_stream_on_drained). A client that
+ * stopped reading holds its stream, paused, at no cost; the log keeps
+ * what it has not had. */
 
 /* The tenant's open event streams, as a number (0 when none). */
 static json_int_t streams_of(sb_app *app, const char *tenant) {
@@ -291,8 +287,9 @@ static int stream_admit(event_stream *s, const char *tenant) {
 }
 
 
+/* s->req, if any, no longer tells s anything (it may outlive s). */
 static void stream_free(event_stream *s) {
-  if (s->drain) uv_close((uv_handle_t *)s->drain, sb_free_handle);
+  if (s->req) sb_http_stream_on_drained(s->req, 0, NULL, NULL);
   if (s->tenant) {
     json_int_t n = streams_of(s->app, s->tenant);
     if (n > 1)
@@ -311,32 +308,20 @@ static void stream_free(event_stream *s) {
 
 static void stream_gone(void *ud) {
   event_stream *s = ud;
-  s->req = NULL;
   stream_free(s);
 }
 
-static void drain_check(uv_timer_t *t) {
-  event_stream *s = t->data;
-  if (sb_http_stream_unsent(s->req) >
-      s->app->cfg->max_stream_buffer_bytes / 4) {
-    if (s->drain_ms < DRAIN_MAX_MS) s->drain_ms *= 2;
-    uv_timer_start(t, drain_check, s->drain_ms, 0);
-    return;
-  }
+static void stream_drained(void *ud) {
+  event_stream *s = ud;
   sb_events_sub_resume(s->sub);
 }
 
 /* Pause s's subscription (after the event being delivered) until its
  * client has taken most of what it was sent. */
 static void stream_pause(event_stream *s) {
-  if (!s->drain) {
-    if (!(s->drain = sb_calloc(1, sizeof *s->drain))) return;
-    uv_timer_init(s->app->loop, s->drain);
-    s->drain->data = s;
-  }
   sb_events_sub_pause(s->sub);
-  s->drain_ms = DRAIN_FIRST_MS;
-  uv_timer_start(s->drain, drain_check, s->drain_ms, 0);
+  sb_http_stream_on_drained(s->req, s->app->cfg->max_stream_buffer_bytes / 4,
+                            stream_drained, s);
 }
 
 static void stream_event(void *ud, const sb_event *e) {
@@ -367,6 +352,7 @@ static void stream_error(void *ud, const sb_error *err) {
   SB_WARN("rest", "event stream: %s", err->msg);
   if (text) sb_http_stream_send(s->req, text, strlen(text));
   sb_free(text);
+  sb_http_stream_on_drained(s->req, 0, NULL, NULL);
   sb_http_stream_end(s->req);
   s->req = NULL;
   sb_events_unsubscribe(s->sub);

@@ -81,6 +81,11 @@ struct http_req {
   /* SSE output not yet taken by MHD */
   sb_buf sse;
   size_t sse_off;
+  /* sb_http_stream_on_drained: told once unsent output falls to `below`
+   * (drain_due: it has, the callback runs after MHD_run returns) */
+  void (*drained)(void *ud);
+  void *drained_ud;
+  size_t drained_below;
   uint64_t last_write_ms;
   uint32_t stream_id;      /* legacy SSE stream number (0 = the GET stream) */
   int route;               /* index+1 of the REST route serving it, or 0 */
@@ -103,6 +108,7 @@ struct http_req {
   unsigned dispatched : 1; /* out was handed to sb_mcp_server_dispatch */
   unsigned deferred : 1;   /* a REST handler will answer later */
   unsigned watching : 1;   /* disconnect watch active */
+  unsigned drain_due : 1;  /* `drained` is to run (below was reached) */
   unsigned watch_inited : 1;
   unsigned watch_due : 1;  /* suspended, in srv's watch queue */
   unsigned close_after : 1; /* answer with Connection: close */
@@ -193,6 +199,7 @@ struct sb_http_server {
   int draining; /* sb_http_server_drain: no new connection, no new request */
   int in_run;          /* inside MHD_run */
   int kick_pending;    /* run MHD again right after this run */
+  int drains_due;      /* some request's drain_due is set */
   sb_list reqs;        /* every live request, newest first */
   sb_list free_reqs;   /* pool */
   size_t free_count;
@@ -302,6 +309,9 @@ void http_req_resume(http_req *r);
 /* The watch timer fired: start the disconnect watch of every request
  * suspended for HTTP_WATCH_DELAY_MS or longer. */
 void http_watch_due(uv_timer_t *t);
+/* Run the sb_http_stream_on_drained callbacks that came due during
+ * MHD_run (http_server.c calls it once MHD_run has returned). */
+void http_sse_run_drained(sb_http_server *s);
 /* Append raw bytes to a streaming request, waking its reader. */
 int http_req_sse_append(http_req *r, const char *data, size_t len);
 /* Make r's response an SSE stream (queue it). Returns 0 or SB_E*. */

@@ -39,6 +39,7 @@ static void run_mhd(sb_http_server *s) {
   s->kick_pending = 0;
   MHD_run(s->daemon);
   s->in_run = 0;
+  http_sse_run_drained(s);
   MHD_UNSIGNED_LONG_LONG to = 0;
   if (s->kick_pending) {
     s->kick_pending = 0;

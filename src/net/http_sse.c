@@ -25,6 +25,11 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
       sb_buf_reset(&r->sse);
       r->sse_off = 0;
     }
+    if (r->drained && r->sse.len - r->sse_off <= r->drained_below) {
+      /* Not from inside MHD's reader: once MHD_run has returned. */
+      r->drain_due = 1;
+      r->srv->drains_due = 1;
+    }
     return (ssize_t)n;
   }
   if (r->sse_end) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -47,6 +52,34 @@ int http_req_start_sse(http_req *r, unsigned status) {
   http_req_queue(r, status, resp);
   MHD_destroy_response(resp);
   return 0;
+}
+
+void sb_http_stream_on_drained(sb_http_request *r, size_t below,
+                               void (*cb)(void *ud), void *ud) {
+  r->drained = cb;
+  r->drained_ud = ud;
+  r->drained_below = below;
+  r->drain_due = 0;
+  if (cb && !r->gone && r->state == REQ_SSE &&
+      r->sse.len - r->sse_off <= below) {
+    r->drain_due = 1;
+    r->srv->drains_due = 1;
+    http_kick(r->srv);
+  }
+}
+
+void http_sse_run_drained(sb_http_server *s) {
+  if (!s->drains_due) return;
+  s->drains_due = 0;
+  sb_list_link *n, *next;
+  SB_LIST_FOREACH_SAFE(n, next, &s->reqs) {
+    http_req *r = sb_list_entry(n, http_req, all_link);
+    if (!r->drain_due) continue;
+    r->drain_due = 0;
+    void (*cb)(void *) = r->drained;
+    r->drained = NULL; /* once */
+    if (cb && !r->gone) cb(r->drained_ud);
+  }
 }
 
 int http_req_sse_append(http_req *r, const char *data, size_t len) {

@@ -244,6 +244,12 @@ int sb_http_stream_send(sb_http_request *req, const char *text, size_t len);
  * is gone): a producer that can wait (a backlog read from a log) pauses
  * while it is high, well before max_stream_buffer_bytes cuts the client. */
 size_t sb_http_stream_unsent(const sb_http_request *req);
+/* Tell once, by cb(ud) on the loop, when the bytes unsent on the stream
+ * fall to `below` or fewer (at once, on the next turn, if they already
+ * have): a producer paused by sb_http_stream_unsent goes on. A later call
+ * replaces it, cb NULL cancels it; never after the stream is gone. */
+void sb_http_stream_on_drained(sb_http_request *req, size_t below,
+                               void (*cb)(void *ud), void *ud);
 /* End the stream once what was sent is out. */
 void sb_http_stream_end(sb_http_request *req);
 
