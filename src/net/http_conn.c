@@ -353,8 +353,15 @@ static const char *const singletons[] = {
     "Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method",
     "Mcp-Name",      "Last-Event-ID", NULL};
 
+/* And every Mcp-Param-{Name} (a tool parameter mirrored into a header,
+ * checked against the body): the first this many names are tracked. */
+#define PARAM_PREFIX "Mcp-Param-"
+#define MAX_PARAMS 64
+
 typedef struct singleton_scan {
   unsigned seen[sizeof singletons / sizeof singletons[0]];
+  const char *params[MAX_PARAMS];
+  size_t nparams;
   const char *repeated;
 } singleton_scan;
 
@@ -363,6 +370,13 @@ static enum MHD_Result scan_singleton(void *cls, enum MHD_ValueKind kind,
   (void)kind;
   (void)value;
   singleton_scan *f = cls;
+  if (key && strncasecmp(key, PARAM_PREFIX, strlen(PARAM_PREFIX)) == 0) {
+    for (size_t i = 0; i < f->nparams; i++)
+      if (strcasecmp(f->params[i], key) == 0 && !f->repeated)
+        f->repeated = key; /* MHD keeps it for the request */
+    if (f->nparams < MAX_PARAMS) f->params[f->nparams++] = key;
+    return MHD_YES;
+  }
   for (size_t i = 0; key && singletons[i]; i++) {
     if (strcasecmp(key, singletons[i]) != 0) continue;
     if (++f->seen[i] > 1 && !f->repeated) f->repeated = singletons[i];

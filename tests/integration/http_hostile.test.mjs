@@ -128,6 +128,8 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       ['Content-Type', 'text/plain'],
       // A proxy in front may route by another Host than the one read.
       ['Host', 'elsewhere.example'],
+      // A tool parameter mirrored into a header: which value was checked?
+      ['Mcp-Param-Region', 'eu-west1'],
     ];
     for (const [name, second] of cases) {
       const headers = { ...base, 'Content-Type': ['application/json'] };
