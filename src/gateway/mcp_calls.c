@@ -408,7 +408,7 @@ static void start(sb_gateway *gw, sb_mcp_call *call,
    * with the arguments (agents_call's own schema declares none). */
   if (!params && o->name && strcmp(method, "tools/call") == 0) {
     agent *a = gw_agent_find(gw, o->agent);
-    const json_t *schema = a ? gw_agent_tool_schema(a, o->name) : NULL;
+    const json_t *schema = a ? gw_agent_header_schema(a, o->name) : NULL;
     if (schema && sb_mcp_call_check_tool_headers(call, schema) != 0) return;
   }
   const char *state = json_string_value(json_object_get(own, "requestState"));

@@ -67,23 +67,35 @@ int gw_agent_may_serve_tool(agent *a, const char *tool) {
   return !tool || !a->lists[LIST_TOOLS].items || gw_agent_serves_tool(a, tool);
 }
 
-/* The tool of that name in a's list, or NULL. */
-static const json_t *listed_tool(agent *a, const char *tool) {
+int gw_agent_serves_tool(agent *a, const char *tool) {
   size_t i;
   json_t *t;
   json_array_foreach(a->lists[LIST_TOOLS].items, i, t) {
     const char *n = json_string_value(json_object_get(t, "name"));
-    if (n && strcmp(n, tool) == 0) return t;
+    if (n && strcmp(n, tool) == 0) return 1;
   }
-  return NULL;
+  return 0;
 }
 
-int gw_agent_serves_tool(agent *a, const char *tool) {
-  return listed_tool(a, tool) != NULL;
+const json_t *gw_agent_header_schema(agent *a, const char *tool) {
+  return json_object_get(a->lists[LIST_TOOLS].header_schemas, tool);
 }
 
-const json_t *gw_agent_tool_schema(agent *a, const char *tool) {
-  return json_object_get(listed_tool(a, tool), "inputSchema");
+/* The tools that mirror parameters into headers, name -> inputSchema (new;
+ * NULL when none): looked up on each call, instead of each call walking
+ * its tool's schema. */
+static json_t *header_schemas(const json_t *tools) {
+  json_t *out = NULL;
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    const char *n = json_string_value(json_object_get(t, "name"));
+    json_t *schema = json_object_get(t, "inputSchema");
+    if (!n || !sb_mcp_tool_headers_declared(schema)) continue;
+    if (!out && !(out = json_object())) return NULL;
+    json_object_set(out, n, schema);
+  }
+  return out;
 }
 
 
@@ -175,6 +187,8 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
   int changed = !l->items || !json_equal(l->items, servable);
   json_decref(l->items);
   l->items = servable;
+  json_decref(l->header_schemas);
+  l->header_schemas = l->kind == LIST_TOOLS ? header_schemas(servable) : NULL;
   if (changed) { /* not a refresh that found nothing new */
     SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
             k->key);
@@ -222,7 +236,8 @@ static void drop_lists(agent *a, int announce_it) {
     had[k] = l->items != NULL;
     json_decref(l->items);
     json_decref(l->listing);
-    l->items = l->listing = NULL;
+    json_decref(l->header_schemas);
+    l->items = l->listing = l->header_schemas = NULL;
     sb_free(l->cursor);
     l->cursor = NULL;
   }
