@@ -155,6 +155,10 @@ int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
 int app_flow_run_start(sb_app *app, const sb_principal *p,
                        const sb_flow_start *s, sb_flow_cb cb, void *ud,
                        sb_error *err);
+/* The same for an MCP call: its principal, and the trace context of its
+ * _meta (flow_tools.c). */
+int app_flow_run_start_call(sb_app *app, sb_mcp_call *call, sb_flow_start *s,
+                            sb_flow_cb cb, void *ud, sb_error *err);
 
 /* run_access.c: runs scoped per operation and per workflow ("runs:read",
  * "runs:read:<workflow>", "runs:write", "runs:write:<workflow>").
@@ -240,6 +244,10 @@ void app_events_since_msg(int64_t since, int64_t newest, const char *what,
  * uses with the same limits (sb_http_request_json), or NULL after
  * answering 400 bad_json naming `what` and what was wrong. */
 json_t *app_rest_body(sb_http_request *req, const char *what);
+/* The request's W3C trace context headers (traceparent, tracestate,
+ * baggage) as an object for an agent's _meta or a run (new), or NULL
+ * when there is no valid traceparent. */
+json_t *app_rest_trace(sb_http_request *req);
 /* The same, for a route whose body is an object of the `known` keys
  * (NULL-terminated): anything else (another type, a key it does not
  * take, a misspelling) is answered 400 naming it, and NULL returned. */

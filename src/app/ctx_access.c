@@ -284,6 +284,7 @@ typedef struct run_check {
   sb_principal *principal; /* a reference; NULL: unrestricted */
   char *tenant, *workflow, *context_id;
   json_t *input;
+  json_t *trace; /* a reference, or NULL */
   sb_flow_cb cb;
   void *ud;
 } run_check;
@@ -294,6 +295,7 @@ static void run_check_free(run_check *rc) {
   sb_free(rc->workflow);
   sb_free(rc->context_id);
   json_decref(rc->input);
+  json_decref(rc->trace);
   sb_free(rc);
 }
 
@@ -322,7 +324,8 @@ static void run_checked(void *ud, const sb_ctx_result *res) {
                      .workflow = rc->workflow,
                      .context_id = rc->context_id,
                      .input = rc->input,
-                     .principal = rc->principal};
+                     .principal = rc->principal,
+                     .trace = rc->trace};
   int code = sb_flow_run_start(rc->app->flow, &s, rc->cb, rc->ud, &err);
   if (code != 0) return run_check_fail(rc, code, &err);
   run_check_free(rc);
@@ -348,6 +351,7 @@ int app_flow_run_start(sb_app *app, const sb_principal *p,
                     .workflow = sb_strdup(s->workflow ? s->workflow : ""),
                     .context_id = sb_strdup(s->context_id),
                     .input = s->input ? json_deep_copy(s->input) : NULL,
+                    .trace = json_incref((json_t *)s->trace),
                     .cb = cb,
                     .ud = ud};
   app_ctx_access a = {.principal = p,

@@ -313,8 +313,7 @@ static void task_call_tool(void *ud, sb_mcp_call *call, const char *name,
   s.tenant = op->tenant;
   sb_error err = {0};
   op->pending++;
-  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s, run_started,
-                              op, &err);
+  int rc = app_flow_run_start_call(app, call, &s, run_started, op, &err);
   if (rc != 0) {
     op->pending--;
     sb_mcp_call *c = op_take(op);

@@ -508,6 +508,17 @@ int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s) {
   return 0;
 }
 
+int app_flow_run_start_call(sb_app *app, sb_mcp_call *call, sb_flow_start *s,
+                            sb_flow_cb cb, void *ud, sb_error *err) {
+  json_t *trace = sb_mcp_trace_context(
+      json_object_get(sb_mcp_call_params(call), "_meta"));
+  s->trace = trace;
+  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), s, cb, ud, err);
+  s->trace = NULL;
+  json_decref(trace);
+  return rc;
+}
+
 static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   sb_flow_start s;
   if (app_flow_start_args(call, args, &s) != 0) return;
@@ -517,8 +528,7 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
     tool_op *op = op_new(call);
     if (!op) return;
     started(call, op,
-            app_flow_run_start(app, sb_mcp_call_principal(call), &s, op_done,
-                               op, &err),
+            app_flow_run_start_call(app, call, &s, op_done, op, &err),
             &err);
     return;
   }
@@ -537,8 +547,7 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
     return;
   }
   w->in_flow = 1;
-  int rc = app_flow_run_start(app, sb_mcp_call_principal(call), &s, run_started,
-                              w, &err);
+  int rc = app_flow_run_start_call(app, call, &s, run_started, w, &err);
   if (rc != 0) {
     watch_free(w);
     return reply_error(call, rc, &err);

@@ -542,3 +542,18 @@ static void handle(void *ud, sb_http_request *req) {
 int app_rest_register(sb_app *app) {
   return sb_http_server_route(app->http, PREFIX, handle, app);
 }
+
+/* The W3C trace context headers of the request (traceparent, tracestate,
+ * baggage), as sb_mcp_trace_context makes it of an MCP caller's _meta. */
+json_t *app_rest_trace(sb_http_request *req) {
+  static const char *const names[] = {"traceparent", "tracestate", "baggage",
+                                      NULL};
+  json_t *headers = json_object();
+  for (int i = 0; headers && names[i]; i++) {
+    const char *v = sb_http_request_header(req, names[i]);
+    if (v) json_object_set_new(headers, names[i], json_string(v));
+  }
+  json_t *trace = sb_mcp_trace_context(headers);
+  json_decref(headers);
+  return trace;
+}

@@ -70,22 +70,6 @@ static void on_gone(void *ud) {
   if (rc->gc) sb_gateway_call_cancel(rc->gc, "the HTTP client went away");
 }
 
-/* The W3C trace context headers of the request (traceparent, tracestate,
- * baggage), for the agent's _meta as an MCP caller's would go; NULL when
- * there is no valid traceparent. */
-static json_t *trace_context(sb_http_request *req) {
-  static const char *const names[] = {"traceparent", "tracestate", "baggage",
-                                      NULL};
-  json_t *headers = json_object();
-  for (int i = 0; headers && names[i]; i++) {
-    const char *v = sb_http_request_header(req, names[i]);
-    if (v) json_object_set_new(headers, names[i], json_string(v));
-  }
-  json_t *trace = sb_mcp_trace_context(headers);
-  json_decref(headers);
-  return trace;
-}
-
 static const char *const call_keys[] = {
     "capability", "agent", "tool", "arguments", "contextId", "timeoutMs", NULL};
 
@@ -132,7 +116,7 @@ void app_rest_agent_call(sb_app *app, sb_http_request *req) {
   o.deadline_ms = timeout ? (uint64_t)json_integer_value(timeout) : 0;
   o.on_done = on_done;
   o.ud = rc;
-  o.meta = trace_context(req);
+  o.meta = app_rest_trace(req);
   sb_http_request_defer(req, on_gone, rc);
   sb_gateway_call *gc = NULL;
   int rv = sb_gateway_call_start(app->gateway, &o, &gc, &err);

@@ -125,10 +125,13 @@ static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
   }
   rest_run_op *op = defer(req, 1);
   sb_error err = {0};
+  json_t *trace = app_rest_trace(req);
+  s.trace = trace;
   int rc = op ? app_flow_run_start(app, sb_http_request_principal(req), &s,
                                    on_flow_done, op, &err)
               : 0;
   if (op && rc != 0) refused(op, rc, &err);
+  json_decref(trace);
   json_decref(body);
 }
 

@@ -198,6 +198,7 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   if (!v) return NULL;
   json_object_del(v, "definition"); /* runs stored before migration 5 */
   json_object_del(v, "principal");  /* the starter's scopes: the engine's */
+  json_object_del(v, "trace");      /* its trace context: the agents' */
   json_object_del(v, "visits");
   json_object_del(v, "lastAgent");
   json_object_set_new(v, "contextVersion",
@@ -474,18 +475,29 @@ int sb_flow_run_start(sb_flow_engine *e, const sb_flow_start *s, sb_flow_cb cb,
                         "input.context: not with contextId (the run works "
                         "on that context)");
   }
-  /* A restricted starter's scopes: every step is checked with them. */
-  json_t *extra = NULL;
+  /* A restricted starter's scopes: every step is checked with them; and
+   * its trace context, which every call carries. */
+  json_t *extra = json_object();
   const sb_principal *p = s->principal;
-  if (p && p->restricted) {
+  if (extra && p && p->restricted) {
     json_t *scopes = json_array();
     for (size_t i = 0; scopes && i < p->scopes_len; i++)
       json_array_append_new(scopes, json_string(p->scopes[i]));
     if (!scopes ||
-        !(extra = json_pack("{s{so}}", "principal", "scopes", scopes))) {
-      json_decref(new_ctx);
-      return sb_error_set(err, SB_ENOMEM, "out of memory");
+        json_object_set_new(extra, "principal",
+                            json_pack("{so}", "scopes", scopes)) != 0) {
+      json_decref(extra);
+      extra = NULL;
     }
+  }
+  if (extra && json_is_object(s->trace) &&
+      json_object_set_new(extra, "trace", json_deep_copy(s->trace)) != 0) {
+    json_decref(extra);
+    extra = NULL;
+  }
+  if (!extra) {
+    json_decref(new_ctx);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
   }
   rc = fl_launch(e, s->tenant, def, def->source, s->context_id, new_ctx, s->input,
               extra, cb, ud, err);

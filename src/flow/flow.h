@@ -362,6 +362,12 @@ typedef struct sb_flow_start {
    * stored in it (so a restart keeps them; a fork inherits them), and
    * each step is asked step_permitted with them. NULL: unrestricted. */
   const sb_principal *principal;
+  /* The starter's OpenTelemetry trace context ({traceparent, tracestate?,
+   * baggage?}, already checked: sb_mcp_trace_context), borrowed: kept
+   * with the run (a restart keeps it) and put in the _meta of every call
+   * the run makes, so the agents' spans join the starter's trace. NULL:
+   * none. */
+  const json_t *trace;
 } sb_flow_start;
 
 /* Every function below: 0 when under way (cb runs once, later, after the

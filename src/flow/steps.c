@@ -322,6 +322,9 @@ static void call_start(fl_active *a) {
   json_t *meta =
       json_pack("{sss{ssssss}}", SB_FLOW_META_KEY, key, SB_FLOW_META_RUN, "id",
                 r->id, "workflow", r->def->name, "step", s->id);
+  /* The starter's trace context (traceparent...), kept with the run. */
+  json_t *trace = json_object_get(r->doc, "trace");
+  if (meta && json_is_object(trace)) json_object_update(meta, trace);
   sb_gateway_call_options o = {.agent = s->agent,
                                .capability = s->capability,
                                .context_id = r->context_id,

@@ -52,7 +52,8 @@ function build() {
   });
   server.tool('whoami', 'What switchboard handed this agent', { note: z.any().optional() }, async (args, extra) =>
     answer({ agent: name, args, context: extra._meta?.['switchboard/context'] ?? null,
-      key: extra._meta?.[KEY] ?? null, run: extra._meta?.['switchboard/run'] ?? null }));
+      key: extra._meta?.[KEY] ?? null, run: extra._meta?.['switchboard/run'] ?? null,
+      trace: extra._meta?.traceparent ?? null }));
   server.tool('headers_seen', 'The credential headers of every HTTP request so far', {}, async () =>
     answer({ agent: name, seen: seenHeaders }));
   server.tool('quote', 'A monthly payment', { price: z.number(), months: z.number().int().min(1) },

@@ -54,6 +54,11 @@ const WORKFLOWS = [
     ],
   },
   {
+    // What the agent was handed (its _meta's traceparent among it).
+    name: 'tasks-who',
+    steps: [{ id: 'who', call: { agent: 'flow', tool: 'whoami' } }],
+  },
+  {
     // Two questions at once: a tasks/update may answer both.
     name: 'tasks-two',
     steps: [{
@@ -182,6 +187,15 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     const out = done.result.structuredContent.history[0];
     assert.equal(out.step, 'classify');
     assert.equal(out.agent, 'flow');
+  });
+
+  it("workflow_run hands the caller's trace context (_meta traceparent, tracestate) to the agents its run calls", async () => {
+    const trace = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'sb=1' };
+    const created = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-who' } }, { tasks: false, meta: trace });
+    const run = created.result?.structuredContent;
+    assert.equal(run?.status, 'completed', JSON.stringify(created));
+    const r = await fetch(new URL(`/v1/contexts/${run.contextId}`, server.url), { headers: { authorization: `Bearer ${A}` } });
+    assert.equal((await r.json()).data.workflow.outputs.who.trace, trace.traceparent);
   });
 
   it('2026-07-28: an ask step is input_required, answered with tasks/update', async () => {
@@ -392,17 +406,19 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     }
   });
 
-  it("2025-11-25: an answer to tasks/result's question that the ask's schema refuses is -32602 naming it, not a tasks/result blocked for ever; asked again, a fitting answer completes", async () => {
+  /** A tasks/ask run whose first question `firstAnswer` answers: the
+   * tasks/result that asked fails as `refused` says, the question stays
+   * open, and the next tasks/result asks it again and completes. */
+  async function firstAnswerFails(firstAnswer, refused) {
     let n = 0;
-    // The first answer lacks the schema's required slot; the next fits.
-    const c = await legacyClient(server.url, A, () => (n++ === 0 ? { action: 'accept', content: {} } : { action: 'accept', content: { slot: 'tue-2pm' } }));
+    const c = await legacyClient(server.url, A, () => (n++ === 0 ? firstAnswer() : { action: 'accept', content: { slot: 'tue-2pm' } }));
     try {
       await c.client.listTools();
       const id = (await c.client.request({ method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } }, task: {} } },
         CreateTaskResultSchema)).task.taskId;
       await pollUntil(async () => (await c.client.experimental.tasks.getTask(id)).status === 'input_required', { what: 'input_required' });
-      await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a refused answer'),
-        (e) => e instanceof McpError && e.code === -32602 && /does not match step confirm's schema/.test(e.message));
+      await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a failed answer'),
+        (e) => e instanceof McpError && refused(e));
       assert.equal((await c.client.experimental.tasks.getTask(id)).status, 'input_required', 'the question is still open');
       const res = await withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema), DEADLINE_MS, 'tasks/result');
       assert.equal(res.structuredContent.status, 'completed', JSON.stringify(res));
@@ -410,29 +426,18 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     } finally {
       await c.close();
     }
+  }
+
+  it("2025-11-25: an answer to tasks/result's question that the ask's schema refuses is -32602 naming it, not a tasks/result blocked for ever; asked again, a fitting answer completes", async () => {
+    // The first answer lacks the schema's required slot.
+    await firstAnswerFails(() => ({ action: 'accept', content: {} }),
+      (e) => e.code === -32602 && /does not match step confirm's schema/.test(e.message));
   });
 
-  it("2025-11-25: a client whose elicitation handler fails makes tasks/result an error naming it, not a tasks/result blocked for ever; asked again, an answer completes", async () => {
-    let n = 0;
-    const c = await legacyClient(server.url, A, () => {
-      if (n++ === 0) throw new McpError(-32000, 'the salesperson closed the form');
-      return { action: 'accept', content: { slot: 'thu-4pm' } };
-    });
-    try {
-      await c.client.listTools();
-      const id = (await c.client.request({ method: 'tools/call', params: { name: 'workflow_run', arguments: { workflow: 'tasks-ask', input: { variables: { text: 'buy' } } }, task: {} } },
-        CreateTaskResultSchema)).task.taskId;
-      await pollUntil(async () => (await c.client.experimental.tasks.getTask(id)).status === 'input_required', { what: 'input_required' });
-      await assert.rejects(withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema, { timeout: DEADLINE_MS * 2 }), DEADLINE_MS, 'tasks/result with a failed elicitation'),
-        (e) => e instanceof McpError && e.code === -32603 &&
-          /the client answered the question of step confirm \(elicitation\/create\) with error -32000 .*the salesperson closed the form.*the run still waits/.test(e.message));
-      assert.equal((await c.client.experimental.tasks.getTask(id)).status, 'input_required', 'the question is still open');
-      const res = await withDeadline(c.client.experimental.tasks.getTaskResult(id, CallToolResultSchema), DEADLINE_MS, 'tasks/result');
-      assert.equal(res.structuredContent.status, 'completed', JSON.stringify(res));
-      assert.equal(c.asked.length, 2);
-    } finally {
-      await c.close();
-    }
+  it('2025-11-25: a client whose elicitation handler fails makes tasks/result an error naming it, not a tasks/result blocked for ever; asked again, an answer completes', async () => {
+    await firstAnswerFails(() => { throw new McpError(-32000, 'the salesperson closed the form'); },
+      (e) => e.code === -32603 &&
+        /the client answered the question of step confirm \(elicitation\/create\) with error -32000 .*the salesperson closed the form.*the run still waits/.test(e.message));
   });
 
   it('a task outlives a restart of switchboard and its run finishes', async () => {

@@ -103,6 +103,10 @@ const WORKFLOWS = `
       - id: intent
         ask: { message: What does the customer want? }
         save: conversation.intent
+  - name: traced
+    steps:
+      - id: who
+        call: { agent: sales, tool: whoami }
   - name: loop
     max_steps: 5
     steps:
@@ -136,6 +140,18 @@ describe('workflows over REST with real agents', () => {
   after(async () => {
     await sw?.stop();
     await financeHttp?.stop();
+  });
+
+  test("the starter's trace context (W3C traceparent) goes with the run to every agent it calls; a malformed one does not", async () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    for (const [traceparent, want] of [[tp, tp], ['00-nothex-00f067aa0ba902b7-01', null]]) {
+      const r = await rest.call('POST', '/v1/runs', { body: { workflow: 'traced' }, headers: { traceparent } });
+      assert.equal(r.status, 201, r.text);
+      const run = await rest.waitFor(r.json.id, 'completed');
+      assert.equal(run.trace, undefined, "the run's view does not show it");
+      const wf = (await rest.context(run.contextId)).json.data.workflow;
+      assert.equal(wf.outputs.who.trace, want, JSON.stringify(wf.outputs.who));
+    }
   });
 
   test('a lead: intake, branch, parallel join, a question, a booking', async () => {

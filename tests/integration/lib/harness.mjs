@@ -61,7 +61,7 @@ export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
  * `tasks` is false. Answers { status, headers, text, ...the JSON-RPC
  * message }, the message read from a JSON body or the last SSE data line.
  */
-export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1, headers: extra = {} } = {}) {
+export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1, headers: extra = {}, meta: extraMeta = {} } = {}) {
   const name = params.taskId ?? params.uri ?? params.name;
   const headers = {
     accept: 'application/json, text/event-stream',
@@ -78,6 +78,7 @@ export async function postModern(url, token, method, params, { tasks = true, eli
       ...(tasks ? { extensions: { [TASKS_EXTENSION]: {} } } : {}),
       ...(elicitation ? { elicitation: { form: {} } } : {}),
     },
+    ...extraMeta,
   };
   const res = await withDeadline(fetch(url, {
     method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
