@@ -78,7 +78,6 @@ void app_register_log_secrets(const sb_config *cfg) {
 
 /* ---- serve --stdio --agent: the first request waits for the agent ------ */
 
-
 static void stdio_wait_end(sb_app *app) {
   if (!app->stdio_wait) return;
   uv_timer_stop(app->stdio_wait);

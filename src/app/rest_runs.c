@@ -289,7 +289,6 @@ static int stream_admit(event_stream *s, const char *tenant) {
   return 0;
 }
 
-
 /* s->req, if any, no longer tells s anything (it may outlive s). */
 static void stream_free(event_stream *s) {
   if (s->req) sb_http_stream_on_drained(s->req, 0, NULL, NULL);

@@ -616,40 +616,33 @@ int sb_ctx_create_async(sb_ctx_manager *m, const char *tenant,
   return sb_ctx_create_ex_async(m, tenant, input, NULL, NULL, cb, ud, err);
 }
 
-/* The document a create would store for input (new, validated, its text
- * in *text, within contexts.max_bytes), its id in id; NULL with err. */
-static json_t *new_doc(sb_ctx_manager *m, const char *tenant,
-                       const json_t *input, const char *new_id, int64_t now,
-                       char id[37], char **text, sb_error *err) {
+/* The document a create would store for input (validated, its text in
+ * *text, within contexts.max_bytes) in *out, its id in id: 0, or the
+ * error with err (nothing out). */
+static int new_doc(sb_ctx_manager *m, const char *tenant, const json_t *input,
+                   const char *new_id, int64_t now, char id[37], json_t **out,
+                   char **text, sb_error *err) {
+  *out = NULL;
   *text = NULL;
-  if (new_id && !valid_id(new_id)) {
-    sb_error_set(err, SB_EINVAL, "context: malformed id");
-    return NULL;
-  }
-  if (input && !json_is_object(input)) {
-    sb_error_set(err, SB_EINVAL, "context: expected an object");
-    return NULL;
-  }
+  if (new_id && !valid_id(new_id))
+    return sb_error_set(err, SB_EINVAL, "context: malformed id");
+  if (input && !json_is_object(input))
+    return sb_error_set(err, SB_EINVAL, "context: expected an object");
   static const char *const server_owned[] = {"id", "version", "timestamp"};
   for (size_t i = 0; i < 3; i++)
-    if (json_object_get(input, server_owned[i])) {
-      sb_error_set(err, SB_EINVAL, "%s: set by the server, must not be given",
-                   server_owned[i]);
-      return NULL;
-    }
+    if (json_object_get(input, server_owned[i]))
+      return sb_error_set(err, SB_EINVAL,
+                          "%s: set by the server, must not be given",
+                          server_owned[i]);
   const char *given_tenant =
       json_string_value(json_object_get(input, "tenantId"));
   if (json_object_get(input, "tenantId") &&
-      (!given_tenant || strcmp(given_tenant, tenant) != 0)) {
-    sb_error_set(err, SB_EINVAL,
-                 "tenantId: must be omitted (it is the caller's tenant)");
-    return NULL;
-  }
+      (!given_tenant || strcmp(given_tenant, tenant) != 0))
+    return sb_error_set(err, SB_EINVAL,
+                        "tenantId: must be omitted (it is the caller's "
+                        "tenant)");
   json_t *doc = sb_ctx_fill_defaults(input);
-  if (!doc) {
-    sb_error_set(err, SB_ENOMEM, "out of memory");
-    return NULL;
-  }
+  if (!doc) return sb_error_set(err, SB_ENOMEM, "out of memory");
   char ts[32];
   if (new_id)
     snprintf(id, 37, "%s", new_id);
@@ -674,20 +667,21 @@ static json_t *new_doc(sb_ctx_manager *m, const char *tenant,
     sb_free(*text);
     *text = NULL;
     json_decref(doc);
-    return NULL;
+    return rc;
   }
-  return doc;
+  *out = doc;
+  return 0;
 }
 
 int sb_ctx_check_new(sb_ctx_manager *m, const char *tenant,
                      const json_t *input, sb_error *err) {
-  char id[37], *text = NULL;
-  json_t *doc =
-      new_doc(m, tenant, input, NULL, (int64_t)sb_wall_ms(), id, &text, err);
-  if (!doc) return err && err->code ? err->code : SB_EINVAL;
+  char id[37], *text;
+  json_t *doc;
+  int rc = new_doc(m, tenant, input, NULL, (int64_t)sb_wall_ms(), id, &doc,
+                   &text, err);
   sb_free(text);
   json_decref(doc);
-  return 0;
+  return rc;
 }
 
 int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
@@ -695,10 +689,10 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
                            const sb_store_extras *extras, sb_ctx_cb cb,
                            void *ud, sb_error *err) {
   int64_t now = (int64_t)sb_wall_ms();
-  char id[37], *text = NULL;
-  json_t *doc = new_doc(m, tenant, input, new_id, now, id, &text, err);
-  if (!doc) return err && err->code ? err->code : SB_EINVAL;
-  int rc;
+  char id[37], *text;
+  json_t *doc;
+  int rc = new_doc(m, tenant, input, new_id, now, id, &doc, &text, err);
+  if (rc != 0) return rc;
   mg_op *op = op_new(m, MG_CREATE, tenant, id, cb, ud, err);
   if (!op) {
     rc = SB_ENOMEM;

@@ -454,7 +454,6 @@ static void on_trim_timer(uv_timer_t *t) {
     sb_free(op);
 }
 
-
 sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
   sb_events *ev = sb_calloc(1, sizeof *ev);
   uv_timer_t *t = sb_calloc(1, sizeof *t);

@@ -94,7 +94,6 @@ static void run_free(fl_run *r) {
   sb_free(r);
 }
 
-
 int fl_timer_once(uv_timer_t **t, sb_flow_engine *e, void *data,
                   uv_timer_cb cb, uint64_t ms) {
   if (!*t) {

@@ -63,7 +63,6 @@ void fl_plan_go_on_drop(fl_run *r) {
   r->holds--; /* the caller holds it or frees it */
 }
 
-
 void fl_plan_go_on_close(sb_flow_engine *e) {
   if (e->go_idle) uv_close((uv_handle_t *)e->go_idle, sb_free_handle);
   e->go_idle = NULL;

@@ -26,7 +26,6 @@ int fl_active_index(const fl_run *r, int step, int visit) {
   return -1;
 }
 
-
 static void active_stop(fl_active *a) {
   if (a->call) {
     sb_gateway_call *c = a->call;

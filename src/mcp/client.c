@@ -117,7 +117,6 @@ const char *sb_mcp_outcome_name(sb_mcp_outcome o) {
 
 /* ---- request bookkeeping -------------------------------------------------- */
 
-
 static size_t id_bucket(const sb_mcp_client *c, json_int_t id) {
   return (size_t)id & (c->nbuckets - 1);
 }

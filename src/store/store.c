@@ -50,7 +50,6 @@ static void run_callbacks(sb_store *st) {
 
 static void on_wake(uv_async_t *h) { run_callbacks(h->data); }
 
-
 void st_complete(sb_store *st, st_req *req) {
   req->next = NULL;
   st_complete_list(st, req);
