@@ -9,6 +9,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libmicrohttpd-dev libgnutls28-dev libjansson-dev libyaml-dev libsodium-dev
   libsqlite3-dev libcurl4-openssl-dev libcmocka-dev libcjose-dev libjemalloc-dev
+  libpcre2-dev
   curl wrk nodejs npm sqlite3 openssl
 )
 

@@ -200,7 +200,7 @@ static int schema_type_ok(const json_t *t) {
  * checked with: an answer breaking one would be saved as if it fitted. */
 /* clang-format off */
 static const char *const unchecked_keywords[] = {
-    "$ref", "$dynamicRef", "allOf", "not", "if", "then", "else", "pattern",
+    "$ref", "$dynamicRef", "allOf", "not", "if", "then", "else",
     "patternProperties", "propertyNames", "dependentRequired",
     "dependentSchemas", "dependencies", "uniqueItems", "contains",
     "minContains", "maxContains", "prefixItems", "additionalItems",
@@ -225,8 +225,9 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
           "answers are not checked against %s, so one breaking it would "
           "be saved; the keywords checked are type, properties, required, "
           "additionalProperties, items, enum, const, anyOf, oneOf, "
-          "minLength, maxLength, format, minimum, maximum, exclusiveMinimum, "
-          "exclusiveMaximum, multipleOf, minItems and maxItems",
+          "minLength, maxLength, pattern, format, minimum, maximum, "
+          "exclusiveMinimum, exclusiveMaximum, multipleOf, minItems and "
+          "maxItems",
           key);
   if (strcmp(key, "type") == 0) {
     if (schema_type_ok(v)) return 0;
@@ -283,6 +284,12 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
     return json_is_number(v) && json_number_value(v) > 0
                ? 0
                : flow_fail(b, SB_EINVAL, "expected a number above 0");
+  if (strcmp(key, "pattern") == 0) {
+    char why[240];
+    return sb_llm_schema_pattern_valid(json_string_value(v), why, sizeof why)
+               ? 0
+               : flow_fail(b, SB_EINVAL, "%s", why);
+  }
   if (strcmp(key, "format") == 0)
     return sb_llm_schema_format_checked(json_string_value(v))
                ? 0

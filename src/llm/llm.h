@@ -126,14 +126,20 @@ const char *sb_llm_failure_name(sb_llm_failure f);
  * properties, required, additionalProperties (false, or a schema), items,
  * enum, const, anyOf, oneOf (exactly one), minItems/maxItems,
  * minLength/maxLength (in characters), minimum/maximum,
- * exclusiveMinimum/exclusiveMaximum (numbers), multipleOf, and format
- * date, date-time (RFC 3339), email and uri. Other keywords and formats
- * are ignored. 0, or SB_EINVAL with err naming the JSON path at fault:
+ * exclusiveMinimum/exclusiveMaximum (numbers), multipleOf, pattern (a
+ * regular expression the string must contain a match of, run by PCRE2:
+ * ECMA-262's syntax for classes, quantifiers, anchors and groups; a match
+ * that backtracks past a limit refuses the value), and format date,
+ * date-time (RFC 3339), email and uri. Other keywords and formats are
+ * ignored. 0, or SB_EINVAL with err naming the JSON path at fault:
  * "$.entities.make: expected a string, got 42". */
 int sb_llm_schema_check(const json_t *schema, const json_t *value,
                         sb_error *err);
 
 /* 1 if sb_llm_schema_check checks values against this format. */
 int sb_llm_schema_format_checked(const char *format);
+/* 1 if pattern is a regular expression `pattern` can use; else 0 with
+ * why (n bytes) saying what is wrong. */
+int sb_llm_schema_pattern_valid(const char *pattern, char *why, size_t n);
 
 #endif

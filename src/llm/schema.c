@@ -3,8 +3,9 @@
  * JSON Schema (tool output schemas are the agents' business), and a model's
  * structured output and an elicitation's requestedSchema need only the
  * shape keywords: type, properties, required, additionalProperties, items,
- * enum, const, anyOf, oneOf, the simple bounds and the four formats MCP
- * names. Unknown keywords are ignored, as a validator must. The first
+ * enum, const, anyOf, oneOf, the simple bounds, pattern (PCRE2) and the
+ * four formats MCP names. Unknown keywords are ignored, as a validator
+ * must. The first
  * mismatch is reported, with the JSON path of the value at fault.
  */
 #include <math.h>
@@ -12,9 +13,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "llm/llm.h"
 
 #define MAX_DEPTH 64
+/* A pattern's match gives up past these (a pathological pattern or
+ * subject backtracks without end): the value is then refused. */
+#define PATTERN_MATCH_LIMIT 100000
+#define PATTERN_DEPTH_LIMIT 10000
 
 static int fail(sb_error *err, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -198,6 +206,65 @@ static int is_uri(const char *s) {
   return 1;
 }
 
+/* ---- pattern ------------------------------------------------------------- */
+
+static pcre2_code *pattern_compile(const char *pattern, char *why, size_t n) {
+  int code;
+  PCRE2_SIZE at;
+  /* UTF: a pattern and its subjects are Unicode text; \d, \w and \s stay
+   * ASCII, as in ECMA-262. */
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF, &code, &at, NULL);
+  if (!re && why) {
+    PCRE2_UCHAR msg[160];
+    if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
+      snprintf((char *)msg, sizeof msg, "error %d", code);
+    snprintf(why, n, "not a regular expression: %s at offset %zu",
+             (const char *)msg, (size_t)at);
+  }
+  return re;
+}
+
+int sb_llm_schema_pattern_valid(const char *pattern, char *why, size_t n) {
+  pcre2_code *re = pattern ? pattern_compile(pattern, why, n) : NULL;
+  if (!pattern && why) snprintf(why, n, "expected a string");
+  pcre2_code_free(re);
+  return re != NULL;
+}
+
+/* JSON Schema `pattern`: the string contains a match (not anchored). */
+static int check_pattern(const char *pattern, const json_t *v,
+                         const char *path, sb_error *err) {
+  char why[240];
+  pcre2_code *re = pattern_compile(pattern, why, sizeof why);
+  if (!re) return fail(err, path, "the schema's pattern is %s", why);
+  pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+  pcre2_match_context *mc = pcre2_match_context_create(NULL);
+  int rc = SB_ENOMEM;
+  if (md && mc) {
+    pcre2_set_match_limit(mc, PATTERN_MATCH_LIMIT);
+    pcre2_set_depth_limit(mc, PATTERN_DEPTH_LIMIT);
+    int m = pcre2_match(re, (PCRE2_SPTR)json_string_value(v),
+                        json_string_length(v), 0, 0, md, mc);
+    char *shown = json_dumps(v, JSON_ENCODE_ANY);
+    rc = m >= 0 ? 0
+         : m == PCRE2_ERROR_NOMATCH
+             ? fail(err, path, "%.80s does not match the pattern %.80s",
+                    shown ? shown : "the value", pattern)
+             : fail(err, path,
+                    "%.80s could not be checked against the pattern %.80s "
+                    "(it gave up: error %d)",
+                    shown ? shown : "the value", pattern, m);
+    sb_free(shown);
+  } else {
+    rc = sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  pcre2_match_context_free(mc);
+  pcre2_match_data_free(md);
+  pcre2_code_free(re);
+  return rc;
+}
+
 int sb_llm_schema_format_checked(const char *format) {
   return format &&
          (strcmp(format, "date") == 0 || strcmp(format, "date-time") == 0 ||
@@ -263,6 +330,9 @@ static int check_scalar_bounds(const json_t *s, const json_t *v,
     if (json_is_integer(max) && (json_int_t)n > json_integer_value(max))
       return fail(err, path, "expected at most %lld characters",
                   (long long)json_integer_value(max));
+    const char *pattern = json_string_value(json_object_get(s, "pattern"));
+    int rc = pattern ? check_pattern(pattern, v, path, err) : 0;
+    if (rc != 0) return rc;
     return check_format(json_string_value(json_object_get(s, "format")), v,
                         path, err);
   }

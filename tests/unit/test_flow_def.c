@@ -619,19 +619,25 @@ static const struct {
     /* a keyword that constrains answers but is not checked: the schema
      * would promise what is not enforced */
     {"  - id: a\n    ask:\n      message: hi\n      schema:\n"
-     "        properties: {zip: {type: string, pattern: '^[0-9]{5}$'}}\n",
-     "wf.yaml:7: step \"a\": ask.schema.properties.zip.pattern: answers are "
-     "not checked against pattern, so one breaking it would be saved; the "
-     "keywords checked are type, properties, required, additionalProperties, "
-     "items, enum, const, anyOf, oneOf, minLength, maxLength, format, "
-     "minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, "
-     "minItems and maxItems"},
+     "        properties: {tags: {type: array, uniqueItems: true}}\n",
+     "wf.yaml:7: step \"a\": ask.schema.properties.tags.uniqueItems: answers "
+     "are not checked against uniqueItems, so one breaking it would be saved; "
+     "the keywords checked are type, properties, required, "
+     "additionalProperties, items, enum, const, anyOf, oneOf, minLength, "
+     "maxLength, pattern, format, minimum, maximum, exclusiveMinimum, "
+     "exclusiveMaximum, multipleOf, minItems and maxItems"},
     {"  - id: a\n    ask: {message: hi, schema: {allOf: [{type: object}]}}\n",
      "wf.yaml:4: step \"a\": ask.schema.allOf: answers are not checked "
      "against allOf, so one breaking it would be saved; the keywords checked "
      "are type, properties, required, additionalProperties, items, enum, "
-     "const, anyOf, oneOf, minLength, maxLength, format, minimum, maximum, "
-     "exclusiveMinimum, exclusiveMaximum, multipleOf, minItems and maxItems"},
+     "const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum, "
+     "maximum, exclusiveMinimum, exclusiveMaximum, multipleOf, minItems and "
+     "maxItems"},
+    {"  - id: a\n    ask: {message: hi, schema: {pattern: '[A-Z'}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.pattern: not a regular expression: "
+     "missing terminating ] for character class at offset 4"},
+    {"  - id: a\n    ask: {message: hi, schema: {pattern: 5}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.pattern: expected a string"},
     {"  - id: a\n    ask: {message: hi, schema: {format: phone}}\n",
      "wf.yaml:4: step \"a\": ask.schema.format: expected date, date-time, "
      "email or uri (the formats MCP elicitation names, and that answers are "

@@ -605,6 +605,29 @@ static void schema_elicitation_keywords(void **state) {
   assert_int_equal(check_text("{\"minLength\":4}", "\"Zo\\u00eb\"", &err),
                    SB_EINVAL);
   assert_int_equal(check_text("{\"maxLength\":1}", "\"\\ud83d\\ude97\"", &err), 0);
+  /* pattern: a match anywhere in the string (anchors say otherwise); a
+   * VIN has 17 of A-Z and 0-9 without I, O or Q */
+  const char *vin = "{\"pattern\":\"^[A-HJ-NPR-Z0-9]{17}$\"}";
+  assert_int_equal(check_text(vin, "\"1HGCM82633A004352\"", &err), 0);
+  assert_int_equal(check_text(vin, "\"1HGCM82633A00435O\"", &err), SB_EINVAL);
+  assert_string_equal(err.msg, "$: \"1HGCM82633A00435O\" does not match the "
+                               "pattern ^[A-HJ-NPR-Z0-9]{17}$");
+  assert_int_equal(check_text("{\"pattern\":\"\\\\d\"}", "\"a1b\"", &err), 0);
+  assert_int_equal(check_text("{\"pattern\":\"^\\\\d+$\"}", "\"\u0661\"", &err),
+                   SB_EINVAL); /* \d is ASCII digits, as in ECMA-262 */
+  assert_int_equal(check_text("{\"pattern\":\"^.{2}$\"}", "\"Zo\\u00eb\"", &err),
+                   SB_EINVAL); /* . is one character, not one byte */
+  assert_int_equal(check_text("{\"pattern\":\"^.{3}$\"}", "\"Zo\\u00eb\"", &err),
+                   0);
+  assert_int_equal(check_text("{\"pattern\":\"([\"}", "\"x\"", &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "the schema's pattern is not a regular "
+                                  "expression"));
+  /* a pattern that backtracks without end gives up: the value is refused */
+  assert_int_equal(check_text("{\"pattern\":\"^(a+)+$\"}",
+                              "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!\"", &err),
+                   SB_EINVAL);
+  assert_non_null(strstr(err.msg, "could not be checked against the pattern"));
+  assert_int_equal(check_text("{\"pattern\":\"x\"}", "5", &err), 0);
   /* exclusive bounds and multipleOf */
   const char *price = "{\"exclusiveMinimum\":0,\"exclusiveMaximum\":100,"
                       "\"multipleOf\":0.01}";
