@@ -255,8 +255,9 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
   if (error) {
     /* The channel closed under the connect (an agent that cannot start or
      * dies at once): on_channel_closed has already said why, which is
-     * the cause where this is its consequence, and restarts the agent. */
-    if (!a->ch) return;
+     * the cause where this is its consequence, and restarts the agent;
+     * or it is about to (the agent is known to be gone). */
+    if (!a->ch || sb_channel_ended(a->ch)) return;
     SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
             json_string_value(json_object_get(error, "message")));
     set_down_reason(a, "connect failed",

@@ -92,3 +92,7 @@ int sb_channel_open_stream(sb_channel *ch, sb_error *err) {
 int sb_channel_pid(const sb_channel *ch) {
   return ch && ch->ops->pid ? ch->ops->pid(ch) : 0;
 }
+
+int sb_channel_ended(const sb_channel *ch) {
+  return ch && sb_channel_live(ch) && ch->ops->ended && ch->ops->ended(ch);
+}

@@ -22,6 +22,9 @@ typedef struct sb_channel_ops {
   const char *(*session_id)(const sb_channel *ch);
   int (*open_stream)(sb_channel *ch, sb_error *err);
   int (*pid)(const sb_channel *ch);
+  /* 1 once the transport knows the agent is gone and will report why
+   * (on_closed); NULL: never known ahead of the report. */
+  int (*ended)(const sb_channel *ch);
 } sb_channel_ops;
 
 struct sb_channel {

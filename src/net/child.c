@@ -270,11 +270,18 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal) {
     teardown(c);
     return;
   }
-  if (exec_errno && !c->fail_detail &&
-      (c->fail_detail = sb_asprintf("cannot start %s: %s", c->command,
-                                    uv_strerror(-exec_errno)))) {
+  char *cannot = exec_errno && (!c->fail_detail || c->fail_weak)
+                     ? sb_asprintf("cannot start %s: %s", c->command,
+                                   uv_strerror(-exec_errno))
+                     : NULL;
+  if (cannot) {
     /* The shim's 127 is no news; why the command did not start is, and
-     * it never ran, so there is nothing of its to deliver first. */
+     * it never ran, so there is nothing of its to deliver first. It also
+     * outweighs a weak reason (the first request's write found the pipe
+     * already closed). */
+    sb_free(c->fail_detail);
+    c->fail_detail = cannot;
+    c->fail_weak = 0;
     report_now(c);
     return;
   }
@@ -649,6 +656,11 @@ static void child_close(sb_channel *ch) {
   start_kill(c);
 }
 
+static int child_ended(const sb_channel *ch) {
+  const child_channel *c = (const child_channel *)ch;
+  return c->fail_detail != NULL || c->exited;
+}
+
 static int child_pid(const sb_channel *ch) {
   return ((const child_channel *)ch)->pid;
 }
@@ -657,6 +669,7 @@ static const sb_channel_ops child_ops = {
     .send = child_send,
     .close = child_close,
     .pid = child_pid,
+    .ended = child_ended,
 };
 
 /* ---- spawning ------------------------------------------------------------ */

@@ -311,6 +311,11 @@ const char *sb_channel_session_id(const sb_channel *ch);
  * with Last-Event-ID when it drops). 0, or SB_ESTATE for stdio. */
 int sb_channel_open_stream(sb_channel *ch, sb_error *err);
 /* Process id of a stdio agent (0 for HTTP), for logs and tests. */
+/* 1 when the agent behind ch is known to be gone (a child that exited,
+ * could not be started, or was given up on) and on_closed is on its way
+ * saying why: a failure seen meanwhile (a request it could not take) is
+ * a consequence, and the report the cause. */
+int sb_channel_ended(const sb_channel *ch);
 int sb_channel_pid(const sb_channel *ch);
 
 typedef struct sb_child_options {

@@ -257,6 +257,41 @@ static void exec_failure_names_command_and_cause(void **state) {
   unlink(plain);
 }
 
+/* The same when the first request finds the agent gone already: the
+ * write fails (its stdin is closed), the channel is known to have ended,
+ * and its report still names the cause, not the write's failure nor the
+ * shim's exit status. (Seen at startup: the exec failed before
+ * switchboard wrote its first request, and the agent was reported as
+ * "connect failed" instead.) */
+static void exec_failure_found_by_the_first_write(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  recorder r = {.msgs = json_array()};
+  const char *command = "/nonexistent/agent-binary";
+  sb_channel *ch = spawn(&loop, &r, command, NULL, sb_child_shim_self());
+  int pid = sb_channel_pid(ch);
+  assert_false(sb_channel_ended(ch));
+  /* Until the shim has failed its exec and exited (left to libuv to
+   * reap): the loop does not run meanwhile, so nothing has noticed. */
+  siginfo_t si;
+  assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+  json_t *msg = json_pack("{sssisss{}}", "jsonrpc", "2.0", "id", 1, "method",
+                          "initialize", "params");
+  sb_error err = {0};
+  assert_int_not_equal(sb_channel_send(ch, msg, &err), 0);
+  json_decref(msg);
+  assert_true(sb_channel_ended(ch));
+  assert_true(run_until(&loop, is_closed, &r, 10000));
+  char want[256];
+  snprintf(want, sizeof want, "cannot start %s: no such file or directory",
+           command);
+  assert_string_equal(r.detail, want);
+  sb_channel_close(ch);
+  finish_loop(&loop);
+  json_decref(r.msgs);
+}
+
 /* Run the shim by hand with `parent` as the pid it is to expect; its
  * stdout (up to cap bytes) into out; the exit status. */
 static int run_shim(const char *parent, char *out, size_t cap) {
@@ -334,6 +369,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(agent_runs_in_place_with_pdeathsig),
       cmocka_unit_test(exec_failure_names_command_and_cause),
+      cmocka_unit_test(exec_failure_found_by_the_first_write),
       cmocka_unit_test(shim_refuses_a_parent_not_its_own),
       cmocka_unit_test(agent_dies_with_its_parent),
   };
