@@ -102,6 +102,7 @@ typedef struct walk {
   void *ud;
   sb_error *err; /* NULL: the schema is known valid, only walk it */
   json_t *seen;  /* lowercased names */
+  int nesting;   /* schemas entered, through any keyword */
 } walk;
 
 static int visit(walk *w, const json_t *s, int reachable);
@@ -186,9 +187,20 @@ static int declaration(walk *w, const json_t *s, int reachable) {
   return w->fn ? w->fn(&w->d, w->ud) : 0;
 }
 
+static int visit_schema(walk *w, const json_t *s, int reachable);
+
+/* Nesting is bounded through every keyword, not `properties` alone. */
 static int visit(walk *w, const json_t *s, int reachable) {
   if (!json_is_object(s)) return 0;
-  if (w->d.depth >= MAX_DEPTH) return fail_at(w, "nested too deeply");
+  if (w->d.depth >= MAX_DEPTH || w->nesting >= MAX_DEPTH)
+    return fail_at(w, "nested too deeply");
+  w->nesting++;
+  int rc = visit_schema(w, s, reachable);
+  w->nesting--;
+  return rc;
+}
+
+static int visit_schema(walk *w, const json_t *s, int reachable) {
   int rc = declaration(w, s, reachable);
   if (rc != 0) return rc;
   const char *key;

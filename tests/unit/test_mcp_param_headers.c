@@ -83,6 +83,18 @@ static void check_rules(void **state) {
   json_t *s = parse(spanner);
   assert_int_equal(sb_mcp_tool_headers_declared(s), 1);
   json_decref(s);
+  /* nesting is bounded through any keyword, not `properties` alone */
+  s = json_pack("{ss}", "type", "object");
+  json_t *at = s;
+  for (int i = 0; i < 100; i++) {
+    json_t *inner = json_object();
+    json_object_set_new(at, "items", inner);
+    at = inner;
+  }
+  sb_error err = {0};
+  assert_int_equal(sb_mcp_tool_headers_check(s, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "nested too deeply"));
+  json_decref(s);
   s = parse("{\"type\":\"object\"}");
   assert_int_equal(sb_mcp_tool_headers_declared(s), 0);
   json_decref(s);
