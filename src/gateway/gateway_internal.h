@@ -66,9 +66,6 @@ typedef struct agent_list {
   int kind;
   json_t *items;   /* the agent's own list, or NULL before listing */
   json_t *listing; /* pages gathered by a listing in progress */
-  json_t *header_schemas; /* tools: name -> inputSchema of those that mirror
-                             parameters into headers (x-mcp-header), or
-                             NULL when none does */
   uint64_t fresh_until; /* ttlMs of a modern agent's list; 0 = until
                            list_changed */
   unsigned pages;       /* pages asked for by the listing in progress */
@@ -143,7 +140,8 @@ double gw_random01(void);
 agent *gw_agent_find(const sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
 /* The inputSchema a lists for tool when it mirrors parameters into
- * headers (x-mcp-header; borrowed), else NULL. */
+ * headers (x-mcp-header; borrowed), else NULL: what a's MCP client
+ * learnt from the agent's tools/list. */
 const json_t *gw_agent_header_schema(agent *a, const char *tool);
 /* Whether a may serve tool: it lists it, or has not listed its tools yet
  * (still connecting, or listing); any agent when tool is NULL. */

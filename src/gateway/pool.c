@@ -78,26 +78,8 @@ int gw_agent_serves_tool(agent *a, const char *tool) {
 }
 
 const json_t *gw_agent_header_schema(agent *a, const char *tool) {
-  return json_object_get(a->lists[LIST_TOOLS].header_schemas, tool);
+  return a->client ? sb_mcp_client_header_schema(a->client, tool) : NULL;
 }
-
-/* The tools that mirror parameters into headers, name -> inputSchema (new;
- * NULL when none): looked up on each call, instead of each call walking
- * its tool's schema. */
-static json_t *header_schemas(const json_t *tools) {
-  json_t *out = NULL;
-  size_t i;
-  json_t *t;
-  json_array_foreach(tools, i, t) {
-    const char *n = json_string_value(json_object_get(t, "name"));
-    json_t *schema = json_object_get(t, "inputSchema");
-    if (!n || !sb_mcp_tool_headers_declared(schema)) continue;
-    if (!out && !(out = json_object())) return NULL;
-    json_object_set(out, n, schema);
-  }
-  return out;
-}
-
 
 /* ---- connection lifecycle ----------------------------------------------- */
 
@@ -187,8 +169,6 @@ static void on_listed(void *ud, sb_mcp_outcome outcome, json_t *result,
   int changed = !l->items || !json_equal(l->items, servable);
   json_decref(l->items);
   l->items = servable;
-  json_decref(l->header_schemas);
-  l->header_schemas = l->kind == LIST_TOOLS ? header_schemas(servable) : NULL;
   if (changed) { /* not a refresh that found nothing new */
     SB_INFO(MODULE, "agent %s: %zu %s", a->def->id, json_array_size(l->items),
             k->key);
@@ -236,8 +216,7 @@ static void drop_lists(agent *a, int announce_it) {
     had[k] = l->items != NULL;
     json_decref(l->items);
     json_decref(l->listing);
-    json_decref(l->header_schemas);
-    l->items = l->listing = l->header_schemas = NULL;
+    l->items = l->listing = NULL;
     sb_free(l->cursor);
     l->cursor = NULL;
   }

@@ -273,6 +273,11 @@ static void learn_tools(sb_mcp_client *c, const json_t *result) {
   }
 }
 
+const json_t *sb_mcp_client_header_schema(const sb_mcp_client *c,
+                                          const char *name) {
+  return name ? json_object_get(c->tool_headers, name) : NULL;
+}
+
 /* The Mcp-Param-* headers of a tools/call (new), or NULL: none, or a
  * transport without headers. */
 static json_t *tool_call_headers(sb_mcp_client *c, const char *method,
@@ -280,8 +285,8 @@ static json_t *tool_call_headers(sb_mcp_client *c, const char *method,
   if (!c->tool_headers || !c->tr.send_headers ||
       strcmp(method, "tools/call") != 0)
     return NULL;
-  const json_t *schema = json_object_get(
-      c->tool_headers, json_string_value(json_object_get(params, "name")));
+  const json_t *schema = sb_mcp_client_header_schema(
+      c, json_string_value(json_object_get(params, "name")));
   return schema ? sb_mcp_tool_headers_for(
                       schema, json_object_get(params, "arguments"))
                 : NULL;

@@ -658,6 +658,13 @@ const char *sb_mcp_client_version(const sb_mcp_client *c);
 json_t *sb_mcp_client_server_capabilities(const sb_mcp_client *c);
 json_t *sb_mcp_client_server_info(const sb_mcp_client *c);
 
+/* The inputSchema of the agent's tool `name` when it mirrors parameters
+ * into headers (x-mcp-header), as its last tools/list said (borrowed,
+ * until the next tools/list answer); NULL when it does not, or its
+ * declarations break the rules. */
+const json_t *sb_mcp_client_header_schema(const sb_mcp_client *c,
+                                          const char *name);
+
 /* Send a request; params is stolen (may be NULL). Modern agents get the
  * _meta envelope added; with a progress callback a progressToken is set.
  * timeout_ms 0 = no deadline (don't). Returns the request, valid until
