@@ -259,14 +259,6 @@ typedef struct event_stream {
   size_t ntypes;
 } event_stream;
 
-/* A client's unsent output past half of max_stream_buffer_bytes pauses
- * the stream's subscription (a backlog read from the log would otherwise
- * be queued whole, past the limit, and the client cut off before it got
- * any: again at each reconnection); it resumes as soon as the client has
- * taken all but a quarter (sb_http_stream_on_drained). A client that
- * stopped reading holds its stream, paused, at no cost; the log keeps
- * what it has not had. */
-
 /* The tenant's open event streams, as a number (0 when none). */
 static json_int_t streams_of(sb_app *app, const char *tenant) {
   return json_integer_value(json_object_get(app->event_streams, tenant));
@@ -319,7 +311,13 @@ static void stream_drained(void *ud) {
 }
 
 /* Pause s's subscription (after the event being delivered) until its
- * client has taken most of what it was sent. */
+ * client has taken most of what it was sent. A client's unsent output
+ * past half of max_stream_buffer_bytes pauses it (a backlog read from the
+ * log would otherwise be queued whole, past the limit, and the client cut
+ * off before it got any: again at each reconnection); it resumes as soon
+ * as the client has taken all but a quarter (sb_http_stream_on_drained).
+ * A client that stopped reading holds its stream, paused, at no cost; the
+ * log keeps what it has not had. */
 static void stream_pause(event_stream *s) {
   sb_events_sub_pause(s->sub);
   sb_http_stream_on_drained(s->req, s->app->cfg->max_stream_buffer_bytes / 4,
