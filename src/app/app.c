@@ -132,7 +132,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   sb_store_options so = {.path = cfg->store_path,
                          .loop = o->loop,
                          .max_pending = cfg->store_max_pending,
-                         .readers = cfg->store_readers};
+                         .readers = cfg->store_readers,
+                         .drives_runs = 1};
   if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {.store = app->store,
                                .snapshot_every = cfg->ctx_snapshot_every,
@@ -222,7 +223,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                .hold_call = app_quota_hold_call,
                                .release_call = app_quota_release_call,
                                .step_permitted = app_flow_step_permitted,
-                               .quota_ud = app};
+                               .quota_ud = app,
+                               .takeover_every_ms =
+                                   cfg->store_takeover_interval_ms};
   if (!(app->flow = sb_flow_engine_new(&fo, err))) goto fail;
   /* Virtual servers first: a bad `servers:` entry stops the start before
    * any agent process is spawned. */

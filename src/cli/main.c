@@ -555,6 +555,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
   print_str(out, "  ", "path", cfg->store_path);
   fprintf(out, "  max_pending: %d\n", cfg->store_max_pending);
   fprintf(out, "  readers: %d\n", cfg->store_readers);
+  fprintf(out, "  takeover_interval_ms: %d\n", cfg->store_takeover_interval_ms);
   fprintf(out, "contexts:\n");
   fprintf(out, "  default_ttl_s: %ld\n", cfg->ctx_default_ttl_s);
   fprintf(out, "  snapshot_every: %d\n", cfg->ctx_snapshot_every);

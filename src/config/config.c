@@ -66,6 +66,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->store_path = default_store_path;
   cfg->store_max_pending = 4096;
   cfg->store_readers = 2;
+  cfg->store_takeover_interval_ms = 2000;
   cfg->ctx_default_ttl_s = 7L * 24 * 3600;
   cfg->ctx_snapshot_every = 32;
   cfg->ctx_max_bytes = 4 * 1024 * 1024;

@@ -158,6 +158,9 @@ typedef struct sb_config {
   char *store_path;
   int store_max_pending; /* operations in flight before "store busy" */
   int store_readers;     /* reader threads */
+  /* How often a server takes over the runs of processes on the store
+   * that ended (sb_flow_engine_options.takeover_every_ms). */
+  int store_takeover_interval_ms;
   /* contexts */
   long ctx_default_ttl_s;
   int ctx_snapshot_every;

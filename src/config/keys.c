@@ -74,6 +74,8 @@ static const key_spec store_keys[] = {
     NUM("path", KEY_PATH, store_path, 0, 0),
     NUM("max_pending", KEY_INT, store_max_pending, 1, 1000000),
     NUM("readers", KEY_INT, store_readers, 1, 16),
+    NUM("takeover_interval_ms", KEY_INT, store_takeover_interval_ms, 100,
+        86400000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

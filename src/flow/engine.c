@@ -6,7 +6,8 @@
  * only in the store. Its changes are written one at a time (write.c); a
  * run that finished leaves memory once nothing holds it. At start,
  * sb_flow_engine_resume_all brings back every run the store says is still
- * running or waiting and starts its active steps again.
+ * running or waiting that no living process drives, and starts its active
+ * steps again; then, every takeover_every_ms, those whose process ended.
  */
 #include <ctype.h>
 #include <string.h>
@@ -275,6 +276,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   if (!e) return;
   e->stopping = 1;
   fl_timer_close(&e->load_timer);
+  fl_timer_close(&e->takeover);
   /* Runs still to read their context: their holds go, they follow. */
   for (size_t i = e->to_load_at; i < e->nto_load; i++)
     fl_run_release(e->to_load[i]);
@@ -577,9 +579,9 @@ static void explain_absent(void *ud, sb_store_result *res) {
     sb_error_set(&err, rc, "the server is stopping");
   }
   /* In progress in the store, and not among the runs this engine brought
-   * back at start (their list was read before it was written): another
+   * back at start or took over since (sb_store_runs_claim): another
    * process drives it (`switchboard run`, or another server on the
-   * store), or drove it and is gone. */
+   * store), or drove it and ended since the last takeover. */
   int elsewhere = rc == 0 && e->listed && !e->stopping &&
                   (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING) &&
                   !fl_run_find(e, op->tenant, op->id);
@@ -613,8 +615,8 @@ static void explain_absent(void *ud, sb_store_result *res) {
                       "run %s is running in another process on this store "
                       "(switchboard run, or another server): it can be "
                       "answered here once it waits for an answer, and "
-                      "cancelled here now; if that process is gone, a "
-                      "restart of this server takes it over",
+                      "cancelled here now; if that process ends, this "
+                      "server takes the run over and goes on with it",
                       op->id);
   } else if (rc == 0 && (st == SB_FLOW_RUNNING || st == SB_FLOW_WAITING)) {
     /* In progress in the store, not yet in memory: the runs to bring back

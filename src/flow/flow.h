@@ -319,6 +319,11 @@ typedef struct sb_flow_engine_options {
                         sb_error *err);
   void (*release_call)(void *ud, const char *tenant);
   void *quota_ud;
+  /* After sb_flow_engine_resume_all, every this many ms: take over the
+   * runs in progress whose process has ended since (sb_store_runs_claim:
+   * a `switchboard run` killed, another server on the store gone) and
+   * continue them here. 0: only at start. */
+  int takeover_every_ms;
 } sb_flow_engine_options;
 
 sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
@@ -329,7 +334,9 @@ void sb_flow_engine_free(sb_flow_engine *e);
 /* Replace the definitions new runs start from (runs in progress keep the
  * one they started with). */
 void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs);
-/* Load every running or waiting run from the store and continue it. */
+/* Load every running or waiting run no living process drives from the
+ * store (sb_store_runs_claim) and continue it; then, with
+ * takeover_every_ms, those whose process ends later. */
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err);
 
 /* How an operation on a run ended: rc 0 with the run as JSON (the view

@@ -2,6 +2,10 @@
  * resumed, a fork from one of a run's completed steps, and the runs still
  * running or waiting brought back at start.
  *
+ * Which runs come back at start, and later from processes that ended, is
+ * the store's to say (sb_store_runs_claim): never a run another living
+ * process drives.
+ *
  * Each reads the stored run (engine.c's fl_read_run), then the context
  * version it needs, and only then is the run in memory again (engine.c's
  * fl_run_new, fl_launch).
@@ -505,13 +509,24 @@ static int queue_load(sb_flow_engine *e, fl_run *r) {
   return 0;
 }
 
-static void on_active(void *ud, sb_store_result *res) {
-  fl_engine_ref *read = ud;
-  sb_flow_engine *e = fl_engine_ref_drop(read);
-  sb_free(read);
+/* A claim of the runs nobody drives (sb_store_runs_claim), at start or
+ * later (takeover). */
+typedef struct claim_op {
+  fl_engine_ref ref;
+  int at_start;
+} claim_op;
+
+static void on_claimed(void *ud, sb_store_result *res) {
+  claim_op *op = ud;
+  sb_flow_engine *e = fl_engine_ref_drop(&op->ref);
+  int at_start = op->at_start;
+  sb_free(op);
   if (!e) return; /* stopped before the store answered */
+  if (!at_start) e->claiming = 0;
   if (res->rc != 0) {
-    SB_ERROR(FL_MODULE, "cannot read the runs to resume: %s", res->err.msg);
+    if (at_start || res->rc != SB_ETIMEDOUT)
+      SB_ERROR(FL_MODULE, "cannot read the runs to %s: %s",
+               at_start ? "resume" : "take over", res->err.msg);
     return;
   }
   size_t n = 0;
@@ -535,23 +550,54 @@ static void on_active(void *ud, sb_store_result *res) {
     n++;
   }
   e->listed = 1;
-  if (n)
+  if (!at_start) {
+    if (n)
+      SB_INFO(FL_MODULE,
+              "taking over %zu runs in progress whose process has ended", n);
+  } else if (n) {
     SB_INFO(FL_MODULE, "resuming %zu runs in progress", n);
-  else
+  } else {
     SB_INFO(FL_MODULE, "no runs in progress to resume");
+  }
   resume_more(e);
 }
 
-int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
-  fl_engine_ref *read = sb_calloc(1, sizeof *read);
-  if (!read) return sb_error_set(err, SB_ENOMEM, "out of memory");
-  fl_engine_ref_take(read, e);
-  int rc = sb_store_runs_active(e->o.store, on_active, read);
+static int claim(sb_flow_engine *e, int at_start) {
+  claim_op *op = sb_calloc(1, sizeof *op);
+  if (!op) return SB_ENOMEM;
+  fl_engine_ref_take(&op->ref, e);
+  op->at_start = at_start;
+  int rc = sb_store_runs_claim(e->o.store, at_start, on_claimed, op);
   if (rc != 0) {
-    fl_engine_ref_drop(read);
-    sb_free(read);
+    fl_engine_ref_drop(&op->ref);
+    sb_free(op);
+  } else if (!at_start) {
+    e->claiming = 1;
+  }
+  return rc;
+}
+
+/* Every takeover_every_ms: the runs of processes that ended since (a
+ * `switchboard run` killed, another server on the store gone), one claim
+ * at a time; a store too busy for one now is asked at the next tick. */
+static void on_takeover_tick(uv_timer_t *t) {
+  sb_flow_engine *e = t->data;
+  if (!e->stopping && !e->claiming) (void)claim(e, 0);
+}
+
+int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {
+  int rc = claim(e, 1);
+  if (rc != 0)
     return sb_error_set(err, rc, "flow: cannot read the runs in progress (%s)",
                         sb_strerror(rc));
+  if (e->o.takeover_every_ms > 0 && !e->takeover) {
+    if (!(e->takeover = sb_calloc(1, sizeof *e->takeover)))
+      return sb_error_set(err, SB_ENOMEM, "out of memory");
+    uv_timer_init(sb_store_loop(e->o.store), e->takeover);
+    e->takeover->data = e;
+    uint64_t every = (uint64_t)e->o.takeover_every_ms;
+    uv_timer_start(e->takeover, on_takeover_tick, every, every);
+    uv_unref((uv_handle_t *)e->takeover); /* never the only reason to run */
   }
   return 0;
 }

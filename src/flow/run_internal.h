@@ -150,6 +150,10 @@ struct sb_flow_engine {
   fl_run **to_load;
   size_t nto_load, to_load_cap, to_load_at, reading;
   uv_timer_t *load_timer; /* the store was busy: try again shortly */
+  /* Every o.takeover_every_ms, the runs no living process drives are
+   * claimed (revive.c); `claiming` while a claim is in the store. */
+  uv_timer_t *takeover;
+  int claiming;
   /* The runs in progress at start have been listed (and queued to come
    * back): a run the store says is waiting that is not in memory since
    * was left there by another process (switchboard run) and is taken

@@ -74,10 +74,12 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_ROLLBACK_TO] = "ROLLBACK TO w",
     [STMT_RUN_INSERT] =
         "INSERT INTO runs(tenant_id,id,workflow,context_id,status,rev,"
-        "created_ms,updated_ms,doc,seq,def) VALUES(?,?,?,?,?,1,?,?,?,?,?)",
+        "created_ms,updated_ms,doc,seq,def,driver) "
+        "VALUES(?,?,?,?,?,1,?,?,?,?,?,?)",
     [STMT_RUN_UPDATE] =
-        "UPDATE runs SET workflow=?,context_id=?,status=?,doc=?,rev=rev+1,"
-        "updated_ms=?,seq=max(seq,?) WHERE tenant_id=? AND id=? AND rev=?",
+        "UPDATE runs SET workflow=?1,context_id=?2,status=?3,doc=?4,"
+        "rev=rev+1,updated_ms=?5,seq=max(seq,?6),driver=CASE WHEN ?10<0 "
+        "THEN driver ELSE ?10 END WHERE tenant_id=?7 AND id=?8 AND rev=?9",
     [STMT_RUN_REV] = "SELECT rev FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_GET] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
@@ -90,6 +92,14 @@ static const char *const stmt_sql[STMT__COUNT] = {
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
         "updated_ms,seq,def FROM runs WHERE status IN ('running','waiting') "
         "ORDER BY id",
+    [STMT_RUN_DRIVERS] = "SELECT DISTINCT driver FROM runs WHERE status IN "
+                         "('running','waiting')",
+    [STMT_RUNS_OF_DRIVER] =
+        "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
+        "updated_ms,seq,def FROM runs WHERE status IN ('running','waiting') "
+        "AND driver=? ORDER BY id",
+    [STMT_RUNS_TAKE] = "UPDATE runs SET driver=?1 WHERE status IN "
+                       "('running','waiting') AND driver=?2",
     [STMT_EVENT_SEQ] =
         "INSERT INTO event_seqs(tenant_id,last) VALUES(?1,?2) ON CONFLICT("
         "tenant_id) DO UPDATE SET last=last+?2 RETURNING last",
@@ -216,13 +226,21 @@ static const char *const migrations[] = {
      * definition: removed), which outlive a restart */
     "CREATE TABLE agents(id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL,"
     " definition TEXT, updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 9: the driver slot (sqlite_drivers.c) of the process driving each
+     * run; -1: none (runs written before, or by a store that drives none) */
+    "ALTER TABLE runs ADD COLUMN driver INTEGER NOT NULL DEFAULT -1;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
 struct st_conn {
   sqlite3 *db;
   sqlite3_stmt *stmt[STMT__COUNT];
+  const st_drivers *drivers; /* the writer's, when the store drives runs */
 };
+
+void st_conn_set_drivers(st_conn *c, const st_drivers *d) { c->drivers = d; }
+
+const st_drivers *st_conn_drivers(st_conn *c) { return c->drivers; }
 
 int st_db_error(st_conn *c, sb_error *err, const char *what) {
   int code = sqlite3_errcode(c->db);
@@ -565,8 +583,7 @@ void st_conn_read(st_conn *c, st_req *q) {
   case ST_OP_HISTORY: rc = read_history(c, q); break;
   case ST_OP_COUNT: rc = read_count(c, q); break;
   case ST_OP_RUN_GET:
-  case ST_OP_RUN_LIST:
-  case ST_OP_RUNS_ACTIVE: rc = st_read_runs(c, q); break;
+  case ST_OP_RUN_LIST: rc = st_read_runs(c, q); break;
   case ST_OP_EVENTS_READ: rc = st_read_events(c, q); break;
   case ST_OP_TENANT_LIST:
   case ST_OP_KEY_LIST:
@@ -704,6 +721,7 @@ static int write_one(st_conn *c, st_req *q) {
   case ST_OP_KEY_CREATE:
   case ST_OP_KEY_REVOKE: return st_write_keys(c, q);
   case ST_OP_AGENT_PUT: return st_write_agent(c, q);
+  case ST_OP_RUNS_CLAIM: return st_write_runs_claim(c, q);
   default: return sb_error_set(&q->res.err, SB_EINVAL, "store: not a write");
   }
 }

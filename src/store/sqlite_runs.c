@@ -28,6 +28,13 @@ static int64_t run_rev(st_conn *c, const char *tenant, const char *id) {
   return rev;
 }
 
+/* The driver slot this connection marks the runs it writes with: -1 for
+ * a store that drives none. */
+static int own_slot(st_conn *c) {
+  const st_drivers *d = st_conn_drivers(c);
+  return d ? d->slot : -1;
+}
+
 static int write_run(st_conn *c, st_req *q) {
   const sb_store_run *r = &q->run;
   sb_error *err = &q->res.err;
@@ -44,6 +51,7 @@ static int write_run(st_conn *c, st_req *q) {
     st_bind_text(st, 8, r->doc);
     sqlite3_bind_int64(st, 9, q->last_seq);
     st_bind_text(st, 10, r->def ? r->def : "");
+    sqlite3_bind_int(st, 11, own_slot(c));
     if (sqlite3_step(st) != SQLITE_DONE) {
       int x = sqlite3_extended_errcode(st_conn_db(c));
       int rc = x == SQLITE_CONSTRAINT_UNIQUE
@@ -67,6 +75,7 @@ static int write_run(st_conn *c, st_req *q) {
   st_bind_text(st, 7, q->tenant);
   st_bind_text(st, 8, r->id);
   sqlite3_bind_int64(st, 9, r->expected_rev);
+  sqlite3_bind_int(st, 10, own_slot(c));
   int rc = step_done(c, st, err, "updating a run");
   if (rc) return rc;
   if (sqlite3_changes(st_conn_db(c)) == 0) {
@@ -177,21 +186,8 @@ static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
   return 0;
 }
 
-int st_read_runs(st_conn *c, st_req *q) {
-  sqlite3_stmt *st;
-  if (q->op == ST_OP_RUN_GET) {
-    st = st_conn_stmt(c, STMT_RUN_GET);
-    st_bind_text(st, 1, q->tenant);
-    st_bind_text(st, 2, q->id);
-  } else if (q->op == ST_OP_RUN_LIST) {
-    st = st_conn_stmt(c, STMT_RUN_LIST);
-    st_bind_text(st, 1, q->tenant);
-    st_bind_text(st, 2, q->filter);
-    st_bind_text(st, 3, q->id && *q->id ? q->id : NULL);
-    sqlite3_bind_int64(st, 4, q->limit);
-  } else {
-    st = st_conn_stmt(c, STMT_RUNS_ACTIVE);
-  }
+/* Every row st yields into res->runs; st is reset. */
+static int push_runs(st_conn *c, st_req *q, sqlite3_stmt *st) {
   int step, rc = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     if (push_run(&q->res.runs, st) != 0) {
@@ -199,10 +195,83 @@ int st_read_runs(st_conn *c, st_req *q) {
       break;
     }
   }
-  if (!rc && step != SQLITE_DONE) rc = st_db_error(c, &q->res.err, "reading runs");
+  if (!rc && step != SQLITE_DONE)
+    rc = st_db_error(c, &q->res.err, "reading runs");
   sqlite3_reset(st);
+  return rc;
+}
+
+int st_read_runs(st_conn *c, st_req *q) {
+  sqlite3_stmt *st;
+  if (q->op == ST_OP_RUN_GET) {
+    st = st_conn_stmt(c, STMT_RUN_GET);
+    st_bind_text(st, 1, q->tenant);
+    st_bind_text(st, 2, q->id);
+  } else { /* ST_OP_RUN_LIST */
+    st = st_conn_stmt(c, STMT_RUN_LIST);
+    st_bind_text(st, 1, q->tenant);
+    st_bind_text(st, 2, q->filter);
+    st_bind_text(st, 3, q->id && *q->id ? q->id : NULL);
+    sqlite3_bind_int64(st, 4, q->limit);
+  }
+  int rc = push_runs(c, q, st);
   if (!rc && q->op == ST_OP_RUN_GET && q->res.runs.len == 0)
     rc = sb_error_set(&q->res.err, SB_ENOENT, "run %s not found", q->id);
+  if (rc) sb_store_runs_clear(&q->res.runs);
+  return rc;
+}
+
+/* The drivers of the runs in progress, into *out (*n of them). */
+static int run_drivers(st_conn *c, st_req *q, int **out, size_t *n) {
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_RUN_DRIVERS);
+  int step, rc = 0;
+  *out = NULL;
+  *n = 0;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int *grown = sb_realloc(*out, (*n + 1) * sizeof **out);
+    if (!grown) {
+      rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
+      break;
+    }
+    *out = grown;
+    (*out)[(*n)++] = sqlite3_column_int(st, 0);
+  }
+  if (!rc && step != SQLITE_DONE)
+    rc = st_db_error(c, &q->res.err, "reading the runs' drivers");
+  sqlite3_reset(st);
+  return rc;
+}
+
+/* A driver's runs in progress into res->runs, then marked as this
+ * store's (unless they are already). */
+static int take_runs_of(st_conn *c, st_req *q, int driver, int slot) {
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_RUNS_OF_DRIVER);
+  sqlite3_bind_int(st, 1, driver);
+  int rc = push_runs(c, q, st);
+  if (rc || driver == slot) return rc;
+  st = st_conn_stmt(c, STMT_RUNS_TAKE);
+  sqlite3_bind_int(st, 1, slot);
+  sqlite3_bind_int(st, 2, driver);
+  return step_done(c, st, &q->res.err, "taking runs over");
+}
+
+/* Runs in the writer's transaction: the drivers read, tested and taken
+ * over with nothing in between (another process's claim is another
+ * transaction). A store that drives no runs takes nothing and answers
+ * every run in progress (what a process that only reads them sees). */
+int st_write_runs_claim(st_conn *c, st_req *q) {
+  const st_drivers *d = st_conn_drivers(c);
+  if (!d) return push_runs(c, q, st_conn_stmt(c, STMT_RUNS_ACTIVE));
+  int *drivers;
+  size_t n;
+  int rc = run_drivers(c, q, &drivers, &n);
+  for (size_t i = 0; !rc && i < n; i++) {
+    /* This slot's own runs at start: its last holder has ended. */
+    int take = drivers[i] == d->slot ? q->version != 0
+                                     : !st_drivers_alive(d, drivers[i]);
+    if (take) rc = take_runs_of(c, q, drivers[i], d->slot);
+  }
+  sb_free(drivers);
   if (rc) sb_store_runs_clear(&q->res.runs);
   return rc;
 }

@@ -91,6 +91,7 @@ struct sqlite_store {
   st_reader readers[MAX_READERS];
   int nreaders;
   int sync_inited;
+  st_drivers drivers; /* slot -1: this store drives no runs */
 };
 
 static void queue_push(st_queue *q, st_req *r) {
@@ -297,6 +298,7 @@ static void sq_destroy(sb_store *base) {
     st_conn_close(s->readers[i].conn);
   st_conn_close(s->checkpoint_conn);
   st_conn_close(s->writer_conn);
+  st_drivers_close(&s->drivers); /* after the last write */
   if (s->sync_inited) {
     uv_cond_destroy(&s->checkpoint_cond);
     uv_cond_destroy(&s->writes_cond);
@@ -362,11 +364,16 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
     return NULL;
   }
   s->base.ops = &sqlite_ops;
+  s->drivers.lock_fd = s->drivers.probe_fd = s->drivers.slot = -1;
   if (init_sync(s, err) != 0) goto fail;
   /* The writer's connection first: it creates the file and migrates, so
    * the readers find the schema. */
   s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
   if (!s->writer_conn) goto fail;
+  if (o->drives_runs) {
+    if (st_drivers_open(&s->drivers, o->path, err) != 0) goto fail;
+    st_conn_set_drivers(s->writer_conn, &s->drivers);
+  }
   /* The agents registered through the API, for the server to apply
    * before it serves: read here, before any thread of the store runs. */
   if (st_read_agents(s->writer_conn, &s->base.agents_at_open, err) != 0)

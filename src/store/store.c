@@ -378,11 +378,12 @@ int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
   return submit(st, r);
 }
 
-int sb_store_runs_active(sb_store *st, sb_store_cb cb, void *ud) {
+int sb_store_runs_claim(sb_store *st, int at_start, sb_store_cb cb, void *ud) {
   int rc;
   req_strings s = {.tenant = "*"}; /* crosses tenants */
-  st_req *r = req_new(st, ST_OP_RUNS_ACTIVE, &s, cb, ud, &rc);
+  st_req *r = req_new(st, ST_OP_RUNS_CLAIM, &s, cb, ud, &rc);
   if (!r) return rc;
+  r->version = at_start != 0;
   return submit(st, r);
 }
 

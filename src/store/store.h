@@ -62,6 +62,14 @@ typedef struct sb_store_options {
                           instead of creating it: for commands that read a
                           server's store, where a misspelt path must not
                           make a new, empty store and read nothing there */
+  int drives_runs;     /* this process drives workflow runs (a server,
+                          `switchboard run`): it holds a driver slot of the
+                          store while open, marks the runs it writes as its
+                          own, and sb_store_runs_claim takes over only runs
+                          no living process drives. SQLite: a lock on one
+                          byte of PATH-drivers, dropped by the kernel when
+                          the process ends (a libpq backend: a lease row
+                          kept alive by a heartbeat) */
 } sb_store_options;
 
 /* Open (and migrate) the store and start its threads. NULL with err on
@@ -258,7 +266,7 @@ typedef struct sb_store_result {
                                  log has handed out (0: none yet), read
                                  after the events; a cursor above it was
                                  never given by this log */
-  sb_store_runs runs;         /* run_get (one), run_list, runs_active */
+  sb_store_runs runs;         /* run_get (one), run_list, runs_claim */
   sb_store_tenant_rows tenants; /* tenant_list */
   sb_store_key_rows keys;       /* key_list, keys_load */
 } sb_store_result;
@@ -337,8 +345,15 @@ int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
                       const char *before, size_t limit, sb_store_cb cb,
                       void *ud);
 
-/* Every tenant's runs still running or waiting (to resume at start). */
-int sb_store_runs_active(sb_store *st, sb_store_cb cb, void *ud);
+/* Every tenant's runs still running or waiting that nobody drives any
+ * more, taken over by this store's process (a write) and answered in
+ * res->runs: those with no driver (written before drivers were recorded,
+ * or by a process that drives none), those whose process has ended, and,
+ * when at_start, those of this process's own slot (left by its previous
+ * holder). A run a living process drives is never among them, so two
+ * servers on one store never both drive a run. A store opened without
+ * drives_runs takes nothing and answers every run in progress. */
+int sb_store_runs_claim(sb_store *st, int at_start, sb_store_cb cb, void *ud);
 
 /* A tenant's events after seq `since`, in order, at most `limit`; of one
  * run only when run_id is not NULL; and res->last_seq, the newest seq the

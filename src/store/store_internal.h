@@ -26,7 +26,7 @@ typedef enum st_op {
   ST_OP_WRITE, /* a run and/or events alone */
   ST_OP_RUN_GET,
   ST_OP_RUN_LIST,
-  ST_OP_RUNS_ACTIVE,
+  ST_OP_RUNS_CLAIM,
   ST_OP_EVENTS_READ,
   ST_OP_EVENTS_TRIM,
   ST_OP_TENANT_CREATE,
@@ -43,7 +43,8 @@ static inline int st_op_writes(st_op op) {
   return op == ST_OP_CREATE || op == ST_OP_APPEND || op == ST_OP_SWEEP ||
          op == ST_OP_WRITE || op == ST_OP_EVENTS_TRIM ||
          op == ST_OP_TENANT_CREATE || op == ST_OP_KEY_CREATE ||
-         op == ST_OP_KEY_REVOKE || op == ST_OP_AGENT_PUT;
+         op == ST_OP_KEY_REVOKE || op == ST_OP_AGENT_PUT ||
+         op == ST_OP_RUNS_CLAIM;
 }
 
 typedef struct st_req {
@@ -53,7 +54,8 @@ typedef struct st_req {
   void *ud;
   /* Inputs: the strings point into this allocation (NULL when absent). */
   const char *tenant, *id, *workflow_id, *session_id, *doc, *patch;
-  int64_t version;    /* append: expected; chain: n; history: before */
+  int64_t version;    /* append: expected; chain: n; history: before;
+                         runs_claim: 1 at start */
   int64_t limit;      /* history: limit; sweep: max */
   int64_t created_ms; /* create */
   int64_t expires_ms; /* create, append */
@@ -109,9 +111,34 @@ void st_complete(sb_store *st, st_req *req);
 /* A list of them (linked by next), with one lock and one wake: a batch. */
 void st_complete_list(sb_store *st, st_req *list);
 
+/* ---- sqlite_drivers.c: the processes that drive runs ------------------ */
+
+/* Slots in PATH-drivers: processes driving runs on one store at once. */
+#define ST_DRIVER_SLOTS 1024
+
+typedef struct st_drivers {
+  int lock_fd;  /* holds the lock on byte `slot` */
+  int probe_fd; /* a second open of the file, to test other slots */
+  int slot;     /* this process's slot, or -1 */
+} st_drivers;
+
+/* Take the lowest free slot of db_path's drivers file (creating it); 0,
+ * or SB_EIO / SB_EBUSY (every slot taken) with err, d then closed. */
+int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err);
+/* Whether a process holds slot (this one's own included); any thread. */
+int st_drivers_alive(const st_drivers *d, int slot);
+/* Give the slot back (idempotent). */
+void st_drivers_close(st_drivers *d);
+
 /* ---- sqlite.c: one connection and what runs on it ------------------- */
 
 typedef struct st_conn st_conn;
+
+/* The writer's connection of a store that drives runs: the runs it
+ * writes are marked with d->slot, and claims test the other slots
+ * through d (borrowed; outlives the connection's writes). */
+void st_conn_set_drivers(st_conn *c, const st_drivers *d);
+const st_drivers *st_conn_drivers(st_conn *c);
 
 /* ---- sqlite_vfs.c: the writer's VFS ------------------------------- */
 
@@ -150,6 +177,9 @@ enum {
   STMT_RUN_GET,
   STMT_RUN_LIST,
   STMT_RUNS_ACTIVE,
+  STMT_RUN_DRIVERS,
+  STMT_RUNS_OF_DRIVER,
+  STMT_RUNS_TAKE,
   STMT_EVENT_SEQ,
   STMT_EVENT_INSERT,
   STMT_EVENTS_READ,
@@ -182,6 +212,8 @@ char *st_column_dup(sqlite3_stmt *st, int col);
 int st_write_extras(st_conn *c, st_req *q);
 int st_write_events_trim(st_conn *c, st_req *q);
 int st_read_runs(st_conn *c, st_req *q);
+/* The runs in progress nobody drives, taken over (sb_store_runs_claim). */
+int st_write_runs_claim(st_conn *c, st_req *q);
 int st_read_events(st_conn *c, st_req *q);
 
 /* sqlite_keys.c: tenants and API keys. */

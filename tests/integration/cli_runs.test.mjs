@@ -129,7 +129,11 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
 
   before(() => {
     const agents = [flowAgent('intake', ['intake.classify']), flowAgent('finance', ['finance.quote'])];
-    writeFileSync(cfg, `store:\n  path: ${JSON.stringify(store)}\nagents:\n` +
+    // The server takes over the runs of a `switchboard run` that ended
+    // only once a day here, so the tests below meet such runs still left
+    // in the store (answered, or cancelled, from there); the takeover
+    // itself is run_drivers.test.mjs's.
+    writeFileSync(cfg, `store:\n  path: ${JSON.stringify(store)}\n  takeover_interval_ms: 86400000\nagents:\n` +
       agents.map((a) => `  - ${JSON.stringify(a)}\n`).join('') + WORKFLOWS);
   });
 
@@ -500,7 +504,7 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
         method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ answer: { ok: true } }),
       });
       assert.equal(answer.status, 409);
-      assert.match((await answer.json()).error.message, /is running in another process on this store .*cancelled here now; if that process is gone, a restart of this server takes it over/);
+      assert.match((await answer.json()).error.message, /is running in another process on this store .*cancelled here now; if that process ends, this server takes the run over and goes on with it/);
 
       const cancelled = await cli(['runs', 'cancel', id, '--reason', 'its process died', '--url', base]);
       assert.equal(cancelled.code, 0, cancelled.stderr);

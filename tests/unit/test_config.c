@@ -65,6 +65,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.session_idle_timeout_s, 1800);
   assert_int_equal(cfg.replay_events, 256);
   assert_int_equal(cfg.cache_ttl_ms, 60000);
+  assert_int_equal(cfg.store_takeover_interval_ms, 2000);
   sb_config_free(&cfg);
   sb_config_free(&cfg); /* free is idempotent */
 }
@@ -220,6 +221,9 @@ static void test_value_errors(void **state) {
   expect_error("limits:\n  max_json_depth: 1.5\n",
                "config.yaml:2: limits.max_json_depth: expected an integer "
                "between 8 and 2048, got \"1.5\"");
+  expect_error("store:\n  takeover_interval_ms: 99\n",
+               "config.yaml:2: store.takeover_interval_ms: expected an "
+               "integer between 100 and 86400000, got \"99\"");
   expect_error("sessions:\n  idle_timeout_s:\n",
                "config.yaml:2: sessions.idle_timeout_s: expected an integer "
                "between 1 and 604800, got an empty value");

@@ -60,9 +60,9 @@ static int await(fixture *f, int submitted, outcome *o) {
   return o->rc;
 }
 
-static int write_run(fixture *f, const char *tenant, const char *id,
-                     const char *status, int64_t rev, const char *event,
-                     outcome *o) {
+static int write_run_via(fixture *f, sb_store *st, const char *tenant,
+                         const char *id, const char *status, int64_t rev,
+                         const char *event, outcome *o) {
   memset(o, 0, sizeof *o);
   sb_store_run run = {.id = id,
                       .workflow = "wf",
@@ -72,7 +72,13 @@ static int write_run(fixture *f, const char *tenant, const char *id,
                       .expected_rev = rev};
   sb_store_event ev = {.type = event, .run_id = id, .data = "{}"};
   sb_store_extras x = {.run = &run, .events = &ev, .nevents = event ? 1 : 0};
-  return await(f, sb_store_write(f->s.st, tenant, &x, 1000, on_outcome, o), o);
+  return await(f, sb_store_write(st, tenant, &x, 1000, on_outcome, o), o);
+}
+
+static int write_run(fixture *f, const char *tenant, const char *id,
+                     const char *status, int64_t rev, const char *event,
+                     outcome *o) {
+  return write_run_via(f, f->s.st, tenant, id, status, rev, event, o);
 }
 
 static int read_events(fixture *f, const char *tenant, int64_t since,
@@ -501,7 +507,7 @@ static void test_run_listing(void **state) {
   assert_string_equal(o.runs.items[0].id, "r1");
   outcome_clear(&o);
   /* active runs of every tenant */
-  assert_int_equal(await(f, sb_store_runs_active(f->s.st, on_outcome, &o), &o),
+  assert_int_equal(await(f, sb_store_runs_claim(f->s.st, 1, on_outcome, &o), &o),
                    0);
   assert_int_equal(o.runs.len, 3);
   int tenants_u = 0;
@@ -519,6 +525,77 @@ static void test_run_listing(void **state) {
                    SB_EINVAL);
 }
 
+/* ---- driver slots: who takes over which runs -------------------------- */
+
+static sb_store *open_driving(fixture *f) {
+  sb_error err = {0};
+  sb_store_options o = {.path = f->s.path, .loop = &f->s.loop,
+                        .drives_runs = 1};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  if (!st) fail_msg("open: %s", err.msg);
+  return st;
+}
+
+static int by_id(const void *a, const void *b) {
+  return strcmp(((const sb_store_run_record *)a)->id,
+                ((const sb_store_run_record *)b)->id);
+}
+
+/* The ids st claims, sorted and joined by commas ("" for none). */
+static void claims(fixture *f, sb_store *st, int at_start, const char *want) {
+  outcome o = {0};
+  assert_int_equal(
+      await(f, sb_store_runs_claim(st, at_start, on_outcome, &o), &o), 0);
+  qsort(o.runs.items, o.runs.len, sizeof *o.runs.items, by_id);
+  char got[256] = "";
+  for (size_t i = 0; i < o.runs.len; i++) {
+    if (i) strcat(got, ",");
+    strcat(got, o.runs.items[i].id);
+  }
+  assert_string_equal(got, want);
+  outcome_clear(&o);
+}
+
+/* A run a living process drives is never claimed by another; a process
+ * that ends leaves its runs to the next claim, its own slot's new holder's
+ * included; runs ended are never claimed; runs with no driver are. */
+static void test_runs_claimed_only_from_ended_drivers(void **state) {
+  fixture *f = *state;
+  outcome o;
+  /* Written by a store that drives none: nobody drives them. */
+  assert_int_equal(write_run(f, "t", "old", "running", 0, NULL, &o), 0);
+  assert_int_equal(write_run(f, "t", "done", "completed", 0, NULL, &o), 0);
+
+  sb_store *a = open_driving(f); /* slot 0 */
+  claims(f, a, 1, "old");
+  claims(f, a, 0, ""); /* its own now */
+  assert_int_equal(write_run_via(f, a, "t", "a1", "running", 0, NULL, &o), 0);
+
+  sb_store *b = open_driving(f); /* slot 1: a is alive */
+  claims(f, b, 1, "");
+  assert_int_equal(write_run_via(f, b, "u", "b1", "waiting", 0, NULL, &o), 0);
+  claims(f, a, 0, "");
+  /* b's update of a's run (an answer adopted there) makes it b's. */
+  assert_int_equal(write_run_via(f, b, "t", "a1", "running", 1, NULL, &o), 0);
+  claims(f, a, 0, "");
+
+  sb_store_close(a); /* the process ends: its slot is free */
+  claims(f, b, 0, "old");
+  claims(f, b, 0, "");
+
+  /* Slot 0 again, held by a new process: what b took stays b's. */
+  sb_store *c = open_driving(f);
+  claims(f, c, 1, "");
+  assert_int_equal(write_run_via(f, c, "t", "c1", "running", 0, NULL, &o), 0);
+  sb_store_close(b);
+  claims(f, c, 0, "a1,b1,old");
+  /* Its own runs at start: left by its slot's previous holder. */
+  sb_store_close(c);
+  sb_store *d = open_driving(f); /* slot 0 */
+  claims(f, d, 1, "a1,b1,c1,old");
+  sb_store_close(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_run_rows_and_rev, setup, teardown),
@@ -531,6 +608,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_runs_claimed_only_from_ended_drivers, setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_unfinished_run_keeps_its_context_live, setup, teardown),
   };

@@ -36,10 +36,14 @@ export const startFlowHttpAgent = (id, env = {}) =>
  * Write a config: agents (definitions), workflows (YAML text of the list
  * items, indented under `workflows:`), tenants ({id, token}...).
  */
-export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store } = {}) {
+export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store, storeKeys = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-flows-'));
   const lines = ['cache:', '  ttl_ms: 0'];
-  if (store) lines.push('store:', `  path: ${store}`);
+  if (store || Object.keys(storeKeys).length) {
+    lines.push('store:');
+    if (store) lines.push(`  path: ${store}`);
+    for (const [k, v] of Object.entries(storeKeys)) lines.push(`  ${k}: ${v}`);
+  }
   if (tenants.length) {
     lines.push('auth:', '  tenants:');
     for (const t of tenants) lines.push(`    - id: ${t.id}`, `      token: ${t.token}`);

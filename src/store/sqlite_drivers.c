@@ -1,0 +1,80 @@
+/* sqlite_drivers.c: which processes on a SQLite store drive workflow runs,
+ * and whether each is still alive.
+ *
+ * A process that drives runs (a server, `switchboard run`) holds a write
+ * lock on one byte of a file beside the store (PATH-drivers): byte k is
+ * driver slot k, taken as the lowest one free when the store opens and
+ * held until it closes. Each run row names the slot of the process that
+ * drives it. The lock is an open file description lock (F_OFD_SETLK): the
+ * kernel drops it the moment the process ends, however it ends, so a run
+ * whose slot is not locked has nobody driving it and may be taken over at
+ * once, with no heartbeat to wait out. The file is opened close-on-exec:
+ * the agents switchboard starts never inherit the lock.
+ *
+ * Probing a slot goes through a second open of the file: an OFD lock
+ * conflicts with every other open file description, this process's own
+ * included, so the probe sees this process's slot as taken too.
+ */
+#include "store/store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static int lock_byte(int fd, int cmd, short type, int slot, struct flock *fl) {
+  memset(fl, 0, sizeof *fl);
+  fl->l_type = type;
+  fl->l_whence = SEEK_SET;
+  fl->l_start = slot;
+  fl->l_len = 1;
+  return fcntl(fd, cmd, fl);
+}
+
+int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err) {
+  d->lock_fd = d->probe_fd = d->slot = -1;
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s-drivers", db_path) >= sizeof path)
+    return sb_error_set(err, SB_EINVAL, "store: %s: path too long", db_path);
+  d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (d->lock_fd >= 0) d->probe_fd = open(path, O_RDWR | O_CLOEXEC);
+  if (d->lock_fd < 0 || d->probe_fd < 0) {
+    int e = errno;
+    st_drivers_close(d);
+    return sb_error_set(err, SB_EIO, "store: cannot open %s: %s", path,
+                        strerror(e));
+  }
+  struct flock fl;
+  for (int k = 0; k < ST_DRIVER_SLOTS; k++) {
+    if (lock_byte(d->lock_fd, F_OFD_SETLK, F_WRLCK, k, &fl) == 0) {
+      d->slot = k;
+      return 0;
+    }
+    if (errno != EAGAIN && errno != EACCES) {
+      int e = errno;
+      st_drivers_close(d);
+      return sb_error_set(err, SB_EIO, "store: cannot lock %s: %s", path,
+                          strerror(e));
+    }
+  }
+  st_drivers_close(d);
+  return sb_error_set(err, SB_EBUSY,
+                      "store: %s: %d processes drive runs on this store "
+                      "already",
+                      db_path, ST_DRIVER_SLOTS);
+}
+
+int st_drivers_alive(const st_drivers *d, int slot) {
+  if (slot < 0 || slot >= ST_DRIVER_SLOTS) return 0;
+  if (slot == d->slot) return 1;
+  struct flock fl;
+  /* Unknown (the probe failed): alive, so nothing is taken over twice. */
+  if (lock_byte(d->probe_fd, F_OFD_GETLK, F_WRLCK, slot, &fl) != 0) return 1;
+  return fl.l_type != F_UNLCK;
+}
+
+void st_drivers_close(st_drivers *d) {
+  if (d->probe_fd >= 0) close(d->probe_fd);
+  if (d->lock_fd >= 0) close(d->lock_fd); /* the slot is free again */
+  d->lock_fd = d->probe_fd = d->slot = -1;
+}

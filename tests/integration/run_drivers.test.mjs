@@ -1,0 +1,116 @@
+// Several processes on one store: each run in progress is driven by one
+// living process at a time. A server starting beside another leaves the
+// other's runs alone (before, it brought them back too, and every step
+// under way ran twice: two agents called, two bookings); when the process
+// driving a run dies (another server, a `switchboard run`), a server still
+// up takes the run over within store.takeover_interval_ms and goes on
+// with it, with the same idempotency key (before, the run stayed "running"
+// until a server restarted).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { startHttpServer, switchboardBin } from './lib/harness.mjs';
+import { pollUntil } from '../agents/agents_lib.mjs';
+import { flowAgent, runsClient, startRun, writeFlowConfig } from './lib/flows.mjs';
+
+const WORKFLOW = `
+  - name: held
+    steps:
+      - id: hold
+        call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+`;
+
+const servers = [];
+after(async () => { await Promise.all(servers.map((s) => s.stop().catch(() => {}))); });
+
+function setUp(name) {
+  const dir = mkdtempSync(join(tmpdir(), `sb-drivers-${name}-`));
+  const calls = join(dir, 'calls.tsv');
+  const store = join(dir, 'sb.db');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls } })],
+    workflowsYaml: WORKFLOW,
+    store,
+    storeKeys: { takeover_interval_ms: 200 },
+  });
+  // The calls the agent received for key, in order (each process that
+  // drives the step sends it once).
+  const sent = (key) => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [])
+    .filter((l) => l.split('\t')[0] === key);
+  return { file, store, sent };
+}
+
+/** A server on the store, once it has claimed the runs to resume: {server, rest, resumed}. */
+async function serve(file, store) {
+  const server = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+  servers.push(server);
+  const m = await server.stderrMatch(/resuming (\d+) runs in progress|no runs in progress to resume/);
+  return { server, rest: runsClient(server.url.replace(/\/mcp$/, '')), resumed: Number(m[1] ?? 0) };
+}
+
+test('a second server leaves the first one\'s runs alone, and takes them over when it dies', async () => {
+  const { file, store, sent } = setUp('serve');
+  const a = await serve(file, store);
+  assert.equal(a.resumed, 0);
+  const run = await startRun(a.rest, { workflow: 'held' });
+  const key = `${run.id}/hold/1`;
+  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+    { what: 'the step\'s call to reach the agent' });
+
+  // B starts while A drives the run: it brings none back.
+  const b = await serve(file, store);
+  assert.equal(b.resumed, 0, b.server.stderr.slice(-2000));
+  assert.equal((await b.rest.run(run.id)).json.status, 'running');
+  const answer = await b.rest.action(run.id, 'answer', { answer: {} });
+  assert.equal(answer.status, 409, answer.text);
+  assert.match(answer.json.error.message, /is running in another process on this store/);
+
+  // A dies: B takes the run over and sends the step again, same key.
+  a.server.proc.kill('SIGKILL');
+  await a.server.exited;
+  await b.server.stderrMatch(/taking over 1 runs in progress whose process has ended/);
+  await pollUntil(() => sent(key).length === 2 || { ok: false, message: `${sent(key).length} calls` },
+    { what: 'the step to be sent again by the server that took the run over' });
+
+  // A third server beside B: B's run stays B's.
+  const c = await serve(file, store);
+  assert.equal(c.resumed, 0, c.server.stderr.slice(-2000));
+  const cancelled = await b.rest.action(run.id, 'cancel', { reason: 'done testing' });
+  assert.equal(cancelled.status, 200, cancelled.text);
+  const ended = await c.rest.waitFor(run.id, 'cancelled');
+  assert.deepEqual(ended.stopped, ['hold']);
+  assert.equal(sent(key).length, 2, 'no third call: C never drove the run');
+  for (const s of [b, c]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
+
+test('a run of a killed `switchboard run` is taken over by the server on the store', async () => {
+  const { file, store, sent } = setUp('cli');
+  const s = await serve(file, store);
+  const cli = spawn(switchboardBin(), ['run', 'held', '--config', file, '--json'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  cli.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => cli.once('close', (code, signal) => resolve({ code, signal })));
+  const id = (await pollUntil(() => /run (\S+) of held/.exec(stderr) || { ok: false, message: stderr },
+    { what: 'switchboard run to start its run' }))[1];
+  const key = `${id}/hold/1`;
+  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+    { what: 'the step\'s call to reach the agent' });
+  // While the command lives, the server leaves its run alone.
+  const answer = await s.rest.action(id, 'answer', { answer: {} });
+  assert.equal(answer.status, 409, answer.text);
+
+  cli.kill('SIGKILL');
+  assert.equal((await exited).signal, 'SIGKILL');
+  await s.server.stderrMatch(/taking over 1 runs in progress whose process has ended/);
+  await pollUntil(() => sent(key).length === 2 || { ok: false, message: `${sent(key).length} calls` },
+    { what: 'the step to be sent again by the server' });
+  const cancelled = await s.rest.action(id, 'cancel', {});
+  assert.equal(cancelled.status, 200, cancelled.text);
+  await s.rest.waitFor(id, 'cancelled');
+  assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
