@@ -546,7 +546,7 @@ static void claims(fixture *f, sb_store *st, int at_start, const char *want) {
   outcome o = {0};
   assert_int_equal(
       await(f, sb_store_runs_claim(st, at_start, on_outcome, &o), &o), 0);
-  qsort(o.runs.items, o.runs.len, sizeof *o.runs.items, by_id);
+  if (o.runs.len) qsort(o.runs.items, o.runs.len, sizeof *o.runs.items, by_id);
   char got[256] = "";
   for (size_t i = 0; i < o.runs.len; i++) {
     if (i) strcat(got, ",");
