@@ -232,6 +232,10 @@ static void metrics(void *ud, sb_http_request *req) {
        "run transitions the store failed (locked, I/O error, disk full), "
        "written again after a pause",
        (double)fs.write_failures},
+      {"switchboard_runs_taken_over_total", "counter",
+       "runs in progress of another process on the store that ended (a "
+       "server, switchboard run), taken over by this server",
+       (double)fs.taken_over},
       {"switchboard_agents", "gauge", "agents registered",
        (double)sb_gateway_agent_count(app->gateway)},
       {"switchboard_http_connections", "gauge", "HTTP connections open",

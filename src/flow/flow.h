@@ -431,6 +431,8 @@ typedef struct sb_flow_stats {
   uint64_t write_failures; /* transitions the store failed (locked past
                               its busy timeout, I/O error, disk full),
                               kept and written again after a pause */
+  uint64_t taken_over; /* runs of processes on the store that ended,
+                          taken over after the start (takeover_every_ms) */
   size_t runs;          /* in progress in this process */
 } sb_flow_stats;
 void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out);

@@ -551,6 +551,7 @@ static void on_claimed(void *ud, sb_store_result *res) {
   }
   e->listed = 1;
   if (!at_start) {
+    e->stats.taken_over += n;
     if (n)
       SB_INFO(FL_MODULE,
               "taking over %zu runs in progress whose process has ended", n);

@@ -75,6 +75,9 @@ test('a second server leaves the first one\'s runs alone, and takes them over wh
   await b.server.stderrMatch(/taking over 1 runs in progress whose process has ended/);
   await pollUntil(() => sent(key).length === 2 || { ok: false, message: `${sent(key).length} calls` },
     { what: 'the step to be sent again by the server that took the run over' });
+  const metrics = await b.rest.call('GET', '/metrics');
+  assert.equal(metrics.status, 200, metrics.text);
+  assert.match(metrics.text, /^switchboard_runs_taken_over_total 1$/m);
 
   // A third server beside B: B's run stays B's.
   const c = await serve(file, store);
