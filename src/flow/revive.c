@@ -424,10 +424,14 @@ static void fork_loaded(fl_read *op, const sb_store_run_record *rec) {
                            "step", op->step, "contextVersion",
                            (json_int_t)fl_int(found, "contextVersion"),
                            "startAt", start_at);
-      /* A fork goes on with the scopes its run was started with. */
+      /* A fork goes on with the scopes its run was started with, and in
+       * its trace (the agents' spans join the same operation). */
       json_t *principal = json_object_get(doc, "principal");
       if (f->extra && principal)
         json_object_set(f->extra, "principal", principal);
+      json_t *trace = json_object_get(doc, "trace");
+      if (f->extra && json_is_object(trace))
+        json_object_set(f->extra, "trace", trace);
       fl_engine_ref_take(&f->ref, op->ref.e);
       rc = sb_ctx_get_async(op->ref.e->o.ctx, rec->tenant, rec->context_id,
                             fl_int(found, "contextVersion"), fork_context, f,

@@ -107,6 +107,8 @@ const WORKFLOWS = `
     steps:
       - id: who
         call: { agent: sales, tool: whoami }
+      - id: again
+        call: { agent: sales, tool: whoami }
   - name: loop
     max_steps: 5
     steps:
@@ -151,6 +153,13 @@ describe('workflows over REST with real agents', () => {
       assert.equal(run.trace, undefined, "the run's view does not show it");
       const wf = (await rest.context(run.contextId)).json.data.workflow;
       assert.equal(wf.outputs.who.trace, want, JSON.stringify(wf.outputs.who));
+      assert.equal(wf.outputs.again.trace, want, JSON.stringify(wf.outputs.again));
+      // A fork goes on in its run's trace, as with its scopes.
+      const forked = await rest.action(run.id, 'fork', { step: 'who' });
+      assert.equal(forked.status, 201, forked.text);
+      const f = await rest.waitFor(forked.json.id, 'completed');
+      const fwf = (await rest.context(f.contextId)).json.data.workflow;
+      assert.equal(fwf.outputs.again.trace, want, JSON.stringify(fwf.outputs.again));
     }
   });
 
