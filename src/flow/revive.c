@@ -537,7 +537,14 @@ static void on_claimed(void *ud, sb_store_result *res) {
   for (size_t i = 0; i < res->runs.len; i++) {
     const sb_store_run_record *rec = &res->runs.items[i];
     sb_error err = {0};
-    if (fl_run_find(e, rec->tenant, rec->id)) continue;
+    fl_run *mem = fl_run_find(e, rec->tenant, rec->id);
+    if (mem) {
+      /* In memory here, yet claimed: another process took it over (an
+       * answer given there adopts a waiting run) and ended. What it
+       * wrote meanwhile puts this copy behind the row. */
+      if (mem->rev != rec->rev) fl_run_reread(mem);
+      continue;
+    }
     fl_run *r = run_load(e, rec, &err);
     if (!r) {
       if (err.code == SB_ENOMEM)

@@ -284,6 +284,13 @@ void fl_plan_clear(fl_plan *p);
 /* Completed, failed or cancelled: nothing more happens to the run. */
 int fl_status_ended(sb_flow_status st);
 
+/* write.c: r's row was written by another process since r was loaded
+ * (that process took the run over from this one, then ended: it was
+ * claimed back, revive.c): read it again and go on from what is stored,
+ * as after a conflict. Nothing to do while a change is on its way (its
+ * write meets the conflict). */
+void fl_run_reread(fl_run *r);
+
 /* write.c: write the change at the head of r's queue. */
 void fl_plan_write(fl_run *r);
 /* A run whose state says it goes on (continueAt: a chain was cut) queues

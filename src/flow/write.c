@@ -204,8 +204,11 @@ static void on_head(void *ud, const sb_ctx_result *res) {
      * unless another process drives them (a visited run). */
     if (!r->visiting) fl_steps_sync(r);
     conflict_pause(r);
-  } else if (!r->detached) {
+  } else if (!r->detached && r->queue) {
     write_failed(r, res->rc, &res->err);
+  } else if (!r->detached) { /* read again with no change (fl_run_reread) */
+    SB_WARN(FL_MODULE, "run %s: its context cannot be read again: %s", r->id,
+            res->err.msg);
   }
   next_change(r);
   fl_run_release(r);
@@ -228,7 +231,10 @@ static void on_row(void *ud, sb_store_result *res) {
   const sb_store_run_record *rec = res->rc == 0 ? &res->runs.items[0] : NULL;
   json_t *doc = rec ? json_loads(rec->doc, 0, NULL) : NULL;
   if (r->detached || !doc) {
-    if (!r->detached && res->rc) {
+    if (!r->detached && !r->queue) { /* fl_run_reread: no change waits */
+      SB_WARN(FL_MODULE, "run %s: its row cannot be read again: %s", r->id,
+              res->rc ? res->err.msg : "its stored state is unreadable");
+    } else if (!r->detached && res->rc) {
       write_failed(r, res->rc, &res->err);
     } else if (!r->detached) { /* read again, it would be as unreadable */
       sb_error bad = {0};
@@ -269,8 +275,24 @@ static void on_row(void *ud, sb_store_result *res) {
                        &err) == 0)
     return; /* the hold passes to on_head */
   r->writing = 0;
-  write_failed(r, err.code ? err.code : SB_EIO, &err);
+  if (r->queue)
+    write_failed(r, err.code ? err.code : SB_EIO, &err);
+  else
+    SB_WARN(FL_MODULE, "run %s: its context cannot be read again: %s", r->id,
+            err.msg);
   next_change(r);
+  fl_run_release(r);
+}
+
+void fl_run_reread(fl_run *r) {
+  /* A change on its way to the store meets the row's new rev itself. */
+  if (r->writing || r->loading || r->detached || r->queue) return;
+  r->holds++;
+  r->writing = 1;
+  if (sb_store_run_get(r->e->o.store, r->tenant, r->id, on_row, r) == 0)
+    return; /* on_row (then on_head) releases the hold */
+  r->writing = 0;
+  SB_WARN(FL_MODULE, "run %s: its row cannot be read again now", r->id);
   fl_run_release(r);
 }
 

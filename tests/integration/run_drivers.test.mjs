@@ -22,6 +22,14 @@ const WORKFLOW = `
     steps:
       - id: hold
         call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+  - name: asked
+    steps:
+      - id: confirm
+        ask:
+          message: Go ahead?
+          schema: { type: object, properties: { ok: { type: boolean } }, required: [ok] }
+      - id: hold
+        call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
 `;
 
 const servers = [];
@@ -88,6 +96,36 @@ test('a second server leaves the first one\'s runs alone, and takes them over wh
   assert.deepEqual(ended.stopped, ['hold']);
   assert.equal(sent(key).length, 2, 'no third call: C never drove the run');
   for (const s of [b, c]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
+
+// A waits on a question; the answer comes through B, which takes the run
+// over and starts the next step; B dies. A still holds its copy from
+// before the answer: it goes on from the row B wrote, not from that copy.
+test('a run taken back by the server it came from goes on from what the other server wrote', async () => {
+  const { file, store, sent } = setUp('back');
+  const a = await serve(file, store);
+  const run = await startRun(a.rest, { workflow: 'asked' });
+  await a.rest.waitFor(run.id, 'waiting');
+  const b = await serve(file, store);
+  const answered = await b.rest.action(run.id, 'answer', { answer: { ok: true } });
+  assert.equal(answered.status, 200, answered.text);
+  const key = `${run.id}/hold/1`;
+  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+    { what: 'the step after the answer to reach the agent, sent by B' });
+
+  b.server.proc.kill('SIGKILL');
+  await b.server.exited;
+  await a.server.stderrMatch(new RegExp(`run ${run.id}: its stored row is at rev \\d+, not \\d+ \\(written elsewhere\\): it goes on from the stored state \\(running\\)`));
+  await pollUntil(() => sent(key).length === 2 || { ok: false, message: `${sent(key).length} calls` },
+    { what: 'A to send the step B had under way again' });
+  const view = (await a.rest.run(run.id)).json;
+  assert.equal(view.status, 'running');
+  assert.deepEqual(view.current, ['hold']);
+  assert.deepEqual(view.history.map((h) => [h.step, h.status]), [['confirm', 'completed']]);
+  const cancelled = await a.rest.action(run.id, 'cancel', {});
+  assert.equal(cancelled.status, 200, cancelled.text);
+  await a.rest.waitFor(run.id, 'cancelled');
+  assert.equal((await a.server.stop()).code, 0, a.server.stderr.slice(-2000));
 });
 
 test('a run of a killed `switchboard run` is taken over by the server on the store', async () => {
