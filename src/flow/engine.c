@@ -65,14 +65,60 @@ void fl_change_free(fl_change *c) {
 
 /* ---- runs in memory ------------------------------------------------------ */
 
+/* FNV-1a over tenant, a zero byte, and id. */
+static uint64_t run_hash(const char *tenant, const char *id) {
+  uint64_t h = 14695981039346656037u;
+  for (const char *p = tenant;; p++) {
+    h = (h ^ (unsigned char)*p) * 1099511628211u;
+    if (!*p) break;
+  }
+  for (const char *p = id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211u;
+  return h;
+}
+
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {
-  for (sb_list_link *n = sb_list_first(&e->runs); n; n = sb_list_next(n)) {
-    fl_run *r = sb_list_entry(n, fl_run, link);
-    if (!r->detached && strcmp(r->id, id) == 0 &&
+  uint64_t h = run_hash(tenant, id);
+  for (fl_run *r = e->index[h & (e->nindex - 1)]; r; r = r->hnext)
+    if (r->hash == h && strcmp(r->id, id) == 0 &&
         strcmp(r->tenant, tenant) == 0)
       return r;
-  }
   return NULL;
+}
+
+/* Twice the buckets, once there are more runs than buckets (memory short:
+ * the chains grow longer instead). */
+static void index_grow(sb_flow_engine *e) {
+  size_t n = e->nindex * 2;
+  fl_run **grown = sb_calloc(n, sizeof *grown);
+  if (!grown) return;
+  for (size_t i = 0; i < e->nindex; i++) {
+    fl_run *r = e->index[i], *next;
+    for (; r; r = next) {
+      next = r->hnext;
+      r->hnext = grown[r->hash & (n - 1)];
+      grown[r->hash & (n - 1)] = r;
+    }
+  }
+  sb_free(e->index);
+  e->index = grown;
+  e->nindex = n;
+}
+
+static void index_put(sb_flow_engine *e, fl_run *r) {
+  if (e->nruns > e->nindex) index_grow(e);
+  r->hash = run_hash(r->tenant, r->id);
+  fl_run **b = &e->index[r->hash & (e->nindex - 1)];
+  r->hnext = *b;
+  *b = r;
+}
+
+static void index_drop(sb_flow_engine *e, fl_run *r) {
+  fl_run **p = &e->index[r->hash & (e->nindex - 1)];
+  while (*p && *p != r)
+    p = &(*p)->hnext;
+  if (*p) *p = r->hnext;
+  r->hnext = NULL;
 }
 
 static void run_free(fl_run *r) {
@@ -125,6 +171,7 @@ void fl_run_detach(fl_run *r) {
   sb_flow_engine *e = r->e;
   if (e) {
     sb_list_unlink(&e->runs, &r->link);
+    index_drop(e, r);
     e->nruns--;
   }
   if (!r->holds) run_free(r);
@@ -176,6 +223,7 @@ fl_run *fl_run_new(sb_flow_engine *e, const char *tenant, const char *id,
   r->e = e;
   sb_list_push_front(&e->runs, &r->link);
   e->nruns++;
+  index_put(e, r);
   return r;
 }
 
@@ -246,6 +294,12 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
   }
   e->o = *o;
   if (e->o.max_runs <= 0) e->o.max_runs = DEFAULT_MAX_RUNS;
+  e->nindex = 64;
+  if (!(e->index = sb_calloc(e->nindex, sizeof *e->index))) {
+    sb_free(e);
+    sb_error_set(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
   return e;
 }
 
@@ -293,6 +347,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   waiting_ops_forget(e);
   fl_plan_go_on_close(e);
   fl_blocked_clear(e);
+  sb_free(e->index);
   sb_free(e);
 }
 

@@ -92,6 +92,8 @@ typedef struct fl_active {
 struct fl_run {
   sb_flow_engine *e;
   sb_list_link link; /* in e->runs until detached */
+  fl_run *hnext;     /* in e->index's bucket until detached */
+  uint64_t hash;     /* of tenant and id (engine.c: run_hash) */
   char *tenant, *id;
   sb_flow_def *def; /* own: built from the stored definition */
   char *def_text;   /* that definition as JSON text (the first write's) */
@@ -143,6 +145,11 @@ struct sb_flow_engine {
   sb_flow_engine_options o;
   sb_list runs; /* in memory, newest first */
   size_t nruns;
+  /* The same runs by tenant and id (fl_run_find): chained in
+   * index[hash & (nindex - 1)], nindex a power of two doubled as nruns
+   * passes it. */
+  fl_run **index;
+  size_t nindex;
   int stopping;
   sb_flow_stats stats;
   /* Runs brought back at start whose context is still to be read, each
