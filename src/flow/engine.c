@@ -331,6 +331,8 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   e->stopping = 1;
   fl_timer_close(&e->load_timer);
   fl_timer_close(&e->takeover);
+  if (e->claim_idle) uv_close((uv_handle_t *)e->claim_idle, sb_free_handle);
+  sb_store_runs_clear(&e->claimed.runs);
   /* Runs still to read their context: their holds go, they follow. */
   for (size_t i = e->to_load_at; i < e->nto_load; i++)
     fl_run_release(e->to_load[i]);

@@ -514,54 +514,77 @@ static int queue_load(sb_flow_engine *e, fl_run *r) {
 }
 
 /* A claim of the runs nobody drives (sb_store_runs_claim), at start or
- * later (takeover). */
+ * later (takeover). Its runs come into memory a slice at a time: parsing
+ * thousands of stored runs (state and definition) in one callback would
+ * hold the loop as long (9000 runs: about 400 ms). */
+#define CLAIM_SLICE 64
+
+static void claimed_more(sb_flow_engine *e);
+
 typedef struct claim_op {
   fl_engine_ref ref;
   int at_start;
 } claim_op;
 
-static void on_claimed(void *ud, sb_store_result *res) {
-  claim_op *op = ud;
-  sb_flow_engine *e = fl_engine_ref_drop(&op->ref);
-  int at_start = op->at_start;
-  sb_free(op);
-  if (!e) return; /* stopped before the store answered */
-  if (!at_start) e->claiming = 0;
-  if (res->rc != 0) {
-    if (at_start || res->rc != SB_ETIMEDOUT)
-      SB_ERROR(FL_MODULE, "cannot read the runs to %s: %s",
-               at_start ? "resume" : "take over", res->err.msg);
-    return;
+/* A claimed run into memory, queued to read its context (1), or not (0:
+ * already here, or it cannot be brought back, which is said). */
+static int bring_back(sb_flow_engine *e, const sb_store_run_record *rec) {
+  sb_error err = {0};
+  fl_run *mem = fl_run_find(e, rec->tenant, rec->id);
+  if (mem) {
+    /* In memory here, yet claimed: another process took it over (an
+     * answer given there adopts a waiting run) and ended. What it wrote
+     * meanwhile puts this copy behind the row. */
+    if (mem->rev != rec->rev) fl_run_reread(mem);
+    return 0;
   }
-  size_t n = 0;
-  for (size_t i = 0; i < res->runs.len; i++) {
-    const sb_store_run_record *rec = &res->runs.items[i];
-    sb_error err = {0};
-    fl_run *mem = fl_run_find(e, rec->tenant, rec->id);
-    if (mem) {
-      /* In memory here, yet claimed: another process took it over (an
-       * answer given there adopts a waiting run) and ended. What it
-       * wrote meanwhile puts this copy behind the row. */
-      if (mem->rev != rec->rev) fl_run_reread(mem);
-      continue;
-    }
-    fl_run *r = run_load(e, rec, &err);
-    if (!r) {
-      if (err.code == SB_ENOMEM)
-        SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
-      else
-        block(e, rec->tenant, rec->id, FL_BLOCK_DEFINITION, err.msg);
-      continue;
-    }
-    if (queue_load(e, r) != 0) {
-      SB_ERROR(FL_MODULE, "run %s cannot be resumed: out of memory", rec->id);
-      fl_run_detach(r);
-      continue;
-    }
-    n++;
+  fl_run *r = run_load(e, rec, &err);
+  if (!r) {
+    if (err.code == SB_ENOMEM)
+      SB_ERROR(FL_MODULE, "run %s cannot be resumed: %s", rec->id, err.msg);
+    else
+      block(e, rec->tenant, rec->id, FL_BLOCK_DEFINITION, err.msg);
+    return 0;
   }
-  e->listed = 1;
-  if (!at_start) {
+  if (queue_load(e, r) != 0) {
+    SB_ERROR(FL_MODULE, "run %s cannot be resumed: out of memory", rec->id);
+    fl_run_detach(r);
+    return 0;
+  }
+  return 1;
+}
+
+static void on_claim_slice(uv_idle_t *h) { claimed_more(h->data); }
+
+/* The next slice on the next turn of the loop (an idle handle: a timer
+ * due now would run again within the same turn); 0, or -1 out of memory. */
+static int claim_slice_later(sb_flow_engine *e) {
+  if (!e->claim_idle) {
+    if (!(e->claim_idle = sb_calloc(1, sizeof *e->claim_idle))) return -1;
+    uv_idle_init(sb_store_loop(e->o.store), e->claim_idle);
+    e->claim_idle->data = e;
+  }
+  uv_idle_start(e->claim_idle, on_claim_slice);
+  return 0;
+}
+
+/* The claimed runs, CLAIM_SLICE per turn of the loop, then the claim is
+ * over: the runs it brought are all in memory (e->listed: a run in
+ * progress in the store and not here is another process's). */
+static void claimed_more(sb_flow_engine *e) {
+  fl_claimed *c = &e->claimed;
+  for (;;) {
+    size_t end = c->at + CLAIM_SLICE;
+    if (end > c->runs.len) end = c->runs.len;
+    for (; c->at < end; c->at++)
+      c->brought += (size_t)bring_back(e, &c->runs.items[c->at]);
+    resume_more(e);
+    if (c->at == c->runs.len) break;
+    if (claim_slice_later(e) == 0) return; /* out of memory: now */
+  }
+  if (e->claim_idle) uv_idle_stop(e->claim_idle);
+  size_t n = c->brought;
+  if (!c->at_start) {
     e->stats.taken_over += n;
     if (n)
       SB_INFO(FL_MODULE,
@@ -571,7 +594,29 @@ static void on_claimed(void *ud, sb_store_result *res) {
   } else {
     SB_INFO(FL_MODULE, "no runs in progress to resume");
   }
-  resume_more(e);
+  sb_store_runs_clear(&c->runs);
+  memset(c, 0, sizeof *c);
+  e->listed = 1;
+  e->claiming = 0;
+}
+
+static void on_claimed(void *ud, sb_store_result *res) {
+  claim_op *op = ud;
+  sb_flow_engine *e = fl_engine_ref_drop(&op->ref);
+  int at_start = op->at_start;
+  sb_free(op);
+  if (!e) return; /* stopped before the store answered */
+  if (res->rc != 0) {
+    e->claiming = 0;
+    if (at_start || res->rc != SB_ETIMEDOUT)
+      SB_ERROR(FL_MODULE, "cannot read the runs to %s: %s",
+               at_start ? "resume" : "take over", res->err.msg);
+    return;
+  }
+  e->claimed.runs = res->runs; /* taken */
+  memset(&res->runs, 0, sizeof res->runs);
+  e->claimed.at_start = at_start;
+  claimed_more(e);
 }
 
 static int claim(sb_flow_engine *e, int at_start) {
@@ -583,8 +628,8 @@ static int claim(sb_flow_engine *e, int at_start) {
   if (rc != 0) {
     fl_engine_ref_drop(&op->ref);
     sb_free(op);
-  } else if (!at_start) {
-    e->claiming = 1;
+  } else {
+    e->claiming = 1; /* until its runs are all in memory */
   }
   return rc;
 }

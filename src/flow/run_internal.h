@@ -141,6 +141,14 @@ typedef struct fl_blocked {
   char message[512];
 } fl_blocked;
 
+/* A claim's runs (sb_store_runs_claim), brought into memory in slices. */
+typedef struct fl_claimed {
+  sb_store_runs runs;
+  size_t at;      /* the next to bring */
+  size_t brought; /* queued to come back so far */
+  int at_start;
+} fl_claimed;
+
 struct sb_flow_engine {
   sb_flow_engine_options o;
   sb_list runs; /* in memory, newest first */
@@ -158,9 +166,13 @@ struct sb_flow_engine {
   size_t nto_load, to_load_cap, to_load_at, reading;
   uv_timer_t *load_timer; /* the store was busy: try again shortly */
   /* Every o.takeover_every_ms, the runs no living process drives are
-   * claimed (revive.c); `claiming` while a claim is in the store. */
+   * claimed (revive.c); `claiming` from a claim's submission until the
+   * runs it brought are all in memory, brought a slice per turn of the
+   * loop from `claimed` (claim_idle: the next slice). */
   uv_timer_t *takeover;
   int claiming;
+  fl_claimed claimed;
+  uv_idle_t *claim_idle;
   /* The runs in progress at start have been listed (and queued to come
    * back): a run the store says is waiting that is not in memory since
    * was left there by another process (switchboard run) and is taken

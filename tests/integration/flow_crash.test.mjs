@@ -256,12 +256,14 @@ async function waitingRunsAfterCrash(maxPending, runs) {
 }
 
 // More runs in progress than the store takes operations at once
-// (store.max_pending): every one is brought back after the restart, not
-// only the first max_pending. (A cancellation is the probe: a run not
-// brought back is "waiting: only a running or waiting run can be
-// cancelled"; one the store is too busy for now is a 503, to retry.)
+// (store.max_pending), and than the engine brings into memory in one turn
+// of its loop (64): every one is brought back after the restart, not
+// only the first max_pending or the first slice. (A cancellation is the
+// probe: a run not brought back is "waiting: only a running or waiting
+// run can be cancelled"; one the store is too busy for now is a 503, to
+// retry.)
 test('runs in progress beyond store.max_pending are all brought back after a SIGKILL', async () => {
-  const RUNS = 24;
+  const RUNS = 150;
   const { srv, rest, ids } = await waitingRunsAfterCrash(4, RUNS);
   try {
     await srv.stderrMatch(new RegExp(`resuming ${RUNS} runs in progress`));
