@@ -9,7 +9,8 @@
  * kernel drops it the moment the process ends, however it ends, so a run
  * whose slot is not locked has nobody driving it and may be taken over at
  * once, with no heartbeat to wait out. The file is opened close-on-exec:
- * the agents switchboard starts never inherit the lock.
+ * the agents switchboard starts never inherit the lock. It is created with
+ * the store's mode, so any user who may write the store may take a slot.
  *
  * Probing a slot goes through a second open of the file: an OFD lock
  * conflicts with every other open file description, this process's own
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int lock_byte(int fd, int cmd, short type, int slot, struct flock *fl) {
@@ -36,7 +38,11 @@ int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err) {
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s-drivers", db_path) >= sizeof path)
     return sb_error_set(err, SB_EINVAL, "store: %s: path too long", db_path);
-  d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Whoever may write the store may take a slot: the store's own mode,
+   * as SQLite gives its -wal and -shm files. */
+  struct stat st;
+  mode_t mode = stat(db_path, &st) == 0 ? st.st_mode & 0777 : 0644;
+  d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
   if (d->lock_fd >= 0) d->probe_fd = open(path, O_RDWR | O_CLOEXEC);
   if (d->lock_fd < 0 || d->probe_fd < 0) {
     int e = errno;
