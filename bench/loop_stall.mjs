@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 
+import { req as httpReq } from './http_req.mjs';
+
 const bin = process.env.SWITCHBOARD_BIN || new URL('../build-release/switchboard', import.meta.url).pathname;
 const sizes = process.argv.slice(2).map(Number);
 if (!sizes.length) sizes.push(1000, 10000, 100000);
@@ -66,17 +68,7 @@ function loopCpu(pid) {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const other = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-function req(url, method = 'GET', body, ag = other) {
-  return new Promise((resolve, reject) => {
-    const r = http.request(url, { method, agent: ag, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-    });
-    r.on('error', reject);
-    if (body) r.end(JSON.stringify(body)); else r.end();
-  });
-}
+const req = (url, method = 'GET', body, ag = other) => httpReq(url, method, body, ag);
 
 async function measure(maxSteps) {
   const { proc, url } = await start(maxSteps);

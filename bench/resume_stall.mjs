@@ -17,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 
+import { req } from './http_req.mjs';
+
 const bin = process.env.SWITCHBOARD_BIN || new URL('../build-release/switchboard', import.meta.url).pathname;
 const sizes = process.argv.slice(2).map(Number);
 if (!sizes.length) sizes.push(1000, 9000);
@@ -56,18 +58,6 @@ function serve(dir) {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const others = new http.Agent({ keepAlive: true, maxSockets: 32 });
-
-function req(url, method, body, ag) {
-  return new Promise((resolve, reject) => {
-    const r = http.request(url, { method, agent: ag, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-    });
-    r.on('error', reject);
-    r.end(body ? JSON.stringify(body) : undefined);
-  });
-}
 
 async function leaveWaiting(dir, n) {
   const s = serve(dir);
