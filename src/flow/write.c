@@ -225,6 +225,28 @@ static int terminal_doc(const json_t *doc) {
  * its steps in memory are made to match it (on_head) and the change is
  * planned again on both — or, if the run has ended there, what is queued
  * is answered that it no longer applies and the run leaves memory. */
+/* Another process that is still alive drives the run now (an answer
+ * given there took it over from this copy): the copy leaves memory, and
+ * what is queued on it is answered so, rather than start again here the
+ * steps that process has under way. The write's hold is released. */
+static void let_go(fl_run *r, const sb_store_run_record *rec) {
+  SB_WARN(FL_MODULE,
+          "run %s: another process on the store drives it now (its row is "
+          "at rev %lld, not %lld): it leaves this server",
+          r->id, (long long)rec->rev, (long long)r->rev);
+  while (r->queue) {
+    sb_error err = {0};
+    sb_error_set(&err, SB_ESTATE,
+                 "run %s is driven by another process on this store now "
+                 "(another server took it over): send this there, or here "
+                 "once that process has ended",
+                 r->id);
+    pop_change(r, SB_ESTATE, &err);
+  }
+  fl_run_detach(r);
+  fl_run_release(r);
+}
+
 static void on_row(void *ud, sb_store_result *res) {
   fl_run *r = ud;
   r->writing = 0;
@@ -245,6 +267,11 @@ static void on_row(void *ud, sb_store_result *res) {
     json_decref(doc);
     next_change(r);
     fl_run_release(r);
+    return;
+  }
+  if (rec->driven_elsewhere) {
+    let_go(r, rec);
+    json_decref(doc);
     return;
   }
   SB_WARN(FL_MODULE,

@@ -83,20 +83,20 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_RUN_REV] = "SELECT rev FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_GET] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq,def FROM runs WHERE tenant_id=? AND id=?",
+        "updated_ms,seq,def,driver FROM runs WHERE tenant_id=? AND id=?",
     [STMT_RUN_LIST] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq,def FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
+        "updated_ms,seq,def,driver FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
         "status=?2) AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?4",
     [STMT_RUNS_ACTIVE] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq,def FROM runs WHERE status IN ('running','waiting') "
+        "updated_ms,seq,def,driver FROM runs WHERE status IN ('running','waiting') "
         "ORDER BY id",
     [STMT_RUN_DRIVERS] = "SELECT DISTINCT driver FROM runs WHERE status IN "
                          "('running','waiting')",
     [STMT_RUNS_OF_DRIVER] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq,def FROM runs WHERE status IN ('running','waiting') "
+        "updated_ms,seq,def,driver FROM runs WHERE status IN ('running','waiting') "
         "AND driver=? ORDER BY id",
     [STMT_RUNS_TAKE] = "UPDATE runs SET driver=?1 WHERE status IN "
                        "('running','waiting') AND driver=?2",

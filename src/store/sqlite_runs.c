@@ -162,7 +162,18 @@ int st_write_events_trim(st_conn *c, st_req *q) {
 
 /* ---- reads ------------------------------------------------------------ */
 
-static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
+/* Whether the run in st's row (status, driver) is driven by another
+ * process that is still alive. */
+static int driven_elsewhere(st_conn *c, sqlite3_stmt *st) {
+  const st_drivers *d = st_conn_drivers(c);
+  const char *status = (const char *)sqlite3_column_text(st, 4);
+  int driver = sqlite3_column_int(st, 11);
+  return d && driver >= 0 && driver != d->slot && status &&
+         (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0) &&
+         st_drivers_alive(d, driver);
+}
+
+static int push_run(st_conn *c, sb_store_runs *out, sqlite3_stmt *st) {
   sb_store_run_record *items =
       sb_realloc(out->items, (out->len + 1) * sizeof *out->items);
   if (!items) return SB_ENOMEM;
@@ -180,6 +191,7 @@ static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
   r->updated_ms = sqlite3_column_int64(st, 8);
   r->seq = sqlite3_column_int64(st, 9);
   r->def = st_column_dup(st, 10);
+  r->driven_elsewhere = driven_elsewhere(c, st);
   if (!r->tenant || !r->id || !r->workflow || !r->context_id || !r->status ||
       !r->doc || !r->def)
     return SB_ENOMEM;
@@ -190,7 +202,7 @@ static int push_run(sb_store_runs *out, sqlite3_stmt *st) {
 static int push_runs(st_conn *c, st_req *q, sqlite3_stmt *st) {
   int step, rc = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (push_run(&q->res.runs, st) != 0) {
+    if (push_run(c, &q->res.runs, st) != 0) {
       rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
       break;
     }

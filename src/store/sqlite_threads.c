@@ -390,6 +390,8 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
     rd->s = s;
     if (!(rd->conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err)))
       goto fail;
+    /* Its reads say which runs another living process drives. */
+    if (s->drivers.slot >= 0) st_conn_set_drivers(rd->conn, &s->drivers);
   }
   if (st_base_init(&s->base, o, err) != 0) goto fail;
   if (uv_thread_create(&s->writer, writer_main, s) != 0) goto fail_threads;

@@ -183,6 +183,9 @@ typedef struct sb_store_run_record {
   int64_t seq; /* the tenant's seq of the last event written with the
                   run's last write (0: none) */
   char *def;   /* its definition ("" for runs written before there was one) */
+  int driven_elsewhere; /* in progress, and driven by another process on
+                           the store that is still alive (known to a store
+                           opened with drives_runs; 0 otherwise) */
 } sb_store_run_record;
 
 typedef struct sb_store_runs {

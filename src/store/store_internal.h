@@ -134,9 +134,9 @@ void st_drivers_close(st_drivers *d);
 
 typedef struct st_conn st_conn;
 
-/* The writer's connection of a store that drives runs: the runs it
- * writes are marked with d->slot, and claims test the other slots
- * through d (borrowed; outlives the connection's writes). */
+/* The connections of a store that drives runs: the runs the writer
+ * writes are marked with d->slot; claims, and reads of runs, test the
+ * other slots through d (borrowed; outlives the connection). */
 void st_conn_set_drivers(st_conn *c, const st_drivers *d);
 const st_drivers *st_conn_drivers(st_conn *c);
 

@@ -128,6 +128,36 @@ test('a run taken back by the server it came from goes on from what the other se
   assert.equal((await a.server.stop()).code, 0, a.server.stderr.slice(-2000));
 });
 
+// Two servers behind one address: the answer to A's question comes
+// through B, which takes the run over and starts the next step. A second
+// answer through A finds A's copy behind the row: A lets the run go (409)
+// instead of starting again the step B has under way.
+test('a server whose copy of a run another living server took over lets it go', async () => {
+  const { file, store, sent } = setUp('two');
+  const a = await serve(file, store);
+  const run = await startRun(a.rest, { workflow: 'asked' });
+  await a.rest.waitFor(run.id, 'waiting');
+  const b = await serve(file, store);
+  const answered = await b.rest.action(run.id, 'answer', { answer: { ok: true } });
+  assert.equal(answered.status, 200, answered.text);
+  const key = `${run.id}/hold/1`;
+  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+    { what: 'the step after the answer to reach the agent, sent by B' });
+
+  const again = await a.rest.action(run.id, 'answer', { answer: { ok: false } });
+  assert.equal(again.status, 409, again.text);
+  assert.match(again.json.error.message, new RegExp(`run ${run.id} is driven by another process on this store now`));
+  const metrics = await a.rest.call('GET', '/metrics');
+  assert.match(metrics.text, /^switchboard_runs_in_progress 0$/m, 'A let its copy go');
+  assert.equal(sent(key).length, 1, 'A did not send the step B has under way');
+
+  const cancelled = await b.rest.action(run.id, 'cancel', {});
+  assert.equal(cancelled.status, 200, cancelled.text);
+  const ended = await a.rest.waitFor(run.id, 'cancelled');
+  assert.deepEqual(ended.history.map((h) => [h.step, h.status]), [['confirm', 'completed']]);
+  for (const s of [a, b]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
+
 test('a run of a killed `switchboard run` is taken over by the server on the store', async () => {
   const { file, store, sent } = setUp('cli');
   const s = await serve(file, store);
