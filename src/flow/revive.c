@@ -531,6 +531,13 @@ typedef struct claim_op {
 static int bring_back(sb_flow_engine *e, const sb_store_run_record *rec) {
   sb_error err = {0};
   fl_run *mem = fl_run_find(e, rec->tenant, rec->id);
+  if (rec->moved_away) {
+    /* Another process took it over from this one (an answer or a
+     * cancellation given there): a copy here reads the row again, and
+     * lets the run go if that process drives it now (write.c, on_row). */
+    if (mem && mem->rev != rec->rev) fl_run_reread(mem);
+    return 0;
+  }
   if (mem) {
     /* In memory here, yet claimed: another process took it over (an
      * answer given there adopts a waiting run) and ended. What it wrote

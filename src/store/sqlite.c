@@ -100,6 +100,12 @@ static const char *const stmt_sql[STMT__COUNT] = {
         "AND driver=? ORDER BY id",
     [STMT_RUNS_TAKE] = "UPDATE runs SET driver=?1 WHERE status IN "
                        "('running','waiting') AND driver=?2",
+    [STMT_RUNS_MOVED] =
+        "SELECT r.tenant_id,r.id,r.workflow,r.context_id,r.status,r.doc,"
+        "r.rev,r.created_ms,r.updated_ms,r.seq,r.def,r.driver FROM "
+        "runs_moved m JOIN runs r ON r.tenant_id=m.tenant_id AND r.id=m.id "
+        "WHERE m.driver=? ORDER BY r.id",
+    [STMT_RUNS_MOVED_CLEAR] = "DELETE FROM runs_moved WHERE driver=?",
     [STMT_EVENT_SEQ] =
         "INSERT INTO event_seqs(tenant_id,last) VALUES(?1,?2) ON CONFLICT("
         "tenant_id) DO UPDATE SET last=last+?2 RETURNING last",
@@ -229,6 +235,14 @@ static const char *const migrations[] = {
     /* 9: the driver slot (sqlite_drivers.c) of the process driving each
      * run; -1: none (runs written before, or by a store that drives none) */
     "ALTER TABLE runs ADD COLUMN driver INTEGER NOT NULL DEFAULT -1;",
+    /* 10: runs taken from a driver (another process wrote them, taking
+     * them over), kept for that driver to learn its copy is behind */
+    "CREATE TABLE runs_moved(driver INTEGER NOT NULL, tenant_id TEXT NOT "
+    "NULL, id TEXT NOT NULL, PRIMARY KEY(driver, tenant_id, id)) WITHOUT "
+    "ROWID;"
+    "CREATE TRIGGER runs_driver_moved AFTER UPDATE OF driver ON runs WHEN "
+    "old.driver>=0 AND old.driver<>new.driver BEGIN INSERT OR IGNORE INTO "
+    "runs_moved VALUES(old.driver, old.tenant_id, old.id); END;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

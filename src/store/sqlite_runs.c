@@ -267,6 +267,25 @@ static int take_runs_of(st_conn *c, st_req *q, int driver, int slot) {
   return step_done(c, st, &q->res.err, "taking runs over");
 }
 
+/* Forget what runs_moved holds for driver. */
+static int clear_moved(st_conn *c, st_req *q, int driver) {
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_RUNS_MOVED_CLEAR);
+  sqlite3_bind_int(st, 1, driver);
+  return step_done(c, st, &q->res.err, "clearing moved runs");
+}
+
+/* The runs taken from this slot since its last claim (runs_moved: filled
+ * by a trigger on runs.driver), into res->runs marked moved_away. */
+static int moved_runs(st_conn *c, st_req *q, int slot) {
+  size_t from = q->res.runs.len;
+  sqlite3_stmt *st = st_conn_stmt(c, STMT_RUNS_MOVED);
+  sqlite3_bind_int(st, 1, slot);
+  int rc = push_runs(c, q, st);
+  for (size_t i = from; !rc && i < q->res.runs.len; i++)
+    q->res.runs.items[i].moved_away = 1;
+  return rc ? rc : clear_moved(c, q, slot);
+}
+
 /* Runs in the writer's transaction: the drivers read, tested and taken
  * over with nothing in between (another process's claim is another
  * transaction). A store that drives no runs takes nothing and answers
@@ -274,14 +293,19 @@ static int take_runs_of(st_conn *c, st_req *q, int driver, int slot) {
 int st_write_runs_claim(st_conn *c, st_req *q) {
   const st_drivers *d = st_conn_drivers(c);
   if (!d) return push_runs(c, q, st_conn_stmt(c, STMT_RUNS_ACTIVE));
-  int *drivers;
-  size_t n;
-  int rc = run_drivers(c, q, &drivers, &n);
+  /* At start, what was kept for the slot's last holder is nobody's. */
+  int rc = q->version ? clear_moved(c, q, d->slot) : moved_runs(c, q, d->slot);
+  int *drivers = NULL;
+  size_t n = 0;
+  if (!rc) rc = run_drivers(c, q, &drivers, &n);
   for (size_t i = 0; !rc && i < n; i++) {
     /* This slot's own runs at start: its last holder has ended. */
     int take = drivers[i] == d->slot ? q->version != 0
                                      : !st_drivers_alive(d, drivers[i]);
     if (take) rc = take_runs_of(c, q, drivers[i], d->slot);
+    /* Taking them filled runs_moved for an ended driver: nobody reads it. */
+    if (take && !rc && drivers[i] != d->slot)
+      rc = clear_moved(c, q, drivers[i]);
   }
   sb_free(drivers);
   if (rc) sb_store_runs_clear(&q->res.runs);

@@ -186,6 +186,9 @@ typedef struct sb_store_run_record {
   int driven_elsewhere; /* in progress, and driven by another process on
                            the store that is still alive (known to a store
                            opened with drives_runs; 0 otherwise) */
+  int moved_away;       /* runs_claim: not claimed, but a run this process
+                           drove that another has written since, taking it
+                           over (a copy here is behind the row) */
 } sb_store_run_record;
 
 typedef struct sb_store_runs {
@@ -354,7 +357,9 @@ int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
  * or by a process that drives none), those whose process has ended, and,
  * when at_start, those of this process's own slot (left by its previous
  * holder). A run a living process drives is never among them, so two
- * servers on one store never both drive a run. A store opened without
+ * servers on one store never both drive a run. Unless at_start, the
+ * answer also holds, marked moved_away, the runs this process drove that
+ * another has taken over since (each said once). A store opened without
  * drives_runs takes nothing and answers every run in progress. */
 int sb_store_runs_claim(sb_store *st, int at_start, sb_store_cb cb, void *ud);
 

@@ -35,7 +35,7 @@ const WORKFLOW = `
 const servers = [];
 after(async () => { await Promise.all(servers.map((s) => s.stop().catch(() => {}))); });
 
-function setUp(name) {
+function setUp(name, takeoverMs = 200) {
   const dir = mkdtempSync(join(tmpdir(), `sb-drivers-${name}-`));
   const calls = join(dir, 'calls.tsv');
   const store = join(dir, 'sb.db');
@@ -43,7 +43,7 @@ function setUp(name) {
     agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls } })],
     workflowsYaml: WORKFLOW,
     store,
-    storeKeys: { takeover_interval_ms: 200 },
+    storeKeys: { takeover_interval_ms: takeoverMs },
   });
   // The calls the agent received for key, in order (each process that
   // drives the step sends it once).
@@ -99,8 +99,9 @@ test('a second server leaves the first one\'s runs alone, and takes them over wh
 });
 
 // A waits on a question; the answer comes through B, which takes the run
-// over and starts the next step; B dies. A still holds its copy from
-// before the answer: it goes on from the row B wrote, not from that copy.
+// over and starts the next step, and A lets its copy go; B dies. A takes
+// the run back and goes on from the row B wrote (the step B had under
+// way), not from its copy of before the answer.
 test('a run taken back by the server it came from goes on from what the other server wrote', async () => {
   const { file, store, sent } = setUp('back');
   const a = await serve(file, store);
@@ -113,9 +114,11 @@ test('a run taken back by the server it came from goes on from what the other se
   await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
     { what: 'the step after the answer to reach the agent, sent by B' });
 
+  await a.server.stderrMatch(new RegExp(`run ${run.id}: another process on the store drives it now .*: it leaves this server`));
+
   b.server.proc.kill('SIGKILL');
   await b.server.exited;
-  await a.server.stderrMatch(new RegExp(`run ${run.id}: its stored row is at rev \\d+, not \\d+ \\(written elsewhere\\): it goes on from the stored state \\(running\\)`));
+  await a.server.stderrMatch(/taking over 1 runs in progress whose process has ended/);
   await pollUntil(() => sent(key).length === 2 || { ok: false, message: `${sent(key).length} calls` },
     { what: 'A to send the step B had under way again' });
   const view = (await a.rest.run(run.id)).json;
@@ -131,9 +134,10 @@ test('a run taken back by the server it came from goes on from what the other se
 // Two servers behind one address: the answer to A's question comes
 // through B, which takes the run over and starts the next step. A second
 // answer through A finds A's copy behind the row: A lets the run go (409)
-// instead of starting again the step B has under way.
-test('a server whose copy of a run another living server took over lets it go', async () => {
-  const { file, store, sent } = setUp('two');
+// instead of starting again the step B has under way. (No takeover
+// rounds here: they would tell A first, as the next test shows.)
+test('a server whose copy of a run another living server took over lets it go at its next write', async () => {
+  const { file, store, sent } = setUp('two', 86400000);
   const a = await serve(file, store);
   const run = await startRun(a.rest, { workflow: 'asked' });
   await a.rest.waitFor(run.id, 'waiting');
@@ -155,6 +159,33 @@ test('a server whose copy of a run another living server took over lets it go', 
   assert.equal(cancelled.status, 200, cancelled.text);
   const ended = await a.rest.waitFor(run.id, 'cancelled');
   assert.deepEqual(ended.history.map((h) => [h.step, h.status]), [['confirm', 'completed']]);
+  for (const s of [a, b]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
+
+// The same, without a second answer: A's next takeover round tells it
+// that B took the run, and A lets its copy go.
+test('a server learns at its next takeover round that another took its run, and lets its copy go', async () => {
+  const { file, store, sent } = setUp('moved');
+  const a = await serve(file, store);
+  const run = await startRun(a.rest, { workflow: 'asked' });
+  await a.rest.waitFor(run.id, 'waiting');
+  const b = await serve(file, store);
+  const answered = await b.rest.action(run.id, 'answer', { answer: { ok: true } });
+  assert.equal(answered.status, 200, answered.text);
+  await a.server.stderrMatch(new RegExp(`run ${run.id}: another process on the store drives it now .*: it leaves this server`));
+  const metrics = await a.rest.call('GET', '/metrics');
+  assert.match(metrics.text, /^switchboard_runs_in_progress 0$/m, 'A let its copy go');
+  const key = `${run.id}/hold/1`;
+  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
+    { what: 'the step after the answer to reach the agent, sent by B' });
+  const again = await a.rest.action(run.id, 'answer', { answer: { ok: false } });
+  assert.equal(again.status, 409, again.text);
+  assert.match(again.json.error.message, /is running in another process on this store/);
+  const cancelled = await a.rest.action(run.id, 'cancel', {});
+  assert.equal(cancelled.status, 200, cancelled.text);
+  await b.server.stderrMatch(new RegExp(`run ${run.id}: its stored row is at rev \\d+, not \\d+ \\(written elsewhere\\)`));
+  await b.rest.waitFor(run.id, 'cancelled');
+  assert.equal(sent(key).length, 1);
   for (const s of [a, b]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
 });
 

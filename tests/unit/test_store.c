@@ -674,7 +674,7 @@ static void test_migrates_schema_1(void **state) {
                    0);
   assert_int_equal(o.version, 3);
   assert_int_equal(do_create(f, "t1", "old", "{}", 0), SB_ECONFLICT);
-  assert_int_equal(sb_store_schema_version(f->st), 9);
+  assert_int_equal(sb_store_schema_version(f->st), 10);
 }
 
 /* Agents changed through the API: the last change of each id is what the

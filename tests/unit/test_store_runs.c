@@ -541,7 +541,8 @@ static int by_id(const void *a, const void *b) {
                 ((const sb_store_run_record *)b)->id);
 }
 
-/* The ids st claims, sorted and joined by commas ("" for none). */
+/* The ids st claims, sorted and joined by commas ("" for none); a run
+ * moved away from st (taken over by another) is "~id". */
 static void claims(fixture *f, sb_store *st, int at_start, const char *want) {
   outcome o = {0};
   assert_int_equal(
@@ -550,6 +551,7 @@ static void claims(fixture *f, sb_store *st, int at_start, const char *want) {
   char got[256] = "";
   for (size_t i = 0; i < o.runs.len; i++) {
     if (i) strcat(got, ",");
+    if (o.runs.items[i].moved_away) strcat(got, "~");
     strcat(got, o.runs.items[i].id);
   }
   assert_string_equal(got, want);
@@ -558,7 +560,8 @@ static void claims(fixture *f, sb_store *st, int at_start, const char *want) {
 
 /* A run a living process drives is never claimed by another; a process
  * that ends leaves its runs to the next claim, its own slot's new holder's
- * included; runs ended are never claimed; runs with no driver are. */
+ * included; runs ended are never claimed; runs with no driver are; a
+ * process learns once of each run another took from it. */
 static void test_runs_claimed_only_from_ended_drivers(void **state) {
   fixture *f = *state;
   outcome o;
@@ -575,8 +578,10 @@ static void test_runs_claimed_only_from_ended_drivers(void **state) {
   claims(f, b, 1, "");
   assert_int_equal(write_run_via(f, b, "u", "b1", "waiting", 0, NULL, &o), 0);
   claims(f, a, 0, "");
-  /* b's update of a's run (an answer adopted there) makes it b's. */
+  /* b's update of a's run (an answer adopted there) makes it b's: a
+   * learns it at its next claim, once. */
   assert_int_equal(write_run_via(f, b, "t", "a1", "running", 1, NULL, &o), 0);
+  claims(f, a, 0, "~a1");
   claims(f, a, 0, "");
 
   sb_store_close(a); /* the process ends: its slot is free */
