@@ -269,7 +269,8 @@ static void on_row(void *ud, sb_store_result *res) {
     fl_run_release(r);
     return;
   }
-  if (rec->driven_elsewhere) {
+  /* A visit (a cancellation written across drivers) plans again. */
+  if (rec->driven_elsewhere && !r->visiting) {
     let_go(r, rec);
     json_decref(doc);
     return;
