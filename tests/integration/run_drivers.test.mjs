@@ -98,12 +98,14 @@ test('a second server leaves the first one\'s runs alone, and takes them over wh
   for (const s of [b, c]) assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
 });
 
-// A waits on a question; the answer comes through B, which takes the run
-// over and starts the next step, and A lets its copy go; B dies. A takes
-// the run back and goes on from the row B wrote (the step B had under
-// way), not from its copy of before the answer.
-test('a run taken back by the server it came from goes on from what the other server wrote', async () => {
-  const { file, store, sent } = setUp('back');
+/**
+ * Servers A and B on one store; a run of `asked` started on A waits for
+ * its answer, which is given through B (B takes the run over), and B's
+ * next step reaches the agent: {a, b, run, key (that step's idempotency
+ * key), sent}.
+ */
+async function answeredThroughB(name, takeoverMs) {
+  const { file, store, sent } = setUp(name, takeoverMs);
   const a = await serve(file, store);
   const run = await startRun(a.rest, { workflow: 'asked' });
   await a.rest.waitFor(run.id, 'waiting');
@@ -113,6 +115,15 @@ test('a run taken back by the server it came from goes on from what the other se
   const key = `${run.id}/hold/1`;
   await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
     { what: 'the step after the answer to reach the agent, sent by B' });
+  return { a, b, run, key, sent };
+}
+
+// A waits on a question; the answer comes through B, which takes the run
+// over and starts the next step, and A lets its copy go; B dies. A takes
+// the run back and goes on from the row B wrote (the step B had under
+// way), not from its copy of before the answer.
+test('a run taken back by the server it came from goes on from what the other server wrote', async () => {
+  const { a, b, run, key, sent } = await answeredThroughB('back');
 
   await a.server.stderrMatch(new RegExp(`run ${run.id}: another process on the store drives it now .*: it leaves this server`));
 
@@ -137,16 +148,7 @@ test('a run taken back by the server it came from goes on from what the other se
 // instead of starting again the step B has under way. (No takeover
 // rounds here: they would tell A first, as the next test shows.)
 test('a server whose copy of a run another living server took over lets it go at its next write', async () => {
-  const { file, store, sent } = setUp('two', 86400000);
-  const a = await serve(file, store);
-  const run = await startRun(a.rest, { workflow: 'asked' });
-  await a.rest.waitFor(run.id, 'waiting');
-  const b = await serve(file, store);
-  const answered = await b.rest.action(run.id, 'answer', { answer: { ok: true } });
-  assert.equal(answered.status, 200, answered.text);
-  const key = `${run.id}/hold/1`;
-  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
-    { what: 'the step after the answer to reach the agent, sent by B' });
+  const { a, b, run, key, sent } = await answeredThroughB('two', 86400000);
 
   const again = await a.rest.action(run.id, 'answer', { answer: { ok: false } });
   assert.equal(again.status, 409, again.text);
@@ -165,19 +167,10 @@ test('a server whose copy of a run another living server took over lets it go at
 // The same, without a second answer: A's next takeover round tells it
 // that B took the run, and A lets its copy go.
 test('a server learns at its next takeover round that another took its run, and lets its copy go', async () => {
-  const { file, store, sent } = setUp('moved');
-  const a = await serve(file, store);
-  const run = await startRun(a.rest, { workflow: 'asked' });
-  await a.rest.waitFor(run.id, 'waiting');
-  const b = await serve(file, store);
-  const answered = await b.rest.action(run.id, 'answer', { answer: { ok: true } });
-  assert.equal(answered.status, 200, answered.text);
+  const { a, b, run, key, sent } = await answeredThroughB('moved');
   await a.server.stderrMatch(new RegExp(`run ${run.id}: another process on the store drives it now .*: it leaves this server`));
   const metrics = await a.rest.call('GET', '/metrics');
   assert.match(metrics.text, /^switchboard_runs_in_progress 0$/m, 'A let its copy go');
-  const key = `${run.id}/hold/1`;
-  await pollUntil(() => sent(key).length === 1 || { ok: false, message: 'not yet sent' },
-    { what: 'the step after the answer to reach the agent, sent by B' });
   const again = await a.rest.action(run.id, 'answer', { answer: { ok: false } });
   assert.equal(again.status, 409, again.text);
   assert.match(again.json.error.message, /is running in another process on this store/);
