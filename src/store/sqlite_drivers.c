@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,8 +36,13 @@ static int lock_byte(int fd, int cmd, short type, int slot, struct flock *fl) {
 
 int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err) {
   d->lock_fd = d->probe_fd = d->slot = -1;
+  /* Beside the file itself: processes naming the store through a symbolic
+   * link, or by other relative paths, share one drivers file. */
+  char *real = realpath(db_path, NULL);
   char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s-drivers", db_path) >= sizeof path)
+  int n = snprintf(path, sizeof path, "%s-drivers", real ? real : db_path);
+  free(real);
+  if (n < 0 || (size_t)n >= sizeof path)
     return sb_error_set(err, SB_EINVAL, "store: %s: path too long", db_path);
   /* Whoever may write the store may take a slot: the store's own mode,
    * as SQLite gives its -wal and -shm files. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store.h"
 #include "test_loop.h"
@@ -527,13 +528,16 @@ static void test_run_listing(void **state) {
 
 /* ---- driver slots: who takes over which runs -------------------------- */
 
-static sb_store *open_driving(fixture *f) {
+static sb_store *open_driving_at(fixture *f, const char *path) {
   sb_error err = {0};
-  sb_store_options o = {.path = f->s.path, .loop = &f->s.loop,
-                        .drives_runs = 1};
+  sb_store_options o = {.path = path, .loop = &f->s.loop, .drives_runs = 1};
   sb_store *st = sb_store_open_sqlite(&o, &err);
   if (!st) fail_msg("open: %s", err.msg);
   return st;
+}
+
+static sb_store *open_driving(fixture *f) {
+  return open_driving_at(f, f->s.path);
 }
 
 static int by_id(const void *a, const void *b) {
@@ -601,6 +605,24 @@ static void test_runs_claimed_only_from_ended_drivers(void **state) {
   sb_store_close(d);
 }
 
+/* A process naming the store through a symbolic link shares the drivers
+ * of every other: it never takes a living one's runs. */
+static void test_drivers_shared_through_a_link(void **state) {
+  fixture *f = *state;
+  outcome o;
+  char link[160];
+  snprintf(link, sizeof link, "%s/link.db", f->s.dir);
+  assert_int_equal(symlink(f->s.path, link), 0);
+  sb_store *a = open_driving(f);
+  claims(f, a, 1, "");
+  assert_int_equal(write_run_via(f, a, "t", "a1", "running", 0, NULL, &o), 0);
+  sb_store *b = open_driving_at(f, link);
+  claims(f, b, 1, "");
+  sb_store_close(a);
+  claims(f, b, 0, "a1");
+  sb_store_close(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_run_rows_and_rev, setup, teardown),
@@ -615,6 +637,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_runs_claimed_only_from_ended_drivers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_drivers_shared_through_a_link,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_unfinished_run_keeps_its_context_live, setup, teardown),
   };
