@@ -516,7 +516,7 @@ static int queue_load(sb_flow_engine *e, fl_run *r) {
 /* A claim of the runs nobody drives (sb_store_runs_claim), at start or
  * later (takeover). Its runs come into memory a slice at a time: parsing
  * thousands of stored runs (state and definition) in one callback would
- * hold the loop as long (9000 runs: about 400 ms). */
+ * hold the loop as long (9000 runs: about 300 ms). */
 #define CLAIM_SLICE 64
 
 static void claimed_more(sb_flow_engine *e);
@@ -531,18 +531,13 @@ typedef struct claim_op {
 static int bring_back(sb_flow_engine *e, const sb_store_run_record *rec) {
   sb_error err = {0};
   fl_run *mem = fl_run_find(e, rec->tenant, rec->id);
-  if (rec->moved_away) {
-    /* Another process took it over from this one (an answer or a
-     * cancellation given there): a copy here reads the row again, and
-     * lets the run go if that process drives it now (write.c, on_row). */
+  if (mem || rec->moved_away) {
+    /* Another process took the run over from this one (an answer or a
+     * cancellation given there) and wrote it: a copy here is behind the
+     * row and reads it again (write.c, on_row). If that process drives
+     * the run still (moved_away), the copy lets it go; if it has ended
+     * (claimed back), the copy goes on from the row. */
     if (mem && mem->rev != rec->rev) fl_run_reread(mem);
-    return 0;
-  }
-  if (mem) {
-    /* In memory here, yet claimed: another process took it over (an
-     * answer given there adopts a waiting run) and ended. What it wrote
-     * meanwhile puts this copy behind the row. */
-    if (mem->rev != rec->rev) fl_run_reread(mem);
     return 0;
   }
   fl_run *r = run_load(e, rec, &err);
