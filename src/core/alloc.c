@@ -125,6 +125,13 @@ void sb_strv_free(char **v) {
   sb_free(v);
 }
 
+uint64_t sb_hash_str(uint64_t h, const char *s) {
+  for (;; s++) {
+    h = (h ^ (unsigned char)*s) * 1099511628211u;
+    if (!*s) return h;
+  }
+}
+
 char *sb_asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -72,6 +72,12 @@ char *sb_strndup(const char *s, size_t n); /* caller frees with sb_free */
 char *sb_asprintf(const char *fmt, ...)    /* caller frees with sb_free */
     __attribute__((format(printf, 1, 2)));
 
+/* FNV-1a of s and its terminating zero, continuing from h (SB_HASH_SEED
+ * to start): for in-memory hash tables. Hashing two strings one after
+ * the other keeps them apart ("ab","c" and "a","bc" differ). */
+#define SB_HASH_SEED 14695981039346656037u
+uint64_t sb_hash_str(uint64_t h, const char *s);
+
 /* Test hook: make the n-th allocation from now fail (0 disables). */
 void sb_alloc_fail_after(long n);
 /* Bytes currently allocated through the wrapper (approximate, for benches). */

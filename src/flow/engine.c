@@ -65,16 +65,8 @@ void fl_change_free(fl_change *c) {
 
 /* ---- runs in memory ------------------------------------------------------ */
 
-/* FNV-1a over tenant, a zero byte, and id. */
 static uint64_t run_hash(const char *tenant, const char *id) {
-  uint64_t h = 14695981039346656037u;
-  for (const char *p = tenant;; p++) {
-    h = (h ^ (unsigned char)*p) * 1099511628211u;
-    if (!*p) break;
-  }
-  for (const char *p = id; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211u;
-  return h;
+  return sb_hash_str(sb_hash_str(SB_HASH_SEED, tenant), id);
 }
 
 fl_run *fl_run_find(sb_flow_engine *e, const char *tenant, const char *id) {

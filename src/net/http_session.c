@@ -38,10 +38,7 @@
 #define MAX_ORPHANS 16
 
 static size_t hash_id(const char *id) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (; *id; id++)
-    h = (h ^ (unsigned char)*id) * 1099511628211ull;
-  return (size_t)h;
+  return (size_t)sb_hash_str(SB_HASH_SEED, id);
 }
 
 static const char *sid(const http_session *hs) {

@@ -28,11 +28,8 @@ struct sb_quota {
   size_t nbuckets, count;
 };
 
-static uint32_t hash_of(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
+static uint64_t hash_of(const char *s) {
+  return sb_hash_str(SB_HASH_SEED, s);
 }
 
 static sb_quota_limits merged(const sb_quota *q, const char *tenant) {
