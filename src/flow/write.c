@@ -193,6 +193,18 @@ static void conflict_pause(fl_run *r) {
   (void)write_again_in(r, ms); /* no timer: left to the run's next change */
 }
 
+/* Reading the run's row or context again failed: the change waiting on
+ * it fails so; a read with no change waiting (fl_run_reread) is only
+ * said. */
+static void read_again_failed(fl_run *r, int rc, const sb_error *err,
+                              const char *what) {
+  if (r->queue)
+    write_failed(r, rc, err);
+  else
+    SB_WARN(FL_MODULE, "run %s: its %s cannot be read again: %s", r->id,
+            what, err->msg);
+}
+
 static void on_head(void *ud, const sb_ctx_result *res) {
   fl_run *r = ud;
   r->writing = 0;
@@ -204,11 +216,8 @@ static void on_head(void *ud, const sb_ctx_result *res) {
      * unless another process drives them (a visited run). */
     if (!r->visiting) fl_steps_sync(r);
     conflict_pause(r);
-  } else if (!r->detached && r->queue) {
-    write_failed(r, res->rc, &res->err);
-  } else if (!r->detached) { /* read again with no change (fl_run_reread) */
-    SB_WARN(FL_MODULE, "run %s: its context cannot be read again: %s", r->id,
-            res->err.msg);
+  } else if (!r->detached) {
+    read_again_failed(r, res->rc, &res->err, "context");
   }
   next_change(r);
   fl_run_release(r);
@@ -218,13 +227,15 @@ static int terminal_doc(const json_t *doc) {
   return fl_status_ended(sb_flow_status_of(fl_str(doc, "status")));
 }
 
-/* The run's row as stored now, after a write that found it at another rev
- * than the run's: another process wrote the run (two servers on one
- * store, a command on the server's store). The stored state is the truth
- * (run_internal.h): the run takes it and reads the context's head, then
- * its steps in memory are made to match it (on_head) and the change is
- * planned again on both — or, if the run has ended there, what is queued
- * is answered that it no longer applies and the run leaves memory. */
+/* Every change queued on r answered SB_ESTATE with why. */
+static void refuse_queued(fl_run *r, const char *why) {
+  while (r->queue) {
+    sb_error err = {0};
+    sb_error_set(&err, SB_ESTATE, "%s", why);
+    pop_change(r, SB_ESTATE, &err);
+  }
+}
+
 /* Another process that is still alive drives the run now (an answer
  * given there took it over from this copy): the copy leaves memory, and
  * what is queued on it is answered so, rather than start again here the
@@ -234,35 +245,41 @@ static void let_go(fl_run *r, const sb_store_run_record *rec) {
           "run %s: another process on the store drives it now (its row is "
           "at rev %lld, not %lld): it leaves this server",
           r->id, (long long)rec->rev, (long long)r->rev);
-  while (r->queue) {
-    sb_error err = {0};
-    sb_error_set(&err, SB_ESTATE,
-                 "run %s is driven by another process on this store now "
-                 "(another server took it over): send this there, or here "
-                 "once that process has ended",
-                 r->id);
-    pop_change(r, SB_ESTATE, &err);
-  }
+  char why[sizeof((sb_error *)0)->msg];
+  snprintf(why, sizeof why,
+           "run %s is driven by another process on this store now (another "
+           "server took it over): send this there, or here once that "
+           "process has ended",
+           r->id);
+  refuse_queued(r, why);
   fl_run_detach(r);
   fl_run_release(r);
 }
 
+/* The run's row as stored now, after a write that found it at another rev
+ * than the run's: another process wrote the run (two servers on one
+ * store, a command on the server's store). The stored state is the truth
+ * (run_internal.h): the run takes it and reads the context's head, then
+ * its steps in memory are made to match it (on_head) and the change is
+ * planned again on both — or, if the run has ended there, what is queued
+ * is answered that it no longer applies and the run leaves memory. */
 static void on_row(void *ud, sb_store_result *res) {
   fl_run *r = ud;
   r->writing = 0;
   const sb_store_run_record *rec = res->rc == 0 ? &res->runs.items[0] : NULL;
   json_t *doc = rec ? json_loads(rec->doc, 0, NULL) : NULL;
   if (r->detached || !doc) {
-    if (!r->detached && !r->queue) { /* fl_run_reread: no change waits */
-      SB_WARN(FL_MODULE, "run %s: its row cannot be read again: %s", r->id,
-              res->rc ? res->err.msg : "its stored state is unreadable");
-    } else if (!r->detached && res->rc) {
-      write_failed(r, res->rc, &res->err);
+    if (!r->detached && res->rc) {
+      read_again_failed(r, res->rc, &res->err, "row");
     } else if (!r->detached) { /* read again, it would be as unreadable */
       sb_error bad = {0};
       sb_error_set(&bad, SB_EIO, "run %s: its stored state is unreadable",
                    r->id);
-      pop_change(r, SB_EIO, &bad);
+      if (r->queue)
+        pop_change(r, SB_EIO, &bad);
+      else
+        SB_WARN(FL_MODULE, "run %s: its row cannot be read again: %s", r->id,
+                bad.msg);
     }
     json_decref(doc);
     next_change(r);
@@ -286,14 +303,11 @@ static void on_row(void *ud, sb_store_result *res) {
   if (terminal_doc(doc)) {
     fl_steps_sync(r); /* no step is active: all stop */
     fl_plan_go_on_drop(r);
-    while (r->queue) {
-      sb_error err = {0};
-      sb_error_set(&err, SB_ESTATE,
-                   "run %s is %s (written elsewhere): the change no longer "
-                   "applies",
-                   r->id, rec->status);
-      pop_change(r, SB_ESTATE, &err);
-    }
+    char why[sizeof((sb_error *)0)->msg];
+    snprintf(why, sizeof why,
+             "run %s is %s (written elsewhere): the change no longer applies",
+             r->id, rec->status);
+    refuse_queued(r, why);
     fl_run_release(r); /* ended, nothing queued: it leaves memory */
     return;
   }
@@ -303,11 +317,7 @@ static void on_row(void *ud, sb_store_result *res) {
                        &err) == 0)
     return; /* the hold passes to on_head */
   r->writing = 0;
-  if (r->queue)
-    write_failed(r, err.code ? err.code : SB_EIO, &err);
-  else
-    SB_WARN(FL_MODULE, "run %s: its context cannot be read again: %s", r->id,
-            err.msg);
+  read_again_failed(r, err.code ? err.code : SB_EIO, &err, "context");
   next_change(r);
   fl_run_release(r);
 }
