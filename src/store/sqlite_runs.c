@@ -163,9 +163,9 @@ int st_write_events_trim(st_conn *c, st_req *q) {
 /* ---- reads ------------------------------------------------------------ */
 
 /* Whether the run in st's row (status, driver) is driven by another
- * process that is still alive. */
+ * process that is still alive; c NULL: not asked (0). */
 static int driven_elsewhere(st_conn *c, sqlite3_stmt *st) {
-  const st_drivers *d = st_conn_drivers(c);
+  const st_drivers *d = c ? st_conn_drivers(c) : NULL;
   const char *status = (const char *)sqlite3_column_text(st, 4);
   int driver = sqlite3_column_int(st, 11);
   return d && driver >= 0 && driver != d->slot && status &&
@@ -202,7 +202,9 @@ static int push_run(st_conn *c, sb_store_runs *out, sqlite3_stmt *st) {
 static int push_runs(st_conn *c, st_req *q, sqlite3_stmt *st) {
   int step, rc = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-    if (push_run(c, &q->res.runs, st) != 0) {
+    /* Asked of one run read (a writer's conflict), not of lists. */
+    st_conn *ask = q->op == ST_OP_RUN_GET ? c : NULL;
+    if (push_run(ask, &q->res.runs, st) != 0) {
       rc = sb_error_set(&q->res.err, SB_ENOMEM, "out of memory");
       break;
     }

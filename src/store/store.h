@@ -183,9 +183,10 @@ typedef struct sb_store_run_record {
   int64_t seq; /* the tenant's seq of the last event written with the
                   run's last write (0: none) */
   char *def;   /* its definition ("" for runs written before there was one) */
-  int driven_elsewhere; /* in progress, and driven by another process on
-                           the store that is still alive (known to a store
-                           opened with drives_runs; 0 otherwise) */
+  int driven_elsewhere; /* run_get: in progress, and driven by another
+                           process on the store that is still alive (known
+                           to a store opened with drives_runs; 0 otherwise,
+                           and in lists) */
   int moved_away;       /* runs_claim: not claimed, but a run this process
                            drove that another has written since, taking it
                            over (a copy here is behind the row) */
