@@ -69,8 +69,10 @@ export function restClient(base, token) {
       payload = typeof body === 'string' ? body : JSON.stringify(body);
       h['Content-Type'] = contentType || 'application/json';
     }
-    const res = await withDeadline(fetch(base + path, { method, headers: h, body: payload }), DEADLINE_MS, `${method} ${path}`);
-    const text = await res.text();
+    const { res, text } = await withDeadline((async () => {
+      const r = await fetch(base + path, { method, headers: h, body: payload });
+      return { res: r, text: await r.text() };
+    })(), DEADLINE_MS, `${method} ${path}`);
     let json;
     try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
     return { status: res.status, headers: Object.fromEntries(res.headers.entries()), text, json };
