@@ -126,6 +126,10 @@ void sb_log_clear_secrets(void);
 /* The redaction pass alone: `in` rewritten into out (cap bytes, always
  * NUL-terminated, cut if longer); returns the length written. */
 size_t sb_log_redact(const char *in, char *out, size_t cap);
+/* url as it may be shown: its userinfo (user:password@) and the values of
+ * query parameters named like secrets (token=, api_key=...) replaced by
+ * mask. A new string (sb_free), or NULL when out of memory. */
+char *sb_url_redacted(const char *url, const char *mask);
 
 #define SB_DEBUG(mod, ...) sb_log(SB_LOG_DEBUG, mod, __VA_ARGS__)
 #define SB_INFO(mod, ...) sb_log(SB_LOG_INFO, mod, __VA_ARGS__)

@@ -11,6 +11,7 @@
  *     secret, api_key, apikey, api-key, authorization or cookie (any case,
  *     plain or backslash-escaped quotes)           -> "token":"[REDACTED]"
  *   - name=value pairs with those names (query strings, env)
+ *   - the userinfo of a URL (scheme://user:password@)  -> scheme://[REDACTED]@
  *   - the literal secrets registered with sb_log_add_secret (configured
  *     bearer tokens, the LLM API key), wherever they appear.
  * The pass is linear in the line; lines are short (2 KiB).
@@ -227,6 +228,59 @@ static size_t api_key(const char *in, size_t i, size_t len, out_buf *o) {
   return e - i;
 }
 
+/* "scheme://user:password@host": the userinfo, whatever it holds (a
+ * password, or a token given as the user name), is a credential. */
+static size_t userinfo(const char *in, size_t i, size_t len, out_buf *o) {
+  if (i + 3 > len || memcmp(in + i, "://", 3) != 0) return 0;
+  size_t s = i + 3, e = s;
+  while (e < len && !strchr("/?#@ \t\r\n\"'<>\\", in[e]))
+    e++;
+  if (e == s || e >= len || in[e] != '@') return 0;
+  put(o, "://" MASK "@", sizeof MASK + 3);
+  return e + 1 - i;
+}
+
+char *sb_url_redacted(const char *url, const char *mask) {
+  size_t len = strlen(url), ml = strlen(mask), parts = 2;
+  for (const char *c = url; *c; c++)
+    parts += *c == '&' || *c == ';';
+  out_buf o = {sb_malloc(len + ml * parts + 1), len + ml * parts + 1, 0};
+  if (!o.p) return NULL;
+  o.p[0] = '\0';
+  const char *scheme = strstr(url, "://");
+  const char *auth = scheme ? scheme + 3 : url;
+  const char *host = auth + strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (const char *c = auth; c < host; c++)
+    if (*c == '@') at = c;
+  if (scheme && at) {
+    put(&o, url, (size_t)(auth - url));
+    put(&o, mask, ml);
+    put(&o, at, (size_t)(host - at));
+  } else {
+    put(&o, url, (size_t)(host - url));
+  }
+  const char *q = strchr(host, '?');
+  const char *frag = host + strcspn(host, "#");
+  if (!q || q > frag) q = frag;
+  put(&o, host, (size_t)(q - host));
+  /* The query: each name=value whose name says token, secret... */
+  for (const char *p = q; p < frag;) {
+    size_t n = 1 + strcspn(p + 1, "&;#");
+    if (p + n > frag) n = (size_t)(frag - p);
+    const char *eq = memchr(p + 1, '=', n - 1);
+    if (eq && secret_name(p + 1, (size_t)(eq - p - 1))) {
+      put(&o, p, (size_t)(eq + 1 - p));
+      put(&o, mask, ml);
+    } else {
+      put(&o, p, n);
+    }
+    p += n;
+  }
+  put(&o, frag, strlen(frag));
+  return o.p;
+}
+
 static size_t known_secret(const char *in, size_t i, size_t len, out_buf *o) {
   for (size_t k = 0; k < nsecrets; k++) {
     size_t n = strlen(secrets[k]);
@@ -251,6 +305,7 @@ size_t sb_log_redact(const char *in, char *out, size_t cap) {
     if (!n) n = api_key(in, i, len, &o);
     if (!n) n = header(in, i, len, &o);
     if (!n) n = assignment(in, i, len, &o);
+    if (!n) n = userinfo(in, i, len, &o);
     if (n) {
       i += n;
       continue;

@@ -301,7 +301,8 @@ int sb_gateway_remove(sb_gateway *gw, const char *id, sb_error *err);
 /* [{definition, connected, fromConfig, era, protocolVersion, tools,
  *   serverInfo, state}...], new reference: what clients are shown, so
  * each value of a definition's transport.headers and transport.env (the
- * agent's own credentials) reads SB_GATEWAY_REDACTED. */
+ * agent's own credentials), the userinfo of its transport.url and the
+ * url's query values named like secrets read SB_GATEWAY_REDACTED. */
 #define SB_GATEWAY_REDACTED "<redacted>"
 /* Which agents a list shows. */
 typedef struct sb_gateway_list_filter {

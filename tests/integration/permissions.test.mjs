@@ -29,6 +29,9 @@ import { claimsFor, makeKeys, oauthConfig, signJwt } from './lib/oauth.mjs';
 
 const AGENT_SECRET = 'agent-own-secret-42';
 const ENV_SECRET = 'agent-env-secret-77';
+// Credentials written into an agent's URL: the userinfo and a query token.
+const URL_SECRET = 'url-userinfo-secret-55';
+const QUERY_SECRET = 'url-query-secret-66';
 const WORKFLOWS = `
   - name: triage
     steps:
@@ -59,7 +62,10 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     sales.transport.headers = { 'X-Dealer-Key': AGENT_SECRET };
     const finance = flowAgent('finance', ['finance.quote'], { requirements: ['user.profile'] });
     finance.transport.env = { FINANCE_API_KEY: ENV_SECRET };
-    const config = [oauthConfig(jwks), 'agents:', ...[sales, finance].map((a) => `  - ${JSON.stringify(a)}`),
+    // Never reachable (port 1): listed with its URL, and its failures logged.
+    const vault = flowAgent('vault', ['vault.none'],
+      { url: `http://ops:${URL_SECRET}@127.0.0.1:1/mcp?region=north&access_token=${QUERY_SECRET}` });
+    const config = [oauthConfig(jwks), 'agents:', ...[sales, finance, vault].map((a) => `  - ${JSON.stringify(a)}`),
       'workflows:', WORKFLOWS.replace(/^\n/, '').trimEnd()].join('\n');
     server = await startTenantServer({ store, config });
     admin = restClient(server.base, TENANTS.a.token);
@@ -263,7 +269,7 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     }
   });
 
-  it('agents\' configured headers and env values are never shown to clients', async () => {
+  it('agents\' configured headers, env values and URL credentials are never shown to clients nor logged', async () => {
     const shown = [];
     for (const token of [keys.contexts, TENANTS.b.token, TENANTS.a.token]) {
       const rc = restClient(server.base, token);
@@ -278,6 +284,8 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
       assert.deepEqual(Object.keys(finance.transport.env), ['FINANCE_API_KEY']);
       assert.equal(sales.transport.headers['X-Dealer-Key'], '<redacted>');
       assert.equal(finance.transport.env.FINANCE_API_KEY, '<redacted>');
+      assert.equal(byId.find((d) => d.id === 'vault').transport.url,
+        'http://<redacted>@127.0.0.1:1/mcp?region=north&access_token=<redacted>');
       for (const id of ['sales', 'finance']) {
         const one = await rc.call('GET', `/v1/agents/${id}`);
         assert.equal(one.status, 200, one.text);
@@ -292,8 +300,10 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     } finally {
       await c.close();
     }
-    for (const text of shown)
-      for (const secret of [AGENT_SECRET, ENV_SECRET]) assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
+    for (const text of [...shown, server.stderr])
+      for (const secret of [AGENT_SECRET, ENV_SECRET, URL_SECRET, QUERY_SECRET])
+        assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
+    assert.match(server.stderr, /vault/, 'the unreachable agent was never logged');
   });
 
   it('explaining the ranking on a context needs its metadata.permissions, as routing with it does', async () => {

@@ -44,6 +44,10 @@ static void test_shapes(void **state) {
   /* JSON inside a JSON string, as an error message may quote it. */
   expect("data: \"{\\\"token\\\":\\\"s3cr3t\\\",\\\"a\\\":1}\"",
          "data: \"{\\\"token\\\":\\\"[REDACTED]\\\",\\\"a\\\":1}\"");
+  expect("agent at http://ops:hunter22@10.0.0.5:8080/mcp is down",
+         "agent at http://[REDACTED]@10.0.0.5:8080/mcp is down");
+  expect("\"https://ghp_tok3n@example.test\"",
+         "\"https://[REDACTED]@example.test\"");
   expect(
       "GET /x?token=abc&page=2 api_key=zz password=p;",
       "GET /x?token=[REDACTED]&page=2 api_key=[REDACTED] password=[REDACTED];");
@@ -67,6 +71,27 @@ static void test_left_alone(void **state) {
   /* "tokenizer" contains "token": a name=value with such a name is
    * masked (erring on the side of the secret). */
   expect(plain[4], "a tokenizer=[REDACTED] setting");
+}
+
+static void test_url_redacted(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"http://127.0.0.1:9000/mcp", "http://127.0.0.1:9000/mcp"},
+      {"https://ops:pw@agents.test:8443/mcp?region=n&access_token=t#f",
+       "https://<x>@agents.test:8443/mcp?region=n&access_token=<x>#f"},
+      {"http://tok@h/p?a=1;secret=2&b", "http://<x>@h/p?a=1;secret=<x>&b"},
+      /* An @ after the host is the path's, not a userinfo. */
+      {"http://h/users/@me?q=a@b", "http://h/users/@me?q=a@b"},
+      {"http://h?apikey=", "http://h?apikey=<x>"},
+      {"no scheme@here", "no scheme@here"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char *got = sb_url_redacted(cases[i][0], "<x>");
+    assert_non_null(got);
+    assert_string_equal(got, cases[i][1]);
+    sb_free(got);
+  }
 }
 
 static void test_registered_secrets(void **state) {
@@ -94,6 +119,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shapes),
       cmocka_unit_test(test_left_alone),
+      cmocka_unit_test(test_url_redacted),
       cmocka_unit_test(test_registered_secrets),
       cmocka_unit_test(test_cut),
   };
