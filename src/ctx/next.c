@@ -61,9 +61,12 @@ void ctx_next_clear(ctx_next *nx) {
 }
 
 /* Fields an update may not change: their values in the head (borrowed),
- * compared with the next version's. */
-static const char *const fixed_fields[] = {"id", "tenantId", "workflowId",
-                                           "sessionId"};
+ * compared with the next version's. version and timestamp are set by
+ * switchboard after the patch: a patch that names them is refused rather
+ * than silently overruled (the version an update is made on is said with
+ * If-Match, or the tools' expectedVersion). */
+static const char *const fixed_fields[] = {
+    "id", "tenantId", "workflowId", "sessionId", "version", "timestamp"};
 #define N_FIXED (sizeof fixed_fields / sizeof fixed_fields[0])
 
 static int check_immutable(json_t *const before[N_FIXED], const json_t *next,

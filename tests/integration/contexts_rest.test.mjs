@@ -226,6 +226,17 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     const owned = await a.merge(id, 3, { tenantId: TENANTS.b.id });
     assert.equal(owned.status, 422, owned.text);
     assert.match(owned.json.error.message, /tenantId/);
+    // So are the ones switchboard sets on each version: refused, not
+    // silently overruled by a new version.
+    for (const [what, r] of [
+      ['merge version', await a.merge(id, 3, { version: 100 })],
+      ['merge timestamp', await a.merge(id, 3, { timestamp: 'garbage' })],
+      ['JSON Patch version', await a.jsonPatch(id, 3, [{ op: 'replace', path: '/version', value: 7 }])],
+      ['JSON Patch timestamp', await a.jsonPatch(id, 3, [{ op: 'remove', path: '/timestamp' }])],
+    ]) {
+      assert.equal(r.status, 422, `${what}: ${r.text}`);
+      assert.match(r.json.error.message, /^(version|timestamp): cannot be changed by an update$/, what);
+    }
 
     const head = await a.get(id);
     assert.equal(head.headers.etag, '"3"');

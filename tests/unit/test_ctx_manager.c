@@ -574,7 +574,7 @@ static void test_updates_in_place(void **state) {
            "\"z\":1}}}"),
       VARS("{\"a\":7}"),
       "{\"data\":{\"workflow\":{\"currentStep\":\"s\",\"variables\":{\"new\":"
-      "{\"x\":{\"z\":2}}}}},\"version\":99}",
+      "{\"x\":{\"z\":2}}}}}}",
       VARS("{\"a\":{\"b\":[]}}"),
 #undef VARS
   };
@@ -597,17 +597,27 @@ static void test_updates_in_place(void **state) {
     json_decref(out);
     json_decref(p);
   }
-  /* refused in place: an immutable field, an invalid value */
-  static const char *const refused_patches[] = {
-      "{\"workflowId\":\"other\"}",
-      "{\"workflowId\":null}",
-      "{\"data\":{\"conversation\":{\"sentiment\":\"angry\"}}}",
+  /* refused in place: an immutable field, one switchboard sets (not
+   * silently overruled), an invalid value */
+  static const struct {
+    const char *patch, *msg;
+  } refused_patches[] = {
+      {"{\"workflowId\":\"other\"}",
+       "workflowId: cannot be changed by an update"},
+      {"{\"workflowId\":null}", "workflowId: cannot be changed by an update"},
+      {"{\"version\":99}", "version: cannot be changed by an update"},
+      {"{\"timestamp\":\"2020-01-01T00:00:00.000Z\"}",
+       "timestamp: cannot be changed by an update"},
+      {"{\"data\":{\"conversation\":{\"sentiment\":\"angry\"}}}", NULL},
   };
-  for (size_t i = 0; i < 3; i++) {
-    json_t *p = parse(refused_patches[i]);
+  for (size_t i = 0; i < sizeof refused_patches / sizeof *refused_patches;
+       i++) {
+    json_t *p = parse(refused_patches[i].patch);
     assert_int_equal(
         w_update(f, "t", id, v, SB_CTX_MERGE_PATCH, p, &out, &cur, &err),
         SB_EINVAL);
+    if (refused_patches[i].msg)
+      assert_string_equal(err.msg, refused_patches[i].msg);
     json_decref(p);
   }
   assert_int_equal(w_get(f, "t", id, 0, &out, &err), 0);
