@@ -55,28 +55,42 @@ sb_event_type sb_event_type_of(const char *name) {
   return SB_EVENT_CUSTOM;
 }
 
-/* n bytes of [a-z0-9_.-], neither starting nor ending with a dot; how
- * many dots, or -1. */
+/* n bytes of names of [a-z0-9_-] joined by single dots; how many dots,
+ * or -1. */
 static int type_chars(const char *s, size_t n) {
   if (n == 0 || s[0] == '.' || s[n - 1] == '.') return -1;
   int dots = 0;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    if (c == '.') dots++;
-    else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-               c == '-'))
+    if (c == '.') {
+      if (s[i + 1] == '.') return -1; /* an empty name: a..b */
+      dots++;
+    } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-')) {
       return -1;
+    }
   }
   return dots;
 }
 
+int sb_event_type_valid(const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  return n <= 128 && type_chars(name, n) > 0;
+}
+
+/* The first names of switchboard's own types: a "run.completed.x" or a
+ * "run..completed" would pass a run.* filter as one of them. */
+static const char *const reserved_namespaces[] = {
+    "run.", "step.", "agent.", "context.", "breaker.", "audit."};
+
 int sb_event_type_publishable(const char *name) {
-  if (!name) return 0;
-  size_t n = strlen(name);
-  if (n < 3 || n > 128 || type_chars(name, n) <= 0) return 0;
-  /* The audit trail is switchboard's: nobody may forge an entry in it. */
-  if (strncmp(name, "audit.", 6) == 0) return 0;
-  return sb_event_type_of(name) == SB_EVENT_CUSTOM;
+  if (!sb_event_type_valid(name)) return 0;
+  for (size_t i = 0;
+       i < sizeof reserved_namespaces / sizeof *reserved_namespaces; i++)
+    if (strncmp(name, reserved_namespaces[i], strlen(reserved_namespaces[i])) ==
+        0)
+      return 0;
+  return 1;
 }
 
 /* ---- the bus and its subscriptions ---------------------------------- */
@@ -352,8 +366,7 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
   if (!sb_event_type_publishable(type))
     return sb_error_set(err, SB_EINVAL,
                         "type: \"%s\" is not an event type one may publish "
-                        "(3-128 of a-z 0-9 _ - . with a dot inside, not one "
-                        "of switchboard's own)",
+                        "(" SB_EVENT_TYPE_RULE "; " SB_EVENT_TYPE_RESERVED ")",
                         type ? type : "");
   /* A published event names a run that exists, or is refused: one with a
    * mistyped runId would be logged and never reach the run. An empty one

@@ -63,10 +63,19 @@ typedef enum sb_event_type {
 const char *sb_event_type_name(sb_event_type t);
 /* The type of a name: one of switchboard's, or SB_EVENT_CUSTOM. */
 sb_event_type sb_event_type_of(const char *name);
-/* 1 if `name` may be published by an agent or a client: 3-128 chars of
- * [a-z0-9_.-] with a dot inside, not one of switchboard's own, and not
- * under "audit." (reserved for switchboard's audit trail). */
+/* 1 if `name` is an event type: SB_EVENT_TYPE_RULE. */
+int sb_event_type_valid(const char *name);
+/* 1 if `name` may be published by an agent, a client or a workflow's
+ * emit: an event type outside switchboard's own namespaces (run., step.,
+ * agent., context., breaker., audit.), so that nobody can forge what a
+ * follower of run.* or the audit trail reads as switchboard's. */
 int sb_event_type_publishable(const char *name);
+#define SB_EVENT_TYPE_RULE                                                   \
+  "lowercase names of a-z 0-9 _ - joined by dots, at least two, at most "  \
+  "128 characters: \"lead.qualified\""
+#define SB_EVENT_TYPE_RESERVED                                               \
+  "run., step., agent., context., breaker. and audit. are switchboard's "  \
+  "own"
 
 typedef struct sb_events sb_events;
 

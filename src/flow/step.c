@@ -69,23 +69,6 @@ static int check_step_keys(flow_builder *b, const json_t *src,
 
 /* An event type: lowercase letters, digits, _ . -, with at least one dot
  * between two names ("lead.qualified"). */
-static int event_type_valid(const char *s) {
-  size_t n = strlen(s);
-  int dot = 0;
-  if (n == 0 || n > 128 || s[0] == '.' || s[n - 1] == '.') return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (c == '.') {
-      if (s[i + 1] == '.') return 0;
-      dot = 1;
-    } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                 c == '-')) {
-      return 0;
-    }
-  }
-  return dot;
-}
-
 /* The mapping body of a kind key, with only `known` members. */
 static int body(flow_builder *b, const json_t *v, const char *what,
                 const char *const *known) {
@@ -341,11 +324,10 @@ static int fill_ask(flow_builder *b, const json_t *v, sb_flow_step *s) {
 static int event_type(flow_builder *b, const json_t *obj, const char *key,
                       char **out) {
   int rc = opt_string(b, obj, key, "an event type", 1, out);
-  if (rc != 0 || event_type_valid(*out)) return rc;
+  if (rc != 0 || sb_event_type_valid(*out)) return rc;
   flow_mark m = flow_push_key(b, key);
   rc = flow_fail(b, SB_EINVAL,
-                 "\"%.64s\" is not an event type (lowercase a-z 0-9 _ - "
-                 "names joined by dots, at least two: \"lead.qualified\")",
+                 "\"%.64s\" is not an event type (" SB_EVENT_TYPE_RULE ")",
                  *out);
   flow_pop(b, m);
   return rc;
@@ -363,9 +345,8 @@ static int emit_type(flow_builder *b, const json_t *v, char **out) {
   if (rc != 0 || sb_event_type_publishable(*out)) return rc;
   flow_mark m = flow_push_key(b, "type");
   rc = flow_fail(b, SB_EINVAL,
-                 "\"%.64s\" is reserved: switchboard's own events "
-                 "(run.completed, step.started, ...) and audit.* are "
-                 "written by switchboard alone; emit a type of the "
+                 "\"%.64s\" is reserved (" SB_EVENT_TYPE_RESERVED
+                 ": switchboard alone writes them); emit a type of the "
                  "workflow's own, e.g. \"lead.qualified\"",
                  *out);
   flow_pop(b, m);

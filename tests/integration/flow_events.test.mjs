@@ -141,6 +141,18 @@ describe('events and workflows over MCP', () => {
     const own = await a.publish({ type: 'run.completed', data: {} });
     assert.equal(own.status, 400);
     assert.match(own.json.error.message, /not an event type one may publish/);
+    // Nothing a follower of run.* (or of the audit trail) would take for
+    // switchboard's own, and no empty names.
+    for (const type of ['run..completed', 'run.completed.x', 'step.started.x', 'agent.handoff2',
+      'context.updated.v2', 'breaker.opened.x', 'audit.admin.x', 'a..b', '-.-.', 'x.y.']) {
+      const r = await a.publish({ type, data: {} });
+      assert.equal(r.status, 400, `${type}: ${r.text}`);
+      assert.match(r.json.error.message, /run\., step\., agent\., context\., breaker\. and audit\. are switchboard's own/);
+    }
+    for (const type of ['running.late', 'lead.run', 'steps.x', '-.-']) {
+      const r = await a.publish({ type, data: {} });
+      assert.equal(r.status, 201, `${type}: ${r.text}`);
+    }
     const arr = await a.publish({ type: 'x.y', data: [1] });
     assert.equal(arr.status, 400);
     const bad = await a.call('GET', '/v1/events?since=abc');

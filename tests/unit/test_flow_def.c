@@ -653,28 +653,35 @@ static const struct {
      "got a boolean"},
     {"  - id: a\n    emit: {type: Lead}\n",
      "wf.yaml:4: step \"a\": emit.type: \"Lead\" is not an event type "
-     "(lowercase a-z 0-9 _ - names joined by dots, at least two: "
-     "\"lead.qualified\")"},
+     "(lowercase names of a-z 0-9 _ - joined by dots, at least two, at "
+     "most 128 characters: \"lead.qualified\")"},
     /* switchboard's own events and the audit trail: a run could say it
      * completed while it goes on, or forge an admin action */
     {"  - id: a\n    emit: {type: run.completed}\n",
-     "wf.yaml:4: step \"a\": emit.type: \"run.completed\" is reserved: "
-     "switchboard's own events (run.completed, step.started, ...) and "
-     "audit.* are written by switchboard alone; emit a type of the "
-     "workflow's own, e.g. \"lead.qualified\""},
+     "wf.yaml:4: step \"a\": emit.type: \"run.completed\" is reserved (run., "
+     "step., agent., context., breaker. and audit. are switchboard's own: "
+     "switchboard alone writes them); emit a type of the workflow's own, "
+     "e.g. \"lead.qualified\""},
     {"  - id: a\n    emit: {type: audit.admin}\n",
-     "wf.yaml:4: step \"a\": emit.type: \"audit.admin\" is reserved: "
-     "switchboard's own events (run.completed, step.started, ...) and "
-     "audit.* are written by switchboard alone; emit a type of the "
-     "workflow's own, e.g. \"lead.qualified\""},
+     "wf.yaml:4: step \"a\": emit.type: \"audit.admin\" is reserved (run., "
+     "step., agent., context., breaker. and audit. are switchboard's own: "
+     "switchboard alone writes them); emit a type of the workflow's own, "
+     "e.g. \"lead.qualified\""},
+    /* a name under one of switchboard's namespaces would pass a run.*
+     * filter as one of its own */
+    {"  - id: a\n    emit: {type: run.completed.x}\n",
+     "wf.yaml:4: step \"a\": emit.type: \"run.completed.x\" is reserved "
+     "(run., step., agent., context., breaker. and audit. are switchboard's "
+     "own: switchboard alone writes them); emit a type of the workflow's "
+     "own, e.g. \"lead.qualified\""},
     {"  - id: a\n    emit: {data: {}}\n",
      "wf.yaml:4: step \"a\": emit.type: required (an event type)"},
     {"  - id: a\n    wait: {event: x.y, where: 3}\n",
      "wf.yaml:4: step \"a\": wait.where: expected a mapping, got an integer"},
     {"  - id: a\n    wait: {event: x..y}\n",
      "wf.yaml:4: step \"a\": wait.event: \"x..y\" is not an event type "
-     "(lowercase a-z 0-9 _ - names joined by dots, at least two: "
-     "\"lead.qualified\")"},
+     "(lowercase names of a-z 0-9 _ - joined by dots, at least two, at "
+     "most 128 characters: \"lead.qualified\")"},
     {"  - id: a\n    end: done\n",
      "wf.yaml:4: step \"a\": end: expected completed or failed, got "
      "\"done\""},
