@@ -120,33 +120,10 @@ static int64_t parse_expires(const char *s, int64_t now_ms) {
     if (unit && n <= 36500LL * 86400000 / unit) return now_ms + n * unit;
     return -1;
   }
-  struct tm tm;
-  memset(&tm, 0, sizeof tm);
-  const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return -1;
-  int64_t frac_ms = 0;
-  if (*rest == '.') {
-    int digits = 0;
-    for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-      if (digits < 3) frac_ms = frac_ms * 10 + (*rest - '0');
-    if (!digits) return -1;
-    for (; digits < 3; digits++) frac_ms *= 10;
-  }
-  int64_t offset_s = 0;
-  if (*rest == 'Z' || *rest == 'z') {
-    rest++;
-  } else if ((*rest == '+' || *rest == '-') && strlen(rest) == 6 &&
-             rest[3] == ':') {
-    int hh = atoi(rest + 1), mm = atoi(rest + 4);
-    offset_s = (int64_t)(hh * 3600 + mm * 60) * (*rest == '+' ? 1 : -1);
-    rest += 6;
-  } else {
-    return -1;
-  }
-  if (*rest) return -1;
-  time_t t = timegm(&tm);
-  if (t == (time_t)-1) return -1;
-  return ((int64_t)t - offset_s) * 1000 + frac_ms;
+  /* The same RFC 3339 reading as the API's: 2027-02-30 or an offset of
+   * +99:00 is refused, not moved to another day. */
+  int64_t at;
+  return sb_time_parse(s, &at) == 0 && at > 0 ? at : -1; /* 0: never */
 }
 
 static void iso_time(int64_t ms, char out[32]) {

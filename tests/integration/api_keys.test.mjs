@@ -63,7 +63,14 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     const r = await cli(['key', 'create', '--tenant', 'nobody', ...s], 1);
     assert.match(r.stderr, /not registered/);
     assert.equal(r.stdout, '');
-    await cli(['key', 'create', '--tenant', KEY_TENANT, '--expires', 'soon', ...s], 2);
+    // Read as the API reads an RFC 3339 time: no day or offset that does
+    // not exist is moved to another time.
+    for (const when of ['soon', '2027-02-30T00:00:00Z', '2027-01-01T00:00:00+99:00',
+      '2027-01-01T00:00:00+23:99', '2027-01-01T24:00:00Z', '1970-01-01T00:00:00Z', '2027-01-01']) {
+      const bad = await cli(['key', 'create', '--tenant', KEY_TENANT, '--expires', when, ...s], 2);
+      assert.match(bad.stderr, /--expires: expected a duration .* or an RFC 3339 time/, when);
+      assert.equal(bad.stdout, '', when);
+    }
   });
 
   it('key list shows id, tenant, scopes, dates, and never the key', async () => {
