@@ -194,11 +194,14 @@ static void activate(fl_plan *p, int i) {
   event_t(p, SB_EVENT_STEP_STARTED, started);
 }
 
-/* Count one more step against the budget; 0 when it is spent. */
+/* Count one more step against the budget; 0 when it is spent (the step
+ * refused is not run, so stepsRun stops at max_steps). */
 static int budget(fl_plan *p, const sb_flow_step *s) {
   int64_t n = fl_int(p->doc, "stepsRun") + 1;
-  json_object_set_new(p->doc, "stepsRun", json_integer((json_int_t)n));
-  if (n <= p->r->def->max_steps) return 1;
+  if (n <= p->r->def->max_steps) {
+    json_object_set_new(p->doc, "stepsRun", json_integer((json_int_t)n));
+    return 1;
+  }
   char msg[200];
   snprintf(msg, sizeof msg,
            "the run has executed its budget of %d steps (max_steps): does "
