@@ -70,6 +70,16 @@ static void round_read(uv_work_t *w) {
   reload_round *r = rl->round;
   r->cfg_rc = sb_config_load(&r->fresh, r->config_path, &r->cfg_err);
   if (r->cfg_rc != 0) return;
+  /* An empty file is all defaults, no agent among them: as a reload it is
+   * far more often a file caught mid-write than a wish to stop them all. */
+  if (r->fresh.empty_file) {
+    r->cfg_rc = sb_error_set(&r->cfg_err, SB_EINVAL,
+                             "%s: the file is empty (nothing but comments "
+                             "or blanks); a config that means to remove "
+                             "every agent says \"agents: []\"",
+                             r->config_path);
+    return;
+  }
   /* The workflows and virtual servers are applied at the next start only,
    * but a file that start would refuse (exit 2) is refused here too: it
    * was "reloaded", and the next start then failed. */

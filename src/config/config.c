@@ -866,17 +866,21 @@ static int parse_stream(parse_ctx *p) {
   int rc;
   if ((rc = cfg_next_event(p)) != 0) return rc; /* STREAM_START */
   if ((rc = cfg_next_event(p)) != 0) return rc;
+  p->cfg->empty_file = 1;
   if (p->ev.type == YAML_STREAM_END_EVENT) return 0; /* empty or comments */
   /* DOCUMENT_START, then the root node */
   if ((rc = cfg_next_event(p)) != 0) return rc;
   if (p->ev.type == YAML_MAPPING_START_EVENT) {
+    p->cfg->empty_file = 0;
     if ((rc = parse_mapping(p, cfg_top_keys, "")) != 0) return rc;
   } else if (!cfg_ev_is_null(p)) {
+    char known[448];
+    known_keys(cfg_top_keys, known, sizeof known);
     cfg_describe_event(p, got, sizeof got);
     return cfg_fail_at(p, cfg_ev_line(p), NULL, SB_EINVAL,
-                   "the top level must be a mapping with sections server, "
-                   "limits, sessions, cache, store, contexts, auth; got %s",
-                   got);
+                       "the top level must be a mapping of sections (%s); "
+                       "got %s",
+                       known, got);
   }
   if ((rc = cfg_next_event(p)) != 0) return rc; /* DOCUMENT_END */
   if ((rc = cfg_next_event(p)) != 0) return rc;

@@ -215,6 +215,10 @@ typedef struct sb_config {
    * to. NULL before any load. */
   char *config_file;
   char *config_dir;
+  /* The file last loaded held no document, or a null one: all defaults.
+   * A reload refuses it (a file cut off mid-write would remove every
+   * agent). */
+  int empty_file;
 } sb_config;
 
 /* A tenant and the bearer token its callers present. */

@@ -143,4 +143,14 @@ describe('agents admin and reload', () => {
     const r = await ops.call('GET', '/v1/agents');
     assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b']);
   });
+
+  it('an empty config on SIGHUP (a file caught mid-write) changes nothing', async () => {
+    for (const empty of ['', '\n# nothing yet\n']) {
+      writeFileSync(cfgPath, empty);
+      const said = await server.sighup(/SIGHUP: config not reloaded: .*the file is empty/);
+      assert.match(said, /a config that means to remove every agent says "agents: \[\]"/);
+      const r = await ops.call('GET', '/v1/agents');
+      assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b'], 'the agents are kept');
+    }
+  });
 });

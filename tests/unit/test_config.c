@@ -307,11 +307,13 @@ static void test_structure_errors(void **state) {
   expect_error("limits: {page_size: 5}\nserver: {}\nlimits: {}\n",
                "config.yaml:3: limits: duplicate key (first set on line 1)");
   expect_error("- server\n- limits\n",
-               "config.yaml:1: the top level must be a mapping with sections "
-               "server, limits, sessions, cache, store, contexts, auth; got a list");
+               "config.yaml:1: the top level must be a mapping of sections "
+               "(server, limits, sessions, cache, store, contexts, events, "
+               "auth, llm, quotas, agents, servers, workflows); got a list");
   expect_error("hello\n",
-               "config.yaml:1: the top level must be a mapping with sections "
-               "server, limits, sessions, cache, store, contexts, auth; got \"hello\"");
+               "config.yaml:1: the top level must be a mapping of sections "
+               "(server, limits, sessions, cache, store, contexts, events, "
+               "auth, llm, quotas, agents, servers, workflows); got \"hello\"");
   expect_error("limits: {page_size: 5}\n---\nlimits: {page_size: 6}\n",
                "config.yaml:2: a second YAML document; the config must be "
                "one document");
