@@ -587,8 +587,11 @@ static void on_discovered(void *ud, sb_mcp_outcome outcome, json_t *result,
     return;
   }
   /* A modern answer without our modern version: only a legacy version we
-   * share can still work; an unrecognised answer means a legacy agent. */
-  int recognised = outcome == SB_MCP_ANSWERED && (result || modern_error);
+   * share can still work; an unrecognised answer (an error, or a result
+   * with no supportedVersions list, as some legacy servers give to any
+   * method) means a legacy agent. */
+  int recognised = outcome == SB_MCP_ANSWERED &&
+                   ((result && json_is_array(supported)) || modern_error);
   if (c->era_pref == SB_MCP_CLIENT_MODERN ||
       (recognised && !offers_legacy(supported))) {
     c->state = CLIENT_IDLE;

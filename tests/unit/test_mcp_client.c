@@ -290,6 +290,7 @@ typedef struct fake {
   sb_mcp_outcome outcome;
   int expired; /* on_session_expired calls */
   int defer;   /* tools/call: answer nothing now (the test does) */
+  int discover_empty; /* server/discover: answer {} (any method's result) */
 } fake;
 
 static int fake_send(void *t, json_t *msg) {
@@ -299,7 +300,9 @@ static int fake_send(void *t, json_t *msg) {
   json_t *id = json_object_get(msg, "id");
   if (!id) return 0;
   json_t *reply;
-  if (strcmp(method, "server/discover") == 0)
+  if (strcmp(method, "server/discover") == 0 && f->discover_empty)
+    reply = sb_rpc_result_new(id, json_object());
+  else if (strcmp(method, "server/discover") == 0)
     reply = sb_rpc_error_new(id, SB_RPC_METHOD_NOT_FOUND, "Method not found", NULL);
   else if (strcmp(method, "initialize") == 0)
     reply = sb_rpc_result_new(
@@ -410,27 +413,34 @@ static void test_request_failed_outcomes(void **state) {
   fake_teardown(&loop, &f);
 }
 
+/* A legacy agent answers the probe with -32601, or (some servers answer
+ * any method) with an empty result: either way it is spoken to with
+ * initialize. */
 static void test_fallback_to_initialize(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  fake f = {0};
-  f.sent = json_array();
-  sb_mcp_client_options co = {.loop = &loop,
-                              .name = "old",
-                              .transport = {.send = fake_send, .t = &f}};
-  f.client = sb_mcp_client_new(&co);
-  sb_mcp_client_connect(f.client, 1000, fake_answer, &f);
-  assert_int_equal(f.answered, 1);
-  assert_null(f.error);
-  assert_false(sb_mcp_client_is_modern(f.client));
-  assert_string_equal(sb_mcp_client_version(f.client), "2025-06-18");
-  assert_string_equal(json_string_value(json_object_get(json_array_get(f.sent, 1), "method")),
-                      "initialize");
-  sb_mcp_client_free(f.client);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  json_decref(f.sent);
+  for (int empty = 0; empty < 2; empty++) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fake f = {0};
+    f.sent = json_array();
+    f.discover_empty = empty;
+    sb_mcp_client_options co = {.loop = &loop,
+                                .name = "old",
+                                .transport = {.send = fake_send, .t = &f}};
+    f.client = sb_mcp_client_new(&co);
+    sb_mcp_client_connect(f.client, 1000, fake_answer, &f);
+    assert_int_equal(f.answered, 1);
+    assert_null(f.error);
+    assert_false(sb_mcp_client_is_modern(f.client));
+    assert_string_equal(sb_mcp_client_version(f.client), "2025-06-18");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(f.sent, 1), "method")),
+        "initialize");
+    sb_mcp_client_free(f.client);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    json_decref(f.sent);
+  }
 }
 
 
