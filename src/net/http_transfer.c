@@ -360,6 +360,27 @@ void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
     snprintf(out, n, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
 }
 
+/* A JSON-RPC error response, what an HTTP error may carry as the answer.
+ * Another body with an "error" member ({"error": "invalid_token"}, as an
+ * OAuth resource server answers a 401) answers nothing: the request fails
+ * with the status, rather than waiting for an answer that never comes. */
+static int rpc_error(const json_t *m) {
+  const char *v = json_string_value(json_object_get(m, "jsonrpc"));
+  return v && strcmp(v, "2.0") == 0 &&
+         json_is_object(json_object_get(m, "error"));
+}
+
+/* The request failed with HTTP status: the body's first 200 bytes say
+ * why in the agent's own words. */
+static void http_failed(http_channel *ch, transfer *t, long status) {
+  size_t n = t->body_buf.len > 200 ? 200 : t->body_buf.len;
+  if (n)
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld: %.*s", status, (int)n,
+               t->body_buf.data);
+  else
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
+}
+
 static void finish_json_body(http_channel *ch, transfer *t, long status) {
   sb_rpc_limits limits = {.max_bytes = ch->max_bytes};
   json_t *msg = NULL;
@@ -373,18 +394,16 @@ static void finish_json_body(http_channel *ch, transfer *t, long status) {
       synthesise(ch, t, SB_CHANNEL_LOST, "malformed JSON response: %s", err.msg);
     return;
   }
-  int is_error = json_is_array(msg) ||
-                 (json_is_object(msg) && json_object_get(msg, "error"));
-  if (status >= 400 && !is_error) {
+  if (status >= 400 && !json_is_array(msg) && !rpc_error(msg)) {
     json_decref(msg);
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
+    http_failed(ch, t, status);
     return;
   }
   /* An error without an id (the agent could not read ours) still answers
    * the one request this POST carried. */
   json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
-  if (json_is_object(msg) && (!id || json_is_null(id)) &&
-      json_object_get(msg, "error") && json_array_size(t->pending_ids) == 1)
+  if ((!id || json_is_null(id)) && rpc_error(msg) &&
+      json_array_size(t->pending_ids) == 1)
     json_object_set(msg, "id", json_array_get(t->pending_ids, 0));
   mark_answered(t, msg);
   if (status >= 400 && json_array_size(t->pending_ids) == 0 &&
@@ -547,15 +566,13 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
     /* Some servers send JSON-RPC errors without the right Content-Type;
      * a real error object still beats a synthesised one. */
     json_t *msg = sb_json_loadb(t->body_buf.data, t->body_buf.len, 0, NULL);
-    int usable = json_is_object(msg) && json_object_get(msg, "error");
+    int usable = rpc_error(msg);
     json_decref(msg);
     if (usable) {
       t->kind = BODY_JSON;
       finish_json_body(ch, t, status);
     } else {
-      synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld: %.*s", status,
-                 (int)(t->body_buf.len > 200 ? 200 : t->body_buf.len),
-                 t->body_buf.data);
+      http_failed(ch, t, status);
     }
   } else {
     synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
