@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,5 +373,11 @@ json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
                       json_error_t *err) {
   json_t *v = sb_json_read_fast(text, len, flags);
   if (v) return v;
-  return json_loadb(text, len, flags, err);
+  v = json_loadb(text, len, flags, err);
+  /* jansson names its own flag ("...without JSON_ALLOW_NUL"): say what is
+   * wrong with the text instead. */
+  if (!v && err && strstr(err->text, "JSON_ALLOW_NUL"))
+    snprintf(err->text, sizeof err->text,
+             "\\u0000 is not allowed in a string");
+  return v;
 }

@@ -42,7 +42,8 @@ static void accepts(const char *text, size_t flags) {
   json_decref(fast);
 }
 
-/* Declined by the reader; sb_json_loadb answers exactly as jansson. */
+/* Declined by the reader; sb_json_loadb answers exactly as jansson, but
+ * for the message that names jansson's flag. */
 static void declines_len(const char *text, size_t len, size_t flags) {
   json_t *fast = sb_json_read_fast(text, len, flags);
   if (fast) fail_msg("the reader took %.*s; it should decline", (int)len, text);
@@ -53,7 +54,10 @@ static void declines_len(const char *text, size_t len, size_t flags) {
   if (ours) {
     assert_true(json_equal(ours, theirs));
   } else {
-    assert_string_equal(e1.text, e2.text);
+    if (strstr(e2.text, "JSON_ALLOW_NUL"))
+      assert_string_equal(e1.text, "\\u0000 is not allowed in a string");
+    else
+      assert_string_equal(e1.text, e2.text);
     assert_int_equal(e1.line, e2.line);
     assert_int_equal(e1.column, e2.column);
   }
