@@ -457,6 +457,14 @@ static void since_checked(void *ud, sb_store_result *res) {
  * -1 when req was answered. */
 static int filter_check(sb_http_request *req) {
   const char *types = sb_http_request_query(req, "types");
+  /* types= (or types=,,) lists nothing: not "every event", which is no
+   * types at all. An empty entry in a list is skipped. */
+  if (types && !types[strspn(types, ",")]) {
+    app_rest_error(req, 400, "bad_request",
+                   "types: empty; leave it out for every event, or list "
+                   "them: types=a.b,c.*");
+    return -1;
+  }
   for (const char *t = types; t && *t;) {
     const char *comma = strchr(t, ',');
     size_t n = comma ? (size_t)(comma - t) : strlen(t);

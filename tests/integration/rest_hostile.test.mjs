@@ -324,6 +324,8 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
       ['types=run.%20', /^types: "run\. " is not an event type/],
       [`types=${'a'.repeat(200)}.b`, /^types: "a{64}\.\.\." is not an event type/],
       ['run=', /^run: empty; leave it out, or name a run$/],
+      // An empty list is not "every event".
+      ...['types=', 'types=,,'].map((q) => [q, /^types: empty; leave it out for every event/]),
     ];
     for (const [query, message] of cases) {
       const r = await rest.call('GET', `/v1/events?${query}`);
