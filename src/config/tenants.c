@@ -136,8 +136,10 @@ int cfg_parse_tenants(parse_ctx *p, const char *path) {
        * the message does not show it. */
       if (slot == &t->token) {
         int bad = t->token[0] == ' ';
-        for (const char *c = t->token; !bad && *c; c++)
-          bad = ((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f;
+        for (const unsigned char *c = (const unsigned char *)t->token;
+             !bad && *c; c++)
+          bad = (*c < ' ' && *c != '\t') || *c == 0x7f ||
+                (c[0] == 0xC2 && c[1] >= 0x80 && c[1] < 0xA0); /* C1 */
         if (bad) {
           rc = cfg_fail_at(p, cfg_ev_line(p), key_path, SB_EINVAL,
                            "a token cannot start with a space nor hold a "

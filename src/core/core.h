@@ -199,7 +199,7 @@ FILE *sb_fopen_regular(const char *path);
  * the bytes at s are not UTF-8. n is how many bytes there are. */
 size_t sb_utf8_seq(const unsigned char *s, size_t n);
 /* 1 when s[0..n) is UTF-8 text without NUL or other control characters
- * (C0, DEL): what an id, a path or a query value may hold. */
+ * (C0, DEL, C1): what an id, a name, a path or a query value may hold. */
 int sb_text_plain(const char *s, size_t n);
 /* A count or cursor as the wire writes it: s[0..n) is one or more ASCII
  * digits and nothing else (no sign, no blanks, no "0x"), of at most

@@ -367,6 +367,7 @@ int sb_text_plain(const char *s, size_t n) {
     if (p[i] < 0x20 || p[i] == 0x7F) return 0;
     size_t k = sb_utf8_seq(p + i, n - i);
     if (k == 0) return 0;
+    if (k == 2 && p[i] == 0xC2 && p[i + 1] < 0xA0) return 0; /* C1 */
     i += k;
   }
   return 1;

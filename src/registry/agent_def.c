@@ -531,7 +531,9 @@ int sb_agent_def_parse(const json_t *json, sb_agent_def **out, sb_error *err) {
   if (rc != 0) goto fail;
   FIELD("id", 1, rc = dup_str(&p, v, 0, &d->id);
         if (rc == 0) rc = id_valid(&p, d->id));
-  FIELD("name", 1, rc = dup_str(&p, v, 1, &d->name));
+  FIELD("name", 1, rc = dup_str(&p, v, 1, &d->name);
+        if (rc == 0 && !sb_text_plain(d->name, strlen(d->name))) rc =
+            bad(&p, "must be text without control characters"));
   FIELD("type", 1,
         rc = read_enum(&p, v, agent_types,
                        "sales, service, parts, finance, general", &e);

@@ -578,7 +578,8 @@ static void test_auth_errors(void **state) {
   static const char *const unsendable[] = {"\" 0123456789abcdef\"",
                                            "\"0123456789\\nabcdef\"",
                                            "\"0123456789abcdef\\r\\n\"",
-                                           "\"0123456789abcdef\\x7f\""};
+                                           "\"0123456789abcdef\\x7f\"",
+                                           "\"0123456789abcdef\\u0085\""};
   for (size_t i = 0; i < sizeof unsendable / sizeof *unsendable; i++) {
     char yaml[160];
     snprintf(yaml, sizeof yaml, "auth:\n  tenants:\n    - id: a\n      token: %s\n",

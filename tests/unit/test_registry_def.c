@@ -286,6 +286,13 @@ static void test_invalid_name_type_caps(void **state) {
   (void)state;
   invalid("{'name': ''}", "name: must not be empty");
   invalid("{'name': ['x']}", "name: expected a string");
+  /* a name is shown in lists and logs: no line breaks, escapes nor C1 */
+  invalid("{'name': 'Sales\\nDesk'}",
+          "name: must be text without control characters");
+  invalid("{'name': 'Sales\\u0001'}",
+          "name: must be text without control characters");
+  invalid("{'name': 'Sales \\u0085'}",
+          "name: must be text without control characters");
   invalid("{'type': 'marketing'}",
           "type: must be one of sales, service, parts, finance, general "
           "(got \"marketing\")");
