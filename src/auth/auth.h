@@ -171,6 +171,11 @@ void sb_auth_jwt_free(sb_auth_jwt *j);
  * what precedes it ("tools:sales__*"), or is "tools:call", which grants
  * every "tools:" permission. Pure functions. */
 int sb_auth_scope_grants(const char *scope, const char *permission);
+/* 1 when scope is well formed: names joined by ':', none empty, a '*'
+ * only at its end (not alone). Scopes are open: a context's
+ * metadata.permissions may name any. What a key is made with; a token's
+ * scopes are its issuer's and are not checked. */
+int sb_auth_scope_valid(const char *scope);
 /* 1 if p holds permission: an unrestricted principal (or NULL: no
  * authentication) holds every one. */
 int sb_auth_permits(const sb_principal *p, const char *permission);

@@ -20,6 +20,16 @@ int sb_auth_scope_grants(const char *scope, const char *permission) {
          (permission[n] == ':' || permission[n] == '/');
 }
 
+int sb_auth_scope_valid(const char *scope) {
+  if (!scope || !*scope || *scope == ':' || *scope == '*') return 0;
+  const char *star = strchr(scope, '*');
+  if (star && star[1]) return 0; /* a '*' ends the scope */
+  /* Each ':' opens a part that is not empty ("contexts::x", "runs:"). */
+  for (const char *c = strchr(scope, ':'); c; c = strchr(c + 1, ':'))
+    if (c[1] == ':' || c[1] == '\0') return 0;
+  return 1;
+}
+
 int sb_auth_permits(const sb_principal *p, const char *permission) {
   if (!p || !p->restricted) return 1;
   for (size_t i = 0; i < p->scopes_len; i++)

@@ -16,6 +16,9 @@
 #include "events/events.h"
 #include "store/store.h"
 
+#define MAX_ARG_BYTES 256 /* a tenant's --name, one --scope */
+#define MAX_ARG_TEXT "256"
+
 const char sb_cli_tenant_help[] =
     "Usage:\n"
     "  switchboard tenant create ID [--name NAME]\n"
@@ -308,6 +311,9 @@ int sb_cli_tenant(int argc, char **argv) {
     return sb_cli_usage_error("tenant", "%s", "an option that applies to keys");
   /* tenant list prints JSON, which holds UTF-8 only: a name that was not
    * stored, and the tenant was then missing from the list. */
+  if (a.name && strlen(a.name) > MAX_ARG_BYTES)
+    return sb_cli_usage_error("tenant", "%s",
+                              "--name: longer than " MAX_ARG_TEXT " bytes");
   if (a.name && !sb_text_plain(a.name, strlen(a.name))) {
     char shown[201];
     snprintf(shown, sizeof shown, "%s", a.name);
@@ -362,6 +368,9 @@ static int check_key_create(const keys_args *a) {
           "--scope: empty; a key without scopes may do everything its "
           "tenant may, so name the scope (e.g. --scope contexts:read) or "
           "leave --scope out");
+    if (strlen(s) > MAX_ARG_BYTES)
+      return sb_cli_usage_error("key", "%s",
+                                "--scope: longer than " MAX_ARG_TEXT " bytes");
     for (const char *p = s; *p; p++)
       if ((unsigned char)*p <= ' ' || *p == 0x7f)
         return sb_cli_usage_error("key",
@@ -380,6 +389,14 @@ static int check_key_create(const keys_args *a) {
                                 "that is not shows as '?')",
                                 shown);
     }
+    /* A scope that can grant nothing ("bogus::", "contexts:") made a key
+     * refused everything, with no word of why. */
+    if (!sb_auth_scope_valid(s))
+      return sb_cli_usage_error(
+          "key",
+          "--scope: '%s' is not a scope: names joined by ':', none empty, "
+          "a '*' only at the end (contexts:read, agents:sales, agents:fin*)",
+          s);
   }
   int64_t now = (int64_t)sb_wall_ms();
   int64_t expires = a->expires ? parse_expires(a->expires, now) : 0;
@@ -402,8 +419,13 @@ static int key_create(keys_run *r, const keys_args *a) {
                               a->expires);
   json_t *scopes = json_array();
   int whole = scopes != NULL;
-  for (int i = 0; whole && i < a->nscopes; i++)
-    whole = json_array_append_new(scopes, json_string(a->scopes[i])) == 0;
+  for (int i = 0; whole && i < a->nscopes; i++) {
+    int again = 0; /* a scope given twice is stored once */
+    for (int k = 0; k < i && !again; k++)
+      again = strcmp(a->scopes[k], a->scopes[i]) == 0;
+    if (!again)
+      whole = json_array_append_new(scopes, json_string(a->scopes[i])) == 0;
+  }
   /* A scope left out would widen the key: none is made then. */
   char *scopes_text = whole ? json_dumps(scopes, JSON_COMPACT) : NULL;
   json_decref(scopes);

@@ -484,6 +484,9 @@ test('tenant create refuses a --name that is not UTF-8 text; tenant list shows a
     assert.equal(r.code, 2, `--name ${bytes}: ${r.stdout} ${r.stderr}`);
     assert.match(r.stderr, /--name: '(Caf|a)\?b?' is not UTF-8 text without control characters \(shown as '\?'\)/, r.stderr);
   }
+  const long = await run(['tenant', 'create', 'dealer-long', '--store', store, '--name', 'x'.repeat(257)]);
+  assert.equal(long.code, 2, long.stderr);
+  assert.match(long.stderr, /--name: longer than 256 bytes/);
   const listed = await run(['tenant', 'list', '--store', store]);
   assert.deepEqual(JSON.parse(listed.stdout).map((t) => [t.id, t.name]), [['dealer-n', 'Key Motors']]);
   // One stored by an earlier version is listed, its bad bytes shown as '?'.
@@ -503,6 +506,10 @@ test('key create refuses an empty or spaced --scope, storing nothing, and warns 
     [['--scope', ''], /--scope: empty; a key without scopes may do everything its tenant may/],
     [['--scope', 'contexts:read', '--scope', ''], /--scope: empty/],
     [['--scope', 'contexts:read runs:read'], /--scope: 'contexts:read runs:read' holds a space or a control character/],
+    // A scope that can grant nothing made a key refused everything.
+    ...['bogus::', 'contexts:', 'a::b', '*', 'agents:fin*x'].map((scope) =>
+      [['--scope', scope], new RegExp(`--scope: '${scope.replace('*', '\\*')}' is not a scope: names joined by ':', none empty`)]),
+    [['--scope', `agents:${'x'.repeat(300)}`], /--scope: longer than 256 bytes/],
   ];
   for (const [args, message] of refused) {
     const r = await run(['key', 'create', '--tenant', 'dealer-k', ...args, '--store', store]);
@@ -526,7 +533,9 @@ test('key create refuses an empty or spaced --scope, storing nothing, and warns 
   assert.equal(old.code, 0, old.stderr);
   assert.match(old.stderr, /warning: --expires 2000-01-01T00:00:00Z is in the past: the server will refuse this key/);
   await run(['key', 'revoke', old.stdout.trim().slice(3, 15), '--store', store]);
-  const ok = await run(['key', 'create', '--tenant', 'dealer-k', '--scope', 'contexts:read', '--scope', 'resources:switchboard://notes', '--expires', '2h', '--store', store]);
+  // A scope given twice is stored once.
+  const ok = await run(['key', 'create', '--tenant', 'dealer-k', '--scope', 'contexts:read', '--scope', 'resources:switchboard://notes',
+    '--scope', 'contexts:read', '--expires', '2h', '--store', store]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^sb_[0-9a-f]{12}_/);
   const keys = JSON.parse((await run(['key', 'list', '--store', store])).stdout).filter((k) => !k.revoked);

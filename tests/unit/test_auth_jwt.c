@@ -353,6 +353,21 @@ static void test_scope_grammar(void **state) {
   assert_false(sb_auth_scope_grants("", "tools:echo"));
   assert_false(sb_auth_scope_grants("contexts:read:/user", "contexts:read"));
 
+  /* what a key may be made with: scopes that can grant something */
+  static const char *const valid[] = {
+      "admin",         "contexts",           "contexts:read:/user/name",
+      "agents:fin*",   "agents*",            "tools:call",
+      "tools:sales__*", "resources:switchboard://notes", "runs:write:triage",
+      "events:read",   "prompts:greeting",   "workflows:payroll",
+      "finance" /* a context's metadata.permissions may name any */};
+  for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
+    if (!sb_auth_scope_valid(valid[i])) fail_msg("refused %s", valid[i]);
+  static const char *const invalid[] = {
+      "",      "bogus::",    "*",       ":x",          "contexts:",
+      "a::b",  "contexts::x", "agents:fin*x", "runs:read:", "*:x"};
+  for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++)
+    if (sb_auth_scope_valid(invalid[i])) fail_msg("took %s", invalid[i]);
+
   const char *scopes[] = {"contexts:read:/user", "contexts:read:/entities",
                           "tools:echo"};
   sb_principal *p =
