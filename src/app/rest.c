@@ -198,6 +198,9 @@ typedef enum if_match_kind {
   IF_MATCH_WEAK,      /* W/"N": never matches (RFC 9110 13.1.1) */
   IF_MATCH_MALFORMED, /* not an entity tag of ours */
   IF_MATCH_TOO_LARGE, /* digits past the largest version there can be */
+  IF_MATCH_NONE,      /* "0": well formed, but no version is 0 */
+  IF_MATCH_ANY,       /* *: says nothing of the version read */
+  IF_MATCH_LIST,      /* "2", "3": more than one */
 } if_match_kind;
 
 static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
@@ -206,10 +209,13 @@ static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
   if (!v) return IF_MATCH_ABSENT;
   /* If-Match uses the strong comparison: a weak tag matches nothing. */
   if (strncmp(v, "W/", 2) == 0) return IF_MATCH_WEAK;
+  if (strcmp(v, "*") == 0) return IF_MATCH_ANY;
+  if (strchr(v, ',')) return IF_MATCH_LIST;
+  if (strcmp(v, "\"0\"") == 0 || strcmp(v, "0") == 0) return IF_MATCH_NONE;
   int quoted = *v == '"';
   if (quoted) v++;
   size_t digits = strspn(v, "0123456789");
-  if (*v == '0') return IF_MATCH_MALFORMED; /* no version 0, no padding */
+  if (*v == '0') return IF_MATCH_MALFORMED; /* no padding */
   int64_t n = 0;
   int rc = sb_parse_digits(v, digits, &n);
   if (rc == SB_ETOOBIG) return IF_MATCH_TOO_LARGE;
@@ -438,6 +444,21 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
   case IF_MATCH_TOO_LARGE:
     return respond_error(req, 400, "bad_request",
                          "If-Match: the version is out of range", 0);
+  case IF_MATCH_NONE:
+    return respond_error(req, 412, "precondition_failed",
+                         "If-Match: \"0\" matches no version (versions "
+                         "start at 1)",
+                         0);
+  case IF_MATCH_ANY:
+    return respond_error(req, 400, "bad_request",
+                         "If-Match: * does not say which version you read; "
+                         "send its ETag, e.g. \"3\"",
+                         0);
+  case IF_MATCH_LIST:
+    return respond_error(req, 400, "bad_request",
+                         "If-Match: one version, the one you read, not a "
+                         "list",
+                         0);
   case IF_MATCH_MALFORMED:
     return respond_error(req, 400, "bad_request",
                          "If-Match: expected a quoted version like \"3\"", 0);

@@ -189,7 +189,7 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.deepEqual(head.json, v3, 'none of them changed the context');
   });
 
-  it('If-Match: a weak tag is 412; an overflowing or malformed version is 400 naming the header', async () => {
+  it('If-Match: a weak tag or "0" is 412; an overflowing or malformed version, * or a list is 400 naming the header', async () => {
     const patch = (ifMatch) => a.call('PATCH', `/v1/contexts/${id}`,
       { body: { data: { conversation: { intent: 'should not stick' } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': ifMatch } });
     // RFC 9110 13.1.1: If-Match uses the strong comparison, so W/"3"
@@ -200,11 +200,23 @@ describe('contexts REST API', { timeout: 60000 }, () => {
       assert.equal(weak.json.error.code, 'precondition_failed');
       assert.match(weak.json.error.message, /If-Match/);
     }
-    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"0"', '"-1"', '"3', '"3x"', 'abc']) {
+    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"-1"', '"3', '"3x"', 'abc', '"03"']) {
       const bad = await patch(tag);
       assert.equal(bad.status, 400, `${tag}: ${bad.text}`);
       assert.equal(bad.json.error.code, 'bad_request');
       assert.match(bad.json.error.message, /If-Match/);
+    }
+    // Well formed, but no version is 0: it matches nothing (412), as a
+    // stale version would if it could not be named.
+    const zero = await patch('"0"');
+    assert.equal(zero.status, 412, zero.text);
+    assert.equal(zero.json.error.message, 'If-Match: "0" matches no version (versions start at 1)');
+    // Each says what to send instead.
+    for (const [tag, message] of [['*', /^If-Match: \* does not say which version you read/],
+      ['"2", "3"', /^If-Match: one version, the one you read, not a list$/]]) {
+      const r = await patch(tag);
+      assert.equal(r.status, 400, `${tag}: ${r.text}`);
+      assert.match(r.json.error.message, message, r.text);
     }
     const head = await a.get(id);
     assert.deepEqual(head.json, v3, 'none of them changed the context');
