@@ -423,12 +423,21 @@ static int framing_refused(http_req *r) {
   return 1;
 }
 
+/* A path an MCP client would use (its endpoint, an agent's or a virtual
+ * server's): a miss there is answered in JSON-RPC's shape. */
+static int mcp_shaped(const char *url) {
+  return strcmp(url, MCP_PATH) == 0 || strncmp(url, MCP_PATH "/", 5) == 0 ||
+         strncmp(url, "/agents/", 8) == 0 || strncmp(url, "/servers/", 9) == 0;
+}
+
 /* First call: headers are in. Decide what can be decided already. */
 static int req_begin(http_req *r, const char *url, const char *method,
                      const char *version) {
   const sb_http_server_options *cfg = &r->srv->cfg;
   const char *origin = header(r, "Origin");
-  r->rest_url = strcmp(url, MCP_PATH) != 0 && http_route_match(r->srv, url);
+  /* Under /v1/ every answer has the REST shape, a route or not. */
+  r->rest_url = !mcp_shaped(url) && (http_route_match(r->srv, url) ||
+                                     strncmp(url, "/v1/", 4) == 0);
   if (framing_refused(r)) {
     r->method = method;
     http_conn_headers_in(http_conn_of(r->conn), 0);
@@ -524,11 +533,19 @@ static int req_begin(http_req *r, const char *url, const char *method,
                 http_bearer_token(r) ? "unknown" : "missing");
   } else if (r->route) {
     /* a REST route: any method, body read below */
-  } else if (!r->mcp) {
+  } else if (!r->mcp && mcp_shaped(url)) {
     set_early(r, MHD_HTTP_NOT_FOUND, SB_RPC_INVALID_REQUEST, NULL,
               "no MCP endpoint at %.200s (use " MCP_PATH
               ", /agents/{id}/mcp for a registered agent or "
               "/servers/{name}/mcp for a configured virtual server)",
+              url);
+  } else if (!r->mcp) {
+    /* /v1/nope, /nope: answered in the REST API's shape. */
+    r->rest_url = 1;
+    set_early(r, MHD_HTTP_NOT_FOUND, SB_RPC_INVALID_REQUEST, NULL,
+              "nothing at %.200s (the REST API is under /v1/: contexts, "
+              "runs, events, agents; MCP is at " MCP_PATH
+              ", /agents/{id}/mcp and /servers/{name}/mcp)",
               url);
   } else if (strcmp(method, "POST") && strcmp(method, "GET") &&
              strcmp(method, "DELETE")) {
@@ -863,6 +880,7 @@ static json_t *early_body(http_req *r) {
       : r->early_status == MHD_HTTP_CONTENT_TOO_LARGE ? "too_large"
       : r->early_status == MHD_HTTP_NOT_IMPLEMENTED   ? "not_implemented"
       : r->early_status == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE ? "unsupported_media_type"
+      : r->early_status == MHD_HTTP_NOT_FOUND         ? "not_found"
                                                       : "bad_request";
   return json_pack("{s{ssss}}", "error", "code", code, "message",
                    msg ? msg : code);

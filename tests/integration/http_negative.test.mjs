@@ -326,10 +326,26 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     await echoStillWorks();
   });
 
-  it('wrong path is 404, other methods 405 with Allow', async () => {
-    const res = await withDeadline(fetch(new URL('/other', url), { method: 'POST', body: '{}' }), DEADLINE_MS, 'POST /other');
-    assert.equal(res.status, 404);
-    await res.text();
+  it('wrong path is 404 (REST-shaped off MCP paths), other methods 405 with Allow', async () => {
+    // A path of no MCP client's is answered in the REST API's shape, naming
+    // where things are; a miss where MCP clients go, in JSON-RPC's.
+    for (const path of ['/other', '/v1/nope', '/v1/contexts-typo/x']) {
+      const res = await withDeadline(fetch(new URL(path, url), { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } }),
+        DEADLINE_MS, `POST ${path}`);
+      assert.equal(res.status, 404, path);
+      const body = await res.json();
+      assert.equal(body.jsonrpc, undefined, path);
+      assert.equal(body.error.code, 'not_found', path);
+      assert.match(body.error.message, /^nothing at \/\S+ \(the REST API is under \/v1\/: contexts, runs, events, agents; MCP is at \/mcp/, path);
+    }
+    for (const path of ['/mcp/x', '/agents/none/mcp', '/servers/none/mcp']) {
+      const res = await withDeadline(fetch(new URL(path, url), { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } }),
+        DEADLINE_MS, `POST ${path}`);
+      assert.equal(res.status, 404, path);
+      const body = await res.json();
+      assert.equal(body.jsonrpc, '2.0', path);
+      assert.match(body.error.message, /^no MCP endpoint at /, path);
+    }
     const put = await send('PUT', '{}');
     assert.equal(put.status, 405, put.text);
     assert.match(put.headers.get('allow') || '', /POST/);
