@@ -122,7 +122,6 @@ static void do_explain(sb_app *app, sb_http_request *req, const char *tenant) {
 typedef enum change_reply { REPLY_CREATED, REPLY_REGISTERED, REPLY_REMOVED } change_reply;
 
 typedef struct change_op {
-  sb_app *app;
   sb_http_request *req;
   change_reply reply;
   app_agent_change *ch;
@@ -138,18 +137,19 @@ static void change_done(void *ud, const char *id, int rc,
                         const sb_error *err) {
   change_op *op = ud;
   sb_http_request *req = op->req;
-  sb_app *app = op->app;
   change_reply reply = op->reply;
   sb_free(op);
   if (rc != 0) return respond_failure(req, err);
   if (reply == REPLY_REMOVED)
     return (void)sb_http_respond(req, 204, NULL, "", 0, NULL);
-  if (reply == REPLY_REGISTERED)
-    return app_rest_json(req, 200, json_pack("{ss}", "registered", id), NULL);
-  app_rest_json(req, 201,
-                json_pack("{so}", "agents",
-                          sb_gateway_list_json(app->gateway, NULL)),
-                NULL);
+  /* POST and PUT answer alike; a POST made the agent: 201 and where it
+   * is. */
+  char location[160];
+  snprintf(location, sizeof location, "/v1/agents/%s", id);
+  const char *headers[] = {"Location", location, NULL};
+  app_rest_json(req, reply == REPLY_CREATED ? 201 : 200,
+                json_pack("{ss}", "registered", id),
+                reply == REPLY_CREATED ? headers : NULL);
 }
 
 static void change_start(sb_app *app, sb_http_request *req, app_agent_op kind,
@@ -157,7 +157,7 @@ static void change_start(sb_app *app, sb_http_request *req, app_agent_op kind,
                          change_reply reply) {
   change_op *op = sb_calloc(1, sizeof *op);
   if (!op) return app_rest_error(req, 500, "internal", "out of memory");
-  *op = (change_op){.app = app, .req = req, .reply = reply};
+  *op = (change_op){.req = req, .reply = reply};
   app_agent_change_args a = {.op = kind,
                              .tenant = sb_http_request_tenant(req),
                              .origin = "rest",

@@ -87,6 +87,10 @@ describe('agents admin and reload', () => {
     try {
       const r = await ops.call('POST', '/v1/agents', { body: flakyAgent('svc', 'SVC', { capabilities: ['quote'] }) });
       assert.equal(r.status, 201, r.text);
+      // Answered as PUT is, with where the agent now is.
+      assert.deepEqual(r.json, { registered: 'svc' });
+      assert.equal(r.headers.location, '/v1/agents/svc');
+      assert.equal((await ops.call('GET', r.headers.location)).json.definition.id, 'svc');
       await pollUntil(async () => {
         const { tools } = await mcp.client.listTools();
         return tools.some((t) => t.name === 'svc__whoami') ? tools : { ok: false, message: 'not yet' };
