@@ -123,6 +123,9 @@ int sb_cli_agents(int argc, char **argv) {
     return sb_cli_usage_error("agents", "%s",
                               "expected 'list', 'explain CAPABILITY' or "
                               "'show ID'");
+  if ((is_explain || is_show) && !*pos[1])
+    return sb_cli_usage_error("agents", "%s",
+                              is_explain ? "CAPABILITY: empty" : "ID: empty");
   if (!config) return sb_cli_usage_error("agents", "%s", "missing --config FILE");
 
   sb_config cfg;

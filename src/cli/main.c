@@ -685,11 +685,14 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  int version = strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0;
+  if ((version || sb_cli_is_help(cmd)) && argc > 2)
+    return sb_cli_usage_error(NULL, "unexpected argument '%s'", argv[2]);
   if (sb_cli_is_help(cmd)) {
     fputs(main_help, stdout);
     return EXIT_OK;
   }
-  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+  if (version) {
     printf("switchboard %s\n", SB_VERSION);
     return EXIT_OK;
   }

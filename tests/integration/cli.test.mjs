@@ -158,6 +158,10 @@ test('unknown options, commands and missing values: exit 2 naming them', async (
     [['--frobnicate'], /unknown option '--frobnicate'/],
     [['launch'], /unknown command 'launch'/],
     [['help', 'launch'], /unknown command 'launch'/],
+    // nothing after --version or --help is silently dropped
+    [['--version', 'extra'], /unexpected argument 'extra'/],
+    [['-h', 'serve'], /unexpected argument 'serve'/],
+    [['agents', 'explain', '', '--config', 'x.yaml'], /CAPABILITY: empty/],
     [['serve', '--config'], /option --config needs a value/],
     [['serve', '--stdio', '--log-level'], /option --log-level needs a value/],
     [['serve', '--listen'], /option --listen needs a value/],
