@@ -137,9 +137,31 @@ static void req_lose_out(http_req *r) {
   http_session_orphan(r->session, st);
 }
 
+/* CORS (Fetch standard): a browser page of an allowed Origin may read the
+ * answers, and the headers a client needs to go on (the session id, an
+ * ETag for If-Match, where a created thing is, why a token was refused). */
+#define CORS_EXPOSED                                                          \
+  "Mcp-Session-Id, Mcp-Protocol-Version, ETag, Location, WWW-Authenticate, " \
+  "Retry-After"
+#define CORS_METHODS "GET, POST, PUT, PATCH, DELETE"
+#define CORS_HEADERS                                                         \
+  "Authorization, Content-Type, Accept, Mcp-Session-Id, "                    \
+  "Mcp-Protocol-Version, Last-Event-ID, If-Match, traceparent, tracestate"
+
+static void cors_headers(http_req *r, struct MHD_Response *resp) {
+  MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->cors_origin);
+  MHD_add_response_header(resp, "Vary", "Origin");
+  MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSED);
+}
+
 /* Queue a response: legal inside the access handler and at any time on a
  * parked or suspended connection, which MHD then runs to send it. */
 void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
+  /* Not on the server's shared responses: they serve every request. */
+  const sb_http_server *srv = r->srv;
+  if (r->cors_origin && resp != srv->resp_accepted &&
+      resp != srv->resp_gone && resp != srv->resp_no_get)
+    cors_headers(r, resp);
   if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
     SB_DEBUG(MOD, "queueing a %u response failed", status);
   else if (status >= 100 && status < 600)
@@ -237,7 +259,43 @@ static void respond_error(http_req *r, unsigned status, json_t *id, int code,
 static void respond_static(http_req *r, unsigned status,
                            struct MHD_Response *resp) {
   r->state = REQ_RESPONDED;
-  http_req_queue(r, status, resp);
+  if (!r->cors_origin) {
+    http_req_queue(r, status, resp);
+    return;
+  }
+  /* resp is shared by every request: the CORS headers, this request's
+   * own, go on a response of its own (empty, as the shared ones used
+   * here are). */
+  struct MHD_Response *own =
+      MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (!own) {
+    http_req_queue(r, status, resp);
+    return;
+  }
+  if (r->close_after || resp == r->srv->resp_gone)
+    MHD_add_response_header(own, MHD_HTTP_HEADER_CONNECTION, "close");
+  http_req_queue(r, status, own);
+  MHD_destroy_response(own);
+}
+
+/* The answer to a CORS preflight of an allowed Origin: what the request
+ * it announces may use. The headers it asks for are granted as asked
+ * (an x-mcp-header tool's Mcp-Param-* names cannot be listed ahead). */
+static void respond_preflight(http_req *r) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (!resp) {
+    respond_static(r, MHD_HTTP_INTERNAL_SERVER_ERROR, r->srv->resp_gone);
+    return;
+  }
+  const char *asked = header(r, "Access-Control-Request-Headers");
+  MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_METHODS);
+  MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                          asked && *asked ? asked : CORS_HEADERS);
+  MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+  r->state = REQ_RESPONDED;
+  http_req_queue(r, MHD_HTTP_NO_CONTENT, resp);
+  MHD_destroy_response(resp);
 }
 
 /* ---- SSE -------------------------------------------------------------- */
@@ -517,6 +575,13 @@ static int req_begin(http_req *r, const char *url, const char *method,
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
     http_audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
+  } else if (origin && strcmp(method, "OPTIONS") == 0 &&
+             header(r, "Access-Control-Request-Method")) {
+    /* A browser asks before the request itself, without credentials. */
+    r->cors_origin = origin;
+    r->preflight = 1;
+    http_conn_headers_in(http_conn_of(r->conn), 0);
+    return 0;
   } else if (!r->out.tenant && !open) {
     http_audit_refusal(r, url,
                   http_bearer_token(r) ? SB_HTTP_AUTH_REFUSED : SB_HTTP_AUTH_MISSING,
@@ -560,6 +625,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
               "Content-Type: %.100s is not JSON: send application/json",
               ct);
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
+  if (origin && http_origin_allowed(cfg, origin)) r->cors_origin = origin;
   /* Admitted: this connection's caller passed the Origin and token checks
    * (it leaves the share of strangers, see http_conn.c). */
   http_conn_headers_in(http_conn_of(r->conn),
@@ -909,6 +975,10 @@ static void respond_early_now(http_req *r) {
 
 static void req_finish(http_req *r, const char *method) {
   http_conn_request_read(http_conn_of(r->conn));
+  if (r->preflight) {
+    respond_preflight(r);
+    return;
+  }
   if (r->metadata) {
     const char *doc = r->srv->cfg.resource_metadata;
     char *body = sb_strdup(doc);

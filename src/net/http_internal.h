@@ -118,6 +118,10 @@ struct http_req {
    * (borrowed for the final write only). */
   const char *refused_scope, *refused_why;
   unsigned metadata : 1;    /* GET of the protected-resource metadata */
+  unsigned preflight : 1;   /* a CORS preflight (OPTIONS) to answer */
+  /* The request's Origin when it is allowed: every answer carries the
+   * CORS headers for it (MHD's copy, valid for the request's life). */
+  const char *cors_origin;
   uv_poll_t watch; /* EPOLLRDHUP on the socket while suspended */
   /* srv's watch queue, oldest suspension first (see http.c) */
   sb_list_link due_link;
