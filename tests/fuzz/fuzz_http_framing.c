@@ -73,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check(strlen(big) == len);
     free(big);
   }
+  /* A URL as clients see it: whole (never cut), nothing masked where
+   * there was no userinfo or query. */
+  char *shown = sb_url_redacted(text, "<x>");
+  check(shown != NULL);
+  if (!strchr(text, '@') && !strchr(text, '?')) check(strcmp(shown, text) == 0);
+  sb_free(shown);
   free(text);
   return 0;
 }
