@@ -451,6 +451,25 @@ int cfg_next_event(parse_ctx *p) {
   p->have_ev = 0;
   if (!yaml_parser_parse(&p->parser, &p->ev)) return syntax_error(p);
   p->have_ev = 1;
+  /* A tag would be ignored ("!!str 5" read as the number 5): refused, as
+   * aliases are. */
+  const yaml_char_t *tag = p->ev.type == YAML_SCALAR_EVENT
+                               ? p->ev.data.scalar.tag
+                           : p->ev.type == YAML_MAPPING_START_EVENT
+                               ? p->ev.data.mapping_start.tag
+                           : p->ev.type == YAML_SEQUENCE_START_EVENT
+                               ? p->ev.data.sequence_start.tag
+                               : NULL;
+  static const char core[] = "tag:yaml.org,2002:"; /* written !!... */
+  if (tag) {
+    const char *t = (const char *)tag;
+    int short_form = strncmp(t, core, sizeof core - 1) == 0;
+    return cfg_fail_at(p, cfg_ev_line(p), NULL, SB_EINVAL,
+                       "YAML tags (%s%.64s) are not supported%s",
+                       short_form ? "!!" : "",
+                       short_form ? t + sizeof core - 1 : t,
+                       p->cfg ? " in the config" : "");
+  }
   return 0;
 }
 

@@ -320,6 +320,13 @@ static void test_structure_errors(void **state) {
   expect_error("limits: &l {page_size: 5}\nsessions: *l\n",
                "config.yaml:2: sessions: YAML aliases (*l) are not supported "
                "in the config");
+  /* a tag would be ignored: !!str 5 was read as the number 5 */
+  expect_error("limits:\n  max_json_depth: !!str 5\n",
+               "config.yaml:2: YAML tags (!!str) are not supported in the "
+               "config");
+  expect_error("limits: !custom {max_json_depth: 5}\n",
+               "config.yaml:1: YAML tags (!custom) are not supported in the "
+               "config");
 }
 
 /* quotas: the global keys, per-tenant overrides (a missing key inherits:
@@ -882,6 +889,7 @@ static void test_read_yaml(void **state) {
   } bad[] = {
       {"a: &x 1\nb: *x\n",
        "w.yaml:2: b: YAML aliases (*x) are not supported"},
+      {"a: [!seq 1]\n", "w.yaml:1: YAML tags (!seq) are not supported"},
       {"a: 1\n---\nb: 2\n",
        "w.yaml:2: a second YAML document; the file must be one document"},
       {"a: 1\na: 2\n", "w.yaml:2: a: duplicate key"},
