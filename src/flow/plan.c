@@ -211,6 +211,32 @@ static int budget(fl_plan *p, const sb_flow_step *s) {
   return 0;
 }
 
+/* An emit step: its event published, the step done. */
+static void emit_now(fl_plan *p, const sb_flow_step *s) {
+  sb_flow_scope sc = scope_of(p);
+  json_t *data =
+      s->event_data ? sb_flow_template(s->event_data, &sc) : json_object();
+  if (!json_is_object(data)) {
+    json_t *wrapped = json_pack("{so}", "value", data);
+    data = wrapped;
+  }
+  event(p, s->event_type, data);
+  json_t *visits = json_object_get(p->doc, "visits");
+  int64_t visit = fl_int(visits, s->id) + 1;
+  json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
+  hist_entry(p, s, visit, "completed", 0);
+  wf_push(p, "completedSteps", json_string(s->id));
+}
+
+/* The parallel step par has ended, each of its steps done. */
+static void join(fl_plan *p, const sb_flow_step *par) {
+  json_t *visits = json_object_get(p->doc, "visits");
+  int64_t visit = fl_int(visits, par->id) + 1;
+  json_object_set_new(visits, par->id, json_integer((json_int_t)visit));
+  hist_entry(p, par, visit, "completed", 0);
+  wf_push(p, "completedSteps", json_string(par->id));
+}
+
 /* Go on at step i (SB_FLOW_NONE: the end), through the steps that need
  * no one, up to those that do. */
 static void advance(fl_plan *p, int i) {
@@ -260,22 +286,10 @@ static void advance(fl_plan *p, int i) {
       i = to;
       continue;
     }
-    case SB_FLOW_EMIT: {
-      sb_flow_scope sc = scope_of(p);
-      json_t *data =
-          s->event_data ? sb_flow_template(s->event_data, &sc) : json_object();
-      if (!json_is_object(data)) {
-        json_t *wrapped = json_pack("{so}", "value", data);
-        data = wrapped;
-      }
-      event(p, s->event_type, data);
-      visit = fl_int(visits, s->id) + 1;
-      json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
-      hist_entry(p, s, visit, "completed", 0);
-      wf_push(p, "completedSteps", json_string(s->id));
+    case SB_FLOW_EMIT:
+      emit_now(p, s);
       i = s->next;
       continue;
-    }
     case SB_FLOW_END:
       visit = fl_int(visits, s->id) + 1;
       json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
@@ -298,10 +312,24 @@ static void advance(fl_plan *p, int i) {
         event_t(p, SB_EVENT_RUN_COMPLETED, json_pack("{ss}", "step", s->id));
       }
       return;
-    case SB_FLOW_PARALLEL:
-      for (size_t k = 0; k < s->nbranches; k++)
-        activate(p, s->branches[k]);
-      return;
+    case SB_FLOW_PARALLEL: {
+      /* An emit needs no one: it is done here, as it is outside a
+       * parallel. Made active, it waited for a result that never came. */
+      int waiting = 0;
+      for (size_t k = 0; k < s->nbranches; k++) {
+        const sb_flow_step *b = step_at(p, s->branches[k]);
+        if (b->kind == SB_FLOW_EMIT) {
+          emit_now(p, b);
+        } else {
+          activate(p, s->branches[k]);
+          waiting = 1;
+        }
+      }
+      if (waiting) return;
+      join(p, s); /* emits alone: the parallel has ended */
+      i = s->next;
+      continue;
+    }
     default: activate(p, i); return;
     }
   }
@@ -418,11 +446,7 @@ static void step_done(fl_plan *p, const fl_change *c, json_t *entry) {
   if (s->parent != SB_FLOW_NONE) {
     if (siblings_left(p, s->parent)) return;
     const sb_flow_step *par = step_at(p, s->parent);
-    int64_t visit = fl_int(json_object_get(p->doc, "visits"), par->id) + 1;
-    json_object_set_new(json_object_get(p->doc, "visits"), par->id,
-                        json_integer((json_int_t)visit));
-    hist_entry(p, par, visit, "completed", 0);
-    wf_push(p, "completedSteps", json_string(par->id));
+    join(p, par);
     advance(p, par->next);
     return;
   }

@@ -109,6 +109,22 @@ const WORKFLOWS = `
         call: { agent: sales, tool: whoami }
       - id: again
         call: { agent: sales, tool: whoami }
+  - name: fan-emit
+    steps:
+      - id: fan
+        parallel:
+          - id: tell
+            emit: { type: lead.fanned, data: { run: $run.id } }
+          - id: who
+            call: { agent: sales, tool: whoami }
+      - id: only-emits
+        parallel:
+          - id: tell-a
+            emit: { type: lead.told, data: { to: a } }
+          - id: tell-b
+            emit: { type: lead.told, data: { to: b } }
+      - id: done
+        end: completed
   - name: loop
     max_steps: 5
     steps:
@@ -378,6 +394,20 @@ describe('workflows over REST with real agents', () => {
     const opened = evs.find((e) => e.event === 'breaker.opened');
     assert.deepEqual(opened.data.data, { agent: 'brittle' });
     assert.ok(evs.some((e) => e.event === 'agent.failed' && e.data.data.agent === 'brittle'));
+  });
+
+  test('an emit inside a parallel step publishes and ends its branch; emits alone join at once', async () => {
+    const started = await startRun(rest, { workflow: 'fan-emit' });
+    // It waited for ever: the emit was made active, like a call, and
+    // nothing ever completed it.
+    const run = await rest.waitFor(started.id, 'completed');
+    const steps = run.history.map((h) => h.step);
+    assert.deepEqual([...steps.slice(0, 2)].sort(), ['tell', 'who']);
+    assert.deepEqual(steps.slice(2), ['fan', 'tell-a', 'tell-b', 'only-emits', 'done']);
+    const evs = await readEvents(sw.url.replace(/\/mcp$/, ''), `/v1/events?since=0&types=lead.*&run=${started.id}`,
+      (e) => e.filter((x) => x.event.startsWith('lead.')).length >= 3);
+    const told = evs.filter((x) => x.event.startsWith('lead.')).map((x) => [x.event, x.data.data]);
+    assert.deepEqual(told, [['lead.fanned', { run: started.id }], ['lead.told', { to: 'a' }], ['lead.told', { to: 'b' }]]);
   });
 
   test('a loop is stopped by the step budget with a clear error', async () => {
