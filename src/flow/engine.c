@@ -240,6 +240,7 @@ json_t *fl_run_view(const json_t *doc, int64_t context_version) {
   json_object_del(v, "principal");  /* the starter's scopes: the engine's */
   json_object_del(v, "trace");      /* its trace context: the agents' */
   json_object_del(v, "visits");
+  json_object_del(v, "resumeKeys");
   json_object_del(v, "lastAgent");
   json_object_set_new(v, "contextVersion",
                       json_integer((json_int_t)context_version));

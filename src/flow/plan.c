@@ -146,6 +146,29 @@ static void fail_run(fl_plan *p, const char *step, const char *message,
           json_pack("{ssss}", "step", step, "message", message));
 }
 
+/* A resume sends the calls it starts again under the keys they had when
+ * the run stopped (SB_FLOW_META_KEY): a call cut off by a cancel or a
+ * timeout may have acted, and a branch done before its parallel step
+ * failed has. Noted in keys ({step: visit}) for the step at index k, or,
+ * inside a parallel step, for each of its branches (all started with the
+ * parallel, so their last visits are this one's). */
+static void keep_keys(fl_plan *p, json_t *keys, int k) {
+  const sb_flow_step *s = step_at(p, k);
+  json_t *visits = json_object_get(p->doc, "visits");
+  const int *steps = &k;
+  size_t n = 1;
+  if (s->parent != SB_FLOW_NONE) {
+    steps = step_at(p, s->parent)->branches;
+    n = step_at(p, s->parent)->nbranches;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const sb_flow_step *b = step_at(p, steps[i]);
+    int64_t visit = fl_int(visits, b->id);
+    if (b->kind == SB_FLOW_CALL && visit > 0)
+      json_object_set_new(keys, b->id, json_integer((json_int_t)visit));
+  }
+}
+
 static sb_flow_scope scope_of(fl_plan *p) {
   return (sb_flow_scope){
       .context = p->ctx, .run_id = p->r->id, .workflow = p->r->def->name};
@@ -493,6 +516,9 @@ static void step_failed(fl_plan *p, const fl_change *c, json_t *entry) {
     return;
   }
   fail_run(p, failed_id, c->message, json_pack("[s]", failed_id));
+  json_t *keys = json_object();
+  keep_keys(p, keys, c->step);
+  json_object_set_new(p->doc, "resumeKeys", keys);
   /* How the step failed, as the step.failed event says it. */
   json_object_set_new(json_object_get(p->doc, "error"), "code",
                       json_string(c->code ? c->code : "failed"));
@@ -571,11 +597,12 @@ static int apply(fl_plan *p, fl_change *c) {
     /* The run stays in memory while changes queued behind its end are
      * answered; an end already written (and acknowledged) stands. */
     if (fl_status_ended(status_of(p))) return SB_ESTATE;
-    json_t *stopped = json_array();
+    json_t *stopped = json_array(), *keys = json_object();
     size_t i;
     json_t *a;
     json_array_foreach(actives(p), i, a) {
       int k = sb_flow_def_step(def, fl_str(a, "step"));
+      if (k != SB_FLOW_NONE) keep_keys(p, keys, k);
       int top = k != SB_FLOW_NONE && def->steps[k].parent != SB_FLOW_NONE
                     ? def->steps[k].parent
                     : k;
@@ -596,6 +623,7 @@ static int apply(fl_plan *p, fl_change *c) {
     json_array_clear(actives(p));
     set_status(p, SB_FLOW_CANCELLED);
     json_object_set_new(p->doc, "stopped", stopped);
+    json_object_set_new(p->doc, "resumeKeys", keys);
     char ts[32];
     sb_time_format(p->now, ts);
     const char *cur = fl_str(workflow_part(p), "currentStep");
@@ -628,7 +656,9 @@ static int apply(fl_plan *p, fl_change *c) {
   }
   case FL_RESUME: {
     json_t *stopped = json_incref(json_object_get(p->doc, "stopped"));
+    json_t *keys = json_incref(json_object_get(p->doc, "resumeKeys"));
     json_object_del(p->doc, "stopped");
+    json_object_del(p->doc, "resumeKeys");
     json_object_del(p->doc, "error");
     set_status(p, SB_FLOW_RUNNING);
     event_t(p, SB_EVENT_RUN_RESUMED, json_pack("{sO}", "steps", stopped));
@@ -638,6 +668,15 @@ static int apply(fl_plan *p, fl_change *c) {
       int k = sb_flow_def_step(def, json_string_value(id));
       if (k != SB_FLOW_NONE && !fl_status_ended(status_of(p))) advance(p, k);
     }
+    /* The calls started again, each the visit after the one it stopped
+     * at, go under that visit's key. */
+    json_t *a;
+    json_array_foreach(actives(p), i, a) {
+      json_t *kept = json_object_get(keys, fl_str(a, "step"));
+      if (kept && fl_int(a, "visit") == json_integer_value(kept) + 1)
+        json_object_set(a, "keyVisit", kept);
+    }
+    json_decref(keys);
     if (!json_array_size(actives(p)) && !pending(p) && !fl_status_ended(status_of(p)))
       advance(p, SB_FLOW_NONE);
     json_decref(stopped);

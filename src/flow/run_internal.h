@@ -70,6 +70,8 @@ typedef struct fl_change {
 typedef struct fl_active {
   fl_run *run;
   int step, visit, attempt;
+  int key_visit; /* the visit whose idempotency key it sends: its own, or
+                    after a resume the one it stopped at */
   int room_waits; /* refusals for capacity since the last answer */
   int call_held;  /* a place among the tenant's calls in flight */
   int64_t started_ms;

@@ -317,7 +317,7 @@ static void call_start(fl_active *a) {
   json_t *args = sb_flow_template(s->arguments, &scope);
   json_t *params = json_pack("{so}", "arguments", args ? args : json_object());
   char key[200];
-  snprintf(key, sizeof key, "%s/%s/%d", r->id, s->id, a->visit);
+  snprintf(key, sizeof key, "%s/%s/%d", r->id, s->id, a->key_visit);
   json_t *meta =
       json_pack("{sss{ssssss}}", SB_FLOW_META_KEY, key, SB_FLOW_META_RUN, "id",
                 r->id, "workflow", r->def->name, "step", s->id);
@@ -440,6 +440,8 @@ static void start(fl_run *r, const json_t *entry) {
   /* tries a run brought back had made already (record_retry) */
   if (fl_int(entry, "attempt") > 1) a->attempt = (int)fl_int(entry, "attempt");
   a->started_ms = fl_int(entry, "startedAt");
+  a->key_visit = fl_int(entry, "keyVisit") > 0 ? (int)fl_int(entry, "keyVisit")
+                                               : a->visit;
   a->deadline_ms = fl_int(entry, "deadline");
   a->par_deadline_ms = fl_int(entry, "parallelDeadline");
   json_t *since = json_object_get(entry, "since");

@@ -158,6 +158,75 @@ test('a step sent again after a SIGKILL carries the arguments it was first sent 
   }
 });
 
+// A resume sends the calls it starts again under the keys they had when
+// the run stopped: a call cut off by a cancel (or failed by its timeout)
+// may have acted, and a branch done before its parallel step stopped has.
+// Before, each went out under the next visit's key, and an agent that
+// honours keys acted twice.
+test('a resume sends the steps it starts again under the keys they stopped with', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-resume-keys-'));
+  const calls = join(dir, 'calls.tsv');
+  const { file } = writeFlowConfig({
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls } })],
+    workflowsYaml: `
+  - name: held
+    steps:
+      - id: hold
+        call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+  - name: fan
+    steps:
+      - id: both
+        parallel:
+          - id: quick
+            call: { agent: desk, tool: slow, arguments: { ms: 1 } }
+          - id: long
+            call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+  - name: impatient
+    steps:
+      - id: late
+        call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+        timeout: 200ms
+`,
+  });
+  const keys = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : []).map((l) => l.split('\t')[0]);
+  const count = (key) => keys().filter((k) => k === key).length;
+  const server = await startHttpServer({ extraArgs: ['--config', file] });
+  try {
+    const rest = runsClient(server.url.replace(/\/mcp$/, ''));
+    const sentTwice = (key) => pollUntil(() => count(key) >= 2 || { ok: false, message: keys().join() },
+      { what: `${key} sent again` });
+
+    // Cancelled while the call is in flight, then resumed.
+    const held = (await rest.start({ workflow: 'held' })).json;
+    await pollUntil(() => count(`${held.id}/hold/1`) === 1 || { ok: false, message: 'not sent' }, { what: 'hold sent' });
+    assert.equal((await rest.action(held.id, 'cancel', { reason: 'paused' })).status, 200);
+    assert.equal((await rest.action(held.id, 'resume')).status, 200);
+    await sentTwice(`${held.id}/hold/1`);
+
+    // A parallel step cancelled with one branch done: both go again under
+    // their keys (the done one's agent answers from its memory).
+    const fan = (await rest.start({ workflow: 'fan' })).json;
+    await pollUntil(async () => ((await rest.run(fan.id)).json.history.some((h) => h.step === 'quick') || { ok: false, message: 'quick not done' }),
+      { what: 'the quick branch done' });
+    await pollUntil(() => count(`${fan.id}/long/1`) === 1 || { ok: false, message: 'not sent' }, { what: 'long sent' });
+    assert.equal((await rest.action(fan.id, 'cancel')).status, 200);
+    assert.equal((await rest.action(fan.id, 'resume')).status, 200);
+    await sentTwice(`${fan.id}/long/1`);
+    await sentTwice(`${fan.id}/quick/1`);
+
+    // Failed by its timeout (the agent may still act), then resumed.
+    const late = (await rest.start({ workflow: 'impatient' })).json;
+    await rest.waitFor(late.id, 'failed');
+    assert.equal((await rest.action(late.id, 'resume')).status, 200);
+    await sentTwice(`${late.id}/late/1`);
+
+    assert.deepEqual(keys().filter((k) => /\/2$/.test(k)), [], 'no call went out under a new key');
+    for (const id of [held.id, fan.id, late.id]) await rest.action(id, 'cancel');
+  } finally {
+    await server.stop();
+  }
+});
+
 // A step's tries are counted across restarts: the try a retry is due to
 // make is stored with the step (and said in a step.retrying event), so a
 // run brought back after a SIGKILL does not grant the step its tries
