@@ -255,7 +255,10 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
               : flow_fail(b, SB_EINVAL, "expected a list of property names");
   }
   if (strcmp(key, "enum") == 0)
-    return json_is_array(v) ? 0 : flow_fail(b, SB_EINVAL, "expected a list");
+    return !json_is_array(v) ? flow_fail(b, SB_EINVAL, "expected a list")
+           : json_array_size(v) == 0
+               ? flow_fail(b, SB_EINVAL, "an empty list: no answer can match")
+               : 0;
   if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0 ||
       strcmp(key, "exclusiveMinimum") == 0 ||
       strcmp(key, "exclusiveMaximum") == 0)
@@ -288,6 +291,36 @@ static int schema_keyword(flow_builder *b, const char *key, const json_t *v,
   return 0;
 }
 
+/* Lower and upper bounds no value can meet both of (minimum 5, maximum
+ * 3): every answer would be refused, and the run wait for ever. Each pair
+ * is (lower, upper, 1 if a value equal to both is out too). */
+static int schema_bounds(flow_builder *b, const json_t *schema) {
+  static const struct {
+    const char *lo, *hi;
+    int strict;
+  } pairs[] = {
+      {"minimum", "maximum", 0},
+      {"exclusiveMinimum", "maximum", 1},
+      {"minimum", "exclusiveMaximum", 1},
+      {"exclusiveMinimum", "exclusiveMaximum", 1},
+      {"minLength", "maxLength", 0},
+      {"minItems", "maxItems", 0},
+  };
+  for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+    const json_t *lo = json_object_get(schema, pairs[i].lo);
+    const json_t *hi = json_object_get(schema, pairs[i].hi);
+    if (!json_is_number(lo) || !json_is_number(hi)) continue;
+    double l = json_number_value(lo), h = json_number_value(hi);
+    if (l < h || (l == h && !pairs[i].strict)) continue;
+    flow_mark m = flow_push_key(b, pairs[i].hi);
+    int rc = flow_fail(b, SB_EINVAL, "%g with %s %g: no answer can fit both",
+                       h, pairs[i].lo, l);
+    flow_pop(b, m);
+    return rc;
+  }
+  return 0;
+}
+
 static int schema_check(flow_builder *b, const json_t *schema, int depth) {
   if (!json_is_object(schema))
     return flow_fail(b, SB_EINVAL, "expected a JSON Schema (a mapping), got %s",
@@ -302,7 +335,7 @@ static int schema_check(flow_builder *b, const json_t *schema, int depth) {
     flow_pop(b, m);
     if (rc != 0) return rc;
   }
-  return 0;
+  return schema_bounds(b, schema);
 }
 
 static int fill_ask(flow_builder *b, const json_t *v, sb_flow_step *s) {

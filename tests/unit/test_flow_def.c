@@ -645,6 +645,24 @@ static const struct {
     {"  - id: a\n    ask: {message: hi, schema: {oneOf: {const: a}}}\n",
      "wf.yaml:4: step \"a\": ask.schema.oneOf: expected a non-empty list of "
      "schemas"},
+    /* schemas no answer can meet: every answer refused, the run waiting
+     * for ever */
+    {"  - id: a\n    ask: {message: hi, schema: {minimum: 5, maximum: 3}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.maximum: 3 with minimum 5: no answer "
+     "can fit both"},
+    {"  - id: a\n    ask: {message: hi, schema: {properties: {n: "
+     "{exclusiveMinimum: 3, maximum: 3}}}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.properties.n.maximum: 3 with "
+     "exclusiveMinimum 3: no answer can fit both"},
+    {"  - id: a\n    ask: {message: hi, schema: {minLength: 5, maxLength: 2}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.maxLength: 2 with minLength 5: no "
+     "answer can fit both"},
+    {"  - id: a\n    ask: {message: hi, schema: {minItems: 3, maxItems: 1}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.maxItems: 1 with minItems 3: no "
+     "answer can fit both"},
+    {"  - id: a\n    ask: {message: hi, schema: {enum: []}}\n",
+     "wf.yaml:4: step \"a\": ask.schema.enum: an empty list: no answer can "
+     "match"},
     {"  - id: a\n    ask: {message: hi, schema: {multipleOf: 0}}\n",
      "wf.yaml:4: step \"a\": ask.schema.multipleOf: expected a number above "
      "0"},
