@@ -599,6 +599,13 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
                           r->id);
     found = a;
   }
+  if (!found && step) {
+    int k = sb_flow_def_step(r->def, step);
+    if (k == SB_FLOW_NONE || r->def->steps[k].kind != SB_FLOW_ASK)
+      return sb_error_set(err, SB_EINVAL,
+                          "step: workflow %s has no ask step %.64s",
+                          r->def->name, step);
+  }
   if (!found)
     return sb_error_set(err, SB_ESTATE,
                         "run %s is not waiting for an answer%s%s", r->id,

@@ -459,5 +459,15 @@ describe('workflows over REST with real agents', () => {
     const tooDeep = await rest.start({ workflow: 'lead', input: { variables: { deep } } });
     assert.equal(tooDeep.status, 400);
     assert.match(tooDeep.json.error.message, /deep|depth|nest/i);
+    // An answer for a step the workflow has no question at is a bad
+    // request (not a 409: no state of the run would take it).
+    const asking = await startRun(rest, { workflow: 'lead', input: inquiry('buy a Ford') });
+    await rest.waitFor(asking.id, 'waiting');
+    for (const step of ['zzz', 'intake']) {
+      const r = await rest.action(asking.id, 'answer', { answer: {}, step });
+      assert.equal(r.status, 400, `${step}: ${r.text}`);
+      assert.equal(r.json.error.message, `step: workflow lead has no ask step ${step}`);
+    }
+    assert.equal((await rest.action(asking.id, 'cancel')).status, 200);
   });
 });
