@@ -203,6 +203,30 @@ typedef enum if_match_kind {
   IF_MATCH_LIST,      /* "2", "3": more than one */
 } if_match_kind;
 
+/* The answer to each If-Match a PATCH cannot go on with. */
+static const struct {
+  int status;
+  const char *code, *message;
+} if_match_refusals[] = {
+    [IF_MATCH_ABSENT] = {428, "precondition_required",
+                         "If-Match: \"<version you read>\" is required"},
+    [IF_MATCH_WEAK] = {412, "precondition_failed",
+                       "If-Match: a weak entity tag (W/\"...\") never "
+                       "matches; send the strong ETag \"<version>\""},
+    [IF_MATCH_MALFORMED] = {400, "bad_request",
+                            "If-Match: expected a quoted version like \"3\""},
+    [IF_MATCH_TOO_LARGE] = {400, "bad_request",
+                            "If-Match: the version is out of range"},
+    [IF_MATCH_NONE] = {412, "precondition_failed",
+                       "If-Match: \"0\" matches no version (versions start "
+                       "at 1)"},
+    [IF_MATCH_ANY] = {400, "bad_request",
+                      "If-Match: * does not say which version you read; "
+                      "send its ETag, e.g. \"3\""},
+    [IF_MATCH_LIST] = {400, "bad_request",
+                       "If-Match: one version, the one you read, not a list"},
+};
+
 static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
   const char *v = sb_http_request_header(req, "If-Match");
   *version = 0;
@@ -431,38 +455,11 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                          "or application/json-patch+json",
                          0);
   int64_t expected = 0;
-  switch (if_match_version(req, &expected)) {
-  case IF_MATCH_VERSION: break;
-  case IF_MATCH_ABSENT:
-    return respond_error(req, 428, "precondition_required",
-                         "If-Match: \"<version you read>\" is required", 0);
-  case IF_MATCH_WEAK:
-    return respond_error(req, 412, "precondition_failed",
-                         "If-Match: a weak entity tag (W/\"...\") never "
-                         "matches; send the strong ETag \"<version>\"",
-                         0);
-  case IF_MATCH_TOO_LARGE:
-    return respond_error(req, 400, "bad_request",
-                         "If-Match: the version is out of range", 0);
-  case IF_MATCH_NONE:
-    return respond_error(req, 412, "precondition_failed",
-                         "If-Match: \"0\" matches no version (versions "
-                         "start at 1)",
-                         0);
-  case IF_MATCH_ANY:
-    return respond_error(req, 400, "bad_request",
-                         "If-Match: * does not say which version you read; "
-                         "send its ETag, e.g. \"3\"",
-                         0);
-  case IF_MATCH_LIST:
-    return respond_error(req, 400, "bad_request",
-                         "If-Match: one version, the one you read, not a "
-                         "list",
-                         0);
-  case IF_MATCH_MALFORMED:
-    return respond_error(req, 400, "bad_request",
-                         "If-Match: expected a quoted version like \"3\"", 0);
-  }
+  if_match_kind im = if_match_version(req, &expected);
+  if (im != IF_MATCH_VERSION)
+    return respond_error(req, if_match_refusals[im].status,
+                         if_match_refusals[im].code,
+                         if_match_refusals[im].message, 0);
   json_t *patch = app_rest_body(req, "patch");
   if (!patch) return;
   rest_op *op = rest_op_new(req, REST_PATCH, id);
