@@ -657,6 +657,23 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
   sb_error err = {0};
   if (sb_rpc_classify(msg, &m, &err) != 0) {
     SB_WARN(MODULE, "agent %s sent an invalid message: %s", c->name, err.msg);
+    /* A malformed answer to a request that waits (an error whose code is
+     * not an integer): it ends the request now, as the agent's answer, not
+     * at its deadline as if lost. */
+    json_t *id = json_object_get(msg, "id");
+    sb_mcp_request *r = json_is_integer(id) && !json_object_get(msg, "method") &&
+                                (json_object_get(msg, "result") ||
+                                 json_object_get(msg, "error"))
+                            ? find_request(c, json_integer_value(id))
+                            : NULL;
+    if (r) {
+      json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                              "its answer is not a valid JSON-RPC response "
+                              "(%s)",
+                              err.msg);
+      request_finish(r, SB_MCP_ANSWERED, NULL, e);
+      json_decref(e);
+    }
     return;
   }
   if (m.kind == SB_RPC_RESPONSE) {

@@ -291,6 +291,7 @@ typedef struct fake {
   int expired; /* on_session_expired calls */
   int defer;   /* tools/call: answer nothing now (the test does) */
   int discover_empty; /* server/discover: answer {} (any method's result) */
+  int bad_error;      /* tools/call: an error whose code is no integer */
 } fake;
 
 static int fake_send(void *t, json_t *msg) {
@@ -311,6 +312,9 @@ static int fake_send(void *t, json_t *msg) {
                       "version", "1.0"));
   else if (strcmp(method, "tools/call") == 0 && f->defer)
     return 0;
+  else if (strcmp(method, "tools/call") == 0 && f->bad_error)
+    reply = json_pack("{sssOs{sssi}}", "jsonrpc", "2.0", "id", id, "error",
+                      "code", "abc", "message", 42);
   else if (strcmp(method, "tools/call") == 0)
     /* an agent (perhaps a switchboard) whose error data looks like one of
      * our own failures */
@@ -376,6 +380,28 @@ static void test_forged_error_data_is_an_answer(void **state) {
                       "inner failure");
   assert_true(sb_mcp_client_connected(f.client));
   assert_int_equal(f.expired, 0);
+  fake_teardown(&loop, &f);
+}
+
+/* A malformed answer to a waiting request (its error's code not an
+ * integer) ends the request at once, as the agent's answer saying what
+ * was wrong: not at its deadline, as if lost. */
+static void test_malformed_answer_ends_the_request(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  fake f;
+  fake_setup(&loop, &f);
+  f.bad_error = 1;
+  sb_mcp_client_request(f.client, "tools/call",
+                        json_pack("{ss}", "name", "x"), 60000, NULL,
+                        fake_answer, &f);
+  assert_int_equal(f.answered, 1);
+  assert_int_equal(f.outcome, SB_MCP_ANSWERED);
+  const char *msg = json_string_value(json_object_get(f.error, "message"));
+  assert_non_null(strstr(msg, "agent old: its answer is not a valid JSON-RPC "
+                              "response (error: must be an object with an "
+                              "integer code"));
+  assert_true(sb_mcp_client_connected(f.client));
   fake_teardown(&loop, &f);
 }
 
@@ -552,6 +578,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_agent_request, setup_legacy, teardown),
       cmocka_unit_test_setup_teardown(test_notifications, setup_legacy, teardown),
       cmocka_unit_test_setup_teardown(test_transport_lost, setup_auto, teardown),
+      cmocka_unit_test(test_malformed_answer_ends_the_request),
       cmocka_unit_test(test_fallback_to_initialize),
       cmocka_unit_test(test_forged_error_data_is_an_answer),
       cmocka_unit_test(test_request_failed_outcomes),
