@@ -67,7 +67,10 @@ json_t *sb_mcp_supported_versions_json(void);
 struct sb_mcp_out {
   /* Deliver one JSON-RPC message (borrowed). `final` is 1 on the response
    * that ends the request this out was created for (HTTP POST); stdio
-   * ignores it. Returns 0, or a negative SB_E* code if the peer is gone.
+   * ignores it. A final msg may be NULL: the request ends with nothing to
+   * send (a batch whose every request was cancelled; HTTP: 202, or the
+   * SSE stream ends). Returns 0, or a negative SB_E* code if the peer is
+   * gone.
    * A call is unlinked from its out before its final message is written,
    * so the transport may release the out inside write(final=1). */
   int (*write)(sb_mcp_out *out, json_t *msg, int final);

@@ -101,8 +101,11 @@ static void batch_maybe_finish(mcp_batch *b) {
   out_unlink(holder);
   session_unlink(holder);
   holder->cancel_cb = NULL;
-  if (parent && json_array_size(b->responses) > 0)
-    parent->write(parent, b->responses, 1);
+  /* Every request cancelled leaves nothing to answer (JSON-RPC: no empty
+   * array), but the transport's request still ends. */
+  if (parent)
+    parent->write(parent,
+                  json_array_size(b->responses) > 0 ? b->responses : NULL, 1);
   json_decref(b->responses);
   call_free(holder);
   sb_free(b);

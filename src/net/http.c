@@ -327,6 +327,15 @@ static int req_write(http_req *r, json_t *msg, int final, const char *scope) {
   if (r->gone || r->detached) return SB_EIO;
   if (r->final_seen || r->state == REQ_RESPONDED) return SB_ESTATE;
   if (final) r->final_seen = 1;
+  if (!msg) { /* final, with nothing to send */
+    if (r->state == REQ_SSE) {
+      r->sse_end = 1;
+      http_req_resume(r);
+    } else {
+      respond_static(r, MHD_HTTP_ACCEPTED, r->srv->resp_accepted);
+    }
+    return 0;
+  }
   if (r->state == REQ_SSE) {
     int rc = http_req_sse_event(r, msg);
     if (final) {

@@ -237,12 +237,15 @@ int http_stream_orphan_write(http_stream *st, json_t *msg, int final) {
   http_session *hs = st->session;
   if (!hs) return SB_EIO;
   size_t len = 0;
-  uint64_t seq = ++hs->seq;
-  char *text = format_event(st->id, seq, msg, &len);
-  int rc = text ? 0 : SB_ENOMEM;
-  if (text) {
-    if (st->resume) http_req_sse_append(st->resume, text, len);
-    ring_push(hs, seq, st->id, text, len);
+  int rc = 0;
+  if (msg) { /* NULL: the end, with nothing to send */
+    uint64_t seq = ++hs->seq;
+    char *text = format_event(st->id, seq, msg, &len);
+    rc = text ? 0 : SB_ENOMEM;
+    if (text) {
+      if (st->resume) http_req_sse_append(st->resume, text, len);
+      ring_push(hs, seq, st->id, text, len);
+    }
   }
   hs->last_used_ms = sb_now_ms();
   if (final) {

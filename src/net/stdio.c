@@ -52,6 +52,7 @@ static void on_written(uv_write_t *req, int status) {
 static int stdio_write(sb_mcp_out *out, json_t *msg, int final) {
   sb_stdio_server *s = out->data;
   if (!s->stdout_stream && !s->stdout_is_file) return SB_ECANCELED;
+  if (!msg) return 0; /* a request that ends with nothing to say */
   size_t len = 0;
   char *text = sb_rpc_dump(msg, &len);
   if (!text) return SB_ENOMEM;

@@ -314,6 +314,20 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
         assert.equal(e.error?.code, -32600, b.text);
       }
     }
+    // A batch whose one request the batch itself cancels has nothing to
+    // answer (JSON-RPC sends no empty array): 202, not a POST left open.
+    const call = { jsonrpc: '2.0', id: 'c1', method: 'tools/call', params: { name: 'slow_count', arguments: { steps: 50, interval_ms: 200 } } };
+    const cancel = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'c1', reason: 'changed my mind' } };
+    for (const accept of ['application/json, text/event-stream', 'application/json']) {
+      const c = await post(JSON.stringify([call, cancel]), { ...h, Accept: accept });
+      assert.equal(c.status, 202, `${accept}: ${c.text}`);
+      assert.equal(c.text, '', accept);
+    }
+    // With another request beside it, that one's answer alone.
+    const mixed = await post(JSON.stringify([{ ...call, id: 'c2' }, { jsonrpc: '2.0', id: 'p', method: 'ping' },
+      { ...cancel, params: { requestId: 'c2' } }]), h);
+    assert.equal(mixed.status, 200, mixed.text);
+    assert.deepEqual(mixed.json, [{ jsonrpc: '2.0', id: 'p', result: {} }]);
     const d = await send('DELETE', undefined, h);
     assert.equal(d.status, 204, d.text);
     // initialize inside a batch (2025-03-26 forbids it) was told to "send
