@@ -830,7 +830,10 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
 
   if (!modern) {
     int is_init = strcmp(m.method, "initialize") == 0;
-    if (!is_init && (!s || !s->initialized)) {
+    /* A legacy session (stdio) takes pings before initialize too
+     * (lifecycle: the one request a client may send before). */
+    int early_ping = s && strcmp(m.method, "ping") == 0;
+    if (!is_init && !early_ping && (!s || !s->initialized)) {
       /* Without an initialized session, only 2026-07-28 accepts a request,
        * and there one missing its required _meta is malformed: -32602
        * (basic/index.mdx), on stdio as on HTTP, where it is a 400. A legacy

@@ -205,6 +205,13 @@ static void test_legacy_before_initialize(void **state) {
                     "\"tools/list\",\"params\":{\"_meta\":{\"x\":1}}}");
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_non_null(strstr(error_message(r), "initialize"));
+  /* A ping is the one request the lifecycle lets a client send before
+   * initialize: answered, in a session; without one (HTTP's session-less
+   * path) a request missing its _meta is still malformed. */
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}");
+  assert_true(json_is_object(result(r)));
+  r = send_msg(f, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"ping\"}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
   assert_false(sb_mcp_session_initialized(s));
   sb_mcp_session_free(s);
 }
