@@ -256,17 +256,29 @@ export const EVERYTHING_CASES = {
     // server-everything logs outside any request (a random level every 5 s
     // after toggle-simulated-logging, the first one at once), so only the
     // fact and shape of the first message are compared.
+    //
+    // A modern client has no session: through switchboard it gets the
+    // first message only if switchboard reads it while the toggle's call
+    // is in flight. An HTTP agent sends it on its session's GET stream,
+    // before the call's answer on the POST; read in the other order (two
+    // sockets, a loaded machine), the call is over and the message has
+    // nowhere to go. So up to three toggles: the first message of any is
+    // the one compared (direct, the first always comes).
     if (ctx.negotiatedEra === 'legacy') await ctx.client.setLoggingLevel('debug');
-    const from = ctx.events.items.length;
     const meta = ctx.negotiatedEra === 'modern' ? { [LOG_LEVEL_META]: 'debug' } : undefined;
-    const on = await call(ctx, 'toggle-simulated-logging', {}, {}, meta);
-    try {
-      const log = await settle(ctx.events.waitFor((e) => e.method === 'notifications/message' && /-level message|level-message/.test(String(e.params?.data)),
-        { from, timeoutMs: NOTIFY_MS, what: 'a simulated log message' }));
-      return scrubVolatile({ on, log: log.error ? log : { method: log.method, level: typeof log.params.level, data: String(log.params.data).replace(/^\w+[- ]level[- ]message/i, '<level> message') } });
-    } finally {
-      await call(ctx, 'toggle-simulated-logging', {}, {}, meta).catch(() => {});
+    let on;
+    let log;
+    for (let tries = 0; tries < 3 && (!log || log.error); tries++) {
+      const from = ctx.events.items.length;
+      on = await call(ctx, 'toggle-simulated-logging', {}, {}, meta);
+      try {
+        log = await settle(ctx.events.waitFor((e) => e.method === 'notifications/message' && /-level message|level-message/.test(String(e.params?.data)),
+          { from, timeoutMs: NOTIFY_MS, what: 'a simulated log message' }));
+      } finally {
+        await call(ctx, 'toggle-simulated-logging', {}, {}, meta).catch(() => {});
+      }
     }
+    return scrubVolatile({ on, log: log.error ? log : { method: log.method, level: typeof log.params.level, data: String(log.params.data).replace(/^\w+[- ]level[- ]message/i, '<level> message') } });
   },
   'sampling': (ctx) => callAsking(ctx, 'trigger-sampling-request', { prompt: 'Is the F-150 in stock?', maxTokens: 50 }),
   'elicitation': (ctx) => callAsking(ctx, 'trigger-elicitation-request'),
