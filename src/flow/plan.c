@@ -234,6 +234,18 @@ static int budget(fl_plan *p, const sb_flow_step *s) {
   return 0;
 }
 
+/* Step s is done without having been active (a branch, an emit, an end,
+ * a parallel step once its steps are): its visit counted, in the history
+ * (the entry returned, borrowed) and in completedSteps. */
+static json_t *done_here(fl_plan *p, const sb_flow_step *s) {
+  json_t *visits = json_object_get(p->doc, "visits");
+  int64_t visit = fl_int(visits, s->id) + 1;
+  json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
+  json_t *h = hist_entry(p, s, visit, "completed", 0);
+  wf_push(p, "completedSteps", json_string(s->id));
+  return h;
+}
+
 /* An emit step: its event published, the step done. */
 static void emit_now(fl_plan *p, const sb_flow_step *s) {
   sb_flow_scope sc = scope_of(p);
@@ -244,20 +256,7 @@ static void emit_now(fl_plan *p, const sb_flow_step *s) {
     data = wrapped;
   }
   event(p, s->event_type, data);
-  json_t *visits = json_object_get(p->doc, "visits");
-  int64_t visit = fl_int(visits, s->id) + 1;
-  json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
-  hist_entry(p, s, visit, "completed", 0);
-  wf_push(p, "completedSteps", json_string(s->id));
-}
-
-/* The parallel step par has ended, each of its steps done. */
-static void join(fl_plan *p, const sb_flow_step *par) {
-  json_t *visits = json_object_get(p->doc, "visits");
-  int64_t visit = fl_int(visits, par->id) + 1;
-  json_object_set_new(visits, par->id, json_integer((json_int_t)visit));
-  hist_entry(p, par, visit, "completed", 0);
-  wf_push(p, "completedSteps", json_string(par->id));
+  done_here(p, s);
 }
 
 /* Go on at step i (SB_FLOW_NONE: the end), through the steps that need
@@ -287,8 +286,6 @@ static void advance(fl_plan *p, int i) {
     }
     if (!budget(p, s)) return;
     p->chained++;
-    json_t *visits = json_object_get(p->doc, "visits");
-    int64_t visit;
     switch (s->kind) {
     case SB_FLOW_BRANCH: {
       sb_flow_scope sc = scope_of(p);
@@ -299,13 +296,10 @@ static void advance(fl_plan *p, int i) {
           matched = 1;
         }
       if (!matched) to = s->otherwise != SB_FLOW_NONE ? s->otherwise : s->next;
-      visit = fl_int(visits, s->id) + 1;
-      json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
-      json_t *h = hist_entry(p, s, visit, "completed", 0);
+      json_t *h = done_here(p, s);
       json_object_set_new(h, "to",
                           to == SB_FLOW_NONE ? json_null()
                                              : json_string(step_at(p, to)->id));
-      wf_push(p, "completedSteps", json_string(s->id));
       i = to;
       continue;
     }
@@ -314,10 +308,7 @@ static void advance(fl_plan *p, int i) {
       i = s->next;
       continue;
     case SB_FLOW_END:
-      visit = fl_int(visits, s->id) + 1;
-      json_object_set_new(visits, s->id, json_integer((json_int_t)visit));
-      hist_entry(p, s, visit, "completed", 0);
-      wf_push(p, "completedSteps", json_string(s->id));
+      done_here(p, s);
       json_array_clear(actives(p));
       json_object_del(p->doc, "continueAt");
       if (s->end_failed) {
@@ -349,7 +340,7 @@ static void advance(fl_plan *p, int i) {
         }
       }
       if (waiting) return;
-      join(p, s); /* emits alone: the parallel has ended */
+      done_here(p, s); /* emits alone: the parallel has ended */
       i = s->next;
       continue;
     }
@@ -469,7 +460,7 @@ static void step_done(fl_plan *p, const fl_change *c, json_t *entry) {
   if (s->parent != SB_FLOW_NONE) {
     if (siblings_left(p, s->parent)) return;
     const sb_flow_step *par = step_at(p, s->parent);
-    join(p, par);
+    done_here(p, par);
     advance(p, par->next);
     return;
   }
