@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { startHttpServer } from './lib/harness.mjs';
 import { pollUntil } from '../agents/agents_lib.mjs';
-import { flowAgent, readEvents, runsClient, writeFlowConfig } from './lib/flows.mjs';
+import { callsReceived, flowAgent, readEvents, runsClient, writeFlowConfig } from './lib/flows.mjs';
 
 const RUNS = 50;
 const KILLS = 8;
@@ -121,8 +121,7 @@ test('a step sent again after a SIGKILL carries the arguments it was first sent 
         call: { agent: desk, tool: slow, arguments: { ms: 600000, note: $workflow.variables.note } }
 `,
   });
-  const sent = (key) => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [])
-    .map((l) => l.split('\t')).filter(([k]) => k === key).map(([, args]) => JSON.parse(args));
+  const sent = (key) => callsReceived(calls).filter((c) => c.key === key).map((c) => c.args);
   let held = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
   try {
     let rest = runsClient(held.url.replace(/\/mcp$/, ''));
@@ -188,7 +187,7 @@ test('a resume sends the steps it starts again under the keys they stopped with'
         timeout: 200ms
 `,
   });
-  const keys = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : []).map((l) => l.split('\t')[0]);
+  const keys = () => callsReceived(calls).map((c) => c.key);
   const count = (key) => keys().filter((k) => k === key).length;
   const server = await startHttpServer({ extraArgs: ['--config', file] });
   try {
@@ -460,7 +459,7 @@ test('a step brought back after a SIGKILL waits for room in its agent, not faili
       ids.push(r.json.id);
     }
     // One call reaches the agent; the others wait for room.
-    const sent = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').length : 0);
+    const sent = () => callsReceived(calls).length;
     await pollUntil(() => sent() >= 1 || { ok: false, message: 'no call yet' }, { what: 'a step\'s call to reach the agent' });
     srv.proc.kill('SIGKILL');
     await srv.exited;

@@ -9,13 +9,13 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { startHttpServer, switchboardBin } from './lib/harness.mjs';
 import { pollUntil } from '../agents/agents_lib.mjs';
-import { flowAgent, runsClient, startRun, writeFlowConfig } from './lib/flows.mjs';
+import { callsReceived, flowAgent, runsClient, startRun, writeFlowConfig } from './lib/flows.mjs';
 
 const WORKFLOW = `
   - name: held
@@ -47,8 +47,7 @@ function setUp(name, takeoverMs = 200) {
   });
   // The calls the agent received for key, in order (each process that
   // drives the step sends it once).
-  const sent = (key) => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [])
-    .filter((l) => l.split('\t')[0] === key);
+  const sent = (key) => callsReceived(calls).filter((c) => c.key === key);
   return { file, store, sent };
 }
 

@@ -4,7 +4,7 @@
 // and events; waiting for a run's status with a deadline (polling the
 // server, never a fixed sleep); reading the SSE event stream.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,18 @@ export function flowAgent(id, capabilities, { url, requirements = [], env, limit
   };
   if (limits) def.limits = limits;
   return def;
+}
+
+/**
+ * The calls flow_agent's `slow` received, as its CALLS file records them,
+ * in order: [{key (the idempotency key), args}] ([] before the first).
+ */
+export function callsReceived(file) {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => {
+    const tab = line.indexOf('\t');
+    return { key: line.slice(0, tab), args: JSON.parse(line.slice(tab + 1)) };
+  });
 }
 
 /** Start flow_agent.mjs over Streamable HTTP. */
