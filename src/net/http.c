@@ -573,6 +573,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
   } else {
     r->out.tenant = "default";
   }
+  int origin_ok = origin && http_origin_allowed(cfg, origin);
   if (r->srv->draining) {
     /* Shutting down (sb_http_server_drain): what is under way finishes;
      * nothing new starts, and the connection ends with this answer. */
@@ -580,7 +581,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
     set_early(r, MHD_HTTP_SERVICE_UNAVAILABLE, SB_RPC_SERVER_BUSY, NULL,
               "the server is shutting down: send the request again (to "
               "another instance, or once this one is back)");
-  } else if (origin && !http_origin_allowed(cfg, origin)) {
+  } else if (origin && !origin_ok) {
     set_early(r, MHD_HTTP_FORBIDDEN, SB_RPC_INVALID_REQUEST, NULL,
               "Origin '%.200s' is not allowed", origin);
     http_audit_refusal(r, url, SB_HTTP_AUTH_ORIGIN, MHD_HTTP_FORBIDDEN);
@@ -634,7 +635,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
               "Content-Type: %.100s is not JSON: send application/json",
               ct);
   r->accept_sse = accept_allows_sse(header(r, "Accept")) ? 1 : 0;
-  if (origin && http_origin_allowed(cfg, origin)) r->cors_origin = origin;
+  if (origin_ok) r->cors_origin = origin;
   /* Admitted: this connection's caller passed the Origin and token checks
    * (it leaves the share of strangers, see http_conn.c). */
   http_conn_headers_in(http_conn_of(r->conn),
