@@ -10,6 +10,7 @@
 struct hc_watch {
   uv_poll_t poll;
   curl_socket_t fd;
+  CURL *easy; /* the transfer curl last named for this socket */
   hc_driver *d;
   sb_list_link link; /* in d->watches */
 };
@@ -71,11 +72,20 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *ud,
     d->handles_open++;
     curl_multi_assign(d->multi, fd, w);
   }
+  w->easy = easy;
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
   uv_poll_start(&w->poll, events, on_poll);
   return 0;
+}
+
+curl_socket_t hc_driver_socket_of(const hc_driver *d, const CURL *easy) {
+  for (sb_list_link *n = sb_list_first(&d->watches); n; n = n->next) {
+    const hc_watch *w = sb_list_entry(n, hc_watch, link);
+    if (w->easy == easy) return w->fd;
+  }
+  return CURL_SOCKET_BAD;
 }
 
 static void on_curl_timeout(uv_timer_t *timer) {

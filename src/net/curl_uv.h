@@ -41,6 +41,10 @@ int hc_driver_init(hc_driver *d, uv_loop_t *loop, void (*after)(hc_driver *),
  * connect timeout. */
 void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
                     long connect_timeout_ms);
+/* The socket curl watches for `easy`'s connection, or CURL_SOCKET_BAD
+ * (CURLINFO_ACTIVESOCKET knows a connection only once its transfer is
+ * done). */
+curl_socket_t hc_driver_socket_of(const hc_driver *d, const CURL *easy);
 /* Clean up the multi (the owner has removed its easy handles) and close
  * the handles; on_closed runs from a close callback when all are gone. */
 void hc_driver_stop(hc_driver *d);

@@ -193,11 +193,49 @@ static void teardown(http_channel *ch) {
   uv_close((uv_handle_t *)&ch->resume_timer, on_handle_closed);
 }
 
+/* A legacy agent may write on its GET stream just before it answers a
+ * POST (a log line of the call, a list_changed): two sockets, and the loop
+ * may see the POST's first, when the call the message belongs to is
+ * already over for the owner. So before anything a POST brought is handed
+ * on, read what the GET socket already holds and queue that first, ahead
+ * of what POSTs queued meanwhile (ch->held_*): the owner sees the agent's
+ * messages in the order it wrote them. One recv when nothing is there. */
+static void read_stream_first(http_channel *ch) {
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (ch->stream && !ch->reading_stream)
+    fd = hc_driver_socket_of(&ch->drv, ch->stream->easy);
+  if (fd == CURL_SOCKET_BAD) return;
+  ch->held_head = ch->queue_head;
+  ch->held_tail = ch->queue_tail;
+  ch->queue_head = ch->queue_tail = NULL;
+  ch->reading_stream = 1;
+  int running = 0;
+  curl_multi_socket_action(ch->drv.multi, fd, CURL_CSELECT_IN, &running);
+  ch->reading_stream = 0;
+  if (ch->held_head) {
+    if (ch->queue_tail)
+      ch->queue_tail->next = ch->held_head;
+    else
+      ch->queue_head = ch->held_head;
+    ch->queue_tail = ch->held_tail;
+  }
+  ch->held_head = ch->held_tail = NULL;
+}
+
+/* Whether a POST queued anything (its messages are owed the GET's first). */
+static int post_queued(const http_channel *ch) {
+  for (const queued_msg *q = ch->queue_head; q; q = q->next)
+    if (!ch->stream || q->from != ch->stream) return 1;
+  return 0;
+}
+
 /* After any call into curl: finish completed transfers, then hand queued
  * messages to the owner, then carry out a close it asked for meanwhile. */
 static void after_curl(http_channel *ch) {
   if (ch->torn_down) return;
   ch->busy++;
+  int stream_read = post_queued(ch);
+  if (stream_read) read_stream_first(ch);
   CURLMsg *m;
   int left = 0;
   while ((m = curl_multi_info_read(ch->drv.multi, &left)) != NULL) {
@@ -207,6 +245,10 @@ static void after_curl(http_channel *ch) {
     char *priv = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
     transfer *t = (transfer *)priv;
+    if (t && !t->is_stream && !stream_read) {
+      stream_read = 1;
+      read_stream_first(ch); /* before this POST's answer is queued */
+    }
     curl_multi_remove_handle(ch->drv.multi, easy);
     if (!t) continue;
     if (t->is_stream) {

@@ -85,6 +85,10 @@ struct http_channel {
   sb_list resumes;   /* resume transfers waiting for their delay */
   uv_timer_t resume_timer;
   queued_msg *queue_head, *queue_tail;
+  /* While after_curl reads the GET stream ahead of a POST's answer
+   * (read_stream_first), what POSTs queue waits here, behind it. */
+  int reading_stream;
+  queued_msg *held_head, *held_tail;
 
   /* The GET stream (legacy agent-initiated messages). */
   int stream_wanted;

@@ -64,11 +64,14 @@ static int enqueue(http_channel *ch, transfer *from, json_t *msg) {
   q->msg = msg;
   q->from = from;
   q->next = NULL;
-  if (ch->queue_tail)
-    ch->queue_tail->next = q;
+  int held = ch->reading_stream && from != ch->stream;
+  queued_msg **head = held ? &ch->held_head : &ch->queue_head;
+  queued_msg **tail = held ? &ch->held_tail : &ch->queue_tail;
+  if (*tail)
+    (*tail)->next = q;
   else
-    ch->queue_head = q;
-  ch->queue_tail = q;
+    *head = q;
+  *tail = q;
   return 0;
 }
 

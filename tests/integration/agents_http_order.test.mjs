@@ -1,0 +1,84 @@
+// A legacy HTTP agent that writes on its session's GET stream and then
+// answers a POST (tests/agents/session_log_agent.mjs): the two come on two
+// sockets, and switchboard reads what the GET socket already holds before
+// it ends the call, so a modern client (no session of its own: the call's
+// stream is the only way to it) gets every log line, in the order the
+// agent wrote it, inside the call it belongs to. Before, the line was lost
+// whenever the loop saw the POST's socket first.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+import { MODERN_VERSION, startHttpServer } from './lib/harness.mjs';
+import { restClient } from './lib/contexts_common.mjs';
+import { pollUntil, startHttpAgent } from '../agents/agents_lib.mjs';
+import { writeFlowConfig } from './lib/flows.mjs';
+
+const AGENT = join(import.meta.dirname, '..', 'agents', 'session_log_agent.mjs');
+const CALLS = 60;
+
+describe('a legacy HTTP agent logging on its GET stream before it answers', () => {
+  let agent;
+  let server;
+  let mcpUrl;
+
+  before(async () => {
+    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent');
+    const def = {
+      id: 'lg', name: 'Session log', type: 'general', capabilities: ['log.lines'],
+      models: { primary: 'test-model' }, contextRequirements: [], outputFormat: 'text', maxTokens: 16, temperature: 0,
+      transport: { type: 'http', url: agent.url },
+    };
+    const { file } = writeFlowConfig({ agents: [def] });
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+    mcpUrl = server.url;
+    const rest = restClient(server.url.replace(/\/mcp$/, ''), null);
+    await pollUntil(async () => {
+      const row = (await rest.call('GET', '/v1/agents')).json.agents.find((x) => x.definition.id === 'lg');
+      return row?.connected ? { ok: true } : { ok: false, message: 'lg not connected' };
+    }, { what: 'the agent connected' });
+  });
+  after(async () => {
+    if (server) {
+      const done = await server.stop();
+      assert.equal(done.code, 0, server.stderr.slice(-2000));
+    }
+    await agent?.stop();
+  });
+
+  it(`a modern client gets each call's log line before its result (${CALLS} calls)`, async () => {
+    const missing = [];
+    for (let i = 1; i <= CALLS; i++) {
+      const res = await fetch(mcpUrl, {
+        method: 'POST',
+        headers: {
+          accept: 'application/json, text/event-stream', 'content-type': 'application/json',
+          'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'lg__logthen',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0', id: i, method: 'tools/call',
+          params: {
+            name: 'lg__logthen', arguments: {},
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+              'io.modelcontextprotocol/clientInfo': { name: 'order-test', version: '1.0.0' },
+              'io.modelcontextprotocol/clientCapabilities': {},
+              'io.modelcontextprotocol/logLevel': 'debug',
+            },
+          },
+        }),
+      });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const msgs = res.headers.get('content-type').startsWith('text/event-stream')
+        ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
+        : [JSON.parse(text)];
+      const result = msgs.at(-1).result;
+      assert.ok(result, text);
+      const n = /^call (\d+)$/.exec(result.content[0].text)[1];
+      const logs = msgs.filter((m) => m.method === 'notifications/message').map((m) => m.params.data);
+      if (logs.join() !== `log ${n}`) missing.push({ call: n, logs });
+    }
+    assert.deepEqual(missing, [], `calls whose log line did not come in their stream: ${JSON.stringify(missing)}`);
+  });
+});
