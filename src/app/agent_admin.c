@@ -217,7 +217,7 @@ app_agent_change *app_agent_change_start(sb_app *app,
   rc = !ch->id || !ch->now || !p || !audit_text ||
                (a->op != APP_AGENT_REMOVE && !text)
            ? SB_ENOMEM
-           : sb_store_agent_put(app->store, a->tenant, id, text, sb_now_ms(),
+           : sb_store_agent_put(app->store, a->tenant, id, text, sb_wall_ms(),
                                 &ev, on_written, ch);
   sb_free(audit_text);
   sb_free(text);

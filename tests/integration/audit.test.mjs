@@ -161,6 +161,23 @@ describe('audit events and redacted logs', { timeout: 90000 }, () => {
     assert.ok(ok.status < 300, ok.text);
   });
 
+  it('a change that went through is recorded at its wall-clock time, so the retention sweep keeps it', async () => {
+    const def = {
+      id: 'dated', name: 'Dated', type: 'general', capabilities: ['dated.x'], models: { primary: 'm' },
+      contextRequirements: [], outputFormat: 'text', maxTokens: 16, temperature: 0,
+      transport: { type: 'stdio', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] },
+    };
+    const before = Date.now();
+    const r = await restClient(base, A.token).call('POST', '/v1/agents', { body: def });
+    assert.equal(r.status, 201, r.text);
+    const evs = await readEvents(base, '/v1/events?since=0&types=audit.admin',
+      (all) => all.some((e) => e.data.data.action === 'agents_register'), { token: A.token });
+    const ev = evs.find((e) => e.data.data.action === 'agents_register');
+    assert.equal(ev.data.data.outcome, 'ok');
+    const at = Date.parse(ev.data.time);
+    assert.ok(at >= before - 1000 && at <= Date.now() + 1000, `recorded at ${ev.data.time}`);
+  });
+
   it('no secret appears in the debug log', async () => {
     assert.match(server.stderr, /audit: auth failed: 401 refused_token/);
     assert.match(server.stderr, /audit: admin: agents_remove via mcp by tenant dealer-a: failed ghost/);
