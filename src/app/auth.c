@@ -249,6 +249,15 @@ int app_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
   switch (kind) {
   case SB_MCP_ITEM_TOOL: return authorize_tool(call, name, args);
   case SB_MCP_ITEM_RESOURCE:
+    /* The event log and contexts are checked in full by their providers'
+     * reads; a subscription reads nothing, so the family's scope is asked
+     * here too (a reader of some context paths may watch a context). */
+    if (strncmp(name, "events://", 9) == 0)
+      return app_mcp_permit(call, "events:read");
+    if (strncmp(name, "context://", 10) == 0)
+      return app_may_read_some(sb_mcp_call_principal(call))
+                 ? 0
+                 : app_mcp_permit(call, "contexts:read");
     return resource_permission(name, perm, sizeof perm)
                ? app_mcp_permit(call, perm)
                : 0;

@@ -304,6 +304,19 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   return 1;
 }
 
+/* The MCP server's authorize, for subscriptions: a resource's agent must
+ * be the caller's to use, as for reading it (a read, a call and a get are
+ * checked where they are forwarded: gw_mcp_forward). */
+static int mount_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
+                           const char *name, json_t *args) {
+  (void)args;
+  mount *m = ud;
+  const sb_gateway_options *o = &m->gw->opts;
+  if (kind != SB_MCP_ITEM_RESOURCE || !o->permit_agent) return 0;
+  agent *a = route(m, LIST_RESOURCES, name);
+  return a ? o->permit_agent(o->permit_ud, call, a->def->id) : 0;
+}
+
 static void p_subscribe(void *ud, const char *uri, int on,
                         sb_mcp_sub_wait *wait) {
   mount *m = ud;
@@ -397,6 +410,7 @@ static mount *mount_new(sb_gateway *gw, const char *name, int is_agent,
                               .capabilities_ud = m,
                               .admission = gw->opts.admission,
                               .item_visible = mount_item_visible,
+                              .authorize = mount_authorize,
                               .authorize_ud = m};
   m->srv = server_name ? sb_mcp_server_new(&so) : NULL;
   sb_free(server_name);

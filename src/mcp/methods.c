@@ -254,6 +254,11 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
                      json_pack("{ss}", "param", "uri"));
     return;
   }
+  /* Knowing when a resource changes is reading it: the same check. A
+   * refused subscribe has been answered by the hook. */
+  if (on && srv->authorize &&
+      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE, uri, NULL))
+    return;
   int had = json_object_get(c->session->subscriptions, uri) != NULL;
   sb_mcp_sub_wait *pending = had ? mcp_sub_wait_of(c->session, uri) : NULL;
   if (on && pending) {
@@ -400,6 +405,15 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                                  "notifications.resourceSubscriptions", "limit",
                                  (json_int_t)max));
       return;
+    }
+    /* As for resources/subscribe: each URI must be readable. */
+    json_array_foreach(uris, i, u) {
+      if (srv->authorize &&
+          srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE,
+                         json_string_value(u), NULL)) {
+        json_decref(agreed);
+        return;
+      }
     }
     json_object_set(agreed, "resourceSubscriptions", uris);
   }

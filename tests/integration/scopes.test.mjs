@@ -215,6 +215,28 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     assert.ok(names(await list('/mcp', TENANTS.a.token, 'resources/templates/list')).includes('context://{id}'));
   });
 
+  it('subscribing to a resource needs what reading it needs, in both eras', async () => {
+    for (const uri of ['events://log', 'switchboard://notes/memo']) {
+      const listen = await postModern(server.url, keys.flaky, 'subscriptions/listen',
+        { notifications: { resourceSubscriptions: ['switchboard://info', uri] } });
+      assert.equal(listen.error?.code, -32003, JSON.stringify(listen));
+      const read = await postModern(server.url, keys.flaky, 'resources/read', { uri });
+      assert.equal(listen.error.data.scope, read.error.data.scope, JSON.stringify(listen));
+    }
+    const narrow = await legacy(server.url, keys.flaky);
+    try {
+      await assert.rejects(narrow.client.subscribeResource({ uri: 'events://log' }), /events:read/);
+    } finally {
+      await narrow.close();
+    }
+    const granted = await legacy(server.url, keys.notes);
+    try {
+      assert.deepEqual(await granted.client.subscribeResource({ uri: 'events://log' }), {});
+    } finally {
+      await granted.close();
+    }
+  });
+
   it('REST agents API: the scopes of its MCP twins, before an administrator may change anything', async () => {
     const rc = restClient(server.base, keys.none); // dealer-a (an administrator), scope 'workflows' only
     const def = flakyAgent('planted', 'P');
@@ -249,6 +271,9 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     assert.equal(read.error?.data?.scope, 'agents:everything', JSON.stringify(read));
     const prompt = await postModern(`${server.base}/agents/everything/mcp`, keys.flaky, 'prompts/get', { name: all['prompts/list'][0] });
     assert.equal(prompt.error?.data?.scope, 'agents:everything', JSON.stringify(prompt));
+    const listen = await postModern(`${server.base}/agents/everything/mcp`, keys.flaky, 'subscriptions/listen',
+      { notifications: { resourceSubscriptions: [all['resources/list'][0]] } });
+    assert.equal(listen.error?.data?.scope, 'agents:everything', JSON.stringify(listen));
     // The virtual server: each caller sees its own agents' items.
     await pollUntil(async () => {
       const r = await postModern(`${server.base}/servers/desk/mcp`, TENANTS.a.token, 'tools/list', {});
