@@ -164,14 +164,34 @@ static int reader_view(ctx_guard *g, json_t *doc, json_t **out, sb_error *err) {
   return rc;
 }
 
-/* The operation's own result: a read's document is filtered. */
+/* What a writer gets back of the version it wrote: what it may read of it;
+ * a writer who may read none of it gets the rest of the document (id,
+ * version, metadata) without `data`. */
+static json_t *writer_view(const ctx_guard *g, json_t *doc) {
+  json_t *seen = NULL;
+  char scope[32];
+  sb_error err = {0};
+  if (app_ctx_readable(g->principal, doc, &seen, scope, sizeof scope, &err) ==
+      0)
+    return seen;
+  json_t *copy = json_copy(doc);
+  if (copy) json_object_del(copy, "data");
+  return copy;
+}
+
+/* The operation's own result: a read's document is filtered, and so is
+ * the one an update answers with. */
 static void guard_done(void *ud, const sb_ctx_result *res) {
   ctx_guard *g = ud;
   sb_ctx_result r = *res;
   json_t *view = NULL;
-  if (res->rc == 0 && g->op == APP_CTX_GET) {
+  if (res->rc == 0 && (g->op == APP_CTX_GET || g->op == APP_CTX_UPDATE)) {
     sb_error err = {0};
-    int rc = reader_view(g, res->doc, &view, &err);
+    int rc = 0;
+    if (g->op == APP_CTX_GET)
+      rc = reader_view(g, res->doc, &view, &err);
+    else if (!(view = writer_view(g, res->doc)))
+      rc = sb_error_set(&err, SB_ENOMEM, "out of memory");
     if (rc != 0) return guard_fail(g, rc, &err, 0);
     /* The stored text is the whole document: only for a whole view. */
     if (view != res->doc) r.text = NULL;
@@ -225,9 +245,62 @@ static void guard_head(void *ud, const sb_ctx_result *res) {
     guard_fail(g, rc, &err, rc == SB_ECONFLICT ? res->version : 0);
 }
 
+/* Whether JSON Patch pointer ptr (into the whole document) is one the
+ * caller may read: outside `data`, or within one of its read pointers
+ * (relative to `data`). */
+static int patch_path_readable(const char *ptr, sb_auth_read r,
+                               const json_t *pointers) {
+  if (strncmp(ptr, "/data", 5) != 0 || (ptr[5] && ptr[5] != '/')) return 1;
+  if (r == SB_AUTH_READ_ALL) return 1;
+  if (r == SB_AUTH_READ_NONE || !ptr[5]) return 0;
+  const char *rel = ptr + 5;
+  size_t i;
+  const json_t *v;
+  json_array_foreach(pointers, i, v) {
+    const char *q = json_string_value(v);
+    size_t n = q ? strlen(q) : 0;
+    if (q && strncmp(rel, q, n) == 0 && (rel[n] == '\0' || rel[n] == '/'))
+      return 1;
+  }
+  return 0;
+}
+
+/* A JSON Patch reads too: copy and move read their `from`, and a test's
+ * outcome tells whether a guess at its `path` was right. Each must be a
+ * path the caller may read, or a write would show what its reads do not. */
+static int patch_reads_permitted(const app_ctx_access *a, sb_error *err) {
+  if (a->op != APP_CTX_UPDATE || a->kind != SB_CTX_JSON_PATCH) return 0;
+  json_t *pointers = NULL;
+  sb_auth_read r = sb_auth_read_paths(a->principal, &pointers);
+  int rc = 0;
+  size_t i;
+  json_t *op;
+  json_array_foreach(r == SB_AUTH_READ_ALL ? NULL : a->patch, i, op) {
+    const char *name = json_string_value(json_object_get(op, "op"));
+    const char *key = !name                       ? NULL
+                      : strcmp(name, "test") == 0 ? "path"
+                      : strcmp(name, "copy") == 0 || strcmp(name, "move") == 0
+                          ? "from"
+                          : NULL;
+    const char *ptr = key ? json_string_value(json_object_get(op, key)) : NULL;
+    if (ptr && !patch_path_readable(ptr, r, pointers)) {
+      snprintf(a->scope, a->scope_cap, "contexts:read");
+      rc = sb_error_refuse(err, "contexts:read",
+                           "patch[%zu]: %s reads %s, which this caller may "
+                           "not read (scope \"contexts:read\" or one of its "
+                           "paths)",
+                           i, name, ptr);
+      break;
+    }
+  }
+  json_decref(pointers);
+  return rc;
+}
+
 int app_ctx_guard(sb_app *app, const app_ctx_access *a, sb_ctx_cb cb, void *ud,
                   sb_error *err) {
   a->scope[0] = '\0';
+  if (patch_reads_permitted(a, err) != 0) return SB_EPERM;
   /* Named as the caller names them: ?requirements=a,b over REST, the
    * argument over MCP. */
   if (a->requirements &&

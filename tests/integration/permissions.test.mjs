@@ -22,7 +22,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { tempStorePath } from './lib/harness.mjs';
+import { postModern, tempStorePath } from './lib/harness.mjs';
 import { TENANTS, connectSdk, restClient, sampleInput, storeAdmin, startTenantServer, stopClean, withoutId } from './lib/contexts_common.mjs';
 import { flowAgent, startFlowHttpAgent } from './lib/flows.mjs';
 import { claimsFor, makeKeys, oauthConfig, signJwt } from './lib/oauth.mjs';
@@ -142,6 +142,43 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     const narrow = await restClient(server.base, tok('contexts:read:/conversation/intent')).get(made.json.id);
     assert.equal(narrow.status, 200, narrow.text);
     assert.deepEqual(narrow.json.data, { conversation: { intent: 'buy_car' } });
+  });
+
+  it('REST and MCP: a writer gets back what it may read of its write, and a patch reads nothing more', async () => {
+    const made = await admin.create(sampleInput('writer'));
+    const id = made.json.id;
+    // Write-only: the answer has no data; path reader: only its paths.
+    const writeOnly = restClient(server.base, tok('contexts:write'));
+    let v = 1;
+    const blind = await writeOnly.merge(id, v++, {});
+    assert.equal(blind.status, 200, blind.text);
+    assert.equal(blind.json.data, undefined, blind.text);
+    assert.equal(blind.json.version, 2);
+    const pathWriter = restClient(server.base, tok('contexts:read:/conversation contexts:write'));
+    const seen = await pathWriter.merge(id, v++, { data: { conversation: { intent: 'service' } } });
+    assert.equal(seen.status, 200, seen.text);
+    assert.deepEqual(Object.keys(seen.json.data), ['conversation']);
+    assert.equal(seen.json.data.conversation.intent, 'service');
+    const viaTool = await postModern(server.url, tok('contexts:write'), 'tools/call',
+      { name: 'context_update', arguments: { id, expectedVersion: v++, mergePatch: {} } });
+    assert.equal(viaTool.result?.isError, undefined, JSON.stringify(viaTool));
+    assert.ok(!JSON.stringify(viaTool.result).includes('Ada'), JSON.stringify(viaTool.result));
+    // A JSON Patch that reads outside the caller's paths: copy, move, test.
+    for (const op of [
+      { op: 'copy', from: '/data/user/profile', path: '/data/conversation/leak' },
+      { op: 'move', from: '/data/user', path: '/data/conversation/leak' },
+      { op: 'test', path: '/data/user/profile/name', value: 'Ada' },
+      { op: 'copy', from: '/data', path: '/data/conversation/leak' },
+    ]) {
+      const r = await pathWriter.jsonPatch(id, v, [op]);
+      refused(r, 'contexts:read', `patch[0]: ${op.op} reads ${op.from ?? op.path}, which this caller may not read (scope "contexts:read" or one of its paths)`);
+    }
+    const inside = await pathWriter.jsonPatch(id, v++, [{ op: 'copy', from: '/data/conversation/messages/0', path: '/data/conversation/messages/-' }]);
+    assert.equal(inside.status, 200, inside.text);
+    const whole = await admin.get(id);
+    assert.equal(whole.json.version, v);
+    assert.equal(whole.json.data.conversation.leak, undefined);
+    assert.deepEqual(whole.json.data.user.profile, { name: 'Ada' });
   });
 
   it('MCP over HTTP: a refused call is a 403 challenge the official client reports', async () => {
