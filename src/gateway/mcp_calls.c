@@ -241,7 +241,11 @@ static int park(gw_mcp_call *mc, sb_gateway_input *in) {
   sb_mcp_call *call = mc->call;
   sb_mcp_server *srv = sb_mcp_call_server(call);
   sb_random_hex(mc->token, 16);
-  json_t *payload = json_pack("{ss}", "t", mc->token);
+  /* Bound to the caller's tenant: the state travels through the client,
+   * and another tenant holding it must not answer this one's question. */
+  const char *tenant = sb_mcp_call_tenant(call);
+  json_t *payload =
+      json_pack("{ssss}", "t", mc->token, "n", tenant ? tenant : "");
   char *sealed = sb_mcp_state_seal(srv, mc->method, mc->public_name, payload,
                                    PARK_STATE_TTL_MS);
   json_decref(payload);
@@ -314,6 +318,10 @@ static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
     return 1;
   }
   const char *token = json_string_value(json_object_get(payload, "t"));
+  const char *owner = json_string_value(json_object_get(payload, "n"));
+  const char *tenant = sb_mcp_call_tenant(call);
+  /* Another tenant's state reads like one whose call has ended. */
+  if (!owner || strcmp(owner, tenant ? tenant : "") != 0) token = NULL;
   gw_mcp_call *mc = NULL;
   for (sb_list_link *n = sb_list_first(&gw->mcp_calls); n && !mc;
        n = sb_list_next(n)) {

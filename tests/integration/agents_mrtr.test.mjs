@@ -14,7 +14,8 @@ import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.j
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { DEADLINE_MS, MODERN_VERSION, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, postModern, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
+import { writeFlowConfig } from './lib/flows.mjs';
 import { agentDef, everythingStdio, pollUntil, writeConfig } from '../agents/agents_lib.mjs';
 
 const INFO = { name: 'switchboard-mrtr-tests', version: '0.1.0' };
@@ -122,5 +123,43 @@ describe('input requests across eras', () => {
     // not ours, so it goes to the agent as its own state, which refuses it
     assert.equal(body.error?.code, -32602, JSON.stringify(body));
     assert.match(body.error.message, /requestState/);
+  });
+});
+
+describe('a parked agent request belongs to the tenant whose call it is', () => {
+  const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+  const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
+  const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
+  let server;
+
+  before(async () => {
+    const { file } = writeFlowConfig({
+      agents: [agentDef('raw', { transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] } })],
+      tenants: [A, B],
+    });
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+    await pollUntil(async () => {
+      const r = await postModern(server.url, A.token, 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === 'raw__ask') ? true : { ok: false, message: r.text };
+    }, { what: 'raw__ask listed' });
+  });
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('another tenant presenting its requestState is refused, and the owner still answers', async () => {
+    const opts = { meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const asked = await postModern(server.url, A.token, 'tools/call', { name: 'raw__ask', arguments: {} }, opts);
+    assert.equal(asked.result?.resultType, 'input_required', asked.text);
+    const state = asked.result.requestState;
+    const answer = { agent_request: { role: 'assistant', content: { type: 'text', text: 'XLE' }, model: 'm' } };
+    const retry = (token, text) => postModern(server.url, token, 'tools/call',
+      { name: 'raw__ask', arguments: {}, requestState: state, inputResponses: { agent_request: { ...answer.agent_request, content: { type: 'text', text } } } }, opts);
+    const stolen = await retry(B.token, 'from dealer-b');
+    assert.equal(stolen.error?.code, -32602, stolen.text);
+    assert.match(stolen.error.message, /has ended/);
+    const owned = await retry(A.token, 'XLE');
+    assert.equal(owned.result?.content?.[0]?.text, 'raw heard: XLE', owned.text);
   });
 });
