@@ -324,8 +324,15 @@ static void stream_pause(event_stream *s) {
                             stream_drained, s);
 }
 
+static void stream_end(event_stream *s, const char *why);
+
 static void stream_event(void *ud, const sb_event *e) {
   event_stream *s = ud;
+  /* A key revoked or expired since the stream opened hears no more. */
+  if (!sb_principal_live(sb_http_request_principal(s->req),
+                         (int64_t)sb_wall_ms()))
+    return stream_end(s, "the credentials this stream was opened with have "
+                         "been revoked or have expired");
   json_t *j = sb_event_json(e);
   char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
@@ -346,18 +353,25 @@ static void stream_event(void *ud, const sb_event *e) {
 }
 
 static void stream_error(void *ud, const sb_error *err) {
-  event_stream *s = ud;
-  char *text = sb_asprintf("event: error\ndata: {\"message\":\"%s\"}\n\n",
-                           "the event log could not be read");
   SB_WARN("rest", "event stream: %s", err->msg);
-  if (text) sb_http_stream_send(s->req, text, strlen(text));
-  sb_free(text);
-  sb_http_stream_on_drained(s->req, 0, NULL, NULL);
-  sb_http_stream_end(s->req);
+  stream_end(ud, "the event log could not be read");
+}
+
+/* End s with an error event saying why. s is let go of first: a client
+ * that is not reading is cut off inside the send. */
+static void stream_end(event_stream *s, const char *why) {
+  sb_http_request *req = s->req;
+  sb_http_request_defer(req, NULL, NULL);
+  sb_http_stream_on_drained(req, 0, NULL, NULL);
   s->req = NULL;
   sb_events_unsubscribe(s->sub);
   s->sub = NULL;
   stream_free(s);
+  char *text =
+      sb_asprintf("event: error\ndata: {\"message\":\"%s\"}\n\n", why);
+  if (text) sb_http_stream_send(req, text, strlen(text));
+  sb_free(text);
+  sb_http_stream_end(req);
 }
 
 /* Digits only: strtoll alone took " 5" and "+5", and saturated an

@@ -390,6 +390,9 @@ static sb_auth_jwt_outcome judge_claims(sb_auth_jwt *j, json_t *claims,
                        sv ? (nscopes ? nscopes : 1) : 0);
   sb_auth_scopes_free(scopes, nscopes);
   if (!p) return SB_AUTH_JWT_NO_MEMORY;
+  /* A stream opened with the token ends with it (exp was checked above). */
+  double until_s = exp + (double)j->leeway_s;
+  if (until_s > 0 && until_s < 9.2e15) p->expires_ms = (int64_t)(until_s * 1000.0);
   *out = p;
   return SB_AUTH_JWT_OK;
 }

@@ -130,7 +130,20 @@ static sb_principal *key_principal(const kr_key *k) {
                          (const char *const *)scopes, n);
   sb_auth_scopes_free(scopes, n);
   json_decref(list);
+  if (p) p->expires_ms = k->expires_ms;
   return p;
+}
+
+/* The keys of old that are not in new_keys were revoked: what was opened
+ * with them ends (sb_principal_live). */
+static void mark_revoked(const kr_key *old, size_t nold, const kr_key *new_keys,
+                         size_t nnew) {
+  for (size_t i = 0; i < nold; i++) {
+    int kept = 0;
+    for (size_t j = 0; j < nnew && !kept; j++)
+      kept = strcmp(old[i].id, new_keys[j].id) == 0;
+    if (!kept && old[i].principal) old[i].principal->revoked = 1;
+  }
 }
 
 static void on_loaded(void *ud, sb_store_result *res) {
@@ -173,6 +186,7 @@ static void on_loaded(void *ud, sb_store_result *res) {
     }
     n++;
   }
+  mark_revoked(kr->keys, kr->nkeys, keys, n);
   keys_clear(kr->keys, kr->nkeys);
   kr->keys = keys;
   kr->nkeys = n;

@@ -365,6 +365,12 @@ typedef struct sb_principal {
   int restricted;
   size_t scopes_len;
   char **scopes; /* owned by the principal */
+  /* When the credential stops being good (wall-clock ms; 0: never), and
+   * whether its issuer has since taken it back (a revoked API key). A
+   * stream opened with it ends at its next message once either holds
+   * (sb_principal_live). */
+  int64_t expires_ms;
+  int revoked;
   unsigned refs_;
 } sb_principal;
 
@@ -378,6 +384,9 @@ sb_principal *sb_principal_new(sb_principal_kind kind, const char *tenant,
 sb_principal *sb_principal_ref(sb_principal *p);
 /* Drop a reference (NULL-safe); the last one frees. */
 void sb_principal_unref(sb_principal *p);
+/* Whether p's credential is still good at wall-clock time now_ms: not
+ * revoked, not expired. NULL (no credentials needed) is. */
+int sb_principal_live(const sb_principal *p, int64_t now_ms);
 /* "config token", "API key", "JWT", "none". */
 const char *sb_principal_kind_name(sb_principal_kind kind);
 

@@ -43,6 +43,10 @@ void sb_principal_unref(sb_principal *p) {
   sb_free(p);
 }
 
+int sb_principal_live(const sb_principal *p, int64_t now_ms) {
+  return !p || (!p->revoked && (!p->expires_ms || now_ms < p->expires_ms));
+}
+
 const char *sb_principal_kind_name(sb_principal_kind kind) {
   switch (kind) {
   case SB_PRINCIPAL_CONFIG_TOKEN: return "config token";

@@ -576,9 +576,18 @@ static void broadcast_listeners(sb_mcp_server *srv, const char *tenant,
                                 const char *filter_key, const char *uri,
                                 const char *method, json_t *params) {
   sb_list_link *n, *next;
+  int64_t now = (int64_t)sb_wall_ms();
   SB_LIST_FOREACH_SAFE(n, next, &srv->listeners) {
     sb_mcp_call *c = CALL_OF(n, listen_link);
     if (tenant && strcmp(sb_mcp_call_tenant(c), tenant) != 0) continue;
+    /* A stream opened with a key revoked or expired since hears no more. */
+    if (!sb_principal_live(sb_mcp_call_principal(c), now)) {
+      sb_mcp_call_fail(c, SB_RPC_FORBIDDEN,
+                       "the credentials this subscription was opened with "
+                       "have been revoked or have expired",
+                       NULL);
+      continue;
+    }
     json_t *f = c->listen_filter;
     int wants;
     if (uri) {

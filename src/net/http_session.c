@@ -147,6 +147,15 @@ static int notify_write(sb_mcp_out *out, json_t *msg, int final) {
   uint64_t seq = ++hs->seq;
   char *text = format_event(0, seq, msg, &len);
   if (!text) return SB_ENOMEM;
+  /* A GET opened with a key revoked or expired since hears no more: it
+   * ends (the event waits in the ring for a GET with good credentials). */
+  http_req *g = hs->get;
+  if (g && !g->gone &&
+      !sb_principal_live(g->principal, (int64_t)sb_wall_ms())) {
+    g->sse_end = 1;
+    http_req_resume(g);
+    hs->get = NULL;
+  }
   if (hs->get && !hs->get->gone && http_req_sse_append(hs->get, text, len) == 0)
     hs->delivered0 = seq;
   ring_push(hs, seq, 0, text, len);

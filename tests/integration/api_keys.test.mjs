@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { DEADLINE_MS, tempStorePath } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, tempStorePath } from './lib/harness.mjs';
 import { TENANTS, connectSdk, restClient, runCli, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
 
 const KEY_TENANT = 'dealer-k';
@@ -145,6 +145,64 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     await cli(['key', 'revoke', 'ffffffffffff', ...s], 1);
     // the config token is unaffected
     assert.equal((await restClient(server.base, TENANTS.b.token).create(sampleInput('b'))).status, 201);
+  });
+
+  it('streams opened with a key end at their next message once it is revoked', async () => {
+    const streamKey = (await cli(['key', 'create', '--tenant', KEY_TENANT, ...s])).stdout.trim();
+    const otherKey = (await cli(['key', 'create', '--tenant', KEY_TENANT, ...s])).stdout.trim();
+    for (const k of [streamKey, otherKey])
+      await until(async () => (await restClient(server.base, k).call('GET', '/v1/runs')).status === 200, 'the new key accepted');
+    const auth = { authorization: `Bearer ${streamKey}` };
+    const read = (res) => {
+      const out = { text: '', done: false };
+      const r = res.body.getReader();
+      const dec = new TextDecoder();
+      (async () => {
+        for (;;) {
+          const { value, done } = await r.read().catch(() => ({ done: true }));
+          if (done) break;
+          out.text += dec.decode(value);
+        }
+        out.done = true;
+      })();
+      return out;
+    };
+    const events = read(await fetch(`${server.base}/v1/events?types=qa.*`, { headers: auth }));
+    const listen = read(await fetch(server.url, {
+      method: 'POST',
+      headers: { ...auth, accept: 'application/json, text/event-stream', 'content-type': 'application/json', 'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'subscriptions/listen' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { notifications: { resourceSubscriptions: ['events://log'] }, _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} } } }),
+    }));
+    // A legacy session: its GET stream, subscribed to the event log.
+    const legacyPost = (body, sid) => fetch(server.url, {
+      method: 'POST',
+      headers: { ...auth, accept: 'application/json, text/event-stream', 'content-type': 'application/json', ...(sid ? { 'mcp-session-id': sid, 'MCP-Protocol-Version': '2025-11-25' } : {}) },
+      body: JSON.stringify(body),
+    });
+    const init = await legacyPost({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'revoke-test', version: '1' } } });
+    const sid = init.headers.get('mcp-session-id');
+    await init.text();
+    assert.ok(sid, 'a legacy session');
+    await (await legacyPost({ jsonrpc: '2.0', method: 'notifications/initialized' }, sid)).text();
+    const get = read(await fetch(server.url, { headers: { ...auth, accept: 'text/event-stream', 'mcp-session-id': sid, 'MCP-Protocol-Version': '2025-11-25' } }));
+    await (await legacyPost({ jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri: 'events://log' } }, sid)).text();
+    await until(() => listen.text.includes('subscriptions/acknowledged'), 'the listen stream acknowledged');
+    const publish = async (type) => {
+      const r = await restClient(server.base, otherKey).call('POST', '/v1/events', { body: { type, data: {} } });
+      assert.ok(r.status < 300, r.text);
+    };
+    await publish('qa.before');
+    await until(() => events.text.includes('qa.before') && listen.text.includes('resources/updated') && get.text.includes('resources/updated'),
+      'each stream to hear the first event');
+    await cli(['key', 'revoke', streamKey.slice(3, 15), ...s]);
+    await until(async () => (await restClient(server.base, streamKey).call('GET', '/v1/runs')).status === 401, 'the revoked key refused');
+    await publish('qa.after');
+    await until(() => events.done && listen.done && get.done, 'the three streams to end');
+    assert.match(events.text, /event: error\ndata: \{"message":"the credentials this stream was opened with have been revoked or have expired"\}/);
+    assert.ok(!events.text.includes('qa.after'), events.text);
+    assert.match(listen.text, /"code":-32003,"message":"the credentials this subscription was opened with have been revoked or have expired"/);
+    assert.equal(listen.text.split('resources/updated').length, 2, listen.text);
+    assert.equal(get.text.split('resources/updated').length, 2, get.text);
   });
 
   it('the key never appears in the server log', () => {

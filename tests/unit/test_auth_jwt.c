@@ -147,6 +147,13 @@ static void test_good_tokens(void **state) {
   assert_int_equal(p->restricted, 1);
   assert_int_equal(p->scopes_len, 2);
   assert_string_equal(p->scopes[1], "agents:sales");
+  /* A stream opened with it ends with the token's exp. */
+  assert_int_equal(p->expires_ms, 1800000600LL * 1000);
+  assert_true(sb_principal_live(p, 1800000600LL * 1000 - 1));
+  assert_false(sb_principal_live(p, 1800000600LL * 1000));
+  p->revoked = 1;
+  assert_false(sb_principal_live(p, 0));
+  assert_true(sb_principal_live(NULL, 0));
   const char *tenant = p->tenant;
   sb_principal_unref(p);
   assert_int_equal(
