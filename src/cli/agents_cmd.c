@@ -42,7 +42,10 @@ const char sb_cli_agents_help[] =
     "  --context ID      score coverage against this stored context\n"
     "  --store PATH      the server's SQLite file (overrides store.path)\n"
     "  --tenant ID       whose context (overrides auth.default_tenant)\n"
-    "  -h, --help        show this help and exit\n";
+    "  -h, --help        show this help and exit\n"
+    "\n"
+    "Exit status: 0 done, 1 not found, unreachable or store error, 2 usage\n"
+    "or config error.\n";
 
 int sb_cli_agents_registry(const sb_config *cfg, const char *path,
                            const char *cmd, sb_registry **out) {
@@ -163,7 +166,7 @@ int sb_cli_agents(int argc, char **argv) {
               "switchboard agents: no agent %s in the config or registered "
               "through the API\n",
               pos[1]);
-      rc = EXIT_USAGE;
+      rc = EXIT_RUNTIME; /* not found, as for context and runs */
       goto done;
     }
     sb_cli_ctx_close(&c); /* the store's threads are not needed meanwhile */

@@ -32,7 +32,7 @@ static const char main_help[] =
     "switchboard " SB_VERSION " - an MCP orchestration server\n"
     "\n"
     "Usage:\n"
-    "  switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
+    "  switchboard serve [--config FILE] [--stdio | --listen HOST:PORT]\n"
     "  switchboard check --config FILE\n"
     "  switchboard context (get|history|diff) ID ... [options]\n"
     "  switchboard agents (list | explain CAPABILITY | show ID) --config FILE\n"
@@ -50,7 +50,8 @@ static const char main_help[] =
     "  serve     serve MCP over stdio or Streamable HTTP\n"
     "  check     validate a config file and print the resulting settings\n"
     "  context   read a context, its history or a diff from the store\n"
-    "  agents    list the configured agents, or rank them for a capability\n"
+    "  agents    list the configured agents, rank them for a capability,\n"
+    "            or connect to one and show what it offers\n"
     "  demo      the dealership demo: agents, workflows, a trace, a summary\n"
     "  run       run a workflow to its end in this process\n"
     "  runs      list and read stored runs; cancel, answer, resume or fork\n"
@@ -66,7 +67,7 @@ static const char main_help[] =
     "Run 'switchboard serve --help' for the server's options.\n";
 
 static const char serve_help[] =
-    "Usage: switchboard serve [options] (--stdio | --listen HOST:PORT)\n"
+    "Usage: switchboard serve [options] [--stdio | --listen HOST:PORT]\n"
     "\n"
     "Serve the Model Context Protocol (revision 2026-07-28, and 2025-11-25\n"
     "back to 2024-11-05 for legacy clients) on this process's stdin/stdout\n"

@@ -131,7 +131,7 @@ describe('agents changed through the API outlive a crash', () => {
     assert.equal(shown.code, 0, shown.stderr);
     assert.equal(JSON.parse(shown.stdout).id, 'svc');
     const gone = await runCli(['agents', 'show', 'gone', '--config', cfg, '--store', store]);
-    assert.equal(gone.code, 2);
+    assert.equal(gone.code, 1);
     assert.match(gone.stderr, /no agent gone in the config or registered through the API/);
     // without the store file: the config's agents alone
     const bare = await runCli(['agents', 'list', '--config', cfg, '--store', join(dir, 'none.db')]);

@@ -66,9 +66,9 @@ describe('switchboard agents (CLI)', () => {
     assert.ok(s.tools >= 6 && s.resources >= 1 && s.prompts >= 1, r.stdout);
   });
 
-  it('an unknown agent is a usage error', async () => {
+  it('an unknown agent is not found (exit 1)', async () => {
     const r = await runCli(['agents', 'show', 'nobody', '--config', cfg]);
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /no agent nobody in the config/);
   });
 });
