@@ -126,6 +126,19 @@ void gw_call_context_read(void *ud, const sb_ctx_result *res) {
                  missing);
     return;
   }
+  /* The agent reads the context on the caller's behalf (what it is handed
+   * may come back in its answer, and the call writes a version): the
+   * caller must be able to read all of it. */
+  if (!sb_auth_permits(c->principal, "contexts:read")) {
+    if (!(c->refused_scope = sb_strdup("contexts:read"))) {
+      gw_call_fail(c, SB_GATEWAY_INVALID, "out of memory");
+      return;
+    }
+    gw_call_fail(c, SB_GATEWAY_FORBIDDEN,
+                 "missing scope \"contexts:read\": an agent is handed the "
+                 "context on the caller's behalf");
+    return;
+  }
   c->route->doc = json_incref(res->doc);
   /* The whole context's size for the handoff events, from its stored text
    * (else gw_route_projection serialises the document to count it). */

@@ -56,6 +56,7 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     keys.workflows = await key('dealer-a', 'workflows:triage', 'agents:sales');
     keys.runsRead = await key('dealer-a', 'runs:read');
     keys.agents = await key('dealer-a', 'agents');
+    keys.agentsReading = await key('dealer-a', 'agents', 'contexts:read');
     keys.other = await key('dealer-b', 'contexts', 'finance');
     salesHttp = await startFlowHttpAgent('sales');
     const sales = flowAgent('sales', ['sales.offer'], { url: salesHttp.url, requirements: ['user.profile', 'workflow.variables'] });
@@ -252,8 +253,13 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     const input = sampleInput('who');
     input.data.user.permissions = ['agents:sales'];
     const made = await admin.create(input);
+    // The agent reads the context for its caller: who may not read it may
+    // not hand it over either (nor have a version written by the call).
+    refused(await call(keys.agents, { agent: 'sales', tool: 'whoami', contextId: made.json.id }), 'contexts:read',
+      'missing scope "contexts:read": an agent is handed the context on the caller\'s behalf');
+    assert.equal((await admin.get(made.json.id)).json.version, 1);
     const seen = async (agent) => {
-      const r = await call(keys.agents, { agent, tool: 'whoami', contextId: made.json.id });
+      const r = await call(keys.agentsReading, { agent, tool: 'whoami', contextId: made.json.id });
       assert.equal(r.status, 200, r.text);
       return r.json.result.structuredContent.context;
     };
