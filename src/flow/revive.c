@@ -258,7 +258,12 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
 
 int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
                        sb_flow_cb cb, void *ud, sb_error *err) {
-  if (fl_run_find(e, tenant, id))
+  /* A run whose last write is landing is still here until its callback
+   * (readers of the store may already see it ended); the read below comes
+   * back after that, when it has left. */
+  fl_run *r = fl_run_find(e, tenant, id);
+  if (r && !r->ending &&
+      !fl_status_ended(sb_flow_status_of(fl_str(r->doc, "status"))))
     return sb_error_set(err, SB_ESTATE,
                         "run %s is still in progress: only a failed or "
                         "cancelled run can be resumed",

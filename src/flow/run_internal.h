@@ -108,6 +108,7 @@ struct fl_run {
   size_t nactive;
   fl_change *queue, *queue_tail;
   int writing;     /* a transaction is under way */
+  int ending;      /* ... and it ends the run (completed, failed, cancelled) */
   int conflicts;   /* conflicts (context or row) in a row */
   int write_failures; /* failed writes of the head change in a row
                          (write.c: retry_failed) */

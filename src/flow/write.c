@@ -338,6 +338,7 @@ static void on_written(void *ud, const sb_ctx_result *res) {
   fl_write *w = ud;
   fl_run *r = w->r;
   r->writing = 0;
+  r->ending = 0;
   if (r->detached) {
     write_free(w);
     fl_run_release(r);
@@ -476,6 +477,7 @@ static void plan_write(fl_run *r) {
       (sb_store_extras){.run = &w->run, .events = w->evs, .nevents = w->nevs};
   w->create = r->new_context;
   r->writing = 1;
+  r->ending = fl_status_ended(sb_flow_status_of(w->run.status));
   r->holds++;
   if (w->create) {
     json_t *in = create_input(w->p.ctx);
@@ -489,6 +491,7 @@ static void plan_write(fl_run *r) {
   }
   if (rc == 0) return;
   r->writing = 0;
+  r->ending = 0;
   r->holds--;
   write_free(w);
   if (write_later(r, rc)) return;
