@@ -19,6 +19,24 @@ extern const char general_classification_schema[];
 json_t *general_classify_rules(const char *text, const char *channel,
                                long today);
 
+/* The longest message classify_inquiry reads, in bytes: far above any
+ * customer's inquiry, low enough that the rules (on the agent's loop)
+ * stay well under a millisecond per call. */
+#define GENERAL_MAX_TEXT_BYTES 16384
+/* The longest channel name, in bytes (it is echoed in the answer). */
+#define GENERAL_MAX_CHANNEL_BYTES 64
+
+/* classify_inquiry's arguments, borrowed from the call's. */
+typedef struct general_args {
+  const char *text, *channel; /* channel may be NULL */
+  long today;                 /* -1: the demo calendar's first day */
+} general_args;
+
+/* Read and check the arguments: 0, or -1 with why (the call is then
+ * refused as invalid arguments, -32602). */
+int general_read_args(json_t *args, general_args *out, char *why,
+                      size_t why_len);
+
 /* Check a model's classification (borrowed) against the schema: 0, or -1
  * with why in `why`. */
 int general_check_classification(json_t *c, char *why, size_t why_len);

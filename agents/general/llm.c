@@ -215,29 +215,45 @@ static json_t *sampling_params(const char *text) {
                    "switchboard/outputSchema", schema ? schema : json_object());
 }
 
-void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
-                              json_t *args) {
+int general_read_args(json_t *args, general_args *out, char *why,
+                      size_t n) {
   json_t *jtext = json_object_get(args, "text");
   json_t *jchannel = json_object_get(args, "channel");
   json_t *jtoday = json_object_get(args, "today");
-  if (!json_is_string(jtext) || !json_string_length(jtext)) {
-    sb_mcp_call_fail_invalid_args(call, tool->name,
-                                  "text is required (a string)");
-    return;
-  }
-  if (jchannel && !json_is_null(jchannel) && !json_is_string(jchannel)) {
-    sb_mcp_call_fail_invalid_args(call, tool->name, "channel must be a string");
-    return;
-  }
-  long today = -1;
+  if (!json_is_string(jtext) || !json_string_length(jtext))
+    return snprintf(why, n, "text is required (a string)"), -1;
+  /* The cap is checked before anything reads the text: the rules run on
+   * the loop, which every tenant's calls share. */
+  if (json_string_length(jtext) > GENERAL_MAX_TEXT_BYTES)
+    return snprintf(why, n,
+                    "text is %zu bytes, more than the %d a message may have",
+                    json_string_length(jtext), GENERAL_MAX_TEXT_BYTES),
+           -1;
+  if (jchannel && !json_is_null(jchannel) && !json_is_string(jchannel))
+    return snprintf(why, n, "channel must be a string"), -1;
+  if (json_string_length(jchannel) > GENERAL_MAX_CHANNEL_BYTES)
+    return snprintf(why, n, "channel is longer than %d bytes",
+                    GENERAL_MAX_CHANNEL_BYTES),
+           -1;
+  out->today = -1;
   if (jtoday && !json_is_null(jtoday) &&
-      dl_date_parse(json_string_value(jtoday), &today) != 0) {
-    sb_mcp_call_fail_invalid_args(call, tool->name,
-                                  "today must be a date like 2027-01-04");
+      dl_date_parse(json_string_value(jtoday), &out->today) != 0)
+    return snprintf(why, n, "today must be a date like 2027-01-04"), -1;
+  out->text = json_string_value(jtext);
+  out->channel = json_string_value(jchannel);
+  return 0;
+}
+
+void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
+                              json_t *args) {
+  general_args ga;
+  char bad[256];
+  if (general_read_args(args, &ga, bad, sizeof bad) != 0) {
+    sb_mcp_call_fail_invalid_args(call, tool->name, bad);
     return;
   }
-  const char *text = json_string_value(jtext);
-  const char *channel = json_string_value(jchannel);
+  const char *text = ga.text, *channel = ga.channel;
+  long today = ga.today;
   if (!general_use_llm) {
     reply_rules(call, tool, text, channel, today, NULL);
     return;

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -198,12 +199,81 @@ static void test_model_answers_are_checked(void **state) {
   json_decref(good);
 }
 
+/* A message longer than the cap is refused before the rules read it,
+ * naming the cap; up to the cap, words of one long run (which made the
+ * e-mail regex quadratic) and many money amounts classify as usual. */
+static void test_long_text(void **state) {
+  (void)state;
+  size_t big = 200 * 1024;
+  char *text = malloc(big + 1);
+  assert_non_null(text);
+  memset(text, 'a', big);
+  text[big] = '\0';
+  json_t *args = json_pack("{ss}", "text", text);
+  general_args ga;
+  char why[256];
+  assert_int_equal(general_read_args(args, &ga, why, sizeof why), -1);
+  assert_non_null(strstr(why, "16384"));
+  json_decref(args);
+
+  text[GENERAL_MAX_TEXT_BYTES] = '\0';
+  args = json_pack("{ss}", "text", text);
+  assert_int_equal(general_read_args(args, &ga, why, sizeof why), 0);
+  json_t *r = general_classify_rules(ga.text, NULL, -1);
+  assert_non_null(r);
+  assert_string_equal(json_string_value(json_object_get(r, "intent")), "other");
+  assert_int_equal(json_object_size(json_object_get(r, "entities")), 0);
+  json_decref(r);
+  json_decref(args);
+
+  /* an address after a long run of address bytes is still found whole */
+  memcpy(text + GENERAL_MAX_TEXT_BYTES - 16, "@example.com x@y", 16);
+  r = general_classify_rules(text, NULL, -1);
+  const char *email = json_string_value(
+      json_object_get(json_object_get(r, "entities"), "email"));
+  assert_non_null(email);
+  assert_int_equal(strlen(email), GENERAL_MAX_TEXT_BYTES - 4);
+  assert_int_equal(strcmp(email + strlen(email) - 12, "@example.com"), 0);
+  json_decref(r);
+
+  for (size_t i = 0; i + 3 <= GENERAL_MAX_TEXT_BYTES; i += 3)
+    memcpy(text + i, "1k ", 3);
+  r = general_classify_rules(text, NULL, -1);
+  assert_non_null(r);
+  json_decref(r);
+  free(text);
+}
+
+static void test_email_rules(void **state) {
+  (void)state;
+  static const struct {
+    const char *text, *email; /* NULL: none */
+  } emails[] = {
+      {"write to a.b+c@mail.example.org.", "a.b+c@mail.example.org"},
+      {"me@host, you@x.y, them@ex.com", "them@ex.com"},
+      {"@@ a@b@c.com", "b@c.com"},
+      {"user@.com or user@a.c1", NULL},
+      {"x@a-b.co-uk", "x@a-b.co"},
+  };
+  for (size_t i = 0; i < sizeof emails / sizeof emails[0]; i++) {
+    json_t *r = general_classify_rules(emails[i].text, NULL, -1);
+    const char *got = json_string_value(
+        json_object_get(json_object_get(r, "entities"), "email"));
+    if (emails[i].email ? !got || strcmp(got, emails[i].email) != 0 : got != NULL)
+      fail_msg("\"%s\": email %s, want %s", emails[i].text, got ? got : "none",
+               emails[i].email ? emails[i].email : "none");
+    json_decref(r);
+  }
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_utterances),
       cmocka_unit_test(test_confidence_and_today),
       cmocka_unit_test(test_model_answers_are_checked),
+      cmocka_unit_test(test_long_text),
+      cmocka_unit_test(test_email_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
