@@ -13,6 +13,7 @@
  */
 #include "agent.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -78,8 +79,8 @@ json_t *dl_invalid(dl_request *req, const char *fmt, ...) {
   return NULL;
 }
 
-const char *dl_arg_str(dl_request *req, json_t *args, const char *key,
-                       const char *def, int *ok) {
+const char *dl_arg_text(dl_request *req, json_t *args, const char *key,
+                        const char *def, size_t max, int *ok) {
   json_t *v = json_object_get(args, key);
   if (!v || json_is_null(v)) return def;
   if (!json_is_string(v)) {
@@ -87,7 +88,37 @@ const char *dl_arg_str(dl_request *req, json_t *args, const char *key,
     *ok = 0;
     return def;
   }
+  if (json_string_length(v) > max) {
+    dl_invalid(req, "argument '%s' is %zu bytes, longer than the %zu allowed",
+               key, json_string_length(v), max);
+    *ok = 0;
+    return def;
+  }
   return json_string_value(v);
+}
+
+const char *dl_arg_str(dl_request *req, json_t *args, const char *key,
+                       const char *def, int *ok) {
+  return dl_arg_text(req, args, key, def, DL_ARG_STR_MAX, ok);
+}
+
+int dl_blank(const char *s) {
+  for (; s && *s; s++)
+    if (!isspace((unsigned char)*s)) return 0;
+  return 1;
+}
+
+const char *dl_arg_required(dl_request *req, json_t *args, const char *key,
+                            size_t max) {
+  int ok = 1;
+  const char *v = dl_arg_text(req, args, key, NULL, max, &ok);
+  if (!ok) return NULL;
+  /* "   " names nobody and no service: as good as absent */
+  if (dl_blank(v)) {
+    dl_invalid(req, "argument '%s' is required (not blank)", key);
+    return NULL;
+  }
+  return v;
 }
 
 double dl_arg_num(dl_request *req, json_t *args, const char *key, double def,

@@ -129,10 +129,25 @@ json_t *dl_fail(dl_request *req, const char *fmt, ...)
 json_t *dl_invalid(dl_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The longest string argument dl_arg_str takes, in bytes: a name, a
+ * make, a model, a dealership. Arguments are echoed in answers, so an
+ * unbounded one could make an answer too big for switchboard to take. */
+#define DL_ARG_STR_MAX 200
+
 /* Argument readers: the member, or `def` when absent or null; a member of
- * the wrong type is an error recorded in req (then *ok is set to 0). */
+ * the wrong type (or a string longer than its cap) is an error recorded
+ * in req, naming the argument and the cap (then *ok is set to 0). */
 const char *dl_arg_str(dl_request *req, json_t *args, const char *key,
                        const char *def, int *ok);
+/* dl_arg_str for a free-text argument allowed up to max bytes (notes). */
+const char *dl_arg_text(dl_request *req, json_t *args, const char *key,
+                        const char *def, size_t max, int *ok);
+/* A required string argument: present, not blank (only whitespace), at
+ * most max bytes. NULL after dl_invalid naming it. */
+const char *dl_arg_required(dl_request *req, json_t *args, const char *key,
+                            size_t max);
+/* 1 if s is empty or only whitespace. */
+int dl_blank(const char *s);
 double dl_arg_num(dl_request *req, json_t *args, const char *key, double def,
                   int *ok);
 long dl_arg_int(dl_request *req, json_t *args, const char *key, long def,

@@ -130,7 +130,7 @@ static int hit_cmp(const void *a, const void *b) {
 
 json_t *parts_find(dl_request *req, json_t *args) {
   int ok = 1;
-  const char *query = dl_arg_str(req, args, "query", NULL, &ok);
+  const char *query = dl_arg_text(req, args, "query", NULL, 500, &ok);
   const char *category = dl_arg_str(req, args, "category", NULL, &ok);
   const char *make = dl_arg_str(req, args, "make", NULL, &ok);
   const char *model = dl_arg_str(req, args, "model", NULL, &ok);
@@ -375,8 +375,8 @@ json_t *parts_order(dl_request *req, json_t *args) {
   if (quantity == -1) return dl_invalid(req, "argument 'quantity' is required");
   if (quantity < 1 || quantity > 20)
     return dl_invalid(req, "argument 'quantity' must be between 1 and 20");
-  if (name && strlen(name) > 200)
-    return dl_invalid(req, "argument 'customer_name' is too long");
+  if (name && dl_blank(name))
+    return dl_invalid(req, "argument 'customer_name' must not be blank");
   char vin[DL_VIN_LEN + 1];
   int has_vin = dl_vin_arg(req, args, "vin", 0, vin);
   if (has_vin < 0) return NULL;

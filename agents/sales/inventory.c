@@ -183,6 +183,11 @@ json_t *sales_search_inventory(dl_request *req, json_t *args) {
     json_array_foreach(features, i, f) {
       if (!json_is_string(f))
         return dl_invalid(req, "features must be an array of strings");
+      if (json_string_length(f) > DL_ARG_STR_MAX)
+        return dl_invalid(req,
+                          "argument 'features': item %zu is longer than "
+                          "the %d bytes allowed",
+                          i, DL_ARG_STR_MAX);
       if (nwanted < 16 && json_string_length(f))
         wanted[nwanted++] = json_string_value(f);
     }

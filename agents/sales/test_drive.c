@@ -190,12 +190,13 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
   int ok = 1;
   const char *vin = dl_arg_str(req, args, "vin", NULL, &ok);
   const char *at = dl_arg_str(req, args, "starts_at", NULL, &ok);
-  const char *name = dl_arg_str(req, args, "customer_name", NULL, &ok);
-  const char *phone = dl_arg_str(req, args, "phone", NULL, &ok);
+  const char *phone = dl_arg_text(req, args, "phone", NULL, 64, &ok);
   const char *email = dl_arg_str(req, args, "email", NULL, &ok);
   if (!ok) return NULL;
   if (!vin || !*vin) return dl_invalid(req, "vin is required");
-  if (!name || !*name) return dl_invalid(req, "customer_name is required");
+  const char *name =
+      dl_arg_required(req, args, "customer_name", DL_ARG_STR_MAX);
+  if (!name) return NULL;
   long day = 0;
   int minute = 0, err = 0;
   if (at && parse_at(at, &day, &minute) != 0)

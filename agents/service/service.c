@@ -209,24 +209,6 @@ static json_t *read_slot(dl_request *req, long slot_id) {
   return slot;
 }
 
-/* A required, non-empty string argument of at most max bytes, or NULL
- * after dl_invalid. */
-static const char *required_str(dl_request *req, json_t *args, const char *key,
-                                size_t max) {
-  int ok = 1;
-  const char *v = dl_arg_str(req, args, key, NULL, &ok);
-  if (!ok) return NULL;
-  if (!v || !*v) {
-    dl_invalid(req, "argument '%s' is required", key);
-    return NULL;
-  }
-  if (strlen(v) > max) {
-    dl_invalid(req, "argument '%s' is longer than %zu bytes", key, max);
-    return NULL;
-  }
-  return v;
-}
-
 static int insert_booking(dl_request *req, char id[32], json_int_t slot_id,
                           const char *vin, const char *service,
                           const char *name, const char *phone,
@@ -260,19 +242,17 @@ static int insert_booking(dl_request *req, char id[32], json_int_t slot_id,
 json_t *svc_book_service(dl_request *req, json_t *args) {
   char vin[DL_VIN_LEN + 1];
   if (dl_vin_arg(req, args, "vin", 1, vin) < 0) return NULL;
-  const char *service = required_str(req, args, "service", 200);
+  const char *service = dl_arg_required(req, args, "service", DL_ARG_STR_MAX);
   const char *name =
-      service ? required_str(req, args, "customer_name", 200) : NULL;
+      service ? dl_arg_required(req, args, "customer_name", DL_ARG_STR_MAX)
+              : NULL;
   if (!name) return NULL;
   int ok = 1;
-  const char *phone = dl_arg_str(req, args, "phone", NULL, &ok);
-  const char *notes = dl_arg_str(req, args, "notes", NULL, &ok);
+  const char *phone = dl_arg_text(req, args, "phone", NULL, 64, &ok);
+  const char *notes = dl_arg_text(req, args, "notes", NULL, 2000, &ok);
   const char *dealer_arg = dl_arg_str(req, args, "dealership", NULL, &ok);
   long slot_id = dl_arg_int(req, args, "slot_id", -1, &ok);
   if (!ok) return NULL;
-  if ((phone && strlen(phone) > 64) || (notes && strlen(notes) > 2000))
-    return dl_invalid(req, "argument '%s' is too long",
-                      phone && strlen(phone) > 64 ? "phone" : "notes");
 
   json_t *dealer = NULL, *slot = NULL, *vehicle = NULL, *out = NULL;
   if (dealer_arg || slot_id < 0) {

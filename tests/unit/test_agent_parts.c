@@ -185,6 +185,18 @@ static void test_order(void **state) {
   fixture_invalid(f, &order_tool,
                   "{'part_number': 'TOY-OF-GEN', 'quantity': 1, 'vin': 'abc'}",
                   "argument 'vin'");
+  fixture_invalid(f, &order_tool,
+                  "{'part_number': 'TOY-OF-GEN', 'quantity': 1, "
+                  "'customer_name': ' '}",
+                  "'customer_name' must not be blank");
+  fixture_invalid(f, &order_tool,
+                  "{'part_number': 'TOY-OF-GEN', 'quantity': 1, 'query': "
+                  "'x', 'dealership': '"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                  "xxxxxxxxxxxxxxxxxxxxxxxx'}",
+                  "'dealership' is 204 bytes, longer than the 200 allowed");
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 3);
 }
 

@@ -285,6 +285,43 @@ static void test_booking_refusals(void **state) {
   assert_null(res);
 }
 
+/* Strings are capped (they are echoed: an unbounded make made an answer
+ * bigger than switchboard takes) and a blank customer name is no name. */
+static void test_string_caps(void **state) {
+  (void)state;
+  json_t *res = NULL;
+  char error[512];
+  char *big = malloc(64 + 300);
+  assert_non_null(big);
+  char make[301];
+  memset(make, 'x', 300);
+  make[300] = '\0';
+  snprintf(big, 64 + 300, "{\"make\": \"%s\"}", make);
+  assert_int_equal(run(&search, NULL, big, &res, error), DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "'make'"));
+  assert_non_null(strstr(error, "200"));
+  snprintf(big, 64 + 300, "{\"features\": [\"%s\"]}", make);
+  assert_int_equal(run(&search, NULL, big, &res, error), DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "features"));
+  make[201] = '\0'; /* one byte over the cap */
+  snprintf(big, 64 + 300,
+           "{\"vin\": \"4T1B11K10TA000002\", \"customer_name\": \"%s\"}",
+           make);
+  assert_int_equal(run(&book, NULL, big, &res, error), DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "'customer_name'"));
+  assert_non_null(strstr(error, "200"));
+  free(big);
+  long before = bookings();
+  assert_int_equal(run(&book, NULL,
+                       "{\"vin\": \"4T1B11K10TA000002\", "
+                       "\"customer_name\": \" \\t \"}",
+                       &res, error),
+                   DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "customer_name"));
+  assert_int_equal(bookings(), before);
+  assert_null(res);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -292,6 +329,7 @@ int main(void) {
       cmocka_unit_test(test_details_and_unknown_vin),
       cmocka_unit_test(test_booking_is_idempotent),
       cmocka_unit_test(test_booking_refusals),
+      cmocka_unit_test(test_string_caps),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

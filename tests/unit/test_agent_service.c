@@ -224,6 +224,21 @@ static void test_booking(void **state) {
                   "{'vin': '4T1B11HK8KU123450', 'service': 'x', "
                   "'customer_name': 'Al'}",
                   "argument 'vin'");
+  /* blank is absent; the caps name the argument and the limit */
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': '  ', "
+                  "'customer_name': 'Al'}",
+                  "'service' is required");
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
+                  "'customer_name': '\\t '}",
+                  "'customer_name' is required");
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
+                  "'customer_name': 'Al', 'phone': "
+                  "'0123456789012345678901234567890123456789012345678901234567"
+                  "890123456789'}",
+                  "'phone' is 70 bytes, longer than the 64 allowed");
 }
 
 /* The runtime's idempotency through dl_run_tool: the same key twice books
