@@ -9,6 +9,7 @@
 #include "service.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -251,17 +252,29 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
   const char *phone = dl_arg_text(req, args, "phone", NULL, 64, &ok);
   const char *notes = dl_arg_text(req, args, "notes", NULL, 2000, &ok);
   const char *dealer_arg = dl_arg_str(req, args, "dealership", NULL, &ok);
-  long slot_id = dl_arg_int(req, args, "slot_id", -1, &ok);
+  long slot_id = dl_arg_int(req, args, "slot_id", 0, &ok);
   if (!ok) return NULL;
+  /* Presence, not a sentinel value: a slot_id of -5 is a mistake to
+   * refuse, not a request for the first free slot. */
+  json_t *slot_arg = json_object_get(args, "slot_id");
+  int slot_given = slot_arg && !json_is_null(slot_arg);
+  if (slot_given && slot_id < 1)
+    return dl_invalid(req,
+                      "argument 'slot_id' must be a slot id (1 or more), "
+                      "not %ld",
+                      slot_id);
+  /* The job must fit its slot, or the bay is booked twice over. */
+  double hours = svc_labor_hours(req, service);
+  long job_minutes = (long)ceil(hours * 60.0 - 1e-9); /* 0.3 h: 18 */
 
   json_t *dealer = NULL, *slot = NULL, *vehicle = NULL, *out = NULL;
-  if (dealer_arg || slot_id < 0) {
+  if (dealer_arg || !slot_given) {
     dealer = dl_dealership(req, "dealership", dealer_arg);
     if (!dealer) goto done;
   }
   const char *dealer_id = json_string_value(json_object_get(dealer, "id"));
   char slot_dealer_id[128];
-  if (slot_id >= 0) {
+  if (slot_given) {
     slot = read_slot(req, slot_id);
     if (!slot) goto done;
     if (json_is_null(slot)) {
@@ -285,6 +298,16 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
               slot_dealer);
       goto done;
     }
+    long slot_minutes = (long)json_integer_value(json_object_get(slot, "minutes"));
+    if (slot_minutes < job_minutes) {
+      dl_invalid(req,
+                 "argument 'slot_id': slot %ld is %ld minutes, shorter than "
+                 "the %.1f-hour (%ld-minute) labor estimate for \"%s\"; ask "
+                 "service_slots with minutes %ld",
+                 slot_id, slot_minutes, hours, job_minutes, service,
+                 job_minutes);
+      goto done;
+    }
     snprintf(slot_dealer_id, sizeof slot_dealer_id, "%s", slot_dealer);
     dealer_id = slot_dealer_id;
     json_object_del(slot, "taken");
@@ -292,10 +315,13 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
   } else {
     char start[11];
     if (dl_calendar_start(req, start) != 0) goto done;
-    slot = first_free_slot(req, dealer_id, start, 0);
+    slot = first_free_slot(req, dealer_id, start, job_minutes);
     if (!slot) goto done;
     if (json_is_null(slot)) {
-      dl_fail(req, "no free service slot at %s from %s", dealer_id, start);
+      dl_fail(req,
+              "no free service slot of %ld minutes or more (the %.1f-hour "
+              "labor estimate for \"%s\") at %s from %s",
+              job_minutes, hours, service, dealer_id, start);
       goto done;
     }
   }
@@ -305,7 +331,6 @@ json_t *svc_book_service(dl_request *req, json_t *args) {
   json_int_t sid = json_integer_value(json_object_get(slot, "slot_id"));
   if (insert_booking(req, booking_id, sid, vin, service, name, phone, notes))
     goto done;
-  double hours = svc_labor_hours(req, service);
   json_t *rate_policy = dl_policy(req, "service.labor_rate");
   double rate =
       json_is_number(rate_policy) ? json_number_value(rate_policy) : 149.0;

@@ -173,9 +173,10 @@ static void test_booking(void **state) {
   assert_int_equal(fixture_int(f, "SELECT booked FROM service_slots "
                                   "WHERE id = 3"),
                    1);
-  /* a slot given; the rate from the policy */
+  /* a slot given (long enough for 1.5 hours); the rate from the policy */
   fixture_exec(f, "UPDATE policies SET value = '100' WHERE key = "
                   "'service.labor_rate'");
+  fixture_exec(f, "UPDATE service_slots SET minutes = 90 WHERE id = 8");
   r = fixture_call(f, &book_tool,
                    "{'vin': '4T1B11HK8KU123456', 'service': 'front brake "
                    "pads', 'customer_name': 'Dana Lee', 'slot_id': 8}",
@@ -224,6 +225,41 @@ static void test_booking(void **state) {
                   "{'vin': '4T1B11HK8KU123450', 'service': 'x', "
                   "'customer_name': 'Al'}",
                   "argument 'vin'");
+  /* a slot id given is never "absent", whatever its value */
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
+                  "'customer_name': 'Al', 'slot_id': -5}",
+                  "'slot_id' must be a slot id (1 or more), not -5");
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': 'oil change', "
+                  "'customer_name': 'Al', 'slot_id': 0}",
+                  "'slot_id' must be a slot id");
+  /* a job longer than its slot would hold the bay past the next booking */
+  fixture_invalid(f, &book_tool,
+                  "{'vin': '4T1B11HK8KU123456', 'service': 'rotor "
+                  "replacement', 'customer_name': 'Al', 'slot_id': 4}",
+                  "slot 4 is 60 minutes, shorter than the 2.0-hour "
+                  "(120-minute) labor estimate");
+  assert_int_equal(fixture_int(f, "SELECT count(*) FROM service_bookings"),
+                   before);
+  /* no slot given: the first free one long enough (slot 5, 90 minutes) */
+  r = fixture_call(f, &book_tool,
+                   "{'vin': '4T1B11HK8KU123456', 'service': 'brake pads', "
+                   "'customer_name': 'Al', 'dealership': 'ns-minneapolis'}",
+                   NULL);
+  if (!r) fail_msg("%s", f->error);
+  assert_int_equal(json_integer_value(
+                       json_object_get(json_object_get(r, "slot"), "slot_id")),
+                   5);
+  json_decref(r);
+  assert_null(fixture_call(f, &book_tool,
+                           "{'vin': '4T1B11HK8KU123456', 'service': 'rotor', "
+                           "'customer_name': 'Al', 'dealership': "
+                           "'ns-minneapolis'}",
+                           NULL));
+  assert_int_equal(f->outcome, DL_FAILED);
+  assert_non_null(strstr(f->error, "no free service slot of 120 minutes"));
+
   /* blank is absent; the caps name the argument and the limit */
   fixture_invalid(f, &book_tool,
                   "{'vin': '4T1B11HK8KU123456', 'service': '  ', "
