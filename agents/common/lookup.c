@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "data/catalog.h"
+
 #define DL_DEFAULT_CALENDAR_START NULL /* today */
 
 json_t *dl_dealership(dl_request *req, const char *key, const char *value) {
@@ -82,6 +84,31 @@ int dl_calendar_start(dl_request *req, char out[11]) {
       req, s && dl_date_valid(s) ? s : DL_DEFAULT_CALENDAR_START, 0, out);
   json_decref(v);
   return rc;
+}
+
+int dl_booking_window(dl_request *req, long *first, long *last) {
+  char start[11];
+  if (dl_calendar_start(req, start) != 0) return -1;
+  if (dl_date_parse(start, first) != 0) {
+    dl_fail(req, "the calendar's start %s is not a date", start);
+    return -1;
+  }
+  *last = *first + DL_BOOKING_HORIZON_DAYS;
+  return 0;
+}
+
+int dl_booking_day_check(dl_request *req, const char *key, long day) {
+  long first, last;
+  if (dl_booking_window(req, &first, &last) != 0) return -1;
+  if (day >= first && day <= last) return 0;
+  char from[11], to[11];
+  dl_date_format(first, from);
+  dl_date_format(last, to);
+  dl_invalid(req,
+             "argument '%s': bookings are taken from %s to %s (%d days "
+             "ahead)",
+             key, from, to, DL_BOOKING_HORIZON_DAYS);
+  return -1;
 }
 
 double dl_cents(double amount) { return round(amount * 100.0) / 100.0; }

@@ -13,6 +13,14 @@ json_t *dl_dealership(dl_request *req, const char *key, const char *value);
 /* The first day of the demo calendar (policy calendar.start, else today)
  * into out as YYYY-MM-DD; 0, or -1 after dl_fail. */
 int dl_calendar_start(dl_request *req, char out[11]);
+/* How far ahead a booking may be, in days from the calendar's start. */
+#define DL_BOOKING_HORIZON_DAYS 90
+/* The days (since 1970-01-01) a booking may be on: from the calendar's
+ * start to DL_BOOKING_HORIZON_DAYS after it. 0, or -1 after dl_fail. */
+int dl_booking_window(dl_request *req, long *first, long *last);
+/* 0 if `day` is inside the booking window, else -1 after dl_invalid
+ * naming argument `key` and the window. */
+int dl_booking_day_check(dl_request *req, const char *key, long day);
 /* date + days into out (YYYY-MM-DD); 0, or -1 after dl_fail. */
 int dl_date_add(dl_request *req, const char *date, long days, char out[11]);
 /* 1 if s is a calendar date YYYY-MM-DD. */

@@ -126,24 +126,18 @@ static int free_starts(dl_request *req, const car *c, long day, int *free,
   return n;
 }
 
-static int calendar_start(dl_request *req, long *day) {
-  json_t *start = dl_policy(req, "calendar.start");
-  int rc = dl_date_parse(json_string_value(start), day);
-  json_decref(start);
-  if (rc != 0) dl_date_parse("2027-01-04", day);
-  return 0;
-}
-
 json_t *sales_test_drive_slots(dl_request *req, json_t *args) {
   int ok = 1;
   const char *vin = dl_arg_str(req, args, "vin", NULL, &ok);
   const char *date = dl_arg_str(req, args, "date", NULL, &ok);
   if (!ok) return NULL;
   if (!vin || !*vin) return dl_invalid(req, "vin is required");
-  long day;
+  long day, last;
   if (date && dl_date_parse(date, &day) != 0)
     return dl_invalid(req, "date must be a date like 2027-01-04");
-  if (!date) calendar_start(req, &day);
+  if (date ? dl_booking_day_check(req, "date", day) != 0
+           : dl_booking_window(req, &day, &last) != 0)
+    return NULL;
   car c;
   if (load_car(req, vin, &c) != 0 || refuse_unavailable(req, &c) != 0)
     return NULL;
@@ -202,14 +196,16 @@ json_t *sales_book_test_drive(dl_request *req, json_t *args) {
   if (at && parse_at(at, &day, &minute) != 0)
     return dl_invalid(req, "starts_at must be a local time like "
                            "2027-01-04T10:30");
+  if (at && dl_booking_day_check(req, "starts_at", day) != 0) return NULL;
   car c;
   if (load_car(req, vin, &c) != 0 || refuse_unavailable(req, &c) != 0)
     return NULL;
   int starts[96];
   if (!at) { /* the first free slot from the start of the calendar */
-    calendar_start(req, &day);
+    long last;
+    if (dl_booking_window(req, &day, &last) != 0) return NULL;
     int n = 0;
-    for (int tries = 0; tries < 60 && n == 0 && !err; tries++, day++)
+    for (; day <= last && n == 0 && !err; day++)
       n = free_starts(req, &c, day, starts, 1, &err);
     if (err) return NULL;
     if (n == 0)

@@ -16,6 +16,7 @@
 
 #include "common/lookup.h"
 #include "common/vin.h"
+#include "data/catalog.h"
 
 #define SVC_FREE                                                               \
   "booked = 0 AND NOT EXISTS (SELECT 1 FROM service_bookings b "               \
@@ -145,8 +146,10 @@ json_t *svc_service_slots(dl_request *req, json_t *args) {
   long minutes = dl_arg_int(req, args, "minutes", 0, &ok);
   long limit = dl_arg_int(req, args, "limit", 5, &ok);
   if (!ok) return NULL;
-  if (date && !dl_date_valid(date))
+  long asked;
+  if (date && dl_date_parse(date, &asked) != 0)
     return dl_invalid(req, "argument 'date' must be a date YYYY-MM-DD");
+  if (date && dl_booking_day_check(req, "date", asked) != 0) return NULL;
   if (minutes < 0 || minutes > 24 * 60)
     return dl_invalid(req, "argument 'minutes' must be between 0 and 1440");
   if (limit < 1 || limit > 50)

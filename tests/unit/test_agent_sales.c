@@ -283,6 +283,35 @@ static void test_booking_refusals(void **state) {
       run(&book, NULL, "{\"vin\": \"4T1B11K10TA000002\"}", &res, error),
       DL_INVALID_ARGS);
   assert_null(res);
+  /* only inside the calendar: from its start to the booking horizon */
+  static const char *const out_of_window[] = {
+      "{\"vin\": \"4T1B11K10TA000002\", \"starts_at\": "
+      "\"1999-03-01T10:00\", \"customer_name\": \"Cy\"}",
+      "{\"vin\": \"4T1B11K10TA000002\", \"starts_at\": "
+      "\"9999-12-31T10:00\", \"customer_name\": \"Cy\"}",
+      "{\"vin\": \"4T1B11K10TA000002\", \"starts_at\": "
+      "\"2027-01-02T10:00\", \"customer_name\": \"Cy\"}",
+  };
+  long before = bookings();
+  for (size_t i = 0; i < sizeof out_of_window / sizeof out_of_window[0]; i++) {
+    assert_int_equal(run(&book, NULL, out_of_window[i], &res, error),
+                     DL_INVALID_ARGS);
+    assert_non_null(strstr(error, "'starts_at': bookings are taken from "
+                                  "2027-01-04 to 2027-04-04"));
+  }
+  assert_int_equal(bookings(), before);
+  assert_int_equal(run(&slots, NULL,
+                       "{\"vin\": \"4T1B11K10TA000002\", \"date\": "
+                       "\"1900-01-01\"}",
+                       &res, error),
+                   DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "'date'"));
+  json_t *last = ok(&slots, NULL,
+                    "{\"vin\": \"4T1B11K10TA000002\", \"date\": "
+                    "\"2027-04-03\"}");
+  assert_string_equal(json_string_value(json_object_get(last, "date")),
+                      "2027-04-03");
+  json_decref(last);
 }
 
 /* Strings are capped (they are echoed: an unbounded make made an answer

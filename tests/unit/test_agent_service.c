@@ -147,6 +147,10 @@ static void test_slots(void **state) {
   assert_int_equal(json_array_size(json_object_get(r, "slots")), 0);
   json_decref(r);
   fixture_invalid(f, &slots_tool, "{'date': '2027-02-30'}", "'date'");
+  /* before the calendar or past its horizon: refused, naming the window */
+  fixture_invalid(f, &slots_tool, "{'date': '1900-01-01'}",
+                  "'date': bookings are taken from 2027-01-04 to 2027-04-04");
+  fixture_invalid(f, &slots_tool, "{'date': '9999-12-31'}", "2027-04-04");
   fixture_invalid(f, &slots_tool, "{'limit': 0}", "'limit'");
   fixture_invalid(f, &slots_tool, "{'dealership': 'x'}", "'dealership'");
 }
