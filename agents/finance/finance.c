@@ -331,6 +331,12 @@ json_t *fin_prequalify(dl_request *req, json_t *args) {
               "%s credit",
               name);
   }
+  /* A limit that rounds down to nothing is no approval, even when the
+   * payment the income allows is a few cents above zero. */
+  if (approved && max_amount < 1) {
+    approved = 0;
+    dl_reason(reasons, "nothing can be financed: the limit is $0");
+  }
   if (!isnan(requested)) {
     if (requested > max_amount) {
       approved = 0;

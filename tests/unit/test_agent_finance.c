@@ -226,6 +226,18 @@ static void test_prequalify(void **state) {
   assert_cents(num(r, "max_amount"), 0);
   json_decref(r);
 
+  /* a payment of a cent a month repays nothing: no approval at $0 */
+  r = fixture_call(f, &prequalify_tool,
+                   "{'monthly_income': 5000, 'monthly_debts': 2249.99}", NULL);
+  assert_non_null(r);
+  assert_cents(num(r, "max_amount"), 0);
+  assert_false(json_is_true(json_object_get(r, "approved")));
+  reasons = json_object_get(r, "reasons");
+  last =
+      json_string_value(json_array_get(reasons, json_array_size(reasons) - 1));
+  assert_non_null(strstr(last, "nothing can be financed"));
+  json_decref(r);
+
   /* the group's affordability rule */
   fixture_exec(f, "INSERT INTO policies VALUES ('finance.affordability', "
                   "'{\"max_payment_pct\": 10, \"max_dti_pct\": 50}')");
