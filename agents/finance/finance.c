@@ -5,7 +5,9 @@
  * the doc fee is taxed; how much of an income a payment may take), with
  * the defaults below when a policy is missing. Money is computed in
  * doubles and rounded to cents only in the answer, so a quote's parts are
- * each exact to the cent rather than the sum of rounded parts.
+ * each exact to the cent rather than the sum of rounded parts; but the
+ * totals are what the customer pays: the monthly payment rounded to the
+ * cent, the last payment settling the rest.
  */
 #include "finance.h"
 
@@ -56,6 +58,14 @@ double fin_principal_for_payment(double payment, double apr_pct, int months) {
   double r = apr_pct / 1200.0;
   if (r == 0) return payment * months;
   return payment * (1.0 - pow(1.0 + r, -months)) / r;
+}
+
+double fin_final_payment(double principal, double payment, double apr_pct,
+                         int months) {
+  double r = apr_pct / 1200.0, balance = dl_cents(principal);
+  for (int k = 1; k < months; k++)
+    balance = dl_cents(balance + dl_cents(balance * r) - payment);
+  return dl_cents(balance + dl_cents(balance * r));
 }
 
 /* policy[key][band] for each band into out, when it is a number. */
@@ -241,8 +251,11 @@ json_t *fin_payment_quote(dl_request *req, json_t *args) {
                price - trade + tax + doc + reg);
     goto done;
   }
-  double monthly = fin_monthly_payment(financed, apr, (int)term);
-  double total = monthly * (double)term;
+  /* The totals from the payment the customer pays (rounded), not the
+   * exact one: 60 x 616.59, not 60 x 616.592... */
+  double monthly = dl_cents(fin_monthly_payment(financed, apr, (int)term));
+  double final = fin_final_payment(financed, monthly, apr, (int)term);
+  double total = dl_cents(monthly * (double)(term - 1) + final);
   out = json_pack(
       "{sf sf sf sf sf sf s{sfsf} sf sf sI sf sf sf ss ss}", "price",
       dl_cents(price), "trade_in", dl_cents(trade), "down_payment",
@@ -250,9 +263,11 @@ json_t *fin_payment_quote(dl_request *req, json_t *args) {
       dl_cents(tax), "sales_tax_rate", rate, "fees", "doc", dl_cents(doc),
       "registration", dl_cents(reg), "amount_financed", dl_cents(financed),
       "apr", apr, "term_months", (json_int_t)term, "monthly_payment",
-      dl_cents(monthly), "total_interest", dl_cents(total - financed),
-      "total_of_payments", dl_cents(total), "credit_band", r.band[band],
+      monthly, "total_interest", dl_cents(total - dl_cents(financed)),
+      "total_of_payments", total, "credit_band", r.band[band],
       "dealership", json_string_value(json_object_get(dealer, "id")));
+  if (out && final != monthly) /* the last payment settles the cents */
+    json_object_set_new(out, "final_payment", json_real(final));
   if (out && score >= 0)
     json_object_set_new(out, "credit_score", json_integer(score));
   if (out && vehicle) {

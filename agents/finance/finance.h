@@ -12,6 +12,12 @@ double fin_monthly_payment(double principal, double apr_pct, int months);
 /* The principal a monthly `payment` repays in `months` at `apr_pct`
  * (the inverse of fin_monthly_payment), unrounded. */
 double fin_principal_for_payment(double payment, double apr_pct, int months);
+/* The last of `months` payments of `payment` (in cents, as the customer
+ * pays them) on `principal` (cents): each month's interest is rounded to
+ * the cent and the last payment settles what is left, so the payments
+ * add up to the principal and its interest exactly. */
+double fin_final_payment(double principal, double payment, double apr_pct,
+                         int months);
 
 /* The tools (dl_tool_fn). */
 json_t *fin_payment_quote(dl_request *req, json_t *args);

@@ -107,7 +107,9 @@ test('payment_quote: a vehicle by VIN with the known numbers', async () => {
     assert.equal(q.sales_tax, 1959.38);
     assert.equal(q.amount_financed, 29309.38);
     assert.equal(q.monthly_payment, 580.22);
-    assert.equal(q.total_of_payments, 34813.35);
+    // what the customer pays: 59 x 580.22, then 580.39 settling the cents
+    assert.equal(q.final_payment, 580.39);
+    assert.equal(q.total_of_payments, 34813.37);
     assert.equal(q.dealership, 'ns-minneapolis');
     assert.match(r.content[0].text, /^\$580\.22\/month for 60 months at 6\.99% APR/);
     assert.deepEqual(JSON.parse(r.content[0].text.split('\n')[1]), q);

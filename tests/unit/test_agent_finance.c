@@ -46,8 +46,11 @@ static void test_quote_by_vin(void **state) {
   assert_cents(num(r, "sales_tax"), 1959.38);        /* 1959.375 */
   assert_cents(num(r, "amount_financed"), 29309.38); /* 29309.375 */
   assert_cents(num(r, "monthly_payment"), 580.22);
-  assert_cents(num(r, "total_of_payments"), 34813.35);
-  assert_cents(num(r, "total_interest"), 5503.97);
+  /* the totals are the payments the customer makes: 59 x 580.22 and a
+   * last payment settling the cents each rounding left */
+  assert_cents(num(r, "final_payment"), 580.39);
+  assert_cents(num(r, "total_of_payments"), 59 * 580.22 + 580.39);
+  assert_cents(num(r, "total_interest"), 34813.37 - 29309.38);
   assert_cents(num(r, "apr"), 6.99);
   assert_int_equal(json_integer_value(json_object_get(r, "term_months")), 60);
   assert_string_equal(str(r, "credit_band"), "good");
@@ -81,8 +84,9 @@ static void test_quote_taxes_and_fees(void **state) {
   assert_cents(num(r, "sales_tax"), 1984.50); /* of 25000 + the $200 fee */
   assert_cents(num(r, "amount_financed"), 24284.50);
   assert_cents(num(r, "monthly_payment"), 564.66);
-  assert_cents(num(r, "total_of_payments"), 27103.74);
-  assert_cents(num(r, "total_interest"), 2819.24);
+  assert_cents(num(r, "final_payment"), 564.77);
+  assert_cents(num(r, "total_of_payments"), 47 * 564.66 + 564.77);
+  assert_cents(num(r, "total_interest"), 27103.79 - 24284.50);
   json_decref(r);
 
   /* 0% over 36 months: total of payments = amount financed */
@@ -96,7 +100,9 @@ static void test_quote_taxes_and_fees(void **state) {
   assert_cents(num(r, "down_payment"), 0);
   assert_cents(num(r, "amount_financed"), 32337.50);
   assert_cents(num(r, "monthly_payment"), 898.26);
-  assert_cents(num(r, "total_interest"), 0);
+  assert_cents(num(r, "final_payment"), 898.40); /* 35 x 898.26 + 898.40 */
+  assert_cents(num(r, "total_of_payments"), 32337.50);
+  assert_cents(num(r, "total_interest"), 0); /* not -0.14 */
   json_decref(r);
 }
 
