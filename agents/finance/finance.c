@@ -107,34 +107,53 @@ static void rules_load(dl_request *req, fin_rules *r) {
   json_decref(p);
 }
 
+/* The band a score falls in: the highest floor it reaches, else the
+ * lowest band. */
+static int band_of_score(const fin_rules *r, long score) {
+  int best = FIN_BANDS - 1; /* below every floor: the lowest band */
+  for (int i = 0; i < FIN_BANDS; i++)
+    if (score >= r->min_score[i] &&
+        (best == FIN_BANDS - 1 || r->min_score[i] > r->min_score[best]))
+      best = i;
+  return best;
+}
+
 /* The credit band from credit_band or credit_score (default good): its
- * index, or -1 after dl_invalid. *score is the score given, or -1. */
+ * index, or -1 after dl_invalid. *score is the score given, or -1. Both
+ * given must agree: which one to believe is not ours to guess. */
 static int read_band(dl_request *req, json_t *args, const fin_rules *r,
                      long *score) {
   int ok = 1;
   const char *name = dl_arg_str(req, args, "credit_band", NULL, &ok);
   *score = dl_arg_int(req, args, "credit_score", -1, &ok);
   if (!ok) return -1;
-  if (name) {
-    for (int i = 0; i < FIN_BANDS; i++)
-      if (strcasecmp(name, r->band[i]) == 0) return i;
+  int by_score = -1;
+  if (*score != -1) {
+    if (*score < 300 || *score > 850) {
+      dl_invalid(req, "argument 'credit_score' must be between 300 and 850");
+      return -1;
+    }
+    by_score = band_of_score(r, *score);
+  }
+  if (!name) return by_score >= 0 ? by_score : 1; /* good */
+  int by_name = -1;
+  for (int i = 0; i < FIN_BANDS; i++)
+    if (strcasecmp(name, r->band[i]) == 0) by_name = i;
+  if (by_name < 0) {
     dl_invalid(req,
                "argument 'credit_band' must be excellent, good, fair "
                "or poor, not \"%.32s\"",
                name);
     return -1;
   }
-  if (*score == -1) return 1; /* good */
-  if (*score < 300 || *score > 850) {
-    dl_invalid(req, "argument 'credit_score' must be between 300 and 850");
+  if (by_score >= 0 && by_score != by_name) {
+    dl_invalid(req,
+               "arguments 'credit_score' (%ld: %s credit) and 'credit_band' "
+               "(%s) disagree: give one, or both alike",
+               *score, r->band[by_score], r->band[by_name]);
     return -1;
   }
-  int best = FIN_BANDS - 1; /* below every floor: the lowest band */
-  for (int i = 0; i < FIN_BANDS; i++)
-    if (*score >= r->min_score[i] &&
-        (best == FIN_BANDS - 1 || r->min_score[i] > r->min_score[best]))
-      best = i;
-  return best;
+  return by_name;
 }
 
 /* The term_months argument (default 60), which must be offered: the term,

@@ -262,6 +262,20 @@ static void test_prequalify(void **state) {
   fixture_invalid(f, &prequalify_tool, "{'credit_score': 100}",
                   "'credit_score'");
   fixture_invalid(f, &prequalify_tool, "{'term_months': 12}", "not offered");
+  /* a score and a band that disagree: refused, naming both */
+  fixture_invalid(f, &prequalify_tool,
+                  "{'credit_score': 700, 'credit_band': 'poor'}",
+                  "'credit_score' (700: good credit) and 'credit_band' (poor) "
+                  "disagree");
+  fixture_invalid(f, &quote_tool,
+                  "{'price': 20000, 'credit_score': 800, 'credit_band': "
+                  "'fair'}",
+                  "disagree");
+  r = fixture_call(f, &prequalify_tool,
+                   "{'credit_score': 700, 'credit_band': 'Good'}", NULL);
+  if (!r) fail_msg("%s", f->error);
+  assert_string_equal(str(r, "credit_band"), "good");
+  json_decref(r);
 }
 
 int main(void) {
