@@ -14,7 +14,7 @@
 #include "agent.h"
 
 #include <ctype.h>
-#include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -121,22 +121,49 @@ const char *dl_arg_required(dl_request *req, json_t *args, const char *key,
   return v;
 }
 
+/* 1 if s is a plain decimal number: an optional '-', digits, and at most
+ * one '.' with digits after it. strtod alone also takes " 30000",
+ * "0x7530", "inf" and "nan", and a NaN is what tools use for "absent". */
+static int plain_decimal(const char *s) {
+  if (*s == '-') s++;
+  if (!isdigit((unsigned char)*s)) return 0;
+  while (isdigit((unsigned char)*s))
+    s++;
+  if (*s == '.') {
+    s++;
+    if (!isdigit((unsigned char)*s)) return 0;
+    while (isdigit((unsigned char)*s))
+      s++;
+  }
+  return *s == '\0';
+}
+
 double dl_arg_num(dl_request *req, json_t *args, const char *key, double def,
                   int *ok) {
   json_t *v = json_object_get(args, key);
   if (!v || json_is_null(v)) return def;
-  if (json_is_number(v)) return json_number_value(v);
+  double d = NAN;
+  if (json_is_number(v)) d = json_number_value(v);
   /* Numbers read from a conversation often arrive as text ("32000"). */
-  if (json_is_string(v)) {
-    char *end = NULL;
-    errno = 0;
-    double d = strtod(json_string_value(v), &end);
-    if (errno == 0 && end && end != json_string_value(v) && *end == '\0')
-      return d;
+  if (json_is_string(v) && json_string_length(v) <= 32 &&
+      plain_decimal(json_string_value(v)))
+    d = strtod(json_string_value(v), NULL);
+  if (isnan(d)) {
+    dl_invalid(req, "argument '%s' must be a number (digits, an optional "
+                    "'-' and '.')",
+               key);
+    *ok = 0;
+    return def;
   }
-  dl_invalid(req, "argument '%s' must be a number", key);
-  *ok = 0;
-  return def;
+  /* No amount, count or limit of a dealership comes near; 1e308 would
+   * only overflow what is computed from it. */
+  if (!(fabs(d) <= DL_ARG_NUM_MAX)) {
+    dl_invalid(req, "argument '%s' must be between -%.0f and %.0f", key,
+               DL_ARG_NUM_MAX, DL_ARG_NUM_MAX);
+    *ok = 0;
+    return def;
+  }
+  return d;
 }
 
 long dl_arg_int(dl_request *req, json_t *args, const char *key, long def,

@@ -139,6 +139,10 @@ json_t *dl_invalid(dl_request *req, const char *fmt, ...)
  * in req, naming the argument and the cap (then *ok is set to 0). */
 const char *dl_arg_str(dl_request *req, json_t *args, const char *key,
                        const char *def, int *ok);
+/* The largest number argument dl_arg_num takes (in size): a billion
+ * dollars, miles or anything else is no dealership's. */
+#define DL_ARG_NUM_MAX 1e9
+
 /* dl_arg_str for a free-text argument allowed up to max bytes (notes). */
 const char *dl_arg_text(dl_request *req, json_t *args, const char *key,
                         const char *def, size_t max, int *ok);
@@ -148,6 +152,9 @@ const char *dl_arg_required(dl_request *req, json_t *args, const char *key,
                             size_t max);
 /* 1 if s is empty or only whitespace. */
 int dl_blank(const char *s);
+/* A number: a JSON number, or a string of a plain decimal ("32000",
+ * "-1.5"; no spaces, hex, exponent, inf or nan), at most DL_ARG_NUM_MAX
+ * in size. */
 double dl_arg_num(dl_request *req, json_t *args, const char *key, double def,
                   int *ok);
 long dl_arg_int(dl_request *req, json_t *args, const char *key, long def,

@@ -181,6 +181,28 @@ static void test_quote_errors(void **state) {
   fixture_invalid(f, &quote_tool,
                   "{'price': 20000, 'trade_in': 10000, 'down_payment': 20000}",
                   "'down_payment'");
+  /* numbers as text: plain decimals only; every number bounded */
+  static const char *const not_numbers[] = {"NaN", "nan", "0x7530", " 30000",
+                                            "30000 ", "1e5", "inf", "-",
+                                            "1.", ".5", "1.2.3", "+5"};
+  for (size_t i = 0; i < sizeof not_numbers / sizeof not_numbers[0]; i++) {
+    char args[64];
+    snprintf(args, sizeof args, "{'price': '%s'}", not_numbers[i]);
+    fixture_invalid(f, &quote_tool, args, "argument 'price' must be a number");
+  }
+  fixture_invalid(f, &quote_tool, "{'price': 1e308}",
+                  "argument 'price' must be between");
+  fixture_invalid(f, &prequalify_tool, "{'monthly_income': 1e308}",
+                  "argument 'monthly_income' must be between");
+  fixture_invalid(f, &prequalify_tool, "{'monthly_debts': 'NaN'}",
+                  "'monthly_debts' must be a number");
+  json_t *q = fixture_call(f, &quote_tool, "{'price': '-0.5'}", NULL);
+  assert_null(q); /* a plain decimal, refused as an amount instead */
+  assert_non_null(strstr(f->error, "'price' must be a positive amount"));
+  q = fixture_call(f, &quote_tool, "{'price': '30000.50'}", NULL);
+  if (!q) fail_msg("%s", f->error);
+  assert_cents(num(q, "price"), 30000.50);
+  json_decref(q);
 }
 
 static void test_prequalify(void **state) {

@@ -170,6 +170,13 @@ static void test_ranking_budget_and_ties(void **state) {
   assert_int_equal(run(&search, NULL, "{\"limit\": 50}", &res, error),
                    DL_INVALID_ARGS);
   assert_null(res);
+  /* "NaN" is not a number (it used to drop the budget filter) */
+  assert_int_equal(run(&search, NULL, "{\"budget\": \"NaN\"}", &res, error),
+                   DL_INVALID_ARGS);
+  assert_non_null(strstr(error, "'budget' must be a number"));
+  r = ok(&search, NULL, "{\"model\": \"camry\", \"budget\": \"30000\"}");
+  assert_int_equal(json_integer_value(json_object_get(r, "total_matches")), 4);
+  json_decref(r);
 }
 
 static void test_details_and_unknown_vin(void **state) {
