@@ -239,6 +239,9 @@ int general_read_args(json_t *args, general_args *out, char *why,
   if (jtoday && !json_is_null(jtoday) &&
       dl_date_parse(json_string_value(jtoday), &out->today) != 0)
     return snprintf(why, n, "today must be a date like 2027-01-04"), -1;
+  /* relative dates reach a year ahead ("Jan 12" after Jan 12) */
+  if (out->today > dl_days_from_civil(9998, 12, 31))
+    return snprintf(why, n, "today must be 9998-12-31 or earlier"), -1;
   out->text = json_string_value(jtext);
   out->channel = json_string_value(jchannel);
   return 0;

@@ -520,6 +520,8 @@ static int weekday_of(const char *w) {
 }
 
 static void add_date(json_t *dates, long day) {
+  /* past 9999-12-31 a date has no YYYY-MM-DD (it would print as year 0000) */
+  if (day > dl_days_from_civil(9999, 12, 31)) return;
   char s[11];
   dl_date_format(day, s);
   size_t i;

@@ -244,6 +244,27 @@ static void test_long_text(void **state) {
   free(text);
 }
 
+/* Dates stop at 9999-12-31 instead of wrapping to year 0000. */
+static void test_dates_end_in_9999(void **state) {
+  (void)state;
+  general_args ga;
+  char why[256];
+  json_t *args = json_pack("{ssss}", "text", "next monday", "today",
+                           "9999-12-30");
+  assert_int_equal(general_read_args(args, &ga, why, sizeof why), -1);
+  assert_non_null(strstr(why, "today must be 9998-12-31 or earlier"));
+  json_decref(args);
+  long today;
+  assert_int_equal(dl_date_parse("9999-12-30", &today), 0);
+  json_t *r = general_classify_rules("next monday, tomorrow or Jan 3", NULL,
+                                     today);
+  json_t *dates = json_object_get(json_object_get(r, "entities"), "dates");
+  assert_int_equal(json_array_size(dates), 1);
+  assert_string_equal(json_string_value(json_array_get(dates, 0)),
+                      "9999-12-31");
+  json_decref(r);
+}
+
 static void test_email_rules(void **state) {
   (void)state;
   static const struct {
@@ -274,6 +295,7 @@ int main(void) {
       cmocka_unit_test(test_model_answers_are_checked),
       cmocka_unit_test(test_long_text),
       cmocka_unit_test(test_email_rules),
+      cmocka_unit_test(test_dates_end_in_9999),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
