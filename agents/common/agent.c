@@ -319,6 +319,19 @@ static int ledger_store(dl_request *req, const char *hash, json_t *result) {
   return rc;
 }
 
+/* 1 if db was written by dealer-data (its application_id). */
+static int dealer_file(sqlite3 *db) {
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = NULL;
+  int ours = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    ours = sqlite3_column_int(st, 0) == DL_APPLICATION_ID;
+  sqlite3_finalize(st);
+  return ours;
+}
+
 dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
                        const char *tenant, const char *idempotency_key,
                        json_t *args, json_t *context, json_t **out, char *error,
@@ -335,15 +348,16 @@ dl_outcome dl_run_tool(const dl_tool *tool, const char *data_dir,
     dl_fail(&req, "out of memory");
     goto done;
   }
+  /* The caller learns only that there is no such tenant: not the
+   * server's paths, nor what else the directory holds. */
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK) {
-    dl_fail(&req,
-            "no dealership data for tenant %s (%s: %s); generate it "
-            "with dealer-data",
-            tenant, path, db ? sqlite3_errmsg(db) : "cannot open");
+                      NULL) != SQLITE_OK ||
+      !dealer_file(db)) {
+    sb_log(SB_LOG_WARNING, DL_MODULE, "tenant %s: %s is not dealer data (%s)",
+           tenant, path, db ? sqlite3_errmsg(db) : "cannot open");
+    dl_fail(&req, "unknown tenant %s", tenant);
     goto done;
   }
-  sqlite3_busy_timeout(db, 5000);
   req.db = db;
   if (exec(db, tool->mutating ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
     dl_fail(&req, "the dealership data is busy: %s", sqlite3_errmsg(db));

@@ -181,6 +181,12 @@ void dl_reason(json_t *reasons, const char *fmt, ...)
  * a dot. */
 int dl_tenant_valid(const char *s);
 
+/* The PRAGMA application_id of a tenant's file ("DLRD"): the schema sets
+ * it, and dl_run_tool refuses a file without it, so a tenant id that
+ * names some other database in the data directory (switchboard's own
+ * store, "switchboard") opens nothing. */
+#define DL_APPLICATION_ID 1145852484
+
 /* The demo database schema (every table of a tenant's file). */
 extern const char dl_schema_sql[];
 

@@ -11,6 +11,9 @@
 
 const char dl_schema_sql[] =
     "PRAGMA journal_mode=WAL;\n"
+    /* the mark of a dealer-data file, DL_APPLICATION_ID ("DLRD"; one
+     * literal, as tests read this text): the runtime opens no other */
+    "PRAGMA application_id = 1145852484;\n"
     /* the dealer group this file belongs to */
     "CREATE TABLE IF NOT EXISTS tenant (\n"
     "  id TEXT PRIMARY KEY,\n"

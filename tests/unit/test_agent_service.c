@@ -320,6 +320,37 @@ static void test_booking_idempotent(void **state) {
   json_decref(c);
 }
 
+/* Only dealer-data's files are tenants: another SQLite file in the data
+ * directory (switchboard's own store) or no file is "unknown tenant",
+ * without the server's paths. */
+static void test_unknown_tenants(void **state) {
+  fixture *f = *state;
+  char other[160];
+  snprintf(other, sizeof other, "%s/switchboard.db", f->dir);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(other, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "CREATE TABLE secrets (v TEXT);", NULL,
+                                NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  static const char *const tenants[] = {"switchboard", "nobody"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *args = J("{}"), *r = NULL;
+    char error[512];
+    dl_outcome o = dl_run_tool(&slots_tool, f->dir, tenants[i], NULL, args,
+                               NULL, &r, error, sizeof error);
+    json_decref(args);
+    assert_int_equal(o, DL_FAILED);
+    assert_null(r);
+    char want[64];
+    snprintf(want, sizeof want, "unknown tenant %s", tenants[i]);
+    assert_string_equal(error, want);
+  }
+  test_sqlite_files_remove(other);
+  /* the tenant's own file is marked */
+  assert_int_equal(fixture_int(f, "PRAGMA application_id"), DL_APPLICATION_ID);
+}
+
 static void test_labor_hours(void **state) {
   (void)state;
   assert_true(svc_labor_hours(NULL, "Oil Change") == 0.5);
@@ -335,6 +366,8 @@ int main(void) {
       cmocka_unit_test(test_vin),
       cmocka_unit_test(test_labor_hours),
       cmocka_unit_test_setup_teardown(test_recalls, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_unknown_tenants, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_slots, fixture_setup,
                                       fixture_teardown),
