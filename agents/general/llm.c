@@ -38,7 +38,8 @@ const char general_classification_schema[] =
     "\"fuel\":{\"type\":\"string\"}}},"
     "\"sentiment\":{\"type\":\"string\",\"enum\":[\"positive\",\"neutral\","
     "\"negative\"]},"
-    "\"language\":{\"type\":\"string\",\"pattern\":\"^[a-z]{2}$\"},"
+    "\"language\":{\"type\":\"string\",\"enum\":[\"en\",\"es\",\"fr\","
+    "\"de\"]},"
     "\"method\":{\"type\":\"string\",\"enum\":[\"rules\",\"llm\"]},"
     "\"summary\":{\"type\":\"string\"},"
     "\"llmError\":{\"type\":\"string\"}},"
@@ -52,8 +53,8 @@ static const char system_prompt[] =
     "confidence between 0 and 1, entities (only those the message states: "
     "make, model, year, vin, budget and monthly_budget in dollars as "
     "numbers, dates as YYYY-MM-DD, phone, email, name, body, fuel), "
-    "sentiment (positive, neutral or negative), language (ISO 639-1) and a "
-    "one-sentence summary.";
+    "sentiment (positive, neutral or negative), language (en, es, fr or de) "
+    "and a one-sentence summary.";
 
 /* ---- checking the model's answer ---------------------------------------- */
 
@@ -63,6 +64,30 @@ static int one_of(const char *s, const char *const *set) {
   return 0;
 }
 
+/* A model's answer is held to what the rules could have said: these
+ * bounds are the rules' (plausible years, amounts a customer states), so
+ * an answer past them is the model's invention, not the customer's. */
+#define CHECK_MAX_STRING 200   /* an entity, as an argument (DL_ARG_STR_MAX) */
+#define CHECK_MAX_SUMMARY 500  /* one sentence */
+#define CHECK_MAX_DATES 16
+#define CHECK_MAX_BUDGET 1e6
+#define CHECK_MAX_MONTHLY 1e4
+
+/* 1 if every key of o is one of the NULL-ended names; else 0 with the
+ * first other key in *other. */
+static int only_keys(json_t *o, const char *const *names, const char **other) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(o, k, v) {
+    (void)v;
+    if (!one_of(k, names)) {
+      *other = k;
+      return 0;
+    }
+  }
+  return 1;
+}
+
 int general_check_classification(json_t *c, char *why, size_t n) {
   static const char *const intents[] = {
       "buy", "trade_in", "service", "parts", "finance", "other", NULL};
@@ -70,7 +95,17 @@ int general_check_classification(json_t *c, char *why, size_t n) {
                                            NULL};
   static const char *const strings[] = {"make",  "model", "vin",  "phone",
                                         "email", "name",  "body", "fuel"};
+  static const char *const languages[] = {"en", "es", "fr", "de", NULL};
+  static const char *const top_keys[] = {
+      "intent", "confidence", "entities", "sentiment", "language", "method",
+      "summary", "llmError", "channel", "warnings", NULL};
+  static const char *const entity_keys[] = {
+      "make",  "model", "year", "vin",  "budget", "monthly_budget", "dates",
+      "phone", "email", "name", "body", "fuel",   NULL};
+  const char *other = NULL;
   if (!json_is_object(c)) return snprintf(why, n, "not a JSON object"), -1;
+  if (!only_keys(c, top_keys, &other))
+    return snprintf(why, n, "unknown member %.40s", other), -1;
   if (!one_of(json_string_value(json_object_get(c, "intent")), intents))
     return snprintf(why, n, "intent is not one of the six"), -1;
   json_t *conf = json_object_get(c, "confidence");
@@ -80,36 +115,75 @@ int general_check_classification(json_t *c, char *why, size_t n) {
   if (!one_of(json_string_value(json_object_get(c, "sentiment")), sentiments))
     return snprintf(why, n, "sentiment is not positive, neutral or negative"),
            -1;
-  const char *lang = json_string_value(json_object_get(c, "language"));
-  if (!lang || strlen(lang) != 2 || lang[0] < 'a' || lang[0] > 'z' ||
-      lang[1] < 'a' || lang[1] > 'z')
-    return snprintf(why, n, "language is not an ISO 639-1 code"), -1;
-  if (!json_is_string(json_object_get(c, "summary")))
+  if (!one_of(json_string_value(json_object_get(c, "language")), languages))
+    return snprintf(why, n, "language is not en, es, fr or de"), -1;
+  json_t *summary = json_object_get(c, "summary");
+  if (!json_is_string(summary))
     return snprintf(why, n, "summary is missing"), -1;
+  if (json_string_length(summary) > CHECK_MAX_SUMMARY)
+    return snprintf(why, n, "summary is longer than %d bytes",
+                    CHECK_MAX_SUMMARY),
+           -1;
+  json_t *channel = json_object_get(c, "channel");
+  if (channel && (!json_is_string(channel) ||
+                  json_string_length(channel) > GENERAL_MAX_CHANNEL_BYTES))
+    return snprintf(why, n, "channel is not a short string"), -1;
+  json_t *warnings = json_object_get(c, "warnings");
+  if (warnings) {
+    size_t i;
+    json_t *w;
+    if (!json_is_array(warnings) || json_array_size(warnings) > 8)
+      return snprintf(why, n, "warnings is not a short array"), -1;
+    json_array_foreach(warnings, i, w) {
+      if (!json_is_string(w) || json_string_length(w) > CHECK_MAX_SUMMARY)
+        return snprintf(why, n, "warnings has other than short strings"), -1;
+    }
+  }
   json_t *e = json_object_get(c, "entities");
   if (!json_is_object(e))
     return snprintf(why, n, "entities is not an object"), -1;
+  if (!only_keys(e, entity_keys, &other))
+    return snprintf(why, n, "unknown entity %.40s", other), -1;
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
     json_t *v = json_object_get(e, strings[i]);
     if (v && !json_is_string(v))
       return snprintf(why, n, "entities.%s is not a string", strings[i]), -1;
+    if (json_string_length(v) > CHECK_MAX_STRING)
+      return snprintf(why, n, "entities.%s is longer than %d bytes",
+                      strings[i], CHECK_MAX_STRING),
+             -1;
   }
+  const char *vin = json_string_value(json_object_get(e, "vin"));
+  if (vin && !dl_vin_valid(vin))
+    return snprintf(why, n, "entities.vin is not a VIN with its check digit"),
+           -1;
   json_t *year = json_object_get(e, "year");
   if (year && !json_is_integer(year))
     return snprintf(why, n, "entities.year is not an integer"), -1;
+  if (year && (json_integer_value(year) < 1980 ||
+               json_integer_value(year) > 2100))
+    return snprintf(why, n, "entities.year is not a model year (1980-2100)"),
+           -1;
   const char *nums[] = {"budget", "monthly_budget"};
+  const double caps[] = {CHECK_MAX_BUDGET, CHECK_MAX_MONTHLY};
   for (int i = 0; i < 2; i++) {
     json_t *v = json_object_get(e, nums[i]);
     if (v && !json_is_number(v))
       return snprintf(why, n, "entities.%s is not a number", nums[i]), -1;
+    if (v && !(json_number_value(v) > 0 && json_number_value(v) <= caps[i]))
+      return snprintf(why, n, "entities.%s is not an amount in (0, %.0f]",
+                      nums[i], caps[i]),
+             -1;
   }
   json_t *dates = json_object_get(e, "dates");
   if (dates) {
     size_t i;
     json_t *d;
     long day;
-    if (!json_is_array(dates))
-      return snprintf(why, n, "entities.dates is not an array"), -1;
+    if (!json_is_array(dates) || json_array_size(dates) > CHECK_MAX_DATES)
+      return snprintf(why, n, "entities.dates is not an array of up to %d",
+                      CHECK_MAX_DATES),
+             -1;
     json_array_foreach(
         dates, i, d) if (dl_date_parse(json_string_value(d), &day) !=
                          0) return snprintf(why, n,

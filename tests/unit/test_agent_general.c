@@ -19,6 +19,7 @@
 #include "core/core.h"
 #include "data/catalog.h"
 #include "general/general.h"
+#include "test_json.h"
 
 typedef struct utterance {
   const char *text;
@@ -190,6 +191,40 @@ static void test_model_answers_are_checked(void **state) {
     assert_int_equal(general_check_classification(c, why, sizeof why), -1);
     json_decref(c);
   }
+  /* what the rules would never say: each is refused (the call then falls
+   * back to the rules with llmError) */
+  static const struct {
+    const char *member, *value, *why;
+  } invented[] = {
+      {"entities", "{'vin': 'NOT-A-VIN'}", "entities.vin"},
+      {"entities", "{'vin': '1M8GDM9A1KP042788'}", "check digit"},
+      {"entities", "{'budget': -50000}", "entities.budget"},
+      {"entities", "{'monthly_budget': 1e300}", "entities.monthly_budget"},
+      {"entities", "{'year': 99999}", "entities.year"},
+      {"entities", "{'salary': 5}", "unknown entity salary"},
+      {"language", "'zz'", "language"},
+      {"admin", "true", "unknown member admin"},
+  };
+  for (size_t i = 0; i < sizeof invented / sizeof invented[0]; i++) {
+    json_t *c = J("{'intent': 'buy', 'confidence': 0.5, 'entities': {}, "
+                  "'sentiment': 'neutral', 'language': 'en', "
+                  "'summary': 'x'}");
+    json_object_set_new(c, invented[i].member, J(invented[i].value));
+    if (general_check_classification(c, why, sizeof why) != -1 ||
+        !strstr(why, invented[i].why))
+      fail_msg("%s %s: want a refusal naming %s, got \"%s\"",
+               invented[i].member, invented[i].value, invented[i].why, why);
+    json_decref(c);
+  }
+  json_t *c = J("{'intent': 'buy', 'confidence': 0.5, 'entities': {}, "
+                "'sentiment': 'neutral', 'language': 'en'}");
+  char *long_summary = calloc(1, 100 * 1024 + 1);
+  memset(long_summary, 's', 100 * 1024);
+  json_object_set_new(c, "summary", json_string(long_summary));
+  free(long_summary);
+  assert_int_equal(general_check_classification(c, why, sizeof why), -1);
+  assert_non_null(strstr(why, "summary is longer than 500 bytes"));
+  json_decref(c);
   json_t *good = json_loads(
       "{\"intent\":\"buy\",\"confidence\":0.8,\"entities\":{\"make\":"
       "\"Toyota\",\"budget\":32000,\"dates\":[\"2027-01-12\"]},\"sentiment\":"
