@@ -6,7 +6,9 @@ static char *find_summary(json_t *r) {
   json_t *parts = json_object_get(r, "parts");
   json_t *first = json_array_get(parts, 0);
   size_t n = json_array_size(parts);
-  if (!first) return sb_asprintf("no parts found");
+  const char *message = json_string_value(json_object_get(r, "message"));
+  if (!first) return sb_asprintf("no parts found%s%s", message ? ": " : "",
+                                 message ? message : "");
   return sb_asprintf(
       "%zu part%s found; first: %s %s ($%.2f, %lld in stock)", n,
       n == 1 ? "" : "s",
@@ -66,6 +68,7 @@ static const dl_tool parts_tools[] = {
          "{\"type\": \"object\", \"required\": [\"parts\"], \"properties\": {"
          "\"vehicle\": {\"type\": \"object\"},"
          "\"count\": {\"type\": \"integer\"},"
+         "\"message\": {\"type\": \"string\"},"
          "\"parts\": {\"type\": \"array\", \"items\": {\"type\": \"object\", "
          "\"properties\": {\"part_number\": {\"type\": \"string\"}, \"name\": "
          "{\"type\": \"string\"}, \"category\": {\"type\": \"string\"}, "

@@ -169,6 +169,17 @@ json_t *parts_find(dl_request *req, json_t *args) {
   const char *dealer_id = json_string_value(json_object_get(dealer, "id"));
   parts_words q;
   split_words(query, &q, 1);
+  /* A query with nothing to search for ("the part", "ブレーキ") is not
+   * "any part": that answered parts the customer never asked about. */
+  if (!dl_blank(query) && q.n == 0) {
+    out = json_pack("{sIs[]ss}", "count", (json_int_t)0, "parts", "message",
+                    "no searchable word in the query: search by the part's "
+                    "name or category in English (letters and digits, "
+                    "not only words like \"the\", \"for\" or \"part\")");
+    if (out && vehicle) json_object_set(out, "vehicle", vehicle);
+    if (!out) dl_fail(req, "out of memory");
+    goto done;
+  }
   st = dl_prepare(
       req, "SELECT part_number, name, category, make, model, year_from, "
            "year_to, price, labor_hours FROM parts "

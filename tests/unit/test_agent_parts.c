@@ -96,6 +96,31 @@ static void test_find_ranking(void **state) {
   fixture_invalid(f, &find_tool, "{'year': 20}", "'year'");
 }
 
+/* A query with no word to search for finds nothing, and says why,
+ * rather than every part of the vehicle. */
+static void test_find_without_words(void **state) {
+  fixture *f = *state;
+  static const char *const queries[] = {
+      "{'query': '\u30d6\u30ec\u30fc\u30ad', 'make': 'Toyota'}",
+      "{'query': 'the part for my', 'make': 'Toyota'}",
+      "{'query': '\u00e9\u00e8 ! ?', 'make': 'Toyota'}",
+  };
+  for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+    json_t *r = fixture_call(f, &find_tool, queries[i], NULL);
+    if (!r) fail_msg("%s", f->error);
+    assert_int_equal(json_integer_value(json_object_get(r, "count")), 0);
+    assert_int_equal(json_array_size(json_object_get(r, "parts")), 0);
+    assert_non_null(strstr(str(r, "message"), "no searchable word"));
+    json_decref(r);
+  }
+  /* no query, or a blank one: every part that fits, as before */
+  json_t *r = fixture_call(f, &find_tool, "{'query': ' ', 'make': 'Toyota'}",
+                           NULL);
+  if (!r) fail_msg("%s", f->error);
+  assert_true(json_integer_value(json_object_get(r, "count")) > 0);
+  json_decref(r);
+}
+
 static void test_availability(void **state) {
   fixture *f = *state;
   json_t *r =
@@ -227,6 +252,8 @@ int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_find_ranking, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_find_without_words, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_availability, fixture_setup,
                                       fixture_teardown),
