@@ -111,6 +111,14 @@ int main(void) {
 done:
   if (stdio) sb_stdio_server_stop(stdio);
   if (srv) sb_mcp_server_free(srv);
+  if (uv_is_active((uv_handle_t *)&a.sigterm)) {
+    uv_close((uv_handle_t *)&a.sigterm, NULL);
+    uv_close((uv_handle_t *)&a.sigint, NULL);
+  }
+  /* Let the stdio server close its own handles (stdout drains its answers
+   * first, then closes itself: closing it from here too would close it
+   * twice, an abort in libuv), then close whatever is left. */
+  uv_run(&a.loop, UV_RUN_DEFAULT);
   uv_walk(&a.loop, close_handle, NULL);
   uv_run(&a.loop, UV_RUN_DEFAULT);
   uv_loop_close(&a.loop);
