@@ -196,6 +196,12 @@ static void conn_closed(sb_http_server *s, http_conn *c) {
   sb_list_unlink(&s->conns, &c->all_link);
   if (!c->admitted) s->strangers--;
   sb_free(c);
+  /* At its connection limit MHD took the listening socket out of its
+   * epoll set; it puts it back at the start of its next run, once below
+   * the limit. Nothing would wake that run (the listening socket is what
+   * would), and the connections waiting to be accepted (a caller with a
+   * token among them) would wait for the next timer: run again now. */
+  if (s->nconns + 1 >= (size_t)s->cfg.max_connections) http_kick(s);
 }
 
 void http_conn_notify(void *cls, struct MHD_Connection *conn,

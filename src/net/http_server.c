@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -166,6 +167,41 @@ static void free_statics(sb_http_server *s) {
     }
 }
 
+/* Descriptors kept for what is not a client connection: the store, the
+ * agents' pipes and sockets, the log, libuv's and curl's own. */
+#define FD_HEADROOM 256
+
+/* Each connection is a descriptor. The soft RLIMIT_NOFILE is raised to
+ * the hard one, and max_connections (its reserve in proportion) is fitted
+ * under what remains after FD_HEADROOM: past the process's descriptors,
+ * accept fails unseen, and a crowd of slow strangers would take the last
+ * of them before the reserve for authenticated callers came into play. */
+static void fit_to_fd_limit(sb_http_server_options *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+    struct rlimit raised = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+    if (rl.rlim_max == RLIM_INFINITY) raised.rlim_cur = 1u << 20;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = raised.rlim_cur;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || cfg->max_connections <= 0) return;
+  long long room = (long long)rl.rlim_cur - FD_HEADROOM;
+  if (room < 8) room = 8;
+  if (cfg->max_connections <= room) return;
+  int was = cfg->max_connections, reserve = cfg->connection_reserve;
+  cfg->max_connections = (int)room;
+  if (reserve > 0)
+    cfg->connection_reserve = (int)((long long)reserve * room / was) + 1;
+  SB_WARN(MOD,
+          "limits.max_connections %d is more than this process may open "
+          "(RLIMIT_NOFILE %llu, %d kept for the store and agents): serving "
+          "at most %d connections, %d of them kept for authenticated "
+          "callers (limits.connection_reserve); raise the limit (ulimit -n, "
+          "LimitNOFILE=) to serve more",
+          was, (unsigned long long)rl.rlim_cur, FD_HEADROOM,
+          cfg->max_connections, cfg->connection_reserve);
+}
+
 sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                      const sb_http_server_options *cfg,
                                      sb_error *err) {
@@ -177,6 +213,7 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
   s->loop = loop;
   s->mcp = srv;
   s->cfg = *cfg;
+  fit_to_fd_limit(&s->cfg);
   if (!s->cfg.max_stream_buffer_bytes)
     s->cfg.max_stream_buffer_bytes = 8u * 1024u * 1024u;
   struct sockaddr_storage ss;
@@ -236,7 +273,7 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
       (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       (size_t)cfg->connection_memory_bytes, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned int)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned int)cfg->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
       http_on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, http_conn_notify, s,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT,

@@ -347,3 +347,51 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     assert.equal((await echoOnNewConnection('after the slow reader')).status, 200);
   });
 });
+
+describe('Streamable HTTP: a descriptor limit below max_connections', { timeout: 120000 }, () => {
+  // 320 descriptors (prlimit, soft and hard: nothing to raise) against the
+  // default max_connections of 10,000: switchboard fits its connections
+  // under the limit, keeping its reserve for callers with a token. Before,
+  // a crowd of slow strangers took every descriptor and accept failed for
+  // everyone, silently, until their header deadline.
+  let server;
+  let port;
+
+  before(async () => {
+    server = await startTenantServer({
+      wrap: ['prlimit', '--nofile=320:320', '--'],
+      config: 'limits:\n  header_timeout_s: 60',
+    });
+    port = server.port;
+  });
+  after(async () => {
+    if (server) await stopClean(server);
+  });
+
+  it('the limit is fitted and said; a crowd past it does not lock a caller with a token out', async () => {
+    assert.match(server.stderr, /limits\.max_connections 10000 is more than this process may open \(RLIMIT_NOFILE 320, 256 kept for the store and agents\): serving at most 64 connections, 7 of them kept for authenticated callers/);
+    const crowd = [];
+    try {
+      for (let i = 0; i < 400; i++) {
+        const c = new Raw(port, { localAddress: `127.0.0.${2 + (i % 6)}` });
+        crowd.push(c);
+        c.connected.then(() => c.write('POST /mcp HTTP/1.1\r\nHost: x\r\n'));
+      }
+      await Promise.all(crowd.map((c) => c.connected));
+      for (let k = 0; k < 5; k++) {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: `k${k}` }, _meta: META } });
+        const res = await withDeadline(fetch(`http://127.0.0.1:${port}/mcp`, {
+          method: 'POST', body,
+          headers: {
+            'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}`,
+            'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo', connection: 'close',
+          },
+        }), DEADLINE_MS, `echo k${k} through the crowd`);
+        assert.equal(res.status, 200);
+        assert.equal((await res.json()).result.structuredContent.text, `k${k}`);
+      }
+    } finally {
+      for (const c of crowd) c.destroy();
+    }
+  });
+});

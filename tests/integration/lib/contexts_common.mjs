@@ -49,9 +49,9 @@ export function writeTenantConfig(extra = '') {
 
 /** A switchboard HTTP server with both tenants configured (plus `config`
  * YAML appended to the file). */
-export async function startTenantServer({ store, extraArgs = [], config = '' } = {}) {
+export async function startTenantServer({ store, extraArgs = [], config = '', wrap = [] } = {}) {
   const args = ['--config', writeTenantConfig(config), ...(store ? ['--store', store] : []), ...extraArgs];
-  const server = await startHttpServer({ extraArgs: args });
+  const server = await startHttpServer({ extraArgs: args, wrap });
   server.base = server.url.replace(/\/mcp$/, '');
   return server;
 }
