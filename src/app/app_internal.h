@@ -15,9 +15,18 @@
 
 typedef struct app_reloader app_reloader;
 
+/* Authentication failures recorded in the current second, and those left
+ * out since the last one recorded (audit.c). */
+typedef struct app_audit_rate {
+  uint64_t second;
+  unsigned recorded;
+  uint64_t suppressed;
+} app_audit_rate;
+
 struct sb_app {
   const sb_config *cfg;
   uv_loop_t *loop;
+  app_audit_rate audit_rate;
   sb_store *store;
   sb_auth_keyring *keyring; /* API keys (HTTP only) */
   sb_ctx_manager *ctx;

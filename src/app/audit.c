@@ -54,22 +54,66 @@ static void credential_of(const char *token, char *out, size_t cap) {
   }
 }
 
+/* Authentication failures cost whoever sends them nothing: at most this
+ * many a second become events and log lines, and the next one recorded
+ * says how many were left out meanwhile ("suppressed"). */
+#define AUTH_FAILURES_PER_SECOND 50
+/* What of a request's path an event keeps (the log line keeps as much). */
+#define AUDIT_PATH_MAX 200
+
+/* 1 if this failure is recorded; *suppressed: how many were not since. */
+static int rate_admit(app_audit_rate *r, uint64_t *suppressed) {
+  uint64_t second = sb_now_ms() / 1000;
+  if (second != r->second) {
+    r->second = second;
+    r->recorded = 0;
+  }
+  if (r->recorded >= AUTH_FAILURES_PER_SECOND) {
+    r->suppressed++;
+    return 0;
+  }
+  r->recorded++;
+  *suppressed = r->suppressed;
+  r->suppressed = 0;
+  return 1;
+}
+
+/* path cut to AUDIT_PATH_MAX bytes, at a character's start, into out. */
+static void path_cut(const char *path, char *out, size_t cap) {
+  size_t n = strlen(path);
+  if (n > AUDIT_PATH_MAX) {
+    n = AUDIT_PATH_MAX;
+    while (n && ((unsigned char)path[n] & 0xC0) == 0x80)
+      n--;
+  }
+  snprintf(out, cap, "%.*s", (int)n, path);
+}
+
 void app_audit_auth_failure(void *ud, const sb_http_auth_failure *f) {
   sb_app *app = ud;
   static const char *const reasons[] = {"", "missing_token", "refused_token",
                                         "origin_not_allowed"};
+  uint64_t suppressed = 0;
+  if (!rate_admit(&app->audit_rate, &suppressed)) return;
   const char *reason = (unsigned)f->reason < 4 ? reasons[f->reason] : "";
-  char cred[40];
+  char cred[40], path[AUDIT_PATH_MAX + 1];
   credential_of(f->bearer_token, cred, sizeof cred);
+  path_cut(f->path ? f->path : "", path, sizeof path);
   const char *tenant = f->tenant ? f->tenant : app_audit_tenant(app);
-  SB_WARN(MODULE, "auth failed: %d %s from %s (%s %.200s, credential %s)",
+  SB_WARN(MODULE,
+          "auth failed: %d %s from %s (%s %s, credential %s)%s%.0llu%s",
           f->status, reason, *f->remote_addr ? f->remote_addr : "?",
-          f->method ? f->method : "?", f->path ? f->path : "?", cred);
-  record(app, tenant, SB_EVENT_AUDIT_AUTH_FAILED,
-         json_pack("{sissssssssss}", "status", f->status, "reason", reason,
-                   "remote", f->remote_addr, "method",
-                   f->method ? f->method : "", "path", f->path ? f->path : "",
-                   "credential", cred));
+          f->method ? f->method : "?", path, cred,
+          suppressed ? "; " : "", (unsigned long long)suppressed,
+          suppressed ? " more not recorded before it (50 a second at most)"
+                     : "");
+  json_t *data = json_pack("{sissssssssss}", "status", f->status, "reason",
+                           reason, "remote", f->remote_addr, "method",
+                           f->method ? f->method : "", "path", path,
+                           "credential", cred);
+  if (data && suppressed)
+    json_object_set_new(data, "suppressed", json_integer((json_int_t)suppressed));
+  record(app, tenant, SB_EVENT_AUDIT_AUTH_FAILED, data);
 }
 
 void app_audit_admin_log(const char *tenant, const char *action,

@@ -178,6 +178,38 @@ describe('audit events and redacted logs', { timeout: 90000 }, () => {
     assert.ok(at >= before - 1000 && at <= Date.now() + 1000, `recorded at ${ev.data.time}`);
   });
 
+  it('a flood of refused requests: at most 50 events a second, each later one counting those left out; paths cut', async () => {
+    const FLOOD = 300;
+    const refusedAt = (path) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${WRONG_TOKEN}` } })
+      .then((r) => { assert.equal(r.status, 401); return r.text(); });
+    const long = `/flood/${'p'.repeat(1000)}`;
+    const ours = (evs) => evs.filter((e) => e.event === 'audit.auth_failed' && e.data.data.path.startsWith('/flood'));
+    await Promise.all(Array.from({ length: FLOOD }, () => refusedAt(long)));
+    // Refused once more every 100 ms until one is recorded with the count
+    // of those left out (the next second's first).
+    let sent = FLOOD;
+    const end = Date.now() + DEADLINE_MS;
+    for (;;) {
+      await refusedAt(long);
+      sent++;
+      const counted = await readEvents(base, '/v1/events?since=0&types=audit.auth_failed',
+        (all) => ours(all).some((e) => e.data.data.suppressed > 0), { token: A.token, timeoutMs: 100 }).then(() => true, () => false);
+      if (counted) break;
+      assert.ok(Date.now() < end, `no event counted what was left out of ${sent} refusals`);
+    }
+    // Everything recorded so far, up to a mark published after it.
+    const a = restClient(base, A.token);
+    assert.ok((await a.call('POST', '/v1/events', { body: { type: 'qa.mark', data: {} } })).status < 300);
+    const evs = ours(await readEvents(base, '/v1/events?since=0&types=audit.auth_failed,qa.mark',
+      (all) => all.some((e) => e.event === 'qa.mark'), { token: A.token }));
+    assert.ok(evs.length < FLOOD, `${evs.length} events for ${FLOOD} refusals at once`);
+    // Every refusal is an event or counted by a later one, but those since
+    // the last event recorded (the polls after it: none).
+    const counted = evs.length + evs.reduce((n, e) => n + (e.data.data.suppressed ?? 0), 0);
+    assert.equal(counted, sent);
+    for (const e of evs) assert.equal(e.data.data.path, long.slice(0, 200));
+  });
+
   it('no secret appears in the debug log', async () => {
     assert.match(server.stderr, /audit: auth failed: 401 refused_token/);
     assert.match(server.stderr, /audit: admin: agents_remove via mcp by tenant dealer-a: failed ghost/);
