@@ -247,11 +247,43 @@ static void fail_with(sb_mcp_call *c, json_t *error) {
 /* resources/subscribe: answered once every provider has it in effect
  * (mcp_sub_wait_new_uri undoes it if one could not). A second subscribe of
  * the same URI while the first still waits gets the first one's answer. */
+/* A URI a subscription is kept under: no longer than this. */
+#define MAX_SUBSCRIBED_URI_BYTES 8192
+
+/* 0, or the call failed: uri (at param) is longer than a subscription
+ * keeps. */
+static int uri_fits(sb_mcp_call *c, const char *param, const char *uri) {
+  size_t n = strlen(uri);
+  if (n <= MAX_SUBSCRIBED_URI_BYTES) return 0;
+  char msg[200];
+  snprintf(msg, sizeof msg,
+           "%s: a URI of %zu bytes; a subscription takes at most %d", param, n,
+           MAX_SUBSCRIBED_URI_BYTES);
+  sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                   json_pack("{sssi}", "param", param, "limit",
+                             MAX_SUBSCRIBED_URI_BYTES));
+  return SB_EINVAL;
+}
+
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {
     sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "params.uri: required string",
                      json_pack("{ss}", "param", "uri"));
+    return;
+  }
+  if (on && uri_fits(c, "params.uri", uri) != 0) return;
+  /* A session holds as many as one listen stream may. */
+  int max = srv->limits.max_listen_uris;
+  if (on && !json_object_get(c->session->subscriptions, uri) &&
+      json_object_size(c->session->subscriptions) >= (size_t)max) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "this session holds %d subscriptions, the limit "
+             "(limits.max_listen_uris): unsubscribe from one first",
+             max);
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg,
+                     json_pack("{sssi}", "param", "uri", "limit", max));
     return;
   }
   /* Knowing when a resource changes is reading it: the same check. A
@@ -391,6 +423,13 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                        "an array of URI strings",
                        NULL);
       return;
+    }
+    json_array_foreach(uris, i, u) {
+      if (uri_fits(c, "params.notifications.resourceSubscriptions",
+                   json_string_value(u)) != 0) {
+        json_decref(agreed);
+        return;
+      }
     }
     int max = srv->limits.max_listen_uris;
     if (json_array_size(uris) > (size_t)max) {

@@ -162,6 +162,33 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
     await ok.close();
   });
 
+  it('resources/subscribe: a session holds at most max_listen_uris subscriptions, each URI at most 8 KiB', async () => {
+    const init = await initialize(TENANTS.a.token);
+    const sid = init.headers.get('mcp-session-id');
+    const h = { 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' };
+    await post(TENANTS.a.token, { jsonrpc: '2.0', method: 'notifications/initialized' }, h);
+    const subscribe = (id, uri) => post(TENANTS.a.token, { jsonrpc: '2.0', id, method: 'resources/subscribe', params: { uri } }, h);
+    const huge = await subscribe(2, `switchboard://notes/${'u'.repeat(9000)}`);
+    assert.equal(huge.json?.error?.code, -32602, huge.text.slice(0, 300));
+    assert.match(huge.json.error.message, /^params\.uri: a URI of 9020 bytes; a subscription takes at most 8192$/);
+    for (let i = 0; i < MAX_LISTEN_URIS; i++) {
+      const r = await subscribe(10 + i, `switchboard://notes/s${i}`);
+      assert.deepEqual(r.json?.result, {}, r.text);
+    }
+    const over = await subscribe(30, 'switchboard://notes/one-more');
+    assert.equal(over.json?.error?.code, -32602, over.text);
+    assert.match(over.json.error.message, /holds 10 subscriptions, the limit \(limits\.max_listen_uris\)/);
+    // Again to one it holds is fine; after an unsubscribe there is room.
+    assert.deepEqual((await subscribe(31, 'switchboard://notes/s0')).json?.result, {});
+    const off = await post(TENANTS.a.token, { jsonrpc: '2.0', id: 32, method: 'resources/unsubscribe', params: { uri: 'switchboard://notes/s0' } }, h);
+    assert.deepEqual(off.json?.result, {}, off.text);
+    assert.deepEqual((await subscribe(33, 'switchboard://notes/one-more')).json?.result, {});
+    const listen = await post(TENANTS.a.token, listenMsg(34, [`switchboard://notes/${'u'.repeat(9000)}`]), listenHeaders);
+    assert.equal(listen.json?.error?.code, -32602, listen.text.slice(0, 300));
+    assert.match(listen.json.error.message, /^params\.notifications\.resourceSubscriptions: a URI of 9020 bytes/);
+    assert.equal(await del(TENANTS.a.token, sid), 204);
+  });
+
   it('subscriptions/listen: a tenant holds at most max_listen_streams_per_tenant streams', async () => {
     const open = [];
     for (let i = 0; i < MAX_LISTEN_STREAMS; i++) {
