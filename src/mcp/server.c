@@ -65,6 +65,7 @@ typedef struct mcp_batch {
   sb_mcp_out out;
   sb_mcp_call *holder; /* pseudo-call linked into the parent output */
   json_t *responses;
+  size_t bytes; /* the responses' size, serialised */
   int pending;
   int started; /* all members dispatched */
 } mcp_batch;
@@ -77,14 +78,38 @@ static void batch_maybe_finish(mcp_batch *b);
  * request: `[1]`, `[{}]`): JSON-RPC 2.0 answers a batch with one array, and
  * there such an error carries "id": null. Only non-final messages
  * (progress, logs) pass straight through. */
+/* The batch's answer is bounded like a message: once its responses pass
+ * limits.max_message_bytes, a member's result is replaced by an error
+ * saying so (the first response is always kept whole, as it would be on
+ * its own). A few small requests could otherwise ask for gigabytes. */
+static json_t *batch_bounded(mcp_batch *b, json_t *msg) {
+  size_t n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+  size_t cap = b->holder->srv->limits.max_message_bytes;
+  if (json_array_size(b->responses) == 0 || b->bytes + n <= cap) {
+    b->bytes += n;
+    return json_incref(msg);
+  }
+  char text[256];
+  snprintf(text, sizeof text,
+           "left out: the batch's answers pass %zu bytes "
+           "(limits.max_message_bytes); send this request on its own",
+           cap);
+  json_t *e = sb_rpc_error_new(json_object_get(msg, "id"),
+                               SB_RPC_INTERNAL_ERROR, text, NULL);
+  b->bytes += e ? json_dumpb(e, NULL, 0, JSON_COMPACT) : 0;
+  return e;
+}
+
 static int batch_write(sb_mcp_out *out, json_t *msg, int final) {
   mcp_batch *b = out->data;
   if (!final) {
     sb_mcp_out *parent = b->holder->out;
     return parent ? parent->write(parent, msg, 0) : SB_ECANCELED;
   }
-  if (json_object_get(msg, "id"))
-    return json_array_append(b->responses, msg) ? SB_ENOMEM : 0;
+  if (json_object_get(msg, "id")) {
+    json_t *kept = batch_bounded(b, msg);
+    return !kept || json_array_append_new(b->responses, kept) ? SB_ENOMEM : 0;
+  }
   json_t *copy = json_copy(msg); /* shallow: msg itself stays as it is */
   if (!copy) return SB_ENOMEM;
   if (json_object_set_new(copy, "id", json_null()) != 0) {

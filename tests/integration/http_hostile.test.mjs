@@ -307,6 +307,39 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     assert.equal((await echoOnNewConnection('after the cap')).status, 200);
   });
 
+  it('a 2025-03-26 batch\'s answer is bounded by max_message_bytes: the members past it are errors saying so', async () => {
+    const post = (body, headers = {}) => fetch(`http://127.0.0.1:${port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${TOKEN}`, ...headers },
+      body: JSON.stringify(body),
+    });
+    const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'batcher', version: '1' } } });
+    await init.text();
+    const sid = init.headers.get('mcp-session-id');
+    const h = { 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-03-26' };
+    await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, h)).text();
+    // Six echoes of 2,400 bytes: about 30 KB of answers (each holds the
+    // text twice) from 15 KB asked, under a limit of 16 KB.
+    const text = 'e'.repeat(2400);
+    const batch = Array.from({ length: 6 }, (_, i) => ({ jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: 'echo', arguments: { text } } }));
+    assert.ok(JSON.stringify(batch).length < LIMIT);
+    const res = await post(batch, h);
+    assert.equal(res.status, 200);
+    const body = await res.text();
+    const answers = body.startsWith('[') ? JSON.parse(body)
+      : JSON.parse(body.split('\n').find((l) => l.startsWith('data: [')).slice(6));
+    assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 3, 4, 5, 6]);
+    const whole = answers.filter((a) => a.result);
+    assert.ok(whole.length >= 1 && whole.length < 6, `${whole.length} answers whole`);
+    for (const a of whole) assert.equal(a.result.structuredContent.text, text);
+    assert.ok(JSON.stringify(whole).length <= LIMIT);
+    for (const a of answers.filter((x) => !x.result)) {
+      assert.equal(a.error?.code, -32603, JSON.stringify(a).slice(0, 300));
+      assert.equal(a.error.message, `left out: the batch's answers pass ${LIMIT} bytes (limits.max_message_bytes); send this request on its own`);
+    }
+    assert.ok(body.length < 2 * LIMIT, `an answer of ${body.length} bytes`);
+  });
+
   it('an SSE client that stops reading: its connection is really closed', async () => {
     // A 2025-03-26 session, where one POST may carry a batch: 50 slow
     // counts write progress to one SSE stream, fast.
