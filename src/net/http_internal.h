@@ -152,6 +152,7 @@ struct http_session {
   uint32_t next_stream;
   http_event *ring;
   size_t ring_head, ring_len;
+  size_t ring_bytes; /* the texts' sizes, bounded: ring_push */
   http_stream *orphans; /* calls whose POST stream dropped, oldest first */
   size_t norphans;
   uint64_t last_used_ms;

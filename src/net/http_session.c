@@ -91,7 +91,19 @@ static char *format_event(uint32_t stream, uint64_t seq, json_t *msg,
   return b.data;
 }
 
-/* Keep an event for replay; takes ownership of text. */
+static void ring_drop_oldest(http_session *hs, size_t cap) {
+  http_event *ev = &hs->ring[hs->ring_head];
+  hs->ring_bytes -= ev->len;
+  sb_free(ev->text);
+  hs->ring_head = (hs->ring_head + 1) % cap;
+  hs->ring_len--;
+}
+
+/* Keep an event for replay; takes ownership of text. The ring holds the
+ * last limits.replay_events events, and no more of them than fit in an
+ * eighth of limits.max_stream_buffer_bytes (1 MiB by default) but the
+ * newest, however large: a few big events must not make each session
+ * hold hundreds of megabytes. */
 static void ring_push(http_session *hs, uint64_t seq, uint32_t stream,
                       char *text, size_t len) {
   int cap = hs->srv->cfg.replay_events;
@@ -103,11 +115,11 @@ static void ring_push(http_session *hs, uint64_t seq, uint32_t stream,
     sb_free(text);
     return;
   }
-  if (hs->ring_len == (size_t)cap) { /* drop the oldest */
-    sb_free(hs->ring[hs->ring_head].text);
-    hs->ring_head = (hs->ring_head + 1) % (size_t)cap;
-    hs->ring_len--;
-  }
+  size_t budget = hs->srv->cfg.max_stream_buffer_bytes / 8;
+  while (hs->ring_len == (size_t)cap ||
+         (hs->ring_len && hs->ring_bytes + len > budget))
+    ring_drop_oldest(hs, (size_t)cap);
+  hs->ring_bytes += len;
   http_event *ev = &hs->ring[(hs->ring_head + hs->ring_len) % (size_t)cap];
   ev->seq = seq;
   ev->stream = stream;

@@ -5,6 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { DEADLINE_MS, startHttpServer, withDeadline } from './lib/harness.mjs';
 
 const LEGACY = '2025-11-25';
@@ -435,5 +439,64 @@ describe('Streamable HTTP: legacy GET stream and Last-Event-ID resumption', { ti
     } while (parseId(ev.id)[1] <= parseId(rest.at(-1)?.id ?? firsts[0].first.id)[1]);
     assert.equal(ev.msg.method, 'notifications/progress', describeEv(ev));
     await second.abort();
+  });
+});
+
+describe('Streamable HTTP: a session\'s replay ring is bounded in bytes', { timeout: 60000 }, () => {
+  // limits.max_stream_buffer_bytes 8192: the ring keeps what fits in an
+  // eighth of it, 1 KiB (the newest event always). Before, it kept
+  // replay_events (256) events of any size: hundreds of megabytes a
+  // session for a client that asked for big answers.
+  let server;
+  let url;
+  let id = 1;
+  const post = async (sid, method, params) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': LEGACY, ...(sid ? { 'Mcp-Session-Id': sid } : {}) },
+      body: JSON.stringify({ jsonrpc: '2.0', ...(params === undefined ? {} : { id: id++ }), method, ...(params ? { params } : {}) }),
+    });
+    await res.text();
+    return res;
+  };
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-ring-'));
+    writeFileSync(join(dir, 'switchboard.yaml'), 'limits:\n  max_stream_buffer_bytes: 8192\n');
+    server = await startHttpServer({ extraArgs: ['--config', join(dir, 'switchboard.yaml')] });
+    url = server.url;
+  });
+  after(async () => {
+    if (server) assert.equal((await server.stop()).code, 0, server.stderr);
+  });
+
+  it('a client resuming after 40 missed events gets the newest that fit in 1 KiB, in order', async () => {
+    const init = await post(null, 'initialize', { protocolVersion: LEGACY, capabilities: {}, clientInfo: { name: 'ring', version: '1' } });
+    const sid = init.headers.get('mcp-session-id');
+    await post(sid, 'notifications/initialized');
+    // Each note written announces list_changed to the session: 40 events
+    // kept for a GET stream that is not there.
+    for (let i = 0; i < 40; i++) await post(sid, 'tools/call', { name: 'note_write', arguments: { name: `n${i}`, text: 'x' } });
+    const ac = new AbortController();
+    const res = await fetch(url, { headers: { accept: 'text/event-stream', 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': LEGACY, 'Last-Event-ID': '0-0' }, signal: ac.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    let text = '';
+    // Then one event of another kind, live: the replay is what came before.
+    await post(sid, 'resources/subscribe', { uri: 'switchboard://notes/live' });
+    await post(sid, 'tools/call', { name: 'note_write', arguments: { name: 'live', text: 'x' } });
+    while (!text.includes('switchboard://notes/live')) {
+      const { value, done } = await withDeadline(reader.read(), DEADLINE_MS, 'the replay, then the live event');
+      assert.ok(!done, text);
+      text += Buffer.from(value).toString('utf8');
+    }
+    ac.abort();
+    const blocks = text.split('\n\n').filter((b) => /^id: 0-/m.test(b));
+    const replayed = blocks.slice(0, blocks.findIndex((b) => b.includes('notes/live')));
+    const ids = replayed.map((b) => Number(/^id: 0-(\d+)$/m.exec(b)[1]));
+    assert.ok(ids.length > 2 && ids.length < 40, `${ids.length} events replayed`);
+    for (let i = 1; i < ids.length; i++) assert.equal(ids[i], ids[i - 1] + 1, `in order, none missing: ${ids}`);
+    const bytes = replayed.reduce((n, b) => n + Buffer.byteLength(b) + 2, 0);
+    assert.ok(bytes <= 1024, `${bytes} bytes replayed`);
   });
 });
