@@ -138,6 +138,9 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   sb_ctx_manager_options mo = {.store = app->store,
                                .snapshot_every = cfg->ctx_snapshot_every,
                                .max_doc_bytes = cfg->ctx_max_bytes,
+                               /* 0 bytes: no head cache at all */
+                               .head_cache = cfg->ctx_head_cache_bytes ? 0 : -1,
+                               .head_cache_bytes = cfg->ctx_head_cache_bytes,
                                .default_ttl_ms =
                                    (int64_t)cfg->ctx_default_ttl_s * 1000};
   if (!(app->ctx = sb_ctx_manager_new(&mo))) {

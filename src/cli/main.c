@@ -562,6 +562,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  snapshot_every: %d\n", cfg->ctx_snapshot_every);
   fprintf(out, "  max_bytes: %zu\n", cfg->ctx_max_bytes);
   fprintf(out, "  sweep_interval_s: %d\n", cfg->ctx_sweep_interval_s);
+  fprintf(out, "  head_cache_bytes: %zu\n", cfg->ctx_head_cache_bytes);
   fprintf(out, "events:\n");
   fprintf(out, "  retention_s: %ld\n", cfg->events_retention_s);
   fprintf(out, "auth:\n");

@@ -166,6 +166,8 @@ typedef struct sb_config {
   int ctx_snapshot_every;
   size_t ctx_max_bytes; /* sb_ctx_manager_options.max_doc_bytes */
   int ctx_sweep_interval_s;
+  /* sb_ctx_manager_options.head_cache_bytes; 0 = no head cache */
+  size_t ctx_head_cache_bytes;
   /* events */
   long events_retention_s; /* events older are trimmed */
   /* auth */

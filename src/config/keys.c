@@ -84,6 +84,7 @@ static const key_spec contexts_keys[] = {
     NUM("snapshot_every", KEY_INT, ctx_snapshot_every, 1, 10000),
     NUM("max_bytes", KEY_SIZE, ctx_max_bytes, 1024, 268435456),
     NUM("sweep_interval_s", KEY_INT, ctx_sweep_interval_s, 1, 86400),
+    NUM("head_cache_bytes", KEY_SIZE, ctx_head_cache_bytes, 0, 1099511627776LL),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

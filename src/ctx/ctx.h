@@ -291,6 +291,10 @@ typedef struct sb_ctx_manager_options {
                              default 7 days */
   int head_cache;         /* heads kept so an update of the version last
                              seen skips reading it; default 4096, -1 none */
+  size_t head_cache_bytes; /* ...and their parsed size together at most
+                              this (an estimate: jansson's nodes), least
+                              recently used first out; a head larger is
+                              not kept; default 64 MiB */
   size_t max_doc_bytes;   /* a version's document as stored (compact JSON)
                              is at most this many bytes: a create or update
                              past it fails SB_ETOOBIG naming both sizes, and

@@ -86,6 +86,7 @@ typedef struct ctx_next {
   char *text, *diff_text;
   int64_t now, expires;
   int snapshot;
+  size_t weight;   /* out: ctx_doc_weight(next), for the head cache */
   ctx_edits edits; /* made in place: the members changed, old values */
 } ctx_next;
 
@@ -102,6 +103,11 @@ void ctx_next_clear(ctx_next *nx);
 char *ctx_doc_dump(const json_t *doc);
 json_t *ctx_doc_load(const char *text, sb_error *err);
 int64_t ctx_doc_expiry(const json_t *doc);
+/* An estimate of the heap a parsed document takes (jansson's nodes and
+ * tables, malloc's rounding): what the head cache counts against its
+ * budget. A small integer is 2 bytes of text and ~40 parsed, so the text's
+ * length says little. O(nodes): make it where the document is made. */
+size_t ctx_doc_weight(const json_t *doc);
 /* 0, or SB_ETOOBIG with err naming the document's size and the limit. */
 int ctx_doc_check_size(const char *text, size_t max_bytes, sb_error *err);
 

@@ -28,6 +28,9 @@
 #define SWEEP_BATCH 500
 #define SWEEP_MAX 100000
 #define DEFAULT_HEAD_CACHE 4096
+/* Parsed documents are big: a 3.4 MB context of small integers is ~120 MB
+ * of jansson nodes, so a cache capped by count alone grew to gigabytes. */
+#define DEFAULT_HEAD_CACHE_BYTES ((size_t)64 << 20)
 
 struct sb_ctx_manager {
   sb_store *store;
@@ -39,12 +42,15 @@ struct sb_ctx_manager {
   int refs;   /* the owner's, plus one per operation under way */
   int closed; /* freed by its owner: the store may be gone */
   /* The newest head this manager has seen of recently used contexts,
-   * "tenant\x1fid" -> document (shared, never modified). An update whose
+   * "tenant\x1fid" -> [document (shared, never modified), its weight]
+   * (ctx_doc_weight), least recently used first. An update whose
    * expectedVersion matches starts from it instead of reading the store;
    * the store's compare-and-set still decides, so a head changed behind
-   * our back (another process or node) still ends in a conflict. */
+   * our back (another process or node) still ends in a conflict. At most
+   * heads_max heads and heads_bytes_max of their weights together. */
   json_t *heads;
   size_t heads_max;
+  size_t heads_bytes, heads_bytes_max;
   /* Updates' next versions are made on the thread pool in batches: one
    * job takes every update that came in before a pool thread picked it
    * up (one wake of a thread and of the loop for them all, not one per
@@ -72,6 +78,8 @@ sb_ctx_manager *sb_ctx_manager_new(const sb_ctx_manager_options *o) {
   m->heads_max = o->head_cache > 0    ? (size_t)o->head_cache
                  : o->head_cache == 0 ? DEFAULT_HEAD_CACHE
                                       : 0;
+  m->heads_bytes_max = o->head_cache_bytes > 0 ? o->head_cache_bytes
+                                               : DEFAULT_HEAD_CACHE_BYTES;
   if (m->heads_max && !(m->heads = json_object())) {
     uv_mutex_destroy(&m->make_lock);
     sb_free(m);
@@ -129,31 +137,62 @@ static int head_key(const char *tenant, const char *id, char *out, size_t n) {
   return len > 0 && (size_t)len < n;
 }
 
-/* The cached head of (tenant, id) if it is at `version`; borrowed. */
+/* A cache entry's document (borrowed) and weight. */
+static json_t *entry_doc(const json_t *e) { return json_array_get(e, 0); }
+static size_t entry_weight(const json_t *e) {
+  return (size_t)json_integer_value(json_array_get(e, 1));
+}
+
+/* Drop the entry under `key` (its weight leaves the total). */
+static void entry_drop(sb_ctx_manager *m, const char *key) {
+  json_t *e = json_object_get(m->heads, key);
+  if (!e) return;
+  m->heads_bytes -= entry_weight(e);
+  json_object_del(m->heads, key);
+}
+
+/* The cached head of (tenant, id) if it is at `version`; borrowed. A hit
+ * is a use: the entry moves to the end of the order (jansson keeps
+ * insertion order), away from eviction. */
 static json_t *head_cached(sb_ctx_manager *m, const char *tenant,
                            const char *id, int64_t version) {
   char key[512];
   if (!m->heads || !head_key(tenant, id, key, sizeof key)) return NULL;
-  json_t *doc = json_object_get(m->heads, key);
-  return doc && json_integer_value(json_object_get(doc, "version")) == version
-             ? doc
-             : NULL;
+  json_t *e = json_object_get(m->heads, key);
+  json_t *doc = entry_doc(e);
+  if (!doc || json_integer_value(json_object_get(doc, "version")) != version)
+    return NULL;
+  /* Re-inserted under our own reference, so doc lives through the move. */
+  json_incref(e);
+  json_object_del(m->heads, key);
+  if (json_object_set_new(m->heads, key, e) != 0) {
+    m->heads_bytes -= entry_weight(e);
+    return NULL; /* out of memory: forgotten (e freed, doc with it) */
+  }
+  return doc;
 }
 
-/* Remember doc (a reference is kept) unless a newer head is known. */
+/* Remember doc (a reference is kept), of `weight` (ctx_doc_weight),
+ * unless a newer head is known. The least recently used heads make room;
+ * a head heavier than the whole budget is not kept at all. */
 static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
-                          json_t *doc) {
+                          json_t *doc, size_t weight) {
   char key[512];
   if (!m->heads || !head_key(tenant, id, key, sizeof key)) return;
-  json_t *old = json_object_get(m->heads, key);
+  json_t *old = entry_doc(json_object_get(m->heads, key));
   json_int_t v = json_integer_value(json_object_get(doc, "version"));
   if (old && json_integer_value(json_object_get(old, "version")) > v) return;
-  if (!old && json_object_size(m->heads) >= m->heads_max) {
-    /* Full: forget the oldest entry (jansson keeps insertion order). */
+  entry_drop(m, key); /* an older version of it, if any */
+  if (weight > m->heads_bytes_max) return;
+  while (json_object_size(m->heads) &&
+         (json_object_size(m->heads) >= m->heads_max ||
+          m->heads_bytes + weight > m->heads_bytes_max)) {
     void *it = json_object_iter(m->heads);
-    if (it) json_object_del(m->heads, json_object_iter_key(it));
+    entry_drop(m, json_object_iter_key(it));
   }
-  json_object_set(m->heads, key, doc);
+  json_t *e = json_pack("[OI]", doc, (json_int_t)weight);
+  if (e && json_object_set_new(m->heads, key, e) == 0)
+    m->heads_bytes += weight;
 }
 
 const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
@@ -163,8 +202,7 @@ const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
 
 static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {
   char key[512];
-  if (m->heads && head_key(tenant, id, key, sizeof key))
-    json_object_del(m->heads, key);
+  if (m->heads && head_key(tenant, id, key, sizeof key)) entry_drop(m, key);
 }
 
 /* ---- operations ------------------------------------------------------ */
@@ -210,6 +248,7 @@ typedef struct mg_op {
   struct mg_op *next_made;       /* update: in its batch (mg_batch) */
   char *text;  /* create, update: the document written; get of the head:
                   the document read; as stored */
+  size_t weight; /* create, update: ctx_doc_weight(doc), for the cache */
   ctx_next nx; /* update: its next version, made on the pool */
 } mg_op;
 
@@ -344,7 +383,8 @@ static void on_doc_read(void *ud, sb_store_result *res) {
   json_t *doc = res->versions.len ? rebuild(op->id, &res->versions, &err)
                                   : ctx_doc_load(res->record.doc, &err);
   if (!doc) return op_fail(op, err.code ? err.code : SB_EIO, &err);
-  if (!res->versions.len) head_remember(op->m, op->tenant, op->id, doc);
+  if (!res->versions.len)
+    head_remember(op->m, op->tenant, op->id, doc, ctx_doc_weight(doc));
   if (op->kind == MG_GET && !res->versions.len) {
     /* The head's text as stored goes back with it (res.text). */
     op->text = res->record.doc;
@@ -376,7 +416,7 @@ static void on_written(void *ud, sb_store_result *res) {
     finish(op, res->rc, &res->err, NULL, res->version, 0);
     return;
   }
-  head_remember(op->m, op->tenant, op->id, op->doc);
+  head_remember(op->m, op->tenant, op->id, op->doc, op->weight);
   changed(op, res->version);
   op->run_rev = res->run_rev;
   op->last_seq =
@@ -473,6 +513,7 @@ static void made_next(mg_op *op, int status) {
     op->step = MG_STEP_WRITE;
     op->doc = nx->next;
     nx->next = NULL;
+    op->weight = nx->weight;
     op->text = nx->text;
     nx->text = NULL;
   }
@@ -721,6 +762,7 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
   op->step = MG_STEP_WRITE;
   op->doc = doc;
   op->text = text;
+  op->weight = ctx_doc_weight(doc);
   return 0;
 fail:
   if (op) {

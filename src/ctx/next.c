@@ -41,6 +41,69 @@ json_t *ctx_doc_load(const char *text, sb_error *err) {
   return doc;
 }
 
+/* What a block of n bytes takes: sb_malloc's 16-byte size header (core/
+ * alloc.c: jansson allocates through it), then malloc's rounding, taken
+ * as glibc's (8 bytes of header, 16-byte steps, 32 at least); jemalloc,
+ * which the server links by default, has no header but size classes of
+ * 16-byte steps at these sizes, so it comes out the same or a little
+ * less. */
+static size_t chunk(size_t n) {
+  n = (n + 16 + 8 + 15) & ~(size_t)15;
+  return n < 32 ? 32 : n;
+}
+
+/* The smallest power of two at least n and at least `least`: the tables
+ * of jansson's arrays and objects grow by doubling. */
+static size_t doubled(size_t n, size_t least) {
+  size_t cap = least;
+  while (cap < n) cap *= 2;
+  return cap;
+}
+
+/* jansson 2.14's allocations, in bytes before malloc's own: a value's
+ * struct (its type and reference count, then its payload), an array's
+ * table of pointers, an object's hashtable (two list pointers a bucket)
+ * and each member's pair (hash, two list links, value, key length, the
+ * key). */
+enum {
+  W_SCALAR = 24, /* json_integer_t, json_real_t */
+  W_STRING = 32, /* json_string_t; the text apart */
+  W_ARRAY = 40,  /* json_array_t; the table apart */
+  W_OBJECT = 72, /* json_object_t with its hashtable_t */
+  W_PAIR = 57,   /* pair_t before its key */
+};
+
+/* The estimated heap a parsed value takes, its children's included. The
+ * depth is bounded by the parser and validation (max_json_depth), so
+ * recursion is safe. A node shared by two documents counts in each. */
+static size_t weigh(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: {
+    size_t n = json_object_size(v);
+    size_t w = chunk(W_OBJECT) + chunk(doubled(n, 8) * 2 * sizeof(void *));
+    const char *key;
+    json_t *member;
+    json_object_foreach((json_t *)v, key, member)
+      w += chunk(W_PAIR + strlen(key)) + weigh(member);
+    return w;
+  }
+  case JSON_ARRAY: {
+    size_t n = json_array_size(v);
+    size_t w = chunk(W_ARRAY) + chunk(doubled(n, 8) * sizeof(void *));
+    for (size_t i = 0; i < n; i++)
+      w += weigh(json_array_get(v, i));
+    return w;
+  }
+  case JSON_STRING:
+    return chunk(W_STRING) + chunk(json_string_length(v) + 1);
+  case JSON_INTEGER:
+  case JSON_REAL: return chunk(W_SCALAR);
+  default: return 0; /* true, false, null: jansson's singletons */
+  }
+}
+
+size_t ctx_doc_weight(const json_t *doc) { return doc ? weigh(doc) : 0; }
+
 /* expires_ms for the store from metadata.expiresAt (validated already). */
 int64_t ctx_doc_expiry(const json_t *doc) {
   int64_t ms = 0;
@@ -178,6 +241,7 @@ void ctx_next_make(ctx_next *nx) {
     goto done;
   nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
   nx->expires = ctx_doc_expiry(next);
+  nx->weight = ctx_doc_weight(next); /* here, off the loop */
   nx->next = next;
   next = NULL;
 done:

@@ -100,6 +100,7 @@ static const char full_yaml[] = "# every key\n"
                                 "  default_ttl_s: 3600\n"
                                 "  snapshot_every: 8\n"
                                 "  sweep_interval_s: 5\n"
+                                "  head_cache_bytes: 1048576\n"
                                 "events:\n"
                                 "  retention_s: 86400\n"
                                 "auth:\n"
@@ -139,6 +140,7 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.ctx_default_ttl_s, 3600);
   assert_int_equal(cfg.ctx_snapshot_every, 8);
   assert_int_equal(cfg.ctx_sweep_interval_s, 5);
+  assert_int_equal(cfg.ctx_head_cache_bytes, 1048576);
   assert_int_equal(cfg.events_retention_s, 86400);
   assert_string_equal(cfg.default_tenant, "dealer-x");
   assert_int_equal(cfg.tenants_len, 2);

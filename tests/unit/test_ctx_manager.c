@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ctx/ctx.h"
+#include "ctx/ctx_internal.h" /* ctx_doc_weight */
 #include "test_loop.h"
 #include "store/store.h"
 
@@ -109,6 +110,14 @@ static int w_get(fixture *f, const char *tenant, const char *id, int64_t v,
   waiter w = {0};
   return await(f, sb_ctx_get_async(f->m, tenant, id, v, on_done, &w, err), &w,
                out, NULL, err);
+}
+
+/* A get of the head through manager m (not the fixture's). */
+static int w_get_m(fixture *f, sb_ctx_manager *m, const char *id) {
+  waiter w = {0};
+  sb_error err = {0};
+  return await(f, sb_ctx_get_async(m, "t", id, 0, on_done, &w, &err), &w,
+               NULL, NULL, &err);
 }
 
 static int w_get_projected(fixture *f, const char *tenant, const char *id,
@@ -826,6 +835,106 @@ static void test_cached_head_stale(void **state) {
   json_decref(c);
 }
 
+/* A create's input whose data holds n small integers: 2 bytes of text
+ * each, ~40 bytes parsed. */
+static json_t *ints_input(size_t n) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(list, json_integer((json_int_t)(i % 10)));
+  return json_pack("{s{s{s{so}}}}", "data", "workflow", "variables", "ints",
+                   list);
+}
+
+static char *create_ints(fixture *f, sb_ctx_manager *m, size_t n,
+                         size_t *weight) {
+  json_t *in = ints_input(n);
+  waiter w = {0};
+  sb_error err = {0};
+  json_t *out = NULL;
+  assert_int_equal(
+      await(f, sb_ctx_create_async(m, "t", in, on_done, &w, &err), &w, &out,
+            NULL, &err),
+      0);
+  if (weight) *weight = ctx_doc_weight(out);
+  char *id = sb_strdup(id_of(out));
+  json_decref(out);
+  json_decref(in);
+  return id;
+}
+
+/* The head cache is capped by the parsed size of its heads, not only by
+ * their count: a context of 1.9M small integers (3.8 MB of text, over
+ * 64 MiB parsed) is not kept by default, and past a budget the least
+ * recently used heads go first. */
+static void test_head_cache_bytes(void **state) {
+  fixture *f = *state;
+  /* the default budget: too large to keep */
+  size_t w = 0;
+  char *big = create_ints(f, f->m, 1900000, &w);
+  assert_true(w > ((size_t)64 << 20));
+  /* the estimate is no less than what a copy of such a head allocates */
+  json_t *in = ints_input(100000);
+  size_t before = sb_alloc_live_bytes();
+  json_t *copy = json_deep_copy(in);
+  size_t used = sb_alloc_live_bytes() - before;
+  assert_true(ctx_doc_weight(copy) >= used);
+  assert_true(ctx_doc_weight(copy) < 2 * used);
+  json_decref(copy);
+  json_decref(in);
+  assert_null(sb_ctx_head_cached(f->m, "t", big, 1));
+  sb_free(big);
+  /* heads of `w` each (same shape, same weight) under a budget of 2.5 w */
+  char *a = create_ints(f, f->m, 1000, &w);
+  sb_free(a);
+  sb_ctx_manager_options mo = {.store = f->store,
+                               .head_cache_bytes = w * 5 / 2};
+  sb_ctx_manager *m = sb_ctx_manager_new(&mo);
+  size_t wa = 0, wb = 0, wc = 0;
+  a = create_ints(f, m, 1000, &wa);
+  char *b = create_ints(f, m, 1000, &wb);
+  assert_true(wa == w && wb == w);
+  assert_non_null(sb_ctx_head_cached(m, "t", a, 1));
+  assert_non_null(sb_ctx_head_cached(m, "t", b, 1));
+  /* a was used last: c's room is made by b */
+  assert_non_null(sb_ctx_head_cached(m, "t", a, 1));
+  char *c = create_ints(f, m, 1000, &wc);
+  assert_int_equal(wc, w);
+  assert_non_null(sb_ctx_head_cached(m, "t", a, 1));
+  assert_null(sb_ctx_head_cached(m, "t", b, 1));
+  assert_non_null(sb_ctx_head_cached(m, "t", c, 1));
+  /* an update's new head (weighed on the pool) replaces its old one */
+  json_t *p = parse("{\"data\":{\"workflow\":{\"currentStep\":\"x\"}}}");
+  waiter wt = {0};
+  sb_error err = {0};
+  json_t *out = NULL;
+  assert_int_equal(await(f,
+                         sb_ctx_update_async(m, "t", c, 1, SB_CTX_MERGE_PATCH,
+                                             p, on_done, &wt, &err),
+                         &wt, &out, NULL, &err),
+                   0);
+  json_decref(out);
+  json_decref(p);
+  assert_non_null(sb_ctx_head_cached(m, "t", c, 2));
+  assert_non_null(sb_ctx_head_cached(m, "t", a, 1));
+  /* a head read back from the store is weighed too: c's, used before
+   * a's, makes room for b's */
+  assert_int_equal(w_get_m(f, m, b), 0);
+  assert_non_null(sb_ctx_head_cached(m, "t", b, 1));
+  assert_non_null(sb_ctx_head_cached(m, "t", a, 1));
+  assert_null(sb_ctx_head_cached(m, "t", c, 2));
+  sb_ctx_manager_free(m);
+  /* a budget smaller than one head keeps none */
+  mo.head_cache_bytes = w / 2;
+  m = sb_ctx_manager_new(&mo);
+  char *d = create_ints(f, m, 1000, NULL);
+  assert_null(sb_ctx_head_cached(m, "t", d, 1));
+  sb_ctx_manager_free(m);
+  sb_free(a);
+  sb_free(b);
+  sb_free(c);
+  sb_free(d);
+}
+
 /* Freeing the manager with an operation under way: it still calls back. */
 static void test_free_in_flight(void **state) {
   fixture *f = *state;
@@ -909,6 +1018,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_free_with_update_on_pool, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_head_cache_bytes, setup, teardown),
       cmocka_unit_test(test_time_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
