@@ -4,7 +4,10 @@
  *                  liveness, for anyone (no token, no quota)
  *   GET /readyz    200 {"status":"ready", ...} when requests can be
  *                  served, 503 {"status":"busy"} while the store's queue
- *                  is full (store.max_pending): readiness, for anyone
+ *                  is full (store.max_pending), 503 {"status":"store_lost"}
+ *                  for good once the store's file was found deleted or
+ *                  replaced under the server (no write can be durable
+ *                  until a restart): readiness, for anyone
  *   GET /metrics   Prometheus text exposition (format 0.0.4) of the
  *                  store, the runs and every agent: administrator
  *                  tenants only (auth.admin_tenants), like the agents'
@@ -54,12 +57,13 @@ static void readyz(void *ud, sb_http_request *req) {
   int busy = st.pending >= app->cfg->store_max_pending;
   /* Agents down do not make switchboard unready: contexts, runs and the
    * other agents still serve, and a call to a down agent says so. */
-  app_rest_json(req, busy ? 503 : 200,
-                json_pack("{sss{sisi}s{sIsI}}", "status",
-                          busy ? "busy" : "ready", "store", "pending",
-                          st.pending, "maxPending",
-                          app->cfg->store_max_pending, "agents", "connected",
-                          (json_int_t)up, "registered", (json_int_t)n),
+  const char *status = st.lost ? "store_lost" : busy ? "busy" : "ready";
+  app_rest_json(req, st.lost || busy ? 503 : 200,
+                json_pack("{sss{sisisb}s{sIsI}}", "status", status, "store",
+                          "pending", st.pending, "maxPending",
+                          app->cfg->store_max_pending, "lost", st.lost,
+                          "agents", "connected", (json_int_t)up, "registered",
+                          (json_int_t)n),
                 NULL);
 }
 

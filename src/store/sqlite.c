@@ -250,6 +250,9 @@ struct st_conn {
   sqlite3 *db;
   sqlite3_stmt *stmt[STMT__COUNT];
   const st_drivers *drivers; /* the writer's, when the store drives runs */
+  /* Set once a commit found the file deleted or replaced (file_moved):
+   * why, for every later write and the store's readiness. */
+  char lost[512];
 };
 
 void st_conn_set_drivers(st_conn *c, const st_drivers *d) { c->drivers = d; }
@@ -740,6 +743,60 @@ static int write_one(st_conn *c, st_req *q) {
   }
 }
 
+/* Whether the database file or its WAL is no longer the file at its
+ * path (deleted, or replaced by another: an operator's rm, a restore
+ * copied over it). A commit would then go to a file no one opens again,
+ * acknowledged and lost at the next start. SQLite's unix VFS answers
+ * SQLITE_FCNTL_HAS_MOVED with one stat() of the path against the inode it
+ * has open; the WAL is asked through the gathering VFS (sqlite_vfs.c),
+ * which passes file controls on. Two stat()s a commit are nothing beside
+ * its fsync, so they are not rate-limited. Once moved, always moved: the
+ * file open is not the one a restart reads, whatever the path holds
+ * later. 0, or SB_EIO with err (c->lost keeps the message). */
+static int file_moved(st_conn *c, sb_error *err) {
+  if (!c->lost[0]) {
+    const char *path = sqlite3_db_filename(c->db, "main");
+    int moved = 0, wal_moved = 0;
+    sqlite3_file *wal = NULL;
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) !=
+        SQLITE_OK)
+      moved = 0;
+    if (!moved &&
+        sqlite3_file_control(c->db, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+                             &wal) == SQLITE_OK &&
+        wal && wal->pMethods &&
+        wal->pMethods->xFileControl(wal, SQLITE_FCNTL_HAS_MOVED, &wal_moved) !=
+            SQLITE_OK)
+      wal_moved = 0;
+    if (!moved && !wal_moved) return 0;
+    snprintf(c->lost, sizeof c->lost,
+             "the store file %s%s was deleted or replaced under the "
+             "server: nothing was written (restart switchboard on a store "
+             "file that is in place)",
+             path ? path : "", moved ? "" : "-wal");
+  }
+  return sb_error_set(err, SB_EIO, "store: %s", c->lost);
+}
+
+const char *st_conn_lost(const st_conn *c) {
+  return c->lost[0] ? c->lost : NULL;
+}
+
+/* Before a COMMIT: if the file moved (file_moved), roll back and fail
+ * every write of the batch with why. 1 if so. */
+static int commit_lost(st_conn *c, st_req *batch) {
+  sb_error err = {0};
+  if (!file_moved(c, &err)) return 0;
+  sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  for (st_req *q = batch; q; q = q->next) {
+    if (q->res.rc != 0) continue; /* failed alone already: wrote nothing */
+    q->res.count = 0;
+    sb_store_event_rows_clear(&q->res.events);
+    q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
+  }
+  return 1;
+}
+
 /* Fail every request from `from` up to (not including) `to` that had
  * succeeded: the transaction holding them is gone. */
 static void fail_done(st_req *from, st_req *to, const char *why) {
@@ -798,6 +855,7 @@ static int write_batch_fast(st_conn *c, st_req *batch, st_more_fn more,
     if (!more || !(q = more(ud))) break;
     last->next = q;
   }
+  if (commit_lost(c, batch)) return 0;
   if (exec(c, "COMMIT", &err)) {
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     fail_done(batch, NULL, err.msg);
@@ -842,6 +900,7 @@ int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
     }
   }
   if (!first) return 0;
+  if (commit_lost(c, first)) return 0;
   if (exec(c, "COMMIT", &err)) {
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     fail_done(first, NULL, err.msg);

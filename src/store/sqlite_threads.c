@@ -195,6 +195,17 @@ static st_req *writer_more(void *ud) {
   return more;
 }
 
+/* After a batch: the first time its commit found the file moved, say so
+ * loudly (once: every write from now on fails with the same message) and
+ * mark the store lost for readiness. */
+static void writer_check_lost(sqlite_store *s) {
+  const char *why = st_conn_lost(s->writer_conn);
+  if (why && !atomic_exchange(&s->base.lost, 1))
+    SB_ERROR("store", "%s; every write fails from now on, and /readyz "
+                      "answers 503",
+             why);
+}
+
 static void writer_main(void *arg) {
   sb_thread_background();
   sqlite_store *s = arg;
@@ -217,6 +228,7 @@ static void writer_main(void *arg) {
     linger_ns = uv_hrtime() - t0;
     if (linger_ns > LINGER_MAX_NS) linger_ns = LINGER_MAX_NS;
     atomic_store(&s->base.writer_cpu_us, thread_cpu_us());
+    writer_check_lost(s);
     /* Their callers' next writes, and the ones already waiting. */
     uv_mutex_lock(&s->lock);
     s->expect = s->nwrites + l.n;

@@ -15,10 +15,16 @@
  * only for connections in synchronous=FULL (the store's), where every
  * commit syncs the WAL. Files other than WALs are the default VFS's own,
  * untouched.
+ *
+ * A WAL also answers SQLITE_FCNTL_HAS_MOVED, which the default VFS
+ * answers "no" for every file but the database (it tracks only the
+ * database's inode): whether the path now names another file than the
+ * one open, or none (deleted). The writer asks before each commit.
  */
 #include "store/store_internal.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 /* Beyond this, the buffer is written out at once (a commit bigger than
  * that pays one more write per this many bytes). */
@@ -30,6 +36,10 @@ typedef struct wal_file {
   unsigned char *buf;
   size_t len, cap;
   sqlite3_int64 at; /* file offset of buf[0] */
+  const char *name; /* SQLite's; valid until xClose */
+  dev_t dev;        /* the file opened (stat of name at open) */
+  ino_t ino;
+  int known;        /* dev and ino were read */
 } wal_file;
 
 static sqlite3_vfs gather_vfs;
@@ -128,7 +138,16 @@ static int w_check_lock(sqlite3_file *f, int *out) {
   FLUSH_OR_RETURN(f);
   return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
+/* SQLITE_FCNTL_HAS_MOVED: one stat() of the path against the file open. */
+static int w_has_moved(wal_file *w, int *out) {
+  struct stat st;
+  *out = w->known && (stat(w->name, &st) != 0 || st.st_dev != w->dev ||
+                      st.st_ino != w->ino);
+  return SQLITE_OK;
+}
+
 static int w_file_control(sqlite3_file *f, int op, void *arg) {
+  if (op == SQLITE_FCNTL_HAS_MOVED) return w_has_moved((wal_file *)f, arg);
   FLUSH_OR_RETURN(f);
   return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
@@ -173,6 +192,13 @@ static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
     return rc;
   }
   if (w->real->pMethods) w->base.pMethods = &wal_methods;
+  struct stat st;
+  if (name && stat(name, &st) == 0) {
+    w->name = name;
+    w->dev = st.st_dev;
+    w->ino = st.st_ino;
+    w->known = 1;
+  }
   return rc;
 }
 

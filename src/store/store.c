@@ -124,6 +124,7 @@ void sb_store_get_stats(sb_store *st, sb_store_stats *out) {
   out->writes = atomic_load(&st->writes);
   out->writer_cpu_us = atomic_load(&st->writer_cpu_us);
   out->pending = st->pending;
+  out->lost = atomic_load(&st->lost);
 }
 
 void sb_store_on_events(sb_store *st, sb_store_events_cb cb, void *ud) {

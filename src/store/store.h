@@ -443,6 +443,9 @@ typedef struct sb_store_stats {
   uint64_t writes;        /* writes run inside them */
   uint64_t writer_cpu_us; /* CPU time the writer thread has used */
   int pending;            /* submitted, not yet called back */
+  int lost; /* a commit found the store's file (or its WAL) deleted or
+               replaced under the server: every write fails with
+               SB_EIO saying so, nothing is written */
 } sb_store_stats;
 void sb_store_get_stats(sb_store *st, sb_store_stats *out);
 

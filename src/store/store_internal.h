@@ -97,6 +97,8 @@ struct sb_store {
   int closing;
   atomic_uint_least64_t batches, writes; /* counted by the writer */
   atomic_uint_least64_t writer_cpu_us;
+  atomic_int lost; /* the writer found the store's file moved: no write
+                      can be durable any more (sb_store_stats.lost) */
   sb_store_events_cb on_events; /* loop thread */
   void *on_events_ud;
   sb_store_agent_rows agents_at_open; /* read by the opening thread */
@@ -241,5 +243,8 @@ typedef st_req *(*st_more_fn)(void *ud);
  * alone. Fills each req->res; returns 1 if the commit happened, 0 if it
  * failed (every member then carries the error). */
 int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud);
+/* Why c's writes fail since a commit found its database file or WAL
+ * deleted or replaced under it (checked before every COMMIT), or NULL. */
+const char *st_conn_lost(const st_conn *c);
 
 #endif

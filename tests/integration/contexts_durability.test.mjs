@@ -1,9 +1,11 @@
 // Contexts under load and under a crash, end to end over REST:
 // optimistic concurrency (If-Match) with 8 racing writers never loses or
-// duplicates a version, and every version a client saw acknowledged
-// survives SIGKILL of the server.
+// duplicates a version, every version a client saw acknowledged
+// survives SIGKILL of the server, and a store file deleted under the
+// server makes writes fail instead of being acknowledged into nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
 
 import { DEADLINE_MS, tempStorePath, withDeadline } from './lib/harness.mjs';
 import { TENANTS, restClient, startTenantServer, stopClean } from './lib/contexts_common.mjs';
@@ -156,5 +158,36 @@ test('SIGKILL mid-stream: every acknowledged version survives a restart on the s
     assert.equal(next.json.version, head.json.version + 1);
   } finally {
     await stopClean(again);
+  }
+});
+
+test('the store file deleted under a running server: creates fail (5xx), /readyz says store_lost, nothing acknowledged is lost', async () => {
+  const store = tempStorePath();
+  const server = await startTenantServer({ store });
+  let kept;
+  try {
+    const a = restClient(server.base, TENANTS.a.token);
+    const first = await a.create({ workflowId: 'before-rm' });
+    assert.equal(first.status, 201, first.text);
+    kept = first.json.id;
+    for (const f of [store, `${store}-wal`, `${store}-shm`]) rmSync(f, { force: true });
+    assert.ok(!existsSync(store));
+
+    // Before: 201, and after a restart the context was gone.
+    const second = await a.create({ workflowId: 'after-rm' });
+    assert.ok(second.status >= 500, `a create after the file went must fail, got ${second.status} ${second.text}`);
+    assert.match(second.json.error.message, /the store file .*switchboard\.db was deleted or replaced under the server: nothing was written/);
+    const update = await a.merge(kept, 1, { data: { workflow: { currentStep: 'x' } } });
+    assert.ok(update.status >= 500, `an update must fail too: ${update.status} ${update.text}`);
+
+    const ready = await restClient(server.base, null).call('GET', '/readyz');
+    assert.equal(ready.status, 503, ready.text);
+    assert.equal(ready.json.status, 'store_lost');
+    assert.equal(ready.json.store.lost, true);
+    // said loudly, once
+    await server.stderrMatch(/was deleted or replaced under the server/);
+    assert.equal(server.stderr.match(/every write fails from now on/g).length, 1, server.stderr);
+  } finally {
+    await stopClean(server);
   }
 });

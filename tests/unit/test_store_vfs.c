@@ -4,7 +4,9 @@
  * the default VFS reads at once, whatever the commit's size (one frame,
  * more than the default VFS writes per call, more than the gathering
  * buffer holds), after the WAL starts over, and after a reopen, with
- * PRAGMA integrity_check ok. */
+ * PRAGMA integrity_check ok. And a WAL says when it was deleted or
+ * replaced under its connection (SQLITE_FCNTL_HAS_MOVED), which the
+ * default VFS never says of a WAL. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,6 +162,42 @@ static void test_a_rolled_back_transaction(void **state) {
   assert_intact(f->reader);
 }
 
+/* The WAL's SQLITE_FCNTL_HAS_MOVED through the writer's connection. */
+static int wal_moved(sqlite3 *db) {
+  sqlite3_file *wal = NULL;
+  assert_int_equal(sqlite3_file_control(db, "main",
+                                        SQLITE_FCNTL_JOURNAL_POINTER, &wal),
+                   SQLITE_OK);
+  assert_non_null(wal);
+  assert_non_null(wal->pMethods);
+  int moved = -1;
+  assert_int_equal(
+      wal->pMethods->xFileControl(wal, SQLITE_FCNTL_HAS_MOVED, &moved),
+      SQLITE_OK);
+  return moved;
+}
+
+static void test_wal_moved(void **state) {
+  vfs_fixture *f = *state;
+  insert_rows(f->writer, 0, 1, 10);
+  assert_int_equal(wal_moved(f->writer), 0);
+  char wal[160], aside[170];
+  snprintf(wal, sizeof wal, "%s-wal", f->path);
+  snprintf(aside, sizeof aside, "%s-aside", f->path);
+  /* replaced: another file at its path */
+  assert_int_equal(rename(wal, aside), 0);
+  FILE *other = fopen(wal, "w");
+  assert_non_null(other);
+  fclose(other);
+  assert_int_equal(wal_moved(f->writer), 1);
+  /* deleted */
+  assert_int_equal(unlink(wal), 0);
+  assert_int_equal(wal_moved(f->writer), 1);
+  /* back in place: the same file again */
+  assert_int_equal(rename(aside, wal), 0);
+  assert_int_equal(wal_moved(f->writer), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_commits_of_every_size, setup,
@@ -168,6 +206,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reopened, setup, teardown),
       cmocka_unit_test_setup_teardown(test_a_rolled_back_transaction, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_wal_moved, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
