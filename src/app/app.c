@@ -223,6 +223,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                                .gateway = app->gateway,
                                .events = app->events,
                                .defs = &app->defs,
+                               .max_runs = cfg->max_runs,
+                               .max_runs_per_tenant = cfg->max_runs_per_tenant,
                                .hold_call = app_quota_hold_call,
                                .release_call = app_quota_release_call,
                                .step_permitted = app_flow_step_permitted,

@@ -545,6 +545,8 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  max_listen_uris: %d\n", cfg->max_listen_uris);
   fprintf(out, "  max_listen_streams_per_tenant: %d\n",
           cfg->max_listen_streams_per_tenant);
+  fprintf(out, "  max_runs: %d\n", cfg->max_runs);
+  fprintf(out, "  max_runs_per_tenant: %d\n", cfg->max_runs_per_tenant);
   fprintf(out, "sessions:\n");
   fprintf(out, "  idle_timeout_s: %d\n", cfg->session_idle_timeout_s);
   fprintf(out, "  replay_events: %d\n", cfg->replay_events);

@@ -58,6 +58,8 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->agent_health_timeout_ms = 5000;
   cfg->max_listen_uris = 1000;
   cfg->max_listen_streams_per_tenant = 100;
+  cfg->max_runs = 10000;
+  cfg->max_runs_per_tenant = 1000;
   cfg->session_idle_timeout_s = 1800;
   cfg->replay_events = 256;
   cfg->max_sessions = 10000;

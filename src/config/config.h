@@ -55,6 +55,10 @@
  *                                   # subscriptions/listen; 1..100000
  *     max_listen_streams_per_tenant: 100  # listen streams open at once
  *                                   # per tenant; 1..100000
+ *     max_runs: 10000               # workflow runs in progress at once;
+ *                                   # past it a new run is refused (503,
+ *                                   # -32050); 1..1000000
+ *     max_runs_per_tenant: 1000     # the same per tenant; 1..1000000
  *   sessions:
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800
  *     replay_events: 256            # SSE events kept for Last-Event-ID;
@@ -147,6 +151,8 @@ typedef struct sb_config {
   long agent_health_timeout_ms;      /* sb_gateway_options.health_timeout_ms */
   int max_listen_uris;               /* URIs in one subscriptions/listen */
   int max_listen_streams_per_tenant; /* listen streams open per tenant */
+  int max_runs;            /* sb_flow_engine_options.max_runs */
+  int max_runs_per_tenant; /* sb_flow_engine_options.max_runs_per_tenant */
   /* sessions */
   int session_idle_timeout_s;
   int replay_events;

@@ -54,6 +54,8 @@ static const key_spec limits_keys[] = {
     NUM("max_listen_uris", KEY_INT, max_listen_uris, 1, 100000),
     NUM("max_listen_streams_per_tenant", KEY_INT, max_listen_streams_per_tenant,
         1, 100000),
+    NUM("max_runs", KEY_INT, max_runs, 1, 1000000),
+    NUM("max_runs_per_tenant", KEY_INT, max_runs_per_tenant, 1, 1000000),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

@@ -15,6 +15,8 @@
 #include "flow/run_internal.h"
 
 #define DEFAULT_MAX_RUNS 10000
+/* A tenth of the default whole: ten tenants at their share fill it. */
+#define DEFAULT_MAX_RUNS_PER_TENANT 1000
 
 static const char *const status_names[] = {
     [SB_FLOW_RUNNING] = "running",     [SB_FLOW_WAITING] = "waiting",
@@ -105,6 +107,22 @@ static void index_put(sb_flow_engine *e, fl_run *r) {
   *b = r;
 }
 
+/* The tenant's runs in memory. */
+static int tenant_runs(const sb_flow_engine *e, const char *tenant) {
+  return (int)json_integer_value(json_object_get(e->tenant_runs, tenant));
+}
+
+/* One run more (+1) or fewer (-1) for r's tenant; a tenant at 0 goes. Out
+ * of memory, the count stays short (a start may pass its share): never a
+ * run refused or lost for it. */
+static void tenant_count(sb_flow_engine *e, const fl_run *r, int delta) {
+  int n = tenant_runs(e, r->tenant) + delta;
+  if (n <= 0)
+    json_object_del(e->tenant_runs, r->tenant);
+  else
+    json_object_set_new_nocheck(e->tenant_runs, r->tenant, json_integer(n));
+}
+
 static void index_drop(sb_flow_engine *e, fl_run *r) {
   fl_run **p = &e->index[r->hash & (e->nindex - 1)];
   while (*p && *p != r)
@@ -165,6 +183,7 @@ void fl_run_detach(fl_run *r) {
     sb_list_unlink(&e->runs, &r->link);
     index_drop(e, r);
     e->nruns--;
+    tenant_count(e, r, -1);
   }
   if (!r->holds) run_free(r);
 }
@@ -215,6 +234,7 @@ fl_run *fl_run_new(sb_flow_engine *e, const char *tenant, const char *id,
   r->e = e;
   sb_list_push_front(&e->runs, &r->link);
   e->nruns++;
+  tenant_count(e, r, +1);
   index_put(e, r);
   return r;
 }
@@ -287,8 +307,12 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
   }
   e->o = *o;
   if (e->o.max_runs <= 0) e->o.max_runs = DEFAULT_MAX_RUNS;
+  if (e->o.max_runs_per_tenant <= 0)
+    e->o.max_runs_per_tenant = DEFAULT_MAX_RUNS_PER_TENANT;
   e->nindex = 64;
-  if (!(e->index = sb_calloc(e->nindex, sizeof *e->index))) {
+  if (!(e->index = sb_calloc(e->nindex, sizeof *e->index)) ||
+      !(e->tenant_runs = json_object())) {
+    sb_free(e->index);
     sb_free(e);
     sb_error_set(err, SB_ENOMEM, "out of memory");
     return NULL;
@@ -343,6 +367,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   fl_plan_go_on_close(e);
   fl_blocked_clear(e);
   sb_free(e->index);
+  json_decref(e->tenant_runs);
   sb_free(e);
 }
 
@@ -427,9 +452,17 @@ int fl_launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
               const json_t *source, const char *context_id, json_t *new_ctx,
               const json_t *input, json_t *extra, sb_flow_cb cb, void *ud,
               sb_error *err) {
+  /* The tenant's share first: a tenant at it is told of its own limit,
+   * whoever else has room. */
+  if (tenant_runs(e, tenant) >= e->o.max_runs_per_tenant)
+    return sb_error_set(err, SB_EBUSY,
+                        "tenant %s has %d runs in progress, its limit "
+                        "(limits.max_runs_per_tenant); retry when one ends",
+                        tenant, e->o.max_runs_per_tenant);
   if (e->nruns >= (size_t)e->o.max_runs)
     return sb_error_set(err, SB_EBUSY,
-                        "too many runs in progress (%d); retry later",
+                        "too many runs in progress (%d, limits.max_runs); "
+                        "retry later",
                         e->o.max_runs);
   char id[37], cid[37];
   sb_uuid_v7(id);

@@ -302,6 +302,11 @@ typedef struct sb_flow_engine_options {
   sb_events *events;
   const sb_flow_defs *defs; /* the workflows runs may start */
   int max_runs;             /* runs in progress at once; default 10000 */
+  /* ...and of one tenant, so that one tenant's waiting runs cannot take
+   * every place; default 1000. Only new runs (a start, a fork) are
+   * refused, SB_EBUSY naming the limit; runs brought back (at start,
+   * taken over, resumed) count but always come back. */
+  int max_runs_per_tenant;
   /* The tenant's calls in flight (quotas.max_concurrent_calls): asked
    * before each agent call of a step (quota_ud). hold_call returns 0 with
    * a place taken, or non-zero with why (cap bytes) filled: the step then

@@ -156,6 +156,9 @@ struct sb_flow_engine {
   sb_flow_engine_options o;
   sb_list runs; /* in memory, newest first */
   size_t nruns;
+  /* The same count by tenant, for o.max_runs_per_tenant: tenant -> its
+   * runs in memory (an integer; a tenant with none has no member). */
+  json_t *tenant_runs;
   /* The same runs by tenant and id (fl_run_find): chained in
    * index[hash & (nindex - 1)], nindex a power of two doubled as nruns
    * passes it. */

@@ -89,6 +89,8 @@ static const char full_yaml[] = "# every key\n"
                                 "  agent_busy_poll_us: 50\n"
                                 "  agent_health_interval_ms: 2500\n"
                                 "  agent_health_timeout_ms: 700\n"
+                                "  max_runs: 50\n"
+                                "  max_runs_per_tenant: 5\n"
                                 "sessions:\n"
                                 "  idle_timeout_s: 600\n"
                                 "  replay_events: 0\n"
@@ -133,6 +135,8 @@ static void test_full_file(void **state) {
   assert_int_equal(cfg.agent_busy_poll_us, 50);
   assert_int_equal(cfg.agent_health_interval_ms, 2500);
   assert_int_equal(cfg.agent_health_timeout_ms, 700);
+  assert_int_equal(cfg.max_runs, 50);
+  assert_int_equal(cfg.max_runs_per_tenant, 5);
   assert_int_equal(cfg.session_idle_timeout_s, 600);
   assert_int_equal(cfg.replay_events, 0);
   assert_int_equal(cfg.cache_ttl_ms, 1500);
@@ -289,7 +293,7 @@ static void test_structure_errors(void **state) {
                "connection_reserve, max_stream_buffer_bytes, page_size, "
                "max_tool_name, agent_busy_poll_us, agent_health_interval_ms, "
                "agent_health_timeout_ms, max_listen_uris, "
-               "max_listen_streams_per_tenant)");
+               "max_listen_streams_per_tenant, max_runs, max_runs_per_tenant)");
   expect_error("servers:\n  listen: 1.2.3.4:5\n",
                "config.yaml:2: servers: expected a list of virtual servers, "
                "got a mapping");

@@ -46,11 +46,16 @@ export const startFlowHttpAgent = (id, env = {}) =>
 
 /**
  * Write a config: agents (definitions), workflows (YAML text of the list
- * items, indented under `workflows:`), tenants ({id, token}...).
+ * items, indented under `workflows:`), tenants ({id, token}...), and
+ * `limits:` keys ({max_runs: 10}).
  */
-export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store, storeKeys = {} } = {}) {
+export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store, storeKeys = {}, limits = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-flows-'));
   const lines = ['cache:', '  ttl_ms: 0'];
+  if (Object.keys(limits).length) {
+    lines.push('limits:');
+    for (const [k, v] of Object.entries(limits)) lines.push(`  ${k}: ${v}`);
+  }
   if (store || Object.keys(storeKeys).length) {
     lines.push('store:');
     if (store) lines.push(`  path: ${store}`);
