@@ -311,7 +311,8 @@ int main(int argc, char **argv) {
                                .gateway = gw,
                                .events = bus,
                                .defs = &defs,
-                               .max_runs = 100000};
+                               .max_runs = 100000,
+                               .max_runs_per_tenant = 100000};
   if (!(eng = sb_flow_engine_new(&fo, &err))) die("engine", &err);
   double end = now_s() + 15;
   while (!connected() && now_s() < end)

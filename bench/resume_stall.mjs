@@ -29,6 +29,8 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 0 || n > 10000)) {
 
 const CONFIG = `cache:
   ttl_ms: 0
+limits:
+  max_runs_per_tenant: 10000
 agents: []
 workflows:
   - name: asked
