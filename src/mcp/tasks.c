@@ -317,5 +317,11 @@ void mcp_handle_tasks_list(sb_mcp_server *srv, sb_mcp_call *c) {
                      json_pack("{ss}", "param", "cursor"));
     return;
   }
+  /* No page of ours has an empty cursor (as for the other lists). */
+  if (json_is_string(cursor) && json_string_length(cursor) == 0) {
+    sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, "Invalid cursor",
+                     json_pack("{ss}", "param", "cursor"));
+    return;
+  }
   srv->tasks.list(srv->tasks.ud, c, json_string_value(cursor));
 }

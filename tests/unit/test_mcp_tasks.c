@@ -349,6 +349,11 @@ static void test_legacy(void **state) {
   r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tasks/list\","
                     "\"params\":{\"cursor\":5}}");
   assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tasks/list\","
+                    "\"params\":{\"cursor\":\"\"}}");
+  assert_int_equal(error_code(r), SB_RPC_INVALID_PARAMS);
+  assert_string_equal(str(json_object_get(r, "error"), "message"),
+                      "Invalid cursor");
   /* tasks/cancel of an ended task: -32602 naming its status. */
   f->fk.ended = 1;
   r = send_on(f, s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tasks/cancel\","
