@@ -134,6 +134,20 @@ static sb_principal *key_principal(const kr_key *k) {
   return p;
 }
 
+/* A key the reload keeps as it was keeps its principal: streams opened
+ * with it hold that one, and must see it marked if the key goes later. */
+static sb_principal *kept_principal(const sb_auth_keyring *kr,
+                                    const kr_key *k) {
+  for (size_t i = 0; i < kr->nkeys; i++) {
+    const kr_key *o = &kr->keys[i];
+    if (strcmp(o->id, k->id) == 0 && o->tenant == k->tenant &&
+        o->expires_ms == k->expires_ms && strcmp(o->scopes, k->scopes) == 0 &&
+        sodium_memcmp(o->hash, k->hash, HASH_LEN) == 0)
+      return sb_principal_ref(o->principal);
+  }
+  return NULL;
+}
+
 /* The keys of old that are not in new_keys were revoked: what was opened
  * with them ends (sb_principal_live). */
 static void mark_revoked(const kr_key *old, size_t nold, const kr_key *new_keys,
@@ -178,7 +192,8 @@ static void on_loaded(void *ud, sb_store_result *res) {
     k->tenant = intern(kr, row->tenant);
     k->scopes = sb_strdup(row->scopes);
     k->expires_ms = row->expires_ms;
-    k->principal = key_principal(k);
+    k->principal = kept_principal(kr, k);
+    if (!k->principal) k->principal = key_principal(k);
     if (!k->tenant || !k->scopes || !k->principal) {
       SB_WARN(MODULE, "out of memory reloading API keys");
       keys_clear(keys, n + 1);

@@ -194,6 +194,10 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     await publish('qa.before');
     await until(() => events.text.includes('qa.before') && listen.text.includes('resources/updated') && get.text.includes('resources/updated'),
       'each stream to hear the first event');
+    // Another key made meanwhile: the keys reload, and the stream's key
+    // must still be the one its revocation reaches.
+    const laterKey = (await cli(['key', 'create', '--tenant', KEY_TENANT, ...s])).stdout.trim();
+    await until(async () => (await restClient(server.base, laterKey).call('GET', '/v1/runs')).status === 200, 'the later key accepted');
     await cli(['key', 'revoke', streamKey.slice(3, 15), ...s]);
     await until(async () => (await restClient(server.base, streamKey).call('GET', '/v1/runs')).status === 401, 'the revoked key refused');
     await publish('qa.after');
