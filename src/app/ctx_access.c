@@ -250,8 +250,9 @@ static void guard_head(void *ud, const sb_ctx_result *res) {
  * (relative to `data`). */
 static int patch_path_readable(const char *ptr, sb_auth_read r,
                                const json_t *pointers) {
-  if (strncmp(ptr, "/data", 5) != 0 || (ptr[5] && ptr[5] != '/')) return 1;
   if (r == SB_AUTH_READ_ALL) return 1;
+  if (!*ptr) return 0; /* the whole document, data with it */
+  if (strncmp(ptr, "/data", 5) != 0 || (ptr[5] && ptr[5] != '/')) return 1;
   if (r == SB_AUTH_READ_NONE || !ptr[5]) return 0;
   const char *rel = ptr + 5;
   size_t i;
@@ -265,9 +266,13 @@ static int patch_path_readable(const char *ptr, sb_auth_read r,
   return 0;
 }
 
-/* A JSON Patch reads too: copy and move read their `from`, and a test's
- * outcome tells whether a guess at its `path` was right. Each must be a
- * path the caller may read, or a write would show what its reads do not. */
+/* A JSON Patch reads what it touches: copy and move read their `from`, a
+ * test's outcome tells whether a guess was right, and every op fails on
+ * what is or is not at its `path` (remove and replace of a path that does
+ * not exist, add under a missing parent), which says whether it exists.
+ * So each pointer must be one the caller may read, or a write would show
+ * what its reads do not; a writer who may read less uses a merge patch,
+ * which never fails on what is there. */
 static int patch_reads_permitted(const app_ctx_access *a, sb_error *err) {
   if (a->op != APP_CTX_UPDATE || a->kind != SB_CTX_JSON_PATCH) return 0;
   json_t *pointers = NULL;
@@ -277,19 +282,16 @@ static int patch_reads_permitted(const app_ctx_access *a, sb_error *err) {
   json_t *op;
   json_array_foreach(r == SB_AUTH_READ_ALL ? NULL : a->patch, i, op) {
     const char *name = json_string_value(json_object_get(op, "op"));
-    const char *key = !name                       ? NULL
-                      : strcmp(name, "test") == 0 ? "path"
-                      : strcmp(name, "copy") == 0 || strcmp(name, "move") == 0
-                          ? "from"
-                          : NULL;
-    const char *ptr = key ? json_string_value(json_object_get(op, key)) : NULL;
+    const char *ptr = json_string_value(json_object_get(op, "from"));
+    if (!ptr || patch_path_readable(ptr, r, pointers))
+      ptr = json_string_value(json_object_get(op, "path"));
     if (ptr && !patch_path_readable(ptr, r, pointers)) {
       snprintf(a->scope, a->scope_cap, "contexts:read");
       rc = sb_error_refuse(err, "contexts:read",
                            "patch[%zu]: %s reads %s, which this caller may "
                            "not read (scope \"contexts:read\" or one of its "
-                           "paths)",
-                           i, name, ptr);
+                           "paths; a merge patch reads nothing)",
+                           i, name ? name : "(no op)", ptr);
       break;
     }
   }

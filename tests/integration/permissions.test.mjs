@@ -170,9 +170,15 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
       { op: 'move', from: '/data/user', path: '/data/conversation/leak' },
       { op: 'test', path: '/data/user/profile/name', value: 'Ada' },
       { op: 'copy', from: '/data', path: '/data/conversation/leak' },
+      { op: 'copy', from: '', path: '/data/conversation/leak' },
+      { op: 'test', path: '', value: {} },
+      // Whether a hidden path exists shows in how a write to it fails.
+      { op: 'remove', path: '/data/user/profile/guess' },
+      { op: 'replace', path: '/data/user/profile/name', value: 'x' },
+      { op: 'add', path: '/data/user/profile/nick', value: 'x' },
     ]) {
       const r = await pathWriter.jsonPatch(id, v, [op]);
-      refused(r, 'contexts:read', `patch[0]: ${op.op} reads ${op.from ?? op.path}, which this caller may not read (scope "contexts:read" or one of its paths)`);
+      refused(r, 'contexts:read', `patch[0]: ${op.op} reads ${op.from ?? op.path}, which this caller may not read (scope "contexts:read" or one of its paths; a merge patch reads nothing)`);
     }
     const inside = await pathWriter.jsonPatch(id, v++, [{ op: 'copy', from: '/data/conversation/messages/0', path: '/data/conversation/messages/-' }]);
     assert.equal(inside.status, 200, inside.text);
