@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/lookup.h"
 #include "common/vin.h"
@@ -257,7 +258,8 @@ static json_t *read_part(dl_request *req, json_t *args) {
   if (!pn || !*pn) return dl_invalid(req, "argument 'part_number' is required");
   json_t *part;
   int found = dl_row_one(req,
-                         "SELECT part_number, name, price FROM parts "
+                         "SELECT part_number, name, price, make, model, "
+                         "year_from, year_to FROM parts "
                          "WHERE part_number = ? COLLATE NOCASE",
                          pn, &part);
   if (found == 0)
@@ -266,6 +268,32 @@ static json_t *read_part(dl_request *req, json_t *args) {
                "(find_parts lists them)",
                pn);
   return part;
+}
+
+/* Whether part (read_part's row) fits the vehicle a VIN names
+ * (dl_vin_vehicle): its make, its model unless the part is make-wide, its
+ * model years. What the VIN does not tell (a decoded VIN has no model; an
+ * unknown make) is not held against the part. 1 if it fits; else 0 and
+ * why in out ("2018-2024 Toyota Camry", what the part fits). */
+static int part_fits(const json_t *part, const json_t *vehicle, char *out,
+                     size_t n) {
+  const char *make = json_string_value(json_object_get(part, "make"));
+  const char *model = json_string_value(json_object_get(part, "model"));
+  long from = (long)json_integer_value(json_object_get(part, "year_from"));
+  long to = (long)json_integer_value(json_object_get(part, "year_to"));
+  const char *vmake = json_string_value(json_object_get(vehicle, "make"));
+  const char *vmodel = json_string_value(json_object_get(vehicle, "model"));
+  long year = (long)json_integer_value(json_object_get(vehicle, "year"));
+  int fits = (!vmake || !make || strcasecmp(make, vmake) == 0) &&
+             (!model || !vmodel || strcasecmp(model, vmodel) == 0) &&
+             (!year || !from || (year >= from && year <= to));
+  if (from == to)
+    snprintf(out, n, "%ld %s %s", from, make ? make : "",
+             model ? model : "(all models)");
+  else
+    snprintf(out, n, "%ld-%ld %s %s", from, to, make ? make : "",
+             model ? model : "(all models)");
+  return fits;
 }
 
 /* parts.lead_days[which] (in_stock: default 0, order: default 3). */
@@ -394,7 +422,24 @@ json_t *parts_order(dl_request *req, json_t *args) {
   json_t *part = read_part(req, args);
   if (!part) return NULL;
   const char *pn = json_string_value(json_object_get(part, "part_number"));
-  json_t *dealer = NULL, *out = NULL;
+  json_t *dealer = NULL, *out = NULL, *vehicle = NULL;
+  /* An order for a customer's car is for a part that fits it: reserving a
+   * Camry's pads against a Civic takes stock another customer needs. */
+  char fits[160];
+  if (has_vin) {
+    if (!(vehicle = dl_vin_vehicle(req, vin))) goto done;
+    if (!part_fits(part, vehicle, fits, sizeof fits)) {
+      long year = (long)json_integer_value(json_object_get(vehicle, "year"));
+      const char *vmodel = json_string_value(json_object_get(vehicle, "model"));
+      dl_invalid(req,
+                 "argument 'part_number': %s fits %s, not the %ld %s%s%s of "
+                 "VIN %s (find_parts with the VIN lists the parts that fit)",
+                 pn, fits, year,
+                 json_string_value(json_object_get(vehicle, "make")),
+                 vmodel ? " " : "", vmodel ? vmodel : "", vin);
+      goto done;
+    }
+  }
   char stocked[128];
   if (!dealer_arg) { /* where it is in stock, else the group's first */
     int found = dealer_with_stock(req, pn, quantity, stocked);
@@ -424,6 +469,7 @@ json_t *parts_order(dl_request *req, json_t *args) {
   if (out && name) json_object_set_new(out, "customer_name", json_string(name));
   if (!out) dl_fail(req, "out of memory");
 done:
+  json_decref(vehicle);
   json_decref(dealer);
   json_decref(part);
   return out;

@@ -200,6 +200,34 @@ static void test_order(void **state) {
                    0);
   assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 3);
 
+  /* A part for a customer's car must fit it: make, model, years. */
+  fixture_invalid(f, &order_tool,
+                  "{'part_number': 'TOY-BP-F-CAM', 'quantity': 1, "
+                  "'vin': '2HGFE2F53PH500123'}",
+                  "argument 'part_number': TOY-BP-F-CAM fits 2018-2024 Toyota "
+                  "Camry, not the 2023 Honda Civic of VIN 2HGFE2F53PH500123 "
+                  "(find_parts with the VIN lists the parts that fit)");
+  fixture_invalid(f, &order_tool,
+                  "{'part_number': 'TOY-CAB-RAV', 'quantity': 1, "
+                  "'vin': '4T1B11HK8KU123456'}",
+                  "TOY-CAB-RAV fits 2019-2024 Toyota RAV4, not the 2019 "
+                  "Toyota Camry");
+  assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 3);
+  /* make-wide and model parts that fit are ordered */
+  r = fixture_call(f, &order_tool,
+                   "{'part_number': 'TOY-OF-GEN', 'quantity': 1, "
+                   "'vin': '4T1B11HK8KU123456'}",
+                   NULL);
+  if (!r) fail_msg("%s", f->error);
+  json_decref(r);
+  r = fixture_call(f, &order_tool,
+                   "{'part_number': 'HON-BP-F-CIV', 'quantity': 1, "
+                   "'vin': '2HGFE2F53PH500123'}",
+                   NULL);
+  if (!r) fail_msg("%s", f->error);
+  json_decref(r);
+  assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 5);
+
   fixture_invalid(f, &order_tool, "{'part_number': 'TOY-OF-GEN'}",
                   "'quantity' is required");
   fixture_invalid(f, &order_tool,
@@ -222,7 +250,7 @@ static void test_order(void **state) {
                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                   "xxxxxxxxxxxxxxxxxxxxxxxx'}",
                   "'dealership' is 204 bytes, longer than the 200 allowed");
-  assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 3);
+  assert_int_equal(fixture_int(f, "SELECT count(*) FROM part_orders"), 5);
 }
 
 static void test_order_idempotent(void **state) {
