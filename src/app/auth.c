@@ -230,8 +230,9 @@ static int tool_visible(const sb_principal *p, const char *name);
 /* switchboard's own resources and prompts: "resources:<uri>",
  * "prompts:<name>" ("resources:switchboard://notes" grants every note).
  * Its info is public, as server/discover is; contexts and the event log
- * need what their reads need, checked by their providers. into perm; 0
- * when none is needed here. */
+ * are no "resources:" family (their callers ask their scopes, their
+ * providers check reads in full). into perm; 0 when none is needed
+ * here. */
 static int resource_permission(const char *uri, char *perm, size_t cap) {
   if (strcmp(uri, "switchboard://info") == 0 ||
       strncmp(uri, "context://", 10) == 0 || strncmp(uri, "events://", 9) == 0)

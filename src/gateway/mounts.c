@@ -304,9 +304,10 @@ static int p_complete(void *ud, sb_mcp_call *call, json_t *ref, json_t *arg) {
   return 1;
 }
 
-/* The MCP server's authorize, for subscriptions: a resource's agent must
- * be the caller's to use, as for reading it (a read, a call and a get are
- * checked where they are forwarded: gw_mcp_forward). */
+/* The MCP server's authorize, for resources: a resource's agent must be
+ * the caller's to use. A subscription is refused here; a read meets the
+ * same check again where it is forwarded (gw_mcp_forward, where calls and
+ * gets meet theirs). */
 static int mount_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
                            const char *name, json_t *args) {
   (void)args;

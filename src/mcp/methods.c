@@ -265,6 +265,18 @@ static int uri_fits(sb_mcp_call *c, const char *param, const char *uri) {
   return SB_EINVAL;
 }
 
+/* 0 if the caller may subscribe to uri (at param): it fits, and reading it
+ * is permitted (knowing when a resource changes is reading it); else the
+ * call has been failed (a refusal answered by the authorize hook). */
+static int subscribable(sb_mcp_server *srv, sb_mcp_call *c, const char *param,
+                        const char *uri) {
+  if (uri_fits(c, param, uri) != 0) return SB_EINVAL;
+  if (srv->authorize &&
+      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE, uri, NULL))
+    return SB_EPERM;
+  return 0;
+}
+
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {
@@ -272,10 +284,11 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
                      json_pack("{ss}", "param", "uri"));
     return;
   }
-  if (on && uri_fits(c, "params.uri", uri) != 0) return;
+  if (on && subscribable(srv, c, "params.uri", uri) != 0) return;
+  int had = json_object_get(c->session->subscriptions, uri) != NULL;
   /* A session holds as many as one listen stream may. */
   int max = srv->limits.max_listen_uris;
-  if (on && !json_object_get(c->session->subscriptions, uri) &&
+  if (on && !had &&
       json_object_size(c->session->subscriptions) >= (size_t)max) {
     char msg[200];
     snprintf(msg, sizeof msg,
@@ -286,12 +299,6 @@ static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
                      json_pack("{sssi}", "param", "uri", "limit", max));
     return;
   }
-  /* Knowing when a resource changes is reading it: the same check. A
-   * refused subscribe has been answered by the hook. */
-  if (on && srv->authorize &&
-      srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE, uri, NULL))
-    return;
-  int had = json_object_get(c->session->subscriptions, uri) != NULL;
   sb_mcp_sub_wait *pending = had ? mcp_sub_wait_of(c->session, uri) : NULL;
   if (on && pending) {
     mcp_sub_wait_follow(pending, c);
@@ -424,13 +431,6 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                        NULL);
       return;
     }
-    json_array_foreach(uris, i, u) {
-      if (uri_fits(c, "params.notifications.resourceSubscriptions",
-                   json_string_value(u)) != 0) {
-        json_decref(agreed);
-        return;
-      }
-    }
     int max = srv->limits.max_listen_uris;
     if (json_array_size(uris) > (size_t)max) {
       json_decref(agreed);
@@ -445,11 +445,9 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                                  (json_int_t)max));
       return;
     }
-    /* As for resources/subscribe: each URI must be readable. */
     json_array_foreach(uris, i, u) {
-      if (srv->authorize &&
-          srv->authorize(srv->authorize_ud, c, SB_MCP_ITEM_RESOURCE,
-                         json_string_value(u), NULL)) {
+      if (subscribable(srv, c, "params.notifications.resourceSubscriptions",
+                       json_string_value(u)) != 0) {
         json_decref(agreed);
         return;
       }
