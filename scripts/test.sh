@@ -22,7 +22,8 @@ if [[ ${1:-} == --tsan ]]; then
   build=build-tsan
   flags+=(-DSB_TSAN=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  tsan_tests=(test_store test_store_crash test_ctx_manager test_store_runs test_events)
+  tsan_tests=(test_store test_store_crash test_ctx_manager test_store_runs test_events
+              test_core_log)
   cmake -S . -B "$build" "${flags[@]}" >/dev/null
   cmake --build "$build" -j2 --target "${tsan_tests[@]}"
   ctest --test-dir "$build" --output-on-failure -j2 \

@@ -421,6 +421,9 @@ static int cmd_serve(int argc, char **argv) {
 
   /* Writes to a vanished peer must fail with EPIPE, not kill us. */
   signal(SIGPIPE, SIG_IGN);
+  /* From here a reader of stderr that stops reading cannot stop the
+   * server: log lines wait, or are dropped and counted, instead. */
+  sb_log_start();
 
   serve_state st;
   memset(&st, 0, sizeof st);
@@ -430,6 +433,7 @@ static int cmd_serve(int argc, char **argv) {
   if (uvrc != 0) {
     fprintf(stderr, "switchboard: cannot create the event loop: %s\n",
             uv_strerror(uvrc));
+    sb_log_stop();
     sb_config_free(&cfg);
     return EXIT_RUNTIME;
   }
@@ -471,6 +475,7 @@ shutdown:
 
   if (uvrc != 0)
     SB_WARN("cli", "event loop not closed cleanly: %s", uv_strerror(uvrc));
+  sb_log_stop();
   sb_config_free(&cfg);
   return exit_code;
 }

@@ -102,6 +102,16 @@ int sb_log_level_parse(const char *name);
 void sb_log(sb_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* From sb_log_start until sb_log_stop, a log line never blocks the thread
+ * that logs it: when whoever reads stderr (a pipe, a terminal, a socket)
+ * lags, lines wait in a bounded buffer a thread of the log's own drains;
+ * past it they are dropped and counted in a later line. sb_log_stop
+ * writes what waits (for 2 s at most). Without sb_log_start (the
+ * command-line tools), lines are blocking writes. Returns 0 or SB_ENOMEM
+ * (no thread: lines stay blocking writes). */
+int sb_log_start(void);
+void sb_log_stop(void);
+
 /* How a log line is written on stderr: text, "2026-12-03T10:00:00.000Z
  * info    http: message" (the default), or one JSON object a line,
  * {"time","level","module","msg"}, for log shippers. */

@@ -61,23 +61,6 @@ int sb_error_refuse(sb_error *err, const char *scope, const char *fmt, ...) {
   return SB_EPERM;
 }
 
-/* ---- logging ---------------------------------------------------------- */
-static sb_log_level current_level = SB_LOG_INFO;
-static sb_log_format current_format = SB_LOG_TEXT;
-static const char *const level_names[] = {"debug", "info", "notice", "warning",
-                                          "error"};
-
-void sb_log_set_level(sb_log_level level) { current_level = level; }
-sb_log_level sb_log_get_level(void) { return current_level; }
-
-void sb_log_set_format(sb_log_format format) { current_format = format; }
-
-int sb_log_format_parse(const char *name) {
-  if (name && strcmp(name, "text") == 0) return SB_LOG_TEXT;
-  if (name && strcmp(name, "json") == 0) return SB_LOG_JSON;
-  return -1;
-}
-
 size_t sb_json_escape(const char *in, char *out, size_t cap) {
   size_t o = 0, n = strlen(in);
   const unsigned char *p = (const unsigned char *)in;
@@ -110,74 +93,6 @@ size_t sb_json_escape(const char *in, char *out, size_t cap) {
   }
   out[o] = '\0';
   return o;
-}
-
-int sb_log_level_parse(const char *name) {
-  if (!name) return -1; /* e.g. a config key present with no value */
-  for (int i = 0; i < 5; i++)
-    if (strcmp(name, level_names[i]) == 0) return i;
-  return -1;
-}
-
-/* Control characters (CR, LF, ESC...) as \r, \n, \xHH; tabs kept. */
-static void log_escape(const char *in, char *out, size_t cap) {
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap;
-       p++) {
-    if (*p >= 0x20 && *p != 0x7f) {
-      out[o++] = (char)*p;
-    } else if (*p == '\t') {
-      out[o++] = '\t';
-    } else if (*p == '\n' || *p == '\r') {
-      out[o++] = '\\';
-      out[o++] = *p == '\n' ? 'n' : 'r';
-    } else {
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-    }
-  }
-  out[o] = '\0';
-}
-
-void sb_log(sb_log_level level, const char *module, const char *fmt, ...) {
-  if (level < current_level) return;
-  char ts[32];
-  struct timespec now;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &now);
-  gmtime_r(&now.tv_sec, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-  char line[2048];
-  int json = current_format == SB_LOG_JSON;
-  int n = json ? 0
-               : snprintf(line, sizeof line, "%s.%03ldZ %-7s %s: ", ts,
-                          now.tv_nsec / 1000000L, level_names[level], module);
-  va_list ap;
-  va_start(ap, fmt);
-  if (n >= 0 && (size_t)n < sizeof line)
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-  va_end(ap);
-  /* No secret leaves through a log line, whoever formatted it. */
-  char clean[sizeof line + 64];
-  sb_log_redact(line, clean, sizeof clean);
-  if (json) {
-    /* The message escaped whole: control characters cannot break the
-     * line, and the object stays valid JSON whatever a client sent. */
-    char msg[sizeof clean * 2], mod[128];
-    sb_json_escape(clean, msg, sizeof msg);
-    sb_json_escape(module, mod, sizeof mod);
-    fprintf(stderr,
-            "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"module\":\"%s\","
-            "\"msg\":\"%s\"}\n",
-            ts, now.tv_nsec / 1000000L, level_names[level], mod, msg);
-    return;
-  }
-  /* One entry, one line: an error quoting what a client sent ("got
-   * \"a\\n2026-... audit: ...\"") must not start a line of its own
-   * that reads as another entry of the log or the audit trail. */
-  char out[sizeof clean * 4];
-  log_escape(clean, out, sizeof out);
-  /* One fputs per line so concurrent writers don't interleave mid-line. */
-  fprintf(stderr, "%s\n", out);
 }
 
 /* ---- time ------------------------------------------------------------- */

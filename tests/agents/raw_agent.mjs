@@ -21,6 +21,8 @@
 //   ask_mrtr  the 2026-07-28 way: answers input_required with one sampling
 //           question and requestState "s1"; the retry carrying the answer
 //           (inputResponses.q) gets its text back
+//   chatter sends `count` log notifications (notifications/message) of
+//           `bytes` characters each, then answers "chattered COUNT"
 import { existsSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -61,6 +63,7 @@ const tools = [
   { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
   { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
   { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
+  { name: 'chatter', description: 'Sends log notifications, then answers', inputSchema: { type: 'object' } },
 ];
 
 createInterface({ input: process.stdin }).on('line', (line) => {
@@ -108,6 +111,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const qid = `q${nextId++}`;
         waiting.set(qid, m.id);
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+      }
+      if (p.name === 'chatter') {
+        const count = Number(p.arguments?.count ?? 1);
+        const data = 'x'.repeat(Number(p.arguments?.bytes ?? 100));
+        for (let i = 0; i < count; i++)
+          send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', logger: name, data: `${i} ${data}` } });
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: `chattered ${count}` }] } });
       }
       if (p.name === 'forged') {
         forgedCalls++;

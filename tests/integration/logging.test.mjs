@@ -1,0 +1,70 @@
+// logging.test.mjs: a reader of stderr that stops reading cannot stop the
+// server. The server's log goes to a pipe here, as it does under a
+// container runtime or `2>&1 | tee`; the test stops reading it while an
+// agent floods the log (its notifications/message, logged at debug), and
+// the server must go on answering: lines wait in a bounded buffer, the
+// rest are dropped and counted in a line written once the reader is back.
+// Before, the first write to the full pipe stopped the event loop, every
+// tenant's requests with it, until someone read.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+import { startHttpServer, withDeadline, DEADLINE_MS } from './lib/harness.mjs';
+import { agentDef, writeConfig, pollUntil } from '../agents/agents_lib.mjs';
+
+const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
+
+test('a log reader that stops reading does not stop the server', async () => {
+  const cfg = writeConfig([agentDef('chat', {
+    capabilities: ['chat'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'C'] },
+  })]);
+  const server = await startHttpServer({ extraArgs: ['--config', cfg, '--log-level', 'debug'] });
+  const base = server.url.replace(/\/mcp$/, '');
+  const call = async (args) => {
+    const res = await withDeadline(fetch(`${base}/v1/agents/call`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: 'chat', tool: 'chatter', arguments: args }),
+    }), DEADLINE_MS, 'the chatter call');
+    return { status: res.status, json: await res.json() };
+  };
+  try {
+    await pollUntil(async () => {
+      const r = await (await fetch(`${base}/readyz`)).json();
+      return r.agents.connected === 1 || { ok: false, message: JSON.stringify(r) };
+    }, { what: 'the agent to connect' });
+
+    // Nobody reads stderr from here: the pipe (64 KiB) fills at once.
+    server.proc.stderr.pause();
+    const from = server.stderr.length;
+    // About 1.6 MB of log lines: more than the pipe and the server's
+    // buffer for a lagging reader hold together.
+    const first = await call({ count: 800, bytes: 1900 });
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.equal(first.json.result.content[0].text, 'chattered 800');
+    // Still answering, the log still unread.
+    const again = await call({ count: 50, bytes: 1900 });
+    assert.equal(again.json.result.content[0].text, 'chattered 50');
+    const health = await withDeadline(fetch(`${base}/healthz`), DEADLINE_MS, '/healthz');
+    assert.equal(health.status, 200);
+
+    // The reader is back: what was kept arrives, and a line says how many
+    // were dropped.
+    server.proc.stderr.resume();
+    const [, dropped] = await server.stderrMatch(/warning log: (\d+) log lines dropped: stderr was not being read/);
+    const lines = server.stderr.slice(from).split('\n');
+    const kept = lines.filter((l) => /debug +agents: agent chat log: \d+ x+$/.test(l)).length;
+    assert.ok(Number(dropped) > 0 && kept > 0, `kept ${kept}, dropped ${dropped}`);
+    assert.ok(kept + Number(dropped) <= 850, `kept ${kept} + dropped ${dropped} of 850 lines`);
+    // Lines are whole: nothing cut mid-line by a partial write.
+    assert.ok(lines.every((l) => l === '' || /^\d{4}-\d\d-\d\dT/.test(l)),
+      lines.find((l) => l !== '' && !/^\d{4}-\d\d-\d\dT/.test(l))?.slice(0, 200));
+    // And the log goes on as before.
+    await call({ count: 1, bytes: 10 });
+    await server.stderrMatch(/agent chat log: 0 x{10}\n/);
+  } finally {
+    server.proc.stderr.resume();
+    await server.stop();
+  }
+});
