@@ -443,9 +443,16 @@ int http_media_type_json(const char *ct) {
 
 /* ---- answers MHD cannot queue ------------------------------------------ */
 
+static void answer_on_socket(http_conn *c, unsigned status, const char *body,
+                             size_t len);
+
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,
                           size_t len) {
-  http_conn *c = http_conn_of(r->conn);
+  answer_on_socket(http_conn_of(r->conn), status, body, len);
+}
+
+static void answer_on_socket(http_conn *c, unsigned status, const char *body,
+                             size_t len) {
   if (!c || c->cut) return;
   const char *reason = MHD_get_reason_phrase_for(status);
   char head[256];
@@ -466,4 +473,37 @@ void http_conn_answer_now(http_req *r, unsigned status, const char *body,
   queue_remove(c);
   c->phase = CONN_BUSY;
   shutdown(c->fd, SHUT_WR);
+}
+
+/* ---- query parameters past what the connection holds --------------------
+ * MHD keeps each query parameter as a record in the connection's memory
+ * pool (limits.connection_memory_bytes); when they do not fit it gives up
+ * on the request with no answer it can still send, and the client waited
+ * for one until the header deadline. So they are counted first, from the
+ * URI as it came (MHD hands it here before it splits the query). */
+
+size_t http_conn_max_query_params(size_t pool_bytes) {
+  size_t n = pool_bytes / 128; /* a record, its share of the line */
+  return n > 100 ? 100 : n;
+}
+
+void *http_conn_on_uri(void *cls, const char *uri,
+                       struct MHD_Connection *conn) {
+  sb_http_server *s = cls;
+  const char *q = uri ? strchr(uri, '?') : NULL;
+  if (!q) return NULL;
+  size_t max = http_conn_max_query_params(s->cfg.connection_memory_bytes);
+  size_t n = 1;
+  for (const char *p = q + 1; *p; p++) n += *p == '&';
+  if (n <= max) return NULL;
+  char body[200];
+  int len = snprintf(body, sizeof body,
+                     "{\"error\":{\"code\":\"too_many_query_parameters\","
+                     "\"message\":\"%zu query parameters; at most %zu\"}}",
+                     n, max);
+  SB_DEBUG(MOD, "%zu query parameters, at most %zu: answered 431, closing", n,
+           max);
+  answer_on_socket(http_conn_of(conn), MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                   body, (size_t)len);
+  return NULL;
 }

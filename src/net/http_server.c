@@ -281,7 +281,8 @@ sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                          ? cfg->max_connections_per_address
                          : 0),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_UNESCAPE_CALLBACK,
-      http_conn_unescape, NULL, MHD_OPTION_END);
+      http_conn_unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK, http_conn_on_uri,
+      s, MHD_OPTION_END);
   if (!s->daemon) {
     sb_error_set(err, SB_EIO, "cannot listen on %s:%d: %s", host,
                  cfg->listen_port,

@@ -160,6 +160,20 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     assert.equal(once.status, 200, await once.text());
   });
 
+  it('more query parameters than fit a connection\'s memory: 431 at once, naming the limit', async () => {
+    const c = new Raw(port);
+    await c.connected;
+    const query = Array.from({ length: 600 }, (_, i) => `a${i}=b${i}`).join('&');
+    c.write(`GET /v1/contexts?${query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    // Before: microhttpd gave up on it (its pool full) with no answer it
+    // could send, and the client waited for the header deadline.
+    const data = await c.waitData((d) => /\r\n\r\n.*\}\}/s.test(d), 'an answer', (HEADER_S * 1000) / 2);
+    assert.equal(statusOf(data), 431, data);
+    assert.match(data, /"code":"too_many_query_parameters","message":"600 query parameters; at most 100"/);
+    await c.waitClosed();
+    assert.equal((await echoOnNewConnection('after the query')).json.result.content[0].text, 'after the query');
+  });
+
   it('an HTTP/1.1 request without Host is 400 naming it (RFC 9112 3.2); HTTP/1.0 needs none', async () => {
     for (const target of ['/mcp', '/v1/runs']) {
       const c = new Raw(port);
