@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store_internal.h"
 
@@ -400,6 +401,15 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
                       migrate_first ? st_gather_vfs() : NULL) != SQLITE_OK) {
     sb_error_set(err, SB_EIO, "store: cannot open %s: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    goto fail;
+  }
+  /* SQLite opens a file it may not write read-only, without a word: the
+   * server would say it is ready and fail every write. Said before any
+   * statement, so no -wal or -shm is made of the store's mode. */
+  if (migrate_first && sqlite3_db_readonly(c->db, "main") == 1) {
+    int e = access(path, W_OK) != 0 ? errno : 0;
+    sb_error_set(err, SB_EIO, "store: %s cannot be written: %s", path,
+                 e ? strerror(e) : "SQLite opened it read-only");
     goto fail;
   }
   sqlite3_busy_timeout(c->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);

@@ -34,20 +34,46 @@ static int lock_byte(int fd, int cmd, short type, int slot, struct flock *fl) {
   return fcntl(fd, cmd, fl);
 }
 
+/* Beside the file itself: processes naming the store through a symbolic
+ * link, or by other relative paths, share one drivers file. */
+static int drivers_path(const char *db_path, char *path, size_t cap) {
+  char *real = realpath(db_path, NULL);
+  int n = snprintf(path, cap, "%s-drivers", real ? real : db_path);
+  free(real);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int st_drivers_check_store(const char *db_path, sb_error *err) {
+  char path[4096], wal[4096];
+  struct stat st;
+  if (stat(db_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 0)
+    return 0;
+  /* A store's pages may all be in its WAL yet (never checkpointed). */
+  int n = snprintf(wal, sizeof wal, "%s-wal", db_path);
+  if (n > 0 && (size_t)n < sizeof wal && stat(wal, &st) == 0 && st.st_size > 0)
+    return 0;
+  /* The drivers file is made only once the schema is committed: beside
+   * an empty file it says a store was here, truncated since. */
+  if (drivers_path(db_path, path, sizeof path) != 0 || stat(path, &st) != 0)
+    return 0;
+  return sb_error_set(err, SB_EINVAL,
+                      "store: %s is empty, but %s beside it says it held a "
+                      "store: restore the file from a backup, or remove %s "
+                      "to start an empty store",
+                      db_path, path, path);
+}
+
 int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err) {
   d->lock_fd = d->probe_fd = d->slot = -1;
-  /* Beside the file itself: processes naming the store through a symbolic
-   * link, or by other relative paths, share one drivers file. */
-  char *real = realpath(db_path, NULL);
   char path[4096];
-  int n = snprintf(path, sizeof path, "%s-drivers", real ? real : db_path);
-  free(real);
-  if (n < 0 || (size_t)n >= sizeof path)
+  if (drivers_path(db_path, path, sizeof path) != 0)
     return sb_error_set(err, SB_EINVAL, "store: %s: path too long", db_path);
   /* Whoever may write the store may take a slot: the store's own mode,
-   * as SQLite gives its -wal and -shm files. */
+   * as SQLite gives its -wal and -shm files, and always its owner's (a
+   * store made read-only must not leave a drivers file nobody may open
+   * once the store is writable again). */
   struct stat st;
-  mode_t mode = stat(db_path, &st) == 0 ? st.st_mode & 0777 : 0644;
+  mode_t mode = stat(db_path, &st) == 0 ? (st.st_mode & 0666) | 0600 : 0644;
   d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
   if (d->lock_fd >= 0) d->probe_fd = open(path, O_RDWR | O_CLOEXEC);
   if (d->lock_fd < 0 || d->probe_fd < 0) {

@@ -380,8 +380,10 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
   if (init_sync(s, err) != 0) goto fail;
   /* The writer's connection first: it creates the file and migrates, so
    * the readers find the schema. */
+  if (st_drivers_check_store(o->path, err) != 0) goto fail;
   s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
   if (!s->writer_conn) goto fail;
+
   if (o->drives_runs) {
     if (st_drivers_open(&s->drivers, o->path, err) != 0) goto fail;
     st_conn_set_drivers(s->writer_conn, &s->drivers);

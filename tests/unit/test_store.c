@@ -770,10 +770,128 @@ static void test_open_errors(void **state) {
   assert_int_equal(loop_finish(&loop), 0);
 }
 
+/* A store is made and closed at path (driving runs, so its drivers file
+ * is there too). */
+static void make_store(const char *path) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = &loop, .drives_runs = 1};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  assert_non_null(st);
+  sb_store_close(st);
+  assert_int_equal(loop_finish(&loop), 0);
+}
+
+static int try_open(const char *path, char *msg, size_t cap) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = &loop, .drives_runs = 1};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  if (st) sb_store_close(st);
+  loop_finish(&loop);
+  snprintf(msg, cap, "%s", st ? "" : err.msg);
+  return st ? 0 : 1;
+}
+
+/* Open path as this process, or (when root, whom no mode stops) as the
+ * user nobody in a child: 0 if it opened, else 1 with msg set. */
+static int open_as_unprivileged(const char *path, char *msg, size_t cap) {
+  if (geteuid() != 0) return try_open(path, msg, cap);
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    char m[512];
+    int rc = try_open(path, m, sizeof m);
+    (void)!write(p[1], m, strlen(m));
+    _exit(rc);
+  }
+  close(p[1]);
+  ssize_t n = read(p[0], msg, cap - 1);
+  msg[n > 0 ? n : 0] = '\0';
+  close(p[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 3);
+  return WEXITSTATUS(status);
+}
+
+static void test_store_not_writable(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-ro-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  assert_int_equal(chmod(dir, 0777), 0);
+  char path[128], drivers[160];
+  snprintf(path, sizeof path, "%s/sb.db", dir);
+  snprintf(drivers, sizeof drivers, "%s-drivers", path);
+  make_store(path);
+  unlink(drivers);
+  assert_int_equal(chmod(path, 0444), 0);
+  /* Refused naming the store and why; before, SQLite opened it read-only
+   * without a word and the server said it was ready. */
+  char msg[512];
+  assert_int_equal(open_as_unprivileged(path, msg, sizeof msg), 1);
+  char want[256];
+  snprintf(want, sizeof want, "store: %s cannot be written: Permission denied",
+           path);
+  assert_string_equal(msg, want);
+  /* Nothing was left behind that outlives the fix (before: a drivers
+   * file, -wal and -shm of mode 0444 that the next start, once the store
+   * was writable, could not open). */
+  char wal[160], shm[160];
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  snprintf(shm, sizeof shm, "%s-shm", path);
+  assert_int_equal(access(drivers, F_OK), -1);
+  assert_int_equal(access(wal, F_OK), -1);
+  assert_int_equal(access(shm, F_OK), -1);
+  assert_int_equal(chmod(path, 0666), 0);
+  assert_int_equal(open_as_unprivileged(path, msg, sizeof msg), 0);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void test_store_truncated(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-trunc-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128], drivers[160];
+  snprintf(path, sizeof path, "%s/sb.db", dir);
+  make_store(path);
+  assert_int_equal(truncate(path, 0), 0);
+  /* An emptied store is refused, naming what to do; before, it opened as
+   * a new, empty store and everything in it was silently gone. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = &loop, .drives_runs = 1};
+  assert_null(sb_store_open_sqlite(&o, &err));
+  assert_int_equal(err.code, SB_EINVAL);
+  snprintf(drivers, sizeof drivers, "%s-drivers", path);
+  assert_non_null(strstr(err.msg, "is empty, but"));
+  assert_non_null(strstr(err.msg, drivers));
+  /* Its drivers file removed, the operator's choice: a new store. */
+  assert_int_equal(unlink(drivers), 0);
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  assert_non_null(st);
+  sb_store_close(st);
+  assert_int_equal(loop_finish(&loop), 0);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_get_append, setup, teardown),
+      cmocka_unit_test(test_store_not_writable),
+      cmocka_unit_test(test_store_truncated),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_and_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
