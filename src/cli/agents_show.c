@@ -24,6 +24,7 @@ typedef struct show {
   sb_mcp_client *client;
   json_t *report;
   const char *error;
+  char deadline_why[80];
   char error_buf[512];
   int pending; /* list requests in flight */
   int done;
@@ -169,7 +170,7 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
 
 static void on_deadline(uv_timer_t *t) {
   show *s = t->data;
-  s->error = "no answer from the agent within 15 s";
+  s->error = s->deadline_why;
   finish(s);
 }
 
@@ -195,8 +196,15 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
   }
   uv_timer_init(&s.loop, &s.deadline);
   s.deadline.data = &s;
-  uv_timer_start(&s.deadline, on_deadline, SHOW_TIMEOUT_MS, 0);
-  sb_mcp_client_connect(s.client, SHOW_TIMEOUT_MS, on_connected, &s);
+  /* The agent's own startup time (limits.startupTimeoutMs), then as long
+   * again for its lists. */
+  uint64_t startup = (uint64_t)def->limits.startup_timeout_ms;
+  uint64_t total = startup > SHOW_TIMEOUT_MS ? startup * 2 : SHOW_TIMEOUT_MS;
+  snprintf(s.deadline_why, sizeof s.deadline_why,
+           "no answer from the agent within %llu s",
+           (unsigned long long)(total / 1000));
+  uv_timer_start(&s.deadline, on_deadline, total, 0);
+  sb_mcp_client_connect(s.client, startup, on_connected, &s);
   if (!s.done) uv_run(&s.loop, UV_RUN_DEFAULT);
   if (s.error) {
     fprintf(stderr, "switchboard agents: %s: %s\n", id, s.error);

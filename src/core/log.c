@@ -45,7 +45,6 @@ int sb_log_format_parse(const char *name) {
   return -1;
 }
 
-
 /* ---- lines ------------------------------------------------------------- */
 
 int sb_log_level_parse(const char *name) {
@@ -136,12 +135,12 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t wake;
   pthread_t thread;
-  int running;        /* sb_log_start ran: lines go through the sink */
-  int stopping;       /* sb_log_stop: drain, then end */
-  int fd;             /* where lines go: stderr, or a non-blocking reopening */
-  int owned;          /* fd is ours to close */
-  int is_socket;      /* send(MSG_DONTWAIT) instead of write */
-  char *pending;      /* bytes the reader has not taken yet */
+  int running;   /* sb_log_start ran: lines go through the sink */
+  int stopping;  /* sb_log_stop: drain, then end */
+  int fd;        /* where lines go: stderr, or a non-blocking reopening */
+  int owned;     /* fd is ours to close */
+  int is_socket; /* send(MSG_DONTWAIT) instead of write */
+  char *pending; /* bytes the reader has not taken yet */
   size_t pending_len, pending_off;
   unsigned long dropped; /* lines left out since the last count written */
 } sink = {.mu = PTHREAD_MUTEX_INITIALIZER,

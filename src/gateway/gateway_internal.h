@@ -23,7 +23,6 @@
 
 
 #define SEP "__"
-#define CONNECT_TIMEOUT_MS 15000
 #define HEALTH_EVERY_MS 15000
 #define HEALTH_TIMEOUT_MS 5000
 #define RESTART_BASE_MS 200

@@ -228,6 +228,11 @@ static void drop_lists(agent *a, int announce_it) {
 
 static void schedule_restart(agent *a);
 
+/* How long the agent has to answer its handshake (limits.startupTimeoutMs). */
+static uint64_t startup_ms(const agent *a) {
+  return (uint64_t)a->def->limits.startup_timeout_ms;
+}
+
 static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   agent *a = ud;
@@ -345,7 +350,7 @@ static void session_lost_tick(uv_timer_t *t) {
   agent *a = t->data;
   a->session_lost = 0;
   if (!a->ch || !a->client || sb_mcp_client_connected(a->client)) return;
-  if (sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a) == 0) {
+  if (sb_mcp_client_connect(a->client, startup_ms(a), on_connected, a) == 0) {
     SB_INFO(MODULE, "agent %s ended our session; opening a new one", a->def->id);
     set_down_reason(a, "the agent ended our session; opening a new one", NULL);
     sb_registry_set_health(a->owner->reg, a->def->id, 0);
@@ -378,7 +383,7 @@ static void agent_connect(agent *a) {
     schedule_restart(a);
     return;
   }
-  sb_mcp_client_connect(a->client, CONNECT_TIMEOUT_MS, on_connected, a);
+  sb_mcp_client_connect(a->client, startup_ms(a), on_connected, a);
 }
 
 static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,

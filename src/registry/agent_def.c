@@ -451,10 +451,11 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
 
 static int parse_limits(fpath *p, const json_t *v, sb_agent_limits *l) {
   static const char *const known[] = {"maxConcurrent", "timeoutMs", "retries",
-                                      "cacheTtlMs", NULL};
+                                      "cacheTtlMs", "startupTimeoutMs", NULL};
   if (!json_is_object(v)) return bad(p, "expected an object");
-  int rc = check_keys(p, v, known,
-                      "maxConcurrent, timeoutMs, retries, cacheTtlMs");
+  int rc = check_keys(
+      p, v, known,
+      "maxConcurrent, timeoutMs, retries, cacheTtlMs, startupTimeoutMs");
   if (rc != 0) return rc;
   struct {
     const char *key;
@@ -462,8 +463,9 @@ static int parse_limits(fpath *p, const json_t *v, sb_agent_limits *l) {
   } spec[] = {{"maxConcurrent", 1, 1024},
               {"timeoutMs", 1, 86400000},
               {"retries", 0, 10},
-              {"cacheTtlMs", 0, 86400000}};
-  for (size_t i = 0; i < 4; i++) {
+              {"cacheTtlMs", 0, 86400000},
+              {"startupTimeoutMs", 1000, 600000}};
+  for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
     json_t *f = json_object_get(v, spec[i].key);
     if (!f) continue;
     int64_t n = 0;
@@ -475,6 +477,7 @@ static int parse_limits(fpath *p, const json_t *v, sb_agent_limits *l) {
     if (i == 1) l->timeout_ms = n;
     if (i == 2) l->retries = (int)n;
     if (i == 3) l->cache_ttl_ms = n;
+    if (i == 4) l->startup_timeout_ms = n;
   }
   return 0;
 }
@@ -525,6 +528,7 @@ int sb_agent_def_parse(const json_t *json, sb_agent_def **out, sb_error *err) {
   d->limits.max_concurrent = 4;
   d->limits.timeout_ms = 30000;
   d->limits.retries = 2;
+  d->limits.startup_timeout_ms = 15000;
   int e = 0;
 
   rc = check_keys(&p, json, top_keys, top_key_list);
@@ -667,7 +671,7 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
    * from any helper (ENOMEM) fails the whole pack without leaking. */
   json_t *o = json_pack(
       "{s:s, s:s, s:s, s:o, s:{s:s, s:o}, s:o, s:s, s:I, s:f, s:o, "
-      "s:{s:i, s:I, s:i, s:I}, s:o}",
+      "s:{s:i, s:I, s:i, s:I, s:I}, s:o}",
       "id", d->id, "name", d->name, "type", sb_agent_type_name(d->type),
       "capabilities", strings_json(&d->capabilities), "models", "primary",
       d->model_primary, "fallback", strings_json(&d->model_fallback),
@@ -677,7 +681,8 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
       transport_json(&d->transport), "limits", "maxConcurrent",
       d->limits.max_concurrent, "timeoutMs", (json_int_t)d->limits.timeout_ms,
       "retries", d->limits.retries, "cacheTtlMs",
-      (json_int_t)d->limits.cache_ttl_ms, "idempotentTools",
+      (json_int_t)d->limits.cache_ttl_ms, "startupTimeoutMs",
+      (json_int_t)d->limits.startup_timeout_ms, "idempotentTools",
       strings_json(&d->idempotent_tools));
   return o;
 }

@@ -39,10 +39,15 @@
  *     "limits": {"maxConcurrent": 4,    optional; 1..1024
  *                "timeoutMs": 30000,    optional; 1..86400000
  *                "retries": 2,          optional; 0..10
- *                "cacheTtlMs": 0},      optional; 0..86400000: the ttlMs
+ *                "cacheTtlMs": 0,       optional; 0..86400000: the ttlMs
  *                                       modern clients get on resources
  *                                       read through us when the agent
  *                                       gives none (0: re-read each time)
+ *                "startupTimeoutMs":    optional; 1000..600000, default
+ *                   15000},             15000: how long the agent has to
+ *                                       answer its handshake once started
+ *                                       (an agent fetched by npx on first
+ *                                       run, a JVM, may need more)
  *     "idempotentTools": ["lookup"] }   optional, default []; tools safe to
  *                                       retry after they reached the agent
  *
@@ -177,6 +182,7 @@ typedef struct sb_agent_limits {
   int64_t timeout_ms; /* default 30000 */
   int retries;        /* default 2 */
   int64_t cache_ttl_ms; /* default 0 */
+  int64_t startup_timeout_ms; /* default 15000 */
 } sb_agent_limits;
 
 /* A parsed, validated definition. Fields are public and read-only: build

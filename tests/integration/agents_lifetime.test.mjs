@@ -6,7 +6,7 @@
 // command and the cause, as before the shim.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,36 @@ test('an agent command that cannot be started is reported naming it and why', as
     const r = await postModern(endpoint, 'unused', 'tools/list', {});
     assert.match(r.error?.data?.reason ?? '', new RegExp(`: ${cause}$`), r.text);
     assert.doesNotMatch(server.stderr, /status 127|connect failed/, 'the cause, not the shim\'s exit status');
+  } finally {
+    await server.stop();
+  }
+});
+
+const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
+
+test('an agent slow to start gets its limits.startupTimeoutMs for the handshake', async () => {
+  // Both agents answer initialize only once `go` exists, as an agent that
+  // npx is still fetching, or a JVM still starting, would.
+  const go = join(mkdtempSync(join(tmpdir(), 'sb-startup-')), 'go');
+  const held = (id, startupTimeoutMs) => agentDef(id, {
+    capabilities: ['x'], limits: { startupTimeoutMs },
+    transport: { type: 'stdio', command: process.execPath, args: [RAW, id.toUpperCase(), `--hold-init=${go}`] },
+  });
+  const server = await startWithAgents([held('quick', 1000), held('patient', 60000)]);
+  try {
+    // Before, every agent had 15 s, whatever it needed: one that took
+    // longer was killed and started again, each time, for ever.
+    await server.stderrMatch(/agent quick: initialize timed out after 1000 ms/);
+    writeFileSync(go, '');
+    const base = server.url.replace(/\/mcp$/, '');
+    await pollUntil(async () => {
+      const r = await (await fetch(`${base}/v1/agents`)).json();
+      const patient = r.agents.find((a) => a.definition.id === 'patient');
+      return patient?.connected === true || { ok: false, message: JSON.stringify(patient?.connected) };
+    }, { what: 'patient to connect' });
+    // On its first start: it was never given up on.
+    assert.equal(server.stderr.match(/agent patient: PATIENT: ready/g)?.length, 1, server.stderr);
+    assert.doesNotMatch(server.stderr, /agent patient: (initialize|server\/discover) timed out/);
   } finally {
     await server.stop();
   }

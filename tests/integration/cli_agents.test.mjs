@@ -30,7 +30,7 @@ describe('switchboard agents (CLI)', () => {
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout);
     assert.deepEqual(list.map((d) => d.id), ['legacy-a', 'modern-b']);
-    assert.deepEqual(list[0].limits, { maxConcurrent: 4, timeoutMs: 30000, retries: 2, cacheTtlMs: 0 });
+    assert.deepEqual(list[0].limits, { maxConcurrent: 4, timeoutMs: 30000, retries: 2, cacheTtlMs: 0, startupTimeoutMs: 15000 });
   });
 
   it('explain ranks the agents with a capability, with the parts of each score', async () => {

@@ -69,7 +69,7 @@ static int count_lines(const char *text, const char *what) {
   int n = 0;
   for (const char *l = text; *l;) {
     const char *end = strchr(l, '\n');
-    assert_non_null(end); /* every line ends */
+    assert_non_null(end);                  /* every line ends */
     assert_true(strncmp(l, "20", 2) == 0); /* and starts with its time */
     if (memmem(l, (size_t)(end - l), what, strlen(what))) n++;
     l = end + 1;
@@ -85,7 +85,8 @@ static void test_lagging_reader(void **state) {
   memset(filler, 'x', 1000);
   filler[1000] = '\0';
   /* 3 MB into a pipe nobody reads: each call returns. */
-  for (int i = 0; i < 3000; i++) SB_INFO("test", "line %d %s", i, filler);
+  for (int i = 0; i < 3000; i++)
+    SB_INFO("test", "line %d %s", i, filler);
   char *text = read_until(rd, "not being read");
   int kept = count_lines(text, "test: line ");
   unsigned long dropped = 0;
@@ -113,7 +114,8 @@ enum { THREADS = 4, PER_THREAD = 2000 };
 
 static void *chatter(void *arg) {
   int t = (int)(intptr_t)arg;
-  for (int i = 0; i < PER_THREAD; i++) SB_INFO("test", "t%d n%d.", t, i);
+  for (int i = 0; i < PER_THREAD; i++)
+    SB_INFO("test", "t%d n%d.", t, i);
   return NULL;
 }
 
@@ -123,16 +125,18 @@ static void test_threads(void **state) {
   assert_int_equal(sb_log_start(), 0);
   pthread_t th[THREADS];
   for (int t = 0; t < THREADS; t++)
-    assert_int_equal(
-        pthread_create(&th[t], NULL, chatter, (void *)(intptr_t)t), 0);
-  for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    assert_int_equal(pthread_create(&th[t], NULL, chatter, (void *)(intptr_t)t),
+                     0);
+  for (int t = 0; t < THREADS; t++)
+    pthread_join(th[t], NULL);
   SB_INFO("test", "done");
   char *text = read_until(rd, "test: done\n");
   /* Each thread's lines whole, all there, in its order: under the buffer's
    * size nothing is dropped, however the reader lags. */
   assert_int_equal(count_lines(text, "test: t"), THREADS * PER_THREAD);
   int next[THREADS] = {0};
-  for (const char *l = strstr(text, "test: t"); l; l = strstr(l + 1, "test: t")) {
+  for (const char *l = strstr(text, "test: t"); l;
+       l = strstr(l + 1, "test: t")) {
     int t, i;
     assert_int_equal(sscanf(l, "test: t%d n%d.", &t, &i), 2);
     assert_int_equal(i, next[t]);
@@ -160,7 +164,8 @@ static void test_stop_hands_over(void **state) {
   (void)state;
   int rd = stderr_to_pipe(4096);
   assert_int_equal(sb_log_start(), 0);
-  for (int i = 0; i < 200; i++) SB_INFO("test", "last %d", i);
+  for (int i = 0; i < 200; i++)
+    SB_INFO("test", "last %d", i);
   /* The reader comes only now: sb_log_stop waits for it. */
   reader_arg r = {.fd = rd};
   pthread_t th;
@@ -179,7 +184,8 @@ static void test_reader_gone(void **state) {
   int rd = stderr_to_pipe(4096);
   close(rd);
   assert_int_equal(sb_log_start(), 0);
-  for (int i = 0; i < 2000; i++) SB_INFO("test", "into the void %d", i);
+  for (int i = 0; i < 2000; i++)
+    SB_INFO("test", "into the void %d", i);
   sb_log_stop();
   stderr_back();
 }

@@ -210,7 +210,7 @@ static void test_roundtrip(void **state) {
         " 'transport': {'type': 'http', 'url': 'https://svc.example:8443/mcp',"
         "   'headers': {'Authorization': 'Bearer t', 'X-Tenant_1': 'a'}},"
         " 'limits': {'maxConcurrent': 4, 'timeoutMs': 30000, 'retries': 2,"
-        "   'cacheTtlMs': 0},"
+        "   'cacheTtlMs': 0, 'startupTimeoutMs': 15000},"
         " 'idempotentTools': []}");
   assert_json_eq(j, want);
   json_decref(j);
@@ -506,10 +506,13 @@ static void test_invalid_limits_tools(void **state) {
           "limits.retries: expected an integer between 0 and 10 (got -1)");
   invalid("{'limits': {'max': 1}}",
           "limits.max: unknown field (known: maxConcurrent, timeoutMs, "
-          "retries, cacheTtlMs)");
+          "retries, cacheTtlMs, startupTimeoutMs)");
   invalid("{'limits': {'cacheTtlMs': -5}}",
           "limits.cacheTtlMs: expected an integer between 0 and 86400000 "
           "(got -5)");
+  invalid("{'limits': {'startupTimeoutMs': 999}}",
+          "limits.startupTimeoutMs: expected an integer between 1000 and "
+          "600000 (got 999)");
   invalid("{'idempotentTools': 'lookup'}",
           "idempotentTools: expected an array");
   invalid("{'idempotentTools': ['a', '']}",

@@ -445,8 +445,7 @@ static void test_key_loads_outside_back_pressure(void **state) {
   outcome load = {0}, made = {0}, extra = {0};
   assert_int_equal(sb_store_keys_load(f->st, -1, on_outcome, &load), 0);
   sb_store_record r = {.id = "k1", .created_ms = 1, .doc = "{}"};
-  assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &made),
-                   0);
+  assert_int_equal(sb_store_create(f->st, "t", &r, NULL, on_outcome, &made), 0);
   sb_store_record r2 = {.id = "k2", .created_ms = 1, .doc = "{}"};
   assert_int_equal(sb_store_create(f->st, "t", &r2, NULL, on_outcome, &extra),
                    SB_EBUSY);
@@ -458,8 +457,8 @@ static void test_key_loads_outside_back_pressure(void **state) {
   assert_int_equal(extra.done, 0);
   /* the load's room is given back: the next create goes in */
   assert_int_equal(
-      await(&f->loop, sb_store_create(f->st, "t", &r2, NULL, on_outcome, &extra),
-            &extra),
+      await(&f->loop,
+            sb_store_create(f->st, "t", &r2, NULL, on_outcome, &extra), &extra),
       0);
   assert_int_equal(count(f, "t"), 2);
 }
@@ -709,12 +708,12 @@ static void test_agents_outlive_a_reopen(void **state) {
     assert_int_equal(await(&f->loop, 0, &many[i]), 0);
     outcome_clear(&many[i]);
   }
-  assert_int_equal(sb_store_agent_put(f->st, "ops", "", "{}", 1, NULL, on_outcome,
-                                      &o),
-                   SB_EINVAL);
-  assert_int_equal(sb_store_agent_put(f->st, NULL, "x", "{}", 1, NULL, on_outcome,
-                                      &o),
-                   SB_EINVAL);
+  assert_int_equal(
+      sb_store_agent_put(f->st, "ops", "", "{}", 1, NULL, on_outcome, &o),
+      SB_EINVAL);
+  assert_int_equal(
+      sb_store_agent_put(f->st, NULL, "x", "{}", 1, NULL, on_outcome, &o),
+      SB_EINVAL);
   sb_store_close(f->st);
   assert_int_equal(loop_finish(&f->loop), 0);
   uv_loop_init(&f->loop);
@@ -900,8 +899,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_failing_write_beside_succeeding,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_back_pressure, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_key_loads_outside_back_pressure, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_key_loads_outside_back_pressure,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_own_writes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_migrates_schema_1, setup, teardown),
