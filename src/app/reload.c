@@ -7,7 +7,7 @@
  * The worker touches no app state: what it reads is the round's own, and
  * the paths it needs from the app were copied when the round started.
  * Back on the loop the round is applied: agents (all validated before
- * any is changed), quotas, keys, certificate; a file that did
+ * any is changed), quotas, workflows (for new runs), keys, certificate; a file that did
  * not read changes what it always did (a bad config nothing, a bad JWKS
  * keeps the old keys, a bad certificate the old certificate), logged and
  * audited as before.
@@ -31,6 +31,7 @@ typedef struct reload_round {
   char *jwks_path; /* NULL: no OAuth */
   int tls;         /* the listener serves TLS: re-read its certificate */
   sb_config fresh;
+  sb_flow_defs defs; /* the file's workflows, for new runs */
   int cfg_rc;
   sb_error cfg_err;
   sb_auth_jwks *jwks; /* NULL: not read (see jwks_err) */
@@ -52,6 +53,7 @@ struct app_reloader {
 static void round_free(reload_round *r) {
   if (!r) return;
   sb_config_free(&r->fresh);
+  sb_flow_defs_clear(&r->defs);
   sb_auth_jwks_free(r->jwks);
   sb_http_tls_free(r->creds);
   sb_free(r->config_path);
@@ -80,15 +82,13 @@ static void round_read(uv_work_t *w) {
                              r->config_path);
     return;
   }
-  /* The workflows and virtual servers are applied at the next start only,
-   * but a file that start would refuse (exit 2) is refused here too: it
-   * was "reloaded", and the next start then failed. */
-  sb_flow_defs defs;
+  /* The workflows are applied with the agents; the virtual servers at
+   * the next start only, but a file that start would refuse (exit 2) is
+   * refused here too: it was "reloaded", and the next start then failed. */
   r->cfg_rc = sb_flow_defs_load(r->fresh.workflows, r->fresh.workflow_lines,
                                 r->fresh.config_file, r->fresh.config_dir,
-                                &defs, &r->cfg_err);
+                                &r->defs, &r->cfg_err);
   if (r->cfg_rc != 0) return;
-  sb_flow_defs_clear(&defs);
   r->cfg_rc = sb_gateway_check_servers(r->fresh.servers, r->fresh.server_lines,
                                        &r->cfg_err);
   if (r->cfg_rc != 0) return;
@@ -118,6 +118,14 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   int rc = sb_gateway_reload(app->gateway, fresh->agents, fresh->agent_lines,
                              fresh->config_file, app->api_agents, err);
   if (rc == 0) rc = app_quota_reload(app, fresh, err);
+  /* New runs start from the file's workflows; a run under way keeps the
+   * definition it started with (it has its own copy), so swapping the
+   * set the engine reads is all it takes. */
+  if (rc == 0) {
+    sb_flow_defs old = app->defs;
+    app->defs = r->defs;
+    r->defs = old; /* freed with the round */
+  }
   if (rc == 0) {
     rc = app_auth_reload(app, r->jwks, &r->jwks_err, err);
     r->jwks = NULL; /* taken */
@@ -141,10 +149,10 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   }
   if (rc == 0)
     SB_INFO(MODULE,
-            "config reloaded: %zu agent(s) configured; quotas, the OAuth "
-            "keys and the TLS certificate re-read; other settings (workflows "
-            "included) take effect at the next start",
-            json_array_size(fresh->agents));
+            "config reloaded: %zu agent(s) and %zu workflow(s) configured; "
+            "quotas, the OAuth keys and the TLS certificate re-read; other "
+            "settings take effect at the next start",
+            json_array_size(fresh->agents), app->defs.len);
   return rc;
 }
 

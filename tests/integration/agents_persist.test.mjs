@@ -95,7 +95,7 @@ describe('agents changed through the API outlive a crash', () => {
     // a reload keeps the config away from the ids the API changed
     const said = await server.sighup(/config reloaded/);
     // the log says what a reload applies, as the README does
-    assert.match(said, /config reloaded: \d+ agent\(s\) configured; quotas, the OAuth keys and the TLS certificate re-read; other settings \(workflows included\) take effect at the next start/);
+    assert.match(said, /config reloaded: \d+ agent\(s\) and \d+ workflow\(s\) configured; quotas, the OAuth keys and the TLS certificate re-read; other settings take effect at the next start/);
     assert.match(said, /agent a: changed through the API, its definition in the config is not used/);
     assert.match(said, /agent c: changed through the API/);
     assert.deepEqual(ids(await ops.call('GET', '/v1/agents')), ['a', 'm', 'svc']);

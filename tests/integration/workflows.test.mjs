@@ -8,6 +8,7 @@
 // step budget that stops a loop, and clear errors for bad requests.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import {
   flowAgent, inquiry, readEvents, startFlowHttpAgent, startFlowServer, startRun, writeFlowConfig,
@@ -469,5 +470,48 @@ describe('workflows over REST with real agents', () => {
       assert.equal(r.json.error.message, `step: workflow lead has no ask step ${step}`);
     }
     assert.equal((await rest.action(asking.id, 'cancel')).status, 200);
+  });
+});
+
+describe('a SIGHUP reloads the workflows', () => {
+  // v1 asks, then ends as it says; v2 asks something else.
+  const greet = (v, end) => `
+  - name: greet
+    steps:
+      - id: slot
+        ask: { message: Which slot (${v})? }
+      - id: done
+        end: ${end}
+        message: ended by ${v}`;
+
+  test('new runs start from the file as reloaded; a run under way keeps its own definition', async () => {
+    const { file } = writeFlowConfig({ workflowsYaml: greet('v1', 'completed') });
+    const { server, rest } = await startFlowServer(file);
+    try {
+      const first = await startRun(rest, { workflow: 'greet' });
+      assert.equal((await rest.waitFor(first.id, 'waiting')).waiting[0].message, 'Which slot (v1)?');
+      assert.equal((await rest.start({ workflow: 'second' })).status, 404);
+
+      // Before: "other settings (workflows included) take effect at the
+      // next start": a workflow added or fixed needed a restart.
+      writeFileSync(file, readFileSync(file, 'utf8').replace(greet('v1', 'completed'),
+        greet('v2', 'failed') + '\n  - name: second\n    steps:\n      - { id: only, end: completed }'));
+      const said = await server.sighup(/config reloaded|config not reloaded/);
+      assert.match(said, /config reloaded: 0 agent\(s\) and 2 workflow\(s\) configured/);
+
+      const second = await startRun(rest, { workflow: 'greet' });
+      assert.equal((await rest.waitFor(second.id, 'waiting')).waiting[0].message, 'Which slot (v2)?');
+      await rest.waitFor((await startRun(rest, { workflow: 'second' })).id, 'completed');
+      // The first run goes on by v1 to its end.
+      assert.equal((await rest.action(first.id, 'answer', { answer: 'any' })).status, 200);
+      await rest.waitFor(first.id, 'completed');
+
+      // A file whose workflow does not load changes nothing.
+      writeFileSync(file, readFileSync(file, 'utf8').replace('id: only, end: completed', 'id: only, end: sideways'));
+      assert.match(await server.sighup(/config (not )?reloaded/), /config not reloaded/);
+      await rest.waitFor((await startRun(rest, { workflow: 'second' })).id, 'completed');
+    } finally {
+      await server.stop();
+    }
   });
 });
