@@ -149,7 +149,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   }
   sb_events_options eo = {.store = app->store,
                           .retention_ms =
-                              (int64_t)cfg->events_retention_s * 1000};
+                              (int64_t)cfg->events_retention_s * 1000,
+                          .max_data_bytes = cfg->events_max_data_bytes};
   if (!(app->events = sb_events_new(&eo, err))) goto fail;
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)

@@ -572,6 +572,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  head_cache_bytes: %zu\n", cfg->ctx_head_cache_bytes);
   fprintf(out, "events:\n");
   fprintf(out, "  retention_s: %ld\n", cfg->events_retention_s);
+  fprintf(out, "  max_data_bytes: %zu\n", cfg->events_max_data_bytes);
   fprintf(out, "auth:\n");
   fprintf(out, "  default_tenant: %s\n", cfg->default_tenant);
   /* tokens are secrets: shown as a count, never printed */

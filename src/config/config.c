@@ -75,6 +75,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->ctx_sweep_interval_s = 60;
   cfg->ctx_head_cache_bytes = (size_t)64 << 20;
   cfg->events_retention_s = 7L * 24 * 3600;
+  cfg->events_max_data_bytes = 65536;
   cfg->default_tenant = default_tenant_id;
   cfg->llm_timeout_ms = 30000;
   cfg->oauth_leeway_s = 60;

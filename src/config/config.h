@@ -176,6 +176,7 @@ typedef struct sb_config {
   size_t ctx_head_cache_bytes;
   /* events */
   long events_retention_s; /* events older are trimmed */
+  size_t events_max_data_bytes; /* a published or emitted event's data */
   /* auth */
   char *default_tenant;
   struct sb_config_tenant *tenants;

@@ -92,6 +92,7 @@ static const key_spec contexts_keys[] = {
 
 static const key_spec events_keys[] = {
     NUM("retention_s", KEY_LONG, events_retention_s, 60, 315360000),
+    NUM("max_data_bytes", KEY_SIZE, events_max_data_bytes, 1024, 16777216),
     {NULL, 0, 0, 0, 0, NULL},
 };
 

@@ -15,6 +15,7 @@
 #define MODULE "events"
 #define READ_PAGE 500
 #define DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
+#define DEFAULT_MAX_DATA_BYTES 65536
 #define DEFAULT_TRIM_EVERY_MS 60000
 #define TRIM_BATCH 10000
 /* The first trim comes this soon after start (a server restarted more
@@ -117,6 +118,7 @@ struct sb_events {
   sb_list subs;    /* newest first */
   int dispatching; /* subscriptions are being called: free none */
   int64_t retention_ms;
+  size_t max_data_bytes;
   uv_timer_t *trim;
   uint64_t trim_every_ms;
   struct trim_op *trimming; /* a trim under way */
@@ -360,6 +362,20 @@ static int write_one(sb_events *ev, const char *tenant, const char *type,
                      const json_t *data, sb_events_done_cb cb, void *ud,
                      sb_error *err);
 
+static int data_too_big(size_t n, size_t max, sb_error *err) {
+  return sb_error_set(err, SB_ETOOBIG,
+                      "data: %zu bytes as JSON, more than an event may hold "
+                      "(events.max_data_bytes: %zu)",
+                      n, max);
+}
+
+int sb_events_check_data(const sb_events *ev, const json_t *data,
+                         sb_error *err) {
+  size_t max = ev ? ev->max_data_bytes : DEFAULT_MAX_DATA_BYTES;
+  size_t n = data ? json_dumpb(data, NULL, 0, JSON_COMPACT) : 2;
+  return n > max ? data_too_big(n, max, err) : 0;
+}
+
 int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                       const char *run_id, const json_t *data,
                       sb_events_done_cb cb, void *ud, sb_error *err) {
@@ -394,6 +410,11 @@ static int write_one(sb_events *ev, const char *tenant, const char *type,
   if (data && !json_is_object(data))
     return sb_error_set(err, SB_EINVAL, "data: expected an object");
   char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
+  size_t n = text ? strlen(text) : 0;
+  if (n > ev->max_data_bytes) {
+    sb_free(text);
+    return data_too_big(n, ev->max_data_bytes, err);
+  }
   publish_op *op = sb_calloc(1, sizeof *op);
   if (!text || !op) {
     sb_free(text);
@@ -479,6 +500,8 @@ sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
   }
   ev->store = o->store;
   ev->retention_ms = o->retention_ms > 0 ? o->retention_ms : DEFAULT_RETENTION_MS;
+  ev->max_data_bytes =
+      o->max_data_bytes > 0 ? o->max_data_bytes : DEFAULT_MAX_DATA_BYTES;
   int64_t every = o->trim_every_ms > 0 ? o->trim_every_ms : DEFAULT_TRIM_EVERY_MS;
   ev->trim_every_ms = (uint64_t)every;
   uv_timer_init(sb_store_loop(o->store), t);

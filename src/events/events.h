@@ -83,6 +83,8 @@ typedef struct sb_events_options {
   sb_store *store;         /* borrowed; the loop is the store's */
   int64_t retention_ms;    /* keep events this long; 0 = 7 days */
   int64_t trim_every_ms;   /* trim this often; 0 = every minute */
+  size_t max_data_bytes;   /* a published or emitted event's data, as
+                              compact JSON; 0 = 65536 */
 } sb_events_options;
 
 sb_events *sb_events_new(const sb_events_options *o, sb_error *err);
@@ -102,8 +104,14 @@ typedef struct sb_event {
 /* {"seq","type","runId"?,"time","data"} for an event (new reference). */
 json_t *sb_event_json(const sb_event *e);
 
+/* 0, or SB_ETOOBIG with err naming the size and the limit when `data`
+ * (as compact JSON) passes max_data_bytes: what a workflow's emit step
+ * asks before its event goes into the run's transaction. */
+int sb_events_check_data(const sb_events *ev, const json_t *data,
+                         sb_error *err);
+
 /* Publish one event alone (an agent's, a client's): `data` an object
- * (borrowed). cb (may be NULL) runs once it is durable, with its seq, or
+ * (borrowed), at most max_data_bytes. cb (may be NULL) runs once it is durable, with its seq, or
  * with the error (SB_ENOENT: run_id names no run of the tenant; nothing
  * is written). 0 or a negative code with err (SB_EBUSY: store busy). */
 typedef void (*sb_events_done_cb)(void *ud, int rc, int64_t seq,

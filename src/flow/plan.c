@@ -247,7 +247,10 @@ static json_t *done_here(fl_plan *p, const sb_flow_step *s) {
 }
 
 /* An emit step: its event published, the step done. */
-static void emit_now(fl_plan *p, const sb_flow_step *s) {
+/* 0, or the run has failed: the event's data, made from the context,
+ * would pass what an event may hold (a loop emitting a customer's whole
+ * conversation would otherwise write megabytes a turn, for days). */
+static int emit_now(fl_plan *p, const sb_flow_step *s) {
   sb_flow_scope sc = scope_of(p);
   json_t *data =
       s->event_data ? sb_flow_template(s->event_data, &sc) : json_object();
@@ -255,8 +258,20 @@ static void emit_now(fl_plan *p, const sb_flow_step *s) {
     json_t *wrapped = json_pack("{so}", "value", data);
     data = wrapped;
   }
+  sb_error err = {0};
+  if (sb_events_check_data(p->r->e->o.events, data, &err) != 0) {
+    json_decref(data);
+    char ts[32];
+    sb_time_format(p->now, ts);
+    wf_push(p, "errors",
+            json_pack("{ssssssss}", "step", s->id, "message", err.msg,
+                      "timestamp", ts, "code", "too_large"));
+    fail_run(p, s->id, err.msg, NULL);
+    return -1;
+  }
   event(p, s->event_type, data);
   done_here(p, s);
+  return 0;
 }
 
 /* Go on at step i (SB_FLOW_NONE: the end), through the steps that need
@@ -304,7 +319,7 @@ static void advance(fl_plan *p, int i) {
       continue;
     }
     case SB_FLOW_EMIT:
-      emit_now(p, s);
+      if (emit_now(p, s) != 0) return;
       i = s->next;
       continue;
     case SB_FLOW_END:
@@ -333,7 +348,7 @@ static void advance(fl_plan *p, int i) {
       for (size_t k = 0; k < s->nbranches; k++) {
         const sb_flow_step *b = step_at(p, s->branches[k]);
         if (b->kind == SB_FLOW_EMIT) {
-          emit_now(p, b);
+          if (emit_now(p, b) != 0) return;
         } else {
           activate(p, s->branches[k]);
           waiting = 1;

@@ -55,6 +55,14 @@ const WORKFLOWS = `
         call: { agent: sales, tool: quote, arguments: { price: 1200, months: 12 } }
       - id: three
         call: { agent: sales, tool: whoami }
+  - name: loud
+    steps:
+      - id: tell
+        emit:
+          type: lead.heard
+          data: { said: $conversation.messages }
+      - id: done
+        end: completed
   - name: asks
     steps:
       - id: intake
@@ -113,6 +121,18 @@ describe('events and workflows over MCP', () => {
     assert.deepEqual(told[0].data.data, { n: 1, publishedBy: 'sales' });
   });
 
+  test("an emit step whose data passes what an event holds fails its run, naming the limit", async () => {
+    // Before: any size, so a loop emitting a long conversation wrote
+    // about 95 MB a second to the store.
+    const said = (text) => ({ context: { data: { conversation: { messages: [{ role: 'user', content: text }] } } } });
+    const small = await startRun(a, { workflow: 'loud', input: said('hello') });
+    await a.waitFor(small.id, 'completed');
+    const big = await startRun(a, { workflow: 'loud', input: said('x'.repeat(70000)) });
+    const failed = await a.waitFor(big.id, 'failed');
+    assert.equal(failed.error.step, 'tell');
+    assert.match(failed.error.message, /^data: \d+ bytes as JSON, more than an event may hold \(events.max_data_bytes: 65536\)$/);
+  });
+
   test('a wait has a timeout', async () => {
     const run = await startRun(a, { workflow: 'impatient' });
     const failed = await a.waitFor(run.id, 'failed');
@@ -155,6 +175,10 @@ describe('events and workflows over MCP', () => {
     }
     const arr = await a.publish({ type: 'x.y', data: [1] });
     assert.equal(arr.status, 400);
+    // Data past events.max_data_bytes (64 KiB): refused, naming it.
+    const big = await a.publish({ type: 'x.y', data: { pad: 'x'.repeat(70000) } });
+    assert.equal(big.status, 413, big.text);
+    assert.match(big.json.error.message, /^data: 70010 bytes as JSON, more than an event may hold \(events.max_data_bytes: 65536\)$/);
     const bad = await a.call('GET', '/v1/events?since=abc');
     assert.equal(bad.status, 400);
     // a number past int64 is no cursor: not a stream silent for ever
