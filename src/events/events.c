@@ -17,6 +17,7 @@
 #define DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
 #define DEFAULT_MAX_DATA_BYTES 65536
 #define DEFAULT_TRIM_EVERY_MS 60000
+#define DEFAULT_POLL_EVERY_MS 250
 #define TRIM_BATCH 10000
 /* The first trim comes this soon after start (a server restarted more
  * often than every trim_every_ms would never trim otherwise), and a batch
@@ -122,9 +123,19 @@ struct sb_events {
   uv_timer_t *trim;
   uint64_t trim_every_ms;
   struct trim_op *trimming; /* a trim under way */
+  uv_timer_t *poll;
+  sb_list polls; /* poll_op: reads of other processes' events under way */
   sb_events_tap_cb tap;
   void *tap_ud;
 };
+
+/* A read of what other processes committed, for one tenant; it outlives
+ * a bus freed meanwhile (ev NULL). */
+typedef struct poll_op {
+  sb_events *ev;
+  sb_list_link link; /* in ev->polls */
+  char *tenant;
+} poll_op;
 
 /* A trim under way outlives a bus freed meanwhile. */
 typedef struct trim_op {
@@ -271,6 +282,73 @@ static void on_committed(void *ud, const char *tenant,
   }
   ev->dispatching--;
   sweep_dead(ev);
+}
+
+/* ---- other processes' events ---------------------------------------------
+ * The store tells this process of its own commits only. A server beside
+ * it on the store, or `switchboard run`, writes events nobody here would
+ * hear until a commit of ours showed the gap: a run waiting on them would
+ * time out, a stream would stall. So every poll_every_ms, for each tenant
+ * with subscriptions, the log is read past the newest number they have
+ * seen; what it holds goes on as a commit of ours (on_committed skips
+ * what was delivered meanwhile). One round at a time. */
+
+static void on_polled(void *ud, sb_store_result *res) {
+  poll_op *op = ud;
+  sb_events *ev = op->ev;
+  if (ev) {
+    sb_list_unlink(&ev->polls, &op->link);
+    if (res->rc == 0 && res->events.len)
+      on_committed(ev, op->tenant, &res->events);
+  }
+  sb_free(op->tenant);
+  sb_free(op);
+}
+
+typedef struct tenant_seen {
+  const char *tenant;
+  int64_t last;
+} tenant_seen;
+
+static void on_poll_timer(uv_timer_t *t) {
+  sb_events *ev = t->data;
+  if (!sb_list_empty(&ev->polls) || sb_list_empty(&ev->subs)) return;
+  tenant_seen *seen = NULL;
+  size_t n = 0, cap = 0;
+  for (sb_list_link *l = sb_list_first(&ev->subs); l; l = sb_list_next(l)) {
+    sb_events_sub *s = sb_list_entry(l, sb_events_sub, link);
+    if (s->dead) continue;
+    size_t i = 0;
+    while (i < n && strcmp(seen[i].tenant, s->tenant) != 0) i++;
+    if (i == n) {
+      if (n == cap) {
+        size_t grow = cap ? cap * 2 : 8;
+        tenant_seen *more = sb_realloc(seen, grow * sizeof *seen);
+        if (!more) break;
+        seen = more;
+        cap = grow;
+      }
+      seen[n++] = (tenant_seen){s->tenant, s->last};
+    } else if (s->last > seen[i].last) {
+      seen[i].last = s->last;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    poll_op *op = sb_calloc(1, sizeof *op);
+    if (!op || !(op->tenant = sb_strdup(seen[i].tenant))) {
+      sb_free(op);
+      break;
+    }
+    op->ev = ev;
+    if (sb_store_events_read(ev->store, op->tenant, seen[i].last, NULL,
+                             READ_PAGE, on_polled, op) != 0) {
+      sb_free(op->tenant);
+      sb_free(op);
+      break; /* the store is busy: the next round */
+    }
+    sb_list_push_front(&ev->polls, &op->link);
+  }
+  sb_free(seen);
 }
 
 sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
@@ -491,9 +569,11 @@ static void on_trim_timer(uv_timer_t *t) {
 sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
   sb_events *ev = sb_calloc(1, sizeof *ev);
   uv_timer_t *t = sb_calloc(1, sizeof *t);
-  if (!ev || !t || !o->store) {
+  uv_timer_t *p = sb_calloc(1, sizeof *p);
+  if (!ev || !t || !p || !o->store) {
     sb_free(ev);
     sb_free(t);
+    sb_free(p);
     sb_error_set(err, o->store ? SB_ENOMEM : SB_EINVAL,
                  o->store ? "out of memory" : "events: a store is required");
     return NULL;
@@ -511,6 +591,13 @@ sb_events *sb_events_new(const sb_events_options *o, sb_error *err) {
                  ev->trim_every_ms);
   uv_unref((uv_handle_t *)t);
   ev->trim = t;
+  uint64_t poll = o->poll_every_ms > 0 ? (uint64_t)o->poll_every_ms
+                                       : DEFAULT_POLL_EVERY_MS;
+  ev->poll = p;
+  uv_timer_init(sb_store_loop(o->store), p);
+  p->data = ev;
+  uv_timer_start(p, on_poll_timer, poll, poll);
+  uv_unref((uv_handle_t *)p);
   sb_store_on_events(o->store, on_committed, ev);
   return ev;
 }
@@ -520,6 +607,12 @@ void sb_events_free(sb_events *ev) {
   sb_store_on_events(ev->store, NULL, NULL);
   if (ev->trimming) ev->trimming->ev = NULL;
   uv_close((uv_handle_t *)ev->trim, sb_free_handle);
+  uv_close((uv_handle_t *)ev->poll, sb_free_handle);
+  sb_list_link *pl;
+  while ((pl = sb_list_first(&ev->polls))) {
+    sb_list_unlink(&ev->polls, pl);
+    sb_list_entry(pl, poll_op, link)->ev = NULL; /* frees itself */
+  }
   sb_list_link *n, *next;
   SB_LIST_FOREACH_SAFE(n, next, &ev->subs) {
     sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);

@@ -9,7 +9,10 @@
  * sequence number: what it missed is read from the store first, and a gap
  * in what it hears live (another process wrote, or a slow start) is read
  * from the store too, so a consumer sees each event at least once and in
- * order. Retention: events older than retention_ms are trimmed
+ * order. Another process's commits (a server beside this one on the
+ * store, `switchboard run`) are not heard: while there are subscriptions,
+ * the log is read every poll_every_ms past what they have seen, per
+ * tenant, and what is new is handed on as a commit of this process's. Retention: events older than retention_ms are trimmed
  * periodically; their numbers are never reused.
  *
  * Event data is a JSON object; the types switchboard writes are below,
@@ -85,6 +88,8 @@ typedef struct sb_events_options {
   int64_t trim_every_ms;   /* trim this often; 0 = every minute */
   size_t max_data_bytes;   /* a published or emitted event's data, as
                               compact JSON; 0 = 65536 */
+  int64_t poll_every_ms;   /* look for other processes' events this
+                              often; 0 = 250 ms */
 } sb_events_options;
 
 sb_events *sb_events_new(const sb_events_options *o, sb_error *err);

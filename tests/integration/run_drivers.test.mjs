@@ -15,13 +15,17 @@ import { join } from 'node:path';
 
 import { startHttpServer, switchboardBin } from './lib/harness.mjs';
 import { pollUntil } from '../agents/agents_lib.mjs';
-import { callsReceived, flowAgent, runsClient, startRun, writeFlowConfig } from './lib/flows.mjs';
+import { callsReceived, flowAgent, readEvents, runsClient, startRun, writeFlowConfig } from './lib/flows.mjs';
 
 const WORKFLOW = `
   - name: held
     steps:
       - id: hold
         call: { agent: desk, tool: slow, arguments: { ms: 600000 } }
+  - name: waiter
+    steps:
+      - id: approved
+        wait: { event: finance.approved, where: { contextId: $context.id }, timeout: 60s }
   - name: asked
     steps:
       - id: confirm
@@ -207,4 +211,33 @@ test('a run of a killed `switchboard run` is taken over by the server on the sto
   assert.equal(cancelled.status, 200, cancelled.text);
   await s.rest.waitFor(id, 'cancelled');
   assert.equal((await s.server.stop()).code, 0, s.server.stderr.slice(-2000));
+});
+
+test("events another process on the store writes reach this one's streams and waiting runs", async () => {
+  const { file, store } = setUp('events');
+  const one = await serve(file, store);
+  const two = await serve(file, store);
+  const base1 = one.server.url.replace(/\/mcp$/, '');
+  // Before: only this process's own commits were heard; a stream on one
+  // server stalled, and a run waiting there timed out, while the events
+  // were in the log (until a commit of its own showed the gap).
+  // The stream is live (it has had this process's own event) before the
+  // other process publishes, so the event cannot come from its first read.
+  const from = (await one.rest.publish({ type: 'qa.start', data: {} })).json.seq;
+  let sent;
+  const heard = readEvents(base1, `/v1/events?since=${from - 1}&types=qa.*,crm.*`, (evs) => {
+    if (!sent && evs.some((e) => e.event === 'qa.start'))
+      sent = two.rest.publish({ type: 'crm.lead', data: { n: 1 } });
+    return evs.some((e) => e.event === 'crm.lead');
+  });
+  const got = await heard;
+  const published = await sent;
+  assert.equal(published.status, 201, published.text);
+  assert.deepEqual(got.map((e) => Number(e.id)), [from, published.json.seq]);
+
+  const run = await startRun(one.rest, { workflow: 'waiter' });
+  await one.rest.waitFor(run.id, 'waiting');
+  const approved = await two.rest.publish({ type: 'finance.approved', data: { contextId: run.contextId } });
+  assert.equal(approved.status, 201, approved.text);
+  await one.rest.waitFor(run.id, 'completed');
 });
