@@ -166,6 +166,11 @@ int sb_ctx_paths_validate_as(const json_t *paths, const char *field,
  * SB_EINVAL for a malformed path, SB_ENOMEM. */
 int sb_ctx_path_get(const json_t *data, const char *path, json_t **out,
                     sb_error *err);
+/* The same without the copy: *out is a new reference that may be (or
+ * hold) the values of `data` themselves, to read and never modify (a
+ * condition compares a megabyte array without copying it). */
+int sb_ctx_path_get_shared(const json_t *data, const char *path,
+                           json_t **out, sb_error *err);
 
 /* Set the value at `path` in `data` (an object, modified in place; value
  * is BORROWED: data takes a reference of its own). The path may hold keys

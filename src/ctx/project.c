@@ -426,9 +426,11 @@ fail:
 
 /* The value at segs[k..] under v (a new reference sharing nothing with v),
  * or NULL: missing (*nomem 0) or out of memory (*nomem 1). */
+/* share: the value itself (a new reference to it) instead of a copy. */
 static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
-                      int *nomem) {
+                      int share, int *nomem) {
   if (k == p->nsegs) {
+    if (share) return json_incref((json_t *)v);
     json_t *copy = json_deep_copy(v);
     if (!copy) *nomem = 1;
     return copy;
@@ -438,13 +440,13 @@ static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
   case SEG_KEY:
     if (!json_is_object(v)) return NULL;
     v = json_object_getn(v, s->key, s->key_len);
-    return v ? get_at(v, p, k + 1, nomem) : NULL;
+    return v ? get_at(v, p, k + 1, share, nomem) : NULL;
   case SEG_INDEX: {
     if (!json_is_array(v)) return NULL;
     long long n = (long long)json_array_size(v), i = s->index;
     if (i < 0) i += n;
     if (i < 0 || i >= n) return NULL;
-    return get_at(json_array_get(v, (size_t)i), p, k + 1, nomem);
+    return get_at(json_array_get(v, (size_t)i), p, k + 1, share, nomem);
   }
   case SEG_SLICE: {
     if (!json_is_array(v)) return NULL;
@@ -460,7 +462,8 @@ static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
       return NULL;
     }
     for (long long i = lo; i < hi; i++) {
-      json_t *one = get_at(json_array_get(v, (size_t)i), p, k + 1, nomem);
+      json_t *one =
+          get_at(json_array_get(v, (size_t)i), p, k + 1, share, nomem);
       if (*nomem || (one && json_array_append_new(out, one) != 0)) {
         *nomem = 1;
         json_decref(out);
@@ -473,18 +476,28 @@ static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
   return NULL;
 }
 
-int sb_ctx_path_get(const json_t *data, const char *path, json_t **out,
-                    sb_error *err) {
+static int path_get(const json_t *data, const char *path, int share,
+                    json_t **out, sb_error *err) {
   *out = NULL;
   if (!path) return sb_error_set(err, SB_EINVAL, "invalid path: NULL");
   parsed_path p;
   int rc = parse_path(path, &p, err);
   if (rc != 0) return rc;
   int nomem = 0;
-  *out = get_at(data, &p, 0, &nomem);
+  *out = get_at(data, &p, 0, share, &nomem);
   path_free(&p);
   if (nomem) return sb_error_set(err, SB_ENOMEM, "out of memory");
   return *out ? 0 : SB_ENOENT;
+}
+
+int sb_ctx_path_get(const json_t *data, const char *path, json_t **out,
+                    sb_error *err) {
+  return path_get(data, path, 0, out, err);
+}
+
+int sb_ctx_path_get_shared(const json_t *data, const char *path,
+                           json_t **out, sb_error *err) {
+  return path_get(data, path, 1, out, err);
 }
 
 /* Check that `path` can be set in data without changing anything: every

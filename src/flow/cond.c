@@ -234,10 +234,12 @@ int sb_flow_cond_eval(const sb_flow_cond *c, const sb_flow_scope *scope) {
     return c->nitems == 1 && !sb_flow_cond_eval(&c->items[0], scope);
   default: break;
   }
+  /* Read only: no copy of what may be a megabyte of the context, for
+   * each condition of a branch, on the loop. */
   int nomem = 0;
-  json_t *have = c->path ? flow_resolve(c->path, scope, &nomem) : NULL;
+  json_t *have = c->path ? flow_resolve_shared(c->path, scope, &nomem) : NULL;
   if (!have) have = json_null();
-  json_t *want = sb_flow_template(c->value, scope);
+  json_t *want = flow_template_shared(c->value, scope);
   int holds = want ? compare(c, have, want) : 0;
   json_decref(have);
   json_decref(want);

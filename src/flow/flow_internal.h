@@ -76,6 +76,12 @@ int flow_path_check(const char *path, sb_error *err);
 /* The value a "$"-less path names (new reference), or NULL when it
  * matches nothing (or on ENOMEM: *nomem set). */
 json_t *flow_resolve(const char *path, const sb_flow_scope *scope, int *nomem);
+/* The same two, sharing what they return with the context and the
+ * template (new references to the values themselves): to read, never to
+ * modify or keep in a document that is. */
+json_t *flow_resolve_shared(const char *path, const sb_flow_scope *scope,
+                            int *nomem);
+json_t *flow_template_shared(const json_t *tmpl, const sb_flow_scope *scope);
 /* A duration value (a string with a unit), with errors naming the key. */
 int flow_duration(flow_builder *b, const json_t *v, int allow_zero,
                   uint64_t *ms);

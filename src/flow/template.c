@@ -49,7 +49,8 @@ int flow_path_check(const char *path, sb_error *err) {
   return sb_ctx_path_validate(path, err);
 }
 
-json_t *flow_resolve(const char *path, const sb_flow_scope *scope, int *nomem) {
+static json_t *resolve(const char *path, const sb_flow_scope *scope,
+                       int share, int *nomem) {
   if (!scope) return NULL;
   json_t *v = NULL;
   switch (special_of(path)) {
@@ -71,10 +72,15 @@ json_t *flow_resolve(const char *path, const sb_flow_scope *scope, int *nomem) {
   }
   case SPECIAL_NONE: break;
   }
-  int rc =
-      sb_ctx_path_get(json_object_get(scope->context, "data"), path, &v, NULL);
+  const json_t *data = json_object_get(scope->context, "data");
+  int rc = share ? sb_ctx_path_get_shared(data, path, &v, NULL)
+                 : sb_ctx_path_get(data, path, &v, NULL);
   if (rc == SB_ENOMEM) *nomem = 1;
   return rc == 0 ? v : NULL;
+}
+
+json_t *flow_resolve(const char *path, const sb_flow_scope *scope, int *nomem) {
+  return resolve(path, scope, 0, nomem);
 }
 
 /* ---- templates -------------------------------------------------------- */
@@ -112,14 +118,18 @@ int flow_template_check(flow_builder *b, const json_t *tmpl, int depth) {
   return 0;
 }
 
-static json_t *expand(const json_t *t, const sb_flow_scope *scope, int depth) {
+/* share: the values of the context and of the template themselves (new
+ * references), not copies: for a value only read (a condition's). */
+static json_t *expand(const json_t *t, const sb_flow_scope *scope, int depth,
+                      int share) {
   if (depth > FLOW_MAX_DEPTH) return json_null();
   if (json_is_string(t)) {
     const char *s = json_string_value(t);
-    if (s[0] != '$') return json_deep_copy(t);
+    if (s[0] != '$')
+      return share ? json_incref((json_t *)t) : json_deep_copy(t);
     if (s[1] == '$') return json_stringn(s + 1, json_string_length(t) - 1);
     int nomem = 0;
-    json_t *v = flow_resolve(s + 1, scope, &nomem);
+    json_t *v = resolve(s + 1, scope, share, &nomem);
     return v ? v : nomem ? NULL : json_null();
   }
   if (json_is_object(t)) {
@@ -129,7 +139,7 @@ static json_t *expand(const json_t *t, const sb_flow_scope *scope, int depth) {
     json_t *v;
     json_object_keylen_foreach((json_t *)t, key, key_len, v) {
       if (!out) break;
-      json_t *x = expand(v, scope, depth + 1);
+      json_t *x = expand(v, scope, depth + 1, share);
       if (!x || json_object_setn_new(out, key, key_len, x) != 0) {
         json_decref(out);
         out = NULL;
@@ -140,7 +150,7 @@ static json_t *expand(const json_t *t, const sb_flow_scope *scope, int depth) {
   if (json_is_array(t)) {
     json_t *out = json_array();
     for (size_t i = 0; out && i < json_array_size(t); i++) {
-      json_t *x = expand(json_array_get(t, i), scope, depth + 1);
+      json_t *x = expand(json_array_get(t, i), scope, depth + 1, share);
       if (!x || json_array_append_new(out, x) != 0) {
         json_decref(out);
         out = NULL;
@@ -148,11 +158,21 @@ static json_t *expand(const json_t *t, const sb_flow_scope *scope, int depth) {
     }
     return out;
   }
-  return t ? json_deep_copy(t) : json_null();
+  if (!t) return json_null();
+  return share ? json_incref((json_t *)t) : json_deep_copy(t);
 }
 
 json_t *sb_flow_template(const json_t *tmpl, const sb_flow_scope *scope) {
-  return expand(tmpl, scope, 0);
+  return expand(tmpl, scope, 0, 0);
+}
+
+json_t *flow_template_shared(const json_t *tmpl, const sb_flow_scope *scope) {
+  return expand(tmpl, scope, 0, 1);
+}
+
+json_t *flow_resolve_shared(const char *path, const sb_flow_scope *scope,
+                            int *nomem) {
+  return resolve(path, scope, 1, nomem);
 }
 
 /* ---- durations -------------------------------------------------------- */

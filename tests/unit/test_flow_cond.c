@@ -127,6 +127,52 @@ static void test_conditions(void **state) {
   json_decref(ctx);
 }
 
+/* A condition reads the context where it is: comparing two arrays of
+ * 100,000 numbers takes no copy of either (before, each condition of a
+ * branch deep-copied both, on the loop: seconds for a few dozen). With at
+ * most a few dozen allocations allowed, a copy would fail and the
+ * condition with it. The template's own values are not copied either. */
+static void test_conditions_copy_nothing(void **state) {
+  (void)state;
+  json_t *big = json_array(), *big2 = json_array();
+  for (int i = 0; i < 100000; i++) {
+    json_array_append_new(big, json_integer(i));
+    json_array_append_new(big2, json_integer(i));
+  }
+  json_t *ctx = J("{'id': 'c', 'version': 1, 'data': {'workflow': "
+                  "{'variables': {}}}}");
+  json_t *vars = json_object_get(
+      json_object_get(json_object_get(ctx, "data"), "workflow"), "variables");
+  json_object_set_new(vars, "big", big);
+  json_object_set_new(vars, "big2", big2);
+  sb_flow_scope sc = {ctx, "run-1", "w"};
+  const char *cond = "{'all': [{'path': 'workflow.variables.big', 'equals': "
+                     "'$workflow.variables.big2'}, {'path': "
+                     "'workflow.variables.big', 'contains': 99999}, "
+                     "{'path': 'workflow.variables.big[-1:]', 'equals': "
+                     "[99999]}]}";
+  char text[1024];
+  snprintf(text, sizeof text,
+           "{'name': 'w', 'steps': [{'id': 'r', 'branch': [{'if': %s, "
+           "'goto': 'r'}]}]}",
+           cond);
+  json_t *src = J(text);
+  sb_flow_def *d = NULL;
+  sb_error err;
+  assert_int_equal(sb_flow_def_from_json(src, NULL, "c", &d, &err), 0);
+  sb_alloc_fail_after(64);
+  int r = sb_flow_cond_eval(&d->steps[0].cases[0].cond, &sc);
+  sb_alloc_fail_after(0);
+  assert_true(r);
+  /* ...and unchanged: what it read is the context's own. */
+  assert_int_equal(json_array_size(json_object_get(vars, "big")), 100000);
+  json_array_set_new(json_object_get(vars, "big2"), 5, json_integer(-1));
+  assert_false(sb_flow_cond_eval(&d->steps[0].cases[0].cond, &sc));
+  sb_flow_def_free(d);
+  json_decref(src);
+  json_decref(ctx);
+}
+
 static void template_is(const char *tmpl, const char *want,
                         const sb_flow_scope *sc) {
   json_t *t = J(tmpl), *w = J(want);
@@ -236,6 +282,7 @@ int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conditions),
+      cmocka_unit_test(test_conditions_copy_nothing),
       cmocka_unit_test(test_templates),
       cmocka_unit_test(test_durations),
   };
