@@ -190,6 +190,21 @@ typedef int (*name_check_fn)(const char *name, size_t len);
 
 /* An object of string values whose names pass `name_ok`; `what` words the
  * error for a bad name. */
+/* Headers switchboard sets itself on every request to an agent: HTTP's
+ * framing and connection handling (a Content-Length of the config's would
+ * make the body read as a second request: smuggling) and the MCP
+ * transport's own (Mcp-*, MCP-Protocol-Version, Last-Event-ID). */
+static int header_reserved(const char *name) {
+  static const char *const reserved[] = {
+      "Host",       "Content-Length", "Transfer-Encoding", "Connection",
+      "Upgrade",    "TE",             "Trailer",           "Keep-Alive",
+      "Proxy-Connection", "Expect",   "Content-Type",      "Accept",
+      "Last-Event-ID", NULL};
+  for (size_t i = 0; reserved[i]; i++)
+    if (strcasecmp(name, reserved[i]) == 0) return 1;
+  return strncasecmp(name, "Mcp-", 4) == 0;
+}
+
 static int read_pairs(fpath *p, const json_t *v, name_check_fn name_ok,
                       const char *what, int header_values,
                       sb_agent_pairs *out) {
@@ -209,6 +224,9 @@ static int read_pairs(fpath *p, const json_t *v, name_check_fn name_ok,
     const char *value = NULL;
     if (strlen(key) != key_len || !name_ok(key, key_len))
       rc = bad(p, "%s", what);
+    else if (header_values && header_reserved(key))
+      rc = bad(p, "switchboard sets this header itself (HTTP framing, "
+                  "or the MCP transport's own); it cannot be configured");
     else
       rc = read_str(p, member, 0, &value);
     if (rc == 0 && header_values && strpbrk(value, "\r\n"))

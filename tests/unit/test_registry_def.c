@@ -481,6 +481,23 @@ static void test_invalid_http(void **state) {
                "transport.headers.X: must not contain CR or LF");
   invalid_from(http_def, "{'transport': {'headers': {'X': true}}}",
                "transport.headers.X: expected a string");
+  /* Before: a Content-Length of the config's went out beside the real
+   * one, and the agent read the body as a second request. */
+  static const char *const reserved[] = {"Content-Length", "host",
+                                         "Transfer-Encoding", "Connection",
+                                         "Mcp-Session-Id", "MCP-Protocol-Version",
+                                         "mcp-param-x", "Last-Event-ID"};
+  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+    char patch[128], want[256];
+    snprintf(patch, sizeof patch, "{'transport': {'headers': {'%s': '0'}}}",
+             reserved[i]);
+    snprintf(want, sizeof want,
+             "transport.headers.%s: switchboard sets this header itself "
+             "(HTTP framing, or the MCP transport's own); it cannot be "
+             "configured",
+             reserved[i]);
+    invalid_from(http_def, patch, want);
+  }
   invalid_from(http_def, "{'transport': {'command': 'x'}}",
                "transport.command: unknown field (known: type, url, headers "
                "for an http transport)");
