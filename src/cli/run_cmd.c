@@ -14,6 +14,7 @@
  * the end, goes to stdout. Ctrl-C cancels the run and exits once the
  * cancellation is durable.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,20 +555,53 @@ static void on_started(void *ud, const sb_flow_reply *r) {
 
 /* The --input file as JSON; NULL after printing an error naming the file,
  * line and column. */
-static json_t *read_input(const char *path) {
-  json_error_t jerr;
+/* --input: a file, or "-" for stdin, of at most `max` bytes (a run's
+ * input goes into its context, which holds no more: reading on would
+ * only fill memory), one JSON object without duplicate keys (as the REST
+ * API takes it). */
+static json_t *read_input(const char *path, size_t max) {
   int is_stdin = strcmp(path, "-") == 0;
-  json_t *v =
-      is_stdin ? json_loadf(stdin, 0, &jerr) : json_load_file(path, 0, &jerr);
   const char *name = is_stdin ? "<stdin>" : path;
   struct stat st;
-  if (!v && !is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    /* jansson reads a directory as an empty file ("'[' or '{' expected
-     * near end of file", at 1:0) */
+  if (!is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     fprintf(stderr, "switchboard run: --input %s: a directory, not a file\n",
             name);
     return NULL;
   }
+  FILE *in = is_stdin ? stdin : fopen(path, "rb");
+  if (!in) {
+    fprintf(stderr, "switchboard run: --input %s: %s\n", name,
+            strerror(errno));
+    return NULL;
+  }
+  sb_buf text = SB_BUF_INIT;
+  char chunk[65536];
+  size_t n;
+  int too_big = 0;
+  while ((n = fread(chunk, 1, sizeof chunk, in)) > 0) {
+    if (text.len + n > max) {
+      too_big = 1;
+      break;
+    }
+    if (sb_buf_append(&text, chunk, n) != 0) break;
+  }
+  int failed = ferror(in);
+  if (!is_stdin) fclose(in);
+  if (too_big || failed) {
+    if (too_big)
+      fprintf(stderr,
+              "switchboard run: --input %s: more than %zu bytes "
+              "(limits.max_message_bytes, what a run's context may hold)\n",
+              name, max);
+    else
+      fprintf(stderr, "switchboard run: --input %s: cannot read it\n", name);
+    sb_buf_free(&text);
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *v = json_loadb(text.data ? text.data : "", text.len,
+                         JSON_REJECT_DUPLICATES, &jerr);
+  sb_buf_free(&text);
   if (!v) {
     if (jerr.line <= 0)
       fprintf(stderr, "switchboard run: --input %s: %s\n", name, jerr.text);
@@ -635,7 +669,8 @@ int sb_cli_run(int argc, char **argv) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
-  if (input_path && !(input = read_input(input_path))) {
+  if (input_path &&
+      !(input = read_input(input_path, cfg.max_message_bytes))) {
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }

@@ -52,8 +52,11 @@ const char sb_cli_runs_help[] =
 
 /* ---- printing a run ------------------------------------------------------ */
 
+/* A member to print: "-" when it is missing or no string (a run read
+ * from a store another version wrote, say), never a NULL for %s. */
 static const char *str(const json_t *o, const char *key) {
-  return json_string_value(json_object_get(o, key));
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : "-";
 }
 
 #define RUN_PRINT_ENDS 10
@@ -90,13 +93,17 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   json_t *current = json_object_get(run, "current");
   if (json_array_size(current)) {
     fprintf(out, "  current  ");
-    json_array_foreach(current, i, h) fprintf(out, " %s", json_string_value(h));
+    json_array_foreach(current, i, h) {
+      const char *step = json_string_value(h);
+      fprintf(out, " %s", step ? step : "-");
+    }
     fputc('\n', out);
   }
-  json_array_foreach(json_object_get(run, "waiting"), i, h)
-      fprintf(out, "  waiting   %s (%s)%s%s\n", str(h, "step"), str(h, "kind"),
-              str(h, "message") ? ": " : "",
-              str(h, "message") ? str(h, "message") : "");
+  json_array_foreach(json_object_get(run, "waiting"), i, h) {
+    const char *message = json_string_value(json_object_get(h, "message"));
+    fprintf(out, "  waiting   %s (%s)%s%s\n", str(h, "step"), str(h, "kind"),
+            message ? ": " : "", message ? message : "");
+  }
   fprintf(
       out, "  context   %s (version %lld)\n", str(run, "contextId"),
       (long long)json_integer_value(json_object_get(run, "contextVersion")));

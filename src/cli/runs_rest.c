@@ -79,6 +79,36 @@ static int plain_id(const char *id) {
   return 1;
 }
 
+/* Text from the server or the caller, for a terminal: control
+ * characters (an ANSI escape, a CR that rewrites the line) as \xHH, cut
+ * at cap - 1 bytes. */
+static const char *printable(const char *in, size_t len, char *out,
+                             size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 5 < cap; i++) {
+    unsigned char c = (unsigned char)in[i];
+    if (c >= 0x20 && c != 0x7f)
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* The URL as it may be shown: no password (user:password@), no token in
+ * its query. */
+static const char *shown_url(const char *url, size_t len, char *out,
+                             size_t cap) {
+  char *cut = sb_strndup(url, len);
+  char *redacted = cut ? sb_url_redacted(cut, "***") : NULL;
+  const char *from = redacted ? redacted : "(the URL)";
+  printable(from, strlen(from), out, cap);
+  sb_free(redacted);
+  sb_free(cut);
+  return out;
+}
+
 int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (!a->url || !*a->url)
     return sb_cli_usage_error("runs", "%s",
@@ -171,33 +201,55 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
                      (long)(deadline - sb_now_ms()));
   }
   if (cc != CURLE_OK) {
-    fprintf(stderr, "switchboard runs: cannot reach the server at %.*s: %s%s\n",
-            (int)ulen, a->url, curl_err[0] ? curl_err : curl_easy_strerror(cc),
+    char where[600];
+    fprintf(stderr, "switchboard runs: cannot reach the server at %s: %s%s\n",
+            shown_url(a->url, ulen, where, sizeof where),
+            curl_err[0] ? curl_err : curl_easy_strerror(cc),
             cc == CURLE_COULDNT_CONNECT
                 ? " (is `switchboard serve` running there? see --url)"
                 : "");
     goto done;
   }
   json_error_t jerr;
-  answer = resp.len ? json_loadb(resp.data, resp.len, 0, &jerr) : NULL;
+  snprintf(jerr.text, sizeof jerr.text, "%s", "the body is empty");
+  answer = resp.len ? json_loadb(resp.data, resp.len, JSON_REJECT_DUPLICATES,
+                                 &jerr)
+                    : NULL;
+  char said[700];
   if (status < 200 || status >= 300) {
     const char *msg = json_string_value(
         json_object_get(json_object_get(answer, "error"), "message"));
     if (msg)
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
-              a->verb, a->id, status, msg);
+              a->verb, a->id, status,
+              printable(msg, json_string_length(json_object_get(
+                                 json_object_get(answer, "error"), "message")),
+                        said, sizeof said));
     else
-      fprintf(
-          stderr, "switchboard runs: %s %s: the server answered %ld%s%.*s\n",
-          a->verb, a->id, status, resp.len ? ": " : "",
-          (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
+      fprintf(stderr, "switchboard runs: %s %s: the server answered %ld%s%s\n",
+              a->verb, a->id, status, resp.len ? ": " : "",
+              printable(resp.data ? resp.data : "",
+                        resp.len > 300 ? 300 : resp.len, said, sizeof said));
     goto done;
   }
   if (!json_is_object(answer)) {
     fprintf(stderr,
             "switchboard runs: the server's answer is not a JSON "
             "object%s%s\n",
-            answer ? "" : ": ", answer ? "" : jerr.text);
+            answer ? "" : ": ",
+            answer ? "" : printable(jerr.text, strlen(jerr.text), said,
+                                    sizeof said));
+    goto done;
+  }
+  /* A 2xx that is no run (a proxy's page, another service on the port)
+   * is not taken for one. */
+  if (!json_is_string(json_object_get(answer, "id")) ||
+      !json_is_string(json_object_get(answer, "status"))) {
+    fprintf(stderr,
+            "switchboard runs: %s %s: the server's answer is not a run "
+            "(no \"id\" and \"status\" strings): is --url a switchboard "
+            "server?\n",
+            a->verb, a->id);
     goto done;
   }
   sb_cli_run_print(stdout, answer, a->as_json);

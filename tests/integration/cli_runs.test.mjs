@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -261,6 +262,20 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, new RegExp(`--input ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:\\d+: `));
     assert.equal(r.stdout, '');
+
+    // More than a context may hold (limits.max_message_bytes): refused
+    // once read that far (before: read whole, 1 GB from a pipe in 15 s);
+    // a key given twice, as the REST API refuses it.
+    const huge = join(dir, 'huge.json');
+    writeFileSync(huge, `{"variables": {"n": "${'a'.repeat(5 * 1024 * 1024)}"}}`);
+    const h = await cli(['run', 'three', ...asCfg, '--input', huge]);
+    assert.equal(h.code, 2);
+    assert.match(h.stderr, /--input .*huge\.json: more than 4194304 bytes \(limits\.max_message_bytes/);
+    const twice = join(dir, 'twice.json');
+    writeFileSync(twice, '{"variables": {"n": 1, "n": 2}}');
+    const t = await cli(['run', 'three', ...asCfg, '--input', twice]);
+    assert.equal(t.code, 2);
+    assert.match(t.stderr, /--input .*twice\.json:1:\d+: duplicate object key/);
 
     const folder = await cli(['run', 'three', ...asCfg, '--input', dir]);
     assert.equal(folder.code, 2);
@@ -520,6 +535,47 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       const events = JSON.parse(ev.stdout);
       assert.equal(events.filter((e) => e.type === 'step.started').length, 1, ev.stdout);
       assert.equal(events.at(-1).type, 'run.cancelled', ev.stdout);
+    });
+
+    it('runs actions: an answer that is no run, an empty one, and text for a terminal', async () => {
+      // A server that is not switchboard (a proxy's page, another service
+      // on the port): what it says, answered to every request.
+      let answer = { status: 200, body: '{}' };
+      const fake = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body));
+      });
+      await new Promise((r) => fake.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${fake.address().port}`;
+      const id = '01a2121b-0000-7000-8000-000000000000';
+      try {
+        // Before: exit 0, printing "run (null): (null)".
+        for (const body of ['{}', '{"id":5,"status":[]}']) {
+          answer = { status: 200, body };
+          const r = await cli(['runs', 'cancel', id, '--url', url]);
+          assert.equal(r.code, 1, r.stdout + r.stderr);
+          assert.match(r.stderr, /the server's answer is not a run \(no "id" and "status" strings\)/);
+          assert.equal(r.stdout, '');
+        }
+        // Before: bytes of memory never written ("]", "#^?"...).
+        answer = { status: 200, body: '' };
+        const empty = await cli(['runs', 'resume', id, '--url', url]);
+        assert.equal(empty.code, 1);
+        assert.equal(empty.stderr, "switchboard runs: the server's answer is not a JSON object: the body is empty\n");
+        // A message with an escape sequence and a line break reaches the
+        // terminal as text, not as what they would do there.
+        answer = { status: 409, body: JSON.stringify({ error: { message: 'no\u001b[2J\rspoofed' } }) };
+        const esc = await cli(['runs', 'cancel', id, '--url', url]);
+        assert.equal(esc.code, 1);
+        assert.match(esc.stderr, /the server answered 409: no\\x1b\[2J\\x0dspoofed\n$/);
+      } finally {
+        fake.close();
+      }
+      // A password in --url is not repeated in an error.
+      const pw = await cli(['runs', 'resume', id, '--url', 'http://ops:hunter22@127.0.0.1:1']);
+      assert.equal(pw.code, 1);
+      assert.doesNotMatch(pw.stderr, /hunter22/);
+      assert.match(pw.stderr, /cannot reach the server at http:\/\/\*\*\*@127\.0\.0\.1:1: /);
     });
 
     it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {
