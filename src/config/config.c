@@ -558,7 +558,10 @@ static int parse_log_level(parse_ctx *p, const char *path) {
   char got[96];
   if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
   int level = -1;
-  if (p->ev.type == YAML_SCALAR_EVENT) level = sb_log_level_parse(cfg_ev_scalar(p));
+  /* "debug\0zzz" is no level: the whole scalar must be one. */
+  if (p->ev.type == YAML_SCALAR_EVENT &&
+      strlen(cfg_ev_scalar(p)) == p->ev.data.scalar.length)
+    level = sb_log_level_parse(cfg_ev_scalar(p));
   if (level < 0) {
     cfg_describe_event(p, got, sizeof got);
     return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
@@ -574,7 +577,8 @@ static int parse_log_format(parse_ctx *p, const char *path) {
   char got[96];
   if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
   int format = -1;
-  if (p->ev.type == YAML_SCALAR_EVENT)
+  if (p->ev.type == YAML_SCALAR_EVENT &&
+      strlen(cfg_ev_scalar(p)) == p->ev.data.scalar.length)
     format = sb_log_format_parse(cfg_ev_scalar(p));
   if (format < 0) {
     cfg_describe_event(p, got, sizeof got);

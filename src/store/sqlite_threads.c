@@ -370,6 +370,13 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
                  strerror(errno));
     return NULL;
   }
+  /* A device, a pipe or a directory is no store; SQLite would make a
+   * -journal beside it (/dev/zero-journal) before saying "disk I/O
+   * error". */
+  if (stat(o->path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    sb_error_set(err, SB_EINVAL, "store: %s: not a regular file", o->path);
+    return NULL;
+  }
   sqlite_store *s = sb_calloc(1, sizeof *s);
   if (!s) {
     sb_error_set(err, SB_ENOMEM, "out of memory");

@@ -439,6 +439,14 @@ static void test_syntax_errors(void **state) {
   assert_non_null(strstr(err.msg, "config.yaml:2: invalid YAML: "));
   assert_int_equal(cfg.page_size, 50);
   sb_config_free(&cfg);
+  /* ...and one written as an escape is no terminator either: it was read
+   * as "debug" */
+  expect_error("server:\n  log_level: \"debug\\0zzz\"\n",
+               "config.yaml:2: server.log_level: expected one of debug, info, "
+               "notice, warning, error, got \"debug\\x00zzz\"");
+  expect_error("server:\n  log_format: \"json\\0\"\n",
+               "config.yaml:2: server.log_format: expected text or json, got "
+               "\"json\\x00\"");
 }
 
 static void test_size_limit(void **state) {

@@ -758,6 +758,17 @@ static void test_open_errors(void **state) {
   snprintf(want, sizeof want, "store: %s: file is not a database", notdb);
   assert_string_equal(err.msg, want);
   unlink(notdb);
+  /* A device or a directory is no store (before: /dev/zero-journal was
+   * made beside it, then "disk I/O error"). */
+  static const char *const not_files[] = {"/dev/null", "/tmp"};
+  for (size_t i = 0; i < 2; i++) {
+    sb_store_options dev = {.path = not_files[i], .loop = &loop};
+    memset(&err, 0, sizeof err);
+    assert_null(sb_store_open_sqlite(&dev, &err));
+    snprintf(want, sizeof want, "store: %s: not a regular file", not_files[i]);
+    assert_string_equal(err.msg, want);
+  }
+  assert_int_equal(access("/dev/null-journal", F_OK), -1);
   /* must_exist: a missing file is refused, and not created. */
   sb_store_options missing = {
       .path = "/tmp/sb-test-no-such-store.db", .loop = &loop, .must_exist = 1};
