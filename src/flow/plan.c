@@ -343,16 +343,19 @@ static void advance(fl_plan *p, int i) {
       return;
     case SB_FLOW_PARALLEL: {
       /* An emit needs no one: it is done here, as it is outside a
-       * parallel. Made active, it waited for a result that never came. */
+       * parallel. Made active, it waited for a result that never came.
+       * The branches start together: the emits go after the others have
+       * started, so a sibling's wait takes them, whatever the order the
+       * branches are listed in. */
       int waiting = 0;
       for (size_t k = 0; k < s->nbranches; k++) {
+        if (step_at(p, s->branches[k])->kind == SB_FLOW_EMIT) continue;
+        activate(p, s->branches[k]);
+        waiting = 1;
+      }
+      for (size_t k = 0; k < s->nbranches; k++) {
         const sb_flow_step *b = step_at(p, s->branches[k]);
-        if (b->kind == SB_FLOW_EMIT) {
-          if (emit_now(p, b) != 0) return;
-        } else {
-          activate(p, s->branches[k]);
-          waiting = 1;
-        }
+        if (b->kind == SB_FLOW_EMIT && emit_now(p, b) != 0) return;
       }
       if (waiting) return;
       done_here(p, s); /* emits alone: the parallel has ended */

@@ -12,6 +12,8 @@
  * (write_later) or failing it (retry_failed: a change no caller waits for)
  * has it written again later; other failures answer the change's caller.
  */
+#include <string.h>
+
 #include "flow/run_internal.h"
 
 typedef struct fl_write {
@@ -334,6 +336,32 @@ void fl_run_reread(fl_run *r) {
   fl_run_release(r);
 }
 
+/* A wait this write started takes the events after its own step.started,
+ * which the store numbered in this write: the run's events are its last
+ * ones, in order, numbered without a gap up to last_seq. Before, it took
+ * those after the write's last event, so an event a sibling branch of a
+ * parallel step emitted in the same write never reached it. */
+static void waits_since(fl_run *r, const json_t *events) {
+  size_t n = json_array_size(events);
+  if (!n || r->last_seq < (int64_t)n) return;
+  int64_t first = r->last_seq - (int64_t)n + 1;
+  json_t *act = json_object_get(r->doc, "active");
+  size_t i, k;
+  json_t *ev, *a;
+  json_array_foreach(events, i, ev) {
+    json_t *d = json_object_get(ev, "data");
+    if (strcmp(fl_str(ev, "type"), "step.started") != 0 ||
+        strcmp(fl_str(d, "kind"), "wait") != 0)
+      continue;
+    json_array_foreach(act, k, a) {
+      if (fl_int(a, "since") < 0 &&
+          strcmp(fl_str(a, "step"), fl_str(d, "step")) == 0 &&
+          fl_int(a, "visit") == fl_int(d, "visit"))
+        json_object_set_new(a, "since", json_integer(first + (int64_t)i));
+    }
+  }
+}
+
 static void on_written(void *ud, const sb_ctx_result *res) {
   fl_write *w = ud;
   fl_run *r = w->r;
@@ -352,6 +380,7 @@ static void on_written(void *ud, const sb_ctx_result *res) {
     json_decref(r->ctx);
     r->ctx = json_incref(res->doc);
     r->last_seq = res->last_seq;
+    waits_since(r, w->p.events);
     r->conflicts = 0;
     if (r->write_failures)
       SB_INFO(FL_MODULE, "run %s: its transition was written after %d "

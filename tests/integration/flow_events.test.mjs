@@ -55,6 +55,14 @@ const WORKFLOWS = `
         call: { agent: sales, tool: quote, arguments: { price: 1200, months: 12 } }
       - id: three
         call: { agent: sales, tool: whoami }
+  - name: siblings
+    steps:
+      - id: both
+        parallel:
+          - { id: tell, emit: { type: lead.sibling, data: { contextId: $context.id } } }
+          - id: hear
+            wait: { event: lead.sibling, where: { contextId: $context.id }, timeout: 5s }
+            save: workflow.variables.heard
   - name: loud
     steps:
       - id: tell
@@ -131,6 +139,16 @@ describe('events and workflows over MCP', () => {
     const failed = await a.waitFor(big.id, 'failed');
     assert.equal(failed.error.step, 'tell');
     assert.match(failed.error.message, /^data: \d+ bytes as JSON, more than an event may hold \(events.max_data_bytes: 65536\)$/);
+  });
+
+  test("a wait in a parallel step takes the event its sibling emits, whichever is listed first", async () => {
+    // Before: the wait took only events after the transition that started
+    // it, and its sibling's emit was in that transition: it timed out.
+    const run = await startRun(a, { workflow: 'siblings' });
+    const done = await a.waitFor(run.id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done.error));
+    const ctx = (await a.context(run.contextId)).json;
+    assert.equal(ctx.data.workflow.variables.heard.contextId, run.contextId);
   });
 
   test('a wait has a timeout', async () => {
