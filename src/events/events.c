@@ -404,6 +404,8 @@ void sb_events_unsubscribe(sb_events_sub *s) {
 
 int64_t sb_events_sub_seq(const sb_events_sub *s) { return s->last; }
 
+int sb_events_sub_catching_up(const sb_events_sub *s) { return s->reading; }
+
 void sb_events_sub_pause(sb_events_sub *s) { s->paused = 1; }
 
 void sb_events_sub_resume(sb_events_sub *s) {

@@ -165,6 +165,9 @@ sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
 void sb_events_unsubscribe(sb_events_sub *sub);
 /* The last seq the subscription has seen (delivered or filtered out). */
 int64_t sb_events_sub_seq(const sb_events_sub *sub);
+/* 1 while the subscription reads the log (what was committed after its
+ * `since`, or a gap), so events it has not delivered yet may be there. */
+int sb_events_sub_catching_up(const sb_events_sub *sub);
 /* Flow control for a consumer that cannot take more now (a client's
  * stream with too much unsent): after pause nothing more is delivered,
  * not even the rest of a batch under way (on_event may pause); resume

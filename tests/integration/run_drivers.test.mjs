@@ -26,6 +26,10 @@ const WORKFLOW = `
     steps:
       - id: approved
         wait: { event: finance.approved, where: { contextId: $context.id }, timeout: 60s }
+  - name: brief
+    steps:
+      - id: approved
+        wait: { event: finance.approved, where: { contextId: $context.id }, timeout: 1500ms }
   - name: asked
     steps:
       - id: confirm
@@ -240,4 +244,28 @@ test("events another process on the store writes reach this one's streams and wa
   const approved = await two.rest.publish({ type: 'finance.approved', data: { contextId: run.contextId } });
   assert.equal(approved.status, 201, approved.text);
   await one.rest.waitFor(run.id, 'completed');
+});
+
+test('a wait brought back after its deadline takes the event that came before it', async () => {
+  // B never takes A's runs over (its interval is long); it publishes
+  // while A is down, before the wait's deadline.
+  const { file, store } = setUp('deadline', 600000);
+  const a = await serve(file, store);
+  const run = await startRun(a.rest, { workflow: 'brief' });
+  const waiting = await a.rest.waitFor(run.id, 'waiting');
+  const deadline = waiting.waiting[0].deadline;
+  const b = await serve(file, store);
+  a.server.proc.kill('SIGKILL');
+  await a.server.exited;
+  const sent = await b.rest.publish({ type: 'finance.approved', data: { contextId: run.contextId } });
+  assert.equal(sent.status, 201, sent.text);
+  await pollUntil(() => Date.now() > deadline + 200 || { ok: false, message: 'the deadline is ahead' },
+    { what: "the wait's deadline to pass" });
+  // Before: the overdue deadline fired before the wait had read the log,
+  // and the run failed with the event in it (3 restarts in 6).
+  const again = await serve(file, store);
+  assert.equal(again.resumed, 1);
+  const done = await again.rest.waitFor(run.id, ['completed', 'failed']);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  for (const s of [b, again]) await s.server.stop();
 });
