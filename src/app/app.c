@@ -346,6 +346,9 @@ int sb_app_http_port(const sb_app *app) {
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
 
 size_t sb_app_drain(sb_app *app) {
+  /* Subscriptions would hold their streams open to the end of the grace:
+   * they end now, gracefully, and their clients may reconnect elsewhere. */
+  sb_mcp_server_end_listens(app->mcp);
   return app->http ? sb_http_server_drain(app->http) : 0;
 }
 
@@ -357,7 +360,10 @@ void sb_app_stop(sb_app *app) {
   if (!app) return;
   app_reload_stop(app); /* a reload in flight applies nothing */
   stdio_wait_end(app);
-  /* Transports first: their calls are cancelled while the server lives. */
+  /* Subscriptions end with their completion while the transports can
+   * still carry it; then the transports: their calls are cancelled while
+   * the server lives. */
+  sb_mcp_server_end_listens(app->mcp);
   if (app->stdio) sb_stdio_server_stop(app->stdio);
   if (app->http) sb_http_server_stop(app->http);
   /* Runs stop before the agents they call; they go on at the next start.

@@ -251,6 +251,9 @@ static void on_drain_tick(uv_timer_t *t) {
   uv_stop(&st->loop);
 }
 
+/* What subscription streams get, without a grace, to carry their end. */
+#define LISTEN_END_MS 1000
+
 /* SIGINT, SIGTERM: stop; with server.shutdown_grace_ms, the requests under
  * way first finish (within it). A second signal stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -258,15 +261,21 @@ static void on_signal(uv_signal_t *h, int signum) {
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
   int first = !st->stop_signal;
   st->stop_signal = signum;
-  if (first && st->grace_ms > 0 && st->app) {
+  /* Subscriptions end with a result saying so (sb_app_drain): without a
+   * grace their streams still get a moment to carry it. */
+  int grace = st->grace_ms;
+  if (first && grace <= 0 && st->app &&
+      sb_mcp_server_listens(sb_app_mcp(st->app)) > 0)
+    grace = LISTEN_END_MS;
+  if (first && grace > 0 && st->app) {
     size_t busy = sb_app_drain(st->app);
     if (busy) {
       SB_INFO("cli",
               "received %s; stopping once %zu request(s) under way are "
               "answered (within %d ms; a second signal stops at once)",
-              name, busy, st->grace_ms);
+              name, busy, grace);
       st->draining = 1;
-      st->drain_until = uv_now(&st->loop) + (uint64_t)st->grace_ms;
+      st->drain_until = uv_now(&st->loop) + (uint64_t)grace;
       uv_timer_init(&st->loop, &st->drain);
       st->drain.data = st;
       uv_timer_start(&st->drain, on_drain_tick, 20, 20);

@@ -180,6 +180,13 @@ typedef struct sb_mcp_server_options {
 sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts);
 /* Cancels every in-flight call, ends listen subscriptions gracefully. */
 void sb_mcp_server_free(sb_mcp_server *srv);
+/* End every modern subscriptions/listen gracefully, as the 2026-07-28
+ * subscriptions pattern asks of a server that ends them itself (a
+ * shutdown): a complete result carrying the subscription id, then the
+ * stream closes. sb_mcp_server_free does it too. */
+void sb_mcp_server_end_listens(sb_mcp_server *srv);
+/* Modern subscriptions/listen streams open now. */
+size_t sb_mcp_server_listens(const sb_mcp_server *srv);
 /* The limits in force (defaults filled in). */
 const sb_mcp_limits *sb_mcp_server_limits(const sb_mcp_server *srv);
 

@@ -567,9 +567,16 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
   return srv;
 }
 
-void sb_mcp_server_free(sb_mcp_server *srv) {
+size_t sb_mcp_server_listens(const sb_mcp_server *srv) {
+  size_t n = 0;
+  for (sb_list_link *l = srv ? sb_list_first(&srv->listeners) : NULL; l;
+       l = sb_list_next(l))
+    n++;
+  return n;
+}
+
+void sb_mcp_server_end_listens(sb_mcp_server *srv) {
   if (!srv) return;
-  /* End modern subscriptions gracefully: a complete result closes them. */
   sb_list_link *n;
   while ((n = sb_list_first(&srv->listeners))) {
     sb_mcp_call *c = CALL_OF(n, listen_link);
@@ -577,6 +584,12 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
     json_object_set_new(r, "_meta", json_pack("{sO}", SB_MCP_META_SUBSCRIPTION_ID, c->id));
     sb_mcp_call_reply(c, r);
   }
+}
+
+void sb_mcp_server_free(sb_mcp_server *srv) {
+  if (!srv) return;
+  sb_mcp_server_end_listens(srv);
+  sb_list_link *n;
   while ((n = sb_list_first(&srv->sessions)))
     sb_mcp_session_free(SESSION_OF(n));
   for (size_t i = 0; i < srv->providers_len; i++)

@@ -375,8 +375,10 @@ void sb_http_server_stats(const sb_http_server *s, sb_http_stats *out) {
   memcpy(out->responses, s->responses, sizeof out->responses);
 }
 
-/* A stream that only ends when its client goes. */
+/* A stream that only ends when its client goes; once ended by us (a
+ * subscription's graceful end), busy until its last bytes are out. */
 static int lingers(const http_req *r) {
+  if (r->sse_end) return 0;
   if (r->is_get || (r->route && r->state == REQ_SSE)) return 1;
   const char *method = json_string_value(json_object_get(r->msg, "method"));
   return method && strcmp(method, "subscriptions/listen") == 0;

@@ -113,3 +113,44 @@ test('SIGTERM: past shutdown_grace_ms, or on a second signal, the rest is cut of
     }
   }
 });
+
+test('SIGTERM ends a subscriptions/listen stream with its completion result, with no grace configured', async () => {
+  const { startHttpServer: start } = await import('./lib/harness.mjs');
+  const server = await start();
+  const res = await fetch(server.url, {
+    method: 'POST',
+    headers: {
+      accept: 'application/json, text/event-stream', 'content-type': 'application/json',
+      'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'subscriptions/listen',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0', id: 7, method: 'subscriptions/listen',
+      params: {
+        notifications: { resourceSubscriptions: ['events://log'] },
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    }),
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let text = '';
+  const readUntil = async (pred) => {
+    while (!pred(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+  };
+  await readUntil((t) => t.includes('subscriptions/acknowledged'));
+  server.proc.kill('SIGTERM');
+  // Before: the stream was cut with the process, no response: a client
+  // took it for a dropped connection (2026-07-28 subscriptions: a server
+  // ending one itself SHOULD answer the listen request first).
+  await readUntil(() => false);
+  const last = JSON.parse(text.trim().split('\n').filter((l) => l.startsWith('data: ')).at(-1).slice(6));
+  assert.equal(last.id, 7);
+  assert.equal(last.result.resultType, 'complete');
+  assert.equal(last.result._meta['io.modelcontextprotocol/subscriptionId'], 7);
+  assert.equal((await server.exited).code, 0);
+});
