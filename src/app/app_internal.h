@@ -249,6 +249,12 @@ void app_rest_busy(sb_http_request *req, const char *message);
  * seq (GET /v1/events, events://log; flow_tools.c). */
 void app_events_since_msg(int64_t since, int64_t newest, const char *what,
                           char *buf, size_t n);
+/* Events after a cursor `since` (> 0) that are no longer in the log (the
+ * retention trimmed them before the reader came back): 1 with [*from,
+ * *to], read off a read of the log from `since` (its first event, or the
+ * newest seq when it found none), else 0. Numbers have no gap otherwise. */
+int app_events_trimmed(int64_t since, const sb_store_result *res,
+                       int64_t *from, int64_t *to);
 /* The request body as JSON (new reference), parsed by the parser /mcp
  * uses with the same limits (sb_http_request_json), or NULL after
  * answering 400 bad_json naming `what` and what was wrong. */

@@ -697,6 +697,17 @@ void app_events_since_msg(int64_t since, int64_t newest, const char *what,
            what, (long long)since, (long long)newest, (long long)newest);
 }
 
+int app_events_trimmed(int64_t since, const sb_store_result *res,
+                       int64_t *from, int64_t *to) {
+  if (since <= 0) return 0; /* from the oldest kept: nothing is missed */
+  int64_t next = res->events.len ? res->events.items[0].seq
+                                 : res->last_seq + 1;
+  if (next <= since + 1) return 0;
+  *from = since + 1;
+  *to = next - 1;
+  return 1;
+}
+
 static void log_cancelled(sb_mcp_call *call, void *ud) {
   (void)call;
   ((log_read *)ud)->call = NULL;
@@ -734,9 +745,22 @@ static void log_done(void *ud, sb_store_result *res) {
         json_array_append_new(list, sb_event_json(&e));
         last = row->seq;
       }
+      /* lastSeq: where the next read goes on from. With nothing read, the
+       * newest the log handed out (what was after `since` is gone), so a
+       * reader does not start over from 0. */
+      if (!last && res->last_seq > op->since) last = res->last_seq;
+      if (!last && op->since > 0) last = op->since;
       json_t *body =
           json_pack("{soso}", "events", list, "lastSeq",
                     last ? json_integer((json_int_t)last) : json_null());
+      int64_t from, to;
+      if (body && app_events_trimmed(op->since, res, &from, &to))
+        json_object_set_new(body, "trimmed",
+                            json_pack("{sIsIss}", "from", (json_int_t)from,
+                                      "to", (json_int_t)to, "message",
+                                      "these events were trimmed (older "
+                                      "than events.retention_s) before "
+                                      "this read"));
       char *text = json_dumps(body, JSON_COMPACT);
       json_decref(body);
       sb_mcp_call_reply(op->call,

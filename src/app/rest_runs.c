@@ -382,11 +382,15 @@ static int parse_seq(const char *s, int64_t *out) {
   return sb_parse_digits(s, strlen(s), out) == 0 ? 0 : -1;
 }
 
-/* The stream itself, from `since` (a cursor this log gave). */
-static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
-                        int64_t since) {
+/* The stream itself, from `since` (a cursor this log gave): 0 once it
+ * has started, -1 when req was answered with an error instead. */
+static int stream_open(sb_app *app, sb_http_request *req, const char *tenant,
+                       int64_t since) {
   event_stream *s = sb_calloc(1, sizeof *s);
-  if (!s) return app_rest_error(req, 500, "internal", "out of memory");
+  if (!s) {
+    app_rest_error(req, 500, "internal", "out of memory");
+    return -1;
+  }
   s->app = app;
   if (stream_admit(s, tenant ? tenant : "") != 0) {
     int max = app->cfg->max_listen_streams_per_tenant;
@@ -397,7 +401,8 @@ static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
              "(limits.max_listen_streams_per_tenant) is reached; close one "
              "first",
              max);
-    return app_rest_busy(req, msg);
+    app_rest_busy(req, msg);
+    return -1;
   }
   const char *types = sb_http_request_query(req, "types");
   for (const char *t = types; t && *t;) {
@@ -410,7 +415,8 @@ static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
     if (!v || (n && !type)) {
       sb_free(type);
       stream_free(s);
-      return app_rest_error(req, 500, "internal", "out of memory");
+      app_rest_error(req, 500, "internal", "out of memory");
+      return -1;
     }
     if (type) s->types[s->ntypes++] = type;
     t = comma ? comma + 1 : t + n;
@@ -424,11 +430,15 @@ static void stream_open(sb_app *app, sb_http_request *req, const char *tenant,
                                stream_error, s, &err);
   if (!s->sub) {
     stream_free(s);
-    if (err.code == SB_EBUSY) return app_rest_busy(req, err.msg);
-    return app_rest_error(req, 500, "internal", err.msg);
+    if (err.code == SB_EBUSY)
+      app_rest_busy(req, err.msg);
+    else
+      app_rest_error(req, 500, "internal", err.msg);
+    return -1;
   }
   sb_http_request_defer(req, stream_gone, s);
   sb_http_stream_start(req);
+  return 0;
 }
 
 /* A cursor past the newest event the tenant's log has handed out was
@@ -459,7 +469,23 @@ static void since_checked(void *ud, sb_store_result *res) {
                          msg, sizeof msg);
     app_rest_error(req, 400, "bad_request", msg);
   } else {
-    stream_open(op->app, req, sb_http_request_tenant(req), op->since);
+    int64_t from = 0, to = 0;
+    int trimmed = app_events_trimmed(op->since, res, &from, &to);
+    int open =
+        stream_open(op->app, req, sb_http_request_tenant(req), op->since) == 0;
+    /* The stream says what it cannot give before anything else: the
+     * events after the cursor the retention trimmed meanwhile (no id:
+     * the cursor does not move). Before, it went on past them in
+     * silence. */
+    if (trimmed && open) {
+      char *text = sb_asprintf(
+          "event: gap\ndata: {\"from\":%lld,\"to\":%lld,\"message\":"
+          "\"these events were trimmed (older than events.retention_s) "
+          "before this stream could read them\"}\n\n",
+          (long long)from, (long long)to);
+      if (text) sb_http_stream_send(req, text, strlen(text));
+      sb_free(text);
+    }
   }
   sb_free(op);
 }
@@ -509,7 +535,10 @@ static int filter_check(sb_http_request *req) {
 /* From `since` on: a cursor past 0 is checked first (since_checked). */
 static void events_from(sb_app *app, sb_http_request *req, const char *tenant,
                         int64_t since) {
-  if (since == 0) return stream_open(app, req, tenant, 0);
+  if (since == 0) {
+    stream_open(app, req, tenant, 0);
+    return;
+  }
   since_check *op = sb_calloc(1, sizeof *op);
   if (!op) return app_rest_error(req, 500, "internal", "out of memory");
   *op = (since_check){app, req, since};

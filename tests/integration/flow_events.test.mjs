@@ -509,3 +509,59 @@ test('a backlog larger than the stream buffer reaches a reading client whole and
     await server.stop();
   }
 });
+
+test('a cursor behind the retention: the stream and events://log say which events were trimmed', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const store = join(mkdtempSync(join(tmpdir(), 'sb-trim-')), 'sb.db');
+  const { file } = writeFlowConfig({});
+  let { server, base, rest } = await startFlowServer(file, { extraArgs: ['--store', store] });
+  const seqs = [];
+  for (let i = 0; i < 5; i++) seqs.push((await rest.publish({ type: 'crm.tick', data: { i } })).json.seq);
+  await server.stop();
+  // The middle three made older than any retention; the next start trims
+  // them.
+  const sql = spawnSync('sqlite3', ['-batch', store], {
+    input: `UPDATE events SET created_ms = 0 WHERE seq BETWEEN ${seqs[1]} AND ${seqs[3]};\n`, encoding: 'utf8',
+  });
+  assert.equal(sql.status, 0, sql.stderr);
+  ({ server, base, rest } = await startFlowServer(file, { extraArgs: ['--store', store, '--log-level', 'debug'] }));
+  try {
+    await server.stderrMatch(/trimmed 3 old events/);
+    // Before: the stream went from seqs[0] straight to seqs[4], and a
+    // consumer could not tell it had missed anything.
+    const got = await readEvents(base, `/v1/events?since=${seqs[0]}`, (evs) => evs.length >= 2);
+    assert.equal(got[0].event, 'gap');
+    assert.equal(got[0].id, undefined, 'the cursor does not move');
+    assert.deepEqual([got[0].data.from, got[0].data.to], [seqs[1], seqs[3]]);
+    assert.deepEqual([got[1].event, Number(got[1].id)], ['crm.tick', seqs[4]]);
+    // From the oldest kept (since=0): nothing is missed, nothing said.
+    const all = await readEvents(base, '/v1/events?since=0', (evs) => evs.length >= 2);
+    assert.deepEqual(all.map((e) => Number(e.id)), [seqs[0], seqs[4]]);
+
+    const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+    const client = new Client({ name: 'trim-test', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url)));
+    try {
+      const read = async (since) => JSON.parse((await client.readResource({ uri: `events://log?since=${since}` })).contents[0].text);
+      const r = await read(seqs[0]);
+      assert.deepEqual(r.trimmed && [r.trimmed.from, r.trimmed.to], [seqs[1], seqs[3]]);
+      assert.deepEqual(r.events.map((e) => e.seq), [seqs[4]]);
+      // Nothing after the cursor but trimmed events: lastSeq is where to
+      // go on from, not null (which read as "start over from 0").
+      const behind = await read(seqs[2]);
+      assert.deepEqual(behind.events.map((e) => e.seq), [seqs[4]]);
+      const atEnd = await read(seqs[4]);
+      assert.deepEqual(atEnd.events, []);
+      assert.equal(atEnd.lastSeq, seqs[4]);
+      assert.equal(atEnd.trimmed, undefined);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await server.stop();
+  }
+});
