@@ -11,9 +11,12 @@
  * transports stop, the server is freed and the loop is run until every
  * handle has closed, so sanitizer builds see no leaks.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "auth/auth.h"
@@ -694,10 +697,26 @@ static int cmd_check(int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* A closed stdin, stdout or stderr (`2>&-`, a supervisor that closes
+ * them) is the number the next open() gets: an agent's pipe, a client's
+ * socket or the store file would then take every log line. Each is held
+ * by /dev/null instead. */
+static void hold_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (n >= 0 && n != fd) {
+      dup2(n, fd);
+      close(n);
+    }
+  }
+}
+
 int main(int argc, char **argv) {
   /* Before anything else: switchboard may be starting an agent (the exec
    * shim, see net/child.c); then this does not return. */
   sb_child_shim_main(argc, argv);
+  hold_std_fds();
   sb_core_init();
   if (argc < 2) {
     fputs(main_help, stderr);

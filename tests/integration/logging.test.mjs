@@ -68,3 +68,37 @@ test('a log reader that stops reading does not stop the server', async () => {
     await server.stop();
   }
 });
+
+test('a server started with stderr closed logs into nothing, not into whatever takes descriptor 2', async () => {
+  const { spawn } = await import('node:child_process');
+  const { readlinkSync } = await import('node:fs');
+  const { switchboardBin, tempStorePath } = await import('./lib/harness.mjs');
+  // sh closes fd 2 (`2>&-`) and execs the server; the port comes on a
+  // file the test reads, since stderr is gone.
+  const store = tempStorePath();
+  const proc = spawn('/bin/sh', ['-c', 'exec "$0" serve --listen 127.0.0.1:0 --store "$1" 2>&-', switchboardBin(), store],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    // Before: descriptor 2 went to the next open() (here the event loop's
+    // epoll instance; an agent's pipe or the store file as well), and every
+    // log line was written into it.
+    const fd2 = await pollUntil(() => {
+      try {
+        return readlinkSync(`/proc/${proc.pid}/fd/2`);
+      } catch {
+        return { ok: false, message: 'not started' };
+      }
+    }, { what: 'the server to start' });
+    await pollUntil(() => {
+      try {
+        return readlinkSync(`/proc/${proc.pid}/fd/10`) !== undefined;
+      } catch {
+        return { ok: false, message: 'not opened yet' };
+      }
+    }, { what: 'the server to open its descriptors' });
+    assert.equal(readlinkSync(`/proc/${proc.pid}/fd/2`), '/dev/null', `was ${fd2}`);
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+  }
+});
