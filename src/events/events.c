@@ -102,6 +102,8 @@ struct sb_events_sub {
   sb_list_link link; /* in ev->subs while ev is set */
   char *tenant;
   int64_t last;
+  int64_t heard; /* the newest seq this process has heard of for the
+                    tenant while s was there (delivered to it or not) */
   char **types;
   size_t ntypes;
   char *run_id;
@@ -265,6 +267,8 @@ static void on_committed(void *ud, const char *tenant,
   for (sb_list_link *n = sb_list_first(&ev->subs); n; n = sb_list_next(n)) {
     sb_events_sub *s = sb_list_entry(n, sb_events_sub, link);
     if (s->dead || strcmp(s->tenant, tenant) != 0) continue;
+    if (rows->len && rows->items[rows->len - 1].seq > s->heard)
+      s->heard = rows->items[rows->len - 1].seq;
     /* Reading, or paused: the log has them for the next read. */
     if (s->reading || s->paused) {
       s->read_again = 1;
@@ -328,10 +332,13 @@ static void on_poll_timer(uv_timer_t *t) {
         seen = more;
         cap = grow;
       }
-      seen[n++] = (tenant_seen){s->tenant, s->last};
-    } else if (s->last > seen[i].last) {
-      seen[i].last = s->last;
+      seen[n++] = (tenant_seen){s->tenant, 0};
     }
+    /* Past what was heard, not what was delivered: a stream its client
+     * does not read (paused) would have the same page read again on
+     * every round, for as long as it stays open. */
+    int64_t at = s->heard > s->last ? s->heard : s->last;
+    if (at > seen[i].last) seen[i].last = at;
   }
   for (size_t i = 0; i < n; i++) {
     poll_op *op = sb_calloc(1, sizeof *op);
