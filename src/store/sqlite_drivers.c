@@ -44,22 +44,21 @@ static int drivers_path(const char *db_path, char *path, size_t cap) {
 }
 
 int st_drivers_check_store(const char *db_path, sb_error *err) {
-  char path[4096], wal[4096];
+  char path[4096];
   struct stat st;
   if (stat(db_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 0)
     return 0;
-  /* A store's pages may all be in its WAL yet (never checkpointed). */
-  int n = snprintf(wal, sizeof wal, "%s-wal", db_path);
-  if (n > 0 && (size_t)n < sizeof wal && stat(wal, &st) == 0 && st.st_size > 0)
-    return 0;
-  /* The drivers file is made only once the schema is committed: beside
-   * an empty file it says a store was here, truncated since. */
+  /* The drivers file is made only once the schema is committed, and by
+   * then the file holds a page (the switch to WAL writes its header):
+   * beside an empty file it says a store was here, truncated since. A
+   * -wal beside it does not make it whole: SQLite would drop a WAL whose
+   * database is gone, and with it what it held. */
   if (drivers_path(db_path, path, sizeof path) != 0 || stat(path, &st) != 0)
     return 0;
   return sb_error_set(err, SB_EINVAL,
                       "store: %s is empty, but %s beside it says it held a "
-                      "store: restore the file from a backup, or remove %s "
-                      "to start an empty store",
+                      "store: restore the file from a backup (keep its -wal "
+                      "with it), or remove %s to open it as it is",
                       db_path, path, path);
 }
 

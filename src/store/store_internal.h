@@ -127,9 +127,9 @@ typedef struct st_drivers {
 /* Take the lowest free slot of db_path's drivers file (creating it); 0,
  * or SB_EIO / SB_EBUSY (every slot taken) with err, d then closed. */
 int st_drivers_open(st_drivers *d, const char *db_path, sb_error *err);
-/* SB_EINVAL when db_path is an empty file (and no WAL holds its pages)
- * while its drivers file exists: a store truncated since, which SQLite
- * would open as a new, empty one. */
+/* SB_EINVAL when db_path is an empty file while its drivers file exists:
+ * a store truncated since, which SQLite would open as a new, empty one
+ * (dropping a -wal left beside it). */
 int st_drivers_check_store(const char *db_path, sb_error *err);
 /* Whether a process holds slot (this one's own included); any thread. */
 int st_drivers_alive(const st_drivers *d, int slot);
