@@ -475,34 +475,40 @@ static void answer_on_socket(http_conn *c, unsigned status, const char *body,
   shutdown(c->fd, SHUT_WR);
 }
 
-/* ---- query parameters past what the connection holds --------------------
- * MHD keeps each query parameter as a record in the connection's memory
- * pool (limits.connection_memory_bytes); when they do not fit it gives up
- * on the request with no answer it can still send, and the client waited
- * for one until the header deadline. So they are counted first, from the
- * URI as it came (MHD hands it here before it splits the query). */
+/* ---- a query past what the connection holds -----------------------------
+ * MHD keeps the request line in the connection's memory pool
+ * (limits.connection_memory_bytes) and each query parameter as a record
+ * there too; when they do not fit beside the headers it gives up on the
+ * request with no answer it can still send, and the client waited for
+ * one until the header deadline. So the query is weighed first, from the
+ * URI as it came (MHD hands it here before it splits the query): the
+ * line's bytes and 64 a parameter, within half of the pool (the rest is
+ * for the headers and the answer). */
 
-size_t http_conn_max_query_params(size_t pool_bytes) {
-  size_t n = pool_bytes / 128; /* a record, its share of the line */
-  return n > 100 ? 100 : n;
-}
+#define QUERY_PARAM_BYTES 64
+
+size_t http_conn_query_budget(size_t pool_bytes) { return pool_bytes / 2; }
 
 void *http_conn_on_uri(void *cls, const char *uri,
                        struct MHD_Connection *conn) {
   sb_http_server *s = cls;
   const char *q = uri ? strchr(uri, '?') : NULL;
   if (!q) return NULL;
-  size_t max = http_conn_max_query_params(s->cfg.connection_memory_bytes);
+  size_t budget = http_conn_query_budget(s->cfg.connection_memory_bytes);
   size_t n = 1;
   for (const char *p = q + 1; *p; p++) n += *p == '&';
-  if (n <= max) return NULL;
-  char body[200];
+  size_t need = strlen(uri) + n * QUERY_PARAM_BYTES;
+  if (need <= budget) return NULL;
+  char body[400];
   int len = snprintf(body, sizeof body,
-                     "{\"error\":{\"code\":\"too_many_query_parameters\","
-                     "\"message\":\"%zu query parameters; at most %zu\"}}",
-                     n, max);
-  SB_DEBUG(MOD, "%zu query parameters, at most %zu: answered 431, closing", n,
-           max);
+                     "{\"error\":{\"code\":\"query_too_large\",\"message\":"
+                     "\"the request line (%zu bytes) and its %zu query "
+                     "parameters need %zu bytes of the connection's memory; "
+                     "at most %zu (half of limits.connection_memory_bytes, "
+                     "%d bytes a parameter)\"}}",
+                     strlen(uri), n, need, budget, QUERY_PARAM_BYTES);
+  SB_DEBUG(MOD, "a query needing %zu bytes, at most %zu: answered 431, closing",
+           need, budget);
   answer_on_socket(http_conn_of(conn), MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
                    body, (size_t)len);
   return NULL;

@@ -283,12 +283,13 @@ http_framing http_framing_of(const char *const *names,
 void http_conn_answer_now(http_req *r, unsigned status, const char *body,
                           size_t len);
 
-/* MHD's URI callback: a request with more query parameters than
- * http_conn_max_query_params(pool) is answered 431 on the socket and its
- * connection ended (MHD would give up on it unanswered). Returns NULL. */
+/* MHD's URI callback: a request whose line and query parameters (64
+ * bytes each) need more than http_conn_query_budget(pool) is answered 431
+ * on the socket and its connection ended (MHD would give up on it
+ * unanswered). Returns NULL. */
 void *http_conn_on_uri(void *cls, const char *uri,
                        struct MHD_Connection *conn);
-size_t http_conn_max_query_params(size_t pool_bytes);
+size_t http_conn_query_budget(size_t pool_bytes);
 
 /* The server a connection belongs to. */
 sb_http_server *http_conn_server(http_conn *c);
