@@ -415,6 +415,15 @@ static void agent_events(fl_plan *p, const fl_change *c) {
     }
     json_t *d = data ? json_deep_copy(data) : json_object();
     if (c->agent) json_object_set_new(d, "publishedBy", json_string(c->agent));
+    /* As any publish: at most events.max_data_bytes (before, an agent's
+     * events were the one way past it). */
+    sb_error err = {0};
+    if (sb_events_check_data(p->r->e->o.events, d, &err) != 0) {
+      SB_WARN(FL_MODULE, "run %s: agent %s published a %s event: dropped: %s",
+              p->r->id, c->agent ? c->agent : "?", type, err.msg);
+      json_decref(d);
+      continue;
+    }
     event(p, type, d);
   }
 }

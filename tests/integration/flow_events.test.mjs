@@ -71,6 +71,10 @@ const WORKFLOWS = `
           data: { said: $conversation.messages }
       - id: done
         end: completed
+  - name: loud-agent
+    steps:
+      - id: tell
+        call: { agent: sales, tool: publish, arguments: { type: lead.agent-heard, data: { said: $conversation.messages } } }
   - name: asks
     steps:
       - id: intake
@@ -139,6 +143,15 @@ describe('events and workflows over MCP', () => {
     const failed = await a.waitFor(big.id, 'failed');
     assert.equal(failed.error.step, 'tell');
     assert.match(failed.error.message, /^data: \d+ bytes as JSON, more than an event may hold \(events.max_data_bytes: 65536\)$/);
+    // An agent's own events (in its result's _meta) are held to it too:
+    // the one past it is dropped, naming the limit, the step goes on.
+    const viaAgent = await startRun(a, { workflow: 'loud-agent', input: said('y'.repeat(70000)) });
+    await a.waitFor(viaAgent.id, 'completed');
+    await sw.stderrMatch(/agent sales published a lead\.agent-heard event: dropped: data: \d+ bytes as JSON, more than an event may hold/);
+    const small2 = await startRun(a, { workflow: 'loud-agent', input: said('short') });
+    await a.waitFor(small2.id, 'completed');
+    const heard = await readEvents(base, `/v1/events?since=0&types=lead.agent-heard`, (evs) => evs.length >= 1, { token: A.token });
+    assert.deepEqual(heard.map((e) => e.data.data.said[0].content), ['short']);
   });
 
   test("a wait in a parallel step takes the event its sibling emits, whichever is listed first", async () => {
