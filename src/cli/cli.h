@@ -93,6 +93,10 @@ int sb_cli_runs(int argc, char **argv);
 /* A run (the view REST shows) as JSON, or as a short summary: status,
  * steps, where it waits, its context, its error. */
 void sb_cli_run_print(FILE *out, const json_t *run, int as_json);
+/* in[0..len) as text for a terminal: control characters (an escape
+ * sequence, a CR that rewrites the line) as \xHH, cut to fit cap; out. */
+const char *sb_cli_printable(const char *in, size_t len, char *out,
+                             size_t cap);
 
 typedef struct sb_cli_runs_action {
   const char *verb; /* cancel, answer, resume, fork */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "flow/flow.h"
 
 static const char *str(const json_t *o, const char *key) {
@@ -59,7 +60,17 @@ static void line(run_progress *p, int64_t at_ms, const char *step,
              ? "\033[33m"
              : "\033[2m";
   }
-  say(p, "%9.3fs  %-14s %s%s%s%s%s\n", s, step ? step : "-", on, what, off,
+  /* What agents and workflows wrote, as text for the terminal: an escape
+   * sequence of theirs must not retitle or clear it. */
+  char step_text[256], what_text[1024], detail_text[2048];
+  step = step ? sb_cli_printable(step, strlen(step), step_text,
+                                 sizeof step_text)
+              : "-";
+  what = sb_cli_printable(what, strlen(what), what_text, sizeof what_text);
+  if (detail)
+    detail = sb_cli_printable(detail, strlen(detail), detail_text,
+                              sizeof detail_text);
+  say(p, "%9.3fs  %-14s %s%s%s%s%s\n", s, step, on, what, off,
       detail && *detail ? " " : "", detail ? detail : "");
 }
 

@@ -52,11 +52,33 @@ const char sb_cli_runs_help[] =
 
 /* ---- printing a run ------------------------------------------------------ */
 
-/* A member to print: "-" when it is missing or no string (a run read
- * from a store another version wrote, say), never a NULL for %s. */
+const char *sb_cli_printable(const char *in, size_t len, char *out,
+                             size_t cap) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 5 < cap; i++) {
+    unsigned char c = (unsigned char)in[i];
+    if (c >= 0x20 && c != 0x7f)
+      out[o++] = (char)c;
+    else
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* A member to print, as text for a terminal (what an agent or a workflow
+ * wrote may hold an escape sequence that retitles it or clears it): "-"
+ * when it is missing or no string (a run read from a store another
+ * version wrote, say), never a NULL for %s. The last few answers stay
+ * valid together, for one line's fprintf. */
 static const char *str(const json_t *o, const char *key) {
-  const char *s = json_string_value(json_object_get(o, key));
-  return s ? s : "-";
+  static char ring[8][4096];
+  static unsigned next;
+  json_t *v = json_object_get(o, key);
+  if (!json_is_string(v)) return "-";
+  char *buf = ring[next++ % 8];
+  return sb_cli_printable(json_string_value(v), json_string_length(v), buf,
+                          sizeof ring[0]);
 }
 
 #define RUN_PRINT_ENDS 10
@@ -94,15 +116,19 @@ void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   if (json_array_size(current)) {
     fprintf(out, "  current  ");
     json_array_foreach(current, i, h) {
-      const char *step = json_string_value(h);
-      fprintf(out, " %s", step ? step : "-");
+      char step[256];
+      fprintf(out, " %s",
+              json_is_string(h) ? sb_cli_printable(json_string_value(h),
+                                                   json_string_length(h), step,
+                                                   sizeof step)
+                                : "-");
     }
     fputc('\n', out);
   }
   json_array_foreach(json_object_get(run, "waiting"), i, h) {
-    const char *message = json_string_value(json_object_get(h, "message"));
+    int has_message = json_is_string(json_object_get(h, "message"));
     fprintf(out, "  waiting   %s (%s)%s%s\n", str(h, "step"), str(h, "kind"),
-            message ? ": " : "", message ? message : "");
+            has_message ? ": " : "", has_message ? str(h, "message") : "");
   }
   fprintf(
       out, "  context   %s (version %lld)\n", str(run, "contextId"),

@@ -79,23 +79,6 @@ static int plain_id(const char *id) {
   return 1;
 }
 
-/* Text from the server or the caller, for a terminal: control
- * characters (an ANSI escape, a CR that rewrites the line) as \xHH, cut
- * at cap - 1 bytes. */
-static const char *printable(const char *in, size_t len, char *out,
-                             size_t cap) {
-  size_t o = 0;
-  for (size_t i = 0; i < len && o + 5 < cap; i++) {
-    unsigned char c = (unsigned char)in[i];
-    if (c >= 0x20 && c != 0x7f)
-      out[o++] = (char)c;
-    else
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-  }
-  out[o] = '\0';
-  return out;
-}
-
 /* The URL as it may be shown: no password (user:password@), no token in
  * its query. */
 static const char *shown_url(const char *url, size_t len, char *out,
@@ -103,7 +86,7 @@ static const char *shown_url(const char *url, size_t len, char *out,
   char *cut = sb_strndup(url, len);
   char *redacted = cut ? sb_url_redacted(cut, "***") : NULL;
   const char *from = redacted ? redacted : "(the URL)";
-  printable(from, strlen(from), out, cap);
+  sb_cli_printable(from, strlen(from), out, cap);
   sb_free(redacted);
   sb_free(cut);
   return out;
@@ -222,13 +205,13 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
     if (msg)
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
               a->verb, a->id, status,
-              printable(msg, json_string_length(json_object_get(
+              sb_cli_printable(msg, json_string_length(json_object_get(
                                  json_object_get(answer, "error"), "message")),
                         said, sizeof said));
     else
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld%s%s\n",
               a->verb, a->id, status, resp.len ? ": " : "",
-              printable(resp.data ? resp.data : "",
+              sb_cli_printable(resp.data ? resp.data : "",
                         resp.len > 300 ? 300 : resp.len, said, sizeof said));
     goto done;
   }
@@ -237,7 +220,7 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
             "switchboard runs: the server's answer is not a JSON "
             "object%s%s\n",
             answer ? "" : ": ",
-            answer ? "" : printable(jerr.text, strlen(jerr.text), said,
+            answer ? "" : sb_cli_printable(jerr.text, strlen(jerr.text), said,
                                     sizeof said));
     goto done;
   }

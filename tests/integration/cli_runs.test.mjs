@@ -568,6 +568,14 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
         const esc = await cli(['runs', 'cancel', id, '--url', url]);
         assert.equal(esc.code, 1);
         assert.match(esc.stderr, /the server answered 409: no\\x1b\[2J\\x0dspoofed\n$/);
+        // ...and in a run that is answered: what an agent or a workflow
+        // wrote (a step's error) cannot retitle or clear the terminal.
+        answer = { status: 200, body: JSON.stringify({ id: 'r1', status: 'failed', workflow: 'w\u001b]0;PWNED\u0007', error: { step: 's', message: 'bad\u001b[2J\r' } }) };
+        const ok = await cli(['runs', 'resume', id, '--url', url]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.doesNotMatch(ok.stdout, /\u001b|\u0007|\r/);
+        assert.match(ok.stdout, /workflow  w\\x1b\]0;PWNED\\x07\n/);
+        assert.match(ok.stdout, /error     at step s: bad\\x1b\[2J\\x0d\n/);
       } finally {
         fake.close();
       }
