@@ -293,9 +293,9 @@ static void on_committed(void *ud, const char *tenant,
  * it on the store, or `switchboard run`, writes events nobody here would
  * hear until a commit of ours showed the gap: a run waiting on them would
  * time out, a stream would stall. So every poll_every_ms, for each tenant
- * with subscriptions, the log is read past the newest number they have
- * seen; what it holds goes on as a commit of ours (on_committed skips
- * what was delivered meanwhile). One round at a time. */
+ * with subscriptions, the log is read past the newest number this process
+ * has heard of for it; what it holds goes on as a commit of ours
+ * (on_committed skips what was delivered meanwhile). One round at a time. */
 
 static void on_polled(void *ud, sb_store_result *res) {
   poll_op *op = ud;

@@ -11,8 +11,8 @@
  * from the store too, so a consumer sees each event at least once and in
  * order. Another process's commits (a server beside this one on the
  * store, `switchboard run`) are not heard: while there are subscriptions,
- * the log is read every poll_every_ms past what they have seen, per
- * tenant, and what is new is handed on as a commit of this process's. Retention: events older than retention_ms are trimmed
+ * the log is read every poll_every_ms past what this process has heard,
+ * per tenant, and what is new is handed on as a commit of this process's. Retention: events older than retention_ms are trimmed
  * periodically; their numbers are never reused.
  *
  * Event data is a JSON object; the types switchboard writes are below,
