@@ -77,6 +77,18 @@ static void wf_push(fl_plan *p, const char *array, json_t *value) {
   json_decref(value);
 }
 
+/* One entry of data.workflow.errors: {step, message, timestamp, code}
+ * and the agent's id when an agent failed. */
+static void wf_error(fl_plan *p, const char *step, const char *message,
+                     const char *code, const char *agent) {
+  char ts[32];
+  sb_time_format(p->now, ts);
+  json_t *e = json_pack("{ssssssss}", "step", step, "message", message,
+                        "timestamp", ts, "code", code);
+  if (e && agent) json_object_set_new(e, "agentId", json_string(agent));
+  wf_push(p, "errors", e);
+}
+
 static void wf_current(fl_plan *p, const char *step) {
   json_t *v = json_string(step);
   op_add(p, "replace", "/data/workflow/currentStep", v);
@@ -246,10 +258,10 @@ static json_t *done_here(fl_plan *p, const sb_flow_step *s) {
   return h;
 }
 
-/* An emit step: its event published, the step done. */
-/* 0, or the run has failed: the event's data, made from the context,
- * would pass what an event may hold (a loop emitting a customer's whole
- * conversation would otherwise write megabytes a turn, for days). */
+/* An emit step: its event published, the step done; 0. Or the run has
+ * failed: the event's data, made from the context, would pass what an
+ * event may hold (a loop emitting a customer's whole conversation would
+ * otherwise write megabytes a turn, for days). */
 static int emit_now(fl_plan *p, const sb_flow_step *s) {
   sb_flow_scope sc = scope_of(p);
   json_t *data =
@@ -261,11 +273,7 @@ static int emit_now(fl_plan *p, const sb_flow_step *s) {
   sb_error err = {0};
   if (sb_events_check_data(p->r->e->o.events, data, &err) != 0) {
     json_decref(data);
-    char ts[32];
-    sb_time_format(p->now, ts);
-    wf_push(p, "errors",
-            json_pack("{ssssssss}", "step", s->id, "message", err.msg,
-                      "timestamp", ts, "code", "too_large"));
+    wf_error(p, s->id, err.msg, "too_large", NULL);
     fail_run(p, s->id, err.msg, NULL);
     return -1;
   }
@@ -330,11 +338,7 @@ static void advance(fl_plan *p, int i) {
         const char *m = s->end_message ? s->end_message
                                        : "the workflow ended "
                                          "as failed";
-        char ts[32];
-        sb_time_format(p->now, ts);
-        wf_push(p, "errors",
-                json_pack("{ssssssss}", "step", s->id, "message", m,
-                          "timestamp", ts, "code", "end"));
+        wf_error(p, s->id, m, "end", NULL);
         fail_run(p, s->id, m, NULL);
       } else {
         set_status(p, SB_FLOW_COMPLETED);
@@ -501,13 +505,7 @@ static void step_failed(fl_plan *p, const fl_change *c, json_t *entry) {
   if (c->agent) json_object_set_new(h, "agent", json_string(c->agent));
   if (c->attempts > 1)
     json_object_set_new(h, "attempts", json_integer(c->attempts));
-  char ts[32];
-  sb_time_format(p->now, ts);
-  json_t *werr =
-      json_pack("{ssssssss}", "step", s->id, "message", c->message, "timestamp",
-                ts, "code", c->code ? c->code : "failed");
-  if (c->agent) json_object_set_new(werr, "agentId", json_string(c->agent));
-  wf_push(p, "errors", werr);
+  wf_error(p, s->id, c->message, c->code ? c->code : "failed", c->agent);
   event_t(p, SB_EVENT_STEP_FAILED,
           json_pack("{sssIssss}", "step", s->id, "visit", (json_int_t)c->visit,
                     "message", c->message, "code",
@@ -642,13 +640,9 @@ static int apply(fl_plan *p, fl_change *c) {
     set_status(p, SB_FLOW_CANCELLED);
     json_object_set_new(p->doc, "stopped", stopped);
     json_object_set_new(p->doc, "resumeKeys", keys);
-    char ts[32];
-    sb_time_format(p->now, ts);
     const char *cur = fl_str(workflow_part(p), "currentStep");
-    wf_push(p, "errors",
-            json_pack("{ssssssss}", "step", cur ? cur : "", "message",
-                      c->message ? c->message : "cancelled", "timestamp", ts,
-                      "code", "cancelled"));
+    wf_error(p, cur ? cur : "", c->message ? c->message : "cancelled",
+             "cancelled", NULL);
     event_t(p, SB_EVENT_RUN_CANCELLED,
             json_pack("{ss}", "reason", c->message ? c->message : "cancelled"));
     return 0;
