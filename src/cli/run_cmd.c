@@ -553,12 +553,11 @@ static void on_started(void *ud, const sb_flow_reply *r) {
 
 /* ---- the command --------------------------------------------------------- */
 
-/* The --input file as JSON; NULL after printing an error naming the file,
- * line and column. */
 /* --input: a file, or "-" for stdin, of at most `max` bytes (a run's
  * input goes into its context, which holds no more: reading on would
  * only fill memory), one JSON object without duplicate keys (as the REST
- * API takes it). */
+ * API takes it); NULL after printing an error naming the file (and the
+ * line and column). */
 static json_t *read_input(const char *path, size_t max) {
   int is_stdin = strcmp(path, "-") == 0;
   const char *name = is_stdin ? "<stdin>" : path;
@@ -575,26 +574,17 @@ static json_t *read_input(const char *path, size_t max) {
     return NULL;
   }
   sb_buf text = SB_BUF_INIT;
-  char chunk[65536];
-  size_t n;
-  int too_big = 0;
-  while ((n = fread(chunk, 1, sizeof chunk, in)) > 0) {
-    if (text.len + n > max) {
-      too_big = 1;
-      break;
-    }
-    if (sb_buf_append(&text, chunk, n) != 0) break;
-  }
-  int failed = ferror(in);
+  int rc = sb_buf_read_file(&text, in, max);
   if (!is_stdin) fclose(in);
-  if (too_big || failed) {
-    if (too_big)
+  if (rc != 0) {
+    if (rc == SB_ETOOBIG)
       fprintf(stderr,
               "switchboard run: --input %s: more than %zu bytes "
               "(limits.max_message_bytes, what a run's context may hold)\n",
               name, max);
     else
-      fprintf(stderr, "switchboard run: --input %s: cannot read it\n", name);
+      fprintf(stderr, "switchboard run: --input %s: cannot read it (%s)\n",
+              name, rc == SB_ENOMEM ? "out of memory" : "read error");
     sb_buf_free(&text);
     return NULL;
   }

@@ -175,6 +175,10 @@ typedef struct sb_buf {
 int sb_buf_reserve(sb_buf *b, size_t extra);
 int sb_buf_append(sb_buf *b, const void *data, size_t n);
 int sb_buf_append_str(sb_buf *b, const char *s);
+/* Append what is left to read of f: 0 at its end; SB_ETOOBIG once b would
+ * pass `max` bytes (reading stops there: an endless stream is not read
+ * on), SB_EIO on a read error, SB_ENOMEM. */
+int sb_buf_read_file(sb_buf *b, FILE *f, size_t max);
 int sb_buf_printf(sb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_buf_consume(sb_buf *b, size_t n); /* drop n bytes from the front */

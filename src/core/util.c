@@ -137,6 +137,16 @@ int sb_buf_append_str(sb_buf *b, const char *s) {
   return sb_buf_append(b, s, strlen(s));
 }
 
+int sb_buf_read_file(sb_buf *b, FILE *f, size_t max) {
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (b->len + n > max) return SB_ETOOBIG;
+    if (sb_buf_append(b, chunk, n) != 0) return SB_ENOMEM;
+  }
+  return ferror(f) ? SB_EIO : 0;
+}
+
 int sb_buf_printf(sb_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -62,19 +62,15 @@ static char *read_pem(const char *path, const char *what, sb_error *err) {
     return NULL;
   }
   sb_buf b = SB_BUF_INIT;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    if (b.len + n > MAX_PEM_BYTES || sb_buf_append(&b, chunk, n) != 0) {
-      sb_error_set(err, SB_ETOOBIG, "server.tls.%s: %s: larger than 1 MiB",
-                   what, path);
-      fclose(f);
-      sb_buf_free(&b);
-      return NULL;
-    }
-  }
-  int failed = ferror(f);
+  int rc = sb_buf_read_file(&b, f, MAX_PEM_BYTES);
   fclose(f);
+  if (rc == SB_ETOOBIG || rc == SB_ENOMEM) {
+    sb_error_set(err, SB_ETOOBIG, "server.tls.%s: %s: larger than 1 MiB",
+                 what, path);
+    sb_buf_free(&b);
+    return NULL;
+  }
+  int failed = rc != 0;
   if (failed || !b.len) {
     sb_error_set(err, SB_EINVAL, "server.tls.%s: %s: %s", what, path,
                  failed ? "read error" : "empty file");

@@ -132,6 +132,32 @@ static void buf_reports_enomem_and_stays_valid(void **state) {
 
 /* ---- base64 ------------------------------------------------------------ */
 
+/* A stream read whole up to a bound, and no further past it (a pipe that
+ * never ends is not read on). */
+static void buf_read_file_bounded(void **state) {
+  (void)state;
+  FILE *f = tmpfile();
+  assert_non_null(f);
+  for (int i = 0; i < 1000; i++) fputs("0123456789", f);
+  rewind(f);
+  sb_buf b = SB_BUF_INIT;
+  assert_int_equal(sb_buf_read_file(&b, f, 10000), 0);
+  assert_int_equal(b.len, 10000);
+  assert_int_equal(b.data[b.len], '\0');
+  rewind(f);
+  sb_buf_reset(&b);
+  assert_int_equal(sb_buf_read_file(&b, f, 9999), SB_ETOOBIG);
+  assert_true(b.len <= 9999);
+  sb_buf_free(&b);
+  fclose(f);
+  FILE *z = fopen("/dev/zero", "rb");
+  assert_non_null(z);
+  assert_int_equal(sb_buf_read_file(&b, z, 1 << 20), SB_ETOOBIG);
+  assert_true(b.len <= 1 << 20);
+  sb_buf_free(&b);
+  fclose(z);
+}
+
 static void base64_known_vectors(void **state) {
   (void)state;
   /* RFC 4648 section 10 */
@@ -735,6 +761,7 @@ int main(void) {
       cmocka_unit_test(buf_consume),
       cmocka_unit_test(buf_reset_keeps_memory),
       cmocka_unit_test(buf_reports_enomem_and_stays_valid),
+      cmocka_unit_test(buf_read_file_bounded),
       cmocka_unit_test(base64_known_vectors),
       cmocka_unit_test(base64_round_trip_binary),
       cmocka_unit_test(base64_bad_input),
