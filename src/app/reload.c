@@ -7,10 +7,10 @@
  * The worker touches no app state: what it reads is the round's own, and
  * the paths it needs from the app were copied when the round started.
  * Back on the loop the round is applied: agents (all validated before
- * any is changed), quotas, workflows (for new runs), keys, certificate; a file that did
- * not read changes what it always did (a bad config nothing, a bad JWKS
- * keeps the old keys, a bad certificate the old certificate), logged and
- * audited as before.
+ * any is changed), quotas, workflows (for new runs), keys, certificate; a
+ * file that did not read changes what it always did (a bad config
+ * nothing, a bad JWKS keeps the old keys, a bad certificate the old
+ * certificate), logged and audited as before.
  *
  * One round at a time: a request while one is in progress marks `again`,
  * and one more round follows it (however many requests came meanwhile),

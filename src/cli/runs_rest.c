@@ -200,14 +200,12 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
                     : NULL;
   char said[700];
   if (status < 200 || status >= 300) {
-    const char *msg = json_string_value(
-        json_object_get(json_object_get(answer, "error"), "message"));
-    if (msg)
+    json_t *msg = json_object_get(json_object_get(answer, "error"), "message");
+    if (json_is_string(msg))
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
               a->verb, a->id, status,
-              sb_cli_printable(msg, json_string_length(json_object_get(
-                                 json_object_get(answer, "error"), "message")),
-                        said, sizeof said));
+              sb_cli_printable(json_string_value(msg), json_string_length(msg),
+                               said, sizeof said));
     else
       fprintf(stderr, "switchboard runs: %s %s: the server answered %ld%s%s\n",
               a->verb, a->id, status, resp.len ? ": " : "",

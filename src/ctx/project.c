@@ -424,9 +424,9 @@ fail:
 
 /* ---- one value by path (get, set) -------------------------------------- */
 
-/* The value at segs[k..] under v (a new reference sharing nothing with v),
- * or NULL: missing (*nomem 0) or out of memory (*nomem 1). */
-/* share: the value itself (a new reference to it) instead of a copy. */
+/* The value at segs[k..] under v (a new reference sharing nothing with v;
+ * with share, the value itself, read-only), or NULL: missing (*nomem 0)
+ * or out of memory (*nomem 1). */
 static json_t *get_at(const json_t *v, const parsed_path *p, size_t k,
                       int share, int *nomem) {
   if (k == p->nsegs) {

@@ -244,9 +244,6 @@ static void fail_with(sb_mcp_call *c, json_t *error) {
                    json_incref(data));
 }
 
-/* resources/subscribe: answered once every provider has it in effect
- * (mcp_sub_wait_new_uri undoes it if one could not). A second subscribe of
- * the same URI while the first still waits gets the first one's answer. */
 /* A URI a subscription is kept under: no longer than this. */
 #define MAX_SUBSCRIBED_URI_BYTES 8192
 
@@ -277,6 +274,9 @@ static int subscribable(sb_mcp_server *srv, sb_mcp_call *c, const char *param,
   return 0;
 }
 
+/* resources/subscribe: answered once every provider has it in effect
+ * (mcp_sub_wait_new_uri undoes it if one could not). A second subscribe of
+ * the same URI while the first still waits gets the first one's answer. */
 static void handle_subscribe(sb_mcp_server *srv, sb_mcp_call *c, int on) {
   const char *uri = json_string_value(json_object_get(c->params, "uri"));
   if (!uri) {

@@ -444,14 +444,6 @@ int http_media_type_json(const char *ct) {
 /* ---- answers MHD cannot queue ------------------------------------------ */
 
 static void answer_on_socket(http_conn *c, unsigned status, const char *body,
-                             size_t len);
-
-void http_conn_answer_now(http_req *r, unsigned status, const char *body,
-                          size_t len) {
-  answer_on_socket(http_conn_of(r->conn), status, body, len);
-}
-
-static void answer_on_socket(http_conn *c, unsigned status, const char *body,
                              size_t len) {
   if (!c || c->cut) return;
   const char *reason = MHD_get_reason_phrase_for(status);
@@ -473,6 +465,11 @@ static void answer_on_socket(http_conn *c, unsigned status, const char *body,
   queue_remove(c);
   c->phase = CONN_BUSY;
   shutdown(c->fd, SHUT_WR);
+}
+
+void http_conn_answer_now(http_req *r, unsigned status, const char *body,
+                          size_t len) {
+  answer_on_socket(http_conn_of(r->conn), status, body, len);
 }
 
 /* ---- a query past what the connection holds -----------------------------
@@ -497,7 +494,8 @@ void *http_conn_on_uri(void *cls, const char *uri,
   size_t budget = http_conn_query_budget(s->cfg.connection_memory_bytes);
   size_t n = 1;
   for (const char *p = q + 1; *p; p++) n += *p == '&';
-  size_t need = strlen(uri) + n * QUERY_PARAM_BYTES;
+  size_t line = strlen(uri);
+  size_t need = line + n * QUERY_PARAM_BYTES;
   if (need <= budget) return NULL;
   char body[400];
   int len = snprintf(body, sizeof body,
@@ -506,7 +504,7 @@ void *http_conn_on_uri(void *cls, const char *uri,
                      "parameters need %zu bytes of the connection's memory; "
                      "at most %zu (half of limits.connection_memory_bytes, "
                      "%d bytes a parameter)\"}}",
-                     strlen(uri), n, need, budget, QUERY_PARAM_BYTES);
+                     line, n, need, budget, QUERY_PARAM_BYTES);
   SB_DEBUG(MOD, "a query needing %zu bytes, at most %zu: answered 431, closing",
            need, budget);
   answer_on_socket(http_conn_of(conn), MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,

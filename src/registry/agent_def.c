@@ -188,8 +188,6 @@ static void pairs_free(sb_agent_pairs *s) {
 
 typedef int (*name_check_fn)(const char *name, size_t len);
 
-/* An object of string values whose names pass `name_ok`; `what` words the
- * error for a bad name. */
 /* Headers switchboard sets itself on every request to an agent: HTTP's
  * framing and connection handling (a Content-Length of the config's would
  * make the body read as a second request: smuggling) and the MCP
@@ -205,6 +203,8 @@ static int header_reserved(const char *name) {
   return strncasecmp(name, "Mcp-", 4) == 0;
 }
 
+/* An object of string values whose names pass `name_ok`; `what` words the
+ * error for a bad name. */
 static int read_pairs(fpath *p, const json_t *v, name_check_fn name_ok,
                       const char *what, int header_values,
                       sb_agent_pairs *out) {
