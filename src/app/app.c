@@ -290,6 +290,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
         .connection_timeout_s = cfg->connection_timeout_s,
         .header_timeout_s = cfg->header_timeout_s,
         .body_timeout_s = cfg->body_timeout_s,
+        .send_timeout_s = cfg->send_timeout_s,
         .max_connections_per_address = cfg->max_connections_per_address,
         .connection_reserve = cfg->connection_reserve,
         .max_stream_buffer_bytes = cfg->max_stream_buffer_bytes,

@@ -547,6 +547,7 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  connection_timeout_s: %d\n", cfg->connection_timeout_s);
   fprintf(out, "  header_timeout_s: %d\n", cfg->header_timeout_s);
   fprintf(out, "  body_timeout_s: %d\n", cfg->body_timeout_s);
+  fprintf(out, "  send_timeout_s: %d\n", cfg->send_timeout_s);
   fprintf(out, "  max_connections_per_address: %d\n",
           cfg->max_connections_per_address);
   fprintf(out, "  connection_reserve: %d\n", cfg->connection_reserve);

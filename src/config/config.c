@@ -49,6 +49,7 @@ void sb_config_defaults(sb_config *cfg) {
   cfg->connection_timeout_s = 300;
   cfg->header_timeout_s = 10;
   cfg->body_timeout_s = 60;
+  cfg->send_timeout_s = 60;
   cfg->max_connections_per_address = 1000;
   cfg->connection_reserve = 1000;
   cfg->max_stream_buffer_bytes = 8u * 1024u * 1024u;

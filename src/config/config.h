@@ -35,6 +35,9 @@
  *                                   # request headers within; 1..3600
  *     body_timeout_s: 60            # a request body must be in within
  *                                   # this after its headers; 1..86400
+ *     send_timeout_s: 60            # a plain (not SSE) answer must be
+ *                                   # taken by its client within this
+ *                                   # after it is queued; 1..86400
  *     max_connections_per_address: 1000  # 0 = no cap; 0..1000000
  *     connection_reserve: 1000      # places of max_connections kept for
  *                                   # authenticated callers; 0..1000000
@@ -141,6 +144,7 @@ typedef struct sb_config {
   int connection_timeout_s;
   int header_timeout_s;            /* a request's headers are due within this */
   int body_timeout_s;              /* ...and its body within this after them */
+  int send_timeout_s;              /* a plain answer is taken within this */
   int max_connections_per_address; /* 0 = no cap */
   int connection_reserve;          /* places kept for authenticated callers */
   size_t max_stream_buffer_bytes;  /* unread SSE output before closing */

@@ -38,6 +38,7 @@ static const key_spec limits_keys[] = {
     NUM("connection_timeout_s", KEY_INT, connection_timeout_s, 1, 86400),
     NUM("header_timeout_s", KEY_INT, header_timeout_s, 1, 3600),
     NUM("body_timeout_s", KEY_INT, body_timeout_s, 1, 86400),
+    NUM("send_timeout_s", KEY_INT, send_timeout_s, 1, 86400),
     NUM("max_connections_per_address", KEY_INT, max_connections_per_address, 0,
         1000000),
     NUM("connection_reserve", KEY_INT, connection_reserve, 0, 1000000),

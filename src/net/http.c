@@ -162,10 +162,12 @@ void http_req_queue(http_req *r, unsigned status, struct MHD_Response *resp) {
   if (r->cors_origin && resp != srv->resp_accepted &&
       resp != srv->resp_gone && resp != srv->resp_no_get)
     cors_headers(r, resp);
-  if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+  if (MHD_queue_response(r->conn, status, resp) != MHD_YES) {
     SB_DEBUG(MOD, "queueing a %u response failed", status);
-  else if (status >= 100 && status < 600)
-    r->srv->responses[status / 100]++;
+  } else {
+    if (status >= 100 && status < 600) r->srv->responses[status / 100]++;
+    if (r->state != REQ_SSE) http_conn_answer_queued(http_conn_of(r->conn));
+  }
   http_req_resume(r);
 }
 

@@ -19,6 +19,11 @@
  *   CONN_BODY     headers in: the body is due within body_timeout_s.
  *   CONN_BUSY     the request is read; it is being answered (a long call,
  *                 an SSE stream): no deadline of ours.
+ *   CONN_SENDING  a plain answer is queued: the client must take all of it
+ *                 within send_timeout_s, else the connection is reset (MHD
+ *                 would hold it, and the answer, for connection_timeout_s
+ *                 after the last byte the client took). An SSE stream has
+ *                 its own bound instead (max_stream_buffer_bytes).
  *
  * Each timed phase has its own queue: all entries of a queue have the same
  * timeout and the loop's clock only grows, so appending keeps it in due
@@ -72,9 +77,10 @@ struct http_conn {
 };
 
 static sb_list *queue_of(http_conn *c) {
-  return c->phase == CONN_HEADERS ? &c->srv->conn_headers
-         : c->phase == CONN_BODY  ? &c->srv->conn_bodies
-                                  : NULL;
+  return c->phase == CONN_HEADERS   ? &c->srv->conn_headers
+         : c->phase == CONN_BODY    ? &c->srv->conn_bodies
+         : c->phase == CONN_SENDING ? &c->srv->conn_sending
+                                    : NULL;
 }
 
 static void queue_remove(http_conn *c) {
@@ -117,19 +123,24 @@ void http_conn_cut(http_conn *c, int abortive, const char *why) {
   http_kick(c->srv);
 }
 
-static void cut_expired(sb_list *q, uint64_t now, const char *why) {
+static void cut_expired(sb_list *q, uint64_t now, int abortive,
+                        const char *why) {
   http_conn *c;
   while ((c = queue_first(q)) && c->due_ms <= now)
-    http_conn_cut(c, 0, why);
+    http_conn_cut(c, abortive, why);
 }
 
 static void on_conn_timer(uv_timer_t *t) {
   sb_http_server *s = t->data;
   uint64_t now = uv_now(s->loop);
-  cut_expired(&s->conn_headers, now,
+  cut_expired(&s->conn_headers, now, 0,
               "no complete request headers within limits.header_timeout_s");
-  cut_expired(&s->conn_bodies, now,
+  cut_expired(&s->conn_bodies, now, 0,
               "no complete body within limits.body_timeout_s");
+  /* Abortive: a graceful close would leave the kernel holding the rest. */
+  cut_expired(&s->conn_sending, now, 1,
+              "the client did not take its answer within "
+              "limits.send_timeout_s");
   arm_timer(s);
 }
 
@@ -138,8 +149,10 @@ static void arm_timer(sb_http_server *s) {
   uint64_t due = UINT64_MAX;
   http_conn *h = queue_first(&s->conn_headers);
   http_conn *b = queue_first(&s->conn_bodies);
+  http_conn *w = queue_first(&s->conn_sending);
   if (h) due = h->due_ms;
   if (b && b->due_ms < due) due = b->due_ms;
+  if (w && w->due_ms < due) due = w->due_ms;
   if (due == UINT64_MAX) {
     uv_timer_stop(&s->conn_timer);
     return;
@@ -242,6 +255,10 @@ void http_conn_request_read(http_conn *c) {
 
 void http_conn_request_done(http_conn *c) {
   if (c && !c->cut) enter(c, CONN_HEADERS, c->srv->cfg.header_timeout_s);
+}
+
+void http_conn_answer_queued(http_conn *c) {
+  if (c && !c->cut) enter(c, CONN_SENDING, c->srv->cfg.send_timeout_s);
 }
 
 /* ---- the URL ----------------------------------------------------------- */

@@ -21,6 +21,7 @@ typedef struct http_tls_creds http_tls_creds;
 typedef enum http_conn_phase {
   CONN_HEADERS = 0, /* holds no request: its next headers are due */
   CONN_BODY,        /* headers in: the body is due */
+  CONN_SENDING,     /* a plain answer queued: it is due to be taken */
   CONN_BUSY,        /* request read, being answered: no deadline */
 } http_conn_phase;
 
@@ -221,6 +222,7 @@ struct sb_http_server {
   sb_list conns;                      /* every connection, oldest first */
   sb_list conn_headers;               /* CONN_HEADERS, due soonest first */
   sb_list conn_bodies;                /* CONN_BODY, due soonest first */
+  sb_list conn_sending;               /* CONN_SENDING, due soonest first */
   size_t strangers;                   /* connections not admitted */
   uv_timer_t conn_timer;              /* the earliest deadline */
   /* TLS (http_tls.c): the certificate handshakes get now, and the ones
@@ -253,6 +255,9 @@ void http_conn_headers_in(http_conn *c, int admitted);
 void http_conn_request_read(http_conn *c);
 /* The request is done: the connection holds nothing again. */
 void http_conn_request_done(http_conn *c);
+/* A plain answer (not a stream) is queued on c: it must be taken by the
+ * client within send_timeout_s, else the connection is reset. */
+void http_conn_answer_queued(http_conn *c);
 /* Close the connection under MHD (shutdown of its socket); abortive:
  * reset, dropping unsent data. */
 void http_conn_cut(http_conn *c, int abortive, const char *why);

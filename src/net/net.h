@@ -78,6 +78,11 @@ typedef struct sb_http_server_options {
    * body_timeout_s of its headers. 0 = no deadline. */
   int header_timeout_s;
   int body_timeout_s;
+  /* A plain answer (not an SSE stream) must be taken by its client within
+   * this long of being queued, else the connection is reset: a client
+   * that never reads holds neither its place nor the answer's memory
+   * longer. 0 = no deadline. */
+  int send_timeout_s;
   int max_connections_per_address; /* MHD's per-IP cap; 0 = none */
   /* Places of max_connections that connections without a request that
    * passed authentication cannot take: past max_connections minus this,

@@ -2,8 +2,8 @@
 // the exact bytes and their timing are under test: request framing (RFC
 // 9112 6.1), a chunked body past the size limit, slowloris (headers and
 // bodies trickled in, a crowd of such connections while a caller with a
-// token keeps being served, the per-address cap), and an SSE client that
-// stops reading. Deadlines are configured small; every wait is on an event
+// token keeps being served, the per-address cap), and clients that stop
+// reading a plain answer or an SSE stream. Deadlines are configured small; every wait is on an event
 // with a deadline, never a fixed sleep.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { TENANTS, startTenantServer, stopClean } from './lib/contexts_common.mjs
 const LIMIT = 16384; // limits.max_message_bytes
 const HEADER_S = 2; // limits.header_timeout_s
 const BODY_S = 2; // limits.body_timeout_s
+const SEND_S = 2; // limits.send_timeout_s
 const MAX_CONNECTIONS = 200;
 const RESERVE = 20;
 const PER_ADDRESS = 60;
@@ -65,6 +66,7 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
         `  max_message_bytes: ${LIMIT}`,
         `  header_timeout_s: ${HEADER_S}`,
         `  body_timeout_s: ${BODY_S}`,
+        `  send_timeout_s: ${SEND_S}`,
         `  max_connections: ${MAX_CONNECTIONS}`,
         `  connection_reserve: ${RESERVE}`,
         `  max_connections_per_address: ${PER_ADDRESS}`,
@@ -361,6 +363,38 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       assert.equal(a.error.message, `left out: the batch's answers pass ${LIMIT} bytes (limits.max_message_bytes); send this request on its own`);
     }
     assert.ok(body.length < 2 * LIMIT, `an answer of ${body.length} bytes`);
+  });
+
+  it('a client that stops reading its answers is reset at limits.send_timeout_s', async () => {
+    // Pipelined echoes, about 12 KB of answer each, far more than the
+    // socket buffers hold: the client takes the first bytes and no more.
+    // Before, the server held the connection and the unsent answer until
+    // limits.connection_timeout_s (300 s).
+    const text = 's'.repeat(6000);
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text }, _meta: META } });
+    const request = `POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n` +
+      `Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: ${MODERN_VERSION}\r\nMcp-Method: tools/call\r\n` +
+      `Mcp-Name: echo\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const c = new Raw(port);
+    await c.connected;
+    c.write(request);
+    await c.waitData((d) => d.includes('"structuredContent"'), 'the first answer');
+    c.socket.pause(); // and never read again
+    const logged = server.stderr.split('did not take its answer within limits.send_timeout_s').length;
+    c.write(request.repeat(3000));
+    await withDeadline((async () => {
+      while (server.stderr.split('did not take its answer within limits.send_timeout_s').length <= logged) {
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    })(), (SEND_S + 10) * 1000, 'the server to give up on the answer');
+    await withDeadline((async () => {
+      while (!c.error && !c.closed) {
+        c.write('x');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'the connection to be reset');
+    c.destroy();
+    assert.equal((await echoOnNewConnection('after the stalled reader')).status, 200);
   });
 
   it('an SSE client that stops reading: its connection is really closed', async () => {

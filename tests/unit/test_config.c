@@ -289,8 +289,8 @@ static void test_structure_errors(void **state) {
                "config.yaml:2: limits.page_sise: unknown key (known: "
                "max_message_bytes, max_json_depth, max_connections, "
                "connection_memory_bytes, connection_timeout_s, "
-               "header_timeout_s, body_timeout_s, max_connections_per_address, "
-               "connection_reserve, max_stream_buffer_bytes, page_size, "
+               "header_timeout_s, body_timeout_s, send_timeout_s, "
+               "max_connections_per_address, connection_reserve, max_stream_buffer_bytes, page_size, "
                "max_tool_name, agent_busy_poll_us, agent_health_interval_ms, "
                "agent_health_timeout_ms, max_listen_uris, "
                "max_listen_streams_per_tenant, max_runs, max_runs_per_tenant)");
