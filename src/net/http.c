@@ -1031,7 +1031,12 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
   sb_http_server *s = cls;
   http_req *r = *req_cls;
   if (!r) {
-    if (s->stopping || !(r = req_new(s, conn))) return MHD_NO;
+    /* A cut connection's request is not run: a query answered 431 by
+     * http_conn_on_uri may still fit MHD's pool and come here whole, and
+     * the client, told it was refused, would retry what was done. */
+    if (s->stopping || http_conn_is_cut(http_conn_of(conn)) ||
+        !(r = req_new(s, conn)))
+      return MHD_NO;
     *req_cls = r;
     if (req_begin(r, url, method, version)) {
       r->in_handler = 1;

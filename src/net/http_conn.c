@@ -280,6 +280,8 @@ size_t http_conn_unescape(void *cls, struct MHD_Connection *conn, char *s) {
   return n;
 }
 
+int http_conn_is_cut(const http_conn *c) { return c && c->cut; }
+
 int http_conn_take_bad_url(http_conn *c) {
   if (!c || !c->bad_url) return 0;
   c->bad_url = 0;

@@ -267,6 +267,9 @@ void http_conn_cut(http_conn *c, int abortive, const char *why);
 size_t http_conn_unescape(void *cls, struct MHD_Connection *conn, char *s);
 /* 1 (once) when the current request's URL was marked so. */
 int http_conn_take_bad_url(http_conn *c);
+/* c was cut off (an answer already went out on its socket, or a deadline
+ * passed): a request MHD still hands over on it must not run. */
+int http_conn_is_cut(const http_conn *c);
 /* Check the headers' body framing. */
 http_framing http_conn_framing(struct MHD_Connection *conn);
 /* The name of a header that may appear once (Authorization, Origin,

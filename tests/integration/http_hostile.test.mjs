@@ -182,6 +182,26 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     const said = await long.waitData((d) => /\r\n\r\n.*\}\}/s.test(d), 'an answer', (HEADER_S * 1000) / 2);
     assert.equal(statusOf(said), 431, said);
     assert.match(said, /"code":"query_too_large"/);
+    // A request answered 431 is not run. Before, a long query that still
+    // fit microhttpd's pool was answered 431 and then published its event
+    // (or started its run) all the same.
+    const publish = async (query) => {
+      const body = JSON.stringify({ type: 'qa.refused', data: {} });
+      const raw = new Raw(port);
+      await raw.connected;
+      raw.write(`POST /v1/events${query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      await raw.waitClosed();
+      return raw.data;
+    };
+    const first = await publish('');
+    assert.equal(statusOf(first), 201, first);
+    const refused = await publish(`?x=${'a'.repeat(7100)}`);
+    assert.equal(statusOf(refused), 431, refused);
+    const next = await publish('');
+    assert.equal(statusOf(next), 201, next);
+    const seqOf = (d) => JSON.parse(d.slice(d.indexOf('\r\n\r\n') + 4)).seq;
+    assert.equal(seqOf(next), seqOf(first) + 1, 'the refused request published nothing');
     assert.equal((await echoOnNewConnection('after the query')).json.result.content[0].text, 'after the query');
   });
 
