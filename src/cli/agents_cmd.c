@@ -176,8 +176,12 @@ int sb_cli_agents(int argc, char **argv) {
   }
   if (is_list) {
     out = json_array();
-    for (size_t i = 0; i < sb_registry_count(reg); i++)
-      json_array_append_new(out, sb_agent_def_to_json(sb_registry_at(reg, i)));
+    for (size_t i = 0; i < sb_registry_count(reg); i++) {
+      /* As GET /v1/agents shows them: without the agents' credentials. */
+      json_t *def = sb_agent_def_to_json(sb_registry_at(reg, i));
+      if (def) sb_agent_def_json_redact(def);
+      json_array_append_new(out, def);
+    }
   } else {
     if (context) {
       json_t *doc = NULL;

@@ -638,8 +638,17 @@ static void print_config(FILE *out, const sb_config *cfg) {
     }
   }
   if (cfg->agents) {
-    /* JSON is YAML's flow style: this loads back unchanged. */
-    char *agents = json_dumps(cfg->agents, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    /* JSON is YAML's flow style: this loads back unchanged, but for the
+     * agents' credentials (header and env values, the URL's password and
+     * secret query values), not shown, as the tenants' tokens are not. */
+    json_t *shown = json_deep_copy(cfg->agents);
+    size_t i;
+    json_t *def;
+    json_array_foreach(shown, i, def) sb_agent_def_json_redact(def);
+    char *agents = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                                 JSON_REAL_PRECISION(15))
+                         : NULL;
+    json_decref(shown);
     fprintf(out, "agents: %s\n", agents ? agents : "[]");
     sb_free(agents);
   }

@@ -98,11 +98,14 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
                               "give --url http://HOST:PORT (or "
                               "SWITCHBOARD_URL, or a --config with "
                               "server.listen): the server that runs it");
+  /* Whatever shape it has, the URL is shown without its credentials. */
+  char given[400];
+  shown_url(a->url, strlen(a->url), given, sizeof given);
   if (strncmp(a->url, "http://", 7) != 0 && strncmp(a->url, "https://", 8) != 0)
     return sb_cli_usage_error("runs",
                               "--url: expected http://HOST:PORT, got "
                               "'%s'",
-                              a->url);
+                              given);
   /* A URL libcurl cannot use (a port past 65535, no host, a blank) is the
    * caller's mistake, not a server out of reach (exit 1). */
   CURLU *cu = curl_url();
@@ -114,8 +117,8 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   curl_url_cleanup(cu);
   if (uc != CURLUE_OK) {
     char what[600];
-    snprintf(what, sizeof what, "--url: expected http://HOST:PORT, got '%.400s' (%s)",
-             a->url, curl_url_strerror(uc));
+    snprintf(what, sizeof what, "--url: expected http://HOST:PORT, got '%s' (%s)",
+             given, curl_url_strerror(uc));
     return sb_cli_usage_error("runs", "%s", what);
   }
   if (!plain_id(a->id))

@@ -303,7 +303,7 @@ int sb_gateway_remove(sb_gateway *gw, const char *id, sb_error *err);
  * each value of a definition's transport.headers and transport.env (the
  * agent's own credentials), the userinfo of its transport.url and the
  * url's query values named like secrets read SB_GATEWAY_REDACTED. */
-#define SB_GATEWAY_REDACTED "<redacted>"
+#define SB_GATEWAY_REDACTED SB_AGENT_REDACTED
 /* Which agents a list shows. */
 typedef struct sb_gateway_list_filter {
   const char *capability; /* one it lists; NULL: any */

@@ -637,35 +637,13 @@ int sb_gateway_agent_info_of(const sb_gateway *o, const char *id,
   return 0;
 }
 
-/* A definition as clients see it: the values of transport.headers and
- * transport.env are the agent's credentials (tokens, API keys), so each
- * is replaced by SB_GATEWAY_REDACTED; the names stay. So are the userinfo
- * of transport.url and its query values named like secrets. NULL stays
- * NULL. */
+/* A definition as clients see it: without the agent's credentials
+ * (sb_agent_def_json_redact). NULL stays NULL. */
 static json_t *def_shown(const sb_agent_def *def) {
   json_t *d = sb_agent_def_to_json(def);
-  json_t *t = json_object_get(d, "transport");
-  const char *url = json_string_value(json_object_get(t, "url"));
-  if (url) {
-    char *shown = sb_url_redacted(url, SB_GATEWAY_REDACTED);
-    if (!shown || json_object_set_new(t, "url", json_string(shown))) {
-      sb_free(shown);
-      json_decref(d);
-      return NULL;
-    }
-    sb_free(shown);
-  }
-  static const char *const secret_maps[] = {"headers", "env"};
-  for (size_t k = 0; k < sizeof secret_maps / sizeof *secret_maps; k++) {
-    json_t *m = json_object_get(t, secret_maps[k]);
-    const char *name;
-    json_t *v;
-    json_object_foreach(m, name, v) {
-      if (json_object_set_new(m, name, json_string(SB_GATEWAY_REDACTED))) {
-        json_decref(d);
-        return NULL;
-      }
-    }
+  if (d && sb_agent_def_json_redact(d) != 0) {
+    json_decref(d);
+    return NULL;
   }
   return d;
 }

@@ -142,6 +142,7 @@ static void start_stream(http_channel *ch) {
 static void maybe_free(http_channel *ch) {
   if (!ch->torn_down || ch->handles_open > 0 || ch->busy) return;
   sb_free(ch->url);
+  sb_free(ch->url_shown);
   curl_slist_free_all(ch->opt_headers);
   for (size_t i = 0; i < ch->n_extra; i++) {
     sb_free(ch->extra[i].name);
@@ -488,7 +489,10 @@ sb_channel *sb_channel_http(uv_loop_t *loop, const sb_http_channel_options *o,
   ch->resume_timer.data = ch;
   ch->handles_open = 3; /* the two timers and the driver */
   ch->url = sb_strdup(o->url);
-  if (!ch->url) goto fail;
+  /* Errors name the agent's URL; they reach callers and stored runs, so
+   * not with the credentials it may carry (user:password@, ?token=). */
+  ch->url_shown = sb_url_redacted(o->url, "[REDACTED]");
+  if (!ch->url || !ch->url_shown) goto fail;
   if (hc_driver_init(&ch->drv, loop, on_driver_after, on_driver_closed) != 0)
     goto fail;
   ch->drv_ready = 1;

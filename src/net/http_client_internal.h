@@ -74,6 +74,7 @@ struct http_channel {
   int busy; /* depth of after_curl on the stack */
 
   char *url;
+  char *url_shown; /* for messages: userinfo and secret-named values masked */
   size_t max_bytes;
   long connect_timeout_ms;
   struct curl_slist *opt_headers; /* from the options, verbatim */

@@ -29,7 +29,8 @@ struct sb_fetch {
   sb_buf response;
   size_t max_bytes;
   int too_large;
-  char *url; /* for messages */
+  char *url;
+  char *url_shown; /* for messages: credentials in the URL masked */
   sb_fetch_cb cb;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
@@ -50,6 +51,7 @@ static void request_free(sb_fetch *r) {
   curl_slist_free_all(r->headers);
   sb_free(r->body);
   sb_free(r->url);
+  sb_free(r->url_shown);
   sb_buf_free(&r->response);
   sb_free(r);
 }
@@ -103,26 +105,26 @@ static void finish(sb_fetch *r, CURLcode code) {
   } else if (r->too_large) {
     res.outcome = SB_FETCH_TOO_LARGE;
     snprintf(detail, sizeof detail, "%s: the response is larger than %zu bytes",
-             r->url, r->max_bytes);
+             r->url_shown, r->max_bytes);
   } else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
              code == CURLE_COULDNT_RESOLVE_PROXY) {
     res.outcome = SB_FETCH_CONNECT_FAILED;
     curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
     if (code == CURLE_COULDNT_CONNECT && os_errno)
-      snprintf(detail, sizeof detail, "connect to %s: %s", r->url,
+      snprintf(detail, sizeof detail, "connect to %s: %s", r->url_shown,
                strerror((int)os_errno));
     else
-      snprintf(detail, sizeof detail, "%s: %s", r->url, what);
+      snprintf(detail, sizeof detail, "%s: %s", r->url_shown, what);
   } else if (code == CURLE_OPERATION_TIMEDOUT) {
     /* Nothing sent yet: the connection never came (a reused connection
      * reports no connect time, so the bytes sent decide). */
     long sent = 0;
     curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent);
     res.outcome = sent > 0 ? SB_FETCH_TIMED_OUT : SB_FETCH_CONNECT_FAILED;
-    snprintf(detail, sizeof detail, "%s: %s", r->url, what);
+    snprintf(detail, sizeof detail, "%s: %s", r->url_shown, what);
   } else {
     res.outcome = SB_FETCH_FAILED;
-    snprintf(detail, sizeof detail, "%s: %s", r->url, what);
+    snprintf(detail, sizeof detail, "%s: %s", r->url_shown, what);
   }
   deliver(r, &res);
 }
@@ -193,8 +195,9 @@ int sb_fetch_start(sb_fetcher *f, const sb_fetch_options *o, sb_fetch_cb cb,
   r->max_bytes =
       o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
   r->url = sb_strdup(o->url);
+  r->url_shown = sb_url_redacted(o->url, "[REDACTED]");
   r->easy = curl_easy_init();
-  if (!r->url || !r->easy) goto nomem;
+  if (!r->url || !r->url_shown || !r->easy) goto nomem;
   for (size_t i = 0; o->headers && o->headers[i]; i++) {
     if (strpbrk(o->headers[i], "\r\n")) {
       request_free(r);

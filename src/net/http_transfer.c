@@ -355,9 +355,10 @@ void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
   long os_errno = 0;
   curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
   if (res == CURLE_COULDNT_CONNECT && os_errno)
-    snprintf(out, n, "connect to %s: %s", ch->url, strerror((int)os_errno));
+    snprintf(out, n, "connect to %s: %s", ch->url_shown,
+             strerror((int)os_errno));
   else if (res == CURLE_OPERATION_TIMEDOUT)
-    snprintf(out, n, "%s: %s", ch->url,
+    snprintf(out, n, "%s: %s", ch->url_shown,
              t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
   else
     snprintf(out, n, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));

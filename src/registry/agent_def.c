@@ -704,3 +704,25 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
       strings_json(&d->idempotent_tools));
   return o;
 }
+
+int sb_agent_def_json_redact(json_t *def) {
+  json_t *t = json_object_get(def, "transport");
+  const char *url = json_string_value(json_object_get(t, "url"));
+  if (url) {
+    char *shown = sb_url_redacted(url, SB_AGENT_REDACTED);
+    int bad = !shown || json_object_set_new(t, "url", json_string(shown));
+    sb_free(shown);
+    if (bad) return SB_ENOMEM;
+  }
+  static const char *const secret_maps[] = {"headers", "env"};
+  for (size_t k = 0; k < sizeof secret_maps / sizeof *secret_maps; k++) {
+    json_t *m = json_object_get(t, secret_maps[k]);
+    const char *name;
+    json_t *v;
+    json_object_foreach(m, name, v) {
+      if (json_object_set_new(m, name, json_string(SB_AGENT_REDACTED)))
+        return SB_ENOMEM;
+    }
+  }
+  return 0;
+}

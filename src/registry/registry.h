@@ -224,6 +224,14 @@ int sb_agent_def_parse_text(const char *text, size_t len, sb_agent_def **out,
  * reference; NULL on ENOMEM. */
 json_t *sb_agent_def_to_json(const sb_agent_def *def);
 
+/* A definition as JSON (sb_agent_def_to_json's, or as a config file or a
+ * client gave it) made fit to show: each value of transport.headers and
+ * transport.env (the agent's own credentials), the userinfo of
+ * transport.url and its query values named like secrets become
+ * SB_AGENT_REDACTED; the names stay. In place; 0, or SB_ENOMEM. */
+#define SB_AGENT_REDACTED "<redacted>"
+int sb_agent_def_json_redact(json_t *def);
+
 /* Take another reference; returns def. */
 sb_agent_def *sb_agent_def_ref(sb_agent_def *def);
 /* Drop a reference; the last one frees. NULL is fine. */

@@ -66,6 +66,35 @@ describe('switchboard agents (CLI)', () => {
     assert.ok(s.tools >= 6 && s.resources >= 1 && s.prompts >= 1, r.stdout);
   });
 
+  it('list, check and show never print an agent\'s credentials', async () => {
+    // Before, `check` and `agents list` printed the URL's password and
+    // token and the header values, and `show` the URL in its connect error.
+    const secrets = ['pw-in-url-91', 'token-in-query-92', 'header-value-93', 'env-value-94'];
+    const envy = flakyAgent('envy', 'EV', { capabilities: ['quote'] });
+    envy.transport.env = { API_KEY: secrets[3] };
+    const locked = writeConfig([
+      agentDef('locked', {
+        capabilities: ['quote'],
+        transport: { type: 'http', url: `http://ops:${secrets[0]}@127.0.0.1:1/mcp?access_token=${secrets[1]}`, headers: { 'X-Key': secrets[2] } },
+      }),
+      envy,
+    ]);
+    const list = await runCli(['agents', 'list', '--config', locked]);
+    assert.equal(list.code, 0, list.stderr);
+    const shown = JSON.parse(list.stdout).find((d) => d.id === 'locked').transport;
+    assert.equal(shown.url, 'http://<redacted>@127.0.0.1:1/mcp?access_token=<redacted>');
+    assert.deepEqual(shown.headers, { 'X-Key': '<redacted>' });
+    assert.deepEqual(JSON.parse(list.stdout).find((d) => d.id === 'envy').transport.env, { API_KEY: '<redacted>' });
+    const check = await runCli(['check', '--config', locked]);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /"headers":\{"X-Key":"<redacted>"\}/);
+    const show = await runCli(['agents', 'show', 'locked', '--config', locked]);
+    assert.notEqual(show.code, 0);
+    assert.match(show.stderr, /connect to http:\/\/\[REDACTED\]@127\.0\.0\.1:1\/mcp\?access_token=\[REDACTED\]/, show.stderr);
+    for (const r of [list, check, show])
+      for (const s of secrets) assert.ok(!(r.stdout + r.stderr).includes(s), `${s} shown: ${r.stdout}${r.stderr}`);
+  });
+
   it('an unknown agent is not found (exit 1)', async () => {
     const r = await runCli(['agents', 'show', 'nobody', '--config', cfg]);
     assert.equal(r.code, 1);

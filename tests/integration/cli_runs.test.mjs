@@ -584,6 +584,13 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
       assert.equal(pw.code, 1);
       assert.doesNotMatch(pw.stderr, /hunter22/);
       assert.match(pw.stderr, /cannot reach the server at http:\/\/\*\*\*@127\.0\.0\.1:1: /);
+      // Nor when the URL is refused for its shape (before: shown whole).
+      for (const url of ['http://ops:hunter22@[::1', 'ftp://ops:hunter22@127.0.0.1:1', 'http://ops:hunter22@127.0.0.1:99999']) {
+        const bad = await cli(['runs', 'resume', id, '--url', url]);
+        assert.equal(bad.code, 2, bad.stderr);
+        assert.match(bad.stderr, /--url: expected http:\/\/HOST:PORT, got '[a-z]+:\/\/\*\*\*@/, bad.stderr);
+        assert.doesNotMatch(bad.stderr, /hunter22/);
+      }
     });
 
     it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {

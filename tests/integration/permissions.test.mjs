@@ -349,6 +349,14 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     } finally {
       await c.close();
     }
+    // A call to the unreachable agent fails naming its URL, but not with
+    // the credentials in it. Before, the 503 (seen by any tenant) carried
+    // them in clear, as did a run's stored error.
+    const failed = await restClient(server.base, TENANTS.b.token).call('POST', '/v1/agents/call',
+      { body: { agent: 'vault', tool: 'anything', arguments: {}, timeoutMs: 1000 } });
+    assert.ok([503, 504].includes(failed.status), failed.text);
+    assert.match(failed.text, /http:\/\/\[REDACTED\]@127\.0\.0\.1:1\/mcp\?region=north&access_token=\[REDACTED\]/, failed.text);
+    shown.push(failed.text);
     for (const text of [...shown, server.stderr])
       for (const secret of [AGENT_SECRET, ENV_SECRET, URL_SECRET, QUERY_SECRET])
         assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
