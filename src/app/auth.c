@@ -146,6 +146,14 @@ sb_principal *app_authenticate(void *ud, const char *token, const char **why) {
     if (!p) *why = "unknown, revoked or expired API key";
     return p;
   }
+  /* An API key cut short or mangled in a copy: where the config has no
+   * tenants it would otherwise be served as the default tenant, silently
+   * (an OAuth token or a proxy's own token never starts so). */
+  if (token && strncmp(token, "sb_", 3) == 0) {
+    *why = "malformed API key (expected sb_ + 12 hex digits + _ + 43 "
+           "base64url characters)";
+    return NULL;
+  }
   if (app->jwt) {
     if (!token) return NULL; /* OAuth on: credentials required */
     sb_principal *p = NULL;

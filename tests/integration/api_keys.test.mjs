@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { DEADLINE_MS, MODERN_VERSION, tempStorePath } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, startHttpServer, tempStorePath } from './lib/harness.mjs';
 import { TENANTS, connectSdk, restClient, runCli, sampleInput, startTenantServer, stopClean } from './lib/contexts_common.mjs';
 
 const KEY_TENANT = 'dealer-k';
@@ -121,6 +121,27 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
       assert.equal(r.status, 401, `${bad.slice(0, 15)}…: ${r.status} ${r.text}`);
     }
     assert.equal((await restClient(server.base, null).create(sampleInput('none'))).status, 401);
+  });
+
+  it('where the config has no tenants, a key is still checked, and a key cut short is refused', async () => {
+    // A second server on the same store, open: no tenants in its config.
+    const open = await startHttpServer({ extraArgs: ['--store', store] });
+    try {
+      const base = open.url.replace(/\/mcp$/, '');
+      assert.equal((await restClient(base, key).create(sampleInput('open-key'))).status, 201);
+      assert.equal((await restClient(base, null).create(sampleInput('open-none'))).status, 201);
+      const last = key.at(-1) === 'A' ? 'B' : 'A';
+      assert.equal((await restClient(base, key.slice(0, -1) + last).create(sampleInput('open-wrong'))).status, 401);
+      // Before, a key cut short in a copy was no key at all, and the
+      // caller was served as the default tenant without a word.
+      for (const cut of [key.slice(0, 20), key.slice(0, -1), `${key}x`]) {
+        const r = await restClient(base, cut).create(sampleInput('open-cut'));
+        assert.equal(r.status, 401, `${cut.slice(0, 15)}…: ${r.text}`);
+        assert.match(r.json.error.message, /malformed API key/);
+      }
+    } finally {
+      await stopClean(open);
+    }
   });
 
   it('a key revoked with the CLI is refused from the next request after the refresh', async () => {
