@@ -346,15 +346,22 @@ int sb_app_http_port(const sb_app *app) {
 
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
 
-size_t sb_app_drain(sb_app *app) {
+sb_app_pending sb_app_drain(sb_app *app) {
   /* Subscriptions would hold their streams open to the end of the grace:
    * they end now, gracefully, and their clients may reconnect elsewhere. */
   sb_mcp_server_end_listens(app->mcp);
-  return app->http ? sb_http_server_drain(app->http) : 0;
+  /* The engine first: a step whose call ends while the requests are
+   * answered must not have its next step sent, to be cut off at the exit
+   * and sent again after the restart. */
+  sb_app_pending p = {.steps = sb_flow_engine_drain(app->flow)};
+  p.requests = app->http ? sb_http_server_drain(app->http) : 0;
+  return p;
 }
 
-size_t sb_app_busy(const sb_app *app) {
-  return app->http ? sb_http_server_busy(app->http) : 0;
+sb_app_pending sb_app_busy(const sb_app *app) {
+  sb_app_pending p = {.steps = sb_flow_engine_busy(app->flow)};
+  p.requests = app->http ? sb_http_server_busy(app->http) : 0;
+  return p;
 }
 
 void sb_app_stop(sb_app *app) {

@@ -73,11 +73,22 @@ int sb_app_http_port(const sb_app *app);
 /* Stop transports, cancel calls, close the store. Handles close on the
  * next loop run. */
 void sb_app_stop(sb_app *app);
-/* A graceful stop's first half (HTTP only; stdio: nothing): no new
- * connections or requests, what is under way goes on. Returns the
- * requests under way; sb_app_busy tells again. Runs are not waited for:
- * they go on at the next start. */
-size_t sb_app_drain(sb_app *app);
-size_t sb_app_busy(const sb_app *app);
+/* What a graceful stop still waits for. */
+typedef struct sb_app_pending {
+  size_t requests; /* HTTP requests under way (stdio: none counted) */
+  size_t steps;    /* workflow steps whose agent call is in flight, and
+                      runs whose transition is being written
+                      (sb_flow_engine_busy) */
+} sb_app_pending;
+
+/* A graceful stop's first half: no new connections or requests (HTTP;
+ * stdio: nothing), and the workflow engine starts nothing new
+ * (sb_flow_engine_drain: no step's call, no run); the requests and the
+ * steps' calls under way go on, and those calls' ends are written. Runs
+ * are not waited for beyond that: the steps they would start next go on
+ * at the next start. Returns what is under way; sb_app_busy tells
+ * again. */
+sb_app_pending sb_app_drain(sb_app *app);
+sb_app_pending sb_app_busy(const sb_app *app);
 
 #endif

@@ -231,6 +231,7 @@ typedef struct serve_state {
   int grace_ms;
   uv_timer_t drain;
   int draining;
+  int drain_steps; /* workflow steps were under way when it began */
   uint64_t drain_until;
 } serve_state;
 
@@ -240,15 +241,34 @@ static void on_stdio_eof(void *ud) {
   uv_stop(&st->loop);
 }
 
+/* "N request(s)", "N workflow step(s)" or both: what a drain waits for. */
+static const char *pending_text(char *buf, size_t cap, sb_app_pending p) {
+  char steps[64];
+  snprintf(steps, sizeof steps, "%zu workflow step(s)", p.steps);
+  if (p.requests && p.steps)
+    snprintf(buf, cap, "%zu request(s) and %s", p.requests, steps);
+  else if (p.steps)
+    snprintf(buf, cap, "%s", steps);
+  else
+    snprintf(buf, cap, "%zu request(s)", p.requests);
+  return buf;
+}
+
 static void on_drain_tick(uv_timer_t *t) {
   serve_state *st = t->data;
-  size_t busy = sb_app_busy(st->app);
-  if (busy && uv_now(&st->loop) < st->drain_until) return;
-  if (busy)
+  sb_app_pending busy = sb_app_busy(st->app);
+  int left = busy.requests || busy.steps;
+  if (left && uv_now(&st->loop) < st->drain_until) return;
+  char what[128];
+  if (left)
     SB_WARN("cli",
-            "server.shutdown_grace_ms is over with %zu request(s) under "
-            "way: they are cut off",
-            busy);
+            "server.shutdown_grace_ms is over with %s under way: they are "
+            "cut off%s",
+            pending_text(what, sizeof what, busy),
+            busy.steps ? " (the steps are sent again at the next start)" : "");
+  else if (st->drain_steps)
+    SB_INFO("cli", "every request answered and every workflow step under "
+                   "way stored; stopping");
   else
     SB_INFO("cli", "every request answered; stopping");
   uv_stop(&st->loop);
@@ -271,13 +291,19 @@ static void on_signal(uv_signal_t *h, int signum) {
       sb_mcp_server_listens(sb_app_mcp(st->app)) > 0)
     grace = LISTEN_END_MS;
   if (first && grace > 0 && st->app) {
-    size_t busy = sb_app_drain(st->app);
-    if (busy) {
+    /* The workflow engine sends no new step from here on; the steps'
+     * calls in flight, like the requests, may end within the grace, and
+     * their ends are stored (the runs go on at the next start). */
+    sb_app_pending busy = sb_app_drain(st->app);
+    if (busy.requests || busy.steps) {
+      char what[128];
       SB_INFO("cli",
-              "received %s; stopping once %zu request(s) under way are "
-              "answered (within %d ms; a second signal stops at once)",
-              name, busy, grace);
+              "received %s; stopping once %s under way are %s (within %d "
+              "ms; a second signal stops at once)",
+              name, pending_text(what, sizeof what, busy),
+              busy.requests ? "answered" : "stored", grace);
       st->draining = 1;
+      st->drain_steps = busy.steps > 0;
       st->drain_until = uv_now(&st->loop) + (uint64_t)grace;
       uv_timer_init(&st->loop, &st->drain);
       st->drain.data = st;

@@ -371,6 +371,50 @@ void sb_flow_engine_free(sb_flow_engine *e) {
   sb_free(e);
 }
 
+int fl_refuse_draining(const sb_flow_engine *e, const char *what,
+                       sb_error *err) {
+  if (!e->draining) return 0;
+  return sb_error_set(err, SB_EBUSY,
+                      "switchboard is stopping: %s once it is back (or on "
+                      "another server on its store); runs in progress go "
+                      "on then",
+                      what);
+}
+
+size_t sb_flow_engine_drain(sb_flow_engine *e) {
+  if (!e) return 0;
+  if (!e->draining) {
+    e->draining = 1;
+    /* Taking over another process's runs would start their steps here. */
+    if (e->takeover) uv_timer_stop(e->takeover);
+    /* Cut chains go on at the next start, from their continueAt. */
+    sb_list_link *n;
+    while ((n = sb_list_first(&e->go_on))) {
+      fl_run *r = sb_list_entry(n, fl_run, go_link);
+      r->holds++; /* across the drop, which gives the queue's hold back */
+      fl_plan_go_on_drop(r);
+      fl_run_release(r);
+    }
+  }
+  return sb_flow_engine_busy(e);
+}
+
+size_t sb_flow_engine_busy(const sb_flow_engine *e) {
+  if (!e) return 0;
+  size_t n = 0;
+  for (sb_list_link *l = sb_list_first((sb_list *)&e->runs); l;
+       l = sb_list_next(l)) {
+    const fl_run *r = sb_list_entry(l, fl_run, link);
+    for (size_t i = 0; i < r->nactive; i++)
+      n += r->active[i]->call != NULL;
+    /* A run still reading its context back (brought back at start) has
+     * written nothing yet, and writes nothing until it has read it: what
+     * it would write is an operation's, which the next start takes. */
+    if (r->writing || (r->queue && !r->loading)) n++;
+  }
+  return n;
+}
+
 void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs) {
   e->o.defs = defs;
 }
@@ -452,6 +496,12 @@ int fl_launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
               const json_t *source, const char *context_id, json_t *new_ctx,
               const json_t *input, json_t *extra, sb_flow_cb cb, void *ud,
               sb_error *err) {
+  /* A run started now would have its first step held to the next start:
+   * its caller may as well go to another server now (start and fork; a
+   * start whose context read was under way when the drain began is
+   * written, and its first step waits for the next start). */
+  int rc = fl_refuse_draining(e, "start the run", err);
+  if (rc != 0) return rc;
   /* The tenant's share first: a tenant at it is told of its own limit,
    * whoever else has room. */
   if (tenant_runs(e, tenant) >= e->o.max_runs_per_tenant)
@@ -506,8 +556,8 @@ int fl_launch(sb_flow_engine *e, const char *tenant, const sb_flow_def *def,
   }
   *op = (start_op){r, cb, ud};
   r->holds++;
-  int rc = sb_ctx_get_async(e->o.ctx, tenant, context_id, 0, start_with_context,
-                            op, err);
+  rc = sb_ctx_get_async(e->o.ctx, tenant, context_id, 0, start_with_context, op,
+                        err);
   if (rc != 0) {
     sb_free(op);
     r->holds--;
@@ -776,6 +826,11 @@ int sb_flow_run_answer(sb_flow_engine *e, const char *tenant, const char *id,
                        const char *step, const json_t *answer, sb_flow_cb cb,
                        void *ud, sb_error *err) {
   if (!answer) return sb_error_set(err, SB_EINVAL, "answer: required");
+  /* The step after the question would wait for the next start anyway,
+   * and a question that became active during the drain is not under way
+   * in memory ("not waiting" would be wrong): asked again then. */
+  int rc = fl_refuse_draining(e, "answer", err);
+  if (rc != 0) return rc;
   fl_run *r = fl_run_find(e, tenant, id);
   fl_blocked *b = r ? NULL : fl_blocked_find(e, tenant, id);
   if (b) return fl_blocked_refuse(b, "be answered", err);

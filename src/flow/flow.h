@@ -336,6 +336,26 @@ sb_flow_engine *sb_flow_engine_new(const sb_flow_engine_options *o,
 /* Stop: calls in flight are cancelled, runs stay as stored (running or
  * waiting) and continue at the next start. */
 void sb_flow_engine_free(sb_flow_engine *e);
+/* A graceful stop's first half (server.shutdown_grace_ms): from now on
+ * the engine sends no new call to an agent — not a run's next step, not a
+ * retry after its backoff or a call that waited for room, not a branch of
+ * a parallel step — and starts no ask or wait, no new run (start, fork),
+ * no resume, no answer, no takeover of other processes' runs, no next
+ * part of a cut chain: those are SB_EBUSY ("stopping") or simply wait.
+ * The calls already in flight go on, and their ends (done, failed, a
+ * retry due) are written as usual, as are a deadline that passes and a
+ * cancellation. A step that would have started is not failed: it stays
+ * active in its run's stored state, exactly as after a crash, and starts
+ * (with the same idempotency key) at the next start. Without a drain,
+ * a step finishing while the server waited for its requests had its next
+ * step sent, then cut off at the exit and sent again after the restart: a
+ * second execution by an agent that does not honour the key. Returns
+ * sb_flow_engine_busy. Cannot be undone: the engine is freed next. */
+size_t sb_flow_engine_drain(sb_flow_engine *e);
+/* What a drain waits for: steps whose agent call is in flight, and runs
+ * with a transition being written or queued (a step's end to record).
+ * 0 once the runs in memory are all as stored and nothing is in flight. */
+size_t sb_flow_engine_busy(const sb_flow_engine *e);
 /* Replace the definitions new runs start from (runs in progress keep the
  * one they started with). */
 void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs);

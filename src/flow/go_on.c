@@ -40,7 +40,9 @@ static void on_go_idle(uv_idle_t *h) {
 
 void fl_plan_go_on(fl_run *r) {
   sb_flow_engine *e = r->e;
-  if (!e || e->stopping || r->go_queued || !goes_on(r)) return;
+  /* Draining: the chain goes on at the next start, from its continueAt
+   * (revive.c), as after a crash. */
+  if (!e || e->stopping || e->draining || r->go_queued || !goes_on(r)) return;
   if (!e->go_idle) {
     if (!(e->go_idle = sb_calloc(1, sizeof *e->go_idle))) {
       SB_ERROR(FL_MODULE, "run %s: out of memory: it goes on after a restart",

@@ -258,6 +258,8 @@ static void resume_loaded(fl_read *op, const sb_store_run_record *rec) {
 
 int sb_flow_run_resume(sb_flow_engine *e, const char *tenant, const char *id,
                        sb_flow_cb cb, void *ud, sb_error *err) {
+  int rc = fl_refuse_draining(e, "resume the run", err);
+  if (rc != 0) return rc;
   /* A run whose last write is landing is still here until its callback
    * (readers of the store may already see it ended); the read below comes
    * back after that, when it has left. */
@@ -646,7 +648,7 @@ static int claim(sb_flow_engine *e, int at_start) {
  * at a time; a store too busy for one now is asked at the next tick. */
 static void on_takeover_tick(uv_timer_t *t) {
   sb_flow_engine *e = t->data;
-  if (!e->stopping && !e->claiming) (void)claim(e, 0);
+  if (!e->stopping && !e->draining && !e->claiming) (void)claim(e, 0);
 }
 
 int sb_flow_engine_resume_all(sb_flow_engine *e, sb_error *err) {

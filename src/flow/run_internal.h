@@ -165,6 +165,10 @@ struct sb_flow_engine {
   fl_run **index;
   size_t nindex;
   int stopping;
+  /* A graceful stop has begun (sb_flow_engine_drain): nothing new starts
+   * (no step, no run, no takeover), the calls in flight end and are
+   * written. Never cleared: the process stops next. */
+  int draining;
   sb_flow_stats stats;
   /* Runs brought back at start whose context is still to be read, each
    * held: to_load[to_load_at..nto_load), read `reading` at a time. */
@@ -278,6 +282,10 @@ int fl_blocked_refuse(const fl_blocked *b, const char *what, sb_error *err);
  * version (it cannot be planned). */
 int fl_blocked_cancel(sb_flow_engine *e, fl_blocked *b, const char *reason,
                       sb_flow_cb cb, void *ud, sb_error *err);
+/* During a drain: SB_EBUSY, err saying the server is stopping and to try
+ * `what` again once it is back; else 0. */
+int fl_refuse_draining(const sb_flow_engine *e, const char *what,
+                       sb_error *err);
 void fl_change_free(fl_change *c);
 /* Queue a change; the run writes changes one after the other. */
 void fl_run_change(fl_run *r, fl_change *c);

@@ -302,6 +302,13 @@ static void call_done(void *ud, const sb_gateway_result *res) {
 
 static void call_start(fl_active *a) {
   fl_run *r = a->run;
+  /* A graceful stop is draining (sb_flow_engine_drain): a call sent now
+   * would be cut off at the exit and sent again after the restart, so an
+   * agent that does not honour the key would act twice. The try stays
+   * due, not failed: its entry (and try number, record_retry) is in the
+   * stored run, and the next start sends it. This is where a retry's
+   * backoff and a wait for room end too (on_retry). */
+  if (r->e->draining) return;
   const sb_flow_step *s = step_of(a);
   /* A place among the tenant's calls in flight first; none: wait. */
   const sb_flow_engine_options *eo = &r->e->o;
@@ -509,6 +516,13 @@ void fl_steps_sync(fl_run *r) {
    * start then (fl_steps_sync again). */
   for (fl_change *c = r->queue; c; c = c->next)
     if (c->kind == FL_CANCEL) return;
+  /* Nor while a graceful stop drains (sb_flow_engine_drain): the steps a
+   * transition written now made active (the step after one that ended in
+   * the drain, a parallel's branches, an on_failure step, a run started
+   * or resumed just before) stay active in the stored run, and start at
+   * the next start as after a crash, with the same keys and deadlines;
+   * started here, a call would be cut off at the exit and sent again. */
+  if (r->e->draining) return;
   size_t j;
   json_t *e;
   json_array_foreach(want, j, e) {
