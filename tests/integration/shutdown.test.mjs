@@ -2,15 +2,19 @@
 // SIGTERM the listening socket closes at once, a new request on an open
 // connection is answered 503 with Connection: close, and the requests
 // under way finish before the process exits 0; past the grace, or on a
-// second signal, what is left is cut off. Real calls to a real agent (the
-// flaky agent, official 1.x SDK, stdio) through a real switchboard.
+// second signal, what is left is cut off; workflow runs send no new step
+// in the drain. Real calls to real agents (the flaky and flow agents,
+// official 1.x SDK, stdio) through a real switchboard.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { startHttpServer } from './lib/harness.mjs';
 import { flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
+import { callsReceived, flowAgent, runsClient, writeFlowConfig } from './lib/flows.mjs';
 
 /** A server with the flaky agent and this grace; {server, base}. */
 async function start(graceMs) {
@@ -154,3 +158,74 @@ test('SIGTERM ends a subscriptions/listen stream with its completion result, wit
   assert.equal(last.result._meta['io.modelcontextprotocol/subscriptionId'], 7);
   assert.equal((await server.exited).code, 0);
 });
+
+// A drain sends no new workflow step. The call in flight at SIGTERM ends
+// within the grace and its end is stored; the step after it is not sent
+// (a call sent in the drain was cut off at the exit and sent again after
+// the restart: an agent that does not honour the key acted twice), nor
+// failed: it stays active in the stored run, and the next start sends it,
+// once. Held: an unrelated request keeps the drain open past the step's
+// end (the way QA found it); not held: the step's call alone is waited
+// for. flow_agent's `slow` records every call as it arrives (CALLS).
+for (const held of [false, true]) {
+  test(`SIGTERM${held ? ', the drain held open by a request' : ''}: the step in flight ends and is stored, the next is sent only after the restart`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-drain-steps-'));
+    const calls = join(dir, 'calls.tsv');
+    const store = join(dir, 'sb.db');
+    const { file } = writeFlowConfig({
+      server: { shutdown_grace_ms: held ? 4000 : 20000 },
+      agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { maxConcurrent: 8, timeoutMs: 600000 } })],
+      workflowsYaml: `
+  - name: two
+    steps:
+      - id: one
+        call: { agent: desk, tool: slow, arguments: { ms: 1500, note: one } }
+      - id: two
+        call: { agent: desk, tool: slow, arguments: { ms: 1, note: two } }
+`,
+    });
+    const sent = (id) => callsReceived(calls).filter((c) => c.key.startsWith(`${id}/`)).map((c) => c.key);
+    let server = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+    let base = server.url.replace(/\/mcp$/, '');
+    try {
+      await server.stderrMatch(/no runs in progress to resume/);
+      let hold;
+      if (held) {
+        // Under way at the agent before the run starts: cut off at the grace.
+        hold = call(base, 'slow', { ms: 600000, note: 'hold' }).then((r) => r, (e) => e);
+        await pollUntil(() => callsReceived(calls).some((c) => c.args.note === 'hold') || { ok: false, message: 'not yet' },
+          { what: 'the held request at the agent' });
+      }
+      const run = await runsClient(base).start({ workflow: 'two' });
+      assert.equal(run.status, 201, run.text);
+      const id = run.json.id;
+      await pollUntil(() => sent(id).length === 1 || { ok: false, message: sent(id).join() },
+        { what: 'step one\'s call at the agent' });
+      server.proc.kill('SIGTERM');
+      assert.deepEqual(await server.exited, { code: 0, signal: null }, server.stderr);
+      if (held) await hold;
+      // Nothing was sent in the drain but the call already in flight.
+      assert.deepEqual(sent(id), [`${id}/one/1`], 'step two was not sent during the drain');
+      const stopped = server.stderr;
+
+      server = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
+      base = server.url.replace(/\/mcp$/, '');
+      await server.stderrMatch(/resuming 1 runs in progress/);
+      const done = await runsClient(base).waitFor(id, 'completed');
+      assert.deepEqual(done.history.map((h) => h.step), ['one', 'two']);
+      // Step one's end was stored in the drain: not sent again; step two
+      // was left active, not failed: sent once, after the restart.
+      assert.deepEqual(sent(id), [`${id}/one/1`, `${id}/two/1`], 'each step\'s call received exactly once');
+
+      if (held) {
+        assert.match(stopped, /stopping once 1 request\(s\) and 1 workflow step\(s\) under way are answered/);
+        assert.match(stopped, /shutdown_grace_ms is over with 1 request\(s\) under way: they are cut off/);
+      } else {
+        assert.match(stopped, /stopping once 1 workflow step\(s\) under way are stored/);
+        assert.match(stopped, /every request answered and every workflow step under way stored; stopping/);
+      }
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  });
+}

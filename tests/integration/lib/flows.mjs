@@ -46,12 +46,17 @@ export const startFlowHttpAgent = (id, env = {}) =>
 
 /**
  * Write a config: agents (definitions), workflows (YAML text of the list
- * items, indented under `workflows:`), tenants ({id, token}...), and
- * `limits:` keys ({max_runs: 10}).
+ * items, indented under `workflows:`), tenants ({id, token}...),
+ * `limits:` keys ({max_runs: 10}) and `server:` keys
+ * ({shutdown_grace_ms: 5000}).
  */
-export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store, storeKeys = {}, limits = {} } = {}) {
+export function writeFlowConfig({ agents = [], workflowsYaml = '', tenants = [], store, storeKeys = {}, limits = {}, server = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-flows-'));
   const lines = ['cache:', '  ttl_ms: 0'];
+  if (Object.keys(server).length) {
+    lines.push('server:');
+    for (const [k, v] of Object.entries(server)) lines.push(`  ${k}: ${v}`);
+  }
   if (Object.keys(limits).length) {
     lines.push('limits:');
     for (const [k, v] of Object.entries(limits)) lines.push(`  ${k}: ${v}`);
