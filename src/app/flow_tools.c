@@ -15,7 +15,9 @@
  *
  * The event log is also a resource, events://log: reading it gives its
  * events from the oldest kept (events://log?since=SEQ: the ones after
- * SEQ), in order, at most 500 a read, and a client subscribed to it
+ * SEQ), in order, at most 500 a read and no more than fit in half of
+ * limits.max_message_bytes (the first always; "more" says events follow
+ * its lastSeq), and a client subscribed to it
  * (resources/subscribe, or a modern subscriptions/listen) gets
  * notifications/resources/updated each time its tenant's log moves, then
  * reads from the last seq it saw.
@@ -682,10 +684,22 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
 
 #define EVENTS_URI "events://log"
 
+/* A read's events take at most half of limits.max_message_bytes as JSON:
+ * the answer carries them as a string (escaping a quote or a backslash
+ * doubles it), so the whole answer stays within the limit. Before, 500
+ * events of up to events.max_data_bytes each were all answered: 33 MB
+ * under the default config, 246 MB with larger events, built on the loop
+ * while it served no one else. */
+#define LOG_READ_MAX 500
+static size_t log_budget(const sb_app *app) {
+  return app->cfg->max_message_bytes / 2;
+}
+
 typedef struct log_read {
   sb_mcp_call *call; /* NULL once cancelled */
   char *uri;
   int64_t since;
+  size_t budget; /* bytes the events may take (log_budget) */
 } log_read;
 
 void app_events_since_msg(int64_t since, int64_t newest, const char *what,
@@ -735,6 +749,8 @@ static void log_done(void *ud, sb_store_result *res) {
     } else {
       json_t *list = json_array();
       int64_t last = 0;
+      int more = res->more;
+      size_t used = 2; /* the array's brackets */
       for (size_t i = 0; i < res->events.len; i++) {
         const sb_store_event_row *row = &res->events.items[i];
         sb_event e = {.seq = row->seq,
@@ -742,7 +758,18 @@ static void log_done(void *ud, sb_store_result *res) {
                       .type = row->type,
                       .run_id = row->run_id,
                       .data = row->data};
-        json_array_append_new(list, sb_event_json(&e));
+        json_t *ev = sb_event_json(&e);
+        /* The store counted the rows roughly; their JSON decides. The
+         * first event is always given, however large, so a reader moves
+         * on; past it, the next read gives what did not fit. */
+        size_t n = ev ? json_dumpb(ev, NULL, 0, JSON_COMPACT) + 1 : 0;
+        if (i && used + n > op->budget) {
+          json_decref(ev);
+          more = 1;
+          break;
+        }
+        used += n;
+        json_array_append_new(list, ev);
         last = row->seq;
       }
       /* lastSeq: where the next read goes on from. With nothing read, the
@@ -750,9 +777,12 @@ static void log_done(void *ud, sb_store_result *res) {
        * reader does not start over from 0. */
       if (!last && res->last_seq > op->since) last = res->last_seq;
       if (!last && op->since > 0) last = op->since;
-      json_t *body =
-          json_pack("{soso}", "events", list, "lastSeq",
-                    last ? json_integer((json_int_t)last) : json_null());
+      /* more: events follow lastSeq already (the count or the byte bound
+       * stopped this read): read again from lastSeq without waiting for
+       * the log to move. */
+      json_t *body = json_pack(
+          "{sososb}", "events", list, "lastSeq",
+          last ? json_integer((json_int_t)last) : json_null(), "more", more);
       int64_t from, to;
       if (body && app_events_trimmed(op->since, res, &from, &to))
         json_object_set_new(body, "trimmed",
@@ -805,8 +835,9 @@ static int read_resource(void *ud, sb_mcp_call *call, const char *uri) {
   }
   op->call = call;
   op->since = since;
+  op->budget = log_budget(app);
   int rc = sb_store_events_read(app->store, sb_mcp_call_tenant(call), since,
-                                NULL, 500, log_done, op);
+                                NULL, LOG_READ_MAX, op->budget, log_done, op);
   if (rc != 0) {
     sb_free(op->uri);
     sb_free(op);

@@ -544,7 +544,7 @@ static void events_from(sb_app *app, sb_http_request *req, const char *tenant,
   *op = (since_check){app, req, since};
   /* One event at most is read: the answer that matters is the newest. */
   int rc = sb_store_events_read(app->store, tenant ? tenant : "", since, NULL,
-                                1, since_checked, op);
+                                1, 0, since_checked, op);
   if (rc != 0) {
     sb_free(op);
     if (rc == SB_EBUSY)

@@ -342,7 +342,8 @@ static int read_store(const runs_args *a, const char *verb) {
     while (!failed) {
       sb_store_event_rows_clear(&r.events);
       failed = wait_read(
-          &r, sb_store_events_read(st, tenant, since, id, 500, on_read, &r),
+          &r, sb_store_events_read(st, tenant, since, id, 500, 0, on_read,
+                                   &r),
           &err);
       if (failed || r.events.len == 0) break;
       sb_store_event_row *grown =

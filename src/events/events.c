@@ -14,6 +14,11 @@
 
 #define MODULE "events"
 #define READ_PAGE 500
+/* A page of the log read at once is also bounded by its bytes: events may
+ * hold up to events.max_data_bytes (16 MiB at most) each, and 500 of them
+ * were copied out of the store and held on the loop together; a stream
+ * takes far less at a time (what its client has not read pauses it). */
+#define READ_PAGE_BYTES (1u << 20)
 #define DEFAULT_RETENTION_MS (7LL * 24 * 3600 * 1000)
 #define DEFAULT_MAX_DATA_BYTES 65536
 #define DEFAULT_TRIM_EVERY_MS 60000
@@ -239,7 +244,7 @@ static void on_read(void *ud, sb_store_result *res) {
     if (res->events.items[i].seq > s->last) deliver(s, &res->events.items[i]);
   ev->dispatching--;
   if (!s->dead && !s->paused &&
-      (res->events.len == READ_PAGE || s->read_again))
+      (res->more || s->read_again))
     start_read(s);
   sweep_dead(ev);
 }
@@ -247,7 +252,7 @@ static void on_read(void *ud, sb_store_result *res) {
 static void start_read(sb_events_sub *s) {
   s->read_again = 0;
   int rc = sb_store_events_read(s->ev->store, s->tenant, s->last, NULL,
-                                READ_PAGE, on_read, s);
+                                READ_PAGE, READ_PAGE_BYTES, on_read, s);
   if (rc == 0) {
     s->reading = 1;
     return;
@@ -348,7 +353,8 @@ static void on_poll_timer(uv_timer_t *t) {
     }
     op->ev = ev;
     if (sb_store_events_read(ev->store, op->tenant, seen[i].last, NULL,
-                             READ_PAGE, on_polled, op) != 0) {
+                             READ_PAGE, READ_PAGE_BYTES, on_polled,
+                             op) != 0) {
       sb_free(op->tenant);
       sb_free(op);
       break; /* the store is busy: the next round */
@@ -389,7 +395,7 @@ sb_events_sub *sb_events_subscribe(sb_events *ev, const char *tenant,
   sb_list_push_front(&ev->subs, &s->link);
   /* What was committed after `since` comes from the log first. */
   int rc = sb_store_events_read(ev->store, tenant, since, NULL, READ_PAGE,
-                                on_read, s);
+                                READ_PAGE_BYTES, on_read, s);
   if (rc != 0) {
     sub_unlink(s);
     sub_free(s);

@@ -85,10 +85,17 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_RUN_GET] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
         "updated_ms,seq,def,driver FROM runs WHERE tenant_id=? AND id=?",
+    /* A list shows each run's summary: its input and history (megabytes,
+     * for a run started with a large input or looping long) and its
+     * definition are left in SQLite rather than copied out and parsed
+     * on the loop for every page (sb_store_run_list). A doc that is not
+     * JSON is handed as it is, as a get would. */
     [STMT_RUN_LIST] =
-        "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
-        "updated_ms,seq,def,driver FROM runs WHERE tenant_id=?1 AND (?2 IS NULL OR "
-        "status=?2) AND (?3 IS NULL OR id<?3) ORDER BY id DESC LIMIT ?4",
+        "SELECT tenant_id,id,workflow,context_id,status,CASE WHEN "
+        "json_valid(doc) THEN json_remove(doc,'$.input','$.history') ELSE "
+        "doc END,rev,created_ms,updated_ms,seq,'',driver FROM runs WHERE "
+        "tenant_id=?1 AND (?2 IS NULL OR status=?2) AND (?3 IS NULL OR "
+        "id<?3) ORDER BY id DESC LIMIT ?4",
     [STMT_RUNS_ACTIVE] =
         "SELECT tenant_id,id,workflow,context_id,status,doc,rev,created_ms,"
         "updated_ms,seq,def,driver FROM runs WHERE status IN ('running','waiting') "

@@ -314,15 +314,35 @@ int st_write_runs_claim(st_conn *c, st_req *q) {
   return rc;
 }
 
+/* An event row's size as counted against a read's max_bytes, taken from
+ * SQLite's lengths before anything is copied. */
+static size_t event_row_bytes(sqlite3_stmt *st) {
+  return (size_t)sqlite3_column_bytes(st, 2) +
+         (size_t)sqlite3_column_bytes(st, 3) +
+         (size_t)sqlite3_column_bytes(st, 4) + SB_STORE_EVENT_OVERHEAD;
+}
+
 int st_read_events(st_conn *c, st_req *q) {
   sb_store_event_rows *out = &q->res.events;
   sqlite3_stmt *st = st_conn_stmt(c, STMT_EVENTS_READ);
   st_bind_text(st, 1, q->tenant);
   sqlite3_bind_int64(st, 2, q->version);
   st_bind_text(st, 3, q->filter);
-  sqlite3_bind_int64(st, 4, q->limit);
+  /* One row past the limit: whether more follow (res.more), not read. */
+  sqlite3_bind_int64(st, 4, q->limit + 1);
+  size_t bytes = 0;
   int step, rc = 0;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    /* The first row always, so that a reader moves on however large it
+     * is; after it, none that would pass the bound. */
+    size_t row = event_row_bytes(st);
+    if ((int64_t)out->len == q->limit ||
+        (q->max_bytes && out->len && bytes + row > q->max_bytes)) {
+      q->res.more = 1;
+      step = SQLITE_DONE;
+      break;
+    }
+    bytes += row;
     sb_store_event_row *items =
         sb_realloc(out->items, (out->len + 1) * sizeof *out->items);
     if (!items) {

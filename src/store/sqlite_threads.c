@@ -289,10 +289,21 @@ static void sq_stop(sb_store *base) {
   uv_mutex_lock(&s->lock);
   s->stopping = 1;
   s->hold = 0;
+  /* Reads not started are not run: nobody waits for their answer any
+   * more, and a backlog of them (a flood of lists, each copying a large
+   * row) held the stop, and SIGTERM with it, for as long as it took. The
+   * writes queued are acknowledged work and still commit. */
+  st_req *reads = s->reads.head;
+  s->reads.head = s->reads.tail = NULL;
   uv_cond_broadcast(&s->writes_cond);
   uv_cond_broadcast(&s->reads_cond);
   uv_cond_broadcast(&s->checkpoint_cond);
   uv_mutex_unlock(&s->lock);
+  for (st_req *r = reads; r; r = r->next)
+    r->res.rc = sb_error_set(&r->res.err, SB_ECANCELED,
+                             "the store is stopping: the read was "
+                             "cancelled before it ran");
+  st_complete_list(base, reads);
   if (s->writer_started) uv_thread_join(&s->writer);
   s->writer_started = 0;
   if (s->checkpointer_started) uv_thread_join(&s->checkpointer);

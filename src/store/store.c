@@ -389,14 +389,15 @@ int sb_store_runs_claim(sb_store *st, int at_start, sb_store_cb cb, void *ud) {
 }
 
 int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
-                         const char *run_id, size_t limit, sb_store_cb cb,
-                         void *ud) {
+                         const char *run_id, size_t limit, size_t max_bytes,
+                         sb_store_cb cb, void *ud) {
   int rc;
   req_strings s = {.tenant = tenant, .filter = run_id};
   st_req *r = req_new(st, ST_OP_EVENTS_READ, &s, cb, ud, &rc);
   if (!r) return rc;
   r->version = since;
   r->limit = limit > 0 && limit <= 10000 ? (int64_t)limit : 500;
+  r->max_bytes = max_bytes;
   return submit(st, r);
 }
 

@@ -77,9 +77,10 @@ typedef struct sb_store_options {
 sb_store *sb_store_open_sqlite(const sb_store_options *opts, sb_error *err);
 
 /* Stop the store, on the loop thread (not from inside one of its own
- * callbacks): operations already queued still run (queued writes are
- * committed), their callbacks run inside this call, and the threads are
- * joined. The store's loop handle closes through the loop: run the loop
+ * callbacks): writes already queued still run (they are committed); reads
+ * queued and not yet started do not, and complete with SB_ECANCELED (a
+ * read under way finishes); every callback runs inside this call, and the
+ * threads are joined. The store's loop handle closes through the loop: run the loop
  * once more before uv_loop_close. */
 void sb_store_close(sb_store *st);
 
@@ -273,6 +274,8 @@ typedef struct sb_store_result {
                                  log has handed out (0: none yet), read
                                  after the events; a cursor above it was
                                  never given by this log */
+  int more;                   /* events_read: more events follow the ones
+                                 read (its limit or max_bytes stopped it) */
   sb_store_runs runs;         /* run_get (one), run_list, runs_claim */
   sb_store_tenant_rows tenants; /* tenant_list */
   sb_store_key_rows keys;       /* key_list, keys_load */
@@ -347,7 +350,9 @@ int sb_store_run_get(sb_store *st, const char *tenant, const char *id,
                      sb_store_cb cb, void *ud);
 
 /* A tenant's runs, newest first: at most `limit` with ids below `before`
- * (NULL: from the newest), with this status (NULL: any). */
+ * (NULL: from the newest), with this status (NULL: any). Summaries: each
+ * doc without its "input" and "history", and def "" (what a list shows;
+ * sb_store_run_get reads a whole run). */
 int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
                       const char *before, size_t limit, sb_store_cb cb,
                       void *ud);
@@ -364,12 +369,19 @@ int sb_store_run_list(sb_store *st, const char *tenant, const char *status,
  * drives_runs takes nothing and answers every run in progress. */
 int sb_store_runs_claim(sb_store *st, int at_start, sb_store_cb cb, void *ud);
 
-/* A tenant's events after seq `since`, in order, at most `limit`; of one
- * run only when run_id is not NULL; and res->last_seq, the newest seq the
- * tenant's counter has handed out (trimmed events included). */
+/* A tenant's events after seq `since`, in order, at most `limit` and, when
+ * max_bytes is not 0, no more than fit in max_bytes (each event counted as
+ * its type, run id and data plus SB_STORE_EVENT_OVERHEAD; the first is
+ * always read, however large, so a reader always moves on); of one run
+ * only when run_id is not NULL. res->more says that events follow the ones
+ * read (either bound stopped the read), and res->last_seq is the newest
+ * seq the tenant's counter has handed out (trimmed events included).
+ * Without a byte bound, 500 events of up to 16 MiB each were copied out
+ * of SQLite and held at once. */
+#define SB_STORE_EVENT_OVERHEAD 64
 int sb_store_events_read(sb_store *st, const char *tenant, int64_t since,
-                         const char *run_id, size_t limit, sb_store_cb cb,
-                         void *ud);
+                         const char *run_id, size_t limit, size_t max_bytes,
+                         sb_store_cb cb, void *ud);
 
 /* Delete events created before before_ms, at most `max` (res->count).
  * Sequence numbers are never reused. */

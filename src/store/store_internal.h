@@ -57,6 +57,7 @@ typedef struct st_req {
   int64_t version;    /* append: expected; chain: n; history: before;
                          runs_claim: 1 at start */
   int64_t limit;      /* history: limit; sweep: max */
+  size_t max_bytes;   /* events_read: the byte bound (0: none) */
   int64_t created_ms; /* create */
   int64_t expires_ms; /* create, append */
   int64_t now_ms;
@@ -77,7 +78,8 @@ typedef struct sb_store_ops {
    * never from inside this call's caller stack on the loop thread. */
   void (*submit)(sb_store *st, st_req *req);
   void (*hold_writes)(sb_store *st, int hold);
-  /* Run everything queued, then stop and join the backend's threads. */
+  /* Run the writes queued, complete the reads not started with
+   * SB_ECANCELED, then stop and join the backend's threads. */
   void (*stop)(sb_store *st);
   /* Free the backend (after stop, once every request is back). */
   void (*destroy)(sb_store *st);

@@ -172,7 +172,7 @@ static void audit_rows(void *ud, sb_store_result *res) {
 
 static const char *audits(fixture *f, audit_read *r) {
   memset(r, 0, sizeof *r);
-  assert_int_equal(sb_store_events_read(f->app->store, "ops", 0, NULL, 100,
+  assert_int_equal(sb_store_events_read(f->app->store, "ops", 0, NULL, 100, 0,
                                         audit_rows, r),
                    0);
   assert_true(run_until(&f->loop, flag_set, &r->done, DEADLINE_MS));

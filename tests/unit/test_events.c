@@ -346,7 +346,7 @@ static int log_empty(void *ud) {
   if (!p->reading) {
     p->reading = 1;
     assert_int_equal(
-        sb_store_events_read(p->st, "t", 0, NULL, 1, on_probe, p), 0);
+        sb_store_events_read(p->st, "t", 0, NULL, 1, 0, on_probe, p), 0);
   }
   return 0;
 }
@@ -373,7 +373,7 @@ static void test_trims_a_backlog_soon_after_start(void **state) {
   log_probe p = {.st = f->s.st, .left = -1};
   assert_true(run_until(&f->s.loop, log_empty, &p, DEADLINE_MS));
   p = (log_probe){.st = f->s.st, .left = -1};
-  sb_store_events_read(f->s.st, "u", 0, NULL, 10, on_probe, &p);
+  sb_store_events_read(f->s.st, "u", 0, NULL, 10, 0, on_probe, &p);
   while (p.left < 0) uv_run(&f->s.loop, UV_RUN_ONCE);
   assert_int_equal(p.left, 1);
 }

@@ -18,6 +18,7 @@ typedef struct outcome {
   int64_t run_rev;
   sb_store_event_rows events; /* taken from the result */
   int64_t last_seq;
+  int more;                   /* events_read: events follow */
   sb_store_runs runs;         /* taken from the result */
 } outcome;
 
@@ -37,6 +38,7 @@ static inline void on_outcome(void *ud, sb_store_result *res) {
   o->events = res->events;
   memset(&res->events, 0, sizeof res->events);
   o->last_seq = res->last_seq;
+  o->more = res->more;
   o->runs = res->runs;
   memset(&res->runs, 0, sizeof res->runs);
 }

@@ -86,7 +86,7 @@ static int read_events(fixture *f, const char *tenant, int64_t since,
                        const char *run, outcome *o) {
   memset(o, 0, sizeof *o);
   return await(
-      f, sb_store_events_read(f->s.st, tenant, since, run, 100, on_outcome, o),
+      f, sb_store_events_read(f->s.st, tenant, since, run, 100, 0, on_outcome, o),
       o);
 }
 
@@ -526,6 +526,163 @@ static void test_run_listing(void **state) {
                    SB_EINVAL);
 }
 
+/* A read of the log stops at its byte bound (the first event always read,
+ * however large) and says that more follow, as it does at its limit; with
+ * the bound and the limit both above what is left, nothing follows. */
+static void test_events_read_bounded_by_bytes(void **state) {
+  fixture *f = *state;
+  outcome o;
+  char data[1003];
+  data[0] = '"';
+  memset(data + 1, 'x', 1000);
+  data[1001] = '"';
+  data[1002] = '\0';
+  sb_store_event ev[10];
+  for (int i = 0; i < 10; i++)
+    ev[i] = (sb_store_event){.type = "a.b", .run_id = "", .data = data};
+  sb_store_extras x = {.events = ev, .nevents = 10};
+  memset(&o, 0, sizeof o);
+  assert_int_equal(
+      await(f, sb_store_write(f->s.st, "t", &x, 1000, on_outcome, &o), &o), 0);
+  outcome_clear(&o);
+  /* each row counts 1002 + 3 + SB_STORE_EVENT_OVERHEAD: three fit */
+  size_t row = 1002 + 3 + SB_STORE_EVENT_OVERHEAD;
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f,
+                         sb_store_events_read(f->s.st, "t", 0, NULL, 100,
+                                              3 * row + row / 2, on_outcome,
+                                              &o),
+                         &o),
+                   0);
+  assert_int_equal(o.events.len, 3);
+  assert_int_equal(o.events.items[2].seq, 3);
+  assert_true(o.more);
+  assert_int_equal(o.last_seq, 10);
+  outcome_clear(&o);
+  /* a bound below one event still reads one: the reader moves on */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f,
+                         sb_store_events_read(f->s.st, "t", 3, NULL, 100, 10,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.events.len, 1);
+  assert_int_equal(o.events.items[0].seq, 4);
+  assert_true(o.more);
+  outcome_clear(&o);
+  /* the limit: more follow; the rest: nothing follows */
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f,
+                         sb_store_events_read(f->s.st, "t", 4, NULL, 3, 0,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.events.len, 3);
+  assert_true(o.more);
+  outcome_clear(&o);
+  memset(&o, 0, sizeof o);
+  assert_int_equal(await(f,
+                         sb_store_events_read(f->s.st, "t", 7, NULL, 3, 0,
+                                              on_outcome, &o),
+                         &o),
+                   0);
+  assert_int_equal(o.events.len, 3);
+  assert_false(o.more);
+  outcome_clear(&o);
+}
+
+/* A list of runs gives their summaries: no input, no history, no
+ * definition, which a get still gives whole. */
+static void test_run_listing_leaves_input_out(void **state) {
+  fixture *f = *state;
+  outcome o = {0};
+  sb_store_run run = {.id = "r1",
+                      .workflow = "wf",
+                      .context_id = "c1",
+                      .status = "completed",
+                      .doc = "{\"status\":\"completed\",\"input\":{\"big\":"
+                             "\"xxxx\"},\"history\":[1,2],\"stepsRun\":2}",
+                      .def = "{\"name\":\"wf\"}"};
+  sb_store_extras x = {.run = &run};
+  assert_int_equal(
+      await(f, sb_store_write(f->s.st, "t", &x, 1000, on_outcome, &o), &o), 0);
+  outcome_clear(&o);
+  assert_int_equal(
+      await(f, sb_store_run_list(f->s.st, "t", NULL, NULL, 10, on_outcome, &o),
+            &o),
+      0);
+  assert_int_equal(o.runs.len, 1);
+  assert_string_equal(o.runs.items[0].doc,
+                      "{\"status\":\"completed\",\"stepsRun\":2}");
+  assert_string_equal(o.runs.items[0].def, "");
+  assert_int_equal(o.runs.items[0].rev, 1);
+  outcome_clear(&o);
+  assert_int_equal(
+      await(f, sb_store_run_get(f->s.st, "t", "r1", on_outcome, &o), &o), 0);
+  assert_string_equal(o.runs.items[0].doc, run.doc);
+  assert_string_equal(o.runs.items[0].def, run.def);
+  outcome_clear(&o);
+}
+
+/* Closing the store with a backlog of reads: those not started complete
+ * at once as cancelled instead of each being run (a flood of them held
+ * the close, and SIGTERM, for seconds), while a write queued behind them
+ * is still committed. */
+#define BACKLOG 400
+static void count_read(void *ud, sb_store_result *res) {
+  int *n = ud; /* n[0]: answered, n[1]: cancelled, n[2]: other */
+  n[res->rc == 0 ? 0 : res->rc == SB_ECANCELED ? 1 : 2]++;
+}
+
+static void test_close_cancels_queued_reads(void **state) {
+  fixture *f = *state;
+  outcome o = {0};
+  /* a run whose row is large: each read of it takes a while */
+  size_t big = 1u << 20;
+  char *doc = malloc(big + 32);
+  assert_non_null(doc);
+  strcpy(doc, "{\"input\":\"");
+  memset(doc + 10, 'x', big);
+  strcpy(doc + 10 + big, "\"}");
+  sb_store_run run = {.id = "r1",
+                      .workflow = "wf",
+                      .context_id = "c1",
+                      .status = "running",
+                      .doc = doc};
+  sb_store_extras x = {.run = &run};
+  assert_int_equal(
+      await(f, sb_store_write(f->s.st, "t", &x, 1000, on_outcome, &o), &o), 0);
+  outcome_clear(&o);
+  int n[3] = {0};
+  for (int i = 0; i < BACKLOG; i++)
+    assert_int_equal(sb_store_run_get(f->s.st, "t", "r1", count_read, n), 0);
+  /* a write behind them, already taken by the store: it must land */
+  run.status = "completed";
+  run.doc = "{\"done\":true}";
+  run.expected_rev = 1;
+  assert_int_equal(sb_store_write(f->s.st, "t", &x, 2000, on_outcome, &o), 0);
+  uint64_t t0 = uv_hrtime();
+  sb_store_close(f->s.st);
+  uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+  free(doc);
+  /* open again first: the teardown closes it, whatever fails below */
+  f->s.st = store_open_at(&f->s.loop, f->s.path, 0);
+  assert_int_equal(n[0] + n[1] + n[2], BACKLOG); /* each called back once */
+  assert_int_equal(n[2], 0);
+  assert_true(n[1] > 0);
+  assert_true(o.done);
+  assert_int_equal(o.rc, 0);
+  outcome_clear(&o);
+  /* a few reads under way may finish; hundreds of megabytes are not read */
+  assert_true(took_ms < 2000);
+  /* the write is there */
+  assert_int_equal(
+      await(f, sb_store_run_get(f->s.st, "t", "r1", on_outcome, &o), &o), 0);
+  assert_string_equal(o.runs.items[0].status, "completed");
+  assert_int_equal(o.runs.items[0].rev, 2);
+  outcome_clear(&o);
+}
+
 /* ---- driver slots: who takes over which runs -------------------------- */
 
 static sb_store *open_driving_at(fixture *f, const char *path) {
@@ -635,6 +792,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sequences_per_tenant, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_run_listing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_read_bounded_by_bytes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_run_listing_leaves_input_out, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_close_cancels_queued_reads, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(
           test_runs_claimed_only_from_ended_drivers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_drivers_shared_through_a_link,
