@@ -383,17 +383,17 @@ static void run_check_fail(run_check *rc, int code, const sb_error *err) {
 static void run_checked(void *ud, const sb_ctx_result *res) {
   run_check *rc = ud;
   sb_error err = {0};
+  /* The read came back as the server stopped (inside sb_store_close,
+   * after the engine is gone: read, or cancelled before it ran). */
+  if (!rc->app->flow) {
+    sb_error_set(&err, SB_ESTATE, "the server is stopping");
+    return run_check_fail(rc, SB_ESTATE, &err);
+  }
   if (res->rc == SB_EPERM) return run_check_fail(rc, res->rc, &res->err);
   if (res->rc != 0) {
     /* As the engine words a context it cannot read. */
     sb_error_set(&err, res->rc, "contextId: %s", res->err.msg);
     return run_check_fail(rc, res->rc, &err);
-  }
-  /* The context was read as the server stopped (the store answers what
-   * it still holds inside sb_store_close, after the engine is gone). */
-  if (!rc->app->flow) {
-    sb_error_set(&err, SB_ESTATE, "the server is stopping");
-    return run_check_fail(rc, SB_ESTATE, &err);
   }
   sb_flow_start s = {.tenant = rc->tenant,
                      .workflow = rc->workflow,
