@@ -119,6 +119,12 @@ static int stdio_wait_start(sb_app *app, const char *id) {
   return 0;
 }
 
+/* The API keys' first load is in (or failed): the HTTP server serves. */
+static void keys_loaded(void *ud) {
+  sb_app *app = ud;
+  sb_http_server_hold(app->http, 0);
+}
+
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
   app_register_log_secrets(cfg);
@@ -321,9 +327,16 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   /* API keys: after the resumption's read, which may not find the store's
    * queue taken (store.max_pending can be 1); a key load that does finds
    * it busy simply waits for the next tick. Until the first load is in,
-   * keys are refused (authenticate takes a NULL keyring). */
+   * keys would be refused: the HTTP server is held until then (its
+   * callers wait in the listening socket's backlog, for milliseconds),
+   * so that a client with a good key is not told 401 right after a
+   * restart. */
   if (app->http) {
-    sb_auth_keyring_options ko = {.store = app->store, .loop = o->loop};
+    sb_http_server_hold(app->http, 1);
+    sb_auth_keyring_options ko = {.store = app->store,
+                                  .loop = o->loop,
+                                  .on_first_load = keys_loaded,
+                                  .ud = app};
     if (!(app->keyring = sb_auth_keyring_start(&ko, err))) goto fail;
   }
   SB_INFO(MODULE, "contexts in %s (tenant without credentials: %s)",
@@ -345,6 +358,7 @@ int sb_app_http_port(const sb_app *app) {
 }
 
 static void free_on_close(uv_handle_t *h) { sb_free(h->data); }
+
 
 sb_app_pending sb_app_drain(sb_app *app) {
   /* Subscriptions would hold their streams open to the end of the grace:

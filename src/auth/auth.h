@@ -58,6 +58,11 @@ typedef struct sb_auth_keyring_options {
   sb_store *store; /* borrowed; must outlive the keyring's stop */
   uv_loop_t *loop;
   int refresh_ms; /* default 250 */
+  /* Called once, when the first load has come back (loaded or failed;
+   * never after sb_auth_keyring_stop): until then every key is refused,
+   * so a server holds its callers until this. NULL: not told. */
+  void (*on_first_load)(void *ud);
+  void *ud;
 } sb_auth_keyring_options;
 
 /* Start the keyring: the first load is submitted at once (keys are

@@ -92,6 +92,9 @@ struct sb_auth_keyring {
   size_t ntenants;
   uint64_t loads;
   int warned; /* a failing load is reported once, not every tick */
+  int first_back; /* the first load came back: on_first_load was called */
+  void (*on_first_load)(void *ud);
+  void *ud;
 };
 
 static const char *intern(sb_auth_keyring *kr, const char *tenant) {
@@ -160,9 +163,19 @@ static void mark_revoked(const kr_key *old, size_t nold, const kr_key *new_keys,
   }
 }
 
+static void install(sb_auth_keyring *kr, sb_store_result *res);
+
 static void on_loaded(void *ud, sb_store_result *res) {
   sb_auth_keyring *kr = ud;
   kr->inflight = 0;
+  install(kr, res);
+  if (!kr->first_back && !kr->stopped) {
+    kr->first_back = 1;
+    if (kr->on_first_load) kr->on_first_load(kr->ud);
+  }
+}
+
+static void install(sb_auth_keyring *kr, sb_store_result *res) {
   if (res->rc != 0) {
     if (!kr->warned)
       SB_WARN(MODULE, "reading API keys: %s (keys not refreshed)",
@@ -232,6 +245,8 @@ sb_auth_keyring *sb_auth_keyring_start(const sb_auth_keyring_options *o,
     return NULL;
   }
   kr->store = o->store;
+  kr->on_first_load = o->on_first_load;
+  kr->ud = o->ud;
   kr->epoch = -1;
   kr->refresh_ms = o->refresh_ms > 0 ? o->refresh_ms : DEFAULT_REFRESH_MS;
   uv_timer_init(o->loop, &kr->timer);

@@ -191,6 +191,7 @@ struct sb_http_server {
   struct MHD_Daemon *daemon;
   int port;
   uv_poll_t epoll_watch; /* MHD's epoll fd */
+  int held;              /* sb_http_server_hold: MHD is not run */
   uv_timer_t mhd_timer;  /* MHD_get_timeout, and kicks after resume */
   uv_timer_t tick;       /* keep-alives and session expiry */
   uv_timer_t watch_timer; /* starts the disconnect watch of long waits */

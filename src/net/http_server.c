@@ -35,7 +35,7 @@
 static void kick_cb(uv_timer_t *t);
 
 static void run_mhd(sb_http_server *s) {
-  if (!s->daemon) return;
+  if (!s->daemon || s->held) return;
   s->in_run = 1;
   s->kick_pending = 0;
   MHD_run(s->daemon);
@@ -75,6 +75,20 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
   (void)status;
   (void)events;
   run_mhd(h->data);
+}
+
+void sb_http_server_hold(sb_http_server *s, int hold) {
+  if (!s || s->stopping || !hold == !s->held) return;
+  s->held = hold;
+  /* Held, MHD's epoll fd is not watched at all: it stays readable while
+   * connections wait in the backlog, and would wake the loop for nothing
+   * until the release. */
+  if (hold) {
+    uv_poll_stop(&s->epoll_watch);
+    return;
+  }
+  uv_poll_start(&s->epoll_watch, UV_READABLE, on_epoll);
+  http_kick(s);
 }
 
 static void on_tick(uv_timer_t *t) {

@@ -134,6 +134,12 @@ typedef struct sb_http_server_options {
 sb_http_server *sb_http_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                      const sb_http_server_options *opts,
                                      sb_error *err);
+/* Hold (1) or release (0) serving: while held, the listening socket is
+ * bound (its port known) and connections wait in its backlog, but none is
+ * accepted or read. A server holds until what authentication needs has
+ * loaded (the API keys), so that a good key is never refused just after
+ * a start. */
+void sb_http_server_hold(sb_http_server *s, int hold);
 /* The port actually bound. */
 int sb_http_server_port(const sb_http_server *s);
 /* 1 if it serves HTTPS. */

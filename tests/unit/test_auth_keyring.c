@@ -169,6 +169,8 @@ static int tenant_is(void *ud) {
 
 static int loaded(void *ud) { return sb_auth_keyring_loads(ud) > 0; }
 
+static void count_first_load(void *ud) { (*(int *)ud)++; }
+
 static void test_keyring(void **state) {
   store_fixture *f = *state;
   make_tenant(f, "acme");
@@ -177,11 +179,18 @@ static void test_keyring(void **state) {
   make_key(f, "acme", (int64_t)sb_wall_ms() - 1, &expired);
 
   sb_error err = {0};
+  int first_loads = 0;
   sb_auth_keyring_options ko = {.store = f->st, .loop = &f->loop,
-                                .refresh_ms = 50};
+                                .refresh_ms = 50,
+                                .on_first_load = count_first_load,
+                                .ud = &first_loads};
   sb_auth_keyring *kr = sb_auth_keyring_start(&ko, &err);
   assert_non_null(kr);
+  /* The server is held until the first load is in: told once, with the
+   * keys in place by then. */
+  assert_int_equal(first_loads, 0);
   assert_true(run_until(&f->loop, loaded, kr, DEADLINE_MS));
+  assert_int_equal(first_loads, 1);
   assert_int_equal(sb_auth_keyring_size(kr), 2);
 
   int64_t now = (int64_t)sb_wall_ms();
@@ -229,6 +238,7 @@ static void test_keyring(void **state) {
                                              (int64_t)sb_wall_ms(), NULL),
                       "acme");
 
+  assert_int_equal(first_loads, 1); /* once, however many loads after */
   sb_auth_keyring_stop(kr);
   sb_store_close(f->st);
   f->st = NULL;
