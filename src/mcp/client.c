@@ -77,6 +77,10 @@ struct sb_mcp_client {
   sb_mcp_response_cb connect_cb;
   void *connect_ud;
   uint64_t connect_timeout_ms;
+  /* When the whole handshake is due (loop ms; 0: no deadline): the probe
+   * and the initialize after it share one budget (limits.startupTimeoutMs),
+   * rather than each getting all of it. */
+  uint64_t connect_deadline;
 };
 
 /* Pending requests, newest first. */
@@ -532,6 +536,22 @@ static void on_initialized(void *ud, sb_mcp_outcome outcome, json_t *result,
 }
 
 static void start_initialize(sb_mcp_client *c) {
+  uint64_t timeout = c->connect_timeout_ms;
+  if (c->connect_deadline) {
+    uint64_t now = uv_now(c->loop);
+    timeout = c->connect_deadline > now ? c->connect_deadline - now : 0;
+    if (!timeout) {
+      /* The probe went unanswered for the whole budget: the agent is not
+       * answering at all (or not in time), in either era. */
+      c->state = CLIENT_IDLE;
+      json_t *e = local_error(c, SB_RPC_INTERNAL_ERROR,
+                              "did not answer its handshake within %llu ms",
+                              (unsigned long long)c->connect_timeout_ms);
+      connect_done(c, SB_MCP_TIMED_OUT, NULL, e);
+      json_decref(e);
+      return;
+    }
+  }
   c->state = CLIENT_INITIALIZING;
   c->modern = 0;
   /* The probe's modern header must not reach a legacy initialize. */
@@ -539,8 +559,7 @@ static void start_initialize(sb_mcp_client *c) {
   json_t *p = json_pack("{sssOs{ssss}}", "protocolVersion", LEGACY_VERSION,
                         "capabilities", c->capabilities, "clientInfo", "name",
                         "switchboard", "version", SB_VERSION);
-  send_request(c, "initialize", p, c->connect_timeout_ms, NULL,
-               on_initialized, c, 0);
+  send_request(c, "initialize", p, timeout, NULL, on_initialized, c, 0);
 }
 
 static int offers_modern(json_t *versions) {
@@ -612,6 +631,10 @@ int sb_mcp_client_connect(sb_mcp_client *c, uint64_t timeout_ms,
   c->connect_cb = cb;
   c->connect_ud = ud;
   c->connect_timeout_ms = timeout_ms;
+  /* The loop's clock may be stale (a callback that ran long): the budget
+   * counts from now. */
+  uv_update_time(c->loop);
+  c->connect_deadline = timeout_ms ? uv_now(c->loop) + timeout_ms : 0;
   if (c->era_pref == SB_MCP_CLIENT_LEGACY) {
     start_initialize(c);
     return 0;

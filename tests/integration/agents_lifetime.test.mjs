@@ -82,7 +82,8 @@ test('an agent slow to start gets its limits.startupTimeoutMs for the handshake'
   try {
     // Before, every agent had 15 s, whatever it needed: one that took
     // longer was killed and started again, each time, for ever.
-    await server.stderrMatch(/agent quick: initialize timed out after 1000 ms/);
+    // (initialize gets what the probe left of the budget)
+    await server.stderrMatch(/agent quick: initialize timed out after \d+ ms/);
     writeFileSync(go, '');
     const base = server.url.replace(/\/mcp$/, '');
     await pollUntil(async () => {
@@ -97,3 +98,22 @@ test('an agent slow to start gets its limits.startupTimeoutMs for the handshake'
     await server.stop();
   }
 });
+
+test('the handshake\'s probe and initialize share one limits.startupTimeoutMs', async () => {
+  // An agent that never answers anything: the probe (server/discover)
+  // takes the whole budget, and no initialize follows with a budget of its
+  // own. Before, each got all of it: 2 s for a limit of 1 s.
+  const mute = agentDef('mute', {
+    capabilities: ['x'], limits: { startupTimeoutMs: 1000 },
+    transport: { type: 'stdio', command: process.execPath, args: ['-e', 'process.stdin.resume()'] },
+  });
+  const server = await startWithAgents([mute]);
+  try {
+    await server.stderrMatch(/agent mute: server\/discover timed out after 1000 ms/);
+    await server.stderrMatch(/agent mute: did not answer its handshake within 1000 ms/);
+    assert.doesNotMatch(server.stderr, /agent mute: initialize timed out/);
+  } finally {
+    await server.stop();
+  }
+});
+
