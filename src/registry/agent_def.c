@@ -231,6 +231,16 @@ static int read_pairs(fpath *p, const json_t *v, name_check_fn name_ok,
       rc = read_str(p, member, 0, &value);
     if (rc == 0 && header_values && strpbrk(value, "\r\n"))
       rc = bad(p, "must not contain CR or LF");
+    /* RFC 9110 5.5: a field value is visible characters, spaces and tabs
+     * (and obs-text); another control character is refused by agents'
+     * servers, or worse, read differently by a proxy on the way. */
+    for (size_t i = 0; rc == 0 && header_values && value[i]; i++) {
+      unsigned char ch = (unsigned char)value[i];
+      if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+        rc = bad(p, "must not contain control characters (byte %zu is "
+                    "0x%02x)",
+                 i, ch);
+    }
     if (rc == 0) {
       sb_agent_pair *pair = &out->items[out->len];
       pair->name = sb_strndup(key, key_len);

@@ -479,6 +479,13 @@ static void test_invalid_http(void **state) {
                "transport.headers.Bad Name: invalid header name");
   invalid_from(http_def, "{'transport': {'headers': {'X': 'a\\r\\nB: c'}}}",
                "transport.headers.X: must not contain CR or LF");
+  invalid_from(http_def, "{'transport': {'headers': {'X': 'a\\u0001b'}}}",
+               "transport.headers.X: must not contain control characters "
+               "(byte 1 is 0x01)");
+  invalid_from(http_def, "{'transport': {'headers': {'X': 'ab\\u007f'}}}",
+               "transport.headers.X: must not contain control characters "
+               "(byte 2 is 0x7f)");
+  valid_from(http_def, "{'transport': {'headers': {'X': 'a\\tb c'}}}");
   invalid_from(http_def, "{'transport': {'headers': {'X': true}}}",
                "transport.headers.X: expected a string");
   /* Before: a Content-Length of the config's went out beside the real
