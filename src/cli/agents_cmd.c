@@ -57,9 +57,9 @@ int sb_cli_agents_registry(const sb_config *cfg, const char *path,
     sb_error err = {0};
     if (sb_agent_def_parse(json_array_get(cfg->agents, i), &def, &err) != 0 ||
         sb_registry_register_take(reg, def, 0, &err) != 0) {
-      fprintf(stderr, "switchboard%s%s: %s:%zu: agents[%zu].%s\n",
-              cmd ? " " : "", cmd ? cmd : "", path,
-              cfg->agent_lines ? cfg->agent_lines[i] : 0, i, err.msg);
+      sb_cli_eprintf("switchboard%s%s: %s:%zu: agents[%zu].%s\n",
+                     cmd ? " " : "", cmd ? cmd : "", path,
+                     cfg->agent_lines ? cfg->agent_lines[i] : 0, i, err.msg);
       sb_registry_free(reg);
       return EXIT_USAGE;
     }
@@ -90,10 +90,10 @@ static void apply_stored(sb_cli_ctx *c, sb_registry *reg) {
       continue;
     sb_registry_remove(reg, r->id);
     if (r->definition)
-      fprintf(stderr,
-              "switchboard agents: agent %s, registered through the API (by "
-              "tenant %s), is not started by the server: %s\n",
-              r->id, r->tenant, err.msg);
+      sb_cli_eprintf(
+          "switchboard agents: agent %s, registered through the API (by "
+          "tenant %s), is not started by the server: %s\n",
+          r->id, r->tenant, err.msg);
   }
   sb_store_agent_rows_clear(&rows);
 }
@@ -142,7 +142,7 @@ int sb_cli_agents(int argc, char **argv) {
   if (sb_config_load(&cfg, config, &err) != 0 ||
       (store && sb_config_set_store_path(&cfg, store, &err) != 0) ||
       (tenant && sb_config_set_default_tenant(&cfg, tenant, &err) != 0)) {
-    fprintf(stderr, "switchboard agents: %s\n", err.msg);
+    sb_cli_eprintf("switchboard agents: %s\n", err.msg);
     goto done;
   }
   if ((rc = sb_cli_agents_registry(&cfg, config, "agents", &reg)) != EXIT_OK)
@@ -155,17 +155,17 @@ int sb_cli_agents(int argc, char **argv) {
   if (r == 0) {
     apply_stored(&c, reg);
   } else if (r != SB_ENOENT || context) {
-    fprintf(stderr, "switchboard agents: %s\n", err.msg);
+    sb_cli_eprintf("switchboard agents: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto done;
   }
   if (is_show) {
     const sb_agent_def *def = sb_registry_get(reg, pos[1]);
     if (!def) {
-      fprintf(stderr,
-              "switchboard agents: no agent %s in the config or registered "
-              "through the API\n",
-              pos[1]);
+      sb_cli_eprintf(
+          "switchboard agents: no agent %s in the config or registered "
+          "through the API\n",
+          pos[1]);
       rc = EXIT_RUNTIME; /* not found, as for context and runs */
       goto done;
     }
@@ -189,7 +189,7 @@ int sb_cli_agents(int argc, char **argv) {
                                                context, 0, sb_cli_ctx_done,
                                                &c, &err),
                           &doc, &err) != 0) {
-        fprintf(stderr, "switchboard agents: %s\n", err.msg);
+        sb_cli_eprintf("switchboard agents: %s\n", err.msg);
         rc = EXIT_RUNTIME;
         goto done;
       }
@@ -197,7 +197,7 @@ int sb_cli_agents(int argc, char **argv) {
       json_decref(doc);
     }
     if (sb_registry_explain(reg, pos[1], data, sb_now_ms(), &out, &err) != 0) {
-      fprintf(stderr, "switchboard agents: %s\n", err.msg);
+      sb_cli_eprintf("switchboard agents: %s\n", err.msg);
       rc = EXIT_RUNTIME;
       goto done;
     }

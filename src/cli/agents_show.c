@@ -191,7 +191,7 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
                                             on_request_failed}};
   int rc = EXIT_RUNTIME;
   if (sb_gateway_link_open(&lo, &s.ch, &s.client, &err) != 0) {
-    fprintf(stderr, "switchboard agents: %s: %s\n", id, err.msg);
+    sb_cli_eprintf("switchboard agents: %s: %s\n", id, err.msg);
     goto done;
   }
   uv_timer_init(&s.loop, &s.deadline);
@@ -207,7 +207,7 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
   sb_mcp_client_connect(s.client, startup, on_connected, &s);
   if (!s.done) uv_run(&s.loop, UV_RUN_DEFAULT);
   if (s.error) {
-    fprintf(stderr, "switchboard agents: %s: %s\n", id, s.error);
+    sb_cli_eprintf("switchboard agents: %s: %s\n", id, s.error);
   } else {
     char *text = json_dumps(s.report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text) puts(text);

@@ -93,6 +93,12 @@ int sb_cli_runs(int argc, char **argv);
 /* A run (the view REST shows) as JSON, or as a short summary: status,
  * steps, where it waits, its context, its error. */
 void sb_cli_run_print(FILE *out, const json_t *run, int as_json);
+/* fprintf(stderr, ...) for every message the CLI writes there: what it
+ * formats may quote what a user, a file or a server gave (a workflow name,
+ * a run id, an error's text), so control characters other than newline
+ * and tab come out as \xHH, never as an escape sequence that would
+ * retitle or clear the terminal. Returns what fprintf returns. */
+int sb_cli_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* in[0..len) as text for a terminal: control characters (an escape
  * sequence, a CR that rewrites the line) as \xHH, cut to fit cap; out. */
 const char *sb_cli_printable(const char *in, size_t len, char *out,

@@ -104,7 +104,7 @@ int sb_cli_context(int argc, char **argv) {
   if ((a.config && sb_config_load(&cfg, a.config, &err) != 0) ||
       (a.store && sb_config_set_store_path(&cfg, a.store, &err) != 0) ||
       (a.tenant && sb_config_set_default_tenant(&cfg, a.tenant, &err) != 0)) {
-    fprintf(stderr, "switchboard context: %s\n", err.msg);
+    sb_cli_eprintf("switchboard context: %s\n", err.msg);
     goto done;
   }
   long long version = a.version ? number("--version", a.version) : 0;
@@ -116,7 +116,7 @@ int sb_cli_context(int argc, char **argv) {
 
   sb_cli_ctx c;
   if (sb_cli_ctx_open(&c, &cfg, &err) != 0) {
-    fprintf(stderr, "switchboard context: %s\n", err.msg);
+    sb_cli_eprintf("switchboard context: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto done;
   }
@@ -155,11 +155,11 @@ int sb_cli_context(int argc, char **argv) {
     /* Another tenant's context reads as missing: say whose was asked for
      * (a store's contexts belong to tenants; --tenant picks one). */
     if (r == SB_ENOENT && strstr(err.msg, "not found"))
-      fprintf(stderr, "switchboard context: %s (tenant %s)\n", err.msg,
-              cfg.default_tenant);
+      sb_cli_eprintf("switchboard context: %s (tenant %s)\n", err.msg,
+                     cfg.default_tenant);
     else
-      fprintf(stderr, "switchboard context: %s\n",
-              r == SB_ENOMEM ? "out of memory" : err.msg);
+      sb_cli_eprintf("switchboard context: %s\n",
+                     r == SB_ENOMEM ? "out of memory" : err.msg);
     rc = r == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     goto done;
   }

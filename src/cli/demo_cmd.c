@@ -67,18 +67,18 @@ static json_t *read_scenarios(const char *path) {
   if (!doc) {
     /* A file that cannot be opened has no line: jansson says -1. */
     if (jerr.line <= 0)
-      fprintf(stderr, "switchboard demo: --scenarios %s: %s\n", path,
-              jerr.text);
+      sb_cli_eprintf("switchboard demo: --scenarios %s: %s\n", path, jerr.text);
     else
-      fprintf(stderr, "switchboard demo: %s:%d:%d: %s\n", path, jerr.line,
-              jerr.column, jerr.text);
+      sb_cli_eprintf("switchboard demo: %s:%d:%d: %s\n", path, jerr.line,
+                     jerr.column, jerr.text);
     return NULL;
   }
   json_t *list = json_incref(json_object_get(doc, "scenarios"));
   json_decref(doc);
   if (!json_is_array(list) || json_array_size(list) == 0) {
-    fprintf(stderr, "switchboard demo: %s: expected {\"scenarios\": [...]} "
-                    "with at least one scenario\n", path);
+    sb_cli_eprintf("switchboard demo: %s: expected {\"scenarios\": [...]} "
+                   "with at least one scenario\n",
+                   path);
     json_decref(list);
     return NULL;
   }
@@ -88,8 +88,9 @@ static json_t *read_scenarios(const char *path) {
     static const char *const required[] = {"title", "tenant", "workflow"};
     for (size_t k = 0; k < 3; k++) {
       if (!json_is_string(json_object_get(s, required[k]))) {
-        fprintf(stderr, "switchboard demo: %s: scenario %zu: \"%s\" must be "
-                        "a string\n", path, i + 1, required[k]);
+        sb_cli_eprintf("switchboard demo: %s: scenario %zu: \"%s\" must be "
+                       "a string\n",
+                       path, i + 1, required[k]);
         json_decref(list);
         return NULL;
       }
@@ -98,9 +99,9 @@ static json_t *read_scenarios(const char *path) {
     json_t *offline = json_object_get(s, "offline");
     if ((input && !json_is_object(input)) ||
         (offline && !json_is_array(offline))) {
-      fprintf(stderr, "switchboard demo: %s: scenario %zu: \"input\" must be "
-                      "an object and \"offline\" a list of agent ids\n",
-              path, i + 1);
+      sb_cli_eprintf("switchboard demo: %s: scenario %zu: \"input\" must be "
+                     "an object and \"offline\" a list of agent ids\n",
+                     path, i + 1);
       json_decref(list);
       return NULL;
     }
@@ -139,8 +140,8 @@ static void bring_back(demo *d) {
   json_array_foreach(d->cur.offline, i, def) {
     sb_error err = {0};
     if (sb_gateway_add(gw, def, 0, 1, &err) != 0)
-      fprintf(stderr, "switchboard demo: agent %s could not come back: %s\n",
-              json_string_value(json_object_get(def, "id")), err.msg);
+      sb_cli_eprintf("switchboard demo: agent %s could not come back: %s\n",
+                     json_string_value(json_object_get(def, "id")), err.msg);
   }
 }
 
@@ -168,8 +169,9 @@ static void on_run(void *ud, const sb_flow_reply *r) {
   demo *d = ud;
   if (d->stopping) return;
   if (r->rc == 0) d->cur.run = json_incref(r->run);
-  else fprintf(stderr, "switchboard demo: reading run %s: %s\n",
-               d->cur.run_id, r->err.msg);
+  else
+    sb_cli_eprintf("switchboard demo: reading run %s: %s\n", d->cur.run_id,
+                   r->err.msg);
   scenario_end(d);
 }
 
@@ -177,8 +179,8 @@ static void traced(demo *d) {
   sb_error err = {0};
   if (sb_flow_run_get(sb_app_flow(d->app), d->cur.tenant, d->cur.run_id,
                       on_run, d, &err) != 0) {
-    fprintf(stderr, "switchboard demo: reading run %s: %s\n", d->cur.run_id,
-            err.msg);
+    sb_cli_eprintf("switchboard demo: reading run %s: %s\n", d->cur.run_id,
+                   err.msg);
     scenario_end(d);
   }
 }
@@ -197,8 +199,8 @@ static void run_settled(demo *d) {
   sb_error err = {0};
   if (sb_ctx_get_async(sb_app_ctx(d->app), d->cur.tenant, d->cur.context_id,
                        0, on_final_ctx, d, &err) != 0) {
-    fprintf(stderr, "switchboard demo: reading context %s: %s\n",
-            d->cur.context_id, err.msg);
+    sb_cli_eprintf("switchboard demo: reading context %s: %s\n",
+                   d->cur.context_id, err.msg);
     demo_trace(d, traced);
   }
 }
@@ -225,8 +227,8 @@ static void on_event(void *ud, const sb_event *e) {
 
 static void on_follow_error(void *ud, const sb_error *err) {
   demo *d = ud;
-  fprintf(stderr, "switchboard demo: following run %s: %s\n", d->cur.run_id,
-          err->msg);
+  sb_cli_eprintf("switchboard demo: following run %s: %s\n", d->cur.run_id,
+                 err->msg);
   if (!d->stopping) run_settled(d);
 }
 
@@ -234,8 +236,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   demo *d = ud;
   if (d->stopping) return;
   if (r->rc != 0) {
-    fprintf(stderr, "switchboard demo: scenario %zu: %s\n", d->next + 1,
-            r->err.msg);
+    sb_cli_eprintf("switchboard demo: scenario %zu: %s\n", d->next + 1,
+                   r->err.msg);
     d->exit_code = EXIT_RUNTIME;
     scenario_end(d);
     return;
@@ -253,8 +255,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   d->sub = sb_events_subscribe(sb_app_events(d->app), d->cur.tenant, 0, &f,
                                on_event, on_follow_error, d, &err);
   if (!d->sub) {
-    fprintf(stderr, "switchboard demo: following run %s: %s\n",
-            d->cur.run_id, err.msg);
+    sb_cli_eprintf("switchboard demo: following run %s: %s\n", d->cur.run_id,
+                   err.msg);
     run_settled(d);
   }
 }
@@ -394,12 +396,13 @@ int sb_cli_demo(int argc, char **argv) {
   if (sb_config_load(&d->cfg, config, &err) != 0 ||
       (store && sb_config_set_store_path(&d->cfg, store, &err) != 0) ||
       (listen && sb_config_set_listen(&d->cfg, listen, &err) != 0)) {
-    fprintf(stderr, "switchboard demo: %s\n", err.msg);
+    sb_cli_eprintf("switchboard demo: %s\n", err.msg);
     goto out_cfg;
   }
   if (!listen && d->cfg.listen_port == 0) {
-    fprintf(stderr, "switchboard demo: %s: server.listen is not set (or "
-                    "give --listen HOST:PORT)\n", config);
+    sb_cli_eprintf("switchboard demo: %s: server.listen is not set (or "
+                   "give --listen HOST:PORT)\n",
+                   config);
     goto out_cfg;
   }
   if (!(d->scenarios = read_scenarios(scenarios))) goto out_cfg;
@@ -422,7 +425,7 @@ int sb_cli_demo(int argc, char **argv) {
                          .loop = &d->loop,
                          .agent_exec_shim = sb_child_shim_self()};
   if (!(d->app = sb_app_start(&opts, &err))) {
-    fprintf(stderr, "switchboard demo: %s\n", err.msg);
+    sb_cli_eprintf("switchboard demo: %s\n", err.msg);
     rc = err.code == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
   } else {
     fprintf(d->out, "switchboard demo: serving on http://%s:%d/mcp, store %s\n",

@@ -246,8 +246,8 @@ static void audit(keys_run *r, const char *tenant, const char *action,
   json_decref(data);
   if (rc == 0) rc = run_wait(r, 0);
   if (rc != 0)
-    fprintf(stderr, "switchboard: %s done, but not in the audit log: %s\n",
-            action, rc == SB_ENOMEM ? "out of memory" : r->err.msg);
+    sb_cli_eprintf("switchboard: %s done, but not in the audit log: %s\n",
+                   action, rc == SB_ENOMEM ? "out of memory" : r->err.msg);
   sb_events_free(ev);
 }
 
@@ -283,7 +283,7 @@ static int load_config(const char *cmd, const keys_args *a, sb_config *cfg) {
   sb_config_defaults(cfg);
   if ((a->config && sb_config_load(cfg, a->config, &err) != 0) ||
       (a->store && sb_config_set_store_path(cfg, a->store, &err) != 0)) {
-    fprintf(stderr, "switchboard %s: %s\n", cmd, err.msg);
+    sb_cli_eprintf("switchboard %s: %s\n", cmd, err.msg);
     return EXIT_USAGE;
   }
   return EXIT_OK;
@@ -330,7 +330,7 @@ int sb_cli_tenant(int argc, char **argv) {
   keys_run r;
   sb_error err = {0};
   if (run_open(&r, &cfg, !create, &err) != 0) {
-    fprintf(stderr, "switchboard tenant: %s\n", err.msg);
+    sb_cli_eprintf("switchboard tenant: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;
   }
@@ -338,10 +338,10 @@ int sb_cli_tenant(int argc, char **argv) {
                                             (int64_t)sb_wall_ms(), on_done, &r)
                    : sb_store_tenant_list(r.store, on_done, &r);
   if (run_wait(&r, src) != 0) {
-    fprintf(stderr, "switchboard tenant: %s\n", r.err.msg);
+    sb_cli_eprintf("switchboard tenant: %s\n", r.err.msg);
     rc = EXIT_RUNTIME;
   } else if (create) {
-    fprintf(stderr, "tenant %s created\n", a.positional[1]);
+    sb_cli_eprintf("tenant %s created\n", a.positional[1]);
     audit(&r, a.positional[1], "tenant.create", a.positional[1]);
     rc = EXIT_OK;
   } else {
@@ -401,10 +401,9 @@ static int check_key_create(const keys_args *a) {
   int64_t now = (int64_t)sb_wall_ms();
   int64_t expires = a->expires ? parse_expires(a->expires, now) : 0;
   if (a->expires && expires >= 0 && expires <= now)
-    fprintf(stderr,
-            "switchboard key: warning: --expires %s is in the past: the "
-            "server will refuse this key\n",
-            a->expires);
+    sb_cli_eprintf("switchboard key: warning: --expires %s is in the past: the "
+                   "server will refuse this key\n",
+                   a->expires);
   return EXIT_OK;
 }
 
@@ -431,7 +430,7 @@ static int key_create(keys_run *r, const keys_args *a) {
   json_decref(scopes);
   if (!scopes_text || sb_auth_key_generate(key, id, hash) != 0) {
     sb_free(scopes_text);
-    fprintf(stderr, "switchboard key: cannot make a key\n");
+    sb_cli_eprintf("switchboard key: cannot make a key\n");
     return EXIT_RUNTIME;
   }
   sb_store_key_args ka = {.id = id,
@@ -444,17 +443,17 @@ static int key_create(keys_run *r, const keys_args *a) {
   sb_free(scopes_text);
   if (rc != 0) {
     sodium_memzero(key, sizeof key);
-    fprintf(stderr, "switchboard key: %s\n", r->err.msg);
+    sb_cli_eprintf("switchboard key: %s\n", r->err.msg);
     return EXIT_RUNTIME;
   }
   /* The key alone on stdout (for scripts); what it is on stderr. */
   printf("%s\n", key);
   fflush(stdout);
   sodium_memzero(key, sizeof key);
-  fprintf(stderr,
-          "key %s of tenant %s created; it is shown only this once: keep "
-          "it now\n",
-          id, a->tenant);
+  sb_cli_eprintf(
+      "key %s of tenant %s created; it is shown only this once: keep "
+      "it now\n",
+      id, a->tenant);
   audit(r, a->tenant, "key.create", id);
   return EXIT_OK;
 }
@@ -494,7 +493,7 @@ int sb_cli_key(int argc, char **argv) {
   keys_run r;
   sb_error err = {0};
   if (run_open(&r, &cfg, !create, &err) != 0) {
-    fprintf(stderr, "switchboard key: %s\n", err.msg);
+    sb_cli_eprintf("switchboard key: %s\n", err.msg);
     rc = EXIT_RUNTIME;
     goto out;
   }
@@ -510,12 +509,12 @@ int sb_cli_key(int argc, char **argv) {
     rc = run_wait(&r, sb_store_key_revoke(r.store, a.positional[1],
                                           (int64_t)sb_wall_ms(), on_done, &r));
     if (rc == 0)
-      fprintf(stderr, "key %s %s\n", a.positional[1],
-              r.count ? "revoked" : "was already revoked");
+      sb_cli_eprintf("key %s %s\n", a.positional[1],
+                     r.count ? "revoked" : "was already revoked");
     if (rc == 0 && r.count) audit(&r, owner, "key.revoke", a.positional[1]);
   }
   if (!create) {
-    if (rc != 0) fprintf(stderr, "switchboard key: %s\n", r.err.msg);
+    if (rc != 0) sb_cli_eprintf("switchboard key: %s\n", r.err.msg);
     rc = rc == 0 ? EXIT_OK : EXIT_RUNTIME;
   }
   run_close(&r);

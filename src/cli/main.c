@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -124,11 +125,36 @@ static const char check_help[] =
 static const char *const level_names[] = {"debug", "info", "notice", "warning",
                                           "error"};
 
+int sb_cli_eprintf(const char *fmt, ...) {
+  char small[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return n;
+  char *text = small;
+  if ((size_t)n >= sizeof small) {
+    if (!(text = sb_malloc((size_t)n + 1))) return -1;
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  for (int i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+      fprintf(stderr, "\\x%02x", c);
+    else
+      fputc(c, stderr);
+  }
+  if (text != small) sb_free(text);
+  return n;
+}
+
 int sb_cli_usage_error(const char *cmd, const char *fmt, const char *what) {
-  fprintf(stderr, "switchboard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-  fprintf(stderr, fmt, what);
-  fprintf(stderr, "\nTry 'switchboard%s%s --help'.\n", cmd ? " " : "",
-          cmd ? cmd : "");
+  sb_cli_eprintf("switchboard%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+  sb_cli_eprintf(fmt, what);
+  sb_cli_eprintf("\nTry 'switchboard%s%s --help'.\n", cmd ? " " : "",
+                 cmd ? cmd : "");
   return EXIT_USAGE;
 }
 
@@ -353,11 +379,11 @@ static int check_definitions(const sb_config *cfg, sb_flow_defs *defs) {
   sb_flow_defs *d = defs ? defs : &mine;
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, d, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_cli_eprintf("switchboard: %s\n", err.msg);
     return EXIT_USAGE;
   }
   if (sb_gateway_check_servers(cfg->servers, cfg->server_lines, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_cli_eprintf("switchboard: %s\n", err.msg);
     sb_flow_defs_clear(d);
     return EXIT_USAGE;
   }
@@ -375,7 +401,7 @@ static int check_files(const sb_config *cfg) {
     int rc = sb_http_tls_load(cfg->tls_cert_file, cfg->tls_key_file, &c, &err);
     sb_http_tls_free(c);
     if (rc != 0) {
-      fprintf(stderr, "switchboard: %s\n", err.msg);
+      sb_cli_eprintf("switchboard: %s\n", err.msg);
       return EXIT_USAGE;
     }
   }
@@ -387,7 +413,7 @@ static int check_files(const sb_config *cfg) {
     sb_auth_jwks_free(keys);
     sb_free(path);
     if (rc != 0) {
-      fprintf(stderr, "switchboard: auth.oauth.jwks_file: %s\n", err.msg);
+      sb_cli_eprintf("switchboard: auth.oauth.jwks_file: %s\n", err.msg);
       return EXIT_USAGE;
     }
   }
@@ -417,7 +443,7 @@ static int cmd_serve(int argc, char **argv) {
 
   sb_config_defaults(&cfg);
   if (a.config_path && sb_config_load(&cfg, a.config_path, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_cli_eprintf("switchboard: %s\n", err.msg);
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
@@ -469,8 +495,8 @@ static int cmd_serve(int argc, char **argv) {
   sb_app *app = NULL;
   int uvrc = uv_loop_init(&st.loop);
   if (uvrc != 0) {
-    fprintf(stderr, "switchboard: cannot create the event loop: %s\n",
-            uv_strerror(uvrc));
+    sb_cli_eprintf("switchboard: cannot create the event loop: %s\n",
+                   uv_strerror(uvrc));
     sb_log_stop();
     sb_config_free(&cfg);
     return EXIT_RUNTIME;
@@ -496,7 +522,7 @@ static int cmd_serve(int argc, char **argv) {
   app = st.app = sb_app_start(&opts, &err);
   if (!app) {
     /* the message names what failed (address, store path, ...) */
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_cli_eprintf("switchboard: %s\n", err.msg);
     goto shutdown;
   }
   uv_run(&st.loop, UV_RUN_DEFAULT);
@@ -700,7 +726,7 @@ static int cmd_check(int argc, char **argv) {
     return sb_cli_usage_error("check", "%s", "missing --config FILE");
   sb_config_defaults(&cfg);
   if (sb_config_load(&cfg, a.config_path, &err) != 0) {
-    fprintf(stderr, "switchboard: %s\n", err.msg);
+    sb_cli_eprintf("switchboard: %s\n", err.msg);
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
@@ -807,10 +833,9 @@ int main(int argc, char **argv) {
     } else {
       /* Not "Try 'switchboard help --help'": the list of commands is in
        * the main help. */
-      fprintf(stderr,
-              "switchboard help: unknown command '%s'\n"
-              "Try 'switchboard --help' for the list of commands.\n",
-              argv[2]);
+      sb_cli_eprintf("switchboard help: unknown command '%s'\n"
+                     "Try 'switchboard --help' for the list of commands.\n",
+                     argv[2]);
       return EXIT_USAGE;
     }
     return EXIT_OK;

@@ -156,9 +156,9 @@ static void prompt_field(run_cli *c) {
                      r) if (json_is_string(r) &&
                             strcmp(json_string_value(r), name) == 0) required =
       1;
-  fprintf(stderr, "  %s%s%s (%s%s)> ", name, title ? " - " : "",
-          title ? title : "", type ? type : "JSON",
-          required ? "" : ", Enter to skip");
+  sb_cli_eprintf("  %s%s%s (%s%s)> ", name, title ? " - " : "",
+                 title ? title : "", type ? type : "JSON",
+                 required ? "" : ", Enter to skip");
 }
 
 static void on_answered(void *ud, const sb_flow_reply *r) {
@@ -166,8 +166,7 @@ static void on_answered(void *ud, const sb_flow_reply *r) {
   c->answering = 0;
   if (c->state != RS_FOLLOWING) return;
   if (r->rc != 0) {
-    fprintf(stderr, "switchboard run: the answer was refused: %s\n",
-            r->err.msg);
+    sb_cli_eprintf("switchboard run: the answer was refused: %s\n", r->err.msg);
     if (r->rc == SB_EINVAL && c->interactive) { /* ask again */
       json_decref(c->ask.answer);
       c->ask.answer = json_object();
@@ -231,8 +230,8 @@ static void on_line(run_cli *c, const char *text) {
   if (*text) {
     json_t *v = typed_value(type, text);
     if (!v) {
-      fprintf(stderr, "  expected %s %s\n",
-              type && strchr("aeiou", type[0]) ? "an" : "a", type);
+      sb_cli_eprintf("  expected %s %s\n",
+                     type && strchr("aeiou", type[0]) ? "an" : "a", type);
       prompt_field(c);
       return;
     }
@@ -304,7 +303,7 @@ static void ask_next(run_cli *c) {
     json_object_foreach(props, k, v)
         json_array_append_new(c->ask.fields, json_string(k));
   }
-  fprintf(stderr, "\n  step %s asks: %s\n", step, message ? message : "");
+  sb_cli_eprintf("\n  step %s asks: %s\n", step, message ? message : "");
   prompt_field(c);
   if (!c->tty_reading &&
       uv_read_start((uv_stream_t *)&c->tty, tty_alloc, tty_read) == 0)
@@ -350,8 +349,7 @@ static void read_now(run_cli *c) {
       c->reading = 1;
       return;
     }
-    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
-            err.msg);
+    sb_cli_eprintf("switchboard run: reading run %s: %s\n", c->run_id, err.msg);
     if (c->state != RS_FOLLOWING) {
       finish(c, EXIT_RUNTIME);
       return;
@@ -388,8 +386,8 @@ static void on_read(void *ud, const sb_flow_reply *r) {
   /* Cancelling: the cancellation's reply shows the end. */
   if (c->state != RS_FOLLOWING && c->state != RS_FETCHING) return;
   if (r->rc != 0)
-    fprintf(stderr, "switchboard run: reading run %s: %s\n", c->run_id,
-            r->err.msg);
+    sb_cli_eprintf("switchboard run: reading run %s: %s\n", c->run_id,
+                   r->err.msg);
   show(c, r->rc == 0 ? r->run : NULL, c->covered);
   if (c->reread) {
     catch_up(c);
@@ -419,13 +417,13 @@ static void fetch_final(run_cli *c) {
 
 static void leave_waiting(run_cli *c, const char *step, const char *message,
                           const char *why) {
-  fprintf(stderr,
-          "switchboard run: run %s waits for an answer at step %s%s%s%s\n"
-          "  (%s, so it cannot be asked here). The run stays waiting in the\n"
-          "  store: start `switchboard serve` on it and answer with\n"
-          "  `switchboard runs answer %s --answer JSON --url URL`.\n",
-          c->run_id, step, message ? ": \"" : "", message ? message : "",
-          message ? "\"" : "", why, c->run_id);
+  sb_cli_eprintf(
+      "switchboard run: run %s waits for an answer at step %s%s%s%s\n"
+      "  (%s, so it cannot be asked here). The run stays waiting in the\n"
+      "  store: start `switchboard serve` on it and answer with\n"
+      "  `switchboard runs answer %s --answer JSON --url URL`.\n",
+      c->run_id, step, message ? ": \"" : "", message ? message : "",
+      message ? "\"" : "", why, c->run_id);
   c->exit_code = EXIT_RUNTIME;
   fetch_final(c);
 }
@@ -434,7 +432,7 @@ static void on_cancelled(void *ud, const sb_flow_reply *r) {
   run_cli *c = ud;
   if (c->state != RS_CANCELLING) return;
   if (r->rc != 0) { /* it ended first: show how */
-    fprintf(stderr, "switchboard run: not cancelled: %s\n", r->err.msg);
+    sb_cli_eprintf("switchboard run: not cancelled: %s\n", r->err.msg);
     fetch_final(c);
     return;
   }
@@ -450,7 +448,7 @@ static void cancel(run_cli *c) {
   c->sub = NULL;
   if (c->tty_reading) uv_read_stop((uv_stream_t *)&c->tty);
   c->tty_reading = 0;
-  fprintf(stderr, "\nswitchboard run: cancelling run %s...\n", c->run_id);
+  sb_cli_eprintf("\nswitchboard run: cancelling run %s...\n", c->run_id);
   sb_error err = {0};
   if (sb_flow_run_cancel(c->flow, c->tenant, c->run_id,
                          "interrupted (switchboard run)", on_cancelled, c,
@@ -468,10 +466,9 @@ static void on_signal(uv_signal_t *h, int signum) {
   } else if (c->state == RS_STARTING) {
     c->signum = signum; /* cancelled once it has started */
   } else if (c->state != RS_DONE) {
-    fprintf(stderr,
-            "switchboard run: interrupted again; run %s stays as "
-            "stored\n",
-            c->run_id);
+    sb_cli_eprintf("switchboard run: interrupted again; run %s stays as "
+                   "stored\n",
+                   c->run_id);
     finish(c, 128 + signum);
   }
 }
@@ -494,15 +491,15 @@ static void on_event(void *ud, const sb_event *e) {
 
 static void on_follow_error(void *ud, const sb_error *err) {
   run_cli *c = ud;
-  fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id,
-          err->msg);
+  sb_cli_eprintf("switchboard run: following run %s: %s\n", c->run_id,
+                 err->msg);
   if (c->state == RS_FOLLOWING) fetch_final(c);
 }
 
 static void on_started(void *ud, const sb_flow_reply *r) {
   run_cli *c = ud;
   if (r->rc != 0) {
-    fprintf(stderr, "switchboard run: %s\n", r->err.msg);
+    sb_cli_eprintf("switchboard run: %s\n", r->err.msg);
     finish(c, r->rc == SB_ENOENT || r->rc == SB_EINVAL ? EXIT_USAGE
                                                        : EXIT_RUNTIME);
     return;
@@ -511,9 +508,9 @@ static void on_started(void *ud, const sb_flow_reply *r) {
            json_string_value(json_object_get(r->run, "id")));
   c->progress.created_ms =
       json_integer_value(json_object_get(r->run, "createdAt"));
-  fprintf(stderr, "switchboard run: run %s of %s on context %s\n", c->run_id,
-          json_string_value(json_object_get(r->run, "workflow")),
-          json_string_value(json_object_get(r->run, "contextId")));
+  sb_cli_eprintf("switchboard run: run %s of %s on context %s\n", c->run_id,
+                 json_string_value(json_object_get(r->run, "workflow")),
+                 json_string_value(json_object_get(r->run, "contextId")));
   c->state = RS_FOLLOWING;
   /* What the start's own transition did (its events are at or below the
    * seq the subscription starts after). */
@@ -536,8 +533,8 @@ static void on_started(void *ud, const sb_flow_reply *r) {
   c->sub = sb_events_subscribe(c->events, c->tenant, r->seq, &f, on_event,
                                on_follow_error, c, &err);
   if (!c->sub) {
-    fprintf(stderr, "switchboard run: following run %s: %s\n", c->run_id,
-            err.msg);
+    sb_cli_eprintf("switchboard run: following run %s: %s\n", c->run_id,
+                   err.msg);
     fetch_final(c);
     return;
   }
@@ -563,14 +560,13 @@ static json_t *read_input(const char *path, size_t max) {
   const char *name = is_stdin ? "<stdin>" : path;
   struct stat st;
   if (!is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "switchboard run: --input %s: a directory, not a file\n",
-            name);
+    sb_cli_eprintf("switchboard run: --input %s: a directory, not a file\n",
+                   name);
     return NULL;
   }
   FILE *in = is_stdin ? stdin : fopen(path, "rb");
   if (!in) {
-    fprintf(stderr, "switchboard run: --input %s: %s\n", name,
-            strerror(errno));
+    sb_cli_eprintf("switchboard run: --input %s: %s\n", name, strerror(errno));
     return NULL;
   }
   sb_buf text = SB_BUF_INIT;
@@ -578,13 +574,13 @@ static json_t *read_input(const char *path, size_t max) {
   if (!is_stdin) fclose(in);
   if (rc != 0) {
     if (rc == SB_ETOOBIG)
-      fprintf(stderr,
-              "switchboard run: --input %s: more than %zu bytes "
-              "(limits.max_message_bytes, what a run's context may hold)\n",
-              name, max);
+      sb_cli_eprintf(
+          "switchboard run: --input %s: more than %zu bytes "
+          "(limits.max_message_bytes, what a run's context may hold)\n",
+          name, max);
     else
-      fprintf(stderr, "switchboard run: --input %s: cannot read it (%s)\n",
-              name, rc == SB_ENOMEM ? "out of memory" : "read error");
+      sb_cli_eprintf("switchboard run: --input %s: cannot read it (%s)\n", name,
+                     rc == SB_ENOMEM ? "out of memory" : "read error");
     sb_buf_free(&text);
     return NULL;
   }
@@ -594,17 +590,16 @@ static json_t *read_input(const char *path, size_t max) {
   sb_buf_free(&text);
   if (!v) {
     if (jerr.line <= 0)
-      fprintf(stderr, "switchboard run: --input %s: %s\n", name, jerr.text);
+      sb_cli_eprintf("switchboard run: --input %s: %s\n", name, jerr.text);
     else
-      fprintf(stderr, "switchboard run: --input %s:%d:%d: %s\n", name,
-              jerr.line, jerr.column, jerr.text);
+      sb_cli_eprintf("switchboard run: --input %s:%d:%d: %s\n", name, jerr.line,
+                     jerr.column, jerr.text);
     return NULL;
   }
   if (!json_is_object(v)) {
-    fprintf(stderr,
-            "switchboard run: --input %s: expected an object "
-            "{\"context\": {...}, \"variables\": {...}}, got %s\n",
-            name, sb_json_type_name(v));
+    sb_cli_eprintf("switchboard run: --input %s: expected an object "
+                   "{\"context\": {...}, \"variables\": {...}}, got %s\n",
+                   name, sb_json_type_name(v));
     json_decref(v);
     return NULL;
   }
@@ -655,7 +650,7 @@ int sb_cli_run(int argc, char **argv) {
   if (sb_config_load(&cfg, config, &err) != 0 ||
       (store && sb_config_set_store_path(&cfg, store, &err) != 0) ||
       (tenant && sb_config_set_default_tenant(&cfg, tenant, &err) != 0)) {
-    fprintf(stderr, "switchboard run: %s\n", err.msg);
+    sb_cli_eprintf("switchboard run: %s\n", err.msg);
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
@@ -671,7 +666,7 @@ int sb_cli_run(int argc, char **argv) {
 
   run_cli *c = sb_calloc(1, sizeof *c);
   if (!c || uv_loop_init(&c->loop) != 0) {
-    fprintf(stderr, "switchboard run: cannot create the event loop\n");
+    sb_cli_eprintf("switchboard run: cannot create the event loop\n");
     sb_free(c);
     json_decref(input);
     sb_config_free(&cfg);
@@ -702,7 +697,7 @@ int sb_cli_run(int argc, char **argv) {
                          .embedded = 1,
                          .agent_exec_shim = sb_child_shim_self()};
   if (!(c->app = sb_app_start(&opts, &err))) {
-    fprintf(stderr, "switchboard run: %s\n", err.msg);
+    sb_cli_eprintf("switchboard run: %s\n", err.msg);
     rc = err.code == SB_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     goto shutdown;
   }
@@ -713,7 +708,7 @@ int sb_cli_run(int argc, char **argv) {
                      .context_id = context_id,
                      .input = input};
   if (sb_flow_run_start(c->flow, &s, on_started, c, &err) != 0) {
-    fprintf(stderr, "switchboard run: %s\n", err.msg);
+    sb_cli_eprintf("switchboard run: %s\n", err.msg);
     rc = err.code == SB_ENOENT || err.code == SB_EINVAL ? EXIT_USAGE
                                                         : EXIT_RUNTIME;
     goto shutdown;

@@ -296,7 +296,7 @@ static int read_store(const runs_args *a, const char *verb) {
   if ((a->config && sb_config_load(&cfg, a->config, &err) != 0) ||
       (a->store && sb_config_set_store_path(&cfg, a->store, &err) != 0) ||
       (a->tenant && sb_config_set_default_tenant(&cfg, a->tenant, &err) != 0)) {
-    fprintf(stderr, "switchboard runs: %s\n", err.msg);
+    sb_cli_eprintf("switchboard runs: %s\n", err.msg);
     sb_config_free(&cfg);
     return EXIT_USAGE;
   }
@@ -305,7 +305,7 @@ static int read_store(const runs_args *a, const char *verb) {
   sb_store *st = NULL;
   rc = EXIT_RUNTIME;
   if (uv_loop_init(&r.loop) != 0) {
-    fprintf(stderr, "switchboard runs: cannot create an event loop\n");
+    sb_cli_eprintf("switchboard runs: cannot create an event loop\n");
     sb_config_free(&cfg);
     return EXIT_RUNTIME;
   }
@@ -313,7 +313,7 @@ static int read_store(const runs_args *a, const char *verb) {
   sb_store_options so = {
       .path = cfg.store_path, .loop = &r.loop, .readers = 1, .must_exist = 1};
   if (!(st = sb_store_open_sqlite(&so, &err))) {
-    fprintf(stderr, "switchboard runs: %s\n", err.msg);
+    sb_cli_eprintf("switchboard runs: %s\n", err.msg);
     goto done;
   }
   const char *tenant = cfg.default_tenant, *id = a->pos[1];
@@ -363,7 +363,7 @@ static int read_store(const runs_args *a, const char *verb) {
     sb_store_event_rows_clear(&all);
   }
   if (failed) {
-    fprintf(stderr, "switchboard runs: %s\n", err.msg);
+    sb_cli_eprintf("switchboard runs: %s\n", err.msg);
     goto done;
   }
   rc = EXIT_OK;
@@ -409,7 +409,7 @@ int sb_cli_runs(int argc, char **argv) {
       sb_error err = {0};
       sb_config_defaults(&cfg);
       if (sb_config_load(&cfg, a.config, &err) != 0) {
-        fprintf(stderr, "switchboard runs: %s\n", err.msg);
+        sb_cli_eprintf("switchboard runs: %s\n", err.msg);
         sb_config_free(&cfg);
         return EXIT_USAGE;
       }

@@ -32,10 +32,9 @@ static json_t *body_of(const sb_cli_runs_action *a, int *rc) {
     json_error_t jerr;
     json_t *answer = json_loads(a->answer, JSON_DECODE_ANY, &jerr);
     if (!answer) {
-      fprintf(stderr,
-              "switchboard runs: --answer: not JSON (line %d, column "
-              "%d: %s)\n",
-              jerr.line, jerr.column, jerr.text);
+      sb_cli_eprintf("switchboard runs: --answer: not JSON (line %d, column "
+                     "%d: %s)\n",
+                     jerr.line, jerr.column, jerr.text);
       goto fail;
     }
     json_object_set_new(body, "answer", answer);
@@ -143,7 +142,7 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (!url || !text || (a->token && !auth) ||
       curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
       !(easy = curl_easy_init())) {
-    fprintf(stderr, "switchboard runs: out of memory\n");
+    sb_cli_eprintf("switchboard runs: out of memory\n");
     goto done;
   }
   headers = curl_slist_append(headers, "Content-Type: application/json");
@@ -176,10 +175,10 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
     if (wait_s > RETRY_AFTER_MAX_S) wait_s = RETRY_AFTER_MAX_S;
     uint64_t at = sb_now_ms() + (uint64_t)wait_s * 1000u;
     if (at >= deadline) break;
-    fprintf(stderr,
-            "switchboard runs: the server is busy (503); asking again in "
-            "%lld s\n",
-            (long long)wait_s);
+    sb_cli_eprintf(
+        "switchboard runs: the server is busy (503); asking again in "
+        "%lld s\n",
+        (long long)wait_s);
     struct timespec ts = {.tv_sec = (time_t)wait_s};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
@@ -188,12 +187,12 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   }
   if (cc != CURLE_OK) {
     char where[600];
-    fprintf(stderr, "switchboard runs: cannot reach the server at %s: %s%s\n",
-            shown_url(a->url, ulen, where, sizeof where),
-            curl_err[0] ? curl_err : curl_easy_strerror(cc),
-            cc == CURLE_COULDNT_CONNECT
-                ? " (is `switchboard serve` running there? see --url)"
-                : "");
+    sb_cli_eprintf("switchboard runs: cannot reach the server at %s: %s%s\n",
+                   shown_url(a->url, ulen, where, sizeof where),
+                   curl_err[0] ? curl_err : curl_easy_strerror(cc),
+                   cc == CURLE_COULDNT_CONNECT
+                       ? " (is `switchboard serve` running there? see --url)"
+                       : "");
     goto done;
   }
   json_error_t jerr;
@@ -205,35 +204,36 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
   if (status < 200 || status >= 300) {
     json_t *msg = json_object_get(json_object_get(answer, "error"), "message");
     if (json_is_string(msg))
-      fprintf(stderr, "switchboard runs: %s %s: the server answered %ld: %s\n",
-              a->verb, a->id, status,
-              sb_cli_printable(json_string_value(msg), json_string_length(msg),
-                               said, sizeof said));
+      sb_cli_eprintf("switchboard runs: %s %s: the server answered %ld: %s\n",
+                     a->verb, a->id, status,
+                     sb_cli_printable(json_string_value(msg),
+                                      json_string_length(msg), said,
+                                      sizeof said));
     else
-      fprintf(stderr, "switchboard runs: %s %s: the server answered %ld%s%s\n",
-              a->verb, a->id, status, resp.len ? ": " : "",
-              sb_cli_printable(resp.data ? resp.data : "",
-                        resp.len > 300 ? 300 : resp.len, said, sizeof said));
+      sb_cli_eprintf("switchboard runs: %s %s: the server answered %ld%s%s\n",
+                     a->verb, a->id, status, resp.len ? ": " : "",
+                     sb_cli_printable(resp.data ? resp.data : "",
+                                      resp.len > 300 ? 300 : resp.len, said,
+                                      sizeof said));
     goto done;
   }
   if (!json_is_object(answer)) {
-    fprintf(stderr,
-            "switchboard runs: the server's answer is not a JSON "
-            "object%s%s\n",
-            answer ? "" : ": ",
-            answer ? "" : sb_cli_printable(jerr.text, strlen(jerr.text), said,
-                                    sizeof said));
+    sb_cli_eprintf("switchboard runs: the server's answer is not a JSON "
+                   "object%s%s\n",
+                   answer ? "" : ": ",
+                   answer ? ""
+                          : sb_cli_printable(jerr.text, strlen(jerr.text), said,
+                                             sizeof said));
     goto done;
   }
   /* A 2xx that is no run (a proxy's page, another service on the port)
    * is not taken for one. */
   if (!json_is_string(json_object_get(answer, "id")) ||
       !json_is_string(json_object_get(answer, "status"))) {
-    fprintf(stderr,
-            "switchboard runs: %s %s: the server's answer is not a run "
-            "(no \"id\" and \"status\" strings): is --url a switchboard "
-            "server?\n",
-            a->verb, a->id);
+    sb_cli_eprintf("switchboard runs: %s %s: the server's answer is not a run "
+                   "(no \"id\" and \"status\" strings): is --url a switchboard "
+                   "server?\n",
+                   a->verb, a->id);
     goto done;
   }
   sb_cli_run_print(stdout, answer, a->as_json);

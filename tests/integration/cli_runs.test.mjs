@@ -594,6 +594,13 @@ describe('switchboard run / runs (CLI)', { timeout: 180000 }, () => {
     });
 
     it('runs actions: clear errors for an unknown run, bad JSON, no server, no URL', async () => {
+      // What the user typed comes back in an error without its control
+      // characters (before: an ESC in a run id or workflow name reached
+      // the terminal as an escape sequence).
+      const esc = await cli(['runs', 'cancel', '\u001b]0;PWNED\u0007', '--url', base]);
+      assert.equal(esc.code, 2, esc.stderr);
+      assert.match(esc.stderr, /not a run id: '\\x1b\]0;PWNED\\x07'/);
+      assert.doesNotMatch(esc.stderr, /\u001b|\u0007/);
       const ghost = await cli(['runs', 'cancel', '01a2121b-0000-7000-8000-000000000000', '--url', base]);
       assert.equal(ghost.code, 1);
       assert.match(ghost.stderr, /the server answered 404: /);
