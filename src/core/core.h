@@ -137,7 +137,8 @@ void sb_log_clear_secrets(void);
  * NUL-terminated, cut if longer); returns the length written. */
 size_t sb_log_redact(const char *in, char *out, size_t cap);
 /* url as it may be shown: its userinfo (user:password@) and the values of
- * query parameters named like secrets (token=, api_key=...) replaced by
+ * query parameters named like secrets (token=, api_key=, key=, sig=,
+ * ...Signature=, Credential=...) and its fragment replaced by
  * mask. A new string (sb_free), or NULL when out of memory. */
 char *sb_url_redacted(const char *url, const char *mask);
 

@@ -95,13 +95,31 @@ static const char *const secret_words[] = {
     "password", "passwd",  "token",         "secret", "api_key",
     "apikey",   "api-key", "authorization", "cookie"};
 
+/* In a URL's query, names that carry credentials besides those: a signed
+ * URL's signature, a plain "key", a session or an auth code. Only there:
+ * in a log line's JSON, "key" names far too much that is no secret. */
+static const char *const url_secret_words[] = {"key", "sig", "credential",
+                                               "auth", "session", "code"};
+
+static int contains_ci(const char *s, size_t n, const char *word) {
+  size_t wl = strlen(word);
+  for (size_t i = 0; i + wl <= n; i++)
+    if (strncasecmp(s + i, word, wl) == 0) return 1;
+  return 0;
+}
+
 /* 1 if the name [s, s+n) contains one of secret_words. */
 static int secret_name(const char *s, size_t n) {
-  for (size_t w = 0; w < sizeof secret_words / sizeof *secret_words; w++) {
-    size_t wl = strlen(secret_words[w]);
-    for (size_t i = 0; i + wl <= n; i++)
-      if (strncasecmp(s + i, secret_words[w], wl) == 0) return 1;
-  }
+  for (size_t w = 0; w < sizeof secret_words / sizeof *secret_words; w++)
+    if (contains_ci(s, n, secret_words[w])) return 1;
+  return 0;
+}
+
+static int url_secret_name(const char *s, size_t n) {
+  if (secret_name(s, n)) return 1;
+  for (size_t w = 0; w < sizeof url_secret_words / sizeof *url_secret_words;
+       w++)
+    if (contains_ci(s, n, url_secret_words[w])) return 1;
   return 0;
 }
 
@@ -241,7 +259,8 @@ static size_t userinfo(const char *in, size_t i, size_t len, out_buf *o) {
 }
 
 char *sb_url_redacted(const char *url, const char *mask) {
-  size_t len = strlen(url), ml = strlen(mask), parts = 2;
+  /* A mask for the userinfo, the fragment and each query value. */
+  size_t len = strlen(url), ml = strlen(mask), parts = 3;
   for (const char *c = url; *c; c++)
     parts += *c == '&' || *c == ';';
   out_buf o = {sb_malloc(len + ml * parts + 1), len + ml * parts + 1, 0};
@@ -269,7 +288,7 @@ char *sb_url_redacted(const char *url, const char *mask) {
     size_t n = 1 + strcspn(p + 1, "&;#");
     if (p + n > frag) n = (size_t)(frag - p);
     const char *eq = memchr(p + 1, '=', n - 1);
-    if (eq && secret_name(p + 1, (size_t)(eq - p - 1))) {
+    if (eq && url_secret_name(p + 1, (size_t)(eq - p - 1))) {
       put(&o, p, (size_t)(eq + 1 - p));
       put(&o, mask, ml);
     } else {
@@ -277,7 +296,14 @@ char *sb_url_redacted(const char *url, const char *mask) {
     }
     p += n;
   }
-  put(&o, frag, strlen(frag));
+  /* The fragment never reaches the agent; whatever is there (an OAuth
+   * implicit grant's #access_token=..., say) is not shown either. */
+  if (*frag && frag[1]) {
+    put(&o, "#", 1);
+    put(&o, mask, ml);
+  } else {
+    put(&o, frag, strlen(frag));
+  }
   return o.p;
 }
 

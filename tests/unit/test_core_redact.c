@@ -78,7 +78,12 @@ static void test_url_redacted(void **state) {
   static const char *const cases[][2] = {
       {"http://127.0.0.1:9000/mcp", "http://127.0.0.1:9000/mcp"},
       {"https://ops:pw@agents.test:8443/mcp?region=n&access_token=t#f",
-       "https://<x>@agents.test:8443/mcp?region=n&access_token=<x>#f"},
+       "https://<x>@agents.test:8443/mcp?region=n&access_token=<x>#<x>"},
+      /* Signed URLs and plain keys; the fragment whatever it holds. */
+      {"http://h/p?key=k1&X-Amz-Signature=s1&sig=s2&Credential=c&q=ok",
+       "http://h/p?key=<x>&X-Amz-Signature=<x>&sig=<x>&Credential=<x>&q=ok"},
+      {"http://h/mcp#token=f", "http://h/mcp#<x>"},
+      {"http://h/mcp#", "http://h/mcp#"},
       {"http://tok@h/p?a=1;secret=2&b", "http://<x>@h/p?a=1;secret=<x>&b"},
       /* An @ after the host is the path's, not a userinfo. */
       {"http://h/users/@me?q=a@b", "http://h/users/@me?q=a@b"},
