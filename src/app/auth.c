@@ -13,6 +13,7 @@
  * Permissions: app_permit asks auth/'s scope grammar and names the
  * missing scope in the error every surface returns. */
 #include <string.h>
+#include <strings.h>
 
 #include "app/app_internal.h"
 
@@ -149,7 +150,7 @@ sb_principal *app_authenticate(void *ud, const char *token, const char **why) {
   /* An API key cut short or mangled in a copy: where the config has no
    * tenants it would otherwise be served as the default tenant, silently
    * (an OAuth token or a proxy's own token never starts so). */
-  if (token && strncmp(token, "sb_", 3) == 0) {
+  if (token && strncasecmp(token, "sb_", 3) == 0) {
     *why = "malformed API key (expected sb_ + 12 hex digits + _ + 43 "
            "base64url characters)";
     return NULL;

@@ -567,6 +567,15 @@ static int req_begin(http_req *r, const char *url, const char *method,
   r->auth_why = NULL;
   if (open) {
     r->out.tenant = NULL;
+  } else if (cfg->authenticate && header(r, MHD_HTTP_HEADER_AUTHORIZATION) &&
+             !http_bearer_token(r)) {
+    /* Credentials in another shape (no scheme, Basic, Token...): refused
+     * whatever the server's setup, rather than ignored. Where no token is
+     * required, ignoring them served the caller (an API key sent as
+     * "Authorization: sb_...") as the default tenant without a word. */
+    r->principal = NULL;
+    r->out.tenant = NULL;
+    r->auth_why = "the Authorization header is not \"Bearer <token>\"";
   } else if (cfg->authenticate) {
     r->principal =
         cfg->authenticate(cfg->auth_ud, http_bearer_token(r), &r->auth_why);

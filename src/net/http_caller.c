@@ -21,9 +21,11 @@
 /* The token of an "Authorization: Bearer <token>" header, or NULL. */
 const char *http_bearer_token(http_req *r) {
   const char *a = http_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!a || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+  /* RFC 9110 11.4: the scheme, then spaces; a tab is taken as one too. */
+  if (!a || strncasecmp(a, "Bearer", 6) != 0 || (a[6] != ' ' && a[6] != '\t'))
+    return NULL;
   a += 7;
-  while (*a == ' ') a++;
+  while (*a == ' ' || *a == '\t') a++;
   return *a ? a : NULL;
 }
 

@@ -144,6 +144,22 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
         assert.equal(r.status, 401, `${cut.slice(0, 15)}…: ${r.text}`);
         assert.match(r.json.error.message, /malformed API key/);
       }
+      // Nor is a key sent in another shape than "Bearer <token>": before,
+      // each of these was served as the default tenant.
+      const none = restClient(base, null);
+      const asHeader = (value) => none.call('POST', '/v1/contexts', { body: sampleInput('open-shape'), headers: { Authorization: value } });
+      for (const value of [key, `Token ${key}`, `Basic ${key}`, 'Basic dXNlcjpwdw==', 'Bearer']) {
+        const r = await asHeader(value);
+        assert.equal(r.status, 401, `${value.slice(0, 12)}…: ${r.text}`);
+        assert.match(r.json.error.message, /the Authorization header is not "Bearer <token>"/);
+      }
+      const upper = await asHeader(`Bearer ${key.toUpperCase()}`);
+      assert.equal(upper.status, 401, upper.text);
+      assert.match(upper.json.error.message, /malformed API key/);
+      // A tab after the scheme is taken as a space: the key's tenant.
+      const tab = await asHeader(`Bearer\t${key}`);
+      assert.equal(tab.status, 201, tab.text);
+      assert.equal((await restClient(base, key).get(tab.json.id)).status, 200, 'made in the key\'s tenant');
     } finally {
       await stopClean(open);
     }
