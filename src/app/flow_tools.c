@@ -695,6 +695,17 @@ static size_t log_budget(const sb_app *app) {
   return app->cfg->max_message_bytes / 2;
 }
 
+/* The bytes ev takes as compact JSON written inside a JSON string. */
+static size_t escaped_size(const json_t *ev) {
+  char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+  if (!text) return 0;
+  size_t n = 0;
+  for (const char *c = text; *c; c++)
+    n += 1 + (*c == '"' || *c == '\\');
+  sb_free(text);
+  return n;
+}
+
 typedef struct log_read {
   sb_mcp_call *call; /* NULL once cancelled */
   char *uri;
@@ -759,10 +770,12 @@ static void log_done(void *ud, sb_store_result *res) {
                       .run_id = row->run_id,
                       .data = row->data};
         json_t *ev = sb_event_json(&e);
-        /* The store counted the rows roughly; their JSON decides. The
-         * first event is always given, however large, so a reader moves
-         * on; past it, the next read gives what did not fit. */
-        size_t n = ev ? json_dumpb(ev, NULL, 0, JSON_COMPACT) + 1 : 0;
+        /* The store counted the rows roughly; their JSON decides, as it
+         * will be sent: inside the answer's text, where each quote and
+         * backslash takes one more byte. The first event is always given,
+         * however large, so a reader moves on; past it, the next read
+         * gives what did not fit. */
+        size_t n = escaped_size(ev) + 1;
         if (i && used + n > op->budget) {
           json_decref(ev);
           more = 1;
