@@ -139,7 +139,8 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                          .loop = o->loop,
                          .max_pending = cfg->store_max_pending,
                          .readers = cfg->store_readers,
-                         .drives_runs = 1};
+                         .drives_runs = 1,
+                         .check = (sb_store_check)cfg->store_check_on_start};
   if (!(app->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {.store = app->store,
                                .snapshot_every = cfg->ctx_snapshot_every,

@@ -23,7 +23,8 @@ int sb_cli_ctx_open(sb_cli_ctx *c, const struct sb_config *cfg, sb_error *err) {
   sb_store_options so = {.path = cfg->store_path,
                          .loop = &c->loop,
                          .readers = 1,
-                         .must_exist = 1};
+                         .must_exist = 1,
+                         .check = (sb_store_check)cfg->store_check_on_start};
   if (!(c->store = sb_store_open_sqlite(&so, err))) goto fail;
   sb_ctx_manager_options mo = {.store = c->store,
                                .snapshot_every = cfg->ctx_snapshot_every,

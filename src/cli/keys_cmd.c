@@ -160,7 +160,8 @@ static int run_open(keys_run *r, const sb_config *cfg, int must_exist,
   sb_store_options so = {.path = cfg->store_path,
                          .loop = &r->loop,
                          .readers = 1,
-                         .must_exist = must_exist};
+                         .must_exist = must_exist,
+                         .check = (sb_store_check)cfg->store_check_on_start};
   if (!(r->store = sb_store_open_sqlite(&so, err))) {
     uv_loop_close(&r->loop);
     return err->code ? err->code : SB_EIO;

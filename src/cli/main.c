@@ -629,6 +629,10 @@ static void print_config(FILE *out, const sb_config *cfg) {
   fprintf(out, "  max_pending: %d\n", cfg->store_max_pending);
   fprintf(out, "  readers: %d\n", cfg->store_readers);
   fprintf(out, "  takeover_interval_ms: %d\n", cfg->store_takeover_interval_ms);
+  fprintf(out, "  check_on_start: %s\n",
+          cfg->store_check_on_start == 1   ? "always"
+          : cfg->store_check_on_start == 2 ? "never"
+                                           : "auto");
   fprintf(out, "contexts:\n");
   fprintf(out, "  default_ttl_s: %ld\n", cfg->ctx_default_ttl_s);
   fprintf(out, "  snapshot_every: %d\n", cfg->ctx_snapshot_every);

@@ -311,7 +311,11 @@ static int read_store(const runs_args *a, const char *verb) {
   }
   /* Reading: a store that is not there is an error, not an empty list. */
   sb_store_options so = {
-      .path = cfg.store_path, .loop = &r.loop, .readers = 1, .must_exist = 1};
+      .path = cfg.store_path,
+      .loop = &r.loop,
+      .readers = 1,
+      .must_exist = 1,
+      .check = (sb_store_check)cfg.store_check_on_start};
   if (!(st = sb_store_open_sqlite(&so, &err))) {
     sb_cli_eprintf("switchboard runs: %s\n", err.msg);
     goto done;

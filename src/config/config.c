@@ -590,6 +590,23 @@ static int parse_log_format(parse_ctx *p, const char *path) {
   return 0;
 }
 
+static int parse_store_check(parse_ctx *p, const char *path) {
+  static const char *const names[] = {"auto", "always", "never"};
+  char got[96];
+  if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
+  if (p->ev.type == YAML_SCALAR_EVENT &&
+      strlen(cfg_ev_scalar(p)) == p->ev.data.scalar.length) {
+    for (int i = 0; i < 3; i++) {
+      if (strcmp(cfg_ev_scalar(p), names[i]) != 0) continue;
+      p->cfg->store_check_on_start = i;
+      return 0;
+    }
+  }
+  cfg_describe_event(p, got, sizeof got);
+  return cfg_fail_at(p, cfg_ev_line(p), path, SB_EINVAL,
+                     "expected auto, always or never, got %s", got);
+}
+
 static int parse_listen_value(parse_ctx *p, const char *path) {
   char got[96], msg[400];
   if (p->ev.type == YAML_ALIAS_EVENT) return cfg_fail_alias(p, path);
@@ -867,6 +884,7 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_ORIGINS: rc = parse_origins(p, key_path); break;
     case KEY_LOG_LEVEL: rc = parse_log_level(p, key_path); break;
     case KEY_LOG_FORMAT: rc = parse_log_format(p, key_path); break;
+    case KEY_STORE_CHECK: rc = parse_store_check(p, key_path); break;
     case KEY_PATH:
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
     case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;

@@ -171,6 +171,9 @@ typedef struct sb_config {
   /* How often a server takes over the runs of processes on the store
    * that ended (sb_flow_engine_options.takeover_every_ms). */
   int store_takeover_interval_ms;
+  /* store.check_on_start: when PRAGMA quick_check runs at open, as
+   * sb_store_check's values (0 auto, 1 always, 2 never) */
+  int store_check_on_start;
   /* contexts */
   long ctx_default_ttl_s;
   int ctx_snapshot_every;

@@ -39,6 +39,7 @@ typedef enum key_kind {
   KEY_ORIGINS,
   KEY_LOG_LEVEL,
   KEY_LOG_FORMAT,
+  KEY_STORE_CHECK, /* store.check_on_start: auto, always or never */
   KEY_PATH,    /* char * field: a file path */
   KEY_TENANT,  /* char * field: a tenant id */
   KEY_TENANTS, /* tenants list */

@@ -79,6 +79,7 @@ static const key_spec store_keys[] = {
     NUM("readers", KEY_INT, store_readers, 1, 16),
     NUM("takeover_interval_ms", KEY_INT, store_takeover_interval_ms, 100,
         86400000),
+    {"check_on_start", KEY_STORE_CHECK, 0, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL},
 };
 

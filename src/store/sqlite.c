@@ -392,8 +392,55 @@ void st_conn_close(st_conn *c) {
 
 int st_conn_schema_version(void) { return MIGRATION_COUNT; }
 
+/* PRAGMA quick_check: every page of the file read, its b-trees walked
+ * (not the indexes against their tables: integrity_check's, far slower).
+ * It runs after SQLite has read the log back, so the store is judged as
+ * it would be served. 0, or SB_EIO naming the file and its first
+ * findings. */
+static int quick_check(st_conn *c, const char *path, sb_error *err) {
+  sqlite3_stmt *st = NULL;
+  char found[320] = "";
+  size_t len = 0;
+  int rows = 0, step = SQLITE_DONE;
+  if (sqlite3_prepare_v2(c->db, "PRAGMA quick_check(4)", -1, &st, NULL) ==
+      SQLITE_OK) {
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+      const char *line = (const char *)sqlite3_column_text(st, 0);
+      if (rows++ == 0 && line && !strcmp(line, "ok")) continue;
+      /* One row may hold several findings, a line each, after a line
+       * naming the schema: on one line, "; " between them. */
+      static const char banner[] = "*** in database main ***\n";
+      if (line && !strncmp(line, banner, sizeof banner - 1))
+        line += sizeof banner - 1;
+      for (const char *p = line ? line : "?"; *p && len + 3 < sizeof found;
+           p++) {
+        if (*p == '\n' || p == line) {
+          if (len) {
+            found[len++] = ';';
+            found[len++] = ' ';
+          }
+          if (*p == '\n') continue;
+        }
+        found[len++] = *p;
+      }
+      found[len] = '\0';
+    }
+  } else {
+    step = sqlite3_errcode(c->db);
+  }
+  if (step != SQLITE_DONE && !len)
+    snprintf(found, sizeof found, "%s", sqlite3_errmsg(c->db));
+  sqlite3_finalize(st);
+  if (!found[0]) return 0;
+  return sb_error_set(err, SB_EIO,
+                      "store: %s is damaged (PRAGMA quick_check: %s): "
+                      "restore it from a backup (with its -wal, if one was "
+                      "taken); nothing was served from it",
+                      path, found);
+}
+
 st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
-                      sb_error *err) {
+                      int check, sb_error *err) {
   st_conn *c = sb_calloc(1, sizeof *c);
   if (!c) {
     sb_error_set(err, SB_ENOMEM, "out of memory");
@@ -429,6 +476,9 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
            "PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON;",
            err) != 0)
     goto fail;
+  /* Before the writer's large cache below: the check reads every page
+   * once, and would leave that cache full of them. */
+  if (check && quick_check(c, path, err) != 0) goto fail;
   /* The writer's page cache holds the pages its updates touch (the rows
    * of the contexts being worked on and their indexes' paths): a miss is
    * a read from the WAL or the file inside the batch (SQLite's default
@@ -444,6 +494,11 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
   }
   return c;
 fail:
+  /* A store refused is left as it was found: no checkpoint at this
+   * close, which would copy the log into a damaged file and delete it
+   * and the index (the next start would then find a clean stop, and
+   * serve it). */
+  if (c->db) sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
   st_conn_close(c);
   return NULL;
 }

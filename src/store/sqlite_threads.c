@@ -92,6 +92,7 @@ struct sqlite_store {
   int nreaders;
   int sync_inited;
   st_drivers drivers; /* slot -1: this store drives no runs */
+  char *opened_key;   /* this process has the file open (sqlite_check.c) */
 };
 
 static void queue_push(st_queue *q, st_req *r) {
@@ -322,6 +323,7 @@ static void sq_destroy(sb_store *base) {
   st_conn_close(s->checkpoint_conn);
   st_conn_close(s->writer_conn);
   st_drivers_close(&s->drivers); /* after the last write */
+  st_opened_release(s->opened_key); /* after the last connection */
   if (s->sync_inited) {
     uv_cond_destroy(&s->checkpoint_cond);
     uv_cond_destroy(&s->writes_cond);
@@ -399,7 +401,14 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
   /* The writer's connection first: it creates the file and migrates, so
    * the readers find the schema. */
   if (st_drivers_check_store(o->path, err) != 0) goto fail;
-  s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, err);
+  /* Before SQLite opens it (its first connection rebuilds the log's index
+   * from whatever log it finds): a log that lost commits is refused, and
+   * an unclean stop has the file checked before it is served. */
+  st_start_state start = st_check_start(o->path, &s->opened_key, err);
+  if (start == ST_START_REFUSED) goto fail;
+  int check = o->check == SB_STORE_CHECK_ALWAYS ||
+              (o->check == SB_STORE_CHECK_AUTO && start == ST_START_UNCLEAN);
+  s->writer_conn = st_conn_open(o->path, o->busy_timeout_ms, 1, check, err);
   if (!s->writer_conn) goto fail;
 
   if (o->drives_runs) {
@@ -413,14 +422,14 @@ sb_store *sb_store_open_sqlite(const sb_store_options *o, sb_error *err) {
   /* Checkpoints are the checkpointer's (replaces the automatic one). */
   sqlite3_wal_hook(st_conn_db(s->writer_conn), on_wal_commit, s);
   s->next_checkpoint = CHECKPOINT_FRAMES;
-  s->checkpoint_conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err);
+  s->checkpoint_conn = st_conn_open(o->path, o->busy_timeout_ms, 0, 0, err);
   if (!s->checkpoint_conn) goto fail;
   int want = o->readers > 0 ? o->readers : DEFAULT_READERS;
   if (want > MAX_READERS) want = MAX_READERS;
   for (; s->nreaders < want; s->nreaders++) {
     st_reader *rd = &s->readers[s->nreaders];
     rd->s = s;
-    if (!(rd->conn = st_conn_open(o->path, o->busy_timeout_ms, 0, err)))
+    if (!(rd->conn = st_conn_open(o->path, o->busy_timeout_ms, 0, 0, err)))
       goto fail;
     /* Its reads say which runs another living process drives. */
     if (s->drivers.slot >= 0) st_conn_set_drivers(rd->conn, &s->drivers);

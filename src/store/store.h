@@ -48,6 +48,18 @@
 
 typedef struct sb_store sb_store;
 
+/* When the SQLite backend runs PRAGMA quick_check on the store file at
+ * open, before anything is served (it reads every page: seconds on a
+ * store of gigabytes). Whatever this says, a write-ahead log that does not
+ * hold what its index says was committed is refused at open. */
+typedef enum sb_store_check {
+  SB_STORE_CHECK_AUTO = 0, /* after an unclean stop: the last process on
+                              the store did not close it (killed, crashed,
+                              the machine went down), and none has it open */
+  SB_STORE_CHECK_ALWAYS,   /* at every open */
+  SB_STORE_CHECK_NEVER,
+} sb_store_check;
+
 typedef struct sb_store_options {
   const char *path;    /* SQLite file; created (with parent dir) if missing */
   uv_loop_t *loop;     /* callbacks run here; submit only from its thread */
@@ -70,6 +82,7 @@ typedef struct sb_store_options {
                           byte of PATH-drivers, dropped by the kernel when
                           the process ends (a libpq backend: a lease row
                           kept alive by a heartbeat) */
+  sb_store_check check; /* quick_check at open (SQLite); AUTO by default */
 } sb_store_options;
 
 /* Open (and migrate) the store and start its threads. NULL with err on

@@ -138,6 +138,30 @@ int st_drivers_alive(const st_drivers *d, int slot);
 /* Give the slot back (idempotent). */
 void st_drivers_close(st_drivers *d);
 
+/* ---- sqlite_check.c: the store's files at start --------------------- */
+
+/* What the files beside a store say before SQLite opens it. */
+typedef enum st_start_state {
+  ST_START_CLEAN,   /* no -wal, no -shm: a clean stop, or a new store */
+  ST_START_IN_USE,  /* another connection has it open (another process,
+                       or another store of this one): its state is theirs */
+  ST_START_UNCLEAN, /* left by a process that stopped without closing it,
+                       with a log that holds what its index says */
+  ST_START_REFUSED, /* the log does not hold what its index says was
+                       committed (missing, cut short, another log, a frame
+                       failing its checksum): err says which and what to do */
+} st_start_state;
+
+/* Judge db_path's -wal and -shm, before any connection of this process
+ * opens it. *opened_key (set unless out of memory) marks the store open
+ * in this process until st_opened_release(*opened_key), whatever the
+ * answer: a later check of the same file in this process answers
+ * ST_START_IN_USE without touching its -shm. */
+st_start_state st_check_start(const char *db_path, char **opened_key,
+                              sb_error *err);
+/* The store is closed (its connections are): forget it, free key. */
+void st_opened_release(char *key);
+
 /* ---- sqlite.c: one connection and what runs on it ------------------- */
 
 typedef struct st_conn st_conn;
@@ -158,9 +182,13 @@ const char *st_gather_vfs(void);
 
 /* Open a connection in WAL mode with synchronous=FULL; `migrate` runs the
  * schema migrations first (the writer's connection, opened before the
- * readers', and on the gathering VFS). NULL with err. */
+ * readers', and on the gathering VFS), and `quick_check` (the writer's,
+ * when the store is checked at start) PRAGMA quick_check before them: a
+ * damaged file is refused with its first findings, and its -wal and
+ * -shm are left as they are, so the next start refuses it again. NULL
+ * with err. */
 st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate,
-                      sb_error *err);
+                      int quick_check, sb_error *err);
 void st_conn_close(st_conn *c);
 int st_conn_schema_version(void);
 

@@ -66,6 +66,7 @@ static void test_defaults(void **state) {
   assert_int_equal(cfg.replay_events, 256);
   assert_int_equal(cfg.cache_ttl_ms, 60000);
   assert_int_equal(cfg.store_takeover_interval_ms, 2000);
+  assert_int_equal(cfg.store_check_on_start, 0); /* auto */
   sb_config_free(&cfg);
   sb_config_free(&cfg); /* free is idempotent */
 }
@@ -227,6 +228,16 @@ static void test_value_errors(void **state) {
   expect_error("limits:\n  max_json_depth: 1.5\n",
                "config.yaml:2: limits.max_json_depth: expected an integer "
                "between 8 and 2048, got \"1.5\"");
+  expect_error("store:\n  check_on_start: sometimes\n",
+               "config.yaml:2: store.check_on_start: expected auto, always "
+               "or never, got \"sometimes\"");
+  {
+    sb_config cfg;
+    sb_error err;
+    assert_int_equal(load(&cfg, "store:\n  check_on_start: never\n", &err), 0);
+    assert_int_equal(cfg.store_check_on_start, 2);
+    sb_config_free(&cfg);
+  }
   expect_error("store:\n  takeover_interval_ms: 99\n",
                "config.yaml:2: store.takeover_interval_ms: expected an "
                "integer between 100 and 86400000, got \"99\"");
