@@ -565,6 +565,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
    * route open to anyone (health probes) has none. */
   int open = http_route_is_open(r->srv, r->route);
   r->auth_why = NULL;
+  r->auth_not_bearer = 0;
   if (open) {
     r->out.tenant = NULL;
   } else if (cfg->authenticate && header(r, MHD_HTTP_HEADER_AUTHORIZATION) &&
@@ -575,7 +576,7 @@ static int req_begin(http_req *r, const char *url, const char *method,
      * "Authorization: sb_...") as the default tenant without a word. */
     r->principal = NULL;
     r->out.tenant = NULL;
-    r->auth_why = "the Authorization header is not \"Bearer <token>\"";
+    r->auth_not_bearer = 1;
   } else if (cfg->authenticate) {
     r->principal =
         cfg->authenticate(cfg->auth_ud, http_bearer_token(r), &r->auth_why);
@@ -612,6 +613,13 @@ static int req_begin(http_req *r, const char *url, const char *method,
     if (r->auth_why)
       set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
                 "bearer token refused: %s", r->auth_why);
+    else if (r->auth_not_bearer)
+      /* RFC 6750 3.1: an unsupported scheme is "no credentials" to the
+       * challenge (no error code in it); the body says which. */
+      set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
+                "the Authorization header is not \"Bearer <token>\": send "
+                "Authorization: Bearer <token> of a configured tenant, or "
+                "an API key");
     else
       set_early(r, MHD_HTTP_UNAUTHORIZED, SB_RPC_INVALID_REQUEST, NULL,
                 "%s bearer token: send Authorization: Bearer <token> of a "

@@ -66,6 +66,7 @@ struct http_req {
   sb_mcp_out out; /* out.data == this; used unless `stream` is set */
   sb_principal *principal; /* the caller (a reference; NULL: no auth) */
   const char *auth_why;    /* why its token was refused (static) */
+  int auth_not_bearer;     /* Authorization in another scheme: refused */
   sb_mcp_server *mcp;   /* the MCP server the path addresses (NULL: REST) */
   http_stream *stream;  /* legacy session POST with requests: its output */
   http_stream *resumes; /* GET: the orphaned stream it continues */
