@@ -51,6 +51,15 @@ class Raw {
   waitData(pred, what, timeoutMs = DEADLINE_MS) {
     return this.events.waitFor(() => pred(this.data), { timeoutMs, what }).then(() => this.data);
   }
+  /** Our writes fail once the server has reset the connection. */
+  waitReset() {
+    return withDeadline((async () => {
+      while (!this.error && !this.closed) {
+        this.write('x');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    })(), DEADLINE_MS, 'the connection to be reset');
+  }
   destroy() { this.socket.destroy(); }
 }
 
@@ -101,6 +110,13 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
   }
 
   const statusOf = (data) => Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]);
+
+  /** How often `line` is in the server's log so far. */
+  const logged = (line) => server.stderr.split(line).length - 1;
+  /** Wait for `line` to be logged once more than `before` times. */
+  const waitLogged = (line, before, timeoutMs, what) => withDeadline((async () => {
+    while (logged(line) <= before) await new Promise((res) => setTimeout(res, 20));
+  })(), timeoutMs, what);
 
   it('Content-Length with Transfer-Encoding is 400 at once, and the connection closes', async () => {
     const c = new Raw(port);
@@ -400,19 +416,11 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
     c.write(request);
     await c.waitData((d) => d.includes('"structuredContent"'), 'the first answer');
     c.socket.pause(); // and never read again
-    const logged = server.stderr.split('did not take its answer within limits.send_timeout_s').length;
+    const line = 'did not take its answer within limits.send_timeout_s';
+    const before = logged(line);
     c.write(request.repeat(3000));
-    await withDeadline((async () => {
-      while (server.stderr.split('did not take its answer within limits.send_timeout_s').length <= logged) {
-        await new Promise((res) => setTimeout(res, 20));
-      }
-    })(), (SEND_S + 10) * 1000, 'the server to give up on the answer');
-    await withDeadline((async () => {
-      while (!c.error && !c.closed) {
-        c.write('x');
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    })(), DEADLINE_MS, 'the connection to be reset');
+    await waitLogged(line, before, (SEND_S + 10) * 1000, 'the server to give up on the answer');
+    await c.waitReset();
     c.destroy();
     assert.equal((await echoOnNewConnection('after the stalled reader')).status, 200);
   });
@@ -440,19 +448,12 @@ describe('Streamable HTTP: hostile connections', { timeout: 120000 }, () => {
       `Content-Length: ${Buffer.byteLength(batch)}\r\n\r\n${batch}`);
     await c.waitData((d) => d.includes('notifications/progress'), 'the first progress event');
     c.socket.pause(); // and never read again
-    const logged = server.stderr.split('SSE client is not reading').length;
-    await withDeadline((async () => {
-      while (server.stderr.split('SSE client is not reading').length <= logged) await new Promise((res) => setTimeout(res, 20));
-    })(), DEADLINE_MS, 'the server to give up on the stream');
+    const line = 'SSE client is not reading';
+    await waitLogged(line, logged(line), DEADLINE_MS, 'the server to give up on the stream');
     // The server's end of the connection is gone (reset): our writes fail.
     // Before, the stream was "closed" in the log while the connection
     // stayed open holding half an event, and writes kept succeeding.
-    await withDeadline((async () => {
-      while (!c.error && !c.closed) {
-        c.write('x');
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    })(), DEADLINE_MS, 'the connection to be reset');
+    await c.waitReset();
     c.destroy();
     assert.equal((await echoOnNewConnection('after the slow reader')).status, 200);
   });
