@@ -139,15 +139,18 @@ int sb_cli_eprintf(const char *fmt, ...) {
     vsnprintf(text, (size_t)n + 1, fmt, ap);
     va_end(ap);
   }
-  for (int i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-      fprintf(stderr, "\\x%02x", c);
-    else
-      fputc(c, stderr);
+  /* Each byte is at most 4 escaped ("\\xHH"). */
+  char shown_small[4 * sizeof small + 1];
+  size_t cap = 4 * (size_t)n + 1;
+  char *shown = cap <= sizeof shown_small ? shown_small : sb_malloc(cap);
+  if (shown) {
+    size_t len = sb_escape_controls(text, (size_t)n, shown, cap,
+                                    SB_ESC_KEEP_TAB | SB_ESC_KEEP_NEWLINE);
+    fwrite(shown, 1, len, stderr);
+    if (shown != shown_small) sb_free(shown);
   }
   if (text != small) sb_free(text);
-  return n;
+  return shown ? n : -1;
 }
 
 int sb_cli_usage_error(const char *cmd, const char *fmt, const char *what) {

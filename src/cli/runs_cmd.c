@@ -54,15 +54,7 @@ const char sb_cli_runs_help[] =
 
 const char *sb_cli_printable(const char *in, size_t len, char *out,
                              size_t cap) {
-  size_t o = 0;
-  for (size_t i = 0; i < len && o + 5 < cap; i++) {
-    unsigned char c = (unsigned char)in[i];
-    if (c >= 0x20 && c != 0x7f)
-      out[o++] = (char)c;
-    else
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-  }
-  out[o] = '\0';
+  sb_escape_controls(in, len, out, cap, 0);
   return out;
 }
 

@@ -256,28 +256,18 @@ fail:
 
 /* Quote a user-supplied string for an error message: escaped, truncated. */
 static void quote_value(char *out, size_t cap, const char *s, size_t len) {
-  size_t o = 0;
   const size_t max_shown = 60;
   if (cap < 8) {
     if (cap) out[0] = '\0';
     return;
   }
-  out[o++] = '"';
-  for (size_t i = 0; i < len && o + 6 < cap; i++) {
-    if (i == max_shown) {
-      memcpy(out + o, "...", 3);
-      o += 3;
-      break;
-    }
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)c;
-    } else if (c < 0x20 || c == 0x7f) {
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-    } else {
-      out[o++] = (char)c;
-    }
+  /* Room kept for the closing quote, an ellipsis and the NUL. */
+  size_t o = 1 + sb_escape_controls(s, len < max_shown ? len : max_shown,
+                                    out + 1, cap - 5, SB_ESC_QUOTE);
+  out[0] = '"';
+  if (len > max_shown) {
+    memcpy(out + o, "...", 3);
+    o += 3;
   }
   out[o++] = '"';
   out[o] = '\0';

@@ -125,6 +125,19 @@ int sb_log_format_parse(const char *name);
  * returns the length written. */
 size_t sb_json_escape(const char *in, char *out, size_t cap);
 
+/* `in` (len bytes) as text safe for a terminal or a one-line log entry:
+ * each control character (below 0x20, and DEL) as \xHH, except as flags
+ * keep them; into out (cap bytes, always NUL-terminated, cut before an
+ * escape that would not fit whole); returns the length written. */
+enum {
+  SB_ESC_KEEP_TAB = 1 << 0,     /* a tab stays a tab */
+  SB_ESC_KEEP_NEWLINE = 1 << 1, /* a newline stays a newline */
+  SB_ESC_NAMED_CRLF = 1 << 2,   /* newline and CR as \n and \r */
+  SB_ESC_QUOTE = 1 << 3,        /* " and \ as \" and \\ */
+};
+size_t sb_escape_controls(const char *in, size_t len, char *out, size_t cap,
+                          unsigned flags);
+
 /* Every line is redacted before it is written (core/redact.c): bearer
  * tokens, API keys (their id kept), Authorization/Cookie header values,
  * JSON string members and name=value pairs whose name says password,

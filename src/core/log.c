@@ -54,25 +54,6 @@ int sb_log_level_parse(const char *name) {
   return -1;
 }
 
-/* Control characters (CR, LF, ESC...) as \r, \n, \xHH; tabs kept. */
-static void log_escape(const char *in, char *out, size_t cap) {
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap;
-       p++) {
-    if (*p >= 0x20 && *p != 0x7f) {
-      out[o++] = (char)*p;
-    } else if (*p == '\t') {
-      out[o++] = '\t';
-    } else if (*p == '\n' || *p == '\r') {
-      out[o++] = '\\';
-      out[o++] = *p == '\n' ? 'n' : 'r';
-    } else {
-      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-    }
-  }
-  out[o] = '\0';
-}
-
 /* One entry, formatted, redacted and escaped, ending in a newline, into
  * out (ENTRY_MAX bytes); returns its length. */
 enum { MESSAGE_MAX = 2048, ENTRY_MAX = (MESSAGE_MAX + 64) * 4 + 2 };
@@ -111,8 +92,8 @@ static size_t format_entry(char *out, sb_log_level level, const char *module,
     /* One entry, one line: an error quoting what a client sent ("got
      * \"a\\n2026-... audit: ...\"") must not start a line of its own
      * that reads as another entry of the log or the audit trail. */
-    log_escape(clean, out, ENTRY_MAX - 1);
-    len = strlen(out);
+    len = sb_escape_controls(clean, strlen(clean), out, ENTRY_MAX - 1,
+                             SB_ESC_KEEP_TAB | SB_ESC_NAMED_CRLF);
   }
   out[len++] = '\n';
   return len;

@@ -95,6 +95,40 @@ size_t sb_json_escape(const char *in, char *out, size_t cap) {
   return o;
 }
 
+size_t sb_escape_controls(const char *in, size_t len, char *out, size_t cap,
+                          unsigned flags) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  if (!cap) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)in[i];
+    char esc[4];
+    size_t n = 0;
+    if ((c == '\t' && (flags & SB_ESC_KEEP_TAB)) ||
+        (c == '\n' && (flags & SB_ESC_KEEP_NEWLINE))) {
+      esc[n++] = (char)c;
+    } else if ((c == '\n' || c == '\r') && (flags & SB_ESC_NAMED_CRLF)) {
+      esc[n++] = '\\';
+      esc[n++] = c == '\n' ? 'n' : 'r';
+    } else if ((c == '"' || c == '\\') && (flags & SB_ESC_QUOTE)) {
+      esc[n++] = '\\';
+      esc[n++] = (char)c;
+    } else if (c < 0x20 || c == 0x7f) {
+      esc[n++] = '\\';
+      esc[n++] = 'x';
+      esc[n++] = hex[c >> 4];
+      esc[n++] = hex[c & 15];
+    } else {
+      esc[n++] = (char)c;
+    }
+    if (o + n >= cap) break; /* cut whole: never half an escape */
+    memcpy(out + o, esc, n);
+    o += n;
+  }
+  out[o] = '\0';
+  return o;
+}
+
 /* ---- time ------------------------------------------------------------- */
 uint64_t sb_now_ms(void) {
   struct timespec ts;

@@ -524,6 +524,33 @@ static void log_line_as_json(void **state) {
   json_decref(line);
 }
 
+/* Each flag keeps or names its characters; the rest are \xHH; an escape
+ * that would not fit whole is left out. */
+static void escape_controls_flags(void **state) {
+  (void)state;
+  char out[64];
+  const char in[] = "a\tb\nc\rd\x1b\"\\\x7f" "e";
+  size_t n = sizeof in - 1;
+  sb_escape_controls(in, n, out, sizeof out, 0);
+  assert_string_equal(out, "a\\x09b\\x0ac\\x0dd\\x1b\"\\\\x7fe");
+  sb_escape_controls(in, n, out, sizeof out,
+                     SB_ESC_KEEP_TAB | SB_ESC_KEEP_NEWLINE);
+  assert_string_equal(out, "a\tb\nc\\x0dd\\x1b\"\\\\x7fe");
+  sb_escape_controls(in, n, out, sizeof out,
+                     SB_ESC_KEEP_TAB | SB_ESC_NAMED_CRLF);
+  assert_string_equal(out, "a\tb\\nc\\rd\\x1b\"\\\\x7fe");
+  sb_escape_controls(in, n, out, sizeof out, SB_ESC_QUOTE);
+  assert_string_equal(out, "a\\x09b\\x0ac\\x0dd\\x1b\\\"\\\\\\x7fe");
+  /* NUL bytes inside len are escaped, not an end. */
+  assert_int_equal(sb_escape_controls("x\0y", 3, out, sizeof out, 0), 6);
+  assert_string_equal(out, "x\\x00y");
+  /* Cut: "ab" fits in 6 bytes, the 4-byte escape after it does not. */
+  assert_int_equal(sb_escape_controls("ab\x01" "cd", 5, out, 6, 0), 2);
+  assert_string_equal(out, "ab");
+  assert_int_equal(sb_escape_controls("abc", 3, out, 1, 0), 0);
+  assert_string_equal(out, "");
+}
+
 static void json_escape_cuts_whole(void **state) {
   (void)state;
   char out[8];
@@ -788,6 +815,7 @@ int main(void) {
       cmocka_unit_test(fopen_regular_refuses_fifos),
       cmocka_unit_test(log_line_escapes_control_characters),
       cmocka_unit_test(log_line_as_json),
+      cmocka_unit_test(escape_controls_flags),
       cmocka_unit_test(json_escape_cuts_whole),
       cmocka_unit_test(parse_digits_bounds),
   };
