@@ -117,7 +117,7 @@ static int was_tried(sb_gateway_call *c, const char *id) {
  * one still connecting (a call waits for it, once, up to its timeout). */
 static int may_try(sb_gateway_call *c, agent *a, int connecting) {
   if (!a || a->removed || was_tried(c, a->def->id) || !a->client) return 0;
-  if (sb_mcp_client_connected(a->client))
+  if (gw_agent_ready(a))
     return !c->tool || gw_agent_serves_tool(a, c->tool);
   return connecting && gw_agent_may_serve_tool(a, c->tool);
 }
@@ -301,7 +301,7 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
    * most its timeout; a call routed by capability rather goes to a
    * connected agent of its ranking first. An agent the caller named is
    * waited for. */
-  int up = a->client && sb_mcp_client_connected(a->client);
+  int up = gw_agent_ready(a);
   int by_capability = c->route && c->route->capability;
   if (!up && by_capability && c->retries == 0 && !c->waited_connect) {
     agent *next = next_agent(c, a->def, 0);

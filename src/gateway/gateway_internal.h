@@ -126,6 +126,11 @@ struct agent {
   sub_request *sub_requests; /* legacy agent: (un)subscribes in flight */
   uv_timer_t restart_timer;
   uv_timer_t health_timer;
+  /* Legacy HTTP agent, just connected: its GET stream is opening, and
+   * calls wait for it (bounded by stream_timer): a message of a call the
+   * agent sends there (elicitation, say) is lost while it is not up. */
+  int stream_opening;
+  uv_timer_t stream_timer;
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */
@@ -136,6 +141,9 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
+/* Whether calls may be sent to a now: connected, and not opening its GET
+ * stream. */
+int gw_agent_ready(const agent *a);
 agent *gw_agent_find(const sb_gateway *o, const char *id);
 int gw_agent_serves_tool(agent *a, const char *tool);
 /* The inputSchema a lists for tool when it mirrors parameters into

@@ -40,9 +40,15 @@ const agent_list_kind gw_list_kinds[LIST_KINDS] = {
 };
 
 
+int gw_agent_ready(const agent *a) {
+  return a->client && sb_mcp_client_connected(a->client) && !a->stream_opening;
+}
+
 int gw_agent_up(agent *a, const char **why) {
-  if (a->client && sb_mcp_client_connected(a->client)) return 1;
-  *why = a->down_reason[0] ? a->down_reason : "not connected yet";
+  if (gw_agent_ready(a)) return 1;
+  *why = a->down_reason[0]   ? a->down_reason
+         : a->stream_opening ? "opening its GET stream"
+                             : "not connected yet";
   return 0;
 }
 
@@ -233,6 +239,28 @@ static uint64_t startup_ms(const agent *a) {
   return (uint64_t)a->def->limits.startup_timeout_ms;
 }
 
+/* How long calls wait for a legacy HTTP agent's GET stream to open, at
+ * most (and never past its startupTimeoutMs). */
+#define STREAM_OPEN_MAX_MS 1000
+
+/* The GET stream is up, refused, or slow past STREAM_OPEN_MAX_MS: the
+ * calls waiting go. */
+static void stream_settled(agent *a) {
+  if (!a->stream_opening) return;
+  a->stream_opening = 0;
+  uv_timer_stop(&a->stream_timer);
+  gw_resume_waiting(a);
+}
+
+static void stream_open_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  SB_INFO(MODULE, "agent %s: its GET stream is not up yet; the calls "
+          "waiting for it go without it", a->def->id);
+  stream_settled(a);
+}
+
+static void on_channel_stream_settled(void *ud) { stream_settled(ud); }
+
 static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   agent *a = ud;
@@ -257,7 +285,19 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
   a->restarts = 0;
   a->down_reason[0] = '\0';
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
-  gw_resume_waiting(a);
+  /* A legacy HTTP agent sends what is not an answer (resources/updated,
+   * list_changed, log messages, and with some agents a call's own
+   * elicitation) on its GET stream: opened before any call is sent, as
+   * SDK clients do, and calls wait until the agent has answered it. */
+  uint64_t bound = startup_ms(a) < STREAM_OPEN_MAX_MS ? startup_ms(a)
+                                                      : STREAM_OPEN_MAX_MS;
+  if (!sb_mcp_client_is_modern(a->client) && a->ch &&
+      sb_channel_open_stream(a->ch, NULL) == 0) {
+    a->stream_opening = 1;
+    uv_timer_start(&a->stream_timer, stream_open_tick, bound, 0);
+  } else {
+    gw_resume_waiting(a);
+  }
   for (int k = 0; k < LIST_KINDS; k++) relist(a, k);
   gw_subs_resubscribe(a);
   state_moved(a); /* settled already when it serves no lists */
@@ -291,6 +331,8 @@ static void on_channel_closed(void *ud, const char *detail) {
   agent *a = ud;
   SB_WARN(MODULE, "agent %s: %s", a->def->id, detail);
   set_down_reason(a, "channel closed", detail);
+  a->stream_opening = 0;
+  uv_timer_stop(&a->stream_timer);
   sb_channel *dead = a->ch;
   a->ch = NULL;
   sb_channel_close(dead); /* frees it once its handles are closed */
@@ -374,7 +416,7 @@ static void agent_connect(agent *a) {
       .busy_poll_us = o->opts.agent_busy_poll_us,
       .exec_shim = o->opts.agent_exec_shim,
       .channel = {on_channel_message, on_channel_closed, a,
-                  on_channel_request_failed},
+                  on_channel_request_failed, on_channel_stream_settled},
       .client = {on_agent_notification, on_agent_request, on_session_expired,
                  a}};
   if (sb_gateway_link_open(&lo, &a->ch, &a->client, &err) != 0) {
@@ -516,7 +558,9 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   uv_timer_init(o->opts.loop, &a->restart_timer);
   uv_timer_init(o->opts.loop, &a->health_timer);
   uv_timer_init(o->opts.loop, &a->listen_timer);
+  uv_timer_init(o->opts.loop, &a->stream_timer);
   a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
+  a->stream_timer.data = a;
   o->list[o->len++] = a;
   agent_connect(a);
   uv_timer_start(&a->health_timer, health_tick, a->owner->opts.health_every_ms,
@@ -777,10 +821,11 @@ static void agent_closed(uv_handle_t *h) {
 }
 
 static void agent_close_timers(agent *a) {
-  a->closing = 3;
+  a->closing = 4;
   uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
   uv_close((uv_handle_t *)&a->listen_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->stream_timer, agent_closed);
 }
 
 void sb_gateway_free(sb_gateway *o) {

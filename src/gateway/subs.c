@@ -261,9 +261,7 @@ void gw_subs_resubscribe(agent *a) {
     open_listen(a, NULL);
     return;
   }
-  /* A legacy HTTP agent sends what is not an answer (resources/updated,
-   * list_changed, log messages) on its GET stream (no-op for stdio). */
-  if (a->ch) sb_channel_open_stream(a->ch, NULL);
+  /* (Its GET stream, for resources/updated, is opened on connecting.) */
   const char *uri;
   json_t *n;
   json_object_foreach(a->subs, uri, n) legacy_subscribe(a, uri, 1, NULL);

@@ -37,6 +37,11 @@ void sb_channel_deliver_failure(sb_channel *ch, json_t *id,
     SB_WARN("agent", "agent %s: a request failed: %s", ch->name, detail);
 }
 
+void sb_channel_report_stream_settled(sb_channel *ch) {
+  if (sb_channel_live(ch) && ch->ev.on_stream_settled)
+    ch->ev.on_stream_settled(ch->ev.ud);
+}
+
 void sb_channel_report_closed(sb_channel *ch, const char *detail) {
   if (!sb_channel_live(ch)) return;
   ch->down = 1;

@@ -46,6 +46,9 @@ void sb_channel_deliver(sb_channel *ch, json_t *msg);
 /* Report that request id (borrowed) failed, unless closed or down. */
 void sb_channel_deliver_failure(sb_channel *ch, json_t *id,
                                 sb_channel_failure kind, const char *detail);
+/* Tell the owner the GET stream it opened has settled, unless closed or
+ * down. */
+void sb_channel_report_stream_settled(sb_channel *ch);
 /* Report the channel down for good, once; later calls do nothing. */
 void sb_channel_report_closed(sb_channel *ch, const char *detail);
 

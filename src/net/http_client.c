@@ -90,6 +90,7 @@ static void stream_failed(http_channel *ch, const char *why) {
 
 static void finish_stream(http_channel *ch, transfer *t, CURLcode res) {
   long status = 0;
+  if (ch->settle == STREAM_SETTLE_OWED) ch->settle = STREAM_SETTLE_DUE;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (t->kind == BODY_SSE && t->sse.retry_ms >= 0)
     ch->retry_ms = t->sse.retry_ms;
@@ -134,6 +135,7 @@ static void start_stream(http_channel *ch) {
     }
   }
   if (t) hc_free_transfer(ch, t);
+  if (ch->settle == STREAM_SETTLE_OWED) ch->settle = STREAM_SETTLE_DUE;
   stream_failed(ch, "cannot start the request");
 }
 
@@ -271,6 +273,10 @@ static void after_curl(http_channel *ch) {
     json_decref(q->msg);
     sb_free(q->detail);
     sb_free(q);
+  }
+  if (ch->settle == STREAM_SETTLE_DUE && !ch->base.closed) {
+    ch->settle = STREAM_SETTLE_NONE;
+    sb_channel_report_stream_settled(&ch->base);
   }
   if (ch->down_detail && !ch->base.closed) {
     sb_channel_report_closed(&ch->base, ch->down_detail);
@@ -442,7 +448,16 @@ static int http_open_stream(sb_channel *base, sb_error *err) {
   http_channel *ch = (http_channel *)base;
   ch->stream_wanted = 1;
   ch->stream_failures = 0;
-  if (ch->stream || uv_is_active((uv_handle_t *)&ch->retry_timer)) return 0;
+  /* Settled by the stream's headers or its end; one already up (or
+   * waiting to reconnect) is reported at the next after_curl. */
+  ch->settle = ch->stream || uv_is_active((uv_handle_t *)&ch->retry_timer)
+                   ? STREAM_SETTLE_DUE
+                   : STREAM_SETTLE_OWED;
+  if (ch->settle == STREAM_SETTLE_DUE) {
+    /* after_curl reports it; the resume timer runs one soon. */
+    uv_timer_start(&ch->resume_timer, hc_on_resume_timer, 0, 0);
+    return 0;
+  }
   start_stream(ch);
   return 0;
 }

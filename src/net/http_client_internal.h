@@ -93,6 +93,11 @@ struct http_channel {
 
   /* The GET stream (legacy agent-initiated messages). */
   int stream_wanted;
+  /* The owner is owed on_stream_settled: STREAM_SETTLE_OWED from the open
+   * until the GET's headers or its end (the header callback, a curl
+   * callback, may not call out), then STREAM_SETTLE_DUE until after_curl
+   * reports it. */
+  enum { STREAM_SETTLE_NONE, STREAM_SETTLE_OWED, STREAM_SETTLE_DUE } settle;
   transfer *stream;
   unsigned stream_failures;
   char *last_event_id;

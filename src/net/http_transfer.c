@@ -275,6 +275,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   http_channel *ch = t->ch;
   size_t len = size * nmemb;
   static const char name[] = "mcp-session-id:";
+  if (t->is_stream && ch->settle == STREAM_SETTLE_OWED &&
+      (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
+    long status = 0; /* the blank line ending one response's headers */
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) ch->settle = STREAM_SETTLE_DUE;
+  }
   if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
     const char *v = data + sizeof name - 1;
     const char *end = data + len;

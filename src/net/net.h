@@ -297,6 +297,11 @@ typedef struct sb_channel_events {
    * Delivered in order with on_message. NULL: such failures are logged. */
   void (*on_request_failed)(void *ud, json_t *id, sb_channel_failure kind,
                             const char *detail);
+  /* HTTP legacy: the GET stream sb_channel_open_stream asked for has
+   * settled: the agent sent its response headers (2xx: the stream is up),
+   * or the request ended (refused, 405, failed); once per open, after
+   * the messages queued before it. NULL: not told. */
+  void (*on_stream_settled)(void *ud);
 } sb_channel_events;
 
 /* Send one message (borrowed). For HTTP, a request's response comes back
@@ -319,7 +324,8 @@ int sb_channel_set_header(sb_channel *ch, const char *name, const char *value);
 /* Mcp-Session-Id the agent assigned (HTTP, legacy), or NULL. */
 const char *sb_channel_session_id(const sb_channel *ch);
 /* HTTP legacy: open the GET stream for agent-initiated messages (resumed
- * with Last-Event-ID when it drops). 0, or SB_ESTATE for stdio. */
+ * with Last-Event-ID when it drops); on_stream_settled follows. 0, or
+ * SB_ESTATE for stdio (no callback). */
 int sb_channel_open_stream(sb_channel *ch, sb_error *err);
 /* Process id of a stdio agent (0 for HTTP), for logs and tests. */
 /* 1 when the agent behind ch is known to be gone (a child that exited,

@@ -7,20 +7,29 @@
 // the log line is on switchboard's GET socket before the answer reaches the
 // POST's.
 //   logthen  logs "log N" (N counts calls) on the GET stream, then answers
-//            "call N"
+//            "call N"; "call N (no stream)" when no GET stream was up
+// With GET_DELAY_MS=N in its environment it sends the GET's response
+// headers only N ms after the request came (an agent slow to open its
+// stream, against calls sent before it is up).
 // Prints "session log agent listening on 127.0.0.1:PORT" on stderr.
 import http from 'node:http';
 
 const SESSION = 'log-session';
 let stream = null;
 let calls = 0;
+const getDelayMs = Number(process.env.GET_DELAY_MS || 0);
 
 const server = http.createServer((req, res) => {
   if (req.method === 'GET') {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': SESSION });
-    res.flushHeaders();
-    stream = res;
+    const open = () => {
+      if (res.destroyed) return;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': SESSION });
+      res.flushHeaders();
+      stream = res;
+    };
     req.on('close', () => { if (stream === res) stream = null; });
+    if (getDelayMs > 0) setTimeout(open, getDelayMs);
+    else open();
     return;
   }
   if (req.method === 'DELETE') {
@@ -49,11 +58,12 @@ const server = http.createServer((req, res) => {
         return answer({ result: {} });
       case 'tools/call': {
         const n = ++calls;
+        const up = stream !== null;
         const log = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `log ${n}` } };
         if (stream) stream.write(`data: ${JSON.stringify(log)}\n\n`);
         // The log's write goes out when its socket uncorks (next tick);
         // the answer after that.
-        return void setImmediate(() => answer({ result: { content: [{ type: 'text', text: `call ${n}` }] } }));
+        return void setImmediate(() => answer({ result: { content: [{ type: 'text', text: `call ${n}${up ? '' : ' (no stream)'}` }] } }));
       }
       default:
         return answer({ error: { code: -32601, message: `Method not found: ${m.method}` } });

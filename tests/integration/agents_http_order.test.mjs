@@ -5,6 +5,9 @@
 // stream is the only way to it) gets every log line, in the order the
 // agent wrote it, inside the call it belongs to. Before, the line was lost
 // whenever the loop saw the POST's socket first.
+// And an agent slow to open its GET stream: the calls sent right after
+// switchboard connects wait for it (as SDK clients open it before their
+// first call), so what the agent sends there for a call is not lost.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -17,6 +20,47 @@ import { writeFlowConfig } from './lib/flows.mjs';
 const AGENT = join(import.meta.dirname, '..', 'agents', 'session_log_agent.mjs');
 const CALLS = 60;
 
+const DEF = (url) => ({
+  id: 'lg', name: 'Session log', type: 'general', capabilities: ['log.lines'],
+  models: { primary: 'test-model' }, contextRequirements: [], outputFormat: 'text', maxTokens: 16, temperature: 0,
+  transport: { type: 'http', url },
+});
+
+/** lg__logthen through /mcp as a modern client: the result's text and the
+ * log lines that came in the call's stream. */
+async function callLogthen(mcpUrl, id) {
+  const res = await fetch(mcpUrl, {
+    method: 'POST',
+    headers: {
+      accept: 'application/json, text/event-stream', 'content-type': 'application/json',
+      'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'lg__logthen',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0', id, method: 'tools/call',
+      params: {
+        name: 'lg__logthen', arguments: {},
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+          'io.modelcontextprotocol/clientInfo': { name: 'order-test', version: '1.0.0' },
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/logLevel': 'debug',
+        },
+      },
+    }),
+  });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  const msgs = res.headers.get('content-type').startsWith('text/event-stream')
+    ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
+    : [JSON.parse(text)];
+  const result = msgs.at(-1).result;
+  assert.ok(result, text);
+  return {
+    text: result.content[0].text,
+    logs: msgs.filter((m) => m.method === 'notifications/message').map((m) => m.params.data),
+  };
+}
+
 describe('a legacy HTTP agent logging on its GET stream before it answers', () => {
   let agent;
   let server;
@@ -24,12 +68,7 @@ describe('a legacy HTTP agent logging on its GET stream before it answers', () =
 
   before(async () => {
     agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent');
-    const def = {
-      id: 'lg', name: 'Session log', type: 'general', capabilities: ['log.lines'],
-      models: { primary: 'test-model' }, contextRequirements: [], outputFormat: 'text', maxTokens: 16, temperature: 0,
-      transport: { type: 'http', url: agent.url },
-    };
-    const { file } = writeFlowConfig({ agents: [def] });
+    const { file } = writeFlowConfig({ agents: [DEF(agent.url)] });
     server = await startHttpServer({ extraArgs: ['--config', file] });
     mcpUrl = server.url;
     const rest = restClient(server.url.replace(/\/mcp$/, ''), null);
@@ -49,36 +88,38 @@ describe('a legacy HTTP agent logging on its GET stream before it answers', () =
   it(`a modern client gets each call's log line before its result (${CALLS} calls)`, async () => {
     const missing = [];
     for (let i = 1; i <= CALLS; i++) {
-      const res = await fetch(mcpUrl, {
-        method: 'POST',
-        headers: {
-          accept: 'application/json, text/event-stream', 'content-type': 'application/json',
-          'MCP-Protocol-Version': MODERN_VERSION, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'lg__logthen',
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0', id: i, method: 'tools/call',
-          params: {
-            name: 'lg__logthen', arguments: {},
-            _meta: {
-              'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-              'io.modelcontextprotocol/clientInfo': { name: 'order-test', version: '1.0.0' },
-              'io.modelcontextprotocol/clientCapabilities': {},
-              'io.modelcontextprotocol/logLevel': 'debug',
-            },
-          },
-        }),
-      });
-      assert.equal(res.status, 200);
-      const text = await res.text();
-      const msgs = res.headers.get('content-type').startsWith('text/event-stream')
-        ? text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
-        : [JSON.parse(text)];
-      const result = msgs.at(-1).result;
-      assert.ok(result, text);
-      const n = /^call (\d+)$/.exec(result.content[0].text)[1];
-      const logs = msgs.filter((m) => m.method === 'notifications/message').map((m) => m.params.data);
+      const { text, logs } = await callLogthen(mcpUrl, i);
+      const n = /^call (\d+)$/.exec(text)[1];
       if (logs.join() !== `log ${n}`) missing.push({ call: n, logs });
     }
     assert.deepEqual(missing, [], `calls whose log line did not come in their stream: ${JSON.stringify(missing)}`);
+  });
+});
+
+describe('a legacy HTTP agent slow to open its GET stream', () => {
+  let agent;
+  let server;
+
+  before(async () => {
+    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
+      { GET_DELAY_MS: '400' });
+    const { file } = writeFlowConfig({ agents: [DEF(agent.url)] });
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+  });
+  after(async () => {
+    if (server) {
+      const done = await server.stop();
+      assert.equal(done.code, 0, server.stderr.slice(-2000));
+    }
+    await agent?.stop();
+  });
+
+  it('the first call after start waits for the stream, and gets its log line', async () => {
+    // Sent at once: it waits for the agent to connect, then for the
+    // stream (before, it went out at the connect, 400 ms before the
+    // stream was up, and the agent had nowhere to send its log).
+    const { text, logs } = await callLogthen(server.url, 1);
+    assert.equal(text, 'call 1');
+    assert.deepEqual(logs, ['log 1']);
   });
 });

@@ -165,7 +165,7 @@ static sb_channel *spawn_agent(uv_loop_t *loop, recorder *r, const char *mode,
                         .env = env,
                         .name = name,
                         .max_message_bytes = max_bytes};
-  sb_channel_events ev = {rec_message, rec_closed, r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, r, NULL, NULL};
   sb_error err = {0};
   sb_channel *ch = sb_channel_spawn(loop, &o, &ev, &err);
   if (!ch) fail_msg("spawn: %s", err.msg);
@@ -520,7 +520,7 @@ static void spawn_failure_is_an_error(void **state) {
   rec_init(&r);
   sb_child_options o = {.command = "/nonexistent/agent-binary",
                         .name = "ghost"};
-  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL, NULL};
   sb_error err = {0};
   assert_null(sb_channel_spawn(&loop, &o, &ev, &err));
   assert_int_equal(err.code, SB_EIO);
@@ -552,7 +552,7 @@ static void close_from_callback(void **state) {
   void *slots[2] = {NULL, &calls};
   const char *args[] = {"--agent", "echo", NULL};
   sb_child_options o = {.command = self_exe, .args = args, .name = "reentrant"};
-  sb_channel_events ev = {close_inside_callback_cb, fail_on_closed, slots, NULL};
+  sb_channel_events ev = {close_inside_callback_cb, fail_on_closed, slots, NULL, NULL};
   sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, NULL);
   assert_non_null(ch);
   slots[0] = ch;
@@ -589,7 +589,7 @@ static void talks_to_switchboard_stdio(void **state) {
   const char *args[] = {"serve",       "--stdio", "--store", store_file,
                         "--log-level", "warning", NULL};
   sb_child_options o = {.command = bin, .args = args, .name = "switchboard"};
-  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL, NULL};
   sb_error err = {0};
   sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, &err);
   assert_non_null(ch);
@@ -630,7 +630,7 @@ static void round_trips(unsigned busy_poll_us) {
                         .args = args,
                         .name = "spin",
                         .busy_poll_us = busy_poll_us};
-  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL, NULL};
   sb_error err = {0};
   sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, &err);
   if (!ch) fail_msg("spawn: %s", err.msg);
@@ -704,7 +704,7 @@ static void busy_poll_silent_agent(void **state) {
                         .args = args,
                         .name = "silent",
                         .busy_poll_us = 1000};
-  sb_channel_events ev = {rec_message, rec_closed, &r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, &r, NULL, NULL};
   sb_error err = {0};
   sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, &err);
   if (!ch) fail_msg("spawn: %s", err.msg);

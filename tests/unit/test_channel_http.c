@@ -40,8 +40,19 @@ static void finish_loop(uv_loop_t *loop) {
 typedef struct recorder {
   json_t *msgs;
   int closed;
+  int stream_settled; /* on_stream_settled calls */
   char detail[256];
 } recorder;
+
+static void rec_stream_settled(void *ud) {
+  recorder *r = ud;
+  assert_int_equal(r->closed, 0);
+  r->stream_settled++;
+}
+
+static int stream_settled(void *ud) {
+  return ((recorder *)ud)->stream_settled > 0;
+}
 
 static void rec_message(void *ud, json_t *msg) {
   recorder *r = ud;
@@ -104,7 +115,8 @@ static sb_channel *open_channel(uv_loop_t *loop, recorder *r, const char *url,
                                .name = "tester",
                                .max_message_bytes = max_bytes,
                                .connect_timeout_ms = 2000};
-  sb_channel_events ev = {rec_message, rec_closed, r, rec_failed};
+  sb_channel_events ev = {rec_message, rec_closed, r, rec_failed,
+                          rec_stream_settled};
   sb_error err = {0};
   sb_channel *ch = sb_channel_http(loop, &o, &ev, &err);
   if (!ch) fail_msg("sb_channel_http: %s", err.msg);
@@ -564,6 +576,10 @@ static void legacy_session_against_switchboard(void **state) {
   /* the GET stream, then something that notifies every session on it */
   sb_error err = {0};
   assert_int_equal(sb_channel_open_stream(ch, &err), 0);
+  /* settled by the stream's response headers (switchboard sends them at
+   * once, no event on it yet) */
+  assert_true(run_until(&loop, stream_settled, &r, 10000));
+  assert_int_equal(r.stream_settled, 1);
   send_json(
       ch, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
           "{\"name\":\"note_write\",\"arguments\":{\"name\":\"n1\",\"text\":"
@@ -1001,6 +1017,8 @@ static void get_stream_resumes_then_stops_on_405(void **state) {
   assert_int_equal(sb_channel_open_stream(ch, &err), 0);
   assert_true(run_until(&loop, two_gets, &s, 5000));
   assert_true(has_method(&r, "notifications/tools/list_changed"));
+  /* once for the open, not again for the reconnect or the 405 */
+  assert_int_equal(r.stream_settled, 1);
   char v[64];
   assert_string_equal(head_value(s.heads[0], "Last-Event-ID", v, sizeof v), "");
   assert_string_equal(head_value(s.heads[1], "Last-Event-ID", v, sizeof v),
@@ -1133,7 +1151,7 @@ static void close_from_callback(void **state) {
   int calls = 0;
   void *slots[2] = {NULL, &calls};
   sb_http_channel_options o = {.url = url_of(&s), .name = "tester"};
-  sb_channel_events ev = {close_in_callback, no_closed, slots, NULL};
+  sb_channel_events ev = {close_in_callback, no_closed, slots, NULL, NULL};
   sb_channel *ch = sb_channel_http(&loop, &o, &ev, NULL);
   assert_non_null(ch);
   slots[0] = ch;

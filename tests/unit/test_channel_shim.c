@@ -105,7 +105,7 @@ static sb_channel *spawn(uv_loop_t *loop, recorder *r, const char *command,
                         .args = mode ? args : NULL,
                         .name = "shimmed",
                         .exec_shim = shim};
-  sb_channel_events ev = {rec_message, rec_closed, r, NULL};
+  sb_channel_events ev = {rec_message, rec_closed, r, NULL, NULL};
   sb_error err = {0};
   sb_channel *ch = sb_channel_spawn(loop, &o, &ev, &err);
   if (!ch) fail_msg("spawn: %s", err.msg);
@@ -159,7 +159,7 @@ static int parent_main(const char *how) {
       .args = args,
       .name = "stubborn",
       .exec_shim = strcmp(how, "shim") == 0 ? sb_child_shim_self() : NULL};
-  sb_channel_events ev = {on_parent_msg, on_parent_closed, &ready, NULL};
+  sb_channel_events ev = {on_parent_msg, on_parent_closed, &ready, NULL, NULL};
   sb_channel *ch = sb_channel_spawn(&loop, &o, &ev, NULL);
   if (!ch || !run_until(&loop, flag_set, &ready, 10000)) return 5;
   printf("%d\n", sb_channel_pid(ch));
