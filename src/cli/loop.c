@@ -27,6 +27,9 @@ int sb_cli_loop_drain(uv_loop_t *loop) {
    * below ends as soon as everything else has closed. */
   uv_timer_t guard;
   uv_timer_init(loop, &guard);
+  /* The loop's clock may be as old as a start that blocked (a store
+   * waiting for another process's lock): the grace counts from now. */
+  uv_update_time(loop);
   uv_timer_start(&guard, on_shutdown_timeout, SHUTDOWN_GRACE_MS, 0);
   uv_unref((uv_handle_t *)&guard);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -484,7 +484,18 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
    * a read from the WAL or the file inside the batch (SQLite's default
    * is 2 MB). */
   if (migrate_first && exec(c, "PRAGMA cache_size=-65536", err) != 0) goto fail;
-  if (migrate_first && migrate(c, err) != 0) goto fail;
+  if (migrate_first && migrate(c, err) != 0) {
+    /* The one failure here that is no fault of the file: say which file,
+     * and that waiting may do. */
+    int code = sqlite3_errcode(c->db);
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+      sb_error_set(err, SB_ETIMEDOUT,
+                   "store: %s: another process held its write lock for "
+                   "longer than %d ms (%s); start again once it is done",
+                   path, busy_timeout_ms > 0 ? busy_timeout_ms : 5000,
+                   sqlite3_errmsg(c->db));
+    goto fail;
+  }
   for (int i = 0; i < STMT__COUNT; i++) {
     if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &c->stmt[i], NULL) != SQLITE_OK) {

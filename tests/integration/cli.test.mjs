@@ -735,3 +735,24 @@ test('the commented sections of examples/switchboard.yaml load once uncommented'
   assert.match(r.stdout, /^servers: \[\{"name":"front-desk"/m);
   assert.match(r.stdout, /^# workflow web-inquiry: /m);
 });
+
+test('a store another process keeps locked: exit 1 naming it and the wait, no warning about open handles', async () => {
+  const store = join(dir, 'locked.db');
+  const made = await run(['serve', '--stdio', '--store', store], { input: '' });
+  assert.equal(made.code, 0, made.stderr);
+  // sqlite3 holds the write lock while its stdin stays open.
+  const holder = spawn('sqlite3', [store], { stdio: ['pipe', 'pipe', 'inherit'] });
+  holder.stdin.write('BEGIN IMMEDIATE; CREATE TABLE held(a); SELECT \'held\';\n');
+  await new Promise((resolve) => holder.stdout.on('data', (d) => { if (String(d).includes('held')) resolve(); }));
+  try {
+    const r = await run(['serve', '--store', store, '--listen', '127.0.0.1:1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`store: ${store.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: another process held its write lock for longer than 5000 ms \\(database is locked\\)`));
+    // The wait at start made the shutdown guard's clock stale: it warned
+    // at once that handles were open (there were none).
+    assert.doesNotMatch(r.stderr, /still open/);
+  } finally {
+    holder.stdin.end();
+    await new Promise((resolve) => holder.once('exit', resolve));
+  }
+});

@@ -866,6 +866,45 @@ static void test_store_not_writable(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Another connection holds the write lock past the busy timeout while
+ * the store opens: refused naming the file and the wait, with the code
+ * for "try again" (before: "store: database is locked", no file named). */
+static void test_store_locked_at_open(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-lock-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128];
+  snprintf(path, sizeof path, "%s/sb.db", dir);
+  make_store(path);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db,
+                                "BEGIN IMMEDIATE; CREATE TABLE held(a);",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = &loop, .busy_timeout_ms = 100};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  assert_null(st);
+  assert_int_equal(loop_finish(&loop), 0);
+  assert_int_equal(err.code, SB_ETIMEDOUT);
+  char want[300];
+  snprintf(want, sizeof want,
+           "store: %s: another process held its write lock for longer than "
+           "100 ms (database is locked); start again once it is done",
+           path);
+  assert_string_equal(err.msg, want);
+  /* Once it lets go, the store opens. */
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  make_store(path);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 static void test_store_truncated(void **state) {
   (void)state;
   char dir[] = "/tmp/sb-test-trunc-XXXXXX";
@@ -910,6 +949,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_create_get_append, setup, teardown),
       cmocka_unit_test(test_store_not_writable),
+      cmocka_unit_test(test_store_locked_at_open),
       cmocka_unit_test(test_store_truncated),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_and_history, setup, teardown),
