@@ -188,7 +188,7 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
                                 .max_message_bytes = cfg->max_message_bytes,
                                 .exec_shim = sb_child_shim_self(),
                                 .channel = {on_message, on_closed, &s,
-                                            on_request_failed}};
+                                            on_request_failed, NULL}};
   int rc = EXIT_RUNTIME;
   if (sb_gateway_link_open(&lo, &s.ch, &s.client, &err) != 0) {
     sb_cli_eprintf("switchboard agents: %s: %s\n", id, err.msg);
