@@ -30,26 +30,22 @@
 # it does not exist yet), TMPDIR (where the store goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=ctx_bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+die() { bench_die "$@"; }
 
 quick=0
 for arg in "$@"; do
   case $arg in
   --quick) quick=1 ;;
   -h | --help)
-    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    bench_help
     exit 0
     ;;
-  *)
-    echo "ctx_bench: unknown argument $arg (try --help)" >&2
-    exit 2
-    ;;
+  *) bench_usage "unknown argument $arg" ;;
   esac
 done
-
-die() {
-  echo "ctx_bench: FAIL: $*" >&2
-  exit 1
-}
 
 command -v cc >/dev/null || die "cc is not installed (scripts/setup.sh)"
 command -v pkg-config >/dev/null || die "pkg-config is not installed"

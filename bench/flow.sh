@@ -14,14 +14,17 @@
 # Phases are 3 s (--quick: 1 s). Build: build-release/ (Release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=flow
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 seconds=3
 runs=64
 while (($#)); do
   case $1 in
   --quick) seconds=1 ;;
   --runs) runs=$2; shift ;;
-  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "flow.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  -h | --help) bench_help; exit 0 ;;
+  *) bench_usage "unknown argument $1" ;;
   esac
   shift
 done

@@ -47,6 +47,9 @@
 # under test; unset: the config's default), recorded in the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=gateway
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 duration=10
 perf=0
@@ -55,19 +58,13 @@ for arg in "$@"; do
   --quick) duration=2 ;;
   --perf) perf=1 ;;
   -h | --help)
-    sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
+    bench_help
     exit 0
     ;;
-  *)
-    echo "gateway: unknown argument $arg (try --help)" >&2
-    exit 2
-    ;;
+  *) bench_usage "unknown argument $arg" ;;
   esac
 done
 
-bench_name=gateway
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 bench_need wrk curl node cmake
 ((perf == 0)) || bench_need perf
 

@@ -21,19 +21,20 @@
 # if missing), SB_BENCH_IDLE_CONNS (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=http_echo
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+die() { bench_die "$@"; }
 
 duration=10
 for arg in "$@"; do
   case $arg in
   --quick) duration=2 ;;
   -h | --help)
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    bench_help
     exit 0
     ;;
-  *)
-    echo "http_echo: unknown argument $arg (try --help)" >&2
-    exit 2
-    ;;
+  *) bench_usage "unknown argument $arg" ;;
   esac
 done
 
@@ -50,10 +51,6 @@ echo_headers=(-H 'Content-Type: application/json'
   -H 'MCP-Protocol-Version: 2026-07-28'
   -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
 
-bench_name=http_echo
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
-die() { bench_die "$@"; }
 bench_need wrk curl cc
 
 # ---- build ----------------------------------------------------------------

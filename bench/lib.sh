@@ -1,6 +1,7 @@
-# bench/lib.sh: helpers shared by the HTTP benchmarks (bench/http_echo.sh,
-# bench/gateway.sh). Sourced, not run. The caller sets:
+# bench/lib.sh: helpers shared by the benchmarks (bench/*.sh). Sourced, not
+# run, from the repository's root. The caller sets:
 #   bench_name  prefix of messages ("http_echo")
+# and, for run_wrk only:
 #   work        a scratch directory (wrk outputs go there)
 #   duration    seconds per wrk run
 # shellcheck shell=bash
@@ -8,6 +9,20 @@
 bench_die() {
   echo "$bench_name: FAIL: $*" >&2
   exit 1
+}
+
+# bench_usage MESSAGE: a bad command line; exits 2 (before any setup or
+# build).
+bench_usage() {
+  echo "$bench_name: $* (try --help)" >&2
+  exit 2
+}
+
+# bench_help: prints the script's header, every comment line after the
+# shebang up to the first line that is not a comment, without the "# ".
+bench_help() {
+  awk 'NR == 1 && /^#!/ { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' \
+    "bench/${0##*/}"
 }
 
 # bench_need TOOL...: each must be on PATH.

@@ -8,7 +8,10 @@
 # Build: build-release/ (Release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case ${1:-} in -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+bench_name=resume_stall
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+case ${1:-} in -h | --help) bench_help; exit 0 ;; esac
 build=${SB_BENCH_BUILD_DIR:-build-release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target switchboard >/dev/null

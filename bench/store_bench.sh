@@ -24,6 +24,10 @@
 # Environment: SWITCHBOARD_BIN (default build/switchboard), TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_name=store_bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+die() { bench_die "$@"; }
 
 duration=3
 population=0
@@ -32,21 +36,14 @@ while (($#)); do
   --quick) duration=1 ;;
   --population) population=$2; shift ;;
   -h | --help)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    bench_help
     exit 0
     ;;
-  *)
-    echo "store_bench: unknown argument $1 (try --help)" >&2
-    exit 2
-    ;;
+  *) bench_usage "unknown argument $1" ;;
   esac
   shift
 done
 
-die() {
-  echo "store_bench: FAIL: $*" >&2
-  exit 1
-}
 for tool in wrk curl cc pkg-config; do
   command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup.sh)"
 done
