@@ -47,8 +47,8 @@ for arg in "$@"; do
   esac
 done
 
-command -v cc >/dev/null || die "cc is not installed (scripts/setup.sh)"
-command -v pkg-config >/dev/null || die "pkg-config is not installed"
+bench_setup
+bench_need cc pkg-config
 
 # ---- build ----------------------------------------------------------------
 build=${SB_BENCH_BUILD_DIR:-build}

@@ -28,6 +28,7 @@ while (($#)); do
   esac
   shift
 done
+bench_setup
 build=${SB_BENCH_BUILD_DIR:-build-release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target flow_bench echo_agent >/dev/null

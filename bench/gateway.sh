@@ -65,6 +65,7 @@ for arg in "$@"; do
   esac
 done
 
+bench_setup
 bench_need wrk curl node cmake
 ((perf == 0)) || bench_need perf
 
@@ -82,7 +83,7 @@ sb_bin=$build_dir/switchboard
 agent_bin=$PWD/$build_dir/bench/echo_agent
 pipe_rtt_bin=$build_dir/bench/pipe_rtt
 [[ -x node_modules/.bin/mcp-proxy && -x node_modules/.bin/supergateway ]] ||
-  bench_die "mcp-proxy / supergateway missing: run scripts/setup.sh (npm ci)"
+  bench_die "mcp-proxy / supergateway missing from node_modules after scripts/setup.sh"
 
 work=$(mktemp -d)
 pids=()

@@ -25,6 +25,13 @@ bench_help() {
     "bench/${0##*/}"
 }
 
+# bench_setup: scripts/setup.sh, which installs what the benches need (the
+# Debian packages, node_modules) and is quick when all of it is there. Its
+# output goes to stderr, beside the other progress lines.
+bench_setup() {
+  scripts/setup.sh >&2 || bench_die "scripts/setup.sh failed"
+}
+
 # bench_need TOOL...: each must be on PATH.
 bench_need() {
   local tool

@@ -12,6 +12,7 @@ bench_name=resume_stall
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 case ${1:-} in -h | --help) bench_help; exit 0 ;; esac
+bench_setup
 build=${SB_BENCH_BUILD_DIR:-build-release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target switchboard >/dev/null

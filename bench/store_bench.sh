@@ -44,9 +44,8 @@ while (($#)); do
   shift
 done
 
-for tool in wrk curl cc pkg-config; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup.sh)"
-done
+bench_setup
+bench_need wrk curl cc pkg-config
 
 # ---- build ------------------------------------------------------------------
 build=${SB_BENCH_BUILD_DIR:-build}
