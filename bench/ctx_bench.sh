@@ -56,7 +56,7 @@ type_flag=()
 # Only choose the build type for a fresh build dir; an existing one is
 # shared with scripts/test.sh and keeps its own.
 [[ -f $build/CMakeCache.txt ]] || type_flag=(-DCMAKE_BUILD_TYPE=Release)
-echo "ctx_bench: building $build/libsbcore.a" >&2
+echo "ctx_bench: building libsbcore.a in $build" >&2
 cmake -S . -B "$build" "${type_flag[@]}" >/dev/null
 cmake --build "$build" -j2 --target sbcore >/dev/null
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")

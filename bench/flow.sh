@@ -30,8 +30,10 @@ while (($#)); do
 done
 bench_setup
 build=${SB_BENCH_BUILD_DIR:-build-release}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j2 --target flow_bench echo_agent >/dev/null
+echo "flow: building flow_bench and echo_agent in $build" >&2
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || bench_die "cmake configure of $build failed"
+cmake --build "$build" -j2 --target flow_bench echo_agent >/dev/null ||
+  bench_die "building flow_bench and echo_agent in $build failed"
 work=$(mktemp -d "${TMPDIR:-/tmp}/flow_bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$build/bench/flow_bench" --agent "$build/bench/echo_agent" --dir "$work" \

@@ -59,7 +59,7 @@ if [[ ! -x $bin ]]; then
   [[ $bin == build/switchboard ]] || die "SWITCHBOARD_BIN=$bin is not executable"
   # Only a fresh build dir gets Release; an existing one is shared with
   # scripts/test.sh and keeps its own type.
-  echo "http_echo: building $bin" >&2
+  echo "http_echo: building switchboard in build" >&2
   bench_build build switchboard
 fi
 build_type=$(bench_build_type "$(dirname "$bin")")

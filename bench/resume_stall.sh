@@ -14,6 +14,7 @@ source bench/lib.sh
 case ${1:-} in -h | --help) bench_help; exit 0 ;; esac
 bench_setup
 build=${SB_BENCH_BUILD_DIR:-build-release}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j2 --target switchboard >/dev/null
+echo "resume_stall: building switchboard in $build" >&2
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || bench_die "cmake configure of $build failed"
+cmake --build "$build" -j2 --target switchboard >/dev/null || bench_die "building switchboard in $build failed"
 SWITCHBOARD_BIN="$PWD/$build/switchboard" node bench/resume_stall.mjs "$@"

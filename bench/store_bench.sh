@@ -51,8 +51,10 @@ bench_need wrk curl cc pkg-config
 build=${SB_BENCH_BUILD_DIR:-build}
 type_flag=()
 [[ -f $build/CMakeCache.txt ]] || type_flag=(-DCMAKE_BUILD_TYPE=Release)
-cmake -S . -B "$build" "${type_flag[@]}" >/dev/null
-cmake --build "$build" -j2 --target sbcore switchboard >/dev/null
+echo "store_bench: building libsbcore.a and switchboard in $build" >&2
+cmake -S . -B "$build" "${type_flag[@]}" >/dev/null || die "cmake configure of $build failed"
+cmake --build "$build" -j2 --target sbcore switchboard >/dev/null ||
+  die "building libsbcore.a and switchboard in $build failed"
 bin=${SWITCHBOARD_BIN:-$build/switchboard}
 work=$(mktemp -d "${TMPDIR:-/tmp}/store_bench.XXXXXX")
 server_pid=""
