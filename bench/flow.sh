@@ -11,7 +11,9 @@
 #
 #   bench/flow.sh [--quick] [--runs N]
 #
-# Phases are 3 s (--quick: 1 s). Build: build-release/ (Release).
+# Phases are 3 s (--quick: 1 s). --runs N: runs at a time in the last
+# phase (1..256, default 64). Build: build-release/ (Release; another dir
+# with SB_BENCH_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench_name=flow
@@ -22,7 +24,7 @@ runs=64
 while (($#)); do
   case $1 in
   --quick) seconds=1 ;;
-  --runs) runs=$2; shift ;;
+  --runs) bench_count "$1" "${2-}" 1 256; runs=$2; shift ;;
   -h | --help) bench_help; exit 0 ;;
   *) bench_usage "unknown argument $1" ;;
   esac

@@ -64,6 +64,8 @@ for arg in "$@"; do
   *) bench_usage "unknown argument $arg" ;;
   esac
 done
+[[ -z ${SB_BENCH_BUSY_POLL_US:-} ]] ||
+  bench_count SB_BENCH_BUSY_POLL_US "$SB_BENCH_BUSY_POLL_US" 0 1000
 
 bench_setup
 bench_need wrk curl node cmake

@@ -51,6 +51,7 @@ echo_headers=(-H 'Content-Type: application/json'
   -H 'MCP-Protocol-Version: 2026-07-28'
   -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
 
+bench_count SB_BENCH_IDLE_CONNS "$idle_n" 1 100000
 bench_setup
 bench_need wrk curl cc
 

@@ -25,6 +25,15 @@ bench_help() {
     "bench/${0##*/}"
 }
 
+# bench_count OPTION VALUE MIN MAX: VALUE (empty when the option came last)
+# must be a whole number in MIN..MAX, else a usage error naming OPTION.
+bench_count() {
+  local opt=$1 v=${2-} min=$3 max=$4
+  if [[ ! $v =~ ^[0-9]{1,18}$ ]] || ((10#$v < min || 10#$v > max)); then
+    bench_usage "$opt needs a whole number in $min..$max${v:+, not '$v'}"
+  fi
+}
+
 # bench_setup: scripts/setup.sh, which installs what the benches need (the
 # Debian packages, node_modules) and is quick when all of it is there. Its
 # output goes to stderr, beside the other progress lines.

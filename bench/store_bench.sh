@@ -21,7 +21,10 @@
 # Phases are 3 s each (--quick: 1 s). wrk, the bench and the server share
 # this machine's cores, so figures are lower bounds on a bigger box.
 #
-# Environment: SWITCHBOARD_BIN (default build/switchboard), TMPDIR.
+# Environment: SB_BENCH_BUILD_DIR (default build; configured in Release if
+# it does not exist yet; libsbcore.a and switchboard are built there),
+# SWITCHBOARD_BIN (the server measured over REST; default
+# $SB_BENCH_BUILD_DIR/switchboard), SB_BENCH_LOAD_CONNS (default 8), TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench_name=store_bench
@@ -34,7 +37,11 @@ population=0
 while (($#)); do
   case $1 in
   --quick) duration=1 ;;
-  --population) population=$2; shift ;;
+  --population)
+    bench_count "$1" "${2-}" 0 1000000000
+    population=$2
+    shift
+    ;;
   -h | --help)
     bench_help
     exit 0
@@ -43,6 +50,8 @@ while (($#)); do
   esac
   shift
 done
+load=${SB_BENCH_LOAD_CONNS:-8}
+bench_count SB_BENCH_LOAD_CONNS "$load" 1 256
 
 bench_setup
 bench_need wrk curl cc pkg-config
@@ -148,7 +157,6 @@ done
 
 # ---- 3. echo alone and under write load --------------------------------------
 echo
-load=${SB_BENCH_LOAD_CONNS:-8}
 echo "== built-in echo (16 connections) alone and under $load REST writers =="
 run_wrk echo-alone 2 16 "$base/mcp" bench/mcp_echo.lua
 alone_rps=$rps alone_p99=$p99
