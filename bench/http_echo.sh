@@ -14,8 +14,10 @@
 #
 # Runs are 10 s each (--quick: 2 s, for smoke testing). wrk and the server
 # share this machine's cores, so figures are lower bounds on a bigger box.
-# Exits non-zero if the server doesn't start, any echo response isn't 2xx,
-# or connections fail; a figure that misses its bar is reported, not fatal.
+# Each server runs on a fresh store in a temporary directory, removed at
+# exit. Exits non-zero if the server doesn't start, any echo response isn't
+# 2xx, or connections fail; a figure that misses its bar is reported, not
+# fatal.
 #
 # Environment: SWITCHBOARD_BIN (default build/switchboard, built in Release
 # if missing), SB_BENCH_IDLE_CONNS (default 1000).
@@ -65,7 +67,7 @@ if [[ ! -x $bin ]]; then
 fi
 build_type=$(bench_build_type "$(dirname "$bin")")
 
-work=$(mktemp -d)
+work=$(mktemp -d "${TMPDIR:-/tmp}/http_echo.XXXXXX")
 server_pid=""
 idle_pid=""
 
@@ -81,12 +83,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Start a fresh server on a free port; sets server_pid and port. Waits for
-# the "listening on http://HOST:PORT/mcp" line with a deadline.
+# Start a fresh server on a free port, on a store of its own in $work
+# (never the repository's data/switchboard.db); sets server_pid and port.
+# Waits for the "listening on http://HOST:PORT/mcp" line with a deadline.
 start_server() {
-  local log=$work/server.$RANDOM.log
+  local tag=$RANDOM
+  local log=$work/server.$tag.log
   : >"$log"
-  "$bin" serve --listen 127.0.0.1:0 2>"$log" >/dev/null </dev/null &
+  "$bin" serve --listen 127.0.0.1:0 --store "$work/store.$tag.db" \
+    2>"$log" >/dev/null </dev/null &
   server_pid=$!
   port=""
   local deadline=$((SECONDS + 15))
