@@ -25,15 +25,17 @@
 # between two processes on this machine (libuv on both sides over pipes,
 # as switchboard and the agent are; also blocking reads, a socketpair, and
 # one side spinning instead of sleeping), which no relay through a second
-# process can beat. Writes
-# bench/results/gateway-<UTC start, YYYY-MM-DDTHHMMZ>.json and .md.
+# process can beat. Writes bench/results/gateway-<stamp>.json and .md,
+# where <stamp> is the UTC start, YYYY-MM-DDTHHMMZ, and after a --quick run
+# the start followed by -quick (gateway-<start>-quick.json and .md, which
+# git ignores).
 #
 # Bars (reported, not fatal): at 256 connections switchboard >= 10x the best
 # Node peer; at 1 connection the agent hop adds <= 25 us p50.
 #
 # --quick: 2 s runs (smoke test); default 10 s. --perf: afterwards, profile
 # switchboard with `perf record --call-graph dwarf` during an extra
-# 256-connection sb-mcp run and write bench/results/gateway-<start>-perf.txt
+# 256-connection sb-mcp run and write bench/results/gateway-<stamp>-perf.txt
 # (perf's overhead never touches the measured runs).
 #
 # wrk, the proxies, the agents and switchboard share this machine's cores,
