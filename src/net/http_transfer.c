@@ -161,6 +161,7 @@ void hc_free_transfer(http_channel *ch, transfer *t) {
   sb_sse_free(&t->sse);
   sb_free(t->failure);
   sb_free(t->sent_session);
+  sb_free(t->challenge);
   sb_free(t->resume_id);
   sb_free(t);
 }
@@ -269,37 +270,64 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   return len;
 }
 
-/* Response headers: capture Mcp-Session-Id from any response. */
+/* Enough of a challenge to say where the agent's authorization server is
+ * and what it wants; longer ones are cut. */
+#define CHALLENGE_MAX 400
+
+/* The value of a header line "Name: value\r\n" when its name (lower
+ * case, with the colon) is `name`: *v and *n, without the spaces around
+ * it; 0 if the line is another header. */
+static int header_value(const char *data, size_t len, const char *name,
+                        const char **v, size_t *n) {
+  size_t nl = strlen(name);
+  if (len <= nl || strncasecmp(data, name, nl) != 0) return 0;
+  const char *s = data + nl, *end = data + len;
+  while (s < end && (*s == ' ' || *s == '\t'))
+    s++;
+  while (end > s && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                     end[-1] == '\t'))
+    end--;
+  *v = s;
+  *n = (size_t)(end - s);
+  return 1;
+}
+
+/* Response headers: capture Mcp-Session-Id from any response, and an
+ * authentication challenge. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   transfer *t = ud;
   http_channel *ch = t->ch;
   size_t len = size * nmemb;
-  static const char name[] = "mcp-session-id:";
+  const char *cv;
+  size_t cn;
+  if (!t->challenge &&
+      header_value(data, len, "www-authenticate:", &cv, &cn) && cn > 0) {
+    size_t take = cn < CHALLENGE_MAX ? cn : CHALLENGE_MAX;
+    char shown[4 * CHALLENGE_MAX + 4]; /* "\\xHH" at most per byte */
+    size_t w = sb_escape_controls(cv, take, shown, sizeof shown - 3, 0);
+    if (take < cn) memcpy(shown + w, "...", 4);
+    t->challenge = sb_strdup(shown);
+  }
   if (t->is_stream && ch->settle == STREAM_SETTLE_OWED &&
       (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
     long status = 0; /* the blank line ending one response's headers */
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) ch->settle = STREAM_SETTLE_DUE;
   }
-  if (len > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
-    const char *v = data + sizeof name - 1;
-    const char *end = data + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-                       end[-1] == '\t'))
-      end--;
-    int visible = end > v;
-    for (const char *p = v; p < end && visible; p++)
-      visible = *p >= 0x21 && *p <= 0x7e;
+  const char *v;
+  size_t n;
+  if (header_value(data, len, "mcp-session-id:", &v, &n)) {
+    int visible = n > 0;
+    for (size_t i = 0; i < n && visible; i++)
+      visible = v[i] >= 0x21 && v[i] <= 0x7e;
     if (!visible) {
       SB_WARN(MOD,
               "agent %s: ignoring an Mcp-Session-Id that is not visible "
               "ASCII",
               ch->base.name);
-    } else if (!ch->session_id || strlen(ch->session_id) != (size_t)(end - v) ||
-               memcmp(ch->session_id, v, (size_t)(end - v)) != 0) {
-      char *sid = sb_strndup(v, (size_t)(end - v));
+    } else if (!ch->session_id || strlen(ch->session_id) != n ||
+               memcmp(ch->session_id, v, n) != 0) {
+      char *sid = sb_strndup(v, n);
       if (sid) {
         sb_free(ch->session_id);
         ch->session_id = sid;
@@ -384,11 +412,18 @@ static int rpc_error(const json_t *m) {
  * why in the agent's own words. */
 static void http_failed(http_channel *ch, transfer *t, long status) {
   size_t n = t->body_buf.len > 200 ? 200 : t->body_buf.len;
+  /* A 401 or 403 says how to authorize (OAuth: where the agent's
+   * authorization server is, which scope): the operator configuring
+   * the agent's credentials needs exactly that. */
+  char challenge[4 * CHALLENGE_MAX + 64] = "";
+  if (t->challenge && (status == 401 || status == 403))
+    snprintf(challenge, sizeof challenge, " (WWW-Authenticate: %s)",
+             t->challenge);
   if (n)
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld: %.*s", status, (int)n,
-               t->body_buf.data);
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld%s: %.*s", status, challenge,
+               (int)n, t->body_buf.data);
   else
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
+    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld%s", status, challenge);
 }
 
 static void finish_json_body(http_channel *ch, transfer *t, long status) {

@@ -638,6 +638,15 @@ static void scripted(fake_conn *c, const char *method, const char *head,
     conn_respond(c, 500, NULL, NULL, "");
   } else if (strcmp(m, "text500") == 0) {
     conn_respond(c, 500, "text/plain", NULL, "upstream exploded");
+  } else if (strcmp(m, "unauthorized") == 0) {
+    conn_respond(c, 401, "application/json",
+                 "WWW-Authenticate: Bearer error=\"invalid_token\", "
+                 "resource_metadata=\"http://127.0.0.1:1/.well-known/"
+                 "oauth-protected-resource/mcp\", scope=\"mcp\"\r\n",
+                 "{\"error\":\"invalid_token\"}");
+  } else if (strcmp(m, "challenged500") == 0) {
+    conn_respond(c, 500, "text/plain", "WWW-Authenticate: Bearer\r\n",
+                 "oops");
   } else if (strcmp(m, "rpcerror400") == 0) {
     snprintf(buf, sizeof buf,
              "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{"
@@ -705,6 +714,14 @@ static void failure_modes_synthesise_errors(void **state) {
   } cases[] = {
       {"empty500", "HTTP 500"},
       {"text500", "upstream exploded"},
+      /* a 401 or 403 says how to authorize: the challenge comes along */
+      {"unauthorized",
+       "HTTP 401 (WWW-Authenticate: Bearer error=\"invalid_token\", "
+       "resource_metadata=\"http://127.0.0.1:1/.well-known/"
+       "oauth-protected-resource/mcp\", scope=\"mcp\"): "
+       "{\"error\":\"invalid_token\"}"},
+      /* ...another status does not */
+      {"challenged500", "HTTP 500: oops"},
       {"badjson", "malformed JSON"},
       {"big", "larger than the limit of 2048 bytes"},
       {"wrongtype", "unexpected Content-Type"},
