@@ -394,6 +394,13 @@ void hc_transport_error(http_channel *ch, transfer *t, CURLcode res, char *out,
   else if (res == CURLE_OPERATION_TIMEDOUT)
     snprintf(out, n, "%s: %s", ch->url_shown,
              t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+  else if (res == CURLE_OUT_OF_MEMORY)
+    /* What libcurl (before 8.x) says of a response whose header lines
+     * pass its 100 KB limit: the agent's fault far more often than ours. */
+    snprintf(out, n,
+             "%s: the response's headers are larger than libcurl takes "
+             "(100 KB), or out of memory",
+             ch->url_shown);
   else
     snprintf(out, n, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
 }
@@ -433,8 +440,7 @@ static void finish_json_body(http_channel *ch, transfer *t, long status) {
   if (sb_rpc_parse(t->body_buf.data ? t->body_buf.data : "", t->body_buf.len,
                    &limits, &msg, &err) != 0) {
     if (status >= 400)
-      synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld with a body that is not JSON-RPC",
-                 status);
+      http_failed(ch, t, status);
     else
       synthesise(ch, t, SB_CHANNEL_LOST, "malformed JSON response: %s", err.msg);
     return;
@@ -620,7 +626,7 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
       http_failed(ch, t, status);
     }
   } else {
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld", status);
+    http_failed(ch, t, status);
   }
   /* Anything still owed (an answer that named other ids) fails too. */
   if (json_array_size(t->pending_ids))

@@ -644,6 +644,16 @@ static void scripted(fake_conn *c, const char *method, const char *head,
                  "resource_metadata=\"http://127.0.0.1:1/.well-known/"
                  "oauth-protected-resource/mcp\", scope=\"mcp\"\r\n",
                  "{\"error\":\"invalid_token\"}");
+  } else if (strcmp(m, "unauthorized_empty") == 0) {
+    conn_respond(c, 401, NULL, "WWW-Authenticate: Bearer\r\n", "");
+  } else if (strcmp(m, "big_header") == 0) {
+    static char big[128 * 1024];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "X-Big: ", 7);
+    memcpy(big + sizeof big - 3, "\r\n", 3);
+    conn_write(c, "HTTP/1.1 401 X\r\nContent-Length: 0\r\n");
+    conn_write(c, big);
+    conn_write(c, "\r\n");
   } else if (strcmp(m, "challenged500") == 0) {
     conn_respond(c, 500, "text/plain", "WWW-Authenticate: Bearer\r\n",
                  "oops");
@@ -720,6 +730,10 @@ static void failure_modes_synthesise_errors(void **state) {
        "resource_metadata=\"http://127.0.0.1:1/.well-known/"
        "oauth-protected-resource/mcp\", scope=\"mcp\"): "
        "{\"error\":\"invalid_token\"}"},
+      /* with no body too */
+      {"unauthorized_empty", "HTTP 401 (WWW-Authenticate: Bearer)"},
+      /* headers past libcurl's limit: said so, not "Out of memory" */
+      {"big_header", "headers are larger than libcurl takes (100 KB)"},
       /* ...another status does not */
       {"challenged500", "HTTP 500: oops"},
       {"badjson", "malformed JSON"},
