@@ -465,6 +465,10 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                                          RETRY_CAP_MS, gw_random01());
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
             c->tool ? c->tool : c->o.method, (unsigned long long)delay, why);
+    /* The agent ended our session: the retry waits for the new one
+     * (within the call's deadline), though the call may have waited for
+     * the first already. */
+    if (outcome == SB_GATEWAY_SESSION_EXPIRED) c->waited_connect = 0;
     c->state = CALL_BACKOFF;
     uv_timer_start(c->timer, on_timer, delay, 0);
     return;

@@ -123,3 +123,63 @@ describe('a legacy HTTP agent slow to open its GET stream', () => {
     assert.deepEqual(logs, ['log 1']);
   });
 });
+
+describe('a legacy HTTP agent whose first tools/list fails', () => {
+  let agent;
+  let server;
+
+  before(async () => {
+    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
+      { LIST_FAILS: '1' });
+    const { file } = writeFlowConfig({ agents: [DEF(agent.url)], limits: { agent_health_interval_ms: 200 } });
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+  });
+  after(async () => {
+    if (server) {
+      const done = await server.stop();
+      assert.equal(done.code, 0, server.stderr.slice(-2000));
+    }
+    await agent?.stop();
+  });
+
+  it('is listed again once it answers its health check', async () => {
+    // Before, the failed listing stayed: the agent served no tools (an
+    // empty list on /agents/lg/mcp) until it sent list_changed.
+    const rest = restClient(server.url.replace(/\/mcp$/, ''), null);
+    await pollUntil(async () => {
+      const row = (await rest.call('GET', '/v1/agents')).json.agents.find((x) => x.definition.id === 'lg');
+      return row?.tools > 0 ? { ok: true } : { ok: false, message: `lg: ${JSON.stringify(row)}` };
+    }, { what: 'lg listed its tools' });
+    assert.match(server.stderr, /agent lg: tools\/list failed/);
+  });
+});
+
+describe('a legacy HTTP agent that ends its session while calls wait for it', () => {
+  let agent;
+  let server;
+
+  before(async () => {
+    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
+      { GET_DELAY_MS: '300', EXPIRE_AFTER: '5' });
+    const def = { ...DEF(agent.url), limits: { maxConcurrent: 64, retries: 3 } };
+    const { file } = writeFlowConfig({ agents: [def] });
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+  });
+  after(async () => {
+    if (server) {
+      const done = await server.stop();
+      assert.equal(done.code, 0, server.stderr.slice(-2000));
+    }
+    await agent?.stop();
+  });
+
+  it('every call sent at start is answered, each once, across the new sessions', async () => {
+    // They all wait for the first session (and its GET stream); those the
+    // agent refuses with 404 as it ends a session are retried in the
+    // next. Before, a call that had waited for the first session gave up
+    // on the second: 503 "not connected".
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => callLogthen(server.url, i + 1)));
+    const ns = results.map((r) => Number(/^call (\d+)/.exec(r.text)[1])).sort((a, b) => a - b);
+    assert.equal(new Set(ns).size, 30, `answers: ${ns}`);
+  });
+});
