@@ -61,34 +61,42 @@ async function callLogthen(mcpUrl, id) {
   };
 }
 
+/** In a describe: before it, the agent (with `env`) and a switchboard
+ * fronting it (the agent's definition extended by `def`, the config's
+ * `limits`); after it, both stopped, switchboard's exit checked. The
+ * returned object's agent and server are set once they run. */
+function withAgentAndServer({ env = {}, def = {}, limits = {} } = {}) {
+  const ctx = { agent: null, server: null };
+  before(async () => {
+    ctx.agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [], env);
+    const { file } = writeFlowConfig({ agents: [{ ...DEF(ctx.agent.url), ...def }], limits });
+    ctx.server = await startHttpServer({ extraArgs: ['--config', file] });
+  });
+  after(async () => {
+    if (ctx.server) {
+      const done = await ctx.server.stop();
+      assert.equal(done.code, 0, ctx.server.stderr.slice(-2000));
+    }
+    await ctx.agent?.stop();
+  });
+  return ctx;
+}
+
 describe('a legacy HTTP agent logging on its GET stream before it answers', () => {
-  let agent;
-  let server;
-  let mcpUrl;
+  const ctx = withAgentAndServer();
 
   before(async () => {
-    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent');
-    const { file } = writeFlowConfig({ agents: [DEF(agent.url)] });
-    server = await startHttpServer({ extraArgs: ['--config', file] });
-    mcpUrl = server.url;
-    const rest = restClient(server.url.replace(/\/mcp$/, ''), null);
+    const rest = restClient(ctx.server.url.replace(/\/mcp$/, ''), null);
     await pollUntil(async () => {
       const row = (await rest.call('GET', '/v1/agents')).json.agents.find((x) => x.definition.id === 'lg');
       return row?.connected ? { ok: true } : { ok: false, message: 'lg not connected' };
     }, { what: 'the agent connected' });
   });
-  after(async () => {
-    if (server) {
-      const done = await server.stop();
-      assert.equal(done.code, 0, server.stderr.slice(-2000));
-    }
-    await agent?.stop();
-  });
 
   it(`a modern client gets each call's log line before its result (${CALLS} calls)`, async () => {
     const missing = [];
     for (let i = 1; i <= CALLS; i++) {
-      const { text, logs } = await callLogthen(mcpUrl, i);
+      const { text, logs } = await callLogthen(ctx.server.url, i);
       const n = /^call (\d+)$/.exec(text)[1];
       if (logs.join() !== `log ${n}`) missing.push({ call: n, logs });
     }
@@ -97,88 +105,42 @@ describe('a legacy HTTP agent logging on its GET stream before it answers', () =
 });
 
 describe('a legacy HTTP agent slow to open its GET stream', () => {
-  let agent;
-  let server;
-
-  before(async () => {
-    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
-      { GET_DELAY_MS: '400' });
-    const { file } = writeFlowConfig({ agents: [DEF(agent.url)] });
-    server = await startHttpServer({ extraArgs: ['--config', file] });
-  });
-  after(async () => {
-    if (server) {
-      const done = await server.stop();
-      assert.equal(done.code, 0, server.stderr.slice(-2000));
-    }
-    await agent?.stop();
-  });
+  const ctx = withAgentAndServer({ env: { GET_DELAY_MS: '400' } });
 
   it('the first call after start waits for the stream, and gets its log line', async () => {
     // Sent at once: it waits for the agent to connect, then for the
     // stream (before, it went out at the connect, 400 ms before the
     // stream was up, and the agent had nowhere to send its log).
-    const { text, logs } = await callLogthen(server.url, 1);
+    const { text, logs } = await callLogthen(ctx.server.url, 1);
     assert.equal(text, 'call 1');
     assert.deepEqual(logs, ['log 1']);
   });
 });
 
 describe('a legacy HTTP agent whose first tools/list fails', () => {
-  let agent;
-  let server;
-
-  before(async () => {
-    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
-      { LIST_FAILS: '1' });
-    const { file } = writeFlowConfig({ agents: [DEF(agent.url)], limits: { agent_health_interval_ms: 200 } });
-    server = await startHttpServer({ extraArgs: ['--config', file] });
-  });
-  after(async () => {
-    if (server) {
-      const done = await server.stop();
-      assert.equal(done.code, 0, server.stderr.slice(-2000));
-    }
-    await agent?.stop();
-  });
+  const ctx = withAgentAndServer({ env: { LIST_FAILS: '1' }, limits: { agent_health_interval_ms: 200 } });
 
   it('is listed again once it answers its health check', async () => {
     // Before, the failed listing stayed: the agent served no tools (an
     // empty list on /agents/lg/mcp) until it sent list_changed.
-    const rest = restClient(server.url.replace(/\/mcp$/, ''), null);
+    const rest = restClient(ctx.server.url.replace(/\/mcp$/, ''), null);
     await pollUntil(async () => {
       const row = (await rest.call('GET', '/v1/agents')).json.agents.find((x) => x.definition.id === 'lg');
       return row?.tools > 0 ? { ok: true } : { ok: false, message: `lg: ${JSON.stringify(row)}` };
     }, { what: 'lg listed its tools' });
-    assert.match(server.stderr, /agent lg: tools\/list failed/);
+    assert.match(ctx.server.stderr, /agent lg: tools\/list failed/);
   });
 });
 
 describe('a legacy HTTP agent that ends its session while calls wait for it', () => {
-  let agent;
-  let server;
-
-  before(async () => {
-    agent = await startHttpAgent(AGENT, 'session log agent', 'session log agent', [],
-      { GET_DELAY_MS: '300', EXPIRE_AFTER: '5' });
-    const def = { ...DEF(agent.url), limits: { maxConcurrent: 64, retries: 3 } };
-    const { file } = writeFlowConfig({ agents: [def] });
-    server = await startHttpServer({ extraArgs: ['--config', file] });
-  });
-  after(async () => {
-    if (server) {
-      const done = await server.stop();
-      assert.equal(done.code, 0, server.stderr.slice(-2000));
-    }
-    await agent?.stop();
-  });
+  const ctx = withAgentAndServer({ env: { GET_DELAY_MS: '300', EXPIRE_AFTER: '5' }, def: { limits: { maxConcurrent: 64, retries: 3 } } });
 
   it('every call sent at start is answered, each once, across the new sessions', async () => {
     // They all wait for the first session (and its GET stream); those the
     // agent refuses with 404 as it ends a session are retried in the
     // next. Before, a call that had waited for the first session gave up
     // on the second: 503 "not connected".
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => callLogthen(server.url, i + 1)));
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => callLogthen(ctx.server.url, i + 1)));
     const ns = results.map((r) => Number(/^call (\d+)/.exec(r.text)[1])).sort((a, b) => a - b);
     assert.equal(new Set(ns).size, 30, `answers: ${ns}`);
   });
