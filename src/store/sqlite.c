@@ -466,7 +466,8 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
                  e ? strerror(e) : "SQLite opened it read-only");
     goto fail;
   }
-  sqlite3_busy_timeout(c->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
+  if (busy_timeout_ms <= 0) busy_timeout_ms = 5000; /* sb_store_options */
+  sqlite3_busy_timeout(c->db, busy_timeout_ms);
   /* The first statements are where a file that is not a store shows
    * ("file is not a database"): say which file. */
   if (exec_at(c, path,
@@ -492,8 +493,7 @@ st_conn *st_conn_open(const char *path, int busy_timeout_ms, int migrate_first,
       sb_error_set(err, SB_ETIMEDOUT,
                    "store: %s: another process held its write lock for "
                    "longer than %d ms (%s); start again once it is done",
-                   path, busy_timeout_ms > 0 ? busy_timeout_ms : 5000,
-                   sqlite3_errmsg(c->db));
+                   path, busy_timeout_ms, sqlite3_errmsg(c->db));
     goto fail;
   }
   for (int i = 0; i < STMT__COUNT; i++) {
