@@ -30,6 +30,9 @@ typedef struct show {
   int done;
   const char *id;
   size_t max_tool_name;
+  uint64_t startup_ms;
+  sb_fetcher *fetcher; /* transport.oauth: the token's requests */
+  sb_gateway_oauth *oauth;
 } show;
 
 static void finish(show *s) {
@@ -168,6 +171,23 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
   if (s->pending == 0) finish(s);
 }
 
+/* An agent behind OAuth: the handshake goes with the token got. */
+static void on_token(void *ud, int ok, const char *detail) {
+  show *s = ud;
+  if (!ok) {
+    snprintf(s->error_buf, sizeof s->error_buf,
+             "cannot get an OAuth access token: %s", detail);
+    s->error = s->error_buf;
+    finish(s);
+    return;
+  }
+  sb_channel_set_header(s->ch, "Authorization",
+                        sb_gateway_oauth_authorization(s->oauth));
+  json_object_set_new(s->report, "authorization",
+                      json_string("OAuth client credentials: token obtained"));
+  sb_mcp_client_connect(s->client, s->startup_ms, on_connected, s);
+}
+
 static void on_deadline(uv_timer_t *t) {
   show *s = t->data;
   s->error = s->deadline_why;
@@ -204,7 +224,19 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
            "no answer from the agent within %llu s",
            (unsigned long long)(total / 1000));
   uv_timer_start(&s.deadline, on_deadline, total, 0);
-  sb_mcp_client_connect(s.client, startup, on_connected, &s);
+  s.startup_ms = startup;
+  if (def->transport.oauth.client_id) {
+    s.fetcher = sb_fetcher_new(&s.loop, &err);
+    s.oauth = s.fetcher ? sb_gateway_oauth_new(s.fetcher, def) : NULL;
+    if (!s.oauth) {
+      sb_cli_eprintf("switchboard agents: %s: %s\n", id,
+                     err.msg[0] ? err.msg : "out of memory");
+      goto done;
+    }
+    sb_gateway_oauth_fetch(s.oauth, NULL, on_token, &s);
+  } else {
+    sb_mcp_client_connect(s.client, startup, on_connected, &s);
+  }
   if (!s.done) uv_run(&s.loop, UV_RUN_DEFAULT);
   if (s.error) {
     sb_cli_eprintf("switchboard agents: %s: %s\n", id, s.error);
@@ -215,6 +247,8 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
     rc = EXIT_OK;
   }
 done:
+  sb_gateway_oauth_free(s.oauth);
+  sb_fetcher_free(s.fetcher);
   sb_mcp_client_free(s.client);
   if (s.ch) sb_channel_close(s.ch);
   uv_timer_stop(&s.deadline);

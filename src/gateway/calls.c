@@ -415,6 +415,7 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     return;
   }
   if (outcome == SB_GATEWAY_ANSWERED) {
+    gw_token_worked(a);
     const char *rt = json_string_value(json_object_get(result, "resultType"));
     if (rt && strcmp(rt, "input_required") == 0 &&
         (!c->o.pass_input_required || !caller_can_answer(c, result))) {
@@ -456,6 +457,8 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     return;
   }
   const char *why = json_string_value(json_object_get(error, "message"));
+  /* A refusal is worth a retry only with the new token on its way. */
+  if (outcome == SB_GATEWAY_REFUSED && !a->token_renewing) d.retry = 0;
   if (d.retry && !a->removed && c->retries < (unsigned)a->def->limits.retries &&
       a->client &&
       (outcome == SB_GATEWAY_SESSION_EXPIRED ||
@@ -465,10 +468,11 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                                          RETRY_CAP_MS, gw_random01());
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
             c->tool ? c->tool : c->o.method, (unsigned long long)delay, why);
-    /* The agent ended our session: the retry waits for the new one
-     * (within the call's deadline), though the call may have waited for
-     * the first already. */
-    if (outcome == SB_GATEWAY_SESSION_EXPIRED) c->waited_connect = 0;
+    /* The agent ended our session, or refused our token: the retry waits
+     * for the new one (within the call's deadline), though the call may
+     * have waited for the first already. */
+    if (outcome == SB_GATEWAY_SESSION_EXPIRED || outcome == SB_GATEWAY_REFUSED)
+      c->waited_connect = 0;
     c->state = CALL_BACKOFF;
     uv_timer_start(c->timer, on_timer, delay, 0);
     return;

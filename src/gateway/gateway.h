@@ -141,6 +141,8 @@ typedef enum sb_gateway_outcome {
   SB_GATEWAY_CANCELLED,       /* the caller cancelled */
   SB_GATEWAY_SESSION_EXPIRED, /* the agent's session ended before it read
                                  the request */
+  SB_GATEWAY_REFUSED,         /* the agent refused it unprocessed: HTTP 401
+                                 or 403 (credentials, scope) */
   SB_GATEWAY_BREAKER_OPEN,    /* refused: the agent's breaker is open */
   SB_GATEWAY_AT_CAPACITY,     /* refused: maxConcurrent calls in flight */
   SB_GATEWAY_NOT_CONNECTED,   /* the agent did not connect in time */
@@ -405,6 +407,53 @@ typedef struct sb_gateway_link_options {
 } sb_gateway_link_options;
 int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
                          sb_mcp_client **client, sb_error *err);
+/* ---- OAuth for HTTP agents (oauth.c) -----------------------------------
+ * An agent whose definition has transport.oauth is sent access tokens
+ * switchboard gets itself with the client credentials grant (RFC 6749
+ * 4.4), found the way the MCP authorization spec says: the token endpoint
+ * is transport.oauth.tokenUrl, or the one in the metadata of the
+ * authorization server (RFC 8414, then OpenID Connect discovery) that is
+ * `issuer` or the first the agent's Protected Resource Metadata names (RFC
+ * 9728: its challenge's resource_metadata, else its well-known URIs); the
+ * request names the resource (RFC 8707) and the scope. */
+typedef struct sb_gateway_oauth sb_gateway_oauth;
+/* A fetch ended: ok 1 (sb_gateway_oauth_authorization has the new token),
+ * or 0 and detail says what failed, for people. */
+typedef void (*sb_gateway_oauth_cb)(void *ud, int ok, const char *detail);
+/* For def (its transport.oauth; a reference is kept), fetching through f
+ * (borrowed, outlives it). NULL without transport.oauth, or ENOMEM. */
+sb_gateway_oauth *sb_gateway_oauth_new(sb_fetcher *f, sb_agent_def *def);
+/* Get a token (again). challenge: the agent's last WWW-Authenticate
+ * (its scope and resource_metadata are used), or NULL. cb runs once, on
+ * the loop (before this returns if the fetch cannot start). 0, or
+ * SB_ESTATE while a fetch is under way (cb will not run). */
+int sb_gateway_oauth_fetch(sb_gateway_oauth *o, const char *challenge,
+                           sb_gateway_oauth_cb cb, void *ud);
+int sb_gateway_oauth_busy(const sb_gateway_oauth *o);
+/* "Bearer <token>" to send in Authorization, or NULL (borrowed). */
+const char *sb_gateway_oauth_authorization(const sb_gateway_oauth *o);
+/* When the token was got, and when it expires (sb_now_ms; 0: no token,
+ * or the server did not say). */
+uint64_t sb_gateway_oauth_obtained_ms(const sb_gateway_oauth *o);
+uint64_t sb_gateway_oauth_expires_ms(const sb_gateway_oauth *o);
+/* Drop the token (the agent refused it). */
+void sb_gateway_oauth_forget(sb_gateway_oauth *o);
+/* Cancels a fetch under way (its cb does not run). */
+void sb_gateway_oauth_free(sb_gateway_oauth *o);
+/* The pure parts, for tests. The value of auth-param `name` of an HTTP
+ * challenge ("Bearer scope=\"a b\", error=x"), unquoted: 1 and *out (a new
+ * string), 0 if absent, SB_ENOMEM. */
+int sb_gateway_oauth_challenge_param(const char *challenge, const char *name,
+                                     char **out);
+/* The well-known URIs of the Protected Resource Metadata of the MCP
+ * endpoint url, in the order they are tried (a new array of strings). */
+json_t *sb_gateway_oauth_resource_metadata_urls(const char *url);
+/* The metadata URIs of authorization server `issuer`, in order. */
+json_t *sb_gateway_oauth_server_metadata_urls(const char *issuer);
+/* 1 if a metadata document's `resource` is url's (the same origin, and its
+ * path url's or a whole-segment prefix of it). */
+int sb_gateway_oauth_resource_covers(const char *resource, const char *url);
+
 /* A channel's on_request_failed, passed on to the client as an outcome. */
 void sb_gateway_link_failed(sb_mcp_client *client, json_t *id,
                             sb_channel_failure kind, const char *detail);

@@ -108,6 +108,7 @@ struct sb_gateway {
    * id -> {tool -> name}. NULL: rebuilt on next use (a tool list changed). */
   json_t *tool_names;
   json_t *tool_names_by_agent;
+  sb_fetcher *fetcher; /* agents' OAuth token requests; NULL until one */
 };
 
 struct agent {
@@ -131,6 +132,14 @@ struct agent {
    * agent sends there (elicitation, say) is lost while it is not up. */
   int stream_opening;
   uv_timer_t stream_timer;
+  /* transport.oauth (agent_token.c): its tokens, renewed by token_timer
+   * before they expire; token_renewing while a refused one is replaced
+   * (calls wait), connect_on_token while the handshake waits for one;
+   * refusals: renewals forced by refusals since a request was answered. */
+  sb_gateway_oauth *oauth;
+  uv_timer_t token_timer;
+  int token_renewing, connect_on_token;
+  unsigned refusals;
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */
@@ -141,6 +150,24 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
+/* Start a's handshake on its channel (its token, if any, is set). */
+void gw_agent_connect_client(agent *a);
+/* a could not connect (what: detail): said, its channel closed, and a
+ * reconnect scheduled with backoff. */
+void gw_agent_connect_failed(agent *a, const char *what, const char *detail);
+/* agent_token.c. Set up a's token (and its timer, for every agent): 0,
+ * or SB_ENOMEM. */
+int gw_token_init(agent *a);
+/* Drop it and stop its renewals (a goes away). */
+void gw_token_stop(agent *a);
+/* 1 when a may start its handshake now (no OAuth, or a fresh token, now
+ * set on its channel); else 0 and the handshake starts once a token came
+ * (gw_agent_connect_client), or fails (gw_agent_connect_failed). */
+int gw_token_connect(agent *a);
+/* The agent refused a request (401/403) with this challenge (or NULL). */
+void gw_token_refused(agent *a, const char *challenge);
+/* The agent answered: its token works. */
+void gw_token_worked(agent *a);
 /* Whether calls may be sent to a now: connected, and not opening its GET
  * stream. */
 int gw_agent_ready(const agent *a);

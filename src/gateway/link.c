@@ -104,7 +104,9 @@ void sb_gateway_link_failed(sb_mcp_client *client, json_t *id,
   if (!client) return;
   sb_mcp_outcome outcome = kind == SB_CHANNEL_UNSENT ? SB_MCP_UNSENT
                            : kind == SB_CHANNEL_LOST ? SB_MCP_LOST
-                                                     : SB_MCP_SESSION_EXPIRED;
+                           : kind == SB_CHANNEL_REFUSED
+                               ? SB_MCP_REFUSED
+                               : SB_MCP_SESSION_EXPIRED;
   sb_mcp_client_request_failed(client, id, outcome,
                                kind == SB_CHANNEL_SESSION_ENDED, detail);
 }

@@ -10,6 +10,7 @@ sb_gateway_outcome gw_outcome_of(sb_mcp_outcome o) {
   case SB_MCP_TIMED_OUT: return SB_GATEWAY_TIMED_OUT;
   case SB_MCP_CANCELLED: return SB_GATEWAY_CANCELLED;
   case SB_MCP_SESSION_EXPIRED: return SB_GATEWAY_SESSION_EXPIRED;
+  case SB_MCP_REFUSED: return SB_GATEWAY_REFUSED;
   }
   return SB_GATEWAY_LOST;
 }
@@ -22,6 +23,7 @@ const char *sb_gateway_outcome_name(sb_gateway_outcome o) {
   case SB_GATEWAY_TIMED_OUT: return "timed out";
   case SB_GATEWAY_CANCELLED: return "cancelled";
   case SB_GATEWAY_SESSION_EXPIRED: return "session expired";
+  case SB_GATEWAY_REFUSED: return "refused";
   case SB_GATEWAY_BREAKER_OPEN: return "breaker open";
   case SB_GATEWAY_AT_CAPACITY: return "at capacity";
   case SB_GATEWAY_NOT_CONNECTED: return "not connected";
@@ -45,6 +47,13 @@ sb_gateway_decision sb_gateway_decide(sb_gateway_outcome o, int repeatable) {
     break;
   case SB_GATEWAY_SESSION_EXPIRED:
     /* The agent is up; only its session ended, before it read this. */
+    d.retry = d.fallback = 1;
+    break;
+  case SB_GATEWAY_REFUSED:
+    /* Not processed, but our credentials (or their scope) do not do for
+     * this agent: it counts against it, another may take the call, and
+     * the agent again only once a new token came (calls.c). */
+    d.breaker_failure = 1;
     d.retry = d.fallback = 1;
     break;
   case SB_GATEWAY_LOST:

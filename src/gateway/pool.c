@@ -41,13 +41,15 @@ const agent_list_kind gw_list_kinds[LIST_KINDS] = {
 
 
 int gw_agent_ready(const agent *a) {
-  return a->client && sb_mcp_client_connected(a->client) && !a->stream_opening;
+  return a->client && sb_mcp_client_connected(a->client) &&
+         !a->stream_opening && !a->token_renewing;
 }
 
 int gw_agent_up(agent *a, const char **why) {
   if (gw_agent_ready(a)) return 1;
   *why = a->down_reason[0]   ? a->down_reason
          : a->stream_opening ? "opening its GET stream"
+         : a->token_renewing ? "getting a new OAuth access token"
                              : "not connected yet";
   return 0;
 }
@@ -261,6 +263,17 @@ static void stream_open_tick(uv_timer_t *t) {
 
 static void on_channel_stream_settled(void *ud) { stream_settled(ud); }
 
+void gw_agent_connect_failed(agent *a, const char *what, const char *detail) {
+  SB_WARN(MODULE, "agent %s: %s: %s", a->def->id, what, detail);
+  set_down_reason(a, what, detail);
+  sb_registry_set_health(a->owner->reg, a->def->id, 0);
+  if (a->owner->stopping) return;
+  sb_channel *ch = a->ch;
+  a->ch = NULL;
+  if (ch) sb_channel_close(ch);
+  schedule_restart(a);
+}
+
 static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   agent *a = ud;
@@ -270,18 +283,12 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
      * the cause where this is its consequence, and restarts the agent;
      * or it is about to (the agent is known to be gone). */
     if (!a->ch || sb_channel_ended(a->ch)) return;
-    SB_WARN(MODULE, "agent %s: connect failed: %s", a->def->id,
-            json_string_value(json_object_get(error, "message")));
-    set_down_reason(a, "connect failed",
-                    json_string_value(json_object_get(error, "message")));
-    sb_registry_set_health(a->owner->reg, a->def->id, 0);
-    if (a->owner->stopping) return;
-    sb_channel *ch = a->ch;
-    a->ch = NULL;
-    if (ch) sb_channel_close(ch);
-    schedule_restart(a);
+    gw_agent_connect_failed(
+        a, "connect failed",
+        json_string_value(json_object_get(error, "message")));
     return;
   }
+  gw_token_worked(a);
   a->restarts = 0;
   a->down_reason[0] = '\0';
   sb_registry_set_health(a->owner->reg, a->def->id, 1);
@@ -312,6 +319,10 @@ static void on_channel_request_failed(void *ud, json_t *id,
                                       sb_channel_failure kind,
                                       const char *detail) {
   agent *a = ud;
+  /* Refused with our token: a new one is got (and the call retried with
+   * it); the challenge says what scope and where. */
+  if (kind == SB_CHANNEL_REFUSED)
+    gw_token_refused(a, sb_channel_challenge(a->ch));
   sb_gateway_link_failed(a->client, id, kind, detail);
 }
 
@@ -425,7 +436,12 @@ static void agent_connect(agent *a) {
     schedule_restart(a);
     return;
   }
-  sb_mcp_client_connect(a->client, startup_ms(a), on_connected, a);
+  if (gw_token_connect(a)) gw_agent_connect_client(a);
+}
+
+void gw_agent_connect_client(agent *a) {
+  if (a->client && a->ch)
+    sb_mcp_client_connect(a->client, startup_ms(a), on_connected, a);
 }
 
 static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
@@ -436,6 +452,7 @@ static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
    * the handshake, say) is asked again once the agent answers: else its
    * tools stayed unlisted (served as none) until a list_changed. */
   if (error || !a->client) return;
+  gw_token_worked(a);
   for (int k = 0; k < LIST_KINDS; k++)
     if (!a->lists[k].items) relist(a, k);
 }
@@ -567,6 +584,8 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   uv_timer_init(o->opts.loop, &a->stream_timer);
   a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
   a->stream_timer.data = a;
+  if (gw_token_init(a) != 0)
+    set_down_reason(a, "cannot get an OAuth access token", "out of memory");
   o->list[o->len++] = a;
   agent_connect(a);
   uv_timer_start(&a->health_timer, health_tick, a->owner->opts.health_every_ms,
@@ -590,6 +609,7 @@ static void agent_shutdown(agent *a) {
   drop_lists(a, 0);
   json_decref(a->subs);
   a->subs = NULL;
+  gw_token_stop(a);
   agent_close_timers(a);
 }
 
@@ -827,11 +847,12 @@ static void agent_closed(uv_handle_t *h) {
 }
 
 static void agent_close_timers(agent *a) {
-  a->closing = 4;
+  a->closing = 5;
   uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
   uv_close((uv_handle_t *)&a->listen_timer, agent_closed);
   uv_close((uv_handle_t *)&a->stream_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->token_timer, agent_closed);
 }
 
 void sb_gateway_free(sb_gateway *o) {
@@ -841,6 +862,7 @@ void sb_gateway_free(sb_gateway *o) {
   gw_calls_stop(o);
   gw_mcp_calls_stop(o);
   for (size_t i = 0; i < o->len; i++) agent_shutdown(o->list[i]);
+  sb_fetcher_free(o->fetcher); /* the agents' token requests are gone */
   sb_free(o->list);
   sb_registry_free(o->reg);
   names_invalidate(o);

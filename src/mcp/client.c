@@ -115,6 +115,7 @@ const char *sb_mcp_outcome_name(sb_mcp_outcome o) {
   case SB_MCP_TIMED_OUT: return "timed out";
   case SB_MCP_CANCELLED: return "cancelled";
   case SB_MCP_SESSION_EXPIRED: return "session expired";
+  case SB_MCP_REFUSED: return "refused";
   }
   return "unknown";
 }

@@ -576,10 +576,12 @@ typedef enum sb_mcp_outcome {
   SB_MCP_CANCELLED,       /* cancelled by our caller */
   SB_MCP_SESSION_EXPIRED, /* the agent's session had ended before it read
                              the request: never processed */
+  SB_MCP_REFUSED,         /* the agent refused it unprocessed (HTTP 401 or
+                             403: our credentials or their scope) */
 } sb_mcp_outcome;
 
 /* "answered", "unsent", "lost", "timed out", "cancelled",
- * "session expired". */
+ * "session expired", "refused". */
 const char *sb_mcp_outcome_name(sb_mcp_outcome o);
 
 typedef struct sb_mcp_client_transport {

@@ -41,9 +41,9 @@ typedef struct transfer {
   uint64_t due_ms;   /* loop time at which a waiting resume starts */
   json_t *pending_ids; /* request ids still owed an answer (array) */
   char *sent_session;  /* the Mcp-Session-Id it carried, or NULL */
-  /* The response's first WWW-Authenticate (an OAuth resource server's
-   * challenge on a 401 or 403: its resource_metadata, scope, error), for
-   * the failure's detail; NULL when it had none. */
+  /* The response's first WWW-Authenticate as sent, cut at 2 KiB (an
+   * OAuth resource server's challenge on a 401 or 403: its
+   * resource_metadata, scope, error); NULL when it had none. */
   char *challenge;
   body_kind kind;
   sb_buf body_buf;

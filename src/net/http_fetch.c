@@ -31,6 +31,7 @@ struct sb_fetch {
   int too_large;
   char *url;
   char *url_shown; /* for messages: credentials in the URL masked */
+  char *challenge; /* the first WWW-Authenticate value, or NULL */
   sb_fetch_cb cb;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
@@ -52,6 +53,7 @@ static void request_free(sb_fetch *r) {
   sb_free(r->body);
   sb_free(r->url);
   sb_free(r->url_shown);
+  sb_free(r->challenge);
   sb_buf_free(&r->response);
   sb_free(r);
 }
@@ -102,6 +104,7 @@ static void finish(sb_fetch *r, CURLcode code) {
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
     res.body = r->response.data ? r->response.data : "";
     res.body_len = r->response.len;
+    res.www_authenticate = r->challenge;
   } else if (r->too_large) {
     res.outcome = SB_FETCH_TOO_LARGE;
     snprintf(detail, sizeof detail, "%s: the response is larger than %zu bytes",
@@ -154,6 +157,33 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
     return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
   }
   if (sb_buf_append(&r->response, data, len) != 0) return 0;
+  return len;
+}
+
+/* Longer challenges are cut: what a client acts on (resource_metadata,
+ * scope, error) fits many times over. */
+#define CHALLENGE_KEEP 2048
+
+/* Response headers: keep the first WWW-Authenticate of the last response
+ * (a redirect's or a 100's headers come first and are forgotten). */
+static size_t on_header(char *data, size_t size, size_t n, void *ud) {
+  sb_fetch *r = ud;
+  size_t len = size * n;
+  static const char name[] = "www-authenticate:";
+  if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+    sb_free(r->challenge);
+    r->challenge = NULL;
+  } else if (!r->challenge && len > sizeof name - 1 &&
+             strncasecmp(data, name, sizeof name - 1) == 0) {
+    const char *v = data + sizeof name - 1, *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+      v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                       end[-1] == '\t'))
+      end--;
+    size_t keep = (size_t)(end - v);
+    r->challenge = sb_strndup(v, keep < CHALLENGE_KEEP ? keep : CHALLENGE_KEEP);
+  }
   return len;
 }
 
@@ -218,6 +248,8 @@ int sb_fetch_start(sb_fetcher *f, const sb_fetch_options *o, sb_fetch_cb cb,
   if (o->timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   const char *method = o->method ? o->method : o->body ? "POST" : "GET";
   if (strcmp(method, "POST") == 0) {

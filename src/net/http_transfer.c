@@ -271,7 +271,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
 }
 
 /* Enough of a challenge to say where the agent's authorization server is
- * and what it wants; longer ones are cut. */
+ * and what it wants; longer ones are cut, in messages shorter still. */
+#define CHALLENGE_KEEP 2048
 #define CHALLENGE_MAX 400
 
 /* The value of a header line "Name: value\r\n" when its name (lower
@@ -300,14 +301,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   size_t len = size * nmemb;
   const char *cv;
   size_t cn;
-  if (!t->challenge &&
-      header_value(data, len, "www-authenticate:", &cv, &cn) && cn > 0) {
-    size_t take = cn < CHALLENGE_MAX ? cn : CHALLENGE_MAX;
-    char shown[4 * CHALLENGE_MAX + 4]; /* "\\xHH" at most per byte */
-    size_t w = sb_escape_controls(cv, take, shown, sizeof shown - 3, 0);
-    if (take < cn) memcpy(shown + w, "...", 4);
-    t->challenge = sb_strdup(shown);
-  }
+  if (!t->challenge && header_value(data, len, "www-authenticate:", &cv, &cn) &&
+      cn > 0)
+    t->challenge = sb_strndup(cv, cn < CHALLENGE_KEEP ? cn : CHALLENGE_KEEP);
   if (t->is_stream && ch->settle == STREAM_SETTLE_OWED &&
       (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
     long status = 0; /* the blank line ending one response's headers */
@@ -416,21 +412,35 @@ static int rpc_error(const json_t *m) {
 }
 
 /* The request failed with HTTP status: the body's first 200 bytes say
- * why in the agent's own words. */
+ * why in the agent's own words. A 401 or 403 is the agent refusing it
+ * before it was processed: its challenge is kept for the owner
+ * (sb_channel_challenge). */
 static void http_failed(http_channel *ch, transfer *t, long status) {
   size_t n = t->body_buf.len > 200 ? 200 : t->body_buf.len;
+  int refused = status == 401 || status == 403;
+  sb_channel_failure kind = refused ? SB_CHANNEL_REFUSED : SB_CHANNEL_LOST;
   /* A 401 or 403 says how to authorize (OAuth: where the agent's
    * authorization server is, which scope): the operator configuring
    * the agent's credentials needs exactly that. */
   char challenge[4 * CHALLENGE_MAX + 64] = "";
-  if (t->challenge && (status == 401 || status == 403))
-    snprintf(challenge, sizeof challenge, " (WWW-Authenticate: %s)",
-             t->challenge);
+  if (refused) {
+    sb_free(ch->base.challenge);
+    ch->base.challenge = t->challenge ? sb_strdup(t->challenge) : NULL;
+  }
+  if (t->challenge && refused) {
+    size_t cn = strlen(t->challenge);
+    size_t take = cn < CHALLENGE_MAX ? cn : CHALLENGE_MAX;
+    char shown[4 * CHALLENGE_MAX + 4]; /* "\\xHH" at most per byte */
+    size_t w =
+        sb_escape_controls(t->challenge, take, shown, sizeof shown - 3, 0);
+    if (take < cn) memcpy(shown + w, "...", 4);
+    snprintf(challenge, sizeof challenge, " (WWW-Authenticate: %s)", shown);
+  }
   if (n)
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld%s: %.*s", status, challenge,
-               (int)n, t->body_buf.data);
+    synthesise(ch, t, kind, "HTTP %ld%s: %.*s", status, challenge, (int)n,
+               t->body_buf.data);
   else
-    synthesise(ch, t, SB_CHANNEL_LOST, "HTTP %ld%s", status, challenge);
+    synthesise(ch, t, kind, "HTTP %ld%s", status, challenge);
 }
 
 static void finish_json_body(http_channel *ch, transfer *t, long status) {
@@ -588,6 +598,10 @@ void hc_finish_post(http_channel *ch, transfer *t, CURLcode res) {
     synthesise(ch, t,
                current ? SB_CHANNEL_SESSION_ENDED : SB_CHANNEL_SESSION_GONE,
                "session expired (HTTP %ld)", status);
+  } else if (res == CURLE_OK && (status == 401 || status == 403)) {
+    /* Refused at the door, whatever the body holds (a JSON-RPC error
+     * among them): not processed, and the owner may authorize again. */
+    http_failed(ch, t, status);
   } else if (res != CURLE_OK && t->kind == BODY_SSE && t->pending_ids &&
              json_array_size(t->pending_ids) == 0) {
     /* The stream broke after it had answered everything: nothing lost. */

@@ -281,6 +281,9 @@ typedef enum sb_channel_failure {
                                agent never processed it */
   SB_CHANNEL_SESSION_ENDED, /* ...and that was the channel's current
                                session: the owner must initialize again */
+  SB_CHANNEL_REFUSED,       /* HTTP 401 or 403: the agent refused it before
+                               processing it (our credentials, or their
+                               scope); sb_channel_challenge says why */
 } sb_channel_failure;
 
 typedef struct sb_channel_events {
@@ -321,6 +324,10 @@ void sb_channel_close(sb_channel *ch);
 /* Header sent with every later HTTP request (e.g. MCP-Protocol-Version);
  * value NULL removes it. No-op for stdio. */
 int sb_channel_set_header(sb_channel *ch, const char *name, const char *value);
+/* The WWW-Authenticate challenge of the last request the agent refused
+ * (SB_CHANNEL_REFUSED), as sent (cut at 2 KiB), or NULL: borrowed, valid
+ * until the next refusal. */
+const char *sb_channel_challenge(const sb_channel *ch);
 /* Mcp-Session-Id the agent assigned (HTTP, legacy), or NULL. */
 const char *sb_channel_session_id(const sb_channel *ch);
 /* HTTP legacy: open the GET stream for agent-initiated messages (resumed
@@ -410,6 +417,9 @@ typedef struct sb_fetch_result {
   const char *body; /* RESPONSE: NUL-terminated, body_len bytes */
   size_t body_len;
   const char *detail; /* the other outcomes: what went wrong, for people */
+  /* RESPONSE: the first WWW-Authenticate header's value as sent (at most
+   * 2 KiB kept), or NULL: an OAuth resource server's challenge. */
+  const char *www_authenticate;
 } sb_fetch_result;
 
 typedef struct sb_fetch_options {

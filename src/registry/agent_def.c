@@ -404,10 +404,89 @@ static const char *url_problem(const char *url) {
   return n >= 1 && n <= 65535 ? NULL : "the port is not 1 to 65535";
 }
 
+/* An optional http(s) URL member of obj into *out. */
+static int read_url_member(fpath *p, const json_t *obj, const char *key,
+                           char **out) {
+  int rc;
+  json_t *v = member(p, obj, key, 0, &rc);
+  if (!v) return rc;
+  size_t saved = push_key(p, key);
+  const char *s = NULL;
+  rc = read_str(p, v, 0, &s);
+  const char *why = rc == 0 ? url_problem(s) : NULL;
+  if (why)
+    rc = bad(p, "expected an http:// or https:// URL%s%s", *why ? ": " : "",
+             why);
+  else if (rc == 0 && strchr(s, '#'))
+    rc = bad(p, "must not have a #fragment");
+  if (rc == 0 && !(*out = sb_strdup(s))) rc = oom(p);
+  pop(p, saved);
+  return rc;
+}
+
+/* An optional string member of obj into *out (non-empty). */
+static int read_str_member(fpath *p, const json_t *obj, const char *key,
+                           int required, char **out) {
+  int rc;
+  json_t *v = member(p, obj, key, required, &rc);
+  if (!v) return rc;
+  size_t saved = push_key(p, key);
+  rc = dup_str(p, v, 1, out);
+  pop(p, saved);
+  return rc;
+}
+
+static const char *const oauth_auth_names[] = {"auto", "client_secret_basic",
+                                               "client_secret_post", NULL};
+
+static int parse_oauth(fpath *p, const json_t *v, sb_agent_oauth *o) {
+  static const char *const known[] = {
+      "clientId", "clientSecret", "scope",           "tokenUrl",
+      "issuer",   "resource",     "tokenAuthMethod", NULL};
+  if (!json_is_object(v)) return bad(p, "expected an object");
+  int rc = check_keys(p, v, known,
+                      "clientId, clientSecret, scope, tokenUrl, issuer, "
+                      "resource, tokenAuthMethod");
+  if (rc == 0) rc = read_str_member(p, v, "clientId", 1, &o->client_id);
+  if (rc == 0) rc = read_str_member(p, v, "clientSecret", 1, &o->client_secret);
+  if (rc == 0) rc = read_str_member(p, v, "scope", 0, &o->scope);
+  if (rc == 0) rc = read_url_member(p, v, "tokenUrl", &o->token_url);
+  if (rc == 0) rc = read_url_member(p, v, "issuer", &o->issuer);
+  if (rc == 0) rc = read_url_member(p, v, "resource", &o->resource);
+  /* A character the form encoding or the Basic scheme cannot carry as
+   * typed is more likely a pasting accident than a secret. */
+  for (const char *c = o->client_id; rc == 0 && c && *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+      size_t saved = push_key(p, "clientId");
+      rc = bad(p, "must not contain control characters");
+      pop(p, saved);
+    }
+  json_t *m = rc == 0 ? member(p, v, "tokenAuthMethod", 0, &rc) : NULL;
+  if (m) {
+    size_t saved = push_key(p, "tokenAuthMethod");
+    int which = 0;
+    rc = read_enum(p, m, oauth_auth_names + 1,
+                   "client_secret_basic, client_secret_post", &which);
+    o->auth = (sb_agent_oauth_auth)(which + 1);
+    pop(p, saved);
+  }
+  return rc;
+}
+
+static void oauth_free(sb_agent_oauth *o) {
+  sb_free(o->client_id);
+  sb_free(o->client_secret);
+  sb_free(o->scope);
+  sb_free(o->token_url);
+  sb_free(o->issuer);
+  sb_free(o->resource);
+}
+
 static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
   static const char *const stdio_keys[] = {"type", "command", "args",
                                            "env",  "cwd",     NULL};
-  static const char *const http_keys[] = {"type", "url", "headers", NULL};
+  static const char *const http_keys[] = {"type", "url", "headers", "oauth",
+                                          NULL};
   static const char *const kinds[] = {"stdio", "http", NULL};
   if (!json_is_object(v)) return bad(p, "expected an object");
   int rc;
@@ -454,7 +533,8 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
   }
 
   t->type = SB_AGENT_TRANSPORT_HTTP;
-  rc = check_keys(p, v, http_keys, "type, url, headers for an http transport");
+  rc = check_keys(p, v, http_keys,
+                  "type, url, headers, oauth for an http transport");
   if (rc != 0) return rc;
   json_t *url = member(p, v, "url", 1, &rc);
   if (rc != 0) return rc;
@@ -474,6 +554,23 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
                     &t->headers);
     pop(p, saved);
   }
+  json_t *oauth = rc == 0 ? member(p, v, "oauth", 0, &rc) : NULL;
+  if (oauth) {
+    saved = push_key(p, "oauth");
+    rc = parse_oauth(p, oauth, &t->oauth);
+    pop(p, saved);
+  }
+  /* The token switchboard gets goes in Authorization: a configured one
+   * would be sent beside it, or in its place. */
+  for (size_t i = 0; rc == 0 && oauth && i < t->headers.len; i++)
+    if (strcasecmp(t->headers.items[i].name, "Authorization") == 0) {
+      saved = push_key(p, "headers");
+      size_t inner = push_key(p, t->headers.items[i].name);
+      rc = bad(p, "not with transport.oauth, which sends the access token "
+                  "it gets in this header");
+      pop(p, inner);
+      pop(p, saved);
+    }
   return rc;
 }
 
@@ -638,6 +735,7 @@ void sb_agent_def_free(sb_agent_def *d) {
   sb_free(d->transport.cwd);
   sb_free(d->transport.url);
   pairs_free(&d->transport.headers);
+  oauth_free(&d->transport.oauth);
   strings_free(&d->idempotent_tools);
   sb_free(d);
 }
@@ -680,10 +778,36 @@ static json_t *pairs_json(const sb_agent_pairs *s) {
   return o;
 }
 
+static json_t *oauth_json(const sb_agent_oauth *o) {
+  json_t *j = json_pack("{s:s, s:s}", "clientId", o->client_id, "clientSecret",
+                        o->client_secret);
+  const char *opt[][2] = {
+      {"scope", o->scope},
+      {"tokenUrl", o->token_url},
+      {"issuer", o->issuer},
+      {"resource", o->resource},
+      {"tokenAuthMethod",
+       o->auth != SB_AGENT_OAUTH_AUTH_AUTO ? oauth_auth_names[o->auth] : NULL}};
+  for (size_t i = 0; j && i < sizeof opt / sizeof *opt; i++)
+    if (opt[i][1] &&
+        json_object_set_new(j, opt[i][0], json_string(opt[i][1]))) {
+      json_decref(j);
+      return NULL;
+    }
+  return j;
+}
+
 static json_t *transport_json(const sb_agent_transport *t) {
-  if (t->type == SB_AGENT_TRANSPORT_HTTP)
-    return json_pack("{s:s, s:s, s:o}", "type", "http", "url", t->url,
-                     "headers", pairs_json(&t->headers));
+  if (t->type == SB_AGENT_TRANSPORT_HTTP) {
+    json_t *o = json_pack("{s:s, s:s, s:o}", "type", "http", "url", t->url,
+                          "headers", pairs_json(&t->headers));
+    if (o && t->oauth.client_id &&
+        json_object_set_new(o, "oauth", oauth_json(&t->oauth)) != 0) {
+      json_decref(o);
+      return NULL;
+    }
+    return o;
+  }
   json_t *o =
       json_pack("{s:s, s:s, s:o, s:o}", "type", "stdio", "command", t->command,
                 "args", strings_json(&t->args), "env", pairs_json(&t->env));
@@ -724,6 +848,11 @@ int sb_agent_def_json_redact(json_t *def) {
     sb_free(shown);
     if (bad) return SB_ENOMEM;
   }
+  json_t *oauth = json_object_get(t, "oauth");
+  if (json_object_get(oauth, "clientSecret") &&
+      json_object_set_new(oauth, "clientSecret",
+                          json_string(SB_AGENT_REDACTED)))
+    return SB_ENOMEM;
   static const char *const secret_maps[] = {"headers", "env"};
   for (size_t k = 0; k < sizeof secret_maps / sizeof *secret_maps; k++) {
     json_t *m = json_object_get(t, secret_maps[k]);

@@ -34,8 +34,27 @@
  *        "cwd": "/srv/agent"}           optional, default: inherit
  *     or {"type": "http",
  *        "url": "https://host/mcp",     required; http:// or https://
- *        "headers": {"Name": "value"}}  optional, default {}; token names,
+ *        "headers": {"Name": "value"}, optional, default {}; token names,
  *                                       no CR/LF in values
+ *        "oauth": {                     optional: the agent takes OAuth
+ *                                       access tokens, which switchboard
+ *                                       gets with client credentials
+ *          "clientId": "sb",            required, non-empty
+ *          "clientSecret": "...",       required, non-empty
+ *          "scope": "mcp:tools",        optional; default: the agent's
+ *                                       WWW-Authenticate scope, else its
+ *                                       metadata's scopes_supported
+ *          "tokenUrl": "https://..",    optional; default: discovered
+ *                                       (RFC 9728 then RFC 8414 / OIDC)
+ *          "issuer": "https://..",      optional; the authorization
+ *                                       server, when the agent serves no
+ *                                       Protected Resource Metadata
+ *          "resource": "https://..",    optional; RFC 8707 resource,
+ *                                       default the metadata's, else url
+ *          "tokenAuthMethod":           optional; client_secret_basic|
+ *            "client_secret_basic"}}    client_secret_post; default basic
+ *                                       unless the server offers only post
+ *                                       (no Authorization header with it)
  *     "limits": {"maxConcurrent": 4,    optional; 1..1024
  *                "timeoutMs": 30000,    optional; 1..86400000
  *                "retries": 2,          optional; 0..10
@@ -165,6 +184,25 @@ typedef struct sb_agent_pairs {
   size_t len;
 } sb_agent_pairs;
 
+/* How switchboard authenticates to the token endpoint (RFC 6749 2.3.1). */
+typedef enum sb_agent_oauth_auth {
+  SB_AGENT_OAUTH_AUTH_AUTO = 0, /* basic, unless the server names only post */
+  SB_AGENT_OAUTH_AUTH_BASIC,    /* client_secret_basic */
+  SB_AGENT_OAUTH_AUTH_POST,     /* client_secret_post */
+} sb_agent_oauth_auth;
+
+/* An HTTP agent behind OAuth: switchboard gets its access tokens with the
+ * client credentials grant (transport.oauth). client_id NULL: none. */
+typedef struct sb_agent_oauth {
+  char *client_id;
+  char *client_secret;
+  char *scope;     /* NULL: the agent's challenge, else its metadata's */
+  char *token_url; /* NULL: discovered from the authorization server */
+  char *issuer;    /* NULL: the agent's Protected Resource Metadata names it */
+  char *resource;  /* NULL: the metadata's resource, else the agent's URL */
+  sb_agent_oauth_auth auth;
+} sb_agent_oauth;
+
 typedef struct sb_agent_transport {
   sb_agent_transport_type type;
   /* stdio */
@@ -175,6 +213,7 @@ typedef struct sb_agent_transport {
   /* http */
   char *url; /* NULL for stdio */
   sb_agent_pairs headers;
+  sb_agent_oauth oauth;
 } sb_agent_transport;
 
 typedef struct sb_agent_limits {
@@ -226,7 +265,8 @@ json_t *sb_agent_def_to_json(const sb_agent_def *def);
 
 /* A definition as JSON (sb_agent_def_to_json's, or as a config file or a
  * client gave it) made fit to show: each value of transport.headers and
- * transport.env (the agent's own credentials), the userinfo of
+ * transport.env and transport.oauth.clientSecret (the agent's own
+ * credentials), the userinfo of
  * transport.url and its query values named like secrets become
  * SB_AGENT_REDACTED; the names stay. In place; 0, or SB_ENOMEM. */
 #define SB_AGENT_REDACTED "<redacted>"

@@ -81,7 +81,7 @@ static void check_answer(sb_mcp_outcome outcome, json_t *result,
                          json_t *error) {
   check(!result != !error);
   if (outcome == SB_MCP_ANSWERED) return;
-  check(outcome <= SB_MCP_SESSION_EXPIRED);
+  check(outcome <= SB_MCP_REFUSED);
   check(error && !result);
   check(json_is_integer(json_object_get(error, "code")));
   check(json_is_string(json_object_get(error, "message")));

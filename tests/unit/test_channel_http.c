@@ -753,7 +753,11 @@ static void failure_modes_synthesise_errors(void **state) {
     json_t *id = json_integer((json_int_t)i + 100);
     json_t *a = wait_answer(&loop, &r, id);
     if (cases[i].needle) {
-      expect_synth(a, cases[i].needle);
+      /* A 401 or 403 is a refusal: nothing was processed. */
+      int refused = strncmp(cases[i].method, "unauthorized", 12) == 0;
+      expect_failure(a, refused ? SB_CHANNEL_REFUSED : SB_CHANNEL_LOST,
+                     cases[i].needle);
+      if (refused) assert_non_null(strstr(sb_channel_challenge(ch), "Bearer"));
     } else {
       json_t *e = json_object_get(a, "error");
       assert_non_null(e);
@@ -762,6 +766,8 @@ static void failure_modes_synthesise_errors(void **state) {
     }
     json_decref(id);
   }
+  /* the last refusal's challenge, as the agent sent it */
+  assert_string_equal(sb_channel_challenge(ch), "Bearer");
   /* a notification gets 202 and produces nothing */
   size_t before = json_array_size(r.msgs);
   int reqs = s.requests;

@@ -25,6 +25,9 @@ static void test_each_outcome(void **state) {
       {SB_GATEWAY_UNSENT, 1, 1, 1, 1},
       /* the agent's session ended before it read it: safe, not its fault */
       {SB_GATEWAY_SESSION_EXPIRED, 0, 0, 1, 1},
+      /* refused unprocessed (401/403): safe again, but it counts against
+       * the agent (calls.c retries there only with a new token coming) */
+      {SB_GATEWAY_REFUSED, 0, 1, 1, 1},
       /* it may have acted: again only when repeatable */
       {SB_GATEWAY_LOST, 0, 1, 0, 0},
       {SB_GATEWAY_LOST, 1, 1, 1, 1},
@@ -56,6 +59,8 @@ static void test_names(void **state) {
   assert_string_equal(sb_gateway_outcome_name(SB_GATEWAY_LOST), "lost after delivery");
   assert_string_equal(sb_gateway_outcome_name(SB_GATEWAY_BREAKER_OPEN), "breaker open");
   assert_string_equal(sb_mcp_outcome_name(SB_MCP_SESSION_EXPIRED), "session expired");
+  assert_string_equal(sb_mcp_outcome_name(SB_MCP_REFUSED), "refused");
+  assert_string_equal(sb_gateway_outcome_name(SB_GATEWAY_REFUSED), "refused");
 }
 
 int main(void) {

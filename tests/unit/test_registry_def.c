@@ -218,6 +218,81 @@ static void test_roundtrip(void **state) {
   sb_agent_def_free(d);
 }
 
+static void test_oauth(void **state) {
+  (void)state;
+  static const char *const oauth_def =
+      "{'id': 'svc', 'name': 'Service', 'type': 'service',"
+      " 'capabilities': ['book'], 'models': {'primary': 'm'},"
+      " 'outputFormat': 'text', 'maxTokens': 1, 'temperature': 2,"
+      " 'transport': {'type': 'http', 'url': 'https://svc.example/mcp',"
+      "   'oauth': {'clientId': 'sb', 'clientSecret': 's3cret'}}}";
+  sb_agent_def *d = parse_ok(oauth_def);
+  const sb_agent_oauth *o = &d->transport.oauth;
+  assert_string_equal(o->client_id, "sb");
+  assert_string_equal(o->client_secret, "s3cret");
+  assert_null(o->scope);
+  assert_null(o->token_url);
+  assert_null(o->issuer);
+  assert_null(o->resource);
+  assert_int_equal(o->auth, SB_AGENT_OAUTH_AUTH_AUTO);
+  sb_agent_def_free(d);
+  /* every field, and back through JSON */
+  json_t *doc = J(oauth_def), *full = NULL;
+  json_t *patch = J("{'transport': {'oauth': {'scope': 'a b',"
+                    " 'tokenUrl': 'https://as.example/token',"
+                    " 'issuer': 'https://as.example',"
+                    " 'resource': 'https://svc.example/mcp',"
+                    " 'tokenAuthMethod': 'client_secret_post'}}}");
+  assert_int_equal(sb_ctx_merge_apply(doc, patch, &full, NULL), 0);
+  assert_int_equal(sb_agent_def_parse(full, &d, NULL), 0);
+  assert_int_equal(d->transport.oauth.auth, SB_AGENT_OAUTH_AUTH_POST);
+  assert_string_equal(d->transport.oauth.scope, "a b");
+  json_t *j = sb_agent_def_to_json(d);
+  assert_json_eq(json_object_get(json_object_get(j, "transport"), "oauth"),
+                 json_object_get(json_object_get(full, "transport"), "oauth"));
+  /* shown: the secret is not */
+  assert_int_equal(sb_agent_def_json_redact(j), 0);
+  json_t *shown = json_object_get(json_object_get(j, "transport"), "oauth");
+  assert_string_equal(json_string_value(json_object_get(shown, "clientSecret")),
+                      SB_AGENT_REDACTED);
+  assert_string_equal(json_string_value(json_object_get(shown, "clientId")),
+                      "sb");
+  json_decref(j);
+  json_decref(doc);
+  json_decref(patch);
+  json_decref(full);
+  sb_agent_def_free(d);
+
+  invalid_from(oauth_def, "{'transport': {'oauth': {'clientSecret': null}}}",
+               "transport.oauth.clientSecret: missing required field");
+  invalid_from(oauth_def, "{'transport': {'oauth': {'clientId': ''}}}",
+               "transport.oauth.clientId: must not be empty");
+  invalid_from(oauth_def, "{'transport': {'oauth': {'clientId': 'a\\u0001'}}}",
+               "transport.oauth.clientId: must not contain control characters");
+  invalid_from(oauth_def, "{'transport': {'oauth': {'tokenUrl': 'as/token'}}}",
+               "transport.oauth.tokenUrl: expected an http:// or https:// URL");
+  invalid_from(
+      oauth_def,
+      "{'transport': {'oauth': {'resource': 'https://svc.example/mcp#x'}}}",
+      "transport.oauth.resource: must not have a #fragment");
+  invalid_from(
+      oauth_def,
+      "{'transport': {'oauth': {'tokenAuthMethod': 'private_key_jwt'}}}",
+      "transport.oauth.tokenAuthMethod: must be one of "
+      "client_secret_basic, client_secret_post (got \"private_key_jwt\")");
+  invalid_from(oauth_def, "{'transport': {'oauth': {'grant': 'x'}}}",
+               "transport.oauth.grant: unknown field (known: clientId, "
+               "clientSecret, scope, tokenUrl, issuer, resource, "
+               "tokenAuthMethod)");
+  invalid_from(oauth_def, "{'transport': {'oauth': 'token'}}",
+               "transport.oauth: expected an object");
+  /* the token goes in Authorization: one configured too is refused */
+  invalid_from(oauth_def,
+               "{'transport': {'headers': {'authorization': 'Bearer x'}}}",
+               "transport.headers.authorization: not with transport.oauth, "
+               "which sends the access token it gets in this header");
+}
+
 static void test_refcount(void **state) {
   (void)state;
   sb_agent_def *d = parse_ok(stdio_def);
@@ -506,8 +581,8 @@ static void test_invalid_http(void **state) {
     invalid_from(http_def, patch, want);
   }
   invalid_from(http_def, "{'transport': {'command': 'x'}}",
-               "transport.command: unknown field (known: type, url, headers "
-               "for an http transport)");
+               "transport.command: unknown field (known: type, url, headers, "
+               "oauth for an http transport)");
 }
 
 static void test_invalid_limits_tools(void **state) {
@@ -606,6 +681,7 @@ int main(void) {
       cmocka_unit_test(test_parse_http_defaults),
       cmocka_unit_test(test_valid_edges),
       cmocka_unit_test(test_roundtrip),
+      cmocka_unit_test(test_oauth),
       cmocka_unit_test(test_refcount),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_invalid_top),

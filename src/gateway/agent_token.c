@@ -1,0 +1,116 @@
+/* agent_token.c: the OAuth access token of a pooled HTTP agent
+ * (transport.oauth; oauth.c gets it).
+ *
+ * An agent is connected with a token: its first is got before the
+ * handshake. It is renewed before it expires (at 80% of its lifetime) and
+ * when the agent refuses a request (401, or 403 insufficient_scope, whose
+ * challenge says what scope to ask for); while that renewal is under way
+ * calls wait, as for a connection (gw_agent_ready), and a call the agent
+ * refused is retried once the new token is in (calls.c). Renewals forced
+ * by refusals stop after REFUSALS_MAX in a row with no request answered
+ * between them: an authorization server whose tokens the agent never
+ * takes is not asked again for each call.
+ */
+#include "gateway/gateway_internal.h"
+
+#define MODULE "agents"
+#define REFUSALS_MAX 3
+#define RENEW_MIN_MS 1000   /* the earliest a renewal is scheduled */
+#define RENEW_RETRY_MS 5000 /* after a renewal before expiry failed */
+
+static void on_token(void *ud, int ok, const char *detail);
+
+static void fetch(agent *a, const char *challenge) {
+  if (!sb_gateway_oauth_busy(a->oauth))
+    sb_gateway_oauth_fetch(a->oauth, challenge, on_token, a);
+}
+
+static void renew_tick(uv_timer_t *t) { fetch(t->data, NULL); }
+
+int gw_token_init(agent *a) {
+  uv_timer_init(a->owner->opts.loop, &a->token_timer);
+  a->token_timer.data = a;
+  if (!a->def->transport.oauth.client_id) return 0;
+  sb_gateway *o = a->owner;
+  if (!o->fetcher && !(o->fetcher = sb_fetcher_new(o->opts.loop, NULL)))
+    return SB_ENOMEM;
+  a->oauth = sb_gateway_oauth_new(o->fetcher, a->def);
+  return a->oauth ? 0 : SB_ENOMEM;
+}
+
+void gw_token_stop(agent *a) {
+  sb_gateway_oauth_free(a->oauth);
+  a->oauth = NULL;
+  a->token_renewing = a->connect_on_token = 0;
+  uv_timer_stop(&a->token_timer);
+}
+
+/* Send the token with every request on a's channel from now on. */
+static void use_token(agent *a) {
+  const char *auth = sb_gateway_oauth_authorization(a->oauth);
+  if (a->ch && auth) sb_channel_set_header(a->ch, "Authorization", auth);
+}
+
+/* Whether the token will do for a while yet (a handshake, a call). */
+static int token_fresh(const agent *a) {
+  uint64_t exp = sb_gateway_oauth_expires_ms(a->oauth);
+  return sb_gateway_oauth_authorization(a->oauth) &&
+         (!exp || sb_now_ms() + RENEW_MIN_MS < exp);
+}
+
+int gw_token_connect(agent *a) {
+  if (!a->oauth) return 1;
+  if (token_fresh(a) && !sb_gateway_oauth_busy(a->oauth)) {
+    use_token(a);
+    return 1;
+  }
+  a->connect_on_token = 1;
+  fetch(a, sb_channel_challenge(a->ch));
+  return 0;
+}
+
+void gw_token_refused(agent *a, const char *challenge) {
+  if (!a->oauth || a->refusals >= REFUSALS_MAX) return;
+  a->refusals++;
+  /* Calls wait for the new token (a renewal already under way included). */
+  if (!a->connect_on_token) a->token_renewing = 1;
+  if (sb_gateway_oauth_busy(a->oauth)) return;
+  SB_INFO(MODULE, "agent %s refused our access token; getting a new one",
+          a->def->id);
+  sb_gateway_oauth_forget(a->oauth);
+  fetch(a, challenge);
+}
+
+void gw_token_worked(agent *a) { a->refusals = 0; }
+
+static void on_token(void *ud, int ok, const char *detail) {
+  agent *a = ud;
+  if (ok) {
+    use_token(a);
+    uint64_t got = sb_gateway_oauth_obtained_ms(a->oauth),
+             exp = sb_gateway_oauth_expires_ms(a->oauth);
+    if (exp > got) {
+      uint64_t in = (exp - got) * 4 / 5;
+      uv_timer_start(&a->token_timer, renew_tick,
+                     in > RENEW_MIN_MS ? in : RENEW_MIN_MS, 0);
+    }
+  } else {
+    SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
+            a->def->id, detail);
+    if (!a->connect_on_token && !a->token_renewing && token_fresh(a))
+      uv_timer_start(&a->token_timer, renew_tick, RENEW_RETRY_MS, 0);
+  }
+  if (a->connect_on_token) {
+    a->connect_on_token = 0;
+    if (ok)
+      gw_agent_connect_client(a);
+    else
+      gw_agent_connect_failed(a, "cannot get an OAuth access token", detail);
+  }
+  if (a->token_renewing) {
+    /* Without a new token the calls go as they are, and are refused; a
+     * handshake under way resumes them once it is done. */
+    a->token_renewing = 0;
+    if (gw_agent_ready(a)) gw_resume_waiting(a);
+  }
+}

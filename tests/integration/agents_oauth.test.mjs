@@ -1,0 +1,113 @@
+// Agents behind OAuth (transport.oauth): switchboard gets its own access
+// tokens with the client credentials grant from a real authorization
+// server (oidc-provider, tests/agents/oauth_agent.mjs) and sends them to
+// an SDK agent that checks every request against that server.
+// - Discovery the spec's way: an unauthenticated request for the agent's
+//   challenge, its Protected Resource Metadata at the challenge's
+//   resource_metadata (not at a well-known URI), the server's metadata by
+//   OpenID Connect discovery after RFC 8414's URI is not found; the token
+//   request names the resource (RFC 8707) and authenticates with Basic.
+// - A token the agent stops taking is replaced and the call retried; a
+//   403 insufficient_scope gets a token with the scope it names.
+// - A token about to expire is renewed before the agent refuses it.
+// - client_secret_post with the issuer configured; a wrong secret fails
+//   calls with the server's error and never shows the secret.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+import { agentDef, connect, pollUntil, startHttpAgent, startWithAgents, textOf, waitForTools, withStderr, callWithin } from '../agents/agents_lib.mjs';
+
+const AGENT = join(import.meta.dirname, '..', 'agents', 'oauth_agent.mjs');
+const SECRET = 'sb-secret-1 with spaces+symbols';
+
+async function startOauthAgent(env = {}) {
+  const agent = await startHttpAgent(AGENT, 'oauth-agent', 'oauth agent', [], env);
+  agent.issuer = /authorization server at (http:\/\/127\.0\.0\.1:\d+)/.exec(agent.stderr)[1];
+  agent.base = agent.url.replace(/\/mcp$/, '');
+  agent.stats = async () => (await fetch(`${agent.base}/test/stats`)).json();
+  agent.revoke = async () => assert.equal((await fetch(`${agent.base}/test/revoke`, { method: 'POST' })).status, 204);
+  return agent;
+}
+
+// Each its own capability: a call is not passed on to another of them.
+const oauthDef = (id, url, oauth, limits) => agentDef(id, { capabilities: [`oauth-${id}`], transport: { type: 'http', url, oauth }, limits });
+
+describe('agents behind OAuth: client credentials', () => {
+  let agent, fast, server, client;
+  before(async () => {
+    agent = await startOauthAgent();
+    fast = await startOauthAgent({ TOKEN_TTL_S: '2' });
+    server = await startWithAgents([
+      oauthDef('sec', agent.url, { clientId: 'switchboard', clientSecret: SECRET }),
+      oauthDef('post', agent.url, { clientId: 'sb-post', clientSecret: SECRET, issuer: agent.issuer, tokenAuthMethod: 'client_secret_post', scope: 'mcp:tools' }),
+      oauthDef('bad', agent.url, { clientId: 'switchboard', clientSecret: 'not-the-secret-xyzzy', tokenUrl: `${agent.issuer}/token` }, { timeoutMs: 3000 }),
+      oauthDef('fast', fast.url, { clientId: 'switchboard', clientSecret: SECRET, scope: 'mcp:tools' }),
+    ]);
+    client = await connect('modern', server.url);
+    await waitForTools(client, ['sec__whoami', 'post__whoami', 'fast__whoami']);
+  });
+  after(async () => {
+    await client?.close();
+    await server?.stop();
+    await agent?.stop();
+    await fast?.stop();
+  });
+
+  const whoami = async (id) => {
+    const r = await callWithin(client, { name: `${id}__whoami`, arguments: {} });
+    assert.ok(!r.isError, withStderr(server, textOf(r.content)));
+    return JSON.parse(textOf(r.content));
+  };
+
+  it('finds the token endpoint from the challenge and calls with a token for this resource', async () => {
+    const who = await whoami('sec');
+    assert.deepEqual(who, { clientId: 'switchboard', scope: 'mcp:tools', aud: agent.url });
+    assert.match(server.stderr, /agent sec: got an OAuth access token from http:\/\/127\.0\.0\.1:\d+\/token, valid 600 s/);
+  });
+
+  it('authenticates in the body when told to (client_secret_post, issuer given)', async () => {
+    assert.deepEqual(await whoami('post'), { clientId: 'sb-post', scope: 'mcp:tools', aud: agent.url });
+  });
+
+  it('replaces a token the agent stopped taking, and the call goes through', async () => {
+    await whoami('sec');
+    const before = await agent.stats();
+    await agent.revoke();
+    assert.deepEqual(await whoami('sec'), { clientId: 'switchboard', scope: 'mcp:tools', aud: agent.url });
+    const after = await agent.stats();
+    assert.ok(after.refused > before.refused, JSON.stringify({ before, after }));
+    assert.ok(after.issued > before.issued, JSON.stringify({ before, after }));
+    assert.match(server.stderr, /agent sec refused our access token; getting a new one/);
+  });
+
+  it('asks for the scope a 403 insufficient_scope names, then calls again', async () => {
+    const r = await callWithin(client, { name: 'sec__admin-op', arguments: {} });
+    assert.ok(!r.isError, withStderr(server, textOf(r.content)));
+    assert.equal(textOf(r.content), 'admin done for switchboard');
+    const { grants } = await agent.stats();
+    assert.ok(grants.some((g) => g.clientId === 'switchboard' && g.scope === 'mcp:tools mcp:admin'), JSON.stringify(grants));
+  });
+
+  it('renews a token before it expires, with no refusal on the way', async () => {
+    await whoami('fast');
+    const first = await fast.stats();
+    // Tokens last 2 s; each is renewed at 80% of that.
+    const later = await pollUntil(async () => {
+      const s = await fast.stats();
+      return s.issued >= first.issued + 2 ? s : { ok: false, message: JSON.stringify(s) };
+    }, { what: 'two renewals' });
+    assert.deepEqual(await whoami('fast'), { clientId: 'switchboard', scope: 'mcp:tools', aud: fast.url });
+    assert.equal((await fast.stats()).refused, later.refused, 'a request went with an expired token');
+    assert.equal(later.refused, first.refused);
+  });
+
+  it('a wrong secret: the call fails with the server\'s word for it, the secret nowhere', async () => {
+    const r = await callWithin(client, { name: 'bad__whoami', arguments: {} });
+    assert.ok(r.isError);
+    assert.match(textOf(r.content), /cannot get an OAuth access token: http:\/\/127\.0\.0\.1:\d+\/token refused the token request: HTTP 401: invalid_client/);
+    assert.doesNotMatch(server.stderr, /xyzzy/);
+    assert.doesNotMatch(server.stderr, /sb-secret-1/);
+    assert.doesNotMatch(textOf(r.content), /xyzzy/);
+  });
+});
