@@ -6,15 +6,17 @@
  * when the agent refuses a request (401, or 403 insufficient_scope, whose
  * challenge says what scope to ask for); while that renewal is under way
  * calls wait, as for a connection (gw_agent_ready), and a call the agent
- * refused is retried once the new token is in (calls.c). Renewals forced
- * by refusals stop after REFUSALS_MAX in a row with no request answered
- * between them: an authorization server whose tokens the agent never
- * takes is not asked again for each call.
+ * refused is retried once the new token is in (calls.c). After
+ * REFUSALS_MAX renewals forced by refusals with no request answered
+ * between them, a refusal renews at most every REFUSED_EVERY_MS: an
+ * authorization server whose tokens the agent never takes is not asked
+ * again for each call, and a token that works again is still got.
  */
 #include "gateway/gateway_internal.h"
 
 #define MODULE "agents"
 #define REFUSALS_MAX 3
+#define REFUSED_EVERY_MS 30000
 #define RENEW_MIN_MS 1000   /* the earliest a renewal is scheduled */
 #define RENEW_RETRY_MS 5000 /* after a renewal before expiry failed */
 
@@ -70,8 +72,13 @@ int gw_token_connect(agent *a) {
 }
 
 void gw_token_refused(agent *a, const char *challenge) {
-  if (!a->oauth || a->refusals >= REFUSALS_MAX) return;
+  if (!a->oauth) return;
+  uint64_t now = sb_now_ms();
+  if (a->refusals >= REFUSALS_MAX &&
+      now < a->refused_renewal_ms + REFUSED_EVERY_MS)
+    return;
   a->refusals++;
+  a->refused_renewal_ms = now;
   /* Calls wait for the new token (a renewal already under way included). */
   if (!a->connect_on_token) a->token_renewing = 1;
   if (sb_gateway_oauth_busy(a->oauth)) return;

@@ -135,11 +135,13 @@ struct agent {
   /* transport.oauth (agent_token.c): its tokens, renewed by token_timer
    * before they expire; token_renewing while a refused one is replaced
    * (calls wait), connect_on_token while the handshake waits for one;
-   * refusals: renewals forced by refusals since a request was answered. */
+   * refusals: renewals forced by refusals since a request was answered,
+   * the last at refused_renewal_ms. */
   sb_gateway_oauth *oauth;
   uv_timer_t token_timer;
   int token_renewing, connect_on_token;
   unsigned refusals;
+  uint64_t refused_renewal_ms;
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */

@@ -19,6 +19,7 @@
 //   admin-op   needs scope mcp:admin: without it, HTTP 403
 //              insufficient_scope naming it
 // Test hooks: POST /test/revoke refuses every token presented so far;
+// POST /test/refuse-all refuses every token from then on;
 // GET /test/stats {issued, refused, grants: [{clientId, scope}]}.
 //
 // Prints "oauth-agent listening on 127.0.0.1:PORT" and
@@ -45,6 +46,7 @@ const PRM_URL = `http://127.0.0.1:${rsPort}/meta/prm`;
 const stats = { issued: 0, refused: 0, grants: [] };
 const seen = new Set(); // the tokens presented so far
 const revoked = new Set(); // ...of which these are refused
+let refuseAll = false;
 
 const provider = new Provider(ISSUER, {
   clients: [
@@ -96,7 +98,7 @@ async function tokenOf(req) {
   const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
   if (!m) return null;
   const t = await provider.ClientCredentials.find(m[1]);
-  if (!t || t.isExpired || t.aud !== RESOURCE || revoked.has(m[1])) return null;
+  if (!t || t.isExpired || t.aud !== RESOURCE || revoked.has(m[1]) || refuseAll) return null;
   seen.add(m[1]);
   return { clientId: t.clientId, scope: t.scope, aud: t.aud };
 }
@@ -112,6 +114,11 @@ rsServer.on('request', async (req, res) => {
   }
   if (req.url === '/test/revoke' && req.method === 'POST') {
     for (const t of seen) revoked.add(t);
+    res.writeHead(204).end();
+    return;
+  }
+  if (req.url === '/test/refuse-all' && req.method === 'POST') {
+    refuseAll = true;
     res.writeHead(204).end();
     return;
   }

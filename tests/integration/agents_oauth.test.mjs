@@ -34,24 +34,27 @@ async function startOauthAgent(env = {}) {
 const oauthDef = (id, url, oauth, limits) => agentDef(id, { capabilities: [`oauth-${id}`], transport: { type: 'http', url, oauth }, limits });
 
 describe('agents behind OAuth: client credentials', () => {
-  let agent, fast, server, client;
+  let agent, fast, stuck, server, client;
   before(async () => {
     agent = await startOauthAgent();
     fast = await startOauthAgent({ TOKEN_TTL_S: '2' });
+    stuck = await startOauthAgent();
     server = await startWithAgents([
       oauthDef('sec', agent.url, { clientId: 'switchboard', clientSecret: SECRET }),
       oauthDef('post', agent.url, { clientId: 'sb-post', clientSecret: SECRET, issuer: agent.issuer, tokenAuthMethod: 'client_secret_post', scope: 'mcp:tools' }),
       oauthDef('bad', agent.url, { clientId: 'switchboard', clientSecret: 'not-the-secret-xyzzy', tokenUrl: `${agent.issuer}/token` }, { timeoutMs: 3000 }),
       oauthDef('fast', fast.url, { clientId: 'switchboard', clientSecret: SECRET, scope: 'mcp:tools' }),
+      oauthDef('stuck', stuck.url, { clientId: 'switchboard', clientSecret: SECRET }, { retries: 0 }),
     ]);
     client = await connect('modern', server.url);
-    await waitForTools(client, ['sec__whoami', 'post__whoami', 'fast__whoami']);
+    await waitForTools(client, ['sec__whoami', 'post__whoami', 'fast__whoami', 'stuck__whoami']);
   });
   after(async () => {
     await client?.close();
     await server?.stop();
     await agent?.stop();
     await fast?.stop();
+    await stuck?.stop();
   });
 
   const whoami = async (id) => {
@@ -100,6 +103,27 @@ describe('agents behind OAuth: client credentials', () => {
     assert.deepEqual(await whoami('fast'), { clientId: 'switchboard', scope: 'mcp:tools', aud: fast.url });
     assert.equal((await fast.stats()).refused, later.refused, 'a request went with an expired token');
     assert.equal(later.refused, first.refused);
+  });
+
+  it('an agent that takes no token: calls fail as refused, and tokens are not asked for per call', async () => {
+    await whoami('stuck');
+    const before = await stuck.stats();
+    assert.equal((await fetch(`${stuck.base}/test/refuse-all`, { method: 'POST' })).status, 204);
+    const said = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await callWithin(client, { name: 'stuck__whoami', arguments: {} });
+      assert.ok(r.isError, textOf(r.content));
+      said.push(textOf(r.content));
+    }
+    // Each refused with the agent's challenge, until the refusals open
+    // the agent's breaker (5 failures).
+    const refused = said.filter((t) => /HTTP 401 \(WWW-Authenticate: Bearer error="invalid_token"/.test(t));
+    assert.ok(refused.length >= 5, said.join('\n'));
+    assert.ok(said.every((t) => refused.includes(t) || /unavailable \(breaker open\)/.test(t)), said.join('\n'));
+    const after = await stuck.stats();
+    // Three new tokens at most (then one per 30 s), for five calls refused.
+    assert.ok(after.issued - before.issued <= 3, JSON.stringify({ before, after }));
+    assert.ok(after.refused - before.refused >= 5, JSON.stringify({ before, after }));
   });
 
   it('a wrong secret: the call fails with the server\'s word for it, the secret nowhere', async () => {
