@@ -138,58 +138,67 @@ static void url_path(const char *url, const char **path, size_t *len) {
   *len = n;
 }
 
-json_t *sb_gateway_oauth_resource_metadata_urls(const char *url) {
-  size_t o = origin_len(url);
-  const char *path;
-  size_t plen;
-  url_path(url, &path, &plen);
-  json_t *urls = json_array();
-  if (!urls || !o) return urls;
-  char *with_path =
-      plen ? sb_asprintf("%.*s/.well-known/oauth-protected-resource%.*s",
-                         (int)o, url, (int)plen, path)
-           : NULL;
-  char *root =
-      sb_asprintf("%.*s/.well-known/oauth-protected-resource", (int)o, url);
-  if ((plen && !with_path) || !root ||
-      (with_path && json_array_append_new(urls, json_string(with_path))) ||
-      json_array_append_new(urls, json_string(root))) {
-    json_decref(urls);
-    urls = NULL;
+/* Append one URL, formatted, to urls; 0, or SB_ENOMEM. */
+static int append_url(json_t *urls, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int append_url(json_t *urls, const char *fmt, ...) {
+  sb_buf b = {0};
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  int rc = n < 0 || sb_buf_reserve(&b, (size_t)n + 1) != 0 ? SB_ENOMEM : 0;
+  if (rc == 0) {
+    va_start(ap, fmt);
+    vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (json_array_append_new(urls, json_string(b.data)) != 0) rc = SB_ENOMEM;
   }
-  sb_free(with_path);
-  sb_free(root);
+  sb_buf_free(&b);
+  return rc;
+}
+
+/* url's origin's length (*o), its path (see url_path), and a new empty
+ * array for the URIs made of them; NULL when out of memory, or when url
+ * has no origin (then *o is 0). */
+static json_t *urls_of(const char *url, size_t *o, const char **path,
+                       size_t *plen) {
+  *o = origin_len(url);
+  url_path(url, path, plen);
+  return *o ? json_array() : NULL;
+}
+
+json_t *sb_gateway_oauth_resource_metadata_urls(const char *url) {
+  size_t o, plen;
+  const char *path;
+  json_t *urls = urls_of(url, &o, &path, &plen);
+  if (!urls) return o ? NULL : json_array();
+  static const char wk[] = "/.well-known/oauth-protected-resource";
+  if ((plen &&
+       append_url(urls, "%.*s%s%.*s", (int)o, url, wk, (int)plen, path)) ||
+      append_url(urls, "%.*s%s", (int)o, url, wk)) {
+    json_decref(urls);
+    return NULL;
+  }
   return urls;
 }
 
 json_t *sb_gateway_oauth_server_metadata_urls(const char *issuer) {
-  size_t o = origin_len(issuer);
+  size_t o, plen;
   const char *path;
-  size_t plen;
-  url_path(issuer, &path, &plen);
-  json_t *urls = json_array();
-  if (!urls || !o) return urls;
-  char *u[3] = {NULL, NULL, NULL};
-  if (plen) {
-    u[0] = sb_asprintf("%.*s/.well-known/oauth-authorization-server%.*s",
-                       (int)o, issuer, (int)plen, path);
-    u[1] = sb_asprintf("%.*s/.well-known/openid-configuration%.*s", (int)o,
-                       issuer, (int)plen, path);
-    u[2] = sb_asprintf("%.*s%.*s/.well-known/openid-configuration", (int)o,
-                       issuer, (int)plen, path);
-  } else {
-    u[0] = sb_asprintf("%.*s/.well-known/oauth-authorization-server", (int)o,
-                       issuer);
-    u[1] = sb_asprintf("%.*s/.well-known/openid-configuration", (int)o, issuer);
+  json_t *urls = urls_of(issuer, &o, &path, &plen);
+  if (!urls) return o ? NULL : json_array();
+  static const char oauth[] = "/.well-known/oauth-authorization-server",
+                    oidc[] = "/.well-known/openid-configuration";
+  /* RFC 8414 and OpenID Connect with the issuer's path after the
+   * well-known part; then OpenID Connect's own, the path first. */
+  int p = (int)plen;
+  if (append_url(urls, "%.*s%s%.*s", (int)o, issuer, oauth, p, path) ||
+      append_url(urls, "%.*s%s%.*s", (int)o, issuer, oidc, p, path) ||
+      (plen && append_url(urls, "%.*s%.*s%s", (int)o, issuer, p, path, oidc))) {
+    json_decref(urls);
+    return NULL;
   }
-  for (int i = 0; i < (plen ? 3 : 2); i++)
-    if (!u[i] || json_array_append_new(urls, json_string(u[i]))) {
-      json_decref(urls);
-      urls = NULL;
-      break;
-    }
-  for (int i = 0; i < 3; i++)
-    sb_free(u[i]);
   return urls;
 }
 

@@ -404,11 +404,12 @@ static const char *url_problem(const char *url) {
   return n >= 1 && n <= 65535 ? NULL : "the port is not 1 to 65535";
 }
 
-/* An optional http(s) URL member of obj into *out. */
+/* An http(s) URL member of obj into *out; `fragment` allows a #fragment
+ * (a resource identifier has none: RFC 8707 2). */
 static int read_url_member(fpath *p, const json_t *obj, const char *key,
-                           char **out) {
+                           int required, int fragment, char **out) {
   int rc;
-  json_t *v = member(p, obj, key, 0, &rc);
+  json_t *v = member(p, obj, key, required, &rc);
   if (!v) return rc;
   size_t saved = push_key(p, key);
   const char *s = NULL;
@@ -417,7 +418,7 @@ static int read_url_member(fpath *p, const json_t *obj, const char *key,
   if (why)
     rc = bad(p, "expected an http:// or https:// URL%s%s", *why ? ": " : "",
              why);
-  else if (rc == 0 && strchr(s, '#'))
+  else if (rc == 0 && !fragment && strchr(s, '#'))
     rc = bad(p, "must not have a #fragment");
   if (rc == 0 && !(*out = sb_strdup(s))) rc = oom(p);
   pop(p, saved);
@@ -450,9 +451,9 @@ static int parse_oauth(fpath *p, const json_t *v, sb_agent_oauth *o) {
   if (rc == 0) rc = read_str_member(p, v, "clientId", 1, &o->client_id);
   if (rc == 0) rc = read_str_member(p, v, "clientSecret", 1, &o->client_secret);
   if (rc == 0) rc = read_str_member(p, v, "scope", 0, &o->scope);
-  if (rc == 0) rc = read_url_member(p, v, "tokenUrl", &o->token_url);
-  if (rc == 0) rc = read_url_member(p, v, "issuer", &o->issuer);
-  if (rc == 0) rc = read_url_member(p, v, "resource", &o->resource);
+  if (rc == 0) rc = read_url_member(p, v, "tokenUrl", 0, 0, &o->token_url);
+  if (rc == 0) rc = read_url_member(p, v, "issuer", 0, 0, &o->issuer);
+  if (rc == 0) rc = read_url_member(p, v, "resource", 0, 0, &o->resource);
   /* A character the form encoding or the Basic scheme cannot carry as
    * typed is more likely a pasting accident than a secret. */
   for (const char *c = o->client_id; rc == 0 && c && *c; c++)
@@ -536,17 +537,7 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
   rc = check_keys(p, v, http_keys,
                   "type, url, headers, oauth for an http transport");
   if (rc != 0) return rc;
-  json_t *url = member(p, v, "url", 1, &rc);
-  if (rc != 0) return rc;
-  saved = push_key(p, "url");
-  const char *s = NULL;
-  rc = read_str(p, url, 0, &s);
-  const char *why = rc == 0 ? url_problem(s) : NULL;
-  if (why)
-    rc = bad(p, "expected an http:// or https:// URL%s%s", *why ? ": " : "",
-             why);
-  if (rc == 0 && !(t->url = sb_strdup(s))) rc = oom(p);
-  pop(p, saved);
+  rc = read_url_member(p, v, "url", 1, 1, &t->url);
   json_t *headers = rc == 0 ? member(p, v, "headers", 0, &rc) : NULL;
   if (headers) {
     saved = push_key(p, "headers");
