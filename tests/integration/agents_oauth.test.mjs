@@ -16,7 +16,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { agentDef, connect, pollUntil, startHttpAgent, startWithAgents, textOf, waitForTools, withStderr, callWithin } from '../agents/agents_lib.mjs';
+import { agentDef, connect, pollUntil, startHttpAgent, startWithAgents, textOf, waitForTools, withStderr, callWithin, writeConfig } from '../agents/agents_lib.mjs';
+import { runCli } from './lib/contexts_common.mjs';
 
 const AGENT = join(import.meta.dirname, '..', 'agents', 'oauth_agent.mjs');
 const SECRET = 'sb-secret-1 with spaces+symbols';
@@ -124,6 +125,27 @@ describe('agents behind OAuth: client credentials', () => {
     // Three new tokens at most (then one per 30 s), for five calls refused.
     assert.ok(after.issued - before.issued <= 3, JSON.stringify({ before, after }));
     assert.ok(after.refused - before.refused >= 5, JSON.stringify({ before, after }));
+  });
+
+  it('`agents show` gets a token the same way; `agents list` shows no secret', async () => {
+    const cfg = writeConfig([
+      oauthDef('sec', agent.url, { clientId: 'switchboard', clientSecret: SECRET }),
+      oauthDef('bad', agent.url, { clientId: 'switchboard', clientSecret: 'not-the-secret-xyzzy', issuer: agent.issuer }),
+    ]);
+    const show = await runCli(['agents', 'show', 'sec', '--config', cfg]);
+    assert.equal(show.code, 0, show.stderr);
+    const s = JSON.parse(show.stdout);
+    assert.equal(s.authorization, 'OAuth client credentials: token obtained');
+    assert.equal(s.tools, 2);
+    const bad = await runCli(['agents', 'show', 'bad', '--config', cfg]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /bad: cannot get an OAuth access token: .*refused the token request: HTTP 401: invalid_client/);
+    const list = await runCli(['agents', 'list', '--config', cfg]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /"clientSecret": "<redacted>"/);
+    for (const out of [show.stdout, show.stderr, bad.stdout, bad.stderr, list.stdout, list.stderr]) {
+      assert.doesNotMatch(out, /xyzzy|sb-secret-1/);
+    }
   });
 
   it('a wrong secret: the call fails with the server\'s word for it, the secret nowhere', async () => {
