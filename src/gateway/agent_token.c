@@ -101,6 +101,8 @@ static void on_token(void *ud, int ok, const char *detail) {
       uv_timer_start(&a->token_timer, renew_tick,
                      in > RENEW_MIN_MS ? in : RENEW_MIN_MS, 0);
     }
+    /* A list the old token was refused for is asked for with this one. */
+    gw_agent_relist_missing(a);
   } else {
     SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
             a->def->id, detail);

@@ -62,6 +62,7 @@ struct sb_gateway_call {
   uint64_t deadline_at; /* 0 = none */
   unsigned retries;
   int waited_connect;
+  int token_retried;    /* sent again once after a refusal, for a new token */
   uv_timer_t *timer;    /* backoff and connect waits */
   uv_timer_t *deadline; /* the whole call's */
   /* input_required rounds */

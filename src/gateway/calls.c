@@ -457,15 +457,23 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     return;
   }
   const char *why = json_string_value(json_object_get(error, "message"));
-  /* A refusal is worth a retry only with the new token on its way. */
+  /* A refusal is worth a retry only with the new token on its way; the
+   * first such is not taken from limits.retries (the request was not
+   * processed, and the token it went with is gone). */
   if (outcome == SB_GATEWAY_REFUSED && !a->token_renewing) d.retry = 0;
-  if (d.retry && !a->removed && c->retries < (unsigned)a->def->limits.retries &&
+  int token_retry =
+      d.retry && outcome == SB_GATEWAY_REFUSED && !c->token_retried;
+  if (d.retry && !a->removed &&
+      (token_retry || c->retries < (unsigned)a->def->limits.retries) &&
       a->client &&
       (outcome == SB_GATEWAY_SESSION_EXPIRED ||
        sb_mcp_client_connected(a->client)) &&
       timer_ready(c, &c->timer)) {
-    uint64_t delay = sb_backoff_delay_ms(c->retries++, RETRY_BASE_MS,
-                                         RETRY_CAP_MS, gw_random01());
+    uint64_t delay = token_retry
+                         ? 0
+                         : sb_backoff_delay_ms(c->retries++, RETRY_BASE_MS,
+                                               RETRY_CAP_MS, gw_random01());
+    if (token_retry) c->token_retried = 1;
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
             c->tool ? c->tool : c->o.method, (unsigned long long)delay, why);
     /* The agent ended our session, or refused our token: the retry waits

@@ -152,6 +152,8 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
+/* List again each kind a serves whose listing failed. */
+void gw_agent_relist_missing(agent *a);
 /* Start a's handshake on its channel (its token, if any, is set). */
 void gw_agent_connect_client(agent *a);
 /* a could not connect (what: detail): said, its channel closed, and a

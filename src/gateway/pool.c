@@ -448,11 +448,17 @@ static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
                       json_t *error) {
   agent *a = ud;
   sb_registry_set_health(a->owner->reg, a->def->id, error == NULL);
-  /* A list whose first listing failed (the agent went away just after
-   * the handshake, say) is asked again once the agent answers: else its
-   * tools stayed unlisted (served as none) until a list_changed. */
   if (error || !a->client) return;
   gw_token_worked(a);
+  gw_agent_relist_missing(a);
+}
+
+void gw_agent_relist_missing(agent *a) {
+  /* A list whose first listing failed (the agent went away just after
+   * the handshake, say, or refused the token it had) is asked again once
+   * the agent answers, or has a new token: else its tools stayed
+   * unlisted (served as none) until a list_changed. */
+  if (!a->client || !sb_mcp_client_connected(a->client)) return;
   for (int k = 0; k < LIST_KINDS; k++)
     if (!a->lists[k].items) relist(a, k);
 }

@@ -606,6 +606,15 @@ static void on_discovered(void *ud, sb_mcp_outcome outcome, json_t *result,
     connect_done(c, SB_MCP_ANSWERED, result, NULL);
     return;
   }
+  /* Refused at the door (HTTP 401/403: our credentials, their scope): the
+   * agent's era is still unknown, and an initialize would only be
+   * refused too. The connect fails; the owner authorizes and connects
+   * again. */
+  if (outcome == SB_MCP_REFUSED) {
+    c->state = CLIENT_IDLE;
+    connect_done(c, outcome, NULL, error);
+    return;
+  }
   /* A modern answer without our modern version: only a legacy version we
    * share can still work; an unrecognised answer (an error, or a result
    * with no supportedVersions list, as some legacy servers give to any

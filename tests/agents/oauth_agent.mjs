@@ -18,6 +18,7 @@
 //   whoami     the token's client, scope and audience
 //   admin-op   needs scope mcp:admin: without it, HTTP 403
 //              insufficient_scope naming it
+// With LIST_NEEDS_ADMIN=1, tools/list needs mcp:admin too.
 // Test hooks: POST /test/revoke refuses every token presented so far;
 // POST /test/refuse-all refuses every token from then on;
 // GET /test/stats {issued, refused, grants: [{clientId, scope}]}.
@@ -140,8 +141,9 @@ rsServer.on('request', async (req, res) => {
     stats.grants.push({ clientId: token.clientId, scope: token.scope });
   let msg = null;
   try { msg = JSON.parse(body.toString('utf8')); } catch { /* the SDK answers it */ }
-  if (msg?.method === 'tools/call' && msg.params?.name === 'admin-op' &&
-      !token.scope.split(' ').includes('mcp:admin')) {
+  const needsAdmin = (msg?.method === 'tools/call' && msg.params?.name === 'admin-op') ||
+    (msg?.method === 'tools/list' && process.env.LIST_NEEDS_ADMIN === '1');
+  if (needsAdmin && !token.scope.split(' ').includes('mcp:admin')) {
     refuse(res, 403, 'insufficient_scope', 'mcp:admin');
     return;
   }

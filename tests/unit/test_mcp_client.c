@@ -291,6 +291,7 @@ typedef struct fake {
   int expired; /* on_session_expired calls */
   int defer;   /* tools/call: answer nothing now (the test does) */
   int discover_empty; /* server/discover: answer {} (any method's result) */
+  int discover_held;  /* server/discover: answer nothing (the test does) */
   int bad_error;      /* tools/call: an error whose code is no integer */
 } fake;
 
@@ -301,6 +302,7 @@ static int fake_send(void *t, json_t *msg) {
   json_t *id = json_object_get(msg, "id");
   if (!id) return 0;
   json_t *reply;
+  if (strcmp(method, "server/discover") == 0 && f->discover_held) return 0;
   if (strcmp(method, "server/discover") == 0 && f->discover_empty)
     reply = sb_rpc_result_new(id, json_object());
   else if (strcmp(method, "server/discover") == 0)
@@ -469,6 +471,41 @@ static void test_fallback_to_initialize(void **state) {
   }
 }
 
+/* An agent that refuses the probe at the door (HTTP 401/403) has no era
+ * yet: the connect fails, saying why, and no initialize follows (it would
+ * be refused too; the owner gets a token and connects again). */
+static void test_refused_probe_fails_the_connect(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  fake f = {0};
+  f.sent = json_array();
+  f.discover_held = 1;
+  sb_mcp_client_options co = {.loop = &loop,
+                              .name = "guarded",
+                              .transport = {.send = fake_send, .t = &f}};
+  f.client = sb_mcp_client_new(&co);
+  sb_mcp_client_connect(f.client, 1000, fake_answer, &f);
+  assert_int_equal(json_array_size(f.sent), 1);
+  json_t *id = json_object_get(json_array_get(f.sent, 0), "id");
+  sb_mcp_client_request_failed(f.client, id, SB_MCP_REFUSED, 0,
+                               "HTTP 401 (WWW-Authenticate: Bearer)");
+  assert_int_equal(f.answered, 1);
+  assert_int_equal(f.outcome, SB_MCP_REFUSED);
+  assert_non_null(strstr(json_string_value(json_object_get(f.error, "message")),
+                         "HTTP 401"));
+  assert_int_equal(json_array_size(f.sent), 1);
+  assert_false(sb_mcp_client_connected(f.client));
+  /* and it may connect again */
+  f.discover_held = 0;
+  assert_int_equal(sb_mcp_client_connect(f.client, 1000, fake_answer, &f), 0);
+  assert_true(sb_mcp_client_connected(f.client));
+  sb_mcp_client_free(f.client);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  json_decref(f.error);
+  json_decref(f.sent);
+}
 
 /* ---- many requests in flight, answered in any order ------------------------ */
 
@@ -568,20 +605,29 @@ int main(void) {
   sb_core_init();
   sb_log_set_level(SB_LOG_ERROR);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_connect_modern, setup_auto, teardown),
-      cmocka_unit_test_setup_teardown(test_connect_legacy, setup_legacy, teardown),
+      cmocka_unit_test_setup_teardown(test_connect_modern, setup_auto,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_connect_legacy, setup_legacy,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_progress, setup_auto, teardown),
       cmocka_unit_test_setup_teardown(test_progress, setup_legacy, teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_auto, teardown),
-      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_legacy, teardown),
-      cmocka_unit_test_setup_teardown(test_explicit_cancel, setup_legacy, teardown),
-      cmocka_unit_test_setup_teardown(test_agent_request, setup_legacy, teardown),
-      cmocka_unit_test_setup_teardown(test_notifications, setup_legacy, teardown),
-      cmocka_unit_test_setup_teardown(test_transport_lost, setup_auto, teardown),
+      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_auto,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_timeout_cancels, setup_legacy,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_explicit_cancel, setup_legacy,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_agent_request, setup_legacy,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_notifications, setup_legacy,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_transport_lost, setup_auto,
+                                      teardown),
       cmocka_unit_test(test_malformed_answer_ends_the_request),
       cmocka_unit_test(test_fallback_to_initialize),
       cmocka_unit_test(test_forged_error_data_is_an_answer),
       cmocka_unit_test(test_request_failed_outcomes),
+      cmocka_unit_test(test_refused_probe_fails_the_connect),
       cmocka_unit_test(test_many_pending_out_of_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
