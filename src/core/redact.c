@@ -225,6 +225,12 @@ static size_t bearer(const char *in, size_t i, size_t len, out_buf *o) {
     e++;
   /* Credentials are long; "bearer token" in prose is not one. */
   if (e - t < MIN_SECRET) return 0;
+  /* A token's "=" only pads its end (RFC 6750 b64token): "name=value" or
+   * "name=\"value\"" is a challenge's auth-param, named for people. */
+  for (size_t k = t; k < e; k++)
+    if (in[k] == '=' && ((k + 1 < e && in[k + 1] != '=') ||
+                         (k + 1 == e && e < len && in[e] == '"')))
+      return 0;
   put(o, in + i, 7);
   put(o, MASK, sizeof MASK - 1);
   return e - i;

@@ -6,17 +6,19 @@
  * when the agent refuses a request (401, or 403 insufficient_scope, whose
  * challenge says what scope to ask for); while that renewal is under way
  * calls wait, as for a connection (gw_agent_ready), and a call the agent
- * refused is retried once the new token is in (calls.c). After
- * REFUSALS_MAX renewals forced by refusals with no request answered
- * between them, a refusal renews at most every REFUSED_EVERY_MS: an
- * authorization server whose tokens the agent never takes is not asked
- * again for each call, and a token that works again is still got.
+ * refused is sent again once the new token is in (calls.c); one refused
+ * for a token already replaced is sent again at once. A refused token is
+ * not used again, a reconnect included. After REFUSALS_MAX renewals
+ * forced by refusals with no request answered between them, the next
+ * comes at most REFUSED_EVERY_MS after the last: an authorization server
+ * whose tokens the agent never takes is not asked again for each call,
+ * and a token that works again is still got.
  */
 #include "gateway/gateway_internal.h"
 
 #define MODULE "agents"
 #define REFUSALS_MAX 3
-#define REFUSED_EVERY_MS 30000
+#define REFUSED_EVERY_MS 10000
 #define RENEW_MIN_MS 1000   /* the earliest a renewal is scheduled */
 #define RENEW_RETRY_MS 5000 /* after a renewal before expiry failed */
 
@@ -67,25 +69,39 @@ int gw_token_connect(agent *a) {
     return 1;
   }
   a->connect_on_token = 1;
-  fetch(a, sb_channel_challenge(a->ch));
+  fetch(a, NULL);
   return 0;
 }
 
-void gw_token_refused(agent *a, const char *challenge) {
-  if (!a->oauth) return;
+int gw_token_refused(agent *a, const sb_channel_refusal *r) {
+  if (!a->oauth || !r) return 0;
+  /* Refused for a token since replaced: the current one is sent. */
+  if (r->stale_credentials) return 1;
+  /* A 403 is about the token only when it names scope the token could
+   * get (insufficient_scope, with scope not yet asked for nor refused by
+   * the authorization server); any other is the agent's refusal. */
+  if (r->status == 403 && !sb_gateway_oauth_wants_scope(a->oauth, r->challenge))
+    return 0;
+  if (sb_gateway_oauth_busy(a->oauth)) {
+    if (!a->connect_on_token) a->token_renewing = 1;
+    return 1;
+  }
+  /* Never sent again, nor on a reconnect (gw_token_connect). */
+  sb_gateway_oauth_forget(a->oauth);
   uint64_t now = sb_now_ms();
   if (a->refusals >= REFUSALS_MAX &&
-      now < a->refused_renewal_ms + REFUSED_EVERY_MS)
-    return;
+      now < a->refused_renewal_ms + REFUSED_EVERY_MS) {
+    uv_timer_start(&a->token_timer, renew_tick,
+                   a->refused_renewal_ms + REFUSED_EVERY_MS - now, 0);
+    return 0;
+  }
   a->refusals++;
   a->refused_renewal_ms = now;
-  /* Calls wait for the new token (a renewal already under way included). */
-  if (!a->connect_on_token) a->token_renewing = 1;
-  if (sb_gateway_oauth_busy(a->oauth)) return;
   SB_INFO(MODULE, "agent %s refused our access token; getting a new one",
           a->def->id);
-  sb_gateway_oauth_forget(a->oauth);
-  fetch(a, challenge);
+  if (!a->connect_on_token) a->token_renewing = 1;
+  fetch(a, r->challenge);
+  return sb_gateway_oauth_busy(a->oauth) || a->token_renewing;
 }
 
 void gw_token_worked(agent *a) { a->refusals = 0; }
@@ -104,8 +120,9 @@ static void on_token(void *ud, int ok, const char *detail) {
     /* A list the old token was refused for is asked for with this one. */
     gw_agent_relist_missing(a);
   } else {
-    SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
-            a->def->id, detail);
+    if (!a->connect_on_token) /* else the failed connect says it */
+      SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
+              a->def->id, detail);
     if (!a->connect_on_token && !a->token_renewing && token_fresh(a))
       uv_timer_start(&a->token_timer, renew_tick, RENEW_RETRY_MS, 0);
   }

@@ -388,6 +388,13 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
   int repeatable = strcmp(c->o.method, "tools/call") != 0 ||
                    sb_agent_def_tool_idempotent(a->def, c->tool);
   sb_gateway_decision d = sb_gateway_decide(outcome, repeatable);
+  /* Refused for a token that a new one replaces (or is about to): not the
+   * agent's failure, and worth sending again; any other refusal is. */
+  int token_coming = outcome == SB_GATEWAY_REFUSED && a->refusal_retry;
+  if (token_coming)
+    d.breaker_failure = 0;
+  else if (outcome == SB_GATEWAY_REFUSED)
+    d.retry = 0;
   if (c->ticket_open) {
     c->ticket_open = 0;
     sb_agent_state before = {0}, after = {0};
@@ -457,12 +464,10 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
     return;
   }
   const char *why = json_string_value(json_object_get(error, "message"));
-  /* A refusal is worth a retry only with the new token on its way; the
-   * first such is not taken from limits.retries (the request was not
-   * processed, and the token it went with is gone). */
-  if (outcome == SB_GATEWAY_REFUSED && !a->token_renewing) d.retry = 0;
-  int token_retry =
-      d.retry && outcome == SB_GATEWAY_REFUSED && !c->token_retried;
+  /* The first send again for a new token is not taken from
+   * limits.retries (the request was not processed, and the token it went
+   * with is gone). */
+  int token_retry = token_coming && !c->token_retried;
   if (d.retry && !a->removed &&
       (token_retry || c->retries < (unsigned)a->def->limits.retries) &&
       a->client &&

@@ -436,6 +436,11 @@ const char *sb_gateway_oauth_authorization(const sb_gateway_oauth *o);
  * or the server did not say). */
 uint64_t sb_gateway_oauth_obtained_ms(const sb_gateway_oauth *o);
 uint64_t sb_gateway_oauth_expires_ms(const sb_gateway_oauth *o);
+/* Whether the agent's challenge (a 403's) asks for scope that a new
+ * token may carry: error="insufficient_scope" naming a scope not asked
+ * for yet and not refused by the authorization server. */
+int sb_gateway_oauth_wants_scope(const sb_gateway_oauth *o,
+                                 const char *challenge);
 /* Drop the token (the agent refused it). */
 void sb_gateway_oauth_forget(sb_gateway_oauth *o);
 /* Cancels a fetch under way (its cb does not run). */

@@ -142,6 +142,7 @@ struct agent {
   int token_renewing, connect_on_token;
   unsigned refusals;
   uint64_t refused_renewal_ms;
+  int refusal_retry; /* the last refusal is answered by a new token */
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */
@@ -168,8 +169,9 @@ void gw_token_stop(agent *a);
  * set on its channel); else 0 and the handshake starts once a token came
  * (gw_agent_connect_client), or fails (gw_agent_connect_failed). */
 int gw_token_connect(agent *a);
-/* The agent refused a request (401/403) with this challenge (or NULL). */
-void gw_token_refused(agent *a, const char *challenge);
+/* The agent refused a request (401/403; r may be NULL): 1 when a new
+ * token answers it (one is here or coming), so sending it again helps. */
+int gw_token_refused(agent *a, const sb_channel_refusal *r);
 /* The agent answered: its token works. */
 void gw_token_worked(agent *a);
 /* Whether calls may be sent to a now: connected, and not opening its GET

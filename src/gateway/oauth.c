@@ -30,6 +30,8 @@
 #define MODULE "agents"
 #define FETCH_TIMEOUT_MS 10000
 #define MAX_DOC_BYTES (256 * 1024)
+#define MAX_TOKEN_BYTES 8192  /* far past any server's; headers stay small */
+#define MAX_STEPUP_BYTES 1024 /* what 403s may add to the scope asked */
 
 typedef enum stage {
   STAGE_IDLE = 0,
@@ -53,6 +55,8 @@ struct sb_gateway_oauth {
 
   char *challenge_scope;   /* the scope of the agent's last 401 challenge */
   char *stepup_scope;      /* what its 403 insufficient_scope asked for */
+  char *denied_scope;      /* ...of which the server refused (invalid_scope) */
+  char *asked_scope;       /* the scope of the last token request, or NULL */
   char *resource_metadata; /* its challenge's resource_metadata */
 
   char *authorization;              /* "Bearer <token>", or NULL */
@@ -76,9 +80,11 @@ int sb_gateway_oauth_challenge_param(const char *challenge, const char *name,
   if (!challenge) return 0;
   size_t nl = strlen(name);
   const char *s = challenge;
+  int bearer = 0; /* the params read belong to a Bearer challenge */
   while (*s) {
     /* An auth-param starts the challenge's parameters (after the scheme)
-     * or follows a comma: "Bearer a=1, b=\"x, y\"". */
+     * or follows a comma: "Bearer a=1, b=\"x, y\"", and a list may hold
+     * several challenges: "DPoP algs=\"ES256\", Bearer scope=\"s\"". */
     while (*s == ' ' || *s == '\t' || *s == ',')
       s++;
     const char *key = s;
@@ -87,7 +93,10 @@ int sb_gateway_oauth_challenge_param(const char *challenge, const char *name,
     size_t klen = (size_t)(s - key);
     while (*s == ' ' || *s == '\t')
       s++;
-    if (*s != '=') continue; /* a scheme name ("Bearer"), or a token68 */
+    if (*s != '=') { /* a scheme name, or a token68 */
+      if (klen) bearer = klen == 6 && strncasecmp(key, "Bearer", 6) == 0;
+      continue;
+    }
     s++;
     while (*s == ' ' || *s == '\t')
       s++;
@@ -110,7 +119,7 @@ int sb_gateway_oauth_challenge_param(const char *challenge, const char *name,
         return SB_ENOMEM;
       }
     }
-    if (klen == nl && strncasecmp(key, name, nl) == 0) {
+    if (bearer && klen == nl && strncasecmp(key, name, nl) == 0) {
       *out = v.data ? v.data : sb_strdup("");
       return *out ? 1 : SB_ENOMEM;
     }
@@ -235,6 +244,30 @@ static int form_field(sb_buf *b, const char *name, const char *value) {
   return form_escape(b, value);
 }
 
+/* Whether the space-separated list holds the n bytes at item. */
+static int scope_has(const char *list, const char *item, size_t n) {
+  for (const char *t = list; t && *t;) {
+    while (*t == ' ')
+      t++;
+    size_t m = strcspn(t, " ");
+    if (m && m == n && memcmp(item, t, n) == 0) return 1;
+    t += m;
+  }
+  return 0;
+}
+
+/* Whether b names a scope that neither a nor c holds. */
+static int scope_adds(const char *a, const char *b, const char *c) {
+  for (const char *s = b; s && *s;) {
+    while (*s == ' ')
+      s++;
+    size_t n = strcspn(s, " ");
+    if (n && !scope_has(a, s, n) && !scope_has(c, s, n)) return 1;
+    s += n;
+  }
+  return 0;
+}
+
 /* The union of two space-separated scope lists, a's order first; NULL
  * when both are NULL (or out of memory). */
 static char *scope_union(const char *a, const char *b) {
@@ -246,15 +279,8 @@ static char *scope_union(const char *a, const char *b) {
       s++;
     size_t n = strcspn(s, " ");
     if (!n) break;
-    int have = 0;
-    for (const char *t = a; *t && !have;) {
-      while (*t == ' ')
-        t++;
-      size_t m = strcspn(t, " ");
-      have = m == n && memcmp(s, t, n) == 0;
-      t += m;
-    }
-    if (!have && (sb_buf_append(&out, " ", 1) || sb_buf_append(&out, s, n))) {
+    if (!scope_has(a, s, n) &&
+        (sb_buf_append(&out, " ", 1) || sb_buf_append(&out, s, n))) {
       sb_buf_free(&out);
       return NULL;
     }
@@ -312,13 +338,16 @@ void sb_gateway_oauth_forget(sb_gateway_oauth *o) {
 static void done(sb_gateway_oauth *o, int ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void done(sb_gateway_oauth *o, int ok, const char *fmt, ...) {
-  char detail[1024] = "";
+  char raw[1024] = "", detail[4 * sizeof raw];
   if (fmt) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
   }
+  /* What the servers said (a token_type, an issuer, a URL) reaches
+   * callers and the log: control characters as \xHH. */
+  sb_escape_controls(raw, strlen(raw), detail, sizeof detail, 0);
   o->stage = STAGE_IDLE;
   o->req = NULL;
   set_str(&o->url, NULL);
@@ -396,6 +425,7 @@ static void start_token(sb_gateway_oauth *o) {
                      : o->challenge_scope ? o->challenge_scope
                                           : o->prm_scope;
   char *scope = scope_union(base, o->stepup_scope);
+  set_str(&o->asked_scope, scope);
   int post = o->auth == SB_AGENT_OAUTH_AUTH_POST;
   int rc = form_field(&body, "grant_type", "client_credentials");
   if (!rc && scope && *scope) rc = form_field(&body, "scope", scope);
@@ -505,9 +535,28 @@ static void take_challenge(sb_gateway_oauth *o, const char *challenge) {
   sb_gateway_oauth_challenge_param(challenge, "error", &err);
   if (sb_gateway_oauth_challenge_param(challenge, "scope", &scope) == 1 &&
       *scope) {
-    /* insufficient_scope asks for more, on top of what we asked for. */
+    /* insufficient_scope asks for more, on top of what we asked for,
+     * unless the server refused it before; never past MAX_STEPUP_BYTES
+     * (an agent naming new scopes without end). */
     if (err && strcmp(err, "insufficient_scope") == 0) {
-      char *merged = scope_union(o->stepup_scope, scope);
+      char *merged = NULL;
+      for (const char *t = scope; *t;) {
+        while (*t == ' ')
+          t++;
+        size_t n = strcspn(t, " ");
+        char *one =
+            n && !scope_has(o->denied_scope, t, n) ? sb_strndup(t, n) : NULL;
+        char *grown =
+            one ? scope_union(merged ? merged : o->stepup_scope, one) : NULL;
+        if (grown && strlen(grown) <= MAX_STEPUP_BYTES) {
+          sb_free(merged);
+          merged = grown;
+        } else {
+          sb_free(grown);
+        }
+        sb_free(one);
+        t += n;
+      }
       if (merged) {
         sb_free(o->stepup_scope);
         o->stepup_scope = merged;
@@ -518,6 +567,18 @@ static void take_challenge(sb_gateway_oauth *o, const char *challenge) {
   }
   sb_free(err);
   sb_free(scope);
+}
+
+int sb_gateway_oauth_wants_scope(const sb_gateway_oauth *o,
+                                 const char *challenge) {
+  char *err = NULL, *scope = NULL;
+  sb_gateway_oauth_challenge_param(challenge, "error", &err);
+  sb_gateway_oauth_challenge_param(challenge, "scope", &scope);
+  int wants = o && err && strcmp(err, "insufficient_scope") == 0 && scope &&
+              scope_adds(o->asked_scope, scope, o->denied_scope);
+  sb_free(err);
+  sb_free(scope);
+  return wants;
 }
 
 /* A metadata document: the JSON object of a 200, or NULL with why. */
@@ -644,9 +705,31 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
     sb_free(shown);
     return;
   }
-  json_t *doc = sb_json_loadb(r->body, r->body_len, 0, NULL);
+  /* Numbers as reals: an expires_in past 64 bits is a number still. */
+  json_t *doc =
+      sb_json_loadb(r->body, r->body_len, JSON_DECODE_INT_AS_REAL, NULL);
+  const char *err = json_string_value(json_object_get(doc, "error"));
+  if (r->status == 400 && err && strcmp(err, "invalid_scope") == 0 &&
+      o->stepup_scope) {
+    /* The scope a 403 asked for is not this client's: asked without it,
+     * and not again. */
+    char *denied = scope_union(o->denied_scope, o->stepup_scope);
+    if (denied) {
+      sb_free(o->denied_scope);
+      o->denied_scope = denied;
+    }
+    set_str(&o->stepup_scope, NULL);
+    SB_WARN(MODULE,
+            "agent %s: %s refused the scope the agent asked for "
+            "(invalid_scope); asking without it",
+            o->def->id, where);
+    json_decref(doc);
+    sb_free(shown);
+    start_token(o);
+    return;
+  }
   if (r->status != 200) {
-    const char *e = json_string_value(json_object_get(doc, "error"));
+    const char *e = err;
     const char *d =
         json_string_value(json_object_get(doc, "error_description"));
     char es[200] = "", ds[400] = "";
@@ -664,6 +747,11 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
       printable = *c > 0x20 && *c < 0x7f;
     if (!printable) {
       done(o, 0, "%s answered no usable access_token", where);
+    } else if (strlen(token) > MAX_TOKEN_BYTES) {
+      done(o, 0,
+           "%s gave an access_token of %zu bytes; switchboard sends "
+           "at most %d",
+           where, strlen(token), MAX_TOKEN_BYTES);
     } else if (type && strcasecmp(type, "Bearer") != 0) {
       done(o, 0,
            "%s gave a token of type %.40s; switchboard sends Bearer "
@@ -677,10 +765,12 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
         sb_gateway_oauth_forget(o);
         o->authorization = auth;
         o->obtained_ms = sb_now_ms();
-        json_int_t secs =
-            json_is_integer(expires) ? json_integer_value(expires) : 0;
-        if (secs > 0 && secs < 10L * 365 * 24 * 3600)
-          o->expires_ms = o->obtained_ms + (uint64_t)secs * 1000;
+        /* Past ten years (or not a number, or not positive): as if not
+         * said; renewed when the agent refuses it. */
+        double given = json_is_number(expires) ? json_number_value(expires) : 0;
+        long long secs =
+            given >= 1 && given < 10.0 * 365 * 24 * 3600 ? (long long)given : 0;
+        if (secs > 0) o->expires_ms = o->obtained_ms + (uint64_t)secs * 1000;
         SB_INFO(MODULE, "agent %s: got an OAuth access token from %s%s%lld s",
                 o->def->id, where, secs > 0 ? ", valid " : "",
                 (long long)(secs > 0 ? secs : 0));
@@ -739,6 +829,8 @@ void sb_gateway_oauth_free(sb_gateway_oauth *o) {
   sb_free(o->prm_scope);
   sb_free(o->challenge_scope);
   sb_free(o->stepup_scope);
+  sb_free(o->denied_scope);
+  sb_free(o->asked_scope);
   sb_free(o->resource_metadata);
   sb_free(o->url);
   sb_agent_def_free(o->def);

@@ -319,10 +319,10 @@ static void on_channel_request_failed(void *ud, json_t *id,
                                       sb_channel_failure kind,
                                       const char *detail) {
   agent *a = ud;
-  /* Refused with our token: a new one is got (and the call retried with
-   * it); the challenge says what scope and where. */
+  /* Refused for our token: a new one may be got (and the call sent again
+   * with it: calls.c reads refusal_retry as it decides). */
   if (kind == SB_CHANNEL_REFUSED)
-    gw_token_refused(a, sb_channel_challenge(a->ch));
+    a->refusal_retry = gw_token_refused(a, sb_channel_last_refusal(a->ch));
   sb_gateway_link_failed(a->client, id, kind, detail);
 }
 
@@ -736,9 +736,13 @@ json_t *sb_gateway_list_json(sb_gateway *o,
     sb_gateway_agent_info info;
     sb_gateway_agent_info_at(o, i, &info);
     int up = info.connected;
+    /* Why it takes no calls now (its connect failed, it cannot get a
+     * token, its GET stream opens): for the operator. */
+    const char *why = NULL;
+    int ready = gw_agent_up(a, &why);
     json_t *item = json_pack(
-        "{sosbsbss?ss?sisO?}", "definition", def_shown(a->def),
-        "connected", up, "fromConfig", a->from_config, "era",
+        "{sosbss?sbss?ss?sisO?}", "definition", def_shown(a->def), "connected",
+        up, "down", ready ? NULL : why, "fromConfig", a->from_config, "era",
         up ? (sb_mcp_client_is_modern(a->client) ? "modern" : "legacy") : NULL,
         "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,
         "tools", (int)info.tools, "serverInfo",

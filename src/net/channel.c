@@ -19,8 +19,8 @@ int sb_channel_base_init(sb_channel *ch, const sb_channel_ops *ops,
 void sb_channel_base_free(sb_channel *ch) {
   sb_free(ch->name);
   ch->name = NULL;
-  sb_free(ch->challenge);
-  ch->challenge = NULL;
+  sb_free((char *)ch->refusal.challenge);
+  ch->refusal.challenge = NULL;
 }
 
 int sb_channel_live(const sb_channel *ch) { return !ch->closed && !ch->down; }
@@ -80,8 +80,8 @@ int sb_channel_set_header(sb_channel *ch, const char *name, const char *value) {
   return ch->ops->set_header(ch, name, value);
 }
 
-const char *sb_channel_challenge(const sb_channel *ch) {
-  return ch ? ch->challenge : NULL;
+const sb_channel_refusal *sb_channel_last_refusal(const sb_channel *ch) {
+  return ch && ch->refusal.status ? &ch->refusal : NULL;
 }
 
 const char *sb_channel_session_id(const sb_channel *ch) {

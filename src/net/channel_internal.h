@@ -33,7 +33,7 @@ struct sb_channel {
   char *name; /* for logs and error messages; owned */
   int closed; /* the owner called sb_channel_close: no more callbacks */
   int down;   /* on_closed has been reported: no more callbacks */
-  char *challenge; /* sb_channel_challenge's; owned */
+  sb_channel_refusal refusal; /* sb_channel_last_refusal's; owns challenge */
 };
 
 /* Fill the base (copies the events and the name). 0 or SB_ENOMEM. */

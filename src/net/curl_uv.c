@@ -2,8 +2,12 @@
  * One uv_poll per socket curl asks us to watch, one uv_timer for curl's
  * timeouts; both call curl_multi_socket_action and then the owner's
  * `after`. A timeout of 0 still goes through the loop: curl must not be
- * re-entered from its own callback. */
+ * re-entered from its own callback. And the reading of response headers
+ * both users share. */
 #include "net/curl_uv.h"
+
+#include <string.h>
+#include <strings.h>
 
 #include "core/core.h"
 
@@ -150,4 +154,30 @@ void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+}
+
+int hc_header_value(const char *line, size_t len, const char *name,
+                    const char **v, size_t *n) {
+  size_t nl = strlen(name);
+  if (len <= nl || strncasecmp(line, name, nl) != 0) return 0;
+  const char *s = line + nl, *end = line + len;
+  while (s < end && (*s == ' ' || *s == '\t'))
+    s++;
+  while (end > s && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
+                     end[-1] == '\t'))
+    end--;
+  *v = s;
+  *n = (size_t)(end - s);
+  return 1;
+}
+
+void hc_add_challenge(char **list, const char *v, size_t n, size_t cap) {
+  size_t had = *list ? strlen(*list) : 0, sep = had ? 2 : 0;
+  if (n == 0 || had + sep >= cap) return;
+  size_t take = had + sep + n < cap ? n : cap - had - sep;
+  char *all =
+      sb_asprintf("%s%s%.*s", had ? *list : "", sep ? ", " : "", (int)take, v);
+  if (!all) return;
+  sb_free(*list);
+  *list = all;
 }

@@ -45,6 +45,15 @@ void hc_easy_common(CURL *e, const char *url, void *priv, char *errbuf,
  * (CURLINFO_ACTIVESOCKET knows a connection only once its transfer is
  * done). */
 curl_socket_t hc_driver_socket_of(const hc_driver *d, const CURL *easy);
+/* A response header line "Name: value\r\n" whose name (lower case, with
+ * the colon) is `name`: 1 with *v and *n, the value without the spaces
+ * around it; 0 if the line is another header. */
+int hc_header_value(const char *line, size_t len, const char *name,
+                    const char **v, size_t *n);
+/* Add a WWW-Authenticate value to the challenges gathered in *list (a
+ * response may send several headers: one list, RFC 9110 11.6.1), joined
+ * by ", " and cut at `cap` bytes; *list is replaced (ENOMEM: kept). */
+void hc_add_challenge(char **list, const char *v, size_t n, size_t cap);
 /* Clean up the multi (the owner has removed its easy handles) and close
  * the handles; on_closed runs from a close callback when all are gone. */
 void hc_driver_stop(hc_driver *d);

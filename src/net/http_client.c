@@ -412,6 +412,9 @@ static int http_set_header(sb_channel *base, const char *name,
   http_channel *ch = (http_channel *)base;
   if (!header_safe(name) || strchr(name, ':') || (value && !header_safe(value)))
     return SB_EINVAL;
+  /* Requests that went with the Authorization replaced are told apart
+   * when refused (sb_channel_refusal.stale_credentials). */
+  if (strcasecmp(name, "Authorization") == 0) ch->auth_gen++;
   for (size_t i = 0; i < ch->n_extra; i++) {
     if (strcasecmp(ch->extra[i].name, name) != 0) continue;
     if (!value) {

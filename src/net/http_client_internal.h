@@ -41,9 +41,10 @@ typedef struct transfer {
   uint64_t due_ms;   /* loop time at which a waiting resume starts */
   json_t *pending_ids; /* request ids still owed an answer (array) */
   char *sent_session;  /* the Mcp-Session-Id it carried, or NULL */
-  /* The response's first WWW-Authenticate as sent, cut at 2 KiB (an
-   * OAuth resource server's challenge on a 401 or 403: its
-   * resource_metadata, scope, error); NULL when it had none. */
+  unsigned auth_gen;   /* ch->auth_gen when it was made */
+  /* The response's WWW-Authenticate headers as sent, joined by ", " and
+   * cut at 2 KiB (an OAuth resource server's challenges on a 401 or 403:
+   * its resource_metadata, scope, error); NULL when it had none. */
   char *challenge;
   body_kind kind;
   sb_buf body_buf;
@@ -85,6 +86,7 @@ struct http_channel {
   header_kv *extra;               /* sb_channel_set_header */
   size_t n_extra;
   char *session_id;
+  unsigned auth_gen; /* Authorization set (sb_channel_set_header) so often */
 
   sb_list transfers; /* newest first */
   sb_list resumes;   /* resume transfers waiting for their delay */

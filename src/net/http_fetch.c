@@ -31,7 +31,7 @@ struct sb_fetch {
   int too_large;
   char *url;
   char *url_shown; /* for messages: credentials in the URL masked */
-  char *challenge; /* the first WWW-Authenticate value, or NULL */
+  char *challenge; /* the WWW-Authenticate values, or NULL */
   sb_fetch_cb cb;
   void *ud;
   char errbuf[CURL_ERROR_SIZE];
@@ -164,25 +164,19 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
  * scope, error) fits many times over. */
 #define CHALLENGE_KEEP 2048
 
-/* Response headers: keep the first WWW-Authenticate of the last response
- * (a redirect's or a 100's headers come first and are forgotten). */
+/* Response headers: gather the WWW-Authenticate challenges of the last
+ * response (a redirect's or a 100's headers come first and are
+ * forgotten). */
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   sb_fetch *r = ud;
   size_t len = size * n;
-  static const char name[] = "www-authenticate:";
+  const char *v;
+  size_t vn;
   if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
     sb_free(r->challenge);
     r->challenge = NULL;
-  } else if (!r->challenge && len > sizeof name - 1 &&
-             strncasecmp(data, name, sizeof name - 1) == 0) {
-    const char *v = data + sizeof name - 1, *end = data + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-                       end[-1] == '\t'))
-      end--;
-    size_t keep = (size_t)(end - v);
-    r->challenge = sb_strndup(v, keep < CHALLENGE_KEEP ? keep : CHALLENGE_KEEP);
+  } else if (hc_header_value(data, len, "www-authenticate:", &v, &vn)) {
+    hc_add_challenge(&r->challenge, v, vn, CHALLENGE_KEEP);
   }
   return len;
 }

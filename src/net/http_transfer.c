@@ -275,24 +275,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
 #define CHALLENGE_KEEP 2048
 #define CHALLENGE_MAX 400
 
-/* The value of a header line "Name: value\r\n" when its name (lower
- * case, with the colon) is `name`: *v and *n, without the spaces around
- * it; 0 if the line is another header. */
-static int header_value(const char *data, size_t len, const char *name,
-                        const char **v, size_t *n) {
-  size_t nl = strlen(name);
-  if (len <= nl || strncasecmp(data, name, nl) != 0) return 0;
-  const char *s = data + nl, *end = data + len;
-  while (s < end && (*s == ' ' || *s == '\t'))
-    s++;
-  while (end > s && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
-                     end[-1] == '\t'))
-    end--;
-  *v = s;
-  *n = (size_t)(end - s);
-  return 1;
-}
-
 /* Response headers: capture Mcp-Session-Id from any response, and an
  * authentication challenge. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
@@ -301,9 +283,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   size_t len = size * nmemb;
   const char *cv;
   size_t cn;
-  if (!t->challenge && header_value(data, len, "www-authenticate:", &cv, &cn) &&
-      cn > 0)
-    t->challenge = sb_strndup(cv, cn < CHALLENGE_KEEP ? cn : CHALLENGE_KEEP);
+  if (hc_header_value(data, len, "www-authenticate:", &cv, &cn) && cn > 0)
+    hc_add_challenge(&t->challenge, cv, cn, CHALLENGE_KEEP);
   if (t->is_stream && ch->settle == STREAM_SETTLE_OWED &&
       (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
     long status = 0; /* the blank line ending one response's headers */
@@ -312,7 +293,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   }
   const char *v;
   size_t n;
-  if (header_value(data, len, "mcp-session-id:", &v, &n)) {
+  if (hc_header_value(data, len, "mcp-session-id:", &v, &n)) {
     int visible = n > 0;
     for (size_t i = 0; i < n && visible; i++)
       visible = v[i] >= 0x21 && v[i] <= 0x7e;
@@ -340,6 +321,7 @@ transfer *hc_new_transfer(http_channel *ch, int is_stream) {
   t->ch = ch;
   t->is_stream = is_stream;
   t->retry_ms = -1;
+  t->auth_gen = ch->auth_gen;
   t->easy = curl_easy_init();
   if (!t->easy) goto fail;
   for (struct curl_slist *h = ch->opt_headers; h; h = h->next) {
@@ -414,7 +396,7 @@ static int rpc_error(const json_t *m) {
 /* The request failed with HTTP status: the body's first 200 bytes say
  * why in the agent's own words. A 401 or 403 is the agent refusing it
  * before it was processed: its challenge is kept for the owner
- * (sb_channel_challenge). */
+ * (sb_channel_last_refusal). */
 static void http_failed(http_channel *ch, transfer *t, long status) {
   size_t n = t->body_buf.len > 200 ? 200 : t->body_buf.len;
   int refused = status == 401 || status == 403;
@@ -424,8 +406,11 @@ static void http_failed(http_channel *ch, transfer *t, long status) {
    * the agent's credentials needs exactly that. */
   char challenge[4 * CHALLENGE_MAX + 64] = "";
   if (refused) {
-    sb_free(ch->base.challenge);
-    ch->base.challenge = t->challenge ? sb_strdup(t->challenge) : NULL;
+    sb_channel_refusal *r = &ch->base.refusal;
+    sb_free((char *)r->challenge);
+    r->challenge = t->challenge ? sb_strdup(t->challenge) : NULL;
+    r->status = status;
+    r->stale_credentials = t->auth_gen != ch->auth_gen;
   }
   if (t->challenge && refused) {
     size_t cn = strlen(t->challenge);

@@ -283,7 +283,7 @@ typedef enum sb_channel_failure {
                                session: the owner must initialize again */
   SB_CHANNEL_REFUSED,       /* HTTP 401 or 403: the agent refused it before
                                processing it (our credentials, or their
-                               scope); sb_channel_challenge says why */
+                               scope); sb_channel_last_refusal says why */
 } sb_channel_failure;
 
 typedef struct sb_channel_events {
@@ -324,10 +324,17 @@ void sb_channel_close(sb_channel *ch);
 /* Header sent with every later HTTP request (e.g. MCP-Protocol-Version);
  * value NULL removes it. No-op for stdio. */
 int sb_channel_set_header(sb_channel *ch, const char *name, const char *value);
-/* The WWW-Authenticate challenge of the last request the agent refused
- * (SB_CHANNEL_REFUSED), as sent (cut at 2 KiB), or NULL: borrowed, valid
- * until the next refusal. */
-const char *sb_channel_challenge(const sb_channel *ch);
+/* The last request the agent refused (SB_CHANNEL_REFUSED): its status
+ * (401, 403), its WWW-Authenticate challenges as sent (joined by ", ", cut
+ * at 2 KiB; NULL: none), and whether it went with an Authorization header
+ * since replaced (sb_channel_set_header): refused for credentials we no
+ * longer send. NULL before any refusal; valid until the next. */
+typedef struct sb_channel_refusal {
+  long status;
+  const char *challenge;
+  int stale_credentials;
+} sb_channel_refusal;
+const sb_channel_refusal *sb_channel_last_refusal(const sb_channel *ch);
 /* Mcp-Session-Id the agent assigned (HTTP, legacy), or NULL. */
 const char *sb_channel_session_id(const sb_channel *ch);
 /* HTTP legacy: open the GET stream for agent-initiated messages (resumed
@@ -417,8 +424,9 @@ typedef struct sb_fetch_result {
   const char *body; /* RESPONSE: NUL-terminated, body_len bytes */
   size_t body_len;
   const char *detail; /* the other outcomes: what went wrong, for people */
-  /* RESPONSE: the first WWW-Authenticate header's value as sent (at most
-   * 2 KiB kept), or NULL: an OAuth resource server's challenge. */
+  /* RESPONSE: the WWW-Authenticate headers' values as sent, joined by
+   * ", " (at most 2 KiB kept), or NULL: an OAuth resource server's
+   * challenges. */
   const char *www_authenticate;
 } sb_fetch_result;
 

@@ -830,16 +830,22 @@ json_t *sb_agent_def_to_json(const sb_agent_def *d) {
   return o;
 }
 
+/* obj's URL member key, if any, with its credentials masked. */
+static int redact_url(json_t *obj, const char *key) {
+  const char *url = json_string_value(json_object_get(obj, key));
+  if (!url) return 0;
+  char *shown = sb_url_redacted(url, SB_AGENT_REDACTED);
+  int bad = !shown || json_object_set_new(obj, key, json_string(shown));
+  sb_free(shown);
+  return bad ? SB_ENOMEM : 0;
+}
+
 int sb_agent_def_json_redact(json_t *def) {
   json_t *t = json_object_get(def, "transport");
-  const char *url = json_string_value(json_object_get(t, "url"));
-  if (url) {
-    char *shown = sb_url_redacted(url, SB_AGENT_REDACTED);
-    int bad = !shown || json_object_set_new(t, "url", json_string(shown));
-    sb_free(shown);
-    if (bad) return SB_ENOMEM;
-  }
   json_t *oauth = json_object_get(t, "oauth");
+  if (redact_url(t, "url") || redact_url(oauth, "tokenUrl") ||
+      redact_url(oauth, "issuer") || redact_url(oauth, "resource"))
+    return SB_ENOMEM;
   if (json_object_get(oauth, "clientSecret") &&
       json_object_set_new(oauth, "clientSecret",
                           json_string(SB_AGENT_REDACTED)))

@@ -18,9 +18,13 @@
 //   whoami     the token's client, scope and audience
 //   admin-op   needs scope mcp:admin: without it, HTTP 403
 //              insufficient_scope naming it
+//   root-op    needs scope mcp:root, which the authorization server gives
+//              nobody (a token request naming it is invalid_scope)
+//   forbidden  always HTTP 403 access_denied (a policy's refusal, not
+//              the token's); stats.forbidden counts them
 // With LIST_NEEDS_ADMIN=1, tools/list needs mcp:admin too.
 // Test hooks: POST /test/revoke refuses every token presented so far;
-// POST /test/refuse-all refuses every token from then on;
+// POST /test/refuse-all refuses every token from then on (?off: no more);
 // GET /test/stats {issued, refused, grants: [{clientId, scope}]}.
 //
 // Prints "oauth-agent listening on 127.0.0.1:PORT" and
@@ -44,7 +48,7 @@ const ISSUER = `http://127.0.0.1:${asPort}`;
 const RESOURCE = `http://127.0.0.1:${rsPort}/mcp`;
 const PRM_URL = `http://127.0.0.1:${rsPort}/meta/prm`;
 
-const stats = { issued: 0, refused: 0, grants: [] };
+const stats = { issued: 0, refused: 0, forbidden: 0, grants: [] };
 const seen = new Set(); // the tokens presented so far
 const revoked = new Set(); // ...of which these are refused
 let refuseAll = false;
@@ -68,6 +72,10 @@ const provider = new Provider(ISSUER, {
       useGrantedResource: () => false,
       getResourceServerInfo: (ctx, indicator) => {
         if (indicator !== RESOURCE) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+        // This server's policy: nobody gets mcp:root (RFC 6749 5.2).
+        if (String(ctx.oidc.params.scope ?? '').split(' ').includes('mcp:root')) {
+          throw new errors.InvalidScope('mcp:root is granted to no client', 'mcp:root');
+        }
         return { scope: 'mcp:tools mcp:admin', accessTokenTTL: TTL, accessTokenFormat: 'opaque' };
       },
     },
@@ -82,6 +90,10 @@ function makeServer(token) {
     async () => ({ content: [{ type: 'text', text: JSON.stringify(token) }] }));
   server.registerTool('admin-op', { description: 'Needs scope mcp:admin', inputSchema: z.object({}) },
     async () => ({ content: [{ type: 'text', text: `admin done for ${token.clientId}` }] }));
+  server.registerTool('root-op', { description: 'Needs scope mcp:root', inputSchema: z.object({}) },
+    async () => ({ content: [{ type: 'text', text: 'unreachable' }] }));
+  server.registerTool('forbidden', { description: 'Refused by policy', inputSchema: z.object({}) },
+    async () => ({ content: [{ type: 'text', text: 'unreachable' }] }));
   return server;
 }
 
@@ -118,8 +130,8 @@ rsServer.on('request', async (req, res) => {
     res.writeHead(204).end();
     return;
   }
-  if (req.url === '/test/refuse-all' && req.method === 'POST') {
-    refuseAll = true;
+  if (req.url.startsWith('/test/refuse-all') && req.method === 'POST') {
+    refuseAll = !req.url.endsWith('?off');
     res.writeHead(204).end();
     return;
   }
@@ -141,10 +153,16 @@ rsServer.on('request', async (req, res) => {
     stats.grants.push({ clientId: token.clientId, scope: token.scope });
   let msg = null;
   try { msg = JSON.parse(body.toString('utf8')); } catch { /* the SDK answers it */ }
-  const needsAdmin = (msg?.method === 'tools/call' && msg.params?.name === 'admin-op') ||
-    (msg?.method === 'tools/list' && process.env.LIST_NEEDS_ADMIN === '1');
-  if (needsAdmin && !token.scope.split(' ').includes('mcp:admin')) {
-    refuse(res, 403, 'insufficient_scope', 'mcp:admin');
+  const tool = msg?.method === 'tools/call' ? msg.params?.name : null;
+  const needs = tool === 'admin-op' || (msg?.method === 'tools/list' && process.env.LIST_NEEDS_ADMIN === '1')
+    ? 'mcp:admin' : tool === 'root-op' ? 'mcp:root' : null;
+  if (needs && !token.scope.split(' ').includes(needs)) {
+    refuse(res, 403, 'insufficient_scope', needs);
+    return;
+  }
+  if (tool === 'forbidden') {
+    stats.forbidden += 1;
+    refuse(res, 403, 'access_denied', 'mcp:tools');
     return;
   }
   const headers = new Headers();

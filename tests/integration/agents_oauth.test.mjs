@@ -42,7 +42,7 @@ describe('agents behind OAuth: client credentials', () => {
     stuck = await startOauthAgent();
     lister = await startOauthAgent({ LIST_NEEDS_ADMIN: '1' });
     server = await startWithAgents([
-      oauthDef('sec', agent.url, { clientId: 'switchboard', clientSecret: SECRET }),
+      oauthDef('sec', agent.url, { clientId: 'switchboard', clientSecret: SECRET }, { maxConcurrent: 16 }),
       oauthDef('post', agent.url, { clientId: 'sb-post', clientSecret: SECRET, issuer: agent.issuer, tokenAuthMethod: 'client_secret_post', scope: 'mcp:tools' }),
       oauthDef('bad', agent.url, { clientId: 'switchboard', clientSecret: 'not-the-secret-xyzzy', tokenUrl: `${agent.issuer}/token` }, { timeoutMs: 3000 }),
       oauthDef('fast', fast.url, { clientId: 'switchboard', clientSecret: SECRET, scope: 'mcp:tools' }),
@@ -110,6 +110,42 @@ describe('agents behind OAuth: client credentials', () => {
     assert.ok(grants.some((g) => g.scope === 'mcp:tools mcp:admin'), JSON.stringify(grants));
   });
 
+  it('a scope the authorization server refuses is not asked for again', async () => {
+    // root-op's 403 names mcp:root; the server answers invalid_scope.
+    const r = await callWithin(client, { name: 'sec__root-op', arguments: {} });
+    assert.ok(r.isError);
+    assert.match(textOf(r.content), /HTTP 403 \(WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp:root"/);
+    assert.match(server.stderr, /agent sec: .* refused the scope the agent asked for \(invalid_scope\); asking without it/);
+    // The next token (after a revocation) is asked without it, and works.
+    await agent.revoke();
+    assert.equal((await whoami('sec')).clientId, 'switchboard');
+    // Asked again, the 403 is the agent's answer: no token request.
+    const before = await agent.stats();
+    const again = await callWithin(client, { name: 'sec__root-op', arguments: {} });
+    assert.ok(again.isError);
+    assert.equal((await agent.stats()).issued, before.issued);
+  });
+
+  it('a 403 that is not about scope is the agent\'s refusal: sent once, no new token', async () => {
+    const before = await agent.stats();
+    const r = await callWithin(client, { name: 'sec__forbidden', arguments: {} });
+    assert.ok(r.isError);
+    assert.match(textOf(r.content), /HTTP 403 \(WWW-Authenticate: Bearer error="access_denied"/);
+    const after = await agent.stats();
+    assert.equal(after.forbidden, before.forbidden + 1);
+    assert.equal(after.issued, before.issued);
+  });
+
+  it('calls in flight when a token is revoked: each sent again with one new token', async () => {
+    await whoami('sec');
+    await agent.revoke();
+    const before = await agent.stats();
+    const all = await Promise.all(Array.from({ length: 12 }, () => whoami('sec')));
+    for (const who of all) assert.equal(who.clientId, 'switchboard');
+    const after = await agent.stats();
+    assert.ok(after.issued - before.issued <= 2, JSON.stringify({ before, after }));
+  });
+
   it('renews a token before it expires, with no refusal on the way', async () => {
     await whoami('fast');
     const first = await fast.stats();
@@ -140,9 +176,17 @@ describe('agents behind OAuth: client credentials', () => {
     assert.ok(refused.length >= 3, said.join('\n'));
     assert.ok(said.every((t) => refused.includes(t) || /unavailable \(breaker open\)/.test(t)), said.join('\n'));
     const after = await stuck.stats();
-    // Three new tokens at most (then one per 30 s), for five calls refused.
+    // Three new tokens at most (then one per 10 s), for five calls refused.
     assert.ok(after.issued - before.issued <= 3, JSON.stringify({ before, after }));
     assert.ok(after.refused - before.refused >= 5, JSON.stringify({ before, after }));
+    // Fixed, but the tokens it refused stay refused: a new one is got
+    // (within 10 s) and calls go through again (once the breaker lets).
+    await stuck.revoke();
+    assert.equal((await fetch(`${stuck.base}/test/refuse-all?off`, { method: 'POST' })).status, 204);
+    await pollUntil(async () => {
+      const r = await callWithin(client, { name: 'stuck__whoami', arguments: {} });
+      return !r.isError || { ok: false, message: textOf(r.content) };
+    }, { timeoutMs: 30000, everyMs: 500, what: 'stuck to answer again' });
   });
 
   it('`agents show` gets a token the same way; `agents list` shows no secret', async () => {
@@ -154,7 +198,7 @@ describe('agents behind OAuth: client credentials', () => {
     assert.equal(show.code, 0, show.stderr);
     const s = JSON.parse(show.stdout);
     assert.equal(s.authorization, 'OAuth client credentials: token obtained');
-    assert.equal(s.tools, 2);
+    assert.equal(s.tools, 4);
     const bad = await runCli(['agents', 'show', 'bad', '--config', cfg]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /bad: cannot get an OAuth access token: .*refused the token request: HTTP 401: invalid_client/);
@@ -170,6 +214,12 @@ describe('agents behind OAuth: client credentials', () => {
     const r = await callWithin(client, { name: 'bad__whoami', arguments: {} });
     assert.ok(r.isError);
     assert.match(textOf(r.content), /cannot get an OAuth access token: http:\/\/127\.0\.0\.1:\d+\/token refused the token request: HTTP 401: invalid_client/);
+    // The operator sees why in the agents' listing.
+    const { agents } = await (await fetch(server.url.replace(/\/mcp$/, '/v1/agents'))).json();
+    const bad = agents.find((x) => x.definition.id === 'bad');
+    assert.match(bad.down, /^cannot get an OAuth access token: .*refused the token request: HTTP 401: invalid_client/);
+    assert.equal(agents.find((x) => x.definition.id === 'sec').down, null);
+    assert.doesNotMatch(JSON.stringify(agents), /xyzzy|sb-secret-1/);
     assert.doesNotMatch(server.stderr, /xyzzy/);
     assert.doesNotMatch(server.stderr, /sb-secret-1/);
     assert.doesNotMatch(textOf(r.content), /xyzzy/);

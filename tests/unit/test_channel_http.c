@@ -646,6 +646,11 @@ static void scripted(fake_conn *c, const char *method, const char *head,
                  "{\"error\":\"invalid_token\"}");
   } else if (strcmp(m, "unauthorized_empty") == 0) {
     conn_respond(c, 401, NULL, "WWW-Authenticate: Bearer\r\n", "");
+  } else if (strcmp(m, "unauthorized_two") == 0) {
+    conn_respond(c, 403, NULL,
+                 "WWW-Authenticate: DPoP algs=\"ES256\"\r\n"
+                 "WWW-Authenticate: Bearer error=\"insufficient_scope\"\r\n",
+                 "");
   } else if (strcmp(m, "big_header") == 0) {
     static char big[128 * 1024];
     memset(big, 'a', sizeof big);
@@ -732,6 +737,9 @@ static void failure_modes_synthesise_errors(void **state) {
        "{\"error\":\"invalid_token\"}"},
       /* with no body too */
       {"unauthorized_empty", "HTTP 401 (WWW-Authenticate: Bearer)"},
+      /* several challenges: one list */
+      {"unauthorized_two", "HTTP 403 (WWW-Authenticate: DPoP algs=\"ES256\", "
+                           "Bearer error=\"insufficient_scope\")"},
       /* headers past libcurl's limit: said so, not "Out of memory" */
       {"big_header", "headers are larger than libcurl takes (100 KB)"},
       /* ...another status does not */
@@ -757,7 +765,14 @@ static void failure_modes_synthesise_errors(void **state) {
       int refused = strncmp(cases[i].method, "unauthorized", 12) == 0;
       expect_failure(a, refused ? SB_CHANNEL_REFUSED : SB_CHANNEL_LOST,
                      cases[i].needle);
-      if (refused) assert_non_null(strstr(sb_channel_challenge(ch), "Bearer"));
+      if (refused) {
+        const sb_channel_refusal *rf = sb_channel_last_refusal(ch);
+        assert_non_null(rf);
+        assert_non_null(strstr(rf->challenge, "Bearer"));
+        assert_int_equal(rf->status,
+                         strstr(cases[i].needle, "HTTP 403") ? 403 : 401);
+        assert_false(rf->stale_credentials);
+      }
     } else {
       json_t *e = json_object_get(a, "error");
       assert_non_null(e);
@@ -767,7 +782,17 @@ static void failure_modes_synthesise_errors(void **state) {
     json_decref(id);
   }
   /* the last refusal's challenge, as the agent sent it */
-  assert_string_equal(sb_channel_challenge(ch), "Bearer");
+  assert_string_equal(
+      sb_channel_last_refusal(ch)->challenge,
+      "DPoP algs=\"ES256\", Bearer error=\"insufficient_scope\"");
+  /* refused for an Authorization replaced since it went out: said so */
+  send_json(ch, "{\"jsonrpc\":\"2.0\",\"id\":\"stale\",\"method\":"
+                "\"unauthorized_empty\"}");
+  assert_int_equal(sb_channel_set_header(ch, "Authorization", "Bearer new"), 0);
+  json_t *stale = json_string("stale");
+  expect_failure(wait_answer(&loop, &r, stale), SB_CHANNEL_REFUSED, "HTTP 401");
+  json_decref(stale);
+  assert_true(sb_channel_last_refusal(ch)->stale_credentials);
   /* a notification gets 202 and produces nothing */
   size_t before = json_array_size(r.msgs);
   int reqs = s.requests;

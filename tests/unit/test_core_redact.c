@@ -26,6 +26,11 @@ static void test_shapes(void **state) {
   expect("auth with Bearer abc.DEF-123_x/y+z= done",
          "auth with Bearer [REDACTED] done");
   expect("bearer   tok3n-long", "bearer [REDACTED]");
+  expect("Bearer dG9rZW4gd2l0aA== end", "Bearer [REDACTED] end");
+  /* a challenge's auth-params are no token: their names stay */
+  expect("(WWW-Authenticate: Bearer resource_metadata=\"http://a/prm\")",
+         "(WWW-Authenticate: Bearer resource_metadata=\"http://a/prm\")");
+  expect("Bearer error=invalid_token_x", "Bearer error=invalid_token_x");
   expect(
       "key sb_0123456789ab_Yq3kLmN0pQrStUvWxYz0123456789abcdefghijk_-A refused",
       "key sb_0123456789ab_[REDACTED] refused");

@@ -45,8 +45,14 @@ static void test_challenge_params(void **state) {
   /* a name that ends another's is not it; the scheme is no param */
   expect_param("Bearer xscope=\"a\", scope=\"b\"", "scope", "b");
   expect_param("Bearer", "Bearer", NULL);
-  /* a second challenge's params are read too */
+  /* a second challenge's params are read too, only a Bearer's */
   expect_param("Basic realm=\"x\", Bearer scope=\"s\"", "scope", "s");
+  expect_param("Basic realm=\"x\", Bearer scope=\"s\"", "realm", NULL);
+  expect_param("DPoP algs=\"ES256\", scope=\"x\", Bearer scope=\"y\"", "scope",
+               "y");
+  expect_param("DPoP scope=\"x\"", "scope", NULL);
+  expect_param("bearer scope=\"a\", DPoP scope=\"b\"", "scope", "a");
+  expect_param("scope=\"no scheme\"", "scope", NULL);
   /* cut short: what is there */
   expect_param("Bearer scope=\"unterminated", "scope", "unterminated");
   expect_param("Bearer scope=", "scope", "");

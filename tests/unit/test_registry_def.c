@@ -257,6 +257,19 @@ static void test_oauth(void **state) {
                       SB_AGENT_REDACTED);
   assert_string_equal(json_string_value(json_object_get(shown, "clientId")),
                       "sb");
+  /* and no URL's credentials */
+  json_t *u =
+      J("{'transport': {'url': 'https://u:pw@svc.example/mcp',"
+        " 'oauth': {'tokenUrl': 'https://u:pw2@as.example/token?key=k1',"
+        " 'issuer': 'https://u:pw3@as.example',"
+        " 'resource': 'https://svc.example/mcp?token=t1'}}}");
+  assert_int_equal(sb_agent_def_json_redact(u), 0);
+  char *text = json_dumps(u, 0);
+  assert_null(strstr(text, "pw"));
+  assert_null(strstr(text, "k1"));
+  assert_null(strstr(text, "t1"));
+  sb_free(text);
+  json_decref(u);
   json_decref(j);
   json_decref(doc);
   json_decref(patch);
