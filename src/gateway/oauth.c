@@ -604,86 +604,92 @@ static int is_http_url(const char *s) {
   return s && (!strncasecmp(s, "https://", 8) || !strncasecmp(s, "http://", 7));
 }
 
-static void on_resource_metadata(sb_gateway_oauth *o, const char *url,
-                                 const sb_fetch_result *r) {
-  char why[512];
-  json_t *doc = document(r, why, sizeof why);
-  const char *as = doc ? json_string_value(json_array_get(
-                             json_object_get(doc, "authorization_servers"), 0))
-                       : NULL;
+/* Protected Resource Metadata: its first authorization server, its
+ * resource and scopes taken, or why not (0 taken). */
+static int take_resource_metadata(sb_gateway_oauth *o, json_t *doc, char *why,
+                                  size_t n) {
+  const char *as = json_string_value(
+      json_array_get(json_object_get(doc, "authorization_servers"), 0));
   const char *resource = json_string_value(json_object_get(doc, "resource"));
-  if (doc && !is_http_url(as)) {
-    snprintf(why, sizeof why, "no authorization_servers");
-  } else if (doc && resource &&
-             !sb_gateway_oauth_resource_covers(resource,
-                                               o->def->transport.url)) {
+  if (!is_http_url(as)) {
+    snprintf(why, n, "no authorization_servers");
+    return 1;
+  }
+  if (resource &&
+      !sb_gateway_oauth_resource_covers(resource, o->def->transport.url)) {
     /* RFC 9728 3.3: metadata for another resource must not be used (a
      * token for it would be handed to the wrong server). */
-    snprintf(why, sizeof why, "its resource %.200s is not this agent's",
-             resource);
-  } else if (doc) {
-    /* The secret will go where this names: said, so an operator can pin
-     * it (transport.oauth.issuer). */
-    SB_INFO(MODULE, "agent %s: its metadata names authorization server %s",
-            o->def->id, as);
-    set_str(&o->issuer, as);
-    set_str(&o->resource, resource);
-    json_t *scopes = json_object_get(doc, "scopes_supported");
-    sb_buf all = {0};
-    size_t i;
-    json_t *s;
-    json_array_foreach(scopes, i, s) {
-      if (!json_is_string(s)) continue;
-      if (all.len) sb_buf_append(&all, " ", 1);
-      sb_buf_append(&all, json_string_value(s), json_string_length(s));
-    }
-    sb_buf_append(&all, "", 1);
-    sb_free(o->prm_scope);
-    o->prm_scope = all.data && all.data[0] ? all.data : NULL;
-    if (!o->prm_scope) sb_buf_free(&all);
-    json_decref(doc);
-    next_stage(o);
-    return;
+    snprintf(why, n, "its resource %.200s is not this agent's", resource);
+    return 1;
   }
-  json_decref(doc);
-  tried(o, url, why);
-  try_next_url(o);
+  /* The secret will go where this names: said, so an operator can pin it
+   * (transport.oauth.issuer). */
+  SB_INFO(MODULE, "agent %s: its metadata names authorization server %s",
+          o->def->id, as);
+  set_str(&o->issuer, as);
+  set_str(&o->resource, resource);
+  sb_buf all = {0};
+  size_t i;
+  json_t *sc;
+  json_array_foreach(json_object_get(doc, "scopes_supported"), i, sc) {
+    if (!json_is_string(sc)) continue;
+    if (all.len) sb_buf_append(&all, " ", 1);
+    sb_buf_append(&all, json_string_value(sc), json_string_length(sc));
+  }
+  sb_buf_append(&all, "", 1);
+  sb_free(o->prm_scope);
+  o->prm_scope = all.data && all.data[0] ? all.data : NULL;
+  if (!o->prm_scope) sb_buf_free(&all);
+  return 0;
 }
 
-static void on_server_metadata(sb_gateway_oauth *o, const char *url,
-                               const sb_fetch_result *r) {
-  char why[512];
-  json_t *doc = document(r, why, sizeof why);
+/* Authorization server metadata: its token endpoint and auth methods
+ * taken, or why not (0 taken). */
+static int take_server_metadata(sb_gateway_oauth *o, json_t *doc, char *why,
+                                size_t n) {
   const char *issuer = json_string_value(json_object_get(doc, "issuer"));
   const char *token = json_string_value(json_object_get(doc, "token_endpoint"));
-  if (doc && (!issuer || strcmp(issuer, o->issuer) != 0)) {
+  if (!issuer || strcmp(issuer, o->issuer) != 0) {
     /* RFC 8414 3.3: another issuer's metadata is not to be used. */
-    snprintf(why, sizeof why, "its issuer is %.200s",
-             issuer ? issuer : "missing");
-  } else if (doc && !is_http_url(token)) {
-    snprintf(why, sizeof why, "no token_endpoint");
-  } else if (doc) {
-    set_str(&o->token_url, token);
-    json_t *methods =
-        json_object_get(doc, "token_endpoint_auth_methods_supported");
-    int basic = 0, post = 0;
-    size_t i;
-    json_t *m;
-    json_array_foreach(methods, i, m) {
-      const char *name = json_string_value(m);
-      basic |= name && strcmp(name, "client_secret_basic") == 0;
-      post |= name && strcmp(name, "client_secret_post") == 0;
-    }
-    /* RFC 8414: absent means client_secret_basic. */
-    if (o->cfg->auth == SB_AGENT_OAUTH_AUTH_AUTO)
-      o->auth = json_is_array(methods) && post && !basic
-                    ? SB_AGENT_OAUTH_AUTH_POST
-                    : SB_AGENT_OAUTH_AUTH_BASIC;
-    json_decref(doc);
+    snprintf(why, n, "its issuer is %.200s", issuer ? issuer : "missing");
+    return 1;
+  }
+  if (!is_http_url(token)) {
+    snprintf(why, n, "no token_endpoint");
+    return 1;
+  }
+  set_str(&o->token_url, token);
+  json_t *methods =
+      json_object_get(doc, "token_endpoint_auth_methods_supported");
+  int basic = 0, post = 0;
+  size_t i;
+  json_t *m;
+  json_array_foreach(methods, i, m) {
+    const char *name = json_string_value(m);
+    basic |= name && strcmp(name, "client_secret_basic") == 0;
+    post |= name && strcmp(name, "client_secret_post") == 0;
+  }
+  /* RFC 8414: absent means client_secret_basic. */
+  if (o->cfg->auth == SB_AGENT_OAUTH_AUTH_AUTO)
+    o->auth = json_is_array(methods) && post && !basic
+                  ? SB_AGENT_OAUTH_AUTH_POST
+                  : SB_AGENT_OAUTH_AUTH_BASIC;
+  return 0;
+}
+
+/* A document of the stage's list came (or did not): taken, the next
+ * stage; else the next URL. */
+static void
+on_metadata(sb_gateway_oauth *o, const char *url, const sb_fetch_result *r,
+            int (*take)(sb_gateway_oauth *, json_t *, char *, size_t)) {
+  char why[512];
+  json_t *doc = document(r, why, sizeof why);
+  int taken = doc && take(o, doc, why, sizeof why) == 0;
+  json_decref(doc);
+  if (taken) {
     next_stage(o);
     return;
   }
-  json_decref(doc);
   tried(o, url, why);
   try_next_url(o);
 }
@@ -796,8 +802,8 @@ static void on_fetched(void *ud, const sb_fetch_result *r) {
     if (r->www_authenticate) take_challenge(o, r->www_authenticate);
     next_stage(o);
     return;
-  case STAGE_RESOURCE: on_resource_metadata(o, url, r); return;
-  case STAGE_SERVER: on_server_metadata(o, url, r); return;
+  case STAGE_RESOURCE: on_metadata(o, url, r, take_resource_metadata); return;
+  case STAGE_SERVER: on_metadata(o, url, r, take_server_metadata); return;
   case STAGE_TOKEN: on_token(o, r); return;
   case STAGE_IDLE: return;
   }
