@@ -75,13 +75,20 @@ int gw_token_connect(agent *a) {
 
 int gw_token_refused(agent *a, const sb_channel_refusal *r) {
   if (!a->oauth || !r) return 0;
+  /* A 403 is about the token only for insufficient_scope; any other (a
+   * policy's access_denied, a firewall) is the agent's answer, whatever
+   * token it went with. */
+  char *err = NULL;
+  if (r->status == 403)
+    sb_gateway_oauth_challenge_param(r->challenge, "error", &err);
+  int scope = err && strcmp(err, "insufficient_scope") == 0;
+  sb_free(err);
+  if (r->status == 403 && !scope) return 0;
   /* Refused for a token since replaced: the current one is sent. */
   if (r->stale_credentials) return 1;
-  /* A 403 is about the token only when it names scope the token could
-   * get (insufficient_scope, with scope not yet asked for nor refused by
-   * the authorization server); any other is the agent's refusal. */
-  if (r->status == 403 && !sb_gateway_oauth_wants_scope(a->oauth, r->challenge))
-    return 0;
+  /* ...and a 403 renews only for scope the token could get: not yet asked
+   * for, nor refused by the authorization server. */
+  if (scope && !sb_gateway_oauth_wants_scope(a->oauth, r->challenge)) return 0;
   if (sb_gateway_oauth_busy(a->oauth)) {
     if (!a->connect_on_token) a->token_renewing = 1;
     return 1;

@@ -101,6 +101,7 @@ void gw_call_fail(sb_gateway_call *c, sb_gateway_outcome outcome,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  sb_utf8_scrub(msg); /* an agent's words, perhaps cut inside a character */
   sb_gateway_result r = {.outcome = outcome, .message = msg,
                          .scope = c->refused_scope};
   gw_call_finish(c, &r);

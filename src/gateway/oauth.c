@@ -346,8 +346,10 @@ static void done(sb_gateway_oauth *o, int ok, const char *fmt, ...) {
     va_end(ap);
   }
   /* What the servers said (a token_type, an issuer, a URL) reaches
-   * callers and the log: control characters as \xHH. */
+   * callers and the log: control characters as \xHH, and valid UTF-8
+   * (a cut may split a character). */
   sb_escape_controls(raw, strlen(raw), detail, sizeof detail, 0);
+  sb_utf8_scrub(detail);
   o->stage = STAGE_IDLE;
   o->req = NULL;
   set_str(&o->url, NULL);
@@ -403,7 +405,10 @@ static void try_next_url(sb_gateway_oauth *o) {
 /* Note why a URL of the stage's list did not do, for the error if none
  * does. */
 static void tried(sb_gateway_oauth *o, const char *url, const char *why) {
-  char *line = sb_asprintf("%s%s: %s", o->tried.len ? "; " : "", url, why);
+  char *shown = sb_url_redacted(url, "[REDACTED]");
+  char *line = sb_asprintf("%s%s: %s", o->tried.len ? "; " : "",
+                           shown ? shown : "(a URL)", why);
+  sb_free(shown);
   if (line) sb_buf_append(&o->tried, line, strlen(line));
   sb_free(line);
 }
@@ -480,10 +485,12 @@ static void next_stage(sb_gateway_oauth *o) {
   }
   if (o->issuer) {
     if (o->stage == STAGE_SERVER) {
+      char *shown = sb_url_redacted(o->issuer, "[REDACTED]");
       done(o, 0,
            "no usable metadata for authorization server %s (%s); "
            "name its token endpoint in transport.oauth.tokenUrl",
-           o->issuer, o->tried.data ? o->tried.data : "");
+           shown ? shown : "", o->tried.data ? o->tried.data : "");
+      sb_free(shown);
       return;
     }
     o->stage = STAGE_SERVER;
@@ -493,11 +500,13 @@ static void next_stage(sb_gateway_oauth *o) {
     return;
   }
   if (o->stage == STAGE_RESOURCE) {
+    char *shown = sb_url_redacted(o->def->transport.url, "[REDACTED]");
     done(o, 0,
          "no Protected Resource Metadata for %s (%s); name the "
          "authorization server in transport.oauth.issuer, or its "
          "token endpoint in tokenUrl",
-         o->def->transport.url, o->tried.data ? o->tried.data : "");
+         shown ? shown : "", o->tried.data ? o->tried.data : "");
+    sb_free(shown);
     return;
   }
   if (o->stage == STAGE_IDLE && !o->resource_metadata) {
@@ -576,6 +585,10 @@ int sb_gateway_oauth_wants_scope(const sb_gateway_oauth *o,
   sb_gateway_oauth_challenge_param(challenge, "scope", &scope);
   int wants = o && err && strcmp(err, "insufficient_scope") == 0 && scope &&
               scope_adds(o->asked_scope, scope, o->denied_scope);
+  /* Past the cap nothing more is added (take_challenge): no use asking. */
+  if (wants && o->stepup_scope &&
+      strlen(o->stepup_scope) + 1 + strlen(scope) > MAX_STEPUP_BYTES)
+    wants = 0;
   sb_free(err);
   sb_free(scope);
   return wants;
@@ -712,8 +725,8 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
     return;
   }
   /* Numbers as reals: an expires_in past 64 bits is a number still. */
-  json_t *doc =
-      sb_json_loadb(r->body, r->body_len, JSON_DECODE_INT_AS_REAL, NULL);
+  json_t *doc = sb_json_loadb(r->body, r->body_len,
+                              JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
   const char *err = json_string_value(json_object_get(doc, "error"));
   if (r->status == 400 && err && strcmp(err, "invalid_scope") == 0 &&
       o->stepup_scope) {
@@ -777,9 +790,10 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
         long long secs =
             given >= 1 && given < 10.0 * 365 * 24 * 3600 ? (long long)given : 0;
         if (secs > 0) o->expires_ms = o->obtained_ms + (uint64_t)secs * 1000;
-        SB_INFO(MODULE, "agent %s: got an OAuth access token from %s%s%lld s",
-                o->def->id, where, secs > 0 ? ", valid " : "",
-                (long long)(secs > 0 ? secs : 0));
+        char valid[48] = "";
+        if (secs > 0) snprintf(valid, sizeof valid, ", valid %lld s", secs);
+        SB_INFO(MODULE, "agent %s: got an OAuth access token from %s%s",
+                o->def->id, where, valid);
         done(o, 1, NULL);
       }
     }

@@ -68,6 +68,7 @@ static void set_down_reason(agent *a, const char *what, const char *detail) {
                detail && *detail ? ": " : "",
                detail ? detail : "") >= (int)sizeof a->down_reason)
     strcpy(a->down_reason + sizeof a->down_reason - 4, "...");
+  sb_utf8_scrub(a->down_reason); /* cut inside a character, or not UTF-8 */
   state_moved(a);
 }
 

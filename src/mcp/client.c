@@ -102,6 +102,9 @@ static json_t *local_error(sb_mcp_client *c, int code, const char *fmt, ...) {
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
   char *msg = sb_asprintf("agent %s: %s", c->name, detail);
+  /* The agent's words may not be UTF-8, or be cut inside a character:
+   * else no error object, and the request waiting for it never ends. */
+  if (msg) sb_utf8_scrub(msg);
   json_t *e = json_pack("{siss?}", "code", code, "message", msg);
   sb_free(msg);
   return e;

@@ -421,9 +421,12 @@ static void http_failed(http_channel *ch, transfer *t, long status) {
     if (take < cn) memcpy(shown + w, "...", 4);
     snprintf(challenge, sizeof challenge, " (WWW-Authenticate: %s)", shown);
   }
+  /* The agent's words, control characters escaped (they reach callers
+   * and the operator's screen). */
+  char body[4 * 200 + 1];
+  sb_escape_controls(n ? t->body_buf.data : "", n, body, sizeof body, 0);
   if (n)
-    synthesise(ch, t, kind, "HTTP %ld%s: %.*s", status, challenge, (int)n,
-               t->body_buf.data);
+    synthesise(ch, t, kind, "HTTP %ld%s: %s", status, challenge, body);
   else
     synthesise(ch, t, kind, "HTTP %ld%s", status, challenge);
 }

@@ -205,8 +205,17 @@ json_t *sb_rpc_error_new(json_t *id, int code, const char *message,
   /* An id that could not be read is left out: MCP's schema makes it
    * optional, not nullable, and the SDKs reject "id": null. */
   if (!message) message = sb_rpc_code_name(code);
+  /* A message quoting what a peer sent (an agent's body, a challenge)
+   * may not be UTF-8, which JSON cannot carry: '?' in its place. */
+  json_t *text = json_string(message);
+  if (!text) {
+    char *copy = sb_strdup(message);
+    if (copy) sb_utf8_scrub(copy);
+    text = copy ? json_string(copy) : NULL;
+    sb_free(copy);
+  }
   if (json_object_set_new(e, "code", json_integer(code)) != 0 ||
-      json_object_set_new(e, "message", json_string(message)) != 0)
+      json_object_set_new(e, "message", text) != 0)
     goto fail;
   if (data) {
     json_t *d = data;

@@ -14,6 +14,8 @@
 //   calls with the server's error and never shows the secret.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 
 import { agentDef, connect, pollUntil, startHttpAgent, startWithAgents, textOf, waitForTools, withStderr, callWithin, writeConfig } from '../agents/agents_lib.mjs';
@@ -223,5 +225,70 @@ describe('agents behind OAuth: client credentials', () => {
     assert.doesNotMatch(server.stderr, /xyzzy/);
     assert.doesNotMatch(server.stderr, /sb-secret-1/);
     assert.doesNotMatch(textOf(r.content), /xyzzy/);
+  });
+});
+
+// What servers say goes into errors and `down` escaped and as UTF-8,
+// whatever bytes they sent and wherever a message is cut: a string JSON
+// cannot carry dropped the agent from the listing and answered its calls
+// HTTP 500 with an empty body, or left its connect unanswered for good.
+describe('agents behind OAuth: hostile bytes in what servers say', () => {
+  let raw, as, server;
+  before(async () => {
+    // An agent answering every request 401 with a challenge that is not
+    // UTF-8 (a raw socket: Node's HTTP server would refuse to send it).
+    raw = net.createServer((sock) => {
+      const body = '{"e":"\x1b[2Jx"}';
+      sock.on('data', () => {
+        sock.end(Buffer.concat([
+          Buffer.from('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error_description="caf'),
+          Buffer.from([0xe9]),
+          Buffer.from(`"\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`),
+          Buffer.from(`Connection: close\r\n\r\n${body}`),
+        ]));
+      });
+    });
+    // An authorization server whose error cuts inside characters.
+    as = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'invalid_client', error_description: 'é'.repeat(400) }));
+    });
+    await Promise.all([raw, as].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r))));
+    const rawUrl = `http://127.0.0.1:${raw.address().port}/mcp`;
+    const asUrl = `http://127.0.0.1:${as.address().port}/token`;
+    server = await startWithAgents([
+      agentDef('rawbytes', { capabilities: ['raw'], transport: { type: 'http', url: rawUrl }, limits: { timeoutMs: 2000 } }),
+      oauthDef('cut', rawUrl, { clientId: 'c', clientSecret: 's', tokenUrl: asUrl }, { timeoutMs: 2000 }),
+    ]);
+  });
+  after(async () => {
+    await server?.stop();
+    raw?.close();
+    as?.close();
+  });
+
+  it('lists both agents with why they are down, and their calls fail saying why', async () => {
+    const base = server.url.replace(/\/mcp$/, '');
+    const agents = await pollUntil(async () => {
+      const res = await fetch(`${base}/v1/agents`);
+      assert.equal(res.status, 200);
+      const list = (await res.json()).agents;
+      const downs = Object.fromEntries(list.map((x) => [x.definition.id, x.down]));
+      return /HTTP 401/.test(downs.rawbytes ?? '') && /cannot get an OAuth/.test(downs.cut ?? '')
+        ? downs : { ok: false, message: JSON.stringify(downs) };
+    }, { what: 'both agents down with a reason' });
+    assert.match(agents.rawbytes, /HTTP 401 \(WWW-Authenticate: Bearer error_description="caf\?"\): \{"e":"\\x1b\[2Jx"\}/);
+    assert.match(agents.cut, /refused the token request: HTTP 400: invalid_client: (é)+/);
+    for (const id of ['rawbytes', 'cut']) {
+      const res = await fetch(`${base}/v1/agents/call`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ agent: id, tool: 'x', arguments: {}, timeoutMs: 2000 }),
+      });
+      // 503 not connected, or 504 having waited for a connect to the
+      // deadline: never a 500 with an empty body.
+      assert.ok([503, 504].includes(res.status), `${id}: ${res.status} ${await res.clone().text()}`);
+      assert.match((await res.json()).error.message, id === 'cut' ? /cannot get an OAuth access token/ : /HTTP 401/);
+    }
   });
 });

@@ -564,6 +564,13 @@ static void build_error(void **state) {
   assert_dump(sb_rpc_error_new(NULL, SB_RPC_PARSE_ERROR, NULL, NULL),
               "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,"
               "\"message\":\"Parse error\"}}");
+  /* a message quoting a peer's bytes that are not UTF-8 (or a character
+   * cut short) still makes an error: '?' in their place (before: NULL,
+   * and the request waiting for it was never answered) */
+  assert_dump(sb_rpc_error_new(NULL, SB_RPC_INTERNAL_ERROR,
+                               "agent a: HTTP 401: caf\xe9 \xc3", NULL),
+              "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,"
+              "\"message\":\"agent a: HTTP 401: caf? ?\"}}");
 }
 
 static void build_error_with_data(void **state) {
