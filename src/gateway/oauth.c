@@ -32,6 +32,7 @@
 #define MAX_DOC_BYTES (256 * 1024)
 #define MAX_TOKEN_BYTES 8192  /* far past any server's; headers stay small */
 #define MAX_STEPUP_BYTES 1024 /* what 403s may add to the scope asked */
+#define MAX_DENIED_BYTES 4096 /* scopes the server refused, remembered */
 
 typedef enum stage {
   STAGE_IDLE = 0,
@@ -585,9 +586,12 @@ int sb_gateway_oauth_wants_scope(const sb_gateway_oauth *o,
   sb_gateway_oauth_challenge_param(challenge, "scope", &scope);
   int wants = o && err && strcmp(err, "insufficient_scope") == 0 && scope &&
               scope_adds(o->asked_scope, scope, o->denied_scope);
-  /* Past the cap nothing more is added (take_challenge): no use asking. */
-  if (wants && o->stepup_scope &&
-      strlen(o->stepup_scope) + 1 + strlen(scope) > MAX_STEPUP_BYTES)
+  /* Past the caps nothing more is added or remembered: no use asking (an
+   * agent naming new scopes without end gets no token request each). */
+  if (wants &&
+      ((o->stepup_scope &&
+        strlen(o->stepup_scope) + 1 + strlen(scope) > MAX_STEPUP_BYTES) ||
+       (o->denied_scope && strlen(o->denied_scope) >= MAX_DENIED_BYTES)))
     wants = 0;
   sb_free(err);
   sb_free(scope);
@@ -733,9 +737,11 @@ static void on_token(sb_gateway_oauth *o, const sb_fetch_result *r) {
     /* The scope a 403 asked for is not this client's: asked without it,
      * and not again. */
     char *denied = scope_union(o->denied_scope, o->stepup_scope);
-    if (denied) {
+    if (denied && strlen(denied) <= MAX_DENIED_BYTES + MAX_STEPUP_BYTES) {
       sb_free(o->denied_scope);
       o->denied_scope = denied;
+    } else {
+      sb_free(denied);
     }
     set_str(&o->stepup_scope, NULL);
     SB_WARN(MODULE,

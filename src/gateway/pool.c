@@ -265,7 +265,8 @@ static void stream_open_tick(uv_timer_t *t) {
 static void on_channel_stream_settled(void *ud) { stream_settled(ud); }
 
 void gw_agent_connect_failed(agent *a, const char *what, const char *detail) {
-  SB_WARN(MODULE, "agent %s: %s: %s", a->def->id, what, detail);
+  SB_WARN(MODULE, "agent %s: %s: %s", a->def->id, what,
+          detail ? detail : "(no detail)");
   set_down_reason(a, what, detail);
   sb_registry_set_health(a->owner->reg, a->def->id, 0);
   if (a->owner->stopping) return;
