@@ -171,7 +171,8 @@ int hc_header_value(const char *line, size_t len, const char *name,
   return 1;
 }
 
-void hc_add_challenge(char **list, const char *v, size_t n, size_t cap) {
+void hc_add_challenge(char **list, const char *v, size_t n) {
+  const size_t cap = HC_CHALLENGE_KEEP;
   size_t had = *list ? strlen(*list) : 0, sep = had ? 2 : 0;
   if (n == 0 || had + sep >= cap) return;
   size_t take = had + sep + n < cap ? n : cap - had - sep;

@@ -52,8 +52,11 @@ int hc_header_value(const char *line, size_t len, const char *name,
                     const char **v, size_t *n);
 /* Add a WWW-Authenticate value to the challenges gathered in *list (a
  * response may send several headers: one list, RFC 9110 11.6.1), joined
- * by ", " and cut at `cap` bytes; *list is replaced (ENOMEM: kept). */
-void hc_add_challenge(char **list, const char *v, size_t n, size_t cap);
+ * by ", " and cut at HC_CHALLENGE_KEEP bytes: what a client acts on
+ * (resource_metadata, scope, error) fits many times over. *list is
+ * replaced (ENOMEM: kept). */
+#define HC_CHALLENGE_KEEP 2048
+void hc_add_challenge(char **list, const char *v, size_t n);
 /* Clean up the multi (the owner has removed its easy handles) and close
  * the handles; on_closed runs from a close callback when all are gone. */
 void hc_driver_stop(hc_driver *d);

@@ -160,10 +160,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* Longer challenges are cut: what a client acts on (resource_metadata,
- * scope, error) fits many times over. */
-#define CHALLENGE_KEEP 2048
-
 /* Response headers: gather the WWW-Authenticate challenges of the last
  * response (a redirect's or a 100's headers come first and are
  * forgotten). */
@@ -176,7 +172,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
     sb_free(r->challenge);
     r->challenge = NULL;
   } else if (hc_header_value(data, len, "www-authenticate:", &v, &vn)) {
-    hc_add_challenge(&r->challenge, v, vn, CHALLENGE_KEEP);
+    hc_add_challenge(&r->challenge, v, vn);
   }
   return len;
 }

@@ -270,9 +270,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
   return len;
 }
 
-/* Enough of a challenge to say where the agent's authorization server is
- * and what it wants; longer ones are cut, in messages shorter still. */
-#define CHALLENGE_KEEP 2048
+/* Enough of a challenge (kept up to HC_CHALLENGE_KEEP) to say in a
+ * message where the agent's authorization server is and what it wants. */
 #define CHALLENGE_MAX 400
 
 /* Response headers: capture Mcp-Session-Id from any response, and an
@@ -284,7 +283,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
   const char *cv;
   size_t cn;
   if (hc_header_value(data, len, "www-authenticate:", &cv, &cn) && cn > 0)
-    hc_add_challenge(&t->challenge, cv, cn, CHALLENGE_KEEP);
+    hc_add_challenge(&t->challenge, cv, cn);
   if (t->is_stream && ch->settle == STREAM_SETTLE_OWED &&
       (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
     long status = 0; /* the blank line ending one response's headers */
@@ -412,7 +411,7 @@ static void http_failed(http_channel *ch, transfer *t, long status) {
     r->status = status;
     r->stale_credentials = t->auth_gen != ch->auth_gen;
   }
-  if (t->challenge && refused) {
+  if (refused && t->challenge) {
     size_t cn = strlen(t->challenge);
     size_t take = cn < CHALLENGE_MAX ? cn : CHALLENGE_MAX;
     char shown[4 * CHALLENGE_MAX + 4]; /* "\\xHH" at most per byte */

@@ -310,6 +310,18 @@ static json_t *member(fpath *p, const json_t *obj, const char *key,
   return v;
 }
 
+/* A non-empty string member of obj (required, or absent) into *out. */
+static int read_str_member(fpath *p, const json_t *obj, const char *key,
+                           int required, char **out) {
+  int rc;
+  json_t *v = member(p, obj, key, required, &rc);
+  if (!v) return rc;
+  size_t saved = push_key(p, key);
+  rc = dup_str(p, v, 1, out);
+  pop(p, saved);
+  return rc;
+}
+
 /* ---- definition parts ------------------------------------------------- */
 
 static int id_valid(fpath *p, const char *id) {
@@ -335,15 +347,11 @@ static int parse_models(fpath *p, const json_t *v, sb_agent_def *d) {
   if (!json_is_object(v)) return bad(p, "expected an object");
   int rc = check_keys(p, v, known, "primary, fallback");
   if (rc != 0) return rc;
-  json_t *primary = member(p, v, "primary", 1, &rc);
-  if (rc != 0) return rc;
-  size_t saved = push_key(p, "primary");
-  rc = dup_str(p, primary, 1, &d->model_primary);
-  pop(p, saved);
+  rc = read_str_member(p, v, "primary", 1, &d->model_primary);
   if (rc != 0) return rc;
   json_t *fallback = member(p, v, "fallback", 0, &rc);
   if (fallback) {
-    saved = push_key(p, "fallback");
+    size_t saved = push_key(p, "fallback");
     rc = read_strings(p, fallback, 1, 0, &d->model_fallback);
     pop(p, saved);
   }
@@ -425,18 +433,6 @@ static int read_url_member(fpath *p, const json_t *obj, const char *key,
   return rc;
 }
 
-/* An optional string member of obj into *out (non-empty). */
-static int read_str_member(fpath *p, const json_t *obj, const char *key,
-                           int required, char **out) {
-  int rc;
-  json_t *v = member(p, obj, key, required, &rc);
-  if (!v) return rc;
-  size_t saved = push_key(p, key);
-  rc = dup_str(p, v, 1, out);
-  pop(p, saved);
-  return rc;
-}
-
 static const char *const oauth_auth_names[] = {"auto", "client_secret_basic",
                                                "client_secret_post", NULL};
 
@@ -504,11 +500,7 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
     rc = check_keys(p, v, stdio_keys,
                     "type, command, args, env, cwd for a stdio transport");
     if (rc != 0) return rc;
-    json_t *command = member(p, v, "command", 1, &rc);
-    if (rc != 0) return rc;
-    saved = push_key(p, "command");
-    rc = dup_str(p, command, 1, &t->command);
-    pop(p, saved);
+    rc = read_str_member(p, v, "command", 1, &t->command);
     json_t *args = rc == 0 ? member(p, v, "args", 0, &rc) : NULL;
     if (args) {
       saved = push_key(p, "args");
@@ -524,12 +516,7 @@ static int parse_transport(fpath *p, const json_t *v, sb_agent_transport *t) {
                       0, &t->env);
       pop(p, saved);
     }
-    json_t *cwd = rc == 0 ? member(p, v, "cwd", 0, &rc) : NULL;
-    if (cwd) {
-      saved = push_key(p, "cwd");
-      rc = dup_str(p, cwd, 1, &t->cwd);
-      pop(p, saved);
-    }
+    if (rc == 0) rc = read_str_member(p, v, "cwd", 0, &t->cwd);
     return rc;
   }
 
