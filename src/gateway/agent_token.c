@@ -20,7 +20,7 @@
 #define REFUSALS_MAX 3
 #define REFUSED_EVERY_MS 10000
 #define RENEW_MIN_MS 1000   /* the earliest a renewal is scheduled */
-#define RENEW_RETRY_MS 5000 /* after a renewal before expiry failed */
+#define RENEW_RETRY_MS 5000 /* after a renewal failed */
 
 static void on_token(void *ud, int ok, const char *detail);
 
@@ -115,6 +115,14 @@ void gw_token_worked(agent *a) { a->refusals = 0; }
 
 static void on_token(void *ud, int ok, const char *detail) {
   agent *a = ud;
+  if (ok)
+    a->token_error[0] = '\0';
+  else {
+    if (snprintf(a->token_error, sizeof a->token_error, "%s",
+                 detail ? detail : "failed") >= (int)sizeof a->token_error)
+      strcpy(a->token_error + sizeof a->token_error - 4, "...");
+    sb_utf8_scrub(a->token_error); /* cut inside a character */
+  }
   if (ok) {
     use_token(a);
     uint64_t got = sb_gateway_oauth_obtained_ms(a->oauth),
@@ -130,7 +138,9 @@ static void on_token(void *ud, int ok, const char *detail) {
     if (!a->connect_on_token) /* else the failed connect says it */
       SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
               a->def->id, detail);
-    if (!a->connect_on_token && !a->token_renewing && token_fresh(a))
+    /* Tried again in a while, the token still valid or not: an agent
+     * whose token ran out meanwhile gets one without a refusal first. */
+    if (!a->connect_on_token && !a->token_renewing)
       uv_timer_start(&a->token_timer, renew_tick, RENEW_RETRY_MS, 0);
   }
   if (a->connect_on_token) {

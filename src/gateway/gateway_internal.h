@@ -143,6 +143,10 @@ struct agent {
   unsigned refusals;
   uint64_t refused_renewal_ms;
   int refusal_retry; /* the last refusal is answered by a new token */
+  /* Why the last token request failed, "" once one succeeds: shown while
+   * the agent is connected too (its calls then go with no token or a
+   * refused one), where down_reason says nothing. */
+  char token_error[256];
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */

@@ -632,8 +632,13 @@ static int take_resource_metadata(sb_gateway_oauth *o, json_t *doc, char *why,
     snprintf(why, n, "no authorization_servers");
     return 1;
   }
-  if (resource &&
-      !sb_gateway_oauth_resource_covers(resource, o->def->transport.url)) {
+  if (!resource) {
+    /* RFC 9728 2: required; without it nothing says the metadata is this
+     * agent's. */
+    snprintf(why, n, "no resource");
+    return 1;
+  }
+  if (!sb_gateway_oauth_resource_covers(resource, o->def->transport.url)) {
     /* RFC 9728 3.3: metadata for another resource must not be used (a
      * token for it would be handed to the wrong server). */
     snprintf(why, n, "its resource %.200s is not this agent's", resource);

@@ -749,6 +749,11 @@ json_t *sb_gateway_list_json(sb_gateway *o,
         "protocolVersion", up ? sb_mcp_client_version(a->client) : NULL,
         "tools", (int)info.tools, "serverInfo",
         up ? sb_mcp_client_server_info(a->client) : NULL);
+    /* Only for agents behind OAuth: null while tokens come. */
+    if (item && a->oauth)
+      json_object_set_new(item, "tokenError",
+                          a->token_error[0] ? json_string(a->token_error)
+                                            : json_null());
     json_t *state = sb_registry_state_json(o->reg, a->def->id, sb_now_ms());
     if (item && state) json_object_set_new(item, "state", state);
     else json_decref(state);

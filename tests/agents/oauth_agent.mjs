@@ -25,6 +25,8 @@
 // With LIST_NEEDS_ADMIN=1, tools/list needs mcp:admin too.
 // Test hooks: POST /test/revoke refuses every token presented so far;
 // POST /test/refuse-all refuses every token from then on (?off: no more);
+// POST /test/close-tokens makes the authorization server answer every
+// token request 503 temporarily_unavailable (?off: no more);
 // GET /test/stats {issued, refused, grants: [{clientId, scope}]}.
 //
 // Prints "oauth-agent listening on 127.0.0.1:PORT" and
@@ -52,6 +54,7 @@ const stats = { issued: 0, refused: 0, forbidden: 0, grants: [] };
 const seen = new Set(); // the tokens presented so far
 const revoked = new Set(); // ...of which these are refused
 let refuseAll = false;
+let tokensClosed = false;
 
 const provider = new Provider(ISSUER, {
   clients: [
@@ -82,7 +85,16 @@ const provider = new Provider(ISSUER, {
   },
 });
 provider.on('grant.success', () => { stats.issued += 1; });
-asServer.on('request', provider.callback());
+const providerCallback = provider.callback();
+asServer.on('request', (req, res) => {
+  if (tokensClosed && req.url.startsWith('/token')) {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'token endpoint closed by the test' }));
+    return;
+  }
+  providerCallback(req, res);
+});
 
 function makeServer(token) {
   const server = new McpServer({ name: 'switchboard-oauth-agent', version: '1.0.0' }, { capabilities: { tools: {} } });
@@ -132,6 +144,11 @@ rsServer.on('request', async (req, res) => {
   }
   if (req.url.startsWith('/test/refuse-all') && req.method === 'POST') {
     refuseAll = !req.url.endsWith('?off');
+    res.writeHead(204).end();
+    return;
+  }
+  if (req.url.startsWith('/test/close-tokens') && req.method === 'POST') {
+    tokensClosed = !req.url.endsWith('?off');
     res.writeHead(204).end();
     return;
   }

@@ -161,6 +161,32 @@ describe('agents behind OAuth: client credentials', () => {
     assert.equal(later.refused, first.refused);
   });
 
+  it('a renewal that fails shows in tokenError while the agent is still connected, and clears with the next token', async () => {
+    const listed = async (id) => {
+      const { agents } = await (await fetch(server.url.replace(/\/mcp$/, '/v1/agents'))).json();
+      return agents.find((x) => x.definition.id === id);
+    };
+    await whoami('fast');
+    assert.equal((await listed('fast')).tokenError, null);
+    assert.equal((await fetch(`${fast.base}/test/close-tokens`, { method: 'POST' })).status, 204);
+    try {
+      // Renewed at 80% of its 2 s: the next renewal fails.
+      const seen = await pollUntil(async () => {
+        const x = await listed('fast');
+        return x.tokenError ? x : { ok: false, message: JSON.stringify(x) };
+      }, { timeoutMs: 10000, everyMs: 100, what: 'a failed renewal in tokenError' });
+      assert.match(seen.tokenError, /refused the token request: HTTP 503: temporarily_unavailable: token endpoint closed by the test/);
+      assert.equal(seen.connected, true);
+    } finally {
+      assert.equal((await fetch(`${fast.base}/test/close-tokens?off`, { method: 'POST' })).status, 204);
+    }
+    await pollUntil(async () => {
+      const x = await listed('fast');
+      return x.tokenError === null || { ok: false, message: JSON.stringify(x) };
+    }, { timeoutMs: 15000, everyMs: 200, what: 'tokenError cleared by a new token' });
+    await whoami('fast');
+  });
+
   it('an agent that takes no token: calls fail as refused, and tokens are not asked for per call', async () => {
     await whoami('stuck');
     const before = await stuck.stats();
@@ -221,6 +247,8 @@ describe('agents behind OAuth: client credentials', () => {
     const bad = agents.find((x) => x.definition.id === 'bad');
     assert.match(bad.down, /^cannot get an OAuth access token: .*refused the token request: HTTP 401: invalid_client/);
     assert.equal(agents.find((x) => x.definition.id === 'sec').down, null);
+    assert.match(bad.tokenError, /refused the token request: HTTP 401: invalid_client/);
+    assert.equal(agents.find((x) => x.definition.id === 'sec').tokenError, null);
     assert.doesNotMatch(JSON.stringify(agents), /xyzzy|sb-secret-1/);
     assert.doesNotMatch(server.stderr, /xyzzy/);
     assert.doesNotMatch(server.stderr, /sb-secret-1/);
@@ -233,7 +261,7 @@ describe('agents behind OAuth: client credentials', () => {
 // cannot carry dropped the agent from the listing and answered its calls
 // HTTP 500 with an empty body, or left its connect unanswered for good.
 describe('agents behind OAuth: hostile bytes in what servers say', () => {
-  let raw, as, server;
+  let raw, as, nores, server;
   before(async () => {
     // An agent answering every request 401 with a challenge that is not
     // UTF-8 (a raw socket: Node's HTTP server would refuse to send it).
@@ -254,18 +282,35 @@ describe('agents behind OAuth: hostile bytes in what servers say', () => {
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'invalid_client', error_description: 'é'.repeat(400) }));
     });
-    await Promise.all([raw, as].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r))));
+    // An agent whose Protected Resource Metadata names no resource (RFC
+    // 9728 requires it): nothing says the metadata is this agent's, so its
+    // authorization server is not sent the secret.
+    nores = http.createServer((req, res) => {
+      req.resume();
+      const base = `http://127.0.0.1:${nores.address().port}`;
+      if (req.url === '/prm') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ authorization_servers: [`http://127.0.0.1:${as.address().port}`] }));
+      } else if (req.url === '/mcp') {
+        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="${base}/prm"` }).end();
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await Promise.all([raw, as, nores].map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r))));
     const rawUrl = `http://127.0.0.1:${raw.address().port}/mcp`;
     const asUrl = `http://127.0.0.1:${as.address().port}/token`;
     server = await startWithAgents([
       agentDef('rawbytes', { capabilities: ['raw'], transport: { type: 'http', url: rawUrl }, limits: { timeoutMs: 2000 } }),
       oauthDef('cut', rawUrl, { clientId: 'c', clientSecret: 's', tokenUrl: asUrl }, { timeoutMs: 2000 }),
+      oauthDef('nores', `http://127.0.0.1:${nores.address().port}/mcp`, { clientId: 'c', clientSecret: 's' }, { timeoutMs: 2000 }),
     ]);
   });
   after(async () => {
     await server?.stop();
     raw?.close();
     as?.close();
+    nores?.close();
   });
 
   it('lists both agents with why they are down, and their calls fail saying why', async () => {
@@ -275,11 +320,13 @@ describe('agents behind OAuth: hostile bytes in what servers say', () => {
       assert.equal(res.status, 200);
       const list = (await res.json()).agents;
       const downs = Object.fromEntries(list.map((x) => [x.definition.id, x.down]));
-      return /HTTP 401/.test(downs.rawbytes ?? '') && /cannot get an OAuth/.test(downs.cut ?? '')
+      return /HTTP 401/.test(downs.rawbytes ?? '') && /cannot get an OAuth/.test(downs.cut ?? '') &&
+        /cannot get an OAuth/.test(downs.nores ?? '')
         ? downs : { ok: false, message: JSON.stringify(downs) };
     }, { what: 'both agents down with a reason' });
     assert.match(agents.rawbytes, /HTTP 401 \(WWW-Authenticate: Bearer error_description="caf\?"\): \{"e":"\\x1b\[2Jx"\}/);
     assert.match(agents.cut, /refused the token request: HTTP 400: invalid_client: (é)+/);
+    assert.match(agents.nores, /\/prm: no resource/);
     for (const id of ['rawbytes', 'cut']) {
       const res = await fetch(`${base}/v1/agents/call`, {
         method: 'POST', headers: { 'content-type': 'application/json' },
