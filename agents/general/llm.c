@@ -336,7 +336,6 @@ void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
     return;
   }
   if (sb_mcp_call_is_modern(call)) {
-    sb_mcp_server *srv = sb_mcp_call_server(call);
     json_t *params = sb_mcp_call_params(call);
     const char *state =
         json_string_value(json_object_get(params, "requestState"));
@@ -345,7 +344,7 @@ void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
     if (state) { /* the retry: the client's model answered (or not) */
       sb_error err = {0};
       json_t *payload =
-          sb_mcp_state_open(srv, state, "tools/call", tool->name, &err);
+          sb_mcp_state_open(call, state, "tools/call", tool->name, &err);
       if (!payload) {
         sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
                          json_pack("{ss}", "param", "requestState"));
@@ -372,8 +371,8 @@ void general_classify_on_loop(const dl_tool *tool, sb_mcp_call *call,
       return;
     }
     json_t *payload = json_pack("{ss}", "text", text);
-    char *sealed =
-        sb_mcp_state_seal(srv, "tools/call", tool->name, payload, STATE_TTL_MS);
+    char *sealed = sb_mcp_state_seal(call, "tools/call", tool->name, payload,
+                                     STATE_TTL_MS);
     json_decref(payload);
     if (!sealed) {
       reply_rules(call, tool, text, channel, today, "cannot seal requestState");

@@ -94,7 +94,7 @@ int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent);
 int app_authorize(void *ud, sb_mcp_call *call, sb_mcp_item_kind kind,
                   const char *name, json_t *args);
 /* 0 when the caller of an MCP call holds permission; else the call is
- * answered -32003 naming it (403 with a challenge on HTTP) and SB_EPERM
+ * answered -31003 naming it (403 with a challenge on HTTP) and SB_EPERM
  * returned. */
 int app_mcp_permit(sb_mcp_call *call, const char *permission);
 /* The MCP server's item_visible: 1 if the caller may use the item (a
@@ -298,7 +298,7 @@ int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s);
 /* The CallToolResult showing a run (borrowed), new reference. */
 json_t *app_flow_tool_result(json_t *run, int is_error);
 /* Answer a tool call with a flow error (rc, err) as the runs_* tools do:
- * an error result, -32050 when busy, the scope refusal (-32003, 403) for
+ * an error result, -31050 when busy, the scope refusal (-31003, 403) for
  * SB_EPERM naming err->scope. */
 void app_flow_reply_error(sb_mcp_call *call, int rc, const sb_error *err);
 /* flow_tasks.c: workflow runs as MCP tasks (both eras). */

@@ -11,7 +11,7 @@
  * another tenant is indistinguishable from one that does not exist. Every
  * operation on an existing context goes through app_ctx_guard (its
  * metadata.permissions, reads filtered by contexts:read:<pointer>); a
- * refusal is -32003 naming the scope (403 with a challenge on HTTP).
+ * refusal is -31003 naming the scope (403 with a challenge on HTTP).
  * Failures a model can act on (not found, conflict, invalid document) are
  * tool results with isError and a structured {error, message,
  * currentVersion?}; malformed arguments are JSON-RPC invalid params.

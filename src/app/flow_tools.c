@@ -252,8 +252,8 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
 static void ask_modern(run_watch *w, const char *step, json_t *message,
                        json_t *schema) {
   json_t *payload = json_pack("{ssss}", "run", w->run_id, "step", step);
-  char *sealed = sb_mcp_state_seal(sb_mcp_call_server(w->call), "tools/call",
-                                   "workflow_run", payload, STATE_TTL_MS);
+  char *sealed = sb_mcp_state_seal(w->call, "tools/call", "workflow_run",
+                                   payload, STATE_TTL_MS);
   json_decref(payload);
   json_t *params = json_pack(
       "{sssOso}", "mode", "form", "message", message, "requestedSchema",
@@ -421,8 +421,8 @@ static void resume_answered(run_watch *w, const char *state,
                             json_t *responses) {
   sb_mcp_call *call = w->call;
   sb_error err = {0};
-  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call), state,
-                                      "tools/call", "workflow_run", &err);
+  json_t *payload =
+      sb_mcp_state_open(call, state, "tools/call", "workflow_run", &err);
   const char *run = json_string_value(json_object_get(payload, "run"));
   const char *step = json_string_value(json_object_get(payload, "step"));
   if (!payload || !run || !step) {

@@ -60,7 +60,7 @@
  *                                   # per tenant; 1..100000
  *     max_runs: 10000               # workflow runs in progress at once;
  *                                   # past it a new run is refused (503,
- *                                   # -32050); 1..1000000
+ *                                   # -31050); 1..1000000
  *     max_runs_per_tenant: 1000     # the same per tenant; 1..1000000
  *   sessions:
  *     idle_timeout_s: 1800          # legacy HTTP sessions expire; 1..604800

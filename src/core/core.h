@@ -42,7 +42,7 @@ typedef struct sb_error {
   int code;
   char msg[512];
   /* SB_EPERM: the permission (a scope) the caller lacks, which the
-   * surfaces name in their refusal (403 challenge, -32003); empty
+   * surfaces name in their refusal (403 challenge, -31003); empty
    * otherwise. A C value, never read back out of msg. */
   char scope[160];
 } sb_error;

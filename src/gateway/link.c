@@ -85,7 +85,8 @@ int sb_gateway_link_open(const sb_gateway_link_options *o, sb_channel **ch,
         .loop = o->loop,
         .name = o->def->id,
         .transport = {link_send, link_cancel, link_set_header, ch,
-                      link_send_headers},
+                      link_send_headers,
+                      o->def->transport.type == SB_AGENT_TRANSPORT_HTTP},
         .events = o->client,
         .capabilities = caps};
     *client = caps ? sb_mcp_client_new(&co) : NULL;

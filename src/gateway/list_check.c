@@ -43,8 +43,9 @@ static const char *tool_unfit(const json_t *t, char *buf, size_t n) {
     snprintf(buf, n, "its inputSchema: %.300s", err.msg);
     return buf;
   }
-  if (out && !object_schema(out))
-    return "its outputSchema is not a JSON Schema of type \"object\"";
+  /* Any JSON Schema since 2026-07-28 (legacy clients get it only when it
+   * is of type "object": sb_mcp_server). */
+  if (out && !json_is_object(out)) return "its outputSchema is not an object";
   if (ann && !json_is_object(ann)) return "its annotations are not an object";
   return optional_string(t, "description", "its description is not a string");
 }
@@ -117,7 +118,6 @@ json_t *gw_list_servable(const char *agent_id, int kind, json_t *items) {
 static const char *tool_result_unfit(const json_t *r) {
   const json_t *content = json_object_get(r, "content");
   const json_t *is_error = json_object_get(r, "isError");
-  const json_t *structured = json_object_get(r, "structuredContent");
   if (!json_is_object(r)) return "it is not an object";
   if (content && !json_is_array(content)) return "content is not a list";
   size_t i;
@@ -126,9 +126,8 @@ static const char *tool_result_unfit(const json_t *r) {
     if (!json_is_string(json_object_get(block, "type")))
       return "an item of content has no type";
   }
+  /* structuredContent is any JSON value (2026-07-28). */
   if (is_error && !json_is_boolean(is_error)) return "isError is not a boolean";
-  if (structured && !json_is_object(structured))
-    return "structuredContent is not an object";
   return NULL;
 }
 

@@ -64,6 +64,10 @@ typedef struct gw_mcp_call {
   json_t *final_result, *final_error, *final_routing;
   char *final_message, *final_agent;
   int final_agent_modern;
+  /* A modern caller was not asked for input it did not declare the
+   * capability of (static string): if the call then fails, the answer is
+   * -32021 naming it, as 2026-07-28 requires. */
+  const char *missing_capability;
   /* gw->mcp_calls: only parked requests (and those that ended parked),
    * which a retry finds by token; the others are reached through their
    * gateway call alone. */
@@ -141,8 +145,24 @@ static void reply_agent_error(gw_mcp_call *mc, const sb_gateway_result *res) {
                    json_incref(json_object_get(error, "data")));
 }
 
+/* Whether the call failed: an error, a failure, or a tool's error. */
+static int failed(const sb_gateway_result *res) {
+  return res->outcome != SB_GATEWAY_ANSWERED || !res->result ||
+         json_is_true(json_object_get(res->result, "isError"));
+}
+
 static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
-  if (res->outcome == SB_GATEWAY_ANSWERED && res->result)
+  if (mc->missing_capability && failed(res)) {
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "the agent needs the %s capability for this request, which the "
+             "client did not declare%s%.200s%s",
+             mc->missing_capability, res->message ? " (" : "",
+             res->message ? res->message : "", res->message ? ")" : "");
+    sb_mcp_call_fail(
+        mc->call, SB_RPC_MISSING_CLIENT_CAPABILITY, msg,
+        json_pack("{s{s{}}}", "requiredCapabilities", mc->missing_capability));
+  } else if (res->outcome == SB_GATEWAY_ANSWERED && res->result)
     reply_result(mc, res);
   else if (res->outcome == SB_GATEWAY_ANSWERED)
     reply_agent_error(mc, res);
@@ -239,14 +259,12 @@ static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
  * input_required and park until its retry. 0 if parked. */
 static int park(gw_mcp_call *mc, sb_gateway_input *in) {
   sb_mcp_call *call = mc->call;
-  sb_mcp_server *srv = sb_mcp_call_server(call);
   sb_random_hex(mc->token, 16);
-  /* Bound to the caller's tenant: the state travels through the client,
-   * and another tenant holding it must not answer this one's question. */
-  const char *tenant = sb_mcp_call_tenant(call);
-  json_t *payload =
-      json_pack("{ssss}", "t", mc->token, "n", tenant ? tenant : "");
-  char *sealed = sb_mcp_state_seal(srv, mc->method, mc->public_name, payload,
+  /* Bound to the caller's tenant (sb_mcp_state_seal): the state travels
+   * through the client, and another tenant holding it must not answer
+   * this one's question. */
+  json_t *payload = json_pack("{ss}", "t", mc->token);
+  char *sealed = sb_mcp_state_seal(call, mc->method, mc->public_name, payload,
                                    PARK_STATE_TTL_MS);
   json_decref(payload);
   char *marked = sealed ? sb_asprintf(PARK_PREFIX "%s", sealed) : NULL;
@@ -276,6 +294,7 @@ static int on_input(void *ud, sb_gateway_input *in) {
     if (gw_sampling_possible(mc->gw, gw_input_agent_def(in),
                              sb_gateway_input_method(in)))
       return SB_ENOENT;
+    if (sb_mcp_call_is_modern(mc->call)) mc->missing_capability = cap;
     char msg[256];
     snprintf(msg, sizeof msg,
              "the client that made this call did not declare the %s "
@@ -309,19 +328,14 @@ static int resume_parked(sb_gateway *gw, sb_mcp_call *call, const char *method,
                          json_t *responses) {
   if (strncmp(state, PARK_PREFIX, strlen(PARK_PREFIX)) != 0) return 0;
   sb_error err = {0};
-  json_t *payload = sb_mcp_state_open(sb_mcp_call_server(call),
-                                      state + strlen(PARK_PREFIX), method, name,
-                                      &err);
+  json_t *payload =
+      sb_mcp_state_open(call, state + strlen(PARK_PREFIX), method, name, &err);
   if (!payload) {
     sb_mcp_call_fail(call, SB_RPC_INVALID_PARAMS, err.msg,
                      json_pack("{ss}", "param", "requestState"));
     return 1;
   }
   const char *token = json_string_value(json_object_get(payload, "t"));
-  const char *owner = json_string_value(json_object_get(payload, "n"));
-  const char *tenant = sb_mcp_call_tenant(call);
-  /* Another tenant's state reads like one whose call has ended. */
-  if (!owner || strcmp(owner, tenant ? tenant : "") != 0) token = NULL;
   gw_mcp_call *mc = NULL;
   for (sb_list_link *n = sb_list_first(&gw->mcp_calls); n && !mc;
        n = sb_list_next(n)) {

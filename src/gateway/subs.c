@@ -115,26 +115,55 @@ static void wait_for_listen(agent *a, sb_mcp_sub_wait *wait) {
   arm_listen_timer(a);
 }
 
+/* What a listen asks the agent for: only what its capabilities announce
+ * (a listen for notifications it never sends is refused by some agents,
+ * and refused again at each reconnect); NULL if nothing. */
+static json_t *listen_notifications(agent *a) {
+  json_t *caps = sb_mcp_client_server_capabilities(a->client);
+  static const char *const kinds[] = {"tools", "resources", "prompts"};
+  static const char *const flags[] = {
+      "toolsListChanged", "resourcesListChanged", "promptsListChanged"};
+  json_t *want = json_object();
+  for (int i = 0; want && i < 3; i++)
+    if (json_is_true(
+            json_object_get(json_object_get(caps, kinds[i]), "listChanged")))
+      json_object_set_new(want, flags[i], json_true());
+  int subscribe = json_is_true(
+      json_object_get(json_object_get(caps, "resources"), "subscribe"));
+  if (want && subscribe && json_object_size(a->subs)) {
+    json_t *uris = json_array();
+    const char *uri;
+    json_t *n;
+    json_object_foreach(a->subs, uri, n)
+        json_array_append_new(uris, json_string(uri));
+    json_object_set_new(want, "resourceSubscriptions", uris);
+  }
+  if (want && json_object_size(want) == 0) {
+    json_decref(want);
+    return NULL;
+  }
+  return want;
+}
+
 static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
   if (!a->client || !sb_mcp_client_connected(a->client) ||
       !sb_mcp_client_is_modern(a->client))
     return;
-  wait_for_listen(a, wait);
+  json_t *want = listen_notifications(a);
   sb_mcp_request *old = a->listen;
   a->listen = NULL;
+  if (!want) { /* nothing the agent sends: the subscriptions are in effect */
+    if (old) sb_mcp_request_cancel(old, "nothing left to listen for");
+    return;
+  }
+  wait_for_listen(a, wait);
   a->relistening = 1;
   if (old) sb_mcp_request_cancel(old, "subscriptions changed");
   a->relistening = 0;
   a->listen_acked = 0;
-  json_t *uris = json_array();
-  const char *uri;
-  json_t *n;
-  json_object_foreach(a->subs, uri, n) json_array_append_new(uris, json_string(uri));
-  json_t *params = json_pack("{s{sbsbsbso}}", "notifications", "toolsListChanged",
-                             1, "resourcesListChanged", 1, "promptsListChanged",
-                             1, "resourceSubscriptions", uris);
-  a->listen = sb_mcp_client_request(a->client, "subscriptions/listen", params,
-                                    0, NULL, on_listen_end, a);
+  a->listen = sb_mcp_client_request(a->client, "subscriptions/listen",
+                                    json_pack("{so}", "notifications", want), 0,
+                                    NULL, on_listen_end, a);
 }
 
 /* The agent acknowledged a listen: if it is our current one, the

@@ -371,7 +371,8 @@ static void tool_ask_user(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
       json_object_get(json_object_get(p, "inputResponses"), "answer");
   if (state) {
     sb_error err = {0};
-    json_t *payload = sb_mcp_state_open(srv, state, "tools/call", "ask_user", &err);
+    json_t *payload =
+        sb_mcp_state_open(c, state, "tools/call", "ask_user", &err);
     if (!payload) {
       sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, err.msg,
                        json_pack("{ss}", "param", "requestState"));
@@ -384,8 +385,8 @@ static void tool_ask_user(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
     }
   }
   json_t *payload = json_pack("{ss}", "q", q);
-  char *sealed = sb_mcp_state_seal(srv, "tools/call", "ask_user", payload,
-                                STATE_TTL_MS);
+  char *sealed =
+      sb_mcp_state_seal(c, "tools/call", "ask_user", payload, STATE_TTL_MS);
   json_decref(payload);
   json_t *r = json_pack("{sss{s{ssso}}ss}", "resultType", "input_required",
                         "inputRequests", "answer", "method",

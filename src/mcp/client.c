@@ -243,6 +243,15 @@ static void add_meta(sb_mcp_client *c, json_t *params) {
                                 SB_VERSION));
 }
 
+/* Stop the agent working on request id, sent already. */
+static void cancel_sent(sb_mcp_client *c, json_t *id, const char *reason) {
+  if (!(c->modern && c->tr.cancel_closes_stream))
+    sb_mcp_client_notify(
+        c, "notifications/cancelled",
+        json_pack("{sOss}", "requestId", id, "reason", reason));
+  if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
+}
+
 static void on_request_timeout(uv_timer_t *t) {
   sb_mcp_request *r = t->data;
   sb_mcp_client *c = r->client;
@@ -251,10 +260,7 @@ static void on_request_timeout(uv_timer_t *t) {
   json_t *id = json_integer(r->id);
   if (r->sent) {
     /* Tell the agent to stop; it must not answer any more. */
-    sb_mcp_client_notify(c, "notifications/cancelled",
-                         json_pack("{sOss}", "requestId", id, "reason",
-                                   "deadline exceeded"));
-    if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
+    cancel_sent(c, id, "deadline exceeded");
   }
   json_decref(id);
   request_fail(r, SB_MCP_TIMED_OUT, "%s timed out after %llu ms", r->method,
@@ -386,12 +392,7 @@ int sb_mcp_request_sent(const sb_mcp_request *r) { return r->sent; }
 void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason) {
   sb_mcp_client *c = r->client;
   json_t *id = json_integer(r->id);
-  if (r->sent) {
-    sb_mcp_client_notify(c, "notifications/cancelled",
-                         json_pack("{sOss}", "requestId", id, "reason",
-                                   reason ? reason : "cancelled"));
-    if (c->tr.cancel) c->tr.cancel(c->tr.t, id);
-  }
+  if (r->sent) cancel_sent(c, id, reason ? reason : "cancelled");
   json_decref(id);
   request_fail(r, SB_MCP_CANCELLED, "%s cancelled (%s)", r->method,
                reason ? reason : "by the caller");

@@ -84,7 +84,7 @@ struct sb_mcp_out {
   const sb_principal *principal;
   /* Set by mcp/ when a call answered on this out was refused for a scope
    * the caller lacks (sb_mcp_call_fail_scope): the scope, else "". A C
-   * value, never read from a message (an agent's -32003 is just an
+   * value, never read from a message (an agent's -31003 is just an
    * answer): HTTP answers such a final message 403 with an
    * insufficient_scope challenge; stdio ignores it. */
   char refused_scope[160];
@@ -388,7 +388,8 @@ json_t *sb_mcp_trace_context(const json_t *meta);
 /* A header value as 2026-07-28 sends Mcp-Name and Mcp-Param-*: as it is
  * when it is plain header text, else `=?base64?<UTF-8 as base64>?=`; and
  * back (NULL when the base64 or its UTF-8 is broken, or a plain value
- * holds control characters). New strings, NULL out of memory. */
+ * holds anything but visible ASCII, space and tab). New strings, NULL out of
+ * memory. */
 char *sb_mcp_header_encode(const char *value);
 char *sb_mcp_header_decode(const char *value);
 
@@ -527,19 +528,20 @@ void sb_mcp_call_fail_invalid_args(sb_mcp_call *call, const char *tool,
                                    const char *what);
 /* Resource not found, in the call's era: -32602 (modern) or -32002. */
 void sb_mcp_call_fail_resource_not_found(sb_mcp_call *call, const char *uri);
-/* Refused for a scope the caller lacks: -32003 with `message` and data
+/* Refused for a scope the caller lacks: -31003 with `message` and data
  * {"scope"}, and the out learns the scope (its refused_scope), so HTTP
  * can answer 403 with a challenge naming it. */
 void sb_mcp_call_fail_scope(sb_mcp_call *call, const char *scope,
                             const char *message);
 
 /* requestState for multi round-trip requests: `payload` (borrowed) sealed
- * with a per-process key and bound to method + name with a TTL (new
- * string, free with sb_free); opening refuses a tampered, expired or
- * misbound state (NULL with err) and returns a new reference. */
-char *sb_mcp_state_seal(sb_mcp_server *srv, const char *method,
-                        const char *name, json_t *payload, uint64_t ttl_ms);
-json_t *sb_mcp_state_open(sb_mcp_server *srv, const char *state,
+ * with a per-process key and bound to method + name and the call's tenant
+ * with a TTL (new string, free with sb_free); opening refuses a tampered,
+ * expired or misbound state, another tenant's included (NULL with err),
+ * and returns a new reference. */
+char *sb_mcp_state_seal(sb_mcp_call *call, const char *method, const char *name,
+                        json_t *payload, uint64_t ttl_ms);
+json_t *sb_mcp_state_open(sb_mcp_call *call, const char *state,
                           const char *method, const char *name, sb_error *err);
 
 /* Called once if the call is cancelled (notifications/cancelled, client
@@ -596,6 +598,10 @@ typedef struct sb_mcp_client_transport {
   /* Send one message with headers of its own ({name: value}, borrowed):
    * a tools/call's Mcp-Param-*. May be NULL: send is used, without them. */
   int (*send_headers)(void *t, json_t *msg, const json_t *headers);
+  /* Streamable HTTP: cancel closes the request's stream, which is the
+   * whole cancellation for a modern agent (2026-07-28 defines no
+   * notifications/cancelled over HTTP); a legacy one still gets it. */
+  int cancel_closes_stream;
 } sb_mcp_client_transport;
 
 typedef enum sb_mcp_client_era_pref {

@@ -54,6 +54,26 @@ static json_t *paginate(sb_mcp_call *c, json_t *items, const char *key) {
 typedef void (*list_fn)(void *, sb_mcp_call *, json_t *);
 
 /* Concatenate one list from every provider, paginate it, and reply. */
+/* 2025-11-25 and earlier: a tool's outputSchema is of type "object" (its
+ * structuredContent an object), and SDK clients of that era refuse the
+ * whole list over one that is not. Since 2026-07-28 it is any JSON
+ * Schema: for a legacy client such a tool is listed without it (its
+ * results lose their structuredContent likewise, sb_mcp_call_reply). */
+static void legacy_output_schemas(sb_mcp_call *c, json_t *tools) {
+  if (c->modern) return;
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    json_t *out = json_object_get(t, "outputSchema");
+    const char *type = json_string_value(json_object_get(out, "type"));
+    if (!out || (type && strcmp(type, "object") == 0)) continue;
+    json_t *copy = json_copy(t); /* the provider's object may be shared */
+    if (!copy) continue;
+    json_object_del(copy, "outputSchema");
+    json_array_set_new(tools, i, copy);
+  }
+}
+
 static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
                        long ttl_ms, const char *scope) {
   sb_mcp_server *srv = c->srv;
@@ -90,7 +110,10 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
         json_array_remove(items, i);
     }
   }
-  if (strcmp(key, "tools") == 0) mcp_tasks_mark_tools(c, items);
+  if (strcmp(key, "tools") == 0) {
+    mcp_tasks_mark_tools(c, items);
+    legacy_output_schemas(c, items);
+  }
   json_t *r = paginate(c, items, key);
   json_decref(items);
   if (r) sb_mcp_call_reply_cacheable(c, r, ttl_ms, scope);
@@ -100,6 +123,9 @@ static void reply_list(sb_mcp_call *c, size_t fn_offset, const char *key,
 
 static void handle_discover(sb_mcp_server *srv, sb_mcp_call *c) {
   json_t *caps = mcp_server_capabilities(srv);
+  /* `tasks` is 2025-11-25's capability (a mount passes on its legacy
+   * agent's); 2026-07-28 has tasks as an extension only. */
+  json_object_del(caps, "tasks");
   if (caps) mcp_tasks_capabilities(srv, caps, 1, NULL);
   json_t *r = json_pack("{sososs}", "supportedVersions",
                         sb_mcp_supported_versions_json(), "capabilities", caps,
@@ -405,6 +431,17 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
   json_t *agreed = json_object();
   static const char *const flags[] = {"toolsListChanged", "promptsListChanged",
                                       "resourcesListChanged"};
+  /* The acknowledgment names only what this server can send: what its
+   * capabilities announce (a mount's are its agent's). */
+  static const char *const kinds[] = {"tools", "prompts", "resources"};
+  json_t *caps = mcp_server_capabilities(srv);
+  int supported[3];
+  for (int i = 0; i < 3; i++)
+    supported[i] = json_is_true(
+        json_object_get(json_object_get(caps, kinds[i]), "listChanged"));
+  int subscribe = json_is_true(
+      json_object_get(json_object_get(caps, "resources"), "subscribe"));
+  json_decref(caps);
   for (int i = 0; i < 3; i++) {
     json_t *v = json_object_get(want, flags[i]);
     if (v && !json_is_boolean(v)) {
@@ -415,7 +452,8 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
       sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg, NULL);
       return;
     }
-    if (json_is_true(v)) json_object_set_new(agreed, flags[i], json_true());
+    if (json_is_true(v) && supported[i])
+      json_object_set_new(agreed, flags[i], json_true());
   }
   json_t *uris = json_object_get(want, "resourceSubscriptions");
   if (uris) {
@@ -431,6 +469,11 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                        NULL);
       return;
     }
+    if (!subscribe) uris = NULL; /* not acknowledged, nothing subscribed */
+  }
+  if (uris) {
+    size_t i;
+    json_t *u;
     int max = srv->limits.max_listen_uris;
     if (json_array_size(uris) > (size_t)max) {
       json_decref(agreed);

@@ -62,8 +62,11 @@ char *sb_mcp_header_decode(const char *v) {
     }
     return (char *)raw;
   }
+  /* RFC 9110 field text: visible ASCII, space and tab; anything else
+   * must come base64-encoded. */
   for (const char *p = v; *p; p++)
-    if ((unsigned char)*p < 0x20 && *p != '\t') return NULL;
+    if (((unsigned char)*p < 0x20 && *p != '\t') || (unsigned char)*p > 0x7e)
+      return NULL;
   return sb_strdup(v);
 }
 
@@ -333,8 +336,15 @@ static int check_header(const decl *d, void *ud) {
   snprintf(name, sizeof name, PREFIX "%s", d->name);
   const json_t *body = value_at(v->args, d);
   char *want = value_text(body);
-  if (!want) return 0; /* null or absent: the header is not expected */
   const char *sent = v->lookup(v->lookup_ud, name);
+  /* Null or absent: the header is not expected, and one that comes says
+   * what the body does not (it may be what an intermediary routed on). */
+  if (!want)
+    return sent ? sb_error_set(v->err, SB_RPC_HEADER_MISMATCH,
+                               "Header mismatch: the %s header is sent but "
+                               "the arguments have no value for it",
+                               name)
+                : 0;
   int rc = 0;
   char *got = sent ? sb_mcp_header_decode(sent) : NULL;
   if (!sent)
@@ -345,7 +355,8 @@ static int check_header(const decl *d, void *ud) {
   else if (!got)
     rc = sb_error_set(v->err, SB_RPC_HEADER_MISMATCH,
                       "Header mismatch: the %s header value is not valid "
-                      "(control characters, or broken base64)",
+                      "(characters other than visible ASCII, space and "
+                      "tab, or broken base64)",
                       name);
   else if (strcmp(got, want) != 0 &&
            !(strcmp(d->type, "integer") == 0 && same_number(got, body)))

@@ -301,11 +301,33 @@ json_t *mcp_server_info(sb_mcp_server *srv) {
   return json_pack("{ssss}", "name", srv->name, "version", SB_VERSION);
 }
 
+/* A tool's result for a client of 2025-11-25 or earlier, whose
+ * structuredContent is an object: any other value (allowed since
+ * 2026-07-28) is left out, and given as text when the result has no
+ * content of its own (which it SHOULD have had anyway). */
+static void legacy_structured(sb_mcp_call *c, json_t *result) {
+  json_t *sc = json_object_get(result, "structuredContent");
+  if (!sc || json_is_object(sc) ||
+      (strcmp(c->method, "tools/call") != 0 &&
+       strcmp(c->method, "tasks/result") != 0))
+    return;
+  json_t *content = json_object_get(result, "content");
+  if (!json_array_size(content)) {
+    char *text = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text)
+      json_object_set_new(result, "content",
+                          json_pack("[{ssss}]", "type", "text", "text", text));
+    sb_free(text);
+  }
+  json_object_del(result, "structuredContent");
+}
+
 void sb_mcp_call_reply(sb_mcp_call *c, json_t *result) {
   if (!result) {
     sb_mcp_call_fail(c, SB_RPC_INTERNAL_ERROR, "out of memory", NULL);
     return;
   }
+  if (!c->modern) legacy_structured(c, result);
   if (c->modern) {
     if (!json_object_get(result, "resultType"))
       json_object_set_new(result, "resultType", json_string("complete"));

@@ -3,17 +3,26 @@
  * The state travels through the client, so it is attacker-controlled input.
  * It is sealed as base64(payload) "." base64(HMAC-SHA512/256 over the
  * payload) with a per-process key, and the payload binds the method, the
- * tool/prompt/resource name and an expiry, so a state cannot be replayed
- * on another request or after it lapses.
+ * tool/prompt/resource name, the caller's tenant and an expiry, so a state
+ * cannot be replayed on another request, by another tenant, or after it
+ * lapses.
  */
 #include <string.h>
 
 #include "mcp/mcp_internal.h"
 
-char *sb_mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name,
-                     json_t *payload, uint64_t ttl_ms) {
-  json_t *env = json_pack("{sssssIsO}", "m", method, "n", name, "exp",
-                          (json_int_t)(sb_wall_ms() + ttl_ms), "d", payload);
+/* The tenant a state is bound to: the caller's ("" without tenants). */
+static const char *owner_of(const sb_mcp_call *call) {
+  const char *t = sb_mcp_call_tenant(call);
+  return t ? t : "";
+}
+
+char *sb_mcp_state_seal(sb_mcp_call *call, const char *method, const char *name,
+                        json_t *payload, uint64_t ttl_ms) {
+  sb_mcp_server *srv = call->srv;
+  json_t *env =
+      json_pack("{sssssssIsO}", "m", method, "n", name, "o", owner_of(call),
+                "exp", (json_int_t)(sb_wall_ms() + ttl_ms), "d", payload);
   if (!env) return NULL;
   char *body = json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(env);
@@ -29,8 +38,9 @@ char *sb_mcp_state_seal(sb_mcp_server *srv, const char *method, const char *name
   return out;
 }
 
-json_t *sb_mcp_state_open(sb_mcp_server *srv, const char *state,
-                       const char *method, const char *name, sb_error *err) {
+json_t *sb_mcp_state_open(sb_mcp_call *call, const char *state,
+                          const char *method, const char *name, sb_error *err) {
+  sb_mcp_server *srv = call->srv;
   const char *dot = state ? strchr(state, '.') : NULL;
   if (!dot) {
     sb_error_set(err, SB_EINVAL, "requestState: malformed");
@@ -50,8 +60,11 @@ json_t *sb_mcp_state_open(sb_mcp_server *srv, const char *state,
   env = json_loadb((const char *)body, body_len, 0, NULL);
   const char *m = json_string_value(json_object_get(env, "m"));
   const char *n = json_string_value(json_object_get(env, "n"));
+  const char *o = json_string_value(json_object_get(env, "o"));
   json_int_t exp = json_integer_value(json_object_get(env, "exp"));
-  if (!m || !n || strcmp(m, method) != 0 || strcmp(n, name) != 0) {
+  /* Another tenant's state reads as any other request's. */
+  if (!m || !n || !o || strcmp(m, method) != 0 || strcmp(n, name) != 0 ||
+      strcmp(o, owner_of(call)) != 0) {
     sb_error_set(err, SB_EINVAL,
                  "requestState: issued for a different request");
     goto done;

@@ -102,7 +102,8 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
   if (!decoded)
     return sb_error_set(err, SB_RPC_HEADER_MISMATCH,
                         "Header mismatch: Mcp-Name header value is not "
-                        "valid (bad characters or base64)");
+                        "valid (characters other than visible ASCII, space "
+                        "and tab, or broken base64)");
   int same = strcmp(decoded, body_name) == 0;
   int rc = 0;
   if (!same)

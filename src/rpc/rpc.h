@@ -30,14 +30,17 @@ enum {
   SB_RPC_HEADER_MISMATCH = -32020,
   SB_RPC_MISSING_CLIENT_CAPABILITY = -32021,
   SB_RPC_UNSUPPORTED_PROTOCOL_VERSION = -32022,
-  /* switchboard: a queue is full (the context store); retry later. */
-  SB_RPC_SERVER_BUSY = -32050,
-  /* switchboard: the caller's tenant passed a quota (data.limit names it,
+  /* switchboard's own, outside JSON-RPC's reserved -32768..-32000 (MCP
+   * 2026-07-28 reserves -32020..-32099 for its own codes and retires
+   * -32000..-32019): */
+  /* a queue is full (the context store); retry later. */
+  SB_RPC_SERVER_BUSY = -31050,
+  /* the caller's tenant passed a quota (data.limit names it,
    * data.retryAfterMs says when a token is back); over HTTP a 429. */
-  SB_RPC_QUOTA_EXCEEDED = -32051,
-  /* switchboard's: the caller's key or token lacks the scope an operation
+  SB_RPC_QUOTA_EXCEEDED = -31051,
+  /* the caller's key or token lacks the scope an operation
    * needs; data.scope names it. */
-  SB_RPC_FORBIDDEN = -32003,
+  SB_RPC_FORBIDDEN = -31003,
 };
 
 #define SB_RPC_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)

@@ -133,7 +133,7 @@ export function withStderr(server, msg) {
  * port picked by the OS and says "<banner> listening on 127.0.0.1:PORT" on
  * stderr (everything_http.mjs, reference_agent.mjs).
  */
-export async function startHttpAgent(script, banner, label, args = [], env = {}) {
+export async function startHttpAgent(script, banner, label, args = [], env = {}, { deadlineMs = DEADLINE_MS } = {}) {
   const proc = spawn(process.execPath, [script, ...args],
     { env: { ...process.env, ...env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -146,7 +146,7 @@ export async function startHttpAgent(script, banner, label, args = [], env = {})
       if (m) resolve(Number(m[1]));
     });
     exited.then(() => reject(new Error(`${label} exited early: ${stderr}`)));
-  }), DEADLINE_MS, `${label} to listen`).catch((e) => { proc.kill('SIGKILL'); throw e; });
+  }), deadlineMs, `${label} to listen`).catch((e) => { proc.kill('SIGKILL'); throw e; });
   assert.ok(port > 0);
   return {
     url: `http://127.0.0.1:${port}/mcp`,

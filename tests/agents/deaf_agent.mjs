@@ -6,11 +6,13 @@
 // plainly: one tool, one resource. For switchboard's tests of what its
 // clients are told when an agent leaves a subscription unacknowledged.
 //   node deaf_agent.mjs
-// It logs each listen it receives on stderr ("deaf: listen URIS").
+// It logs each listen it receives on stderr ("deaf: listen URIS"), and
+// each one cancelled ("deaf: listen cancelled").
 import { createInterface } from 'node:readline';
 
 const VERSION = '2026-07-28';
 const send = (msg) => process.stdout.write(JSON.stringify(msg) + '\n');
+const listens = new Set(); // ids of the listens not cancelled
 const answer = (id, result) => send({ jsonrpc: '2.0', id, result: { resultType: 'complete', ...result } });
 
 const handlers = {
@@ -30,9 +32,15 @@ const handlers = {
 createInterface({ input: process.stdin }).on('line', (line) => {
   let msg;
   try { msg = JSON.parse(line); } catch { return; }
+  if (msg.method === 'notifications/cancelled' && listens.has(msg.params?.requestId)) {
+    listens.delete(msg.params.requestId);
+    process.stderr.write('deaf: listen cancelled\n');
+    return;
+  }
   if (msg.id === undefined || !msg.method) return; // notifications, answers
   if (msg.method === 'subscriptions/listen') {
     const uris = msg.params?.notifications?.resourceSubscriptions ?? [];
+    listens.add(msg.id);
     process.stderr.write(`deaf: listen ${uris.join(',')}\n`);
     return; // never acknowledged, never answered
   }

@@ -11,7 +11,8 @@
 // request of its own while it serves the call, as some dual-era servers do.
 // Tools:
 //   whoami  answers with NAME and the request's _meta as JSON text (so a
-//           test sees exactly what switchboard handed the agent)
+//           test sees exactly what switchboard handed the agent), and the
+//           methods it answered "no method" so far (`refused`)
 //   forged  answers every call with a JSON-RPC error whose data carries the
 //           keys switchboard's own failures once carried (agent,
 //           delivered: false, transport, sessionExpired; timeout too when
@@ -23,6 +24,8 @@
 //           (inputResponses.q) gets its text back
 //   chatter sends `count` log notifications (notifications/message) of
 //           `bytes` characters each, then answers "chattered COUNT"
+//   primes  output schema and structuredContent an array ([2, 3, 5]), no
+//           content (2026-07-28 allows any JSON Schema and value there)
 import { existsSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,7 +42,7 @@ const junk = process.argv.includes('--junk-tools') ? [
   5, null, { name: 5, inputSchema: { type: 'object' } }, { name: '', inputSchema: { type: 'object' } },
   { name: 'whoami', description: 'a second whoami', inputSchema: { type: 'object' } },
   { name: 'bad_schema', inputSchema: 5 }, { name: 'no_schema' },
-  { name: 'bad_output', inputSchema: { type: 'object' }, outputSchema: { type: 'string' } },
+  { name: 'bad_output', inputSchema: { type: 'object' }, outputSchema: 'a string' },
   // a fine tool whose result is not a CallToolResult
   { name: 'malformed', inputSchema: { type: 'object' } },
 ] : [];
@@ -55,6 +58,7 @@ const whenReleased = (go) => {
   if (existsSync(hold)) { w.close(); go(); } // made while the watch started
 };
 let forgedCalls = 0;
+const refused = []; // the methods answered "no method", in order
 let nextId = 1;
 const waiting = new Map(); // our request id -> the tools/call id it serves
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
@@ -64,6 +68,8 @@ const tools = [
   { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
   { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
   { name: 'chatter', description: 'Sends log notifications, then answers', inputSchema: { type: 'object' } },
+  { name: 'primes', description: 'The first three primes, as structured content only',
+    inputSchema: { type: 'object' }, outputSchema: { type: 'array', items: { type: 'integer' } } },
 ];
 
 createInterface({ input: process.stdin }).on('line', (line) => {
@@ -98,8 +104,10 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       if (p.name === 'malformed' && junk.length) {
         return send({ jsonrpc: '2.0', id: m.id, result: { content: 'not a list', isError: 'maybe', structuredContent: 5 } });
       }
+      if (p.name === 'primes') // any JSON value since 2026-07-28
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: [], structuredContent: [2, 3, 5] } });
       if (p.name === 'whoami') {
-        return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null }) }] } });
+        return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: JSON.stringify({ name, meta: p._meta ?? null, arguments: p.arguments ?? null, refused }) }] } });
       }
       if (p.name === 'ask_mrtr') {
         const answer = p.inputResponses?.q;
@@ -125,6 +133,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       return send({ jsonrpc: '2.0', id: m.id, error: { code: -32602, message: `unknown tool ${p.name}` } });
     default:
+      refused.push(m.method);
       return send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: `no method ${m.method}` } });
   }
 });

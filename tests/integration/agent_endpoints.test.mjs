@@ -127,6 +127,9 @@ describe('per-agent endpoints and virtual servers', { timeout: 120000 }, () => {
     const caps = r.json.result.capabilities;
     assert.ok(caps.tools && caps.resources && caps.prompts, JSON.stringify(caps));
     assert.equal(caps.tools.listChanged, true);
+    // The agent's own `tasks` is 2025-11-25's capability: a modern client
+    // knows tasks as an extension only.
+    assert.equal(caps.tasks, undefined, JSON.stringify(caps));
     assert.equal(r.json.result._meta['io.modelcontextprotocol/serverInfo'].name, 'switchboard/agents/everything');
   });
 

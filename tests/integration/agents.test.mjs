@@ -251,6 +251,39 @@ describe('an agent that lists tools the MCP schema refuses', () => {
   });
 });
 
+describe('a tool whose output is not an object (any JSON Schema and value since 2026-07-28)', () => {
+  it('is served to modern clients as it is, and to legacy clients without what their era cannot carry', async () => {
+    const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+    const server = await startWithAgents([
+      agentDef('arr', { capabilities: ['x'], transport: { type: 'stdio', command: process.execPath, args: [RAW, 'A'] } }),
+    ]);
+    try {
+      for (const era of ERAS) {
+        const c = await connect(era, server.url);
+        try {
+          const tools = await waitForTools(c, ['arr__primes']);
+          const primes = tools.find((t) => t.name === 'arr__primes');
+          const res = await callWithin(c, { name: 'arr__primes', arguments: {} });
+          assert.ok(!res.isError, JSON.stringify(res));
+          if (era === 'modern') {
+            assert.deepEqual(primes.outputSchema, { type: 'array', items: { type: 'integer' } });
+            assert.deepEqual(res.structuredContent, [2, 3, 5]);
+          } else {
+            // 2025-11-25: an object schema and an object value, or none.
+            assert.equal(primes.outputSchema, undefined, JSON.stringify(primes));
+            assert.equal(res.structuredContent, undefined, JSON.stringify(res));
+            assert.equal(textOf(res.content), '[2,3,5]');
+          }
+        } finally {
+          await c.close();
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('breaker', () => {
   let server;
   let client;

@@ -113,6 +113,22 @@ describe('input requests across eras', () => {
     }
   });
 
+  it('a modern client without the capability an agent asks for gets -32021 naming it (HTTP 400), from a legacy or a modern agent', async () => {
+    // 2026-07-28 basic/index.mdx: a request that needs a capability the
+    // client did not declare is answered MissingRequiredClientCapability.
+    const cases = [
+      ['everything__trigger-elicitation-request', {}, 'elicitation'],
+      ['everything__trigger-sampling-request', { prompt: 'x', maxTokens: 5 }, 'sampling'],
+      ['back__ask_user', {}, 'elicitation'],
+    ];
+    for (const [name, args, cap] of cases) {
+      const r = await postModern(front.url, 'none', 'tools/call', { name, arguments: args }, { tasks: false });
+      assert.equal(r.status, 400, `${name}: ${r.text}`);
+      assert.equal(r.error?.code, -32021, `${name}: ${r.text}`);
+      assert.deepEqual(r.error.data?.requiredCapabilities, { [cap]: {} }, `${name}: ${r.text}`);
+    }
+  });
+
   it('a tampered switchboard requestState is refused', async () => {
     const res = await fetch(front.url, {
       method: 'POST',
@@ -158,8 +174,22 @@ describe('a parked agent request belongs to the tenant whose call it is', () => 
       { name: 'raw__ask', arguments: {}, requestState: state, inputResponses: { agent_request: { ...answer.agent_request, content: { type: 'text', text } } } }, opts);
     const stolen = await retry(B.token, 'from dealer-b');
     assert.equal(stolen.error?.code, -32602, stolen.text);
-    assert.match(stolen.error.message, /has ended/);
+    assert.match(stolen.error.message, /requestState: issued for a different request/);
     const owned = await retry(A.token, 'XLE');
     assert.equal(owned.result?.content?.[0]?.text, 'raw heard: XLE', owned.text);
+  });
+
+  it("switchboard's own questions (ask_user) are bound to the tenant too", async () => {
+    const opts = { elicitation: true };
+    const asked = await postModern(server.url, A.token, 'tools/call', { name: 'ask_user', arguments: { question: 'colour?' } }, opts);
+    assert.equal(asked.result?.resultType, 'input_required', asked.text);
+    const retry = (token) => postModern(server.url, token, 'tools/call',
+      { name: 'ask_user', arguments: { question: 'colour?' }, requestState: asked.result.requestState, inputResponses: { answer: { action: 'accept', content: { answer: 'red' } } } }, opts);
+    const stolen = await retry(B.token);
+    assert.equal(stolen.error?.code, -32602, stolen.text);
+    assert.match(stolen.error.message, /requestState: issued for a different request/);
+    const owned = await retry(A.token);
+    assert.equal(owned.result?.resultType, 'complete', owned.text);
+    assert.match(owned.result?.content?.[0]?.text ?? '', /red/, owned.text);
   });
 });

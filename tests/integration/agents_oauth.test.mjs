@@ -25,7 +25,8 @@ const AGENT = join(import.meta.dirname, '..', 'agents', 'oauth_agent.mjs');
 const SECRET = 'sb-secret-1 with spaces+symbols';
 
 async function startOauthAgent(env = {}) {
-  const agent = await startHttpAgent(AGENT, 'oauth-agent', 'oauth agent', [], env);
+  // An RSA key and oidc-provider to load first: slow on a loaded machine.
+  const agent = await startHttpAgent(AGENT, 'oauth-agent', 'oauth agent', [], env, { deadlineMs: 30000 });
   agent.issuer = /authorization server at (http:\/\/127\.0\.0\.1:\d+)/.exec(agent.stderr)[1];
   agent.base = agent.url.replace(/\/mcp$/, '');
   agent.stats = async () => (await fetch(`${agent.base}/test/stats`)).json();

@@ -43,10 +43,12 @@ describe('a modern agent that never acknowledges its subscriptions/listen', { ti
     assert.equal(done.code, 0, server.stderr.slice(-2000));
   });
 
-  // The last listen the agent saw names no URI: nothing is left subscribed.
+  // Nothing is left subscribed: the agent's last listen was cancelled with
+  // none after it (it announces no list changes, so there is nothing else
+  // to listen for), or names no URI.
   const listens = () => server.stderr.split('\n').filter((l) => l.includes('deaf: listen'));
-  const nothingLeft = () => pollUntil(() => /deaf: listen\s*$/.test(listens().at(-1) ?? '') || { ok: false, message: listens().at(-1) },
-    { what: 'a listen naming no URI' });
+  const nothingLeft = () => pollUntil(() => /deaf: listen( cancelled)?\s*$/.test(listens().at(-1) ?? '') || { ok: false, message: listens().at(-1) },
+    { what: 'the last listen cancelled, or naming no URI' });
 
   function assertNotAcknowledged(e, started) {
     assert.match(e.message, /agent deaf did not acknowledge the subscription .*within 600 ms/, e.message);
@@ -119,5 +121,99 @@ describe('a modern agent that never acknowledges its subscriptions/listen', { ti
     assert.equal(final.error.data?.agent, 'deaf', text);
     assertNotAcknowledged(final.error, started);
     await nothingLeft();
+  });
+});
+
+// subscriptions.mdx: the acknowledgment's notifications are the subset the
+// server agreed to honor, and what it does not support is omitted. An
+// agent serving tools only: its endpoint acknowledges tool list changes
+// (switchboard sends those itself) but neither prompts nor resource
+// subscriptions, and the listen does not fail over them.
+describe('subscriptions/listen on the endpoint of an agent serving tools only', { timeout: 60000 }, () => {
+  const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
+  let server;
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('tools-only', {
+        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'T'] },
+      })])],
+    });
+  });
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('acknowledges only what it can send', async () => {
+    const url = server.url.replace(/\/mcp$/, '/agents/tools-only/mcp');
+    const ctx = await connect('legacy', url);
+    try {
+      await pollUntil(async () => (await ctx.client.listTools()).tools.length > 0, { what: 'the agent\'s tools' });
+    } finally {
+      await ctx.close();
+    }
+    const abort = new AbortController();
+    const res = await withDeadline(fetch(url, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        'MCP-Protocol-Version': MODERN_VERSION,
+        'Mcp-Method': 'subscriptions/listen',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0', id: 3, method: 'subscriptions/listen',
+        params: {
+          notifications: { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['raw://x'] },
+          _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
+        },
+      }),
+    }), DEADLINE_MS, 'subscriptions/listen response');
+    assert.equal(res.status, 200);
+    let text = '';
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) {
+        text += decoder.decode(chunk, { stream: true });
+        if (/^data: .*\n/m.test(text)) break;
+      }
+    } finally {
+      abort.abort();
+    }
+    const first = JSON.parse(/^data: (.*)$/m.exec(text)[1]);
+    assert.equal(first.method, 'notifications/subscriptions/acknowledged', text);
+    assert.deepEqual(first.params.notifications, { toolsListChanged: true }, text);
+  });
+});
+
+// An agent asked to listen only for what it announces: a modern agent
+// serving tools without listChanged is sent no subscriptions/listen (it
+// refused one at every connect).
+describe('a modern agent that announces no notifications', { timeout: 60000 }, () => {
+  const RAW = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'raw_agent.mjs');
+  it('is sent no subscriptions/listen', async () => {
+    const server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('quiet', {
+        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'Q', '--dual'] },
+      })])],
+    });
+    try {
+      const ctx = await connect('modern', server.url);
+      try {
+        await pollUntil(async () => (await ctx.client.listTools()).tools.some((t) => t.name === 'quiet__whoami'), { what: 'the agent\'s tools' });
+        // Its requests arrive in order over stdio: whatever it was sent at
+        // connect came before this call.
+        const r = await ctx.client.callTool({ name: 'quiet__whoami', arguments: {} });
+        const seen = JSON.parse(r.content[0].text);
+        assert.equal(seen.name, 'Q');
+        assert.deepEqual(seen.refused.filter((m) => m === 'subscriptions/listen'), [], JSON.stringify(seen));
+      } finally {
+        await ctx.close();
+      }
+    } finally {
+      const done = await server.stop();
+      assert.equal(done.code, 0, server.stderr.slice(-2000));
+    }
   });
 });

@@ -255,7 +255,7 @@ describe('API keys (CLI + server)', { timeout: 120000 }, () => {
     await until(() => events.done && listen.done && get.done, 'the three streams to end');
     assert.match(events.text, /event: error\ndata: \{"message":"the credentials this stream was opened with have been revoked or have expired"\}/);
     assert.ok(!events.text.includes('qa.after'), events.text);
-    assert.match(listen.text, /"code":-32003,"message":"the credentials this subscription was opened with have been revoked or have expired"/);
+    assert.match(listen.text, /"code":-31003,"message":"the credentials this subscription was opened with have been revoked or have expired"/);
     assert.equal(updates(listen.text), listenBefore, listen.text);
     assert.equal(updates(get.text), getBefore, get.text);
   });

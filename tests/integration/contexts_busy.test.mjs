@@ -1,7 +1,7 @@
 // Back-pressure of the context store, end to end: with store.max_pending: 1
 // a burst of concurrent creates finds the queue full. REST answers those
 // with 503, Retry-After and {"error":{"code":"busy"}}; MCP with JSON-RPC
-// error -32050. Every create that was acknowledged is stored; the refused
+// error -31050. Every create that was acknowledged is stored; the refused
 // ones left nothing behind, and the server serves normally afterwards.
 // /readyz says busy while the queue is full (held by another process's
 // SQLite write lock) and ready once it drains.
@@ -58,7 +58,7 @@ test('REST: a full store queue is a 503 busy with Retry-After; acknowledged crea
   }
 });
 
-test('MCP: a full store queue is JSON-RPC error -32050 on tools/call', async () => {
+test('MCP: a full store queue is JSON-RPC error -31050 on tools/call', async () => {
   const server = await busyServer();
   try {
     const call = async (id) => {
@@ -100,7 +100,7 @@ test('MCP: a full store queue is JSON-RPC error -32050 on tools/call', async () 
       }
     }
     assert.ok(busy, `no tools/call was refused in ${MAX_BURSTS} bursts of ${BURST}`);
-    assert.equal(busy.code, -32050);
+    assert.equal(busy.code, -31050);
     assert.match(busy.message, /busy/);
     assert.ok(created > 0);
   } finally {

@@ -81,7 +81,7 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
     }
     const overA = await initialize(TENANTS.a.token);
     assert.equal(overA.status, 503, overA.text);
-    assert.equal(overA.json?.error?.code, -32050, overA.text);
+    assert.equal(overA.json?.error?.code, -31050, overA.text);
     assert.match(overA.json.error.message, /sessions\.max_per_tenant/);
     assert.equal(overA.headers.get('mcp-session-id'), null);
 
@@ -197,7 +197,7 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
       open.push(s);
     }
     const over = await openListen(TENANTS.a.token, 59);
-    assert.equal(over.json?.error?.code, -32050, JSON.stringify(over.json));
+    assert.equal(over.json?.error?.code, -31050, JSON.stringify(over.json));
     assert.match(over.json.error.message, /max_listen_streams_per_tenant/);
     // Another tenant is not affected.
     const b = await openListen(TENANTS.b.token, 60);
@@ -209,7 +209,7 @@ describe('Streamable HTTP: session and subscription caps', { timeout: 60000 }, (
       for (;;) {
         const s = await openListen(TENANTS.a.token, 61);
         if (s.close) { open.push(s); return; }
-        assert.equal(s.json?.error?.code, -32050, JSON.stringify(s.json));
+        assert.equal(s.json?.error?.code, -31050, JSON.stringify(s.json));
         await new Promise((res) => setTimeout(res, 50));
       }
     })(), DEADLINE_MS, 'a place freed by the closed stream');

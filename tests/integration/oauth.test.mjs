@@ -117,7 +117,7 @@ describe('OAuth bearer JWTs', { timeout: 120000 }, () => {
 // and an API key's --scope values, decide which tools, agents, workflows
 // and context operations a caller may use; a refusal names the missing
 // scope (REST and /mcp over HTTP: 403 with an insufficient_scope
-// challenge; MCP on stdio: error -32003). Without scopes a caller may do
+// challenge; MCP on stdio: error -31003). Without scopes a caller may do
 // what its tenant may, as before.
 describe('scopes of JWTs and API keys', { timeout: 120000 }, () => {
   const { rsa, jwks } = makeKeys();

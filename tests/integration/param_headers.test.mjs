@@ -89,10 +89,59 @@ describe('Mcp-Param-* headers (x-mcp-header)', { timeout: 120000 }, () => {
     const broken = await call({ 'Mcp-Param-Region': '=?base64?%%%?=', 'Mcp-Param-Shard': '3' });
     assert.equal(broken.status, 400, broken.text);
     assert.match(broken.error?.message ?? '', /Mcp-Param-Region header value is not valid/);
+    // Raw UTF-8 is not header text (RFC 9110): it must come base64-encoded,
+    // even when its bytes are the body's.
+    const rawUtf8 = await postModern(server.url, 'none', 'tools/call',
+      { name: 'hdr__regional-echo', arguments: { region: 'café', shard: 3, message: 'x' } },
+      { headers: { 'Mcp-Param-Region': Buffer.from('café').toString('latin1'), 'Mcp-Param-Shard': '3' } });
+    assert.equal(rawUtf8.status, 400, rawUtf8.text);
+    assert.equal(rawUtf8.error?.code, -32020);
+    assert.match(rawUtf8.error.message, /Mcp-Param-Region header value is not valid \(characters other than visible ASCII/);
+    // A header for a value the body does not carry disagrees with it.
+    const extra = await postModern(server.url, 'none', 'tools/call',
+      { name: 'hdr__regional-echo', arguments: { region: 'eu-west1', message: 'x' } },
+      { headers: { 'Mcp-Param-Region': 'eu-west1', 'Mcp-Param-Shard': '3' } });
+    assert.equal(extra.status, 400, extra.text);
+    assert.equal(extra.error?.message, 'Header mismatch: the Mcp-Param-Shard header is sent but the arguments have no value for it');
     // Header names are case-insensitive; an integer compares as a number.
     const ok = await call({ 'mcp-param-region': `=?base64?${Buffer.from('eu-west1').toString('base64')}?=`, 'MCP-PARAM-SHARD': '3.0' });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.result?.content?.[0]?.text, 'eu-west1: x', ok.text);
     assert.deepEqual(ok.result.structuredContent.headers, { 'mcp-param-region': 'eu-west1', 'mcp-param-shard': '3' });
+  });
+});
+
+// 2026-07-28 streamable-http.mdx: over Streamable HTTP a client cancels by
+// closing the request's stream, and no notifications/cancelled is sent.
+describe('a call to a modern HTTP agent that the client gives up on', { timeout: 60000 }, () => {
+  let agent;
+  let server;
+  before(async () => {
+    agent = await startHttpAgent(HEADER_AGENT, 'header-agent', 'header agent');
+    server = await startWithAgents([agentDef('hdr', { capabilities: ['regional'], transport: { type: 'http', url: agent.url } })]);
+    await pollUntil(async () => {
+      const r = await postModern(server.url, 'none', 'tools/list', {});
+      return (r.result?.tools ?? []).some((t) => t.name === 'hdr__hold') || { ok: false, message: r.text };
+    }, { what: "the header agent's tools" });
+  });
+  after(async () => {
+    await server?.stop();
+    await agent?.stop();
+  });
+
+  it('closes the agent\'s stream and sends it no notifications/cancelled', async () => {
+    const stats = async () => (await fetch(`${agent.url.replace(/\/mcp$/, '')}/test/stats`)).json();
+    const before = await stats();
+    const abort = new AbortController();
+    const call = postModern(server.url, 'none', 'tools/call', { name: 'hdr__hold', arguments: {} }, { signal: abort.signal }).catch((e) => e);
+    await pollUntil(async () => (await stats()).holding > before.holding || { ok: false, message: 'not holding yet' }, { what: 'the agent holding the call' });
+    abort.abort();
+    await call;
+    await pollUntil(async () => (await stats()).closedEarly > before.closedEarly || { ok: false, message: 'stream still open' },
+      { what: "switchboard closing the agent's stream" });
+    // A call after it, answered: what switchboard sent before is in.
+    const r = await postModern(server.url, 'none', 'tools/call', { name: 'hdr__regional-echo', arguments: { region: 'eu', message: 'x' } }, { headers: { 'Mcp-Param-Region': 'eu' } });
+    assert.equal(r.result?.content?.[0]?.text, 'eu: x', r.text);
+    assert.equal((await stats()).cancelled, before.cancelled, 'a notifications/cancelled reached the agent');
   });
 });

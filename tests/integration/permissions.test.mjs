@@ -197,7 +197,7 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
         const before = c.http.items.length;
         await assert.rejects(c.callTool(name, args), (e) => {
           assert.equal(e.code, 403, `${name}: ${e.message}`);
-          assert.match(e.message, new RegExp(`"code":-32003.*scope \\\\"${scope}\\\\"`));
+          assert.match(e.message, new RegExp(`"code":-31003.*scope \\\\"${scope}\\\\"`));
           return true;
         }, name);
         // One POST, no retry loop; its challenge names the scope.
@@ -373,7 +373,7 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
     try {
       await assert.rejects(c.callTool('agents_explain', { capability: 'sales.offer', contextId: ctx.id }), (e) => {
         assert.equal(e.code, 403, e.message);
-        assert.match(e.message, /"code":-32003.*context requires scope \\"finance\\"/);
+        assert.match(e.message, /"code":-31003.*context requires scope \\"finance\\"/);
         return true;
       });
     } finally {

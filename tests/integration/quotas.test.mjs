@@ -1,6 +1,6 @@
 // Per-tenant quotas end to end: a tenant past its request rate gets 429
 // with Retry-After and a body naming the limit, on REST and on /mcp (a
-// JSON-RPC error -32051), while another tenant goes on unaffected;
+// JSON-RPC error -31051), while another tenant goes on unaffected;
 // refused (401) callers consume nobody's quota; a tenant with as many
 // calls in flight as max_concurrent_calls gets the same error naming that
 // limit, and a place again once a call ends; on stdio the refusal is a
@@ -21,7 +21,7 @@ const T = {
   c: { id: 'dealer-c', token: 'token-for-dealer-c-5555555555' }, // the global limits
 };
 const BURST = 3;
-const QUOTA_EXCEEDED = -32051;
+const QUOTA_EXCEEDED = -31051;
 
 function writeConfig(lines) {
   const file = join(mkdtempSync(join(tmpdir(), 'sb-quota-')), 'switchboard.yaml');

@@ -1,7 +1,7 @@
 // Runs in progress are capped per tenant as well as in all
 // (limits.max_runs_per_tenant, limits.max_runs): one tenant's waiting runs
 // take its own share only, so another tenant still starts runs; a tenant at
-// its share is told of its own limit (REST 503, MCP -32050), and a place
+// its share is told of its own limit (REST 503, MCP -31050), and a place
 // comes back when one of its runs ends. Runs brought back at start count
 // but always come back.
 import { after, before, test } from 'node:test';
@@ -47,7 +47,7 @@ test('a tenant at limits.max_runs_per_tenant is refused naming its limit; anothe
     /^tenant tenant-a has 2 runs in progress, its limit \(limits\.max_runs_per_tenant\); retry when one ends$/);
   const mcp = await postModern(`${base}/mcp`, A.token, 'tools/call',
     { name: 'workflow_run', arguments: { workflow: 'waits' } }, { tasks: false });
-  assert.equal(mcp.error?.code, -32050, mcp.text);
+  assert.equal(mcp.error?.code, -31050, mcp.text);
   assert.match(mcp.error.message, /limits\.max_runs_per_tenant/);
 
   // the other tenant is not held back by A's waiting runs

@@ -129,7 +129,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
       ['runs_answer', { answer: {} }, 'runs:write:quote'], ['runs_fork', { step: 'confirm' }, 'runs:write:quote']]) {
       const r = await call(keys.triage, name, { runId: runs.quote, ...args });
       assert.equal(r.status, 403, `${name}: ${JSON.stringify(r)}`);
-      assert.equal(r.error.code, -32003);
+      assert.equal(r.error.code, -31003);
       assert.equal(r.error.data.scope, scope, JSON.stringify(r.error));
     }
     const r = await call(keys.none, 'runs_get', { runId: runs.quote });
@@ -147,7 +147,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     for (const [method, scope, extra] of [['tasks/get', 'runs:read:quote'], ['tasks/cancel', 'runs:write:quote'],
       ['tasks/update', 'runs:write:quote', { inputResponses: {} }]]) {
       const r = await task(keys.triage, method, runs.quote, extra);
-      assert.equal(r.error?.code, -32003, `${method}: ${JSON.stringify(r)}`);
+      assert.equal(r.error?.code, -31003, `${method}: ${JSON.stringify(r)}`);
       assert.equal(r.error.data.scope, scope);
       assert.equal(r.status, 403);
     }
@@ -219,7 +219,7 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
     for (const uri of ['events://log', 'switchboard://notes/memo']) {
       const listen = await postModern(server.url, keys.flaky, 'subscriptions/listen',
         { notifications: { resourceSubscriptions: ['switchboard://info', uri] } });
-      assert.equal(listen.error?.code, -32003, JSON.stringify(listen));
+      assert.equal(listen.error?.code, -31003, JSON.stringify(listen));
       const read = await postModern(server.url, keys.flaky, 'resources/read', { uri });
       assert.equal(listen.error.data.scope, read.error.data.scope, JSON.stringify(listen));
     }

@@ -123,6 +123,13 @@ static void encode_and_decode(void **state) {
   assert_null(sb_mcp_header_decode("=?base64?!!!?="));
   assert_null(sb_mcp_header_decode("=?base64?/w==?="));
   assert_null(sb_mcp_header_decode("a\rb"));
+  /* plain values are visible ASCII, space and tab only: raw UTF-8 or DEL
+   * must come base64-encoded */
+  assert_null(sb_mcp_header_decode("caf\xc3\xa9"));
+  assert_null(sb_mcp_header_decode("a\x7f"));
+  char *tab = sb_mcp_header_decode("a\tb ~");
+  assert_string_equal(tab, "a\tb ~");
+  sb_free(tab);
 }
 
 static void headers_for_arguments(void **state) {
@@ -201,6 +208,22 @@ static void server_verifies(void **state) {
   assert_int_equal(verify(spanner, "{\"shard\":7,\"region\":null}",
                           "{\"Mcp-Param-Shard\":\"7\"}", &err),
                    0);
+  /* ...and one sent all the same says what the body does not */
+  assert_int_equal(verify(spanner, "{\"shard\":7,\"region\":null}",
+                          "{\"Mcp-Param-Shard\":\"7\","
+                          "\"Mcp-Param-Region\":\"x\"}",
+                          &err),
+                   SB_RPC_HEADER_MISMATCH);
+  assert_string_equal(err.msg,
+                      "Header mismatch: the Mcp-Param-Region header "
+                      "is sent but the arguments have no value for it");
+  /* a raw non-ASCII value is refused, not compared */
+  assert_int_equal(verify(spanner, "{\"region\":\"\xc3\xa9\",\"shard\":1}",
+                          "{\"Mcp-Param-Region\":\"\xc3\xa9\","
+                          "\"Mcp-Param-Shard\":\"1\"}",
+                          &err),
+                   SB_RPC_HEADER_MISMATCH);
+  assert_non_null(strstr(err.msg, "not valid"));
 }
 
 int main(void) {

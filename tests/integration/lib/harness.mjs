@@ -61,7 +61,7 @@ export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
  * `tasks` is false. Answers { status, headers, text, ...the JSON-RPC
  * message }, the message read from a JSON body or the last SSE data line.
  */
-export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1, headers: extra = {}, meta: extraMeta = {} } = {}) {
+export async function postModern(url, token, method, params, { tasks = true, elicitation = false, id = 1, headers: extra = {}, meta: extraMeta = {}, signal } = {}) {
   const name = params.taskId ?? params.uri ?? params.name;
   const headers = {
     accept: 'application/json, text/event-stream',
@@ -81,7 +81,7 @@ export async function postModern(url, token, method, params, { tasks = true, eli
     ...extraMeta,
   };
   const res = await withDeadline(fetch(url, {
-    method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
+    method: 'POST', headers, signal, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
   }), DEADLINE_MS, method);
   const text = await withDeadline(res.text(), DEADLINE_MS, `${method} body`);
   const body = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);

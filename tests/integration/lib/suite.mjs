@@ -164,7 +164,10 @@ export function defineSdkSuite({ era, transport }) {
     it('calls slow_count and receives progress in order', step(async () => {
       const from = ctx.wire.items.length;
       const progress = [];
-      const r = await ctx.callTool({ name: 'slow_count', arguments: { steps: 4, interval_ms: 20 } },
+      // 100 ms apart: a client stalled longer than that under load reads two
+      // notifications and the response at once, and the SDK race below
+      // then drops more than the last one.
+      const r = await ctx.callTool({ name: 'slow_count', arguments: { steps: 4, interval_ms: 100 } },
         { onprogress: (p) => progress.push(p), timeout: DEADLINE_MS });
       assert.notEqual(r.isError, true);
       assert.match(textOf(r.content), /counted to 4/);
