@@ -617,7 +617,7 @@ static void on_claimed(void *ud, sb_store_result *res) {
   if (!e) return; /* stopped before the store answered */
   if (res->rc != 0) {
     e->claiming = 0;
-    if (at_start || res->rc != SB_ETIMEDOUT)
+    if (at_start || res->rc != SB_EBUSY) /* busy: the next round takes them */
       SB_ERROR(FL_MODULE, "cannot read the runs to %s: %s",
                at_start ? "resume" : "take over", res->err.msg);
     return;

@@ -267,11 +267,17 @@ void st_conn_set_drivers(st_conn *c, const st_drivers *d) { c->drivers = d; }
 
 const st_drivers *st_conn_drivers(st_conn *c) { return c->drivers; }
 
-int st_db_error(st_conn *c, sb_error *err, const char *what) {
+/* What an SQLite failure is to callers: another process holding the
+ * write lock past the busy timeout is SB_EBUSY (try again shortly, as for
+ * a full queue: 503 with Retry-After, -31050); anything else SB_EIO. */
+static int failure_code(st_conn *c) {
   int code = sqlite3_errcode(c->db);
-  int rc =
-      (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? SB_ETIMEDOUT : SB_EIO;
-  return sb_error_set(err, rc, "store: %s: %s", what, sqlite3_errmsg(c->db));
+  return code == SQLITE_BUSY || code == SQLITE_LOCKED ? SB_EBUSY : SB_EIO;
+}
+
+int st_db_error(st_conn *c, sb_error *err, const char *what) {
+  return sb_error_set(err, failure_code(c), "store: %s: %s", what,
+                      sqlite3_errmsg(c->db));
 }
 
 sqlite3_stmt *st_conn_stmt(st_conn *c, int which) {
@@ -297,10 +303,11 @@ static int exec_at(st_conn *c, const char *path, const char *sql,
                    sb_error *err) {
   char *msg = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    sb_error_set(err, SB_EIO, "store: %s%s%s", path ? path : "",
-                 path ? ": " : "", msg ? msg : sqlite3_errmsg(c->db));
+    int rc =
+        sb_error_set(err, failure_code(c), "store: %s%s%s", path ? path : "",
+                     path ? ": " : "", msg ? msg : sqlite3_errmsg(c->db));
     sqlite3_free(msg);
-    return SB_EIO;
+    return rc;
   }
   return 0;
 }
@@ -609,7 +616,7 @@ static int read_chain(st_conn *c, st_req *q) {
   int64_t n = q->version;
   int rc = 0;
   /* One read transaction: the head check and the rows agree. */
-  if (exec(c, "BEGIN", err)) return SB_EIO;
+  if (exec(c, "BEGIN", err)) return err->code;
   int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
   if (!head) {
     rc = sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
@@ -646,7 +653,7 @@ static int read_history(st_conn *c, st_req *q) {
   sb_store_versions *out = &q->res.versions;
   sb_error *err = &q->res.err;
   int rc = 0;
-  if (exec(c, "BEGIN", err)) return SB_EIO;
+  if (exec(c, "BEGIN", err)) return err->code;
   int64_t head = head_version(c, q->tenant, q->id, q->now_ms);
   if (!head) {
     rc = sb_error_set(err, SB_ENOENT, "context %s not found", q->id);
@@ -805,7 +812,7 @@ static int write_sweep(st_conn *c, st_req *q) {
            "DELETE FROM contexts WHERE (tenant_id,id) IN "
            "(SELECT tenant_id,id FROM temp.sweep);",
            (long long)q->now_ms, (long long)q->limit);
-  if (exec(c, sql, &q->res.err)) return SB_EIO;
+  if (exec(c, sql, &q->res.err)) return q->res.err.code;
   q->res.count = sqlite3_changes(c->db);
   return 0;
 }
@@ -882,12 +889,12 @@ static int commit_lost(st_conn *c, st_req *batch) {
 
 /* Fail every request from `from` up to (not including) `to` that had
  * succeeded: the transaction holding them is gone. */
-static void fail_done(st_req *from, st_req *to, const char *why) {
+static void fail_done(st_req *from, st_req *to, int code, const char *why) {
   for (st_req *q = from; q != to; q = q->next) {
     if (q->res.rc != 0) continue;
     q->res.count = 0;
     sb_store_event_rows_clear(&q->res.events);
-    q->res.rc = sb_error_set(&q->res.err, SB_EIO,
+    q->res.rc = sb_error_set(&q->res.err, code,
                              "store: the write was not committed: %s", why);
   }
 }
@@ -916,7 +923,7 @@ static int write_batch_fast(st_conn *c, st_req *batch, st_more_fn more,
   sb_error err = {0};
   if (exec(c, "BEGIN IMMEDIATE", &err)) {
     for (st_req *q = batch; q; q = q->next)
-      q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
+      q->res.rc = sb_error_set(&q->res.err, err.code, "%s", err.msg);
     return 0;
   }
   st_req *q = batch, *last = NULL;
@@ -941,7 +948,7 @@ static int write_batch_fast(st_conn *c, st_req *batch, st_more_fn more,
   if (commit_lost(c, batch)) return 0;
   if (exec(c, "COMMIT", &err)) {
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    fail_done(batch, NULL, err.msg);
+    fail_done(batch, NULL, err.code, err.msg);
     return 0;
   }
   return 1;
@@ -956,7 +963,7 @@ int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
   st_req *first = batch; /* first member of the open transaction */
   if (exec(c, "BEGIN IMMEDIATE", &err)) {
     for (st_req *q = batch; q; q = q->next)
-      q->res.rc = sb_error_set(&q->res.err, SB_EIO, "%s", err.msg);
+      q->res.rc = sb_error_set(&q->res.err, err.code, "%s", err.msg);
     return 0;
   }
   for (st_req *q = batch; q; q = q->next) {
@@ -973,11 +980,11 @@ int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
     if (sqlite3_get_autocommit(c->db)) {
       /* An I/O error or a full disk rolled back the whole transaction:
        * nothing before this write survives. Start again for the rest. */
-      fail_done(first, q->next, sqlite3_errmsg(c->db));
+      fail_done(first, q->next, failure_code(c), sqlite3_errmsg(c->db));
       first = q->next;
       if (first && exec(c, "BEGIN IMMEDIATE", &err)) {
         for (st_req *r = first; r; r = r->next)
-          r->res.rc = sb_error_set(&r->res.err, SB_EIO, "%s", err.msg);
+          r->res.rc = sb_error_set(&r->res.err, err.code, "%s", err.msg);
         return 0;
       }
     }
@@ -986,7 +993,7 @@ int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
   if (commit_lost(c, first)) return 0;
   if (exec(c, "COMMIT", &err)) {
     sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-    fail_done(first, NULL, err.msg);
+    fail_done(first, NULL, err.code, err.msg);
     return 0;
   }
   return 1;

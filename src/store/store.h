@@ -22,6 +22,9 @@
  *   SB_EINVAL  no tenant (or a required argument missing)
  *   SB_ESTATE  the store is closing
  *   SB_ENOMEM  allocation failed
+ * A callback's result is SB_EBUSY too when another process held the
+ * database's write lock for longer than busy_timeout_ms: try again
+ * shortly, as for a full queue.
  * The arguments are copied at submission; nothing the caller passes needs
  * to outlive the submitting call. A libpq backend implements the same
  * contract with its own asynchronous API.

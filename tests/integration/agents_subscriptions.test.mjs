@@ -17,6 +17,27 @@ const DEAF = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'deaf
 const TIMEOUT_MS = 600; // the agent's limits.timeoutMs
 const URI = 'deaf://quiet';
 
+/** A modern subscriptions/listen POST to url; the fetch Response. */
+function postListen(url, id, notifications, signal) {
+  return withDeadline(fetch(url, {
+    method: 'POST',
+    signal,
+    headers: {
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+      'MCP-Protocol-Version': MODERN_VERSION,
+      'Mcp-Method': 'subscriptions/listen',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0', id, method: 'subscriptions/listen',
+      params: {
+        notifications,
+        _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    }),
+  }), DEADLINE_MS, 'subscriptions/listen response');
+}
+
 describe('a modern agent that never acknowledges its subscriptions/listen', { timeout: 60000 }, () => {
   let server;
   let url;
@@ -96,22 +117,7 @@ describe('a modern agent that never acknowledges its subscriptions/listen', { ti
 
   it('modern subscriptions/listen: ended with an error naming the agent, not left open', async () => {
     const started = Date.now();
-    const res = await withDeadline(fetch(url, {
-      method: 'POST',
-      headers: {
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        'MCP-Protocol-Version': MODERN_VERSION,
-        'Mcp-Method': 'subscriptions/listen',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0', id: 9, method: 'subscriptions/listen',
-        params: {
-          notifications: { resourceSubscriptions: [URI] },
-          _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
-        },
-      }),
-    }), DEADLINE_MS, 'subscriptions/listen response');
+    const res = await postListen(url, 9, { resourceSubscriptions: [URI] });
     const text = await withDeadline(res.text(), DEADLINE_MS, 'subscriptions/listen ended');
     const msgs = text.startsWith('{') ? [JSON.parse(text)]
       : text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
@@ -153,23 +159,9 @@ describe('subscriptions/listen on the endpoint of an agent serving tools only', 
       await ctx.close();
     }
     const abort = new AbortController();
-    const res = await withDeadline(fetch(url, {
-      method: 'POST',
-      signal: abort.signal,
-      headers: {
-        accept: 'application/json, text/event-stream',
-        'content-type': 'application/json',
-        'MCP-Protocol-Version': MODERN_VERSION,
-        'Mcp-Method': 'subscriptions/listen',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0', id: 3, method: 'subscriptions/listen',
-        params: {
-          notifications: { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['raw://x'] },
-          _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
-        },
-      }),
-    }), DEADLINE_MS, 'subscriptions/listen response');
+    const res = await postListen(url, 3,
+      { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, resourceSubscriptions: ['raw://x'] },
+      abort.signal);
     assert.equal(res.status, 200);
     let text = '';
     const decoder = new TextDecoder();

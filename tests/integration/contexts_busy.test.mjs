@@ -18,6 +18,17 @@ import { TENANTS, restClient, startTenantServer, writeTenantConfig } from './lib
 const BURST = 64;
 const MAX_BURSTS = 20;
 
+/** Have locker (a sqlite3 shell on the store) take the write lock. */
+async function takeLock(locker) {
+  const locked = new Promise((resolve, reject) => {
+    let out = '';
+    locker.stdout.on('data', (b) => { out += b; if (out.includes('locked')) resolve(); });
+    locker.on('exit', (code) => reject(new Error(`sqlite3 exited ${code}`)));
+  });
+  locker.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  await withDeadline(locked, DEADLINE_MS, 'sqlite3 taking the write lock');
+}
+
 async function busyServer() {
   const server = await startHttpServer({
     extraArgs: ['--config', writeTenantConfig('store:\n  max_pending: 1\n')],
@@ -125,13 +136,7 @@ test('/readyz answers 503 busy while the store queue is full, and 200 once it dr
     // slot for a moment: ready once it is done.
     await withDeadline((async () => { while ((await ready()).status !== 200); })(),
       DEADLINE_MS, '/readyz ready after start-up');
-    const locked = new Promise((resolve, reject) => {
-      let out = '';
-      locker.stdout.on('data', (b) => { out += b; if (out.includes('locked')) resolve(); });
-      locker.on('exit', (code) => reject(new Error(`sqlite3 exited ${code}`)));
-    });
-    locker.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-    await withDeadline(locked, DEADLINE_MS, 'sqlite3 taking the write lock');
+    await takeLock(locker);
 
     const pendingCreate = a.create({});
     let busy;
@@ -153,6 +158,31 @@ test('/readyz answers 503 busy while the store queue is full, and 200 once it dr
       for (;;) { const r = await ready(); if (r.status === 200) return r; }
     })(), DEADLINE_MS, '/readyz ready again once the create is stored');
     assert.equal(again.json.status, 'ready');
+  } finally {
+    locker.kill();
+    await server.stop();
+  }
+});
+
+test('a write lock another process holds past the busy timeout: 503 busy with Retry-After (was 500), then writes go through', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-locked-'));
+  const store = join(dir, 'store.db');
+  const server = await startTenantServer({ store });
+  const locker = spawn('sqlite3', ['-batch', store], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const a = restClient(server.base, TENANTS.a.token);
+    assert.equal((await a.create({})).status, 201);
+    await takeLock(locker);
+    // The store's writer waits its 5 s busy timeout, then gives up.
+    const refused = await withDeadline(a.create({}), DEADLINE_MS, 'a create under the lock');
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.json.error.code, 'busy', refused.text);
+    assert.match(refused.json.error.message, /database is locked/);
+    assert.ok(Number(refused.headers['retry-after']) >= 1, JSON.stringify(refused.headers));
+    locker.stdin.end('COMMIT;\n');
+    await new Promise((resolve) => locker.once('exit', resolve));
+    const created = await withDeadline(a.create({}), DEADLINE_MS, 'a create once the lock is let go');
+    assert.equal(created.status, 201, created.text);
   } finally {
     locker.kill();
     await server.stop();

@@ -905,6 +905,52 @@ static void test_store_locked_at_open(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Another process holds the write lock past the busy timeout while the
+ * store runs: the write fails as busy (try again shortly: 503 with
+ * Retry-After, -31050), naming the lock; it was an I/O error (500). Once
+ * the lock is let go, writes go through. */
+static void test_store_locked_while_running(void **state) {
+  (void)state;
+  char dir[] = "/tmp/sb-test-lock-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[128];
+  snprintf(path, sizeof path, "%s/sb.db", dir);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  sb_error err = {0};
+  sb_store_options o = {.path = path, .loop = &loop, .busy_timeout_ms = 100};
+  sb_store *st = sb_store_open_sqlite(&o, &err);
+  assert_non_null(st);
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sb_store_record r = {.id = "c1",
+                       .workflow_id = "wf",
+                       .session_id = "s",
+                       .created_ms = 1000,
+                       .doc = "{}"};
+  outcome out = {0};
+  assert_int_equal(sb_store_create(st, "t", &r, NULL, on_outcome, &out), 0);
+  assert_true(run_until(&loop, flag_set, &out.done, DEADLINE_MS));
+  assert_int_equal(out.rc, SB_EBUSY);
+  assert_non_null(strstr(out.err.msg, "database is locked"));
+  outcome_clear(&out);
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  memset(&out, 0, sizeof out);
+  assert_int_equal(sb_store_create(st, "t", &r, NULL, on_outcome, &out), 0);
+  assert_true(run_until(&loop, flag_set, &out.done, DEADLINE_MS));
+  assert_int_equal(out.rc, 0);
+  outcome_clear(&out);
+  sb_store_close(st);
+  assert_int_equal(loop_finish(&loop), 0);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 static void test_store_truncated(void **state) {
   (void)state;
   char dir[] = "/tmp/sb-test-trunc-XXXXXX";
@@ -950,6 +996,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_get_append, setup, teardown),
       cmocka_unit_test(test_store_not_writable),
       cmocka_unit_test(test_store_locked_at_open),
+      cmocka_unit_test(test_store_locked_while_running),
       cmocka_unit_test(test_store_truncated),
       cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_and_history, setup, teardown),
