@@ -133,10 +133,11 @@ static int write_later(fl_run *r, int rc) {
 }
 
 /* A change no caller waits for (a step's end, a try's count, a cut chain
- * going on) whose write failed otherwise than busy (a full queue, or the
- * database locked by another process past the store's busy timeout:
- * write_later), refused or in conflict: an I/O error or a full disk
- * (SB_EIO), memory short (SB_ENOMEM). Dropped, its step would be over in
+ * going on) whose write failed otherwise than refused or in conflict: the
+ * database locked by another process past the store's busy timeout
+ * (SB_EBUSY as the write's result; a full queue refuses it at submission
+ * instead: write_later), an I/O error or a full disk (SB_EIO), memory
+ * short (SB_ENOMEM). Dropped, its step would be over in
  * memory and under way in the store: the run waiting until a restart. It
  * keeps its place and is written again after a pause doubling from
  * FAIL_PAUSE_MS up to FAIL_PAUSE_CAP_MS, for as long as the store fails
@@ -148,8 +149,8 @@ static int write_later(fl_run *r, int rc) {
 
 static int retry_failed(fl_run *r, int rc, const sb_error *err) {
   const fl_change *c = r->queue;
-  if ((rc != SB_EIO && rc != SB_ENOMEM) || c->cb || r->detached ||
-      r->e->stopping)
+  if ((rc != SB_EBUSY && rc != SB_EIO && rc != SB_ENOMEM) || c->cb ||
+      r->detached || r->e->stopping)
     return 0;
   if (c->kind != FL_STEP_DONE && c->kind != FL_STEP_FAILED &&
       c->kind != FL_STEP_RETRY && c->kind != FL_CONTINUE)
@@ -419,8 +420,6 @@ static void on_written(void *ud, const sb_ctx_result *res) {
                    sb_strerror(rc));
     r->writing = 0;
     write_failed(r, rc, &err);
-  } else if (write_later(r, res->rc)) {
-    write_free(w);
   } else if (fl_steps_refused(r, res->rc, &res->err)) {
     write_free(w); /* the step's failure is written next */
   } else {

@@ -20,7 +20,8 @@
 #define REFUSALS_MAX 3
 #define REFUSED_EVERY_MS 10000
 #define RENEW_MIN_MS 1000   /* the earliest a renewal is scheduled */
-#define RENEW_RETRY_MS 5000 /* after a renewal failed */
+#define RENEW_RETRY_MS 5000 /* after a renewal failed; doubled to: */
+#define RENEW_RETRY_MAX_MS 300000
 
 static void on_token(void *ud, int ok, const char *detail);
 
@@ -115,9 +116,12 @@ void gw_token_worked(agent *a) { a->refusals = 0; }
 
 static void on_token(void *ud, int ok, const char *detail) {
   agent *a = ud;
-  if (ok)
+  char before[sizeof a->token_error];
+  memcpy(before, a->token_error, sizeof before);
+  if (ok) {
     a->token_error[0] = '\0';
-  else {
+    a->token_retry_ms = 0;
+  } else {
     if (snprintf(a->token_error, sizeof a->token_error, "%s",
                  detail ? detail : "failed") >= (int)sizeof a->token_error)
       strcpy(a->token_error + sizeof a->token_error - 4, "...");
@@ -135,13 +139,20 @@ static void on_token(void *ud, int ok, const char *detail) {
     /* A list the old token was refused for is asked for with this one. */
     gw_agent_relist_missing(a);
   } else {
-    if (!a->connect_on_token) /* else the failed connect says it */
+    /* Said when it changes (else the failed connect says it). */
+    if (!a->connect_on_token && strcmp(before, a->token_error) != 0)
       SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",
               a->def->id, detail);
-    /* Tried again in a while, the token still valid or not: an agent
-     * whose token ran out meanwhile gets one without a refusal first. */
-    if (!a->connect_on_token && !a->token_renewing)
-      uv_timer_start(&a->token_timer, renew_tick, RENEW_RETRY_MS, 0);
+    /* Tried again in a while, the token still valid or not (an agent
+     * whose token ran out meanwhile gets one without a refusal first),
+     * less often while it keeps failing. */
+    if (!a->connect_on_token && !a->token_renewing) {
+      a->token_retry_ms = !a->token_retry_ms ? RENEW_RETRY_MS
+                          : a->token_retry_ms >= RENEW_RETRY_MAX_MS / 2
+                              ? RENEW_RETRY_MAX_MS
+                              : a->token_retry_ms * 2;
+      uv_timer_start(&a->token_timer, renew_tick, a->token_retry_ms, 0);
+    }
   }
   if (a->connect_on_token) {
     a->connect_on_token = 0;

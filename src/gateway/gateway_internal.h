@@ -119,6 +119,7 @@ struct agent {
   agent_list lists[LIST_KINDS];
   json_t *subs;         /* resource URI -> number of our subscribers */
   sb_mcp_request *listen; /* modern agent: our subscriptions/listen */
+  json_t *listen_asked;   /* ...its notifications (NULL once it ended) */
   int listen_acked;       /* ...and the agent has acknowledged it */
   listen_wait *listen_waits; /* clients' acknowledgements waiting */
   size_t nlisten_waits;      /* for that listen's own */
@@ -147,6 +148,8 @@ struct agent {
    * the agent is connected too (its calls then go with no token or a
    * refused one), where down_reason says nothing. */
   char token_error[256];
+  uint64_t token_retry_ms; /* the pause before the next try after a
+                              failed renewal (0 after a success) */
   unsigned restarts;
   int closing;
   int from_config; /* defined in the config file (reload may remove it) */

@@ -145,20 +145,28 @@ static void reply_agent_error(gw_mcp_call *mc, const sb_gateway_result *res) {
                    json_incref(json_object_get(error, "data")));
 }
 
-/* Whether the call failed: an error, a failure, or a tool's error. */
-static int failed(const sb_gateway_result *res) {
+/* Whether the call failed for want of the capability cap: not answered,
+ * answered with an error, or with a tool's error result after asking for
+ * sampling or elicitation. Roots are often asked for on the way, and done
+ * without: after that a tool's error result is its own, passed on. */
+static int failed(const sb_gateway_result *res, const char *cap) {
   return res->outcome != SB_GATEWAY_ANSWERED || !res->result ||
-         json_is_true(json_object_get(res->result, "isError"));
+         (strcmp(cap, "roots") != 0 &&
+          json_is_true(json_object_get(res->result, "isError")));
 }
 
 static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
-  if (mc->missing_capability && failed(res)) {
+  if (mc->missing_capability && failed(res, mc->missing_capability)) {
+    const char *why =
+        res->message
+            ? res->message
+            : json_string_value(json_object_get(res->error, "message"));
     char msg[300];
     snprintf(msg, sizeof msg,
              "the agent needs the %s capability for this request, which the "
              "client did not declare%s%.200s%s",
-             mc->missing_capability, res->message ? " (" : "",
-             res->message ? res->message : "", res->message ? ")" : "");
+             mc->missing_capability, why ? " (" : "", why ? why : "",
+             why ? ")" : "");
     sb_mcp_call_fail(
         mc->call, SB_RPC_MISSING_CLIENT_CAPABILITY, msg,
         json_pack("{s{s{}}}", "requiredCapabilities", mc->missing_capability));

@@ -85,6 +85,8 @@ static void on_listen_end(void *ud, sb_mcp_outcome outcome, json_t *result,
                           json_t *error) {
   agent *a = ud;
   a->listen = NULL;
+  json_decref(a->listen_asked);
+  a->listen_asked = NULL;
   a->listen_acked = 0;
   int cancelled = outcome == SB_MCP_CANCELLED;
   if (error && !cancelled)
@@ -150,6 +152,13 @@ static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
       !sb_mcp_client_is_modern(a->client))
     return;
   json_t *want = listen_notifications(a);
+  if (want && a->listen && json_equal(want, a->listen_asked)) {
+    /* What the current listen asks already (a URI the agent cannot be
+     * subscribed to came or went): kept, its acknowledgement awaited. */
+    json_decref(want);
+    if (!a->listen_acked) wait_for_listen(a, wait);
+    return;
+  }
   sb_mcp_request *old = a->listen;
   a->listen = NULL;
   if (!want) { /* nothing the agent sends: the subscriptions are in effect */
@@ -162,8 +171,11 @@ static void open_listen(agent *a, sb_mcp_sub_wait *wait) {
   a->relistening = 0;
   a->listen_acked = 0;
   a->listen = sb_mcp_client_request(a->client, "subscriptions/listen",
-                                    json_pack("{so}", "notifications", want), 0,
+                                    json_pack("{sO}", "notifications", want), 0,
                                     NULL, on_listen_end, a);
+  json_decref(a->listen_asked);
+  a->listen_asked = a->listen ? want : NULL;
+  if (!a->listen) json_decref(want);
 }
 
 /* The agent acknowledged a listen: if it is our current one, the

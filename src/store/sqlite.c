@@ -368,7 +368,7 @@ static int schema_at(st_conn *c, int *at, sb_error *err) {
 static int migrate(st_conn *c, sb_error *err) {
   for (;;) {
     int at = 0;
-    if (exec(c, "BEGIN IMMEDIATE", err)) return SB_EIO;
+    if (exec(c, "BEGIN IMMEDIATE", err)) return err->code;
     if (schema_at(c, &at, err)) goto fail;
     if (at > MIGRATION_COUNT) {
       sb_error_set(err, SB_EINVAL,
@@ -980,7 +980,9 @@ int st_conn_write_batch(st_conn *c, st_req *batch, st_more_fn more, void *ud) {
     if (sqlite3_get_autocommit(c->db)) {
       /* An I/O error or a full disk rolled back the whole transaction:
        * nothing before this write survives. Start again for the rest. */
-      fail_done(first, q->next, failure_code(c), sqlite3_errmsg(c->db));
+      /* Said with what failed (not the RELEASE after it). */
+      fail_done(first, q->next, q->res.rc ? q->res.err.code : SB_EIO,
+                q->res.rc ? q->res.err.msg : "the transaction was rolled back");
       first = q->next;
       if (first && exec(c, "BEGIN IMMEDIATE", &err)) {
         for (st_req *r = first; r; r = r->next)

@@ -932,6 +932,48 @@ static void test_answer_not_written_stays_open(void **state) {
   env_down(&v);
 }
 
+/* An answer written while another process holds the store's write lock
+ * past the busy timeout is answered busy, the question still open (it was
+ * written again every 10 ms for as long as the lock was held, and its
+ * caller waited without an answer); once the lock is let go, it is
+ * taken. */
+static void test_answer_under_a_held_lock_is_busy(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, J("{'name': 'spin', 'steps': ["
+               "{'id': 'q', 'ask': {'message': 'ok?'}},"
+               "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
+  char id[64];
+  start_run_id(&v, id);
+  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(v.path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  json_t *answer = J("{'ok': true}");
+  reply o = {0};
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_answer(v.eng, TENANT, id, NULL, answer, on_reply, &o, &err),
+      0);
+  assert_true(run_until(&v.loop, flag_set, &o.done, 20000));
+  assert_int_equal(o.rc, SB_EBUSY);
+  assert_non_null(strstr(o.msg, "database is locked"));
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  reply again = {0};
+  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer, on_reply,
+                                      &again, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+  assert_int_equal(again.rc, 0);
+  assert_string_equal(current0(again.run), "w2");
+  json_decref(again.run);
+  json_decref(answer);
+  env_down(&v);
+}
+
 static int no_runs(void *ud) {
   sb_flow_stats st;
   sb_flow_engine_stats(((env *)ud)->eng, &st);
@@ -1201,6 +1243,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_while_waiting_for_room),
       cmocka_unit_test(test_step_end_not_written_is_written_later),
       cmocka_unit_test(test_answer_not_written_stays_open),
+      cmocka_unit_test(test_answer_under_a_held_lock_is_busy),
       cmocka_unit_test(test_row_moved_goes_on),
       cmocka_unit_test(test_row_ended_elsewhere),
       cmocka_unit_test(test_conflicts_in_a_row_never_drop),
