@@ -116,18 +116,9 @@ void gw_token_worked(agent *a) { a->refusals = 0; }
 
 static void on_token(void *ud, int ok, const char *detail) {
   agent *a = ud;
-  char before[sizeof a->token_error];
-  memcpy(before, a->token_error, sizeof before);
   if (ok) {
     a->token_error[0] = '\0';
     a->token_retry_ms = 0;
-  } else {
-    if (snprintf(a->token_error, sizeof a->token_error, "%s",
-                 detail ? detail : "failed") >= (int)sizeof a->token_error)
-      strcpy(a->token_error + sizeof a->token_error - 4, "...");
-    sb_utf8_scrub(a->token_error); /* cut inside a character */
-  }
-  if (ok) {
     use_token(a);
     uint64_t got = sb_gateway_oauth_obtained_ms(a->oauth),
              exp = sb_gateway_oauth_expires_ms(a->oauth);
@@ -139,6 +130,10 @@ static void on_token(void *ud, int ok, const char *detail) {
     /* A list the old token was refused for is asked for with this one. */
     gw_agent_relist_missing(a);
   } else {
+    char before[sizeof a->token_error];
+    memcpy(before, a->token_error, sizeof before);
+    gw_reason_set(a->token_error, sizeof a->token_error,
+                  detail ? detail : "failed", NULL);
     /* Said when it changes (else the failed connect says it). */
     if (!a->connect_on_token && strcmp(before, a->token_error) != 0)
       SB_WARN(MODULE, "agent %s: cannot get an OAuth access token: %s",

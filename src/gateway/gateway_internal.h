@@ -160,6 +160,9 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
+/* "what: detail" (or what alone) into buf, for people: cut short with
+ * "..." past n, and valid UTF-8 (down_reason, token_error). */
+void gw_reason_set(char *buf, size_t n, const char *what, const char *detail);
 /* List again each kind a serves whose listing failed. */
 void gw_agent_relist_missing(agent *a);
 /* Start a's handshake on its channel (its token, if any, is set). */

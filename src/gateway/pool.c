@@ -61,14 +61,17 @@ static void state_moved(agent *a) {
     o->opts.on_agent_state(o->opts.notify_ud, a->def->id);
 }
 
+void gw_reason_set(char *buf, size_t n, const char *what, const char *detail) {
+  /* A long reason is cut short: it is for people to read. */
+  if (snprintf(buf, n, "%s%s%s", what, detail && *detail ? ": " : "",
+               detail ? detail : "") >= (int)n)
+    strcpy(buf + n - 4, "...");
+  sb_utf8_scrub(buf); /* cut inside a character, or not UTF-8 */
+}
+
 /* Remember why a is down, for those who ask of it (gw_agent_up). */
 static void set_down_reason(agent *a, const char *what, const char *detail) {
-  /* A long reason is cut short: it is for people to read. */
-  if (snprintf(a->down_reason, sizeof a->down_reason, "%s%s%s", what,
-               detail && *detail ? ": " : "",
-               detail ? detail : "") >= (int)sizeof a->down_reason)
-    strcpy(a->down_reason + sizeof a->down_reason - 4, "...");
-  sb_utf8_scrub(a->down_reason); /* cut inside a character, or not UTF-8 */
+  gw_reason_set(a->down_reason, sizeof a->down_reason, what, detail);
   state_moved(a);
 }
 

@@ -121,17 +121,9 @@ static void wait_for_listen(agent *a, sb_mcp_sub_wait *wait) {
  * (a listen for notifications it never sends is refused by some agents,
  * and refused again at each reconnect); NULL if nothing. */
 static json_t *listen_notifications(agent *a) {
-  json_t *caps = sb_mcp_client_server_capabilities(a->client);
-  static const char *const kinds[] = {"tools", "resources", "prompts"};
-  static const char *const flags[] = {
-      "toolsListChanged", "resourcesListChanged", "promptsListChanged"};
-  json_t *want = json_object();
-  for (int i = 0; want && i < 3; i++)
-    if (json_is_true(
-            json_object_get(json_object_get(caps, kinds[i]), "listChanged")))
-      json_object_set_new(want, flags[i], json_true());
-  int subscribe = json_is_true(
-      json_object_get(json_object_get(caps, "resources"), "subscribe"));
+  int subscribe = 0;
+  json_t *want = sb_mcp_listen_offered(
+      sb_mcp_client_server_capabilities(a->client), &subscribe);
   if (want && subscribe && json_object_size(a->subs)) {
     json_t *uris = json_array();
     const char *uri;

@@ -385,6 +385,13 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
  * valid traceparent. Values not in their format are left out. */
 json_t *sb_mcp_trace_context(const json_t *meta);
 
+/* What a subscriptions/listen can get from a peer whose capabilities are
+ * caps (borrowed): {"toolsListChanged": true, ...} for each kind whose
+ * listChanged they announce (a new object; NULL out of memory), and in
+ * *subscribe whether they announce resources.subscribe. The server's
+ * acknowledgment and the gateway's listens to its agents both ask it. */
+json_t *sb_mcp_listen_offered(const json_t *caps, int *subscribe);
+
 /* A header value as 2026-07-28 sends Mcp-Name and Mcp-Param-*: as it is
  * when it is plain header text, else `=?base64?<UTF-8 as base64>?=`; and
  * back (NULL when the base64 or its UTF-8 is broken, or a plain value

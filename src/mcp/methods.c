@@ -420,6 +420,20 @@ static void listen_acknowledge(sb_mcp_call *c) {
   mcp_listener_link(c);
 }
 
+json_t *sb_mcp_listen_offered(const json_t *caps, int *subscribe) {
+  static const char *const kinds[] = {"tools", "resources", "prompts"};
+  static const char *const flags[] = {
+      "toolsListChanged", "resourcesListChanged", "promptsListChanged"};
+  json_t *offered = json_object();
+  for (int i = 0; offered && i < 3; i++)
+    if (json_is_true(
+            json_object_get(json_object_get(caps, kinds[i]), "listChanged")))
+      json_object_set_new(offered, flags[i], json_true());
+  *subscribe = json_is_true(
+      json_object_get(json_object_get(caps, "resources"), "subscribe"));
+  return offered;
+}
+
 static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
   json_t *want = json_object_get(c->params, "notifications");
   if (want && !json_is_object(want)) {
@@ -433,28 +447,25 @@ static void handle_listen(sb_mcp_server *srv, sb_mcp_call *c) {
                                       "resourcesListChanged"};
   /* The acknowledgment names only what this server can send: what its
    * capabilities announce (a mount's are its agent's). */
-  static const char *const kinds[] = {"tools", "prompts", "resources"};
   json_t *caps = mcp_server_capabilities(srv);
-  int supported[3];
-  for (int i = 0; i < 3; i++)
-    supported[i] = json_is_true(
-        json_object_get(json_object_get(caps, kinds[i]), "listChanged"));
-  int subscribe = json_is_true(
-      json_object_get(json_object_get(caps, "resources"), "subscribe"));
+  int subscribe = 0;
+  json_t *offered = sb_mcp_listen_offered(caps, &subscribe);
   json_decref(caps);
   for (int i = 0; i < 3; i++) {
     json_t *v = json_object_get(want, flags[i]);
     if (v && !json_is_boolean(v)) {
       json_decref(agreed);
+      json_decref(offered);
       char msg[128];
       snprintf(msg, sizeof msg, "params.notifications.%s: must be a boolean",
                flags[i]);
       sb_mcp_call_fail(c, SB_RPC_INVALID_PARAMS, msg, NULL);
       return;
     }
-    if (json_is_true(v) && supported[i])
+    if (json_is_true(v) && json_object_get(offered, flags[i]))
       json_object_set_new(agreed, flags[i], json_true());
   }
+  json_decref(offered);
   json_t *uris = json_object_get(want, "resourceSubscriptions");
   if (uris) {
     size_t i;

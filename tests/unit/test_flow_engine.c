@@ -894,40 +894,53 @@ static void test_step_end_not_written_is_written_later(void **state) {
   env_down(&v);
 }
 
+/* A run that asks a question (q), then waits for go.later (w2). */
+static json_t *ask_then_wait(void) {
+  return J("{'name': 'spin', 'steps': ["
+           "{'id': 'q', 'ask': {'message': 'ok?'}},"
+           "{'id': 'w2', 'wait': {'event': 'go.later'}}]}");
+}
+
+/* Answer the run's open question; o holds the reply within ms. */
+static void answer_run(env *v, const char *id, json_t *answer, reply *o,
+                       int ms) {
+  sb_error err = {0};
+  assert_int_equal(
+      sb_flow_run_answer(v->eng, TENANT, id, NULL, answer, on_reply, o, &err),
+      0);
+  assert_true(run_until(&v->loop, flag_set, &o->done, ms));
+}
+
+/* The answer is taken: the run goes on to w2. */
+static void answer_taken(env *v, const char *id, json_t *answer) {
+  reply again = {0};
+  answer_run(v, id, answer, &again, 10000);
+  assert_int_equal(again.rc, 0);
+  assert_string_equal(current0(again.run), "w2");
+  json_decref(again.run);
+}
+
 /* An answer whose write the store fails is answered so ("answer it
  * again"), and the question stays open: once it was closed in memory and
  * open in the store, and no answer was taken until a restart. */
 static void test_answer_not_written_stays_open(void **state) {
   (void)state;
   env v;
-  env_up(&v, J("{'name': 'spin', 'steps': ["
-               "{'id': 'q', 'ask': {'message': 'ok?'}},"
-               "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
+  env_up(&v, ask_then_wait());
   char id[64];
   start_run_id(&v, id);
   assert_true(run_until(&v.loop, writes_idle, &v, 10000));
   set_fire(&v);
   json_t *answer = J("{'ok': true}");
   reply o = {0};
-  sb_error err = {0};
-  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer,
-                                      on_reply, &o, &err),
-                   0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  answer_run(&v, id, answer, &o, 10000);
   assert_int_equal(o.rc, SB_EIO);
   assert_null(o.run);
   assert_non_null(strstr(o.msg, "the answer could not be written"));
   assert_non_null(strstr(o.msg, "the disk is on fire"));
   assert_non_null(strstr(o.msg, "answer it again"));
   store_sql(&v, "DELETE FROM fire");
-  reply again = {0};
-  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer,
-                                      on_reply, &again, &err),
-                   0);
-  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
-  assert_int_equal(again.rc, 0);
-  assert_string_equal(current0(again.run), "w2");
-  json_decref(again.run);
+  answer_taken(&v, id, answer);
   json_decref(answer);
   env_down(&v);
 }
@@ -940,9 +953,7 @@ static void test_answer_not_written_stays_open(void **state) {
 static void test_answer_under_a_held_lock_is_busy(void **state) {
   (void)state;
   env v;
-  env_up(&v, J("{'name': 'spin', 'steps': ["
-               "{'id': 'q', 'ask': {'message': 'ok?'}},"
-               "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
+  env_up(&v, ask_then_wait());
   char id[64];
   start_run_id(&v, id);
   assert_true(run_until(&v.loop, writes_idle, &v, 10000));
@@ -953,23 +964,12 @@ static void test_answer_under_a_held_lock_is_busy(void **state) {
                    SQLITE_OK);
   json_t *answer = J("{'ok': true}");
   reply o = {0};
-  sb_error err = {0};
-  assert_int_equal(
-      sb_flow_run_answer(v.eng, TENANT, id, NULL, answer, on_reply, &o, &err),
-      0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 20000));
+  answer_run(&v, id, answer, &o, 20000);
   assert_int_equal(o.rc, SB_EBUSY);
   assert_non_null(strstr(o.msg, "database is locked"));
   assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_close(db), SQLITE_OK);
-  reply again = {0};
-  assert_int_equal(sb_flow_run_answer(v.eng, TENANT, id, NULL, answer, on_reply,
-                                      &again, &err),
-                   0);
-  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
-  assert_int_equal(again.rc, 0);
-  assert_string_equal(current0(again.run), "w2");
-  json_decref(again.run);
+  answer_taken(&v, id, answer);
   json_decref(answer);
   env_down(&v);
 }

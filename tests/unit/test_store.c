@@ -866,6 +866,22 @@ static void test_store_not_writable(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* Another connection on path holding the database's write lock, as
+ * another process would; let_go ends it. */
+static sqlite3 *hold_write_lock(const char *path) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  return db;
+}
+
+static void let_go(sqlite3 *db) {
+  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 /* Another connection holds the write lock past the busy timeout while
  * the store opens: refused naming the file and the wait, with the code
  * for "try again" (before: "store: database is locked", no file named). */
@@ -876,12 +892,7 @@ static void test_store_locked_at_open(void **state) {
   char path[128];
   snprintf(path, sizeof path, "%s/sb.db", dir);
   make_store(path);
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "BEGIN IMMEDIATE; CREATE TABLE held(a);",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
+  sqlite3 *db = hold_write_lock(path);
   uv_loop_t loop;
   uv_loop_init(&loop);
   sb_error err = {0};
@@ -897,8 +908,7 @@ static void test_store_locked_at_open(void **state) {
            path);
   assert_string_equal(err.msg, want);
   /* Once it lets go, the store opens. */
-  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  let_go(db);
   make_store(path);
   char cmd[200];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -921,11 +931,7 @@ static void test_store_locked_while_running(void **state) {
   sb_store_options o = {.path = path, .loop = &loop, .busy_timeout_ms = 100};
   sb_store *st = sb_store_open_sqlite(&o, &err);
   assert_non_null(st);
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
+  sqlite3 *db = hold_write_lock(path);
   sb_store_record r = {.id = "c1",
                        .workflow_id = "wf",
                        .session_id = "s",
@@ -937,8 +943,7 @@ static void test_store_locked_while_running(void **state) {
   assert_int_equal(out.rc, SB_EBUSY);
   assert_non_null(strstr(out.err.msg, "database is locked"));
   outcome_clear(&out);
-  assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_close(db), SQLITE_OK);
+  let_go(db);
   memset(&out, 0, sizeof out);
   assert_int_equal(sb_store_create(st, "t", &r, NULL, on_outcome, &out), 0);
   assert_true(run_until(&loop, flag_set, &out.done, DEADLINE_MS));
