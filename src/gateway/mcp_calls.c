@@ -302,7 +302,13 @@ static int on_input(void *ud, sb_gateway_input *in) {
     if (gw_sampling_possible(mc->gw, gw_input_agent_def(in),
                              sb_gateway_input_method(in)))
       return SB_ENOENT;
-    if (sb_mcp_call_is_modern(mc->call)) mc->missing_capability = cap;
+    /* A roots request is often asked on the way (some agents sync roots
+     * on a timer) and done without: it does not replace a sampling or
+     * elicitation the call failed for want of. */
+    if (sb_mcp_call_is_modern(mc->call) &&
+        (!mc->missing_capability ||
+         strcmp(mc->missing_capability, "roots") == 0))
+      mc->missing_capability = cap;
     char msg[256];
     snprintf(msg, sizeof msg,
              "the client that made this call did not declare the %s "

@@ -18,7 +18,9 @@
 //           delivered: false, transport, sessionExpired; timeout too when
 //           its argument timeout is true); the message counts calls
 //   ask     sends sampling/createMessage to switchboard, waits for the
-//           answer and returns its text
+//           answer and returns its text; with argument roots true it then
+//           asks roots/list too before it answers (as agents that sync
+//           roots on a timer may, in the middle of a call)
 //   ask_mrtr  the 2026-07-28 way: answers input_required with one sampling
 //           question and requestState "s1"; the retry carrying the answer
 //           (inputResponses.q) gets its text back
@@ -60,7 +62,7 @@ const whenReleased = (go) => {
 let forgedCalls = 0;
 const refused = []; // the methods answered "no method", in order
 let nextId = 1;
-const waiting = new Map(); // our request id -> the tools/call id it serves
+const waiting = new Map(); // our request id -> { call: the tools/call id it serves, roots, text }
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
 const tools = [
   { name: 'whoami', description: 'Says who answered and what _meta it got', inputSchema: { type: 'object' } },
@@ -76,11 +78,17 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   let m;
   try { m = JSON.parse(line); } catch { return; }
   if (m.id !== undefined && !m.method) { // an answer to our question
-    const callId = waiting.get(m.id);
-    if (callId === undefined) return;
+    const w = waiting.get(m.id);
+    if (w === undefined) return;
     waiting.delete(m.id);
-    const text = m.result ? `${name} heard: ${m.result.content?.text}` : `${name} was refused: ${m.error?.message}`;
-    return send({ jsonrpc: '2.0', id: callId, result: { content: [{ type: 'text', text }], isError: !m.result } });
+    if (w.text === undefined) // the sampling answer
+      w.text = m.result ? `${name} heard: ${m.result.content?.text}` : `${name} was refused: ${m.error?.message}`;
+    if (w.roots) {
+      const rid = `q${nextId++}`;
+      waiting.set(rid, { ...w, roots: false });
+      return send({ jsonrpc: '2.0', id: rid, method: 'roots/list', params: {} });
+    }
+    return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: w.text }], isError: w.text.includes(' was refused: ') } });
   }
   if (m.id === undefined || !m.method) return; // notifications
   const p = m.params || {};
@@ -117,7 +125,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       if (p.name === 'ask') {
         const qid = `q${nextId++}`;
-        waiting.set(qid, m.id);
+        waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true });
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
       }
       if (p.name === 'chatter') {

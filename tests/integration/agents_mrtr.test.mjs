@@ -179,6 +179,17 @@ describe('a parked agent request belongs to the tenant whose call it is', () => 
     assert.equal(owned.result?.content?.[0]?.text, 'raw heard: XLE', owned.text);
   });
 
+  it('a roots request after the refused sampling does not hide the missing sampling capability (-32021 names sampling)', async () => {
+    // Agents that sync roots on a timer (server-everything does, 350 ms
+    // after it starts) may ask for them in the middle of a call, after the
+    // question the client could not take: the call still failed for want
+    // of sampling, not of roots.
+    const r = await postModern(server.url, A.token, 'tools/call', { name: 'raw__ask', arguments: { roots: true } }, { tasks: false });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.error?.code, -32021, r.text);
+    assert.deepEqual(r.error.data?.requiredCapabilities, { sampling: {} }, r.text);
+  });
+
   it("switchboard's own questions (ask_user) are bound to the tenant too", async () => {
     const opts = { elicitation: true };
     const asked = await postModern(server.url, A.token, 'tools/call', { name: 'ask_user', arguments: { question: 'colour?' } }, opts);
