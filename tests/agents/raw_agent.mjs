@@ -21,6 +21,9 @@
 //           answer and returns its text; with argument roots true it then
 //           asks roots/list too before it answers (as agents that sync
 //           roots on a timer may, in the middle of a call)
+//   roots   asks roots/list, then answers with how many roots it got; when
+//           refused, a tool error result, or with argument fail true a
+//           JSON-RPC error (it cannot work without them)
 //   ask_mrtr  the 2026-07-28 way: answers input_required with one sampling
 //           question and requestState "s1"; the retry carrying the answer
 //           (inputResponses.q) gets its text back
@@ -68,6 +71,7 @@ const tools = [
   { name: 'whoami', description: 'Says who answered and what _meta it got', inputSchema: { type: 'object' } },
   { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
   { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
+  { name: 'roots', description: 'Asks the client for its roots', inputSchema: { type: 'object' } },
   { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
   { name: 'chatter', description: 'Sends log notifications, then answers', inputSchema: { type: 'object' } },
   { name: 'primes', description: 'The first three primes, as structured content only',
@@ -81,6 +85,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const w = waiting.get(m.id);
     if (w === undefined) return;
     waiting.delete(m.id);
+    if (w.kind === 'roots') {
+      if (m.result) return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: `${m.result.roots?.length} roots` }] } });
+      if (w.fail) return send({ jsonrpc: '2.0', id: w.call, error: { code: -32603, message: `${name} cannot work without roots: ${m.error?.message}` } });
+      return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: `${name} works without roots (${m.error?.message})` }], isError: true } });
+    }
     if (w.text === undefined) // the sampling answer
       w.text = m.result ? `${name} heard: ${m.result.content?.text}` : `${name} was refused: ${m.error?.message}`;
     if (w.roots) {
@@ -127,6 +136,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const qid = `q${nextId++}`;
         waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true });
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+      }
+      if (p.name === 'roots') {
+        const qid = `q${nextId++}`;
+        waiting.set(qid, { call: m.id, kind: 'roots', fail: p.arguments?.fail === true });
+        return send({ jsonrpc: '2.0', id: qid, method: 'roots/list', params: {} });
       }
       if (p.name === 'chatter') {
         const count = Number(p.arguments?.count ?? 1);

@@ -142,7 +142,7 @@ describe('input requests across eras', () => {
   });
 });
 
-describe('a parked agent request belongs to the tenant whose call it is', () => {
+describe('a raw agent asking in the middle of a call: tenant binding, capabilities the client lacks', () => {
   const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
   const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
   const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
@@ -188,6 +188,20 @@ describe('a parked agent request belongs to the tenant whose call it is', () => 
     assert.equal(r.status, 400, r.text);
     assert.equal(r.error?.code, -32021, r.text);
     assert.deepEqual(r.error.data?.requiredCapabilities, { sampling: {} }, r.text);
+  });
+
+  it('roots a modern client did not declare: a tool error done without them passes through; a failed call is -32021 naming roots', async () => {
+    const without = await postModern(server.url, A.token, 'tools/call', { name: 'raw__roots', arguments: {} }, { tasks: false });
+    assert.equal(without.status, 200, without.text);
+    assert.equal(without.result?.isError, true, without.text);
+    assert.match(without.result?.content?.[0]?.text ?? '', /^raw works without roots/, without.text);
+    const failed = await postModern(server.url, A.token, 'tools/call', { name: 'raw__roots', arguments: { fail: true } }, { tasks: false });
+    assert.equal(failed.status, 400, failed.text);
+    assert.equal(failed.error?.code, -32021, failed.text);
+    assert.deepEqual(failed.error.data?.requiredCapabilities, { roots: {} }, failed.text);
+    const declared = await postModern(server.url, A.token, 'tools/call', { name: 'raw__roots', arguments: { fail: true } },
+      { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { roots: {} } } });
+    assert.equal(declared.result?.resultType, 'input_required', declared.text);
   });
 
   it("switchboard's own questions (ask_user) are bound to the tenant too", async () => {
