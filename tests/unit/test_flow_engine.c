@@ -226,7 +226,7 @@ static json_t *get_run(env *v, const char *id) {
   reply o = {0};
   sb_error err = {0};
   assert_int_equal(sb_flow_run_get(v->eng, TENANT, id, on_reply, &o, &err), 0);
-  assert_true(run_until(&v->loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v->loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, 0);
   return o.run;
 }
@@ -267,7 +267,7 @@ static size_t completed_steps(env *v, const char *context_id) {
   sb_error err = {0};
   assert_int_equal(
       sb_ctx_get_async(v->ctx, TENANT, context_id, 0, on_ctx, &c, &err), 0);
-  assert_true(run_until(&v->loop, flag_set, &c.done, 10000));
+  assert_true(run_until(&v->loop, flag_set, &c.done, TEST_WAIT_MS));
   json_t *steps = json_object_get(
       json_object_get(json_object_get(c.doc, "data"), "workflow"),
       "completedSteps");
@@ -381,7 +381,7 @@ static void test_restart_mid_loop(void **state) {
   assert_int_equal(v.ended, 0);
   sb_flow_engine_free(v.eng);
   /* What was under way lands; nothing goes on. */
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   engine_up(&v);
   sb_error err = {0};
   assert_int_equal(sb_flow_engine_resume_all(v.eng, &err), 0);
@@ -410,13 +410,13 @@ static void test_cancel_before_runs_are_back(void **state) {
   char id[64];
   start_run_id(&v, id);
   sb_flow_engine_free(v.eng);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   engine_up(&v); /* resume_all not yet called: the restart's window */
   reply o = {0};
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "early", on_reply, &o, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, SB_EBUSY);
   assert_null(o.run);
   assert_int_equal(sb_flow_engine_resume_all(v.eng, &err), 0);
@@ -428,14 +428,14 @@ static void test_cancel_before_runs_are_back(void **state) {
     assert_int_equal(
         sb_flow_run_cancel(v.eng, TENANT, id, "now", on_reply, &again, &err),
         0);
-    assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+    assert_true(run_until(&v.loop, flag_set, &again.done, TEST_WAIT_MS));
     if (again.rc != SB_EBUSY) break;
   }
   assert_int_equal(again.rc, 0);
   assert_string_equal(json_string_value(json_object_get(again.run, "status")),
                       "cancelled");
   json_decref(again.run);
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.cancelled");
   env_down(&v);
 }
@@ -455,16 +455,16 @@ static void test_cancel_behind_a_step_done(void **state) {
   json_decref(run);
   /* the wait's subscription has read the log: it hears go.now first (the
    * newest subscription), and its change is under way when ours cancels */
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   sb_error err = {0};
   assert_int_equal(sb_events_publish(v.bus, TENANT, "go.now", NULL, NULL, NULL,
                                      NULL, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &v.cancel_done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &v.cancel_done, TEST_WAIT_MS));
   assert_int_equal(v.cancel_rc, 0);
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.cancelled");
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   assert_int_equal(v.calls, 0);
   run = get_run(&v, v.cancel_on_go);
   json_t *hist = json_object_get(run, "history");
@@ -495,10 +495,10 @@ static void test_reads_answered_after_the_engine_went(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "done", on_reply, &c, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c.done, TEST_WAIT_MS));
   assert_int_equal(c.rc, 0);
   json_decref(c.run);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   reply r = {0}, f = {0}, a = {0};
   assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
                    0);
@@ -536,7 +536,7 @@ static void test_cancel_while_resuming(void **state) {
   assert_int_equal(sb_flow_run_cancel(v.eng, TENANT, id, "first", on_reply,
                                       &c1, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &c1.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c1.done, TEST_WAIT_MS));
   assert_int_equal(c1.rc, 0);
   json_decref(c1.run);
   sb_flow_stats st;
@@ -558,7 +558,7 @@ static void test_cancel_while_resuming(void **state) {
   assert_int_equal(sb_flow_run_cancel(v.eng, TENANT, id, "second", on_reply,
                                       &c2, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &c2.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c2.done, TEST_WAIT_MS));
   assert_true(res.done);
   assert_int_equal(res.rc, 0);
   assert_string_equal(json_string_value(json_object_get(res.run, "status")),
@@ -586,7 +586,7 @@ static void test_two_resumes_at_once(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "first", on_reply, &c, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c.done, TEST_WAIT_MS));
   assert_int_equal(c.rc, 0);
   json_decref(c.run);
   sb_flow_stats st;
@@ -599,8 +599,8 @@ static void test_two_resumes_at_once(void **state) {
                    0);
   assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r2, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &r1.done, 10000));
-  assert_true(run_until(&v.loop, flag_set, &r2.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &r1.done, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, flag_set, &r2.done, TEST_WAIT_MS));
   /* One of them resumed it (the reads may be answered in either order). */
   reply *won = r1.rc == 0 ? &r1 : &r2, *lost = r1.rc == 0 ? &r2 : &r1;
   assert_int_equal(won->rc, 0);
@@ -626,7 +626,7 @@ static void test_cancel_mid_loop_then_resume(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "enough", on_reply, &o, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, 0);
   assert_string_equal(json_string_value(json_object_get(o.run, "status")),
                       "cancelled");
@@ -641,13 +641,13 @@ static void test_cancel_mid_loop_then_resume(void **state) {
                       at % 2 ? "loop" : "tick");
   assert_null(json_object_get(run, "continueAt"));
   json_decref(run);
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.cancelled");
   v.ended = 0;
   reply r = {0};
   assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &r.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &r.done, TEST_WAIT_MS));
   assert_int_equal(r.rc, 0);
   json_decref(r.run);
   turns_until_end(&v);
@@ -699,7 +699,7 @@ static void test_cancel_not_written_goes_on(void **state) {
   env_up(&v, two_waits());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   store_sql(&v, "CREATE TRIGGER no_cancel BEFORE UPDATE ON runs WHEN "
                 "NEW.status = 'cancelled' BEGIN SELECT RAISE(ABORT, 'the "
                 "disk is on fire'); END");
@@ -707,15 +707,15 @@ static void test_cancel_not_written_goes_on(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "stop", on_reply, &o, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, SB_EIO);
   assert_null(o.run);
   assert_non_null(strstr(o.msg, "the cancellation could not be written"));
   assert_non_null(strstr(o.msg, "the disk is on fire"));
   assert_non_null(strstr(o.msg, "cancel it again"));
   publish(&v, "go.now");
-  assert_true(run_until(&v.loop, steps_done, &v, 10000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, steps_done, &v, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   json_t *run = get_run(&v, id);
   assert_string_equal(json_string_value(json_object_get(run, "status")),
                       "waiting");
@@ -725,7 +725,7 @@ static void test_cancel_not_written_goes_on(void **state) {
   reply again = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "now", on_reply, &again, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &again.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &again.done, TEST_WAIT_MS));
   assert_int_equal(again.rc, 0);
   assert_string_equal(json_string_value(json_object_get(again.run, "status")),
                       "cancelled");
@@ -758,7 +758,7 @@ static void test_cancel_while_waiting_for_room(void **state) {
   char id[64];
   start_run_id(&v, id);
   v.calls_seen = 1; /* refused, and asking again */
-  assert_true(run_until(&v.loop, calls_moved, &v, 10000));
+  assert_true(run_until(&v.loop, calls_moved, &v, TEST_WAIT_MS));
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(v.path, &db), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
@@ -773,7 +773,7 @@ static void test_cancel_while_waiting_for_room(void **state) {
   assert_false(run_until(&v.loop, calls_moved, &v, 1200));
   assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, 0);
   assert_string_equal(json_string_value(json_object_get(o.run, "status")),
                       "cancelled");
@@ -791,13 +791,13 @@ static void test_row_moved_goes_on(void **state) {
   env_up(&v, two_waits());
   char id[64], sql[256];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   snprintf(sql, sizeof sql, "UPDATE runs SET rev = rev + 1 WHERE id = '%s'",
            id);
   store_sql(&v, sql);
   publish(&v, "go.now");
-  assert_true(run_until(&v.loop, steps_done, &v, 10000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, steps_done, &v, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   sb_flow_stats st;
   sb_flow_engine_stats(v.eng, &st);
   assert_true(st.conflicts >= 1);
@@ -812,7 +812,7 @@ static void test_row_moved_goes_on(void **state) {
   json_decref(run);
   /* and it goes on from there */
   publish(&v, "go.later");
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.completed");
   env_down(&v);
 }
@@ -833,7 +833,7 @@ static void test_conflicts_in_a_row_never_drop(void **state) {
   env_up(&v, two_waits());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   store_sql(&v, "CREATE TRIGGER hold BEFORE UPDATE ON runs BEGIN "
                 "SELECT RAISE(IGNORE); END");
   publish(&v, "go.now");
@@ -841,7 +841,7 @@ static void test_conflicts_in_a_row_never_drop(void **state) {
   assert_int_equal(v.steps_done, 0);
   store_sql(&v, "DROP TRIGGER hold");
   assert_true(run_until(&v.loop, steps_done, &v, 20000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   json_t *run = get_run(&v, id);
   assert_string_equal(current0(run), "w2");
   json_decref(run);
@@ -874,7 +874,7 @@ static void test_step_end_not_written_is_written_later(void **state) {
   env_up(&v, two_waits());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   set_fire(&v);
   publish(&v, "go.now");
   assert_true(run_until(&v.loop, two_write_failures, &v, 20000));
@@ -884,12 +884,12 @@ static void test_step_end_not_written_is_written_later(void **state) {
   json_decref(run);
   store_sql(&v, "DELETE FROM fire");
   assert_true(run_until(&v.loop, steps_done, &v, 20000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   run = get_run(&v, id);
   assert_string_equal(current0(run), "w2");
   json_decref(run);
   publish(&v, "go.later");
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.completed");
   env_down(&v);
 }
@@ -902,19 +902,18 @@ static json_t *ask_then_wait(void) {
 }
 
 /* Answer the run's open question; o holds the reply within ms. */
-static void answer_run(env *v, const char *id, json_t *answer, reply *o,
-                       int ms) {
+static void answer_run(env *v, const char *id, json_t *answer, reply *o) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_answer(v->eng, TENANT, id, NULL, answer, on_reply, o, &err),
       0);
-  assert_true(run_until(&v->loop, flag_set, &o->done, ms));
+  assert_true(run_until(&v->loop, flag_set, &o->done, TEST_WAIT_MS));
 }
 
 /* The answer is taken: the run goes on to w2. */
 static void answer_taken(env *v, const char *id, json_t *answer) {
   reply again = {0};
-  answer_run(v, id, answer, &again, 10000);
+  answer_run(v, id, answer, &again);
   assert_int_equal(again.rc, 0);
   assert_string_equal(current0(again.run), "w2");
   json_decref(again.run);
@@ -929,11 +928,11 @@ static void test_answer_not_written_stays_open(void **state) {
   env_up(&v, ask_then_wait());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   set_fire(&v);
   json_t *answer = J("{'ok': true}");
   reply o = {0};
-  answer_run(&v, id, answer, &o, 10000);
+  answer_run(&v, id, answer, &o);
   assert_int_equal(o.rc, SB_EIO);
   assert_null(o.run);
   assert_non_null(strstr(o.msg, "the answer could not be written"));
@@ -956,7 +955,7 @@ static void test_answer_under_a_held_lock_is_busy(void **state) {
   env_up(&v, ask_then_wait());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(v.path, &db), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
@@ -964,7 +963,7 @@ static void test_answer_under_a_held_lock_is_busy(void **state) {
                    SQLITE_OK);
   json_t *answer = J("{'ok': true}");
   reply o = {0};
-  answer_run(&v, id, answer, &o, 20000);
+  answer_run(&v, id, answer, &o);
   assert_int_equal(o.rc, SB_EBUSY);
   assert_non_null(strstr(o.msg, "database is locked"));
   assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -988,7 +987,7 @@ static void test_row_ended_elsewhere(void **state) {
   env_up(&v, two_waits());
   char id[64], sql[512];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   snprintf(sql, sizeof sql,
            "UPDATE runs SET rev = rev + 1, status = 'cancelled', doc = "
            "json_set(doc, '$.status', 'cancelled', '$.active', json('[]')) "
@@ -996,8 +995,8 @@ static void test_row_ended_elsewhere(void **state) {
            id);
   store_sql(&v, sql);
   publish(&v, "go.now");
-  assert_true(run_until(&v.loop, no_runs, &v, 10000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, no_runs, &v, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   assert_int_equal(v.steps_done, 0); /* nothing written over the end */
   json_t *run = get_run(&v, id);
   assert_string_equal(json_string_value(json_object_get(run, "status")),
@@ -1007,7 +1006,7 @@ static void test_row_ended_elsewhere(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "again", on_reply, &o, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &o.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
   assert_int_equal(o.rc, SB_ESTATE);
   env_down(&v);
 }
@@ -1016,7 +1015,7 @@ static void test_row_ended_elsewhere(void **state) {
  * restart) and brings it back. */
 static void restart_engine(env *v) {
   sb_flow_engine_free(v->eng);
-  assert_true(run_until(&v->loop, writes_idle, v, 10000));
+  assert_true(run_until(&v->loop, writes_idle, v, TEST_WAIT_MS));
   engine_up(v);
   sb_error err = {0};
   assert_int_equal(sb_flow_engine_resume_all(v->eng, &err), 0);
@@ -1030,7 +1029,7 @@ static void test_restart_without_the_workflow(void **state) {
   env_up(&v, two_waits());
   char id[64];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   v.defs.len = 0; /* the config lists no workflow any more */
   restart_engine(&v);
   sb_flow_stats st;
@@ -1038,10 +1037,10 @@ static void test_restart_without_the_workflow(void **state) {
     uv_run(&v.loop, UV_RUN_ONCE);
     sb_flow_engine_stats(v.eng, &st);
   } while (st.runs == 0);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   publish(&v, "go.now");
-  assert_true(run_until(&v.loop, steps_done, &v, 10000));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, steps_done, &v, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   json_t *run = get_run(&v, id);
   assert_string_equal(current0(run), "w2");
   assert_null(json_object_get(run, "blocked"));
@@ -1062,7 +1061,7 @@ static void test_blocked_definition(void **state) {
                "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
   char id[64], sql[512];
   start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   snprintf(sql, sizeof sql,
            "UPDATE runs SET def = '{\"name\":\"spin\",\"steps\":[{\"id\":"
            "\"e\",\"emit\":{\"type\":\"spin.tick\"}},{\"id\":"
@@ -1093,7 +1092,7 @@ static void test_blocked_definition(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_list(v.eng, TENANT, NULL, NULL, 10, on_reply, &l, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &l.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &l.done, TEST_WAIT_MS));
   assert_non_null(json_object_get(
       json_array_get(json_object_get(l.run, "runs"), 0), "blocked"));
   json_decref(l.run);
@@ -1108,14 +1107,14 @@ static void test_blocked_definition(void **state) {
   reply r = {0};
   assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &r.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &r.done, TEST_WAIT_MS));
   assert_int_equal(r.rc, SB_ESTATE);
   assert_non_null(strstr(r.msg, "cannot go on"));
   /* a fork follows the same definition: refused, naming why (was 400) */
   reply f = {0};
   assert_int_equal(
       sb_flow_run_fork(v.eng, TENANT, id, "e", on_reply, &f, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &f.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &f.done, TEST_WAIT_MS));
   assert_int_equal(f.rc, SB_ESTATE);
   assert_non_null(strstr(f.msg, "cannot be forked: its definition no longer "
                                 "loads"));
@@ -1123,7 +1122,7 @@ static void test_blocked_definition(void **state) {
   reply c = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "obsolete", on_reply, &c, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c.done, TEST_WAIT_MS));
   assert_int_equal(c.rc, 0);
   assert_string_equal(json_string_value(json_object_get(c.run, "status")),
                       "cancelled");
@@ -1135,7 +1134,7 @@ static void test_blocked_definition(void **state) {
   assert_non_null(strstr(json_string_value(json_object_get(e, "message")),
                          "cancelled: obsolete"));
   json_decref(c.run);
-  assert_true(run_until(&v.loop, ended, &v, 10000));
+  assert_true(run_until(&v.loop, ended, &v, TEST_WAIT_MS));
   assert_string_equal(v.end_type, "run.cancelled");
   run = get_run(&v, id);
   assert_string_equal(json_string_value(json_object_get(run, "status")),
@@ -1146,7 +1145,7 @@ static void test_blocked_definition(void **state) {
   reply r2 = {0};
   assert_int_equal(sb_flow_run_resume(v.eng, TENANT, id, on_reply, &r2, &err),
                    0);
-  assert_true(run_until(&v.loop, flag_set, &r2.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &r2.done, TEST_WAIT_MS));
   assert_int_equal(r2.rc, SB_ESTATE);
   assert_non_null(strstr(r2.msg, "cannot be resumed: its definition no longer "
                                  "loads"));
@@ -1154,7 +1153,7 @@ static void test_blocked_definition(void **state) {
   reply c2 = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "again", on_reply, &c2, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &c2.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c2.done, TEST_WAIT_MS));
   assert_int_equal(c2.rc, SB_ESTATE);
   env_down(&v);
 }
@@ -1169,7 +1168,7 @@ static void test_blocked_context(void **state) {
   char id[64], sql[512];
   snprintf(id, sizeof id, "%s",
            json_string_value(json_object_get(started, "id")));
-  assert_true(run_until(&v.loop, writes_idle, &v, 10000));
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
   snprintf(sql, sizeof sql,
            "DELETE FROM context_versions WHERE context_id = '%s'; DELETE FROM "
            "contexts WHERE id = '%s'",
@@ -1196,7 +1195,7 @@ static void test_blocked_context(void **state) {
   sb_error err = {0};
   assert_int_equal(
       sb_flow_run_cancel(v.eng, TENANT, id, "gone", on_reply, &c, &err), 0);
-  assert_true(run_until(&v.loop, flag_set, &c.done, 10000));
+  assert_true(run_until(&v.loop, flag_set, &c.done, TEST_WAIT_MS));
   assert_int_equal(c.rc, 0);
   assert_string_equal(json_string_value(json_object_get(c.run, "status")),
                       "cancelled");

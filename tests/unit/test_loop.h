@@ -6,6 +6,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+/* The deadline of a wait that only a hang should reach. Generous: behind
+ * other tests' fsyncs on a shared disk, one commit has been seen to take
+ * seconds. A passing run never waits for it. */
+#define TEST_WAIT_MS 30000
+
 static inline void test_on_deadline(uv_timer_t *t) { *(int *)t->data = 1; }
 
 /* Run the loop until cond(ud) or ms pass; returns cond(ud). With unref the
