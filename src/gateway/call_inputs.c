@@ -12,6 +12,7 @@
  */
 #include "gateway/call_internal.h"
 
+#define MODULE "agents"
 #define MAX_ROUNDS 8
 
 /* ---- inputs ---------------------------------------------------------------- */
@@ -193,12 +194,42 @@ void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
 
 /* ---- a legacy agent's own requests ------------------------------------------ */
 
-void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
-                         const char *method, json_t *params) {
+static int same_string(const char *x, const char *y) {
+  return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+static int same_caller(const sb_gateway_call *x, const sb_gateway_call *y) {
+  return same_string(x->tenant, y->tenant) &&
+         same_string(x->principal ? x->principal->subject : NULL,
+                     y->principal ? y->principal->subject : NULL);
+}
+
+/* Whether another caller's call is also in flight on agent a, beside c. */
+static int others_in_flight(agent *a, const sb_gateway_call *c) {
+  for (sb_gateway_call *t = gw_calls_first(a->owner); t; t = gw_calls_next(t))
+    if (t != c && t->current == a && t->req && !same_caller(t, c)) return 1;
+  return 0;
+}
+
+void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
+                         json_t *id, const char *method, json_t *params) {
   sb_gateway_call *c = NULL;
   for (sb_gateway_call *t = gw_calls_first(a->owner); t && !c;
        t = gw_calls_next(t))
     if (t->current == a && t->req && t->req == related) c = t;
+  if (c && guessed && others_in_flight(a, c)) {
+    SB_WARN(MODULE,
+            "agent %s sent %s while it serves calls of more than one caller, "
+            "without saying for which; refused",
+            a->def->id, method);
+    sb_mcp_client_respond(
+        a->client, id, NULL,
+        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND, "message",
+                  "switchboard cannot tell which of the calls in progress "
+                  "this request belongs to (it serves calls of more than one "
+                  "caller), so it asks none of them"));
+    return;
+  }
   sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
   if (in) {
     in->call = c;

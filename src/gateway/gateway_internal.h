@@ -252,9 +252,12 @@ void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job);
 const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in);
 /* A legacy-style request from agent a (answer it with
  * sb_mcp_client_respond) during request `related`: to that call's caller,
- * or refused. */
-void gw_input_from_agent(agent *a, sb_mcp_request *related, json_t *id,
-                         const char *method, json_t *params);
+ * or refused. `guessed`: related was one of several requests in flight,
+ * chosen as the newest (the agent said nothing of which): then it is
+ * refused unless they all come from the same caller, so that one
+ * caller's question never reaches another. */
+void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
+                         json_t *id, const char *method, json_t *params);
 /* The agent withdrew its request agent_req_id (notifications/cancelled). */
 void gw_input_withdrawn(agent *a, json_t *agent_req_id);
 /* a is going away: answers to its requests go nowhere. */

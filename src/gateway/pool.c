@@ -317,7 +317,9 @@ static void on_connected(void *ud, sb_mcp_outcome outcome, json_t *result,
 
 static void on_channel_message(void *ud, json_t *msg) {
   agent *a = ud;
-  if (a->client) sb_mcp_client_receive(a->client, msg);
+  if (a->client)
+    sb_mcp_client_receive_related(a->client, msg,
+                                  sb_channel_message_related(a->ch));
 }
 
 static void on_channel_request_failed(void *ud, json_t *id,
@@ -394,8 +396,9 @@ static void on_agent_notification(void *ud, const char *method,
 /* The agent asks something (sampling, elicitation, roots) while serving
  * a call: the call's caller is asked. */
 static void on_agent_request(void *ud, json_t *id, const char *method,
-                             json_t *params, sb_mcp_request *related) {
-  gw_input_from_agent(ud, related, id, method, params);
+                             json_t *params, sb_mcp_request *related,
+                             int guessed) {
+  gw_input_from_agent(ud, related, guessed, id, method, params);
 }
 
 /* The agent ended our legacy session (it restarted, or expired it): the

@@ -678,18 +678,37 @@ static void handle_progress(sb_mcp_client *c, json_t *params) {
   }
 }
 
-/* The in-flight request an agent's own request most likely belongs to:
- * the newest tools/call, prompts/get or resources/read. */
-static sb_mcp_request *related_request(sb_mcp_client *c) {
-  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r))
-    if (strcmp(r->method, "tools/call") == 0 ||
-        strcmp(r->method, "prompts/get") == 0 ||
-        strcmp(r->method, "resources/read") == 0)
-      return r;
-  return NULL;
+static int may_ask(const sb_mcp_request *r) {
+  return strcmp(r->method, "tools/call") == 0 ||
+         strcmp(r->method, "prompts/get") == 0 ||
+         strcmp(r->method, "resources/read") == 0;
 }
 
-static void receive_one(sb_mcp_client *c, json_t *msg) {
+/* The in-flight request an agent's own request belongs to: the one whose
+ * response stream carried it when the transport knows (related_id), else
+ * the newest tools/call, prompts/get or resources/read, *guessed set when
+ * it was one of several. */
+static sb_mcp_request *related_request(sb_mcp_client *c,
+                                       const json_t *related_id, int *guessed) {
+  *guessed = 0;
+  sb_mcp_request *r = json_is_integer(related_id)
+                          ? find_request(c, json_integer_value(related_id))
+                          : NULL;
+  if (r && may_ask(r)) return r;
+  sb_mcp_request *newest = NULL;
+  for (r = pending_first(c); r; r = pending_next(r)) {
+    if (!may_ask(r)) continue;
+    if (newest) {
+      *guessed = 1;
+      break;
+    }
+    newest = r;
+  }
+  return newest;
+}
+
+static void receive_one(sb_mcp_client *c, json_t *msg,
+                        const json_t *related_id) {
   sb_rpc_msg m;
   sb_error err = {0};
   if (sb_rpc_classify(msg, &m, &err) != 0) {
@@ -746,16 +765,22 @@ static void receive_one(sb_mcp_client *c, json_t *msg) {
                   "switchboard does not take this request from agents"));
     return;
   }
-  c->ev.on_agent_request(c->ev.ud, m.id, m.method, m.params,
-                         related_request(c));
+  int guessed = 0;
+  sb_mcp_request *related = related_request(c, related_id, &guessed);
+  c->ev.on_agent_request(c->ev.ud, m.id, m.method, m.params, related, guessed);
 }
 
 void sb_mcp_client_receive(sb_mcp_client *c, json_t *msg) {
+  sb_mcp_client_receive_related(c, msg, NULL);
+}
+
+void sb_mcp_client_receive_related(sb_mcp_client *c, json_t *msg,
+                                   const json_t *related_id) {
   if (json_is_array(msg)) {
     size_t i;
     json_t *item;
-    json_array_foreach(msg, i, item) receive_one(c, item);
+    json_array_foreach(msg, i, item) receive_one(c, item, related_id);
     return;
   }
-  receive_one(c, msg);
+  receive_one(c, msg, related_id);
 }

@@ -623,10 +623,14 @@ typedef struct sb_mcp_client_events {
   void (*on_notification)(void *ud, const char *method, json_t *params);
   /* A request from the agent (legacy: sampling/createMessage,
    * elicitation/create, roots/list). `related` is the in-flight request it
-   * most likely belongs to (NULL if none); answer with
-   * sb_mcp_client_respond. If NULL, such requests get a -32601 error. */
+   * belongs to (NULL if none): the one whose response stream carried it
+   * (sb_mcp_client_receive_related), else the newest tools/call,
+   * prompts/get or resources/read; `guessed` is 1 when that was a choice
+   * among several in flight. Answer with sb_mcp_client_respond. If NULL,
+   * such requests get a -32601 error. */
   void (*on_agent_request)(void *ud, json_t *id, const char *method,
-                           json_t *params, sb_mcp_request *related);
+                           json_t *params, sb_mcp_request *related,
+                           int guessed);
   /* The agent ended our legacy session (sb_mcp_client_request_failed with
    * session_ended, e.g. HTTP 404 on Mcp-Session-Id): the client is no
    * longer connected and the owner opens a new session
@@ -652,6 +656,10 @@ void sb_mcp_client_free(sb_mcp_client *c);
 
 /* Feed what the transport received (borrowed). */
 void sb_mcp_client_receive(sb_mcp_client *c, json_t *msg);
+/* The same for a message that came on the response stream of our request
+ * `related_id` (borrowed; NULL: not known; sb_channel_message_related). */
+void sb_mcp_client_receive_related(sb_mcp_client *c, json_t *msg,
+                                   const json_t *related_id);
 /* The transport says request `id` (borrowed) will get no answer:
  * `outcome` is UNSENT, LOST or SESSION_EXPIRED. With session_ended the
  * agent ended our (legacy) session: the client is not connected from now

@@ -26,8 +26,20 @@ void sb_channel_base_free(sb_channel *ch) {
 int sb_channel_live(const sb_channel *ch) { return !ch->closed && !ch->down; }
 
 void sb_channel_deliver(sb_channel *ch, json_t *msg) {
-  if (sb_channel_live(ch) && ch->ev.on_message)
-    ch->ev.on_message(ch->ev.ud, msg);
+  sb_channel_deliver_related(ch, msg, NULL);
+}
+
+void sb_channel_deliver_related(sb_channel *ch, json_t *msg,
+                                const json_t *related) {
+  if (!sb_channel_live(ch) || !ch->ev.on_message) return;
+  const json_t *outer = ch->delivering_related;
+  ch->delivering_related = related;
+  ch->ev.on_message(ch->ev.ud, msg);
+  ch->delivering_related = outer;
+}
+
+const json_t *sb_channel_message_related(const sb_channel *ch) {
+  return ch ? ch->delivering_related : NULL;
 }
 
 void sb_channel_deliver_failure(sb_channel *ch, json_t *id,

@@ -34,6 +34,9 @@ struct sb_channel {
   int closed; /* the owner called sb_channel_close: no more callbacks */
   int down;   /* on_closed has been reported: no more callbacks */
   sb_channel_refusal refusal; /* sb_channel_last_refusal's; owns challenge */
+  /* While a message is being delivered: the id of the one request whose
+   * HTTP response stream carried it (borrowed), else NULL. */
+  const json_t *delivering_related;
 };
 
 /* Fill the base (copies the events and the name). 0 or SB_ENOMEM. */
@@ -44,6 +47,11 @@ void sb_channel_base_free(sb_channel *ch);
 int sb_channel_live(const sb_channel *ch);
 /* Hand one message (borrowed) to the owner, unless closed or down. */
 void sb_channel_deliver(sb_channel *ch, json_t *msg);
+/* The same for a message that came on the response stream of the one
+ * request `related` (borrowed; NULL: not known), which
+ * sb_channel_message_related tells the owner during on_message. */
+void sb_channel_deliver_related(sb_channel *ch, json_t *msg,
+                                const json_t *related);
 /* Report that request id (borrowed) failed, unless closed or down. */
 void sb_channel_deliver_failure(sb_channel *ch, json_t *id,
                                 sb_channel_failure kind, const char *detail);

@@ -269,8 +269,9 @@ static void after_curl(http_channel *ch) {
     if (q->failure)
       sb_channel_deliver_failure(&ch->base, q->msg, q->failure, q->detail);
     else
-      sb_channel_deliver(&ch->base, q->msg);
+      sb_channel_deliver_related(&ch->base, q->msg, q->related);
     json_decref(q->msg);
+    json_decref(q->related);
     sb_free(q->detail);
     sb_free(q);
   }

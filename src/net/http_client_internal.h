@@ -60,6 +60,9 @@ typedef struct queued_msg {
   sb_channel_failure failure; /* 0 for a message */
   char *detail;         /* the failure's, owned */
   transfer *from; /* NULL once the transfer is gone */
+  /* The one request `from` owed an answer to when the message came (its
+   * id, owned), or NULL: sb_channel_message_related's. */
+  json_t *related;
   struct queued_msg *next;
 } queued_msg;
 

@@ -64,6 +64,8 @@ static int enqueue(http_channel *ch, transfer *from, json_t *msg) {
   q->msg = msg;
   q->from = from;
   q->next = NULL;
+  if (from && from->pending_ids && json_array_size(from->pending_ids) == 1)
+    q->related = json_incref(json_array_get(from->pending_ids, 0));
   int held = ch->reading_stream && from != ch->stream;
   queued_msg **head = held ? &ch->held_head : &ch->queue_head;
   queued_msg **tail = held ? &ch->held_tail : &ch->queue_tail;
@@ -84,6 +86,7 @@ void hc_purge_queue(http_channel *ch, transfer *from) {
     if (!from || q->from == from) {
       *pp = q->next;
       json_decref(q->msg);
+      json_decref(q->related);
       sb_free(q->detail);
       sb_free(q);
     } else {

@@ -307,6 +307,13 @@ typedef struct sb_channel_events {
   void (*on_stream_settled)(void *ud);
 } sb_channel_events;
 
+/* During on_message: the id of the one request whose HTTP response stream
+ * carried this message (borrowed), such as an agent's request for input
+ * sent while it serves that request; NULL when no single request did
+ * (stdio, the GET stream, a batch). The agent's own word for what its
+ * request belongs to, where 2025-11-25 and earlier give nothing else. */
+const json_t *sb_channel_message_related(const sb_channel *ch);
+
 /* Send one message (borrowed). For HTTP, a request's response comes back
  * through on_message, or its failure through on_request_failed. 0 or a
  * negative SB_E* code. */

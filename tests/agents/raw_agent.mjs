@@ -21,6 +21,11 @@
 //           answer and returns its text; with argument roots true it then
 //           asks roots/list too before it answers (as agents that sync
 //           roots on a timer may, in the middle of a call)
+//   wait_ask  answers nothing until a poke; then asks sampling for itself
+//           (with nothing on the wire to say for which call) and answers
+//           with what it heard, as ask does
+//   poke    sets a waiting wait_ask asking, and answers "poked" once that
+//           question is answered; "nothing waits" when none is waiting
 //   roots   asks roots/list, then answers with how many roots it got; when
 //           refused, a tool error result, or with argument fail true a
 //           JSON-RPC error (it cannot work without them)
@@ -65,6 +70,7 @@ const whenReleased = (go) => {
 let forgedCalls = 0;
 const refused = []; // the methods answered "no method", in order
 let nextId = 1;
+let waitingAsk; // the id of a wait_ask call waiting for a poke
 const waiting = new Map(); // our request id -> { call: the tools/call id it serves, roots, text }
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
 const tools = [
@@ -72,6 +78,8 @@ const tools = [
   { name: 'forged', description: 'Fails with error data that looks like a transport failure', inputSchema: { type: 'object' } },
   { name: 'ask', description: 'Asks the client for sampling and returns the answer', inputSchema: { type: 'object' } },
   { name: 'roots', description: 'Asks the client for its roots', inputSchema: { type: 'object' } },
+  { name: 'wait_ask', description: 'Waits for a poke, then asks for sampling', inputSchema: { type: 'object' } },
+  { name: 'poke', description: 'Makes a waiting wait_ask ask', inputSchema: { type: 'object' } },
   { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
   { name: 'chatter', description: 'Sends log notifications, then answers', inputSchema: { type: 'object' } },
   { name: 'primes', description: 'The first three primes, as structured content only',
@@ -97,7 +105,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       waiting.set(rid, { ...w, roots: false });
       return send({ jsonrpc: '2.0', id: rid, method: 'roots/list', params: {} });
     }
-    return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: w.text }], isError: w.text.includes(' was refused: ') } });
+    send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: w.text }], isError: w.text.includes(' was refused: ') } });
+    if (w.poke !== undefined) send({ jsonrpc: '2.0', id: w.poke, result: { content: [{ type: 'text', text: 'poked' }] } });
+    return;
   }
   if (m.id === undefined || !m.method) return; // notifications
   const p = m.params || {};
@@ -135,6 +145,17 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       if (p.name === 'ask') {
         const qid = `q${nextId++}`;
         waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true });
+        return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+      }
+      if (p.name === 'wait_ask') {
+        waitingAsk = m.id;
+        return;
+      }
+      if (p.name === 'poke') {
+        if (waitingAsk === undefined) return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'nothing waits' }] } });
+        const qid = `q${nextId++}`;
+        waiting.set(qid, { call: waitingAsk, poke: m.id });
+        waitingAsk = undefined;
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
       }
       if (p.name === 'roots') {

@@ -16,7 +16,7 @@ import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol
 
 import { DEADLINE_MS, MODERN_VERSION, postModern, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
 import { writeFlowConfig } from './lib/flows.mjs';
-import { agentDef, everythingStdio, pollUntil, writeConfig } from '../agents/agents_lib.mjs';
+import { agentDef, everythingStdio, pollUntil, startHttpAgent, writeConfig } from '../agents/agents_lib.mjs';
 
 const INFO = { name: 'switchboard-mrtr-tests', version: '0.1.0' };
 
@@ -146,21 +146,29 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
   const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
   const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
   const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
+  const ASKING = new URL('../agents/asking_http_agent.mjs', import.meta.url).pathname;
   let server;
+  let asking; // a legacy HTTP agent on the v1 SDK
 
   before(async () => {
+    asking = await startHttpAgent(ASKING, 'asking-http', 'asking agent');
     const { file } = writeFlowConfig({
-      agents: [agentDef('raw', { transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] } })],
+      agents: [
+        agentDef('raw', { transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] } }),
+        agentDef('asking', { transport: { type: 'http', url: asking.url } }),
+      ],
       tenants: [A, B],
     });
     server = await startHttpServer({ extraArgs: ['--config', file] });
     await pollUntil(async () => {
       const r = await postModern(server.url, A.token, 'tools/list', {});
-      return r.result?.tools?.some((t) => t.name === 'raw__ask') ? true : { ok: false, message: r.text };
-    }, { what: 'raw__ask listed' });
+      const names = r.result?.tools?.map((t) => t.name) ?? [];
+      return names.includes('raw__ask') && names.includes('asking__wait_ask') ? true : { ok: false, message: r.text };
+    }, { what: 'raw__ask and asking__wait_ask listed' });
   });
   after(async () => {
     const done = await server.stop();
+    await asking.stop();
     assert.equal(done.code, 0, server.stderr.slice(-2000));
   });
 
@@ -202,6 +210,49 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     const declared = await postModern(server.url, A.token, 'tools/call', { name: 'raw__roots', arguments: { fail: true } },
       { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { roots: {} } } });
     assert.equal(declared.result?.resultType, 'input_required', declared.text);
+  });
+
+  it('a question an agent asks without saying for which call, while calls of two tenants are open, reaches neither', async () => {
+    // stdio says nothing of which call a request belongs to: the newest
+    // call is the guess, and a guess must never hand one tenant's question
+    // (its prompt) to another.
+    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
+    let poked;
+    for (const deadline = Date.now() + DEADLINE_MS; ;) {
+      poked = await postModern(server.url, B.token, 'tools/call', { name: 'raw__poke', arguments: {} }, opts);
+      if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
+      await new Promise((r) => setImmediate(r)); // dealer-a's call is still on its way to the agent
+    }
+    assert.equal(poked.result?.resultType, 'complete', poked.text);
+    assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
+    const asked = await waiting;
+    assert.equal(asked.result?.isError, true, asked.text);
+    assert.match(asked.result.content[0].text, /raw was refused: switchboard cannot tell which of the calls in progress/, asked.text);
+  });
+
+  it('over HTTP the stream a question comes on names its call: it reaches that caller, not the newest call', async () => {
+    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'asking__wait_ask', arguments: {} }, opts);
+    let poke;
+    for (const deadline = Date.now() + DEADLINE_MS; ;) {
+      // dealer-b's call is the newest when the agent asks for dealer-a's
+      poke = postModern(server.url, B.token, 'tools/call', { name: 'asking__poke', arguments: {} }, opts);
+      const first = await Promise.race([poke.then((r) => ({ poke: r })), waiting.then((r) => ({ asked: r }))]);
+      if (first.poke?.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
+    }
+    const asked = await waiting;
+    assert.equal(asked.result?.resultType, 'input_required', asked.text);
+    const question = Object.values(asked.result.inputRequests)[0];
+    assert.equal(question.params.messages[0].content.text, 'which trim?', asked.text);
+    const key = Object.keys(asked.result.inputRequests)[0];
+    const answered = await postModern(server.url, A.token, 'tools/call', {
+      name: 'asking__wait_ask', arguments: {}, requestState: asked.result.requestState,
+      inputResponses: { [key]: { role: 'assistant', content: { type: 'text', text: 'XLE' }, model: 'm' } },
+    }, opts);
+    assert.equal(answered.result?.content?.[0]?.text, 'heard: XLE', answered.text);
+    const poked = await poke;
+    assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
   });
 
   it("switchboard's own questions (ask_user) are bound to the tenant too", async () => {

@@ -46,7 +46,9 @@ static void lb_note(void *ud, const char *method, json_t *params) {
 }
 
 static void lb_agent_request(void *ud, json_t *id, const char *method,
-                             json_t *params, sb_mcp_request *related) {
+                             json_t *params, sb_mcp_request *related,
+                             int guessed) {
+  (void)guessed;
   loopback *lb = ud;
   json_array_append_new(lb->agent_requests, json_string(method));
   assert_non_null(related);
@@ -525,7 +527,7 @@ static int holder_send(void *t, json_t *msg) {
   holder *h = t;
   const char *method = json_string_value(json_object_get(msg, "method"));
   json_t *id = json_object_get(msg, "id");
-  if (!id) return 0;
+  if (!id || !method) return 0; /* a notification, or our answer */
   if (strcmp(method, "tools/call") == 0) {
     json_array_append(h->held, msg);
     return 0;
@@ -601,6 +603,90 @@ static void test_many_pending_out_of_order(void **state) {
   json_decref(h.held);
 }
 
+/* ---- which call an agent's own request belongs to -------------------------
+ */
+
+typedef struct asked {
+  sb_mcp_client *client;
+  sb_mcp_request *related;
+  int guessed, times;
+} asked;
+
+static void asked_request(void *ud, json_t *id, const char *method,
+                          json_t *params, sb_mcp_request *related,
+                          int guessed) {
+  (void)method;
+  (void)params;
+  asked *k = ud;
+  k->related = related;
+  k->guessed = guessed;
+  k->times++;
+  sb_mcp_client_respond(k->client, id, json_object(), NULL);
+}
+
+static void feed_question(holder *h, const json_t *related_id) {
+  json_t *q =
+      json_pack("{sssiss}", "jsonrpc", "2.0", "id", 7, "method", "roots/list");
+  sb_mcp_client_receive_related(h->client, q, related_id);
+  json_decref(q);
+}
+
+/* The response stream a question came on names its call; without it the
+ * newest call is taken, and said to be a guess when several are open. */
+static void test_agent_request_related(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  holder h = {0};
+  asked k = {0};
+  h.held = json_array();
+  sb_mcp_client_options co = {
+      .loop = &loop,
+      .name = "holder",
+      .era = SB_MCP_CLIENT_LEGACY,
+      .transport = {.send = holder_send, .t = &h},
+      .events = {.on_agent_request = asked_request, .ud = &k}};
+  h.client = k.client = sb_mcp_client_new(&co);
+  fake connect = {0};
+  sb_mcp_client_connect(h.client, 1000, fake_answer, &connect);
+  assert_true(sb_mcp_client_connected(h.client));
+  static held_call calls[2];
+  sb_mcp_request *req[2];
+  for (int i = 0; i < 2; i++) {
+    calls[i] = (held_call){&h, i};
+    req[i] = sb_mcp_client_request(h.client, "tools/call",
+                                   json_pack("{ss}", "name", "slow"), 5000,
+                                   NULL, held_answer, &calls[i]);
+    assert_non_null(req[i]);
+  }
+  json_t *older = json_object_get(json_array_get(h.held, 0), "id");
+  feed_question(&h, older);
+  assert_ptr_equal(k.related, req[0]);
+  assert_int_equal(k.guessed, 0);
+  feed_question(&h, NULL);
+  assert_ptr_equal(k.related, req[1]);
+  assert_int_equal(k.guessed, 1);
+  json_t *gone = json_integer(99999); /* names no request: a guess again */
+  feed_question(&h, gone);
+  json_decref(gone);
+  assert_ptr_equal(k.related, req[1]);
+  assert_int_equal(k.guessed, 1);
+  /* the newer one answered: the one left is no guess */
+  json_t *reply =
+      sb_rpc_result_new(json_object_get(json_array_get(h.held, 1), "id"),
+                        json_pack("{si}", "i", 1));
+  sb_mcp_client_receive(h.client, reply);
+  json_decref(reply);
+  feed_question(&h, NULL);
+  assert_ptr_equal(k.related, req[0]);
+  assert_int_equal(k.guessed, 0);
+  assert_int_equal(k.times, 4);
+  sb_mcp_client_free(h.client);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  json_decref(h.held);
+}
+
 int main(void) {
   sb_core_init();
   sb_log_set_level(SB_LOG_ERROR);
@@ -629,6 +715,7 @@ int main(void) {
       cmocka_unit_test(test_request_failed_outcomes),
       cmocka_unit_test(test_refused_probe_fails_the_connect),
       cmocka_unit_test(test_many_pending_out_of_order),
+      cmocka_unit_test(test_agent_request_related),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
