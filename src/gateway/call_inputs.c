@@ -194,20 +194,11 @@ void sb_gateway_input_answer(sb_gateway_input *in, json_t *result,
 
 /* ---- a legacy agent's own requests ------------------------------------------ */
 
-static int same_string(const char *x, const char *y) {
-  return x == y || (x && y && strcmp(x, y) == 0);
-}
-
-static int same_caller(const sb_gateway_call *x, const sb_gateway_call *y) {
-  return same_string(x->tenant, y->tenant) &&
-         same_string(x->principal ? x->principal->subject : NULL,
-                     y->principal ? y->principal->subject : NULL);
-}
-
 /* Whether another caller's call is also in flight on agent a, beside c. */
 static int others_in_flight(agent *a, const sb_gateway_call *c) {
   for (sb_gateway_call *t = gw_calls_first(a->owner); t; t = gw_calls_next(t))
-    if (t != c && t->current == a && t->req && !same_caller(t, c)) return 1;
+    if (t != c && t->current == a && t->req && !gw_call_same_caller(t, c))
+      return 1;
   return 0;
 }
 

@@ -108,6 +108,10 @@ void gw_call_fail(sb_gateway_call *c, sb_gateway_outcome outcome,
                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Send the call to agent a (or wait for it, or fall back, or fail). */
 void gw_call_try_agent(sb_gateway_call *c, agent *a);
+/* Whether two calls come from the same caller: tenant, and the subject
+ * within it. What one caller's call brings (an agent's question, its log
+ * lines) never goes to another's on a guess. */
+int gw_call_same_caller(const sb_gateway_call *x, const sb_gateway_call *y);
 /* The routing report of the answer, with the agents passed over (new
  * reference). */
 json_t *gw_call_routing_report(sb_gateway_call *c, const char *agent_id,

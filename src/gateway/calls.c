@@ -606,23 +606,40 @@ void sb_gateway_call_cancel(sb_gateway_call *c, const char *reason) {
   gw_call_finish(c, &r);
 }
 
-/* A log message from the agent goes to the calls it is serving (each
- * filtered by that caller); with none in flight, to the legacy sessions of
- * its per-agent endpoint that asked for logs. A line not tied to a request
- * cannot be attributed to a tenant, so when tenants are configured it goes
- * only where every recipient is the same tenant. */
-void gw_forward_log(agent *a, json_t *params) {
-  const char *tenant = NULL;
-  int mixed = 0, any = 0;
+static int same_string(const char *x, const char *y) {
+  return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+int gw_call_same_caller(const sb_gateway_call *x, const sb_gateway_call *y) {
+  return same_string(x->tenant, y->tenant) &&
+         same_string(x->principal ? x->principal->subject : NULL,
+                     y->principal ? y->principal->subject : NULL);
+}
+
+/* A log message from the agent goes to the call whose response stream
+ * carried it; else to the calls it is serving (each filtered by that
+ * caller); with none in flight, to the legacy sessions of its per-agent
+ * endpoint that asked for logs. A line not tied to a request cannot be
+ * attributed to a caller, so it goes only where every recipient is the
+ * same caller, and nowhere when there are no calls and tenants are
+ * configured. */
+void gw_forward_log(agent *a, json_t *params, const json_t *related) {
+  sb_gateway_call *first = NULL;
+  int mixed = 0;
   for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c)) {
     if (c->current != a || !c->req) continue;
-    const char *who = c->tenant ? c->tenant : "";
-    if (tenant && strcmp(tenant, who) != 0) mixed = 1;
-    tenant = who;
-    any = 1;
+    if (json_is_integer(related) &&
+        sb_mcp_request_id(c->req) == json_integer_value(related)) {
+      if (c->o.on_log) c->o.on_log(c->o.ud, params);
+      return;
+    }
+    if (!first)
+      first = c;
+    else if (!gw_call_same_caller(first, c))
+      mixed = 1;
   }
   if (mixed) return;
-  if (!any) {
+  if (!first) {
     if (!a->owner->opts.tenants_configured)
       gw_mounts_log(a->owner, a->def->id, params);
     return;

@@ -267,8 +267,12 @@ void gw_inputs_agent_gone(agent *a);
 void gw_resume_waiting(agent *a);
 /* Calls waiting to retry on a (going away) end now. */
 void gw_abandon_attempts(agent *a);
-/* An agent's notifications/message (borrowed) to the calls it concerns. */
-void gw_forward_log(agent *a, json_t *params);
+/* An agent's notifications/message (borrowed) to the calls it concerns:
+ * the call whose response stream carried it (related: its request id,
+ * NULL when not known), else every call in flight on a when they are all
+ * one caller's (none when they are several callers'; the server's own
+ * listeners when there are no calls and no tenants are configured). */
+void gw_forward_log(agent *a, json_t *params, const json_t *related);
 /* Every call ends with SB_GATEWAY_STOPPING. */
 void gw_calls_stop(sb_gateway *o);
 

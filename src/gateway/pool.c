@@ -389,7 +389,7 @@ static void on_agent_notification(void *ud, const char *method,
     SB_DEBUG(MODULE, "agent %s log: %s", a->def->id,
              text ? text : json_string_value(data) ? json_string_value(data) : "");
     sb_free(text);
-    gw_forward_log(a, params);
+    gw_forward_log(a, params, sb_channel_message_related(a->ch));
   }
 }
 

@@ -4,8 +4,9 @@
 // tool asks its client for sampling while another call is in flight. The
 // SDK sends such a request on the response stream of the call it serves,
 // which is how switchboard knows the call it belongs to.
-//   wait_ask  waits for a poke, then asks sampling/createMessage ("which
-//             trim?") and answers "heard: TEXT"
+//   wait_ask  waits for a poke, then logs "wait_ask asks" and asks
+//             sampling/createMessage ("which trim?"), both on its own
+//             stream, and answers "heard: TEXT"
 //   poke      makes a waiting wait_ask ask, and answers "poked" once that
 //             question has been answered; "nothing waits" when none waits
 // Prints "asking-http listening on 127.0.0.1:PORT" on stderr.
@@ -20,10 +21,11 @@ let asked = null; // settles the poke once the question is answered
 const transports = new Map();
 
 function makeServer() {
-  const server = new McpServer({ name: 'asking-http', version: '1.0.0' }, { capabilities: { tools: {} } });
+  const server = new McpServer({ name: 'asking-http', version: '1.0.0' }, { capabilities: { tools: {}, logging: {} } });
   server.registerTool('wait_ask', { description: 'Waits for a poke, then asks for sampling', inputSchema: {} }, async (_args, extra) => {
     await new Promise((go) => { waiting = go; });
     try {
+      await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'asking', data: 'wait_ask asks' } });
       const r = await extra.sendRequest({
         method: 'sampling/createMessage',
         params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 },

@@ -231,8 +231,10 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     assert.match(asked.result.content[0].text, /raw was refused: switchboard cannot tell which of the calls in progress/, asked.text);
   });
 
-  it('over HTTP the stream a question comes on names its call: it reaches that caller, not the newest call', async () => {
-    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+  it('over HTTP the stream a question (or a log line) comes on names its call: it reaches that caller, not the newest call', async () => {
+    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} }, 'io.modelcontextprotocol/logLevel': 'debug' } };
+    const logs = (r) => r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)))
+      .filter((m) => m.method === 'notifications/message').map((m) => m.params.data);
     const waiting = postModern(server.url, A.token, 'tools/call', { name: 'asking__wait_ask', arguments: {} }, opts);
     let poke;
     for (const deadline = Date.now() + DEADLINE_MS; ;) {
@@ -253,6 +255,8 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     assert.equal(answered.result?.content?.[0]?.text, 'heard: XLE', answered.text);
     const poked = await poke;
     assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
+    assert.deepEqual(logs(asked), ['wait_ask asks'], asked.text);
+    assert.deepEqual(logs(poked), [], poked.text);
   });
 
   it("switchboard's own questions (ask_user) are bound to the tenant too", async () => {
