@@ -7,6 +7,7 @@
 //     input_required becomes a real elicitation/create to the v1 client;
 //   modern agent + modern client: input_required passes through.
 import { describe, it, before, after } from 'node:test';
+import { appendFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttp } from '@modelcontextprotocol/client';
@@ -16,6 +17,7 @@ import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol
 
 import { DEADLINE_MS, MODERN_VERSION, postModern, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
 import { writeFlowConfig } from './lib/flows.mjs';
+import { startModels } from './lib/models.mjs';
 import { agentDef, everythingStdio, pollUntil, startHttpAgent, writeConfig } from '../agents/agents_lib.mjs';
 
 const INFO = { name: 'switchboard-mrtr-tests', version: '0.1.0' };
@@ -271,5 +273,52 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     const owned = await retry(A.token);
     assert.equal(owned.result?.resultType, 'complete', owned.text);
     assert.match(owned.result?.content?.[0]?.text ?? '', /red/, owned.text);
+  });
+});
+
+describe("a question nobody may be asked (a guess among two tenants' calls) is answered with the agent's models", () => {
+  const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+  const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
+  const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
+  let server;
+  let models;
+
+  before(async () => {
+    models = await startModels();
+    const { file } = writeFlowConfig({
+      agents: [{ ...agentDef('raw', { transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] } }), models: { primary: 'ok-primary' } }],
+      tenants: [A, B],
+    });
+    appendFileSync(file, `llm:\n  base_url: ${models.baseUrl}\n`);
+    server = await startHttpServer({ extraArgs: ['--config', file] });
+    await pollUntil(async () => {
+      const r = await postModern(server.url, A.token, 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === 'raw__wait_ask') ? true : { ok: false, message: r.text };
+    }, { what: 'raw__wait_ask listed' });
+  });
+  after(async () => {
+    const done = await server.stop();
+    await models.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('neither tenant sees the question; the models answer it, and the call that asked goes on', async () => {
+    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
+    let poked;
+    for (const deadline = Date.now() + DEADLINE_MS; ;) {
+      poked = await postModern(server.url, B.token, 'tools/call', { name: 'raw__poke', arguments: {} }, opts);
+      if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
+      await new Promise((r) => setImmediate(r)); // dealer-a's call is still on its way to the agent
+    }
+    assert.equal(poked.result?.resultType, 'complete', poked.text);
+    assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
+    const asked = await waiting;
+    assert.equal(asked.result?.resultType, 'complete', asked.text);
+    assert.notEqual(asked.result?.isError, true, asked.text);
+    assert.match(asked.result.content[0].text, /^raw heard: /, asked.text);
+    const sent = await models.requests();
+    assert.equal(sent.length, 1, JSON.stringify(sent));
+    assert.equal(sent[0].model, 'ok-primary', JSON.stringify(sent[0]));
   });
 });
