@@ -144,10 +144,30 @@ describe('input requests across eras', () => {
   });
 });
 
+// Two tenants of one server, for the raw agent's questions.
+const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
+const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
+const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
+
+/** dealer-a's raw__wait_ask held at the agent, then dealer-b's raw__poke
+ * making it ask, with nothing on stdio to say for which call (poked again
+ * while it answers "nothing waits": dealer-a's call is still on its way).
+ * The poke is checked; dealer-a's answer is returned. */
+async function askWhileAnotherTenantPokes(url) {
+  const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+  const waiting = postModern(url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
+  let poked;
+  for (const deadline = Date.now() + DEADLINE_MS; ;) {
+    poked = await postModern(url, B.token, 'tools/call', { name: 'raw__poke', arguments: {} }, opts);
+    if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(poked.result?.resultType, 'complete', poked.text);
+  assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
+  return waiting;
+}
+
 describe('a raw agent asking in the middle of a call: tenant binding, capabilities the client lacks', () => {
-  const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
-  const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
-  const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
   const ASKING = new URL('../agents/asking_http_agent.mjs', import.meta.url).pathname;
   let server;
   let asking; // a legacy HTTP agent on the v1 SDK
@@ -218,17 +238,7 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     // stdio says nothing of which call a request belongs to: the newest
     // call is the guess, and a guess must never hand one tenant's question
     // (its prompt) to another.
-    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
-    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
-    let poked;
-    for (const deadline = Date.now() + DEADLINE_MS; ;) {
-      poked = await postModern(server.url, B.token, 'tools/call', { name: 'raw__poke', arguments: {} }, opts);
-      if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
-      await new Promise((r) => setImmediate(r)); // dealer-a's call is still on its way to the agent
-    }
-    assert.equal(poked.result?.resultType, 'complete', poked.text);
-    assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
-    const asked = await waiting;
+    const asked = await askWhileAnotherTenantPokes(server.url);
     assert.equal(asked.result?.isError, true, asked.text);
     assert.match(asked.result.content[0].text, /raw was refused: switchboard cannot tell which of the calls in progress/, asked.text);
   });
@@ -277,9 +287,6 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
 });
 
 describe("a question nobody may be asked (a guess among two tenants' calls) is answered with the agent's models", () => {
-  const RAW = new URL('../agents/raw_agent.mjs', import.meta.url).pathname;
-  const A = { id: 'dealer-a', token: 'mrtr-token-dealer-a-0123456789' };
-  const B = { id: 'dealer-b', token: 'mrtr-token-dealer-b-0123456789' };
   let server;
   let models;
 
@@ -303,17 +310,7 @@ describe("a question nobody may be asked (a guess among two tenants' calls) is a
   });
 
   it('neither tenant sees the question; the models answer it, and the call that asked goes on', async () => {
-    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
-    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
-    let poked;
-    for (const deadline = Date.now() + DEADLINE_MS; ;) {
-      poked = await postModern(server.url, B.token, 'tools/call', { name: 'raw__poke', arguments: {} }, opts);
-      if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
-      await new Promise((r) => setImmediate(r)); // dealer-a's call is still on its way to the agent
-    }
-    assert.equal(poked.result?.resultType, 'complete', poked.text);
-    assert.equal(poked.result?.content?.[0]?.text, 'poked', poked.text);
-    const asked = await waiting;
+    const asked = await askWhileAnotherTenantPokes(server.url);
     assert.equal(asked.result?.resultType, 'complete', asked.text);
     assert.notEqual(asked.result?.isError, true, asked.text);
     assert.match(asked.result.content[0].text, /^raw heard: /, asked.text);
