@@ -208,10 +208,11 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
   for (sb_gateway_call *t = gw_calls_first(a->owner); t && !c;
        t = gw_calls_next(t))
     if (t->current == a && t->req && t->req == related) c = t;
-  /* A guess among several callers' calls asks none of them; switchboard's
-   * models may still answer a sampling (no caller sees the question). */
-  int ambiguous = c && guessed && others_in_flight(a, c);
-  if (ambiguous && !gw_sampling_possible(a->owner, a->def, method)) {
+  /* A guess among several callers' calls asks none of them. Not even
+   * switchboard's models: the question would live and die with a call it
+   * may not belong to, and the one it does belong to would wait for an
+   * answer that never comes once the other ended. */
+  if (c && guessed && others_in_flight(a, c)) {
     SB_WARN(MODULE,
             "agent %s sent %s while it serves calls of more than one caller, "
             "without saying for which; refused",
@@ -234,9 +235,7 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
     in->params = json_incref(params);
     in->next = c->inputs;
     c->inputs = in;
-    if (!ambiguous && in->method && c->o.on_input &&
-        c->o.on_input(c->o.ud, in) == 0)
-      return;
+    if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return;
     /* The caller cannot answer: switchboard may, with the agent's models. */
     if (in->method && gw_sampling_start(a->owner, a->def, in) == 0) return;
     input_unlink(in);

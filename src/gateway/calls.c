@@ -617,19 +617,19 @@ int gw_call_same_caller(const sb_gateway_call *x, const sb_gateway_call *y) {
 }
 
 /* A log message from the agent goes to the call whose response stream
- * carried it; else to the calls it is serving (each filtered by that
- * caller); with none in flight, to the legacy sessions of its per-agent
- * endpoint that asked for logs. A line not tied to a request cannot be
- * attributed to a caller, so it goes only where every recipient is the
- * same caller, and nowhere when there are no calls and tenants are
+ * carried it (to none when that is no call); else to the calls it is serving
+ * (each filtered by that caller); with none in flight, to the legacy sessions
+ * of its per-agent endpoint that asked for logs. A line not tied to a request
+ * cannot be attributed to a caller, so it goes only where every recipient is
+ * the same caller, and nowhere when there are no calls and tenants are
  * configured. */
 void gw_forward_log(agent *a, json_t *params, const json_t *related) {
   sb_gateway_call *first = NULL;
   int mixed = 0;
   for (sb_gateway_call *c = gw_calls_first(a->owner); c; c = gw_calls_next(c)) {
     if (c->current != a || !c->req) continue;
-    if (json_is_integer(related) &&
-        sb_mcp_request_id(c->req) == json_integer_value(related)) {
+    if (json_is_integer(related)) {
+      if (sb_mcp_request_id(c->req) != json_integer_value(related)) continue;
       if (c->o.on_log) c->o.on_log(c->o.ud, params);
       return;
     }
@@ -638,7 +638,9 @@ void gw_forward_log(agent *a, json_t *params, const json_t *related) {
     else if (!gw_call_same_caller(first, c))
       mixed = 1;
   }
-  if (mixed) return;
+  /* On the stream of a request that is no call's (a list switchboard
+   * asked for itself), or of a call that has ended: no caller's. */
+  if (mixed || json_is_integer(related)) return;
   if (!first) {
     if (!a->owner->opts.tenants_configured)
       gw_mounts_log(a->owner, a->def->id, params);

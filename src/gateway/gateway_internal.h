@@ -252,9 +252,9 @@ void gw_input_set_sampling(sb_gateway_input *in, gw_sampling *job);
 const sb_agent_def *gw_input_agent_def(const sb_gateway_input *in);
 /* A legacy-style request from agent a (answer it with
  * sb_mcp_client_respond) during request `related`: to that call's caller,
- * or refused. `guessed`: related was one of several requests in flight,
- * chosen as the newest (the agent said nothing of which): then it is
- * refused unless they all come from the same caller, so that one
+ * or refused. `guessed`: the agent said nothing of which request (stdio,
+ * the GET stream) and related is the newest: then it is refused unless
+ * every call in flight on a comes from the same caller, so that one
  * caller's question never reaches another. */
 void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
                          json_t *id, const char *method, json_t *params);
@@ -269,9 +269,10 @@ void gw_resume_waiting(agent *a);
 void gw_abandon_attempts(agent *a);
 /* An agent's notifications/message (borrowed) to the calls it concerns:
  * the call whose response stream carried it (related: its request id,
- * NULL when not known), else every call in flight on a when they are all
- * one caller's (none when they are several callers'; the server's own
- * listeners when there are no calls and no tenants are configured). */
+ * NULL when not known; none when that request is no call's), else every call in
+ * flight on a when they are all one caller's (none when they are several
+ * callers'; the server's own listeners when there are no calls and no tenants
+ * are configured). */
 void gw_forward_log(agent *a, json_t *params, const json_t *related);
 /* Every call ends with SB_GATEWAY_STOPPING. */
 void gw_calls_stop(sb_gateway *o);

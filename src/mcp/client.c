@@ -685,26 +685,20 @@ static int may_ask(const sb_mcp_request *r) {
 }
 
 /* The in-flight request an agent's own request belongs to: the one whose
- * response stream carried it when the transport knows (related_id), else
- * the newest tools/call, prompts/get or resources/read, *guessed set when
- * it was one of several. */
+ * response stream carried it when the transport says (related_id; NULL
+ * when that request is no longer pending), else, *guessed set, the newest
+ * tools/call, prompts/get or resources/read. */
 static sb_mcp_request *related_request(sb_mcp_client *c,
                                        const json_t *related_id, int *guessed) {
   *guessed = 0;
-  sb_mcp_request *r = json_is_integer(related_id)
-                          ? find_request(c, json_integer_value(related_id))
-                          : NULL;
-  if (r && may_ask(r)) return r;
-  sb_mcp_request *newest = NULL;
-  for (r = pending_first(c); r; r = pending_next(r)) {
-    if (!may_ask(r)) continue;
-    if (newest) {
+  if (json_is_integer(related_id))
+    return find_request(c, json_integer_value(related_id));
+  for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r))
+    if (may_ask(r)) {
       *guessed = 1;
-      break;
+      return r;
     }
-    newest = r;
-  }
-  return newest;
+  return NULL;
 }
 
 static void receive_one(sb_mcp_client *c, json_t *msg,

@@ -625,9 +625,9 @@ typedef struct sb_mcp_client_events {
    * elicitation/create, roots/list). `related` is the in-flight request it
    * belongs to (NULL if none): the one whose response stream carried it
    * (sb_mcp_client_receive_related), else the newest tools/call,
-   * prompts/get or resources/read; `guessed` is 1 when that was a choice
-   * among several in flight. Answer with sb_mcp_client_respond. If NULL,
-   * such requests get a -32601 error. */
+   * prompts/get or resources/read, and then `guessed` is 1 (the transport
+   * said nothing). Answer with sb_mcp_client_respond. If NULL, such
+   * requests get a -32601 error. */
   void (*on_agent_request)(void *ud, json_t *id, const char *method,
                            json_t *params, sb_mcp_request *related,
                            int guessed);

@@ -116,10 +116,12 @@ static void on_note(void *ud, const char *method, json_t *params) {
 }
 
 static void on_agent_request(void *ud, json_t *id, const char *method,
-                             json_t *params, sb_mcp_request *related) {
+                             json_t *params, sb_mcp_request *related,
+                             int guessed) {
   conv *cv = ud;
   (void)params;
   (void)related;
+  (void)guessed;
   check(sb_rpc_id_valid(id) && method && method[0]);
   if (cv->ignore_agent_requests) return;
   if (method[0] & 1)

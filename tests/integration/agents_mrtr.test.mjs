@@ -286,7 +286,7 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
   });
 });
 
-describe("a question nobody may be asked (a guess among two tenants' calls) is answered with the agent's models", () => {
+describe("a question nobody may be asked (a guess among two tenants' calls) is refused even with the agent's models configured", () => {
   let server;
   let models;
 
@@ -309,11 +309,15 @@ describe("a question nobody may be asked (a guess among two tenants' calls) is a
     assert.equal(done.code, 0, server.stderr.slice(-2000));
   });
 
-  it('neither tenant sees the question; the models answer it, and the call that asked goes on', async () => {
+  it('the models are not asked either: their answer would live and die with a call the question may not belong to', async () => {
     const asked = await askWhileAnotherTenantPokes(server.url);
-    assert.equal(asked.result?.resultType, 'complete', asked.text);
-    assert.notEqual(asked.result?.isError, true, asked.text);
-    assert.match(asked.result.content[0].text, /^raw heard: /, asked.text);
+    assert.equal(asked.result?.isError, true, asked.text);
+    assert.match(asked.result.content[0].text, /raw was refused: switchboard cannot tell which of the calls in progress/, asked.text);
+    assert.deepEqual(await models.requests(), []);
+    // alone on the agent, the same question is the caller's, and the
+    // models answer it for a caller that cannot sample
+    const alone = await postModern(server.url, A.token, 'tools/call', { name: 'raw__ask', arguments: {} }, { tasks: false });
+    assert.match(alone.result?.content?.[0]?.text ?? '', /^raw heard: /, alone.text);
     const sent = await models.requests();
     assert.equal(sent.length, 1, JSON.stringify(sent));
     assert.equal(sent[0].model, 'ok-primary', JSON.stringify(sent[0]));

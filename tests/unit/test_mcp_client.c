@@ -631,8 +631,8 @@ static void feed_question(holder *h, const json_t *related_id) {
   json_decref(q);
 }
 
-/* The response stream a question came on names its call; without it the
- * newest call is taken, and said to be a guess when several are open. */
+/* The response stream a question came on names its call (none when that
+ * request is gone); without it the newest call is taken, as a guess. */
 static void test_agent_request_related(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -666,12 +666,12 @@ static void test_agent_request_related(void **state) {
   feed_question(&h, NULL);
   assert_ptr_equal(k.related, req[1]);
   assert_int_equal(k.guessed, 1);
-  json_t *gone = json_integer(99999); /* names no request: a guess again */
+  json_t *gone = json_integer(99999); /* names no request: no call's */
   feed_question(&h, gone);
   json_decref(gone);
-  assert_ptr_equal(k.related, req[1]);
-  assert_int_equal(k.guessed, 1);
-  /* the newer one answered: the one left is no guess */
+  assert_null(k.related);
+  assert_int_equal(k.guessed, 0);
+  /* the newer one answered: the one left, still a guess */
   json_t *reply =
       sb_rpc_result_new(json_object_get(json_array_get(h.held, 1), "id"),
                         json_pack("{si}", "i", 1));
@@ -679,7 +679,7 @@ static void test_agent_request_related(void **state) {
   json_decref(reply);
   feed_question(&h, NULL);
   assert_ptr_equal(k.related, req[0]);
-  assert_int_equal(k.guessed, 0);
+  assert_int_equal(k.guessed, 1);
   assert_int_equal(k.times, 4);
   sb_mcp_client_free(h.client);
   uv_run(&loop, UV_RUN_DEFAULT);
