@@ -255,6 +255,12 @@ static void start_run_id(env *v, char *id) {
   json_decref(run);
 }
 
+/* start_run_id, then let its writes land (the run waits at a step). */
+static void start_run_settled(env *v, char *id) {
+  start_run_id(v, id);
+  assert_true(run_until(&v->loop, writes_idle, v, TEST_WAIT_MS));
+}
+
 typedef struct ctx_read {
   int done;
   json_t *doc;
@@ -703,8 +709,7 @@ static void test_cancel_not_written_goes_on(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   store_sql(&v, "CREATE TRIGGER no_cancel BEFORE UPDATE ON runs WHEN "
                 "NEW.status = 'cancelled' BEGIN SELECT RAISE(ABORT, 'the "
                 "disk is on fire'); END");
@@ -795,8 +800,7 @@ static void test_row_moved_goes_on(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64], sql[256];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   snprintf(sql, sizeof sql, "UPDATE runs SET rev = rev + 1 WHERE id = '%s'",
            id);
   store_sql(&v, sql);
@@ -837,8 +841,7 @@ static void test_conflicts_in_a_row_never_drop(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   store_sql(&v, "CREATE TRIGGER hold BEFORE UPDATE ON runs BEGIN "
                 "SELECT RAISE(IGNORE); END");
   publish(&v, "go.now");
@@ -878,8 +881,7 @@ static void test_step_end_not_written_is_written_later(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   set_fire(&v);
   publish(&v, "go.now");
   assert_true(run_until(&v.loop, two_write_failures, &v, 20000));
@@ -932,8 +934,7 @@ static void test_answer_not_written_stays_open(void **state) {
   env v;
   env_up(&v, ask_then_wait());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   set_fire(&v);
   json_t *answer = J("{'ok': true}");
   reply o = {0};
@@ -959,8 +960,7 @@ static void test_answer_under_a_held_lock_is_busy(void **state) {
   env v;
   env_up(&v, ask_then_wait());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   sqlite3 *db = NULL;
   assert_int_equal(sqlite3_open(v.path, &db), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; CREATE TABLE held(a);",
@@ -991,8 +991,7 @@ static void test_row_ended_elsewhere(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64], sql[512];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   snprintf(sql, sizeof sql,
            "UPDATE runs SET rev = rev + 1, status = 'cancelled', doc = "
            "json_set(doc, '$.status', 'cancelled', '$.active', json('[]')) "
@@ -1033,8 +1032,7 @@ static void test_restart_without_the_workflow(void **state) {
   env v;
   env_up(&v, two_waits());
   char id[64];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   v.defs.len = 0; /* the config lists no workflow any more */
   restart_engine(&v);
   sb_flow_stats st;
@@ -1065,8 +1063,7 @@ static void test_blocked_definition(void **state) {
                "{'id': 'w', 'ask': {'message': 'ok?'}},"
                "{'id': 'w2', 'wait': {'event': 'go.later'}}]}"));
   char id[64], sql[512];
-  start_run_id(&v, id);
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  start_run_settled(&v, id);
   snprintf(sql, sizeof sql,
            "UPDATE runs SET def = '{\"name\":\"spin\",\"steps\":[{\"id\":"
            "\"e\",\"emit\":{\"type\":\"spin.tick\"}},{\"id\":"
