@@ -34,9 +34,11 @@ static void input_free(sb_gateway_input *in) {
   sb_free(in);
 }
 
-/* Drop the call's questions of the agent-request kind (all when every is
- * set): the request they belonged to ended. The agent is told nothing
- * more; the caller forgets them. */
+static sb_gateway_call *call_guessed_instead(const sb_gateway_input *in);
+static int offer(sb_gateway_call *c, sb_gateway_input *in);
+static void refuse_agent_request(agent *a, json_t *id, int code,
+                                 const char *msg);
+
 void gw_call_drop_inputs(sb_gateway_call *c, int every) {
   for (sb_gateway_input **pp = &c->inputs; *pp;) {
     sb_gateway_input *in = *pp;
@@ -47,6 +49,18 @@ void gw_call_drop_inputs(sb_gateway_call *c, int every) {
     *pp = in->next;
     if (c->o.on_input_withdrawn && !in->sampling)
       c->o.on_input_withdrawn(c->o.ud, in);
+    sb_gateway_call *t =
+        in->kind == INPUT_AGENT_REQUEST ? call_guessed_instead(in) : NULL;
+    if (t) {
+      gw_sampling_abandon(in->sampling);
+      in->sampling = NULL;
+      offer(t, in); /* taken, or refused (the agent told) and freed */
+      continue;
+    }
+    if (in->kind == INPUT_AGENT_REQUEST && in->a && in->a->client)
+      refuse_agent_request(in->a, in->agent_req_id, SB_RPC_INTERNAL_ERROR,
+                           "the call this request belongs to ended before the "
+                           "client answered");
     input_free(in);
   }
 }
@@ -202,6 +216,63 @@ static int others_in_flight(agent *a, const sb_gateway_call *c) {
   return 0;
 }
 
+static int may_ask(const sb_gateway_call *c) {
+  return strcmp(c->o.method, "tools/call") == 0 ||
+         strcmp(c->o.method, "prompts/get") == 0 ||
+         strcmp(c->o.method, "resources/read") == 0;
+}
+
+/* An agent request tied by a guess to a call that ended before it was
+ * answered: the call it more likely belongs to, or NULL. The guess took
+ * the newest request that could ask; the request may as well be one of
+ * those in flight before that one, the next newest first (a call started
+ * later cannot be what it was asked for). When it was guessed, every call
+ * in flight on the agent was one caller's (else it was refused), so it
+ * stays with that caller. */
+static sb_gateway_call *call_guessed_instead(const sb_gateway_input *in) {
+  if (!in->guessed_for || !in->a) return NULL;
+  sb_gateway_call *best = NULL;
+  for (sb_gateway_call *t = gw_calls_first(in->a->owner); t;
+       t = gw_calls_next(t)) {
+    if (t == in->call || t->current != in->a || !t->req ||
+        t->state == CALL_DONE || !may_ask(t) ||
+        !gw_call_same_caller(t, in->call))
+      continue;
+    json_int_t id = sb_mcp_request_id(t->req);
+    if (id < in->guessed_for && (!best || id > sb_mcp_request_id(best->req)))
+      best = t;
+  }
+  return best;
+}
+
+static void refuse_agent_request(agent *a, json_t *id, int code,
+                                 const char *msg) {
+  sb_mcp_client_respond(a->client, id, NULL,
+                        json_pack("{siss}", "code", code, "message", msg));
+}
+
+/* Ask c's caller the agent's request in (c's own from now on), or have
+ * switchboard's models answer it. 0 if taken; else the agent has been
+ * refused and in freed. */
+static int offer(sb_gateway_call *c, sb_gateway_input *in) {
+  in->call = c;
+  in->next = c->inputs;
+  c->inputs = in;
+  if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return 0;
+  /* The caller cannot answer: switchboard may, with the agent's models. */
+  if (in->method && gw_sampling_start(in->a->owner, in->a->def, in) == 0)
+    return 0;
+  input_unlink(in);
+  char msg[256];
+  snprintf(msg, sizeof msg,
+           "switchboard cannot pass %s to the caller of this call (it did "
+           "not declare the capability, or has nobody to ask)",
+           in->method ? in->method : "this request");
+  refuse_agent_request(in->a, in->agent_req_id, SB_RPC_METHOD_NOT_FOUND, msg);
+  input_free(in);
+  return SB_EINVAL;
+}
+
 void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
                          json_t *id, const char *method, json_t *params) {
   sb_gateway_call *c = NULL;
@@ -217,38 +288,35 @@ void gw_input_from_agent(agent *a, sb_mcp_request *related, int guessed,
             "agent %s sent %s while it serves calls of more than one caller, "
             "without saying for which; refused",
             a->def->id, method);
-    sb_mcp_client_respond(
-        a->client, id, NULL,
-        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND, "message",
-                  "switchboard cannot tell which of the calls in progress "
-                  "this request belongs to (it serves calls of more than one "
-                  "caller), so it asks none of them"));
+    refuse_agent_request(
+        a, id, SB_RPC_METHOD_NOT_FOUND,
+        "switchboard cannot tell which of the calls in progress this request "
+        "belongs to (it serves calls of more than one caller), so it asks "
+        "none of them");
     return;
   }
-  sb_gateway_input *in = c ? sb_calloc(1, sizeof *in) : NULL;
-  if (in) {
-    in->call = c;
-    in->kind = INPUT_AGENT_REQUEST;
-    in->a = a;
-    in->agent_req_id = json_incref(id);
-    in->method = sb_strdup(method);
-    in->params = json_incref(params);
-    in->next = c->inputs;
-    c->inputs = in;
-    if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return;
-    /* The caller cannot answer: switchboard may, with the agent's models. */
-    if (in->method && gw_sampling_start(a->owner, a->def, in) == 0) return;
-    input_unlink(in);
-    input_free(in);
+  if (!c) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "switchboard cannot pass %s to the caller of this call (no call "
+             "in progress)",
+             method);
+    refuse_agent_request(a, id, SB_RPC_METHOD_NOT_FOUND, msg);
+    return;
   }
-  char msg[256];
-  snprintf(msg, sizeof msg,
-           "switchboard cannot pass %s to the caller of this call (%s)", method,
-           !c ? "no call in progress"
-              : "it did not declare the capability, or has nobody to ask");
-  sb_mcp_client_respond(a->client, id, NULL,
-                        json_pack("{siss}", "code", SB_RPC_METHOD_NOT_FOUND,
-                                  "message", msg));
+  sb_gateway_input *in = sb_calloc(1, sizeof *in);
+  if (!in) {
+    refuse_agent_request(a, id, SB_RPC_INTERNAL_ERROR,
+                         "switchboard is out of memory");
+    return;
+  }
+  in->kind = INPUT_AGENT_REQUEST;
+  in->a = a;
+  in->guessed_for = guessed ? sb_mcp_request_id(related) : 0;
+  in->agent_req_id = json_incref(id);
+  in->method = sb_strdup(method);
+  in->params = json_incref(params);
+  offer(c, in);
 }
 
 void gw_input_withdrawn(agent *a, json_t *agent_req_id) {

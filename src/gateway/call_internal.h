@@ -32,6 +32,9 @@ struct sb_gateway_input {
   input_kind kind;
   json_t *agent_req_id; /* INPUT_AGENT_REQUEST: the agent's request id */
   agent *a;             /* ...and the agent that asked */
+  /* ...tied to the call by a guess (nothing on the wire said which): the
+   * id of the request it was tied to, the newest that could ask; else 0 */
+  json_int_t guessed_for;
   char *key;            /* INPUT_REQUIRED: its key in inputRequests */
   char *method;
   json_t *params;
@@ -118,8 +121,11 @@ json_t *gw_call_routing_report(sb_gateway_call *c, const char *agent_id,
                                int64_t version, const char *record_error);
 
 /* call_inputs.c */
-/* Drop the call's questions of the agent-request kind (all when every is
- * set). */
+/* The request the agent's own requests were tied to has ended, or the
+ * whole call (then every is set, and the input_required questions go
+ * too): each agent request goes to another call when it was tied to this
+ * one by a guess and may belong to that other, else the agent is told
+ * that its call ended. The caller forgets them all. */
 void gw_call_drop_inputs(sb_gateway_call *c, int every);
 /* Ask the caller each question of an input_required result (borrowed);
  * once all are answered the call goes back to the agent with them. */

@@ -67,13 +67,6 @@ const char *gw_call_agent_id(const sb_gateway_call *c) {
 void gw_call_finish(sb_gateway_call *c, sb_gateway_result *r) {
   if (c->state == CALL_DONE) return;
   c->state = CALL_DONE;
-  for (sb_gateway_input *in = c->inputs; in; in = in->next)
-    if (in->kind == INPUT_AGENT_REQUEST && in->a && in->a->client)
-      sb_mcp_client_respond(
-          in->a->client, in->agent_req_id, NULL,
-          json_pack("{siss}", "code", SB_RPC_INTERNAL_ERROR, "message",
-                    "the call this request belongs to ended before the "
-                    "client answered"));
   gw_call_drop_inputs(c, 1);
   if (c->req) { /* cancelled or stopped mid-flight */
     sb_mcp_request *req = c->req;
@@ -383,7 +376,8 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
   sb_gateway *o = c->owner;
   uint64_t now = sb_now_ms();
   c->req = NULL;
-  /* Questions the agent asked during this request die with it. */
+  /* Questions the agent asked during this request end with it (or go to
+   * the call they more likely belong to: gw_call_drop_inputs). */
   gw_call_drop_inputs(c, 0);
   sb_gateway_outcome outcome = gw_outcome_of(mcp_outcome);
   int repeatable = strcmp(c->o.method, "tools/call") != 0 ||

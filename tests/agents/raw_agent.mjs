@@ -25,7 +25,8 @@
 //           (with nothing on the wire to say for which call) and answers
 //           with what it heard, as ask does
 //   poke    sets a waiting wait_ask asking, and answers "poked" once that
-//           question is answered; "nothing waits" when none is waiting
+//           question is answered (with argument answer_first true: at
+//           once, before it is); "nothing waits" when none is waiting
 //   roots   asks roots/list, then answers with how many roots it got; when
 //           refused, a tool error result, or with argument fail true a
 //           JSON-RPC error (it cannot work without them)
@@ -154,9 +155,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       if (p.name === 'poke') {
         if (waitingAsk === undefined) return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'nothing waits' }] } });
         const qid = `q${nextId++}`;
-        waiting.set(qid, { call: waitingAsk, poke: m.id });
+        const first = p.arguments?.answer_first === true;
+        waiting.set(qid, { call: waitingAsk, poke: first ? undefined : m.id });
         waitingAsk = undefined;
-        return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+        send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+        if (first) send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'poked' }] } });
+        return;
       }
       if (p.name === 'roots') {
         const qid = `q${nextId++}`;

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttp } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyHttp } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { DEADLINE_MS, MODERN_VERSION, postModern, startHttpServer, textOf, withDeadline } from './lib/harness.mjs';
 import { writeFlowConfig } from './lib/flows.mjs';
@@ -45,8 +45,14 @@ async function legacyClient(url, elicit) {
 
 async function waitForTool(client, name) {
   await pollUntil(async () => {
-    const { tools } = await client.listTools();
-    return tools.some((t) => t.name === name) ? true : { ok: false, message: tools.map((t) => t.name).join(',') };
+    const names = [];
+    let cursor;
+    do {
+      const page = await client.listTools(cursor ? { cursor } : undefined);
+      names.push(...page.tools.map((t) => t.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    return names.includes(name) ? true : { ok: false, message: names.join(',') };
   }, { what: `${name} listed` });
 }
 
@@ -60,6 +66,7 @@ describe('input requests across eras', () => {
       extraArgs: ['--config', writeConfig([
         everythingStdio('everything'),
         agentDef('back', { transport: { type: 'http', url: back.url } }),
+        agentDef('raw', { transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] } }),
       ])],
     });
   });
@@ -97,6 +104,36 @@ describe('input requests across eras', () => {
       assert.equal(seen[0].params.message, 'When can you bring the car in?');
       assert.equal(textOf(res.content), 'you said: tuesday at 9');
       assert.equal(res.resultType, undefined, 'no resultType for a legacy client');
+    } finally {
+      if (transport.sessionId) await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
+  });
+
+  it("legacy client: a question tied by guess to the newest call, which the agent answers first, is asked again for the older call", async () => {
+    // stdio says nothing of which call the question is for; the newest (the
+    // poke) is the guess, and the agent answers it before the question is
+    // answered: the question was wait_ask's, and it is asked there.
+    const client = new LegacyClient(INFO, { capabilities: { sampling: {} } });
+    const seen = [];
+    client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+      seen.push(req);
+      return { role: 'assistant', content: { type: 'text', text: 'XLE' }, model: 'm' };
+    });
+    const transport = new LegacyHttp(new URL(front.url));
+    await withDeadline(client.connect(transport), DEADLINE_MS, 'v1 connect');
+    try {
+      await waitForTool(client, 'raw__poke');
+      const waiting = client.callTool({ name: 'raw__wait_ask', arguments: {} }, CallToolResultSchema, { timeout: DEADLINE_MS });
+      let poked;
+      for (const deadline = Date.now() + DEADLINE_MS; ;) {
+        poked = await client.callTool({ name: 'raw__poke', arguments: { answer_first: true } }, CallToolResultSchema, { timeout: DEADLINE_MS });
+        if (textOf(poked.content) !== 'nothing waits' || Date.now() > deadline) break;
+      }
+      assert.equal(textOf(poked.content), 'poked');
+      const heard = await waiting;
+      assert.equal(textOf(heard.content), 'raw heard: XLE');
+      assert.ok(seen.length >= 1 && seen.every((r) => r.params.messages[0].content.text === 'which trim?'), JSON.stringify(seen));
     } finally {
       if (transport.sessionId) await transport.terminateSession().catch(() => {});
       await client.close();
@@ -189,8 +226,8 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     }, { what: 'raw__ask and asking__wait_ask listed' });
   });
   after(async () => {
+    await asking?.stop(); // first: a server that never started must not keep it
     const done = await server.stop();
-    await asking.stop();
     assert.equal(done.code, 0, server.stderr.slice(-2000));
   });
 
@@ -241,6 +278,38 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     const asked = await askWhileAnotherTenantPokes(server.url);
     assert.equal(asked.result?.isError, true, asked.text);
     assert.match(asked.result.content[0].text, /raw was refused: switchboard cannot tell which of the calls in progress/, asked.text);
+  });
+
+  it("a question tied by guess to a caller's newest call, which the agent answers first, goes to that caller's older call", async () => {
+    // stdio says nothing of which call a request belongs to: with one
+    // caller's calls in flight the newest is the guess. When the agent
+    // answers that call with its question still open, the question was
+    // the older call's: it is asked there, not left unanswered (which
+    // would hold the older call until its timeout).
+    const opts = { tasks: false, meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const waiting = postModern(server.url, A.token, 'tools/call', { name: 'raw__wait_ask', arguments: {} }, opts);
+    let poked;
+    for (const deadline = Date.now() + DEADLINE_MS; ;) {
+      poked = await postModern(server.url, A.token, 'tools/call', { name: 'raw__poke', arguments: { answer_first: true } }, opts);
+      if (poked.result?.content?.[0]?.text !== 'nothing waits' || Date.now() > deadline) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    // the guess: the poke, the newest call
+    assert.equal(poked.result?.resultType, 'input_required', poked.text);
+    const answer = (key, text) => ({ [key]: { role: 'assistant', content: { type: 'text', text }, model: 'm' } });
+    const pokeKey = Object.keys(poked.result.inputRequests)[0];
+    // the agent answered the poke: the question moves to wait_ask
+    const asked = await waiting;
+    assert.equal(asked.result?.resultType, 'input_required', asked.text);
+    const key = Object.keys(asked.result.inputRequests)[0];
+    assert.equal(asked.result.inputRequests[key].params.messages[0].content.text, 'which trim?', asked.text);
+    // the poke's retry gets the poke's own answer; its question is gone
+    const pokeEnd = await postModern(server.url, A.token, 'tools/call',
+      { name: 'raw__poke', arguments: { answer_first: true }, requestState: poked.result.requestState, inputResponses: answer(pokeKey, 'ignored') }, opts);
+    assert.equal(pokeEnd.result?.content?.[0]?.text, 'poked', pokeEnd.text);
+    const heard = await postModern(server.url, A.token, 'tools/call',
+      { name: 'raw__wait_ask', arguments: {}, requestState: asked.result.requestState, inputResponses: answer(key, 'XLE') }, opts);
+    assert.equal(heard.result?.content?.[0]?.text, 'raw heard: XLE', heard.text);
   });
 
   it('over HTTP the stream a question (or a log line) comes on names its call: it reaches that caller, not the newest call', async () => {
@@ -304,8 +373,8 @@ describe("a question nobody may be asked (a guess among two tenants' calls) is r
     }, { what: 'raw__wait_ask listed' });
   });
   after(async () => {
+    await models?.stop(); // first: a server that never started must not keep it
     const done = await server.stop();
-    await models.stop();
     assert.equal(done.code, 0, server.stderr.slice(-2000));
   });
 

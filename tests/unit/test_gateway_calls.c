@@ -253,6 +253,44 @@ static void test_cancel(void **state) {
   assert_non_null(strstr(f->text, "the user left"));
 }
 
+/* Nothing on a stdio agent's wire says which call its question is for:
+ * it is tied to the newest call (the poke). When the agent answers that
+ * call first, the question was the older call's (wait_ask), and it is
+ * asked again there rather than left unanswered. */
+static void test_guessed_question_moves_to_the_older_call(void **state) {
+  fixture *f = *state;
+  start(f, "alpha", NULL, "whoami", 0, 0); /* connected, in order from now */
+  wait_for(f, &f->done);
+  f->done = 0;
+  start(f, "alpha", NULL, "wait_ask", 0, 0);
+  json_t *params = json_pack("{s{sb}}", "arguments", "answer_first", 1);
+  sb_gateway_call_options o = {.agent = "alpha",
+                               .method = "tools/call",
+                               .name = "poke",
+                               .params = params,
+                               .on_input = on_input,
+                               .on_input_withdrawn = on_withdrawn,
+                               .on_done = on_done,
+                               .ud = f};
+  sb_gateway_call *poke = NULL;
+  assert_int_equal(sb_gateway_call_start(f->gw, &o, &poke, NULL), 0);
+  json_decref(params);
+  wait_for(f, &f->done); /* the poke, answered first */
+  assert_string_equal(f->text, "poked");
+  assert_int_equal(f->asked, 2); /* the poke's question, then wait_ask's */
+  assert_non_null(f->pending);
+  sb_gateway_input_answer(f->pending,
+                          json_pack("{sss{ssss}ss}", "role", "assistant",
+                                    "content", "type", "text", "text",
+                                    "the green one", "model", "m"),
+                          NULL);
+  f->pending = NULL;
+  f->done = 0;
+  wait_for(f, &f->done); /* wait_ask */
+  assert_int_equal(f->outcome, SB_GATEWAY_ANSWERED);
+  assert_string_equal(f->text, "A heard: the green one");
+}
+
 /* A fallback waits for an agent of the ranking that is still connecting
  * rather than give up: "full" is at capacity (one call, its question
  * open), and "late" answers initialize only once a file exists. Whichever
@@ -325,6 +363,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_input_required, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          test_guessed_question_moves_to_the_older_call, setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_fallback_waits_for_an_agent_still_connecting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_forged_error_is_an_answer, setup,
