@@ -767,15 +767,22 @@ static int check_modern_meta(sb_mcp_out *out, sb_rpc_msg *m, json_t *meta,
   if (!sb_mcp_version_supported(*version) ||
       !sb_mcp_version_is_modern(*version)) {
     /* A legacy version in a modern envelope is as unsupported as an
-     * unknown one: legacy versions are only spoken after initialize. */
-    json_t *supported = json_array();
-    for (int i = 0; sb_mcp_supported_versions[i]; i++)
-      if (sb_mcp_version_is_modern(sb_mcp_supported_versions[i]))
-        json_array_append_new(supported,
-                              json_string(sb_mcp_supported_versions[i]));
-    reply_error(out, m->id, SB_RPC_UNSUPPORTED_PROTOCOL_VERSION,
-                "Unsupported protocol version",
-                json_pack("{soss}", "supported", supported, "requested",
+     * unknown one: legacy versions are only spoken after initialize. The
+     * list names them all, as server/discover does (and as the example of
+     * basic/versioning.mdx does): a client that speaks only a legacy one
+     * learns that it may open a session with initialize. */
+    char msg[200];
+    if (sb_mcp_version_supported(*version))
+      snprintf(msg, sizeof msg,
+               "Unsupported protocol version: %s is spoken in a session "
+               "opened with initialize; a request carrying its version in "
+               "_meta uses " SB_MCP_MODERN_VERSION,
+               *version);
+    else
+      snprintf(msg, sizeof msg, "Unsupported protocol version");
+    reply_error(out, m->id, SB_RPC_UNSUPPORTED_PROTOCOL_VERSION, msg,
+                json_pack("{soss}", "supported",
+                          sb_mcp_supported_versions_json(), "requested",
                           *version));
     return -1;
   }

@@ -56,7 +56,14 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
   const char *method = json_string_value(json_object_get(msg, "method"));
   int is_request = json_object_get(msg, "id") != NULL;
 
-  if (era == SB_MCP_ERA_MODERN && body_version) {
+  /* A version that is not a string, or one not spoken here, is answered
+   * by the envelope check (-32602, -32022 with the versions we speak):
+   * which headers a request needs depends on its version. */
+  if (era == SB_MCP_ERA_MODERN &&
+      (!body_version || !sb_mcp_version_supported(body_version) ||
+       !sb_mcp_version_is_modern(body_version)))
+    return 0;
+  if (era == SB_MCP_ERA_MODERN) {
     if (!protocol_version)
       return sb_error_set(err, SB_RPC_HEADER_MISMATCH,
                           "Header mismatch: MCP-Protocol-Version header is "

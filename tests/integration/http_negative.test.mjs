@@ -193,6 +193,22 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     assert.ok(Array.isArray(supported), r.text);
     assert.ok(supported.includes(MODERN_VERSION), r.text);
     assert.ok(!supported.includes('1999-01-01'), r.text);
+    // every version spoken here, legacy ones too, as server/discover says
+    assert.ok(supported.includes('2025-11-25'), r.text);
+
+    // Which headers a request needs depends on its version: one not
+    // spoken here is answered as such even without the headers.
+    const bare = await post(echoCall(13, 'x', meta), {});
+    assertError(bare, 400, -32022, 'unsupported _meta version, no headers');
+    assert.equal(bare.json.error.data?.requested, '1999-01-01', bare.text);
+    const notString = await post(echoCall(13, 'x', { ...META, 'io.modelcontextprotocol/protocolVersion': 5 }), {});
+    assertError(notString, 400, -32602, 'a version that is not a string');
+    assert.match(notString.json.error.message, /protocolVersion"\]: must be a string/, notString.text);
+    // a legacy version is spoken after initialize, not in a _meta envelope
+    const legacyMeta = { ...META, 'io.modelcontextprotocol/protocolVersion': '2025-11-25' };
+    const inMeta = await post(echoCall(13, 'x', legacyMeta), modernHeaders('tools/call', 'echo', '2025-11-25'));
+    assertError(inMeta, 400, -32022, 'a legacy version in _meta');
+    assert.match(inMeta.json.error.message, /2025-11-25 is spoken in a session opened with initialize/, inMeta.text);
 
     // A legacy client announcing an unknown MCP-Protocol-Version header.
     const init = { jsonrpc: '2.0', id: 14, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
