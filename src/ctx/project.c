@@ -323,6 +323,13 @@ static int resolve(const json_t *value, const parsed_path *p, size_t k,
         return SB_ENOMEM;
       }
     }
+    /* The slice itself is there even when empty; a path that goes on
+     * below it is there only where some element has the rest. */
+    if (k + 1 < p->nsegs && json_object_size(*sel) == 0) {
+      json_decref(*sel);
+      *sel = NULL;
+      return 0;
+    }
     return 1;
   }
   }

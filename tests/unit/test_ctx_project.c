@@ -155,9 +155,33 @@ static void test_project_missing(void **state) {
              "['user.preferences.color', 'business.inventory.vehicles[99]', "
              "'conversation.intent.x', 'conversation.messages.x', "
              "'user.id[0]', 'workflow.completedSteps[0]']");
-  /* elements of a slice that lack the rest are skipped, not missing */
-  project_ok("['conversation.messages[-2:].agentId']",
-             J("{'conversation': {'messages': []}}"), NULL);
+  /* a path below a slice that no element has is missing (not an empty
+   * list counted as covered); an empty slice itself is not */
+  project_ok("['conversation.messages[-2:].agentId']", J("{}"),
+             "['conversation.messages[-2:].agentId']");
+  project_ok("['workflow.completedSteps[-2:]']",
+             J("{'workflow': {'completedSteps': []}}"), NULL);
+  project_ok("['workflow.completedSteps[-2:].x']", J("{}"),
+             "['workflow.completedSteps[-2:].x']");
+  {
+    /* elements of a slice that lack the rest are skipped */
+    json_t *d = J("{'conversation': {'messages': [{'agentId': 'sales'}, "
+                  "{'role': 'user'}, {'agentId': 'parts', 'role': 'x'}]}}");
+    json_t *ps = J("['conversation.messages[-3:].agentId']");
+    json_t *o = NULL, *m = NULL;
+    assert_int_equal(sb_ctx_project(d, ps, &o, &m, NULL), 0);
+    json_t *w = J("{'conversation': {'messages': [{'agentId': 'sales'}, "
+                  "{'agentId': 'parts'}]}}"),
+           *wm = J("[]");
+    assert_json_eq(o, w);
+    assert_json_eq(m, wm);
+    json_decref(o);
+    json_decref(m);
+    json_decref(w);
+    json_decref(wm);
+    json_decref(d);
+    json_decref(ps);
+  }
   /* a section absent from the data */
   json_t *data = J("{'conversation': {}}"), *paths = J("['user.id']");
   json_t *out = NULL, *missing = NULL;
