@@ -243,6 +243,11 @@ void app_rest_not_allowed(sb_http_request *req, const char *allow,
 /* A positive integer query argument; 0 if absent, -1 if malformed (not
  * all digits, or below 1). */
 int64_t app_rest_query_int(sb_http_request *req, const char *key);
+/* Answer 400 naming the first query parameter not in `known` (NULL-
+ * terminated; NULL: the endpoint takes none) and return -1; else 0. A
+ * misspelt parameter would otherwise be ignored, and the answer look
+ * right while it is not what was asked for. */
+int app_rest_query_known(sb_http_request *req, const char *const *known);
 /* 503 busy with Retry-After: 1 (back-pressure; retry shortly). */
 void app_rest_busy(sb_http_request *req, const char *message);
 /* The message refusing an events cursor `since` past the tenant's newest

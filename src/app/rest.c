@@ -184,6 +184,19 @@ refuse:
   return NULL;
 }
 
+int app_rest_query_known(sb_http_request *req, const char *const *known) {
+  const char *bad = sb_http_request_unknown_query(req, known);
+  if (!bad) return 0;
+  char names[200] = "none";
+  if (known && *known) sb_join_names(known, names, sizeof names);
+  char msg[400];
+  snprintf(msg, sizeof msg,
+           "unknown query parameter \"%.64s%s\" (this endpoint takes: %s)", bad,
+           strlen(bad) > 64 ? "..." : "", names);
+  respond_error(req, 400, "bad_request", msg, 0);
+  return -1;
+}
+
 int64_t app_rest_query_int(sb_http_request *req, const char *key) {
   const char *v = sb_http_request_query(req, key);
   if (!v) return 0;
@@ -384,6 +397,7 @@ static int guarded(sb_app *app, sb_http_request *req, rest_op *op,
 }
 
 static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
+  if (app_rest_query_known(req, NULL) != 0) return;
   json_t *input = app_rest_body(req, "body");
   if (!input) return;
   rest_op *op = rest_op_new(req, REST_CREATE, NULL);
@@ -400,6 +414,8 @@ static void do_create(sb_app *app, sb_http_request *req, const char *tenant) {
 
 static void do_get(sb_app *app, sb_http_request *req, const char *tenant,
                    const char *id) {
+  static const char *const known[] = {"version", "requirements", NULL};
+  if (app_rest_query_known(req, known) != 0) return;
   int64_t version = app_rest_query_int(req, "version");
   const char *requirements = sb_http_request_query(req, "requirements");
   if (version < 0)
@@ -443,6 +459,7 @@ static int media_is(const char *ctype, const char *type) {
 
 static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
                      const char *id) {
+  if (app_rest_query_known(req, NULL) != 0) return;
   const char *ctype = sb_http_request_header(req, "Content-Type");
   sb_ctx_patch_kind kind;
   if (media_is(ctype, "application/json-patch+json"))
@@ -474,6 +491,8 @@ static void do_patch(sb_app *app, sb_http_request *req, const char *tenant,
 
 static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
                        const char *id) {
+  static const char *const known[] = {"before", "limit", NULL};
+  if (app_rest_query_known(req, known) != 0) return;
   int64_t before = app_rest_query_int(req, "before");
   int64_t limit = app_rest_query_int(req, "limit");
   if (before < 0 || limit < 0 || limit > 1000)
@@ -493,6 +512,8 @@ static void do_history(sb_app *app, sb_http_request *req, const char *tenant,
 
 static void do_diff(sb_app *app, sb_http_request *req, const char *tenant,
                     const char *id) {
+  static const char *const known[] = {"from", "to", NULL};
+  if (app_rest_query_known(req, known) != 0) return;
   int64_t from = app_rest_query_int(req, "from");
   int64_t to = app_rest_query_int(req, "to");
   if (from <= 0 || to <= 0)

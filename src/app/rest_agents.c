@@ -203,8 +203,16 @@ static void handle(void *ud, sb_http_request *req) {
                           "changing agents needs an administrator tenant "
                           "(auth.admin_tenants)");
   }
+  static const char *const list_query[] = {"type", "capability", NULL};
+  static const char *const explain_query[] = {"capability", "context", NULL};
+  int top = *path == '\0' || strcmp(path, "/") == 0;
+  if (app_rest_query_known(req, !reading  ? NULL
+                                : explain ? explain_query
+                                : top     ? list_query
+                                          : NULL) != 0)
+    return;
   sb_error err = {0};
-  if (*path == '\0' || strcmp(path, "/") == 0) {
+  if (top) {
     if (reading) {
       sb_gateway_list_filter f;
       if (app_agents_filter(sb_http_request_query(req, "type"),

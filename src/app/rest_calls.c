@@ -76,6 +76,7 @@ static const char *const call_keys[] = {
 void app_rest_agent_call(sb_app *app, sb_http_request *req) {
   if (strcmp(sb_http_request_method(req), "POST") != 0)
     return app_rest_not_allowed(req, "POST", "use POST on /v1/agents/call");
+  if (app_rest_query_known(req, NULL) != 0) return;
   json_t *body = app_rest_body_object(req, call_keys);
   if (!body) return;
   json_t *timeout = json_object_get(body, "timeoutMs");

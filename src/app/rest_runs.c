@@ -110,6 +110,7 @@ static const char *const start_keys[] = {"workflow", "contextId", "input",
                                          NULL};
 
 static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
+  if (app_rest_query_known(req, NULL) != 0) return;
   json_t *body = app_rest_body_object(req, start_keys);
   if (!body) return;
   int bad = 0;
@@ -136,6 +137,8 @@ static void run_start(sb_app *app, sb_http_request *req, const char *tenant) {
 }
 
 static void run_list(sb_app *app, sb_http_request *req, const char *tenant) {
+  static const char *const known[] = {"status", "cursor", "limit", NULL};
+  if (app_rest_query_known(req, known) != 0) return;
   int64_t n = app_rest_query_int(req, "limit");
   if (n == 0) n = 50;
   if (n < 1 || n > 1000)
@@ -160,6 +163,7 @@ static const char *const no_keys[] = {NULL};
 /* POST /v1/runs/{id}/{action} */
 static void run_action(sb_app *app, sb_http_request *req, const char *tenant,
                        const char *id, const char *action) {
+  if (app_rest_query_known(req, NULL) != 0) return;
   int fork = strcmp(action, "fork") == 0;
   const char *const *known = fork                              ? fork_keys
                              : strcmp(action, "cancel") == 0   ? cancel_keys
@@ -228,6 +232,7 @@ static void handle_runs(sb_app *app, sb_http_request *req) {
   if (!*action) {
     if (strcmp(method, "GET") != 0)
       return app_rest_not_allowed(req, "GET", "use GET on /v1/runs/{id}");
+    if (app_rest_query_known(req, NULL) != 0) return;
     rest_run_op *op = defer(req, 0);
     sb_error err = {0};
     app_run_access a = {.principal = sb_http_request_principal(req),
@@ -584,6 +589,8 @@ static void run_checked(void *ud, const sb_flow_reply *r) {
 
 static void events_stream(sb_app *app, sb_http_request *req,
                           const char *tenant) {
+  static const char *const known[] = {"since", "types", "run", NULL};
+  if (app_rest_query_known(req, known) != 0) return;
   int64_t since = 0;
   const char *last = sb_http_request_header(req, "Last-Event-ID");
   if (parse_seq(sb_http_request_query(req, "since"), &since) != 0 ||
@@ -631,6 +638,7 @@ static const char *const publish_keys[] = {"type", "data", "runId", NULL};
 
 static void events_publish(sb_app *app, sb_http_request *req,
                            const char *tenant) {
+  if (app_rest_query_known(req, NULL) != 0) return;
   json_t *body = app_rest_body_object(req, publish_keys);
   if (!body) return;
   int bad = 0;

@@ -133,6 +133,29 @@ const char *sb_http_request_query(sb_http_request *r, const char *key) {
   return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct query_scan {
+  const char *const *known;
+  const char *unknown;
+} query_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *value) {
+  (void)kind;
+  (void)value;
+  query_scan *q = cls;
+  for (const char *const *k = q->known; k && *k; k++)
+    if (strcmp(*k, key) == 0) return MHD_YES;
+  q->unknown = key;
+  return MHD_NO;
+}
+
+const char *sb_http_request_unknown_query(sb_http_request *r,
+                                          const char *const *known) {
+  query_scan q = {known, NULL};
+  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, scan_query, &q);
+  return q.unknown;
+}
+
 const char *sb_http_request_header(sb_http_request *r, const char *name) {
   return http_req_header(r, name);
 }

@@ -216,6 +216,10 @@ const char *sb_http_request_method(const sb_http_request *req);
 const char *sb_http_request_path(const sb_http_request *req);
 /* A query-string argument, or NULL. */
 const char *sb_http_request_query(sb_http_request *req, const char *key);
+/* The first query-string argument whose name is not in `known` (a NULL-
+ * terminated list; NULL: none is known), or NULL when all are. */
+const char *sb_http_request_unknown_query(sb_http_request *req,
+                                          const char *const *known);
 const char *sb_http_request_header(sb_http_request *req, const char *name);
 const char *sb_http_request_body(const sb_http_request *req, size_t *len);
 /* The body parsed as JSON (an object or array; new reference in *out) by

@@ -183,6 +183,41 @@ describe('REST: hostile input', { timeout: 120000 }, () => {
     await stillServing();
   });
 
+  it('a query parameter a route does not take is a 400 naming it and those it takes, and nothing is done', async () => {
+    // A misspelt ?version read the head, a ?contextId (the MCP tools' name)
+    // ranked without the context, and every answer looked right.
+    const made = await rest.call('POST', '/v1/contexts', { body: {} });
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    const runs = (await rest.list()).json.runs.length;
+    const cases = [
+      ['GET', `/v1/contexts/${id}?versoin=1`, 'versoin', 'version, requirements'],
+      ['GET', `/v1/contexts/${id}/history?limt=1`, 'limt', 'before, limit'],
+      ['GET', `/v1/contexts/${id}/diff?from=1&to=1&form=1`, 'form', 'from, to'],
+      ['PATCH', `/v1/contexts/${id}?force=1`, 'force', 'none'],
+      ['POST', '/v1/contexts?x=1', 'x', 'none'],
+      ['GET', `/v1/agents/explain?capability=x&contextId=${id}`, 'contextId', 'capability, context'],
+      ['GET', '/v1/agents?kind=sales', 'kind', 'type, capability'],
+      ['GET', '/v1/runs?stauts=waiting', 'stauts', 'status, cursor, limit'],
+      ['POST', '/v1/runs?dry=1', 'dry', 'none'],
+      ['GET', '/v1/events?bogus=1', 'bogus', 'since, types, run'],
+      ['GET', `/v1/events?${'k'.repeat(100)}=1`, `${'k'.repeat(64)}...`, 'since, types, run'],
+    ];
+    for (const [method, path, name, takes] of cases) {
+      const body = method === 'GET' ? undefined : method === 'PATCH' ? { metadata: { tags: ['x'] } } : method === 'POST' && path.startsWith('/v1/runs') ? { workflow: 'quick' } : {};
+      const patch = method === 'PATCH' ? { headers: { 'If-Match': '"1"' }, contentType: 'application/merge-patch+json' } : {};
+      const r = await rest.call(method, path, { body, ...patch });
+      assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+      assert.equal(r.json.error.code, 'bad_request', r.text);
+      assert.equal(r.json.error.message, `unknown query parameter "${name}" (this endpoint takes: ${takes})`, r.text);
+    }
+    assert.equal((await rest.list()).json.runs.length, runs, 'no run was started');
+    const ctx = await rest.call('GET', `/v1/contexts/${id}?version=1&requirements=user.id`);
+    assert.equal(ctx.status, 200, ctx.text);
+    assert.equal((await rest.call('GET', `/v1/contexts/${id}`)).json.version, 1, 'the PATCH was not applied');
+    await stillServing();
+  });
+
   it('a body whose Content-Type is not JSON is a 415 naming it, on REST and on /mcp; JSON types and none are read', async () => {
     const post = (path, contentType, body) => fetch(`${base}${path}`, {
       method: 'POST',
