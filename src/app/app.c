@@ -125,6 +125,11 @@ static void keys_loaded(void *ud) {
   sb_http_server_hold(app->http, 0);
 }
 
+static void warn_reference(void *ud, const char *line) {
+  (void)ud;
+  SB_WARN(MODULE, "%s", line);
+}
+
 sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   const sb_config *cfg = o->config;
   app_register_log_secrets(cfg);
@@ -162,6 +167,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
   if (sb_flow_defs_load(cfg->workflows, cfg->workflow_lines, cfg->config_file,
                         cfg->config_dir, &app->defs, err) != 0)
     goto fail;
+  sb_app_unknown_references(cfg, &app->defs, warn_reference, NULL);
   if (app_quota_start(app, err) != 0) goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,

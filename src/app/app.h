@@ -34,6 +34,18 @@ typedef struct sb_app_options {
   const char *agent_exec_shim;
 } sb_app_options;
 
+/* Names in the workflows (call.agent, call.capability) and virtual
+ * servers (include[].agent) that no agent of cfg answers to: each is
+ * passed to fn as one line ("FILE:LINE: step ...: what, and what the
+ * config has"), and the count returned. Not errors (an agent may be
+ * registered through the API later): `check` prints them and serve logs
+ * them as warnings, so a misspelt name shows before a run fails on it. */
+typedef void (*sb_app_note_fn)(void *ud, const char *line);
+struct sb_flow_defs;
+size_t sb_app_unknown_references(const sb_config *cfg,
+                                 const struct sb_flow_defs *defs,
+                                 sb_app_note_fn fn, void *ud);
+
 /* Start everything; NULL with err (naming what failed) otherwise. */
 sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);
 /* SIGHUP: reload what can change without a restart from the config file

@@ -719,6 +719,11 @@ static void print_config(FILE *out, const sb_config *cfg) {
   }
 }
 
+static void warn_reference(void *ud, const char *line) {
+  (void)ud;
+  sb_cli_eprintf("switchboard: warning: %s\n", line);
+}
+
 static int cmd_check(int argc, char **argv) {
   serve_args a = {0};
   sb_config cfg;
@@ -754,6 +759,7 @@ static int cmd_check(int argc, char **argv) {
     sb_config_free(&cfg);
     return rc;
   }
+  sb_app_unknown_references(&cfg, &defs, warn_reference, NULL);
   fprintf(stdout, "# %s: ok\n", a.config_path);
   print_config(stdout, &cfg);
   /* Workflows as comments: their files are named relative to the config,

@@ -636,6 +636,29 @@ int sb_agent_def_parse(const json_t *json, sb_agent_def **out, sb_error *err) {
 
   rc = check_keys(&p, json, top_keys, top_key_list);
   if (rc != 0) goto fail;
+  /* Several required fields missing: the first names the rest, so a
+   * definition is not fixed one field per try. */
+  static const char *const required[] = {
+      "id",           "name",      "type",        "capabilities", "models",
+      "outputFormat", "maxTokens", "temperature", "transport",    NULL};
+  const char *first = NULL;
+  char others[160] = "";
+  for (int i = 0; required[i]; i++) {
+    if (json_object_get(json, required[i])) continue;
+    if (!first) {
+      first = required[i];
+      continue;
+    }
+    size_t len = strlen(others);
+    snprintf(others + len, sizeof others - len, "%s%s", len ? ", " : "",
+             required[i]);
+  }
+  if (first && others[0]) {
+    size_t saved = push_key(&p, first);
+    rc = bad(&p, "missing required field (and %s)", others);
+    pop(&p, saved);
+    goto fail;
+  }
   FIELD("id", 1, rc = dup_str(&p, v, 0, &d->id);
         if (rc == 0) rc = id_valid(&p, d->id));
   FIELD("name", 1, rc = dup_str(&p, v, 1, &d->name);

@@ -227,6 +227,38 @@ test('config errors: exit 2 with file:line: key.path', async () => {
   assert.ok(r.stderr.includes(`${badValue}:4: limits.page_size`));
 });
 
+test('check warns of agents and capabilities that workflows and virtual servers name and no agent of the config answers to; exit 0', async () => {
+  const agent = (id, caps) => `  - {id: ${id}, name: ${id}, type: finance, capabilities: [${caps}], models: {primary: m},
+      outputFormat: text, maxTokens: 10, temperature: 0, transport: {type: stdio, command: /bin/cat}}`;
+  const file = writeConfig([
+    'agents:', agent('finance', 'finance.quote'), agent('sales', 'sales.inventory'),
+    'servers:',
+    '  - name: desk',
+    '    include: [{agent: sales, tools: [a]}, {agent: ghost, tools: [b]}]',
+    'workflows:',
+    '  - name: w',
+    '    steps:',
+    '      - id: a',
+    '        call: {agent: finanse, tool: t}',
+    '      - id: b',
+    '        call: {capability: finance.qoute, tool: t}',
+    '      - id: c',
+    '        call: {capability: finance.quote, tool: t}',
+    '      - id: d',
+    '        call: {agent: finance, tool: t}',
+    '',
+  ].join('\n'));
+  const r = await run(['check', '--config', file]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.deepEqual(lines, [
+    `switchboard: warning: ${file}:12: step "a": call.agent: no agent "finanse" in the config (agents: finance, sales); a run reaching this step fails unless one is registered through the API by then`,
+    `switchboard: warning: ${file}:14: step "b": call.capability: no agent of the config offers "finance.qoute" (capabilities: finance.quote, sales.inventory); a run reaching this step fails unless one is registered through the API by then`,
+    'switchboard: warning: config line 7: servers[0].include[1].agent: no agent "ghost" in the config (agents: finance, sales); virtual server desk shows none of its tools unless one is registered through the API',
+  ]);
+  assert.match(r.stdout, /: ok$/m);
+});
+
 test('check prints the effective settings, which load back unchanged', async () => {
   const r = await run(['check', '--config', EXAMPLE]);
   assert.equal(r.code, 0, r.stderr);
@@ -577,7 +609,8 @@ test('check refuses the agent definitions serve would refuse, and serve names th
   const agent = (extra) =>
     `agents:\n  - id: a\n    name: A\n    type: sales\n    capabilities: [x]\n    models: {primary: m}\n    outputFormat: json\n    maxTokens: 64\n    temperature: 0\n${extra}`;
   const cases = [
-    ['agents:\n  - id: a\n    transport: {type: stdio, command: /bin/cat}\n', ':2: agents[0].name: missing required field'],
+    ['agents:\n  - id: a\n    transport: {type: stdio, command: /bin/cat}\n',
+     ':2: agents[0].name: missing required field (and type, capabilities, models, outputFormat, maxTokens, temperature)'],
     [agent('    transport: {type: stdio}\n'), ':2: agents[0].transport'],
     [agent('    transport: {type: stdio, command: /bin/cat}\n') +
        '  - id: a\n    name: B\n    type: sales\n    capabilities: [x]\n    models: {primary: m}\n' +

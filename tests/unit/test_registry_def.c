@@ -347,6 +347,16 @@ static void test_invalid_top(void **state) {
   invalid("{'maxTokens': null}", "maxTokens: missing required field");
   invalid("{'temperature': null}", "temperature: missing required field");
   invalid("{'transport': null}", "transport: missing required field");
+  /* several at once: named together */
+  json_t *few = J("{'id': 'x', 'name': 'X', 'type': 'general', "
+                  "'capabilities': ['c'], 'transport': {'type': 'stdio', "
+                  "'command': 'a'}}");
+  sb_agent_def *none = NULL;
+  assert_int_equal(sb_agent_def_parse(few, &none, &err), SB_EINVAL);
+  assert_string_equal(err.msg, "models: missing required field (and "
+                               "outputFormat, maxTokens, temperature)");
+  assert_null(none);
+  json_decref(few);
 }
 
 static void test_invalid_id(void **state) {
