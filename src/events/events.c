@@ -473,10 +473,11 @@ int sb_events_publish(sb_events *ev, const char *tenant, const char *type,
                       const char *run_id, const json_t *data,
                       sb_events_done_cb cb, void *ud, sb_error *err) {
   if (!sb_event_type_publishable(type))
-    return sb_error_set(err, SB_EINVAL,
-                        "type: \"%s\" is not an event type one may publish "
-                        "(" SB_EVENT_TYPE_RULE "; " SB_EVENT_TYPE_RESERVED ")",
-                        type ? type : "");
+    return sb_error_set(
+        err, SB_EINVAL,
+        "type: \"%.64s%s\" is not an event type one may "
+        "publish (" SB_EVENT_TYPE_RULE "; " SB_EVENT_TYPE_RESERVED ")",
+        type ? type : "", type && strlen(type) > 64 ? "..." : "");
   /* A published event names a run that exists, or is refused: one with a
    * mistyped runId would be logged and never reach the run. An empty one
    * names none (the store reads it as absent). */

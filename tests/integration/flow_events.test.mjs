@@ -192,6 +192,11 @@ describe('events and workflows over MCP', () => {
     const own = await a.publish({ type: 'run.completed', data: {} });
     assert.equal(own.status, 400);
     assert.match(own.json.error.message, /not an event type one may publish/);
+    // a long one is named by its start, not echoed whole
+    const long = await a.publish({ type: 'X'.repeat(5000), data: {} });
+    assert.equal(long.status, 400, long.text);
+    assert.ok(long.json.error.message.startsWith(`type: "${'X'.repeat(64)}..." is not an event type`), long.text);
+    assert.ok(long.json.error.message.length < 500, long.text);
     // Nothing a follower of run.* (or of the audit trail) would take for
     // switchboard's own, and no empty names.
     for (const type of ['run..completed', 'run.completed.x', 'step.started.x', 'agent.handoff2',
