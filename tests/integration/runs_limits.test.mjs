@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { postModern, tempStorePath } from './lib/harness.mjs';
+import { DEADLINE_MS, postModern, tempStorePath } from './lib/harness.mjs';
 import { stopClean } from './lib/contexts_common.mjs';
 import { runsClient, startFlowServer, startRun, writeFlowConfig } from './lib/flows.mjs';
 
@@ -91,7 +91,14 @@ test('runs brought back at start count against the share but are never refused',
     assert.equal(refused.status, 503, refused.text);
     assert.match(refused.json.error.message, /^tenant tenant-a has 1 runs in progress, its limit/);
     for (const id of ids) {
-      const answered = await a.action(id, 'answer', { answer: { ok: true } });
+      // A run still reading its context back answers 503 busy, "retry
+      // shortly": the log line above comes before that read ends.
+      let answered;
+      for (const deadline = Date.now() + DEADLINE_MS; ;) {
+        answered = await a.action(id, 'answer', { answer: { ok: true } });
+        if (answered.status !== 503 || answered.json?.error?.code !== 'busy' || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.equal(answered.status, 200, answered.text);
       await a.waitFor(id, 'completed');
     }
