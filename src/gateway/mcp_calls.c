@@ -65,9 +65,9 @@ typedef struct gw_mcp_call {
   char *final_message, *final_agent;
   int final_agent_modern;
   /* A modern caller was not asked for input it did not declare the
-   * capability of (static string): if the call then fails, the answer is
-   * -32021 naming it, as 2026-07-28 requires. */
-  const char *missing_capability;
+   * capability of (CAP_* bits): if the call then fails, the answer is
+   * -32021 naming them, as 2026-07-28 requires. */
+  unsigned missing;
   /* gw->mcp_calls: only parked requests (and those that ended parked),
    * which a retry finds by token; the others are reached through their
    * gateway call alone. */
@@ -145,32 +145,65 @@ static void reply_agent_error(gw_mcp_call *mc, const sb_gateway_result *res) {
                    json_incref(json_object_get(error, "data")));
 }
 
-/* Whether the call failed for want of the capability cap: not answered,
- * answered with an error, or with a tool's error result after asking for
- * sampling or elicitation. Roots are often asked for on the way, and done
- * without: after that a tool's error result is its own, passed on. */
-static int failed(const sb_gateway_result *res, const char *cap) {
-  return res->outcome != SB_GATEWAY_ANSWERED || !res->result ||
-         (strcmp(cap, "roots") != 0 &&
-          json_is_true(json_object_get(res->result, "isError")));
+/* The client capabilities an agent may ask for, as bits of `missing`. */
+enum { CAP_SAMPLING = 1, CAP_ELICITATION = 2, CAP_ROOTS = 4 };
+static const char *const cap_names[] = {"sampling", "elicitation", "roots"};
+
+static unsigned cap_bit(const char *cap) {
+  for (unsigned i = 0; i < 3; i++)
+    if (strcmp(cap, cap_names[i]) == 0) return 1u << i;
+  return 0;
+}
+
+/* The capabilities the call failed for want of (CAP_* bits), or 0. It
+ * failed when it was not answered, was answered with an error, or with a
+ * tool's error result after sampling or elicitation was refused: those
+ * are what it lacked. Roots are often asked for on the way, and done
+ * without: refused alone, a tool's error result is the tool's own, passed
+ * on. */
+static unsigned failed_for(const gw_mcp_call *mc,
+                           const sb_gateway_result *res) {
+  unsigned asked = mc->missing & (CAP_SAMPLING | CAP_ELICITATION);
+  if (res->outcome != SB_GATEWAY_ANSWERED || !res->result)
+    return asked ? asked : mc->missing;
+  return asked && json_is_true(json_object_get(res->result, "isError")) ? asked
+                                                                        : 0;
+}
+
+static void reply_missing(gw_mcp_call *mc, const sb_gateway_result *res,
+                          unsigned caps) {
+  const char *why =
+      res->message ? res->message
+                   : json_string_value(json_object_get(res->error, "message"));
+  char names[64] = "";
+  json_t *required = json_object();
+  for (unsigned i = 0, n = 0, all = (unsigned)__builtin_popcount(caps); i < 3;
+       i++) {
+    if (!(caps & (1u << i))) continue;
+    size_t len = strlen(names);
+    snprintf(names + len, sizeof names - len, "%s%s",
+             n == 0         ? ""
+             : n + 1 == all ? " and "
+                            : ", ",
+             cap_names[i]);
+    n++;
+    json_object_set_new(required, cap_names[i], json_object());
+  }
+  char msg[360];
+  snprintf(msg, sizeof msg,
+           "the agent needs the %s %s for this request, which the client did "
+           "not declare%s%.200s%s",
+           names, __builtin_popcount(caps) > 1 ? "capabilities" : "capability",
+           why ? " (" : "", why ? why : "", why ? ")" : "");
+  sb_mcp_call_fail(mc->call, SB_RPC_MISSING_CLIENT_CAPABILITY, msg,
+                   json_pack("{so}", "requiredCapabilities", required));
 }
 
 static void reply(gw_mcp_call *mc, const sb_gateway_result *res) {
-  if (mc->missing_capability && failed(res, mc->missing_capability)) {
-    const char *why =
-        res->message
-            ? res->message
-            : json_string_value(json_object_get(res->error, "message"));
-    char msg[300];
-    snprintf(msg, sizeof msg,
-             "the agent needs the %s capability for this request, which the "
-             "client did not declare%s%.200s%s",
-             mc->missing_capability, why ? " (" : "", why ? why : "",
-             why ? ")" : "");
-    sb_mcp_call_fail(
-        mc->call, SB_RPC_MISSING_CLIENT_CAPABILITY, msg,
-        json_pack("{s{s{}}}", "requiredCapabilities", mc->missing_capability));
-  } else if (res->outcome == SB_GATEWAY_ANSWERED && res->result)
+  unsigned lacked = failed_for(mc, res);
+  if (lacked)
+    reply_missing(mc, res, lacked);
+  else if (res->outcome == SB_GATEWAY_ANSWERED && res->result)
     reply_result(mc, res);
   else if (res->outcome == SB_GATEWAY_ANSWERED)
     reply_agent_error(mc, res);
@@ -302,13 +335,7 @@ static int on_input(void *ud, sb_gateway_input *in) {
     if (gw_sampling_possible(mc->gw, gw_input_agent_def(in),
                              sb_gateway_input_method(in)))
       return SB_ENOENT;
-    /* A roots request is often asked on the way (some agents sync roots
-     * on a timer) and done without: it does not replace a sampling or
-     * elicitation the call failed for want of. */
-    if (sb_mcp_call_is_modern(mc->call) &&
-        (!mc->missing_capability ||
-         strcmp(mc->missing_capability, "roots") == 0))
-      mc->missing_capability = cap;
+    if (sb_mcp_call_is_modern(mc->call)) mc->missing |= cap_bit(cap);
     char msg[256];
     snprintf(msg, sizeof msg,
              "the client that made this call did not declare the %s "

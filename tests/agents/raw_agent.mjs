@@ -20,7 +20,9 @@
 //   ask     sends sampling/createMessage to switchboard, waits for the
 //           answer and returns its text; with argument roots true it then
 //           asks roots/list too before it answers (as agents that sync
-//           roots on a timer may, in the middle of a call)
+//           roots on a timer may, in the middle of a call); with elicit
+//           true it asks elicitation/create after the sampling, and fails
+//           (isError) when either was refused
 //   wait_ask  answers nothing until a poke; then asks sampling for itself
 //           (with nothing on the wire to say for which call) and answers
 //           with what it heard, as ask does
@@ -99,8 +101,17 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       if (w.fail) return send({ jsonrpc: '2.0', id: w.call, error: { code: -32603, message: `${name} cannot work without roots: ${m.error?.message}` } });
       return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: `${name} works without roots (${m.error?.message})` }], isError: true } });
     }
+    if (w.kind === 'elicit') {
+      const text = `${w.text}; ${m.result ? `elicited: ${m.result.action}` : `elicitation refused: ${m.error?.message}`}`;
+      return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text }], isError: !m.result || w.text.includes(' was refused: ') } });
+    }
     if (w.text === undefined) // the sampling answer
       w.text = m.result ? `${name} heard: ${m.result.content?.text}` : `${name} was refused: ${m.error?.message}`;
+    if (w.elicit) {
+      const eid = `q${nextId++}`;
+      waiting.set(eid, { ...w, elicit: false, kind: 'elicit' });
+      return send({ jsonrpc: '2.0', id: eid, method: 'elicitation/create', params: { message: 'which colour?', requestedSchema: { type: 'object', properties: { colour: { type: 'string' } } } } });
+    }
     if (w.roots) {
       const rid = `q${nextId++}`;
       waiting.set(rid, { ...w, roots: false });
@@ -145,7 +156,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       if (p.name === 'ask') {
         const qid = `q${nextId++}`;
-        waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true });
+        waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true, elicit: p.arguments?.elicit === true });
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
       }
       if (p.name === 'wait_ask') {

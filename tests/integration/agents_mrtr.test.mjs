@@ -257,6 +257,14 @@ describe('a raw agent asking in the middle of a call: tenant binding, capabiliti
     assert.deepEqual(r.error.data?.requiredCapabilities, { sampling: {} }, r.text);
   });
 
+  it('a call that lacked sampling and elicitation both is -32021 naming both (requiredCapabilities lists the missing ones)', async () => {
+    const r = await postModern(server.url, A.token, 'tools/call', { name: 'raw__ask', arguments: { elicit: true } }, { tasks: false });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.error?.code, -32021, r.text);
+    assert.deepEqual(r.error.data?.requiredCapabilities, { sampling: {}, elicitation: {} }, r.text);
+    assert.match(r.error.message, /^the agent needs the sampling and elicitation capabilities for this request/, r.text);
+  });
+
   it('roots a modern client did not declare: a tool error done without them passes through; a failed call is -32021 naming roots', async () => {
     const without = await postModern(server.url, A.token, 'tools/call', { name: 'raw__roots', arguments: {} }, { tasks: false });
     assert.equal(without.status, 200, without.text);
