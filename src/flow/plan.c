@@ -505,7 +505,8 @@ static void step_failed(fl_plan *p, const fl_change *c, json_t *entry) {
   if (c->agent) json_object_set_new(h, "agent", json_string(c->agent));
   if (c->attempts > 1)
     json_object_set_new(h, "attempts", json_integer(c->attempts));
-  wf_error(p, s->id, c->message, c->code ? c->code : "failed", c->agent);
+  if (!c->lean)
+    wf_error(p, s->id, c->message, c->code ? c->code : "failed", c->agent);
   event_t(p, SB_EVENT_STEP_FAILED,
           json_pack("{sssIssss}", "step", s->id, "visit", (json_int_t)c->visit,
                     "message", c->message, "code",
@@ -641,8 +642,9 @@ static int apply(fl_plan *p, fl_change *c) {
     json_object_set_new(p->doc, "stopped", stopped);
     json_object_set_new(p->doc, "resumeKeys", keys);
     const char *cur = fl_str(workflow_part(p), "currentStep");
-    wf_error(p, cur ? cur : "", c->message ? c->message : "cancelled",
-             "cancelled", NULL);
+    if (!c->lean)
+      wf_error(p, cur ? cur : "", c->message ? c->message : "cancelled",
+               "cancelled", NULL);
     event_t(p, SB_EVENT_RUN_CANCELLED,
             json_pack("{ss}", "reason", c->message ? c->message : "cancelled"));
     return 0;

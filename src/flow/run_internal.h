@@ -60,6 +60,10 @@ typedef struct fl_change {
   json_t *events;         /* [{type, data}] an agent published */
   char *message;          /* STEP_FAILED, CANCEL: why */
   char *code;             /* STEP_FAILED: a short code (timeout, agent...) */
+  /* STEP_FAILED, CANCEL: the context had no room for the entry in
+   * data.workflow.errors (contexts.max_bytes): written without it, the
+   * run and its events still saying why (fl_steps_refused) */
+  int lean;
   int attempts;          /* STEP_RETRY: the number of the next try */
   uint64_t retry_in_ms;  /* STEP_RETRY: the backoff before it */
   sb_flow_cb cb; /* acknowledged once written (may be NULL) */

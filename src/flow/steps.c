@@ -665,6 +665,20 @@ int fl_steps_answer(fl_run *r, const char *step, const json_t *answer,
  * dropped. */
 int fl_steps_refused(fl_run *r, int rc, const sb_error *err) {
   fl_change *c = r->queue;
+  /* A failure or cancellation the context has no room to record: written
+   * again without its data.workflow.errors entry, so the run still moves
+   * on or ends (dropped, it stayed running for good, and came back to the
+   * same end at each restart). The run's error and the events say why. */
+  if (rc == SB_ETOOBIG && !c->lean &&
+      (c->kind == FL_STEP_FAILED || c->kind == FL_CANCEL)) {
+    SB_WARN(FL_MODULE,
+            "run %s: the context has no room to record the %s in "
+            "data.workflow.errors (%s); it is recorded on the run alone",
+            r->id, c->kind == FL_CANCEL ? "cancellation" : "step's failure",
+            err && *err->msg ? err->msg : sb_strerror(rc));
+    c->lean = 1;
+    return 1;
+  }
   if ((rc != SB_EINVAL && rc != SB_ETOOBIG) || c->kind != FL_STEP_DONE)
     return 0;
   const sb_flow_step *s = &r->def->steps[c->step];

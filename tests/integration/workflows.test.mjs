@@ -8,7 +8,7 @@
 // step budget that stops a loop, and clear errors for bad requests.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
 import {
   flowAgent, inquiry, readEvents, startFlowHttpAgent, startFlowServer, startRun, writeFlowConfig,
@@ -470,6 +470,72 @@ describe('workflows over REST with real agents', () => {
       assert.equal(r.json.error.message, `step: workflow lead has no ask step ${step}`);
     }
     assert.equal((await rest.action(asking.id, 'cancel')).status, 200);
+  });
+});
+
+describe('a context with no room left (contexts.max_bytes)', () => {
+  const MAX = 4096;
+  let sw, rest;
+
+  before(async () => {
+    const { file } = writeFlowConfig({
+      agents: [flowAgent('sales', ['sales.offer'])],
+      workflowsYaml: `
+  - name: fill
+    steps:
+      - id: who
+        call: { agent: sales, tool: whoami }
+      - id: done
+        end: completed
+  - name: hold
+    steps:
+      - id: q
+        ask: { message: Which slot?, schema: { type: object, properties: { slot: { type: string } } } }
+`,
+    });
+    appendFileSync(file, `contexts:\n  max_bytes: ${MAX}\n`);
+    ({ server: sw, rest } = await startFlowServer(file));
+  });
+
+  after(async () => {
+    await sw?.stop();
+  });
+
+  /** A context this many bytes short of the limit, as stored. */
+  async function nearlyFull(room) {
+    const made = await rest.call('POST', '/v1/contexts', { body: { data: { workflow: { variables: { pad: '' } } } } });
+    assert.equal(made.status, 201, made.text);
+    const pad = 'x'.repeat(MAX - room - Buffer.byteLength(JSON.stringify(made.json)));
+    const r = await rest.call('PATCH', `/v1/contexts/${made.json.id}`, {
+      body: { data: { workflow: { variables: { pad } } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': '"1"' },
+    });
+    assert.equal(r.status, 200, r.text);
+    return r.json;
+  }
+
+  test('a step whose result and whose failure the context cannot hold fails the run; it does not stay running', async () => {
+    // The result is refused (too large), and so is the failure's entry in
+    // data.workflow.errors: the failure is written without it.
+    const ctx = await nearlyFull(120);
+    const started = await startRun(rest, { workflow: 'fill', contextId: ctx.id });
+    const run = await rest.waitFor(started.id, 'failed');
+    assert.equal(run.error.step, 'who', JSON.stringify(run));
+    assert.match(run.error.message, /^step who: the context refused its result: .*contexts\.max_bytes/, JSON.stringify(run));
+    const after = (await rest.context(ctx.id)).json;
+    assert.deepEqual(after.data.workflow.errors ?? [], [], 'no entry: there was no room');
+    assert.ok(Buffer.byteLength(JSON.stringify(after)) <= MAX);
+  });
+
+  test("a cancellation with a reason the context cannot hold still cancels; the run keeps the reason", async () => {
+    const ctx = await nearlyFull(120);
+    const started = await startRun(rest, { workflow: 'hold', contextId: ctx.id });
+    await rest.waitFor(started.id, 'waiting');
+    const reason = `the customer went elsewhere: ${'y'.repeat(200)}`;
+    const cancelled = await rest.action(started.id, 'cancel', { reason });
+    assert.equal(cancelled.status, 200, cancelled.text);
+    assert.equal(cancelled.json.status, 'cancelled', cancelled.text);
+    const run = await rest.waitFor(started.id, 'cancelled');
+    assert.deepEqual(run.current, [], JSON.stringify(run));
   });
 });
 
