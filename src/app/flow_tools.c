@@ -496,11 +496,18 @@ int app_flow_start_args(sb_mcp_call *call, json_t *args, sb_flow_start *s) {
                                   "'workflow' must be a string");
     return SB_EINVAL;
   }
-  if ((cid && !json_is_string(cid)) || (input && !json_is_object(input)) ||
-      (wait && !json_is_boolean(wait))) {
-    sb_mcp_call_fail_invalid_args(
-        call, "workflow_run",
-        "'contextId' is a string, 'input' an object, 'wait' a boolean");
+  const char *bad = cid && !json_is_string(cid)       ? "contextId"
+                    : input && !json_is_object(input) ? "input"
+                    : wait && !json_is_boolean(wait)  ? "wait"
+                                                      : NULL;
+  if (bad) {
+    char what[160];
+    snprintf(what, sizeof what, "'%s' must be %s, got %s", bad,
+             bad[0] == 'c'   ? "a string"
+             : bad[0] == 'i' ? "an object"
+                             : "a boolean",
+             sb_json_type_name(json_object_get(args, bad)));
+    sb_mcp_call_fail_invalid_args(call, "workflow_run", what);
     return SB_EINVAL;
   }
   *s = (sb_flow_start){.tenant = sb_mcp_call_tenant(call),

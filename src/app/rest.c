@@ -212,6 +212,7 @@ typedef enum if_match_kind {
   IF_MATCH_MALFORMED, /* not an entity tag of ours */
   IF_MATCH_TOO_LARGE, /* digits past the largest version there can be */
   IF_MATCH_NONE,      /* "0": well formed, but no version is 0 */
+  IF_MATCH_PADDED,    /* "0002": well formed, but no ETag of ours */
   IF_MATCH_ANY,       /* *: says nothing of the version read */
   IF_MATCH_LIST,      /* "2", "3": more than one */
 } if_match_kind;
@@ -233,6 +234,9 @@ static const struct {
     [IF_MATCH_NONE] = {412, "precondition_failed",
                        "If-Match: \"0\" matches no version (versions start "
                        "at 1)"},
+    [IF_MATCH_PADDED] = {412, "precondition_failed",
+                         "If-Match: a version with leading zeros matches no "
+                         "ETag (they are written without, like \"3\")"},
     [IF_MATCH_ANY] = {400, "bad_request",
                       "If-Match: * does not say which version you read; "
                       "send its ETag, e.g. \"3\""},
@@ -252,7 +256,10 @@ static if_match_kind if_match_version(sb_http_request *req, int64_t *version) {
   int quoted = *v == '"';
   if (quoted) v++;
   size_t digits = strspn(v, "0123456789");
-  if (*v == '0') return IF_MATCH_MALFORMED; /* no padding */
+  if (*v == '0')
+    return digits > 1 && strcmp(v + digits, quoted ? "\"" : "") == 0
+               ? IF_MATCH_PADDED
+               : IF_MATCH_MALFORMED;
   int64_t n = 0;
   int rc = sb_parse_digits(v, digits, &n);
   if (rc == SB_ETOOBIG) return IF_MATCH_TOO_LARGE;

@@ -189,7 +189,7 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     assert.deepEqual(head.json, v3, 'none of them changed the context');
   });
 
-  it('If-Match: a weak tag or "0" is 412; an overflowing or malformed version, * or a list is 400 naming the header', async () => {
+  it('If-Match: a weak tag, "0" or a padded "03" is 412; an overflowing or malformed version, * or a list is 400 naming the header', async () => {
     const patch = (ifMatch) => a.call('PATCH', `/v1/contexts/${id}`,
       { body: { data: { conversation: { intent: 'should not stick' } } }, contentType: 'application/merge-patch+json', headers: { 'If-Match': ifMatch } });
     // RFC 9110 13.1.1: If-Match uses the strong comparison, so W/"3"
@@ -200,7 +200,7 @@ describe('contexts REST API', { timeout: 60000 }, () => {
       assert.equal(weak.json.error.code, 'precondition_failed');
       assert.match(weak.json.error.message, /If-Match/);
     }
-    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"-1"', '"3', '"3x"', 'abc', '"03"']) {
+    for (const tag of ['"99999999999999999999999"', '"9223372036854775808"', '"-1"', '"3', '"3x"', 'abc', '"03"x', '"0x"']) {
       const bad = await patch(tag);
       assert.equal(bad.status, 400, `${tag}: ${bad.text}`);
       assert.equal(bad.json.error.code, 'bad_request');
@@ -211,6 +211,12 @@ describe('contexts REST API', { timeout: 60000 }, () => {
     const zero = await patch('"0"');
     assert.equal(zero.status, 412, zero.text);
     assert.equal(zero.json.error.message, 'If-Match: "0" matches no version (versions start at 1)');
+    // "03" is a well-formed entity tag that is none of ours: 412, saying why
+    for (const tag of ['"03"', '0003']) {
+      const padded = await patch(tag);
+      assert.equal(padded.status, 412, `${tag}: ${padded.text}`);
+      assert.match(padded.json.error.message, /^If-Match: a version with leading zeros matches no ETag/, padded.text);
+    }
     // Each says what to send instead.
     for (const [tag, message] of [['*', /^If-Match: \* does not say which version you read/],
       ['"2", "3"', /^If-Match: one version, the one you read, not a list$/]]) {

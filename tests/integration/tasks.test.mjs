@@ -161,6 +161,16 @@ describe('workflow runs as MCP tasks', { timeout: 180000 }, () => {
     const raw = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', input: { variables: { text: 'buy' } } } }, { tasks: false });
     assert.equal(raw.result.resultType, 'complete');
     assert.equal(raw.result.structuredContent.status, 'completed');
+    // an argument of the wrong type is named, with what it is
+    for (const [args, message] of [
+      [{ wait: 'yes' }, "'wait' must be a boolean, got a string"],
+      [{ input: [] }, "'input' must be an object, got an array"],
+      [{ contextId: 7 }, "'contextId' must be a string, got an integer"],
+    ]) {
+      const bad = await postModern(server.url, A, 'tools/call', { name: 'workflow_run', arguments: { workflow: 'tasks-classify', ...args } }, { tasks: false });
+      assert.equal(bad.error?.code, -32602, bad.text);
+      assert.equal(bad.error.message, `Invalid arguments for tool workflow_run: ${message}`, bad.text);
+    }
   });
 
   it('2026-07-28: workflow_run becomes a task; tasks/get polls it to completed with the result', async () => {
