@@ -126,10 +126,13 @@ static void on_withdrawn(void *ud, sb_gateway_input *in) {
   if (f->pending == in) f->pending = NULL;
 }
 
-static sb_gateway_call *start(fixture *f, const char *agent,
-                              const char *capability, const char *tool,
-                              uint64_t deadline_ms, int rc_expected) {
-  json_t *params = json_pack("{s{}}", "arguments");
+/* Start a tools/call of tool with these arguments (NULL: {}). */
+static sb_gateway_call *start_with(fixture *f, const char *agent,
+                                   const char *capability, const char *tool,
+                                   json_t *arguments, uint64_t deadline_ms,
+                                   int rc_expected) {
+  json_t *params =
+      json_pack("{so}", "arguments", arguments ? arguments : json_object());
   sb_gateway_call_options o = {.agent = agent,
                                .capability = capability,
                                .method = "tools/call",
@@ -146,6 +149,12 @@ static sb_gateway_call *start(fixture *f, const char *agent,
   json_decref(params);
   assert_int_equal(rc, rc_expected);
   return c;
+}
+
+static sb_gateway_call *start(fixture *f, const char *agent,
+                              const char *capability, const char *tool,
+                              uint64_t deadline_ms, int rc_expected) {
+  return start_with(f, agent, capability, tool, NULL, deadline_ms, rc_expected);
 }
 
 /* The first call to an agent that is still connecting waits for it. */
@@ -263,18 +272,8 @@ static void test_guessed_question_moves_to_the_older_call(void **state) {
   wait_for(f, &f->done);
   f->done = 0;
   start(f, "alpha", NULL, "wait_ask", 0, 0);
-  json_t *params = json_pack("{s{sb}}", "arguments", "answer_first", 1);
-  sb_gateway_call_options o = {.agent = "alpha",
-                               .method = "tools/call",
-                               .name = "poke",
-                               .params = params,
-                               .on_input = on_input,
-                               .on_input_withdrawn = on_withdrawn,
-                               .on_done = on_done,
-                               .ud = f};
-  sb_gateway_call *poke = NULL;
-  assert_int_equal(sb_gateway_call_start(f->gw, &o, &poke, NULL), 0);
-  json_decref(params);
+  start_with(f, "alpha", NULL, "poke", json_pack("{sb}", "answer_first", 1), 0,
+             0);
   wait_for(f, &f->done); /* the poke, answered first */
   assert_string_equal(f->text, "poked");
   assert_int_equal(f->asked, 2); /* the poke's question, then wait_ask's */
