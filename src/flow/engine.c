@@ -178,6 +178,7 @@ void fl_run_detach(fl_run *r) {
     fl_timer_close(&r->write_retry);
   }
   fl_plan_go_on_drop(r);
+  fl_write_wait_drop(r);
   sb_flow_engine *e = r->e;
   if (e) {
     sb_list_unlink(&e->runs, &r->link);
@@ -360,6 +361,7 @@ void sb_flow_engine_free(sb_flow_engine *e) {
     fl_run *r = sb_list_entry(n, fl_run, link);
     r->holds++;
     fl_run_detach(r);
+    r->ctx_turn = 0; /* its write, if one is in flight, ends engine-less */
     r->e = NULL;
     fl_run_release(r);
   }

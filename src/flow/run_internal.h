@@ -126,6 +126,11 @@ struct fl_run {
                       here, and it leaves memory once that is answered */
 
   uv_timer_t *write_retry; /* the store was busy: write again (held) */
+  /* One write at a time per context in this engine (write.c: ctx_turn):
+   * in e->ctx_writers while it has the turn, in e->ctx_waiting (held,
+   * `writing` set) while it waits for it. */
+  sb_list_link cw_link;
+  int ctx_turn, ctx_waiting;
   sb_list_link go_link;    /* in e->go_on while its cut chain waits (held) */
   int go_queued;
 };
@@ -202,6 +207,9 @@ struct sb_flow_engine {
   sb_list go_on;
   uv_idle_t *go_idle;
   sb_list blocked; /* fl_blocked: runs that cannot be brought back */
+  /* Runs writing their context now, one per context, and runs waiting
+   * for their turn at a context, in order (write.c: ctx_turn). */
+  sb_list ctx_writers, ctx_waiting;
 };
 
 /* revive.c: a run left waiting in the store by another process (rec),
@@ -361,6 +369,9 @@ int fl_active_index(const fl_run *r, int step, int visit);
  * 1 when that change became the step's failure (written next), else 0
  * (an answer's question is open again; the change is answered rc). */
 int fl_steps_refused(fl_run *r, int rc, const sb_error *err);
+/* A run leaving memory gives up its place among those waiting to write
+ * their context (the caller holds it or frees it). */
+void fl_write_wait_drop(fl_run *r);
 
 /* Small helpers (plan.c). */
 const char *fl_str(const json_t *obj, const char *key);

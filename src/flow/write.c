@@ -11,6 +11,8 @@
  * after a pause (conflict_pause); a store too busy to take the write
  * (write_later) or failing it (retry_failed: a change no caller waits for)
  * has it written again later; other failures answer the change's caller.
+ * The runs of this engine on one context write it one at a time
+ * (ctx_turn), so that they do not conflict with each other.
  */
 #include <string.h>
 
@@ -363,11 +365,14 @@ static void waits_since(fl_run *r, const json_t *events) {
   }
 }
 
+static void ctx_turn_end(fl_run *r, json_t *head);
+
 static void on_written(void *ud, const sb_ctx_result *res) {
   fl_write *w = ud;
   fl_run *r = w->r;
   r->writing = 0;
   r->ending = 0;
+  ctx_turn_end(r, res->rc == 0 ? res->doc : NULL);
   if (r->detached) {
     write_free(w);
     fl_run_release(r);
@@ -447,6 +452,85 @@ static json_t *create_input(const json_t *ctx) {
 
 static void plan_write(fl_run *r);
 
+/* ---- one write at a time per context ---------------------------------------
+ * Each change is the context's next version, written against the version
+ * the run last saw. Two runs of this engine writing one context at once
+ * conflict, and one plans again; with many on a context (two dozen runs
+ * started on it at once, a looping run beside others) the losers kept
+ * losing, paused for conflicts (conflict_pause) and were answered after
+ * minutes. So a run writes its context only while no other run of this
+ * engine does: the others wait their turn in order (e->ctx_waiting, each
+ * held), and the next is handed the head the last write made, so it does
+ * not conflict. Writers in other processes still may: conflict_pause is
+ * for them. */
+
+static int same_context(const fl_run *a, const fl_run *b) {
+  return strcmp(a->context_id, b->context_id) == 0 &&
+         strcmp(a->tenant, b->tenant) == 0;
+}
+
+/* The first run of `list` (linked by cw_link) on r's context, or NULL. */
+static fl_run *first_on(sb_list *list, const fl_run *r) {
+  for (sb_list_link *n = sb_list_first(list); n; n = sb_list_next(n)) {
+    fl_run *t = sb_list_entry(n, fl_run, cw_link);
+    if (same_context(t, r)) return t;
+  }
+  return NULL;
+}
+
+/* 1 when r may write its context now (it has the turn); 0 when it waits
+ * for it, held, its change kept (`writing` set: nothing else starts it). */
+static int ctx_turn(fl_run *r) {
+  sb_flow_engine *e = r->e;
+  if (r->ctx_turn || !e) return 1;
+  if (!first_on(&e->ctx_writers, r) && !first_on(&e->ctx_waiting, r)) {
+    r->ctx_turn = 1;
+    sb_list_push_back(&e->ctx_writers, &r->cw_link);
+    return 1;
+  }
+  r->ctx_waiting = 1;
+  r->writing = 1;
+  r->holds++;
+  sb_list_push_back(&e->ctx_waiting, &r->cw_link);
+  return 0;
+}
+
+/* r's turn is over (its write done, or none made): the runs waiting for
+ * that context take it in order, with the head r's write made (NULL: no
+ * new one), until one of them writes. */
+static void ctx_turn_end(fl_run *r, json_t *head) {
+  if (!r->ctx_turn || !r->e) return;
+  sb_flow_engine *e = r->e;
+  r->ctx_turn = 0;
+  sb_list_unlink(&e->ctx_writers, &r->cw_link);
+  fl_run *w;
+  while (!first_on(&e->ctx_writers, r) && (w = first_on(&e->ctx_waiting, r))) {
+    sb_list_unlink(&e->ctx_waiting, &w->cw_link);
+    w->ctx_waiting = 0;
+    w->writing = 0;
+    w->ctx_turn = 1;
+    sb_list_push_back(&e->ctx_writers, &w->cw_link);
+    if (head) {
+      json_decref(w->ctx);
+      w->ctx = json_incref(head);
+    }
+    next_change(w);
+    if (!w->writing && w->ctx_turn) { /* it had nothing to write now */
+      w->ctx_turn = 0;
+      sb_list_unlink(&e->ctx_writers, &w->cw_link);
+    }
+    fl_run_release(w); /* the wait's */
+  }
+}
+
+void fl_write_wait_drop(fl_run *r) {
+  if (!r->ctx_waiting || !r->e) return;
+  sb_list_unlink(&r->e->ctx_waiting, &r->cw_link);
+  r->ctx_waiting = 0;
+  r->writing = 0;
+  r->holds--; /* the caller holds it or frees it */
+}
+
 /* Held throughout: a failed first write detaches the run, which must
  * outlive this call. */
 void fl_plan_write(fl_run *r) {
@@ -456,10 +540,12 @@ void fl_plan_write(fl_run *r) {
 }
 
 static void plan_write(fl_run *r) {
+  if (!ctx_turn(r)) return; /* written when its turn comes */
   fl_change *c = r->queue;
   sb_error err = {0};
   fl_write *w = sb_calloc(1, sizeof *w);
   if (!w) {
+    ctx_turn_end(r, NULL);
     pop_change(r, SB_ENOMEM,
                &(sb_error){.code = SB_ENOMEM, .msg = "out of memory"});
     return;
@@ -479,6 +565,7 @@ static void plan_write(fl_run *r) {
   }
   if (rc != 0) {
     write_free(w);
+    ctx_turn_end(r, NULL);
     pop_change(r, rc, &err);
     next_change(r);
     return;
@@ -522,6 +609,7 @@ static void plan_write(fl_run *r) {
   r->ending = 0;
   r->holds--;
   write_free(w);
+  ctx_turn_end(r, NULL);
   if (write_later(r, rc)) return;
   if (!fl_steps_refused(r, rc, &err) && !retry_failed(r, rc, &err))
     pop_change(r, rc, &err);

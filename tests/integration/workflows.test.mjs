@@ -90,6 +90,12 @@ const WORKFLOWS = `
           conversation.entities: $result.entities
           workflow.variables.classifier: $result.agent
           workflow.variables.none: $result.no.such.part
+  - name: shared
+    steps:
+      - id: one
+        call: { agent: sales, tool: whoami }
+      - id: two
+        call: { agent: sales, tool: whoami }
   - name: unsaved
     steps:
       - id: who
@@ -271,6 +277,19 @@ describe('workflows over REST with real agents', () => {
     assert.equal(answered.status, 200, answered.text);
     const done = await rest.waitFor(asked.id, 'completed');
     assert.equal((await rest.context(done.contextId)).json.data.conversation.intent, 'buy');
+  });
+
+  test('two dozen runs started at once on one context are all answered and all complete, without waiting on each other for minutes', async () => {
+    // Each step is the context's next version: the runs of one server
+    // write it in turn rather than conflict (they kept losing, paused,
+    // and the last start was answered after a minute).
+    const ctx = await rest.call('POST', '/v1/contexts', { body: {} });
+    assert.equal(ctx.status, 201, ctx.text);
+    const starts = await Promise.all(Array.from({ length: 24 }, () => rest.start({ workflow: 'shared', contextId: ctx.json.id })));
+    for (const s of starts) assert.equal(s.status, 201, s.text);
+    for (const s of starts) await rest.waitFor(s.json.id, 'completed');
+    const after = (await rest.context(ctx.json.id)).json;
+    assert.equal(after.version, 1 + 24 * 3, 'each run: its start and two steps, one version each');
   });
 
   test('the list of runs pages with nextCursor, and refuses a cursor it did not give', async () => {
