@@ -216,12 +216,6 @@ static int others_in_flight(agent *a, const sb_gateway_call *c) {
   return 0;
 }
 
-static int may_ask(const sb_gateway_call *c) {
-  return strcmp(c->o.method, "tools/call") == 0 ||
-         strcmp(c->o.method, "prompts/get") == 0 ||
-         strcmp(c->o.method, "resources/read") == 0;
-}
-
 /* An agent request tied by a guess to a call that ended before it was
  * answered: the call it more likely belongs to, or NULL. The guess took
  * the newest request that could ask; the request may as well be one of
@@ -235,7 +229,7 @@ static sb_gateway_call *call_guessed_instead(const sb_gateway_input *in) {
   for (sb_gateway_call *t = gw_calls_first(in->a->owner); t;
        t = gw_calls_next(t)) {
     if (t == in->call || t->current != in->a || !t->req ||
-        t->state == CALL_DONE || !may_ask(t) ||
+        t->state == CALL_DONE || !sb_mcp_request_may_ask(t->req) ||
         !gw_call_same_caller(t, in->call))
       continue;
     json_int_t id = sb_mcp_request_id(t->req);

@@ -678,7 +678,7 @@ static void handle_progress(sb_mcp_client *c, json_t *params) {
   }
 }
 
-static int may_ask(const sb_mcp_request *r) {
+int sb_mcp_request_may_ask(const sb_mcp_request *r) {
   return strcmp(r->method, "tools/call") == 0 ||
          strcmp(r->method, "prompts/get") == 0 ||
          strcmp(r->method, "resources/read") == 0;
@@ -694,7 +694,7 @@ static sb_mcp_request *related_request(sb_mcp_client *c,
   if (json_is_integer(related_id))
     return find_request(c, json_integer_value(related_id));
   for (sb_mcp_request *r = pending_first(c); r; r = pending_next(r))
-    if (may_ask(r)) {
+    if (sb_mcp_request_may_ask(r)) {
       *guessed = 1;
       return r;
     }

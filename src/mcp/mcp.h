@@ -712,6 +712,10 @@ sb_mcp_request *sb_mcp_client_request(sb_mcp_client *c, const char *method,
 void sb_mcp_request_cancel(sb_mcp_request *r, const char *reason);
 /* The JSON-RPC id the request went out with. */
 json_int_t sb_mcp_request_id(const sb_mcp_request *r);
+/* Whether the agent may ask its client something while serving r (a
+ * tools/call, prompts/get or resources/read): the requests an agent's own
+ * request is tied to when nothing on the wire says which. */
+int sb_mcp_request_may_ask(const sb_mcp_request *r);
 /* 1 once the agent has seen the request (it was sent successfully). */
 int sb_mcp_request_sent(const sb_mcp_request *r);
 
