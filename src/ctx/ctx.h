@@ -412,11 +412,20 @@ int sb_ctx_create_ex_async(sb_ctx_manager *m, const char *tenant,
                            const json_t *input, const char *new_id,
                            const sb_store_extras *extras, sb_ctx_cb cb,
                            void *ud, sb_error *err);
+/* flags of sb_ctx_update_ex_async */
+enum {
+  /* The update records a failure or a cancellation, trimmed to what its
+   * run cannot do without: it may pass contexts.max_bytes by up to
+   * SB_CTX_FAILURE_SLACK bytes, so that a run whose own writes filled its
+   * context can still fail or be cancelled rather than stay running. */
+  SB_CTX_WRITE_FAILURE = 1u,
+};
+#define SB_CTX_FAILURE_SLACK ((size_t)1024)
 int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
                            const char *id, int64_t expected_version,
                            sb_ctx_patch_kind kind, json_t *patch,
-                           const sb_store_extras *extras, sb_ctx_cb cb,
-                           void *ud, sb_error *err);
+                           const sb_store_extras *extras, unsigned flags,
+                           sb_ctx_cb cb, void *ud, sb_error *err);
 
 /* History newest first, res->doc = [{"version","timestamp","patch"}...]: at
  * most limit (0 = 50) entries below `before` (0 = from the head). */

@@ -79,6 +79,7 @@ typedef struct ctx_next {
   int own;                /* in: head is held by this job alone */
   int snapshot_every;     /* in */
   size_t max_doc_bytes;   /* in */
+  size_t slack_bytes;     /* in: what it may pass max_doc_bytes by */
   int rc;                 /* out: 0 or the failure, with err */
   sb_error err;
   int64_t current; /* out: the head's version on SB_ECONFLICT */
@@ -109,6 +110,9 @@ int64_t ctx_doc_expiry(const json_t *doc);
  * length says little. O(nodes): make it where the document is made. */
 size_t ctx_doc_weight(const json_t *doc);
 /* 0, or SB_ETOOBIG with err naming the document's size and the limit. */
-int ctx_doc_check_size(const char *text, size_t max_bytes, sb_error *err);
+/* 0 when text is at most max_bytes + slack long, else SB_ETOOBIG naming
+ * both sizes (and the slack, if any). */
+int ctx_doc_check_size(const char *text, size_t max_bytes, size_t slack,
+                       sb_error *err);
 
 #endif

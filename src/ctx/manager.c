@@ -245,6 +245,7 @@ typedef struct mg_op {
   int64_t last_seq; /* a write: the seq of the last event it wrote */
   const sb_store_extras *extras; /* create, update: the caller's (borrowed
                                     until the callback) */
+  unsigned flags;                /* update: SB_CTX_WRITE_* */
   struct mg_op *next_made;       /* update: in its batch (mg_batch) */
   char *text;  /* create, update: the document written; get of the head:
                   the document read; as stored */
@@ -559,7 +560,10 @@ static int start_next(mg_op *op, json_t *head, char *head_text, int from_cache,
                       .from_cache = from_cache,
                       .own = own,
                       .snapshot_every = m->snapshot_every,
-                      .max_doc_bytes = m->max_doc_bytes};
+                      .max_doc_bytes = m->max_doc_bytes,
+                      .slack_bytes = op->flags & SB_CTX_WRITE_FAILURE
+                                         ? SB_CTX_FAILURE_SLACK
+                                         : 0};
   op->next_made = NULL;
   op->step = MG_STEP_MAKE;
   /* Join the job not yet picked up, if there is one. */
@@ -703,7 +707,7 @@ static int new_doc(sb_ctx_manager *m, const char *tenant, const json_t *input,
   int rc = sb_ctx_validate(doc, err);
   if (rc == 0 && !(*text = ctx_doc_dump(doc)))
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
-  if (rc == 0) rc = ctx_doc_check_size(*text, m->max_doc_bytes, err);
+  if (rc == 0) rc = ctx_doc_check_size(*text, m->max_doc_bytes, 0, err);
   if (rc != 0) {
     sb_free(*text);
     *text = NULL;
@@ -809,14 +813,14 @@ int sb_ctx_update_async(sb_ctx_manager *m, const char *tenant, const char *id,
                         int64_t expected_version, sb_ctx_patch_kind kind,
                         json_t *patch, sb_ctx_cb cb, void *ud, sb_error *err) {
   return sb_ctx_update_ex_async(m, tenant, id, expected_version, kind, patch,
-                                NULL, cb, ud, err);
+                                NULL, 0, cb, ud, err);
 }
 
 int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
                            const char *id, int64_t expected_version,
                            sb_ctx_patch_kind kind, json_t *patch,
-                           const sb_store_extras *extras, sb_ctx_cb cb,
-                           void *ud, sb_error *err) {
+                           const sb_store_extras *extras, unsigned flags,
+                           sb_ctx_cb cb, void *ud, sb_error *err) {
   if (check_id(id, err)) return SB_ENOENT;
   if (expected_version < 1)
     return sb_error_set(err, SB_EINVAL,
@@ -827,6 +831,7 @@ int sb_ctx_update_ex_async(sb_ctx_manager *m, const char *tenant,
   if (!op) return SB_ENOMEM;
   op->version = expected_version;
   op->extras = extras;
+  op->flags = flags;
   op->patch_kind = kind;
   op->arg = json_incref(patch);
   /* The head we saw last is the one the caller read: skip reading it. If

@@ -25,9 +25,16 @@ char *ctx_doc_dump(const json_t *doc) {
   return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
-int ctx_doc_check_size(const char *text, size_t max_bytes, sb_error *err) {
+int ctx_doc_check_size(const char *text, size_t max_bytes, size_t slack,
+                       sb_error *err) {
   size_t len = strlen(text);
-  if (len <= max_bytes) return 0;
+  if (len <= max_bytes + slack) return 0;
+  if (slack)
+    return sb_error_set(err, SB_ETOOBIG,
+                        "the context would be %zu bytes, over the limit of "
+                        "%zu (contexts.max_bytes) even with the %zu a run's "
+                        "failure may pass it by",
+                        len, max_bytes, slack);
   return sb_error_set(err, SB_ETOOBIG,
                       "the context would be %zu bytes, over the limit of %zu "
                       "(contexts.max_bytes)",
@@ -237,7 +244,8 @@ void ctx_next_make(ctx_next *nx) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;
   }
-  if ((rc = ctx_doc_check_size(nx->text, nx->max_doc_bytes, err)) != 0)
+  if ((rc = ctx_doc_check_size(nx->text, nx->max_doc_bytes, nx->slack_bytes,
+                               err)) != 0)
     goto done;
   nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
   nx->expires = ctx_doc_expiry(next);

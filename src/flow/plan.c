@@ -505,7 +505,7 @@ static void step_failed(fl_plan *p, const fl_change *c, json_t *entry) {
   if (c->agent) json_object_set_new(h, "agent", json_string(c->agent));
   if (c->attempts > 1)
     json_object_set_new(h, "attempts", json_integer(c->attempts));
-  if (!c->lean)
+  if (c->lean == FL_LEAN_NO)
     wf_error(p, s->id, c->message, c->code ? c->code : "failed", c->agent);
   event_t(p, SB_EVENT_STEP_FAILED,
           json_pack("{sssIssss}", "step", s->id, "visit", (json_int_t)c->visit,
@@ -518,14 +518,15 @@ static void step_failed(fl_plan *p, const fl_change *c, json_t *entry) {
     event_t(p, SB_EVENT_AGENT_FAILED,
             json_pack("{ssssssss}", "agent", c->agent, "step", s->id, "outcome",
                       c->code, "message", c->message));
-  int target = s->on_failure;
+  int handoff = c->lean != FL_LEAN_NO_HANDOFF;
+  int target = handoff ? s->on_failure : SB_FLOW_NONE;
   const char *failed_id = s->id;
   if (s->parent != SB_FLOW_NONE) {
     drop_siblings(p, s->parent);
     const sb_flow_step *par = step_at(p, s->parent);
     hist_entry(p, par, fl_int(json_object_get(p->doc, "visits"), par->id),
                "failed", 0);
-    target = par->on_failure;
+    target = handoff ? par->on_failure : SB_FLOW_NONE;
     failed_id = par->id;
   }
   if (target != SB_FLOW_NONE) {
@@ -642,7 +643,7 @@ static int apply(fl_plan *p, fl_change *c) {
     json_object_set_new(p->doc, "stopped", stopped);
     json_object_set_new(p->doc, "resumeKeys", keys);
     const char *cur = fl_str(workflow_part(p), "currentStep");
-    if (!c->lean)
+    if (c->lean == FL_LEAN_NO)
       wf_error(p, cur ? cur : "", c->message ? c->message : "cancelled",
                "cancelled", NULL);
     event_t(p, SB_EVENT_RUN_CANCELLED,

@@ -45,6 +45,12 @@ typedef enum fl_change_kind {
                     SB_FLOW_CHAIN_STEPS, goes on (at doc.continueAt) */
 } fl_change_kind;
 
+typedef enum fl_lean {
+  FL_LEAN_NO = 0,
+  FL_LEAN_NO_ENTRY,
+  FL_LEAN_NO_HANDOFF,
+} fl_lean;
+
 typedef struct fl_change {
   struct fl_change *next;
   fl_change_kind kind;
@@ -60,10 +66,13 @@ typedef struct fl_change {
   json_t *events;         /* [{type, data}] an agent published */
   char *message;          /* STEP_FAILED, CANCEL: why */
   char *code;             /* STEP_FAILED: a short code (timeout, agent...) */
-  /* STEP_FAILED, CANCEL: the context had no room for the entry in
-   * data.workflow.errors (contexts.max_bytes): written without it, the
-   * run and its events still saying why (fl_steps_refused) */
-  int lean;
+  /* STEP_FAILED, CANCEL: the context had no room (contexts.max_bytes)
+   * for what the change writes in it (fl_steps_refused), so it is written
+   * with less, the run and its events still saying why: FL_LEAN_NO_ENTRY
+   * without its entry in data.workflow.errors, FL_LEAN_NO_HANDOFF (a step
+   * failed) also without taking its on_failure: the run fails there. Each
+   * may pass the limit by SB_CTX_FAILURE_SLACK. */
+  fl_lean lean;
   int attempts;          /* STEP_RETRY: the number of the next try */
   uint64_t retry_in_ms;  /* STEP_RETRY: the backoff before it */
   sb_flow_cb cb; /* acknowledged once written (may be NULL) */

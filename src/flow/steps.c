@@ -668,15 +668,33 @@ int fl_steps_refused(fl_run *r, int rc, const sb_error *err) {
   /* A failure or cancellation the context has no room to record: written
    * again without its data.workflow.errors entry, so the run still moves
    * on or ends (dropped, it stayed running for good, and came back to the
-   * same end at each restart). The run's error and the events say why. */
-  if (rc == SB_ETOOBIG && !c->lean &&
+   * same end at each restart). The run's error and the events say why. A
+   * failure whose on_failure handoff does not fit either (the steps it
+   * leads to write the context) fails the run at the step. */
+  if (rc == SB_ETOOBIG && c->lean == FL_LEAN_NO &&
       (c->kind == FL_STEP_FAILED || c->kind == FL_CANCEL)) {
     SB_WARN(FL_MODULE,
             "run %s: the context has no room to record the %s in "
             "data.workflow.errors (%s); it is recorded on the run alone",
             r->id, c->kind == FL_CANCEL ? "cancellation" : "step's failure",
             err && *err->msg ? err->msg : sb_strerror(rc));
-    c->lean = 1;
+    c->lean = FL_LEAN_NO_ENTRY;
+    return 1;
+  }
+  if (rc == SB_ETOOBIG && c->lean == FL_LEAN_NO_ENTRY &&
+      c->kind == FL_STEP_FAILED) {
+    const sb_flow_step *s = &r->def->steps[c->step];
+    char *m = sb_asprintf("%s; its on_failure was not taken: the context "
+                          "has no room left (contexts.max_bytes)",
+                          c->message ? c->message : "failed");
+    if (!m) return 0;
+    SB_WARN(FL_MODULE,
+            "run %s: step %s failed and the context has no room for what "
+            "its on_failure writes (%s); the run fails there",
+            r->id, s->id, err && *err->msg ? err->msg : sb_strerror(rc));
+    sb_free(c->message);
+    c->message = m;
+    c->lean = FL_LEAN_NO_HANDOFF;
     return 1;
   }
   if ((rc != SB_EINVAL && rc != SB_ETOOBIG) || c->kind != FL_STEP_DONE)

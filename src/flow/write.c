@@ -600,9 +600,10 @@ static void plan_write(fl_run *r) {
                                 &w->x, on_written, w, &err);
     json_decref(in);
   } else {
-    rc = sb_ctx_update_ex_async(r->e->o.ctx, r->tenant, r->context_id,
-                                fl_int(r->ctx, "version"), SB_CTX_JSON_PATCH,
-                                w->p.ops, &w->x, on_written, w, &err);
+    rc = sb_ctx_update_ex_async(
+        r->e->o.ctx, r->tenant, r->context_id, fl_int(r->ctx, "version"),
+        SB_CTX_JSON_PATCH, w->p.ops, &w->x, c->lean ? SB_CTX_WRITE_FAILURE : 0,
+        on_written, w, &err);
   }
   if (rc == 0) return;
   r->writing = 0;

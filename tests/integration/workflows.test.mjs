@@ -510,6 +510,28 @@ describe('a context with no room left (contexts.max_bytes)', () => {
     steps:
       - id: q
         ask: { message: Which slot?, schema: { type: object, properties: { slot: { type: string } } } }
+  - name: brim
+    steps:
+      - id: pad
+        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
+        save: workflow.variables.pad
+      - id: who
+        call: { agent: sales, tool: whoami }
+        on_failure: recover_after_running_out_of_room
+      - id: recover_after_running_out_of_room
+        end: failed
+        message: no room left
+  - name: brim_long
+    steps:
+      - id: pad
+        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
+        save: workflow.variables.pad
+      - id: who
+        call: { agent: sales, tool: whoami }
+        on_failure: recover
+      - id: recover
+        end: failed
+        message: ${'no room left '.repeat(100)}
 `,
     });
     appendFileSync(file, `contexts:\n  max_bytes: ${MAX}\n`);
@@ -555,6 +577,50 @@ describe('a context with no room left (contexts.max_bytes)', () => {
     assert.equal(cancelled.json.status, 'cancelled', cancelled.text);
     const run = await rest.waitFor(started.id, 'cancelled');
     assert.deepEqual(run.current, [], JSON.stringify(run));
+  });
+
+  /** Starts `workflow` on a new context and answers its first question
+   * with the pad that leaves the context no byte: an answer the context
+   * refuses says how large it would have made it (the question stays
+   * open); one that much shorter fits exactly. */
+  async function brimmed(workflow) {
+    const made = await rest.call('POST', '/v1/contexts', { body: {} });
+    assert.equal(made.status, 201, made.text);
+    const started = await startRun(rest, { workflow, contextId: made.json.id });
+    await rest.waitFor(started.id, 'waiting');
+    const over = await rest.action(started.id, 'answer', { answer: { pad: 'p'.repeat(MAX) } });
+    const size = Number(/would be (\d+) bytes/.exec(over.text)?.[1]);
+    assert.ok(size > MAX, over.text);
+    const pad = MAX - (size - MAX);
+    const filled = await rest.action(started.id, 'answer', { answer: { pad: 'p'.repeat(pad) } });
+    assert.equal(filled.status, 200, filled.text);
+    return { run: started.id, contextId: made.json.id, pad };
+  }
+
+  test('a run whose own answer filled its context to the byte still hands off on failure and ends', async () => {
+    // The call's result is refused; so is its failure's handoff without
+    // the errors entry (one more completed step, the end's own entry), but
+    // it takes a little more than the limit (a run must be able to end).
+    const { run: id, contextId, pad } = await brimmed('brim');
+    const run = await rest.waitFor(id, 'failed');
+    assert.equal(run.error.step, 'recover_after_running_out_of_room', JSON.stringify(run));
+    assert.equal(run.error.message, 'no room left', JSON.stringify(run));
+    const after = (await rest.context(contextId)).json;
+    assert.deepEqual(after.data.workflow.completedSteps, ['pad', 'recover_after_running_out_of_room']);
+    assert.equal(after.data.workflow.variables.pad.pad.length, pad);
+    const bytes = Buffer.byteLength(JSON.stringify(after));
+    assert.ok(bytes > MAX && bytes <= MAX + 1024, `${bytes} bytes`);
+  });
+
+  test('a failure whose on_failure writes more than the context can take fails the run at the step', async () => {
+    const { run: id, contextId } = await brimmed('brim_long');
+    const run = await rest.waitFor(id, 'failed');
+    assert.equal(run.error.step, 'who', JSON.stringify(run));
+    assert.match(run.error.message, /^step who: the context refused its result: .*; its on_failure was not taken: the context has no room left \(contexts\.max_bytes\)$/, JSON.stringify(run));
+    assert.ok(!run.history.some((h) => h.step === 'recover'), JSON.stringify(run.history));
+    const after = (await rest.context(contextId)).json;
+    assert.deepEqual(after.data.workflow.completedSteps, ['pad']);
+    assert.deepEqual(after.data.workflow.errors, []);
   });
 });
 

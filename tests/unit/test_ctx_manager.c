@@ -137,6 +137,18 @@ static int w_update(fixture *f, const char *tenant, const char *id,
                &w, out, cur, err);
 }
 
+/* A merge patch written as a run's failure (SB_CTX_WRITE_FAILURE). */
+static int w_update_failure(fixture *f, const char *id, int64_t expected,
+                            json_t *patch, json_t **out, sb_error *err) {
+  waiter w = {0};
+  int64_t cur = 0;
+  return await(f,
+               sb_ctx_update_ex_async(f->m, "t", id, expected,
+                                      SB_CTX_MERGE_PATCH, patch, NULL,
+                                      SB_CTX_WRITE_FAILURE, on_done, &w, err),
+               &w, out, &cur, err);
+}
+
 static int w_history(fixture *f, const char *tenant, const char *id,
                      int64_t before, size_t limit, json_t **out,
                      sb_error *err) {
@@ -281,7 +293,7 @@ static void test_size_limit(void **state) {
   sb_ctx_manager *roomy = f->m;
   sb_ctx_manager_options mo = {.store = f->store, .max_doc_bytes = 2048};
   assert_non_null(f->m = sb_ctx_manager_new(&mo));
-  char big[3000];
+  char big[4000];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = '\0';
   sb_error err = {0};
@@ -321,6 +333,29 @@ static void test_size_limit(void **state) {
   assert_int_equal(json_integer_value(json_object_get(out, "version")), 2);
   json_decref(out);
   json_decref(ok);
+  /* a run's failure may pass the limit by SB_CTX_FAILURE_SLACK, no more */
+  char *text = NULL;
+  memset(big, 'y', 2048 + SB_CTX_FAILURE_SLACK / 4); /* + ~600 of fields */
+  big[2048 + SB_CTX_FAILURE_SLACK / 4] = '\0';
+  json_t *fail =
+      json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", big);
+  assert_int_equal(
+      w_update(f, "t", id, 2, SB_CTX_MERGE_PATCH, fail, &out, &cur, &err),
+      SB_ETOOBIG);
+  assert_int_equal(w_update_failure(f, id, 2, fail, &out, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 3);
+  assert_non_null(text = json_dumps(out, JSON_COMPACT));
+  assert_true(strlen(text) > 2048);
+  sb_free(text);
+  json_decref(out);
+  json_decref(fail);
+  memset(big, 'z', 2048 + SB_CTX_FAILURE_SLACK);
+  big[2048 + SB_CTX_FAILURE_SLACK] = '\0';
+  fail =
+      json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", big);
+  assert_int_equal(w_update_failure(f, id, 3, fail, &out, &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "over the limit of 2048"));
+  json_decref(fail);
   sb_free(id);
   sb_ctx_manager_free(f->m);
   f->m = roomy;
