@@ -495,6 +495,20 @@ describe('workflows over REST with real agents', () => {
 describe('a context with no room left (contexts.max_bytes)', () => {
   const MAX = 4096;
   let sw, rest;
+  /** A workflow that asks for a pad saved in the context, then calls an
+   * agent, handing off to an end step `recover` if the call fails. */
+  const brim = (name, recover, message) => `
+  - name: ${name}
+    steps:
+      - id: pad
+        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
+        save: workflow.variables.pad
+      - id: who
+        call: { agent: sales, tool: whoami }
+        on_failure: ${recover}
+      - id: ${recover}
+        end: failed
+        message: ${message}`;
 
   before(async () => {
     const { file } = writeFlowConfig({
@@ -510,28 +524,8 @@ describe('a context with no room left (contexts.max_bytes)', () => {
     steps:
       - id: q
         ask: { message: Which slot?, schema: { type: object, properties: { slot: { type: string } } } }
-  - name: brim
-    steps:
-      - id: pad
-        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
-        save: workflow.variables.pad
-      - id: who
-        call: { agent: sales, tool: whoami }
-        on_failure: recover_after_running_out_of_room
-      - id: recover_after_running_out_of_room
-        end: failed
-        message: no room left
-  - name: brim_long
-    steps:
-      - id: pad
-        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
-        save: workflow.variables.pad
-      - id: who
-        call: { agent: sales, tool: whoami }
-        on_failure: recover
-      - id: recover
-        end: failed
-        message: ${'no room left '.repeat(100)}
+${brim('brim', 'recover_after_running_out_of_room', 'no room left')}
+${brim('brim_long', 'recover', 'no room left '.repeat(100))}
 `,
     });
     appendFileSync(file, `contexts:\n  max_bytes: ${MAX}\n`);
