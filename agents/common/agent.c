@@ -257,7 +257,8 @@ static int exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-/* Hex BLAKE2b-128 of the arguments in canonical form (sorted keys). */
+/* Hex BLAKE2b-128 of the arguments in canonical form (sorted keys): in
+ * jansson's own dump, as the hashes already in the ledger were made. */
 static void args_hash(json_t *args, char out[33]) {
   char *text =
       json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
@@ -298,7 +299,7 @@ static int ledger_find(dl_request *req, const char *hash, json_t **result) {
 }
 
 static int ledger_store(dl_request *req, const char *hash, json_t *result) {
-  char *text = json_dumps(result, JSON_COMPACT);
+  char *text = sb_json_dumps(result, JSON_COMPACT);
   sqlite3_stmt *st = dl_prepare(
       req, "INSERT INTO idempotency (key, tool, args_hash, result, created_at) "
            "VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%S', 'now'))");
@@ -425,7 +426,7 @@ static json_t *text_content(const char *text) {
 
 void dl_reply(sb_mcp_call *call, const dl_tool *tool, json_t *result) {
   char *line = tool->summary ? tool->summary(result) : NULL;
-  char *json = json_dumps(result, JSON_COMPACT);
+  char *json = sb_json_dumps(result, JSON_COMPACT);
   char *text =
       sb_asprintf("%s\n%s", line ? line : tool->name, json ? json : "{}");
   sb_mcp_call_reply(call, json_pack("{sosO}", "content",

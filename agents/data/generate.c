@@ -181,7 +181,7 @@ static char *features_json(gen *g, const dl_model *m, int trim, int year,
     json_array_append_new(a, json_string(drivetrain[0] == 'a'
                                              ? "all-wheel drive"
                                              : "four-wheel drive"));
-  char *text = json_dumps(a, JSON_COMPACT);
+  char *text = sb_json_dumps(a, JSON_COMPACT);
   json_decref(a);
   return text;
 }
@@ -471,7 +471,7 @@ static int insert_world(gen *g) {
     json_t *brands = json_array();
     for (int b = 0; b < 3 && d->brands[b]; b++)
       json_array_append_new(brands, json_string(d->brands[b]));
-    char *text = json_dumps(brands, JSON_COMPACT);
+    char *text = sb_json_dumps(brands, JSON_COMPACT);
     json_decref(brands);
     const char *cols[] = {d->id,    d->name,    d->city,
                           d->state, d->address, d->phone};

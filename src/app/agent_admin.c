@@ -195,9 +195,10 @@ app_agent_change *app_agent_change_start(sb_app *app,
     goto refused;
   }
   /* Valid now: the definition's id is a string. */
-  char *text = a->op == APP_AGENT_REMOVE
-                   ? NULL
-                   : json_dumps(a->definition, JSON_COMPACT | JSON_SORT_KEYS);
+  char *text =
+      a->op == APP_AGENT_REMOVE
+          ? NULL
+          : sb_json_dumps(a->definition, JSON_COMPACT | JSON_SORT_KEYS);
   ch->id = sb_strdup(id);
   ch->now = a->op == APP_AGENT_REMOVE ? json_null()
                                       : json_deep_copy(a->definition);
@@ -210,7 +211,7 @@ app_agent_change *app_agent_change_start(sb_app *app,
   /* The audit event commits with the change, or neither does. */
   json_t *audit = app_audit_admin_data(op_action(a->op), a->origin, "ok", id,
                                        NULL);
-  char *audit_text = audit ? json_dumps(audit, JSON_COMPACT) : NULL;
+  char *audit_text = audit ? sb_json_dumps(audit, JSON_COMPACT) : NULL;
   json_decref(audit);
   sb_store_event ev = {.type = sb_event_type_name(SB_EVENT_AUDIT_ADMIN),
                        .data = audit_text};

@@ -52,7 +52,7 @@ int app_agents_filter(const char *type, const char *capability,
 }
 
 static void reply_structured(sb_mcp_call *call, json_t *obj, int is_error) {
-  char *text = json_dumps(obj, JSON_COMPACT);
+  char *text = sb_json_dumps(obj, JSON_COMPACT);
   json_t *r = json_pack("{s[{ssss}]so}", "content", "type", "text", "text",
                         text ? text : "", "structuredContent", obj);
   if (r && is_error) json_object_set_new(r, "isError", json_true());

@@ -64,7 +64,7 @@ static int oauth_start(sb_app *app, sb_error *err) {
                 "scopes_supported",
                 strings_json(cfg->oauth_scopes_supported,
                              cfg->oauth_scopes_supported_len));
-  app->prm_doc = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  app->prm_doc = doc ? sb_json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
   app->prm_url = metadata_url(cfg->oauth_resource);
   if (!app->prm_doc || !app->prm_url)

@@ -106,7 +106,7 @@ static void reply_failure(sb_mcp_call *call, const sb_error *err,
 
 /* Result text: a compact dump for the model; the object as structured. */
 static void reply_object(sb_mcp_call *call, json_t *obj) {
-  char *text = json_dumps(obj, JSON_COMPACT);
+  char *text = sb_json_dumps(obj, JSON_COMPACT);
   json_t *r = json_pack("{s[{ssss}]so}", "content", "type", "text", "text",
                         text ? text : "", "structuredContent", obj);
   sb_free(text);
@@ -186,7 +186,7 @@ static void tool_started(tool_op *op, int rc, const sb_error *err) {
 }
 
 static void answer_resource(tool_op *op, json_t *doc) {
-  char *text = json_dumps(doc, JSON_COMPACT);
+  char *text = sb_json_dumps(doc, JSON_COMPACT);
   json_t *r = json_pack("{s[{ssssss}]}", "contents", "uri", op->uri,
                         "mimeType", "application/json", "text",
                         text ? text : "{}");

@@ -623,7 +623,7 @@ static void on_elicited(sb_mcp_call *call, json_t *result, json_t *error,
      * the tasks/result that asked says so rather than waiting for an
      * answer no one will give; the next tasks/result asks again. */
     char *shown =
-        json_dumps(json_object_get(error, "message"), JSON_ENCODE_ANY);
+        sb_json_dumps(json_object_get(error, "message"), JSON_ENCODE_ANY);
     char msg[400];
     snprintf(msg, sizeof msg,
              "the client answered the question of step %s "

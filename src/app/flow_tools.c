@@ -83,7 +83,7 @@ static const char *const flow_tools_json =
     "]";
 
 json_t *app_flow_tool_result(json_t *run, int is_error) {
-  char *text = json_dumps(run, JSON_COMPACT);
+  char *text = sb_json_dumps(run, JSON_COMPACT);
   json_t *r = json_pack("{s[{ssss}]sO}", "content", "type", "text", "text",
                         text ? text : "", "structuredContent", run);
   sb_free(text);
@@ -704,7 +704,7 @@ static size_t log_budget(const sb_app *app) {
 
 /* The bytes ev takes as compact JSON written inside a JSON string. */
 static size_t escaped_size(const json_t *ev) {
-  char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+  char *text = ev ? sb_json_dumps(ev, JSON_COMPACT) : NULL;
   if (!text) return 0;
   size_t n = 0;
   for (const char *c = text; *c; c++)
@@ -811,7 +811,7 @@ static void log_done(void *ud, sb_store_result *res) {
                                       "these events were trimmed (older "
                                       "than events.retention_s) before "
                                       "this read"));
-      char *text = json_dumps(body, JSON_COMPACT);
+      char *text = sb_json_dumps(body, JSON_COMPACT);
       json_decref(body);
       sb_mcp_call_reply(op->call,
                         json_pack("{s[{ssssss}]}", "contents", "uri", op->uri,

@@ -29,7 +29,7 @@
 
 void app_rest_json(sb_http_request *req, int status, json_t *body,
                    const char *const *headers) {
-  char *text = json_dumps(body, JSON_COMPACT);
+  char *text = sb_json_dumps(body, JSON_COMPACT);
   if (text)
     sb_http_respond(req, status, NULL, text, strlen(text), headers);
   else

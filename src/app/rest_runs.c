@@ -339,7 +339,7 @@ static void stream_event(void *ud, const sb_event *e) {
     return stream_end(s, "the credentials this stream was opened with have "
                          "been revoked or have expired");
   json_t *j = sb_event_json(e);
-  char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  char *data = j ? sb_json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   if (!data) return;
   char *text = sb_asprintf("id: %lld\nevent: %s\ndata: %s\n\n",

@@ -168,7 +168,7 @@ static int key_from_jwk(json_t *item, size_t idx, jwt_key *k, sb_error *err) {
       return sb_error_set(err, SB_EINVAL, "keys[%zu].%s: not base64url", idx,
                           b64_members[m]);
   }
-  char *text = json_dumps(item, JSON_COMPACT);
+  char *text = sb_json_dumps(item, JSON_COMPACT);
   if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
   cjose_err cerr;
   k->jwk = cjose_jwk_import(text, strlen(text), &cerr);

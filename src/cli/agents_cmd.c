@@ -202,8 +202,8 @@ int sb_cli_agents(int argc, char **argv) {
       goto done;
     }
   }
-  char *text = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-                                   JSON_REAL_PRECISION(6));
+  char *text = sb_json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                      JSON_REAL_PRECISION(6));
   if (text) puts(text);
   sb_free(text);
   rc = EXIT_OK;

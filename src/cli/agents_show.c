@@ -241,7 +241,7 @@ int sb_cli_agents_show(const sb_config *cfg, sb_agent_def *def) {
   if (s.error) {
     sb_cli_eprintf("switchboard agents: %s: %s\n", id, s.error);
   } else {
-    char *text = json_dumps(s.report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = sb_json_dumps(s.report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text) puts(text);
     sb_free(text);
     rc = EXIT_OK;

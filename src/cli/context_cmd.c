@@ -68,7 +68,7 @@ static long long number(const char *what, const char *v) {
 }
 
 static int print_json(json_t *v) {
-  char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  char *text = sb_json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(v);
   if (!text) return EXIT_RUNTIME;
   puts(text);

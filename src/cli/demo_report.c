@@ -37,7 +37,7 @@ const char *demo_thousands(int64_t n, char buf[32]) {
 }
 
 char *demo_json_cut(const json_t *v, size_t max) {
-  char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *text = sb_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   if (!text) return sb_strdup("?");
   size_t n = strlen(text);
   if (n > max) {

@@ -272,7 +272,8 @@ static int key_tenant(keys_run *r, const char *id, char *out, size_t cap) {
 
 static void print_list(json_t *list) {
   json_t *empty = list ? NULL : json_array();
-  char *text = json_dumps(list ? list : empty, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  char *text =
+      sb_json_dumps(list ? list : empty, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   if (text) puts(text);
   sb_free(text);
   json_decref(empty);
@@ -427,7 +428,7 @@ static int key_create(keys_run *r, const keys_args *a) {
       whole = json_array_append_new(scopes, json_string(a->scopes[i])) == 0;
   }
   /* A scope left out would widen the key: none is made then. */
-  char *scopes_text = whole ? json_dumps(scopes, JSON_COMPACT) : NULL;
+  char *scopes_text = whole ? sb_json_dumps(scopes, JSON_COMPACT) : NULL;
   json_decref(scopes);
   if (!scopes_text || sb_auth_key_generate(key, id, hash) != 0) {
     sb_free(scopes_text);

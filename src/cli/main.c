@@ -553,7 +553,7 @@ shutdown:
 static void print_str(FILE *out, const char *indent, const char *key,
                       const char *value) {
   json_t *v = json_string(value ? value : "");
-  char *text = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+  char *text = v ? sb_json_dumps(v, JSON_ENCODE_ANY) : NULL;
   fprintf(out, "%s%s: %s\n", indent, key, text ? text : "\"\"");
   sb_free(text);
   json_decref(v);
@@ -564,7 +564,7 @@ static void print_strs(FILE *out, const char *indent, const char *key,
   json_t *v = json_array();
   for (size_t i = 0; v && i < n; i++)
     json_array_append_new(v, json_string(items[i]));
-  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  char *text = v ? sb_json_dumps(v, JSON_COMPACT) : NULL;
   fprintf(out, "%s%s: %s\n", indent, key, text ? text : "[]");
   sb_free(text);
   json_decref(v);
@@ -704,16 +704,17 @@ static void print_config(FILE *out, const sb_config *cfg) {
     size_t i;
     json_t *def;
     json_array_foreach(shown, i, def) sb_agent_def_json_redact(def);
-    char *agents = shown ? json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                                 JSON_REAL_PRECISION(15))
-                         : NULL;
+    char *agents =
+        shown ? sb_json_dumps(shown, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                         JSON_REAL_PRECISION(15))
+              : NULL;
     json_decref(shown);
     fprintf(out, "agents: %s\n", agents ? agents : "[]");
     sb_free(agents);
   }
   if (cfg->servers) {
     char *servers =
-        json_dumps(cfg->servers, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        sb_json_dumps(cfg->servers, JSON_COMPACT | JSON_PRESERVE_ORDER);
     fprintf(out, "servers: %s\n", servers ? servers : "[]");
     sb_free(servers);
   }

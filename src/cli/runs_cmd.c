@@ -77,7 +77,7 @@ static const char *str(const json_t *o, const char *key) {
 
 void sb_cli_run_print(FILE *out, const json_t *run, int as_json) {
   if (as_json) {
-    char *text = json_dumps(run, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = sb_json_dumps(run, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text) fprintf(out, "%s\n", text);
     sb_free(text);
     return;

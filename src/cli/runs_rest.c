@@ -131,7 +131,7 @@ int sb_cli_runs_rest(const sb_cli_runs_action *a) {
     ulen--;
   char *url =
       sb_asprintf("%.*s/v1/runs/%s/%s", (int)ulen, a->url, a->id, a->verb);
-  char *text = json_dumps(body, JSON_COMPACT);
+  char *text = sb_json_dumps(body, JSON_COMPACT);
   char *auth =
       a->token ? sb_asprintf("Authorization: Bearer %s", a->token) : NULL;
   sb_buf resp = SB_BUF_INIT;

@@ -267,6 +267,13 @@ struct json_error_t;
  * whose verdict stands. */
 struct json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
                              struct json_error_t *err);
+/* json_dumpb and json_dumps (same flags, same results, freed with
+ * sb_free) but each real number in the fewest digits that read back as
+ * the same double: 0.2, where jansson writes 0.20000000000000001
+ * (json_write.c). */
+size_t sb_json_dumpb(const struct json_t *json, char *buf, size_t size,
+                     size_t flags);
+char *sb_json_dumps(const struct json_t *json, size_t flags);
 /* The reader alone: the tree, or NULL where sb_json_loadb would ask
  * jansson (for tests and the differential fuzz target). */
 struct json_t *sb_json_read_fast(const char *text, size_t len, size_t flags);

@@ -22,7 +22,7 @@
 #include "store/store.h"
 
 char *ctx_doc_dump(const json_t *doc) {
-  return json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+  return sb_json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
 int ctx_doc_check_size(const char *text, size_t max_bytes, size_t slack,
@@ -239,7 +239,7 @@ void ctx_next_make(ctx_next *nx) {
   }
   if (rc != 0) goto done;
   nx->text = ctx_doc_dump(next);
-  nx->diff_text = json_dumps(diff, JSON_COMPACT);
+  nx->diff_text = sb_json_dumps(diff, JSON_COMPACT);
   if (!nx->text || !nx->diff_text) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;

@@ -503,7 +503,7 @@ static int write_one(sb_events *ev, const char *tenant, const char *type,
                      sb_error *err) {
   if (data && !json_is_object(data))
     return sb_error_set(err, SB_EINVAL, "data: expected an object");
-  char *text = data ? json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
+  char *text = data ? sb_json_dumps(data, JSON_COMPACT) : sb_strdup("{}");
   size_t n = text ? strlen(text) : 0;
   if (n > ev->max_data_bytes) {
     sb_free(text);

@@ -224,7 +224,7 @@ fl_run *fl_run_new(sb_flow_engine *e, const char *tenant, const char *id,
     sb_free(r);
     return NULL;
   }
-  if (!(r->def_text = json_dumps(source, JSON_COMPACT))) {
+  if (!(r->def_text = sb_json_dumps(source, JSON_COMPACT))) {
     sb_flow_def_free(r->def);
     sb_free(r->tenant);
     sb_free(r->id);

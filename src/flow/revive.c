@@ -851,9 +851,9 @@ static void block_cancel_read(void *ud, sb_store_result *res) {
     rc = sb_error_set(&err, SB_EIO, "run %s: its stored state is unreadable",
                       rec->id);
   } else {
-    char *text = json_dumps(op->doc, JSON_COMPACT);
+    char *text = sb_json_dumps(op->doc, JSON_COMPACT);
     json_t *data = json_pack("{ss}", "reason", op->reason);
-    char *data_text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *data_text = data ? sb_json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     sb_store_run run = {.id = rec->id,
                         .workflow = rec->workflow,

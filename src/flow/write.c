@@ -571,13 +571,13 @@ static void plan_write(fl_run *r) {
     return;
   }
   /* The transaction's texts, kept until it is written. */
-  w->doc_text = json_dumps(w->p.doc, JSON_COMPACT);
+  w->doc_text = sb_json_dumps(w->p.doc, JSON_COMPACT);
   w->nevs = json_array_size(w->p.events);
   w->evs = sb_calloc(w->nevs ? w->nevs : 1, sizeof *w->evs);
   w->texts = sb_calloc(w->nevs ? w->nevs : 1, sizeof *w->texts);
   for (size_t i = 0; w->evs && w->texts && i < w->nevs; i++) {
     json_t *e = json_array_get(w->p.events, i);
-    w->texts[i] = json_dumps(json_object_get(e, "data"), JSON_COMPACT);
+    w->texts[i] = sb_json_dumps(json_object_get(e, "data"), JSON_COMPACT);
     w->evs[i] = (sb_store_event){
         .type = fl_str(e, "type"), .run_id = r->id, .data = w->texts[i]};
   }

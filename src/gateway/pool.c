@@ -385,7 +385,8 @@ static void on_agent_notification(void *ud, const char *method,
     gw_input_withdrawn(a, json_object_get(params, "requestId"));
   } else if (strcmp(method, "notifications/message") == 0) {
     json_t *data = json_object_get(params, "data");
-    char *text = json_is_string(data) ? NULL : json_dumps(data, JSON_COMPACT);
+    char *text =
+        json_is_string(data) ? NULL : sb_json_dumps(data, JSON_COMPACT);
     SB_DEBUG(MODULE, "agent %s log: %s", a->def->id,
              text ? text : json_string_value(data) ? json_string_value(data) : "");
     sb_free(text);

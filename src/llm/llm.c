@@ -339,7 +339,7 @@ static int start_attempt(sb_llm_call *c, sb_error *err) {
   const char *model = c->models[c->n_failed];
   char *body = NULL;
   if (json_object_set_new(c->body, "model", json_string(model)) == 0)
-    body = json_dumps(c->body, JSON_COMPACT);
+    body = sb_json_dumps(c->body, JSON_COMPACT);
   if (!body) return sb_error_set(err, SB_ENOMEM, "out of memory");
   const char *headers[] = {"Content-Type: application/json",
                            "Accept: application/json", llm->auth_header, NULL};

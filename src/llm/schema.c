@@ -63,7 +63,7 @@ static int check_type(const json_t *type, const json_t *v, const char *path,
   json_array_foreach(type, i, t) {
     if (json_is_string(t) && is_type(v, json_string_value(t))) return 0;
   }
-  char *names = json_dumps(type, JSON_COMPACT);
+  char *names = sb_json_dumps(type, JSON_COMPACT);
   int rc = fail(err, path, "expected one of the types %s, got %s",
                 names ? names : "?", sb_json_type_name(v));
   sb_free(names);
@@ -246,7 +246,7 @@ static int check_pattern(const char *pattern, const json_t *v,
     pcre2_set_depth_limit(mc, PATTERN_DEPTH_LIMIT);
     int m = pcre2_match(re, (PCRE2_SPTR)json_string_value(v),
                         json_string_length(v), 0, 0, md, mc);
-    char *shown = json_dumps(v, JSON_ENCODE_ANY);
+    char *shown = sb_json_dumps(v, JSON_ENCODE_ANY);
     rc = m >= 0 ? 0
          : m == PCRE2_ERROR_NOMATCH
              ? fail(err, path, "%.80s does not match the pattern %.80s",
@@ -281,7 +281,7 @@ static int check_format(const char *format, const json_t *v, const char *path,
            : strcmp(format, "email") == 0     ? is_email(s)
                                               : is_uri(s);
   if (ok) return 0;
-  char *shown = json_dumps(v, JSON_ENCODE_ANY);
+  char *shown = sb_json_dumps(v, JSON_ENCODE_ANY);
   int rc = fail(err, path, "%.80s is not a valid %s",
                 shown ? shown : "the value", format);
   sb_free(shown);
@@ -385,7 +385,7 @@ static int check(const json_t *s, const json_t *v, const char *path, int depth,
     int found = 0;
     json_array_foreach(options, i, o) found |= json_equal(o, (json_t *)v);
     if (!found) {
-      char *shown = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      char *shown = sb_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
       rc = fail(err, path, "%.80s is not one of the allowed values",
                 shown ? shown : "the value");
       sb_free(shown);

@@ -172,7 +172,7 @@ static void tool_info(sb_mcp_server *srv, sb_mcp_call *c, json_t *args) {
                          SB_VERSION, "supportedVersions",
                          sb_mcp_supported_versions_json(), "uptimeMs",
                          (json_int_t)(sb_now_ms() - srv->started_ms));
-  char *text = json_dumps(sc, JSON_COMPACT);
+  char *text = sb_json_dumps(sc, JSON_COMPACT);
   sb_mcp_call_reply(c, json_pack("{soso}", "content", text_content(text),
                                  "structuredContent", sc));
   sb_free(text);
@@ -466,7 +466,7 @@ static int read_resource(void *ud, sb_mcp_call *c, const char *uri) {
                              SB_VERSION, "supportedVersions",
                              sb_mcp_supported_versions_json(), "modernVersion",
                              SB_MCP_MODERN_VERSION);
-    char *text = json_dumps(info, JSON_COMPACT);
+    char *text = sb_json_dumps(info, JSON_COMPACT);
     json_decref(info);
     r = json_pack("{s[{ssssss}]}", "contents", "uri", uri, "mimeType",
                   "application/json", "text", text);

@@ -313,7 +313,7 @@ static void legacy_structured(sb_mcp_call *c, json_t *result) {
     return;
   json_t *content = json_object_get(result, "content");
   if (!json_array_size(content)) {
-    char *text = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = sb_json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
     if (text)
       json_object_set_new(result, "content",
                           json_pack("[{ssss}]", "type", "text", "text", text));

@@ -24,7 +24,7 @@ char *sb_mcp_state_seal(sb_mcp_call *call, const char *method, const char *name,
       json_pack("{sssssssIsO}", "m", method, "n", name, "o", owner_of(call),
                 "exp", (json_int_t)(sb_wall_ms() + ttl_ms), "d", payload);
   if (!env) return NULL;
-  char *body = json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS);
+  char *body = sb_json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(env);
   if (!body) return NULL;
   unsigned char mac[crypto_auth_BYTES];

@@ -76,7 +76,7 @@ static int refused(http_req *r) {
                            "message", ref.message, "limit",
                            ref.limit ? ref.limit : "quotas",
                            "retryAfterSeconds", ref.retry_after_s);
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  char *text = body ? sb_json_dumps(body, JSON_COMPACT) : NULL;
   json_decref(body);
   char secs[24];
   snprintf(secs, sizeof secs, "%d", ref.retry_after_s);

@@ -262,13 +262,13 @@ char *sb_rpc_dump(const json_t *msg, size_t *len) {
    * then duplicate it (a 220-byte message: six allocations). A longer one
    * is dumped again straight into its exact allocation. */
   char stack[4096];
-  size_t n = json_dumpb(msg, stack, sizeof stack, JSON_COMPACT);
+  size_t n = sb_json_dumpb(msg, stack, sizeof stack, JSON_COMPACT);
   if (n == 0) return NULL; /* not an object or array, or out of memory */
   char *s = sb_malloc(n + 1);
   if (!s) return NULL;
   if (n <= sizeof stack) {
     memcpy(s, stack, n);
-  } else if (json_dumpb(msg, s, n, JSON_COMPACT) != n) {
+  } else if (sb_json_dumpb(msg, s, n, JSON_COMPACT) != n) {
     sb_free(s); /* cannot happen: the same value dumps to the same size */
     return NULL;
   }

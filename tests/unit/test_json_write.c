@@ -1,0 +1,166 @@
+/* test_json_write.c: sb_json_dumps and sb_json_dumpb (src/core/json_write.c)
+ * against jansson's own dump. Without a real that needs 17 digits the text
+ * is jansson's, byte for byte, whatever the flags; a real is written in
+ * the fewest digits that read back as the same double, never longer than
+ * jansson's, and text inside strings is never touched. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+static const size_t FLAG_SETS[] = {
+    0,
+    JSON_COMPACT,
+    JSON_COMPACT | JSON_SORT_KEYS,
+    JSON_INDENT(2) | JSON_PRESERVE_ORDER,
+    JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH,
+    JSON_COMPACT | JSON_ENCODE_ANY,
+};
+
+static void same_as_jansson(const char *text) {
+  json_error_t jerr;
+  json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+  if (!v) fail_msg("bad test input %s: %s", text, jerr.text);
+  for (size_t i = 0; i < sizeof FLAG_SETS / sizeof FLAG_SETS[0]; i++) {
+    size_t flags =
+        FLAG_SETS[i] |
+        (json_is_object(v) || json_is_array(v) ? 0 : JSON_ENCODE_ANY);
+    char *want = json_dumps(v, flags), *got = sb_json_dumps(v, flags);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    sb_free(want);
+    sb_free(got);
+  }
+  json_decref(v);
+}
+
+/* Strings and keys that look like reals, quotes and escapes of every
+ * kind, integers of every length, exact reals: jansson's text. */
+static void text_without_long_reals_is_jansson_s(void **state) {
+  (void)state;
+  same_as_jansson("{\"a\":\"0.20000000000000001\",\"0.10000000000000001\":1}");
+  same_as_jansson(
+      "[\"\\\"\",\"0.30000000000000004\\\"\",\"\\\"1.1000000000000001\"]");
+  same_as_jansson("{\"q\":\"a\\\"b\\\\c\\n\\u0001\\/é\u2028\",\"n\":null}");
+  same_as_jansson("[0,-1,12345678901234567,-9223372036854775807,true,false]");
+  same_as_jansson("[0.5,0.25,-2.5,1.0,100.0,1e22,0.0,-0.0]");
+  same_as_jansson(
+      "{\"deep\":[[[{\"x\":[1,{\"y\":\"z\"}]}]]],\"e\":{},\"f\":[]}");
+  same_as_jansson("\"12345678901234567.0\"");
+  same_as_jansson("42");
+}
+
+static char *dump(json_t *v) {
+  char *s = sb_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(v);
+  assert_non_null(s);
+  return s;
+}
+
+static void assert_real_text(double d, const char *want) {
+  char *s = dump(json_real(d));
+  assert_string_equal(s, want);
+  sb_free(s);
+}
+
+static void reals_take_the_fewest_digits(void **state) {
+  (void)state;
+  assert_real_text(0.2, "0.2");
+  assert_real_text(0.1, "0.1");
+  assert_real_text(19.99, "19.99");
+  assert_real_text(-432.17, "-432.17");
+  assert_real_text(0.1 + 0.2, "0.30000000000000004"); /* needs all 17 */
+  assert_real_text(1.0, "1.0");
+  assert_real_text(1e16, "1e16");     /* jansson: 10000000000000000.0 */
+  assert_real_text(1.1e-7, "1.1e-7"); /* jansson: 1.0999999999999999e-07 */
+  assert_real_text(2.2e22, "2.2e22");
+  assert_real_text(-3.3e-300, "-3.3e-300");
+  assert_real_text(1e300, "1e300"); /* jansson: 1.0000000000000001e300 */
+  /* inside a message: the string beside it kept as it is */
+  char *s =
+      dump(json_pack("{sfss}", "temperature", 0.2, "t", "0.20000000000000001"));
+  assert_string_equal(s, "{\"temperature\":0.2,\"t\":\"0.20000000000000001\"}");
+  sb_free(s);
+}
+
+/* Any double reads back as itself, in no more bytes than jansson's. */
+static void every_real_reads_back_as_itself(void **state) {
+  (void)state;
+  uint64_t x = 0x9e3779b97f4a7c15u;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    double d;
+    uint64_t bits = i % 2 ? x
+                          : (x & 0x800fffffffffffffu) |
+                                ((uint64_t)(1023 + (int)(x % 40) - 20) << 52);
+    memcpy(&d, &bits, sizeof d);
+    if (!isfinite(d)) continue;
+    if (i % 3 == 0) d = (double)(x % 100000) / 100.0; /* prices */
+    json_t *v = json_real(d);
+    char *mine = sb_json_dumps(v, JSON_ENCODE_ANY);
+    char *theirs = json_dumps(v, JSON_ENCODE_ANY);
+    json_decref(v);
+    assert_non_null(mine);
+    assert_non_null(theirs);
+    json_t *back = json_loads(mine, JSON_DECODE_ANY, NULL);
+    if (!json_is_real(back) ||
+        memcmp(&(double){json_real_value(back)}, &d, sizeof d) != 0)
+      fail_msg("%s (jansson: %s) does not read back as itself", mine, theirs);
+    if (strlen(mine) > strlen(theirs))
+      fail_msg("%s is longer than jansson's %s", mine, theirs);
+    json_decref(back);
+    sb_free(mine);
+    sb_free(theirs);
+  }
+}
+
+/* As json_dumpb: the whole length, and as much as fits written. */
+static void dumpb_counts_past_the_buffer(void **state) {
+  (void)state;
+  json_t *v = json_pack("{sfss}", "p", 19.99, "s", "0.1");
+  char whole[64], part[8];
+  size_t n = sb_json_dumpb(v, whole, sizeof whole, JSON_COMPACT);
+  assert_int_equal(n, strlen("{\"p\":19.99,\"s\":\"0.1\"}"));
+  assert_memory_equal(whole, "{\"p\":19.99,\"s\":\"0.1\"}", n);
+  assert_int_equal(sb_json_dumpb(v, part, sizeof part, JSON_COMPACT), n);
+  assert_memory_equal(part, whole, sizeof part);
+  assert_int_equal(sb_json_dumpb(v, NULL, 0, JSON_COMPACT), n);
+  /* a long one goes through the heap */
+  json_t *big = json_array();
+  for (int i = 0; i < 2000; i++)
+    json_array_append_new(big, json_real(0.1 * i));
+  char *s = sb_json_dumps(big, JSON_COMPACT);
+  assert_non_null(s);
+  assert_true(strlen(s) > 4096);
+  assert_non_null(strstr(s, ",0.30000000000000004,0.4,0.5,"));
+  sb_free(s);
+  json_decref(big);
+  /* what jansson will not dump, neither does this */
+  json_t *str = json_string("x");
+  assert_null(sb_json_dumps(str, JSON_COMPACT));
+  assert_int_equal(sb_json_dumpb(str, whole, sizeof whole, JSON_COMPACT), 0);
+  json_decref(str);
+  json_decref(v);
+}
+
+int main(void) {
+  sb_core_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(text_without_long_reals_is_jansson_s),
+      cmocka_unit_test(reals_take_the_fewest_digits),
+      cmocka_unit_test(every_real_reads_back_as_itself),
+      cmocka_unit_test(dumpb_counts_past_the_buffer),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
