@@ -417,7 +417,9 @@ enum {
   /* The update records a failure or a cancellation, trimmed to what its
    * run cannot do without: it may pass contexts.max_bytes by up to
    * SB_CTX_FAILURE_SLACK bytes, so that a run whose own writes filled its
-   * context can still fail or be cancelled rather than stay running. */
+   * context can still fail or be cancelled rather than stay running; on a
+   * context already past both (the limit lowered since it was written),
+   * it may be written if it does not make the context larger. */
   SB_CTX_WRITE_FAILURE = 1u,
 };
 #define SB_CTX_FAILURE_SLACK ((size_t)1024)

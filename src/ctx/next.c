@@ -188,6 +188,12 @@ void ctx_next_make(ctx_next *nx) {
                           (long long)head_version, (long long)expected);
     return;
   }
+  /* A failure's write: how large the head is, before it may change. */
+  size_t head_bytes = 0;
+  if (nx->slack_bytes)
+    head_bytes = nx->head_text ? strlen(nx->head_text)
+                               : sb_json_dumpb(head, NULL, 0,
+                                               JSON_COMPACT | JSON_SORT_KEYS);
   json_t *before[N_FIXED];
   for (size_t i = 0; i < N_FIXED; i++)
     before[i] = json_object_get(head, fixed_fields[i]);
@@ -244,9 +250,15 @@ void ctx_next_make(ctx_next *nx) {
     rc = sb_error_set(err, SB_ENOMEM, "out of memory");
     goto done;
   }
-  if ((rc = ctx_doc_check_size(nx->text, nx->max_doc_bytes, nx->slack_bytes,
-                               err)) != 0)
-    goto done;
+  rc = ctx_doc_check_size(nx->text, nx->max_doc_bytes, nx->slack_bytes, err);
+  if (rc == SB_ETOOBIG && strlen(nx->text) <= head_bytes + 1) {
+    /* A context already past the limit and slack (contexts.max_bytes
+     * lowered since it was written) may still record a failure that does
+     * not make it larger, but for a version number one digit longer. */
+    rc = 0;
+    *err = (sb_error){0};
+  }
+  if (rc != 0) goto done;
   nx->snapshot = (expected + 1) % nx->snapshot_every == 0;
   nx->expires = ctx_doc_expiry(next);
   nx->weight = ctx_doc_weight(next); /* here, off the loop */

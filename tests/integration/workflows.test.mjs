@@ -618,6 +618,58 @@ ${brim('brim_long', 'recover', 'no room left '.repeat(100))}
   });
 });
 
+describe('contexts.max_bytes lowered under a run', () => {
+  test('a run whose context is past the new limit still fails when its step does; it does not stay running', async () => {
+    // Written under 8 KiB, then the server restarted with 4 KiB: the wait's
+    // timeout fails the step, whose handoff and errors entry would grow a
+    // context already past the limit; the run fails at the step.
+    const { file, dir } = writeFlowConfig({
+      agents: [flowAgent('sales', ['sales.offer'])],
+      workflowsYaml: `
+  - name: shrink
+    steps:
+      - id: pad
+        ask: { message: How much?, schema: { type: object, properties: { pad: { type: string } } } }
+        save: workflow.variables.pad
+      - id: hear
+        wait: { event: lot.ready, timeout: 2s }
+        on_failure: recover
+      - id: recover
+        end: failed
+        message: no word
+`,
+    });
+    const base = readFileSync(file, 'utf8');
+    const store = `${dir}/sb.db`;
+    writeFileSync(file, `${base}contexts:\n  max_bytes: 8192\n`);
+    let { server, rest } = await startFlowServer(file, { extraArgs: ['--store', store] });
+    let id, contextId;
+    try {
+      const made = await rest.call('POST', '/v1/contexts', { body: {} });
+      assert.equal(made.status, 201, made.text);
+      contextId = made.json.id;
+      ({ id } = await startRun(rest, { workflow: 'shrink', contextId }));
+      await rest.waitFor(id, 'waiting');
+      const answered = await rest.action(id, 'answer', { answer: { pad: 'p'.repeat(6000) } });
+      assert.equal(answered.status, 200, answered.text);
+    } finally {
+      await server.stop();
+    }
+    writeFileSync(file, `${base}contexts:\n  max_bytes: 4096\n`);
+    ({ server, rest } = await startFlowServer(file, { extraArgs: ['--store', store] }));
+    try {
+      const run = await rest.waitFor(id, 'failed');
+      assert.equal(run.error.step, 'hear', JSON.stringify(run));
+      assert.match(run.error.message, /its on_failure was not taken: the context has no room left/, JSON.stringify(run));
+      const ctx = (await rest.context(contextId)).json;
+      assert.deepEqual(ctx.data.workflow.errors, []);
+      assert.equal(ctx.data.workflow.variables.pad.pad.length, 6000);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('a SIGHUP reloads the workflows', () => {
   // v1 asks, then ends as it says; v2 asks something else.
   const greet = (v, end) => `

@@ -357,6 +357,36 @@ static void test_size_limit(void **state) {
   assert_non_null(strstr(err.msg, "over the limit of 2048"));
   json_decref(fail);
   sb_free(id);
+  /* a context written under a larger limit (lowered since): a failure
+   * that does not grow it may still be written, nothing else may */
+  sb_ctx_manager *small = f->m;
+  f->m = roomy;
+  memset(big, 'w', 3500);
+  big[3500] = '\0';
+  c = create(f, "t", "{\"data\":{\"workflow\":{\"variables\":{}}}}");
+  id = sb_strdup(id_of(c));
+  json_decref(c);
+  json_t *grow =
+      json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "notes", big);
+  assert_int_equal(
+      w_update(f, "t", id, 1, SB_CTX_MERGE_PATCH, grow, &out, &cur, &err), 0);
+  json_decref(out);
+  json_decref(grow);
+  f->m = small;
+  json_t *same = json_object();
+  assert_int_equal(
+      w_update(f, "t", id, 2, SB_CTX_MERGE_PATCH, same, &out, &cur, &err),
+      SB_ETOOBIG);
+  assert_int_equal(w_update_failure(f, id, 2, same, &out, &err), 0);
+  assert_int_equal(json_integer_value(json_object_get(out, "version")), 3);
+  json_decref(out);
+  json_decref(same);
+  json_t *more =
+      json_pack("{s{s{s{ss}}}}", "data", "workflow", "variables", "why", "x");
+  assert_int_equal(w_update_failure(f, id, 3, more, &out, &err), SB_ETOOBIG);
+  assert_non_null(strstr(err.msg, "even with the 1024"));
+  json_decref(more);
+  sb_free(id);
   sb_ctx_manager_free(f->m);
   f->m = roomy;
 }
