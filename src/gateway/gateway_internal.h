@@ -114,6 +114,11 @@ struct sb_gateway {
 struct agent {
   sb_gateway *owner;
   sb_agent_def *def; /* own reference */
+  /* Definitions it had before an update that kept its connection
+   * (sb_gateway_add): what was made from them (its channel, sampling jobs
+   * in flight) may still point into them. Freed with the agent. */
+  sb_agent_def **retired_defs;
+  size_t nretired_defs;
   sb_channel *ch;
   sb_mcp_client *client;
   agent_list lists[LIST_KINDS];

@@ -646,6 +646,46 @@ static void announce_membership(sb_gateway *o, const char *id) {
   for (int k = 0; id && k < 3; k++) gw_mounts_list_changed(o, id, kinds[k]);
 }
 
+/* Whether a and b reach the agent the same way (transport), so a new
+ * definition can take the place of the old one on its connection. */
+static int same_transport(const sb_agent_def *a, const sb_agent_def *b) {
+  json_t *ja = sb_agent_def_to_json(a), *jb = sb_agent_def_to_json(b);
+  int same = ja && jb &&
+             json_equal(json_object_get(ja, "transport"),
+                        json_object_get(jb, "transport"));
+  json_decref(ja);
+  json_decref(jb);
+  return same;
+}
+
+/* a takes def (taken) in place of its definition, keeping its connection,
+ * its lists and the calls in flight on it: a change of limits, timeouts,
+ * capabilities or models must not cut calls the agent is answering. */
+static int agent_update(sb_gateway *o, agent *a, sb_agent_def *def,
+                        int from_config, sb_error *err) {
+  sb_agent_def **grown =
+      sb_realloc(a->retired_defs, (a->nretired_defs + 1) * sizeof *grown);
+  if (!grown) {
+    sb_agent_def_free(def);
+    return sb_error_set(err, SB_ENOMEM, "out of memory");
+  }
+  a->retired_defs = grown;
+  /* The connection is the same: so is the health check's last word (the
+   * breaker and latency, counted against the old limits, start afresh). */
+  sb_agent_state st = {.healthy = 1};
+  sb_registry_state(o->reg, def->id, sb_now_ms(), &st);
+  int rc = sb_registry_register_take(o->reg, sb_agent_def_ref(def), 1, err);
+  if (rc == 0) sb_registry_set_health(o->reg, def->id, st.healthy);
+  if (rc != 0) {
+    sb_agent_def_free(def);
+    return rc;
+  }
+  a->retired_defs[a->nretired_defs++] = a->def;
+  a->def = def;
+  a->from_config = from_config;
+  return 0;
+}
+
 int sb_gateway_add(sb_gateway *o, const json_t *json, int replace,
                    int from_config, sb_error *err) {
   sb_agent_def *def = NULL;
@@ -657,6 +697,15 @@ int sb_gateway_add(sb_gateway *o, const json_t *json, int replace,
                       def->id);
     sb_agent_def_free(def);
     return rc;
+  }
+  if (old && same_transport(old->def, def)) {
+    if ((rc = agent_update(o, old, def, from_config, err)) != 0) return rc;
+    SB_INFO(MODULE,
+            "agent %s updated (its connection and calls in flight "
+            "kept)",
+            old->def->id);
+    announce_membership(o, old->def->id);
+    return 0;
   }
   if (old) {
     for (size_t i = 0; i < o->len; i++)
@@ -866,6 +915,9 @@ static void agent_closed(uv_handle_t *h) {
   agent *a = h->data;
   if (--a->closing == 0) {
     sb_agent_def_free(a->def);
+    for (size_t i = 0; i < a->nretired_defs; i++)
+      sb_agent_def_free(a->retired_defs[i]);
+    sb_free(a->retired_defs);
     sb_free(a);
   }
 }

@@ -115,6 +115,30 @@ describe('agents admin and reload', () => {
     }
   });
 
+  it('SIGHUP with an agent whose limits changed keeps its process and the calls in flight on it', async () => {
+    const legacy = await connectSdk('legacy', 'http', { url: server.url, token: TENANTS.a.token });
+    try {
+      const before = textOf((await legacy.callTool('a__whoami', {})).content);
+      const slow = legacy.callTool('a__slow', { ms: 1500 });
+      await pollUntil(async () => {
+        const r = await ops.call('GET', '/v1/agents');
+        return r.json?.agents?.[0]?.state?.inflight === 1 ? r : { ok: false, message: r.text };
+      }, { what: 'the slow call in flight' });
+      writeAdminConfig(cfgPath, [flakyAgent('a', 'A', { capabilities: ['quote'], limits: { maxConcurrent: 3, timeoutMs: 20000 } })]);
+      const said = await server.sighup(/agent a updated \(its connection and calls in flight kept\)/);
+      assert.doesNotMatch(said, /agent a (replaced|removed)/);
+      assert.match(textOf((await slow).content), /^A slept 1500 ms/);
+      const [a] = (await ops.call('GET', '/v1/agents')).json.agents;
+      assert.equal(a.definition.limits.maxConcurrent, 3);
+      assert.equal(a.state.maxConcurrent, 3);
+      // the same process answers: its count of whoami calls goes on
+      const n = Number(/\(call (\d+)\)/.exec(before)[1]);
+      assert.equal(textOf((await legacy.callTool('a__whoami', {})).content), `A (call ${n + 1})`);
+    } finally {
+      await legacy.close();
+    }
+  });
+
   it('SIGHUP reloads the agents from the config without dropping a legacy session', async () => {
     const legacy = await connectSdk('legacy', 'http', { url: server.url, token: TENANTS.a.token });
     try {
