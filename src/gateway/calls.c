@@ -294,7 +294,8 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
    * reconnecting (its session ended, it crashed) is waited for, once, at
    * most its timeout; a call routed by capability rather goes to a
    * connected agent of its ranking first. An agent the caller named is
-   * waited for. */
+   * waited for, unless its connects keep failing (gw_agent_failing): then
+   * the call fails at once, saying why. */
   int up = gw_agent_ready(a);
   int by_capability = c->route && c->route->capability;
   if (!up && by_capability && c->retries == 0 && !c->waited_connect) {
@@ -309,7 +310,8 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
       return;
     }
   }
-  if (!up && !a->removed && !c->waited_connect && timer_ready(c, &c->timer)) {
+  if (!up && !a->removed && !c->waited_connect && !gw_agent_failing(a) &&
+      timer_ready(c, &c->timer)) {
     c->waited_connect = 1;
     c->state = CALL_WAIT_CONNECT;
     uv_timer_start(c->timer, on_timer, attempt_timeout(c, a), 0);

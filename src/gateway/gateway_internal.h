@@ -215,6 +215,10 @@ void gw_subs_release(agent *a);
 /* Whether a is connected; if not, *why (borrowed, never NULL) says why,
  * as far as we know: the last connect failure or channel loss. */
 int gw_agent_up(agent *a, const char **why);
+/* Whether a's connects keep failing (twice or more in a row since it was
+ * last connected): it is down, and a call fails at once rather than wait
+ * for a connection its timeout would not see. */
+int gw_agent_failing(const agent *a);
 /* The agent and agent-side tool a public tool name (agentId__tool, or its
  * shortened form) stands for: 1 with *a and *tool set (*tool borrowed,
  * valid until the agent's tools change), 0 if none. */

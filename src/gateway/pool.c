@@ -54,6 +54,10 @@ int gw_agent_up(agent *a, const char **why) {
   return 0;
 }
 
+int gw_agent_failing(const agent *a) {
+  return !gw_agent_ready(a) && a->restarts >= 2;
+}
+
 /* Tell the owner a's state moved (sb_gateway_agent_settled). */
 static void state_moved(agent *a) {
   sb_gateway *o = a->owner;
