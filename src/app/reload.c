@@ -110,6 +110,24 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
     return r->cfg_rc;
   }
   const sb_config *fresh = &r->fresh;
+  /* No agents key at all while the config's agents run: as with an empty
+   * file, far more often a file cut off than a wish to stop them. */
+  size_t configured = 0;
+  for (size_t i = 0; i < sb_gateway_agent_count(app->gateway); i++) {
+    sb_gateway_agent_info info;
+    sb_gateway_agent_info_at(app->gateway, i, &info);
+    configured += info.from_config != 0;
+  }
+  if (!fresh->agents_given && configured) {
+    sb_error_set(err, SB_EINVAL,
+                 "%s: no agents key, which would stop the %zu agent(s) "
+                 "the config runs; a config that means to remove every "
+                 "agent says \"agents: []\"",
+                 fresh->config_file ? fresh->config_file : "config",
+                 configured);
+    sb_app_audit_reload(app, 0, err->msg);
+    return SB_EINVAL;
+  }
   app_register_log_secrets(fresh);
   /* The agents first: their definitions are checked before anything is
    * applied, so a file with a bad one changes nothing (quotas included),

@@ -879,6 +879,7 @@ static int parse_mapping(parse_ctx *p, const key_spec *keys, const char *path) {
     case KEY_TENANT: rc = parse_string_field(p, k, key_path); break;
     case KEY_TENANTS: rc = cfg_parse_tenants(p, key_path); break;
     case KEY_AGENTS:
+      p->cfg->agents_given = 1;
       rc = parse_json_list(p, key_path, "agent definition", &p->cfg->agents,
                            &p->cfg->agent_lines);
       break;

@@ -235,6 +235,9 @@ typedef struct sb_config {
    * A reload refuses it (a file cut off mid-write would remove every
    * agent). */
   int empty_file;
+  /* The file has an `agents:` key (agents: [] included). A reload of a
+   * file without one, while config agents run, is refused likewise. */
+  int agents_given;
 } sb_config;
 
 /* A tenant and the bearer token its callers present. */

@@ -172,7 +172,7 @@ describe('agents admin and reload', () => {
     assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b']);
   });
 
-  it('an empty config on SIGHUP (a file caught mid-write) changes nothing', async () => {
+  it('an empty config, or one without agents, on SIGHUP (a file caught mid-write) changes nothing', async () => {
     for (const empty of ['', '\n# nothing yet\n']) {
       writeFileSync(cfgPath, empty);
       const said = await server.sighup(/SIGHUP: config not reloaded: .*the file is empty/);
@@ -180,5 +180,15 @@ describe('agents admin and reload', () => {
       const r = await ops.call('GET', '/v1/agents');
       assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b'], 'the agents are kept');
     }
+    // a file with settings but no agents key: cut off before it, most likely
+    writeFileSync(cfgPath, 'cache:\n  ttl_ms: 0\n');
+    const said = await server.sighup(/SIGHUP: config not reloaded: .*no agents key, which would stop the 1 agent\(s\) the config runs/);
+    assert.match(said, /says "agents: \[\]"/);
+    const r = await ops.call('GET', '/v1/agents');
+    assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b'], 'the agents are kept');
+    // agents: [] means it
+    writeAdminConfig(cfgPath, []);
+    await server.sighup(/config reloaded: 0 agent\(s\)/);
+    assert.deepEqual((await ops.call('GET', '/v1/agents')).json.agents, []);
   });
 });
