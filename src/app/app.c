@@ -40,6 +40,13 @@ static sb_mcp_limits app_mcp_limits(const sb_config *cfg) {
 static void breaker_changed(void *ud, const char *tenant, const char *agent,
                             int opened) {
   sb_app *app = ud;
+  if (opened)
+    SB_WARN(MODULE,
+            "agent %s: circuit breaker opened (its calls are refused until "
+            "a probe succeeds)",
+            agent);
+  else
+    SB_INFO(MODULE, "agent %s: circuit breaker closed", agent);
   json_t *data = json_pack("{ss}", "agent", agent);
   sb_error err = {0};
   if (sb_events_record(app->events, tenant,

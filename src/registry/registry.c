@@ -255,7 +255,15 @@ static sb_registry_refusal refusal_at(const sb_registry *reg, agent_entry *e,
 int sb_registry_set_health(sb_registry *reg, const char *id, int healthy) {
   agent_entry *e = find(reg, id);
   if (!e) return SB_ENOENT;
+  int was = e->healthy;
   e->healthy = healthy != 0;
+  /* Back after being down (connected again, its health check answered):
+   * an open breaker lets a probe through now rather than at the end of
+   * its cooldown, so an agent's restart does not keep its calls refused
+   * for the whole cooldown after it is back. A probe that fails opens it
+   * for another cooldown, as always. */
+  if (!was && e->healthy && e->breaker == SB_BREAKER_OPEN)
+    breaker_set(e, SB_BREAKER_HALF_OPEN, 0);
   return 0;
 }
 

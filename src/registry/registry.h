@@ -386,7 +386,9 @@ int sb_registry_state(sb_registry *reg, const char *id, uint64_t now_ms,
 json_t *sb_registry_state_json(sb_registry *reg, const char *id,
                                uint64_t now_ms);
 
-/* Record a health check's verdict. SB_ENOENT if unknown. */
+/* Record a health check's verdict (or a connection made or lost).
+ * Healthy after unhealthy, an open breaker turns half-open at once: the
+ * next call probes the agent that came back. SB_ENOENT if unknown. */
 int sb_registry_set_health(sb_registry *reg, const char *id, int healthy);
 
 /* A ticket for one admitted call: hand it back to sb_registry_call_end. */

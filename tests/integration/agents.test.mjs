@@ -6,6 +6,7 @@
 // restart, fallback, the breaker, and garbage on an agent's stdout.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 
 import {
   DEADLINE_MS,
@@ -311,6 +312,25 @@ describe('breaker', () => {
     const r = await callWithin(client, { name: 'a__whoami', arguments: {} });
     assert.ok(!r.isError, withStderr(server, JSON.stringify(r)));
     assert.match(textOf(r.content), /^B \(call \d+\)$/, withStderr(server, 'B answers while A\'s breaker is open'));
+  });
+
+  it('A killed and back while its breaker is open is probed at once, not after the cooldown', async () => {
+    const agents = async () => (await fetch(server.url.replace(/\/mcp$/, '/v1/agents'))).json();
+    const rowA = async () => (await agents()).agents.find((x) => x.definition.id === 'a');
+    assert.equal((await rowA()).state.breaker, 'open', 'opened by the test before');
+    const pid = execFileSync('pgrep', ['-P', String(server.proc.pid), '-f', 'flaky_agent.mjs A$']).toString().trim();
+    process.kill(Number(pid), 'SIGKILL');
+    await pollUntil(async () => ((await rowA()).connected ? { ok: false, message: 'still connected' } : { ok: true }), { what: 'A seen down' });
+    const back = await pollUntil(async () => {
+      const a = await rowA();
+      return a.connected ? a : { ok: false, message: JSON.stringify(a) };
+    }, { what: 'A connected again' });
+    assert.notEqual(back.state.breaker, 'open', withStderr(server, JSON.stringify(back.state)));
+    const r = await callWithin(client, { name: 'a__whoami', arguments: {} });
+    assert.match(textOf(r.content), /^A \(call 1\)$/, withStderr(server, 'the new A answers the probe'));
+    assert.equal((await rowA()).state.breaker, 'closed');
+    assert.match(server.stderr, /agent a: circuit breaker opened/);
+    assert.match(server.stderr, /agent a: circuit breaker closed/);
   });
 });
 

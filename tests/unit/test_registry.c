@@ -342,6 +342,32 @@ static void test_breaker_cycle(void **state) {
   sb_registry_free(reg);
 }
 
+/* An agent back after being down (healthy after unhealthy) is probed at
+ * once, not at the end of the cooldown; a health check that only says
+ * again that it is up changes nothing. */
+static void test_breaker_probes_an_agent_back(void **state) {
+  (void)state;
+  sb_registry *reg = breaker_registry();
+  fail_call(reg, "a", 0);
+  fail_call(reg, "a", 1);
+  fail_call(reg, "a", 2);
+  assert_int_equal(breaker(reg, "a", 10), SB_BREAKER_OPEN);
+  assert_int_equal(sb_registry_set_health(reg, "a", 1), 0); /* up all along */
+  assert_int_equal(breaker(reg, "a", 20), SB_BREAKER_OPEN);
+  begin_refused(reg, "a", 20, SB_REFUSE_BREAKER_OPEN);
+  sb_registry_set_health(reg, "a", 0); /* its connection lost */
+  assert_int_equal(breaker(reg, "a", 30), SB_BREAKER_OPEN);
+  sb_registry_set_health(reg, "a", 1); /* connected again */
+  assert_int_equal(breaker(reg, "a", 40), SB_BREAKER_HALF_OPEN);
+  sb_registry_call probe;
+  begin_ok(reg, "a", 40, &probe);
+  assert_int_equal(probe.probe, 1);
+  begin_refused(reg, "a", 41, SB_REFUSE_PROBE_IN_FLIGHT);
+  assert_int_equal(sb_registry_call_end(reg, "a", &probe, 1, 5, 45), 0);
+  assert_int_equal(breaker(reg, "a", 45), SB_BREAKER_CLOSED);
+  sb_registry_free(reg);
+}
+
 static void test_breaker_window(void **state) {
   (void)state;
   sb_registry *reg = breaker_registry();
@@ -788,6 +814,7 @@ int main(void) {
       cmocka_unit_test(test_capacity),
       cmocka_unit_test(test_ewma),
       cmocka_unit_test(test_breaker_cycle),
+      cmocka_unit_test(test_breaker_probes_an_agent_back),
       cmocka_unit_test(test_breaker_window),
       cmocka_unit_test(test_breaker_stale_calls),
       cmocka_unit_test(test_rank_coverage),
