@@ -165,6 +165,14 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
   } else {
     sb_app_audit_reload(app, rc == 0, rc == 0 ? NULL : err->msg);
   }
+  if (rc == 0 && !sb_config_auth_equal(app->cfg, fresh))
+    SB_WARN(MODULE,
+            "SIGHUP: auth.tenants, auth.admin_tenants or auth.default_tenant "
+            "changed in %s and are not applied: they take effect at the "
+            "next start (until then the server keeps the tokens and "
+            "administrators it started with; API keys are revoked at once "
+            "with switchboard key revoke)",
+            fresh->config_file ? fresh->config_file : "the config");
   if (rc == 0)
     SB_INFO(MODULE,
             "config reloaded: %zu agent(s) and %zu workflow(s) configured; "

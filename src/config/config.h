@@ -262,6 +262,9 @@ const char *sb_config_tenant_for_token(const sb_config *cfg, const char *token);
  * it is listed in auth.admin_tenants, or neither auth.tenants nor
  * auth.admin_tenants is configured (a single-tenant, local setup). */
 int sb_config_is_admin(const sb_config *cfg, const char *tenant);
+/* 1 if a and b name the same tenants and tokens (auth.tenants, in order),
+ * administrators and default tenant: what a reload does not apply. */
+int sb_config_auth_equal(const sb_config *a, const sb_config *b);
 
 /* 1 if s is a valid tenant id: 1-64 of [A-Za-z0-9._-]. */
 int sb_config_tenant_id_valid(const char *s);

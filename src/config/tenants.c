@@ -188,6 +188,24 @@ int sb_config_is_admin(const sb_config *cfg, const char *tenant) {
   return 0;
 }
 
+static int same_str(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int sb_config_auth_equal(const sb_config *a, const sb_config *b) {
+  if (a->tenants_len != b->tenants_len ||
+      a->admin_tenants_len != b->admin_tenants_len ||
+      !same_str(a->default_tenant, b->default_tenant))
+    return 0;
+  for (size_t i = 0; i < a->tenants_len; i++)
+    if (!same_str(a->tenants[i].id, b->tenants[i].id) ||
+        !same_str(a->tenants[i].token, b->tenants[i].token))
+      return 0;
+  for (size_t i = 0; i < a->admin_tenants_len; i++)
+    if (!same_str(a->admin_tenants[i], b->admin_tenants[i])) return 0;
+  return 1;
+}
+
 /* auth.admin_tenants: a list of tenant ids. */
 int cfg_parse_admins(parse_ctx *p, const char *path) {
   char got[96], item[160];

@@ -4,7 +4,7 @@
 // reloading the config's agents without dropping a legacy session.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 import { DEADLINE_MS, startHttpServer, withDeadline, textOf } from './lib/harness.mjs';
 import { TENANTS, restClient, connectSdk } from './lib/contexts_common.mjs';
@@ -170,6 +170,16 @@ describe('agents admin and reload', () => {
       { what: '"config not reloaded" in the log' });
     const r = await ops.call('GET', '/v1/agents');
     assert.deepEqual(r.json.agents.map((x) => x.definition.id), ['b']);
+  });
+
+  it('a SIGHUP that changes auth.tenants says they are not applied until the next start', async () => {
+    writeAdminConfig(cfgPath, [flakyAgent('b', 'B', { capabilities: ['quote'] })]);
+    writeFileSync(cfgPath, readFileSync(cfgPath, 'utf8').replace(OPS.token, 'a-new-token-for-the-ops-team-222'));
+    const said = await server.sighup(/config reloaded/);
+    assert.match(said, /auth\.tenants, auth\.admin_tenants or auth\.default_tenant changed in .* and are not applied: they take effect at the next start/);
+    assert.equal((await ops.call('GET', '/v1/agents')).status, 200, 'the token the server started with still holds');
+    writeAdminConfig(cfgPath, [flakyAgent('b', 'B', { capabilities: ['quote'] })]);
+    assert.doesNotMatch(await server.sighup(/config reloaded/), /not applied/);
   });
 
   it('an empty config, or one without agents, on SIGHUP (a file caught mid-write) changes nothing', async () => {
