@@ -206,8 +206,11 @@ static size_t assignment(const char *in, size_t i, size_t len, out_buf *o) {
     s--;
   if (s == i || !secret_name(in + s, i - s)) return 0;
   size_t e = i + 1;
+  /* ...to a separator, or a ": " that goes on with the message (a URL in
+   * "connect to URL: Connection refused"). */
   while (e < len && !isspace((unsigned char)in[e]) && in[e] != '&' &&
-         in[e] != '"' && in[e] != ',' && in[e] != ';' && in[e] != '\\')
+         in[e] != '"' && in[e] != ',' && in[e] != ';' && in[e] != '\\' &&
+         !(in[e] == ':' && (e + 1 == len || in[e + 1] == ' ')))
     e++;
   if (e == i + 1) return 0;
   put(o, "=" MASK, sizeof MASK);

@@ -272,6 +272,12 @@ static void stream_open_tick(uv_timer_t *t) {
 static void on_channel_stream_settled(void *ud) { stream_settled(ud); }
 
 void gw_agent_connect_failed(agent *a, const char *what, const char *detail) {
+  /* A channel's error names the agent already: said once, not twice. */
+  size_t id_len = strlen(a->def->id);
+  if (detail && strncmp(detail, "agent ", 6) == 0 &&
+      strncmp(detail + 6, a->def->id, id_len) == 0 &&
+      strncmp(detail + 6 + id_len, ": ", 2) == 0)
+    detail += 6 + id_len + 2;
   SB_WARN(MODULE, "agent %s: %s: %s", a->def->id, what,
           detail ? detail : "(no detail)");
   set_down_reason(a, what, detail);

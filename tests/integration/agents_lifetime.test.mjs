@@ -110,7 +110,7 @@ test('the handshake\'s probe and initialize share one limits.startupTimeoutMs', 
   const server = await startWithAgents([mute]);
   try {
     await server.stderrMatch(/agent mute: server\/discover timed out after 1000 ms/);
-    await server.stderrMatch(/agent mute: did not answer its handshake within 1000 ms/);
+    await server.stderrMatch(/agent mute: connect failed: did not answer its handshake within 1000 ms/);
     assert.doesNotMatch(server.stderr, /agent mute: initialize timed out/);
   } finally {
     await server.stop();

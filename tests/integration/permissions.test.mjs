@@ -361,6 +361,9 @@ describe('context permissions, path reads, runs scopes, token isolation', { time
       for (const secret of [AGENT_SECRET, ENV_SECRET, URL_SECRET, QUERY_SECRET])
         assert.ok(!text.includes(secret), `an agent's secret shown: ${text}`);
     assert.match(server.stderr, /vault/, 'the unreachable agent was never logged');
+    // said once, with the cause after the masked URL
+    assert.match(server.stderr, /agent vault: connect failed: connect to http:\/\/\[REDACTED\]@127\.0\.0\.1:1\/mcp\?region=north&access_token=\[REDACTED\]: /);
+    assert.doesNotMatch(server.stderr, /agent vault: connect failed: agent vault/);
   });
 
   it('explaining the ranking on a context needs its metadata.permissions, as routing with it does', async () => {

@@ -56,6 +56,10 @@ static void test_shapes(void **state) {
   expect(
       "GET /x?token=abc&page=2 api_key=zz password=p;",
       "GET /x?token=[REDACTED]&page=2 api_key=[REDACTED] password=[REDACTED];");
+  /* the message goes on after the URL; a ':' inside the value is masked */
+  expect("connect to http://h/mcp?access_token=s3cr3t: Connection refused",
+         "connect to http://h/mcp?access_token=[REDACTED]: Connection refused");
+  expect("token=ab:cd: x", "token=[REDACTED]: x");
 }
 
 static void test_left_alone(void **state) {
