@@ -64,6 +64,11 @@ struct sb_gateway_call {
   uint64_t started_ms;
   uint64_t deadline_at; /* 0 = none */
   unsigned retries;
+  /* How the try before a retry ended: the call's own outcome if the
+   * retry is refused (breaker open, at capacity) with nowhere else to go,
+   * rather than the refusal alone. */
+  sb_gateway_outcome retried_after;
+  char *retried_why;
   int waited_connect;
   int token_retried;    /* sent again once after a refusal, for a new token */
   uv_timer_t *timer;    /* backoff and connect waits */

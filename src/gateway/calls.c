@@ -38,6 +38,7 @@ void gw_call_free(sb_gateway_call *c) {
   if (c->owner) sb_list_unlink(&c->owner->calls, &c->link);
   for (size_t i = 0; i < c->ntried; i++) sb_free(c->tried[i]);
   sb_free(c->tried);
+  sb_free(c->retried_why);
   sb_free(c->tool);
   sb_free(c->tenant);
   sb_principal_unref(c->principal);
@@ -288,6 +289,10 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
       first_try = 1;
     }
   }
+  if (c->current != a) { /* what a retry on the agent before was after */
+    sb_free(c->retried_why);
+    c->retried_why = NULL;
+  }
   c->current = a;
   c->state = CALL_STARTING;
   /* An agent not connected yet (just registered, just started) or
@@ -332,7 +337,10 @@ void gw_call_try_agent(sb_gateway_call *c, agent *a) {
       return;
     }
     const char *down = NULL;
-    if (!up && gw_agent_up(a, &down) == 0)
+    if (up && c->retried_why)
+      gw_call_fail(c, c->retried_after, "%s (not tried again: %s)",
+                   c->retried_why, sb_gateway_outcome_name(refused));
+    else if (!up && gw_agent_up(a, &down) == 0)
       gw_call_fail(c, refused, "agent %s: unavailable (%s: %s)", a->def->id,
                    sb_gateway_outcome_name(refused), down);
     else
@@ -476,6 +484,9 @@ static void on_answer(void *ud, sb_mcp_outcome mcp_outcome, json_t *result,
                          : sb_backoff_delay_ms(c->retries++, RETRY_BASE_MS,
                                                RETRY_CAP_MS, gw_random01());
     if (token_retry) c->token_retried = 1;
+    c->retried_after = outcome;
+    sb_free(c->retried_why);
+    c->retried_why = sb_strdup(why ? why : "the agent failed");
     SB_INFO(MODULE, "agent %s: retrying %s in %llu ms after: %s", a->def->id,
             c->tool ? c->tool : c->o.method, (unsigned long long)delay, why);
     /* The agent ended our session, or refused our token: the retry waits

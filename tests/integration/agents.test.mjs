@@ -334,6 +334,27 @@ describe('breaker', () => {
   });
 });
 
+describe('a retry the breaker refuses', () => {
+  it('the call says how its last try ended, not only that the breaker is open', async () => {
+    const server = await startWithAgents([
+      flakyAgent('c', 'C', { limits: { timeoutMs: 100, retries: 1 }, idempotentTools: ['hang'] }),
+    ]);
+    try {
+      const client = await connect('modern', server.url);
+      await waitForTools(client, ['c__hang']);
+      // Two tries a call: the fifth try (the third call's first) opens the
+      // breaker, which refuses that call's retry.
+      const texts = [];
+      for (let i = 0; i < 3; i++) texts.push(textOf((await callWithin(client, { name: 'c__hang', arguments: {} }, 5000)).content));
+      assert.match(texts[0], /agent c\b.*timed out/s, texts[0]);
+      assert.match(texts[2], /agent c\b.*timed out.*\(not tried again: breaker open\)/s, withStderr(server, texts[2]));
+      await client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('server-everything over Streamable HTTP as an agent', () => {
   let everything;
   let server;
