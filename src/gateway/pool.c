@@ -466,7 +466,20 @@ void gw_agent_connect_client(agent *a) {
 static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
                       json_t *error) {
   agent *a = ud;
+  sb_agent_state was = {.healthy = 1};
+  sb_registry_state(a->owner->reg, a->def->id, sb_now_ms(), &was);
   sb_registry_set_health(a->owner->reg, a->def->id, error == NULL);
+  /* Said when it changes: a modern HTTP agent keeps no connection, so a
+   * failed health check is how one that went away is noticed at all. */
+  if (error && was.healthy)
+    SB_WARN(MODULE,
+            "agent %s: health check failed (%s); it ranks last, and "
+            "switchboard_agent_healthy is 0, until it answers one again",
+            a->def->id,
+            json_string_value(json_object_get(error, "message"))
+                ?: sb_mcp_outcome_name(outcome));
+  else if (!error && !was.healthy)
+    SB_INFO(MODULE, "agent %s: answers its health check again", a->def->id);
   if (error || !a->client) return;
   gw_token_worked(a);
   gw_agent_relist_missing(a);

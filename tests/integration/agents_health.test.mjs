@@ -62,5 +62,9 @@ describe('agent health checks', () => {
     assert.equal(thawed.status, 200, thawed.text);
     await pollUntil(async () => ((await state('a')).healthy === true ? { ok: true } : { ok: false, message: 'still unhealthy' }),
       { what: 'agent a healthy again once its pings are answered' });
+    // the log says both, once each
+    await server.stderrMatch(/agent a: answers its health check again/);
+    assert.equal((server.stderr.match(/agent a: health check failed \(.*\); it ranks last/g) ?? []).length, 1, server.stderr);
+    assert.doesNotMatch(server.stderr, /agent b: health check/);
   });
 });
