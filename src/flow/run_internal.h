@@ -123,6 +123,8 @@ struct fl_run {
   int writing;     /* a transaction is under way */
   int ending;      /* ... and it ends the run (completed, failed, cancelled) */
   int conflicts;   /* conflicts (context or row) in a row */
+  int reread_after_pause; /* paused for conflicts: read the context's head
+                             again before the write after it (write.c) */
   int write_failures; /* failed writes of the head change in a row
                          (write.c: retry_failed) */
   int holds;       /* callbacks under way that may end it */

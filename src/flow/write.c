@@ -104,8 +104,22 @@ static void next_change(fl_run *r) {
  * is the exception: its caller is told "busy" and the run never existed. */
 #define WRITE_RETRY_MS 10
 
+static void on_fresh_head(void *ud, const sb_ctx_result *res);
+
 static void on_write_retry(uv_timer_t *t) {
   fl_run *r = t->data;
+  /* After a pause for conflicts the head read before it is stale (the
+   * writer it lost to kept writing): read it again, then write. */
+  if (r->reread_after_pause && !r->detached && !r->writing && r->queue) {
+    r->reread_after_pause = 0;
+    sb_error err = {0};
+    r->writing = 1;
+    if (sb_ctx_get_async(r->e->o.ctx, r->tenant, r->context_id, 0,
+                         on_fresh_head, r, &err) == 0)
+      return; /* the timer's hold passes to on_fresh_head */
+    r->writing = 0;
+  }
+  r->reread_after_pause = 0;
   next_change(r);
   fl_run_release(r); /* the timer's */
 }
@@ -195,7 +209,8 @@ static void conflict_pause(fl_run *r) {
             "run %s: %d conflicts in a row (its context or its row keeps "
             "moving under it); planning again every %d-%d ms",
             r->id, r->conflicts, CONFLICT_PAUSE_MS, CONFLICT_PAUSE_CAP_MS);
-  (void)write_again_in(r, ms); /* no timer: left to the run's next change */
+  if (write_again_in(r, ms) == 0) r->reread_after_pause = 1;
+  /* (no timer: left to the run's next change) */
 }
 
 /* Reading the run's row or context again failed: the change waiting on
@@ -210,9 +225,27 @@ static void read_again_failed(fl_run *r, int rc, const sb_error *err,
             what, err->msg);
 }
 
+static void ctx_turn_end(fl_run *r, json_t *head);
+
+/* The head read again after a pause for conflicts (on_write_retry): the
+ * change is planned on it at once. */
+static void on_fresh_head(void *ud, const sb_ctx_result *res) {
+  fl_run *r = ud;
+  r->writing = 0;
+  if (!r->detached && res->rc == 0) {
+    json_decref(r->ctx);
+    r->ctx = json_incref(res->doc);
+  }
+  next_change(r); /* a failed read: the write meets the conflict again */
+  fl_run_release(r);
+}
+
 static void on_head(void *ud, const sb_ctx_result *res) {
   fl_run *r = ud;
   r->writing = 0;
+  /* A context conflict kept this run's turn while it read the head: the
+   * next run waiting is handed the head just read, not its old copy. */
+  ctx_turn_end(r, res->rc == 0 ? res->doc : NULL);
   if (!r->detached && res->rc == 0) {
     json_decref(r->ctx);
     r->ctx = json_incref(res->doc);
@@ -365,14 +398,18 @@ static void waits_since(fl_run *r, const json_t *events) {
   }
 }
 
-static void ctx_turn_end(fl_run *r, json_t *head);
-
 static void on_written(void *ud, const sb_ctx_result *res) {
   fl_write *w = ud;
   fl_run *r = w->r;
   r->writing = 0;
   r->ending = 0;
-  ctx_turn_end(r, res->rc == 0 ? res->doc : NULL);
+  /* A conflict on the context (another process wrote it) keeps the turn
+   * until the head is read again (on_head): handed on with nothing, each
+   * run waiting wrote against its old copy and conflicted in turn, and
+   * one outside write cost every run on the context a conflict. */
+  int ctx_conflict =
+      res->rc == SB_ECONFLICT && !w->create && !res->run_rev && !r->detached;
+  if (!ctx_conflict) ctx_turn_end(r, res->rc == 0 ? res->doc : NULL);
   if (r->detached) {
     write_free(w);
     fl_run_release(r);
@@ -420,6 +457,7 @@ static void on_written(void *ud, const sb_ctx_result *res) {
                                     on_head, r, &err);
     if (rc == 0)
       return; /* the write's hold passes to on_head or on_row */
+    ctx_turn_end(r, NULL);
     if (!err.code)
       sb_error_set(&err, rc, "run %s: cannot read it again (%s)", r->id,
                    sb_strerror(rc));

@@ -1227,6 +1227,88 @@ static void test_many_loops_share_turns(void **state) {
   env_down(&v);
 }
 
+static int store_pending(void *ud) {
+  sb_store_stats s;
+  sb_store_get_stats(((env *)ud)->st, &s);
+  return s.pending > 0;
+}
+
+static int all_done(void *ud) {
+  reply *o = ud;
+  return o[0].done && o[1].done && o[2].done;
+}
+
+/* Three runs of this engine wait their turn to write one context when a
+ * writer outside the engine moves it: the run whose write meets the
+ * conflict reads the head again and hands it on, so the runs after it
+ * write on the new head. One outside write costs one conflict; once each
+ * run waiting wrote against its old copy and conflicted in turn, and
+ * with a writer that kept writing every run on the context stalled. */
+static void test_an_outside_write_costs_one_conflict(void **state) {
+  (void)state;
+  env v;
+  env_up(&v, ask_then_wait());
+  ctx_read made = {0};
+  sb_error err = {0};
+  json_t *empty = json_object();
+  assert_int_equal(
+      sb_ctx_create_async(v.ctx, TENANT, empty, on_ctx, &made, &err), 0);
+  json_decref(empty);
+  assert_true(run_until(&v.loop, flag_set, &made.done, TEST_WAIT_MS));
+  const char *cid = json_string_value(json_object_get(made.doc, "id"));
+  char ids[3][64];
+  for (int i = 0; i < 3; i++) {
+    reply o = {0};
+    sb_flow_start s = {.tenant = TENANT, .workflow = "spin", .context_id = cid};
+    assert_int_equal(sb_flow_run_start(v.eng, &s, on_reply, &o, &err), 0);
+    assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
+    assert_int_equal(o.rc, 0);
+    snprintf(ids[i], 64, "%s", json_string_value(json_object_get(o.run, "id")));
+    json_decref(o.run);
+  }
+  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  ctx_read head = {0};
+  assert_int_equal(sb_ctx_get_async(v.ctx, TENANT, cid, 0, on_ctx, &head, &err),
+                   0);
+  assert_true(run_until(&v.loop, flag_set, &head.done, TEST_WAIT_MS));
+  sb_flow_stats before;
+  sb_flow_engine_stats(v.eng, &before);
+  /* The outside write goes first in the held batch, the runs' after it. */
+  sb_store_hold_writes(v.st, 1);
+  ctx_read outside = {0};
+  json_t *patch = J("{'data': {'workflow': {'variables': {'by': 'hand'}}}}");
+  assert_int_equal(
+      sb_ctx_update_async(v.ctx, TENANT, cid, num(head.doc, "version"),
+                          SB_CTX_MERGE_PATCH, patch, on_ctx, &outside, &err),
+      0);
+  json_decref(patch);
+  assert_true(run_until(&v.loop, store_pending, &v, TEST_WAIT_MS));
+  reply answered[3] = {{0}};
+  json_t *yes = J("{'ok': true}");
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(sb_flow_run_answer(v.eng, TENANT, ids[i], NULL, yes,
+                                        on_reply, &answered[i], &err),
+                     0);
+  json_decref(yes);
+  for (int i = 0; i < 20; i++)
+    uv_run(&v.loop, UV_RUN_NOWAIT);
+  sb_store_hold_writes(v.st, 0);
+  assert_true(run_until(&v.loop, all_done, answered, TEST_WAIT_MS));
+  assert_true(run_until(&v.loop, flag_set, &outside.done, TEST_WAIT_MS));
+  sb_flow_stats after;
+  sb_flow_engine_stats(v.eng, &after);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(answered[i].rc, 0);
+    assert_string_equal(current0(answered[i].run), "w2");
+    json_decref(answered[i].run);
+  }
+  assert_int_equal(after.conflicts - before.conflicts, 1);
+  json_decref(head.doc);
+  json_decref(outside.doc);
+  json_decref(made.doc);
+  env_down(&v);
+}
+
 int main(void) {
   sb_core_init(); /* before any JSON: its allocator */
   sb_log_set_level(SB_LOG_ERROR);
@@ -1248,6 +1330,7 @@ int main(void) {
       cmocka_unit_test(test_row_moved_goes_on),
       cmocka_unit_test(test_row_ended_elsewhere),
       cmocka_unit_test(test_conflicts_in_a_row_never_drop),
+      cmocka_unit_test(test_an_outside_write_costs_one_conflict),
       cmocka_unit_test(test_restart_without_the_workflow),
       cmocka_unit_test(test_blocked_definition),
       cmocka_unit_test(test_reads_answered_after_the_engine_went),
