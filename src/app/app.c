@@ -382,6 +382,9 @@ sb_app_pending sb_app_drain(sb_app *app) {
    * answered must not have its next step sent, to be cut off at the exit
    * and sent again after the restart. */
   sb_app_pending p = {.steps = sb_flow_engine_drain(app->flow)};
+  /* workflow_run calls following a run would wait for an end that comes
+   * only after the restart: they are answered with the run as it is. */
+  app_flow_tools_drain(app);
   p.requests = app->http ? sb_http_server_drain(app->http) : 0;
   return p;
 }

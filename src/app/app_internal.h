@@ -38,6 +38,8 @@ struct sb_app {
   sb_events *events;   /* the bus over the event log */
   sb_flow_defs defs;   /* the workflows of the config */
   sb_flow_engine *flow;
+  sb_list run_watches; /* workflow_run calls following their run
+                          (flow_tools.c), answered at a graceful stop */
   sb_quota *quota;  /* per-tenant rates and calls in flight */
   uv_timer_t sweep; /* deletes expired contexts */
   int sweep_started;
@@ -296,6 +298,10 @@ int app_rest_ops_register(sb_app *app);
 
 /* flow_tools.c: workflow_run, runs_* and events_publish over MCP. */
 int app_flow_tools_register(sb_app *app);
+/* A graceful stop began: each workflow_run call following its run (wait)
+ * is answered with the run as it stands, rather than held to the end of
+ * the grace and cut off unanswered; the run goes on at the next start. */
+void app_flow_tools_drain(sb_app *app);
 /* workflow_run's arguments into *s (pointers borrowed from args and the
  * call); on a bad argument the call is answered and a negative code
  * returned. */

@@ -165,6 +165,7 @@ static void started(sb_mcp_call *call, tool_op *op, int rc,
 
 typedef struct run_watch {
   sb_app *app;
+  sb_list_link link; /* in app->run_watches */
   sb_mcp_call *call; /* NULL once cancelled or answered */
   char *tenant, *run_id;
   sb_events_sub *sub;
@@ -177,6 +178,7 @@ typedef struct run_watch {
 } run_watch;
 
 static void watch_free(run_watch *w) {
+  sb_list_unlink(&w->app->run_watches, &w->link);
   if (w->sub) sb_events_unsubscribe(w->sub);
   sb_free(w->tenant);
   sb_free(w->run_id);
@@ -326,6 +328,47 @@ static void watch_event(void *ud, const sb_event *e) {
     if (sb_flow_run_get(w->app->flow, w->tenant, w->run_id, watch_final, w,
                         &err) != 0) {
       if (w->call) reply_error(w->call, err.code, &err);
+      w->call = NULL;
+      watch_free(w);
+    }
+  }
+}
+
+/* The run as it stood when the stop began, for its workflow_run call. */
+static void watch_drained(void *ud, const sb_flow_reply *r) {
+  run_watch *w = ud;
+  if (w->call) {
+    sb_mcp_call_on_cancel(w->call, NULL, NULL);
+    if (r->rc != 0) {
+      reply_error(w->call, r->rc, &r->err);
+    } else {
+      sb_mcp_call_log(w->call, SB_LOG_NOTICE, "switchboard",
+                      json_pack("{ss}", "message",
+                                "switchboard is stopping: the run goes on "
+                                "at its next start (runs_get follows it)"));
+      reply_run(w->call, r->run, 0);
+    }
+    w->call = NULL;
+  }
+  watch_free(w);
+}
+
+void app_flow_tools_drain(sb_app *app) {
+  sb_list_link *n, *next;
+  for (n = sb_list_first(&app->run_watches); n; n = next) {
+    next = sb_list_next(n);
+    run_watch *w = sb_list_entry(n, run_watch, link);
+    /* Following its run (not starting it, asking, or at its end). */
+    if (!w->call || !w->sub || w->finishing || w->asking || w->in_flow)
+      continue;
+    w->finishing = 1;
+    sb_events_unsubscribe(w->sub);
+    w->sub = NULL;
+    sb_error err = {0};
+    if (sb_flow_run_get(app->flow, w->tenant, w->run_id, watch_drained, w,
+                        &err) != 0) {
+      sb_mcp_call_on_cancel(w->call, NULL, NULL);
+      reply_error(w->call, err.code, &err);
       w->call = NULL;
       watch_free(w);
     }
@@ -548,6 +591,7 @@ static void workflow_run(sb_app *app, sb_mcp_call *call, json_t *args) {
   }
   w->app = app;
   w->call = call;
+  sb_list_push_back(&app->run_watches, &w->link);
   json_t *params = sb_mcp_call_params(call);
   const char *state =
       json_string_value(json_object_get(params, "requestState"));

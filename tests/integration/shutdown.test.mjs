@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { startHttpServer } from './lib/harness.mjs';
-import { flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
+import { connect, flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
 import { callsReceived, flowAgent, runsClient, writeFlowConfig } from './lib/flows.mjs';
 
 /** A server with the flaky agent and this grace; {server, base}. */
@@ -225,6 +225,47 @@ for (const held of [false, true]) {
         assert.match(stopped, /every request answered and every workflow step under way stored; stopping/);
       }
     } finally {
+      await server.stop().catch(() => {});
+    }
+  });
+}
+
+// A workflow_run call that follows its run (wait) is answered when the
+// stop begins, with the run as it stands: before, it waited for an end
+// that comes only after the restart, held the stop to the end of the grace
+// (here 10 minutes) and was cut off unanswered.
+for (const era of ['modern', 'legacy']) {
+  test(`SIGTERM answers a ${era} workflow_run that follows its run, and does not wait out the grace for it`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-drain-watch-'));
+    const calls = join(dir, 'calls.tsv');
+    const { file } = writeFlowConfig({
+      server: { shutdown_grace_ms: 600000 },
+      agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { timeoutMs: 600000 } })],
+      workflowsYaml: `
+  - name: two
+    steps:
+      - id: one
+        call: { agent: desk, tool: slow, arguments: { ms: 1500, note: one } }
+      - id: two
+        call: { agent: desk, tool: slow, arguments: { ms: 1, note: two } }
+`,
+    });
+    const server = await startHttpServer({ extraArgs: ['--config', file, '--store', join(dir, 'sb.db')] });
+    let c;
+    try {
+      c = await connect(era, server.url);
+      const answer = c.callTool({ name: 'workflow_run', arguments: { workflow: 'two' } }, { timeout: 600000 });
+      await pollUntil(() => callsReceived(calls).length === 1 || { ok: false, message: 'not yet' },
+        { what: 'step one\'s call at the agent' });
+      server.proc.kill('SIGTERM');
+      const res = await answer;
+      assert.notEqual(res.isError, true, JSON.stringify(res));
+      assert.equal(res.structuredContent.workflow, 'two', JSON.stringify(res));
+      assert.equal(res.structuredContent.status, 'running', JSON.stringify(res));
+      assert.deepEqual(await server.exited, { code: 0, signal: null }, server.stderr);
+      assert.match(server.stderr, /every request answered and every workflow step under way stored; stopping/);
+    } finally {
+      await c?.close().catch(() => {});
       await server.stop().catch(() => {});
     }
   });
