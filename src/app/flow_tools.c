@@ -185,6 +185,8 @@ static void watch_free(run_watch *w) {
   sb_free(w);
 }
 
+/* The run read at its end, or when a graceful stop began (not ended
+ * then: it goes on at the next start), for its workflow_run call. */
 static void watch_final(void *ud, const sb_flow_reply *r) {
   run_watch *w = ud;
   if (w->call) {
@@ -193,6 +195,11 @@ static void watch_final(void *ud, const sb_flow_reply *r) {
       reply_error(w->call, r->rc, &r->err);
     } else {
       const char *st = json_string_value(json_object_get(r->run, "status"));
+      if (st && (strcmp(st, "running") == 0 || strcmp(st, "waiting") == 0))
+        sb_mcp_call_log(w->call, SB_LOG_NOTICE, "switchboard",
+                        json_pack("{ss}", "message",
+                                  "switchboard is stopping: the run goes on "
+                                  "at its next start (runs_get follows it)"));
       reply_run(w->call, r->run,
                 !st || strcmp(st, "failed") == 0 ||
                     strcmp(st, "cancelled") == 0);
@@ -334,25 +341,6 @@ static void watch_event(void *ud, const sb_event *e) {
   }
 }
 
-/* The run as it stood when the stop began, for its workflow_run call. */
-static void watch_drained(void *ud, const sb_flow_reply *r) {
-  run_watch *w = ud;
-  if (w->call) {
-    sb_mcp_call_on_cancel(w->call, NULL, NULL);
-    if (r->rc != 0) {
-      reply_error(w->call, r->rc, &r->err);
-    } else {
-      sb_mcp_call_log(w->call, SB_LOG_NOTICE, "switchboard",
-                      json_pack("{ss}", "message",
-                                "switchboard is stopping: the run goes on "
-                                "at its next start (runs_get follows it)"));
-      reply_run(w->call, r->run, 0);
-    }
-    w->call = NULL;
-  }
-  watch_free(w);
-}
-
 void app_flow_tools_drain(sb_app *app) {
   sb_list_link *n, *next;
   for (n = sb_list_first(&app->run_watches); n; n = next) {
@@ -365,7 +353,7 @@ void app_flow_tools_drain(sb_app *app) {
     sb_events_unsubscribe(w->sub);
     w->sub = NULL;
     sb_error err = {0};
-    if (sb_flow_run_get(app->flow, w->tenant, w->run_id, watch_drained, w,
+    if (sb_flow_run_get(app->flow, w->tenant, w->run_id, watch_final, w,
                         &err) != 0) {
       sb_mcp_call_on_cancel(w->call, NULL, NULL);
       reply_error(w->call, err.code, &err);

@@ -159,6 +159,23 @@ test('SIGTERM ends a subscriptions/listen stream with its completion result, wit
   assert.equal((await server.exited).code, 0);
 });
 
+/** A config whose workflow `two` calls desk's `slow` twice (1.5 s, then
+ * 1 ms), the agent recording each call in `calls`; this grace. */
+function twoSteps(calls, graceMs) {
+  return writeFlowConfig({
+    server: { shutdown_grace_ms: graceMs },
+    agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { maxConcurrent: 8, timeoutMs: 600000 } })],
+    workflowsYaml: `
+  - name: two
+    steps:
+      - id: one
+        call: { agent: desk, tool: slow, arguments: { ms: 1500, note: one } }
+      - id: two
+        call: { agent: desk, tool: slow, arguments: { ms: 1, note: two } }
+`,
+  });
+}
+
 // A drain sends no new workflow step. The call in flight at SIGTERM ends
 // within the grace and its end is stored; the step after it is not sent
 // (a call sent in the drain was cut off at the exit and sent again after
@@ -172,18 +189,7 @@ for (const held of [false, true]) {
     const dir = mkdtempSync(join(tmpdir(), 'sb-drain-steps-'));
     const calls = join(dir, 'calls.tsv');
     const store = join(dir, 'sb.db');
-    const { file } = writeFlowConfig({
-      server: { shutdown_grace_ms: held ? 4000 : 20000 },
-      agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { maxConcurrent: 8, timeoutMs: 600000 } })],
-      workflowsYaml: `
-  - name: two
-    steps:
-      - id: one
-        call: { agent: desk, tool: slow, arguments: { ms: 1500, note: one } }
-      - id: two
-        call: { agent: desk, tool: slow, arguments: { ms: 1, note: two } }
-`,
-    });
+    const { file } = twoSteps(calls, held ? 4000 : 20000);
     const sent = (id) => callsReceived(calls).filter((c) => c.key.startsWith(`${id}/`)).map((c) => c.key);
     let server = await startHttpServer({ extraArgs: ['--config', file, '--store', store] });
     let base = server.url.replace(/\/mcp$/, '');
@@ -238,18 +244,7 @@ for (const era of ['modern', 'legacy']) {
   test(`SIGTERM answers a ${era} workflow_run that follows its run, and does not wait out the grace for it`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-drain-watch-'));
     const calls = join(dir, 'calls.tsv');
-    const { file } = writeFlowConfig({
-      server: { shutdown_grace_ms: 600000 },
-      agents: [flowAgent('desk', ['desk'], { env: { CALLS: calls }, limits: { timeoutMs: 600000 } })],
-      workflowsYaml: `
-  - name: two
-    steps:
-      - id: one
-        call: { agent: desk, tool: slow, arguments: { ms: 1500, note: one } }
-      - id: two
-        call: { agent: desk, tool: slow, arguments: { ms: 1, note: two } }
-`,
-    });
+    const { file } = twoSteps(calls, 600000);
     const server = await startHttpServer({ extraArgs: ['--config', file, '--store', join(dir, 'sb.db')] });
     let c;
     try {
