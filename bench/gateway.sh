@@ -84,7 +84,7 @@ echo "gateway: building switchboard, echo_agent and pipe_rtt in $build_dir" >&2
 bench_build "$build_dir" switchboard echo_agent pipe_rtt
 build_type=$(bench_build_type "$build_dir")
 sb_bin=$build_dir/switchboard
-agent_bin=$PWD/$build_dir/bench/echo_agent
+agent_bin=$(realpath "$build_dir/bench/echo_agent")
 pipe_rtt_bin=$build_dir/bench/pipe_rtt
 [[ -x node_modules/.bin/mcp-proxy && -x node_modules/.bin/supergateway ]] ||
   bench_die "mcp-proxy / supergateway missing from node_modules after scripts/setup.sh"
