@@ -463,21 +463,48 @@ void gw_agent_connect_client(agent *a) {
     sb_mcp_client_connect(a->client, startup_ms(a), on_connected, a);
 }
 
+/* An HTTP agent whose health check could not connect (see on_health):
+ * taken as gone, off the client's callback, unless something else has
+ * closed or reopened its channel meanwhile. */
+static void health_lost_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  int lost = a->health_lost;
+  a->health_lost = 0;
+  if (lost && a->ch && a->client && sb_mcp_client_connected(a->client))
+    on_channel_closed(a, a->health_lost_why);
+}
+
 static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
                       json_t *error) {
   agent *a = ud;
   sb_agent_state was = {.healthy = 1};
   sb_registry_state(a->owner->reg, a->def->id, sb_now_ms(), &was);
   sb_registry_set_health(a->owner->reg, a->def->id, error == NULL);
-  /* Said when it changes: a modern HTTP agent keeps no connection, so a
-   * failed health check is how one that went away is noticed at all. */
+  const char *why = json_string_value(json_object_get(error, "message"))
+                        ?: sb_mcp_outcome_name(outcome);
+  /* An HTTP agent keeps no process here, and a modern one no connection:
+   * a health check that could not even connect means nothing listens at
+   * its URL any more. It is taken as gone, as a stdio agent whose
+   * process exited: connected false with the reason, its tools unlisted,
+   * reconnected with backoff (which lists them anew: an agent redeployed
+   * may serve others). A health check that timed out or was answered
+   * with an error leaves it connected, only unhealthy. */
+  if (error && outcome == SB_MCP_UNSENT &&
+      a->def->transport.type == SB_AGENT_TRANSPORT_HTTP && !a->session_lost &&
+      !a->health_lost && !a->owner->stopping &&
+      !uv_is_active((uv_handle_t *)&a->restart_timer)) {
+    snprintf(a->health_lost_why, sizeof a->health_lost_why,
+             "its health check could not connect: %s", why);
+    a->health_lost = 1;
+    uv_timer_start(&a->restart_timer, health_lost_tick, 0, 0);
+    return;
+  }
+  /* Said when it changes: the log says an agent that went unhealthy. */
   if (error && was.healthy)
     SB_WARN(MODULE,
             "agent %s: health check failed (%s); it ranks last, and "
             "switchboard_agent_healthy is 0, until it answers one again",
-            a->def->id,
-            json_string_value(json_object_get(error, "message"))
-                ?: sb_mcp_outcome_name(outcome));
+            a->def->id, why);
   else if (!error && !was.healthy)
     SB_INFO(MODULE, "agent %s: answers its health check again", a->def->id);
   if (error || !a->client) return;

@@ -7,6 +7,9 @@
 // unsolicited list_changed without subscriptions/listen.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { startHttpServer, textOf } from './lib/harness.mjs';
 import { restClient } from './lib/contexts_common.mjs';
@@ -57,5 +60,69 @@ describe('a modern agent: switchboard behind switchboard', () => {
     }, { what: 'back__x__whoami listed on the front' });
     const res = await client.callTool({ name: 'back__x__whoami', arguments: {} });
     assert.match(textOf(res.content), /^X \(call 1\)/);
+  });
+});
+
+describe('a modern HTTP agent that goes away and comes back', () => {
+  let back;
+  let front;
+  let rest;
+
+  before(async () => {
+    back = await startHttpServer();
+    const file = join(mkdtempSync(join(tmpdir(), 'sb-modern-gone-')), 'switchboard.yaml');
+    writeFileSync(file, [
+      'cache:', '  ttl_ms: 0',
+      'limits:', '  agent_health_interval_ms: 100', '  agent_health_timeout_ms: 1000',
+      'agents:', `  - ${JSON.stringify(agentDef('back', { transport: { type: 'http', url: back.url } }))}`,
+    ].join('\n') + '\n');
+    front = await startHttpServer({ extraArgs: ['--config', file] });
+    rest = restClient(front.url.replace(/\/mcp$/, ''), null);
+  });
+
+  after(async () => {
+    for (const s of [front, back]) {
+      const done = await s?.stop();
+      if (done) assert.equal(done.code, 0, s.stderr.slice(-2000));
+    }
+  });
+
+  const agent = async () => (await rest.call('GET', '/v1/agents')).json.agents[0];
+
+  it('is shown down, its tools unlisted, until it answers again; then listed and called', async () => {
+    await pollUntil(async () => {
+      const a = await agent();
+      return a.connected && a.tools > 0 ? a : { ok: false, message: JSON.stringify(a) };
+    }, { what: 'back connected with its tools listed' });
+    const port = back.port;
+    const stopped = await back.stop();
+    assert.equal(stopped.code, 0, back.stderr.slice(-2000));
+    back = null;
+
+    // Nothing listens at its URL: the next health check cannot connect.
+    const gone = await pollUntil(async () => {
+      const a = await agent();
+      return a.connected === false ? a : { ok: false, message: JSON.stringify(a) };
+    }, { what: 'back shown not connected once nothing listens at its URL' });
+    assert.match(gone.down, /health check could not connect/, JSON.stringify(gone));
+    assert.equal(gone.tools, 0, JSON.stringify(gone));
+    assert.equal(gone.state.healthy, false, JSON.stringify(gone));
+    const metrics = await rest.call('GET', '/metrics');
+    assert.match(metrics.text, /switchboard_agent_up\{agent="back"[^}]*\} 0\n/, metrics.text.slice(0, 2000));
+    await front.stderrMatch(/agent back: its health check could not connect/);
+
+    // The same agent again, on the same port: reconnected and listed anew.
+    back = await startHttpServer({ listen: `127.0.0.1:${port}` });
+    await pollUntil(async () => {
+      const a = await agent();
+      return a.connected && a.tools > 0 && a.state.healthy ? a : { ok: false, message: JSON.stringify(a) };
+    }, { what: 'back connected again with its tools listed', timeoutMs: 20000 });
+    const client = await connect('modern', front.url);
+    try {
+      const res = await client.callTool({ name: 'back__echo', arguments: { text: 'back again' } });
+      assert.equal(textOf(res.content), 'back again');
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -208,11 +208,13 @@ export function responseTo(wire, id) {
  * the captured stderr, and stop() which sends SIGTERM and resolves with
  * {code, signal} once the process has exited.
  */
-export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS, wrap = [] } = {}) {
+export async function startHttpServer({ extraArgs = [], timeoutMs = DEADLINE_MS, wrap = [], listen = '127.0.0.1:0' } = {}) {
   const bin = switchboardBin();
   const store = extraArgs.includes('--store') ? [] : ['--store', tempStorePath()];
-  // wrap: a command that runs the server (['prlimit', '--nofile=320'...]).
-  const argv = [...wrap, bin, 'serve', '--listen', '127.0.0.1:0', ...store, ...extraArgs];
+  // wrap: a command that runs the server (['prlimit', '--nofile=320'...]);
+  // listen: its address (a port of its own: a server started again on
+  // the port another left).
+  const argv = [...wrap, bin, 'serve', '--listen', listen, ...store, ...extraArgs];
   const proc = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
