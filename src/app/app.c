@@ -175,6 +175,7 @@ sb_app *sb_app_start(const sb_app_options *o, sb_error *err) {
                         cfg->config_dir, &app->defs, err) != 0)
     goto fail;
   sb_app_unknown_references(cfg, &app->defs, warn_reference, NULL);
+  sb_app_missing_commands(cfg, warn_reference, NULL);
   if (app_quota_start(app, err) != 0) goto fail;
   sb_mcp_server_options mopts = {.limits = app_mcp_limits(cfg),
                                  .default_tenant = cfg->default_tenant,

@@ -45,6 +45,15 @@ struct sb_flow_defs;
 size_t sb_app_unknown_references(const sb_config *cfg,
                                  const struct sb_flow_defs *defs,
                                  sb_app_note_fn fn, void *ud);
+/* Stdio agents of cfg whose transport.command cannot start on this host
+ * (not found along the PATH the agent gets, not executable, a cwd that is
+ * no directory): each passed to fn as one line ("config line N:
+ * agents[i] \"id\": transport.command: why"), and the count returned.
+ * Not errors either (the program may be installed before the agent's next
+ * try); check, serve and a reload say them. Reads the file system: not
+ * on the loop once it serves. */
+size_t sb_app_missing_commands(const sb_config *cfg, sb_app_note_fn fn,
+                               void *ud);
 
 /* Start everything; NULL with err (naming what failed) otherwise. */
 sb_app *sb_app_start(const sb_app_options *opts, sb_error *err);

@@ -1,19 +1,25 @@
-/* references.c: names in the workflows and virtual servers that no agent
- * of the config answers to.
+/* references.c: what the config names that is not there: names in the
+ * workflows and virtual servers that no agent of the config answers to,
+ * and stdio agents' commands that this host cannot run.
  *
  * A workflow step's call.agent or call.capability, and a virtual server's
  * include[].agent, name agents; an agent may also be registered through
  * the API later, so a name the config does not know is not an error at
  * load. But a misspelt one (`finanse`) loads fine and fails only when a
  * run reaches the step, so `switchboard check` and `serve` say so, one
- * line each, naming the file and line and what the config has.
+ * line each, naming the file and line and what the config has. Likewise a
+ * command misspelt or not installed yet: the agent is started (and
+ * restarted with backoff) as configured, and `check`, `serve` and a
+ * reload say why it will not start before its first try fails.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/app.h"
 #include "flow/flow.h"
+#include "net/net.h"
 
 #define NAMES_MAX 300 /* the "(agents: ...)" list in a line */
 
@@ -120,6 +126,34 @@ size_t sb_app_unknown_references(const sb_config *cfg, const sb_flow_defs *defs,
           json_string_value(json_object_get(server, "name")) ?: "?");
       found++;
     }
+  }
+  return found;
+}
+
+size_t sb_app_missing_commands(const sb_config *cfg, sb_app_note_fn fn,
+                               void *ud) {
+  size_t i, found = 0;
+  json_t *a;
+  json_array_foreach(cfg->agents, i, a) {
+    json_t *t = json_object_get(a, "transport");
+    const char *type = json_string_value(json_object_get(t, "type"));
+    const char *command = json_string_value(json_object_get(t, "command"));
+    if (!type || strcmp(type, "stdio") != 0 || !command) continue;
+    /* The PATH the agent gets: its own env's, else ours. */
+    const char *path =
+        json_string_value(json_object_get(json_object_get(t, "env"), "PATH"));
+    char why[600];
+    if (sb_child_command_check(command, path ? path : getenv("PATH"),
+                               json_string_value(json_object_get(t, "cwd")),
+                               why, sizeof why) == 0)
+      continue;
+    say(fn, ud,
+        "config line %zu: agents[%zu] \"%s\": transport.command: %s; "
+        "the agent does not start (it is tried again with backoff) until "
+        "it can",
+        cfg->agent_lines ? cfg->agent_lines[i] : 0, i,
+        json_string_value(json_object_get(a, "id")) ?: "?", why);
+    found++;
   }
   return found;
 }

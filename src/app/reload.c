@@ -39,6 +39,7 @@ typedef struct reload_round {
   int tls_read;              /* the certificate was to be read */
   sb_http_tls_creds *creds;  /* NULL: not read (see tls_err) */
   sb_error tls_err;
+  json_t *notes; /* what sb_app_missing_commands said, to be logged */
 } reload_round;
 
 struct app_reloader {
@@ -56,6 +57,7 @@ static void round_free(reload_round *r) {
   sb_flow_defs_clear(&r->defs);
   sb_auth_jwks_free(r->jwks);
   sb_http_tls_free(r->creds);
+  json_decref(r->notes);
   sb_free(r->config_path);
   sb_free(r->jwks_path);
   sb_free(r);
@@ -64,6 +66,10 @@ static void round_free(reload_round *r) {
 static void reloader_free(app_reloader *rl) {
   sb_free(rl->config_path);
   sb_free(rl);
+}
+
+static void note_into(void *ud, const char *line) {
+  json_array_append_new(ud, json_string(line));
 }
 
 /* On the worker: the round's files, into the round. */
@@ -92,6 +98,9 @@ static void round_read(uv_work_t *w) {
   r->cfg_rc = sb_gateway_check_servers(r->fresh.servers, r->fresh.server_lines,
                                        &r->cfg_err);
   if (r->cfg_rc != 0) return;
+  /* Commands looked for here, off the loop: said once it is applied. */
+  if ((r->notes = json_array()))
+    sb_app_missing_commands(&r->fresh, note_into, r->notes);
   if (r->jwks_path)
     sb_auth_jwks_load_file(r->jwks_path, &r->jwks, &r->jwks_err);
   if (r->tls && r->fresh.tls_cert_file) {
@@ -173,6 +182,10 @@ static int round_apply(sb_app *app, reload_round *r, sb_error *err) {
             "administrators it started with; API keys are revoked at once "
             "with switchboard key revoke)",
             fresh->config_file ? fresh->config_file : "the config");
+  size_t k;
+  json_t *note;
+  json_array_foreach(rc == 0 ? r->notes : NULL, k, note)
+      SB_WARN(MODULE, "SIGHUP: %s", json_string_value(note));
   if (rc == 0)
     SB_INFO(MODULE,
             "config reloaded: %zu agent(s) and %zu workflow(s) configured; "

@@ -761,6 +761,7 @@ static int cmd_check(int argc, char **argv) {
     return rc;
   }
   sb_app_unknown_references(&cfg, &defs, warn_reference, NULL);
+  sb_app_missing_commands(&cfg, warn_reference, NULL);
   fprintf(stdout, "# %s: ok\n", a.config_path);
   print_config(stdout, &cfg);
   /* Workflows as comments: their files are named relative to the config,

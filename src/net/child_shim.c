@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -64,4 +65,64 @@ const char *sb_child_shim_self(void) {
   if (access("/proc/self/exe", X_OK) == 0) return "/proc/self/exe";
 #endif
   return NULL;
+}
+
+/* Whether dir/name (or name alone, dir NULL), taken from cwd when
+ * relative, is a file this process may execute; errno-like reason. */
+static int runnable(const char *cwd, const char *dir, size_t dir_len,
+                    const char *name, char *path, size_t cap) {
+  int n;
+  const char *rel = dir ? dir : name;
+  int from_cwd = cwd && *cwd && rel[0] != '/';
+  if (dir)
+    n = snprintf(path, cap, "%s%s%.*s%s%s", from_cwd ? cwd : "",
+                 from_cwd ? "/" : "", (int)dir_len, dir, dir_len ? "/" : "",
+                 name);
+  else
+    n = snprintf(path, cap, "%s%s%s", from_cwd ? cwd : "", from_cwd ? "/" : "",
+                 name);
+  if (n < 0 || (size_t)n >= cap) return ENAMETOOLONG;
+  struct stat st;
+  if (stat(path, &st) != 0) return errno;
+  if (S_ISDIR(st.st_mode)) return EISDIR;
+  if (!S_ISREG(st.st_mode) || access(path, X_OK) != 0) return EACCES;
+  return 0;
+}
+
+int sb_child_command_check(const char *command, const char *path_env,
+                           const char *cwd, char *why, size_t n) {
+  char path[4096];
+  if (!command || !*command) {
+    snprintf(why, n, "no command");
+    return -1;
+  }
+  if (cwd && *cwd) {
+    struct stat st;
+    if (stat(cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      snprintf(why, n, "its cwd %s is not a directory here", cwd);
+      return -1;
+    }
+  }
+  if (strchr(command, '/')) {
+    int e = runnable(cwd, NULL, 0, command, path, sizeof path);
+    if (e) snprintf(why, n, "%s: %s", path, strerror(e));
+    return e ? -1 : 0;
+  }
+  /* As execvp searches: each PATH entry in turn (an empty one is the
+   * current directory), the first runnable file wins. */
+  const char *dirs = path_env ? path_env : "/bin:/usr/bin";
+  int denied = 0;
+  for (const char *d = dirs;; d++) {
+    const char *end = strchr(d, ':');
+    size_t len = end ? (size_t)(end - d) : strlen(d);
+    int e =
+        runnable(cwd, len ? d : ".", len ? len : 1, command, path, sizeof path);
+    if (e == 0) return 0;
+    denied |= e == EACCES;
+    if (!end) break;
+    d = end;
+  }
+  snprintf(why, n, "%s %s on PATH (%s)", command,
+           denied ? "is not executable" : "is not found", dirs);
+  return -1;
 }

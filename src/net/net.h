@@ -396,6 +396,14 @@ void sb_child_shim_main(int argc, char **argv);
  * "/proc/self/exe" where the shim works (Linux, /proc mounted), else NULL
  * (agents are then spawned directly). */
 const char *sb_child_shim_self(void);
+/* Whether a stdio agent's command can start here, as the shim's execvp
+ * would look for it: a command with a '/' is that file (relative to cwd,
+ * if given), any other the first executable of that name along path_env
+ * (the PATH the agent gets; NULL: execvp's default). 0, or -1 with why
+ * ("nosuch is not found on PATH (/usr/bin:/bin)"). Reads the file
+ * system: not for the loop thread. */
+int sb_child_command_check(const char *command, const char *path_env,
+                           const char *cwd, char *why, size_t n);
 
 typedef struct sb_http_channel_options {
   const char *url;            /* the agent's MCP endpoint */

@@ -182,6 +182,17 @@ describe('agents admin and reload', () => {
     assert.doesNotMatch(await server.sighup(/config reloaded/), /not applied/);
   });
 
+  it('a SIGHUP whose config has an agent with a command not found says so, and applies the rest', async () => {
+    const ghost = { ...flakyAgent('g', 'G'), transport: { type: 'stdio', command: 'no-such-agent-program', env: { PATH: '/bin' } } };
+    writeAdminConfig(cfgPath, [flakyAgent('b', 'B', { capabilities: ['quote'] }), ghost]);
+    const said = await server.sighup(/config reloaded/);
+    assert.match(said, /SIGHUP: config line \d+: agents\[1\] "g": transport\.command: no-such-agent-program is not found on PATH \(\/bin\); the agent does not start/);
+    const r = await ops.call('GET', '/v1/agents');
+    assert.deepEqual(r.json.agents.map((x) => x.definition.id).sort(), ['b', 'g']);
+    writeAdminConfig(cfgPath, [flakyAgent('b', 'B', { capabilities: ['quote'] })]);
+    assert.doesNotMatch(await server.sighup(/config reloaded/), /transport\.command/);
+  });
+
   it('an empty config, or one without agents, on SIGHUP (a file caught mid-write) changes nothing', async () => {
     for (const empty of ['', '\n# nothing yet\n']) {
       writeFileSync(cfgPath, empty);

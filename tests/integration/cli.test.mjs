@@ -259,6 +259,36 @@ test('check warns of agents and capabilities that workflows and virtual servers 
   assert.match(r.stdout, /: ok$/m);
 });
 
+test('check warns of stdio agents whose command cannot start on this host; exit 0', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-cmd-'));
+  const plain = join(dir, 'not-executable.sh');
+  writeFileSync(plain, '#!/bin/sh\n');
+  const agent = (id, transport) => `  - ${JSON.stringify({ id, name: id, type: 'general', capabilities: ['x'],
+    models: { primary: 'm' }, outputFormat: 'text', maxTokens: 10, temperature: 0, transport: { type: 'stdio', ...transport } })}`;
+  const file = writeConfig([
+    'agents:',
+    agent('found', { command: 'cat' }),
+    agent('absolute', { command: '/bin/cat' }),
+    agent('typo', { command: 'no-such-agent-program', env: { PATH: `${dir}:/bin` } }),
+    agent('relative', { command: './missing-agent.sh', cwd: dir }),
+    agent('plain', { command: plain }),
+    agent('nodir', { command: '/bin/cat', cwd: join(dir, 'nope') }),
+    agent('pathdir', { command: 'cat', env: { PATH: dir } }),
+    '',
+  ].join('\n'));
+  const r = await run(['check', '--config', file]);
+  assert.equal(r.code, 0, r.stderr);
+  const tail = 'the agent does not start (it is tried again with backoff) until it can';
+  assert.deepEqual(r.stderr.trim().split('\n'), [
+    `switchboard: warning: config line 4: agents[2] "typo": transport.command: no-such-agent-program is not found on PATH (${dir}:/bin); ${tail}`,
+    `switchboard: warning: config line 5: agents[3] "relative": transport.command: ${dir}/./missing-agent.sh: No such file or directory; ${tail}`,
+    `switchboard: warning: config line 6: agents[4] "plain": transport.command: ${plain}: Permission denied; ${tail}`,
+    `switchboard: warning: config line 7: agents[5] "nodir": transport.command: its cwd ${dir}/nope is not a directory here; ${tail}`,
+    `switchboard: warning: config line 8: agents[6] "pathdir": transport.command: cat is not found on PATH (${dir}); ${tail}`,
+  ]);
+  assert.match(r.stdout, /: ok$/m);
+});
+
 test('check prints the effective settings, which load back unchanged', async () => {
   const r = await run(['check', '--config', EXAMPLE]);
   assert.equal(r.code, 0, r.stderr);
