@@ -58,11 +58,20 @@ int sb_mcp_check_http_headers(json_t *msg, const char *protocol_version,
 
   /* A version that is not a string, or one not spoken here, is answered
    * by the envelope check (-32602, -32022 with the versions we speak):
-   * which headers a request needs depends on its version. */
+   * which headers a request needs depends on its version. But a header
+   * that names another version is a mismatch whatever the body says (the
+   * header MUST match the body's field): that is said first. */
   if (era == SB_MCP_ERA_MODERN &&
       (!body_version || !sb_mcp_version_supported(body_version) ||
-       !sb_mcp_version_is_modern(body_version)))
+       !sb_mcp_version_is_modern(body_version))) {
+    if (body_version && protocol_version &&
+        strcmp(protocol_version, body_version) != 0)
+      return sb_error_set(err, SB_RPC_HEADER_MISMATCH,
+                          "Header mismatch: MCP-Protocol-Version header "
+                          "value '%s' does not match body value '%s'",
+                          protocol_version, body_version);
     return 0;
+  }
   if (era == SB_MCP_ERA_MODERN) {
     if (!protocol_version)
       return sb_error_set(err, SB_RPC_HEADER_MISMATCH,

@@ -45,8 +45,22 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* A header's value without the whitespace around it (RFC 9110 5.5: it is
+ * no part of the value). libmicrohttpd drops the leading whitespace, not
+ * the trailing: a value that has some is copied without it, the copy
+ * living as long as the request. */
 const char *http_req_header(http_req *r, const char *name) {
-  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+  const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+  size_t n = v ? strlen(v) : 0;
+  if (!n || (v[n - 1] != ' ' && v[n - 1] != '\t')) return v;
+  json_t *have = json_object_get(r->trimmed, name);
+  if (have) return json_string_value(have);
+  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+    n--;
+  if (!r->trimmed && !(r->trimmed = json_object())) return NULL;
+  json_t *cut = json_stringn_nocheck(v, n);
+  if (!cut || json_object_set_new(r->trimmed, name, cut) != 0) return NULL;
+  return json_string_value(cut);
 }
 
 static const char *header(http_req *r, const char *name) {
@@ -424,7 +438,8 @@ static void req_release(http_req *r) {
   sb_list_unlink(&s->reqs, &r->all_link);
   json_decref(r->msg);
   json_decref(r->early_error);
-  r->msg = r->early_error = NULL;
+  json_decref(r->trimmed);
+  r->msg = r->early_error = r->trimmed = NULL;
   sb_principal_unref(r->principal);
   r->principal = NULL;
   r->out.principal = NULL;

@@ -79,6 +79,8 @@ struct http_req {
   sb_buf body;
   json_t *msg;           /* parsed body (owned) */
   json_t *early_error;   /* error response decided before dispatch */
+  json_t *trimmed;       /* header values without their trailing
+                            whitespace, by name (http_req_header; owned) */
   unsigned early_status; /* its HTTP status */
   /* SSE output not yet taken by MHD */
   sb_buf sse;

@@ -201,6 +201,11 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     const bare = await post(echoCall(13, 'x', meta), {});
     assertError(bare, 400, -32022, 'unsupported _meta version, no headers');
     assert.equal(bare.json.error.data?.requested, '1999-01-01', bare.text);
+    // ...but a header naming another version is a mismatch, said first
+    // (the header MUST match the body's field, whatever that says).
+    const differs = await post(echoCall(13, 'x', meta), modernHeaders('tools/call', 'echo'));
+    assertError(differs, 400, -32020, 'a header version that differs from an unsupported body version');
+    assert.match(differs.json.error.message, new RegExp(`MCP-Protocol-Version header value '${MODERN_VERSION}' does not match body value '1999-01-01'`), differs.text);
     const notString = await post(echoCall(13, 'x', { ...META, 'io.modelcontextprotocol/protocolVersion': 5 }), {});
     assertError(notString, 400, -32602, 'a version that is not a string');
     assert.match(notString.json.error.message, /protocolVersion"\]: must be a string/, notString.text);

@@ -12,10 +12,11 @@
 //   - a tool whose x-mcp-header declarations break the rules is not listed.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { postModern } from './lib/harness.mjs';
+import { DEADLINE_MS, MODERN_VERSION, postModern, withDeadline } from './lib/harness.mjs';
 import { agentDef, callWithin, connect, pollUntil, startHttpAgent, startWithAgents, withStderr } from '../agents/agents_lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -108,6 +109,81 @@ describe('Mcp-Param-* headers (x-mcp-header)', { timeout: 120000 }, () => {
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.result?.content?.[0]?.text, 'eu-west1: x', ok.text);
     assert.deepEqual(ok.result.structuredContent.headers, { 'mcp-param-region': 'eu-west1', 'mcp-param-shard': '3' });
+  });
+});
+
+/**
+ * One POST written byte for byte on a socket (fetch and node:http trim
+ * header values): the status and the JSON-RPC answer (JSON or one SSE
+ * event).
+ */
+async function rawPost(url, headerLines, body) {
+  const { hostname, port, pathname } = new URL(url);
+  const socket = net.connect({ host: hostname, port: Number(port) });
+  let data = '';
+  socket.on('data', (d) => { data += d.toString('utf8'); });
+  const ended = new Promise((resolve, reject) => { socket.on('end', resolve); socket.on('error', reject); });
+  socket.write([`POST ${pathname} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Connection: close',
+    `Content-Length: ${Buffer.byteLength(body)}`, ...headerLines, '', body].join('\r\n'));
+  await withDeadline(ended, DEADLINE_MS, 'the raw POST answered and closed');
+  const [head, ...rest] = data.split('\r\n\r\n');
+  let text = rest.join('\r\n\r\n');
+  if (/transfer-encoding: *chunked/i.test(head)) {
+    let out = '';
+    for (let at = 0; ;) {
+      const eol = text.indexOf('\r\n', at);
+      const size = parseInt(text.slice(at, eol), 16);
+      if (!size) break;
+      out += text.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
+    }
+    text = out;
+  }
+  const json = text.startsWith('{') ? text : text.split('\n').filter((l) => l.startsWith('data: ')).pop()?.slice(6);
+  return { status: Number(head.split(' ')[1]), text, ...(json ? JSON.parse(json) : {}) };
+}
+
+// RFC 9110 5.5: the whitespace around a header's value is no part of it.
+describe('header values with trailing whitespace', { timeout: 120000 }, () => {
+  let agent;
+  let server;
+  before(async () => {
+    agent = await startHttpAgent(HEADER_AGENT, 'header-agent', 'header agent');
+    server = await startWithAgents([agentDef('hdr', { capabilities: ['regional'], transport: { type: 'http', url: agent.url } })]);
+    await pollUntil(async () => {
+      const r = await postModern(server.url, 'none', 'tools/list', {});
+      return (r.result?.tools ?? []).some((t) => t.name === 'hdr__regional-echo') || { ok: false, message: r.text };
+    }, { what: "the header agent's tools" });
+  });
+  after(async () => {
+    await server?.stop();
+    await agent?.stop();
+  });
+
+  it('are taken without it: MCP-Protocol-Version, Mcp-Method, Mcp-Name and Mcp-Param-* match their body values', async () => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0', id: 7, method: 'tools/call',
+      params: {
+        name: 'hdr__regional-echo', arguments: { region: 'eu-west1', shard: 3, message: 'x' },
+        _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    });
+    const r = await rawPost(server.url, [
+      'Content-Type: application/json', 'Accept: application/json, text/event-stream',
+      `MCP-Protocol-Version: ${MODERN_VERSION}  `, 'Mcp-Method: tools/call\t', 'Mcp-Name: hdr__regional-echo ',
+      'Mcp-Param-Region: eu-west1 \t', 'Mcp-Param-Shard: 3 ',
+    ], body);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.result?.content?.[0]?.text, 'eu-west1: x', r.text);
+    assert.deepEqual(r.result.structuredContent.headers, { 'mcp-param-region': 'eu-west1', 'mcp-param-shard': '3' });
+    // A value that differs still does, whitespace or not.
+    const wrong = await rawPost(server.url, [
+      'Content-Type: application/json', 'Accept: application/json, text/event-stream',
+      `MCP-Protocol-Version: ${MODERN_VERSION} `, 'Mcp-Method: tools/call ', 'Mcp-Name: hdr__regional-echo ',
+      'Mcp-Param-Region: us-east1 ', 'Mcp-Param-Shard: 3 ',
+    ], body);
+    assert.equal(wrong.status, 400, wrong.text);
+    assert.match(wrong.error?.message ?? '', /Mcp-Param-Region header value 'us-east1' does not match the arguments' 'eu-west1'/);
   });
 });
 
