@@ -129,6 +129,8 @@ struct agent {
   listen_wait *listen_waits; /* clients' acknowledgements waiting */
   size_t nlisten_waits;      /* for that listen's own */
   uv_timer_t listen_timer;   /* the earliest of their deadlines */
+  uv_timer_t relisten_timer; /* a listen the agent ended: opened again */
+  unsigned relistens;        /* ...after this many in a row unacknowledged */
   int relistening;        /* replacing the listen: keep its waits */
   sub_request *sub_requests; /* legacy agent: (un)subscribes in flight */
   uv_timer_t restart_timer;
@@ -167,6 +169,8 @@ struct agent {
 
 /* pool.c */
 double gw_random01(void);
+/* List again every kind a serves (a change may have been missed). */
+void gw_agent_relist_all(agent *a);
 /* "what: detail" (or what alone) into buf, for people: cut short with
  * "..." past n, and valid UTF-8 (down_reason, token_error). */
 void gw_reason_set(char *buf, size_t n, const char *what, const char *detail);

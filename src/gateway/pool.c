@@ -512,6 +512,12 @@ static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
   gw_agent_relist_missing(a);
 }
 
+void gw_agent_relist_all(agent *a) {
+  if (!a->client || !sb_mcp_client_connected(a->client)) return;
+  for (int k = 0; k < LIST_KINDS; k++)
+    relist(a, k);
+}
+
 void gw_agent_relist_missing(agent *a) {
   /* A list whose first listing failed (the agent went away just after
    * the handshake, say, or refused the token it had) is asked again once
@@ -647,8 +653,9 @@ static agent *agent_add(sb_gateway *o, sb_agent_def *def, int from_config) {
   uv_timer_init(o->opts.loop, &a->health_timer);
   uv_timer_init(o->opts.loop, &a->listen_timer);
   uv_timer_init(o->opts.loop, &a->stream_timer);
+  uv_timer_init(o->opts.loop, &a->relisten_timer);
   a->restart_timer.data = a->health_timer.data = a->listen_timer.data = a;
-  a->stream_timer.data = a;
+  a->stream_timer.data = a->relisten_timer.data = a;
   if (gw_token_init(a) != 0)
     set_down_reason(a, "cannot get an OAuth access token", "out of memory");
   o->list[o->len++] = a;
@@ -973,8 +980,9 @@ static void agent_closed(uv_handle_t *h) {
 }
 
 static void agent_close_timers(agent *a) {
-  a->closing = 5;
+  a->closing = 6;
   uv_close((uv_handle_t *)&a->restart_timer, agent_closed);
+  uv_close((uv_handle_t *)&a->relisten_timer, agent_closed);
   uv_close((uv_handle_t *)&a->health_timer, agent_closed);
   uv_close((uv_handle_t *)&a->listen_timer, agent_closed);
   uv_close((uv_handle_t *)&a->stream_timer, agent_closed);

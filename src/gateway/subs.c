@@ -16,6 +16,8 @@
 
 #define MODULE "agents"
 
+#define RELISTEN_BASE_MS 250 /* the first pause before a listen reopens */
+
 /* The listen timer runs to the earliest deadline among the waits. */
 static void listen_timeout_tick(uv_timer_t *t);
 static void arm_listen_timer(agent *a) {
@@ -81,6 +83,22 @@ static void listen_timeout_tick(uv_timer_t *t) {
   sb_free(late);
 }
 
+static void open_listen(agent *a, sb_mcp_sub_wait *wait);
+
+/* The listen the agent ended, opened again; the lists asked for again, so
+ * a change announced while there was none is not missed. */
+static void relisten_tick(uv_timer_t *t) {
+  agent *a = t->data;
+  if (a->listen || a->removed || !a->client ||
+      !sb_mcp_client_connected(a->client) ||
+      !sb_mcp_client_is_modern(a->client))
+    return;
+  SB_INFO(MODULE, "agent %s: opening its subscriptions/listen again",
+          a->def->id);
+  open_listen(a, NULL);
+  gw_agent_relist_all(a);
+}
+
 static void on_listen_end(void *ud, sb_mcp_outcome outcome, json_t *result,
                           json_t *error) {
   agent *a = ud;
@@ -94,6 +112,18 @@ static void on_listen_end(void *ud, sb_mcp_outcome outcome, json_t *result,
             json_string_value(json_object_get(error, "message")));
   /* Replaced by a new listen: its waits go on waiting for that one. */
   if (a->relistening) return;
+  /* Ended by the agent, not refused (its stream closed, or it answered
+   * the listen), while it is still connected: the list_changed and
+   * resources/updated our clients count on would stop, health checks
+   * passing all the while. It is opened again, with backoff while the
+   * new one goes unacknowledged; an agent that refuses the listen, or a
+   * connection that is lost (reconnecting opens one), is left alone. */
+  if ((outcome == SB_MCP_LOST || (outcome == SB_MCP_ANSWERED && !error)) &&
+      !a->removed && !a->owner->stopping)
+    uv_timer_start(&a->relisten_timer, relisten_tick,
+                   sb_backoff_delay_ms(a->relistens++, RELISTEN_BASE_MS,
+                                       RESTART_CAP_MS, gw_random01()),
+                   0);
   if (error && !cancelled) {
     char msg[384];
     snprintf(msg, sizeof msg, "agent %s refused or ended the subscription: %s",
@@ -178,6 +208,7 @@ void gw_subs_listen_acknowledged(agent *a, json_t *params) {
   if (a->listen && json_is_integer(sid) &&
       json_integer_value(sid) == sb_mcp_request_id(a->listen)) {
     a->listen_acked = 1;
+    a->relistens = 0;
     gw_subs_release(a);
   }
 }
@@ -290,6 +321,7 @@ static void on_set_level_answer(void *ud, sb_mcp_outcome outcome, json_t *result
 
 /* After (re)connecting: what our clients subscribed to, at the agent. */
 void gw_subs_resubscribe(agent *a) {
+  uv_timer_stop(&a->relisten_timer); /* opened here, if anything */
   if (sb_mcp_client_is_modern(a->client)) {
     open_listen(a, NULL);
     return;

@@ -209,3 +209,40 @@ describe('a modern agent that announces no notifications', { timeout: 60000 }, (
     }
   });
 });
+
+// 2026-07-28 subscriptions.mdx: a listen the agent ends while it stays
+// connected (tests/agents/listen_agent.mjs) is opened again, so the
+// list_changed switchboard's clients were promised still come.
+describe('a modern agent that ends its subscriptions/listen', { timeout: 60000 }, () => {
+  const LISTENER = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'listen_agent.mjs');
+  let server;
+  let client;
+
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('l', {
+        transport: { type: 'stdio', command: process.execPath, args: [LISTENER] },
+      })])],
+    });
+    client = await connect('modern', server.url);
+    await pollUntil(async () => (await client.client.listTools()).tools.some((t) => t.name === 'l__add-tool') || { ok: false },
+      { what: "the listener's tools" });
+    await server.stderrMatch(/listener: listen 1 open/);
+  });
+
+  after(async () => {
+    await client?.close();
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('is opened again, and a tool added after that is listed', async () => {
+    const ended = await client.callTool({ name: 'l__end-listen', arguments: {} });
+    assert.equal(ended.content[0].text, 'ended');
+    await server.stderrMatch(/listener: listen 2 open/);
+    const added = await client.callTool({ name: 'l__add-tool', arguments: {} });
+    assert.equal(added.content[0].text, 'added extra-1');
+    await pollUntil(async () => (await client.client.listTools()).tools.some((t) => t.name === 'l__extra-1') || { ok: false },
+      { what: 'l__extra-1 listed, from the list_changed on the new listen' });
+  });
+});
