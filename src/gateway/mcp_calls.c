@@ -296,10 +296,44 @@ static void on_client_answer(sb_mcp_call *call, json_t *result, json_t *error,
   sb_gateway_input_answer(ud, json_incref(result), json_incref(error));
 }
 
+/* Nothing says a modern caller will come back with the answer (2026-07-28
+ * mrtr.mdx: servers MUST NOT assume it), and while it does not the agent's
+ * call stays open, holding one of its maxConcurrent places until its
+ * timeoutMs: a few abandoned rounds would refuse every caller "at
+ * capacity". So at most half its places (one at least) wait for callers
+ * like this; a question past that gives up the oldest waiting, whose
+ * call is cancelled at the agent (its retry is told so). */
+static void park_make_room(sb_gateway *gw, const sb_agent_def *def) {
+  if (!def) return;
+  unsigned limit = def->limits.max_concurrent / 2;
+  if (limit < 1) limit = 1;
+  unsigned waiting = 0;
+  gw_mcp_call *oldest = NULL;
+  for (sb_list_link *n = sb_list_first(&gw->mcp_calls); n;
+       n = sb_list_next(n)) {
+    gw_mcp_call *t = sb_list_entry(n, gw_mcp_call, link);
+    if (!t->parked || !t->gc || !t->parked_in ||
+        strcmp(gw_input_agent_def(t->parked_in)->id, def->id) != 0)
+      continue;
+    waiting++;
+    if (!oldest || t->parked_at <= oldest->parked_at) oldest = t;
+  }
+  if (waiting < limit || !oldest) return;
+  SB_INFO(MODULE,
+          "agent %s: %u call(s) wait for their callers to come back with "
+          "an answer, half its maxConcurrent: the oldest is cancelled",
+          def->id, waiting);
+  sb_gateway_call_cancel(oldest->gc,
+                         "its caller had not come back with the answer to "
+                         "the agent's question, and its place at the agent "
+                         "was needed by another");
+}
+
 /* A legacy agent's question for a modern caller: answer the caller with
  * input_required and park until its retry. 0 if parked. */
 static int park(gw_mcp_call *mc, sb_gateway_input *in) {
   sb_mcp_call *call = mc->call;
+  park_make_room(mc->gw, gw_input_agent_def(in));
   sb_random_hex(mc->token, 16);
   /* Bound to the caller's tenant (sb_mcp_state_seal): the state travels
    * through the client, and another tenant holding it must not answer

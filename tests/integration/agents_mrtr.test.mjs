@@ -400,3 +400,51 @@ describe("a question nobody may be asked (a guess among two tenants' calls) is r
     assert.equal(sent[0].model, 'ok-primary', JSON.stringify(sent[0]));
   });
 });
+
+// 2026-07-28 mrtr.mdx: servers MUST NOT assume that clients will fulfil
+// the inputRequests or retry. A legacy agent's question parks its call,
+// which holds a place at the agent: callers that never come back must not
+// take every place (maxConcurrent 2 here: one call may wait so).
+describe('modern callers that never come back with the answer', () => {
+  let server;
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('raw', {
+        limits: { maxConcurrent: 2, timeoutMs: 60000 },
+        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] },
+      })])],
+    });
+    await pollUntil(async () => {
+      const r = await postModern(server.url, 'none', 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === 'raw__ask') || { ok: false, message: r.text };
+    }, { what: 'raw__ask listed' });
+  });
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('do not hold every place at the agent: the oldest waiting call is cancelled, and its retry told so', async () => {
+    const opts = { meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
+    const asked = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await postModern(server.url, 'none', 'tools/call', { name: 'raw__ask', arguments: {} }, opts);
+      assert.equal(r.result?.resultType, 'input_required', r.text);
+      asked.push(r.result.requestState);
+    }
+    // Both abandoned; a plain call still finds a place, at once.
+    const plain = await postModern(server.url, 'none', 'tools/call', { name: 'raw__whoami', arguments: {} });
+    assert.equal(plain.result?.resultType, 'complete', plain.text);
+    assert.notEqual(plain.result.isError, true, plain.text);
+    // The first caller, back after all: its call was given up.
+    const answer = { agent_request: { role: 'assistant', content: { type: 'text', text: 'late' }, model: 'm' } };
+    const late = await postModern(server.url, 'none', 'tools/call',
+      { name: 'raw__ask', arguments: {}, requestState: asked[0], inputResponses: answer }, opts);
+    assert.equal(late.result?.isError, true, late.text);
+    assert.match(late.result.content[0].text, /its caller had not come back with the answer/, late.text);
+    // The second is still waiting for its caller, and is answered.
+    const kept = await postModern(server.url, 'none', 'tools/call',
+      { name: 'raw__ask', arguments: {}, requestState: asked[1], inputResponses: answer }, opts);
+    assert.equal(kept.result?.content?.[0]?.text, 'raw heard: late', kept.text);
+  });
+});
