@@ -252,16 +252,24 @@ static int offer(sb_gateway_call *c, sb_gateway_input *in) {
   in->call = c;
   in->next = c->inputs;
   c->inputs = in;
-  if (in->method && c->o.on_input && c->o.on_input(c->o.ud, in) == 0) return 0;
+  int rc = in->method && c->o.on_input ? c->o.on_input(c->o.ud, in) : -1;
+  if (rc == 0) return 0;
   /* The caller cannot answer: switchboard may, with the agent's models. */
   if (in->method && gw_sampling_start(in->a->owner, in->a->def, in) == 0)
     return 0;
   input_unlink(in);
   char msg[256];
-  snprintf(msg, sizeof msg,
-           "switchboard cannot pass %s to the caller of this call (it did "
-           "not declare the capability, or has nobody to ask)",
-           in->method ? in->method : "this request");
+  if (rc == SB_EBUSY)
+    snprintf(msg, sizeof msg,
+             "switchboard passes the caller of this call one question at a "
+             "time, and another is being asked of it; send %s again once "
+             "that one is answered",
+             in->method);
+  else
+    snprintf(msg, sizeof msg,
+             "switchboard cannot pass %s to the caller of this call (it did "
+             "not declare the capability, or has nobody to ask)",
+             in->method ? in->method : "this request");
   refuse_agent_request(in->a, in->agent_req_id, SB_RPC_METHOD_NOT_FOUND, msg);
   input_free(in);
   return SB_EINVAL;

@@ -247,7 +247,9 @@ typedef struct sb_gateway_call_options {
   /* The agent asks for input (sampling/createMessage, elicitation/create,
    * roots/list): answer with sb_gateway_input_answer, now or later.
    * Return non-zero when nobody can answer: the agent is told, or the call
-   * ends with SB_GATEWAY_INPUT_REFUSED. NULL callback: always refused. */
+   * ends with SB_GATEWAY_INPUT_REFUSED. NULL callback: always refused.
+   * SB_EBUSY: the caller can answer, but is being asked another question
+   * of this call already (the agent is told so). */
   int (*on_input)(void *ud, sb_gateway_input *in);
   /* The agent withdrew a question it asked (or the request it belonged to
    * ended): forget `in`, do not answer it. */

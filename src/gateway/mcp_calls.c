@@ -362,7 +362,7 @@ static int park(gw_mcp_call *mc, sb_gateway_input *in) {
 
 static int on_input(void *ud, sb_gateway_input *in) {
   gw_mcp_call *mc = ud;
-  if (!mc->call) return SB_ESTATE; /* parked already: one question at a time */
+  if (!mc->call) return SB_EBUSY; /* parked already: one question at a time */
   const char *cap = sb_gateway_input_capability(in);
   if (cap && !sb_mcp_call_has_capability(mc->call, cap)) {
     /* Refused, so that the gateway answers it with the agent's models. */

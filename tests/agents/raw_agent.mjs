@@ -83,6 +83,7 @@ const tools = [
   { name: 'roots', description: 'Asks the client for its roots', inputSchema: { type: 'object' } },
   { name: 'wait_ask', description: 'Waits for a poke, then asks for sampling', inputSchema: { type: 'object' } },
   { name: 'poke', description: 'Makes a waiting wait_ask ask', inputSchema: { type: 'object' } },
+  { name: 'ask_two', description: 'Asks for sampling and elicitation at once', inputSchema: { type: 'object' } },
   { name: 'ask_mrtr', description: 'Asks for sampling with input_required', inputSchema: { type: 'object' } },
   { name: 'chatter', description: 'Sends log notifications, then answers', inputSchema: { type: 'object' } },
   { name: 'primes', description: 'The first three primes, as structured content only',
@@ -96,6 +97,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const w = waiting.get(m.id);
     if (w === undefined) return;
     waiting.delete(m.id);
+    if (w.kind === 'pair') { // one of ask_two's questions
+      w.pair[w.which] = m.result ? `answered` : `refused: ${m.error?.message}`;
+      if (Object.keys(w.pair).length < 2) return;
+      return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: `sampling ${w.pair.sampling}; elicitation ${w.pair.elicitation}` }] } });
+    }
     if (w.kind === 'roots') {
       if (m.result) return send({ jsonrpc: '2.0', id: w.call, result: { content: [{ type: 'text', text: `${m.result.roots?.length} roots` }] } });
       if (w.fail) return send({ jsonrpc: '2.0', id: w.call, error: { code: -32603, message: `${name} cannot work without roots: ${m.error?.message}` } });
@@ -158,6 +164,17 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const qid = `q${nextId++}`;
         waiting.set(qid, { call: m.id, roots: p.arguments?.roots === true, elicit: p.arguments?.elicit === true });
         return send({ jsonrpc: '2.0', id: qid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } });
+      }
+      if (p.name === 'ask_two') { // two questions at once, in one write
+        const pair = {};
+        const sid = `q${nextId++}`;
+        const eid = `q${nextId++}`;
+        waiting.set(sid, { call: m.id, kind: 'pair', which: 'sampling', pair });
+        waiting.set(eid, { call: m.id, kind: 'pair', which: 'elicitation', pair });
+        return process.stdout.write([
+          { jsonrpc: '2.0', id: sid, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'which trim?' } }], maxTokens: 5 } },
+          { jsonrpc: '2.0', id: eid, method: 'elicitation/create', params: { message: 'which colour?', requestedSchema: { type: 'object', properties: { colour: { type: 'string' } } } } },
+        ].map((x) => JSON.stringify(x) + '\n').join(''));
       }
       if (p.name === 'wait_ask') {
         waitingAsk = m.id;

@@ -448,3 +448,35 @@ describe('modern callers that never come back with the answer', () => {
     assert.equal(kept.result?.content?.[0]?.text, 'raw heard: late', kept.text);
   });
 });
+
+describe('a legacy agent asking a modern caller two questions at once', () => {
+  let server;
+  before(async () => {
+    server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('raw', {
+        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] },
+      })])],
+    });
+    await pollUntil(async () => {
+      const r = await postModern(server.url, 'none', 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === 'raw__ask_two') || { ok: false, message: r.text };
+    }, { what: 'raw__ask_two listed' });
+  });
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('is passed the first; the second is refused to the agent saying one is asked at a time', async () => {
+    const opts = { meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {}, elicitation: { form: {} } } } };
+    const asked = await postModern(server.url, 'none', 'tools/call', { name: 'raw__ask_two', arguments: {} }, opts);
+    assert.equal(asked.result?.resultType, 'input_required', asked.text);
+    assert.deepEqual(Object.keys(asked.result.inputRequests), ['agent_request']);
+    assert.equal(asked.result.inputRequests.agent_request.method, 'sampling/createMessage');
+    const answer = { agent_request: { role: 'assistant', content: { type: 'text', text: 'XLE' }, model: 'm' } };
+    const done = await postModern(server.url, 'none', 'tools/call',
+      { name: 'raw__ask_two', arguments: {}, requestState: asked.result.requestState, inputResponses: answer }, opts);
+    assert.equal(done.result?.content?.[0]?.text,
+      'sampling answered; elicitation refused: switchboard passes the caller of this call one question at a time, and another is being asked of it; send elicitation/create again once that one is answered', done.text);
+  });
+});
