@@ -424,6 +424,9 @@ void sb_flow_engine_set_defs(sb_flow_engine *e, const sb_flow_defs *defs) {
 void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out) {
   *out = e->stats;
   out->runs = e->nruns;
+  out->waiting_turn = 0;
+  for (sb_list_link *n = sb_list_first(&e->ctx_waiting); n; n = sb_list_next(n))
+    out->waiting_turn++;
 }
 
 /* ---- starting ------------------------------------------------------------ */

@@ -459,6 +459,8 @@ typedef struct sb_flow_stats {
   uint64_t taken_over; /* runs of processes on the store that ended,
                           taken over after the start (takeover_every_ms) */
   size_t runs;          /* in progress in this process */
+  size_t waiting_turn;  /* ...waiting for their turn to write a context
+                           another of them is writing */
 } sb_flow_stats;
 void sb_flow_engine_stats(const sb_flow_engine *e, sb_flow_stats *out);
 

@@ -276,12 +276,16 @@ static void sq_submit(sb_store *base, st_req *r) {
   uv_mutex_unlock(&s->lock);
 }
 
-static void sq_hold_writes(sb_store *base, int hold) {
+static int sq_hold_writes(sb_store *base, int hold) {
   sqlite_store *s = (sqlite_store *)base;
   uv_mutex_lock(&s->lock);
-  s->hold = hold;
-  uv_cond_signal(&s->writes_cond);
+  int queued = s->nwrites;
+  if (hold >= 0) {
+    s->hold = hold;
+    uv_cond_signal(&s->writes_cond);
+  }
   uv_mutex_unlock(&s->lock);
+  return queued;
 }
 
 static void sq_stop(sb_store *base) {

@@ -132,8 +132,8 @@ void sb_store_on_events(sb_store *st, sb_store_events_cb cb, void *ud) {
   st->on_events_ud = ud;
 }
 
-void sb_store_hold_writes(sb_store *st, int hold) {
-  st->ops->hold_writes(st, hold);
+int sb_store_hold_writes(sb_store *st, int hold) {
+  return st->ops->hold_writes(st, hold);
 }
 
 /* ---- submission ------------------------------------------------------ */

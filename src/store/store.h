@@ -478,7 +478,8 @@ typedef struct sb_store_stats {
 void sb_store_get_stats(sb_store *st, sb_store_stats *out);
 
 /* Test hook: while held, writes queue up and none starts; releasing lets
- * the writer take them all as one batch. */
-void sb_store_hold_writes(sb_store *st, int hold);
+ * the writer take them all as one batch. hold -1 changes nothing. The
+ * number of writes queued (not yet taken by the writer). */
+int sb_store_hold_writes(sb_store *st, int hold);
 
 #endif

@@ -77,7 +77,7 @@ typedef struct sb_store_ops {
   /* Take the request (on the loop thread); hand it back with st_complete,
    * never from inside this call's caller stack on the loop thread. */
   void (*submit)(sb_store *st, st_req *req);
-  void (*hold_writes)(sb_store *st, int hold);
+  int (*hold_writes)(sb_store *st, int hold);
   /* Run the writes queued, complete the reads not started with
    * SB_ECANCELED, then stop and join the backend's threads. */
   void (*stop)(sb_store *st);
