@@ -864,7 +864,14 @@ static void cancel_by_id(sb_mcp_session *s, sb_mcp_out *out, json_t *params) {
     sb_mcp_call *c = s ? CALL_OF(n, sess_link) : CALL_OF(n, out_link);
     if (json_equal(c->id, rid)) {
       SB_DEBUG(MODULE, "request cancelled by the client");
+      /* The request's own transport (an HTTP POST, another connection
+       * than this notification's) still waits for its end: end it with
+       * nothing to send (HTTP: 202, or the SSE stream ends), as a batch
+       * whose every member was cancelled does. */
+      sb_mcp_out *o = c->out;
+      int lone = c->batch == NULL;
       call_cancel(c);
+      if (o && lone && o != out) o->write(o, NULL, 1);
       return;
     }
   }

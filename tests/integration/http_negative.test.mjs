@@ -455,3 +455,51 @@ describe('Streamable HTTP: negative cases', { timeout: 120000 }, () => {
     for (let i = 0; i < 20; i++) await echoStillWorks();
   });
 });
+
+// 2025-11-25: a client cancels a request with notifications/cancelled,
+// sent on another POST. The cancelled request's own POST must still end
+// (its SSE stream closed, with no response for the request), not be held
+// until the client gives up, pinning the connection and the session.
+describe('a legacy request cancelled by notifications/cancelled', () => {
+  let server;
+  before(async () => { server = await startHttpServer(); });
+  after(async () => {
+    const done = await server.stop();
+    assert.equal(done.code, 0, server.stderr.slice(-2000));
+  });
+
+  it('has its POST ended, with no response for it', async () => {
+    const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await withDeadline(fetch(server.url, {
+      method: 'POST', headers: base,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    }), DEADLINE_MS, 'initialize');
+    const sid = init.headers.get('mcp-session-id');
+    await init.text();
+    const headers = { ...base, 'Mcp-Session-Id': sid, 'MCP-Protocol-Version': '2025-11-25' };
+    const note = (body) => withDeadline(fetch(server.url, { method: 'POST', headers, body: JSON.stringify(body) }), DEADLINE_MS, body.method);
+    assert.equal((await note({ jsonrpc: '2.0', method: 'notifications/initialized' })).status, 202);
+    const call = await withDeadline(fetch(server.url, {
+      method: 'POST', headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow_count', arguments: { steps: 50, interval_ms: 200 }, _meta: { progressToken: 'p' } } }),
+    }), DEADLINE_MS, 'tools/call');
+    assert.equal(call.status, 200);
+    const reader = call.body.getReader();
+    const decoder = new TextDecoder();
+    let seen = '';
+    // In progress once its first progress notification is in.
+    while (!seen.includes('notifications/progress')) {
+      const { value, done } = await withDeadline(reader.read(), DEADLINE_MS, 'the first progress notification');
+      assert.equal(done, false, `the stream ended before any progress: ${seen}`);
+      seen += decoder.decode(value);
+    }
+    const cancelled = await note({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7, reason: 'user' } });
+    assert.equal(cancelled.status, 202);
+    for (;;) {
+      const { value, done } = await withDeadline(reader.read(), DEADLINE_MS, "the cancelled call's stream to end");
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    assert.doesNotMatch(seen, /"id":\s*7/, 'no response for the cancelled request');
+  });
+});
