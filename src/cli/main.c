@@ -789,6 +789,15 @@ static void hold_std_fds(void) {
   }
 }
 
+/* jemalloc (linked in the Release build) purges freed pages only as
+ * allocations go on, unless it has its background thread: without it an
+ * idle server keeps the peak of a burst (sessions expired, streams
+ * closed) resident for good. Read by jemalloc at its initialisation;
+ * MALLOC_CONF still overrides it. Unused under glibc's malloc. */
+#ifdef SB_WITH_JEMALLOC
+const char *malloc_conf = "background_thread:true,max_background_threads:1";
+#endif
+
 int main(int argc, char **argv) {
   /* Before anything else: switchboard may be starting an agent (the exec
    * shim, see net/child.c); then this does not return. */
