@@ -143,22 +143,30 @@ async function rawPost(url, headerLines, body) {
   return { status: Number(head.split(' ')[1]), text, ...(json ? JSON.parse(json) : {}) };
 }
 
-// RFC 9110 5.5: the whitespace around a header's value is no part of it.
-describe('header values with trailing whitespace', { timeout: 120000 }, () => {
-  let agent;
-  let server;
+/**
+ * Within a describe: the header agent, and a switchboard fronting it that
+ * lists its `tool`; both stopped after.
+ */
+function withHeaderAgent(tool) {
+  const env = {};
   before(async () => {
-    agent = await startHttpAgent(HEADER_AGENT, 'header-agent', 'header agent');
-    server = await startWithAgents([agentDef('hdr', { capabilities: ['regional'], transport: { type: 'http', url: agent.url } })]);
+    env.agent = await startHttpAgent(HEADER_AGENT, 'header-agent', 'header agent');
+    env.server = await startWithAgents([agentDef('hdr', { capabilities: ['regional'], transport: { type: 'http', url: env.agent.url } })]);
     await pollUntil(async () => {
-      const r = await postModern(server.url, 'none', 'tools/list', {});
-      return (r.result?.tools ?? []).some((t) => t.name === 'hdr__regional-echo') || { ok: false, message: r.text };
+      const r = await postModern(env.server.url, 'none', 'tools/list', {});
+      return (r.result?.tools ?? []).some((t) => t.name === `hdr__${tool}`) || { ok: false, message: r.text };
     }, { what: "the header agent's tools" });
   });
   after(async () => {
-    await server?.stop();
-    await agent?.stop();
+    await env.server?.stop();
+    await env.agent?.stop();
   });
+  return env;
+}
+
+// RFC 9110 5.5: the whitespace around a header's value is no part of it.
+describe('header values with trailing whitespace', { timeout: 120000 }, () => {
+  const env = withHeaderAgent('regional-echo');
 
   it('are taken without it: MCP-Protocol-Version, Mcp-Method, Mcp-Name and Mcp-Param-* match their body values', async () => {
     const body = JSON.stringify({
@@ -168,7 +176,7 @@ describe('header values with trailing whitespace', { timeout: 120000 }, () => {
         _meta: { 'io.modelcontextprotocol/protocolVersion': MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} },
       },
     });
-    const r = await rawPost(server.url, [
+    const r = await rawPost(env.server.url, [
       'Content-Type: application/json', 'Accept: application/json, text/event-stream',
       `MCP-Protocol-Version: ${MODERN_VERSION}  `, 'Mcp-Method: tools/call\t', 'Mcp-Name: hdr__regional-echo ',
       'Mcp-Param-Region: eu-west1 \t', 'Mcp-Param-Shard: 3 ',
@@ -177,7 +185,7 @@ describe('header values with trailing whitespace', { timeout: 120000 }, () => {
     assert.equal(r.result?.content?.[0]?.text, 'eu-west1: x', r.text);
     assert.deepEqual(r.result.structuredContent.headers, { 'mcp-param-region': 'eu-west1', 'mcp-param-shard': '3' });
     // A value that differs still does, whitespace or not.
-    const wrong = await rawPost(server.url, [
+    const wrong = await rawPost(env.server.url, [
       'Content-Type: application/json', 'Accept: application/json, text/event-stream',
       `MCP-Protocol-Version: ${MODERN_VERSION} `, 'Mcp-Method: tools/call ', 'Mcp-Name: hdr__regional-echo ',
       'Mcp-Param-Region: us-east1 ', 'Mcp-Param-Shard: 3 ',
@@ -190,33 +198,20 @@ describe('header values with trailing whitespace', { timeout: 120000 }, () => {
 // 2026-07-28 streamable-http.mdx: over Streamable HTTP a client cancels by
 // closing the request's stream, and no notifications/cancelled is sent.
 describe('a call to a modern HTTP agent that the client gives up on', { timeout: 60000 }, () => {
-  let agent;
-  let server;
-  before(async () => {
-    agent = await startHttpAgent(HEADER_AGENT, 'header-agent', 'header agent');
-    server = await startWithAgents([agentDef('hdr', { capabilities: ['regional'], transport: { type: 'http', url: agent.url } })]);
-    await pollUntil(async () => {
-      const r = await postModern(server.url, 'none', 'tools/list', {});
-      return (r.result?.tools ?? []).some((t) => t.name === 'hdr__hold') || { ok: false, message: r.text };
-    }, { what: "the header agent's tools" });
-  });
-  after(async () => {
-    await server?.stop();
-    await agent?.stop();
-  });
+  const env = withHeaderAgent('hold');
 
   it('closes the agent\'s stream and sends it no notifications/cancelled', async () => {
-    const stats = async () => (await fetch(`${agent.url.replace(/\/mcp$/, '')}/test/stats`)).json();
+    const stats = async () => (await fetch(`${env.agent.url.replace(/\/mcp$/, '')}/test/stats`)).json();
     const before = await stats();
     const abort = new AbortController();
-    const call = postModern(server.url, 'none', 'tools/call', { name: 'hdr__hold', arguments: {} }, { signal: abort.signal }).catch((e) => e);
+    const call = postModern(env.server.url, 'none', 'tools/call', { name: 'hdr__hold', arguments: {} }, { signal: abort.signal }).catch((e) => e);
     await pollUntil(async () => (await stats()).holding > before.holding || { ok: false, message: 'not holding yet' }, { what: 'the agent holding the call' });
     abort.abort();
     await call;
     await pollUntil(async () => (await stats()).closedEarly > before.closedEarly || { ok: false, message: 'stream still open' },
       { what: "switchboard closing the agent's stream" });
     // A call after it, answered: what switchboard sent before is in.
-    const r = await postModern(server.url, 'none', 'tools/call', { name: 'hdr__regional-echo', arguments: { region: 'eu', message: 'x' } }, { headers: { 'Mcp-Param-Region': 'eu' } });
+    const r = await postModern(env.server.url, 'none', 'tools/call', { name: 'hdr__regional-echo', arguments: { region: 'eu', message: 'x' } }, { headers: { 'Mcp-Param-Region': 'eu' } });
     assert.equal(r.result?.content?.[0]?.text, 'eu: x', r.text);
     assert.equal((await stats()).cancelled, before.cancelled, 'a notifications/cancelled reached the agent');
   });
