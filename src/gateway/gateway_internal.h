@@ -162,8 +162,9 @@ struct agent {
   int from_config; /* defined in the config file (reload may remove it) */
   int removed;     /* shut down: no more retries on it */
   int session_lost; /* the agent ended our session: reopening soon */
-  int health_lost;  /* HTTP agent: a health check could not connect, */
-  char health_lost_why[300]; /* so it is taken as gone soon, for this */
+  /* HTTP agent: why a health check that could not connect has it taken
+   * as gone (by the restart timer, off the client's callback). */
+  char health_lost_why[300];
   char down_reason[256]; /* why it is not connected (the last failure) */
 };
 

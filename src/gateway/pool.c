@@ -468,9 +468,7 @@ void gw_agent_connect_client(agent *a) {
  * closed or reopened its channel meanwhile. */
 static void health_lost_tick(uv_timer_t *t) {
   agent *a = t->data;
-  int lost = a->health_lost;
-  a->health_lost = 0;
-  if (lost && a->ch && a->client && sb_mcp_client_connected(a->client))
+  if (a->ch && a->client && sb_mcp_client_connected(a->client))
     on_channel_closed(a, a->health_lost_why);
 }
 
@@ -491,11 +489,11 @@ static void on_health(void *ud, sb_mcp_outcome outcome, json_t *result,
    * with an error leaves it connected, only unhealthy. */
   if (error && outcome == SB_MCP_UNSENT &&
       a->def->transport.type == SB_AGENT_TRANSPORT_HTTP && !a->session_lost &&
-      !a->health_lost && !a->owner->stopping &&
-      !uv_is_active((uv_handle_t *)&a->restart_timer)) {
+      !a->owner->stopping && !uv_is_active((uv_handle_t *)&a->restart_timer)) {
+    /* (The restart timer's, so a restart or a new session under way is
+     * not raced: either is the reconnect this would start.) */
     snprintf(a->health_lost_why, sizeof a->health_lost_why,
              "its health check could not connect: %s", why);
-    a->health_lost = 1;
     uv_timer_start(&a->restart_timer, health_lost_tick, 0, 0);
     return;
   }

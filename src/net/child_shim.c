@@ -67,20 +67,14 @@ const char *sb_child_shim_self(void) {
   return NULL;
 }
 
-/* Whether dir/name (or name alone, dir NULL), taken from cwd when
- * relative, is a file this process may execute; errno-like reason. */
+/* Whether dir/name (name alone when dir_len is 0), taken from cwd when
+ * relative, is a file this process may execute; 0, or an errno. */
 static int runnable(const char *cwd, const char *dir, size_t dir_len,
                     const char *name, char *path, size_t cap) {
-  int n;
-  const char *rel = dir ? dir : name;
-  int from_cwd = cwd && *cwd && rel[0] != '/';
-  if (dir)
-    n = snprintf(path, cap, "%s%s%.*s%s%s", from_cwd ? cwd : "",
-                 from_cwd ? "/" : "", (int)dir_len, dir, dir_len ? "/" : "",
-                 name);
-  else
-    n = snprintf(path, cap, "%s%s%s", from_cwd ? cwd : "", from_cwd ? "/" : "",
-                 name);
+  int from_cwd = cwd && *cwd && (dir_len ? dir : name)[0] != '/';
+  int n = snprintf(path, cap, "%s%s%.*s%s%s", from_cwd ? cwd : "",
+                   from_cwd ? "/" : "", (int)dir_len, dir, dir_len ? "/" : "",
+                   name);
   if (n < 0 || (size_t)n >= cap) return ENAMETOOLONG;
   struct stat st;
   if (stat(path, &st) != 0) return errno;
@@ -104,7 +98,7 @@ int sb_child_command_check(const char *command, const char *path_env,
     }
   }
   if (strchr(command, '/')) {
-    int e = runnable(cwd, NULL, 0, command, path, sizeof path);
+    int e = runnable(cwd, "", 0, command, path, sizeof path);
     if (e) snprintf(why, n, "%s: %s", path, strerror(e));
     return e ? -1 : 0;
   }
