@@ -49,10 +49,11 @@ export const everythingStdio = (id = 'everything') =>
  * cache.ttl_ms is 0 because the v2 client honours ttlMs on tools/list: with
  * the default (60 s) a list fetched before an agent connected would hide
  * the agent's tools from a client that does not listen for list_changed.
+ * `settings`: more YAML lines, before the agents ('limits:', '  ...').
  */
-export function writeConfig(agents) {
+export function writeConfig(agents, settings = []) {
   const file = join(mkdtempSync(join(tmpdir(), 'sb-agents-')), 'switchboard.yaml');
-  writeFileSync(file, 'cache:\n  ttl_ms: 0\nagents:\n' + agents.map((a) => `  - ${JSON.stringify(a)}\n`).join(''));
+  writeFileSync(file, ['cache:', '  ttl_ms: 0', ...settings, 'agents:', ...agents.map((a) => `  - ${JSON.stringify(a)}`)].join('\n') + '\n');
   return file;
 }
 

@@ -5,13 +5,10 @@
 // again once it answers.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { startHttpServer } from './lib/harness.mjs';
 import { restClient } from './lib/contexts_common.mjs';
-import { flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
+import { flakyAgent, pollUntil, writeConfig } from '../agents/agents_lib.mjs';
 
 const FREEZE_MS = 2000;
 
@@ -20,13 +17,8 @@ describe('agent health checks', () => {
   let rest;
 
   before(async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'sb-health-')), 'switchboard.yaml');
-    const agents = [flakyAgent('a', 'A', { capabilities: ['quote'] }), flakyAgent('b', 'B', { capabilities: ['quote'] })];
-    writeFileSync(file, [
-      'cache:', '  ttl_ms: 0',
-      'limits:', '  agent_health_interval_ms: 100', '  agent_health_timeout_ms: 300',
-      'agents:', ...agents.map((a) => `  - ${JSON.stringify(a)}`),
-    ].join('\n') + '\n');
+    const file = writeConfig([flakyAgent('a', 'A', { capabilities: ['quote'] }), flakyAgent('b', 'B', { capabilities: ['quote'] })],
+      ['limits:', '  agent_health_interval_ms: 100', '  agent_health_timeout_ms: 300']);
     server = await startHttpServer({ extraArgs: ['--config', file] });
     rest = restClient(server.url.replace(/\/mcp$/, ''), null);
     await pollUntil(async () => {

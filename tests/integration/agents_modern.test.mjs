@@ -7,9 +7,6 @@
 // unsolicited list_changed without subscriptions/listen.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { startHttpServer, textOf } from './lib/harness.mjs';
 import { restClient } from './lib/contexts_common.mjs';
@@ -70,12 +67,8 @@ describe('a modern HTTP agent that goes away and comes back', () => {
 
   before(async () => {
     back = await startHttpServer();
-    const file = join(mkdtempSync(join(tmpdir(), 'sb-modern-gone-')), 'switchboard.yaml');
-    writeFileSync(file, [
-      'cache:', '  ttl_ms: 0',
-      'limits:', '  agent_health_interval_ms: 100', '  agent_health_timeout_ms: 1000',
-      'agents:', `  - ${JSON.stringify(agentDef('back', { transport: { type: 'http', url: back.url } }))}`,
-    ].join('\n') + '\n');
+    const file = writeConfig([agentDef('back', { transport: { type: 'http', url: back.url } })],
+      ['limits:', '  agent_health_interval_ms: 100', '  agent_health_timeout_ms: 1000']);
     front = await startHttpServer({ extraArgs: ['--config', file] });
     rest = restClient(front.url.replace(/\/mcp$/, ''), null);
   });

@@ -401,80 +401,74 @@ describe("a question nobody may be asked (a guess among two tenants' calls) is r
   });
 });
 
+/**
+ * Within a describe: a switchboard with the raw agent alone (its `limits`,
+ * if given), up once `tool` is listed; stopped after, cleanly.
+ */
+function withRawAgent(tool, limits) {
+  const env = {};
+  before(async () => {
+    env.server = await startHttpServer({
+      extraArgs: ['--config', writeConfig([agentDef('raw', {
+        ...(limits ? { limits } : {}),
+        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] },
+      })])],
+    });
+    await pollUntil(async () => {
+      const r = await postModern(env.server.url, 'none', 'tools/list', {});
+      return r.result?.tools?.some((t) => t.name === tool) || { ok: false, message: r.text };
+    }, { what: `${tool} listed` });
+  });
+  after(async () => {
+    const done = await env.server.stop();
+    assert.equal(done.code, 0, env.server.stderr.slice(-2000));
+  });
+  return env;
+}
+
 // 2026-07-28 mrtr.mdx: servers MUST NOT assume that clients will fulfil
 // the inputRequests or retry. A legacy agent's question parks its call,
 // which holds a place at the agent: callers that never come back must not
 // take every place (maxConcurrent 2 here: one call may wait so).
 describe('modern callers that never come back with the answer', () => {
-  let server;
-  before(async () => {
-    server = await startHttpServer({
-      extraArgs: ['--config', writeConfig([agentDef('raw', {
-        limits: { maxConcurrent: 2, timeoutMs: 60000 },
-        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] },
-      })])],
-    });
-    await pollUntil(async () => {
-      const r = await postModern(server.url, 'none', 'tools/list', {});
-      return r.result?.tools?.some((t) => t.name === 'raw__ask') || { ok: false, message: r.text };
-    }, { what: 'raw__ask listed' });
-  });
-  after(async () => {
-    const done = await server.stop();
-    assert.equal(done.code, 0, server.stderr.slice(-2000));
-  });
+  const env = withRawAgent('raw__ask', { maxConcurrent: 2, timeoutMs: 60000 });
 
   it('do not hold every place at the agent: the oldest waiting call is cancelled, and its retry told so', async () => {
     const opts = { meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } };
     const asked = [];
     for (let i = 0; i < 2; i++) {
-      const r = await postModern(server.url, 'none', 'tools/call', { name: 'raw__ask', arguments: {} }, opts);
+      const r = await postModern(env.server.url, 'none', 'tools/call', { name: 'raw__ask', arguments: {} }, opts);
       assert.equal(r.result?.resultType, 'input_required', r.text);
       asked.push(r.result.requestState);
     }
     // Both abandoned; a plain call still finds a place, at once.
-    const plain = await postModern(server.url, 'none', 'tools/call', { name: 'raw__whoami', arguments: {} });
+    const plain = await postModern(env.server.url, 'none', 'tools/call', { name: 'raw__whoami', arguments: {} });
     assert.equal(plain.result?.resultType, 'complete', plain.text);
     assert.notEqual(plain.result.isError, true, plain.text);
     // The first caller, back after all: its call was given up.
     const answer = { agent_request: { role: 'assistant', content: { type: 'text', text: 'late' }, model: 'm' } };
-    const late = await postModern(server.url, 'none', 'tools/call',
+    const late = await postModern(env.server.url, 'none', 'tools/call',
       { name: 'raw__ask', arguments: {}, requestState: asked[0], inputResponses: answer }, opts);
     assert.equal(late.result?.isError, true, late.text);
     assert.match(late.result.content[0].text, /its caller had not come back with the answer/, late.text);
     // The second is still waiting for its caller, and is answered.
-    const kept = await postModern(server.url, 'none', 'tools/call',
+    const kept = await postModern(env.server.url, 'none', 'tools/call',
       { name: 'raw__ask', arguments: {}, requestState: asked[1], inputResponses: answer }, opts);
     assert.equal(kept.result?.content?.[0]?.text, 'raw heard: late', kept.text);
   });
 });
 
 describe('a legacy agent asking a modern caller two questions at once', () => {
-  let server;
-  before(async () => {
-    server = await startHttpServer({
-      extraArgs: ['--config', writeConfig([agentDef('raw', {
-        transport: { type: 'stdio', command: process.execPath, args: [RAW, 'raw'] },
-      })])],
-    });
-    await pollUntil(async () => {
-      const r = await postModern(server.url, 'none', 'tools/list', {});
-      return r.result?.tools?.some((t) => t.name === 'raw__ask_two') || { ok: false, message: r.text };
-    }, { what: 'raw__ask_two listed' });
-  });
-  after(async () => {
-    const done = await server.stop();
-    assert.equal(done.code, 0, server.stderr.slice(-2000));
-  });
+  const env = withRawAgent('raw__ask_two');
 
   it('is passed the first; the second is refused to the agent saying one is asked at a time', async () => {
     const opts = { meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {}, elicitation: { form: {} } } } };
-    const asked = await postModern(server.url, 'none', 'tools/call', { name: 'raw__ask_two', arguments: {} }, opts);
+    const asked = await postModern(env.server.url, 'none', 'tools/call', { name: 'raw__ask_two', arguments: {} }, opts);
     assert.equal(asked.result?.resultType, 'input_required', asked.text);
     assert.deepEqual(Object.keys(asked.result.inputRequests), ['agent_request']);
     assert.equal(asked.result.inputRequests.agent_request.method, 'sampling/createMessage');
     const answer = { agent_request: { role: 'assistant', content: { type: 'text', text: 'XLE' }, model: 'm' } };
-    const done = await postModern(server.url, 'none', 'tools/call',
+    const done = await postModern(env.server.url, 'none', 'tools/call',
       { name: 'raw__ask_two', arguments: {}, requestState: asked.result.requestState, inputResponses: answer }, opts);
     assert.equal(done.result?.content?.[0]?.text,
       'sampling answered; elicitation refused: switchboard passes the caller of this call one question at a time, and another is being asked of it; send elicitation/create again once that one is answered', done.text);
