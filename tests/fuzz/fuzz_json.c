@@ -7,7 +7,9 @@
  * bytes; sb_json_loadb must then agree with jansson on every input.
  * The writer (json_write.c) is checked on every tree jansson reads: its
  * text reads back as an equal tree, in no more bytes than jansson's own
- * dump. Crashes, leaks (ASan) and UB (UBSan) are findings too.
+ * dump, and its own walk (compact text) writes what its way through
+ * jansson's callback does (JSON_REAL_PRECISION(17), jansson's default,
+ * takes that way). Crashes, leaks (ASan) and UB (UBSan) are findings too.
  */
 #include <jansson.h>
 #include <stddef.h>
@@ -56,6 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t dump = JSON_COMPACT | JSON_ENCODE_ANY;
     char *mine = sb_json_dumps(slow, dump), *theirs = json_dumps(slow, dump);
     check(mine && theirs && strlen(mine) <= strlen(theirs));
+    char *long_way = sb_json_dumps(slow, dump | JSON_REAL_PRECISION(17));
+    check(long_way && strcmp(long_way, mine) == 0);
+    sb_free(long_way);
     json_t *back = json_loads(mine, JSON_DECODE_ANY, NULL);
     check(back && json_equal(back, slow));
     json_decref(back);

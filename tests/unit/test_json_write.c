@@ -2,7 +2,10 @@
  * against jansson's own dump. Without a real that needs 17 digits the text
  * is jansson's, byte for byte, whatever the flags; a real is written in
  * the fewest digits that read back as the same double, never longer than
- * jansson's, and text inside strings is never touched. */
+ * jansson's, and text inside strings is never touched. Compact text is
+ * written by json_write.c's own walk, anything else through jansson's
+ * callback: JSON_REAL_PRECISION(17) (jansson's default) takes the long
+ * way to the same text, so the two are compared too. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +46,18 @@ static void same_as_jansson(const char *text) {
   json_decref(v);
 }
 
+/* The direct walk and jansson's callback give the same text. */
+static void both_ways_agree(const json_t *v) {
+  size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+  char *direct = sb_json_dumps(v, flags);
+  char *callback = sb_json_dumps(v, flags | JSON_REAL_PRECISION(17));
+  assert_non_null(direct);
+  assert_non_null(callback);
+  assert_string_equal(direct, callback);
+  sb_free(direct);
+  sb_free(callback);
+}
+
 /* Strings and keys that look like reals, quotes and escapes of every
  * kind, integers of every length, exact reals: jansson's text. */
 static void text_without_long_reals_is_jansson_s(void **state) {
@@ -57,6 +72,91 @@ static void text_without_long_reals_is_jansson_s(void **state) {
       "{\"deep\":[[[{\"x\":[1,{\"y\":\"z\"}]}]]],\"e\":{},\"f\":[]}");
   same_as_jansson("\"12345678901234567.0\"");
   same_as_jansson("42");
+}
+
+/* Every control character, DEL, UTF-8 of two, three and four bytes, in
+ * keys and values, keys with a NUL, the integers at both ends. */
+static void compact_text_is_jansson_s(void **state) {
+  (void)state;
+  static const char tail[] = "\x7f\"\\/\xc3\xa9\xe2\x80\xa8\xf0\x9f\x9a\x97";
+  char raw[32 + sizeof tail];
+  for (int c = 0; c < 32; c++)
+    raw[c] = (char)c;
+  memcpy(raw + 32, tail, sizeof tail);
+  json_t *v = json_object();
+  json_object_set_new(v, "k\x01\"\\\n",
+                      json_stringn(raw, 32 + sizeof tail - 1));
+  json_object_setn_new(v, "nul\0key", 7, json_stringn("a\0b", 3));
+  json_object_set_new(v, "min", json_integer(INT64_MIN));
+  json_object_set_new(v, "max", json_integer(INT64_MAX));
+  json_object_set_new(v, "a", json_pack("[{}[]{s[]}nbbi]", "x", 1, 0, -7));
+  size_t sets[] = {JSON_COMPACT, JSON_COMPACT | JSON_ENCODE_ANY};
+  for (size_t i = 0; i < 2; i++) {
+    char *want = json_dumps(v, sets[i]), *got = sb_json_dumps(v, sets[i]);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    sb_free(want);
+    sb_free(got);
+  }
+  both_ways_agree(v);
+  json_decref(v);
+}
+
+/* A string that is not UTF-8 (jansson's nocheck constructors take
+ * anything) fails the dump, as a value fails jansson's: overlong forms,
+ * surrogates, past U+10FFFF, cut-off sequences, stray continuations. As a
+ * key too, where jansson 2.14 writes broken text ({":null}). */
+static void text_that_is_not_utf8_is_refused(void **state) {
+  (void)state;
+  static const char *bad[] = {"\xc0\x80",
+                              "\xc1\xbf",
+                              "\xe0\x9f\xbf",
+                              "\xed\xa0\x80",
+                              "\xf4\x90\x80\x80",
+                              "\xf5\x80\x80\x80",
+                              "\xe2\x82",
+                              "\x80",
+                              "a\xff"
+                              "b"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    json_t *in_value = json_pack("{so}", "k", json_string_nocheck(bad[i]));
+    assert_null(json_dumps(in_value, JSON_COMPACT));
+    json_t *in_key = json_object();
+    json_object_set_new_nocheck(in_key, bad[i], json_null());
+    json_t *trees[] = {in_value, in_key};
+    for (size_t t = 0; t < 2; t++) {
+      assert_null(sb_json_dumps(trees[t], JSON_COMPACT));
+      assert_int_equal(sb_json_dumpb(trees[t], NULL, 0, JSON_COMPACT), 0);
+    }
+    json_decref(in_value);
+    json_decref(in_key);
+  }
+}
+
+/* Past the walk's depth jansson writes the text, from the start. */
+static void a_deep_tree_is_written_whole(void **state) {
+  (void)state;
+  json_t *top = json_array(), *at = top;
+  for (int i = 0; i < 700; i++) {
+    json_t *next = i % 2 ? json_array() : json_object();
+    if (json_is_array(at))
+      json_array_append_new(at, next);
+    else
+      json_object_set_new(at, "k", next);
+    at = next;
+  }
+  json_array_append_new(top, json_real(0.1));
+  char *want = json_dumps(top, JSON_COMPACT),
+       *got = sb_json_dumps(top, JSON_COMPACT);
+  assert_non_null(want);
+  assert_non_null(got);
+  assert_int_equal(strlen(got),
+                   strlen(want) - strlen("0.10000000000000001") + 3);
+  assert_string_equal(got + strlen(got) - 8, "}]},0.1]");
+  sb_free(want);
+  sb_free(got);
+  json_decref(top);
 }
 
 static char *dump(json_t *v) {
@@ -108,6 +208,7 @@ static void every_real_reads_back_as_itself(void **state) {
     if (!isfinite(d)) continue;
     if (i % 3 == 0) d = (double)(x % 100000) / 100.0; /* prices */
     json_t *v = json_real(d);
+    both_ways_agree(v);
     char *mine = sb_json_dumps(v, JSON_ENCODE_ANY);
     char *theirs = json_dumps(v, JSON_ENCODE_ANY);
     json_decref(v);
@@ -158,6 +259,9 @@ int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(text_without_long_reals_is_jansson_s),
+      cmocka_unit_test(compact_text_is_jansson_s),
+      cmocka_unit_test(text_that_is_not_utf8_is_refused),
+      cmocka_unit_test(a_deep_tree_is_written_whole),
       cmocka_unit_test(reals_take_the_fewest_digits),
       cmocka_unit_test(every_real_reads_back_as_itself),
       cmocka_unit_test(dumpb_counts_past_the_buffer),
