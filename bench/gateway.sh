@@ -43,10 +43,23 @@
 # after is recorded. Everything listens on 127.0.0.1, on ports picked free
 # at run time, and is stopped on exit.
 #
+# CPU idle: on a virtual machine whose idle vCPUs halt (here: the
+# haltpoll cpuidle driver with guest_halt_poll_ns 0), waking a halted vCPU
+# costs 35-40 us, which swamps any 1-connection latency (bench/pipe_rtt
+# between two processes: 76 us p50 halting, 6 us polling). So, run as root,
+# the benchmark holds /dev/cpu_dma_latency at 0 for the whole matrix, as
+# tuned's latency-performance profile does: idle CPUs poll instead of
+# halting, for every target alike, and the request is dropped when the
+# run ends. The 1-connection switchboard rows, and the floor, are then
+# measured again with the machine's own idle, and both hops are reported.
+#
 # Environment: SB_BENCH_BUILD_DIR (default build-release, configured in
 # Release if new; switchboard, echo_agent and pipe_rtt are built there);
 # SB_BENCH_BUSY_POLL_US (limits.agent_busy_poll_us of the switchboard
-# under test; unset: the config's default), recorded in the results.
+# under test; unset: the config's default), recorded in the results;
+# SB_BENCH_CPU_IDLE: poll (the default; falls back to the machine's idle,
+# noted, when /dev/cpu_dma_latency cannot be opened) or machine (leave
+# the CPUs' idle states alone, one pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench_name=gateway
@@ -68,6 +81,9 @@ for arg in "$@"; do
 done
 [[ -z ${SB_BENCH_BUSY_POLL_US:-} ]] ||
   bench_count SB_BENCH_BUSY_POLL_US "$SB_BENCH_BUSY_POLL_US" 0 1000
+cpu_idle=${SB_BENCH_CPU_IDLE:-poll}
+[[ $cpu_idle == poll || $cpu_idle == machine ]] ||
+  bench_usage "SB_BENCH_CPU_IDLE is poll or machine, not '$cpu_idle'"
 
 bench_setup
 bench_need wrk curl node cmake
@@ -91,9 +107,38 @@ pipe_rtt_bin=$build_dir/bench/pipe_rtt
 
 work=$(mktemp -d)
 pids=()
+idle_pid=""
+
+# hold_idle_poll: keeps every CPU out of idle states deeper than polling
+# while a child holds /dev/cpu_dma_latency open at 0 (PM QoS); fails when
+# it cannot be opened (not root, or no such device).
+hold_idle_poll() {
+  [[ -w /dev/cpu_dma_latency ]] || return 1
+  (exec 9>/dev/cpu_dma_latency && printf '\x00\x00\x00\x00' >&9 && exec sleep infinity) &
+  idle_pid=$!
+  local deadline=$((SECONDS + 5))
+  until [[ $(od -An -tu4 /dev/cpu_dma_latency 2>/dev/null | tr -d ' ') == 0 ]]; do
+    kill -0 "$idle_pid" 2>/dev/null && ((SECONDS < deadline)) || {
+      release_idle
+      return 1
+    }
+    sleep 0.05
+  done
+}
+release_idle() {
+  [[ -n $idle_pid ]] || return 0
+  bench_stop "$idle_pid"
+  idle_pid=""
+}
+idle_desc() {
+  local driver
+  driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)
+  echo "cpuidle driver $driver, deepest state $(cat /sys/devices/system/cpu/cpu0/cpuidle/state*/name 2>/dev/null | tail -n1 || echo unknown)"
+}
 
 cleanup() {
   local pid child
+  release_idle
   for pid in "${pids[@]}"; do
     # the proxies' agents first: they are the proxies' children
     for child in $(pgrep -P "$pid" 2>/dev/null); do kill "$child" 2>/dev/null || true; done
@@ -265,50 +310,85 @@ echo "  ${duration}s per run; switchboard $build_type build ($build_dir); load b
 echo
 printf '%-20s %6s | %9s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
 printf -- '---------------------------+------------------------------\n'
-declare -A R P50 P99 P50US P99US
+declare -A R P50US P99US FLOOR
 failures=()
 notes=()
+
+# measure NAME CONNS KEY: one wrk run of target NAME, its answers checked
+# before and after and its agent calls counted; figures kept under KEY.
+measure() {
+  local n=$1 c=$2 key=$3 calls_before="" ok0 failed0 ok1 failed1
+  [[ $n == sb-mcp || $n == sb-legacy ]] && calls_before=$(agent_calls)
+  check_echo "$n"
+  export GW_TOOL=${t_tool[$n]} GW_SESSION=${t_session[$n]}
+  run_wrk "$n" "$c" "${t_url[$n]}" "$lua"
+  unset GW_TOOL GW_SESSION
+  check_echo "$n"
+  ((requests > 0)) || failures+=("$n at $c connections: no responses")
+  ((non2xx == 0)) || failures+=("$n at $c connections: $non2xx of $requests responses were not 2xx")
+  if [[ -n $sockerr ]]; then
+    # a Node peer timing out under load is a figure of its own, not a
+    # broken run; for switchboard it is a failure
+    if [[ -n ${t_node[$n]:-} ]]; then
+      notes+=("$n at $c connections: socket errors: $sockerr")
+    else
+      failures+=("$n at $c connections: socket errors: $sockerr")
+    fi
+  fi
+  if [[ -n $calls_before ]]; then
+    read -r ok0 failed0 <<<"$calls_before"
+    read -r ok1 failed1 <<<"$(agent_calls)"
+    ((failed1 == failed0)) || failures+=("$n at $c connections: $((failed1 - failed0)) agent calls failed")
+    ((ok1 - ok0 >= requests)) ||
+      failures+=("$n at $c connections: $requests responses but only $((ok1 - ok0)) agent calls")
+  fi
+  R[$key]=$rps P50US[$key]=$p50_us P99US[$key]=$p99_us
+  printf '%-20s %6d | %9s %9s %9s\n' "$n" "$c" "$rps" "$p50" "$p99"
+}
+
+# measure_floor SUFFIX: bench/pipe_rtt, in the same minute as the hop it
+# is compared with; FLOOR[<mode>SUFFIX].
+measure_floor() {
+  local m
+  "$pipe_rtt_bin" --rounds 20000 >"$work/pipe_rtt.txt" || bench_die "pipe_rtt failed"
+  for m in uv uv-sock blocking spin; do
+    FLOOR[$m$1]=$(awk -v m="$m" '$1 == m {print $3}' "$work/pipe_rtt.txt")
+    [[ -n ${FLOOR[$m$1]} ]] || bench_die "pipe_rtt gave no $m figure: $(cat "$work/pipe_rtt.txt")"
+  done
+}
+
+idle_held=0
+if [[ $cpu_idle == poll ]]; then
+  if hold_idle_poll; then
+    idle_held=1
+  else
+    notes+=("CPU idle: /dev/cpu_dma_latency could not be held (not root?): the machine's own idle throughout")
+  fi
+fi
+idle_machine="$(idle_desc)"
+if ((idle_held)); then
+  idle_text="held at polling (/dev/cpu_dma_latency 0) for the matrix; the machine's own: $idle_machine"
+else
+  idle_text="the machine's own ($idle_machine)"
+fi
+echo "  CPU idle: $idle_text"
 for c in "${conns_list[@]}"; do
   for n in "${names[@]}"; do
-    calls_before=""
-    [[ $n == sb-mcp || $n == sb-legacy ]] && calls_before=$(agent_calls)
-    check_echo "$n"
-    export GW_TOOL=${t_tool[$n]} GW_SESSION=${t_session[$n]}
-    run_wrk "$n" "$c" "${t_url[$n]}" "$lua"
-    unset GW_TOOL GW_SESSION
-    check_echo "$n"
-    ((requests > 0)) || failures+=("$n at $c connections: no responses")
-    ((non2xx == 0)) || failures+=("$n at $c connections: $non2xx of $requests responses were not 2xx")
-    if [[ -n $sockerr ]]; then
-      # a Node peer timing out under load is a figure of its own, not a
-      # broken run; for switchboard it is a failure
-      if [[ -n ${t_node[$n]:-} ]]; then
-        notes+=("$n at $c connections: socket errors: $sockerr")
-      else
-        failures+=("$n at $c connections: socket errors: $sockerr")
-      fi
-    fi
-    if [[ -n $calls_before ]]; then
-      read -r ok0 failed0 <<<"$calls_before"
-      read -r ok1 failed1 <<<"$(agent_calls)"
-      ((failed1 == failed0)) || failures+=("$n at $c connections: $((failed1 - failed0)) agent calls failed")
-      ((ok1 - ok0 >= requests)) ||
-        failures+=("$n at $c connections: $requests responses but only $((ok1 - ok0)) agent calls")
-    fi
-    R[$n,$c]=$rps P50[$n,$c]=$p50 P99[$n,$c]=$p99 P50US[$n,$c]=$p50_us P99US[$n,$c]=$p99_us
-    printf '%-20s %6d | %9s %9s %9s\n' "$n" "$c" "$rps" "$p50" "$p99"
+    measure "$n" "$c" "$n,$c"
   done
   printf -- '---------------------------+------------------------------\n'
-  if ((c == 1)); then
-    # the floor, in the same minute as the hop it is compared with
-    "$pipe_rtt_bin" --rounds 20000 >"$work/pipe_rtt.txt" || bench_die "pipe_rtt failed"
-    declare -A FLOOR
-    for m in uv uv-sock blocking spin; do
-      FLOOR[$m]=$(awk -v m="$m" '$1 == m {print $3}' "$work/pipe_rtt.txt")
-      [[ -n ${FLOOR[$m]} ]] || bench_die "pipe_rtt gave no $m figure: $(cat "$work/pipe_rtt.txt")"
-    done
-  fi
+  ((c == 1)) && measure_floor ""
 done
+# The switchboard rows at 1 connection again, with the machine's own idle.
+if ((idle_held)); then
+  release_idle
+  echo "1 connection again, with the machine's own CPU idle ($idle_machine):"
+  for n in sb-builtin sb-mcp sb-legacy; do
+    measure "$n" 1 "$n,1,machine"
+  done
+  measure_floor ",machine"
+  printf -- '---------------------------+------------------------------\n'
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
@@ -351,6 +431,14 @@ echo "floor (bench/pipe_rtt, a bare round trip between two processes, p50):" \
   "libuv over pipes ${FLOOR[uv]} us, over a socketpair ${FLOOR[uv-sock]} us," \
   "blocking reads ${FLOOR[blocking]} us, one side spinning ${FLOOR[spin]} us"
 echo "agent hop over the floor (sb-mcp hop minus libuv pipes): ${over_floor} us"
+echo "CPU idle: $idle_text"
+if ((idle_held)); then
+  hop_m_us=$((P50US[sb-mcp,1,machine] - P50US[sb-builtin,1,machine]))
+  hop_m_legacy_us=$((P50US[sb-legacy,1,machine] - P50US[sb-builtin,1,machine]))
+  echo "with the machine's own CPU idle: sb-builtin p50 ${P50US[sb-builtin,1,machine]} us," \
+    "agent hop sb-mcp ${hop_m_us} us, sb-legacy ${hop_m_legacy_us} us;" \
+    "floor: libuv over pipes ${FLOOR[uv,machine]} us"
+fi
 echo "load average before: $load_before, after: $load_after"
 for f in "${notes[@]}"; do echo "note: $f"; done
 
@@ -373,6 +461,8 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     "$(nproc)" "$cpu" "$load_before" "$load_after"
   printf '  "buildType": "%s",\n  "durationS": %d,\n' "$build_type" "$duration"
   printf '  "agentBusyPollUs": "%s",\n' "${busy_poll:-default}"
+  printf '  "cpuIdle": {"asked": "%s", "heldAtPolling": %s, "machine": "%s"},\n' \
+    "$cpu_idle" "$( ((idle_held)) && echo true || echo false)" "$idle_machine"
   printf '  "tools": {"wrk": "%s", "node": "%s", "mcp-proxy": "%s", "supergateway": "%s"},\n' \
     "$wrk_version" "$(node --version)" "$mp_version" "$sg_version"
   printf '  "targets": {\n'
@@ -410,6 +500,21 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   printf '  "floorP50Us": {"uvPipes": %s, "uvSocketpair": %s, "blocking": %s, "spin": %s},\n' \
     "${FLOOR[uv]}" "${FLOOR[uv-sock]}" "${FLOOR[blocking]}" "${FLOOR[spin]}"
   printf '  "agentHopOverFloorUs": %s,\n' "$over_floor"
+  if ((idle_held)); then
+    printf '  "machineIdle": {"runs": ['
+    first=1
+    for n in sb-builtin sb-mcp sb-legacy; do
+      ((first)) || printf ', '
+      first=0
+      printf '{"target": "%s", "connections": 1, "rps": %d, "p50Us": %d, "p99Us": %d}' \
+        "$n" "${R[$n,1,machine]}" "${P50US[$n,1,machine]}" "${P99US[$n,1,machine]}"
+    done
+    printf '], "agentHopUs": {"sbMcp": %d, "sbLegacy": %d},' "$hop_m_us" "$hop_m_legacy_us"
+    printf ' "floorP50Us": {"uvPipes": %s, "uvSocketpair": %s, "blocking": %s, "spin": %s}},\n' \
+      "${FLOOR[uv,machine]}" "${FLOOR[uv-sock,machine]}" "${FLOOR[blocking,machine]}" "${FLOOR[spin,machine]}"
+  else
+    printf '  "machineIdle": null,\n'
+  fi
   printf '  "bars": {\n'
   printf '    "ratioAt256": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256" "$bar1"
   printf '    "ratioAt256Legacy": {"bar": ">= %dx", "value": %s, "verdict": "%s"},\n' "$bar_ratio" "$ratio256_legacy" "$bar1_legacy"
@@ -425,16 +530,17 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     "node $(node --version), mcp-proxy $mp_version, supergateway $sg_version."
   echo "Machine: $(nproc) cores ($cpu) shared by wrk, the proxies, the agents and switchboard;" \
     "load average before $load_before, after $load_after."
+  echo "CPU idle: $idle_text."
   echo
   echo "The agent is bench/echo_agent (C, stdio). Targets:"
   echo
   for n in "${names[@]}"; do echo "- \`$n\`: ${t_desc[$n]}"; done
   echo
-  echo "| conns | target | req/s | p50 ms | p99 ms |"
+  echo "| conns | target | req/s | p50 µs | p99 µs |"
   echo "|---:|---|---:|---:|---:|"
   for c in "${conns_list[@]}"; do
     for n in "${names[@]}"; do
-      echo "| $c | $n | ${R[$n,$c]} | ${P50[$n,$c]} | ${P99[$n,$c]} |"
+      echo "| $c | $n | ${R[$n,$c]} | ${P50US[$n,$c]} | ${P99US[$n,$c]} |"
     done
   done
   echo
@@ -452,6 +558,20 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     "socketpair ${FLOOR[uv-sock]} µs, blocking reads ${FLOOR[blocking]} µs, one side spinning" \
     "${FLOOR[spin]} µs. The sb-mcp hop is ${over_floor} µs over the libuv floor."
   echo
+  if ((idle_held)); then
+    echo "With the machine's own CPU idle ($idle_machine), right after the matrix, 1 connection:"
+    echo
+    echo "| target | req/s | p50 µs | p99 µs |"
+    echo "|---|---:|---:|---:|"
+    for n in sb-builtin sb-mcp sb-legacy; do
+      echo "| $n | ${R[$n,1,machine]} | ${P50US[$n,1,machine]} | ${P99US[$n,1,machine]} |"
+    done
+    echo
+    echo "Agent hop there: sb-mcp ${hop_m_us} µs, sb-legacy ${hop_m_legacy_us} µs; floor: libuv over" \
+      "pipes ${FLOOR[uv,machine]} µs, blocking reads ${FLOOR[blocking,machine]} µs, one side spinning" \
+      "${FLOOR[spin,machine]} µs."
+    echo
+  fi
   echo "| bar | value | verdict |"
   echo "|---|---:|---|"
   echo "| 256 connections: sb-mcp >= ${bar_ratio}x the best Node peer | ${ratio256}x | $bar1 |"

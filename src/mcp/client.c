@@ -57,6 +57,7 @@ struct sb_mcp_client {
   sb_mcp_client_events ev;
   sb_mcp_client_era_pref era_pref;
   json_t *capabilities;
+  json_t *client_info; /* {name, version}, shared by every request's _meta */
   uint64_t probe_timeout_ms;
   client_state state;
   int modern;
@@ -238,9 +239,7 @@ static void add_meta(sb_mcp_client *c, json_t *params) {
   /* The caller may pass its own client's capabilities through. */
   if (!json_object_get(meta, SB_MCP_META_CLIENT_CAPS))
     json_object_set(meta, SB_MCP_META_CLIENT_CAPS, c->capabilities);
-  json_object_set_new(meta, SB_MCP_META_CLIENT_INFO,
-                      json_pack("{ssss}", "name", "switchboard", "version",
-                                SB_VERSION));
+  json_object_set(meta, SB_MCP_META_CLIENT_INFO, c->client_info);
 }
 
 /* Stop the agent working on request id, sent already. */
@@ -437,9 +436,11 @@ sb_mcp_client *sb_mcp_client_new(const sb_mcp_client_options *o) {
   c->era_pref = o->era;
   c->capabilities = o->capabilities ? json_deep_copy(o->capabilities)
                                     : json_object();
+  c->client_info =
+      json_pack("{ssss}", "name", "switchboard", "version", SB_VERSION);
   c->probe_timeout_ms = o->probe_timeout_ms ? o->probe_timeout_ms
                                             : DEFAULT_PROBE_MS;
-  if (!c->name || !c->capabilities) {
+  if (!c->name || !c->capabilities || !c->client_info) {
     sb_mcp_client_free(c);
     return NULL;
   }
@@ -460,6 +461,7 @@ void sb_mcp_client_free(sb_mcp_client *c) {
   c->connect_cb = NULL;
   fail_all(c, "client closed");
   json_decref(c->capabilities);
+  json_decref(c->client_info);
   json_decref(c->server_caps);
   json_decref(c->server_info);
   json_decref(c->tool_headers);

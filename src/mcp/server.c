@@ -348,7 +348,20 @@ void sb_mcp_call_fail(sb_mcp_call *c, int code, const char *message,
 }
 
 void sb_mcp_call_reply_text(sb_mcp_call *c, const char *text, int is_error) {
-  json_t *r = json_pack("{s[{ssss}]}", "content", "type", "text", "text", text);
+  /* {content: [{type: "text", text}]}, built without json_pack's format
+   * parsing: most agents' answers are this one shape. */
+  json_t *block = json_object(), *content = json_array(), *r = json_object();
+  int ok = block && content && r &&
+           json_object_set_new(block, "type", json_string("text")) == 0 &&
+           json_object_set_new(block, "text", json_string(text)) == 0 &&
+           json_array_append(content, block) == 0 &&
+           json_object_set(r, "content", content) == 0;
+  json_decref(block);
+  json_decref(content);
+  if (!ok) {
+    json_decref(r);
+    r = NULL;
+  }
   if (r && is_error) json_object_set_new(r, "isError", json_true());
   sb_mcp_call_reply(c, r);
 }

@@ -592,13 +592,17 @@ static int child_send(sb_channel *ch, json_t *msg, const json_t *headers,
   child_channel *c = (child_channel *)ch;
   if (c->fail_detail || c->exited)
     return sb_error_set(err, SB_ESTATE, "agent %s is not running", ch->name);
-  size_t len = 0;
-  char *text = sb_rpc_dump(msg, &len);
-  if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
+  /* Most messages fit the stack: dumped there, written from there, and
+   * only what the pipe does not take copied on. */
+  char stack[4096];
+  size_t len = sb_json_dumpb(msg, stack, sizeof stack, JSON_COMPACT);
+  char *text = stack, *heap = NULL;
+  if (len > sizeof stack) text = heap = sb_rpc_dump(msg, &len);
+  if (len == 0 || !text) return sb_error_set(err, SB_ENOMEM, "out of memory");
   size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->to_child) +
                   c->gathered.len;
   if (queued + len + 1 > c->max_queued) {
-    sb_free(text);
+    sb_free(heap);
     fail(c, 0, "stopped reading its stdin (%zu bytes waiting)", queued);
     return sb_error_set(err, SB_EIO,
                         "agent %s stopped reading its stdin (%zu bytes "
@@ -621,7 +625,7 @@ static int child_send(sb_channel *ch, json_t *msg, const json_t *headers,
     uv_buf_t bufs[2] = {uv_buf_init(text, (unsigned)len), uv_buf_init("\n", 1)};
     int n = uv_try_write((uv_stream_t *)&c->to_child, bufs, 2);
     if (n < 0 && n != UV_EAGAIN) {
-      sb_free(text);
+      sb_free(heap);
       fail(c, 1, "writing to its stdin failed: %s", uv_strerror(n));
       return sb_error_set(err, SB_EIO, "agent %s: write: %s", ch->name,
                           uv_strerror(n));
@@ -638,7 +642,7 @@ static int child_send(sb_channel *ch, json_t *msg, const json_t *headers,
     }
     c->gathered.data[c->gathered.len++] = '\n';
   }
-  sb_free(text);
+  sb_free(heap);
   if (rc != 0) return sb_error_set(err, SB_ENOMEM, "out of memory");
   return 0;
 }
