@@ -305,14 +305,29 @@ done
 unset GW_TOOL GW_SESSION
 duration=$saved_duration
 
+failures=()
+notes=()
+idle_held=0
+if [[ $cpu_idle == poll ]]; then
+  if hold_idle_poll; then
+    idle_held=1
+  else
+    notes+=("CPU idle: /dev/cpu_dma_latency could not be held (not root?): the machine's own idle throughout")
+  fi
+fi
+idle_machine="$(idle_desc)"
+if ((idle_held)); then
+  idle_text="held at polling (/dev/cpu_dma_latency 0) for the matrix; the machine's own: $idle_machine"
+else
+  idle_text="the machine's own ($idle_machine)"
+fi
 echo "gateway bench: $(nproc) cores shared by wrk, the proxies, the agents and switchboard;"
 echo "  ${duration}s per run; switchboard $build_type build ($build_dir); load before: $load_before"
+echo "  CPU idle: $idle_text"
 echo
 printf '%-20s %6s | %9s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
 printf -- '---------------------------+------------------------------\n'
 declare -A R P50US P99US FLOOR
-failures=()
-notes=()
 
 # measure NAME CONNS KEY: one wrk run of target NAME, its answers checked
 # before and after and its agent calls counted; figures kept under KEY.
@@ -357,21 +372,6 @@ measure_floor() {
   done
 }
 
-idle_held=0
-if [[ $cpu_idle == poll ]]; then
-  if hold_idle_poll; then
-    idle_held=1
-  else
-    notes+=("CPU idle: /dev/cpu_dma_latency could not be held (not root?): the machine's own idle throughout")
-  fi
-fi
-idle_machine="$(idle_desc)"
-if ((idle_held)); then
-  idle_text="held at polling (/dev/cpu_dma_latency 0) for the matrix; the machine's own: $idle_machine"
-else
-  idle_text="the machine's own ($idle_machine)"
-fi
-echo "  CPU idle: $idle_text"
 for c in "${conns_list[@]}"; do
   for n in "${names[@]}"; do
     measure "$n" "$c" "$n,$c"
