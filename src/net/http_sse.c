@@ -93,7 +93,11 @@ int http_req_sse_append(http_req *r, const char *data, size_t len) {
     http_conn_cut(http_conn_of(r->conn), 1, "SSE client is not reading");
     return SB_EIO;
   }
-  if (r->sse_off > 0 && r->sse_off >= r->sse.len / 2) {
+  /* What the client has taken goes once it is half the buffer, or before
+   * the buffer would grow: a stream that stops reading then holds its
+   * unsent bytes, not also what it took before (up to as much again). */
+  if (r->sse_off > 0 &&
+      (r->sse_off >= r->sse.len / 2 || r->sse.len + len + 1 > r->sse.cap)) {
     sb_buf_consume(&r->sse, r->sse_off);
     r->sse_off = 0;
   }
