@@ -381,6 +381,13 @@ int sb_ctx_get_projected_async(sb_ctx_manager *m, const char *tenant,
  * the head, may be checked against it. */
 const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
                                  const char *id, int64_t version);
+/* The newest head of (tenant, id) this manager knows, whatever its
+ * version, or NULL; as sb_ctx_head_cached (borrowed, shared, maybe behind
+ * another process). For a writer whose own copy may be older: planned on
+ * this instead, its update does not meet a conflict that this process's
+ * own writes made. */
+const json_t *sb_ctx_head_latest(sb_ctx_manager *m, const char *tenant,
+                                 const char *id);
 
 typedef enum sb_ctx_patch_kind {
   SB_CTX_MERGE_PATCH = 1, /* RFC 7386 */

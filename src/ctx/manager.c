@@ -151,16 +151,17 @@ static void entry_drop(sb_ctx_manager *m, const char *key) {
   json_object_del(m->heads, key);
 }
 
-/* The cached head of (tenant, id) if it is at `version`; borrowed. A hit
- * is a use: the entry moves to the end of the order (jansson keeps
- * insertion order), away from eviction. */
+/* The cached head of (tenant, id) if it is at `version` (0: at any);
+ * borrowed. A hit is a use: the entry moves to the end of the order
+ * (jansson keeps insertion order), away from eviction. */
 static json_t *head_cached(sb_ctx_manager *m, const char *tenant,
                            const char *id, int64_t version) {
   char key[512];
   if (!m->heads || !head_key(tenant, id, key, sizeof key)) return NULL;
   json_t *e = json_object_get(m->heads, key);
   json_t *doc = entry_doc(e);
-  if (!doc || json_integer_value(json_object_get(doc, "version")) != version)
+  if (!doc || (version &&
+               json_integer_value(json_object_get(doc, "version")) != version))
     return NULL;
   /* Re-inserted under our own reference, so doc lives through the move. */
   json_incref(e);
@@ -197,7 +198,14 @@ static void head_remember(sb_ctx_manager *m, const char *tenant, const char *id,
 
 const json_t *sb_ctx_head_cached(sb_ctx_manager *m, const char *tenant,
                                  const char *id, int64_t version) {
-  return valid_id(id) && tenant ? head_cached(m, tenant, id, version) : NULL;
+  return valid_id(id) && tenant && version > 0
+             ? head_cached(m, tenant, id, version)
+             : NULL;
+}
+
+const json_t *sb_ctx_head_latest(sb_ctx_manager *m, const char *tenant,
+                                 const char *id) {
+  return valid_id(id) && tenant ? head_cached(m, tenant, id, 0) : NULL;
 }
 
 static void head_forget(sb_ctx_manager *m, const char *tenant, const char *id) {

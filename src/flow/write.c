@@ -577,8 +577,26 @@ void fl_plan_write(fl_run *r) {
   fl_run_release(r);
 }
 
+/* Another run of this process may have written the context since r last
+ * saw it: r's copy follows only its own writes and the heads handed on
+ * with a turn, so a run that did not wait (it was waiting on a question,
+ * say) would plan on an old version, meet a conflict and read the head
+ * again. It plans on the newest head the context manager knows instead.
+ * A new context has no head yet; another process's write is still met
+ * as a conflict. */
+static void take_newer_head(fl_run *r) {
+  if (r->new_context || !r->e || !r->ctx) return;
+  const json_t *head =
+      sb_ctx_head_latest(r->e->o.ctx, r->tenant, r->context_id);
+  if (head && fl_int(head, "version") > fl_int(r->ctx, "version")) {
+    json_decref(r->ctx);
+    r->ctx = json_incref((json_t *)head);
+  }
+}
+
 static void plan_write(fl_run *r) {
   if (!ctx_turn(r)) return; /* written when its turn comes */
+  take_newer_head(r);
   fl_change *c = r->queue;
   sb_error err = {0};
   fl_write *w = sb_calloc(1, sizeof *w);

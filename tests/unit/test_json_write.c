@@ -109,16 +109,10 @@ static void compact_text_is_jansson_s(void **state) {
  * key too, where jansson 2.14 writes broken text ({":null}). */
 static void text_that_is_not_utf8_is_refused(void **state) {
   (void)state;
-  static const char *bad[] = {"\xc0\x80",
-                              "\xc1\xbf",
-                              "\xe0\x9f\xbf",
-                              "\xed\xa0\x80",
-                              "\xf4\x90\x80\x80",
-                              "\xf5\x80\x80\x80",
-                              "\xe2\x82",
-                              "\x80",
-                              "a\xff"
-                              "b"};
+  static const char *bad[] = {
+      "\xc0\x80",         "\xc1\xbf",         "\xe0\x9f\xbf", "\xed\xa0\x80",
+      "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xe2\x82",     "\x80",
+      "a\xff\x62"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     json_t *in_value = json_pack("{so}", "k", json_string_nocheck(bad[i]));
     assert_null(json_dumps(in_value, JSON_COMPACT));
