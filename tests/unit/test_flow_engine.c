@@ -1245,12 +1245,30 @@ static int all_done(void *ud) {
   return o[0].done && o[1].done && o[2].done;
 }
 
-/* Three runs of this engine wait their turn to write one context when a
- * writer outside the engine moves it: the run whose write meets the
- * conflict reads the head again and hands it on, so the runs after it
- * write on the new head. One outside write costs one conflict; once each
- * run waiting wrote against its old copy and conflicted in turn, and
- * with a writer that kept writing every run on the context stalled. */
+/* Three runs of "spin" started one after another on a new context, each
+ * of which has written it once (so the first's copy of it is two versions
+ * old), the engine's writes settled: made holds the context as created,
+ * ids the runs. */
+static void three_runs_on_one_context(env *v, ctx_read *made, char ids[3][64]) {
+  sb_error err = {0};
+  json_t *empty = json_object();
+  assert_int_equal(
+      sb_ctx_create_async(v->ctx, TENANT, empty, on_ctx, made, &err), 0);
+  json_decref(empty);
+  assert_true(run_until(&v->loop, flag_set, &made->done, TEST_WAIT_MS));
+  const char *cid = json_string_value(json_object_get(made->doc, "id"));
+  for (int i = 0; i < 3; i++) {
+    reply o = {0};
+    sb_flow_start s = {.tenant = TENANT, .workflow = "spin", .context_id = cid};
+    assert_int_equal(sb_flow_run_start(v->eng, &s, on_reply, &o, &err), 0);
+    assert_true(run_until(&v->loop, flag_set, &o.done, TEST_WAIT_MS));
+    assert_int_equal(o.rc, 0);
+    snprintf(ids[i], 64, "%s", json_string_value(json_object_get(o.run, "id")));
+    json_decref(o.run);
+  }
+  assert_true(run_until(&v->loop, writes_idle, v, TEST_WAIT_MS));
+}
+
 /* Three runs on one context, each having written it once: the first's
  * copy is two versions old. Going on, it plans on the newest head this
  * process knows, so none of them meets a conflict. */
@@ -1260,23 +1278,8 @@ static void test_runs_on_one_context_plan_on_its_newest_head(void **state) {
   env_up(&v, ask_then_wait());
   ctx_read made = {0};
   sb_error err = {0};
-  json_t *empty = json_object();
-  assert_int_equal(
-      sb_ctx_create_async(v.ctx, TENANT, empty, on_ctx, &made, &err), 0);
-  json_decref(empty);
-  assert_true(run_until(&v.loop, flag_set, &made.done, TEST_WAIT_MS));
-  const char *cid = json_string_value(json_object_get(made.doc, "id"));
   char ids[3][64];
-  for (int i = 0; i < 3; i++) {
-    reply o = {0};
-    sb_flow_start s = {.tenant = TENANT, .workflow = "spin", .context_id = cid};
-    assert_int_equal(sb_flow_run_start(v.eng, &s, on_reply, &o, &err), 0);
-    assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
-    assert_int_equal(o.rc, 0);
-    snprintf(ids[i], 64, "%s", json_string_value(json_object_get(o.run, "id")));
-    json_decref(o.run);
-  }
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  three_runs_on_one_context(&v, &made, ids);
   sb_flow_stats before;
   sb_flow_engine_stats(v.eng, &before);
   reply answered[3] = {{0}};
@@ -1298,29 +1301,21 @@ static void test_runs_on_one_context_plan_on_its_newest_head(void **state) {
   env_down(&v);
 }
 
+/* Three runs of this engine wait their turn to write one context when a
+ * writer outside the engine moves it: the run whose write meets the
+ * conflict reads the head again and hands it on, so the runs after it
+ * write on the new head. One outside write costs one conflict; once each
+ * run waiting wrote against its old copy and conflicted in turn, and
+ * with a writer that kept writing every run on the context stalled. */
 static void test_an_outside_write_costs_one_conflict(void **state) {
   (void)state;
   env v;
   env_up(&v, ask_then_wait());
   ctx_read made = {0};
   sb_error err = {0};
-  json_t *empty = json_object();
-  assert_int_equal(
-      sb_ctx_create_async(v.ctx, TENANT, empty, on_ctx, &made, &err), 0);
-  json_decref(empty);
-  assert_true(run_until(&v.loop, flag_set, &made.done, TEST_WAIT_MS));
-  const char *cid = json_string_value(json_object_get(made.doc, "id"));
   char ids[3][64];
-  for (int i = 0; i < 3; i++) {
-    reply o = {0};
-    sb_flow_start s = {.tenant = TENANT, .workflow = "spin", .context_id = cid};
-    assert_int_equal(sb_flow_run_start(v.eng, &s, on_reply, &o, &err), 0);
-    assert_true(run_until(&v.loop, flag_set, &o.done, TEST_WAIT_MS));
-    assert_int_equal(o.rc, 0);
-    snprintf(ids[i], 64, "%s", json_string_value(json_object_get(o.run, "id")));
-    json_decref(o.run);
-  }
-  assert_true(run_until(&v.loop, writes_idle, &v, TEST_WAIT_MS));
+  three_runs_on_one_context(&v, &made, ids);
+  const char *cid = json_string_value(json_object_get(made.doc, "id"));
   ctx_read head = {0};
   assert_int_equal(sb_ctx_get_async(v.ctx, TENANT, cid, 0, on_ctx, &head, &err),
                    0);
