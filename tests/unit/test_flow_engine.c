@@ -1293,6 +1293,7 @@ static void test_runs_on_one_context_plan_on_its_newest_head(void **state) {
     assert_string_equal(current0(answered[i].run), "w2");
     json_decref(answered[i].run);
   }
+  json_decref(yes);
   sb_flow_stats after;
   sb_flow_engine_stats(v.eng, &after);
   assert_int_equal(after.conflicts - before.conflicts, 0);
