@@ -274,6 +274,8 @@ struct json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
 size_t sb_json_dumpb(const struct json_t *json, char *buf, size_t size,
                      size_t flags);
 char *sb_json_dumps(const struct json_t *json, size_t flags);
+/* sb_json_dumps, with the text's length in *len (when len is not NULL). */
+char *sb_json_dumps_len(const struct json_t *json, size_t flags, size_t *len);
 /* The reader alone: the tree, or NULL where sb_json_loadb would ask
  * jansson (for tests and the differential fuzz target). */
 struct json_t *sb_json_read_fast(const char *text, size_t len, size_t flags);

@@ -321,6 +321,14 @@ size_t sb_json_dumpb(const json_t *json, char *buf, size_t size, size_t flags) {
 }
 
 char *sb_json_dumps(const json_t *json, size_t flags) {
+  return sb_json_dumps_len(json, flags, NULL);
+}
+
+char *sb_json_dumps_len(const json_t *json, size_t flags, size_t *len) {
+  /* Most texts fit the stack buffer: one exact allocation and a copy.
+   * json_dumps would grow its own buffer from 16 bytes by doubling and
+   * then duplicate it (a 220-byte message: six allocations). A longer one
+   * is dumped again straight into its exact allocation. */
   char stack[4096];
   size_t n = sb_json_dumpb(json, stack, sizeof stack, flags);
   if (n == 0) return NULL;
@@ -333,5 +341,6 @@ char *sb_json_dumps(const json_t *json, size_t flags) {
     return NULL;
   }
   s[n] = '\0';
+  if (len) *len = n;
   return s;
 }

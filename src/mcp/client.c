@@ -57,7 +57,8 @@ struct sb_mcp_client {
   sb_mcp_client_events ev;
   sb_mcp_client_era_pref era_pref;
   json_t *capabilities;
-  json_t *client_info; /* {name, version}, shared by every request's _meta */
+  json_t *client_info; /* {name, version}: initialize's, and shared by every
+                          modern request's _meta */
   uint64_t probe_timeout_ms;
   client_state state;
   int modern;
@@ -563,9 +564,9 @@ static void start_initialize(sb_mcp_client *c) {
   c->modern = 0;
   /* The probe's modern header must not reach a legacy initialize. */
   if (c->tr.set_header) c->tr.set_header(c->tr.t, "MCP-Protocol-Version", NULL);
-  json_t *p = json_pack("{sssOs{ssss}}", "protocolVersion", LEGACY_VERSION,
-                        "capabilities", c->capabilities, "clientInfo", "name",
-                        "switchboard", "version", SB_VERSION);
+  json_t *p =
+      json_pack("{sssOsO}", "protocolVersion", LEGACY_VERSION, "capabilities",
+                c->capabilities, "clientInfo", c->client_info);
   send_request(c, "initialize", p, timeout, NULL, on_initialized, c, 0);
 }
 

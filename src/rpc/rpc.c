@@ -257,24 +257,8 @@ json_t *sb_rpc_request_new(json_t *id, const char *method, json_t *params) {
 }
 
 char *sb_rpc_dump(const json_t *msg, size_t *len) {
-  /* Most messages fit the stack buffer: one exact allocation and a copy.
-   * json_dumps would grow its own buffer from 16 bytes by doubling and
-   * then duplicate it (a 220-byte message: six allocations). A longer one
-   * is dumped again straight into its exact allocation. */
-  char stack[4096];
-  size_t n = sb_json_dumpb(msg, stack, sizeof stack, JSON_COMPACT);
-  if (n == 0) return NULL; /* not an object or array, or out of memory */
-  char *s = sb_malloc(n + 1);
-  if (!s) return NULL;
-  if (n <= sizeof stack) {
-    memcpy(s, stack, n);
-  } else if (sb_json_dumpb(msg, s, n, JSON_COMPACT) != n) {
-    sb_free(s); /* cannot happen: the same value dumps to the same size */
-    return NULL;
-  }
-  s[n] = '\0';
-  if (len) *len = n;
-  return s;
+  /* NULL: not an object or array, or out of memory */
+  return sb_json_dumps_len(msg, JSON_COMPACT, len);
 }
 
 const char *sb_rpc_code_name(int code) {
