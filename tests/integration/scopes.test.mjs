@@ -316,7 +316,9 @@ describe('scopes per workflow and filtered lists', { timeout: 180000 }, () => {
       const answered = await rest.action(runs[who], 'answer', { step: 'first', answer: { ok: true } });
       assert.equal(answered.status, 200, answered.text);
     }
-    const plain = await runsClient(server.base, keys.gate).waitFor(runs.plain, ['failed', 'waiting']);
+    // Waited for as failed: the answer's transition is written first (the
+    // run waiting at "second"), the step's refusal in the next one.
+    const plain = await runsClient(server.base, keys.gate).waitFor(runs.plain, 'failed');
     assert.equal(plain.status, 'failed', JSON.stringify(plain));
     assert.equal(plain.error.code, 'forbidden', JSON.stringify(plain.error));
     assert.match(plain.error.message, /context requires scope "finance"/);
