@@ -176,9 +176,11 @@ int app_permit(const sb_principal *p, const char *permission, sb_error *err) {
  * "agents:<id>"; one by capability may reach any agent offering it, so it
  * needs "agents" (all of them). */
 int app_permit_agent(void *ud, sb_mcp_call *call, const char *agent) {
-  char perm[160];
-  snprintf(perm, sizeof perm, "agents%s%s", agent ? ":" : "",
-           agent ? agent : "");
+  char perm[160] = "agents";
+  if (agent) {
+    perm[6] = ':';
+    sb_strcopy(perm + 7, sizeof perm - 7, agent);
+  }
   return app_mcp_permit(call, perm);
 }
 

@@ -118,6 +118,12 @@ char *sb_strndup(const char *s, size_t n) {
   return d;
 }
 
+void sb_strcopy(char *dst, size_t cap, const char *s) {
+  size_t n = strnlen(s, cap - 1);
+  memcpy(dst, s, n);
+  dst[n] = '\0';
+}
+
 char *sb_strdup(const char *s) { return s ? sb_strndup(s, strlen(s)) : NULL; }
 
 void sb_strv_free(char **v) {

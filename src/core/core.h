@@ -69,6 +69,10 @@ char *sb_strdup(const char *s); /* caller frees with sb_free */
 /* Free a NULL-terminated array of strings and the array (v may be NULL). */
 void sb_strv_free(char **v);
 char *sb_strndup(const char *s, size_t n); /* caller frees with sb_free */
+/* Copy s into dst (cap > 0 bytes), cut short to fit and always ended with
+ * a zero: snprintf(dst, cap, "%s", s) without the format's cost, for hot
+ * paths. */
+void sb_strcopy(char *dst, size_t cap, const char *s);
 char *sb_asprintf(const char *fmt, ...)    /* caller frees with sb_free */
     __attribute__((format(printf, 1, 2)));
 

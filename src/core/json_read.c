@@ -265,14 +265,18 @@ typedef struct member {
 /* A key has been read: its value, into the object. */
 static int take_member(void *ud, const char *key, size_t len) {
   member *m = ud;
-  if (json_object_getn(m->obj, key, len)) return -1; /* jansson's call */
   skip_ws(m->r);
   if (m->r->p >= m->r->end || *m->r->p != ':') return -1;
   m->r->p++;
   skip_ws(m->r);
   json_t *v = read_value(m->r);
   if (!v) return -1;
-  return json_object_setn_new_nocheck(m->obj, key, len, v);
+  /* A duplicate key replaces the first one's value and leaves the size as
+   * it was: then the text is jansson's to judge (one hash of the key, not
+   * a lookup before the insertion as well). */
+  size_t size = json_object_size(m->obj);
+  if (json_object_setn_new_nocheck(m->obj, key, len, v) != 0) return -1;
+  return json_object_size(m->obj) == size + 1 ? 0 : -1;
 }
 
 static json_t *read_object(reader *r) {

@@ -101,6 +101,7 @@ struct sb_mcp_server {
   char *default_tenant;
   uv_loop_t *loop;
   char *name;
+  json_t *server_info; /* {name, version}, shared by every answer */
   char *instructions;
   uint64_t started_ms;
   sb_list sessions;  /* newest first */

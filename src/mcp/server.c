@@ -297,8 +297,10 @@ json_t *mcp_server_capabilities(sb_mcp_server *srv) {
                            : mcp_builtin_capabilities();
 }
 
+/* The one object every answer's serverInfo shares (never changed once
+ * made): a new reference. */
 json_t *mcp_server_info(sb_mcp_server *srv) {
-  return json_pack("{ssss}", "name", srv->name, "version", SB_VERSION);
+  return json_incref(srv->server_info);
 }
 
 /* A tool's result for a client of 2025-11-25 or earlier, whose
@@ -572,6 +574,9 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
       sb_strdup(opts->default_tenant ? opts->default_tenant : "default");
   srv->loop = opts->loop;
   srv->name = sb_strdup(opts->name ? opts->name : "switchboard");
+  srv->server_info =
+      srv->name ? json_pack("{ssss}", "name", srv->name, "version", SB_VERSION)
+                : NULL;
   srv->instructions = sb_strdup(
       opts->instructions
           ? opts->instructions
@@ -594,8 +599,8 @@ sb_mcp_server *sb_mcp_server_new(const sb_mcp_server_options *opts) {
       srv->builtin = NULL;
     }
   }
-  if (!srv->name || !srv->instructions || !srv->default_tenant ||
-      (!srv->builtin && !opts->no_builtins)) {
+  if (!srv->name || !srv->server_info || !srv->instructions ||
+      !srv->default_tenant || (!srv->builtin && !opts->no_builtins)) {
     sb_mcp_server_free(srv);
     return NULL;
   }
@@ -632,6 +637,7 @@ void sb_mcp_server_free(sb_mcp_server *srv) {
   mcp_builtin_free(srv->builtin);
   sb_free(srv->providers);
   sb_free(srv->name);
+  json_decref(srv->server_info);
   sb_free(srv->instructions);
   sb_free(srv->default_tenant);
   mcp_listen_counts_free(srv);
@@ -982,14 +988,14 @@ static void dispatch_one(sb_mcp_server *srv, sb_mcp_session *s,
   c->method = sb_strdup(m.method);
   c->modern = modern;
   if (modern) {
-    snprintf(c->version, sizeof c->version, "%s", modern_version);
+    sb_strcopy(c->version, sizeof c->version, modern_version);
     c->caps = json_incref(json_object_get(meta, SB_MCP_META_CLIENT_CAPS));
     json_t *lvl = json_object_get(meta, SB_MCP_META_LOG_LEVEL);
     c->log_level = lvl ? mcp_log_level_parse(json_string_value(lvl))
                        : MCP_LOG_NONE;
   } else {
-    snprintf(c->version, sizeof c->version, "%s",
-             s && s->initialized ? s->version : "");
+    sb_strcopy(c->version, sizeof c->version,
+               s && s->initialized ? s->version : "");
     c->caps = s && s->client_caps ? json_incref(s->client_caps) : json_object();
     c->log_level = s ? s->log_level : MCP_LOG_NONE;
   }

@@ -49,43 +49,73 @@ static void on_written(uv_write_t *req, int status) {
   sb_free(w);
 }
 
-static int stdio_write(sb_mcp_out *out, json_t *msg, int final) {
-  sb_stdio_server *s = out->data;
-  if (!s->stdout_stream && !s->stdout_is_file) return SB_ECANCELED;
-  if (!msg) return 0; /* a request that ends with nothing to say */
-  size_t len = 0;
-  char *text = sb_rpc_dump(msg, &len);
-  if (!text) return SB_ENOMEM;
-  char *line = sb_realloc(text, len + 1);
-  if (!line) {
-    sb_free(text);
-    return SB_ENOMEM;
+/* Write len bytes to a regular file's stdout: plain blocking writes. */
+static int write_file(const char *data, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(STDOUT_FILENO, data + off, len - off);
+    if (n < 0) break;
+    off += (size_t)n;
   }
-  line[len] = '\n';
-  if (s->stdout_is_file) {
-    size_t off = 0;
-    while (off < len + 1) {
-      ssize_t n = write(STDOUT_FILENO, line + off, len + 1 - off);
-      if (n < 0) break;
-      off += (size_t)n;
-    }
-    sb_free(line);
-    return off == len + 1 ? 0 : SB_EIO;
-  }
+  return off == len ? 0 : SB_EIO;
+}
+
+/* Queue what the stream did not take at once, in an allocation of its own
+ * that on_written frees. */
+static int queue_rest(sb_stdio_server *s, const char *data, size_t len) {
   write_req *w = sb_calloc(1, sizeof *w);
-  if (!w) {
-    sb_free(line);
+  char *copy = sb_malloc(len);
+  if (!w || !copy) {
+    sb_free(w);
+    sb_free(copy);
     return SB_ENOMEM;
   }
-  w->data = line;
-  uv_buf_t buf = uv_buf_init(line, (unsigned)(len + 1));
-  int rc = uv_write(&w->req, s->stdout_stream, &buf, 1, on_written);
-  if (rc < 0) {
-    sb_free(line);
+  memcpy(copy, data, len);
+  w->data = copy;
+  uv_buf_t buf = uv_buf_init(copy, (unsigned)len);
+  if (uv_write(&w->req, s->stdout_stream, &buf, 1, on_written) < 0) {
+    sb_free(copy);
     sb_free(w);
     return SB_EIO;
   }
   return 0;
+}
+
+static int stdio_write(sb_mcp_out *out, json_t *msg, int final) {
+  sb_stdio_server *s = out->data;
+  if (!s->stdout_stream && !s->stdout_is_file) return SB_ECANCELED;
+  if (!msg) return 0; /* a request that ends with nothing to say */
+  /* Most messages fit the stack: dumped there and written from there,
+   * and only what the pipe does not take at once is copied on. A longer
+   * one is dumped into an allocation. */
+  char stack[4096];
+  size_t len = sb_json_dumpb(msg, stack, sizeof stack - 1, JSON_COMPACT);
+  char *line = stack, *heap = NULL;
+  if (len == 0 || len > sizeof stack - 1) {
+    if (!(heap = sb_rpc_dump(msg, &len))) return SB_ENOMEM;
+    if (!(line = sb_realloc(heap, len + 1))) {
+      sb_free(heap);
+      return SB_ENOMEM;
+    }
+    heap = line;
+  }
+  line[len++] = '\n';
+  int rc = 0;
+  if (s->stdout_is_file) {
+    rc = write_file(line, len);
+  } else {
+    /* uv_try_write refuses while earlier bytes still wait in libuv's
+     * queue, which keeps the order. */
+    uv_buf_t buf = uv_buf_init(line, (unsigned)len);
+    int n = uv_try_write(s->stdout_stream, &buf, 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0)
+      rc = SB_EIO;
+    else if ((size_t)n < len)
+      rc = queue_rest(s, line + n, len - (size_t)n);
+  }
+  sb_free(heap);
+  return rc;
 }
 
 static void process_line(sb_stdio_server *s, const char *data, size_t len) {

@@ -7,6 +7,7 @@
  */
 #include "rpc/rpc.h"
 
+#include <pthread.h>
 #include <string.h>
 
 /* Depth of the deepest array/object nesting, or -1 once it passes max.
@@ -172,10 +173,18 @@ int sb_rpc_classify(json_t *msg, sb_rpc_msg *out, sb_error *err) {
 /* The builders check every insertion: under memory pressure jansson's setters
  * fail quietly, and a message missing "jsonrpc" or "code" must never go out
  * in place of a NULL the caller can handle. */
+static json_t *jsonrpc_version; /* "2.0", one value every message shares */
+static pthread_once_t jsonrpc_version_once = PTHREAD_ONCE_INIT;
+
+static void make_jsonrpc_version(void) { jsonrpc_version = json_string("2.0"); }
+
 static json_t *envelope(json_t *id) {
+  pthread_once(&jsonrpc_version_once, make_jsonrpc_version);
   json_t *m = json_object();
   if (!m) return NULL;
-  if (json_object_set_new(m, "jsonrpc", json_string("2.0")) != 0 ||
+  json_t *version =
+      jsonrpc_version ? json_incref(jsonrpc_version) : json_string("2.0");
+  if (json_object_set_new(m, "jsonrpc", version) != 0 ||
       (id && json_object_set(m, "id", id) != 0)) {
     json_decref(m);
     return NULL;

@@ -16,6 +16,7 @@ static void expect_param(const char *challenge, const char *name,
                          const char *want) {
   char *got = NULL;
   int rc = sb_gateway_oauth_challenge_param(challenge, name, &got);
+  if (!challenge) challenge = "(none)"; /* for the messages below */
   if (!want) {
     if (rc != 0) fail_msg("%s in [%s]: got \"%s\"", name, challenge, got);
     assert_null(got);
