@@ -387,12 +387,14 @@ sb_app_pending sb_app_drain(sb_app *app) {
    * only after the restart: they are answered with the run as it is. */
   app_flow_tools_drain(app);
   p.requests = app->http ? sb_http_server_drain(app->http) : 0;
+  p.requests += (size_t)sb_stdio_server_busy(app->stdio);
   return p;
 }
 
 sb_app_pending sb_app_busy(const sb_app *app) {
   sb_app_pending p = {.steps = sb_flow_engine_busy(app->flow)};
   p.requests = app->http ? sb_http_server_busy(app->http) : 0;
+  p.requests += (size_t)sb_stdio_server_busy(app->stdio);
   return p;
 }
 

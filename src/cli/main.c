@@ -264,12 +264,6 @@ typedef struct serve_state {
   uint64_t drain_until;
 } serve_state;
 
-static void on_stdio_eof(void *ud) {
-  serve_state *st = ud;
-  SB_INFO("cli", "stdin closed; stopping");
-  uv_stop(&st->loop);
-}
-
 /* "N request(s)", "N workflow step(s)" or both: what a drain waits for. */
 static const char *pending_text(char *buf, size_t cap, sb_app_pending p) {
   char steps[64];
@@ -305,13 +299,50 @@ static void on_drain_tick(uv_timer_t *t) {
 
 /* What subscription streams get, without a grace, to carry their end. */
 #define LISTEN_END_MS 1000
+/* How long requests read before stdin's end may take to be answered when
+ * server.shutdown_grace_ms is 0. */
+#define STDIN_END_GRACE_MS 10000
+
+/* Stop once what sb_app_drain reported is done, or grace_ms is over. */
+static void start_drain(serve_state *st, sb_app_pending busy, int grace_ms) {
+  st->draining = 1;
+  st->drain_steps = busy.steps > 0;
+  st->drain_until = uv_now(&st->loop) + (uint64_t)grace_ms;
+  uv_timer_init(&st->loop, &st->drain);
+  st->drain.data = st;
+  uv_timer_start(&st->drain, on_drain_tick, 20, 20);
+}
+
+/* stdin's end: the client is done. The requests it sent are still
+ * answered (within server.shutdown_grace_ms, or STDIN_END_GRACE_MS), as
+ * `cat requests.jsonl | switchboard serve --stdio` expects; then the
+ * server stops. A signal stops it at once. */
+static void on_stdio_eof(void *ud) {
+  serve_state *st = ud;
+  if (st->draining || st->stop_signal) return;
+  sb_app_pending busy = st->app ? sb_app_drain(st->app) : (sb_app_pending){0};
+  if (!busy.requests && !busy.steps) {
+    SB_INFO("cli", "stdin closed; stopping");
+    uv_stop(&st->loop);
+    return;
+  }
+  int grace = st->grace_ms > 0 ? st->grace_ms : STDIN_END_GRACE_MS;
+  char what[128];
+  SB_INFO("cli",
+          "stdin closed; stopping once %s under way are %s (within %d ms; "
+          "a signal stops at once)",
+          pending_text(what, sizeof what, busy),
+          busy.requests ? "answered" : "stored", grace);
+  start_drain(st, busy, grace);
+}
 
 /* SIGINT, SIGTERM: stop; with server.shutdown_grace_ms, the requests under
- * way first finish (within it). A second signal stops at once. */
+ * way first finish (within it). A second signal, or one during the drain
+ * after stdin's end, stops at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   serve_state *st = h->data;
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
-  int first = !st->stop_signal;
+  int first = !st->stop_signal && !st->draining;
   st->stop_signal = signum;
   /* Subscriptions end with a result saying so (sb_app_drain): without a
    * grace their streams still get a moment to carry it. */
@@ -331,12 +362,7 @@ static void on_signal(uv_signal_t *h, int signum) {
               "ms; a second signal stops at once)",
               name, pending_text(what, sizeof what, busy),
               busy.requests ? "answered" : "stored", grace);
-      st->draining = 1;
-      st->drain_steps = busy.steps > 0;
-      st->drain_until = uv_now(&st->loop) + (uint64_t)grace;
-      uv_timer_init(&st->loop, &st->drain);
-      st->drain.data = st;
-      uv_timer_start(&st->drain, on_drain_tick, 20, 20);
+      start_drain(st, busy, grace);
       return;
     }
   }

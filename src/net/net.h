@@ -21,8 +21,10 @@
 typedef struct sb_stdio_server sb_stdio_server;
 
 /* Serve MCP on this process's stdin/stdout. When stdin reaches EOF the
- * transport stops reading, cancels in-flight calls and calls on_eof (may be
- * NULL) so the caller can stop the loop. */
+ * transport stops reading and calls on_eof (may be NULL); the requests
+ * already read are still answered until sb_stdio_server_stop (which
+ * cancels those left), so the caller can wait for them
+ * (sb_stdio_server_busy) before it stops the loop. */
 sb_stdio_server *sb_stdio_server_start(uv_loop_t *loop, sb_mcp_server *srv,
                                        void (*on_eof)(void *ud), void *ud,
                                        sb_error *err);
@@ -33,6 +35,9 @@ sb_stdio_server *sb_stdio_server_start_paused(uv_loop_t *loop,
                                               void (*on_eof)(void *ud),
                                               void *ud, sb_error *err);
 void sb_stdio_server_resume(sb_stdio_server *s);
+/* 1 while a request read from stdin is unanswered or an answer is still
+ * being written to stdout. */
+int sb_stdio_server_busy(const sb_stdio_server *s);
 void sb_stdio_server_stop(sb_stdio_server *s);
 
 typedef struct sb_http_server sb_http_server;

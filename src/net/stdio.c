@@ -247,8 +247,16 @@ static void stop_input(sb_stdio_server *s) {
   if (s->stopping) return;
   s->stopping = 1;
   if (s->in) uv_read_stop(s->in);
-  sb_mcp_out_detach(&s->out);
+  /* The requests already read are still answered; the owner decides how
+   * long to wait for them (sb_stdio_server_busy) before it stops. */
   if (s->on_eof) s->on_eof(s->ud);
+}
+
+int sb_stdio_server_busy(const sb_stdio_server *s) {
+  if (!s) return 0;
+  return sb_mcp_out_busy(&s->out) ||
+         (s->stdout_stream &&
+          uv_stream_get_write_queue_size(s->stdout_stream) > 0);
 }
 
 /* Open fd as a libuv stream; *out stays NULL for a regular file. */

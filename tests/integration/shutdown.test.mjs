@@ -3,16 +3,18 @@
 // connection is answered 503 with Connection: close, and the requests
 // under way finish before the process exits 0; past the grace, or on a
 // second signal, what is left is cut off; workflow runs send no new step
-// in the drain. Real calls to real agents (the flaky and flow agents,
+// in the drain. When stdin ends (serve --stdio), the requests already read
+// are answered before the exit. Real calls to real agents (the flaky and flow agents,
 // official 1.x SDK, stdio) through a real switchboard.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { startHttpServer } from './lib/harness.mjs';
+import { DEADLINE_MS, startHttpServer, switchboardBin, tempStorePath, withDeadline } from './lib/harness.mjs';
 import { connect, flakyAgent, pollUntil } from '../agents/agents_lib.mjs';
 import { callsReceived, flowAgent, runsClient, writeFlowConfig } from './lib/flows.mjs';
 
@@ -265,3 +267,87 @@ for (const era of ['modern', 'legacy']) {
     }
   });
 }
+
+/**
+ * serve --stdio with the flaky agent and this grace: `messages` are written
+ * and stdin is ended at once. {proc, answers (by id), stderr, exited}; the
+ * answers fill in as stdout is read.
+ */
+function stdioSession(graceMs, messages) {
+  const cfg = `${process.env.TMPDIR || '/tmp'}/sb-shutdown-stdio-${process.pid}-${graceMs}.yaml`;
+  writeFileSync(cfg, [
+    'server:', `  shutdown_grace_ms: ${graceMs}`,
+    'agents:', `  - ${JSON.stringify(flakyAgent('desk', 'D'))}`,
+  ].join('\n') + '\n');
+  const proc = spawn(switchboardBin(), ['serve', '--stdio', '--config', cfg, '--store', tempStorePath()],
+    { stdio: ['pipe', 'pipe', 'pipe'] });
+  const s = { proc, answers: new Map(), stderr: '' };
+  let pending = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => {
+    pending += d;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const msg = JSON.parse(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+      if (msg.id !== undefined) s.answers.set(msg.id, msg);
+    }
+  });
+  proc.stderr.setEncoding('utf8').on('data', (d) => { s.stderr += d; });
+  s.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  proc.stdin.end(messages.map((m) => JSON.stringify(m)).join('\n') + '\n');
+  return s;
+}
+
+const stdioOpening = [
+  { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'shutdown-test', version: '1' } } },
+  { jsonrpc: '2.0', method: 'notifications/initialized' },
+];
+const callTool = (id, name, args) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+
+test('stdin closed: the requests already read are answered, a long answer whole, then exit 0', async () => {
+  const intent = 'x'.repeat(300000); // the answer carries it twice: more than a pipe holds
+  const s = stdioSession(0, [
+    ...stdioOpening,
+    callTool(2, 'desk__slow', { ms: 300 }),
+    callTool(3, 'context_create', { data: { conversation: { intent } } }),
+    { jsonrpc: '2.0', id: 4, method: 'ping' },
+  ]);
+  try {
+    const exit = await withDeadline(s.exited, DEADLINE_MS, 'the exit after stdin ends');
+    assert.deepEqual(exit, { code: 0, signal: null }, s.stderr);
+    assert.deepEqual([...s.answers.keys()].sort(), [1, 2, 3, 4]);
+    assert.match(JSON.stringify(s.answers.get(2).result), /D slept 300 ms/);
+    const created = s.answers.get(3).result;
+    assert.ok(!created.isError, JSON.stringify(created).slice(0, 300));
+    assert.equal(created.structuredContent.data.conversation.intent, intent);
+    assert.match(s.stderr, /stdin closed; stopping once 1 request\(s\) under way are answered \(within 10000 ms/);
+    assert.match(s.stderr, /every request answered; stopping/);
+  } finally {
+    s.proc.kill('SIGKILL');
+  }
+});
+
+test('stdin closed: past shutdown_grace_ms, or on a signal, the rest is cut off', async () => {
+  for (const how of ['grace', 'signal']) {
+    const s = stdioSession(how === 'grace' ? 300 : 600000, [...stdioOpening, callTool(2, 'desk__hang', {})]);
+    try {
+      if (how === 'signal') {
+        await withDeadline(new Promise((resolve) => {
+          const check = () => (/stdin closed; stopping once/.test(s.stderr) ? resolve() : s.proc.stderr.once('data', check));
+          check();
+        }), DEADLINE_MS, 'the drain after stdin ends');
+        s.proc.kill('SIGTERM');
+      }
+      const exit = await withDeadline(s.exited, DEADLINE_MS, `the exit (${how})`);
+      assert.deepEqual(exit, { code: 0, signal: null }, `${how}: ${s.stderr}`);
+      assert.ok(s.answers.has(1), how);
+      assert.ok(!s.answers.has(2), `${how}: the hung call has no answer`);
+      if (how === 'grace')
+        assert.match(s.stderr, /shutdown_grace_ms is over with 1 request\(s\) under way: they are cut off/);
+      else
+        assert.match(s.stderr, /received SIGTERM; stopping/);
+    } finally {
+      s.proc.kill('SIGKILL');
+    }
+  }
+});
