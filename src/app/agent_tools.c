@@ -205,6 +205,9 @@ static int call_tool(void *ud, sb_mcp_call *call, const char *name,
   agent_tools *t = ud;
   sb_app *app = t->app;
   sb_error err = {0};
+  /* Every call of an agent's own tool passes here first: it leaves at
+   * once, without a look through this provider's definitions. */
+  if (strncmp(name, "agents_", 7) != 0) return 0;
   int changes = strcmp(name, "agents_register") == 0 ||
                 strcmp(name, "agents_remove") == 0;
   if (changes && !sb_config_is_admin(app->cfg, sb_mcp_call_tenant(call))) {
