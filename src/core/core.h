@@ -283,6 +283,11 @@ char *sb_json_dumps_len(const struct json_t *json, size_t flags, size_t *len);
 /* The reader alone: the tree, or NULL where sb_json_loadb would ask
  * jansson (for tests and the differential fuzz target). */
 struct json_t *sb_json_read_fast(const char *text, size_t len, size_t flags);
+/* The same, declining as well text that nests deeper than max_depth
+ * levels (the top-level object or array is level 1): a tree it returns is
+ * known to be that shallow, with no scan of the text beforehand. */
+struct json_t *sb_json_read_fast_within(const char *text, size_t len,
+                                        size_t flags, int max_depth);
 
 /* ---- intrusive doubly-linked list ------------------------------------ */
 /* A link embedded in each element and a list of {head, tail}: push and

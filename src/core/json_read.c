@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/json_text.h"
 
 enum {
   READ_MAX_DEPTH = 256, /* deeper: jansson's (recursive, 2048 levels) */
@@ -44,38 +45,13 @@ enum {
 
 typedef struct reader {
   const unsigned char *p, *end;
-  int depth;
+  int depth, max_depth;
 } reader;
 
 static void skip_ws(reader *r) {
   while (r->p < r->end &&
          (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
     r->p++;
-}
-
-/* Length of the valid UTF-8 sequence at p (its first byte >= 0x80), or 0:
- * RFC 3629, no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end) {
-  unsigned c = p[0];
-  size_t n;
-  unsigned min;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2, min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3, min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if ((size_t)(end - p) < n) return 0;
-  unsigned cp = c & (0x3F >> (n - 1));
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
 }
 
 static int hex4(const unsigned char *p, unsigned *out) {
@@ -170,8 +146,7 @@ static int read_string(reader *r, string_cb take, void *ud) {
   int escaped = 0;
   for (;;) {
     /* the common bytes first: printable ASCII but the quote and backslash */
-    while (p < r->end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-      p++;
+    p += json_text_plain_run(p, (size_t)(r->end - p));
     if (p >= r->end) return -1;
     if (*p == '"') break;
     if (*p == '\\') {
@@ -179,7 +154,7 @@ static int read_string(reader *r, string_cb take, void *ud) {
       escaped = 1;
       p += 2;
     } else if (*p >= 0x80) {
-      size_t n = utf8_seq(p, r->end);
+      size_t n = json_text_utf8_len(p, (size_t)(r->end - p));
       if (!n) return -1;
       p += n;
     } else {
@@ -343,7 +318,7 @@ static json_t *read_value(reader *r) {
   switch (*r->p) {
   case '{':
   case '[':
-    if (++r->depth > READ_MAX_DEPTH) return NULL;
+    if (++r->depth > r->max_depth) return NULL;
     v = *r->p == '{' ? read_object(r) : read_array(r);
     r->depth--;
     return v;
@@ -356,10 +331,15 @@ static json_t *read_value(reader *r) {
 }
 
 json_t *sb_json_read_fast(const char *text, size_t len, size_t flags) {
+  return sb_json_read_fast_within(text, len, flags, READ_MAX_DEPTH);
+}
+
+json_t *sb_json_read_fast_within(const char *text, size_t len, size_t flags,
+                                 int max_depth) {
   if (flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY))
     return NULL;
-  reader r = {(const unsigned char *)text, (const unsigned char *)text + len,
-              0};
+  reader r = {(const unsigned char *)text, (const unsigned char *)text + len, 0,
+              max_depth < READ_MAX_DEPTH ? max_depth : READ_MAX_DEPTH};
   skip_ws(&r);
   if (r.p >= r.end) return NULL;
   if (!(flags & JSON_DECODE_ANY) && *r.p != '{' && *r.p != '[') return NULL;

@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/json_text.h"
 
 /* The longest real jansson writes: "-2.2250738585072014e-308". */
 enum { REAL_MAX = 32, LONG_REAL_DIGITS = 17 };
@@ -138,47 +139,16 @@ static void put_byte(dump_out *o, char c) {
   o->len++;
 }
 
-/* The length of the valid UTF-8 sequence at p (n > 0 bytes, p[0] >=
- * 0x80), or 0: jansson's rules (no overlong forms, no surrogates, nothing
- * past U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *p, size_t n) {
-  unsigned char c = p[0];
-  size_t k;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    k = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    k = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < k) return 0;
-  for (size_t i = 1; i < k; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3F);
-  }
-  if (k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
-  if (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
-  return k;
-}
-
 static int write_string(dump_out *o, const char *text, size_t n) {
   const unsigned char *s = (const unsigned char *)text;
   size_t run = 0, i = 0;
   put_byte(o, '"');
   while (i < n) {
+    i += json_text_plain_run(s + i, n - i);
+    if (i == n) break;
     unsigned char c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      i++;
-      continue;
-    }
     if (c >= 0x80) {
-      size_t k = utf8_sequence(s + i, n - i);
+      size_t k = json_text_utf8_len(s + i, n - i);
       if (k == 0) return -1;
       i += k;
       continue;

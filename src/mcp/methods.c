@@ -685,7 +685,9 @@ static void handle_complete(sb_mcp_server *srv, sb_mcp_call *c) {
                    NULL);
 }
 
+/* Looked up in this order: the most frequent first. */
 static const mcp_method_def methods[] = {
+    {"tools/call", MCP_ERA_BOTH, handle_tools_call},
     {"server/discover", MCP_ERA_MODERN, handle_discover},
     {"subscriptions/listen", MCP_ERA_MODERN, handle_listen},
     {"initialize", MCP_ERA_LEGACY, handle_initialize},
@@ -694,7 +696,6 @@ static const mcp_method_def methods[] = {
     {"resources/subscribe", MCP_ERA_LEGACY, handle_sub_on},
     {"resources/unsubscribe", MCP_ERA_LEGACY, handle_sub_off},
     {"tools/list", MCP_ERA_BOTH, handle_tools_list},
-    {"tools/call", MCP_ERA_BOTH, handle_tools_call},
     {"resources/list", MCP_ERA_BOTH, handle_resources_list},
     {"resources/templates/list", MCP_ERA_BOTH, handle_templates_list},
     {"resources/read", MCP_ERA_BOTH, handle_resources_read},

@@ -1,8 +1,10 @@
 /* rpc.c: JSON-RPC 2.0 parsing, validation and message builders.
  *
- * Hostile input is bounded before a tree is built: the byte limit and the
- * nesting depth are checked by a single scan over the raw text (strings
- * skipped), so a 4 MiB "[[[[..." never reaches jansson's recursive parser.
+ * Hostile input is bounded before a tree is built: the byte limit first;
+ * the nesting depth by the reader itself (sb_json_read_fast_within), or,
+ * for text it leaves to jansson, by a single scan over the raw text
+ * (strings skipped), so a 4 MiB "[[[[..." never reaches jansson's
+ * recursive parser.
  * Duplicate object keys are rejected by jansson itself.
  */
 #include "rpc/rpc.h"
@@ -52,13 +54,21 @@ static int parse_bounded(const char *data, size_t len,
     return sb_error_set(err, SB_RPC_INVALID_REQUEST,
                         "message of %zu bytes exceeds the limit of %zu bytes",
                         len, max_bytes);
+  /* Most messages are read by our reader, which keeps to the depth limit
+   * itself; what it declines is scanned for depth before jansson (whose
+   * parser recurses) reads it. */
+  json_t *root = sb_json_read_fast_within(
+      data, len, JSON_REJECT_DUPLICATES | flags, max_depth);
+  if (root) {
+    *out = root;
+    return 0;
+  }
   if (scan_depth(data, len, max_depth) < 0)
     return sb_error_set(err, SB_RPC_INVALID_REQUEST,
                         "message nests deeper than the limit of %d levels",
                         max_depth);
   json_error_t jerr;
-  json_t *root =
-      sb_json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
+  root = sb_json_loadb(data, len, JSON_REJECT_DUPLICATES | flags, &jerr);
   if (!root) {
     sb_error_set(err, SB_RPC_PARSE_ERROR,
                  "invalid JSON at line %d column %d: %s", jerr.line,

@@ -183,6 +183,26 @@ static void deep_nesting_goes_to_jansson(void **state) {
   declines(text, RPC_FLAGS);
 }
 
+static void depth_limit_declines_deeper_text(void **state) {
+  (void)state;
+  const char *three = "{\"a\":[{\"b\":1}]}";
+  json_t *v = sb_json_read_fast_within(three, strlen(three), RPC_FLAGS, 3);
+  assert_non_null(v);
+  assert_same_tree(three, strlen(three), v, RPC_FLAGS);
+  json_decref(v);
+  assert_null(sb_json_read_fast_within(three, strlen(three), RPC_FLAGS, 2));
+  assert_null(sb_json_read_fast_within(three, strlen(three), RPC_FLAGS, 0));
+  /* a limit past the reader's own (256) is the reader's */
+  char text[602];
+  memset(text, '[', 300);
+  memset(text + 300, ']', 300);
+  assert_null(sb_json_read_fast_within(text, 600, RPC_FLAGS, 1000));
+  v = sb_json_read_fast_within(text + 44, 512, RPC_FLAGS, 1000); /* 256 */
+  assert_non_null(v);
+  json_decref(v);
+  assert_null(sb_json_read_fast_within(text + 44, 512, RPC_FLAGS, 255));
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -190,6 +210,7 @@ int main(void) {
       cmocka_unit_test(long_escaped_string_decodes_off_the_stack),
       cmocka_unit_test(declines_what_jansson_must_answer),
       cmocka_unit_test(deep_nesting_goes_to_jansson),
+      cmocka_unit_test(depth_limit_declines_deeper_text),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
