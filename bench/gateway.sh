@@ -25,7 +25,10 @@
 # between two processes on this machine (libuv on both sides over pipes,
 # as switchboard and the agent are; also blocking reads, a socketpair, and
 # one side spinning instead of sleeping), which no relay through a second
-# process can beat. Writes bench/results/gateway-<stamp>.json and .md,
+# process can beat; and the CPU each call cost switchboard and the agent at
+# 1 connection (every thread's run time from /proc/PID/task/*/schedstat,
+# over the calls made), which does not move with how fast idle CPUs wake
+# as the latency does. Writes bench/results/gateway-<stamp>.json and .md,
 # where <stamp> is the UTC start, YYYY-MM-DDTHHMMZ, and after a --quick run
 # the start followed by -quick (gateway-<start>-quick.json and .md, which
 # git ignores).
@@ -291,6 +294,18 @@ agent_calls() {
     sed -n 's/.*"callsOk":\([0-9]*\),"callsFailed":\([0-9]*\).*/\1 \2/p'
 }
 
+# cpu_ns PID: CPU time the process has had, all its threads, in ns (the
+# first field of each /proc/PID/task/*/schedstat: exact, not tick-sampled).
+cpu_ns() {
+  local f ns sum=0
+  for f in /proc/"$1"/task/*/schedstat; do
+    read -r ns _ <"$f" 2>/dev/null && sum=$((sum + ns))
+  done
+  echo "$sum"
+}
+# The echo agent's process: switchboard's one child.
+agent_pid() { pgrep -P "$sb_pid" | head -n1; }
+
 # ---- runs ---------------------------------------------------------------
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -327,17 +342,29 @@ echo "  CPU idle: $idle_text"
 echo
 printf '%-20s %6s | %9s %9s %9s\n' target conns "req/s" "p50 ms" "p99 ms"
 printf -- '---------------------------+------------------------------\n'
-declare -A R P50US P99US FLOOR
+declare -A R P50US P99US FLOOR CPU_SB CPU_AGENT
 
 # measure NAME CONNS KEY: one wrk run of target NAME, its answers checked
 # before and after and its agent calls counted; figures kept under KEY.
+# For switchboard at 1 connection, also the CPU each call cost switchboard
+# and the agent (CPU_SB, CPU_AGENT, in µs): unlike the latency it does not
+# move with how fast idle CPUs wake.
 measure() {
   local n=$1 c=$2 key=$3 calls_before="" ok0 failed0 ok1 failed1
+  local apid="" sb0=0 ag0=0
   [[ $n == sb-mcp || $n == sb-legacy ]] && calls_before=$(agent_calls)
   check_echo "$n"
+  if [[ $n == sb-* && $c == 1 ]]; then
+    apid=$(agent_pid)
+    sb0=$(cpu_ns "$sb_pid") ag0=$(cpu_ns "$apid")
+  fi
   export GW_TOOL=${t_tool[$n]} GW_SESSION=${t_session[$n]}
   run_wrk "$n" "$c" "${t_url[$n]}" "$lua"
   unset GW_TOOL GW_SESSION
+  if [[ -n $apid ]] && ((requests > 0)); then
+    CPU_SB[$key]=$(awk -v a="$sb0" -v b="$(cpu_ns "$sb_pid")" -v n="$requests" 'BEGIN { printf "%.1f", (b - a) / n / 1000 }')
+    CPU_AGENT[$key]=$(awk -v a="$ag0" -v b="$(cpu_ns "$apid")" -v n="$requests" 'BEGIN { printf "%.1f", (b - a) / n / 1000 }')
+  fi
   check_echo "$n"
   ((requests > 0)) || failures+=("$n at $c connections: no responses")
   ((non2xx == 0)) || failures+=("$n at $c connections: $non2xx of $requests responses were not 2xx")
@@ -432,6 +459,13 @@ echo "floor (bench/pipe_rtt, a bare round trip between two processes, p50):" \
   "blocking reads ${FLOOR[blocking]} us, one side spinning ${FLOOR[spin]} us"
 echo "agent hop over the floor (sb-mcp hop minus libuv pipes): ${over_floor} us"
 echo "CPU idle: $idle_text"
+# cpu_row NAME KEY: "switchboard / agent / both" µs per call at 1 connection
+cpu_row() {
+  awk -v s="${CPU_SB[$2]:-0}" -v a="${CPU_AGENT[$2]:-0}" -v n="$1" \
+    'BEGIN { printf "%s: switchboard %.1f, agent %.1f, both %.1f", n, s, a, s + a }'
+}
+echo "CPU per call at 1 connection (us, all threads):" \
+  "$(cpu_row sb-builtin sb-builtin,1); $(cpu_row sb-mcp sb-mcp,1); $(cpu_row sb-legacy sb-legacy,1)"
 if ((idle_held)); then
   hop_m_us=$((P50US[sb-mcp,1,machine] - P50US[sb-builtin,1,machine]))
   hop_m_legacy_us=$((P50US[sb-legacy,1,machine] - P50US[sb-builtin,1,machine]))
@@ -500,14 +534,23 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   printf '  "floorP50Us": {"uvPipes": %s, "uvSocketpair": %s, "blocking": %s, "spin": %s},\n' \
     "${FLOOR[uv]}" "${FLOOR[uv-sock]}" "${FLOOR[blocking]}" "${FLOOR[spin]}"
   printf '  "agentHopOverFloorUs": %s,\n' "$over_floor"
+  printf '  "cpuUsPerCallAt1": {'
+  first=1
+  for n in sb-builtin sb-mcp sb-legacy; do
+    ((first)) || printf ', '
+    first=0
+    printf '"%s": {"switchboard": %s, "agent": %s}' "$n" "${CPU_SB[$n,1]:-null}" "${CPU_AGENT[$n,1]:-null}"
+  done
+  printf '},\n'
   if ((idle_held)); then
     printf '  "machineIdle": {"runs": ['
     first=1
     for n in sb-builtin sb-mcp sb-legacy; do
       ((first)) || printf ', '
       first=0
-      printf '{"target": "%s", "connections": 1, "rps": %d, "p50Us": %d, "p99Us": %d}' \
-        "$n" "${R[$n,1,machine]}" "${P50US[$n,1,machine]}" "${P99US[$n,1,machine]}"
+      printf '{"target": "%s", "connections": 1, "rps": %d, "p50Us": %d, "p99Us": %d, "cpuUsPerCall": {"switchboard": %s, "agent": %s}}' \
+        "$n" "${R[$n,1,machine]}" "${P50US[$n,1,machine]}" "${P99US[$n,1,machine]}" \
+        "${CPU_SB[$n,1,machine]:-null}" "${CPU_AGENT[$n,1,machine]:-null}"
     done
     printf '], "agentHopUs": {"sbMcp": %d, "sbLegacy": %d},' "$hop_m_us" "$hop_m_legacy_us"
     printf ' "floorP50Us": {"uvPipes": %s, "uvSocketpair": %s, "blocking": %s, "spin": %s}},\n' \
@@ -558,13 +601,24 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     "socketpair ${FLOOR[uv-sock]} µs, blocking reads ${FLOOR[blocking]} µs, one side spinning" \
     "${FLOOR[spin]} µs. The sb-mcp hop is ${over_floor} µs over the libuv floor."
   echo
+  echo "CPU per call at 1 connection (µs, every thread, from /proc/PID/task/*/schedstat; the agent's" \
+    "is 0 for the built-in echo, which does not reach it):"
+  echo
+  echo "| target | switchboard | agent | both |"
+  echo "|---|---:|---:|---:|"
+  for n in sb-builtin sb-mcp sb-legacy; do
+    echo "| $n | ${CPU_SB[$n,1]} | ${CPU_AGENT[$n,1]} |" \
+      "$(awk -v s="${CPU_SB[$n,1]:-0}" -v a="${CPU_AGENT[$n,1]:-0}" 'BEGIN { printf "%.1f", s + a }') |"
+  done
+  echo
   if ((idle_held)); then
     echo "With the machine's own CPU idle ($idle_machine), right after the matrix, 1 connection:"
     echo
-    echo "| target | req/s | p50 µs | p99 µs |"
-    echo "|---|---:|---:|---:|"
+    echo "| target | req/s | p50 µs | p99 µs | CPU per call µs: switchboard | agent |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for n in sb-builtin sb-mcp sb-legacy; do
-      echo "| $n | ${R[$n,1,machine]} | ${P50US[$n,1,machine]} | ${P99US[$n,1,machine]} |"
+      echo "| $n | ${R[$n,1,machine]} | ${P50US[$n,1,machine]} | ${P99US[$n,1,machine]} |" \
+        "${CPU_SB[$n,1,machine]} | ${CPU_AGENT[$n,1,machine]} |"
     done
     echo
     echo "Agent hop there: sb-mcp ${hop_m_us} µs, sb-legacy ${hop_m_legacy_us} µs; floor: libuv over" \
