@@ -147,7 +147,11 @@ export async function startHttpAgent(script, banner, label, args = [], env = {},
       if (m) resolve(Number(m[1]));
     });
     exited.then(() => reject(new Error(`${label} exited early: ${stderr}`)));
-  }), deadlineMs, `${label} to listen`).catch((e) => { proc.kill('SIGKILL'); throw e; });
+  }), deadlineMs, `${label} to listen`).catch((e) => {
+    proc.kill('SIGKILL');
+    // what it said before it stalled, if anything: where it stopped
+    throw new Error(`${e.message}; its stderr so far: ${JSON.stringify(stderr.slice(-2000))}`);
+  });
   assert.ok(port > 0);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
