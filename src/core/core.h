@@ -278,6 +278,14 @@ struct json_t *sb_json_loadb(const char *text, size_t len, size_t flags,
 size_t sb_json_dumpb(const struct json_t *json, char *buf, size_t size,
                      size_t flags);
 char *sb_json_dumps(const struct json_t *json, size_t flags);
+/* The text of json in buf (cap bytes) when it fits there with `reserve`
+ * bytes to spare (a newline, a terminating zero), else in a new
+ * allocation of its length plus `reserve`, which *heap holds for the
+ * caller to free (NULL when buf served): the text, its length in *len.
+ * NULL when json cannot be dumped or memory runs out. For the messages
+ * written at once, which mostly fit a stack buffer. */
+char *sb_json_dump_to(const struct json_t *json, size_t flags, char *buf,
+                      size_t cap, size_t reserve, size_t *len, char **heap);
 /* sb_json_dumps, with the text's length in *len (when len is not NULL). */
 char *sb_json_dumps_len(const struct json_t *json, size_t flags, size_t *len);
 /* The reader alone: the tree, or NULL where sb_json_loadb would ask

@@ -294,23 +294,39 @@ char *sb_json_dumps(const json_t *json, size_t flags) {
   return sb_json_dumps_len(json, flags, NULL);
 }
 
-char *sb_json_dumps_len(const json_t *json, size_t flags, size_t *len) {
-  /* Most texts fit the stack buffer: one exact allocation and a copy.
-   * json_dumps would grow its own buffer from 16 bytes by doubling and
-   * then duplicate it (a 220-byte message: six allocations). A longer one
-   * is dumped again straight into its exact allocation. */
-  char stack[4096];
-  size_t n = sb_json_dumpb(json, stack, sizeof stack, flags);
+char *sb_json_dump_to(const json_t *json, size_t flags, char *buf, size_t cap,
+                      size_t reserve, size_t *len, char **heap) {
+  *heap = NULL;
+  size_t room = cap > reserve ? cap - reserve : 0;
+  size_t n = sb_json_dumpb(json, buf, room, flags);
   if (n == 0) return NULL;
-  char *s = sb_malloc(n + 1);
+  if (n <= room) {
+    *len = n;
+    return buf;
+  }
+  char *s = sb_malloc(n + reserve);
   if (!s) return NULL;
-  if (n <= sizeof stack)
-    memcpy(s, stack, n);
-  else if (sb_json_dumpb(json, s, n, flags) != n) {
+  if (sb_json_dumpb(json, s, n, flags) != n) {
     sb_free(s); /* cannot happen: the same value dumps to the same size */
     return NULL;
   }
-  s[n] = '\0';
+  *len = n;
+  return *heap = s;
+}
+
+char *sb_json_dumps_len(const json_t *json, size_t flags, size_t *len) {
+  /* Most texts fit the stack buffer: one exact allocation and a copy.
+   * json_dumps would grow its own buffer from 16 bytes by doubling and
+   * then duplicate it (a 220-byte message: six allocations). */
+  char stack[4096], *heap;
+  size_t n;
+  char *text = sb_json_dump_to(json, flags, stack, sizeof stack, 1, &n, &heap);
+  if (!text) return NULL;
+  if (!heap) {
+    if (!(heap = sb_malloc(n + 1))) return NULL;
+    memcpy(heap, stack, n);
+  }
+  heap[n] = '\0';
   if (len) *len = n;
-  return s;
+  return heap;
 }

@@ -595,17 +595,11 @@ static int child_send(sb_channel *ch, json_t *msg, const json_t *headers,
   /* Most messages fit the stack: dumped there, written from there, and
    * only what the pipe does not take copied on. A longer one is dumped
    * again, into an allocation of its length. */
-  char stack[4096];
-  size_t len = sb_json_dumpb(msg, stack, sizeof stack, JSON_COMPACT);
-  char *text = stack, *heap = NULL;
-  if (len > sizeof stack &&
-      (!(text = heap = sb_malloc(len)) ||
-       sb_json_dumpb(msg, heap, len, JSON_COMPACT) != len))
-    len = 0;
-  if (len == 0) {
-    sb_free(heap);
-    return sb_error_set(err, SB_ENOMEM, "out of memory");
-  }
+  char stack[4096], *heap;
+  size_t len;
+  char *text =
+      sb_json_dump_to(msg, JSON_COMPACT, stack, sizeof stack, 0, &len, &heap);
+  if (!text) return sb_error_set(err, SB_ENOMEM, "out of memory");
   size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->to_child) +
                   c->gathered.len;
   if (queued + len + 1 > c->max_queued) {

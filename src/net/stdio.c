@@ -87,18 +87,12 @@ static int stdio_write(sb_mcp_out *out, json_t *msg, int final) {
   if (!msg) return 0; /* a request that ends with nothing to say */
   /* Most messages fit the stack: dumped there and written from there,
    * and only what the pipe does not take at once is copied on. A longer
-   * one is dumped into an allocation. */
-  char stack[4096];
-  size_t len = sb_json_dumpb(msg, stack, sizeof stack - 1, JSON_COMPACT);
-  char *line = stack, *heap = NULL;
-  if (len == 0 || len > sizeof stack - 1) {
-    if (!(heap = sb_rpc_dump(msg, &len))) return SB_ENOMEM;
-    if (!(line = sb_realloc(heap, len + 1))) {
-      sb_free(heap);
-      return SB_ENOMEM;
-    }
-    heap = line;
-  }
+   * one is dumped into an allocation of its length (and the newline). */
+  char stack[4096], *heap;
+  size_t len;
+  char *line =
+      sb_json_dump_to(msg, JSON_COMPACT, stack, sizeof stack, 1, &len, &heap);
+  if (!line) return SB_ENOMEM;
   line[len++] = '\n';
   int rc = 0;
   if (s->stdout_is_file) {

@@ -249,6 +249,36 @@ static void dumpb_counts_past_the_buffer(void **state) {
   json_decref(v);
 }
 
+/* sb_json_dump_to: the caller's buffer while the text fits it with the
+ * bytes reserved, else an allocation of the text's length plus them. */
+static void dump_to_uses_the_buffer_while_it_fits(void **state) {
+  (void)state;
+  json_t *v = json_pack("{ss}", "k", "abcdef"); /* {"k":"abcdef"}: 14 bytes */
+  char buf[16], *heap;
+  size_t len = 0;
+  char *text =
+      sb_json_dump_to(v, JSON_COMPACT, buf, sizeof buf, 2, &len, &heap);
+  assert_ptr_equal(text, buf);
+  assert_null(heap);
+  assert_int_equal(len, 14);
+  assert_memory_equal(text, "{\"k\":\"abcdef\"}", 14);
+  /* one byte more reserved: no longer fits */
+  text = sb_json_dump_to(v, JSON_COMPACT, buf, sizeof buf, 3, &len, &heap);
+  assert_non_null(heap);
+  assert_ptr_equal(text, heap);
+  assert_int_equal(len, 14);
+  assert_memory_equal(text, "{\"k\":\"abcdef\"}", 14);
+  text[14] = text[15] = text[16] = '\n'; /* the reserve is there */
+  sb_free(heap);
+  /* a scalar without JSON_ENCODE_ANY cannot be dumped */
+  json_t *n = json_integer(1);
+  assert_null(
+      sb_json_dump_to(n, JSON_COMPACT, buf, sizeof buf, 0, &len, &heap));
+  assert_null(heap);
+  json_decref(n);
+  json_decref(v);
+}
+
 int main(void) {
   sb_core_init();
   const struct CMUnitTest tests[] = {
@@ -259,6 +289,7 @@ int main(void) {
       cmocka_unit_test(reals_take_the_fewest_digits),
       cmocka_unit_test(every_real_reads_back_as_itself),
       cmocka_unit_test(dumpb_counts_past_the_buffer),
+      cmocka_unit_test(dump_to_uses_the_buffer_while_it_fits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
